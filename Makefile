@@ -1,0 +1,88 @@
+# Setlist. `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export PYTHONPATH := $(CURDIR)
+BENCH_SCALE ?= small
+SOURCE ?=
+IMPORT_ARGS ?=
+
+.DEFAULT_GOAL := help
+
+.PHONY: help  ## show this menu
+help:
+	@grep -E '^\.PHONY: [a-z-]+ +## ' $(MAKEFILE_LIST) | sed -E 's/^\.PHONY: ([a-z-]+) +## (.*)/  \1|\2/' | column -t -s '|'
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install -q --upgrade pip
+	@echo "installing pinned dependencies (requirements.lock)…"
+	@$(PY) -m pip install -q --no-deps -r requirements.lock
+	@$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	@touch $(STAMP)
+
+.PHONY: setup  ## build .venv from pinned dependencies and generate the gRPC code (idempotent)
+setup: $(STAMP) protos
+
+.PHONY: protos  ## generate Python code from protos/ (never edited by hand)
+protos: $(STAMP)
+	@$(PY) -m serving.protogen
+
+.PHONY: generate  ## generate synthetic events (SETLIST_SCALE=demo|bench) and ingest them
+generate: setup
+	$(PY) -m ingest generate
+
+.PHONY: import  ## import your own interactions: make import SOURCE=path IMPORT_ARGS='--user-col …'
+import: setup
+	@test -n "$(SOURCE)" || { echo "usage: make import SOURCE=path/to/interactions.csv [IMPORT_ARGS='--user-col user …']"; exit 2; }
+	$(PY) -m ingest import "$(SOURCE)" $(IMPORT_ARGS)
+
+.PHONY: apply  ## register the Feast feature definitions
+apply: setup
+	$(PY) -m feature_repo apply
+
+.PHONY: materialize  ## build features from the event log, validate them and publish to the online store
+materialize: setup
+	$(PY) -m feature_repo materialize
+
+.PHONY: validate  ## run every data-quality gate on the current data
+validate: setup
+	$(PY) -m validation all
+
+.PHONY: train  ## train and register the candidate and ranking models
+train: setup
+	$(PY) -m training
+
+.PHONY: serve  ## run the gRPC ranking server
+serve: setup
+	$(PY) -m serving
+
+.PHONY: demo  ## the whole loop on embedded defaults
+demo: setup
+	$(PY) -m ingest demo
+
+.PHONY: test  ## unit, integration and end-to-end tests
+test: setup
+	$(PY) -m pytest -q
+
+.PHONY: bench  ## benchmark Rank/Track against the baseline; BENCH_SCALE=small|full
+bench: setup
+	$(PY) -m bench --scale $(BENCH_SCALE)
+
+.PHONY: services  ## start Redis and PostgreSQL for the production profile (data under var/)
+services:
+	@scripts/services.sh up
+
+.PHONY: services-down  ## stop Redis and PostgreSQL
+services-down:
+	@scripts/services.sh down
+
+.PHONY: erase  ## erase one user everywhere: make erase USER_ID=…
+erase: setup
+	$(PY) -m ingest erase "$(USER_ID)"
+
+.PHONY: clean  ## remove generated data (var/) and the virtualenv
+clean:
+	rm -rf var $(VENV)

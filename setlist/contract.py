@@ -1,0 +1,109 @@
+"""The event contract: the one schema every producer writes and every consumer reads.
+
+A row in the event log is one user interaction. ``user_id`` is always the pseudonym, never the
+application's id. Context is kept as flat columns (``device``, ``locale``) because parquet readers
+and Feast sources handle flat columns well; new context keys arrive as new optional columns with a
+schema version bump.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Mapping
+
+import pyarrow as pa
+
+SCHEMA_VERSION = 1
+KNOWN_SCHEMA_VERSIONS = frozenset({1})
+
+EVENT_TYPES = ("play", "skip", "like", "add_to_playlist", "not_interested", "impression")
+POSITIVE_TYPES = frozenset({"like", "add_to_playlist"})
+NEGATIVE_TYPES = frozenset({"skip", "not_interested"})
+#: a play counts as a positive label from this listen fraction on
+POSITIVE_PLAY_FRACTION = 0.8
+
+DEVICES = ("mobile", "desktop", "tablet", "smart_speaker", "web")
+UNKNOWN = "unknown"
+
+EVENT_SCHEMA = pa.schema(
+    [
+        pa.field("event_id", pa.string(), nullable=False),
+        pa.field("schema_version", pa.int32(), nullable=False),
+        pa.field("user_id", pa.string(), nullable=False),
+        pa.field("session_id", pa.string()),
+        pa.field("item_id", pa.string(), nullable=False),
+        pa.field("type", pa.string(), nullable=False),
+        pa.field("timestamp", pa.timestamp("ms", tz="UTC"), nullable=False),
+        pa.field("value", pa.float32()),
+        pa.field("device", pa.string()),
+        pa.field("locale", pa.string()),
+        pa.field("consent_personalization", pa.bool_()),
+        pa.field("consent_analytics", pa.bool_()),
+        pa.field("arm", pa.string()),
+    ]
+)
+EVENT_COLUMNS = tuple(EVENT_SCHEMA.names)
+
+ITEM_SCHEMA = pa.schema(
+    [
+        pa.field("item_id", pa.string(), nullable=False),
+        pa.field("artist", pa.string()),
+        pa.field("genre", pa.string()),
+        pa.field("duration_s", pa.float32()),
+        pa.field("release_date", pa.timestamp("ms", tz="UTC")),
+    ]
+)
+
+
+@dataclass(slots=True)
+class Event:
+    """One interaction as it crosses the ingestion boundary (before it is pseudonymized)."""
+
+    event_id: str
+    user_id: str
+    item_id: str
+    type: str
+    timestamp: datetime
+    session_id: str = ""
+    value: float | None = None
+    device: str = UNKNOWN
+    locale: str = UNKNOWN
+    consent_personalization: bool = True
+    consent_analytics: bool = True
+    arm: str = ""
+    schema_version: int = SCHEMA_VERSION
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_row(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in EVENT_COLUMNS}
+
+
+def reject_reason(row: Mapping[str, Any], now: datetime, max_future_s: float = 300.0) -> str | None:
+    """Why an event breaks the contract, or ``None`` when it is valid.
+
+    The reasons are short, stable codes followed by detail, so that quarantine counts group well.
+    """
+    for key in ("event_id", "user_id", "item_id"):
+        v = row.get(key)
+        if v is None or (isinstance(v, str) and not v.strip()):
+            return f"missing_id: {key} is empty"
+    version = row.get("schema_version")
+    if version not in KNOWN_SCHEMA_VERSIONS:
+        return f"unknown_schema_version: {version!r} (known: {sorted(KNOWN_SCHEMA_VERSIONS)})"
+    etype = row.get("type")
+    if etype not in EVENT_TYPES:
+        return f"unknown_type: {etype!r} (allowed: {', '.join(EVENT_TYPES)})"
+    ts = row.get("timestamp")
+    if not isinstance(ts, datetime):
+        return f"bad_timestamp: {ts!r} is not a timestamp"
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=timezone.utc)
+    if ts.timestamp() <= 0:
+        return "bad_timestamp: epoch zero or earlier"
+    if ts.timestamp() > now.timestamp() + max_future_s:
+        return f"future_timestamp: {ts.isoformat()} is after now"
+    value = row.get("value")
+    if value is not None and value == value:  # NaN means "no value"
+        if etype == "play" and not 0.0 <= float(value) <= 1.0:
+            return f"bad_value: play listen fraction {value} outside [0, 1]"
+    return None

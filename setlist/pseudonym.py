@@ -1,0 +1,63 @@
+"""Pseudonymization and the identity map.
+
+Raw user ids never reach storage: every boundary (ingestion, import, serving) calls
+:func:`pseudonymize` with the same key, so a pseudonym from a Rank request matches the one in the
+event log. The identity map (pseudonym → raw id) lives in a SQL store so that a user can be
+resolved on request and erased.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+from typing import Iterable
+
+from sqlalchemy import Column, MetaData, String, Table, create_engine, delete, insert, select
+from sqlalchemy.engine import Engine
+
+PSEUDONYM_PREFIX = "u_"
+_metadata = MetaData()
+identity_table = Table(
+    "identity_map",
+    _metadata,
+    Column("pseudonym", String(64), primary_key=True),
+    Column("raw_id", String(512), nullable=False),
+)
+
+
+def pseudonymize(raw_user_id: str, key: bytes) -> str:
+    digest = hmac.new(key, raw_user_id.encode("utf-8"), hashlib.sha256).hexdigest()
+    return PSEUDONYM_PREFIX + digest[:32]
+
+
+class IdentityMap:
+    def __init__(self, url: str) -> None:
+        self.engine: Engine = create_engine(url, future=True)
+        _metadata.create_all(self.engine)
+
+    def remember(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """Store pseudonym → raw id pairs; existing pairs are left alone."""
+        rows = [{"pseudonym": p, "raw_id": r} for p, r in dict(pairs).items()]
+        if not rows:
+            return
+        with self.engine.begin() as conn:
+            known = set()
+            for start in range(0, len(rows), 5000):
+                chunk = [r["pseudonym"] for r in rows[start:start + 5000]]
+                known.update(conn.execute(select(identity_table.c.pseudonym).where(
+                    identity_table.c.pseudonym.in_(chunk))).scalars())
+            fresh = [r for r in rows if r["pseudonym"] not in known]
+            if fresh:
+                conn.execute(insert(identity_table), fresh)
+
+    def resolve(self, pseudonym: str) -> str | None:
+        with self.engine.connect() as conn:
+            return conn.execute(select(identity_table.c.raw_id).where(
+                identity_table.c.pseudonym == pseudonym)).scalar_one_or_none()
+
+    def forget(self, pseudonym: str) -> bool:
+        with self.engine.begin() as conn:
+            return conn.execute(delete(identity_table).where(
+                identity_table.c.pseudonym == pseudonym)).rowcount > 0
+
+    def dispose(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,165 @@
+"""One typed settings object, read from ``SETLIST_*`` environment variables or a YAML file.
+
+The YAML file (``SETLIST_SETTINGS_FILE``) may reference secrets as ``${VAR}``; they are expanded from
+the environment so that no secret has to live in a file that is committed.
+"""
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _expand(value: Any) -> Any:
+    if isinstance(value, str):
+        return _ENV_REF.sub(lambda m: os.environ.get(m.group(1), ""), value)
+    if isinstance(value, dict):
+        return {k: _expand(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(v) for v in value]
+    return value
+
+
+class _YamlSource(PydanticBaseSettingsSource):
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        path = os.environ.get("SETLIST_SETTINGS_FILE")
+        if not path:
+            return {}
+        with open(path, encoding="utf-8") as fh:
+            return _expand(yaml.safe_load(fh) or {})
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SETLIST_", extra="ignore")
+
+    profile: Literal["local", "production"] = "local"
+    data_dir: Path = Path("var/data")
+    mlflow_tracking_uri: str | None = None
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    database_url: str = "postgresql://setlist:setlist@127.0.0.1:5432/setlist"
+    hmac_key: SecretStr | None = None
+    seed: int = 7
+    scale: Literal["tiny", "demo", "bench"] = "demo"
+
+    feast_project: str = "setlist"
+    experiment_name: str = "setlist"
+    candidates_model: str = "setlist-candidates"
+    ranker_model: str = "setlist-ranker"
+
+    # training
+    holdout_days: int = 3
+    promotion_margin: float = 0.005
+    candidate_pool: int = 500
+    ranker_trees: int = 200
+    max_train_queries: int = 6000
+
+    # serving
+    host: str = "0.0.0.0"
+    port: int = 50051
+    metrics_port: int = 9464
+    workers: int = 1
+    max_concurrency: int = 64
+    max_k: int = 500
+    max_user_id_len: int = 256
+    max_exclusions: int = 1000
+    max_future_skew_s: int = 300
+    cache_enabled: bool = True
+    cache_backend: Literal["memory", "redis"] = "memory"
+    cache_ttl_s: float = 300.0
+    cache_size: int = 100_000
+    online_timeout_ms: int = 50
+    reload_interval_s: float = 30.0
+    recent_exclusion: int = 20
+    engine: Literal["fast", "baseline"] = "fast"
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
+    auth_tokens: SecretStr | None = Field(
+        default=None, description="comma-separated token:scope pairs, scope being read, write or read+write"
+    )
+    wal_group_commit_ms: float = 2.0
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
+                                   file_secret_settings):  # type: ignore[override]
+        return init_settings, env_settings, _YamlSource(settings_cls), file_secret_settings
+
+    # --- derived locations -------------------------------------------------------------------
+    @property
+    def events_dir(self) -> Path:
+        return self.data_dir / "events"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.data_dir / "quarantine"
+
+    @property
+    def features_dir(self) -> Path:
+        return self.data_dir / "features"
+
+    @property
+    def wal_dir(self) -> Path:
+        return self.data_dir / "wal"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.data_dir / "reports"
+
+    @property
+    def tracking_uri(self) -> str:
+        if self.mlflow_tracking_uri:
+            return self.mlflow_tracking_uri
+        if self.profile == "production":
+            return self.sqlalchemy_database_url
+        return f"sqlite:///{self.data_dir.resolve()}/mlflow.db"
+
+    @property
+    def artifact_root(self) -> Path:
+        return (self.data_dir / "mlartifacts").resolve()
+
+    @property
+    def sqlalchemy_database_url(self) -> str:
+        """The PostgreSQL URL with the psycopg 3 driver, which is the one installed."""
+        url = self.database_url
+        if url.startswith("postgresql://"):
+            url = "postgresql+psycopg://" + url[len("postgresql://"):]
+        return url
+
+    @property
+    def identity_url(self) -> str:
+        if self.profile == "production":
+            return self.sqlalchemy_database_url
+        return f"sqlite:///{self.data_dir.resolve()}/identity.db"
+
+    def secret_hmac_key(self) -> bytes:
+        """The pseudonymization key. Locally a random key is created once under data_dir;
+        production refuses to start without an explicit key."""
+        if self.hmac_key is not None and self.hmac_key.get_secret_value():
+            return self.hmac_key.get_secret_value().encode()
+        if self.profile == "production":
+            raise RuntimeError("SETLIST_HMAC_KEY must be set in the production profile")
+        path = self.data_dir / "secrets" / "hmac.key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(secrets.token_hex(32))
+            os.chmod(tmp, 0o600)
+            os.replace(tmp, path)
+        return path.read_text().strip().encode()
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
