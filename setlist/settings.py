@@ -110,6 +110,10 @@ class Settings(BaseSettings):
         return self.data_dir / "features"
 
     @property
+    def catalog_path(self) -> Path:
+        return self.data_dir / "catalog" / "items.parquet"
+
+    @property
     def wal_dir(self) -> Path:
         return self.data_dir / "wal"
 
@@ -138,10 +142,10 @@ class Settings(BaseSettings):
         return url
 
     @property
-    def identity_url(self) -> str:
+    def metadata_url(self) -> str:
         if self.profile == "production":
             return self.sqlalchemy_database_url
-        return f"sqlite:///{self.data_dir.resolve()}/identity.db"
+        return f"sqlite:///{self.data_dir.resolve()}/metadata.db"
 
     def secret_hmac_key(self) -> bytes:
         """The pseudonymization key. Locally a random key is created once under data_dir;

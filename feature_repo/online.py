@@ -1,0 +1,88 @@
+"""Direct access to the online store through Feast's own provider, for hot paths.
+
+``FeatureStore.get_online_features`` resolves feature references against the registry and
+builds response protos on every call (tens of milliseconds). Here the feature views are resolved
+once, and reads go straight to the online store's ``online_read`` with Feast's key layout, so the
+values are exactly those Feast wrote.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Iterable, Sequence
+
+from feast import FeatureStore, FeatureView
+from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
+from feast.protos.feast.types.Value_pb2 import Value as ValueProto
+from feast.type_map import feast_value_type_to_python_type, python_values_to_proto_values
+from feast.value_type import ValueType
+
+from .entities import item, user
+
+JOIN_KEYS = {user.name: user.join_key, item.name: item.join_key}
+Row = tuple[datetime | None, dict[str, Any] | None]
+
+
+def entity_key(join_key: str, value: str) -> EntityKeyProto:
+    return EntityKeyProto(join_keys=[join_key], entity_values=[ValueProto(string_val=value)])
+
+
+class OnlineFeatures:
+    """Feature views resolved once; reads and writes without registry lookups."""
+
+    def __init__(self, store: FeatureStore, views: Iterable[FeatureView]) -> None:
+        self.store = store
+        self.config = store.config
+        self.provider = store._get_provider()
+        self.online_store = self.provider.online_store
+        self.views = {v.name: v for v in views}
+        self._join_key = {v.name: JOIN_KEYS[v.entities[0]] for v in self.views.values()}
+        self._dtypes = {v.name: {f.name: f.dtype.to_value_type() for f in v.features} for v in self.views.values()}
+
+    @classmethod
+    def from_registry(cls, store: FeatureStore, names: Sequence[str]) -> "OnlineFeatures":
+        return cls(store, [store.get_feature_view(n) for n in names])
+
+    def read(self, view: str, ids: Sequence[str], features: Sequence[str] | None = None) -> list[Row]:
+        fv = self.views[view]
+        keys = [entity_key(self._join_key[view], i) for i in ids]
+        raw = self.online_store.online_read(self.config, fv, keys, list(features) if features else None)
+        out: list[Row] = []
+        for ts, values in raw:
+            if values is None:
+                out.append((None, None))
+            else:
+                out.append((ts, {k: feast_value_type_to_python_type(v) for k, v in values.items()}))
+        return out
+
+    def write(self, view: str, rows: Sequence[tuple[str, dict[str, Any], datetime]]) -> None:
+        """Write ``(entity_id, {feature: value}, event_time)`` rows, as a push would."""
+        fv = self.views[view]
+        dtypes = self._dtypes[view]
+        batch = []
+        for entity_id, values, ts in rows:
+            protos = {name: python_values_to_proto_values([v], dtypes.get(name, ValueType.UNKNOWN))[0]
+                      for name, v in values.items()}
+            batch.append((entity_key(self._join_key[view], entity_id), protos, ts, None))
+        self.online_store.online_write_batch(self.config, fv, batch, progress=None)
+
+    def delete(self, view: str, entity_id: str) -> None:
+        """Remove one entity's row from a view (erasure). Store-specific, as Feast has no API."""
+        fv = self.views[view]
+        key = entity_key(self._join_key[view], entity_id)
+        kind = type(self.online_store).__name__
+        if kind == "SqliteOnlineStore":
+            from feast.infra.key_encoding_utils import serialize_entity_key
+            from feast.infra.online_stores.sqlite import _table_id
+
+            conn = self.online_store._get_conn(self.config)
+            table = _table_id(self.config.project, fv)
+            conn.execute(f'DELETE FROM "{table}" WHERE entity_key = ?',
+                         (serialize_entity_key(key, self.config.entity_key_serialization_version),))
+            conn.commit()
+        elif kind == "RedisOnlineStore":
+            from feast.infra.online_stores.helpers import _redis_key
+
+            client = self.online_store._get_client(self.config.online_store)
+            client.delete(_redis_key(self.config.project, key, self.config.entity_key_serialization_version))
+        else:  # pragma: no cover - other stores are not configured by Setlist
+            raise NotImplementedError(f"erasure is not implemented for {kind}")

@@ -1,0 +1,123 @@
+"""``python -m ingest generate|import|erase|summary`` — the door into the event log."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from setlist.catalog import save_items
+from setlist.eventlog import EventLog, Quarantine
+from setlist.settings import get_settings
+
+from .pipeline import IngestReport, ingest
+
+app = typer.Typer(add_completion=False, help="Generate or import events into the Setlist event log.")
+console = Console()
+
+
+def _print_report(report: IngestReport, title: str) -> None:
+    table = Table(title=title)
+    table.add_column("")
+    table.add_column("events", justify="right")
+    table.add_row("received", f"{report.received:,}")
+    table.add_row("accepted into the event log", f"{report.accepted:,}")
+    table.add_row("quarantined", f"{report.quarantined:,}")
+    for reason, n in sorted(report.reasons.items()):
+        table.add_row(f"  reason: {reason}", f"{n:,}")
+    console.print(table)
+
+
+@app.command()
+def generate(scale: Optional[str] = typer.Option(None, help="tiny | demo | bench (default: SETLIST_SCALE)"),
+             seed: Optional[int] = typer.Option(None, help="random seed (default: SETLIST_SEED)"),
+             fresh: bool = typer.Option(True, help="start from an empty event log")) -> None:
+    """Generate a synthetic music-streaming dataset and ingest it."""
+    from .generate import generate as run
+
+    settings = get_settings()
+    scale = scale or settings.scale
+    if scale not in ("tiny", "demo", "bench"):
+        console.print(f"[red]unknown scale {scale!r}[/]: choose tiny, demo or bench")
+        raise typer.Exit(2)
+    if fresh and EventLog(settings.events_dir).files():
+        console.print(f"[yellow]the event log at {settings.events_dir} is not empty; "
+                      "keeping it (pass --no-fresh to append, or `make clean`)[/]")
+        raise typer.Exit(0)
+    data = run(scale=scale, seed=seed if seed is not None else settings.seed)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    data.latent.save(settings.data_dir / "generated" / "latent.npz")
+    data.users.to_parquet(settings.data_dir / "generated" / "users.parquet", index=False)
+    n_items = save_items(data.items, settings.catalog_path)
+    with console.status(f"ingesting {len(data.events):,} events…"):
+        report = ingest(data.events, settings, source="generator", check_log_duplicates=False)
+    console.print(f"generated [bold]{len(data.users):,}[/] users ({(~data.users['consent_personalization']).sum():,} "
+                  f"opted out of personalization), [bold]{n_items:,}[/] tracks")
+    _print_report(report, f"generated events (scale={scale})")
+
+
+@app.command("import")
+def import_(source: Path = typer.Argument(..., help="CSV or parquet of interactions"),
+            user_col: str = "user_id", item_col: str = "item_id", time_col: str = "timestamp",
+            time_unit: Optional[str] = typer.Option(None, help="s or ms for epoch numbers; omit for dates"),
+            rating_col: Optional[str] = None, type_col: Optional[str] = None,
+            items: Optional[Path] = typer.Option(None, help="optional item metadata file"),
+            item_id_col: str = "item_id") -> None:
+    """Import your own interactions into the event contract."""
+    from .importer import ImportFormatError, load_interactions
+
+    settings = get_settings()
+    if time_unit not in (None, "s", "ms"):
+        console.print(f"[red]--time-unit must be s or ms, got {time_unit!r}[/]")
+        raise typer.Exit(2)
+    try:
+        events, item_frame, summary = load_interactions(
+            source, user_col=user_col, item_col=item_col, time_col=time_col, time_unit=time_unit,
+            rating_col=rating_col, type_col=type_col, items=items, item_id_col=item_id_col)
+    except (ImportFormatError, FileNotFoundError) as exc:
+        console.print(f"[red]cannot import {source}:[/] {exc}")
+        raise typer.Exit(2)
+    console.print(str(summary))
+    if item_frame is not None:
+        save_items(item_frame, settings.catalog_path)
+    with console.status(f"ingesting {len(events):,} events…"):
+        report = ingest(events, settings, source=f"import-{source.stem}")
+    _print_report(report, f"imported {source.name}")
+
+
+@app.command()
+def erase(user: str = typer.Argument(..., help="the application's user id (or its pseudonym)")) -> None:
+    """Erase one user everywhere: identity map, event log, quarantine and online store."""
+    from .erasure import erase as run
+
+    report = run(user, get_settings())
+    console.print(f"erased {report.pseudonym}: identity {'removed' if report.identity_removed else 'not found'}, "
+                  f"{report.events_removed:,} stored events removed, online views cleared: "
+                  f"{', '.join(report.online_views_cleared) or 'none (no feature store yet)'}")
+
+
+@app.command()
+def summary() -> None:
+    """What the event log and the quarantine hold."""
+    settings = get_settings()
+    log = EventLog(settings.events_dir)
+    events = log.read(columns=["type", "timestamp", "user_id", "item_id"])
+    q = Quarantine(settings.quarantine_dir).read()
+    table = Table(title=f"event log at {settings.events_dir}")
+    table.add_column("")
+    table.add_column("value", justify="right")
+    table.add_row("events", f"{len(events):,}")
+    if len(events):
+        table.add_row("users / items", f"{events['user_id'].nunique():,} / {events['item_id'].nunique():,}")
+        table.add_row("from", str(events["timestamp"].min()))
+        table.add_row("to", str(events["timestamp"].max()))
+        for t, n in events["type"].value_counts().items():
+            table.add_row(f"  {t}", f"{n:,}")
+    table.add_row("quarantined", f"{len(q):,}")
+    console.print(table)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,28 @@
+"""The item catalog (track metadata). Holds no user data, so it is simply replaced on import."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+
+from .contract import ITEM_SCHEMA
+from .eventlog import write_atomic
+
+
+def save_items(items: pd.DataFrame, path: Path) -> int:
+    frame = items.copy()
+    for name in ITEM_SCHEMA.names:
+        if name not in frame.columns:
+            frame[name] = None
+    frame["release_date"] = pd.to_datetime(frame["release_date"], utc=True, errors="coerce")
+    frame = frame.drop_duplicates("item_id", keep="last").sort_values("item_id")
+    write_atomic(pa.Table.from_pandas(frame[list(ITEM_SCHEMA.names)], schema=ITEM_SCHEMA, preserve_index=False),
+                 Path(path))
+    return len(frame)
+
+
+def load_items(path: Path) -> pd.DataFrame:
+    if not Path(path).exists():
+        return ITEM_SCHEMA.empty_table().to_pandas()
+    return pd.read_parquet(path)
