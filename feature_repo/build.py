@@ -138,7 +138,8 @@ def build_item_stats(ev: pd.DataFrame, items: pd.DataFrame, t0: pd.Timestamp, da
         "item_plays_7d": g(p7).astype(np.int64),
         "item_plays_30d": g(p30).astype(np.int64),
         "item_skip_rate_30d": np.divide(g(s30), denom, out=np.zeros(len(rows_i)), where=denom > 0),
-        "item_like_rate_30d": np.divide(g(l30), denom, out=np.zeros(len(rows_i)), where=denom > 0),
+        # likes can outnumber plays+skips (a like without a logged play), so the rate is capped
+        "item_like_rate_30d": np.minimum(np.divide(g(l30), denom, out=np.zeros(len(rows_i)), where=denom > 0), 1.0),
         "item_completion_30d": np.divide(g(li30), g(p30), out=np.zeros(len(rows_i)), where=g(p30) > 0),
         "item_age_days": np.maximum((snap.asi8 - release_ns[rows_i]) / DAY.value, 0.0),
         "item_duration_s": meta["duration_s"].astype("float64").fillna(0.0).to_numpy()[rows_i],

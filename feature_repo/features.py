@@ -9,7 +9,7 @@ from feast import FeatureView, Field, OnDemandFeatureView
 from feast.on_demand_feature_view import on_demand_feature_view
 from feast.types import Array, Float32, Float64, Int64, String
 
-from setlist.features import CONTEXT_NAMES, context_vector
+from setlist.features import CONTEXT_NAMES
 
 from .data_sources import Sources
 from .entities import item, user
@@ -61,6 +61,9 @@ def build_views(sources: Sources) -> Views:
     @on_demand_feature_view(sources=[sources.request_context], mode="python",
                             schema=[Field(name=n, dtype=Float64) for n in CONTEXT_NAMES])
     def context(inputs: dict[str, Any]) -> dict[str, Any]:
+        # Imported here: Feast stores this function by source, without the module's globals.
+        from setlist.features import CONTEXT_NAMES, context_vector
+
         rows = [context_vector(d, int(h), int(w)) for d, h, w in
                 zip(inputs["device"], inputs["request_hour"], inputs["request_weekday"])]
         return {name: [r[i] for r in rows] for i, name in enumerate(CONTEXT_NAMES)}

@@ -9,7 +9,7 @@ from urllib.parse import urlparse
 from feast import FeatureStore, RepoConfig
 from feast.infra.online_stores.redis import RedisOnlineStoreConfig
 from feast.infra.online_stores.sqlite import SqliteOnlineStoreConfig
-from feast.infra.offline_stores.dask import DaskOfflineStoreConfig
+from feast.infra.offline_stores.duckdb import DuckDBOfflineStoreConfig
 from feast.infra.registry.sql import SqlRegistryConfig
 
 from setlist.settings import Settings
@@ -50,7 +50,7 @@ def repo_config(settings: Settings) -> RepoConfig:
         registry=SqlRegistryConfig(registry_type="sql", path=registry_path, cache_ttl_seconds=60,
                                 sqlalchemy_config_kwargs={"pool_pre_ping": True}),
         online_store=online,
-        offline_store=DaskOfflineStoreConfig(),
+        offline_store=DuckDBOfflineStoreConfig(),
         entity_key_serialization_version=3,
         repo_path=str(REPO_DIR),
     )

@@ -86,7 +86,8 @@ def update_session(state: SessionState, session_id: str, item_id: str, etype: st
                    genre: str) -> SessionState:
     """Fold one event into the session state. Used by the offline builder and by Track."""
     if session_id != state.session_id or ts_ms - state.updated_ms > SESSION_GAP_S * 1000:
-        state = SessionState(session_id=session_id)
+        # a new session starts from scratch, except the recent items, which seed co-visitation
+        state = SessionState(session_id=session_id, last_items=state.last_items)
     if etype == "impression":
         state.updated_ms = max(state.updated_ms, ts_ms)
         return state

@@ -1,0 +1,174 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from ingest.importer import ImportFormatError, load_interactions
+from setlist.contract import EVENT_COLUMNS, EVENT_SCHEMA, ITEM_SCHEMA
+from setlist.eventlog import to_table
+
+T0 = 1_700_000_000  # 2023-11-14T22:13:20Z
+
+
+def _csv(path: Path, text: str) -> Path:
+    path.write_text(text.strip() + "\n")
+    return path
+
+
+def test_column_mapping_iso_times_and_defaults(tmp_path):
+    src = _csv(tmp_path / "log.csv", """
+listener,track,when
+007,a,2024-01-01T10:00:00Z
+007,b,2024-01-01T10:10:00+00:00
+008,a,2024-01-01 12:00:00
+""")
+    events, items, summary = load_interactions(src, user_col="listener", item_col="track", time_col="when")
+    assert tuple(events.columns) == EVENT_COLUMNS
+    assert to_table(events).schema.equals(EVENT_SCHEMA)
+    assert events["user_id"].tolist() == ["007", "007", "008"]  # ids stay strings, zeros kept
+    assert (events["type"] == "play").all() and (events["value"] == 1.0).all()
+    assert (events["device"] == "unknown").all() and (events["locale"] == "unknown").all()
+    assert events["consent_personalization"].all() and events["consent_analytics"].all()
+    assert (events["schema_version"] == 1).all() and events["arm"].isna().all()
+    assert events["timestamp"].iloc[2] == pd.Timestamp("2024-01-01 12:00:00", tz="UTC")
+    assert events["timestamp"].is_monotonic_increasing
+    assert items["item_id"].tolist() == ["a", "b"] and (items["genre"] == "unknown").all()
+    assert tuple(items.columns) == tuple(ITEM_SCHEMA.names)
+    assert summary.rows == 3 and summary.users == 2 and summary.items == 2
+    assert summary.type_counts == {"play": 3}
+    assert "3 rows" in str(summary) and "2 users" in str(summary)
+
+
+@pytest.mark.parametrize("unit,scale", [("s", 1), ("ms", 1000)])
+def test_epoch_time_units(tmp_path, unit, scale):
+    src = _csv(tmp_path / "e.csv", f"user_id,item_id,timestamp\nu,i,{T0 * scale}\nu,j,{(T0 + 60) * scale}")
+    events, _, _ = load_interactions(src, time_unit=unit)
+    assert events["timestamp"].tolist() == [pd.Timestamp(T0, unit="s", tz="UTC"),
+                                            pd.Timestamp(T0 + 60, unit="s", tz="UTC")]
+
+
+def test_wrong_or_missing_time_unit_is_a_clear_error(tmp_path):
+    src = _csv(tmp_path / "e.csv", f"user_id,item_id,timestamp\nu,i,{T0 * 1000}")
+    with pytest.raises(ImportFormatError, match="time_unit='ms'"):
+        load_interactions(src, time_unit="s")
+    with pytest.raises(ImportFormatError, match="time_unit='s' or 'ms'"):
+        load_interactions(src)
+    bad = _csv(tmp_path / "bad.csv", "user_id,item_id,timestamp\nu,i,yesterday-ish\nu,j,soon")
+    with pytest.raises(ImportFormatError, match="parses as a datetime"):
+        load_interactions(bad)
+
+
+def test_missing_column_lists_available_columns(tmp_path):
+    src = _csv(tmp_path / "r.csv", "userId,movieId,rating,timestamp\n1,2,4.0,978300760")
+    with pytest.raises(ImportFormatError, match=r"user column 'user_id'.*available columns: userId, movieId, rating, timestamp"):
+        load_interactions(src, time_unit="s")
+    with pytest.raises(ImportFormatError, match="rating column 'stars'"):
+        load_interactions(src, user_col="userId", item_col="movieId", time_unit="s", rating_col="stars")
+
+
+def test_unknown_format_and_missing_file(tmp_path):
+    (tmp_path / "x.xlsx").write_bytes(b"PK")
+    with pytest.raises(ImportFormatError, match="unknown interactions file format"):
+        load_interactions(tmp_path / "x.xlsx")
+    with pytest.raises(ImportFormatError, match="not found"):
+        load_interactions(tmp_path / "nope.csv")
+
+
+def test_ratings_map_to_types_and_values(tmp_path):
+    rows = "\n".join(f"u,i{k},{T0 + k * 60},{r}" for k, r in enumerate([1, 2, 3, 4, 5, ""]))
+    src = _csv(tmp_path / "r.csv", "user_id,item_id,timestamp,stars\n" + rows)
+    events, _, summary = load_interactions(src, time_unit="s", rating_col="stars")
+    assert events["type"].tolist() == ["skip", "skip", "play", "like", "like", None]
+    np.testing.assert_allclose(events["value"].to_numpy(), [np.nan, np.nan, 0.6, 0.8, 1.0, np.nan], rtol=1e-6)
+    assert summary.problems["unparseable rating"] == 1
+
+    half = _csv(tmp_path / "h.csv", "user_id,item_id,timestamp,r\nu,a,1,0.5\nu,b,2,3.5\nu,c,3,4.0\nu,d,4,5.0")
+    events, _, _ = load_interactions(half, time_unit="s", rating_col="r")
+    assert events["type"].tolist() == ["skip", "play", "like", "like"]
+    assert events["value"].iloc[1] == pytest.approx(0.7)
+
+
+def test_type_column_synonyms_and_unknown_types(tmp_path):
+    src = _csv(tmp_path / "t.csv", "user_id,item_id,timestamp,action\n"
+               + "\n".join(f"u,i,{T0 + k},{a}" for k, a in enumerate(
+                   ["Listen", "click", "VIEW", "like", "Thumbs-Up", "skip", "weird", ""])))
+    events, _, summary = load_interactions(src, time_unit="s", type_col="action")
+    assert events["type"].tolist() == ["play", "play", "impression", "like", "like", "skip", "weird", None]
+    assert events["value"].tolist()[:4] == [1.0, 1.0, pytest.approx(np.nan, nan_ok=True), 1.0]
+    assert summary.problems["empty or unknown type"] == 2
+
+
+def test_bad_rows_are_kept_for_quarantine(tmp_path):
+    src = _csv(tmp_path / "b.csv", "user_id,item_id,timestamp\nu,i,2024-01-01T00:00:00Z\n,i,2024-01-01T00:01:00Z\n"
+               "u,,2024-01-01T00:02:00Z\nu,i,not a time")
+    events, _, summary = load_interactions(src)
+    assert len(events) == 4
+    assert events["user_id"].isna().sum() == 1 and events["item_id"].isna().sum() == 1
+    assert events["timestamp"].isna().sum() == 1 and pd.isna(events["timestamp"].iloc[-1])
+    assert summary.problems == {"unparseable timestamp": 1, "empty user id": 1, "empty item id": 1}
+    assert "will be quarantined: 1 row with unparseable timestamp" in str(summary)
+
+
+def test_event_ids_are_deterministic_and_sessions_split_at_30_minutes(tmp_path):
+    times = [0, 10 * 60, 10 * 60, 50 * 60, 51 * 60]
+    body = "\n".join(f"alice,i,{T0 + t}" for t in times) + f"\nbob,i,{T0}"
+    src = _csv(tmp_path / "s.csv", "user_id,item_id,timestamp\n" + body)
+    first, _, _ = load_interactions(src, time_unit="s")
+    again, _, _ = load_interactions(src, time_unit="s")
+    assert first["event_id"].equals(again["event_id"]) and first["event_id"].is_unique
+    alice = first[first["user_id"] == "alice"]["session_id"].tolist()
+    bob = first[first["user_id"] == "bob"]["session_id"].tolist()
+    assert alice[0] == alice[1] == alice[2] != alice[3] == alice[4]
+    assert bob[0] not in alice
+    assert not any("alice" in s for s in alice)  # a session id must not leak the raw user id
+
+
+def test_movielens_style_ratings_with_movies_file(tmp_path):
+    ratings = _csv(tmp_path / "ratings.csv", """
+userId,movieId,rating,timestamp
+1,1,4.0,964982703
+1,3,4.5,964981247
+1,6,2.0,964982224
+2,1,3.0,964983815
+2,999,5.0,964983900
+""")
+    movies = _csv(tmp_path / "movies.csv", """
+movieId,title,genres
+1,Toy Story (1995),Adventure|Animation|Children|Comedy|Fantasy
+3,"Grumpier Old Men, The (1995)",Comedy|Romance
+6,Heat (1995),(no genres listed)
+7,Sabrina (1995),Comedy|Romance
+""")
+    events, items, summary = load_interactions(ratings, user_col="userId", item_col="movieId", time_unit="s",
+                                               rating_col="rating", items=movies, item_id_col="movieId")
+    assert events["type"].tolist() == ["like", "skip", "like", "play", "like"]  # sorted by time
+    by_item = events.set_index("item_id")
+    assert by_item.loc["3", "type"] == "like" and by_item.loc["6", "type"] == "skip"
+    assert by_item.loc["999", "type"] == "like"
+    assert by_item.loc["3", "value"] == pytest.approx(0.9)
+    assert to_table(events).num_rows == 5
+    genre = items.set_index("item_id")["genre"]
+    assert genre.to_dict() == {"1": "adventure", "3": "comedy", "6": "unknown", "7": "comedy", "999": "unknown"}
+    assert (items["artist"] == "unknown").all() and "title" not in items.columns
+    pa.Table.from_pandas(items, schema=ITEM_SCHEMA, preserve_index=False)
+    assert summary.catalog_rows == 4 and summary.items_without_metadata == 1
+    assert summary.start == pd.Timestamp(964981247, unit="s", tz="UTC")
+    assert "items file: 4 rows" in str(summary)
+
+
+def test_parquet_input_and_rich_items_file(tmp_path):
+    pd.DataFrame({"user": [1, 2, 2], "item": [10, 11, 10], "ts": [T0 * 1000, T0 * 1000 + 5, T0 * 1000 + 9]}) \
+        .to_parquet(tmp_path / "p.parquet")
+    pd.DataFrame({"id": [10, 11], "artist_name": ["A|B", "C"], "genre": ["Rock", "Jazz"],
+                  "duration_ms": [180_000, 240_500], "year": [1999, 2020]}).to_parquet(tmp_path / "items.parquet")
+    events, items, _ = load_interactions(tmp_path / "p.parquet", user_col="user", item_col="item", time_col="ts",
+                                         time_unit="ms", items=tmp_path / "items.parquet", item_id_col="id")
+    assert events["user_id"].tolist() == ["1", "2", "2"] and events["item_id"].tolist() == ["10", "11", "10"]
+    row = items.set_index("item_id").loc["11"]
+    assert row["artist"] == "C" and row["genre"] == "jazz" and row["duration_s"] == pytest.approx(240.5)
+    assert row["release_date"] == pd.Timestamp("2020-01-01", tz="UTC")
+    assert items.set_index("item_id").loc["10", "artist"] == "A"

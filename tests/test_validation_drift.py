@@ -1,0 +1,109 @@
+"""Drift (custom PSI/JS expectations) and cardinality guards (learned, stored references)."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from validation.api import validate_cardinality, validate_drift
+from validation.gx import Workspace
+from validation.reference import CardinalityReference, learn_cardinality, reference_path, split_windows
+from validation.sources import split_holdout
+from validation.suites.drift import EVENT_CATEGORICAL, EVENT_NUMERIC, DriftThresholds, event_features
+from validation.testing import clean_events
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory):
+    return Workspace(tmp_path_factory.mktemp("data") / "validation")
+
+
+@pytest.fixture(scope="module")
+def windows():
+    events = clean_events(n=40_000, days=24, users=300, items=300)
+    reference, current = split_holdout(events, 3)
+    return event_features(reference), event_features(current)
+
+
+def _drift(ws, ref, cur, **kw):
+    return validate_drift(ref, cur, numeric=EVENT_NUMERIC, categorical=EVENT_CATEGORICAL, workspace=ws, **kw)
+
+
+def test_same_distribution_passes_without_warnings(ws, windows):
+    result = _drift(ws, *windows)
+    assert result.passed and not result.warnings, result.summary()
+    assert ws.docs_index.exists()
+
+
+def test_shifted_numeric_distribution_fails(ws, windows):
+    ref, cur = windows
+    shifted = cur.assign(value=cur["value"] * 0.4)
+    result = _drift(ws, ref, shifted, docs=False)
+    assert result.failures == ["expect_column_distribution_drift_to_be_less_than(value)[fail]"]
+
+
+def test_moderate_drift_only_warns(ws, windows):
+    ref, cur = windows
+    rng = np.random.default_rng(5)
+    moved = cur.copy()
+    plays = moved.index[(moved["type"] == "play").to_numpy() & (rng.random(len(moved)) < 0.2)]
+    moved.loc[plays, "value"] = 0.99  # a modest pile-up at the top bin
+    result = _drift(ws, ref, moved, docs=False)
+    assert result.passed, result.summary()
+    assert result.warnings == ["expect_column_distribution_drift_to_be_less_than(value)[warn]"]
+
+
+def test_categorical_drift_with_js(ws, windows):
+    ref, cur = windows
+    cur = cur.assign(device="mobile")
+    result = _drift(ws, ref, cur, thresholds=DriftThresholds(categorical_method="js"), docs=False)
+    assert "expect_column_distribution_drift_to_be_less_than(device)[fail]" in result.failures
+    assert next(r.expected for r in result.rows if r.expectation.endswith("(device)[fail]")) == "js < 0.2"
+
+
+def _reference(ref, cur):
+    return learn_cardinality(ref, window_days=3, source="test")
+
+
+def test_clean_cardinality_passes(ws, windows):
+    ref, cur = windows
+    result = validate_cardinality(cur, _reference(ref, cur), workspace=ws)
+    assert result.passed, result.summary()
+
+
+def test_tenfold_item_explosion_fails(ws, windows):
+    ref, cur = windows
+    rng = np.random.default_rng(1)
+    # every item now appears under ten ids (a bad join or id scheme change)
+    suffix = pd.Series(rng.integers(0, 10, len(cur)), index=cur.index).astype(str)
+    exploded = cur.assign(item_id=cur["item_id"] + "-" + suffix)
+    reference = _reference(ref, cur)
+    assert exploded["item_id"].nunique() > 2 * reference.distinct["item_id"]
+    result = validate_cardinality(exploded, reference, workspace=ws, docs=False)
+    assert "expect_column_unique_value_count_to_be_between(item_id)" in result.failures
+
+
+def test_free_text_device_fails(ws, windows):
+    ref, cur = windows
+    bad = cur.copy()
+    bad.loc[bad.index[:200], "device"] = [f"Mozilla/5.0 build {i}" for i in range(200)]
+    result = validate_cardinality(bad, _reference(ref, cur), workspace=ws, docs=False)
+    assert result.failures == ["expect_column_unique_value_count_to_be_between(device)"]
+
+
+def test_duplicate_event_ids_fail_cardinality(ws, windows):
+    ref, cur = windows
+    bad = cur.copy()
+    bad.loc[bad.index[1], "event_id"] = bad.loc[bad.index[0], "event_id"]
+    result = validate_cardinality(bad, _reference(ref, cur), workspace=ws, docs=False)
+    assert result.failures == ["expect_column_proportion_of_unique_values_to_be_between(event_id)"]
+
+
+def test_reference_roundtrip_and_windows(tmp_path, windows):
+    ref, _ = windows
+    learned = learn_cardinality(ref, 3, "test")
+    assert learned.windows == len(split_windows(ref, 3)) == 7  # 21 reference days / 3
+    path = reference_path(tmp_path, "eventlog")
+    learned.save(path)
+    assert CardinalityReference.load(path) == learned
+    assert json.loads(path.read_text())["distinct"]["device"] == 5

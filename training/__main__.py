@@ -1,0 +1,44 @@
+"""``python -m training``: train, evaluate, register and gate the two-stage model."""
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from setlist.settings import get_settings
+
+from .pipeline import TrainingRefused, train
+
+app = typer.Typer(add_completion=False, help="Train and register the candidate and ranking models.")
+console = Console()
+
+SHOWN = ("ndcg_at_10", "recall_at_10", "auc", "candidate_recall_at_100", "candidate_recall_at_500",
+         "cold_start_ndcg_at_10", "warm_ndcg_at_10")
+
+
+@app.command()
+def main(trees: int = typer.Option(None, help="ranker trees (default: SETLIST_RANKER_TREES)")) -> None:
+    settings = get_settings()
+    if trees is not None:
+        settings = settings.model_copy(update={"ranker_trees": trees})
+    try:
+        r = train(settings)
+    except TrainingRefused as exc:
+        console.print(f"[red]training refused:[/] {exc}")
+        raise typer.Exit(1)
+    table = Table(title=f"training run {r.run_id[:8]} — ranker objective {r.objective}")
+    for col in ("metric", "challenger", "popularity", "champion"):
+        table.add_column(col, justify="right" if col != "metric" else "left")
+    for m in SHOWN:
+        champ = r.champion.get(m) if r.champion else None
+        fmt = lambda v: "—" if v is None or v != v else f"{v:.4f}"  # noqa: E731
+        table.add_row(m, fmt(r.metrics.get(m)), fmt(r.baseline.get(m)), fmt(champ))
+    console.print(table)
+    console.print(f"hold-out queries: {int(r.metrics['queries']):,} ({int(r.metrics['cold_start_queries']):,} cold-start); "
+                  f"ndcg_at_10 is {r.metrics['ndcg_at_10'] / max(r.metrics['baseline_popularity_ndcg_at_10'], 1e-9):.2f}× popularity")
+    verdict = "[green]promoted to champion[/]" if r.promoted else "[yellow]kept as challenger[/]"
+    console.print(f"setlist-candidates v{r.versions[0]}, setlist-ranker v{r.versions[1]}: {verdict} — {r.reason}")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,117 @@
+"""Fit stage one: ALS embeddings, session co-visitation and cohort popularity."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from setlist.candidates import GLOBAL_COHORT, CandidateIndex, cohort_key
+
+from .labels import label
+
+# Implicit-feedback confidence per event type: what the embedding should pull towards.
+CONFIDENCE = {"play": 1.0, "like": 4.0, "add_to_playlist": 4.0}
+
+
+@dataclass(frozen=True)
+class CandidateParams:
+    factors: int = 64
+    iterations: int = 15
+    regularization: float = 0.05
+    alpha: float = 10.0
+    covis_window: int = 3
+    covis_top: int = 50
+    cohort_days: int = 7
+    cohort_size: int = 2000
+
+
+def _interactions(events: pd.DataFrame, users: np.ndarray, items: pd.Index) -> sp.csr_matrix:
+    ev = events[events["type"].isin(list(CONFIDENCE))]
+    weight = ev["type"].map(CONFIDENCE).to_numpy() * np.where(
+        ev["type"].to_numpy() == "play", ev["value"].astype("float64").fillna(1.0).to_numpy(), 1.0)
+    rows = pd.Index(users).get_indexer(ev["user_id"])
+    cols = items.get_indexer(ev["item_id"])
+    ok = (rows >= 0) & (cols >= 0)
+    return sp.csr_matrix((weight[ok], (rows[ok], cols[ok])), shape=(len(users), len(items)), dtype=np.float32)
+
+
+def fit_embeddings(events: pd.DataFrame, items: pd.Index, p: CandidateParams, seed: int):
+    from implicit.cpu.als import AlternatingLeastSquares
+
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # implicit warns, and it is faster
+    users = np.array(sorted(events["user_id"].unique()), dtype=object)
+    matrix = _interactions(events, users, items)
+    # one thread keeps ALS bit-for-bit deterministic for a given seed
+    model = AlternatingLeastSquares(factors=p.factors, iterations=p.iterations, regularization=p.regularization,
+                                    alpha=p.alpha, random_state=seed, num_threads=1, calculate_training_loss=False)
+    model.fit(matrix, show_progress=False)
+    return users, np.asarray(model.user_factors, np.float32), np.asarray(model.item_factors, np.float32)
+
+
+def fit_covisitation(events: pd.DataFrame, items: pd.Index, p: CandidateParams) -> sp.csr_matrix:
+    """Items that follow each other closely in a session, positive events only, top-N per item."""
+    ev = events[label(events).to_numpy() == 1].sort_values(["session_id", "timestamp"], kind="mergesort")
+    code = items.get_indexer(ev["item_id"])
+    sess = pd.factorize(ev["session_id"])[0]
+    rows, cols = [], []
+    for k in range(1, p.covis_window + 1):
+        same = sess[k:] == sess[:-k]
+        a, b = code[:-k][same], code[k:][same]
+        rows += [a, b]
+        cols += [b, a]
+    r, c = np.concatenate(rows), np.concatenate(cols)
+    ok = (r >= 0) & (c >= 0) & (r != c)
+    m = sp.csr_matrix((np.ones(ok.sum(), np.float32), (r[ok], c[ok])), shape=(len(items), len(items)))
+    m.sum_duplicates()
+    return _top_per_row(m, p.covis_top)
+
+
+def _top_per_row(m: sp.csr_matrix, top: int) -> sp.csr_matrix:
+    indptr, indices, data = [0], [], []
+    for i in range(m.shape[0]):
+        s, e = m.indptr[i], m.indptr[i + 1]
+        vals, cols = m.data[s:e], m.indices[s:e]
+        if len(vals) > top:
+            keep = np.argsort(-vals, kind="stable")[:top]
+            vals, cols = vals[keep], cols[keep]
+        total = vals.sum()
+        indices.append(cols)
+        data.append(vals / total if total else vals)
+        indptr.append(indptr[-1] + len(vals))
+    return sp.csr_matrix((np.concatenate(data) if data else [], np.concatenate(indices) if indices else [],
+                          indptr), shape=m.shape, dtype=np.float32)
+
+
+def fit_cohorts(events: pd.DataFrame, items: pd.Index, p: CandidateParams) -> dict[str, np.ndarray]:
+    """Most popular items over the last days, per (locale, device) cohort and overall."""
+    end = events["timestamp"].max()
+    recent = events[(events["timestamp"] > end - pd.Timedelta(days=p.cohort_days)) & (label(events).to_numpy() == 1)]
+    code = items.get_indexer(recent["item_id"])
+    keys = [cohort_key(lo, de) for lo, de in zip(recent["locale"], recent["device"])]
+    frame = pd.DataFrame({"cohort": keys, "item": code})
+    frame = frame[frame["item"] >= 0]
+    overall = frame["item"].value_counts(sort=True)
+    # items never played recently still get a place, so every cohort list covers the catalog's head
+    rest = np.setdiff1d(np.arange(len(items)), overall.index.to_numpy())
+    cohorts = {GLOBAL_COHORT: np.concatenate([overall.index.to_numpy(), rest])[: p.cohort_size].astype(np.int64)}
+    for key, grp in frame.groupby("cohort"):
+        counts = grp["item"].value_counts(sort=True)
+        if counts.sum() < 50:  # too few events to be better than the global list
+            continue
+        own = counts.index.to_numpy()
+        cohorts[key] = np.concatenate([own, overall.index.difference(own, sort=False).to_numpy(), rest])[
+            : p.cohort_size].astype(np.int64)
+    return cohorts
+
+
+def fit_candidate_index(events: pd.DataFrame, catalog: pd.DataFrame, p: CandidateParams, seed: int) -> CandidateIndex:
+    genres = sorted(set(catalog["genre"].fillna("unknown").astype(str)) | {"unknown"})
+    item_ids = catalog["item_id"].astype(str).to_numpy()
+    items = pd.Index(item_ids)
+    genre_idx = pd.Index(genres).get_indexer(catalog["genre"].fillna("unknown").astype(str))
+    users, uf, itf = fit_embeddings(events, items, p, seed)
+    return CandidateIndex(item_ids, genre_idx, genres, users, uf, itf, fit_covisitation(events, items, p),
+                          fit_cohorts(events, items, p))

@@ -1,0 +1,121 @@
+"""Training and evaluation matrices: candidates from stage one, features from Feast.
+
+User, session, item and context features come from ``get_historical_features`` with the
+``ranker_v1`` feature service at each query's timestamp (point-in-time correct); the
+user×item block comes from the candidate index, the same code serving runs.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from feast import FeatureStore
+
+from setlist.candidates import CandidateIndex, Candidates, cohort_key
+from setlist.features import (CONTEXT_NAMES, CROSS_NAMES, FEATURE_SERVICE, ITEM_NUMERIC, RANKER_FEATURES,
+                              SESSION_NUMERIC, USER_NUMERIC, USER_TOP_GENRE, USER_VECTOR)
+
+
+@dataclass
+class RankingSet:
+    frame: pd.DataFrame  # query_id, user_id, item_id, event_timestamp, label + RANKER_FEATURES
+    groups: np.ndarray   # rows per query, in frame order
+
+    @property
+    def X(self) -> np.ndarray:
+        return self.frame[list(RANKER_FEATURES)].to_numpy(np.float32)
+
+    @property
+    def y(self) -> np.ndarray:
+        return self.frame["label"].to_numpy(np.float32)
+
+
+def historical(store: FeatureStore, entity_df: pd.DataFrame) -> pd.DataFrame:
+    """Point-in-time features of the ranker's feature service for each entity row, in row order.
+
+    Feast's file offline store de-duplicates rows that share a view's join key and timestamp, so
+    rows that share a user and moment (one query's candidates) are made distinct by stepping their
+    timestamps back by whole microseconds: earlier, never later, so nothing leaks.
+    """
+    service = store.get_feature_service(FEATURE_SERVICE)
+    entity_df = entity_df.reset_index(drop=True)
+    ts = pd.to_datetime(entity_df["event_timestamp"], utc=True).dt.as_unit("us")
+    step = entity_df.assign(event_timestamp=ts).groupby(["user_id", "event_timestamp"]).cumcount()
+    entity_df = entity_df.assign(event_timestamp=ts - pd.to_timedelta(step.to_numpy(), unit="us"),
+                                 request_hour=ts.dt.hour.astype("int64"),
+                                 request_weekday=ts.dt.weekday.astype("int64"))
+    out = store.get_historical_features(entity_df=entity_df, features=service).to_df()
+    out["event_timestamp"] = pd.to_datetime(out["event_timestamp"], utc=True).dt.as_unit("us")
+    keys = ["user_id", "item_id", "event_timestamp"]
+    feature_cols = [c for c in out.columns if c not in entity_df.columns]
+    merged = entity_df.merge(out[keys + feature_cols], on=keys, how="left", validate="one_to_one")
+    if len(merged) != len(entity_df):
+        raise RuntimeError(f"feature retrieval returned {len(merged)} rows for {len(entity_df)} entity rows")
+    return merged
+
+
+def query_state(store: FeatureStore, queries: pd.DataFrame, any_item: str) -> pd.DataFrame:
+    """User profile and session state at each query's moment (item columns are ignored)."""
+    entity = queries[["query_id", "user_id", "event_timestamp", "device"]].assign(item_id=any_item)
+    return historical(store, entity)
+
+
+def _last_items(v: object) -> list[str]:
+    return [] if v is None or (isinstance(v, float) and np.isnan(v)) else [str(i) for i in v]
+
+
+def generate_for(index: CandidateIndex, state: pd.Series, locale: str, device: str,
+                 n: int) -> tuple[Candidates, list[str]]:
+    last = _last_items(state.get("session_last_items"))
+    exclude = {index.item_index[i] for i in last if i in index.item_index}
+    return index.generate(state["user_id"], last, cohort_key(locale, device), exclude, n), last
+
+
+def _cross(index: CandidateIndex, c: Candidates, state: pd.Series, last: list[str]) -> np.ndarray:
+    aff = state.get(USER_VECTOR)
+    aff = None if aff is None or (isinstance(aff, float) and np.isnan(aff)) else np.asarray(aff, np.float32)
+    genre = state.get("session_genre")
+    return index.cross_features(c, aff, str(state.get(USER_TOP_GENRE) or ""),
+                                "" if not isinstance(genre, str) else genre, last)
+
+
+def _subset(c: Candidates, sel: np.ndarray) -> Candidates:
+    return Candidates(c.idx[sel], c.emb_score[sel], c.covis_score[sel], c.n_sources[sel], c.pop_rank[sel],
+                      c.personalized)
+
+
+def training_rows(store: FeatureStore, index: CandidateIndex, queries: pd.DataFrame, labels: pd.DataFrame,
+                  n_candidates: int, negatives: int, seed: int, progress=None) -> RankingSet:  # noqa: ANN001
+    """Candidates per query, labelled by what followed; unlabelled candidates are sampled as negatives."""
+    rng = np.random.default_rng(seed)
+    state = query_state(store, queries, str(index.item_ids[0]))
+    by_query = {q: grp for q, grp in labels.groupby("query_id")}
+    parts, crosses = [], []
+    for row, q in zip(state.itertuples(index=False), queries.itertuples(index=False)):
+        s = pd.Series(row._asdict())
+        c, last = generate_for(index, s, q.locale, q.device, n_candidates)
+        lab = by_query[q.query_id]
+        known = dict(zip(index.item_ids[c.idx], range(len(c.idx))))
+        pos = [known[i] for i in lab.loc[lab["label"] == 1, "item_id"] if i in known]
+        if progress is not None:
+            progress()
+        if not pos:
+            continue
+        neg_known = [known[i] for i in lab.loc[lab["label"] == 0, "item_id"] if i in known and known[i] not in pos]
+        others = np.setdiff1d(np.arange(len(c.idx)), np.array(pos + neg_known, dtype=np.int64))
+        sampled = rng.choice(others, size=min(negatives, len(others)), replace=False) if len(others) else others
+        sel = np.concatenate([np.array(pos + neg_known, dtype=np.int64), np.sort(sampled)])
+        y = np.concatenate([np.ones(len(pos)), np.zeros(len(neg_known) + len(sampled))])
+        crosses.append(_cross(index, _subset(c, sel), s, last))
+        parts.append(pd.DataFrame({"query_id": q.query_id, "user_id": q.user_id, "item_id": index.item_ids[sel],
+                                   "event_timestamp": q.event_timestamp, "device": q.device, "label": y}))
+    if not parts:
+        raise ValueError("no query had a positive among its candidates: too little data to train a ranker")
+    rows = pd.concat(parts, ignore_index=True)
+    feats = historical(store, rows[["user_id", "item_id", "event_timestamp", "device"]])
+    frame = rows.copy()
+    for name in USER_NUMERIC + SESSION_NUMERIC + CONTEXT_NAMES + ITEM_NUMERIC:
+        frame[name] = pd.to_numeric(feats[name], errors="coerce").astype("float32").to_numpy()
+    frame[list(CROSS_NAMES)] = np.vstack(crosses)
+    return RankingSet(frame=frame, groups=frame.groupby("query_id", sort=False).size().to_numpy())

@@ -1,0 +1,92 @@
+"""MLflow: one experiment, two registered models, aliases and the promotion gate."""
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+from mlflow.models import infer_signature
+
+from setlist.candidate_model import INDEX_ARTIFACT, CandidateModel
+from setlist.candidates import CandidateIndex
+from setlist.features import RANKER_FEATURES
+from setlist.settings import Settings
+
+CHAMPION, CHALLENGER = "champion", "challenger"
+
+
+def _pins(*packages: str) -> list[str]:
+    """Exact requirements from the running environment; skips MLflow's slow inference subprocess."""
+    from importlib.metadata import version
+
+    return [f"{p}=={version(p)}" for p in packages]
+
+
+@dataclass(frozen=True)
+class Decision:
+    promote: bool
+    reason: str
+
+
+def decide(challenger_ndcg: float, champion_ndcg: float | None, baseline_ndcg: float, margin: float,
+           validation_passed: bool) -> Decision:
+    """The promotion gate. Pure, so it can be tested on numbers alone."""
+    if not validation_passed:
+        return Decision(False, "validation failed")
+    if champion_ndcg is None:
+        if challenger_ndcg > baseline_ndcg:
+            return Decision(True, f"first model; ndcg@10 {challenger_ndcg:.4f} beats popularity {baseline_ndcg:.4f}")
+        return Decision(False, f"first model does not beat popularity ({challenger_ndcg:.4f} <= {baseline_ndcg:.4f})")
+    if challenger_ndcg >= champion_ndcg + margin:
+        return Decision(True, f"ndcg@10 {challenger_ndcg:.4f} beats champion {champion_ndcg:.4f} by >= {margin}")
+    return Decision(False, f"ndcg@10 {challenger_ndcg:.4f} does not beat champion {champion_ndcg:.4f} + margin {margin}")
+
+
+def connect(settings: Settings) -> MlflowClient:
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    if mlflow.get_experiment_by_name(settings.experiment_name) is None:
+        settings.artifact_root.mkdir(parents=True, exist_ok=True)
+        mlflow.create_experiment(settings.experiment_name, artifact_location=settings.artifact_root.as_uri())
+    mlflow.set_experiment(settings.experiment_name)
+    return MlflowClient()
+
+
+def champion_uris(client: MlflowClient, settings: Settings) -> tuple[str, str] | None:
+    try:
+        client.get_model_version_by_alias(settings.candidates_model, CHAMPION)
+        client.get_model_version_by_alias(settings.ranker_model, CHAMPION)
+    except MlflowException:
+        return None
+    return f"models:/{settings.candidates_model}@{CHAMPION}", f"models:/{settings.ranker_model}@{CHAMPION}"
+
+
+def log_models(settings: Settings, index: CandidateIndex, booster, sample_X: np.ndarray) -> tuple[str, str]:  # noqa: ANN001
+    """Log and register both models in the active run; returns the new version numbers."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "index"
+        index.save(path)
+        example = pd.DataFrame({"user_id": [str(index.user_ids[0])], "locale": ["en_US"], "device": ["mobile"]})
+        cand_info = mlflow.pyfunc.log_model(
+            name="candidates", python_model=CandidateModel(), artifacts={INDEX_ARTIFACT: str(path)},
+            signature=infer_signature(example, pd.DataFrame({"user_id": ["u"], "candidates": [["i"]]})),
+            registered_model_name=settings.candidates_model,
+            pip_requirements=_pins("mlflow", "numpy", "scipy", "pandas", "faiss-cpu"))
+    X = pd.DataFrame(sample_X, columns=list(RANKER_FEATURES))
+    rank_info = mlflow.xgboost.log_model(
+        booster, name="ranker", signature=infer_signature(X, booster.inplace_predict(sample_X)),
+        input_example=X.head(3), registered_model_name=settings.ranker_model, model_format="ubj",
+        pip_requirements=_pins("mlflow", "xgboost-cpu", "numpy", "pandas"))
+    return str(cand_info.registered_model_version), str(rank_info.registered_model_version)
+
+
+def set_aliases(client: MlflowClient, settings: Settings, versions: tuple[str, str], alias: str) -> None:
+    client.set_registered_model_alias(settings.candidates_model, alias, versions[0])
+    client.set_registered_model_alias(settings.ranker_model, alias, versions[1])
+    # the two stages are a pair: each version records its partner
+    client.set_model_version_tag(settings.ranker_model, versions[1], "candidates_version", versions[0])
+    client.set_model_version_tag(settings.candidates_model, versions[0], "ranker_version", versions[1])

@@ -1,0 +1,139 @@
+"""Where the gates' inputs come from: the event log or a given path, feature batches, the training
+set, the item catalog and the parity adapter.
+
+Every loader raises ``InputMissing`` with a sentence saying what is absent, so the CLI can report
+"skipped: …" under ``all`` and exit 2 for a single gate.
+"""
+from __future__ import annotations
+
+import functools
+import importlib
+from datetime import timedelta
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as ds
+
+from setlist.catalog import load_items
+from setlist.contract import EVENT_COLUMNS
+from setlist.eventlog import TOMBSTONES, EventLog
+from setlist.settings import Settings
+from validation.parity import ParityAdapter
+
+TRAINING_SET = Path("training") / "training_set.parquet"
+#: the parity adapter feature_repo provides: ``parity_inputs(settings) -> Iterable[ParityInput]``
+DEFAULT_PARITY_ADAPTER = "feature_repo.parity:parity_inputs"
+
+
+class InputMissing(Exception):
+    """A gate's input does not exist (yet)."""
+
+
+class BadInput(Exception):
+    """The input exists but cannot be read at all (usage error, exit 2)."""
+
+
+def read_events_path(path: Path) -> pd.DataFrame:
+    """A parquet file or a hive-partitioned directory, read *as is*: no coercion to the contract,
+    so the gate sees a removed column or a wrong type exactly as a consumer would."""
+    path = Path(path)
+    if not path.exists():
+        raise BadInput(f"--path {path} does not exist")
+    try:
+        dataset = ds.dataset(str(path), format="parquet", partitioning="hive")
+        schemas = [f.physical_schema for f in dataset.get_fragments()]
+        if not schemas:
+            raise InputMissing(f"no parquet files under {path}")
+        schema = pa.unify_schemas(schemas, promote_options="permissive")
+        partition_cols = [n for n in dataset.schema.names if n not in schema.names]
+        table = ds.dataset(str(path), format="parquet", partitioning="hive", schema=schema).to_table()
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
+        raise BadInput(f"cannot read {path} as parquet: {exc}") from exc
+    frame = table.to_pandas()
+    frame = frame.drop(columns=[c for c in partition_cols if c in frame and c not in EVENT_COLUMNS])
+    if path.is_dir() and (path / TOMBSTONES).exists() and "user_id" in frame:
+        frame = frame[~frame["user_id"].isin(EventLog(path).erased_users())]  # erased users stay erased
+    return frame.reset_index(drop=True)
+
+
+def load_events(settings: Settings, path: Path | None = None) -> pd.DataFrame:
+    if path is not None:
+        frame = read_events_path(path)
+        where = str(path)
+    else:
+        frame = EventLog(settings.events_dir).read()
+        where = str(settings.events_dir)
+    if frame.empty:
+        raise InputMissing(f"no events at {where} (run `make generate` or `make import`, or pass --path)")
+    return frame
+
+
+def _cutoff(events: pd.DataFrame, holdout_days: int) -> tuple[pd.Series, pd.Timestamp]:
+    ts = pd.to_datetime(events["timestamp"], utc=True)
+    return ts, ts.max().floor("D") - timedelta(days=max(1, holdout_days) - 1)
+
+
+def last_days(events: pd.DataFrame, days: int) -> pd.DataFrame:
+    ts, cutoff = _cutoff(events, days)
+    return events[ts >= cutoff]
+
+
+def split_holdout(events: pd.DataFrame, holdout_days: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(reference, current): current is the last ``holdout_days`` calendar days, the same split
+    training uses for its holdout, so drift compares what the model saw with what it serves."""
+    ts, cutoff = _cutoff(events, holdout_days)
+    reference, current = events[ts < cutoff], events[ts >= cutoff]
+    if reference.empty:
+        raise InputMissing(f"the data spans at most {holdout_days} day(s): no reference window before "
+                           f"{cutoff.date()} (pass --reference PATH or lower --holdout-days)")
+    return reference, current
+
+
+def with_genre(events: pd.DataFrame, settings: Settings) -> pd.DataFrame:
+    """Adds ``genre`` from the item catalog when there is one (genre cardinality and drift need it)."""
+    items = load_items(settings.catalog_path)
+    if items.empty or "item_id" not in events:
+        return events
+    genre = items.drop_duplicates("item_id").set_index("item_id")["genre"]
+    return events.assign(genre=events["item_id"].map(genre))
+
+
+def load_feature_batch(settings: Settings, view: str) -> pd.DataFrame:
+    path = Path(settings.features_dir) / f"{view}.parquet"
+    if not path.exists():
+        raise InputMissing(f"no feature batch at {path} (run `make materialize`)")
+    return pd.read_parquet(path)
+
+
+def load_training_set(settings: Settings) -> pd.DataFrame:
+    path = Path(settings.data_dir) / TRAINING_SET
+    if not path.exists():
+        raise InputMissing(f"no training set at {path} (run `make train`)")
+    return pd.read_parquet(path)
+
+
+def opted_out(settings: Settings) -> set[str]:
+    """Pseudonyms whose latest personalization consent is off, by the rule the feature builder
+    enforces (one rule, one place), plus erased users."""
+    from feature_repo.build import opted_out_users
+
+    log = EventLog(settings.events_dir)
+    events = log.read(columns=["user_id", "timestamp", "consent_personalization"], include_erased=True)
+    return (opted_out_users(events) if not events.empty else set()) | log.erased_users()
+
+
+def parity_adapter(settings: Settings, spec: str = DEFAULT_PARITY_ADAPTER) -> ParityAdapter:
+    """Resolve ``module:function`` taking the settings, bound to them; a missing module is a
+    missing input, not a crash."""
+    module_name, _, attr = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and module_name.startswith(exc.name):
+            raise InputMissing(f"no parity adapter: module {module_name} does not exist yet") from exc
+        raise
+    adapter = getattr(module, attr or "parity_inputs", None)
+    if adapter is None:
+        raise InputMissing(f"no parity adapter: {module_name} has no {attr or 'parity_inputs'}")
+    return functools.partial(adapter, settings)

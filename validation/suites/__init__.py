@@ -1,0 +1,1 @@
+"""Expectation suites written as code: one small module per kind of data."""

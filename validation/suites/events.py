@@ -1,0 +1,58 @@
+"""Suite for raw events in the event contract (``setlist.contract.EVENT_SCHEMA``)."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import great_expectations as gx
+import great_expectations.expectations as gxe
+import pyarrow as pa
+from great_expectations.expectations.row_conditions import Column
+
+from setlist.contract import EVENT_SCHEMA, EVENT_TYPES, KNOWN_SCHEMA_VERSIONS
+from validation.expectations import ExpectColumnLogicalTypeToBe
+from validation.expectations.types import LogicalType
+
+#: nothing in the service predates this; epoch-zero and "1970" timestamps are parsing bugs
+EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
+REQUIRED_IDS = ("event_id", "user_id", "item_id")
+
+
+def logical_type(arrow_type: pa.DataType) -> LogicalType:
+    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
+        return "string"
+    if pa.types.is_integer(arrow_type):
+        return "integer"
+    if pa.types.is_floating(arrow_type):
+        return "float"
+    if pa.types.is_boolean(arrow_type):
+        return "boolean"
+    if pa.types.is_timestamp(arrow_type):
+        return "timestamp_utc"
+    raise ValueError(f"no logical type for {arrow_type}")
+
+
+def events_suite(now: datetime | None = None, max_future_skew_s: float = 300.0) -> gx.ExpectationSuite:
+    """Contract checks for a frame of events; ``now`` bounds timestamps from above (plus skew)."""
+    now = now or datetime.now(timezone.utc)
+    latest = now + timedelta(seconds=max_future_skew_s)
+    exps: list = []
+    # Extra columns are allowed: new context keys arrive as new optional columns.
+    exps.append(gxe.ExpectTableColumnsToMatchSet(column_set=list(EVENT_SCHEMA.names), exact_match=False))
+    for f in EVENT_SCHEMA:
+        exps.append(gxe.ExpectColumnToExist(column=f.name))
+        exps.append(ExpectColumnLogicalTypeToBe(column=f.name, logical_type=logical_type(f.type)))
+    for col in REQUIRED_IDS:
+        exps.append(gxe.ExpectColumnValuesToNotBeNull(column=col))
+        # empty strings are as missing as nulls for an id (the contract's reject_reason agrees)
+        exps.append(gxe.ExpectColumnValueLengthsToBeBetween(column=col, min_value=1))
+    for col in ("type", "schema_version", "timestamp"):
+        exps.append(gxe.ExpectColumnValuesToNotBeNull(column=col))
+    exps.append(gxe.ExpectColumnValuesToBeUnique(column="event_id"))
+    exps.append(gxe.ExpectColumnValuesToBeInSet(column="type", value_set=list(EVENT_TYPES)))
+    exps.append(gxe.ExpectColumnValuesToBeInSet(column="schema_version",
+                                                          value_set=sorted(KNOWN_SCHEMA_VERSIONS)))
+    exps.append(gxe.ExpectColumnValuesToBeBetween(column="timestamp", min_value=EARLIEST, max_value=latest))
+    # the listen fraction only has a meaning for plays; other types may carry other values
+    exps.append(gxe.ExpectColumnValuesToBeBetween(
+        column="value", min_value=0.0, max_value=1.0, row_condition=Column("type") == "play"))
+    return gx.ExpectationSuite(name="events", expectations=exps)
