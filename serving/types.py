@@ -1,0 +1,57 @@
+"""Plain request/response objects: what the transport hands to the ranking service and back.
+
+The gRPC servicer converts protos to these and back; nothing below the servicer knows gRPC.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class RankQuery:
+    user_id: str                      # the application's id; the service pseudonymizes it
+    k: int
+    context: dict[str, str] = field(default_factory=dict)
+    exclude_item_ids: tuple[str, ...] = ()
+    explain: bool = False
+    request_id: str = ""
+
+
+@dataclass(frozen=True)
+class RankedItem:
+    item_id: str
+    score: float
+    reasons: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RankResult:
+    items: tuple[RankedItem, ...]
+    model_version: str
+    cache_hit: bool = False
+    degraded: bool = False
+    arm: str = ""
+
+
+@dataclass(frozen=True)
+class TrackEvent:
+    event_id: str
+    user_id: str                      # the application's id
+    item_id: str
+    type: str
+    timestamp_ms: int
+    session_id: str = ""
+    context: dict[str, str] = field(default_factory=dict)
+    value: float | None = None
+
+
+@dataclass(frozen=True)
+class Rejection:
+    event_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class TrackResult:
+    accepted: int
+    rejected: tuple[Rejection, ...] = ()
