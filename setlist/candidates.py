@@ -1,9 +1,10 @@
 """The candidate index: stage one of ranking, shared by training (which builds and evaluates it)
 and serving (which loads it from the MLflow artifact).
 
-Three sources are merged: collaborative embeddings (exact inner product for small catalogs, an
-HNSW index for large ones), session co-visitation, and popularity by cohort (locale × device),
-which is also the whole answer for cold-start users and users without personalization consent.
+Four sources are merged: collaborative embeddings (exact inner product for small catalogs, an
+HNSW index for large ones), session co-visitation, popularity within the session's and the
+user's genres, and popularity by cohort (locale × device), which is also the whole answer for
+cold-start users and users without personalization consent.
 """
 from __future__ import annotations
 
@@ -23,6 +24,10 @@ GLOBAL_COHORT = "*"
 
 def cohort_key(locale: str, device: str) -> str:
     return f"{locale or 'unknown'}|{device or 'unknown'}"
+
+
+def genre_key(genre: str) -> str:
+    return f"genre={genre}"
 
 
 @dataclass
@@ -85,7 +90,7 @@ class CandidateIndex:
         return self.cohorts.get(cohort, self.cohorts[GLOBAL_COHORT])
 
     def generate(self, user_id: str | None, last_items: list[str], cohort: str, exclude: set[int],
-                 n: int, personalized: bool = True) -> Candidates:
+                 n: int, personalized: bool = True, genres: tuple[str, ...] = ()) -> Candidates:
         """Up to ``n`` candidates, excluding item indices in ``exclude``."""
         pop = self.popularity(cohort)
         pop_rank = self._pop_rank.get(cohort, self._pop_rank[GLOBAL_COHORT])
@@ -107,6 +112,10 @@ class CandidateIndex:
             covis_all = np.asarray(self.covis[last_idx].sum(axis=0)).ravel()
             nz = np.flatnonzero(covis_all)
             pools.append(nz[np.argsort(-covis_all[nz], kind="stable")[: n // 2]])
+        for g in dict.fromkeys(g for g in genres if g):
+            lst = self.cohorts.get(genre_key(g))
+            if lst is not None:
+                pools.append(lst[: n // 2])
         pools.append(pop[: n // 2])
         for pool in pools:
             for i in pool.tolist():

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from setlist.candidates import GLOBAL_COHORT, CandidateIndex, cohort_key
+from setlist.candidates import GLOBAL_COHORT, CandidateIndex, cohort_key, genre_key
 
 from .labels import label
 
@@ -85,7 +85,8 @@ def _top_per_row(m: sp.csr_matrix, top: int) -> sp.csr_matrix:
                           indptr), shape=m.shape, dtype=np.float32)
 
 
-def fit_cohorts(events: pd.DataFrame, items: pd.Index, p: CandidateParams) -> dict[str, np.ndarray]:
+def fit_cohorts(events: pd.DataFrame, items: pd.Index, p: CandidateParams,
+                item_genre: np.ndarray, genres: list[str]) -> dict[str, np.ndarray]:
     """Most popular items over the last days, per (locale, device) cohort and overall."""
     end = events["timestamp"].max()
     recent = events[(events["timestamp"] > end - pd.Timedelta(days=p.cohort_days)) & (label(events).to_numpy() == 1)]
@@ -104,6 +105,11 @@ def fit_cohorts(events: pd.DataFrame, items: pd.Index, p: CandidateParams) -> di
         own = counts.index.to_numpy()
         cohorts[key] = np.concatenate([own, overall.index.difference(own, sort=False).to_numpy(), rest])[
             : p.cohort_size].astype(np.int64)
+    ranked = overall.index.to_numpy()
+    for g, name in enumerate(genres):
+        in_genre = ranked[item_genre[ranked] == g]
+        if len(in_genre):
+            cohorts[genre_key(name)] = in_genre[: p.cohort_size].astype(np.int64)
     return cohorts
 
 
@@ -114,4 +120,4 @@ def fit_candidate_index(events: pd.DataFrame, catalog: pd.DataFrame, p: Candidat
     genre_idx = pd.Index(genres).get_indexer(catalog["genre"].fillna("unknown").astype(str))
     users, uf, itf = fit_embeddings(events, items, p, seed)
     return CandidateIndex(item_ids, genre_idx, genres, users, uf, itf, fit_covisitation(events, items, p),
-                          fit_cohorts(events, items, p))
+                          fit_cohorts(events, items, p, genre_idx, genres))

@@ -69,7 +69,8 @@ def generate_for(index: CandidateIndex, state: pd.Series, locale: str, device: s
                  n: int) -> tuple[Candidates, list[str]]:
     last = _last_items(state.get("session_last_items"))
     exclude = {index.item_index[i] for i in last if i in index.item_index}
-    return index.generate(state["user_id"], last, cohort_key(locale, device), exclude, n), last
+    genres = tuple(g for g in (state.get("session_genre"), state.get(USER_TOP_GENRE)) if isinstance(g, str))
+    return index.generate(state["user_id"], last, cohort_key(locale, device), exclude, n, genres=genres), last
 
 
 def _cross(index: CandidateIndex, c: Candidates, state: pd.Series, last: list[str]) -> np.ndarray:
@@ -87,7 +88,7 @@ def _subset(c: Candidates, sel: np.ndarray) -> Candidates:
 
 def training_rows(store: FeatureStore, index: CandidateIndex, queries: pd.DataFrame, labels: pd.DataFrame,
                   n_candidates: int, negatives: int, seed: int, progress=None) -> RankingSet:  # noqa: ANN001
-    """Candidates per query, labelled by what followed; unlabelled candidates are sampled as negatives."""
+    """Candidates per query, labelled by what followed: positives, and a sample of the rest."""
     rng = np.random.default_rng(seed)
     state = query_state(store, queries, str(index.item_ids[0]))
     by_query = {q: grp for q, grp in labels.groupby("query_id")}
@@ -102,13 +103,14 @@ def training_rows(store: FeatureStore, index: CandidateIndex, queries: pd.DataFr
             progress()
         if not pos:
             continue
-        neg_known = [known[i] for i in lab.loc[lab["label"] == 0, "item_id"] if i in known and known[i] not in pos]
-        others = np.setdiff1d(np.arange(len(c.idx)), np.array(pos + neg_known, dtype=np.int64))
+        # Negatives are drawn from the candidates themselves, as Rank will see them: "shown but
+        # skipped" items alone would teach the ranker to avoid what is popular in the intent.
+        others = np.setdiff1d(np.arange(len(c.idx)), np.array(pos, dtype=np.int64))
         sampled = rng.choice(others, size=min(negatives, len(others)), replace=False) if len(others) else others
-        sel = np.concatenate([np.array(pos + neg_known, dtype=np.int64), np.sort(sampled)])
-        y = np.concatenate([np.ones(len(pos)), np.zeros(len(neg_known) + len(sampled))])
+        sel = np.concatenate([np.array(pos, dtype=np.int64), np.sort(sampled)])
+        y = np.concatenate([np.ones(len(pos)), np.zeros(len(sampled))])
         crosses.append(_cross(index, _subset(c, sel), s, last))
-        parts.append(pd.DataFrame({"query_id": q.query_id, "user_id": q.user_id, "item_id": index.item_ids[sel],
+        parts.append(pd.DataFrame({"query_id": q.query_id, "user_id": q.user_id, "item_id": index.item_ids[c.idx[sel]],
                                    "event_timestamp": q.event_timestamp, "device": q.device, "label": y}))
     if not parts:
         raise ValueError("no query had a positive among its candidates: too little data to train a ranker")

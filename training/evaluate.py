@@ -52,12 +52,13 @@ def _row(state: pd.Series, names: tuple[str, ...]) -> np.ndarray:
 
 
 def evaluate(index: CandidateIndex, scorers: dict[str, Scorer], state: pd.DataFrame, queries: pd.DataFrame,
-             labels: pd.DataFrame, item_matrix: np.ndarray, n_candidates: int, cold_users: set[str],
+             labels: pd.DataFrame, item_matrix: Callable[[pd.Timestamp], np.ndarray], n_candidates: int,
+             cold_users: set[str],
              progress=None) -> dict[str, Evaluation]:  # noqa: ANN001
     """Score every hold-out query with each scorer and with cohort popularity.
 
-    ``item_matrix`` holds ITEM_NUMERIC per catalog index as of the hold-out start, which is what a
-    server would have loaded then.
+    ``item_matrix(ts)`` gives ITEM_NUMERIC per catalog index as a server would have had them at
+    ``ts``: the latest daily snapshot, which is what point-in-time retrieval returns too.
     """
     positives = labels[labels["label"] == 1].groupby("query_id")["item_id"].apply(set).to_dict()
     ks = list(range(1, 51))
@@ -77,7 +78,7 @@ def evaluate(index: CandidateIndex, scorers: dict[str, Scorer], state: pd.DataFr
             cand_recall[k].append(candidate_recall(ids, rel, k))
         ts = q.event_timestamp
         X = assemble(_row(s, USER_NUMERIC), _row(s, SESSION_NUMERIC), context_vector(str(q.device), ts.hour, ts.weekday()),
-                     item_matrix[c.idx], _cross(index, c, s, last))
+                     item_matrix(ts)[c.idx], _cross(index, c, s, last))
         y = np.fromiter((i in rel for i in ids), dtype=np.float32, count=len(ids))
         cold = q.user_id in cold_users
         exclude = {index.item_index[i] for i in last if i in index.item_index}
@@ -85,7 +86,8 @@ def evaluate(index: CandidateIndex, scorers: dict[str, Scorer], state: pd.DataFr
         ranked = {"popularity": index.item_ids[pop]}
         for name, scorer in scorers.items():
             sc = scorer(X)
-            ranked[name] = ids[np.argsort(-sc, kind="stable")]
+            # as in serving: without personalization the answer is cohort popularity
+            ranked[name] = ids[np.argsort(-sc, kind="stable")] if c.personalized else ranked["popularity"]
             acc[name]["s"].append(sc)
             acc[name]["y"].append(y)
         for name, r in ranked.items():

@@ -27,7 +27,7 @@ from .labels import build_queries, time_split
 from .ranker import RankerParams, fit
 
 RANKER_DAYS = 7
-NEGATIVES_PER_QUERY = 30
+NEGATIVES_PER_QUERY = 50
 MAX_HOLDOUT_QUERIES = 3000
 COLD_EVENTS = 5
 
@@ -53,12 +53,21 @@ def _sample(q: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
     return q if len(q) <= n else q.sample(n=n, random_state=seed).sort_values("query_id")
 
 
-def item_matrix(store, index: CandidateIndex, at: pd.Timestamp) -> np.ndarray:  # noqa: ANN001
-    """ITEM_NUMERIC per catalog index as of ``at`` (what a server loaded then)."""
-    entity = pd.DataFrame({"item_id": index.item_ids.astype(str), "user_id": "", "device": "unknown",
-                           "event_timestamp": at})
-    feats = historical(store, entity)
-    return feats[list(ITEM_NUMERIC)].apply(pd.to_numeric, errors="coerce").to_numpy(np.float32)
+def daily_item_matrix(store, index: CandidateIndex):  # noqa: ANN001, ANN201
+    """ITEM_NUMERIC per catalog index as of a moment. Item stats are daily snapshots, so the
+    matrix at the start of a day is the point-in-time answer for all of that day."""
+    cache: dict[pd.Timestamp, np.ndarray] = {}
+
+    def at(ts: pd.Timestamp) -> np.ndarray:
+        day = ts.floor("D")
+        if day not in cache:
+            entity = pd.DataFrame({"item_id": index.item_ids.astype(str), "user_id": "", "device": "unknown",
+                                   "event_timestamp": day})
+            feats = historical(store, entity)
+            cache[day] = feats[list(ITEM_NUMERIC)].apply(pd.to_numeric, errors="coerce").to_numpy(np.float32)
+        return cache[day]
+
+    return at
 
 
 def train(settings: Settings, progress: bool = True, candidate_params: CandidateParams | None = None,
@@ -110,13 +119,13 @@ def train(settings: Settings, progress: bool = True, candidate_params: Candidate
         q_hold, labels_hold = build_queries(split.holdout)
         q_hold = _sample(q_hold, MAX_HOLDOUT_QUERIES, seed + 1)
         state = query_state(store, q_hold, str(index_b.item_ids[0]))
-        items_now = item_matrix(store, index_b, split.cutoff)
         counts = split.train.groupby("user_id").size()
         cold = set(q_hold["user_id"]) - set(counts[counts >= COLD_EVENTS].index)
         scorers = {"model": lambda X: fitted.booster.inplace_predict(X)}
-        results = evaluate(index_b, scorers, state, q_hold, labels_hold, items_now, settings.candidate_pool, cold,
+        results = evaluate(index_b, scorers, state, q_hold, labels_hold, daily_item_matrix(store, index_b),
+                           settings.candidate_pool, cold,
                            progress=task("evaluating on the hold-out", len(q_hold)))
-        champion = _evaluate_champion(settings, store, state, q_hold, labels_hold, split.cutoff, cold)
+        champion = _evaluate_champion(settings, store, state, q_hold, labels_hold, cold)
 
     model, popularity = results["model"], results["popularity"]
     metrics = {k: v for k, v in model.metrics.items()}
@@ -157,7 +166,7 @@ def train(settings: Settings, progress: bool = True, candidate_params: Candidate
                           decision.reason, fitted.objective, rows)
 
 
-def _evaluate_champion(settings: Settings, store, state, q_hold, labels_hold, cutoff, cold):  # noqa: ANN001
+def _evaluate_champion(settings: Settings, store, state, q_hold, labels_hold, cold):  # noqa: ANN001
     """The current champion, scored on today's hold-out, so the gate compares like with like."""
     client = registry.connect(settings)
     uris = registry.champion_uris(client, settings)
@@ -170,5 +179,5 @@ def _evaluate_champion(settings: Settings, store, state, q_hold, labels_hold, cu
         mlflow.set_tag("promotion.champion_unloadable", str(exc)[:500]) if mlflow.active_run() else None
         return None
     results = evaluate(index, {"model": lambda X: booster.inplace_predict(X)}, state, q_hold, labels_hold,
-                       item_matrix(store, index, cutoff), settings.candidate_pool, cold)
+                       daily_item_matrix(store, index), settings.candidate_pool, cold)
     return results["model"].metrics
