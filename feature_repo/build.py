@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from setlist.contract import POSITIVE_TYPES
-from setlist.features import SessionState, update_session
+from setlist.features import SESSION_FIELDS, SessionState, update_session
 
 DAY = pd.Timedelta(days=1)
 
@@ -152,8 +152,7 @@ def build_sessions(ev: pd.DataFrame, item_genre: pd.Series) -> pd.DataFrame:
     """One row per event with the session state *before* that event would be too late to be
     useful online, so rows hold the state after it; training labels join at ``ts - 1ms``."""
     genre = ev["item_id"].map(item_genre).fillna("").to_numpy()
-    cols = {k: [] for k in ("user_id", "event_timestamp", "session_id", "session_last_items",
-                            "session_skip_rate", "session_genre", "session_length")}
+    cols: dict[str, list] = {k: [] for k in ("user_id", "event_timestamp", *SESSION_FIELDS)}
     states: dict[str, SessionState] = {}
     ts_ms = (ev["timestamp"].astype("int64") // 1_000_000).to_numpy()
     for u, s, i, t, ms, g in zip(ev["user_id"].to_numpy(), ev["session_id"].fillna("").to_numpy(),
@@ -165,11 +164,12 @@ def build_sessions(ev: pd.DataFrame, item_genre: pd.Series) -> pd.DataFrame:
         f = st.as_features()
         cols["user_id"].append(u)
         cols["event_timestamp"].append(ms)
-        for k in ("session_id", "session_last_items", "session_skip_rate", "session_genre", "session_length"):
+        for k in SESSION_FIELDS:
             cols[k].append(f[k])
     frame = pd.DataFrame(cols)
     frame["event_timestamp"] = pd.to_datetime(frame["event_timestamp"], unit="ms", utc=True)
-    frame["session_length"] = frame["session_length"].astype(np.int64)
+    for k in ("session_length", "session_updated_ms"):
+        frame[k] = frame[k].astype(np.int64)
     return frame.drop_duplicates(["user_id", "event_timestamp"], keep="last").reset_index(drop=True)
 
 

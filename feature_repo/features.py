@@ -16,7 +16,9 @@ from .entities import item, user
 
 USER_TTL = timedelta(days=60)
 ITEM_TTL = timedelta(days=60)
-SESSION_TTL = timedelta(hours=6)
+# Long, because recent and blocked items outlive a session; setlist.features.effective_session
+# decides what of a stored row is still "the current session".
+SESSION_TTL = timedelta(days=30)
 
 
 @dataclass(frozen=True)
@@ -51,8 +53,9 @@ def build_views(sources: Sources) -> Views:
     session = FeatureView(
         name="session", entities=[user], ttl=SESSION_TTL, source=sources.session_push, online=True,
         schema=[Field(name="session_id", dtype=String), Field(name="session_last_items", dtype=Array(String)),
+                Field(name="session_blocked_items", dtype=Array(String)),
                 Field(name="session_skip_rate", dtype=Float64), Field(name="session_genre", dtype=String),
-                Field(name="session_length", dtype=Int64)],
+                Field(name="session_length", dtype=Int64), Field(name="session_updated_ms", dtype=Int64)],
         description="Session context pushed by Track within a second: last items, skip rate, genre.",
     )
 

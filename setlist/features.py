@@ -15,6 +15,7 @@ import numpy as np
 from .contract import DEVICES
 
 SESSION_LAST_N = 10
+SESSION_BLOCKED_N = 50
 SESSION_GAP_S = 30 * 60
 
 USER_NUMERIC = (
@@ -30,8 +31,8 @@ ITEM_NUMERIC = (
 )
 ITEM_GENRE = "item_genre"
 
-SESSION_FIELDS = ("session_id", "session_last_items", "session_skip_rate", "session_genre",
-                  "session_length")
+SESSION_FIELDS = ("session_id", "session_last_items", "session_blocked_items", "session_skip_rate",
+                  "session_genre", "session_length", "session_updated_ms")
 SESSION_NUMERIC = ("session_skip_rate", "session_length")
 
 CONTEXT_NAMES = ("ctx_hour_sin", "ctx_hour_cos", "ctx_is_weekend") + tuple(f"ctx_device_{d}" for d in DEVICES)
@@ -63,6 +64,7 @@ def context_from(ctx: dict[str, str], now: datetime) -> list[float]:
 class SessionState:
     session_id: str = ""
     last_items: list[str] = field(default_factory=list)
+    blocked_items: list[str] = field(default_factory=list)
     plays: int = 0
     skips: int = 0
     genre: str = ""
@@ -77,9 +79,41 @@ class SessionState:
     def as_features(self) -> dict[str, object]:
         return {
             "session_id": self.session_id, "session_last_items": list(self.last_items),
+            "session_blocked_items": list(self.blocked_items),
             "session_skip_rate": float(self.skip_rate), "session_genre": self.genre,
-            "session_length": int(self.length),
+            "session_length": int(self.length), "session_updated_ms": int(self.updated_ms),
         }
+
+    @classmethod
+    def from_features(cls, f: dict[str, object] | None) -> "SessionState":
+        """Rebuild the state from a stored row (the inverse of ``as_features``)."""
+        if not f:
+            return cls()
+        length = int(f.get("session_length") or 0)
+        rate = float(f.get("session_skip_rate") or 0.0)
+        skips = round(rate * length)
+        return cls(session_id=str(f.get("session_id") or ""), last_items=_strings(f.get("session_last_items")),
+                   blocked_items=_strings(f.get("session_blocked_items")), plays=length - skips, skips=skips,
+                   genre=str(f.get("session_genre") or ""), length=length,
+                   updated_ms=int(f.get("session_updated_ms") or 0))
+
+
+def _strings(v: object) -> list[str]:
+    """A stored list (list, numpy array, or a missing value) as a list of strings."""
+    if v is None or isinstance(v, (float, str)):
+        return []
+    return [str(i) for i in v]  # type: ignore[attr-defined]
+
+
+def effective_session(f: dict[str, object] | None, now_ms: int) -> dict[str, object]:
+    """What a stored session row means at ``now_ms``: after the session gap the session-scoped
+    fields are over, while recent and blocked items still count. Training and serving both read
+    session rows through this, so an old row never poses as the current session."""
+    state = SessionState.from_features(f)
+    if now_ms - state.updated_ms > SESSION_GAP_S * 1000:
+        state = SessionState(last_items=state.last_items, blocked_items=state.blocked_items,
+                             updated_ms=state.updated_ms)
+    return state.as_features()
 
 
 def update_session(state: SessionState, session_id: str, item_id: str, etype: str, ts_ms: int,
@@ -87,7 +121,8 @@ def update_session(state: SessionState, session_id: str, item_id: str, etype: st
     """Fold one event into the session state. Used by the offline builder and by Track."""
     if session_id != state.session_id or ts_ms - state.updated_ms > SESSION_GAP_S * 1000:
         # a new session starts from scratch, except the recent items, which seed co-visitation
-        state = SessionState(session_id=session_id, last_items=state.last_items)
+        state = SessionState(session_id=session_id, last_items=state.last_items,
+                             blocked_items=state.blocked_items)
     if etype == "impression":
         state.updated_ms = max(state.updated_ms, ts_ms)
         return state
@@ -99,6 +134,9 @@ def update_session(state: SessionState, session_id: str, item_id: str, etype: st
             state.genre = genre
     elif etype in ("skip", "not_interested"):
         state.skips += 1
+        # a skipped or rejected item is not offered again soon
+        state.blocked_items = ([item_id] + [i for i in state.blocked_items if i != item_id])[:SESSION_BLOCKED_N]
+        state.last_items = [i for i in state.last_items if i != item_id]
     state.updated_ms = max(state.updated_ms, ts_ms)
     return state
 

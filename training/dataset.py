@@ -14,7 +14,8 @@ from feast import FeatureStore
 
 from setlist.candidates import CandidateIndex, Candidates, cohort_key
 from setlist.features import (CONTEXT_NAMES, CROSS_NAMES, FEATURE_SERVICE, ITEM_NUMERIC, RANKER_FEATURES,
-                              SESSION_NUMERIC, USER_NUMERIC, USER_TOP_GENRE, USER_VECTOR)
+                              SESSION_FIELDS, SESSION_NUMERIC, USER_NUMERIC, USER_TOP_GENRE, USER_VECTOR,
+                              effective_session)
 
 
 @dataclass
@@ -56,19 +57,40 @@ def historical(store: FeatureStore, entity_df: pd.DataFrame) -> pd.DataFrame:
 
 
 def query_state(store: FeatureStore, queries: pd.DataFrame, any_item: str) -> pd.DataFrame:
-    """User profile and session state at each query's moment (item columns are ignored)."""
+    """User profile and session state at each query's moment (item columns are ignored).
+
+    Session rows go through ``effective_session`` exactly as serving reads them."""
     entity = queries[["query_id", "user_id", "event_timestamp", "device"]].assign(item_id=any_item)
-    return historical(store, entity)
+    state = historical(store, entity)
+    now_ms = (state["event_timestamp"].astype("int64") // 1000).to_numpy()  # microseconds → ms
+    rows = [effective_session(_session_dict(r), int(t)) for r, t in
+            zip(state[list(SESSION_FIELDS)].to_dict("records"), now_ms)]
+    for name in SESSION_FIELDS:
+        state[name] = [r[name] for r in rows]
+    return state
 
 
-def _last_items(v: object) -> list[str]:
+def _session_dict(row: dict) -> dict | None:
+    updated = row.get("session_updated_ms")
+    if updated is None or (isinstance(updated, float) and np.isnan(updated)):
+        return None
+    return row
+
+
+def _items(v: object) -> list[str]:
     return [] if v is None or (isinstance(v, float) and np.isnan(v)) else [str(i) for i in v]
+
+
+def exclusions(index: CandidateIndex, state: pd.Series) -> tuple[list[str], set[int]]:
+    """Recently played and blocked (skipped, not interested) items are not offered again."""
+    last = _items(state.get("session_last_items"))
+    blocked = _items(state.get("session_blocked_items"))
+    return last, {index.item_index[i] for i in last + blocked if i in index.item_index}
 
 
 def generate_for(index: CandidateIndex, state: pd.Series, locale: str, device: str,
                  n: int) -> tuple[Candidates, list[str]]:
-    last = _last_items(state.get("session_last_items"))
-    exclude = {index.item_index[i] for i in last if i in index.item_index}
+    last, exclude = exclusions(index, state)
     genres = tuple(g for g in (state.get("session_genre"), state.get(USER_TOP_GENRE)) if isinstance(g, str))
     return index.generate(state["user_id"], last, cohort_key(locale, device), exclude, n, genres=genres), last
 
@@ -79,6 +101,10 @@ def _cross(index: CandidateIndex, c: Candidates, state: pd.Series, last: list[st
     genre = state.get("session_genre")
     return index.cross_features(c, aff, str(state.get(USER_TOP_GENRE) or ""),
                                 "" if not isinstance(genre, str) else genre, last)
+
+
+def numeric(state: pd.Series, names: tuple[str, ...]) -> np.ndarray:
+    return pd.to_numeric(pd.Series([state.get(n) for n in names]), errors="coerce").to_numpy(np.float32)
 
 
 def _subset(c: Candidates, sel: np.ndarray) -> Candidates:
@@ -92,7 +118,7 @@ def training_rows(store: FeatureStore, index: CandidateIndex, queries: pd.DataFr
     rng = np.random.default_rng(seed)
     state = query_state(store, queries, str(index.item_ids[0]))
     by_query = {q: grp for q, grp in labels.groupby("query_id")}
-    parts, crosses = [], []
+    parts, crosses, users, sessions = [], [], [], []
     for row, q in zip(state.itertuples(index=False), queries.itertuples(index=False)):
         s = pd.Series(row._asdict())
         c, last = generate_for(index, s, q.locale, q.device, n_candidates)
@@ -110,6 +136,8 @@ def training_rows(store: FeatureStore, index: CandidateIndex, queries: pd.DataFr
         sel = np.concatenate([np.array(pos, dtype=np.int64), np.sort(sampled)])
         y = np.concatenate([np.ones(len(pos)), np.zeros(len(sampled))])
         crosses.append(_cross(index, _subset(c, sel), s, last))
+        users.append(np.repeat(numeric(s, USER_NUMERIC)[None, :], len(sel), axis=0))
+        sessions.append(np.repeat(numeric(s, SESSION_NUMERIC)[None, :], len(sel), axis=0))
         parts.append(pd.DataFrame({"query_id": q.query_id, "user_id": q.user_id, "item_id": index.item_ids[c.idx[sel]],
                                    "event_timestamp": q.event_timestamp, "device": q.device, "label": y}))
     if not parts:
@@ -117,7 +145,9 @@ def training_rows(store: FeatureStore, index: CandidateIndex, queries: pd.DataFr
     rows = pd.concat(parts, ignore_index=True)
     feats = historical(store, rows[["user_id", "item_id", "event_timestamp", "device"]])
     frame = rows.copy()
-    for name in USER_NUMERIC + SESSION_NUMERIC + CONTEXT_NAMES + ITEM_NUMERIC:
+    frame[list(USER_NUMERIC)] = np.vstack(users)
+    frame[list(SESSION_NUMERIC)] = np.vstack(sessions)
+    for name in CONTEXT_NAMES + ITEM_NUMERIC:
         frame[name] = pd.to_numeric(feats[name], errors="coerce").astype("float32").to_numpy()
     frame[list(CROSS_NAMES)] = np.vstack(crosses)
     return RankingSet(frame=frame, groups=frame.groupby("query_id", sort=False).size().to_numpy())

@@ -10,7 +10,7 @@ import pandas as pd
 from setlist.candidates import CandidateIndex, cohort_key
 from setlist.features import ITEM_NUMERIC, SESSION_NUMERIC, USER_NUMERIC, assemble, context_vector
 
-from .dataset import _cross, generate_for
+from .dataset import _cross, exclusions, generate_for, numeric
 
 Scorer = Callable[[np.ndarray], np.ndarray]
 
@@ -47,10 +47,6 @@ class Evaluation:
     labels: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
-def _row(state: pd.Series, names: tuple[str, ...]) -> np.ndarray:
-    return pd.to_numeric(pd.Series([state.get(n) for n in names]), errors="coerce").to_numpy(np.float32)
-
-
 def evaluate(index: CandidateIndex, scorers: dict[str, Scorer], state: pd.DataFrame, queries: pd.DataFrame,
              labels: pd.DataFrame, item_matrix: Callable[[pd.Timestamp], np.ndarray], n_candidates: int,
              cold_users: set[str],
@@ -77,11 +73,11 @@ def evaluate(index: CandidateIndex, scorers: dict[str, Scorer], state: pd.DataFr
         for k in cand_recall:
             cand_recall[k].append(candidate_recall(ids, rel, k))
         ts = q.event_timestamp
-        X = assemble(_row(s, USER_NUMERIC), _row(s, SESSION_NUMERIC), context_vector(str(q.device), ts.hour, ts.weekday()),
+        X = assemble(numeric(s, USER_NUMERIC), numeric(s, SESSION_NUMERIC), context_vector(str(q.device), ts.hour, ts.weekday()),
                      item_matrix(ts)[c.idx], _cross(index, c, s, last))
         y = np.fromiter((i in rel for i in ids), dtype=np.float32, count=len(ids))
         cold = q.user_id in cold_users
-        exclude = {index.item_index[i] for i in last if i in index.item_index}
+        _, exclude = exclusions(index, s)
         pop = np.array([i for i in index.popularity(cohort_key(q.locale, str(q.device))) if i not in exclude][:50])
         ranked = {"popularity": index.item_ids[pop]}
         for name, scorer in scorers.items():

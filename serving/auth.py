@@ -1,0 +1,70 @@
+"""Bearer-token auth for the ranking service: ``authorization: Bearer <token>`` metadata.
+
+``settings.auth_tokens`` is ``"token1:read,token2:write,token3:read+write"``. Rank needs ``read`` and
+Track needs ``write``. Health and reflection are never guarded (load balancers and grpcurl have no
+token). Tokens are compared in constant time and never appear in messages or logs.
+"""
+from __future__ import annotations
+
+import hmac
+from collections.abc import Sequence
+
+from setlist.settings import Settings
+
+from .errors import PermissionDenied, Unauthenticated
+
+READ, WRITE = "read", "write"
+SCOPES = frozenset({READ, WRITE})
+RPC_SCOPES = {"Rank": READ, "Track": WRITE}
+
+
+def parse_tokens(spec: str) -> list[tuple[bytes, frozenset[str]]]:
+    """Parse the token list. Errors name the entry's position, never its text (it holds a secret)."""
+    tokens: list[tuple[bytes, frozenset[str]]] = []
+    for position, entry in enumerate((e.strip() for e in spec.split(",")), start=1):
+        if not entry:
+            continue
+        token, sep, scope_text = entry.rpartition(":")  # rpartition: a token may itself contain ':'
+        scopes = frozenset(s.strip() for s in scope_text.split("+"))
+        if not sep or not token or not scopes <= SCOPES:
+            raise ValueError(f"auth_tokens entry {position} must look like TOKEN:read, TOKEN:write "
+                             f"or TOKEN:read+write")
+        tokens.append((token.encode(), scopes))
+    if not tokens:
+        raise ValueError("auth_tokens is set but holds no TOKEN:scope entries")
+    return tokens
+
+
+class TokenAuth:
+    def __init__(self, spec: str) -> None:
+        self._tokens = parse_tokens(spec)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TokenAuth | None:
+        """None when auth is off (no tokens configured)."""
+        if settings.auth_tokens is None or not settings.auth_tokens.get_secret_value().strip():
+            return None
+        return cls(settings.auth_tokens.get_secret_value())
+
+    def _scopes(self, presented: bytes) -> frozenset[str] | None:
+        found = None
+        for token, scopes in self._tokens:  # no early exit: timing does not reveal which entry matched
+            if hmac.compare_digest(token, presented):
+                found = scopes
+        return found
+
+    def check(self, rpc: str, metadata: Sequence[tuple[str, str | bytes]] | None) -> None:
+        """Raise Unauthenticated or PermissionDenied unless the call's token may call ``rpc``."""
+        header = next((v for k, v in metadata or () if k == "authorization"), None)
+        if isinstance(header, bytes):
+            header = header.decode("latin-1")
+        scheme, _, presented = (header or "").strip().partition(" ")
+        if scheme.lower() != "bearer" or not presented.strip():
+            raise Unauthenticated("missing bearer token: send metadata 'authorization: Bearer <token>'")
+        scopes = self._scopes(presented.strip().encode())
+        if scopes is None:
+            raise Unauthenticated("unknown bearer token")
+        needed = RPC_SCOPES.get(rpc)
+        if needed is None or needed not in scopes:
+            raise PermissionDenied(f"{rpc} needs the '{needed or 'admin'}' scope; this token has: "
+                                   f"{'+'.join(sorted(scopes))}")

@@ -1,0 +1,156 @@
+"""The one guard around every RankingService call: request id, deadline, auth, load control,
+error mapping, metrics and the access log.
+
+This is the single place where serving.errors become gRPC status codes (``ServingError.code`` names
+the status). Anything else a handler raises becomes INTERNAL with a short message; its traceback is
+logged here, once, and the process keeps serving. Health and reflection calls pass through untouched:
+a probe must be answered even when the service is saturated or the caller has no token.
+"""
+from __future__ import annotations
+
+import contextvars
+import logging
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+
+from . import metrics
+from .auth import TokenAuth
+from .errors import DeadlineExceeded, Overloaded, ServingError
+from .logs import ACCESS_LOG
+from .proto import SERVICE_NAME
+
+log = logging.getLogger(__name__)
+access_log = logging.getLogger(ACCESS_LOG)
+
+REQUEST_ID_KEY = "x-request-id"
+_SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+_STATUS = {code.name: code for code in grpc.StatusCode}
+
+# The servicer reads the id of the call it is handling from here: the guard and the handler run
+# synchronously in the same worker thread, so a ContextVar is exact and needs no plumbing.
+current_request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
+
+Behavior = Callable[[Any, grpc.ServicerContext], Any]
+
+
+def status_for(error: ServingError) -> grpc.StatusCode:
+    """The mapping: a ServingError's ``code`` names its status; an unknown name is INTERNAL."""
+    return _STATUS.get(error.code, grpc.StatusCode.INTERNAL)
+
+
+def request_id_from(metadata: Any) -> str:
+    """The caller's x-request-id when it is a sane token (it ends up in logs), else a new one."""
+    for key, value in metadata or ():
+        if key == REQUEST_ID_KEY and isinstance(value, str) and _SAFE_REQUEST_ID.fullmatch(value):
+            return value
+    return uuid.uuid4().hex
+
+
+class Guard(grpc.ServerInterceptor):
+    def __init__(self, max_concurrency: int, auth: TokenAuth | None = None,
+                 service: str = SERVICE_NAME) -> None:
+        if max_concurrency < 1:
+            raise ValueError(f"max_concurrency must be at least 1, got {max_concurrency}")
+        self._limit = max_concurrency
+        # Non-blocking acquire: a request over the limit is refused at once instead of queueing,
+        # so an overloaded server sheds load with RESOURCE_EXHAUSTED rather than growing latency.
+        self._slots = threading.BoundedSemaphore(max_concurrency)
+        self._auth = auth
+        self._prefix = f"/{service}/"
+        self._active = 0                     # calls inside run(), admitted or not; for draining
+        self._idle = threading.Condition()
+
+    def wait_idle(self, timeout: float | None) -> bool:
+        """Wait until no Rank/Track call is running (True), or ``timeout`` passes (False).
+
+        Shutdown drains with this rather than with the server's grace alone: gRPC's grace also waits
+        for long-lived health Watch streams, which would hold every shutdown for the full period."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._active == 0, timeout)
+
+    def intercept_service(self, continuation: Callable[[grpc.HandlerCallDetails], Any],
+                          details: grpc.HandlerCallDetails) -> Any:
+        handler = continuation(details)
+        if handler is None or handler.unary_unary is None or not details.method.startswith(self._prefix):
+            return handler
+        rpc = details.method[len(self._prefix):]
+        behavior = handler.unary_unary
+
+        def guarded(request: Any, context: grpc.ServicerContext) -> Any:
+            return self.run(rpc, behavior, request, context)
+
+        return grpc.unary_unary_rpc_method_handler(
+            guarded, request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer)
+
+    def run(self, rpc: str, behavior: Behavior, request: Any, context: grpc.ServicerContext) -> Any:
+        start = time.perf_counter()
+        with self._idle:
+            self._active += 1
+        metadata = context.invocation_metadata()
+        request_id = request_id_from(metadata)
+        token = current_request_id.set(request_id)
+        context.set_trailing_metadata(((REQUEST_ID_KEY, request_id),))
+        code, error_kind, acquired = "OK", "", False
+        try:
+            if context.time_remaining() <= 0:
+                raise DeadlineExceeded("the call's deadline expired before work started")
+            if self._auth is not None:
+                self._auth.check(rpc, metadata)
+            if not self._slots.acquire(blocking=False):
+                raise Overloaded(f"server is at its limit of {self._limit} concurrent requests; "
+                                 f"retry with backoff")
+            acquired = True
+            metrics.RPC_IN_FLIGHT.inc()
+            return behavior(request, context)
+        except ServingError as exc:
+            status = status_for(exc)
+            code, error_kind = status.name, type(exc).__name__
+            context.abort(status, str(exc) or type(exc).__name__)  # raises; the finally still runs
+        except Exception as exc:
+            if _aborted(context):  # context.abort() was called below us: already answered
+                code = _code_name(context)
+                raise
+            code, error_kind = "INTERNAL", type(exc).__name__
+            log.exception("unexpected error in %s", rpc,
+                          extra={"fields": {"request_id": request_id, "rpc": rpc}})
+            context.abort(grpc.StatusCode.INTERNAL, f"internal error (request_id {request_id})")
+        finally:
+            if acquired:
+                self._slots.release()
+                metrics.RPC_IN_FLIGHT.dec()
+            current_request_id.reset(token)
+            self._record(rpc, code, error_kind, request_id, time.perf_counter() - start)
+            with self._idle:
+                self._active -= 1
+                if self._active == 0:
+                    self._idle.notify_all()
+
+    @staticmethod
+    def _record(rpc: str, code: str, error_kind: str, request_id: str, seconds: float) -> None:
+        metrics.RPC_LATENCY.labels(rpc).observe(seconds)
+        metrics.RPC_REQUESTS.labels(rpc, code).inc()
+        if code != "OK":
+            metrics.RPC_ERRORS.labels(rpc, code).inc()
+        if access_log.isEnabledFor(logging.INFO):
+            fields = {"request_id": request_id, "rpc": rpc, "code": code,
+                      "latency_ms": round(seconds * 1000, 3)}
+            if error_kind:
+                fields["error"] = error_kind  # the class, not the message: messages may quote input
+            access_log.info("rpc", extra={"fields": fields})
+
+
+def _aborted(context: grpc.ServicerContext) -> bool:
+    code = context.code()
+    return code is not None and code != grpc.StatusCode.OK
+
+
+def _code_name(context: grpc.ServicerContext) -> str:
+    code = context.code()
+    return code.name if isinstance(code, grpc.StatusCode) else "UNKNOWN"

@@ -1,0 +1,109 @@
+"""Prometheus metrics for serving: what the transport records, and what the ranking service updates.
+
+Ownership, so nothing is counted twice:
+- the transport (serving.interceptors) records ``RPC_*`` for every Rank/Track call;
+- the ranking service records everything else: cache, candidates, model versions, feature freshness
+  and degraded responses, because only it knows why a response was cached or degraded.
+
+The objects live in prometheus_client's default registry, the usual pattern: defining them is cheap
+and starts no threads; :func:`start_metrics_server` is what opens a port.
+
+Several workers (``--workers N``): each worker serves its own registry on ``metrics_port + index``
+(scrape each port, or sum in PromQL). This avoids prometheus multiprocess mode, whose environment
+variable has to be set before the first import and whose gauges need per-metric aggregation modes.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from typing import Protocol
+
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+# Fine-grained at the bottom: cache hits should take well under a millisecond, the Rank p99 target
+# is 10 ms, and a histogram cannot resolve latencies below its smallest bucket.
+LATENCY_BUCKETS = (
+    0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01,
+    0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5,
+)
+CANDIDATE_BUCKETS = (0, 10, 25, 50, 100, 200, 300, 400, 500, 750, 1000, 2000, 5000)
+
+# --- transport ------------------------------------------------------------------------------
+RPC_LATENCY = Histogram("setlist_rpc_latency_seconds", "Server-side latency of each RPC, by RPC.",
+                        ["rpc"], buckets=LATENCY_BUCKETS)
+RPC_REQUESTS = Counter("setlist_rpc_requests", "RPCs handled, by RPC and final status code.",
+                       ["rpc", "code"])
+RPC_ERRORS = Counter("setlist_rpc_errors", "RPCs that ended with a non-OK status, by RPC and code.",
+                     ["rpc", "code"])
+RPC_IN_FLIGHT = Gauge("setlist_rpc_in_flight", "Rank/Track calls being worked on right now.")
+
+# --- ranking service ------------------------------------------------------------------------
+CACHE_HITS = Counter("setlist_cache_hits", "Rank requests answered from the prediction cache.")
+CACHE_MISSES = Counter("setlist_cache_misses", "Rank requests that had to be computed.")
+CACHE_HIT_LATENCY = Histogram("setlist_cache_hit_latency_seconds",
+                              "Service-side Rank latency when the cache answered.", buckets=LATENCY_BUCKETS)
+CACHE_MISS_LATENCY = Histogram("setlist_cache_miss_latency_seconds",
+                               "Service-side Rank latency when the ranking was computed.",
+                               buckets=LATENCY_BUCKETS)
+CANDIDATES = Histogram("setlist_candidates", "Candidates scored per computed Rank request.",
+                       buckets=CANDIDATE_BUCKETS)
+MODEL_VERSION = Gauge("setlist_model_version_info",
+                      "1 for the model version currently serving, by model name and version.",
+                      ["model", "version"])
+FEATURE_LAST_PUBLISH = Gauge("setlist_feature_last_publish_timestamp_seconds",
+                             "Unix time of the newest feature publish the server has seen.")
+FEATURE_FRESHNESS = Gauge("setlist_feature_freshness_seconds",
+                          "Seconds since the newest feature publish (computed when scraped).")
+DEGRADED = Counter("setlist_degraded_responses", "Rank responses served by a fallback, by reason.",
+                   ["reason"])
+
+_lock = threading.Lock()
+_versions: dict[str, str] = {}
+_last_publish: list[float] = []   # empty until the first publish is known
+
+
+def set_model_version(model: str, version: str) -> None:
+    """Mark ``version`` as the one serving for ``model``; the previous version's series is removed,
+    so a dashboard never shows two live versions of one model."""
+    with _lock:
+        previous = _versions.get(model)
+        if previous is not None and previous != version:
+            MODEL_VERSION.remove(model, previous)
+        _versions[model] = version
+        MODEL_VERSION.labels(model=model, version=version).set(1)
+
+
+def mark_feature_publish(published_at: float) -> None:
+    """Record the Unix time of a feature publish; freshness is computed from it at scrape time."""
+    with _lock:
+        if not _last_publish or published_at > _last_publish[0]:
+            _last_publish[:] = [published_at]
+            FEATURE_LAST_PUBLISH.set(published_at)
+
+
+def _freshness() -> float:
+    # NaN until a publish is known: "never published" must not look perfectly fresh (0 s).
+    return time.time() - _last_publish[0] if _last_publish else float("nan")
+
+
+FEATURE_FRESHNESS.set_function(_freshness)
+
+
+class MetricsServer(Protocol):
+    def shutdown(self) -> None: ...
+
+    def server_close(self) -> None: ...
+
+
+def start_metrics_server(port: int, host: str = "0.0.0.0") -> tuple[MetricsServer, int] | None:
+    """Serve /metrics over HTTP on ``port`` (0 means disabled). Returns the server and its port."""
+    if port == 0:
+        return None
+    httpd, _thread = start_http_server(port, addr=host)
+    return httpd, int(httpd.server_port)
+
+
+def stop_metrics_server(server: tuple[MetricsServer, int] | None) -> None:
+    if server is not None:
+        server[0].shutdown()
+        server[0].server_close()

@@ -1,0 +1,79 @@
+"""Shared fixtures only: fresh settings per test, and real servers for integration tests.
+
+``redis_server`` and ``postgres_server`` start their own servers on free loopback ports (never the ones
+``make services`` runs) once per session. A missing server binary skips the tests that need it, with
+the command that installs it; with SETLIST_REQUIRE_SERVERS=1 (as CI sets) it fails them instead.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from tests.servers import MissingServer, PostgresServer, RedisServer
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "integration: needs real servers (Redis, PostgreSQL) started by fixtures")
+    config.addinivalue_line("markers", "e2e: runs whole pipeline stages on generated data")
+
+
+def _missing(exc: MissingServer) -> None:
+    if os.environ.get("SETLIST_REQUIRE_SERVERS") == "1":
+        pytest.fail(str(exc), pytrace=False)
+    pytest.skip(str(exc))
+
+
+@pytest.fixture(autouse=True)
+def _fresh_settings() -> Iterator[None]:
+    """``get_settings`` is cached; clear it so each test sees its own environment."""
+    from setlist.settings import get_settings
+
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A Redis of our own: ``.url`` is redis://127.0.0.1:PORT/0; ``stop()``/``kill()``/``start()``
+    take it away and bring it back on the same port with the same data."""
+    try:
+        server = RedisServer(tmp_path_factory.mktemp("redis"))
+    except MissingServer as exc:
+        _missing(exc)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL of our own: ``.url`` is postgresql://setlist:setlist@127.0.0.1:PORT/setlist;
+    ``create_database()`` gives a fresh database owned by the same role."""
+    try:
+        server = PostgresServer()
+    except MissingServer as exc:
+        _missing(exc)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.destroy()
+
+
+@pytest.fixture
+def production_settings(tmp_path: Path, redis_server: RedisServer, postgres_server: PostgresServer):
+    """Production-profile settings on the test servers, isolated per test: a fresh PostgreSQL
+    database (Feast registry and MLflow), an emptied Redis, and data under tmp_path."""
+    from setlist.settings import Settings
+
+    redis_server.start()  # a fault test may have left it stopped
+    redis_server.flush()
+    return Settings(profile="production", data_dir=tmp_path / "data", redis_url=redis_server.url,
+                    database_url=postgres_server.create_database(), mlflow_tracking_uri=None,
+                    hmac_key="test-key-production")
