@@ -23,6 +23,7 @@ class FeatureBatches:
     user_profile: pd.DataFrame
     item_stats: pd.DataFrame
     session: pd.DataFrame
+    consent: pd.DataFrame
     genres: list[str]
     as_of: pd.Timestamp
 
@@ -40,6 +41,17 @@ def personalizable(events: pd.DataFrame) -> pd.DataFrame:
 def opted_out_users(events: pd.DataFrame) -> set[str]:
     latest = events.sort_values("timestamp", kind="mergesort").groupby("user_id")["consent_personalization"].last()
     return set(latest[~latest.fillna(True).astype(bool)].index)
+
+
+def build_consent(events: pd.DataFrame) -> pd.DataFrame:
+    """Every user's latest consent flags, stamped at the event that carried them."""
+    last = events.groupby("user_id", sort=True).tail(1)
+    return pd.DataFrame({
+        "user_id": last["user_id"].to_numpy(),
+        "event_timestamp": last["timestamp"].to_numpy(),
+        "consent_personalization": last["consent_personalization"].fillna(True).astype(bool).to_numpy(),
+        "consent_analytics": last["consent_analytics"].fillna(True).astype(bool).to_numpy(),
+    }).sort_values("user_id", kind="mergesort").reset_index(drop=True)
 
 
 def _window(daily: np.ndarray, width: int) -> np.ndarray:
@@ -189,6 +201,7 @@ def build(events: pd.DataFrame, items: pd.DataFrame) -> FeatureBatches:
         user_profile=build_user_profile(personal, t0, days, genres, item_genre),
         item_stats=build_item_stats(analytics, items, t0, days),
         session=build_sessions(personal, item_genre),
+        consent=build_consent(events),
         genres=genres,
         as_of=t0 + days * DAY,
     )

@@ -11,6 +11,7 @@ from feast.types import Int64, String
 USER_PROFILE_FILE = "user_profile.parquet"
 ITEM_STATS_FILE = "item_stats.parquet"
 SESSION_FILE = "session.parquet"
+CONSENT_FILE = "consent.parquet"
 
 
 @dataclass(frozen=True)
@@ -18,6 +19,7 @@ class Sources:
     user_profile: FileSource
     item_stats: FileSource
     session_push: PushSource
+    consent_push: PushSource
     request_context: RequestSource
 
 
@@ -33,6 +35,10 @@ def build_sources(features_dir: Path) -> Sources:
         # Track pushes session state here in real time; the batch file is the offline history
         # (one row per event) so that training joins the same values point-in-time.
         session_push=PushSource(name="session_push", batch_source=session_batch),
+        # Consent is a feature like any other so every replica reads it from the online store; the
+        # batch file holds every user's latest flags (opted-out users included), Track pushes changes.
+        consent_push=PushSource(name="consent_push", batch_source=FileSource(
+            name="consent_batch", path=str(root / CONSENT_FILE), timestamp_field="event_timestamp")),
         request_context=RequestSource(name="request_context", schema=[
             RequestField(name="device", dtype=String), RequestField(name="request_hour", dtype=Int64),
             RequestField(name="request_weekday", dtype=Int64)]),

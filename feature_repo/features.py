@@ -7,7 +7,7 @@ from typing import Any
 
 from feast import FeatureView, Field, OnDemandFeatureView
 from feast.on_demand_feature_view import on_demand_feature_view
-from feast.types import Array, Float32, Float64, Int64, String
+from feast.types import Array, Bool, Float32, Float64, Int64, String
 
 from setlist.features import CONTEXT_NAMES
 
@@ -26,10 +26,11 @@ class Views:
     user_profile: FeatureView
     item_stats: FeatureView
     session: FeatureView
+    consent: FeatureView
     context: OnDemandFeatureView
 
     def all(self) -> list[Any]:
-        return [self.user_profile, self.item_stats, self.session, self.context]
+        return [self.user_profile, self.item_stats, self.session, self.consent, self.context]
 
 
 def build_views(sources: Sources) -> Views:
@@ -59,6 +60,13 @@ def build_views(sources: Sources) -> Views:
         description="Session context pushed by Track within a second: last items, skip rate, genre.",
     )
 
+    consent = FeatureView(
+        name="user_consent", entities=[user], ttl=timedelta(days=3650), source=sources.consent_push, online=True,
+        schema=[Field(name="consent_personalization", dtype=Bool), Field(name="consent_analytics", dtype=Bool)],
+        description="Latest consent flags. Serving answers users without personalization consent with "
+                    "cohort popularity, whatever else the store holds about them.",
+    )
+
     # Python mode rather than pandas: the context transform runs per request and pandas costs
     # milliseconds for a single row.
     @on_demand_feature_view(sources=[sources.request_context], mode="python",
@@ -71,4 +79,4 @@ def build_views(sources: Sources) -> Views:
                 zip(inputs["device"], inputs["request_hour"], inputs["request_weekday"])]
         return {name: [r[i] for r in rows] for i, name in enumerate(CONTEXT_NAMES)}
 
-    return Views(user_profile=user_profile, item_stats=item_stats, session=session, context=context)
+    return Views(user_profile=user_profile, item_stats=item_stats, session=session, consent=consent, context=context)

@@ -19,7 +19,7 @@ from setlist.publish import PublishLog
 from setlist.settings import Settings
 
 from .build import FeatureBatches, build
-from .data_sources import ITEM_STATS_FILE, SESSION_FILE, USER_PROFILE_FILE
+from .data_sources import CONSENT_FILE, ITEM_STATS_FILE, SESSION_FILE, USER_PROFILE_FILE
 from .store import apply, get_store
 
 
@@ -65,7 +65,21 @@ def _quarantine(settings: Settings, batches: FeatureBatches, failures: list[str]
 
 def _files(batches: FeatureBatches) -> list[tuple[str, pd.DataFrame]]:
     return [(USER_PROFILE_FILE, batches.user_profile), (ITEM_STATS_FILE, batches.item_stats),
-            (SESSION_FILE, batches.session)]
+            (SESSION_FILE, batches.session), (CONSENT_FILE, batches.consent)]
+
+
+def _forget_withdrawn(store, defs, batches: FeatureBatches) -> None:  # noqa: ANN001
+    """Users who withdrew personalization consent lose their personal rows online too;
+    materialization alone would leave their last profile and session in place."""
+    from .online import OnlineFeatures
+
+    withdrawn = batches.consent.loc[~batches.consent["consent_personalization"], "user_id"]
+    if withdrawn.empty:
+        return
+    online = OnlineFeatures(store, [defs.views.user_profile, defs.views.session])
+    for uid in withdrawn:
+        for view in ("user_profile", "session"):
+            online.delete(view, uid)
 
 
 def publish(settings: Settings, batches: FeatureBatches | None = None, snapshot: str | None = None) -> PublishReport:
@@ -86,7 +100,8 @@ def publish(settings: Settings, batches: FeatureBatches | None = None, snapshot:
     end = batches.as_of + pd.Timedelta(seconds=1)
     store.materialize(start_date=start.to_pydatetime(), end_date=end.to_pydatetime(),
                       feature_views=[defs.views.user_profile.name, defs.views.item_stats.name,
-                                     defs.views.session.name])
+                                     defs.views.session.name, defs.views.consent.name])
+    _forget_withdrawn(store, defs, batches)
     log = PublishLog(settings.metadata_url)
     try:
         report.version = log.record(report.snapshot, sum(report.rows.values())).version

@@ -73,6 +73,24 @@ def set_model_version(model: str, version: str) -> None:
         MODEL_VERSION.labels(model=model, version=version).set(1)
 
 
+def record_cache(hit: bool, seconds: float) -> None:
+    """One Rank served from the cache (hit) or computed (miss), with its service-side latency."""
+    if hit:
+        CACHE_HITS.inc()
+        CACHE_HIT_LATENCY.observe(seconds)
+    else:
+        CACHE_MISSES.inc()
+        CACHE_MISS_LATENCY.observe(seconds)
+
+
+def record_candidates(count: int) -> None:
+    CANDIDATES.observe(count)
+
+
+def record_degraded(reason: str = "fallback") -> None:
+    DEGRADED.labels(reason=reason).inc()
+
+
 def mark_feature_publish(published_at: float) -> None:
     """Record the Unix time of a feature publish; freshness is computed from it at scrape time."""
     with _lock:

@@ -2,9 +2,10 @@
 
 With ``settings.workers > 1`` the parent forks the workers *before* any gRPC server or channel exists
 (gRPC's threads and sockets do not survive fork), as in grpc's examples/python/multiprocessing. Each
-worker builds its own ranking with ``ranking_factory()`` and binds the same port with SO_REUSEPORT, so
-the kernel spreads connections across processes and Python's GIL is no longer the ceiling. The parent
-only forwards SIGTERM/SIGINT and waits. Worker ``i`` serves metrics on ``metrics_port + i``.
+worker builds its own ranking with ``ranking_factory(index)`` and binds the same port with
+SO_REUSEPORT, so the kernel spreads connections across processes and the GIL is no longer the
+ceiling. The parent only forwards SIGTERM/SIGINT and waits. Worker ``i`` serves metrics on
+``metrics_port + i``.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import os
 import signal
 import socket
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 from setlist.settings import Settings
 
@@ -25,7 +26,10 @@ from .ports import Ranking
 
 log = logging.getLogger(__name__)
 
-RankingFactory = Callable[[], Ranking]
+# Called once per process with the worker index (0 when there is a single process), after the fork,
+# so each worker builds its own models and connections and can own per-worker files (its journal).
+RankingFactory = Callable[[int], Ranking]
+Process = multiprocessing.process.BaseProcess
 
 
 def serve(settings: Settings, ranking_factory: RankingFactory, grace_s: float = DEFAULT_GRACE_S) -> int:
@@ -43,7 +47,12 @@ def _run_worker(settings: Settings, ranking_factory: RankingFactory, grace_s: fl
         signal.signal(sig, lambda *_: stop.set())
     if settings.metrics_port and index:
         settings = settings.model_copy(update={"metrics_port": settings.metrics_port + index})
-    running = start_server(ranking_factory(), settings, reuse_port=reuse_port)
+    try:
+        ranking = ranking_factory(index)
+    except Exception:  # one clear log line with the cause, and a non-zero exit for the supervisor
+        log.exception("could not build the ranking service", extra={"fields": {"worker": index}})
+        return 1
+    running = start_server(ranking, settings, reuse_port=reuse_port)
     log.info("worker ready", extra={"fields": {"worker": index, "pid": os.getpid(), "port": running.port}})
     stop.wait()
     log.info("shutting down", extra={"fields": {"worker": index, "grace_s": grace_s}})
@@ -94,18 +103,18 @@ def _run_workers(settings: Settings, ranking_factory: RankingFactory, grace_s: f
         exit_code = 0
         # A worker that dies on its own is not restarted here: a half-sized server that looks healthy
         # is worse than a clean exit that the supervisor (systemd, Kubernetes) restarts.
-        for proc in _exited(procs):
-            if proc.exitcode != 0:
+        for done in _exited(procs):
+            if done.exitcode != 0:
                 exit_code = 1
             if not stopping.is_set():
                 log.error("worker exited unexpectedly; stopping the others",
-                          extra={"fields": {"pid": proc.pid, "exitcode": proc.exitcode}})
+                          extra={"fields": {"pid": done.pid, "exitcode": done.exitcode}})
                 exit_code = 1
                 forward(signal.SIGTERM, None)
         return exit_code
 
 
-def _exited(procs: list[multiprocessing.process.BaseProcess]) -> Iterator[multiprocessing.process.BaseProcess]:
+def _exited(procs: Sequence[Process]) -> Iterator[Process]:
     """Yield workers as they exit, until all have."""
     from multiprocessing.connection import wait
 

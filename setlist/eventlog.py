@@ -57,8 +57,11 @@ class EventLog:
         self.root = Path(root)
 
     # --- writing ---------------------------------------------------------------------------
-    def append(self, frame: pd.DataFrame, tag: str = "batch") -> int:
-        """Append valid events; one new file per date partition. Returns rows written."""
+    def append(self, frame: pd.DataFrame, tag: str = "batch", name: str | None = None) -> int:
+        """Append valid events; one new file per date partition. Returns rows written.
+
+        With ``name`` the files are named deterministically, so replaying the same batch (after a
+        crash between writing and forgetting it) overwrites rather than duplicates."""
         if frame.empty:
             return 0
         table = to_table(frame)
@@ -68,7 +71,8 @@ class EventLog:
         for date in sorted(set(dates)):
             mask = pa.array(dates == date)
             part = table.filter(mask).sort_by("timestamp")
-            write_atomic(part, self.root / f"date={date}" / f"{stamp}-{tag}-{uuid.uuid4().hex[:8]}.parquet")
+            fname = f"{name}.parquet" if name else f"{stamp}-{tag}-{uuid.uuid4().hex[:8]}.parquet"
+            write_atomic(part, self.root / f"date={date}" / fname)
             written += part.num_rows
         return written
 

@@ -75,6 +75,7 @@ class Settings(BaseSettings):
     max_user_id_len: int = 256
     max_exclusions: int = 1000
     max_future_skew_s: int = 300
+    max_track_batch: int = 1000
     cache_enabled: bool = True
     cache_backend: Literal["memory", "redis"] = "memory"
     cache_ttl_s: float = 300.0
@@ -89,7 +90,7 @@ class Settings(BaseSettings):
     auth_tokens: SecretStr | None = Field(
         default=None, description="comma-separated token:scope pairs, scope being read, write or read+write"
     )
-    wal_group_commit_ms: float = 2.0
+    journal_roll_s: float = 2.0
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,

@@ -1,0 +1,95 @@
+"""Per-request user reads (consent, profile, session) with a timeout budget and a breaker.
+
+When the online store fails or is slow, requests fall back to the user's last-known rows (or
+none) and are marked degraded. After a failure the store is left alone for a short cool-down so
+a dead store costs one timeout, not one per request; then a single request probes it again.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+from feature_repo.online import OnlineFeatures
+
+log = logging.getLogger("setlist.serving.features")
+VIEWS = ("user_consent", "user_profile", "session")
+
+
+@dataclass(frozen=True)
+class UserRows:
+    consent: dict[str, Any] | None
+    profile: dict[str, Any] | None
+    session: dict[str, Any] | None
+    version: str            # changes whenever any of the rows changes
+    degraded: bool = False
+
+
+class Breaker:
+    def __init__(self, cooldown_s: float, clock=time.monotonic) -> None:  # noqa: ANN001
+        self.cooldown_s, self._clock = cooldown_s, clock
+        self._open_until = 0.0
+        self._lock = threading.Lock()
+
+    def allow(self) -> bool:
+        with self._lock:
+            now = self._clock()
+            if now < self._open_until:
+                return False
+            if self._open_until:  # half-open: let this one through, hold the rest back
+                self._open_until = now + self.cooldown_s
+            return True
+
+    def success(self) -> None:
+        with self._lock:
+            self._open_until = 0.0
+
+    def failure(self) -> None:
+        with self._lock:
+            self._open_until = self._clock() + self.cooldown_s
+
+    @property
+    def open(self) -> bool:
+        return self._clock() < self._open_until
+
+
+class UserFeatureReader:
+    def __init__(self, online: OnlineFeatures, cooldown_s: float = 1.0, remember: int = 50_000) -> None:
+        self.online = online
+        self.breaker = Breaker(cooldown_s)
+        self._last: OrderedDict[str, UserRows] = OrderedDict()
+        self._remember = remember
+        self._lock = threading.Lock()
+
+    def read(self, user: str) -> UserRows:
+        if self.breaker.allow():
+            try:
+                rows = [self.online.read(view, [user])[0] for view in VIEWS]
+            except Exception as exc:  # noqa: BLE001 - any store failure degrades, never fails
+                self.breaker.failure()
+                log.warning("online store read failed, degrading: %s", type(exc).__name__)
+            else:
+                self.breaker.success()
+                stamps = "/".join("-" if ts is None else str(int(ts.timestamp() * 1000)) for ts, _ in rows)
+                result = UserRows(rows[0][1], rows[1][1], rows[2][1], stamps)
+                self._remember_rows(user, result)
+                return result
+        with self._lock:
+            known = self._last.get(user)
+        if known is not None:
+            return UserRows(known.consent, known.profile, known.session, "degraded", degraded=True)
+        return UserRows(None, None, None, "degraded", degraded=True)
+
+    def _remember_rows(self, user: str, rows: UserRows) -> None:
+        with self._lock:
+            self._last[user] = rows
+            self._last.move_to_end(user)
+            if len(self._last) > self._remember:
+                self._last.popitem(last=False)
+
+    def forget(self, user: str) -> None:
+        with self._lock:
+            self._last.pop(user, None)
