@@ -59,9 +59,21 @@ train: setup
 serve: setup
 	$(PY) -m serving
 
-.PHONY: demo  ## the whole loop on embedded defaults
+.PHONY: demo  ## the whole loop on embedded defaults: events, gates, features, training, serving
 demo: setup
-	$(PY) -m ingest demo
+	@echo "== 1/6 events: generate synthetic listening (kept if the log already has events)"
+	$(PY) -m ingest generate
+	$(PY) -m ingest summary
+	@echo "== 2/6 validate the raw events"
+	$(PY) -m validation events
+	@echo "== 3/6 build, validate and publish features"
+	$(PY) -m feature_repo materialize
+	@echo "== 4/6 train and register the two-stage model"
+	$(PY) -m training
+	@echo "== 5/6 every data-quality gate"
+	$(PY) -m validation all
+	@echo "== 6/6 serve: rank, send a skip, rank again"
+	$(PY) -m serving.demo
 
 .PHONY: test  ## unit, integration and end-to-end tests
 test: setup

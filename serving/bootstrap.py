@@ -16,12 +16,14 @@ from setlist.publish import PublishLog
 from setlist.pseudonym import IdentityMap
 from setlist.settings import Settings
 
+from . import metrics
 from .cache import Cache, MemoryCache, NoCache, RedisCache
 from .item_table import load_items
 from .journal import Journal
 from .models import ModelBundle, ModelHolder
 from .service import Hooks, Live, RankingService
 from .tracking import Tracker
+from .types import RankQuery, RankResult, TrackEvent, TrackResult
 from .user_features import UserFeatureReader
 
 log = logging.getLogger("setlist.serving")
@@ -38,7 +40,7 @@ def make_cache(settings: Settings) -> Cache:
 
 @dataclass
 class Server:
-    """The service plus the background work that keeps it current."""
+    """The service plus the background work that keeps it current. Implements ``Ranking``."""
 
     service: RankingService
     models: ModelHolder
@@ -46,6 +48,15 @@ class Server:
     publishes: PublishLog
     stop_event: threading.Event = field(default_factory=threading.Event)
     thread: threading.Thread | None = None
+
+    def rank(self, query: RankQuery) -> RankResult:
+        return self.service.rank(query)
+
+    def track(self, events: list[TrackEvent]) -> TrackResult:
+        return self.service.track(events)
+
+    def ready(self) -> bool:
+        return self.service.ready()
 
     def refresh(self) -> bool:
         """Pick up a new champion or a new feature publish. Returns True if anything changed."""
@@ -69,6 +80,11 @@ class Server:
         items = load_items(self.online, bundle.index.item_ids, publish_version)
         self.service.live = Live(bundle, items)  # one assignment: requests see old or new, never a mix
         self.service.cache.clear()
+        metrics.set_model_version(self.service.settings.candidates_model, bundle.candidates_version)
+        metrics.set_model_version(self.service.settings.ranker_model, bundle.ranker_version)
+        latest = self.publishes.latest()
+        if latest is not None:
+            metrics.mark_feature_publish(latest.published_at.timestamp())
         log.info("live: models %s, features v%d (%d items, %d without online stats)", bundle.version,
                  publish_version, len(bundle.index.item_ids), items.missing)
 
@@ -91,7 +107,8 @@ class Server:
         self.publishes.dispose()
 
 
-def build(settings: Settings, worker: int = 0, hooks: Hooks | None = None, load: bool = True) -> Server:
+def build(settings: Settings, worker: int = 0, hooks: Hooks | None = None, load: bool = True,
+          start: bool = False) -> Server:
     store = get_store(settings)
     # Views are resolved from the registry once, here, and never per request.
     online = OnlineFeatures.from_registry(store, VIEWS)
@@ -99,8 +116,12 @@ def build(settings: Settings, worker: int = 0, hooks: Hooks | None = None, load:
                       max_age_s=settings.journal_roll_s)
     tracker = Tracker(journal, online, Quarantine(settings.quarantine_dir), IdentityMap(settings.metadata_url),
                       settings.max_future_skew_s)
+    hooks = hooks or Hooks(on_cache=metrics.record_cache, on_candidates=metrics.record_candidates,
+                           on_degraded=metrics.record_degraded)
     service = RankingService(settings, UserFeatureReader(online), make_cache(settings), tracker, hooks)
     server = Server(service, ModelHolder(settings), online, PublishLog(settings.metadata_url))
     if load:
         server.refresh()
+    if start:
+        server.start()
     return server

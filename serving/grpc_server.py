@@ -53,10 +53,15 @@ class RunningServer:
         with self._stop_lock:
             if self._stopped.is_set():
                 return
+            grace = grace or 0.0                   # None means "abort now" for gRPC as well
             self.readiness.shutdown()              # load balancers stop routing here first
             stopped = self._server.stop(grace)     # refuses new calls from now on
-            self._guard.wait_idle(grace)           # in-flight Rank/Track calls finish
-            self._server.stop(0)                   # then end what is left: health Watch streams
+            # In-flight Rank/Track calls finish, then whatever is left (health Watch streams, which
+            # would otherwise hold every shutdown for the whole grace period) is ended. A call that
+            # gRPC accepted but no pool thread picked up yet is not counted; with the pool idle
+            # that window is microseconds wide.
+            self._guard.wait_idle(grace)
+            self._server.stop(0)
             stopped.wait()
             try:
                 if close_ranking:

@@ -40,6 +40,8 @@ class Readiness:
         return bool(self._serving)
 
     def set_serving(self, serving: bool) -> None:
+        """Push a status now (Watch streams see it at once). The poller keeps the status equal to
+        ``ranking.ready()``, so a lasting change belongs in ``ready()`` itself."""
         with self._lock:
             if self._stop.is_set() or serving == self._serving:
                 return

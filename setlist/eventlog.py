@@ -48,7 +48,7 @@ def to_table(frame: pd.DataFrame) -> pa.Table:
     for name in EVENT_SCHEMA.names:
         if name not in frame.columns:
             frame[name] = None
-    frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
+    frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True).dt.floor("ms")  # the contract stores ms
     return pa.Table.from_pandas(frame[list(EVENT_SCHEMA.names)], schema=EVENT_SCHEMA, preserve_index=False)
 
 
@@ -87,8 +87,8 @@ class EventLog:
         """Read the log as a frame sorted by (timestamp, event_id); erased users are dropped."""
         files = self.files()
         cols = list(columns) if columns else list(EVENT_SCHEMA.names)
-        if "user_id" not in cols:
-            cols.append("user_id")
+        # the sort and the erasure filter need these, whatever the caller asked for
+        needed = list(dict.fromkeys(cols + ["timestamp", "event_id", "user_id"]))
         if not files:
             return EVENT_SCHEMA.empty_table().to_pandas()[cols]
         dataset = ds.dataset([str(f) for f in files], schema=EVENT_SCHEMA, format="parquet")
@@ -98,8 +98,7 @@ class EventLog:
         if end is not None:
             e = ds.field("timestamp") < pa.scalar(end, pa.timestamp("ms", tz="UTC"))
             flt = e if flt is None else flt & e
-        table = dataset.to_table(columns=cols + (["event_id"] if "event_id" not in cols else []), filter=flt)
-        frame = table.to_pandas()
+        frame = dataset.to_table(columns=needed, filter=flt).to_pandas()
         if not include_erased:
             erased = self.erased_users()
             if erased:

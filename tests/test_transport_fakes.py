@@ -73,7 +73,7 @@ class FakeRanking:
         self.closed.set()
 
 
-def fake_factory() -> FakeRanking:
+def fake_factory(worker: int) -> FakeRanking:
     """For serving.workers.serve: each worker process builds its own fake."""
     return FakeRanking()
 

@@ -109,6 +109,8 @@ def train(settings: Settings, progress: bool = True, candidate_params: Candidate
         if not gate.passed:
             raise TrainingRefused("training set failed validation: " + "; ".join(gate.failures))
 
+        _keep_training_set(settings, rs.frame)
+
         step = task("training XGBoost ranker (two objectives)")
         fitted = fit(rs, rp, seed)
         step()
@@ -164,6 +166,15 @@ def train(settings: Settings, progress: bool = True, candidate_params: Candidate
                          "promotion.reason": decision.reason})
     return TrainingResult(run.info.run_id, metrics, popularity.metrics, champion, versions, decision.promote,
                           decision.reason, fitted.objective, rows)
+
+
+def _keep_training_set(settings: Settings, frame: pd.DataFrame) -> None:
+    """The training set as gated, for `python -m validation training-set` and for audits."""
+    import pyarrow as pa
+
+    from setlist.eventlog import write_atomic
+
+    write_atomic(pa.Table.from_pandas(frame, preserve_index=False), settings.data_dir / "training" / "training_set.parquet")
 
 
 def _evaluate_champion(settings: Settings, store, state, q_hold, labels_hold, cold):  # noqa: ANN001

@@ -1,0 +1,79 @@
+"""``python -m serving [--port N] [--workers N] [--engine fast|baseline]``: run the gRPC server."""
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Optional
+
+import typer
+
+from setlist.settings import get_settings
+
+app = typer.Typer(add_completion=False, help="Run the Setlist gRPC ranking server.")
+
+
+@app.command()
+def main(port: Optional[int] = typer.Option(None, help="listen port (default SETLIST_PORT, 50051)"),
+         workers: Optional[int] = typer.Option(None, help="processes sharing the port (SO_REUSEPORT)"),
+         engine: Optional[str] = typer.Option(None, help="fast (default) or baseline (Feast + pyfunc, for bench)"),
+         metrics_port: Optional[int] = typer.Option(None, help="Prometheus port; 0 turns metrics off")) -> None:
+    from .logs import configure_logging
+    from .workers import serve
+
+    configure_logging()
+    updates = {k: v for k, v in {"port": port, "workers": workers, "engine": engine,
+                                  "metrics_port": metrics_port}.items() if v is not None}
+    settings = get_settings().model_copy(update=updates)
+    if settings.engine not in ("fast", "baseline"):
+        typer.echo(f"unknown engine {settings.engine!r}: choose fast or baseline", err=True)
+        raise typer.Exit(2)
+    try:
+        preflight(settings)
+    except StartupError as exc:
+        logging.getLogger("setlist.serving").error("cannot start: %s", exc)
+        raise typer.Exit(1)
+    sys.exit(serve(settings, lambda worker: factory(settings, worker)))
+
+
+class StartupError(RuntimeError):
+    pass
+
+
+def preflight(settings) -> None:  # noqa: ANN001
+    """Fail fast, with one clear line, when a store the server depends on is missing or down."""
+    from sqlalchemy import create_engine, text
+
+    for name, url in (("metadata store", settings.metadata_url),):
+        try:
+            engine = create_engine(url, connect_args={"connect_timeout": 3} if url.startswith("postgresql") else {})
+            with engine.connect() as conn:
+                conn.execute(text("select 1"))
+            engine.dispose()
+        except Exception as exc:  # noqa: BLE001
+            raise StartupError(f"{name} at {_redact(url)} is unavailable ({type(exc).__name__}); "
+                               "start it (`make services` for the production profile) and retry") from None
+    if settings.profile == "local" and not (settings.data_dir / "registry.db").exists():
+        raise StartupError(f"no feature registry under {settings.data_dir}: run `make materialize` and `make train` first")
+
+
+def _redact(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001
+        return "<unparseable url>"
+
+
+def factory(settings, worker: int):  # noqa: ANN001, ANN201
+    if settings.engine == "baseline":
+        from .baseline import build_baseline
+
+        return build_baseline(settings)
+    from .bootstrap import build
+
+    return build(settings, worker=worker, start=True)
+
+
+if __name__ == "__main__":
+    app()
