@@ -11,6 +11,14 @@ IMPORT_ARGS ?=
 
 .DEFAULT_GOAL := help
 
+# The production profile needs a pseudonymization key shared by every process; locally
+# `make services` keeps one under var/services/.
+ifeq ($(SETLIST_PROFILE),production)
+ifeq ($(strip $(SETLIST_HMAC_KEY)),)
+export SETLIST_HMAC_KEY_FILE ?= $(CURDIR)/var/services/hmac.key
+endif
+endif
+
 .PHONY: help  ## show this menu
 help:
 	@grep -E '^\.PHONY: [a-z-]+ +## ' $(MAKEFILE_LIST) | sed -E 's/^\.PHONY: ([a-z-]+) +## (.*)/  \1|\2/' | column -t -s '|'

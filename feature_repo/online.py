@@ -37,6 +37,17 @@ class OnlineFeatures:
         self.views = {v.name: v for v in views}
         self._join_key = {v.name: JOIN_KEYS[v.entities[0]] for v in self.views.values()}
         self._dtypes = {v.name: {f.name: f.dtype.to_value_type() for f in v.features} for v in self.views.values()}
+        if type(self.online_store).__name__ == "RedisOnlineStore":
+            # redis-py retries a refused connection with backoff (~7 s); a hot path must fail at
+            # once and let the caller degrade
+            from redis.backoff import NoBackoff
+            from redis.retry import Retry
+
+            self.online_store._get_client(self.config.online_store).set_retry(Retry(NoBackoff(), 1))
+        elif type(self.online_store).__name__ == "SqliteOnlineStore":
+            # readers (serving) and a writer (materialize) in different processes: WAL mode lets
+            # reads go on while a publish writes
+            self.online_store._get_conn(self.config).execute("PRAGMA journal_mode=WAL")
 
     @classmethod
     def from_registry(cls, store: FeatureStore, names: Sequence[str]) -> "OnlineFeatures":

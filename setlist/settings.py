@@ -50,6 +50,7 @@ class Settings(BaseSettings):
     redis_url: str = "redis://127.0.0.1:6379/0"
     database_url: str = "postgresql://setlist:setlist@127.0.0.1:5432/setlist"
     hmac_key: SecretStr | None = None
+    hmac_key_file: Path | None = None
     seed: int = 7
     scale: Literal["tiny", "demo", "bench"] = "demo"
 
@@ -91,6 +92,28 @@ class Settings(BaseSettings):
         default=None, description="comma-separated token:scope pairs, scope being read, write or read+write"
     )
     journal_roll_s: float = 2.0
+    # one journal directory per process that serves Track (per pod in Kubernetes)
+    wal_dir_override: Path | None = Field(default=None, validation_alias="SETLIST_WAL_DIR")
+
+    # experiments and impressions (serving.impressions, setlist.experiment)
+    experiments_file: Path | None = Field(
+        default=None, description="YAML naming the A/B arms; unset or missing file means no experiment")
+    impressions_enabled: bool = True
+    impressions_queue: int = 10_000       # Rank records waiting for the writer; beyond it they are dropped
+    impressions_flush_s: float = 2.0      # the writer writes at least this often while records arrive
+    impressions_batch: int = 2_000        # ... or whenever this many Rank records are pending
+
+    # canary rollout of a new champion (serving.canary, serving.rollout)
+    canary_enabled: bool = False
+    canary_steps: list[float] = Field(default_factory=lambda: [0.05, 0.25, 0.5, 1.0])
+    canary_min_requests: int = 500        # per variant and step, before a step may widen
+    canary_min_feedback: int = 300        # plays + skips per variant and step, for the skip guard
+    canary_max_error_rate: float = 0.01   # the error budget: canary scoring failures per request
+    canary_max_p99_ratio: float = 1.5     # canary p99 may be this many times the stable p99 ...
+    canary_p99_slack_ms: float = 2.0      # ... or this many ms above it, whichever is larger
+    canary_max_skip_increase: float = 0.03  # absolute skip-rate increase tolerated before rollback
+    canary_alpha: float = 0.01            # one-sided significance for the skip guard
+    canary_check_s: float = 5.0           # how often the refresh loop evaluates an active canary
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
@@ -116,7 +139,11 @@ class Settings(BaseSettings):
 
     @property
     def wal_dir(self) -> Path:
-        return self.data_dir / "wal"
+        return self.wal_dir_override or self.data_dir / "wal"
+
+    @property
+    def impressions_dir(self) -> Path:
+        return self.data_dir / "impressions"
 
     @property
     def reports_dir(self) -> Path:
@@ -153,8 +180,14 @@ class Settings(BaseSettings):
         production refuses to start without an explicit key."""
         if self.hmac_key is not None and self.hmac_key.get_secret_value():
             return self.hmac_key.get_secret_value().encode()
+        if self.hmac_key_file is not None:
+            if not self.hmac_key_file.exists():
+                raise RuntimeError(f"SETLIST_HMAC_KEY_FILE points at {self.hmac_key_file}, which does not exist")
+            return self.hmac_key_file.read_text().strip().encode()
         if self.profile == "production":
-            raise RuntimeError("SETLIST_HMAC_KEY must be set in the production profile")
+            # every replica must derive the same pseudonyms, so production never invents a key
+            raise RuntimeError("the production profile needs SETLIST_HMAC_KEY or SETLIST_HMAC_KEY_FILE "
+                               "(`make services` writes var/services/hmac.key for local use)")
         path = self.data_dir / "secrets" / "hmac.key"
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)

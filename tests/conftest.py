@@ -14,6 +14,9 @@ import pytest
 
 from tests.servers import MissingServer, PostgresServer, RedisServer
 
+# Session fixtures of the generated tiny world (tiny_world, tiny_copy), defined beside the pipeline helpers.
+pytest_plugins = ["tests.pipeline"]
+
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "integration: needs real servers (Redis, PostgreSQL) started by fixtures")

@@ -168,7 +168,8 @@ class RedisServer:
 
 
 class PostgresServer:
-    """A PostgreSQL cluster started with pg_ctl, with the application role and database created."""
+    """A PostgreSQL cluster of our own (initdb, then the postmaster as a child process), with the
+    application role and database created; stopped with pg_ctl."""
 
     SUPERUSER = "postgres"
 

@@ -105,3 +105,23 @@ def test_a_failed_feature_batch_leaves_the_online_store_unchanged(tiny_copy):
         publish(s, batches, snap)
     assert online.read("item_stats", [item])[0] == before
     assert list((s.quarantine_dir / "features").glob("*/report.json"))
+
+
+def test_parity_gate_passes_on_published_features_and_fails_on_corrupted_online_values(tiny_copy):
+    from feature_repo.parity import parity_inputs
+    from validation.api import check_parity
+
+    s = tiny_copy.settings
+    assert check_parity(list(parity_inputs(s)), docs=False).passed
+    defs = definitions(s)
+    online = OnlineFeatures(get_store(s), [defs.views.item_stats])
+    items = pd.read_parquet(s.features_dir / "item_stats.parquet")
+    latest = items.sort_values("event_timestamp").groupby("item_id").tail(1)
+    rows = []
+    for rec in latest.to_dict("records"):
+        values = {k: rec[k] for k in ITEM_NUMERIC + ("item_genre",)}
+        values["item_plays_30d"] = int(values["item_plays_30d"]) + 1000  # corrupt
+        rows.append((rec["item_id"], values, rec["event_timestamp"].to_pydatetime()))
+    online.write("item_stats", rows)
+    result = check_parity(list(parity_inputs(s)), docs=False)
+    assert not result.passed and any("item_plays_30d" in f for f in result.failures)

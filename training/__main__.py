@@ -1,6 +1,8 @@
 """``python -m training``: train, evaluate, register and gate the two-stage model."""
 from __future__ import annotations
 
+import warnings
+
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -8,6 +10,10 @@ from rich.table import Table
 from setlist.settings import get_settings
 
 from .pipeline import TrainingRefused, train
+
+# ibis (under Feast's DuckDB store) and Feast's on-demand views warn on every call; not actionable here
+warnings.filterwarnings("ignore", category=DeprecationWarning, module="ibis")
+warnings.filterwarnings("ignore", message="On demand feature view is an experimental feature")
 
 app = typer.Typer(add_completion=False, help="Train and register the candidate and ranking models.")
 console = Console()

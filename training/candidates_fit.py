@@ -1,7 +1,6 @@
 """Fit stage one: ALS embeddings, session co-visitation and cohort popularity."""
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,14 +39,16 @@ def _interactions(events: pd.DataFrame, users: np.ndarray, items: pd.Index) -> s
 
 def fit_embeddings(events: pd.DataFrame, items: pd.Index, p: CandidateParams, seed: int):
     from implicit.cpu.als import AlternatingLeastSquares
+    from threadpoolctl import threadpool_limits
 
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # implicit warns, and it is faster
     users = np.array(sorted(events["user_id"].unique()), dtype=object)
     matrix = _interactions(events, users, items)
     # one thread keeps ALS bit-for-bit deterministic for a given seed
-    model = AlternatingLeastSquares(factors=p.factors, iterations=p.iterations, regularization=p.regularization,
-                                    alpha=p.alpha, random_state=seed, num_threads=1, calculate_training_loss=False)
-    model.fit(matrix, show_progress=False)
+    with threadpool_limits(1, "blas"):  # implicit's advice: BLAS threads fight its own loop
+        model = AlternatingLeastSquares(factors=p.factors, iterations=p.iterations, regularization=p.regularization,
+                                        alpha=p.alpha, random_state=seed, num_threads=1,
+                                        calculate_training_loss=False)
+        model.fit(matrix, show_progress=False)
     return users, np.asarray(model.user_factors, np.float32), np.asarray(model.item_factors, np.float32)
 
 

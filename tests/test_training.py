@@ -1,0 +1,61 @@
+"""Training: both models registered, better than popularity, and the promotion gate holds."""
+from __future__ import annotations
+
+import math
+
+import pytest
+from mlflow import MlflowClient
+
+from training.ranker import RankerParams
+from training.registry import decide
+
+pytestmark = pytest.mark.e2e
+
+FIXED_METRICS = ("ndcg_at_10", "recall_at_10", "auc", "candidate_recall_at_100", "candidate_recall_at_500",
+                 "baseline_popularity_ndcg_at_10")
+
+
+def test_training_registers_both_models_with_aliases_and_fixed_metrics(tiny_world):
+    s, r = tiny_world.settings, tiny_world.training
+    client = MlflowClient(tracking_uri=s.tracking_uri)
+    for name, version in ((s.candidates_model, r.versions[0]), (s.ranker_model, r.versions[1])):
+        assert str(client.get_model_version_by_alias(name, "challenger").version) == version
+        assert str(client.get_model_version_by_alias(name, "champion").version) == version
+    run = client.get_run(r.run_id)
+    for metric in FIXED_METRICS:
+        assert metric in run.data.metrics and math.isfinite(run.data.metrics[metric])
+    assert run.data.tags["lineage.feature_service"] == "ranker_v1"
+    assert run.data.tags["lineage.event_log_snapshot"]
+    artifacts = {a.path for a in client.list_artifacts(r.run_id)}
+    assert {"feature_importance.png", "evaluation_curves.png"} <= artifacts
+
+
+def test_the_model_beats_popularity_on_the_holdout(tiny_world):
+    m = tiny_world.training.metrics
+    assert m["ndcg_at_10"] > m["baseline_popularity_ndcg_at_10"]
+    assert m["queries"] > 0
+
+
+@pytest.mark.parametrize("challenger, champion, baseline, passed, promote", [
+    (0.20, None, 0.10, True, True),     # first model beating popularity
+    (0.05, None, 0.10, True, False),    # first model worse than popularity
+    (0.30, 0.20, 0.10, True, True),     # clear improvement
+    (0.201, 0.20, 0.10, True, False),   # inside the margin
+    (0.90, 0.20, 0.10, False, False),   # never promoted when validation failed
+])
+def test_promotion_gate_decisions(challenger, champion, baseline, passed, promote):
+    assert decide(challenger, champion, baseline, margin=0.005, validation_passed=passed).promote is promote
+
+
+def test_a_worse_challenger_keeps_the_champion(tiny_copy):
+    from training.pipeline import train
+
+    s = tiny_copy.settings
+    client = MlflowClient(tracking_uri=s.tracking_uri)
+    before = client.get_model_version_by_alias(s.ranker_model, "champion").version
+    worse = train(s, progress=False, ranker_params=RankerParams(trees=1, max_depth=1, eta=0.01))
+    assert not worse.promoted and "does not beat champion" in worse.reason
+    assert client.get_model_version_by_alias(s.ranker_model, "champion").version == before
+    assert str(client.get_model_version_by_alias(s.ranker_model, "challenger").version) == worse.versions[1]
+    tags = client.get_run(worse.run_id).data.tags
+    assert tags["promotion.decision"] == "rejected"

@@ -1,0 +1,66 @@
+"""Join what was shown (the impression log) with what users did next (Track rows in the event log).
+
+Each feedback event is credited to the most recent impression of the same item to the same user
+at or before it, within the experiment's window; so an item shown twice is credited once, to the
+showing the user reacted to. Impressions with no feedback in the window count as not played.
+"""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import numpy as np
+import pandas as pd
+
+from setlist.contract import POSITIVE_PLAY_FRACTION
+from setlist.eventlog import EventLog
+from setlist.impressions import read_impressions
+from setlist.settings import Settings
+
+OUTCOMES = {"play_rate": "played", "skip_rate": "skipped", "completion_rate": "completed"}
+FEEDBACK_TYPES = ("play", "skip")
+#: a client clock a little behind the server's must not lose the feedback to "before the impression"
+CLOCK_SKEW = pd.Timedelta(seconds=1)
+
+
+def outcomes(impressions: pd.DataFrame, events: pd.DataFrame, window_s: float) -> pd.DataFrame:
+    """The impression rows with boolean ``played``, ``skipped`` and ``completed`` columns."""
+    imp = impressions.reset_index(drop=True).copy()
+    imp["_id"] = np.arange(len(imp))
+    for col in OUTCOMES.values():
+        imp[col] = False
+    fb = events[events["type"].isin(FEEDBACK_TYPES)][["user_id", "item_id", "timestamp", "type", "value"]]
+    if imp.empty or fb.empty:
+        return imp.drop(columns="_id")
+    fb = fb.assign(_at=pd.to_datetime(fb["timestamp"], utc=True).astype("datetime64[ns, UTC]") + CLOCK_SKEW)
+    shown = imp[["user_id", "item_id", "_id"]].assign(
+        _at=pd.to_datetime(imp["timestamp"], utc=True).astype("datetime64[ns, UTC]"))
+    credited = pd.merge_asof(fb.sort_values("_at"), shown.sort_values("_at"), on="_at", by=["user_id", "item_id"],
+                             direction="backward", tolerance=pd.Timedelta(seconds=window_s) + CLOCK_SKEW)
+    credited = credited.dropna(subset=["_id"])
+    ids = credited["_id"].astype(np.int64)
+    value = credited["value"].astype("float64")
+    play = credited["type"].eq("play").to_numpy()
+    imp.loc[imp["_id"].isin(ids[play]), "played"] = True
+    imp.loc[imp["_id"].isin(ids[credited["type"].eq("skip").to_numpy()]), "skipped"] = True
+    imp.loc[imp["_id"].isin(ids[play & (value >= POSITIVE_PLAY_FRACTION).to_numpy()]), "completed"] = True
+    return imp.drop(columns="_id")
+
+
+def per_user(frame: pd.DataFrame, group: str = "arm") -> pd.DataFrame:
+    """Per (group, user): items shown and the count of each outcome; the unit the statistics use."""
+    agg = {"shown": ("item_id", "size"), "requests": ("request_id", "nunique")}
+    agg.update({col: (col, "sum") for col in OUTCOMES.values()})
+    return frame.groupby([group, "user_id"], sort=True).agg(**agg).reset_index()
+
+
+def load(settings: Settings, experiment: str, window_s: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(impressions of ``experiment``, the feedback events that may follow them)."""
+    imp = read_impressions(settings.impressions_dir, experiment)
+    if imp.empty:
+        return imp, pd.DataFrame(columns=["user_id", "item_id", "timestamp", "type", "value"])
+    start = imp["timestamp"].min().to_pydatetime() - timedelta(seconds=CLOCK_SKEW.total_seconds())
+    end = imp["timestamp"].max().to_pydatetime() + timedelta(seconds=window_s + 1)
+    events = EventLog(settings.events_dir).read(columns=["user_id", "item_id", "timestamp", "type", "value"],
+                                                start=start, end=end)
+    events = events[events["user_id"].isin(set(imp["user_id"]))]
+    return imp, events
