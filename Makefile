@@ -12,11 +12,13 @@ IMPORT_ARGS ?=
 .DEFAULT_GOAL := help
 
 # The production profile needs a pseudonymization key shared by every process; locally
-# `make services` keeps one under var/services/.
+# `make services` keeps one under var/services/. Its data gets a directory of its own, since
+# pseudonyms made with the local profile's key would not match.
 ifeq ($(SETLIST_PROFILE),production)
 ifeq ($(strip $(SETLIST_HMAC_KEY)),)
 export SETLIST_HMAC_KEY_FILE ?= $(CURDIR)/var/services/hmac.key
 endif
+export SETLIST_DATA_DIR ?= $(CURDIR)/var/production
 endif
 
 .PHONY: help  ## show this menu

@@ -254,13 +254,24 @@ pg_status() {
 # --- main ---------------------------------------------------------------------------------------------
 usage() { say "usage: $0 up|down|status"; exit 2; }
 
+# The production profile refuses to invent a pseudonymization key (every process must share it);
+# for local use keep one next to the services' data. Real deployments pass SETLIST_HMAC_KEY.
+hmac_key() {
+  local key="$STATE/hmac.key"
+  if [[ ! -s "$key" ]]; then
+    mkdir -p "$STATE"
+    (umask 077; od -An -N32 -tx1 /dev/urandom | tr -d ' \n' > "$key")
+    say "hmac key: created $key (SETLIST_HMAC_KEY_FILE; the Makefile uses it for SETLIST_PROFILE=production)"
+  fi
+}
+
 main() {
   [[ $# -eq 1 ]] || usage
   parse_urls
   case "$1" in
     up)
       find_redis; find_postgres
-      redis_up; pg_up ;;
+      hmac_key; redis_up; pg_up ;;
     down)
       find_redis; find_postgres
       redis_down; pg_down ;;

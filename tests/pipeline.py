@@ -34,14 +34,14 @@ def tiny_settings(data_dir: Path, **over: object) -> Settings:
                     cache_ttl_s=3600, **over)
 
 
-def build_world(data_dir: Path) -> World:
+def build_world(data_dir: Path, settings: Settings | None = None) -> World:
     from feature_repo.materialize import publish
     from ingest.generate import generate
     from ingest.pipeline import ingest
     from setlist.catalog import save_items
     from training.pipeline import train
 
-    settings = tiny_settings(data_dir)
+    settings = settings or tiny_settings(data_dir)
     data = generate("tiny", seed=SEED, end=END, progress=False)
     save_items(data.items, settings.catalog_path)
     data.latent.save(settings.data_dir / "generated" / "latent.npz")

@@ -1,0 +1,18 @@
+# The serving image referenced by deploy/k8s. Built from the same pinned lock as `make setup`.
+FROM python:3.11-slim
+WORKDIR /app
+RUN apt-get update && apt-get install -y --no-install-recommends make && rm -rf /var/lib/apt/lists/*
+COPY requirements.lock pyproject.toml Makefile ./
+COPY setlist setlist
+COPY ingest ingest
+COPY feature_repo feature_repo
+COPY training training
+COPY validation validation
+COPY serving serving
+COPY protos protos
+COPY bench bench
+RUN touch README.md && make setup PYTHON=python3.11
+ENV PYTHONPATH=/app SETLIST_PROFILE=production
+EXPOSE 50051 9464
+USER nobody
+ENTRYPOINT [".venv/bin/python", "-m", "serving"]
