@@ -71,19 +71,21 @@ serve: setup
 
 .PHONY: demo  ## the whole loop on embedded defaults: events, gates, features, training, serving
 demo: setup
-	@echo "== 1/6 events: generate synthetic listening (kept if the log already has events)"
+	@echo "== 1/7 events: generate synthetic listening (kept if the log already has events)"
 	$(PY) -m ingest generate
 	$(PY) -m ingest summary
-	@echo "== 2/6 validate the raw events"
+	@echo "== 2/7 validate the raw events"
 	$(PY) -m validation events
-	@echo "== 3/6 build, validate and publish features"
+	@echo "== 3/7 build, validate and publish features"
 	$(PY) -m feature_repo materialize
-	@echo "== 4/6 train and register the two-stage model"
+	@echo "== 4/7 train and register the two-stage model"
 	$(PY) -m training
-	@echo "== 5/6 every data-quality gate"
+	@echo "== 5/7 every data-quality gate"
 	$(PY) -m validation all
-	@echo "== 6/6 serve: rank, send a skip, rank again"
+	@echo "== 6/7 serve: rank, send a skip, rank again"
 	$(PY) -m serving.demo
+	@echo "== 7/7 a short simulated A/B experiment (synthetic listeners answer from their hidden tastes)"
+	$(PY) -m training.experiments simulate --users 300 --quick
 
 .PHONY: test  ## unit, integration and end-to-end tests
 test: setup

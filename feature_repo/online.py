@@ -7,6 +7,8 @@ values are exactly those Feast wrote.
 """
 from __future__ import annotations
 
+import threading
+from contextlib import nullcontext
 from datetime import datetime
 from typing import Any, Iterable, Sequence
 
@@ -37,6 +39,9 @@ class OnlineFeatures:
         self.views = {v.name: v for v in views}
         self._join_key = {v.name: JOIN_KEYS[v.entities[0]] for v in self.views.values()}
         self._dtypes = {v.name: {f.name: f.dtype.to_value_type() for f in v.features} for v in self.views.values()}
+        # Feast's SQLite store shares one connection; concurrent Track pushes and Rank reads on it
+        # fail with OperationalError, so SQLite access is serialized. Redis clients are thread-safe.
+        self._guard = threading.Lock() if type(self.online_store).__name__ == "SqliteOnlineStore" else nullcontext()
         if type(self.online_store).__name__ == "RedisOnlineStore":
             # redis-py retries a refused connection with backoff (~7 s); a hot path must fail at
             # once and let the caller degrade
@@ -56,7 +61,8 @@ class OnlineFeatures:
     def read(self, view: str, ids: Sequence[str], features: Sequence[str] | None = None) -> list[Row]:
         fv = self.views[view]
         keys = [entity_key(self._join_key[view], i) for i in ids]
-        raw = self.online_store.online_read(self.config, fv, keys, list(features) if features else None)
+        with self._guard:
+            raw = self.online_store.online_read(self.config, fv, keys, list(features) if features else None)
         out: list[Row] = []
         for ts, values in raw:
             if values is None:
@@ -74,7 +80,8 @@ class OnlineFeatures:
             protos = {name: python_values_to_proto_values([v], dtypes.get(name, ValueType.UNKNOWN))[0]
                       for name, v in values.items()}
             batch.append((entity_key(self._join_key[view], entity_id), protos, ts, None))
-        self.online_store.online_write_batch(self.config, fv, batch, progress=None)
+        with self._guard:
+            self.online_store.online_write_batch(self.config, fv, batch, progress=None)
 
     def delete(self, view: str, entity_id: str) -> None:
         """Remove one entity's row from a view (erasure). Store-specific, as Feast has no API."""
@@ -85,11 +92,12 @@ class OnlineFeatures:
             from feast.infra.key_encoding_utils import serialize_entity_key
             from feast.infra.online_stores.sqlite import _table_id
 
-            conn = self.online_store._get_conn(self.config)
-            table = _table_id(self.config.project, fv)
-            conn.execute(f'DELETE FROM "{table}" WHERE entity_key = ?',
-                         (serialize_entity_key(key, self.config.entity_key_serialization_version),))
-            conn.commit()
+            with self._guard:
+                conn = self.online_store._get_conn(self.config)
+                table = _table_id(self.config.project, fv)
+                conn.execute(f'DELETE FROM "{table}" WHERE entity_key = ?',
+                             (serialize_entity_key(key, self.config.entity_key_serialization_version),))
+                conn.commit()
         elif kind == "RedisOnlineStore":
             from feast.infra.online_stores.helpers import _redis_key
 

@@ -1,4 +1,5 @@
-"""Wire once: build the feature reader, models, item table, cache, journal and service from settings.
+"""Wire once: build the feature reader, models, item tables, cache, journal, impression writer,
+experiment router, canary rollout and service from settings.
 
 Nothing is built at import time; tests call :func:`build` with their own settings (and may pass
 fakes for any part).
@@ -7,21 +8,28 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 
 from feature_repo.online import OnlineFeatures
 from feature_repo.store import get_store
 from setlist.eventlog import EventLog, Quarantine
+from setlist.experiment import Experiment, load_experiment
 from setlist.publish import PublishLog
 from setlist.pseudonym import IdentityMap
 from setlist.settings import Settings
 
 from . import metrics
 from .cache import Cache, MemoryCache, NoCache, RedisCache
-from .item_table import load_items
+from .canary import CanaryPolicy
+from .impressions import ImpressionLog
+from .item_table import ItemTable, load_items
 from .journal import Journal
-from .models import ModelBundle, ModelHolder
-from .service import Hooks, Live, RankingService
+from .models import ModelHolder
+from .rollout import Rollout
+from .rollout_registry import MlflowRolloutRegistry
+from .routing import CANARY, CHAMPION, Router
+from .service import Hooks, Live, RankingService, Variant
 from .tracking import Tracker
 from .types import RankQuery, RankResult, TrackEvent, TrackResult
 from .user_features import UserFeatureReader
@@ -46,6 +54,8 @@ class Server:
     models: ModelHolder
     online: OnlineFeatures
     publishes: PublishLog
+    rollout: Rollout
+    experiment: Experiment | None = None
     stop_event: threading.Event = field(default_factory=threading.Event)
     thread: threading.Thread | None = None
 
@@ -59,40 +69,83 @@ class Server:
         return self.service.ready()
 
     def refresh(self) -> bool:
-        """Pick up a new champion or a new feature publish. Returns True if anything changed."""
-        changed = self.models.refresh()
-        bundle = self.models.current
-        if bundle is None:
-            return changed
+        """Pick up new model versions, judge a running canary, pick up a new feature publish.
+        Returns True if what is served changed."""
+        # the rollout holds bundles the aliases may name again (a rollback): reuse, don't reload
+        self.models.refresh(reuse=(self.rollout.current, self.rollout.candidate))
+        self.rollout.observe(self.models.current)
+        self.rollout.tick()
+        if self.rollout.current is None:
+            return False
+        live = self.service.live
         try:
             latest = self.publishes.latest()
-        except Exception as exc:  # noqa: BLE001 - the metadata store is down: keep what we have
+        except Exception as exc:  # noqa: BLE001 - the metadata store is down: keep the features we have
             log.warning("cannot read the feature publish log: %s", type(exc).__name__)
-            return changed
-        version = latest.version if latest else 0
-        live = self.service.live
-        if changed or live is None or live.items.publish_version != version or live.bundle is not bundle:
-            self._go_live(bundle, version)
-            return True
-        return changed
+            return live is not None and self._go_live(live.items.publish_version)
+        return self._go_live(latest.version if latest else 0, latest.published_at.timestamp() if latest else None)
 
-    def _go_live(self, bundle: ModelBundle, publish_version: int) -> None:
-        items = load_items(self.online, bundle.index.item_ids, publish_version)
-        self.service.live = Live(bundle, items)  # one assignment: requests see old or new, never a mix
+    def check_canary(self) -> bool:
+        """Judge a running canary between refreshes (widen, complete or roll back)."""
+        live = self.service.live
+        if live is None or not self.rollout.tick():
+            return False
+        return self._go_live(live.items.publish_version)
+
+    def _go_live(self, publish_version: int, published_at: float | None = None) -> bool:
+        """Serve the current plan; False (and nothing swapped) when it is what is served already."""
+        stable = self.rollout.current
+        assert stable is not None
+        bundles = {a: b for a, b in self.models.bundles.items() if a != CHAMPION}
+        bundles[CHAMPION] = stable
+        if self.rollout.active and self.rollout.candidate is not None:
+            bundles[CANARY] = self.rollout.candidate
+        router = Router(self.experiment, self.rollout.share(), self.rollout.salt())
+        prev = self.service.live
+        if (prev is not None and prev.router == router and prev.items.publish_version == publish_version
+                and {n: v.bundle.pair for n, v in prev.variants.items()} == {n: b.pair for n, b in bundles.items()}):
+            return False
+        # item tables follow the candidate index (its item order); reuse them for an unchanged publish
+        tables: dict[str, ItemTable] = {}
+        if prev is not None and prev.items.publish_version == publish_version:
+            tables = {v.bundle.candidates_version: v.items for v in prev.variants.values()}
+        variants = {}
+        for name, bundle in bundles.items():
+            if bundle.candidates_version not in tables:
+                tables[bundle.candidates_version] = load_items(self.online, bundle.index.item_ids, publish_version)
+            variants[name] = Variant(bundle, tables[bundle.candidates_version])
+        self.service.live = Live(variants, router)  # one assignment: requests see old or new, never a mix
         self.service.cache.clear()
-        metrics.set_model_version(self.service.settings.candidates_model, bundle.candidates_version)
-        metrics.set_model_version(self.service.settings.ranker_model, bundle.ranker_version)
-        latest = self.publishes.latest()
-        if latest is not None:
-            metrics.mark_feature_publish(latest.published_at.timestamp())
-        log.info("live: models %s, features v%d (%d items, %d without online stats)", bundle.version,
-                 publish_version, len(bundle.index.item_ids), items.missing)
+        settings = self.service.settings
+        metrics.set_model_version(settings.candidates_model, stable.candidates_version)
+        metrics.set_model_version(settings.ranker_model, stable.ranker_version)
+        metrics.CANARY_SHARE.set(router.canary_share)
+        if published_at is not None:
+            metrics.mark_feature_publish(published_at)
+        items = variants[CHAMPION].items
+        log.info("live: %s, features v%d (%d items, %d without online stats)%s",
+                 {n: v.bundle.version for n, v in variants.items()}, publish_version,
+                 len(stable.index.item_ids), items.missing,
+                 f", canary share {router.canary_share:.0%}" if router.canary_share else "")
+        return True
 
     def start(self) -> None:
+        settings = self.service.settings
+
         def loop() -> None:
-            while not self.stop_event.wait(self.service.settings.reload_interval_s):
+            last = time.monotonic()
+            while True:
+                wait = settings.reload_interval_s
+                if self.rollout.active:  # judge a canary more often than the registry is polled
+                    wait = min(wait, settings.canary_check_s)
+                if self.stop_event.wait(wait):
+                    return
                 try:
-                    self.refresh()
+                    if time.monotonic() - last >= settings.reload_interval_s:
+                        last = time.monotonic()
+                        self.refresh()
+                    else:
+                        self.check_canary()
                 except Exception:  # noqa: BLE001 - the poller must outlive any one failure
                     log.exception("refresh failed; still serving the previous models and features")
 
@@ -109,6 +162,10 @@ class Server:
 
 def build(settings: Settings, worker: int = 0, hooks: Hooks | None = None, load: bool = True,
           start: bool = False) -> Server:
+    # configuration errors (a malformed experiments file, bad canary steps) stop start-up, with why,
+    # before any thread or file is opened
+    experiment = load_experiment(settings.experiments_file)
+    policy = CanaryPolicy.from_settings(settings)
     store = get_store(settings)
     # Views are resolved from the registry once, here, and never per request.
     online = OnlineFeatures.from_registry(store, VIEWS)
@@ -117,9 +174,19 @@ def build(settings: Settings, worker: int = 0, hooks: Hooks | None = None, load:
     tracker = Tracker(journal, online, Quarantine(settings.quarantine_dir), IdentityMap(settings.metadata_url),
                       settings.max_future_skew_s)
     hooks = hooks or Hooks(on_cache=metrics.record_cache, on_candidates=metrics.record_candidates,
-                           on_degraded=metrics.record_degraded)
-    service = RankingService(settings, UserFeatureReader(online), make_cache(settings), tracker, hooks)
-    server = Server(service, ModelHolder(settings), online, PublishLog(settings.metadata_url))
+                           on_degraded=metrics.record_degraded, on_arm=metrics.record_arm)
+    impressions = None
+    if settings.impressions_enabled:
+        impressions = ImpressionLog.to_directory(
+            settings.impressions_dir, maxsize=settings.impressions_queue,
+            batch=settings.impressions_batch, flush_s=settings.impressions_flush_s,
+            on_drop=metrics.record_impression_drop, on_written=metrics.record_impressions_written)
+    models = ModelHolder(settings, aliases=experiment.aliases if experiment else (CHAMPION,))
+    rollout = Rollout(policy, MlflowRolloutRegistry(settings), settings.canary_enabled,
+                      load=models.load, refuse=models.refuse, on_decision=metrics.record_canary)
+    service = RankingService(settings, UserFeatureReader(online), make_cache(settings), tracker, hooks,
+                             impressions=impressions, observer=rollout)
+    server = Server(service, models, online, PublishLog(settings.metadata_url), rollout, experiment)
     if load:
         server.refresh()
     if start:

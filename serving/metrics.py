@@ -57,6 +57,14 @@ FEATURE_FRESHNESS = Gauge("setlist_feature_freshness_seconds",
 DEGRADED = Counter("setlist_degraded_responses", "Rank responses served by a fallback, by reason.",
                    ["reason"])
 
+# --- experiments, impressions and rollout -----------------------------------------------------
+RANK_ARM = Counter("setlist_rank_arm", "Rank responses by experiment arm (live sample-ratio check).", ["arm"])
+IMPRESSIONS_WRITTEN = Counter("setlist_impressions_written", "Impression rows (one per shown item) written.")
+IMPRESSIONS_DROPPED = Counter("setlist_impressions_dropped",
+                              "Rank impression records dropped because the writer queue was full.")
+CANARY_SHARE = Gauge("setlist_canary_share", "Share of champion traffic served by the canary version (0 when none).")
+CANARY_DECISIONS = Counter("setlist_canary_decisions", "Canary state changes, by action.", ["action"])
+
 _lock = threading.Lock()
 _versions: dict[str, str] = {}
 _last_publish: list[float] = []   # empty until the first publish is known
@@ -89,6 +97,29 @@ def record_candidates(count: int) -> None:
 
 def record_degraded(reason: str = "fallback") -> None:
     DEGRADED.labels(reason=reason).inc()
+
+
+_arms: dict[str, Counter] = {}
+
+
+def record_arm(arm: str) -> None:
+    child = _arms.get(arm)  # labels() takes a lock and builds a key; the child is cached here
+    if child is None:
+        child = _arms.setdefault(arm, RANK_ARM.labels(arm=arm))
+    child.inc()
+
+
+def record_impression_drop() -> None:
+    IMPRESSIONS_DROPPED.inc()
+
+
+def record_impressions_written(rows: int) -> None:
+    IMPRESSIONS_WRITTEN.inc(rows)
+
+
+def record_canary(action: str, share: float) -> None:
+    CANARY_DECISIONS.labels(action=action).inc()
+    CANARY_SHARE.set(share)
 
 
 def mark_feature_publish(published_at: float) -> None:

@@ -1,7 +1,8 @@
-"""The champion models, loaded from the MLflow registry and swapped atomically on change.
+"""The served models, loaded from the MLflow registry by alias and swapped atomically on change.
 
-A new champion is loaded and checked *before* it replaces the old one; a version that fails to
-load or to score a smoke input is refused and the current one keeps serving.
+A new version is loaded and checked *before* it replaces the old one; a version that fails to
+load or to score a smoke input is refused and the current one keeps serving. The champion is
+always loaded; an experiment may add other aliases (``challenger``).
 """
 from __future__ import annotations
 
@@ -18,10 +19,15 @@ from setlist.settings import Settings
 
 log = logging.getLogger("setlist.serving.models")
 ALIAS = "champion"
+Pair = tuple[str, str]   # (candidates version, ranker version)
 
 
 class ModelLoadError(RuntimeError):
     pass
+
+
+class AlreadyRefused(ModelLoadError):
+    """The pair failed (or was rolled back) before; it is not loaded again."""
 
 
 @dataclass(frozen=True)
@@ -32,6 +38,10 @@ class ModelBundle:
     ranker_version: str
 
     @property
+    def pair(self) -> Pair:
+        return self.candidates_version, self.ranker_version
+
+    @property
     def version(self) -> str:
         return f"candidates:{self.candidates_version}+ranker:{self.ranker_version}"
 
@@ -39,16 +49,21 @@ class ModelBundle:
         return self.booster.inplace_predict(X)  # type: ignore[attr-defined]
 
 
-def champion_versions(settings: Settings) -> tuple[str, str]:
+def alias_versions(settings: Settings, alias: str) -> Pair:
+    """The (candidates, ranker) versions an alias names, read from the registry."""
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri=settings.tracking_uri)
-    c = client.get_model_version_by_alias(settings.candidates_model, ALIAS).version
-    r = client.get_model_version_by_alias(settings.ranker_model, ALIAS).version
+    c = client.get_model_version_by_alias(settings.candidates_model, alias).version
+    r = client.get_model_version_by_alias(settings.ranker_model, alias).version
     return str(c), str(r)
 
 
-def load_bundle(settings: Settings, versions: tuple[str, str]) -> ModelBundle:
+def champion_versions(settings: Settings) -> Pair:
+    return alias_versions(settings, ALIAS)
+
+
+def load_bundle(settings: Settings, versions: Pair) -> ModelBundle:
     """Load one pair of versions and prove it can rank before anyone uses it."""
     import mlflow
 
@@ -72,39 +87,81 @@ def load_bundle(settings: Settings, versions: tuple[str, str]) -> ModelBundle:
 
 
 class ModelHolder:
-    """Holds the current bundle; ``current`` is one attribute read, so a request that started on
-    the old bundle finishes on it while new requests see the new one."""
+    """Holds one bundle per alias (champion first; challenger and others when an experiment serves
+    them). ``bundles`` is replaced as a whole, so a request that read it keeps a consistent set.
+
+    A version pair is loaded and checked before it replaces anything; a pair that fails is refused
+    (and remembered, so it is not retried every refresh) and the alias keeps its previous bundle.
+    Aliases that name the same pair share one loaded bundle."""
 
     def __init__(self, settings: Settings, on_change: Callable[[ModelBundle], None] | None = None,
-                 loader: Callable[[Settings, tuple[str, str]], ModelBundle] = load_bundle,
-                 versions: Callable[[Settings], tuple[str, str]] = champion_versions) -> None:
+                 loader: Callable[[Settings, Pair], ModelBundle] = load_bundle,
+                 versions: Callable[[Settings, str], Pair] = alias_versions,
+                 aliases: tuple[str, ...] = (ALIAS,)) -> None:
         self.settings = settings
-        self.current: ModelBundle | None = None
+        self.aliases = (ALIAS, *[a for a in aliases if a != ALIAS])
+        self.bundles: dict[str, ModelBundle] = {}
         self._loader, self._versions, self._on_change = loader, versions, on_change
-        self._refused: set[tuple[str, str]] = set()
+        self._refused: dict[Pair, str] = {}
         self._lock = threading.Lock()
 
-    def refresh(self) -> bool:
-        """Load the champion if it changed. Returns True when a new bundle went live."""
+    @property
+    def current(self) -> ModelBundle | None:
+        """The champion bundle."""
+        return self.bundles.get(ALIAS)
+
+    def refuse(self, pair: Pair, reason: str) -> None:
+        """Never serve ``pair`` again in this process (a rolled-back canary, for instance)."""
         with self._lock:
-            try:
-                wanted = self._versions(self.settings)
-            except Exception as exc:  # noqa: BLE001
-                log.warning("cannot read champion aliases: %s", exc)
-                return False
-            cur = self.current
-            if cur is not None and (cur.candidates_version, cur.ranker_version) == wanted:
-                return False
-            if wanted in self._refused:
-                return False
-            try:
-                bundle = self._loader(self.settings, wanted)
-            except ModelLoadError as exc:
-                self._refused.add(wanted)
-                log.error("refused champion %s, keeping %s: %s", wanted, cur.version if cur else "none", exc)
-                return False
-            self.current = bundle
-            log.info("serving models %s", bundle.version)
-        if self._on_change is not None:
-            self._on_change(bundle)
-        return True
+            self._refused[pair] = reason
+
+    def load(self, pair: Pair) -> ModelBundle:
+        """A bundle for an explicit pair (the stable side of a canary): reused when loaded, else
+        loaded and checked. Raises ModelLoadError for a refused or broken pair."""
+        with self._lock:
+            return self._get(pair, [])
+
+    def refresh(self, reuse: tuple[ModelBundle | None, ...] = ()) -> bool:
+        """Re-read every alias and load what changed; ``reuse`` offers bundles held elsewhere (the
+        canary's stable side). Returns True when any alias changed bundle."""
+        with self._lock:
+            old = self.bundles
+            new: dict[str, ModelBundle] = {}
+            held = [b for b in reuse if b is not None]
+            for alias in self.aliases:
+                try:
+                    wanted = self._versions(self.settings, alias)
+                except Exception as exc:  # noqa: BLE001 - registry down or alias unset: keep what we have
+                    log.warning("cannot read alias %s: %s", alias, type(exc).__name__)
+                    if alias in old:
+                        new[alias] = old[alias]
+                    continue
+                try:
+                    new[alias] = self._get(wanted, [*new.values(), *held])
+                except ModelLoadError as exc:
+                    keep = old.get(alias)
+                    # once per pair: a refused alias is re-read every refresh until someone moves it
+                    log.log(logging.DEBUG if isinstance(exc, AlreadyRefused) else logging.ERROR,
+                            "refused %s %s, keeping %s: %s", alias, wanted, keep.version if keep else "none", exc)
+                    if keep is not None and keep.pair not in self._refused:
+                        new[alias] = keep
+            changed = any(new.get(a) is not old.get(a) for a in set(new) | set(old))
+            if changed:
+                self.bundles = new  # one assignment: readers see the old set or the new one
+                log.info("serving models %s", {a: b.version for a, b in new.items()})
+        champion = self.current
+        if changed and champion is not None and self._on_change is not None:
+            self._on_change(champion)
+        return changed
+
+    def _get(self, pair: Pair, loaded: list[ModelBundle]) -> ModelBundle:
+        if pair in self._refused:
+            raise AlreadyRefused(f"{pair} was refused earlier: {self._refused[pair]}")
+        for b in (*loaded, *self.bundles.values()):
+            if b.pair == pair:
+                return b
+        try:
+            return self._loader(self.settings, pair)
+        except ModelLoadError as exc:
+            self._refused[pair] = str(exc)
+            raise

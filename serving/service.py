@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+import uuid
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Callable
 
@@ -18,36 +19,25 @@ from setlist.candidates import GLOBAL_COHORT, CandidateIndex, cohort_key
 from setlist.contract import EVENT_TYPES
 from setlist.features import SESSION_NUMERIC, USER_NUMERIC, USER_TOP_GENRE, USER_VECTOR, assemble, context_vector, \
     effective_session
+from setlist.impressions import Impression
 from setlist.pseudonym import pseudonymize
 from setlist.settings import Settings
 
 from . import explain as explain_mod
 from .cache import Cache, cache_key
 from .errors import InvalidArgument, NotReady
-from .item_table import ItemTable
-from .models import ModelBundle
+from .live import Hooks, ImpressionSink, Live, NoObserver, Observer, Variant
+from .routing import CHAMPION, Route, Router
 from .tracking import Tracker
 from .types import RankedItem, RankQuery, RankResult, TrackEvent, TrackResult
 from .user_features import UserFeatureReader, UserRows
 
 log = logging.getLogger("setlist.serving")
+__all__ = ["Hooks", "ImpressionSink", "Live", "NoObserver", "Observer", "RankingService", "Variant"]
 
 
-@dataclass(frozen=True)
-class Live:
-    """Everything a request needs that changes together: models and the aligned item table."""
-
-    bundle: ModelBundle
-    items: ItemTable
-
-
-@dataclass
-class Hooks:
-    """Optional observers (metrics); the service works without them."""
-
-    on_cache: Callable[[bool, float], None] = lambda hit, seconds: None
-    on_candidates: Callable[[int], None] = lambda n: None
-    on_degraded: Callable[[], None] = lambda: None
+def _ignore(variant: str, seconds: float, error: bool) -> None:
+    return None
 
 
 def _floats(row: dict | None, names: tuple[str, ...]) -> np.ndarray:
@@ -58,13 +48,17 @@ def _floats(row: dict | None, names: tuple[str, ...]) -> np.ndarray:
 
 class RankingService:
     def __init__(self, settings: Settings, reader: UserFeatureReader, cache: Cache, tracker: Tracker,
-                 hooks: Hooks | None = None, clock: Callable[[], float] = time.time) -> None:
+                 hooks: Hooks | None = None, clock: Callable[[], float] = time.time,
+                 impressions: ImpressionSink | None = None, observer: Observer | None = None) -> None:
         self.settings = settings
         self.reader, self.cache, self.tracker = reader, cache, tracker
         self.hooks = hooks or Hooks()
+        self.impressions = impressions
+        self.observer: Observer = observer or NoObserver()
         self.live: Live | None = None
         self._key = settings.secret_hmac_key()
         self._clock = clock
+        self._failures = 0   # variant failures that fell back to the champion
 
     # --- lifecycle ----------------------------------------------------------------------------
     def ready(self) -> bool:
@@ -72,6 +66,8 @@ class RankingService:
 
     def close(self) -> None:
         self.tracker.close()
+        if self.impressions is not None:
+            self.impressions.close()
 
     def pseudonym(self, user_id: str) -> str:
         return pseudonymize(user_id, self._key)
@@ -95,30 +91,64 @@ class RankingService:
         if live is None:
             raise NotReady("models and features are still loading")
         user = self.pseudonym(q.user_id)
+        route = live.router.route(user)
+        variant = live.variant(route.variant)
         rows = self.reader.read(user)
         now = datetime.fromtimestamp(self._clock(), tz=timezone.utc)
         device, locale = q.context.get("device", "unknown"), q.context.get("locale", "unknown")
         bucket = f"{device}|{locale}|{now.hour}|{int(now.weekday() >= 5)}"
-        key = cache_key(user, bucket, q.k, q.exclude_item_ids, f"{live.bundle.version}@{live.items.publish_version}",
+        # the arm and strategy are in the key: two arms may serve the same models differently
+        key = cache_key(user, bucket, q.k, q.exclude_item_ids,
+                        f"{route.arm}:{route.strategy}:{variant.bundle.version}@{variant.items.publish_version}",
                         f"{rows.version}|{int(q.explain)}")
+        self.hooks.on_arm(route.arm)
         if not rows.degraded:
             hit = self.cache.get(key)
             if hit is not None:
+                result = RankResult(tuple(RankedItem(i, s, tuple(r)) for i, s, r in hit["items"]),
+                                    hit["model_version"], cache_hit=True, degraded=False, arm=hit["arm"])
+                used = hit.get("variant", route.variant)
+                self._impression(q, user, route, used, live.variant(used), hit.get("served", ""), result, now,
+                                 device, locale)
                 self.hooks.on_cache(True, time.perf_counter() - started)
-                return RankResult(tuple(RankedItem(i, s, tuple(r)) for i, s, r in hit["items"]),
-                                  hit["model_version"], cache_hit=True, degraded=False, arm=hit["arm"])
-        result = self._rank_fresh(q, live, user, rows, now, device, locale)
+                return result
+        result, served, used = self._serve(q, live, route, variant, user, rows, now, device, locale)
         if not rows.degraded:
             self.cache.put(key, {"items": [(i.item_id, i.score, list(i.reasons)) for i in result.items],
-                                 "model_version": result.model_version, "arm": result.arm})
+                                 "model_version": result.model_version, "arm": result.arm, "served": served,
+                                 "variant": used})
         else:
             self.hooks.on_degraded()
+        self._impression(q, user, route, used, live.variant(used), served, result, now, device, locale)
         self.hooks.on_cache(False, time.perf_counter() - started)
         return result
 
-    def _rank_fresh(self, q: RankQuery, live: Live, user: str, rows: UserRows, now: datetime, device: str,
-                    locale: str) -> RankResult:
-        index = live.bundle.index
+    def _serve(self, q: RankQuery, live: Live, route: Route, variant: Variant, user: str, rows: UserRows,
+               now: datetime, device: str, locale: str) -> tuple[RankResult, str, str]:
+        """Rank on the routed variant; a canary or challenger that fails falls back to the champion
+        (counted against its error budget) so the caller never sees another version's bug."""
+        started = time.perf_counter()
+        # an alias that is not loaded is served (and recorded) as the champion
+        used = route.variant if route.variant in live.variants else CHAMPION
+        # only model arms are canary traffic: a popularity arm's fast answers would flatter stable
+        observe = self.observer.on_served if route.strategy == "model" else _ignore
+        try:
+            result, served = self._rank_fresh(q, route, variant, user, rows, now, device, locale)
+        except Exception:
+            observe(route.variant, time.perf_counter() - started, True)
+            if used == CHAMPION:
+                raise
+            self._failures += 1
+            if self._failures % 1000 == 1:  # a traceback now and then, not one per request
+                log.exception("variant %s failed (%d so far); serving the champion", route.variant, self._failures)
+            result, served = self._rank_fresh(q, route, live.variant(CHAMPION), user, rows, now, device, locale)
+            return result, served, CHAMPION
+        observe(route.variant, time.perf_counter() - started, False)
+        return result, served, used
+
+    def _rank_fresh(self, q: RankQuery, route: Route, variant: Variant, user: str, rows: UserRows,
+                    now: datetime, device: str, locale: str) -> tuple[RankResult, str]:
+        index = variant.bundle.index
         session = effective_session(rows.session, int(now.timestamp() * 1000))
         last = list(session["session_last_items"])  # type: ignore[arg-type]
         blocked = list(session["session_blocked_items"])  # type: ignore[arg-type]
@@ -127,36 +157,51 @@ class RankingService:
         consent = rows.consent is None or bool(rows.consent.get("consent_personalization", True))
         profile = rows.profile or {}
         genres = (str(session["session_genre"] or ""), str(profile.get(USER_TOP_GENRE) or ""))
-        c = index.generate(user, last, cohort, exclude, self.settings.candidate_pool, personalized=consent,
-                           genres=genres if consent else ())
+        personal = consent and route.strategy == "model"
+        c = index.generate(user, last, cohort, exclude, self.settings.candidate_pool, personalized=personal,
+                           genres=genres if personal else ())
         self.hooks.on_candidates(len(c.idx))
         if not c.personalized:
-            return self._popularity(q, index, c.idx, cohort, live, rows.degraded)
+            return self._popularity(q, index, c.idx, cohort, variant, route, rows.degraded), "popularity"
         aff = profile.get(USER_VECTOR)
         cross = index.cross_features(c, None if aff is None else np.asarray(aff, np.float32),
                                      genres[1], genres[0], last)
         X = assemble(_floats(profile, USER_NUMERIC), _floats(session, SESSION_NUMERIC),
-                     context_vector(device, now.hour, now.weekday()), live.items.matrix[c.idx], cross)
-        scores = live.bundle.score(X)
+                     context_vector(device, now.hour, now.weekday()), variant.items.matrix[c.idx], cross)
+        scores = variant.bundle.score(X)
         k = min(q.k, len(scores))
         top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
         top = top[np.argsort(-scores[top], kind="stable")]
         ids = index.item_ids[c.idx[top]]
         why: list[tuple[str, ...]] = [()] * len(top)
         if q.explain:
-            why = explain_mod.reasons(live.bundle.booster, X[top], [str(live.items.genres[i]) for i in c.idx[top]])
+            why = explain_mod.reasons(variant.bundle.booster, X[top], [str(variant.items.genres[i]) for i in c.idx[top]])
         items = tuple(RankedItem(str(i), float(s), w) for i, s, w in zip(ids, scores[top], why))
-        return RankResult(items, live.bundle.version, degraded=rows.degraded, arm="champion")
+        return RankResult(items, variant.bundle.version, degraded=rows.degraded, arm=route.arm), "model"
 
-    def _popularity(self, q: RankQuery, index: CandidateIndex, idx: np.ndarray, cohort: str, live: Live,
-                    degraded: bool) -> RankResult:
-        """Cold-start users and users without personalization consent: cohort popularity."""
+    def _popularity(self, q: RankQuery, index: CandidateIndex, idx: np.ndarray, cohort: str, variant: Variant,
+                    route: Route, degraded: bool) -> RankResult:
+        """Cold-start users, users without personalization consent, and popularity arms."""
         top = idx[: q.k]
         which = "everyone" if cohort not in index.cohorts or cohort == GLOBAL_COHORT else "your region and device"
         items = tuple(RankedItem(str(index.item_ids[i]), float(1.0 / (1 + n)),
                                  (f"popular with {which}",) if q.explain else ())
                       for n, i in enumerate(top))
-        return RankResult(items, live.bundle.version, degraded=degraded, arm="popularity")
+        # without an experiment the arm names the fallback, as before experiments existed
+        arm = route.arm if route.experiment else "popularity"
+        return RankResult(items, variant.bundle.version, degraded=degraded, arm=arm)
+
+    def _impression(self, q: RankQuery, user: str, route: Route, used: str, variant: Variant, served: str,
+                    result: RankResult, now: datetime, device: str, locale: str) -> None:
+        """Hand what was shown to the impression writer; never blocks (see serving.impressions)."""
+        if self.impressions is None:
+            return
+        b = variant.bundle
+        self.impressions.submit(Impression(
+            q.request_id or uuid.uuid4().hex, int(now.timestamp() * 1000), user, route.experiment, result.arm,
+            route.holdout, served, used, b.candidates_version, b.ranker_version,
+            tuple(i.item_id for i in result.items), tuple(i.score for i in result.items),
+            result.cache_hit, result.degraded, device, locale))
 
     # --- Track --------------------------------------------------------------------------------
     def track(self, events: list[TrackEvent]) -> TrackResult:
@@ -165,12 +210,28 @@ class RankingService:
         if len(events) > self.settings.max_track_batch:
             raise InvalidArgument(f"{len(events)} events in one request; at most {self.settings.max_track_batch}")
         live = self.live
+        router = live.router if live else None
+        if router is not None and router.experiment is not None:
+            events = [self._with_arm(e, router) for e in events]
         result = self.tracker.track(events, live.bundle.index if live else None, self.pseudonym)
         for user in {self.pseudonym(e.user_id) for e in events if e.user_id}:
             self.cache.invalidate_user(user)
+        if router is not None and self.observer.active:
+            rejected = {r.event_id for r in result.rejected}
+            for e in events:  # plays and skips of model-arm users feed the canary's guard KPI
+                if e.type in ("play", "skip") and e.user_id and e.event_id not in rejected:
+                    route = router.route(self.pseudonym(e.user_id))
+                    if route.strategy == "model":
+                        self.observer.on_feedback(route.variant, e.type)
         if result.accepted == 0:
             reasons = "; ".join(f"{r.event_id or '<no id>'}: {r.reason}" for r in result.rejected[:5])
             raise InvalidArgument(f"no event accepted ({len(result.rejected)} rejected): {reasons}. "
                                   f"Known types: {', '.join(EVENT_TYPES)}")
         return result
 
+
+    def _with_arm(self, e: TrackEvent, router: Router) -> TrackEvent:
+        """Fill the row's arm from the assignment when the client did not send one."""
+        if e.context.get("arm") or not e.user_id:
+            return e
+        return replace(e, context={**e.context, "arm": router.route(self.pseudonym(e.user_id)).arm})

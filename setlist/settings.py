@@ -100,7 +100,7 @@ class Settings(BaseSettings):
         default=None, description="YAML naming the A/B arms; unset or missing file means no experiment")
     impressions_enabled: bool = True
     impressions_queue: int = 10_000       # Rank records waiting for the writer; beyond it they are dropped
-    impressions_flush_s: float = 2.0      # the writer writes at least this often while records arrive
+    impressions_flush_s: float = 2.0      # the writer wakes this often and writes what is queued ...
     impressions_batch: int = 2_000        # ... or whenever this many Rank records are pending
 
     # canary rollout of a new champion (serving.canary, serving.rollout)

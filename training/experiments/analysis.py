@@ -46,7 +46,7 @@ def _versions(frame: pd.DataFrame) -> str:
     if model.empty:
         return "popularity"
     seen = model.groupby(["candidates_version", "ranker_version", "variant"]).size().sort_values(ascending=False)
-    return ", ".join(f"c{c}+r{r} ({v})" for c, r, v in seen.index)
+    return ", ".join(f"c{c}+r{r} {v}" for c, r, v in seen.index)
 
 
 def build(exp: Experiment, frame: pd.DataFrame, alpha: float = 0.05) -> Report:

@@ -6,7 +6,7 @@ showing the user reacted to. Impressions with no feedback in the window count as
 """
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -53,9 +53,12 @@ def per_user(frame: pd.DataFrame, group: str = "arm") -> pd.DataFrame:
     return frame.groupby([group, "user_id"], sort=True).agg(**agg).reset_index()
 
 
-def load(settings: Settings, experiment: str, window_s: float) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(impressions of ``experiment``, the feedback events that may follow them)."""
+def load(settings: Settings, experiment: str, window_s: float,
+         since: datetime | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(impressions of ``experiment`` [from ``since`` on], the feedback events that may follow them)."""
     imp = read_impressions(settings.impressions_dir, experiment)
+    if since is not None:
+        imp = imp[imp["timestamp"] >= pd.Timestamp(since)].reset_index(drop=True)
     if imp.empty:
         return imp, pd.DataFrame(columns=["user_id", "item_id", "timestamp", "type", "value"])
     start = imp["timestamp"].min().to_pydatetime() - timedelta(seconds=CLOCK_SKEW.total_seconds())

@@ -17,20 +17,22 @@ def _pct(x: float) -> str:
     return "—" if x != x else f"{x:.1%}"
 
 
+SHORT = {"play_rate": "play", "skip_rate": "skip", "completion_rate": "complete"}
+
+
 def table(r: Report) -> Table:
-    t = Table(title=f"experiment {r.experiment} — primary metric {r.primary}, "
-                    f"feedback window {r.window_s / 60:.0f} min, {1 - r.alpha:.0%} CIs vs {r.control}")
-    for col in ("arm", "users", "requests", "items shown", *METRICS, f"{r.primary} vs {r.control}", "models"):
+    t = Table(title=f"experiment {r.experiment}: rates per item shown, {1 - r.alpha:.0%} CIs, "
+                    f"feedback within {r.window_s / 60:.0f} min")
+    for col in ("arm", "users", "shown", *(SHORT[m] for m in METRICS), f"{SHORT[r.primary]} vs {r.control}",
+                "models"):
         t.add_column(col, justify="left" if col in ("arm", "models") else "right")
     for a in r.arms:
-        cells = [_pct(a.rates[m].rate) + (f" ±{1.96 * a.rates[m].se:.1%}" if a.rates[m].se == a.rates[m].se else "")
-                 for m in METRICS]
+        cells = [_pct(a.rates[m].rate) for m in METRICS]
+        vs = "—"
         if a.comparison:
             c = a.comparison[r.primary]
             vs = f"{c.lift:+.1%} [{c.lift_lo:+.1%}, {c.lift_hi:+.1%}]"
-        else:
-            vs = "control"
-        t.add_row(a.arm, f"{a.users:,}", f"{a.requests:,}", f"{a.shown:,}", *cells, vs, a.versions)
+        t.add_row(a.arm, f"{a.users:,}", f"{a.shown:,}", *cells, vs, a.versions)
     return t
 
 

@@ -1,0 +1,62 @@
+"""Simulated users on the tiny world: a real lift is measured, a broken ranker is rolled back.
+
+Run with ``-p tests.pipeline`` (the ``tiny_copy`` fixture). Users react through ingest.latent's
+response model, so these are statistical tests with large margins, not exact numbers.
+"""
+from __future__ import annotations
+
+import pytest
+from mlflow import MlflowClient
+
+from serving.bootstrap import build
+from setlist.experiment import load_experiment
+from training.experiments.drill import run_drill
+from training.experiments.report import run
+from training.experiments.simulate import SimConfig, Simulator, experiment_settings, load_latent, population
+
+pytestmark = pytest.mark.e2e
+
+AB = """
+name: sim-ab
+salt: sim-ab-1
+control: control
+arms:
+  control:  {share: 0.5, strategy: popularity}
+  champion: {share: 0.5, strategy: model, alias: champion}
+"""
+
+
+def test_the_model_shows_a_positive_lift_over_popularity_with_a_ci_excluding_zero(tiny_copy, tmp_path):
+    path = tmp_path / "experiments.yaml"
+    path.write_text(AB)
+    settings = experiment_settings(tiny_copy.settings, path)
+    latent = load_latent(settings)
+    server = build(settings)
+    stats = Simulator(server, latent, SimConfig(users=200, sessions=3)).run(
+        population(latent, 200, seed=11, users=tiny_copy.users))
+    server.close()
+    assert stats.ranks == 600 and stats.rejected == 0 and set(stats.arms) == {"control", "champion"}
+    report, png = run(settings, load_experiment(path))
+    lift = report.arm("champion").comparison["play_rate"]
+    assert lift.lo > 0, report.verdicts
+    assert report.verdicts[0].startswith("champion beats control: +")
+    assert not report.srm.detected() and png.exists()
+    client = MlflowClient(tracking_uri=settings.tracking_uri)
+    exp_id = client.get_experiment_by_name(settings.experiment_name).experiment_id
+    runs = client.search_runs([exp_id], "tags.`ab.experiment` = 'sim-ab'")
+    assert len(runs) == 1 and runs[0].data.tags["ab.versions.champion"].startswith("c1+r1")
+    assert runs[0].data.metrics["champion.play_rate.lift_lo"] > 0
+
+
+def test_a_broken_ranker_promoted_to_champion_is_rolled_back_by_the_canary(tiny_copy):
+    settings = tiny_copy.settings
+    result = run_drill(settings, users=200, users_info=tiny_copy.users)
+    assert result.phase == "rolled_back" and "skip rate" in result.reason, result.decisions
+    assert result.champion_after == result.stable == ("1", "1")
+    client = MlflowClient(tracking_uri=settings.tracking_uri)
+    tags = client.get_model_version(settings.ranker_model, result.candidate[1]).tags
+    assert tags["rollout.status"] == "rolled_back" and "skip rate" in tags["rollout.reason"]
+    assert str(client.get_model_version_by_alias(settings.ranker_model, "challenger").version) == "1"  # restored
+    exp_id = client.get_experiment_by_name(settings.experiment_name).experiment_id
+    runs = client.search_runs([exp_id], "tags.`rollout.action` = 'rollback'")
+    assert len(runs) == 1 and runs[0].data.metrics["canary_skip_rate"] > runs[0].data.metrics["stable_skip_rate"]
