@@ -21,7 +21,11 @@ SAMPLE = 200
 
 def parity_inputs(settings: Settings, sample: int = SAMPLE, seed: int = 0) -> Iterable["ParityInput"]:  # noqa: F821
     from validation.parity import ParityInput
+    from validation.sources import InputMissing
 
+    missing = [v for v in ("user_profile", "item_stats") if not (settings.features_dir / f"{v}.parquet").exists()]
+    if missing:
+        raise InputMissing(f"no published features ({', '.join(missing)}): run `make materialize` first")
     store = get_store(settings)
     defs = definitions(settings)
     views = (defs.views.user_profile, defs.views.item_stats)

@@ -1,0 +1,73 @@
+"""``python -m bench --scale small|full``: prepare data, run every scenario, write bench/results/."""
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from .plan import PLANS
+
+app = typer.Typer(add_completion=False, help="Benchmark Rank and Track against the straightforward baseline.")
+console = Console()
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+@app.command()
+def main(scale: str = typer.Option("small", help="small (demo data, SQLite) or full (bench data, Redis)"),
+         seed: int = typer.Option(7, help="generator seed; a prepared data dir is reused only for the same seed"),
+         fresh: bool = typer.Option(False, help="rebuild the data dir even if one is prepared"),
+         out: Path = typer.Option(RESULTS, help="where the JSON, PNG and SUMMARY.md go"),
+         rps: Optional[float] = typer.Option(None, help="open-loop rate (default 200)"),
+         warmup_s: Optional[float] = typer.Option(None, help="warm-up before each timed phase"),
+         open_s: Optional[float] = typer.Option(None, help="cache-miss open-loop duration"),
+         closed_s: Optional[float] = typer.Option(None, help="each closed-loop saturation run"),
+         concurrency: Optional[str] = typer.Option(None, help="closed-loop workers, comma-separated, e.g. 4,16"),
+         hit_s: Optional[float] = typer.Option(None, help="cache-hit open-loop duration"),
+         baseline_s: Optional[float] = typer.Option(None, help="baseline open-loop duration (bounded)"),
+         track_s: Optional[float] = typer.Option(None, help="Track throughput duration"),
+         freshness_trials: Optional[int] = typer.Option(None, help="Track→Rank freshness trials"),
+         workers: Optional[int] = typer.Option(None, help="server processes (python -m serving --workers)"),
+         server_env: Optional[list[str]] = typer.Option(None, help="KEY=VALUE for every server, repeatable "
+                                                                   "(what-if runs, e.g. OMP_NUM_THREADS=1)")) -> None:
+    from . import report
+    from .runner import run
+
+    if scale not in PLANS:
+        console.print(f"[red]unknown scale {scale!r}[/]: choose small or full")
+        raise typer.Exit(2)
+    plan = PLANS[scale].with_overrides(
+        rps=rps, warmup_s=warmup_s, open_s=open_s, closed_s=closed_s, hit_s=hit_s, baseline_s=baseline_s,
+        track_s=track_s, freshness_trials=freshness_trials, workers=workers,
+        concurrency=tuple(int(c) for c in concurrency.split(",")) if concurrency else None,
+        server_env=tuple(tuple(kv.split("=", 1)) for kv in server_env) if server_env else None)
+    if any(len(kv) != 2 for kv in plan.server_env):
+        console.print("[red]--server-env takes KEY=VALUE[/]")
+        raise typer.Exit(2)
+    command = "python -m bench " + shlex.join(sys.argv[1:])
+    if os.environ.get("MAKELEVEL"):
+        command = f"make bench BENCH_SCALE={scale}  ({command})"
+    try:
+        measured = run(scale, seed, plan, fresh, console)
+    except (RuntimeError, TimeoutError) as exc:
+        console.print(f"[red]bench failed:[/] {exc}")
+        raise typer.Exit(1)
+    result = report.build(measured, scale, seed, command)
+    paths = report.write(result, measured, out)
+    missing = report.missing_fields(result)
+    if missing:  # the contract is fixed; a run that cannot fill it must not pass as a result
+        console.print(f"[red]report lacks DESIGN.md fields:[/] {', '.join(missing)}")
+        raise typer.Exit(1)
+    console.rule("results")
+    for t in result["targets"]:
+        mark = "[green]met[/]" if t["met"] else ("[red]not met[/]" if t["met"] is False else "—")
+        console.print(f"  {t['target']:<48} {t['goal']:<16} measured {t['measured']}  {mark}")
+    console.print(f"wrote {paths['json']}, {paths['png']}, {paths['summary']} (and latest.json / latest.png)")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,133 @@
+"""The run's results as the report DESIGN.md fixes (``bench/results/latest.json``), plus the details.
+
+``build`` turns the runner's measurements into one JSON-ready dict; ``write`` stores it under a UTC
+timestamp and as ``latest``, with the plot and the markdown summary beside it.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from setlist.features import RANKER_FEATURES
+
+from .machine import git_revision
+from .plot import plot_cdfs
+from .summary import render
+
+#: DESIGN.md's performance targets: (name, where in the report, comparison, threshold, unit)
+TARGETS = (
+    ("Rank p99 at the open-loop rate", ("rank", "p99_ms"), "<=", 10.0, "ms"),
+    ("Rank errors at the open-loop rate", ("rank", "errors"), "<=", 0, ""),
+    ("Rank throughput at saturation", ("saturation", "best_rps"), ">=", 400.0, "req/s"),
+    ("Cache-hit p99", ("cache_hit", "p99_ms"), "<=", 1.0, "ms"),
+    ("Track throughput, durable acks", ("track", "events_per_s"), ">=", 5000.0, "events/s"),
+    ("Freshness p99 (Track ack → Rank reflects it)", ("track", "freshness_p99_ms"), "<=", 100.0, "ms"),
+    ("p99 advantage over the baseline", ("ratio_p99",), ">=", 20.0, "×"),
+)
+REQUIRED = {"scale": None, "candidates": None, "features": None, "trees": None, "rps_target": None,
+            "rank": ("p50_ms", "p99_ms", "rps", "errors"), "cache_hit": ("p50_ms", "p99_ms"),
+            "baseline": ("p50_ms", "p99_ms", "rps", "errors"), "ratio_p99": None,
+            "track": ("events_per_s", "freshness_p99_ms")}
+
+
+def _get(report: dict[str, Any], path: tuple[str, ...]) -> Any:
+    value: Any = report
+    for key in path:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
+def missing_fields(report: dict[str, Any]) -> list[str]:
+    """DESIGN.md fields absent from ``report`` (an empty list when the contract holds)."""
+    missing = []
+    for key, sub in REQUIRED.items():
+        if key not in report:
+            missing.append(key)
+        elif sub:
+            missing += [f"{key}.{s}" for s in sub if not isinstance(report[key], dict) or s not in report[key]]
+    return missing
+
+
+def judge(report: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for name, path, op, threshold, unit in TARGETS:
+        value = _get(report, path)
+        met = None if value is None else (value <= threshold if op == "<=" else value >= threshold)
+        rows.append({"target": name, "field": ".".join(path), "goal": f"{op} {threshold:g} {unit}".strip(),
+                     "measured": value, "met": met})
+    return rows
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 1) if a is not None and b else None
+
+
+def build(out: dict[str, Any], scale: str, seed: int, command: str) -> dict[str, Any]:
+    stages, plan, prepared = out["stages"], out["plan"], out["prepared"]
+    rank, base = out["rank_open"].summary, out["baseline_open"].summary
+    seq, base_seq = out["sequential"].summary, out["baseline_sequential"].summary
+    sat = {str(c): m.summary for c, m in out["saturation"].items()}
+    track, fresh = out["track"], out["freshness"]
+    hit = out["cache_hit"].summary
+    report: dict[str, Any] = {
+        "scale": scale, "generator_scale": prepared.scale.generator, "profile": prepared.scale.profile, "seed": seed,
+        "candidates": stages["candidate_pool"],
+        "candidates_measured_mean": stages["candidates_mean"], "features": len(RANKER_FEATURES),
+        "trees": stages["trees"], "rps_target": plan.rps,
+        "rank": {**rank, "unloaded": seq},
+        "saturation": {"best_rps": max((s["rps"] or 0) for s in sat.values()), "by_concurrency": sat},
+        "cache_hit": {**hit, "service_side": stages["service_rank_hit_ms"]},
+        "baseline": {**base, "unloaded": base_seq, "top10_agreement_with_fast": out["agreement"]},
+        "ratio_p99": _ratio(base["p99_ms"], rank["p99_ms"]),
+        "ratio_p99_unloaded": _ratio(base_seq["p99_ms"], seq["p99_ms"]),
+        "track": {"events_per_s": track["events_per_s"], "freshness_p99_ms": fresh["freshness_p99_ms"],
+                  "freshness_p50_ms": fresh["freshness_p50_ms"], "throughput": track, "freshness": fresh},
+        "impressions": _impressions(out),
+        "stages": {**stages, "grpc_and_client_overhead_p50_ms": _diff(seq["p50_ms"],
+                                                                      stages["service_rank_miss_ms"]["p50_ms"])},
+        "machine": out["machine"], "git": git_revision(), "command": command,
+        "finished_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "duration_s": out["duration_s"],
+        "prepare": {"reused": prepared.reused, "data_dir": str(prepared.data_dir), "stage_s": prepared.stage_s},
+        "server_startup_s": {"fast": out.get("startup_fast_s"), "baseline": out.get("startup_baseline_s")},
+        "plan": {**{k: list(v) if isinstance(v, tuple) else v for k, v in asdict(plan).items()},
+                 "server_env": dict(plan.server_env)},
+    }
+    report["targets"] = judge(report)
+    return report
+
+
+def _diff(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else round(a - b, 3)
+
+
+def _impressions(out: dict[str, Any]) -> dict[str, Any]:
+    if not out.get("impressions"):
+        return {"supported": False,
+                "note": "setlist.settings has no impressions_enabled yet; bench.runner runs the cache-miss open "
+                        "loop with SETLIST_IMPRESSIONS_ENABLED=false and =true once it does"}
+    return {"supported": True, "off": out["rank_open"].summary, "on": out["rank_open_impressions"].summary}
+
+
+def write(report: dict[str, Any], out: dict[str, Any], results_dir: Path) -> dict[str, Path]:
+    results_dir.mkdir(parents=True, exist_ok=True)
+    stamp = report["finished_at"].replace("-", "").replace(":", "")
+    paths = {"json": results_dir / f"{stamp}.json", "png": results_dir / f"{stamp}.png",
+             "summary": results_dir / "SUMMARY.md"}
+    tmp = paths["json"].with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(report, indent=2, sort_keys=False) + "\n")
+    tmp.replace(paths["json"])
+    plot_cdfs(paths["png"], f"Setlist bench ({report['scale']}): {report['candidates']} candidates, "
+                            f"{report['features']} features, {report['trees']} trees, {report['rps_target']:g} req/s "
+                            f"open loop; {report['machine']['cores']} cores shared with the load generator",
+              left=[("fast, cache miss", out["rank_open"].latencies_ms),
+                    ("baseline", out["baseline_open"].latencies_ms)],
+              right=[("cache miss", out["rank_open"].latencies_ms), ("cache hit", out["cache_hit"].latencies_ms)])
+    shutil.copyfile(paths["json"], results_dir / "latest.json")
+    shutil.copyfile(paths["png"], results_dir / "latest.png")
+    paths["summary"].write_text(render(report, paths["json"].name, paths["png"].name))
+    return paths

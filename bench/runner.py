@@ -1,0 +1,140 @@
+"""One benchmark run: prepare data, profile the stages, run every scenario against real servers.
+
+Servers run one at a time, so the 2 cores are shared by exactly one server and the load generator.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from rich.console import Console
+
+from setlist.settings import Settings
+
+from . import scenarios as sc
+from .machine import machine_info
+from .plan import Plan
+from .prepare import ROOT, SCALES, Prepared, prepare
+from .servers import server
+from .users import load_users
+
+
+def impressions_supported() -> bool:
+    """Impression logging (SETLIST_IMPRESSIONS_ENABLED) is measured on and off once the setting exists."""
+    return "impressions_enabled" in Settings.model_fields
+
+
+def run(scale_name: str, seed: int, plan: Plan, fresh: bool, console: Console) -> dict[str, Any]:
+    started = time.monotonic()
+    machine_start = machine_info()
+    scale = SCALES[scale_name]
+    console.rule(f"bench {scale_name}: data ({scale.generator} generator, {scale.profile} profile)")
+    prepared = prepare(scale, seed, console, fresh=fresh)
+    prepared_s = time.monotonic() - started
+    logs = prepared.data_dir / "logs"
+
+    console.rule("in-process stage profile (serving.bootstrap.build, no gRPC)")
+    stages = profile_stages(prepared, {**prepared.env, **dict(plan.server_env)}, plan.profile_users, console)
+
+    users = load_users(prepared.data_dir, plan.rank_users + plan.freshness_trials + 500, seed=seed)
+    # three disjoint groups, so Track's session writes never change what the Rank runs measure
+    n_rank = max(min(plan.rank_users, len(users) - plan.freshness_trials - 100), 1)
+    rank_users = users[:n_rank]
+    fresh_users = users[n_rank: n_rank + plan.freshness_trials]
+    track_users = users[n_rank + plan.freshness_trials:] or rank_users
+    requests = sc.rank_requests(rank_users)
+    items = pd.read_parquet(prepared.data_dir / "catalog" / "items.parquet", columns=["item_id"])["item_id"].tolist()
+    env = {**prepared.env, **dict(plan.server_env)}
+    out: dict[str, Any] = {"prepared": prepared, "stages": stages, "plan": plan}
+
+    impressions = impressions_supported()
+    miss_env = {**env, "SETLIST_CACHE_ENABLED": "false"}
+    if impressions:
+        miss_env["SETLIST_IMPRESSIONS_ENABLED"] = "false"
+    console.rule("fast engine, cache off: Rank cache-miss")
+    with server("fast-miss", miss_env, logs, workers=plan.workers) as s:
+        out["startup_fast_s"] = round(s.startup_s, 1)
+        out["sequential"], fast_answers = _run(console, "unloaded, one at a time", sc.rank_sequential(
+            s.target, requests, plan.sequential, plan.rank_timeout_s))
+        out["rank_open"] = _run(console, f"open loop {plan.rps:g} req/s, {plan.open_s:g}s", sc.rank_open(
+            s.target, requests, plan.rps, plan.open_s, plan.warmup_s, plan.rank_timeout_s, seed))
+        out["saturation"] = {c: _run(console, f"closed loop, {c} workers, {plan.closed_s:g}s", sc.rank_closed(
+            s.target, requests, c, plan.closed_s, plan.warmup_s, plan.rank_timeout_s)) for c in plan.concurrency}
+    if impressions:
+        with server("fast-miss-impressions", {**miss_env, "SETLIST_IMPRESSIONS_ENABLED": "true"}, logs,
+                    workers=plan.workers) as s:
+            out["rank_open_impressions"] = _run(console, "open loop with impression logging on", sc.rank_open(
+                s.target, requests, plan.rps, plan.open_s, plan.warmup_s, plan.rank_timeout_s, seed))
+
+    console.rule("fast engine, cache on: cache hits, Track, freshness")
+    with server("fast-cache", {**env, "SETLIST_CACHE_ENABLED": "true"}, logs, workers=plan.workers) as s:
+        hot = requests[: plan.hot_users]
+        _run(console, "prime the cache", sc.rank_sequential(s.target, hot, len(hot), plan.rank_timeout_s))
+        out["cache_hit"] = _run(console, f"open loop {plan.rps:g} req/s on {len(hot)} repeated requests", sc.rank_open(
+            s.target, hot, plan.rps, plan.hit_s, plan.warmup_s, plan.rank_timeout_s, seed))
+        out["track"] = _run(console, f"Track, {plan.track_streams} streams × {plan.track_batch} events",
+                            sc.track_throughput(s.target, track_users, items, plan.track_streams, plan.track_batch,
+                                                plan.track_s, plan.warmup_s, 10.0))
+        out["freshness"] = _run(console, f"freshness, {plan.freshness_trials} trials", sc.freshness(
+            s.target, fresh_users, plan.freshness_trials, plan.rank_timeout_s))
+
+    console.rule("baseline engine: Feast get_online_features + MLflow pyfunc predict")
+    with server("baseline", env, logs, engine="baseline", workers=plan.workers) as s:
+        out["startup_baseline_s"] = round(s.startup_s, 1)
+        out["baseline_sequential"], base_answers = _run(console, "unloaded, one at a time", sc.rank_sequential(
+            s.target, requests, plan.baseline_sequential, plan.baseline_timeout_s))
+        out["baseline_open"] = _run(console, f"open loop {plan.rps:g} req/s, {plan.baseline_s:g}s (bounded)",
+                                    sc.rank_open(s.target, requests, plan.rps, plan.baseline_s,
+                                                 min(plan.warmup_s, 1.0), plan.baseline_timeout_s, seed))
+    out["agreement"] = top10_agreement(fast_answers, base_answers)
+    out["impressions"] = impressions
+    out["duration_s"] = {"total": round(time.monotonic() - started, 1), "prepare": round(prepared_s, 1)}
+    out["machine"] = {**machine_start, "loadavg_end": machine_info()["loadavg_start"]}
+    return out
+
+
+def _run(console: Console, title: str, coro: Any) -> Any:
+    t0 = time.monotonic()
+    with console.status(f"{title}…"):
+        result = asyncio.run(coro)
+    summary = result[0].summary if isinstance(result, tuple) else getattr(result, "summary", result)
+    console.print(f"  {title}: {_brief(summary)} [dim]({time.monotonic() - t0:.0f}s)[/]")
+    return result
+
+
+def _brief(s: dict[str, Any]) -> str:
+    if "p99_ms" in s:
+        return (f"p50 {s['p50_ms']} ms, p99 {s['p99_ms']} ms, {s['rps']} req/s ok, {s['errors']} errors "
+                f"{s.get('errors_by_code') or ''}")
+    return ", ".join(f"{k} {v}" for k, v in s.items() if not isinstance(v, dict))
+
+
+def profile_stages(prepared: Prepared, env: dict[str, str], users: int, console: Console) -> dict[str, Any]:
+    path = prepared.data_dir / "logs" / "stages.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with console.status("timing Rank stages in-process…"), open(path.with_suffix(".log"), "wb") as log:
+        done = subprocess.run([sys.executable, "-m", "bench.stages", str(path), str(users)], cwd=ROOT,
+                              env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT)
+    if done.returncode != 0:
+        raise RuntimeError(f"the stage profile failed; see {path.with_suffix('.log')}")
+    stages = json.loads(path.read_text())
+    console.print("  " + ", ".join(f"{k} {v['p50_ms']:.2f}" for k, v in stages["stages_ms"].items()) + " ms (p50)")
+    return stages
+
+
+def top10_agreement(fast: list, base: list) -> dict[str, Any]:
+    """How alike the engines' answers are for the same users: they share candidates and model, so a
+    low overlap would mean the comparison is not like for like."""
+    pairs = [(a, b) for a, b in zip(fast, base) if a and b]
+    if not pairs:
+        return {"users": 0, "mean_overlap_at_10": None, "identical": 0}
+    overlaps = [len(set(a[:10]) & set(b[:10])) / 10 for a, b in pairs]
+    return {"users": len(pairs), "mean_overlap_at_10": round(sum(overlaps) / len(overlaps), 3),
+            "identical": sum(a[:10] == b[:10] for a, b in pairs)}

@@ -1,0 +1,176 @@
+"""The measured scenarios, each against a running server (``target``), all over grpc.aio.
+
+Every function opens its own channel, so one scenario's connection state never carries over.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+
+from serving import proto
+
+from .loadgen import closed_loop, open_loop, rank_call
+from .stats import Samples, percentile, summarize
+from .users import User
+
+EVENT_MIX = ("play", "play", "play", "skip", "like")  # roughly the generator's proportions
+
+
+@dataclass
+class Measured:
+    """One phase's summary plus what the plot and checks need."""
+
+    summary: dict[str, Any]
+    latencies_ms: list[float]
+    seen: dict[str, int] = field(default_factory=dict)
+
+
+def rank_requests(users: Sequence[User], k: int = 10) -> list[Any]:
+    m = proto.ranking_pb2
+    return [m.RankRequest(user_id=u.user_id, k=k, context=u.context) for u in users]
+
+
+def _stub(channel: grpc.aio.Channel) -> Any:
+    return proto.ranking_pb2_grpc.RankingServiceStub(channel)
+
+
+def _measured(samples: Samples, timeout_s: float, seen: dict[str, int] | None = None) -> Measured:
+    # failed calls enter the percentiles at (at least) the deadline; see bench.stats.effective_latencies
+    summary = summarize(samples, deadline_ms=timeout_s * 1000)
+    if seen:
+        replies = max(seen.get("replies", 0), 1)
+        summary["cache_hit_fraction"] = round(seen.get("cache_hit", 0) / replies, 4)
+        summary["degraded_fraction"] = round(seen.get("degraded", 0) / replies, 4)
+    return Measured(summary, samples.latencies_ms, dict(seen or {}))
+
+
+async def rank_open(target: str, requests: Sequence[Any], rate: float, duration_s: float, warmup_s: float,
+                    timeout_s: float, seed: int = 0) -> Measured:
+    async with grpc.aio.insecure_channel(target) as channel:
+        seen: dict[str, int] = {}
+        samples = await open_loop(rank_call(_stub(channel), requests, timeout_s, seen), rate, duration_s,
+                                  warmup_s, seed)
+    return _measured(samples, timeout_s, seen)
+
+
+async def rank_closed(target: str, requests: Sequence[Any], concurrency: int, duration_s: float,
+                      warmup_s: float, timeout_s: float) -> Measured:
+    async with grpc.aio.insecure_channel(target) as channel:
+        seen: dict[str, int] = {}
+        samples = await closed_loop(rank_call(_stub(channel), requests, timeout_s, seen), concurrency,
+                                    duration_s, warmup_s)
+    return _measured(samples, timeout_s, seen)
+
+
+async def rank_sequential(target: str, requests: Sequence[Any], n: int, timeout_s: float) -> tuple[Measured, list]:
+    """One call at a time: unloaded latency, and the replies (to compare engines' answers)."""
+    replies: list = []
+    samples = Samples()
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = _stub(channel)
+        for seq in range(n):
+            t0 = time.perf_counter()
+            try:
+                reply = await stub.Rank(requests[seq % len(requests)], timeout=timeout_s)
+            except grpc.aio.AioRpcError as exc:
+                samples.record(exc.code().name, (time.perf_counter() - t0) * 1000)
+                replies.append(None)
+                continue
+            samples.record("OK", (time.perf_counter() - t0) * 1000)
+            replies.append([i.item_id for i in reply.items])
+        samples.elapsed_s = sum(samples.latencies_ms + samples.error_latencies_ms) / 1000
+    return _measured(samples, timeout_s), replies
+
+
+def _event(user: User, item_id: str, etype: str, n: int) -> Any:
+    m = proto.ranking_pb2
+    ev = m.Event(event_id=str(uuid.uuid4()), user_id=user.user_id, item_id=item_id, type=etype,
+                 timestamp_ms=int(time.time() * 1000), session_id=f"bench-{user.user_id}", context=user.context)
+    if etype == "play":
+        ev.value = (n % 10) / 10
+    return ev
+
+
+async def track_throughput(target: str, users: Sequence[User], items: Sequence[str], streams: int, batch: int,
+                           duration_s: float, warmup_s: float, timeout_s: float) -> dict[str, Any]:
+    """``streams`` concurrent senders of ``batch``-event Track calls; an accepted event is durable."""
+    m = proto.ranking_pb2
+    accepted = [0]
+    counter = iter(range(1 << 62))
+
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = _stub(channel)
+        loop = asyncio.get_running_loop()
+        measured_from = loop.time() + warmup_s
+
+        async def call(seq: int) -> str:
+            events = []
+            for j in range(batch):
+                n = next(counter)
+                events.append(_event(users[n % len(users)], items[(n * 7919) % len(items)],
+                                     EVENT_MIX[n % len(EVENT_MIX)], n))
+            try:
+                reply = await stub.Track(m.TrackRequest(events=events), timeout=timeout_s)
+            except grpc.aio.AioRpcError as exc:
+                return exc.code().name
+            if loop.time() >= measured_from:
+                accepted[0] += reply.accepted
+            return "OK" if reply.accepted == batch else "PARTIAL"
+
+        samples = await closed_loop(call, streams, duration_s, warmup_s)
+    out = summarize(samples, deadline_ms=timeout_s * 1000)
+    return {"events_per_s": round(accepted[0] / samples.elapsed_s, 1) if samples.elapsed_s else None,
+            "batch": batch, "streams": streams, "batches": out["count"], "errors": out["errors"],
+            "errors_by_code": out["errors_by_code"], "batch_p50_ms": out["p50_ms"], "batch_p99_ms": out["p99_ms"]}
+
+
+async def freshness(target: str, users: Sequence[User], trials: int, timeout_s: float,
+                    give_up_s: float = 2.0) -> dict[str, Any]:
+    """Track ``not_interested`` for the user's current top item, then Rank until it is gone.
+
+    Freshness is the time from the Track acknowledgement to the end of the first Rank whose answer no
+    longer holds the item, so it includes at least one full Rank. Trials run one at a time, on the
+    cache-enabled server: invalidating the cached ranking is part of what is measured."""
+    m = proto.ranking_pb2
+    fresh_ms: list[float] = []
+    stale_ranks: list[int] = []
+    failed = 0
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = _stub(channel)
+        for user in list(users)[:trials]:
+            request = m.RankRequest(user_id=user.user_id, k=10, context=user.context)
+            before = await stub.Rank(request, timeout=timeout_s)
+            await stub.Rank(request, timeout=timeout_s)  # now cached, so a stale answer would be served
+            if not before.items:
+                failed += 1
+                continue
+            top = before.items[0].item_id
+            await stub.Track(m.TrackRequest(events=[_event(user, top, "not_interested", 0)]), timeout=timeout_s)
+            acked = time.perf_counter()
+            stale = 0
+            while True:
+                reply = await stub.Rank(request, timeout=timeout_s)
+                elapsed = time.perf_counter() - acked
+                if top not in {i.item_id for i in reply.items}:
+                    fresh_ms.append(elapsed * 1000)
+                    stale_ranks.append(stale)
+                    break
+                stale += 1
+                if elapsed > give_up_s:
+                    failed += 1
+                    break
+    ordered = sorted(fresh_ms)
+    return {"freshness_p50_ms": _r(percentile(ordered, 50)), "freshness_p99_ms": _r(percentile(ordered, 99)),
+            "freshness_max_ms": _r(ordered[-1]) if ordered else None, "trials": len(fresh_ms),
+            "not_reflected_within_s": {"seconds": give_up_s, "count": failed},
+            "stale_ranks_before_fresh": sum(stale_ranks)}
+
+
+def _r(v: float) -> float | None:
+    return None if v != v else round(v, 3)

@@ -1,0 +1,168 @@
+"""Where a cache-miss Rank spends its time, measured in-process on the real service.
+
+``python -m bench.stages OUT.json`` (with the bench's SETLIST_* environment) builds the service with
+``serving.bootstrap.build`` and, for a set of real users, times the steps ``RankingService`` runs, by
+calling the same objects and functions in the same order: the user's online rows
+(``reader.read``), candidate generation (``index.generate``), matrix assembly (``cross_features`` and
+``assemble``), scoring (``bundle.score``) and the top-k. It then times whole ``service.rank`` calls
+(cache off, and cache hits) and profiles them with cProfile. serving/service.py is not modified.
+"""
+from __future__ import annotations
+
+import cProfile
+import json
+import pstats
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from bench.stats import PERCENTILES, percentile
+from bench.users import load_users
+
+
+def _floats(row: dict | None, names: tuple[str, ...]) -> np.ndarray:
+    # the service's own row → vector conversion (serving.service._floats is private; same code)
+    if not row:
+        return np.full(len(names), np.nan, np.float32)
+    return np.array([np.nan if row.get(n) is None else float(row[n]) for n in names], np.float32)
+
+
+def _summary(ms: list[float]) -> dict[str, float]:
+    s = sorted(ms)
+    out = {f"p{p:g}".replace(".", "") + "_ms": round(percentile(s, p), 4) for p in PERCENTILES}
+    out["mean_ms"] = round(float(np.mean(s)), 4)
+    return out
+
+
+def measure(n_users: int = 300, repeats: int = 2) -> dict[str, object]:
+    from serving.bootstrap import build
+    from serving.cache import MemoryCache
+    from serving.types import RankQuery
+    from setlist.candidates import cohort_key
+    from setlist.features import SESSION_NUMERIC, USER_NUMERIC, USER_TOP_GENRE, USER_VECTOR, assemble, \
+        context_vector, effective_session
+    from setlist.settings import get_settings
+
+    # as the cache-miss servers run: no cache, and no impression logging when the setting exists
+    off = {"cache_enabled": False, **({"impressions_enabled": False} if "impressions_enabled" in
+                                       type(get_settings()).model_fields else {})}
+    settings = get_settings().model_copy(update=off)
+    server = build(settings, load=True, start=False)
+    svc, live = server.service, server.service.live
+    if live is None:
+        raise RuntimeError("the service has no live models: prepare the data dir first")
+    index, bundle = live.bundle.index, live.bundle
+    users = load_users(settings.data_dir, n_users, seed=1)
+    stages: dict[str, list[float]] = {k: [] for k in
+                                      ("pseudonymize", "user_features", "candidates", "assembly", "scoring", "topk",
+                                       "sum", "scoring_1_thread")}
+    # The same matrix scored again by a one-thread copy of the booster: XGBoost's default uses every
+    # core, which on a 2-core box shared with gRPC threads (and the load generator) can stall.
+    one_thread = bundle.booster.copy()  # type: ignore[attr-defined]
+    one_thread.set_param({"nthread": 1})
+    n_cand: list[int] = []
+    n_features = 0
+    for _ in range(repeats):
+        for u in users:
+            t = [time.perf_counter()]
+            user = svc.pseudonym(u.user_id)
+            t.append(time.perf_counter())
+            rows = svc.reader.read(user)
+            t.append(time.perf_counter())
+            now = datetime.now(timezone.utc)
+            session = effective_session(rows.session, int(now.timestamp() * 1000))
+            last = list(session["session_last_items"])  # type: ignore[call-overload]
+            blocked = list(session["session_blocked_items"])  # type: ignore[call-overload]
+            exclude = {index.item_index[i] for i in (*last, *blocked) if i in index.item_index}
+            profile = rows.profile or {}
+            genres = (str(session["session_genre"] or ""), str(profile.get(USER_TOP_GENRE) or ""))
+            c = index.generate(user, last, cohort_key(u.locale, u.device), exclude, settings.candidate_pool,
+                               personalized=True, genres=genres)
+            t.append(time.perf_counter())
+            aff = profile.get(USER_VECTOR)
+            cross = index.cross_features(c, None if aff is None else np.asarray(aff, np.float32), genres[1],
+                                         genres[0], last)
+            X = assemble(_floats(profile, USER_NUMERIC), _floats(session, SESSION_NUMERIC),
+                         context_vector(u.device, now.hour, now.weekday()), live.items.matrix[c.idx], cross)
+            t.append(time.perf_counter())
+            scores = bundle.score(X)
+            t.append(time.perf_counter())
+            k = min(10, len(scores))
+            top = np.argpartition(-scores, k - 1)[:k]
+            top = top[np.argsort(-scores[top], kind="stable")]
+            _ = [(str(i), float(s)) for i, s in zip(index.item_ids[c.idx[top]], scores[top])]
+            t.append(time.perf_counter())
+            for name, a, b in zip(("pseudonymize", "user_features", "candidates", "assembly", "scoring", "topk"),
+                                  t, t[1:]):
+                stages[name].append((b - a) * 1000)
+            stages["sum"].append((t[-1] - t[0]) * 1000)
+            t1 = time.perf_counter()
+            one_thread.inplace_predict(X)
+            stages["scoring_1_thread"].append((time.perf_counter() - t1) * 1000)
+            n_cand.append(len(c.idx))
+            n_features = X.shape[1]
+
+    queries = [RankQuery(u.user_id, 10, {"device": u.device, "locale": u.locale}) for u in users]
+    total_miss = _time_calls(svc.rank, queries * repeats)
+    svc.cache = MemoryCache(10_000, 3600.0)
+    for q in queries:
+        svc.rank(q)  # fill
+    total_hit = _time_calls(svc.rank, queries * repeats)
+    svc.cache = MemoryCache(10_000, 3600.0)
+
+    profile_top = _profile(svc, queries)
+    server.close()
+    booster = bundle.booster
+    return {
+        "stages_ms": {k: _summary(v) for k, v in stages.items()},
+        "service_rank_miss_ms": _summary(total_miss),
+        "service_rank_hit_ms": _summary(total_hit),
+        "candidate_pool": settings.candidate_pool,
+        "candidates_mean": round(float(np.mean(n_cand)), 1),
+        "features": int(n_features),
+        "trees": int(booster.num_boosted_rounds()),  # type: ignore[attr-defined]
+        "profile_top": profile_top,
+        "users": len(users),
+        "calls": len(stages["sum"]),
+    }
+
+
+def _time_calls(fn, args: list) -> list[float]:  # noqa: ANN001
+    out = []
+    for a in args:
+        t0 = time.perf_counter()
+        fn(a)
+        out.append((time.perf_counter() - t0) * 1000)
+    return out
+
+
+def _profile(svc, queries: list, top: int = 12) -> list[dict[str, object]]:  # noqa: ANN001
+    """The functions with the most own time across cache-miss Rank calls (cProfile, per call)."""
+    prof = cProfile.Profile()
+    prof.enable()
+    for q in queries:
+        svc.rank(q)
+    prof.disable()
+    stats = pstats.Stats(prof)
+    rows = []
+    for (file, line, fn), (_cc, nc, tt, ct, _callers) in stats.stats.items():  # type: ignore[attr-defined]
+        rows.append({"function": f"{Path(file).name}:{line}:{fn}", "calls_per_rank": round(nc / len(queries), 1),
+                     "own_ms_per_rank": round(tt * 1000 / len(queries), 4),
+                     "cumulative_ms_per_rank": round(ct * 1000 / len(queries), 4)})
+    rows.sort(key=lambda r: -float(r["own_ms_per_rank"]))  # type: ignore[call-overload]
+    return rows[:top]
+
+
+if __name__ == "__main__":
+    out = Path(sys.argv[1])
+    n = int(sys.argv[2]) if len(sys.argv) > 2 else 300
+    # On a pool thread, as gRPC calls the service: XGBoost's OpenMP scoring called from the main
+    # thread between other work stalls in 4 ms scheduler ticks (p50 ~16 ms instead of ~3 ms here),
+    # which a server never sees.
+    with ThreadPoolExecutor(1, thread_name_prefix="bench-stages") as pool:
+        result = pool.submit(measure, n).result()
+    out.write_text(json.dumps(result, indent=2))
