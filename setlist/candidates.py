@@ -100,7 +100,6 @@ class CandidateIndex:
             z = np.zeros(len(idx), dtype=np.float32)
             return Candidates(idx, z, z.copy(), np.ones(len(idx), np.float32), pop_rank[idx], False)
 
-        votes: dict[int, int] = {}
         pools: list[np.ndarray] = []
         uvec = self.user_factors[uidx] if uidx is not None else None
         if uvec is not None:
@@ -117,13 +116,12 @@ class CandidateIndex:
             if lst is not None:
                 pools.append(lst[: n // 2])
         pools.append(pop[: n // 2])
-        for pool in pools:
-            for i in pool.tolist():
-                votes[i] = votes.get(i, 0) + 1
-        for i in exclude:
-            votes.pop(i, None)
-        idx = np.fromiter(votes.keys(), dtype=np.int64, count=len(votes))
-        n_sources = np.fromiter(votes.values(), dtype=np.float32, count=len(votes))
+        # each pool lists an item once, so an item's count is the number of sources proposing it
+        idx, counts = np.unique(np.concatenate(pools).astype(np.int64), return_counts=True)
+        if exclude:
+            keep = ~np.isin(idx, np.fromiter(exclude, dtype=np.int64, count=len(exclude)))
+            idx, counts = idx[keep], counts[keep]
+        n_sources = counts.astype(np.float32)
         emb = (self.item_factors[idx] @ uvec) if uvec is not None else np.zeros(len(idx), np.float32)
         covis = covis_all[idx].astype(np.float32) if covis_all is not None else np.zeros(len(idx), np.float32)
         # one source-agnostic order, so "the first 100 candidates" means the same everywhere
