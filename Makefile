@@ -4,6 +4,7 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# The packages run from the checkout (no install step), for make targets and their subprocesses.
 export PYTHONPATH := $(CURDIR)
 BENCH_SCALE ?= small
 SOURCE ?=
@@ -27,10 +28,8 @@ help:
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	@$(PY) -m pip install -q --upgrade pip
-	@echo "installing pinned dependencies (requirements.lock)…"
-	@$(PY) -m pip install -q --no-deps -r requirements.lock
-	@$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	@echo "installing pinned dependencies (requirements.lock, no resolution)…"
+	@$(PY) -m pip install -q --disable-pip-version-check --no-deps -r requirements.lock
 	@touch $(STAMP)
 
 .PHONY: setup  ## build .venv from pinned dependencies and generate the gRPC code (idempotent)
