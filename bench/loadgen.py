@@ -66,7 +66,9 @@ async def open_loop(call: Call, rate: float, duration_s: float, warmup_s: float 
         measured = offset >= warmup_s
         if measured:
             samples.offered += 1
-            if loop.time() - scheduled > LATE_S:
+            lag = loop.time() - scheduled
+            samples.send_lag_ms.append(lag * 1000.0)
+            if lag > LATE_S:
                 samples.late_sends += 1
         tasks.append(asyncio.ensure_future(one(seq, scheduled, measured)))
     await asyncio.gather(*tasks)

@@ -17,25 +17,27 @@ def plot_cdfs(path: Path, title: str, left: Sequence[Series], right: Sequence[Se
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.6), constrained_layout=True)
-    panels = ((axes[0], left, "Rank at the open-loop rate: fast vs baseline", left_target_ms),
+    panels = ((axes[0], left, "Rank: fast vs baseline (open loop; dotted: one call at a time)", left_target_ms),
               (axes[1], right, "Fast engine: cache hit vs cache miss", right_target_ms))
     for ax, series, subtitle, target in panels:
         for label, latencies in series:
             pts = cdf_points(latencies)
             if pts:
                 xs, ys = zip(*pts)
-                ax.step(xs, ys, where="post", label=f"{label} (n={len(latencies):,})")
+                style = ":" if "unloaded" in label else "-"  # unloaded runs are context, not the comparison
+                ax.step(xs, ys, where="post", linestyle=style, label=f"{label} (n={len(latencies):,})")
         ax.axvline(target, color="grey", linestyle="--", linewidth=1)
         ax.text(target, 0.02, f" p99 target {target:g} ms", color="grey", fontsize=8)
         ax.axhline(0.99, color="lightgrey", linestyle=":", linewidth=1)
         ax.set_xscale("log")
-        ax.set_xlabel("latency, ms (client side, from the scheduled send; log scale)")
+        ax.set_xlabel("client-side latency, ms (log scale)")
         ax.set_ylabel("fraction of requests")
         ax.set_ylim(0, 1.01)
         ax.set_title(subtitle, fontsize=10)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(loc="lower right", fontsize=8)
-    fig.suptitle(title, fontsize=11)
+    fig.suptitle(title + "\nlatency from the scheduled send time; failed calls counted at their deadline",
+                 fontsize=10)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -88,6 +88,14 @@ def prepare(scale: Scale, seed: int, console: Console, fresh: bool = False) -> P
     if scale.profile == "production":
         start_services(scale, data_dir, console)
     m = None if fresh else _matches(marker, scale, seed)
+    if m is not None and scale.profile == "production" and "materialize" in m.get("stage_s", {}) \
+            and not stores_intact(base_env(scale, data_dir)):
+        # The data dir survived but the services lost the bench's stores (restarted with fresh data,
+        # or emptied): the event log is still here, so publish and train again.
+        console.print("[yellow]the bench's Redis/PostgreSQL stores are empty or incomplete[/]: "
+                      "materializing and training again from the kept event log")
+        reset_stores(base_env(scale, data_dir), console)
+        m = {**m, "complete": False, "stage_s": {k: v for k, v in m["stage_s"].items() if k == "generate"}}
     if m is not None and m.get("complete"):
         console.print(f"[green]reusing[/] {data_dir} (prepared {m['prepared_at']}, scale={scale.generator}, "
                       f"seed={seed}); pass --fresh to rebuild")
@@ -154,6 +162,29 @@ def start_services(scale: Scale, data_dir: Path, console: Console) -> None:
     if done.returncode != 0:
         raise RuntimeError(f"scripts/services.sh up failed:\n{done.stdout}{done.stderr}")
     console.print(done.stdout.strip())
+
+
+def stores_intact(env: dict[str, str]) -> bool:
+    """Whether the production stores still hold what a preparation put there: online rows in Redis,
+    the Feast registry and an MLflow champion in PostgreSQL."""
+    import redis
+    from sqlalchemy import create_engine, text
+
+    url = env["SETLIST_DATABASE_URL"].replace("postgresql://", "postgresql+psycopg://", 1)
+    try:
+        if redis.Redis.from_url(env["SETLIST_REDIS_URL"], socket_timeout=3).dbsize() == 0:
+            return False
+        engine = create_engine(url, connect_args={"connect_timeout": 3})
+        try:
+            with engine.connect() as conn:
+                views = conn.execute(text("SELECT count(*) FROM feature_views")).scalar()
+                champions = conn.execute(text("SELECT count(*) FROM registered_model_aliases "
+                                              "WHERE alias = 'champion'")).scalar()
+        finally:
+            engine.dispose()
+    except Exception:  # noqa: BLE001 - a missing table or database means "not prepared"
+        return False
+    return bool(views) and bool(champions)
 
 
 def reset_stores(env: dict[str, str], console: Console) -> None:

@@ -80,7 +80,8 @@ def build(out: dict[str, Any], scale: str, seed: int, command: str) -> dict[str,
         "trees": stages["trees"], "rps_target": plan.rps,
         "rank": {**rank, "unloaded": seq},
         "saturation": {"best_rps": max((s["rps"] or 0) for s in sat.values()), "by_concurrency": sat},
-        "cache_hit": {**hit, "service_side": stages["service_rank_hit_ms"]},
+        "cache_hit": {**hit, "unloaded": out["cache_hit_unloaded"].summary,
+                      "service_side": stages["service_rank_hit_ms"]},
         "baseline": {**base, "unloaded": base_seq, "top10_agreement_with_fast": out["agreement"]},
         "ratio_p99": _ratio(base["p99_ms"], rank["p99_ms"]),
         "ratio_p99_unloaded": _ratio(base_seq["p99_ms"], seq["p99_ms"]),
@@ -125,7 +126,9 @@ def write(report: dict[str, Any], out: dict[str, Any], results_dir: Path) -> dic
                             f"{report['features']} features, {report['trees']} trees, {report['rps_target']:g} req/s "
                             f"open loop; {report['machine']['cores']} cores shared with the load generator",
               left=[("fast, cache miss", out["rank_open"].latencies_ms),
-                    ("baseline", out["baseline_open"].latencies_ms)],
+                    ("baseline", out["baseline_open"].latencies_ms),
+                    ("fast, unloaded", out["sequential"].latencies_ms),
+                    ("baseline, unloaded", out["baseline_sequential"].latencies_ms)],
               right=[("cache miss", out["rank_open"].latencies_ms), ("cache hit", out["cache_hit"].latencies_ms)])
     shutil.copyfile(paths["json"], results_dir / "latest.json")
     shutil.copyfile(paths["png"], results_dir / "latest.png")

@@ -77,6 +77,8 @@ def run(scale_name: str, seed: int, plan: Plan, fresh: bool, console: Console) -
     with server("fast-cache", {**env, "SETLIST_CACHE_ENABLED": "true"}, logs, workers=plan.workers) as s:
         hot = requests[: plan.hot_users]
         _run(console, "prime the cache", sc.rank_sequential(s.target, hot, len(hot), plan.rank_timeout_s))
+        out["cache_hit_unloaded"], _ = _run(console, "cache hits, unloaded (one at a time)", sc.rank_sequential(
+            s.target, hot, plan.sequential, plan.rank_timeout_s))
         out["cache_hit"] = _run(console, f"open loop {plan.rps:g} req/s on {len(hot)} repeated requests", sc.rank_open(
             s.target, hot, plan.rps, plan.hit_s, plan.warmup_s, plan.rank_timeout_s, seed))
         out["track"] = _run(console, f"Track, {plan.track_streams} streams × {plan.track_batch} events",

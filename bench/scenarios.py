@@ -16,7 +16,7 @@ import grpc
 from serving import proto
 
 from .loadgen import closed_loop, open_loop, rank_call
-from .stats import Samples, percentile, summarize
+from .stats import Samples, effective_latencies, percentile, summarize
 from .users import User
 
 EVENT_MIX = ("play", "play", "play", "skip", "like")  # roughly the generator's proportions
@@ -27,7 +27,7 @@ class Measured:
     """One phase's summary plus what the plot and checks need."""
 
     summary: dict[str, Any]
-    latencies_ms: list[float]
+    latencies_ms: list[float]   # what the percentiles were taken over (failed calls at >= the deadline)
     seen: dict[str, int] = field(default_factory=dict)
 
 
@@ -47,7 +47,7 @@ def _measured(samples: Samples, timeout_s: float, seen: dict[str, int] | None = 
         replies = max(seen.get("replies", 0), 1)
         summary["cache_hit_fraction"] = round(seen.get("cache_hit", 0) / replies, 4)
         summary["degraded_fraction"] = round(seen.get("degraded", 0) / replies, 4)
-    return Measured(summary, samples.latencies_ms, dict(seen or {}))
+    return Measured(summary, effective_latencies(samples, timeout_s * 1000), dict(seen or {}))
 
 
 async def rank_open(target: str, requests: Sequence[Any], rate: float, duration_s: float, warmup_s: float,

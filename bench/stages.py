@@ -107,12 +107,15 @@ def measure(n_users: int = 300, repeats: int = 2) -> dict[str, object]:
             n_features = X.shape[1]
 
     queries = [RankQuery(u.user_id, 10, {"device": u.device, "locale": u.locale}) for u in users]
+    cpu0 = time.process_time()
     total_miss = _time_calls(svc.rank, queries * repeats)
-    svc.cache = MemoryCache(10_000, 3600.0)
+    cpu_miss = (time.process_time() - cpu0) * 1000 / len(total_miss)
+    impressions = _with_impressions(svc, settings, queries * repeats)
+    no_cache, svc.cache = svc.cache, MemoryCache(10_000, 3600.0)
     for q in queries:
         svc.rank(q)  # fill
     total_hit = _time_calls(svc.rank, queries * repeats)
-    svc.cache = MemoryCache(10_000, 3600.0)
+    svc.cache = no_cache
 
     profile_top = _profile(svc, queries)
     server.close()
@@ -121,6 +124,9 @@ def measure(n_users: int = 300, repeats: int = 2) -> dict[str, object]:
         "stages_ms": {k: _summary(v) for k, v in stages.items()},
         "service_rank_miss_ms": _summary(total_miss),
         "service_rank_hit_ms": _summary(total_hit),
+        # CPU of the whole process (every thread, OpenMP spinning included) per cache-miss Rank
+        "service_rank_miss_cpu_ms": round(cpu_miss, 3),
+        "impressions_on": impressions,
         "candidate_pool": settings.candidate_pool,
         "candidates_mean": round(float(np.mean(n_cand)), 1),
         "features": int(n_features),
@@ -129,6 +135,31 @@ def measure(n_users: int = 300, repeats: int = 2) -> dict[str, object]:
         "users": len(users),
         "calls": len(stages["sum"]),
     }
+
+
+def _with_impressions(svc, settings, queries: list) -> dict[str, object] | None:  # noqa: ANN001
+    """The same cache-miss Rank calls with impression logging attached as bootstrap attaches it, CPU
+    of the writer thread included (it is flushed inside the measured window). None when this
+    version of serving has no impression log."""
+    try:
+        from serving.impressions import ImpressionLog
+    except ImportError:
+        return None
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        log = ImpressionLog.to_directory(Path(tmp), maxsize=settings.impressions_queue,
+                                         batch=settings.impressions_batch, flush_s=settings.impressions_flush_s)
+        svc.impressions = log
+        try:
+            cpu0 = time.process_time()
+            times = _time_calls(svc.rank, queries)
+            log.flush()
+            cpu = (time.process_time() - cpu0) * 1000 / len(queries)
+        finally:
+            svc.impressions = None
+            log.close()
+    return {"service_rank_miss_ms": _summary(times), "service_rank_miss_cpu_ms": round(cpu, 3)}
 
 
 def _time_calls(fn, args: list) -> list[float]:  # noqa: ANN001

@@ -38,6 +38,7 @@ class Samples:
     elapsed_s: float = 0.0          # wall time from the first scheduled send to the last completion
     offered: int = 0                # calls the schedule asked for (open loop) or that were sent
     late_sends: int = 0             # open loop: sends that left > 1 ms after their scheduled time
+    send_lag_ms: list[float] = field(default_factory=list)  # open loop: actual minus scheduled send time
 
     def record(self, code: str, latency_ms: float) -> None:
         self.codes[code] += 1
@@ -75,6 +76,11 @@ def summarize(s: Samples, deadline_ms: float | None = None) -> dict[str, object]
     out["errors_by_code"] = {c: n for c, n in sorted(s.codes.items()) if c != "OK"}
     out["failed_counted_at_ms"] = deadline_ms if completed - ok else None
     out["late_sends"] = s.late_sends
+    # How far behind its schedule the load generator itself ran: large values mean it was starved
+    # of CPU (the latencies above already include the lag, being measured from the schedule).
+    lag = sorted(s.send_lag_ms)
+    out["send_lag_p99_ms"] = _round(percentile(lag, 99.0)) if lag else None
+    out["send_lag_max_ms"] = _round(lag[-1]) if lag else None
     out["elapsed_s"] = _round(s.elapsed_s, 2)
     return out
 

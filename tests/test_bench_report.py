@@ -30,6 +30,8 @@ def fake_run(tmp_path: Path) -> dict[str, Any]:
     fast = [2.0] * 1900 + [4.0] * 100
     stages = {"stages_ms": {n: _stage(0.5, 1.0) for n in ("user_features", "candidates", "scoring", "sum")},
               "service_rank_miss_ms": _stage(1.5, 3.0), "service_rank_hit_ms": _stage(0.05, 0.1),
+              "service_rank_miss_cpu_ms": 1.6, "impressions_on": {"service_rank_miss_ms": _stage(1.6, 3.1),
+                                                                  "service_rank_miss_cpu_ms": 1.7},
               "candidate_pool": 500, "candidates_mean": 498.0, "features": 33, "trees": 200,
               "profile_top": [{"function": "core.py:1:inplace_predict", "calls_per_rank": 1.0,
                                "own_ms_per_rank": 1.0, "cumulative_ms_per_rank": 1.1}]}
@@ -38,7 +40,7 @@ def fake_run(tmp_path: Path) -> dict[str, Any]:
         "plan": PLANS["small"], "stages": stages,
         "sequential": (_measured([1.8] * 200, 0.4)), "rank_open": _measured(fast),
         "saturation": {4: _measured(fast, 4.0), 16: _measured(fast, 3.0)},
-        "cache_hit": _measured([0.4] * 1000 + [0.9] * 10),
+        "cache_hit": _measured([0.4] * 1000 + [0.9] * 10), "cache_hit_unloaded": _measured([0.3] * 200, 0.06),
         "track": {"events_per_s": 6000.0, "batch": 100, "streams": 4, "batches": 400, "errors": 0,
                   "errors_by_code": {}, "batch_p50_ms": 50.0, "batch_p99_ms": 80.0},
         "freshness": {"freshness_p50_ms": 3.0, "freshness_p99_ms": 7.0, "freshness_max_ms": 8.0, "trials": 60,
