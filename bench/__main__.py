@@ -57,7 +57,7 @@ def main(scale: str = typer.Option("small", help="small (demo data, SQLite) or f
         console.print(f"[red]bench failed:[/] {exc}")
         raise typer.Exit(1)
     result = report.build(measured, scale, seed, command)
-    paths = report.write(result, measured, out)
+    paths = report.write(result, out)
     missing = report.missing_fields(result)
     if missing:  # the contract is fixed; a run that cannot fill it must not pass as a result
         console.print(f"[red]report lacks DESIGN.md fields:[/] {', '.join(missing)}")
@@ -66,7 +66,8 @@ def main(scale: str = typer.Option("small", help="small (demo data, SQLite) or f
     for t in result["targets"]:
         mark = "[green]met[/]" if t["met"] else ("[red]not met[/]" if t["met"] is False else "—")
         console.print(f"  {t['target']:<48} {t['goal']:<16} measured {t['measured']}  {mark}")
-    console.print(f"wrote {paths['json']}, {paths['png']}, {paths['summary']} (and latest.json / latest.png)")
+    console.print(f"wrote {paths['json']}, {paths['png']}, {paths['summary']} "
+                  f"(and latest.json / latest.png, latest-{scale}.* and SUMMARY-{scale}.md)")
 
 
 if __name__ == "__main__":

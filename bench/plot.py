@@ -1,12 +1,12 @@
 """Latency CDFs as a PNG: fast vs baseline, and cache hit vs cache miss, on log-scaled latency axes."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
-from .stats import cdf_points
-
-Series = tuple[str, Sequence[float]]
+#: (label, {"n": sample count, "points": [[latency_ms, cumulative fraction], ...]})
+Series = tuple[str, Mapping[str, Any]]
 
 
 def plot_cdfs(path: Path, title: str, left: Sequence[Series], right: Sequence[Series],
@@ -20,12 +20,11 @@ def plot_cdfs(path: Path, title: str, left: Sequence[Series], right: Sequence[Se
     panels = ((axes[0], left, "Rank: fast vs baseline (open loop; dotted: one call at a time)", left_target_ms),
               (axes[1], right, "Fast engine: cache hit vs cache miss", right_target_ms))
     for ax, series, subtitle, target in panels:
-        for label, latencies in series:
-            pts = cdf_points(latencies)
-            if pts:
-                xs, ys = zip(*pts)
+        for label, cdf in series:
+            if cdf["points"]:
+                xs, ys = zip(*cdf["points"])
                 style = ":" if "unloaded" in label else "-"  # unloaded runs are context, not the comparison
-                ax.step(xs, ys, where="post", linestyle=style, label=f"{label} (n={len(latencies):,})")
+                ax.step(xs, ys, where="post", linestyle=style, label=f"{label} (n={cdf['n']:,})")
         ax.axvline(target, color="grey", linestyle="--", linewidth=1)
         ax.text(target, 0.02, f" p99 target {target:g} ms", color="grey", fontsize=8)
         ax.axhline(0.99, color="lightgrey", linestyle=":", linewidth=1)

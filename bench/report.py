@@ -16,6 +16,7 @@ from setlist.features import RANKER_FEATURES
 
 from .machine import git_revision
 from .plot import plot_cdfs
+from .stats import cdf_points
 from .summary import render
 
 #: DESIGN.md's performance targets: (name, where in the report, comparison, threshold, unit)
@@ -99,6 +100,7 @@ def build(out: dict[str, Any], scale: str, seed: int, command: str) -> dict[str,
                  "server_env": dict(plan.server_env)},
     }
     report["targets"] = judge(report)
+    report["cdf_ms"] = cdfs(out)
     return report
 
 
@@ -114,23 +116,50 @@ def _impressions(out: dict[str, Any]) -> dict[str, Any]:
     return {"supported": True, "off": out["rank_open"].summary, "on": out["rank_open_impressions"].summary}
 
 
-def write(report: dict[str, Any], out: dict[str, Any], results_dir: Path) -> dict[str, Path]:
+def _cdf(m: Any) -> dict[str, Any]:
+    return {"n": len(m.latencies_ms), "points": [[round(x, 3), round(y, 5)] for x, y in cdf_points(m.latencies_ms)]}
+
+
+def cdfs(out: dict[str, Any]) -> dict[str, Any]:
+    """Thinned latency CDFs, kept in the JSON so a plot can be redrawn (or runs compared) from it."""
+    return {"fast, cache miss": _cdf(out["rank_open"]), "baseline": _cdf(out["baseline_open"]),
+            "fast, unloaded": _cdf(out["sequential"]), "baseline, unloaded": _cdf(out["baseline_sequential"]),
+            "cache hit": _cdf(out["cache_hit"])}
+
+
+def write(report: dict[str, Any], results_dir: Path) -> dict[str, Path]:
+    """``<stamp>.json/.png``, copied to ``latest.*`` and ``latest-<scale>.*``; ``SUMMARY.md`` describes
+    the latest run and ``SUMMARY-<scale>.md`` the latest of that scale, so a small run does not hide
+    the last full one."""
     results_dir.mkdir(parents=True, exist_ok=True)
     stamp = report["finished_at"].replace("-", "").replace(":", "")
+    scale = report["scale"]
     paths = {"json": results_dir / f"{stamp}.json", "png": results_dir / f"{stamp}.png",
              "summary": results_dir / "SUMMARY.md"}
     tmp = paths["json"].with_suffix(".json.tmp")
     tmp.write_text(json.dumps(report, indent=2, sort_keys=False) + "\n")
     tmp.replace(paths["json"])
-    plot_cdfs(paths["png"], f"Setlist bench ({report['scale']}): {report['candidates']} candidates, "
-                            f"{report['features']} features, {report['trees']} trees, {report['rps_target']:g} req/s "
-                            f"open loop; {report['machine']['cores']} cores shared with the load generator",
-              left=[("fast, cache miss", out["rank_open"].latencies_ms),
-                    ("baseline", out["baseline_open"].latencies_ms),
-                    ("fast, unloaded", out["sequential"].latencies_ms),
-                    ("baseline, unloaded", out["baseline_sequential"].latencies_ms)],
-              right=[("cache miss", out["rank_open"].latencies_ms), ("cache hit", out["cache_hit"].latencies_ms)])
-    shutil.copyfile(paths["json"], results_dir / "latest.json")
-    shutil.copyfile(paths["png"], results_dir / "latest.png")
-    paths["summary"].write_text(render(report, paths["json"].name, paths["png"].name))
+    draw(report, paths["png"])
+    text = render(report, paths["json"].name, paths["png"].name)
+    for name in ("latest", f"latest-{scale}"):
+        shutil.copyfile(paths["json"], results_dir / f"{name}.json")
+        shutil.copyfile(paths["png"], results_dir / f"{name}.png")
+    paths["summary"].write_text(text)
+    (results_dir / f"SUMMARY-{scale}.md").write_text(text)
     return paths
+
+
+def draw(report: dict[str, Any], path: Path) -> None:
+    c = report["cdf_ms"]
+    plot_cdfs(path, f"Setlist bench ({report['scale']}): {report['candidates']} candidates, "
+                    f"{report['features']} features, {report['trees']} trees, {report['rps_target']:g} req/s "
+                    f"open loop; {report['machine']['cores']} cores shared with the load generator",
+              left=[(k, c[k]) for k in ("fast, cache miss", "baseline", "fast, unloaded", "baseline, unloaded")],
+              right=[("cache miss", c["fast, cache miss"]), ("cache hit", c["cache hit"])])
+
+
+if __name__ == "__main__":  # redraw a stored run: python -m bench.report bench/results/<stamp>.json
+    import sys
+
+    stored = json.loads(Path(sys.argv[1]).read_text())
+    draw(stored, Path(sys.argv[1]).with_suffix(".png"))

@@ -52,6 +52,15 @@ def notes(r: dict[str, Any]) -> list[str]:
             f"and the tail grows with them. The stage table below shows where the milliseconds go; meeting "
             f"p99 ≤ 10 ms at 200 req/s on these 2 cores (shared with the load generator) needs roughly half "
             f"the CPU per request.")
+    sat = r["saturation"]["by_concurrency"]
+    if len(sat) > 1:
+        lo, hi = min(sat, key=int), max(sat, key=int)
+        if (sat[hi].get("rps") or 0) < 0.85 * (sat[lo].get("rps") or 0):
+            out.append(f"Throughput falls as concurrency grows ({_f(sat[lo]['rps'], 0)} req/s with {lo} closed-loop "
+                       f"workers, {_f(sat[hi]['rps'], 0)} with {hi}): more requests in flight in one process only "
+                       "contend for the GIL (and the scoring threads for the cores), and an overloaded server keeps "
+                       "working on calls whose clients already gave up. A concurrency limit near the core count, "
+                       "with more worker processes, would keep goodput at capacity and refuse the excess at once.")
     if "rank.errors" in unmet:
         out.append(f"Rank returned errors at the open-loop rate {_codes(rank)}: calls over the 2 s deadline or "
                    "refused by the concurrency limit once the queue was long; they count at the deadline.")
@@ -108,8 +117,8 @@ def render(r: dict[str, Any], json_name: str, png_name: str) -> str:
              f"(data preparation {_f(r['duration_s']['prepare'], 0)} s, "
              f"{'reused' if r['prepare']['reused'] else 'built'}; stage times when built: "
              f"{', '.join(f'{k} {v:.0f} s' for k, v in r['prepare']['stage_s'].items()) or '—'}).",
-             f"Results: [`{json_name}`]({json_name}) (also `latest.json`), plot [`{png_name}`]({png_name}) "
-             "(also `latest.png`).", "",
+             f"Results: [`{json_name}`]({json_name}), plot [`{png_name}`]({png_name}) (also "
+             f"`latest-{r['scale']}.json`/`.png`; `latest.*` and `SUMMARY.md` are whichever scale ran last).", "",
              f"Machine: {m['cores']} cores, {m['cpu_model']}, {m.get('memory_gb')} GB; Python {m['python']}. "
              f"Code: `{g['revision'][:12]}`" + (f" plus uncommitted edits to {', '.join(g['dirty_files'])}"
                                                  if g["dirty_files"] else "") + ".",

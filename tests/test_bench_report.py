@@ -91,10 +91,13 @@ def test_targets_are_judged_against_design_thresholds(tmp_path: Path) -> None:
 def test_write_produces_json_plot_and_summary(tmp_path: Path) -> None:
     out = fake_run(tmp_path)
     report = build(out, "small", 7, "python -m bench --scale small")
-    paths = write(report, out, tmp_path / "results")
+    paths = write(report, tmp_path / "results")
     latest = json.loads((tmp_path / "results" / "latest.json").read_text())
     assert latest == json.loads(paths["json"].read_text()) and missing_fields(latest) == []
+    assert json.loads((tmp_path / "results" / "latest-small.json").read_text()) == latest
     assert (tmp_path / "results" / "latest.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "results" / "SUMMARY-small.md").read_text() == paths["summary"].read_text()
+    assert latest["cdf_ms"]["baseline"]["n"] == 100 and latest["cdf_ms"]["baseline"]["points"][-1][1] == 1.0
     summary = paths["summary"].read_text()
     assert "python -m bench --scale small" in summary
     assert "| Rank p99 at the open-loop rate | <= 10 ms | 4.00 | yes |" in summary
