@@ -61,7 +61,7 @@ def run(scale_name: str, seed: int, plan: Plan, fresh: bool, console: Console) -
     console.rule("fast engine, cache off: Rank cache-miss")
     with server("fast-miss", miss_env, logs, workers=plan.workers) as s:
         out["startup_fast_s"] = round(s.startup_s, 1)
-        out["sequential"], fast_answers = _run(console, "unloaded, one at a time", sc.rank_sequential(
+        out["sequential"] = _run(console, "unloaded, one at a time", sc.rank_sequential(
             s.target, requests, plan.sequential, plan.rank_timeout_s))
         out["rank_open"] = _run(console, f"open loop {plan.rps:g} req/s, {plan.open_s:g}s", sc.rank_open(
             s.target, requests, plan.rps, plan.open_s, plan.warmup_s, plan.rank_timeout_s, seed))
@@ -77,7 +77,7 @@ def run(scale_name: str, seed: int, plan: Plan, fresh: bool, console: Console) -
     with server("fast-cache", {**env, "SETLIST_CACHE_ENABLED": "true"}, logs, workers=plan.workers) as s:
         hot = requests[: plan.hot_users]
         _run(console, "prime the cache", sc.rank_sequential(s.target, hot, len(hot), plan.rank_timeout_s))
-        out["cache_hit_unloaded"], _ = _run(console, "cache hits, unloaded (one at a time)", sc.rank_sequential(
+        out["cache_hit_unloaded"] = _run(console, "cache hits, unloaded (one at a time)", sc.rank_sequential(
             s.target, hot, plan.sequential, plan.rank_timeout_s))
         out["cache_hit"] = _run(console, f"open loop {plan.rps:g} req/s on {len(hot)} repeated requests", sc.rank_open(
             s.target, hot, plan.rps, plan.hit_s, plan.warmup_s, plan.rank_timeout_s, seed))
@@ -90,12 +90,11 @@ def run(scale_name: str, seed: int, plan: Plan, fresh: bool, console: Console) -
     console.rule("baseline engine: Feast get_online_features + MLflow pyfunc predict")
     with server("baseline", env, logs, engine="baseline", workers=plan.workers) as s:
         out["startup_baseline_s"] = round(s.startup_s, 1)
-        out["baseline_sequential"], base_answers = _run(console, "unloaded, one at a time", sc.rank_sequential(
+        out["baseline_sequential"] = _run(console, "unloaded, one at a time", sc.rank_sequential(
             s.target, requests, plan.baseline_sequential, plan.baseline_timeout_s))
         out["baseline_open"] = _run(console, f"open loop {plan.rps:g} req/s, {plan.baseline_s:g}s (bounded)",
                                     sc.rank_open(s.target, requests, plan.rps, plan.baseline_s,
                                                  min(plan.warmup_s, 1.0), plan.baseline_timeout_s, seed))
-    out["agreement"] = top10_agreement(fast_answers, base_answers)
     out["impressions"] = impressions
     out["duration_s"] = {"total": round(time.monotonic() - started, 1), "prepare": round(prepared_s, 1)}
     out["machine"] = {**machine_start, "loadavg_end": machine_info()["loadavg_start"]}
@@ -106,7 +105,7 @@ def _run(console: Console, title: str, coro: Any) -> Any:
     t0 = time.monotonic()
     with console.status(f"{title}…"):
         result = asyncio.run(coro)
-    summary = result[0].summary if isinstance(result, tuple) else getattr(result, "summary", result)
+    summary = getattr(result, "summary", result)
     console.print(f"  {title}: {_brief(summary)} [dim]({time.monotonic() - t0:.0f}s)[/]")
     return result
 
@@ -129,14 +128,3 @@ def profile_stages(prepared: Prepared, env: dict[str, str], users: int, console:
     stages = json.loads(path.read_text())
     console.print("  " + ", ".join(f"{k} {v['p50_ms']:.2f}" for k, v in stages["stages_ms"].items()) + " ms (p50)")
     return stages
-
-
-def top10_agreement(fast: list, base: list) -> dict[str, Any]:
-    """How alike the engines' answers are for the same users: they share candidates and model, so a
-    low overlap would mean the comparison is not like for like."""
-    pairs = [(a, b) for a, b in zip(fast, base) if a and b]
-    if not pairs:
-        return {"users": 0, "mean_overlap_at_10": None, "identical": 0}
-    overlaps = [len(set(a[:10]) & set(b[:10])) / 10 for a, b in pairs]
-    return {"users": len(pairs), "mean_overlap_at_10": round(sum(overlaps) / len(overlaps), 3),
-            "identical": sum(a[:10] == b[:10] for a, b in pairs)}

@@ -68,24 +68,21 @@ async def rank_closed(target: str, requests: Sequence[Any], concurrency: int, du
     return _measured(samples, timeout_s, seen)
 
 
-async def rank_sequential(target: str, requests: Sequence[Any], n: int, timeout_s: float) -> tuple[Measured, list]:
-    """One call at a time: unloaded latency, and the replies (to compare engines' answers)."""
-    replies: list = []
+async def rank_sequential(target: str, requests: Sequence[Any], n: int, timeout_s: float) -> Measured:
+    """One call at a time: the unloaded latency (the like-for-like comparison of engines)."""
     samples = Samples()
     async with grpc.aio.insecure_channel(target) as channel:
         stub = _stub(channel)
         for seq in range(n):
             t0 = time.perf_counter()
             try:
-                reply = await stub.Rank(requests[seq % len(requests)], timeout=timeout_s)
+                await stub.Rank(requests[seq % len(requests)], timeout=timeout_s)
             except grpc.aio.AioRpcError as exc:
                 samples.record(exc.code().name, (time.perf_counter() - t0) * 1000)
-                replies.append(None)
                 continue
             samples.record("OK", (time.perf_counter() - t0) * 1000)
-            replies.append([i.item_id for i in reply.items])
         samples.elapsed_s = sum(samples.latencies_ms + samples.error_latencies_ms) / 1000
-    return _measured(samples, timeout_s), replies
+    return _measured(samples, timeout_s)
 
 
 def _event(user: User, item_id: str, etype: str, n: int) -> Any:

@@ -118,6 +118,7 @@ def measure(n_users: int = 300, repeats: int = 2) -> dict[str, object]:
     svc.cache = no_cache
 
     profile_top = _profile(svc, queries)
+    agreement = _agreement_with_baseline(settings, svc, queries[:30])
     server.close()
     booster = bundle.booster
     return {
@@ -132,6 +133,7 @@ def measure(n_users: int = 300, repeats: int = 2) -> dict[str, object]:
         "features": int(n_features),
         "trees": int(booster.num_boosted_rounds()),  # type: ignore[attr-defined]
         "profile_top": profile_top,
+        "baseline_agreement": agreement,
         "users": len(users),
         "calls": len(stages["sum"]),
     }
@@ -160,6 +162,26 @@ def _with_impressions(svc, settings, queries: list) -> dict[str, object] | None:
             svc.impressions = None
             log.close()
     return {"service_rank_miss_ms": _summary(times), "service_rank_miss_cpu_ms": round(cpu, 3)}
+
+
+def _agreement_with_baseline(settings, svc, queries: list) -> dict[str, object]:  # noqa: ANN001
+    """Rank the same queries, at the same moment, with serving.baseline: the bench compares two ways
+    of doing the same work only if both return the same items with the same scores. (Answers taken
+    minutes apart over gRPC can differ legitimately: the request hour is a feature.)"""
+    from serving.baseline import build_baseline
+
+    baseline = build_baseline(settings)
+    identical, overlap, diff = 0, [], 0.0
+    for q in queries:
+        a, b = svc.rank(q), baseline.rank(q)
+        ids_a, ids_b = [i.item_id for i in a.items], [i.item_id for i in b.items]
+        identical += ids_a == ids_b
+        overlap.append(len(set(ids_a) & set(ids_b)) / max(len(ids_a), 1))
+        if ids_a == ids_b:
+            diff = max([diff] + [abs(x.score - y.score) for x, y in zip(a.items, b.items)])
+    baseline.close()
+    return {"users": len(queries), "identical_top10": identical, "mean_overlap_at_10": round(float(np.mean(overlap)), 4),
+            "max_abs_score_diff": float(diff)}
 
 
 def _time_calls(fn, args: list) -> list[float]:  # noqa: ANN001

@@ -88,14 +88,18 @@ def notes(r: dict[str, Any]) -> list[str]:
                    f"{_f(base['unloaded'].get('p99_ms'))} ms against the fast path's p50 "
                    f"{_f(rank['unloaded'].get('p50_ms'))} / p99 {_f(rank['unloaded'].get('p99_ms'))} ms: "
                    f"{_f(r.get('ratio_p99_unloaded'), 1)}× at p99.")
-    agree = base.get("top10_agreement_with_fast") or {}
+    agree = base.get("agreement_with_fast") or {}
     if agree.get("users"):
-        out.append(f"Like for like: for {agree['users']} users the baseline's top 10 overlaps the fast path's by "
-                   f"{_f(agree['mean_overlap_at_10'] * 100, 0)}% on average ({agree['identical']} identical lists).")
+        out.append(f"Like for like: ranking the same {agree['users']} users at the same moment in one process, the "
+                   f"baseline returned the fast path's top 10 in {agree['identical_top10']} cases (mean overlap "
+                   f"{_f(agree['mean_overlap_at_10'] * 100, 0)}%; largest score difference "
+                   f"{agree['max_abs_score_diff']:.2g}).")
     imp = st.get("impressions_on")
     if imp and r["impressions"].get("supported"):
-        out.append(f"Impression logging costs {_f(imp['service_rank_miss_cpu_ms'] - (cpu or 0), 3)} ms of CPU per "
-                   f"Rank in-process (writer thread included: {_f(imp['service_rank_miss_cpu_ms'], 3)} vs {_f(cpu, 3)} ms). "
+        delta = imp["service_rank_miss_cpu_ms"] - (cpu or 0)
+        cost = f"{_f(delta, 3)} ms" if delta > 0.05 else "no measurable"
+        out.append(f"Impression logging costs {cost} CPU per Rank in-process (writer thread included: "
+                   f"{_f(imp['service_rank_miss_cpu_ms'], 3)} ms with it, {_f(cpu, 3)} ms without). "
                    "The gRPC on/off pair above ran at a rate the server cannot sustain, where small capacity "
                    "differences and other load decide how long the queue gets; read it with that in mind.")
     if (rank.get("send_lag_p99_ms") or 0) > 5:

@@ -32,6 +32,8 @@ def fake_run(tmp_path: Path) -> dict[str, Any]:
               "service_rank_miss_ms": _stage(1.5, 3.0), "service_rank_hit_ms": _stage(0.05, 0.1),
               "service_rank_miss_cpu_ms": 1.6, "impressions_on": {"service_rank_miss_ms": _stage(1.6, 3.1),
                                                                   "service_rank_miss_cpu_ms": 1.7},
+              "baseline_agreement": {"users": 30, "identical_top10": 30, "mean_overlap_at_10": 1.0,
+                                     "max_abs_score_diff": 0.0},
               "candidate_pool": 500, "candidates_mean": 498.0, "features": 33, "trees": 200,
               "profile_top": [{"function": "core.py:1:inplace_predict", "calls_per_rank": 1.0,
                                "own_ms_per_rank": 1.0, "cumulative_ms_per_rank": 1.1}]}
@@ -47,7 +49,6 @@ def fake_run(tmp_path: Path) -> dict[str, Any]:
                       "not_reflected_within_s": {"seconds": 2.0, "count": 0}, "stale_ranks_before_fresh": 0},
         "baseline_sequential": _measured([150.0] * 30, 4.5),
         "baseline_open": _measured([200.0] * 90 + [400.0] * 10, 10.0, errors=500),
-        "agreement": {"users": 30, "mean_overlap_at_10": 1.0, "identical": 30},
         "impressions": False, "duration_s": {"total": 200.0, "prepare": 1.0},
         "machine": {"cores": 2, "cpu_model": "Test CPU", "memory_gb": 8.0, "python": "3.11.7",
                     "loadavg_start": [0.1, 0.1, 0.1], "loadavg_end": [1.0, 0.5, 0.2]},
