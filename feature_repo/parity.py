@@ -5,7 +5,7 @@ its online values are meant to be newer than anything offline.
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import timezone
 from typing import Iterable
 
 import numpy as np
@@ -30,11 +30,14 @@ def parity_inputs(settings: Settings, sample: int = SAMPLE, seed: int = 0) -> It
     defs = definitions(settings)
     views = (defs.views.user_profile, defs.views.item_stats)
     online = OnlineFeatures(store, views)
-    as_of = datetime.now(timezone.utc)
     rng = np.random.default_rng(seed)
     for view in views:
         key = "user_id" if view.name == "user_profile" else "item_id"
-        batch = pd.read_parquet(settings.features_dir / f"{view.name}.parquet", columns=[key])
+        batch = pd.read_parquet(settings.features_dir / f"{view.name}.parquet", columns=[key, "event_timestamp"])
+        # Compared as of the published batch's newest snapshot, not the wall clock: the online store
+        # holds what that publish wrote, and an event log that ended long ago (an import of past
+        # data) would otherwise be all "older than the TTL" offline and never match.
+        as_of = pd.Timestamp(batch["event_timestamp"].max()).tz_convert(timezone.utc).to_pydatetime()
         ids = np.sort(batch[key].unique())
         ids = ids if len(ids) <= sample else np.sort(rng.choice(ids, size=sample, replace=False))
         names = [f.name for f in view.features]

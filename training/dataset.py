@@ -7,6 +7,7 @@ user×item block comes from the candidate index, the same code serving runs.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -32,21 +33,33 @@ class RankingSet:
         return self.frame["label"].to_numpy(np.float32)
 
 
-def historical(store: FeatureStore, entity_df: pd.DataFrame) -> pd.DataFrame:
-    """Point-in-time features of the ranker's feature service for each entity row, in row order.
+def refs(view: str, names: Sequence[str]) -> list[str]:
+    return [f"{view}:{n}" for n in names]
+
+
+# Subsets of the ranker_v1 service for the calls that need only part of it: a point-in-time join
+# against the session view costs far more than one against the daily item snapshots, and the
+# candidate rows of a query share its user and session state, fetched once per query instead.
+USER_STATE_REFS = refs("user_profile", (*USER_NUMERIC, USER_VECTOR, USER_TOP_GENRE)) + refs("session", SESSION_FIELDS)
+ITEM_CONTEXT_REFS = refs("item_stats", ITEM_NUMERIC) + refs("context", CONTEXT_NAMES)
+
+
+def historical(store: FeatureStore, entity_df: pd.DataFrame, features: Sequence[str] | None = None) -> pd.DataFrame:
+    """Point-in-time features for each entity row, in row order: the ranker's feature service, or
+    the given ``view:feature`` references (a subset of it).
 
     Feast's file offline store de-duplicates rows that share a view's join key and timestamp, so
     rows that share a user and moment (one query's candidates) are made distinct by stepping their
     timestamps back by whole microseconds: earlier, never later, so nothing leaks.
     """
-    service = store.get_feature_service(FEATURE_SERVICE)
+    service = None if features else store.get_feature_service(FEATURE_SERVICE)
     entity_df = entity_df.reset_index(drop=True)
     ts = pd.to_datetime(entity_df["event_timestamp"], utc=True).dt.as_unit("us")
     step = entity_df.assign(event_timestamp=ts).groupby(["user_id", "event_timestamp"]).cumcount()
     entity_df = entity_df.assign(event_timestamp=ts - pd.to_timedelta(step.to_numpy(), unit="us"),
                                  request_hour=ts.dt.hour.astype("int64"),
                                  request_weekday=ts.dt.weekday.astype("int64"))
-    out = store.get_historical_features(entity_df=entity_df, features=service).to_df()
+    out = store.get_historical_features(entity_df=entity_df, features=list(features) if features else service).to_df()
     out["event_timestamp"] = pd.to_datetime(out["event_timestamp"], utc=True).dt.as_unit("us")
     keys = ["user_id", "item_id", "event_timestamp"]
     feature_cols = [c for c in out.columns if c not in entity_df.columns]
@@ -61,7 +74,7 @@ def query_state(store: FeatureStore, queries: pd.DataFrame, any_item: str) -> pd
 
     Session rows go through ``effective_session`` exactly as serving reads them."""
     entity = queries[["query_id", "user_id", "event_timestamp", "device"]].assign(item_id=any_item)
-    state = historical(store, entity)
+    state = historical(store, entity, USER_STATE_REFS)
     now_ms = (state["event_timestamp"].astype("int64") // 1000).to_numpy()  # microseconds → ms
     rows = [effective_session(_session_dict(r), int(t)) for r, t in
             zip(state[list(SESSION_FIELDS)].to_dict("records"), now_ms)]
@@ -143,7 +156,7 @@ def training_rows(store: FeatureStore, index: CandidateIndex, queries: pd.DataFr
     if not parts:
         raise ValueError("no query had a positive among its candidates: too little data to train a ranker")
     rows = pd.concat(parts, ignore_index=True)
-    feats = historical(store, rows[["user_id", "item_id", "event_timestamp", "device"]])
+    feats = historical(store, rows[["user_id", "item_id", "event_timestamp", "device"]], ITEM_CONTEXT_REFS)
     frame = rows.copy()
     frame[list(USER_NUMERIC)] = np.vstack(users)
     frame[list(SESSION_NUMERIC)] = np.vstack(sessions)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import tempfile
+import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,7 @@ from setlist.settings import Settings
 
 from . import plots, registry
 from .candidates_fit import CandidateParams, fit_candidate_index
-from .dataset import historical, query_state, training_rows
+from .dataset import historical, query_state, refs, training_rows
 from .evaluate import evaluate
 from .labels import build_queries, time_split
 from .ranker import RankerParams, fit
@@ -63,7 +64,7 @@ def daily_item_matrix(store, index: CandidateIndex):  # noqa: ANN001, ANN201
         if day not in cache:
             entity = pd.DataFrame({"item_id": index.item_ids.astype(str), "user_id": "", "device": "unknown",
                                    "event_timestamp": day})
-            feats = historical(store, entity)
+            feats = historical(store, entity, refs("item_stats", ITEM_NUMERIC))
             cache[day] = feats[list(ITEM_NUMERIC)].apply(pd.to_numeric, errors="coerce").to_numpy(np.float32)
         return cache[day]
 
@@ -89,10 +90,18 @@ def train(settings: Settings, progress: bool = True, candidate_params: Candidate
     bar = Progress(transient=True) if progress else None
     with bar or nullcontext():
         def task(label: str, total: int | None = None):  # noqa: ANN202
+            """A bar while the stage runs, then one lasting line with its duration (also when not on a
+            terminal, where the bar stays hidden and a long run would otherwise look stuck)."""
             if bar is None:
                 return lambda: None
-            t = bar.add_task(label, total=total)
-            return lambda: bar.advance(t)
+            t, started, left = bar.add_task(label, total=total), time.perf_counter(), [total or 1]
+
+            def advance() -> None:
+                bar.advance(t)
+                left[0] -= 1
+                if left[0] == 0:
+                    bar.console.print(f"  {label}: {time.perf_counter() - started:,.1f} s")
+            return advance
 
         step = task("fitting candidate generator (ranker window held back)")
         early = split.train[split.train["timestamp"] < ranker_start]
