@@ -25,7 +25,9 @@ class Plan:
     rank_timeout_s: float = 2.0
     rank_users: int = 1500                  # distinct users cycled through by the cache-miss runs
     profile_users: int = 200                # users timed in the in-process stage profile (×2 passes)
-    workers: int = 1                        # server processes (SO_REUSEPORT)
+    # server processes (SO_REUSEPORT; the load generator opens several connections so the kernel
+    # spreads them): one Python process is capped by its GIL near one core, a 2-core box has two
+    workers: int = 2
     # extra environment for every server (and the stage profile), for what-if runs such as
     # OMP_NUM_THREADS=1; recorded in the report
     server_env: tuple[tuple[str, str], ...] = ()

@@ -14,8 +14,10 @@ from typing import Any
 
 from setlist.features import RANKER_FEATURES
 
+
 from .machine import git_revision
 from .plot import plot_cdfs
+from .scenarios import CHANNELS
 from .stats import cdf_points
 from .summary import render
 
@@ -79,7 +81,7 @@ def build(out: dict[str, Any], scale: str, seed: int, command: str) -> dict[str,
         "candidates": stages["candidate_pool"],
         "candidates_measured_mean": stages["candidates_mean"], "features": len(RANKER_FEATURES),
         "trees": stages["trees"], "rps_target": plan.rps,
-        "rank": {**rank, "unloaded": seq},
+        "rank": {**rank, "unloaded": seq, "server_cpu": out.get("server_cpu")},
         "saturation": {"best_rps": max((s["rps"] or 0) for s in sat.values()), "by_concurrency": sat},
         "cache_hit": {**hit, "unloaded": out["cache_hit_unloaded"].summary,
                       "service_side": stages["service_rank_hit_ms"]},
@@ -97,7 +99,7 @@ def build(out: dict[str, Any], scale: str, seed: int, command: str) -> dict[str,
         "prepare": {"reused": prepared.reused, "data_dir": str(prepared.data_dir), "stage_s": prepared.stage_s},
         "server_startup_s": {"fast": out.get("startup_fast_s"), "baseline": out.get("startup_baseline_s")},
         "plan": {**{k: list(v) if isinstance(v, tuple) else v for k, v in asdict(plan).items()},
-                 "server_env": dict(plan.server_env)},
+                 "server_env": dict(plan.server_env), "channels": CHANNELS},
     }
     report["targets"] = judge(report)
     report["cdf_ms"] = cdfs(out)

@@ -1,13 +1,14 @@
 """The measured scenarios, each against a running server (``target``), all over grpc.aio.
 
-Every function opens its own channel, so one scenario's connection state never carries over.
+Every function opens its own channels, so one scenario's connection state never carries over.
 """
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +41,23 @@ def _stub(channel: grpc.aio.Channel) -> Any:
     return proto.ranking_pb2_grpc.RankingServiceStub(channel)
 
 
+#: connections per load-generating scenario: with SO_REUSEPORT the kernel assigns each *connection*
+#: to one worker process, so a single channel would load one worker however many there are
+CHANNELS = 4
+
+
+@contextlib.asynccontextmanager
+async def _stubs(target: str, n: int = CHANNELS) -> AsyncIterator[list[Any]]:
+    # a local subchannel pool per channel: otherwise gRPC shares one connection among channels
+    # to the same target
+    channels = [grpc.aio.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)])
+                for _ in range(n)]
+    try:
+        yield [_stub(c) for c in channels]
+    finally:
+        await asyncio.gather(*(c.close() for c in channels))
+
+
 def _measured(samples: Samples, timeout_s: float, seen: dict[str, int] | None = None) -> Measured:
     # failed calls enter the percentiles at (at least) the deadline; see bench.stats.effective_latencies
     summary = summarize(samples, deadline_ms=timeout_s * 1000)
@@ -52,19 +70,17 @@ def _measured(samples: Samples, timeout_s: float, seen: dict[str, int] | None = 
 
 async def rank_open(target: str, requests: Sequence[Any], rate: float, duration_s: float, warmup_s: float,
                     timeout_s: float, seed: int = 0) -> Measured:
-    async with grpc.aio.insecure_channel(target) as channel:
+    async with _stubs(target) as stubs:
         seen: dict[str, int] = {}
-        samples = await open_loop(rank_call(_stub(channel), requests, timeout_s, seen), rate, duration_s,
-                                  warmup_s, seed)
+        samples = await open_loop(rank_call(stubs, requests, timeout_s, seen), rate, duration_s, warmup_s, seed)
     return _measured(samples, timeout_s, seen)
 
 
 async def rank_closed(target: str, requests: Sequence[Any], concurrency: int, duration_s: float,
                       warmup_s: float, timeout_s: float) -> Measured:
-    async with grpc.aio.insecure_channel(target) as channel:
+    async with _stubs(target) as stubs:
         seen: dict[str, int] = {}
-        samples = await closed_loop(rank_call(_stub(channel), requests, timeout_s, seen), concurrency,
-                                    duration_s, warmup_s)
+        samples = await closed_loop(rank_call(stubs, requests, timeout_s, seen), concurrency, duration_s, warmup_s)
     return _measured(samples, timeout_s, seen)
 
 
@@ -101,8 +117,7 @@ async def track_throughput(target: str, users: Sequence[User], items: Sequence[s
     accepted = [0]
     counter = iter(range(1 << 62))
 
-    async with grpc.aio.insecure_channel(target) as channel:
-        stub = _stub(channel)
+    async with _stubs(target) as stubs:
         loop = asyncio.get_running_loop()
         measured_from = loop.time() + warmup_s
 
@@ -113,7 +128,7 @@ async def track_throughput(target: str, users: Sequence[User], items: Sequence[s
                 events.append(_event(users[n % len(users)], items[(n * 7919) % len(items)],
                                      EVENT_MIX[n % len(EVENT_MIX)], n))
             try:
-                reply = await stub.Track(m.TrackRequest(events=events), timeout=timeout_s)
+                reply = await stubs[seq % len(stubs)].Track(m.TrackRequest(events=events), timeout=timeout_s)
             except grpc.aio.AioRpcError as exc:
                 return exc.code().name
             if loop.time() >= measured_from:

@@ -35,6 +35,24 @@ class Running:
     log: Path
     startup_s: float
 
+    def cpu_s(self) -> float:
+        """CPU seconds used so far by the server and its worker processes (user + system)."""
+        import psutil
+
+        try:
+            root = psutil.Process(self.pid)
+            procs = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return float("nan")
+        total = 0.0
+        for p in procs:
+            try:
+                t = p.cpu_times()
+                total += t.user + t.system
+            except psutil.NoSuchProcess:
+                pass
+        return total
+
 
 def _tail(path: Path, lines: int = 15) -> str:
     if not path.exists():

@@ -42,23 +42,26 @@ def notes(r: dict[str, Any]) -> list[str]:
     overhead = st.get("grpc_and_client_overhead_p50_ms") or 0.0
     unmet = {t["field"] for t in r["targets"] if t["met"] is False}
     if unmet & {"rank.p99_ms", "saturation.best_rps", "rank.errors"} and cpu:
-        per_request = cpu + overhead
+        workers = int(r["plan"].get("workers") or 1)
+        served = (rank.get("server_cpu") or {}).get("cpu_ms_per_request")
+        per_request = served or cpu + overhead
+        how = (f"the server processes used {_f(served)} ms of CPU per request at {r['rps_target']:g} req/s "
+               f"({_f(rank['server_cpu']['cores_busy'])} cores busy)" if served else
+               f"with about {_f(overhead)} ms of gRPC and client overhead that is ~{_f(per_request, 1)} ms per request")
         out.append(
             f"Rank is CPU-bound. In-process (no gRPC) a cache-miss `service.rank` takes p50 {_f(miss['p50_ms'])} ms "
-            f"and {_f(cpu)} ms of CPU; with about {_f(overhead)} ms of gRPC and client overhead that is "
-            f"~{_f(per_request, 1)} ms per request. One server process (the default, `--workers 1`) runs Python "
-            f"under one GIL, so it tops out near {_f(1000 / per_request, 0)} req/s, and at "
-            f"{r['rps_target']:g} req/s it is {_f(100 * r['rps_target'] * per_request / 1000, 0)}% busy: queues form, "
-            f"and the tail grows with them. The stage table below shows where the milliseconds go; meeting "
-            f"p99 ≤ 10 ms at 200 req/s on these 2 cores (shared with the load generator) needs roughly half "
-            f"the CPU per request.")
+            f"and {_f(cpu)} ms of CPU; over gRPC {how}. Each of the {workers} server process(es) runs Python under "
+            f"one GIL, and the {r['machine']['cores']} cores are shared with the load generator, so the ceiling is "
+            f"near {_f(1000 * min(workers, r['machine']['cores']) / per_request, 0)} req/s and at "
+            f"{r['rps_target']:g} req/s the server is {_f(100 * r['rps_target'] * per_request / 1000 / min(workers, r['machine']['cores']), 0)}% busy: "
+            f"queues form, and the tail grows with them. The stage table below shows where the milliseconds go.")
     sat = r["saturation"]["by_concurrency"]
     if len(sat) > 1:
         lo, hi = min(sat, key=int), max(sat, key=int)
         if (sat[hi].get("rps") or 0) < 0.85 * (sat[lo].get("rps") or 0):
             out.append(f"Throughput falls as concurrency grows ({_f(sat[lo]['rps'], 0)} req/s with {lo} closed-loop "
-                       f"workers, {_f(sat[hi]['rps'], 0)} with {hi}): more requests in flight in one process only "
-                       "contend for the GIL (and the scoring threads for the cores), and an overloaded server keeps "
+                       f"workers, {_f(sat[hi]['rps'], 0)} with {hi}): more requests in flight in a process only "
+                       "contend for its GIL (and the scoring threads for the cores), and an overloaded server keeps "
                        "working on calls whose clients already gave up. A concurrency limit near the core count, "
                        "with more worker processes, would keep goodput at capacity and refuse the excess at once.")
     if "rank.errors" in unmet:
@@ -129,7 +132,8 @@ def render(r: dict[str, Any], json_name: str, png_name: str) -> str:
              f"Data: `{r['generator_scale']}` generator, `{r['profile']}` profile; ranker with {r['trees']} trees over "
              f"{r['features']} features; {r['candidates']} candidates per request (measured mean "
              f"{_f(r['candidates_measured_mean'], 1)}); {r['rps_target']:g} req/s open loop (Poisson arrivals, "
-             "latency from the scheduled send time)." + (
+             f"latency from the scheduled send time); {r['plan'].get('workers', 1)} server worker process(es), "
+             f"load spread over {r['plan'].get('channels', 1)} connections." + (
                  f" What-if run: every server had {r['plan']['server_env']} in its environment."
                  if r["plan"].get("server_env") else ""), "",
              "## Results against the targets", "", "| Target | Goal | Measured | Met |", "|---|---|---|---|"]

@@ -67,7 +67,7 @@ class UserFeatureReader:
     def read(self, user: str) -> UserRows:
         if self.breaker.allow():
             try:
-                rows = [self.online.read(view, [user])[0] for view in VIEWS]
+                rows = self.online.read_views(VIEWS, user)
             except Exception as exc:  # noqa: BLE001 - any store failure degrades, never fails
                 self.breaker.failure()
                 log.warning("online store read failed, degrading: %s", type(exc).__name__)

@@ -54,13 +54,31 @@ def test_feast_apply_then_write_read_delete_on_redis_with_the_registry_in_postgr
     (ts, values), (_, missing) = online.read("session", ["u-1", "u-unknown"])
     assert _written(values) == SESSION_ROW
     assert ts == event_time
-    assert not missing or all(v is None for v in missing.values())
+    assert missing is None
     with redis_server.client() as r:
         assert r.dbsize() >= 1
 
     online.delete("session", "u-1")
     (_, gone), = online.read("session", ["u-1"])
-    assert not gone or all(v is None for v in gone.values())
+    assert gone is None
+
+
+def test_one_round_trip_read_of_several_views_equals_reading_them_one_by_one(production_settings, redis_server):
+    s = production_settings
+    apply(get_store(s), s)
+    online = OnlineFeatures.from_registry(get_store(s), ["session", "user_consent", "user_profile"])
+    t1 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    t2 = datetime(2026, 1, 3, tzinfo=timezone.utc)
+    online.write("session", [("u-views", SESSION_ROW, t1)])
+    online.write("user_consent", [("u-views", {"consent_personalization": False, "consent_analytics": True}, t2)])
+    views = ["user_consent", "user_profile", "session"]
+    together = online.read_views(views, "u-views")
+    assert together == [online.read(v, ["u-views"])[0] for v in views]
+    assert together[0] == (t2, {"consent_personalization": False, "consent_analytics": True})
+    assert together[1] == (None, None)  # never written for this user
+    assert together[2][0] == t1 and _written(together[2][1]) == SESSION_ROW
+    # no row reads as no row (not the epoch with nulls, which would make a null consent an opt-out)
+    assert online.read_views(views, "u-nobody") == [(None, None)] * 3
 
 
 def test_reader_reconnects_after_redis_dies_and_keeps_data_over_a_graceful_restart(production_settings,
