@@ -10,10 +10,11 @@ from __future__ import annotations
 import threading
 from contextlib import nullcontext
 from datetime import datetime
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from feast import FeatureStore, FeatureView
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
+from feast.protos.feast.types.Value_pb2 import StringList
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 from feast.type_map import feast_value_type_to_python_type, python_values_to_proto_values
 from feast.value_type import ValueType
@@ -26,6 +27,31 @@ Row = tuple[datetime | None, dict[str, Any] | None]
 
 def entity_key(join_key: str, value: str) -> EntityKeyProto:
     return EntityKeyProto(join_keys=[join_key], entity_values=[ValueProto(string_val=value)])
+
+
+# Track writes session rows on the hot path; Feast's python_values_to_proto_values inspects every
+# value (tens of microseconds each). Plain Python values of these types convert directly; anything
+# else (numpy scalars, NaN, other types) still goes through Feast.
+_DIRECT: dict[ValueType, tuple[tuple[type, ...], Callable[[Any], ValueProto]]] = {
+    ValueType.STRING: ((str,), lambda v: ValueProto(string_val=v)),
+    ValueType.INT64: ((int,), lambda v: ValueProto(int64_val=v)),
+    ValueType.BOOL: ((bool,), lambda v: ValueProto(bool_val=v)),
+    ValueType.STRING_LIST: ((list, tuple), lambda v: ValueProto(string_list_val=StringList(val=v))),
+}
+
+
+def to_proto(value: Any, dtype: ValueType) -> ValueProto:
+    """One Python value as Feast would store it."""
+    direct = _DIRECT.get(dtype)
+    if direct is not None:
+        kinds, make = direct
+        if type(value) in kinds and (dtype != ValueType.STRING_LIST or all(type(x) is str for x in value)):
+            return make(value)
+        if value is None:
+            return ValueProto()
+    elif dtype == ValueType.DOUBLE and type(value) is float and value == value:
+        return ValueProto(double_val=value)
+    return python_values_to_proto_values([value], dtype)[0]
 
 
 def _row(ts: datetime | None, values: dict[str, ValueProto] | None) -> Row:
@@ -105,8 +131,7 @@ class OnlineFeatures:
         dtypes = self._dtypes[view]
         batch = []
         for entity_id, values, ts in rows:
-            protos = {name: python_values_to_proto_values([v], dtypes.get(name, ValueType.UNKNOWN))[0]
-                      for name, v in values.items()}
+            protos = {name: to_proto(v, dtypes.get(name, ValueType.UNKNOWN)) for name, v in values.items()}
             batch.append((entity_key(self._join_key[view], entity_id), protos, ts, None))
         with self._guard:
             self.online_store.online_write_batch(self.config, fv, batch, progress=None)

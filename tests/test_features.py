@@ -125,3 +125,19 @@ def test_parity_gate_passes_on_published_features_and_fails_on_corrupted_online_
     online.write("item_stats", rows)
     result = check_parity(list(parity_inputs(s)), docs=False)
     assert not result.passed and any("item_plays_30d" in f for f in result.failures)
+
+
+@pytest.mark.parametrize("value, dtype", [
+    ("a", "STRING"), ("", "STRING"), (None, "STRING"), (5, "INT64"), (None, "INT64"), (True, "INT64"),
+    (True, "BOOL"), (False, "BOOL"), (None, "BOOL"), (["x", "y"], "STRING_LIST"), ([], "STRING_LIST"),
+    (("a", "b"), "STRING_LIST"), (None, "STRING_LIST"), (0.25, "DOUBLE"), (float("nan"), "DOUBLE"), (3, "DOUBLE"),
+    (None, "DOUBLE"), (np.int64(3), "INT64"), (np.float64(0.5), "DOUBLE"), ([0.1, 0.2], "FLOAT_LIST"),
+])
+def test_direct_value_conversion_stores_exactly_what_feast_would(value, dtype):
+    from feast.type_map import python_values_to_proto_values
+    from feast.value_type import ValueType
+
+    from feature_repo.online import to_proto
+
+    vt = ValueType[dtype]
+    assert to_proto(value, vt) == python_values_to_proto_values([value], vt)[0]
