@@ -72,7 +72,7 @@ def notes(r: dict[str, Any]) -> list[str]:
         out.append(f"A cache hit costs p50 {_f(svc.get('p50_ms'), 3)} ms in-process (it still reads the user's "
                    f"rows, whose version is part of the cache key); over gRPC, unloaded, one at a time, it is "
                    f"p50 {_f(unl.get('p50_ms'))} / p99 {_f(unl.get('p99_ms'))} ms. The 200 req/s run adds queueing "
-                   f"behind the same Python process and the load generator's own scheduling.")
+                   f"behind the server processes' other calls and the load generator's own scheduling.")
     if "track.events_per_s" in unmet:
         t = r["track"]["throughput"]
         out.append(f"Track reached {_f(t['events_per_s'], 0)} events/s with {t['streams']} streams of "
@@ -101,10 +101,14 @@ def notes(r: dict[str, Any]) -> list[str]:
     if imp and r["impressions"].get("supported"):
         delta = imp["service_rank_miss_cpu_ms"] - (cpu or 0)
         cost = f"{_f(delta, 3)} ms" if delta > 0.05 else "no measurable"
+        overloaded = (rank.get("errors") or 0) > 0 or (rank.get("rps") or 0) < 0.9 * r["rps_target"]
         out.append(f"Impression logging costs {cost} CPU per Rank in-process (writer thread included: "
-                   f"{_f(imp['service_rank_miss_cpu_ms'], 3)} ms with it, {_f(cpu, 3)} ms without). "
-                   "The gRPC on/off pair above ran at a rate the server cannot sustain, where small capacity "
-                   "differences and other load decide how long the queue gets; read it with that in mind.")
+                   f"{_f(imp['service_rank_miss_cpu_ms'], 3)} ms with it, {_f(cpu, 3)} ms without). " + (
+                       "The gRPC on/off pair above ran at a rate the server cannot sustain, where small capacity "
+                       "differences and other load decide how long the queue gets; read it with that in mind."
+                       if overloaded else
+                       "In the gRPC on/off pair above, tails at this load move with small differences in how "
+                       "busy the cores were; compare their p50s."))
     if (rank.get("send_lag_p99_ms") or 0) > 5:
         out.append(f"The load generator itself fell behind its schedule (send lag p99 {_f(rank['send_lag_p99_ms'])} ms, "
                    f"{rank['late_sends']} of {rank['offered']} sends over 1 ms late): those requests are still "
