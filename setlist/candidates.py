@@ -86,6 +86,17 @@ class CandidateIndex:
         top = np.argpartition(-scores, n - 1)[:n]
         return top.astype(np.int64), scores[top]
 
+    def _covis_scores(self, rows: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        """Items co-visited with any of ``rows`` (ascending) and their summed scores (non-zero).
+
+        Sums only the stored entries of those rows: summing the sparse rows into a dense vector over
+        the whole catalog costs a few tenths of a millisecond per Rank at 50k items."""
+        block = self.covis[rows]
+        cols, where = np.unique(block.indices, return_inverse=True)
+        sums = np.bincount(where, weights=block.data, minlength=len(cols)).astype(np.float32)
+        keep = sums != 0
+        return cols[keep].astype(np.int64), sums[keep]
+
     def popularity(self, cohort: str) -> np.ndarray:
         return self.cohorts.get(cohort, self.cohorts[GLOBAL_COHORT])
 
@@ -106,11 +117,10 @@ class CandidateIndex:
             emb_idx, _ = self._embedding_top(uvec, n)
             pools.append(emb_idx)
         last_idx = [self.item_index[i] for i in last_items if i in self.item_index]
-        covis_all = None
+        covis_cols = covis_sums = None
         if last_idx:
-            covis_all = np.asarray(self.covis[last_idx].sum(axis=0)).ravel()
-            nz = np.flatnonzero(covis_all)
-            pools.append(nz[np.argsort(-covis_all[nz], kind="stable")[: n // 2]])
+            covis_cols, covis_sums = self._covis_scores(last_idx)
+            pools.append(covis_cols[np.argsort(-covis_sums, kind="stable")[: n // 2]])
         for g in dict.fromkeys(g for g in genres if g):
             lst = self.cohorts.get(genre_key(g))
             if lst is not None:
@@ -123,7 +133,11 @@ class CandidateIndex:
             idx, counts = idx[keep], counts[keep]
         n_sources = counts.astype(np.float32)
         emb = (self.item_factors[idx] @ uvec) if uvec is not None else np.zeros(len(idx), np.float32)
-        covis = covis_all[idx].astype(np.float32) if covis_all is not None else np.zeros(len(idx), np.float32)
+        covis = np.zeros(len(idx), np.float32)
+        if covis_cols is not None and len(covis_cols):
+            pos = np.minimum(np.searchsorted(covis_cols, idx), len(covis_cols) - 1)
+            hit = covis_cols[pos] == idx
+            covis[hit] = covis_sums[pos[hit]]
         # one source-agnostic order, so "the first 100 candidates" means the same everywhere
         order = np.argsort(-(n_sources * 10 + emb + covis - pop_rank[idx]), kind="stable")[:n]
         idx, n_sources, emb, covis = idx[order], n_sources[order], emb[order], covis[order]

@@ -1,0 +1,39 @@
+"""Candidate generation against straightforward dense reference computations."""
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from setlist.candidates import GLOBAL_COHORT, CandidateIndex
+
+
+def _index(seed: int = 0, items: int = 400, users: int = 30) -> CandidateIndex:
+    rng = np.random.default_rng(seed)
+    dense = rng.random((items, items)) * (rng.random((items, items)) < 0.03)
+    dense[3, :] = 0.0  # an item never co-visited with anything
+    return CandidateIndex(
+        np.array([f"i{n}" for n in range(items)]), rng.integers(0, 4, items), ["a", "b", "c", "d"],
+        np.array([f"u{n}" for n in range(users)]), rng.normal(size=(users, 8)), rng.normal(size=(items, 8)),
+        sp.csr_matrix(dense.astype(np.float32)), {GLOBAL_COHORT: rng.permutation(items)})
+
+
+def test_session_covisitation_scores_equal_the_dense_row_sums():
+    index = _index()
+    rng = np.random.default_rng(1)
+    for _ in range(50):
+        rows = sorted(set(rng.integers(0, len(index.item_ids), rng.integers(1, 6)).tolist()))
+        cols, sums = index._covis_scores(rows)
+        dense = np.asarray(index.covis[rows].toarray().sum(axis=0)).ravel()
+        assert np.array_equal(cols, np.flatnonzero(dense))
+        np.testing.assert_allclose(sums, dense[cols], rtol=1e-6)
+    assert len(index._covis_scores([3])[0]) == 0
+
+
+def test_candidates_carry_the_covisitation_score_of_each_item():
+    index = _index()
+    last = ["i5", "i17", "i3"]
+    c = index.generate("u2", last, GLOBAL_COHORT, set(), 120, genres=("b",))
+    dense = np.asarray(index.covis[[5, 17, 3]].toarray().sum(axis=0)).ravel()
+    np.testing.assert_allclose(c.covis_score, dense[c.idx], rtol=1e-6)
+    assert (c.covis_score > 0).any() and (c.covis_score == 0).any()
+    assert len(set(c.idx.tolist())) == len(c.idx) <= 120
