@@ -6,6 +6,7 @@ fakes for any part).
 """
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -143,7 +144,8 @@ class Server:
                 try:
                     if time.monotonic() - last >= settings.reload_interval_s:
                         last = time.monotonic()
-                        self.refresh()
+                        if self.refresh():
+                            gc.freeze()  # the new models are long-lived too (see serving.workers)
                     else:
                         self.check_canary()
                 except Exception:  # noqa: BLE001 - the poller must outlive any one failure
