@@ -117,6 +117,15 @@ class SetlistClient:
             raise _error(exc) from None
         return health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
 
+    def connect(self, timeout: float = 2.0) -> bool:
+        """Open the connection now (True), or report that it could not be opened within ``timeout``
+        (False), so that the first call's latency is the call's, not the TCP and HTTP/2 set-up's."""
+        try:
+            grpc.channel_ready_future(self._channel).result(timeout=timeout)
+        except grpc.FutureTimeoutError:
+            return False
+        return True
+
     def wait_ready(self, timeout: float = 10.0, service: str = "") -> bool:
         """Block until the server reports SERVING (True) or ``timeout`` seconds pass (False).
 

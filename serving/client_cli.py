@@ -68,6 +68,9 @@ def rank(user: Annotated[str, typer.Option(help="the application's user id")],
     """Rank items for a user and print them as a table."""
     ctx = _pairs(context)
     with _client(target, token, tls_ca, timeout) as client:
+        # connected first, so the printed latency is the Rank's alone; an unreachable server still
+        # fails below, with the call's own error and hint
+        client.connect(timeout)
         try:
             reply = client.rank(user, k=k, context=ctx, exclude=exclude or (), explain=explain)
         except ClientError as exc:

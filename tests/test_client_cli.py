@@ -70,6 +70,16 @@ def test_unreachable_server_is_a_clean_error():
     assert "UNAVAILABLE" in result.output and "Traceback" not in result.output
 
 
+def test_connect_opens_the_connection_or_says_it_could_not(serve_fake):
+    from serving.client import SetlistClient
+
+    server, _, _ = serve_fake()
+    with SetlistClient(f"127.0.0.1:{server.port}") as live:
+        assert live.connect(timeout=5)
+    with SetlistClient(f"127.0.0.1:{free_port()}") as dead:
+        assert not dead.connect(timeout=0.3)
+
+
 def test_bad_context_is_a_usage_error():
     result = _run("rank", "--user", "u-1", "--context", "novalue", "--target", "127.0.0.1:1")
     assert result.exit_code == 2 and "KEY=VALUE" in result.output
