@@ -99,17 +99,16 @@ async def closed_loop(call: Call, concurrency: int, duration_s: float, warmup_s:
 
 
 # --- gRPC calls ----------------------------------------------------------------------------------
-def rank_call(stubs: Any, requests: Sequence[Any], timeout_s: float, seen: dict[str, int] | None = None) -> Call:
-    """A Call that sends ``requests[seq % len(requests)]``, over the stubs in turn (one stub or a
-    list of them, one per connection); ``seen`` counts cache hits and degraded responses so a
-    scenario can check it measured what it meant to (all hits, no fallbacks)."""
+def rank_call(stubs: Sequence[Any], requests: Sequence[Any], timeout_s: float,
+              seen: dict[str, int] | None = None) -> Call:
+    """A Call that sends ``requests[seq % len(requests)]`` over the stubs in turn (one per
+    connection); ``seen`` counts cache hits and degraded responses so a scenario can check it
+    measured what it meant to (all hits, no fallbacks)."""
     import grpc
-
-    pool = list(stubs) if isinstance(stubs, (list, tuple)) else [stubs]
 
     async def call(seq: int) -> str:
         try:
-            reply = await pool[seq % len(pool)].Rank(requests[seq % len(requests)], timeout=timeout_s)
+            reply = await stubs[seq % len(stubs)].Rank(requests[seq % len(requests)], timeout=timeout_s)
         except grpc.aio.AioRpcError as exc:
             return exc.code().name
         if seen is not None:

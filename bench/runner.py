@@ -67,9 +67,9 @@ def run(scale_name: str, seed: int, plan: Plan, fresh: bool, console: Console) -
         out["rank_open"] = _run(console, f"open loop {plan.rps:g} req/s, {plan.open_s:g}s", sc.rank_open(
             s.target, requests, plan.rps, plan.open_s, plan.warmup_s, plan.rank_timeout_s, seed))
         # the warm-up is inside the CPU window too, sent at the same rate
-        sent = plan.rps * (plan.warmup_s + plan.open_s)
-        out["server_cpu"] = {"cores_busy": round((s.cpu_s() - cpu0) / (time.monotonic() - t0), 3),
-                             "cpu_ms_per_request": round(1000 * (s.cpu_s() - cpu0) / sent, 3) if sent else None}
+        sent, used, elapsed = plan.rps * (plan.warmup_s + plan.open_s), s.cpu_s() - cpu0, time.monotonic() - t0
+        out["server_cpu"] = {"cores_busy": round(used / elapsed, 3),
+                             "cpu_ms_per_request": round(1000 * used / sent, 3) if sent else None}
         out["saturation"] = {c: _run(console, f"closed loop, {c} workers, {plan.closed_s:g}s", sc.rank_closed(
             s.target, requests, c, plan.closed_s, plan.warmup_s, plan.rank_timeout_s)) for c in plan.concurrency}
     if impressions:
