@@ -1,10 +1,14 @@
 """The candidate index: stage one of ranking, shared by training (which builds and evaluates it)
 and serving (which loads it from the MLflow artifact).
 
-Four sources are merged: collaborative embeddings (exact inner product for small catalogs, an
-HNSW index for large ones), session co-visitation, popularity within the session's and the
+Five sources are merged: collaborative embeddings (exact inner product for small catalogs, an
+HNSW index for large ones), item neighbours of the user's history (EASE weights, where the catalog
+is small enough to fit them), session co-visitation, popularity within the session's and the
 user's genres, and popularity by cohort (locale × device), which is also the whole answer for
 cold-start users and users without personalization consent.
+
+Items the user has already interacted with are left out when the index says so: training decides
+that from the data (ratings are given once; music is replayed).
 """
 from __future__ import annotations
 
@@ -19,6 +23,8 @@ from .features import CROSS_NAMES
 
 #: catalogs above this size use the approximate (HNSW) index
 EXACT_LIMIT = 20_000
+#: the most recent history items whose neighbours are summed per request (bounds the hot path)
+HISTORY_LIMIT = 256
 GLOBAL_COHORT = "*"
 
 
@@ -38,12 +44,17 @@ class Candidates:
     n_sources: np.ndarray    # how many sources proposed the item
     pop_rank: np.ndarray     # rank in the cohort's popularity list, scaled to [0, 1]
     personalized: bool
+    knn_score: np.ndarray | None = None  # summed item-neighbour weights from the user's history
+
+    def knn(self) -> np.ndarray:
+        return self.knn_score if self.knn_score is not None else np.zeros(len(self.idx), np.float32)
 
 
 class CandidateIndex:
     def __init__(self, item_ids: np.ndarray, item_genre: np.ndarray, genres: list[str],
                  user_ids: np.ndarray, user_factors: np.ndarray, item_factors: np.ndarray,
-                 covis: sp.csr_matrix, cohorts: dict[str, np.ndarray]) -> None:
+                 covis: sp.csr_matrix, cohorts: dict[str, np.ndarray], seen: sp.csr_matrix | None = None,
+                 knn: sp.csr_matrix | None = None, exclude_seen: bool = False) -> None:
         self.item_ids = np.asarray(item_ids, dtype=object)
         self.item_genre = np.asarray(item_genre, dtype=np.int64)
         self.genres = list(genres)
@@ -52,6 +63,10 @@ class CandidateIndex:
         self.item_factors = np.ascontiguousarray(item_factors, dtype=np.float32)
         self.covis = covis.tocsr().astype(np.float32)
         self.cohorts = cohorts
+        # users × items; a stored value is the interaction's recency rank within the user (1 = oldest)
+        self.seen = seen.tocsr() if seen is not None else None
+        self.knn = knn.tocsr().astype(np.float32) if knn is not None else None
+        self.exclude_seen = bool(exclude_seen)
         self.item_index = {i: n for n, i in enumerate(self.item_ids)}
         self.user_index = {u: n for n, u in enumerate(self.user_ids)}
         self.genre_index = {g: n for n, g in enumerate(self.genres)}
@@ -97,6 +112,23 @@ class CandidateIndex:
         keep = sums != 0
         return cols[keep].astype(np.int64), sums[keep]
 
+    def history(self, uidx: int | None) -> tuple[np.ndarray, np.ndarray]:
+        """(items the user interacted with, the most recent ``HISTORY_LIMIT`` of them)."""
+        if uidx is None or self.seen is None or uidx >= self.seen.shape[0]:
+            empty = np.zeros(0, np.int64)
+            return empty, empty
+        s, e = self.seen.indptr[uidx], self.seen.indptr[uidx + 1]
+        items, order = self.seen.indices[s:e].astype(np.int64), self.seen.data[s:e]
+        recent = items if len(items) <= HISTORY_LIMIT else items[np.argsort(-order, kind="stable")[:HISTORY_LIMIT]]
+        return items, np.sort(recent)
+
+    def _knn_scores(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self.knn is None or not len(rows):
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        block = self.knn[rows]
+        cols, where = np.unique(block.indices, return_inverse=True)
+        return cols.astype(np.int64), np.bincount(where, weights=block.data).astype(np.float32)
+
     def popularity(self, cohort: str) -> np.ndarray:
         return self.cohorts.get(cohort, self.cohorts[GLOBAL_COHORT])
 
@@ -113,9 +145,13 @@ class CandidateIndex:
 
         pools: list[np.ndarray] = []
         uvec = self.user_factors[uidx] if uidx is not None else None
+        seen, recent = self.history(uidx)
         if uvec is not None:
-            emb_idx, _ = self._embedding_top(uvec, n)
+            emb_idx, _ = self._embedding_top(uvec, n + (len(seen) if self.exclude_seen else 0))
             pools.append(emb_idx)
+        knn_cols, knn_sums = self._knn_scores(recent)
+        if len(knn_cols):
+            pools.append(knn_cols[np.argsort(-knn_sums, kind="stable")[: n]])
         last_idx = [self.item_index[i] for i in last_items if i in self.item_index]
         covis_cols = covis_sums = None
         if last_idx:
@@ -128,8 +164,11 @@ class CandidateIndex:
         pools.append(pop[: n // 2])
         # each pool lists an item once, so an item's count is the number of sources proposing it
         idx, counts = np.unique(np.concatenate(pools).astype(np.int64), return_counts=True)
-        if exclude:
-            keep = ~np.isin(idx, np.fromiter(exclude, dtype=np.int64, count=len(exclude)))
+        drop = np.fromiter(exclude, dtype=np.int64, count=len(exclude)) if exclude else np.zeros(0, np.int64)
+        if self.exclude_seen and len(seen):
+            drop = np.concatenate([drop, seen])
+        if len(drop):
+            keep = ~np.isin(idx, drop)
             idx, counts = idx[keep], counts[keep]
         n_sources = counts.astype(np.float32)
         emb = (self.item_factors[idx] @ uvec) if uvec is not None else np.zeros(len(idx), np.float32)
@@ -138,10 +177,15 @@ class CandidateIndex:
             pos = np.minimum(np.searchsorted(covis_cols, idx), len(covis_cols) - 1)
             hit = covis_cols[pos] == idx
             covis[hit] = covis_sums[pos[hit]]
+        knn = np.zeros(len(idx), np.float32)
+        if len(knn_cols):
+            pos = np.minimum(np.searchsorted(knn_cols, idx), len(knn_cols) - 1)
+            hit = knn_cols[pos] == idx
+            knn[hit] = knn_sums[pos[hit]]
         # one source-agnostic order, so "the first 100 candidates" means the same everywhere
-        order = np.argsort(-(n_sources * 10 + emb + covis - pop_rank[idx]), kind="stable")[:n]
-        idx, n_sources, emb, covis = idx[order], n_sources[order], emb[order], covis[order]
-        return Candidates(idx, emb.astype(np.float32), covis, n_sources, pop_rank[idx], True)
+        order = np.argsort(-(n_sources * 10 + emb + covis + knn - pop_rank[idx]), kind="stable")[:n]
+        idx, n_sources, emb, covis, knn = idx[order], n_sources[order], emb[order], covis[order], knn[order]
+        return Candidates(idx, emb.astype(np.float32), covis, n_sources, pop_rank[idx], True, knn)
 
     def cross_features(self, c: Candidates, affinity: np.ndarray | None, top_genre: str,
                        session_genre: str, last_items: list[str]) -> np.ndarray:
@@ -159,6 +203,7 @@ class CandidateIndex:
             out[:, 5] = np.fromiter((i in last for i in c.idx.tolist()), dtype=np.float32, count=len(c.idx))
         out[:, 6] = c.n_sources
         out[:, 7] = c.pop_rank
+        out[:, 8] = c.knn()
         return out
 
     # --- persistence -------------------------------------------------------------------------
@@ -170,7 +215,11 @@ class CandidateIndex:
                  item_factors=self.item_factors)
         sp.save_npz(path / "covis.npz", self.covis)
         np.savez(path / "cohorts.npz", **{f"c{n}": v for n, v in enumerate(self.cohorts.values())})
-        (path / "meta.json").write_text(json.dumps({"genres": self.genres, "cohorts": list(self.cohorts)}))
+        for name, matrix in (("seen", self.seen), ("knn", self.knn)):
+            if matrix is not None:
+                sp.save_npz(path / f"{name}.npz", matrix)
+        (path / "meta.json").write_text(json.dumps({"genres": self.genres, "cohorts": list(self.cohorts),
+                                                    "exclude_seen": self.exclude_seen}))
 
     @classmethod
     def load(cls, path: Path) -> "CandidateIndex":
@@ -179,5 +228,8 @@ class CandidateIndex:
         meta = json.loads((path / "meta.json").read_text())
         cohort_arrays = np.load(path / "cohorts.npz", allow_pickle=False)
         cohorts = {name: cohort_arrays[f"c{n}"] for n, name in enumerate(meta["cohorts"])}
+        optional = {name: sp.load_npz(path / f"{name}.npz") if (path / f"{name}.npz").exists() else None
+                    for name in ("seen", "knn")}
         return cls(arrays["item_ids"], arrays["item_genre"], meta["genres"], arrays["user_ids"],
-                   arrays["user_factors"], arrays["item_factors"], sp.load_npz(path / "covis.npz"), cohorts)
+                   arrays["user_factors"], arrays["item_factors"], sp.load_npz(path / "covis.npz"), cohorts,
+                   optional["seen"], optional["knn"], bool(meta.get("exclude_seen", False)))

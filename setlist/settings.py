@@ -52,15 +52,42 @@ class Settings(BaseSettings):
     hmac_key: SecretStr | None = None
     hmac_key_file: Path | None = None
     seed: int = 7
-    scale: Literal["tiny", "demo", "bench"] = "demo"
+    #: ``sparse`` writes a real-shaped ratings CSV and items file (``python -m ingest fixture``)
+    scale: Literal["tiny", "demo", "bench", "sparse"] = "demo"
 
     feast_project: str = "setlist"
     experiment_name: str = "setlist"
     candidates_model: str = "setlist-candidates"
     ranker_model: str = "setlist-ranker"
 
+    # time windows: each ``None`` is derived from the data's own density (setlist.windows), and the
+    # value chosen is printed at every run; a number fixes it
+    holdout_days: float | None = None       # global split: the held-out trailing period
+    holdout_share: float = 0.1              # ... derived as the trailing period that holds this share of events
+    ranker_window_days: float | None = None  # the ranker learns from queries in this trailing training period
+    ranker_window_share: float = 0.3
+    cohort_window_days: float | None = None  # cohort popularity counts positives in this trailing period
+    cohort_window_share: float = 0.25
+
+    # evaluation split: ``global`` holds out a trailing period; ``per_user`` each user's last
+    # ``holdout_fraction`` of positives by time; ``auto`` takes global only when its period holds
+    # enough users and queries
+    split: Literal["auto", "global", "per_user"] = "auto"
+    holdout_fraction: float = 0.2
+    min_holdout_users: int = 50
+    min_holdout_queries: int = 100
+    #: leave out items the user already interacted with; None decides from the data (yes when few
+    #: positives are repeats, as in ratings logs; no for music, where replays are the norm)
+    exclude_seen: bool | None = None
+    #: EASE needs an item × item matrix; above this many items it is skipped (and said so)
+    ease_max_items: int = 10_000
+    ease_lambda: float = 500.0
+
+    # validation: thresholds (drift, cardinality, windows, freshness) come from this YAML file;
+    # unset means the documented defaults in validation/thresholds.yaml
+    validation_thresholds_file: Path | None = None
+
     # training
-    holdout_days: int = 3
     promotion_margin: float = 0.005
     candidate_pool: int = 500
     ranker_trees: int = 200
@@ -94,6 +121,10 @@ class Settings(BaseSettings):
     journal_roll_s: float = 2.0
     # one journal directory per process that serves Track (per pod in Kubernetes)
     wal_dir_override: Path | None = Field(default=None, validation_alias="SETLIST_WAL_DIR")
+    # simulated traffic serves with these pointed under simulation_dir (training.experiments.simulate),
+    # so that it never writes to the event log and impressions that gates and training read
+    events_dir_override: Path | None = None
+    impressions_dir_override: Path | None = None
 
     # experiments and impressions (serving.impressions, setlist.experiment)
     experiments_file: Path | None = Field(
@@ -123,7 +154,13 @@ class Settings(BaseSettings):
     # --- derived locations -------------------------------------------------------------------
     @property
     def events_dir(self) -> Path:
-        return self.data_dir / "events"
+        return self.events_dir_override or self.data_dir / "events"
+
+    @property
+    def simulation_dir(self) -> Path:
+        """Where simulated traffic (the demo's A/B simulation) keeps its own event log, journal and
+        impressions, so that it never reaches the log that gates and training read."""
+        return self.data_dir / "simulation"
 
     @property
     def quarantine_dir(self) -> Path:
@@ -143,7 +180,7 @@ class Settings(BaseSettings):
 
     @property
     def impressions_dir(self) -> Path:
-        return self.data_dir / "impressions"
+        return self.impressions_dir_override or self.data_dir / "impressions"
 
     @property
     def reports_dir(self) -> Path:

@@ -11,8 +11,9 @@ from training.registry import decide
 
 pytestmark = pytest.mark.e2e
 
-FIXED_METRICS = ("ndcg_at_10", "recall_at_10", "auc", "candidate_recall_at_100", "candidate_recall_at_500",
-                 "baseline_popularity_ndcg_at_10")
+FIXED_METRICS = ("ndcg_at_10", "recall_at_10", "recall_at_100", "auc", "candidate_recall_at_100",
+                 "candidate_recall_at_500", "baseline_popularity_ndcg_at_10", "baseline_als_ndcg_at_10",
+                 "baseline_ease_ndcg_at_10")
 
 
 def test_training_registers_both_models_with_aliases_and_fixed_metrics(tiny_world):
@@ -26,6 +27,7 @@ def test_training_registers_both_models_with_aliases_and_fixed_metrics(tiny_worl
         assert metric in run.data.metrics and math.isfinite(run.data.metrics[metric])
     assert run.data.tags["lineage.feature_service"] == "ranker_v1"
     assert run.data.tags["lineage.event_log_snapshot"]
+    assert run.data.params["split"] in ("global", "per_user") and run.data.params["split.reason"]
     artifacts = {a.path for a in client.list_artifacts(r.run_id)}
     assert {"feature_importance.png", "evaluation_curves.png"} <= artifacts
 
@@ -36,15 +38,23 @@ def test_the_model_beats_popularity_on_the_holdout(tiny_world):
     assert m["queries"] > 0
 
 
-@pytest.mark.parametrize("challenger, champion, baseline, passed, promote", [
-    (0.20, None, 0.10, True, True),     # first model beating popularity
-    (0.05, None, 0.10, True, False),    # first model worse than popularity
-    (0.30, 0.20, 0.10, True, True),     # clear improvement
-    (0.201, 0.20, 0.10, True, False),   # inside the margin
-    (0.90, 0.20, 0.10, False, False),   # never promoted when validation failed
+@pytest.mark.parametrize("challenger, champion, baselines, passed, promote", [
+    (0.20, None, {"popularity": 0.10}, True, True),                  # first model beating popularity
+    (0.05, None, {"popularity": 0.10}, True, False),                 # first model worse than popularity
+    (0.20, None, {"popularity": 0.10, "als": 0.25}, True, False),    # beats popularity, not ALS
+    (0.20, None, {"popularity": 0.10, "als": 0.15, "ease": 0.30}, True, True),  # EASE is reported, not required
+    (0.30, 0.20, {"popularity": 0.10}, True, True),                  # clear improvement
+    (0.30, 0.20, {"popularity": 0.10, "als": 0.31}, True, False),    # better than the champion, not ALS
+    (0.201, 0.20, {"popularity": 0.10}, True, False),                # inside the margin
+    (0.90, 0.20, {"popularity": 0.10}, False, False),                # never promoted when validation failed
 ])
-def test_promotion_gate_decisions(challenger, champion, baseline, passed, promote):
-    assert decide(challenger, champion, baseline, margin=0.005, validation_passed=passed).promote is promote
+def test_promotion_gate_decisions(challenger, champion, baselines, passed, promote):
+    assert decide(challenger, champion, baselines, margin=0.005, validation_passed=passed).promote is promote
+
+
+def test_the_promotion_reason_reports_the_gap_to_ease():
+    d = decide(0.20, None, {"popularity": 0.10, "als": 0.15, "ease": 0.25}, margin=0.005, validation_passed=True)
+    assert "EASE 0.2500 (-0.0500)" in d.reason
 
 
 def test_a_worse_challenger_keeps_the_champion(tiny_copy, monkeypatch):
@@ -62,7 +72,7 @@ def test_a_worse_challenger_keeps_the_champion(tiny_copy, monkeypatch):
     client = MlflowClient(tracking_uri=s.tracking_uri)
     before = client.get_model_version_by_alias(s.ranker_model, "champion").version
     worse = pipeline.train(s, progress=False, ranker_params=RankerParams(trees=20))
-    assert not worse.promoted and "does not beat champion" in worse.reason
+    assert not worse.promoted and "does not beat" in worse.reason
     assert client.get_model_version_by_alias(s.ranker_model, "champion").version == before
     assert str(client.get_model_version_by_alias(s.ranker_model, "challenger").version) == worse.versions[1]
     tags = client.get_run(worse.run_id).data.tags

@@ -18,8 +18,9 @@ warnings.filterwarnings("ignore", message="On demand feature view is an experime
 app = typer.Typer(add_completion=False, help="Train and register the candidate and ranking models.")
 console = Console()
 
-SHOWN = ("ndcg_at_10", "recall_at_10", "auc", "candidate_recall_at_100", "candidate_recall_at_500",
+SHOWN = ("ndcg_at_10", "recall_at_10", "recall_at_100", "auc", "candidate_recall_at_100", "candidate_recall_at_500",
          "cold_start_ndcg_at_10", "warm_ndcg_at_10")
+BASELINE_LABELS = {"popularity": "popularity", "als": "ALS", "ease": "EASE"}
 
 
 @app.command()
@@ -33,15 +34,19 @@ def main(trees: int = typer.Option(None, help="ranker trees (default: SETLIST_RA
         console.print(f"[red]training refused:[/] {exc}")
         raise typer.Exit(1)
     table = Table(title=f"training run {r.run_id[:8]} — ranker objective {r.objective}")
-    for col in ("metric", "challenger", "popularity", "champion"):
-        table.add_column(col, justify="right" if col != "metric" else "left")
+    columns = ["challenger", *(BASELINE_LABELS[b] for b in r.baselines), "champion"]
+    table.add_column("metric")
+    for col in columns:
+        table.add_column(col, justify="right")
+    fmt = lambda v: "—" if v is None or v != v else f"{v:.4f}"  # noqa: E731
     for m in SHOWN:
-        champ = r.champion.get(m) if r.champion else None
-        fmt = lambda v: "—" if v is None or v != v else f"{v:.4f}"  # noqa: E731
-        table.add_row(m, fmt(r.metrics.get(m)), fmt(r.baseline.get(m)), fmt(champ))
+        row = [fmt(r.metrics.get(m)), *(fmt(b.get(m)) for b in r.baselines.values()),
+               fmt(r.champion.get(m) if r.champion else None)]
+        table.add_row(m, *row)
     console.print(table)
+    pop = max(r.metrics["baseline_popularity_ndcg_at_10"], 1e-9)
     console.print(f"hold-out queries: {int(r.metrics['queries']):,} ({int(r.metrics['cold_start_queries']):,} cold-start); "
-                  f"ndcg_at_10 is {r.metrics['ndcg_at_10'] / max(r.metrics['baseline_popularity_ndcg_at_10'], 1e-9):.2f}× popularity")
+                  f"ndcg_at_10 is {r.metrics['ndcg_at_10'] / pop:.2f}× popularity")
     verdict = "[green]promoted to champion[/]" if r.promoted else "[yellow]kept as challenger[/]"
     console.print(f"setlist-candidates v{r.versions[0]}, setlist-ranker v{r.versions[1]}: {verdict} — {r.reason}")
 

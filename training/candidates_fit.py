@@ -1,4 +1,4 @@
-"""Fit stage one: ALS embeddings, session co-visitation and cohort popularity."""
+"""Fit stage one: ALS embeddings, EASE item neighbours, session co-visitation and cohort popularity."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -8,7 +8,9 @@ import pandas as pd
 import scipy.sparse as sp
 
 from setlist.candidates import GLOBAL_COHORT, CandidateIndex, cohort_key, genre_key
+from setlist.windows import Window, trailing
 
+from .ease import fit_ease, top_neighbours
 from .labels import label
 
 # Implicit-feedback confidence per event type: what the embedding should pull towards.
@@ -23,8 +25,20 @@ class CandidateParams:
     alpha: float = 10.0
     covis_window: int = 3
     covis_top: int = 50
-    cohort_days: int = 7
+    cohort_days: float | None = None  # None: the trailing period holding ``cohort_share`` of events
+    cohort_share: float = 0.25
     cohort_size: int = 2000
+    exclude_seen: bool = False
+    ease_max_items: int = 15_000
+    ease_lambda: float = 500.0
+
+
+@dataclass
+class FittedCandidates:
+    index: CandidateIndex
+    ease: np.ndarray | None   # dense EASE weights, for the baseline; None above ``ease_max_items``
+    interactions: sp.csr_matrix  # users (index.user_ids) × items, confidence-weighted
+    cohort_window: Window
 
 
 def _interactions(events: pd.DataFrame, users: np.ndarray, items: pd.Index) -> sp.csr_matrix:
@@ -37,12 +51,21 @@ def _interactions(events: pd.DataFrame, users: np.ndarray, items: pd.Index) -> s
     return sp.csr_matrix((weight[ok], (rows[ok], cols[ok])), shape=(len(users), len(items)), dtype=np.float32)
 
 
-def fit_embeddings(events: pd.DataFrame, items: pd.Index, p: CandidateParams, seed: int):
+def _seen(events: pd.DataFrame, users: np.ndarray, items: pd.Index) -> sp.csr_matrix:
+    """Every item each user touched (impressions aside), valued by recency rank within the user."""
+    ev = events[events["type"] != "impression"].sort_values(["timestamp", "event_id"], kind="mergesort")
+    ev = ev.drop_duplicates(["user_id", "item_id"], keep="last")
+    rows = pd.Index(users).get_indexer(ev["user_id"])
+    cols = items.get_indexer(ev["item_id"])
+    rank = ev.groupby("user_id").cumcount().to_numpy() + 1
+    ok = (rows >= 0) & (cols >= 0)
+    return sp.csr_matrix((rank[ok].astype(np.float32), (rows[ok], cols[ok])), shape=(len(users), len(items)))
+
+
+def fit_embeddings(events: pd.DataFrame, users: np.ndarray, matrix: sp.csr_matrix, p: CandidateParams, seed: int):
     from implicit.cpu.als import AlternatingLeastSquares
     from threadpoolctl import threadpool_limits
 
-    users = np.array(sorted(events["user_id"].unique()), dtype=object)
-    matrix = _interactions(events, users, items)
     # one thread keeps ALS bit-for-bit deterministic for a given seed
     with threadpool_limits(1, "blas"):  # implicit's advice: BLAS threads fight its own loop
         model = AlternatingLeastSquares(factors=p.factors, iterations=p.iterations, regularization=p.regularization,
@@ -87,10 +110,12 @@ def _top_per_row(m: sp.csr_matrix, top: int) -> sp.csr_matrix:
 
 
 def fit_cohorts(events: pd.DataFrame, items: pd.Index, p: CandidateParams,
-                item_genre: np.ndarray, genres: list[str]) -> dict[str, np.ndarray]:
-    """Most popular items over the last days, per (locale, device) cohort and overall."""
-    end = events["timestamp"].max()
-    recent = events[(events["timestamp"] > end - pd.Timedelta(days=p.cohort_days)) & (label(events).to_numpy() == 1)]
+                item_genre: np.ndarray, genres: list[str]) -> tuple[dict[str, np.ndarray], Window]:
+    """Most popular items over the recent period, per (locale, device) cohort and overall."""
+    positive = events[label(events).to_numpy() == 1]
+    window = trailing("cohort popularity", positive["timestamp"] if len(positive) else events["timestamp"],
+                      p.cohort_share, p.cohort_days)
+    recent = positive[positive["timestamp"] >= window.start]
     code = items.get_indexer(recent["item_id"])
     keys = [cohort_key(lo, de) for lo, de in zip(recent["locale"], recent["device"])]
     frame = pd.DataFrame({"cohort": keys, "item": code})
@@ -111,14 +136,20 @@ def fit_cohorts(events: pd.DataFrame, items: pd.Index, p: CandidateParams,
         in_genre = ranked[item_genre[ranked] == g]
         if len(in_genre):
             cohorts[genre_key(name)] = in_genre[: p.cohort_size].astype(np.int64)
-    return cohorts
+    return cohorts, window
 
 
-def fit_candidate_index(events: pd.DataFrame, catalog: pd.DataFrame, p: CandidateParams, seed: int) -> CandidateIndex:
+def fit_candidates(events: pd.DataFrame, catalog: pd.DataFrame, p: CandidateParams, seed: int) -> FittedCandidates:
     genres = sorted(set(catalog["genre"].fillna("unknown").astype(str)) | {"unknown"})
     item_ids = catalog["item_id"].astype(str).to_numpy()
     items = pd.Index(item_ids)
     genre_idx = pd.Index(genres).get_indexer(catalog["genre"].fillna("unknown").astype(str))
-    users, uf, itf = fit_embeddings(events, items, p, seed)
-    return CandidateIndex(item_ids, genre_idx, genres, users, uf, itf, fit_covisitation(events, items, p),
-                          fit_cohorts(events, items, p, genre_idx, genres))
+    users = np.array(sorted(events["user_id"].unique()), dtype=object)
+    matrix = _interactions(events, users, items)
+    users, uf, itf = fit_embeddings(events, users, matrix, p, seed)
+    ease = fit_ease(matrix, p.ease_lambda) if 0 < len(items) <= p.ease_max_items else None
+    cohorts, window = fit_cohorts(events, items, p, genre_idx, genres)
+    index = CandidateIndex(item_ids, genre_idx, genres, users, uf, itf, fit_covisitation(events, items, p), cohorts,
+                           seen=_seen(events, users, items), knn=top_neighbours(ease) if ease is not None else None,
+                           exclude_seen=p.exclude_seen)
+    return FittedCandidates(index, ease, matrix, window)

@@ -122,7 +122,7 @@ def numeric(state: pd.Series, names: tuple[str, ...]) -> np.ndarray:
 
 def _subset(c: Candidates, sel: np.ndarray) -> Candidates:
     return Candidates(c.idx[sel], c.emb_score[sel], c.covis_score[sel], c.n_sources[sel], c.pop_rank[sel],
-                      c.personalized)
+                      c.personalized, c.knn()[sel])
 
 
 def training_rows(store: FeatureStore, index: CandidateIndex, queries: pd.DataFrame, labels: pd.DataFrame,

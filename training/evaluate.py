@@ -1,4 +1,5 @@
-"""End-to-end evaluation on the hold-out: candidates, then ranking, exactly as serving does it."""
+"""End-to-end evaluation on the hold-out: candidates, then ranking, exactly as serving does it, beside
+baselines that rank the whole catalog (popularity, ALS, EASE) on the same queries."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -6,6 +7,7 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from setlist.candidates import CandidateIndex, cohort_key
 from setlist.features import ITEM_NUMERIC, SESSION_NUMERIC, USER_NUMERIC, assemble, context_vector
@@ -47,20 +49,62 @@ class Evaluation:
     labels: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
+#: a baseline ranks the whole catalog for (user index or None, item indices to leave out, cohort)
+Baseline = Callable[[int | None, np.ndarray, str], np.ndarray | None]
+DEPTH = 100
+
+
+def top_unseen(scores: np.ndarray, drop: np.ndarray, k: int = DEPTH) -> np.ndarray:
+    """The ``k`` best items by score, leaving out ``drop``: every other item of the catalog competes."""
+    scores = scores.astype(np.float64, copy=True)
+    scores[drop] = -np.inf
+    k = min(k, len(scores))
+    top = np.argpartition(-scores, k - 1)[:k]
+    top = top[np.argsort(-scores[top], kind="stable")]
+    return top[np.isfinite(scores[top])]
+
+
+def als_baseline(index: CandidateIndex) -> Baseline:
+    def rank(uidx: int | None, drop: np.ndarray, cohort: str) -> np.ndarray | None:
+        if uidx is None:
+            return None
+        return top_unseen(index.item_factors @ index.user_factors[uidx], drop)
+    return rank
+
+
+def ease_baseline(weights: np.ndarray, interactions: sp.csr_matrix) -> Baseline:
+    def rank(uidx: int | None, drop: np.ndarray, cohort: str) -> np.ndarray | None:
+        if uidx is None or interactions[uidx].nnz == 0:
+            return None
+        history = interactions[uidx].indices
+        return top_unseen(weights[history].sum(axis=0), drop)
+    return rank
+
+
+def _dropped(index: CandidateIndex, uidx: int | None, session_excluded: set[int]) -> np.ndarray:
+    drop = np.fromiter(session_excluded, dtype=np.int64, count=len(session_excluded))
+    if index.exclude_seen:
+        drop = np.union1d(drop, index.history(uidx)[0])
+    return drop
+
+
 def evaluate(index: CandidateIndex, scorers: dict[str, Scorer], state: pd.DataFrame, queries: pd.DataFrame,
              labels: pd.DataFrame, item_matrix: Callable[[pd.Timestamp], np.ndarray], n_candidates: int,
-             cold_users: set[str],
+             cold_users: set[str], baselines: dict[str, Baseline] | None = None,
              progress=None) -> dict[str, Evaluation]:  # noqa: ANN001
-    """Score every hold-out query with each scorer and with cohort popularity.
+    """Score every hold-out query with each scorer, with cohort popularity and with ``baselines``.
 
-    ``item_matrix(ts)`` gives ITEM_NUMERIC per catalog index as a server would have had them at
-    ``ts``: the latest daily snapshot, which is what point-in-time retrieval returns too.
+    A scorer ranks stage one's candidates, exactly as serving does; popularity and the baselines
+    rank every item the user has not seen. ``item_matrix(ts)`` gives ITEM_NUMERIC per catalog index
+    as a server would have had them at ``ts``. A baseline with no answer for a user (no history)
+    falls back to popularity, as serving does for such a user.
     """
+    baselines = baselines or {}
     positives = labels[labels["label"] == 1].groupby("query_id")["item_id"].apply(set).to_dict()
-    ks = list(range(1, 51))
-    acc: dict[str, dict[str, list]] = {n: {"ndcg": [], "recall": [], "curve": [], "s": [], "y": [], "cold": []}
-                                       for n in [*scorers, "popularity"]}
-    cand_recall = {100: [], 500: []}
+    names = [*scorers, "popularity", *baselines]
+    acc: dict[str, dict[str, list]] = {n: {"ndcg": [], "recall": [], "recall100": [], "curve": [], "s": [], "y": [],
+                                           "cold": []} for n in names}
+    cand_recall: dict[int, list[float]] = {100: [], 500: []}
     for srow, q in zip(state.itertuples(index=False), queries.itertuples(index=False)):
         if progress is not None:
             progress()
@@ -77,9 +121,16 @@ def evaluate(index: CandidateIndex, scorers: dict[str, Scorer], state: pd.DataFr
                      item_matrix(ts)[c.idx], _cross(index, c, s, last))
         y = np.fromiter((i in rel for i in ids), dtype=np.float32, count=len(ids))
         cold = q.user_id in cold_users
-        _, exclude = exclusions(index, s)
-        pop = np.array([i for i in index.popularity(cohort_key(q.locale, str(q.device))) if i not in exclude][:50])
+        _, excluded = exclusions(index, s)
+        uidx = index.user_index.get(q.user_id)
+        drop = _dropped(index, uidx, excluded)
+        cohort = cohort_key(q.locale, str(q.device))
+        pop = index.popularity(cohort)
+        pop = pop[~np.isin(pop, drop)][:DEPTH]
         ranked = {"popularity": index.item_ids[pop]}
+        for name, baseline in baselines.items():
+            order = baseline(uidx, drop, cohort)
+            ranked[name] = ranked["popularity"] if order is None else index.item_ids[order]
         for name, scorer in scorers.items():
             sc = scorer(X)
             # as in serving: without personalization the answer is cohort popularity
@@ -90,6 +141,7 @@ def evaluate(index: CandidateIndex, scorers: dict[str, Scorer], state: pd.DataFr
             a = acc[name]
             a["ndcg"].append(ndcg_at(r, rel, 10))
             a["recall"].append(recall_at(r, rel, 10))
+            a["recall100"].append(recall_at(r, rel, 100))
             a["curve"].append([ndcg_at(r, rel, k) for k in (1, 5, 10, 20, 50)])
             a["cold"].append(cold)
     out: dict[str, Evaluation] = {}
@@ -98,6 +150,7 @@ def evaluate(index: CandidateIndex, scorers: dict[str, Scorer], state: pd.DataFr
         nd = np.array(a["ndcg"])
         m = {"ndcg_at_10": float(nd.mean()) if len(nd) else 0.0,
              "recall_at_10": float(np.mean(a["recall"])) if a["recall"] else 0.0,
+             "recall_at_100": float(np.mean(a["recall100"])) if a["recall100"] else 0.0,
              "cold_start_ndcg_at_10": float(nd[cold].mean()) if cold.any() else float("nan"),
              "warm_ndcg_at_10": float(nd[~cold].mean()) if (~cold).any() else float("nan"),
              "queries": float(len(nd)), "cold_start_queries": float(cold.sum())}
@@ -108,6 +161,6 @@ def evaluate(index: CandidateIndex, scorers: dict[str, Scorer], state: pd.DataFr
             m["auc"] = auc(ev.scores, ev.labels)
         out[name] = ev
     for k, vals in cand_recall.items():
-        for ev in out.values():
-            ev.metrics[f"candidate_recall_at_{k}"] = float(np.mean(vals)) if vals else 0.0
+        for name in scorers:  # stage one's recall belongs to the two-stage models, not to the baselines
+            out[name].metrics[f"candidate_recall_at_{k}"] = float(np.mean(vals)) if vals else 0.0
     return out

@@ -21,16 +21,20 @@ from setlist.features import FEATURE_SERVICE, ITEM_NUMERIC, RANKER_FEATURES
 from setlist.settings import Settings
 
 from . import plots, registry
-from .candidates_fit import CandidateParams, fit_candidate_index
+from .candidates_fit import CandidateParams, fit_candidates
 from .dataset import historical, query_state, refs, training_rows
-from .evaluate import evaluate
-from .labels import build_queries, time_split
+from .evaluate import als_baseline, ease_baseline, evaluate
+from .labels import label
 from .ranker import RankerParams, fit
+from .splits import Split, SplitParams, make_split, repeat_share
 
-RANKER_DAYS = 7
 NEGATIVES_PER_QUERY = 50
 MAX_HOLDOUT_QUERIES = 3000
 COLD_EVENTS = 5
+#: below this many ranker training queries the ranker cannot be fitted and validated honestly
+MIN_TRAIN_QUERIES = 10
+#: leave seen items out when fewer positives than this are repeats (ratings: ~0; music: most)
+REPEAT_SHARE_LIMIT = 0.2
 
 
 class TrainingRefused(RuntimeError):
@@ -48,19 +52,34 @@ class TrainingResult:
     reason: str
     objective: str
     rows: dict[str, int] = field(default_factory=dict)
+    baselines: dict[str, dict[str, float]] = field(default_factory=dict)
+    choices: list[str] = field(default_factory=list)
 
 
 def _sample(q: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
     return q if len(q) <= n else q.sample(n=n, random_state=seed).sort_values("query_id")
 
 
-def daily_item_matrix(store, index: CandidateIndex):  # noqa: ANN001, ANN201
+#: at most this many point-in-time item lookups per evaluation (each is one Feast retrieval)
+MAX_ITEM_MOMENTS = 64
+
+
+def daily_item_matrix(store, index: CandidateIndex, moments: pd.Series | None = None):  # noqa: ANN001, ANN201
     """ITEM_NUMERIC per catalog index as of a moment. Item stats are daily snapshots, so the
-    matrix at the start of a day is the point-in-time answer for all of that day."""
+    matrix at the start of a day is the point-in-time answer for all of that day.
+
+    A per-user split asks at hundreds of different days; ``moments`` (the query times) then set a
+    coarser step, so that at most ``MAX_ITEM_MOMENTS`` retrievals run. Rounding down only ever
+    shows older statistics, never future ones."""
     cache: dict[pd.Timestamp, np.ndarray] = {}
+    step = pd.Timedelta(days=1)
+    if moments is not None and len(moments):
+        span = pd.Timestamp(moments.max()) - pd.Timestamp(moments.min())
+        step = max(step, pd.Timedelta(days=int(np.ceil(span / pd.Timedelta(days=1) / MAX_ITEM_MOMENTS))))
 
     def at(ts: pd.Timestamp) -> np.ndarray:
         day = ts.floor("D")
+        day = day - pd.Timedelta(days=(day - pd.Timestamp(0, tz="UTC")).days % step.days)
         if day not in cache:
             entity = pd.DataFrame({"item_id": index.item_ids.astype(str), "user_id": "", "device": "unknown",
                                    "event_timestamp": day})
@@ -71,9 +90,41 @@ def daily_item_matrix(store, index: CandidateIndex):  # noqa: ANN001, ANN201
     return at
 
 
+def split_params(settings: Settings) -> SplitParams:
+    return SplitParams(kind=settings.split, holdout_days=settings.holdout_days, holdout_share=settings.holdout_share,
+                       holdout_fraction=settings.holdout_fraction, min_users=settings.min_holdout_users,
+                       min_queries=settings.min_holdout_queries)
+
+
+def _ranker_split(outer: Split, settings: Settings, exclude_seen: bool) -> Split:
+    """The outer protocol again, inside the training part: the ranker learns the evaluated task."""
+    p = SplitParams(kind=outer.kind, holdout_days=settings.ranker_window_days,
+                    holdout_share=settings.ranker_window_share, holdout_fraction=settings.holdout_fraction,
+                    min_users=0, min_queries=0)
+    try:
+        inner = make_split(outer.train, p, exclude_seen)
+    except ValueError as exc:
+        raise TrainingRefused(f"cannot place the ranker's training window: {exc}") from exc
+    inner.reason = "the evaluation protocol, applied to the training part"
+    return inner
+
+
+def _enough(events: pd.DataFrame, settings: Settings) -> None:
+    """Refuse early, in one sentence, when the data cannot train anything."""
+    if events.empty:
+        raise TrainingRefused("no events of users with personalization consent: nothing can be learned "
+                              "(check the consent columns of the imported data)")
+    positives = int((label(events) == 1).sum())
+    if positives < 2 * MIN_TRAIN_QUERIES:
+        raise TrainingRefused(
+            f"only {positives} positive interactions (a like, a play with listen fraction ≥ 0.8, or a rating in "
+            "the top fifth of the scale): import more interactions, or check --rating-col / --type-col")
+    if events["user_id"].nunique() < 2 or events["item_id"].nunique() < 2:
+        raise TrainingRefused("the log has fewer than two users or two items: a ranking needs both")
+
+
 def train(settings: Settings, progress: bool = True, candidate_params: CandidateParams | None = None,
           ranker_params: RankerParams | None = None) -> TrainingResult:
-    cp = candidate_params or CandidateParams()
     rp = ranker_params or RankerParams(trees=settings.ranker_trees)
     seed = settings.seed
     log = EventLog(settings.events_dir)
@@ -82,13 +133,30 @@ def train(settings: Settings, progress: bool = True, candidate_params: Candidate
         raise TrainingRefused(f"the event log at {settings.events_dir} is empty: run `make generate` or `make import`")
     opted_out = opted_out_users(raw)
     events = personalizable(raw)  # consent is enforced before anything is learned
+    _enough(events, settings)
     catalog = load_items(settings.catalog_path)
-    split = time_split(events, settings.holdout_days)
-    ranker_start = split.cutoff - pd.Timedelta(days=RANKER_DAYS)
+    repeats = repeat_share(events)
+    exclude_seen = settings.exclude_seen if settings.exclude_seen is not None else repeats < REPEAT_SHARE_LIMIT
+    cp = candidate_params or CandidateParams(
+        cohort_days=settings.cohort_window_days, cohort_share=settings.cohort_window_share,
+        exclude_seen=exclude_seen, ease_max_items=settings.ease_max_items, ease_lambda=settings.ease_lambda)
+    split = make_split(events, split_params(settings), exclude_seen)
+    if split.queries.empty:
+        raise TrainingRefused("no user has a held-out positive to evaluate on: every user needs at least "
+                              f"{2} positive interactions (lower SETLIST_HOLDOUT_FRACTION or import more data)")
+    inner = _ranker_split(split, settings, exclude_seen)
+    choices = [
+        f"seen items: {'left out' if exclude_seen else 'kept'} ({repeats:.0%} of positives are repeats"
+        f"{'; set by SETLIST_EXCLUDE_SEEN' if settings.exclude_seen is not None else ''})",
+        "evaluation: " + split.describe(), "ranker training: " + inner.describe()]
     store = get_store(settings)
 
     bar = Progress(transient=True) if progress else None
     with bar or nullcontext():
+        def say(line: str) -> None:
+            if bar is not None:
+                bar.console.print(f"  {line}")
+
         def task(label: str, total: int | None = None):  # noqa: ANN202
             """A bar while the stage runs, then one lasting line with its duration (also when not on a
             terminal, where the bar stays hidden and a long run would otherwise look stuck)."""
@@ -103,14 +171,23 @@ def train(settings: Settings, progress: bool = True, candidate_params: Candidate
                     bar.console.print(f"  {label}: {time.perf_counter() - started:,.1f} s")
             return advance
 
+        for line in choices:
+            say(line)
         step = task("fitting candidate generator (ranker window held back)")
-        early = split.train[split.train["timestamp"] < ranker_start]
-        index_a = fit_candidate_index(early, catalog, cp, seed)
+        fitted_a = fit_candidates(inner.train, catalog, cp, seed)
         step()
-        q_all, labels_all = build_queries(split.train[split.train["timestamp"] >= ranker_start])
-        q_train = _sample(q_all, settings.max_train_queries, seed)
-        rs = training_rows(store, index_a, q_train, labels_all, settings.candidate_pool, NEGATIVES_PER_QUERY, seed,
-                           progress=task("building training set", len(q_train)))
+        choices.append(fitted_a.cohort_window.describe())
+        say(choices[-1])
+        q_train = _sample(inner.queries, settings.max_train_queries, seed)
+        try:
+            rs = training_rows(store, fitted_a.index, q_train, inner.labels, settings.candidate_pool,
+                               NEGATIVES_PER_QUERY, seed, progress=task("building training set", len(q_train)))
+        except ValueError as exc:
+            raise TrainingRefused(f"{exc}; import more interactions per user, or widen the ranker window "
+                                  "(SETLIST_RANKER_WINDOW_SHARE / SETLIST_RANKER_WINDOW_DAYS)") from exc
+        if len(rs.groups) < MIN_TRAIN_QUERIES:
+            raise TrainingRefused(f"only {len(rs.groups)} ranker training queries have a positive among their "
+                                  f"candidates (need {MIN_TRAIN_QUERIES}): import more interactions per user")
 
         from validation.api import validate_training_set
 
@@ -120,37 +197,52 @@ def train(settings: Settings, progress: bool = True, candidate_params: Candidate
 
         _keep_training_set(settings, rs.frame)
 
-        step = task("training XGBoost ranker (two objectives)")
+        step = task("training XGBoost ranker (two objectives, three depths)")
         fitted = fit(rs, rp, seed)
         step()
         step = task("refitting candidate generator on the whole training window")
-        index_b = fit_candidate_index(split.train, catalog, cp, seed)
+        fitted_b = fit_candidates(split.train, catalog, cp, seed)
+        index_b = fitted_b.index
         step()
 
-        q_hold, labels_hold = build_queries(split.holdout)
-        q_hold = _sample(q_hold, MAX_HOLDOUT_QUERIES, seed + 1)
+        q_hold = _sample(split.queries, MAX_HOLDOUT_QUERIES, seed + 1)
+        labels_hold = split.labels
         state = query_state(store, q_hold, str(index_b.item_ids[0]))
         counts = split.train.groupby("user_id").size()
         cold = set(q_hold["user_id"]) - set(counts[counts >= COLD_EVENTS].index)
         scorers = {"model": lambda X: fitted.booster.inplace_predict(X)}
-        results = evaluate(index_b, scorers, state, q_hold, labels_hold, daily_item_matrix(store, index_b),
-                           settings.candidate_pool, cold,
+        baselines = {"als": als_baseline(index_b)}
+        if fitted_b.ease is not None:
+            baselines["ease"] = ease_baseline(fitted_b.ease, fitted_b.interactions)
+        else:
+            choices.append(f"EASE skipped: {len(index_b.item_ids):,} items > SETLIST_EASE_MAX_ITEMS "
+                           f"({settings.ease_max_items:,})")
+            say(choices[-1])
+        results = evaluate(index_b, scorers, state, q_hold, labels_hold,
+                           daily_item_matrix(store, index_b, q_hold["event_timestamp"]),
+                           settings.candidate_pool, cold, baselines,
                            progress=task("evaluating on the hold-out", len(q_hold)))
         champion = _evaluate_champion(settings, store, state, q_hold, labels_hold, cold)
 
-    model, popularity = results["model"], results["popularity"]
+    model = results["model"]
     metrics = {k: v for k, v in model.metrics.items()}
-    metrics["baseline_popularity_ndcg_at_10"] = popularity.metrics["ndcg_at_10"]
-    metrics["baseline_popularity_recall_at_10"] = popularity.metrics["recall_at_10"]
+    for name in ("popularity", *baselines):
+        for m in ("ndcg_at_10", "recall_at_10", "recall_at_100"):
+            metrics[f"baseline_{name}_{m}"] = results[name].metrics[m]
     decision = registry.decide(metrics["ndcg_at_10"], champion["ndcg_at_10"] if champion else None,
-                               metrics["baseline_popularity_ndcg_at_10"], settings.promotion_margin, gate.passed)
+                               {name: metrics[f"baseline_{name}_ndcg_at_10"] for name in ("popularity", *baselines)},
+                               settings.promotion_margin, gate.passed)
     client = registry.connect(settings)
     with mlflow.start_run(run_name=f"train-{log.snapshot_hash()}") as run:
         mlflow.log_params({**{f"candidates.{k}": v for k, v in cp.__dict__.items()},
                            **{f"ranker.{k}": v for k, v in rp.__dict__.items()},
                            "ranker.objective": fitted.objective, "seed": seed,
-                           "candidate_pool": settings.candidate_pool, "holdout_days": settings.holdout_days,
-                           "n_features": len(RANKER_FEATURES)})
+                           "candidate_pool": settings.candidate_pool, "n_features": len(RANKER_FEATURES),
+                           "split": split.kind, "split.reason": split.reason[:500],
+                           "split.holdout_days": f"{split.window.days:.3f}" if split.window else "per user",
+                           "split.holdout_fraction": settings.holdout_fraction,
+                           "exclude_seen": exclude_seen, "repeat_share": round(repeats, 4),
+                           "cohort_window_days": f"{fitted_b.cohort_window.days:.3f}"})
         mlflow.log_metrics({k: v for k, v in metrics.items() if v == v})
         if champion:
             mlflow.log_metrics({f"champion_{k}": v for k, v in champion.items() if v == v})
@@ -159,13 +251,14 @@ def train(settings: Settings, progress: bool = True, candidate_params: Candidate
         mlflow.set_tags({"lineage.feature_service": FEATURE_SERVICE,
                          "lineage.feature_views": "user_profile,item_stats,session,context",
                          "lineage.window_start": str(events["timestamp"].min()),
-                         "lineage.cutoff": str(split.cutoff), "lineage.window_end": str(events["timestamp"].max()),
+                         "lineage.cutoff": str(split.window.start) if split.window else "per user",
+                         "lineage.window_end": str(events["timestamp"].max()),
                          "lineage.event_log_snapshot": log.snapshot_hash(),
                          **{f"lineage.rows.{k}": str(v) for k, v in rows.items()}})
         with tempfile.TemporaryDirectory() as tmp:
             mlflow.log_artifact(str(plots.feature_importance(fitted.booster, Path(tmp) / "feature_importance.png")))
             mlflow.log_artifact(str(plots.evaluation_curves(
-                {"model": model.ndcg_curve, "popularity": popularity.ndcg_curve}, model.scores, model.labels,
+                {name: results[name].ndcg_curve for name in ("model", "popularity", *baselines)}, model.scores, model.labels,
                 Path(tmp) / "evaluation_curves.png")))
         versions = registry.log_models(settings, index_b, fitted.booster, rs.X[:200])
         registry.set_aliases(client, settings, versions, registry.CHALLENGER)
@@ -173,8 +266,9 @@ def train(settings: Settings, progress: bool = True, candidate_params: Candidate
             registry.set_aliases(client, settings, versions, registry.CHAMPION)
         mlflow.set_tags({"promotion.decision": "promoted" if decision.promote else "rejected",
                          "promotion.reason": decision.reason})
-    return TrainingResult(run.info.run_id, metrics, popularity.metrics, champion, versions, decision.promote,
-                          decision.reason, fitted.objective, rows)
+    return TrainingResult(run.info.run_id, metrics, results["popularity"].metrics, champion, versions,
+                          decision.promote, decision.reason, fitted.objective, rows,
+                          {name: results[name].metrics for name in ("popularity", *baselines)}, choices)
 
 
 def _keep_training_set(settings: Settings, frame: pd.DataFrame) -> None:
@@ -199,5 +293,5 @@ def _evaluate_champion(settings: Settings, store, state, q_hold, labels_hold, co
         mlflow.set_tag("promotion.champion_unloadable", str(exc)[:500]) if mlflow.active_run() else None
         return None
     results = evaluate(index, {"model": lambda X: booster.inplace_predict(X)}, state, q_hold, labels_hold,
-                       daily_item_matrix(store, index), settings.candidate_pool, cold)
+                       daily_item_matrix(store, index, q_hold["event_timestamp"]), settings.candidate_pool, cold)
     return results["model"].metrics

@@ -48,18 +48,25 @@ def _dmatrix(rs: RankingSet, mask: np.ndarray) -> xgb.DMatrix:
     return d
 
 
+#: tree depths tried beside the configured one: a few hundred queries (a small ratings log) overfit
+#: deep trees, millions of rows want them; the validation queries decide
+SHALLOW_DEPTHS = (2, 4)
+
+
 def fit(rs: RankingSet, p: RankerParams, seed: int, validation_share: float = 0.2) -> FittedRanker:
     train, valid = _split(rs, validation_share)
     dtrain, dvalid = _dmatrix(rs, train), _dmatrix(rs, valid)
     results: dict[str, tuple[xgb.Booster, float]] = {}
-    for objective in OBJECTIVES:
-        params = {"objective": objective, "eval_metric": "ndcg@10", "max_depth": p.max_depth, "eta": p.eta,
-                  "min_child_weight": p.min_child_weight, "subsample": p.subsample,
-                  "colsample_bytree": p.colsample_bytree, "tree_method": "hist", "nthread": p.threads,
-                  "seed": seed}
-        log: dict = {}
-        booster = xgb.train(params, dtrain, num_boost_round=p.trees, evals=[(dvalid, "valid")],
-                            evals_result=log, verbose_eval=False)
-        results[objective] = (booster, float(log["valid"]["ndcg@10"][-1]))
+    for depth in sorted({*SHALLOW_DEPTHS, p.max_depth}):
+        for objective in OBJECTIVES:
+            params = {"objective": objective, "eval_metric": "ndcg@10", "max_depth": depth, "eta": p.eta,
+                      "min_child_weight": p.min_child_weight, "subsample": p.subsample,
+                      "colsample_bytree": p.colsample_bytree, "tree_method": "hist", "nthread": p.threads,
+                      "seed": seed}
+            log: dict = {}
+            booster = xgb.train(params, dtrain, num_boost_round=p.trees, evals=[(dvalid, "valid")],
+                                evals_result=log, verbose_eval=False)
+            results[f"{objective} depth={depth}"] = (booster, float(log["valid"]["ndcg@10"][-1]))
+    # ties go to the simpler model: shallower first, in the order tried
     best = max(results, key=lambda o: results[o][1])
     return FittedRanker(results[best][0], best, {o: v for o, (_, v) in results.items()})

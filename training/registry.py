@@ -33,18 +33,33 @@ class Decision:
     reason: str
 
 
-def decide(challenger_ndcg: float, champion_ndcg: float | None, baseline_ndcg: float, margin: float,
+#: baselines a challenger must beat before it may serve; others (EASE) are reported beside them
+REQUIRED_BASELINES = ("popularity", "als")
+
+
+def decide(challenger_ndcg: float, champion_ndcg: float | None, baselines: dict[str, float], margin: float,
            validation_passed: bool) -> Decision:
-    """The promotion gate. Pure, so it can be tested on numbers alone."""
+    """The promotion gate. Pure, so it can be tested on numbers alone.
+
+    ``baselines`` maps a baseline's name to its ndcg@10 on the same queries; the challenger must beat
+    every required one that was measured, then the champion by ``margin``. The gap to EASE is part of
+    the reason either way, so a model that trails it is visible."""
     if not validation_passed:
         return Decision(False, "validation failed")
+    ease = baselines.get("ease")
+    gap = "" if ease is None or ease != ease else f"; EASE {ease:.4f} ({challenger_ndcg - ease:+.4f})"
+    for name in REQUIRED_BASELINES:
+        value = baselines.get(name)
+        if value is not None and value == value and challenger_ndcg <= value:
+            return Decision(False, f"ndcg@10 {challenger_ndcg:.4f} does not beat {name} {value:.4f}{gap}")
+    beaten = ", ".join(f"{n} {baselines[n]:.4f}" for n in REQUIRED_BASELINES if n in baselines)
     if champion_ndcg is None:
-        if challenger_ndcg > baseline_ndcg:
-            return Decision(True, f"first model; ndcg@10 {challenger_ndcg:.4f} beats popularity {baseline_ndcg:.4f}")
-        return Decision(False, f"first model does not beat popularity ({challenger_ndcg:.4f} <= {baseline_ndcg:.4f})")
+        return Decision(True, f"first model; ndcg@10 {challenger_ndcg:.4f} beats {beaten}{gap}")
     if challenger_ndcg >= champion_ndcg + margin:
-        return Decision(True, f"ndcg@10 {challenger_ndcg:.4f} beats champion {champion_ndcg:.4f} by >= {margin}")
-    return Decision(False, f"ndcg@10 {challenger_ndcg:.4f} does not beat champion {champion_ndcg:.4f} + margin {margin}")
+        return Decision(True, f"ndcg@10 {challenger_ndcg:.4f} beats champion {champion_ndcg:.4f} by >= {margin} "
+                              f"and {beaten}{gap}")
+    return Decision(False, f"ndcg@10 {challenger_ndcg:.4f} does not beat champion {champion_ndcg:.4f} + margin "
+                           f"{margin}{gap}")
 
 
 def connect(settings: Settings) -> MlflowClient:

@@ -1,0 +1,139 @@
+"""Evaluation splits: which events the models learn from, and which positives they must find.
+
+Two protocols from the recommender literature:
+
+* ``global``: a trailing period of the log is held out; each user active in it is asked once, just
+  before their first event there, for the items they went on to like. Honest about time, but on
+  a sparse log (a few hundred users over twenty years) the period holds almost nobody.
+* ``per_user``: each user's last share of positives, by time, is held out and the user is asked
+  just before the first of them. Every user with enough history is evaluated, whatever the span.
+
+``auto`` takes ``global`` only when its period holds enough users and queries. The same protocol is
+applied again inside the training part to make the ranker's training queries, so the ranker learns
+the very task it is evaluated on.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from setlist.windows import Window, trailing
+
+from .labels import label
+
+#: query time is this much before the first held-out event, so that nothing stamped at that event
+#: (a session push, for instance) is visible to its own question
+QUERY_LEAD = pd.Timedelta(milliseconds=1)
+#: a user needs this many positives to give some to the hold-out and keep some to learn from
+MIN_POSITIVES = 2
+
+Kind = Literal["global", "per_user"]
+
+
+@dataclass(frozen=True)
+class SplitParams:
+    kind: Literal["auto", "global", "per_user"] = "auto"
+    holdout_days: float | None = None
+    holdout_share: float = 0.1
+    holdout_fraction: float = 0.2
+    min_users: int = 50
+    min_queries: int = 100
+
+
+@dataclass
+class Split:
+    train: pd.DataFrame    # the events models may learn from
+    queries: pd.DataFrame  # query_id, user_id, session_id, event_timestamp, device, locale
+    labels: pd.DataFrame   # query_id, item_id, label (1: a held-out positive)
+    kind: Kind
+    reason: str
+    window: Window | None = None  # the held-out period (global only)
+
+    def describe(self) -> str:
+        what = self.window.describe() if self.window is not None else "each user's last positives"
+        return (f"{self.kind} split ({self.reason}): {what}; {len(self.queries):,} queries, "
+                f"{len(self.train):,} training events")
+
+
+def _queries(held: pd.DataFrame, first: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One query per user in ``first`` (their first held-out event), labelled with ``held``."""
+    q = first[["user_id", "session_id", "timestamp", "device", "locale"]].copy()
+    q["event_timestamp"] = q.pop("timestamp") - QUERY_LEAD
+    q = q.sort_values(["event_timestamp", "user_id"], kind="mergesort").reset_index(drop=True)
+    q["query_id"] = np.arange(len(q), dtype=np.int64)
+    labels = (held[["user_id", "item_id"]].drop_duplicates()
+              .merge(q[["user_id", "query_id"]], on="user_id").assign(label=1))
+    return q, labels[["query_id", "item_id", "label"]].sort_values(["query_id", "item_id"]).reset_index(drop=True)
+
+
+def _positives(events: pd.DataFrame) -> pd.DataFrame:
+    return events[label(events).to_numpy() == 1]
+
+
+def _unseen(held: pd.DataFrame, train: pd.DataFrame, exclude_seen: bool) -> pd.DataFrame:
+    """Held-out positives the user had not already interacted with (when seen items are excluded,
+    finding one again is impossible by construction, so it cannot count)."""
+    if not exclude_seen or held.empty:
+        return held
+    seen = pd.MultiIndex.from_frame(train[["user_id", "item_id"]])
+    return held[~pd.MultiIndex.from_frame(held[["user_id", "item_id"]]).isin(seen)]
+
+
+def global_split(events: pd.DataFrame, p: SplitParams, exclude_seen: bool) -> Split:
+    window = trailing("hold-out", events["timestamp"], p.holdout_share, p.holdout_days)
+    late = events["timestamp"] >= window.start
+    train, hold = events[~late], events[late]
+    held = _unseen(_positives(hold), train, exclude_seen)
+    first = hold[hold["user_id"].isin(held["user_id"])].sort_values(["timestamp", "event_id"], kind="mergesort")
+    q, labels = _queries(held, first.drop_duplicates("user_id"))
+    return Split(train, q, labels, "global", "", window)
+
+
+def per_user_split(events: pd.DataFrame, p: SplitParams, exclude_seen: bool) -> Split:
+    ev = events.sort_values(["user_id", "timestamp", "event_id"], kind="mergesort")
+    pos = _positives(ev)
+    n = pos.groupby("user_id")["event_id"].transform("size").to_numpy()
+    rank = pos.groupby("user_id").cumcount().to_numpy()
+    n_hold = np.maximum(np.round(n * p.holdout_fraction), 1)
+    first_held = pos[(n >= MIN_POSITIVES) & (rank == n - n_hold)][["user_id", "timestamp"]]
+    cut = ev["user_id"].map(first_held.set_index("user_id")["timestamp"])
+    late = cut.notna().to_numpy() & (ev["timestamp"] >= cut).to_numpy()
+    train, hold = ev[~late], ev[late]
+    held = _unseen(_positives(hold), train, exclude_seen)
+    first = hold[hold["user_id"].isin(held["user_id"])].drop_duplicates("user_id")
+    q, labels = _queries(held, first)
+    return Split(train.sort_values(["timestamp", "event_id"], kind="mergesort"), q, labels, "per_user", "")
+
+
+def make_split(events: pd.DataFrame, p: SplitParams, exclude_seen: bool) -> Split:
+    """The split ``p.kind`` asks for; ``auto`` tries the global period first."""
+    if p.kind == "per_user":
+        s = per_user_split(events, p, exclude_seen)
+        s.reason = "set by SETLIST_SPLIT"
+        return s
+    g = global_split(events, p, exclude_seen)
+    users, queries = g.queries["user_id"].nunique(), len(g.queries)
+    if p.kind == "global":
+        g.reason = "set by SETLIST_SPLIT"
+        return g
+    if users >= p.min_users and queries >= p.min_queries:
+        g.reason = f"auto: the held-out period has {users:,} users with positives (≥ {p.min_users})"
+        return g
+    s = per_user_split(events, p, exclude_seen)
+    s.reason = (f"auto: the trailing held-out period has only {users:,} users with positives "
+                f"(< {p.min_users}) or {queries:,} queries (< {p.min_queries})")
+    return s
+
+
+def repeat_share(events: pd.DataFrame) -> float:
+    """The share of positives on an item the user had already interacted with: high for music
+    (replays), near zero for ratings (each item rated once)."""
+    pos = _positives(events)
+    if pos.empty:
+        return 0.0
+    ev = events.sort_values(["timestamp", "event_id"], kind="mergesort").reset_index(drop=True)
+    earlier = ev.duplicated(["user_id", "item_id"], keep="first")
+    return float(earlier[_positives(ev).index].mean())
