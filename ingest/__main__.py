@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
+import pandas as pd
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -31,7 +32,8 @@ def _print_report(report: IngestReport, title: str) -> None:
 
 
 @app.command()
-def generate(scale: Optional[str] = typer.Option(None, help="tiny | demo | bench (default: SETLIST_SCALE)"),
+def generate(scale: Optional[str] = typer.Option(None, help="tiny | demo | bench (default: SETLIST_SCALE); "
+                                                     "sparse is `python -m ingest fixture`"),
              seed: Optional[int] = typer.Option(None, help="random seed (default: SETLIST_SEED)"),
              fresh: bool = typer.Option(True, help="start from an empty event log")) -> None:
     """Generate a synthetic music-streaming dataset and ingest it."""
@@ -39,6 +41,10 @@ def generate(scale: Optional[str] = typer.Option(None, help="tiny | demo | bench
 
     settings = get_settings()
     scale = scale or settings.scale
+    if scale == "sparse":  # a ratings file a user would bring, not events: it goes through `import`
+        console.print("the sparse scale writes CSV files to import: run [bold]python -m ingest fixture "
+                      "--out DIR[/] (then the `make import` line it prints)", soft_wrap=True)
+        raise typer.Exit(2)
     if scale not in ("tiny", "demo", "bench"):
         console.print(f"[red]unknown scale {scale!r}[/]: choose tiny, demo or bench")
         raise typer.Exit(2)
@@ -56,6 +62,37 @@ def generate(scale: Optional[str] = typer.Option(None, help="tiny | demo | bench
     console.print(f"generated [bold]{len(data.users):,}[/] users ({(~data.users['consent_personalization']).sum():,} "
                   f"opted out of personalization), [bold]{n_items:,}[/] tracks")
     _print_report(report, f"generated events (scale={scale})")
+
+
+@app.command()
+def fixture(out: Path = typer.Option(..., help="directory for ratings.csv and movies.csv"),
+            users: int = typer.Option(300, min=1), items: int = typer.Option(1_500, min=50),
+            ratings: int = typer.Option(25_000, min=20, help="at least 20 per user"),
+            seed: Optional[int] = typer.Option(None, help="random seed (default: SETLIST_SEED)"),
+            years: float = typer.Option(22.0, help="time span of the log, from 1996")) -> None:
+    """Write a MovieLens-shaped ratings log (ratings.csv, movies.csv) to try `import` on."""
+    import shlex
+
+    from .sparse import write_fixture
+
+    try:
+        fx = write_fixture(out, users=users, items=items, ratings=ratings,
+                           seed=seed if seed is not None else get_settings().seed, years=years)
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(2)
+    ts = fx.ratings["timestamp"]
+    first, last = (f"{v:%Y-%m-%d}" for v in (pd.Timestamp(ts.min(), unit="s"), pd.Timestamp(ts.max(), unit="s")))
+    console.print(f"wrote [bold]{out / 'ratings.csv'}[/]: {len(fx.ratings):,} ratings by "
+                  f"{fx.ratings['userId'].nunique():,} users of {fx.ratings['movieId'].nunique():,} items, "
+                  f"{first} … {last} ({(ts.max() - ts.min()) / 31_556_952:.1f} years)", soft_wrap=True)
+    console.print(f"wrote [bold]{out / 'movies.csv'}[/]: {len(fx.movies):,} items", soft_wrap=True)
+    src, cat = shlex.quote(str(out / "ratings.csv")), str(out / "movies.csv")
+    console.print("import it with:")
+    # the line must stay copyable: unbroken, with no markup read into it
+    console.print(f"make import SOURCE={src} IMPORT_ARGS='--user-col userId --item-col movieId "
+                  f"--time-col timestamp --time-unit s --rating-col rating --items {cat} --item-id-col movieId'",
+                  markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command("import")
