@@ -14,8 +14,6 @@ from setlist.features import CONTEXT_NAMES
 from .data_sources import Sources
 from .entities import item, user
 
-USER_TTL = timedelta(days=60)
-ITEM_TTL = timedelta(days=60)
 # Long, because recent and blocked items outlive a session; setlist.features.effective_session
 # decides what of a stored row is still "the current session".
 SESSION_TTL = timedelta(days=30)
@@ -33,9 +31,17 @@ class Views:
         return [self.user_profile, self.item_stats, self.session, self.consent, self.context]
 
 
-def build_views(sources: Sources) -> Views:
+#: what Feast reads as "no expiry" (a zero TTL)
+NO_EXPIRY = timedelta(0)
+
+
+def batch_ttl(days: float | None) -> timedelta:
+    return NO_EXPIRY if days is None else timedelta(days=days)
+
+
+def build_views(sources: Sources, ttl: timedelta = NO_EXPIRY) -> Views:
     user_profile = FeatureView(
-        name="user_profile", entities=[user], ttl=USER_TTL, source=sources.user_profile, online=True,
+        name="user_profile", entities=[user], ttl=ttl, source=sources.user_profile, online=True,
         schema=[Field(name=n, dtype=Int64) for n in
                 ("user_plays_7d", "user_plays_30d", "user_likes_30d", "user_active_days_30d")]
         + [Field(name=n, dtype=Float64) for n in
@@ -44,7 +50,7 @@ def build_views(sources: Sources) -> Views:
         description="Long-term profile: activity over 7/30 days, skip rate, genre affinities, recency.",
     )
     item_stats = FeatureView(
-        name="item_stats", entities=[item], ttl=ITEM_TTL, source=sources.item_stats, online=True,
+        name="item_stats", entities=[item], ttl=ttl, source=sources.item_stats, online=True,
         schema=[Field(name=n, dtype=Int64) for n in ("item_plays_1d", "item_plays_7d", "item_plays_30d")]
         + [Field(name=n, dtype=Float64) for n in
            ("item_skip_rate_30d", "item_like_rate_30d", "item_completion_30d", "item_age_days", "item_duration_s")]
@@ -61,7 +67,7 @@ def build_views(sources: Sources) -> Views:
     )
 
     consent = FeatureView(
-        name="user_consent", entities=[user], ttl=timedelta(days=3650), source=sources.consent_push, online=True,
+        name="user_consent", entities=[user], ttl=NO_EXPIRY, source=sources.consent_push, online=True,
         schema=[Field(name="consent_personalization", dtype=Bool), Field(name="consent_analytics", dtype=Bool)],
         description="Latest consent flags. Serving answers users without personalization consent with "
                     "cohort popularity, whatever else the store holds about them.",

@@ -5,7 +5,7 @@ its online values are meant to be newer than anything offline.
 """
 from __future__ import annotations
 
-from datetime import timezone
+from datetime import timedelta, timezone
 from typing import Iterable
 
 import numpy as np
@@ -17,6 +17,8 @@ from .online import OnlineFeatures
 from .store import definitions, get_store
 
 SAMPLE = 200
+#: a view without a TTL (Feast's zero) never makes a value stale; far beyond any log's span
+NEVER_STALE = timedelta(days=365 * 200)
 
 
 def parity_inputs(settings: Settings, sample: int = SAMPLE, seed: int = 0) -> Iterable["ParityInput"]:  # noqa: F821
@@ -48,4 +50,4 @@ def parity_inputs(settings: Settings, sample: int = SAMPLE, seed: int = 0) -> It
         off = store.get_historical_features(entity_df=entity, features=[f"{view.name}:{n}" for n in names]).to_df()
         off = off.dropna(subset=names, how="all")
         yield ParityInput(view=view.name, online=on, offline=off[[key, *names]], entity_col=key, features=names,
-                          ttl=view.ttl, as_of=as_of)
+                          ttl=view.ttl or NEVER_STALE, as_of=as_of)

@@ -17,7 +17,7 @@ from setlist.settings import Settings
 from .data_sources import build_sources
 from .entities import item, user
 from .feature_services import build_services
-from .features import Views, build_views
+from .features import Views, batch_ttl, build_views
 
 REPO_DIR = Path(__file__).resolve().parent
 
@@ -66,7 +66,7 @@ class Definitions:
 
 
 def definitions(settings: Settings) -> Definitions:
-    views = build_views(build_sources(settings.features_dir))
+    views = build_views(build_sources(settings.features_dir), batch_ttl(settings.feature_ttl_days))
     return Definitions(views=views, services=build_services(views))
 
 

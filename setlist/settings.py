@@ -69,6 +69,11 @@ class Settings(BaseSettings):
     cohort_window_days: float | None = None  # cohort popularity counts positives in this trailing period
     cohort_window_share: float = 0.25
 
+    #: how long a user or item row of the batch views counts as current, offline and online; None
+    #: means no expiry: a ratings log's users return after years, and the rows carry their own age
+    #: (``user_days_since_last``), while a calendar TTL would blank them offline and not online
+    feature_ttl_days: float | None = None
+
     # evaluation split: ``global`` holds out a trailing period; ``per_user`` each user's last
     # ``holdout_fraction`` of positives by time; ``auto`` takes global only when its period holds
     # enough users and queries

@@ -51,7 +51,7 @@ def _interactions(events: pd.DataFrame, users: np.ndarray, items: pd.Index) -> s
     return sp.csr_matrix((weight[ok], (rows[ok], cols[ok])), shape=(len(users), len(items)), dtype=np.float32)
 
 
-def _seen(events: pd.DataFrame, users: np.ndarray, items: pd.Index) -> sp.csr_matrix:
+def seen_matrix(events: pd.DataFrame, users: np.ndarray, items: pd.Index) -> sp.csr_matrix:
     """Every item each user touched (impressions aside), valued by recency rank within the user."""
     ev = events[events["type"] != "impression"].sort_values(["timestamp", "event_id"], kind="mergesort")
     ev = ev.drop_duplicates(["user_id", "item_id"], keep="last")
@@ -150,6 +150,6 @@ def fit_candidates(events: pd.DataFrame, catalog: pd.DataFrame, p: CandidatePara
     ease = fit_ease(matrix, p.ease_lambda) if 0 < len(items) <= p.ease_max_items else None
     cohorts, window = fit_cohorts(events, items, p, genre_idx, genres)
     index = CandidateIndex(item_ids, genre_idx, genres, users, uf, itf, fit_covisitation(events, items, p), cohorts,
-                           seen=_seen(events, users, items), knn=top_neighbours(ease) if ease is not None else None,
+                           seen=seen_matrix(events, users, items), knn=top_neighbours(ease) if ease is not None else None,
                            exclude_seen=p.exclude_seen)
     return FittedCandidates(index, ease, matrix, window)

@@ -21,7 +21,7 @@ from setlist.features import FEATURE_SERVICE, ITEM_NUMERIC, RANKER_FEATURES
 from setlist.settings import Settings
 
 from . import plots, registry
-from .candidates_fit import CandidateParams, fit_candidates
+from .candidates_fit import CandidateParams, fit_candidates, seen_matrix
 from .dataset import historical, query_state, refs, training_rows
 from .evaluate import als_baseline, ease_baseline, evaluate
 from .labels import label
@@ -223,6 +223,10 @@ def train(settings: Settings, progress: bool = True, candidate_params: Candidate
                            settings.candidate_pool, cold, baselines,
                            progress=task("evaluating on the hold-out", len(q_hold)))
         champion = _evaluate_champion(settings, store, state, q_hold, labels_hold, cold)
+        # The registered model keeps the training part's weights, so that a later run can score it on
+        # a hold-out it never learned from; but it serves with every user's whole history, so that
+        # nothing they rated in the hold-out is offered again and their latest items count.
+        index_b.seen = seen_matrix(events, index_b.user_ids, pd.Index(index_b.item_ids))
 
     model = results["model"]
     metrics = {k: v for k, v in model.metrics.items()}
