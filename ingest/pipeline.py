@@ -18,6 +18,8 @@ from setlist.eventlog import EventLog, Quarantine
 from setlist.pseudonym import IdentityMap, pseudonymize
 from setlist.settings import Settings
 
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
 
 @dataclass
 class IngestReport:
@@ -48,17 +50,44 @@ def _normalize(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def _reasons(frame: pd.DataFrame, known_ids: set[str], now: datetime, max_future_s: float) -> list[str | None]:
-    """Row-wise contract check plus duplicate detection within the batch and against the log."""
+def _unparsed(raw: object, now: datetime, max_future_s: float) -> str:
+    """Why a timestamp pandas could not hold is refused. pandas stops at 1677 and 2262, Python's
+    datetime does not, so a date far in the past or future still gets the reason it deserves."""
+    when = raw if isinstance(raw, datetime) else None
+    if when is None and isinstance(raw, str):
+        try:
+            when = datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
+        except ValueError:
+            when = None
+    if when is not None:
+        when = when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+        if when <= EPOCH:
+            return f"bad_timestamp: {when.isoformat()} is not after 1970-01-01"
+        if when.timestamp() > now.timestamp() + max_future_s:
+            return f"future_timestamp: {when.isoformat()} is after now"
+    return f"bad_timestamp: {raw!r} is not a timestamp"
+
+
+def _reasons(frame: pd.DataFrame, known_ids: set[str], now: datetime, max_future_s: float,
+             raw_ts: pd.Series | None = None) -> list[str | None]:
+    """Row-wise contract check plus duplicate detection within the batch and against the log.
+
+    Timestamps are checked against what is impossible only (``setlist.contract.reject_reason``):
+    at or before the Unix epoch, or more than ``max_future_s`` after ``now``. There is no calendar
+    floor: a ratings log may start in 1996."""
     records = frame[list(EVENT_COLUMNS)].to_dict("records")
+    raws = raw_ts.tolist() if raw_ts is not None else [None] * len(records)
     seen: set[str] = set()
     out: list[str | None] = []
-    for row in records:
+    for row, raw in zip(records, raws):
         ts = row["timestamp"]
         row["timestamp"] = None if pd.isna(ts) else ts.to_pydatetime()
         version = row["schema_version"]
         row["schema_version"] = int(version) if isinstance(version, (int, float, np.integer)) and version == version else version
         reason = reject_reason(row, now, max_future_s)
+        if reason is not None and reason.startswith("bad_timestamp") and row["timestamp"] is None \
+                and raw is not None and not (isinstance(raw, float) and raw != raw):
+            reason = _unparsed(raw, now, max_future_s)
         eid = row["event_id"]
         if reason is None and (eid in seen or eid in known_ids):
             reason = f"duplicate_event_id: {eid}"
@@ -77,7 +106,8 @@ def ingest(raw: pd.DataFrame, settings: Settings, source: str, identities: Ident
     known: set[str] = set()
     if check_log_duplicates and log.files():
         known = set(log.read(columns=["event_id"], include_erased=True)["event_id"])
-    reasons = _reasons(frame, known, now, settings.max_future_skew_s)
+    raw_ts = raw["timestamp"].reset_index(drop=True) if "timestamp" in raw else None
+    reasons = _reasons(frame, known, now, settings.max_future_skew_s, raw_ts)
     bad = np.array([r is not None for r in reasons], dtype=bool)
     report = IngestReport(received=len(frame))
 

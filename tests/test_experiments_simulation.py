@@ -9,9 +9,11 @@ import pytest
 from mlflow import MlflowClient
 
 from serving.bootstrap import build
+from setlist.eventlog import EventLog
 from setlist.experiment import load_experiment
+from setlist.impressions import read_impressions
 from training.experiments.drill import run_drill
-from training.experiments.report import run
+from training.experiments.report import run, source_settings
 from training.experiments.simulate import SimConfig, Simulator, experiment_settings, load_latent, population
 
 pytestmark = pytest.mark.e2e
@@ -29,13 +31,22 @@ arms:
 def test_the_model_shows_a_positive_lift_over_popularity_with_a_ci_excluding_zero(tiny_copy, tmp_path):
     path = tmp_path / "experiments.yaml"
     path.write_text(AB)
-    settings = experiment_settings(tiny_copy.settings, path)
+    real = tiny_copy.settings
+    before = EventLog(real.events_dir).files()
+    settings = experiment_settings(real, path)
     latent = load_latent(settings)
     server = build(settings)
     stats = Simulator(server, latent, SimConfig(users=200, sessions=3)).run(
         population(latent, 200, seed=11, users=tiny_copy.users))
     server.close()
     assert stats.ranks == 600 and stats.rejected == 0 and set(stats.arms) == {"control", "champion"}
+    # simulated traffic stays under simulation_dir: the real event log, journal and impressions are untouched
+    assert EventLog(real.events_dir).files() == before
+    assert EventLog(real.simulation_dir / "events").count() == stats.events
+    assert read_impressions(real.impressions_dir).empty and not (real.wal_dir / "worker-0").exists()
+    # the report finds the simulation's traffic by itself
+    chosen, label = source_settings(real, "sim-ab")
+    assert chosen.events_dir == settings.events_dir and "simulated" in label
     report, png = run(settings, load_experiment(path))
     lift = report.arm("champion").comparison["play_rate"]
     assert lift.lo > 0, report.verdicts
@@ -50,7 +61,9 @@ def test_the_model_shows_a_positive_lift_over_popularity_with_a_ci_excluding_zer
 
 def test_a_broken_ranker_promoted_to_champion_is_rolled_back_by_the_canary(tiny_copy):
     settings = tiny_copy.settings
+    before = EventLog(settings.events_dir).files()
     result = run_drill(settings, users=200, users_info=tiny_copy.users)
+    assert EventLog(settings.events_dir).files() == before  # the drill's traffic is simulated too
     assert result.phase == "rolled_back" and "skip rate" in result.reason, result.decisions
     assert result.champion_after == result.stable == ("1", "1")
     client = MlflowClient(tracking_uri=settings.tracking_uri)

@@ -84,3 +84,22 @@ def test_replay_gives_identical_feature_tables(tiny_world):
         pd.testing.assert_frame_equal(getattr(first, name), getattr(second, name))
     published = pd.read_parquet(s.features_dir / "item_stats.parquet")
     pd.testing.assert_frame_equal(published, first.item_stats, check_dtype=False)
+
+
+def test_only_impossible_timestamps_are_quarantined_each_with_its_reason(settings):
+    """No calendar floor: a 1996 rating is fine; before 1970 or far in the future is not."""
+    rows = [_event(0, timestamp=datetime(1996, 4, 1, 12, tzinfo=timezone.utc)),
+            _event(1, timestamp=datetime(1970, 1, 2, tzinfo=timezone.utc)),
+            _event(2, timestamp=datetime(1969, 7, 20, 20, 17, tzinfo=timezone.utc)),
+            _event(3, timestamp=NOW + timedelta(seconds=settings.max_future_skew_s + 3600)),
+            _event(4, timestamp=datetime(2999, 1, 1, tzinfo=timezone.utc)),  # beyond what pandas can hold
+            _event(5, timestamp="1500-01-01T00:00:00"),
+            _event(6, timestamp="not a time")]
+    report = ingest(pd.DataFrame(rows), settings, source="test")
+    assert report.accepted == 2 and report.reasons == {"bad_timestamp": 3, "future_timestamp": 2}
+    q = Quarantine(settings.quarantine_dir).read().set_index("event_id")["reason"]
+    assert q["e2"].startswith("bad_timestamp") and q["e5"].startswith("bad_timestamp: 1500-01-01")
+    assert q["e3"].startswith("future_timestamp") and q["e4"].startswith("future_timestamp: 2999-01-01")
+    assert "'not a time'" in q["e6"]
+    kept = EventLog(settings.events_dir).read()
+    assert set(kept["event_id"]) == {"e0", "e1"} and kept["timestamp"].min().year == 1970

@@ -8,9 +8,10 @@ import pytest
 from validation.api import validate_cardinality, validate_drift
 from validation.gx import Workspace
 from validation.reference import CardinalityReference, learn_cardinality, reference_path, split_windows
-from validation.sources import split_holdout
 from validation.suites.drift import EVENT_CATEGORICAL, EVENT_NUMERIC, DriftThresholds, event_features
 from validation.testing import clean_events
+from validation.thresholds import WindowLimits
+from validation.windows import split
 
 
 @pytest.fixture(scope="module")
@@ -21,8 +22,8 @@ def ws(tmp_path_factory):
 @pytest.fixture(scope="module")
 def windows():
     events = clean_events(n=40_000, days=24, users=300, items=300)
-    reference, current = split_holdout(events, 3)
-    return event_features(reference), event_features(current)
+    chosen = split(events, WindowLimits(), days=3)
+    return event_features(chosen.reference), event_features(chosen.current)
 
 
 def _drift(ws, ref, cur, **kw):
@@ -62,7 +63,7 @@ def test_categorical_drift_with_js(ws, windows):
 
 
 def _reference(ref, cur):
-    return learn_cardinality(ref, window_days=3, source="test")
+    return learn_cardinality(ref, len(cur), source="test", window_days=3)
 
 
 def test_clean_cardinality_passes(ws, windows):
@@ -101,8 +102,10 @@ def test_duplicate_event_ids_fail_cardinality(ws, windows):
 
 def test_reference_roundtrip_and_windows(tmp_path, windows):
     ref, _ = windows
-    learned = learn_cardinality(ref, 3, "test")
-    assert learned.windows == len(split_windows(ref, 3)) == 7  # 21 reference days / 3
+    size = len(ref) // 7
+    learned = learn_cardinality(ref, size, "test")
+    assert learned.windows == len(split_windows(ref, size)) == 7
+    assert all(len(w) == size for w in split_windows(ref, size))
     path = reference_path(tmp_path, "eventlog")
     learned.save(path)
     assert CardinalityReference.load(path) == learned

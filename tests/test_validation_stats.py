@@ -3,7 +3,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from validation.stats import categorical_reference, drift_score, histogram, js_distance, numeric_reference, psi
+from validation.stats import (bucket_codes, categorical_reference, drift_score, histogram, js_distance, null_scores,
+                              numeric_reference, psi)
 
 
 def test_psi_is_zero_for_identical_and_grows_with_shift():
@@ -50,3 +51,25 @@ def test_js_distance_bounds():
 def test_unknown_method_is_rejected():
     with pytest.raises(ValueError, match="unknown drift method"):
         drift_score("kl", "numeric", [0.0], [0.5, 0.5, 0, 0], pd.Series([1.0]))
+
+
+def test_bucket_codes_count_up_to_the_histogram():
+    values = pd.Series([0.1, 0.5, None, "junk", 0.9, 0.3] * 50, dtype=object)
+    bins = [0.2, 0.6]
+    assert np.array_equal(np.bincount(bucket_codes("numeric", bins, values), minlength=5),
+                          histogram("numeric", bins, values))
+    cats = pd.Series(["a", "b", None, "c", "a"])
+    assert np.array_equal(np.bincount(bucket_codes("categorical", ["a", "b"], cats), minlength=4),
+                          histogram("categorical", ["a", "b"], cats))
+
+
+def test_null_scores_grow_when_windows_hold_few_independent_bursts():
+    rng = np.random.default_rng(0)
+    # 400 bursts of 25 events each sharing one hour: a window of 1,000 events holds only 40 bursts
+    hours = pd.Series(np.repeat(rng.integers(0, 24, 400), 25))
+    bursts = np.repeat(np.arange(400), 25)
+    bins = numeric_reference(hours).bins
+    clustered = null_scores("psi", "numeric", bins, hours, 1000, 0, draws=30, clusters=bursts)
+    independent = null_scores("psi", "numeric", bins, hours, 1000, 0, draws=30, clusters=np.arange(len(hours)))
+    assert len(clustered) == len(independent) == 30
+    assert np.median(clustered) > 5 * np.median(independent)

@@ -15,16 +15,16 @@ import pandas as pd
 
 from setlist.settings import get_settings
 from validation.gx import Workspace
-from validation.parity import (DEFAULT_MIN_MATCH, DEFAULT_TOLERANCE, FRESH_COLUMN, MATCH_PREFIX, ParityAdapter,
-                               ParityInput, parity_report)
-from validation.reference import DEFAULT_RATIO, CardinalityReference
+from validation.parity import FRESH_COLUMN, MATCH_PREFIX, ParityAdapter, ParityInput, parity_report
+from validation.reference import CardinalityReference
 from validation.result import GateResult, from_validation
 from validation.suites.cardinality import cardinality_suite
-from validation.suites.drift import DriftThresholds, drift_suite, sample, usable_columns
+from validation.suites.drift import drift_suite, plan_checks, sample, usable_columns
 from validation.suites.events import events_suite
-from validation.suites.features import DEFAULT_MAX_AGE, VIEWS, feature_suite
+from validation.suites.features import VIEWS, feature_suite
 from validation.suites.parity import parity_suite
 from validation.suites.training_set import OPTED_OUT_FLAG, training_set_suite
+from validation.thresholds import DriftThresholds, Thresholds, thresholds_for
 
 
 @lru_cache(maxsize=4)
@@ -35,6 +35,12 @@ def _workspace_at(root: Path) -> Workspace:
 def default_workspace() -> Workspace:
     """The workspace under the current settings' data_dir (one GE context per data_dir)."""
     return _workspace_at(Workspace.from_settings(get_settings()).root.resolve())
+
+
+def limits() -> Thresholds:
+    """The thresholds of the current settings (``validation_thresholds_file``, else the packaged file).
+    Every ``None`` threshold argument below means "from here"."""
+    return thresholds_for(get_settings())
 
 
 def _utc(when: datetime) -> datetime:
@@ -57,28 +63,31 @@ def validate_events(frame: pd.DataFrame, *, now: datetime | None = None, max_fut
 
 
 def validate_feature_batch(view_name: str, frame: pd.DataFrame, as_of: datetime, *,
-                           max_age: timedelta = DEFAULT_MAX_AGE, workspace: Workspace | None = None,
+                           max_age: timedelta | None = None, workspace: Workspace | None = None,
                            docs: bool = True) -> GateResult:
     """Ranges, nulls, types and freshness of one feature view's batch before it is published."""
     if view_name not in VIEWS:
         raise ValueError(f"unknown feature view {view_name!r} (known: {', '.join(sorted(VIEWS))})")
-    suite = feature_suite(VIEWS[view_name], _utc(as_of), max_age)
+    suite = feature_suite(VIEWS[view_name], _utc(as_of), max_age or limits().freshness.max_age)
     return _run(f"features:{view_name}", f"features-{view_name}", suite, frame, workspace, docs)
 
 
 def validate_training_set(frame: pd.DataFrame, feature_columns: Sequence[str], opted_out: Collection[str], *,
-                          positive_share: tuple[float, float] = (0.02, 0.8), workspace: Workspace | None = None,
+                          positive_share: tuple[float, float] | None = None, workspace: Workspace | None = None,
                           docs: bool = True) -> GateResult:
     """Label balance, no identifier features, no rows of opted-out users."""
     flag = frame["user_id"].isin(set(opted_out)) if "user_id" in frame else False
-    suite = training_set_suite(list(feature_columns), positive_share)
+    suite = training_set_suite(list(feature_columns), positive_share or limits().training_set.positive_share)
     return _run("training-set", "training_set", suite, frame.assign(**{OPTED_OUT_FLAG: flag}), workspace, docs)
 
 
-def check_parity(source: ParityAdapter | Iterable[ParityInput], *, tolerance: float = DEFAULT_TOLERANCE,
-                 min_match: float = DEFAULT_MIN_MATCH, workspace: Workspace | None = None,
+def check_parity(source: ParityAdapter | Iterable[ParityInput], *, tolerance: float | None = None,
+                 min_match: float | None = None, workspace: Workspace | None = None,
                  docs: bool = True) -> GateResult:
     """Online vs offline values per feature view; fails when a feature's match rate < ``min_match``."""
+    p = limits().parity
+    tolerance = p.tolerance if tolerance is None else tolerance
+    min_match = p.min_match if min_match is None else min_match
     inputs = list(source() if callable(source) else source)
     result = GateResult("parity")
     for item in inputs:
@@ -89,7 +98,7 @@ def check_parity(source: ParityAdapter | Iterable[ParityInput], *, tolerance: fl
             if col.startswith(MATCH_PREFIX) or col == FRESH_COLUMN:
                 frame[col] = frame[col].astype("float64")  # match rate = mean of 0/1
         has_fresh = report.stale_online is not None
-        suite = parity_suite(item.view, list(item.features), has_fresh, min_match)
+        suite = parity_suite(item.view, list(item.features), has_fresh, min_match, p.min_fresh)
         result.extend(_run("parity", f"parity-{item.view}", suite, frame, workspace, docs))
         for f in report.features:
             if f.missing_online or f.missing_offline:
@@ -103,13 +112,17 @@ def check_parity(source: ParityAdapter | Iterable[ParityInput], *, tolerance: fl
 
 
 def validate_drift(reference: pd.DataFrame, current: pd.DataFrame, *, numeric: Sequence[str],
-                   categorical: Sequence[str], thresholds: DriftThresholds = DriftThresholds(),
+                   categorical: Sequence[str], thresholds: DriftThresholds | None = None,
                    name: str = "drift", workspace: Workspace | None = None, docs: bool = True) -> GateResult:
-    """PSI (numeric, reference quantile bins) and PSI/JS (categorical) per feature, warn and fail levels."""
+    """PSI (numeric, reference quantile bins) and PSI/JS (categorical) per feature, warn and fail levels
+    (raised where the reference's own slices are that noisy, warn-only where data is too scarce)."""
     num = usable_columns(reference, current, numeric)
     cat = usable_columns(reference, current, categorical)
-    suite = drift_suite(sample(reference), num, cat, thresholds)
-    result = _run("drift", name, suite, sample(current), workspace, docs)
+    if "timestamp" in reference.columns:  # noise slices are consecutive events
+        reference = reference.iloc[pd.to_datetime(reference["timestamp"], utc=True).argsort(kind="stable")]
+    checks, notes = plan_checks(reference, current, num, cat, thresholds or limits().drift)
+    result = _run("drift", name, drift_suite(checks), sample(current), workspace, docs)
+    result.notes.extend(notes)
     missing = sorted((set(numeric) | set(categorical)) - set(num) - set(cat))
     if missing:
         result.notes.append(f"not compared (absent or empty in a window): {', '.join(missing)}")
@@ -117,7 +130,8 @@ def validate_drift(reference: pd.DataFrame, current: pd.DataFrame, *, numeric: S
 
 
 def validate_cardinality(current: pd.DataFrame, reference: CardinalityReference, *,
-                         ratio: tuple[float, float] = DEFAULT_RATIO, workspace: Workspace | None = None,
+                         ratio: tuple[float, float] | None = None, workspace: Workspace | None = None,
                          docs: bool = True) -> GateResult:
     """Distinct counts and unique proportions of ``current`` within ``ratio`` × the reference."""
-    return _run("cardinality", "cardinality", cardinality_suite(reference, ratio), current, workspace, docs)
+    suite = cardinality_suite(reference, ratio or limits().cardinality.ratio)
+    return _run("cardinality", "cardinality", suite, current, workspace, docs)

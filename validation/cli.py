@@ -1,12 +1,16 @@
 """``python -m validation <gate> [--path PATH]``: run a gate, print the table, build Data Docs.
 
 Exit codes: 0 when every gate passed (warnings allowed), 1 when anything failed, 2 for usage
-errors (a --path that does not exist, a single gate whose input is missing, bad options).
+errors (a --path that does not exist, a single gate whose input is missing, bad options, a bad
+thresholds file).
+
+Thresholds come from ``validation/thresholds.yaml`` or the copy ``settings.validation_thresholds_file``
+names; a flag given here overrides one value for this run. Each gate's notes say which.
 """
 from __future__ import annotations
 
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import NoReturn, Optional
 
@@ -18,7 +22,7 @@ from setlist.settings import get_settings
 from validation import gates, sources
 from validation.gx import Workspace
 from validation.result import GateResult
-from validation.suites.drift import DriftThresholds
+from validation.thresholds import ThresholdsError, thresholds_for
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Data-quality gates (Great Expectations). Exit 0 pass, 1 fail, 2 usage error.")
@@ -28,7 +32,7 @@ def _out() -> Console:
     return Console(width=max(140, Console().width))  # wide enough that names are not folded
 
 PATH_HELP = "a parquet file or a hive-partitioned directory in the event contract (default: the event log)"
-REF_HELP = "explicit reference data (parquet file or directory) instead of the log's earlier days"
+REF_HELP = "explicit reference data (parquet file or directory) instead of the log's earlier events"
 
 
 def _usage(message: str) -> NoReturn:
@@ -36,10 +40,13 @@ def _usage(message: str) -> NoReturn:
     raise typer.Exit(2)
 
 
-def _options(path: Optional[Path] = None, reference: Optional[Path] = None, holdout_days: Optional[int] = None,
-             as_of: Optional[str] = None, max_age_hours: float = 48.0, ratio: tuple[float, float] = (0.5, 2.0),
-             psi_warn: float = 0.1, psi_fail: float = 0.25, categorical_method: str = "psi",
-             min_match: float = 0.99, adapter: str = sources.DEFAULT_PARITY_ADAPTER) -> gates.GateOptions:
+def _options(path: Optional[Path] = None, reference: Optional[Path] = None, holdout_days: Optional[float] = None,
+             as_of: Optional[str] = None, max_age_hours: Optional[float] = None,
+             ratio: Optional[tuple[float, float]] = None, psi_warn: Optional[float] = None,
+             psi_fail: Optional[float] = None, categorical_method: Optional[str] = None,
+             min_match: Optional[float] = None, adapter: str = sources.DEFAULT_PARITY_ADAPTER) -> gates.GateOptions:
+    """Options for a gate: the thresholds file (settings.validation_thresholds_file, else the packaged
+    one) with any flag given on the command line laid over it."""
     for label, p in (("--path", path), ("--reference", reference)):
         if p is not None and not p.exists():
             _usage(f"{label} {p} does not exist")
@@ -50,19 +57,23 @@ def _options(path: Optional[Path] = None, reference: Optional[Path] = None, hold
         except ValueError:
             _usage(f"--as-of {as_of!r} is not an ISO date/time (e.g. 2024-05-01T00:00:00+00:00)")
         when = when if when.tzinfo else when.replace(tzinfo=timezone.utc)
-    if not 0 < ratio[0] <= 1 <= ratio[1]:
+    if ratio is not None and not 0 < ratio[0] <= 1 <= ratio[1]:
         _usage(f"--ratio {ratio[0]} {ratio[1]} must satisfy 0 < low <= 1 <= high")
-    if not 0 < psi_warn <= psi_fail:
-        _usage("--psi-warn must be positive and not above --psi-fail")
-    if categorical_method not in ("psi", "js"):
+    if categorical_method not in (None, "psi", "js"):
         _usage(f"--categorical-method {categorical_method!r}: allowed are psi, js")
-    if holdout_days is not None and holdout_days < 1:
-        _usage("--holdout-days must be at least 1")
-    return gates.GateOptions(
-        path=path, reference=reference, holdout_days=holdout_days, as_of=when,
-        max_age=timedelta(hours=max_age_hours), ratio=ratio, min_match=min_match, parity_adapter=adapter,
-        thresholds=DriftThresholds(psi_warn=psi_warn, psi_fail=psi_fail,
-                                   categorical_method="js" if categorical_method == "js" else "psi"))
+    if holdout_days is not None and not holdout_days > 0:
+        _usage("--holdout-days must be a positive number of days (e.g. 0.5, 3, 365)")
+    flags: dict[str, dict[str, object]] = {
+        "drift": {"psi_warn": psi_warn, "psi_fail": psi_fail, "categorical_method": categorical_method},
+        "cardinality": {"ratio": ratio}, "freshness": {"max_age_hours": max_age_hours},
+        "parity": {"min_match": min_match}}
+    given = {section: {k: v for k, v in values.items() if v is not None} for section, values in flags.items()}
+    try:
+        limits = thresholds_for(get_settings()).override("command line", **given)
+    except ThresholdsError as exc:
+        _usage(str(exc))
+    return gates.GateOptions(path=path, reference=reference, holdout_days=holdout_days, as_of=when, limits=limits,
+                             parity_adapter=adapter)
 
 
 def _finish(results: list[GateResult], docs: Path) -> None:
@@ -97,7 +108,8 @@ def _run(name: str, opts: gates.GateOptions) -> None:
 
 Path_ = typer.Option(None, "--path", help=PATH_HELP)
 Ref_ = typer.Option(None, "--reference", help=REF_HELP)
-Holdout_ = typer.Option(None, "--holdout-days", help="current window length in days (default: settings.holdout_days)")
+Holdout_ = typer.Option(None, "--holdout-days", help="fix the current window's length in days, fractions allowed "
+                        "(default: settings.holdout_days, else the newest batch or window.share of the events)")
 
 
 @app.command()
@@ -108,7 +120,8 @@ def events(path: Optional[Path] = Path_) -> None:
 
 @app.command()
 def features(as_of: Optional[str] = typer.Option(None, help="freshness reference time (default: newest event)"),
-             max_age_hours: float = typer.Option(48.0, help="a batch older than this is stale")) -> None:
+             max_age_hours: Optional[float] = typer.Option(None, help="a batch older than this is stale "
+                                                                     "(default: freshness.max_age_hours)")) -> None:
     """Feature batches under <data_dir>/features: types, nulls, ranges, freshness."""
     _run("features", _options(as_of=as_of, max_age_hours=max_age_hours))
 
@@ -121,15 +134,18 @@ def training_set() -> None:
 
 @app.command()
 def parity(adapter: str = typer.Option(sources.DEFAULT_PARITY_ADAPTER, help="module:function returning ParityInputs"),
-           min_match: float = typer.Option(0.99, help="minimum match rate per feature")) -> None:
+           min_match: Optional[float] = typer.Option(None, help="minimum match rate per feature "
+                                                                  "(default: parity.min_match)")) -> None:
     """Online vs offline feature values (training–serving skew)."""
     _run("parity", _options(adapter=adapter, min_match=min_match))
 
 
 @app.command()
-def drift(path: Optional[Path] = Path_, reference: Optional[Path] = Ref_, holdout_days: Optional[int] = Holdout_,
-          psi_warn: float = typer.Option(0.1), psi_fail: float = typer.Option(0.25),
-          categorical_method: str = typer.Option("psi", help="psi or js")) -> None:
+def drift(path: Optional[Path] = Path_, reference: Optional[Path] = Ref_, holdout_days: Optional[float] = Holdout_,
+          psi_warn: Optional[float] = typer.Option(None, help="default: drift.psi_warn"),
+          psi_fail: Optional[float] = typer.Option(None, help="default: drift.psi_fail"),
+          categorical_method: Optional[str] = typer.Option(None, help="psi or js (default: drift.categorical_method)")
+          ) -> None:
     """Distribution drift of every event feature: current window vs reference window."""
     _run("drift", _options(path, reference, holdout_days, psi_warn=psi_warn, psi_fail=psi_fail,
                            categorical_method=categorical_method))
@@ -137,22 +153,23 @@ def drift(path: Optional[Path] = Path_, reference: Optional[Path] = Ref_, holdou
 
 @app.command()
 def cardinality(path: Optional[Path] = Path_, reference: Optional[Path] = Ref_,
-                holdout_days: Optional[int] = Holdout_,
-                ratio: tuple[float, float] = typer.Option((0.5, 2.0), help="allowed low/high × reference")) -> None:
+                holdout_days: Optional[float] = Holdout_,
+                ratio: Optional[tuple[float, float]] = typer.Option(
+                    None, help="allowed low/high × reference (default: cardinality.ratio)")) -> None:
     """Distinct users/items/genres/devices/locales and id uniqueness within learned bounds."""
     _run("cardinality", _options(path, reference, holdout_days, ratio=ratio))
 
 
 @app.command("all")
 def all_(path: Optional[Path] = Path_, reference: Optional[Path] = Ref_,
-         holdout_days: Optional[int] = Holdout_) -> None:
+         holdout_days: Optional[float] = Holdout_) -> None:
     """Every gate; gates whose input does not exist yet are skipped."""
     _run("all", _options(path, reference, holdout_days))
 
 
 @app.command("learn-reference")
 def learn_reference(path: Optional[Path] = Path_, reference: Optional[Path] = Ref_,
-                    holdout_days: Optional[int] = Holdout_) -> None:
+                    holdout_days: Optional[float] = Holdout_) -> None:
     """Learn the cardinality reference from the reference window and store it."""
     opts = _options(path, reference, holdout_days)
     settings = get_settings()
@@ -160,7 +177,7 @@ def learn_reference(path: Optional[Path] = Path_, reference: Optional[Path] = Re
         ref, where = gates.learn_reference(settings, opts, Workspace.from_settings(settings))
     except (sources.InputMissing, sources.BadInput) as exc:
         _usage(f"learn-reference: {exc}")
-    _out().print(f"learned {ref.windows} window(s) of {ref.window_days} day(s): "
+    _out().print(f"learned {ref.windows} window(s) of {ref.window_events:,} events: "
                   + ", ".join(f"{k}={v:g}" for k, v in ref.distinct.items()) + f"\nsaved to {where}")
 
 

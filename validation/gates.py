@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
@@ -15,27 +15,26 @@ import pandas as pd
 
 from setlist.eventlog import EventLog
 from setlist.settings import Settings
+from setlist.windows import Window
 from validation import api, sources
 from validation.gx import Workspace
-from validation.parity import DEFAULT_MIN_MATCH
-from validation.reference import (DEFAULT_RATIO, CardinalityReference, learn_cardinality, reference_path,
+from validation.reference import (CardinalityReference, StaleReference, learn_cardinality, reference_path,
                                   window_days_of)
 from validation.result import GateResult
-from validation.suites.drift import EVENT_CATEGORICAL, EVENT_NUMERIC, DriftThresholds, event_features
-from validation.suites.features import DEFAULT_MAX_AGE, VIEWS
+from validation.suites.drift import EVENT_CATEGORICAL, EVENT_NUMERIC, event_features
+from validation.suites.features import VIEWS
 from validation.suites.training_set import BASE_COLUMNS
+from validation.thresholds import Thresholds, thresholds_for
+from validation.windows import Split, newest_batch, split, trailing_window
 
 
 @dataclass
 class GateOptions:
     path: Path | None = None
     reference: Path | None = None
-    holdout_days: int | None = None  # None: settings.holdout_days
+    holdout_days: float | None = None  # None: settings.holdout_days; both None: derived from the data
     as_of: datetime | None = None  # None: the newest event in the log, else now
-    max_age: timedelta = DEFAULT_MAX_AGE
-    ratio: tuple[float, float] = DEFAULT_RATIO
-    thresholds: DriftThresholds = field(default_factory=DriftThresholds)
-    min_match: float = DEFAULT_MIN_MATCH
+    limits: Thresholds | None = None  # None: the settings' thresholds file (command-line flags applied)
     parity_adapter: str = sources.DEFAULT_PARITY_ADAPTER
     #: events loaded once per run: ``all`` reads the same data for three gates
     _events: dict = field(default_factory=dict, repr=False)
@@ -46,22 +45,35 @@ class GateOptions:
             self._events[key] = sources.load_events(settings, self.path)
         return self._events[key]
 
+    def thresholds(self, settings: Settings) -> Thresholds:
+        return self.limits or thresholds_for(settings)
+
 
 Gate = Callable[[Settings, GateOptions, Workspace], list[GateResult]]
 
 
+def _from(t: Thresholds) -> str:
+    return f"thresholds: {t.source}"
+
+
 def events_gate(settings: Settings, opts: GateOptions, ws: Workspace) -> list[GateResult]:
-    return [api.validate_events(opts.events(settings), workspace=ws)]
+    result = api.validate_events(opts.events(settings), workspace=ws)
+    result.notes.append(f"timestamps after 1970-01-01 and at most {settings.max_future_skew_s} s after now "
+                        "(settings.max_future_skew_s); no calendar floor")
+    return [result]
 
 
 def features_gate(settings: Settings, opts: GateOptions, ws: Workspace) -> list[GateResult]:
     """One result per feature view (the same checks run on each, so one table would be ambiguous)."""
     batches = {name: sources.load_feature_batch(settings, name) for name in VIEWS}
     as_of = opts.as_of or _newest_event(settings)
+    t = opts.thresholds(settings)
     results = []
     for name, frame in batches.items():
-        result = api.validate_feature_batch(name, frame, as_of, max_age=opts.max_age, workspace=ws)
-        result.notes.append(f"freshness relative to {as_of.isoformat(timespec='seconds')}")
+        result = api.validate_feature_batch(name, frame, as_of, max_age=t.freshness.max_age, workspace=ws)
+        result.notes += [f"freshness: newest snapshot at most {t.freshness.max_age_hours:g} h before "
+                         f"{as_of.isoformat(timespec='seconds')} ({'--as-of' if opts.as_of else 'the newest event'})",
+                         _from(t)]
         results.append(result)
     return results
 
@@ -69,36 +81,50 @@ def features_gate(settings: Settings, opts: GateOptions, ws: Workspace) -> list[
 def training_set_gate(settings: Settings, opts: GateOptions, ws: Workspace) -> list[GateResult]:
     frame = sources.load_training_set(settings)
     features = [c for c in frame.columns if c not in BASE_COLUMNS]
-    return [api.validate_training_set(frame, features, sources.opted_out(settings), workspace=ws)]
+    t = opts.thresholds(settings)
+    result = api.validate_training_set(frame, features, sources.opted_out(settings),
+                                       positive_share=t.training_set.positive_share, workspace=ws)
+    result.notes.append(_from(t))
+    return [result]
 
 
 def parity_gate(settings: Settings, opts: GateOptions, ws: Workspace) -> list[GateResult]:
     adapter = sources.parity_adapter(settings, opts.parity_adapter)
-    return [api.check_parity(adapter, min_match=opts.min_match, workspace=ws)]
+    t = opts.thresholds(settings)
+    result = api.check_parity(adapter, min_match=t.parity.min_match, tolerance=t.parity.tolerance, workspace=ws)
+    result.notes.append(_from(t))
+    return [result]
 
 
 def drift_gate(settings: Settings, opts: GateOptions, ws: Workspace) -> list[GateResult]:
-    reference, current, where = _windows(settings, opts)
-    reference = event_features(sources.with_genre(reference, settings))
-    current = event_features(sources.with_genre(current, settings))
+    t = opts.thresholds(settings)
+    chosen = _windows(settings, opts, t)
+    reference = event_features(sources.with_genre(chosen.reference, settings))
+    current = event_features(sources.with_genre(chosen.current, settings))
     result = api.validate_drift(reference, current, numeric=EVENT_NUMERIC, categorical=EVENT_CATEGORICAL,
-                                thresholds=opts.thresholds, workspace=ws)
-    result.notes.insert(0, where)
+                                thresholds=t.drift, workspace=ws)
+    result.notes[:0] = chosen.notes() + [_from(t)]
     return [result]
 
 
 def cardinality_gate(settings: Settings, opts: GateOptions, ws: Workspace) -> list[GateResult]:
-    reference, current, where = _windows(settings, opts)
-    ref, note = _cardinality_reference(settings, opts, ws, reference, window_days_of(current))
-    result = api.validate_cardinality(sources.with_genre(current, settings), ref, ratio=opts.ratio, workspace=ws)
-    result.notes[:0] = [where, note]
+    t = opts.thresholds(settings)
+    chosen = _windows(settings, opts, t)
+    current, size, trimmed = _same_size(chosen)
+    ref, note = _cardinality_reference(settings, opts, ws, chosen.reference, size, window_days_of(chosen.current), t)
+    result = api.validate_cardinality(sources.with_genre(current, settings), ref, ratio=t.cardinality.ratio,
+                                      workspace=ws)
+    result.notes[:0] = chosen.notes() + [note] + ([trimmed] if trimmed else []) + [_from(t)]
     return [result]
 
 
 def learn_reference(settings: Settings, opts: GateOptions, ws: Workspace) -> tuple[CardinalityReference, Path]:
     """(Re)learn and store the cardinality reference for the data ``opts`` points at."""
-    reference, current, _ = _windows(settings, opts)
-    ref = learn_cardinality(sources.with_genre(reference, settings), window_days_of(current), _source_key(opts))
+    t = opts.thresholds(settings)
+    chosen = _windows(settings, opts, t)
+    _, size, _ = _same_size(chosen)
+    ref = learn_cardinality(sources.with_genre(chosen.reference, settings), size, _source_key(opts),
+                            window_days_of(chosen.current), t.cardinality.max_windows)
     path = reference_path(ws.reference_dir, _source_key(opts))
     ref.save(path)
     return ref, path
@@ -121,20 +147,44 @@ def run_all(settings: Settings, opts: GateOptions, ws: Workspace) -> list[GateRe
 
 
 # --- helpers ------------------------------------------------------------------------------------
-def _windows(settings: Settings, opts: GateOptions) -> tuple[pd.DataFrame, pd.DataFrame, str]:
-    """(reference, current, description). With ``--reference`` the reference is that data and the
-    current window is all of ``--path`` (or the log's last holdout days); otherwise both come from
-    one source split at the holdout."""
-    holdout = opts.holdout_days or settings.holdout_days
+def _windows(settings: Settings, opts: GateOptions, t: Thresholds) -> Split:
+    """The current window and its reference (``validation.windows``). With ``--reference`` the
+    reference is that data and the current window is all of ``--path`` (or the log's trailing
+    window); otherwise both come from one source."""
+    days = opts.holdout_days if opts.holdout_days is not None else settings.holdout_days
+    key = ("split", str(opts.path), str(opts.reference), days, t.window)
+    if key not in opts._events:  # drift and cardinality under ``all`` compare the same windows
+        opts._events[key] = _choose(settings, opts, t, days)
+    return opts._events[key]
+
+
+def _choose(settings: Settings, opts: GateOptions, t: Thresholds, days: float | None) -> Split:
     data = opts.events(settings)
-    if opts.reference is not None:
-        reference = sources.read_events_path(opts.reference)
-        current = data if opts.path is not None else sources.last_days(data, holdout)
-        where = f"reference: {opts.reference}; current: {opts.path or 'last ' + str(holdout) + ' day(s) of the log'}"
-    else:
-        reference, current = sources.split_holdout(data, holdout)
-        where = f"reference: all but the last {holdout} day(s) ({len(reference):,} events); current: last {holdout} day(s) ({len(current):,} events)"
-    return reference, current, where
+    if opts.reference is None:
+        root = settings.events_dir if opts.path is None else opts.path
+        return split(data, t.window, days, newest_batch(root) if Path(root).is_dir() else None)
+    reference = sources.read_events_path(opts.reference)
+    if reference.empty:
+        raise sources.InputMissing(f"no events in --reference {opts.reference}")
+    ts = pd.to_datetime(data["timestamp"], utc=True)
+    if opts.path is not None:
+        window = Window(f"current window (all of --path {opts.path})", ts.min(), ts.max(), "data")
+        return Split(reference, data, window, f"reference: --reference {opts.reference}")
+    window, how = trailing_window(ts, t.window, days)
+    current = data[(ts >= window.start).to_numpy()]
+    return Split(reference, current, window, f"{how}; reference: --reference {opts.reference}")
+
+
+def _same_size(chosen: Split) -> tuple[pd.DataFrame, int, str]:
+    """Distinct counts are compared at one size: the current window's, or the reference's when that
+    is smaller (then only the current window's newest events of that number are counted)."""
+    size = min(len(chosen.current), len(chosen.reference))
+    if size == len(chosen.current):
+        return chosen.current, size, ""
+    order = pd.to_datetime(chosen.current["timestamp"], utc=True).argsort(kind="stable").to_numpy()
+    note = (f"the reference holds fewer events ({size:,}) than the current window: distinct counts are "
+            f"compared on the current window's newest {size:,}")
+    return chosen.current.iloc[order[-size:]], size, note
 
 
 def _source_key(opts: GateOptions) -> str:
@@ -144,26 +194,38 @@ def _source_key(opts: GateOptions) -> str:
 
 
 def _cardinality_reference(settings: Settings, opts: GateOptions, ws: Workspace, reference: pd.DataFrame,
-                           window_days: int) -> tuple[CardinalityReference, str]:
+                           size: int, window_days: float, t: Thresholds) -> tuple[CardinalityReference, str]:
     reference = sources.with_genre(reference, settings)
+    c = t.cardinality
+
+    def learn() -> CardinalityReference:
+        return learn_cardinality(reference, size, _source_key(opts), window_days, c.max_windows)
+
     if opts.reference is not None:
-        return learn_cardinality(reference, window_days, str(opts.reference)), "reference learned from --reference (not stored)"
+        return learn(), f"cardinality reference learned from --reference (not stored), windows of {size:,} events"
     path = reference_path(ws.reference_dir, _source_key(opts))
+    stored = None
     if path.exists():
-        stored = CardinalityReference.load(path)
-        if stored.window_days == window_days:
-            return stored, f"reference {path} (learned {stored.learned_at})"
-        fresh = learn_cardinality(reference, window_days, _source_key(opts))
-        return fresh, (f"stored reference {path} is for {stored.window_days}-day windows, the current window has "
-                       f"{window_days}; used one learned now (run learn-reference to replace it)")
-    ref = learn_cardinality(reference, window_days, _source_key(opts))
+        try:
+            stored = CardinalityReference.load(path)
+        except (StaleReference, ValueError, TypeError):
+            stored = None  # an older format: replaced below
+    if stored is not None and stored.fits(size, c.reuse_tolerance):
+        return stored, (f"cardinality reference {path} (learned {stored.learned_at} from {stored.windows} "
+                        f"window(s) of {stored.window_events:,} events)")
+    ref = learn()
+    if stored is not None:
+        return ref, (f"stored reference {path} is for windows of {stored.window_events:,} events, the current "
+                     f"window has {size:,}; used one learned now from {ref.windows} window(s) "
+                     "(run learn-reference to replace it)")
     ref.save(path)
-    return ref, f"no stored reference: learned from {ref.windows} window(s) of {window_days} day(s), saved to {path}"
+    return ref, f"no stored reference: learned from {ref.windows} window(s) of {size:,} events, saved to {path}"
 
 
 def _newest_event(settings: Settings) -> datetime:
     """Features are fresh when they are not much older than the newest event they could reflect;
-    on a live system that is now, on a replayed or imported log it is the log's end."""
+    on a live system that is now, on a replayed or imported log it is the log's end (however long
+    ago that was)."""
     log = EventLog(settings.events_dir)
     if log.files():
         ts = log.read(columns=["timestamp"], include_erased=True)["timestamp"]

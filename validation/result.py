@@ -131,7 +131,8 @@ def expected_of(cfg: Any) -> str:
         return f"{neg} {_short(k['value_set'])}" + tail
     if "min_value" in k or "max_value" in k:
         lo, hi = k.get("min_value"), k.get("max_value")
-        return f"[{_fmt(lo) if lo is not None else '-inf'}, {_fmt(hi) if hi is not None else '+inf'}]" + tail
+        left, right = "(" if k.get("strict_min") else "[", ")" if k.get("strict_max") else "]"
+        return f"{left}{_fmt(lo) if lo is not None else '-inf'}, {_fmt(hi) if hi is not None else '+inf'}{right}" + tail
     if "column_set" in k:
         return f"contains {_short(k['column_set'])}"
     if "logical_type" in k:

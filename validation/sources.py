@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import importlib
-from datetime import timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -67,27 +66,6 @@ def load_events(settings: Settings, path: Path | None = None) -> pd.DataFrame:
     if frame.empty:
         raise InputMissing(f"no events at {where} (run `make generate` or `make import`, or pass --path)")
     return frame
-
-
-def _cutoff(events: pd.DataFrame, holdout_days: int) -> tuple[pd.Series, pd.Timestamp]:
-    ts = pd.to_datetime(events["timestamp"], utc=True)
-    return ts, ts.max().floor("D") - timedelta(days=max(1, holdout_days) - 1)
-
-
-def last_days(events: pd.DataFrame, days: int) -> pd.DataFrame:
-    ts, cutoff = _cutoff(events, days)
-    return events[ts >= cutoff]
-
-
-def split_holdout(events: pd.DataFrame, holdout_days: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(reference, current): current is the last ``holdout_days`` calendar days, the same split
-    training uses for its holdout, so drift compares what the model saw with what it serves."""
-    ts, cutoff = _cutoff(events, holdout_days)
-    reference, current = events[ts < cutoff], events[ts >= cutoff]
-    if reference.empty:
-        raise InputMissing(f"the data spans at most {holdout_days} day(s): no reference window before "
-                           f"{cutoff.date()} (pass --reference PATH or lower --holdout-days)")
-    return reference, current
 
 
 def with_genre(events: pd.DataFrame, settings: Settings) -> pd.DataFrame:

@@ -107,3 +107,54 @@ def drift_score(method: str, kind: Kind, bins: Sequence, reference: Sequence[flo
     if method == "js":
         return js_distance(reference, current)
     raise ValueError(f"unknown drift method {method!r} (allowed: psi, js)")
+
+
+def bucket_codes(kind: Kind, bins: Sequence, values: pd.Series) -> np.ndarray:
+    """Each value's bucket, in ``histogram``'s order (so ``bincount`` of the codes is the histogram)."""
+    nulls = values.isna().to_numpy()
+    if kind == "numeric":
+        x = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
+        codes = np.searchsorted(np.asarray(bins, dtype=float), np.nan_to_num(x), side="right")
+        codes = np.where(np.isnan(x), len(bins) + 1, codes)  # non-numeric garbage: ``other``
+        n_values = len(bins) + 1
+    else:
+        index = {str(b): i for i, b in enumerate(bins)}
+        codes = values.astype(str).map(index).fillna(len(bins)).to_numpy(dtype=np.int64)
+        n_values = len(bins)
+    return np.where(nulls, n_values + 1, codes).astype(np.int64)
+
+
+def null_scores(method: str, kind: Kind, bins: Sequence, values: pd.Series, size: int, max_slices: int,
+                draws: int = 0, clusters: np.ndarray | None = None, seed: int = 0) -> list[float]:
+    """What a drift score looks like when nothing drifted: windows of about ``size`` values taken out
+    of ``values`` (a reference, in time order), each scored against the rest of it.
+
+    Two kinds of windows: consecutive slices (newest first, at most ``max_slices`` spread over the
+    whole), which carry the reference's own wandering over time; and ``draws`` random sets of whole
+    ``clusters`` (the events of one session or burst, which share an hour, a device, a mood), which
+    carry how few independent observations a window of bursty events really holds."""
+    n = len(values)
+    if size < 1 or n < 2 * size:
+        return []
+    codes = bucket_codes(kind, bins, values)
+    width = len(bins) + (3 if kind == "numeric" else 2)
+    total = np.bincount(codes, minlength=width).astype(float)
+    score = psi if method == "psi" else js_distance
+    out = []
+    count = n // size if max_slices > 0 else 0
+    picks = range(count) if count <= max_slices else np.unique(np.linspace(0, count - 1, max_slices).round())
+    for k in picks:
+        part = np.bincount(codes[n - (int(k) + 1) * size: n - int(k) * size], minlength=width)
+        out.append(score(_shares(total - part), _shares(part)))
+    if draws and clusters is not None:
+        ids, inverse = np.unique(clusters, return_inverse=True)
+        sizes = np.bincount(inverse, minlength=len(ids))
+        rng = np.random.default_rng(seed)
+        for _ in range(draws):
+            order = rng.permutation(len(ids))
+            take = order[: int(np.searchsorted(np.cumsum(sizes[order]), size)) + 1]
+            chosen = np.zeros(len(ids), dtype=float)
+            chosen[take] = 1.0
+            part = np.bincount(codes, weights=chosen[inverse], minlength=width)
+            out.append(score(_shares(total - part), _shares(part)))
+    return out

@@ -92,3 +92,54 @@ def clean_training_set(queries: int = 200, per_query: int = 10, seed: int = 3) -
     for f in features:
         frame[f] = rng.normal(size=n)
     return frame, features
+
+
+def ratings_events(users: int = 300, ratings: int = 25_000, years: float = 20.0, items: int = 1_500, seed: int = 4,
+                   start: datetime = datetime(1996, 4, 1, tzinfo=timezone.utc)) -> pd.DataFrame:
+    """An explicit-ratings log in the contract's dtypes, shaped like the public ones: decades long,
+    each user rating in a few bursts (a rating a minute or so) months or years apart, busy and quiet
+    years, no devices, locales or sessions. Its habits do not change over time, so every gate should
+    pass on it; ``items`` are ``clean_items``' ids (genres from there)."""
+    rng = np.random.default_rng(seed)
+    span = years * 365.25 * 86400
+    # busy periods: a third of the users arrive in one of three half-year booms
+    booms = rng.uniform(0, span - 0.5 * 365.25 * 86400, 3)
+    arrive = np.where(rng.random(users) < 0.35, booms[rng.integers(0, 3, users)] + rng.uniform(0, 1.6e7, users),
+                      rng.uniform(0, span * 0.97, users))
+    per_user = 20 + np.floor(rng.lognormal(0, 1.1, users) / np.exp(0.6) * (ratings / users - 20)).astype(int)
+    hours = np.array([1, 1, 1, 1, 1, 1, 2, 3, 3, 3, 3, 4, 4, 4, 4, 4, 5, 6, 8, 9, 9, 8, 5, 3], float)
+    rows: dict[str, list] = {"u": [], "t": []}
+    for u in range(users):
+        starts = arrive[u] + np.r_[0.0, np.cumsum(rng.exponential(1.5 * 365.25 * 86400, rng.poisson(0.6)))]
+        starts = starts[starts < span * 0.99]
+        # a burst starts on the hour, at an hour drawn from one evening-heavy daily rhythm
+        starts = np.floor(starts / 86400) * 86400 + rng.choice(24, len(starts), p=hours / hours.sum()) * 3600
+        shares = rng.dirichlet(np.r_[4.0, np.full(len(starts) - 1, 0.8)])  # the first burst is the big one
+        for s, n in zip(starts, rng.multinomial(per_user[u], shares)):
+            offsets = np.r_[0.0, np.cumsum(np.minimum(rng.lognormal(np.log(60), 1.0, max(n - 1, 0)), 3 * 3600))]
+            rows["u"].append(np.full(n, u))
+            rows["t"].append(s + offsets[:n])
+    user, t = np.concatenate(rows["u"]), np.concatenate(rows["t"])
+    keep = t < span
+    user, t = user[keep], t[keep]
+    n = len(user)
+    bias = rng.normal(0, 0.5, users)
+    stars = np.clip(np.round(3.5 + bias[user] + rng.normal(0, 0.9, n)), 1, 5)
+    value = stars / 5
+    etype = np.where(stars >= 4, "like", np.where(stars <= 2, "skip", "play"))
+    frame = pd.DataFrame({
+        "event_id": [f"r-{seed}-{i:07d}" for i in range(n)],
+        "schema_version": 1,
+        "user_id": [f"u{u:05d}" for u in user],
+        "session_id": None,
+        "item_id": [f"i{i:06d}" for i in (rng.zipf(1.4, n) - 1) % items],
+        "type": etype,
+        "timestamp": pd.Timestamp(start) + pd.to_timedelta(np.floor(t), unit="s"),
+        "value": np.where(etype == "skip", np.nan, value),
+        "device": "unknown",
+        "locale": "unknown",
+        "consent_personalization": True,
+        "consent_analytics": True,
+        "arm": None,
+    })
+    return to_table(frame.sort_values("timestamp", kind="mergesort")).to_pandas()

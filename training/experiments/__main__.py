@@ -20,13 +20,22 @@ def report(experiment: str = typer.Argument(..., help="the experiment's name (as
            config: Optional[Path] = typer.Option(None, help="the experiments file (default SETLIST_EXPERIMENTS_FILE, "
                                                              "else ./experiments.yaml)"),
            alpha: float = typer.Option(0.05, help="1 - confidence level of the intervals"),
+           source: str = typer.Option("auto", help="live (what serving wrote), simulation (what `simulate` wrote "
+                                                   "under <data_dir>/simulation) or auto: live if it has impressions "
+                                                   "of the experiment, else the simulation"),
            mlflow: bool = typer.Option(True, help="log the report as an MLflow run")) -> None:
     """Per-arm play, skip and completion rates, lift against control with CIs, SRM check, verdict."""
-    from .report import ReportError, configured, run
+    from .report import ReportError, configured, run, source_settings
 
+    if source not in ("auto", "live", "simulation"):
+        console.print(f"[red]--source must be auto, live or simulation, got {source!r}[/]")
+        raise typer.Exit(2)
     settings = get_settings()
     try:
-        run(settings, configured(settings, experiment, config), console, log_mlflow=mlflow, alpha=alpha)
+        exp = configured(settings, experiment, config)
+        chosen, label = source_settings(settings, exp.name, source)  # type: ignore[arg-type]
+        console.print(f"[dim]reading {label}: events {chosen.events_dir}, impressions {chosen.impressions_dir}[/]")
+        run(chosen, exp, console, log_mlflow=mlflow, alpha=alpha)
     except (ReportError, ExperimentConfigError) as exc:
         console.print(f"[red]{exc}[/]")
         raise typer.Exit(1)
@@ -64,7 +73,10 @@ def simulate(users: int = typer.Option(300, help="simulated users (distinct user
         console.print(f"[red]no experiments file at {path}[/]: pass --config")
         raise typer.Exit(1)
     cfg = SimConfig(users=users, sessions=2 if quick else sessions, k=k, seed=seed, threads=threads)
-    served = experiment_settings(settings, Path(path))
+    # in process, everything the simulation writes (events, journal, impressions) stays under
+    # simulation_dir; a --target server writes wherever it was configured to
+    served = experiment_settings(settings, Path(path)) if not target else \
+        settings.model_copy(update={"experiments_file": Path(path)})
     started = datetime.now(timezone.utc)
     ranking = ClientRanking(target) if target else build(served, worker=SIM_WORKER)
     try:
@@ -74,6 +86,9 @@ def simulate(users: int = typer.Option(300, help="simulated users (distinct user
         ranking.close()   # flushes impressions and moves journaled Track events into the event log
     console.print(f"{stats.ranks:,} Rank calls and {stats.events:,} Track events in {stats.seconds:.1f} s; "
                   f"responses by arm: {dict(sorted(stats.arms.items()))}")
+    if not target:
+        console.print(f"[dim]simulated events and impressions are kept apart under {settings.simulation_dir} "
+                      "(never in the event log that gates and training read)[/]")
     if target:
         # the server writes impressions and rolls Track journals in the background: let both land
         import time

@@ -15,7 +15,7 @@ from serving.canary import Pair
 from setlist.settings import Settings
 
 from .broken import Mode, register_broken_ranker
-from .simulate import SimConfig, SimStats, Simulator, load_latent, population
+from .simulate import SimConfig, SimStats, Simulator, load_latent, population, simulation_settings
 
 #: sized for a few hundred simulated users; latency limits are loose on purpose, so the drill shows
 #: the guard KPI catching a model that is fast and error-free but bad
@@ -56,7 +56,8 @@ def run_drill(settings: Settings, users: int = 200, sessions: int = 3, mode: Mod
     from serving.bootstrap import build
     from training.registry import CHALLENGER, connect, set_aliases
 
-    s = settings.model_copy(update={**DRILL_POLICY, **policy, "experiments_file": None})
+    # the drill's simulated traffic is written under simulation_dir, never into the real event log
+    s = simulation_settings(settings).model_copy(update={**DRILL_POLICY, **policy, "experiments_file": None})
     latent = load_latent(s)
     server = build(s, worker=SIM_WORKER)
     challenger = _alias(s, CHALLENGER)

@@ -4,13 +4,19 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
+from typing import Literal
+
 from rich.console import Console
 
 from setlist.experiment import Experiment, load_experiment
+from setlist.impressions import read_impressions
 from setlist.settings import Settings
 
 from . import analysis, data, render
 from .logbook import log_report
+from .simulate import simulation_settings
+
+Source = Literal["auto", "live", "simulation"]
 
 
 DEFAULT_CONFIG = Path("experiments.yaml")   # the repository's, when run from its root
@@ -30,6 +36,19 @@ def configured(settings: Settings, name: str, path: Path | None = None) -> Exper
     if exp.name != name:
         raise ReportError(f"{source} defines experiment {exp.name!r}, not {name!r}")
     return exp
+
+
+def source_settings(settings: Settings, experiment: str, source: Source = "auto") -> tuple[Settings, str]:
+    """The settings whose event log and impressions hold the experiment's traffic, and which those are:
+    ``live`` (what serving wrote), ``simulation`` (``training.experiments simulate``, kept under
+    ``settings.simulation_dir``) or ``auto``: live when it holds impressions of the experiment, else
+    the simulation's."""
+    sim = simulation_settings(settings)
+    if source == "live" or (source == "auto" and not read_impressions(settings.impressions_dir, experiment).empty):
+        return settings, "live traffic"
+    if source == "simulation" or not read_impressions(sim.impressions_dir, experiment).empty:
+        return sim, f"simulated traffic under {settings.simulation_dir}"
+    return settings, "live traffic"
 
 
 def run(settings: Settings, exp: Experiment, console: Console | None = None, log_mlflow: bool = True,

@@ -162,6 +162,17 @@ class ClientRanking:
         self.client.close()
 
 
+def simulation_settings(settings: Settings) -> Settings:
+    """``settings`` with the event log, the Track journal and the impressions moved under
+    ``settings.simulation_dir``: simulated listeners are not users, and their events must never reach
+    the log that the gates, features and training read. Models, features and the registry are the
+    real ones, so the simulation exercises what is actually served."""
+    sim = settings.simulation_dir
+    return settings.model_copy(update={"events_dir_override": sim / "events", "wal_dir_override": sim / "wal",
+                                       "impressions_dir_override": sim / "impressions"})
+
+
 def experiment_settings(settings: Settings, config: Path) -> Settings:
-    """The settings an in-process simulation serves with: the experiment on, impressions on."""
-    return settings.model_copy(update={"experiments_file": config, "impressions_enabled": True})
+    """The settings an in-process simulation serves with: the experiment on, impressions on, and
+    everything it writes kept under ``settings.simulation_dir``."""
+    return simulation_settings(settings).model_copy(update={"experiments_file": config, "impressions_enabled": True})

@@ -3,55 +3,121 @@
 Each feature gets two custom expectations over the same metric: a ``warning``-severity one at the
 warn threshold and a critical one at the fail threshold. Warnings show in the table and in Data
 Docs but do not fail the gate.
+
+The levels are the configured ones (``validation/thresholds.yaml``) unless the data says they
+cannot be judged that finely:
+- a feature with fewer than ``min_samples`` values in a window gets one warning-severity check at
+  the fail level, labelled "not enough data": it can warn, never fail;
+- when earlier slices of the reference, each as large as the current window, already score above
+  the configured levels against the rest of the reference (a bursty log, a feature that wanders),
+  or random sets of whole bursts (sessions, else a user's day) as large as the current window
+  do, the levels are raised to that noise (``noise_quantile``, × ``noise_margin`` for fail): a
+  window of a ratings log holds a few dozen bursts, not thousands of independent events. The notes
+  say which features were raised and why.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal, Sequence
+from dataclasses import dataclass, field
+from typing import Sequence
 
 import great_expectations as gx
-from great_expectations.expectations.metadata_types import FailureSeverity
+import numpy as np
 import pandas as pd
+from great_expectations.expectations.metadata_types import FailureSeverity
 
 from validation.expectations import ExpectColumnDistributionDriftToBeLessThan
-from validation.stats import DEFAULT_NUMERIC_BINS, categorical_reference, numeric_reference
+from validation.stats import BinnedReference, categorical_reference, null_scores, numeric_reference
+from validation.thresholds import DriftThresholds, Method
 
-Method = Literal["psi", "js"]
+__all__ = ["DriftThresholds", "Check", "plan_checks", "drift_suite", "event_features", "sample", "usable_columns"]
+
 #: numeric features derived from events for the drift gate (see ``event_features``)
 EVENT_NUMERIC = ("value", "hour_of_day", "session_events")
 EVENT_CATEGORICAL = ("type", "device", "locale", "genre", "consent_personalization", "consent_analytics")
 #: distribution checks may run on a sample; uniqueness, nulls and types never do
 DEFAULT_SAMPLE_ROWS = 250_000
+NOT_ENOUGH = "not enough data"
+#: the noise calibration looks at the newest this many reference events (it is O(rows) per draw)
+MAX_NULL_ROWS = 2_000_000
 
 
 @dataclass(frozen=True)
-class DriftThresholds:
-    psi_warn: float = 0.1
-    psi_fail: float = 0.25
-    js_warn: float = 0.1
-    js_fail: float = 0.2
-    categorical_method: Method = "psi"
-    numeric_bins: int = DEFAULT_NUMERIC_BINS
-
-    def levels(self, method: Method) -> tuple[float, float]:
-        return (self.psi_warn, self.psi_fail) if method == "psi" else (self.js_warn, self.js_fail)
+class Check:
+    """One feature's drift check: its reference bins and the levels it is held to."""
+    column: str
+    method: Method
+    reference: BinnedReference
+    warn: float
+    fail: float | None  # None: not enough data to fail on, warn at ``warn`` only
+    meta: dict = field(default_factory=dict)
 
 
-def drift_suite(reference: pd.DataFrame, numeric: Sequence[str], categorical: Sequence[str],
-                thresholds: DriftThresholds = DriftThresholds()) -> gx.ExpectationSuite:
+def plan_checks(reference: pd.DataFrame, current: pd.DataFrame, numeric: Sequence[str], categorical: Sequence[str],
+                t: DriftThresholds) -> tuple[list[Check], list[str]]:
+    """The checks for every usable column, and notes for levels that are not the configured ones.
+
+    ``reference`` should be in time order (the noise slices are consecutive events)."""
+    ref_sample = sample(reference)
+    null_ref = reference.iloc[-MAX_NULL_ROWS:]
+    bursts = burst_ids(null_ref)
+    checks: list[Check] = []
+    notes: list[str] = []
+    scarce: list[str] = []
+    n_cur = len(current)
+    for col in list(numeric) + list(categorical):
+        is_numeric = col in numeric
+        method: Method = "psi" if is_numeric else t.categorical_method
+        binned = (numeric_reference(ref_sample[col], t.numeric_bins) if is_numeric
+                  else categorical_reference(ref_sample[col]))
+        warn, fail = t.levels(method)
+        n_ref = int(reference[col].notna().sum())
+        if min(n_ref, n_cur) < t.min_samples:
+            scarce.append(col if n_cur < t.min_samples else f"{col} ({n_ref:,} reference values)")
+            checks.append(Check(col, method, binned, fail, None, {"label": NOT_ENOUGH}))
+            continue
+        scores = null_scores(method, binned.kind, binned.bins, null_ref[col], n_cur, t.noise_slices,
+                             t.noise_draws, bursts)
+        meta: dict = {"configured": [warn, fail]}
+        if len(scores) >= t.noise_min_scores:
+            noise = float(np.quantile(scores, t.noise_quantile))
+            meta.update(noise=round(noise, 4), windows=len(scores))
+            raised = (round(max(warn, noise), 4), round(max(fail, noise * t.noise_margin), 4))
+            if raised != (warn, fail):
+                notes.append(f"{col}: levels raised to warn {raised[0]:g} / fail {raised[1]:g}: {len(scores)} "
+                             f"reference windows of {n_cur:,} events (slices and random sets of bursts) scored "
+                             f"up to {max(scores):.3g} against the rest ({t.noise_quantile:g} quantile {noise:.3g})")
+                warn, fail = raised
+        checks.append(Check(col, method, binned, warn, fail, meta))
+    if scarce:
+        notes.insert(0, f"{NOT_ENOUGH} to fail on ({n_cur:,} current events; drift.min_samples {t.min_samples:,}), "
+                        f"these may warn, never fail: {', '.join(scarce)}")
+    return checks, notes
+
+
+def burst_ids(events: pd.DataFrame) -> np.ndarray:
+    """Which events belong together: the session, else the user's UTC day (a ratings log's burst),
+    else none (every event on its own). Events of one burst share an hour, a device, a mood."""
+    n = len(events)
+    key = pd.Series(np.arange(n).astype(str), index=events.index)
+    if "user_id" in events and "timestamp" in events:
+        day = pd.to_datetime(events["timestamp"], utc=True).dt.strftime("%Y%m%d")
+        key = events["user_id"].astype(str) + "|" + day
+    if "session_id" in events:
+        key = events["session_id"].astype(object).where(events["session_id"].notna(), key)
+    return pd.factorize(key.astype(str))[0]
+
+
+def drift_suite(checks: Sequence[Check]) -> gx.ExpectationSuite:
     exps: list = []
-    for col in numeric:
-        _add(exps, col, "psi", numeric_reference(reference[col], thresholds.numeric_bins).to_kwargs(), thresholds)
-    for col in categorical:
-        _add(exps, col, thresholds.categorical_method, categorical_reference(reference[col]).to_kwargs(), thresholds)
+    for c in checks:
+        levels: list[tuple[str, float, FailureSeverity]] = [(NOT_ENOUGH, c.warn, FailureSeverity.WARNING)]
+        if c.fail is not None:
+            levels = [("warn", c.warn, FailureSeverity.WARNING), ("fail", c.fail, FailureSeverity.CRITICAL)]
+        for label, threshold, severity in levels:
+            exps.append(ExpectColumnDistributionDriftToBeLessThan(
+                column=c.column, method=c.method, threshold=threshold, severity=severity,
+                meta={**c.meta, "label": label}, **c.reference.to_kwargs()))
     return gx.ExpectationSuite(name="drift", expectations=exps)
-
-
-def _add(exps: list, col: str, method: Method, ref: dict, t: DriftThresholds) -> None:
-    warn, fail = t.levels(method)
-    for label, threshold, severity in (("warn", warn, FailureSeverity.WARNING), ("fail", fail, FailureSeverity.CRITICAL)):
-        exps.append(ExpectColumnDistributionDriftToBeLessThan(
-            column=col, method=method, threshold=threshold, severity=severity, meta={"label": label}, **ref))
 
 
 def usable_columns(reference: pd.DataFrame, current: pd.DataFrame, columns: Sequence[str]) -> list[str]:

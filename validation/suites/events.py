@@ -12,8 +12,10 @@ from setlist.contract import EVENT_SCHEMA, EVENT_TYPES, KNOWN_SCHEMA_VERSIONS
 from validation.expectations import ExpectColumnLogicalTypeToBe
 from validation.expectations.types import LogicalType
 
-#: nothing in the service predates this; epoch-zero and "1970" timestamps are parsing bugs
-EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
+#: no calendar floor: a ratings log may well start in 1996. Only the impossible is refused, by the
+#: rule ingestion applies (``setlist.contract.reject_reason``): at or before the Unix epoch (an
+#: unset or zero timestamp) or more than ``max_future_skew_s`` after now
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 REQUIRED_IDS = ("event_id", "user_id", "item_id")
 
 
@@ -51,7 +53,8 @@ def events_suite(now: datetime | None = None, max_future_skew_s: float = 300.0) 
     exps.append(gxe.ExpectColumnValuesToBeInSet(column="type", value_set=list(EVENT_TYPES)))
     exps.append(gxe.ExpectColumnValuesToBeInSet(column="schema_version",
                                                           value_set=sorted(KNOWN_SCHEMA_VERSIONS)))
-    exps.append(gxe.ExpectColumnValuesToBeBetween(column="timestamp", min_value=EARLIEST, max_value=latest))
+    exps.append(gxe.ExpectColumnValuesToBeBetween(column="timestamp", min_value=EPOCH, max_value=latest,
+                                                  strict_min=True, meta={"max_future_skew_s": max_future_skew_s}))
     # the listen fraction only has a meaning for plays; other types may carry other values
     exps.append(gxe.ExpectColumnValuesToBeBetween(
         column="value", min_value=0.0, max_value=1.0, row_condition=Column("type") == "play"))
