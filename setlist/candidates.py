@@ -36,6 +36,17 @@ def genre_key(genre: str) -> str:
     return f"genre={genre}"
 
 
+def _rank01(scores: np.ndarray) -> np.ndarray:
+    """0 for the best score of the request, towards 1 for the worst (ties share the better rank)."""
+    n = len(scores)
+    if n < 2:
+        return np.zeros(n, np.float32)
+    order = np.argsort(-scores, kind="stable")
+    rank = np.empty(n, np.float32)
+    rank[order] = np.arange(n, dtype=np.float32) / (n - 1)
+    return rank
+
+
 @dataclass
 class Candidates:
     idx: np.ndarray          # item indices, int64
@@ -123,11 +134,15 @@ class CandidateIndex:
         return items, np.sort(recent)
 
     def _knn_scores(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Items reached from ``rows`` (ascending) and their summed weights. A bincount over the
+        catalog, not a sort: its cost is the rows' stored weights plus one pass over the catalog,
+        which stays small because only catalogs that fit EASE carry neighbours."""
         if self.knn is None or not len(rows):
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
         block = self.knn[rows]
-        cols, where = np.unique(block.indices, return_inverse=True)
-        return cols.astype(np.int64), np.bincount(where, weights=block.data).astype(np.float32)
+        sums = np.bincount(block.indices, weights=block.data, minlength=self.knn.shape[1])
+        cols = np.flatnonzero(sums)
+        return cols.astype(np.int64), sums[cols].astype(np.float32)
 
     def popularity(self, cohort: str) -> np.ndarray:
         return self.cohorts.get(cohort, self.cohorts[GLOBAL_COHORT])
@@ -204,6 +219,10 @@ class CandidateIndex:
         out[:, 6] = c.n_sources
         out[:, 7] = c.pop_rank
         out[:, 8] = c.knn()
+        # Within-request ranks: raw EASE and ALS scores grow with the length of a user's history, so a
+        # tree's global threshold on them means different things for different users; ranks do not.
+        out[:, 9] = _rank01(out[:, 8])
+        out[:, 10] = _rank01(c.emb_score)
         return out
 
     # --- persistence -------------------------------------------------------------------------

@@ -40,6 +40,7 @@ CONTEXT_NAMES = ("ctx_hour_sin", "ctx_hour_cos", "ctx_is_weekend") + tuple(f"ctx
 CROSS_NAMES = (
     "x_embedding_score", "x_genre_affinity", "x_is_top_genre", "x_session_genre_match",
     "x_covisit_score", "x_in_session_last", "x_candidate_sources", "x_popularity_rank", "x_neighbour_score",
+    "x_neighbour_rank", "x_embedding_rank",
 )
 
 #: the ranker's input columns, in order

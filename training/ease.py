@@ -10,7 +10,8 @@ import numpy as np
 import scipy.sparse as sp
 
 #: weights kept for the candidate source in all (the dense B is too big to ship for large catalogs);
-#: each item keeps at least ``MIN_NEIGHBOURS``, small catalogs keep every positive weight
+#: each item keeps at least ``MIN_NEIGHBOURS``, small catalogs keep every weight, so that the
+#: served score is EASE's own
 NEIGHBOUR_BUDGET = 2_000_000
 MIN_NEIGHBOURS = 100
 
@@ -28,16 +29,17 @@ def fit_ease(interactions: sp.csr_matrix, lam: float) -> np.ndarray:
 
 
 def top_neighbours(b: np.ndarray, top: int | None = None) -> sp.csr_matrix:
-    """Each item's ``top`` strongest positive weights (default: from the budget), as a sparse item ×
-    item matrix."""
+    """Each item's ``top`` strongest weights by magnitude (default: from the budget), as a sparse
+    item × item matrix. Negative weights are kept: EASE learns "users of A avoid B" as much as the
+    opposite, and dropping them skews the score towards items with many neighbours."""
     n = b.shape[0]
     if top is None:
         top = max(MIN_NEIGHBOURS, NEIGHBOUR_BUDGET // max(n, 1))
     k = min(top, max(n - 1, 1))
     if n == 0:
         return sp.csr_matrix((0, 0), dtype=np.float32)
-    cols = np.argpartition(-b, k - 1, axis=1)[:, :k]
+    cols = np.argpartition(-np.abs(b), k - 1, axis=1)[:, :k]
     vals = np.take_along_axis(b, cols, axis=1)
-    keep = vals > 0
+    keep = vals != 0
     rows = np.repeat(np.arange(n), k).reshape(n, k)
     return sp.csr_matrix((vals[keep], (rows[keep], cols[keep])), shape=(n, n), dtype=np.float32)

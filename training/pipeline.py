@@ -22,7 +22,7 @@ from setlist.settings import Settings
 
 from . import plots, registry
 from .candidates_fit import CandidateParams, fit_candidates, seen_matrix
-from .dataset import historical, query_state, refs, training_rows
+from .dataset import RankingSet, historical, query_state, refs, training_rows
 from .evaluate import als_baseline, ease_baseline, evaluate
 from .labels import label
 from .ranker import RankerParams, fit
@@ -33,6 +33,10 @@ MAX_HOLDOUT_QUERIES = 3000
 COLD_EVENTS = 5
 #: below this many ranker training queries the ranker cannot be fitted and validated honestly
 MIN_TRAIN_QUERIES = 10
+#: a per-user protocol gives one query per user: on a small log the ranker repeats it on earlier
+#: folds (each with a candidate model of its own) until it has about this many queries
+TARGET_TRAIN_QUERIES = 1000
+MAX_RANKER_FOLDS = 3
 #: leave seen items out when fewer positives than this are repeats (ratings: ~0; music: most)
 REPEAT_SHARE_LIMIT = 0.2
 
@@ -96,17 +100,41 @@ def split_params(settings: Settings) -> SplitParams:
                        min_queries=settings.min_holdout_queries)
 
 
-def _ranker_split(outer: Split, settings: Settings, exclude_seen: bool) -> Split:
-    """The outer protocol again, inside the training part: the ranker learns the evaluated task."""
+def _ranker_splits(outer: Split, settings: Settings, exclude_seen: bool) -> list[Split]:
+    """The outer protocol again, inside the training part, so the ranker learns the evaluated task;
+    repeated on the remaining earlier part while queries are few. Newest fold first."""
     p = SplitParams(kind=outer.kind, holdout_days=settings.ranker_window_days,
                     holdout_share=settings.ranker_window_share, holdout_fraction=settings.holdout_fraction,
                     min_users=0, min_queries=0)
-    try:
-        inner = make_split(outer.train, p, exclude_seen)
-    except ValueError as exc:
-        raise TrainingRefused(f"cannot place the ranker's training window: {exc}") from exc
-    inner.reason = "the evaluation protocol, applied to the training part"
-    return inner
+    folds: list[Split] = []
+    source = outer.train
+    while True:
+        try:
+            inner = make_split(source, p, exclude_seen)
+        except ValueError as exc:
+            if folds:
+                break
+            raise TrainingRefused(f"cannot place the ranker's training window: {exc}") from exc
+        if folds and len(inner.queries) < MIN_TRAIN_QUERIES:
+            break
+        inner.reason = "the evaluation protocol, applied to the training part"
+        folds.append(inner)
+        enough = sum(len(f.queries) for f in folds) >= TARGET_TRAIN_QUERIES
+        if enough or len(folds) >= MAX_RANKER_FOLDS:
+            return folds
+        source = inner.train
+    return folds
+
+
+def _combine(sets: list[RankingSet]) -> RankingSet:
+    """Folds' rows as one set, query ids renumbered oldest fold first, so that ids still follow time
+    and the ranker validates on the newest queries."""
+    frames, offset = [], 0
+    for rs in reversed(sets):
+        frames.append(rs.frame.assign(query_id=rs.frame["query_id"] + offset))
+        offset += int(rs.frame["query_id"].max()) + 1
+    frame = pd.concat(frames, ignore_index=True)
+    return RankingSet(frame=frame, groups=frame.groupby("query_id", sort=False).size().to_numpy())
 
 
 def _enough(events: pd.DataFrame, settings: Settings) -> None:
@@ -144,11 +172,12 @@ def train(settings: Settings, progress: bool = True, candidate_params: Candidate
     if split.queries.empty:
         raise TrainingRefused("no user has a held-out positive to evaluate on: every user needs at least "
                               f"{2} positive interactions (lower SETLIST_HOLDOUT_FRACTION or import more data)")
-    inner = _ranker_split(split, settings, exclude_seen)
+    folds = _ranker_splits(split, settings, exclude_seen)
     choices = [
         f"seen items: {'left out' if exclude_seen else 'kept'} ({repeats:.0%} of positives are repeats"
         f"{'; set by SETLIST_EXCLUDE_SEEN' if settings.exclude_seen is not None else ''})",
-        "evaluation: " + split.describe(), "ranker training: " + inner.describe()]
+        "evaluation: " + split.describe(),
+        *(f"ranker training, fold {n + 1} of {len(folds)}: " + f.describe() for n, f in enumerate(folds))]
     store = get_store(settings)
 
     bar = Progress(transient=True) if progress else None
@@ -173,18 +202,27 @@ def train(settings: Settings, progress: bool = True, candidate_params: Candidate
 
         for line in choices:
             say(line)
-        step = task("fitting candidate generator (ranker window held back)")
-        fitted_a = fit_candidates(inner.train, catalog, cp, seed)
-        step()
-        choices.append(fitted_a.cohort_window.describe())
-        say(choices[-1])
-        q_train = _sample(inner.queries, settings.max_train_queries, seed)
-        try:
-            rs = training_rows(store, fitted_a.index, q_train, inner.labels, settings.candidate_pool,
-                               NEGATIVES_PER_QUERY, seed, progress=task("building training set", len(q_train)))
-        except ValueError as exc:
-            raise TrainingRefused(f"{exc}; import more interactions per user, or widen the ranker window "
-                                  "(SETLIST_RANKER_WINDOW_SHARE / SETLIST_RANKER_WINDOW_DAYS)") from exc
+        sets: list[RankingSet] = []
+        q_train_n = 0
+        for n, fold in enumerate(folds):
+            step = task(f"fitting candidate generator for fold {n + 1} (its hold-out held back)")
+            fitted_a = fit_candidates(fold.train, catalog, cp, seed)
+            step()
+            if n == 0:
+                choices.append(fitted_a.cohort_window.describe())
+                say(choices[-1])
+            q_train = _sample(fold.queries, settings.max_train_queries // len(folds), seed + n)
+            q_train_n += len(q_train)
+            try:
+                sets.append(training_rows(store, fitted_a.index, q_train, fold.labels, settings.candidate_pool,
+                                          NEGATIVES_PER_QUERY, seed + n,
+                                          progress=task(f"building training set, fold {n + 1}", len(q_train))))
+            except ValueError as exc:
+                if n:  # an earlier fold too thin to help: train on the newer ones
+                    break
+                raise TrainingRefused(f"{exc}; import more interactions per user, or widen the ranker window "
+                                      "(SETLIST_RANKER_WINDOW_SHARE / SETLIST_RANKER_WINDOW_DAYS)") from exc
+        rs = _combine(sets)
         if len(rs.groups) < MIN_TRAIN_QUERIES:
             raise TrainingRefused(f"only {len(rs.groups)} ranker training queries have a positive among their "
                                   f"candidates (need {MIN_TRAIN_QUERIES}): import more interactions per user")
@@ -250,7 +288,7 @@ def train(settings: Settings, progress: bool = True, candidate_params: Candidate
         mlflow.log_metrics({k: v for k, v in metrics.items() if v == v})
         if champion:
             mlflow.log_metrics({f"champion_{k}": v for k, v in champion.items() if v == v})
-        rows = {"events": len(raw), "personalizable_events": len(events), "train_queries": len(q_train),
+        rows = {"events": len(raw), "personalizable_events": len(events), "train_queries": q_train_n, "ranker_folds": len(sets),
                 "train_rows": len(rs.frame), "holdout_queries": int(metrics["queries"]), "opted_out_users": len(opted_out)}
         mlflow.set_tags({"lineage.feature_service": FEATURE_SERVICE,
                          "lineage.feature_views": "user_profile,item_stats,session,context",
@@ -295,6 +333,10 @@ def _evaluate_champion(settings: Settings, store, state, q_hold, labels_hold, co
         booster = mlflow.xgboost.load_model(uris[1])
     except Exception as exc:  # an unloadable champion must not block a healthy challenger
         mlflow.set_tag("promotion.champion_unloadable", str(exc)[:500]) if mlflow.active_run() else None
+        return None
+    if booster.num_features() != len(RANKER_FEATURES):
+        # a champion of another feature set cannot be scored by this code; the gate then treats the
+        # challenger as a first model (it must still beat the baselines)
         return None
     results = evaluate(index, {"model": lambda X: booster.inplace_predict(X)}, state, q_hold, labels_hold,
                        daily_item_matrix(store, index, q_hold["event_timestamp"]), settings.candidate_pool, cold)
