@@ -123,8 +123,9 @@ def make_split(events: pd.DataFrame, p: SplitParams, exclude_seen: bool) -> Spli
         g.reason = f"auto: the held-out period has {users:,} users with positives (≥ {p.min_users})"
         return g
     s = per_user_split(events, p, exclude_seen)
-    s.reason = (f"auto: the trailing held-out period has only {users:,} users with positives "
-                f"(< {p.min_users}) or {queries:,} queries (< {p.min_queries})")
+    short = [f"{users:,} users with positives (< {p.min_users})"] if users < p.min_users else []
+    short += [f"{queries:,} queries (< {p.min_queries})"] if queries < p.min_queries else []
+    s.reason = f"auto: the trailing held-out period has only {' and '.join(short)}"
     return s
 
 
