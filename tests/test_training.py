@@ -73,6 +73,9 @@ def test_a_worse_challenger_keeps_the_champion(tiny_copy, monkeypatch):
     before = client.get_model_version_by_alias(s.ranker_model, "champion").version
     worse = pipeline.train(s, progress=False, ranker_params=RankerParams(trees=20))
     assert not worse.promoted and "does not beat" in worse.reason
+    # the champion is scored on the same hold-out with the same history as when it was trained
+    assert worse.champion is not None
+    assert worse.champion["ndcg_at_10"] == pytest.approx(tiny_copy.training.metrics["ndcg_at_10"], rel=1e-6)
     assert client.get_model_version_by_alias(s.ranker_model, "champion").version == before
     assert str(client.get_model_version_by_alias(s.ranker_model, "challenger").version) == worse.versions[1]
     tags = client.get_run(worse.run_id).data.tags

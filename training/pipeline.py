@@ -260,7 +260,7 @@ def train(settings: Settings, progress: bool = True, candidate_params: Candidate
                            daily_item_matrix(store, index_b, q_hold["event_timestamp"]),
                            settings.candidate_pool, cold, baselines,
                            progress=task("evaluating on the hold-out", len(q_hold)))
-        champion = _evaluate_champion(settings, store, state, q_hold, labels_hold, cold)
+        champion = _evaluate_champion(settings, store, state, q_hold, labels_hold, cold, split.train)
         # The registered model keeps the training part's weights, so that a later run can score it on
         # a hold-out it never learned from; but it serves with every user's whole history, so that
         # nothing they rated in the hold-out is offered again and their latest items count.
@@ -322,7 +322,8 @@ def _keep_training_set(settings: Settings, frame: pd.DataFrame) -> None:
     write_atomic(pa.Table.from_pandas(frame, preserve_index=False), settings.data_dir / "training" / "training_set.parquet")
 
 
-def _evaluate_champion(settings: Settings, store, state, q_hold, labels_hold, cold):  # noqa: ANN001
+def _evaluate_champion(settings: Settings, store, state, q_hold, labels_hold, cold,  # noqa: ANN001
+                       train_events: pd.DataFrame):
     """The current champion, scored on today's hold-out, so the gate compares like with like."""
     client = registry.connect(settings)
     uris = registry.champion_uris(client, settings)
@@ -338,6 +339,9 @@ def _evaluate_champion(settings: Settings, store, state, q_hold, labels_hold, co
         # a champion of another feature set cannot be scored by this code; the gate then treats the
         # challenger as a first model (it must still beat the baselines)
         return None
+    # The champion serves with whole histories, the hold-out included; scored with them it could
+    # never find a held-out item. It gets the same history as the challenger.
+    index.seen = seen_matrix(train_events, index.user_ids, pd.Index(index.item_ids))
     results = evaluate(index, {"model": lambda X: booster.inplace_predict(X)}, state, q_hold, labels_hold,
                        daily_item_matrix(store, index, q_hold["event_timestamp"]), settings.candidate_pool, cold)
     return results["model"].metrics
