@@ -1,0 +1,54 @@
+"""The gate a feature batch passes before it is published, and where a rejected one goes."""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+
+from setlist.eventlog import write_atomic
+from setlist.settings import Settings
+
+from .build import FeatureBatches
+from .data_sources import CONSENT_FILE, ITEM_STATS_FILE, SESSION_FILE, USER_PROFILE_FILE
+
+
+class FeatureBatchRejected(RuntimeError):
+    """A feature batch failed its gate (or there was nothing to build); the online store was left untouched."""
+
+
+def gate(batches: FeatureBatches, as_of: dict[str, datetime] | None = None, *, skip_empty: bool = False) -> list[str]:
+    """Validate the user and item batches; ``as_of`` per view overrides the batch's, and
+    ``skip_empty`` skips views without rows (both for the recomputed rows of an incremental run)."""
+    from validation.api import validate_feature_batch  # the boundary guard
+
+    failures: list[str] = []
+    for name, frame in (("user_profile", batches.user_profile), ("item_stats", batches.item_stats)):
+        if skip_empty and frame.empty:
+            continue
+        when = (as_of or {}).get(name, batches.as_of.to_pydatetime())
+        result = validate_feature_batch(name, frame, as_of=when)
+        failures += [f"{name}: {f}" for f in result.failures]
+    return failures
+
+
+def quarantine(settings: Settings, batches: FeatureBatches, failures: list[str]) -> Path:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    where = settings.quarantine_dir / "features" / stamp
+    for fname, frame in batch_files(batches):
+        write_atomic(pa.Table.from_pandas(frame, preserve_index=False), where / fname)
+    (where / "report.json").write_text(json.dumps({"failures": failures}, indent=2))
+    return where
+
+
+def reject(settings: Settings, batches: FeatureBatches, failures: list[str]) -> FeatureBatchRejected:
+    where = quarantine(settings, batches, failures)
+    return FeatureBatchRejected("feature batch failed validation and was quarantined at "
+                                f"{where}; the last good features keep serving:\n  " + "\n  ".join(failures))
+
+
+def batch_files(batches: FeatureBatches) -> list[tuple[str, pd.DataFrame]]:
+    return [(USER_PROFILE_FILE, batches.user_profile), (ITEM_STATS_FILE, batches.item_stats),
+            (SESSION_FILE, batches.session), (CONSENT_FILE, batches.consent)]
