@@ -221,7 +221,13 @@ def _load_items(path: Path, item_id_col: str) -> pd.DataFrame:
         out["duration_s"] = pd.to_numeric(raw[pick["duration_ms"]], errors="coerce") / 1000.0
     else:
         out["duration_s"] = np.nan
-    out["release_date"] = _release(raw[pick["release_date"]]) if pick["release_date"] else pd.NaT
+    title = next((lower[a] for a in ("title", "name") if a in lower), None)
+    if pick["release_date"]:
+        out["release_date"] = _release(raw[pick["release_date"]])
+    elif title is not None:
+        out["release_date"] = _year_in_title(raw[title])
+    else:
+        out["release_date"] = pd.NaT
     out["duration_s"] = out["duration_s"].astype(np.float32)
     out["artist"] = out["artist"].astype(object)
     out["genre"] = out["genre"].astype(object)
@@ -235,6 +241,13 @@ def _release(raw: pd.Series) -> pd.Series:
     if years.notna().any() and years.notna().sum() >= num.notna().sum():  # a bare year column
         return pd.to_datetime(years.astype("Int64").astype("string") + "-01-01", utc=True, errors="coerce")
     return pd.to_datetime(raw, utc=True, errors="coerce", format="mixed")
+
+
+def _year_in_title(titles: pd.Series) -> pd.Series:
+    """Catalogues such as MovieLens keep the release year only at the end of the title:
+    "Heat (1995)". Without it every item's age would be unknown."""
+    year = titles.astype("string").str.extract(r"\((\d{4})\)\s*$", expand=False)
+    return pd.to_datetime(year + "-01-01", utc=True, errors="coerce")
 
 
 def _unknown_items(ids: pd.Series) -> pd.DataFrame:

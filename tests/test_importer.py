@@ -141,7 +141,7 @@ movieId,title,genres
 1,Toy Story (1995),Adventure|Animation|Children|Comedy|Fantasy
 3,"Grumpier Old Men, The (1995)",Comedy|Romance
 6,Heat (1995),(no genres listed)
-7,Sabrina (1995),Comedy|Romance
+7,Sabrina,Comedy|Romance
 """)
     events, items, summary = load_interactions(ratings, user_col="userId", item_col="movieId", time_unit="s",
                                                rating_col="rating", items=movies, item_id_col="movieId")
@@ -154,6 +154,9 @@ movieId,title,genres
     genre = items.set_index("item_id")["genre"]
     assert genre.to_dict() == {"1": "adventure", "3": "comedy", "6": "unknown", "7": "comedy", "999": "unknown"}
     assert (items["artist"] == "unknown").all() and "title" not in items.columns
+    released = items.set_index("item_id")["release_date"]
+    assert released["1"] == pd.Timestamp("1995-01-01", tz="UTC")  # the year at the end of the title
+    assert pd.isna(released["7"]) and pd.isna(released["999"])  # no year, no date (never a guess)
     pa.Table.from_pandas(items, schema=ITEM_SCHEMA, preserve_index=False)
     assert summary.catalog_rows == 4 and summary.items_without_metadata == 1
     assert summary.start == pd.Timestamp(964981247, unit="s", tz="UTC")
