@@ -28,6 +28,7 @@ def test_training_registers_both_models_with_aliases_and_fixed_metrics(tiny_worl
     assert run.data.tags["lineage.feature_service"] == "ranker_v1"
     assert run.data.tags["lineage.event_log_snapshot"]
     assert run.data.params["split"] in ("global", "per_user") and run.data.params["split.reason"]
+    assert "evaluation:" in run.data.tags["training.choices"]
     artifacts = {a.path for a in client.list_artifacts(r.run_id)}
     assert {"feature_importance.png", "evaluation_curves.png"} <= artifacts
 

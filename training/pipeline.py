@@ -26,7 +26,7 @@ from .dataset import RankingSet, historical, query_state, refs, training_rows
 from .evaluate import als_baseline, ease_baseline, evaluate
 from .labels import label
 from .ranker import RankerParams, fit
-from .splits import Split, SplitParams, make_split, repeat_share
+from .splits import MIN_POSITIVES, Split, SplitParams, make_split, repeat_share
 
 NEGATIVES_PER_QUERY = 50
 MAX_HOLDOUT_QUERIES = 3000
@@ -137,7 +137,7 @@ def _combine(sets: list[RankingSet]) -> RankingSet:
     return RankingSet(frame=frame, groups=frame.groupby("query_id", sort=False).size().to_numpy())
 
 
-def _enough(events: pd.DataFrame, settings: Settings) -> None:
+def _enough(events: pd.DataFrame) -> None:
     """Refuse early, in one sentence, when the data cannot train anything."""
     if events.empty:
         raise TrainingRefused("no events of users with personalization consent: nothing can be learned "
@@ -161,7 +161,7 @@ def train(settings: Settings, progress: bool = True, candidate_params: Candidate
         raise TrainingRefused(f"the event log at {settings.events_dir} is empty: run `make generate` or `make import`")
     opted_out = opted_out_users(raw)
     events = personalizable(raw)  # consent is enforced before anything is learned
-    _enough(events, settings)
+    _enough(events)
     catalog = load_items(settings.catalog_path)
     repeats = repeat_share(events)
     exclude_seen = settings.exclude_seen if settings.exclude_seen is not None else repeats < REPEAT_SHARE_LIMIT
@@ -171,7 +171,7 @@ def train(settings: Settings, progress: bool = True, candidate_params: Candidate
     split = make_split(events, split_params(settings), exclude_seen)
     if split.queries.empty:
         raise TrainingRefused("no user has a held-out positive to evaluate on: every user needs at least "
-                              f"{2} positive interactions (lower SETLIST_HOLDOUT_FRACTION or import more data)")
+                              f"{MIN_POSITIVES} positive interactions (lower SETLIST_HOLDOUT_FRACTION or import more data)")
     folds = _ranker_splits(split, settings, exclude_seen)
     choices = [
         f"seen items: {'left out' if exclude_seen else 'kept'} ({repeats:.0%} of positives are repeats"
@@ -306,6 +306,7 @@ def train(settings: Settings, progress: bool = True, candidate_params: Candidate
         registry.set_aliases(client, settings, versions, registry.CHALLENGER)
         if decision.promote:
             registry.set_aliases(client, settings, versions, registry.CHAMPION)
+        mlflow.set_tag("training.choices", "\n".join(choices)[:5000])  # what was derived from the data
         mlflow.set_tags({"promotion.decision": "promoted" if decision.promote else "rejected",
                          "promotion.reason": decision.reason})
     return TrainingResult(run.info.run_id, metrics, results["popularity"].metrics, champion, versions,
