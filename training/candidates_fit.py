@@ -29,7 +29,7 @@ class CandidateParams:
     cohort_share: float = 0.25
     cohort_size: int = 2000
     exclude_seen: bool = False
-    ease_max_items: int = 15_000
+    ease_max_items: int = 10_000  # as SETLIST_EASE_MAX_ITEMS
     ease_lambda: float = 500.0
 
 

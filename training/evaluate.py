@@ -74,9 +74,10 @@ def als_baseline(index: CandidateIndex) -> Baseline:
 
 def ease_baseline(weights: np.ndarray, interactions: sp.csr_matrix) -> Baseline:
     def rank(uidx: int | None, drop: np.ndarray, cohort: str) -> np.ndarray | None:
-        if uidx is None or interactions[uidx].nnz == 0:
+        history = interactions.indices[interactions.indptr[uidx]:interactions.indptr[uidx + 1]] \
+            if uidx is not None else ()
+        if not len(history):
             return None
-        history = interactions[uidx].indices
         return top_unseen(weights[history].sum(axis=0), drop)
     return rank
 
