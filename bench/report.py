@@ -12,7 +12,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from setlist.features import RANKER_FEATURES
 
 
 from .machine import git_revision
@@ -79,7 +78,7 @@ def build(out: dict[str, Any], scale: str, seed: int, command: str) -> dict[str,
     report: dict[str, Any] = {
         "scale": scale, "generator_scale": prepared.scale.generator, "profile": prepared.scale.profile, "seed": seed,
         "candidates": stages["candidate_pool"],
-        "candidates_measured_mean": stages["candidates_mean"], "features": len(RANKER_FEATURES),
+        "candidates_measured_mean": stages["candidates_mean"], "features": stages["features"],
         "trees": stages["trees"], "rps_target": plan.rps,
         "rank": {**rank, "unloaded": seq, "server_cpu": out.get("server_cpu")},
         "saturation": {"best_rps": max((s["rps"] or 0) for s in sat.values()), "by_concurrency": sat},

@@ -43,8 +43,8 @@ def measure(n_users: int = 300, repeats: int = 2) -> dict[str, object]:
     from serving.cache import MemoryCache
     from serving.types import RankQuery
     from setlist.candidates import cohort_key
-    from setlist.features import SESSION_NUMERIC, USER_NUMERIC, USER_TOP_GENRE, USER_VECTOR, assemble, \
-        context_vector, effective_session
+    from serving.service import build_inputs
+    from setlist.features import USER_TOP_GENRE, USER_VECTOR, effective_session
     from setlist.settings import get_settings
 
     # as the cache-miss servers run: no cache, and no impression logging when the setting exists
@@ -86,8 +86,8 @@ def measure(n_users: int = 300, repeats: int = 2) -> dict[str, object]:
             aff = profile.get(USER_VECTOR)
             cross = index.cross_features(c, None if aff is None else np.asarray(aff, np.float32), genres[1],
                                          genres[0], last)
-            X = assemble(_floats(profile, USER_NUMERIC), _floats(session, SESSION_NUMERIC),
-                         context_vector(u.device, now.hour, now.weekday()), live.items.matrix[c.idx], cross)
+            X = build_inputs(live.variant("champion"), svc.features, svc.features.inputs("user"),
+                             svc.features.inputs("session"), profile, session, u.device, now, c.idx, cross)
             t.append(time.perf_counter())
             scores = bundle.score(X)
             t.append(time.perf_counter())

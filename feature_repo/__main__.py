@@ -1,27 +1,121 @@
-"""``python -m feature_repo apply|materialize``."""
+"""``python -m feature_repo list|describe|plan|apply|materialize``."""
 from __future__ import annotations
 
 import time
+import warnings
 
 import typer
 from rich.console import Console
 
+from rich.table import Table
+
+from setlist.featureset import DeclarationError
 from setlist.settings import get_settings
 
 from .materialize import FeatureBatchRejected, publish
 from .store import apply as apply_defs
 from .store import get_store
 
-app = typer.Typer(add_completion=False, help="Feast feature repository: register and publish features.")
+# MLflow's SQL store warns on every registry query; nothing a feature owner can act on
+warnings.filterwarnings("ignore", module="mlflow.store")
+warnings.filterwarnings("ignore", message=".*noload.*")
+
+app = typer.Typer(add_completion=False, help="Feature declarations and the Feast repository: list, describe, "
+                  "plan, apply and publish features.")
 console = Console()
+
+
+def _declarations():  # noqa: ANN202
+    """The declared features, or one line saying which declaration is wrong (exit 1)."""
+    from .declarations import load
+
+    try:
+        return load(get_settings())
+    except DeclarationError as exc:
+        console.print(f"[red]invalid feature declaration:[/] {exc}")
+        raise typer.Exit(1)
+
+
+@app.command("list")
+def list_features() -> None:
+    """Every declared feature: entity, source, owner, freshness, and the model versions that read it."""
+    from .inventory import freshness, model_uses, users_of
+
+    settings = get_settings()
+    fs = _declarations()
+    uses = model_uses(settings)
+    table = Table(title=f"{len(fs.features)} features · services {', '.join(fs.service(v).name for v in fs.versions)}")
+    for col in ("feature", "entity", "source", "owner", "since", "freshness", "used by"):
+        table.add_column(col, overflow="fold")
+    for f in fs.features:
+        used = "registry unreachable" if uses is None else ", ".join(u.label for u in users_of(fs, f, uses)) or "-"
+        table.add_row(f.name, f.entity, f.describe_source(), f.owner or "?", f"ranker_v{f.since}",
+                      freshness(settings, f), used)
+    console.print(table)
+
+
+@app.command()
+def describe(name: str = typer.Argument(..., help="a feature name, as `list` shows it")) -> None:
+    """One feature: its declaration, where it is declared, and its importance in each model that reads it."""
+    from .inventory import freshness, model_uses, users_of
+
+    settings = get_settings()
+    fs = _declarations()
+    if name not in fs:
+        close = [f.name for f in fs.features if name.split("_")[0] in f.name][:5]
+        console.print(f"[red]no feature {name!r}[/]" + (f"; did you mean {', '.join(close)}?" if close else ""))
+        raise typer.Exit(1)
+    f = fs[name]
+    e = f.expect
+    rows = [("entity", f.entity), ("view", f.view or "-"), ("source", f.describe_source()), ("dtype", f.dtype),
+            ("missing value", repr(f.missing)), ("owner", f.owner or "?"), ("description", f.description or "-"),
+            ("services", ", ".join(fs.service(v).name for v in fs.versions if f.in_version(v))),
+            ("ranker input", "yes" if f.is_input else "no (used by the candidate stage)"),
+            ("expectations", f"min {e.min}, max {e.max}, null share ≤ {e.max_null_share}" if e else "-"),
+            ("declared in", fs.origin.get(f.name) or fs.origin.get(f.name.rsplit('_', 1)[0], "?")),
+            ("freshness", freshness(settings, f))]
+    table = Table(show_header=False, title=name)
+    for k, v in rows:
+        table.add_row(k, str(v))
+    console.print(table)
+    uses = model_uses(settings, with_importance=True)
+    if uses is None:
+        console.print("the model registry cannot be read: no importance to show")
+        return
+    readers = users_of(fs, f, uses)
+    if not readers:
+        console.print("no registered ranker reads this feature yet")
+    for u in readers:
+        share = u.importance.get(name)
+        console.print(f"ranker {u.label} on {u.service}: "
+                      + (f"{share:.1%} of the total gain" if share is not None else "importance not logged"))
+
+
+@app.command()
+def plan() -> None:
+    """What `apply` and the next `materialize` would change, like `terraform plan`."""
+    from .inventory import plan as make_plan
+
+    settings = get_settings()
+    lines = make_plan(settings, _declarations())
+    if not lines:
+        console.print("no changes: the registry matches the declarations")
+        return
+    colour = {"+": "green", "-": "red", "~": "yellow", "!": "magenta"}
+    for line in lines:
+        console.print(f"[{colour[line.sign]}]{line.sign}[/] {line.what}")
+    console.print(f"{sum(line.sign in '+-~' for line in lines)} change(s); run `python -m feature_repo apply` "
+                  "(or `make materialize`, which applies first)")
 
 
 @app.command()
 def apply() -> None:
     """Register entities, feature views and feature services in the Feast registry."""
     settings = get_settings()
+    _declarations()
     defs = apply_defs(get_store(settings), settings)
-    console.print(f"registered {len(defs.objects())} Feast objects in project [bold]{settings.feast_project}[/]")
+    console.print(f"registered {len(defs.objects())} Feast objects in project [bold]{settings.feast_project}[/] "
+                  f"(services: {', '.join(s.name for s in defs.services)})")
 
 
 class _Steps:

@@ -1,14 +1,9 @@
-"""Batch features computed from the event log, as daily snapshots.
+"""The feature batches a materialization publishes: the declared user and item views (run by
+``engine`` from the declarations), the session history and the consent flags.
 
-Each snapshot row is stamped at the *end* of its day and summarises events up to then, so a
-point-in-time join at a label's timestamp only ever sees days that were already over. Rows are
-written for (entity, day) pairs with activity that day; Feast's TTL bounds how long a row lasts.
-
-Every entity's rows depend on that entity's own events only (a user's on the user's events, an
-item's on the item's events and catalogue row), and windows are computed over the days that have
-events (``windows_agg``), so memory and time grow with events, not with the span of the log, and a
-few entities can be recomputed alone (incremental materialization).
-Deterministic: the same log gives byte-identical frames (no wall clock, stable sorts).
+Every entity's rows depend on that entity's own events only, so a few entities can be recomputed
+alone (incremental materialization). Deterministic: the same log gives byte-identical frames (no
+wall clock, stable sorts).
 """
 from __future__ import annotations
 
@@ -19,13 +14,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from setlist.contract import POSITIVE_TYPES
 from setlist.features import SessionState, update_session
+from setlist.featureset import FeatureSet
 
-from .windows_agg import DAY_NS, DayRows, day_rows, trailing
+from . import declarations, engine
 
 DAY = pd.Timedelta(days=1)
-_NEGATIVE = ("skip", "not_interested")
 
 
 @dataclass
@@ -77,90 +71,18 @@ def build_consent(events: pd.DataFrame) -> pd.DataFrame:
     }).sort_values("user_id", kind="mergesort").reset_index(drop=True)
 
 
-def _rate(num: np.ndarray, den: np.ndarray) -> np.ndarray:
-    return np.divide(num, den, out=np.zeros(len(num)), where=den > 0)
+def build_user_profile(ev: pd.DataFrame, catalog: Catalog, features: FeatureSet | None = None,
+                       tables: dict[str, pd.DataFrame] | None = None) -> pd.DataFrame:
+    """The ``user_profile`` view: every declared user feature, from personalizable events."""
+    fs = features or declarations.load()
+    return engine.compute("user", ev, fs.view("user_profile"), catalog.items, tables)
 
 
-def _snapshots(rows: DayRows) -> pd.DatetimeIndex:
-    return pd.DatetimeIndex(pd.to_datetime(rows.snapshot_ns(), utc=True))
-
-
-def _in_time_order(frame: pd.DataFrame, rows: DayRows) -> pd.DataFrame:
-    """Rows by (snapshot, entity id): entity codes follow the sorted ids, so integer keys do."""
-    return frame.take(np.lexsort((rows.entity, rows.day))).reset_index(drop=True)
-
-
-def _group(ev: pd.DataFrame, key: str) -> tuple[np.ndarray, DayRows, np.ndarray, np.ndarray, np.ndarray]:
-    """Entity ids, (entity, day) rows, event types, play values and timestamps (ns)."""
-    # factorize hashes and sorts only the distinct ids (np.unique sorts every row's string)
-    code, ids = pd.factorize(ev[key].to_numpy(), sort=True)
-    ids = np.asarray(ids, dtype=object)
-    ts = ev["timestamp"].astype("int64").to_numpy()
-    rows = day_rows(code.reshape(-1), ts // DAY_NS)
-    return ids, rows, ev["type"].to_numpy(), ev["value"].astype("float64").fillna(0).to_numpy(), ts
-
-
-def build_user_profile(ev: pd.DataFrame, catalog: Catalog) -> pd.DataFrame:
-    users, rows, t, val, ts = _group(ev, "user_id")
-    genres = catalog.genres
-    is_play, is_skip, is_like = t == "play", np.isin(t, _NEGATIVE), np.isin(t, list(POSITIVE_TYPES))
-    plays, skips, likes = (rows.sum(m) for m in (is_play, is_skip, is_like))
-    listen = rows.sum(np.where(is_play, val, 0.0))
-    active = (rows.sum(t != "impression") > 0).astype(np.float64)
-    p7 = trailing(rows, plays, 7)
-    p30, s30, l30, li30, a30 = trailing(rows, np.column_stack([plays, skips, likes, listen, active]), 30).T
-    gidx = pd.Categorical(ev["item_id"].map(catalog.item_genre).fillna("unknown"), categories=genres).codes
-    positive = is_like | (is_play & (val >= 0.5))
-    a = trailing(rows, rows.sum_by(positive, gidx.astype(np.int64), len(genres)), 30)
-    snap = _snapshots(rows)
-    total = a.sum(axis=1, keepdims=True)
-    norm = np.divide(a, total, out=np.zeros_like(a), where=total > 0).astype(np.float32)
-    frame = pd.DataFrame({
-        "user_id": users[rows.entity],
-        "event_timestamp": snap,
-        "user_plays_7d": p7.astype(np.int64),
-        "user_plays_30d": p30.astype(np.int64),
-        "user_likes_30d": l30.astype(np.int64),
-        "user_active_days_30d": a30.astype(np.int64),
-        "user_skip_rate_30d": _rate(s30, p30 + s30),
-        "user_completion_30d": _rate(li30, p30),
-        "user_days_since_last": np.maximum((snap.asi8 - rows.last(ts)) / DAY.value, 0.0),
-        "user_genre_affinity": list(norm),
-        "user_top_genre": np.where(total[:, 0] > 0, np.array(genres, dtype=object)[norm.argmax(axis=1)], ""),
-    })
-    return _in_time_order(frame, rows)
-
-
-def build_item_stats(ev: pd.DataFrame, catalog: Catalog) -> pd.DataFrame:
-    ids, rows, t, val, ts = _group(ev, "item_id")
-    is_play = t == "play"
-    daily = np.column_stack([rows.sum(is_play), rows.sum(np.isin(t, _NEGATIVE)),
-                             rows.sum(np.isin(t, list(POSITIVE_TYPES))), rows.sum(np.where(is_play, val, 0.0))])
-    p1 = daily[:, 0]
-    p7 = trailing(rows, p1, 7)
-    p30, s30, l30, li30 = trailing(rows, daily, 30).T
-    meta = catalog.items.set_index("item_id").reindex(ids)
-    first_seen = np.full(len(ids), np.iinfo(np.int64).max, dtype=np.int64)
-    np.minimum.at(first_seen, rows.entity, rows.first(ts))
-    release = pd.to_datetime(meta["release_date"], utc=True).dt.as_unit("ns")
-    release_ns = np.where(release.isna().to_numpy(), first_seen, release.astype("int64").to_numpy())
-    snap = _snapshots(rows)
-    e = rows.entity
-    frame = pd.DataFrame({
-        "item_id": ids[e],
-        "event_timestamp": snap,
-        "item_plays_1d": p1.astype(np.int64),
-        "item_plays_7d": p7.astype(np.int64),
-        "item_plays_30d": p30.astype(np.int64),
-        "item_skip_rate_30d": _rate(s30, p30 + s30),
-        # likes can outnumber plays+skips (a like without a logged play), so the rate is capped
-        "item_like_rate_30d": np.minimum(_rate(l30, p30 + s30), 1.0),
-        "item_completion_30d": _rate(li30, p30),
-        "item_age_days": np.maximum((snap.asi8 - release_ns[e]) / DAY.value, 0.0),
-        "item_duration_s": meta["duration_s"].astype("float64").fillna(0.0).to_numpy()[e],
-        "item_genre": meta["genre"].fillna("unknown").astype(str).to_numpy()[e],
-    })
-    return _in_time_order(frame, rows)
+def build_item_stats(ev: pd.DataFrame, catalog: Catalog, features: FeatureSet | None = None,
+                     tables: dict[str, pd.DataFrame] | None = None) -> pd.DataFrame:
+    """The ``item_stats`` view: every declared item feature."""
+    fs = features or declarations.load()
+    return engine.compute("item", ev, fs.view("item_stats"), catalog.items, tables)
 
 
 def build_sessions(ev: pd.DataFrame, item_genre: pd.Series) -> pd.DataFrame:
@@ -235,26 +157,37 @@ def as_of(events: pd.DataFrame) -> pd.Timestamp:
     return pd.Timestamp(events["timestamp"].max()).floor("D") + DAY
 
 
-def build_users(events: pd.DataFrame, catalog: Catalog) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """User profile, sessions and consent from prepared events (all events of the users wanted)."""
+def build_users(events: pd.DataFrame, catalog: Catalog, features: FeatureSet | None = None,
+                tables: dict[str, pd.DataFrame] | None = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """User profile, sessions and consent from prepared events (all events of the users wanted).
+    Users without personalization consent get no profile row at all, so none of their attributes
+    (from events or from a registered user table) reaches the store."""
     personal = personalizable(events).reset_index(drop=True)
-    return build_user_profile(personal, catalog), build_sessions(personal, catalog.item_genre), build_consent(events)
+    return (build_user_profile(personal, catalog, features, tables), build_sessions(personal, catalog.item_genre),
+            build_consent(events))
 
 
-def build_items(events: pd.DataFrame, catalog: Catalog) -> pd.DataFrame:
+def build_items(events: pd.DataFrame, catalog: Catalog, features: FeatureSet | None = None,
+                tables: dict[str, pd.DataFrame] | None = None) -> pd.DataFrame:
     """Item stats from prepared events (all events of the items wanted)."""
     analytics = events[events["consent_analytics"].fillna(True).astype(bool)].reset_index(drop=True)
-    return build_item_stats(analytics, catalog)
+    return build_item_stats(analytics, catalog, features, tables)
 
 
-def build(events: pd.DataFrame, items: pd.DataFrame) -> FeatureBatches:
+def build(events: pd.DataFrame, items: pd.DataFrame, features: FeatureSet | None = None,
+          user_tables: dict[str, pd.DataFrame] | None = None,
+          item_tables: dict[str, pd.DataFrame] | None = None) -> FeatureBatches:
     """Events (already free of erased users) + item metadata → the four feature batches."""
-    return build_prepared(prepare(events), items)
+    return build_prepared(prepare(events), items, features, user_tables, item_tables)
 
 
-def build_prepared(events: pd.DataFrame, items: pd.DataFrame) -> FeatureBatches:
-    """``build`` for events already ``prepare``d (e.g. read with ``read_events(prepared=True)``)."""
+def build_prepared(events: pd.DataFrame, items: pd.DataFrame, features: FeatureSet | None = None,
+                   user_tables: dict[str, pd.DataFrame] | None = None,
+                   item_tables: dict[str, pd.DataFrame] | None = None) -> FeatureBatches:
+    """``build`` for events already ``prepare``d (e.g. read with ``read_events(prepared=True)``).
+    Registered tables come loaded (``engine.load_tables``), user tables keyed by pseudonym."""
+    fs = features or declarations.load()
     catalog = Catalog.of(items)
-    profile, session, consent = build_users(events, catalog)
-    return FeatureBatches(user_profile=profile, item_stats=build_items(events, catalog), session=session,
-                          consent=consent, genres=catalog.genres, as_of=as_of(events))
+    profile, session, consent = build_users(events, catalog, fs, user_tables)
+    return FeatureBatches(user_profile=profile, item_stats=build_items(events, catalog, fs, item_tables),
+                          session=session, consent=consent, genres=catalog.genres, as_of=as_of(events))

@@ -70,6 +70,7 @@ class BuildState:
     profile: str
     publish_version: int | None = None
     builder: int = BUILDER_VERSION
+    features: str = ""   # FeatureSet fingerprint (+ registered tables' stamps) the files were built with
 
     def save(self, features_dir: Path, catalog: pd.DataFrame) -> None:
         write_atomic(pa.Table.from_pandas(catalog_hashes(catalog), preserve_index=False), features_dir / CATALOG_FILE)
@@ -132,7 +133,7 @@ def _catalog_changes(features_dir: Path, items: pd.DataFrame) -> list[str]:
 
 
 def plan(log: EventLog, features_dir: Path, items: pd.DataFrame, genres: list[str], *, full: bool,
-         project: str, profile: str, latest_version: int | None) -> Plan:
+         project: str, profile: str, latest_version: int | None, features: str = "") -> Plan:
     """Compare the log and catalogue with the last build's state; decide what to rebuild."""
     files = log.files()
     state = BuildState.load(features_dir) if not full else None
@@ -146,6 +147,8 @@ def plan(log: EventLog, features_dir: Path, items: pd.DataFrame, genres: list[st
         return rebuild("no record of what the current feature files were built from")
     if state.builder != BUILDER_VERSION:
         return rebuild(f"the feature code changed since the last build (builder {state.builder} → {BUILDER_VERSION})")
+    if state.features != features:
+        return rebuild("the feature declarations or the registered tables changed since the last build")
     if (state.project, state.profile) != (project, profile):
         return rebuild(f"the last build was for project {state.project!r} ({state.profile} profile)")
     missing = [f for f in FEATURE_FILES if not (features_dir / f).exists()]

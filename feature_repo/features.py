@@ -1,15 +1,16 @@
-"""Feature views: batch (user profile, item stats), push (session) and on-demand (context)."""
+"""Feature views: batch (user profile, item stats), push (session) and on-demand (context), with
+the batch and context schemas taken from the feature declarations."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, Sequence
 
 from feast import FeatureView, Field, OnDemandFeatureView
 from feast.on_demand_feature_view import on_demand_feature_view
 from feast.types import Array, Bool, Float32, Float64, Int64, String
 
-from setlist.features import CONTEXT_NAMES
+from setlist.featureset import Feature, FeatureSet, service_name
 
 from .data_sources import Sources
 from .entities import item, user
@@ -39,23 +40,31 @@ def batch_ttl(days: float | None) -> timedelta:
     return NO_EXPIRY if days is None else timedelta(days=days)
 
 
-def build_views(sources: Sources, ttl: timedelta = NO_EXPIRY) -> Views:
+_FEAST_TYPES: dict[str, Any] = {"int64": Int64, "float64": Float64, "float_list": Array(Float32),
+                                 "string": String, "bool": Bool}
+
+
+def _fields(features: Sequence[Feature]) -> list[Field]:
+    return [Field(name=f.name, dtype=_FEAST_TYPES[f.dtype], description=f.description,
+                  tags={"owner": f.owner, "since": service_name(f.since)}) for f in features]
+
+
+def build_views(sources: Sources, ttl: timedelta = NO_EXPIRY, features: FeatureSet | None = None) -> Views:
+    """Feast views from the declarations: every declared user feature in ``user_profile``, every
+    item feature in ``item_stats``, every request transform in ``context``. Services (one per
+    version) then project the columns each model reads."""
+    from .declarations import load
+
+    fs = features or load()
     user_profile = FeatureView(
         name="user_profile", entities=[user], ttl=ttl, source=sources.user_profile, online=True,
-        schema=[Field(name=n, dtype=Int64) for n in
-                ("user_plays_7d", "user_plays_30d", "user_likes_30d", "user_active_days_30d")]
-        + [Field(name=n, dtype=Float64) for n in
-           ("user_skip_rate_30d", "user_completion_30d", "user_days_since_last")]
-        + [Field(name="user_genre_affinity", dtype=Array(Float32)), Field(name="user_top_genre", dtype=String)],
-        description="Long-term profile: activity over 7/30 days, skip rate, genre affinities, recency.",
+        schema=_fields(fs.view("user_profile")),
+        description="Per-user features declared on the event log and the user's tables (daily snapshots).",
     )
     item_stats = FeatureView(
         name="item_stats", entities=[item], ttl=ttl, source=sources.item_stats, online=True,
-        schema=[Field(name=n, dtype=Int64) for n in ("item_plays_1d", "item_plays_7d", "item_plays_30d")]
-        + [Field(name=n, dtype=Float64) for n in
-           ("item_skip_rate_30d", "item_like_rate_30d", "item_completion_30d", "item_age_days", "item_duration_s")]
-        + [Field(name="item_genre", dtype=String)],
-        description="Item popularity over 1/7/30 days, skip/like/completion rates, age.",
+        schema=_fields(fs.view("item_stats")),
+        description="Per-item features declared on the event log and the catalogue (daily snapshots).",
     )
     session = FeatureView(
         name="session", entities=[user], ttl=SESSION_TTL, source=sources.session_push, online=True,
@@ -76,13 +85,15 @@ def build_views(sources: Sources, ttl: timedelta = NO_EXPIRY) -> Views:
     # Python mode rather than pandas: the context transform runs per request and pandas costs
     # milliseconds for a single row.
     @on_demand_feature_view(sources=[sources.request_context], mode="python",
-                            schema=[Field(name=n, dtype=Float64) for n in CONTEXT_NAMES])
+                            schema=[Field(name=f.name, dtype=Float64) for f in fs.entity("request")])
     def context(inputs: dict[str, Any]) -> dict[str, Any]:
         # Imported here: Feast stores this function by source, without the module's globals.
-        from setlist.features import CONTEXT_NAMES, context_vector
+        from feature_repo.declarations import load
 
-        rows = [context_vector(d, int(h), int(w)) for d, h, w in
+        fs = load()
+        names = [f.name for f in fs.entity("request")]
+        rows = [fs.request_values(d, int(h), int(w)) for d, h, w in
                 zip(inputs["device"], inputs["request_hour"], inputs["request_weekday"])]
-        return {name: [r[i] for r in rows] for i, name in enumerate(CONTEXT_NAMES)}
+        return {name: [r[i] for r in rows] for i, name in enumerate(names)}
 
     return Views(user_profile=user_profile, item_stats=item_stats, session=session, consent=consent, context=context)

@@ -9,6 +9,7 @@ import pandas as pd
 import pyarrow as pa
 
 from setlist.eventlog import write_atomic
+from setlist.featureset import FeatureSet
 from setlist.settings import Settings
 
 from .build import FeatureBatches
@@ -19,7 +20,8 @@ class FeatureBatchRejected(RuntimeError):
     """A feature batch failed its gate (or there was nothing to build); the online store was left untouched."""
 
 
-def gate(batches: FeatureBatches, as_of: dict[str, datetime] | None = None, *, skip_empty: bool = False) -> list[str]:
+def gate(batches: FeatureBatches, as_of: dict[str, datetime] | None = None, *, skip_empty: bool = False,
+         features: FeatureSet | None = None) -> list[str]:
     """Validate the user and item batches; ``as_of`` per view overrides the batch's, and
     ``skip_empty`` skips views without rows (both for the recomputed rows of an incremental run)."""
     from validation.api import validate_feature_batch  # the boundary guard
@@ -29,7 +31,7 @@ def gate(batches: FeatureBatches, as_of: dict[str, datetime] | None = None, *, s
         if skip_empty and frame.empty:
             continue
         when = (as_of or {}).get(name, batches.as_of.to_pydatetime())
-        result = validate_feature_batch(name, frame, as_of=when)
+        result = validate_feature_batch(name, frame, as_of=when, features=features)
         failures += [f"{name}: {f}" for f in result.failures]
     return failures
 

@@ -18,7 +18,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from setlist.contract import EVENT_SCHEMA
-
+from setlist.featureset import FeatureSet
 from .build import Catalog, FeatureBatches, as_of, build_items, build_users, prepare_table
 from .data_sources import CONSENT_FILE, ITEM_STATS_FILE, SESSION_FILE, USER_PROFILE_FILE
 
@@ -89,7 +89,9 @@ class TooManyTouched(Exception):
 
 
 def compute_delta(files: list[Path], new_files: list[Path], changed_items: list[str], erased: set[str],
-                  catalog: Catalog, old_as_of: pd.Timestamp, totals: tuple[int, int]) -> Delta:
+                  catalog: Catalog, old_as_of: pd.Timestamp, totals: tuple[int, int],
+                  features: FeatureSet | None = None, user_tables: dict[str, pd.DataFrame] | None = None,
+                  item_tables: dict[str, pd.DataFrame] | None = None) -> Delta:
     new = read_events(new_files, erased, columns=["user_id", "item_id", "timestamp"])
     users = set(new["user_id"].unique())
     items = set(new["item_id"].unique()) | set(changed_items)
@@ -105,9 +107,9 @@ def compute_delta(files: list[Path], new_files: list[Path], changed_items: list[
     events = read_events(files, erased, flt, prepared=True)
     mine = events[events["user_id"].isin(users)].reset_index(drop=True)
     theirs = events[events["item_id"].isin(items)].reset_index(drop=True)
-    profile, session, consent = build_users(mine, catalog)
+    profile, session, consent = build_users(mine, catalog, features, user_tables)
     rows = {USER_PROFILE_FILE: profile, SESSION_FILE: session, CONSENT_FILE: consent,
-            ITEM_STATS_FILE: build_items(theirs, catalog)}
+            ITEM_STATS_FILE: build_items(theirs, catalog, features, item_tables)}
     newest = as_of(new) if len(new) else old_as_of
     return Delta(rows, user_list, item_list, max(old_as_of, newest))
 

@@ -21,9 +21,12 @@ import pyarrow.parquet as pq
 
 from setlist.catalog import load_items
 from setlist.eventlog import EventLog, write_atomic
+from setlist.featureset import FeatureSet
+from setlist.pseudonym import pseudonymize
 from setlist.publish import PublishLog
 from setlist.settings import Settings
 
+from . import declarations
 from .build import Catalog, FeatureBatches, build_prepared
 from .buildstate import BuildState, Plan, erased_hash, plan
 from .data_sources import CONSENT_FILE, ITEM_STATS_FILE, SESSION_FILE, USER_PROFILE_FILE
@@ -57,13 +60,39 @@ def _snapshot(log: EventLog, files: list[Path], erased: set[str]) -> str:
     return h.hexdigest()[:16]
 
 
+@dataclass(frozen=True)
+class Declared:
+    """The feature declarations and the registered tables they read, loaded once per publish."""
+    features: FeatureSet
+    user_tables: dict[str, pd.DataFrame]
+    item_tables: dict[str, pd.DataFrame]
+
+    @classmethod
+    def load(cls, settings: Settings) -> "Declared":
+        from .engine import load_tables
+
+        fs = declarations.load(settings)
+        key = settings.secret_hmac_key()
+        return cls(fs, load_tables(fs, "user", lambda u: pseudonymize(str(u), key)), load_tables(fs, "item"))
+
+    def fingerprint(self) -> str:
+        """Changes when a declaration or a registered table's content changes: a full rebuild."""
+        h = hashlib.sha256(self.features.fingerprint().encode())
+        for name, frame in sorted({**self.user_tables, **self.item_tables}.items()):
+            h.update(name.encode())
+            h.update(pd.util.hash_pandas_object(frame.astype(str), index=False).to_numpy().tobytes())
+        return h.hexdigest()[:16]
+
+
 def build_from_log(settings: Settings) -> tuple[FeatureBatches, str]:
     log = EventLog(settings.events_dir)
     files, erased = log.files(), log.erased_users()
     events = read_events(files, erased, prepared=True)
     if events.empty:
         raise FeatureBatchRejected(f"the event log at {settings.events_dir} is empty: generate or import events first")
-    return build_prepared(events, load_items(settings.catalog_path)), _snapshot(log, files, erased)
+    d = Declared.load(settings)
+    return (build_prepared(events, load_items(settings.catalog_path), d.features, d.user_tables, d.item_tables),
+            _snapshot(log, files, erased))
 
 
 def _forget_withdrawn(store, defs, consent: pd.DataFrame) -> None:  # noqa: ANN001
@@ -126,10 +155,11 @@ class _Written:
     items: int
 
 
-def _gate_and_write(settings: Settings, batches: FeatureBatches, step: Step) -> _Written:
+def _gate_and_write(settings: Settings, batches: FeatureBatches, step: Step,
+                    features: FeatureSet | None = None) -> _Written:
     """Validate a whole batch and write its files (the full path)."""
     step("validating the feature batch")
-    failures = gate(batches)
+    failures = gate(batches, features=features or declarations.load(settings))
     if failures:
         raise reject(settings, batches, failures)
     for fname, frame in batch_files(batches):
@@ -159,37 +189,38 @@ def _materialize_all(settings: Settings, written: _Written, snapshot: str, step:
 
 
 def _save_state(settings: Settings, p: Plan, erased: set[str], genres: list[str], as_of: pd.Timestamp,
-                items: pd.DataFrame, users: int, n_items: int, version: int | None) -> None:
+                items: pd.DataFrame, users: int, n_items: int, version: int | None, features: str) -> None:
     BuildState(files=p.prints, erased=erased_hash(erased), genres=genres, as_of=as_of.isoformat(),
                users=users, items=n_items, project=settings.feast_project, profile=settings.profile,
-               publish_version=version).save(settings.features_dir, items)
+               publish_version=version, features=features).save(settings.features_dir, items)
 
 
-def _full(settings: Settings, log: EventLog, items: pd.DataFrame, p: Plan, step: Step) -> PublishReport:
+def _full(settings: Settings, log: EventLog, items: pd.DataFrame, p: Plan, step: Step, d: Declared) -> PublishReport:
     erased = log.erased_users()
     step(f"reading {len(p.files):,} event-log files")
     events = read_events(p.files, erased, prepared=True)
     if events.empty:
         raise FeatureBatchRejected(f"the event log at {settings.events_dir} is empty: generate or import events first")
     step(f"building features from {len(events):,} events")
-    batches = build_prepared(events, items)
+    batches = build_prepared(events, items, d.features, d.user_tables, d.item_tables)
     del events
-    written = _gate_and_write(settings, batches, step)
+    written = _gate_and_write(settings, batches, step, d.features)
     del batches  # Feast's materialize reads the files back, and at scale needs the memory
     report = _materialize_all(settings, written, _snapshot(log, p.files, erased), step)
     _save_state(settings, p, erased, written.genres, written.as_of, items, len(written.consent), written.items,
-                report.version)
+                report.version, d.fingerprint())
     report.mode, report.reason = "full", p.reason
     return report
 
 
-def _incremental(settings: Settings, log: EventLog, items: pd.DataFrame, p: Plan, step: Step) -> PublishReport:
+def _incremental(settings: Settings, log: EventLog, items: pd.DataFrame, p: Plan, step: Step,
+                 d: Declared) -> PublishReport:
     state = p.state
     assert state is not None
     erased, catalog = log.erased_users(), Catalog.of(items)
     step(f"reading {len(p.new_files):,} new event-log files and the touched entities' events")
     delta = compute_delta(p.files, p.new_files, p.changed_items, erased, catalog, pd.Timestamp(state.as_of),
-                          (state.users, state.items))
+                          (state.users, state.items), d.features, d.user_tables, d.item_tables)
     changed = delta.batches(catalog.genres)
     touched = {USER_PROFILE_FILE: delta.users, SESSION_FILE: delta.users, CONSENT_FILE: delta.users,
                ITEM_STATS_FILE: delta.items}
@@ -199,7 +230,8 @@ def _incremental(settings: Settings, log: EventLog, items: pd.DataFrame, p: Plan
     # Row checks run on the recomputed rows only (the others passed when they were published);
     # freshness is a property of the whole batch, so it is checked on what the merged files will hold.
     own = {v: getattr(changed, v)["event_timestamp"].max() for v in ("user_profile", "item_stats")}
-    failures = gate(changed, {v: t.to_pydatetime() for v, t in own.items() if pd.notna(t)}, skip_empty=True)
+    failures = gate(changed, {v: t.to_pydatetime() for v, t in own.items() if pd.notna(t)}, skip_empty=True,
+                    features=d.features)
     for view, fname in (("user_profile", USER_PROFILE_FILE), ("item_stats", ITEM_STATS_FILE)):
         kept = newest_kept(settings.features_dir / fname, fname, touched[fname])
         newest = max((t for t in (kept, own[view]) if t is not None and pd.notna(t)), default=None)
@@ -230,7 +262,8 @@ def _incremental(settings: Settings, log: EventLog, items: pd.DataFrame, p: Plan
     _forget_withdrawn(store, defs, changed.consent)
     snapshot = _snapshot(log, p.files, erased)
     version = _record(settings, snapshot, sum(rows.values()))
-    _save_state(settings, p, erased, catalog.genres, delta.as_of, items, rows[CONSENT_FILE], n_items, version)
+    _save_state(settings, p, erased, catalog.genres, delta.as_of, items, rows[CONSENT_FILE], n_items, version,
+                d.fingerprint())
     return PublishReport(rows=rows, version=version, snapshot=snapshot, mode="incremental", reason=p.reason,
                          changed={f: len(delta.rows[f]) for f in LAYOUT}, touched=(len(delta.users), len(delta.items)))
 
@@ -249,9 +282,11 @@ def publish(settings: Settings, batches: FeatureBatches | None = None, snapshot:
     if not log.files():
         raise FeatureBatchRejected(f"the event log at {settings.events_dir} is empty: generate or import events first")
     items = load_items(settings.catalog_path)
-    step("comparing the event log with the last build")
+    step("comparing the event log and the feature declarations with the last build")
+    d = Declared.load(settings)
     p = plan(log, settings.features_dir, items, Catalog.of(items).genres, full=full,
-             project=settings.feast_project, profile=settings.profile, latest_version=_latest_version(settings))
+             project=settings.feast_project, profile=settings.profile, latest_version=_latest_version(settings),
+             features=d.fingerprint())
     if p.mode != "full" and not _online_intact(settings):
         p = Plan("full", "the online store has lost rows the last build wrote (was it emptied?)", p.files, p.prints)
     if p.mode == "none":
@@ -259,7 +294,7 @@ def publish(settings: Settings, batches: FeatureBatches | None = None, snapshot:
                              snapshot=_snapshot(log, p.files, log.erased_users()))
     if p.mode == "incremental":
         try:
-            return _incremental(settings, log, items, p, step)
+            return _incremental(settings, log, items, p, step, d)
         except TooManyTouched as exc:
             p = Plan("full", f"{exc}, so a full build is as cheap", p.files, p.prints)
-    return _full(settings, log, items, p, step)
+    return _full(settings, log, items, p, step, d)

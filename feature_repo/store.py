@@ -66,8 +66,11 @@ class Definitions:
 
 
 def definitions(settings: Settings) -> Definitions:
-    views = build_views(build_sources(settings.features_dir), batch_ttl(settings.feature_ttl_days))
-    return Definitions(views=views, services=build_services(views))
+    from .declarations import load
+
+    fs = load(settings)
+    views = build_views(build_sources(settings.features_dir), batch_ttl(settings.feature_ttl_days), fs)
+    return Definitions(views=views, services=build_services(views, fs))
 
 
 def get_store(settings: Settings) -> FeatureStore:

@@ -207,6 +207,17 @@ def _first_of_list(s: pd.Series) -> pd.Series:
     return first.mask(first.isna() | (first == "") | (first == "(no genres listed)"), UNKNOWN)
 
 
+def _all_of_list(s: pd.Series) -> pd.Series:
+    """Every genre of a pipe-separated list, lower case, in the file's order."""
+    def clean(v: object) -> str | None:
+        if not isinstance(v, str):
+            return None
+        parts = [p.strip().lower() for p in v.split("|")]
+        kept = [p for p in parts if p and p != "(no genres listed)"]
+        return "|".join(kept) or None
+    return s.map(clean).astype(object)
+
+
 def _load_items(path: Path, item_id_col: str) -> pd.DataFrame:
     raw = _read(path, "items")
     _require(raw, {"item id": item_id_col}, path)
@@ -215,6 +226,7 @@ def _load_items(path: Path, item_id_col: str) -> pd.DataFrame:
     out = pd.DataFrame({"item_id": _ids(raw[item_id_col])})
     out["artist"] = _first_of_list(raw[pick["artist"]]) if pick["artist"] else UNKNOWN
     out["genre"] = _first_of_list(raw[pick["genre"]]).str.lower() if pick["genre"] else UNKNOWN
+    out["genres"] = _all_of_list(raw[pick["genre"]]) if pick["genre"] else None
     if pick["duration_s"]:
         out["duration_s"] = pd.to_numeric(raw[pick["duration_s"]], errors="coerce")
     elif pick["duration_ms"]:
@@ -252,7 +264,7 @@ def _year_in_title(titles: pd.Series) -> pd.Series:
 
 def _unknown_items(ids: pd.Series) -> pd.DataFrame:
     return pd.DataFrame({"item_id": ids.astype(object), "artist": UNKNOWN, "genre": UNKNOWN,
-                         "duration_s": np.float32(np.nan), "release_date": pd.NaT})
+                         "duration_s": np.float32(np.nan), "release_date": pd.NaT, "genres": None})
 
 
 def load_interactions(source: Path, user_col: str = "user_id", item_col: str = "item_id",

@@ -86,6 +86,7 @@ def _items(rng: np.random.Generator, n_items: int, start_s: int, end_s: int, cen
         "item_id": _ids("track", n_items),
         "artist": np.array([f"artist_{a:05d}" for a in range(n_artists)], dtype=object)[item_artist],
         "genre": np.array(GENRES, dtype=object)[item_genre],
+        "genres": np.array(GENRES, dtype=object)[item_genre],
         "duration_s": duration.astype(np.float32),
         "release_date": pd.to_datetime(released, unit="s", utc=True),
     })

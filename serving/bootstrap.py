@@ -16,6 +16,7 @@ from feature_repo.online import OnlineFeatures
 from feature_repo.store import get_store
 from setlist.eventlog import EventLog, Quarantine
 from setlist.experiment import Experiment, load_experiment
+from setlist.featureset import FeatureSet
 from setlist.publish import PublishLog
 from setlist.pseudonym import IdentityMap
 from setlist.settings import Settings
@@ -113,7 +114,8 @@ class Server:
         variants = {}
         for name, bundle in bundles.items():
             if bundle.candidates_version not in tables:
-                tables[bundle.candidates_version] = load_items(self.online, bundle.index.item_ids, publish_version)
+                tables[bundle.candidates_version] = load_items(self.online, bundle.index.item_ids, publish_version,
+                                                               self.service.features.inputs("item"))
             variants[name] = Variant(bundle, tables[bundle.candidates_version])
         self.service.live = Live(variants, router)  # one assignment: requests see old or new, never a mix
         self.service.cache.clear()
@@ -162,6 +164,13 @@ class Server:
         self.publishes.dispose()
 
 
+def load_features(settings: Settings) -> FeatureSet:
+    """The declarations, loaded once at start-up (a user's declaration file that fails says which)."""
+    from feature_repo.declarations import load
+
+    return load(settings)
+
+
 def build(settings: Settings, worker: int = 0, hooks: Hooks | None = None, load: bool = True,
           start: bool = False) -> Server:
     # configuration errors (a malformed experiments file, bad canary steps) stop start-up, with why,
@@ -186,7 +195,8 @@ def build(settings: Settings, worker: int = 0, hooks: Hooks | None = None, load:
     models = ModelHolder(settings, aliases=experiment.aliases if experiment else (CHAMPION,))
     rollout = Rollout(policy, MlflowRolloutRegistry(settings), settings.canary_enabled,
                       load=models.load, refuse=models.refuse, on_decision=metrics.record_canary)
-    service = RankingService(settings, UserFeatureReader(online), make_cache(settings), tracker, hooks,
+    service = RankingService(settings, UserFeatureReader(online), make_cache(settings), tracker, load_features(settings),
+                             hooks,
                              impressions=impressions, observer=rollout)
     server = Server(service, models, online, PublishLog(settings.metadata_url), rollout, experiment)
     if load:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from setlist.features import RANKER_FEATURES
 
 PHRASES = {
     "x_embedding_score": "listeners with your taste play it",
@@ -30,7 +29,8 @@ PHRASES = {
 def reasons(booster, X: np.ndarray, genres: list[str], top: int = 2) -> list[tuple[str, ...]]:  # noqa: ANN001
     import xgboost as xgb
 
-    contrib = booster.predict(xgb.DMatrix(X, feature_names=list(RANKER_FEATURES)), pred_contribs=True)[:, :-1]
+    names = list(booster.feature_names or [])  # the model's own inputs, whichever service it reads
+    contrib = booster.predict(xgb.DMatrix(X, feature_names=names), pred_contribs=True)[:, :-1]
     out = []
     for row, genre in zip(contrib, genres):
         order = np.argsort(-row, kind="stable")
@@ -38,7 +38,7 @@ def reasons(booster, X: np.ndarray, genres: list[str], top: int = 2) -> list[tup
         for j in order:
             if row[j] <= 0 or len(words) >= top:
                 break
-            phrase = PHRASES.get(RANKER_FEATURES[j])
+            phrase = PHRASES.get(names[j])
             if phrase:
                 words.append(phrase.format(genre=genre.replace("_", " ") or "this genre"))
         out.append(tuple(words) or ("matches your listening",))

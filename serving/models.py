@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 
 from setlist.candidates import CandidateIndex
-from setlist.features import RANKER_FEATURES
+from setlist.featureset import DEFAULT_SERVICE, MODEL_SERVICE_ATTR, DeclarationError, FeatureSet, Layout
 from setlist.settings import Settings
 
 log = logging.getLogger("setlist.serving.models")
@@ -36,6 +36,8 @@ class ModelBundle:
     booster: object            # xgboost.Booster, scored with inplace_predict only
     candidates_version: str
     ranker_version: str
+    layout: Layout | None = None   # where each input comes from (None: the bundle is a test double)
+    service: str = DEFAULT_SERVICE
 
     @property
     def pair(self) -> Pair:
@@ -74,19 +76,70 @@ def load_bundle(settings: Settings, versions: Pair) -> ModelBundle:
         booster = mlflow.xgboost.load_model(f"models:/{settings.ranker_model}/{versions[1]}")
     except Exception as exc:  # noqa: BLE001 - any failure means "refuse this version"
         raise ModelLoadError(f"cannot load champion {versions}: {type(exc).__name__}: {exc}") from exc
-    names = list(getattr(booster, "feature_names", None) or [])
-    if names != list(RANKER_FEATURES):
-        raise ModelLoadError(f"ranker v{versions[1]} expects features {names[:3]}… not this server's "
-                             f"{len(RANKER_FEATURES)} ranker_v1 features")
     if not len(index.item_ids) or index.item_factors.shape[0] != len(index.item_ids):
         raise ModelLoadError(f"candidate index v{versions[0]} is empty or inconsistent")
+    from feature_repo.declarations import load
+
+    fs = load(settings)
+    service, layout = check_signature(booster, versions[1], fs)
+    check_store(settings, service, layout, index, versions[1])
     # One thread per request: OpenMP threads fight each other (and the other requests) on a small
     # machine, and parallelism comes from serving workers instead. Measured: p99 15.9 → 5.0 ms.
     booster.set_param({"nthread": 1})
-    probe = booster.inplace_predict(np.zeros((2, len(RANKER_FEATURES)), np.float32))
+    probe = booster.inplace_predict(np.zeros((2, len(layout.names)), np.float32))
     if probe.shape != (2,) or not np.all(np.isfinite(probe)):
         raise ModelLoadError(f"ranker v{versions[1]} returned {probe!r} on a probe input")
-    return ModelBundle(index, booster, versions[0], versions[1])
+    return ModelBundle(index, booster, versions[0], versions[1], layout, service)
+
+
+def check_signature(booster, version: str, fs: FeatureSet) -> tuple[str, Layout]:  # noqa: ANN001
+    """The ranker's feature service (recorded at training) and its inputs, checked against the
+    declarations: a model whose service is gone, or was redeclared differently, is refused."""
+    names = list(getattr(booster, "feature_names", None) or [])
+    service = booster.attr(MODEL_SERVICE_ATTR) or DEFAULT_SERVICE
+    try:
+        declared = fs.service(service)
+    except DeclarationError as exc:
+        raise ModelLoadError(f"ranker v{version} was trained on {service}, which this server's declarations "
+                             f"lack: {exc}") from exc
+    if names != list(declared.inputs):
+        extra = [n for n in names if n not in declared.inputs]
+        gone = [n for n in declared.inputs if n not in names]
+        raise ModelLoadError(f"ranker v{version} has {len(names)} inputs that no longer match the declared "
+                             f"{service} ({len(declared.inputs)}; model only: {extra[:3]}, declared only: {gone[:3]}); "
+                             "declare a change as a new version (since=N+1) instead of editing an old one")
+    return service, Layout.of(names, fs)
+
+
+#: how many catalogue items and users are probed for the model's features at load
+PROBE = 200
+
+
+def check_store(settings: Settings, service: str, layout: Layout, index: CandidateIndex, version: str) -> None:
+    """Refuse a model whose features the online store does not hold: its service must be
+    registered, and each of its user and item inputs must have a value for some probed entity
+    (a feature declared but never materialized has none)."""
+    from feature_repo.online import OnlineFeatures
+    from feature_repo.store import get_store
+
+    try:
+        store = get_store(settings)
+        store.get_feature_service(service)
+    except Exception as exc:  # noqa: BLE001 - not registered, or the registry is unreachable
+        raise ModelLoadError(f"ranker v{version} reads feature service {service}, which the feature store does not "
+                             f"have ({type(exc).__name__}); run `make materialize` to register and publish it") from exc
+    online = OnlineFeatures.from_registry(store, ["user_profile", "item_stats"])
+    absent: list[str] = []
+    for view, block, ids in (("item_stats", "item", index.item_ids), ("user_profile", "user", index.user_ids)):
+        wanted = layout.block_names(block)
+        if not wanted or not len(ids):
+            continue
+        step = max(1, len(ids) // PROBE)
+        rows = [v for _, v in online.read(view, [str(i) for i in ids[::step][:PROBE]]) if v is not None]
+        absent += [n for n in wanted if not any(r.get(n) is not None for r in rows)]
+    if absent:
+        raise ModelLoadError(f"ranker v{version} ({service}) needs features the online store does not hold: "
+                             f"{', '.join(absent[:5])}; run `make materialize`, then the server picks it up")
 
 
 class ModelHolder:

@@ -17,8 +17,8 @@ import numpy as np
 
 from setlist.candidates import GLOBAL_COHORT, CandidateIndex, cohort_key
 from setlist.contract import EVENT_TYPES
-from setlist.features import SESSION_NUMERIC, USER_NUMERIC, USER_TOP_GENRE, USER_VECTOR, assemble, context_vector, \
-    effective_session
+from setlist.features import USER_TOP_GENRE, USER_VECTOR, effective_session
+from setlist.featureset import FeatureSet
 from setlist.impressions import Impression
 from setlist.pseudonym import pseudonymize
 from setlist.settings import Settings
@@ -46,11 +46,26 @@ def _floats(row: dict | None, names: tuple[str, ...]) -> np.ndarray:
     return np.array([np.nan if row.get(n) is None else float(row[n]) for n in names], np.float32)
 
 
+def build_inputs(variant: Variant, features: FeatureSet, user_cols: tuple[str, ...], session_cols: tuple[str, ...],
+                 profile: dict, session: dict, device: str, now: datetime, idx: np.ndarray,
+                 cross: np.ndarray) -> np.ndarray:
+    """The ranker's input matrix for one request, in NumPy: every declared input per block, then
+    the variant's model takes its own columns (``Layout``). Shared with ``make bench``."""
+    layout = variant.bundle.layout
+    if layout is None:
+        raise RuntimeError(f"model {variant.bundle.version} was loaded without a feature layout")
+    return layout.assemble(_floats(profile, user_cols), _floats(session, session_cols),
+                           features.request_values(device, now.hour, now.weekday()), variant.items.matrix[idx], cross)
+
+
 class RankingService:
     def __init__(self, settings: Settings, reader: UserFeatureReader, cache: Cache, tracker: Tracker,
-                 hooks: Hooks | None = None, clock: Callable[[], float] = time.time,
+                 features: FeatureSet, hooks: Hooks | None = None, clock: Callable[[], float] = time.time,
                  impressions: ImpressionSink | None = None, observer: Observer | None = None) -> None:
         self.settings = settings
+        self.features = features
+        # every declared input of each block, read once per request; each model takes its columns
+        self._user_cols, self._session_cols = features.inputs("user"), features.inputs("session")
         self.reader, self.cache, self.tracker = reader, cache, tracker
         self.hooks = hooks or Hooks()
         self.impressions = impressions
@@ -166,8 +181,8 @@ class RankingService:
         aff = profile.get(USER_VECTOR)
         cross = index.cross_features(c, None if aff is None else np.asarray(aff, np.float32),
                                      genres[1], genres[0], last)
-        X = assemble(_floats(profile, USER_NUMERIC), _floats(session, SESSION_NUMERIC),
-                     context_vector(device, now.hour, now.weekday()), variant.items.matrix[c.idx], cross)
+        X = build_inputs(variant, self.features, self._user_cols, self._session_cols, profile, session, device,
+                         now, c.idx, cross)
         scores = variant.bundle.score(X)
         k = min(q.k, len(scores))
         top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))

@@ -51,6 +51,8 @@ ITEM_SCHEMA = pa.schema(
         pa.field("genre", pa.string()),
         pa.field("duration_s", pa.float32()),
         pa.field("release_date", pa.timestamp("ms", tz="UTC")),
+        # every genre of the item, lower case, pipe-separated (``genre`` is the first): multi-hot features
+        pa.field("genres", pa.string()),
     ]
 )
 

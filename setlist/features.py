@@ -1,64 +1,30 @@
-"""The feature contract that training and serving must share exactly.
+"""The session state and the candidate stage's contract, which training and serving share exactly.
 
-Names and order of the ranker's inputs, the context transform and the session-state update live
-here once, so an offline training row and an online Rank request are built by the same code.
+The ranker's inputs are declared in ``feature_repo/declarations`` (``setlist.featureset``); the
+session-state update lives here once, so an offline training row and an online Rank request are
+built by the same code.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Sequence
-
-import numpy as np
-
-from .contract import DEVICES
 
 SESSION_LAST_N = 10
 SESSION_BLOCKED_N = 50
 SESSION_GAP_S = 30 * 60
 
-USER_NUMERIC = (
-    "user_plays_7d", "user_plays_30d", "user_likes_30d", "user_active_days_30d",
-    "user_skip_rate_30d", "user_completion_30d", "user_days_since_last",
-)
+#: what the candidate stage reads from the user profile (declared in the built-in pack)
 USER_VECTOR = "user_genre_affinity"
 USER_TOP_GENRE = "user_top_genre"
 
-ITEM_NUMERIC = (
-    "item_plays_1d", "item_plays_7d", "item_plays_30d", "item_skip_rate_30d",
-    "item_like_rate_30d", "item_completion_30d", "item_age_days", "item_duration_s",
-)
-ITEM_GENRE = "item_genre"
-
 SESSION_FIELDS = ("session_id", "session_last_items", "session_blocked_items", "session_skip_rate",
                   "session_genre", "session_length", "session_updated_ms")
-SESSION_NUMERIC = ("session_skip_rate", "session_length")
 
-CONTEXT_NAMES = ("ctx_hour_sin", "ctx_hour_cos", "ctx_is_weekend") + tuple(f"ctx_device_{d}" for d in DEVICES)
-
+#: the user×item block the candidate stage computes (``CandidateIndex.cross_features``), in order
 CROSS_NAMES = (
     "x_embedding_score", "x_genre_affinity", "x_is_top_genre", "x_session_genre_match",
     "x_covisit_score", "x_in_session_last", "x_candidate_sources", "x_popularity_rank", "x_neighbour_score",
     "x_neighbour_rank", "x_embedding_rank",
 )
-
-#: the ranker's input columns, in order
-RANKER_FEATURES: tuple[str, ...] = USER_NUMERIC + SESSION_NUMERIC + CONTEXT_NAMES + ITEM_NUMERIC + CROSS_NAMES
-
-FEATURE_SERVICE = "ranker_v1"
-
-
-def context_vector(device: str, hour: int, weekday: int) -> list[float]:
-    """Request context → numbers. Also wrapped by the Feast on-demand view, so both agree."""
-    angle = 2 * math.pi * (hour % 24) / 24
-    onehot = [1.0 if device == d else 0.0 for d in DEVICES]
-    return [math.sin(angle), math.cos(angle), 1.0 if weekday >= 5 else 0.0, *onehot]
-
-
-def context_from(ctx: dict[str, str], now: datetime) -> list[float]:
-    now = now.astimezone(timezone.utc)
-    return context_vector(ctx.get("device", "unknown"), now.hour, now.weekday())
 
 
 @dataclass
@@ -140,24 +106,3 @@ def update_session(state: SessionState, session_id: str, item_id: str, etype: st
         state.last_items = [i for i in state.last_items if i != item_id]
     state.updated_ms = max(state.updated_ms, ts_ms)
     return state
-
-
-def assemble(user_row: np.ndarray, session_row: np.ndarray, context_row: Sequence[float],
-             item_block: np.ndarray, cross_block: np.ndarray) -> np.ndarray:
-    """Build the (n_candidates × len(RANKER_FEATURES)) float32 matrix in NumPy.
-
-    ``user_row``, ``session_row`` and ``context_row`` are broadcast to every candidate;
-    ``item_block`` and ``cross_block`` already have one row per candidate.
-    """
-    n = item_block.shape[0]
-    out = np.empty((n, len(RANKER_FEATURES)), dtype=np.float32)
-    a = len(USER_NUMERIC)
-    b = a + len(SESSION_NUMERIC)
-    c = b + len(CONTEXT_NAMES)
-    d = c + len(ITEM_NUMERIC)
-    out[:, :a] = user_row
-    out[:, a:b] = session_row
-    out[:, b:c] = np.asarray(context_row, dtype=np.float32)
-    out[:, c:d] = item_block
-    out[:, d:] = cross_block
-    return out

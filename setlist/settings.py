@@ -10,11 +10,11 @@ import re
 import secrets
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -73,6 +73,11 @@ class Settings(BaseSettings):
     #: means no expiry: a ratings log's users return after years, and the rows carry their own age
     #: (``user_days_since_last``), while a calendar TTL would blank them offline and not online
     feature_ttl_days: float | None = None
+    #: more feature declaration files (``*.py`` with a ``FEATURES`` list), beside
+    #: ``feature_repo/declarations/``; comma-separated in the environment
+    feature_dirs: Annotated[list[Path], NoDecode] = Field(default_factory=list)
+    #: the feature service a training run uses (``ranker_vN``); None: the newest declared one
+    feature_service: str | None = None
 
     # evaluation split: ``global`` holds out a trailing period; ``per_user`` each user's last
     # ``holdout_fraction`` of positives by time; ``auto`` takes global only when its period holds
@@ -94,6 +99,9 @@ class Settings(BaseSettings):
 
     # training
     promotion_margin: float = 0.005
+    #: False registers every new model as ``challenger`` only, for an experiment to decide (a model
+    #: trained on a new feature service, for instance); True promotes one that passes the gate
+    promote: bool = True
     candidate_pool: int = 500
     ranker_trees: int = 200
     max_train_queries: int = 6000
@@ -150,6 +158,13 @@ class Settings(BaseSettings):
     canary_max_skip_increase: float = 0.03  # absolute skip-rate increase tolerated before rollback
     canary_alpha: float = 0.01            # one-sided significance for the skip guard
     canary_check_s: float = 5.0           # how often the refresh loop evaluates an active canary
+
+    @field_validator("feature_dirs", mode="before")
+    @classmethod
+    def _comma_separated(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            return [p.strip() for p in v.split(",") if p.strip()]
+        return v
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,

@@ -8,11 +8,13 @@ import pytest
 from feature_repo.online import OnlineFeatures
 from feature_repo.store import definitions, get_store
 from setlist.eventlog import EventLog
-from setlist.features import ITEM_NUMERIC, USER_NUMERIC
+from feature_repo.declarations import load
 from setlist.pseudonym import IdentityMap, pseudonymize
 from training.dataset import historical
 
 pytestmark = pytest.mark.e2e
+V1 = load().service("ranker_v1")
+USER_NUMERIC, ITEM_NUMERIC = V1.block("user"), V1.block("item")
 
 
 def _close(a: object, b: object) -> bool:
@@ -33,7 +35,7 @@ def test_online_values_equal_historical_at_the_same_moment(tiny_world):
     item_ids = sorted(items["item_id"].unique())[:25]
     entity = pd.DataFrame({"user_id": np.repeat(users, 1), "item_id": item_ids[: len(users)],
                            "event_timestamp": as_of, "device": "mobile"})
-    offline = historical(store, entity)
+    offline = historical(store, entity, V1.name)
     online = store.get_online_features(
         features=[f"user_profile:{n}" for n in (*USER_NUMERIC, "user_genre_affinity")]
         + [f"item_stats:{n}" for n in ITEM_NUMERIC],
@@ -64,7 +66,7 @@ def test_point_in_time_join_never_sees_a_value_stamped_after_the_label(tiny_worl
     label_time = after["event_timestamp"] - pd.Timedelta(milliseconds=1)
     rows = pd.DataFrame({"user_id": [uid, uid], "item_id": ["x", "y"], "device": "mobile",
                          "event_timestamp": [label_time, after["event_timestamp"] + pd.Timedelta(milliseconds=1)]})
-    got = historical(store, rows)
+    got = historical(store, rows, V1.name)
     assert got["user_plays_7d"].iloc[0] == before["user_plays_7d"]  # the value from before the label
     assert got["user_plays_7d"].iloc[1] == after["user_plays_7d"]
 

@@ -66,7 +66,7 @@ def test_a_worse_challenger_keeps_the_champion(tiny_copy, monkeypatch):
     def learns_the_opposite(rs, p, seed):  # noqa: ANN001, ANN202
         # certainly worse than the champion, whatever the data: a weak model (a stump) can rank
         # a tiny hold-out as well as the real one by chance
-        return fit(RankingSet(rs.frame.assign(label=1 - rs.frame["label"]), rs.groups), p, seed)
+        return fit(RankingSet(rs.frame.assign(label=1 - rs.frame["label"]), rs.groups, rs.inputs), p, seed)
 
     monkeypatch.setattr(pipeline, "fit", learns_the_opposite)
     s = tiny_copy.settings

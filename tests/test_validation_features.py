@@ -7,7 +7,8 @@ import pytest
 
 from validation.api import validate_feature_batch, validate_training_set
 from validation.gx import Workspace
-from validation.suites.features import VIEWS, FeatureSpec, FeatureView, feature_suite
+from validation.sources import declared_views
+from validation.suites.features import FeatureSpec, FeatureView, feature_suite
 from validation.testing import clean_feature_batch, clean_training_set
 
 AS_OF = datetime(2024, 5, 1, tzinfo=timezone.utc)
@@ -16,6 +17,9 @@ AS_OF = datetime(2024, 5, 1, tzinfo=timezone.utc)
 @pytest.fixture(scope="module")
 def ws(tmp_path_factory):
     return Workspace(tmp_path_factory.mktemp("data") / "validation")
+
+
+VIEWS = declared_views()
 
 
 @pytest.mark.parametrize("view", sorted(VIEWS))

@@ -1,7 +1,7 @@
 """Training and evaluation matrices: candidates from stage one, features from Feast.
 
-User, session, item and context features come from ``get_historical_features`` with the
-``ranker_v1`` feature service at each query's timestamp (point-in-time correct); the
+User, session, item and context features come from ``get_historical_features`` at each query's
+timestamp (point-in-time correct), restricted to the run's feature service (``ranker_vN``); the
 user×item block comes from the candidate index, the same code serving runs.
 """
 from __future__ import annotations
@@ -14,19 +14,19 @@ import pandas as pd
 from feast import FeatureStore
 
 from setlist.candidates import CandidateIndex, Candidates, cohort_key
-from setlist.features import (CONTEXT_NAMES, CROSS_NAMES, FEATURE_SERVICE, ITEM_NUMERIC, RANKER_FEATURES,
-                              SESSION_FIELDS, SESSION_NUMERIC, USER_NUMERIC, USER_TOP_GENRE, USER_VECTOR,
-                              effective_session)
+from setlist.features import CROSS_NAMES, SESSION_FIELDS, USER_TOP_GENRE, USER_VECTOR, effective_session
+from setlist.featureset import Layout, Service
 
 
 @dataclass
 class RankingSet:
-    frame: pd.DataFrame  # query_id, user_id, item_id, event_timestamp, label + RANKER_FEATURES
+    frame: pd.DataFrame  # query_id, user_id, item_id, event_timestamp, label + the service's inputs
     groups: np.ndarray   # rows per query, in frame order
+    inputs: tuple[str, ...]  # the ranker's input columns, in order
 
     @property
     def X(self) -> np.ndarray:
-        return self.frame[list(RANKER_FEATURES)].to_numpy(np.float32)
+        return self.frame[list(self.inputs)].to_numpy(np.float32)
 
     @property
     def y(self) -> np.ndarray:
@@ -37,29 +37,40 @@ def refs(view: str, names: Sequence[str]) -> list[str]:
     return [f"{view}:{n}" for n in names]
 
 
-# Subsets of the ranker_v1 service for the calls that need only part of it: a point-in-time join
+# Subsets of the feature service for the calls that need only part of it: a point-in-time join
 # against the session view costs far more than one against the daily item snapshots, and the
 # candidate rows of a query share its user and session state, fetched once per query instead.
-USER_STATE_REFS = refs("user_profile", (*USER_NUMERIC, USER_VECTOR, USER_TOP_GENRE)) + refs("session", SESSION_FIELDS)
-ITEM_CONTEXT_REFS = refs("item_stats", ITEM_NUMERIC) + refs("context", CONTEXT_NAMES)
+def user_state_refs(svc: Service) -> list[str]:
+    return refs("user_profile", (*svc.block("user"), USER_VECTOR, USER_TOP_GENRE)) + refs("session", SESSION_FIELDS)
 
 
-def historical(store: FeatureStore, entity_df: pd.DataFrame, features: Sequence[str] | None = None) -> pd.DataFrame:
-    """Point-in-time features for each entity row, in row order: the ranker's feature service, or
-    the given ``view:feature`` references (a subset of it).
+def item_context_refs(svc: Service) -> list[str]:
+    return refs("item_stats", svc.block("item")) + refs("context", svc.block("request"))
+
+
+def layout(svc: Service) -> Layout:
+    """The service's inputs from blocks that hold exactly the service's columns (training)."""
+    return Layout(svc.inputs, {"user": svc.block("user"), "session": svc.block("session"),
+                               "request": svc.block("request"), "item": svc.block("item"),
+                               "user_item": CROSS_NAMES})
+
+
+def historical(store: FeatureStore, entity_df: pd.DataFrame, features: Sequence[str] | str) -> pd.DataFrame:
+    """Point-in-time features for each entity row, in row order: a feature service by name, or
+    the given ``view:feature`` references.
 
     Feast's file offline store de-duplicates rows that share a view's join key and timestamp, so
     rows that share a user and moment (one query's candidates) are made distinct by stepping their
     timestamps back by whole microseconds: earlier, never later, so nothing leaks.
     """
-    service = None if features else store.get_feature_service(FEATURE_SERVICE)
+    service = store.get_feature_service(features) if isinstance(features, str) else None
     entity_df = entity_df.reset_index(drop=True)
     ts = pd.to_datetime(entity_df["event_timestamp"], utc=True).dt.as_unit("us")
     step = entity_df.assign(event_timestamp=ts).groupby(["user_id", "event_timestamp"]).cumcount()
     entity_df = entity_df.assign(event_timestamp=ts - pd.to_timedelta(step.to_numpy(), unit="us"),
                                  request_hour=ts.dt.hour.astype("int64"),
                                  request_weekday=ts.dt.weekday.astype("int64"))
-    out = store.get_historical_features(entity_df=entity_df, features=list(features) if features else service).to_df()
+    out = store.get_historical_features(entity_df=entity_df, features=service or list(features)).to_df()
     out["event_timestamp"] = pd.to_datetime(out["event_timestamp"], utc=True).dt.as_unit("us")
     keys = ["user_id", "item_id", "event_timestamp"]
     feature_cols = [c for c in out.columns if c not in entity_df.columns]
@@ -69,12 +80,12 @@ def historical(store: FeatureStore, entity_df: pd.DataFrame, features: Sequence[
     return merged
 
 
-def query_state(store: FeatureStore, queries: pd.DataFrame, any_item: str) -> pd.DataFrame:
+def query_state(store: FeatureStore, queries: pd.DataFrame, any_item: str, svc: Service) -> pd.DataFrame:
     """User profile and session state at each query's moment (item columns are ignored).
 
     Session rows go through ``effective_session`` exactly as serving reads them."""
     entity = queries[["query_id", "user_id", "event_timestamp", "device"]].assign(item_id=any_item)
-    state = historical(store, entity, USER_STATE_REFS)
+    state = historical(store, entity, user_state_refs(svc))
     now_ms = (state["event_timestamp"].astype("int64") // 1000).to_numpy()  # microseconds → ms
     rows = [effective_session(_session_dict(r), int(t)) for r, t in
             zip(state[list(SESSION_FIELDS)].to_dict("records"), now_ms)]
@@ -126,10 +137,12 @@ def _subset(c: Candidates, sel: np.ndarray) -> Candidates:
 
 
 def training_rows(store: FeatureStore, index: CandidateIndex, queries: pd.DataFrame, labels: pd.DataFrame,
-                  n_candidates: int, negatives: int, seed: int, progress=None) -> RankingSet:  # noqa: ANN001
+                  n_candidates: int, negatives: int, seed: int, svc: Service,
+                  progress=None) -> RankingSet:  # noqa: ANN001
     """Candidates per query, labelled by what followed: positives, and a sample of the rest."""
     rng = np.random.default_rng(seed)
-    state = query_state(store, queries, str(index.item_ids[0]))
+    user_cols, session_cols = svc.block("user"), svc.block("session")
+    state = query_state(store, queries, str(index.item_ids[0]), svc)
     by_query = {q: grp for q, grp in labels.groupby("query_id")}
     parts, crosses, users, sessions = [], [], [], []
     for row, q in zip(state.itertuples(index=False), queries.itertuples(index=False)):
@@ -149,18 +162,23 @@ def training_rows(store: FeatureStore, index: CandidateIndex, queries: pd.DataFr
         sel = np.concatenate([np.array(pos, dtype=np.int64), np.sort(sampled)])
         y = np.concatenate([np.ones(len(pos)), np.zeros(len(sampled))])
         crosses.append(_cross(index, _subset(c, sel), s, last))
-        users.append(np.repeat(numeric(s, USER_NUMERIC)[None, :], len(sel), axis=0))
-        sessions.append(np.repeat(numeric(s, SESSION_NUMERIC)[None, :], len(sel), axis=0))
+        users.append(np.repeat(numeric(s, user_cols)[None, :], len(sel), axis=0))
+        sessions.append(np.repeat(numeric(s, session_cols)[None, :], len(sel), axis=0))
         parts.append(pd.DataFrame({"query_id": q.query_id, "user_id": q.user_id, "item_id": index.item_ids[c.idx[sel]],
                                    "event_timestamp": q.event_timestamp, "device": q.device, "label": y}))
     if not parts:
         raise ValueError("no query had a positive among its candidates: too little data to train a ranker")
     rows = pd.concat(parts, ignore_index=True)
-    feats = historical(store, rows[["user_id", "item_id", "event_timestamp", "device"]], ITEM_CONTEXT_REFS)
+    feats = historical(store, rows[["user_id", "item_id", "event_timestamp", "device"]], item_context_refs(svc))
     frame = rows.copy()
-    frame[list(USER_NUMERIC)] = np.vstack(users)
-    frame[list(SESSION_NUMERIC)] = np.vstack(sessions)
-    for name in CONTEXT_NAMES + ITEM_NUMERIC:
+    if user_cols:
+        frame[list(user_cols)] = np.vstack(users)
+    if session_cols:
+        frame[list(session_cols)] = np.vstack(sessions)
+    for name in svc.block("request") + svc.block("item"):
         frame[name] = pd.to_numeric(feats[name], errors="coerce").astype("float32").to_numpy()
-    frame[list(CROSS_NAMES)] = np.vstack(crosses)
-    return RankingSet(frame=frame, groups=frame.groupby("query_id", sort=False).size().to_numpy())
+    cross = np.vstack(crosses)
+    for k, name in enumerate(CROSS_NAMES):
+        if name in svc.inputs:
+            frame[name] = cross[:, k]
+    return RankingSet(frame=frame, groups=frame.groupby("query_id", sort=False).size().to_numpy(), inputs=svc.inputs)

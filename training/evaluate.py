@@ -10,9 +10,9 @@ import pandas as pd
 import scipy.sparse as sp
 
 from setlist.candidates import CandidateIndex, cohort_key
-from setlist.features import ITEM_NUMERIC, SESSION_NUMERIC, USER_NUMERIC, assemble, context_vector
+from setlist.featureset import Service
 
-from .dataset import _cross, exclusions, generate_for, numeric
+from .dataset import _cross, exclusions, generate_for, layout, numeric
 
 Scorer = Callable[[np.ndarray], np.ndarray]
 
@@ -91,16 +91,17 @@ def _dropped(index: CandidateIndex, uidx: int | None, session_excluded: set[int]
 
 def evaluate(index: CandidateIndex, scorers: dict[str, Scorer], state: pd.DataFrame, queries: pd.DataFrame,
              labels: pd.DataFrame, item_matrix: Callable[[pd.Timestamp], np.ndarray], n_candidates: int,
-             cold_users: set[str], baselines: dict[str, Baseline] | None = None,
+             cold_users: set[str], svc: Service, baselines: dict[str, Baseline] | None = None,
              progress=None) -> dict[str, Evaluation]:  # noqa: ANN001
     """Score every hold-out query with each scorer, with cohort popularity and with ``baselines``.
 
     A scorer ranks stage one's candidates, exactly as serving does; popularity and the baselines
-    rank every item the user has not seen. ``item_matrix(ts)`` gives ITEM_NUMERIC per catalog index
+    rank every item the user has not seen. ``item_matrix(ts)`` gives the service's item inputs per catalog index
     as a server would have had them at ``ts``. A baseline with no answer for a user (no history)
     falls back to popularity, as serving does for such a user.
     """
     baselines = baselines or {}
+    shape, user_cols, session_cols = layout(svc), svc.block("user"), svc.block("session")
     positives = labels[labels["label"] == 1].groupby("query_id")["item_id"].apply(set).to_dict()
     names = [*scorers, "popularity", *baselines]
     acc: dict[str, dict[str, list]] = {n: {"ndcg": [], "recall": [], "recall100": [], "curve": [], "s": [], "y": [],
@@ -118,8 +119,9 @@ def evaluate(index: CandidateIndex, scorers: dict[str, Scorer], state: pd.DataFr
         for k in cand_recall:
             cand_recall[k].append(candidate_recall(ids, rel, k))
         ts = q.event_timestamp
-        X = assemble(numeric(s, USER_NUMERIC), numeric(s, SESSION_NUMERIC), context_vector(str(q.device), ts.hour, ts.weekday()),
-                     item_matrix(ts)[c.idx], _cross(index, c, s, last))
+        X = shape.assemble(numeric(s, user_cols), numeric(s, session_cols),
+                           svc.request_values(str(q.device), ts.hour, ts.weekday()), item_matrix(ts)[c.idx],
+                           _cross(index, c, s, last))
         y = np.fromiter((i in rel for i in ids), dtype=np.float32, count=len(ids))
         cold = q.user_id in cold_users
         _, excluded = exclusions(index, s)

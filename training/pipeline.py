@@ -12,12 +12,13 @@ import numpy as np
 import pandas as pd
 from rich.progress import Progress
 
+from feature_repo import declarations
 from feature_repo.build import opted_out_users, personalizable
 from feature_repo.store import get_store
 from setlist.candidates import CandidateIndex
 from setlist.catalog import load_items
 from setlist.eventlog import EventLog
-from setlist.features import FEATURE_SERVICE, ITEM_NUMERIC, RANKER_FEATURES
+from setlist.featureset import DeclarationError, Service
 from setlist.settings import Settings
 
 from . import plots, registry
@@ -68,8 +69,9 @@ def _sample(q: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
 MAX_ITEM_MOMENTS = 64
 
 
-def daily_item_matrix(store, index: CandidateIndex, moments: pd.Series | None = None):  # noqa: ANN001, ANN201
-    """ITEM_NUMERIC per catalog index as of a moment. Item stats are daily snapshots, so the
+def daily_item_matrix(store, index: CandidateIndex, svc: Service,  # noqa: ANN001, ANN201
+                      moments: pd.Series | None = None):
+    """The service's item inputs per catalog index as of a moment. Item stats are daily snapshots, so the
     matrix at the start of a day is the point-in-time answer for all of that day.
 
     A per-user split asks at hundreds of different days; ``moments`` (the query times) then set a
@@ -87,8 +89,12 @@ def daily_item_matrix(store, index: CandidateIndex, moments: pd.Series | None = 
         if day not in cache:
             entity = pd.DataFrame({"item_id": index.item_ids.astype(str), "user_id": "", "device": "unknown",
                                    "event_timestamp": day})
-            feats = historical(store, entity, refs("item_stats", ITEM_NUMERIC))
-            cache[day] = feats[list(ITEM_NUMERIC)].apply(pd.to_numeric, errors="coerce").to_numpy(np.float32)
+            names = list(svc.block("item"))
+            if not names:
+                cache[day] = np.zeros((len(index.item_ids), 0), np.float32)
+            else:
+                feats = historical(store, entity, refs("item_stats", names))
+                cache[day] = feats[names].apply(pd.to_numeric, errors="coerce").to_numpy(np.float32)
         return cache[day]
 
     return at
@@ -134,7 +140,8 @@ def _combine(sets: list[RankingSet]) -> RankingSet:
         frames.append(rs.frame.assign(query_id=rs.frame["query_id"] + offset))
         offset += int(rs.frame["query_id"].max()) + 1
     frame = pd.concat(frames, ignore_index=True)
-    return RankingSet(frame=frame, groups=frame.groupby("query_id", sort=False).size().to_numpy())
+    return RankingSet(frame=frame, groups=frame.groupby("query_id", sort=False).size().to_numpy(),
+                      inputs=sets[0].inputs)
 
 
 def _enough(events: pd.DataFrame) -> None:
@@ -173,7 +180,10 @@ def train(settings: Settings, progress: bool = True, candidate_params: Candidate
         raise TrainingRefused("no user has a held-out positive to evaluate on: every user needs at least "
                               f"{MIN_POSITIVES} positive interactions (lower SETLIST_HOLDOUT_FRACTION or import more data)")
     folds = _ranker_splits(split, settings, exclude_seen)
+    svc = feature_service(settings)
     choices = [
+        f"features: {svc.name} ({len(svc.inputs)} ranker inputs"
+        f"{'; set by SETLIST_FEATURE_SERVICE' if settings.feature_service else ', the newest declared'})",
         f"seen items: {'left out' if exclude_seen else 'kept'} ({repeats:.0%} of positives are repeats"
         f"{'; set by SETLIST_EXCLUDE_SEEN' if settings.exclude_seen is not None else ''})",
         "evaluation: " + split.describe(),
@@ -215,7 +225,7 @@ def train(settings: Settings, progress: bool = True, candidate_params: Candidate
             q_train_n += len(q_train)
             try:
                 sets.append(training_rows(store, fitted_a.index, q_train, fold.labels, settings.candidate_pool,
-                                          NEGATIVES_PER_QUERY, seed + n,
+                                          NEGATIVES_PER_QUERY, seed + n, svc,
                                           progress=task(f"building training set, fold {n + 1}", len(q_train))))
             except ValueError as exc:
                 if n:  # an earlier fold too thin to help: train on the newer ones
@@ -229,7 +239,7 @@ def train(settings: Settings, progress: bool = True, candidate_params: Candidate
 
         from validation.api import validate_training_set
 
-        gate = validate_training_set(rs.frame, list(RANKER_FEATURES), opted_out)
+        gate = validate_training_set(rs.frame, list(rs.inputs), opted_out)
         if not gate.passed:
             raise TrainingRefused("training set failed validation: " + "; ".join(gate.failures))
 
@@ -245,7 +255,7 @@ def train(settings: Settings, progress: bool = True, candidate_params: Candidate
 
         q_hold = _sample(split.queries, MAX_HOLDOUT_QUERIES, seed + 1)
         labels_hold = split.labels
-        state = query_state(store, q_hold, str(index_b.item_ids[0]))
+        state = query_state(store, q_hold, str(index_b.item_ids[0]), svc)
         counts = split.train.groupby("user_id").size()
         cold = set(q_hold["user_id"]) - set(counts[counts >= COLD_EVENTS].index)
         scorers = {"model": lambda X: fitted.booster.inplace_predict(X)}
@@ -257,10 +267,10 @@ def train(settings: Settings, progress: bool = True, candidate_params: Candidate
                            f"({settings.ease_max_items:,})")
             say(choices[-1])
         results = evaluate(index_b, scorers, state, q_hold, labels_hold,
-                           daily_item_matrix(store, index_b, q_hold["event_timestamp"]),
-                           settings.candidate_pool, cold, baselines,
+                           daily_item_matrix(store, index_b, svc, q_hold["event_timestamp"]),
+                           settings.candidate_pool, cold, svc, baselines,
                            progress=task("evaluating on the hold-out", len(q_hold)))
-        champion = _evaluate_champion(settings, store, state, q_hold, labels_hold, cold, split.train)
+        champion = _evaluate_champion(settings, store, state, q_hold, labels_hold, cold, split.train, svc)
         # The registered model keeps the training part's weights, so that a later run can score it on
         # a hold-out it never learned from; but it serves with every user's whole history, so that
         # nothing they rated in the hold-out is offered again and their latest items count.
@@ -279,7 +289,8 @@ def train(settings: Settings, progress: bool = True, candidate_params: Candidate
         mlflow.log_params({**{f"candidates.{k}": v for k, v in cp.__dict__.items()},
                            **{f"ranker.{k}": v for k, v in rp.__dict__.items()},
                            "ranker.objective": fitted.objective, "seed": seed,
-                           "candidate_pool": settings.candidate_pool, "n_features": len(RANKER_FEATURES),
+                           "candidate_pool": settings.candidate_pool, "n_features": len(svc.inputs),
+                           "feature_service": svc.name,
                            "split": split.kind, "split.reason": split.reason[:500],
                            "split.holdout_days": f"{split.window.days:.3f}" if split.window else "per user",
                            "split.holdout_fraction": settings.holdout_fraction,
@@ -290,8 +301,9 @@ def train(settings: Settings, progress: bool = True, candidate_params: Candidate
             mlflow.log_metrics({f"champion_{k}": v for k, v in champion.items() if v == v})
         rows = {"events": len(raw), "personalizable_events": len(events), "train_queries": q_train_n, "ranker_folds": len(sets),
                 "train_rows": len(rs.frame), "holdout_queries": int(metrics["queries"]), "opted_out_users": len(opted_out)}
-        mlflow.set_tags({"lineage.feature_service": FEATURE_SERVICE,
+        mlflow.set_tags({"lineage.feature_service": svc.name,
                          "lineage.feature_views": "user_profile,item_stats,session,context",
+                         "lineage.features": ",".join(svc.inputs)[:5000],
                          "lineage.window_start": str(events["timestamp"].min()),
                          "lineage.cutoff": str(split.window.start) if split.window else "per user",
                          "lineage.window_end": str(events["timestamp"].max()),
@@ -302,8 +314,12 @@ def train(settings: Settings, progress: bool = True, candidate_params: Candidate
             mlflow.log_artifact(str(plots.evaluation_curves(
                 {name: results[name].ndcg_curve for name in ("model", "popularity", *baselines)}, model.scores, model.labels,
                 Path(tmp) / "evaluation_curves.png")))
-        versions = registry.log_models(settings, index_b, fitted.booster, rs.X[:200])
+        mlflow.log_metrics({f"importance.{k}": v for k, v in importance(fitted.booster, svc.inputs).items()})
+        versions = registry.log_models(settings, index_b, fitted.booster, rs.X[:200], svc.inputs, svc.name)
         registry.set_aliases(client, settings, versions, registry.CHALLENGER)
+        if decision.promote and not settings.promote and registry.champion_uris(client, settings) is not None:
+            decision = registry.Decision(False, decision.reason + "; kept as challenger (SETLIST_PROMOTE=false): "
+                                         "an experiment decides")
         if decision.promote:
             registry.set_aliases(client, settings, versions, registry.CHAMPION)
         mlflow.set_tag("training.choices", "\n".join(choices)[:5000])  # what was derived from the data
@@ -323,8 +339,24 @@ def _keep_training_set(settings: Settings, frame: pd.DataFrame) -> None:
     write_atomic(pa.Table.from_pandas(frame, preserve_index=False), settings.data_dir / "training" / "training_set.parquet")
 
 
+def feature_service(settings: Settings) -> Service:
+    """The service this run trains on: SETLIST_FEATURE_SERVICE, else the newest declared."""
+    fs = declarations.load(settings)
+    try:
+        return fs.service(settings.feature_service or fs.newest)
+    except DeclarationError as exc:
+        raise TrainingRefused(f"{exc} (SETLIST_FEATURE_SERVICE)") from exc
+
+
+def importance(booster, names: tuple[str, ...]) -> dict[str, float]:  # noqa: ANN001
+    """Each input's share of the ranker's total gain (0 for inputs no tree split on)."""
+    gain = booster.get_score(importance_type="total_gain")
+    total = sum(gain.values()) or 1.0
+    return {n: float(gain.get(n, 0.0)) / total for n in names}
+
+
 def _evaluate_champion(settings: Settings, store, state, q_hold, labels_hold, cold,  # noqa: ANN001
-                       train_events: pd.DataFrame):
+                       train_events: pd.DataFrame, svc: Service):
     """The current champion, scored on today's hold-out, so the gate compares like with like."""
     client = registry.connect(settings)
     uris = registry.champion_uris(client, settings)
@@ -336,13 +368,24 @@ def _evaluate_champion(settings: Settings, store, state, q_hold, labels_hold, co
     except Exception as exc:  # an unloadable champion must not block a healthy challenger
         mlflow.set_tag("promotion.champion_unloadable", str(exc)[:500]) if mlflow.active_run() else None
         return None
-    if booster.num_features() != len(RANKER_FEATURES):
-        # a champion of another feature set cannot be scored by this code; the gate then treats the
-        # challenger as a first model (it must still beat the baselines)
+    # the champion reads its own feature service, which may be older than this run's
+    name = booster.attr(registry.SERVICE_ATTR) or "ranker_v1"
+    try:
+        own = declarations.load(settings).service(name)
+    except DeclarationError:
+        own = None
+    if own is None or list(booster.feature_names or []) != list(own.inputs):
+        # a champion of a feature set no longer declared cannot be scored by this code; the gate then
+        # treats the challenger as a first model (it must still beat the baselines)
+        if mlflow.active_run():
+            mlflow.set_tag("promotion.champion_unscored", f"its feature service {name} is no longer declared as trained")
         return None
+    if own.name != svc.name:
+        state = query_state(store, q_hold, str(index.item_ids[0]), own)
     # The champion serves with whole histories, the hold-out included; scored with them it could
     # never find a held-out item. It gets the same history as the challenger.
     index.seen = seen_matrix(train_events, index.user_ids, pd.Index(index.item_ids))
     results = evaluate(index, {"model": lambda X: booster.inplace_predict(X)}, state, q_hold, labels_hold,
-                       daily_item_matrix(store, index, q_hold["event_timestamp"]), settings.candidate_pool, cold)
+                       daily_item_matrix(store, index, own, q_hold["event_timestamp"]), settings.candidate_pool,
+                       cold, own)
     return results["model"].metrics

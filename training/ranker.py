@@ -7,8 +7,6 @@ from dataclasses import dataclass
 import numpy as np
 import xgboost as xgb
 
-from setlist.features import RANKER_FEATURES
-
 from .dataset import RankingSet
 
 OBJECTIVES = ("rank:ndcg", "binary:logistic")
@@ -42,8 +40,8 @@ def _split(rs: RankingSet, share: float) -> tuple[np.ndarray, np.ndarray]:
 
 def _dmatrix(rs: RankingSet, mask: np.ndarray) -> xgb.DMatrix:
     frame = rs.frame[mask]
-    d = xgb.DMatrix(frame[list(RANKER_FEATURES)].to_numpy(np.float32), label=frame["label"].to_numpy(),
-                    feature_names=list(RANKER_FEATURES))
+    d = xgb.DMatrix(frame[list(rs.inputs)].to_numpy(np.float32), label=frame["label"].to_numpy(),
+                    feature_names=list(rs.inputs))
     d.set_group(frame.groupby("query_id", sort=False).size().to_numpy())
     return d
 

@@ -14,7 +14,7 @@ from mlflow.models import infer_signature
 
 from setlist.candidate_model import INDEX_ARTIFACT, CandidateModel
 from setlist.candidates import CandidateIndex
-from setlist.features import RANKER_FEATURES
+from setlist.featureset import MODEL_SERVICE_ATTR
 from setlist.settings import Settings
 
 CHAMPION, CHALLENGER = "champion", "challenger"
@@ -80,8 +80,15 @@ def champion_uris(client: MlflowClient, settings: Settings) -> tuple[str, str] |
     return f"models:/{settings.candidates_model}@{CHAMPION}", f"models:/{settings.ranker_model}@{CHAMPION}"
 
 
-def log_models(settings: Settings, index: CandidateIndex, booster, sample_X: np.ndarray) -> tuple[str, str]:  # noqa: ANN001
-    """Log and register both models in the active run; returns the new version numbers."""
+SERVICE_ATTR = MODEL_SERVICE_ATTR
+
+
+def log_models(settings: Settings, index: CandidateIndex, booster, sample_X: np.ndarray,  # noqa: ANN001
+               inputs: tuple[str, ...], service: str) -> tuple[str, str]:
+    """Log and register both models in the active run; returns the new version numbers. The ranker
+    carries its feature service in the model file and as a version tag, and its input names in
+    the signature, so serving can check what it reads at load."""
+    booster.set_attr(**{SERVICE_ATTR: service})
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "index"
         index.save(path)
@@ -91,12 +98,15 @@ def log_models(settings: Settings, index: CandidateIndex, booster, sample_X: np.
             signature=infer_signature(example, pd.DataFrame({"user_id": ["u"], "candidates": [["i"]]})),
             registered_model_name=settings.candidates_model,
             pip_requirements=_pins("mlflow", "numpy", "scipy", "pandas", "faiss-cpu"))
-    X = pd.DataFrame(sample_X, columns=list(RANKER_FEATURES))
+    X = pd.DataFrame(sample_X, columns=list(inputs))
     rank_info = mlflow.xgboost.log_model(
         booster, name="ranker", signature=infer_signature(X, booster.inplace_predict(sample_X)),
         input_example=X.head(3), registered_model_name=settings.ranker_model, model_format="ubj",
         pip_requirements=_pins("mlflow", "xgboost-cpu", "numpy", "pandas"))
-    return str(cand_info.registered_model_version), str(rank_info.registered_model_version)
+    versions = str(cand_info.registered_model_version), str(rank_info.registered_model_version)
+    MlflowClient(tracking_uri=settings.tracking_uri).set_model_version_tag(
+        settings.ranker_model, versions[1], SERVICE_ATTR, service)
+    return versions
 
 
 def set_aliases(client: MlflowClient, settings: Settings, versions: tuple[str, str], alias: str) -> None:

@@ -13,15 +13,17 @@ from typing import Collection, Iterable, Sequence
 
 import pandas as pd
 
+from setlist.featureset import FeatureSet
 from setlist.settings import get_settings
 from validation.gx import Workspace
 from validation.parity import FRESH_COLUMN, MATCH_PREFIX, ParityAdapter, ParityInput, parity_report
 from validation.reference import CardinalityReference
 from validation.result import GateResult, from_validation
+from validation.sources import declared_views
 from validation.suites.cardinality import cardinality_suite
 from validation.suites.drift import drift_suite, plan_checks, sample, usable_columns
 from validation.suites.events import events_suite
-from validation.suites.features import VIEWS, feature_suite
+from validation.suites.features import feature_suite
 from validation.suites.parity import parity_suite
 from validation.suites.training_set import OPTED_OUT_FLAG, training_set_suite
 from validation.thresholds import DriftThresholds, Thresholds, thresholds_for
@@ -64,11 +66,13 @@ def validate_events(frame: pd.DataFrame, *, now: datetime | None = None, max_fut
 
 def validate_feature_batch(view_name: str, frame: pd.DataFrame, as_of: datetime, *,
                            max_age: timedelta | None = None, workspace: Workspace | None = None,
-                           docs: bool = True) -> GateResult:
-    """Ranges, nulls, types and freshness of one feature view's batch before it is published."""
-    if view_name not in VIEWS:
-        raise ValueError(f"unknown feature view {view_name!r} (known: {', '.join(sorted(VIEWS))})")
-    suite = feature_suite(VIEWS[view_name], _utc(as_of), max_age or limits().freshness.max_age)
+                           docs: bool = True, features: FeatureSet | None = None) -> GateResult:
+    """Ranges, nulls, types and freshness of one feature view's batch before it is published,
+    checked against the declarations (``features``; the declared ones when None)."""
+    views = declared_views(features)
+    if view_name not in views:
+        raise ValueError(f"unknown feature view {view_name!r} (known: {', '.join(sorted(views))})")
+    suite = feature_suite(views[view_name], _utc(as_of), max_age or limits().freshness.max_age)
     return _run(f"features:{view_name}", f"features-{view_name}", suite, frame, workspace, docs)
 
 

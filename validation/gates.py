@@ -22,7 +22,6 @@ from validation.reference import (CardinalityReference, StaleReference, learn_ca
                                   window_days_of)
 from validation.result import GateResult
 from validation.suites.drift import EVENT_CATEGORICAL, EVENT_NUMERIC, event_features
-from validation.suites.features import VIEWS
 from validation.suites.training_set import BASE_COLUMNS
 from validation.thresholds import Thresholds, thresholds_for
 from validation.windows import Split, newest_batch, split, trailing_window
@@ -65,7 +64,7 @@ def events_gate(settings: Settings, opts: GateOptions, ws: Workspace) -> list[Ga
 
 def features_gate(settings: Settings, opts: GateOptions, ws: Workspace) -> list[GateResult]:
     """One result per feature view (the same checks run on each, so one table would be ambiguous)."""
-    batches = {name: sources.load_feature_batch(settings, name) for name in VIEWS}
+    batches = {name: sources.load_feature_batch(settings, name) for name in sources.declared_views()}
     as_of = opts.as_of or _newest_event(settings)
     t = opts.thresholds(settings)
     results = []

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import importlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import pyarrow as pa
@@ -19,6 +20,10 @@ from setlist.contract import EVENT_COLUMNS
 from setlist.eventlog import TOMBSTONES, EventLog
 from setlist.settings import Settings
 from validation.parity import ParityAdapter
+
+if TYPE_CHECKING:
+    from setlist.featureset import FeatureSet
+    from validation.suites.features import FeatureView
 
 TRAINING_SET = Path("training") / "training_set.parquet"
 #: the parity adapter feature_repo provides: ``parity_inputs(settings) -> Iterable[ParityInput]``
@@ -99,6 +104,21 @@ def opted_out(settings: Settings) -> set[str]:
     log = EventLog(settings.events_dir)
     events = log.read(columns=["user_id", "timestamp", "consent_personalization"], include_erased=True)
     return (opted_out_users(events) if not events.empty else set()) | log.erased_users()
+
+
+#: where the feature declarations come from: ``module:function`` returning a FeatureSet
+DEFAULT_DECLARATIONS = "feature_repo.declarations:load"
+
+
+def declared_views(features: "FeatureSet | None" = None, spec: str = DEFAULT_DECLARATIONS) -> "dict[str, FeatureView]":
+    """The feature-batch checks of the declared features (resolved by name, so validation does
+    not import the feature repository's modules)."""
+    from validation.suites.features import views_of
+
+    if features is None:
+        module_name, _, attr = spec.partition(":")
+        features = getattr(importlib.import_module(module_name), attr)()
+    return views_of(features)
 
 
 def parity_adapter(settings: Settings, spec: str = DEFAULT_PARITY_ADAPTER) -> ParityAdapter:

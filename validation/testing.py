@@ -12,7 +12,6 @@ import pandas as pd
 
 from setlist.contract import DEVICES, EVENT_TYPES
 from setlist.eventlog import to_table
-from validation.suites.features import ITEM_STATS, USER_PROFILE
 
 LOCALES = ("en-US", "en-GB", "de-DE", "fr-FR", "es-ES", "pt-BR")
 GENRES = ("rock", "pop", "jazz", "hiphop", "classical", "electronic")
@@ -56,7 +55,9 @@ def clean_feature_batch(view_name: str, as_of: datetime, entities: int = 50, sna
                         seed: int = 2) -> pd.DataFrame:
     """Daily snapshots (one row per entity and day, the last stamped at ``as_of``)."""
     rng = np.random.default_rng(seed)
-    view = {"user_profile": USER_PROFILE, "item_stats": ITEM_STATS}[view_name]
+    from validation.sources import declared_views
+
+    view = declared_views()[view_name]
     prefix = "u" if view.entity == "user_id" else "i"
     ids = np.repeat([f"{prefix}{k:05d}" for k in range(entities)], snapshots)
     stamps = np.tile([pd.Timestamp(as_of) - pd.Timedelta(days=snapshots - 1 - d) for d in range(snapshots)], entities)

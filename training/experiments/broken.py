@@ -1,6 +1,6 @@
 """A deliberately broken ranker, for canary drills and tests.
 
-It is a valid XGBoost model over the real ranker_v1 features (so serving's load checks pass, as a
+It is a valid XGBoost model over a declared feature service's inputs (so serving's load checks pass, as a
 subtly bad model's would), trained on the kept training set with its labels shuffled: the scores
 vary across candidates but carry no signal, so slates are effectively random. ``inverted`` learns
 the labels upside down instead, for a model that is reliably worse than random.
@@ -12,21 +12,38 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from setlist.features import RANKER_FEATURES
+from setlist.featureset import Service
 from setlist.settings import Settings
 
 Mode = Literal["shuffled", "inverted"]
 
 
+def service_of(frame: pd.DataFrame) -> Service:
+    """The newest declared service whose inputs the kept training set holds."""
+    from feature_repo.declarations import load
+
+    fs = load()
+    for v in reversed(fs.versions):
+        svc = fs.service(v)
+        if set(svc.inputs) <= set(frame.columns):
+            return svc
+    raise ValueError("the kept training set matches no declared feature service; run `make train` first")
+
+
 def broken_booster(frame: pd.DataFrame, mode: Mode = "shuffled", trees: int = 40, seed: int = 0):  # noqa: ANN201
     import xgboost as xgb
 
-    X = frame[list(RANKER_FEATURES)].to_numpy(np.float32)
+    from training.registry import SERVICE_ATTR
+
+    svc = service_of(frame)
+    X = frame[list(svc.inputs)].to_numpy(np.float32)
     y = frame["label"].to_numpy(np.float32)
     y = np.random.default_rng(seed).permutation(y) if mode == "shuffled" else 1.0 - y
     params = {"objective": "binary:logistic", "max_depth": 6, "eta": 0.3, "tree_method": "hist", "nthread": 2,
               "seed": seed}
-    return xgb.train(params, xgb.DMatrix(X, label=y, feature_names=list(RANKER_FEATURES)), num_boost_round=trees)
+    booster = xgb.train(params, xgb.DMatrix(X, label=y, feature_names=list(svc.inputs)), num_boost_round=trees)
+    booster.set_attr(**{SERVICE_ATTR: svc.name})
+    return booster
 
 
 def register_broken_ranker(settings: Settings, mode: Mode = "shuffled", promote: bool = True,

@@ -1,6 +1,7 @@
 """Suites for feature batches before they are published to the online store.
 
-Data-driven: each feature view is a small table of ``FeatureSpec``; adding a feature is one line.
+Data-driven: each feature view is a small table of ``FeatureSpec``, derived from the feature
+declarations (``views_of``): a declared feature's dtype, range and null share become its checks.
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from datetime import datetime, timedelta
 import great_expectations as gx
 import great_expectations.expectations as gxe
 
+from setlist.featureset import FeatureSet
 from validation.expectations import ExpectColumnListElementsToBeBetween, ExpectColumnLogicalTypeToBe
 from validation.expectations.types import LogicalType
 
@@ -27,6 +29,7 @@ class FeatureSpec:
     min: float | None = None
     max: float | None = None
     nullable: bool = False
+    mostly: float = 1.0   # the share of rows that must be non-null, when not nullable
 
 
 @dataclass(frozen=True)
@@ -39,34 +42,24 @@ class FeatureView:
         return next(f for f in self.features if f.column == column)
 
 
-def _count(c: str) -> FeatureSpec:
-    return FeatureSpec(c, "integer", min=0)
+_LOGICAL: dict[str, LogicalType] = {"int64": "integer", "float64": "float", "float_list": "float_list",
+                                   "string": "string", "bool": "boolean"}
+_ENTITY_KEY = {"user_profile": "user_id", "item_stats": "item_id"}
 
 
-def _rate(c: str) -> FeatureSpec:
-    return FeatureSpec(c, "float", min=0.0, max=1.0)
-
-
-def _nonneg(c: str) -> FeatureSpec:
-    return FeatureSpec(c, "float", min=0.0)
-
-
-USER_PROFILE = FeatureView("user_profile", "user_id", (
-    _count("user_plays_7d"), _count("user_plays_30d"), _count("user_likes_30d"), _count("user_active_days_30d"),
-    _rate("user_skip_rate_30d"), _rate("user_completion_30d"),
-    _nonneg("user_days_since_last"),
-    FeatureSpec("user_genre_affinity", "float_list", min=0.0, max=1.0),
-    FeatureSpec("user_top_genre", "string"),
-))
-
-ITEM_STATS = FeatureView("item_stats", "item_id", (
-    _count("item_plays_1d"), _count("item_plays_7d"), _count("item_plays_30d"),
-    _rate("item_skip_rate_30d"), _rate("item_like_rate_30d"), _rate("item_completion_30d"),
-    _nonneg("item_age_days"), _nonneg("item_duration_s"),
-    FeatureSpec("item_genre", "string"),
-))
-
-VIEWS: dict[str, FeatureView] = {v.name: v for v in (USER_PROFILE, ITEM_STATS)}
+def views_of(features: FeatureSet) -> dict[str, FeatureView]:
+    """The batch views' checks, from the declarations: type, range (``Expect.min``/``max``) and
+    nulls (``Expect.max_null_share``; none allowed without an expectation)."""
+    out = {}
+    for view, key in _ENTITY_KEY.items():
+        specs = []
+        for f in features.view(view):
+            e = f.expect
+            share = e.max_null_share if e else 0.0
+            specs.append(FeatureSpec(f.name, _LOGICAL[f.dtype], e.min if e else None, e.max if e else None,
+                                     nullable=share >= 1.0, mostly=1.0 - share))
+        out[view] = FeatureView(view, key, tuple(specs))
+    return out
 
 
 def feature_suite(view: FeatureView, as_of: datetime, max_age: timedelta = DEFAULT_MAX_AGE) -> gx.ExpectationSuite:
@@ -84,7 +77,7 @@ def feature_suite(view: FeatureView, as_of: datetime, max_age: timedelta = DEFAU
     for f in view.features:
         exps.append(ExpectColumnLogicalTypeToBe(column=f.column, logical_type=f.logical_type))
         if not f.nullable:
-            exps.append(gxe.ExpectColumnValuesToNotBeNull(column=f.column))
+            exps.append(gxe.ExpectColumnValuesToNotBeNull(column=f.column, **({"mostly": f.mostly} if f.mostly < 1 else {})))
         if f.logical_type == "float_list":
             exps.append(ExpectColumnListElementsToBeBetween(
                 column=f.column, min_value=f.min if f.min is not None else -_UNBOUNDED,

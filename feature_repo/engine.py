@@ -1,0 +1,315 @@
+"""Runs the declarations: per-user and per-item batch features from the event log and the user's
+tables, as daily snapshots.
+
+Each snapshot row is stamped at the *end* of its day and summarises events up to then, so a
+point-in-time join at a label's timestamp only ever sees days that were already over. Rows exist
+for (entity, day) pairs with events, and every aggregation runs over those rows only
+(``windows_agg``), so cost grows with events, not with the span of the log; an entity's values
+depend on its own events (and its table rows) only, so a few entities can be recomputed alone.
+
+Feast's own ``BatchFeatureView`` aggregations were measured against this engine before it was
+written (NOTES.md, "Features"): this file is the piece Feast did not cover.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from setlist.featureset import Column, DeclarationError, Events, Feature, FeatureSet, Table
+
+from .windows_agg import DAY_NS, MAX_WIDTH, DayRows, cumulative, day_rows, distinct, trailing
+
+DAY = pd.Timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class EventColumns:
+    """What a declaration's ``where`` filter sees: one NumPy array per event column."""
+    type: np.ndarray
+    value: np.ndarray
+    item_id: np.ndarray
+    user_id: np.ndarray
+    timestamp: np.ndarray  # ns since the epoch
+
+
+@dataclass
+class Context:
+    """One entity's grouped events, and caches shared by the features computed from them."""
+    key: str
+    ev: pd.DataFrame
+    ids: np.ndarray
+    rows: DayRows
+    cols: EventColumns
+    items: pd.DataFrame          # the catalogue (item_id, genre, release_date, …)
+    tables: dict[str, pd.DataFrame]
+    cache: dict[Any, Any] = field(default_factory=dict)
+
+    @property
+    def snap_ns(self) -> np.ndarray:
+        return self.rows.snapshot_ns()
+
+
+def widest(features: Sequence[Feature]) -> int:
+    return max([MAX_WIDTH, *[f.window or 0 for f in features]])
+
+
+def compute(entity: str, ev: pd.DataFrame, features: Sequence[Feature], items: pd.DataFrame,
+            tables: dict[str, pd.DataFrame] | None = None) -> pd.DataFrame:
+    """The batch view of ``entity`` (``user`` or ``item``) from prepared events."""
+    key = f"{entity}_id"
+    code, ids = pd.factorize(ev[key].to_numpy(), sort=True)
+    ts = ev["timestamp"].astype("int64").to_numpy()
+    rows = day_rows(code.reshape(-1), ts // DAY_NS, widest(features))
+    cols = EventColumns(ev["type"].to_numpy(), ev["value"].astype("float64").fillna(0).to_numpy(),
+                        ev["item_id"].to_numpy(), ev["user_id"].to_numpy(), ts)
+    ctx = Context(key, ev, np.asarray(ids, dtype=object), rows, cols, items, tables or {})
+    snap = pd.DatetimeIndex(pd.to_datetime(ctx.snap_ns, utc=True))
+    out: dict[str, Any] = {key: ctx.ids[rows.entity], "event_timestamp": snap}
+    for f in features:
+        out[f.name] = _finish(f, _value(f, ctx))
+    frame = pd.DataFrame(out)
+    # rows by (snapshot, entity id): entity codes follow the sorted ids, so integer keys do
+    return frame.take(np.lexsort((rows.entity, rows.day))).reset_index(drop=True)
+
+
+def _finish(f: Feature, values: Any) -> Any:
+    """The declared dtype, with the declared missing value where nothing is known."""
+    if f.dtype == "float_list":
+        return values
+    if f.dtype == "string":
+        s = pd.Series(values, dtype=object)
+        return s.where(s.notna(), f.missing).astype(object).to_numpy()
+    v = np.asarray(values, dtype=np.float64)
+    if f.missing is not None:
+        v = np.where(np.isnan(v), float(f.missing), v)  # type: ignore[arg-type]
+    if f.dtype == "int64":
+        return np.rint(v).astype(np.int64) if not np.isnan(v).any() else pd.array(np.rint(v), dtype="Int64")
+    if f.dtype == "bool":
+        return v > 0
+    return v
+
+
+def _value(f: Feature, ctx: Context) -> Any:
+    if isinstance(f.source, Events):
+        return _events(f.source, f.window, ctx)
+    if isinstance(f.source, Column):
+        return _column(f, f.source, ctx)
+    raise DeclarationError(f"feature {f.name!r} is not a batch feature (source {type(f.source).__name__})")
+
+
+# --- aggregations over events ------------------------------------------------------------------
+def _mask(ctx: Context, types: tuple[str, ...] | None, where: Any = None) -> np.ndarray:
+    k = ("mask", types, where)
+    if k not in ctx.cache:
+        m = np.ones(len(ctx.cols.type), dtype=bool) if types is None else np.isin(ctx.cols.type, list(types))
+        if where is not None:
+            m = m & np.asarray(where(ctx.cols), dtype=bool)
+        ctx.cache[k] = m
+    return ctx.cache[k]
+
+
+def _agg(ctx: Context, daily: np.ndarray, window: int | None) -> np.ndarray:
+    return trailing(ctx.rows, daily, window) if window else cumulative(ctx.rows, daily)
+
+
+def _rate(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    return np.divide(num, den, out=np.zeros(len(num)), where=den > 0)
+
+
+def _event_column(ctx: Context, column: str) -> np.ndarray:
+    """An event column, or a catalogue column joined by the event's item."""
+    if column in ctx.ev.columns:
+        return ctx.ev[column].to_numpy()
+    if column in ctx.items.columns:
+        k = ("catalog", column)
+        if k not in ctx.cache:
+            mapping = ctx.items.set_index("item_id")[column]
+            if mapping.dtype == object:
+                mapping = mapping.fillna("unknown").astype(str)
+            ctx.cache[k] = ctx.ev["item_id"].map(mapping).to_numpy()
+        return ctx.cache[k]
+    raise DeclarationError(f"no event or catalogue column {column!r} (events: {', '.join(ctx.ev.columns)}; "
+                           f"catalogue: {', '.join(ctx.items.columns)})")
+
+
+def _vocabulary(ctx: Context, column: str) -> list[str]:
+    """Categories of a share/top column: the catalogue's values, so every batch agrees."""
+    if column in ctx.items.columns:
+        return sorted(set(ctx.items[column].fillna("unknown").astype(str)) | {"unknown"})
+    return sorted(set(pd.Series(ctx.ev[column]).fillna("unknown").astype(str)))
+
+
+def _per_row_last(ctx: Context, mask: np.ndarray, values: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's latest masked event time (ns, as int64; -1 where the entity had none yet) and
+    that event's ``values`` entry, carried forward over the entity's rows without one."""
+    rows = ctx.rows
+    ts = ctx.cols.timestamp
+    none = np.iinfo(np.int64).min
+    last = np.full(len(rows), none, dtype=np.int64)
+    np.maximum.at(last, rows.of_event[mask], ts[mask])
+    # the most recent row (of the same entity) that had a masked event: integers stay exact,
+    # where a float forward-fill would round nanosecond timestamps
+    src = pd.Series(np.where(last != none, np.arange(len(rows)), -1))
+    src = src.groupby(rows.entity, sort=False).cummax().to_numpy()
+    filled = np.where(src >= 0, last[np.maximum(src, 0)], -1)
+    if values is None:
+        return filled, np.array([])
+    pick = np.full(len(rows), -1, dtype=np.int64)
+    idx = np.flatnonzero(mask)
+    at_last = ts[idx] == last[rows.of_event[idx]]
+    pick[rows.of_event[idx[at_last]]] = idx[at_last]  # ties: the last in event order
+    chosen = np.where(src >= 0, pick[np.maximum(src, 0)], -1)
+    vals = np.asarray(values, dtype=object)
+    return filled, np.where(chosen >= 0, vals[np.maximum(chosen, 0)] if len(vals) else None, None)
+
+
+def _events(s: Events, window: int | None, ctx: Context) -> Any:
+    mask = _mask(ctx, s.types, s.where)
+    rows = ctx.rows
+    fn = s.function
+    if fn == "count":
+        return _agg(ctx, rows.sum(mask), window)
+    if fn in ("sum", "mean"):
+        col = pd.to_numeric(pd.Series(_event_column(ctx, s.column or "")), errors="coerce").fillna(0).to_numpy()
+        total = _agg(ctx, rows.sum(np.where(mask, col, 0.0)), window)
+        return total if fn == "sum" else _rate(total, _agg(ctx, rows.sum(mask), window))
+    if fn == "rate":
+        num = _agg(ctx, rows.sum(mask), window)
+        den = _agg(ctx, rows.sum(_mask(ctx, s.over)), window)
+        # a rate above 1 (e.g. likes without a logged play) means nothing: capped
+        return np.minimum(_rate(num, den), 1.0)
+    if fn == "distinct":
+        values = rows.day[rows.of_event] if s.column == "day" else _event_column(ctx, s.column or "")
+        return distinct(rows, values, mask, window)
+    if fn == "days_since_last":
+        last, _ = _per_row_last(ctx, mask, None)
+        out = np.maximum((ctx.snap_ns - last) / DAY.value, 0.0)
+        out = np.where(last >= 0, out, np.nan)
+        return out if not window else np.where(out <= window, out, np.nan)
+    if fn == "days_since_first":
+        first = np.full(len(rows), np.iinfo(np.int64).max, dtype=np.int64)
+        np.minimum.at(first, rows.of_event[mask], ctx.cols.timestamp[mask])
+        f = pd.Series(np.where(first == np.iinfo(np.int64).max, np.nan, first))
+        f = f.groupby(rows.entity, sort=False).cummin().to_numpy(np.float64)
+        return np.maximum((ctx.snap_ns - f) / DAY.value, 0.0)
+    if fn == "last":
+        last, v = _per_row_last(ctx, mask, _event_column(ctx, s.column or ""))
+        if window:
+            v = np.where((last >= 0) & ((ctx.snap_ns - last) <= window * DAY_NS), v, None)
+        return v
+    if fn in ("share", "top"):
+        vocab = _vocabulary(ctx, s.column or "")
+        key = ("share", s.column, s.types, s.where, window)
+        if key not in ctx.cache:
+            codes = pd.Categorical(pd.Series(_event_column(ctx, s.column or "")).fillna("unknown").astype(str),
+                                   categories=vocab).codes.astype(np.int64)
+            ok = mask & (codes >= 0)
+            ctx.cache[key] = _agg(ctx, rows.sum_by(ok, codes, len(vocab)), window)
+        a = ctx.cache[key]
+        total = a.sum(axis=1, keepdims=True)
+        if fn == "top":
+            return np.where(total[:, 0] > 0, np.array(vocab, dtype=object)[a.argmax(axis=1)], None)
+        norm = np.divide(a, total, out=np.zeros_like(a), where=total > 0).astype(np.float32)
+        return list(norm)
+    raise DeclarationError(f"unknown aggregation {fn!r}")
+
+
+# --- columns of the user's tables ----------------------------------------------------------------
+def _column(f: Feature, s: Column, ctx: Context) -> Any:
+    if s.table == "items":
+        table, key, stamp = ctx.items, "item_id", None
+    else:
+        if s.table not in ctx.tables:
+            raise DeclarationError(f"feature {f.name!r}: table {s.table!r} was not loaded")
+        table = ctx.tables[s.table]
+        key, stamp = table.attrs["key"], table.attrs.get("timestamp")
+    if s.column not in table.columns:
+        raise DeclarationError(f"feature {f.name!r}: table {s.table!r} has no column {s.column!r} "
+                               f"(columns: {', '.join(map(str, table.columns))})")
+    entity_ids = ctx.ids[ctx.rows.entity]
+    if stamp is None:
+        indexed = table.drop_duplicates(key, keep="last").set_index(key)[s.column]
+        raw = indexed.reindex(pd.Index(ctx.ids)).to_numpy()[ctx.rows.entity]
+    else:
+        raw = _as_of(table, key, stamp, s.column, entity_ids, ctx.snap_ns)
+    values = _transform(f, s, pd.Series(raw, dtype=object), ctx)
+    if s.fallback is not None:
+        missing = pd.isna(values)
+        if missing.any():
+            values = np.where(missing, _events(s.fallback, None, ctx), values)
+    return values
+
+
+def _as_of(table: pd.DataFrame, key: str, stamp: str, column: str, ids: np.ndarray, snap_ns: np.ndarray) -> np.ndarray:
+    """The table's latest row per key at or before each snapshot (a point-in-time join)."""
+    right = pd.DataFrame({"k": table[key].astype(str).to_numpy(),
+                          "t": pd.to_datetime(table[stamp], utc=True).dt.as_unit("ns").astype("int64").to_numpy(),
+                          "v": table[column].to_numpy()}).sort_values("t", kind="mergesort")
+    left = pd.DataFrame({"k": ids.astype(str), "t": snap_ns.astype(np.int64), "i": np.arange(len(ids))}
+                        ).sort_values("t", kind="mergesort")
+    joined = pd.merge_asof(left, right, on="t", by="k", direction="backward")
+    out = np.empty(len(ids), dtype=object)
+    out[joined["i"].to_numpy()] = joined["v"].to_numpy()
+    return out
+
+
+def _transform(f: Feature, s: Column, raw: pd.Series, ctx: Context) -> np.ndarray:
+    if s.transform == "value":
+        if f.dtype == "string":
+            return raw.where(raw.notna(), None).map(lambda v: v if v is None else str(v)).to_numpy()
+        return pd.to_numeric(raw, errors="coerce").to_numpy(np.float64)
+    if s.transform == "contains":
+        wanted = str(s.argument).strip().lower()
+        return raw.map(lambda v: float(isinstance(v, str) and wanted in
+                                       {p.strip().lower() for p in v.split("|")})).to_numpy(np.float64)
+    when = pd.to_datetime(raw, utc=True, errors="coerce")
+    if s.transform == "year":
+        return when.dt.year.to_numpy(np.float64)
+    ns = when.dt.as_unit("ns").astype("int64").to_numpy(np.float64)
+    out = np.maximum((ctx.snap_ns - ns) / DAY.value, 0.0)
+    return np.where(when.isna().to_numpy(), np.nan, out)
+
+
+# --- registered tables -------------------------------------------------------------------------
+def load_tables(fs: FeatureSet, entity: str, pseudonym: Callable[[str], str] | None = None) -> dict[str, pd.DataFrame]:
+    """The registered tables of one entity, read once per build. User tables are keyed by the
+    user's own id; ``pseudonym`` turns it into the event log's pseudonym before any join."""
+    out = {}
+    for t in fs.tables.values():
+        if t.entity == entity:
+            frame = read_table(t)
+            if entity == "user":
+                if pseudonym is None:
+                    raise DeclarationError(f"table {t.name!r} holds user ids, and no pseudonymization key was given")
+                frame[t.key] = frame[t.key].map(pseudonym)
+            out[t.name] = frame
+    return out
+
+
+def read_table(t: Table) -> pd.DataFrame:
+    if t.sql:
+        if not t.url:
+            raise DeclarationError(f"table {t.name!r} has a SQL query but no url (a SQLAlchemy URL)")
+        import sqlalchemy
+
+        with sqlalchemy.create_engine(t.url).connect() as conn:
+            frame = pd.read_sql(sqlalchemy.text(t.sql), conn)
+    elif t.path:
+        from pathlib import Path
+
+        path = Path(t.path)
+        if not path.exists():
+            raise DeclarationError(f"table {t.name!r}: {path} does not exist")
+        frame = pd.read_csv(path) if path.suffix.lower() in (".csv", ".tsv") else pd.read_parquet(path)
+    else:
+        raise DeclarationError(f"table {t.name!r} needs a path (parquet or CSV) or a sql query")
+    for col in (t.key, *([t.timestamp] if t.timestamp else [])):
+        if col not in frame.columns:
+            raise DeclarationError(f"table {t.name!r} has no column {col!r} (columns: {', '.join(map(str, frame.columns))})")
+    frame[t.key] = frame[t.key].astype(str)
+    frame.attrs["key"] = t.key
+    frame.attrs["timestamp"] = t.timestamp
+    return frame

@@ -1,0 +1,183 @@
+"""What the feature CLI shows: every declared feature with its owner, source, freshness and the
+model versions that read it (``list``, ``describe``), and what an apply would change (``plan``)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timezone
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from setlist.featureset import DEFAULT_SERVICE, MODEL_SERVICE_ATTR, DeclarationError, Feature, FeatureSet
+from setlist.settings import Settings
+
+from .data_sources import ITEM_STATS_FILE, USER_PROFILE_FILE
+
+_FILES = {"user_profile": USER_PROFILE_FILE, "item_stats": ITEM_STATS_FILE}
+
+
+@dataclass(frozen=True)
+class ModelUse:
+    """One registered ranker version and the feature service it was trained on."""
+    version: str
+    service: str
+    aliases: tuple[str, ...]
+    run_id: str | None
+    importance: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return f"v{self.version}" + (f" ({', '.join(self.aliases)})" if self.aliases else "")
+
+
+def model_uses(settings: Settings, with_importance: bool = False, newest: int = 3) -> list[ModelUse] | None:
+    """Ranker versions that hold an alias, plus the ``newest`` others; None when the registry
+    cannot be read (the listing then says so rather than failing)."""
+    try:
+        from mlflow import MlflowClient
+
+        client = MlflowClient(tracking_uri=settings.tracking_uri)
+        versions = client.search_model_versions(f"name='{settings.ranker_model}'")
+    except Exception:  # noqa: BLE001 - no registry yet, or unreachable: the features still list
+        return None
+    try:  # search results do not carry aliases on every store; the registered model does
+        by_version: dict[str, list[str]] = {}
+        for alias, ver in client.get_registered_model(settings.ranker_model).aliases.items():
+            by_version.setdefault(str(ver), []).append(alias)
+    except Exception:  # noqa: BLE001
+        by_version = {}
+    versions = sorted(versions, key=lambda v: int(v.version), reverse=True)
+    aliases = {str(v.version): tuple(sorted(set(v.aliases or ()) | set(by_version.get(str(v.version), ())))) for v in versions}
+    keep = [v for v in versions if aliases[str(v.version)]] + [v for v in versions if not aliases[str(v.version)]][:newest]
+    out = []
+    for v in sorted(keep, key=lambda v: int(v.version)):
+        imp: dict[str, float] = {}
+        if with_importance and v.run_id:
+            try:
+                metrics = client.get_run(v.run_id).data.metrics
+                imp = {k.split(".", 1)[1]: val for k, val in metrics.items() if k.startswith("importance.")}
+            except Exception:  # noqa: BLE001 - a deleted run: no importance to show
+                imp = {}
+        out.append(ModelUse(str(v.version), v.tags.get(MODEL_SERVICE_ATTR, DEFAULT_SERVICE), aliases[str(v.version)],
+                            v.run_id, imp))
+    return out
+
+
+def users_of(fs: FeatureSet, feature: Feature, uses: list[ModelUse]) -> list[ModelUse]:
+    out = []
+    for u in uses:
+        try:
+            if feature in fs.service(u.service).features:
+                out.append(u)
+        except DeclarationError:
+            continue  # a model on a service no longer declared reads nothing declared here
+    return out
+
+
+def freshness(settings: Settings, feature: Feature) -> str:
+    """The newest snapshot of the feature's batch view offline, or how it is kept fresh."""
+    if feature.entity == "session":
+        return "pushed by Track"
+    if feature.entity == "request":
+        return "computed per request"
+    if feature.entity == "user_item":
+        return "computed per request"
+    path = Path(settings.features_dir) / _FILES[feature.view or ""]
+    if not path.exists():
+        return "not built yet"
+    table = pq.read_table(path, columns=["event_timestamp"])
+    if feature.name not in pq.read_schema(path).names:
+        return "declared, not built yet"
+    if table.num_rows == 0:
+        return "no rows"
+    newest = max(table.column("event_timestamp").to_pylist())
+    return newest.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+# --- plan ------------------------------------------------------------------------------------------
+@dataclass
+class PlanLine:
+    sign: str      # "+", "-", "~", "!"
+    what: str
+
+    def __str__(self) -> str:
+        return f"{self.sign} {self.what}"
+
+
+def plan(settings: Settings, fs: FeatureSet) -> list[PlanLine]:
+    """What ``apply`` (and the next ``materialize``) would change, compared with the Feast registry,
+    the feature files and the registered models."""
+    from .features import _FEAST_TYPES
+    from .store import get_store
+
+    store = get_store(settings)
+    lines: list[PlanLine] = []
+    registered: dict[str, dict[str, str]] = {}
+    for view in ("user_profile", "item_stats"):
+        try:
+            fv = store.get_feature_view(view)
+            registered[view] = {f.name: str(f.dtype) for f in fv.features}
+        except Exception:  # noqa: BLE001 - not registered yet
+            registered[view] = {}
+    for view in ("user_profile", "item_stats"):
+        have = registered[view]
+        for f in fs.view(view):
+            want = str(_FEAST_TYPES[f.dtype])
+            if f.name not in have:
+                lines.append(PlanLine("+", f"{view}.{f.name}: {f.dtype}, {f.describe_source()} "
+                                           f"(from ranker_v{f.since}; owner {f.owner or '?'})"))
+            elif have[f.name] != want:
+                lines.append(PlanLine("~", f"{view}.{f.name}: {have[f.name]} → {want}"))
+        declared = {f.name for f in fs.view(view)}
+        for name in sorted(set(have) - declared):
+            lines.append(PlanLine("-", f"{view}.{name}: no longer declared"))
+    try:
+        services = {s.name: s for s in store.list_feature_services()}
+    except Exception:  # noqa: BLE001
+        services = {}
+    from .store import definitions
+
+    def fields(service) -> set[str]:  # noqa: ANN001
+        return {f"{p.name}.{f.name}" for p in service.feature_view_projections for f in p.features}
+
+    desired = {s.name: s for s in definitions(settings).services}
+    for v in fs.versions:
+        svc = fs.service(v)
+        old = services.get(svc.name)
+        if old is None:
+            lines.append(PlanLine("+", f"feature service {svc.name}: {len(svc.inputs)} ranker inputs"))
+        else:
+            had, now = fields(old), fields(desired[svc.name])
+            if had != now:
+                added, removed = sorted(now - had), sorted(had - now)
+                lines.append(PlanLine("~", f"feature service {svc.name}: +{added or '[]'} -{removed or '[]'}"))
+    for name in sorted(set(services) - {fs.service(v).name for v in fs.versions}):
+        lines.append(PlanLine("-", f"feature service {name}: no longer declared"))
+    lines += _rebuild_note(settings, fs)
+    uses = model_uses(settings) or []
+    for u in uses:
+        if not u.aliases:
+            continue
+        try:
+            fs.service(u.service)
+        except DeclarationError:
+            lines.append(PlanLine("!", f"ranker {u.label} reads {u.service}, which is no longer declared: "
+                                       "serving would refuse it"))
+    return lines
+
+
+def _rebuild_note(settings: Settings, fs: FeatureSet) -> list[PlanLine]:
+    from .buildstate import BuildState
+
+    state = BuildState.load(Path(settings.features_dir))
+    if state is None:
+        return [PlanLine("!", "no feature build yet: `make materialize` builds every declared feature")]
+    from .materialize import Declared
+
+    try:
+        now = Declared.load(settings).fingerprint()
+    except DeclarationError as exc:
+        return [PlanLine("!", f"a registered table cannot be read: {exc}")]
+    if state.features != now:
+        return [PlanLine("!", "the next `make materialize` rebuilds every feature (the declarations or tables changed)")]
+    return []

@@ -1,0 +1,433 @@
+"""Feature declarations: one ``Feature`` per feature, and what is derived from them.
+
+A declaration states the feature's name, entity, source, dtype, missing value, owner, description,
+optional expectations and the first ranker feature service that uses it (``since``). From the set of
+declarations come the Feast views and services (``feature_repo``), the offline computation
+(``feature_repo.engine``), the Great Expectations checks (``validation``) and each service's ranker
+input order, which training records on the model and serving reads back.
+
+Pure Python on purpose (no Feast, no pandas): serving, training and the feature repository all
+read it, and the hot path must not pay for an import it does not use.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Callable, Literal, Sequence, Union
+
+from .contract import EVENT_TYPES, POSITIVE_TYPES
+
+Entity = Literal["user", "item", "session", "request", "user_item"]
+DType = Literal["int64", "float64", "float_list", "string", "bool"]
+Function = Literal["count", "sum", "mean", "rate", "last", "distinct", "days_since_last", "days_since_first",
+                   "share", "top"]
+Transform = Literal["value", "days_since", "year", "contains"]
+
+#: every event type but impressions: what a user did, not what they were shown
+INTERACTIONS: tuple[str, ...] = tuple(t for t in EVENT_TYPES if t != "impression")
+NEGATIVE_TYPES: tuple[str, ...] = ("skip", "not_interested")
+POSITIVES: tuple[str, ...] = tuple(sorted(POSITIVE_TYPES))
+FUNCTIONS: tuple[str, ...] = Function.__args__  # type: ignore[attr-defined]
+TRANSFORMS: tuple[str, ...] = Transform.__args__  # type: ignore[attr-defined]
+NUMERIC: frozenset[str] = frozenset({"int64", "float64", "bool"})
+
+#: the Feast view that holds each stored entity's features
+VIEW_OF: dict[str, str] = {"user": "user_profile", "item": "item_stats", "session": "session", "request": "context"}
+#: the ranker's input blocks, in order: each model's inputs are grouped this way
+BLOCKS: tuple[str, ...] = ("user", "session", "request", "item", "user_item")
+SERVICE_PREFIX = "ranker_v"
+#: the ranker model's attribute (saved in its file, and a registry tag) naming its feature service
+MODEL_SERVICE_ATTR = "feature_service"
+#: what a model without that attribute was trained on (models from before services had versions)
+DEFAULT_SERVICE = "ranker_v1"
+
+
+@dataclass(frozen=True)
+class Events:
+    """An aggregation over the event log, per entity, at the end of each day with events.
+
+    ``types`` filters by event type (``None``: every event, impressions included); ``where`` is a
+    further filter, a function of the event columns (``type``, ``value``, ``item_id``…) returning
+    a boolean array. ``rate`` divides the count of ``types`` by the count of ``over``. ``column``
+    names an event column, ``day`` (for ``distinct``: active days) or a catalogue column joined by
+    item (``genre``). ``windows`` are trailing days, the day itself included; none means all history.
+    """
+    function: Function
+    column: str | None = None
+    types: tuple[str, ...] | None = None
+    over: tuple[str, ...] | None = None
+    where: Callable[[Any], Any] | None = None
+    windows: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column of a table the user brings: ``items`` (the imported catalogue) or a registered
+    ``Table``, joined by entity key (and as of the snapshot when the table has a timestamp).
+    ``transform``: ``days_since`` a date, its ``year``, or whether a pipe-separated list
+    ``contains`` ``argument`` (multi-hot). ``fallback`` fills rows the table has no value for."""
+    table: str
+    column: str
+    transform: Transform = "value"
+    argument: str | None = None
+    fallback: Events | None = None
+
+
+@dataclass(frozen=True)
+class Session:
+    """A field of the session state (``setlist.features.SessionState``), pushed by Track."""
+    field: str
+
+
+@dataclass(frozen=True)
+class Request:
+    """An on-demand transform of the request: ``fn(device, hour, weekday) -> float``, run by the
+    Feast on-demand view offline and by Rank online."""
+    fn: Callable[[str, int, int], float]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A user×item score from the candidate stage (``CandidateIndex.cross_features``)."""
+
+
+Source = Union[Events, Column, Session, Request, Candidate]
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table the user registers as a feature source: a parquet or CSV file, or a SQL query.
+
+    ``personal`` user attributes are joined only for users with personalization consent."""
+    name: str
+    entity: Literal["user", "item"]
+    key: str
+    path: str | None = None
+    sql: str | None = None
+    url: str | None = None
+    timestamp: str | None = None
+    personal: bool = True
+    owner: str = ""
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Expect:
+    """Expectations that become Great Expectations checks on every published batch."""
+    min: float | None = None
+    max: float | None = None
+    max_null_share: float = 0.0
+
+
+@dataclass(frozen=True)
+class Feature:
+    name: str
+    entity: Entity
+    source: Source
+    dtype: DType = "float64"
+    missing: float | str | None = 0.0
+    owner: str = ""
+    description: str = ""
+    expect: Expect | None = None
+    since: int = 1
+    until: int | None = None
+    ranker_input: bool | None = None  # default: numeric features are ranker inputs
+    window: int | None = None         # set on the expanded columns of a windowed aggregation
+    #: ``name_7d``-style names for windowed aggregations; False keeps the name (one window only)
+    window_suffix: bool = True
+
+    @property
+    def is_input(self) -> bool:
+        return self.dtype in NUMERIC if self.ranker_input is None else self.ranker_input
+
+    @property
+    def view(self) -> str | None:
+        return VIEW_OF.get(self.entity)
+
+    def in_version(self, version: int) -> bool:
+        return self.since <= version and (self.until is None or version <= self.until)
+
+    def columns(self) -> list["Feature"]:
+        """One feature per window (``name_7d``, ``name_30d``); the declaration itself otherwise."""
+        if isinstance(self.source, Events) and self.source.windows:
+            if not self.window_suffix:
+                if len(self.source.windows) != 1:
+                    raise DeclarationError(f"feature {self.name!r}: window_suffix=False needs exactly one window")
+                return [replace(self, window=self.source.windows[0])]
+            return [replace(self, name=f"{self.name}_{w}d", window=w) for w in self.source.windows]
+        return [self]
+
+    def describe_source(self) -> str:
+        s = self.source
+        if isinstance(s, Events):
+            what = s.function + (f"({s.column})" if s.column else "")
+            types = "" if s.types is None else f" of {'/'.join(s.types)}"
+            over = "" if s.over is None else f" over {'/'.join(s.over)}"
+            where = f" where {getattr(s.where, '__name__', 'filter')}" if s.where else ""
+            window = f", {self.window}d" if self.window else (", all history" if not s.windows else "")
+            return f"events: {what}{types}{over}{where}{window}"
+        if isinstance(s, Column):
+            extra = f" {s.transform}" + (f" {s.argument!r}" if s.argument else "") if s.transform != "value" else ""
+            return f"table {s.table}.{s.column}{extra}"
+        if isinstance(s, Session):
+            return f"session state: {s.field}"
+        if isinstance(s, Request):
+            return f"request: {getattr(s.fn, '__name__', 'transform')}"
+        return "candidate stage"
+
+
+class DeclarationError(ValueError):
+    """A declaration that cannot work, with the reason in one sentence."""
+
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class Service:
+    """A versioned feature service: the ranker inputs in order, and every feature it reads."""
+    name: str
+    version: int
+    inputs: tuple[str, ...]
+    features: tuple[Feature, ...]
+
+    def block(self, name: str) -> tuple[str, ...]:
+        return tuple(f.name for f in self.features if f.entity == name and f.is_input)
+
+    def view_features(self, view: str) -> tuple[str, ...]:
+        return tuple(f.name for f in self.features if f.view == view)
+
+    def request_values(self, device: str, hour: int, weekday: int) -> list[float]:
+        """This service's request inputs for one request, in block order."""
+        return [float(f.source.fn(device, hour, weekday)) for f in self.features  # type: ignore[union-attr]
+                if f.entity == "request" and f.is_input and isinstance(f.source, Request)]
+
+
+@dataclass(frozen=True)
+class FeatureSet:
+    """The expanded declarations (one per stored column), the registered tables, and where each
+    declaration came from."""
+    features: tuple[Feature, ...]
+    tables: dict[str, Table] = field(default_factory=dict)
+    origin: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, declarations: Sequence[Feature], tables: Sequence[Table] = (),
+           origin: dict[str, str] | None = None) -> "FeatureSet":
+        expanded = [c for d in declarations for c in d.columns()]
+        table_map = {t.name: t for t in tables}
+        fs = cls(tuple(expanded), table_map, dict(origin or {}))
+        fs.check()
+        return fs
+
+    # --- lookups ------------------------------------------------------------------------------
+    def __getitem__(self, name: str) -> Feature:
+        for f in self.features:
+            if f.name == name:
+                return f
+        raise KeyError(name)
+
+    def __contains__(self, name: object) -> bool:
+        return any(f.name == name for f in self.features)
+
+    def entity(self, entity: str) -> tuple[Feature, ...]:
+        return tuple(f for f in self.features if f.entity == entity)
+
+    def view(self, view: str) -> tuple[Feature, ...]:
+        return tuple(f for f in self.features if f.view == view)
+
+    def inputs(self, entity: str) -> tuple[str, ...]:
+        """Every declared ranker input of one block, all versions, in declaration order."""
+        return tuple(f.name for f in self.features if f.entity == entity and f.is_input)
+
+    @property
+    def versions(self) -> tuple[int, ...]:
+        top = max((f.since for f in self.features), default=1)
+        return tuple(range(1, top + 1))
+
+    @property
+    def newest(self) -> str:
+        return service_name(self.versions[-1])
+
+    def service(self, name_or_version: str | int) -> Service:
+        version = name_or_version if isinstance(name_or_version, int) else parse_service(name_or_version)
+        if version not in self.versions:
+            known = ", ".join(service_name(v) for v in self.versions)
+            raise DeclarationError(f"feature service {service_name(version)} is not declared (known: {known})")
+        feats = tuple(f for f in self.features if f.in_version(version))
+        inputs = tuple(f.name for b in BLOCKS for f in feats if f.entity == b and f.is_input)
+        return Service(service_name(version), version, inputs, feats)
+
+    def request_values(self, device: str, hour: int, weekday: int) -> list[float]:
+        return [float(f.source.fn(device, hour, weekday)) for f in self.entity("request")  # type: ignore[union-attr]
+                if isinstance(f.source, Request)]
+
+    def fingerprint(self) -> str:
+        """Changes whenever a stored feature's computation may change (a rebuild is then due)."""
+        parts = [_describe(f) for f in self.features if f.view in ("user_profile", "item_stats")]
+        parts += [json.dumps(asdict(t), sort_keys=True) for t in self.tables.values()]
+        return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+    # --- checks -------------------------------------------------------------------------------
+    def check(self) -> None:
+        seen: dict[str, str] = {}
+        for f in self.features:
+            where = self.origin.get(f.name, "") or self.origin.get(f.name.rsplit("_", 1)[0], "")
+            at = f" (declared in {where})" if where else ""
+            if not _NAME.match(f.name):
+                raise DeclarationError(f"feature name {f.name!r}{at} must be lower_snake_case")
+            if f.name in seen:
+                raise DeclarationError(f"feature {f.name!r} is declared twice{at}")
+            seen[f.name] = where
+            _check_one(f, self.tables, at)
+
+
+def _check_one(f: Feature, tables: dict[str, Table], at: str) -> None:
+    s = f.source
+    if f.entity not in BLOCKS:
+        raise DeclarationError(f"feature {f.name!r}{at}: entity must be one of {', '.join(BLOCKS)}, got {f.entity!r}")
+    if f.since < 1 or (f.until is not None and f.until < f.since):
+        raise DeclarationError(f"feature {f.name!r}{at}: since={f.since}, until={f.until} is not a version range")
+    if f.is_input and f.dtype not in NUMERIC:
+        raise DeclarationError(f"feature {f.name!r}{at}: a ranker input must be numeric, not {f.dtype}")
+    if isinstance(s, Events):
+        if f.entity not in ("user", "item"):
+            raise DeclarationError(f"feature {f.name!r}{at}: event aggregations are per user or per item")
+        if s.function not in FUNCTIONS:
+            raise DeclarationError(f"feature {f.name!r}{at}: unknown function {s.function!r} "
+                                   f"(known: {', '.join(FUNCTIONS)})")
+        for t in (*(s.types or ()), *(s.over or ())):
+            if t not in EVENT_TYPES:
+                raise DeclarationError(f"feature {f.name!r}{at}: unknown event type {t!r}")
+        if s.function in ("sum", "mean", "last", "distinct", "share", "top") and not s.column:
+            raise DeclarationError(f"feature {f.name!r}{at}: {s.function} needs a column")
+        if any(w <= 0 or w != int(w) for w in s.windows):
+            raise DeclarationError(f"feature {f.name!r}{at}: windows are whole days > 0, got {s.windows}")
+    elif isinstance(s, Column):
+        if f.entity not in ("user", "item"):
+            raise DeclarationError(f"feature {f.name!r}{at}: table columns are per user or per item")
+        if s.table != "items" and s.table not in tables:
+            raise DeclarationError(f"feature {f.name!r}{at}: table {s.table!r} is not registered "
+                                   f"(registered: {', '.join(['items', *tables]) })")
+        if s.table == "items" and f.entity != "item":
+            raise DeclarationError(f"feature {f.name!r}{at}: the items table feeds item features only")
+        if s.table in tables and tables[s.table].entity != f.entity:
+            raise DeclarationError(f"feature {f.name!r}{at}: table {s.table!r} is keyed by {tables[s.table].entity}")
+        if s.transform not in TRANSFORMS:
+            raise DeclarationError(f"feature {f.name!r}{at}: unknown transform {s.transform!r}")
+        if s.transform == "contains" and not s.argument:
+            raise DeclarationError(f"feature {f.name!r}{at}: contains needs an argument (the value to look for)")
+    elif isinstance(s, Session) and f.entity != "session":
+        raise DeclarationError(f"feature {f.name!r}{at}: session state features have entity 'session'")
+    elif isinstance(s, Request) and f.entity != "request":
+        raise DeclarationError(f"feature {f.name!r}{at}: request transforms have entity 'request'")
+    elif isinstance(s, Candidate):
+        from .features import CROSS_NAMES
+
+        if f.entity != "user_item":
+            raise DeclarationError(f"feature {f.name!r}{at}: candidate scores have entity 'user_item'")
+        if f.name not in CROSS_NAMES:
+            raise DeclarationError(f"feature {f.name!r}{at}: the candidate stage computes only "
+                                   f"{', '.join(CROSS_NAMES)}; a new user×item score needs code there")
+
+
+def _describe(f: Feature) -> str:
+    s = f.source
+    detail = asdict(s) if not isinstance(s, (Request,)) else {}
+    if isinstance(s, Events) and s.where is not None:
+        detail["where"] = getattr(s.where, "__qualname__", repr(s.where))
+    if isinstance(s, Column) and s.fallback is not None and s.fallback.where is not None:
+        detail["fallback"]["where"] = getattr(s.fallback.where, "__qualname__", "")
+    return json.dumps({"name": f.name, "entity": f.entity, "dtype": f.dtype, "missing": f.missing,
+                       "window": f.window, "source": type(s).__name__, **detail}, sort_keys=True, default=str)
+
+
+def service_name(version: int) -> str:
+    return f"{SERVICE_PREFIX}{version}"
+
+
+def parse_service(name: str) -> int:
+    m = re.fullmatch(rf"{SERVICE_PREFIX}(\d+)", name.strip())
+    if not m:
+        raise DeclarationError(f"a feature service is named {SERVICE_PREFIX}<N>, got {name!r}")
+    return int(m.group(1))
+
+
+# --- shared filters and request transforms for declarations ---------------------------------------
+def engaged(ev: Any) -> Any:
+    """Positive engagement: a like or playlist add, or a play of at least half the item."""
+    import numpy as np
+
+    return np.isin(ev.type, POSITIVES) | ((ev.type == "play") & (ev.value >= 0.5))
+
+
+def hour_sin(device: str, hour: int, weekday: int) -> float:
+    return math.sin(2 * math.pi * (hour % 24) / 24)
+
+
+def hour_cos(device: str, hour: int, weekday: int) -> float:
+    return math.cos(2 * math.pi * (hour % 24) / 24)
+
+
+def is_weekend(device: str, hour: int, weekday: int) -> float:
+    return 1.0 if weekday >= 5 else 0.0
+
+
+@dataclass(frozen=True)
+class DeviceIs:
+    """``1.0`` when the request's device is ``device`` (a picklable callable, unlike a lambda)."""
+    device: str
+
+    def __call__(self, device: str, hour: int, weekday: int) -> float:
+        return 1.0 if device == self.device else 0.0
+
+    @property
+    def __name__(self) -> str:  # type: ignore[override]
+        return f"device == {self.device!r}"
+
+
+class Layout:
+    """Where each of a model's inputs comes from: a block (``BLOCKS``) and a column of that block's
+    array. Serving fills block arrays with every declared input once per request and each model
+    takes its own columns, so models on different feature services share one read."""
+
+    def __init__(self, names: Sequence[str], columns: dict[str, Sequence[str]]) -> None:
+        import numpy as np
+
+        self.names = tuple(names)
+        self.columns = {b: tuple(columns.get(b, ())) for b in BLOCKS}
+        where = {n: (b, k) for b in BLOCKS for k, n in enumerate(self.columns[b])}
+        missing = [n for n in self.names if n not in where]
+        if missing:
+            raise DeclarationError(f"inputs not among the declared features: {', '.join(missing[:5])}")
+        self._parts = []
+        for b in BLOCKS:
+            pos = [i for i, n in enumerate(self.names) if where[n][0] == b]
+            if pos:
+                self._parts.append((b, np.array(pos, dtype=np.intp),
+                                    np.array([where[self.names[i]][1] for i in pos], dtype=np.intp)))
+
+    @classmethod
+    def of(cls, names: Sequence[str], features: FeatureSet) -> "Layout":
+        """For block arrays holding every declared input (serving)."""
+        return cls(names, {b: features.inputs(b) for b in BLOCKS})
+
+    def block_names(self, block: str) -> tuple[str, ...]:
+        """The inputs this model reads from one block, in block order."""
+        return tuple(n for n in self.columns[block] if n in set(self.names))
+
+    def assemble(self, user: Any, session: Any, request: Any, item: Any, cross: Any) -> Any:
+        """The (n_candidates × inputs) float32 matrix. ``user``, ``session`` and ``request`` are
+        one row each, broadcast to every candidate; ``item`` and ``cross`` have a row per candidate."""
+        import numpy as np
+
+        n = item.shape[0]
+        out = np.empty((n, len(self.names)), dtype=np.float32)
+        arrays = {"user": user, "session": session, "request": request, "item": item, "user_item": cross}
+        for b, pos, cols in self._parts:
+            a = np.asarray(arrays[b], dtype=np.float32)
+            out[:, pos] = a[cols] if a.ndim == 1 else a[:, cols]
+        return out
