@@ -153,6 +153,9 @@ movieId,title,genres
     assert to_table(events).num_rows == 5
     genre = items.set_index("item_id")["genre"]
     assert genre.to_dict() == {"1": "adventure", "3": "comedy", "6": "unknown", "7": "comedy", "999": "unknown"}
+    every = items.set_index("item_id")["genres"]  # kept whole for multi-hot features
+    assert every["1"] == "adventure|animation|children|comedy|fantasy" and every["3"] == "comedy|romance"
+    assert pd.isna(every["6"]) and pd.isna(every["999"])
     assert (items["artist"] == "unknown").all() and "title" not in items.columns
     released = items.set_index("item_id")["release_date"]
     assert released["1"] == pd.Timestamp("1995-01-01", tz="UTC")  # the year at the end of the title
