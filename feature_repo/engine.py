@@ -162,8 +162,10 @@ def _per_row_last(ctx: Context, mask: np.ndarray, values: np.ndarray | None) -> 
     at_last = ts[idx] == last[rows.of_event[idx]]
     pick[rows.of_event[idx[at_last]]] = idx[at_last]  # ties: the last in event order
     chosen = np.where(src >= 0, pick[np.maximum(src, 0)], -1)
-    vals = np.asarray(values, dtype=object)
-    return filled, np.where(chosen >= 0, vals[np.maximum(chosen, 0)] if len(vals) else None, None)
+    out = np.full(len(rows), None, dtype=object)
+    has = chosen >= 0
+    out[has] = np.asarray(values, dtype=object)[chosen[has]]
+    return filled, out
 
 
 def _events(s: Events, window: int | None, ctx: Context) -> Any:
@@ -198,7 +200,8 @@ def _events(s: Events, window: int | None, ctx: Context) -> Any:
     if fn == "last":
         last, v = _per_row_last(ctx, mask, _event_column(ctx, s.column or ""))
         if window:
-            v = np.where((last >= 0) & ((ctx.snap_ns - last) <= window * DAY_NS), v, None)
+            v = v.copy()
+            v[(last < 0) | ((ctx.snap_ns - last) > window * DAY_NS)] = None
         return v
     if fn in ("share", "top"):
         vocab = _vocabulary(ctx, s.column or "")

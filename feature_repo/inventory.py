@@ -37,7 +37,7 @@ def model_uses(settings: Settings, with_importance: bool = False, newest: int = 
         from mlflow import MlflowClient
 
         client = MlflowClient(tracking_uri=settings.tracking_uri)
-        versions = client.search_model_versions(f"name='{settings.ranker_model}'")
+        found = client.search_model_versions(f"name='{settings.ranker_model}'")
     except Exception:  # noqa: BLE001 - no registry yet, or unreachable: the features still list
         return None
     try:  # search results do not carry aliases on every store; the registered model does
@@ -46,7 +46,7 @@ def model_uses(settings: Settings, with_importance: bool = False, newest: int = 
             by_version.setdefault(str(ver), []).append(alias)
     except Exception:  # noqa: BLE001
         by_version = {}
-    versions = sorted(versions, key=lambda v: int(v.version), reverse=True)
+    versions = sorted(found, key=lambda v: int(v.version), reverse=True)
     aliases = {str(v.version): tuple(sorted(set(v.aliases or ()) | set(by_version.get(str(v.version), ())))) for v in versions}
     keep = [v for v in versions if aliases[str(v.version)]] + [v for v in versions if not aliases[str(v.version)]][:newest]
     out = []

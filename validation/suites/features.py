@@ -77,7 +77,7 @@ def feature_suite(view: FeatureView, as_of: datetime, max_age: timedelta = DEFAU
     for f in view.features:
         exps.append(ExpectColumnLogicalTypeToBe(column=f.column, logical_type=f.logical_type))
         if not f.nullable:
-            exps.append(gxe.ExpectColumnValuesToNotBeNull(column=f.column, **({"mostly": f.mostly} if f.mostly < 1 else {})))
+            exps.append(gxe.ExpectColumnValuesToNotBeNull(column=f.column, mostly=f.mostly))
         if f.logical_type == "float_list":
             exps.append(ExpectColumnListElementsToBeBetween(
                 column=f.column, min_value=f.min if f.min is not None else -_UNBOUNDED,
