@@ -86,9 +86,9 @@ def _items(rng: np.random.Generator, n_items: int, start_s: int, end_s: int, cen
         "item_id": _ids("track", n_items),
         "artist": np.array([f"artist_{a:05d}" for a in range(n_artists)], dtype=object)[item_artist],
         "genre": np.array(GENRES, dtype=object)[item_genre],
-        "genres": np.array(GENRES, dtype=object)[item_genre],
         "duration_s": duration.astype(np.float32),
         "release_date": pd.to_datetime(released, unit="s", utc=True),
+        "genres": np.array(GENRES, dtype=object)[item_genre],
     })
     arrays = dict(item_vec=item_vec.astype(np.float32), item_genre=item_genre.astype(np.int16),
                   item_bias=bias.astype(np.float32), item_pop=pop,
