@@ -6,7 +6,8 @@ This is what one builds today from the documented APIs, and deliberately nothing
 - Feast ``get_online_features`` for the user (session and consent, which candidate generation
   needs), then one ``get_online_features`` with the ``ranker_v1`` feature service for the user and
   every candidate item, returned as a pandas DataFrame;
-- the ranker as an MLflow pyfunc, ``predict`` on that DataFrame (schema enforcement, DMatrix).
+- the ranker as an MLflow pyfunc, ``predict`` on that DataFrame (schema enforcement, DMatrix); a ranker
+  boosted from EASE (setlist.blend) through the booster's DMatrix predict, pyfunc having no base margin.
 
 The fast path differs only in how it does the same work (see serving/service.py). Track is not
 offered here: the benchmark compares Rank only.
@@ -20,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from setlist.blend import Blend
 from setlist.candidates import CandidateIndex, cohort_key
 from setlist.features import (CROSS_NAMES, FEATURE_SERVICE, RANKER_FEATURES, SESSION_NUMERIC, USER_TOP_GENRE,
                               USER_VECTOR, effective_session)
@@ -91,7 +93,16 @@ class BaselineRanking:
         for name in SESSION_NUMERIC:  # the session as it is now, not as stored (the session gap)
             frame[name] = session[name]
         X = frame[list(RANKER_FEATURES)].apply(pd.to_numeric, errors="coerce").astype(np.float32)
-        scores = np.asarray(self.ranker.predict(X), dtype=np.float64).ravel()
+        booster = self.ranker.get_raw_model()
+        blend = Blend.of(booster)
+        if blend.column is None:
+            scores = np.asarray(self.ranker.predict(X), dtype=np.float64).ravel()
+        else:  # pyfunc's predict has no base margin: the booster's own DMatrix API has
+            import xgboost as xgb
+
+            values = X.to_numpy()
+            d = xgb.DMatrix(values, feature_names=list(RANKER_FEATURES), base_margin=blend.margin(values))
+            scores = np.asarray(booster.predict(d, output_margin=True), dtype=np.float64)
         order = np.argsort(-scores, kind="stable")[: q.k]
         return RankResult(tuple(RankedItem(str(ids[i]), float(scores[i])) for i in order), self.version, arm=ARM)
 
