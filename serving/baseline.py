@@ -6,7 +6,8 @@ This is what one builds today from the documented APIs, and deliberately nothing
 - Feast ``get_online_features`` for the user (session and consent, which candidate generation
   needs), then one ``get_online_features`` with the champion's feature service (``ranker_vN``) for
   the user and every candidate item, returned as a pandas DataFrame;
-- the ranker as an MLflow pyfunc, ``predict`` on that DataFrame (schema enforcement, DMatrix).
+- the ranker as an MLflow pyfunc, ``predict`` on that DataFrame (schema enforcement, DMatrix); a ranker
+  boosted from EASE (setlist.blend) through the booster's DMatrix predict, pyfunc having no base margin.
 
 The fast path differs only in how it does the same work (see serving/service.py). Track is not
 offered here: the benchmark compares Rank only.
@@ -20,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from setlist.blend import Blend
 from setlist.candidates import CandidateIndex, cohort_key
 from setlist.features import CROSS_NAMES, USER_TOP_GENRE, USER_VECTOR, effective_session
 from setlist.featureset import Service
@@ -93,7 +95,16 @@ class BaselineRanking:
         for name in self.service.block("session"):  # the session as it is now, not as stored (the session gap)
             frame[name] = session[name]
         X = frame[list(self.service.inputs)].apply(pd.to_numeric, errors="coerce").astype(np.float32)
-        scores = np.asarray(self.ranker.predict(X), dtype=np.float64).ravel()
+        booster = self.ranker.get_raw_model()
+        blend = Blend.of(booster)
+        if blend.column is None:
+            scores = np.asarray(self.ranker.predict(X), dtype=np.float64).ravel()
+        else:  # pyfunc's predict has no base margin: the booster's own DMatrix API has
+            import xgboost as xgb
+
+            values = X.to_numpy()
+            d = xgb.DMatrix(values, feature_names=list(self.service.inputs), base_margin=blend.margin(values))
+            scores = np.asarray(booster.predict(d, output_margin=True), dtype=np.float64)
         order = np.argsort(-scores, kind="stable")[: q.k]
         return RankResult(tuple(RankedItem(str(ids[i]), float(scores[i])) for i in order), self.version, arm=ARM)
 

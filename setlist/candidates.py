@@ -74,7 +74,8 @@ class CandidateIndex:
         self.item_factors = np.ascontiguousarray(item_factors, dtype=np.float32)
         self.covis = covis.tocsr().astype(np.float32)
         self.cohorts = cohorts
-        # users × items; a stored value is the interaction's recency rank within the user (1 = oldest)
+        # users × items; a stored value is the interaction's recency rank within the user (1 = oldest),
+        # negated for items that are not part of the user's neighbour profile (see ``history``)
         self.seen = seen.tocsr() if seen is not None else None
         self.knn = knn.tocsr().astype(np.float32) if knn is not None else None
         self.exclude_seen = bool(exclude_seen)
@@ -124,14 +125,17 @@ class CandidateIndex:
         return cols[keep].astype(np.int64), sums[keep]
 
     def history(self, uidx: int | None) -> tuple[np.ndarray, np.ndarray]:
-        """(items the user interacted with, the most recent ``HISTORY_LIMIT`` of them)."""
+        """(items the user interacted with, the most recent ``HISTORY_LIMIT`` of those whose
+        neighbours count: the user's row of the matrix EASE was fitted on, skips left out)."""
         if uidx is None or self.seen is None or uidx >= self.seen.shape[0]:
             empty = np.zeros(0, np.int64)
             return empty, empty
         s, e = self.seen.indptr[uidx], self.seen.indptr[uidx + 1]
         items, order = self.seen.indices[s:e].astype(np.int64), self.seen.data[s:e]
-        recent = items if len(items) <= HISTORY_LIMIT else items[np.argsort(-order, kind="stable")[:HISTORY_LIMIT]]
-        return items, np.sort(recent)
+        profile, order = items[order > 0], order[order > 0]
+        if len(profile) > HISTORY_LIMIT:
+            profile = profile[np.argsort(-order, kind="stable")[:HISTORY_LIMIT]]
+        return items, np.sort(profile)
 
     def _knn_scores(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Items reached from ``rows`` (ascending) and their summed weights. A bincount over the

@@ -52,12 +52,17 @@ def _interactions(events: pd.DataFrame, users: np.ndarray, items: pd.Index) -> s
 
 
 def seen_matrix(events: pd.DataFrame, users: np.ndarray, items: pd.Index) -> sp.csr_matrix:
-    """Every item each user touched (impressions aside), valued by recency rank within the user."""
+    """Every item each user touched (impressions aside), valued by recency rank within the user;
+    negative for items outside the rows EASE is fitted on (a skipped or only disliked item), which
+    are left out as seen but must not vote for their neighbours, or the served neighbour score
+    drifts from EASE's own."""
     ev = events[events["type"] != "impression"].sort_values(["timestamp", "event_id"], kind="mergesort")
+    profile = ev.loc[ev["type"].isin(list(CONFIDENCE)), ["user_id", "item_id"]].drop_duplicates()
     ev = ev.drop_duplicates(["user_id", "item_id"], keep="last")
     rows = pd.Index(users).get_indexer(ev["user_id"])
     cols = items.get_indexer(ev["item_id"])
-    rank = ev.groupby("user_id").cumcount().to_numpy() + 1
+    in_profile = pd.MultiIndex.from_frame(ev[["user_id", "item_id"]]).isin(pd.MultiIndex.from_frame(profile))
+    rank = (ev.groupby("user_id").cumcount().to_numpy() + 1) * np.where(in_profile, 1, -1)
     ok = (rows >= 0) & (cols >= 0)
     return sp.csr_matrix((rank[ok].astype(np.float32), (rows[ok], cols[ok])), shape=(len(users), len(items)))
 

@@ -7,20 +7,27 @@ user×item block comes from the candidate index, the same code serving runs.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Collection, Sequence
 
 import numpy as np
 import pandas as pd
 from feast import FeatureStore
 
+from setlist.blend import margin_basis
 from setlist.candidates import CandidateIndex, Candidates, cohort_key
 from setlist.features import CROSS_NAMES, SESSION_FIELDS, USER_TOP_GENRE, USER_VECTOR, effective_session
 from setlist.featureset import Layout, Service
 
 
+#: the frame's column holding ``margin_basis`` of each row's query, over all its candidates
+MARGIN_BASIS = "margin_basis"
+#: the frame's column marking rows of queries that keep all their candidates (validation)
+COMPLETE = "complete"
+
+
 @dataclass
 class RankingSet:
-    frame: pd.DataFrame  # query_id, user_id, item_id, event_timestamp, label + the service's inputs
+    frame: pd.DataFrame  # query_id, user_id, item_id, event_timestamp, label, MARGIN_BASIS + the service's inputs
     groups: np.ndarray   # rows per query, in frame order
     inputs: tuple[str, ...]  # the ranker's input columns, in order
 
@@ -137,14 +144,17 @@ def _subset(c: Candidates, sel: np.ndarray) -> Candidates:
 
 
 def training_rows(store: FeatureStore, index: CandidateIndex, queries: pd.DataFrame, labels: pd.DataFrame,
-                  n_candidates: int, negatives: int, seed: int, svc: Service,
-                  progress=None) -> RankingSet:  # noqa: ANN001
-    """Candidates per query, labelled by what followed: positives, and a sample of the rest."""
+                  n_candidates: int, negatives: int, seed: int, svc: Service, progress=None,  # noqa: ANN001
+                  complete: Collection[int] = ()) -> RankingSet:
+    """Candidates per query, labelled by what followed: positives, and a sample of the rest; every
+    candidate of the queries in ``complete`` (the validation queries, ranked as Rank ranks them:
+    sampled negatives are easy, and a ranker that sorts them well can still lose to EASE at the head
+    of the full list)."""
     rng = np.random.default_rng(seed)
     user_cols, session_cols = svc.block("user"), svc.block("session")
     state = query_state(store, queries, str(index.item_ids[0]), svc)
     by_query = {q: grp for q, grp in labels.groupby("query_id")}
-    parts, crosses, users, sessions = [], [], [], []
+    parts, crosses, users, sessions, bases = [], [], [], [], []
     for row, q in zip(state.itertuples(index=False), queries.itertuples(index=False)):
         s = pd.Series(row._asdict())
         c, last = generate_for(index, s, q.locale, q.device, n_candidates)
@@ -158,14 +168,18 @@ def training_rows(store: FeatureStore, index: CandidateIndex, queries: pd.DataFr
         # Negatives are drawn from the candidates themselves, as Rank will see them: "shown but
         # skipped" items alone would teach the ranker to avoid what is popular in the intent.
         others = np.setdiff1d(np.arange(len(c.idx)), np.array(pos, dtype=np.int64))
-        sampled = rng.choice(others, size=min(negatives, len(others)), replace=False) if len(others) else others
+        whole = q.query_id in complete
+        sampled = others if whole or not len(others) else rng.choice(others, size=min(negatives, len(others)),
+                                                                     replace=False)
         sel = np.concatenate([np.array(pos, dtype=np.int64), np.sort(sampled)])
         y = np.concatenate([np.ones(len(pos)), np.zeros(len(sampled))])
         crosses.append(_cross(index, _subset(c, sel), s, last))
+        bases.append(margin_basis(c.knn())[sel])  # blend.MARGIN_FEATURE, over the whole list as served
         users.append(np.repeat(numeric(s, user_cols)[None, :], len(sel), axis=0))
         sessions.append(np.repeat(numeric(s, session_cols)[None, :], len(sel), axis=0))
         parts.append(pd.DataFrame({"query_id": q.query_id, "user_id": q.user_id, "item_id": index.item_ids[c.idx[sel]],
-                                   "event_timestamp": q.event_timestamp, "device": q.device, "label": y}))
+                                   "event_timestamp": q.event_timestamp, "device": q.device, "label": y,
+                                   COMPLETE: whole}))
     if not parts:
         raise ValueError("no query had a positive among its candidates: too little data to train a ranker")
     rows = pd.concat(parts, ignore_index=True)
@@ -181,4 +195,5 @@ def training_rows(store: FeatureStore, index: CandidateIndex, queries: pd.DataFr
     for k, name in enumerate(CROSS_NAMES):
         if name in svc.inputs:
             frame[name] = cross[:, k]
+    frame[MARGIN_BASIS] = np.concatenate(bases)
     return RankingSet(frame=frame, groups=frame.groupby("query_id", sort=False).size().to_numpy(), inputs=svc.inputs)

@@ -15,6 +15,7 @@ from rich.progress import Progress
 from feature_repo import declarations
 from feature_repo.build import opted_out_users, personalizable
 from feature_repo.store import get_store
+from setlist.blend import scorer
 from setlist.candidates import CandidateIndex
 from setlist.catalog import load_items
 from setlist.eventlog import EventLog
@@ -23,7 +24,7 @@ from setlist.settings import Settings
 
 from . import plots, registry
 from .candidates_fit import CandidateParams, fit_candidates, seen_matrix
-from .dataset import RankingSet, historical, query_state, refs, training_rows
+from .dataset import COMPLETE, RankingSet, historical, query_state, refs, training_rows
 from .evaluate import als_baseline, ease_baseline, evaluate
 from .labels import label
 from .ranker import RankerParams, fit
@@ -38,6 +39,10 @@ MIN_TRAIN_QUERIES = 10
 #: folds (each with a candidate model of its own) until it has about this many queries
 TARGET_TRAIN_QUERIES = 1000
 MAX_RANKER_FOLDS = 3
+#: share of the ranker's queries (the newest) that validate its choices, at most this many: each
+#: brings its whole candidate list
+VALIDATION_SHARE = 0.2
+MAX_VALIDATION_QUERIES = 300
 #: leave seen items out when fewer positives than this are repeats (ratings: ~0; music: most)
 REPEAT_SHARE_LIMIT = 0.2
 
@@ -213,7 +218,11 @@ def train(settings: Settings, progress: bool = True, candidate_params: Candidate
         for line in choices:
             say(line)
         sets: list[RankingSet] = []
-        q_train_n = 0
+        q_trains = [_sample(f.queries, settings.max_train_queries // len(folds), seed + n) for n, f in enumerate(folds)]
+        q_train_n = sum(len(q) for q in q_trains)
+        # the newest queries validate the ranker's choices, each with all its candidates
+        n_valid = min(MAX_VALIDATION_QUERIES, round(VALIDATION_SHARE * q_train_n), len(q_trains[0]) // 2)
+        complete = set(q_trains[0]["query_id"].nlargest(n_valid))
         for n, fold in enumerate(folds):
             step = task(f"fitting candidate generator for fold {n + 1} (its hold-out held back)")
             fitted_a = fit_candidates(fold.train, catalog, cp, seed)
@@ -221,12 +230,12 @@ def train(settings: Settings, progress: bool = True, candidate_params: Candidate
             if n == 0:
                 choices.append(fitted_a.cohort_window.describe())
                 say(choices[-1])
-            q_train = _sample(fold.queries, settings.max_train_queries // len(folds), seed + n)
-            q_train_n += len(q_train)
+            q_train = q_trains[n]
             try:
                 sets.append(training_rows(store, fitted_a.index, q_train, fold.labels, settings.candidate_pool,
                                           NEGATIVES_PER_QUERY, seed + n, svc,
-                                          progress=task(f"building training set, fold {n + 1}", len(q_train))))
+                                          progress=task(f"building training set, fold {n + 1}", len(q_train)),
+                                          complete=complete if n == 0 else ()))
             except ValueError as exc:
                 if n:  # an earlier fold too thin to help: train on the newer ones
                     break
@@ -239,13 +248,15 @@ def train(settings: Settings, progress: bool = True, candidate_params: Candidate
 
         from validation.api import validate_training_set
 
-        gate = validate_training_set(rs.frame, list(rs.inputs), opted_out)
+        # the rows the ranker learns from; the validation queries' full lists are far from balanced
+        learned = rs.frame[~rs.frame[COMPLETE]]
+        gate = validate_training_set(learned, list(rs.inputs), opted_out)
         if not gate.passed:
             raise TrainingRefused("training set failed validation: " + "; ".join(gate.failures))
 
-        _keep_training_set(settings, rs.frame)
+        _keep_training_set(settings, learned)
 
-        step = task("training XGBoost ranker (two objectives, three depths)")
+        step = task("training XGBoost ranker (boosted from EASE: two weights, three depths)")
         fitted = fit(rs, rp, seed)
         step()
         step = task("refitting candidate generator on the whole training window")
@@ -258,7 +269,7 @@ def train(settings: Settings, progress: bool = True, candidate_params: Candidate
         state = query_state(store, q_hold, str(index_b.item_ids[0]), svc)
         counts = split.train.groupby("user_id").size()
         cold = set(q_hold["user_id"]) - set(counts[counts >= COLD_EVENTS].index)
-        scorers = {"model": lambda X: fitted.booster.inplace_predict(X)}
+        scorers = {"model": scorer(fitted.booster)}
         baselines = {"als": als_baseline(index_b)}
         if fitted_b.ease is not None:
             baselines["ease"] = ease_baseline(fitted_b.ease, fitted_b.interactions)
@@ -385,7 +396,7 @@ def _evaluate_champion(settings: Settings, store, state, q_hold, labels_hold, co
     # The champion serves with whole histories, the hold-out included; scored with them it could
     # never find a held-out item. It gets the same history as the challenger.
     index.seen = seen_matrix(train_events, index.user_ids, pd.Index(index.item_ids))
-    results = evaluate(index, {"model": lambda X: booster.inplace_predict(X)}, state, q_hold, labels_hold,
+    results = evaluate(index, {"model": scorer(booster)}, state, q_hold, labels_hold,
                        daily_item_matrix(store, index, own, q_hold["event_timestamp"]), settings.candidate_pool,
                        cold, own)
     return results["model"].metrics

@@ -12,6 +12,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 
+from setlist.blend import scorer
 from setlist.candidate_model import INDEX_ARTIFACT, CandidateModel
 from setlist.candidates import CandidateIndex
 from setlist.featureset import MODEL_SERVICE_ATTR
@@ -100,7 +101,7 @@ def log_models(settings: Settings, index: CandidateIndex, booster, sample_X: np.
             pip_requirements=_pins("mlflow", "numpy", "scipy", "pandas", "faiss-cpu"))
     X = pd.DataFrame(sample_X, columns=list(inputs))
     rank_info = mlflow.xgboost.log_model(
-        booster, name="ranker", signature=infer_signature(X, booster.inplace_predict(sample_X)),
+        booster, name="ranker", signature=infer_signature(X, scorer(booster)(sample_X)),
         input_example=X.head(3), registered_model_name=settings.ranker_model, model_format="ubj",
         pip_requirements=_pins("mlflow", "xgboost-cpu", "numpy", "pandas"))
     versions = str(cand_info.registered_model_version), str(rank_info.registered_model_version)
