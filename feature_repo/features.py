@@ -40,12 +40,12 @@ def batch_ttl(days: float | None) -> timedelta:
     return NO_EXPIRY if days is None else timedelta(days=days)
 
 
-_FEAST_TYPES: dict[str, Any] = {"int64": Int64, "float64": Float64, "float_list": Array(Float32),
+FEAST_TYPES: dict[str, Any] = {"int64": Int64, "float64": Float64, "float_list": Array(Float32),
                                  "string": String, "bool": Bool}
 
 
 def _fields(features: Sequence[Feature]) -> list[Field]:
-    return [Field(name=f.name, dtype=_FEAST_TYPES[f.dtype], description=f.description,
+    return [Field(name=f.name, dtype=FEAST_TYPES[f.dtype], description=f.description,
                   tags={"owner": f.owner, "since": service_name(f.since)}) for f in features]
 
 

@@ -3,9 +3,11 @@ model versions that read it (``list``, ``describe``), and what an apply would ch
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from datetime import timezone
 from pathlib import Path
 
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from setlist.featureset import DEFAULT_SERVICE, MODEL_SERVICE_ATTR, DeclarationError, Feature, FeatureSet
@@ -78,20 +80,27 @@ def freshness(settings: Settings, feature: Feature) -> str:
     """The newest snapshot of the feature's batch view offline, or how it is kept fresh."""
     if feature.entity == "session":
         return "pushed by Track"
-    if feature.entity == "request":
-        return "computed per request"
-    if feature.entity == "user_item":
+    if feature.entity in ("request", "user_item"):
         return "computed per request"
     path = Path(settings.features_dir) / _FILES[feature.view or ""]
     if not path.exists():
         return "not built yet"
-    table = pq.read_table(path, columns=["event_timestamp"])
-    if feature.name not in pq.read_schema(path).names:
+    names, newest = _newest_snapshot(str(path), path.stat().st_mtime_ns)
+    if feature.name not in names:
         return "declared, not built yet"
-    if table.num_rows == 0:
-        return "no rows"
-    newest = max(table.column("event_timestamp").to_pylist())
-    return newest.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return newest
+
+
+@lru_cache(maxsize=4)
+def _newest_snapshot(path: str, mtime_ns: int) -> tuple[frozenset[str], str]:
+    """A view file's columns and newest snapshot, read once per listing (the file can be large)."""
+    del mtime_ns  # part of the cache key only: a rewritten file is read again
+    names = frozenset(pq.read_schema(path).names)
+    stamps = pq.read_table(path, columns=["event_timestamp"]).column("event_timestamp")
+    if len(stamps) == 0:
+        return names, "no rows"
+    newest = pc.max(stamps).as_py()
+    return names, newest.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
 # --- plan ------------------------------------------------------------------------------------------
@@ -107,7 +116,7 @@ class PlanLine:
 def plan(settings: Settings, fs: FeatureSet) -> list[PlanLine]:
     """What ``apply`` (and the next ``materialize``) would change, compared with the Feast registry,
     the feature files and the registered models."""
-    from .features import _FEAST_TYPES
+    from .features import FEAST_TYPES
     from .store import get_store
 
     store = get_store(settings)
@@ -122,7 +131,7 @@ def plan(settings: Settings, fs: FeatureSet) -> list[PlanLine]:
     for view in ("user_profile", "item_stats"):
         have = registered[view]
         for f in fs.view(view):
-            want = str(_FEAST_TYPES[f.dtype])
+            want = str(FEAST_TYPES[f.dtype])
             if f.name not in have:
                 lines.append(PlanLine("+", f"{view}.{f.name}: {f.dtype}, {f.describe_source()} "
                                            f"(from ranker_v{f.since}; owner {f.owner or '?'})"))
