@@ -322,8 +322,10 @@ def _check_one(f: Feature, tables: dict[str, Table], at: str) -> None:
             raise DeclarationError(f"feature {f.name!r}{at}: contains needs an argument (the value to look for)")
     elif isinstance(s, Session) and f.entity != "session":
         raise DeclarationError(f"feature {f.name!r}{at}: session state features have entity 'session'")
-    elif isinstance(s, Request) and f.entity != "request":
-        raise DeclarationError(f"feature {f.name!r}{at}: request transforms have entity 'request'")
+    elif isinstance(s, Request) and (f.entity != "request" or not f.is_input):
+        # only the ranker reads request transforms: the on-demand view and Rank compute them all, in order
+        raise DeclarationError(f"feature {f.name!r}{at}: request transforms have entity 'request' and are "
+                               "numeric ranker inputs")
     elif isinstance(s, Candidate):
         from .features import CROSS_NAMES
 
