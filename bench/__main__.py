@@ -10,7 +10,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from .plan import PLANS
+from bench.plan import PLANS
 
 app = typer.Typer(add_completion=False, help="Benchmark Rank and Track against the straightforward baseline.")
 console = Console()
@@ -34,8 +34,8 @@ def main(scale: str = typer.Option("small", help="small (demo data, SQLite) or f
          workers: Optional[int] = typer.Option(None, help="server processes (python -m serving --workers)"),
          server_env: Optional[list[str]] = typer.Option(None, help="KEY=VALUE for every server, repeatable "
                                                                    "(what-if runs, e.g. OMP_NUM_THREADS=1)")) -> None:
-    from . import report
-    from .runner import run
+    from bench import report
+    from bench.runner import run
 
     if scale not in PLANS:
         console.print(f"[red]unknown scale {scale!r}[/]: choose small or full")

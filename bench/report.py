@@ -14,11 +14,11 @@ from typing import Any
 
 
 
-from .machine import git_revision
-from .plot import plot_cdfs
-from .scenarios import CHANNELS
-from .stats import cdf_points
-from .summary import render
+from bench.machine import git_revision
+from bench.plot import plot_cdfs
+from bench.scenarios import CHANNELS
+from bench.stats import cdf_points
+from bench.summary import render
 
 #: DESIGN.md's performance targets: (name, where in the report, comparison, threshold, unit)
 TARGETS = (

@@ -18,12 +18,12 @@ from rich.console import Console
 
 from setlist.settings import Settings
 
-from . import scenarios as sc
-from .machine import machine_info
-from .plan import Plan
-from .prepare import ROOT, SCALES, Prepared, prepare
-from .servers import server
-from .users import load_users
+from bench import scenarios as sc
+from bench.machine import machine_info
+from bench.plan import Plan
+from bench.prepare import ROOT, SCALES, Prepared, prepare
+from bench.servers import server
+from bench.users import load_users
 
 
 def impressions_supported() -> bool:

@@ -16,9 +16,9 @@ import grpc
 
 from serving import proto
 
-from .loadgen import closed_loop, open_loop, rank_call
-from .stats import Samples, effective_latencies, percentile, summarize
-from .users import User
+from bench.loadgen import closed_loop, open_loop, rank_call
+from bench.stats import Samples, effective_latencies, percentile, summarize
+from bench.users import User
 
 EVENT_MIX = ("play", "play", "play", "skip", "like")  # roughly the generator's proportions
 

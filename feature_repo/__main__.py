@@ -12,9 +12,9 @@ from rich.table import Table
 from setlist.featureset import DeclarationError
 from setlist.settings import get_settings
 
-from .materialize import FeatureBatchRejected, publish
-from .store import apply as apply_defs
-from .store import get_store
+from feature_repo.materialize import FeatureBatchRejected, publish
+from feature_repo.store import apply as apply_defs
+from feature_repo.store import get_store
 
 # MLflow's SQL store warns on every registry query; nothing a feature owner can act on
 warnings.filterwarnings("ignore", module="mlflow.store")
@@ -27,7 +27,7 @@ console = Console()
 
 def _declarations():  # noqa: ANN202
     """The declared features, or one line saying which declaration is wrong (exit 1)."""
-    from .declarations import load
+    from feature_repo.declarations import load
 
     try:
         return load(get_settings())
@@ -39,7 +39,7 @@ def _declarations():  # noqa: ANN202
 @app.command("list")
 def list_features() -> None:
     """Every declared feature: entity, source, owner, freshness, and the model versions that read it."""
-    from .inventory import freshness, model_uses, users_of
+    from feature_repo.inventory import freshness, model_uses, users_of
 
     settings = get_settings()
     fs = _declarations()
@@ -57,7 +57,7 @@ def list_features() -> None:
 @app.command()
 def describe(name: str = typer.Argument(..., help="a feature name, as `list` shows it")) -> None:
     """One feature: its declaration, where it is declared, and its importance in each model that reads it."""
-    from .inventory import freshness, model_uses, users_of
+    from feature_repo.inventory import freshness, model_uses, users_of
 
     settings = get_settings()
     fs = _declarations()
@@ -94,7 +94,7 @@ def describe(name: str = typer.Argument(..., help="a feature name, as `list` sho
 @app.command()
 def plan() -> None:
     """What `apply` and the next `materialize` would change, like `terraform plan`."""
-    from .inventory import plan as make_plan
+    from feature_repo.inventory import plan as make_plan
 
     settings = get_settings()
     lines = make_plan(settings, _declarations())

@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 from setlist.features import SessionState, update_session
 from setlist.featureset import FeatureSet
 
-from . import declarations, engine
+from feature_repo import declarations, engine
 
 DAY = pd.Timedelta(days=1)
 

@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 from setlist.contract import ITEM_SCHEMA
 from setlist.eventlog import EventLog, write_atomic
 
-from .data_sources import CONSENT_FILE, ITEM_STATS_FILE, SESSION_FILE, USER_PROFILE_FILE
+from feature_repo.data_sources import CONSENT_FILE, ITEM_STATS_FILE, SESSION_FILE, USER_PROFILE_FILE
 
 STATE_FILE = "_build_state.json"
 CATALOG_FILE = "_build_catalog.parquet"

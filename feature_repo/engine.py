@@ -20,7 +20,7 @@ import pandas as pd
 
 from setlist.featureset import Column, DeclarationError, Events, Feature, FeatureSet, Table
 
-from .windows_agg import DAY_NS, MAX_WIDTH, DayRows, cumulative, day_rows, distinct, trailing
+from feature_repo.windows_agg import DAY_NS, MAX_WIDTH, DayRows, cumulative, day_rows, distinct, trailing
 
 DAY = pd.Timedelta(days=1)
 

@@ -10,7 +10,7 @@ from feast import FeatureService
 
 from setlist.featureset import FeatureSet
 
-from .features import Views
+from feature_repo.features import Views
 
 
 def build_services(views: Views, features: FeatureSet) -> list[FeatureService]:

@@ -12,8 +12,8 @@ from feast.types import Array, Bool, Float32, Float64, Int64, String
 
 from setlist.featureset import Feature, FeatureSet, service_name
 
-from .data_sources import Sources
-from .entities import item, user
+from feature_repo.data_sources import Sources
+from feature_repo.entities import item, user
 
 # Long, because recent and blocked items outlive a session; setlist.features.effective_session
 # decides what of a stored row is still "the current session".
@@ -53,7 +53,7 @@ def build_views(sources: Sources, ttl: timedelta = NO_EXPIRY, features: FeatureS
     """Feast views from the declarations: every declared user feature in ``user_profile``, every
     item feature in ``item_stats``, every request transform in ``context``. Services (one per
     version) then project the columns each model reads."""
-    from .declarations import load
+    from feature_repo.declarations import load
 
     fs = features or load()
     user_profile = FeatureView(

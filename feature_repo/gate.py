@@ -12,8 +12,8 @@ from setlist.eventlog import write_atomic
 from setlist.featureset import FeatureSet
 from setlist.settings import Settings
 
-from .build import FeatureBatches
-from .data_sources import CONSENT_FILE, ITEM_STATS_FILE, SESSION_FILE, USER_PROFILE_FILE
+from feature_repo.build import FeatureBatches
+from feature_repo.data_sources import CONSENT_FILE, ITEM_STATS_FILE, SESSION_FILE, USER_PROFILE_FILE
 
 
 class FeatureBatchRejected(RuntimeError):

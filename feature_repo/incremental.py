@@ -19,8 +19,8 @@ import pyarrow.parquet as pq
 
 from setlist.contract import EVENT_SCHEMA
 from setlist.featureset import FeatureSet
-from .build import Catalog, FeatureBatches, as_of, build_items, build_users, prepare_table
-from .data_sources import CONSENT_FILE, ITEM_STATS_FILE, SESSION_FILE, USER_PROFILE_FILE
+from feature_repo.build import Catalog, FeatureBatches, as_of, build_items, build_users, prepare_table
+from feature_repo.data_sources import CONSENT_FILE, ITEM_STATS_FILE, SESSION_FILE, USER_PROFILE_FILE
 
 #: the columns the builders read; device, locale, arm and schema_version are left on disk
 BUILD_COLUMNS = ["event_id", "user_id", "session_id", "item_id", "type", "timestamp", "value",

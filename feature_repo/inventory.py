@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 from setlist.featureset import DEFAULT_SERVICE, MODEL_SERVICE_ATTR, DeclarationError, Feature, FeatureSet
 from setlist.settings import Settings
 
-from .data_sources import ITEM_STATS_FILE, USER_PROFILE_FILE
+from feature_repo.data_sources import ITEM_STATS_FILE, USER_PROFILE_FILE
 
 _FILES = {"user_profile": USER_PROFILE_FILE, "item_stats": ITEM_STATS_FILE}
 
@@ -116,8 +116,8 @@ class PlanLine:
 def plan(settings: Settings, fs: FeatureSet) -> list[PlanLine]:
     """What ``apply`` (and the next ``materialize``) would change, compared with the Feast registry,
     the feature files and the registered models."""
-    from .features import FEAST_TYPES
-    from .store import get_store
+    from feature_repo.features import FEAST_TYPES
+    from feature_repo.store import get_store
 
     store = get_store(settings)
     lines: list[PlanLine] = []
@@ -144,7 +144,7 @@ def plan(settings: Settings, fs: FeatureSet) -> list[PlanLine]:
         services = {s.name: s for s in store.list_feature_services()}
     except Exception:  # noqa: BLE001
         services = {}
-    from .store import definitions
+    from feature_repo.store import definitions
 
     def fields(service) -> set[str]:  # noqa: ANN001
         return {f"{p.name}.{f.name}" for p in service.feature_view_projections for f in p.features}
@@ -176,12 +176,12 @@ def plan(settings: Settings, fs: FeatureSet) -> list[PlanLine]:
 
 
 def _rebuild_note(settings: Settings, fs: FeatureSet) -> list[PlanLine]:
-    from .buildstate import BuildState
+    from feature_repo.buildstate import BuildState
 
     state = BuildState.load(Path(settings.features_dir))
     if state is None:
         return [PlanLine("!", "no feature build yet: `make materialize` builds every declared feature")]
-    from .materialize import Declared
+    from feature_repo.materialize import Declared
 
     try:
         now = Declared.load(settings).fingerprint()

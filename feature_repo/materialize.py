@@ -26,13 +26,13 @@ from setlist.pseudonym import pseudonymize
 from setlist.publish import PublishLog
 from setlist.settings import Settings
 
-from . import declarations
-from .build import Catalog, FeatureBatches, build_prepared
-from .buildstate import BuildState, Plan, erased_hash, plan
-from .data_sources import CONSENT_FILE, ITEM_STATS_FILE, SESSION_FILE, USER_PROFILE_FILE
-from .gate import FeatureBatchRejected, batch_files, gate, reject
-from .incremental import LAYOUT, TooManyTouched, compute_delta, latest_rows, merge_file, newest_kept, read_events
-from .store import apply, get_store
+from feature_repo import declarations
+from feature_repo.build import Catalog, FeatureBatches, build_prepared
+from feature_repo.buildstate import BuildState, Plan, erased_hash, plan
+from feature_repo.data_sources import CONSENT_FILE, ITEM_STATS_FILE, SESSION_FILE, USER_PROFILE_FILE
+from feature_repo.gate import FeatureBatchRejected, batch_files, gate, reject
+from feature_repo.incremental import LAYOUT, TooManyTouched, compute_delta, latest_rows, merge_file, newest_kept, read_events
+from feature_repo.store import apply, get_store
 
 __all__ = ["FeatureBatchRejected", "PublishReport", "build_from_log", "gate", "publish"]
 
@@ -69,7 +69,7 @@ class Declared:
 
     @classmethod
     def load(cls, settings: Settings) -> "Declared":
-        from .engine import load_tables
+        from feature_repo.engine import load_tables
 
         fs = declarations.load(settings)
         key = settings.secret_hmac_key()
@@ -98,7 +98,7 @@ def build_from_log(settings: Settings) -> tuple[FeatureBatches, str]:
 def _forget_withdrawn(store, defs, consent: pd.DataFrame) -> None:  # noqa: ANN001
     """Users who withdrew personalization consent lose their personal rows online too;
     materialization alone would leave their last profile and session in place."""
-    from .online import OnlineFeatures
+    from feature_repo.online import OnlineFeatures
 
     withdrawn = consent.loc[~consent["consent_personalization"], "user_id"]
     if withdrawn.empty:
@@ -121,8 +121,8 @@ def _online_intact(settings: Settings) -> bool:
     """A cheap check that the online store still holds what the last build wrote: the first
     user's consent row (every user has one, and only erasure, which forces a full build, removes
     it). An emptied store (a Redis restarted without its data, a deleted SQLite file) fails it."""
-    from .online import OnlineFeatures
-    from .store import definitions
+    from feature_repo.online import OnlineFeatures
+    from feature_repo.store import definitions
 
     consent = pq.read_table(settings.features_dir / CONSENT_FILE, columns=["user_id"]).slice(0, 1)
     if consent.num_rows == 0:

@@ -19,7 +19,7 @@ from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 from feast.type_map import feast_value_type_to_python_type, python_values_to_proto_values
 from feast.value_type import ValueType
 
-from .entities import item, user
+from feature_repo.entities import item, user
 
 JOIN_KEYS = {user.name: user.join_key, item.name: item.join_key}
 Row = tuple[datetime | None, dict[str, Any] | None]

@@ -13,8 +13,8 @@ import pandas as pd
 
 from setlist.settings import Settings
 
-from .online import OnlineFeatures
-from .store import definitions, get_store
+from feature_repo.online import OnlineFeatures
+from feature_repo.store import definitions, get_store
 
 SAMPLE = 200
 #: a view without a TTL (Feast's zero) never makes a value stale; far beyond any log's span

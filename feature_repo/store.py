@@ -14,10 +14,10 @@ from feast.infra.registry.sql import SqlRegistryConfig
 
 from setlist.settings import Settings
 
-from .data_sources import build_sources
-from .entities import item, user
-from .feature_services import build_services
-from .features import Views, batch_ttl, build_views
+from feature_repo.data_sources import build_sources
+from feature_repo.entities import item, user
+from feature_repo.feature_services import build_services
+from feature_repo.features import Views, batch_ttl, build_views
 
 REPO_DIR = Path(__file__).resolve().parent
 
@@ -66,7 +66,7 @@ class Definitions:
 
 
 def definitions(settings: Settings) -> Definitions:
-    from .declarations import load
+    from feature_repo.declarations import load
 
     fs = load(settings)
     views = build_views(build_sources(settings.features_dir), batch_ttl(settings.feature_ttl_days), fs)

@@ -13,7 +13,7 @@ from setlist.catalog import save_items
 from setlist.eventlog import EventLog, Quarantine
 from setlist.settings import get_settings
 
-from .pipeline import IngestReport, ingest
+from ingest.pipeline import IngestReport, ingest
 
 app = typer.Typer(add_completion=False, help="Generate or import events into the Setlist event log.")
 console = Console()
@@ -37,7 +37,7 @@ def generate(scale: Optional[str] = typer.Option(None, help="tiny | demo | bench
              seed: Optional[int] = typer.Option(None, help="random seed (default: SETLIST_SEED)"),
              fresh: bool = typer.Option(True, help="start from an empty event log")) -> None:
     """Generate a synthetic music-streaming dataset and ingest it."""
-    from .generate import generate as run
+    from ingest.generate import generate as run
 
     settings = get_settings()
     scale = scale or settings.scale
@@ -73,7 +73,7 @@ def fixture(out: Path = typer.Option(..., help="directory for ratings.csv and mo
     """Write a MovieLens-shaped ratings log (ratings.csv, movies.csv) to try `import` on."""
     import shlex
 
-    from .sparse import write_fixture
+    from ingest.sparse import write_fixture
 
     try:
         fx = write_fixture(out, users=users, items=items, ratings=ratings,
@@ -103,7 +103,7 @@ def import_(source: Path = typer.Argument(..., help="CSV or parquet of interacti
             items: Optional[Path] = typer.Option(None, help="optional item metadata file"),
             item_id_col: str = "item_id") -> None:
     """Import your own interactions into the event contract."""
-    from .importer import ImportFormatError, load_interactions
+    from ingest.importer import ImportFormatError, load_interactions
 
     settings = get_settings()
     if time_unit not in (None, "s", "ms"):
@@ -127,7 +127,7 @@ def import_(source: Path = typer.Argument(..., help="CSV or parquet of interacti
 @app.command()
 def erase(user: str = typer.Argument(..., help="the application's user id (or its pseudonym)")) -> None:
     """Erase one user everywhere: identity map, event log, quarantine and online store."""
-    from .erasure import erase as run
+    from ingest.erasure import erase as run
 
     report = run(user, get_settings())
     console.print(f"erased {report.pseudonym}: identity {'removed' if report.identity_removed else 'not found'}, "

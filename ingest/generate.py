@@ -17,8 +17,8 @@ from numpy.random import PCG64, Generator, SeedSequence
 
 from setlist.contract import DEVICES, EVENT_COLUMNS, SCHEMA_VERSION
 
-from .latent import IMPRESSION, PLAY, SKIP, Latent, affinity, react
-from .world import DAY_S, LOCALE_UTC_OFFSET_H, LOCALES, World, build_world
+from ingest.latent import IMPRESSION, PLAY, SKIP, Latent, affinity, react
+from ingest.world import DAY_S, LOCALE_UTC_OFFSET_H, LOCALES, World, build_world
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import pandas as pd
 
 from setlist.contract import DEVICES
 
-from .latent import DIM, GENRE_SHARES, GENRES, Latent, calibrate
+from ingest.latent import DIM, GENRE_SHARES, GENRES, Latent, calibrate
 
 LOCALES = ("en_US", "en_GB", "de_DE", "fr_FR", "pt_BR", "ja_JP")
 LOCALE_SHARES = np.array([0.40, 0.12, 0.14, 0.10, 0.14, 0.10])

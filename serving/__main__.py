@@ -17,8 +17,8 @@ def main(port: Optional[int] = typer.Option(None, help="listen port (default SET
          workers: Optional[int] = typer.Option(None, help="processes sharing the port (SO_REUSEPORT)"),
          engine: Optional[str] = typer.Option(None, help="fast (default) or baseline (Feast + pyfunc, for bench)"),
          metrics_port: Optional[int] = typer.Option(None, help="Prometheus port; 0 turns metrics off")) -> None:
-    from .logs import configure_logging
-    from .workers import serve
+    from serving.logs import configure_logging
+    from serving.workers import serve
 
     configure_logging()
     updates = {k: v for k, v in {"port": port, "workers": workers, "engine": engine,
@@ -67,10 +67,10 @@ def _redact(url: str) -> str:
 
 def factory(settings, worker: int):  # noqa: ANN001, ANN201
     if settings.engine == "baseline":
-        from .baseline import build_baseline
+        from serving.baseline import build_baseline
 
         return build_baseline(settings)
-    from .bootstrap import build
+    from serving.bootstrap import build
 
     return build(settings, worker=worker, start=True)
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from setlist.settings import Settings
 
-from .errors import PermissionDenied, Unauthenticated
+from serving.errors import PermissionDenied, Unauthenticated
 
 READ, WRITE = "read", "write"
 SCOPES = frozenset({READ, WRITE})

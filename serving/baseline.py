@@ -28,8 +28,8 @@ from setlist.featureset import Service
 from setlist.pseudonym import pseudonymize
 from setlist.settings import Settings
 
-from .errors import InvalidArgument
-from .types import RankedItem, RankQuery, RankResult, TrackEvent, TrackResult
+from serving.errors import InvalidArgument
+from serving.types import RankedItem, RankQuery, RankResult, TrackEvent, TrackResult
 
 log = logging.getLogger("setlist.serving.baseline")
 ARM = "baseline"

@@ -21,20 +21,20 @@ from setlist.publish import PublishLog
 from setlist.pseudonym import IdentityMap
 from setlist.settings import Settings
 
-from . import metrics
-from .cache import Cache, MemoryCache, NoCache, RedisCache
-from .canary import CanaryPolicy
-from .impressions import ImpressionLog
-from .item_table import ItemTable, load_items
-from .journal import Journal
-from .models import ModelHolder
-from .rollout import Rollout
-from .rollout_registry import MlflowRolloutRegistry
-from .routing import CANARY, CHAMPION, Router
-from .service import Hooks, Live, RankingService, Variant
-from .tracking import Tracker
-from .types import RankQuery, RankResult, TrackEvent, TrackResult
-from .user_features import UserFeatureReader
+from serving import metrics
+from serving.cache import Cache, MemoryCache, NoCache, RedisCache
+from serving.canary import CanaryPolicy
+from serving.impressions import ImpressionLog
+from serving.item_table import ItemTable, load_items
+from serving.journal import Journal
+from serving.models import ModelHolder
+from serving.rollout import Rollout
+from serving.rollout_registry import MlflowRolloutRegistry
+from serving.routing import CANARY, CHAMPION, Router
+from serving.service import Hooks, Live, RankingService, Variant
+from serving.tracking import Tracker
+from serving.types import RankQuery, RankResult, TrackEvent, TrackResult
+from serving.user_features import UserFeatureReader
 
 log = logging.getLogger("setlist.serving")
 VIEWS = ("user_profile", "item_stats", "session", "user_consent")

@@ -15,8 +15,8 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from . import proto
-from .types import RankedItem, Rejection, TrackEvent
+from serving import proto
+from serving.types import RankedItem, Rejection, TrackEvent
 
 Pem = str | Path | bytes
 

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from .client import ClientError, SetlistClient, new_event
+from serving.client import ClientError, SetlistClient, new_event
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Call a Setlist ranking server: rank, track, health.")

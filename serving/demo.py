@@ -14,7 +14,7 @@ from rich.table import Table
 
 from setlist.settings import get_settings
 
-from .client import ClientError, SetlistClient, new_event
+from serving.client import ClientError, SetlistClient, new_event
 
 console = Console()
 

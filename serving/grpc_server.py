@@ -17,12 +17,12 @@ from grpc_reflection.v1alpha import reflection
 
 from setlist.settings import Settings
 
-from . import metrics, transport
-from .auth import TokenAuth
-from .health import Readiness
-from .interceptors import Guard
-from .ports import Ranking
-from .proto import SERVICE_NAME
+from serving import metrics, transport
+from serving.auth import TokenAuth
+from serving.health import Readiness
+from serving.interceptors import Guard
+from serving.ports import Ranking
+from serving.proto import SERVICE_NAME
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ import threading
 
 from grpc_health.v1 import health, health_pb2
 
-from .ports import Ranking
-from .proto import SERVICE_NAME
+from serving.ports import Ranking
+from serving.proto import SERVICE_NAME
 
 log = logging.getLogger(__name__)
 _SERVING = health_pb2.HealthCheckResponse.SERVING

@@ -19,11 +19,11 @@ from typing import Any
 
 import grpc
 
-from . import metrics
-from .auth import TokenAuth
-from .errors import DeadlineExceeded, InvalidArgument, Overloaded, ServingError
-from .logs import ACCESS_LOG
-from .proto import SERVICE_NAME
+from serving import metrics
+from serving.auth import TokenAuth
+from serving.errors import DeadlineExceeded, InvalidArgument, Overloaded, ServingError
+from serving.logs import ACCESS_LOG
+from serving.proto import SERVICE_NAME
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger(ACCESS_LOG)

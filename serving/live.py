@@ -10,9 +10,9 @@ from typing import Callable, Mapping, Protocol
 
 from setlist.impressions import Impression
 
-from .item_table import ItemTable
-from .models import ModelBundle
-from .routing import CHAMPION, Router
+from serving.item_table import ItemTable
+from serving.models import ModelBundle
+from serving.routing import CHAMPION, Router
 
 
 @dataclass(frozen=True)

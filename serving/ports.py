@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from .types import RankQuery, RankResult, TrackEvent, TrackResult
+from serving.types import RankQuery, RankResult, TrackEvent, TrackResult
 
 
 class Ranking(Protocol):

@@ -21,9 +21,9 @@ from typing import Callable, Protocol
 
 import numpy as np
 
-from .canary import CanaryPolicy, CanaryState, Decision, Health, Pair, decide
-from .models import ModelBundle
-from .routing import CANARY, CHAMPION
+from serving.canary import CanaryPolicy, CanaryState, Decision, Health, Pair, decide
+from serving.models import ModelBundle
+from serving.routing import CANARY, CHAMPION
 
 log = logging.getLogger("setlist.serving.rollout")
 LATENCY_WINDOW = 20_000

@@ -9,7 +9,7 @@ import time
 
 from setlist.settings import Settings
 
-from .canary import Pair
+from serving.canary import Pair
 
 CHAMPION = "champion"
 

@@ -23,14 +23,14 @@ from setlist.impressions import Impression
 from setlist.pseudonym import pseudonymize
 from setlist.settings import Settings
 
-from . import explain as explain_mod
-from .cache import Cache, cache_key
-from .errors import InvalidArgument, NotReady
-from .live import Hooks, ImpressionSink, Live, NoObserver, Observer, Variant
-from .routing import CHAMPION, Route, Router
-from .tracking import Tracker
-from .types import RankedItem, RankQuery, RankResult, TrackEvent, TrackResult
-from .user_features import UserFeatureReader, UserRows
+from serving import explain as explain_mod
+from serving.cache import Cache, cache_key
+from serving.errors import InvalidArgument, NotReady
+from serving.live import Hooks, ImpressionSink, Live, NoObserver, Observer, Variant
+from serving.routing import CHAMPION, Route, Router
+from serving.tracking import Tracker
+from serving.types import RankedItem, RankQuery, RankResult, TrackEvent, TrackResult
+from serving.user_features import UserFeatureReader, UserRows
 
 log = logging.getLogger("setlist.serving")
 __all__ = ["Hooks", "ImpressionSink", "Live", "NoObserver", "Observer", "RankingService", "Variant"]

@@ -15,8 +15,8 @@ from setlist.eventlog import Quarantine
 from setlist.features import SessionState, update_session
 from setlist.pseudonym import IdentityMap
 
-from .journal import Journal
-from .types import Rejection, TrackEvent, TrackResult
+from serving.journal import Journal
+from serving.types import Rejection, TrackEvent, TrackResult
 
 log = logging.getLogger("setlist.serving.track")
 FALSE = {"false", "0", "no", "off"}

@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING
 
 import grpc
 
-from . import proto
-from .interceptors import current_request_id
-from .ports import Ranking
-from .types import RankQuery, RankResult, TrackEvent, TrackResult
+from serving import proto
+from serving.interceptors import current_request_id
+from serving.ports import Ranking
+from serving.types import RankQuery, RankResult, TrackEvent, TrackResult
 
 if TYPE_CHECKING:
     from serving._proto.setlist.v1 import ranking_pb2 as pb

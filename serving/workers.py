@@ -21,9 +21,9 @@ from collections.abc import Callable, Iterator, Sequence
 
 from setlist.settings import Settings
 
-from .grpc_server import DEFAULT_GRACE_S, start_server
-from .logs import configure_logging
-from .ports import Ranking
+from serving.grpc_server import DEFAULT_GRACE_S, start_server
+from serving.logs import configure_logging
+from serving.ports import Ranking
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from typing import Any
 import mlflow.pyfunc
 import pandas as pd
 
-from .candidates import CandidateIndex, cohort_key
+from setlist.candidates import CandidateIndex, cohort_key
 
 INDEX_ARTIFACT = "index"
 

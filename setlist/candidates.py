@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from .features import CROSS_NAMES
+from setlist.features import CROSS_NAMES
 
 #: catalogs above this size use the approximate (HNSW) index
 EXACT_LIMIT = 20_000

@@ -6,8 +6,8 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
-from .contract import ITEM_SCHEMA
-from .eventlog import write_atomic
+from setlist.contract import ITEM_SCHEMA
+from setlist.eventlog import write_atomic
 
 
 def save_items(items: pd.DataFrame, path: Path) -> int:

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from .contract import EVENT_SCHEMA
+from setlist.contract import EVENT_SCHEMA
 
 TOMBSTONES = "_tombstones.parquet"
 

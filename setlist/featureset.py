@@ -18,7 +18,7 @@ import re
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable, Literal, Sequence, Union
 
-from .contract import EVENT_TYPES, POSITIVE_TYPES
+from setlist.contract import EVENT_TYPES, POSITIVE_TYPES
 
 Entity = Literal["user", "item", "session", "request", "user_item"]
 DType = Literal["int64", "float64", "float_list", "string", "bool"]
@@ -327,7 +327,7 @@ def _check_one(f: Feature, tables: dict[str, Table], at: str) -> None:
         raise DeclarationError(f"feature {f.name!r}{at}: request transforms have entity 'request' and are "
                                "numeric ranker inputs")
     elif isinstance(s, Candidate):
-        from .features import CROSS_NAMES
+        from setlist.features import CROSS_NAMES
 
         if f.entity != "user_item":
             raise DeclarationError(f"feature {f.name!r}{at}: candidate scores have entity 'user_item'")

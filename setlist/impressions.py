@@ -24,7 +24,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-from .eventlog import write_atomic
+from setlist.eventlog import write_atomic
 
 IMPRESSION_SCHEMA = pa.schema([
     pa.field("request_id", pa.string(), nullable=False),

@@ -10,8 +10,8 @@ import scipy.sparse as sp
 from setlist.candidates import GLOBAL_COHORT, CandidateIndex, cohort_key, genre_key
 from setlist.windows import Window, trailing
 
-from .ease import fit_ease, top_neighbours
-from .labels import label
+from training.ease import fit_ease, top_neighbours
+from training.labels import label
 
 # Implicit-feedback confidence per event type: what the embedding should pull towards.
 CONFIDENCE = {"play": 1.0, "like": 4.0, "add_to_playlist": 4.0}

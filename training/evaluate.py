@@ -12,7 +12,7 @@ import scipy.sparse as sp
 from setlist.candidates import CandidateIndex, cohort_key
 from setlist.featureset import Service
 
-from .dataset import _cross, exclusions, generate_for, layout, numeric
+from training.dataset import _cross, exclusions, generate_for, layout, numeric
 
 Scorer = Callable[[np.ndarray], np.ndarray]
 

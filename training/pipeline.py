@@ -22,13 +22,13 @@ from setlist.eventlog import EventLog
 from setlist.featureset import DeclarationError, Service
 from setlist.settings import Settings
 
-from . import plots, registry
-from .candidates_fit import CandidateParams, fit_candidates, seen_matrix
-from .dataset import COMPLETE, RankingSet, historical, query_state, refs, training_rows
-from .evaluate import als_baseline, ease_baseline, evaluate
-from .labels import label
-from .ranker import RankerParams, fit
-from .splits import MIN_POSITIVES, Split, SplitParams, make_split, repeat_share
+from training import plots, registry
+from training.candidates_fit import CandidateParams, fit_candidates, seen_matrix
+from training.dataset import COMPLETE, RankingSet, historical, query_state, refs, training_rows
+from training.evaluate import als_baseline, ease_baseline, evaluate
+from training.labels import label
+from training.ranker import RankerParams, fit
+from training.splits import MIN_POSITIVES, Split, SplitParams, make_split, repeat_share
 
 NEGATIVES_PER_QUERY = 50
 MAX_HOLDOUT_QUERIES = 3000

@@ -12,7 +12,7 @@ import xgboost as xgb
 
 from setlist.blend import MARGIN_FEATURE, set_blend
 
-from .dataset import COMPLETE, MARGIN_BASIS, RankingSet
+from training.dataset import COMPLETE, MARGIN_BASIS, RankingSet
 
 #: measured on the 25k-rating fixture's hold-out, boosted from EASE×4: binary 0.201–0.216 ndcg@10,
 #: rank:ndcg 0.200–0.206 (and twice the time)

@@ -22,7 +22,7 @@ import pandas as pd
 
 from setlist.windows import Window, trailing
 
-from .labels import label
+from training.labels import label
 
 #: query time is this much before the first held-out event, so that nothing stamped at that event
 #: (a session push, for instance) is visible to its own question

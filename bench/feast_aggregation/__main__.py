@@ -19,7 +19,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from . import data
+from bench.feast_aggregation import data
 
 RESULTS = data.ROOT / "bench" / "results" / "feast_aggregation.json"
 #: in order; correctness reads what the others wrote, capabilities runs on the fixture only

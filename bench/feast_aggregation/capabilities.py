@@ -12,10 +12,10 @@ from feast.infra.common.materialization_job import MaterializationTask
 from feast.infra.common.retrieval_task import HistoricalRetrievalTask
 from feast.types import Float64
 
-from . import brute, data, repo
+from bench.feast_aggregation import brute, data, repo
 
 if TYPE_CHECKING:
-    from .steps import Ctx
+    from bench.feast_aggregation.steps import Ctx
 
 FUNCTIONS = ("sum", "count", "mean", "max", "min", "count_distinct", "median", "std", "last")
 

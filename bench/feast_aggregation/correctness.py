@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from . import brute, data
-from .repo import W7, W30
+from bench.feast_aggregation import brute, data
+from bench.feast_aggregation.repo import W7, W30
 
 if TYPE_CHECKING:
-    from .steps import Ctx
+    from bench.feast_aggregation.steps import Ctx
 
 SNAPSHOT_SAMPLE = 20_000
 

@@ -24,7 +24,7 @@ from feast.infra.common.retrieval_task import HistoricalRetrievalTask
 
 from feature_repo.build import Catalog, as_of, build_item_stats, build_user_profile, prepare
 
-from . import data, repo
+from bench.feast_aggregation import data, repo
 
 ONLINE_SAMPLE = 5_000  # entities read back from the online store (outside the timer) to check values
 
@@ -196,12 +196,12 @@ def prepare_data(ctx: Ctx) -> None:
 
 
 def _correctness(ctx: Ctx) -> None:
-    from .correctness import compare
+    from bench.feast_aggregation.correctness import compare
     ctx.out.update(compare(ctx))
 
 
 def _capabilities(ctx: Ctx) -> None:
-    from .capabilities import probe
+    from bench.feast_aggregation.capabilities import probe
     ctx.out.update(probe(ctx))
 
 

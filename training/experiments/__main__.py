@@ -25,7 +25,7 @@ def report(experiment: str = typer.Argument(..., help="the experiment's name (as
                                                    "of the experiment, else the simulation"),
            mlflow: bool = typer.Option(True, help="log the report as an MLflow run")) -> None:
     """Per-arm play, skip and completion rates, lift against control with CIs, SRM check, verdict."""
-    from .report import ReportError, configured, run, source_settings
+    from training.experiments.report import ReportError, configured, run, source_settings
 
     if source not in ("auto", "live", "simulation"):
         console.print(f"[red]--source must be auto, live or simulation, got {source!r}[/]")
@@ -56,9 +56,9 @@ def simulate(users: int = typer.Option(300, help="simulated users (distinct user
     """Simulated users (the generator's hidden tastes) use the service; then the report."""
     from serving.bootstrap import build
 
-    from .drill import SIM_WORKER
-    from .report import DEFAULT_CONFIG, ReportError, run
-    from .simulate import ClientRanking, SimConfig, Simulator, experiment_settings, load_latent, population, \
+    from training.experiments.drill import SIM_WORKER
+    from training.experiments.report import DEFAULT_CONFIG, ReportError, run
+    from training.experiments.simulate import ClientRanking, SimConfig, Simulator, experiment_settings, load_latent, population, \
         users_frame
 
     settings = get_settings()
@@ -106,8 +106,8 @@ def simulate(users: int = typer.Option(300, help="simulated users (distinct user
 def drill(users: int = typer.Option(200), mode: str = typer.Option("shuffled", help="shuffled | inverted"),
           seed: int = typer.Option(11)) -> None:
     """Promote a broken ranker under the canary and show the automatic rollback."""
-    from .drill import DrillError, run_drill
-    from .simulate import users_frame
+    from training.experiments.drill import DrillError, run_drill
+    from training.experiments.simulate import users_frame
 
     if mode not in ("shuffled", "inverted"):
         console.print(f"[red]--mode must be shuffled or inverted, got {mode!r}[/]")

@@ -7,8 +7,8 @@ import pandas as pd
 
 from setlist.experiment import METRICS, Experiment
 
-from .data import OUTCOMES, per_user
-from .stats import Comparison, Rate, Srm, compare, ratio, srm
+from training.experiments.data import OUTCOMES, per_user
+from training.experiments.stats import Comparison, Rate, Srm, compare, ratio, srm
 
 HIGHER_IS_BETTER = {"play_rate": True, "skip_rate": False, "completion_rate": True}
 SRM_ALPHA = 0.001

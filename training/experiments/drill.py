@@ -14,8 +14,8 @@ import pandas as pd
 from serving.canary import Pair
 from setlist.settings import Settings
 
-from .broken import Mode, register_broken_ranker
-from .simulate import SimConfig, SimStats, Simulator, load_latent, population, simulation_settings
+from training.experiments.broken import Mode, register_broken_ranker
+from training.experiments.simulate import SimConfig, SimStats, Simulator, load_latent, population, simulation_settings
 
 #: sized for a few hundred simulated users; latency limits are loose on purpose, so the drill shows
 #: the guard KPI catching a model that is fast and error-free but bad

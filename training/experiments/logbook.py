@@ -7,7 +7,7 @@ from pathlib import Path
 from setlist.experiment import METRICS
 from setlist.settings import Settings
 
-from .analysis import Report
+from training.experiments.analysis import Report
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from setlist.experiment import METRICS
 
-from .analysis import Report
+from training.experiments.analysis import Report
 
 
 def _pct(x: float) -> str:

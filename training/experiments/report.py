@@ -12,9 +12,9 @@ from setlist.experiment import Experiment, load_experiment
 from setlist.impressions import read_impressions
 from setlist.settings import Settings
 
-from . import analysis, data, render
-from .logbook import log_report
-from .simulate import simulation_settings
+from training.experiments import analysis, data, render
+from training.experiments.logbook import log_report
+from training.experiments.simulate import simulation_settings
 
 Source = Literal["auto", "live", "simulation"]
 
