@@ -37,7 +37,7 @@ setup: $(STAMP) protos
 
 .PHONY: protos  ## generate Python code from protos/ (never edited by hand)
 protos: $(STAMP)
-	@$(PY) -m serving.protogen
+	@$(PY) -m scripts.protogen
 
 .PHONY: generate  ## generate synthetic events (SETLIST_SCALE=demo|bench) and ingest them
 generate: setup
@@ -82,9 +82,9 @@ demo: setup
 	@echo "== 5/7 every data-quality gate"
 	$(PY) -m validation all
 	@echo "== 6/7 serve: rank, send a skip, rank again"
-	$(PY) -m serving.demo
+	$(PY) -m scripts.demo
 	@echo "== 7/7 a short simulated A/B experiment (synthetic listeners answer from their hidden tastes)"
-	$(PY) -m training.experiments simulate --users 300 --quick
+	$(PY) -m experiments simulate --users 300 --quick
 
 .PHONY: test  ## unit, integration and end-to-end tests
 test: setup

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.stats import Samples
+from bench.latency import Samples
 
 #: one request: given its sequence number, send it and return the gRPC status code name ("OK", …).
 #: Must not raise for RPC failures; they are results, counted by code.

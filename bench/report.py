@@ -17,7 +17,7 @@ from typing import Any
 from bench.machine import git_revision
 from bench.plot import plot_cdfs
 from bench.scenarios import CHANNELS
-from bench.stats import cdf_points
+from bench.latency import cdf_points
 from bench.summary import render
 
 #: DESIGN.md's performance targets: (name, where in the report, comparison, threshold, unit)

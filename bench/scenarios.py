@@ -14,10 +14,10 @@ from typing import Any
 
 import grpc
 
-from serving import proto
+from serving.grpc import proto
 
 from bench.loadgen import closed_loop, open_loop, rank_call
-from bench.stats import Samples, effective_latencies, percentile, summarize
+from bench.latency import Samples, effective_latencies, percentile, summarize
 from bench.users import User
 
 EVENT_MIX = ("play", "play", "play", "skip", "like")  # roughly the generator's proportions
@@ -59,7 +59,7 @@ async def _stubs(target: str, n: int = CHANNELS) -> AsyncIterator[list[Any]]:
 
 
 def _measured(samples: Samples, timeout_s: float, seen: dict[str, int] | None = None) -> Measured:
-    # failed calls enter the percentiles at (at least) the deadline; see bench.stats.effective_latencies
+    # failed calls enter the percentiles at (at least) the deadline; see bench.latency.effective_latencies
     summary = summarize(samples, deadline_ms=timeout_s * 1000)
     if seen:
         replies = max(seen.get("replies", 0), 1)

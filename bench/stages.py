@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.stats import PERCENTILES, percentile
+from bench.latency import PERCENTILES, percentile
 from bench.users import load_users
 
 

@@ -13,7 +13,7 @@ from setlist.catalog import save_items
 from setlist.eventlog import EventLog, Quarantine
 from setlist.settings import get_settings
 
-from ingest.pipeline import IngestReport, ingest
+from ingest.intake import IngestReport, ingest
 
 app = typer.Typer(add_completion=False, help="Generate or import events into the Setlist event log.")
 console = Console()

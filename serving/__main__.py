@@ -18,7 +18,7 @@ def main(port: Optional[int] = typer.Option(None, help="listen port (default SET
          engine: Optional[str] = typer.Option(None, help="fast (default) or baseline (Feast + pyfunc, for bench)"),
          metrics_port: Optional[int] = typer.Option(None, help="Prometheus port; 0 turns metrics off")) -> None:
     from serving.logs import configure_logging
-    from serving.workers import serve
+    from serving.grpc.workers import serve
 
     configure_logging()
     updates = {k: v for k, v in {"port": port, "workers": workers, "engine": engine,

@@ -23,14 +23,14 @@ from setlist.settings import Settings
 
 from serving import metrics
 from serving.cache import Cache, MemoryCache, NoCache, RedisCache
-from serving.canary import CanaryPolicy
+from serving.rollout.canary import CanaryPolicy
 from serving.impressions import ImpressionLog
 from serving.item_table import ItemTable, load_items
 from serving.journal import Journal
-from serving.models import ModelHolder
-from serving.rollout import Rollout
-from serving.rollout_registry import MlflowRolloutRegistry
-from serving.routing import CANARY, CHAMPION, Router
+from serving.rollout.models import ModelHolder
+from serving.rollout.driver import Rollout
+from serving.rollout.registry_ops import MlflowRolloutRegistry
+from serving.rollout.routing import CANARY, CHAMPION, Router
 from serving.service import Hooks, Live, RankingService, Variant
 from serving.tracking import Tracker
 from serving.types import RankQuery, RankResult, TrackEvent, TrackResult
@@ -147,7 +147,7 @@ class Server:
                     if time.monotonic() - last >= settings.reload_interval_s:
                         last = time.monotonic()
                         if self.refresh():
-                            gc.freeze()  # the new models are long-lived too (see serving.workers)
+                            gc.freeze()  # the new models are long-lived too (see serving.grpc.workers)
                     else:
                         self.check_canary()
                 except Exception:  # noqa: BLE001 - the poller must outlive any one failure

@@ -11,8 +11,8 @@ from typing import Callable, Mapping, Protocol
 from setlist.impressions import Impression
 
 from serving.item_table import ItemTable
-from serving.models import ModelBundle
-from serving.routing import CHAMPION, Router
+from serving.rollout.models import ModelBundle
+from serving.rollout.routing import CHAMPION, Router
 
 
 @dataclass(frozen=True)

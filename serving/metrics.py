@@ -1,7 +1,7 @@
 """Prometheus metrics for serving: what the transport records, and what the ranking service updates.
 
 Ownership, so nothing is counted twice:
-- the transport (serving.interceptors) records ``RPC_*`` for every Rank/Track call;
+- the transport (serving.grpc.interceptors) records ``RPC_*`` for every Rank/Track call;
 - the ranking service records everything else: cache, candidates, model versions, feature freshness
   and degraded responses, because only it knows why a response was cached or degraded.
 

@@ -27,7 +27,7 @@ from serving import explain as explain_mod
 from serving.cache import Cache, cache_key
 from serving.errors import InvalidArgument, NotReady
 from serving.live import Hooks, ImpressionSink, Live, NoObserver, Observer, Variant
-from serving.routing import CHAMPION, Route, Router
+from serving.rollout.routing import CHAMPION, Route, Router
 from serving.tracking import Tracker
 from serving.types import RankedItem, RankQuery, RankResult, TrackEvent, TrackResult
 from serving.user_features import UserFeatureReader, UserRows

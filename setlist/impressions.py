@@ -9,7 +9,7 @@ It lives next to the event log, not in it (``<data_dir>/impressions/date=YYYY-MM
 - at k rows per Rank it outgrows the interaction log quickly and is kept for a shorter time.
 
 Feedback stays in the event log (Track rows carry ``arm``); analysis joins the two by
-(user, item, time) — see training.experiments.data.
+(user, item, time) — see experiments.data.
 """
 from __future__ import annotations
 

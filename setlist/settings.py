@@ -134,7 +134,7 @@ class Settings(BaseSettings):
     journal_roll_s: float = 2.0
     # one journal directory per process that serves Track (per pod in Kubernetes)
     wal_dir_override: Path | None = Field(default=None, validation_alias="SETLIST_WAL_DIR")
-    # simulated traffic serves with these pointed under simulation_dir (training.experiments.simulate),
+    # simulated traffic serves with these pointed under simulation_dir (experiments.simulate),
     # so that it never writes to the event log and impressions that gates and training read
     events_dir_override: Path | None = None
     impressions_dir_override: Path | None = None
@@ -147,7 +147,7 @@ class Settings(BaseSettings):
     impressions_flush_s: float = 2.0      # the writer wakes this often and writes what is queued ...
     impressions_batch: int = 2_000        # ... or whenever this many Rank records are pending
 
-    # canary rollout of a new champion (serving.canary, serving.rollout)
+    # canary rollout of a new champion (serving.rollout.canary, serving.rollout.driver)
     canary_enabled: bool = False
     canary_steps: list[float] = Field(default_factory=lambda: [0.05, 0.25, 0.5, 1.0])
     canary_min_requests: int = 500        # per variant and step, before a step may widen

@@ -15,12 +15,16 @@ import pytest
 from tests.servers import MissingServer, PostgresServer, RedisServer
 
 # Session fixtures of the generated tiny world (tiny_world, tiny_copy), defined beside the pipeline helpers.
-pytest_plugins = ["tests.pipeline"]
+pytest_plugins = ["tests.world"]
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "integration: needs real servers (Redis, PostgreSQL) started by fixtures")
-    config.addinivalue_line("markers", "e2e: runs whole pipeline stages on generated data")
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test's directory is its kind: tests/integration/ and tests/e2e/ carry the marker of that name
+    (declared in pyproject.toml), so ``-m "not e2e"`` selects by layer without per-file marks."""
+    for item in items:
+        kind = Path(str(item.fspath)).parent.name
+        if kind in ("integration", "e2e"):
+            item.add_marker(kind)
 
 
 def _missing(exc: MissingServer) -> None:

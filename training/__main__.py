@@ -9,7 +9,7 @@ from rich.table import Table
 
 from setlist.settings import get_settings
 
-from training.pipeline import TrainingRefused, train
+from training.run import TrainingRefused, train
 
 # ibis (under Feast's DuckDB store) and Feast's on-demand views warn on every call; not actionable here
 warnings.filterwarnings("ignore", category=DeprecationWarning, module="ibis")

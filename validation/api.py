@@ -16,7 +16,7 @@ import pandas as pd
 from setlist.featureset import FeatureSet
 from setlist.settings import get_settings
 from validation.gx import Workspace
-from validation.parity import FRESH_COLUMN, MATCH_PREFIX, ParityAdapter, ParityInput, parity_report
+from validation.skew import FRESH_COLUMN, MATCH_PREFIX, ParityAdapter, ParityInput, parity_report
 from validation.reference import CardinalityReference
 from validation.result import GateResult, from_validation
 from validation.sources import declared_views

@@ -19,7 +19,7 @@ from setlist.catalog import load_items
 from setlist.contract import EVENT_COLUMNS
 from setlist.eventlog import TOMBSTONES, EventLog
 from setlist.settings import Settings
-from validation.parity import ParityAdapter
+from validation.skew import ParityAdapter
 
 if TYPE_CHECKING:
     from setlist.featureset import FeatureSet
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 TRAINING_SET = Path("training") / "training_set.parquet"
 #: the parity adapter feature_repo provides: ``parity_inputs(settings) -> Iterable[ParityInput]``
-DEFAULT_PARITY_ADAPTER = "feature_repo.parity:parity_inputs"
+DEFAULT_PARITY_ADAPTER = "feature_repo.parity_inputs:parity_inputs"
 
 
 class InputMissing(Exception):

@@ -1,6 +1,6 @@
 """Custom expectation: a column's distribution has not drifted from a binned reference.
 
-The reference (bins and shares, see ``validation.stats``) travels inside the expectation's kwargs, so
+The reference (bins and shares, see ``validation.distributions``) travels inside the expectation's kwargs, so
 the suite stored by GE carries exactly the reference it was checked against. The warn and fail levels
 are two expectations over the same metric (GE computes it once: identical metric kwargs), the warn one
 with ``severity="warning"`` so the gate can tell them apart.
@@ -18,7 +18,7 @@ from great_expectations.expectations.metrics.column_aggregate_metric_provider im
 )
 
 from validation.expectations._render import TemplateRendered
-from validation.stats import drift_score
+from validation.distributions import drift_score
 
 
 class ColumnDistributionDrift(ColumnAggregateMetricProvider):

@@ -26,7 +26,7 @@ import pandas as pd
 from great_expectations.expectations.metadata_types import FailureSeverity
 
 from validation.expectations import ExpectColumnDistributionDriftToBeLessThan
-from validation.stats import BinnedReference, categorical_reference, null_scores, numeric_reference
+from validation.distributions import BinnedReference, categorical_reference, null_scores, numeric_reference
 from validation.thresholds import DriftThresholds, Method
 
 __all__ = ["DriftThresholds", "Check", "plan_checks", "drift_suite", "event_features", "sample", "usable_columns"]

@@ -8,7 +8,7 @@ import great_expectations as gx
 import great_expectations.expectations as gxe
 from great_expectations.expectations.metadata_types import FailureSeverity
 
-from validation.parity import DEFAULT_MIN_MATCH, FRESH_COLUMN, MATCH_PREFIX
+from validation.skew import DEFAULT_MIN_MATCH, FRESH_COLUMN, MATCH_PREFIX
 
 #: stale online values are reported as a warning: Feast already hides values past their TTL at
 #: read time, so staleness means "materialization is late", not "serving reads wrong values"

@@ -1,0 +1,67 @@
+"""``report <experiment>``: load, join, analyse, show, plot and log one experiment."""
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from typing import Literal
+
+from rich.console import Console
+
+from setlist.experiment import Experiment, load_experiment
+from setlist.impressions import read_impressions
+from setlist.settings import Settings
+
+from experiments import analysis, data, render
+from experiments.logbook import log_report
+from experiments.simulate import simulation_settings
+
+Source = Literal["auto", "live", "simulation"]
+
+
+DEFAULT_CONFIG = Path("experiments.yaml")   # the repository's, when run from its root
+
+
+class ReportError(RuntimeError):
+    """Nothing to analyse, or no configuration to analyse it with; the message says which."""
+
+
+def configured(settings: Settings, name: str, path: Path | None = None) -> Experiment:
+    """The configuration that defined ``name`` (its shares drive the SRM check)."""
+    source = path or settings.experiments_file or DEFAULT_CONFIG
+    exp = load_experiment(source)
+    if exp is None:
+        raise ReportError(f"no experiments file at {source}: pass --config or set SETLIST_EXPERIMENTS_FILE "
+                          "to the file that defined the experiment (its shares are needed for the SRM check)")
+    if exp.name != name:
+        raise ReportError(f"{source} defines experiment {exp.name!r}, not {name!r}")
+    return exp
+
+
+def source_settings(settings: Settings, experiment: str, source: Source = "auto") -> tuple[Settings, str]:
+    """The settings whose event log and impressions hold the experiment's traffic, and which those are:
+    ``live`` (what serving wrote), ``simulation`` (``experiments simulate``, kept under
+    ``settings.simulation_dir``) or ``auto``: live when it holds impressions of the experiment, else
+    the simulation's."""
+    sim = simulation_settings(settings)
+    if source == "live" or (source == "auto" and not read_impressions(settings.impressions_dir, experiment).empty):
+        return settings, "live traffic"
+    if source == "simulation" or not read_impressions(sim.impressions_dir, experiment).empty:
+        return sim, f"simulated traffic under {settings.simulation_dir}"
+    return settings, "live traffic"
+
+
+def run(settings: Settings, exp: Experiment, console: Console | None = None, log_mlflow: bool = True,
+        alpha: float = 0.05, since: datetime | None = None) -> tuple[analysis.Report, Path]:
+    imp, events = data.load(settings, exp.name, exp.window_s, since)
+    if imp.empty:
+        raise ReportError(f"no impressions of experiment {exp.name!r} under {settings.impressions_dir}")
+    report = analysis.build(exp, data.outcomes(imp, events, exp.window_s), alpha)
+    render.show(report, console)
+    out = settings.reports_dir / "experiments"
+    png = render.plot(report, out / f"{exp.name}.png")
+    summary = render.write_json(report, out / f"{exp.name}.json")
+    if log_mlflow:
+        run_id = log_report(settings, report, [png, summary])
+        (console or Console()).print(f"[dim]plot {png}; MLflow run {run_id}[/]")
+    return report, png

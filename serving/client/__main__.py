@@ -1,0 +1,3 @@
+from serving.client.cli import main
+
+main()

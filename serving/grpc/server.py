@@ -1,0 +1,153 @@
+"""Build and run one gRPC server around a ``Ranking``: the app service, health beside it, reflection,
+the guard interceptor, optional TLS/mTLS, and the metrics endpoint.
+
+``start_server`` returns at once with a :class:`RunningServer` (gRPC runs on its own threads): tests use
+it in-process, and each worker process of serving.grpc.workers uses it too.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent import futures
+from dataclasses import dataclass, field
+
+import grpc
+from grpc_health.v1 import health, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from setlist.settings import Settings
+
+from serving import metrics
+from serving.grpc import servicer as transport
+from serving.grpc.auth import TokenAuth
+from serving.grpc.health import Readiness
+from serving.grpc.interceptors import Guard
+from serving.ports import Ranking
+from serving.grpc.proto import SERVICE_NAME
+
+log = logging.getLogger(__name__)
+
+# Threads beyond max_concurrency: requests over the limit must reach the guard to be refused at once
+# (a saturated pool would queue them), and health checks must find a thread under full load.
+SPARE_THREADS = 8
+DEFAULT_GRACE_S = 10.0
+
+
+@dataclass
+class RunningServer:
+    port: int
+    metrics_port: int | None
+    readiness: Readiness
+    _server: grpc.Server = field(repr=False)
+    _guard: Guard = field(repr=False)
+    _ranking: Ranking = field(repr=False)
+    _metrics: tuple[metrics.MetricsServer, int] | None = field(default=None, repr=False)
+    _stopped: threading.Event = field(default_factory=threading.Event, repr=False)
+    _stop_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def set_serving(self, serving: bool) -> None:
+        self.readiness.set_serving(serving)
+
+    def stop(self, grace: float | None = DEFAULT_GRACE_S, close_ranking: bool = True) -> None:
+        """Graceful stop: NOT_SERVING, refuse new calls, let in-flight ones finish within ``grace``
+        seconds (then cancel them), and only then close the ranking. Safe to call twice."""
+        with self._stop_lock:
+            if self._stopped.is_set():
+                return
+            grace = grace or 0.0                   # None means "abort now" for gRPC as well
+            self.readiness.shutdown()              # load balancers stop routing here first
+            stopped = self._server.stop(grace)     # refuses new calls from now on
+            # In-flight Rank/Track calls finish, then whatever is left (health Watch streams, which
+            # would otherwise hold every shutdown for the whole grace period) is ended. A call that
+            # gRPC accepted but no pool thread picked up yet is not counted; with the pool idle
+            # that window is microseconds wide.
+            self._guard.wait_idle(grace)
+            self._server.stop(0)
+            stopped.wait()
+            try:
+                if close_ranking:
+                    self._ranking.close()
+            finally:
+                metrics.stop_metrics_server(self._metrics)
+                self._stopped.set()
+                log.info("server stopped", extra={"fields": {"port": self.port}})
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until stop() finished (True) or ``timeout`` passed (False)."""
+        return self._stopped.wait(timeout)
+
+    def __enter__(self) -> RunningServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop(grace=1.0)
+
+
+def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
+    """TLS when tls_cert and tls_key are set; mTLS (client certificates required) when tls_client_ca
+    is set as well. None means plaintext."""
+    if settings.tls_cert is None and settings.tls_key is None:
+        if settings.tls_client_ca is not None:
+            raise ValueError("tls_client_ca needs tls_cert and tls_key: mTLS runs on top of TLS")
+        return None
+    if settings.tls_cert is None or settings.tls_key is None:
+        raise ValueError("TLS needs both tls_cert and tls_key (PEM files); only one is set")
+    pair = (settings.tls_key.read_bytes(), settings.tls_cert.read_bytes())
+    client_ca = settings.tls_client_ca.read_bytes() if settings.tls_client_ca is not None else None
+    return grpc.ssl_server_credentials([pair], root_certificates=client_ca,
+                                       require_client_auth=client_ca is not None)
+
+
+def build_server(ranking: Ranking, settings: Settings, *, reuse_port: bool = False,
+                 ready_poll_s: float = 0.25) -> tuple[grpc.Server, Guard, Readiness, int]:
+    """A configured, bound, not yet started server, with its guard, readiness and bound port."""
+    threads = settings.max_concurrency + SPARE_THREADS
+    guard = Guard(settings.max_concurrency, TokenAuth.from_settings(settings))
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="setlist-grpc"),
+        interceptors=[guard],
+        options=[
+            # Only the multi-worker mode shares a port; a lone server must fail loudly on a port
+            # that is taken instead of silently splitting traffic with whatever holds it.
+            ("grpc.so_reuseport", 1 if reuse_port else 0),
+        ],
+        # A hard backstop behind the guard: gRPC itself refuses calls (RESOURCE_EXHAUSTED) instead of
+        # queueing without bound when even the spare threads are busy. Health Watch streams count too.
+        maximum_concurrent_rpcs=2 * threads + 32,
+    )
+    transport.add_to_server(ranking, server)
+    readiness = Readiness(ranking, poll_s=ready_poll_s)
+    health_pb2_grpc.add_HealthServicer_to_server(readiness.servicer, server)
+    reflection.enable_server_reflection(
+        (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    address = f"{settings.host}:{settings.port}"
+    credentials = server_credentials(settings)
+    try:
+        if credentials is None:
+            port = server.add_insecure_port(address)
+        else:
+            port = server.add_secure_port(address, credentials)
+    except RuntimeError as exc:  # grpc's own message is only "Failed to bind"
+        raise OSError(f"cannot listen on {address}: {exc} (is the port in use?)") from exc
+    return server, guard, readiness, port
+
+
+def start_server(ranking: Ranking, settings: Settings, *, reuse_port: bool = False,
+                 ready_poll_s: float = 0.25) -> RunningServer:
+    """Start serving ``ranking`` on settings.host:settings.port (0 picks a free port; see ``.port``).
+
+    Metrics are served on settings.metrics_port (0 disables them). Returns without blocking.
+    """
+    server, guard, readiness, port = build_server(ranking, settings, reuse_port=reuse_port,
+                                           ready_poll_s=ready_poll_s)
+    metrics_server = metrics.start_metrics_server(settings.metrics_port, settings.host)
+    server.start()
+    readiness.start()
+    running = RunningServer(port=port, metrics_port=metrics_server[1] if metrics_server else None,
+                            readiness=readiness, _server=server, _guard=guard, _ranking=ranking,
+                            _metrics=metrics_server)
+    log.info("listening", extra={"fields": {
+        "host": settings.host, "port": port, "metrics_port": running.metrics_port,
+        "tls": settings.tls_cert is not None, "mtls": settings.tls_client_ca is not None,
+        "auth": settings.auth_tokens is not None, "max_concurrency": settings.max_concurrency}})
+    return running

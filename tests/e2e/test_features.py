@@ -1,0 +1,144 @@
+"""Feast repository: online values equal point-in-time offline values; no leakage; erasure."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from feature_repo.online import OnlineFeatures
+from feature_repo.store import definitions, get_store
+from setlist.eventlog import EventLog
+from feature_repo.declarations import load
+from setlist.pseudonym import IdentityMap, pseudonymize
+from training.dataset import historical
+
+V1 = load().service("ranker_v1")
+USER_NUMERIC, ITEM_NUMERIC = V1.block("user"), V1.block("item")
+
+
+def _close(a: object, b: object) -> bool:
+    if isinstance(a, (list, np.ndarray)) or isinstance(b, (list, np.ndarray)):
+        return np.allclose(np.asarray(a, dtype=float), np.asarray(b, dtype=float), atol=1e-5)
+    if isinstance(a, str) or isinstance(b, str):
+        return a == b
+    return bool(np.isclose(float(a), float(b), atol=1e-6))
+
+
+def test_online_values_equal_historical_at_the_same_moment(tiny_world):
+    s = tiny_world.settings
+    store = get_store(s)
+    profile = pd.read_parquet(s.features_dir / "user_profile.parquet")
+    items = pd.read_parquet(s.features_dir / "item_stats.parquet")
+    as_of = max(profile["event_timestamp"].max(), items["event_timestamp"].max()) + pd.Timedelta(seconds=1)
+    users = sorted(profile["user_id"].unique())[:25]
+    item_ids = sorted(items["item_id"].unique())[:25]
+    entity = pd.DataFrame({"user_id": np.repeat(users, 1), "item_id": item_ids[: len(users)],
+                           "event_timestamp": as_of, "device": "mobile"})
+    offline = historical(store, entity, V1.name)
+    online = store.get_online_features(
+        features=[f"user_profile:{n}" for n in (*USER_NUMERIC, "user_genre_affinity")]
+        + [f"item_stats:{n}" for n in ITEM_NUMERIC],
+        entity_rows=[{"user_id": u, "item_id": i} for u, i in zip(entity["user_id"], entity["item_id"])],
+    ).to_dict()
+    compared = 0
+    for name in (*USER_NUMERIC, "user_genre_affinity", *ITEM_NUMERIC):
+        for row, value in enumerate(online[name]):
+            assert _close(value, offline[name].iloc[row]), (name, row, value, offline[name].iloc[row])
+            compared += 1
+    assert compared == len(entity) * (len(USER_NUMERIC) + 1 + len(ITEM_NUMERIC))
+
+
+def test_point_in_time_join_never_sees_a_value_stamped_after_the_label(tiny_world):
+    s = tiny_world.settings
+    store = get_store(s)
+    profile = pd.read_parquet(s.features_dir / "user_profile.parquet")
+    # a user whose 7-day play count changes between two consecutive snapshots
+    for uid, grp in profile.groupby("user_id"):
+        grp = grp.sort_values("event_timestamp")
+        changed = grp["user_plays_7d"].diff().fillna(0) != 0
+        if changed.any():
+            after = grp[changed].iloc[0]
+            before = grp[grp["event_timestamp"] < after["event_timestamp"]].iloc[-1]
+            break
+    else:
+        pytest.fail("no user changes features in the tiny world")
+    label_time = after["event_timestamp"] - pd.Timedelta(milliseconds=1)
+    rows = pd.DataFrame({"user_id": [uid, uid], "item_id": ["x", "y"], "device": "mobile",
+                         "event_timestamp": [label_time, after["event_timestamp"] + pd.Timedelta(milliseconds=1)]})
+    got = historical(store, rows, V1.name)
+    assert got["user_plays_7d"].iloc[0] == before["user_plays_7d"]  # the value from before the label
+    assert got["user_plays_7d"].iloc[1] == after["user_plays_7d"]
+
+
+def test_erasure_removes_a_user_everywhere(tiny_copy):
+    from feature_repo.materialize import build_from_log
+    from ingest.erasure import erase
+
+    s = tiny_copy.settings
+    raw = tiny_copy.users.loc[tiny_copy.users["consent_personalization"], "user_id"].iloc[0]
+    p = pseudonymize(raw, s.secret_hmac_key())
+    defs = definitions(s)
+    online = OnlineFeatures(get_store(s), [defs.views.user_profile, defs.views.session])
+    assert online.read("user_profile", [p])[0][1] is not None
+    report = erase(raw, s)
+    assert report.identity_removed and report.events_removed > 0
+    ids = IdentityMap(s.metadata_url)
+    assert ids.resolve(p) is None
+    ids.dispose()
+    assert p not in set(EventLog(s.events_dir).read(include_erased=True)["user_id"])
+    assert online.read("user_profile", [p])[0] == (None, None)
+    assert online.read("session", [p])[0] == (None, None)
+    batches, _ = build_from_log(s)
+    assert p not in set(batches.user_profile["user_id"]) | set(batches.session["user_id"])
+
+
+def test_a_failed_feature_batch_leaves_the_online_store_unchanged(tiny_copy):
+    from feature_repo.materialize import FeatureBatchRejected, build_from_log, publish
+
+    s = tiny_copy.settings
+    defs = definitions(s)
+    online = OnlineFeatures(get_store(s), [defs.views.item_stats])
+    item = str(pd.read_parquet(s.features_dir / "item_stats.parquet")["item_id"].iloc[0])
+    before = online.read("item_stats", [item])[0]
+    batches, snap = build_from_log(s)
+    batches.item_stats["item_skip_rate_30d"] = 7.0  # out of range everywhere
+    with pytest.raises(FeatureBatchRejected, match="item_skip_rate_30d"):
+        publish(s, batches, snap)
+    assert online.read("item_stats", [item])[0] == before
+    assert list((s.quarantine_dir / "features").glob("*/report.json"))
+
+
+def test_parity_gate_passes_on_published_features_and_fails_on_corrupted_online_values(tiny_copy):
+    from feature_repo.parity_inputs import parity_inputs
+    from validation.api import check_parity
+
+    s = tiny_copy.settings
+    assert check_parity(list(parity_inputs(s)), docs=False).passed
+    defs = definitions(s)
+    online = OnlineFeatures(get_store(s), [defs.views.item_stats])
+    items = pd.read_parquet(s.features_dir / "item_stats.parquet")
+    latest = items.sort_values("event_timestamp").groupby("item_id").tail(1)
+    rows = []
+    for rec in latest.to_dict("records"):
+        values = {k: rec[k] for k in ITEM_NUMERIC + ("item_genre",)}
+        values["item_plays_30d"] = int(values["item_plays_30d"]) + 1000  # corrupt
+        rows.append((rec["item_id"], values, rec["event_timestamp"].to_pydatetime()))
+    online.write("item_stats", rows)
+    result = check_parity(list(parity_inputs(s)), docs=False)
+    assert not result.passed and any("item_plays_30d" in f for f in result.failures)
+
+
+@pytest.mark.parametrize("value, dtype", [
+    ("a", "STRING"), ("", "STRING"), (None, "STRING"), (5, "INT64"), (None, "INT64"), (True, "INT64"),
+    (True, "BOOL"), (False, "BOOL"), (None, "BOOL"), (["x", "y"], "STRING_LIST"), ([], "STRING_LIST"),
+    (("a", "b"), "STRING_LIST"), (None, "STRING_LIST"), (0.25, "DOUBLE"), (float("nan"), "DOUBLE"), (3, "DOUBLE"),
+    (None, "DOUBLE"), (np.int64(3), "INT64"), (np.float64(0.5), "DOUBLE"), ([0.1, 0.2], "FLOAT_LIST"),
+])
+def test_direct_value_conversion_stores_exactly_what_feast_would(value, dtype):
+    from feast.type_map import python_values_to_proto_values
+    from feast.value_type import ValueType
+
+    from feature_repo.online import to_proto
+
+    vt = ValueType[dtype]
+    assert to_proto(value, vt) == python_values_to_proto_values([value], vt)[0]

@@ -1,0 +1,1 @@
+"""Honest fakes for the ports: unit tests swap them in through the one wiring function."""

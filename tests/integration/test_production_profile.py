@@ -1,0 +1,199 @@
+"""The production profile against real servers: the Feast SQL registry on PostgreSQL with the Redis
+online store, MLflow tracking and model registry on PostgreSQL, and fast failures when a server is gone."""
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from feature_repo.online import OnlineFeatures
+from feature_repo.store import apply, get_store
+from setlist.settings import Settings
+from tests.servers import free_port
+
+
+SESSION_ROW = {"session_id": "s-1", "session_last_items": ["i-1", "i-2"], "session_skip_rate": 0.25,
+               "session_genre": "rock", "session_length": 2}
+
+
+def _written(values: dict | None) -> dict | None:
+    """The features this test wrote (the view may have more, which stay unset)."""
+    return None if values is None else {k: values.get(k) for k in SESSION_ROW}
+
+
+def _tables(url: str) -> set[str]:
+    engine = sa.create_engine(url)
+    try:
+        return set(sa.inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+def test_production_settings_point_at_the_test_servers(production_settings: Settings, redis_server, postgres_server):
+    s = production_settings
+    assert s.profile == "production"
+    assert s.redis_url == redis_server.url
+    assert s.tracking_uri.startswith(f"postgresql+psycopg://setlist:setlist@127.0.0.1:{postgres_server.port}/")
+    assert s.secret_hmac_key() == b"test-key-production"
+
+
+def test_feast_apply_then_write_read_delete_on_redis_with_the_registry_in_postgres(production_settings, redis_server):
+    s = production_settings
+    apply(get_store(s), s)
+    assert {"feature_views", "entities", "feast_metadata"} <= _tables(s.sqlalchemy_database_url)
+
+    # A second store resolves the views from PostgreSQL, as a separate serving process would.
+    online = OnlineFeatures.from_registry(get_store(s), ["session", "user_profile"])
+    event_time = datetime.now(timezone.utc).replace(microsecond=0)
+    online.write("session", [("u-1", SESSION_ROW, event_time)])
+
+    (ts, values), (_, missing) = online.read("session", ["u-1", "u-unknown"])
+    assert _written(values) == SESSION_ROW
+    assert ts == event_time
+    assert missing is None
+    with redis_server.client() as r:
+        assert r.dbsize() >= 1
+
+    online.delete("session", "u-1")
+    (_, gone), = online.read("session", ["u-1"])
+    assert gone is None
+
+
+def test_one_round_trip_read_of_several_views_equals_reading_them_one_by_one(production_settings, redis_server):
+    s = production_settings
+    apply(get_store(s), s)
+    online = OnlineFeatures.from_registry(get_store(s), ["session", "user_consent", "user_profile"])
+    t1 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    t2 = datetime(2026, 1, 3, tzinfo=timezone.utc)
+    online.write("session", [("u-views", SESSION_ROW, t1)])
+    online.write("user_consent", [("u-views", {"consent_personalization": False, "consent_analytics": True}, t2)])
+    views = ["user_consent", "user_profile", "session"]
+    together = online.read_views(views, "u-views")
+    assert together == [online.read(v, ["u-views"])[0] for v in views]
+    assert together[0] == (t2, {"consent_personalization": False, "consent_analytics": True})
+    assert together[1] == (None, None)  # never written for this user
+    assert together[2][0] == t1 and _written(together[2][1]) == SESSION_ROW
+    # no row reads as no row (not the epoch with nulls, which would make a null consent an opt-out)
+    assert online.read_views(views, "u-nobody") == [(None, None)] * 3
+
+
+def test_reader_reconnects_after_redis_dies_and_keeps_data_over_a_graceful_restart(production_settings,
+                                                                                    redis_server):
+    s = production_settings
+    defs = apply(get_store(s), s)
+    online = OnlineFeatures(get_store(s), [defs.views.session])
+    online.write("session", [("u-2", SESSION_ROW, datetime.now(timezone.utc))])
+
+    redis_server.kill()
+    assert not redis_server.ping()
+    redis_server.start()
+    # The same reader reconnects by itself once Redis is back.
+    online.write("session", [("u-2", SESSION_ROW, datetime.now(timezone.utc))])
+    (_, values), = online.read("session", ["u-2"])
+    assert _written(values) == SESSION_ROW
+
+    redis_server.stop()  # graceful: the append-only file is flushed
+    redis_server.start()
+    (_, values), = online.read("session", ["u-2"])
+    assert _written(values) == SESSION_ROW
+
+
+def test_online_read_fails_fast_while_redis_is_down(production_settings, redis_server):
+    s = production_settings
+    defs = apply(get_store(s), s)
+    online = OnlineFeatures(get_store(s), [defs.views.session])
+    online.read("session", ["u-3"])  # connected
+
+    redis_server.kill()
+    try:
+        started = time.monotonic()
+        with pytest.raises(Exception, match="(?i)connect"):
+            online.read("session", ["u-3"])
+        # not a speed test: without the retry fix this takes ~7 s of backoff, with it no retry at all
+        assert time.monotonic() - started < 2.0
+    finally:
+        redis_server.start()
+
+
+def test_mlflow_tracks_runs_and_registers_models_in_postgres(production_settings, tmp_path: Path):
+    import mlflow
+    from mlflow import MlflowClient
+    from mlflow.pyfunc import PythonModel
+
+    class Constant(PythonModel):
+        def predict(self, context, model_input, params=None):
+            return [1.0] * len(model_input)
+
+    s = production_settings
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(s.tracking_uri)
+    try:
+        experiment_id = mlflow.create_experiment("setlist-production-test",
+                                                 artifact_location=(tmp_path / "artifacts").as_uri())
+        with mlflow.start_run(experiment_id=experiment_id) as run:
+            mlflow.log_metric("ndcg_at_10", 0.42)
+            info = mlflow.pyfunc.log_model(name="model", python_model=Constant(), pip_requirements=[],
+                                           registered_model_name="setlist-test-ranker")
+        client = MlflowClient()
+        client.set_registered_model_alias("setlist-test-ranker", "champion", info.registered_model_version)
+
+        champion = client.get_model_version_by_alias("setlist-test-ranker", "champion")
+        assert champion.run_id == run.info.run_id
+        assert client.get_run(run.info.run_id).data.metrics == {"ndcg_at_10": 0.42}
+        assert list((tmp_path / "artifacts").iterdir()), "artifacts belong under the experiment's location"
+        assert {"experiments", "runs", "registered_model_aliases"} <= _tables(s.sqlalchemy_database_url)
+    finally:
+        mlflow.set_tracking_uri(previous)
+
+
+def test_feast_and_mlflow_share_one_database_without_clashing(production_settings, tmp_path: Path):
+    import mlflow
+
+    s = production_settings
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(s.tracking_uri)
+    try:
+        mlflow.create_experiment("shared", artifact_location=(tmp_path / "a").as_uri())
+    finally:
+        mlflow.set_tracking_uri(previous)
+    apply(get_store(s), s)  # MLflow's tables first, then Feast's, in the same database
+    assert [fv.name for fv in get_store(s).list_feature_views()]
+
+
+def _unreachable(tmp_path: Path) -> Settings:
+    port = free_port()  # nothing listens there
+    return Settings(profile="production", data_dir=tmp_path / "data", hmac_key="k",
+                    database_url=f"postgresql://setlist:setlist@127.0.0.1:{port}/setlist",
+                    redis_url=f"redis://127.0.0.1:{free_port()}/0")
+
+
+def test_feast_fails_fast_with_a_connection_error_when_postgres_is_down(tmp_path: Path):
+    s = _unreachable(tmp_path)
+    started = time.monotonic()
+    with pytest.raises(sa.exc.OperationalError, match="(?i)connect"):
+        apply(get_store(s), s)
+    assert time.monotonic() - started < 5
+
+
+def test_mlflow_reports_a_connection_error_when_postgres_is_down(tmp_path: Path, monkeypatch):
+    """MLflow retries engine creation with exponential backoff (about 100 s in all), so serving must
+    check PostgreSQL itself before touching MLflow. Here the retries are cut to one attempt to see
+    the error it finally raises."""
+    import mlflow
+    import mlflow.store.db.utils as db_utils
+    from mlflow import MlflowClient
+
+    monkeypatch.setattr(db_utils, "MAX_RETRY_COUNT", 1)
+    s = _unreachable(tmp_path)
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(s.tracking_uri)
+    try:
+        started = time.monotonic()
+        with pytest.raises(Exception, match="(?i)connect"):
+            MlflowClient().search_experiments()
+        assert time.monotonic() - started < 5
+    finally:
+        mlflow.set_tracking_uri(previous)

@@ -1,0 +1,85 @@
+"""``serve()`` as a real process: one worker, or N forked workers sharing a port; SIGTERM drains."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import grpc
+import pytest
+
+from serving.grpc import proto
+from serving.client import SetlistClient
+from serving.grpc.workers import _reserve_port
+from tests.servers import free_port
+from tests.fakes.transport import protos  # noqa: F401  (fixture)
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = """
+import sys
+from setlist.settings import Settings
+from serving.grpc.workers import serve
+from tests.fakes.transport import fake_factory
+settings = Settings(host="127.0.0.1", port=int(sys.argv[1]), workers=int(sys.argv[2]), metrics_port=0)
+sys.exit(serve(settings, fake_factory, grace_s=5))
+"""
+
+
+@pytest.fixture
+def run_serve(tmp_path):
+    procs: list[subprocess.Popen] = []
+
+    def start(workers: int) -> tuple[subprocess.Popen, int, Path]:
+        port, log = free_port(), tmp_path / f"serve-{len(procs)}.log"
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        with open(log, "wb") as out:
+            proc = subprocess.Popen([sys.executable, "-c", SCRIPT, str(port), str(workers)], cwd=ROOT, env=env,
+                                    stdout=out, stderr=subprocess.STDOUT)
+        procs.append(proc)
+        return proc, port, log
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _worker_of(port: int) -> str:
+    # a private subchannel pool forces a new TCP connection, which SO_REUSEPORT may give to any worker
+    with grpc.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.use_local_subchannel_pool", 1)]) as ch:
+        stub = proto.ranking_pb2_grpc.RankingServiceStub(ch)
+        reply = stub.Rank(proto.ranking_pb2.RankRequest(user_id="u", k=1), timeout=10, wait_for_ready=True)
+    return reply.model_version.split("/")[1]     # the fake puts its pid there
+
+
+def test_single_worker_serves_and_stops_on_sigterm(run_serve):
+    proc, port, log = run_serve(workers=1)
+    with SetlistClient(f"127.0.0.1:{port}") as client:
+        assert client.wait_ready(timeout=30), log.read_text()
+        assert len(client.rank("u", k=2).items) == 2
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
+    assert '"msg":"server stopped"' in log.read_text()
+
+
+def test_forked_workers_share_the_port(run_serve):
+    proc, port, log = run_serve(workers=2)
+    with SetlistClient(f"127.0.0.1:{port}") as client:
+        assert client.wait_ready(timeout=30), log.read_text()
+    pids = {_worker_of(port) for _ in range(24)}
+    assert len(pids) == 2 and str(proc.pid) not in pids, log.read_text()
+    proc.send_signal(signal.SIGTERM)                 # the parent forwards it; each worker drains
+    assert proc.wait(timeout=30) == 0, log.read_text()
+    assert log.read_text().count('"msg":"server stopped"') == 2
+
+
+def test_reserved_port_is_shared_with_reuseport():
+    with _reserve_port("127.0.0.1", 0) as port:
+        assert port > 0
+        with socket.socket() as worker:
+            worker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            worker.bind(("127.0.0.1", port))

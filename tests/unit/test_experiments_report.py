@@ -1,0 +1,96 @@
+"""The report's arithmetic on hand-computed examples, the impression/feedback join, and verdicts."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from setlist.experiment import parse_experiment
+from experiments.analysis import build
+from experiments.data import outcomes
+from experiments.significance import compare, ratio, srm
+
+T0 = pd.Timestamp("2026-11-20 12:00", tz="UTC")
+
+
+def test_one_item_per_user_reduces_to_the_two_proportion_z_interval():
+    control = ratio(np.r_[np.ones(30), np.zeros(70)], np.ones(100))
+    treatment = ratio(np.r_[np.ones(45), np.zeros(55)], np.ones(100))
+    assert control.rate == 0.30 and treatment.rate == 0.45
+    # by hand: se = sqrt(.3*.7/100 + .45*.55/100) = 0.0676387; 1.959964 * se = 0.1325697
+    c = compare(treatment, control)
+    assert c.diff == pytest.approx(0.15)
+    assert (c.lo, c.hi) == pytest.approx((0.0174303, 0.2825697), abs=1e-6)
+    assert c.lift == pytest.approx(0.5) and (c.lift_lo, c.lift_hi) == pytest.approx((0.058101, 0.941899), abs=1e-5)
+    assert c.p_value == pytest.approx(2 * (1 - 0.986731), abs=1e-4)   # z = 0.15 / 0.0676387 = 2.2177
+
+
+def test_clustered_rates_use_the_delta_method_over_users():
+    # users (successes, shown) = (1, 1) and (3, 4): r = 4/5; residuals x - r·m = (0.2, -0.2)
+    # var(r) = mean(residual²) / (n · mean(m)²) = 0.04 / (2 · 6.25) = 0.0032
+    r = ratio(np.array([1, 3]), np.array([1, 4]))
+    assert r.rate == pytest.approx(0.8) and r.se == pytest.approx(math.sqrt(0.0032))
+    assert (r.users, r.shown, r.successes) == (2, 5, 4)
+
+
+def test_sample_ratio_mismatch_chi_square():
+    check = srm({"a": 60, "b": 40}, {"a": 0.5, "b": 0.5})
+    assert check.chi2 == pytest.approx(4.0) and check.p_value == pytest.approx(0.0455, abs=1e-4)
+    assert not check.detected(0.001) and check.detected(0.05)
+    assert srm({"a": 50, "b": 50, "ghost": 3}, {"a": 0.5, "b": 0.5}).detected()
+
+
+def _imp(user: str, item: str, at: pd.Timestamp, arm: str = "control", rid: str = "r") -> dict:
+    return {"request_id": rid, "timestamp": at, "user_id": user, "arm": arm, "holdout": False, "item_id": item,
+            "position": 1, "served": "model", "variant": "champion", "candidates_version": "1",
+            "ranker_version": "1"}
+
+
+def test_feedback_is_credited_to_the_latest_showing_within_the_window():
+    m = pd.Timedelta(minutes=1)
+    imp = pd.DataFrame([_imp("u1", "A", T0, rid="r1"), _imp("u1", "A", T0 + 10 * m, rid="r2"),
+                        _imp("u1", "B", T0, rid="r1"), _imp("u2", "A", T0, rid="r3")])
+    ev = pd.DataFrame([
+        {"user_id": "u1", "item_id": "A", "timestamp": T0 + 11 * m, "type": "play", "value": 0.9},
+        {"user_id": "u1", "item_id": "B", "timestamp": T0 + 40 * m, "type": "skip", "value": None},   # too late
+        {"user_id": "u2", "item_id": "A", "timestamp": T0 - 5 * m, "type": "play", "value": 0.2},     # before
+        {"user_id": "u2", "item_id": "A", "timestamp": T0 + 2 * m, "type": "skip", "value": None},
+        {"user_id": "u2", "item_id": "A", "timestamp": T0 + 3 * m, "type": "like", "value": 1.0},     # not feedback
+    ])
+    out = outcomes(imp, ev, window_s=1800)
+    got = out[["request_id", "item_id", "played", "skipped", "completed"]].values.tolist()
+    assert got == [["r1", "A", False, False, False], ["r2", "A", True, False, True],
+                   ["r1", "B", False, False, False], ["r3", "A", False, True, False]]
+
+
+def _frame(arms: dict[str, tuple[int, int]], holdout: int = 0) -> pd.DataFrame:
+    """``arms``: name → (users, plays); one item shown per user."""
+    rows = []
+    for arm, (users, plays) in arms.items():
+        for n in range(users):
+            rows.append({**_imp(f"{arm}-{n}", "A", T0, arm, f"{arm}-{n}"), "played": n < plays, "skipped": False,
+                         "completed": False, "holdout": arm == "control" and n < holdout})
+    return pd.DataFrame(rows)
+
+
+EXP = parse_experiment({"name": "e", "arms": {"control": {"share": 0.5, "strategy": "popularity"},
+                                              "champion": {"share": 0.5}}})
+
+
+def test_a_clear_winner_gets_a_verdict_with_its_interval():
+    report = build(EXP, _frame({"control": (200, 60), "champion": (200, 100)}))
+    assert report.arm("champion").rates["play_rate"].rate == 0.5
+    c = report.arm("champion").comparison["play_rate"]
+    assert c.lift == pytest.approx(100 / 60 - 1)
+    assert report.verdicts == [f"champion beats control: +66.7% play rate, 95% CI [{c.lift_lo:+.1%}, {c.lift_hi:+.1%}]"]
+    assert c.lift_lo > 0
+
+
+def test_no_difference_is_inconclusive_and_a_skewed_split_is_srm():
+    even = build(EXP, _frame({"control": (200, 60), "champion": (200, 64)}))
+    assert even.verdicts[0].startswith("champion vs control: inconclusive")
+    skewed = build(EXP, _frame({"control": (300, 90), "champion": (100, 60)}))
+    assert skewed.srm.detected() and skewed.verdicts[0].startswith("SRM detected")
+    assert "do not trust" in skewed.verdicts[0]

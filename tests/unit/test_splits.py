@@ -1,0 +1,105 @@
+"""Evaluation splits, windows from the data, EASE, and the refusal of too little data."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+from setlist.windows import trailing
+from training.ease import fit_ease, top_neighbours
+from training.splits import SplitParams, make_split, repeat_share
+
+
+def _log(users: int, per_user: int, span_days: float, seed: int = 0, repeats: bool = False) -> pd.DataFrame:
+    """Each user likes ``per_user`` items in one burst somewhere in ``span_days``."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for u in range(users):
+        start = pd.Timestamp("2000-01-01", tz="UTC") + pd.Timedelta(days=float(rng.uniform(0, span_days)))
+        items = rng.choice(50, size=per_user, replace=repeats)
+        for n, item in enumerate(items):
+            rows.append({"event_id": f"e{u}-{n}", "user_id": f"u{u}", "item_id": f"i{item}", "type": "like",
+                         "value": np.nan, "timestamp": start + pd.Timedelta(minutes=n), "session_id": f"s{u}",
+                         "device": "unknown", "locale": "unknown"})
+    return pd.DataFrame(rows)
+
+
+def test_a_derived_window_holds_its_share_of_events_whatever_the_span():
+    for span in (3, 3650 * 2):
+        ts = _log(200, 10, span)["timestamp"]
+        w = trailing("hold-out", ts, 0.1)
+        inside = (ts >= w.start).mean()
+        assert 0.1 <= inside < 0.12 and w.source == "data"
+    fixed = trailing("hold-out", ts, 0.1, days=30)
+    assert fixed.days == pytest.approx(30) and fixed.source == "setting"
+
+
+def test_per_user_split_holds_out_each_users_last_fifth_of_positives():
+    events = _log(60, 10, 7000)
+    s = make_split(events, SplitParams(kind="per_user"), exclude_seen=True)
+    assert s.kind == "per_user" and len(s.queries) == 60
+    per_query = s.labels.groupby("query_id").size()
+    assert (per_query == 2).all()  # 20% of 10 positives, each a different item
+    last = events.sort_values("timestamp").groupby("user_id").tail(2)
+    held = s.labels.merge(s.queries[["query_id", "user_id"]])
+    assert set(zip(held["user_id"], held["item_id"])) == set(zip(last["user_id"], last["item_id"]))
+    # the query comes before the first held-out event, and nothing held out is trained on
+    first = last.groupby("user_id")["timestamp"].min()
+    asked = s.queries.set_index("user_id")["event_timestamp"]
+    assert (asked < first.reindex(asked.index)).all()
+    assert not set(s.train["event_id"]) & set(last["event_id"])
+
+
+def test_auto_takes_the_global_period_only_when_it_holds_enough_users():
+    dense = _log(400, 10, 10)      # many users active in any trailing period
+    sparse = _log(60, 10, 7000)    # a few users over twenty years
+    params = SplitParams(kind="auto", min_users=20, min_queries=20)
+    g = make_split(dense, params, exclude_seen=True)
+    assert g.kind == "global" and g.window is not None and "auto" in g.reason
+    assert (g.train["timestamp"] < g.window.start).all()
+    p = make_split(sparse, params, exclude_seen=True)
+    assert p.kind == "per_user" and "only" in p.reason
+
+
+def test_seen_items_are_not_relevant_when_they_are_left_out():
+    events = _log(40, 30, 100, repeats=True)
+    kept = make_split(events, SplitParams(kind="per_user"), exclude_seen=False)
+    dropped = make_split(events, SplitParams(kind="per_user"), exclude_seen=True)
+    assert len(dropped.labels) < len(kept.labels)
+    for q in dropped.queries.itertuples():
+        seen = set(dropped.train.loc[dropped.train["user_id"] == q.user_id, "item_id"])
+        assert not seen & set(dropped.labels.loc[dropped.labels["query_id"] == q.query_id, "item_id"])
+    assert repeat_share(_log(40, 10, 100)) == 0.0
+    assert repeat_share(events) > 0.2
+
+
+def test_ease_weights_have_an_empty_diagonal_and_follow_co_occurrence():
+    # items 0 and 1 always together, item 2 with neither
+    x = sp.csr_matrix(np.array([[1, 1, 0], [1, 1, 0], [0, 0, 1], [1, 1, 0]], dtype=np.float32))
+    b = fit_ease(x, lam=0.5)
+    assert np.allclose(np.diag(b), 0)
+    assert b[0, 1] > 0.3 and abs(b[0, 2]) < 1e-6
+    knn = top_neighbours(b, top=1)
+    assert knn[0].indices.tolist() == [1]
+
+
+def test_training_refuses_a_log_with_too_few_positives_in_one_sentence(tmp_path):
+    from ingest.importer import load_interactions
+    from ingest.intake import ingest
+    from setlist.catalog import save_items
+    from tests.world import tiny_settings
+    from training.run import TrainingRefused, train
+
+    pd.DataFrame({"user": ["a", "a", "b", "c"], "item": ["x", "y", "x", "z"], "rating": [5, 4, 2, 5],
+                  "when": [1_000_000_000, 1_000_000_060, 1_200_000_000, 1_400_000_000]}).to_csv(tmp_path / "r.csv",
+                                                                                             index=False)
+    settings = tiny_settings(tmp_path / "data")
+    events, items, _ = load_interactions(tmp_path / "r.csv", user_col="user", item_col="item", time_col="when",
+                                         time_unit="s", rating_col="rating")
+    save_items(items, settings.catalog_path)
+    ingest(events, settings, source="import")
+    with pytest.raises(TrainingRefused) as refused:
+        train(settings, progress=False)
+    message = str(refused.value)
+    assert "\n" not in message and "positive interactions" in message and "import more" in message
