@@ -24,7 +24,8 @@ endif
 
 .PHONY: help  ## show this menu
 help:
-	@grep -E '^\.PHONY: [a-z-]+ +## ' $(MAKEFILE_LIST) | sed -E 's/^\.PHONY: ([a-z-]+) +## (.*)/  \1|\2/' | column -t -s '|'
+	@grep -E '^\.PHONY: [a-z-]+ +## ' $(MAKEFILE_LIST) | sed -E 's/^\.PHONY: ([a-z-]+) +## /\1\t/' \
+		| awk -F '\t' '{ printf "  %-15s %s\n", $$1, $$2 }'
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -86,13 +87,24 @@ demo: setup
 	@echo "== 7/7 a short simulated A/B experiment (synthetic listeners answer from their hidden tastes)"
 	$(PY) -m experiments simulate --users 300 --quick
 
-.PHONY: test  ## unit, integration and end-to-end tests
+.PHONY: test  ## unit, integration and end-to-end tests (tests/unit, tests/integration, tests/e2e)
 test: setup
 	$(PY) -m pytest -q
+
+.PHONY: lint  ## ruff (lint and format check), mypy on the core packages, the import-graph contracts
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(PY) -m mypy
+	$(VENV)/bin/lint-imports --no-cache
 
 .PHONY: bench  ## benchmark Rank/Track against the baseline; BENCH_SCALE=small|full
 bench: setup
 	$(PY) -m bench --scale $(BENCH_SCALE)
+
+.PHONY: bench-publish  ## make the latest bench run the published result of its scale (bench/results/)
+bench-publish: setup
+	$(PY) -m bench.publish
 
 .PHONY: services  ## start Redis and PostgreSQL for the production profile (data under var/)
 services:

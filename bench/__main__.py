@@ -1,4 +1,5 @@
-"""``python -m bench --scale small|full``: prepare data, run every scenario, write bench/results/."""
+"""``python -m bench --scale small|full``: prepare data, run every scenario, write the run under var/bench/runs/
+and ``bench/results/latest.json``/``.png``. ``python -m bench.publish`` makes a run the published result of its scale."""
 from __future__ import annotations
 
 import os
@@ -11,17 +12,18 @@ import typer
 from rich.console import Console
 
 from bench.plan import PLANS
+from bench.report import RESULTS, RUNS
 
 app = typer.Typer(add_completion=False, help="Benchmark Rank and Track against the straightforward baseline.")
 console = Console()
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 @app.command()
 def main(scale: str = typer.Option("small", help="small (demo data, SQLite) or full (bench data, Redis)"),
          seed: int = typer.Option(7, help="generator seed; a prepared data dir is reused only for the same seed"),
          fresh: bool = typer.Option(False, help="rebuild the data dir even if one is prepared"),
-         out: Path = typer.Option(RESULTS, help="where the JSON, PNG and SUMMARY.md go"),
+         out: Path = typer.Option(RESULTS, help="where latest.json and latest.png go"),
+         runs: Path = typer.Option(RUNS, help="where each run's timestamped JSON, PNG and summary go"),
          rps: Optional[float] = typer.Option(None, help="open-loop rate (default 200)"),
          warmup_s: Optional[float] = typer.Option(None, help="warm-up before each timed phase"),
          open_s: Optional[float] = typer.Option(None, help="cache-miss open-loop duration"),
@@ -57,17 +59,17 @@ def main(scale: str = typer.Option("small", help="small (demo data, SQLite) or f
         console.print(f"[red]bench failed:[/] {exc}")
         raise typer.Exit(1)
     result = report.build(measured, scale, seed, command)
-    paths = report.write(result, out)
+    paths = report.write(result, runs, out)
     missing = report.missing_fields(result)
     if missing:  # the contract is fixed; a run that cannot fill it must not pass as a result
-        console.print(f"[red]report lacks DESIGN.md fields:[/] {', '.join(missing)}")
+        console.print(f"[red]report lacks the contract's fields (docs/design.md):[/] {', '.join(missing)}")
         raise typer.Exit(1)
     console.rule("results")
     for t in result["targets"]:
         mark = "[green]met[/]" if t["met"] else ("[red]not met[/]" if t["met"] is False else "—")
         console.print(f"  {t['target']:<48} {t['goal']:<16} measured {t['measured']}  {mark}")
-    console.print(f"wrote {paths['json']}, {paths['png']}, {paths['summary']} "
-                  f"(and latest.json / latest.png, latest-{scale}.* and SUMMARY-{scale}.md)")
+    console.print(f"wrote {paths['json']}, {paths['png']}, {paths['summary']} and {out}/latest.json, latest.png")
+    console.print(f"to publish it as the {scale} result: python -m bench.publish {paths['json']}")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Plan:
-    rps: float = 200.0                      # the open-loop rate of DESIGN.md's targets
+    rps: float = 200.0                      # the open-loop rate of docs/design.md's targets
     warmup_s: float = 2.0                   # sent, not measured, before every timed phase
     open_s: float = 10.0                    # Rank cache-miss open loop
     closed_s: float = 6.0                   # each closed-loop saturation run

@@ -1,7 +1,7 @@
-"""The run's results as the report DESIGN.md fixes (``bench/results/latest.json``), plus the details.
+"""The run's results as the report docs/design.md fixes (``bench/results/latest.json``), plus the details.
 
 ``build`` turns the runner's measurements into one JSON-ready dict; ``write`` stores it under a UTC
-timestamp and as ``latest``, with the plot and the markdown summary beside it.
+timestamp under ``var/bench/runs/`` and as ``bench/results/latest.json``, with the plot and the markdown summary beside it.
 """
 from __future__ import annotations
 
@@ -20,7 +20,11 @@ from bench.scenarios import CHANNELS
 from bench.latency import cdf_points
 from bench.summary import render
 
-#: DESIGN.md's performance targets: (name, where in the report, comparison, threshold, unit)
+RESULTS = Path(__file__).resolve().parent / "results"
+# Timestamped runs stay out of the working tree; git keeps the history of the published ones.
+RUNS = Path(__file__).resolve().parent.parent / "var" / "bench" / "runs"
+
+#: docs/design.md's performance targets: (name, where in the report, comparison, threshold, unit)
 TARGETS = (
     ("Rank p99 at the open-loop rate", ("rank", "p99_ms"), "<=", 10.0, "ms"),
     ("Rank errors at the open-loop rate", ("rank", "errors"), "<=", 0, ""),
@@ -44,7 +48,7 @@ def _get(report: dict[str, Any], path: tuple[str, ...]) -> Any:
 
 
 def missing_fields(report: dict[str, Any]) -> list[str]:
-    """DESIGN.md fields absent from ``report`` (an empty list when the contract holds)."""
+    """docs/design.md fields absent from ``report`` (an empty list when the contract holds)."""
     missing = []
     for key, sub in REQUIRED.items():
         if key not in report:
@@ -128,25 +132,22 @@ def cdfs(out: dict[str, Any]) -> dict[str, Any]:
             "cache hit": _cdf(out["cache_hit"])}
 
 
-def write(report: dict[str, Any], results_dir: Path) -> dict[str, Path]:
-    """``<stamp>.json/.png``, copied to ``latest.*`` and ``latest-<scale>.*``; ``SUMMARY.md`` describes
-    the latest run and ``SUMMARY-<scale>.md`` the latest of that scale, so a small run does not hide
-    the last full one."""
+def write(report: dict[str, Any], runs_dir: Path, results_dir: Path) -> dict[str, Path]:
+    """``<runs_dir>/<stamp>.json/.png/.md`` (kept out of git), copied to ``<results_dir>/latest.json``
+    and ``latest.png`` (the fixed contract; also ignored by git). Publishing one run as the
+    result of its scale is a separate, deliberate step (``bench.publish``)."""
+    runs_dir.mkdir(parents=True, exist_ok=True)
     results_dir.mkdir(parents=True, exist_ok=True)
     stamp = report["finished_at"].replace("-", "").replace(":", "")
-    scale = report["scale"]
-    paths = {"json": results_dir / f"{stamp}.json", "png": results_dir / f"{stamp}.png",
-             "summary": results_dir / "SUMMARY.md"}
+    paths = {"json": runs_dir / f"{stamp}.json", "png": runs_dir / f"{stamp}.png",
+             "summary": runs_dir / f"{stamp}.md"}
     tmp = paths["json"].with_suffix(".json.tmp")
     tmp.write_text(json.dumps(report, indent=2, sort_keys=False) + "\n")
     tmp.replace(paths["json"])
     draw(report, paths["png"])
-    text = render(report, paths["json"].name, paths["png"].name)
-    for name in ("latest", f"latest-{scale}"):
-        shutil.copyfile(paths["json"], results_dir / f"{name}.json")
-        shutil.copyfile(paths["png"], results_dir / f"{name}.png")
-    paths["summary"].write_text(text)
-    (results_dir / f"SUMMARY-{scale}.md").write_text(text)
+    paths["summary"].write_text(render(report, paths["json"].name, paths["png"].name))
+    shutil.copyfile(paths["json"], results_dir / "latest.json")
+    shutil.copyfile(paths["png"], results_dir / "latest.png")
     return paths
 
 
@@ -159,7 +160,7 @@ def draw(report: dict[str, Any], path: Path) -> None:
               right=[("cache miss", c["fast, cache miss"]), ("cache hit", c["cache hit"])])
 
 
-if __name__ == "__main__":  # redraw a stored run: python -m bench.report bench/results/<stamp>.json
+if __name__ == "__main__":  # redraw a stored run: python -m bench.report var/bench/runs/<stamp>.json
     import sys
 
     stored = json.loads(Path(sys.argv[1]).read_text())

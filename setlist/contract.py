@@ -7,7 +7,6 @@ schema version bump.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Mapping
 
@@ -55,29 +54,6 @@ ITEM_SCHEMA = pa.schema(
         pa.field("genres", pa.string()),
     ]
 )
-
-
-@dataclass(slots=True)
-class Event:
-    """One interaction as it crosses the ingestion boundary (before it is pseudonymized)."""
-
-    event_id: str
-    user_id: str
-    item_id: str
-    type: str
-    timestamp: datetime
-    session_id: str = ""
-    value: float | None = None
-    device: str = UNKNOWN
-    locale: str = UNKNOWN
-    consent_personalization: bool = True
-    consent_analytics: bool = True
-    arm: str = ""
-    schema_version: int = SCHEMA_VERSION
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def as_row(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in EVENT_COLUMNS}
 
 
 def reject_reason(row: Mapping[str, Any], now: datetime, max_future_s: float = 300.0) -> str | None:

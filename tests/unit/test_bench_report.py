@@ -1,4 +1,4 @@
-"""The bench report carries every DESIGN.md field, judges the targets, and is written as promised."""
+"""The bench report carries every field of the contract (docs/design.md), judges the targets, and is written as promised."""
 from __future__ import annotations
 
 import json
@@ -7,6 +7,7 @@ from typing import Any
 
 from bench.plan import PLANS
 from bench.prepare import SCALES, Prepared
+from bench.publish import publish
 from bench.report import build, judge, missing_fields, write
 from bench.scenarios import Measured
 from bench.latency import Samples, summarize
@@ -89,16 +90,20 @@ def test_targets_are_judged_against_design_thresholds(tmp_path: Path) -> None:
     assert met["rank.p99_ms"] is False and met["track.freshness_p99_ms"] is None
 
 
-def test_write_produces_json_plot_and_summary(tmp_path: Path) -> None:
+def test_write_keeps_runs_out_of_results_and_publish_makes_one_per_scale(tmp_path: Path) -> None:
     out = fake_run(tmp_path)
     report = build(out, "small", 7, "python -m bench --scale small")
-    paths = write(report, tmp_path / "results")
-    latest = json.loads((tmp_path / "results" / "latest.json").read_text())
+    runs, results = tmp_path / "runs", tmp_path / "results"
+    paths = write(report, runs, results)
+    latest = json.loads((results / "latest.json").read_text())
     assert latest == json.loads(paths["json"].read_text()) and missing_fields(latest) == []
-    assert json.loads((tmp_path / "results" / "latest-small.json").read_text()) == latest
-    assert (tmp_path / "results" / "latest.png").read_bytes()[:4] == b"\x89PNG"
-    assert (tmp_path / "results" / "SUMMARY-small.md").read_text() == paths["summary"].read_text()
+    assert paths["json"].parent == runs and paths["png"].read_bytes()[:4] == b"\x89PNG"
+    assert sorted(p.name for p in results.iterdir()) == ["latest.json", "latest.png"]   # the contract only
     assert latest["cdf_ms"]["baseline"]["n"] == 100 and latest["cdf_ms"]["baseline"]["points"][-1][1] == 1.0
+    published = publish(report, paths["json"], paths["png"], results)
+    assert [p.name for p in published] == ["small.json", "small.png", "SUMMARY-small.md"]
+    assert json.loads(published[0].read_text()) == latest
+    assert "[`small.json`](small.json)" in published[2].read_text()
     summary = paths["summary"].read_text()
     assert "python -m bench --scale small" in summary
     assert "| Rank p99 at the open-loop rate | <= 10 ms | 4.00 | yes |" in summary
