@@ -1,7 +1,7 @@
 """Shared by the transport tests: an honest fake ``Ranking`` and fixtures for a real in-process server.
 
-No tests live here. Test modules import the fixtures by name (``from tests.fakes.transport
-import protos, serve_fake``) so that they stay out of the shared conftest.
+No tests live here. ``tests/integration/conftest.py`` registers the fixtures (``protos``,
+``serve_fake``) for the integration layer only, so they stay out of the shared conftest.
 """
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from serving.client.cli import app
 from tests.servers import free_port
-from tests.fakes.transport import FakeRanking, protos, serve_fake  # noqa: F401  (fixtures)
+from tests.fakes.transport import FakeRanking
 
 ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()

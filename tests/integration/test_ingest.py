@@ -6,9 +6,10 @@ from datetime import datetime, timedelta, timezone
 import pandas as pd
 import pytest
 
-from feature_repo.build import build, opted_out_users
+from feature_repo.build import build
 from ingest.intake import ingest
 from setlist.catalog import load_items
+from setlist.consent import opted_out_users
 from setlist.eventlog import EventLog, Quarantine
 from setlist.pseudonym import IdentityMap, pseudonymize
 from tests.world import tiny_settings

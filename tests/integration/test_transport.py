@@ -16,7 +16,7 @@ from serving.client import ClientError, new_event
 from serving.errors import InvalidArgument
 from serving.grpc.interceptors import Guard
 from tests.servers import free_port
-from tests.fakes.transport import FakeRanking, protos, serve_fake  # noqa: F401  (fixtures)
+from tests.fakes.transport import FakeRanking
 
 WAIT = 10.0  # upper bound for waits on events that should happen at once
 

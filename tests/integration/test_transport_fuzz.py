@@ -7,7 +7,6 @@ import grpc
 import pytest
 
 from serving.grpc import proto
-from tests.fakes.transport import protos, serve_fake  # noqa: F401  (fixtures)
 
 METHODS = ("/setlist.v1.RankingService/Rank", "/setlist.v1.RankingService/Track")
 

@@ -15,7 +15,7 @@ from cryptography.x509.oid import NameOID
 from serving.grpc.auth import TokenAuth, parse_tokens
 from serving.client import ClientError, SetlistClient, new_event
 from serving.grpc.server import server_credentials
-from tests.fakes.transport import make_settings, protos, serve_fake  # noqa: F401  (fixtures)
+from tests.fakes.transport import make_settings
 
 TOKENS = "reader-secret:read,writer-secret:write,admin:with:colon:read+write"
 

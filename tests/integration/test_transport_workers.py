@@ -15,7 +15,6 @@ from serving.grpc import proto
 from serving.client import SetlistClient
 from serving.grpc.workers import _reserve_port
 from tests.servers import free_port
-from tests.fakes.transport import protos  # noqa: F401  (fixture)
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = """
