@@ -1,11 +1,11 @@
 """Where a cache-miss Rank spends its time, measured in-process on the real service.
 
-``python -m bench.stages OUT.json`` (with the bench's SETLIST_* environment) builds the service with
-``serving.bootstrap.build`` and, for a set of real users, times the steps ``RankingService`` runs, by
-calling the same objects and functions in the same order: the user's online rows
-(``reader.read``), candidate generation (``index.generate``), matrix assembly (``cross_features`` and
-``assemble``), scoring (``bundle.score``) and the top-k. It then times whole ``service.rank`` calls
-(cache off, and cache hits) and profiles them with cProfile. serving/service.py is not modified.
+``python -m bench.stages OUT.json [USERS]`` (with the bench's SETLIST_* environment) builds the
+service with ``serving.bootstrap.build`` and, for a set of real users, times the functions
+``RankingService`` runs, in its order: the pseudonym, the user's online rows (``reader.read``), then
+the stages of serving.rank_stages themselves: ``request`` + ``candidates``, ``features`` (cross
+features and matrix assembly), ``score`` and ``top_k`` + ``explain`` (off, as the bench's queries
+ask). It then times whole ``service.rank`` calls (cache off, and cache hits) and profiles them.
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import pstats
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -24,13 +25,6 @@ from bench.latency import PERCENTILES, percentile
 from bench.users import load_users
 
 
-def _floats(row: dict | None, names: tuple[str, ...]) -> np.ndarray:
-    # the service's own row → vector conversion (serving.service._floats is private; same code)
-    if not row:
-        return np.full(len(names), np.nan, np.float32)
-    return np.array([np.nan if row.get(n) is None else float(row[n]) for n in names], np.float32)
-
-
 def _summary(ms: list[float]) -> dict[str, float]:
     s = sorted(ms)
     out = {f"p{p:g}".replace(".", "") + "_ms": round(percentile(s, p), 4) for p in PERCENTILES}
@@ -38,28 +32,27 @@ def _summary(ms: list[float]) -> dict[str, float]:
     return out
 
 
+STAGES = ("pseudonymize", "user_features", "candidates", "assembly", "scoring", "topk")
+
+
 def measure(n_users: int = 300, repeats: int = 2) -> dict[str, object]:
+    from serving import rank_stages
     from serving.bootstrap import build
     from serving.cache import MemoryCache
+    from serving.rollout.routing import CHAMPION
     from serving.types import RankQuery
-    from setlist.candidates import cohort_key
-    from serving.service import build_inputs
-    from setlist.features import USER_TOP_GENRE, USER_VECTOR, effective_session
     from setlist.settings import get_settings
 
-    # as the cache-miss servers run: no cache, and no impression logging when the setting exists
-    off = {"cache_enabled": False, **({"impressions_enabled": False} if "impressions_enabled" in
-                                       type(get_settings()).model_fields else {})}
-    settings = get_settings().model_copy(update=off)
+    # as the cache-miss servers run: no cache, and no impression logging
+    settings = get_settings().model_copy(update={"cache_enabled": False, "impressions_enabled": False})
     server = build(settings, load=True, start=False)
     svc, live = server.service, server.service.live
     if live is None:
         raise RuntimeError("the service has no live models: prepare the data dir first")
-    index, bundle = live.bundle.index, live.bundle
+    variant, bundle = live.variant(CHAMPION), live.bundle
+    inputs = rank_stages.Inputs.of(svc.features)
     users = load_users(settings.data_dir, n_users, seed=1)
-    stages: dict[str, list[float]] = {k: [] for k in
-                                      ("pseudonymize", "user_features", "candidates", "assembly", "scoring", "topk",
-                                       "sum", "scoring_1_thread")}
+    stages: dict[str, list[float]] = {k: [] for k in (*STAGES, "sum", "scoring_1_thread")}
     # The same matrix scored again by a one-thread copy of the booster: XGBoost's default uses every
     # core, which on a 2-core box shared with gRPC threads (and the load generator) can stall.
     one_thread = bundle.booster.copy()  # type: ignore[attr-defined]
@@ -68,36 +61,27 @@ def measure(n_users: int = 300, repeats: int = 2) -> dict[str, object]:
     n_features = 0
     for _ in range(repeats):
         for u in users:
+            q = RankQuery(u.user_id, 10, {"device": u.device, "locale": u.locale})
             t = [time.perf_counter()]
             user = svc.pseudonym(u.user_id)
             t.append(time.perf_counter())
             rows = svc.reader.read(user)
             t.append(time.perf_counter())
-            now = datetime.now(timezone.utc)
-            session = effective_session(rows.session, int(now.timestamp() * 1000))
-            last = list(session["session_last_items"])  # type: ignore[call-overload]
-            blocked = list(session["session_blocked_items"])  # type: ignore[call-overload]
-            exclude = {index.item_index[i] for i in (*last, *blocked) if i in index.item_index}
-            profile = rows.profile or {}
-            genres = (str(session["session_genre"] or ""), str(profile.get(USER_TOP_GENRE) or ""))
-            c = index.generate(user, last, cohort_key(u.locale, u.device), exclude, settings.candidate_pool,
-                               personalized=True, genres=genres)
+            request = rank_stages.request(q, user, rows, datetime.now(timezone.utc), u.device, u.locale, "model")
+            # every sample takes the model path (load_users picks consenting users; this makes sure)
+            ctx = rank_stages.RankContext(replace(request, personal=True), variant, inputs, settings.candidate_pool)
+            c = rank_stages.candidates(ctx)
             t.append(time.perf_counter())
-            aff = profile.get(USER_VECTOR)
-            cross = index.cross_features(c, None if aff is None else np.asarray(aff, np.float32), genres[1],
-                                         genres[0], last)
-            X = build_inputs(live.variant("champion"), svc.features, svc.features.inputs("user"),
-                             svc.features.inputs("session"), profile, session, u.device, now, c.idx, cross)
+            X = rank_stages.features(ctx, c)
             t.append(time.perf_counter())
-            scores = bundle.score(X)
+            scores = rank_stages.score(ctx, X)
             t.append(time.perf_counter())
-            k = min(10, len(scores))
-            top = np.argpartition(-scores, k - 1)[:k]
-            top = top[np.argsort(-scores[top], kind="stable")]
-            _ = [(str(i), float(s)) for i, s in zip(index.item_ids[c.idx[top]], scores[top])]
+            top = rank_stages.top_k(scores, q.k)
+            why = rank_stages.explain(ctx, X, c, top)
+            ids = bundle.index.item_ids[c.idx[top]]
+            _ = [(str(i), float(s), w) for i, s, w in zip(ids, scores[top], why, strict=True)]
             t.append(time.perf_counter())
-            for name, a, b in zip(("pseudonymize", "user_features", "candidates", "assembly", "scoring", "topk"),
-                                  t, t[1:]):
+            for name, a, b in zip(STAGES, t, t[1:]):
                 stages[name].append((b - a) * 1000)
             stages["sum"].append((t[-1] - t[0]) * 1000)
             t1 = time.perf_counter()
@@ -139,15 +123,12 @@ def measure(n_users: int = 300, repeats: int = 2) -> dict[str, object]:
     }
 
 
-def _with_impressions(svc, settings, queries: list) -> dict[str, object] | None:  # noqa: ANN001
+def _with_impressions(svc, settings, queries: list) -> dict[str, object]:  # noqa: ANN001
     """The same cache-miss Rank calls with impression logging attached as bootstrap attaches it, CPU
-    of the writer thread included (it is flushed inside the measured window). None when this
-    version of serving has no impression log."""
-    try:
-        from serving.impressions import ImpressionLog
-    except ImportError:
-        return None
+    of the writer thread included (it is flushed inside the measured window)."""
     import tempfile
+
+    from serving.impressions import ImpressionLog
 
     with tempfile.TemporaryDirectory() as tmp:
         log = ImpressionLog.to_directory(Path(tmp), maxsize=settings.impressions_queue,

@@ -1,8 +1,9 @@
 """The transport-free ranking service: Rank (the hot path) and Track (feedback).
 
-No pandas, DataFrames, DMatrix or registry lookups on Rank: user rows come from the online store
-through views resolved at start-up, item rows from the in-process table, the matrix is built in
-NumPy and scored with ``inplace_predict``.
+Rank orchestrates: validation, routing to a variant, the cache, metrics hooks, the champion
+fallback and degraded answers live here; the ranking itself is serving.rank_stages, called in
+order. No pandas, DataFrames, DMatrix or registry lookups on Rank: user rows come from the online
+store through views resolved at start-up, item rows from the in-process table.
 """
 from __future__ import annotations
 
@@ -13,24 +14,20 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Callable
 
-import numpy as np
-
-from setlist.candidates import GLOBAL_COHORT, CandidateIndex, cohort_key
 from setlist.contract import EVENT_TYPES
-from setlist.features import USER_TOP_GENRE, USER_VECTOR, effective_session
 from setlist.featureset import FeatureSet
 from setlist.impressions import Impression
 from setlist.pseudonym import pseudonymize
 from setlist.settings import Settings
 
-from serving import explain as explain_mod
+from serving import rank_stages as stages
 from serving.cache import Cache, cache_key
 from serving.errors import InvalidArgument, NotReady
 from serving.live import Hooks, ImpressionSink, Live, NoObserver, Observer, Variant
 from serving.rollout.routing import CHAMPION, Route, Router
 from serving.tracking import Tracker
 from serving.types import RankedItem, RankQuery, RankResult, TrackEvent, TrackResult
-from serving.user_features import UserFeatureReader, UserRows
+from serving.user_features import UserFeatureReader
 
 log = logging.getLogger("setlist.serving")
 __all__ = ["Hooks", "ImpressionSink", "Live", "NoObserver", "Observer", "RankingService", "Variant"]
@@ -40,24 +37,6 @@ def _ignore(variant: str, seconds: float, error: bool) -> None:
     return None
 
 
-def _floats(row: dict | None, names: tuple[str, ...]) -> np.ndarray:
-    if not row:
-        return np.full(len(names), np.nan, np.float32)
-    return np.array([np.nan if row.get(n) is None else float(row[n]) for n in names], np.float32)
-
-
-def build_inputs(variant: Variant, features: FeatureSet, user_cols: tuple[str, ...], session_cols: tuple[str, ...],
-                 profile: dict, session: dict, device: str, now: datetime, idx: np.ndarray,
-                 cross: np.ndarray) -> np.ndarray:
-    """The ranker's input matrix for one request, in NumPy: every declared input per block, then
-    the variant's model takes its own columns (``Layout``). Shared with ``make bench``."""
-    layout = variant.bundle.layout
-    if layout is None:
-        raise RuntimeError(f"model {variant.bundle.version} was loaded without a feature layout")
-    return layout.assemble(_floats(profile, user_cols), _floats(session, session_cols),
-                           features.request_values(device, now.hour, now.weekday()), variant.items.matrix[idx], cross)
-
-
 class RankingService:
     def __init__(self, settings: Settings, reader: UserFeatureReader, cache: Cache, tracker: Tracker,
                  features: FeatureSet, hooks: Hooks | None = None, clock: Callable[[], float] = time.time,
@@ -65,7 +44,7 @@ class RankingService:
         self.settings = settings
         self.features = features
         # every declared input of each block, read once per request; each model takes its columns
-        self._user_cols, self._session_cols = features.inputs("user"), features.inputs("session")
+        self._inputs = stages.Inputs.of(features)
         self.reader, self.cache, self.tracker = reader, cache, tracker
         self.hooks = hooks or Hooks()
         self.impressions = impressions
@@ -127,7 +106,11 @@ class RankingService:
                                  device, locale)
                 self.hooks.on_cache(True, time.perf_counter() - started)
                 return result
-        result, served, used = self._serve(q, live, route, variant, user, rows, now, device, locale)
+        def context(v: Variant) -> stages.RankContext:
+            return stages.RankContext(stages.request(q, user, rows, now, device, locale, route.strategy), v,
+                                      self._inputs, self.settings.candidate_pool)
+
+        result, served, used = self._serve(live, route, variant, rows.degraded, context)
         if not rows.degraded:
             self.cache.put(key, {"items": [(i.item_id, i.score, list(i.reasons)) for i in result.items],
                                  "model_version": result.model_version, "arm": result.arm, "served": served,
@@ -138,8 +121,8 @@ class RankingService:
         self.hooks.on_cache(False, time.perf_counter() - started)
         return result
 
-    def _serve(self, q: RankQuery, live: Live, route: Route, variant: Variant, user: str, rows: UserRows,
-               now: datetime, device: str, locale: str) -> tuple[RankResult, str, str]:
+    def _serve(self, live: Live, route: Route, variant: Variant, degraded: bool,
+               context: Callable[[Variant], stages.RankContext]) -> tuple[RankResult, str, str]:
         """Rank on the routed variant; a canary or challenger that fails falls back to the champion
         (counted against its error budget) so the caller never sees another version's bug."""
         started = time.perf_counter()
@@ -148,7 +131,8 @@ class RankingService:
         # only model arms are canary traffic: a popularity arm's fast answers would flatter stable
         observe = self.observer.on_served if route.strategy == "model" else _ignore
         try:
-            result, served = self._rank_fresh(q, route, variant, user, rows, now, device, locale)
+            # the context is built inside the try: rows the stages cannot read count against the variant
+            result, served = self._rank_fresh(context(variant), route, degraded)
         except Exception:
             observe(route.variant, time.perf_counter() - started, True)
             if used == CHAMPION:
@@ -156,55 +140,21 @@ class RankingService:
             self._failures += 1
             if self._failures % 1000 == 1:  # a traceback now and then, not one per request
                 log.exception("variant %s failed (%d so far); serving the champion", route.variant, self._failures)
-            result, served = self._rank_fresh(q, route, live.variant(CHAMPION), user, rows, now, device, locale)
+            result, served = self._rank_fresh(context(live.variant(CHAMPION)), route, degraded)
             return result, served, CHAMPION
         observe(route.variant, time.perf_counter() - started, False)
         return result, served, used
 
-    def _rank_fresh(self, q: RankQuery, route: Route, variant: Variant, user: str, rows: UserRows,
-                    now: datetime, device: str, locale: str) -> tuple[RankResult, str]:
-        index = variant.bundle.index
-        session = effective_session(rows.session, int(now.timestamp() * 1000))
-        last = list(session["session_last_items"])  # type: ignore[arg-type]
-        blocked = list(session["session_blocked_items"])  # type: ignore[arg-type]
-        exclude = {index.item_index[i] for i in (*last, *blocked, *q.exclude_item_ids) if i in index.item_index}
-        cohort = cohort_key(locale, device)
-        consent = rows.consent is None or bool(rows.consent.get("consent_personalization", True))
-        profile = rows.profile or {}
-        genres = (str(session["session_genre"] or ""), str(profile.get(USER_TOP_GENRE) or ""))
-        personal = consent and route.strategy == "model"
-        c = index.generate(user, last, cohort, exclude, self.settings.candidate_pool, personalized=personal,
-                           genres=genres if personal else ())
+    def _rank_fresh(self, ctx: stages.RankContext, route: Route, degraded: bool) -> tuple[RankResult, str]:
+        """The stages in order; returns the result and which ranker served it."""
+        c = stages.candidates(ctx)
         self.hooks.on_candidates(len(c.idx))
+        version = ctx.variant.bundle.version
         if not c.personalized:
-            return self._popularity(q, index, c.idx, cohort, variant, route, rows.degraded), "popularity"
-        aff = profile.get(USER_VECTOR)
-        cross = index.cross_features(c, None if aff is None else np.asarray(aff, np.float32),
-                                     genres[1], genres[0], last)
-        X = build_inputs(variant, self.features, self._user_cols, self._session_cols, profile, session, device,
-                         now, c.idx, cross)
-        scores = variant.bundle.score(X)
-        # a full stable sort (~20 µs for 500): equal scores keep candidate order, as in training's
-        # evaluation; a ranker boosted from EASE scores many items without neighbours alike
-        top = np.argsort(-scores, kind="stable")[: min(q.k, len(scores))]
-        ids = index.item_ids[c.idx[top]]
-        why: list[tuple[str, ...]] = [()] * len(top)
-        if q.explain:
-            why = explain_mod.reasons(variant.bundle.booster, X[top], [str(variant.items.genres[i]) for i in c.idx[top]])
-        items = tuple(RankedItem(str(i), float(s), w) for i, s, w in zip(ids, scores[top], why))
-        return RankResult(items, variant.bundle.version, degraded=rows.degraded, arm=route.arm), "model"
-
-    def _popularity(self, q: RankQuery, index: CandidateIndex, idx: np.ndarray, cohort: str, variant: Variant,
-                    route: Route, degraded: bool) -> RankResult:
-        """Cold-start users, users without personalization consent, and popularity arms."""
-        top = idx[: q.k]
-        which = "everyone" if cohort not in index.cohorts or cohort == GLOBAL_COHORT else "your region and device"
-        items = tuple(RankedItem(str(index.item_ids[i]), float(1.0 / (1 + n)),
-                                 (f"popular with {which}",) if q.explain else ())
-                      for n, i in enumerate(top))
-        # without an experiment the arm names the fallback, as before experiments existed
-        arm = route.arm if route.experiment else "popularity"
-        return RankResult(items, variant.bundle.version, degraded=degraded, arm=arm)
+            # without an experiment the arm names the fallback, as before experiments existed
+            arm = route.arm if route.experiment else "popularity"
+            return RankResult(stages.popularity_ranking(ctx, c), version, degraded=degraded, arm=arm), "popularity"
+        return RankResult(stages.model_ranking(ctx, c), version, degraded=degraded, arm=route.arm), "model"
 
     def _impression(self, q: RankQuery, user: str, route: Route, used: str, variant: Variant, served: str,
                     result: RankResult, now: datetime, device: str, locale: str) -> None:

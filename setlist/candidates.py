@@ -13,6 +13,7 @@ that from the data (ratings are given once; music is replayed).
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,6 +60,54 @@ class Candidates:
 
     def knn(self) -> np.ndarray:
         return self.knn_score if self.knn_score is not None else np.zeros(len(self.idx), np.float32)
+
+
+@dataclass(frozen=True)
+class SourceQuery:
+    """What a single source is asked (``CandidateIndex.propose``); ``generate`` asks them all."""
+    user_id: str | None = None
+    last_items: tuple[str, ...] = ()   # the session's most recent items, newest first
+    cohort: str = GLOBAL_COHORT
+    genres: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """One source's answer: unique item indices and the source's own score of each (higher is
+    better; sources score on different scales, so the merge counts sources rather than adding)."""
+    idx: np.ndarray
+    score: np.ndarray
+    # every item the source scored (ascending) and its score: candidates read their feature here
+    scored: tuple[np.ndarray, np.ndarray] | None = None
+
+
+@dataclass(frozen=True)
+class _Asked:
+    """A query resolved against the index once and shared by every source of a request."""
+    uidx: int | None
+    uvec: np.ndarray | None
+    seen: np.ndarray      # every item the user interacted with
+    recent: np.ndarray    # the history whose neighbours count
+    last_idx: list[int]
+    genres: tuple[str, ...]
+    cohort: str
+
+
+#: the candidate sources by name, each a method of ``CandidateIndex`` taking (``_Asked``, n)
+SOURCES = {"embeddings": "_embeddings", "neighbours": "_neighbours", "covisitation": "_covisitation",
+           "genre_popularity": "_genre_popularity", "cohort_popularity": "_cohort_popularity"}
+
+
+def _lookup(scored: tuple[np.ndarray, np.ndarray] | None, idx: np.ndarray) -> np.ndarray:
+    """Each of ``idx``'s score in a source's (ascending items, scores), 0 where it has none."""
+    out = np.zeros(len(idx), np.float32)
+    if scored is None or not len(scored[0]):
+        return out
+    cols, sums = scored
+    pos = np.minimum(np.searchsorted(cols, idx), len(cols) - 1)
+    hit = cols[pos] == idx
+    out[hit] = sums[pos[hit]]
+    return out
 
 
 class CandidateIndex:
@@ -151,6 +200,61 @@ class CandidateIndex:
     def popularity(self, cohort: str) -> np.ndarray:
         return self.cohorts.get(cohort, self.cohorts[GLOBAL_COHORT])
 
+    # --- the sources, one method each: (a resolved query, how many) -> a Proposal ----------------
+    def _ask(self, q: SourceQuery, personalized: bool = True) -> _Asked:
+        uidx = self.user_index.get(q.user_id) if personalized and q.user_id else None
+        seen, recent = self.history(uidx)
+        return _Asked(uidx, self.user_factors[uidx] if uidx is not None else None, seen, recent,
+                      [self.item_index[i] for i in q.last_items if i in self.item_index],
+                      tuple(dict.fromkeys(g for g in q.genres if g)), q.cohort)
+
+    def _embeddings(self, a: _Asked, n: int) -> Proposal:
+        """Collaborative: the items nearest the user's embedding (none for an unknown user)."""
+        if a.uvec is None:
+            return Proposal(np.zeros(0, np.int64), np.zeros(0, np.float32))
+        # asks for the seen items on top, so dropping them still leaves n
+        return Proposal(*self._embedding_top(a.uvec, n + (len(a.seen) if self.exclude_seen else 0)))
+
+    def _neighbours(self, a: _Asked, n: int) -> Proposal:
+        """EASE item neighbours of the user's recent history."""
+        cols, sums = self._knn_scores(a.recent)
+        top = np.argsort(-sums, kind="stable")[:n]
+        return Proposal(cols[top], sums[top], (cols, sums))
+
+    def _covisitation(self, a: _Asked, n: int) -> Proposal:
+        """Items played around the session's last items."""
+        if not a.last_idx:
+            return Proposal(np.zeros(0, np.int64), np.zeros(0, np.float32))
+        cols, sums = self._covis_scores(a.last_idx)
+        top = np.argsort(-sums, kind="stable")[:n]
+        return Proposal(cols[top], sums[top], (cols, sums))
+
+    def _genre_list(self, genre: str, n: int) -> np.ndarray | None:
+        lst = self.cohorts.get(genre_key(genre))
+        return None if lst is None else np.asarray(lst[:n], np.int64)
+
+    def _genre_popularity(self, a: _Asked, n: int) -> Proposal:
+        """The most played items of the session's and the user's genres (merged, first seen first)."""
+        lists = [lst for g in a.genres if (lst := self._genre_list(g, n)) is not None]
+        idx = np.fromiter(dict.fromkeys(np.concatenate(lists).tolist()) if lists else (), np.int64)[:n]
+        return Proposal(idx, -np.arange(len(idx), dtype=np.float32))
+
+    def _cohort_popularity(self, a: _Asked, n: int) -> Proposal:
+        """The most played items of the request's cohort (locale × device), else of everyone."""
+        idx = np.asarray(self.popularity(a.cohort)[:n], np.int64)
+        return Proposal(idx, -np.arange(len(idx), dtype=np.float32))
+
+    def propose(self, source: str, q: SourceQuery, n: int, exclude: Collection[int] = ()) -> Proposal:
+        """One named source (``SOURCES``) on its own, without the items in ``exclude`` (and the
+        user's seen items where the index leaves those out). ``generate`` merges the sources."""
+        a = self._ask(q)
+        p: Proposal = getattr(self, SOURCES[source])(a, n)
+        drop = np.fromiter(exclude, np.int64, count=len(exclude))
+        if self.exclude_seen:
+            drop = np.concatenate([drop, a.seen])
+        keep = ~np.isin(p.idx, drop)
+        return Proposal(p.idx[keep][:n], p.score[keep][:n])
+
     def generate(self, user_id: str | None, last_items: list[str], cohort: str, exclude: set[int],
                  n: int, personalized: bool = True, genres: tuple[str, ...] = ()) -> Candidates:
         """Up to ``n`` candidates, excluding item indices in ``exclude``."""
@@ -162,45 +266,23 @@ class CandidateIndex:
             z = np.zeros(len(idx), dtype=np.float32)
             return Candidates(idx, z, z.copy(), np.ones(len(idx), np.float32), pop_rank[idx], False)
 
-        pools: list[np.ndarray] = []
-        uvec = self.user_factors[uidx] if uidx is not None else None
-        seen, recent = self.history(uidx)
-        if uvec is not None:
-            emb_idx, _ = self._embedding_top(uvec, n + (len(seen) if self.exclude_seen else 0))
-            pools.append(emb_idx)
-        knn_cols, knn_sums = self._knn_scores(recent)
-        if len(knn_cols):
-            pools.append(knn_cols[np.argsort(-knn_sums, kind="stable")[: n]])
-        last_idx = [self.item_index[i] for i in last_items if i in self.item_index]
-        covis_cols = covis_sums = None
-        if last_idx:
-            covis_cols, covis_sums = self._covis_scores(last_idx)
-            pools.append(covis_cols[np.argsort(-covis_sums, kind="stable")[: n // 2]])
-        for g in dict.fromkeys(g for g in genres if g):
-            lst = self.cohorts.get(genre_key(g))
-            if lst is not None:
-                pools.append(lst[: n // 2])
-        pools.append(pop[: n // 2])
-        # each pool lists an item once, so an item's count is the number of sources proposing it
+        a = self._ask(SourceQuery(user_id, tuple(last_items), cohort, ()), personalized)
+        emb_p, knn_p, covis_p = self._embeddings(a, n), self._neighbours(a, n), self._covisitation(a, n // 2)
+        pools = [p.idx for p in (emb_p, knn_p, covis_p) if len(p.idx)]
+        # one pool per genre, so an item's count below is the number of sources (and genres) proposing it
+        lists = (self._genre_list(g, n // 2) for g in dict.fromkeys(g for g in genres if g))
+        pools += [lst for lst in lists if lst is not None]
+        pools.append(self._cohort_popularity(a, n // 2).idx)
         idx, counts = np.unique(np.concatenate(pools).astype(np.int64), return_counts=True)
         drop = np.fromiter(exclude, dtype=np.int64, count=len(exclude)) if exclude else np.zeros(0, np.int64)
-        if self.exclude_seen and len(seen):
-            drop = np.concatenate([drop, seen])
+        if self.exclude_seen and len(a.seen):
+            drop = np.concatenate([drop, a.seen])
         if len(drop):
             keep = ~np.isin(idx, drop)
             idx, counts = idx[keep], counts[keep]
         n_sources = counts.astype(np.float32)
-        emb = (self.item_factors[idx] @ uvec) if uvec is not None else np.zeros(len(idx), np.float32)
-        covis = np.zeros(len(idx), np.float32)
-        if covis_cols is not None and len(covis_cols):
-            pos = np.minimum(np.searchsorted(covis_cols, idx), len(covis_cols) - 1)
-            hit = covis_cols[pos] == idx
-            covis[hit] = covis_sums[pos[hit]]
-        knn = np.zeros(len(idx), np.float32)
-        if len(knn_cols):
-            pos = np.minimum(np.searchsorted(knn_cols, idx), len(knn_cols) - 1)
-            hit = knn_cols[pos] == idx
-            knn[hit] = knn_sums[pos[hit]]
+        emb = (self.item_factors[idx] @ a.uvec) if a.uvec is not None else np.zeros(len(idx), np.float32)
+        covis, knn = _lookup(covis_p.scored, idx), _lookup(knn_p.scored, idx)
         # one source-agnostic order, so "the first 100 candidates" means the same everywhere
         order = np.argsort(-(n_sources * 10 + emb + covis + knn - pop_rank[idx]), kind="stable")[:n]
         idx, n_sources, emb, covis, knn = idx[order], n_sources[order], emb[order], covis[order], knn[order]

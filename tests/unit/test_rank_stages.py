@@ -1,0 +1,122 @@
+"""Each stage of Rank (serving.rank_stages) on a small hand-built context: no server, no Feast."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from serving import rank_stages as stages
+from serving.types import RankQuery
+from serving.user_features import UserRows
+from setlist.blend import scorer
+from setlist.candidates import GLOBAL_COHORT
+from setlist.features import SESSION_GAP_S
+from tests.contracts import COHORT, NOW, features, tiny_booster, tiny_index, tiny_request, tiny_variant  # noqa: F401
+
+
+@pytest.fixture(scope="module")
+def ctx(features) -> stages.RankContext:  # noqa: ANN001, F811
+    variant = tiny_variant(features, tiny_index(), tiny_booster(features, 20, 2.0))
+    return stages.RankContext(tiny_request(), variant, stages.Inputs.of(features), 40)
+
+
+def _rows(consent: bool = True, updated_ms: int | None = None) -> UserRows:
+    session = {"session_id": "s", "session_last_items": ["i4"], "session_blocked_items": ["i7"],
+               "session_genre": "rock", "session_length": 3, "session_skip_rate": 0.5,
+               "session_updated_ms": int(NOW.timestamp() * 1000) if updated_ms is None else updated_ms}
+    return UserRows({"consent_personalization": consent}, {"user_top_genre": "jazz"}, session, "v1")
+
+
+def test_request_excludes_recent_blocked_and_asked_for_items_and_reads_consent_and_arm():
+    q = RankQuery("raw-id", 5, exclude_item_ids=("i30",))
+    r = stages.request(q, "u3", _rows(), NOW, "mobile", "en_US", "model")
+    assert r.exclude == ("i4", "i7", "i30") and r.last_items == ("i4",)
+    assert r.genres == ("rock", "jazz") and r.personal and r.k == 5
+    assert not stages.request(q, "u3", _rows(consent=False), NOW, "mobile", "en_US", "model").personal
+    assert not stages.request(q, "u3", _rows(), NOW, "mobile", "en_US", "popularity").personal
+
+
+def test_request_reads_a_session_past_its_gap_as_over_but_keeps_its_recent_items():
+    old = int(NOW.timestamp() * 1000) - (SESSION_GAP_S + 60) * 1000
+    r = stages.request(RankQuery("raw-id", 5), "u3", _rows(updated_ms=old), NOW, "mobile", "en_US", "model")
+    assert r.genres[0] == "" and r.last_items == ("i4",) and "i7" in r.exclude
+
+
+def test_candidates_leave_out_the_excluded_and_respect_the_pool(ctx):
+    c = stages.candidates(replace(ctx, request=tiny_request(exclude=("i0", "i1", "i2"))))
+    ids = set(ctx.variant.bundle.index.item_ids[c.idx].tolist())
+    assert c.personalized and 0 < len(c.idx) <= ctx.pool
+    assert not ids & {"i0", "i1", "i2", "i4", "i9"}
+    popular = stages.candidates(replace(ctx, request=tiny_request(personal=False)))
+    assert not popular.personalized and ctx.cohort == COHORT
+    np.testing.assert_array_equal(popular.idx, [i for i in ctx.variant.bundle.index.popularity(COHORT)
+                                                if ctx.variant.bundle.index.item_ids[i] not in ("i4", "i9")][:40])
+
+
+def test_features_place_every_block_in_the_models_columns(ctx):
+    c = stages.candidates(ctx)
+    X = stages.features(ctx, c)
+    layout = ctx.variant.bundle.layout
+    names = list(layout.names)
+    assert X.shape == (len(c.idx), len(names)) and X.dtype == np.float32
+    assert (X[:, names.index("user_plays_7d")] == 3.0).all()
+    assert np.isnan(X[:, names.index("user_plays_30d")]).all()    # absent from the profile row
+    assert (X[:, names.index("session_length")] == 2).all()
+    item_cols = [names.index(n) for n in ctx.variant.items.names]
+    np.testing.assert_array_equal(X[:, item_cols], ctx.variant.items.matrix[c.idx])
+    np.testing.assert_array_equal(X[:, names.index("x_embedding_score")], c.emb_score)
+    hour = X[:, names.index("ctx_hour_sin")]
+    assert np.allclose(hour, hour[0]) and X[0, names.index("ctx_device_mobile")] == 1.0
+
+
+def test_features_refuse_a_model_without_a_layout(ctx):
+    bare = replace(ctx, variant=replace(ctx.variant, bundle=replace(ctx.variant.bundle, layout=None)))
+    with pytest.raises(RuntimeError, match="without a feature layout"):
+        stages.features(bare, stages.candidates(bare))
+
+
+def test_score_is_the_boosters_blended_scorer(ctx):
+    X = stages.features(ctx, stages.candidates(ctx))
+    np.testing.assert_array_equal(stages.score(ctx, X), scorer(ctx.variant.bundle.booster)(X))
+
+
+def test_top_k_orders_by_score_and_keeps_candidate_order_on_ties():
+    scores = np.array([0.1, 0.5, 0.5, 0.9, 0.5], np.float32)
+    np.testing.assert_array_equal(stages.top_k(scores, 4), [3, 1, 2, 4])
+    np.testing.assert_array_equal(stages.top_k(scores, 50), [3, 1, 2, 4, 0])
+    assert len(stages.top_k(np.zeros(0, np.float32), 5)) == 0
+
+
+def test_explain_only_when_asked_and_one_reason_list_per_returned_item(ctx):
+    c = stages.candidates(ctx)
+    X = stages.features(ctx, c)
+    top = stages.top_k(stages.score(ctx, X), 5)
+    assert stages.explain(ctx, X, c, top) == [()] * 5
+    why = stages.explain(replace(ctx, request=tiny_request(explain=True)), X, c, top)
+    assert len(why) == 5 and all(w and all(isinstance(s, str) and s for s in w) for w in why)
+
+
+def test_model_ranking_is_the_stages_in_order(ctx):
+    c = stages.candidates(ctx)
+    scores = stages.score(ctx, stages.features(ctx, c))
+    top = stages.top_k(scores, ctx.request.k)
+    items = stages.model_ranking(ctx, c)
+    assert [i.item_id for i in items] == ctx.variant.bundle.index.item_ids[c.idx[top]].tolist()
+    assert [i.score for i in items] == pytest.approx(scores[top].tolist())
+
+
+def test_popularity_ranking_says_whose_popularity(ctx):
+    local = replace(ctx, request=tiny_request(k=3, personal=False, explain=True))
+    items = stages.popularity_ranking(local, stages.candidates(local))
+    assert [i.score for i in items] == pytest.approx([1.0, 0.5, 1 / 3])
+    assert items[0].reasons == ("popular with your region and device",)
+    far = replace(local, request=replace(local.request, locale="xx_XX"))
+    assert far.cohort not in far.variant.bundle.index.cohorts and far.cohort != GLOBAL_COHORT
+    assert stages.popularity_ranking(far, stages.candidates(far))[0].reasons == ("popular with everyone",)
+
+
+def test_row_vector_is_nan_where_a_value_is_missing():
+    np.testing.assert_array_equal(stages.row_vector({"a": 1, "b": None}, ("a", "b", "c")),
+                                  np.array([1, np.nan, np.nan], np.float32))
+    assert np.isnan(stages.row_vector(None, ("a", "b"))).all()
