@@ -114,10 +114,6 @@ def _diff(a: float | None, b: float | None) -> float | None:
 
 
 def _impressions(out: dict[str, Any]) -> dict[str, Any]:
-    if not out.get("impressions"):
-        return {"supported": False,
-                "note": "setlist.settings has no impressions_enabled yet; bench.runner runs the cache-miss open "
-                        "loop with SETLIST_IMPRESSIONS_ENABLED=false and =true once it does"}
     return {"supported": True, "off": out["rank_open"].summary, "on": out["rank_open_impressions"].summary}
 
 

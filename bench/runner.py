@@ -10,13 +10,11 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from rich.console import Console
 
-from setlist.settings import Settings
 
 from bench import scenarios as sc
 from bench.machine import machine_info
@@ -24,11 +22,6 @@ from bench.plan import Plan
 from bench.prepare import ROOT, SCALES, Prepared, prepare
 from bench.servers import server
 from bench.users import load_users
-
-
-def impressions_supported() -> bool:
-    """Impression logging (SETLIST_IMPRESSIONS_ENABLED) is measured on and off once the setting exists."""
-    return "impressions_enabled" in Settings.model_fields
 
 
 def run(scale_name: str, seed: int, plan: Plan, fresh: bool, console: Console) -> dict[str, Any]:
@@ -54,10 +47,8 @@ def run(scale_name: str, seed: int, plan: Plan, fresh: bool, console: Console) -
     env = {**prepared.env, **dict(plan.server_env)}
     out: dict[str, Any] = {"prepared": prepared, "stages": stages, "plan": plan}
 
-    impressions = impressions_supported()
-    miss_env = {**env, "SETLIST_CACHE_ENABLED": "false"}
-    if impressions:
-        miss_env["SETLIST_IMPRESSIONS_ENABLED"] = "false"
+    # Impression logging is measured on and off: the cache-miss runs keep it off, one run turns it on.
+    miss_env = {**env, "SETLIST_CACHE_ENABLED": "false", "SETLIST_IMPRESSIONS_ENABLED": "false"}
     console.rule("fast engine, cache off: Rank cache-miss")
     with server("fast-miss", miss_env, logs, workers=plan.workers) as s:
         out["startup_fast_s"] = round(s.startup_s, 1)
@@ -72,11 +63,10 @@ def run(scale_name: str, seed: int, plan: Plan, fresh: bool, console: Console) -
                              "cpu_ms_per_request": round(1000 * used / sent, 3) if sent else None}
         out["saturation"] = {c: _run(console, f"closed loop, {c} workers, {plan.closed_s:g}s", sc.rank_closed(
             s.target, requests, c, plan.closed_s, plan.warmup_s, plan.rank_timeout_s)) for c in plan.concurrency}
-    if impressions:
-        with server("fast-miss-impressions", {**miss_env, "SETLIST_IMPRESSIONS_ENABLED": "true"}, logs,
-                    workers=plan.workers) as s:
-            out["rank_open_impressions"] = _run(console, "open loop with impression logging on", sc.rank_open(
-                s.target, requests, plan.rps, plan.open_s, plan.warmup_s, plan.rank_timeout_s, seed))
+    with server("fast-miss-impressions", {**miss_env, "SETLIST_IMPRESSIONS_ENABLED": "true"}, logs,
+                workers=plan.workers) as s:
+        out["rank_open_impressions"] = _run(console, "open loop with impression logging on", sc.rank_open(
+            s.target, requests, plan.rps, plan.open_s, plan.warmup_s, plan.rank_timeout_s, seed))
 
     console.rule("fast engine, cache on: cache hits, Track, freshness")
     with server("fast-cache", {**env, "SETLIST_CACHE_ENABLED": "true"}, logs, workers=plan.workers) as s:
@@ -100,7 +90,6 @@ def run(scale_name: str, seed: int, plan: Plan, fresh: bool, console: Console) -
         out["baseline_open"] = _run(console, f"open loop {plan.rps:g} req/s, {plan.baseline_s:g}s (bounded)",
                                     sc.rank_open(s.target, requests, plan.rps, plan.baseline_s,
                                                  min(plan.warmup_s, 1.0), plan.baseline_timeout_s, seed))
-    out["impressions"] = impressions
     out["duration_s"] = {"total": round(time.monotonic() - started, 1), "prepare": round(prepared_s, 1)}
     out["machine"] = {**machine_start, "loadavg_end": machine_info()["loadavg_start"]}
     return out

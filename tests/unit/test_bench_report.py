@@ -50,7 +50,7 @@ def fake_run(tmp_path: Path) -> dict[str, Any]:
                       "not_reflected_within_s": {"seconds": 2.0, "count": 0}, "stale_ranks_before_fresh": 0},
         "baseline_sequential": _measured([150.0] * 30, 4.5),
         "baseline_open": _measured([200.0] * 90 + [400.0] * 10, 10.0, errors=500),
-        "impressions": False, "duration_s": {"total": 200.0, "prepare": 1.0},
+        "rank_open_impressions": _measured(fast), "duration_s": {"total": 200.0, "prepare": 1.0},
         "machine": {"cores": 2, "cpu_model": "Test CPU", "memory_gb": 8.0, "python": "3.11.7",
                     "loadavg_start": [0.1, 0.1, 0.1], "loadavg_end": [1.0, 0.5, 0.2]},
     }
