@@ -1,8 +1,10 @@
 """Wire once: build the feature reader, models, item tables, cache, journal, impression writer,
 experiment router, canary rollout and service from settings.
 
-Nothing is built at import time; tests call :func:`build` with their own settings (and may pass
-fakes for any part).
+Nothing is built at import time; tests call :func:`build` with their own settings and may pass
+a fake for any part (tests/fakes/dataplane.py holds honest ones). Each part is built here only
+when the caller did not pass it, so a fake never has a real adapter (a store, a database, MLflow)
+built beside it.
 """
 from __future__ import annotations
 
@@ -10,7 +12,11 @@ import gc
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
 
 from feature_repo.online import OnlineFeatures
 from feature_repo.store import get_store
@@ -27,8 +33,9 @@ from serving.rollout.canary import CanaryPolicy
 from serving.impressions import ImpressionLog
 from serving.item_table import ItemTable, load_items
 from serving.journal import Journal
+from serving.live import ImpressionSink
 from serving.rollout.models import ModelHolder
-from serving.rollout.driver import Rollout
+from serving.rollout.driver import Rollout, RolloutRegistry
 from serving.rollout.registry_ops import MlflowRolloutRegistry
 from serving.rollout.routing import CANARY, CHAMPION, Router
 from serving.service import Hooks, Live, RankingService, Variant
@@ -40,12 +47,58 @@ log = logging.getLogger("setlist.serving")
 VIEWS = ("user_profile", "item_stats", "session", "user_consent")
 
 
-def make_cache(settings: Settings) -> Cache:
+#: builds the in-process item table for a candidate index's items (serving.item_table.load_items)
+ItemLoader = Callable[[OnlineFeatures, np.ndarray, int, tuple[str, ...]], ItemTable]
+
+
+class MetricsSink(Protocol):
+    """What serving reports; :class:`PrometheusMetrics` in production, a recorder in tests."""
+
+    def record_cache(self, hit: bool, seconds: float) -> None: ...
+
+    def record_candidates(self, count: int) -> None: ...
+
+    def record_degraded(self, reason: str = "fallback") -> None: ...
+
+    def record_arm(self, arm: str) -> None: ...
+
+    def record_impression_drop(self) -> None: ...
+
+    def record_impressions_written(self, rows: int) -> None: ...
+
+    def record_canary(self, action: str, share: float) -> None: ...
+
+    def set_model_version(self, model: str, version: str) -> None: ...
+
+    def set_canary_share(self, share: float) -> None: ...
+
+    def mark_feature_publish(self, published_at: float) -> None: ...
+
+
+class PrometheusMetrics:
+    """serving.metrics (process-global Prometheus series) as a sink."""
+
+    record_cache = staticmethod(metrics.record_cache)
+    record_candidates = staticmethod(metrics.record_candidates)
+    record_degraded = staticmethod(metrics.record_degraded)
+    record_arm = staticmethod(metrics.record_arm)
+    record_impression_drop = staticmethod(metrics.record_impression_drop)
+    record_impressions_written = staticmethod(metrics.record_impressions_written)
+    record_canary = staticmethod(metrics.record_canary)
+    set_model_version = staticmethod(metrics.set_model_version)
+    mark_feature_publish = staticmethod(metrics.mark_feature_publish)
+
+    @staticmethod
+    def set_canary_share(share: float) -> None:
+        metrics.CANARY_SHARE.set(share)
+
+
+def make_cache(settings: Settings, clock: Callable[[], float] | None = None) -> Cache:
     if not settings.cache_enabled:
         return NoCache()
     if settings.cache_backend == "redis":
         return RedisCache(settings.redis_url, settings.cache_ttl_s, settings.online_timeout_ms / 1000)
-    return MemoryCache(settings.cache_size, settings.cache_ttl_s)
+    return MemoryCache(settings.cache_size, settings.cache_ttl_s, clock=clock or time.monotonic)
 
 
 @dataclass
@@ -58,6 +111,8 @@ class Server:
     publishes: PublishLog
     rollout: Rollout
     experiment: Experiment | None = None
+    items: ItemLoader = load_items
+    metrics: MetricsSink = field(default_factory=PrometheusMetrics)
     stop_event: threading.Event = field(default_factory=threading.Event)
     thread: threading.Thread | None = None
 
@@ -114,17 +169,17 @@ class Server:
         variants = {}
         for name, bundle in bundles.items():
             if bundle.candidates_version not in tables:
-                tables[bundle.candidates_version] = load_items(self.online, bundle.index.item_ids, publish_version,
+                tables[bundle.candidates_version] = self.items(self.online, bundle.index.item_ids, publish_version,
                                                                self.service.features.inputs("item"))
             variants[name] = Variant(bundle, tables[bundle.candidates_version])
         self.service.live = Live(variants, router)  # one assignment: requests see old or new, never a mix
         self.service.cache.clear()
         settings = self.service.settings
-        metrics.set_model_version(settings.candidates_model, stable.candidates_version)
-        metrics.set_model_version(settings.ranker_model, stable.ranker_version)
-        metrics.CANARY_SHARE.set(router.canary_share)
+        self.metrics.set_model_version(settings.candidates_model, stable.candidates_version)
+        self.metrics.set_model_version(settings.ranker_model, stable.ranker_version)
+        self.metrics.set_canary_share(router.canary_share)
         if published_at is not None:
-            metrics.mark_feature_publish(published_at)
+            self.metrics.mark_feature_publish(published_at)
         items = variants[CHAMPION].items
         log.info("live: %s, features v%d (%d items, %d without online stats)%s",
                  {n: v.bundle.version for n, v in variants.items()}, publish_version,
@@ -172,33 +227,63 @@ def load_features(settings: Settings) -> FeatureSet:
 
 
 def build(settings: Settings, worker: int = 0, hooks: Hooks | None = None, load: bool = True,
-          start: bool = False) -> Server:
+          start: bool = False, *, online: OnlineFeatures | None = None, features: FeatureSet | None = None,
+          models: ModelHolder | None = None, rollout_registry: RolloutRegistry | None = None,
+          items: ItemLoader | None = None, publishes: PublishLog | None = None, cache: Cache | None = None,
+          reader: UserFeatureReader | None = None, journal: Journal | None = None,
+          quarantine: Quarantine | None = None, identities: IdentityMap | None = None,
+          tracker: Tracker | None = None, impressions: ImpressionSink | None = None,
+          clock: Callable[[], float] | None = None, metrics_sink: MetricsSink | None = None) -> Server:
+    """The server, with every part given by the caller or else built from ``settings``.
+
+    online: the online store (user rows, item stats, session pushes); models: the served model
+    pairs (a ModelHolder over the registry; its loader and alias lookup can be fakes); items: the
+    item-table loader; publishes: the feature publish log; cache, reader (user rows with the
+    breaker), journal/quarantine/identities (or a whole tracker), impressions: the Track and Rank
+    side effects; rollout_registry: where a canary records its decisions; metrics_sink: what is
+    reported. ``clock`` (Unix seconds) is the service's and Track's "now"; when given, the default
+    cache and breaker run on it too, so one fake clock drives request hours, TTLs and cool-downs.
+    """
     # configuration errors (a malformed experiments file, bad canary steps) stop start-up, with why,
     # before any thread or file is opened
     experiment = load_experiment(settings.experiments_file)
     policy = CanaryPolicy.from_settings(settings)
-    store = get_store(settings)
-    # Views are resolved from the registry once, here, and never per request.
-    online = OnlineFeatures.from_registry(store, VIEWS)
-    journal = Journal(settings.wal_dir / f"worker-{worker}", EventLog(settings.events_dir),
-                      max_age_s=settings.journal_roll_s)
-    tracker = Tracker(journal, online, Quarantine(settings.quarantine_dir), IdentityMap(settings.metadata_url),
-                      settings.max_future_skew_s)
-    hooks = hooks or Hooks(on_cache=metrics.record_cache, on_candidates=metrics.record_candidates,
-                           on_degraded=metrics.record_degraded, on_arm=metrics.record_arm)
-    impressions = None
-    if settings.impressions_enabled:
+    # `is None`, never `or`: an empty fake (a MemoryCache, a store) can be falsy
+    features = load_features(settings) if features is None else features
+    sink: MetricsSink = PrometheusMetrics() if metrics_sink is None else metrics_sink
+    if online is None:
+        store = get_store(settings)
+        # Views are resolved from the registry once, here, and never per request.
+        online = OnlineFeatures.from_registry(store, VIEWS)
+    if tracker is None:
+        if journal is None:
+            journal = Journal(settings.wal_dir / f"worker-{worker}", EventLog(settings.events_dir),
+                              max_age_s=settings.journal_roll_s)
+        quarantine = Quarantine(settings.quarantine_dir) if quarantine is None else quarantine
+        identities = IdentityMap(settings.metadata_url) if identities is None else identities
+        tracker = Tracker(journal, online, quarantine, identities, settings.max_future_skew_s,
+                          clock=clock or time.time)
+    hooks = hooks or Hooks(on_cache=sink.record_cache, on_candidates=sink.record_candidates,
+                           on_degraded=sink.record_degraded, on_arm=sink.record_arm)
+    if impressions is None and settings.impressions_enabled:
         impressions = ImpressionLog.to_directory(
             settings.impressions_dir, maxsize=settings.impressions_queue,
             batch=settings.impressions_batch, flush_s=settings.impressions_flush_s,
-            on_drop=metrics.record_impression_drop, on_written=metrics.record_impressions_written)
-    models = ModelHolder(settings, aliases=experiment.aliases if experiment else (CHAMPION,))
-    rollout = Rollout(policy, MlflowRolloutRegistry(settings), settings.canary_enabled,
-                      load=models.load, refuse=models.refuse, on_decision=metrics.record_canary)
-    service = RankingService(settings, UserFeatureReader(online), make_cache(settings), tracker, load_features(settings),
-                             hooks,
-                             impressions=impressions, observer=rollout)
-    server = Server(service, models, online, PublishLog(settings.metadata_url), rollout, experiment)
+            on_drop=sink.record_impression_drop, on_written=sink.record_impressions_written)
+    if models is None:
+        models = ModelHolder(settings, aliases=experiment.aliases if experiment else (CHAMPION,))
+    if rollout_registry is None:
+        rollout_registry = MlflowRolloutRegistry(settings)
+    rollout = Rollout(policy, rollout_registry, settings.canary_enabled,
+                      load=models.load, refuse=models.refuse, on_decision=sink.record_canary)
+    if reader is None:
+        reader = UserFeatureReader(online) if clock is None else UserFeatureReader(online, clock=clock)
+    cache = make_cache(settings, clock) if cache is None else cache
+    publishes = PublishLog(settings.metadata_url) if publishes is None else publishes
+    service = RankingService(settings, reader, cache, tracker, features, hooks,
+                             clock=clock or time.time, impressions=impressions, observer=rollout)
+    server = Server(service, models, online, publishes, rollout, experiment,
+                    items=load_items if items is None else items, metrics=sink)
     if load:
         server.refresh()
     if start:

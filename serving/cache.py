@@ -12,6 +12,7 @@ import json
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any, Protocol
 
 
@@ -46,7 +47,10 @@ class NoCache:
 
 
 class MemoryCache:
-    def __init__(self, max_entries: int, ttl_s: float, clock=time.monotonic) -> None:  # noqa: ANN001
+    """At most ``max_entries`` (least recently used out first); an entry expires ``ttl_s`` after
+    it was put, by ``clock`` (monotonic seconds; injectable so tests need not sleep)."""
+
+    def __init__(self, max_entries: int, ttl_s: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.max_entries, self.ttl_s, self._clock = max_entries, ttl_s, clock
         self._data: OrderedDict[str, tuple[float, Any]] = OrderedDict()
         self._lock = threading.Lock()

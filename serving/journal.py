@@ -41,11 +41,13 @@ def segment_to_log(segment: Path, events: EventLog) -> int:
 
 class Journal:
     def __init__(self, directory: Path, events: EventLog, max_bytes: int = 32 << 20, max_age_s: float = 5.0,
-                 on_flushed: Callable[[int], None] | None = None) -> None:
+                 on_flushed: Callable[[int], None] | None = None, sync: Callable[[int], None] = os.fsync) -> None:
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.events, self.max_bytes, self.max_age_s = events, max_bytes, max_age_s
         self._on_flushed = on_flushed
+        self._sync = sync   # os.fsync; tests wrap it to count group commits or hold one in flight
+        self.commits = 0    # fsyncs so far: with concurrent callers, fewer than appends
         self._cv = threading.Condition()
         self._pending: list[str] = []
         self._queued = self._durable = 0
@@ -71,6 +73,12 @@ class Journal:
                 self._cv.wait()
             if self._error is not None:
                 raise self._error
+
+    def wait_pending(self, n: int, timeout: float | None = None) -> bool:
+        """Block until at least ``n`` appends are waiting for the disk (to watch a batch form, in
+        monitoring or tests); False on timeout."""
+        with self._cv:
+            return self._cv.wait_for(lambda: self._queued - self._durable >= n, timeout)
 
     def recover(self) -> int:
         """Move every segment left on disk (from a crash, or a clean stop) into the event log."""
@@ -110,7 +118,8 @@ class Journal:
                     data = "".join(batch)
                     self._fh.write(data)
                     self._fh.flush()
-                    os.fsync(self._fh.fileno())
+                    self._sync(self._fh.fileno())
+                    self.commits += 1
                     self._bytes += len(data)
                 except OSError as exc:  # a disk error must fail the callers, not hang them
                     with self._cv:

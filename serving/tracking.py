@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 import pandas as pd
 
@@ -22,14 +23,24 @@ log = logging.getLogger("setlist.serving.track")
 FALSE = {"false", "0", "no", "off"}
 
 
+class Durable(Protocol):
+    """Where accepted events go before Track answers (serving.journal.Journal, or a test fake)."""
+
+    def append(self, rows: list[dict[str, Any]]) -> None: ...   # returns once the rows are durable
+
+    def close(self) -> None: ...
+
+
 def _flag(ctx: dict[str, str], name: str) -> bool:
     return ctx.get(name, "true").strip().lower() not in FALSE
 
 
 class Tracker:
-    def __init__(self, journal: Journal, online: OnlineFeatures | None, quarantine: Quarantine,
-                 identities: IdentityMap | None, max_future_s: float) -> None:
+    def __init__(self, journal: Journal | Durable, online: OnlineFeatures | None, quarantine: Quarantine,
+                 identities: IdentityMap | None, max_future_s: float,
+                 clock: Callable[[], float] = time.time) -> None:
         self.journal, self.online, self.quarantine = journal, online, quarantine
+        self._clock = clock   # Unix seconds: "now" for the future-timestamp check
         self.identities = identities
         self.max_future_s = max_future_s
         self._known: set[str] = set()
@@ -48,7 +59,7 @@ class Tracker:
 
     def track(self, events: list[TrackEvent], index: CandidateIndex | None,
               pseudonym: Callable[[str], str]) -> TrackResult:
-        now = datetime.now(timezone.utc)
+        now = datetime.fromtimestamp(self._clock(), tz=timezone.utc)
         accepted: list[dict[str, Any]] = []
         rejected: list[Rejection] = []
         bad: list[dict[str, Any]] = []

@@ -10,6 +10,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +30,11 @@ class UserRows:
 
 
 class Breaker:
-    def __init__(self, cooldown_s: float, clock=time.monotonic) -> None:  # noqa: ANN001
+    """Closed until a failure; then open (every call refused) for ``cooldown_s``; then half-open:
+    one call goes through as a probe and the rest stay refused for another cool-down, until the
+    probe reports ``success`` (closed) or ``failure`` (open again)."""
+
+    def __init__(self, cooldown_s: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.cooldown_s, self._clock = cooldown_s, clock
         self._open_until = 0.0
         self._lock = threading.Lock()
@@ -57,9 +62,10 @@ class Breaker:
 
 
 class UserFeatureReader:
-    def __init__(self, online: OnlineFeatures, cooldown_s: float = 1.0, remember: int = 50_000) -> None:
+    def __init__(self, online: OnlineFeatures, cooldown_s: float = 1.0, remember: int = 50_000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.online = online
-        self.breaker = Breaker(cooldown_s)
+        self.breaker = Breaker(cooldown_s, clock)
         self._last: OrderedDict[str, UserRows] = OrderedDict()
         self._remember = remember
         self._lock = threading.Lock()

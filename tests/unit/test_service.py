@@ -1,0 +1,141 @@
+"""RankingService through serving.bootstrap.build with every dependency faked (tests/fakes/dataplane).
+
+Only the service's public API (rank, track, ready) is used: its internals are free to change.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from serving.bootstrap import Server
+from serving.errors import InvalidArgument
+from serving.types import RankQuery, TrackEvent
+from serving.user_features import UserFeatureReader
+from setlist.settings import Settings
+from tests.fakes.dataplane import Dataplane, user_ids
+
+USER = "user-0"
+COOLDOWN = 5.0
+
+
+@pytest.fixture
+def plane(tmp_path: Path) -> Dataplane:
+    from feature_repo.declarations import load
+
+    settings = Settings(data_dir=tmp_path / "data", hmac_key="test-hmac-key", impressions_enabled=False,
+                        reload_interval_s=3600, cache_ttl_s=300)
+    return Dataplane(settings, load(settings))
+
+
+@pytest.fixture
+def server(plane: Dataplane) -> Iterator[Server]:
+    server = plane.build()
+    yield server
+    server.close()
+
+
+def ids(result) -> list[str]:  # noqa: ANN001
+    return [i.item_id for i in result.items]
+
+
+def play(plane: Dataplane, event_id: str, user: str = USER, item: str = "item-3", **kw: object) -> TrackEvent:
+    fields: dict = dict(event_id=event_id, user_id=user, item_id=item, type="play",
+                        timestamp_ms=int(plane.clock() * 1000), session_id="s1")
+    fields.update(kw)
+    return TrackEvent(**fields)
+
+
+@pytest.mark.parametrize("k", [1, 7, 25])
+def test_rank_returns_k_distinct_items_from_the_served_model(plane: Dataplane, server: Server, k: int) -> None:
+    assert server.ready()
+    result = server.rank(RankQuery(USER, k))
+    champion = plane.registry.bundles[plane.registry.aliases["champion"]]
+    assert len(result.items) == k and len(set(ids(result))) == k
+    assert set(ids(result)) <= {str(i) for i in champion.index.item_ids}
+    scores = [i.score for i in result.items]
+    assert scores == sorted(scores, reverse=True)
+    assert result.model_version == champion.version
+    assert not result.degraded and not result.cache_hit
+
+
+def test_a_user_the_models_do_not_know_gets_popular_items(server: Server) -> None:
+    result = server.rank(RankQuery("someone-new", 5))
+    assert len(result.items) == 5 and result.arm == "popularity"
+
+
+def test_excluded_items_are_never_returned(server: Server) -> None:
+    first = server.rank(RankQuery(USER, 6))
+    again = server.rank(RankQuery(USER, 6, exclude_item_ids=tuple(ids(first))))
+    assert len(again.items) == 6
+    assert not set(ids(again)) & set(ids(first))
+    assert not again.cache_hit  # the exclusions are part of the cache key
+
+
+def test_the_second_identical_request_is_a_cache_hit(plane: Dataplane, server: Server) -> None:
+    first = server.rank(RankQuery(USER, 5, context={"device": "mobile"}))
+    second = server.rank(RankQuery(USER, 5, context={"device": "mobile"}))
+    assert not first.cache_hit and second.cache_hit
+    assert second.items == first.items and second.model_version == first.model_version
+    assert not server.rank(RankQuery(USER, 5, context={"device": "desktop"})).cache_hit
+    assert [a[0] for n, a in plane.metrics.calls if n == "record_cache"] == [False, True, False]
+
+
+def test_track_invalidates_that_users_cached_ranking_only(plane: Dataplane, server: Server) -> None:
+    other = user_ids(2)[1]
+    for user in (USER, other):
+        server.rank(RankQuery(user, 5))
+        assert server.rank(RankQuery(user, 5)).cache_hit
+    assert server.track([play(plane, "e1")]).accepted == 1
+    assert not server.rank(RankQuery(USER, 5)).cache_hit
+    assert server.rank(RankQuery(other, 5)).cache_hit
+
+
+def test_a_timed_out_user_read_degrades_and_the_breaker_probes_after_the_cool_down(plane: Dataplane) -> None:
+    server = plane.build(reader=UserFeatureReader(plane.online, cooldown_s=COOLDOWN, clock=plane.clock))
+    try:
+        server.rank(RankQuery(USER, 5))
+        assert server.rank(RankQuery(USER, 5)).cache_hit
+        plane.online.fail = TimeoutError("online store read timed out")
+        degraded = server.rank(RankQuery(USER, 5))
+        assert degraded.degraded and not degraded.cache_hit  # a fallback is never answered from the cache
+        assert len(degraded.items) == 5
+        assert "record_degraded" in plane.metrics.names()
+
+        plane.online.fail = None
+        reads = plane.online.reads["session"]
+        plane.clock.advance(COOLDOWN * 0.9)
+        assert server.rank(RankQuery(USER, 5)).degraded  # the breaker is open: the store is left alone
+        assert plane.online.reads["session"] == reads
+        plane.clock.advance(COOLDOWN * 0.2)
+        healthy = server.rank(RankQuery(USER, 5))
+        assert not healthy.degraded and plane.online.reads["session"] == reads + 1
+    finally:
+        server.close()
+
+
+def test_track_accepts_good_events_and_rejects_bad_ones_with_reasons(plane: Dataplane, server: Server) -> None:
+    future = int((plane.clock() + 3600) * 1000)
+    events = [play(plane, "good"), play(plane, "typo", type="plya"), play(plane, "no-item", item=""),
+              play(plane, "late", timestamp_ms=future), play(plane, "good")]
+    result = server.track(events)
+    assert result.accepted == 1
+    reasons = {r.event_id: r.reason for r in result.rejected}
+    assert set(reasons) == {"typo", "no-item", "late", "good"}
+    assert reasons["typo"].startswith("unknown_type") and "plya" in reasons["typo"]
+    assert reasons["no-item"].startswith("missing_id") and "item_id" in reasons["no-item"]
+    assert reasons["late"].startswith("future_timestamp")
+    assert reasons["good"].startswith("duplicate_event_id")
+    assert [r["event_id"] for r in plane.journal.rows] == ["good"]  # acknowledged means journaled
+    assert plane.journal.rows[0]["user_id"] != USER                 # raw ids never reach storage
+    session = plane.online.rows["session"][plane.journal.rows[0]["user_id"]][1]
+    assert "item-3" in session["session_last_items"]                 # the next Rank sees the play
+
+
+def test_track_with_nothing_acceptable_says_why(plane: Dataplane, server: Server) -> None:
+    with pytest.raises(InvalidArgument, match="unknown_type"):
+        server.track([play(plane, "x", type="listen")])
+    with pytest.raises(InvalidArgument):
+        server.track([])
+    assert plane.journal.rows == []
