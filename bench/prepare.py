@@ -170,6 +170,8 @@ def stores_intact(env: dict[str, str]) -> bool:
     import redis
     from sqlalchemy import create_engine, text
 
+    from setlist.registry import CHAMPION
+
     url = env["SETLIST_DATABASE_URL"].replace("postgresql://", "postgresql+psycopg://", 1)
     try:
         if redis.Redis.from_url(env["SETLIST_REDIS_URL"], socket_timeout=3).dbsize() == 0:
@@ -179,7 +181,7 @@ def stores_intact(env: dict[str, str]) -> bool:
             with engine.connect() as conn:
                 views = conn.execute(text("SELECT count(*) FROM feature_views")).scalar()
                 champions = conn.execute(text("SELECT count(*) FROM registered_model_aliases "
-                                              "WHERE alias = 'champion'")).scalar()
+                                              "WHERE alias = :alias"), {"alias": CHAMPION}).scalar()
         finally:
             engine.dispose()
     except Exception:  # noqa: BLE001 - a missing table or database means "not prepared"

@@ -12,7 +12,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from setlist.featureset import Service
+from setlist import registry
+from setlist.featureset import MODEL_SERVICE_ATTR, Service
 from setlist.settings import Settings
 
 Mode = Literal["shuffled", "inverted"]
@@ -33,8 +34,6 @@ def service_of(frame: pd.DataFrame) -> Service:
 def broken_booster(frame: pd.DataFrame, mode: Mode = "shuffled", trees: int = 40, seed: int = 0):  # noqa: ANN201
     import xgboost as xgb
 
-    from training.registry import SERVICE_ATTR
-
     svc = service_of(frame)
     X = frame[list(svc.inputs)].to_numpy(np.float32)
     y = frame["label"].to_numpy(np.float32)
@@ -42,7 +41,7 @@ def broken_booster(frame: pd.DataFrame, mode: Mode = "shuffled", trees: int = 40
     params = {"objective": "binary:logistic", "max_depth": 6, "eta": 0.3, "tree_method": "hist", "nthread": 2,
               "seed": seed}
     booster = xgb.train(params, xgb.DMatrix(X, label=y, feature_names=list(svc.inputs)), num_boost_round=trees)
-    booster.set_attr(**{SERVICE_ATTR: svc.name})
+    booster.set_attr(**{MODEL_SERVICE_ATTR: svc.name})
     return booster
 
 
@@ -52,18 +51,17 @@ def register_broken_ranker(settings: Settings, mode: Mode = "shuffled", promote:
     ``promote``) ``champion``, as a careless promotion would. Returns (candidates, ranker) versions."""
     import mlflow
 
-    from training.registry import CHALLENGER, CHAMPION, connect, set_aliases
-
     frame = pd.read_parquet(settings.data_dir / "training" / "training_set.parquet")
     booster = broken_booster(frame, mode, seed=seed)
-    client = connect(settings)
-    candidates = client.get_model_version_by_alias(settings.candidates_model, CHAMPION).version
-    with mlflow.start_run(run_name=f"broken-ranker-{mode}"):
+    client = registry.connect(settings)
+    candidates = registry.alias_version(client, settings.candidates_model, registry.CHAMPION)
+    with mlflow.start_run(experiment_id=registry.ensure_experiment(client, settings),
+                          run_name=f"broken-ranker-{mode}"):
         mlflow.set_tag("drill.broken_ranker", mode)
         info = mlflow.xgboost.log_model(booster, name="ranker", registered_model_name=settings.ranker_model,
                                         model_format="ubj", pip_requirements=["xgboost"])
-    pair = (str(candidates), str(info.registered_model_version))
-    set_aliases(client, settings, pair, CHALLENGER)
+    pair = (candidates, str(info.registered_model_version))
+    registry.set_alias(client, settings, pair, registry.CHALLENGER)
     if promote:
-        set_aliases(client, settings, pair, CHAMPION)
+        registry.set_alias(client, settings, pair, registry.CHAMPION)
     return pair

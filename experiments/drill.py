@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from serving.rollout.canary import Pair
+from setlist import registry
+from setlist.registry import Pair
 from setlist.settings import Settings
 
 from experiments.broken import Mode, register_broken_ranker
@@ -43,24 +44,19 @@ class DrillResult:
 
 
 def _alias(settings: Settings, alias: str) -> Pair | None:
-    from serving.rollout.models import alias_versions
-
-    try:
-        return alias_versions(settings, alias)
-    except Exception:  # noqa: BLE001 - unset alias
-        return None
+    found = registry.find_pair(registry.connect(settings), settings, alias)
+    return None if found is None else found.pair
 
 
 def run_drill(settings: Settings, users: int = 200, sessions: int = 3, mode: Mode = "shuffled", seed: int = 11,
               users_info: pd.DataFrame | None = None, **policy: object) -> DrillResult:
     from serving.bootstrap import build
-    from training.registry import CHALLENGER, connect, set_aliases
 
     # the drill's simulated traffic is written under simulation_dir, never into the real event log
     s = simulation_settings(settings).model_copy(update={**DRILL_POLICY, **policy, "experiments_file": None})
     latent = load_latent(s)
     server = build(s, worker=SIM_WORKER)
-    challenger = _alias(s, CHALLENGER)
+    challenger = _alias(s, registry.CHALLENGER)
     decisions: list[str] = []
     try:
         if server.rollout.current is None:
@@ -86,5 +82,5 @@ def run_drill(settings: Settings, users: int = 200, sessions: int = 3, mode: Mod
     finally:
         server.close()
         if challenger is not None:
-            set_aliases(connect(s), s, challenger, CHALLENGER)
-    return DrillResult(stable, candidate, phase, reason, _alias(s, "champion") or ("", ""), stats, decisions)
+            registry.set_alias(registry.connect(s), s, challenger, registry.CHALLENGER)
+    return DrillResult(stable, candidate, phase, reason, _alias(s, registry.CHAMPION) or ("", ""), stats, decisions)

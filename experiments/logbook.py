@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from setlist import registry
 from setlist.experiment import METRICS
 from setlist.settings import Settings
 
@@ -20,9 +21,7 @@ def log_report(settings: Settings, r: Report, artifacts: list[Path]) -> str:
     """Log ``r`` as a run in the project's MLflow experiment; returns the run id."""
     import mlflow
 
-    from training.registry import connect
-
-    connect(settings)
+    client = registry.connect(settings)
     tags = {"ab.experiment": r.experiment, "ab.control": r.control, "ab.primary": r.primary,
             "ab.verdict": " | ".join(r.verdicts)[:5000], "ab.srm_p_value": f"{r.srm.p_value:.4g}",
             "ab.srm_detected": str(r.srm.detected())}
@@ -37,7 +36,8 @@ def log_report(settings: Settings, r: Report, artifacts: list[Path]) -> str:
             metrics.update({_key(a.arm, m, "lift"): c.lift, _key(a.arm, m, "lift_lo"): c.lift_lo,
                             _key(a.arm, m, "lift_hi"): c.lift_hi, _key(a.arm, m, "diff"): c.diff,
                             _key(a.arm, m, "p_value"): c.p_value})
-    with mlflow.start_run(run_name=f"ab-{r.experiment}") as run:
+    with mlflow.start_run(experiment_id=registry.ensure_experiment(client, settings),
+                          run_name=f"ab-{r.experiment}") as run:
         mlflow.set_tags(tags)
         mlflow.log_metrics({k: v for k, v in metrics.items() if v == v})
         for path in artifacts:

@@ -1,4 +1,6 @@
-"""``python -m feature_repo list|describe|plan|apply|materialize``."""
+"""``python -m feature_repo list|describe|plan|apply|materialize``.
+
+Errors are ``setlist.errors`` exceptions; ``setlist.cli.App`` prints them and picks the exit code."""
 from __future__ import annotations
 
 import time
@@ -6,13 +8,14 @@ import warnings
 
 import typer
 from rich.console import Console
-
 from rich.table import Table
 
+from setlist.cli import App
+from setlist.errors import SetlistError
 from setlist.featureset import DeclarationError
 from setlist.settings import get_settings
 
-from feature_repo.materialize import FeatureBatchRejected, publish
+from feature_repo.materialize import publish
 from feature_repo.store import apply as apply_defs
 from feature_repo.store import get_store
 
@@ -20,8 +23,8 @@ from feature_repo.store import get_store
 warnings.filterwarnings("ignore", module="mlflow.store")
 warnings.filterwarnings("ignore", message=".*noload.*")
 
-app = typer.Typer(add_completion=False, help="Feature declarations and the Feast repository: list, describe, "
-                  "plan, apply and publish features.")
+app = App(add_completion=False, help="Feature declarations and the Feast repository: list, describe, "
+          "plan, apply and publish features.")
 console = Console()
 
 
@@ -31,9 +34,8 @@ def _declarations():  # noqa: ANN202
 
     try:
         return load(get_settings())
-    except DeclarationError as exc:
-        console.print(f"[red]invalid feature declaration:[/] {exc}")
-        raise typer.Exit(1)
+    except DeclarationError as exc:  # a setlist.featureset error, not (yet) a SetlistError
+        raise SetlistError(f"invalid feature declaration: {exc}") from exc
 
 
 @app.command("list")
@@ -63,8 +65,7 @@ def describe(name: str = typer.Argument(..., help="a feature name, as `list` sho
     fs = _declarations()
     if name not in fs:
         close = [f.name for f in fs.features if name.split("_")[0] in f.name][:5]
-        console.print(f"[red]no feature {name!r}[/]" + (f"; did you mean {', '.join(close)}?" if close else ""))
-        raise typer.Exit(1)
+        raise SetlistError(f"no feature {name!r}" + (f"; did you mean {', '.join(close)}?" if close else ""))
     f = fs[name]
     e = f.expect
     rows = [("entity", f.entity), ("view", f.view or "-"), ("source", f.describe_source()), ("dtype", f.dtype),
@@ -161,13 +162,10 @@ def materialize(full: bool = typer.Option(False, "--full", help="rebuild every f
         with steps.status:
             report = publish(settings, full=full, step=steps)
             steps.done()
-    except FeatureBatchRejected as exc:
-        console.print(f"[red]refused:[/] {exc}")
-        raise typer.Exit(1)
-    except _store_errors() as exc:
+    except _store_errors() as exc:  # a refused batch is a SetlistError already (FeatureBatchRejected, exit 1)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        console.print(f"[red]cannot reach a store[/] ({type(exc).__name__}): {first}; is `make services` running?")
-        raise typer.Exit(1)
+        raise SetlistError(f"cannot reach a store ({type(exc).__name__}): {first}; "
+                           "is `make services` running?") from exc
     took = time.perf_counter() - start
     if report.mode == "none":
         console.print(f"nothing to do: {report.reason} (feature version [bold]{report.version}[/])")

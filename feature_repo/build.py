@@ -14,6 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from setlist.consent import personalizable  # the consent rule lives in the shared core
 from setlist.features import SessionState, update_session
 from setlist.featureset import FeatureSet
 
@@ -43,21 +44,6 @@ class Catalog:
     def of(cls, items: pd.DataFrame) -> "Catalog":
         genres = sorted(set(items["genre"].fillna("unknown").astype(str)) | {"unknown"})
         return cls(items, genres, items.set_index("item_id")["genre"].fillna("unknown").astype(str))
-
-
-def personalizable(events: pd.DataFrame) -> pd.DataFrame:
-    """Events of users whose latest personalization consent is on. Consent is enforced here,
-    at the only door to personalization features and training sets."""
-    if events.empty:
-        return events
-    latest = events.sort_values("timestamp", kind="mergesort").groupby("user_id")["consent_personalization"].last()
-    allowed = latest[latest.fillna(True).astype(bool)].index
-    return events[events["user_id"].isin(allowed)]
-
-
-def opted_out_users(events: pd.DataFrame) -> set[str]:
-    latest = events.sort_values("timestamp", kind="mergesort").groupby("user_id")["consent_personalization"].last()
-    return set(latest[~latest.fillna(True).astype(bool)].index)
 
 
 def build_consent(events: pd.DataFrame) -> pd.DataFrame:

@@ -8,24 +8,28 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
+from setlist.errors import Refused
 from setlist.eventlog import write_atomic
 from setlist.featureset import FeatureSet
 from setlist.settings import Settings
 
+from feature_repo import declarations
 from feature_repo.build import FeatureBatches
 from feature_repo.data_sources import CONSENT_FILE, ITEM_STATS_FILE, SESSION_FILE, USER_PROFILE_FILE
 
 
-class FeatureBatchRejected(RuntimeError):
+class FeatureBatchRejected(Refused, RuntimeError):  # still a RuntimeError for callers that catch that
     """A feature batch failed its gate (or there was nothing to build); the online store was left untouched."""
 
 
 def gate(batches: FeatureBatches, as_of: dict[str, datetime] | None = None, *, skip_empty: bool = False,
          features: FeatureSet | None = None) -> list[str]:
     """Validate the user and item batches; ``as_of`` per view overrides the batch's, and
-    ``skip_empty`` skips views without rows (both for the recomputed rows of an incremental run)."""
+    ``skip_empty`` skips views without rows (both for the recomputed rows of an incremental run).
+    ``features`` are the declarations to check against (None: the declared ones)."""
     from validation.api import validate_feature_batch  # the boundary guard
 
+    features = declarations.load() if features is None else features  # validation never finds them itself
     failures: list[str] = []
     for name, frame in (("user_profile", batches.user_profile), ("item_stats", batches.item_stats)):
         if skip_empty and frame.empty:

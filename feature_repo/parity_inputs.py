@@ -11,6 +11,7 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
+from setlist.errors import InputMissing
 from setlist.settings import Settings
 
 from feature_repo.online import OnlineFeatures
@@ -23,7 +24,6 @@ NEVER_STALE = timedelta(days=365 * 200)
 
 def parity_inputs(settings: Settings, sample: int = SAMPLE, seed: int = 0) -> Iterable["ParityInput"]:  # noqa: F821
     from validation.skew import ParityInput
-    from validation.sources import InputMissing
 
     missing = [v for v in ("user_profile", "item_stats") if not (settings.features_dir / f"{v}.parquet").exists()]
     if missing:

@@ -1,4 +1,6 @@
-"""``python -m ingest generate|import|erase|summary`` — the door into the event log."""
+"""``python -m ingest generate|import|erase|summary`` — the door into the event log.
+
+Errors are ``setlist.errors`` exceptions; ``setlist.cli.App`` prints them and picks the exit code."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,12 +12,14 @@ from rich.console import Console
 from rich.table import Table
 
 from setlist.catalog import save_items
+from setlist.cli import App
+from setlist.errors import UsageError
 from setlist.eventlog import EventLog, Quarantine
 from setlist.settings import get_settings
 
 from ingest.intake import IngestReport, ingest
 
-app = typer.Typer(add_completion=False, help="Generate or import events into the Setlist event log.")
+app = App(add_completion=False, help="Generate or import events into the Setlist event log.")
 console = Console()
 
 
@@ -42,12 +46,10 @@ def generate(scale: Optional[str] = typer.Option(None, help="tiny | demo | bench
     settings = get_settings()
     scale = scale or settings.scale
     if scale == "sparse":  # a ratings file a user would bring, not events: it goes through `import`
-        console.print("the sparse scale writes CSV files to import: run [bold]python -m ingest fixture "
-                      "--out DIR[/] (then the `make import` line it prints)", soft_wrap=True)
-        raise typer.Exit(2)
+        raise UsageError("the sparse scale writes CSV files to import: run python -m ingest fixture --out DIR "
+                         "(then the `make import` line it prints)")
     if scale not in ("tiny", "demo", "bench"):
-        console.print(f"[red]unknown scale {scale!r}[/]: choose tiny, demo or bench")
-        raise typer.Exit(2)
+        raise UsageError(f"unknown scale {scale!r}: choose tiny, demo or bench")
     if fresh and EventLog(settings.events_dir).files():
         console.print(f"[yellow]the event log at {settings.events_dir} is not empty; "
                       "keeping it (pass --no-fresh to append, or `make clean`)[/]")
@@ -78,9 +80,8 @@ def fixture(out: Path = typer.Option(..., help="directory for ratings.csv and mo
     try:
         fx = write_fixture(out, users=users, items=items, ratings=ratings,
                            seed=seed if seed is not None else get_settings().seed, years=years)
-    except ValueError as exc:
-        console.print(f"[red]{exc}[/]")
-        raise typer.Exit(2)
+    except ValueError as exc:  # the sizes asked for cannot make a usable log
+        raise UsageError(str(exc)) from exc
     ts = fx.ratings["timestamp"]
     first, last = (f"{v:%Y-%m-%d}" for v in (pd.Timestamp(ts.min(), unit="s"), pd.Timestamp(ts.max(), unit="s")))
     console.print(f"wrote [bold]{out / 'ratings.csv'}[/]: {len(fx.ratings):,} ratings by "
@@ -107,15 +108,13 @@ def import_(source: Path = typer.Argument(..., help="CSV or parquet of interacti
 
     settings = get_settings()
     if time_unit not in (None, "s", "ms"):
-        console.print(f"[red]--time-unit must be s or ms, got {time_unit!r}[/]")
-        raise typer.Exit(2)
+        raise UsageError(f"--time-unit must be s or ms, got {time_unit!r}")
     try:
         events, item_frame, summary = load_interactions(
             source, user_col=user_col, item_col=item_col, time_col=time_col, time_unit=time_unit,
             rating_col=rating_col, type_col=type_col, items=items, item_id_col=item_id_col)
-    except (ImportFormatError, FileNotFoundError) as exc:
-        console.print(f"[red]cannot import {source}:[/] {exc}")
-        raise typer.Exit(2)
+    except (ImportFormatError, FileNotFoundError) as exc:  # said with the file it is about
+        raise UsageError(f"cannot import {source}: {exc}") from exc
     console.print(str(summary))
     if item_frame is not None:
         save_items(item_frame, settings.catalog_path)

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from setlist.contract import EVENT_COLUMNS, EVENT_TYPES, ITEM_SCHEMA, SCHEMA_VERSION, UNKNOWN
+from setlist.errors import UsageError
 
 SESSION_GAP_MS = 30 * 60 * 1000
 LIKE_FROM, SKIP_UP_TO = 0.8, 0.4  # normalized-rating thresholds
@@ -38,8 +39,8 @@ _ITEM_ALIASES = {
 }
 
 
-class ImportFormatError(ValueError):
-    """The input cannot be read as interactions; the message says what to change."""
+class ImportFormatError(UsageError, ValueError):  # still a ValueError for callers that catch that
+    """The input cannot be read as interactions; the message says what to change (exit 2)."""
 
 
 @dataclass

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from setlist import registry
 from setlist.blend import Blend
 from setlist.candidates import CandidateIndex, cohort_key
 from setlist.features import CROSS_NAMES, USER_TOP_GENRE, USER_VECTOR, effective_session
@@ -33,7 +34,6 @@ from serving.types import RankedItem, RankQuery, RankResult, TrackEvent, TrackRe
 
 log = logging.getLogger("setlist.serving.baseline")
 ARM = "baseline"
-ALIAS = "champion"
 # What candidate generation needs to know about the user before any item is known.
 USER_REFS = ["session:session_last_items", "session:session_blocked_items", "session:session_skip_rate",
              "session:session_genre", "session:session_length", "session:session_updated_ms",
@@ -112,20 +112,16 @@ class BaselineRanking:
 def build_baseline(settings: Settings) -> BaselineRanking:
     """Load the champion pair through MLflow pyfunc and open the Feast store; ready when it returns."""
     import mlflow
-    from mlflow import MlflowClient
 
     from feature_repo.declarations import load
     from feature_repo.store import get_store
-    from setlist.featureset import MODEL_SERVICE_ATTR
 
-    mlflow.set_tracking_uri(settings.tracking_uri)
-    client = MlflowClient(tracking_uri=settings.tracking_uri)
-    cand_v = client.get_model_version_by_alias(settings.candidates_model, ALIAS).version
-    rank_v = client.get_model_version_by_alias(settings.ranker_model, ALIAS).version
-    index = mlflow.pyfunc.load_model(f"models:/{settings.candidates_model}@{ALIAS}").unwrap_python_model().index
-    ranker = mlflow.pyfunc.load_model(f"models:/{settings.ranker_model}@{ALIAS}")
-    version = f"candidates:{cand_v}+ranker:{rank_v}"
-    tags = client.get_model_version(settings.ranker_model, rank_v).tags
-    service = load(settings).service(tags.get(MODEL_SERVICE_ATTR, "ranker_v1"))
+    client = registry.connect(settings)
+    pair = registry.lookup_pair(client, settings, registry.CHAMPION)
+    index = registry.load_index(settings, pair.candidates)
+    # the ranker as a pyfunc, deliberately: the documented, schema-enforcing path this engine measures
+    ranker = mlflow.pyfunc.load_model(registry.version_uri(settings.ranker_model, pair.ranker))
+    version = f"candidates:{pair.candidates}+ranker:{pair.ranker}"
+    service = load(settings).service(registry.feature_service_of(client, settings, pair.ranker))
     log.info("baseline ready", extra={"fields": {"models": version, "features": service.name}})
     return BaselineRanking(settings, get_store(settings), index, ranker, version, service)

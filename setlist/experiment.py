@@ -25,6 +25,8 @@ from typing import Literal
 
 import yaml
 
+from setlist.registry import CHAMPION
+
 Strategy = Literal["model", "popularity"]
 STRATEGIES: tuple[str, ...] = ("model", "popularity")
 METRICS: tuple[str, ...] = ("play_rate", "skip_rate", "completion_rate")
@@ -40,7 +42,7 @@ class Arm:
     name: str
     share: float
     strategy: Strategy = "model"
-    alias: str | None = "champion"   # the registry alias a model arm serves
+    alias: str | None = CHAMPION   # the registry alias a model arm serves
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,7 @@ class Experiment:
     @property
     def aliases(self) -> tuple[str, ...]:
         """Registry aliases the arms serve, champion first (it is always loaded)."""
-        wanted = {"champion": None}
+        wanted: dict[str, None] = {CHAMPION: None}
         wanted.update({a.alias: None for a in self.arms if a.strategy == "model" and a.alias})
         return tuple(wanted)
 
@@ -123,7 +125,7 @@ def parse_experiment(raw: dict) -> Experiment:
         share = float(spec.get("share", -1))
         if not 0 < share <= 1:
             raise ExperimentConfigError(f"arm {arm_name!r}: share must be in (0, 1], got {spec.get('share')!r}")
-        alias = spec.get("alias", "champion") if strategy == "model" else None
+        alias = spec.get("alias", CHAMPION) if strategy == "model" else None
         arms.append(Arm(str(arm_name), share, strategy, alias))
     total = sum(a.share for a in arms)
     if abs(total - 1.0) > 1e-6:

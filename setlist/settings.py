@@ -96,6 +96,11 @@ class Settings(BaseSettings):
     # validation: thresholds (drift, cardinality, windows, freshness) come from this YAML file;
     # unset means the documented defaults in validation/thresholds.yaml
     validation_thresholds_file: Path | None = None
+    #: where ``python -m validation`` gets the feature declarations and the online/offline pairs for
+    #: the parity gate (``package.module:function``, called with the settings): validation imports
+    #: no pipeline package, so point these at your own feature repository
+    feature_declarations: str = "feature_repo.declarations:load"
+    parity_adapter: str = "feature_repo.parity_inputs:parity_inputs"
 
     # training
     promotion_margin: float = 0.005

@@ -7,6 +7,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from setlist.cli import App
+from setlist.errors import Refused
+from setlist.registry import CHALLENGER, CHAMPION
 from setlist.settings import get_settings
 
 from training.run import TrainingRefused, train
@@ -15,7 +18,7 @@ from training.run import TrainingRefused, train
 warnings.filterwarnings("ignore", category=DeprecationWarning, module="ibis")
 warnings.filterwarnings("ignore", message="On demand feature view is an experimental feature")
 
-app = typer.Typer(add_completion=False, help="Train and register the candidate and ranking models.")
+app = App(add_completion=False, help="Train and register the candidate and ranking models.")
 console = Console()
 
 SHOWN = ("ndcg_at_10", "recall_at_10", "recall_at_100", "auc", "candidate_recall_at_100", "candidate_recall_at_500",
@@ -30,11 +33,10 @@ def main(trees: int = typer.Option(None, help="ranker trees (default: SETLIST_RA
         settings = settings.model_copy(update={"ranker_trees": trees})
     try:
         r = train(settings)
-    except TrainingRefused as exc:
-        console.print(f"[red]training refused:[/] {exc}")
-        raise typer.Exit(1)
+    except TrainingRefused as exc:  # training.run's own error, mapped onto the shared hierarchy here
+        raise Refused(f"training refused: {exc}") from exc
     table = Table(title=f"training run {r.run_id[:8]} — ranker objective {r.objective}")
-    columns = ["challenger", *(BASELINE_LABELS[b] for b in r.baselines), "champion"]
+    columns = [CHALLENGER, *(BASELINE_LABELS[b] for b in r.baselines), CHAMPION]
     table.add_column("metric")
     for col in columns:
         table.add_column(col, justify="right")

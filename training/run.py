@@ -13,16 +13,17 @@ import pandas as pd
 from rich.progress import Progress
 
 from feature_repo import declarations
-from feature_repo.build import opted_out_users, personalizable
 from feature_repo.store import get_store
+from setlist import registry
 from setlist.blend import scorer
 from setlist.candidates import CandidateIndex
 from setlist.catalog import load_items
+from setlist.consent import opted_out_users, personalizable
 from setlist.eventlog import EventLog
-from setlist.featureset import DeclarationError, Service
+from setlist.featureset import MODEL_SERVICE_ATTR, DeclarationError, Service
 from setlist.settings import Settings
 
-from training import plots, registry
+from training import plots, promotion
 from training.candidates_fit import CandidateParams, fit_candidates, seen_matrix
 from training.dataset import COMPLETE, RankingSet, historical, query_state, refs, training_rows
 from training.evaluate import als_baseline, ease_baseline, evaluate
@@ -292,10 +293,10 @@ def train(settings: Settings, progress: bool = True, candidate_params: Candidate
     for name in ("popularity", *baselines):
         for m in ("ndcg_at_10", "recall_at_10", "recall_at_100"):
             metrics[f"baseline_{name}_{m}"] = results[name].metrics[m]
-    decision = registry.decide(metrics["ndcg_at_10"], champion["ndcg_at_10"] if champion else None,
-                               {name: metrics[f"baseline_{name}_ndcg_at_10"] for name in ("popularity", *baselines)},
-                               settings.promotion_margin, gate.passed)
-    client = registry.connect(settings)
+    decision = promotion.decide(metrics["ndcg_at_10"], champion["ndcg_at_10"] if champion else None,
+                                {name: metrics[f"baseline_{name}_ndcg_at_10"] for name in ("popularity", *baselines)},
+                                settings.promotion_margin, gate.passed)
+    client = promotion.use_experiment(settings)
     with mlflow.start_run(run_name=f"train-{log.snapshot_hash()}") as run:
         mlflow.log_params({**{f"candidates.{k}": v for k, v in cp.__dict__.items()},
                            **{f"ranker.{k}": v for k, v in rp.__dict__.items()},
@@ -312,27 +313,28 @@ def train(settings: Settings, progress: bool = True, candidate_params: Candidate
             mlflow.log_metrics({f"champion_{k}": v for k, v in champion.items() if v == v})
         rows = {"events": len(raw), "personalizable_events": len(events), "train_queries": q_train_n, "ranker_folds": len(sets),
                 "train_rows": len(rs.frame), "holdout_queries": int(metrics["queries"]), "opted_out_users": len(opted_out)}
-        mlflow.set_tags({"lineage.feature_service": svc.name,
-                         "lineage.feature_views": "user_profile,item_stats,session,context",
-                         "lineage.features": ",".join(svc.inputs)[:5000],
-                         "lineage.window_start": str(events["timestamp"].min()),
-                         "lineage.cutoff": str(split.window.start) if split.window else "per user",
-                         "lineage.window_end": str(events["timestamp"].max()),
-                         "lineage.event_log_snapshot": log.snapshot_hash(),
-                         **{f"lineage.rows.{k}": str(v) for k, v in rows.items()}})
+        mlflow.set_tags({registry.LINEAGE_FEATURE_SERVICE: svc.name,
+                         registry.LINEAGE_FEATURE_VIEWS: "user_profile,item_stats,session,context",
+                         registry.LINEAGE_FEATURES: ",".join(svc.inputs)[:5000],
+                         registry.LINEAGE_WINDOW_START: str(events["timestamp"].min()),
+                         registry.LINEAGE_CUTOFF: str(split.window.start) if split.window else "per user",
+                         registry.LINEAGE_WINDOW_END: str(events["timestamp"].max()),
+                         registry.LINEAGE_SNAPSHOT: log.snapshot_hash(),
+                         **{f"{registry.LINEAGE_ROWS}{k}": str(v) for k, v in rows.items()}})
         with tempfile.TemporaryDirectory() as tmp:
             mlflow.log_artifact(str(plots.feature_importance(fitted.booster, Path(tmp) / "feature_importance.png")))
             mlflow.log_artifact(str(plots.evaluation_curves(
                 {name: results[name].ndcg_curve for name in ("model", "popularity", *baselines)}, model.scores, model.labels,
                 Path(tmp) / "evaluation_curves.png")))
         mlflow.log_metrics({f"importance.{k}": v for k, v in importance(fitted.booster, svc.inputs).items()})
-        versions = registry.log_models(settings, index_b, fitted.booster, rs.X[:200], svc.inputs, svc.name)
-        registry.set_aliases(client, settings, versions, registry.CHALLENGER)
-        if decision.promote and not settings.promote and registry.champion_uris(client, settings) is not None:
-            decision = registry.Decision(False, decision.reason + "; kept as challenger (SETLIST_PROMOTE=false): "
-                                         "an experiment decides")
+        versions = promotion.log_models(settings, index_b, fitted.booster, rs.X[:200], svc.inputs, svc.name)
+        registry.set_alias(client, settings, versions, registry.CHALLENGER)
+        has_champion = registry.find_pair(client, settings, registry.CHAMPION) is not None
+        if decision.promote and not settings.promote and has_champion:
+            decision = promotion.Decision(False, decision.reason + "; kept as challenger (SETLIST_PROMOTE=false): "
+                                          "an experiment decides")
         if decision.promote:
-            registry.set_aliases(client, settings, versions, registry.CHAMPION)
+            registry.set_alias(client, settings, versions, registry.CHAMPION)
         mlflow.set_tag("training.choices", "\n".join(choices)[:5000])  # what was derived from the data
         mlflow.set_tags({"promotion.decision": "promoted" if decision.promote else "rejected",
                          "promotion.reason": decision.reason})
@@ -370,17 +372,16 @@ def _evaluate_champion(settings: Settings, store, state, q_hold, labels_hold, co
                        train_events: pd.DataFrame, svc: Service):
     """The current champion, scored on today's hold-out, so the gate compares like with like."""
     client = registry.connect(settings)
-    uris = registry.champion_uris(client, settings)
-    if uris is None:
+    pair = registry.find_pair(client, settings, registry.CHAMPION)
+    if pair is None:
         return None
     try:
-        index = mlflow.pyfunc.load_model(uris[0]).unwrap_python_model().index
-        booster = mlflow.xgboost.load_model(uris[1])
+        index, booster = registry.load_pair(settings, pair.pair)
     except Exception as exc:  # an unloadable champion must not block a healthy challenger
         mlflow.set_tag("promotion.champion_unloadable", str(exc)[:500]) if mlflow.active_run() else None
         return None
     # the champion reads its own feature service, which may be older than this run's
-    name = booster.attr(registry.SERVICE_ATTR) or "ranker_v1"
+    name = booster.attr(MODEL_SERVICE_ATTR) or "ranker_v1"
     try:
         own = declarations.load(settings).service(name)
     except DeclarationError:

@@ -19,11 +19,10 @@ from validation.gx import Workspace
 from validation.skew import FRESH_COLUMN, MATCH_PREFIX, ParityAdapter, ParityInput, parity_report
 from validation.reference import CardinalityReference
 from validation.result import GateResult, from_validation
-from validation.sources import declared_views
 from validation.suites.cardinality import cardinality_suite
 from validation.suites.drift import drift_suite, plan_checks, sample, usable_columns
 from validation.suites.events import events_suite
-from validation.suites.features import feature_suite
+from validation.suites.features import feature_suite, views_of
 from validation.suites.parity import parity_suite
 from validation.suites.training_set import OPTED_OUT_FLAG, training_set_suite
 from validation.thresholds import DriftThresholds, Thresholds, thresholds_for
@@ -64,12 +63,12 @@ def validate_events(frame: pd.DataFrame, *, now: datetime | None = None, max_fut
     return _run("events", "events", events_suite(_utc(now) if now else None, skew), frame, workspace, docs)
 
 
-def validate_feature_batch(view_name: str, frame: pd.DataFrame, as_of: datetime, *,
+def validate_feature_batch(view_name: str, frame: pd.DataFrame, as_of: datetime, *, features: FeatureSet,
                            max_age: timedelta | None = None, workspace: Workspace | None = None,
-                           docs: bool = True, features: FeatureSet | None = None) -> GateResult:
+                           docs: bool = True) -> GateResult:
     """Ranges, nulls, types and freshness of one feature view's batch before it is published,
-    checked against the declarations (``features``; the declared ones when None)."""
-    views = declared_views(features)
+    checked against the declarations ``features`` (the caller's: validation loads none itself)."""
+    views = views_of(features)
     if view_name not in views:
         raise ValueError(f"unknown feature view {view_name!r} (known: {', '.join(sorted(views))})")
     suite = feature_suite(views[view_name], _utc(as_of), max_age or limits().freshness.max_age)

@@ -6,26 +6,35 @@ thresholds file).
 
 Thresholds come from ``validation/thresholds.yaml`` or the copy ``settings.validation_thresholds_file``
 names; a flag given here overrides one value for this run. Each gate's notes say which.
+
+This module is the wiring: it resolves the providers the settings name (``feature_declarations``,
+``parity_adapter``; ``--adapter`` overrides the latter) and hands the gates plain callables, so
+nothing else in validation names or imports a pipeline package. Errors are ``setlist.errors``
+exceptions, turned into a message and an exit code by ``setlist.cli`` like every other command.
 """
 from __future__ import annotations
 
+import functools
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import NoReturn, Optional
+from typing import Callable, Iterable, Optional
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
-from setlist.settings import get_settings
-from validation import gates, sources
+from setlist.cli import App, load_provider
+from setlist.errors import BadInput, SetlistError, UsageError
+from setlist.featureset import FeatureSet
+from setlist.settings import Settings, get_settings
+from validation import gates
 from validation.gx import Workspace
 from validation.result import GateResult
-from validation.thresholds import ThresholdsError, thresholds_for
+from validation.skew import ParityAdapter, ParityInput
+from validation.thresholds import thresholds_for
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Data-quality gates (Great Expectations). Exit 0 pass, 1 fail, 2 usage error.")
+app = App(add_completion=False, no_args_is_help=True,
+          help="Data-quality gates (Great Expectations). Exit 0 pass, 1 fail, 2 usage error.")
 
 
 def _out() -> Console:
@@ -35,45 +44,70 @@ PATH_HELP = "a parquet file or a hive-partitioned directory in the event contrac
 REF_HELP = "explicit reference data (parquet file or directory) instead of the log's earlier events"
 
 
-def _usage(message: str) -> NoReturn:
-    Console(stderr=True).print(f"[bold red]error:[/] {escape(message)}", highlight=False)
-    raise typer.Exit(2)
+def _declarations(settings: Settings) -> Callable[[], FeatureSet]:
+    """The declarations ``settings.feature_declarations`` names, loaded on first use (only the features
+    gate needs them) and once per run."""
+    spec = settings.feature_declarations
+
+    @functools.cache
+    def load() -> FeatureSet:
+        provider = load_provider(spec, "feature declarations", "SETLIST_FEATURE_DECLARATIONS")
+        try:
+            return provider(settings)
+        except ValueError as exc:  # a declaration that cannot work says why in one sentence
+            raise BadInput(f"invalid feature declarations ({spec}): {exc}") from exc
+
+    return load
+
+
+def _parity(settings: Settings, adapter: Optional[str]) -> ParityAdapter:
+    """The parity adapter ``--adapter`` or ``settings.parity_adapter`` names, bound to the settings.
+    Imported only when the parity gate runs: it reads the feature stores."""
+    spec, origin = (adapter, "--adapter") if adapter else (settings.parity_adapter, "SETLIST_PARITY_ADAPTER")
+
+    def inputs() -> Iterable[ParityInput]:
+        return load_provider(spec, "parity adapter", origin)(settings)
+
+    return inputs
 
 
 def _options(path: Optional[Path] = None, reference: Optional[Path] = None, holdout_days: Optional[float] = None,
              as_of: Optional[str] = None, max_age_hours: Optional[float] = None,
              ratio: Optional[tuple[float, float]] = None, psi_warn: Optional[float] = None,
              psi_fail: Optional[float] = None, categorical_method: Optional[str] = None,
-             min_match: Optional[float] = None, adapter: str = sources.DEFAULT_PARITY_ADAPTER) -> gates.GateOptions:
+             min_match: Optional[float] = None, adapter: Optional[str] = None) -> gates.GateOptions:
     """Options for a gate: the thresholds file (settings.validation_thresholds_file, else the packaged
-    one) with any flag given on the command line laid over it."""
+    one) with any flag given on the command line laid over it, and the providers the settings name."""
     for label, p in (("--path", path), ("--reference", reference)):
         if p is not None and not p.exists():
-            _usage(f"{label} {p} does not exist")
+            raise BadInput(f"{label} {p} does not exist")
     when = None
     if as_of:
         try:
             when = datetime.fromisoformat(as_of)
         except ValueError:
-            _usage(f"--as-of {as_of!r} is not an ISO date/time (e.g. 2024-05-01T00:00:00+00:00)")
+            raise UsageError(f"--as-of {as_of!r} is not an ISO date/time (e.g. 2024-05-01T00:00:00+00:00)") from None
         when = when if when.tzinfo else when.replace(tzinfo=timezone.utc)
     if ratio is not None and not 0 < ratio[0] <= 1 <= ratio[1]:
-        _usage(f"--ratio {ratio[0]} {ratio[1]} must satisfy 0 < low <= 1 <= high")
+        raise UsageError(f"--ratio {ratio[0]} {ratio[1]} must satisfy 0 < low <= 1 <= high")
     if categorical_method not in (None, "psi", "js"):
-        _usage(f"--categorical-method {categorical_method!r}: allowed are psi, js")
+        raise UsageError(f"--categorical-method {categorical_method!r}: allowed are psi, js")
     if holdout_days is not None and not holdout_days > 0:
-        _usage("--holdout-days must be a positive number of days (e.g. 0.5, 3, 365)")
+        raise UsageError("--holdout-days must be a positive number of days (e.g. 0.5, 3, 365)")
     flags: dict[str, dict[str, object]] = {
         "drift": {"psi_warn": psi_warn, "psi_fail": psi_fail, "categorical_method": categorical_method},
         "cardinality": {"ratio": ratio}, "freshness": {"max_age_hours": max_age_hours},
         "parity": {"min_match": min_match}}
     given = {section: {k: v for k, v in values.items() if v is not None} for section, values in flags.items()}
-    try:
-        limits = thresholds_for(get_settings()).override("command line", **given)
-    except ThresholdsError as exc:
-        _usage(str(exc))
+    settings = get_settings()
+    limits = thresholds_for(settings).override("command line", **given)  # ThresholdsError: exit 2
     return gates.GateOptions(path=path, reference=reference, holdout_days=holdout_days, as_of=when, limits=limits,
-                             parity_adapter=adapter)
+                             declarations=_declarations(settings), parity=_parity(settings, adapter))
+
+
+def _prefix(exc: SetlistError, command: str) -> None:
+    """Say which gate or command the error came from, in its message (re-raised as it is)."""
+    exc.args = (f"{command}: {exc}", *exc.args[1:])
 
 
 def _finish(results: list[GateResult], docs: Path) -> None:
@@ -101,8 +135,9 @@ def _run(name: str, opts: gates.GateOptions) -> None:
             results = gates.run_all(settings, opts, ws)
         else:
             results = gates.GATES[name](settings, opts, ws)
-    except (sources.InputMissing, sources.BadInput) as exc:
-        _usage(f"{name}: {exc}")
+    except SetlistError as exc:  # a missing input of a single gate exits 2 (under ``all`` it is skipped)
+        _prefix(exc, name)
+        raise
     _finish(results, ws.docs_index)
 
 
@@ -133,7 +168,8 @@ def training_set() -> None:
 
 
 @app.command()
-def parity(adapter: str = typer.Option(sources.DEFAULT_PARITY_ADAPTER, help="module:function returning ParityInputs"),
+def parity(adapter: Optional[str] = typer.Option(None, help="package.module:function taking the settings and "
+                                                   "returning ParityInputs (default: SETLIST_PARITY_ADAPTER)"),
            min_match: Optional[float] = typer.Option(None, help="minimum match rate per feature "
                                                                   "(default: parity.min_match)")) -> None:
     """Online vs offline feature values (training–serving skew)."""
@@ -175,8 +211,9 @@ def learn_reference(path: Optional[Path] = Path_, reference: Optional[Path] = Re
     settings = get_settings()
     try:
         ref, where = gates.learn_reference(settings, opts, Workspace.from_settings(settings))
-    except (sources.InputMissing, sources.BadInput) as exc:
-        _usage(f"learn-reference: {exc}")
+    except SetlistError as exc:
+        _prefix(exc, "learn-reference")
+        raise
     _out().print(f"learned {ref.windows} window(s) of {ref.window_events:,} events: "
                   + ", ".join(f"{k}={v:g}" for k, v in ref.distinct.items()) + f"\nsaved to {where}")
 

@@ -2,6 +2,9 @@
 
 A missing input raises ``InputMissing`` (``all`` turns it into "skipped: …"); an unreadable or
 nonexistent ``--path`` raises ``BadInput``. Nothing here prints: the CLI owns the terminal.
+
+The feature declarations and the parity pairs come from whoever builds the ``GateOptions`` (the CLI
+resolves them from the settings), as plain callables: validation imports no pipeline package.
 """
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from typing import Callable
 import pandas as pd
 
 from setlist.eventlog import EventLog
+from setlist.featureset import FeatureSet
 from setlist.settings import Settings
 from setlist.windows import Window
 from validation import api, sources
@@ -21,7 +25,9 @@ from validation.gx import Workspace
 from validation.reference import (CardinalityReference, StaleReference, learn_cardinality, reference_path,
                                   window_days_of)
 from validation.result import GateResult
+from validation.skew import ParityAdapter
 from validation.suites.drift import EVENT_CATEGORICAL, EVENT_NUMERIC, event_features
+from validation.suites.features import views_of
 from validation.suites.training_set import BASE_COLUMNS
 from validation.thresholds import Thresholds, thresholds_for
 from validation.windows import Split, newest_batch, split, trailing_window
@@ -34,7 +40,10 @@ class GateOptions:
     holdout_days: float | None = None  # None: settings.holdout_days; both None: derived from the data
     as_of: datetime | None = None  # None: the newest event in the log, else now
     limits: Thresholds | None = None  # None: the settings' thresholds file (command-line flags applied)
-    parity_adapter: str = sources.DEFAULT_PARITY_ADAPTER
+    #: the feature declarations the batches are checked against (called when the features gate runs)
+    declarations: Callable[[], FeatureSet] | None = None
+    #: the online/offline pairs of the parity gate (called when it runs: it may need the stores)
+    parity: ParityAdapter | None = None
     #: events loaded once per run: ``all`` reads the same data for three gates
     _events: dict = field(default_factory=dict, repr=False)
 
@@ -64,12 +73,16 @@ def events_gate(settings: Settings, opts: GateOptions, ws: Workspace) -> list[Ga
 
 def features_gate(settings: Settings, opts: GateOptions, ws: Workspace) -> list[GateResult]:
     """One result per feature view (the same checks run on each, so one table would be ambiguous)."""
-    batches = {name: sources.load_feature_batch(settings, name) for name in sources.declared_views()}
+    if opts.declarations is None:
+        raise sources.InputMissing("no feature declarations were given to check the batches against")
+    features = opts.declarations()
+    batches = {name: sources.load_feature_batch(settings, name) for name in views_of(features)}
     as_of = opts.as_of or _newest_event(settings)
     t = opts.thresholds(settings)
     results = []
     for name, frame in batches.items():
-        result = api.validate_feature_batch(name, frame, as_of, max_age=t.freshness.max_age, workspace=ws)
+        result = api.validate_feature_batch(name, frame, as_of, features=features, max_age=t.freshness.max_age,
+                                            workspace=ws)
         result.notes += [f"freshness: newest snapshot at most {t.freshness.max_age_hours:g} h before "
                          f"{as_of.isoformat(timespec='seconds')} ({'--as-of' if opts.as_of else 'the newest event'})",
                          _from(t)]
@@ -88,9 +101,10 @@ def training_set_gate(settings: Settings, opts: GateOptions, ws: Workspace) -> l
 
 
 def parity_gate(settings: Settings, opts: GateOptions, ws: Workspace) -> list[GateResult]:
-    adapter = sources.parity_adapter(settings, opts.parity_adapter)
+    if opts.parity is None:
+        raise sources.InputMissing("no parity adapter was given to read online and offline values")
     t = opts.thresholds(settings)
-    result = api.check_parity(adapter, min_match=t.parity.min_match, tolerance=t.parity.tolerance, workspace=ws)
+    result = api.check_parity(opts.parity, min_match=t.parity.min_match, tolerance=t.parity.tolerance, workspace=ws)
     result.notes.append(_from(t))
     return [result]
 

@@ -1,8 +1,9 @@
 """Training–serving parity: do online feature values equal the offline (training) values?
 
 ``parity_report`` is pure: two frames in, per-feature numbers out. Fetching the frames is someone
-else's job (Feast lives in ``feature_repo``); the gate only takes ``ParityInput`` objects, from a
-list or from a ``ParityAdapter`` callable that returns them.
+else's job (Feast lives in the feature repository); the gate only takes ``ParityInput`` objects, from
+a list or from a ``ParityAdapter`` callable that returns them (the one ``settings.parity_adapter`` names,
+bound to the settings by the CLI).
 """
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ class ParityInput:
     as_of: datetime
 
 
-#: what ``feature_repo`` provides: a callable returning the inputs to compare
+#: what the feature repository provides: a callable returning the inputs to compare
 ParityAdapter = Callable[[], Iterable[ParityInput]]
 
 

@@ -1,41 +1,29 @@
 """Where the gates' inputs come from: the event log or a given path, feature batches, the training
-set, the item catalog and the parity adapter.
+set and the item catalog. The feature declarations and the parity pairs are not found here: the
+CLI passes them in (``GateOptions``), so validation imports no pipeline package.
 
 Every loader raises ``InputMissing`` with a sentence saying what is absent, so the CLI can report
 "skipped: …" under ``all`` and exit 2 for a single gate.
 """
 from __future__ import annotations
 
-import functools
-import importlib
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
 
 from setlist.catalog import load_items
+from setlist.consent import opted_out_users
 from setlist.contract import EVENT_COLUMNS
+from setlist.errors import BadInput, InputMissing
 from setlist.eventlog import TOMBSTONES, EventLog
 from setlist.settings import Settings
-from validation.skew import ParityAdapter
 
-if TYPE_CHECKING:
-    from setlist.featureset import FeatureSet
-    from validation.suites.features import FeatureView
+__all__ = ["BadInput", "InputMissing", "load_events", "load_feature_batch", "load_training_set", "opted_out",
+           "read_events_path", "with_genre"]  # the errors are re-exported: gates and tests catch them here
 
 TRAINING_SET = Path("training") / "training_set.parquet"
-#: the parity adapter feature_repo provides: ``parity_inputs(settings) -> Iterable[ParityInput]``
-DEFAULT_PARITY_ADAPTER = "feature_repo.parity_inputs:parity_inputs"
-
-
-class InputMissing(Exception):
-    """A gate's input does not exist (yet)."""
-
-
-class BadInput(Exception):
-    """The input exists but cannot be read at all (usage error, exit 2)."""
 
 
 def read_events_path(path: Path) -> pd.DataFrame:
@@ -98,40 +86,7 @@ def load_training_set(settings: Settings) -> pd.DataFrame:
 
 def opted_out(settings: Settings) -> set[str]:
     """Pseudonyms whose latest personalization consent is off, by the rule the feature builder
-    enforces (one rule, one place), plus erased users."""
-    from feature_repo.build import opted_out_users
-
+    enforces (``setlist.consent``: one rule, one place), plus erased users."""
     log = EventLog(settings.events_dir)
     events = log.read(columns=["user_id", "timestamp", "consent_personalization"], include_erased=True)
-    return (opted_out_users(events) if not events.empty else set()) | log.erased_users()
-
-
-#: where the feature declarations come from: ``module:function`` returning a FeatureSet
-DEFAULT_DECLARATIONS = "feature_repo.declarations:load"
-
-
-def declared_views(features: "FeatureSet | None" = None, spec: str = DEFAULT_DECLARATIONS) -> "dict[str, FeatureView]":
-    """The feature-batch checks of the declared features (resolved by name, so validation does
-    not import the feature repository's modules)."""
-    from validation.suites.features import views_of
-
-    if features is None:
-        module_name, _, attr = spec.partition(":")
-        features = getattr(importlib.import_module(module_name), attr)()
-    return views_of(features)
-
-
-def parity_adapter(settings: Settings, spec: str = DEFAULT_PARITY_ADAPTER) -> ParityAdapter:
-    """Resolve ``module:function`` taking the settings, bound to them; a missing module is a
-    missing input, not a crash."""
-    module_name, _, attr = spec.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name and module_name.startswith(exc.name):
-            raise InputMissing(f"no parity adapter: module {module_name} does not exist yet") from exc
-        raise
-    adapter = getattr(module, attr or "parity_inputs", None)
-    if adapter is None:
-        raise InputMissing(f"no parity adapter: {module_name} has no {attr or 'parity_inputs'}")
-    return functools.partial(adapter, settings)
+    return opted_out_users(events) | log.erased_users()

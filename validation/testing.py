@@ -12,6 +12,7 @@ import pandas as pd
 
 from setlist.contract import DEVICES, EVENT_TYPES
 from setlist.eventlog import to_table
+from setlist.featureset import FeatureSet
 
 LOCALES = ("en-US", "en-GB", "de-DE", "fr-FR", "es-ES", "pt-BR")
 GENRES = ("rock", "pop", "jazz", "hiphop", "classical", "electronic")
@@ -52,12 +53,13 @@ def clean_items(items: int = 400) -> pd.DataFrame:
 
 
 def clean_feature_batch(view_name: str, as_of: datetime, entities: int = 50, snapshots: int = 3,
-                        seed: int = 2) -> pd.DataFrame:
-    """Daily snapshots (one row per entity and day, the last stamped at ``as_of``)."""
+                        seed: int = 2, *, features: FeatureSet) -> pd.DataFrame:
+    """Daily snapshots (one row per entity and day, the last stamped at ``as_of``) of a view of the
+    declarations ``features``."""
     rng = np.random.default_rng(seed)
-    from validation.sources import declared_views
+    from validation.suites.features import views_of  # loads Great Expectations: only when asked
 
-    view = declared_views()[view_name]
+    view = views_of(features)[view_name]
     prefix = "u" if view.entity == "user_id" else "i"
     ids = np.repeat([f"{prefix}{k:05d}" for k in range(entities)], snapshots)
     stamps = np.tile([pd.Timestamp(as_of) - pd.Timedelta(days=snapshots - 1 - d) for d in range(snapshots)], entities)

@@ -3,7 +3,7 @@
 The packaged file (``validation/thresholds.yaml``) documents each default; a user's copy named by
 ``settings.validation_thresholds_file`` may leave keys out (they keep the defaults) but may not add
 unknown ones. A bad file raises ``ThresholdsError`` with a one-line message; the CLI turns it into
-a usage error. The defaults below and the packaged file agree (a test checks it).
+a usage error (exit 2). The defaults below and the packaged file agree (a test checks it).
 """
 from __future__ import annotations
 
@@ -15,11 +15,13 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
+from setlist.errors import UsageError
+
 PACKAGED = Path(__file__).with_name("thresholds.yaml")
 Method = Literal["psi", "js"]
 
 
-class ThresholdsError(ValueError):
+class ThresholdsError(UsageError, ValueError):  # still a ValueError for callers that catch that
     """The thresholds file is missing, not YAML, or holds a wrong key or value."""
 
 

@@ -24,8 +24,8 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
+from setlist.errors import InputMissing
 from setlist.windows import Window, trailing
-from validation.sources import InputMissing
 from validation.thresholds import WindowLimits
 
 BATCH_FILE = re.compile(r"^(?P<stamp>\d{8}T\d{12})-(?P<tag>.+)-[0-9a-f]{8}$")

@@ -21,6 +21,9 @@ from typing import Callable, Protocol
 
 import numpy as np
 
+from setlist.registry import (TAG_ROLLOUT_AT, TAG_ROLLOUT_REASON, TAG_ROLLOUT_SHARE, TAG_ROLLOUT_STABLE,
+                              TAG_ROLLOUT_STATUS, pair_tag)
+
 from serving.rollout.canary import CanaryPolicy, CanaryState, Decision, Health, Pair, decide
 from serving.rollout.models import ModelBundle
 from serving.rollout.routing import CANARY, CHAMPION
@@ -65,10 +68,6 @@ class VariantStats:
             n = min(self.requests, LATENCY_WINDOW)
             p99 = float(np.percentile(self._lat[:n], 99) * 1000) if n else float("nan")
             return Health(self.requests, self.errors, p99, self.plays, self.skips)
-
-
-def pair_tag(pair: Pair) -> str:
-    return f"{pair[0]}:{pair[1]}"
 
 
 class Rollout:
@@ -153,10 +152,10 @@ class Rollout:
         if d.action == "widen":
             self.state = d.state
             self._reset()
-            self._registry("mark", cand.pair, {"rollout.status": "canary", "rollout.share": str(self.share())})
+            self._registry("mark", cand.pair, {TAG_ROLLOUT_STATUS: "canary", TAG_ROLLOUT_SHARE: str(self.share())})
         elif d.action == "complete":
             self.state, self.current, self.candidate = d.state, cand, None
-            self._registry("mark", cand.pair, {"rollout.status": "complete", "rollout.reason": d.reason[:500]})
+            self._registry("mark", cand.pair, {TAG_ROLLOUT_STATUS: "complete", TAG_ROLLOUT_REASON: d.reason[:500]})
         else:
             self._rollback(d, canary, stable)
         return True
@@ -170,8 +169,8 @@ class Rollout:
         self._on_decision("start", self.share())
         log.warning("canary started: %s serves %.0f%% of champion traffic, stable %s", champion.version,
                     100 * self.share(), self.current.version)
-        self._registry("mark", champion.pair, {"rollout.status": "canary", "rollout.share": str(self.share()),
-                                               "rollout.stable": pair_tag(self.current.pair)})
+        self._registry("mark", champion.pair, {TAG_ROLLOUT_STATUS: "canary", TAG_ROLLOUT_SHARE: str(self.share()),
+                                               TAG_ROLLOUT_STABLE: pair_tag(self.current.pair)})
 
     def _resume(self, champion: ModelBundle) -> None:
         """After a restart mid-canary the alias already names the candidate; its tags name stable."""
@@ -195,11 +194,11 @@ class Rollout:
         self.state, self.candidate = d.state, None
         self._registry("set_champion", self.current.pair)
         now = datetime.now(timezone.utc).isoformat()
-        self._registry("mark", cand.pair, {"rollout.status": "rolled_back", "rollout.reason": d.reason[:500],
-                                           "rollout.stable": pair_tag(self.current.pair), "rollout.at": now})
+        self._registry("mark", cand.pair, {TAG_ROLLOUT_STATUS: "rolled_back", TAG_ROLLOUT_REASON: d.reason[:500],
+                                           TAG_ROLLOUT_STABLE: pair_tag(self.current.pair), TAG_ROLLOUT_AT: now})
         self._registry("log_run", f"canary-rollback-{pair_tag(cand.pair)}",
-                       {"rollout.action": "rollback", "rollout.reason": d.reason[:500],
-                        "rollout.candidate": pair_tag(cand.pair), "rollout.stable": pair_tag(self.current.pair),
+                       {"rollout.action": "rollback", TAG_ROLLOUT_REASON: d.reason[:500],
+                        "rollout.candidate": pair_tag(cand.pair), TAG_ROLLOUT_STABLE: pair_tag(self.current.pair),
                         "rollout.step": str(d.state.step)},
                        {**canary.as_metrics("canary"), **stable.as_metrics("stable")})
 

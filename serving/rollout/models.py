@@ -13,14 +13,14 @@ from typing import Callable
 
 import numpy as np
 
+from setlist import registry
 from setlist.blend import scorer
 from setlist.candidates import CandidateIndex
 from setlist.featureset import DEFAULT_SERVICE, MODEL_SERVICE_ATTR, DeclarationError, FeatureSet, Layout
+from setlist.registry import CHAMPION, Pair
 from setlist.settings import Settings
 
 log = logging.getLogger("setlist.serving.rollout.models")
-ALIAS = "champion"
-Pair = tuple[str, str]   # (candidates version, ranker version)
 
 
 class ModelLoadError(RuntimeError):
@@ -58,28 +58,14 @@ class ModelBundle:
 
 
 def alias_versions(settings: Settings, alias: str) -> Pair:
-    """The (candidates, ranker) versions an alias names, read from the registry."""
-    from mlflow import MlflowClient
-
-    client = MlflowClient(tracking_uri=settings.tracking_uri)
-    c = client.get_model_version_by_alias(settings.candidates_model, alias).version
-    r = client.get_model_version_by_alias(settings.ranker_model, alias).version
-    return str(c), str(r)
-
-
-def champion_versions(settings: Settings) -> Pair:
-    return alias_versions(settings, ALIAS)
+    """The (candidates, ranker) versions an alias names, read from the registry (AliasNotSet if unset)."""
+    return registry.lookup_pair(registry.connect(settings), settings, alias).pair
 
 
 def load_bundle(settings: Settings, versions: Pair) -> ModelBundle:
     """Load one pair of versions and prove it can rank before anyone uses it."""
-    import mlflow
-
-    mlflow.set_tracking_uri(settings.tracking_uri)
     try:
-        cand = mlflow.pyfunc.load_model(f"models:/{settings.candidates_model}/{versions[0]}")
-        index = cand.unwrap_python_model().index
-        booster = mlflow.xgboost.load_model(f"models:/{settings.ranker_model}/{versions[1]}")
+        index, booster = registry.load_pair(settings, versions)
     except Exception as exc:  # noqa: BLE001 - any failure means "refuse this version"
         raise ModelLoadError(f"cannot load champion {versions}: {type(exc).__name__}: {exc}") from exc
     if not len(index.item_ids) or index.item_factors.shape[0] != len(index.item_ids):
@@ -162,9 +148,9 @@ class ModelHolder:
     def __init__(self, settings: Settings, on_change: Callable[[ModelBundle], None] | None = None,
                  loader: Callable[[Settings, Pair], ModelBundle] = load_bundle,
                  versions: Callable[[Settings, str], Pair] = alias_versions,
-                 aliases: tuple[str, ...] = (ALIAS,)) -> None:
+                 aliases: tuple[str, ...] = (CHAMPION,)) -> None:
         self.settings = settings
-        self.aliases = (ALIAS, *[a for a in aliases if a != ALIAS])
+        self.aliases = (CHAMPION, *[a for a in aliases if a != CHAMPION])
         self.bundles: dict[str, ModelBundle] = {}
         self._loader, self._versions, self._on_change = loader, versions, on_change
         self._refused: dict[Pair, str] = {}
@@ -173,7 +159,7 @@ class ModelHolder:
     @property
     def current(self) -> ModelBundle | None:
         """The champion bundle."""
-        return self.bundles.get(ALIAS)
+        return self.bundles.get(CHAMPION)
 
     def refuse(self, pair: Pair, reason: str) -> None:
         """Never serve ``pair`` again in this process (a rolled-back canary, for instance)."""

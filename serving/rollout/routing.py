@@ -10,8 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from setlist.experiment import Experiment, bucket
+from setlist.registry import CHAMPION
 
-CHAMPION, CANARY = "champion", "canary"
+#: the variant a canary's users get; a routing name only (the candidate pair holds the champion alias)
+CANARY = "canary"
 
 
 @dataclass(frozen=True, slots=True)

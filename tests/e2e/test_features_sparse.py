@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from feature_repo import build as sparse
+from setlist.consent import personalizable
 from setlist.contract import POSITIVE_TYPES
 from setlist.features import SESSION_FIELDS, SessionState, update_session
 
@@ -152,7 +153,7 @@ def _dense_reference(events: pd.DataFrame, items: pd.DataFrame) -> dict[str, obj
     t0 = events["timestamp"].min().floor("D")
     days = int((events["timestamp"].max().floor("D") - t0) / DAY) + 1
     events = events.assign(_day=((events["timestamp"] - t0) // DAY).astype(np.int64))
-    personal = sparse.personalizable(events).reset_index(drop=True)
+    personal = personalizable(events).reset_index(drop=True)
     analytics = events[events["consent_analytics"].fillna(True).astype(bool)].reset_index(drop=True)
     return {"user_profile": _dense_user_profile(personal, t0, days, genres, item_genre),
             "item_stats": _dense_item_stats(analytics, items, t0, days),

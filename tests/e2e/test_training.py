@@ -6,8 +6,8 @@ import math
 import pytest
 from mlflow import MlflowClient
 
+from training.promotion import decide
 from training.ranker import RankerParams
-from training.registry import decide
 
 
 FIXED_METRICS = ("ndcg_at_10", "recall_at_10", "recall_at_100", "auc", "candidate_recall_at_100",

@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
+from feature_repo.declarations import load as load_declarations
 from setlist.catalog import save_items
 from setlist.eventlog import EventLog
 from setlist.settings import get_settings
@@ -102,7 +103,8 @@ def test_features_and_training_set_gates_read_their_files(data_dir):
     newest = EventLog(data_dir / "events").read()["timestamp"].max().to_pydatetime()
     (data_dir / "features").mkdir()
     for view in ("user_profile", "item_stats"):
-        clean_feature_batch(view, newest).to_parquet(data_dir / "features" / f"{view}.parquet")
+        batch = clean_feature_batch(view, newest, features=load_declarations())
+        batch.to_parquet(data_dir / "features" / f"{view}.parquet")
     frame, _ = clean_training_set()
     # clean_events users whose number is a multiple of 17 opted out of personalization
     frame = frame[frame["user_id"].str[1:].astype(int) % 17 != 0].reset_index(drop=True)
@@ -119,7 +121,8 @@ def test_features_and_training_set_gates_read_their_files(data_dir):
 
 def fake_parity(settings) -> list[ParityInput]:
     """A stand-in for feature_repo's adapter: identical frames except one corrupted feature."""
-    off = clean_feature_batch("item_stats", datetime(2024, 5, 1, tzinfo=timezone.utc), snapshots=1)
+    off = clean_feature_batch("item_stats", datetime(2024, 5, 1, tzinfo=timezone.utc), snapshots=1,
+                              features=load_declarations())
     on = off.copy()
     on["item_plays_7d"] = on["item_plays_7d"] + 1
     return [ParityInput("item_stats", on, off, "item_id", ["item_plays_7d", "item_genre"], ttl=timedelta(days=2),

@@ -7,8 +7,9 @@ import pandas as pd
 import pytest
 
 from feature_repo import engine
-from feature_repo.build import personalizable, prepare
+from feature_repo.build import prepare
 from feature_repo.declarations import load
+from setlist.consent import personalizable
 from setlist.featureset import INTERACTIONS, Column, DeclarationError, Events, Feature, FeatureSet, Table, engaged
 
 DAY_NS = 86_400 * 10**9

@@ -5,10 +5,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from feature_repo.declarations import load
 from validation.api import validate_feature_batch, validate_training_set
 from validation.gx import Workspace
-from validation.sources import declared_views
-from validation.suites.features import FeatureSpec, FeatureView, feature_suite
+from validation.suites.features import FeatureSpec, FeatureView, feature_suite, views_of
 from validation.testing import clean_feature_batch, clean_training_set
 
 AS_OF = datetime(2024, 5, 1, tzinfo=timezone.utc)
@@ -19,12 +19,15 @@ def ws(tmp_path_factory):
     return Workspace(tmp_path_factory.mktemp("data") / "validation")
 
 
-VIEWS = declared_views()
+#: validation is handed the declarations (it imports no pipeline package); the tests load the repo's
+FEATURES = load()
+VIEWS = views_of(FEATURES)
 
 
 @pytest.mark.parametrize("view", sorted(VIEWS))
 def test_clean_batches_pass(ws, view):
-    result = validate_feature_batch(view, clean_feature_batch(view, AS_OF), AS_OF, workspace=ws)
+    frame = clean_feature_batch(view, AS_OF, features=FEATURES)
+    result = validate_feature_batch(view, frame, AS_OF, features=FEATURES, workspace=ws)
     assert result.passed, result.summary()
 
 
@@ -34,38 +37,39 @@ def test_clean_batches_pass(ws, view):
     ("user_days_since_last", np.nan, "expect_column_values_to_not_be_null(user_days_since_last)"),
 ])
 def test_bad_values_fail(ws, column, value, failing):
-    frame = clean_feature_batch("user_profile", AS_OF)
+    frame = clean_feature_batch("user_profile", AS_OF, features=FEATURES)
     frame.loc[2, column] = value
-    result = validate_feature_batch("user_profile", frame, AS_OF, workspace=ws, docs=False)
+    result = validate_feature_batch("user_profile", frame, AS_OF, features=FEATURES, workspace=ws, docs=False)
     assert failing in result.failures
 
 
 def test_list_feature_elements_are_checked(ws):
-    frame = clean_feature_batch("user_profile", AS_OF)
+    frame = clean_feature_batch("user_profile", AS_OF, features=FEATURES)
     frame.at[4, "user_genre_affinity"] = np.array([1.4, 0.0, 0.0, 0.0, 0.0, 0.0], dtype=np.float32)
-    result = validate_feature_batch("user_profile", frame, AS_OF, workspace=ws, docs=False)
+    result = validate_feature_batch("user_profile", frame, AS_OF, features=FEATURES, workspace=ws, docs=False)
     assert result.failures == ["expect_column_list_elements_to_be_between(user_genre_affinity)"]
 
 
 def test_stale_batch_fails_freshness(ws):
-    frame = clean_feature_batch("item_stats", AS_OF - timedelta(days=5))
-    result = validate_feature_batch("item_stats", frame, AS_OF, workspace=ws, docs=False)
+    frame = clean_feature_batch("item_stats", AS_OF - timedelta(days=5), features=FEATURES)
+    result = validate_feature_batch("item_stats", frame, AS_OF, features=FEATURES, workspace=ws, docs=False)
     assert result.failures == ["expect_column_max_to_be_between(event_timestamp)"]
-    assert validate_feature_batch("item_stats", frame, AS_OF, max_age=timedelta(days=6), workspace=ws,
-                                  docs=False).passed
+    assert validate_feature_batch("item_stats", frame, AS_OF, features=FEATURES, max_age=timedelta(days=6),
+                                  workspace=ws, docs=False).passed
 
 
 def test_duplicate_entity_snapshot_and_missing_feature_fail(ws):
-    frame = clean_feature_batch("item_stats", AS_OF)
+    frame = clean_feature_batch("item_stats", AS_OF, features=FEATURES)
     bad = pd.concat([frame, frame.iloc[[0]]], ignore_index=True).drop(columns=["item_genre"])
-    result = validate_feature_batch("item_stats", bad, AS_OF, workspace=ws, docs=False)
+    result = validate_feature_batch("item_stats", bad, AS_OF, features=FEATURES, workspace=ws, docs=False)
     assert "expect_compound_columns_to_be_unique(item_id,event_timestamp)" in result.failures
     assert "expect_table_columns_to_match_set" in result.failures
 
 
 def test_unknown_view_is_rejected():
     with pytest.raises(ValueError, match="unknown feature view"):
-        validate_feature_batch("nope", clean_feature_batch("item_stats", AS_OF), AS_OF)
+        validate_feature_batch("nope", clean_feature_batch("item_stats", AS_OF, features=FEATURES), AS_OF,
+                               features=FEATURES)
 
 
 def test_a_new_feature_is_one_line():

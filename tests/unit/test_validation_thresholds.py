@@ -10,6 +10,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from feature_repo.declarations import load as load_declarations
 from setlist.eventlog import EventLog
 from setlist.settings import get_settings
 from validation.cli import app
@@ -69,7 +70,8 @@ def data_dir(tmp_path, monkeypatch):
     newest = events["timestamp"].max()
     (tmp_path / "features").mkdir()
     for view in ("user_profile", "item_stats"):
-        clean_feature_batch(view, (newest - timedelta(hours=6)).to_pydatetime()).to_parquet(
+        clean_feature_batch(view, (newest - timedelta(hours=6)).to_pydatetime(),
+                            features=load_declarations()).to_parquet(
             tmp_path / "features" / f"{view}.parquet")
     yield tmp_path
     get_settings.cache_clear()

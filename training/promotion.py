@@ -1,4 +1,6 @@
-"""MLflow: one experiment, two registered models, aliases and the promotion gate."""
+"""The promotion gate, and registering a trained pair in the project's MLflow experiment.
+
+Names, aliases, tags and lookups are the registry contract in setlist.registry, shared with serving."""
 from __future__ import annotations
 
 import tempfile
@@ -9,16 +11,14 @@ import mlflow
 import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
-from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 
 from setlist.blend import scorer
 from setlist.candidate_model import INDEX_ARTIFACT, CandidateModel
 from setlist.candidates import CandidateIndex
 from setlist.featureset import MODEL_SERVICE_ATTR
+from setlist.registry import TAG_FEATURE_SERVICE, connect, ensure_experiment
 from setlist.settings import Settings
-
-CHAMPION, CHALLENGER = "champion", "challenger"
 
 
 def _pins(*packages: str) -> list[str]:
@@ -63,25 +63,11 @@ def decide(challenger_ndcg: float, champion_ndcg: float | None, baselines: dict[
                            f"{margin}{gap}")
 
 
-def connect(settings: Settings) -> MlflowClient:
-    mlflow.set_tracking_uri(settings.tracking_uri)
-    if mlflow.get_experiment_by_name(settings.experiment_name) is None:
-        settings.artifact_root.mkdir(parents=True, exist_ok=True)
-        mlflow.create_experiment(settings.experiment_name, artifact_location=settings.artifact_root.as_uri())
-    mlflow.set_experiment(settings.experiment_name)
-    return MlflowClient()
-
-
-def champion_uris(client: MlflowClient, settings: Settings) -> tuple[str, str] | None:
-    try:
-        client.get_model_version_by_alias(settings.candidates_model, CHAMPION)
-        client.get_model_version_by_alias(settings.ranker_model, CHAMPION)
-    except MlflowException:
-        return None
-    return f"models:/{settings.candidates_model}@{CHAMPION}", f"models:/{settings.ranker_model}@{CHAMPION}"
-
-
-SERVICE_ATTR = MODEL_SERVICE_ATTR
+def use_experiment(settings: Settings) -> MlflowClient:
+    """Connect, and make the project's experiment the one fluent runs (mlflow.start_run) log to."""
+    client = connect(settings)
+    mlflow.set_experiment(experiment_id=ensure_experiment(client, settings))
+    return client
 
 
 def log_models(settings: Settings, index: CandidateIndex, booster, sample_X: np.ndarray,  # noqa: ANN001
@@ -89,7 +75,7 @@ def log_models(settings: Settings, index: CandidateIndex, booster, sample_X: np.
     """Log and register both models in the active run; returns the new version numbers. The ranker
     carries its feature service in the model file and as a version tag, and its input names in
     the signature, so serving can check what it reads at load."""
-    booster.set_attr(**{SERVICE_ATTR: service})
+    booster.set_attr(**{MODEL_SERVICE_ATTR: service})
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "index"
         index.save(path)
@@ -105,14 +91,6 @@ def log_models(settings: Settings, index: CandidateIndex, booster, sample_X: np.
         input_example=X.head(3), registered_model_name=settings.ranker_model, model_format="ubj",
         pip_requirements=_pins("mlflow", "xgboost-cpu", "numpy", "pandas"))
     versions = str(cand_info.registered_model_version), str(rank_info.registered_model_version)
-    MlflowClient(tracking_uri=settings.tracking_uri).set_model_version_tag(
-        settings.ranker_model, versions[1], SERVICE_ATTR, service)
+    connect(settings).set_model_version_tag(settings.ranker_model, versions[1], TAG_FEATURE_SERVICE, service)
     return versions
 
-
-def set_aliases(client: MlflowClient, settings: Settings, versions: tuple[str, str], alias: str) -> None:
-    client.set_registered_model_alias(settings.candidates_model, alias, versions[0])
-    client.set_registered_model_alias(settings.ranker_model, alias, versions[1])
-    # the two stages are a pair: each version records its partner
-    client.set_model_version_tag(settings.ranker_model, versions[1], "candidates_version", versions[0])
-    client.set_model_version_tag(settings.candidates_model, versions[0], "ranker_version", versions[1])

@@ -1,0 +1,195 @@
+"""The MLflow registry contract: the one place where training hands models to serving.
+
+Training registers a pair of models (candidates, ranker) and moves aliases onto it; serving reads
+the aliases and loads the pair. What both sides must agree on lives here and nowhere else: the
+registered model names (from settings), the alias names, the tag keys that link a pair's versions
+to each other and to the data they came from, how an alias becomes versions and versions become
+loaded models, and how a process connects to the tracking server and the registry.
+
+MLflow is imported inside the functions: the constants are read by modules (experiment config,
+routing) that must stay cheap to import.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from setlist.errors import InputMissing
+from setlist.featureset import DEFAULT_SERVICE, MODEL_SERVICE_ATTR
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+    from setlist.candidates import CandidateIndex
+    from setlist.settings import Settings
+
+#: the alias serving always loads, and the one the promotion gate moves
+CHAMPION = "champion"
+#: the alias every newly trained pair gets, promoted or not; an experiment arm may serve it
+CHALLENGER = "challenger"
+
+Pair = tuple[str, str]   # (candidates version, ranker version), the form serving passes around
+
+# Tags on model versions. The ranker's feature service is also saved in the model file (the
+# booster attribute of the same name); the tag lets a reader know it without loading the model.
+TAG_FEATURE_SERVICE = MODEL_SERVICE_ATTR
+#: each half of a pair names its partner: on the ranker the candidates version, and the other way round
+TAG_CANDIDATES_VERSION = "candidates_version"
+TAG_RANKER_VERSION = "ranker_version"
+#: a canary rollout's outcome, on both versions of the candidate pair
+TAG_ROLLOUT_STATUS = "rollout.status"        # canary | complete | rolled_back
+TAG_ROLLOUT_STABLE = "rollout.stable"        # the pair it was judged against, as pair_tag() writes it
+TAG_ROLLOUT_SHARE = "rollout.share"
+TAG_ROLLOUT_REASON = "rollout.reason"
+TAG_ROLLOUT_AT = "rollout.at"
+
+# Tags on the training run that registered a pair: the data it was trained on.
+LINEAGE_FEATURE_SERVICE = "lineage.feature_service"
+LINEAGE_FEATURE_VIEWS = "lineage.feature_views"
+LINEAGE_FEATURES = "lineage.features"
+LINEAGE_WINDOW_START = "lineage.window_start"
+LINEAGE_CUTOFF = "lineage.cutoff"
+LINEAGE_WINDOW_END = "lineage.window_end"
+LINEAGE_SNAPSHOT = "lineage.event_log_snapshot"   # the event log's fingerprint
+LINEAGE_ROWS = "lineage.rows."                    # prefix: one tag per row count
+
+#: MLflow's error codes for "no such model" and (SQL stores) "no such alias"
+_NOT_FOUND = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"})
+
+
+class AliasNotSet(InputMissing):
+    """A registered model has no version under the alias (nothing trained, or not promoted yet)."""
+
+
+class ModelNames(NamedTuple):
+    candidates: str
+    ranker: str
+
+
+def model_names(settings: Settings) -> ModelNames:
+    """The two registered models, named by settings so a deployment can keep its own."""
+    return ModelNames(settings.candidates_model, settings.ranker_model)
+
+
+@dataclass(frozen=True)
+class ModelPair:
+    """The two versions an alias names; always used together."""
+
+    candidates: str
+    ranker: str
+
+    @property
+    def pair(self) -> Pair:
+        return self.candidates, self.ranker
+
+
+def connect(settings: Settings) -> MlflowClient:
+    """Point this process's MLflow at the settings' store and return a client for it; idempotent.
+
+    The registry is the same store. MLflow's registry follows the tracking URI unless something
+    overrides it, and an override is sticky: process-wide, and inherited by child processes as
+    MLFLOW_REGISTRY_URI. So the registry URI is set only when an override would send fluent calls
+    (log_model, models:/ URIs) somewhere else; pinning it always would make a later client of
+    another store (a test's second world) read this one's registry."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    uri = settings.tracking_uri
+    mlflow.set_tracking_uri(uri)
+    if mlflow.get_registry_uri() != uri:
+        mlflow.set_registry_uri(uri)
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def ensure_experiment(client: MlflowClient, settings: Settings) -> str:
+    """The project's experiment id, created (with its artifacts under settings) on first use."""
+    exp = client.get_experiment_by_name(settings.experiment_name)
+    if exp is not None:
+        return exp.experiment_id
+    settings.artifact_root.mkdir(parents=True, exist_ok=True)
+    return client.create_experiment(settings.experiment_name, artifact_location=settings.artifact_root.as_uri())
+
+
+def alias_version(client: MlflowClient, model: str, alias: str) -> str:
+    """The version of one registered model under ``alias``; AliasNotSet when there is none."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(client.get_model_version_by_alias(model, alias).version)
+    except MlflowException as exc:
+        if exc.error_code not in _NOT_FOUND:
+            raise  # the registry is unreachable or broken: not the same as "no model yet"
+        raise AliasNotSet(f"registered model {model!r} has no {alias!r} version") from exc
+
+
+def lookup_pair(client: MlflowClient, settings: Settings, alias: str) -> ModelPair:
+    """Both versions under ``alias``; AliasNotSet when either model lacks it."""
+    names = model_names(settings)
+    return ModelPair(alias_version(client, names.candidates, alias), alias_version(client, names.ranker, alias))
+
+
+def find_pair(client: MlflowClient, settings: Settings, alias: str) -> ModelPair | None:
+    """Like lookup_pair, but None when the alias is not set."""
+    try:
+        return lookup_pair(client, settings, alias)
+    except AliasNotSet:
+        return None
+
+
+def set_alias(client: MlflowClient, settings: Settings, pair: Pair, alias: str) -> None:
+    """Move ``alias`` onto both versions of ``pair`` and tag each with its partner."""
+    names = model_names(settings)
+    client.set_registered_model_alias(names.candidates, alias, pair[0])
+    client.set_registered_model_alias(names.ranker, alias, pair[1])
+    client.set_model_version_tag(names.ranker, pair[1], TAG_CANDIDATES_VERSION, pair[0])
+    client.set_model_version_tag(names.candidates, pair[0], TAG_RANKER_VERSION, pair[1])
+
+
+def tag_pair(client: MlflowClient, settings: Settings, pair: Pair, tags: dict[str, str]) -> None:
+    """Set the same tags on both versions of a pair (a pair's status concerns both halves)."""
+    for model, version in zip(model_names(settings), pair, strict=True):
+        for key, value in tags.items():
+            client.set_model_version_tag(model, version, key, value)
+
+
+def ranker_tags(client: MlflowClient, settings: Settings, version: str) -> dict[str, str]:
+    return dict(client.get_model_version(settings.ranker_model, version).tags or {})
+
+
+def feature_service_of(client: MlflowClient, settings: Settings, version: str) -> str:
+    """The feature service a ranker version was trained on (models from before services had
+    versions carry no tag and read the first one)."""
+    return ranker_tags(client, settings, version).get(TAG_FEATURE_SERVICE, DEFAULT_SERVICE)
+
+
+def pair_tag(pair: Pair) -> str:
+    """A pair as one tag value, ``candidates:ranker``."""
+    return f"{pair[0]}:{pair[1]}"
+
+
+def parse_pair_tag(value: str) -> Pair | None:
+    parts = value.split(":")
+    return (parts[0], parts[1]) if len(parts) == 2 else None
+
+
+def version_uri(model: str, version: str) -> str:
+    """By version, not alias: what is loaded is then exactly the version that was looked up,
+    even if the alias moves in between."""
+    return f"models:/{model}/{version}"
+
+
+def load_index(settings: Settings, version: str) -> CandidateIndex:
+    """The candidate index of one candidates version (the pyfunc model's payload)."""
+    import mlflow
+
+    connect(settings)  # the fluent loaders read the process-wide URIs
+    return mlflow.pyfunc.load_model(version_uri(settings.candidates_model, version)).unwrap_python_model().index
+
+
+def load_pair(settings: Settings, pair: Pair) -> tuple[CandidateIndex, Any]:
+    """The candidate index and the ranker (an xgboost.Booster) of a pair, as registered.
+    Raises whatever MLflow raises; callers decide whether a broken pair is fatal."""
+    import mlflow
+
+    index = load_index(settings, pair[0])
+    return index, mlflow.xgboost.load_model(version_uri(settings.ranker_model, pair[1]))

@@ -1,0 +1,152 @@
+"""One mapping from ``SetlistError`` to exit code and message, shared by every ``python -m <stage>``:
+each kind exits with its code and says ``error: <message>`` on stderr, on one line, with no traceback."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from setlist.cli import App, load_provider
+from setlist.errors import BadInput, InputMissing, Refused, SetlistError, UsageError
+
+ROOT = Path(__file__).resolve().parents[2]
+runner = CliRunner()
+
+
+def _invoke(app: typer.Typer, *args: str):
+    return runner.invoke(app, list(args))
+
+
+def _one_line_error(result, code: int, message: str) -> None:
+    assert result.exit_code == code, result.output
+    assert result.stderr.strip() == f"error: {message}", result.stderr
+    assert "Traceback" not in result.output and not isinstance(result.exception, SetlistError)
+
+
+# --- the mapping itself -------------------------------------------------------------------------
+toy = App(add_completion=False)
+KINDS = {"usage": UsageError, "bad": BadInput, "missing": InputMissing, "refused": Refused, "base": SetlistError}
+
+
+@toy.command()
+def boom(kind: str = typer.Argument(...), times: int = typer.Option(1, help="options survive the wrapping")) -> None:
+    if kind == "bug":
+        raise RuntimeError("a bug keeps its traceback")
+    raise KINDS[kind](f"{kind} x{times} at [b]/some/path[/b]")
+
+
+@toy.command()
+def fine() -> None:
+    print("ok")
+
+
+@pytest.mark.parametrize("kind,code", [("usage", 2), ("bad", 2), ("missing", 2), ("refused", 1), ("base", 1)])
+def test_each_kind_exits_with_its_code_and_one_line(kind, code):
+    # the message is printed as is: no rich markup is read into a path
+    _one_line_error(_invoke(toy, "boom", kind, "--times", "3"), code, f"{kind} x3 at [b]/some/path[/b]")
+
+
+def test_other_errors_are_bugs_and_not_swallowed():
+    result = _invoke(toy, "boom", "bug")
+    assert isinstance(result.exception, RuntimeError)
+
+
+def test_a_command_that_succeeds_is_untouched():
+    result = _invoke(toy, "fine")
+    assert result.exit_code == 0 and result.output == "ok\n"
+
+
+# --- providers named by a setting -----------------------------------------------------------------
+@pytest.mark.parametrize("spec,kind,message", [
+    ("no_colon_here", UsageError, "is not of the form package.module:function"),
+    ("no_such_module_xyz:load", InputMissing, "no feature declarations: module no_such_module_xyz does not exist"),
+    ("setlist.errors:no_such_function", InputMissing, "setlist.errors has no no_such_function"),
+    ("setlist.errors:__doc__", UsageError, "is not callable"),
+])
+def test_a_provider_that_cannot_be_loaded_says_why(spec, kind, message):
+    with pytest.raises(kind, match=message):
+        load_provider(spec, "feature declarations", "SETLIST_FEATURE_DECLARATIONS")
+
+
+def test_a_provider_whose_module_fails_to_import_is_a_usage_error(tmp_path, monkeypatch):
+    (tmp_path / "broken_provider_xyz.py").write_text("import no_such_dependency_xyz\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(UsageError, match="cannot load the parity adapter .*no_such_dependency_xyz"):
+        load_provider("broken_provider_xyz:f", "parity adapter", "--adapter")
+
+
+# --- every command line -------------------------------------------------------------------------
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("SETLIST_DATA_DIR", str(tmp_path / "data"))
+    return tmp_path / "data"
+
+
+def test_ingest_maps_its_errors(data_dir, tmp_path):
+    from ingest.__main__ import app
+
+    _one_line_error(_invoke(app, "generate", "--scale", "huge"), 2, "unknown scale 'huge': choose tiny, demo or bench")
+    missing = tmp_path / "nope.csv"
+    result = _invoke(app, "import", str(missing))
+    _one_line_error(result, 2, f"cannot import {missing}: interactions file not found: {missing}")
+
+
+def test_validation_maps_its_errors(data_dir, monkeypatch):
+    from validation.cli import app
+
+    monkeypatch.setenv("SETLIST_FEATURE_DECLARATIONS", "no_such_module_xyz:load")
+    _one_line_error(_invoke(app, "features"), 2, "features: no feature declarations: module no_such_module_xyz "
+                    "does not exist (SETLIST_FEATURE_DECLARATIONS)")
+    # an adapter that refuses is mapped like any other stage's refusal, named by its gate
+    _one_line_error(_invoke(app, "parity", "--adapter", f"{__name__}:refusing_adapter"), 1,
+                    "parity: the online store is being rebuilt")
+
+
+def refusing_adapter(settings) -> list:
+    raise Refused("the online store is being rebuilt")
+
+
+def test_feature_repo_maps_its_errors(data_dir, monkeypatch):
+    import feature_repo.__main__ as cli
+    from feature_repo.gate import FeatureBatchRejected
+    from setlist.featureset import DeclarationError
+
+    def rejected(*args, **kwargs):
+        raise FeatureBatchRejected("the event log at /x is empty: generate or import events first")
+
+    monkeypatch.setattr(cli, "publish", rejected)
+    _one_line_error(_invoke(cli.app, "materialize"), 1, "the event log at /x is empty: generate or import events first")
+    _one_line_error(_invoke(cli.app, "describe", "zzz"), 1, "no feature 'zzz'")
+
+    def invalid(settings=None):
+        raise DeclarationError("user_x: unknown source")
+
+    monkeypatch.setattr("feature_repo.declarations.load", invalid)
+    _one_line_error(_invoke(cli.app, "list"), 1, "invalid feature declaration: user_x: unknown source")
+
+
+def test_training_maps_its_errors(data_dir, monkeypatch):
+    import training.__main__ as cli
+    from training.run import TrainingRefused
+
+    def refused(settings):
+        raise TrainingRefused("no query had a positive among its candidates: too little data to train a ranker")
+
+    monkeypatch.setattr(cli, "train", refused)
+    _one_line_error(_invoke(cli.app), 1, "training refused: no query had a positive among its candidates: "
+                    "too little data to train a ranker")
+
+
+def test_a_real_process_prints_one_line_on_stderr(data_dir):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "SETLIST_DATA_DIR": str(data_dir), "COLUMNS": "60"}
+    proc = subprocess.run([sys.executable, "-m", "ingest", "import", "/no/such/file.csv", "--time-unit", "h"],
+                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    # one line even in a narrow terminal: a command or path in it stays copyable
+    assert proc.stderr.strip() == "error: --time-unit must be s or ms, got 'h'"
+    assert proc.stdout == ""
