@@ -33,7 +33,7 @@ def main(trees: int = typer.Option(None, help="ranker trees (default: SETLIST_RA
         settings = settings.model_copy(update={"ranker_trees": trees})
     try:
         r = train(settings)
-    except TrainingRefused as exc:  # training.run's own error, mapped onto the shared hierarchy here
+    except TrainingRefused as exc:  # a Refused already; the message gains which stage refused
         raise Refused(f"training refused: {exc}") from exc
     table = Table(title=f"training run {r.run_id[:8]} — ranker objective {r.objective}")
     columns = [CHALLENGER, *(BASELINE_LABELS[b] for b in r.baselines), CHAMPION]

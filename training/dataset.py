@@ -197,3 +197,38 @@ def training_rows(store: FeatureStore, index: CandidateIndex, queries: pd.DataFr
             frame[name] = cross[:, k]
     frame[MARGIN_BASIS] = np.concatenate(bases)
     return RankingSet(frame=frame, groups=frame.groupby("query_id", sort=False).size().to_numpy(), inputs=svc.inputs)
+
+
+#: at most this many point-in-time item lookups per evaluation (each is one Feast retrieval)
+MAX_ITEM_MOMENTS = 64
+
+
+def daily_item_matrix(store, index: CandidateIndex, svc: Service,  # noqa: ANN001, ANN201
+                      moments: pd.Series | None = None):
+    """The service's item inputs per catalog index as of a moment. Item stats are daily snapshots, so the
+    matrix at the start of a day is the point-in-time answer for all of that day.
+
+    A per-user split asks at hundreds of different days; ``moments`` (the query times) then set a
+    coarser step, so that at most ``MAX_ITEM_MOMENTS`` retrievals run. Rounding down only ever
+    shows older statistics, never future ones."""
+    cache: dict[pd.Timestamp, np.ndarray] = {}
+    step = pd.Timedelta(days=1)
+    if moments is not None and len(moments):
+        span = pd.Timestamp(moments.max()) - pd.Timestamp(moments.min())
+        step = max(step, pd.Timedelta(days=int(np.ceil(span / pd.Timedelta(days=1) / MAX_ITEM_MOMENTS))))
+
+    def at(ts: pd.Timestamp) -> np.ndarray:
+        day = ts.floor("D")
+        day = day - pd.Timedelta(days=(day - pd.Timestamp(0, tz="UTC")).days % step.days)
+        if day not in cache:
+            entity = pd.DataFrame({"item_id": index.item_ids.astype(str), "user_id": "", "device": "unknown",
+                                   "event_timestamp": day})
+            names = list(svc.block("item"))
+            if not names:
+                cache[day] = np.zeros((len(index.item_ids), 0), np.float32)
+            else:
+                feats = historical(store, entity, refs("item_stats", names))
+                cache[day] = feats[names].apply(pd.to_numeric, errors="coerce").to_numpy(np.float32)
+        return cache[day]
+
+    return at
