@@ -34,7 +34,7 @@ def _declarations():  # noqa: ANN202
 
     try:
         return load(get_settings())
-    except DeclarationError as exc:  # a setlist.featureset error, not (yet) a SetlistError
+    except DeclarationError as exc:  # a SetlistError already; the message gains what kind
         raise SetlistError(f"invalid feature declaration: {exc}") from exc
 
 

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable, Literal, Sequence, Union
 
 from setlist.contract import EVENT_TYPES, POSITIVE_TYPES
+from setlist.errors import SetlistError
 
 Entity = Literal["user", "item", "session", "request", "user_item"]
 DType = Literal["int64", "float64", "float_list", "string", "bool"]
@@ -179,8 +180,8 @@ class Feature:
         return "candidate stage"
 
 
-class DeclarationError(ValueError):
-    """A declaration that cannot work, with the reason in one sentence."""
+class DeclarationError(SetlistError, ValueError):
+    """A declaration that cannot work, with the reason in one sentence (exit 1)."""
 
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
