@@ -1,12 +1,13 @@
-"""``python -m bench --scale small|full``: prepare data, run every scenario, write the run under var/bench/runs/
-and ``bench/results/latest.json``/``.png``. ``python -m bench.publish`` makes a run the published result of its scale."""
+"""``python -m bench --scale small|full``: prepare data, run every scenario, write the run under
+var/bench/runs/ and ``bench/results/latest.json``/``.png``. ``python -m bench.publish`` makes a run the
+published result of its scale."""
+
 from __future__ import annotations
 
 import os
 import shlex
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -19,23 +20,26 @@ console = Console()
 
 
 @app.command()
-def main(scale: str = typer.Option("small", help="small (demo data, SQLite) or full (bench data, Redis)"),
-         seed: int = typer.Option(7, help="generator seed; a prepared data dir is reused only for the same seed"),
-         fresh: bool = typer.Option(False, help="rebuild the data dir even if one is prepared"),
-         out: Path = typer.Option(RESULTS, help="where latest.json and latest.png go"),
-         runs: Path = typer.Option(RUNS, help="where each run's timestamped JSON, PNG and summary go"),
-         rps: Optional[float] = typer.Option(None, help="open-loop rate (default 200)"),
-         warmup_s: Optional[float] = typer.Option(None, help="warm-up before each timed phase"),
-         open_s: Optional[float] = typer.Option(None, help="cache-miss open-loop duration"),
-         closed_s: Optional[float] = typer.Option(None, help="each closed-loop saturation run"),
-         concurrency: Optional[str] = typer.Option(None, help="closed-loop workers, comma-separated, e.g. 4,16"),
-         hit_s: Optional[float] = typer.Option(None, help="cache-hit open-loop duration"),
-         baseline_s: Optional[float] = typer.Option(None, help="baseline open-loop duration (bounded)"),
-         track_s: Optional[float] = typer.Option(None, help="Track throughput duration"),
-         freshness_trials: Optional[int] = typer.Option(None, help="Track→Rank freshness trials"),
-         workers: Optional[int] = typer.Option(None, help="server processes (python -m serving --workers)"),
-         server_env: Optional[list[str]] = typer.Option(None, help="KEY=VALUE for every server, repeatable "
-                                                                   "(what-if runs, e.g. OMP_NUM_THREADS=1)")) -> None:
+def main(
+    scale: str = typer.Option("small", help="small (demo data, SQLite) or full (bench data, Redis)"),
+    seed: int = typer.Option(7, help="generator seed; a prepared data dir is reused only for the same seed"),
+    fresh: bool = typer.Option(False, help="rebuild the data dir even if one is prepared"),
+    out: Path = typer.Option(RESULTS, help="where latest.json and latest.png go"),
+    runs: Path = typer.Option(RUNS, help="where each run's timestamped JSON, PNG and summary go"),
+    rps: float | None = typer.Option(None, help="open-loop rate (default 200)"),
+    warmup_s: float | None = typer.Option(None, help="warm-up before each timed phase"),
+    open_s: float | None = typer.Option(None, help="cache-miss open-loop duration"),
+    closed_s: float | None = typer.Option(None, help="each closed-loop saturation run"),
+    concurrency: str | None = typer.Option(None, help="closed-loop workers, comma-separated, e.g. 4,16"),
+    hit_s: float | None = typer.Option(None, help="cache-hit open-loop duration"),
+    baseline_s: float | None = typer.Option(None, help="baseline open-loop duration (bounded)"),
+    track_s: float | None = typer.Option(None, help="Track throughput duration"),
+    freshness_trials: int | None = typer.Option(None, help="Track→Rank freshness trials"),
+    workers: int | None = typer.Option(None, help="server processes (python -m serving --workers)"),
+    server_env: list[str] | None = typer.Option(
+        None, help="KEY=VALUE for every server, repeatable (what-if runs, e.g. OMP_NUM_THREADS=1)"
+    ),
+) -> None:
     from bench import report
     from bench.runner import run
 
@@ -43,10 +47,18 @@ def main(scale: str = typer.Option("small", help="small (demo data, SQLite) or f
         console.print(f"[red]unknown scale {scale!r}[/]: choose small or full")
         raise typer.Exit(2)
     plan = PLANS[scale].with_overrides(
-        rps=rps, warmup_s=warmup_s, open_s=open_s, closed_s=closed_s, hit_s=hit_s, baseline_s=baseline_s,
-        track_s=track_s, freshness_trials=freshness_trials, workers=workers,
+        rps=rps,
+        warmup_s=warmup_s,
+        open_s=open_s,
+        closed_s=closed_s,
+        hit_s=hit_s,
+        baseline_s=baseline_s,
+        track_s=track_s,
+        freshness_trials=freshness_trials,
+        workers=workers,
         concurrency=tuple(int(c) for c in concurrency.split(",")) if concurrency else None,
-        server_env=tuple(tuple(kv.split("=", 1)) for kv in server_env) if server_env else None)
+        server_env=tuple(tuple(kv.split("=", 1)) for kv in server_env) if server_env else None,
+    )
     if any(len(kv) != 2 for kv in plan.server_env):
         console.print("[red]--server-env takes KEY=VALUE[/]")
         raise typer.Exit(2)
@@ -57,7 +69,7 @@ def main(scale: str = typer.Option("small", help="small (demo data, SQLite) or f
         measured = run(scale, seed, plan, fresh, console)
     except (RuntimeError, TimeoutError) as exc:
         console.print(f"[red]bench failed:[/] {exc}")
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     result = report.build(measured, scale, seed, command)
     paths = report.write(result, runs, out)
     missing = report.missing_fields(result)

@@ -4,6 +4,7 @@ Percentiles use the nearest-rank definition (the smallest sample with at least p
 below it) rather than interpolation: a reported p99 is then a latency some request really had, and
 hand-computed expectations in tests are exact.
 """
+
 from __future__ import annotations
 
 import math
@@ -25,7 +26,7 @@ def percentile(sorted_ms: Sequence[float], p: float) -> float:
 
 
 def _key(p: float) -> str:
-    return f"p{p:g}".replace(".", "") + "_ms"   # 99.9 -> p999_ms, 50 -> p50_ms
+    return f"p{p:g}".replace(".", "") + "_ms"  # 99.9 -> p999_ms, 50 -> p50_ms
 
 
 @dataclass
@@ -35,9 +36,9 @@ class Samples:
     latencies_ms: list[float] = field(default_factory=list)
     error_latencies_ms: list[float] = field(default_factory=list)
     codes: Counter[str] = field(default_factory=Counter)
-    elapsed_s: float = 0.0          # wall time from the first scheduled send to the last completion
-    offered: int = 0                # calls the schedule asked for (open loop) or that were sent
-    late_sends: int = 0             # open loop: sends that left > 1 ms after their scheduled time
+    elapsed_s: float = 0.0  # wall time from the first scheduled send to the last completion
+    offered: int = 0  # calls the schedule asked for (open loop) or that were sent
+    late_sends: int = 0  # open loop: sends that left > 1 ms after their scheduled time
     send_lag_ms: list[float] = field(default_factory=list)  # open loop: actual minus scheduled send time
 
     def record(self, code: str, latency_ms: float) -> None:

@@ -11,6 +11,7 @@ saturation rate for that concurrency; its latencies are not comparable with the 
 All timing goes through the running loop's clock (``loop.time()``) and ``asyncio.sleep``, so tests
 can drive the generator on a virtual-time loop without real waiting.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -40,8 +41,7 @@ def poisson_schedule(rate: float, duration_s: float, seed: int = 0) -> np.ndarra
     return times[times < duration_s]
 
 
-async def open_loop(call: Call, rate: float, duration_s: float, warmup_s: float = 0.0,
-                    seed: int = 0) -> Samples:
+async def open_loop(call: Call, rate: float, duration_s: float, warmup_s: float = 0.0, seed: int = 0) -> Samples:
     """Send at Poisson times for ``warmup_s + duration_s`` seconds; measure only after the warm-up."""
     loop = asyncio.get_running_loop()
     offsets = poisson_schedule(rate, warmup_s + duration_s, seed)
@@ -99,8 +99,9 @@ async def closed_loop(call: Call, concurrency: int, duration_s: float, warmup_s:
 
 
 # --- gRPC calls ----------------------------------------------------------------------------------
-def rank_call(stubs: Sequence[Any], requests: Sequence[Any], timeout_s: float,
-              seen: dict[str, int] | None = None) -> Call:
+def rank_call(
+    stubs: Sequence[Any], requests: Sequence[Any], timeout_s: float, seen: dict[str, int] | None = None
+) -> Call:
     """A Call that sends ``requests[seq % len(requests)]`` over the stubs in turn (one per
     connection); ``seen`` counts cache hits and degraded responses so a scenario can check it
     measured what it meant to (all hits, no fallbacks)."""

@@ -1,4 +1,5 @@
 """What the numbers were measured on: cores, CPU model, load, and the code's git revision."""
+
 from __future__ import annotations
 
 import os
@@ -41,5 +42,10 @@ def machine_info() -> dict[str, Any]:
                 mem_gb = round(int(line.split()[1]) / 1024 / 1024, 1)
     except OSError:
         pass
-    return {"cores": os.cpu_count(), "cpu_model": cpu_model(), "memory_gb": mem_gb,
-            "python": platform.python_version(), "loadavg_start": [round(x, 2) for x in load]}
+    return {
+        "cores": os.cpu_count(),
+        "cpu_model": cpu_model(),
+        "memory_gb": mem_gb,
+        "python": platform.python_version(),
+        "loadavg_start": [round(x, 2) for x in load],
+    }

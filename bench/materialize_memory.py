@@ -19,6 +19,7 @@ machine has) and records that. The measurements:
 Data is prepared once under ``--work`` and reused. Results: a table, and
 ``bench/results/materialize_memory.json`` (runs of earlier invocations are kept unless re-measured).
 """
+
 from __future__ import annotations
 
 import json
@@ -30,7 +31,6 @@ import sys
 import time
 import types
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import pandas as pd
@@ -42,7 +42,7 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "materialize_memory.json"
 DENSE_COMMIT = "fa61a80"  # the last commit with the dense entity × day grids
-APPEND = 200              # events in the "small new import" of the incremental measurement
+APPEND = 200  # events in the "small new import" of the incremental measurement
 
 app = typer.Typer(add_completion=False, help=__doc__.split("\n")[0])
 child_app = typer.Typer(add_completion=False)
@@ -80,9 +80,15 @@ def ratings_events(users: int, items: int, ratings: int, years: float, seed: int
 
     with tempfile.TemporaryDirectory() as tmp:
         write_fixture(Path(tmp), users=users, items=items, ratings=ratings, seed=seed, years=years)
-        events, catalog, _ = load_interactions(Path(tmp) / "ratings.csv", user_col="userId", item_col="movieId",
-                                               time_unit="s", rating_col="rating", items=Path(tmp) / "movies.csv",
-                                               item_id_col="movieId")
+        events, catalog, _ = load_interactions(
+            Path(tmp) / "ratings.csv",
+            user_col="userId",
+            item_col="movieId",
+            time_unit="s",
+            rating_col="rating",
+            items=Path(tmp) / "movies.csv",
+            item_id_col="movieId",
+        )
     return events, catalog
 
 
@@ -104,14 +110,19 @@ def prepare(name: str, data_dir: Path, seed: int) -> dict:
         events = respan(events, float(name.split("-")[1].rstrip("y")))
     elif name == "bench":
         from ingest.generate import generate
+
         data = generate("bench", seed=seed, progress=False)
         events, items = data.events, data.items
     else:
         raise typer.BadParameter(f"unknown dataset {name!r}")
     write_log(events, items, data_dir)
     ts = pd.to_datetime(events["timestamp"], utc=True)
-    return {"events": len(events), "users": int(events["user_id"].nunique()), "items": int(events["item_id"].nunique()),
-            "span_days": int((ts.max() - ts.min()) / pd.Timedelta(days=1)) + 1}
+    return {
+        "events": len(events),
+        "users": int(events["user_id"].nunique()),
+        "items": int(events["item_id"].nunique()),
+        "span_days": int((ts.max() - ts.min()) / pd.Timedelta(days=1)) + 1,
+    }
 
 
 def append_small(data_dir: Path, seed: int) -> int:
@@ -121,7 +132,7 @@ def append_small(data_dir: Path, seed: int) -> int:
     log = EventLog(data_dir / "events")
     rng = np.random.default_rng(seed)
     files = log.files()
-    recent = files[-max(1, len(files) // 20):]  # the newest partitions are enough to sample from
+    recent = files[-max(1, len(files) // 20) :]  # the newest partitions are enough to sample from
     last = pd.concat([pd.read_parquet(f) for f in recent], ignore_index=True)
     new = last.iloc[rng.choice(len(last), APPEND, replace=False)].copy()
     new["timestamp"] = last["timestamp"].max() + pd.to_timedelta(rng.integers(1, 86_400, APPEND), unit="s")
@@ -131,11 +142,12 @@ def append_small(data_dir: Path, seed: int) -> int:
 
 # --- the child: one measurement ------------------------------------------------------------------
 def _dense_build() -> types.ModuleType:
-    src = subprocess.run(["git", "show", f"{DENSE_COMMIT}:feature_repo/build.py"], cwd=ROOT, check=True,
-                         capture_output=True, text=True).stdout
+    src = subprocess.run(
+        ["git", "show", f"{DENSE_COMMIT}:feature_repo/build.py"], cwd=ROOT, check=True, capture_output=True, text=True
+    ).stdout
     module = types.ModuleType("dense_build")
     sys.modules[module.__name__] = module  # dataclasses look their module up there
-    exec(compile(src, f"{DENSE_COMMIT}:feature_repo/build.py", "exec"), module.__dict__)  # noqa: S102
+    exec(compile(src, f"{DENSE_COMMIT}:feature_repo/build.py", "exec"), module.__dict__)
     return module
 
 
@@ -158,6 +170,7 @@ def child(what: str, data_dir: Path, seed: int = 7) -> None:
         else:
             from feature_repo.build import build_prepared
             from feature_repo.incremental import read_events
+
             builder = types.SimpleNamespace(build=build_prepared)
         out["stages"]["import"] = time.perf_counter() - t0
         t1 = time.perf_counter()
@@ -176,11 +189,18 @@ def child(what: str, data_dir: Path, seed: int = 7) -> None:
 
         t1 = time.perf_counter()
         marks: list[tuple[str, float]] = []
-        report = publish(get_settings(), full=what == "publish-full", step=lambda m: marks.append((m, time.perf_counter())))
+        report = publish(
+            get_settings(), full=what == "publish-full", step=lambda m: marks.append((m, time.perf_counter()))
+        )
         ends = [t for _, t in marks[1:]] + [time.perf_counter()]
         out["stages"] = {m: round(e - t, 3) for (m, t), e in zip(marks, ends)}
-        out.update(mode=report.mode, reason=report.reason, rows=report.rows, touched=report.touched,
-                   publish_s=time.perf_counter() - t1)
+        out.update(
+            mode=report.mode,
+            reason=report.reason,
+            rows=report.rows,
+            touched=report.touched,
+            publish_s=time.perf_counter() - t1,
+        )
     out["seconds"] = time.perf_counter() - t0
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(out, default=str))
@@ -237,8 +257,13 @@ def run_child(what: str, data_dir: Path, limit_gb: float, seed: int) -> dict:
     stdout, stderr = proc.communicate()
     wall = time.perf_counter() - start
     if killed:
-        return {"what": what, "killed": True, "peak_rss_mb": peak / 2**20, "seconds": wall,
-                "note": f"killed above the {limit_gb:g} GB limit after {wall:.0f}s"}
+        return {
+            "what": what,
+            "killed": True,
+            "peak_rss_mb": peak / 2**20,
+            "seconds": wall,
+            "note": f"killed above the {limit_gb:g} GB limit after {wall:.0f}s",
+        }
     if proc.returncode != 0:
         tail = stderr.strip().splitlines()[-1] if stderr.strip() else f"exit {proc.returncode}"
         return {"what": what, "failed": tail, "peak_rss_mb": peak / 2**20, "seconds": wall}
@@ -248,15 +273,19 @@ def run_child(what: str, data_dir: Path, limit_gb: float, seed: int) -> dict:
 
 
 @app.command()
-def main(datasets: str = typer.Option("ratings-22y,span-30y,span-1y", help="comma-separated: ratings-22y, "
-                                      "span-30y, span-1y, bench"),
-         dense: bool = typer.Option(True, help="also measure the old dense builder (from git)"),
-         publish: str = typer.Option("ratings-22y", help="datasets to also publish in full and incrementally"),
-         work: Path = typer.Option(ROOT / "var" / "bench" / "materialize", help="where the datasets are kept"),
-         limit_gb: float = typer.Option(8.0, help="kill a measurement above this resident size"),
-         fresh: bool = typer.Option(False, help="prepare the datasets again"),
-         only: Optional[str] = typer.Option(None, help="comma-separated measurements to run, e.g. publish-dense"),
-         seed: int = 7, out: Optional[Path] = typer.Option(RESULTS)) -> None:
+def main(
+    datasets: str = typer.Option(
+        "ratings-22y,span-30y,span-1y", help="comma-separated: ratings-22y, span-30y, span-1y, bench"
+    ),
+    dense: bool = typer.Option(True, help="also measure the old dense builder (from git)"),
+    publish: str = typer.Option("ratings-22y", help="datasets to also publish in full and incrementally"),
+    work: Path = typer.Option(ROOT / "var" / "bench" / "materialize", help="where the datasets are kept"),
+    limit_gb: float = typer.Option(8.0, help="kill a measurement above this resident size"),
+    fresh: bool = typer.Option(False, help="prepare the datasets again"),
+    only: str | None = typer.Option(None, help="comma-separated measurements to run, e.g. publish-dense"),
+    seed: int = 7,
+    out: Path | None = typer.Option(RESULTS),
+) -> None:
     """Measure, print a table and write the JSON."""
     from bench.machine import machine_info
 
@@ -274,8 +303,9 @@ def main(datasets: str = typer.Option("ratings-22y,span-30y,span-1y", help="comm
                 continue
             info_path.parent.mkdir(parents=True, exist_ok=True)
             info_path.write_text(json.dumps(info))
-        info = {k: v for k, v in json.loads(info_path.read_text()).items()
-                if k in ("events", "users", "items", "span_days")}
+        info = {
+            k: v for k, v in json.loads(info_path.read_text()).items() if k in ("events", "users", "items", "span_days")
+        }
         plan = (["dense"] if dense else []) + ["build"]
         if name in publish.split(","):
             plan += (["publish-dense"] if dense else []) + ["publish-full", "append", "publish", "publish-full"]
@@ -298,8 +328,18 @@ def main(datasets: str = typer.Option("ratings-22y,span-30y,span-1y", help="comm
     _table(list(kept.values()))
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps({"machine": machine_info(), "dense_commit": DENSE_COMMIT, "append_events": APPEND,
-                                   "runs": list(kept.values())}, indent=2, default=str))
+        out.write_text(
+            json.dumps(
+                {
+                    "machine": machine_info(),
+                    "dense_commit": DENSE_COMMIT,
+                    "append_events": APPEND,
+                    "runs": list(kept.values()),
+                },
+                indent=2,
+                default=str,
+            )
+        )
         console.print(f"wrote {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")
 
 
@@ -319,11 +359,19 @@ def _table(runs: list[dict]) -> None:
     for r in runs:
         rss = f">{r['peak_rss_mb']:,.0f}" if r.get("killed") else f"{r['peak_rss_mb']:,.0f}"
         secs = r.get("publish_s", r.get("seconds", 0.0))
-        note = r.get("note") or r.get("failed") or (f"{r['mode']}" + (f", {r['touched'][0]} users / {r['touched'][1]} items"
-                                                                       if r.get("mode") == "incremental" else "")
-                                                    if "mode" in r else "")
-        t.add_row(r["dataset"], f"{r.get('events', 0):,}", f"{r.get('span_days', 0):,}", r["what"], rss,
-                  f"{secs:,.1f}", note)
+        note = (
+            r.get("note")
+            or r.get("failed")
+            or (
+                f"{r['mode']}"
+                + (f", {r['touched'][0]} users / {r['touched'][1]} items" if r.get("mode") == "incremental" else "")
+                if "mode" in r
+                else ""
+            )
+        )
+        t.add_row(
+            r["dataset"], f"{r.get('events', 0):,}", f"{r.get('span_days', 0):,}", r["what"], rss, f"{secs:,.1f}", note
+        )
     console.print(t)
 
 

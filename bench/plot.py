@@ -1,4 +1,5 @@
 """Latency CDFs as a PNG: fast vs baseline, and cache hit vs cache miss, on log-scaled latency axes."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -9,16 +10,24 @@ from typing import Any
 Series = tuple[str, Mapping[str, Any]]
 
 
-def plot_cdfs(path: Path, title: str, left: Sequence[Series], right: Sequence[Series],
-              left_target_ms: float = 10.0, right_target_ms: float = 1.0) -> None:
+def plot_cdfs(
+    path: Path,
+    title: str,
+    left: Sequence[Series],
+    right: Sequence[Series],
+    left_target_ms: float = 10.0,
+    right_target_ms: float = 1.0,
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")  # no display; also safe when a GUI backend is installed
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.6), constrained_layout=True)
-    panels = ((axes[0], left, "Rank: fast vs baseline (open loop; dotted: one call at a time)", left_target_ms),
-              (axes[1], right, "Fast engine: cache hit vs cache miss", right_target_ms))
+    panels = (
+        (axes[0], left, "Rank: fast vs baseline (open loop; dotted: one call at a time)", left_target_ms),
+        (axes[1], right, "Fast engine: cache hit vs cache miss", right_target_ms),
+    )
     for ax, series, subtitle, target in panels:
         for label, cdf in series:
             if cdf["points"]:
@@ -35,8 +44,7 @@ def plot_cdfs(path: Path, title: str, left: Sequence[Series], right: Sequence[Se
         ax.set_title(subtitle, fontsize=10)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(loc="lower right", fontsize=8)
-    fig.suptitle(title + "\nlatency from the scheduled send time; failed calls counted at their deadline",
-                 fontsize=10)
+    fig.suptitle(title + "\nlatency from the scheduled send time; failed calls counted at their deadline", fontsize=10)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -6,6 +6,7 @@ directory and stores, so a benchmark never touches ``var/data`` or the services'
 A marker file written after the last stage records scale, seed and stage timings; a directory whose
 marker matches is reused, anything else is rebuilt from scratch.
 """
+
 from __future__ import annotations
 
 import json
@@ -31,9 +32,9 @@ BENCH_DATABASE_URL = "postgresql://setlist:setlist@127.0.0.1:5432/setlist_bench"
 
 @dataclass(frozen=True)
 class Scale:
-    name: str                 # small | full
-    generator: str            # ingest's scale: demo | bench
-    profile: str              # local | production
+    name: str  # small | full
+    generator: str  # ingest's scale: demo | bench
+    profile: str  # local | production
 
     def data_dir(self) -> Path:
         return ROOT / "var" / "bench" / self.name
@@ -52,9 +53,13 @@ class Prepared:
 
 
 def base_env(scale: Scale, data_dir: Path) -> dict[str, str]:
-    env = {"SETLIST_DATA_DIR": str(data_dir), "SETLIST_PROFILE": scale.profile, "PYTHONPATH": str(ROOT),
-           # BLAS threads oversubscribe 2 cores when the pipeline's libraries each start a pool
-           "OPENBLAS_NUM_THREADS": "1"}
+    env = {
+        "SETLIST_DATA_DIR": str(data_dir),
+        "SETLIST_PROFILE": scale.profile,
+        "PYTHONPATH": str(ROOT),
+        # BLAS threads oversubscribe 2 cores when the pipeline's libraries each start a pool
+        "OPENBLAS_NUM_THREADS": "1",
+    }
     if scale.profile == "production":
         env["SETLIST_REDIS_URL"] = os.environ.get("SETLIST_BENCH_REDIS_URL", BENCH_REDIS_URL)
         env["SETLIST_DATABASE_URL"] = os.environ.get("SETLIST_BENCH_DATABASE_URL", BENCH_DATABASE_URL)
@@ -77,8 +82,13 @@ def _matches(marker: Path, scale: Scale, seed: int) -> dict | None:
         m = json.loads(marker.read_text())
     except (OSError, ValueError):
         return None
-    same = (m.get("version"), m.get("scale"), m.get("generator"), m.get("seed"), m.get("profile")) == \
-        (MARKER_VERSION, scale.name, scale.generator, seed, scale.profile)
+    same = (m.get("version"), m.get("scale"), m.get("generator"), m.get("seed"), m.get("profile")) == (
+        MARKER_VERSION,
+        scale.name,
+        scale.generator,
+        seed,
+        scale.profile,
+    )
     return m if same else None
 
 
@@ -88,17 +98,25 @@ def prepare(scale: Scale, seed: int, console: Console, fresh: bool = False) -> P
     if scale.profile == "production":
         start_services(scale, data_dir, console)
     m = None if fresh else _matches(marker, scale, seed)
-    if m is not None and scale.profile == "production" and "materialize" in m.get("stage_s", {}) \
-            and not stores_intact(base_env(scale, data_dir)):
+    if (
+        m is not None
+        and scale.profile == "production"
+        and "materialize" in m.get("stage_s", {})
+        and not stores_intact(base_env(scale, data_dir))
+    ):
         # The data dir survived but the services lost the bench's stores (restarted with fresh data,
         # or emptied): the event log is still here, so publish and train again.
-        console.print("[yellow]the bench's Redis/PostgreSQL stores are empty or incomplete[/]: "
-                      "materializing and training again from the kept event log")
+        console.print(
+            "[yellow]the bench's Redis/PostgreSQL stores are empty or incomplete[/]: "
+            "materializing and training again from the kept event log"
+        )
         reset_stores(base_env(scale, data_dir), console)
         m = {**m, "complete": False, "stage_s": {k: v for k, v in m["stage_s"].items() if k == "generate"}}
     if m is not None and m.get("complete"):
-        console.print(f"[green]reusing[/] {data_dir} (prepared {m['prepared_at']}, scale={scale.generator}, "
-                      f"seed={seed}); pass --fresh to rebuild")
+        console.print(
+            f"[green]reusing[/] {data_dir} (prepared {m['prepared_at']}, scale={scale.generator}, "
+            f"seed={seed}); pass --fresh to rebuild"
+        )
         return Prepared(scale, data_dir, base_env(scale, data_dir), True, m.get("stage_s", {}))
     timings: dict[str, float] = dict(m.get("stage_s", {})) if m else {}
     if m is None:  # nothing usable: start from an empty directory (and empty bench stores)
@@ -108,24 +126,39 @@ def prepare(scale: Scale, seed: int, console: Console, fresh: bool = False) -> P
         if scale.profile == "production":
             reset_stores(base_env(scale, data_dir), console)
     env = base_env(scale, data_dir)
-    stages = [("generate", ["ingest", "generate", "--scale", scale.generator, "--seed", str(seed)]),
-              ("materialize", ["feature_repo", "materialize"]),
-              ("train", ["training"])]
+    stages = [
+        ("generate", ["ingest", "generate", "--scale", scale.generator, "--seed", str(seed)]),
+        ("materialize", ["feature_repo", "materialize"]),
+        ("train", ["training"]),
+    ]
     for n, (name, args) in enumerate(stages, 1):
         if name in timings:  # finished by an earlier, interrupted preparation: resume after it
             console.print(f"[{n}/{len(stages)}] {name} [green]already done[/] ({timings[name]:,.1f}s earlier)")
             continue
-        timings[name] = run_stage(f"[{n}/{len(stages)}] {name}", args, env, data_dir / "logs" / f"prepare-{name}.log",
-                                  console)
+        timings[name] = run_stage(
+            f"[{n}/{len(stages)}] {name}", args, env, data_dir / "logs" / f"prepare-{name}.log", console
+        )
         _write_marker(marker, scale, seed, timings, complete=len(timings) == len(stages))
     return Prepared(scale, data_dir, env, False, timings)
 
 
 def _write_marker(marker: Path, scale: Scale, seed: int, timings: dict[str, float], complete: bool) -> None:
     """Written after every stage, so an interrupted preparation resumes instead of starting over."""
-    marker.write_text(json.dumps({"version": MARKER_VERSION, "scale": scale.name, "generator": scale.generator,
-                                  "seed": seed, "profile": scale.profile, "stage_s": timings, "complete": complete,
-                                  "prepared_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, indent=2))
+    marker.write_text(
+        json.dumps(
+            {
+                "version": MARKER_VERSION,
+                "scale": scale.name,
+                "generator": scale.generator,
+                "seed": seed,
+                "profile": scale.profile,
+                "stage_s": timings,
+                "complete": complete,
+                "prepared_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            },
+            indent=2,
+        )
+    )
 
 
 def run_stage(title: str, module_args: list[str], env: dict[str, str], log: Path, console: Console) -> float:
@@ -134,15 +167,19 @@ def run_stage(title: str, module_args: list[str], env: dict[str, str], log: Path
     console.print(f"{title}: python -m {' '.join(module_args)} [dim](output in {log})[/]")
     started = time.monotonic()
     with open(log, "wb") as out, console.status(f"{title}: python -m {' '.join(module_args)}") as status:
-        proc = subprocess.Popen([sys.executable, "-m", *module_args], cwd=ROOT, env={**os.environ, **env},
-                                stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", *module_args],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
         while True:
             try:
                 proc.wait(timeout=1.0)
                 break
             except subprocess.TimeoutExpired:
-                status.update(f"{title}: python -m {' '.join(module_args)}  "
-                              f"[dim]{time.monotonic() - started:,.0f}s[/]")
+                status.update(f"{title}: python -m {' '.join(module_args)}  [dim]{time.monotonic() - started:,.0f}s[/]")
     seconds = time.monotonic() - started
     if proc.returncode != 0:
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:])
@@ -180,11 +217,12 @@ def stores_intact(env: dict[str, str]) -> bool:
         try:
             with engine.connect() as conn:
                 views = conn.execute(text("SELECT count(*) FROM feature_views")).scalar()
-                champions = conn.execute(text("SELECT count(*) FROM registered_model_aliases "
-                                              "WHERE alias = :alias"), {"alias": CHAMPION}).scalar()
+                champions = conn.execute(
+                    text("SELECT count(*) FROM registered_model_aliases WHERE alias = :alias"), {"alias": CHAMPION}
+                ).scalar()
         finally:
             engine.dispose()
-    except Exception:  # noqa: BLE001 - a missing table or database means "not prepared"
+    except Exception:
         return False
     return bool(views) and bool(champions)
 

@@ -5,6 +5,7 @@
 ``bench/results/<scale>.json``, ``<scale>.png`` and ``SUMMARY-<scale>.md``: one result per scale, and
 git keeps the history.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,8 +22,10 @@ app = typer.Typer(add_completion=False, help="Publish a bench run as its scale's
 
 
 @app.command()
-def main(run: Path = typer.Argument(RESULTS / "latest.json", help="a run's JSON (default: the latest run)"),
-         results: Path = typer.Option(RESULTS, help="the published results directory")) -> None:
+def main(
+    run: Path = typer.Argument(RESULTS / "latest.json", help="a run's JSON (default: the latest run)"),
+    results: Path = typer.Option(RESULTS, help="the published results directory"),
+) -> None:
     console = Console()
     if not run.is_file():
         console.print(f"[red]no run at {run}[/]: run `make bench` first, or name a JSON under var/bench/runs/")
@@ -32,7 +35,7 @@ def main(run: Path = typer.Argument(RESULTS / "latest.json", help="a run's JSON 
         scale = report["scale"]
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
         console.print(f"[red]{run} is not a bench report:[/] {exc}")
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
     png = run.with_suffix(".png")
     if not png.is_file():
         console.print(f"[red]no plot beside {run}[/] (expected {png})")

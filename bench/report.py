@@ -1,23 +1,23 @@
 """The run's results as the report docs/design.md fixes (``bench/results/latest.json``), plus the details.
 
 ``build`` turns the runner's measurements into one JSON-ready dict; ``write`` stores it under a UTC
-timestamp under ``var/bench/runs/`` and as ``bench/results/latest.json``, with the plot and the markdown summary beside it.
+timestamp under ``var/bench/runs/`` (with the plot and the markdown summary beside it) and as
+``bench/results/latest.json``.
 """
+
 from __future__ import annotations
 
 import json
 import shutil
 from dataclasses import asdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-
-
+from bench.latency import cdf_points
 from bench.machine import git_revision
 from bench.plot import plot_cdfs
 from bench.scenarios import CHANNELS
-from bench.latency import cdf_points
 from bench.summary import render
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -34,10 +34,18 @@ TARGETS = (
     ("Freshness p99 (Track ack → Rank reflects it)", ("track", "freshness_p99_ms"), "<=", 100.0, "ms"),
     ("p99 advantage over the baseline", ("ratio_p99",), ">=", 20.0, "×"),
 )
-REQUIRED = {"scale": None, "candidates": None, "features": None, "trees": None, "rps_target": None,
-            "rank": ("p50_ms", "p99_ms", "rps", "errors"), "cache_hit": ("p50_ms", "p99_ms"),
-            "baseline": ("p50_ms", "p99_ms", "rps", "errors"), "ratio_p99": None,
-            "track": ("events_per_s", "freshness_p99_ms")}
+REQUIRED = {
+    "scale": None,
+    "candidates": None,
+    "features": None,
+    "trees": None,
+    "rps_target": None,
+    "rank": ("p50_ms", "p99_ms", "rps", "errors"),
+    "cache_hit": ("p50_ms", "p99_ms"),
+    "baseline": ("p50_ms", "p99_ms", "rps", "errors"),
+    "ratio_p99": None,
+    "track": ("events_per_s", "freshness_p99_ms"),
+}
 
 
 def _get(report: dict[str, Any], path: tuple[str, ...]) -> Any:
@@ -63,8 +71,15 @@ def judge(report: dict[str, Any]) -> list[dict[str, Any]]:
     for name, path, op, threshold, unit in TARGETS:
         value = _get(report, path)
         met = None if value is None else (value <= threshold if op == "<=" else value >= threshold)
-        rows.append({"target": name, "field": ".".join(path), "goal": f"{op} {threshold:g} {unit}".strip(),
-                     "measured": value, "met": met})
+        rows.append(
+            {
+                "target": name,
+                "field": ".".join(path),
+                "goal": f"{op} {threshold:g} {unit}".strip(),
+                "measured": value,
+                "met": met,
+            }
+        )
     return rows
 
 
@@ -80,29 +95,49 @@ def build(out: dict[str, Any], scale: str, seed: int, command: str) -> dict[str,
     track, fresh = out["track"], out["freshness"]
     hit = out["cache_hit"].summary
     report: dict[str, Any] = {
-        "scale": scale, "generator_scale": prepared.scale.generator, "profile": prepared.scale.profile, "seed": seed,
+        "scale": scale,
+        "generator_scale": prepared.scale.generator,
+        "profile": prepared.scale.profile,
+        "seed": seed,
         "candidates": stages["candidate_pool"],
-        "candidates_measured_mean": stages["candidates_mean"], "features": stages["features"],
-        "trees": stages["trees"], "rps_target": plan.rps,
+        "candidates_measured_mean": stages["candidates_mean"],
+        "features": stages["features"],
+        "trees": stages["trees"],
+        "rps_target": plan.rps,
         "rank": {**rank, "unloaded": seq, "server_cpu": out.get("server_cpu")},
         "saturation": {"best_rps": max((s["rps"] or 0) for s in sat.values()), "by_concurrency": sat},
-        "cache_hit": {**hit, "unloaded": out["cache_hit_unloaded"].summary,
-                      "service_side": stages["service_rank_hit_ms"]},
+        "cache_hit": {
+            **hit,
+            "unloaded": out["cache_hit_unloaded"].summary,
+            "service_side": stages["service_rank_hit_ms"],
+        },
         "baseline": {**base, "unloaded": base_seq, "agreement_with_fast": stages.get("baseline_agreement")},
         "ratio_p99": _ratio(base["p99_ms"], rank["p99_ms"]),
         "ratio_p99_unloaded": _ratio(base_seq["p99_ms"], seq["p99_ms"]),
-        "track": {"events_per_s": track["events_per_s"], "freshness_p99_ms": fresh["freshness_p99_ms"],
-                  "freshness_p50_ms": fresh["freshness_p50_ms"], "throughput": track, "freshness": fresh},
+        "track": {
+            "events_per_s": track["events_per_s"],
+            "freshness_p99_ms": fresh["freshness_p99_ms"],
+            "freshness_p50_ms": fresh["freshness_p50_ms"],
+            "throughput": track,
+            "freshness": fresh,
+        },
         "impressions": _impressions(out),
-        "stages": {**stages, "grpc_and_client_overhead_p50_ms": _diff(seq["p50_ms"],
-                                                                      stages["service_rank_miss_ms"]["p50_ms"])},
-        "machine": out["machine"], "git": git_revision(), "command": command,
-        "finished_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "stages": {
+            **stages,
+            "grpc_and_client_overhead_p50_ms": _diff(seq["p50_ms"], stages["service_rank_miss_ms"]["p50_ms"]),
+        },
+        "machine": out["machine"],
+        "git": git_revision(),
+        "command": command,
+        "finished_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "duration_s": out["duration_s"],
         "prepare": {"reused": prepared.reused, "data_dir": str(prepared.data_dir), "stage_s": prepared.stage_s},
         "server_startup_s": {"fast": out.get("startup_fast_s"), "baseline": out.get("startup_baseline_s")},
-        "plan": {**{k: list(v) if isinstance(v, tuple) else v for k, v in asdict(plan).items()},
-                 "server_env": dict(plan.server_env), "channels": CHANNELS},
+        "plan": {
+            **{k: list(v) if isinstance(v, tuple) else v for k, v in asdict(plan).items()},
+            "server_env": dict(plan.server_env),
+            "channels": CHANNELS,
+        },
     }
     report["targets"] = judge(report)
     report["cdf_ms"] = cdfs(out)
@@ -123,9 +158,13 @@ def _cdf(m: Any) -> dict[str, Any]:
 
 def cdfs(out: dict[str, Any]) -> dict[str, Any]:
     """Thinned latency CDFs, kept in the JSON so a plot can be redrawn (or runs compared) from it."""
-    return {"fast, cache miss": _cdf(out["rank_open"]), "baseline": _cdf(out["baseline_open"]),
-            "fast, unloaded": _cdf(out["sequential"]), "baseline, unloaded": _cdf(out["baseline_sequential"]),
-            "cache hit": _cdf(out["cache_hit"])}
+    return {
+        "fast, cache miss": _cdf(out["rank_open"]),
+        "baseline": _cdf(out["baseline_open"]),
+        "fast, unloaded": _cdf(out["sequential"]),
+        "baseline, unloaded": _cdf(out["baseline_sequential"]),
+        "cache hit": _cdf(out["cache_hit"]),
+    }
 
 
 def write(report: dict[str, Any], runs_dir: Path, results_dir: Path) -> dict[str, Path]:
@@ -135,8 +174,7 @@ def write(report: dict[str, Any], runs_dir: Path, results_dir: Path) -> dict[str
     runs_dir.mkdir(parents=True, exist_ok=True)
     results_dir.mkdir(parents=True, exist_ok=True)
     stamp = report["finished_at"].replace("-", "").replace(":", "")
-    paths = {"json": runs_dir / f"{stamp}.json", "png": runs_dir / f"{stamp}.png",
-             "summary": runs_dir / f"{stamp}.md"}
+    paths = {"json": runs_dir / f"{stamp}.json", "png": runs_dir / f"{stamp}.png", "summary": runs_dir / f"{stamp}.md"}
     tmp = paths["json"].with_suffix(".json.tmp")
     tmp.write_text(json.dumps(report, indent=2, sort_keys=False) + "\n")
     tmp.replace(paths["json"])
@@ -149,11 +187,14 @@ def write(report: dict[str, Any], runs_dir: Path, results_dir: Path) -> dict[str
 
 def draw(report: dict[str, Any], path: Path) -> None:
     c = report["cdf_ms"]
-    plot_cdfs(path, f"Setlist bench ({report['scale']}): {report['candidates']} candidates, "
-                    f"{report['features']} features, {report['trees']} trees, {report['rps_target']:g} req/s "
-                    f"open loop; {report['machine']['cores']} cores shared with the load generator",
-              left=[(k, c[k]) for k in ("fast, cache miss", "baseline", "fast, unloaded", "baseline, unloaded")],
-              right=[("cache miss", c["fast, cache miss"]), ("cache hit", c["cache hit"])])
+    plot_cdfs(
+        path,
+        f"Setlist bench ({report['scale']}): {report['candidates']} candidates, "
+        f"{report['features']} features, {report['trees']} trees, {report['rps_target']:g} req/s "
+        f"open loop; {report['machine']['cores']} cores shared with the load generator",
+        left=[(k, c[k]) for k in ("fast, cache miss", "baseline", "fast, unloaded", "baseline, unloaded")],
+        right=[("cache miss", c["fast, cache miss"]), ("cache hit", c["cache hit"])],
+    )
 
 
 if __name__ == "__main__":  # redraw a stored run: python -m bench.report var/bench/runs/<stamp>.json

@@ -2,6 +2,7 @@
 
 Servers run one at a time, so the 2 cores are shared by exactly one server and the load generator.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -14,7 +15,6 @@ from typing import Any
 
 import pandas as pd
 from rich.console import Console
-
 
 from bench import scenarios as sc
 from bench.machine import machine_info
@@ -40,8 +40,8 @@ def run(scale_name: str, seed: int, plan: Plan, fresh: bool, console: Console) -
     # three disjoint groups, so Track's session writes never change what the Rank runs measure
     n_rank = max(min(plan.rank_users, len(users) - plan.freshness_trials - 100), 1)
     rank_users = users[:n_rank]
-    fresh_users = users[n_rank: n_rank + plan.freshness_trials]
-    track_users = users[n_rank + plan.freshness_trials:] or rank_users
+    fresh_users = users[n_rank : n_rank + plan.freshness_trials]
+    track_users = users[n_rank + plan.freshness_trials :] or rank_users
     requests = sc.rank_requests(rank_users)
     items = pd.read_parquet(prepared.data_dir / "catalog" / "items.parquet", columns=["item_id"])["item_id"].tolist()
     env = {**prepared.env, **dict(plan.server_env)}
@@ -52,44 +52,82 @@ def run(scale_name: str, seed: int, plan: Plan, fresh: bool, console: Console) -
     console.rule("fast engine, cache off: Rank cache-miss")
     with server("fast-miss", miss_env, logs, workers=plan.workers) as s:
         out["startup_fast_s"] = round(s.startup_s, 1)
-        out["sequential"] = _run(console, "unloaded, one at a time", sc.rank_sequential(
-            s.target, requests, plan.sequential, plan.rank_timeout_s))
+        out["sequential"] = _run(
+            console,
+            "unloaded, one at a time",
+            sc.rank_sequential(s.target, requests, plan.sequential, plan.rank_timeout_s),
+        )
         cpu0, t0 = s.cpu_s(), time.monotonic()
-        out["rank_open"] = _run(console, f"open loop {plan.rps:g} req/s, {plan.open_s:g}s", sc.rank_open(
-            s.target, requests, plan.rps, plan.open_s, plan.warmup_s, plan.rank_timeout_s, seed))
+        out["rank_open"] = _run(
+            console,
+            f"open loop {plan.rps:g} req/s, {plan.open_s:g}s",
+            sc.rank_open(s.target, requests, plan.rps, plan.open_s, plan.warmup_s, plan.rank_timeout_s, seed),
+        )
         # the warm-up is inside the CPU window too, sent at the same rate
         sent, used, elapsed = plan.rps * (plan.warmup_s + plan.open_s), s.cpu_s() - cpu0, time.monotonic() - t0
-        out["server_cpu"] = {"cores_busy": round(used / elapsed, 3),
-                             "cpu_ms_per_request": round(1000 * used / sent, 3) if sent else None}
-        out["saturation"] = {c: _run(console, f"closed loop, {c} workers, {plan.closed_s:g}s", sc.rank_closed(
-            s.target, requests, c, plan.closed_s, plan.warmup_s, plan.rank_timeout_s)) for c in plan.concurrency}
-    with server("fast-miss-impressions", {**miss_env, "SETLIST_IMPRESSIONS_ENABLED": "true"}, logs,
-                workers=plan.workers) as s:
-        out["rank_open_impressions"] = _run(console, "open loop with impression logging on", sc.rank_open(
-            s.target, requests, plan.rps, plan.open_s, plan.warmup_s, plan.rank_timeout_s, seed))
+        out["server_cpu"] = {
+            "cores_busy": round(used / elapsed, 3),
+            "cpu_ms_per_request": round(1000 * used / sent, 3) if sent else None,
+        }
+        out["saturation"] = {
+            c: _run(
+                console,
+                f"closed loop, {c} workers, {plan.closed_s:g}s",
+                sc.rank_closed(s.target, requests, c, plan.closed_s, plan.warmup_s, plan.rank_timeout_s),
+            )
+            for c in plan.concurrency
+        }
+    with server(
+        "fast-miss-impressions", {**miss_env, "SETLIST_IMPRESSIONS_ENABLED": "true"}, logs, workers=plan.workers
+    ) as s:
+        out["rank_open_impressions"] = _run(
+            console,
+            "open loop with impression logging on",
+            sc.rank_open(s.target, requests, plan.rps, plan.open_s, plan.warmup_s, plan.rank_timeout_s, seed),
+        )
 
     console.rule("fast engine, cache on: cache hits, Track, freshness")
     with server("fast-cache", {**env, "SETLIST_CACHE_ENABLED": "true"}, logs, workers=plan.workers) as s:
         hot = requests[: plan.hot_users]
         _run(console, "prime the cache", sc.rank_sequential(s.target, hot, len(hot), plan.rank_timeout_s))
-        out["cache_hit_unloaded"] = _run(console, "cache hits, unloaded (one at a time)", sc.rank_sequential(
-            s.target, hot, plan.sequential, plan.rank_timeout_s))
-        out["cache_hit"] = _run(console, f"open loop {plan.rps:g} req/s on {len(hot)} repeated requests", sc.rank_open(
-            s.target, hot, plan.rps, plan.hit_s, plan.warmup_s, plan.rank_timeout_s, seed))
-        out["track"] = _run(console, f"Track, {plan.track_streams} streams × {plan.track_batch} events",
-                            sc.track_throughput(s.target, track_users, items, plan.track_streams, plan.track_batch,
-                                                plan.track_s, plan.warmup_s, 10.0))
-        out["freshness"] = _run(console, f"freshness, {plan.freshness_trials} trials", sc.freshness(
-            s.target, fresh_users, plan.freshness_trials, plan.rank_timeout_s))
+        out["cache_hit_unloaded"] = _run(
+            console,
+            "cache hits, unloaded (one at a time)",
+            sc.rank_sequential(s.target, hot, plan.sequential, plan.rank_timeout_s),
+        )
+        out["cache_hit"] = _run(
+            console,
+            f"open loop {plan.rps:g} req/s on {len(hot)} repeated requests",
+            sc.rank_open(s.target, hot, plan.rps, plan.hit_s, plan.warmup_s, plan.rank_timeout_s, seed),
+        )
+        out["track"] = _run(
+            console,
+            f"Track, {plan.track_streams} streams × {plan.track_batch} events",
+            sc.track_throughput(
+                s.target, track_users, items, plan.track_streams, plan.track_batch, plan.track_s, plan.warmup_s, 10.0
+            ),
+        )
+        out["freshness"] = _run(
+            console,
+            f"freshness, {plan.freshness_trials} trials",
+            sc.freshness(s.target, fresh_users, plan.freshness_trials, plan.rank_timeout_s),
+        )
 
     console.rule("baseline engine: Feast get_online_features + MLflow pyfunc predict")
     with server("baseline", env, logs, engine="baseline", workers=plan.workers) as s:
         out["startup_baseline_s"] = round(s.startup_s, 1)
-        out["baseline_sequential"] = _run(console, "unloaded, one at a time", sc.rank_sequential(
-            s.target, requests, plan.baseline_sequential, plan.baseline_timeout_s))
-        out["baseline_open"] = _run(console, f"open loop {plan.rps:g} req/s, {plan.baseline_s:g}s (bounded)",
-                                    sc.rank_open(s.target, requests, plan.rps, plan.baseline_s,
-                                                 min(plan.warmup_s, 1.0), plan.baseline_timeout_s, seed))
+        out["baseline_sequential"] = _run(
+            console,
+            "unloaded, one at a time",
+            sc.rank_sequential(s.target, requests, plan.baseline_sequential, plan.baseline_timeout_s),
+        )
+        out["baseline_open"] = _run(
+            console,
+            f"open loop {plan.rps:g} req/s, {plan.baseline_s:g}s (bounded)",
+            sc.rank_open(
+                s.target, requests, plan.rps, plan.baseline_s, min(plan.warmup_s, 1.0), plan.baseline_timeout_s, seed
+            ),
+        )
     out["duration_s"] = {"total": round(time.monotonic() - started, 1), "prepare": round(prepared_s, 1)}
     out["machine"] = {**machine_start, "loadavg_end": machine_info()["loadavg_start"]}
     return out
@@ -106,8 +144,10 @@ def _run(console: Console, title: str, coro: Any) -> Any:
 
 def _brief(s: dict[str, Any]) -> str:
     if "p99_ms" in s:
-        return (f"p50 {s['p50_ms']} ms, p99 {s['p99_ms']} ms, {s['rps']} req/s ok, {s['errors']} errors "
-                f"{s.get('errors_by_code') or ''}")
+        return (
+            f"p50 {s['p50_ms']} ms, p99 {s['p99_ms']} ms, {s['rps']} req/s ok, {s['errors']} errors "
+            f"{s.get('errors_by_code') or ''}"
+        )
     return ", ".join(f"{k} {v}" for k, v in s.items() if not isinstance(v, dict))
 
 
@@ -115,8 +155,13 @@ def profile_stages(prepared: Prepared, env: dict[str, str], users: int, console:
     path = prepared.data_dir / "logs" / "stages.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     with console.status("timing Rank stages in-process…"), open(path.with_suffix(".log"), "wb") as log:
-        done = subprocess.run([sys.executable, "-m", "bench.stages", str(path), str(users)], cwd=ROOT,
-                              env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT)
+        done = subprocess.run(
+            [sys.executable, "-m", "bench.stages", str(path), str(users)],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     if done.returncode != 0:
         raise RuntimeError(f"the stage profile failed; see {path.with_suffix('.log')}")
     stages = json.loads(path.read_text())

@@ -2,6 +2,7 @@
 
 Every function opens its own channels, so one scenario's connection state never carries over.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -14,11 +15,10 @@ from typing import Any
 
 import grpc
 
-from serving.grpc import proto
-
-from bench.loadgen import closed_loop, open_loop, rank_call
 from bench.latency import Samples, effective_latencies, percentile, summarize
+from bench.loadgen import closed_loop, open_loop, rank_call
 from bench.users import User
+from serving.grpc import proto
 
 EVENT_MIX = ("play", "play", "play", "skip", "like")  # roughly the generator's proportions
 
@@ -28,7 +28,7 @@ class Measured:
     """One phase's summary plus what the plot and checks need."""
 
     summary: dict[str, Any]
-    latencies_ms: list[float]   # what the percentiles were taken over (failed calls at >= the deadline)
+    latencies_ms: list[float]  # what the percentiles were taken over (failed calls at >= the deadline)
     seen: dict[str, int] = field(default_factory=dict)
 
 
@@ -50,8 +50,7 @@ CHANNELS = 4
 async def _stubs(target: str, n: int = CHANNELS) -> AsyncIterator[list[Any]]:
     # a local subchannel pool per channel: otherwise gRPC shares one connection among channels
     # to the same target
-    channels = [grpc.aio.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)])
-                for _ in range(n)]
+    channels = [grpc.aio.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)]) for _ in range(n)]
     try:
         yield [_stub(c) for c in channels]
     finally:
@@ -68,16 +67,24 @@ def _measured(samples: Samples, timeout_s: float, seen: dict[str, int] | None = 
     return Measured(summary, effective_latencies(samples, timeout_s * 1000), dict(seen or {}))
 
 
-async def rank_open(target: str, requests: Sequence[Any], rate: float, duration_s: float, warmup_s: float,
-                    timeout_s: float, seed: int = 0) -> Measured:
+async def rank_open(
+    target: str,
+    requests: Sequence[Any],
+    rate: float,
+    duration_s: float,
+    warmup_s: float,
+    timeout_s: float,
+    seed: int = 0,
+) -> Measured:
     async with _stubs(target) as stubs:
         seen: dict[str, int] = {}
         samples = await open_loop(rank_call(stubs, requests, timeout_s, seen), rate, duration_s, warmup_s, seed)
     return _measured(samples, timeout_s, seen)
 
 
-async def rank_closed(target: str, requests: Sequence[Any], concurrency: int, duration_s: float,
-                      warmup_s: float, timeout_s: float) -> Measured:
+async def rank_closed(
+    target: str, requests: Sequence[Any], concurrency: int, duration_s: float, warmup_s: float, timeout_s: float
+) -> Measured:
     async with _stubs(target) as stubs:
         seen: dict[str, int] = {}
         samples = await closed_loop(rank_call(stubs, requests, timeout_s, seen), concurrency, duration_s, warmup_s)
@@ -103,15 +110,30 @@ async def rank_sequential(target: str, requests: Sequence[Any], n: int, timeout_
 
 def _event(user: User, item_id: str, etype: str, n: int) -> Any:
     m = proto.ranking_pb2
-    ev = m.Event(event_id=str(uuid.uuid4()), user_id=user.user_id, item_id=item_id, type=etype,
-                 timestamp_ms=int(time.time() * 1000), session_id=f"bench-{user.user_id}", context=user.context)
+    ev = m.Event(
+        event_id=str(uuid.uuid4()),
+        user_id=user.user_id,
+        item_id=item_id,
+        type=etype,
+        timestamp_ms=int(time.time() * 1000),
+        session_id=f"bench-{user.user_id}",
+        context=user.context,
+    )
     if etype == "play":
         ev.value = (n % 10) / 10
     return ev
 
 
-async def track_throughput(target: str, users: Sequence[User], items: Sequence[str], streams: int, batch: int,
-                           duration_s: float, warmup_s: float, timeout_s: float) -> dict[str, Any]:
+async def track_throughput(
+    target: str,
+    users: Sequence[User],
+    items: Sequence[str],
+    streams: int,
+    batch: int,
+    duration_s: float,
+    warmup_s: float,
+    timeout_s: float,
+) -> dict[str, Any]:
     """``streams`` concurrent senders of ``batch``-event Track calls; an accepted event is durable."""
     m = proto.ranking_pb2
     accepted = [0]
@@ -123,10 +145,11 @@ async def track_throughput(target: str, users: Sequence[User], items: Sequence[s
 
         async def call(seq: int) -> str:
             events = []
-            for j in range(batch):
+            for _ in range(batch):
                 n = next(counter)
-                events.append(_event(users[n % len(users)], items[(n * 7919) % len(items)],
-                                     EVENT_MIX[n % len(EVENT_MIX)], n))
+                events.append(
+                    _event(users[n % len(users)], items[(n * 7919) % len(items)], EVENT_MIX[n % len(EVENT_MIX)], n)
+                )
             try:
                 reply = await stubs[seq % len(stubs)].Track(m.TrackRequest(events=events), timeout=timeout_s)
             except grpc.aio.AioRpcError as exc:
@@ -137,13 +160,21 @@ async def track_throughput(target: str, users: Sequence[User], items: Sequence[s
 
         samples = await closed_loop(call, streams, duration_s, warmup_s)
     out = summarize(samples, deadline_ms=timeout_s * 1000)
-    return {"events_per_s": round(accepted[0] / samples.elapsed_s, 1) if samples.elapsed_s else None,
-            "batch": batch, "streams": streams, "batches": out["count"], "errors": out["errors"],
-            "errors_by_code": out["errors_by_code"], "batch_p50_ms": out["p50_ms"], "batch_p99_ms": out["p99_ms"]}
+    return {
+        "events_per_s": round(accepted[0] / samples.elapsed_s, 1) if samples.elapsed_s else None,
+        "batch": batch,
+        "streams": streams,
+        "batches": out["count"],
+        "errors": out["errors"],
+        "errors_by_code": out["errors_by_code"],
+        "batch_p50_ms": out["p50_ms"],
+        "batch_p99_ms": out["p99_ms"],
+    }
 
 
-async def freshness(target: str, users: Sequence[User], trials: int, timeout_s: float,
-                    give_up_s: float = 2.0) -> dict[str, Any]:
+async def freshness(
+    target: str, users: Sequence[User], trials: int, timeout_s: float, give_up_s: float = 2.0
+) -> dict[str, Any]:
     """Track ``not_interested`` for the user's current top item, then Rank until it is gone.
 
     Freshness is the time from the Track acknowledgement to the end of the first Rank whose answer no
@@ -178,10 +209,14 @@ async def freshness(target: str, users: Sequence[User], trials: int, timeout_s: 
                     failed += 1
                     break
     ordered = sorted(fresh_ms)
-    return {"freshness_p50_ms": _r(percentile(ordered, 50)), "freshness_p99_ms": _r(percentile(ordered, 99)),
-            "freshness_max_ms": _r(ordered[-1]) if ordered else None, "trials": len(fresh_ms),
-            "not_reflected_within_s": {"seconds": give_up_s, "count": failed},
-            "stale_ranks_before_fresh": sum(stale_ranks)}
+    return {
+        "freshness_p50_ms": _r(percentile(ordered, 50)),
+        "freshness_p99_ms": _r(percentile(ordered, 99)),
+        "freshness_max_ms": _r(ordered[-1]) if ordered else None,
+        "trials": len(fresh_ms),
+        "not_reflected_within_s": {"seconds": give_up_s, "count": failed},
+        "stale_ranks_before_fresh": sum(stale_ranks),
+    }
 
 
 def _r(v: float) -> float | None:

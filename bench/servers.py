@@ -3,6 +3,7 @@
 Readiness is the gRPC health Watch (``SetlistClient.wait_ready``), with the process's exit checked
 around it, so a server that dies during start-up fails the run at once with its log tail.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -61,14 +62,31 @@ def _tail(path: Path, lines: int = 15) -> str:
 
 
 @contextlib.contextmanager
-def server(name: str, env: Mapping[str, str], log_dir: Path, engine: str = "fast", workers: int = 1,
-           ready_timeout_s: float = 300.0) -> Iterator[Running]:
+def server(
+    name: str,
+    env: Mapping[str, str],
+    log_dir: Path,
+    engine: str = "fast",
+    workers: int = 1,
+    ready_timeout_s: float = 300.0,
+) -> Iterator[Running]:
     """Start one server on a free loopback port; stop it (SIGTERM, then SIGKILL) on exit."""
     port = free_port()
     log_dir.mkdir(parents=True, exist_ok=True)
     log = log_dir / f"{name}.log"
-    cmd = [sys.executable, "-m", "serving", "--port", str(port), "--metrics-port", "0", "--engine", engine,
-           "--workers", str(workers)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "serving",
+        "--port",
+        str(port),
+        "--metrics-port",
+        "0",
+        "--engine",
+        engine,
+        "--workers",
+        str(workers),
+    ]
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), "SETLIST_HOST": "127.0.0.1", **env}
     started = time.monotonic()
     with open(log, "wb") as out:

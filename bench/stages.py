@@ -7,6 +7,7 @@ the stages of serving.rank_stages themselves: ``request`` + ``candidates``, ``fe
 features and matrix assembly), ``score`` and ``top_k`` + ``explain`` (off, as the bench's queries
 ask). It then times whole ``service.rank`` calls (cache off, and cache hits) and profiles them.
 """
+
 from __future__ import annotations
 
 import cProfile
@@ -16,7 +17,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -55,7 +56,7 @@ def measure(n_users: int = 300, repeats: int = 2) -> dict[str, object]:
     stages: dict[str, list[float]] = {k: [] for k in (*STAGES, "sum", "scoring_1_thread")}
     # The same matrix scored again by a one-thread copy of the booster: XGBoost's default uses every
     # core, which on a 2-core box shared with gRPC threads (and the load generator) can stall.
-    one_thread = bundle.booster.copy()  # type: ignore[attr-defined]
+    one_thread = bundle.booster.copy()
     one_thread.set_param({"nthread": 1})
     n_cand: list[int] = []
     n_features = 0
@@ -67,7 +68,7 @@ def measure(n_users: int = 300, repeats: int = 2) -> dict[str, object]:
             t.append(time.perf_counter())
             rows = svc.reader.read(user)
             t.append(time.perf_counter())
-            request = rank_stages.request(q, user, rows, datetime.now(timezone.utc), u.device, u.locale, "model")
+            request = rank_stages.request(q, user, rows, datetime.now(UTC), u.device, u.locale, "model")
             # every sample takes the model path (load_users picks consenting users; this makes sure)
             ctx = rank_stages.RankContext(replace(request, personal=True), variant, inputs, settings.candidate_pool)
             c = rank_stages.candidates(ctx)
@@ -115,7 +116,7 @@ def measure(n_users: int = 300, repeats: int = 2) -> dict[str, object]:
         "candidate_pool": settings.candidate_pool,
         "candidates_mean": round(float(np.mean(n_cand)), 1),
         "features": int(n_features),
-        "trees": int(booster.num_boosted_rounds()),  # type: ignore[attr-defined]
+        "trees": int(booster.num_boosted_rounds()),
         "profile_top": profile_top,
         "baseline_agreement": agreement,
         "users": len(users),
@@ -123,7 +124,7 @@ def measure(n_users: int = 300, repeats: int = 2) -> dict[str, object]:
     }
 
 
-def _with_impressions(svc, settings, queries: list) -> dict[str, object]:  # noqa: ANN001
+def _with_impressions(svc, settings, queries: list) -> dict[str, object]:
     """The same cache-miss Rank calls with impression logging attached as bootstrap attaches it, CPU
     of the writer thread included (it is flushed inside the measured window)."""
     import tempfile
@@ -131,8 +132,12 @@ def _with_impressions(svc, settings, queries: list) -> dict[str, object]:  # noq
     from serving.impressions import ImpressionLog
 
     with tempfile.TemporaryDirectory() as tmp:
-        log = ImpressionLog.to_directory(Path(tmp), maxsize=settings.impressions_queue,
-                                         batch=settings.impressions_batch, flush_s=settings.impressions_flush_s)
+        log = ImpressionLog.to_directory(
+            Path(tmp),
+            maxsize=settings.impressions_queue,
+            batch=settings.impressions_batch,
+            flush_s=settings.impressions_flush_s,
+        )
         svc.impressions = log
         try:
             cpu0 = time.process_time()
@@ -145,7 +150,7 @@ def _with_impressions(svc, settings, queries: list) -> dict[str, object]:  # noq
     return {"service_rank_miss_ms": _summary(times), "service_rank_miss_cpu_ms": round(cpu, 3)}
 
 
-def _agreement_with_baseline(settings, svc, queries: list) -> dict[str, object]:  # noqa: ANN001
+def _agreement_with_baseline(settings, svc, queries: list) -> dict[str, object]:
     """Rank the same queries, at the same moment, with serving.baseline: the bench compares two ways
     of doing the same work only if both return the same items with the same scores. (Answers taken
     minutes apart over gRPC can differ legitimately: the request hour is a feature.)"""
@@ -161,11 +166,15 @@ def _agreement_with_baseline(settings, svc, queries: list) -> dict[str, object]:
         if ids_a == ids_b:
             diff = max([diff] + [abs(x.score - y.score) for x, y in zip(a.items, b.items)])
     baseline.close()
-    return {"users": len(queries), "identical_top10": identical, "mean_overlap_at_10": round(float(np.mean(overlap)), 4),
-            "max_abs_score_diff": float(diff)}
+    return {
+        "users": len(queries),
+        "identical_top10": identical,
+        "mean_overlap_at_10": round(float(np.mean(overlap)), 4),
+        "max_abs_score_diff": float(diff),
+    }
 
 
-def _time_calls(fn, args: list) -> list[float]:  # noqa: ANN001
+def _time_calls(fn, args: list) -> list[float]:
     out = []
     for a in args:
         t0 = time.perf_counter()
@@ -174,7 +183,7 @@ def _time_calls(fn, args: list) -> list[float]:  # noqa: ANN001
     return out
 
 
-def _profile(svc, queries: list, top: int = 12) -> list[dict[str, object]]:  # noqa: ANN001
+def _profile(svc, queries: list, top: int = 12) -> list[dict[str, object]]:
     """The functions with the most own time across cache-miss Rank calls (cProfile, per call)."""
     prof = cProfile.Profile()
     prof.enable()
@@ -183,11 +192,16 @@ def _profile(svc, queries: list, top: int = 12) -> list[dict[str, object]]:  # n
     prof.disable()
     stats = pstats.Stats(prof)
     rows = []
-    for (file, line, fn), (_cc, nc, tt, ct, _callers) in stats.stats.items():  # type: ignore[attr-defined]
-        rows.append({"function": f"{Path(file).name}:{line}:{fn}", "calls_per_rank": round(nc / len(queries), 1),
-                     "own_ms_per_rank": round(tt * 1000 / len(queries), 4),
-                     "cumulative_ms_per_rank": round(ct * 1000 / len(queries), 4)})
-    rows.sort(key=lambda r: -float(r["own_ms_per_rank"]))  # type: ignore[call-overload]
+    for (file, line, fn), (_cc, nc, tt, ct, _callers) in stats.stats.items():
+        rows.append(
+            {
+                "function": f"{Path(file).name}:{line}:{fn}",
+                "calls_per_rank": round(nc / len(queries), 1),
+                "own_ms_per_rank": round(tt * 1000 / len(queries), 4),
+                "cumulative_ms_per_rank": round(ct * 1000 / len(queries), 4),
+            }
+        )
+    rows.sort(key=lambda r: -float(r["own_ms_per_rank"]))
     return rows[:top]
 
 

@@ -1,9 +1,9 @@
 """``python -m experiments report|simulate|drill``: analyse, simulate and rehearse experiments."""
+
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -16,14 +16,20 @@ console = Console(width=max(Console().width, 110))  # the per-arm table needs ~1
 
 
 @app.command()
-def report(experiment: str = typer.Argument(..., help="the experiment's name (as in its YAML)"),
-           config: Optional[Path] = typer.Option(None, help="the experiments file (default SETLIST_EXPERIMENTS_FILE, "
-                                                             "else ./experiments.yaml)"),
-           alpha: float = typer.Option(0.05, help="1 - confidence level of the intervals"),
-           source: str = typer.Option("auto", help="live (what serving wrote), simulation (what `simulate` wrote "
-                                                   "under <data_dir>/simulation) or auto: live if it has impressions "
-                                                   "of the experiment, else the simulation"),
-           mlflow: bool = typer.Option(True, help="log the report as an MLflow run")) -> None:
+def report(
+    experiment: str = typer.Argument(..., help="the experiment's name (as in its YAML)"),
+    config: Path | None = typer.Option(
+        None, help="the experiments file (default SETLIST_EXPERIMENTS_FILE, else ./experiments.yaml)"
+    ),
+    alpha: float = typer.Option(0.05, help="1 - confidence level of the intervals"),
+    source: str = typer.Option(
+        "auto",
+        help="live (what serving wrote), simulation (what `simulate` wrote "
+        "under <data_dir>/simulation) or auto: live if it has impressions "
+        "of the experiment, else the simulation",
+    ),
+    mlflow: bool = typer.Option(True, help="log the report as an MLflow run"),
+) -> None:
     """Per-arm play, skip and completion rates, lift against control with CIs, SRM check, verdict."""
     from experiments.report import ReportError, configured, run, source_settings
 
@@ -33,33 +39,43 @@ def report(experiment: str = typer.Argument(..., help="the experiment's name (as
     settings = get_settings()
     try:
         exp = configured(settings, experiment, config)
-        chosen, label = source_settings(settings, exp.name, source)  # type: ignore[arg-type]
+        chosen, label = source_settings(settings, exp.name, source)
         console.print(f"[dim]reading {label}: events {chosen.events_dir}, impressions {chosen.impressions_dir}[/]")
         run(chosen, exp, console, log_mlflow=mlflow, alpha=alpha)
     except (ReportError, ExperimentConfigError) as exc:
         console.print(f"[red]{exc}[/]")
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
 
 
 @app.command()
-def simulate(users: int = typer.Option(300, help="simulated users (distinct users of the generated world)"),
-             sessions: int = typer.Option(3, help="Rank → react → Track rounds per user"),
-             k: int = typer.Option(10, help="slate size"),
-             quick: bool = typer.Option(False, help="two rounds per user: a short run for the demo"),
-             config: Optional[Path] = typer.Option(None, help="experiments file (default SETLIST_EXPERIMENTS_FILE, "
-                                                               "else ./experiments.yaml)"),
-             target: Optional[str] = typer.Option(None, help="host:port of a running server configured with the "
-                                                             "same experiment; default: serve in process"),
-             seed: int = typer.Option(11),
-             threads: int = typer.Option(1, help="concurrent simulated users (use more against Redis)"),
-             mlflow: bool = typer.Option(True, help="log the report as an MLflow run")) -> None:
+def simulate(
+    users: int = typer.Option(300, help="simulated users (distinct users of the generated world)"),
+    sessions: int = typer.Option(3, help="Rank → react → Track rounds per user"),
+    k: int = typer.Option(10, help="slate size"),
+    quick: bool = typer.Option(False, help="two rounds per user: a short run for the demo"),
+    config: Path | None = typer.Option(
+        None, help="experiments file (default SETLIST_EXPERIMENTS_FILE, else ./experiments.yaml)"
+    ),
+    target: str | None = typer.Option(
+        None, help="host:port of a running server configured with the same experiment; default: serve in process"
+    ),
+    seed: int = typer.Option(11),
+    threads: int = typer.Option(1, help="concurrent simulated users (use more against Redis)"),
+    mlflow: bool = typer.Option(True, help="log the report as an MLflow run"),
+) -> None:
     """Simulated users (the generator's hidden tastes) use the service; then the report."""
-    from serving.bootstrap import build
-
     from experiments.drill import SIM_WORKER
     from experiments.report import DEFAULT_CONFIG, ReportError, run
-    from experiments.simulate import ClientRanking, SimConfig, Simulator, experiment_settings, load_latent, population, \
-        users_frame
+    from experiments.simulate import (
+        ClientRanking,
+        SimConfig,
+        Simulator,
+        experiment_settings,
+        load_latent,
+        population,
+        users_frame,
+    )
+    from serving.bootstrap import build
 
     settings = get_settings()
     path = config or settings.experiments_file or DEFAULT_CONFIG
@@ -68,27 +84,34 @@ def simulate(users: int = typer.Option(300, help="simulated users (distinct user
         latent = load_latent(settings)
     except (ExperimentConfigError, FileNotFoundError) as exc:
         console.print(f"[red]{exc}[/]")
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     if exp is None:
         console.print(f"[red]no experiments file at {path}[/]: pass --config")
         raise typer.Exit(1)
     cfg = SimConfig(users=users, sessions=2 if quick else sessions, k=k, seed=seed, threads=threads)
     # in process, everything the simulation writes (events, journal, impressions) stays under
     # simulation_dir; a --target server writes wherever it was configured to
-    served = experiment_settings(settings, Path(path)) if not target else \
-        settings.model_copy(update={"experiments_file": Path(path)})
-    started = datetime.now(timezone.utc)
+    served = (
+        experiment_settings(settings, Path(path))
+        if not target
+        else settings.model_copy(update={"experiments_file": Path(path)})
+    )
+    started = datetime.now(UTC)
     ranking = ClientRanking(target) if target else build(served, worker=SIM_WORKER)
     try:
         with console.status(f"simulating {cfg.users} users × {cfg.sessions} slates of {k} in experiment {exp.name}…"):
             stats = Simulator(ranking, latent, cfg).run(population(latent, cfg.users, seed, users_frame(settings)))
     finally:
-        ranking.close()   # flushes impressions and moves journaled Track events into the event log
-    console.print(f"{stats.ranks:,} Rank calls and {stats.events:,} Track events in {stats.seconds:.1f} s; "
-                  f"responses by arm: {dict(sorted(stats.arms.items()))}")
+        ranking.close()  # flushes impressions and moves journaled Track events into the event log
+    console.print(
+        f"{stats.ranks:,} Rank calls and {stats.events:,} Track events in {stats.seconds:.1f} s; "
+        f"responses by arm: {dict(sorted(stats.arms.items()))}"
+    )
     if not target:
-        console.print(f"[dim]simulated events and impressions are kept apart under {settings.simulation_dir} "
-                      "(never in the event log that gates and training read)[/]")
+        console.print(
+            f"[dim]simulated events and impressions are kept apart under {settings.simulation_dir} "
+            "(never in the event log that gates and training read)[/]"
+        )
     if target:
         # the server writes impressions and rolls Track journals in the background: let both land
         import time
@@ -99,12 +122,15 @@ def simulate(users: int = typer.Option(300, help="simulated users (distinct user
         run(served, exp, console, log_mlflow=mlflow, since=started)
     except ReportError as exc:
         console.print(f"[red]{exc}[/]")
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
 
 
 @app.command()
-def drill(users: int = typer.Option(200), mode: str = typer.Option("shuffled", help="shuffled | inverted"),
-          seed: int = typer.Option(11)) -> None:
+def drill(
+    users: int = typer.Option(200),
+    mode: str = typer.Option("shuffled", help="shuffled | inverted"),
+    seed: int = typer.Option(11),
+) -> None:
     """Promote a broken ranker under the canary and show the automatic rollback."""
     from experiments.drill import DrillError, run_drill
     from experiments.simulate import users_frame
@@ -114,17 +140,24 @@ def drill(users: int = typer.Option(200), mode: str = typer.Option("shuffled", h
         raise typer.Exit(2)
     settings = get_settings()
     try:
-        result = run_drill(settings, users=users, mode=mode, seed=seed,  # type: ignore[arg-type]
-                           users_info=users_frame(settings))
+        result = run_drill(
+            settings,
+            users=users,
+            mode=mode,
+            seed=seed,
+            users_info=users_frame(settings),
+        )
     except DrillError as exc:
         console.print(f"[red]{exc}[/]")
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     for line in result.decisions:
         console.print(f"  canary {line}")
     ok = result.phase == "rolled_back" and result.champion_after == result.stable
     colour = "green" if ok else "red"
-    console.print(f"[{colour}]broken ranker {result.candidate} → {result.phase}[/]; champion is "
-                  f"{result.champion_after} (stable {result.stable}). {result.reason}")
+    console.print(
+        f"[{colour}]broken ranker {result.candidate} → {result.phase}[/]; champion is "
+        f"{result.champion_after} (stable {result.stable}). {result.reason}"
+    )
     raise typer.Exit(0 if ok else 1)
 
 

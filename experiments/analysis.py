@@ -1,14 +1,14 @@
 """From joined outcomes to a report: per-arm rates, each arm against control, SRM, verdicts."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 import pandas as pd
 
-from setlist.experiment import METRICS, Experiment
-
 from experiments.data import OUTCOMES, per_user
 from experiments.significance import Comparison, Rate, Srm, compare, ratio, srm
+from setlist.experiment import METRICS, Experiment
 
 HIGHER_IS_BETTER = {"play_rate": True, "skip_rate": False, "completion_rate": True}
 SRM_ALPHA = 0.001
@@ -22,8 +22,8 @@ class ArmResult:
     requests: int
     shown: int
     rates: dict[str, Rate]
-    versions: str                       # model versions seen in the arm, e.g. "c3+r5 (champion)"
-    comparison: dict[str, Comparison] = field(default_factory=dict)   # empty for control
+    versions: str  # model versions seen in the arm, e.g. "c3+r5 (champion)"
+    comparison: dict[str, Comparison] = field(default_factory=dict)  # empty for control
 
 
 @dataclass
@@ -56,8 +56,16 @@ def build(exp: Experiment, frame: pd.DataFrame, alpha: float = 0.05) -> Report:
     for name in [a.name for a in exp.arms] + sorted(set(users["arm"]) - {a.name for a in exp.arms}):
         u = users[users["arm"] == name]
         rates = {m: ratio(u[OUTCOMES[m]].to_numpy(), u["shown"].to_numpy()) for m in METRICS}
-        arms.append(ArmResult(name, len(u), int(u["requests"].sum()), int(u["shown"].sum()), rates,
-                              _versions(frame[frame["arm"] == name])))
+        arms.append(
+            ArmResult(
+                name,
+                len(u),
+                int(u["requests"].sum()),
+                int(u["shown"].sum()),
+                rates,
+                _versions(frame[frame["arm"] == name]),
+            )
+        )
     control = next(a for a in arms if a.arm == exp.control)
     for a in arms:
         if a.arm != exp.control:

@@ -5,6 +5,7 @@ subtly bad model's would), trained on the kept training set with its labels shuf
 vary across candidates but carry no signal, so slates are effectively random. ``inverted`` learns
 the labels upside down instead, for a model that is reliably worse than random.
 """
+
 from __future__ import annotations
 
 from typing import Literal
@@ -31,22 +32,29 @@ def service_of(frame: pd.DataFrame) -> Service:
     raise ValueError("the kept training set matches no declared feature service; run `make train` first")
 
 
-def broken_booster(frame: pd.DataFrame, mode: Mode = "shuffled", trees: int = 40, seed: int = 0):  # noqa: ANN201
+def broken_booster(frame: pd.DataFrame, mode: Mode = "shuffled", trees: int = 40, seed: int = 0):
     import xgboost as xgb
 
     svc = service_of(frame)
     X = frame[list(svc.inputs)].to_numpy(np.float32)
     y = frame["label"].to_numpy(np.float32)
     y = np.random.default_rng(seed).permutation(y) if mode == "shuffled" else 1.0 - y
-    params = {"objective": "binary:logistic", "max_depth": 6, "eta": 0.3, "tree_method": "hist", "nthread": 2,
-              "seed": seed}
+    params = {
+        "objective": "binary:logistic",
+        "max_depth": 6,
+        "eta": 0.3,
+        "tree_method": "hist",
+        "nthread": 2,
+        "seed": seed,
+    }
     booster = xgb.train(params, xgb.DMatrix(X, label=y, feature_names=list(svc.inputs)), num_boost_round=trees)
     booster.set_attr(**{MODEL_SERVICE_ATTR: svc.name})
     return booster
 
 
-def register_broken_ranker(settings: Settings, mode: Mode = "shuffled", promote: bool = True,
-                           seed: int = 0) -> tuple[str, str]:
+def register_broken_ranker(
+    settings: Settings, mode: Mode = "shuffled", promote: bool = True, seed: int = 0
+) -> tuple[str, str]:
     """Register a broken ranker next to the champion's candidate index, as ``challenger`` and (with
     ``promote``) ``champion``, as a careless promotion would. Returns (candidates, ranker) versions."""
     import mlflow
@@ -55,11 +63,15 @@ def register_broken_ranker(settings: Settings, mode: Mode = "shuffled", promote:
     booster = broken_booster(frame, mode, seed=seed)
     client = registry.connect(settings)
     candidates = registry.alias_version(client, settings.candidates_model, registry.CHAMPION)
-    with mlflow.start_run(experiment_id=registry.ensure_experiment(client, settings),
-                          run_name=f"broken-ranker-{mode}"):
+    with mlflow.start_run(experiment_id=registry.ensure_experiment(client, settings), run_name=f"broken-ranker-{mode}"):
         mlflow.set_tag("drill.broken_ranker", mode)
-        info = mlflow.xgboost.log_model(booster, name="ranker", registered_model_name=settings.ranker_model,
-                                        model_format="ubj", pip_requirements=["xgboost"])
+        info = mlflow.xgboost.log_model(
+            booster,
+            name="ranker",
+            registered_model_name=settings.ranker_model,
+            model_format="ubj",
+            pip_requirements=["xgboost"],
+        )
     pair = (candidates, str(info.registered_model_version))
     registry.set_alias(client, settings, pair, registry.CHALLENGER)
     if promote:

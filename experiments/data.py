@@ -4,6 +4,7 @@ Each feedback event is credited to the most recent impression of the same item t
 at or before it, within the experiment's window; so an item shown twice is credited once, to the
 showing the user reacted to. Impressions with no feedback in the window count as not played.
 """
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta
@@ -33,9 +34,16 @@ def outcomes(impressions: pd.DataFrame, events: pd.DataFrame, window_s: float) -
         return imp.drop(columns="_id")
     fb = fb.assign(_at=pd.to_datetime(fb["timestamp"], utc=True).astype("datetime64[ns, UTC]") + CLOCK_SKEW)
     shown = imp[["user_id", "item_id", "_id"]].assign(
-        _at=pd.to_datetime(imp["timestamp"], utc=True).astype("datetime64[ns, UTC]"))
-    credited = pd.merge_asof(fb.sort_values("_at"), shown.sort_values("_at"), on="_at", by=["user_id", "item_id"],
-                             direction="backward", tolerance=pd.Timedelta(seconds=window_s) + CLOCK_SKEW)
+        _at=pd.to_datetime(imp["timestamp"], utc=True).astype("datetime64[ns, UTC]")
+    )
+    credited = pd.merge_asof(
+        fb.sort_values("_at"),
+        shown.sort_values("_at"),
+        on="_at",
+        by=["user_id", "item_id"],
+        direction="backward",
+        tolerance=pd.Timedelta(seconds=window_s) + CLOCK_SKEW,
+    )
     credited = credited.dropna(subset=["_id"])
     ids = credited["_id"].astype(np.int64)
     value = credited["value"].astype("float64")
@@ -53,8 +61,9 @@ def per_user(frame: pd.DataFrame, group: str = "arm") -> pd.DataFrame:
     return frame.groupby([group, "user_id"], sort=True).agg(**agg).reset_index()
 
 
-def load(settings: Settings, experiment: str, window_s: float,
-         since: datetime | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def load(
+    settings: Settings, experiment: str, window_s: float, since: datetime | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(impressions of ``experiment`` [from ``since`` on], the feedback events that may follow them)."""
     imp = read_impressions(settings.impressions_dir, experiment)
     if since is not None:
@@ -63,7 +72,8 @@ def load(settings: Settings, experiment: str, window_s: float,
         return imp, pd.DataFrame(columns=["user_id", "item_id", "timestamp", "type", "value"])
     start = imp["timestamp"].min().to_pydatetime() - timedelta(seconds=CLOCK_SKEW.total_seconds())
     end = imp["timestamp"].max().to_pydatetime() + timedelta(seconds=window_s + 1)
-    events = EventLog(settings.events_dir).read(columns=["user_id", "item_id", "timestamp", "type", "value"],
-                                                start=start, end=end)
+    events = EventLog(settings.events_dir).read(
+        columns=["user_id", "item_id", "timestamp", "type", "value"], start=start, end=end
+    )
     events = events[events["user_id"].isin(set(imp["user_id"]))]
     return imp, events

@@ -5,27 +5,33 @@ broken ranker is registered and promoted to champion, and simulated users (exper
 .simulate) drive Rank and Track while the refresh loop's canary check runs between batches.
 Afterwards the ``challenger`` alias is put back where it was, so the drill leaves no broken alias.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 import pandas as pd
 
+from experiments.broken import Mode, register_broken_ranker
+from experiments.simulate import SimConfig, SimStats, Simulator, load_latent, population, simulation_settings
 from setlist import registry
 from setlist.registry import Pair
 from setlist.settings import Settings
 
-from experiments.broken import Mode, register_broken_ranker
-from experiments.simulate import SimConfig, SimStats, Simulator, load_latent, population, simulation_settings
-
 #: sized for a few hundred simulated users; latency limits are loose on purpose, so the drill shows
 #: the guard KPI catching a model that is fast and error-free but bad
 DRILL_POLICY: dict[str, object] = {
-    "canary_enabled": True, "canary_steps": [0.3, 0.6, 1.0], "canary_min_requests": 60,
-    "canary_min_feedback": 150, "canary_max_error_rate": 0.01, "canary_max_p99_ratio": 4.0,
-    "canary_p99_slack_ms": 50.0, "canary_max_skip_increase": 0.02, "canary_alpha": 0.01,
+    "canary_enabled": True,
+    "canary_steps": [0.3, 0.6, 1.0],
+    "canary_min_requests": 60,
+    "canary_min_feedback": 150,
+    "canary_max_error_rate": 0.01,
+    "canary_max_p99_ratio": 4.0,
+    "canary_p99_slack_ms": 50.0,
+    "canary_max_skip_increase": 0.02,
+    "canary_alpha": 0.01,
 }
-SIM_WORKER = 9999   # its own journal directory, so a drill never touches a running server's
+SIM_WORKER = 9999  # its own journal directory, so a drill never touches a running server's
 
 
 class DrillError(RuntimeError):
@@ -36,7 +42,7 @@ class DrillError(RuntimeError):
 class DrillResult:
     stable: Pair
     candidate: Pair
-    phase: str                  # rolled_back | complete | canary (undecided)
+    phase: str  # rolled_back | complete | canary (undecided)
     reason: str
     champion_after: Pair
     stats: SimStats
@@ -48,8 +54,15 @@ def _alias(settings: Settings, alias: str) -> Pair | None:
     return None if found is None else found.pair
 
 
-def run_drill(settings: Settings, users: int = 200, sessions: int = 3, mode: Mode = "shuffled", seed: int = 11,
-              users_info: pd.DataFrame | None = None, **policy: object) -> DrillResult:
+def run_drill(
+    settings: Settings,
+    users: int = 200,
+    sessions: int = 3,
+    mode: Mode = "shuffled",
+    seed: int = 11,
+    users_info: pd.DataFrame | None = None,
+    **policy: object,
+) -> DrillResult:
     from serving.bootstrap import build
 
     # the drill's simulated traffic is written under simulation_dir, never into the real event log

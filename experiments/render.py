@@ -1,4 +1,5 @@
 """A report for people: a rich table, a PNG, and a JSON summary for machines."""
+
 from __future__ import annotations
 
 import json
@@ -8,9 +9,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from setlist.experiment import METRICS
-
 from experiments.analysis import Report
+from setlist.experiment import METRICS
 
 
 def _pct(x: float) -> str:
@@ -21,10 +21,11 @@ SHORT = {"play_rate": "play", "skip_rate": "skip", "completion_rate": "complete"
 
 
 def table(r: Report) -> Table:
-    t = Table(title=f"experiment {r.experiment}: rates per item shown, {1 - r.alpha:.0%} CIs, "
-                    f"feedback within {r.window_s / 60:.0f} min")
-    for col in ("arm", "users", "shown", *(SHORT[m] for m in METRICS), f"{SHORT[r.primary]} vs {r.control}",
-                "models"):
+    t = Table(
+        title=f"experiment {r.experiment}: rates per item shown, {1 - r.alpha:.0%} CIs, "
+        f"feedback within {r.window_s / 60:.0f} min"
+    )
+    for col in ("arm", "users", "shown", *(SHORT[m] for m in METRICS), f"{SHORT[r.primary]} vs {r.control}", "models"):
         t.add_column(col, justify="left" if col in ("arm", "models") else "right")
     for a in r.arms:
         cells = [_pct(a.rates[m].rate) for m in METRICS]
@@ -40,8 +41,10 @@ def show(r: Report, console: Console | None = None) -> None:
     console = console or Console()
     console.print(table(r))
     s = r.srm
-    console.print(f"sample ratio: users {s.observed} vs expected "
-                  f"{ {k: round(v, 1) for k, v in s.expected.items()} } — chi-square {s.chi2:.2f}, p={s.p_value:.3g}")
+    console.print(
+        f"sample ratio: users {s.observed} vs expected "
+        f"{ {k: round(v, 1) for k, v in s.expected.items()} } — chi-square {s.chi2:.2f}, p={s.p_value:.3g}"
+    )
     for v in r.verdicts:
         colour = "red" if "SRM" in v or "worse" in v else "green" if "beats" in v else "yellow"
         console.print(f"[bold {colour}]verdict:[/] {v}")
@@ -72,7 +75,8 @@ def plot(r: Report, path: Path) -> Path:
 
 def summary(r: Report) -> dict:
     """Everything in the report as JSON-friendly data (NaN becomes null)."""
-    def clean(v):  # noqa: ANN001, ANN202
+
+    def clean(v):
         if isinstance(v, float) and v != v:
             return None
         if isinstance(v, dict):

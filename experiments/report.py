@@ -1,25 +1,24 @@
 """``report <experiment>``: load, join, analyse, show, plot and log one experiment."""
+
 from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-
 from typing import Literal
 
 from rich.console import Console
 
+from experiments import analysis, data, render
+from experiments.logbook import log_report
+from experiments.simulate import simulation_settings
 from setlist.experiment import Experiment, load_experiment
 from setlist.impressions import read_impressions
 from setlist.settings import Settings
 
-from experiments import analysis, data, render
-from experiments.logbook import log_report
-from experiments.simulate import simulation_settings
-
 Source = Literal["auto", "live", "simulation"]
 
 
-DEFAULT_CONFIG = Path("experiments.yaml")   # the repository's, when run from its root
+DEFAULT_CONFIG = Path("experiments.yaml")  # the repository's, when run from its root
 
 
 class ReportError(RuntimeError):
@@ -31,8 +30,10 @@ def configured(settings: Settings, name: str, path: Path | None = None) -> Exper
     source = path or settings.experiments_file or DEFAULT_CONFIG
     exp = load_experiment(source)
     if exp is None:
-        raise ReportError(f"no experiments file at {source}: pass --config or set SETLIST_EXPERIMENTS_FILE "
-                          "to the file that defined the experiment (its shares are needed for the SRM check)")
+        raise ReportError(
+            f"no experiments file at {source}: pass --config or set SETLIST_EXPERIMENTS_FILE "
+            "to the file that defined the experiment (its shares are needed for the SRM check)"
+        )
     if exp.name != name:
         raise ReportError(f"{source} defines experiment {exp.name!r}, not {name!r}")
     return exp
@@ -51,8 +52,14 @@ def source_settings(settings: Settings, experiment: str, source: Source = "auto"
     return settings, "live traffic"
 
 
-def run(settings: Settings, exp: Experiment, console: Console | None = None, log_mlflow: bool = True,
-        alpha: float = 0.05, since: datetime | None = None) -> tuple[analysis.Report, Path]:
+def run(
+    settings: Settings,
+    exp: Experiment,
+    console: Console | None = None,
+    log_mlflow: bool = True,
+    alpha: float = 0.05,
+    since: datetime | None = None,
+) -> tuple[analysis.Report, Path]:
     imp, events = data.load(settings, exp.name, exp.window_s, since)
     if imp.empty:
         raise ReportError(f"no impressions of experiment {exp.name!r} under {settings.impressions_dir}")

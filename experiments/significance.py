@@ -6,6 +6,7 @@ per-item binomial variance is too small. Each arm's rate is a ratio of per-user 
 of ratio metrics in online experiments). With one impression per user it reduces exactly to the
 textbook unpooled two-proportion z interval.
 """
+
 from __future__ import annotations
 
 import math
@@ -26,11 +27,11 @@ class Rate:
 
 @dataclass(frozen=True)
 class Comparison:
-    diff: float        # treatment rate - control rate (absolute)
-    lo: float          # confidence interval of diff
+    diff: float  # treatment rate - control rate (absolute)
+    lo: float  # confidence interval of diff
     hi: float
-    lift: float        # relative: diff / control rate
-    lift_lo: float     # the diff interval over the control rate, so its sign always agrees with lo/hi
+    lift: float  # relative: diff / control rate
+    lift_lo: float  # the diff interval over the control rate, so its sign always agrees with lo/hi
     lift_hi: float
     p_value: float
 
@@ -41,7 +42,7 @@ class Srm:
     expected: dict[str, float]
     chi2: float
     p_value: float
-    unexpected: tuple[str, ...] = ()   # groups seen that the configuration does not name
+    unexpected: tuple[str, ...] = ()  # groups seen that the configuration does not name
 
     def detected(self, alpha: float = 0.001) -> bool:
         return bool(self.unexpected) or self.p_value < alpha
@@ -64,7 +65,7 @@ def ratio(successes: np.ndarray, shown: np.ndarray) -> Rate:
 
 def compare(treatment: Rate, control: Rate, alpha: float = 0.05) -> Comparison:
     diff = treatment.rate - control.rate
-    se = math.sqrt(treatment.se ** 2 + control.se ** 2)
+    se = math.sqrt(treatment.se**2 + control.se**2)
     z = float(sps.norm.ppf(1 - alpha / 2))
     lo, hi = diff - z * se, diff + z * se
     p = float(2 * sps.norm.sf(abs(diff) / se)) if se > 0 else (1.0 if diff == 0 else 0.0)

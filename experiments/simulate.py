@@ -8,15 +8,17 @@ gets more plays and fewer skips, which is what an experiment should then measure
 It drives anything with ``rank``/``track``: the in-process server (serving.bootstrap.Server) or a
 real one through :class:`ClientRanking`.
 """
+
 from __future__ import annotations
 
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -28,15 +30,15 @@ from setlist.settings import Settings
 
 
 class Ranking(Protocol):
-    def rank(self, query: RankQuery): ...  # noqa: ANN201 - RankResult or serving.client.RankReply
+    def rank(self, query: RankQuery): ...
 
     def track(self, events: list[TrackEvent]) -> TrackResult: ...
 
 
 @dataclass(frozen=True)
 class SimUser:
-    user_id: str              # the application's id (the server pseudonymizes it)
-    index: int                # row in the latent arrays
+    user_id: str  # the application's id (the server pseudonymizes it)
+    index: int  # row in the latent arrays
     locale: str = "unknown"
     consent: dict[str, str] = field(default_factory=dict)
 
@@ -44,7 +46,7 @@ class SimUser:
 @dataclass(frozen=True)
 class SimConfig:
     users: int = 300
-    sessions: int = 3         # Rank → react → Track rounds per user
+    sessions: int = 3  # Rank → react → Track rounds per user
     k: int = 10
     seed: int = 11
     # concurrent users. 1 for the local profile: its SQLite online store shares one connection
@@ -70,8 +72,10 @@ class SimStats:
 def load_latent(settings: Settings) -> Latent:
     path = settings.data_dir / "generated" / "latent.npz"
     if not path.exists():
-        raise FileNotFoundError(f"no generated world at {path}: the simulator needs the generator's "
-                                "latent tastes (run `make generate`; imported data has none)")
+        raise FileNotFoundError(
+            f"no generated world at {path}: the simulator needs the generator's "
+            "latent tastes (run `make generate`; imported data has none)"
+        )
     return Latent.load(path)
 
 
@@ -99,19 +103,19 @@ def users_frame(settings: Settings) -> pd.DataFrame | None:
 
 
 class Simulator:
-    def __init__(self, ranking: Ranking, latent: Latent, config: SimConfig,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, ranking: Ranking, latent: Latent, config: SimConfig, clock: Callable[[], float] = time.time
+    ) -> None:
         self.ranking, self.latent, self.config, self.clock = ranking, latent, config, clock
         self._items = {str(i): n for n, i in enumerate(latent.item_ids)}
 
-    def run(self, users: Sequence[SimUser], between: Callable[[], None] | None = None,
-            batch: int = 50) -> SimStats:
+    def run(self, users: Sequence[SimUser], between: Callable[[], None] | None = None, batch: int = 50) -> SimStats:
         """Simulate every user; ``between`` runs after each batch (a canary check, for instance)."""
         total = SimStats()
         started = time.perf_counter()
         with ThreadPoolExecutor(max_workers=max(1, self.config.threads), thread_name_prefix="sim") as pool:
             for start in range(0, len(users), batch):
-                for stats in pool.map(self.run_user, users[start:start + batch]):
+                for stats in pool.map(self.run_user, users[start : start + batch]):
                     total.add(stats)
                 if between is not None:
                     between()
@@ -134,9 +138,19 @@ class Simulator:
             if not shown:
                 continue
             now_ms = int(self.clock() * 1000)
-            events = [TrackEvent(uuid.uuid4().hex, user.user_id, str(self.latent.item_ids[r.item_index]), r.type,
-                                 now_ms + 1 + n, session, {**ctx, **user.consent}, r.value)
-                      for n, r in enumerate(respond(self.latent, user.index, np.asarray(shown), rng))]
+            events = [
+                TrackEvent(
+                    uuid.uuid4().hex,
+                    user.user_id,
+                    str(self.latent.item_ids[r.item_index]),
+                    r.type,
+                    now_ms + 1 + n,
+                    session,
+                    {**ctx, **user.consent},
+                    r.value,
+                )
+                for n, r in enumerate(respond(self.latent, user.index, np.asarray(shown), rng))
+            ]
             result = self.ranking.track(events)
             stats.events += result.accepted
             stats.rejected += len(result.rejected)
@@ -151,7 +165,7 @@ class ClientRanking:
 
         self.client = SetlistClient(target, token=token, timeout=timeout)
 
-    def rank(self, query: RankQuery):  # noqa: ANN201 - serving.client.RankReply
+    def rank(self, query: RankQuery):
         return self.client.rank(query.user_id, query.k, query.context, query.exclude_item_ids)
 
     def track(self, events: list[TrackEvent]) -> TrackResult:
@@ -168,8 +182,13 @@ def simulation_settings(settings: Settings) -> Settings:
     the log that the gates, features and training read. Models, features and the registry are the
     real ones, so the simulation exercises what is actually served."""
     sim = settings.simulation_dir
-    return settings.model_copy(update={"events_dir_override": sim / "events", "wal_dir_override": sim / "wal",
-                                       "impressions_dir_override": sim / "impressions"})
+    return settings.model_copy(
+        update={
+            "events_dir_override": sim / "events",
+            "wal_dir_override": sim / "wal",
+            "impressions_dir_override": sim / "impressions",
+        }
+    )
 
 
 def experiment_settings(settings: Settings, config: Path) -> Settings:

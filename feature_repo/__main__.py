@@ -1,6 +1,7 @@
 """``python -m feature_repo list|describe|plan|apply|materialize``.
 
 Errors are ``setlist.errors`` exceptions; ``setlist.cli.App`` prints them and picks the exit code."""
+
 from __future__ import annotations
 
 import time
@@ -10,25 +11,26 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from feature_repo.materialize import publish
+from feature_repo.store import apply as apply_defs
+from feature_repo.store import get_store
 from setlist.cli import App
 from setlist.errors import SetlistError
 from setlist.featureset import DeclarationError
 from setlist.settings import get_settings
 
-from feature_repo.materialize import publish
-from feature_repo.store import apply as apply_defs
-from feature_repo.store import get_store
-
 # MLflow's SQL store warns on every registry query; nothing a feature owner can act on
 warnings.filterwarnings("ignore", module="mlflow.store")
 warnings.filterwarnings("ignore", message=".*noload.*")
 
-app = App(add_completion=False, help="Feature declarations and the Feast repository: list, describe, "
-          "plan, apply and publish features.")
+app = App(
+    add_completion=False,
+    help="Feature declarations and the Feast repository: list, describe, plan, apply and publish features.",
+)
 console = Console()
 
 
-def _declarations():  # noqa: ANN202
+def _declarations():
     """The declared features, or one line saying which declaration is wrong (exit 1)."""
     from feature_repo.declarations import load
 
@@ -51,8 +53,9 @@ def list_features() -> None:
         table.add_column(col, overflow="fold")
     for f in fs.features:
         used = "registry unreachable" if uses is None else ", ".join(u.label for u in users_of(fs, f, uses)) or "-"
-        table.add_row(f.name, f.entity, f.describe_source(), f.owner or "?", f"ranker_v{f.since}",
-                      freshness(settings, f), used)
+        table.add_row(
+            f.name, f.entity, f.describe_source(), f.owner or "?", f"ranker_v{f.since}", freshness(settings, f), used
+        )
     console.print(table)
 
 
@@ -68,13 +71,20 @@ def describe(name: str = typer.Argument(..., help="a feature name, as `list` sho
         raise SetlistError(f"no feature {name!r}" + (f"; did you mean {', '.join(close)}?" if close else ""))
     f = fs[name]
     e = f.expect
-    rows = [("entity", f.entity), ("view", f.view or "-"), ("source", f.describe_source()), ("dtype", f.dtype),
-            ("missing value", repr(f.missing)), ("owner", f.owner or "?"), ("description", f.description or "-"),
-            ("services", ", ".join(fs.service(v).name for v in fs.versions if f.in_version(v))),
-            ("ranker input", "yes" if f.is_input else "no (used by the candidate stage)"),
-            ("expectations", f"min {e.min}, max {e.max}, null share ≤ {e.max_null_share}" if e else "-"),
-            ("declared in", fs.origin.get(f.name) or fs.origin.get(f.name.rsplit('_', 1)[0], "?")),
-            ("freshness", freshness(settings, f))]
+    rows = [
+        ("entity", f.entity),
+        ("view", f.view or "-"),
+        ("source", f.describe_source()),
+        ("dtype", f.dtype),
+        ("missing value", repr(f.missing)),
+        ("owner", f.owner or "?"),
+        ("description", f.description or "-"),
+        ("services", ", ".join(fs.service(v).name for v in fs.versions if f.in_version(v))),
+        ("ranker input", "yes" if f.is_input else "no (used by the candidate stage)"),
+        ("expectations", f"min {e.min}, max {e.max}, null share ≤ {e.max_null_share}" if e else "-"),
+        ("declared in", fs.origin.get(f.name) or fs.origin.get(f.name.rsplit("_", 1)[0], "?")),
+        ("freshness", freshness(settings, f)),
+    ]
     table = Table(show_header=False, title=name)
     for k, v in rows:
         table.add_row(k, str(v))
@@ -88,8 +98,10 @@ def describe(name: str = typer.Argument(..., help="a feature name, as `list` sho
         console.print("no registered ranker reads this feature yet")
     for u in readers:
         share = u.importance.get(name)
-        console.print(f"ranker {u.label} on {u.service}: "
-                      + (f"{share:.1%} of the total gain" if share is not None else "importance not logged"))
+        console.print(
+            f"ranker {u.label} on {u.service}: "
+            + (f"{share:.1%} of the total gain" if share is not None else "importance not logged")
+        )
 
 
 @app.command()
@@ -105,8 +117,10 @@ def plan() -> None:
     colour = {"+": "green", "-": "red", "~": "yellow", "!": "magenta"}
     for line in lines:
         console.print(f"[{colour[line.sign]}]{line.sign}[/] {line.what}")
-    console.print(f"{sum(line.sign in '+-~' for line in lines)} change(s); run `python -m feature_repo apply` "
-                  "(or `make materialize`, which applies first)")
+    console.print(
+        f"{sum(line.sign in '+-~' for line in lines)} change(s); run `python -m feature_repo apply` "
+        "(or `make materialize`, which applies first)"
+    )
 
 
 @app.command()
@@ -115,8 +129,10 @@ def apply() -> None:
     settings = get_settings()
     _declarations()
     defs = apply_defs(get_store(settings), settings)
-    console.print(f"registered {len(defs.objects())} Feast objects in project [bold]{settings.feast_project}[/] "
-                  f"(services: {', '.join(s.name for s in defs.services)})")
+    console.print(
+        f"registered {len(defs.objects())} Feast objects in project [bold]{settings.feast_project}[/] "
+        f"(services: {', '.join(s.name for s in defs.services)})"
+    )
 
 
 class _Steps:
@@ -143,17 +159,22 @@ def _store_errors() -> tuple[type[BaseException], ...]:
     errors: list[type[BaseException]] = [ConnectionError]
     try:
         from redis.exceptions import ConnectionError as RedisDown
+
         errors.append(RedisDown)
     except ImportError:  # pragma: no cover - redis ships with feast
         pass
     from sqlalchemy.exc import OperationalError
+
     errors.append(OperationalError)
     return tuple(errors)
 
 
 @app.command()
-def materialize(full: bool = typer.Option(False, "--full", help="rebuild every feature from the whole log "
-                                          "instead of only what the new events touch")) -> None:
+def materialize(
+    full: bool = typer.Option(
+        False, "--full", help="rebuild every feature from the whole log instead of only what the new events touch"
+    ),
+) -> None:
     """Build features from the event log (only what changed, unless --full), validate and publish them."""
     settings = get_settings()
     steps = _Steps()
@@ -164,8 +185,9 @@ def materialize(full: bool = typer.Option(False, "--full", help="rebuild every f
             steps.done()
     except _store_errors() as exc:  # a refused batch is a SetlistError already (FeatureBatchRejected, exit 1)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise SetlistError(f"cannot reach a store ({type(exc).__name__}): {first}; "
-                           "is `make services` running?") from exc
+        raise SetlistError(
+            f"cannot reach a store ({type(exc).__name__}): {first}; is `make services` running?"
+        ) from exc
     took = time.perf_counter() - start
     if report.mode == "none":
         console.print(f"nothing to do: {report.reason} (feature version [bold]{report.version}[/])")
@@ -177,8 +199,9 @@ def materialize(full: bool = typer.Option(False, "--full", help="rebuild every f
     for name, n in report.rows.items():
         extra = f"  ({report.changed[name]:,} recomputed)" if report.changed else ""
         console.print(f"  {name:<24} {n:>10,} rows{extra}")
-    console.print(f"published feature version [bold]{report.version}[/] (event log snapshot {report.snapshot}) "
-                  f"in {took:,.1f}s")
+    console.print(
+        f"published feature version [bold]{report.version}[/] (event log snapshot {report.snapshot}) in {took:,.1f}s"
+    )
 
 
 if __name__ == "__main__":

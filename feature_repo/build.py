@@ -5,6 +5,7 @@ Every entity's rows depend on that entity's own events only, so a few entities c
 alone (incremental materialization). Deterministic: the same log gives byte-identical frames (no
 wall clock, stable sorts).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -14,11 +15,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from feature_repo import declarations, engine
 from setlist.consent import personalizable  # the consent rule lives in the shared core
 from setlist.features import SessionState, update_session
 from setlist.featureset import FeatureSet
-
-from feature_repo import declarations, engine
 
 DAY = pd.Timedelta(days=1)
 
@@ -36,12 +36,13 @@ class FeatureBatches:
 @dataclass(frozen=True)
 class Catalog:
     """What the builders need from the item catalogue."""
+
     items: pd.DataFrame
     genres: list[str]
     item_genre: pd.Series
 
     @classmethod
-    def of(cls, items: pd.DataFrame) -> "Catalog":
+    def of(cls, items: pd.DataFrame) -> Catalog:
         genres = sorted(set(items["genre"].fillna("unknown").astype(str)) | {"unknown"})
         return cls(items, genres, items.set_index("item_id")["genre"].fillna("unknown").astype(str))
 
@@ -49,23 +50,37 @@ class Catalog:
 def build_consent(events: pd.DataFrame) -> pd.DataFrame:
     """Every user's latest consent flags, stamped at the event that carried them."""
     last = events.groupby("user_id", sort=True).tail(1)
-    return pd.DataFrame({
-        "user_id": last["user_id"].to_numpy(),
-        "event_timestamp": last["timestamp"].to_numpy(),
-        "consent_personalization": last["consent_personalization"].fillna(True).astype(bool).to_numpy(),
-        "consent_analytics": last["consent_analytics"].fillna(True).astype(bool).to_numpy(),
-    }).sort_values("user_id", kind="mergesort").reset_index(drop=True)
+    return (
+        pd.DataFrame(
+            {
+                "user_id": last["user_id"].to_numpy(),
+                "event_timestamp": last["timestamp"].to_numpy(),
+                "consent_personalization": last["consent_personalization"].fillna(True).astype(bool).to_numpy(),
+                "consent_analytics": last["consent_analytics"].fillna(True).astype(bool).to_numpy(),
+            }
+        )
+        .sort_values("user_id", kind="mergesort")
+        .reset_index(drop=True)
+    )
 
 
-def build_user_profile(ev: pd.DataFrame, catalog: Catalog, features: FeatureSet | None = None,
-                       tables: dict[str, pd.DataFrame] | None = None) -> pd.DataFrame:
+def build_user_profile(
+    ev: pd.DataFrame,
+    catalog: Catalog,
+    features: FeatureSet | None = None,
+    tables: dict[str, pd.DataFrame] | None = None,
+) -> pd.DataFrame:
     """The ``user_profile`` view: every declared user feature, from personalizable events."""
     fs = features or declarations.load()
     return engine.compute("user", ev, fs.view("user_profile"), catalog.items, tables)
 
 
-def build_item_stats(ev: pd.DataFrame, catalog: Catalog, features: FeatureSet | None = None,
-                     tables: dict[str, pd.DataFrame] | None = None) -> pd.DataFrame:
+def build_item_stats(
+    ev: pd.DataFrame,
+    catalog: Catalog,
+    features: FeatureSet | None = None,
+    tables: dict[str, pd.DataFrame] | None = None,
+) -> pd.DataFrame:
     """The ``item_stats`` view: every declared item feature."""
     fs = features or declarations.load()
     return engine.compute("item", ev, fs.view("item_stats"), catalog.items, tables)
@@ -84,15 +99,18 @@ def build_sessions(ev: pd.DataFrame, item_genre: pd.Series) -> pd.DataFrame:
     frame's memory."""
     t_all = ev["type"].to_numpy()
     n = int((t_all != "impression").sum())
-    obj = {k: np.empty(n, dtype=object) for k in ("user_id", "session_id", "session_last_items",
-                                                  "session_blocked_items", "session_genre")}
+    obj = {
+        k: np.empty(n, dtype=object)
+        for k in ("user_id", "session_id", "session_last_items", "session_blocked_items", "session_genre")
+    }
     rate, length, updated, stamp = np.empty(n), np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.int64)
     genre = ev["item_id"].map(item_genre).fillna("").to_numpy()
     ts_ms = (ev["timestamp"].astype("int64") // 1_000_000).to_numpy()
     states: dict[str, SessionState] = {}
     k = 0
-    for u, s, i, t, ms, g in zip(ev["user_id"].to_numpy(), ev["session_id"].fillna("").to_numpy(),
-                                 ev["item_id"].to_numpy(), t_all, ts_ms, genre):
+    for u, s, i, t, ms, g in zip(
+        ev["user_id"].to_numpy(), ev["session_id"].fillna("").to_numpy(), ev["item_id"].to_numpy(), t_all, ts_ms, genre
+    ):
         st = update_session(states.get(u, SessionState()), s, i, t, int(ms), g)
         states[u] = st
         if t == "impression":
@@ -101,12 +119,19 @@ def build_sessions(ev: pd.DataFrame, item_genre: pd.Series) -> pd.DataFrame:
         obj["session_last_items"][k], obj["session_blocked_items"][k] = st.last_items, st.blocked_items
         rate[k], length[k], updated[k], stamp[k] = st.skip_rate, st.length, st.updated_ms, ms
         k += 1
-    frame = pd.DataFrame({
-        "user_id": obj["user_id"], "event_timestamp": pd.to_datetime(stamp, unit="ms", utc=True),
-        "session_id": obj["session_id"], "session_last_items": obj["session_last_items"],
-        "session_blocked_items": obj["session_blocked_items"], "session_skip_rate": rate,
-        "session_genre": obj["session_genre"], "session_length": length, "session_updated_ms": updated,
-    })
+    frame = pd.DataFrame(
+        {
+            "user_id": obj["user_id"],
+            "event_timestamp": pd.to_datetime(stamp, unit="ms", utc=True),
+            "session_id": obj["session_id"],
+            "session_last_items": obj["session_last_items"],
+            "session_blocked_items": obj["session_blocked_items"],
+            "session_skip_rate": rate,
+            "session_genre": obj["session_genre"],
+            "session_length": length,
+            "session_updated_ms": updated,
+        }
+    )
     # (time, user) order on integer keys; of several rows in the same millisecond the last wins
     user_code = pd.factorize(obj["user_id"], sort=True)[0]
     order = np.lexsort((user_code, stamp))
@@ -143,37 +168,62 @@ def as_of(events: pd.DataFrame) -> pd.Timestamp:
     return pd.Timestamp(events["timestamp"].max()).floor("D") + DAY
 
 
-def build_users(events: pd.DataFrame, catalog: Catalog, features: FeatureSet | None = None,
-                tables: dict[str, pd.DataFrame] | None = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def build_users(
+    events: pd.DataFrame,
+    catalog: Catalog,
+    features: FeatureSet | None = None,
+    tables: dict[str, pd.DataFrame] | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """User profile, sessions and consent from prepared events (all events of the users wanted).
     Users without personalization consent get no profile row at all, so none of their attributes
     (from events or from a registered user table) reaches the store."""
     personal = personalizable(events).reset_index(drop=True)
-    return (build_user_profile(personal, catalog, features, tables), build_sessions(personal, catalog.item_genre),
-            build_consent(events))
+    return (
+        build_user_profile(personal, catalog, features, tables),
+        build_sessions(personal, catalog.item_genre),
+        build_consent(events),
+    )
 
 
-def build_items(events: pd.DataFrame, catalog: Catalog, features: FeatureSet | None = None,
-                tables: dict[str, pd.DataFrame] | None = None) -> pd.DataFrame:
+def build_items(
+    events: pd.DataFrame,
+    catalog: Catalog,
+    features: FeatureSet | None = None,
+    tables: dict[str, pd.DataFrame] | None = None,
+) -> pd.DataFrame:
     """Item stats from prepared events (all events of the items wanted)."""
     analytics = events[events["consent_analytics"].fillna(True).astype(bool)].reset_index(drop=True)
     return build_item_stats(analytics, catalog, features, tables)
 
 
-def build(events: pd.DataFrame, items: pd.DataFrame, features: FeatureSet | None = None,
-          user_tables: dict[str, pd.DataFrame] | None = None,
-          item_tables: dict[str, pd.DataFrame] | None = None) -> FeatureBatches:
+def build(
+    events: pd.DataFrame,
+    items: pd.DataFrame,
+    features: FeatureSet | None = None,
+    user_tables: dict[str, pd.DataFrame] | None = None,
+    item_tables: dict[str, pd.DataFrame] | None = None,
+) -> FeatureBatches:
     """Events (already free of erased users) + item metadata → the four feature batches."""
     return build_prepared(prepare(events), items, features, user_tables, item_tables)
 
 
-def build_prepared(events: pd.DataFrame, items: pd.DataFrame, features: FeatureSet | None = None,
-                   user_tables: dict[str, pd.DataFrame] | None = None,
-                   item_tables: dict[str, pd.DataFrame] | None = None) -> FeatureBatches:
+def build_prepared(
+    events: pd.DataFrame,
+    items: pd.DataFrame,
+    features: FeatureSet | None = None,
+    user_tables: dict[str, pd.DataFrame] | None = None,
+    item_tables: dict[str, pd.DataFrame] | None = None,
+) -> FeatureBatches:
     """``build`` for events already ``prepare``d (e.g. read with ``read_events(prepared=True)``).
     Registered tables come loaded (``engine.load_tables``), user tables keyed by pseudonym."""
     fs = features or declarations.load()
     catalog = Catalog.of(items)
     profile, session, consent = build_users(events, catalog, fs, user_tables)
-    return FeatureBatches(user_profile=profile, item_stats=build_items(events, catalog, fs, item_tables),
-                          session=session, consent=consent, genres=catalog.genres, as_of=as_of(events))
+    return FeatureBatches(
+        user_profile=profile,
+        item_stats=build_items(events, catalog, fs, item_tables),
+        session=session,
+        consent=consent,
+        genres=catalog.genres,
+        as_of=as_of(events),
+    )

@@ -11,6 +11,7 @@ compares the log with it and chooses a mode:
   the genre list or the feature code changed, the publish log or the state is missing;
 - ``none``: nothing changed.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -24,10 +25,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from feature_repo.data_sources import CONSENT_FILE, ITEM_STATS_FILE, SESSION_FILE, USER_PROFILE_FILE
 from setlist.contract import ITEM_SCHEMA
 from setlist.eventlog import EventLog, write_atomic
-
-from feature_repo.data_sources import CONSENT_FILE, ITEM_STATS_FILE, SESSION_FILE, USER_PROFILE_FILE
 
 STATE_FILE = "_build_state.json"
 CATALOG_FILE = "_build_catalog.parquet"
@@ -54,8 +54,12 @@ def catalog_hashes(items: pd.DataFrame) -> pd.DataFrame:
     """One hash per catalogue row, to find items whose metadata changed."""
     cols = [c for c in ITEM_SCHEMA.names if c in items.columns]
     frame = items[cols].reset_index(drop=True)
-    return pd.DataFrame({"item_id": frame["item_id"].astype(str).to_numpy(),
-                         "row_hash": pd.util.hash_pandas_object(frame, index=False).to_numpy(np.uint64)})
+    return pd.DataFrame(
+        {
+            "item_id": frame["item_id"].astype(str).to_numpy(),
+            "row_hash": pd.util.hash_pandas_object(frame, index=False).to_numpy(np.uint64),
+        }
+    )
 
 
 @dataclass
@@ -70,7 +74,7 @@ class BuildState:
     profile: str
     publish_version: int | None = None
     builder: int = BUILDER_VERSION
-    features: str = ""   # FeatureSet fingerprint (+ registered tables' stamps) the files were built with
+    features: str = ""  # FeatureSet fingerprint (+ registered tables' stamps) the files were built with
 
     def save(self, features_dir: Path, catalog: pd.DataFrame) -> None:
         write_atomic(pa.Table.from_pandas(catalog_hashes(catalog), preserve_index=False), features_dir / CATALOG_FILE)
@@ -79,7 +83,7 @@ class BuildState:
         os.replace(tmp, features_dir / STATE_FILE)
 
     @classmethod
-    def load(cls, features_dir: Path) -> "BuildState | None":
+    def load(cls, features_dir: Path) -> BuildState | None:
         path = features_dir / STATE_FILE
         if not path.exists() or not (features_dir / CATALOG_FILE).exists():
             return None
@@ -96,8 +100,9 @@ class BuildState:
         (features_dir / STATE_FILE).unlink(missing_ok=True)
 
 
-def fingerprints(log: EventLog, files: list[Path], known: dict[str, Fingerprint] | None = None
-                 ) -> dict[str, Fingerprint]:
+def fingerprints(
+    log: EventLog, files: list[Path], known: dict[str, Fingerprint] | None = None
+) -> dict[str, Fingerprint]:
     """Size, mtime and content hash per file; the hash is reused from ``known`` when size and
     mtime match, so only new or touched files are read."""
     known = known or {}
@@ -115,9 +120,9 @@ def fingerprints(log: EventLog, files: list[Path], known: dict[str, Fingerprint]
 
 @dataclass
 class Plan:
-    mode: str                      # "full" | "incremental" | "none"
+    mode: str  # "full" | "incremental" | "none"
     reason: str
-    files: list[Path]              # the log files this build is based on
+    files: list[Path]  # the log files this build is based on
     prints: dict[str, Fingerprint]
     new_files: list[Path] = field(default_factory=list)
     changed_items: list[str] = field(default_factory=list)
@@ -132,8 +137,18 @@ def _catalog_changes(features_dir: Path, items: pd.DataFrame) -> list[str]:
     return sorted(both.loc[differs, "item_id"].astype(str))
 
 
-def plan(log: EventLog, features_dir: Path, items: pd.DataFrame, genres: list[str], *, full: bool,
-         project: str, profile: str, latest_version: int | None, features: str = "") -> Plan:
+def plan(
+    log: EventLog,
+    features_dir: Path,
+    items: pd.DataFrame,
+    genres: list[str],
+    *,
+    full: bool,
+    project: str,
+    profile: str,
+    latest_version: int | None,
+    features: str = "",
+) -> Plan:
     """Compare the log and catalogue with the last build's state; decide what to rebuild."""
     files = log.files()
     state = BuildState.load(features_dir) if not full else None
@@ -155,13 +170,17 @@ def plan(log: EventLog, features_dir: Path, items: pd.DataFrame, genres: list[st
     if missing:
         return rebuild(f"feature file {missing[0]} is missing")
     if latest_version != state.publish_version:
-        return rebuild(f"the publish log's latest version is {latest_version}, not the {state.publish_version} "
-                       "recorded by the last build (the metadata or online store may have been reset)")
+        return rebuild(
+            f"the publish log's latest version is {latest_version}, not the {state.publish_version} "
+            "recorded by the last build (the metadata or online store may have been reset)"
+        )
     current = {f.relative_to(log.root).as_posix(): f for f in files}
     gone = sorted(set(state.files) - set(current))
     if gone:
-        return rebuild(f"{len(gone)} event-log file(s) were removed since the last build, e.g. {gone[0]} "
-                       "(erasure compacts partitions)")
+        return rebuild(
+            f"{len(gone)} event-log file(s) were removed since the last build, e.g. {gone[0]} "
+            "(erasure compacts partitions)"
+        )
     if erased_hash(log.erased_users()) != state.erased:
         return rebuild("users were erased since the last build")
     prints = fingerprints(log, files, state.files)
@@ -173,7 +192,14 @@ def plan(log: EventLog, features_dir: Path, items: pd.DataFrame, genres: list[st
     new_files = [current[k] for k in sorted(set(current) - set(state.files))]
     changed = _catalog_changes(features_dir, items)
     if not new_files and not changed:
-        return Plan("none", f"the event log and catalogue are unchanged since version {state.publish_version}",
-                    files, prints, state=state)
-    what = [f"{len(new_files)} new event-log file(s)"] + ([f"{len(changed)} changed catalogue item(s)"] if changed else [])
+        return Plan(
+            "none",
+            f"the event log and catalogue are unchanged since version {state.publish_version}",
+            files,
+            prints,
+            state=state,
+        )
+    what = [f"{len(new_files)} new event-log file(s)"] + (
+        [f"{len(changed)} changed catalogue item(s)"] if changed else []
+    )
     return Plan("incremental", " and ".join(what), files, prints, new_files, changed, state)

@@ -10,17 +10,18 @@ depend on its own events (and its table rows) only, so a few entities can be rec
 Feast's own ``BatchFeatureView`` aggregations were measured against this engine before it was
 written (NOTES.md, "Features"): this file is the piece Feast did not cover.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from setlist.featureset import Column, DeclarationError, Events, Feature, FeatureSet, Table
-
 from feature_repo.windows_agg import DAY_NS, MAX_WIDTH, DayRows, cumulative, day_rows, distinct, trailing
+from setlist.featureset import Column, DeclarationError, Events, Feature, FeatureSet, Table
 
 DAY = pd.Timedelta(days=1)
 
@@ -28,6 +29,7 @@ DAY = pd.Timedelta(days=1)
 @dataclass(frozen=True)
 class EventColumns:
     """What a declaration's ``where`` filter sees: one NumPy array per event column."""
+
     type: np.ndarray
     value: np.ndarray
     item_id: np.ndarray
@@ -38,12 +40,13 @@ class EventColumns:
 @dataclass
 class Context:
     """One entity's grouped events, and caches shared by the features computed from them."""
+
     key: str
     ev: pd.DataFrame
     ids: np.ndarray
     rows: DayRows
     cols: EventColumns
-    items: pd.DataFrame          # the catalogue (item_id, genre, release_date, …)
+    items: pd.DataFrame  # the catalogue (item_id, genre, release_date, …)
     tables: dict[str, pd.DataFrame]
     cache: dict[Any, Any] = field(default_factory=dict)
 
@@ -56,15 +59,25 @@ def widest(features: Sequence[Feature]) -> int:
     return max([MAX_WIDTH, *[f.window or 0 for f in features]])
 
 
-def compute(entity: str, ev: pd.DataFrame, features: Sequence[Feature], items: pd.DataFrame,
-            tables: dict[str, pd.DataFrame] | None = None) -> pd.DataFrame:
+def compute(
+    entity: str,
+    ev: pd.DataFrame,
+    features: Sequence[Feature],
+    items: pd.DataFrame,
+    tables: dict[str, pd.DataFrame] | None = None,
+) -> pd.DataFrame:
     """The batch view of ``entity`` (``user`` or ``item``) from prepared events."""
     key = f"{entity}_id"
     code, ids = pd.factorize(ev[key].to_numpy(), sort=True)
     ts = ev["timestamp"].astype("int64").to_numpy()
     rows = day_rows(code.reshape(-1), ts // DAY_NS, widest(features))
-    cols = EventColumns(ev["type"].to_numpy(), ev["value"].astype("float64").fillna(0).to_numpy(),
-                        ev["item_id"].to_numpy(), ev["user_id"].to_numpy(), ts)
+    cols = EventColumns(
+        ev["type"].to_numpy(),
+        ev["value"].astype("float64").fillna(0).to_numpy(),
+        ev["item_id"].to_numpy(),
+        ev["user_id"].to_numpy(),
+        ts,
+    )
     ctx = Context(key, ev, np.asarray(ids, dtype=object), rows, cols, items, tables or {})
     snap = pd.DatetimeIndex(pd.to_datetime(ctx.snap_ns, utc=True))
     out: dict[str, Any] = {key: ctx.ids[rows.entity], "event_timestamp": snap}
@@ -84,7 +97,7 @@ def _finish(f: Feature, values: Any) -> Any:
         return s.where(s.notna(), f.missing).astype(object).to_numpy()
     v = np.asarray(values, dtype=np.float64)
     if f.missing is not None:
-        v = np.where(np.isnan(v), float(f.missing), v)  # type: ignore[arg-type]
+        v = np.where(np.isnan(v), float(f.missing), v)
     if f.dtype == "int64":
         return np.rint(v).astype(np.int64) if not np.isnan(v).any() else pd.array(np.rint(v), dtype="Int64")
     if f.dtype == "bool":
@@ -131,8 +144,10 @@ def _event_column(ctx: Context, column: str) -> np.ndarray:
                 mapping = mapping.fillna("unknown").astype(str)
             ctx.cache[k] = ctx.ev["item_id"].map(mapping).to_numpy()
         return ctx.cache[k]
-    raise DeclarationError(f"no event or catalogue column {column!r} (events: {', '.join(ctx.ev.columns)}; "
-                           f"catalogue: {', '.join(ctx.items.columns)})")
+    raise DeclarationError(
+        f"no event or catalogue column {column!r} (events: {', '.join(ctx.ev.columns)}; "
+        f"catalogue: {', '.join(ctx.items.columns)})"
+    )
 
 
 def _vocabulary(ctx: Context, column: str) -> list[str]:
@@ -207,8 +222,9 @@ def _events(s: Events, window: int | None, ctx: Context) -> Any:
         vocab = _vocabulary(ctx, s.column or "")
         key = ("share", s.column, s.types, s.where, window)
         if key not in ctx.cache:
-            codes = pd.Categorical(pd.Series(_event_column(ctx, s.column or "")).fillna("unknown").astype(str),
-                                   categories=vocab).codes.astype(np.int64)
+            codes = pd.Categorical(
+                pd.Series(_event_column(ctx, s.column or "")).fillna("unknown").astype(str), categories=vocab
+            ).codes.astype(np.int64)
             ok = mask & (codes >= 0)
             ctx.cache[key] = _agg(ctx, rows.sum_by(ok, codes, len(vocab)), window)
         a = ctx.cache[key]
@@ -230,8 +246,10 @@ def _column(f: Feature, s: Column, ctx: Context) -> Any:
         table = ctx.tables[s.table]
         key, stamp = table.attrs["key"], table.attrs.get("timestamp")
     if s.column not in table.columns:
-        raise DeclarationError(f"feature {f.name!r}: table {s.table!r} has no column {s.column!r} "
-                               f"(columns: {', '.join(map(str, table.columns))})")
+        raise DeclarationError(
+            f"feature {f.name!r}: table {s.table!r} has no column {s.column!r} "
+            f"(columns: {', '.join(map(str, table.columns))})"
+        )
     entity_ids = ctx.ids[ctx.rows.entity]
     if stamp is None:
         indexed = table.drop_duplicates(key, keep="last").set_index(key)[s.column]
@@ -248,11 +266,16 @@ def _column(f: Feature, s: Column, ctx: Context) -> Any:
 
 def _as_of(table: pd.DataFrame, key: str, stamp: str, column: str, ids: np.ndarray, snap_ns: np.ndarray) -> np.ndarray:
     """The table's latest row per key at or before each snapshot (a point-in-time join)."""
-    right = pd.DataFrame({"k": table[key].astype(str).to_numpy(),
-                          "t": pd.to_datetime(table[stamp], utc=True).dt.as_unit("ns").astype("int64").to_numpy(),
-                          "v": table[column].to_numpy()}).sort_values("t", kind="mergesort")
-    left = pd.DataFrame({"k": ids.astype(str), "t": snap_ns.astype(np.int64), "i": np.arange(len(ids))}
-                        ).sort_values("t", kind="mergesort")
+    right = pd.DataFrame(
+        {
+            "k": table[key].astype(str).to_numpy(),
+            "t": pd.to_datetime(table[stamp], utc=True).dt.as_unit("ns").astype("int64").to_numpy(),
+            "v": table[column].to_numpy(),
+        }
+    ).sort_values("t", kind="mergesort")
+    left = pd.DataFrame({"k": ids.astype(str), "t": snap_ns.astype(np.int64), "i": np.arange(len(ids))}).sort_values(
+        "t", kind="mergesort"
+    )
     joined = pd.merge_asof(left, right, on="t", by="k", direction="backward")
     out = np.empty(len(ids), dtype=object)
     out[joined["i"].to_numpy()] = joined["v"].to_numpy()
@@ -266,8 +289,9 @@ def _transform(f: Feature, s: Column, raw: pd.Series, ctx: Context) -> np.ndarra
         return pd.to_numeric(raw, errors="coerce").to_numpy(np.float64)
     if s.transform == "contains":
         wanted = str(s.argument).strip().lower()
-        return raw.map(lambda v: float(isinstance(v, str) and wanted in
-                                       {p.strip().lower() for p in v.split("|")})).to_numpy(np.float64)
+        return raw.map(
+            lambda v: float(isinstance(v, str) and wanted in {p.strip().lower() for p in v.split("|")})
+        ).to_numpy(np.float64)
     when = pd.to_datetime(raw, utc=True, errors="coerce")
     if s.transform == "year":
         return when.dt.year.to_numpy(np.float64)
@@ -311,7 +335,9 @@ def read_table(t: Table) -> pd.DataFrame:
         raise DeclarationError(f"table {t.name!r} needs a path (parquet or CSV) or a sql query")
     for col in (t.key, *([t.timestamp] if t.timestamp else [])):
         if col not in frame.columns:
-            raise DeclarationError(f"table {t.name!r} has no column {col!r} (columns: {', '.join(map(str, frame.columns))})")
+            raise DeclarationError(
+                f"table {t.name!r} has no column {col!r} (columns: {', '.join(map(str, frame.columns))})"
+            )
     frame[t.key] = frame[t.key].astype(str)
     frame.attrs["key"] = t.key
     frame.attrs["timestamp"] = t.timestamp

@@ -4,13 +4,13 @@ One service per declared version: ``ranker_vN`` reads the features declared with
 (and ``until`` unset or ``>= N``), projected out of the shared views, so a champion on
 ``ranker_v1`` and a challenger on ``ranker_v2`` read the same store side by side.
 """
+
 from __future__ import annotations
 
 from feast import FeatureService
 
-from setlist.featureset import FeatureSet
-
 from feature_repo.features import Views
+from setlist.featureset import FeatureSet
 
 
 def build_services(views: Views, features: FeatureSet) -> list[FeatureService]:
@@ -23,7 +23,11 @@ def build_services(views: Views, features: FeatureSet) -> list[FeatureService]:
             if names:
                 projections.append(view[list(names)])
         projections.append(views.session)
-        out.append(FeatureService(name=svc.name, features=projections,
-                                  description=f"Inputs of the XGBoost ranker trained on {svc.name} "
-                                              f"({len(svc.inputs)} inputs)."))
+        out.append(
+            FeatureService(
+                name=svc.name,
+                features=projections,
+                description=f"Inputs of the XGBoost ranker trained on {svc.name} ({len(svc.inputs)} inputs).",
+            )
+        )
     return out

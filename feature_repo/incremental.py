@@ -6,6 +6,7 @@ the users and items in the new files, read *all* events of those entities (a fil
 log), rebuild their rows, and replace their rows in the existing files. The merged files are
 sorted the way a full build sorts them, so they are byte-identical to a full rebuild.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -17,14 +18,23 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from setlist.contract import EVENT_SCHEMA
-from setlist.featureset import FeatureSet
 from feature_repo.build import Catalog, FeatureBatches, as_of, build_items, build_users, prepare_table
 from feature_repo.data_sources import CONSENT_FILE, ITEM_STATS_FILE, SESSION_FILE, USER_PROFILE_FILE
+from setlist.contract import EVENT_SCHEMA
+from setlist.featureset import FeatureSet
 
 #: the columns the builders read; device, locale, arm and schema_version are left on disk
-BUILD_COLUMNS = ["event_id", "user_id", "session_id", "item_id", "type", "timestamp", "value",
-                 "consent_personalization", "consent_analytics"]
+BUILD_COLUMNS = [
+    "event_id",
+    "user_id",
+    "session_id",
+    "item_id",
+    "type",
+    "timestamp",
+    "value",
+    "consent_personalization",
+    "consent_analytics",
+]
 #: file → (entity column, sort keys): the order a full build writes each file in
 LAYOUT = {
     USER_PROFILE_FILE: ("user_id", ["event_timestamp", "user_id"]),
@@ -37,8 +47,14 @@ FILES_PER_SCAN = 256
 MAX_TOUCHED_SHARE = 0.5
 
 
-def read_events(files: list[Path], erased: set[str], flt: ds.Expression | None = None,
-                columns: list[str] | None = None, *, prepared: bool = False) -> pd.DataFrame:
+def read_events(
+    files: list[Path],
+    erased: set[str],
+    flt: ds.Expression | None = None,
+    columns: list[str] | None = None,
+    *,
+    prepared: bool = False,
+) -> pd.DataFrame:
     """Events from exactly ``files`` (not whatever the log holds by now), erased users dropped;
     ``prepared`` gives what ``build.prepare`` would, without a second copy of the frame."""
     cols = columns or BUILD_COLUMNS
@@ -50,9 +66,12 @@ def read_events(files: list[Path], erased: set[str], flt: ds.Expression | None =
         # A filtered scan needs the dataset reader, which keeps per-file state until the scan
         # ends: over thousands of daily files that was more memory than the events, so the
         # files are scanned a batch at a time.
-        parts = [empty] + [ds.dataset([str(f) for f in files[i:i + FILES_PER_SCAN]], schema=EVENT_SCHEMA,
-                                      format="parquet").to_table(columns=cols, filter=flt)
-                           for i in range(0, len(files), FILES_PER_SCAN)]
+        parts = [empty] + [
+            ds.dataset([str(f) for f in files[i : i + FILES_PER_SCAN]], schema=EVENT_SCHEMA, format="parquet").to_table(
+                columns=cols, filter=flt
+            )
+            for i in range(0, len(files), FILES_PER_SCAN)
+        ]
     table = pa.concat_tables(parts)
     del parts
     if erased:
@@ -74,24 +93,39 @@ def _read_file(path: Path, schema: pa.Schema) -> pa.Table:
 @dataclass
 class Delta:
     """New rows of the touched entities, and which entities they are."""
-    rows: dict[str, pd.DataFrame]   # file name → rows of the touched entities (possibly none)
+
+    rows: dict[str, pd.DataFrame]  # file name → rows of the touched entities (possibly none)
     users: list[str]
     items: list[str]
     as_of: pd.Timestamp
 
     def batches(self, genres: list[str]) -> FeatureBatches:
-        return FeatureBatches(self.rows[USER_PROFILE_FILE], self.rows[ITEM_STATS_FILE], self.rows[SESSION_FILE],
-                              self.rows[CONSENT_FILE], genres, self.as_of)
+        return FeatureBatches(
+            self.rows[USER_PROFILE_FILE],
+            self.rows[ITEM_STATS_FILE],
+            self.rows[SESSION_FILE],
+            self.rows[CONSENT_FILE],
+            genres,
+            self.as_of,
+        )
 
 
 class TooManyTouched(Exception):
     """The append touches most entities; the caller does a full build instead."""
 
 
-def compute_delta(files: list[Path], new_files: list[Path], changed_items: list[str], erased: set[str],
-                  catalog: Catalog, old_as_of: pd.Timestamp, totals: tuple[int, int],
-                  features: FeatureSet | None = None, user_tables: dict[str, pd.DataFrame] | None = None,
-                  item_tables: dict[str, pd.DataFrame] | None = None) -> Delta:
+def compute_delta(
+    files: list[Path],
+    new_files: list[Path],
+    changed_items: list[str],
+    erased: set[str],
+    catalog: Catalog,
+    old_as_of: pd.Timestamp,
+    totals: tuple[int, int],
+    features: FeatureSet | None = None,
+    user_tables: dict[str, pd.DataFrame] | None = None,
+    item_tables: dict[str, pd.DataFrame] | None = None,
+) -> Delta:
     new = read_events(new_files, erased, columns=["user_id", "item_id", "timestamp"])
     users = set(new["user_id"].unique())
     items = set(new["item_id"].unique()) | set(changed_items)
@@ -100,16 +134,21 @@ def compute_delta(files: list[Path], new_files: list[Path], changed_items: list[
         users |= set(who["user_id"].unique())
     n_users, n_items = totals
     if len(users) > MAX_TOUCHED_SHARE * max(n_users, 1) or len(items) > MAX_TOUCHED_SHARE * max(n_items, 1):
-        raise TooManyTouched(f"the new events touch {len(users):,} of {n_users:,} users and {len(items):,} of "
-                             f"{n_items:,} items")
+        raise TooManyTouched(
+            f"the new events touch {len(users):,} of {n_users:,} users and {len(items):,} of {n_items:,} items"
+        )
     user_list, item_list = sorted(users), sorted(items)
     flt = ds.field("user_id").isin(user_list) | ds.field("item_id").isin(item_list)
     events = read_events(files, erased, flt, prepared=True)
     mine = events[events["user_id"].isin(users)].reset_index(drop=True)
     theirs = events[events["item_id"].isin(items)].reset_index(drop=True)
     profile, session, consent = build_users(mine, catalog, features, user_tables)
-    rows = {USER_PROFILE_FILE: profile, SESSION_FILE: session, CONSENT_FILE: consent,
-            ITEM_STATS_FILE: build_items(theirs, catalog, features, item_tables)}
+    rows = {
+        USER_PROFILE_FILE: profile,
+        SESSION_FILE: session,
+        CONSENT_FILE: consent,
+        ITEM_STATS_FILE: build_items(theirs, catalog, features, item_tables),
+    }
     newest = as_of(new) if len(new) else old_as_of
     return Delta(rows, user_list, item_list, max(old_as_of, newest))
 
@@ -134,8 +173,10 @@ def merge_file(path: Path, rows: pd.DataFrame, touched: list[str], fname: str) -
 def _as_from_pandas(schema: pa.Schema) -> pa.Schema:
     """Parquet reads lists back with the item field named "element"; pandas frames convert with
     "item". The types are equal but the file's embedded schema is not, so names follow pandas."""
-    fields = [pa.field(f.name, pa.list_(f.type.value_type), f.nullable, f.metadata)
-              if pa.types.is_list(f.type) else f for f in schema]
+    fields = [
+        pa.field(f.name, pa.list_(f.type.value_type), f.nullable, f.metadata) if pa.types.is_list(f.type) else f
+        for f in schema
+    ]
     return pa.schema(fields, metadata=schema.metadata)
 
 

@@ -1,19 +1,19 @@
 """What the feature CLI shows: every declared feature with its owner, source, freshness and the
 model versions that read it (``list``, ``describe``), and what an apply would change (``plan``)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC
 from functools import lru_cache
-from datetime import timezone
 from pathlib import Path
 
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from feature_repo.data_sources import ITEM_STATS_FILE, USER_PROFILE_FILE
 from setlist.featureset import DEFAULT_SERVICE, MODEL_SERVICE_ATTR, DeclarationError, Feature, FeatureSet
 from setlist.settings import Settings
-
-from feature_repo.data_sources import ITEM_STATS_FILE, USER_PROFILE_FILE
 
 _FILES = {"user_profile": USER_PROFILE_FILE, "item_stats": ITEM_STATS_FILE}
 
@@ -21,6 +21,7 @@ _FILES = {"user_profile": USER_PROFILE_FILE, "item_stats": ITEM_STATS_FILE}
 @dataclass(frozen=True)
 class ModelUse:
     """One registered ranker version and the feature service it was trained on."""
+
     version: str
     service: str
     aliases: tuple[str, ...]
@@ -40,17 +41,21 @@ def model_uses(settings: Settings, with_importance: bool = False, newest: int = 
 
         client = MlflowClient(tracking_uri=settings.tracking_uri)
         found = client.search_model_versions(f"name='{settings.ranker_model}'")
-    except Exception:  # noqa: BLE001 - no registry yet, or unreachable: the features still list
+    except Exception:
         return None
     try:  # search results do not carry aliases on every store; the registered model does
         by_version: dict[str, list[str]] = {}
         for alias, ver in client.get_registered_model(settings.ranker_model).aliases.items():
             by_version.setdefault(str(ver), []).append(alias)
-    except Exception:  # noqa: BLE001
+    except Exception:
         by_version = {}
     versions = sorted(found, key=lambda v: int(v.version), reverse=True)
-    aliases = {str(v.version): tuple(sorted(set(v.aliases or ()) | set(by_version.get(str(v.version), ())))) for v in versions}
-    keep = [v for v in versions if aliases[str(v.version)]] + [v for v in versions if not aliases[str(v.version)]][:newest]
+    aliases = {
+        str(v.version): tuple(sorted(set(v.aliases or ()) | set(by_version.get(str(v.version), ())))) for v in versions
+    }
+    keep = [v for v in versions if aliases[str(v.version)]] + [v for v in versions if not aliases[str(v.version)]][
+        :newest
+    ]
     out = []
     for v in sorted(keep, key=lambda v: int(v.version)):
         imp: dict[str, float] = {}
@@ -58,10 +63,13 @@ def model_uses(settings: Settings, with_importance: bool = False, newest: int = 
             try:
                 metrics = client.get_run(v.run_id).data.metrics
                 imp = {k.split(".", 1)[1]: val for k, val in metrics.items() if k.startswith("importance.")}
-            except Exception:  # noqa: BLE001 - a deleted run: no importance to show
+            except Exception:
                 imp = {}
-        out.append(ModelUse(str(v.version), v.tags.get(MODEL_SERVICE_ATTR, DEFAULT_SERVICE), aliases[str(v.version)],
-                            v.run_id, imp))
+        out.append(
+            ModelUse(
+                str(v.version), v.tags.get(MODEL_SERVICE_ATTR, DEFAULT_SERVICE), aliases[str(v.version)], v.run_id, imp
+            )
+        )
     return out
 
 
@@ -100,13 +108,13 @@ def _newest_snapshot(path: str, mtime_ns: int) -> tuple[frozenset[str], str]:
     if len(stamps) == 0:
         return names, "no rows"
     newest = pc.max(stamps).as_py()
-    return names, newest.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return names, newest.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 # --- plan ------------------------------------------------------------------------------------------
 @dataclass
 class PlanLine:
-    sign: str      # "+", "-", "~", "!"
+    sign: str  # "+", "-", "~", "!"
     what: str
 
     def __str__(self) -> str:
@@ -126,15 +134,20 @@ def plan(settings: Settings, fs: FeatureSet) -> list[PlanLine]:
         try:
             fv = store.get_feature_view(view)
             registered[view] = {f.name: str(f.dtype) for f in fv.features}
-        except Exception:  # noqa: BLE001 - not registered yet
+        except Exception:
             registered[view] = {}
     for view in ("user_profile", "item_stats"):
         have = registered[view]
         for f in fs.view(view):
             want = str(FEAST_TYPES[f.dtype])
             if f.name not in have:
-                lines.append(PlanLine("+", f"{view}.{f.name}: {f.dtype}, {f.describe_source()} "
-                                           f"(from ranker_v{f.since}; owner {f.owner or '?'})"))
+                lines.append(
+                    PlanLine(
+                        "+",
+                        f"{view}.{f.name}: {f.dtype}, {f.describe_source()} "
+                        f"(from ranker_v{f.since}; owner {f.owner or '?'})",
+                    )
+                )
             elif have[f.name] != want:
                 lines.append(PlanLine("~", f"{view}.{f.name}: {have[f.name]} → {want}"))
         declared = {f.name for f in fs.view(view)}
@@ -142,11 +155,11 @@ def plan(settings: Settings, fs: FeatureSet) -> list[PlanLine]:
             lines.append(PlanLine("-", f"{view}.{name}: no longer declared"))
     try:
         services = {s.name: s for s in store.list_feature_services()}
-    except Exception:  # noqa: BLE001
+    except Exception:
         services = {}
     from feature_repo.store import definitions
 
-    def fields(service) -> set[str]:  # noqa: ANN001
+    def fields(service) -> set[str]:
         return {f"{p.name}.{f.name}" for p in service.feature_view_projections for f in p.features}
 
     desired = {s.name: s for s in definitions(settings).services}
@@ -170,8 +183,11 @@ def plan(settings: Settings, fs: FeatureSet) -> list[PlanLine]:
         try:
             fs.service(u.service)
         except DeclarationError:
-            lines.append(PlanLine("!", f"ranker {u.label} reads {u.service}, which is no longer declared: "
-                                       "serving would refuse it"))
+            lines.append(
+                PlanLine(
+                    "!", f"ranker {u.label} reads {u.service}, which is no longer declared: serving would refuse it"
+                )
+            )
     return lines
 
 
@@ -188,5 +204,7 @@ def _rebuild_note(settings: Settings, fs: FeatureSet) -> list[PlanLine]:
     except DeclarationError as exc:
         return [PlanLine("!", f"a registered table cannot be read: {exc}")]
     if state.features != now:
-        return [PlanLine("!", "the next `make materialize` rebuilds every feature (the declarations or tables changed)")]
+        return [
+            PlanLine("!", "the next `make materialize` rebuilds every feature (the declarations or tables changed)")
+        ]
     return []

@@ -5,12 +5,14 @@ builds response protos on every call (tens of milliseconds). Here the feature vi
 once, and reads go straight to the online store's ``online_read`` with Feast's key layout, so the
 values are exactly those Feast wrote.
 """
+
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import nullcontext
 from datetime import datetime
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, cast
 
 from feast import FeatureStore, FeatureView
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
@@ -73,7 +75,9 @@ class OnlineFeatures:
         self.store = store
         self.config = store.config
         self.provider = store._get_provider()
-        self.online_store = self.provider.online_store
+        # Any: the helpers used below are private to Feast's concrete stores (Redis, SQLite); the
+        # base OnlineStore type does not declare them, and the code checks which store it holds
+        self.online_store: Any = cast(Any, self.provider.online_store)
         self.views = {v.name: v for v in views}
         self._join_key = {v.name: JOIN_KEYS[v.entities[0]] for v in self.views.values()}
         self._dtypes = {v.name: {f.name: f.dtype.to_value_type() for f in v.features} for v in self.views.values()}
@@ -93,7 +97,7 @@ class OnlineFeatures:
             self.online_store._get_conn(self.config).execute("PRAGMA journal_mode=WAL")
 
     @classmethod
-    def from_registry(cls, store: FeatureStore, names: Sequence[str]) -> "OnlineFeatures":
+    def from_registry(cls, store: FeatureStore, names: Sequence[str]) -> OnlineFeatures:
         return cls(store, [store.get_feature_view(n) for n in names])
 
     def read(self, view: str, ids: Sequence[str], features: Sequence[str] | None = None) -> list[Row]:
@@ -114,11 +118,12 @@ class OnlineFeatures:
         from feast.infra.online_stores.redis import _versioned_fv_name
 
         store = self.online_store
-        key = store._generate_redis_keys_for_entities(
-            self.config, [entity_key(self._join_key[views[0]], entity_id)])[0]
+        key = store._generate_redis_keys_for_entities(self.config, [entity_key(self._join_key[views[0]], entity_id)])[0]
         names = [_versioned_fv_name(self.views[v], self.config) for v in views]
-        requests = [store._generate_hset_keys_for_features(self.views[v], None, fv_name_override=n)
-                    for v, n in zip(views, names)]
+        requests = [
+            store._generate_hset_keys_for_features(self.views[v], None, fv_name_override=n)
+            for v, n in zip(views, names)
+        ]
         replies = store._read_hash_fields(self.config, [(key, fields) for _, fields in requests])
         out: list[Row] = []
         for name, (features, _), reply in zip(names, requests, replies):
@@ -148,8 +153,10 @@ class OnlineFeatures:
             with self._guard:
                 conn = self.online_store._get_conn(self.config)
                 table = _table_id(self.config.project, fv)
-                conn.execute(f'DELETE FROM "{table}" WHERE entity_key = ?',
-                             (serialize_entity_key(key, self.config.entity_key_serialization_version),))
+                conn.execute(
+                    f'DELETE FROM "{table}" WHERE entity_key = ?',
+                    (serialize_entity_key(key, self.config.entity_key_serialization_version),),
+                )
                 conn.commit()
         elif kind == "RedisOnlineStore":
             from feast.infra.online_stores.helpers import _redis_key

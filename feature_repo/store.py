@@ -1,4 +1,5 @@
 """The Feast store for the active profile, configured from settings (no YAML to keep in sync)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,17 +8,16 @@ from typing import Any
 from urllib.parse import urlparse
 
 from feast import FeatureStore, RepoConfig
+from feast.infra.offline_stores.duckdb import DuckDBOfflineStoreConfig
 from feast.infra.online_stores.redis import RedisOnlineStoreConfig
 from feast.infra.online_stores.sqlite import SqliteOnlineStoreConfig
-from feast.infra.offline_stores.duckdb import DuckDBOfflineStoreConfig
 from feast.infra.registry.sql import SqlRegistryConfig
-
-from setlist.settings import Settings
 
 from feature_repo.data_sources import build_sources
 from feature_repo.entities import item, user
 from feature_repo.feature_services import build_services
 from feature_repo.features import Views, batch_ttl, build_views
+from setlist.settings import Settings
 
 REPO_DIR = Path(__file__).resolve().parent
 
@@ -26,8 +26,12 @@ def redis_connection_string(url: str, timeout_ms: int) -> str:
     """``redis://[:pw@]host:port/db`` → Feast's ``host:port,db=N,...`` format, with timeouts so a
     dead Redis fails fast instead of hanging a request."""
     u = urlparse(url)
-    parts = [f"{u.hostname or '127.0.0.1'}:{u.port or 6379}", f"db={(u.path or '/0').lstrip('/') or 0}",
-             f"socket_timeout={timeout_ms / 1000:.3f}", f"socket_connect_timeout={timeout_ms / 1000:.3f}"]
+    parts = [
+        f"{u.hostname or '127.0.0.1'}:{u.port or 6379}",
+        f"db={(u.path or '/0').lstrip('/') or 0}",
+        f"socket_timeout={timeout_ms / 1000:.3f}",
+        f"socket_connect_timeout={timeout_ms / 1000:.3f}",
+    ]
     if u.password:
         parts.append(f"password={u.password}")
     if u.scheme == "rediss":
@@ -40,15 +44,20 @@ def repo_config(settings: Settings) -> RepoConfig:
     if settings.profile == "production":
         registry_path = settings.sqlalchemy_database_url
         online: Any = RedisOnlineStoreConfig(
-            connection_string=redis_connection_string(settings.redis_url, max(settings.online_timeout_ms, 200)))
+            connection_string=redis_connection_string(settings.redis_url, max(settings.online_timeout_ms, 200))
+        )
     else:
         registry_path = f"sqlite:///{data}/registry.db"
         online = SqliteOnlineStoreConfig(path=str(data / "online.db"))
     return RepoConfig(
         project=settings.feast_project,
         provider="local",
-        registry=SqlRegistryConfig(registry_type="sql", path=registry_path, cache_ttl_seconds=60,
-                                sqlalchemy_config_kwargs={"pool_pre_ping": True}),
+        registry=SqlRegistryConfig(
+            registry_type="sql",
+            path=registry_path,
+            cache_ttl_seconds=60,
+            sqlalchemy_config_kwargs={"pool_pre_ping": True},
+        ),
         online_store=online,
         offline_store=DuckDBOfflineStoreConfig(),
         entity_key_serialization_version=3,

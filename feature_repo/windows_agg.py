@@ -9,6 +9,7 @@ The cumulative sums restart at every entity (a segmented cumsum, compensated by 
 entity's values depend on its own events only: recomputing a few entities gives exactly their rows
 of a full build. Counts are exact; float sums agree with a plain per-entity cumsum to rounding.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -25,9 +26,10 @@ MAX_WIDTH = 31
 @dataclass(frozen=True)
 class DayRows:
     """Rows for the (entity, day) pairs with at least one event, sorted by (entity, day)."""
-    entity: np.ndarray   # entity code per row
-    day: np.ndarray      # absolute day number (days since the epoch) per row
-    key: np.ndarray      # entity * stride + day offset; sorted ascending
+
+    entity: np.ndarray  # entity code per row
+    day: np.ndarray  # absolute day number (days since the epoch) per row
+    key: np.ndarray  # entity * stride + day offset; sorted ascending
     of_event: np.ndarray  # row index of every input event
     max_width: int = MAX_WIDTH
 
@@ -71,8 +73,9 @@ def day_rows(codes: np.ndarray, day: np.ndarray, max_width: int = MAX_WIDTH) -> 
     lo = int(day.min())
     stride = int(day.max()) - lo + 1 + max_width  # day - width never reaches the previous entity
     key, of_event = np.unique(codes * stride + (day - lo), return_inverse=True)
-    return DayRows(entity=key // stride, day=key % stride + lo, key=key, of_event=of_event.reshape(-1),
-                   max_width=max_width)
+    return DayRows(
+        entity=key // stride, day=key % stride + lo, key=key, of_event=of_event.reshape(-1), max_width=max_width
+    )
 
 
 def trailing(rows: DayRows, daily: np.ndarray, width: int) -> np.ndarray:

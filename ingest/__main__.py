@@ -1,23 +1,22 @@
 """``python -m ingest generate|import|erase|summary`` — the door into the event log.
 
 Errors are ``setlist.errors`` exceptions; ``setlist.cli.App`` prints them and picks the exit code."""
+
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import pandas as pd
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from ingest.intake import IngestReport, ingest
 from setlist.catalog import save_items
 from setlist.cli import App
 from setlist.errors import UsageError
 from setlist.eventlog import EventLog, Quarantine
 from setlist.settings import get_settings
-
-from ingest.intake import IngestReport, ingest
 
 app = App(add_completion=False, help="Generate or import events into the Setlist event log.")
 console = Console()
@@ -36,23 +35,30 @@ def _print_report(report: IngestReport, title: str) -> None:
 
 
 @app.command()
-def generate(scale: Optional[str] = typer.Option(None, help="tiny | demo | bench (default: SETLIST_SCALE); "
-                                                     "sparse is `python -m ingest fixture`"),
-             seed: Optional[int] = typer.Option(None, help="random seed (default: SETLIST_SEED)"),
-             fresh: bool = typer.Option(True, help="start from an empty event log")) -> None:
+def generate(
+    scale: str | None = typer.Option(
+        None, help="tiny | demo | bench (default: SETLIST_SCALE); sparse is `python -m ingest fixture`"
+    ),
+    seed: int | None = typer.Option(None, help="random seed (default: SETLIST_SEED)"),
+    fresh: bool = typer.Option(True, help="start from an empty event log"),
+) -> None:
     """Generate a synthetic music-streaming dataset and ingest it."""
     from ingest.generate import generate as run
 
     settings = get_settings()
     scale = scale or settings.scale
     if scale == "sparse":  # a ratings file a user would bring, not events: it goes through `import`
-        raise UsageError("the sparse scale writes CSV files to import: run python -m ingest fixture --out DIR "
-                         "(then the `make import` line it prints)")
+        raise UsageError(
+            "the sparse scale writes CSV files to import: run python -m ingest fixture --out DIR "
+            "(then the `make import` line it prints)"
+        )
     if scale not in ("tiny", "demo", "bench"):
         raise UsageError(f"unknown scale {scale!r}: choose tiny, demo or bench")
     if fresh and EventLog(settings.events_dir).files():
-        console.print(f"[yellow]the event log at {settings.events_dir} is not empty; "
-                      "keeping it (pass --no-fresh to append, or `make clean`)[/]")
+        console.print(
+            f"[yellow]the event log at {settings.events_dir} is not empty; "
+            "keeping it (pass --no-fresh to append, or `make clean`)[/]"
+        )
         raise typer.Exit(0)
     data = run(scale=scale, seed=seed if seed is not None else settings.seed)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -61,48 +67,71 @@ def generate(scale: Optional[str] = typer.Option(None, help="tiny | demo | bench
     n_items = save_items(data.items, settings.catalog_path)
     with console.status(f"ingesting {len(data.events):,} events…"):
         report = ingest(data.events, settings, source="generator", check_log_duplicates=False)
-    console.print(f"generated [bold]{len(data.users):,}[/] users ({(~data.users['consent_personalization']).sum():,} "
-                  f"opted out of personalization), [bold]{n_items:,}[/] tracks")
+    console.print(
+        f"generated [bold]{len(data.users):,}[/] users ({(~data.users['consent_personalization']).sum():,} "
+        f"opted out of personalization), [bold]{n_items:,}[/] tracks"
+    )
     _print_report(report, f"generated events (scale={scale})")
 
 
 @app.command()
-def fixture(out: Path = typer.Option(..., help="directory for ratings.csv and movies.csv"),
-            users: int = typer.Option(300, min=1), items: int = typer.Option(1_500, min=50),
-            ratings: int = typer.Option(25_000, min=20, help="at least 20 per user"),
-            seed: Optional[int] = typer.Option(None, help="random seed (default: SETLIST_SEED)"),
-            years: float = typer.Option(22.0, help="time span of the log, from 1996")) -> None:
+def fixture(
+    out: Path = typer.Option(..., help="directory for ratings.csv and movies.csv"),
+    users: int = typer.Option(300, min=1),
+    items: int = typer.Option(1_500, min=50),
+    ratings: int = typer.Option(25_000, min=20, help="at least 20 per user"),
+    seed: int | None = typer.Option(None, help="random seed (default: SETLIST_SEED)"),
+    years: float = typer.Option(22.0, help="time span of the log, from 1996"),
+) -> None:
     """Write a MovieLens-shaped ratings log (ratings.csv, movies.csv) to try `import` on."""
     import shlex
 
     from ingest.sparse import write_fixture
 
     try:
-        fx = write_fixture(out, users=users, items=items, ratings=ratings,
-                           seed=seed if seed is not None else get_settings().seed, years=years)
+        fx = write_fixture(
+            out,
+            users=users,
+            items=items,
+            ratings=ratings,
+            seed=seed if seed is not None else get_settings().seed,
+            years=years,
+        )
     except ValueError as exc:  # the sizes asked for cannot make a usable log
         raise UsageError(str(exc)) from exc
     ts = fx.ratings["timestamp"]
     first, last = (f"{v:%Y-%m-%d}" for v in (pd.Timestamp(ts.min(), unit="s"), pd.Timestamp(ts.max(), unit="s")))
-    console.print(f"wrote [bold]{out / 'ratings.csv'}[/]: {len(fx.ratings):,} ratings by "
-                  f"{fx.ratings['userId'].nunique():,} users of {fx.ratings['movieId'].nunique():,} items, "
-                  f"{first} … {last} ({(ts.max() - ts.min()) / 31_556_952:.1f} years)", soft_wrap=True)
+    console.print(
+        f"wrote [bold]{out / 'ratings.csv'}[/]: {len(fx.ratings):,} ratings by "
+        f"{fx.ratings['userId'].nunique():,} users of {fx.ratings['movieId'].nunique():,} items, "
+        f"{first} … {last} ({(ts.max() - ts.min()) / 31_556_952:.1f} years)",
+        soft_wrap=True,
+    )
     console.print(f"wrote [bold]{out / 'movies.csv'}[/]: {len(fx.movies):,} items", soft_wrap=True)
     src, cat = shlex.quote(str(out / "ratings.csv")), str(out / "movies.csv")
     console.print("import it with:")
     # the line must stay copyable: unbroken, with no markup read into it
-    console.print(f"make import SOURCE={src} IMPORT_ARGS='--user-col userId --item-col movieId "
-                  f"--time-col timestamp --time-unit s --rating-col rating --items {cat} --item-id-col movieId'",
-                  markup=False, highlight=False, soft_wrap=True)
+    console.print(
+        f"make import SOURCE={src} IMPORT_ARGS='--user-col userId --item-col movieId "
+        f"--time-col timestamp --time-unit s --rating-col rating --items {cat} --item-id-col movieId'",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 @app.command("import")
-def import_(source: Path = typer.Argument(..., help="CSV or parquet of interactions"),
-            user_col: str = "user_id", item_col: str = "item_id", time_col: str = "timestamp",
-            time_unit: Optional[str] = typer.Option(None, help="s or ms for epoch numbers; omit for dates"),
-            rating_col: Optional[str] = None, type_col: Optional[str] = None,
-            items: Optional[Path] = typer.Option(None, help="optional item metadata file"),
-            item_id_col: str = "item_id") -> None:
+def import_(
+    source: Path = typer.Argument(..., help="CSV or parquet of interactions"),
+    user_col: str = "user_id",
+    item_col: str = "item_id",
+    time_col: str = "timestamp",
+    time_unit: str | None = typer.Option(None, help="s or ms for epoch numbers; omit for dates"),
+    rating_col: str | None = None,
+    type_col: str | None = None,
+    items: Path | None = typer.Option(None, help="optional item metadata file"),
+    item_id_col: str = "item_id",
+) -> None:
     """Import your own interactions into the event contract."""
     from ingest.importer import ImportFormatError, load_interactions
 
@@ -111,8 +140,16 @@ def import_(source: Path = typer.Argument(..., help="CSV or parquet of interacti
         raise UsageError(f"--time-unit must be s or ms, got {time_unit!r}")
     try:
         events, item_frame, summary = load_interactions(
-            source, user_col=user_col, item_col=item_col, time_col=time_col, time_unit=time_unit,
-            rating_col=rating_col, type_col=type_col, items=items, item_id_col=item_id_col)
+            source,
+            user_col=user_col,
+            item_col=item_col,
+            time_col=time_col,
+            time_unit=time_unit,
+            rating_col=rating_col,
+            type_col=type_col,
+            items=items,
+            item_id_col=item_id_col,
+        )
     except (ImportFormatError, FileNotFoundError) as exc:  # said with the file it is about
         raise UsageError(f"cannot import {source}: {exc}") from exc
     console.print(str(summary))
@@ -129,9 +166,11 @@ def erase(user: str = typer.Argument(..., help="the application's user id (or it
     from ingest.erasure import erase as run
 
     report = run(user, get_settings())
-    console.print(f"erased {report.pseudonym}: identity {'removed' if report.identity_removed else 'not found'}, "
-                  f"{report.events_removed:,} stored events removed, online views cleared: "
-                  f"{', '.join(report.online_views_cleared) or 'none (no feature store yet)'}")
+    console.print(
+        f"erased {report.pseudonym}: identity {'removed' if report.identity_removed else 'not found'}, "
+        f"{report.events_removed:,} stored events removed, online views cleared: "
+        f"{', '.join(report.online_views_cleared) or 'none (no feature store yet)'}"
+    )
 
 
 @app.command()

@@ -1,4 +1,5 @@
 """Erasure: remove one user everywhere (identity map, online store, event log)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -18,8 +19,11 @@ class ErasureReport:
 
 def erase(user: str, settings: Settings) -> ErasureReport:
     """``user`` is the application's id (or an existing pseudonym, for requests that only have it)."""
-    pseudonym = user if user.startswith(PSEUDONYM_PREFIX) and len(user) == 34 else pseudonymize(
-        user, settings.secret_hmac_key())
+    pseudonym = (
+        user
+        if user.startswith(PSEUDONYM_PREFIX) and len(user) == 34
+        else pseudonymize(user, settings.secret_hmac_key())
+    )
     ids = IdentityMap(settings.metadata_url)
     try:
         identity_removed = ids.forget(pseudonym)

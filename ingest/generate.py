@@ -5,27 +5,27 @@ shown tracks drawn from popularity, the intended genre and their own taste, and 
 :func:`ingest.latent.react`, the same response model a later simulator uses. Same ``seed``,
 ``end`` and ``scale`` give identical frames.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from numpy.random import PCG64, Generator, SeedSequence
 
-from setlist.contract import DEVICES, EVENT_COLUMNS, SCHEMA_VERSION
-
 from ingest.latent import IMPRESSION, PLAY, SKIP, Latent, affinity, react
 from ingest.world import DAY_S, LOCALE_UTC_OFFSET_H, LOCALES, World, build_world
+from setlist.contract import DEVICES, EVENT_COLUMNS, SCHEMA_VERSION
 
 
 @dataclass(frozen=True)
 class Scale:
     users: int
     items: int
-    events_per_user: float   # target mean; the realized total is within a few percent
+    events_per_user: float  # target mean; the realized total is within a few percent
     slots_per_session: float  # tracks shown per session (mean)
     days: int = 35
 
@@ -47,8 +47,7 @@ INTENT_SESSION_SHARE = 0.8
 #: local-hour activity: quiet nights, a commute bump, an evening peak
 DIURNAL = np.array([2, 1, 1, 1, 1, 2, 4, 7, 8, 6, 5, 6, 7, 6, 5, 5, 6, 7, 9, 10, 10, 9, 6, 4], float)
 # event type codes of the output (primary codes of latent.react come first)
-TYPE_NAMES = np.array(["impression", "play", "skip", "like", "add_to_playlist", "not_interested"],
-                      dtype=object)
+TYPE_NAMES = np.array(["impression", "play", "skip", "like", "add_to_playlist", "not_interested"], dtype=object)
 LIKE, ADD, NOT_INTERESTED = 3, 4, 5
 
 
@@ -62,7 +61,7 @@ class Generated:
 
 def default_end() -> datetime:
     """Today's UTC midnight: the window ends in the past, so no event is 'in the future'."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return now.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
@@ -97,15 +96,16 @@ def _pick_items(rng: Generator, latent: Latent, users: np.ndarray, intent: np.nd
     rows = np.flatnonzero(by_taste)
     if len(rows):
         # "recommended for you": the best of a few candidates (flatter than popularity), noisily
-        flat = latent.item_pop ** 0.7
+        flat = latent.item_pop**0.7
         cands = rng.choice(latent.n_items, (len(rows), TASTE_CANDIDATES), p=flat / flat.sum())
         score = affinity(latent, users[rows, None], cands) + rng.gumbel(0.0, 0.5, cands.shape)
         items[rows] = cands[np.arange(len(rows)), score.argmax(axis=1)]
     return items
 
 
-def _simulate_chunk(rng: Generator, world: World, users: np.ndarray, scale: Scale,
-                    start_s: int, end_s: int) -> dict[str, np.ndarray]:
+def _simulate_chunk(
+    rng: Generator, world: World, users: np.ndarray, scale: Scale, start_s: int, end_s: int
+) -> dict[str, np.ndarray]:
     latent = world.latent
     cold = world.cold[users]
     lo = np.maximum(world.user_signup_s[users], start_s).astype(float)
@@ -115,14 +115,19 @@ def _simulate_chunk(rng: Generator, world: World, users: np.ndarray, scale: Scal
     n_sess = np.where(cold, 1, rng.poisson(rate * latent.user_activity[users] * active) + 1)
 
     s_user = np.repeat(users, n_sess)
-    s_start = _session_starts(rng, np.repeat(lo, n_sess), np.full(len(s_user), float(end_s)),
-                              LOCALE_UTC_OFFSET_H[world.user_locale[s_user]])
+    s_start = _session_starts(
+        rng, np.repeat(lo, n_sess), np.full(len(s_user), float(end_s)), LOCALE_UTC_OFFSET_H[world.user_locale[s_user]]
+    )
     s_device = _categorical(rng, latent.user_device_mix[s_user])
-    intent = np.where(rng.random(len(s_user)) < INTENT_SESSION_SHARE,
-                      _categorical(rng, latent.user_genre_pref[s_user]), -1)
+    intent = np.where(
+        rng.random(len(s_user)) < INTENT_SESSION_SHARE, _categorical(rng, latent.user_genre_pref[s_user]), -1
+    )
     mean_slots = scale.slots_per_session
-    n_slots = np.where(world.cold[s_user], rng.integers(1, 3, len(s_user)),
-                       rng.negative_binomial(2, 2 / (mean_slots + 1), len(s_user)) + 1)
+    n_slots = np.where(
+        world.cold[s_user],
+        rng.integers(1, 3, len(s_user)),
+        rng.negative_binomial(2, 2 / (mean_slots + 1), len(s_user)) + 1,
+    )
 
     slot_sess = np.repeat(np.arange(len(s_user)), n_slots)
     slot_user = s_user[slot_sess]
@@ -137,8 +142,11 @@ def _simulate_chunk(rng: Generator, world: World, users: np.ndarray, scale: Scal
     r = react(latent, slot_user, items, rng)
     dur = latent.item_duration_s[items].astype(float)
     listened = np.nan_to_num(r.fraction.astype(float)) * dur
-    spent = np.select([r.primary == PLAY, r.primary == SKIP],
-                      [listened, np.minimum(listened, 40.0)], rng.uniform(2.0, 10.0, len(items)))
+    spent = np.select(
+        [r.primary == PLAY, r.primary == SKIP],
+        [listened, np.minimum(listened, 40.0)],
+        rng.uniform(2.0, 10.0, len(items)),
+    )
     spent = spent + rng.uniform(0.5, 2.0, len(items))
     # slot start = session start + time spent on the earlier slots of the same session
     csum = np.cumsum(spent)
@@ -146,8 +154,9 @@ def _simulate_chunk(rng: Generator, world: World, users: np.ndarray, scale: Scal
     slot_t0 = s_start[slot_sess] + csum - spent - (csum - spent)[first][slot_sess]
     done = slot_t0 + spent  # plays and skips are logged when the user moves on
 
-    kinds: list[tuple[np.ndarray, Any, np.ndarray, int]] = [(np.ones(len(items), bool), r.primary,
-              np.where(r.primary == IMPRESSION, slot_t0, done), 0)]
+    kinds: list[tuple[np.ndarray, Any, np.ndarray, int]] = [
+        (np.ones(len(items), bool), r.primary, np.where(r.primary == IMPRESSION, slot_t0, done), 0)
+    ]
     kinds.append((r.like, LIKE, slot_t0 + rng.uniform(0.3, 1.0, len(items)) * listened, 1))
     kinds.append((r.add_to_playlist, ADD, slot_t0 + rng.uniform(0.3, 1.0, len(items)) * listened + 1, 2))
     kinds.append((r.not_interested, NOT_INTERESTED, done + 1.0, 3))
@@ -163,10 +172,18 @@ def _simulate_chunk(rng: Generator, world: World, users: np.ndarray, scale: Scal
     value = np.where(ev["type"] == PLAY, r.fraction[slot], np.nan)
     value = np.where(ev["type"] == LIKE, 1.0, value)
     keep = ev["ts_ms"] < end_s * 1000  # sessions running past the end are cut at the end
-    return {"user": slot_user[slot][keep], "item": items[slot][keep], "type": ev["type"][keep],
-            "ts_ms": ev["ts_ms"][keep], "value": value[keep].astype(np.float32),
-            "session": slot_sess[slot][keep], "device": s_device[slot_sess[slot]][keep],
-            "slot": slot[keep], "order": ev["order"][keep], "n_sessions": np.array([len(s_user)])}
+    return {
+        "user": slot_user[slot][keep],
+        "item": items[slot][keep],
+        "type": ev["type"][keep],
+        "ts_ms": ev["ts_ms"][keep],
+        "value": value[keep].astype(np.float32),
+        "session": slot_sess[slot][keep],
+        "device": s_device[slot_sess[slot]][keep],
+        "slot": slot[keep],
+        "order": ev["order"][keep],
+        "n_sessions": np.array([len(s_user)]),
+    }
 
 
 def _events_frame(world: World, ev: dict[str, np.ndarray]) -> pd.DataFrame:
@@ -178,33 +195,34 @@ def _events_frame(world: World, ev: dict[str, np.ndarray]) -> pd.DataFrame:
     n_sessions = int(ev["session"].max()) + 1 if n else 0
     session_names = np.array([f"s{k:09d}" for k in range(n_sessions)], dtype=object)
     width = max(9, len(str(n)))
-    frame = pd.DataFrame({
-        "event_id": np.array([f"e{k:0{width}d}" for k in range(n)], dtype=object),
-        "schema_version": np.full(n, SCHEMA_VERSION, np.int32),
-        "user_id": users["user_id"].to_numpy()[ev["user"]],
-        "session_id": session_names[ev["session"]],
-        "item_id": world.items["item_id"].to_numpy()[ev["item"]],
-        "type": TYPE_NAMES[ev["type"]],
-        "timestamp": pd.to_datetime(ev["ts_ms"], unit="ms", utc=True),
-        "value": ev["value"],
-        "device": np.array(DEVICES, dtype=object)[ev["device"]],
-        "locale": np.array(LOCALES, dtype=object)[world.user_locale[ev["user"]]],
-        "consent_personalization": users["consent_personalization"].to_numpy()[ev["user"]],
-        "consent_analytics": users["consent_analytics"].to_numpy()[ev["user"]],
-        "arm": np.full(n, None, dtype=object),
-    })
+    frame = pd.DataFrame(
+        {
+            "event_id": np.array([f"e{k:0{width}d}" for k in range(n)], dtype=object),
+            "schema_version": np.full(n, SCHEMA_VERSION, np.int32),
+            "user_id": users["user_id"].to_numpy()[ev["user"]],
+            "session_id": session_names[ev["session"]],
+            "item_id": world.items["item_id"].to_numpy()[ev["item"]],
+            "type": TYPE_NAMES[ev["type"]],
+            "timestamp": pd.to_datetime(ev["ts_ms"], unit="ms", utc=True),
+            "value": ev["value"],
+            "device": np.array(DEVICES, dtype=object)[ev["device"]],
+            "locale": np.array(LOCALES, dtype=object)[world.user_locale[ev["user"]]],
+            "consent_personalization": users["consent_personalization"].to_numpy()[ev["user"]],
+            "consent_analytics": users["consent_analytics"].to_numpy()[ev["user"]],
+            "arm": np.full(n, None, dtype=object),
+        }
+    )
     return frame[list(EVENT_COLUMNS)]
 
 
-def generate(scale: str = "demo", seed: int = 7, end: datetime | None = None,
-             progress: bool = True) -> Generated:
+def generate(scale: str = "demo", seed: int = 7, end: datetime | None = None, progress: bool = True) -> Generated:
     """Users, items and a time-ordered event frame over ``SCALES[scale].days`` days up to ``end``."""
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}; choose one of {', '.join(SCALES)}")
     spec = SCALES[scale]
     end = default_end() if end is None else end
     if end.tzinfo is None:
-        end = end.replace(tzinfo=timezone.utc)
+        end = end.replace(tzinfo=UTC)
     end_s = int(end.timestamp())
     start_s = end_s - spec.days * DAY_S
     # independent streams: the world does not change when event simulation changes, and
@@ -237,6 +255,7 @@ class _progress:
     def __enter__(self):
         if self.enabled:
             from tqdm.auto import tqdm
+
             self.bar = tqdm(total=self.total, desc=self.desc, unit="user")
         return (lambda k: self.bar.update(k)) if self.bar is not None else (lambda k: None)
 

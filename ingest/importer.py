@@ -4,6 +4,7 @@ The result has the same columns as generated events, with raw user ids (ingestio
 them). Rows are never dropped here: a row with an unparseable time or an empty id keeps that field
 null so that ingestion quarantines it with a reason the user can read.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -20,14 +21,36 @@ LIKE_FROM, SKIP_UP_TO = 0.8, 0.4  # normalized-rating thresholds
 _EPS = 1e-9  # 4/5 must count as 0.8 whatever the float rounding
 #: common names for our event types, after lower-casing and spaces/hyphens → "_"
 TYPE_SYNONYMS = {
-    "listen": "play", "listened": "play", "played": "play", "stream": "play", "streamed": "play",
-    "click": "play", "clicked": "play", "view": "impression", "viewed": "impression",
-    "shown": "impression", "show": "impression", "exposure": "impression", "impressed": "impression",
-    "skipped": "skip", "love": "like", "loved": "like", "liked": "like", "favorite": "like",
-    "favourite": "like", "heart": "like", "thumbs_up": "like", "add": "add_to_playlist",
-    "playlist_add": "add_to_playlist", "added_to_playlist": "add_to_playlist", "save": "add_to_playlist",
-    "dislike": "not_interested", "thumbs_down": "not_interested", "ban": "not_interested",
-    "hide": "not_interested", "hidden": "not_interested",
+    "listen": "play",
+    "listened": "play",
+    "played": "play",
+    "stream": "play",
+    "streamed": "play",
+    "click": "play",
+    "clicked": "play",
+    "view": "impression",
+    "viewed": "impression",
+    "shown": "impression",
+    "show": "impression",
+    "exposure": "impression",
+    "impressed": "impression",
+    "skipped": "skip",
+    "love": "like",
+    "loved": "like",
+    "liked": "like",
+    "favorite": "like",
+    "favourite": "like",
+    "heart": "like",
+    "thumbs_up": "like",
+    "add": "add_to_playlist",
+    "playlist_add": "add_to_playlist",
+    "added_to_playlist": "add_to_playlist",
+    "save": "add_to_playlist",
+    "dislike": "not_interested",
+    "thumbs_down": "not_interested",
+    "ban": "not_interested",
+    "hide": "not_interested",
+    "hidden": "not_interested",
 }
 # item metadata columns we recognize (lower-cased), in order of preference
 _ITEM_ALIASES = {
@@ -54,7 +77,7 @@ class ImportSummary:
     type_counts: dict[str, int] = field(default_factory=dict)
     #: rows that ingestion will quarantine, by cause
     problems: dict[str, int] = field(default_factory=dict)
-    catalog_rows: int | None = None   # rows in the items file, if one was given
+    catalog_rows: int | None = None  # rows in the items file, if one was given
     items_without_metadata: int = 0
 
     def __str__(self) -> str:
@@ -64,8 +87,10 @@ class ImportSummary:
         types = " · ".join(f"{k} {v:,}" for k, v in sorted(self.type_counts.items(), key=lambda kv: -kv[1]))
         lines.append(f"  types: {types or 'none'}")
         if self.catalog_rows is not None:
-            lines.append(f"  items file: {self.catalog_rows:,} rows; "
-                         f"{self.items_without_metadata:,} interacted items without metadata")
+            lines.append(
+                f"  items file: {self.catalog_rows:,} rows; "
+                f"{self.items_without_metadata:,} interacted items without metadata"
+            )
         for cause, n in self.problems.items():
             if n:
                 lines.append(f"  will be quarantined: {n:,} row{'s' if n != 1 else ''} with {cause}")
@@ -89,8 +114,10 @@ def _read(path: Path, what: str) -> pd.DataFrame:
             return pd.read_parquet(path)
     except (ValueError, OSError) as exc:  # parser errors subclass ValueError
         raise ImportFormatError(f"cannot read {what} file {path.name}: {exc}") from exc
-    raise ImportFormatError(f"unknown {what} file format {path.name!r}: expected .csv, .tsv, "
-                            ".jsonl or .parquet (optionally compressed, e.g. .csv.gz)")
+    raise ImportFormatError(
+        f"unknown {what} file format {path.name!r}: expected .csv, .tsv, "
+        ".jsonl or .parquet (optionally compressed, e.g. .csv.gz)"
+    )
 
 
 def _require(frame: pd.DataFrame, columns: dict[str, str | None], path: Path) -> None:
@@ -98,7 +125,8 @@ def _require(frame: pd.DataFrame, columns: dict[str, str | None], path: Path) ->
         if col is not None and col not in frame.columns:
             raise ImportFormatError(
                 f"{role} column {col!r} not found in {Path(path).name}; available columns: "
-                f"{', '.join(map(str, frame.columns))}")
+                f"{', '.join(map(str, frame.columns))}"
+            )
 
 
 def _ids(s: pd.Series) -> pd.Series:
@@ -121,12 +149,16 @@ def _parse_time(raw: pd.Series, unit: str | None, col: str) -> pd.Series:
     num = pd.to_numeric(raw, errors="coerce")
     if unit in ("s", "ms"):
         if present.any() and num.notna().sum() == 0:
-            raise ImportFormatError(f"time column {col!r} holds no numbers (e.g. {raw[present].iloc[0]!r}); "
-                                    f"omit time_unit to parse ISO datetimes")
+            raise ImportFormatError(
+                f"time column {col!r} holds no numbers (e.g. {raw[present].iloc[0]!r}); "
+                f"omit time_unit to parse ISO datetimes"
+            )
         median = num.median()
         # a wrong unit would put every event in 1970 or the far future: say so instead
         if unit == "s" and median > 1e11:
-            raise ImportFormatError(f"time column {col!r} looks like milliseconds (median {median:.0f}); use time_unit='ms'")
+            raise ImportFormatError(
+                f"time column {col!r} looks like milliseconds (median {median:.0f}); use time_unit='ms'"
+            )
         if unit == "ms" and median < 1e11:
             raise ImportFormatError(f"time column {col!r} looks like seconds (median {median:.0f}); use time_unit='s'")
         num = num.where(num.abs() < 1e17)  # out of datetime range → unparseable, not an exception
@@ -134,15 +166,16 @@ def _parse_time(raw: pd.Series, unit: str | None, col: str) -> pd.Series:
     if unit is not None:
         raise ImportFormatError(f"time_unit must be 's', 'ms' or None (ISO datetimes), not {unit!r}")
     if present.any() and num[present].notna().all():
-        raise ImportFormatError(f"time column {col!r} holds numbers (e.g. {raw[present].iloc[0]!r}); "
-                                f"pass time_unit='s' or 'ms' for epoch times")
+        raise ImportFormatError(
+            f"time column {col!r} holds numbers (e.g. {raw[present].iloc[0]!r}); "
+            f"pass time_unit='s' or 'ms' for epoch times"
+        )
     ts = pd.to_datetime(raw, utc=True, errors="coerce", format="ISO8601")  # naive times are UTC
     retry = ts.isna() & present
     if retry.any():
         ts[retry] = pd.to_datetime(raw[retry], utc=True, errors="coerce", format="mixed")
     if present.any() and ts.notna().sum() == 0:
-        raise ImportFormatError(f"no value of time column {col!r} parses as a datetime "
-                                f"(e.g. {raw[present].iloc[0]!r})")
+        raise ImportFormatError(f"no value of time column {col!r} parses as a datetime (e.g. {raw[present].iloc[0]!r})")
     return ts
 
 
@@ -210,12 +243,14 @@ def _first_of_list(s: pd.Series) -> pd.Series:
 
 def _all_of_list(s: pd.Series) -> pd.Series:
     """Every genre of a pipe-separated list, lower case, in the file's order."""
+
     def clean(v: object) -> str | None:
         if not isinstance(v, str):
             return None
         parts = [p.strip().lower() for p in v.split("|")]
         kept = [p for p in parts if p and p != "(no genres listed)"]
         return "|".join(kept) or None
+
     return s.map(clean).astype(object)
 
 
@@ -264,15 +299,29 @@ def _year_in_title(titles: pd.Series) -> pd.Series:
 
 
 def _unknown_items(ids: pd.Series) -> pd.DataFrame:
-    return pd.DataFrame({"item_id": ids.astype(object), "artist": UNKNOWN, "genre": UNKNOWN,
-                         "duration_s": np.float32(np.nan), "release_date": pd.NaT, "genres": None})
+    return pd.DataFrame(
+        {
+            "item_id": ids.astype(object),
+            "artist": UNKNOWN,
+            "genre": UNKNOWN,
+            "duration_s": np.float32(np.nan),
+            "release_date": pd.NaT,
+            "genres": None,
+        }
+    )
 
 
-def load_interactions(source: Path, user_col: str = "user_id", item_col: str = "item_id",
-                      time_col: str = "timestamp", time_unit: str | None = None,
-                      rating_col: str | None = None, type_col: str | None = None,
-                      items: Path | None = None, item_id_col: str = "item_id",
-                      ) -> tuple[pd.DataFrame, pd.DataFrame | None, ImportSummary]:
+def load_interactions(
+    source: Path,
+    user_col: str = "user_id",
+    item_col: str = "item_id",
+    time_col: str = "timestamp",
+    time_unit: str | None = None,
+    rating_col: str | None = None,
+    type_col: str | None = None,
+    items: Path | None = None,
+    item_id_col: str = "item_id",
+) -> tuple[pd.DataFrame, pd.DataFrame | None, ImportSummary]:
     """Read interactions and (optionally) item metadata into raw events and an item frame.
 
     ``time_unit`` is ``"s"`` or ``"ms"`` for epoch numbers, ``None`` for datetime strings.
@@ -281,25 +330,40 @@ def load_interactions(source: Path, user_col: str = "user_id", item_col: str = "
     """
     source = Path(source)
     raw = _read(source, "interactions")
-    _require(raw, {"user": user_col, "item": item_col, "time": time_col, "rating": rating_col,
-                   "type": type_col}, source)
+    _require(
+        raw, {"user": user_col, "item": item_col, "time": time_col, "rating": rating_col, "type": type_col}, source
+    )
     raw = raw.reset_index(drop=True)
     n = len(raw)
     users, item_ids = _ids(raw[user_col]), _ids(raw[item_col])
     ts = _parse_time(raw[time_col], time_unit, time_col)
     types, value = _types_and_values(raw, rating_col, type_col)
 
-    key = pd.DataFrame({"u": users.astype("string"), "i": item_ids.astype("string"),
-                        "t": raw[time_col].astype("string"), "row": np.arange(n)})
-    events = pd.DataFrame({
-        "event_id": _hash_hex(key, "i_") if n else np.array([], dtype=object),
-        "schema_version": np.full(n, SCHEMA_VERSION, np.int32),
-        "user_id": users, "session_id": _sessions(users, ts), "item_id": item_ids,
-        "type": types, "timestamp": ts, "value": value,
-        "device": UNKNOWN, "locale": UNKNOWN,
-        "consent_personalization": True, "consent_analytics": True,
-        "arm": np.full(n, None, dtype=object),
-    })[list(EVENT_COLUMNS)]
+    key = pd.DataFrame(
+        {
+            "u": users.astype("string"),
+            "i": item_ids.astype("string"),
+            "t": raw[time_col].astype("string"),
+            "row": np.arange(n),
+        }
+    )
+    events = pd.DataFrame(
+        {
+            "event_id": _hash_hex(key, "i_") if n else np.array([], dtype=object),
+            "schema_version": np.full(n, SCHEMA_VERSION, np.int32),
+            "user_id": users,
+            "session_id": _sessions(users, ts),
+            "item_id": item_ids,
+            "type": types,
+            "timestamp": ts,
+            "value": value,
+            "device": UNKNOWN,
+            "locale": UNKNOWN,
+            "consent_personalization": True,
+            "consent_analytics": True,
+            "arm": np.full(n, None, dtype=object),
+        }
+    )[list(EVENT_COLUMNS)]
     events = events.sort_values("timestamp", kind="mergesort", na_position="last").reset_index(drop=True)
 
     seen = pd.Series(sorted(item_ids.dropna().unique()), dtype=object)
@@ -316,15 +380,25 @@ def load_interactions(source: Path, user_col: str = "user_id", item_col: str = "
     item_frame = item_frame[list(ITEM_SCHEMA.names)]
 
     valid_ts = ts.dropna()
-    problems = {"unparseable timestamp": int((ts.isna()).sum()), "empty user id": int(users.isna().sum()),
-                "empty item id": int(item_ids.isna().sum())}
+    problems = {
+        "unparseable timestamp": int((ts.isna()).sum()),
+        "empty user id": int(users.isna().sum()),
+        "empty item id": int(item_ids.isna().sum()),
+    }
     if rating_col is not None and type_col is None:
         problems["unparseable rating"] = int(pd.isna(types).sum())
     elif type_col is not None:
         problems["empty or unknown type"] = int((~events["type"].isin(EVENT_TYPES)).sum())
     summary = ImportSummary(
-        source=source.name, rows=n, users=int(users.nunique()), items=int(item_ids.nunique()),
-        start=valid_ts.min() if len(valid_ts) else None, end=valid_ts.max() if len(valid_ts) else None,
+        source=source.name,
+        rows=n,
+        users=int(users.nunique()),
+        items=int(item_ids.nunique()),
+        start=valid_ts.min() if len(valid_ts) else None,
+        end=valid_ts.max() if len(valid_ts) else None,
         type_counts={str(k): int(v) for k, v in events["type"].value_counts().items()},
-        problems=problems, catalog_rows=catalog_rows, items_without_metadata=missing)
+        problems=problems,
+        catalog_rows=catalog_rows,
+        items_without_metadata=missing,
+    )
     return events, item_frame, summary

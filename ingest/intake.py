@@ -4,11 +4,12 @@ Raw events (with the application's user ids) come in; each row is checked agains
 the user id is pseudonymized, duplicates are caught, valid rows are appended and the rest go to
 the quarantine with a reason. Nothing is dropped without a count.
 """
+
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
@@ -18,7 +19,7 @@ from setlist.eventlog import EventLog, Quarantine
 from setlist.pseudonym import IdentityMap, pseudonymize
 from setlist.settings import Settings
 
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass
@@ -28,7 +29,7 @@ class IngestReport:
     quarantined: int = 0
     reasons: Counter = field(default_factory=Counter)
 
-    def merge(self, other: "IngestReport") -> None:
+    def merge(self, other: IngestReport) -> None:
         self.received += other.received
         self.accepted += other.accepted
         self.quarantined += other.quarantined
@@ -60,7 +61,7 @@ def _unparsed(raw: object, now: datetime, max_future_s: float) -> str:
         except ValueError:
             when = None
     if when is not None:
-        when = when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+        when = when if when.tzinfo else when.replace(tzinfo=UTC)
         if when <= EPOCH:
             return f"bad_timestamp: {when.isoformat()} is not after 1970-01-01"
         if when.timestamp() > now.timestamp() + max_future_s:
@@ -68,8 +69,9 @@ def _unparsed(raw: object, now: datetime, max_future_s: float) -> str:
     return f"bad_timestamp: {raw!r} is not a timestamp"
 
 
-def _reasons(frame: pd.DataFrame, known_ids: set[str], now: datetime, max_future_s: float,
-             raw_ts: pd.Series | None = None) -> list[str | None]:
+def _reasons(
+    frame: pd.DataFrame, known_ids: set[str], now: datetime, max_future_s: float, raw_ts: pd.Series | None = None
+) -> list[str | None]:
     """Row-wise contract check plus duplicate detection within the batch and against the log.
 
     Timestamps are checked against what is impossible only (``setlist.contract.reject_reason``):
@@ -83,10 +85,17 @@ def _reasons(frame: pd.DataFrame, known_ids: set[str], now: datetime, max_future
         ts = row["timestamp"]
         row["timestamp"] = None if pd.isna(ts) else ts.to_pydatetime()
         version = row["schema_version"]
-        row["schema_version"] = int(version) if isinstance(version, (int, float, np.integer)) and version == version else version
+        row["schema_version"] = (
+            int(version) if isinstance(version, (int, float, np.integer)) and version == version else version
+        )
         reason = reject_reason(row, now, max_future_s)
-        if reason is not None and reason.startswith("bad_timestamp") and row["timestamp"] is None \
-                and raw is not None and not (isinstance(raw, float) and raw != raw):
+        if (
+            reason is not None
+            and reason.startswith("bad_timestamp")
+            and row["timestamp"] is None
+            and raw is not None
+            and not (isinstance(raw, float) and raw != raw)
+        ):
             reason = _unparsed(raw, now, max_future_s)
         eid = row["event_id"]
         if reason is None and (eid in seen or eid in known_ids):
@@ -97,12 +106,17 @@ def _reasons(frame: pd.DataFrame, known_ids: set[str], now: datetime, max_future
     return out
 
 
-def ingest(raw: pd.DataFrame, settings: Settings, source: str, identities: IdentityMap | None = None,
-           check_log_duplicates: bool = True) -> IngestReport:
+def ingest(
+    raw: pd.DataFrame,
+    settings: Settings,
+    source: str,
+    identities: IdentityMap | None = None,
+    check_log_duplicates: bool = True,
+) -> IngestReport:
     """Validate, pseudonymize and append ``raw`` events (which carry application user ids)."""
     log, quarantine = EventLog(settings.events_dir), Quarantine(settings.quarantine_dir)
     frame = _normalize(raw)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     known: set[str] = set()
     if check_log_duplicates and log.files():
         known = set(log.read(columns=["event_id"], include_erased=True)["event_id"])

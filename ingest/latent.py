@@ -5,6 +5,7 @@ lets users react to what they are shown through :func:`react`. A later simulator
 world with :meth:`Latent.load` and calls :func:`respond`, so both produce behaviour from the same
 model and a policy that learns the world well is rewarded in both.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
@@ -13,8 +14,20 @@ from typing import NamedTuple
 
 import numpy as np
 
-GENRES = ("pop", "rock", "hip_hop", "electronic", "indie", "r_and_b", "latin", "country", "jazz",
-          "classical", "metal", "folk")
+GENRES = (
+    "pop",
+    "rock",
+    "hip_hop",
+    "electronic",
+    "indie",
+    "r_and_b",
+    "latin",
+    "country",
+    "jazz",
+    "classical",
+    "metal",
+    "folk",
+)
 #: global genre shares: a few big genres and a long tail, like real catalogues
 GENRE_SHARES = np.array([0.20, 0.14, 0.14, 0.11, 0.08, 0.07, 0.06, 0.05, 0.04, 0.04, 0.04, 0.03])
 DIM = 16
@@ -30,31 +43,31 @@ SKIP_FRACTION = 0.25
 class Latent:
     """Ground-truth arrays; rows are user or item indices (``user_ids[i]`` names row ``i``)."""
 
-    user_ids: np.ndarray          # (U,) str
-    item_ids: np.ndarray          # (I,) str
-    genres: np.ndarray            # (G,) str
-    user_taste: np.ndarray        # (U, D) float32 low-rank taste
-    user_genre_pref: np.ndarray   # (U, G) float32, rows sum to 1
-    user_bias: np.ndarray         # (U,) float32: some users engage more than others
-    user_activity: np.ndarray     # (U,) float32 relative session rate
-    user_device_mix: np.ndarray   # (U, len(DEVICES)) float32, rows sum to 1
-    item_vec: np.ndarray          # (I, D) float32
-    item_genre: np.ndarray        # (I,) int16 index into genres
-    item_bias: np.ndarray         # (I,) float32 quality, correlated with popularity
-    item_pop: np.ndarray          # (I,) float64 exposure weight, sums to 1
-    item_duration_s: np.ndarray   # (I,) float32
-    item_release_s: np.ndarray    # (I,) int64 epoch seconds: nobody is shown a track before it exists
-    genre_weight: float = 1.0     # how much genre preference adds to affinity
-    affinity_mean: float = 0.0    # raw affinity → z-score, so response thresholds are scale-free
+    user_ids: np.ndarray  # (U,) str
+    item_ids: np.ndarray  # (I,) str
+    genres: np.ndarray  # (G,) str
+    user_taste: np.ndarray  # (U, D) float32 low-rank taste
+    user_genre_pref: np.ndarray  # (U, G) float32, rows sum to 1
+    user_bias: np.ndarray  # (U,) float32: some users engage more than others
+    user_activity: np.ndarray  # (U,) float32 relative session rate
+    user_device_mix: np.ndarray  # (U, len(DEVICES)) float32, rows sum to 1
+    item_vec: np.ndarray  # (I, D) float32
+    item_genre: np.ndarray  # (I,) int16 index into genres
+    item_bias: np.ndarray  # (I,) float32 quality, correlated with popularity
+    item_pop: np.ndarray  # (I,) float64 exposure weight, sums to 1
+    item_duration_s: np.ndarray  # (I,) float32
+    item_release_s: np.ndarray  # (I,) int64 epoch seconds: nobody is shown a track before it exists
+    genre_weight: float = 1.0  # how much genre preference adds to affinity
+    affinity_mean: float = 0.0  # raw affinity → z-score, so response thresholds are scale-free
     affinity_std: float = 1.0
 
     def save(self, path: Path) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         arrays = {f.name: np.asarray(getattr(self, f.name)) for f in fields(self)}
-        np.savez(path, **arrays)  # type: ignore[arg-type]
+        np.savez(path, **arrays)  # type: ignore[arg-type]  # numpy's stub takes **kwargs for allow_pickle
 
     @classmethod
-    def load(cls, path: Path) -> "Latent":
+    def load(cls, path: Path) -> Latent:
         with np.load(path, allow_pickle=False) as data:
             kw = {f.name: data[f.name] for f in fields(cls)}
         for name in ("genre_weight", "affinity_mean", "affinity_std"):
@@ -90,9 +103,9 @@ def affinity(latent: Latent, users: np.ndarray, items: np.ndarray) -> np.ndarray
 class Reactions(NamedTuple):
     """Vectorized reactions to shown items, aligned with the input arrays."""
 
-    primary: np.ndarray         # int8 IMPRESSION | PLAY | SKIP
-    fraction: np.ndarray        # float32 listen fraction (NaN unless engaged)
-    like: np.ndarray            # bool
+    primary: np.ndarray  # int8 IMPRESSION | PLAY | SKIP
+    fraction: np.ndarray  # float32 listen fraction (NaN unless engaged)
+    like: np.ndarray  # bool
     add_to_playlist: np.ndarray  # bool
     not_interested: np.ndarray  # bool
 
@@ -127,8 +140,7 @@ class Reaction(NamedTuple):
     value: float | None
 
 
-def respond(latent: Latent, user_index: int, item_indices: np.ndarray,
-            rng: np.random.Generator) -> list[Reaction]:
+def respond(latent: Latent, user_index: int, item_indices: np.ndarray, rng: np.random.Generator) -> list[Reaction]:
     """One user's reactions to a slate, in the order they would be logged: per item its primary
     event (impression, play with a listen fraction, skip), then like / add_to_playlist /
     not_interested when they happen."""

@@ -3,6 +3,7 @@
 Everything here is static over the event window (tastes are stable, so time-based train/test
 splits measure generalization rather than drift). :mod:`ingest.generate` turns it into events.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -10,9 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from setlist.contract import DEVICES
-
 from ingest.latent import DIM, GENRE_SHARES, GENRES, Latent, calibrate
+from setlist.contract import DEVICES
 
 LOCALES = ("en_US", "en_GB", "de_DE", "fr_FR", "pt_BR", "ja_JP")
 LOCALE_SHARES = np.array([0.40, 0.12, 0.14, 0.10, 0.14, 0.10])
@@ -25,9 +25,9 @@ assert len(DEVICE_SHARES) == len(DEVICES)
 
 DAY_S = 86_400
 YEAR_S = 365 * DAY_S
-COLD_SHARE = 0.04        # users with one tiny session right before the end: cold start
-NEW_USER_SHARE = 0.10    # users who sign up during the window
-NEW_ITEM_SHARE = 0.06    # tracks released during the window
+COLD_SHARE = 0.04  # users with one tiny session right before the end: cold start
+NEW_USER_SHARE = 0.10  # users who sign up during the window
+NEW_ITEM_SHARE = 0.06  # tracks released during the window
 OPT_OUT_PERSONALIZATION = 0.05
 OPT_OUT_ANALYTICS = 0.10
 
@@ -37,9 +37,9 @@ class World:
     users: pd.DataFrame
     items: pd.DataFrame
     latent: Latent
-    user_locale: np.ndarray     # (U,) int index into LOCALES
-    user_signup_s: np.ndarray   # (U,) int64 epoch seconds
-    cold: np.ndarray            # (U,) bool
+    user_locale: np.ndarray  # (U,) int index into LOCALES
+    user_signup_s: np.ndarray  # (U,) int64 epoch seconds
+    cold: np.ndarray  # (U,) bool
 
 
 def _ids(prefix: str, n: int) -> np.ndarray:
@@ -67,8 +67,11 @@ def _items(rng: np.random.Generator, n_items: int, start_s: int, end_s: int, cen
 
     scale = 1.0 / np.sqrt(DIM)
     artist_vec = 0.9 * centers[artist_genre] + rng.normal(0.0, 0.6 * scale, (n_artists, DIM))
-    item_vec = (artist_vec[item_artist] + 0.5 * (centers[item_genre] - centers[artist_genre][item_artist])
-                + rng.normal(0.0, 0.35 * scale, (n_items, DIM)))
+    item_vec = (
+        artist_vec[item_artist]
+        + 0.5 * (centers[item_genre] - centers[artist_genre][item_artist])
+        + rng.normal(0.0, 0.35 * scale, (n_items, DIM))
+    )
     pop = artist_pop[item_artist] * rng.lognormal(0.0, 1.0, n_items)
     pop /= pop.sum()
     logp = np.log(pop)
@@ -82,17 +85,24 @@ def _items(rng: np.random.Generator, n_items: int, start_s: int, end_s: int, cen
     released[new] = rng.uniform(start_s, end_s - 2 * DAY_S, int(new.sum()))
     released = (released // DAY_S * DAY_S).astype(np.int64)  # releases land at midnight
 
-    frame = pd.DataFrame({
-        "item_id": _ids("track", n_items),
-        "artist": np.array([f"artist_{a:05d}" for a in range(n_artists)], dtype=object)[item_artist],
-        "genre": np.array(GENRES, dtype=object)[item_genre],
-        "duration_s": duration.astype(np.float32),
-        "release_date": pd.to_datetime(released, unit="s", utc=True),
-        "genres": np.array(GENRES, dtype=object)[item_genre],
-    })
-    arrays = dict(item_vec=item_vec.astype(np.float32), item_genre=item_genre.astype(np.int16),
-                  item_bias=bias.astype(np.float32), item_pop=pop,
-                  item_duration_s=duration.astype(np.float32), item_release_s=released)
+    frame = pd.DataFrame(
+        {
+            "item_id": _ids("track", n_items),
+            "artist": np.array([f"artist_{a:05d}" for a in range(n_artists)], dtype=object)[item_artist],
+            "genre": np.array(GENRES, dtype=object)[item_genre],
+            "duration_s": duration.astype(np.float32),
+            "release_date": pd.to_datetime(released, unit="s", utc=True),
+            "genres": np.array(GENRES, dtype=object)[item_genre],
+        }
+    )
+    arrays = dict(
+        item_vec=item_vec.astype(np.float32),
+        item_genre=item_genre.astype(np.int16),
+        item_bias=bias.astype(np.float32),
+        item_pop=pop,
+        item_duration_s=duration.astype(np.float32),
+        item_release_s=released,
+    )
     return frame, arrays
 
 
@@ -125,20 +135,25 @@ def build_world(rng: np.random.Generator, n_users: int, n_items: int, start_s: i
     activity = rng.lognormal(-0.5, 1.0, n_users)  # mean 1: a few heavy users, many light ones
 
     user_ids = _ids("user", n_users)
-    users = pd.DataFrame({
-        "user_id": user_ids,
-        "locale": np.array(LOCALES, dtype=object)[locale],
-        "device": np.array(DEVICES, dtype=object)[primary],
-        "signup_time": pd.to_datetime(signup, unit="s", utc=True),
-        "consent_personalization": rng.random(n_users) >= OPT_OUT_PERSONALIZATION,
-        "consent_analytics": rng.random(n_users) >= OPT_OUT_ANALYTICS,
-    })
+    users = pd.DataFrame(
+        {
+            "user_id": user_ids,
+            "locale": np.array(LOCALES, dtype=object)[locale],
+            "device": np.array(DEVICES, dtype=object)[primary],
+            "signup_time": pd.to_datetime(signup, unit="s", utc=True),
+            "consent_personalization": rng.random(n_users) >= OPT_OUT_PERSONALIZATION,
+            "consent_analytics": rng.random(n_users) >= OPT_OUT_ANALYTICS,
+        }
+    )
     latent = Latent(
-        user_ids=user_ids.astype(str), item_ids=items["item_id"].to_numpy().astype(str),
-        genres=np.array(GENRES), user_taste=taste.astype(np.float32),
+        user_ids=user_ids.astype(str),
+        item_ids=items["item_id"].to_numpy().astype(str),
+        genres=np.array(GENRES),
+        user_taste=taste.astype(np.float32),
         user_genre_pref=pref.astype(np.float32),
         user_bias=rng.normal(0.0, 0.35, n_users).astype(np.float32),
-        user_activity=activity.astype(np.float32), user_device_mix=mix.astype(np.float32),
+        user_activity=activity.astype(np.float32),
+        user_device_mix=mix.astype(np.float32),
         **item_arrays,
     )
     calibrate(latent, rng)

@@ -1,4 +1,5 @@
 """The end of ``make demo``: start the server, rank for a few users, send a skip, show the change."""
+
 from __future__ import annotations
 
 import os
@@ -12,9 +13,8 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from setlist.settings import get_settings
-
 from serving.client import ClientError, SetlistClient, new_event
+from setlist.settings import get_settings
 
 console = Console()
 
@@ -25,9 +25,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _table(title: str, reply) -> Table:  # noqa: ANN001
-    t = Table(title=f"{title}  [dim](arm={reply.arm}, cache_hit={reply.cache_hit}, "
-                    f"{reply.latency_ms:.1f} ms)[/]")
+def _table(title: str, reply) -> Table:
+    t = Table(title=f"{title}  [dim](arm={reply.arm}, cache_hit={reply.cache_hit}, {reply.latency_ms:.1f} ms)[/]")
     t.add_column("#", justify="right")
     t.add_column("item")
     t.add_column("score", justify="right")
@@ -52,8 +51,11 @@ def main() -> int:
                 console.print("[red]the server did not become ready[/]")
                 return 1
             ctx = {"device": "mobile", "locale": "en_US"}
-            for label, user in ((f"{personal} (personalized)", personal), ("new-listener (cold start)", "new-listener"),
-                                (f"{opted_out} (no personalization consent)", opted_out)):
+            for label, user in (
+                (f"{personal} (personalized)", personal),
+                ("new-listener (cold start)", "new-listener"),
+                (f"{opted_out} (no personalization consent)", opted_out),
+            ):
                 console.print(_table(label, client.rank(user, k=5, context=ctx, explain=True)))
             before = client.rank(personal, k=5, context=ctx)
             skipped = before.items[0].item_id

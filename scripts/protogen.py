@@ -8,6 +8,7 @@ Layout: protoc runs with ``-I protos``, so descriptors keep their canonical name
 imports such as ``from setlist.v1 import ranking_pb2``, but ``setlist`` is this project's own package,
 so the imports are rewritten to ``serving.grpc._proto.setlist.v1`` instead of putting the output on sys.path.
 """
+
 from __future__ import annotations
 
 import os

@@ -11,12 +11,13 @@ a SparkSource-backed feature view in a throwaway Feast project, materializes it 
 Redis, reads it back online, builds a point-in-time training frame with the Spark offline store, and
 removes what it registered. Exit 0 means the whole path works.
 """
+
 from __future__ import annotations
 
 import os
 import sys
 import tempfile
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,12 +55,14 @@ def _config(staging: Path):
 def _events(directory: Path, now: datetime) -> Path:
     import pandas as pd
 
-    frame = pd.DataFrame({
-        "user_id": [f"u{i}" for i in range(6)] * 2,
-        "event_timestamp": [now - timedelta(days=2)] * 6 + [now - timedelta(hours=1)] * 6,
-        "plays_7d": list(range(6)) + [10 * i for i in range(6)],
-        "skip_rate": [0.5] * 6 + [0.1 * i for i in range(6)],
-    })
+    frame = pd.DataFrame(
+        {
+            "user_id": [f"u{i}" for i in range(6)] * 2,
+            "event_timestamp": [now - timedelta(days=2)] * 6 + [now - timedelta(hours=1)] * 6,
+            "plays_7d": list(range(6)) + [10 * i for i in range(6)],
+            "skip_rate": [0.5] * 6 + [0.1 * i for i in range(6)],
+        }
+    )
     path = directory / "user_activity.parquet"
     # Spark cannot read parquet's nanosecond timestamps (pandas' default): write microseconds.
     frame.to_parquet(path, index=False, coerce_timestamps="us", allow_truncated_timestamps=True)
@@ -85,27 +88,36 @@ def main() -> int:
 
     from feature_repo.entities import user
 
-    now = datetime.now(timezone.utc).replace(microsecond=0)
+    now = datetime.now(UTC).replace(microsecond=0)
     with tempfile.TemporaryDirectory(prefix="setlist-spark-") as tmp:
         staging = Path(tmp) / "staging"
         staging.mkdir()
         store = FeatureStore(config=_config(staging))
-        source = SparkSource(name="user_activity_spark", path=str(_events(Path(tmp), now)), file_format="parquet",
-                             timestamp_field="event_timestamp")
-        view = FeatureView(name="user_activity", entities=[user], ttl=timedelta(days=7), source=source, online=True,
-                           schema=[Field(name="plays_7d", dtype=Int64), Field(name="skip_rate", dtype=Float64)])
+        source = SparkSource(
+            name="user_activity_spark",
+            path=str(_events(Path(tmp), now)),
+            file_format="parquet",
+            timestamp_field="event_timestamp",
+        )
+        view = FeatureView(
+            name="user_activity",
+            entities=[user],
+            ttl=timedelta(days=7),
+            source=source,
+            online=True,
+            schema=[Field(name="plays_7d", dtype=Int64), Field(name="skip_rate", dtype=Float64)],
+        )
         store.apply([user, view])
         try:
             store.materialize(start_date=now - timedelta(days=3), end_date=now)
-            online = store.get_online_features(["user_activity:plays_7d", "user_activity:skip_rate"],
-                                               entity_rows=[{"user_id": "u3"}]).to_dict()
+            online = store.get_online_features(
+                ["user_activity:plays_7d", "user_activity:skip_rate"], entity_rows=[{"user_id": "u3"}]
+            ).to_dict()
             print("online (Spark engine → Redis):", online)
             assert online["plays_7d"] == [30], online
 
-            entities = pd.DataFrame({"user_id": ["u3", "u3"],
-                                     "event_timestamp": [now - timedelta(days=1), now]})
-            training = store.get_historical_features(
-                entity_df=entities, features=["user_activity:plays_7d"]).to_df()
+            entities = pd.DataFrame({"user_id": ["u3", "u3"], "event_timestamp": [now - timedelta(days=1), now]})
+            training = store.get_historical_features(entity_df=entities, features=["user_activity:plays_7d"]).to_df()
             print("point-in-time join (Spark offline store):")
             print(training.sort_values("event_timestamp").to_string(index=False))
             assert training.sort_values("event_timestamp")["plays_7d"].tolist() == [3, 30], training

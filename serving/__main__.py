@@ -1,9 +1,9 @@
 """``python -m serving [--port N] [--workers N] [--engine fast|baseline]``: run the gRPC server."""
+
 from __future__ import annotations
 
 import logging
 import sys
-from typing import Optional
 
 import typer
 
@@ -13,16 +13,21 @@ app = typer.Typer(add_completion=False, help="Run the Setlist gRPC ranking serve
 
 
 @app.command()
-def main(port: Optional[int] = typer.Option(None, help="listen port (default SETLIST_PORT, 50051)"),
-         workers: Optional[int] = typer.Option(None, help="processes sharing the port (SO_REUSEPORT)"),
-         engine: Optional[str] = typer.Option(None, help="fast (default) or baseline (Feast + pyfunc, for bench)"),
-         metrics_port: Optional[int] = typer.Option(None, help="Prometheus port; 0 turns metrics off")) -> None:
-    from serving.logs import configure_logging
+def main(
+    port: int | None = typer.Option(None, help="listen port (default SETLIST_PORT, 50051)"),
+    workers: int | None = typer.Option(None, help="processes sharing the port (SO_REUSEPORT)"),
+    engine: str | None = typer.Option(None, help="fast (default) or baseline (Feast + pyfunc, for bench)"),
+    metrics_port: int | None = typer.Option(None, help="Prometheus port; 0 turns metrics off"),
+) -> None:
     from serving.grpc.workers import serve
+    from serving.logs import configure_logging
 
     configure_logging()
-    updates = {k: v for k, v in {"port": port, "workers": workers, "engine": engine,
-                                  "metrics_port": metrics_port}.items() if v is not None}
+    updates = {
+        k: v
+        for k, v in {"port": port, "workers": workers, "engine": engine, "metrics_port": metrics_port}.items()
+        if v is not None
+    }
     settings = get_settings().model_copy(update=updates)
     if settings.engine not in ("fast", "baseline"):
         typer.echo(f"unknown engine {settings.engine!r}: choose fast or baseline", err=True)
@@ -31,7 +36,7 @@ def main(port: Optional[int] = typer.Option(None, help="listen port (default SET
         preflight(settings)
     except StartupError as exc:
         logging.getLogger("setlist.serving").error("cannot start: %s", exc)
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     sys.exit(serve(settings, lambda worker: factory(settings, worker)))
 
 
@@ -39,7 +44,7 @@ class StartupError(RuntimeError):
     pass
 
 
-def preflight(settings) -> None:  # noqa: ANN001
+def preflight(settings) -> None:
     """Fail fast, with one clear line, when a store the server depends on is missing or down."""
     from sqlalchemy import create_engine, text
 
@@ -49,11 +54,15 @@ def preflight(settings) -> None:  # noqa: ANN001
             with engine.connect() as conn:
                 conn.execute(text("select 1"))
             engine.dispose()
-        except Exception as exc:  # noqa: BLE001
-            raise StartupError(f"{name} at {_redact(url)} is unavailable ({type(exc).__name__}); "
-                               "start it (`make services` for the production profile) and retry") from None
+        except Exception as exc:
+            raise StartupError(
+                f"{name} at {_redact(url)} is unavailable ({type(exc).__name__}); "
+                "start it (`make services` for the production profile) and retry"
+            ) from None
     if settings.profile == "local" and not (settings.data_dir / "registry.db").exists():
-        raise StartupError(f"no feature registry under {settings.data_dir}: run `make materialize` and `make train` first")
+        raise StartupError(
+            f"no feature registry under {settings.data_dir}: run `make materialize` and `make train` first"
+        )
 
 
 def _redact(url: str) -> str:
@@ -61,11 +70,11 @@ def _redact(url: str) -> str:
 
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001
+    except Exception:
         return "<unparseable url>"
 
 
-def factory(settings, worker: int):  # noqa: ANN001, ANN201
+def factory(settings, worker: int):
     if settings.engine == "baseline":
         from serving.baseline import build_baseline
 

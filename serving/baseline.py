@@ -12,15 +12,18 @@ This is what one builds today from the documented APIs, and deliberately nothing
 The fast path differs only in how it does the same work (see serving/service.py). Track is not
 offered here: the benchmark compares Rank only.
 """
+
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from serving.errors import InvalidArgument
+from serving.types import RankedItem, RankQuery, RankResult, TrackEvent, TrackResult
 from setlist import registry
 from setlist.blend import Blend
 from setlist.candidates import CandidateIndex, cohort_key
@@ -29,22 +32,28 @@ from setlist.featureset import Service
 from setlist.pseudonym import pseudonymize
 from setlist.settings import Settings
 
-from serving.errors import InvalidArgument
-from serving.types import RankedItem, RankQuery, RankResult, TrackEvent, TrackResult
-
 log = logging.getLogger("setlist.serving.baseline")
 ARM = "baseline"
 # What candidate generation needs to know about the user before any item is known.
-USER_REFS = ["session:session_last_items", "session:session_blocked_items", "session:session_skip_rate",
-             "session:session_genre", "session:session_length", "session:session_updated_ms",
-             "session:session_id", f"user_profile:{USER_TOP_GENRE}", "user_consent:consent_personalization"]
+USER_REFS = [
+    "session:session_last_items",
+    "session:session_blocked_items",
+    "session:session_skip_rate",
+    "session:session_genre",
+    "session:session_length",
+    "session:session_updated_ms",
+    "session:session_id",
+    f"user_profile:{USER_TOP_GENRE}",
+    "user_consent:consent_personalization",
+]
 
 
 class BaselineRanking:
     """Implements serving.ports.Ranking (Rank only)."""
 
-    def __init__(self, settings: Settings, store: Any, index: CandidateIndex, ranker: Any, version: str,
-                 service: Service) -> None:
+    def __init__(
+        self, settings: Settings, store: Any, index: CandidateIndex, ranker: Any, version: str, service: Service
+    ) -> None:
         self.settings, self.store, self.index, self.ranker, self.version = settings, store, index, ranker, version
         self.service = service
         self._key = settings.secret_hmac_key()
@@ -64,32 +73,50 @@ class BaselineRanking:
         if q.k <= 0 or q.k > self.settings.max_k:
             raise InvalidArgument(f"k must be between 1 and {self.settings.max_k}, got {q.k}")
         user = pseudonymize(q.user_id, self._key)
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         device, locale = q.context.get("device", "unknown"), q.context.get("locale", "unknown")
         first = self.store.get_online_features(features=USER_REFS, entity_rows=[{"user_id": user}]).to_dict()
         row = {k: v[0] for k, v in first.items()}
         stored = row if row.get("session_updated_ms") is not None else None
         session = effective_session(stored, int(now.timestamp() * 1000))
-        last = list(session["session_last_items"])  # type: ignore[call-overload]
-        blocked = list(session["session_blocked_items"])  # type: ignore[call-overload]
+        last = list(session["session_last_items"])
+        blocked = list(session["session_blocked_items"])
         idx = self.index.item_index
         exclude = {idx[i] for i in (*last, *blocked, *q.exclude_item_ids) if i in idx}
         consent = row.get("consent_personalization")
         consent = True if consent is None else bool(consent)
         genres = (str(session["session_genre"] or ""), str(row.get(USER_TOP_GENRE) or ""))
-        c = self.index.generate(user, last, cohort_key(locale, device), exclude, self.settings.candidate_pool,
-                                personalized=consent, genres=genres if consent else ())
+        c = self.index.generate(
+            user,
+            last,
+            cohort_key(locale, device),
+            exclude,
+            self.settings.candidate_pool,
+            personalized=consent,
+            genres=genres if consent else (),
+        )
         ids = self.index.item_ids[c.idx]
         if not c.personalized:  # cold start or no consent: cohort popularity, as the fast path does
-            return RankResult(tuple(RankedItem(str(i), 1.0 / (1 + n)) for n, i in enumerate(ids[: q.k])),
-                              self.version, arm=ARM)
+            return RankResult(
+                tuple(RankedItem(str(i), 1.0 / (1 + n)) for n, i in enumerate(ids[: q.k])), self.version, arm=ARM
+            )
         frame = self.store.get_online_features(
             features=self.store.get_feature_service(self.service.name),
-            entity_rows=[{"user_id": user, "item_id": str(i), "device": device, "request_hour": now.hour,
-                          "request_weekday": now.weekday()} for i in ids]).to_df()
+            entity_rows=[
+                {
+                    "user_id": user,
+                    "item_id": str(i),
+                    "device": device,
+                    "request_hour": now.hour,
+                    "request_weekday": now.weekday(),
+                }
+                for i in ids
+            ],
+        ).to_df()
         aff = frame[USER_VECTOR].iloc[0] if USER_VECTOR in frame else None
-        cross = self.index.cross_features(c, None if aff is None else np.asarray(aff, np.float32),
-                                          genres[1], genres[0], last)
+        cross = self.index.cross_features(
+            c, None if aff is None else np.asarray(aff, np.float32), genres[1], genres[0], last
+        )
         for n, name in enumerate(CROSS_NAMES):
             frame[name] = cross[:, n]
         for name in self.service.block("session"):  # the session as it is now, not as stored (the session gap)

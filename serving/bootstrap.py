@@ -6,6 +6,7 @@ a fake for any part (tests/fakes/dataplane.py holds honest ones). Each part is b
 when the caller did not pass it, so a fake never has a real adapter (a store, a database, MLflow)
 built beside it.
 """
+
 from __future__ import annotations
 
 import gc
@@ -20,28 +21,27 @@ import numpy as np
 
 from feature_repo.online import OnlineFeatures
 from feature_repo.store import get_store
-from setlist.eventlog import EventLog, Quarantine
-from setlist.experiment import Experiment, load_experiment
-from setlist.featureset import FeatureSet
-from setlist.publish import PublishLog
-from setlist.pseudonym import IdentityMap
-from setlist.settings import Settings
-
 from serving import metrics
 from serving.cache import Cache, MemoryCache, NoCache, RedisCache
-from serving.rollout.canary import CanaryPolicy
 from serving.impressions import ImpressionLog
 from serving.item_table import ItemTable, load_items
 from serving.journal import Journal
 from serving.live import ImpressionSink
-from serving.rollout.models import ModelHolder
+from serving.rollout.canary import CanaryPolicy
 from serving.rollout.driver import Rollout, RolloutRegistry
+from serving.rollout.models import ModelHolder
 from serving.rollout.registry_ops import MlflowRolloutRegistry
 from serving.rollout.routing import CANARY, CHAMPION, Router
 from serving.service import Hooks, Live, RankingService, Variant
 from serving.tracking import Tracker
 from serving.types import RankQuery, RankResult, TrackEvent, TrackResult
 from serving.user_features import UserFeatureReader
+from setlist.eventlog import EventLog, Quarantine
+from setlist.experiment import Experiment, load_experiment
+from setlist.featureset import FeatureSet
+from setlist.pseudonym import IdentityMap
+from setlist.publish import PublishLog
+from setlist.settings import Settings
 
 log = logging.getLogger("setlist.serving")
 VIEWS = ("user_profile", "item_stats", "session", "user_consent")
@@ -137,7 +137,7 @@ class Server:
         live = self.service.live
         try:
             latest = self.publishes.latest()
-        except Exception as exc:  # noqa: BLE001 - the metadata store is down: keep the features we have
+        except Exception as exc:
             log.warning("cannot read the feature publish log: %s", type(exc).__name__)
             return live is not None and self._go_live(live.items.publish_version)
         return self._go_live(latest.version if latest else 0, latest.published_at.timestamp() if latest else None)
@@ -159,8 +159,12 @@ class Server:
             bundles[CANARY] = self.rollout.candidate
         router = Router(self.experiment, self.rollout.share(), self.rollout.salt())
         prev = self.service.live
-        if (prev is not None and prev.router == router and prev.items.publish_version == publish_version
-                and {n: v.bundle.pair for n, v in prev.variants.items()} == {n: b.pair for n, b in bundles.items()}):
+        if (
+            prev is not None
+            and prev.router == router
+            and prev.items.publish_version == publish_version
+            and {n: v.bundle.pair for n, v in prev.variants.items()} == {n: b.pair for n, b in bundles.items()}
+        ):
             return False
         # item tables follow the candidate index (its item order); reuse them for an unchanged publish
         tables: dict[str, ItemTable] = {}
@@ -169,8 +173,9 @@ class Server:
         variants = {}
         for name, bundle in bundles.items():
             if bundle.candidates_version not in tables:
-                tables[bundle.candidates_version] = self.items(self.online, bundle.index.item_ids, publish_version,
-                                                               self.service.features.inputs("item"))
+                tables[bundle.candidates_version] = self.items(
+                    self.online, bundle.index.item_ids, publish_version, self.service.features.inputs("item")
+                )
             variants[name] = Variant(bundle, tables[bundle.candidates_version])
         self.service.live = Live(variants, router)  # one assignment: requests see old or new, never a mix
         self.service.cache.clear()
@@ -181,10 +186,14 @@ class Server:
         if published_at is not None:
             self.metrics.mark_feature_publish(published_at)
         items = variants[CHAMPION].items
-        log.info("live: %s, features v%d (%d items, %d without online stats)%s",
-                 {n: v.bundle.version for n, v in variants.items()}, publish_version,
-                 len(stable.index.item_ids), items.missing,
-                 f", canary share {router.canary_share:.0%}" if router.canary_share else "")
+        log.info(
+            "live: %s, features v%d (%d items, %d without online stats)%s",
+            {n: v.bundle.version for n, v in variants.items()},
+            publish_version,
+            len(stable.index.item_ids),
+            items.missing,
+            f", canary share {router.canary_share:.0%}" if router.canary_share else "",
+        )
         return True
 
     def start(self) -> None:
@@ -205,7 +214,7 @@ class Server:
                             gc.freeze()  # the new models are long-lived too (see serving.grpc.workers)
                     else:
                         self.check_canary()
-                except Exception:  # noqa: BLE001 - the poller must outlive any one failure
+                except Exception:
                     log.exception("refresh failed; still serving the previous models and features")
 
         self.thread = threading.Thread(target=loop, name="setlist-refresh", daemon=True)
@@ -226,14 +235,29 @@ def load_features(settings: Settings) -> FeatureSet:
     return load(settings)
 
 
-def build(settings: Settings, worker: int = 0, hooks: Hooks | None = None, load: bool = True,
-          start: bool = False, *, online: OnlineFeatures | None = None, features: FeatureSet | None = None,
-          models: ModelHolder | None = None, rollout_registry: RolloutRegistry | None = None,
-          items: ItemLoader | None = None, publishes: PublishLog | None = None, cache: Cache | None = None,
-          reader: UserFeatureReader | None = None, journal: Journal | None = None,
-          quarantine: Quarantine | None = None, identities: IdentityMap | None = None,
-          tracker: Tracker | None = None, impressions: ImpressionSink | None = None,
-          clock: Callable[[], float] | None = None, metrics_sink: MetricsSink | None = None) -> Server:
+def build(
+    settings: Settings,
+    worker: int = 0,
+    hooks: Hooks | None = None,
+    load: bool = True,
+    start: bool = False,
+    *,
+    online: OnlineFeatures | None = None,
+    features: FeatureSet | None = None,
+    models: ModelHolder | None = None,
+    rollout_registry: RolloutRegistry | None = None,
+    items: ItemLoader | None = None,
+    publishes: PublishLog | None = None,
+    cache: Cache | None = None,
+    reader: UserFeatureReader | None = None,
+    journal: Journal | None = None,
+    quarantine: Quarantine | None = None,
+    identities: IdentityMap | None = None,
+    tracker: Tracker | None = None,
+    impressions: ImpressionSink | None = None,
+    clock: Callable[[], float] | None = None,
+    metrics_sink: MetricsSink | None = None,
+) -> Server:
     """The server, with every part given by the caller or else built from ``settings``.
 
     online: the online store (user rows, item stats, session pushes); models: the served model
@@ -257,33 +281,64 @@ def build(settings: Settings, worker: int = 0, hooks: Hooks | None = None, load:
         online = OnlineFeatures.from_registry(store, VIEWS)
     if tracker is None:
         if journal is None:
-            journal = Journal(settings.wal_dir / f"worker-{worker}", EventLog(settings.events_dir),
-                              max_age_s=settings.journal_roll_s)
+            journal = Journal(
+                settings.wal_dir / f"worker-{worker}", EventLog(settings.events_dir), max_age_s=settings.journal_roll_s
+            )
         quarantine = Quarantine(settings.quarantine_dir) if quarantine is None else quarantine
         identities = IdentityMap(settings.metadata_url) if identities is None else identities
-        tracker = Tracker(journal, online, quarantine, identities, settings.max_future_skew_s,
-                          clock=clock or time.time)
-    hooks = hooks or Hooks(on_cache=sink.record_cache, on_candidates=sink.record_candidates,
-                           on_degraded=sink.record_degraded, on_arm=sink.record_arm)
+        tracker = Tracker(journal, online, quarantine, identities, settings.max_future_skew_s, clock=clock or time.time)
+    hooks = hooks or Hooks(
+        on_cache=sink.record_cache,
+        on_candidates=sink.record_candidates,
+        on_degraded=sink.record_degraded,
+        on_arm=sink.record_arm,
+    )
     if impressions is None and settings.impressions_enabled:
         impressions = ImpressionLog.to_directory(
-            settings.impressions_dir, maxsize=settings.impressions_queue,
-            batch=settings.impressions_batch, flush_s=settings.impressions_flush_s,
-            on_drop=sink.record_impression_drop, on_written=sink.record_impressions_written)
+            settings.impressions_dir,
+            maxsize=settings.impressions_queue,
+            batch=settings.impressions_batch,
+            flush_s=settings.impressions_flush_s,
+            on_drop=sink.record_impression_drop,
+            on_written=sink.record_impressions_written,
+        )
     if models is None:
         models = ModelHolder(settings, aliases=experiment.aliases if experiment else (CHAMPION,))
     if rollout_registry is None:
         rollout_registry = MlflowRolloutRegistry(settings)
-    rollout = Rollout(policy, rollout_registry, settings.canary_enabled,
-                      load=models.load, refuse=models.refuse, on_decision=sink.record_canary)
+    rollout = Rollout(
+        policy,
+        rollout_registry,
+        settings.canary_enabled,
+        load=models.load,
+        refuse=models.refuse,
+        on_decision=sink.record_canary,
+    )
     if reader is None:
         reader = UserFeatureReader(online) if clock is None else UserFeatureReader(online, clock=clock)
     cache = make_cache(settings, clock) if cache is None else cache
     publishes = PublishLog(settings.metadata_url) if publishes is None else publishes
-    service = RankingService(settings, reader, cache, tracker, features, hooks,
-                             clock=clock or time.time, impressions=impressions, observer=rollout)
-    server = Server(service, models, online, publishes, rollout, experiment,
-                    items=load_items if items is None else items, metrics=sink)
+    service = RankingService(
+        settings,
+        reader,
+        cache,
+        tracker,
+        features,
+        hooks,
+        clock=clock or time.time,
+        impressions=impressions,
+        observer=rollout,
+    )
+    server = Server(
+        service,
+        models,
+        online,
+        publishes,
+        rollout,
+        experiment,
+        items=load_items if items is None else items,
+        metrics=sink,
+    )
     if load:
         server.refresh()
     if start:

@@ -5,6 +5,7 @@ model versions, the feature publish and the user's own feature rows' timestamps.
 new session state, which changes the key, so invalidation on feedback needs no broadcast and
 works across replicas; explicit ``invalidate_user`` additionally frees memory at once.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -13,11 +14,12 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 
-def cache_key(user: str, bucket: str, k: int, exclude: tuple[str, ...], model_version: str,
-              feature_version: str) -> str:
+def cache_key(
+    user: str, bucket: str, k: int, exclude: tuple[str, ...], model_version: str, feature_version: str
+) -> str:
     ex = hashlib.blake2b("\x1f".join(sorted(exclude)).encode(), digest_size=8).hexdigest() if exclude else "-"
     return f"{user}|{bucket}|{k}|{ex}|{model_version}|{feature_version}"
 
@@ -102,26 +104,27 @@ class RedisCache:
     def get(self, key: str) -> Any | None:
         try:
             raw = self.client.get(self.PREFIX + key)
-        except Exception:  # noqa: BLE001 - a cache outage is a miss, never an error
+        except Exception:
             return None
-        return None if raw is None else json.loads(raw)
+        # the sync client returns bytes; redis-py's annotations also cover its async client
+        return None if raw is None else json.loads(cast(bytes, raw))
 
     def put(self, key: str, value: Any) -> None:
         try:
             self.client.set(self.PREFIX + key, json.dumps(value), px=self.ttl_ms)
-        except Exception:  # noqa: BLE001
+        except Exception:
             return None
 
     def invalidate_user(self, user: str) -> None:
         try:
             for key in self.client.scan_iter(match=f"{self.PREFIX}{user}|*", count=500):
                 self.client.delete(key)
-        except Exception:  # noqa: BLE001
+        except Exception:
             return None
 
     def clear(self) -> None:
         try:
             for key in self.client.scan_iter(match=f"{self.PREFIX}*", count=1000):
                 self.client.delete(key)
-        except Exception:  # noqa: BLE001
+        except Exception:
             return None

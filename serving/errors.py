@@ -1,4 +1,5 @@
 """One error hierarchy for serving. The transport maps each class to one gRPC status code."""
+
 from __future__ import annotations
 
 

@@ -3,10 +3,10 @@
 Only the k returned rows are explained, and only when asked, so the DMatrix that XGBoost's
 contribution API needs never touches the normal Rank path.
 """
+
 from __future__ import annotations
 
 import numpy as np
-
 
 PHRASES = {
     "x_embedding_score": "listeners with your taste play it",
@@ -26,7 +26,7 @@ PHRASES = {
 }
 
 
-def reasons(booster, X: np.ndarray, genres: list[str], top: int = 2) -> list[tuple[str, ...]]:  # noqa: ANN001
+def reasons(booster, X: np.ndarray, genres: list[str], top: int = 2) -> list[tuple[str, ...]]:
     import xgboost as xgb
 
     names = list(booster.feature_names or [])  # the model's own inputs, whichever service it reads
@@ -34,7 +34,7 @@ def reasons(booster, X: np.ndarray, genres: list[str], top: int = 2) -> list[tup
     out = []
     for row, genre in zip(contrib, genres):
         order = np.argsort(-row, kind="stable")
-        words = []
+        words: list[str] = []
         for j in order:
             if row[j] <= 0 or len(words) >= top:
                 break

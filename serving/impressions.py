@@ -8,14 +8,16 @@ parquet through a sink (:func:`setlist.impressions.write_batch` in production, a
 Impressions are analytics, not acknowledgements: a crash loses at most the queued records, which
 is why they do not go through the Track journal.
 """
+
 from __future__ import annotations
 
 import logging
 import queue
 import threading
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Callable
+from typing import cast
 
 from setlist.impressions import Impression, write_batch
 
@@ -34,9 +36,15 @@ _STOP = object()
 
 
 class ImpressionLog:
-    def __init__(self, sink: Sink, maxsize: int = 10_000, batch: int = 2_000, flush_s: float = 2.0,
-                 on_drop: Callable[[], None] = lambda: None,
-                 on_written: Callable[[int], None] = lambda rows: None) -> None:
+    def __init__(
+        self,
+        sink: Sink,
+        maxsize: int = 10_000,
+        batch: int = 2_000,
+        flush_s: float = 2.0,
+        on_drop: Callable[[], None] = lambda: None,
+        on_written: Callable[[int], None] = lambda rows: None,
+    ) -> None:
         self._queue: queue.Queue[object] = queue.Queue(maxsize=max(1, maxsize))
         self._sink, self._batch, self._flush_s = sink, max(1, batch), flush_s
         self._on_drop, self._on_written = on_drop, on_written
@@ -44,16 +52,16 @@ class ImpressionLog:
         # would cost every Rank a thread switch. flush_s <= 0 means "write at once" (tests).
         self._wake = threading.Event()
         self._eager = flush_s <= 0
-        self.dropped = 0          # records refused because the queue was full
-        self.failed = 0           # records lost to sink errors
-        self.written = 0          # rows written
+        self.dropped = 0  # records refused because the queue was full
+        self.failed = 0  # records lost to sink errors
+        self.written = 0  # rows written
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="impression-writer", daemon=True)
         self._thread.start()
 
     @classmethod
     def to_directory(cls, root: Path, **kw: object) -> ImpressionLog:
-        return cls(partial(write_batch, Path(root)), **kw)  # type: ignore[arg-type]
+        return cls(partial(write_batch, Path(root)), **kw)  # type: ignore[arg-type]  # kw: the constructor's own options
 
     # --- Rank path ----------------------------------------------------------------------------
     def submit(self, record: Impression) -> bool:
@@ -63,7 +71,7 @@ class ImpressionLog:
         try:
             self._queue.put_nowait(record)
         except queue.Full:
-            self.dropped += 1     # approximate under races; the Prometheus counter is exact
+            self.dropped += 1  # approximate under races; the Prometheus counter is exact
             self._on_drop()
             return False
         if self._eager or self._queue.qsize() >= self._batch:
@@ -111,7 +119,7 @@ class ImpressionLog:
                 elif isinstance(item, _Flush):
                     markers.append(item)
                 else:
-                    pending.append(item)  # type: ignore[arg-type]
+                    pending.append(cast(Impression, item))  # the queue holds impressions and the two markers
                     if len(pending) >= self._batch:
                         self._write(pending)
                         pending = []
@@ -123,7 +131,7 @@ class ImpressionLog:
     def _write(self, records: list[Impression]) -> None:
         try:
             rows = self._sink(records)
-        except Exception:  # noqa: BLE001 - losing analytics rows must not kill the writer
+        except Exception:
             self.failed += len(records)
             log.exception("could not write %d impression records", len(records))
             return

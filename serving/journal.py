@@ -4,6 +4,7 @@
 commit). Segments roll over by size or age and are then moved into the parquet event log under a
 name derived from the segment, so recovering the same segment twice cannot duplicate events.
 """
+
 from __future__ import annotations
 
 import json
@@ -11,8 +12,9 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 
@@ -40,14 +42,21 @@ def segment_to_log(segment: Path, events: EventLog) -> int:
 
 
 class Journal:
-    def __init__(self, directory: Path, events: EventLog, max_bytes: int = 32 << 20, max_age_s: float = 5.0,
-                 on_flushed: Callable[[int], None] | None = None, sync: Callable[[int], None] = os.fsync) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        events: EventLog,
+        max_bytes: int = 32 << 20,
+        max_age_s: float = 5.0,
+        on_flushed: Callable[[int], None] | None = None,
+        sync: Callable[[int], None] = os.fsync,
+    ) -> None:
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.events, self.max_bytes, self.max_age_s = events, max_bytes, max_age_s
         self._on_flushed = on_flushed
-        self._sync = sync   # os.fsync; tests wrap it to count group commits or hold one in flight
-        self.commits = 0    # fsyncs so far: with concurrent callers, fewer than appends
+        self._sync = sync  # os.fsync; tests wrap it to count group commits or hold one in flight
+        self.commits = 0  # fsyncs so far: with concurrent callers, fewer than appends
         self._cv = threading.Condition()
         self._pending: list[str] = []
         self._queued = self._durable = 0
@@ -140,7 +149,7 @@ class Journal:
         self._open_segment()
         try:
             n = segment_to_log(old, self.events)
-        except Exception:  # noqa: BLE001 - the segment stays on disk and is recovered later
+        except Exception:
             log.exception("could not move journal segment %s into the event log", old.name)
             return
         if self._on_flushed is not None:

@@ -3,16 +3,17 @@
 ``Live`` is replaced as a whole by serving.bootstrap, so a request sees one consistent set of
 variants, item tables and router.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Protocol
-
-from setlist.impressions import Impression
+from typing import Protocol
 
 from serving.item_table import ItemTable
 from serving.rollout.models import ModelBundle
 from serving.rollout.routing import CHAMPION, Router
+from setlist.impressions import Impression
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ class Observer(Protocol):
     """Per-variant health for a canary rollout (serving.rollout.Rollout); no-op by default."""
 
     @property
-    def active(self) -> bool: ...   # Track attributes feedback only while a canary runs
+    def active(self) -> bool: ...  # Track attributes feedback only while a canary runs
 
     def on_served(self, variant: str, seconds: float, error: bool) -> None: ...
 

@@ -3,6 +3,7 @@
 Fields travel in ``extra={"fields": {...}}`` so call sites name them explicitly. What never goes into
 a field: user ids (raw or pseudonymized) and tokens; the request id is what ties a log line to a call.
 """
+
 from __future__ import annotations
 
 import json

@@ -12,6 +12,7 @@ Several workers (``--workers N``): each worker serves its own registry on ``metr
 (scrape each port, or sum in PromQL). This avoids prometheus multiprocess mode, whose environment
 variable has to be set before the first import and whose gauges need per-metric aggregation modes.
 """
+
 from __future__ import annotations
 
 import threading
@@ -23,51 +24,75 @@ from prometheus_client import Counter, Gauge, Histogram, start_http_server
 # Fine-grained at the bottom: cache hits should take well under a millisecond, the Rank p99 target
 # is 10 ms, and a histogram cannot resolve latencies below its smallest bucket.
 LATENCY_BUCKETS = (
-    0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01,
-    0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5,
+    0.00025,
+    0.0005,
+    0.00075,
+    0.001,
+    0.0015,
+    0.002,
+    0.003,
+    0.004,
+    0.005,
+    0.0075,
+    0.01,
+    0.015,
+    0.02,
+    0.03,
+    0.05,
+    0.075,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
 )
 CANDIDATE_BUCKETS = (0, 10, 25, 50, 100, 200, 300, 400, 500, 750, 1000, 2000, 5000)
 
 # --- transport ------------------------------------------------------------------------------
-RPC_LATENCY = Histogram("setlist_rpc_latency_seconds", "Server-side latency of each RPC, by RPC.",
-                        ["rpc"], buckets=LATENCY_BUCKETS)
-RPC_REQUESTS = Counter("setlist_rpc_requests", "RPCs handled, by RPC and final status code.",
-                       ["rpc", "code"])
-RPC_ERRORS = Counter("setlist_rpc_errors", "RPCs that ended with a non-OK status, by RPC and code.",
-                     ["rpc", "code"])
+RPC_LATENCY = Histogram(
+    "setlist_rpc_latency_seconds", "Server-side latency of each RPC, by RPC.", ["rpc"], buckets=LATENCY_BUCKETS
+)
+RPC_REQUESTS = Counter("setlist_rpc_requests", "RPCs handled, by RPC and final status code.", ["rpc", "code"])
+RPC_ERRORS = Counter("setlist_rpc_errors", "RPCs that ended with a non-OK status, by RPC and code.", ["rpc", "code"])
 RPC_IN_FLIGHT = Gauge("setlist_rpc_in_flight", "Rank/Track calls being worked on right now.")
 
 # --- ranking service ------------------------------------------------------------------------
 CACHE_HITS = Counter("setlist_cache_hits", "Rank requests answered from the prediction cache.")
 CACHE_MISSES = Counter("setlist_cache_misses", "Rank requests that had to be computed.")
-CACHE_HIT_LATENCY = Histogram("setlist_cache_hit_latency_seconds",
-                              "Service-side Rank latency when the cache answered.", buckets=LATENCY_BUCKETS)
-CACHE_MISS_LATENCY = Histogram("setlist_cache_miss_latency_seconds",
-                               "Service-side Rank latency when the ranking was computed.",
-                               buckets=LATENCY_BUCKETS)
-CANDIDATES = Histogram("setlist_candidates", "Candidates scored per computed Rank request.",
-                       buckets=CANDIDATE_BUCKETS)
-MODEL_VERSION = Gauge("setlist_model_version_info",
-                      "1 for the model version currently serving, by model name and version.",
-                      ["model", "version"])
-FEATURE_LAST_PUBLISH = Gauge("setlist_feature_last_publish_timestamp_seconds",
-                             "Unix time of the newest feature publish the server has seen.")
-FEATURE_FRESHNESS = Gauge("setlist_feature_freshness_seconds",
-                          "Seconds since the newest feature publish (computed when scraped).")
-DEGRADED = Counter("setlist_degraded_responses", "Rank responses served by a fallback, by reason.",
-                   ["reason"])
+CACHE_HIT_LATENCY = Histogram(
+    "setlist_cache_hit_latency_seconds", "Service-side Rank latency when the cache answered.", buckets=LATENCY_BUCKETS
+)
+CACHE_MISS_LATENCY = Histogram(
+    "setlist_cache_miss_latency_seconds",
+    "Service-side Rank latency when the ranking was computed.",
+    buckets=LATENCY_BUCKETS,
+)
+CANDIDATES = Histogram("setlist_candidates", "Candidates scored per computed Rank request.", buckets=CANDIDATE_BUCKETS)
+MODEL_VERSION = Gauge(
+    "setlist_model_version_info",
+    "1 for the model version currently serving, by model name and version.",
+    ["model", "version"],
+)
+FEATURE_LAST_PUBLISH = Gauge(
+    "setlist_feature_last_publish_timestamp_seconds", "Unix time of the newest feature publish the server has seen."
+)
+FEATURE_FRESHNESS = Gauge(
+    "setlist_feature_freshness_seconds", "Seconds since the newest feature publish (computed when scraped)."
+)
+DEGRADED = Counter("setlist_degraded_responses", "Rank responses served by a fallback, by reason.", ["reason"])
 
 # --- experiments, impressions and rollout -----------------------------------------------------
 RANK_ARM = Counter("setlist_rank_arm", "Rank responses by experiment arm (live sample-ratio check).", ["arm"])
 IMPRESSIONS_WRITTEN = Counter("setlist_impressions_written", "Impression rows (one per shown item) written.")
-IMPRESSIONS_DROPPED = Counter("setlist_impressions_dropped",
-                              "Rank impression records dropped because the writer queue was full.")
+IMPRESSIONS_DROPPED = Counter(
+    "setlist_impressions_dropped", "Rank impression records dropped because the writer queue was full."
+)
 CANARY_SHARE = Gauge("setlist_canary_share", "Share of champion traffic served by the canary version (0 when none).")
 CANARY_DECISIONS = Counter("setlist_canary_decisions", "Canary state changes, by action.", ["action"])
 
 _lock = threading.Lock()
 _versions: dict[str, str] = {}
-_last_publish: list[float] = []   # empty until the first publish is known
+_last_publish: list[float] = []  # empty until the first publish is known
 
 
 def set_model_version(model: str, version: str) -> None:

@@ -1,4 +1,5 @@
 """What the transport needs from the ranking service (the real one and test fakes alike)."""
+
 from __future__ import annotations
 
 from typing import Protocol

@@ -8,6 +8,7 @@ No pandas, DataFrames, DMatrix or registry lookups here: user rows come in the c
 from the variant's in-process table, the matrix is built in NumPy and scored with
 ``inplace_predict``. Only ``explain`` builds a DMatrix, for the k returned rows, when asked.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
@@ -32,6 +33,7 @@ Ranker = Callable[["RankContext", Candidates], tuple[RankedItem, ...]]
 class Inputs:
     """Which declared inputs each per-request block reads: every one, once per request, whatever
     the variant (each model then takes its own columns through its ``Layout``). Resolved at start-up."""
+
     features: FeatureSet
     user: tuple[str, ...]
     session: tuple[str, ...]
@@ -44,40 +46,53 @@ class Inputs:
 @dataclass(frozen=True, slots=True)
 class Request:
     """What one Rank request knows about its user, before any model is involved."""
-    user: str                         # the pseudonym
+
+    user: str  # the pseudonym
     k: int
     explain: bool
     device: str
     locale: str
     now: datetime
-    profile: Mapping[str, Any]        # the user's profile row ({} when none)
-    session: Mapping[str, Any]        # the session row as it reads at ``now`` (effective_session)
-    last_items: tuple[str, ...]       # the session's most recent items
-    exclude: tuple[str, ...]          # item ids never to return: recent, blocked, asked for
-    genres: tuple[str, str]           # (session genre, user's top genre); "" when unknown
-    personal: bool                    # model arm and personalization consent
+    profile: Mapping[str, Any]  # the user's profile row ({} when none)
+    session: Mapping[str, Any]  # the session row as it reads at ``now`` (effective_session)
+    last_items: tuple[str, ...]  # the session's most recent items
+    exclude: tuple[str, ...]  # item ids never to return: recent, blocked, asked for
+    genres: tuple[str, str]  # (session genre, user's top genre); "" when unknown
+    personal: bool  # model arm and personalization consent
 
 
-def request(q: RankQuery, user: str, rows: UserRows, now: datetime, device: str, locale: str,
-            strategy: str) -> Request:
+def request(q: RankQuery, user: str, rows: UserRows, now: datetime, device: str, locale: str, strategy: str) -> Request:
     """The request facts the stages read, from the query and the user's online rows."""
     session = effective_session(rows.session, int(now.timestamp() * 1000))
-    last = tuple(session["session_last_items"])  # type: ignore[arg-type]
-    blocked = tuple(session["session_blocked_items"])  # type: ignore[arg-type]
+    last = tuple(session["session_last_items"])
+    blocked = tuple(session["session_blocked_items"])
     consent = rows.consent is None or bool(rows.consent.get("consent_personalization", True))
     profile = rows.profile or {}
     genres = (str(session["session_genre"] or ""), str(profile.get(USER_TOP_GENRE) or ""))
-    return Request(user, q.k, q.explain, device, locale, now, profile, session, last,
-                   (*last, *blocked, *q.exclude_item_ids), genres, consent and strategy == "model")
+    return Request(
+        user,
+        q.k,
+        q.explain,
+        device,
+        locale,
+        now,
+        profile,
+        session,
+        last,
+        (*last, *blocked, *q.exclude_item_ids),
+        genres,
+        consent and strategy == "model",
+    )
 
 
 @dataclass(frozen=True, slots=True)
 class RankContext:
     """One request on one variant: a failed variant is retried as ``replace(ctx, variant=...)``."""
+
     request: Request
     variant: Variant
     inputs: Inputs
-    pool: int                         # how many candidates to generate (settings.candidate_pool)
+    pool: int  # how many candidates to generate (settings.candidate_pool)
 
     @property
     def cohort(self) -> str:
@@ -97,8 +112,15 @@ def candidates(ctx: RankContext) -> Candidates:
     ones; not personalized (cohort popularity only) without consent or on a popularity arm."""
     r, index = ctx.request, ctx.variant.bundle.index
     exclude = {index.item_index[i] for i in r.exclude if i in index.item_index}
-    return index.generate(r.user, list(r.last_items), ctx.cohort, exclude, ctx.pool, personalized=r.personal,
-                          genres=r.genres if r.personal else ())
+    return index.generate(
+        r.user,
+        list(r.last_items),
+        ctx.cohort,
+        exclude,
+        ctx.pool,
+        personalized=r.personal,
+        genres=r.genres if r.personal else (),
+    )
 
 
 def features(ctx: RankContext, c: Candidates) -> np.ndarray:
@@ -109,11 +131,17 @@ def features(ctx: RankContext, c: Candidates) -> np.ndarray:
     if layout is None:
         raise RuntimeError(f"model {v.bundle.version} was loaded without a feature layout")
     aff = r.profile.get(USER_VECTOR)
-    cross = v.bundle.index.cross_features(c, None if aff is None else np.asarray(aff, np.float32),
-                                          r.genres[1], r.genres[0], list(r.last_items))
+    cross = v.bundle.index.cross_features(
+        c, None if aff is None else np.asarray(aff, np.float32), r.genres[1], r.genres[0], list(r.last_items)
+    )
     request_row = ctx.inputs.features.request_values(r.device, r.now.hour, r.now.weekday())
-    return layout.assemble(row_vector(r.profile, ctx.inputs.user), row_vector(r.session, ctx.inputs.session),
-                           request_row, v.items.matrix[c.idx], cross)
+    return layout.assemble(
+        row_vector(r.profile, ctx.inputs.user),
+        row_vector(r.session, ctx.inputs.session),
+        request_row,
+        v.items.matrix[c.idx],
+        cross,
+    )
 
 
 def score(ctx: RankContext, X: np.ndarray) -> np.ndarray:
@@ -153,5 +181,6 @@ def popularity_ranking(ctx: RankContext, c: Candidates) -> tuple[RankedItem, ...
     index, cohort = ctx.variant.bundle.index, ctx.cohort
     which = "everyone" if cohort not in index.cohorts or cohort == GLOBAL_COHORT else "your region and device"
     why = (f"popular with {which}",) if ctx.request.explain else ()
-    return tuple(RankedItem(str(index.item_ids[i]), float(1.0 / (1 + n)), why)
-                 for n, i in enumerate(c.idx[: ctx.request.k]))
+    return tuple(
+        RankedItem(str(index.item_ids[i]), float(1.0 / (1 + n)), why) for n, i in enumerate(c.idx[: ctx.request.k])
+    )

@@ -5,20 +5,15 @@ fallback and degraded answers live here; the ranking itself is serving.rank_stag
 order. No pandas, DataFrames, DMatrix or registry lookups on Rank: user rows come from the online
 store through views resolved at start-up, item rows from the in-process table.
 """
+
 from __future__ import annotations
 
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime, timezone
-from typing import Callable
-
-from setlist.contract import EVENT_TYPES
-from setlist.featureset import FeatureSet
-from setlist.impressions import Impression
-from setlist.pseudonym import pseudonymize
-from setlist.settings import Settings
+from datetime import UTC, datetime
 
 from serving import rank_stages as stages
 from serving.cache import Cache, cache_key
@@ -28,6 +23,11 @@ from serving.rollout.routing import CHAMPION, Route, Router
 from serving.tracking import Tracker
 from serving.types import RankedItem, RankQuery, RankResult, TrackEvent, TrackResult
 from serving.user_features import UserFeatureReader
+from setlist.contract import EVENT_TYPES
+from setlist.featureset import FeatureSet
+from setlist.impressions import Impression
+from setlist.pseudonym import pseudonymize
+from setlist.settings import Settings
 
 log = logging.getLogger("setlist.serving")
 __all__ = ["Hooks", "ImpressionSink", "Live", "NoObserver", "Observer", "RankingService", "Variant"]
@@ -38,9 +38,18 @@ def _ignore(variant: str, seconds: float, error: bool) -> None:
 
 
 class RankingService:
-    def __init__(self, settings: Settings, reader: UserFeatureReader, cache: Cache, tracker: Tracker,
-                 features: FeatureSet, hooks: Hooks | None = None, clock: Callable[[], float] = time.time,
-                 impressions: ImpressionSink | None = None, observer: Observer | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        reader: UserFeatureReader,
+        cache: Cache,
+        tracker: Tracker,
+        features: FeatureSet,
+        hooks: Hooks | None = None,
+        clock: Callable[[], float] = time.time,
+        impressions: ImpressionSink | None = None,
+        observer: Observer | None = None,
+    ) -> None:
         self.settings = settings
         self.features = features
         # every declared input of each block, read once per request; each model takes its columns
@@ -52,7 +61,7 @@ class RankingService:
         self.live: Live | None = None
         self._key = settings.secret_hmac_key()
         self._clock = clock
-        self._failures = 0   # variant failures that fell back to the champion
+        self._failures = 0  # variant failures that fell back to the champion
 
     # --- lifecycle ----------------------------------------------------------------------------
     def ready(self) -> bool:
@@ -88,41 +97,70 @@ class RankingService:
         route = live.router.route(user)
         variant = live.variant(route.variant)
         rows = self.reader.read(user)
-        now = datetime.fromtimestamp(self._clock(), tz=timezone.utc)
+        now = datetime.fromtimestamp(self._clock(), tz=UTC)
         device, locale = q.context.get("device", "unknown"), q.context.get("locale", "unknown")
         bucket = f"{device}|{locale}|{now.hour}|{int(now.weekday() >= 5)}"
         # the arm and strategy are in the key: two arms may serve the same models differently
-        key = cache_key(user, bucket, q.k, q.exclude_item_ids,
-                        f"{route.arm}:{route.strategy}:{variant.bundle.version}@{variant.items.publish_version}",
-                        f"{rows.version}|{int(q.explain)}")
+        key = cache_key(
+            user,
+            bucket,
+            q.k,
+            q.exclude_item_ids,
+            f"{route.arm}:{route.strategy}:{variant.bundle.version}@{variant.items.publish_version}",
+            f"{rows.version}|{int(q.explain)}",
+        )
         self.hooks.on_arm(route.arm)
         if not rows.degraded:
             hit = self.cache.get(key)
             if hit is not None:
-                result = RankResult(tuple(RankedItem(i, s, tuple(r)) for i, s, r in hit["items"]),
-                                    hit["model_version"], cache_hit=True, degraded=False, arm=hit["arm"])
+                result = RankResult(
+                    tuple(RankedItem(i, s, tuple(r)) for i, s, r in hit["items"]),
+                    hit["model_version"],
+                    cache_hit=True,
+                    degraded=False,
+                    arm=hit["arm"],
+                )
                 used = hit.get("variant", route.variant)
-                self._impression(q, user, route, used, live.variant(used), hit.get("served", ""), result, now,
-                                 device, locale)
+                self._impression(
+                    q, user, route, used, live.variant(used), hit.get("served", ""), result, now, device, locale
+                )
                 self.hooks.on_cache(True, time.perf_counter() - started)
                 return result
+
         def context(v: Variant) -> stages.RankContext:
-            return stages.RankContext(stages.request(q, user, rows, now, device, locale, route.strategy), v,
-                                      self._inputs, self.settings.candidate_pool)
+            return stages.RankContext(
+                stages.request(q, user, rows, now, device, locale, route.strategy),
+                v,
+                self._inputs,
+                self.settings.candidate_pool,
+            )
 
         result, served, used = self._serve(live, route, variant, rows.degraded, context)
         if not rows.degraded:
-            self.cache.put(key, {"items": [(i.item_id, i.score, list(i.reasons)) for i in result.items],
-                                 "model_version": result.model_version, "arm": result.arm, "served": served,
-                                 "variant": used})
+            self.cache.put(
+                key,
+                {
+                    "items": [(i.item_id, i.score, list(i.reasons)) for i in result.items],
+                    "model_version": result.model_version,
+                    "arm": result.arm,
+                    "served": served,
+                    "variant": used,
+                },
+            )
         else:
             self.hooks.on_degraded()
         self._impression(q, user, route, used, live.variant(used), served, result, now, device, locale)
         self.hooks.on_cache(False, time.perf_counter() - started)
         return result
 
-    def _serve(self, live: Live, route: Route, variant: Variant, degraded: bool,
-               context: Callable[[Variant], stages.RankContext]) -> tuple[RankResult, str, str]:
+    def _serve(
+        self,
+        live: Live,
+        route: Route,
+        variant: Variant,
+        degraded: bool,
+        context: Callable[[Variant], stages.RankContext],
+    ) -> tuple[RankResult, str, str]:
         """Rank on the routed variant; a canary or challenger that fails falls back to the champion
         (counted against its error budget) so the caller never sees another version's bug."""
         started = time.perf_counter()
@@ -156,17 +194,43 @@ class RankingService:
             return RankResult(stages.popularity_ranking(ctx, c), version, degraded=degraded, arm=arm), "popularity"
         return RankResult(stages.model_ranking(ctx, c), version, degraded=degraded, arm=route.arm), "model"
 
-    def _impression(self, q: RankQuery, user: str, route: Route, used: str, variant: Variant, served: str,
-                    result: RankResult, now: datetime, device: str, locale: str) -> None:
+    def _impression(
+        self,
+        q: RankQuery,
+        user: str,
+        route: Route,
+        used: str,
+        variant: Variant,
+        served: str,
+        result: RankResult,
+        now: datetime,
+        device: str,
+        locale: str,
+    ) -> None:
         """Hand what was shown to the impression writer; never blocks (see serving.impressions)."""
         if self.impressions is None:
             return
         b = variant.bundle
-        self.impressions.submit(Impression(
-            q.request_id or uuid.uuid4().hex, int(now.timestamp() * 1000), user, route.experiment, result.arm,
-            route.holdout, served, used, b.candidates_version, b.ranker_version,
-            tuple(i.item_id for i in result.items), tuple(i.score for i in result.items),
-            result.cache_hit, result.degraded, device, locale))
+        self.impressions.submit(
+            Impression(
+                q.request_id or uuid.uuid4().hex,
+                int(now.timestamp() * 1000),
+                user,
+                route.experiment,
+                result.arm,
+                route.holdout,
+                served,
+                used,
+                b.candidates_version,
+                b.ranker_version,
+                tuple(i.item_id for i in result.items),
+                tuple(i.score for i in result.items),
+                result.cache_hit,
+                result.degraded,
+                device,
+                locale,
+            )
+        )
 
     # --- Track --------------------------------------------------------------------------------
     def track(self, events: list[TrackEvent]) -> TrackResult:
@@ -190,10 +254,10 @@ class RankingService:
                         self.observer.on_feedback(route.variant, e.type)
         if result.accepted == 0:
             reasons = "; ".join(f"{r.event_id or '<no id>'}: {r.reason}" for r in result.rejected[:5])
-            raise InvalidArgument(f"no event accepted ({len(result.rejected)} rejected): {reasons}. "
-                                  f"Known types: {', '.join(EVENT_TYPES)}")
+            raise InvalidArgument(
+                f"no event accepted ({len(result.rejected)} rejected): {reasons}. Known types: {', '.join(EVENT_TYPES)}"
+            )
         return result
-
 
     def _with_arm(self, e: TrackEvent, router: Router) -> TrackEvent:
         """Fill the row's arm from the assignment when the client did not send one."""

@@ -1,23 +1,24 @@
 """Track: validate, journal durably, then push session state so the next Rank sees it."""
+
 from __future__ import annotations
 
 import logging
 import threading
 import time
-from datetime import datetime, timezone
-from typing import Any, Callable, Protocol
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, Protocol
 
 import pandas as pd
 
 from feature_repo.online import OnlineFeatures
+from serving.journal import Journal
+from serving.types import Rejection, TrackEvent, TrackResult
 from setlist.candidates import CandidateIndex
 from setlist.contract import SCHEMA_VERSION, reject_reason
 from setlist.eventlog import Quarantine
 from setlist.features import SessionState, update_session
 from setlist.pseudonym import IdentityMap
-
-from serving.journal import Journal
-from serving.types import Rejection, TrackEvent, TrackResult
 
 log = logging.getLogger("setlist.serving.track")
 FALSE = {"false", "0", "no", "off"}
@@ -26,7 +27,7 @@ FALSE = {"false", "0", "no", "off"}
 class Durable(Protocol):
     """Where accepted events go before Track answers (serving.journal.Journal, or a test fake)."""
 
-    def append(self, rows: list[dict[str, Any]]) -> None: ...   # returns once the rows are durable
+    def append(self, rows: list[dict[str, Any]]) -> None: ...  # returns once the rows are durable
 
     def close(self) -> None: ...
 
@@ -36,11 +37,17 @@ def _flag(ctx: dict[str, str], name: str) -> bool:
 
 
 class Tracker:
-    def __init__(self, journal: Journal | Durable, online: OnlineFeatures | None, quarantine: Quarantine,
-                 identities: IdentityMap | None, max_future_s: float,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        journal: Journal | Durable,
+        online: OnlineFeatures | None,
+        quarantine: Quarantine,
+        identities: IdentityMap | None,
+        max_future_s: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.journal, self.online, self.quarantine = journal, online, quarantine
-        self._clock = clock   # Unix seconds: "now" for the future-timestamp check
+        self._clock = clock  # Unix seconds: "now" for the future-timestamp check
         self.identities = identities
         self.max_future_s = max_future_s
         self._known: set[str] = set()
@@ -49,17 +56,28 @@ class Tracker:
 
     def row(self, e: TrackEvent, user: str) -> dict[str, Any]:
         ctx = e.context
-        return {"event_id": e.event_id, "schema_version": SCHEMA_VERSION, "user_id": user,
-                "session_id": e.session_id, "item_id": e.item_id, "type": e.type,
-                "timestamp": datetime.fromtimestamp(e.timestamp_ms / 1000, tz=timezone.utc) if e.timestamp_ms > 0
-                else datetime.fromtimestamp(0, tz=timezone.utc),
-                "value": e.value, "device": ctx.get("device", "unknown"), "locale": ctx.get("locale", "unknown"),
-                "consent_personalization": _flag(ctx, "consent_personalization"),
-                "consent_analytics": _flag(ctx, "consent_analytics"), "arm": ctx.get("arm") or None}
+        return {
+            "event_id": e.event_id,
+            "schema_version": SCHEMA_VERSION,
+            "user_id": user,
+            "session_id": e.session_id,
+            "item_id": e.item_id,
+            "type": e.type,
+            "timestamp": datetime.fromtimestamp(e.timestamp_ms / 1000, tz=UTC)
+            if e.timestamp_ms > 0
+            else datetime.fromtimestamp(0, tz=UTC),
+            "value": e.value,
+            "device": ctx.get("device", "unknown"),
+            "locale": ctx.get("locale", "unknown"),
+            "consent_personalization": _flag(ctx, "consent_personalization"),
+            "consent_analytics": _flag(ctx, "consent_analytics"),
+            "arm": ctx.get("arm") or None,
+        }
 
-    def track(self, events: list[TrackEvent], index: CandidateIndex | None,
-              pseudonym: Callable[[str], str]) -> TrackResult:
-        now = datetime.fromtimestamp(self._clock(), tz=timezone.utc)
+    def track(
+        self, events: list[TrackEvent], index: CandidateIndex | None, pseudonym: Callable[[str], str]
+    ) -> TrackResult:
+        now = datetime.fromtimestamp(self._clock(), tz=UTC)
         accepted: list[dict[str, Any]] = []
         rejected: list[Rejection] = []
         bad: list[dict[str, Any]] = []
@@ -94,7 +112,7 @@ class Tracker:
         if fresh and self.identities is not None:
             try:
                 self.identities.remember(fresh.items())
-            except Exception:  # noqa: BLE001 - the event is durable; the mapping is retried next time
+            except Exception:
                 with self._lock:
                     self._known.difference_update(fresh)
                 log.warning("could not record %d identities", len(fresh))
@@ -118,20 +136,23 @@ class Tracker:
                     genre = ""
                     if index is not None and r["item_id"] in index.item_index:
                         genre = index.genres[index.item_genre[index.item_index[r["item_id"]]]]
-                    state = update_session(state, r["session_id"], r["item_id"], r["type"],
-                                           int(r["timestamp"].timestamp() * 1000), genre)
+                    state = update_session(
+                        state, r["session_id"], r["item_id"], r["type"], int(r["timestamp"].timestamp() * 1000), genre
+                    )
                 last = evs[-1]
                 if not last["consent_personalization"]:
                     state = SessionState(updated_ms=state.updated_ms)  # nothing personal is kept
                 sessions.append((user, state.as_features(), last["timestamp"]))
-                new_flags = {"consent_personalization": last["consent_personalization"],
-                             "consent_analytics": last["consent_analytics"]}
+                new_flags = {
+                    "consent_personalization": last["consent_personalization"],
+                    "consent_analytics": last["consent_analytics"],
+                }
                 if flags is None or any(flags.get(k) != v for k, v in new_flags.items()):
                     consents.append((user, new_flags, last["timestamp"]))
             self.online.write("session", sessions)
             if consents:
                 self.online.write("user_consent", consents)
-        except Exception as exc:  # noqa: BLE001 - events are durable; features catch up on materialize
+        except Exception as exc:
             self.push_failures += 1
             log.warning("session push failed for %d users: %s", len(by_user), type(exc).__name__)
 

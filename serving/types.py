@@ -2,6 +2,7 @@
 
 The gRPC servicer converts protos to these and back; nothing below the servicer knows gRPC.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -9,7 +10,7 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class RankQuery:
-    user_id: str                      # the application's id; the service pseudonymizes it
+    user_id: str  # the application's id; the service pseudonymizes it
     k: int
     context: dict[str, str] = field(default_factory=dict)
     exclude_item_ids: tuple[str, ...] = ()
@@ -36,7 +37,7 @@ class RankResult:
 @dataclass(frozen=True)
 class TrackEvent:
     event_id: str
-    user_id: str                      # the application's id
+    user_id: str  # the application's id
     item_id: str
     type: str
     timestamp_ms: int

@@ -4,6 +4,7 @@ When the online store fails or is slow, requests fall back to the user's last-kn
 none) and are marked degraded. After a failure the store is left alone for a short cool-down so
 a dead store costs one timeout, not one per request; then a single request probes it again.
 """
+
 from __future__ import annotations
 
 import logging
@@ -25,7 +26,7 @@ class UserRows:
     consent: dict[str, Any] | None
     profile: dict[str, Any] | None
     session: dict[str, Any] | None
-    version: str            # changes whenever any of the rows changes
+    version: str  # changes whenever any of the rows changes
     degraded: bool = False
 
 
@@ -62,8 +63,13 @@ class Breaker:
 
 
 class UserFeatureReader:
-    def __init__(self, online: OnlineFeatures, cooldown_s: float = 1.0, remember: int = 50_000,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        online: OnlineFeatures,
+        cooldown_s: float = 1.0,
+        remember: int = 50_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.online = online
         self.breaker = Breaker(cooldown_s, clock)
         self._last: OrderedDict[str, UserRows] = OrderedDict()
@@ -74,7 +80,7 @@ class UserFeatureReader:
         if self.breaker.allow():
             try:
                 rows = self.online.read_views(VIEWS, user)
-            except Exception as exc:  # noqa: BLE001 - any store failure degrades, never fails
+            except Exception as exc:
                 self.breaker.failure()
                 log.warning("online store read failed, degrading: %s", type(exc).__name__)
             else:

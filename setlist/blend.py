@@ -8,10 +8,11 @@ cannot rebuild what EASE already knows, but can still adjust it.
 
 NumPy and ``inplace_predict`` only: this runs on the Rank hot path.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -34,11 +35,11 @@ def margin_basis(score: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Blend:
-    column: int | None   # the margin feature's column in the ranker's input; None: no margin
+    column: int | None  # the margin feature's column in the ranker's input; None: no margin
     weight: float = 0.0
 
     @classmethod
-    def of(cls, booster) -> "Blend":  # noqa: ANN001
+    def of(cls, booster) -> Blend:
         name, weight = booster.attr(MARGIN_FEATURE_ATTR), booster.attr(MARGIN_WEIGHT_ATTR)
         if not name or not weight or float(weight) == 0.0:
             return cls(None)
@@ -53,13 +54,17 @@ class Blend:
         return np.float32(self.weight) * margin_basis(X[:, self.column])
 
 
-def set_blend(booster, feature: str | None, weight: float) -> None:  # noqa: ANN001
+def set_blend(booster, feature: str | None, weight: float) -> None:
     """Record (or clear, with ``feature=None``) the margin a booster was trained from."""
-    booster.set_attr(**{MARGIN_FEATURE_ATTR: feature if feature and weight else None,
-                        MARGIN_WEIGHT_ATTR: repr(float(weight)) if feature and weight else None})
+    booster.set_attr(
+        **{
+            MARGIN_FEATURE_ATTR: feature if feature and weight else None,
+            MARGIN_WEIGHT_ATTR: repr(float(weight)) if feature and weight else None,
+        }
+    )
 
 
-def scorer(booster) -> Scorer:  # noqa: ANN001
+def scorer(booster) -> Scorer:
     """The one scoring function of a booster: higher is better, one score per row of ``X``, where
     ``X`` holds all candidates of one request. Blended boosters return margins (a sigmoid would
     squash large margins into ties)."""
@@ -69,4 +74,5 @@ def scorer(booster) -> Scorer:  # noqa: ANN001
 
     def score(X: np.ndarray) -> np.ndarray:
         return booster.inplace_predict(X, base_margin=blend.margin(X), predict_type="margin")
+
     return score

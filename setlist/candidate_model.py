@@ -1,18 +1,19 @@
 """The MLflow pyfunc wrapper of the candidate index, so ``setlist-candidates`` is a normal
 registered model: ``predict`` on a frame of users returns their candidate lists."""
+
 from __future__ import annotations
 
 from typing import Any
 
-import mlflow.pyfunc
 import pandas as pd
+from mlflow.pyfunc import PythonModel
 
 from setlist.candidates import CandidateIndex, cohort_key
 
 INDEX_ARTIFACT = "index"
 
 
-class CandidateModel(mlflow.pyfunc.PythonModel):
+class CandidateModel(PythonModel):
     def load_context(self, context: Any) -> None:
         self.index = CandidateIndex.load(context.artifacts[INDEX_ARTIFACT])
 

@@ -10,6 +10,7 @@ cold-start users and users without personalization consent.
 Items the user has already interacted with are left out when the index says so: training decides
 that from the data (ratings are given once; music is replayed).
 """
+
 from __future__ import annotations
 
 import json
@@ -50,11 +51,11 @@ def _rank01(scores: np.ndarray) -> np.ndarray:
 
 @dataclass
 class Candidates:
-    idx: np.ndarray          # item indices, int64
-    emb_score: np.ndarray    # user·item inner product (0 when the user has no embedding)
+    idx: np.ndarray  # item indices, int64
+    emb_score: np.ndarray  # user·item inner product (0 when the user has no embedding)
     covis_score: np.ndarray  # summed co-visitation with the session's last items
-    n_sources: np.ndarray    # how many sources proposed the item
-    pop_rank: np.ndarray     # rank in the cohort's popularity list, scaled to [0, 1]
+    n_sources: np.ndarray  # how many sources proposed the item
+    pop_rank: np.ndarray  # rank in the cohort's popularity list, scaled to [0, 1]
     personalized: bool
     knn_score: np.ndarray | None = None  # summed item-neighbour weights from the user's history
 
@@ -65,8 +66,9 @@ class Candidates:
 @dataclass(frozen=True)
 class SourceQuery:
     """What a single source is asked (``CandidateIndex.propose``); ``generate`` asks them all."""
+
     user_id: str | None = None
-    last_items: tuple[str, ...] = ()   # the session's most recent items, newest first
+    last_items: tuple[str, ...] = ()  # the session's most recent items, newest first
     cohort: str = GLOBAL_COHORT
     genres: tuple[str, ...] = ()
 
@@ -75,6 +77,7 @@ class SourceQuery:
 class Proposal:
     """One source's answer: unique item indices and the source's own score of each (higher is
     better; sources score on different scales, so the merge counts sources rather than adding)."""
+
     idx: np.ndarray
     score: np.ndarray
     # every item the source scored (ascending) and its score: candidates read their feature here
@@ -84,18 +87,24 @@ class Proposal:
 @dataclass(frozen=True)
 class _Asked:
     """A query resolved against the index once and shared by every source of a request."""
+
     uidx: int | None
     uvec: np.ndarray | None
-    seen: np.ndarray      # every item the user interacted with
-    recent: np.ndarray    # the history whose neighbours count
+    seen: np.ndarray  # every item the user interacted with
+    recent: np.ndarray  # the history whose neighbours count
     last_idx: list[int]
     genres: tuple[str, ...]
     cohort: str
 
 
 #: the candidate sources by name, each a method of ``CandidateIndex`` taking (``_Asked``, n)
-SOURCES = {"embeddings": "_embeddings", "neighbours": "_neighbours", "covisitation": "_covisitation",
-           "genre_popularity": "_genre_popularity", "cohort_popularity": "_cohort_popularity"}
+SOURCES = {
+    "embeddings": "_embeddings",
+    "neighbours": "_neighbours",
+    "covisitation": "_covisitation",
+    "genre_popularity": "_genre_popularity",
+    "cohort_popularity": "_cohort_popularity",
+}
 
 
 def _lookup(scored: tuple[np.ndarray, np.ndarray] | None, idx: np.ndarray) -> np.ndarray:
@@ -111,10 +120,20 @@ def _lookup(scored: tuple[np.ndarray, np.ndarray] | None, idx: np.ndarray) -> np
 
 
 class CandidateIndex:
-    def __init__(self, item_ids: np.ndarray, item_genre: np.ndarray, genres: list[str],
-                 user_ids: np.ndarray, user_factors: np.ndarray, item_factors: np.ndarray,
-                 covis: sp.csr_matrix, cohorts: dict[str, np.ndarray], seen: sp.csr_matrix | None = None,
-                 knn: sp.csr_matrix | None = None, exclude_seen: bool = False) -> None:
+    def __init__(
+        self,
+        item_ids: np.ndarray,
+        item_genre: np.ndarray,
+        genres: list[str],
+        user_ids: np.ndarray,
+        user_factors: np.ndarray,
+        item_factors: np.ndarray,
+        covis: sp.csr_matrix,
+        cohorts: dict[str, np.ndarray],
+        seen: sp.csr_matrix | None = None,
+        knn: sp.csr_matrix | None = None,
+        exclude_seen: bool = False,
+    ) -> None:
         self.item_ids = np.asarray(item_ids, dtype=object)
         self.item_genre = np.asarray(item_genre, dtype=np.int64)
         self.genres = list(genres)
@@ -143,7 +162,7 @@ class CandidateIndex:
         rank[lst] = np.arange(len(lst), dtype=np.float32) / max(len(lst), 1)
         return rank
 
-    def _build_ann(self):  # type: ignore[no-untyped-def]
+    def _build_ann(self):
         import faiss
 
         index = faiss.IndexHNSWFlat(self.item_factors.shape[1], 32, faiss.METRIC_INNER_PRODUCT)
@@ -204,9 +223,15 @@ class CandidateIndex:
     def _ask(self, q: SourceQuery, personalized: bool = True) -> _Asked:
         uidx = self.user_index.get(q.user_id) if personalized and q.user_id else None
         seen, recent = self.history(uidx)
-        return _Asked(uidx, self.user_factors[uidx] if uidx is not None else None, seen, recent,
-                      [self.item_index[i] for i in q.last_items if i in self.item_index],
-                      tuple(dict.fromkeys(g for g in q.genres if g)), q.cohort)
+        return _Asked(
+            uidx,
+            self.user_factors[uidx] if uidx is not None else None,
+            seen,
+            recent,
+            [self.item_index[i] for i in q.last_items if i in self.item_index],
+            tuple(dict.fromkeys(g for g in q.genres if g)),
+            q.cohort,
+        )
 
     def _embeddings(self, a: _Asked, n: int) -> Proposal:
         """Collaborative: the items nearest the user's embedding (none for an unknown user)."""
@@ -255,8 +280,16 @@ class CandidateIndex:
         keep = ~np.isin(p.idx, drop)
         return Proposal(p.idx[keep][:n], p.score[keep][:n])
 
-    def generate(self, user_id: str | None, last_items: list[str], cohort: str, exclude: set[int],
-                 n: int, personalized: bool = True, genres: tuple[str, ...] = ()) -> Candidates:
+    def generate(
+        self,
+        user_id: str | None,
+        last_items: list[str],
+        cohort: str,
+        exclude: set[int],
+        n: int,
+        personalized: bool = True,
+        genres: tuple[str, ...] = (),
+    ) -> Candidates:
         """Up to ``n`` candidates, excluding item indices in ``exclude``."""
         pop = self.popularity(cohort)
         pop_rank = self._pop_rank.get(cohort, self._pop_rank[GLOBAL_COHORT])
@@ -288,8 +321,9 @@ class CandidateIndex:
         idx, n_sources, emb, covis, knn = idx[order], n_sources[order], emb[order], covis[order], knn[order]
         return Candidates(idx, emb.astype(np.float32), covis, n_sources, pop_rank[idx], True, knn)
 
-    def cross_features(self, c: Candidates, affinity: np.ndarray | None, top_genre: str,
-                       session_genre: str, last_items: list[str]) -> np.ndarray:
+    def cross_features(
+        self, c: Candidates, affinity: np.ndarray | None, top_genre: str, session_genre: str, last_items: list[str]
+    ) -> np.ndarray:
         """The user×item block of the ranker's input, in CROSS_NAMES order."""
         g = self.item_genre[c.idx]
         out = np.zeros((len(c.idx), len(CROSS_NAMES)), dtype=np.float32)
@@ -315,26 +349,45 @@ class CandidateIndex:
     def save(self, path: Path) -> None:
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        np.savez(path / "arrays.npz", item_ids=self.item_ids.astype(str), item_genre=self.item_genre,
-                 user_ids=self.user_ids.astype(str), user_factors=self.user_factors,
-                 item_factors=self.item_factors)
+        np.savez(
+            path / "arrays.npz",
+            item_ids=self.item_ids.astype(str),
+            item_genre=self.item_genre,
+            user_ids=self.user_ids.astype(str),
+            user_factors=self.user_factors,
+            item_factors=self.item_factors,
+        )
         sp.save_npz(path / "covis.npz", self.covis)
-        np.savez(path / "cohorts.npz", **{f"c{n}": v for n, v in enumerate(self.cohorts.values())})
+        cohorts = {f"c{n}": v for n, v in enumerate(self.cohorts.values())}
+        np.savez(path / "cohorts.npz", **cohorts)  # type: ignore[arg-type]  # numpy's stub: **kwargs as allow_pickle
         for name, matrix in (("seen", self.seen), ("knn", self.knn)):
             if matrix is not None:
                 sp.save_npz(path / f"{name}.npz", matrix)
-        (path / "meta.json").write_text(json.dumps({"genres": self.genres, "cohorts": list(self.cohorts),
-                                                    "exclude_seen": self.exclude_seen}))
+        (path / "meta.json").write_text(
+            json.dumps({"genres": self.genres, "cohorts": list(self.cohorts), "exclude_seen": self.exclude_seen})
+        )
 
     @classmethod
-    def load(cls, path: Path) -> "CandidateIndex":
+    def load(cls, path: Path) -> CandidateIndex:
         path = Path(path)
         arrays = np.load(path / "arrays.npz", allow_pickle=False)
         meta = json.loads((path / "meta.json").read_text())
         cohort_arrays = np.load(path / "cohorts.npz", allow_pickle=False)
         cohorts = {name: cohort_arrays[f"c{n}"] for n, name in enumerate(meta["cohorts"])}
-        optional = {name: sp.load_npz(path / f"{name}.npz") if (path / f"{name}.npz").exists() else None
-                    for name in ("seen", "knn")}
-        return cls(arrays["item_ids"], arrays["item_genre"], meta["genres"], arrays["user_ids"],
-                   arrays["user_factors"], arrays["item_factors"], sp.load_npz(path / "covis.npz"), cohorts,
-                   optional["seen"], optional["knn"], bool(meta.get("exclude_seen", False)))
+        optional = {
+            name: sp.load_npz(path / f"{name}.npz") if (path / f"{name}.npz").exists() else None
+            for name in ("seen", "knn")
+        }
+        return cls(
+            arrays["item_ids"],
+            arrays["item_genre"],
+            meta["genres"],
+            arrays["user_ids"],
+            arrays["user_factors"],
+            arrays["item_factors"],
+            sp.load_npz(path / "covis.npz"),
+            cohorts,
+            optional["seen"],
+            optional["knn"],
+            bool(meta.get("exclude_seen", False)),
+        )

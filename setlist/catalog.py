@@ -1,4 +1,5 @@
 """The item catalog (track metadata). Holds no user data, so it is simply replaced on import."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -17,8 +18,9 @@ def save_items(items: pd.DataFrame, path: Path) -> int:
             frame[name] = None
     frame["release_date"] = pd.to_datetime(frame["release_date"], utc=True, errors="coerce")
     frame = frame.drop_duplicates("item_id", keep="last").sort_values("item_id")
-    write_atomic(pa.Table.from_pandas(frame[list(ITEM_SCHEMA.names)], schema=ITEM_SCHEMA, preserve_index=False),
-                 Path(path))
+    write_atomic(
+        pa.Table.from_pandas(frame[list(ITEM_SCHEMA.names)], schema=ITEM_SCHEMA, preserve_index=False), Path(path)
+    )
     return len(frame)
 
 

@@ -5,11 +5,13 @@ Commands raise ``setlist.errors`` exceptions and never print their own errors or
 ``App`` wraps each command so a ``SetlistError`` becomes ``error: <message>`` on stderr and the
 class's ``exit_code``, with no traceback (anything else is a bug and keeps its traceback).
 """
+
 from __future__ import annotations
 
 import functools
 import importlib
-from typing import Any, Callable, NoReturn, TypeVar
+from collections.abc import Callable
+from typing import Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -38,7 +40,7 @@ def exits_on_error(command: F) -> F:
         except SetlistError as exc:
             fail(exc)
 
-    return run  # type: ignore[return-value]
+    return run  # type: ignore[return-value]  # wraps keeps the signature, which the type of run cannot say
 
 
 class App(typer.Typer):

@@ -4,6 +4,7 @@ value counts as consent (events from before the flag existed).
 The feature builder and training enforce it (``personalizable``); the training-set gate checks it
 (``opted_out_users``). Both read the same latest flag, so they cannot disagree.
 """
+
 from __future__ import annotations
 
 import pandas as pd

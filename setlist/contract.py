@@ -5,10 +5,12 @@ application's id. Context is kept as flat columns (``device``, ``locale``) becau
 and Feast sources handle flat columns well; new context keys arrive as new optional columns with a
 schema version bump.
 """
+
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Any, Mapping
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 import pyarrow as pa
 
@@ -75,7 +77,7 @@ def reject_reason(row: Mapping[str, Any], now: datetime, max_future_s: float = 3
     if not isinstance(ts, datetime):
         return f"bad_timestamp: {ts!r} is not a timestamp"
     if ts.tzinfo is None:
-        ts = ts.replace(tzinfo=timezone.utc)
+        ts = ts.replace(tzinfo=UTC)
     if ts.timestamp() <= 0:
         return "bad_timestamp: epoch zero or earlier"
     if ts.timestamp() > now.timestamp() + max_future_s:

@@ -7,6 +7,7 @@ most specific kind; anything that is not a ``SetlistError`` is a bug and keeps i
 Exit codes: 1 the work was refused or failed (a gate, a check of the data), 2 the command was
 used wrongly or its input is absent or unreadable.
 """
+
 from __future__ import annotations
 
 from typing import ClassVar

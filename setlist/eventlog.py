@@ -4,14 +4,15 @@ Every append writes new files and never rewrites old ones (except erasure compac
 replay over the same files gives the same features. Files are written to a temporary name,
 fsynced and renamed, so a crash leaves either a whole file or none.
 """
+
 from __future__ import annotations
 
 import hashlib
 import os
 import uuid
-from datetime import datetime, timezone
+from collections.abc import Iterable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Iterable
 
 import pandas as pd
 import pyarrow as pa
@@ -66,7 +67,7 @@ class EventLog:
             return 0
         table = to_table(frame)
         dates = pd.to_datetime(frame["timestamp"], utc=True).dt.strftime("%Y-%m-%d").to_numpy()
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
         written = 0
         for date in sorted(set(dates)):
             mask = pa.array(dates == date)
@@ -82,8 +83,13 @@ class EventLog:
             return []
         return sorted(p for p in self.root.glob("date=*/*.parquet") if not p.name.startswith("."))
 
-    def read(self, columns: Iterable[str] | None = None, start: datetime | None = None,
-             end: datetime | None = None, include_erased: bool = False) -> pd.DataFrame:
+    def read(
+        self,
+        columns: Iterable[str] | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        include_erased: bool = False,
+    ) -> pd.DataFrame:
         """Read the log as a frame sorted by (timestamp, event_id); erased users are dropped."""
         files = self.files()
         cols = list(columns) if columns else list(EVENT_SCHEMA.names)
@@ -127,9 +133,12 @@ class EventLog:
 
     def tombstone(self, pseudonym: str) -> None:
         erased = sorted(self.erased_users() | {pseudonym})
-        table = pa.table({"user_id": pa.array(erased, pa.string()),
-                          "erased_at": pa.array([datetime.now(timezone.utc)] * len(erased),
-                                                pa.timestamp("ms", tz="UTC"))})
+        table = pa.table(
+            {
+                "user_id": pa.array(erased, pa.string()),
+                "erased_at": pa.array([datetime.now(UTC)] * len(erased), pa.timestamp("ms", tz="UTC")),
+            }
+        )
         write_atomic(table, self.root / TOMBSTONES)
 
     def compact_out(self, pseudonym: str) -> int:
@@ -164,10 +173,12 @@ class Quarantine:
         out["timestamp"] = out["timestamp"].astype(str) if "timestamp" in out else None
         out["reason"] = reasons
         out["source"] = source
-        out["quarantined_at"] = datetime.now(timezone.utc)
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
-        write_atomic(pa.Table.from_pandas(out, preserve_index=False),
-                     self.root / f"{stamp}-{source}-{uuid.uuid4().hex[:8]}.parquet")
+        out["quarantined_at"] = datetime.now(UTC)
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+        write_atomic(
+            pa.Table.from_pandas(out, preserve_index=False),
+            self.root / f"{stamp}-{source}-{uuid.uuid4().hex[:8]}.parquet",
+        )
         return len(out)
 
     def read(self) -> pd.DataFrame:

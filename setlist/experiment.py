@@ -16,6 +16,7 @@ Assignment is a pure function of (salt, pseudonymous user): sticky across reques
 replicas without any shared state. The global holdout uses its own salt so the same users stay out
 of every experiment; they are served (and counted as) the control arm, flagged ``holdout``.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -42,7 +43,7 @@ class Arm:
     name: str
     share: float
     strategy: Strategy = "model"
-    alias: str | None = CHAMPION   # the registry alias a model arm serves
+    alias: str | None = CHAMPION  # the registry alias a model arm serves
 
 
 @dataclass(frozen=True)
@@ -141,9 +142,16 @@ def parse_experiment(raw: dict) -> Experiment:
     primary = str(analysis.get("primary", "play_rate"))
     if primary not in METRICS:
         raise ExperimentConfigError(f"analysis.primary {primary!r} unknown; use one of {METRICS}")
-    return Experiment(name=name, salt=str(raw.get("salt") or name), arms=tuple(arms), control=control,
-                      holdout_share=h_share, holdout_salt=str(holdout.get("salt", "setlist-global-holdout")),
-                      primary_metric=primary, window_s=60.0 * float(analysis.get("window_minutes", 30)))
+    return Experiment(
+        name=name,
+        salt=str(raw.get("salt") or name),
+        arms=tuple(arms),
+        control=control,
+        holdout_share=h_share,
+        holdout_salt=str(holdout.get("salt", "setlist-global-holdout")),
+        primary_metric=primary,
+        window_s=60.0 * float(analysis.get("window_minutes", 30)),
+    )
 
 
 def load_experiment(path: Path | None) -> Experiment | None:

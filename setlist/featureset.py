@@ -9,30 +9,33 @@ input order, which training records on the model and serving reads back.
 Pure Python on purpose (no Feast, no pandas): serving, training and the feature repository all
 read it, and the hot path must not pay for an import it does not use.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
 import math
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Callable, Literal, Sequence, Union
+from typing import Any, Literal, get_args
 
 from setlist.contract import EVENT_TYPES, POSITIVE_TYPES
 from setlist.errors import SetlistError
 
 Entity = Literal["user", "item", "session", "request", "user_item"]
 DType = Literal["int64", "float64", "float_list", "string", "bool"]
-Function = Literal["count", "sum", "mean", "rate", "last", "distinct", "days_since_last", "days_since_first",
-                   "share", "top"]
+Function = Literal[
+    "count", "sum", "mean", "rate", "last", "distinct", "days_since_last", "days_since_first", "share", "top"
+]
 Transform = Literal["value", "days_since", "year", "contains"]
 
 #: every event type but impressions: what a user did, not what they were shown
 INTERACTIONS: tuple[str, ...] = tuple(t for t in EVENT_TYPES if t != "impression")
 NEGATIVE_TYPES: tuple[str, ...] = ("skip", "not_interested")
 POSITIVES: tuple[str, ...] = tuple(sorted(POSITIVE_TYPES))
-FUNCTIONS: tuple[str, ...] = Function.__args__  # type: ignore[attr-defined]
-TRANSFORMS: tuple[str, ...] = Transform.__args__  # type: ignore[attr-defined]
+FUNCTIONS: tuple[str, ...] = get_args(Function)
+TRANSFORMS: tuple[str, ...] = get_args(Transform)
 NUMERIC: frozenset[str] = frozenset({"int64", "float64", "bool"})
 
 #: the Feast view that holds each stored entity's features
@@ -56,6 +59,7 @@ class Events:
     names an event column, ``day`` (for ``distinct``: active days) or a catalogue column joined by
     item (``genre``). ``windows`` are trailing days, the day itself included; none means all history.
     """
+
     function: Function
     column: str | None = None
     types: tuple[str, ...] | None = None
@@ -70,6 +74,7 @@ class Column:
     ``Table``, joined by entity key (and as of the snapshot when the table has a timestamp).
     ``transform``: ``days_since`` a date, its ``year``, or whether a pipe-separated list
     ``contains`` ``argument`` (multi-hot). ``fallback`` fills rows the table has no value for."""
+
     table: str
     column: str
     transform: Transform = "value"
@@ -80,6 +85,7 @@ class Column:
 @dataclass(frozen=True)
 class Session:
     """A field of the session state (``setlist.features.SessionState``), pushed by Track."""
+
     field: str
 
 
@@ -87,6 +93,7 @@ class Session:
 class Request:
     """An on-demand transform of the request: ``fn(device, hour, weekday) -> float``, run by the
     Feast on-demand view offline and by Rank online."""
+
     fn: Callable[[str, int, int], float]
 
 
@@ -95,7 +102,7 @@ class Candidate:
     """A user×item score from the candidate stage (``CandidateIndex.cross_features``)."""
 
 
-Source = Union[Events, Column, Session, Request, Candidate]
+Source = Events | Column | Session | Request | Candidate
 
 
 @dataclass(frozen=True)
@@ -103,6 +110,7 @@ class Table:
     """A table the user registers as a feature source: a parquet or CSV file, or a SQL query.
 
     ``personal`` user attributes are joined only for users with personalization consent."""
+
     name: str
     entity: Literal["user", "item"]
     key: str
@@ -118,6 +126,7 @@ class Table:
 @dataclass(frozen=True)
 class Expect:
     """Expectations that become Great Expectations checks on every published batch."""
+
     min: float | None = None
     max: float | None = None
     max_null_share: float = 0.0
@@ -136,7 +145,7 @@ class Feature:
     since: int = 1
     until: int | None = None
     ranker_input: bool | None = None  # default: numeric features are ranker inputs
-    window: int | None = None         # set on the expanded columns of a windowed aggregation
+    window: int | None = None  # set on the expanded columns of a windowed aggregation
     #: ``name_7d``-style names for windowed aggregations; False keeps the name (one window only)
     window_suffix: bool = True
 
@@ -151,7 +160,7 @@ class Feature:
     def in_version(self, version: int) -> bool:
         return self.since <= version and (self.until is None or version <= self.until)
 
-    def columns(self) -> list["Feature"]:
+    def columns(self) -> list[Feature]:
         """One feature per window (``name_7d``, ``name_30d``); the declaration itself otherwise."""
         if isinstance(self.source, Events) and self.source.windows:
             if not self.window_suffix:
@@ -190,6 +199,7 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 @dataclass(frozen=True)
 class Service:
     """A versioned feature service: the ranker inputs in order, and every feature it reads."""
+
     name: str
     version: int
     inputs: tuple[str, ...]
@@ -203,21 +213,26 @@ class Service:
 
     def request_values(self, device: str, hour: int, weekday: int) -> list[float]:
         """This service's request inputs for one request, in block order."""
-        return [float(f.source.fn(device, hour, weekday)) for f in self.features  # type: ignore[union-attr]
-                if f.entity == "request" and f.is_input and isinstance(f.source, Request)]
+        return [
+            float(f.source.fn(device, hour, weekday))
+            for f in self.features
+            if f.entity == "request" and f.is_input and isinstance(f.source, Request)
+        ]
 
 
 @dataclass(frozen=True)
 class FeatureSet:
     """The expanded declarations (one per stored column), the registered tables, and where each
     declaration came from."""
+
     features: tuple[Feature, ...]
     tables: dict[str, Table] = field(default_factory=dict)
     origin: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, declarations: Sequence[Feature], tables: Sequence[Table] = (),
-           origin: dict[str, str] | None = None) -> "FeatureSet":
+    def of(
+        cls, declarations: Sequence[Feature], tables: Sequence[Table] = (), origin: dict[str, str] | None = None
+    ) -> FeatureSet:
         expanded = [c for d in declarations for c in d.columns()]
         table_map = {t.name: t for t in tables}
         fs = cls(tuple(expanded), table_map, dict(origin or {}))
@@ -263,8 +278,9 @@ class FeatureSet:
         return Service(service_name(version), version, inputs, feats)
 
     def request_values(self, device: str, hour: int, weekday: int) -> list[float]:
-        return [float(f.source.fn(device, hour, weekday)) for f in self.entity("request")  # type: ignore[union-attr]
-                if isinstance(f.source, Request)]
+        return [
+            float(f.source.fn(device, hour, weekday)) for f in self.entity("request") if isinstance(f.source, Request)
+        ]
 
     def fingerprint(self) -> str:
         """Changes whenever a stored feature's computation may change (a rebuild is then due)."""
@@ -298,8 +314,9 @@ def _check_one(f: Feature, tables: dict[str, Table], at: str) -> None:
         if f.entity not in ("user", "item"):
             raise DeclarationError(f"feature {f.name!r}{at}: event aggregations are per user or per item")
         if s.function not in FUNCTIONS:
-            raise DeclarationError(f"feature {f.name!r}{at}: unknown function {s.function!r} "
-                                   f"(known: {', '.join(FUNCTIONS)})")
+            raise DeclarationError(
+                f"feature {f.name!r}{at}: unknown function {s.function!r} (known: {', '.join(FUNCTIONS)})"
+            )
         for t in (*(s.types or ()), *(s.over or ())):
             if t not in EVENT_TYPES:
                 raise DeclarationError(f"feature {f.name!r}{at}: unknown event type {t!r}")
@@ -311,8 +328,10 @@ def _check_one(f: Feature, tables: dict[str, Table], at: str) -> None:
         if f.entity not in ("user", "item"):
             raise DeclarationError(f"feature {f.name!r}{at}: table columns are per user or per item")
         if s.table != "items" and s.table not in tables:
-            raise DeclarationError(f"feature {f.name!r}{at}: table {s.table!r} is not registered "
-                                   f"(registered: {', '.join(['items', *tables]) })")
+            raise DeclarationError(
+                f"feature {f.name!r}{at}: table {s.table!r} is not registered "
+                f"(registered: {', '.join(['items', *tables])})"
+            )
         if s.table == "items" and f.entity != "item":
             raise DeclarationError(f"feature {f.name!r}{at}: the items table feeds item features only")
         if s.table in tables and tables[s.table].entity != f.entity:
@@ -325,16 +344,19 @@ def _check_one(f: Feature, tables: dict[str, Table], at: str) -> None:
         raise DeclarationError(f"feature {f.name!r}{at}: session state features have entity 'session'")
     elif isinstance(s, Request) and (f.entity != "request" or not f.is_input):
         # only the ranker reads request transforms: the on-demand view and Rank compute them all, in order
-        raise DeclarationError(f"feature {f.name!r}{at}: request transforms have entity 'request' and are "
-                               "numeric ranker inputs")
+        raise DeclarationError(
+            f"feature {f.name!r}{at}: request transforms have entity 'request' and are numeric ranker inputs"
+        )
     elif isinstance(s, Candidate):
         from setlist.features import CROSS_NAMES
 
         if f.entity != "user_item":
             raise DeclarationError(f"feature {f.name!r}{at}: candidate scores have entity 'user_item'")
         if f.name not in CROSS_NAMES:
-            raise DeclarationError(f"feature {f.name!r}{at}: the candidate stage computes only "
-                                   f"{', '.join(CROSS_NAMES)}; a new user×item score needs code there")
+            raise DeclarationError(
+                f"feature {f.name!r}{at}: the candidate stage computes only "
+                f"{', '.join(CROSS_NAMES)}; a new user×item score needs code there"
+            )
 
 
 def _describe(f: Feature) -> str:
@@ -344,8 +366,19 @@ def _describe(f: Feature) -> str:
         detail["where"] = getattr(s.where, "__qualname__", repr(s.where))
     if isinstance(s, Column) and s.fallback is not None and s.fallback.where is not None:
         detail["fallback"]["where"] = getattr(s.fallback.where, "__qualname__", "")
-    return json.dumps({"name": f.name, "entity": f.entity, "dtype": f.dtype, "missing": f.missing,
-                       "window": f.window, "source": type(s).__name__, **detail}, sort_keys=True, default=str)
+    return json.dumps(
+        {
+            "name": f.name,
+            "entity": f.entity,
+            "dtype": f.dtype,
+            "missing": f.missing,
+            "window": f.window,
+            "source": type(s).__name__,
+            **detail,
+        },
+        sort_keys=True,
+        default=str,
+    )
 
 
 def service_name(version: int) -> str:
@@ -382,13 +415,14 @@ def is_weekend(device: str, hour: int, weekday: int) -> float:
 @dataclass(frozen=True)
 class DeviceIs:
     """``1.0`` when the request's device is ``device`` (a picklable callable, unlike a lambda)."""
+
     device: str
 
     def __call__(self, device: str, hour: int, weekday: int) -> float:
         return 1.0 if device == self.device else 0.0
 
     @property
-    def __name__(self) -> str:  # type: ignore[override]
+    def __name__(self) -> str:
         return f"device == {self.device!r}"
 
 
@@ -410,11 +444,12 @@ class Layout:
         for b in BLOCKS:
             pos = [i for i, n in enumerate(self.names) if where[n][0] == b]
             if pos:
-                self._parts.append((b, np.array(pos, dtype=np.intp),
-                                    np.array([where[self.names[i]][1] for i in pos], dtype=np.intp)))
+                self._parts.append(
+                    (b, np.array(pos, dtype=np.intp), np.array([where[self.names[i]][1] for i in pos], dtype=np.intp))
+                )
 
     @classmethod
-    def of(cls, names: Sequence[str], features: FeatureSet) -> "Layout":
+    def of(cls, names: Sequence[str], features: FeatureSet) -> Layout:
         """For block arrays holding every declared input (serving)."""
         return cls(names, {b: features.inputs(b) for b in BLOCKS})
 

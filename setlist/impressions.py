@@ -11,12 +11,13 @@ It lives next to the event log, not in it (``<data_dir>/impressions/date=YYYY-MM
 Feedback stays in the event log (Track rows carry ``arm``); analysis joins the two by
 (user, item, time) — see experiments.data.
 """
+
 from __future__ import annotations
 
 import os
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -26,26 +27,28 @@ import pyarrow.dataset as ds
 
 from setlist.eventlog import write_atomic
 
-IMPRESSION_SCHEMA = pa.schema([
-    pa.field("request_id", pa.string(), nullable=False),
-    pa.field("timestamp", pa.timestamp("ms", tz="UTC"), nullable=False),
-    pa.field("user_id", pa.string(), nullable=False),      # the pseudonym, as in the event log
-    pa.field("experiment", pa.string()),                   # "" when no experiment is configured
-    pa.field("arm", pa.string()),
-    pa.field("holdout", pa.bool_()),
-    pa.field("served", pa.string()),                       # model | popularity: what produced the list
-    pa.field("variant", pa.string()),                      # champion | canary | challenger | …
-    pa.field("candidates_version", pa.string()),
-    pa.field("ranker_version", pa.string()),
-    pa.field("item_id", pa.string(), nullable=False),
-    pa.field("position", pa.int16(), nullable=False),      # 1-based
-    pa.field("score", pa.float32()),
-    pa.field("k", pa.int16()),
-    pa.field("cache_hit", pa.bool_()),
-    pa.field("degraded", pa.bool_()),
-    pa.field("device", pa.string()),
-    pa.field("locale", pa.string()),
-])
+IMPRESSION_SCHEMA = pa.schema(
+    [
+        pa.field("request_id", pa.string(), nullable=False),
+        pa.field("timestamp", pa.timestamp("ms", tz="UTC"), nullable=False),
+        pa.field("user_id", pa.string(), nullable=False),  # the pseudonym, as in the event log
+        pa.field("experiment", pa.string()),  # "" when no experiment is configured
+        pa.field("arm", pa.string()),
+        pa.field("holdout", pa.bool_()),
+        pa.field("served", pa.string()),  # model | popularity: what produced the list
+        pa.field("variant", pa.string()),  # champion | canary | challenger | …
+        pa.field("candidates_version", pa.string()),
+        pa.field("ranker_version", pa.string()),
+        pa.field("item_id", pa.string(), nullable=False),
+        pa.field("position", pa.int16(), nullable=False),  # 1-based
+        pa.field("score", pa.float32()),
+        pa.field("k", pa.int16()),
+        pa.field("cache_hit", pa.bool_()),
+        pa.field("degraded", pa.bool_()),
+        pa.field("device", pa.string()),
+        pa.field("locale", pa.string()),
+    ]
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,18 +73,33 @@ class Impression:
     locale: str = "unknown"
 
 
-_PER_RECORD = ("request_id", "user_id", "experiment", "arm", "holdout", "served", "variant",
-               "candidates_version", "ranker_version", "cache_hit", "degraded", "device", "locale")
+_PER_RECORD = (
+    "request_id",
+    "user_id",
+    "experiment",
+    "arm",
+    "holdout",
+    "served",
+    "variant",
+    "candidates_version",
+    "ranker_version",
+    "cache_hit",
+    "degraded",
+    "device",
+    "locale",
+)
 
 
 def to_table(records: list[Impression]) -> pa.Table:
     counts = np.fromiter((len(r.item_ids) for r in records), np.int64, count=len(records))
-    cols: dict[str, object] = {name: np.repeat(np.array([getattr(r, name) for r in records], dtype=object), counts)
-                               for name in _PER_RECORD}
+    cols: dict[str, object] = {
+        name: np.repeat(np.array([getattr(r, name) for r in records], dtype=object), counts) for name in _PER_RECORD
+    }
     cols["timestamp"] = np.repeat(np.array([r.timestamp_ms for r in records], "datetime64[ms]"), counts)
     cols["item_id"] = [i for r in records for i in r.item_ids]
-    cols["position"] = np.concatenate([np.arange(1, n + 1, dtype=np.int16) for n in counts]) if len(records) \
-        else np.zeros(0, np.int16)
+    cols["position"] = (
+        np.concatenate([np.arange(1, n + 1, dtype=np.int16) for n in counts]) if len(records) else np.zeros(0, np.int16)
+    )
     cols["score"] = np.array([s for r in records for s in r.scores], np.float32)
     cols["k"] = np.repeat(counts.astype(np.int16), counts)
     arrays = []
@@ -99,10 +117,9 @@ def write_batch(root: Path, records: list[Impression]) -> int:
     table = to_table(records)
     if table.num_rows == 0:
         return 0
-    dates = np.array([datetime.fromtimestamp(r.timestamp_ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d")
-                      for r in records])
+    dates = np.array([datetime.fromtimestamp(r.timestamp_ms / 1000, tz=UTC).strftime("%Y-%m-%d") for r in records])
     per_row = np.repeat(dates, [len(r.item_ids) for r in records])
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
     for date in sorted(set(dates.tolist())):
         part = table.filter(pa.array(per_row == date))
         write_atomic(part, Path(root) / f"date={date}" / f"{stamp}-{os.getpid()}-{uuid.uuid4().hex[:8]}.parquet")
@@ -111,8 +128,11 @@ def write_batch(root: Path, records: list[Impression]) -> int:
 
 def read_impressions(root: Path, experiment: str | None = None) -> pd.DataFrame:
     """Every impression row (optionally of one experiment), sorted by time and position."""
-    files = sorted(str(p) for p in Path(root).glob("date=*/*.parquet") if not p.name.startswith(".")) \
-        if Path(root).exists() else []
+    files = (
+        sorted(str(p) for p in Path(root).glob("date=*/*.parquet") if not p.name.startswith("."))
+        if Path(root).exists()
+        else []
+    )
     if not files:
         return IMPRESSION_SCHEMA.empty_table().to_pandas()
     dataset = ds.dataset(files, schema=IMPRESSION_SCHEMA, format="parquet")

@@ -5,11 +5,12 @@ Raw user ids never reach storage: every boundary (ingestion, import, serving) ca
 event log. The identity map (pseudonym → raw id) lives in a SQL store so that a user can be
 resolved on request and erased.
 """
+
 from __future__ import annotations
 
 import hashlib
 import hmac
-from typing import Iterable
+from collections.abc import Iterable
 
 from sqlalchemy import Column, MetaData, String, Table, create_engine, delete, insert, select
 from sqlalchemy.engine import Engine
@@ -40,24 +41,27 @@ class IdentityMap:
         if not rows:
             return
         with self.engine.begin() as conn:
-            known = set()
+            known: set[str] = set()
             for start in range(0, len(rows), 5000):
-                chunk = [r["pseudonym"] for r in rows[start:start + 5000]]
-                known.update(conn.execute(select(identity_table.c.pseudonym).where(
-                    identity_table.c.pseudonym.in_(chunk))).scalars())
+                chunk = [r["pseudonym"] for r in rows[start : start + 5000]]
+                known.update(
+                    conn.execute(
+                        select(identity_table.c.pseudonym).where(identity_table.c.pseudonym.in_(chunk))
+                    ).scalars()
+                )
             fresh = [r for r in rows if r["pseudonym"] not in known]
             if fresh:
                 conn.execute(insert(identity_table), fresh)
 
     def resolve(self, pseudonym: str) -> str | None:
         with self.engine.connect() as conn:
-            return conn.execute(select(identity_table.c.raw_id).where(
-                identity_table.c.pseudonym == pseudonym)).scalar_one_or_none()
+            return conn.execute(
+                select(identity_table.c.raw_id).where(identity_table.c.pseudonym == pseudonym)
+            ).scalar_one_or_none()
 
     def forget(self, pseudonym: str) -> bool:
         with self.engine.begin() as conn:
-            return conn.execute(delete(identity_table).where(
-                identity_table.c.pseudonym == pseudonym)).rowcount > 0
+            return conn.execute(delete(identity_table).where(identity_table.c.pseudonym == pseudonym)).rowcount > 0
 
     def dispose(self) -> None:
         self.engine.dispose()

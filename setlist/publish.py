@@ -3,17 +3,19 @@
 Serving replicas poll the latest version to know when to reload the in-process item table and
 drop cached rankings. It lives in the metadata SQL store so every replica sees the same log.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, create_engine, insert, select
 from sqlalchemy.engine import Engine
 
 _metadata = MetaData()
 publishes = Table(
-    "feature_publishes", _metadata,
+    "feature_publishes",
+    _metadata,
     Column("version", Integer, primary_key=True, autoincrement=True),
     Column("published_at", DateTime(timezone=True), nullable=False),
     Column("snapshot", String(64), nullable=False),
@@ -35,10 +37,14 @@ class PublishLog:
         _metadata.create_all(self.engine)
 
     def record(self, snapshot: str, rows: int) -> Publish:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         with self.engine.begin() as conn:
-            version = conn.execute(insert(publishes).values(published_at=now, snapshot=snapshot, rows=rows)
-                                   ).inserted_primary_key[0]
+            inserted = conn.execute(
+                insert(publishes).values(published_at=now, snapshot=snapshot, rows=rows)
+            ).inserted_primary_key
+            if inserted is None:  # every backend we support returns it for a single-row insert
+                raise RuntimeError("the publish log did not return the new row's id")
+            version = inserted[0]
         return Publish(int(version), now, snapshot, rows)
 
     def latest(self) -> Publish | None:

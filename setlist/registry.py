@@ -9,6 +9,7 @@ loaded models, and how a process connects to the tracking server and the registr
 MLflow is imported inside the functions: the constants are read by modules (experiment config,
 routing) that must stay cheap to import.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ CHAMPION = "champion"
 #: the alias every newly trained pair gets, promoted or not; an experiment arm may serve it
 CHALLENGER = "challenger"
 
-Pair = tuple[str, str]   # (candidates version, ranker version), the form serving passes around
+Pair = tuple[str, str]  # (candidates version, ranker version), the form serving passes around
 
 # Tags on model versions. The ranker's feature service is also saved in the model file (the
 # booster attribute of the same name); the tag lets a reader know it without loading the model.
@@ -37,8 +38,8 @@ TAG_FEATURE_SERVICE = MODEL_SERVICE_ATTR
 TAG_CANDIDATES_VERSION = "candidates_version"
 TAG_RANKER_VERSION = "ranker_version"
 #: a canary rollout's outcome, on both versions of the candidate pair
-TAG_ROLLOUT_STATUS = "rollout.status"        # canary | complete | rolled_back
-TAG_ROLLOUT_STABLE = "rollout.stable"        # the pair it was judged against, as pair_tag() writes it
+TAG_ROLLOUT_STATUS = "rollout.status"  # canary | complete | rolled_back
+TAG_ROLLOUT_STABLE = "rollout.stable"  # the pair it was judged against, as pair_tag() writes it
 TAG_ROLLOUT_SHARE = "rollout.share"
 TAG_ROLLOUT_REASON = "rollout.reason"
 TAG_ROLLOUT_AT = "rollout.at"
@@ -50,8 +51,8 @@ LINEAGE_FEATURES = "lineage.features"
 LINEAGE_WINDOW_START = "lineage.window_start"
 LINEAGE_CUTOFF = "lineage.cutoff"
 LINEAGE_WINDOW_END = "lineage.window_end"
-LINEAGE_SNAPSHOT = "lineage.event_log_snapshot"   # the event log's fingerprint
-LINEAGE_ROWS = "lineage.rows."                    # prefix: one tag per row count
+LINEAGE_SNAPSHOT = "lineage.event_log_snapshot"  # the event log's fingerprint
+LINEAGE_ROWS = "lineage.rows."  # prefix: one tag per row count
 
 #: MLflow's error codes for "no such model" and (SQL stores) "no such alias"
 _NOT_FOUND = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"})

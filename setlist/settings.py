@@ -3,6 +3,7 @@
 The YAML file (``SETLIST_SETTINGS_FILE``) may reference secrets as ``${VAR}``; they are expanded from
 the environment so that no secret has to live in a file that is committed.
 """
+
 from __future__ import annotations
 
 import os
@@ -62,8 +63,8 @@ class Settings(BaseSettings):
 
     # time windows: each ``None`` is derived from the data's own density (setlist.windows), and the
     # value chosen is printed at every run; a number fixes it
-    holdout_days: float | None = None       # global split: the held-out trailing period
-    holdout_share: float = 0.1              # ... derived as the trailing period that holds this share of events
+    holdout_days: float | None = None  # global split: the held-out trailing period
+    holdout_share: float = 0.1  # ... derived as the trailing period that holds this share of events
     ranker_window_days: float | None = None  # the ranker learns from queries in this trailing training period
     ranker_window_share: float = 0.3
     cohort_window_days: float | None = None  # cohort popularity counts positives in this trailing period
@@ -146,23 +147,24 @@ class Settings(BaseSettings):
 
     # experiments and impressions (serving.impressions, setlist.experiment)
     experiments_file: Path | None = Field(
-        default=None, description="YAML naming the A/B arms; unset or missing file means no experiment")
+        default=None, description="YAML naming the A/B arms; unset or missing file means no experiment"
+    )
     impressions_enabled: bool = True
-    impressions_queue: int = 10_000       # Rank records waiting for the writer; beyond it they are dropped
-    impressions_flush_s: float = 2.0      # the writer wakes this often and writes what is queued ...
-    impressions_batch: int = 2_000        # ... or whenever this many Rank records are pending
+    impressions_queue: int = 10_000  # Rank records waiting for the writer; beyond it they are dropped
+    impressions_flush_s: float = 2.0  # the writer wakes this often and writes what is queued ...
+    impressions_batch: int = 2_000  # ... or whenever this many Rank records are pending
 
     # canary rollout of a new champion (serving.rollout.canary, serving.rollout.driver)
     canary_enabled: bool = False
     canary_steps: list[float] = Field(default_factory=lambda: [0.05, 0.25, 0.5, 1.0])
-    canary_min_requests: int = 500        # per variant and step, before a step may widen
-    canary_min_feedback: int = 300        # plays + skips per variant and step, for the skip guard
-    canary_max_error_rate: float = 0.01   # the error budget: canary scoring failures per request
-    canary_max_p99_ratio: float = 1.5     # canary p99 may be this many times the stable p99 ...
-    canary_p99_slack_ms: float = 2.0      # ... or this many ms above it, whichever is larger
+    canary_min_requests: int = 500  # per variant and step, before a step may widen
+    canary_min_feedback: int = 300  # plays + skips per variant and step, for the skip guard
+    canary_max_error_rate: float = 0.01  # the error budget: canary scoring failures per request
+    canary_max_p99_ratio: float = 1.5  # canary p99 may be this many times the stable p99 ...
+    canary_p99_slack_ms: float = 2.0  # ... or this many ms above it, whichever is larger
     canary_max_skip_increase: float = 0.03  # absolute skip-rate increase tolerated before rollback
-    canary_alpha: float = 0.01            # one-sided significance for the skip guard
-    canary_check_s: float = 5.0           # how often the refresh loop evaluates an active canary
+    canary_alpha: float = 0.01  # one-sided significance for the skip guard
+    canary_check_s: float = 5.0  # how often the refresh loop evaluates an active canary
 
     @field_validator("feature_dirs", mode="before")
     @classmethod
@@ -172,8 +174,9 @@ class Settings(BaseSettings):
         return v
 
     @classmethod
-    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
-                                   file_secret_settings):  # type: ignore[override]
+    def settings_customise_sources(
+        cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings
+    ):
         return init_settings, env_settings, _YamlSource(settings_cls), file_secret_settings
 
     # --- derived locations -------------------------------------------------------------------
@@ -228,7 +231,7 @@ class Settings(BaseSettings):
         """The PostgreSQL URL with the psycopg 3 driver, which is the one installed."""
         url = self.database_url
         if url.startswith("postgresql://"):
-            url = "postgresql+psycopg://" + url[len("postgresql://"):]
+            url = "postgresql+psycopg://" + url[len("postgresql://") :]
         return url
 
     @property
@@ -248,8 +251,10 @@ class Settings(BaseSettings):
             return self.hmac_key_file.read_text().strip().encode()
         if self.profile == "production":
             # every replica must derive the same pseudonyms, so production never invents a key
-            raise RuntimeError("the production profile needs SETLIST_HMAC_KEY or SETLIST_HMAC_KEY_FILE "
-                               "(`make services` writes var/services/hmac.key for local use)")
+            raise RuntimeError(
+                "the production profile needs SETLIST_HMAC_KEY or SETLIST_HMAC_KEY_FILE "
+                "(`make services` writes var/services/hmac.key for local use)"
+            )
         path = self.data_dir / "secrets" / "hmac.key"
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)

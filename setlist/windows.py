@@ -5,6 +5,7 @@ in calendar terms: "the last 3 days" holds a tenth of the second and almost noth
 So a window is described by the share of events it must hold, and its length is read off the
 timestamps; a setting fixes the length when a user wants it fixed.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ DAY = pd.Timedelta(days=1)
 @dataclass(frozen=True)
 class Window:
     """A trailing window: its start, its length and where the length came from."""
+
     name: str
     start: pd.Timestamp
     end: pd.Timestamp
@@ -44,8 +46,13 @@ def _as_utc(ts: pd.Series | np.ndarray) -> pd.DatetimeIndex:
     return pd.DatetimeIndex(pd.to_datetime(ts, utc=True)).as_unit("ns")
 
 
-def trailing(name: str, timestamps: pd.Series | np.ndarray, share: float, days: float | None = None,
-             end: pd.Timestamp | None = None) -> Window:
+def trailing(
+    name: str,
+    timestamps: pd.Series | np.ndarray,
+    share: float,
+    days: float | None = None,
+    end: pd.Timestamp | None = None,
+) -> Window:
     """The trailing window ending at ``end`` (default: the newest timestamp) that holds ``share``
     of the events, or exactly ``days`` long when that is given.
 

@@ -4,11 +4,12 @@
 ``make services`` runs) once per session. A missing server binary skips the tests that need it, with
 the command that installs it; with SETLIST_REQUIRE_SERVERS=1 (as CI sets) it fails them instead.
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -81,6 +82,11 @@ def production_settings(tmp_path: Path, redis_server: RedisServer, postgres_serv
 
     redis_server.start()  # a fault test may have left it stopped
     redis_server.flush()
-    return Settings(profile="production", data_dir=tmp_path / "data", redis_url=redis_server.url,
-                    database_url=postgres_server.create_database(), mlflow_tracking_uri=None,
-                    hmac_key="test-key-production")
+    return Settings(
+        profile="production",
+        data_dir=tmp_path / "data",
+        redis_url=redis_server.url,
+        database_url=postgres_server.create_database(),
+        mlflow_tracking_uri=None,
+        hmac_key="test-key-production",
+    )

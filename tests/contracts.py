@@ -9,11 +9,12 @@ The suite lives under tests/, not in the ``setlist`` package: sources and ranker
 this project's engineers, inside this repository, and the suite needs pytest, which the serving
 image does not install.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
@@ -31,7 +32,7 @@ from setlist.featureset import FeatureSet, Layout
 
 ITEMS, USERS, GENRES = 60, 20, ("rock", "jazz", "folk")
 COHORT = cohort_key("en_US", "mobile")
-NOW = datetime(2026, 11, 2, 20, 30, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 2, 20, 30, tzinfo=UTC)
 
 
 # --- a tiny world: catalog, interactions, a booster, a variant -------------------------------------
@@ -39,16 +40,27 @@ def tiny_index(seed: int = 0, exclude_seen: bool = False) -> CandidateIndex:
     """60 items in 3 genres, 20 users with histories; every source has something to propose."""
     rng = np.random.default_rng(seed)
     genre = np.arange(ITEMS) % len(GENRES)
-    sparse = lambda rows, p: sp.csr_matrix((rng.random((rows, ITEMS)) * (rng.random((rows, ITEMS)) < p))  # noqa: E731
-                                           .astype(np.float32))
+
+    def sparse(rows: int, p: float) -> sp.csr_matrix:
+        return sp.csr_matrix((rng.random((rows, ITEMS)) * (rng.random((rows, ITEMS)) < p)).astype(np.float32))
+
     seen = sparse(USERS, 0.15)
     seen.data = np.arange(1, len(seen.data) + 1, dtype=np.float32)  # positive recency ranks
     cohorts = {GLOBAL_COHORT: rng.permutation(ITEMS), COHORT: rng.permutation(ITEMS)[:30]}
     cohorts |= {genre_key(g): rng.permutation(np.flatnonzero(genre == n)) for n, g in enumerate(GENRES)}
-    return CandidateIndex(np.array([f"i{n}" for n in range(ITEMS)]), genre, list(GENRES),
-                          np.array([f"u{n}" for n in range(USERS)]), rng.normal(size=(USERS, 4)),
-                          rng.normal(size=(ITEMS, 4)), sparse(ITEMS, 0.1), cohorts, seen=seen,
-                          knn=sparse(ITEMS, 0.1), exclude_seen=exclude_seen)
+    return CandidateIndex(
+        np.array([f"i{n}" for n in range(ITEMS)]),
+        genre,
+        list(GENRES),
+        np.array([f"u{n}" for n in range(USERS)]),
+        rng.normal(size=(USERS, 4)),
+        rng.normal(size=(ITEMS, 4)),
+        sparse(ITEMS, 0.1),
+        cohorts,
+        seen=seen,
+        knn=sparse(ITEMS, 0.1),
+        exclude_seen=exclude_seen,
+    )
 
 
 def tiny_booster(features: FeatureSet, trees: int, weight: float, seed: int = 0) -> xgb.Booster:
@@ -73,15 +85,43 @@ def tiny_variant(features: FeatureSet, index: CandidateIndex, booster: xgb.Boost
     return Variant(ModelBundle(index, booster, "1", "1", layout), items)
 
 
-def tiny_request(user: str = "u3", k: int = 10, *, last: tuple[str, ...] = ("i4", "i9"), exclude: tuple[str, ...] = (),
-                 explain: bool = False, personal: bool = True, profile: dict | None = None) -> stages.Request:
+def tiny_request(
+    user: str = "u3",
+    k: int = 10,
+    *,
+    last: tuple[str, ...] = ("i4", "i9"),
+    exclude: tuple[str, ...] = (),
+    explain: bool = False,
+    personal: bool = True,
+    profile: dict | None = None,
+) -> stages.Request:
     """A request as ``stages.request`` builds it, by hand: no online store, no Feast."""
-    profile = {"user_plays_7d": 3.0, "user_top_genre": "jazz", "user_genre_affinity": [0.2, 0.7, 0.1]} \
-        if profile is None else profile
-    session = {"session_last_items": list(last), "session_blocked_items": [], "session_genre": "rock" if last else "",
-               "session_length": len(last), "session_skip_rate": 0.0}
-    return stages.Request(user, k, explain, "mobile", "en_US", NOW, profile, session, last, (*last, *exclude),
-                          ("rock" if last else "", str(profile.get("user_top_genre") or "")), personal)
+    profile = (
+        {"user_plays_7d": 3.0, "user_top_genre": "jazz", "user_genre_affinity": [0.2, 0.7, 0.1]}
+        if profile is None
+        else profile
+    )
+    session = {
+        "session_last_items": list(last),
+        "session_blocked_items": [],
+        "session_genre": "rock" if last else "",
+        "session_length": len(last),
+        "session_skip_rate": 0.0,
+    }
+    return stages.Request(
+        user,
+        k,
+        explain,
+        "mobile",
+        "en_US",
+        NOW,
+        profile,
+        session,
+        last,
+        (*last, *exclude),
+        ("rock" if last else "", str(profile.get("user_top_genre") or "")),
+        personal,
+    )
 
 
 # --- candidate sources ----------------------------------------------------------------------------
@@ -94,7 +134,7 @@ class SourceCase:
     name: str
     source: Source
     index: CandidateIndex
-    serves_cold_users: bool   # answers (non-empty) for a user and session it knows nothing of
+    serves_cold_users: bool  # answers (non-empty) for a user and session it knows nothing of
 
 
 WARM = SourceQuery("u3", ("i4", "i9"), COHORT, ("rock", "jazz"))

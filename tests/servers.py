@@ -7,6 +7,7 @@ the server itself with a bounded deadline; nothing sleeps for a fixed time.
 PostgreSQL refuses to run as root: as root, its directory is handed to the unprivileged ``postgres``
 user (created by the Debian package) and its commands run through ``runuser``.
 """
+
 from __future__ import annotations
 
 import os
@@ -18,8 +19,8 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 INSTALL_HINT = "apt-get install -y redis-server postgresql"
 PG_OS_USER = os.environ.get("SETLIST_PG_OS_USER", "postgres")
@@ -35,8 +36,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for(check: Callable[[], bool], timeout: float, what: str,
-             alive: Callable[[], bool] = lambda: True, log: Path | None = None) -> None:
+def wait_for(
+    check: Callable[[], bool],
+    timeout: float,
+    what: str,
+    alive: Callable[[], bool] = lambda: True,
+    log: Path | None = None,
+) -> None:
     """Poll ``check`` until it holds; fail at once if ``alive`` turns false, or after ``timeout`` s."""
     deadline = time.monotonic() + timeout
     delay = 0.01
@@ -73,8 +79,10 @@ def find_postgres_bin() -> Path:
     for c in filter(None, candidates):
         if all((Path(c) / b).is_file() for b in ("initdb", "pg_ctl", "postgres")):
             return Path(c)
-    raise MissingServer(f"PostgreSQL server binaries (initdb, pg_ctl) not found on PATH or in "
-                        f"/usr/lib/postgresql/*/bin; install them with: {INSTALL_HINT}")
+    raise MissingServer(
+        f"PostgreSQL server binaries (initdb, pg_ctl) not found on PATH or in "
+        f"/usr/lib/postgresql/*/bin; install them with: {INSTALL_HINT}"
+    )
 
 
 def _is_root() -> bool:
@@ -118,8 +126,13 @@ class RedisServer:
         from redis.backoff import NoBackoff
         from redis.retry import Retry
 
-        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=timeout,
-                           socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0))
+        return redis.Redis(
+            host="127.0.0.1",
+            port=self.port,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), 0),
+        )
 
     def ping(self) -> bool:
         try:
@@ -128,15 +141,36 @@ class RedisServer:
         except Exception:
             return False
 
-    def start(self, timeout: float = 15.0) -> "RedisServer":
+    def start(self, timeout: float = 15.0) -> RedisServer:
         if self.running:
             return self
         # AOF keeps the data across stop()/start(), as a real deployment would; no RDB snapshots.
         self._proc = subprocess.Popen(
-            [self.binary, "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.directory),
-             "--logfile", str(self.log), "--daemonize", "no", "--save", "", "--appendonly", "yes",
-             "--appendfsync", "everysec", "--protected-mode", "yes"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+            [
+                self.binary,
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--dir",
+                str(self.directory),
+                "--logfile",
+                str(self.log),
+                "--daemonize",
+                "no",
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "everysec",
+                "--protected-mode",
+                "yes",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+        )
         wait_for(self.ping, timeout, f"redis-server on port {self.port}", alive=lambda: self.running, log=self.log)
         return self
 
@@ -173,8 +207,14 @@ class PostgresServer:
 
     SUPERUSER = "postgres"
 
-    def __init__(self, directory: Path | None = None, port: int | None = None, user: str = "setlist",
-                 password: str = "setlist", database: str = "setlist") -> None:
+    def __init__(
+        self,
+        directory: Path | None = None,
+        port: int | None = None,
+        user: str = "setlist",
+        password: str = "setlist",
+        database: str = "setlist",
+    ) -> None:
         self.bin = find_postgres_bin()
         if _is_root():
             try:
@@ -182,8 +222,10 @@ class PostgresServer:
 
                 self._owner = pwd.getpwnam(PG_OS_USER)
             except KeyError:
-                raise MissingServer(f"running as root, PostgreSQL needs the unprivileged user '{PG_OS_USER}'; "
-                                    f"the package creates it: {INSTALL_HINT}") from None
+                raise MissingServer(
+                    f"running as root, PostgreSQL needs the unprivileged user '{PG_OS_USER}'; "
+                    f"the package creates it: {INSTALL_HINT}"
+                ) from None
         # A short path of our own: pytest's tmp dirs are 0700 to root, and socket paths are capped at ~100 bytes.
         self.directory = Path(directory) if directory else Path(tempfile.mkdtemp(prefix="setlist-pg-", dir="/tmp"))
         self.data = self.directory / "data"
@@ -204,14 +246,21 @@ class PostgresServer:
         return self.url
 
     def _pg(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(_as_pg_user([str(self.bin / args[0]), *args[1:]]), check=check,
-                              capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            _as_pg_user([str(self.bin / args[0]), *args[1:]]), check=check, capture_output=True, text=True, timeout=120
+        )
 
     def _admin(self):
         import psycopg
 
-        return psycopg.connect(host=str(self.run_dir), port=self.port, user=self.SUPERUSER, dbname="postgres",
-                               autocommit=True, connect_timeout=2)
+        return psycopg.connect(
+            host=str(self.run_dir),
+            port=self.port,
+            user=self.SUPERUSER,
+            dbname="postgres",
+            autocommit=True,
+            connect_timeout=2,
+        )
 
     def _admin_ready(self) -> bool:
         try:
@@ -230,15 +279,28 @@ class PostgresServer:
         if _is_root():
             for p in (self.directory, self.data, self.run_dir):
                 os.chown(p, self._owner.pw_uid, self._owner.pw_gid)
-        self._pg("initdb", "-D", str(self.data), "-U", self.SUPERUSER, "-E", "UTF8", "--no-locale", "--no-sync",
-                 "--auth-local=trust", "--auth-host=scram-sha-256")
+        self._pg(
+            "initdb",
+            "-D",
+            str(self.data),
+            "-U",
+            self.SUPERUSER,
+            "-E",
+            "UTF8",
+            "--no-locale",
+            "--no-sync",
+            "--auth-local=trust",
+            "--auth-host=scram-sha-256",
+        )
         # Test-only durability trade-offs: speed over crash safety.
         with open(self.data / "postgresql.conf", "a", encoding="utf-8") as fh:
-            fh.write(f"listen_addresses = '127.0.0.1'\nport = {self.port}\n"
-                     f"unix_socket_directories = '{self.run_dir}'\nunix_socket_permissions = 0700\n"
-                     "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n")
+            fh.write(
+                f"listen_addresses = '127.0.0.1'\nport = {self.port}\n"
+                f"unix_socket_directories = '{self.run_dir}'\nunix_socket_permissions = 0700\n"
+                "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
+            )
 
-    def start(self, timeout: float = 30.0) -> "PostgresServer":
+    def start(self, timeout: float = 30.0) -> PostgresServer:
         if self.running:
             return self
         if not (self.data / "PG_VERSION").exists():
@@ -246,10 +308,15 @@ class PostgresServer:
         # The postmaster runs in the foreground as our child (through runuser as root), so its
         # death is seen at once; readiness is polled against the server itself.
         with open(self.log, "ab") as log:
-            self._proc = subprocess.Popen(_as_pg_user([str(self.bin / "postgres"), "-D", str(self.data)]),
-                                          stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        wait_for(self._admin_ready, timeout, f"PostgreSQL on port {self.port}", alive=lambda: self.running,
-                 log=self.log)
+            self._proc = subprocess.Popen(
+                _as_pg_user([str(self.bin / "postgres"), "-D", str(self.data)]),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        wait_for(
+            self._admin_ready, timeout, f"PostgreSQL on port {self.port}", alive=lambda: self.running, log=self.log
+        )
         self._bootstrap()
         return self
 
@@ -258,8 +325,11 @@ class PostgresServer:
 
         with self._admin() as conn:
             if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (self.user,)).fetchone():
-                conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
-                    sql.Identifier(self.user), sql.Literal(self.password)))
+                conn.execute(
+                    sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+                        sql.Identifier(self.user), sql.Literal(self.password)
+                    )
+                )
         self.create_database(self.database)
 
     def create_database(self, name: str | None = None) -> str:
@@ -269,8 +339,9 @@ class PostgresServer:
         name = name or f"t_{uuid.uuid4().hex[:12]}"
         with self._admin() as conn:
             if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
-                conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(
-                    sql.Identifier(name), sql.Identifier(self.user)))
+                conn.execute(
+                    sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(name), sql.Identifier(self.user))
+                )
         return self.url_for(name)
 
     def stop(self, timeout: float = 30.0) -> None:
@@ -278,8 +349,7 @@ class PostgresServer:
         if self._proc is None:
             return
         if self._proc.poll() is None:
-            self._pg("pg_ctl", "-D", str(self.data), "stop", "-m", "fast", "-w", "-t", str(int(timeout)),
-                     check=False)
+            self._pg("pg_ctl", "-D", str(self.data), "stop", "-m", "fast", "-w", "-t", str(int(timeout)), check=False)
             try:
                 self._proc.wait(timeout)
             except subprocess.TimeoutExpired:

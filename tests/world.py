@@ -3,20 +3,21 @@
 Loaded as a pytest plugin from conftest, so the session-scoped fixtures really run once.
 Tests that change state copy the data directory first (``tiny_copy``).
 """
+
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Iterator
 
 import pandas as pd
 import pytest
 
 from setlist.settings import Settings
 
-END = datetime(2026, 11, 1, tzinfo=timezone.utc)
+END = datetime(2026, 11, 1, tzinfo=UTC)
 SEED = 7
 
 
@@ -26,12 +27,19 @@ class World:
     users: pd.DataFrame
     items: pd.DataFrame
     raw_events: pd.DataFrame
-    training: object          # training.run.TrainingResult
+    training: object  # training.run.TrainingResult
 
 
 def tiny_settings(data_dir: Path, **over: object) -> Settings:
-    return Settings(data_dir=data_dir, scale="tiny", seed=SEED, hmac_key="test-hmac-key", reload_interval_s=3600,
-                    cache_ttl_s=3600, **over)
+    return Settings(
+        data_dir=data_dir,
+        scale="tiny",
+        seed=SEED,
+        hmac_key="test-hmac-key",
+        reload_interval_s=3600,
+        cache_ttl_s=3600,
+        **over,
+    )
 
 
 def build_world(data_dir: Path, settings: Settings | None = None) -> World:

@@ -1,4 +1,5 @@
 """``python -m training``: train, evaluate, register and gate the two-stage model."""
+
 from __future__ import annotations
 
 import warnings
@@ -11,7 +12,6 @@ from setlist.cli import App
 from setlist.errors import Refused
 from setlist.registry import CHALLENGER, CHAMPION
 from setlist.settings import get_settings
-
 from training.run import TrainingRefused, train
 
 # ibis (under Feast's DuckDB store) and Feast's on-demand views warn on every call; not actionable here
@@ -21,9 +21,21 @@ warnings.filterwarnings("ignore", message="On demand feature view is an experime
 app = App(add_completion=False, help="Train and register the candidate and ranking models.")
 console = Console()
 
-SHOWN = ("ndcg_at_10", "recall_at_10", "recall_at_100", "auc", "candidate_recall_at_100", "candidate_recall_at_500",
-         "cold_start_ndcg_at_10", "warm_ndcg_at_10")
+SHOWN = (
+    "ndcg_at_10",
+    "recall_at_10",
+    "recall_at_100",
+    "auc",
+    "candidate_recall_at_100",
+    "candidate_recall_at_500",
+    "cold_start_ndcg_at_10",
+    "warm_ndcg_at_10",
+)
 BASELINE_LABELS = {"popularity": "popularity", "als": "ALS", "ease": "EASE"}
+
+
+def fmt(v: float | None) -> str:
+    return "—" if v is None or v != v else f"{v:.4f}"
 
 
 @app.command()
@@ -40,15 +52,19 @@ def main(trees: int = typer.Option(None, help="ranker trees (default: SETLIST_RA
     table.add_column("metric")
     for col in columns:
         table.add_column(col, justify="right")
-    fmt = lambda v: "—" if v is None or v != v else f"{v:.4f}"  # noqa: E731
     for m in SHOWN:
-        row = [fmt(r.metrics.get(m)), *(fmt(b.get(m)) for b in r.baselines.values()),
-               fmt(r.champion.get(m) if r.champion else None)]
+        row = [
+            fmt(r.metrics.get(m)),
+            *(fmt(b.get(m)) for b in r.baselines.values()),
+            fmt(r.champion.get(m) if r.champion else None),
+        ]
         table.add_row(m, *row)
     console.print(table)
     pop = max(r.metrics["baseline_popularity_ndcg_at_10"], 1e-9)
-    console.print(f"hold-out queries: {int(r.metrics['queries']):,} ({int(r.metrics['cold_start_queries']):,} cold-start); "
-                  f"ndcg_at_10 is {r.metrics['ndcg_at_10'] / pop:.2f}× popularity")
+    console.print(
+        f"hold-out queries: {int(r.metrics['queries']):,} ({int(r.metrics['cold_start_queries']):,} cold-start); "
+        f"ndcg_at_10 is {r.metrics['ndcg_at_10'] / pop:.2f}× popularity"
+    )
     verdict = "[green]promoted to champion[/]" if r.promoted else "[yellow]kept as challenger[/]"
     console.print(f"setlist-candidates v{r.versions[0]}, setlist-ranker v{r.versions[1]}: {verdict} — {r.reason}")
 

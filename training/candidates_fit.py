@@ -1,4 +1,5 @@
 """Fit stage one: ALS embeddings, EASE item neighbours, session co-visitation and cohort popularity."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -9,7 +10,6 @@ import scipy.sparse as sp
 
 from setlist.candidates import GLOBAL_COHORT, CandidateIndex, cohort_key, genre_key
 from setlist.windows import Window, trailing
-
 from training.ease import fit_ease, top_neighbours
 from training.labels import label
 
@@ -36,7 +36,7 @@ class CandidateParams:
 @dataclass
 class FittedCandidates:
     index: CandidateIndex
-    ease: np.ndarray | None   # dense EASE weights, for the baseline; None above ``ease_max_items``
+    ease: np.ndarray | None  # dense EASE weights, for the baseline; None above ``ease_max_items``
     interactions: sp.csr_matrix  # users (index.user_ids) × items, confidence-weighted
     cohort_window: Window
 
@@ -44,7 +44,8 @@ class FittedCandidates:
 def _interactions(events: pd.DataFrame, users: np.ndarray, items: pd.Index) -> sp.csr_matrix:
     ev = events[events["type"].isin(list(CONFIDENCE))]
     weight = ev["type"].map(CONFIDENCE).to_numpy() * np.where(
-        ev["type"].to_numpy() == "play", ev["value"].astype("float64").fillna(1.0).to_numpy(), 1.0)
+        ev["type"].to_numpy() == "play", ev["value"].astype("float64").fillna(1.0).to_numpy(), 1.0
+    )
     rows = pd.Index(users).get_indexer(ev["user_id"])
     cols = items.get_indexer(ev["item_id"])
     ok = (rows >= 0) & (cols >= 0)
@@ -73,9 +74,15 @@ def fit_embeddings(events: pd.DataFrame, users: np.ndarray, matrix: sp.csr_matri
 
     # one thread keeps ALS bit-for-bit deterministic for a given seed
     with threadpool_limits(1, "blas"):  # implicit's advice: BLAS threads fight its own loop
-        model = AlternatingLeastSquares(factors=p.factors, iterations=p.iterations, regularization=p.regularization,
-                                        alpha=p.alpha, random_state=seed, num_threads=1,
-                                        calculate_training_loss=False)
+        model = AlternatingLeastSquares(
+            factors=p.factors,
+            iterations=p.iterations,
+            regularization=p.regularization,
+            alpha=p.alpha,
+            random_state=seed,
+            num_threads=1,
+            calculate_training_loss=False,
+        )
         model.fit(matrix, show_progress=False)
     return users, np.asarray(model.user_factors, np.float32), np.asarray(model.item_factors, np.float32)
 
@@ -110,16 +117,24 @@ def _top_per_row(m: sp.csr_matrix, top: int) -> sp.csr_matrix:
         indices.append(cols)
         data.append(vals / total if total else vals)
         indptr.append(indptr[-1] + len(vals))
-    return sp.csr_matrix((np.concatenate(data) if data else [], np.concatenate(indices) if indices else [],
-                          indptr), shape=m.shape, dtype=np.float32)
+    return sp.csr_matrix(
+        (np.concatenate(data) if data else [], np.concatenate(indices) if indices else [], indptr),
+        shape=m.shape,
+        dtype=np.float32,
+    )
 
 
-def fit_cohorts(events: pd.DataFrame, items: pd.Index, p: CandidateParams,
-                item_genre: np.ndarray, genres: list[str]) -> tuple[dict[str, np.ndarray], Window]:
+def fit_cohorts(
+    events: pd.DataFrame, items: pd.Index, p: CandidateParams, item_genre: np.ndarray, genres: list[str]
+) -> tuple[dict[str, np.ndarray], Window]:
     """Most popular items over the recent period, per (locale, device) cohort and overall."""
     positive = events[label(events).to_numpy() == 1]
-    window = trailing("cohort popularity", positive["timestamp"] if len(positive) else events["timestamp"],
-                      p.cohort_share, p.cohort_days)
+    window = trailing(
+        "cohort popularity",
+        positive["timestamp"] if len(positive) else events["timestamp"],
+        p.cohort_share,
+        p.cohort_days,
+    )
     recent = positive[positive["timestamp"] >= window.start]
     code = items.get_indexer(recent["item_id"])
     keys = [cohort_key(lo, de) for lo, de in zip(recent["locale"], recent["device"])]
@@ -135,7 +150,8 @@ def fit_cohorts(events: pd.DataFrame, items: pd.Index, p: CandidateParams,
             continue
         own = counts.index.to_numpy()
         cohorts[key] = np.concatenate([own, overall.index.difference(own, sort=False).to_numpy(), rest])[
-            : p.cohort_size].astype(np.int64)
+            : p.cohort_size
+        ].astype(np.int64)
     ranked = overall.index.to_numpy()
     for g, name in enumerate(genres):
         in_genre = ranked[item_genre[ranked] == g]
@@ -154,7 +170,17 @@ def fit_candidates(events: pd.DataFrame, catalog: pd.DataFrame, p: CandidatePara
     users, uf, itf = fit_embeddings(events, users, matrix, p, seed)
     ease = fit_ease(matrix, p.ease_lambda) if 0 < len(items) <= p.ease_max_items else None
     cohorts, window = fit_cohorts(events, items, p, genre_idx, genres)
-    index = CandidateIndex(item_ids, genre_idx, genres, users, uf, itf, fit_covisitation(events, items, p), cohorts,
-                           seen=seen_matrix(events, users, items), knn=top_neighbours(ease) if ease is not None else None,
-                           exclude_seen=p.exclude_seen)
+    index = CandidateIndex(
+        item_ids,
+        genre_idx,
+        genres,
+        users,
+        uf,
+        itf,
+        fit_covisitation(events, items, p),
+        cohorts,
+        seen=seen_matrix(events, users, items),
+        knn=top_neighbours(ease) if ease is not None else None,
+        exclude_seen=p.exclude_seen,
+    )
     return FittedCandidates(index, ease, matrix, window)

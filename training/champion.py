@@ -1,4 +1,5 @@
 """The current champion, scored on this run's hold-out, so the promotion gate compares like with like."""
+
 from __future__ import annotations
 
 import mlflow
@@ -20,9 +21,16 @@ def _note(key: str, value: str) -> None:
         mlflow.set_tag(key, value[:500])
 
 
-def champion_metrics(settings: Settings, store: FeatureStore, state: pd.DataFrame, q_hold: pd.DataFrame,
-                     labels_hold: pd.DataFrame, cold: set[str], train_events: pd.DataFrame,
-                     svc: Service) -> dict[str, float] | None:
+def champion_metrics(
+    settings: Settings,
+    store: FeatureStore,
+    state: pd.DataFrame,
+    q_hold: pd.DataFrame,
+    labels_hold: pd.DataFrame,
+    cold: set[str],
+    train_events: pd.DataFrame,
+    svc: Service,
+) -> dict[str, float] | None:
     """The champion's hold-out metrics, or None when there is none or it cannot be scored here (the
     gate then treats the challenger as a first model, which must still beat the baselines)."""
     client = registry.connect(settings)
@@ -48,7 +56,15 @@ def champion_metrics(settings: Settings, store: FeatureStore, state: pd.DataFram
     # The champion serves with whole histories, the hold-out included; scored with them it could
     # never find a held-out item. It gets the same history as the challenger.
     index.seen = seen_matrix(train_events, index.user_ids, pd.Index(index.item_ids))
-    results = evaluate(index, {"model": scorer(booster)}, state, q_hold, labels_hold,
-                       daily_item_matrix(store, index, own, q_hold["event_timestamp"]), settings.candidate_pool,
-                       cold, own)
+    results = evaluate(
+        index,
+        {"model": scorer(booster)},
+        state,
+        q_hold,
+        labels_hold,
+        daily_item_matrix(store, index, own, q_hold["event_timestamp"]),
+        settings.candidate_pool,
+        cold,
+        own,
+    )
     return results["model"].metrics

@@ -4,10 +4,11 @@ User, session, item and context features come from ``get_historical_features`` a
 timestamp (point-in-time correct), restricted to the run's feature service (``ranker_vN``); the
 user×item block comes from the candidate index, the same code serving runs.
 """
+
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from typing import Collection, Sequence
 
 import numpy as np
 import pandas as pd
@@ -18,7 +19,6 @@ from setlist.candidates import CandidateIndex, Candidates, cohort_key
 from setlist.features import CROSS_NAMES, SESSION_FIELDS, USER_TOP_GENRE, USER_VECTOR, effective_session
 from setlist.featureset import Layout, Service
 
-
 #: the frame's column holding ``margin_basis`` of each row's query, over all its candidates
 MARGIN_BASIS = "margin_basis"
 #: the frame's column marking rows of queries that keep all their candidates (validation)
@@ -28,7 +28,7 @@ COMPLETE = "complete"
 @dataclass
 class RankingSet:
     frame: pd.DataFrame  # query_id, user_id, item_id, event_timestamp, label, MARGIN_BASIS + the service's inputs
-    groups: np.ndarray   # rows per query, in frame order
+    groups: np.ndarray  # rows per query, in frame order
     inputs: tuple[str, ...]  # the ranker's input columns, in order
 
     @property
@@ -57,9 +57,16 @@ def item_context_refs(svc: Service) -> list[str]:
 
 def layout(svc: Service) -> Layout:
     """The service's inputs from blocks that hold exactly the service's columns (training)."""
-    return Layout(svc.inputs, {"user": svc.block("user"), "session": svc.block("session"),
-                               "request": svc.block("request"), "item": svc.block("item"),
-                               "user_item": CROSS_NAMES})
+    return Layout(
+        svc.inputs,
+        {
+            "user": svc.block("user"),
+            "session": svc.block("session"),
+            "request": svc.block("request"),
+            "item": svc.block("item"),
+            "user_item": CROSS_NAMES,
+        },
+    )
 
 
 def historical(store: FeatureStore, entity_df: pd.DataFrame, features: Sequence[str] | str) -> pd.DataFrame:
@@ -74,9 +81,11 @@ def historical(store: FeatureStore, entity_df: pd.DataFrame, features: Sequence[
     entity_df = entity_df.reset_index(drop=True)
     ts = pd.to_datetime(entity_df["event_timestamp"], utc=True).dt.as_unit("us")
     step = entity_df.assign(event_timestamp=ts).groupby(["user_id", "event_timestamp"]).cumcount()
-    entity_df = entity_df.assign(event_timestamp=ts - pd.to_timedelta(step.to_numpy(), unit="us"),
-                                 request_hour=ts.dt.hour.astype("int64"),
-                                 request_weekday=ts.dt.weekday.astype("int64"))
+    entity_df = entity_df.assign(
+        event_timestamp=ts - pd.to_timedelta(step.to_numpy(), unit="us"),
+        request_hour=ts.dt.hour.astype("int64"),
+        request_weekday=ts.dt.weekday.astype("int64"),
+    )
     out = store.get_historical_features(entity_df=entity_df, features=service or list(features)).to_df()
     out["event_timestamp"] = pd.to_datetime(out["event_timestamp"], utc=True).dt.as_unit("us")
     keys = ["user_id", "item_id", "event_timestamp"]
@@ -94,8 +103,10 @@ def query_state(store: FeatureStore, queries: pd.DataFrame, any_item: str, svc: 
     entity = queries[["query_id", "user_id", "event_timestamp", "device"]].assign(item_id=any_item)
     state = historical(store, entity, user_state_refs(svc))
     now_ms = (state["event_timestamp"].astype("int64") // 1000).to_numpy()  # microseconds → ms
-    rows = [effective_session(_session_dict(r), int(t)) for r, t in
-            zip(state[list(SESSION_FIELDS)].to_dict("records"), now_ms)]
+    rows = [
+        effective_session(_session_dict(r), int(t))
+        for r, t in zip(state[list(SESSION_FIELDS)].to_dict("records"), now_ms)
+    ]
     for name in SESSION_FIELDS:
         state[name] = [r[name] for r in rows]
     return state
@@ -119,8 +130,9 @@ def exclusions(index: CandidateIndex, state: pd.Series) -> tuple[list[str], set[
     return last, {index.item_index[i] for i in last + blocked if i in index.item_index}
 
 
-def generate_for(index: CandidateIndex, state: pd.Series, locale: str, device: str,
-                 n: int) -> tuple[Candidates, list[str]]:
+def generate_for(
+    index: CandidateIndex, state: pd.Series, locale: str, device: str, n: int
+) -> tuple[Candidates, list[str]]:
     last, exclude = exclusions(index, state)
     genres = tuple(g for g in (state.get("session_genre"), state.get(USER_TOP_GENRE)) if isinstance(g, str))
     return index.generate(state["user_id"], last, cohort_key(locale, device), exclude, n, genres=genres), last
@@ -130,8 +142,9 @@ def _cross(index: CandidateIndex, c: Candidates, state: pd.Series, last: list[st
     aff = state.get(USER_VECTOR)
     aff = None if aff is None or (isinstance(aff, float) and np.isnan(aff)) else np.asarray(aff, np.float32)
     genre = state.get("session_genre")
-    return index.cross_features(c, aff, str(state.get(USER_TOP_GENRE) or ""),
-                                "" if not isinstance(genre, str) else genre, last)
+    return index.cross_features(
+        c, aff, str(state.get(USER_TOP_GENRE) or ""), "" if not isinstance(genre, str) else genre, last
+    )
 
 
 def numeric(state: pd.Series, names: tuple[str, ...]) -> np.ndarray:
@@ -139,13 +152,29 @@ def numeric(state: pd.Series, names: tuple[str, ...]) -> np.ndarray:
 
 
 def _subset(c: Candidates, sel: np.ndarray) -> Candidates:
-    return Candidates(c.idx[sel], c.emb_score[sel], c.covis_score[sel], c.n_sources[sel], c.pop_rank[sel],
-                      c.personalized, c.knn()[sel])
+    return Candidates(
+        c.idx[sel],
+        c.emb_score[sel],
+        c.covis_score[sel],
+        c.n_sources[sel],
+        c.pop_rank[sel],
+        c.personalized,
+        c.knn()[sel],
+    )
 
 
-def training_rows(store: FeatureStore, index: CandidateIndex, queries: pd.DataFrame, labels: pd.DataFrame,
-                  n_candidates: int, negatives: int, seed: int, svc: Service, progress=None,  # noqa: ANN001
-                  complete: Collection[int] = ()) -> RankingSet:
+def training_rows(
+    store: FeatureStore,
+    index: CandidateIndex,
+    queries: pd.DataFrame,
+    labels: pd.DataFrame,
+    n_candidates: int,
+    negatives: int,
+    seed: int,
+    svc: Service,
+    progress=None,
+    complete: Collection[int] = (),
+) -> RankingSet:
     """Candidates per query, labelled by what followed: positives, and a sample of the rest; every
     candidate of the queries in ``complete`` (the validation queries, ranked as Rank ranks them:
     sampled negatives are easy, and a ranker that sorts them well can still lose to EASE at the head
@@ -169,17 +198,28 @@ def training_rows(store: FeatureStore, index: CandidateIndex, queries: pd.DataFr
         # skipped" items alone would teach the ranker to avoid what is popular in the intent.
         others = np.setdiff1d(np.arange(len(c.idx)), np.array(pos, dtype=np.int64))
         whole = q.query_id in complete
-        sampled = others if whole or not len(others) else rng.choice(others, size=min(negatives, len(others)),
-                                                                     replace=False)
+        sampled = (
+            others if whole or not len(others) else rng.choice(others, size=min(negatives, len(others)), replace=False)
+        )
         sel = np.concatenate([np.array(pos, dtype=np.int64), np.sort(sampled)])
         y = np.concatenate([np.ones(len(pos)), np.zeros(len(sampled))])
         crosses.append(_cross(index, _subset(c, sel), s, last))
         bases.append(margin_basis(c.knn())[sel])  # blend.MARGIN_FEATURE, over the whole list as served
         users.append(np.repeat(numeric(s, user_cols)[None, :], len(sel), axis=0))
         sessions.append(np.repeat(numeric(s, session_cols)[None, :], len(sel), axis=0))
-        parts.append(pd.DataFrame({"query_id": q.query_id, "user_id": q.user_id, "item_id": index.item_ids[c.idx[sel]],
-                                   "event_timestamp": q.event_timestamp, "device": q.device, "label": y,
-                                   COMPLETE: whole}))
+        parts.append(
+            pd.DataFrame(
+                {
+                    "query_id": q.query_id,
+                    "user_id": q.user_id,
+                    "item_id": index.item_ids[c.idx[sel]],
+                    "event_timestamp": q.event_timestamp,
+                    "device": q.device,
+                    "label": y,
+                    COMPLETE: whole,
+                }
+            )
+        )
     if not parts:
         raise ValueError("no query had a positive among its candidates: too little data to train a ranker")
     rows = pd.concat(parts, ignore_index=True)
@@ -203,8 +243,12 @@ def training_rows(store: FeatureStore, index: CandidateIndex, queries: pd.DataFr
 MAX_ITEM_MOMENTS = 64
 
 
-def daily_item_matrix(store, index: CandidateIndex, svc: Service,  # noqa: ANN001, ANN201
-                      moments: pd.Series | None = None):
+def daily_item_matrix(
+    store,
+    index: CandidateIndex,
+    svc: Service,
+    moments: pd.Series | None = None,
+):
     """The service's item inputs per catalog index as of a moment. Item stats are daily snapshots, so the
     matrix at the start of a day is the point-in-time answer for all of that day.
 
@@ -221,8 +265,9 @@ def daily_item_matrix(store, index: CandidateIndex, svc: Service,  # noqa: ANN00
         day = ts.floor("D")
         day = day - pd.Timedelta(days=(day - pd.Timestamp(0, tz="UTC")).days % step.days)
         if day not in cache:
-            entity = pd.DataFrame({"item_id": index.item_ids.astype(str), "user_id": "", "device": "unknown",
-                                   "event_timestamp": day})
+            entity = pd.DataFrame(
+                {"item_id": index.item_ids.astype(str), "user_id": "", "device": "unknown", "event_timestamp": day}
+            )
             names = list(svc.block("item"))
             if not names:
                 cache[day] = np.zeros((len(index.item_ids), 0), np.float32)

@@ -4,6 +4,7 @@ B = I − P·diag(1/diag(P)), with P = (XᵀX + λI)⁻¹ and X the binary user 
 scores are x_u·B. It needs a dense item × item matrix, so it runs only up to a catalog size set by
 ``SETLIST_EASE_MAX_ITEMS``. On sparse explicit-ratings logs it is far stronger than untuned ALS.
 """
+
 from __future__ import annotations
 
 import numpy as np

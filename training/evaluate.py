@@ -1,9 +1,10 @@
 """End-to-end evaluation on the hold-out: candidates, then ranking, exactly as serving does it, beside
 baselines that rank the whole catalog (popularity, ALS, EASE) on the same queries."""
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -11,7 +12,6 @@ import scipy.sparse as sp
 
 from setlist.candidates import CandidateIndex, cohort_key
 from setlist.featureset import Service
-
 from training.dataset import _cross, exclusions, generate_for, layout, numeric
 
 Scorer = Callable[[np.ndarray], np.ndarray]
@@ -69,16 +69,19 @@ def als_baseline(index: CandidateIndex) -> Baseline:
         if uidx is None:
             return None
         return top_unseen(index.item_factors @ index.user_factors[uidx], drop)
+
     return rank
 
 
 def ease_baseline(weights: np.ndarray, interactions: sp.csr_matrix) -> Baseline:
     def rank(uidx: int | None, drop: np.ndarray, cohort: str) -> np.ndarray | None:
-        history = interactions.indices[interactions.indptr[uidx]:interactions.indptr[uidx + 1]] \
-            if uidx is not None else ()
+        history = (
+            interactions.indices[interactions.indptr[uidx] : interactions.indptr[uidx + 1]] if uidx is not None else ()
+        )
         if not len(history):
             return None
         return top_unseen(weights[history].sum(axis=0), drop)
+
     return rank
 
 
@@ -89,10 +92,19 @@ def _dropped(index: CandidateIndex, uidx: int | None, session_excluded: set[int]
     return drop
 
 
-def evaluate(index: CandidateIndex, scorers: dict[str, Scorer], state: pd.DataFrame, queries: pd.DataFrame,
-             labels: pd.DataFrame, item_matrix: Callable[[pd.Timestamp], np.ndarray], n_candidates: int,
-             cold_users: set[str], svc: Service, baselines: dict[str, Baseline] | None = None,
-             progress=None) -> dict[str, Evaluation]:  # noqa: ANN001
+def evaluate(
+    index: CandidateIndex,
+    scorers: dict[str, Scorer],
+    state: pd.DataFrame,
+    queries: pd.DataFrame,
+    labels: pd.DataFrame,
+    item_matrix: Callable[[pd.Timestamp], np.ndarray],
+    n_candidates: int,
+    cold_users: set[str],
+    svc: Service,
+    baselines: dict[str, Baseline] | None = None,
+    progress=None,
+) -> dict[str, Evaluation]:
     """Score every hold-out query with each scorer, with cohort popularity and with ``baselines``.
 
     A scorer ranks stage one's candidates, exactly as serving does; popularity and the baselines
@@ -104,8 +116,9 @@ def evaluate(index: CandidateIndex, scorers: dict[str, Scorer], state: pd.DataFr
     shape, user_cols, session_cols = layout(svc), svc.block("user"), svc.block("session")
     positives = labels[labels["label"] == 1].groupby("query_id")["item_id"].apply(set).to_dict()
     names = [*scorers, "popularity", *baselines]
-    acc: dict[str, dict[str, list]] = {n: {"ndcg": [], "recall": [], "recall100": [], "curve": [], "s": [], "y": [],
-                                           "cold": []} for n in names}
+    acc: dict[str, dict[str, list]] = {
+        n: {"ndcg": [], "recall": [], "recall100": [], "curve": [], "s": [], "y": [], "cold": []} for n in names
+    }
     cand_recall: dict[int, list[float]] = {100: [], 500: []}
     for srow, q in zip(state.itertuples(index=False), queries.itertuples(index=False)):
         if progress is not None:
@@ -119,9 +132,13 @@ def evaluate(index: CandidateIndex, scorers: dict[str, Scorer], state: pd.DataFr
         for k in cand_recall:
             cand_recall[k].append(candidate_recall(ids, rel, k))
         ts = q.event_timestamp
-        X = shape.assemble(numeric(s, user_cols), numeric(s, session_cols),
-                           svc.request_values(str(q.device), ts.hour, ts.weekday()), item_matrix(ts)[c.idx],
-                           _cross(index, c, s, last))
+        X = shape.assemble(
+            numeric(s, user_cols),
+            numeric(s, session_cols),
+            svc.request_values(str(q.device), ts.hour, ts.weekday()),
+            item_matrix(ts)[c.idx],
+            _cross(index, c, s, last),
+        )
         y = np.fromiter((i in rel for i in ids), dtype=np.float32, count=len(ids))
         cold = q.user_id in cold_users
         _, excluded = exclusions(index, s)
@@ -151,14 +168,19 @@ def evaluate(index: CandidateIndex, scorers: dict[str, Scorer], state: pd.DataFr
     for name, a in acc.items():
         cold = np.array(a["cold"], dtype=bool)
         nd = np.array(a["ndcg"])
-        m = {"ndcg_at_10": float(nd.mean()) if len(nd) else 0.0,
-             "recall_at_10": float(np.mean(a["recall"])) if a["recall"] else 0.0,
-             "recall_at_100": float(np.mean(a["recall100"])) if a["recall100"] else 0.0,
-             "cold_start_ndcg_at_10": float(nd[cold].mean()) if cold.any() else float("nan"),
-             "warm_ndcg_at_10": float(nd[~cold].mean()) if (~cold).any() else float("nan"),
-             "queries": float(len(nd)), "cold_start_queries": float(cold.sum())}
-        ev = Evaluation(metrics=m, ndcg_curve={"k": [1, 5, 10, 20, 50],
-                                               "ndcg": np.mean(a["curve"], axis=0).tolist() if a["curve"] else []})
+        m = {
+            "ndcg_at_10": float(nd.mean()) if len(nd) else 0.0,
+            "recall_at_10": float(np.mean(a["recall"])) if a["recall"] else 0.0,
+            "recall_at_100": float(np.mean(a["recall100"])) if a["recall100"] else 0.0,
+            "cold_start_ndcg_at_10": float(nd[cold].mean()) if cold.any() else float("nan"),
+            "warm_ndcg_at_10": float(nd[~cold].mean()) if (~cold).any() else float("nan"),
+            "queries": float(len(nd)),
+            "cold_start_queries": float(cold.sum()),
+        }
+        ev = Evaluation(
+            metrics=m,
+            ndcg_curve={"k": [1, 5, 10, 20, 50], "ndcg": np.mean(a["curve"], axis=0).tolist() if a["curve"] else []},
+        )
         if a["s"]:
             ev.scores, ev.labels = np.concatenate(a["s"]), np.concatenate(a["y"])
             m["auc"] = auc(ev.scores, ev.labels)

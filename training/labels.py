@@ -5,6 +5,7 @@ fifth of its scale arrives as a like);
 negative — a skip, an impression that was not played, ``not_interested``.
 Plays with middling completion are neither, and are left out.
 """
+
 from __future__ import annotations
 
 import numpy as np

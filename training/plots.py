@@ -1,4 +1,5 @@
 """Run artifacts: feature importance and evaluation curves."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,11 +7,11 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
 
-def feature_importance(booster, path: Path) -> Path:  # noqa: ANN001
+def feature_importance(booster, path: Path) -> Path:
     gain = booster.get_score(importance_type="total_gain")
     names = sorted(gain, key=gain.get)[-25:]
     fig, ax = plt.subplots(figsize=(7, 7))

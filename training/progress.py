@@ -2,6 +2,7 @@
 
 Also when not on a terminal, where the bar stays hidden: a long run would otherwise look stuck.
 """
+
 from __future__ import annotations
 
 import time
@@ -24,8 +25,7 @@ class Reporter:
             self._bar.__enter__()
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         if self._bar is not None:
             self._bar.__exit__(kind, exc, tb)
 
@@ -48,4 +48,5 @@ class Reporter:
             left[0] -= 1
             if left[0] == 0:
                 bar.console.print(f"  {label}: {time.perf_counter() - started:,.1f} s")
+
         return advance

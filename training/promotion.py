@@ -1,6 +1,7 @@
 """The promotion gate, and registering a trained pair in the project's MLflow experiment.
 
 Names, aliases, tags and lookups are the registry contract in setlist.registry, shared with serving."""
+
 from __future__ import annotations
 
 import tempfile
@@ -38,8 +39,13 @@ class Decision:
 REQUIRED_BASELINES = ("popularity", "als")
 
 
-def decide(challenger_ndcg: float, champion_ndcg: float | None, baselines: dict[str, float], margin: float,
-           validation_passed: bool) -> Decision:
+def decide(
+    challenger_ndcg: float,
+    champion_ndcg: float | None,
+    baselines: dict[str, float],
+    margin: float,
+    validation_passed: bool,
+) -> Decision:
     """The promotion gate. Pure, so it can be tested on numbers alone.
 
     ``baselines`` maps a baseline's name to its ndcg@10 on the same queries; the challenger must beat
@@ -57,10 +63,12 @@ def decide(challenger_ndcg: float, champion_ndcg: float | None, baselines: dict[
     if champion_ndcg is None:
         return Decision(True, f"first model; ndcg@10 {challenger_ndcg:.4f} beats {beaten}{gap}")
     if challenger_ndcg >= champion_ndcg + margin:
-        return Decision(True, f"ndcg@10 {challenger_ndcg:.4f} beats champion {champion_ndcg:.4f} by >= {margin} "
-                              f"and {beaten}{gap}")
-    return Decision(False, f"ndcg@10 {challenger_ndcg:.4f} does not beat champion {champion_ndcg:.4f} + margin "
-                           f"{margin}{gap}")
+        return Decision(
+            True, f"ndcg@10 {challenger_ndcg:.4f} beats champion {champion_ndcg:.4f} by >= {margin} and {beaten}{gap}"
+        )
+    return Decision(
+        False, f"ndcg@10 {challenger_ndcg:.4f} does not beat champion {champion_ndcg:.4f} + margin {margin}{gap}"
+    )
 
 
 def use_experiment(settings: Settings) -> MlflowClient:
@@ -70,8 +78,14 @@ def use_experiment(settings: Settings) -> MlflowClient:
     return client
 
 
-def log_models(settings: Settings, index: CandidateIndex, booster, sample_X: np.ndarray,  # noqa: ANN001
-               inputs: tuple[str, ...], service: str) -> tuple[str, str]:
+def log_models(
+    settings: Settings,
+    index: CandidateIndex,
+    booster,
+    sample_X: np.ndarray,
+    inputs: tuple[str, ...],
+    service: str,
+) -> tuple[str, str]:
     """Log and register both models in the active run; returns the new version numbers. The ranker
     carries its feature service in the model file and as a version tag, and its input names in
     the signature, so serving can check what it reads at load."""
@@ -81,16 +95,23 @@ def log_models(settings: Settings, index: CandidateIndex, booster, sample_X: np.
         index.save(path)
         example = pd.DataFrame({"user_id": [str(index.user_ids[0])], "locale": ["en_US"], "device": ["mobile"]})
         cand_info = mlflow.pyfunc.log_model(
-            name="candidates", python_model=CandidateModel(), artifacts={INDEX_ARTIFACT: str(path)},
+            name="candidates",
+            python_model=CandidateModel(),
+            artifacts={INDEX_ARTIFACT: str(path)},
             signature=infer_signature(example, pd.DataFrame({"user_id": ["u"], "candidates": [["i"]]})),
             registered_model_name=settings.candidates_model,
-            pip_requirements=_pins("mlflow", "numpy", "scipy", "pandas", "faiss-cpu"))
+            pip_requirements=_pins("mlflow", "numpy", "scipy", "pandas", "faiss-cpu"),
+        )
     X = pd.DataFrame(sample_X, columns=list(inputs))
     rank_info = mlflow.xgboost.log_model(
-        booster, name="ranker", signature=infer_signature(X, scorer(booster)(sample_X)),
-        input_example=X.head(3), registered_model_name=settings.ranker_model, model_format="ubj",
-        pip_requirements=_pins("mlflow", "xgboost-cpu", "numpy", "pandas"))
+        booster,
+        name="ranker",
+        signature=infer_signature(X, scorer(booster)(sample_X)),
+        input_example=X.head(3),
+        registered_model_name=settings.ranker_model,
+        model_format="ubj",
+        pip_requirements=_pins("mlflow", "xgboost-cpu", "numpy", "pandas"),
+    )
     versions = str(cand_info.registered_model_version), str(rank_info.registered_model_version)
     connect(settings).set_model_version_tag(settings.ranker_model, versions[1], TAG_FEATURE_SERVICE, service)
     return versions
-

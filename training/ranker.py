@@ -3,6 +3,7 @@ trained on the earlier queries; the weight, depth and number of trees that rank 
 (validation) queries' whole candidate lists best are kept. Zero trees is pure EASE: the fallback
 when no correction helps. Without EASE weights (a large catalog) the margin is zero, which is
 boosting from scratch."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -11,7 +12,6 @@ import numpy as np
 import xgboost as xgb
 
 from setlist.blend import MARGIN_FEATURE, set_blend
-
 from training.dataset import COMPLETE, MARGIN_BASIS, RankingSet
 
 #: measured on the 25k-rating fixture's hold-out, boosted from EASE×4: binary 0.201–0.216 ndcg@10,
@@ -53,9 +53,12 @@ def _split(rs: RankingSet, share: float) -> tuple[np.ndarray, np.ndarray]:
 
 def _dmatrix(rs: RankingSet, mask: np.ndarray, weight: float) -> xgb.DMatrix:
     frame = rs.frame[mask]
-    d = xgb.DMatrix(frame[list(rs.inputs)].to_numpy(np.float32), label=frame["label"].to_numpy(),
-                    feature_names=list(rs.inputs),
-                    base_margin=(weight * frame[MARGIN_BASIS].to_numpy(np.float32)) if weight else None)
+    d = xgb.DMatrix(
+        frame[list(rs.inputs)].to_numpy(np.float32),
+        label=frame["label"].to_numpy(),
+        feature_names=list(rs.inputs),
+        base_margin=(weight * frame[MARGIN_BASIS].to_numpy(np.float32)) if weight else None,
+    )
     d.set_group(frame.groupby("query_id", sort=False).size().to_numpy())
     return d
 
@@ -66,7 +69,7 @@ def ndcg_by_query(pred: np.ndarray, label: np.ndarray, groups: np.ndarray, k: in
     out, start = [], 0
     discount = 1.0 / np.log2(np.arange(2, k + 2))
     for n in groups:
-        p, y = pred[start:start + n], label[start:start + n]
+        p, y = pred[start : start + n], label[start : start + n]
         start += n
         if not y.sum():
             continue
@@ -91,28 +94,38 @@ def fit(rs: RankingSet, p: RankerParams, seed: int, validation_share: float = 0.
     results: dict[str, tuple[float, xgb.Booster, float, int]] = {}  # name → (ndcg, booster, weight, trees)
     steps = sorted({s for s in TREE_STEPS if s <= p.trees} | {p.trees})
     # a feature service without the neighbour score (a replaced built-in pack) trains from scratch
-    for weight in (MARGIN_WEIGHTS if MARGIN_FEATURE in rs.inputs else (0.0,)):
+    for weight in MARGIN_WEIGHTS if MARGIN_FEATURE in rs.inputs else (0.0,):
         dtrain, dvalid = _dmatrix(rs, train, weight), _dmatrix(rs, valid, weight)
         if weight:
             margin = dvalid.get_base_margin()
             results[f"EASE×{weight:g}, 0 trees"] = (ndcg_by_query(margin, y_valid, g_valid), None, weight, 0)
         for depth in sorted({*SHALLOW_DEPTHS, p.max_depth}):
             for objective in OBJECTIVES:
-                params = {"objective": objective, "max_depth": depth, "eta": p.eta,
-                          "min_child_weight": p.min_child_weight, "subsample": p.subsample,
-                          "colsample_bytree": p.colsample_bytree, "tree_method": "hist", "nthread": p.threads,
-                          "seed": seed}
+                params = {
+                    "objective": objective,
+                    "max_depth": depth,
+                    "eta": p.eta,
+                    "min_child_weight": p.min_child_weight,
+                    "subsample": p.subsample,
+                    "colsample_bytree": p.colsample_bytree,
+                    "tree_method": "hist",
+                    "nthread": p.threads,
+                    "seed": seed,
+                }
                 booster = xgb.train(params, dtrain, num_boost_round=p.trees)
                 for trees in (s for s in steps if s):
                     pred = booster.predict(dvalid, iteration_range=(0, trees), output_margin=True)
-                    name = f"{objective} depth={depth}" + (f" from EASE×{weight:g}" if weight else "") + f", {trees} trees"
+                    name = (
+                        f"{objective} depth={depth}" + (f" from EASE×{weight:g}" if weight else "") + f", {trees} trees"
+                    )
                     results[name] = (ndcg_by_query(pred, y_valid, g_valid), booster, weight, trees)
     # ties go to the simpler model, in the order tried (pure EASE before any trees)
     best = max(results, key=lambda o: results[o][0])
     _, booster, weight, trees = results[best]
     if trees == 0:  # no correction helped: a booster with no trees, scoring by the margin alone
-        booster = xgb.train({"objective": OBJECTIVES[0], "nthread": p.threads}, _dmatrix(rs, train, weight),
-                            num_boost_round=0)
+        booster = xgb.train(
+            {"objective": OBJECTIVES[0], "nthread": p.threads}, _dmatrix(rs, train, weight), num_boost_round=0
+        )
     elif trees < booster.num_boosted_rounds():
         booster = booster[:trees]
     set_blend(booster, MARGIN_FEATURE if weight else None, weight)

@@ -1,5 +1,6 @@
 """The run in MLflow: parameters, metrics, lineage tags, plots, both models registered, and the
 promotion gate's decision applied to the aliases."""
+
 from __future__ import annotations
 
 import tempfile
@@ -29,13 +30,26 @@ def importance(booster: Any, names: tuple[str, ...]) -> dict[str, float]:
     return {n: float(gain.get(n, 0.0)) / total for n in names}
 
 
-def record(settings: Settings, log: EventLog, plan: Any, ranking: Any, params: dict[str, Any],
-           ev: Any, metrics: dict[str, float], rows: dict[str, int], gate_passed: bool) -> Recorded:
+def record(
+    settings: Settings,
+    log: EventLog,
+    plan: Any,
+    ranking: Any,
+    params: dict[str, Any],
+    ev: Any,
+    metrics: dict[str, float],
+    rows: dict[str, int],
+    gate_passed: bool,
+) -> Recorded:
     """``plan``, ``ranking`` and ``ev`` are training.run's Plan, RankingSet and Evaluated."""
     names = ("popularity", *ev.baselines)
-    decision = promotion.decide(metrics["ndcg_at_10"], ev.champion["ndcg_at_10"] if ev.champion else None,
-                                {n: metrics[f"baseline_{n}_ndcg_at_10"] for n in names},
-                                settings.promotion_margin, gate_passed)
+    decision = promotion.decide(
+        metrics["ndcg_at_10"],
+        ev.champion["ndcg_at_10"] if ev.champion else None,
+        {n: metrics[f"baseline_{n}_ndcg_at_10"] for n in names},
+        settings.promotion_margin,
+        gate_passed,
+    )
     client = promotion.use_experiment(settings)
     svc, split, booster = plan.svc, plan.split, ev.fitted.booster
     with mlflow.start_run(run_name=f"train-{log.snapshot_hash()}") as run:
@@ -44,29 +58,42 @@ def record(settings: Settings, log: EventLog, plan: Any, ranking: Any, params: d
         if ev.champion:
             mlflow.log_metrics({f"champion_{k}": v for k, v in ev.champion.items() if v == v})
         events = plan.events
-        mlflow.set_tags({registry.LINEAGE_FEATURE_SERVICE: svc.name,
-                         registry.LINEAGE_FEATURE_VIEWS: "user_profile,item_stats,session,context",
-                         registry.LINEAGE_FEATURES: ",".join(svc.inputs)[:5000],
-                         registry.LINEAGE_WINDOW_START: str(events["timestamp"].min()),
-                         registry.LINEAGE_CUTOFF: str(split.window.start) if split.window else "per user",
-                         registry.LINEAGE_WINDOW_END: str(events["timestamp"].max()),
-                         registry.LINEAGE_SNAPSHOT: log.snapshot_hash(),
-                         **{f"{registry.LINEAGE_ROWS}{k}": str(v) for k, v in rows.items()}})
+        mlflow.set_tags(
+            {
+                registry.LINEAGE_FEATURE_SERVICE: svc.name,
+                registry.LINEAGE_FEATURE_VIEWS: "user_profile,item_stats,session,context",
+                registry.LINEAGE_FEATURES: ",".join(svc.inputs)[:5000],
+                registry.LINEAGE_WINDOW_START: str(events["timestamp"].min()),
+                registry.LINEAGE_CUTOFF: str(split.window.start) if split.window else "per user",
+                registry.LINEAGE_WINDOW_END: str(events["timestamp"].max()),
+                registry.LINEAGE_SNAPSHOT: log.snapshot_hash(),
+                **{f"{registry.LINEAGE_ROWS}{k}": str(v) for k, v in rows.items()},
+            }
+        )
         with tempfile.TemporaryDirectory() as tmp:
             mlflow.log_artifact(str(plots.feature_importance(booster, Path(tmp) / "feature_importance.png")))
-            mlflow.log_artifact(str(plots.evaluation_curves(
-                {n: ev.results[n].ndcg_curve for n in ("model", *names)}, ev.results["model"].scores,
-                ev.results["model"].labels, Path(tmp) / "evaluation_curves.png")))
+            mlflow.log_artifact(
+                str(
+                    plots.evaluation_curves(
+                        {n: ev.results[n].ndcg_curve for n in ("model", *names)},
+                        ev.results["model"].scores,
+                        ev.results["model"].labels,
+                        Path(tmp) / "evaluation_curves.png",
+                    )
+                )
+            )
         mlflow.log_metrics({f"importance.{k}": v for k, v in importance(booster, svc.inputs).items()})
         versions = promotion.log_models(settings, ev.index, booster, ranking.X[:200], svc.inputs, svc.name)
         registry.set_alias(client, settings, versions, registry.CHALLENGER)
         has_champion = registry.find_pair(client, settings, registry.CHAMPION) is not None
         if decision.promote and not settings.promote and has_champion:
-            decision = promotion.Decision(False, decision.reason + "; kept as challenger (SETLIST_PROMOTE=false): "
-                                          "an experiment decides")
+            decision = promotion.Decision(
+                False, decision.reason + "; kept as challenger (SETLIST_PROMOTE=false): an experiment decides"
+            )
         if decision.promote:
             registry.set_alias(client, settings, versions, registry.CHAMPION)
         mlflow.set_tag("training.choices", "\n".join(plan.choices)[:5000])  # what was derived from the data
-        mlflow.set_tags({"promotion.decision": "promoted" if decision.promote else "rejected",
-                         "promotion.reason": decision.reason})
+        mlflow.set_tags(
+            {"promotion.decision": "promoted" if decision.promote else "rejected", "promotion.reason": decision.reason}
+        )
     return Recorded(run.info.run_id, versions, decision)

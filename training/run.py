@@ -1,4 +1,5 @@
 """``make train``: event log → training set → two models → MLflow, behind the promotion gate."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -67,17 +68,27 @@ def _sample(q: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
 
 
 def split_params(settings: Settings) -> SplitParams:
-    return SplitParams(kind=settings.split, holdout_days=settings.holdout_days, holdout_share=settings.holdout_share,
-                       holdout_fraction=settings.holdout_fraction, min_users=settings.min_holdout_users,
-                       min_queries=settings.min_holdout_queries)
+    return SplitParams(
+        kind=settings.split,
+        holdout_days=settings.holdout_days,
+        holdout_share=settings.holdout_share,
+        holdout_fraction=settings.holdout_fraction,
+        min_users=settings.min_holdout_users,
+        min_queries=settings.min_holdout_queries,
+    )
 
 
 def _ranker_splits(outer: Split, settings: Settings, exclude_seen: bool) -> list[Split]:
     """The outer protocol again, inside the training part, so the ranker learns the evaluated task;
     repeated on the remaining earlier part while queries are few. Newest fold first."""
-    p = SplitParams(kind=outer.kind, holdout_days=settings.ranker_window_days,
-                    holdout_share=settings.ranker_window_share, holdout_fraction=settings.holdout_fraction,
-                    min_users=0, min_queries=0)
+    p = SplitParams(
+        kind=outer.kind,
+        holdout_days=settings.ranker_window_days,
+        holdout_share=settings.ranker_window_share,
+        holdout_fraction=settings.holdout_fraction,
+        min_users=0,
+        min_queries=0,
+    )
     folds: list[Split] = []
     source = outer.train
     while True:
@@ -106,20 +117,24 @@ def _combine(sets: list[RankingSet]) -> RankingSet:
         frames.append(rs.frame.assign(query_id=rs.frame["query_id"] + offset))
         offset += int(rs.frame["query_id"].max()) + 1
     frame = pd.concat(frames, ignore_index=True)
-    return RankingSet(frame=frame, groups=frame.groupby("query_id", sort=False).size().to_numpy(),
-                      inputs=sets[0].inputs)
+    return RankingSet(
+        frame=frame, groups=frame.groupby("query_id", sort=False).size().to_numpy(), inputs=sets[0].inputs
+    )
 
 
 def _enough(events: pd.DataFrame) -> None:
     """Refuse early, in one sentence, when the data cannot train anything."""
     if events.empty:
-        raise TrainingRefused("no events of users with personalization consent: nothing can be learned "
-                              "(check the consent columns of the imported data)")
+        raise TrainingRefused(
+            "no events of users with personalization consent: nothing can be learned "
+            "(check the consent columns of the imported data)"
+        )
     positives = int((label(events) == 1).sum())
     if positives < 2 * MIN_TRAIN_QUERIES:
         raise TrainingRefused(
             f"only {positives} positive interactions (a like, a play with listen fraction ≥ 0.8, or a rating in "
-            "the top fifth of the scale): import more interactions, or check --rating-col / --type-col")
+            "the top fifth of the scale): import more interactions, or check --rating-col / --type-col"
+        )
     if events["user_id"].nunique() < 2 or events["item_id"].nunique() < 2:
         raise TrainingRefused("the log has fewer than two users or two items: a ranking needs both")
 
@@ -128,6 +143,7 @@ def _enough(events: pd.DataFrame) -> None:
 class Plan:
     """What the data decided before anything is fitted: consent applied, windows, folds, the feature
     service; ``choices`` says each decision in a sentence (printed, and logged to MLflow)."""
+
     raw_events: int
     events: pd.DataFrame
     opted_out: set[str]
@@ -151,12 +167,18 @@ def plan_run(settings: Settings, log: EventLog, candidate_params: CandidateParam
     repeats = repeat_share(events)
     exclude_seen = settings.exclude_seen if settings.exclude_seen is not None else repeats < REPEAT_SHARE_LIMIT
     cp = candidate_params or CandidateParams(
-        cohort_days=settings.cohort_window_days, cohort_share=settings.cohort_window_share,
-        exclude_seen=exclude_seen, ease_max_items=settings.ease_max_items, ease_lambda=settings.ease_lambda)
+        cohort_days=settings.cohort_window_days,
+        cohort_share=settings.cohort_window_share,
+        exclude_seen=exclude_seen,
+        ease_max_items=settings.ease_max_items,
+        ease_lambda=settings.ease_lambda,
+    )
     split = make_split(events, split_params(settings), exclude_seen)
     if split.queries.empty:
-        raise TrainingRefused("no user has a held-out positive to evaluate on: every user needs at least "
-                              f"{MIN_POSITIVES} positive interactions (lower SETLIST_HOLDOUT_FRACTION or import more data)")
+        raise TrainingRefused(
+            "no user has a held-out positive to evaluate on: every user needs at least "
+            f"{MIN_POSITIVES} positive interactions (lower SETLIST_HOLDOUT_FRACTION or import more data)"
+        )
     folds = _ranker_splits(split, settings, exclude_seen)
     svc = feature_service(settings)
     choices = [
@@ -165,9 +187,21 @@ def plan_run(settings: Settings, log: EventLog, candidate_params: CandidateParam
         f"seen items: {'left out' if exclude_seen else 'kept'} ({repeats:.0%} of positives are repeats"
         f"{'; set by SETLIST_EXCLUDE_SEEN' if settings.exclude_seen is not None else ''})",
         "evaluation: " + split.describe(),
-        *(f"ranker training, fold {n + 1} of {len(folds)}: " + f.describe() for n, f in enumerate(folds))]
-    return Plan(len(raw), events, opted_out, load_items(settings.catalog_path), repeats, exclude_seen, cp, split,
-                folds, svc, choices)
+        *(f"ranker training, fold {n + 1} of {len(folds)}: " + f.describe() for n, f in enumerate(folds)),
+    ]
+    return Plan(
+        len(raw),
+        events,
+        opted_out,
+        load_items(settings.catalog_path),
+        repeats,
+        exclude_seen,
+        cp,
+        split,
+        folds,
+        svc,
+        choices,
+    )
 
 
 def ranker_set(settings: Settings, plan: Plan, store: FeatureStore, report: Reporter) -> tuple[RankingSet, int, int]:
@@ -187,19 +221,33 @@ def ranker_set(settings: Settings, plan: Plan, store: FeatureStore, report: Repo
         if n == 0:
             report.note(fitted.cohort_window.describe())
         try:
-            sets.append(training_rows(store, fitted.index, q_trains[n], fold.labels, settings.candidate_pool,
-                                      NEGATIVES_PER_QUERY, seed + n, plan.svc,
-                                      progress=report.task(f"building training set, fold {n + 1}", len(q_trains[n])),
-                                      complete=complete if n == 0 else ()))
+            sets.append(
+                training_rows(
+                    store,
+                    fitted.index,
+                    q_trains[n],
+                    fold.labels,
+                    settings.candidate_pool,
+                    NEGATIVES_PER_QUERY,
+                    seed + n,
+                    plan.svc,
+                    progress=report.task(f"building training set, fold {n + 1}", len(q_trains[n])),
+                    complete=complete if n == 0 else (),
+                )
+            )
         except ValueError as exc:
             if n:  # an earlier fold too thin to help: train on the newer ones
                 break
-            raise TrainingRefused(f"{exc}; import more interactions per user, or widen the ranker window "
-                                  "(SETLIST_RANKER_WINDOW_SHARE / SETLIST_RANKER_WINDOW_DAYS)") from exc
+            raise TrainingRefused(
+                f"{exc}; import more interactions per user, or widen the ranker window "
+                "(SETLIST_RANKER_WINDOW_SHARE / SETLIST_RANKER_WINDOW_DAYS)"
+            ) from exc
     rs = _combine(sets)
     if len(rs.groups) < MIN_TRAIN_QUERIES:
-        raise TrainingRefused(f"only {len(rs.groups)} ranker training queries have a positive among their "
-                              f"candidates (need {MIN_TRAIN_QUERIES}): import more interactions per user")
+        raise TrainingRefused(
+            f"only {len(rs.groups)} ranker training queries have a positive among their "
+            f"candidates (need {MIN_TRAIN_QUERIES}): import more interactions per user"
+        )
     return rs, q_train_n, len(sets)
 
 
@@ -229,8 +277,9 @@ class Evaluated:
         return self.candidates.index
 
 
-def fit_and_evaluate(settings: Settings, plan: Plan, store: FeatureStore, rs: RankingSet, rp: RankerParams,
-                     report: Reporter) -> Evaluated:
+def fit_and_evaluate(
+    settings: Settings, plan: Plan, store: FeatureStore, rs: RankingSet, rp: RankerParams, report: Reporter
+) -> Evaluated:
     """The ranker fitted, the candidate generator refitted on the whole training part, both scored on
     the hold-out beside the baselines and the current champion."""
     seed, split, svc = settings.seed, plan.split, plan.svc
@@ -249,12 +298,22 @@ def fit_and_evaluate(settings: Settings, plan: Plan, store: FeatureStore, rs: Ra
     if fitted_b.ease is not None:
         baselines["ease"] = ease_baseline(fitted_b.ease, fitted_b.interactions)
     else:
-        report.note(f"EASE skipped: {len(index_b.item_ids):,} items > SETLIST_EASE_MAX_ITEMS "
-                    f"({settings.ease_max_items:,})")
-    results = evaluate(index_b, {"model": scorer(fitted.booster)}, state, q_hold, split.labels,
-                       daily_item_matrix(store, index_b, svc, q_hold["event_timestamp"]),
-                       settings.candidate_pool, cold, svc, baselines,
-                       progress=report.task("evaluating on the hold-out", len(q_hold)))
+        report.note(
+            f"EASE skipped: {len(index_b.item_ids):,} items > SETLIST_EASE_MAX_ITEMS ({settings.ease_max_items:,})"
+        )
+    results = evaluate(
+        index_b,
+        {"model": scorer(fitted.booster)},
+        state,
+        q_hold,
+        split.labels,
+        daily_item_matrix(store, index_b, svc, q_hold["event_timestamp"]),
+        settings.candidate_pool,
+        cold,
+        svc,
+        baselines,
+        progress=report.task("evaluating on the hold-out", len(q_hold)),
+    )
     champion = champion_metrics(settings, store, state, q_hold, split.labels, cold, split.train, svc)
     # The registered model keeps the training part's weights, so that a later run can score it on
     # a hold-out it never learned from; but it serves with every user's whole history, so that
@@ -265,19 +324,30 @@ def fit_and_evaluate(settings: Settings, plan: Plan, store: FeatureStore, rs: Ra
 
 def _run_params(settings: Settings, plan: Plan, rp: RankerParams, ev: Evaluated) -> dict[str, object]:
     split = plan.split
-    return {**{f"candidates.{k}": v for k, v in plan.candidate_params.__dict__.items()},
-            **{f"ranker.{k}": v for k, v in rp.__dict__.items()},
-            "ranker.objective": ev.fitted.objective, "seed": settings.seed,
-            "candidate_pool": settings.candidate_pool, "n_features": len(plan.svc.inputs),
-            "feature_service": plan.svc.name, "split": split.kind, "split.reason": split.reason[:500],
-            "split.holdout_days": f"{split.window.days:.3f}" if split.window else "per user",
-            "split.holdout_fraction": settings.holdout_fraction,
-            "exclude_seen": plan.exclude_seen, "repeat_share": round(plan.repeats, 4),
-            "cohort_window_days": f"{ev.candidates.cohort_window.days:.3f}"}
+    return {
+        **{f"candidates.{k}": v for k, v in plan.candidate_params.__dict__.items()},
+        **{f"ranker.{k}": v for k, v in rp.__dict__.items()},
+        "ranker.objective": ev.fitted.objective,
+        "seed": settings.seed,
+        "candidate_pool": settings.candidate_pool,
+        "n_features": len(plan.svc.inputs),
+        "feature_service": plan.svc.name,
+        "split": split.kind,
+        "split.reason": split.reason[:500],
+        "split.holdout_days": f"{split.window.days:.3f}" if split.window else "per user",
+        "split.holdout_fraction": settings.holdout_fraction,
+        "exclude_seen": plan.exclude_seen,
+        "repeat_share": round(plan.repeats, 4),
+        "cohort_window_days": f"{ev.candidates.cohort_window.days:.3f}",
+    }
 
 
-def train(settings: Settings, progress: bool = True, candidate_params: CandidateParams | None = None,
-          ranker_params: RankerParams | None = None) -> TrainingResult:
+def train(
+    settings: Settings,
+    progress: bool = True,
+    candidate_params: CandidateParams | None = None,
+    ranker_params: RankerParams | None = None,
+) -> TrainingResult:
     """Event log → plan → ranker training set (gated) → fit and evaluate → MLflow and the promotion gate."""
     rp = ranker_params or RankerParams(trees=settings.ranker_trees)
     log = EventLog(settings.events_dir)
@@ -295,13 +365,29 @@ def train(settings: Settings, progress: bool = True, candidate_params: Candidate
     for name in names:
         for m in ("ndcg_at_10", "recall_at_10", "recall_at_100"):
             metrics[f"baseline_{name}_{m}"] = ev.results[name].metrics[m]
-    rows = {"events": plan.raw_events, "personalizable_events": len(plan.events), "train_queries": q_train_n,
-            "ranker_folds": n_folds, "train_rows": len(rs.frame), "holdout_queries": int(metrics["queries"]),
-            "opted_out_users": len(plan.opted_out)}
+    rows = {
+        "events": plan.raw_events,
+        "personalizable_events": len(plan.events),
+        "train_queries": q_train_n,
+        "ranker_folds": n_folds,
+        "train_rows": len(rs.frame),
+        "holdout_queries": int(metrics["queries"]),
+        "opted_out_users": len(plan.opted_out),
+    }
     done = record(settings, log, plan, rs, _run_params(settings, plan, rp, ev), ev, metrics, rows, gate_passed)
-    return TrainingResult(done.run_id, metrics, ev.results["popularity"].metrics, ev.champion, done.versions,
-                          done.decision.promote, done.decision.reason, ev.fitted.objective, rows,
-                          {name: ev.results[name].metrics for name in names}, plan.choices)
+    return TrainingResult(
+        done.run_id,
+        metrics,
+        ev.results["popularity"].metrics,
+        ev.champion,
+        done.versions,
+        done.decision.promote,
+        done.decision.reason,
+        ev.fitted.objective,
+        rows,
+        {name: ev.results[name].metrics for name in names},
+        plan.choices,
+    )
 
 
 def _keep_training_set(settings: Settings, frame: pd.DataFrame) -> None:
@@ -310,7 +396,9 @@ def _keep_training_set(settings: Settings, frame: pd.DataFrame) -> None:
 
     from setlist.eventlog import write_atomic
 
-    write_atomic(pa.Table.from_pandas(frame, preserve_index=False), settings.data_dir / "training" / "training_set.parquet")
+    write_atomic(
+        pa.Table.from_pandas(frame, preserve_index=False), settings.data_dir / "training" / "training_set.parquet"
+    )
 
 
 def feature_service(settings: Settings) -> Service:

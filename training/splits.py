@@ -12,6 +12,7 @@ Two protocols from the recommender literature:
 applied again inside the training part to make the ranker's training queries, so the ranker learns
 the very task it is evaluated on.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -21,7 +22,6 @@ import numpy as np
 import pandas as pd
 
 from setlist.windows import Window, trailing
-
 from training.labels import label
 
 #: query time is this much before the first held-out event, so that nothing stamped at that event
@@ -45,17 +45,19 @@ class SplitParams:
 
 @dataclass
 class Split:
-    train: pd.DataFrame    # the events models may learn from
+    train: pd.DataFrame  # the events models may learn from
     queries: pd.DataFrame  # query_id, user_id, session_id, event_timestamp, device, locale
-    labels: pd.DataFrame   # query_id, item_id, label (1: a held-out positive)
+    labels: pd.DataFrame  # query_id, item_id, label (1: a held-out positive)
     kind: Kind
     reason: str
     window: Window | None = None  # the held-out period (global only)
 
     def describe(self) -> str:
         what = self.window.describe() if self.window is not None else "each user's last positives"
-        return (f"{self.kind} split ({self.reason}): {what}; {len(self.queries):,} queries, "
-                f"{len(self.train):,} training events")
+        return (
+            f"{self.kind} split ({self.reason}): {what}; {len(self.queries):,} queries, "
+            f"{len(self.train):,} training events"
+        )
 
 
 def _queries(held: pd.DataFrame, first: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -64,8 +66,9 @@ def _queries(held: pd.DataFrame, first: pd.DataFrame) -> tuple[pd.DataFrame, pd.
     q["event_timestamp"] = q.pop("timestamp") - QUERY_LEAD
     q = q.sort_values(["event_timestamp", "user_id"], kind="mergesort").reset_index(drop=True)
     q["query_id"] = np.arange(len(q), dtype=np.int64)
-    labels = (held[["user_id", "item_id"]].drop_duplicates()
-              .merge(q[["user_id", "query_id"]], on="user_id").assign(label=1))
+    labels = (
+        held[["user_id", "item_id"]].drop_duplicates().merge(q[["user_id", "query_id"]], on="user_id").assign(label=1)
+    )
     return q, labels[["query_id", "item_id", "label"]].sort_values(["query_id", "item_id"]).reset_index(drop=True)
 
 

@@ -3,6 +3,7 @@ online/offline parity, drift and cardinality.
 
 The pipeline uses ``validation.api``; operators use ``python -m validation <gate>``.
 """
+
 import os
 
 # GE reads this when a context is created; analytics must never leave the machine. Set before any

@@ -4,21 +4,22 @@ Materialization and training call these and refuse to publish or train when ``re
 false. Every call records its result in the GE store and refreshes Data Docs (``docs=False`` skips
 the HTML, e.g. in tight loops).
 """
+
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from collections.abc import Collection, Iterable, Sequence
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
-from typing import Collection, Iterable, Sequence
 
 import pandas as pd
 
 from setlist.featureset import FeatureSet
 from setlist.settings import get_settings
 from validation.gx import Workspace
-from validation.skew import FRESH_COLUMN, MATCH_PREFIX, ParityAdapter, ParityInput, parity_report
 from validation.reference import CardinalityReference
 from validation.result import GateResult, from_validation
+from validation.skew import FRESH_COLUMN, MATCH_PREFIX, ParityAdapter, ParityInput, parity_report
 from validation.suites.cardinality import cardinality_suite
 from validation.suites.drift import drift_suite, plan_checks, sample, usable_columns
 from validation.suites.events import events_suite
@@ -47,7 +48,7 @@ def limits() -> Thresholds:
 def _utc(when: datetime) -> datetime:
     """Naive times are taken as UTC: comparing them with the tz-aware columns would error."""
     when = pd.Timestamp(when).to_pydatetime()
-    return when.replace(tzinfo=timezone.utc) if when.tzinfo is None else when.astimezone(timezone.utc)
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
 def _run(gate: str, suite_name: str, suite, frame: pd.DataFrame, ws: Workspace | None, docs: bool) -> GateResult:
@@ -56,16 +57,29 @@ def _run(gate: str, suite_name: str, suite, frame: pd.DataFrame, ws: Workspace |
     return from_validation(gate, validation, ws.docs_index if docs else None)
 
 
-def validate_events(frame: pd.DataFrame, *, now: datetime | None = None, max_future_skew_s: float | None = None,
-                    workspace: Workspace | None = None, docs: bool = True) -> GateResult:
+def validate_events(
+    frame: pd.DataFrame,
+    *,
+    now: datetime | None = None,
+    max_future_skew_s: float | None = None,
+    workspace: Workspace | None = None,
+    docs: bool = True,
+) -> GateResult:
     """Contract checks on raw events (schema, types, ids, types of event, timestamps, values)."""
     skew = get_settings().max_future_skew_s if max_future_skew_s is None else max_future_skew_s
     return _run("events", "events", events_suite(_utc(now) if now else None, skew), frame, workspace, docs)
 
 
-def validate_feature_batch(view_name: str, frame: pd.DataFrame, as_of: datetime, *, features: FeatureSet,
-                           max_age: timedelta | None = None, workspace: Workspace | None = None,
-                           docs: bool = True) -> GateResult:
+def validate_feature_batch(
+    view_name: str,
+    frame: pd.DataFrame,
+    as_of: datetime,
+    *,
+    features: FeatureSet,
+    max_age: timedelta | None = None,
+    workspace: Workspace | None = None,
+    docs: bool = True,
+) -> GateResult:
     """Ranges, nulls, types and freshness of one feature view's batch before it is published,
     checked against the declarations ``features`` (the caller's: validation loads none itself)."""
     views = views_of(features)
@@ -75,18 +89,29 @@ def validate_feature_batch(view_name: str, frame: pd.DataFrame, as_of: datetime,
     return _run(f"features:{view_name}", f"features-{view_name}", suite, frame, workspace, docs)
 
 
-def validate_training_set(frame: pd.DataFrame, feature_columns: Sequence[str], opted_out: Collection[str], *,
-                          positive_share: tuple[float, float] | None = None, workspace: Workspace | None = None,
-                          docs: bool = True) -> GateResult:
+def validate_training_set(
+    frame: pd.DataFrame,
+    feature_columns: Sequence[str],
+    opted_out: Collection[str],
+    *,
+    positive_share: tuple[float, float] | None = None,
+    workspace: Workspace | None = None,
+    docs: bool = True,
+) -> GateResult:
     """Label balance, no identifier features, no rows of opted-out users."""
     flag = frame["user_id"].isin(set(opted_out)) if "user_id" in frame else False
     suite = training_set_suite(list(feature_columns), positive_share or limits().training_set.positive_share)
     return _run("training-set", "training_set", suite, frame.assign(**{OPTED_OUT_FLAG: flag}), workspace, docs)
 
 
-def check_parity(source: ParityAdapter | Iterable[ParityInput], *, tolerance: float | None = None,
-                 min_match: float | None = None, workspace: Workspace | None = None,
-                 docs: bool = True) -> GateResult:
+def check_parity(
+    source: ParityAdapter | Iterable[ParityInput],
+    *,
+    tolerance: float | None = None,
+    min_match: float | None = None,
+    workspace: Workspace | None = None,
+    docs: bool = True,
+) -> GateResult:
     """Online vs offline values per feature view; fails when a feature's match rate < ``min_match``."""
     p = limits().parity
     tolerance = p.tolerance if tolerance is None else tolerance
@@ -94,8 +119,9 @@ def check_parity(source: ParityAdapter | Iterable[ParityInput], *, tolerance: fl
     inputs = list(source() if callable(source) else source)
     result = GateResult("parity")
     for item in inputs:
-        report = parity_report(item.online, item.offline, item.entity_col, list(item.features), tolerance,
-                               ttl=item.ttl, as_of=item.as_of)
+        report = parity_report(
+            item.online, item.offline, item.entity_col, list(item.features), tolerance, ttl=item.ttl, as_of=item.as_of
+        )
         frame = report.comparison.copy()
         for col in frame.columns:
             if col.startswith(MATCH_PREFIX) or col == FRESH_COLUMN:
@@ -105,8 +131,10 @@ def check_parity(source: ParityAdapter | Iterable[ParityInput], *, tolerance: fl
         result.extend(_run("parity", f"parity-{item.view}", suite, frame, workspace, docs))
         for f in report.features:
             if f.missing_online or f.missing_offline:
-                result.notes.append(f"{item.view}.{f.feature}: missing online {f.missing_online}, "
-                                    f"missing offline {f.missing_offline} of {f.compared}")
+                result.notes.append(
+                    f"{item.view}.{f.feature}: missing online {f.missing_online}, "
+                    f"missing offline {f.missing_offline} of {f.compared}"
+                )
         if report.stale_online:
             result.notes.append(f"{item.view}: {report.stale_online} online values older than the TTL {item.ttl}")
     if not inputs:
@@ -114,9 +142,17 @@ def check_parity(source: ParityAdapter | Iterable[ParityInput], *, tolerance: fl
     return result
 
 
-def validate_drift(reference: pd.DataFrame, current: pd.DataFrame, *, numeric: Sequence[str],
-                   categorical: Sequence[str], thresholds: DriftThresholds | None = None,
-                   name: str = "drift", workspace: Workspace | None = None, docs: bool = True) -> GateResult:
+def validate_drift(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    *,
+    numeric: Sequence[str],
+    categorical: Sequence[str],
+    thresholds: DriftThresholds | None = None,
+    name: str = "drift",
+    workspace: Workspace | None = None,
+    docs: bool = True,
+) -> GateResult:
     """PSI (numeric, reference quantile bins) and PSI/JS (categorical) per feature, warn and fail levels
     (raised where the reference's own slices are that noisy, warn-only where data is too scarce)."""
     num = usable_columns(reference, current, numeric)
@@ -132,9 +168,14 @@ def validate_drift(reference: pd.DataFrame, current: pd.DataFrame, *, numeric: S
     return result
 
 
-def validate_cardinality(current: pd.DataFrame, reference: CardinalityReference, *,
-                         ratio: tuple[float, float] | None = None, workspace: Workspace | None = None,
-                         docs: bool = True) -> GateResult:
+def validate_cardinality(
+    current: pd.DataFrame,
+    reference: CardinalityReference,
+    *,
+    ratio: tuple[float, float] | None = None,
+    workspace: Workspace | None = None,
+    docs: bool = True,
+) -> GateResult:
     """Distinct counts and unique proportions of ``current`` within ``ratio`` × the reference."""
     suite = cardinality_suite(reference, ratio or limits().cardinality.ratio)
     return _run("cardinality", "cardinality", suite, current, workspace, docs)

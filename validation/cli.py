@@ -12,13 +12,14 @@ This module is the wiring: it resolves the providers the settings name (``featur
 nothing else in validation names or imports a pipeline package. Errors are ``setlist.errors``
 exceptions, turned into a message and an exit code by ``setlist.cli`` like every other command.
 """
+
 from __future__ import annotations
 
 import functools
 import sys
-from datetime import datetime, timezone
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable, Iterable, Optional
 
 import typer
 from rich.console import Console
@@ -33,12 +34,16 @@ from validation.result import GateResult
 from validation.skew import ParityAdapter, ParityInput
 from validation.thresholds import thresholds_for
 
-app = App(add_completion=False, no_args_is_help=True,
-          help="Data-quality gates (Great Expectations). Exit 0 pass, 1 fail, 2 usage error.")
+app = App(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Data-quality gates (Great Expectations). Exit 0 pass, 1 fail, 2 usage error.",
+)
 
 
 def _out() -> Console:
     return Console(width=max(140, Console().width))  # wide enough that names are not folded
+
 
 PATH_HELP = "a parquet file or a hive-partitioned directory in the event contract (default: the event log)"
 REF_HELP = "explicit reference data (parquet file or directory) instead of the log's earlier events"
@@ -60,7 +65,7 @@ def _declarations(settings: Settings) -> Callable[[], FeatureSet]:
     return load
 
 
-def _parity(settings: Settings, adapter: Optional[str]) -> ParityAdapter:
+def _parity(settings: Settings, adapter: str | None) -> ParityAdapter:
     """The parity adapter ``--adapter`` or ``settings.parity_adapter`` names, bound to the settings.
     Imported only when the parity gate runs: it reads the feature stores."""
     spec, origin = (adapter, "--adapter") if adapter else (settings.parity_adapter, "SETLIST_PARITY_ADAPTER")
@@ -71,11 +76,19 @@ def _parity(settings: Settings, adapter: Optional[str]) -> ParityAdapter:
     return inputs
 
 
-def _options(path: Optional[Path] = None, reference: Optional[Path] = None, holdout_days: Optional[float] = None,
-             as_of: Optional[str] = None, max_age_hours: Optional[float] = None,
-             ratio: Optional[tuple[float, float]] = None, psi_warn: Optional[float] = None,
-             psi_fail: Optional[float] = None, categorical_method: Optional[str] = None,
-             min_match: Optional[float] = None, adapter: Optional[str] = None) -> gates.GateOptions:
+def _options(
+    path: Path | None = None,
+    reference: Path | None = None,
+    holdout_days: float | None = None,
+    as_of: str | None = None,
+    max_age_hours: float | None = None,
+    ratio: tuple[float, float] | None = None,
+    psi_warn: float | None = None,
+    psi_fail: float | None = None,
+    categorical_method: str | None = None,
+    min_match: float | None = None,
+    adapter: str | None = None,
+) -> gates.GateOptions:
     """Options for a gate: the thresholds file (settings.validation_thresholds_file, else the packaged
     one) with any flag given on the command line laid over it, and the providers the settings name."""
     for label, p in (("--path", path), ("--reference", reference)):
@@ -87,7 +100,7 @@ def _options(path: Optional[Path] = None, reference: Optional[Path] = None, hold
             when = datetime.fromisoformat(as_of)
         except ValueError:
             raise UsageError(f"--as-of {as_of!r} is not an ISO date/time (e.g. 2024-05-01T00:00:00+00:00)") from None
-        when = when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+        when = when if when.tzinfo else when.replace(tzinfo=UTC)
     if ratio is not None and not 0 < ratio[0] <= 1 <= ratio[1]:
         raise UsageError(f"--ratio {ratio[0]} {ratio[1]} must satisfy 0 < low <= 1 <= high")
     if categorical_method not in (None, "psi", "js"):
@@ -96,13 +109,22 @@ def _options(path: Optional[Path] = None, reference: Optional[Path] = None, hold
         raise UsageError("--holdout-days must be a positive number of days (e.g. 0.5, 3, 365)")
     flags: dict[str, dict[str, object]] = {
         "drift": {"psi_warn": psi_warn, "psi_fail": psi_fail, "categorical_method": categorical_method},
-        "cardinality": {"ratio": ratio}, "freshness": {"max_age_hours": max_age_hours},
-        "parity": {"min_match": min_match}}
+        "cardinality": {"ratio": ratio},
+        "freshness": {"max_age_hours": max_age_hours},
+        "parity": {"min_match": min_match},
+    }
     given = {section: {k: v for k, v in values.items() if v is not None} for section, values in flags.items()}
     settings = get_settings()
     limits = thresholds_for(settings).override("command line", **given)  # ThresholdsError: exit 2
-    return gates.GateOptions(path=path, reference=reference, holdout_days=holdout_days, as_of=when, limits=limits,
-                             declarations=_declarations(settings), parity=_parity(settings, adapter))
+    return gates.GateOptions(
+        path=path,
+        reference=reference,
+        holdout_days=holdout_days,
+        as_of=when,
+        limits=limits,
+        declarations=_declarations(settings),
+        parity=_parity(settings, adapter),
+    )
 
 
 def _prefix(exc: SetlistError, command: str) -> None:
@@ -143,20 +165,27 @@ def _run(name: str, opts: gates.GateOptions) -> None:
 
 Path_ = typer.Option(None, "--path", help=PATH_HELP)
 Ref_ = typer.Option(None, "--reference", help=REF_HELP)
-Holdout_ = typer.Option(None, "--holdout-days", help="fix the current window's length in days, fractions allowed "
-                        "(default: settings.holdout_days, else the newest batch or window.share of the events)")
+Holdout_ = typer.Option(
+    None,
+    "--holdout-days",
+    help="fix the current window's length in days, fractions allowed "
+    "(default: settings.holdout_days, else the newest batch or window.share of the events)",
+)
 
 
 @app.command()
-def events(path: Optional[Path] = Path_) -> None:
+def events(path: Path | None = Path_) -> None:
     """Raw events: schema, types, ids, event types, timestamps, play values, unique event ids."""
     _run("events", _options(path))
 
 
 @app.command()
-def features(as_of: Optional[str] = typer.Option(None, help="freshness reference time (default: newest event)"),
-             max_age_hours: Optional[float] = typer.Option(None, help="a batch older than this is stale "
-                                                                     "(default: freshness.max_age_hours)")) -> None:
+def features(
+    as_of: str | None = typer.Option(None, help="freshness reference time (default: newest event)"),
+    max_age_hours: float | None = typer.Option(
+        None, help="a batch older than this is stale (default: freshness.max_age_hours)"
+    ),
+) -> None:
     """Feature batches under <data_dir>/features: types, nulls, ranges, freshness."""
     _run("features", _options(as_of=as_of, max_age_hours=max_age_hours))
 
@@ -168,44 +197,58 @@ def training_set() -> None:
 
 
 @app.command()
-def parity(adapter: Optional[str] = typer.Option(None, help="package.module:function taking the settings and "
-                                                   "returning ParityInputs (default: SETLIST_PARITY_ADAPTER)"),
-           min_match: Optional[float] = typer.Option(None, help="minimum match rate per feature "
-                                                                  "(default: parity.min_match)")) -> None:
+def parity(
+    adapter: str | None = typer.Option(
+        None,
+        help="package.module:function taking the settings and returning ParityInputs (default: SETLIST_PARITY_ADAPTER)",
+    ),
+    min_match: float | None = typer.Option(None, help="minimum match rate per feature (default: parity.min_match)"),
+) -> None:
     """Online vs offline feature values (training–serving skew)."""
     _run("parity", _options(adapter=adapter, min_match=min_match))
 
 
 @app.command()
-def drift(path: Optional[Path] = Path_, reference: Optional[Path] = Ref_, holdout_days: Optional[float] = Holdout_,
-          psi_warn: Optional[float] = typer.Option(None, help="default: drift.psi_warn"),
-          psi_fail: Optional[float] = typer.Option(None, help="default: drift.psi_fail"),
-          categorical_method: Optional[str] = typer.Option(None, help="psi or js (default: drift.categorical_method)")
-          ) -> None:
+def drift(
+    path: Path | None = Path_,
+    reference: Path | None = Ref_,
+    holdout_days: float | None = Holdout_,
+    psi_warn: float | None = typer.Option(None, help="default: drift.psi_warn"),
+    psi_fail: float | None = typer.Option(None, help="default: drift.psi_fail"),
+    categorical_method: str | None = typer.Option(None, help="psi or js (default: drift.categorical_method)"),
+) -> None:
     """Distribution drift of every event feature: current window vs reference window."""
-    _run("drift", _options(path, reference, holdout_days, psi_warn=psi_warn, psi_fail=psi_fail,
-                           categorical_method=categorical_method))
+    _run(
+        "drift",
+        _options(
+            path, reference, holdout_days, psi_warn=psi_warn, psi_fail=psi_fail, categorical_method=categorical_method
+        ),
+    )
 
 
 @app.command()
-def cardinality(path: Optional[Path] = Path_, reference: Optional[Path] = Ref_,
-                holdout_days: Optional[float] = Holdout_,
-                ratio: Optional[tuple[float, float]] = typer.Option(
-                    None, help="allowed low/high × reference (default: cardinality.ratio)")) -> None:
+def cardinality(
+    path: Path | None = Path_,
+    reference: Path | None = Ref_,
+    holdout_days: float | None = Holdout_,
+    ratio: tuple[float, float] | None = typer.Option(
+        None, help="allowed low/high × reference (default: cardinality.ratio)"
+    ),
+) -> None:
     """Distinct users/items/genres/devices/locales and id uniqueness within learned bounds."""
     _run("cardinality", _options(path, reference, holdout_days, ratio=ratio))
 
 
 @app.command("all")
-def all_(path: Optional[Path] = Path_, reference: Optional[Path] = Ref_,
-         holdout_days: Optional[float] = Holdout_) -> None:
+def all_(path: Path | None = Path_, reference: Path | None = Ref_, holdout_days: float | None = Holdout_) -> None:
     """Every gate; gates whose input does not exist yet are skipped."""
     _run("all", _options(path, reference, holdout_days))
 
 
 @app.command("learn-reference")
-def learn_reference(path: Optional[Path] = Path_, reference: Optional[Path] = Ref_,
-                    holdout_days: Optional[float] = Holdout_) -> None:
+def learn_reference(
+    path: Path | None = Path_, reference: Path | None = Ref_, holdout_days: float | None = Holdout_
+) -> None:
     """Learn the cardinality reference from the reference window and store it."""
     opts = _options(path, reference, holdout_days)
     settings = get_settings()
@@ -214,8 +257,11 @@ def learn_reference(path: Optional[Path] = Path_, reference: Optional[Path] = Re
     except SetlistError as exc:
         _prefix(exc, "learn-reference")
         raise
-    _out().print(f"learned {ref.windows} window(s) of {ref.window_events:,} events: "
-                  + ", ".join(f"{k}={v:g}" for k, v in ref.distinct.items()) + f"\nsaved to {where}")
+    _out().print(
+        f"learned {ref.windows} window(s) of {ref.window_events:,} events: "
+        + ", ".join(f"{k}={v:g}" for k, v in ref.distinct.items())
+        + f"\nsaved to {where}"
+    )
 
 
 def main() -> None:

@@ -7,10 +7,12 @@ A reference is described by *bins* and the reference share of each bin. Two extr
 always present: ``other`` (categorical values never seen in the reference, or nothing for numeric)
 and ``null``. Keeping nulls as a bucket means a feature that suddenly goes missing drifts too.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -124,8 +126,17 @@ def bucket_codes(kind: Kind, bins: Sequence, values: pd.Series) -> np.ndarray:
     return np.where(nulls, n_values + 1, codes).astype(np.int64)
 
 
-def null_scores(method: str, kind: Kind, bins: Sequence, values: pd.Series, size: int, max_slices: int,
-                draws: int = 0, clusters: np.ndarray | None = None, seed: int = 0) -> list[float]:
+def null_scores(
+    method: str,
+    kind: Kind,
+    bins: Sequence,
+    values: pd.Series,
+    size: int,
+    max_slices: int,
+    draws: int = 0,
+    clusters: np.ndarray | None = None,
+    seed: int = 0,
+) -> list[float]:
     """What a drift score looks like when nothing drifted: windows of about ``size`` values taken out
     of ``values`` (a reference, in time order), each scored against the rest of it.
 
@@ -144,7 +155,7 @@ def null_scores(method: str, kind: Kind, bins: Sequence, values: pd.Series, size
     count = n // size if max_slices > 0 else 0
     picks = range(count) if count <= max_slices else np.unique(np.linspace(0, count - 1, max_slices).round())
     for k in picks:
-        part = np.bincount(codes[n - (int(k) + 1) * size: n - int(k) * size], minlength=width)
+        part = np.bincount(codes[n - (int(k) + 1) * size : n - int(k) * size], minlength=width)
         out.append(score(_shares(total - part), _shares(part)))
     if draws and clusters is not None:
         ids, inverse = np.unique(clusters, return_inverse=True)

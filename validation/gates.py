@@ -6,13 +6,14 @@ nonexistent ``--path`` raises ``BadInput``. Nothing here prints: the CLI owns th
 The feature declarations and the parity pairs come from whoever builds the ``GateOptions`` (the CLI
 resolves them from the settings), as plain callables: validation imports no pipeline package.
 """
+
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 
@@ -22,8 +23,7 @@ from setlist.settings import Settings
 from setlist.windows import Window
 from validation import api, sources
 from validation.gx import Workspace
-from validation.reference import (CardinalityReference, StaleReference, learn_cardinality, reference_path,
-                                  window_days_of)
+from validation.reference import CardinalityReference, StaleReference, learn_cardinality, reference_path, window_days_of
 from validation.result import GateResult
 from validation.skew import ParityAdapter
 from validation.suites.drift import EVENT_CATEGORICAL, EVENT_NUMERIC, event_features
@@ -66,8 +66,10 @@ def _from(t: Thresholds) -> str:
 
 def events_gate(settings: Settings, opts: GateOptions, ws: Workspace) -> list[GateResult]:
     result = api.validate_events(opts.events(settings), workspace=ws)
-    result.notes.append(f"timestamps after 1970-01-01 and at most {settings.max_future_skew_s} s after now "
-                        "(settings.max_future_skew_s); no calendar floor")
+    result.notes.append(
+        f"timestamps after 1970-01-01 and at most {settings.max_future_skew_s} s after now "
+        "(settings.max_future_skew_s); no calendar floor"
+    )
     return [result]
 
 
@@ -81,11 +83,14 @@ def features_gate(settings: Settings, opts: GateOptions, ws: Workspace) -> list[
     t = opts.thresholds(settings)
     results = []
     for name, frame in batches.items():
-        result = api.validate_feature_batch(name, frame, as_of, features=features, max_age=t.freshness.max_age,
-                                            workspace=ws)
-        result.notes += [f"freshness: newest snapshot at most {t.freshness.max_age_hours:g} h before "
-                         f"{as_of.isoformat(timespec='seconds')} ({'--as-of' if opts.as_of else 'the newest event'})",
-                         _from(t)]
+        result = api.validate_feature_batch(
+            name, frame, as_of, features=features, max_age=t.freshness.max_age, workspace=ws
+        )
+        result.notes += [
+            f"freshness: newest snapshot at most {t.freshness.max_age_hours:g} h before "
+            f"{as_of.isoformat(timespec='seconds')} ({'--as-of' if opts.as_of else 'the newest event'})",
+            _from(t),
+        ]
         results.append(result)
     return results
 
@@ -94,8 +99,9 @@ def training_set_gate(settings: Settings, opts: GateOptions, ws: Workspace) -> l
     frame = sources.load_training_set(settings)
     features = [c for c in frame.columns if c not in BASE_COLUMNS]
     t = opts.thresholds(settings)
-    result = api.validate_training_set(frame, features, sources.opted_out(settings),
-                                       positive_share=t.training_set.positive_share, workspace=ws)
+    result = api.validate_training_set(
+        frame, features, sources.opted_out(settings), positive_share=t.training_set.positive_share, workspace=ws
+    )
     result.notes.append(_from(t))
     return [result]
 
@@ -114,8 +120,9 @@ def drift_gate(settings: Settings, opts: GateOptions, ws: Workspace) -> list[Gat
     chosen = _windows(settings, opts, t)
     reference = event_features(sources.with_genre(chosen.reference, settings))
     current = event_features(sources.with_genre(chosen.current, settings))
-    result = api.validate_drift(reference, current, numeric=EVENT_NUMERIC, categorical=EVENT_CATEGORICAL,
-                                thresholds=t.drift, workspace=ws)
+    result = api.validate_drift(
+        reference, current, numeric=EVENT_NUMERIC, categorical=EVENT_CATEGORICAL, thresholds=t.drift, workspace=ws
+    )
     result.notes[:0] = chosen.notes() + [_from(t)]
     return [result]
 
@@ -125,8 +132,9 @@ def cardinality_gate(settings: Settings, opts: GateOptions, ws: Workspace) -> li
     chosen = _windows(settings, opts, t)
     current, size, trimmed = _same_size(chosen)
     ref, note = _cardinality_reference(settings, opts, ws, chosen.reference, size, window_days_of(chosen.current), t)
-    result = api.validate_cardinality(sources.with_genre(current, settings), ref, ratio=t.cardinality.ratio,
-                                      workspace=ws)
+    result = api.validate_cardinality(
+        sources.with_genre(current, settings), ref, ratio=t.cardinality.ratio, workspace=ws
+    )
     result.notes[:0] = chosen.notes() + [note] + ([trimmed] if trimmed else []) + [_from(t)]
     return [result]
 
@@ -136,16 +144,25 @@ def learn_reference(settings: Settings, opts: GateOptions, ws: Workspace) -> tup
     t = opts.thresholds(settings)
     chosen = _windows(settings, opts, t)
     _, size, _ = _same_size(chosen)
-    ref = learn_cardinality(sources.with_genre(chosen.reference, settings), size, _source_key(opts),
-                            window_days_of(chosen.current), t.cardinality.max_windows)
+    ref = learn_cardinality(
+        sources.with_genre(chosen.reference, settings),
+        size,
+        _source_key(opts),
+        window_days_of(chosen.current),
+        t.cardinality.max_windows,
+    )
     path = reference_path(ws.reference_dir, _source_key(opts))
     ref.save(path)
     return ref, path
 
 
 GATES: dict[str, Gate] = {
-    "events": events_gate, "features": features_gate, "training-set": training_set_gate,
-    "parity": parity_gate, "drift": drift_gate, "cardinality": cardinality_gate,
+    "events": events_gate,
+    "features": features_gate,
+    "training-set": training_set_gate,
+    "parity": parity_gate,
+    "drift": drift_gate,
+    "cardinality": cardinality_gate,
 }
 
 
@@ -195,8 +212,10 @@ def _same_size(chosen: Split) -> tuple[pd.DataFrame, int, str]:
     if size == len(chosen.current):
         return chosen.current, size, ""
     order = pd.to_datetime(chosen.current["timestamp"], utc=True).argsort(kind="stable").to_numpy()
-    note = (f"the reference holds fewer events ({size:,}) than the current window: distinct counts are "
-            f"compared on the current window's newest {size:,}")
+    note = (
+        f"the reference holds fewer events ({size:,}) than the current window: distinct counts are "
+        f"compared on the current window's newest {size:,}"
+    )
     return chosen.current.iloc[order[-size:]], size, note
 
 
@@ -206,8 +225,15 @@ def _source_key(opts: GateOptions) -> str:
     return "path-" + hashlib.sha1(str(Path(opts.path).resolve()).encode()).hexdigest()[:10]
 
 
-def _cardinality_reference(settings: Settings, opts: GateOptions, ws: Workspace, reference: pd.DataFrame,
-                           size: int, window_days: float, t: Thresholds) -> tuple[CardinalityReference, str]:
+def _cardinality_reference(
+    settings: Settings,
+    opts: GateOptions,
+    ws: Workspace,
+    reference: pd.DataFrame,
+    size: int,
+    window_days: float,
+    t: Thresholds,
+) -> tuple[CardinalityReference, str]:
     reference = sources.with_genre(reference, settings)
     c = t.cardinality
 
@@ -224,13 +250,17 @@ def _cardinality_reference(settings: Settings, opts: GateOptions, ws: Workspace,
         except (StaleReference, ValueError, TypeError):
             stored = None  # an older format: replaced below
     if stored is not None and stored.fits(size, c.reuse_tolerance):
-        return stored, (f"cardinality reference {path} (learned {stored.learned_at} from {stored.windows} "
-                        f"window(s) of {stored.window_events:,} events)")
+        return stored, (
+            f"cardinality reference {path} (learned {stored.learned_at} from {stored.windows} "
+            f"window(s) of {stored.window_events:,} events)"
+        )
     ref = learn()
     if stored is not None:
-        return ref, (f"stored reference {path} is for windows of {stored.window_events:,} events, the current "
-                     f"window has {size:,}; used one learned now from {ref.windows} window(s) "
-                     "(run learn-reference to replace it)")
+        return ref, (
+            f"stored reference {path} is for windows of {stored.window_events:,} events, the current "
+            f"window has {size:,}; used one learned now from {ref.windows} window(s) "
+            "(run learn-reference to replace it)"
+        )
     ref.save(path)
     return ref, f"no stored reference: learned from {ref.windows} window(s) of {size:,} events, saved to {path}"
 
@@ -244,4 +274,4 @@ def _newest_event(settings: Settings) -> datetime:
         ts = log.read(columns=["timestamp"], include_erased=True)["timestamp"]
         if not ts.empty:
             return pd.Timestamp(ts.max()).to_pydatetime()
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)

@@ -5,6 +5,7 @@ persist between runs, and its Data Docs site is pointed at ``<data_dir>/validati
 the HTML is at a known path. Every gate runs through a checkpoint with ``UpdateDataDocsAction``, so
 custom and built-in expectations show up in the same pages.
 """
+
 from __future__ import annotations
 
 import logging
@@ -36,7 +37,7 @@ class Workspace:
     _ready: bool = field(default=False, init=False, repr=False)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "Workspace":
+    def from_settings(cls, settings: Settings) -> Workspace:
         return cls(Path(settings.data_dir) / "validation")
 
     @property
@@ -67,8 +68,10 @@ class Workspace:
         site = {
             "class_name": "SiteBuilder",
             "show_how_to_buttons": False,
-            "store_backend": {"class_name": "TupleFilesystemStoreBackend",
-                              "base_directory": str(self.docs_dir.resolve())},
+            "store_backend": {
+                "class_name": "TupleFilesystemStoreBackend",
+                "base_directory": str(self.docs_dir.resolve()),
+            },
             "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
         }
         # Re-applied on every open: data_dir may have moved since the YAML was written.
@@ -92,19 +95,23 @@ class Workspace:
         stored = ctx.suites.add_or_update(suite)
         source = ctx.data_sources.add_or_update_pandas(DATASOURCE)
         asset = _get_or_add(source.assets, name, lambda: source.add_dataframe_asset(name))
-        batch = _get_or_add(asset.batch_definitions, "whole",
-                            lambda: asset.add_batch_definition_whole_dataframe("whole"))
+        batch = _get_or_add(
+            asset.batch_definitions, "whole", lambda: asset.add_batch_definition_whole_dataframe("whole")
+        )
         vd = ctx.validation_definitions.add_or_update(gx.ValidationDefinition(name=name, data=batch, suite=stored))
         actions: list = [gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=[SITE])] if docs else []
         checkpoint = ctx.checkpoints.add_or_update(
-            gx.Checkpoint(name=name, validation_definitions=[vd], actions=actions, result_format="BASIC"))
+            gx.Checkpoint(name=name, validation_definitions=[vd], actions=actions, result_format="BASIC")
+        )
         result = checkpoint.run(batch_parameters={"dataframe": frame})
         return next(iter(result.run_results.values()))
 
     def _prune(self, suite_name: str) -> None:
         """Drop all but the newest ``keep_runs - 1`` stored results (the run about to happen is the last)."""
-        for base, suffix in ((self.gx_dir / "uncommitted" / "validations", ".json"),
-                             (self.docs_dir / "validations", ".html")):
+        for base, suffix in (
+            (self.gx_dir / "uncommitted" / "validations", ".json"),
+            (self.docs_dir / "validations", ".html"),
+        ):
             runs = sorted((base / suite_name).glob(f"*/*/*{suffix}"), key=lambda p: p.parent.name)
             for old in runs[: max(0, len(runs) - (self.keep_runs - 1))]:
                 shutil.rmtree(old.parent, ignore_errors=True)

@@ -10,12 +10,13 @@ the current window was, for the reader. The file records where and when it was l
 ``python -m validation learn-reference`` rewrites it, and a gate that finds none learns it on its
 first run.
 """
+
 from __future__ import annotations
 
 import json
 import os
 from dataclasses import asdict, dataclass, fields
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -54,7 +55,7 @@ class CardinalityReference:
         os.replace(tmp, path)
 
     @classmethod
-    def load(cls, path: Path) -> "CardinalityReference":
+    def load(cls, path: Path) -> CardinalityReference:
         data = json.loads(path.read_text())
         names = {f.name for f in fields(cls)}
         if not names <= data.keys():
@@ -88,26 +89,32 @@ def split_windows(frame: pd.DataFrame, window_events: int, max_windows: int = MA
         return [ordered]
     picks = range(count) if count <= max_windows else np.unique(np.linspace(0, count - 1, max_windows).round())
     n = len(ordered)
-    return [ordered.iloc[n - (int(k) + 1) * size: n - int(k) * size] for k in picks]
+    return [ordered.iloc[n - (int(k) + 1) * size : n - int(k) * size] for k in picks]
 
 
-def learn_cardinality(reference: pd.DataFrame, window_events: int, source: str, window_days: float = 0.0,
-                      max_windows: int = MAX_WINDOWS) -> CardinalityReference:
+def learn_cardinality(
+    reference: pd.DataFrame, window_events: int, source: str, window_days: float = 0.0, max_windows: int = MAX_WINDOWS
+) -> CardinalityReference:
     windows = split_windows(reference, window_events, max_windows)
     cols = [c for c in CARDINALITY_COLUMNS if c in reference.columns and reference[c].notna().any()]
     counts = {c: [w[c].nunique() for w in windows] for c in cols}
     shares = {c: [w[c].nunique() / len(w) for w in windows] for c in PROPORTION_COLUMNS if c in reference.columns}
     ts = pd.to_datetime(reference["timestamp"], utc=True)
     return CardinalityReference(
-        window_events=int(window_events), window_days=round(float(window_days), 4),
+        window_events=int(window_events),
+        window_days=round(float(window_days), 4),
         distinct={c: float(np.median(v)) for c, v in counts.items()},
         distinct_low={c: float(min(v)) for c, v in counts.items()},
         distinct_high={c: float(max(v)) for c, v in counts.items()},
         unique_proportion={c: float(np.median(v)) for c, v in shares.items()},
         proportion_low={c: float(min(v)) for c, v in shares.items()},
-        proportion_high={c: float(max(v)) for c, v in shares.items()}, windows=len(windows),
-        reference_start=ts.min().isoformat(), reference_end=ts.max().isoformat(), source=source,
-        learned_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        proportion_high={c: float(max(v)) for c, v in shares.items()},
+        windows=len(windows),
+        reference_start=ts.min().isoformat(),
+        reference_end=ts.max().isoformat(),
+        source=source,
+        learned_at=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
 
 
 def reference_path(reference_dir: Path, key: str) -> Path:

@@ -3,12 +3,14 @@
 ``GateResult`` is what the pipeline sees (``.passed``, ``.failures``) and what the CLI prints. It is
 built from a GE validation result by ``from_validation`` so that callers never parse GE objects.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterable, Literal
+from typing import Any, Literal
 
 Status = Literal["pass", "warn", "fail", "skip"]
 _STYLE = {"pass": "green", "warn": "yellow", "fail": "bold red", "skip": "dim"}
@@ -50,7 +52,7 @@ class GateResult:
             return "skipped"
         return "pass" if self.passed else "fail"
 
-    def extend(self, other: "GateResult") -> "GateResult":
+    def extend(self, other: GateResult) -> GateResult:
         self.rows.extend(other.rows)
         self.notes.extend(other.notes)
         self.data_docs = other.data_docs or self.data_docs
@@ -60,7 +62,8 @@ class GateResult:
         if self.skipped is not None:
             return f"{self.gate}: skipped: {self.skipped}"
         counts = {s: sum(r.status == s for r in self.rows) for s in ("pass", "warn", "fail")}
-        text = f"{self.gate}: {'PASS' if self.passed else 'FAIL'} ({counts['pass']} pass, {counts['warn']} warn, {counts['fail']} fail)"
+        verdict = "PASS" if self.passed else "FAIL"
+        text = f"{self.gate}: {verdict} ({counts['pass']} pass, {counts['warn']} warn, {counts['fail']} fail)"
         return text + (f" — failing: {', '.join(self.failures)}" if self.failures else "")
 
     def table(self) -> Any:
@@ -74,8 +77,9 @@ class GateResult:
         for name in ("observed", "expected", "status"):
             table.add_column(name, overflow="fold")
         for r in self.rows:  # values like "datetime64[ms, UTC]" must not be read as markup
-            table.add_row(escape(r.expectation), escape(r.observed), escape(r.expected),
-                          f"[{_STYLE[r.status]}]{r.status}[/]")
+            table.add_row(
+                escape(r.expectation), escape(r.observed), escape(r.expected), f"[{_STYLE[r.status]}]{r.status}[/]"
+            )
         return table
 
     def render(self, console: Any = None) -> None:

@@ -5,11 +5,13 @@ else's job (Feast lives in the feature repository); the gate only takes ``Parity
 a list or from a ``ParityAdapter`` callable that returns them (the one ``settings.parity_adapter`` names,
 bound to the settings by the CLI).
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -94,14 +96,26 @@ def _same(a: Any, b: Any, tol: float) -> bool:
         if len(a) != len(b):
             return False
         return all(_same(x, y, tol) for x, y in zip(a, b))
-    if isinstance(a, (int, float, np.number)) and isinstance(b, (int, float, np.number)) \
-            and not isinstance(a, bool) and not isinstance(b, bool):
+    if (
+        isinstance(a, (int, float, np.number))
+        and isinstance(b, (int, float, np.number))
+        and not isinstance(a, bool)
+        and not isinstance(b, bool)
+    ):
         return bool(np.isclose(float(a), float(b), rtol=tol, atol=tol))
     return a == b
 
 
-def parity_report(online: pd.DataFrame, offline: pd.DataFrame, entity_col: str, features: Sequence[str],
-                  tolerance: float = DEFAULT_TOLERANCE, *, ttl: timedelta, as_of: datetime) -> ParityReport:
+def parity_report(
+    online: pd.DataFrame,
+    offline: pd.DataFrame,
+    entity_col: str,
+    features: Sequence[str],
+    tolerance: float = DEFAULT_TOLERANCE,
+    *,
+    ttl: timedelta,
+    as_of: datetime,
+) -> ParityReport:
     """Compare online and offline values per feature over the union of entities.
 
     An entity absent from one side counts as missing there. ``match_rate`` is matches over all
@@ -120,12 +134,21 @@ def parity_report(online: pd.DataFrame, offline: pd.DataFrame, entity_col: str, 
         a_missing = np.array([_missing(v) for v in a], dtype=bool)
         b_missing = np.array([_missing(v) for v in b], dtype=bool)
         comparison[MATCH_PREFIX + feat] = match
-        stats.append(FeatureParity(feat, len(keys), int(match.sum()),
-                                   int((a_missing & ~b_missing).sum()), int((b_missing & ~a_missing).sum())))
+        stats.append(
+            FeatureParity(
+                feat,
+                len(keys),
+                int(match.sum()),
+                int((a_missing & ~b_missing).sum()),
+                int((b_missing & ~a_missing).sum()),
+            )
+        )
     stale = None
     if TIMESTAMP in on:
         ts = pd.to_datetime(on[TIMESTAMP], utc=True)
-        as_of_ts = pd.Timestamp(as_of).tz_convert("UTC") if pd.Timestamp(as_of).tzinfo else pd.Timestamp(as_of, tz="UTC")
+        as_of_ts = (
+            pd.Timestamp(as_of).tz_convert("UTC") if pd.Timestamp(as_of).tzinfo else pd.Timestamp(as_of, tz="UTC")
+        )
         fresh = (ts.notna() & (as_of_ts - ts <= ttl)).to_numpy()
         in_online = keys.isin(online[entity_col])
         comparison[FRESH_COLUMN] = fresh | ~in_online  # absent entities are "missing", not "stale"

@@ -5,6 +5,7 @@ CLI passes them in (``GateOptions``), so validation imports no pipeline package.
 Every loader raises ``InputMissing`` with a sentence saying what is absent, so the CLI can report
 "skipped: …" under ``all`` and exit 2 for a single gate.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,8 +21,16 @@ from setlist.errors import BadInput, InputMissing
 from setlist.eventlog import TOMBSTONES, EventLog
 from setlist.settings import Settings
 
-__all__ = ["BadInput", "InputMissing", "load_events", "load_feature_batch", "load_training_set", "opted_out",
-           "read_events_path", "with_genre"]  # the errors are re-exported: gates and tests catch them here
+__all__ = [
+    "BadInput",
+    "InputMissing",
+    "load_events",
+    "load_feature_batch",
+    "load_training_set",
+    "opted_out",
+    "read_events_path",
+    "with_genre",
+]  # the errors are re-exported: gates and tests catch them here
 
 TRAINING_SET = Path("training") / "training_set.parquet"
 

@@ -5,6 +5,7 @@ The packaged file (``validation/thresholds.yaml``) documents each default; a use
 unknown ones. A bad file raises ``ThresholdsError`` with a one-line message; the CLI turns it into
 a usage error (exit 2). The defaults below and the packaged file agree (a test checks it).
 """
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -111,7 +112,7 @@ class Thresholds(_Section):
         """Where the values came from, for the gates' notes."""
         return self._source
 
-    def override(self, origin: str, **sections: dict) -> "Thresholds":
+    def override(self, origin: str, **sections: dict) -> Thresholds:
         """A copy with some values replaced (validated like the file), e.g. from command-line flags:
         ``override("command line", drift={"psi_fail": 0.3})``. Empty sections are ignored."""
         sections = {k: v for k, v in sections.items() if v}
@@ -141,8 +142,10 @@ def load_thresholds(path: Path | None = None) -> Thresholds:
     """The thresholds in ``path`` (None: the packaged file), read and checked once per path."""
     where = Path(path) if path is not None else PACKAGED
     if not where.is_file():
-        raise ThresholdsError(f"thresholds file {where} does not exist (unset validation_thresholds_file "
-                              f"to use the packaged {PACKAGED.name})")
+        raise ThresholdsError(
+            f"thresholds file {where} does not exist (unset validation_thresholds_file "
+            f"to use the packaged {PACKAGED.name})"
+        )
     try:
         data = yaml.safe_load(where.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:

@@ -13,12 +13,13 @@ Batches are read off the event log's file names (``<UTC stamp>-<tag>-<id>.parque
 ``EventLog.append``); files named otherwise (served traffic's journal segments) are a stream, not
 a batch.
 """
+
 from __future__ import annotations
 
 import math
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -57,7 +58,7 @@ def newest_batch(root: Path | None) -> Batch | None:
     stamp, tag = max(groups)  # the stamp's format sorts chronologically
     files = tuple(sorted(groups[(stamp, tag)]))
     rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
-    written = datetime.strptime(stamp, "%Y%m%dT%H%M%S%f").replace(tzinfo=timezone.utc)
+    written = datetime.strptime(stamp, "%Y%m%dT%H%M%S%f").replace(tzinfo=UTC)
     return Batch(tag, written, files, rows)
 
 
@@ -69,12 +70,13 @@ class Split:
     how: str  # one sentence: how the current window was chosen
 
     def notes(self) -> list[str]:
-        return [self.window.describe(),
-                f"{self.how}; current {len(self.current):,} events, reference {len(self.reference):,} events"]
+        return [
+            self.window.describe(),
+            f"{self.how}; current {len(self.current):,} events, reference {len(self.reference):,} events",
+        ]
 
 
-def split(events: pd.DataFrame, limits: WindowLimits, days: float | None = None,
-          batch: Batch | None = None) -> Split:
+def split(events: pd.DataFrame, limits: WindowLimits, days: float | None = None, batch: Batch | None = None) -> Split:
     """(reference, current) out of one frame of events, by the rules in the module docstring."""
     ts = pd.to_datetime(events["timestamp"], utc=True)
     if days is None and limits.prefer_batch and batch is not None:
@@ -85,8 +87,10 @@ def split(events: pd.DataFrame, limits: WindowLimits, days: float | None = None,
     inside = (ts >= window.start).to_numpy()
     reference, current = events[~inside], events[inside]
     if reference.empty:
-        raise InputMissing(f"no reference: every event falls in the {window.describe()} "
-                           "(pass --reference PATH, or a shorter --holdout-days)")
+        raise InputMissing(
+            f"no reference: every event falls in the {window.describe()} "
+            "(pass --reference PATH, or a shorter --holdout-days)"
+        )
     return Split(reference, current, window, how)
 
 
@@ -103,8 +107,10 @@ def trailing_window(ts: pd.Series, limits: WindowLimits, days: float | None = No
         raise InputMissing(f"only {n} event(s): too few to split into a current window and a reference")
     # (k - 0.5) / n: trailing() rounds share × n up, and this lands on exactly k events
     window = trailing(NAME, ts, (k - 0.5) / n)
-    how = (f"chosen as the newest {k:,} of {n:,} events ({limits.share:.0%} share, at least "
-           f"{limits.min_events:,}, at most {limits.max_share:.0%})")
+    how = (
+        f"chosen as the newest {k:,} of {n:,} events ({limits.share:.0%} share, at least "
+        f"{limits.min_events:,}, at most {limits.max_share:.0%})"
+    )
     return window, how
 
 
@@ -117,6 +123,5 @@ def _from_batch(events: pd.DataFrame, ts: pd.Series, limits: WindowLimits, batch
     if not (size and limits.min_events <= size <= limits.max_share * n):
         return None
     window = Window(f"{NAME} (batch {batch.tag!r})", ts[inside].min(), ts[inside].max(), "data")
-    how = (f"chosen as the newest ingestion batch {batch.tag!r}, written "
-           f"{batch.written:%Y-%m-%d %H:%M} UTC")
+    how = f"chosen as the newest ingestion batch {batch.tag!r}, written {batch.written:%Y-%m-%d %H:%M} UTC"
     return Split(events[~inside], events[inside], window, how)

@@ -2,6 +2,7 @@
 aggregations replace our windowed-aggregate engine? Runs every step of every size in a child
 process (one at a time: the machine is shared), stops a child above ``--limit-gb`` or
 ``--timeout-s``, and writes bench/results/feast_aggregation.json (sizes not re-run are kept)."""
+
 from __future__ import annotations
 
 import json
@@ -9,7 +10,7 @@ import os
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -44,8 +45,12 @@ def run_step(step: str, size: str, rows: int, limit_gb: float, timeout_s: float)
     result = work / "logs" / f"{step}.json"
     result.unlink(missing_ok=True)
     with open(work / "logs" / f"{step}.log", "w") as log:
-        child = subprocess.Popen([sys.executable, "-m", "bench.feast_aggregation.steps", step, size, str(rows), str(result)],
-                                 cwd=data.ROOT, stdout=log, stderr=subprocess.STDOUT)
+        child = subprocess.Popen(
+            [sys.executable, "-m", "bench.feast_aggregation.steps", step, size, str(rows), str(result)],
+            cwd=data.ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         proc, start, seen_mb, stopped = psutil.Process(child.pid), time.monotonic(), 0.0, None
         while child.poll() is None:
             try:
@@ -80,23 +85,35 @@ def _fmt(r: dict[str, Any] | None) -> tuple[str, str]:
 
 
 @app.command()
-def main(sizes: str = typer.Option("fixture,1m,3m", help="comma-separated: " + ",".join(data.SIZES)),
-         rows: int = typer.Option(10_000, help="label rows for historical retrieval"),
-         limit_gb: float = typer.Option(8.0, help="stop a step above this RSS"),
-         timeout_s: float = typer.Option(900.0, help="stop a step after this long"),
-         out: Path = typer.Option(RESULTS, help="results JSON")) -> None:
+def main(
+    sizes: str = typer.Option("fixture,1m,3m", help="comma-separated: " + ",".join(data.SIZES)),
+    rows: int = typer.Option(10_000, help="label rows for historical retrieval"),
+    limit_gb: float = typer.Option(8.0, help="stop a step above this RSS"),
+    timeout_s: float = typer.Option(900.0, help="stop a step after this long"),
+    out: Path = typer.Option(RESULTS, help="results JSON"),
+) -> None:
     report: dict[str, Any] = json.loads(out.read_text()) if out.exists() else {}
-    report.update(feast_version=version("feast"), cpus=psutil.cpu_count(), mem_gb=round(psutil.virtual_memory().total / 2**30, 1),
-                  label_rows=rows, limits={"rss_gb": limit_gb, "seconds": timeout_s}, steps=STEP_DOC)
+    report.update(
+        feast_version=version("feast"),
+        cpus=psutil.cpu_count(),
+        mem_gb=round(psutil.virtual_memory().total / 2**30, 1),
+        label_rows=rows,
+        limits={"rss_gb": limit_gb, "seconds": timeout_s},
+        steps=STEP_DOC,
+    )
     report.setdefault("sizes", {})
     for size in sizes.split(","):
         console.rule(f"[bold]{size}")
         # the machine is shared: the load says how much other work the timings competed with
-        entry: dict[str, Any] = {"measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                                 "load_avg_before": [round(x, 2) for x in os.getloadavg()]}
+        entry: dict[str, Any] = {
+            "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "load_avg_before": [round(x, 2) for x in os.getloadavg()],
+        }
         entry["data"] = run_step("prepare", size, rows, limit_gb, timeout_s)
-        console.print(f"data: {entry['data'].get('events', '?'):,} events, {entry['data'].get('users', '?'):,} users, "
-                      f"{entry['data'].get('items', '?'):,} items")
+        console.print(
+            f"data: {entry['data'].get('events', '?'):,} events, {entry['data'].get('users', '?'):,} users, "
+            f"{entry['data'].get('items', '?'):,} items"
+        )
         entry["timings"] = {}
         for step in TIMED:
             console.print(f"  {step} … ", end="")

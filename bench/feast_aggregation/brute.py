@@ -5,6 +5,7 @@
 midnight T covers [T - window, T)). Per entity, a sorted timestamp array and two ``searchsorted``
 calls per label row: obviously right, and fast enough for tens of thousands of rows.
 """
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -15,8 +16,9 @@ import pandas as pd
 _NEG = ("skip", "not_interested")
 
 
-def windowed(events: pd.DataFrame, rows: pd.DataFrame, key: str, window: timedelta,
-             closed: str = "right") -> pd.DataFrame:
+def windowed(
+    events: pd.DataFrame, rows: pd.DataFrame, key: str, window: timedelta, closed: str = "right"
+) -> pd.DataFrame:
     """Per label row: ``plays``, ``skips`` (counts) and ``skip_rate`` = skips / (plays + skips) in the window."""
     ev = events.sort_values([key, "event_timestamp"], kind="mergesort")
     ts = ev["event_timestamp"].astype("int64").to_numpy()
@@ -34,7 +36,7 @@ def windowed(events: pd.DataFrame, rows: pd.DataFrame, key: str, window: timedel
     a, b = np.empty(len(rows), np.int64), np.empty(len(rows), np.int64)
     side_lo, side_hi = ("right", "right") if closed == "right" else ("left", "left")
     for i in range(len(rows)):  # per row: the window's first and one-past-last event in the slice
-        seg = ts[lo[i]:hi[i]]
+        seg = ts[lo[i] : hi[i]]
         a[i] = lo[i] + np.searchsorted(seg, t[i] - w, side=side_lo)
         b[i] = lo[i] + np.searchsorted(seg, t[i], side=side_hi)
     plays, skips = cplay[b] - cplay[a], cskip[b] - cskip[a]

@@ -7,6 +7,7 @@ So mismatches of ours are split into "label-day lag" (equal to the reference as 
 midnight) and "stale" (no snapshot since the entity was last active, so the window never moved
 on), and the snapshots themselves are checked against the reference at their own stamps.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
@@ -32,31 +33,42 @@ def _mismatch(frame: pd.DataFrame, got: str, want: str, show: list[str], tol: fl
     return out
 
 
-def _feast_engine(ev: pd.DataFrame, rows: pd.DataFrame, ref: dict[str, pd.DataFrame], work) -> dict[str, Any]:  # noqa: ANN001
+def _feast_engine(ev: pd.DataFrame, rows: pd.DataFrame, ref: dict[str, pd.DataFrame], work) -> dict[str, Any]:
     """The engine's retrieval output per entity, matched to the label rows by entity id."""
     out: dict[str, Any] = {}
-    lifetime = {k: ev.assign(p=(ev["type"] == "play").astype(int)).groupby(k)["p"].sum() for k in ("user_id", "item_id")}
+    lifetime = {
+        k: ev.assign(p=(ev["type"] == "play").astype(int)).groupby(k)["p"].sum() for k in ("user_id", "item_id")
+    }
     for key, prefix in (("user_id", "user"), ("item_id", "item")):
         got = pd.read_parquet(work / f"feast_hist_{key}.parquet")
         m = rows.merge(got, on=key, how="left").assign(want=ref[f"{prefix}_30d"]["plays"].to_numpy())
         out[f"{prefix}_plays_30d"] = _mismatch(m, f"{prefix}_plays", "want", [key, "event_timestamp"])
-        out[f"{prefix}_rows_returned"] = {"requested": int(len(rows)), "returned": int(len(got)),
-                                          "distinct_entities_in_log": int(ev[key].nunique())}
+        out[f"{prefix}_rows_returned"] = {
+            "requested": int(len(rows)),
+            "returned": int(len(got)),
+            "distinct_entities_in_log": int(ev[key].nunique()),
+        }
         # what the numbers are instead: every event of the entity, whatever the label time
         equal = got.set_index(key)[f"{prefix}_plays"].eq(lifetime[key].reindex(got[key]).to_numpy())
         out[f"{prefix}_equals_lifetime_plays"] = f"{int(equal.sum())}/{len(got)}"
     return out
 
 
-def _ours_pit(ev: pd.DataFrame, rows: pd.DataFrame, ref: dict[str, pd.DataFrame], work) -> dict[str, Any]:  # noqa: ANN001
-    got = rows[["row"]].merge(pd.read_parquet(work / "ours_hist.parquet").drop(columns=["user_id", "item_id", "event_timestamp"]),
-                              on="row", how="left")
+def _ours_pit(ev: pd.DataFrame, rows: pd.DataFrame, ref: dict[str, pd.DataFrame], work) -> dict[str, Any]:
+    got = rows[["row"]].merge(
+        pd.read_parquet(work / "ours_hist.parquet").drop(columns=["user_id", "item_id", "event_timestamp"]),
+        on="row",
+        how="left",
+    )
     frame = pd.concat([rows.reset_index(drop=True), got.drop(columns=["row"])], axis=1)
     midnight = rows.assign(event_timestamp=rows["event_timestamp"].dt.floor("D"))
     out: dict[str, Any] = {}
-    for feature, key, window, col in (("user_plays_7d", "user_id", W7, "plays"), ("user_plays_30d", "user_id", W30, "plays"),
-                                      ("user_skip_rate_30d", "user_id", W30, "skip_rate"),
-                                      ("item_plays_30d", "item_id", W30, "plays")):
+    for feature, key, window, col in (
+        ("user_plays_7d", "user_id", W7, "plays"),
+        ("user_plays_30d", "user_id", W30, "plays"),
+        ("user_skip_rate_30d", "user_id", W30, "skip_rate"),
+        ("item_plays_30d", "item_id", W30, "plays"),
+    ):
         want = ref[f"{key[:4]}_{window.days}d"][col].to_numpy()
         at_midnight = brute.windowed(ev, midnight, key, window, closed="left")[col].to_numpy()
         f = frame.assign(want=want, want_midnight=at_midnight)
@@ -69,12 +81,21 @@ def _ours_pit(ev: pd.DataFrame, rows: pd.DataFrame, ref: dict[str, pd.DataFrame]
     return out
 
 
-def _snapshots(ev: pd.DataFrame, work) -> dict[str, Any]:  # noqa: ANN001
+def _snapshots(ev: pd.DataFrame, work) -> dict[str, Any]:
     """Each builder row against the reference over [stamp - window, stamp)."""
     out: dict[str, Any] = {}
-    for name, key, checks in (("user_profile", "user_id", (("user_plays_7d", W7, "plays"), ("user_plays_30d", W30, "plays"),
-                                                          ("user_skip_rate_30d", W30, "skip_rate"))),
-                              ("item_stats", "item_id", (("item_plays_30d", W30, "plays"), ("item_skip_rate_30d", W30, "skip_rate")))):
+    for name, key, checks in (
+        (
+            "user_profile",
+            "user_id",
+            (
+                ("user_plays_7d", W7, "plays"),
+                ("user_plays_30d", W30, "plays"),
+                ("user_skip_rate_30d", W30, "skip_rate"),
+            ),
+        ),
+        ("item_stats", "item_id", (("item_plays_30d", W30, "plays"), ("item_skip_rate_30d", W30, "skip_rate"))),
+    ):
         snap = pd.read_parquet(work / f"{name}.parquet")
         snap = snap.sample(min(SNAPSHOT_SAMPLE, len(snap)), random_state=5).reset_index(drop=True)
         for feature, window, col in checks:
@@ -83,11 +104,13 @@ def _snapshots(ev: pd.DataFrame, work) -> dict[str, Any]:  # noqa: ANN001
     return out
 
 
-def _online(ev: pd.DataFrame, work, end: pd.Timestamp) -> dict[str, Any]:  # noqa: ANN001
+def _online(ev: pd.DataFrame, work, end: pd.Timestamp) -> dict[str, Any]:
     """Online values after materialization against the reference at its end (midnight after the last day)."""
     out: dict[str, Any] = {}
-    for who, key, feat_feast, feat_ours in (("users", "user_id", "user_plays_30d", "user_plays_30d"),
-                                            ("items", "item_id", "item_plays_30d", "item_plays_30d")):
+    for who, key, feat_feast, feat_ours in (
+        ("users", "user_id", "user_plays_30d", "user_plays_30d"),
+        ("items", "item_id", "item_plays_30d", "item_plays_30d"),
+    ):
         for engine, feat, closed in (("feast", feat_feast, "right"), ("ours", feat_ours, "left")):
             path = work / f"{engine}_online_{who}.parquet"
             if not path.exists():
@@ -101,18 +124,23 @@ def _online(ev: pd.DataFrame, work, end: pd.Timestamp) -> dict[str, Any]:  # noq
     return out
 
 
-def compare(ctx: "Ctx") -> dict[str, Any]:
+def compare(ctx: Ctx) -> dict[str, Any]:
     ev = ctx.events()
     rows = ctx.label_rows(ev)
-    ref = {"user_7d": brute.windowed(ev, rows, "user_id", W7), "user_30d": brute.windowed(ev, rows, "user_id", W30),
-           "item_30d": brute.windowed(ev, rows, "item_id", W30)}
+    ref = {
+        "user_7d": brute.windowed(ev, rows, "user_id", W7),
+        "user_30d": brute.windowed(ev, rows, "user_id", W30),
+        "item_30d": brute.windowed(ev, rows, "item_id", W30),
+    }
     end = ev["event_timestamp"].max().floor("D") + pd.Timedelta(days=1)
     work = data.VAR / ctx.size
     out: dict[str, Any] = {"reference": "aggregate over (t - window, t] per label row, brute force (brute.py)"}
-    for name, fn in (("feast_engine_hist", lambda: _feast_engine(ev, rows, ref, work)),
-                     ("ours_via_feast_pit_join", lambda: _ours_pit(ev, rows, ref, work)),
-                     ("ours_snapshots_at_their_stamp", lambda: _snapshots(ev, work)),
-                     ("online_after_materialize", lambda: _online(ev, work, end))):
+    for name, fn in (
+        ("feast_engine_hist", lambda: _feast_engine(ev, rows, ref, work)),
+        ("ours_via_feast_pit_join", lambda: _ours_pit(ev, rows, ref, work)),
+        ("ours_snapshots_at_their_stamp", lambda: _snapshots(ev, work)),
+        ("online_after_materialize", lambda: _online(ev, work, end)),
+    ):
         try:
             out[name] = fn()
         except FileNotFoundError as exc:  # the step that writes it was skipped or failed

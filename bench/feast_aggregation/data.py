@@ -4,6 +4,7 @@ Every log is one parquet file with the columns both engines read: ``user_id``, `
 ``event_timestamp`` (UTC, ns), ``type`` (play/like/skip), ``value`` (listen fraction; NaN for skips)
 and ``event_id`` (only our builder's ``prepare`` needs it, for a stable order).
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -39,19 +40,25 @@ def _fixture_events() -> tuple[pd.DataFrame, pd.DataFrame]:
     r = pd.read_csv(out / "ratings.csv", dtype={"userId": str, "movieId": str})
     norm = (r["rating"] / r["rating"].max()).to_numpy()
     types = np.select([norm >= LIKE_FROM - 1e-9, norm <= SKIP_UP_TO + 1e-9], ["like", "skip"], "play").astype(object)
-    events = pd.DataFrame({
-        "user_id": "u" + r["userId"], "item_id": "i" + r["movieId"],
-        "event_timestamp": pd.to_datetime(r["timestamp"], unit="s", utc=True).dt.as_unit("ns"),
-        "type": types, "value": np.where(types == "skip", np.nan, norm),
-    })
+    events = pd.DataFrame(
+        {
+            "user_id": "u" + r["userId"],
+            "item_id": "i" + r["movieId"],
+            "event_timestamp": pd.to_datetime(r["timestamp"], unit="s", utc=True).dt.as_unit("ns"),
+            "type": types,
+            "value": np.where(types == "skip", np.nan, norm),
+        }
+    )
     movies = pd.read_csv(out / "movies.csv", dtype={"movieId": str})
     year = pd.to_numeric(movies["title"].str.extract(r"\((\d{4})\)\s*$")[0], errors="coerce")
-    items = pd.DataFrame({
-        "item_id": "i" + movies["movieId"],
-        "genre": movies["genres"].str.split("|").str[0],
-        "release_date": pd.to_datetime(year.astype("Int64").astype(str) + "-01-01", errors="coerce", utc=True),
-        "duration_s": 200.0,
-    })
+    items = pd.DataFrame(
+        {
+            "item_id": "i" + movies["movieId"],
+            "genre": movies["genres"].str.split("|").str[0],
+            "release_date": pd.to_datetime(year.astype("Int64").astype(str) + "-01-01", errors="coerce", utc=True),
+            "duration_s": 200.0,
+        }
+    )
     return events, items
 
 
@@ -69,17 +76,23 @@ def _synthetic_events(n: int, seed: int = 7) -> tuple[pd.DataFrame, pd.DataFrame
     ts = start + rng.integers(0, 730 * 86_400, n) * 10**9
     types = rng.choice(np.array(["play", "skip", "like"], dtype=object), n, p=[0.7, 0.2, 0.1])
     value = np.where(types == "skip", np.nan, rng.uniform(0.0, 1.0, n))
-    events = pd.DataFrame({
-        "user_id": np.char.add("u", users.astype(str)).astype(object),
-        "item_id": np.char.add("i", items.astype(str)).astype(object),
-        "event_timestamp": pd.to_datetime(ts, utc=True), "type": types, "value": value,
-    })
-    catalog = pd.DataFrame({
-        "item_id": np.char.add("i", np.arange(n_items).astype(str)).astype(object),
-        "genre": GENRES[rng.integers(0, len(GENRES), n_items)],
-        "release_date": pd.to_datetime(start - rng.integers(0, 3650, n_items) * 86_400 * 10**9, utc=True),
-        "duration_s": rng.uniform(120, 400, n_items),
-    })
+    events = pd.DataFrame(
+        {
+            "user_id": np.char.add("u", users.astype(str)).astype(object),
+            "item_id": np.char.add("i", items.astype(str)).astype(object),
+            "event_timestamp": pd.to_datetime(ts, utc=True),
+            "type": types,
+            "value": value,
+        }
+    )
+    catalog = pd.DataFrame(
+        {
+            "item_id": np.char.add("i", np.arange(n_items).astype(str)).astype(object),
+            "genre": GENRES[rng.integers(0, len(GENRES), n_items)],
+            "release_date": pd.to_datetime(start - rng.integers(0, 3650, n_items) * 86_400 * 10**9, utc=True),
+            "duration_s": rng.uniform(120, 400, n_items),
+        }
+    )
     return events, catalog
 
 
@@ -105,5 +118,10 @@ def entity_rows(events: pd.DataFrame, n: int, seed: int = 11) -> pd.DataFrame:
     pick = rng.integers(0, len(events), n)
     offset = pd.to_timedelta(rng.integers(0, 3 * 86_400, n), unit="s")
     stamp = events["event_timestamp"].iloc[pick].reset_index(drop=True) + pd.Series(offset)
-    return pd.DataFrame({"user_id": events["user_id"].to_numpy()[pick], "item_id": events["item_id"].to_numpy()[pick],
-                         "event_timestamp": stamp})
+    return pd.DataFrame(
+        {
+            "user_id": events["user_id"].to_numpy()[pick],
+            "item_id": events["item_id"].to_numpy()[pick],
+            "event_timestamp": stamp,
+        }
+    )

@@ -7,24 +7,24 @@ the timed part, ``peak_rss_mb`` the process's ``ru_maxrss`` at the end (load inc
 doing this would need), ``load_rss_mb`` the peak before the timed part. Outputs that the
 correctness step compares go to var/feast_aggregation/<size>/.
 """
+
 from __future__ import annotations
 
 import json
 import resource
 import sys
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pandas as pd
 from feast.infra.common.materialization_job import MaterializationTask
 from feast.infra.common.retrieval_task import HistoricalRetrievalTask
 
-from feature_repo.build import Catalog, as_of, build_item_stats, build_user_profile, prepare
-
 from bench.feast_aggregation import data, repo
+from feature_repo.build import Catalog, as_of, build_item_stats, build_user_profile, prepare
 
 ONLINE_SAMPLE = 5_000  # entities read back from the online store (outside the timer) to check values
 
@@ -59,7 +59,7 @@ class Ctx:
         self.out["seconds"] = time.perf_counter() - start
 
 
-def _online(store, features: list[str], key: str, ids: list[str]) -> pd.DataFrame:  # noqa: ANN001
+def _online(store, features: list[str], key: str, ids: list[str]) -> pd.DataFrame:
     return store.get_online_features(features=features, entity_rows=[{key: i} for i in ids]).to_df()
 
 
@@ -79,21 +79,29 @@ def ours_build(ctx: Ctx) -> None:
         users, item_stats = build_user_profile(prepared, catalog), build_item_stats(prepared, catalog)
     ctx.work.mkdir(parents=True, exist_ok=True)
     users[["user_id", "event_timestamp", "user_plays_7d", "user_plays_30d", "user_skip_rate_30d"]].to_parquet(
-        ctx.work / "user_profile.parquet", index=False)
+        ctx.work / "user_profile.parquet", index=False
+    )
     item_stats[["item_id", "event_timestamp", "item_plays_30d", "item_skip_rate_30d"]].to_parquet(
-        ctx.work / "item_stats.parquet", index=False)
+        ctx.work / "item_stats.parquet", index=False
+    )
     ctx.out.update(user_rows=len(users), item_rows=len(item_stats), as_of=str(as_of(prepared)))
 
 
-def _builder_store(ctx: Ctx, name: str):  # noqa: ANN202
+def _builder_store(ctx: Ctx, name: str):
     store = repo.open_store(ctx.work / name)
-    store.apply([repo.user, repo.item, *repo.builder_views(ctx.work / "user_profile.parquet",
-                                                           ctx.work / "item_stats.parquet")])
+    store.apply(
+        [repo.user, repo.item, *repo.builder_views(ctx.work / "user_profile.parquet", ctx.work / "item_stats.parquet")]
+    )
     return store
 
 
-OUR_FEATURES = ["user_profile:user_plays_7d", "user_profile:user_plays_30d", "user_profile:user_skip_rate_30d",
-                "item_stats:item_plays_30d", "item_stats:item_skip_rate_30d"]
+OUR_FEATURES = [
+    "user_profile:user_plays_7d",
+    "user_profile:user_plays_30d",
+    "user_profile:user_skip_rate_30d",
+    "item_stats:item_plays_30d",
+    "item_stats:item_skip_rate_30d",
+]
 
 
 def ours_hist(ctx: Ctx) -> None:
@@ -123,7 +131,7 @@ def ours_materialize(ctx: Ctx) -> None:
 
 
 # --- Feast's aggregation path ------------------------------------------------------------------
-def _event_store(ctx: Ctx, name: str, views: list):  # noqa: ANN202
+def _event_store(ctx: Ctx, name: str, views: list):
     store = repo.open_store(ctx.work / name)
     store.apply([repo.user, repo.item, *views])
     return store, store._get_provider().batch_engine
@@ -136,19 +144,29 @@ def feast_hist(ctx: Ctx) -> None:
     ev = ctx.events()
     rows = ctx.label_rows(ev)
     src = repo.event_source(data.events_path(ctx.size))
-    views = {"user_id": repo.unwindowed_view(src, repo.user, "user"),
-             "item_id": repo.unwindowed_view(src, repo.item, "item")}
+    views = {
+        "user_id": repo.unwindowed_view(src, repo.user, "user"),
+        "item_id": repo.unwindowed_view(src, repo.item, "item"),
+    }
     store, engine = _event_store(ctx, "repo_feast_hist", list(views.values()))
     got = {}
     with ctx.timed():
         for key, view in views.items():
-            task = HistoricalRetrievalTask(project=store.project, entity_df=rows[[key, "event_timestamp"]],
-                                           feature_view=view, full_feature_name=False, registry=store.registry)
+            task = HistoricalRetrievalTask(
+                project=store.project,
+                entity_df=rows[[key, "event_timestamp"]],
+                feature_view=view,
+                full_feature_name=False,
+                registry=store.registry,
+            )
             got[key] = engine.get_historical_features(store.registry, task).to_df()
     for key, frame in got.items():
         frame.to_parquet(ctx.work / f"feast_hist_{key}.parquet", index=False)
-    ctx.out.update(rows_in=len(rows), rows_out={k: len(v) for k, v in got.items()},
-                   columns_out={k: list(v.columns) for k, v in got.items()})
+    ctx.out.update(
+        rows_in=len(rows),
+        rows_out={k: len(v) for k, v in got.items()},
+        columns_out={k: list(v.columns) for k, v in got.items()},
+    )
 
 
 def feast_materialize(ctx: Ctx) -> None:
@@ -160,15 +178,21 @@ def feast_materialize(ctx: Ctx) -> None:
     store, engine = _event_store(ctx, "repo_feast_mat", views)
     with ctx.timed():
         for view in views:
-            task = MaterializationTask(project=store.project, feature_view=view,
-                                       start_time=(end - repo.W30).to_pydatetime(), end_time=end.to_pydatetime())
+            task = MaterializationTask(
+                project=store.project,
+                feature_view=view,
+                start_time=(end - repo.W30).to_pydatetime(),
+                end_time=end.to_pydatetime(),
+            )
             job = engine.materialize(store.registry, task)[0]
             if job.error():
                 raise job.error()
-    users = _online(store, ["user_online30d:user_plays_30d", "user_online30d:user_skips_30d"], "user_id",
-                    _sample_ids(ev, "user_id"))
-    items = _online(store, ["item_online30d:item_plays_30d", "item_online30d:item_skips_30d"], "item_id",
-                    _sample_ids(ev, "item_id"))
+    users = _online(
+        store, ["user_online30d:user_plays_30d", "user_online30d:user_skips_30d"], "user_id", _sample_ids(ev, "user_id")
+    )
+    items = _online(
+        store, ["item_online30d:item_plays_30d", "item_online30d:item_skips_30d"], "item_id", _sample_ids(ev, "item_id")
+    )
     users.to_parquet(ctx.work / "feast_online_users.parquet", index=False)
     items.to_parquet(ctx.work / "feast_online_items.parquet", index=False)
     ctx.out.update(end=str(end))
@@ -190,25 +214,38 @@ def prepare_data(ctx: Ctx) -> None:
     with ctx.timed():
         ev_path, _ = data.ensure(ctx.size)
     ev = pd.read_parquet(ev_path)
-    ctx.out.update(events=len(ev), users=int(ev["user_id"].nunique()), items=int(ev["item_id"].nunique()),
-                   first=str(ev["event_timestamp"].min()), last=str(ev["event_timestamp"].max()),
-                   types=ev["type"].value_counts().to_dict())
+    ctx.out.update(
+        events=len(ev),
+        users=int(ev["user_id"].nunique()),
+        items=int(ev["item_id"].nunique()),
+        first=str(ev["event_timestamp"].min()),
+        last=str(ev["event_timestamp"].max()),
+        types=ev["type"].value_counts().to_dict(),
+    )
 
 
 def _correctness(ctx: Ctx) -> None:
     from bench.feast_aggregation.correctness import compare
+
     ctx.out.update(compare(ctx))
 
 
 def _capabilities(ctx: Ctx) -> None:
     from bench.feast_aggregation.capabilities import probe
+
     ctx.out.update(probe(ctx))
 
 
 STEPS: dict[str, Callable[[Ctx], None]] = {
-    "prepare": prepare_data, "ours_build": ours_build, "ours_hist": ours_hist, "ours_materialize": ours_materialize,
-    "feast_hist": feast_hist, "feast_materialize": feast_materialize, "feast_public_hist": feast_public_hist,
-    "correctness": _correctness, "capabilities": _capabilities,
+    "prepare": prepare_data,
+    "ours_build": ours_build,
+    "ours_hist": ours_hist,
+    "ours_materialize": ours_materialize,
+    "feast_hist": feast_hist,
+    "feast_materialize": feast_materialize,
+    "feast_public_hist": feast_public_hist,
+    "correctness": _correctness,
+    "capabilities": _capabilities,
 }
 
 

@@ -4,6 +4,7 @@ and every ``*.py`` file in the directories of ``SETLIST_FEATURE_DIRS``.
 A module declares ``FEATURES`` (a list of ``setlist.featureset.Feature``) and may declare
 ``TABLES`` (``Table`` sources). Adding a feature is one new file; nothing else changes.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -29,7 +30,9 @@ def modules(dirs: tuple[str, ...] = ()) -> list[tuple[str, ModuleType]]:
     found = [("built-in", importlib.import_module(f"{__name__}.builtin"))]
     for info in sorted(pkgutil.iter_modules([str(PACKAGE_DIR)]), key=lambda i: i.name):
         if info.name != "builtin" and not info.name.startswith("_"):
-            found.append((f"feature_repo/declarations/{info.name}.py", importlib.import_module(f"{__name__}.{info.name}")))
+            found.append(
+                (f"feature_repo/declarations/{info.name}.py", importlib.import_module(f"{__name__}.{info.name}"))
+            )
     for d in dirs:
         root = Path(d)
         if not root.is_dir():

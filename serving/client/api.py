@@ -3,6 +3,7 @@
 Results come back as serving.types objects plus what only the wire knows (request id, client-side
 latency); failures raise :class:`ClientError` with the status code and the server's message.
 """
+
 from __future__ import annotations
 
 import time
@@ -29,7 +30,7 @@ class RankReply:
     degraded: bool
     arm: str
     request_id: str
-    latency_ms: float   # measured by the client: the whole call, network and serialization included
+    latency_ms: float  # measured by the client: the whole call, network and serialization included
 
 
 class ClientError(Exception):
@@ -45,26 +46,48 @@ def _pem(value: Pem | None) -> bytes | None:
     return Path(value).read_bytes()
 
 
-def new_event(user_id: str, item_id: str, type: str, session_id: str = "", value: float | None = None,
-              context: Mapping[str, str] | None = None) -> TrackEvent:
+def new_event(
+    user_id: str,
+    item_id: str,
+    type: str,
+    session_id: str = "",
+    value: float | None = None,
+    context: Mapping[str, str] | None = None,
+) -> TrackEvent:
     """An event happening now, with a fresh uuid4 event id."""
-    return TrackEvent(event_id=str(uuid.uuid4()), user_id=user_id, item_id=item_id, type=type,
-                      timestamp_ms=int(time.time() * 1000), session_id=session_id,
-                      context=dict(context or {}), value=value)
+    return TrackEvent(
+        event_id=str(uuid.uuid4()),
+        user_id=user_id,
+        item_id=item_id,
+        type=type,
+        timestamp_ms=int(time.time() * 1000),
+        session_id=session_id,
+        context=dict(context or {}),
+        value=value,
+    )
 
 
 class SetlistClient:
-    def __init__(self, target: str, token: str | None = None, tls_ca: Pem | None = None,
-                 timeout: float = 2.0, *, tls_cert: Pem | None = None, tls_key: Pem | None = None,
-                 server_name: str | None = None) -> None:
+    def __init__(
+        self,
+        target: str,
+        token: str | None = None,
+        tls_ca: Pem | None = None,
+        timeout: float = 2.0,
+        *,
+        tls_cert: Pem | None = None,
+        tls_key: Pem | None = None,
+        server_name: str | None = None,
+    ) -> None:
         """``tls_ca`` (PEM path or bytes) turns TLS on; ``tls_cert``/``tls_key`` add a client
         certificate for mTLS; ``server_name`` overrides the name the server certificate must match."""
         options: list[tuple[str, Any]] = []
         if server_name:
             options.append(("grpc.ssl_target_name_override", server_name))
         if tls_ca is not None or tls_cert is not None:
-            creds = grpc.ssl_channel_credentials(root_certificates=_pem(tls_ca), private_key=_pem(tls_key),
-                                                 certificate_chain=_pem(tls_cert))
+            creds = grpc.ssl_channel_credentials(
+                root_certificates=_pem(tls_ca), private_key=_pem(tls_key), certificate_chain=_pem(tls_cert)
+            )
             self._channel = grpc.secure_channel(target, creds, options=options)
         else:
             self._channel = grpc.insecure_channel(target, options=options)
@@ -75,12 +98,20 @@ class SetlistClient:
         self._health = health_pb2_grpc.HealthStub(self._channel)
 
     # --- RankingService -------------------------------------------------------------------
-    def rank(self, user_id: str, k: int = 10, context: Mapping[str, str] | None = None,
-             exclude: Sequence[str] = (), explain: bool = False, request_id: str | None = None,
-             timeout: float | None = None) -> RankReply:
+    def rank(
+        self,
+        user_id: str,
+        k: int = 10,
+        context: Mapping[str, str] | None = None,
+        exclude: Sequence[str] = (),
+        explain: bool = False,
+        request_id: str | None = None,
+        timeout: float | None = None,
+    ) -> RankReply:
         m = proto.ranking_pb2
-        request = m.RankRequest(user_id=user_id, k=k, context=dict(context or {}),
-                                exclude_item_ids=list(exclude), explain=explain)
+        request = m.RankRequest(
+            user_id=user_id, k=k, context=dict(context or {}), exclude_item_ids=list(exclude), explain=explain
+        )
         metadata = self._metadata + ((("x-request-id", request_id),) if request_id else ())
         start = time.perf_counter()
         try:
@@ -90,12 +121,19 @@ class SetlistClient:
         latency_ms = (time.perf_counter() - start) * 1000
         return RankReply(
             items=tuple(RankedItem(i.item_id, i.score, tuple(i.reasons)) for i in response.items),
-            model_version=response.model_version, cache_hit=response.cache_hit,
-            degraded=response.degraded, arm=response.arm, request_id=response.request_id,
-            latency_ms=latency_ms)
+            model_version=response.model_version,
+            cache_hit=response.cache_hit,
+            degraded=response.degraded,
+            arm=response.arm,
+            request_id=response.request_id,
+            latency_ms=latency_ms,
+        )
 
-    def track(self, events: Iterable[TrackEvent], timeout: float | None = None,
-              ) -> tuple[int, tuple[Rejection, ...]]:
+    def track(
+        self,
+        events: Iterable[TrackEvent],
+        timeout: float | None = None,
+    ) -> tuple[int, tuple[Rejection, ...]]:
         """Send events; returns (accepted count, rejections)."""
         m = proto.ranking_pb2
         request = m.TrackRequest(events=[_event_pb(e) for e in events])
@@ -109,8 +147,9 @@ class SetlistClient:
     def health(self, service: str = "", timeout: float | None = None) -> str:
         """SERVING, NOT_SERVING or SERVICE_UNKNOWN (no such service name on the server)."""
         try:
-            response = self._health.Check(health_pb2.HealthCheckRequest(service=service),
-                                          timeout=timeout or self.timeout)
+            response = self._health.Check(
+                health_pb2.HealthCheckRequest(service=service), timeout=timeout or self.timeout
+            )
         except grpc.RpcError as exc:
             if exc.code() == grpc.StatusCode.NOT_FOUND:
                 return "SERVICE_UNKNOWN"
@@ -134,8 +173,9 @@ class SetlistClient:
         deadline = time.monotonic() + timeout
         backoff = 0.02
         while (remaining := deadline - time.monotonic()) > 0:
-            call = self._health.Watch(health_pb2.HealthCheckRequest(service=service),
-                                      timeout=remaining, wait_for_ready=True)
+            call = self._health.Watch(
+                health_pb2.HealthCheckRequest(service=service), timeout=remaining, wait_for_ready=True
+            )
             try:
                 for update in call:
                     if update.status == health_pb2.HealthCheckResponse.SERVING:
@@ -162,8 +202,15 @@ class SetlistClient:
 
 def _event_pb(event: TrackEvent) -> Any:
     m = proto.ranking_pb2
-    msg = m.Event(event_id=event.event_id, user_id=event.user_id, item_id=event.item_id, type=event.type,
-                  timestamp_ms=event.timestamp_ms, session_id=event.session_id, context=dict(event.context))
+    msg = m.Event(
+        event_id=event.event_id,
+        user_id=event.user_id,
+        item_id=event.item_id,
+        type=event.type,
+        timestamp_ms=event.timestamp_ms,
+        session_id=event.session_id,
+        context=dict(event.context),
+    )
     if event.value is not None:
         msg.value = event.value
     return msg
@@ -173,4 +220,3 @@ def _error(exc: grpc.RpcError) -> ClientError:
     code = exc.code() if isinstance(exc, grpc.Call) else grpc.StatusCode.UNKNOWN
     details = (exc.details() if isinstance(exc, grpc.Call) else None) or str(exc)
     return ClientError(code, details)
-

@@ -4,10 +4,11 @@ Exit codes: 0 success, 1 when the server is unreachable or answers with an error
 message are printed, no traceback), 2 for usage errors. ``health`` exits 1 unless the status is SERVING.
 The token comes from --token or, better (argv is visible to other users), SETLIST_CLIENT_TOKEN.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, NoReturn, Optional
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -16,14 +17,15 @@ from rich.table import Table
 
 from serving.client.api import ClientError, SetlistClient, new_event
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Call a Setlist ranking server: rank, track, health.")
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="Call a Setlist ranking server: rank, track, health."
+)
 
-Target = Annotated[Optional[str], typer.Option(help="host:port (default: localhost and SETLIST_PORT)",
-                                               envvar="SETLIST_TARGET")]
-Token = Annotated[Optional[str], typer.Option(help="bearer token", envvar="SETLIST_CLIENT_TOKEN",
-                                              show_default=False)]
-TlsCa = Annotated[Optional[Path], typer.Option("--tls-ca", help="CA certificate (PEM): turns TLS on")]
+Target = Annotated[
+    str | None, typer.Option(help="host:port (default: localhost and SETLIST_PORT)", envvar="SETLIST_TARGET")
+]
+Token = Annotated[str | None, typer.Option(help="bearer token", envvar="SETLIST_CLIENT_TOKEN", show_default=False)]
+TlsCa = Annotated[Path | None, typer.Option("--tls-ca", help="CA certificate (PEM): turns TLS on")]
 Timeout = Annotated[float, typer.Option(help="deadline per call, seconds")]
 
 
@@ -59,12 +61,17 @@ def _rpc_failed(client: SetlistClient, exc: ClientError) -> NoReturn:
 
 
 @app.command()
-def rank(user: Annotated[str, typer.Option(help="the application's user id")],
-         k: Annotated[int, typer.Option("--k", help="how many items")] = 10,
-         context: Annotated[Optional[list[str]], typer.Option(help="KEY=VALUE, repeatable")] = None,
-         exclude: Annotated[Optional[list[str]], typer.Option(help="item id to leave out, repeatable")] = None,
-         explain: Annotated[bool, typer.Option(help="ask for reasons")] = False,
-         target: Target = None, token: Token = None, tls_ca: TlsCa = None, timeout: Timeout = 2.0) -> None:
+def rank(
+    user: Annotated[str, typer.Option(help="the application's user id")],
+    k: Annotated[int, typer.Option("--k", help="how many items")] = 10,
+    context: Annotated[list[str] | None, typer.Option(help="KEY=VALUE, repeatable")] = None,
+    exclude: Annotated[list[str] | None, typer.Option(help="item id to leave out, repeatable")] = None,
+    explain: Annotated[bool, typer.Option(help="ask for reasons")] = False,
+    target: Target = None,
+    token: Token = None,
+    tls_ca: TlsCa = None,
+    timeout: Timeout = 2.0,
+) -> None:
     """Rank items for a user and print them as a table."""
     ctx = _pairs(context)
     with _client(target, token, tls_ca, timeout) as client:
@@ -81,23 +88,30 @@ def rank(user: Annotated[str, typer.Option(help="the application's user id")],
     table.add_column("score", justify="right")
     table.add_column("reasons")
     for position, item in enumerate(reply.items, start=1):
-        table.add_row(str(position), escape(item.item_id), f"{item.score:.4f}",
-                      escape("; ".join(item.reasons)))
+        table.add_row(str(position), escape(item.item_id), f"{item.score:.4f}", escape("; ".join(item.reasons)))
     out = Console()
     out.print(table)
-    out.print(f"model_version={escape(reply.model_version)} cache_hit={reply.cache_hit} "
-              f"degraded={reply.degraded} arm={escape(reply.arm) or '-'} request_id={reply.request_id} "
-              f"latency={reply.latency_ms:.2f} ms", highlight=False)
+    out.print(
+        f"model_version={escape(reply.model_version)} cache_hit={reply.cache_hit} "
+        f"degraded={reply.degraded} arm={escape(reply.arm) or '-'} request_id={reply.request_id} "
+        f"latency={reply.latency_ms:.2f} ms",
+        highlight=False,
+    )
 
 
 @app.command()
-def track(user: Annotated[str, typer.Option(help="the application's user id")],
-          item: Annotated[str, typer.Option(help="item id")],
-          type: Annotated[str, typer.Option("--type", help="play, skip, like, not_interested, …")],
-          session: Annotated[str, typer.Option(help="session id")] = "",
-          value: Annotated[Optional[float], typer.Option(help="e.g. the listen fraction")] = None,
-          context: Annotated[Optional[list[str]], typer.Option(help="KEY=VALUE, repeatable")] = None,
-          target: Target = None, token: Token = None, tls_ca: TlsCa = None, timeout: Timeout = 2.0) -> None:
+def track(
+    user: Annotated[str, typer.Option(help="the application's user id")],
+    item: Annotated[str, typer.Option(help="item id")],
+    type: Annotated[str, typer.Option("--type", help="play, skip, like, not_interested, …")],
+    session: Annotated[str, typer.Option(help="session id")] = "",
+    value: Annotated[float | None, typer.Option(help="e.g. the listen fraction")] = None,
+    context: Annotated[list[str] | None, typer.Option(help="KEY=VALUE, repeatable")] = None,
+    target: Target = None,
+    token: Token = None,
+    tls_ca: TlsCa = None,
+    timeout: Timeout = 2.0,
+) -> None:
     """Send one event that happens now (a fresh uuid4 event id)."""
     event = new_event(user, item, type, session_id=session, value=value, context=_pairs(context))
     with _client(target, token, tls_ca, timeout) as client:
@@ -114,8 +128,12 @@ def track(user: Annotated[str, typer.Option(help="the application's user id")],
 
 
 @app.command()
-def health(service: Annotated[str, typer.Option(help="service name; empty means the whole server")] = "",
-           target: Target = None, tls_ca: TlsCa = None, timeout: Timeout = 2.0) -> None:
+def health(
+    service: Annotated[str, typer.Option(help="service name; empty means the whole server")] = "",
+    target: Target = None,
+    tls_ca: TlsCa = None,
+    timeout: Timeout = 2.0,
+) -> None:
     """Print the grpc.health.v1 status; exit 0 only when SERVING."""
     with _client(target, None, tls_ca, timeout) as client:
         try:

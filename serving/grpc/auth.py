@@ -4,14 +4,14 @@
 Track needs ``write``. Health and reflection are never guarded (load balancers and grpcurl have no
 token). Tokens are compared in constant time and never appear in messages or logs.
 """
+
 from __future__ import annotations
 
 import hmac
 from collections.abc import Sequence
 
-from setlist.settings import Settings
-
 from serving.errors import PermissionDenied, Unauthenticated
+from setlist.settings import Settings
 
 READ, WRITE = "read", "write"
 SCOPES = frozenset({READ, WRITE})
@@ -27,8 +27,7 @@ def parse_tokens(spec: str) -> list[tuple[bytes, frozenset[str]]]:
         token, sep, scope_text = entry.rpartition(":")  # rpartition: a token may itself contain ':'
         scopes = frozenset(s.strip() for s in scope_text.split("+"))
         if not sep or not token or not scopes <= SCOPES:
-            raise ValueError(f"auth_tokens entry {position} must look like TOKEN:read, TOKEN:write "
-                             f"or TOKEN:read+write")
+            raise ValueError(f"auth_tokens entry {position} must look like TOKEN:read, TOKEN:write or TOKEN:read+write")
         tokens.append((token.encode(), scopes))
     if not tokens:
         raise ValueError("auth_tokens is set but holds no TOKEN:scope entries")
@@ -66,5 +65,6 @@ class TokenAuth:
             raise Unauthenticated("unknown bearer token")
         needed = RPC_SCOPES.get(rpc)
         if needed is None or needed not in scopes:
-            raise PermissionDenied(f"{rpc} needs the '{needed or 'admin'}' scope; this token has: "
-                                   f"{'+'.join(sorted(scopes))}")
+            raise PermissionDenied(
+                f"{rpc} needs the '{needed or 'admin'}' scope; this token has: {'+'.join(sorted(scopes))}"
+            )

@@ -5,6 +5,7 @@ Both the overall service ("") and setlist.v1.RankingService report NOT_SERVING u
 the service needs no reference to gRPC; ``set_serving`` lets a bootstrap flip it directly as well.
 On shutdown the status goes NOT_SERVING first, so load balancers stop routing before the drain.
 """
+
 from __future__ import annotations
 
 import logging
@@ -12,8 +13,8 @@ import threading
 
 from grpc_health.v1 import health, health_pb2
 
-from serving.ports import Ranking
 from serving.grpc.proto import SERVICE_NAME
+from serving.ports import Ranking
 
 log = logging.getLogger(__name__)
 _SERVING = health_pb2.HealthCheckResponse.SERVING

@@ -6,6 +6,7 @@ the status). Anything else a handler raises becomes INTERNAL with a short messag
 logged here, once, and the process keeps serving. Health and reflection calls pass through untouched:
 a probe must be answered even when the service is saturated or the caller has no token.
 """
+
 from __future__ import annotations
 
 import contextvars
@@ -20,10 +21,10 @@ from typing import Any
 import grpc
 
 from serving import metrics
-from serving.grpc.auth import TokenAuth
 from serving.errors import DeadlineExceeded, InvalidArgument, Overloaded, ServingError
-from serving.logs import ACCESS_LOG
+from serving.grpc.auth import TokenAuth
 from serving.grpc.proto import SERVICE_NAME
+from serving.logs import ACCESS_LOG
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger(ACCESS_LOG)
@@ -54,8 +55,7 @@ def request_id_from(metadata: Any) -> str:
 
 
 class Guard(grpc.ServerInterceptor):
-    def __init__(self, max_concurrency: int, auth: TokenAuth | None = None,
-                 service: str = SERVICE_NAME) -> None:
+    def __init__(self, max_concurrency: int, auth: TokenAuth | None = None, service: str = SERVICE_NAME) -> None:
         if max_concurrency < 1:
             raise ValueError(f"max_concurrency must be at least 1, got {max_concurrency}")
         self._limit = max_concurrency
@@ -64,7 +64,7 @@ class Guard(grpc.ServerInterceptor):
         self._slots = threading.BoundedSemaphore(max_concurrency)
         self._auth = auth
         self._prefix = f"/{service}/"
-        self._active = 0                     # calls inside run(), admitted or not; for draining
+        self._active = 0  # calls inside run(), admitted or not; for draining
         self._idle = threading.Condition()
 
     def wait_idle(self, timeout: float | None) -> bool:
@@ -75,12 +75,13 @@ class Guard(grpc.ServerInterceptor):
         with self._idle:
             return self._idle.wait_for(lambda: self._active == 0, timeout)
 
-    def intercept_service(self, continuation: Callable[[grpc.HandlerCallDetails], Any],
-                          details: grpc.HandlerCallDetails) -> Any:
+    def intercept_service(
+        self, continuation: Callable[[grpc.HandlerCallDetails], Any], details: grpc.HandlerCallDetails
+    ) -> Any:
         handler = continuation(details)
         if handler is None or handler.unary_unary is None or not details.method.startswith(self._prefix):
             return handler
-        rpc = details.method[len(self._prefix):]
+        rpc = details.method[len(self._prefix) :]
         behavior, parse = handler.unary_unary, handler.request_deserializer
 
         def guarded(raw: bytes, context: grpc.ServicerContext) -> Any:
@@ -90,10 +91,17 @@ class Guard(grpc.ServerInterceptor):
         # caller's mistake (INVALID_ARGUMENT, one access-log line), where gRPC would answer INTERNAL
         # and log a traceback per bad message; and nobody's bytes are parsed before auth passed.
         return grpc.unary_unary_rpc_method_handler(
-            guarded, request_deserializer=None, response_serializer=handler.response_serializer)
+            guarded, request_deserializer=None, response_serializer=handler.response_serializer
+        )
 
-    def run(self, rpc: str, behavior: Behavior, request: Any, context: grpc.ServicerContext,
-            parse: Callable[[bytes], Any] | None = None) -> Any:
+    def run(
+        self,
+        rpc: str,
+        behavior: Behavior,
+        request: Any,
+        context: grpc.ServicerContext,
+        parse: Callable[[bytes], Any] | None = None,
+    ) -> Any:
         start = time.perf_counter()
         with self._idle:
             self._active += 1
@@ -108,8 +116,7 @@ class Guard(grpc.ServerInterceptor):
             if self._auth is not None:
                 self._auth.check(rpc, metadata)
             if not self._slots.acquire(blocking=False):
-                raise Overloaded(f"server is at its limit of {self._limit} concurrent requests; "
-                                 f"retry with backoff")
+                raise Overloaded(f"server is at its limit of {self._limit} concurrent requests; retry with backoff")
             acquired = True
             metrics.RPC_IN_FLIGHT.inc()
             if parse is not None:
@@ -124,8 +131,7 @@ class Guard(grpc.ServerInterceptor):
                 code = _code_name(context)
                 raise
             code, error_kind = "INTERNAL", type(exc).__name__
-            log.exception("unexpected error in %s", rpc,
-                          extra={"fields": {"request_id": request_id, "rpc": rpc}})
+            log.exception("unexpected error in %s", rpc, extra={"fields": {"request_id": request_id, "rpc": rpc}})
             context.abort(grpc.StatusCode.INTERNAL, f"internal error (request_id {request_id})")
         finally:
             if acquired:
@@ -148,8 +154,7 @@ class Guard(grpc.ServerInterceptor):
         # cache-hit budget. Errors and slow calls (over the Rank p99 target) always show at INFO.
         level = logging.DEBUG if code == "OK" and seconds < SLOW_CALL_S else logging.INFO
         if access_log.isEnabledFor(level):
-            fields = {"request_id": request_id, "rpc": rpc, "code": code,
-                      "latency_ms": round(seconds * 1000, 3)}
+            fields = {"request_id": request_id, "rpc": rpc, "code": code, "latency_ms": round(seconds * 1000, 3)}
             if error_kind:
                 fields["error"] = error_kind  # the class, not the message: messages may quote input
             access_log.log(level, "rpc", extra={"fields": fields})

@@ -5,6 +5,7 @@ happens lazily (PEP 562), so modules that only *mention* the protos can be impor
 ``make protos`` ran (the test session generates them in a fixture) and a missing generation fails with
 an instruction instead of a bare ModuleNotFoundError.
 """
+
 from __future__ import annotations
 
 from importlib import import_module

@@ -4,6 +4,7 @@ the guard interceptor, optional TLS/mTLS, and the metrics endpoint.
 ``start_server`` returns at once with a :class:`RunningServer` (gRPC runs on its own threads): tests use
 it in-process, and each worker process of serving.grpc.workers uses it too.
 """
+
 from __future__ import annotations
 
 import logging
@@ -15,15 +16,14 @@ import grpc
 from grpc_health.v1 import health, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from setlist.settings import Settings
-
 from serving import metrics
 from serving.grpc import servicer as transport
 from serving.grpc.auth import TokenAuth
 from serving.grpc.health import Readiness
 from serving.grpc.interceptors import Guard
-from serving.ports import Ranking
 from serving.grpc.proto import SERVICE_NAME
+from serving.ports import Ranking
+from setlist.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +54,9 @@ class RunningServer:
         with self._stop_lock:
             if self._stopped.is_set():
                 return
-            grace = grace or 0.0                   # None means "abort now" for gRPC as well
-            self.readiness.shutdown()              # load balancers stop routing here first
-            stopped = self._server.stop(grace)     # refuses new calls from now on
+            grace = grace or 0.0  # None means "abort now" for gRPC as well
+            self.readiness.shutdown()  # load balancers stop routing here first
+            stopped = self._server.stop(grace)  # refuses new calls from now on
             # In-flight Rank/Track calls finish, then whatever is left (health Watch streams, which
             # would otherwise hold every shutdown for the whole grace period) is ended. A call that
             # gRPC accepted but no pool thread picked up yet is not counted; with the pool idle
@@ -94,12 +94,12 @@ def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
         raise ValueError("TLS needs both tls_cert and tls_key (PEM files); only one is set")
     pair = (settings.tls_key.read_bytes(), settings.tls_cert.read_bytes())
     client_ca = settings.tls_client_ca.read_bytes() if settings.tls_client_ca is not None else None
-    return grpc.ssl_server_credentials([pair], root_certificates=client_ca,
-                                       require_client_auth=client_ca is not None)
+    return grpc.ssl_server_credentials([pair], root_certificates=client_ca, require_client_auth=client_ca is not None)
 
 
-def build_server(ranking: Ranking, settings: Settings, *, reuse_port: bool = False,
-                 ready_poll_s: float = 0.25) -> tuple[grpc.Server, Guard, Readiness, int]:
+def build_server(
+    ranking: Ranking, settings: Settings, *, reuse_port: bool = False, ready_poll_s: float = 0.25
+) -> tuple[grpc.Server, Guard, Readiness, int]:
     """A configured, bound, not yet started server, with its guard, readiness and bound port."""
     threads = settings.max_concurrency + SPARE_THREADS
     guard = Guard(settings.max_concurrency, TokenAuth.from_settings(settings))
@@ -118,8 +118,7 @@ def build_server(ranking: Ranking, settings: Settings, *, reuse_port: bool = Fal
     transport.add_to_server(ranking, server)
     readiness = Readiness(ranking, poll_s=ready_poll_s)
     health_pb2_grpc.add_HealthServicer_to_server(readiness.servicer, server)
-    reflection.enable_server_reflection(
-        (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
     address = f"{settings.host}:{settings.port}"
     credentials = server_credentials(settings)
     try:
@@ -132,22 +131,38 @@ def build_server(ranking: Ranking, settings: Settings, *, reuse_port: bool = Fal
     return server, guard, readiness, port
 
 
-def start_server(ranking: Ranking, settings: Settings, *, reuse_port: bool = False,
-                 ready_poll_s: float = 0.25) -> RunningServer:
+def start_server(
+    ranking: Ranking, settings: Settings, *, reuse_port: bool = False, ready_poll_s: float = 0.25
+) -> RunningServer:
     """Start serving ``ranking`` on settings.host:settings.port (0 picks a free port; see ``.port``).
 
     Metrics are served on settings.metrics_port (0 disables them). Returns without blocking.
     """
-    server, guard, readiness, port = build_server(ranking, settings, reuse_port=reuse_port,
-                                           ready_poll_s=ready_poll_s)
+    server, guard, readiness, port = build_server(ranking, settings, reuse_port=reuse_port, ready_poll_s=ready_poll_s)
     metrics_server = metrics.start_metrics_server(settings.metrics_port, settings.host)
     server.start()
     readiness.start()
-    running = RunningServer(port=port, metrics_port=metrics_server[1] if metrics_server else None,
-                            readiness=readiness, _server=server, _guard=guard, _ranking=ranking,
-                            _metrics=metrics_server)
-    log.info("listening", extra={"fields": {
-        "host": settings.host, "port": port, "metrics_port": running.metrics_port,
-        "tls": settings.tls_cert is not None, "mtls": settings.tls_client_ca is not None,
-        "auth": settings.auth_tokens is not None, "max_concurrency": settings.max_concurrency}})
+    running = RunningServer(
+        port=port,
+        metrics_port=metrics_server[1] if metrics_server else None,
+        readiness=readiness,
+        _server=server,
+        _guard=guard,
+        _ranking=ranking,
+        _metrics=metrics_server,
+    )
+    log.info(
+        "listening",
+        extra={
+            "fields": {
+                "host": settings.host,
+                "port": port,
+                "metrics_port": running.metrics_port,
+                "tls": settings.tls_cert is not None,
+                "mtls": settings.tls_client_ca is not None,
+                "auth": settings.auth_tokens is not None,
+                "max_concurrency": settings.max_concurrency,
+            }
+        },
+    )
     return running

@@ -3,6 +3,7 @@
 Nothing else happens here. Validation and ranking are the service's job; auth, load control, error
 mapping, metrics and logs are the guard's (serving.grpc.interceptors).
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -72,11 +73,11 @@ class RankingServicer:
     def __init__(self, ranking: Ranking) -> None:
         self._ranking = ranking
 
-    def Rank(self, request: pb.RankRequest, context: grpc.ServicerContext) -> pb.RankResponse:  # noqa: N802
+    def Rank(self, request: pb.RankRequest, context: grpc.ServicerContext) -> pb.RankResponse:
         request_id = current_request_id.get()
         return from_result(self._ranking.rank(to_query(request, request_id)), request_id)
 
-    def Track(self, request: pb.TrackRequest, context: grpc.ServicerContext) -> pb.TrackResponse:  # noqa: N802
+    def Track(self, request: pb.TrackRequest, context: grpc.ServicerContext) -> pb.TrackResponse:
         result = self._ranking.track([to_event(e) for e in request.events])
         return from_track(result, current_request_id.get())
 

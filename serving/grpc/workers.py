@@ -7,6 +7,7 @@ SO_REUSEPORT, so the kernel spreads connections across processes and the GIL is 
 ceiling. The parent only forwards SIGTERM/SIGINT and waits. Worker ``i`` serves metrics on
 ``metrics_port + i``.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -18,12 +19,12 @@ import signal
 import socket
 import threading
 from collections.abc import Callable, Iterator, Sequence
-
-from setlist.settings import Settings
+from typing import cast
 
 from serving.grpc.server import DEFAULT_GRACE_S, start_server
 from serving.logs import configure_logging
 from serving.ports import Ranking
+from setlist.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +42,9 @@ def serve(settings: Settings, ranking_factory: RankingFactory, grace_s: float = 
     return _run_workers(settings, ranking_factory, grace_s)
 
 
-def _run_worker(settings: Settings, ranking_factory: RankingFactory, grace_s: float, *, index: int,
-                reuse_port: bool) -> int:
+def _run_worker(
+    settings: Settings, ranking_factory: RankingFactory, grace_s: float, *, index: int, reuse_port: bool
+) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -88,8 +90,12 @@ def _run_workers(settings: Settings, ranking_factory: RankingFactory, grace_s: f
     ctx = multiprocessing.get_context("fork")  # fork explicitly: the factory may be a closure
     with _reserve_port(settings.host, settings.port) as port:
         worker_settings = settings.model_copy(update={"port": port})
-        procs = [ctx.Process(target=_worker_main, name=f"setlist-worker-{i}",
-                             args=(worker_settings, ranking_factory, grace_s, i)) for i in range(settings.workers)]
+        procs = [
+            ctx.Process(
+                target=_worker_main, name=f"setlist-worker-{i}", args=(worker_settings, ranking_factory, grace_s, i)
+            )
+            for i in range(settings.workers)
+        ]
         stopping = threading.Event()
 
         def forward(signum: int, _frame: object) -> None:
@@ -104,8 +110,10 @@ def _run_workers(settings: Settings, ranking_factory: RankingFactory, grace_s: f
             proc.start()
         if stopping.is_set():  # a signal that arrived while forking reached only the started ones
             forward(signal.SIGTERM, None)
-        log.info("workers started", extra={"fields": {"workers": settings.workers, "port": port,
-                                                      "pids": [p.pid for p in procs]}})
+        log.info(
+            "workers started",
+            extra={"fields": {"workers": settings.workers, "port": port, "pids": [p.pid for p in procs]}},
+        )
         exit_code = 0
         # A worker that dies on its own is not restarted here: a half-sized server that looks healthy
         # is worse than a clean exit that the supervisor (systemd, Kubernetes) restarts.
@@ -113,8 +121,10 @@ def _run_workers(settings: Settings, ranking_factory: RankingFactory, grace_s: f
             if done.exitcode != 0:
                 exit_code = 1
             if not stopping.is_set():
-                log.error("worker exited unexpectedly; stopping the others",
-                          extra={"fields": {"pid": done.pid, "exitcode": done.exitcode}})
+                log.error(
+                    "worker exited unexpectedly; stopping the others",
+                    extra={"fields": {"pid": done.pid, "exitcode": done.exitcode}},
+                )
                 exit_code = 1
                 forward(signal.SIGTERM, None)
         return exit_code
@@ -127,7 +137,7 @@ def _exited(procs: Sequence[Process]) -> Iterator[Process]:
     pending = {proc.sentinel: proc for proc in procs}
     while pending:
         for sentinel in wait(list(pending)):
-            proc = pending.pop(sentinel)  # type: ignore[arg-type]
+            proc = pending.pop(cast(int, sentinel))  # wait() hands back the sentinels it was given: ints
             proc.join()
             yield proc
 

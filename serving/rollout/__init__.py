@@ -1,1 +1,2 @@
-"""Which model serves whom: the served models, variant routing, and the canary (pure state machine, driver, MLflow side)."""
+"""Which model serves whom: the served models, variant routing, and the canary (its pure state
+machine, its driver and its MLflow side)."""

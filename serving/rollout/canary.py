@@ -13,6 +13,7 @@ Any breach rolls back; a healthy step widens to the next share; reaching 100% co
 here does I/O or reads a clock, so every transition is a unit test on numbers
 (:mod:`serving.rollout.driver` is the driver that feeds it and acts on its decisions).
 """
+
 from __future__ import annotations
 
 import math
@@ -20,7 +21,7 @@ from dataclasses import dataclass, replace
 from statistics import NormalDist
 from typing import Literal
 
-Pair = tuple[str, str]            # (candidates version, ranker version)
+Pair = tuple[str, str]  # (candidates version, ranker version)
 Phase = Literal["canary", "complete", "rolled_back"]
 Action = Literal["wait", "widen", "complete", "rollback"]
 
@@ -42,11 +43,17 @@ class CanaryPolicy:
             raise ValueError(f"canary steps must increase strictly within (0, 1] and end at 1.0, got {list(s)}")
 
     @classmethod
-    def from_settings(cls, settings) -> CanaryPolicy:  # noqa: ANN001 - setlist.settings.Settings
-        return cls(steps=tuple(settings.canary_steps), min_requests=settings.canary_min_requests,
-                   min_feedback=settings.canary_min_feedback, max_error_rate=settings.canary_max_error_rate,
-                   max_p99_ratio=settings.canary_max_p99_ratio, p99_slack_ms=settings.canary_p99_slack_ms,
-                   max_skip_increase=settings.canary_max_skip_increase, alpha=settings.canary_alpha)
+    def from_settings(cls, settings) -> CanaryPolicy:
+        return cls(
+            steps=tuple(settings.canary_steps),
+            min_requests=settings.canary_min_requests,
+            min_feedback=settings.canary_min_feedback,
+            max_error_rate=settings.canary_max_error_rate,
+            max_p99_ratio=settings.canary_max_p99_ratio,
+            p99_slack_ms=settings.canary_p99_slack_ms,
+            max_skip_increase=settings.canary_max_skip_increase,
+            alpha=settings.canary_alpha,
+        )
 
 
 @dataclass(frozen=True)
@@ -68,9 +75,13 @@ class Health:
         return self.skips / self.feedback if self.feedback else float("nan")
 
     def as_metrics(self, prefix: str) -> dict[str, float]:
-        return {f"{prefix}_requests": float(self.requests), f"{prefix}_errors": float(self.errors),
-                f"{prefix}_p99_ms": self.p99_ms, f"{prefix}_feedback": float(self.feedback),
-                f"{prefix}_skip_rate": self.skip_rate}
+        return {
+            f"{prefix}_requests": float(self.requests),
+            f"{prefix}_errors": float(self.errors),
+            f"{prefix}_p99_ms": self.p99_ms,
+            f"{prefix}_feedback": float(self.feedback),
+            f"{prefix}_skip_rate": self.skip_rate,
+        }
 
 
 @dataclass(frozen=True)
@@ -103,8 +114,10 @@ def judge(canary: Health, stable: Health, p: CanaryPolicy) -> tuple[Verdict, str
     budget = p.max_error_rate * max(canary.requests, p.min_requests)
     if canary.errors > budget:
         # checked before the minimum sample: a candidate that fails every call is stopped at once
-        return "breach", (f"error budget exhausted: {canary.errors} failures in {canary.requests} requests "
-                          f"(budget {p.max_error_rate:.2%})")
+        return "breach", (
+            f"error budget exhausted: {canary.errors} failures in {canary.requests} requests "
+            f"(budget {p.max_error_rate:.2%})"
+        )
     if canary.requests < p.min_requests or stable.requests < p.min_requests:
         return "pending", f"waiting for {p.min_requests} requests per side"
     limit = max(stable.p99_ms * p.max_p99_ratio, stable.p99_ms + p.p99_slack_ms)
@@ -116,11 +129,15 @@ def judge(canary: Health, stable: Health, p: CanaryPolicy) -> tuple[Verdict, str
     if diff > p.max_skip_increase:
         z = skip_z(canary, stable)
         if z > NormalDist().inv_cdf(1 - p.alpha):
-            return "breach", (f"skip rate {canary.skip_rate:.3f} vs stable {stable.skip_rate:.3f} "
-                              f"(+{diff:.3f} > {p.max_skip_increase}, z={z:.2f})")
+            return "breach", (
+                f"skip rate {canary.skip_rate:.3f} vs stable {stable.skip_rate:.3f} "
+                f"(+{diff:.3f} > {p.max_skip_increase}, z={z:.2f})"
+            )
         return "pending", f"skip rate +{diff:.3f} above tolerance but not significant yet (z={z:.2f})"
-    return "healthy", (f"errors {canary.errors}/{canary.requests}, p99 {canary.p99_ms:.2f} ms, "
-                       f"skip rate {canary.skip_rate:.3f} vs {stable.skip_rate:.3f}")
+    return "healthy", (
+        f"errors {canary.errors}/{canary.requests}, p99 {canary.p99_ms:.2f} ms, "
+        f"skip rate {canary.skip_rate:.3f} vs {stable.skip_rate:.3f}"
+    )
 
 
 def skip_z(canary: Health, stable: Health) -> float:

@@ -12,21 +12,28 @@ With several replicas each judges its own traffic; the first to roll back moves 
 others follow on their next refresh (they see the alias back on their stable pair). Steps are not
 shared between replicas.
 """
+
 from __future__ import annotations
 
 import logging
 import threading
-from datetime import datetime, timezone
-from typing import Callable, Protocol
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Protocol
 
 import numpy as np
 
-from setlist.registry import (TAG_ROLLOUT_AT, TAG_ROLLOUT_REASON, TAG_ROLLOUT_SHARE, TAG_ROLLOUT_STABLE,
-                              TAG_ROLLOUT_STATUS, pair_tag)
-
-from serving.rollout.canary import CanaryPolicy, CanaryState, Decision, Health, Pair, decide
+from serving.rollout.canary import CanaryPolicy, CanaryState, Decision, Health, Pair, Phase, decide
 from serving.rollout.models import ModelBundle
 from serving.rollout.routing import CANARY, CHAMPION
+from setlist.registry import (
+    TAG_ROLLOUT_AT,
+    TAG_ROLLOUT_REASON,
+    TAG_ROLLOUT_SHARE,
+    TAG_ROLLOUT_STABLE,
+    TAG_ROLLOUT_STATUS,
+    pair_tag,
+)
 
 log = logging.getLogger("setlist.serving.rollout.driver")
 LATENCY_WINDOW = 20_000
@@ -48,7 +55,7 @@ class VariantStats:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.requests = self.errors = self.plays = self.skips = 0
-        self._lat = np.zeros(LATENCY_WINDOW, np.float64)   # the latest latencies, as a ring
+        self._lat = np.zeros(LATENCY_WINDOW, np.float64)  # the latest latencies, as a ring
 
     def served(self, seconds: float, error: bool) -> None:
         with self._lock:
@@ -71,13 +78,19 @@ class VariantStats:
 
 
 class Rollout:
-    def __init__(self, policy: CanaryPolicy, registry: RolloutRegistry | None, enabled: bool,
-                 load: Callable[[Pair], ModelBundle], refuse: Callable[[Pair, str], None],
-                 on_decision: Callable[[str, float], None] = lambda action, share: None) -> None:
+    def __init__(
+        self,
+        policy: CanaryPolicy,
+        registry: RolloutRegistry | None,
+        enabled: bool,
+        load: Callable[[Pair], ModelBundle],
+        refuse: Callable[[Pair, str], None],
+        on_decision: Callable[[str, float], None] = lambda action, share: None,
+    ) -> None:
         self.policy, self.registry = policy, registry
         self.enabled = enabled and policy.steps[0] < 1.0
         self._load, self._refuse, self._on_decision = load, refuse, on_decision
-        self.current: ModelBundle | None = None     # the stable champion
+        self.current: ModelBundle | None = None  # the stable champion
         self.candidate: ModelBundle | None = None
         self.state: CanaryState | None = None
         self.last: Decision | None = None
@@ -89,7 +102,7 @@ class Rollout:
         return self.state is not None and self.state.phase == "canary" and self.candidate is not None
 
     def share(self) -> float:
-        return self.state.share(self.policy) if self.active else 0.0  # type: ignore[union-attr]
+        return self.state.share(self.policy) if self.state is not None and self.active else 0.0
 
     def salt(self) -> str:
         return f"canary:{pair_tag(self.candidate.pair)}" if self.candidate is not None else ""
@@ -123,10 +136,10 @@ class Rollout:
             assert st is not None
             if champion.pair == st.candidate:
                 return False
-            if champion.pair == st.stable:   # rolled back elsewhere (another replica, an operator)
+            if champion.pair == st.stable:  # rolled back elsewhere (another replica, an operator)
                 self._end("rolled_back", "the champion alias moved back to the stable version")
                 return True
-            self._start(champion)            # a newer version mid-canary: judge it against the same stable
+            self._start(champion)  # a newer version mid-canary: judge it against the same stable
             return True
         if champion.pair == self.current.pair:
             return False
@@ -167,10 +180,21 @@ class Rollout:
         self.state = CanaryState(stable=self.current.pair, candidate=champion.pair)
         self._reset()
         self._on_decision("start", self.share())
-        log.warning("canary started: %s serves %.0f%% of champion traffic, stable %s", champion.version,
-                    100 * self.share(), self.current.version)
-        self._registry("mark", champion.pair, {TAG_ROLLOUT_STATUS: "canary", TAG_ROLLOUT_SHARE: str(self.share()),
-                                               TAG_ROLLOUT_STABLE: pair_tag(self.current.pair)})
+        log.warning(
+            "canary started: %s serves %.0f%% of champion traffic, stable %s",
+            champion.version,
+            100 * self.share(),
+            self.current.version,
+        )
+        self._registry(
+            "mark",
+            champion.pair,
+            {
+                TAG_ROLLOUT_STATUS: "canary",
+                TAG_ROLLOUT_SHARE: str(self.share()),
+                TAG_ROLLOUT_STABLE: pair_tag(self.current.pair),
+            },
+        )
 
     def _resume(self, champion: ModelBundle) -> None:
         """After a restart mid-canary the alias already names the candidate; its tags name stable."""
@@ -181,7 +205,7 @@ class Rollout:
             if status != "canary" or stable is None or stable == champion.pair:
                 return
             self.current = self._load(stable)
-        except Exception as exc:  # noqa: BLE001 - no stable to compare with: serve the champion
+        except Exception as exc:
             log.warning("cannot resume the canary of %s: %s", champion.version, exc)
             self.current = champion
             return
@@ -193,20 +217,35 @@ class Rollout:
         self._refuse(cand.pair, f"canary rolled back: {d.reason}")
         self.state, self.candidate = d.state, None
         self._registry("set_champion", self.current.pair)
-        now = datetime.now(timezone.utc).isoformat()
-        self._registry("mark", cand.pair, {TAG_ROLLOUT_STATUS: "rolled_back", TAG_ROLLOUT_REASON: d.reason[:500],
-                                           TAG_ROLLOUT_STABLE: pair_tag(self.current.pair), TAG_ROLLOUT_AT: now})
-        self._registry("log_run", f"canary-rollback-{pair_tag(cand.pair)}",
-                       {"rollout.action": "rollback", TAG_ROLLOUT_REASON: d.reason[:500],
-                        "rollout.candidate": pair_tag(cand.pair), TAG_ROLLOUT_STABLE: pair_tag(self.current.pair),
-                        "rollout.step": str(d.state.step)},
-                       {**canary.as_metrics("canary"), **stable.as_metrics("stable")})
+        now = datetime.now(UTC).isoformat()
+        self._registry(
+            "mark",
+            cand.pair,
+            {
+                TAG_ROLLOUT_STATUS: "rolled_back",
+                TAG_ROLLOUT_REASON: d.reason[:500],
+                TAG_ROLLOUT_STABLE: pair_tag(self.current.pair),
+                TAG_ROLLOUT_AT: now,
+            },
+        )
+        self._registry(
+            "log_run",
+            f"canary-rollback-{pair_tag(cand.pair)}",
+            {
+                "rollout.action": "rollback",
+                TAG_ROLLOUT_REASON: d.reason[:500],
+                "rollout.candidate": pair_tag(cand.pair),
+                TAG_ROLLOUT_STABLE: pair_tag(self.current.pair),
+                "rollout.step": str(d.state.step),
+            },
+            {**canary.as_metrics("canary"), **stable.as_metrics("stable")},
+        )
 
-    def _end(self, phase: str, reason: str) -> None:
+    def _end(self, phase: Phase, reason: str) -> None:
         if self.candidate is not None and phase == "rolled_back":
             self._refuse(self.candidate.pair, reason)
         if self.state is not None:
-            self.state = CanaryState(self.state.stable, self.state.candidate, self.state.step, phase, reason)  # type: ignore[arg-type]
+            self.state = CanaryState(self.state.stable, self.state.candidate, self.state.step, phase, reason)
         self.candidate = None
         self._on_decision(phase, 0.0)
 
@@ -218,5 +257,5 @@ class Rollout:
             return
         try:
             getattr(self.registry, method)(*args)
-        except Exception as exc:  # noqa: BLE001 - serving decides locally; the registry catches up
+        except Exception as exc:
             log.error("registry %s failed during the canary: %s", method, exc)

@@ -4,12 +4,13 @@ A new version is loaded and checked *before* it replaces the old one; a version 
 load or to score a smoke input is refused and the current one keeps serving. The champion is
 always loaded; an experiment may add other aliases (``challenger``).
 """
+
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -34,10 +35,10 @@ class AlreadyRefused(ModelLoadError):
 @dataclass(frozen=True)
 class ModelBundle:
     index: CandidateIndex
-    booster: object            # xgboost.Booster, scored with inplace_predict only
+    booster: object  # xgboost.Booster, scored with inplace_predict only
     candidates_version: str
     ranker_version: str
-    layout: Layout | None = None   # where each input comes from (None: the bundle is a test double)
+    layout: Layout | None = None  # where each input comes from (None: the bundle is a test double)
     service: str = DEFAULT_SERVICE
 
     @property
@@ -66,7 +67,7 @@ def load_bundle(settings: Settings, versions: Pair) -> ModelBundle:
     """Load one pair of versions and prove it can rank before anyone uses it."""
     try:
         index, booster = registry.load_pair(settings, versions)
-    except Exception as exc:  # noqa: BLE001 - any failure means "refuse this version"
+    except Exception as exc:
         raise ModelLoadError(f"cannot load champion {versions}: {type(exc).__name__}: {exc}") from exc
     if not len(index.item_ids) or index.item_factors.shape[0] != len(index.item_ids):
         raise ModelLoadError(f"candidate index v{versions[0]} is empty or inconsistent")
@@ -87,7 +88,7 @@ def load_bundle(settings: Settings, versions: Pair) -> ModelBundle:
     return ModelBundle(index, booster, versions[0], versions[1], layout, service)
 
 
-def check_signature(booster, version: str, fs: FeatureSet) -> tuple[str, Layout]:  # noqa: ANN001
+def check_signature(booster, version: str, fs: FeatureSet) -> tuple[str, Layout]:
     """The ranker's feature service (recorded at training) and its inputs, checked against the
     declarations: a model whose service is gone, or was redeclared differently, is refused."""
     names = list(getattr(booster, "feature_names", None) or [])
@@ -95,14 +96,17 @@ def check_signature(booster, version: str, fs: FeatureSet) -> tuple[str, Layout]
     try:
         declared = fs.service(service)
     except DeclarationError as exc:
-        raise ModelLoadError(f"ranker v{version} was trained on {service}, which this server's declarations "
-                             f"lack: {exc}") from exc
+        raise ModelLoadError(
+            f"ranker v{version} was trained on {service}, which this server's declarations lack: {exc}"
+        ) from exc
     if names != list(declared.inputs):
         extra = [n for n in names if n not in declared.inputs]
         gone = [n for n in declared.inputs if n not in names]
-        raise ModelLoadError(f"ranker v{version} has {len(names)} inputs that no longer match the declared "
-                             f"{service} ({len(declared.inputs)}; model only: {extra[:3]}, declared only: {gone[:3]}); "
-                             "declare a change as a new version (since=N+1) instead of editing an old one")
+        raise ModelLoadError(
+            f"ranker v{version} has {len(names)} inputs that no longer match the declared "
+            f"{service} ({len(declared.inputs)}; model only: {extra[:3]}, declared only: {gone[:3]}); "
+            "declare a change as a new version (since=N+1) instead of editing an old one"
+        )
     return service, Layout.of(names, fs)
 
 
@@ -120,9 +124,11 @@ def check_store(settings: Settings, service: str, layout: Layout, index: Candida
     try:
         store = get_store(settings)
         store.get_feature_service(service)
-    except Exception as exc:  # noqa: BLE001 - not registered, or the registry is unreachable
-        raise ModelLoadError(f"ranker v{version} reads feature service {service}, which the feature store does not "
-                             f"have ({type(exc).__name__}); run `make materialize` to register and publish it") from exc
+    except Exception as exc:
+        raise ModelLoadError(
+            f"ranker v{version} reads feature service {service}, which the feature store does not "
+            f"have ({type(exc).__name__}); run `make materialize` to register and publish it"
+        ) from exc
     online = OnlineFeatures.from_registry(store, ["user_profile", "item_stats"])
     absent: list[str] = []
     for view, block, ids in (("item_stats", "item", index.item_ids), ("user_profile", "user", index.user_ids)):
@@ -133,8 +139,10 @@ def check_store(settings: Settings, service: str, layout: Layout, index: Candida
         rows = [v for _, v in online.read(view, [str(i) for i in ids[::step][:PROBE]]) if v is not None]
         absent += [n for n in wanted if not any(r.get(n) is not None for r in rows)]
     if absent:
-        raise ModelLoadError(f"ranker v{version} ({service}) needs features the online store does not hold: "
-                             f"{', '.join(absent[:5])}; run `make materialize`, then the server picks it up")
+        raise ModelLoadError(
+            f"ranker v{version} ({service}) needs features the online store does not hold: "
+            f"{', '.join(absent[:5])}; run `make materialize`, then the server picks it up"
+        )
 
 
 class ModelHolder:
@@ -145,10 +153,14 @@ class ModelHolder:
     (and remembered, so it is not retried every refresh) and the alias keeps its previous bundle.
     Aliases that name the same pair share one loaded bundle."""
 
-    def __init__(self, settings: Settings, on_change: Callable[[ModelBundle], None] | None = None,
-                 loader: Callable[[Settings, Pair], ModelBundle] = load_bundle,
-                 versions: Callable[[Settings, str], Pair] = alias_versions,
-                 aliases: tuple[str, ...] = (CHAMPION,)) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        on_change: Callable[[ModelBundle], None] | None = None,
+        loader: Callable[[Settings, Pair], ModelBundle] = load_bundle,
+        versions: Callable[[Settings, str], Pair] = alias_versions,
+        aliases: tuple[str, ...] = (CHAMPION,),
+    ) -> None:
         self.settings = settings
         self.aliases = (CHAMPION, *[a for a in aliases if a != CHAMPION])
         self.bundles: dict[str, ModelBundle] = {}
@@ -182,7 +194,7 @@ class ModelHolder:
             for alias in self.aliases:
                 try:
                     wanted = self._versions(self.settings, alias)
-                except Exception as exc:  # noqa: BLE001 - registry down or alias unset: keep what we have
+                except Exception as exc:
                     log.warning("cannot read alias %s: %s", alias, type(exc).__name__)
                     if alias in old:
                         new[alias] = old[alias]
@@ -192,8 +204,14 @@ class ModelHolder:
                 except ModelLoadError as exc:
                     keep = old.get(alias)
                     # once per pair: a refused alias is re-read every refresh until someone moves it
-                    log.log(logging.DEBUG if isinstance(exc, AlreadyRefused) else logging.ERROR,
-                            "refused %s %s, keeping %s: %s", alias, wanted, keep.version if keep else "none", exc)
+                    log.log(
+                        logging.DEBUG if isinstance(exc, AlreadyRefused) else logging.ERROR,
+                        "refused %s %s, keeping %s: %s",
+                        alias,
+                        wanted,
+                        keep.version if keep else "none",
+                        exc,
+                    )
                     if keep is not None and keep.pair not in self._refused:
                         new[alias] = keep
             changed = any(new.get(a) is not old.get(a) for a in set(new) | set(old))

@@ -3,22 +3,22 @@
 Uses MlflowClient only (no fluent ``mlflow.start_run``): the fluent API keeps a process-global
 active run, which a server thread must not touch.
 """
+
 from __future__ import annotations
 
 import time
 
+from serving.rollout.canary import Pair
 from setlist import registry
 from setlist.registry import CHAMPION, TAG_ROLLOUT_STABLE, TAG_ROLLOUT_STATUS, parse_pair_tag
 from setlist.settings import Settings
-
-from serving.rollout.canary import Pair
 
 
 class MlflowRolloutRegistry:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
 
-    def _client(self):  # noqa: ANN202 - mlflow.MlflowClient, imported lazily
+    def _client(self):
         return registry.connect(self.settings)
 
     def status(self, pair: Pair) -> tuple[str, Pair | None]:

@@ -5,6 +5,7 @@ canary rollout sends a share of users to the candidate version. Both use salted 
 pseudonym, so a user's route is the same on every request and every replica, and the canary's
 salt names the candidate version so each new rollout draws a fresh set of users.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -18,11 +19,11 @@ CANARY = "canary"
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    arm: str            # returned in RankResponse.arm and recorded with impressions and Track rows
+    arm: str  # returned in RankResponse.arm and recorded with impressions and Track rows
     holdout: bool
-    strategy: str       # model | popularity
-    variant: str        # key into Live.variants: champion, canary, or another alias (challenger)
-    experiment: str     # "" without an experiment
+    strategy: str  # model | popularity
+    variant: str  # key into Live.variants: champion, canary, or another alias (challenger)
+    experiment: str  # "" without an experiment
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,11 @@ class Router:
             arm, holdout, strategy, name = a.arm.name, a.holdout, a.arm.strategy, exp.name
             alias = a.arm.alias or CHAMPION
         variant = alias
-        if (alias == CHAMPION and strategy == "model" and self.canary_share > 0
-                and (self.canary_share >= 1.0 or bucket(self.canary_salt, user) < self.canary_share)):
+        if (
+            alias == CHAMPION
+            and strategy == "model"
+            and self.canary_share > 0
+            and (self.canary_share >= 1.0 or bucket(self.canary_salt, user) < self.canary_share)
+        ):
             variant = CANARY
         return Route(arm, holdout, strategy, variant, name)

@@ -4,6 +4,7 @@ materialize, validate, train a challenger on ranker_v2, list and describe, then 
 
 The declaration file is taken from the README itself, so the tutorial and this test cannot drift.
 """
+
 from __future__ import annotations
 
 import os
@@ -23,8 +24,8 @@ def tutorial() -> tuple[str, list[str]]:
     """The declaration file and the shell commands of the README's "Add a feature" section."""
     text = (ROOT / "README.md").read_text()
     section = text.split("## Add a feature", 1)[1].split("\n## ", 1)[0]
-    declaration = re.search(r"```python\n(.*?)```", section, re.S).group(1)  # type: ignore[union-attr]
-    shell = re.search(r"```bash\n(.*?)```", section, re.S).group(1)  # type: ignore[union-attr]
+    declaration = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    shell = re.search(r"```bash\n(.*?)```", section, re.S).group(1)
     commands = [line.split("#", 1)[0].strip() for line in shell.splitlines() if line.split("#", 1)[0].strip()]
     # the test runs the project's own interpreter: activating the virtualenv is implied
     return declaration, [c for c in commands if not c.startswith("source ")]
@@ -38,8 +39,11 @@ def _run(env: dict[str, str], command: str) -> str:
         k, v = words.pop(0).split("=", 1)
         extra[k] = v
     if words[0] == "make":
-        modules = {"materialize": ["feature_repo", "materialize"], "validate": ["validation", "all"],
-                   "train": ["training"]}
+        modules = {
+            "materialize": ["feature_repo", "materialize"],
+            "validate": ["validation", "all"],
+            "train": ["training"],
+        }
         out = ""
         for target in words[1:]:
             out += _run({**env, **extra}, " ".join(["python", "-m", *modules[target]]))
@@ -48,8 +52,9 @@ def _run(env: dict[str, str], command: str) -> str:
     args = words[2:]
     if args[:2] == ["experiments", "simulate"]:
         args += ["--users", "60", "--no-mlflow"]  # small: the tiny world
-    done = subprocess.run([sys.executable, "-m", *args], cwd=ROOT, env={**env, **extra}, capture_output=True,
-                          text=True, timeout=900)
+    done = subprocess.run(
+        [sys.executable, "-m", *args], cwd=ROOT, env={**env, **extra}, capture_output=True, text=True, timeout=900
+    )
     out = done.stdout + done.stderr
     assert done.returncode == 0, f"{command} exited {done.returncode}:\n{out[-3000:]}"
     assert "Traceback" not in out, f"{command} printed a traceback:\n{out[-3000:]}"
@@ -63,11 +68,19 @@ def walked(tiny_copy, tmp_path):
     mine.mkdir()
     (mine / "my_features.py").write_text(declaration)
     s = tiny_copy.settings
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "SETLIST_DATA_DIR": str(s.data_dir), "SETLIST_SCALE": "tiny",
-           "SETLIST_SEED": str(s.seed), "SETLIST_HMAC_KEY": "test-hmac-key", "SETLIST_PROFILE": "local",
-           "SETLIST_FEATURE_DIRS": str(mine), "SETLIST_RELOAD_INTERVAL_S": "3600",
-           "SETLIST_EXPERIMENTS_FILE": str(ROOT / "experiments.yaml"),
-           "COLUMNS": "250"}  # tables as wide as a terminal would show them, one feature per line
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "SETLIST_DATA_DIR": str(s.data_dir),
+        "SETLIST_SCALE": "tiny",
+        "SETLIST_SEED": str(s.seed),
+        "SETLIST_HMAC_KEY": "test-hmac-key",
+        "SETLIST_PROFILE": "local",
+        "SETLIST_FEATURE_DIRS": str(mine),
+        "SETLIST_RELOAD_INTERVAL_S": "3600",
+        "SETLIST_EXPERIMENTS_FILE": str(ROOT / "experiments.yaml"),
+        "COLUMNS": "250",
+    }  # tables as wide as a terminal would show them, one feature per line
     client = MlflowClient(tracking_uri=s.tracking_uri)
     champion_before = client.get_model_version_by_alias(s.ranker_model, "champion").version
     outputs = {c: _run(env, c) for c in commands}

@@ -1,5 +1,6 @@
 """The baseline engine ranks like the fast path (same candidates, same model, same scores) and keeps
 to the gRPC contract, so bench compares how the work is done, not different work."""
+
 from __future__ import annotations
 
 import pytest
@@ -11,10 +12,8 @@ from serving.grpc.server import start_server
 from serving.types import RankQuery
 
 
-
 def _settings(world):
-    return world.settings.model_copy(update={"port": 0, "metrics_port": 0, "host": "127.0.0.1",
-                                             "cache_enabled": False})
+    return world.settings.model_copy(update={"port": 0, "metrics_port": 0, "host": "127.0.0.1", "cache_enabled": False})
 
 
 def test_baseline_and_fast_path_rank_identically(tiny_copy):

@@ -2,11 +2,11 @@
 
 Run with ``-p tests.world`` (the ``tiny_copy`` fixture).
 """
+
 from __future__ import annotations
 
 import threading
 from pathlib import Path
-
 
 from serving.bootstrap import build
 from serving.client import SetlistClient, new_event
@@ -16,7 +16,6 @@ from serving.types import RankQuery
 from setlist.eventlog import EventLog
 from setlist.experiment import load_experiment
 from setlist.impressions import read_impressions, to_table
-
 
 EXPERIMENT = """
 name: t-ab
@@ -34,8 +33,9 @@ CTX = {"device": "mobile", "locale": "en_US"}
 def _settings(world, tmp_path: Path, text: str = EXPERIMENT, **over):
     path = tmp_path / "experiments.yaml"
     path.write_text(text)
-    return world.settings.model_copy(update={"port": 0, "metrics_port": 0, "host": "127.0.0.1",
-                                             "experiments_file": path, **over})
+    return world.settings.model_copy(
+        update={"port": 0, "metrics_port": 0, "host": "127.0.0.1", "experiments_file": path, **over}
+    )
 
 
 def _personal(world, n: int = 40) -> list[str]:
@@ -46,7 +46,7 @@ def test_rank_returns_before_the_impression_writer_runs_and_records_carry_arm_po
     server = build(_settings(tiny_copy, tmp_path))
     entered, release, written = threading.Event(), threading.Event(), []
 
-    def blocked(records):  # noqa: ANN001, ANN202
+    def blocked(records):
         entered.set()
         assert release.wait(10)
         written.extend(records)
@@ -55,8 +55,8 @@ def test_rank_returns_before_the_impression_writer_runs_and_records_carry_arm_po
     server.service.impressions = log = ImpressionLog(blocked, flush_s=0.0)
     users = _personal(tiny_copy, 6)
     first = server.rank(RankQuery(users[0], 5, CTX))
-    assert entered.wait(5) and not written      # the writer holds the first record and cannot finish…
-    results = [server.rank(RankQuery(u, 5, CTX)) for u in users[1:]]   # …and Rank keeps answering
+    assert entered.wait(5) and not written  # the writer holds the first record and cannot finish…
+    results = [server.rank(RankQuery(u, 5, CTX)) for u in users[1:]]  # …and Rank keeps answering
     assert not written
     release.set()
     assert log.flush()
@@ -85,8 +85,10 @@ def test_grpc_arms_follow_the_assignment_and_track_rows_get_the_arm(tiny_copy, t
         assert {r.arm for r in replies.values()} == {"control", "champion", "challenger"}
         assert all(r.model_version == "candidates:1+ranker:1" for r in replies.values())
         u = users[0]
-        sent = [new_event(u, replies[u].items[0].item_id, "play", "s1", 0.9, CTX),
-                new_event(u, replies[u].items[1].item_id, "skip", "s1", None, {**CTX, "arm": "client-arm"})]
+        sent = [
+            new_event(u, replies[u].items[0].item_id, "play", "s1", 0.9, CTX),
+            new_event(u, replies[u].items[1].item_id, "skip", "s1", None, {**CTX, "arm": "client-arm"}),
+        ]
         client.track(sent)
         client.close()
     rows = EventLog(settings.events_dir).read().set_index("event_id")
@@ -100,7 +102,7 @@ def test_each_arm_serves_its_alias_and_a_broken_challenger_falls_back_to_the_cha
     from tests.e2e.test_serving import _register_copy
 
     settings = _settings(tiny_copy, tmp_path, cache_enabled=False)
-    _register_copy(settings)                  # champion → v2 (a copy); challenger stays v1
+    _register_copy(settings)  # champion → v2 (a copy); challenger stays v1
     server = build(settings)
     live = server.service.live
     assert live.variants["champion"].bundle.ranker_version == "2"
@@ -118,18 +120,25 @@ def test_a_canary_that_fails_is_invisible_to_callers_and_rolled_back_on_its_erro
 
     from tests.e2e.test_serving import _register_copy
 
-    settings = _settings(tiny_copy, tmp_path, experiments_file=None, canary_enabled=True,
-                         canary_steps=[0.5, 1.0], canary_min_requests=20, cache_enabled=False)
+    settings = _settings(
+        tiny_copy,
+        tmp_path,
+        experiments_file=None,
+        canary_enabled=True,
+        canary_steps=[0.5, 1.0],
+        canary_min_requests=20,
+        cache_enabled=False,
+    )
     server = build(settings)
     _register_copy(settings)
     assert server.refresh() and server.rollout.active
     candidate = server.rollout.candidate
 
     class Exploding:
-        def inplace_predict(self, X):  # noqa: ANN001, ANN201, N803
+        def inplace_predict(self, X):
             raise RuntimeError("boom")
 
-    object.__setattr__(candidate, "booster", Exploding())   # a bug that only shows on real traffic
+    object.__setattr__(candidate, "booster", Exploding())  # a bug that only shows on real traffic
     replies = [server.rank(RankQuery(u, 5, CTX)) for u in _personal(tiny_copy, 40)]
     assert all(len(r.items) == 5 and r.model_version == "candidates:1+ranker:1" for r in replies)
     assert server.check_canary() and server.rollout.state.phase == "rolled_back"

@@ -3,18 +3,18 @@
 Run with ``-p tests.world`` (the ``tiny_copy`` fixture). Users react through ingest.latent's
 response model, so these are statistical tests with large margins, not exact numbers.
 """
+
 from __future__ import annotations
 
 from mlflow import MlflowClient
 
+from experiments.drill import run_drill
+from experiments.report import run, source_settings
+from experiments.simulate import SimConfig, Simulator, experiment_settings, load_latent, population
 from serving.bootstrap import build
 from setlist.eventlog import EventLog
 from setlist.experiment import load_experiment
 from setlist.impressions import read_impressions
-from experiments.drill import run_drill
-from experiments.report import run, source_settings
-from experiments.simulate import SimConfig, Simulator, experiment_settings, load_latent, population
-
 
 AB = """
 name: sim-ab
@@ -35,7 +35,8 @@ def test_the_model_shows_a_positive_lift_over_popularity_with_a_ci_excluding_zer
     latent = load_latent(settings)
     server = build(settings)
     stats = Simulator(server, latent, SimConfig(users=200, sessions=3)).run(
-        population(latent, 200, seed=11, users=tiny_copy.users))
+        population(latent, 200, seed=11, users=tiny_copy.users)
+    )
     server.close()
     assert stats.ranks == 600 and stats.rejected == 0 and set(stats.arms) == {"control", "champion"}
     # simulated traffic stays under simulation_dir: the real event log, journal and impressions are untouched

@@ -1,14 +1,15 @@
 """Feast repository: online values equal point-in-time offline values; no leakage; erasure."""
+
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from feature_repo.declarations import load
 from feature_repo.online import OnlineFeatures
 from feature_repo.store import definitions, get_store
 from setlist.eventlog import EventLog
-from feature_repo.declarations import load
 from setlist.pseudonym import IdentityMap, pseudonymize
 from training.dataset import historical
 
@@ -32,8 +33,14 @@ def test_online_values_equal_historical_at_the_same_moment(tiny_world):
     as_of = max(profile["event_timestamp"].max(), items["event_timestamp"].max()) + pd.Timedelta(seconds=1)
     users = sorted(profile["user_id"].unique())[:25]
     item_ids = sorted(items["item_id"].unique())[:25]
-    entity = pd.DataFrame({"user_id": np.repeat(users, 1), "item_id": item_ids[: len(users)],
-                           "event_timestamp": as_of, "device": "mobile"})
+    entity = pd.DataFrame(
+        {
+            "user_id": np.repeat(users, 1),
+            "item_id": item_ids[: len(users)],
+            "event_timestamp": as_of,
+            "device": "mobile",
+        }
+    )
     offline = historical(store, entity, V1.name)
     online = store.get_online_features(
         features=[f"user_profile:{n}" for n in (*USER_NUMERIC, "user_genre_affinity")]
@@ -53,18 +60,25 @@ def test_point_in_time_join_never_sees_a_value_stamped_after_the_label(tiny_worl
     store = get_store(s)
     profile = pd.read_parquet(s.features_dir / "user_profile.parquet")
     # a user whose 7-day play count changes between two consecutive snapshots
-    for uid, grp in profile.groupby("user_id"):
+    for user, grp in profile.groupby("user_id"):
         grp = grp.sort_values("event_timestamp")
         changed = grp["user_plays_7d"].diff().fillna(0) != 0
         if changed.any():
+            uid = user
             after = grp[changed].iloc[0]
             before = grp[grp["event_timestamp"] < after["event_timestamp"]].iloc[-1]
             break
     else:
         pytest.fail("no user changes features in the tiny world")
     label_time = after["event_timestamp"] - pd.Timedelta(milliseconds=1)
-    rows = pd.DataFrame({"user_id": [uid, uid], "item_id": ["x", "y"], "device": "mobile",
-                         "event_timestamp": [label_time, after["event_timestamp"] + pd.Timedelta(milliseconds=1)]})
+    rows = pd.DataFrame(
+        {
+            "user_id": [uid, uid],
+            "item_id": ["x", "y"],
+            "device": "mobile",
+            "event_timestamp": [label_time, after["event_timestamp"] + pd.Timedelta(milliseconds=1)],
+        }
+    )
     got = historical(store, rows, V1.name)
     assert got["user_plays_7d"].iloc[0] == before["user_plays_7d"]  # the value from before the label
     assert got["user_plays_7d"].iloc[1] == after["user_plays_7d"]
@@ -128,12 +142,31 @@ def test_parity_gate_passes_on_published_features_and_fails_on_corrupted_online_
     assert not result.passed and any("item_plays_30d" in f for f in result.failures)
 
 
-@pytest.mark.parametrize("value, dtype", [
-    ("a", "STRING"), ("", "STRING"), (None, "STRING"), (5, "INT64"), (None, "INT64"), (True, "INT64"),
-    (True, "BOOL"), (False, "BOOL"), (None, "BOOL"), (["x", "y"], "STRING_LIST"), ([], "STRING_LIST"),
-    (("a", "b"), "STRING_LIST"), (None, "STRING_LIST"), (0.25, "DOUBLE"), (float("nan"), "DOUBLE"), (3, "DOUBLE"),
-    (None, "DOUBLE"), (np.int64(3), "INT64"), (np.float64(0.5), "DOUBLE"), ([0.1, 0.2], "FLOAT_LIST"),
-])
+@pytest.mark.parametrize(
+    "value, dtype",
+    [
+        ("a", "STRING"),
+        ("", "STRING"),
+        (None, "STRING"),
+        (5, "INT64"),
+        (None, "INT64"),
+        (True, "INT64"),
+        (True, "BOOL"),
+        (False, "BOOL"),
+        (None, "BOOL"),
+        (["x", "y"], "STRING_LIST"),
+        ([], "STRING_LIST"),
+        (("a", "b"), "STRING_LIST"),
+        (None, "STRING_LIST"),
+        (0.25, "DOUBLE"),
+        (float("nan"), "DOUBLE"),
+        (3, "DOUBLE"),
+        (None, "DOUBLE"),
+        (np.int64(3), "INT64"),
+        (np.float64(0.5), "DOUBLE"),
+        ([0.1, 0.2], "FLOAT_LIST"),
+    ],
+)
 def test_direct_value_conversion_stores_exactly_what_feast_would(value, dtype):
     from feast.type_map import python_values_to_proto_values
     from feast.value_type import ValueType

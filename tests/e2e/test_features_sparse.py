@@ -4,6 +4,7 @@
 the whole span of the log, sessions built with a copy of every list) so the new builder is checked
 against it on the generated tiny world and on a sparse ratings-shaped log spanning twenty years.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -36,8 +37,9 @@ def _grid(codes: np.ndarray, day: np.ndarray, weights: np.ndarray, n: int, days:
     return grid
 
 
-def _dense_user_profile(ev: pd.DataFrame, t0: pd.Timestamp, days: int, genres: list[str],
-                        item_genre: pd.Series) -> pd.DataFrame:
+def _dense_user_profile(
+    ev: pd.DataFrame, t0: pd.Timestamp, days: int, genres: list[str], item_genre: pd.Series
+) -> pd.DataFrame:
     users, ucode = np.unique(ev["user_id"].to_numpy(), return_inverse=True)
     d = ev["_day"].to_numpy()
     t = ev["type"].to_numpy()
@@ -49,8 +51,14 @@ def _dense_user_profile(ev: pd.DataFrame, t0: pd.Timestamp, days: int, genres: l
     listen = _grid(ucode, d, np.where(is_play, val, 0.0), n, days)
     active = (_grid(ucode, d, (t != "impression").astype(float), n, days) > 0).astype(float)
     any_event = _grid(ucode, d, np.ones(len(ev)), n, days) > 0
-    p7, p30, s30, l30, li30, a30 = (_window(plays, 7), _window(plays, 30), _window(skips, 30),
-                                    _window(likes, 30), _window(listen, 30), _window(active, 30))
+    p7, p30, s30, l30, li30, a30 = (
+        _window(plays, 7),
+        _window(plays, 30),
+        _window(skips, 30),
+        _window(likes, 30),
+        _window(listen, 30),
+        _window(active, 30),
+    )
     gidx = pd.Categorical(ev["item_id"].map(item_genre).fillna("unknown"), categories=genres).codes
     positive = is_like | (is_play & (val >= 0.5))
     aff = np.zeros((n, days, len(genres)), dtype=np.float64)
@@ -66,20 +74,23 @@ def _dense_user_profile(ev: pd.DataFrame, t0: pd.Timestamp, days: int, genres: l
     norm = np.divide(a, total, out=np.zeros_like(a), where=total > 0).astype(np.float32)
     since = (snap.asi8 - last_ns) / DAY.value
     denom = p30[rows_u, rows_d] + s30[rows_u, rows_d]
-    frame = pd.DataFrame({
-        "user_id": users[rows_u],
-        "event_timestamp": snap,
-        "user_plays_7d": p7[rows_u, rows_d].astype(np.int64),
-        "user_plays_30d": p30[rows_u, rows_d].astype(np.int64),
-        "user_likes_30d": l30[rows_u, rows_d].astype(np.int64),
-        "user_active_days_30d": a30[rows_u, rows_d].astype(np.int64),
-        "user_skip_rate_30d": np.divide(s30[rows_u, rows_d], denom, out=np.zeros(len(rows_u)), where=denom > 0),
-        "user_completion_30d": np.divide(li30[rows_u, rows_d], p30[rows_u, rows_d], out=np.zeros(len(rows_u)),
-                                         where=p30[rows_u, rows_d] > 0),
-        "user_days_since_last": np.maximum(since, 0.0),
-        "user_genre_affinity": list(norm),
-        "user_top_genre": np.where(total[:, 0] > 0, np.array(genres, dtype=object)[norm.argmax(axis=1)], ""),
-    })
+    frame = pd.DataFrame(
+        {
+            "user_id": users[rows_u],
+            "event_timestamp": snap,
+            "user_plays_7d": p7[rows_u, rows_d].astype(np.int64),
+            "user_plays_30d": p30[rows_u, rows_d].astype(np.int64),
+            "user_likes_30d": l30[rows_u, rows_d].astype(np.int64),
+            "user_active_days_30d": a30[rows_u, rows_d].astype(np.int64),
+            "user_skip_rate_30d": np.divide(s30[rows_u, rows_d], denom, out=np.zeros(len(rows_u)), where=denom > 0),
+            "user_completion_30d": np.divide(
+                li30[rows_u, rows_d], p30[rows_u, rows_d], out=np.zeros(len(rows_u)), where=p30[rows_u, rows_d] > 0
+            ),
+            "user_days_since_last": np.maximum(since, 0.0),
+            "user_genre_affinity": list(norm),
+            "user_top_genre": np.where(total[:, 0] > 0, np.array(genres, dtype=object)[norm.argmax(axis=1)], ""),
+        }
+    )
     return frame.sort_values(["event_timestamp", "user_id"], kind="mergesort").reset_index(drop=True)
 
 
@@ -95,29 +106,40 @@ def _dense_item_stats(ev: pd.DataFrame, items: pd.DataFrame, t0: pd.Timestamp, d
     likes = _grid(icode, d, np.isin(t, list(POSITIVE_TYPES)).astype(float), n, days)
     listen = _grid(icode, d, np.where(is_play, val, 0.0), n, days)
     any_event = _grid(icode, d, np.ones(len(ev)), n, days) > 0
-    p1, p7, p30, s30, l30, li30 = (plays, _window(plays, 7), _window(plays, 30), _window(skips, 30),
-                                   _window(likes, 30), _window(listen, 30))
+    p1, p7, p30, s30, l30, li30 = (
+        plays,
+        _window(plays, 7),
+        _window(plays, 30),
+        _window(skips, 30),
+        _window(likes, 30),
+        _window(listen, 30),
+    )
     meta = items.set_index("item_id").reindex(ids)
     first_seen = ev["timestamp"].astype("int64").groupby(icode).min().to_numpy()
     release = pd.to_datetime(meta["release_date"], utc=True).dt.as_unit("ns")
     release_ns = np.where(release.isna().to_numpy(), first_seen, release.astype("int64").to_numpy())
     rows_i, rows_d = np.nonzero(any_event)
     snap = _snapshots(t0, rows_d)
-    g = lambda a: a[rows_i, rows_d]  # noqa: E731
+
+    def g(a):
+        return a[rows_i, rows_d]
+
     denom = g(p30) + g(s30)
-    frame = pd.DataFrame({
-        "item_id": ids[rows_i],
-        "event_timestamp": snap,
-        "item_plays_1d": g(p1).astype(np.int64),
-        "item_plays_7d": g(p7).astype(np.int64),
-        "item_plays_30d": g(p30).astype(np.int64),
-        "item_skip_rate_30d": np.divide(g(s30), denom, out=np.zeros(len(rows_i)), where=denom > 0),
-        "item_like_rate_30d": np.minimum(np.divide(g(l30), denom, out=np.zeros(len(rows_i)), where=denom > 0), 1.0),
-        "item_completion_30d": np.divide(g(li30), g(p30), out=np.zeros(len(rows_i)), where=g(p30) > 0),
-        "item_age_days": np.maximum((snap.asi8 - release_ns[rows_i]) / DAY.value, 0.0),
-        "item_duration_s": meta["duration_s"].astype("float64").fillna(0.0).to_numpy()[rows_i],
-        "item_genre": meta["genre"].fillna("unknown").astype(str).to_numpy()[rows_i],
-    })
+    frame = pd.DataFrame(
+        {
+            "item_id": ids[rows_i],
+            "event_timestamp": snap,
+            "item_plays_1d": g(p1).astype(np.int64),
+            "item_plays_7d": g(p7).astype(np.int64),
+            "item_plays_30d": g(p30).astype(np.int64),
+            "item_skip_rate_30d": np.divide(g(s30), denom, out=np.zeros(len(rows_i)), where=denom > 0),
+            "item_like_rate_30d": np.minimum(np.divide(g(l30), denom, out=np.zeros(len(rows_i)), where=denom > 0), 1.0),
+            "item_completion_30d": np.divide(g(li30), g(p30), out=np.zeros(len(rows_i)), where=g(p30) > 0),
+            "item_age_days": np.maximum((snap.asi8 - release_ns[rows_i]) / DAY.value, 0.0),
+            "item_duration_s": meta["duration_s"].astype("float64").fillna(0.0).to_numpy()[rows_i],
+            "item_genre": meta["genre"].fillna("unknown").astype(str).to_numpy()[rows_i],
+        }
+    )
     return frame.sort_values(["event_timestamp", "item_id"], kind="mergesort").reset_index(drop=True)
 
 
@@ -126,8 +148,14 @@ def _reference_sessions(ev: pd.DataFrame, item_genre: pd.Series) -> pd.DataFrame
     cols: dict[str, list] = {k: [] for k in ("user_id", "event_timestamp", *SESSION_FIELDS)}
     states: dict[str, SessionState] = {}
     ts_ms = (ev["timestamp"].astype("int64") // 1_000_000).to_numpy()
-    for u, s, i, t, ms, g in zip(ev["user_id"].to_numpy(), ev["session_id"].fillna("").to_numpy(),
-                                 ev["item_id"].to_numpy(), ev["type"].to_numpy(), ts_ms, genre):
+    for u, s, i, t, ms, g in zip(
+        ev["user_id"].to_numpy(),
+        ev["session_id"].fillna("").to_numpy(),
+        ev["item_id"].to_numpy(),
+        ev["type"].to_numpy(),
+        ts_ms,
+        genre,
+    ):
         st = update_session(states.get(u, SessionState()), s, i, t, int(ms), g)
         states[u] = st
         if t == "impression":
@@ -155,15 +183,20 @@ def _dense_reference(events: pd.DataFrame, items: pd.DataFrame) -> dict[str, obj
     events = events.assign(_day=((events["timestamp"] - t0) // DAY).astype(np.int64))
     personal = personalizable(events).reset_index(drop=True)
     analytics = events[events["consent_analytics"].fillna(True).astype(bool)].reset_index(drop=True)
-    return {"user_profile": _dense_user_profile(personal, t0, days, genres, item_genre),
-            "item_stats": _dense_item_stats(analytics, items, t0, days),
-            "session": _reference_sessions(personal, item_genre), "consent": sparse.build_consent(events),
-            "genres": genres, "as_of": t0 + days * DAY}
+    return {
+        "user_profile": _dense_user_profile(personal, t0, days, genres, item_genre),
+        "item_stats": _dense_item_stats(analytics, items, t0, days),
+        "session": _reference_sessions(personal, item_genre),
+        "consent": sparse.build_consent(events),
+        "genres": genres,
+        "as_of": t0 + days * DAY,
+    }
 
 
 # --- data -------------------------------------------------------------------------------------
-def sparse_ratings_log(seed: int = 3, users: int = 60, items: int = 400, years: float = 20.0) -> tuple[
-        pd.DataFrame, pd.DataFrame]:
+def sparse_ratings_log(
+    seed: int = 3, users: int = 60, items: int = 400, years: float = 20.0
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """A ratings-shaped log: each user rates in a few bursts scattered over ``years``; a few
     opted-out users and analytics-off events; some items missing from the catalogue."""
     rng = np.random.default_rng(seed)
@@ -176,32 +209,55 @@ def sparse_ratings_log(seed: int = 3, users: int = 60, items: int = 400, years: 
             n = int(rng.integers(1, 40))
             # a burst: minutes to days apart, sometimes continuing past midnight
             ts = at + np.cumsum(rng.exponential(3_600e9 * rng.choice([0.05, 1, 24]), n)).astype(np.int64)
-            rows.append(pd.DataFrame({"user_id": f"u{u:04d}", "ts": ts,
-                                      "item_id": [f"m{i:05d}" for i in rng.zipf(1.3, n) % items]}))
+            rows.append(
+                pd.DataFrame(
+                    {"user_id": f"u{u:04d}", "ts": ts, "item_id": [f"m{i:05d}" for i in rng.zipf(1.3, n) % items]}
+                )
+            )
     ev = pd.concat(rows, ignore_index=True)
     n = len(ev)
-    kind = rng.choice(["play", "like", "skip", "impression", "add_to_playlist", "not_interested"], n,
-                      p=[0.5, 0.2, 0.12, 0.1, 0.05, 0.03])
+    kind = rng.choice(
+        ["play", "like", "skip", "impression", "add_to_playlist", "not_interested"],
+        n,
+        p=[0.5, 0.2, 0.12, 0.1, 0.05, 0.03],
+    )
     value = np.where(kind == "play", rng.choice([0.1, 0.5, 0.7, 1.0], n), np.nan).astype(np.float32)
     opted_out = {f"u{u:04d}" for u in rng.choice(users, 3, replace=False)}
     last = ev.groupby("user_id")["ts"].transform("max") == ev["ts"]
-    events = pd.DataFrame({
-        "event_id": [f"e{i:07d}" for i in range(n)], "schema_version": 1, "user_id": ev["user_id"],
-        "session_id": None, "item_id": ev["item_id"], "type": kind,
-        "timestamp": pd.to_datetime(ev["ts"], utc=True).dt.floor("ms"), "value": value,
-        "device": "unknown", "locale": "unknown",
-        "consent_personalization": ~(ev["user_id"].isin(opted_out) & last),
-        "consent_analytics": rng.random(n) > 0.05, "arm": None,
-    })
+    events = pd.DataFrame(
+        {
+            "event_id": [f"e{i:07d}" for i in range(n)],
+            "schema_version": 1,
+            "user_id": ev["user_id"],
+            "session_id": None,
+            "item_id": ev["item_id"],
+            "type": kind,
+            "timestamp": pd.to_datetime(ev["ts"], utc=True).dt.floor("ms"),
+            "value": value,
+            "device": "unknown",
+            "locale": "unknown",
+            "consent_personalization": ~(ev["user_id"].isin(opted_out) & last),
+            "consent_analytics": rng.random(n) > 0.05,
+            "arm": None,
+        }
+    )
     ids = [f"m{i:05d}" for i in range(items) if i % 17]  # every 17th item is not in the catalogue
-    catalog = pd.DataFrame({
-        "item_id": ids, "artist": "a",
-        "genre": rng.choice(["Drama", "Comedy", "Action", None], len(ids)),
-        "duration_s": rng.uniform(60, 9000, len(ids)).astype(np.float32),
-        "release_date": pd.to_datetime(np.where(rng.random(len(ids)) < 0.3, None,
-                                                pd.Timestamp("1990-01-01").value + rng.integers(0, 10**18, len(ids))),
-                                       utc=True),
-    })
+    catalog = pd.DataFrame(
+        {
+            "item_id": ids,
+            "artist": "a",
+            "genre": rng.choice(["Drama", "Comedy", "Action", None], len(ids)),
+            "duration_s": rng.uniform(60, 9000, len(ids)).astype(np.float32),
+            "release_date": pd.to_datetime(
+                np.where(
+                    rng.random(len(ids)) < 0.3,
+                    None,
+                    pd.Timestamp("1990-01-01").value + rng.integers(0, 10**18, len(ids)),
+                ),
+                utc=True,
+            ),
+        }
+    )
     return events, catalog
 
 

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -11,11 +11,19 @@ from numpy.random import PCG64, Generator
 from ingest.generate import SCALES, generate
 from ingest.latent import Latent, Reaction, affinity, respond
 from ingest.world import build_world
-from setlist.contract import (DEVICES, EVENT_COLUMNS, EVENT_SCHEMA, EVENT_TYPES, ITEM_SCHEMA,
-                              POSITIVE_PLAY_FRACTION, POSITIVE_TYPES, reject_reason)
+from setlist.contract import (
+    DEVICES,
+    EVENT_COLUMNS,
+    EVENT_SCHEMA,
+    EVENT_TYPES,
+    ITEM_SCHEMA,
+    POSITIVE_PLAY_FRACTION,
+    POSITIVE_TYPES,
+    reject_reason,
+)
 from setlist.eventlog import to_table
 
-END = datetime(2025, 3, 1, tzinfo=timezone.utc)
+END = datetime(2025, 3, 1, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +39,8 @@ def _index(latent: Latent, events: pd.DataFrame) -> tuple[np.ndarray, np.ndarray
 
 def _positive(events: pd.DataFrame) -> pd.Series:
     return events["type"].isin(POSITIVE_TYPES) | (
-        (events["type"] == "play") & (events["value"] >= POSITIVE_PLAY_FRACTION))
+        (events["type"] == "play") & (events["value"] >= POSITIVE_PLAY_FRACTION)
+    )
 
 
 def test_same_seed_and_end_give_identical_frames(tiny):
@@ -64,8 +73,14 @@ def test_items_and_users_frames(tiny):
     pa.Table.from_pandas(items, schema=ITEM_SCHEMA, preserve_index=False)
     assert items["item_id"].iloc[0] == "track_000001" and items["item_id"].is_unique
     assert 8 <= items["genre"].nunique() <= 12
-    assert list(users.columns) == ["user_id", "locale", "device", "signup_time",
-                                   "consent_personalization", "consent_analytics"]
+    assert list(users.columns) == [
+        "user_id",
+        "locale",
+        "device",
+        "signup_time",
+        "consent_personalization",
+        "consent_analytics",
+    ]
     assert users["user_id"].str.fullmatch(r"user_\d{6}").all()
     start = END - timedelta(days=SCALES["tiny"].days)
     new_items = items["release_date"] >= pd.Timestamp(start)

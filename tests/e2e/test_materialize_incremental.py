@@ -4,6 +4,7 @@ A tiny generated world is published with its newest events held back; the tests 
 change the log in other ways) and compare an incremental publish with a ``--full`` one on an
 identical copy of the data directory.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -17,7 +18,6 @@ from feature_repo.data_sources import CONSENT_FILE, ITEM_STATS_FILE, SESSION_FIL
 from setlist.settings import Settings
 from tests.world import END, SEED, tiny_settings
 
-
 FILES = (USER_PROFILE_FILE, ITEM_STATS_FILE, SESSION_FILE, CONSENT_FILE)
 HELD_BACK = 300
 
@@ -25,7 +25,7 @@ HELD_BACK = 300
 @dataclass
 class Base:
     settings: Settings
-    held_back: pd.DataFrame   # raw events (application user ids), newest of the world
+    held_back: pd.DataFrame  # raw events (application user ids), newest of the world
     items: pd.DataFrame
     users: pd.DataFrame
 
@@ -59,8 +59,9 @@ def _online(settings: Settings, ids_from: Settings | None = None) -> dict[str, l
     from feature_repo.store import definitions, get_store
 
     defs = definitions(settings)
-    online = OnlineFeatures(get_store(settings), [defs.views.user_profile, defs.views.session,
-                                                   defs.views.consent, defs.views.item_stats])
+    online = OnlineFeatures(
+        get_store(settings), [defs.views.user_profile, defs.views.session, defs.views.consent, defs.views.item_stats]
+    )
     where = (ids_from or settings).features_dir
     users = sorted(pd.read_parquet(where / CONSENT_FILE)["user_id"])
     items = sorted(pd.read_parquet(where / ITEM_STATS_FILE)["item_id"].unique())
@@ -94,8 +95,9 @@ def test_incremental_after_an_append_equals_a_full_rebuild(base: Base, tmp_path:
     inc = _copy(base.settings, tmp_path / "inc")
     new = base.held_back.copy()
     # one known user withdraws personalization consent in the new events: their rows must go
-    withdrawing = new.loc[new["user_id"].isin(base.users.loc[base.users["consent_personalization"], "user_id"]),
-                          "user_id"].iloc[0]
+    withdrawing = new.loc[
+        new["user_id"].isin(base.users.loc[base.users["consent_personalization"], "user_id"]), "user_id"
+    ].iloc[0]
     new.loc[new["user_id"] == withdrawing, "consent_personalization"] = False
     _append(inc, new)
     full = _copy(inc, tmp_path / "full")
@@ -111,6 +113,7 @@ def test_incremental_after_an_append_equals_a_full_rebuild(base: Base, tmp_path:
     for view in before:  # the run did write new values online
         assert before[view] != after[view], view
     from setlist.pseudonym import pseudonymize
+
     gone = pseudonymize(withdrawing, inc.secret_hmac_key())
     profile = pd.read_parquet(inc.features_dir / USER_PROFILE_FILE)
     assert gone not in set(profile["user_id"])
@@ -176,8 +179,10 @@ def test_an_append_touching_most_users_falls_back_to_a_full_rebuild(base: Base, 
 
     s = _copy(base.settings, tmp_path / "data")
     everyone = base.held_back.drop_duplicates("user_id").head(1).copy()
-    everyone = pd.concat([everyone.assign(user_id=u, event_id=f"again-{i}")
-                          for i, u in enumerate(base.users["user_id"])], ignore_index=True)
+    everyone = pd.concat(
+        [everyone.assign(user_id=u, event_id=f"again-{i}") for i, u in enumerate(base.users["user_id"])],
+        ignore_index=True,
+    )
     _append(s, everyone)
     report = publish(s)
     assert report.mode == "full" and "full build is as cheap" in report.reason
@@ -189,8 +194,12 @@ def test_the_command_says_which_mode_ran_and_why(base: Base, tmp_path: Path, mon
     from feature_repo.__main__ import app
 
     s = _copy(base.settings, tmp_path / "data")
-    for key, value in {"SETLIST_DATA_DIR": str(s.data_dir), "SETLIST_SCALE": "tiny", "SETLIST_SEED": str(SEED),
-                       "SETLIST_HMAC_KEY": "test-hmac-key"}.items():
+    for key, value in {
+        "SETLIST_DATA_DIR": str(s.data_dir),
+        "SETLIST_SCALE": "tiny",
+        "SETLIST_SEED": str(SEED),
+        "SETLIST_HMAC_KEY": "test-hmac-key",
+    }.items():
         monkeypatch.setenv(key, value)
     runner = CliRunner()
 
@@ -205,6 +214,7 @@ def test_the_command_says_which_mode_ran_and_why(base: Base, tmp_path: Path, mon
 
     monkeypatch.setenv("SETLIST_DATA_DIR", str(tmp_path / "empty"))
     from setlist.settings import get_settings
+
     get_settings.cache_clear()
     code, out = run("materialize")
     assert code == 1 and "is empty" in out and "Traceback" not in out

@@ -1,4 +1,5 @@
 """The ranking server on the tiny world: a real gRPC server on a free port, real stores."""
+
 from __future__ import annotations
 
 import threading
@@ -11,7 +12,6 @@ from serving.bootstrap import build
 from serving.client import ClientError, SetlistClient, new_event
 from serving.grpc.server import start_server
 from serving.item_table import differences
-
 
 
 def _settings(world, **over):
@@ -95,13 +95,16 @@ def test_explain_returns_reasons_for_every_item(running):
     assert all(i.reasons for i in reply.items)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"user_id": "", "k": 5}, "user_id is empty"),
-    ({"user_id": "x" * 300, "k": 5}, "at most"),
-    ({"user_id": "u", "k": 0}, "k must be between"),
-    ({"user_id": "u", "k": 100000}, "k must be between"),
-    ({"user_id": "u", "k": 5, "exclude": [f"i{n}" for n in range(2000)]}, "exclude_item_ids"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"user_id": "", "k": 5}, "user_id is empty"),
+        ({"user_id": "x" * 300, "k": 5}, "at most"),
+        ({"user_id": "u", "k": 0}, "k must be between"),
+        ({"user_id": "u", "k": 100000}, "k must be between"),
+        ({"user_id": "u", "k": 5, "exclude": [f"i{n}" for n in range(2000)]}, "exclude_item_ids"),
+    ],
+)
 def test_bad_rank_requests_get_invalid_argument(running, kwargs, message):
     _, _, client = running
     with pytest.raises(ClientError) as err:
@@ -109,11 +112,14 @@ def test_bad_rank_requests_get_invalid_argument(running, kwargs, message):
     assert err.value.code == grpc.StatusCode.INVALID_ARGUMENT and message in str(err.value)
 
 
-@pytest.mark.parametrize("event, message", [
-    (dict(type="dance"), "unknown_type"),
-    (dict(timestamp_ms=int(time.time() * 1000) + 86_400_000), "future_timestamp"),
-    (dict(item_id=""), "missing_id"),
-])
+@pytest.mark.parametrize(
+    "event, message",
+    [
+        (dict(type="dance"), "unknown_type"),
+        (dict(timestamp_ms=int(time.time() * 1000) + 86_400_000), "future_timestamp"),
+        (dict(item_id=""), "missing_id"),
+    ],
+)
 def test_bad_track_events_get_invalid_argument_and_are_quarantined(running, event, message):
     world, _, client = running
     from dataclasses import replace

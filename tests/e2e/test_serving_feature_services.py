@@ -1,6 +1,7 @@
 """Serving loads each model with its own feature service: inputs assembled by name, signatures
 checked against the declarations, and a model whose features the store lacks refused while the
 previous version keeps serving."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -10,27 +11,37 @@ from feature_repo.declarations import load
 from serving.rollout.models import ModelHolder, ModelLoadError, check_signature, load_bundle
 from setlist.featureset import Events, Feature, FeatureSet, Layout
 
-DECLARATION = ("from setlist.featureset import Events, Feature\n"
-               "FEATURES = [Feature('user_weekly_likes', 'user', Events('count', types=('like',), windows=(7,)),"
-               " 'int64', owner='tests', since=2)]\n")
+DECLARATION = (
+    "from setlist.featureset import Events, Feature\n"
+    "FEATURES = [Feature('user_weekly_likes', 'user', Events('count', types=('like',), windows=(7,)),"
+    " 'int64', owner='tests', since=2)]\n"
+)
 
 
-def _booster(names: tuple[str, ...], service: str | None, seed: int = 0):  # noqa: ANN202
+def _booster(names: tuple[str, ...], service: str | None, seed: int = 0):
     import xgboost as xgb
 
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(64, len(names))).astype(np.float32)
-    b = xgb.train({"objective": "binary:logistic", "max_depth": 2, "nthread": 1},
-                  xgb.DMatrix(X, label=rng.integers(0, 2, 64), feature_names=list(names)), num_boost_round=3)
+    b = xgb.train(
+        {"objective": "binary:logistic", "max_depth": 2, "nthread": 1},
+        xgb.DMatrix(X, label=rng.integers(0, 2, 64), feature_names=list(names)),
+        num_boost_round=3,
+    )
     if service:
         b.set_attr(feature_service=service)
     return b
 
 
 def test_each_model_takes_its_own_columns_from_shared_blocks():
-    fs = FeatureSet.of([
-        Feature("a", "user", Events("count")), Feature("b", "user", Events("count"), since=2),
-        Feature("c", "item", Events("count")), Feature("d", "item", Events("count"), since=2)])
+    fs = FeatureSet.of(
+        [
+            Feature("a", "user", Events("count")),
+            Feature("b", "user", Events("count"), since=2),
+            Feature("c", "item", Events("count")),
+            Feature("d", "item", Events("count"), since=2),
+        ]
+    )
     v1 = Layout.of(fs.service(1).inputs, fs)
     v2 = Layout.of(fs.service(2).inputs, fs)
     user, items = np.array([1.0, 2.0]), np.array([[10.0, 20.0], [11.0, 21.0]])
@@ -69,8 +80,13 @@ def test_a_champion_whose_features_are_not_in_the_store_is_refused_and_the_old_o
     ranker = client.get_model_version_by_alias(s.ranker_model, "champion").version
     mlflow.set_tracking_uri(s.tracking_uri)
     with mlflow.start_run(run_name="v2-model"):
-        info = mlflow.xgboost.log_model(_booster(v2.inputs, "ranker_v2"), name="ranker", model_format="ubj",
-                                        registered_model_name=s.ranker_model, pip_requirements=["xgboost"])
+        info = mlflow.xgboost.log_model(
+            _booster(v2.inputs, "ranker_v2"),
+            name="ranker",
+            model_format="ubj",
+            registered_model_name=s.ranker_model,
+            pip_requirements=["xgboost"],
+        )
     new = str(info.registered_model_version)
 
     pairs = iter([(candidates, ranker), (candidates, new), (candidates, new)])

@@ -1,4 +1,5 @@
 """The MovieLens-shaped fixture: its shape, its determinism, its signal, and that the importer takes it."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -70,8 +71,9 @@ def test_movies_have_pipe_separated_genres_and_a_year(movies, ratings):
 
 def test_users_rate_in_bursts_and_activity_is_long_tailed(ratings):
     g = ratings.sort_values(["userId", "timestamp"]).groupby("userId")["timestamp"]
-    per_user = pd.DataFrame({"gap": g.diff().groupby(ratings["userId"]).median(),
-                             "span": g.max() - g.min(), "n": g.size()})
+    per_user = pd.DataFrame(
+        {"gap": g.diff().groupby(ratings["userId"]).median(), "span": g.max() - g.min(), "n": g.size()}
+    )
     spread = per_user[per_user["span"] > 30 * 86_400]
     assert len(spread) > 50  # many users come back months or years later ...
     assert (spread["gap"] < 0.001 * spread["span"]).mean() > 0.9  # ... but rate in short bursts
@@ -81,7 +83,8 @@ def test_users_rate_in_bursts_and_activity_is_long_tailed(ratings):
 
 
 def test_same_seed_same_files_other_seed_other_files(tmp_path):
-    a, b = write_fixture(tmp_path / "a", seed=3, **SMALL), write_fixture(tmp_path / "b", seed=3, **SMALL)
+    a = write_fixture(tmp_path / "a", seed=3, **SMALL)
+    write_fixture(tmp_path / "b", seed=3, **SMALL)
     for name in ("ratings.csv", "movies.csv"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
     c = make_fixture(seed=4, **SMALL)
@@ -111,8 +114,15 @@ def test_taste_beats_popularity(ratings):
 def test_the_importer_accepts_every_row(written):
     out, fx = written
     events, items, summary = load_interactions(
-        out / "ratings.csv", user_col="userId", item_col="movieId", time_col="timestamp", time_unit="s",
-        rating_col="rating", items=out / "movies.csv", item_id_col="movieId")
+        out / "ratings.csv",
+        user_col="userId",
+        item_col="movieId",
+        time_col="timestamp",
+        time_unit="s",
+        rating_col="rating",
+        items=out / "movies.csv",
+        item_id_col="movieId",
+    )
     assert len(events) == summary.rows == len(fx.ratings)
     assert not any(summary.problems.values()), summary.problems
     assert events["timestamp"].notna().all() and events["type"].notna().all()
@@ -126,13 +136,16 @@ def test_cli_writes_files_and_prints_the_import_line(tmp_path, monkeypatch):
 
     monkeypatch.setenv("SETLIST_DATA_DIR", str(tmp_path / "data"))
     out = tmp_path / "fx"
-    res = CliRunner().invoke(app, ["fixture", "--out", str(out), "--users", "40", "--items", "200",
-                                   "--ratings", "2000", "--seed", "1"])
+    res = CliRunner().invoke(
+        app, ["fixture", "--out", str(out), "--users", "40", "--items", "200", "--ratings", "2000", "--seed", "1"]
+    )
     assert res.exit_code == 0, res.output
     assert (out / "ratings.csv").is_file() and (out / "movies.csv").is_file()
-    assert (f"make import SOURCE={out}/ratings.csv IMPORT_ARGS='--user-col userId --item-col movieId "
-            f"--time-col timestamp --time-unit s --rating-col rating --items {out}/movies.csv "
-            f"--item-id-col movieId'") in res.output
+    assert (
+        f"make import SOURCE={out}/ratings.csv IMPORT_ARGS='--user-col userId --item-col movieId "
+        f"--time-col timestamp --time-unit s --rating-col rating --items {out}/movies.csv "
+        f"--item-id-col movieId'"
+    ) in res.output
     assert "2,000 ratings" in res.output
 
 

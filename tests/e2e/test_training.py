@@ -1,4 +1,5 @@
 """Training: both models registered, better than popularity, and the promotion gate holds."""
+
 from __future__ import annotations
 
 import math
@@ -9,10 +10,17 @@ from mlflow import MlflowClient
 from training.promotion import decide
 from training.ranker import RankerParams
 
-
-FIXED_METRICS = ("ndcg_at_10", "recall_at_10", "recall_at_100", "auc", "candidate_recall_at_100",
-                 "candidate_recall_at_500", "baseline_popularity_ndcg_at_10", "baseline_als_ndcg_at_10",
-                 "baseline_ease_ndcg_at_10")
+FIXED_METRICS = (
+    "ndcg_at_10",
+    "recall_at_10",
+    "recall_at_100",
+    "auc",
+    "candidate_recall_at_100",
+    "candidate_recall_at_500",
+    "baseline_popularity_ndcg_at_10",
+    "baseline_als_ndcg_at_10",
+    "baseline_ease_ndcg_at_10",
+)
 
 
 def test_training_registers_both_models_with_aliases_and_fixed_metrics(tiny_world):
@@ -38,16 +46,19 @@ def test_the_model_beats_popularity_on_the_holdout(tiny_world):
     assert m["queries"] > 0
 
 
-@pytest.mark.parametrize("challenger, champion, baselines, passed, promote", [
-    (0.20, None, {"popularity": 0.10}, True, True),                  # first model beating popularity
-    (0.05, None, {"popularity": 0.10}, True, False),                 # first model worse than popularity
-    (0.20, None, {"popularity": 0.10, "als": 0.25}, True, False),    # beats popularity, not ALS
-    (0.20, None, {"popularity": 0.10, "als": 0.15, "ease": 0.30}, True, True),  # EASE is reported, not required
-    (0.30, 0.20, {"popularity": 0.10}, True, True),                  # clear improvement
-    (0.30, 0.20, {"popularity": 0.10, "als": 0.31}, True, False),    # better than the champion, not ALS
-    (0.201, 0.20, {"popularity": 0.10}, True, False),                # inside the margin
-    (0.90, 0.20, {"popularity": 0.10}, False, False),                # never promoted when validation failed
-])
+@pytest.mark.parametrize(
+    "challenger, champion, baselines, passed, promote",
+    [
+        (0.20, None, {"popularity": 0.10}, True, True),  # first model beating popularity
+        (0.05, None, {"popularity": 0.10}, True, False),  # first model worse than popularity
+        (0.20, None, {"popularity": 0.10, "als": 0.25}, True, False),  # beats popularity, not ALS
+        (0.20, None, {"popularity": 0.10, "als": 0.15, "ease": 0.30}, True, True),  # EASE is reported, not required
+        (0.30, 0.20, {"popularity": 0.10}, True, True),  # clear improvement
+        (0.30, 0.20, {"popularity": 0.10, "als": 0.31}, True, False),  # better than the champion, not ALS
+        (0.201, 0.20, {"popularity": 0.10}, True, False),  # inside the margin
+        (0.90, 0.20, {"popularity": 0.10}, False, False),  # never promoted when validation failed
+    ],
+)
 def test_promotion_gate_decisions(challenger, champion, baselines, passed, promote):
     assert decide(challenger, champion, baselines, margin=0.005, validation_passed=passed).promote is promote
 
@@ -62,7 +73,7 @@ def test_a_worse_challenger_keeps_the_champion(tiny_copy, monkeypatch):
     from training.dataset import RankingSet
     from training.ranker import fit
 
-    def learns_the_opposite(rs, p, seed):  # noqa: ANN001, ANN202
+    def learns_the_opposite(rs, p, seed):
         # certainly worse than the champion, whatever the data: a weak model (a stump) can rank
         # a tiny hold-out as well as the real one by chance
         return fit(RankingSet(rs.frame.assign(label=1 - rs.frame["label"]), rs.groups, rs.inputs), p, seed)

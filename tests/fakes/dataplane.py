@@ -4,6 +4,7 @@ pairs, the journal, the publish log, the identity map, metrics and a clock.
 Each behaves like the real adapter on what the tests rely on (documented per class), so a test
 through ``serving.bootstrap.build`` with these runs the service's real code. No tests live here.
 """
+
 from __future__ import annotations
 
 import threading
@@ -161,6 +162,7 @@ class RecordingMetrics:
         def record(*args: Any) -> None:
             with self._lock:
                 self.calls.append((name, args))
+
         return record
 
 
@@ -211,10 +213,15 @@ def fake_index(settings: Settings, n_items: int = 60, n_users: int = 10, seed: i
     key = settings.secret_hmac_key()
     dense = rng.random((n_items, n_items)) * (rng.random((n_items, n_items)) < 0.1)
     return CandidateIndex(
-        np.array([f"item-{k}" for k in range(n_items)]), rng.integers(0, len(GENRES), n_items), GENRES,
-        np.array([pseudonymize(u, key) for u in user_ids(n_users)]), rng.normal(size=(n_users, 8)),
-        rng.normal(size=(n_items, 8)), sp.csr_matrix(dense.astype(np.float32)),
-        {GLOBAL_COHORT: rng.permutation(n_items)})
+        np.array([f"item-{k}" for k in range(n_items)]),
+        rng.integers(0, len(GENRES), n_items),
+        GENRES,
+        np.array([pseudonymize(u, key) for u in user_ids(n_users)]),
+        rng.normal(size=(n_users, 8)),
+        rng.normal(size=(n_items, 8)),
+        sp.csr_matrix(dense.astype(np.float32)),
+        {GLOBAL_COHORT: rng.permutation(n_items)},
+    )
 
 
 class FakeModelRegistry:
@@ -236,8 +243,14 @@ class FakeModelRegistry:
     def add(self, pair: Pair, seed: int = 0, alias: str | None = "champion") -> ModelBundle:
         """Register a pair (its scorer drawn from ``seed``) and optionally point ``alias`` at it."""
         names = self.features.service(DEFAULT_SERVICE).inputs
-        bundle = ModelBundle(fake_index(self.settings), FakeBooster(names, seed), pair[0], pair[1],
-                             Layout.of(names, self.features), DEFAULT_SERVICE)
+        bundle = ModelBundle(
+            fake_index(self.settings),
+            FakeBooster(names, seed),
+            pair[0],
+            pair[1],
+            Layout.of(names, self.features),
+            DEFAULT_SERVICE,
+        )
         self.bundles[pair] = bundle
         if alias is not None:
             self.aliases[alias] = pair
@@ -287,13 +300,32 @@ def fill_store(online: FakeOnlineFeatures, features: FeatureSet, index: Candidat
     rng = np.random.default_rng(seed)
     at = datetime.fromtimestamp(START - 86_400, tz=UTC)
     item_names, user_names = features.inputs("item"), features.inputs("user")
-    online.write("item_stats", [(str(i), {**{n: float(rng.random()) for n in item_names},
-                                          "item_genre": GENRES[int(index.item_genre[k])]}, at)
-                                for k, i in enumerate(index.item_ids)])
-    online.write("user_profile", [(str(u), {**{n: float(rng.random()) for n in user_names},
-                                            USER_VECTOR: rng.random(len(GENRES)).tolist(),
-                                            USER_TOP_GENRE: GENRES[int(rng.integers(len(GENRES)))]}, at)
-                                  for u in index.user_ids])
+    online.write(
+        "item_stats",
+        [
+            (
+                str(i),
+                {**{n: float(rng.random()) for n in item_names}, "item_genre": GENRES[int(index.item_genre[k])]},
+                at,
+            )
+            for k, i in enumerate(index.item_ids)
+        ],
+    )
+    online.write(
+        "user_profile",
+        [
+            (
+                str(u),
+                {
+                    **{n: float(rng.random()) for n in user_names},
+                    USER_VECTOR: rng.random(len(GENRES)).tolist(),
+                    USER_TOP_GENRE: GENRES[int(rng.integers(len(GENRES)))],
+                },
+                at,
+            )
+            for u in index.user_ids
+        ],
+    )
 
 
 @dataclass
@@ -323,9 +355,16 @@ class Dataplane:
         from serving.bootstrap import build
 
         parts: dict[str, Any] = dict(
-            online=self.online, features=self.features, models=self.registry.holder(),
-            rollout_registry=self.rollout, publishes=self.publishes, journal=self.journal,
-            identities=self.identities, impressions=self.impressions, clock=self.clock,
-            metrics_sink=self.metrics)
+            online=self.online,
+            features=self.features,
+            models=self.registry.holder(),
+            rollout_registry=self.rollout,
+            publishes=self.publishes,
+            journal=self.journal,
+            identities=self.identities,
+            impressions=self.impressions,
+            clock=self.clock,
+            metrics_sink=self.metrics,
+        )
         parts.update(overrides)
         return build(self.settings, load=load, **parts)

@@ -3,6 +3,7 @@
 No tests live here. ``tests/integration/conftest.py`` registers the fixtures (``protos``,
 ``serve_fake``) for the integration layer only, so they stay out of the shared conftest.
 """
+
 from __future__ import annotations
 
 import os
@@ -36,7 +37,7 @@ class FakeRanking:
         self.closed = threading.Event()
         self.queries: list[RankQuery] = []
         self.events: list[TrackEvent] = []
-        self.log: list[str] = []            # order of notable happenings, for shutdown tests
+        self.log: list[str] = []  # order of notable happenings, for shutdown tests
         self._lock = threading.Lock()
 
     def rank(self, query: RankQuery) -> RankResult:
@@ -53,16 +54,25 @@ class FakeRanking:
         excluded = set(query.exclude_item_ids)
         items = tuple(
             RankedItem(f"item-{i}", float(query.k - i), ("fake reason",) if query.explain else ())
-            for i in range(query.k) if f"item-{i}" not in excluded)
-        return RankResult(items=items, model_version=f"fake-1/{os.getpid()}",
-                          cache_hit=query.context.get("cache") == "hit",
-                          degraded=query.context.get("degraded") == "yes", arm="A")
+            for i in range(query.k)
+            if f"item-{i}" not in excluded
+        )
+        return RankResult(
+            items=items,
+            model_version=f"fake-1/{os.getpid()}",
+            cache_hit=query.context.get("cache") == "hit",
+            degraded=query.context.get("degraded") == "yes",
+            arm="A",
+        )
 
     def track(self, events: list[TrackEvent]) -> TrackResult:
         with self._lock:
             self.events.extend(events)
-        rejected = tuple(Rejection(e.event_id, f"unknown type {e.type!r}; allowed: {sorted(EVENT_TYPES)}")
-                         for e in events if e.type not in EVENT_TYPES)
+        rejected = tuple(
+            Rejection(e.event_id, f"unknown type {e.type!r}; allowed: {sorted(EVENT_TYPES)}")
+            for e in events
+            if e.type not in EVENT_TYPES
+        )
         return TrackResult(accepted=len(events) - len(rejected), rejected=rejected)
 
     def ready(self) -> bool:
@@ -98,8 +108,9 @@ def serve_fake() -> Iterator[ServeFake]:
     """``serve_fake(ranking=None, **settings) -> (server, client, ranking)``; all stopped afterwards."""
     started: list[tuple[RunningServer, SetlistClient, FakeRanking]] = []
 
-    def start(ranking: FakeRanking | None = None, ready_poll_s: float = 0.02,
-              **overrides: Any) -> tuple[RunningServer, SetlistClient, FakeRanking]:
+    def start(
+        ranking: FakeRanking | None = None, ready_poll_s: float = 0.02, **overrides: Any
+    ) -> tuple[RunningServer, SetlistClient, FakeRanking]:
         ranking = ranking or FakeRanking()
         server = start_server(ranking, make_settings(**overrides), ready_poll_s=ready_poll_s)
         client = SetlistClient(f"127.0.0.1:{server.port}", timeout=5.0)

@@ -1,4 +1,5 @@
 """``python -m serving.client``: tables, events, health and clean failures, against a real server."""
+
 from __future__ import annotations
 
 import os
@@ -9,8 +10,8 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from serving.client.cli import app
-from tests.servers import free_port
 from tests.fakes.transport import FakeRanking
+from tests.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()
@@ -22,11 +23,32 @@ def _run(*args: str):
 
 def test_rank_prints_a_table_and_the_response_fields(serve_fake):
     server, _, fake = serve_fake()
-    result = _run("rank", "--user", "u-1", "--k", "3", "--context", "device=mobile", "--exclude", "item-0",
-                  "--explain", "--target", f"127.0.0.1:{server.port}")
+    result = _run(
+        "rank",
+        "--user",
+        "u-1",
+        "--k",
+        "3",
+        "--context",
+        "device=mobile",
+        "--exclude",
+        "item-0",
+        "--explain",
+        "--target",
+        f"127.0.0.1:{server.port}",
+    )
     assert result.exit_code == 0, result.output
-    for text in ("item-1", "item-2", "fake reason", "model_version=fake-1", "cache_hit=False",
-                 "degraded=False", "arm=A", "request_id=", "latency="):
+    for text in (
+        "item-1",
+        "item-2",
+        "fake reason",
+        "model_version=fake-1",
+        "cache_hit=False",
+        "degraded=False",
+        "arm=A",
+        "request_id=",
+        "latency=",
+    ):
         assert text in result.output
     assert "item-0 " not in result.output
     assert fake.queries[-1].context == {"device": "mobile"}
@@ -34,8 +56,21 @@ def test_rank_prints_a_table_and_the_response_fields(serve_fake):
 
 def test_track_sends_a_fresh_event(serve_fake):
     server, _, fake = serve_fake()
-    result = _run("track", "--user", "u-1", "--item", "item-9", "--type", "skip", "--session", "s-1",
-                  "--value", "0.3", "--target", f"127.0.0.1:{server.port}")
+    result = _run(
+        "track",
+        "--user",
+        "u-1",
+        "--item",
+        "item-9",
+        "--type",
+        "skip",
+        "--session",
+        "s-1",
+        "--value",
+        "0.3",
+        "--target",
+        f"127.0.0.1:{server.port}",
+    )
     assert result.exit_code == 0, result.output
     assert "accepted=1" in result.output
     event = fake.events[-1]
@@ -45,8 +80,7 @@ def test_track_sends_a_fresh_event(serve_fake):
 
 def test_track_reports_rejections(serve_fake):
     server, _, _ = serve_fake()
-    result = _run("track", "--user", "u-1", "--item", "i", "--type", "teleport",
-                  "--target", f"127.0.0.1:{server.port}")
+    result = _run("track", "--user", "u-1", "--item", "i", "--type", "teleport", "--target", f"127.0.0.1:{server.port}")
     assert result.exit_code == 1 and "accepted=0" in result.output and "unknown type" in result.output
 
 
@@ -88,7 +122,12 @@ def test_bad_context_is_a_usage_error():
 def test_module_entry_point(serve_fake):
     server, _, _ = serve_fake()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    result = subprocess.run([sys.executable, "-m", "serving.client", "health", "--target",
-                             f"127.0.0.1:{server.port}"], cwd=ROOT, env=env, capture_output=True, text=True,
-                            timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "serving.client", "health", "--target", f"127.0.0.1:{server.port}"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert (result.returncode, result.stdout.strip()) == (0, "SERVING"), result.stderr

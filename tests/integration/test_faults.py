@@ -1,4 +1,5 @@
 """Fault tests: Redis dies under load, serving is killed mid-Track, PostgreSQL is missing at start."""
+
 from __future__ import annotations
 
 import os
@@ -15,8 +16,8 @@ from serving.bootstrap import build
 from serving.client import ClientError, SetlistClient, new_event
 from serving.grpc.server import start_server
 from setlist.eventlog import EventLog
-from tests.world import SEED, build_world
 from tests.servers import free_port
+from tests.world import SEED, build_world
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,9 +25,17 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def production_world(production_settings, tmp_path):
-    settings = production_settings.model_copy(update={
-        "scale": "tiny", "seed": SEED, "port": 0, "metrics_port": 0, "host": "127.0.0.1",
-        "reload_interval_s": 3600, "online_timeout_ms": 100})
+    settings = production_settings.model_copy(
+        update={
+            "scale": "tiny",
+            "seed": SEED,
+            "port": 0,
+            "metrics_port": 0,
+            "host": "127.0.0.1",
+            "reload_interval_s": 3600,
+            "online_timeout_ms": 100,
+        }
+    )
     return build_world(settings.data_dir, settings)
 
 
@@ -76,12 +85,20 @@ def test_redis_killed_under_load_degrades_without_failures_and_recovers(producti
 
 
 def _serve(settings, port: int) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "SETLIST_DATA_DIR": str(settings.data_dir),
-           "SETLIST_HMAC_KEY": settings.hmac_key.get_secret_value(), "SETLIST_PORT": str(port),
-           "SETLIST_HOST": "127.0.0.1", "SETLIST_METRICS_PORT": "0", "SETLIST_RELOAD_INTERVAL_S": "3600",
-           "SETLIST_JOURNAL_ROLL_S": "0.5"}
-    return subprocess.Popen([sys.executable, "-m", "serving"], env=env, cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "SETLIST_DATA_DIR": str(settings.data_dir),
+        "SETLIST_HMAC_KEY": settings.hmac_key.get_secret_value(),
+        "SETLIST_PORT": str(port),
+        "SETLIST_HOST": "127.0.0.1",
+        "SETLIST_METRICS_PORT": "0",
+        "SETLIST_RELOAD_INTERVAL_S": "3600",
+        "SETLIST_JOURNAL_ROLL_S": "0.5",
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "serving"], env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
 
 
 def test_kill_9_during_track_load_loses_no_acknowledged_event(tiny_copy):
@@ -99,8 +116,10 @@ def test_kill_9_during_track_load_loses_no_acknowledged_event(tiny_copy):
         def load(stream: int) -> None:
             n = 0
             while not stop.is_set():
-                batch = [new_event(users[(n + i) % len(users)], "track_000001", "play", session_id=f"k{stream}",
-                                   value=0.9) for i in range(20)]
+                batch = [
+                    new_event(users[(n + i) % len(users)], "track_000001", "play", session_id=f"k{stream}", value=0.9)
+                    for i in range(20)
+                ]
                 try:
                     accepted, _ = client.track(batch)
                 except ClientError:
@@ -139,11 +158,17 @@ def test_kill_9_during_track_load_loses_no_acknowledged_event(tiny_copy):
 
 def test_postgres_unavailable_at_start_is_one_clear_error(tmp_path):
     port = free_port()  # nothing listens here
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "SETLIST_PROFILE": "production",
-           "SETLIST_DATA_DIR": str(tmp_path), "SETLIST_HMAC_KEY": "k",
-           "SETLIST_DATABASE_URL": f"postgresql://setlist:secret-pw@127.0.0.1:{port}/setlist"}
-    done = subprocess.run([sys.executable, "-m", "serving"], env=env, cwd=ROOT, capture_output=True, text=True,
-                          timeout=120)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "SETLIST_PROFILE": "production",
+        "SETLIST_DATA_DIR": str(tmp_path),
+        "SETLIST_HMAC_KEY": "k",
+        "SETLIST_DATABASE_URL": f"postgresql://setlist:secret-pw@127.0.0.1:{port}/setlist",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "serving"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode != 0
     err = done.stdout + done.stderr
     assert "metadata store" in err and "unavailable" in err

@@ -1,7 +1,8 @@
 """Ingestion: contract checks, quarantine with reasons, pseudonymization, consent and replay."""
+
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import pytest
@@ -14,12 +15,20 @@ from setlist.eventlog import EventLog, Quarantine
 from setlist.pseudonym import IdentityMap, pseudonymize
 from tests.world import tiny_settings
 
-NOW = datetime.now(timezone.utc)
+NOW = datetime.now(UTC)
 
 
 def _event(i: int, **over: object) -> dict:
-    row = {"event_id": f"e{i}", "user_id": f"app-user-{i % 3}", "item_id": f"t{i % 5}", "type": "play",
-           "timestamp": NOW - timedelta(hours=i), "session_id": "s", "value": 0.5, "schema_version": 1}
+    row = {
+        "event_id": f"e{i}",
+        "user_id": f"app-user-{i % 3}",
+        "item_id": f"t{i % 5}",
+        "type": "play",
+        "timestamp": NOW - timedelta(hours=i),
+        "session_id": "s",
+        "value": 0.5,
+        "schema_version": 1,
+    }
     row.update(over)
     return row
 
@@ -31,13 +40,26 @@ def settings(tmp_path):
 
 def test_bad_events_are_quarantined_with_reasons(settings):
     rows = [_event(i) for i in range(10)]
-    rows += [_event(10, user_id=None), _event(11, type="dance"), _event(12, timestamp=NOW + timedelta(days=2)),
-             _event(13, schema_version=9), _event(14, value=1.7), _event(15, timestamp=datetime(1970, 1, 1, tzinfo=timezone.utc)),
-             _event(3)]  # duplicate id of an accepted event
+    rows += [
+        _event(10, user_id=None),
+        _event(11, type="dance"),
+        _event(12, timestamp=NOW + timedelta(days=2)),
+        _event(13, schema_version=9),
+        _event(14, value=1.7),
+        _event(15, timestamp=datetime(1970, 1, 1, tzinfo=UTC)),
+        _event(3),
+    ]  # duplicate id of an accepted event
     report = ingest(pd.DataFrame(rows), settings, source="test")
     assert report.received == 17 and report.accepted == 10 and report.quarantined == 7
-    assert report.reasons == {"missing_id": 1, "unknown_type": 1, "future_timestamp": 1, "unknown_schema_version": 1,
-                              "bad_value": 1, "bad_timestamp": 1, "duplicate_event_id": 1}
+    assert report.reasons == {
+        "missing_id": 1,
+        "unknown_type": 1,
+        "future_timestamp": 1,
+        "unknown_schema_version": 1,
+        "bad_value": 1,
+        "bad_timestamp": 1,
+        "duplicate_event_id": 1,
+    }
     q = Quarantine(settings.quarantine_dir).read()
     assert len(q) == 7 and q["reason"].str.len().gt(0).all()
     # nothing dropped: every received event is either in the log or in the quarantine
@@ -89,13 +111,15 @@ def test_replay_gives_identical_feature_tables(tiny_world):
 
 def test_only_impossible_timestamps_are_quarantined_each_with_its_reason(settings):
     """No calendar floor: a 1996 rating is fine; before 1970 or far in the future is not."""
-    rows = [_event(0, timestamp=datetime(1996, 4, 1, 12, tzinfo=timezone.utc)),
-            _event(1, timestamp=datetime(1970, 1, 2, tzinfo=timezone.utc)),
-            _event(2, timestamp=datetime(1969, 7, 20, 20, 17, tzinfo=timezone.utc)),
-            _event(3, timestamp=NOW + timedelta(seconds=settings.max_future_skew_s + 3600)),
-            _event(4, timestamp=datetime(2999, 1, 1, tzinfo=timezone.utc)),  # beyond what pandas can hold
-            _event(5, timestamp="1500-01-01T00:00:00"),
-            _event(6, timestamp="not a time")]
+    rows = [
+        _event(0, timestamp=datetime(1996, 4, 1, 12, tzinfo=UTC)),
+        _event(1, timestamp=datetime(1970, 1, 2, tzinfo=UTC)),
+        _event(2, timestamp=datetime(1969, 7, 20, 20, 17, tzinfo=UTC)),
+        _event(3, timestamp=NOW + timedelta(seconds=settings.max_future_skew_s + 3600)),
+        _event(4, timestamp=datetime(2999, 1, 1, tzinfo=UTC)),  # beyond what pandas can hold
+        _event(5, timestamp="1500-01-01T00:00:00"),
+        _event(6, timestamp="not a time"),
+    ]
     report = ingest(pd.DataFrame(rows), settings, source="test")
     assert report.accepted == 2 and report.reasons == {"bad_timestamp": 3, "future_timestamp": 2}
     q = Quarantine(settings.quarantine_dir).read().set_index("event_id")["reason"]

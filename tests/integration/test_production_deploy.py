@@ -1,4 +1,5 @@
 """deploy/: the Kubernetes manifests and the Feast Spark configuration stay consistent with the code."""
+
 from __future__ import annotations
 
 import os
@@ -92,8 +93,12 @@ def test_hpa_targets_the_serving_deployment():
 def test_feast_spark_config_uses_spark_store_and_engine_with_placeholders(monkeypatch):
     from feast.infra.online_stores.redis import RedisOnlineStoreConfig
     from feast.infra.registry.sql import SqlRegistryConfig
-    from feast.repo_config import (BATCH_ENGINE_CLASS_FOR_TYPE, OFFLINE_STORE_CLASS_FOR_TYPE, RepoConfig,
-                                   load_repo_config)
+    from feast.repo_config import (
+        BATCH_ENGINE_CLASS_FOR_TYPE,
+        OFFLINE_STORE_CLASS_FOR_TYPE,
+        RepoConfig,
+        load_repo_config,
+    )
 
     text = FEAST_SPARK.read_text()
     raw = yaml.safe_load(text)

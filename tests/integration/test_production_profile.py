@@ -1,9 +1,10 @@
 """The production profile against real servers: the Feast SQL registry on PostgreSQL with the Redis
 online store, MLflow tracking and model registry on PostgreSQL, and fast failures when a server is gone."""
+
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -14,9 +15,13 @@ from feature_repo.store import apply, get_store
 from setlist.settings import Settings
 from tests.servers import free_port
 
-
-SESSION_ROW = {"session_id": "s-1", "session_last_items": ["i-1", "i-2"], "session_skip_rate": 0.25,
-               "session_genre": "rock", "session_length": 2}
+SESSION_ROW = {
+    "session_id": "s-1",
+    "session_last_items": ["i-1", "i-2"],
+    "session_skip_rate": 0.25,
+    "session_genre": "rock",
+    "session_length": 2,
+}
 
 
 def _written(values: dict | None) -> dict | None:
@@ -47,7 +52,7 @@ def test_feast_apply_then_write_read_delete_on_redis_with_the_registry_in_postgr
 
     # A second store resolves the views from PostgreSQL, as a separate serving process would.
     online = OnlineFeatures.from_registry(get_store(s), ["session", "user_profile"])
-    event_time = datetime.now(timezone.utc).replace(microsecond=0)
+    event_time = datetime.now(UTC).replace(microsecond=0)
     online.write("session", [("u-1", SESSION_ROW, event_time)])
 
     (ts, values), (_, missing) = online.read("session", ["u-1", "u-unknown"])
@@ -58,7 +63,7 @@ def test_feast_apply_then_write_read_delete_on_redis_with_the_registry_in_postgr
         assert r.dbsize() >= 1
 
     online.delete("session", "u-1")
-    (_, gone), = online.read("session", ["u-1"])
+    ((_, gone),) = online.read("session", ["u-1"])
     assert gone is None
 
 
@@ -66,8 +71,8 @@ def test_one_round_trip_read_of_several_views_equals_reading_them_one_by_one(pro
     s = production_settings
     apply(get_store(s), s)
     online = OnlineFeatures.from_registry(get_store(s), ["session", "user_consent", "user_profile"])
-    t1 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
-    t2 = datetime(2026, 1, 3, tzinfo=timezone.utc)
+    t1 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    t2 = datetime(2026, 1, 3, tzinfo=UTC)
     online.write("session", [("u-views", SESSION_ROW, t1)])
     online.write("user_consent", [("u-views", {"consent_personalization": False, "consent_analytics": True}, t2)])
     views = ["user_consent", "user_profile", "session"]
@@ -80,24 +85,23 @@ def test_one_round_trip_read_of_several_views_equals_reading_them_one_by_one(pro
     assert online.read_views(views, "u-nobody") == [(None, None)] * 3
 
 
-def test_reader_reconnects_after_redis_dies_and_keeps_data_over_a_graceful_restart(production_settings,
-                                                                                    redis_server):
+def test_reader_reconnects_after_redis_dies_and_keeps_data_over_a_graceful_restart(production_settings, redis_server):
     s = production_settings
     defs = apply(get_store(s), s)
     online = OnlineFeatures(get_store(s), [defs.views.session])
-    online.write("session", [("u-2", SESSION_ROW, datetime.now(timezone.utc))])
+    online.write("session", [("u-2", SESSION_ROW, datetime.now(UTC))])
 
     redis_server.kill()
     assert not redis_server.ping()
     redis_server.start()
     # The same reader reconnects by itself once Redis is back.
-    online.write("session", [("u-2", SESSION_ROW, datetime.now(timezone.utc))])
-    (_, values), = online.read("session", ["u-2"])
+    online.write("session", [("u-2", SESSION_ROW, datetime.now(UTC))])
+    ((_, values),) = online.read("session", ["u-2"])
     assert _written(values) == SESSION_ROW
 
     redis_server.stop()  # graceful: the append-only file is flushed
     redis_server.start()
-    (_, values), = online.read("session", ["u-2"])
+    ((_, values),) = online.read("session", ["u-2"])
     assert _written(values) == SESSION_ROW
 
 
@@ -131,12 +135,14 @@ def test_mlflow_tracks_runs_and_registers_models_in_postgres(production_settings
     previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(s.tracking_uri)
     try:
-        experiment_id = mlflow.create_experiment("setlist-production-test",
-                                                 artifact_location=(tmp_path / "artifacts").as_uri())
+        experiment_id = mlflow.create_experiment(
+            "setlist-production-test", artifact_location=(tmp_path / "artifacts").as_uri()
+        )
         with mlflow.start_run(experiment_id=experiment_id) as run:
             mlflow.log_metric("ndcg_at_10", 0.42)
-            info = mlflow.pyfunc.log_model(name="model", python_model=Constant(), pip_requirements=[],
-                                           registered_model_name="setlist-test-ranker")
+            info = mlflow.pyfunc.log_model(
+                name="model", python_model=Constant(), pip_requirements=[], registered_model_name="setlist-test-ranker"
+            )
         client = MlflowClient()
         client.set_registered_model_alias("setlist-test-ranker", "champion", info.registered_model_version)
 
@@ -165,9 +171,13 @@ def test_feast_and_mlflow_share_one_database_without_clashing(production_setting
 
 def _unreachable(tmp_path: Path) -> Settings:
     port = free_port()  # nothing listens there
-    return Settings(profile="production", data_dir=tmp_path / "data", hmac_key="k",
-                    database_url=f"postgresql://setlist:setlist@127.0.0.1:{port}/setlist",
-                    redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    return Settings(
+        profile="production",
+        data_dir=tmp_path / "data",
+        hmac_key="k",
+        database_url=f"postgresql://setlist:setlist@127.0.0.1:{port}/setlist",
+        redis_url=f"redis://127.0.0.1:{free_port()}/0",
+    )
 
 
 def test_feast_fails_fast_with_a_connection_error_when_postgres_is_down(tmp_path: Path):

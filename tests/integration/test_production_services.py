@@ -1,5 +1,6 @@
 """scripts/services.sh (behind `make services` / `make services-down`), run for real on free ports in a
 directory of its own, so it never touches the servers a developer started."""
+
 from __future__ import annotations
 
 import os
@@ -11,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from tests.servers import MissingServer, find_postgres_bin, find_redis_server, free_port
-
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "services.sh"
 
@@ -29,9 +29,12 @@ def services_env():
     state = Path(tempfile.mkdtemp(prefix="setlist-svc-", dir="/tmp"))
     state.chmod(0o755)
     redis_port, pg_port = free_port(), free_port()
-    env = {**os.environ, "SETLIST_SERVICES_DIR": str(state),
-           "SETLIST_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
-           "SETLIST_DATABASE_URL": f"postgresql://setlist:s3cret@127.0.0.1:{pg_port}/setlist"}
+    env = {
+        **os.environ,
+        "SETLIST_SERVICES_DIR": str(state),
+        "SETLIST_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+        "SETLIST_DATABASE_URL": f"postgresql://setlist:s3cret@127.0.0.1:{pg_port}/setlist",
+    }
     yield env
     subprocess.run([str(SCRIPT), "down"], env=env, capture_output=True, timeout=120)
     shutil.rmtree(state, ignore_errors=True)

@@ -1,4 +1,5 @@
 """The gRPC transport against a real server on a free port, with a fake Ranking behind it."""
+
 from __future__ import annotations
 
 import threading
@@ -11,12 +12,12 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from serving import metrics
-from serving.grpc import proto
 from serving.client import ClientError, new_event
 from serving.errors import InvalidArgument
+from serving.grpc import proto
 from serving.grpc.interceptors import Guard
-from tests.servers import free_port
 from tests.fakes.transport import FakeRanking
+from tests.servers import free_port
 
 WAIT = 10.0  # upper bound for waits on events that should happen at once
 
@@ -28,17 +29,33 @@ def _stub(server):
 
 def test_rank_roundtrip(serve_fake):
     _, client, fake = serve_fake()
-    reply = client.rank("user-1", k=5, context={"device": "mobile", "cache": "hit"},
-                        exclude=["item-1"], explain=True, request_id="req-123")
+    reply = client.rank(
+        "user-1",
+        k=5,
+        context={"device": "mobile", "cache": "hit"},
+        exclude=["item-1"],
+        explain=True,
+        request_id="req-123",
+    )
     assert [i.item_id for i in reply.items] == ["item-0", "item-2", "item-3", "item-4"]
     assert [i.score for i in reply.items] == sorted((i.score for i in reply.items), reverse=True)
     assert reply.items[0].reasons == ("fake reason",)
-    assert (reply.model_version.startswith("fake-1"), reply.cache_hit, reply.degraded, reply.arm) == \
-        (True, True, False, "A")
+    assert (reply.model_version.startswith("fake-1"), reply.cache_hit, reply.degraded, reply.arm) == (
+        True,
+        True,
+        False,
+        "A",
+    )
     assert reply.request_id == "req-123" and reply.latency_ms > 0
     query = fake.queries[-1]
-    assert (query.user_id, query.k, query.context, query.exclude_item_ids, query.explain, query.request_id) == \
-        ("user-1", 5, {"device": "mobile", "cache": "hit"}, ("item-1",), True, "req-123")
+    assert (query.user_id, query.k, query.context, query.exclude_item_ids, query.explain, query.request_id) == (
+        "user-1",
+        5,
+        {"device": "mobile", "cache": "hit"},
+        ("item-1",),
+        True,
+        "req-123",
+    )
 
 
 def test_request_id_generated_and_in_trailing_metadata(serve_fake):
@@ -90,15 +107,15 @@ def test_overload_answers_resource_exhausted_at_once(serve_fake):
     with ThreadPoolExecutor(max_workers=2) as pool:
         blocked = [pool.submit(client.rank, "block", 1) for _ in range(2)]
         for _ in blocked:
-            assert fake.entered.acquire(timeout=WAIT)   # both slots are now taken
+            assert fake.entered.acquire(timeout=WAIT)  # both slots are now taken
         with pytest.raises(ClientError) as err:
             client.rank("user-1", k=1)
         assert err.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
         assert "limit of 2" in err.value.message
-        assert client.health() == "SERVING"             # probes are not subject to the limit
+        assert client.health() == "SERVING"  # probes are not subject to the limit
         fake.release.set()
         assert [len(f.result(timeout=WAIT).items) for f in blocked] == [1, 1]
-    assert len(client.rank("user-1", k=1).items) == 1   # slots were given back
+    assert len(client.rank("user-1", k=1).items) == 1  # slots were given back
 
 
 def test_health_follows_readiness(serve_fake):
@@ -108,7 +125,7 @@ def test_health_follows_readiness(serve_fake):
     assert client.health("setlist.v1.RankingService") == "NOT_SERVING"
     assert client.health("no.such.Service") == "SERVICE_UNKNOWN"
     fake.is_ready.set()
-    assert client.wait_ready(timeout=WAIT)              # the Watch stream pushes the change
+    assert client.wait_ready(timeout=WAIT)  # the Watch stream pushes the change
     assert client.health() == client.health("setlist.v1.RankingService") == "SERVING"
 
 
@@ -121,12 +138,13 @@ def test_reflection_lists_services(serve_fake):
     server, _, _ = serve_fake()
     with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
         stub = reflection_pb2_grpc.ServerReflectionStub(channel)
-        requests = [reflection_pb2.ServerReflectionRequest(list_services=""),
-                    reflection_pb2.ServerReflectionRequest(file_containing_symbol="setlist.v1.RankingService")]
+        requests = [
+            reflection_pb2.ServerReflectionRequest(list_services=""),
+            reflection_pb2.ServerReflectionRequest(file_containing_symbol="setlist.v1.RankingService"),
+        ]
         listed, symbol = list(stub.ServerReflectionInfo(iter(requests), timeout=WAIT))
     names = {s.name for s in listed.list_services_response.service}
-    assert {"setlist.v1.RankingService", "grpc.health.v1.Health",
-            "grpc.reflection.v1alpha.ServerReflection"} <= names
+    assert {"setlist.v1.RankingService", "grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection"} <= names
     assert symbol.file_descriptor_response.file_descriptor_proto  # grpcurl can describe the API
 
 
@@ -142,12 +160,18 @@ def test_metrics_endpoint_serves_histograms(serve_fake):
     body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=WAIT).read().decode()
     assert 'setlist_rpc_latency_seconds_bucket{le="0.00025",rpc="Rank"}' in body
     assert 'setlist_rpc_errors_total{code="INVALID_ARGUMENT",rpc="Rank"}' in body
-    for name in ("setlist_rpc_requests_total", "setlist_cache_hits_total", "setlist_cache_miss_latency_seconds",
-                 "setlist_candidates_bucket", "setlist_feature_freshness_seconds",
-                 "setlist_degraded_responses_total", "setlist_rpc_in_flight"):
+    for name in (
+        "setlist_rpc_requests_total",
+        "setlist_cache_hits_total",
+        "setlist_cache_miss_latency_seconds",
+        "setlist_candidates_bucket",
+        "setlist_feature_freshness_seconds",
+        "setlist_degraded_responses_total",
+        "setlist_rpc_in_flight",
+    ):
         assert name in body
     assert 'setlist_model_version_info{model="setlist-ranker",version="4"} 1.0' in body
-    assert 'version="3"' not in body                     # only the live version is exported
+    assert 'version="3"' not in body  # only the live version is exported
 
 
 def test_graceful_stop_drains_in_flight_then_closes(serve_fake):
@@ -164,7 +188,7 @@ def test_graceful_stop_drains_in_flight_then_closes(serve_fake):
         fake.release.set()
         assert len(in_flight.result(timeout=WAIT).items) == 2
         stopping.result(timeout=WAIT)
-    assert fake.log == ["rank finished", "closed"]       # close() only after the drain
+    assert fake.log == ["rank finished", "closed"]  # close() only after the drain
     with pytest.raises(ClientError) as err:
         client.rank("user-1", k=1, timeout=1.0)
     assert err.value.code == grpc.StatusCode.UNAVAILABLE
@@ -181,6 +205,10 @@ def test_stop_cancels_what_outlasts_the_grace_period(serve_fake):
         assert err.value.code in (grpc.StatusCode.CANCELLED, grpc.StatusCode.UNAVAILABLE)
         assert fake.closed.is_set()
         fake.release.set()
+
+
+class Aborted(Exception):
+    """What the fake context's abort raises."""
 
 
 class _Context:
@@ -203,13 +231,13 @@ class _Context:
 
     def abort(self, code, details):
         self.aborted = (code, details)
-        raise Exception()  # what grpc's abort does
+        raise Aborted()  # grpc's abort raises too, so nothing after it runs
 
 
 def test_guard_refuses_work_after_the_deadline():
     called = threading.Event()
     context = _Context(remaining=0.0)
-    with pytest.raises(Exception):
+    with pytest.raises(Aborted):
         Guard(4).run("Rank", lambda req, ctx: called.set(), object(), context)
     assert context.aborted[0] == grpc.StatusCode.DEADLINE_EXCEEDED and not called.is_set()
 
@@ -220,6 +248,6 @@ def test_guard_maps_every_serving_error_by_code():
     def behavior(req, ctx):
         raise InvalidArgument("user_id must not be empty")
 
-    with pytest.raises(Exception):
+    with pytest.raises(Aborted):
         Guard(4).run("Rank", behavior, object(), context)
     assert context.aborted == (grpc.StatusCode.INVALID_ARGUMENT, "user_id must not be empty")

@@ -1,4 +1,5 @@
 """Garbage on the wire: random bytes and malformed messages must never take the server down."""
+
 from __future__ import annotations
 
 import random
@@ -21,16 +22,16 @@ def _varint(n: int) -> bytes:
 
 
 MALFORMED = [
-    b"\x0a\x02\xff\xfe",                        # user_id that is not UTF-8
-    b"\x0a\xff\xff\xff\xff\x0f",                 # a length far beyond the message
-    b"\x10" + _varint(2**64 - 1),               # k as a 64-bit varint: truncated to int32 -1
-    b"\x10" + _varint(2**31 - 1),               # k = INT32_MAX
+    b"\x0a\x02\xff\xfe",  # user_id that is not UTF-8
+    b"\x0a\xff\xff\xff\xff\x0f",  # a length far beyond the message
+    b"\x10" + _varint(2**64 - 1),  # k as a 64-bit varint: truncated to int32 -1
+    b"\x10" + _varint(2**31 - 1),  # k = INT32_MAX
     b"\x10\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff",  # an overlong varint
-    b"\x1a\x03\x0a\x01",                         # a truncated map entry
-    b"\x0b",                                     # a deprecated start-group tag
-    b"\x0a\x00" * 10_000,                        # ten thousand empty user_ids (last one wins)
-    b"\x22\x01x" * 50_000,                       # fifty thousand exclusions
-    b"\x07",                                     # field number 0
+    b"\x1a\x03\x0a\x01",  # a truncated map entry
+    b"\x0b",  # a deprecated start-group tag
+    b"\x0a\x00" * 10_000,  # ten thousand empty user_ids (last one wins)
+    b"\x22\x01x" * 50_000,  # fifty thousand exclusions
+    b"\x07",  # field number 0
 ]
 
 
@@ -59,8 +60,10 @@ def test_malformed_messages_are_invalid_arguments(raw, caplog):
     rank = calls[METHODS[0]]
     with pytest.raises(grpc.RpcError) as err:
         rank(MALFORMED[0], timeout=5)
-    assert (err.value.code(), err.value.details()) == \
-        (grpc.StatusCode.INVALID_ARGUMENT, "the request body is not a valid RankRequest message")
+    assert (err.value.code(), err.value.details()) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "the request body is not a valid RankRequest message",
+    )
     for payload in MALFORMED:
         for method in calls.values():
             assert _call(method, payload) in (grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT)
@@ -84,12 +87,15 @@ def test_random_bytes_never_break_the_server(raw):
 def test_well_formed_but_hostile_values(raw):
     calls, client = raw
     m = proto.ranking_pb2
-    hostile = m.RankRequest(user_id="\x00" * 10_000 + "\U0001f600", k=-5,
-                            context={"\u202e": "x" * 100_000}, exclude_item_ids=["\x00"] * 1000)
+    hostile = m.RankRequest(
+        user_id="\x00" * 10_000 + "\U0001f600",
+        k=-5,
+        context={"\u202e": "x" * 100_000},
+        exclude_item_ids=["\x00"] * 1000,
+    )
     assert _call(calls[METHODS[0]], hostile.SerializeToString()) == grpc.StatusCode.INVALID_ARGUMENT
     event = m.Event(event_id="", timestamp_ms=-(2**63), value=float("nan"))
-    assert _call(calls[METHODS[1]], m.TrackRequest(events=[event] * 100).SerializeToString()) == \
-        grpc.StatusCode.OK
+    assert _call(calls[METHODS[1]], m.TrackRequest(events=[event] * 100).SerializeToString()) == grpc.StatusCode.OK
     with grpc.insecure_channel(client.target) as channel:  # an unknown method is UNIMPLEMENTED
         nowhere = channel.unary_unary("/setlist.v1.RankingService/Nope")
         with pytest.raises(grpc.RpcError) as err:

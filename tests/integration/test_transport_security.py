@@ -1,4 +1,5 @@
 """Bearer-token scopes, TLS and mTLS against a real server (certificates made in the test)."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -12,8 +13,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from serving.grpc.auth import TokenAuth, parse_tokens
 from serving.client import ClientError, SetlistClient, new_event
+from serving.grpc.auth import TokenAuth, parse_tokens
 from serving.grpc.server import server_credentials
 from tests.fakes.transport import make_settings
 
@@ -42,8 +43,12 @@ def test_token_scopes(serve_fake):
     def as_(token: str) -> SetlistClient:
         return SetlistClient(f"127.0.0.1:{server.port}", token=token)
 
-    with as_("reader-secret") as reader, as_("writer-secret") as writer, as_("admin:with:colon") as admin, \
-            as_("guess") as stranger:
+    with (
+        as_("reader-secret") as reader,
+        as_("writer-secret") as writer,
+        as_("admin:with:colon") as admin,
+        as_("guess") as stranger,
+    ):
         assert _rank_code(anonymous) == grpc.StatusCode.UNAUTHENTICATED
         assert _rank_code(stranger) == grpc.StatusCode.UNAUTHENTICATED
         assert (_rank_code(reader), _track_code(reader)) == (grpc.StatusCode.OK, grpc.StatusCode.PERMISSION_DENIED)
@@ -52,7 +57,7 @@ def test_token_scopes(serve_fake):
         with pytest.raises(ClientError) as err:
             reader.track([new_event("user-1", "item-1", "skip")])
         assert err.value.message == "Track needs the 'write' scope; this token has: read"
-    assert anonymous.health() == "SERVING"                 # probes need no token
+    assert anonymous.health() == "SERVING"  # probes need no token
 
 
 def test_tokens_never_appear_in_errors_or_logs(serve_fake, caplog):
@@ -61,16 +66,17 @@ def test_tokens_never_appear_in_errors_or_logs(serve_fake, caplog):
         with pytest.raises(ClientError) as err:
             client.rank("user-1", k=1)
     assert "secret" not in err.value.message
-    assert all("secret" not in r.getMessage() and "secret" not in str(getattr(r, "fields", ""))
-               for r in caplog.records)
+    assert all("secret" not in r.getMessage() and "secret" not in str(getattr(r, "fields", "")) for r in caplog.records)
     with pytest.raises(ValueError) as bad:
         parse_tokens("ok:read,top-secret-token")
     assert "entry 2" in str(bad.value) and "top-secret" not in str(bad.value)
 
 
 def test_scope_parsing():
-    assert parse_tokens(" a:read , b:write+read ,") == [(b"a", frozenset({"read"})),
-                                                        (b"b", frozenset({"read", "write"}))]
+    assert parse_tokens(" a:read , b:write+read ,") == [
+        (b"a", frozenset({"read"})),
+        (b"b", frozenset({"read", "write"})),
+    ]
     for spec in ("a:admin", ":read", "a", ""):
         with pytest.raises(ValueError):
             parse_tokens(spec)
@@ -82,19 +88,27 @@ def _key() -> ec.EllipticCurvePrivateKey:
     return ec.generate_private_key(ec.SECP256R1())
 
 
-def _cert(subject: str, key, issuer: tuple[x509.Certificate, object] | None = None, ca: bool = False,
-          server: bool = False) -> x509.Certificate:
-    now = dt.datetime.now(dt.timezone.utc)
+def _cert(
+    subject: str, key, issuer: tuple[x509.Certificate, object] | None = None, ca: bool = False, server: bool = False
+) -> x509.Certificate:
+    now = dt.datetime.now(dt.UTC)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
     issuer_cert, issuer_key = issuer or (None, key)
-    builder = (x509.CertificateBuilder().subject_name(name)
-               .issuer_name(issuer_cert.subject if issuer_cert else name)
-               .public_key(key.public_key()).serial_number(x509.random_serial_number())
-               .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
-               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(issuer_cert.subject if issuer_cert else name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
     if server:
-        builder = builder.add_extension(x509.SubjectAlternativeName(
-            [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
     return builder.sign(issuer_key, hashes.SHA256())
 
 
@@ -102,8 +116,11 @@ def _write(path: Path, cert: x509.Certificate | None = None, key=None) -> Path:
     if cert is not None:
         path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     else:
-        path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+        path.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
     return path
 
 
@@ -127,7 +144,7 @@ def test_tls_roundtrip(serve_fake, pki):
     with SetlistClient(f"127.0.0.1:{server.port}", tls_ca=pki["ca"]) as client:
         assert client.wait_ready(timeout=10)
         assert len(client.rank("user-1", k=3).items) == 3
-    with pytest.raises(ClientError) as err:   # a plaintext client cannot talk to a TLS server
+    with pytest.raises(ClientError) as err:  # a plaintext client cannot talk to a TLS server
         plaintext.rank("user-1", k=1, timeout=2)
     assert err.value.code == grpc.StatusCode.UNAVAILABLE
 

@@ -1,4 +1,5 @@
 """``serve()`` as a real process: one worker, or N forked workers sharing a port; SIGTERM drains."""
+
 from __future__ import annotations
 
 import os
@@ -11,8 +12,8 @@ from pathlib import Path
 import grpc
 import pytest
 
-from serving.grpc import proto
 from serving.client import SetlistClient
+from serving.grpc import proto
 from serving.grpc.workers import _reserve_port
 from tests.servers import free_port
 
@@ -35,8 +36,13 @@ def run_serve(tmp_path):
         port, log = free_port(), tmp_path / f"serve-{len(procs)}.log"
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         with open(log, "wb") as out:
-            proc = subprocess.Popen([sys.executable, "-c", SCRIPT, str(port), str(workers)], cwd=ROOT, env=env,
-                                    stdout=out, stderr=subprocess.STDOUT)
+            proc = subprocess.Popen(
+                [sys.executable, "-c", SCRIPT, str(port), str(workers)],
+                cwd=ROOT,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
         procs.append(proc)
         return proc, port, log
 
@@ -52,7 +58,7 @@ def _worker_of(port: int) -> str:
     with grpc.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.use_local_subchannel_pool", 1)]) as ch:
         stub = proto.ranking_pb2_grpc.RankingServiceStub(ch)
         reply = stub.Rank(proto.ranking_pb2.RankRequest(user_id="u", k=1), timeout=10, wait_for_ready=True)
-    return reply.model_version.split("/")[1]     # the fake puts its pid there
+    return reply.model_version.split("/")[1]  # the fake puts its pid there
 
 
 def test_single_worker_serves_and_stops_on_sigterm(run_serve):
@@ -71,7 +77,7 @@ def test_forked_workers_share_the_port(run_serve):
         assert client.wait_ready(timeout=30), log.read_text()
     pids = {_worker_of(port) for _ in range(24)}
     assert len(pids) == 2 and str(proc.pid) not in pids, log.read_text()
-    proc.send_signal(signal.SIGTERM)                 # the parent forwards it; each worker drains
+    proc.send_signal(signal.SIGTERM)  # the parent forwards it; each worker drains
     assert proc.wait(timeout=30) == 0, log.read_text()
     assert log.read_text().count('"msg":"server stopped"') == 2
 

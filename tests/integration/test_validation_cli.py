@@ -1,8 +1,9 @@
 """``python -m validation``: exit codes, messages, skipped inputs, stored references, Data Docs."""
+
 import os
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -63,8 +64,14 @@ def test_corrupted_path_fails_and_names_the_expectation(data_dir, tmp_path):
     events.loc[11, "user_id"] = None
     corrupt = _write_hive(events, tmp_path / "corrupt")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "SETLIST_DATA_DIR": str(data_dir), "COLUMNS": "200"}
-    proc = subprocess.run([sys.executable, "-m", "validation", "events", "--path", str(corrupt)],
-                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "validation", "events", "--path", str(corrupt)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=300,
+    )
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "expect_column_values_to_be_in_set(type)" in proc.stdout
     assert "expect_column_values_to_not_be_null(user_id)" in proc.stdout
@@ -86,13 +93,16 @@ def test_item_explosion_in_path_fails_cardinality(data_dir, tmp_path):
     assert "expect_column_unique_value_count_to_be_between(item_id)" in out
 
 
-@pytest.mark.parametrize("args,message", [
-    (("events", "--path", "/no/such/dir"), "does not exist"),
-    (("features",), "no feature batch"),
-    (("training-set",), "no training set"),
-    (("parity", "--adapter", "no_such_module_xyz:f"), "no parity adapter"),
-    (("drift", "--holdout-days", "0"), "--holdout-days"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (("events", "--path", "/no/such/dir"), "does not exist"),
+        (("features",), "no feature batch"),
+        (("training-set",), "no training set"),
+        (("parity", "--adapter", "no_such_module_xyz:f"), "no parity adapter"),
+        (("drift", "--holdout-days", "0"), "--holdout-days"),
+    ],
+)
 def test_usage_errors_exit_2_without_traceback(data_dir, args, message):
     code, out = _invoke(*args)
     assert code == 2, out
@@ -121,12 +131,20 @@ def test_features_and_training_set_gates_read_their_files(data_dir):
 
 def fake_parity(settings) -> list[ParityInput]:
     """A stand-in for feature_repo's adapter: identical frames except one corrupted feature."""
-    off = clean_feature_batch("item_stats", datetime(2024, 5, 1, tzinfo=timezone.utc), snapshots=1,
-                              features=load_declarations())
+    off = clean_feature_batch("item_stats", datetime(2024, 5, 1, tzinfo=UTC), snapshots=1, features=load_declarations())
     on = off.copy()
     on["item_plays_7d"] = on["item_plays_7d"] + 1
-    return [ParityInput("item_stats", on, off, "item_id", ["item_plays_7d", "item_genre"], ttl=timedelta(days=2),
-                        as_of=datetime(2024, 5, 1, tzinfo=timezone.utc))]
+    return [
+        ParityInput(
+            "item_stats",
+            on,
+            off,
+            "item_id",
+            ["item_plays_7d", "item_genre"],
+            ttl=timedelta(days=2),
+            as_of=datetime(2024, 5, 1, tzinfo=UTC),
+        )
+    ]
 
 
 def test_parity_gate_uses_the_adapter(data_dir):
@@ -147,8 +165,9 @@ def test_explicit_reference(data_dir, tmp_path):
     reference = _write_hive(events[events["timestamp"] < cutoff], tmp_path / "reference")
     current = events[events["timestamp"] >= cutoff].copy()
     current["value"] = current["value"] * 0.3
-    code, out = _invoke("drift", "--path", str(_write_hive(current, tmp_path / "current")),
-                        "--reference", str(reference))
+    code, out = _invoke(
+        "drift", "--path", str(_write_hive(current, tmp_path / "current")), "--reference", str(reference)
+    )
     assert code == 1, out
     assert "expect_column_distribution_drift_to_be_less_than(value)[fail]" in out
     code, out = _invoke("cardinality", "--reference", str(reference))

@@ -1,4 +1,5 @@
 """Percentiles and the summary arithmetic of bench.latency, on hand-made latency lists."""
+
 from __future__ import annotations
 
 import math
@@ -13,7 +14,7 @@ def test_nearest_rank_percentiles_of_one_to_hundred() -> None:
     assert percentile(ms, 50) == 50.0
     assert percentile(ms, 90) == 90.0
     assert percentile(ms, 99) == 99.0
-    assert percentile(ms, 99.9) == 100.0   # ceil(99.9) = 100th sample
+    assert percentile(ms, 99.9) == 100.0  # ceil(99.9) = 100th sample
     assert percentile(ms, 100) == 100.0
 
 
@@ -40,21 +41,21 @@ def test_summary_counts_errors_apart_from_latencies() -> None:
     s.record("RESOURCE_EXHAUSTED", 0.5)
     s.record("DEADLINE_EXCEEDED", 100.0)
     s.record("DEADLINE_EXCEEDED", 100.0)
-    out = summarize(s)                  # no deadline: percentiles of successful calls only
+    out = summarize(s)  # no deadline: percentiles of successful calls only
     assert out["p50_ms"] == 2.0 and out["p99_ms"] == 4.0 and out["max_ms"] == 4.0
     assert out["mean_ms"] == 2.5
     assert out["count"] == 7 and out["ok"] == 4 and out["errors"] == 3
     assert out["errors_by_code"] == {"DEADLINE_EXCEEDED": 2, "RESOURCE_EXHAUSTED": 1}
-    assert out["rps"] == 2.0            # successful calls only, over the measured window
+    assert out["rps"] == 2.0  # successful calls only, over the measured window
 
 
 def test_failed_calls_count_as_taking_at_least_the_deadline() -> None:
     s = Samples(elapsed_s=1.0)
     for ms in (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0):
         s.record("OK", ms)
-    s.record("RESOURCE_EXHAUSTED", 0.5)     # refused at once: still counted at the 50 ms deadline
+    s.record("RESOURCE_EXHAUSTED", 0.5)  # refused at once: still counted at the 50 ms deadline
     s.record("DEADLINE_EXCEEDED", 50.2)
-    s.record("UNAVAILABLE", 80.0)          # slower than the deadline: its own latency
+    s.record("UNAVAILABLE", 80.0)  # slower than the deadline: its own latency
     out = summarize(s, deadline_ms=50.0)
     # effective latencies: 1..7, 50, 50.2, 80
     assert out["p50_ms"] == 5.0 and out["p90_ms"] == 50.2 and out["p99_ms"] == 80.0

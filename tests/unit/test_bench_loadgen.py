@@ -3,6 +3,7 @@
 The loop's clock only moves when every task is waiting on a timer, and then jumps straight to the
 next timer, so a fake call that ``await asyncio.sleep(d)`` takes exactly ``d`` seconds.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -16,12 +17,12 @@ import pytest
 from bench.loadgen import closed_loop, open_loop, poisson_schedule
 
 
-class _VirtualClock(selectors.DefaultSelector):  # type: ignore[misc, valid-type]
+class _VirtualClock(selectors.DefaultSelector):
     def __init__(self) -> None:
         super().__init__()
         self.now = 0.0
 
-    def select(self, timeout: float | None = None):  # type: ignore[no-untyped-def]
+    def select(self, timeout: float | None = None):
         if timeout is None:  # nothing ready and no timer: with no real I/O that is a deadlock
             raise RuntimeError("virtual loop has nothing left to run")
         self.now += max(timeout, 0.0)
@@ -48,7 +49,7 @@ def run_virtual(coro: Coroutine[Any, Any, Any]) -> Any:
 def test_poisson_schedule_has_the_rate_and_exponential_gaps() -> None:
     times = poisson_schedule(200.0, 100.0, seed=3)
     assert np.all(np.diff(times) > 0) and times[0] > 0 and times[-1] < 100.0
-    assert abs(len(times) - 20_000) < 4 * np.sqrt(20_000)      # Poisson count: mean 20k, sd ~141
+    assert abs(len(times) - 20_000) < 4 * np.sqrt(20_000)  # Poisson count: mean 20k, sd ~141
     gaps = np.diff(times)
     assert gaps.mean() == pytest.approx(1 / 200, rel=0.03)
     assert gaps.std() / gaps.mean() == pytest.approx(1.0, abs=0.05)  # exponential: CV = 1
@@ -73,6 +74,7 @@ def test_open_loop_measures_a_steady_server_exactly() -> None:
 def test_open_loop_counts_queueing_behind_a_stall_from_the_scheduled_time() -> None:
     """A one-at-a-time server stalls for 0.5 s: every request scheduled during the stall waits for it.
     A closed loop with one worker sees one slow call; the open loop sees all of them."""
+
     def server() -> Any:
         lock = asyncio.Lock()
 
@@ -83,6 +85,7 @@ def test_open_loop_counts_queueing_behind_a_stall_from_the_scheduled_time() -> N
                     await asyncio.sleep(1.5 - now)
                 await asyncio.sleep(0.001)
             return "OK"
+
         return call
 
     opened = run_virtual(open_loop(server(), rate=100.0, duration_s=3.0, seed=2))
@@ -98,7 +101,7 @@ def test_open_loop_counts_queueing_behind_a_stall_from_the_scheduled_time() -> N
     assert sorted(opened.latencies_ms)[int(0.9 * len(opened.latencies_ms))] > 50.0  # p90 shows the stall
 
     closed = run_virtual(closed_loop(server(), concurrency=1, duration_s=3.0))
-    assert sum(ms > 100 for ms in closed.latencies_ms) == 1    # coordinated omission hides the rest
+    assert sum(ms > 100 for ms in closed.latencies_ms) == 1  # coordinated omission hides the rest
 
 
 def test_a_late_sender_still_charges_latency_from_the_schedule() -> None:
@@ -110,7 +113,7 @@ def test_a_late_sender_still_charges_latency_from_the_schedule() -> None:
         if not loop_hog["done"]:
             loop_hog["done"] = True
             clock = asyncio.get_running_loop()
-            clock.clock.now += 0.200  # type: ignore[attr-defined]  # as if the CPU were busy for 200 ms
+            clock.clock.now += 0.200  # as if the CPU were busy for 200 ms
         await asyncio.sleep(0.002)
         return "OK"
 

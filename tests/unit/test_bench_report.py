@@ -1,16 +1,18 @@
-"""The bench report carries every field of the contract (docs/design.md), judges the targets, and is written as promised."""
+"""The bench report carries every field of the contract (docs/design.md), judges the targets, and is
+written as promised."""
+
 from __future__ import annotations
 
 import json
 from pathlib import Path
 from typing import Any
 
+from bench.latency import Samples, summarize
 from bench.plan import PLANS
 from bench.prepare import SCALES, Prepared
 from bench.publish import publish
 from bench.report import build, judge, missing_fields, write
 from bench.scenarios import Measured
-from bench.latency import Samples, summarize
 
 
 def _measured(latencies: list[float], elapsed: float = 10.0, errors: int = 0) -> Measured:
@@ -29,30 +31,70 @@ def _stage(p50: float, p99: float) -> dict[str, float]:
 def fake_run(tmp_path: Path) -> dict[str, Any]:
     """What bench.runner.run returns, with hand-made numbers: fast 2-4 ms, baseline 150-400 ms."""
     fast = [2.0] * 1900 + [4.0] * 100
-    stages = {"stages_ms": {n: _stage(0.5, 1.0) for n in ("user_features", "candidates", "scoring", "sum")},
-              "service_rank_miss_ms": _stage(1.5, 3.0), "service_rank_hit_ms": _stage(0.05, 0.1),
-              "service_rank_miss_cpu_ms": 1.6, "impressions_on": {"service_rank_miss_ms": _stage(1.6, 3.1),
-                                                                  "service_rank_miss_cpu_ms": 1.7},
-              "baseline_agreement": {"users": 30, "identical_top10": 30, "mean_overlap_at_10": 1.0,
-                                     "max_abs_score_diff": 0.0},
-              "candidate_pool": 500, "candidates_mean": 498.0, "features": 33, "trees": 200,
-              "profile_top": [{"function": "core.py:1:inplace_predict", "calls_per_rank": 1.0,
-                               "own_ms_per_rank": 1.0, "cumulative_ms_per_rank": 1.1}]}
+    stages = {
+        "stages_ms": {n: _stage(0.5, 1.0) for n in ("user_features", "candidates", "scoring", "sum")},
+        "service_rank_miss_ms": _stage(1.5, 3.0),
+        "service_rank_hit_ms": _stage(0.05, 0.1),
+        "service_rank_miss_cpu_ms": 1.6,
+        "impressions_on": {"service_rank_miss_ms": _stage(1.6, 3.1), "service_rank_miss_cpu_ms": 1.7},
+        "baseline_agreement": {
+            "users": 30,
+            "identical_top10": 30,
+            "mean_overlap_at_10": 1.0,
+            "max_abs_score_diff": 0.0,
+        },
+        "candidate_pool": 500,
+        "candidates_mean": 498.0,
+        "features": 33,
+        "trees": 200,
+        "profile_top": [
+            {
+                "function": "core.py:1:inplace_predict",
+                "calls_per_rank": 1.0,
+                "own_ms_per_rank": 1.0,
+                "cumulative_ms_per_rank": 1.1,
+            }
+        ],
+    }
     return {
         "prepared": Prepared(SCALES["small"], tmp_path / "data", {}, True, {"generate": 9.0, "train": 300.0}),
-        "plan": PLANS["small"], "stages": stages,
-        "sequential": (_measured([1.8] * 200, 0.4)), "rank_open": _measured(fast),
+        "plan": PLANS["small"],
+        "stages": stages,
+        "sequential": (_measured([1.8] * 200, 0.4)),
+        "rank_open": _measured(fast),
         "saturation": {4: _measured(fast, 4.0), 16: _measured(fast, 3.0)},
-        "cache_hit": _measured([0.4] * 1000 + [0.9] * 10), "cache_hit_unloaded": _measured([0.3] * 200, 0.06),
-        "track": {"events_per_s": 6000.0, "batch": 100, "streams": 4, "batches": 400, "errors": 0,
-                  "errors_by_code": {}, "batch_p50_ms": 50.0, "batch_p99_ms": 80.0},
-        "freshness": {"freshness_p50_ms": 3.0, "freshness_p99_ms": 7.0, "freshness_max_ms": 8.0, "trials": 60,
-                      "not_reflected_within_s": {"seconds": 2.0, "count": 0}, "stale_ranks_before_fresh": 0},
+        "cache_hit": _measured([0.4] * 1000 + [0.9] * 10),
+        "cache_hit_unloaded": _measured([0.3] * 200, 0.06),
+        "track": {
+            "events_per_s": 6000.0,
+            "batch": 100,
+            "streams": 4,
+            "batches": 400,
+            "errors": 0,
+            "errors_by_code": {},
+            "batch_p50_ms": 50.0,
+            "batch_p99_ms": 80.0,
+        },
+        "freshness": {
+            "freshness_p50_ms": 3.0,
+            "freshness_p99_ms": 7.0,
+            "freshness_max_ms": 8.0,
+            "trials": 60,
+            "not_reflected_within_s": {"seconds": 2.0, "count": 0},
+            "stale_ranks_before_fresh": 0,
+        },
         "baseline_sequential": _measured([150.0] * 30, 4.5),
         "baseline_open": _measured([200.0] * 90 + [400.0] * 10, 10.0, errors=500),
-        "rank_open_impressions": _measured(fast), "duration_s": {"total": 200.0, "prepare": 1.0},
-        "machine": {"cores": 2, "cpu_model": "Test CPU", "memory_gb": 8.0, "python": "3.11.7",
-                    "loadavg_start": [0.1, 0.1, 0.1], "loadavg_end": [1.0, 0.5, 0.2]},
+        "rank_open_impressions": _measured(fast),
+        "duration_s": {"total": 200.0, "prepare": 1.0},
+        "machine": {
+            "cores": 2,
+            "cpu_model": "Test CPU",
+            "memory_gb": 8.0,
+            "python": "3.11.7",
+            "loadavg_start": [0.1, 0.1, 0.1],
+            "loadavg_end": [1.0, 0.5, 0.2],
+        },
     }
 
 
@@ -63,10 +105,10 @@ def test_report_has_every_design_field(tmp_path: Path) -> None:
     assert report["trees"] == 200 and report["rps_target"] == 200.0
     assert report["rank"]["p50_ms"] == 2.0 and report["rank"]["p99_ms"] == 4.0 and report["rank"]["errors"] == 0
     assert report["baseline"]["p99_ms"] == 400.0 and report["baseline"]["errors"] == 500
-    assert report["ratio_p99"] == 100.0                      # 400 / 4
+    assert report["ratio_p99"] == 100.0  # 400 / 4
     assert report["ratio_p99_unloaded"] == round(150.0 / 1.8, 1)
     assert report["track"] == {**report["track"], "events_per_s": 6000.0, "freshness_p99_ms": 7.0}
-    assert report["saturation"]["best_rps"] == 666.7           # 2000 ok in 3 s, the better of the two
+    assert report["saturation"]["best_rps"] == 666.7  # 2000 ok in 3 s, the better of the two
     assert report["machine"]["cores"] == 2 and report["git"]["revision"]
     json.dumps(report)  # JSON-ready: no NaN, tuples or dataclasses left
 
@@ -81,9 +123,15 @@ def test_missing_fields_names_what_is_absent(tmp_path: Path) -> None:
 def test_targets_are_judged_against_design_thresholds(tmp_path: Path) -> None:
     report = build(fake_run(tmp_path), "small", 7, "cmd")
     met = {t["field"]: t["met"] for t in judge(report)}
-    assert met == {"rank.p99_ms": True, "rank.errors": True, "saturation.best_rps": True,
-                   "cache_hit.p99_ms": True, "track.events_per_s": True, "track.freshness_p99_ms": True,
-                   "ratio_p99": True}
+    assert met == {
+        "rank.p99_ms": True,
+        "rank.errors": True,
+        "saturation.best_rps": True,
+        "cache_hit.p99_ms": True,
+        "track.events_per_s": True,
+        "track.freshness_p99_ms": True,
+        "ratio_p99": True,
+    }
     report["rank"]["p99_ms"] = 12.0
     report["track"]["freshness_p99_ms"] = None
     met = {t["field"]: t["met"] for t in judge(report)}
@@ -98,7 +146,7 @@ def test_write_keeps_runs_out_of_results_and_publish_makes_one_per_scale(tmp_pat
     latest = json.loads((results / "latest.json").read_text())
     assert latest == json.loads(paths["json"].read_text()) and missing_fields(latest) == []
     assert paths["json"].parent == runs and paths["png"].read_bytes()[:4] == b"\x89PNG"
-    assert sorted(p.name for p in results.iterdir()) == ["latest.json", "latest.png"]   # the contract only
+    assert sorted(p.name for p in results.iterdir()) == ["latest.json", "latest.png"]  # the contract only
     assert latest["cdf_ms"]["baseline"]["n"] == 100 and latest["cdf_ms"]["baseline"]["points"][-1][1] == 1.0
     published = publish(report, paths["json"], paths["png"], results)
     assert [p.name for p in published] == ["small.json", "small.png", "SUMMARY-small.md"]
@@ -107,4 +155,4 @@ def test_write_keeps_runs_out_of_results_and_publish_makes_one_per_scale(tmp_pat
     summary = paths["summary"].read_text()
     assert "python -m bench --scale small" in summary
     assert "| Rank p99 at the open-loop rate | <= 10 ms | 4.00 | yes |" in summary
-    assert "baseline cannot sustain 200 req/s" in summary       # 500 errors are reported, not hidden
+    assert "baseline cannot sustain 200 req/s" in summary  # 500 errors are reported, not hidden

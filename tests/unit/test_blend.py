@@ -1,4 +1,5 @@
 """The ranker boosted from EASE: the artifact alone says how to score, and every caller scores alike."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -6,10 +7,10 @@ import pandas as pd
 import scipy.sparse as sp
 import xgboost as xgb
 
+from feature_repo.declarations import load
 from serving.rollout.models import ModelBundle
 from setlist.blend import MARGIN_FEATURE, margin_basis, scorer, set_blend
 from setlist.candidates import GLOBAL_COHORT, CandidateIndex
-from feature_repo.declarations import load
 from setlist.features import CROSS_NAMES
 from training.candidates_fit import seen_matrix
 from training.ease import fit_ease, top_neighbours
@@ -30,11 +31,19 @@ def _world(seed: int = 0) -> tuple[CandidateIndex, np.ndarray, sp.csr_matrix]:
     b = fit_ease(x, lam=5.0)
     seen = x.copy()
     seen.data = np.arange(1, len(seen.data) + 1, dtype=np.float32)  # any positive recency ranks
-    index = CandidateIndex(np.array([f"i{n}" for n in range(ITEMS)]), np.zeros(ITEMS, np.int64), ["a"],
-                           np.array([f"u{n}" for n in range(USERS)]), rng.normal(size=(USERS, 4)),
-                           rng.normal(size=(ITEMS, 4)), sp.csr_matrix((ITEMS, ITEMS), dtype=np.float32),
-                           {GLOBAL_COHORT: rng.permutation(ITEMS)}, seen=seen, knn=top_neighbours(b, ITEMS),
-                           exclude_seen=True)
+    index = CandidateIndex(
+        np.array([f"i{n}" for n in range(ITEMS)]),
+        np.zeros(ITEMS, np.int64),
+        ["a"],
+        np.array([f"u{n}" for n in range(USERS)]),
+        rng.normal(size=(USERS, 4)),
+        rng.normal(size=(ITEMS, 4)),
+        sp.csr_matrix((ITEMS, ITEMS), dtype=np.float32),
+        {GLOBAL_COHORT: rng.permutation(ITEMS)},
+        seen=seen,
+        knn=top_neighbours(b, ITEMS),
+        exclude_seen=True,
+    )
     return index, b, x
 
 
@@ -48,8 +57,12 @@ def _X(index: CandidateIndex, user: str, rng: np.random.Generator) -> tuple[np.n
 def _booster(trees: int, weight: float, seed: int = 0) -> xgb.Booster:
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(400, len(RANKER_FEATURES))).astype(np.float32)
-    d = xgb.DMatrix(X, label=(X[:, 0] > 0).astype(np.float32), feature_names=list(RANKER_FEATURES),
-                    base_margin=weight * margin_basis(X[:, RANKER_FEATURES.index(MARGIN_FEATURE)]))
+    d = xgb.DMatrix(
+        X,
+        label=(X[:, 0] > 0).astype(np.float32),
+        feature_names=list(RANKER_FEATURES),
+        base_margin=weight * margin_basis(X[:, RANKER_FEATURES.index(MARGIN_FEATURE)]),
+    )
     booster = xgb.train({"objective": "binary:logistic", "max_depth": 2, "nthread": 1}, d, num_boost_round=trees)
     set_blend(booster, MARGIN_FEATURE, weight)
     return booster
@@ -73,9 +86,14 @@ def test_serving_training_and_a_reloaded_artifact_score_alike(tmp_path):
     index, _, _ = _world()
     booster = _booster(30, 4.0)
     X, _ = _X(index, "u3", np.random.default_rng(2))
-    trained = booster.predict(xgb.DMatrix(X, feature_names=list(RANKER_FEATURES),
-                                          base_margin=4.0 * margin_basis(X[:, RANKER_FEATURES.index(MARGIN_FEATURE)])),
-                              output_margin=True)
+    trained = booster.predict(
+        xgb.DMatrix(
+            X,
+            feature_names=list(RANKER_FEATURES),
+            base_margin=4.0 * margin_basis(X[:, RANKER_FEATURES.index(MARGIN_FEATURE)]),
+        ),
+        output_margin=True,
+    )
     booster.save_model(tmp_path / "ranker.ubj")
     reloaded = xgb.Booster(model_file=str(tmp_path / "ranker.ubj"))
     served = ModelBundle(index, reloaded, "1", "1").score(X)
@@ -93,9 +111,16 @@ def test_a_booster_without_blend_scores_as_before():
 
 def test_skipped_items_are_left_out_but_do_not_vote_for_their_neighbours():
     ts = pd.Timestamp("2020-01-01", tz="UTC")
-    events = pd.DataFrame({"event_id": ["e1", "e2", "e3"], "user_id": ["u0"] * 3, "item_id": ["i0", "i1", "i2"],
-                           "type": ["like", "skip", "play"], "value": [None, None, 0.5],
-                           "timestamp": [ts, ts + pd.Timedelta(1, "h"), ts + pd.Timedelta(2, "h")]})
+    events = pd.DataFrame(
+        {
+            "event_id": ["e1", "e2", "e3"],
+            "user_id": ["u0"] * 3,
+            "item_id": ["i0", "i1", "i2"],
+            "type": ["like", "skip", "play"],
+            "value": [None, None, 0.5],
+            "timestamp": [ts, ts + pd.Timedelta(1, "h"), ts + pd.Timedelta(2, "h")],
+        }
+    )
     index, _, _ = _world()
     index.seen = seen_matrix(events, index.user_ids, pd.Index(index.item_ids))
     seen, profile = index.history(0)
@@ -119,13 +144,18 @@ def test_when_no_tree_improves_on_ease_the_ranker_is_ease_itself():
     for q in range(queries):  # the best-scored item of each query is its one positive
         rows = slice(q * per_query, (q + 1) * per_query)
         label[q * per_query + int(np.argmax(basis[rows]))] = 1.0
-    frame = pd.DataFrame(rng.normal(size=(len(basis), len(RANKER_FEATURES))).astype(np.float32),
-                         columns=list(RANKER_FEATURES))
+    frame = pd.DataFrame(
+        rng.normal(size=(len(basis), len(RANKER_FEATURES))).astype(np.float32), columns=list(RANKER_FEATURES)
+    )
     frame[MARGIN_FEATURE] = basis
-    frame = frame.assign(query_id=np.repeat(np.arange(queries), per_query), label=label,
-                         **{MARGIN_BASIS: basis, COMPLETE: np.repeat(np.arange(queries) >= 30, per_query)})
-    fitted = fit(RankingSet(frame, np.full(queries, per_query), RANKER_FEATURES), RankerParams(trees=10, threads=1),
-                 seed=0)
+    frame = frame.assign(
+        query_id=np.repeat(np.arange(queries), per_query),
+        label=label,
+        **{MARGIN_BASIS: basis, COMPLETE: np.repeat(np.arange(queries) >= 30, per_query)},
+    )
+    fitted = fit(
+        RankingSet(frame, np.full(queries, per_query), RANKER_FEATURES), RankerParams(trees=10, threads=1), seed=0
+    )
     assert fitted.booster.num_boosted_rounds() == 0 and "0 trees" in fitted.objective
     X = frame[list(RANKER_FEATURES)].to_numpy(np.float32)[:per_query]
     assert np.argmax(scorer(fitted.booster)(X)) == np.argmax(basis[:per_query])

@@ -1,5 +1,6 @@
 """The circuit breaker in serving.user_features, on an injected clock: closed → open on a failure →
 half-open after the cool-down (one probe) → closed on success, open again on failure."""
+
 from __future__ import annotations
 
 import threading
@@ -31,8 +32,8 @@ def test_after_the_cool_down_exactly_one_probe_goes_through() -> None:
     breaker = Breaker(COOLDOWN, clock)
     breaker.failure()
     clock.advance(COOLDOWN)
-    assert breaker.allow()                                 # the probe
-    assert not any(breaker.allow() for _ in range(5))      # the rest wait for its outcome
+    assert breaker.allow()  # the probe
+    assert not any(breaker.allow() for _ in range(5))  # the rest wait for its outcome
 
 
 def test_a_successful_probe_closes_it() -> None:
@@ -87,9 +88,9 @@ def test_the_reader_spares_a_failing_store_and_serves_the_last_known_rows() -> N
 
     online.fail = TimeoutError("read timed out")
     first = reader.read("u")
-    assert first.degraded and first.profile == fresh.profile   # last known rows, marked degraded
+    assert first.degraded and first.profile == fresh.profile  # last known rows, marked degraded
     calls = dict(online.reads)
-    for _ in range(10):                                        # open: one timeout, not one per request
+    for _ in range(10):  # open: one timeout, not one per request
         assert reader.read("u").degraded
     assert online.reads == calls
     assert reader.read("never-seen").profile is None
@@ -100,7 +101,7 @@ def test_the_reader_spares_a_failing_store_and_serves_the_last_known_rows() -> N
     assert not healed.degraded and not reader.breaker.open
 
 
-def clock_time(clock: FakeClock):  # noqa: ANN201 - datetime
+def clock_time(clock: FakeClock):
     from datetime import datetime
 
     return datetime.fromtimestamp(clock(), tz=UTC)

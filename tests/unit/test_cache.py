@@ -1,4 +1,5 @@
 """serving.cache: what a key is made of, TTL expiry on an injected clock, the LRU bound."""
+
 from __future__ import annotations
 
 import itertools
@@ -8,15 +9,27 @@ import pytest
 from serving.cache import MemoryCache, NoCache, cache_key
 from tests.fakes.dataplane import FakeClock
 
-BASE = dict(user="u_1", bucket="mobile|de-DE|12|1", k=10, exclude=("item-1", "item-2"),
-            model_version="champion:model:candidates:1+ranker:1@3", feature_version="100/200/-|0")
+BASE = dict(
+    user="u_1",
+    bucket="mobile|de-DE|12|1",
+    k=10,
+    exclude=("item-1", "item-2"),
+    model_version="champion:model:candidates:1+ranker:1@3",
+    feature_version="100/200/-|0",
+)
 # one other value per input: each must change the key on its own
-OTHER = dict(user="u_2", bucket="desktop|de-DE|12|1", k=11, exclude=("item-1",),
-             model_version="champion:model:candidates:1+ranker:2@3", feature_version="100/201/-|0")
+OTHER = dict(
+    user="u_2",
+    bucket="desktop|de-DE|12|1",
+    k=11,
+    exclude=("item-1",),
+    model_version="champion:model:candidates:1+ranker:2@3",
+    feature_version="100/201/-|0",
+)
 
 
 def key(**over: object) -> str:
-    return cache_key(**{**BASE, **over})  # type: ignore[arg-type]
+    return cache_key(**{**BASE, **over})
 
 
 def test_the_same_inputs_give_the_same_key() -> None:
@@ -32,7 +45,7 @@ def test_each_input_changes_the_key(field: str) -> None:
 def test_every_combination_of_inputs_has_its_own_key() -> None:
     pairs = ([BASE[f], OTHER[f]] for f in BASE)
     combos = [dict(zip(BASE, values, strict=True)) for values in itertools.product(*pairs)]
-    keys = {cache_key(**c) for c in combos}  # type: ignore[arg-type]
+    keys = {cache_key(**c) for c in combos}
     assert len(keys) == len(combos) == 2 ** len(BASE)
 
 
@@ -45,10 +58,10 @@ def test_an_entry_lives_for_its_ttl_by_the_injected_clock() -> None:
     cache = MemoryCache(max_entries=10, ttl_s=30, clock=clock)
     cache.put("a", 1)
     clock.advance(30)
-    assert cache.get("a") == 1          # expires after, not at, its TTL
+    assert cache.get("a") == 1  # expires after, not at, its TTL
     clock.advance(0.001)
     assert cache.get("a") is None
-    assert len(cache) == 0              # an expired entry is dropped, not kept around
+    assert len(cache) == 0  # an expired entry is dropped, not kept around
 
 
 def test_a_put_renews_the_ttl() -> None:
@@ -65,7 +78,7 @@ def test_the_least_recently_used_entry_goes_first() -> None:
     cache = MemoryCache(max_entries=3, ttl_s=60, clock=FakeClock())
     for k in "abc":
         cache.put(k, k)
-    assert cache.get("a") == "a"        # a is now the most recently used
+    assert cache.get("a") == "a"  # a is now the most recently used
     cache.put("d", "d")
     assert len(cache) == 3
     assert cache.get("b") is None

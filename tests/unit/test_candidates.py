@@ -1,4 +1,5 @@
 """Candidate generation against straightforward dense reference computations."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -12,9 +13,15 @@ def _index(seed: int = 0, items: int = 400, users: int = 30) -> CandidateIndex:
     dense = rng.random((items, items)) * (rng.random((items, items)) < 0.03)
     dense[3, :] = 0.0  # an item never co-visited with anything
     return CandidateIndex(
-        np.array([f"i{n}" for n in range(items)]), rng.integers(0, 4, items), ["a", "b", "c", "d"],
-        np.array([f"u{n}" for n in range(users)]), rng.normal(size=(users, 8)), rng.normal(size=(items, 8)),
-        sp.csr_matrix(dense.astype(np.float32)), {GLOBAL_COHORT: rng.permutation(items)})
+        np.array([f"i{n}" for n in range(items)]),
+        rng.integers(0, 4, items),
+        ["a", "b", "c", "d"],
+        np.array([f"u{n}" for n in range(users)]),
+        rng.normal(size=(users, 8)),
+        rng.normal(size=(items, 8)),
+        sp.csr_matrix(dense.astype(np.float32)),
+        {GLOBAL_COHORT: rng.permutation(items)},
+    )
 
 
 def test_session_covisitation_scores_equal_the_dense_row_sums():

@@ -1,5 +1,6 @@
 """One mapping from ``SetlistError`` to exit code and message, shared by every ``python -m <stage>``:
 each kind exits with its code and says ``error: <message>`` on stderr, on one line, with no traceback."""
+
 from __future__ import annotations
 
 import os
@@ -62,12 +63,15 @@ def test_a_command_that_succeeds_is_untouched():
 
 
 # --- providers named by a setting -----------------------------------------------------------------
-@pytest.mark.parametrize("spec,kind,message", [
-    ("no_colon_here", UsageError, "is not of the form package.module:function"),
-    ("no_such_module_xyz:load", InputMissing, "no feature declarations: module no_such_module_xyz does not exist"),
-    ("setlist.errors:no_such_function", InputMissing, "setlist.errors has no no_such_function"),
-    ("setlist.errors:__doc__", UsageError, "is not callable"),
-])
+@pytest.mark.parametrize(
+    "spec,kind,message",
+    [
+        ("no_colon_here", UsageError, "is not of the form package.module:function"),
+        ("no_such_module_xyz:load", InputMissing, "no feature declarations: module no_such_module_xyz does not exist"),
+        ("setlist.errors:no_such_function", InputMissing, "setlist.errors has no no_such_function"),
+        ("setlist.errors:__doc__", UsageError, "is not callable"),
+    ],
+)
 def test_a_provider_that_cannot_be_loaded_says_why(spec, kind, message):
     with pytest.raises(kind, match=message):
         load_provider(spec, "feature declarations", "SETLIST_FEATURE_DECLARATIONS")
@@ -100,11 +104,17 @@ def test_validation_maps_its_errors(data_dir, monkeypatch):
     from validation.cli import app
 
     monkeypatch.setenv("SETLIST_FEATURE_DECLARATIONS", "no_such_module_xyz:load")
-    _one_line_error(_invoke(app, "features"), 2, "features: no feature declarations: module no_such_module_xyz "
-                    "does not exist (SETLIST_FEATURE_DECLARATIONS)")
+    _one_line_error(
+        _invoke(app, "features"),
+        2,
+        "features: no feature declarations: module no_such_module_xyz does not exist (SETLIST_FEATURE_DECLARATIONS)",
+    )
     # an adapter that refuses is mapped like any other stage's refusal, named by its gate
-    _one_line_error(_invoke(app, "parity", "--adapter", f"{__name__}:refusing_adapter"), 1,
-                    "parity: the online store is being rebuilt")
+    _one_line_error(
+        _invoke(app, "parity", "--adapter", f"{__name__}:refusing_adapter"),
+        1,
+        "parity: the online store is being rebuilt",
+    )
 
 
 def refusing_adapter(settings) -> list:
@@ -138,14 +148,23 @@ def test_training_maps_its_errors(data_dir, monkeypatch):
         raise TrainingRefused("no query had a positive among its candidates: too little data to train a ranker")
 
     monkeypatch.setattr(cli, "train", refused)
-    _one_line_error(_invoke(cli.app), 1, "training refused: no query had a positive among its candidates: "
-                    "too little data to train a ranker")
+    _one_line_error(
+        _invoke(cli.app),
+        1,
+        "training refused: no query had a positive among its candidates: too little data to train a ranker",
+    )
 
 
 def test_a_real_process_prints_one_line_on_stderr(data_dir):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "SETLIST_DATA_DIR": str(data_dir), "COLUMNS": "60"}
-    proc = subprocess.run([sys.executable, "-m", "ingest", "import", "/no/such/file.csv", "--time-unit", "h"],
-                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "ingest", "import", "/no/such/file.csv", "--time-unit", "h"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert proc.returncode == 2, proc.stdout + proc.stderr
     # one line even in a narrow terminal: a command or path in it stays copyable
     assert proc.stderr.strip() == "error: --time-unit must be s or ms, got 'h'"

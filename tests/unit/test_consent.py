@@ -1,4 +1,5 @@
 """The consent rule: a user's latest personalization flag decides; never set counts as consent."""
+
 from __future__ import annotations
 
 import pandas as pd
@@ -7,17 +8,28 @@ from setlist.consent import opted_out_users, personalizable
 
 
 def _events(rows: list[tuple[str, int, object]]) -> pd.DataFrame:
-    return pd.DataFrame({"user_id": [u for u, _, _ in rows],
-                         "timestamp": pd.to_datetime([t for _, t, _ in rows], unit="s", utc=True),
-                         "consent_personalization": pd.Series([c for _, _, c in rows], dtype="object")})
+    return pd.DataFrame(
+        {
+            "user_id": [u for u, _, _ in rows],
+            "timestamp": pd.to_datetime([t for _, t, _ in rows], unit="s", utc=True),
+            "consent_personalization": pd.Series([c for _, _, c in rows], dtype="object"),
+        }
+    )
 
 
-EVENTS = _events([
-    ("opted_back_in", 1, False), ("opted_back_in", 3, True),
-    ("opted_out", 2, True), ("opted_out", 1, True), ("opted_out", 5, False),  # out of order: time decides
-    ("never_asked", 1, None), ("never_asked", 2, None),
-    ("out_then_unset", 1, False), ("out_then_unset", 2, None),  # an unset flag does not undo a choice
-])
+EVENTS = _events(
+    [
+        ("opted_back_in", 1, False),
+        ("opted_back_in", 3, True),
+        ("opted_out", 2, True),
+        ("opted_out", 1, True),
+        ("opted_out", 5, False),  # out of order: time decides
+        ("never_asked", 1, None),
+        ("never_asked", 2, None),
+        ("out_then_unset", 1, False),
+        ("out_then_unset", 2, None),  # an unset flag does not undo a choice
+    ]
+)
 
 
 def test_the_latest_flag_decides_and_unset_means_consent():

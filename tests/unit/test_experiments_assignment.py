@@ -1,4 +1,5 @@
 """Experiment configuration, assignment and routing: pure functions, no world needed."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -10,11 +11,15 @@ from serving.rollout.routing import CANARY, CHAMPION, Router
 from setlist.experiment import ExperimentConfigError, load_experiment, parse_experiment
 
 CONFIG = {
-    "name": "exp-a", "salt": "salt-1", "control": "control",
+    "name": "exp-a",
+    "salt": "salt-1",
+    "control": "control",
     "holdout": {"share": 0.1, "salt": "global"},
-    "arms": {"control": {"share": 0.2, "strategy": "popularity"},
-             "champion": {"share": 0.5, "strategy": "model", "alias": "champion"},
-             "challenger": {"share": 0.3, "strategy": "model", "alias": "challenger"}},
+    "arms": {
+        "control": {"share": 0.2, "strategy": "popularity"},
+        "champion": {"share": 0.5, "strategy": "model", "alias": "champion"},
+        "challenger": {"share": 0.3, "strategy": "model", "alias": "challenger"},
+    },
 }
 USERS = [f"u_{n:08x}" for n in range(20_000)]
 
@@ -49,19 +54,23 @@ def test_holdout_users_always_get_control_and_are_the_same_in_every_experiment()
 def test_aliases_and_expected_shares():
     exp = parse_experiment(CONFIG)
     assert exp.aliases == ("champion", "challenger")
-    assert exp.expected_shares() == pytest.approx({"holdout": 0.1, "control": 0.18, "champion": 0.45,
-                                                   "challenger": 0.27})
+    assert exp.expected_shares() == pytest.approx(
+        {"holdout": 0.1, "control": 0.18, "champion": 0.45, "challenger": 0.27}
+    )
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"arms": {"a": {"share": 0.5}}}, "at least two"),
-    ({"arms": {"a": {"share": 0.5}, "b": {"share": 0.6}}}, "sum to 1"),
-    ({"arms": {"a": {"share": 0.5, "strategy": "coin"}, "b": {"share": 0.5}}}, "strategy"),
-    ({"control": "nobody"}, "control arm"),
-    ({"holdout": {"share": 1.5}}, "holdout"),
-    ({"name": ""}, "name"),
-    ({"analysis": {"primary": "dwell"}}, "analysis.primary"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"arms": {"a": {"share": 0.5}}}, "at least two"),
+        ({"arms": {"a": {"share": 0.5}, "b": {"share": 0.6}}}, "sum to 1"),
+        ({"arms": {"a": {"share": 0.5, "strategy": "coin"}, "b": {"share": 0.5}}}, "strategy"),
+        ({"control": "nobody"}, "control arm"),
+        ({"holdout": {"share": 1.5}}, "holdout"),
+        ({"name": ""}, "name"),
+        ({"analysis": {"primary": "dwell"}}, "analysis.primary"),
+    ],
+)
 def test_bad_configurations_say_what_is_wrong(change, message):
     with pytest.raises(ExperimentConfigError, match=message):
         parse_experiment({**CONFIG, **change})
@@ -91,4 +100,4 @@ def test_the_canary_takes_its_share_of_champion_arms_only_and_widening_keeps_can
     assert all(r.variant != CANARY for r in routes.values() if r.arm != "champion")
     # monotone: a user who saw the canary at 10% still sees it at 50%
     assert all(wide.route(u).variant == CANARY for u in champion_users if routes[u].variant == CANARY)
-    assert all(r.arm == wide.route(u).arm for u, r in routes.items())   # the canary never moves arms
+    assert all(r.arm == wide.route(u).arm for u, r in routes.items())  # the canary never moves arms

@@ -1,4 +1,5 @@
 """The impression writer on its own: bounded, non-blocking, drops counted, rows expanded per item."""
+
 from __future__ import annotations
 
 import threading
@@ -11,8 +12,21 @@ from setlist.impressions import Impression, read_impressions, to_table, write_ba
 
 
 def _record(n: int = 0, items: tuple[str, ...] = ("a", "b", "c")) -> Impression:
-    return Impression(f"req-{n}", 1_795_000_000_000 + n, f"u_{n}", "exp", "champion", False, "model", "champion",
-                      "3", "5", items, tuple(1.0 / (i + 1) for i in range(len(items))), device="mobile")
+    return Impression(
+        f"req-{n}",
+        1_795_000_000_000 + n,
+        f"u_{n}",
+        "exp",
+        "champion",
+        False,
+        "model",
+        "champion",
+        "3",
+        "5",
+        items,
+        tuple(1.0 / (i + 1) for i in range(len(items))),
+        device="mobile",
+    )
 
 
 class BlockedSink:
@@ -34,9 +48,9 @@ def test_submit_never_waits_for_the_writer_and_drops_are_counted():
     log = ImpressionLog(sink, maxsize=2, flush_s=0.0, on_drop=metrics.record_impression_drop)
     before = REGISTRY.get_sample_value("setlist_impressions_dropped_total") or 0.0
     assert log.submit(_record(0))
-    assert sink.entered.wait(5)              # the writer holds record 0 and is stuck in the sink
+    assert sink.entered.wait(5)  # the writer holds record 0 and is stuck in the sink
     accepted = [log.submit(_record(n)) for n in range(1, 6)]
-    assert accepted == [True, True, False, False, False]   # two fit in the queue, the rest are dropped
+    assert accepted == [True, True, False, False, False]  # two fit in the queue, the rest are dropped
     assert log.dropped == 3
     assert REGISTRY.get_sample_value("setlist_impressions_dropped_total") - before == 3
     sink.release.set()
@@ -48,7 +62,7 @@ def test_submit_never_waits_for_the_writer_and_drops_are_counted():
 def test_a_failing_sink_loses_records_but_not_the_writer():
     calls = []
 
-    def sink(records):  # noqa: ANN001, ANN202
+    def sink(records):
         calls.append(len(records))
         if len(calls) == 1:
             raise OSError("disk full")
@@ -67,7 +81,11 @@ def test_rows_are_one_per_shown_item_with_positions_and_scores(tmp_path):
     table = to_table([_record(0), _record(1, ("x",))])
     rows = table.to_pylist()
     assert [(r["request_id"], r["item_id"], r["position"]) for r in rows] == [
-        ("req-0", "a", 1), ("req-0", "b", 2), ("req-0", "c", 3), ("req-1", "x", 1)]
+        ("req-0", "a", 1),
+        ("req-0", "b", 2),
+        ("req-0", "c", 3),
+        ("req-1", "x", 1),
+    ]
     assert rows[1]["score"] == 0.5 and rows[0]["k"] == 3 and rows[3]["k"] == 1
     assert {r["arm"] for r in rows} == {"champion"} and rows[0]["ranker_version"] == "5"
     assert write_batch(tmp_path, [_record(0), _record(1)]) == 6

@@ -1,17 +1,31 @@
 """Simulated traffic lives under settings.simulation_dir; the A/B report finds it there."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
-from setlist.impressions import Impression, write_batch
 from experiments.report import source_settings
 from experiments.simulate import experiment_settings, simulation_settings
+from setlist.impressions import Impression, write_batch
 from tests.world import tiny_settings
 
 
 def _impression(n: int, experiment: str = "ab") -> Impression:
-    return Impression(f"req-{n}", 1_795_000_000_000 + n, f"u_{n}", experiment, "champion", False, "model",
-                      "champion", "3", "5", ("a", "b"), (1.0, 0.5), device="mobile")
+    return Impression(
+        f"req-{n}",
+        1_795_000_000_000 + n,
+        f"u_{n}",
+        experiment,
+        "champion",
+        False,
+        "model",
+        "champion",
+        "3",
+        "5",
+        ("a", "b"),
+        (1.0, 0.5),
+        device="mobile",
+    )
 
 
 def test_everything_the_simulation_writes_is_under_simulation_dir(tmp_path):

@@ -1,4 +1,5 @@
 """The report's arithmetic on hand-computed examples, the impression/feedback join, and verdicts."""
+
 from __future__ import annotations
 
 import math
@@ -7,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from setlist.experiment import parse_experiment
 from experiments.analysis import build
 from experiments.data import outcomes
 from experiments.significance import compare, ratio, srm
+from setlist.experiment import parse_experiment
 
 T0 = pd.Timestamp("2026-11-20 12:00", tz="UTC")
 
@@ -24,7 +25,7 @@ def test_one_item_per_user_reduces_to_the_two_proportion_z_interval():
     assert c.diff == pytest.approx(0.15)
     assert (c.lo, c.hi) == pytest.approx((0.0174303, 0.2825697), abs=1e-6)
     assert c.lift == pytest.approx(0.5) and (c.lift_lo, c.lift_hi) == pytest.approx((0.058101, 0.941899), abs=1e-5)
-    assert c.p_value == pytest.approx(2 * (1 - 0.986731), abs=1e-4)   # z = 0.15 / 0.0676387 = 2.2177
+    assert c.p_value == pytest.approx(2 * (1 - 0.986731), abs=1e-4)  # z = 0.15 / 0.0676387 = 2.2177
 
 
 def test_clustered_rates_use_the_delta_method_over_users():
@@ -43,26 +44,48 @@ def test_sample_ratio_mismatch_chi_square():
 
 
 def _imp(user: str, item: str, at: pd.Timestamp, arm: str = "control", rid: str = "r") -> dict:
-    return {"request_id": rid, "timestamp": at, "user_id": user, "arm": arm, "holdout": False, "item_id": item,
-            "position": 1, "served": "model", "variant": "champion", "candidates_version": "1",
-            "ranker_version": "1"}
+    return {
+        "request_id": rid,
+        "timestamp": at,
+        "user_id": user,
+        "arm": arm,
+        "holdout": False,
+        "item_id": item,
+        "position": 1,
+        "served": "model",
+        "variant": "champion",
+        "candidates_version": "1",
+        "ranker_version": "1",
+    }
 
 
 def test_feedback_is_credited_to_the_latest_showing_within_the_window():
     m = pd.Timedelta(minutes=1)
-    imp = pd.DataFrame([_imp("u1", "A", T0, rid="r1"), _imp("u1", "A", T0 + 10 * m, rid="r2"),
-                        _imp("u1", "B", T0, rid="r1"), _imp("u2", "A", T0, rid="r3")])
-    ev = pd.DataFrame([
-        {"user_id": "u1", "item_id": "A", "timestamp": T0 + 11 * m, "type": "play", "value": 0.9},
-        {"user_id": "u1", "item_id": "B", "timestamp": T0 + 40 * m, "type": "skip", "value": None},   # too late
-        {"user_id": "u2", "item_id": "A", "timestamp": T0 - 5 * m, "type": "play", "value": 0.2},     # before
-        {"user_id": "u2", "item_id": "A", "timestamp": T0 + 2 * m, "type": "skip", "value": None},
-        {"user_id": "u2", "item_id": "A", "timestamp": T0 + 3 * m, "type": "like", "value": 1.0},     # not feedback
-    ])
+    imp = pd.DataFrame(
+        [
+            _imp("u1", "A", T0, rid="r1"),
+            _imp("u1", "A", T0 + 10 * m, rid="r2"),
+            _imp("u1", "B", T0, rid="r1"),
+            _imp("u2", "A", T0, rid="r3"),
+        ]
+    )
+    ev = pd.DataFrame(
+        [
+            {"user_id": "u1", "item_id": "A", "timestamp": T0 + 11 * m, "type": "play", "value": 0.9},
+            {"user_id": "u1", "item_id": "B", "timestamp": T0 + 40 * m, "type": "skip", "value": None},  # too late
+            {"user_id": "u2", "item_id": "A", "timestamp": T0 - 5 * m, "type": "play", "value": 0.2},  # before
+            {"user_id": "u2", "item_id": "A", "timestamp": T0 + 2 * m, "type": "skip", "value": None},
+            {"user_id": "u2", "item_id": "A", "timestamp": T0 + 3 * m, "type": "like", "value": 1.0},  # not feedback
+        ]
+    )
     out = outcomes(imp, ev, window_s=1800)
     got = out[["request_id", "item_id", "played", "skipped", "completed"]].values.tolist()
-    assert got == [["r1", "A", False, False, False], ["r2", "A", True, False, True],
-                   ["r1", "B", False, False, False], ["r3", "A", False, True, False]]
+    assert got == [
+        ["r1", "A", False, False, False],
+        ["r2", "A", True, False, True],
+        ["r1", "B", False, False, False],
+        ["r3", "A", False, True, False],
+    ]
 
 
 def _frame(arms: dict[str, tuple[int, int]], holdout: int = 0) -> pd.DataFrame:
@@ -70,13 +93,21 @@ def _frame(arms: dict[str, tuple[int, int]], holdout: int = 0) -> pd.DataFrame:
     rows = []
     for arm, (users, plays) in arms.items():
         for n in range(users):
-            rows.append({**_imp(f"{arm}-{n}", "A", T0, arm, f"{arm}-{n}"), "played": n < plays, "skipped": False,
-                         "completed": False, "holdout": arm == "control" and n < holdout})
+            rows.append(
+                {
+                    **_imp(f"{arm}-{n}", "A", T0, arm, f"{arm}-{n}"),
+                    "played": n < plays,
+                    "skipped": False,
+                    "completed": False,
+                    "holdout": arm == "control" and n < holdout,
+                }
+            )
     return pd.DataFrame(rows)
 
 
-EXP = parse_experiment({"name": "e", "arms": {"control": {"share": 0.5, "strategy": "popularity"},
-                                              "champion": {"share": 0.5}}})
+EXP = parse_experiment(
+    {"name": "e", "arms": {"control": {"share": 0.5, "strategy": "popularity"}, "champion": {"share": 0.5}}}
+)
 
 
 def test_a_clear_winner_gets_a_verdict_with_its_interval():

@@ -1,5 +1,6 @@
 """The declaration engine against a brute-force computation, row by row, on a small random log;
 and declarations that cannot work are refused in one sentence."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -20,25 +21,36 @@ def _log(seed: int = 3, n: int = 900, users: int = 10, items: int = 30) -> tuple
     rng = np.random.default_rng(seed)
     start = pd.Timestamp("2019-03-01", tz="UTC").value
     ts = start + np.sort(rng.integers(0, 200 * DAY_NS, n))
-    events = pd.DataFrame({
-        "event_id": [f"e{i:05d}" for i in range(n)],
-        "user_id": rng.choice([f"u{i}" for i in range(users)], n),
-        "session_id": "", "item_id": rng.choice([f"i{i:03d}" for i in range(items)], n),
-        "type": rng.choice(TYPES, n, p=[0.4, 0.15, 0.1, 0.05, 0.05, 0.25]),
-        "timestamp": pd.to_datetime(ts, utc=True), "value": rng.uniform(0, 1, n).round(3),
-        "consent_personalization": True, "consent_analytics": True})
+    events = pd.DataFrame(
+        {
+            "event_id": [f"e{i:05d}" for i in range(n)],
+            "user_id": rng.choice([f"u{i}" for i in range(users)], n),
+            "session_id": "",
+            "item_id": rng.choice([f"i{i:03d}" for i in range(items)], n),
+            "type": rng.choice(TYPES, n, p=[0.4, 0.15, 0.1, 0.05, 0.05, 0.25]),
+            "timestamp": pd.to_datetime(ts, utc=True),
+            "value": rng.uniform(0, 1, n).round(3),
+            "consent_personalization": True,
+            "consent_analytics": True,
+        }
+    )
     genres = np.array(["rock", "jazz", "pop"])
-    catalog = pd.DataFrame({
-        "item_id": [f"i{i:03d}" for i in range(items)], "artist": "a",
-        "genre": genres[np.arange(items) % 3],
-        "genres": ["|".join(genres[[i % 3, (i + 1) % 3]]) for i in range(items)],
-        "duration_s": np.where(np.arange(items) % 5 == 0, np.nan, 200.0 + np.arange(items)),
-        "release_date": pd.to_datetime(np.where(np.arange(items) % 4 == 0, None,
-                                                [f"{1990 + i}-06-01" for i in range(items)]), utc=True)})
+    catalog = pd.DataFrame(
+        {
+            "item_id": [f"i{i:03d}" for i in range(items)],
+            "artist": "a",
+            "genre": genres[np.arange(items) % 3],
+            "genres": ["|".join(genres[[i % 3, (i + 1) % 3]]) for i in range(items)],
+            "duration_s": np.where(np.arange(items) % 5 == 0, np.nan, 200.0 + np.arange(items)),
+            "release_date": pd.to_datetime(
+                np.where(np.arange(items) % 4 == 0, None, [f"{1990 + i}-06-01" for i in range(items)]), utc=True
+            ),
+        }
+    )
     return prepare(events), catalog
 
 
-def _brute(ev: pd.DataFrame, key: str, entity: str, day: int, f: Feature, catalog: pd.DataFrame):  # noqa: ANN202
+def _brute(ev: pd.DataFrame, key: str, entity: str, day: int, f: Feature, catalog: pd.DataFrame):
     """One feature at one (entity, day) snapshot, straight from the definition."""
     s = f.source
     assert isinstance(s, Events)
@@ -47,8 +59,13 @@ def _brute(ev: pd.DataFrame, key: str, entity: str, day: int, f: Feature, catalo
     upto = mine[(days <= day) & ((days > day - f.window) if f.window else True)]
     sel = upto if s.types is None else upto[upto["type"].isin(s.types)]
     if s.where is not None:
-        cols = engine.EventColumns(sel["type"].to_numpy(), sel["value"].to_numpy(), sel["item_id"].to_numpy(),
-                                   sel["user_id"].to_numpy(), sel["timestamp"].astype("int64").to_numpy())
+        cols = engine.EventColumns(
+            sel["type"].to_numpy(),
+            sel["value"].to_numpy(),
+            sel["item_id"].to_numpy(),
+            sel["user_id"].to_numpy(),
+            sel["timestamp"].astype("int64").to_numpy(),
+        )
         sel = sel[np.asarray(s.where(cols), dtype=bool)]
     snap = (day + 1) * DAY_NS
     if s.function == "count":
@@ -80,18 +97,31 @@ DECLARED = [
     Feature("plays", "user", Events("count", types=("play",), windows=(3, 30)), "int64"),
     Feature("listen", "user", Events("sum", column="value", types=("play",), windows=(14,))),
     Feature("completion", "user", Events("mean", column="value", types=("play",))),
-    Feature("skip_rate", "user", Events("rate", types=("skip", "not_interested"), over=("play", "skip"),
-                                        windows=(30,))),
+    Feature(
+        "skip_rate", "user", Events("rate", types=("skip", "not_interested"), over=("play", "skip"), windows=(30,))
+    ),
     Feature("like_rate", "user", Events("rate", types=("like",), over=("play",), windows=(7,))),
     Feature("active_days", "user", Events("distinct", column="day", types=INTERACTIONS, windows=(10,)), "int64"),
     Feature("distinct_items", "user", Events("distinct", column="item_id", types=("play",), windows=(20,)), "int64"),
     Feature("distinct_items_ever", "user", Events("distinct", column="item_id", types=("play", "like")), "int64"),
     Feature("since_last_like", "user", Events("days_since_last", types=("like",)), missing=-1.0),
     Feature("last_item", "user", Events("last", column="item_id", types=("play",)), "string", missing=""),
-    Feature("affinity", "user", Events("share", column="genre", where=engaged, windows=(30,)), "float_list",
-            missing=None, window_suffix=False),
-    Feature("top_genre", "user", Events("top", column="genre", where=engaged, windows=(30,)), "string",
-            missing="", window_suffix=False),
+    Feature(
+        "affinity",
+        "user",
+        Events("share", column="genre", where=engaged, windows=(30,)),
+        "float_list",
+        missing=None,
+        window_suffix=False,
+    ),
+    Feature(
+        "top_genre",
+        "user",
+        Events("top", column="genre", where=engaged, windows=(30,)),
+        "string",
+        missing="",
+        window_suffix=False,
+    ),
 ]
 
 
@@ -119,17 +149,25 @@ def test_every_aggregation_equals_the_brute_force_definition_at_every_snapshot()
 
 def test_table_columns_transforms_and_a_point_in_time_join():
     ev, catalog = _log()
-    attrs = pd.DataFrame({"item_id": ["i001", "i001", "i002"], "label_score": [1.0, 5.0, 2.0],
-                          "updated": pd.to_datetime(["2019-01-01", "2019-05-01", "2030-01-01"], utc=True)})
+    attrs = pd.DataFrame(
+        {
+            "item_id": ["i001", "i001", "i002"],
+            "label_score": [1.0, 5.0, 2.0],
+            "updated": pd.to_datetime(["2019-01-01", "2019-05-01", "2030-01-01"], utc=True),
+        }
+    )
     attrs.attrs.update(key="item_id", timestamp="updated")
     table = Table("item_scores", "item", key="item_id", path="unused.parquet", timestamp="updated")
-    fs = FeatureSet.of([
-        Feature("year", "item", Column("items", "release_date", "year"), missing=0.0),
-        Feature("age", "item", Column("items", "release_date", "days_since", fallback=Events("days_since_first"))),
-        Feature("is_jazz", "item", Column("items", "genres", "contains", argument="Jazz")),
-        Feature("duration", "item", Column("items", "duration_s"), missing=-1.0),
-        Feature("score", "item", Column("item_scores", "label_score"), missing=0.0),
-    ], tables=[table])
+    fs = FeatureSet.of(
+        [
+            Feature("year", "item", Column("items", "release_date", "year"), missing=0.0),
+            Feature("age", "item", Column("items", "release_date", "days_since", fallback=Events("days_since_first"))),
+            Feature("is_jazz", "item", Column("items", "genres", "contains", argument="Jazz")),
+            Feature("duration", "item", Column("items", "duration_s"), missing=-1.0),
+            Feature("score", "item", Column("item_scores", "label_score"), missing=0.0),
+        ],
+        tables=[table],
+    )
     frame = engine.compute("item", ev, fs.features, catalog, {"item_scores": attrs})
     meta = catalog.set_index("item_id")
     for row in frame.itertuples(index=False):
@@ -154,35 +192,41 @@ def test_personal_user_attributes_never_reach_users_without_consent():
     ev.loc[out, "consent_personalization"] = False
     attrs = pd.DataFrame({"user_id": sorted(ev["user_id"].unique()), "age_band": 3.0})
     attrs.attrs.update(key="user_id", timestamp=None)
-    fs = FeatureSet.of([Feature("age_band", "user", Column("people", "age_band"), missing=0.0)],
-                       tables=[Table("people", "user", key="user_id", path="unused.csv")])
-    frame = engine.compute("user", personalizable(ev).reset_index(drop=True), fs.features, catalog,
-                           {"people": attrs})
+    fs = FeatureSet.of(
+        [Feature("age_band", "user", Column("people", "age_band"), missing=0.0)],
+        tables=[Table("people", "user", key="user_id", path="unused.csv")],
+    )
+    frame = engine.compute("user", personalizable(ev).reset_index(drop=True), fs.features, catalog, {"people": attrs})
     assert "u3" not in set(frame["user_id"]) and set(frame["age_band"]) == {3.0}
 
 
 def test_user_tables_are_keyed_by_pseudonym_before_any_join(tmp_path):
     path = tmp_path / "people.csv"
     pd.DataFrame({"person": ["alice", "bob"], "tier": [1, 2]}).to_csv(path, index=False)
-    fs = FeatureSet.of([Feature("tier", "user", Column("people", "tier"))],
-                       tables=[Table("people", "user", key="person", path=str(path))])
+    fs = FeatureSet.of(
+        [Feature("tier", "user", Column("people", "tier"))],
+        tables=[Table("people", "user", key="person", path=str(path))],
+    )
     tables = engine.load_tables(fs, "user", pseudonym=lambda u: f"p-{u}")
     assert list(tables["people"]["person"]) == ["p-alice", "p-bob"]
     with pytest.raises(DeclarationError, match="pseudonymization"):
         engine.load_tables(fs, "user")
 
 
-@pytest.mark.parametrize("feature,message", [
-    (Feature("Bad-Name", "user", Events("count")), "lower_snake_case"),
-    (Feature("x", "user", Events("median")), "unknown function 'median'"),
-    (Feature("x", "user", Events("count", types=("listen",))), "unknown event type 'listen'"),
-    (Feature("x", "user", Events("sum")), "sum needs a column"),
-    (Feature("x", "item", Column("nowhere", "c")), "table 'nowhere' is not registered"),
-    (Feature("x", "user", Column("items", "genre")), "items table feeds item features only"),
-    (Feature("x", "user", Events("count"), "string", ranker_input=True), "a ranker input must be numeric"),
-    (Feature("x", "item", Events("count", windows=(0,))), "whole days > 0"),
-    (Feature("x", "item", Events("count"), since=0), "not a version range"),
-])
+@pytest.mark.parametrize(
+    "feature,message",
+    [
+        (Feature("Bad-Name", "user", Events("count")), "lower_snake_case"),
+        (Feature("x", "user", Events("median")), "unknown function 'median'"),
+        (Feature("x", "user", Events("count", types=("listen",))), "unknown event type 'listen'"),
+        (Feature("x", "user", Events("sum")), "sum needs a column"),
+        (Feature("x", "item", Column("nowhere", "c")), "table 'nowhere' is not registered"),
+        (Feature("x", "user", Column("items", "genre")), "items table feeds item features only"),
+        (Feature("x", "user", Events("count"), "string", ranker_input=True), "a ranker input must be numeric"),
+        (Feature("x", "item", Events("count", windows=(0,))), "whole days > 0"),
+        (Feature("x", "item", Events("count"), since=0), "not a version range"),
+    ],
+)
 def test_a_declaration_that_cannot_work_is_refused_in_one_sentence(feature, message):
     with pytest.raises(DeclarationError, match=message):
         FeatureSet.of([feature])
@@ -201,7 +245,8 @@ def test_a_feature_from_a_later_version_joins_only_that_service_and_keeps_v1_int
     (tmp_path / "mine.py").write_text(
         "from setlist.featureset import Events, Feature\n"
         "FEATURES = [Feature('user_sessions', 'user', Events('distinct', column='session_id', windows=(7,)),"
-        " 'int64', owner='me', since=2)]\n")
+        " 'int64', owner='me', since=2)]\n"
+    )
     from setlist.settings import Settings
 
     fs = load(Settings(feature_dirs=[tmp_path]))

@@ -20,12 +20,15 @@ def _csv(path: Path, text: str) -> Path:
 
 
 def test_column_mapping_iso_times_and_defaults(tmp_path):
-    src = _csv(tmp_path / "log.csv", """
+    src = _csv(
+        tmp_path / "log.csv",
+        """
 listener,track,when
 007,a,2024-01-01T10:00:00Z
 007,b,2024-01-01T10:10:00+00:00
 008,a,2024-01-01 12:00:00
-""")
+""",
+    )
     events, items, summary = load_interactions(src, user_col="listener", item_col="track", time_col="when")
     assert tuple(events.columns) == EVENT_COLUMNS
     assert to_table(events).schema.equals(EVENT_SCHEMA)
@@ -47,8 +50,10 @@ listener,track,when
 def test_epoch_time_units(tmp_path, unit, scale):
     src = _csv(tmp_path / "e.csv", f"user_id,item_id,timestamp\nu,i,{T0 * scale}\nu,j,{(T0 + 60) * scale}")
     events, _, _ = load_interactions(src, time_unit=unit)
-    assert events["timestamp"].tolist() == [pd.Timestamp(T0, unit="s", tz="UTC"),
-                                            pd.Timestamp(T0 + 60, unit="s", tz="UTC")]
+    assert events["timestamp"].tolist() == [
+        pd.Timestamp(T0, unit="s", tz="UTC"),
+        pd.Timestamp(T0 + 60, unit="s", tz="UTC"),
+    ]
 
 
 def test_wrong_or_missing_time_unit_is_a_clear_error(tmp_path):
@@ -64,7 +69,9 @@ def test_wrong_or_missing_time_unit_is_a_clear_error(tmp_path):
 
 def test_missing_column_lists_available_columns(tmp_path):
     src = _csv(tmp_path / "r.csv", "userId,movieId,rating,timestamp\n1,2,4.0,978300760")
-    with pytest.raises(ImportFormatError, match=r"user column 'user_id'.*available columns: userId, movieId, rating, timestamp"):
+    with pytest.raises(
+        ImportFormatError, match=r"user column 'user_id'.*available columns: userId, movieId, rating, timestamp"
+    ):
         load_interactions(src, time_unit="s")
     with pytest.raises(ImportFormatError, match="rating column 'stars'"):
         load_interactions(src, user_col="userId", item_col="movieId", time_unit="s", rating_col="stars")
@@ -93,9 +100,14 @@ def test_ratings_map_to_types_and_values(tmp_path):
 
 
 def test_type_column_synonyms_and_unknown_types(tmp_path):
-    src = _csv(tmp_path / "t.csv", "user_id,item_id,timestamp,action\n"
-               + "\n".join(f"u,i,{T0 + k},{a}" for k, a in enumerate(
-                   ["Listen", "click", "VIEW", "like", "Thumbs-Up", "skip", "weird", ""])))
+    src = _csv(
+        tmp_path / "t.csv",
+        "user_id,item_id,timestamp,action\n"
+        + "\n".join(
+            f"u,i,{T0 + k},{a}"
+            for k, a in enumerate(["Listen", "click", "VIEW", "like", "Thumbs-Up", "skip", "weird", ""])
+        ),
+    )
     events, _, summary = load_interactions(src, time_unit="s", type_col="action")
     assert events["type"].tolist() == ["play", "play", "impression", "like", "like", "skip", "weird", None]
     assert events["value"].tolist()[:4] == [1.0, 1.0, pytest.approx(np.nan, nan_ok=True), 1.0]
@@ -103,8 +115,11 @@ def test_type_column_synonyms_and_unknown_types(tmp_path):
 
 
 def test_bad_rows_are_kept_for_quarantine(tmp_path):
-    src = _csv(tmp_path / "b.csv", "user_id,item_id,timestamp\nu,i,2024-01-01T00:00:00Z\n,i,2024-01-01T00:01:00Z\n"
-               "u,,2024-01-01T00:02:00Z\nu,i,not a time")
+    src = _csv(
+        tmp_path / "b.csv",
+        "user_id,item_id,timestamp\nu,i,2024-01-01T00:00:00Z\n,i,2024-01-01T00:01:00Z\n"
+        "u,,2024-01-01T00:02:00Z\nu,i,not a time",
+    )
     events, _, summary = load_interactions(src)
     assert len(events) == 4
     assert events["user_id"].isna().sum() == 1 and events["item_id"].isna().sum() == 1
@@ -128,23 +143,36 @@ def test_event_ids_are_deterministic_and_sessions_split_at_30_minutes(tmp_path):
 
 
 def test_movielens_style_ratings_with_movies_file(tmp_path):
-    ratings = _csv(tmp_path / "ratings.csv", """
+    ratings = _csv(
+        tmp_path / "ratings.csv",
+        """
 userId,movieId,rating,timestamp
 1,1,4.0,964982703
 1,3,4.5,964981247
 1,6,2.0,964982224
 2,1,3.0,964983815
 2,999,5.0,964983900
-""")
-    movies = _csv(tmp_path / "movies.csv", """
+""",
+    )
+    movies = _csv(
+        tmp_path / "movies.csv",
+        """
 movieId,title,genres
 1,Toy Story (1995),Adventure|Animation|Children|Comedy|Fantasy
 3,"Grumpier Old Men, The (1995)",Comedy|Romance
 6,Heat (1995),(no genres listed)
 7,Sabrina,Comedy|Romance
-""")
-    events, items, summary = load_interactions(ratings, user_col="userId", item_col="movieId", time_unit="s",
-                                               rating_col="rating", items=movies, item_id_col="movieId")
+""",
+    )
+    events, items, summary = load_interactions(
+        ratings,
+        user_col="userId",
+        item_col="movieId",
+        time_unit="s",
+        rating_col="rating",
+        items=movies,
+        item_id_col="movieId",
+    )
     assert events["type"].tolist() == ["like", "skip", "like", "play", "like"]  # sorted by time
     by_item = events.set_index("item_id")
     assert by_item.loc["3", "type"] == "like" and by_item.loc["6", "type"] == "skip"
@@ -167,12 +195,27 @@ movieId,title,genres
 
 
 def test_parquet_input_and_rich_items_file(tmp_path):
-    pd.DataFrame({"user": [1, 2, 2], "item": [10, 11, 10], "ts": [T0 * 1000, T0 * 1000 + 5, T0 * 1000 + 9]}) \
-        .to_parquet(tmp_path / "p.parquet")
-    pd.DataFrame({"id": [10, 11], "artist_name": ["A|B", "C"], "genre": ["Rock", "Jazz"],
-                  "duration_ms": [180_000, 240_500], "year": [1999, 2020]}).to_parquet(tmp_path / "items.parquet")
-    events, items, _ = load_interactions(tmp_path / "p.parquet", user_col="user", item_col="item", time_col="ts",
-                                         time_unit="ms", items=tmp_path / "items.parquet", item_id_col="id")
+    pd.DataFrame({"user": [1, 2, 2], "item": [10, 11, 10], "ts": [T0 * 1000, T0 * 1000 + 5, T0 * 1000 + 9]}).to_parquet(
+        tmp_path / "p.parquet"
+    )
+    pd.DataFrame(
+        {
+            "id": [10, 11],
+            "artist_name": ["A|B", "C"],
+            "genre": ["Rock", "Jazz"],
+            "duration_ms": [180_000, 240_500],
+            "year": [1999, 2020],
+        }
+    ).to_parquet(tmp_path / "items.parquet")
+    events, items, _ = load_interactions(
+        tmp_path / "p.parquet",
+        user_col="user",
+        item_col="item",
+        time_col="ts",
+        time_unit="ms",
+        items=tmp_path / "items.parquet",
+        item_id_col="id",
+    )
     assert events["user_id"].tolist() == ["1", "2", "2"] and events["item_id"].tolist() == ["10", "11", "10"]
     row = items.set_index("item_id").loc["11"]
     assert row["artist"] == "C" and row["genre"] == "jazz" and row["duration_s"] == pytest.approx(240.5)

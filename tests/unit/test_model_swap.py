@@ -1,6 +1,7 @@
 """Load-before-swap in serving.rollout.models.ModelHolder, with the MLflow side faked through its
 ``loader`` and ``versions`` parameters: a new pair is loaded while the old one serves, swapped in
 one assignment, and a pair that fails to load never replaces the one serving."""
+
 from __future__ import annotations
 
 import threading
@@ -23,14 +24,15 @@ WAIT = 10.0
 def plane(tmp_path: Path) -> Dataplane:
     from feature_repo.declarations import load
 
-    settings = Settings(data_dir=tmp_path / "data", hmac_key="test-hmac-key", impressions_enabled=False,
-                        reload_interval_s=3600)
+    settings = Settings(
+        data_dir=tmp_path / "data", hmac_key="test-hmac-key", impressions_enabled=False, reload_interval_s=3600
+    )
     return Dataplane(settings, load(settings))
 
 
 def refresh_in_background(target: object) -> tuple[threading.Thread, list[bool]]:
     out: list[bool] = []
-    t = threading.Thread(target=lambda: out.append(target.refresh()))  # type: ignore[attr-defined]
+    t = threading.Thread(target=lambda: out.append(target.refresh()))
     t.start()
     return t, out
 
@@ -42,7 +44,7 @@ def test_a_new_pair_is_loaded_while_the_old_one_serves_then_swapped(plane: Datap
     plane.registry.gates[NEW] = threading.Event()
     t, changed = refresh_in_background(holder)
     assert plane.registry.loading.wait(WAIT)
-    assert holder.current is plane.registry.bundles[OLD]   # mid-load: the old pair still serves
+    assert holder.current is plane.registry.bundles[OLD]  # mid-load: the old pair still serves
     plane.registry.gates[NEW].set()
     t.join(WAIT)
     assert changed == [True] and holder.current is plane.registry.bundles[NEW]
@@ -56,14 +58,14 @@ def test_a_pair_that_fails_to_load_leaves_the_old_one_serving(plane: Dataplane) 
     assert holder.refresh() is False
     assert holder.current is plane.registry.bundles[OLD]
     loads = len(plane.registry.loads)
-    assert holder.refresh() is False                      # refused once, not reloaded every refresh
+    assert holder.refresh() is False  # refused once, not reloaded every refresh
     assert len(plane.registry.loads) == loads and holder.current.pair == OLD
 
 
 def test_the_registry_being_down_keeps_the_models(plane: Dataplane) -> None:
     holder = plane.registry.holder()
     holder.refresh()
-    plane.registry.aliases.clear()                         # every alias lookup fails
+    plane.registry.aliases.clear()  # every alias lookup fails
     assert holder.refresh() is False and holder.current.pair == OLD
 
 
@@ -76,9 +78,9 @@ def test_readers_never_see_a_half_swapped_set(plane: Dataplane) -> None:
     old = {a: b.pair for a, b in holder.bundles.items()}
     registry.add(NEW, seed=1)
     registry.add(("2", "9"), seed=3, alias="challenger")
-    registry.gates[("2", "9")] = threading.Event()         # the second load is held mid-refresh
+    registry.gates[("2", "9")] = threading.Event()  # the second load is held mid-refresh
     new = dict(registry.aliases)
-    seen: set[tuple[tuple[str, tuple[str, str]], ...]] = set()   # distinct snapshots, so it stays small
+    seen: set[tuple[tuple[str, tuple[str, str]], ...]] = set()  # distinct snapshots, so it stays small
     stop = threading.Event()
 
     def read() -> None:
@@ -89,7 +91,7 @@ def test_readers_never_see_a_half_swapped_set(plane: Dataplane) -> None:
     reader = threading.Thread(target=read)
     reader.start()
     t, changed = refresh_in_background(holder)
-    assert registry.loading.wait(WAIT)                      # champion loaded, challenger loading
+    assert registry.loading.wait(WAIT)  # champion loaded, challenger loading
     assert {a: b.pair for a, b in holder.bundles.items()} == old
     registry.gates[("2", "9")].set()
     t.join(WAIT)
@@ -119,7 +121,7 @@ def test_rank_serves_the_old_pair_until_the_new_one_is_loaded(plane: Dataplane, 
     t.join(WAIT)
     assert changed == [True]
     after = server.rank(RankQuery("user-1", 5))
-    assert after.model_version == new_version and not after.cache_hit   # the swap dropped cached rankings
+    assert after.model_version == new_version and not after.cache_hit  # the swap dropped cached rankings
     assert ("set_model_version", (plane.settings.ranker_model, NEW[1])) in plane.metrics.calls
 
 

@@ -1,4 +1,5 @@
 """Each stage of Rank (serving.rank_stages) on a small hand-built context: no server, no Feast."""
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -12,19 +13,25 @@ from serving.user_features import UserRows
 from setlist.blend import scorer
 from setlist.candidates import GLOBAL_COHORT
 from setlist.features import SESSION_GAP_S
-from tests.contracts import COHORT, NOW, features, tiny_booster, tiny_index, tiny_request, tiny_variant  # noqa: F401
+from tests.contracts import COHORT, NOW, tiny_booster, tiny_index, tiny_request, tiny_variant
 
 
 @pytest.fixture(scope="module")
-def ctx(features) -> stages.RankContext:  # noqa: ANN001, F811
+def ctx(features) -> stages.RankContext:
     variant = tiny_variant(features, tiny_index(), tiny_booster(features, 20, 2.0))
     return stages.RankContext(tiny_request(), variant, stages.Inputs.of(features), 40)
 
 
 def _rows(consent: bool = True, updated_ms: int | None = None) -> UserRows:
-    session = {"session_id": "s", "session_last_items": ["i4"], "session_blocked_items": ["i7"],
-               "session_genre": "rock", "session_length": 3, "session_skip_rate": 0.5,
-               "session_updated_ms": int(NOW.timestamp() * 1000) if updated_ms is None else updated_ms}
+    session = {
+        "session_id": "s",
+        "session_last_items": ["i4"],
+        "session_blocked_items": ["i7"],
+        "session_genre": "rock",
+        "session_length": 3,
+        "session_skip_rate": 0.5,
+        "session_updated_ms": int(NOW.timestamp() * 1000) if updated_ms is None else updated_ms,
+    }
     return UserRows({"consent_personalization": consent}, {"user_top_genre": "jazz"}, session, "v1")
 
 
@@ -50,8 +57,14 @@ def test_candidates_leave_out_the_excluded_and_respect_the_pool(ctx):
     assert not ids & {"i0", "i1", "i2", "i4", "i9"}
     popular = stages.candidates(replace(ctx, request=tiny_request(personal=False)))
     assert not popular.personalized and ctx.cohort == COHORT
-    np.testing.assert_array_equal(popular.idx, [i for i in ctx.variant.bundle.index.popularity(COHORT)
-                                                if ctx.variant.bundle.index.item_ids[i] not in ("i4", "i9")][:40])
+    np.testing.assert_array_equal(
+        popular.idx,
+        [
+            i
+            for i in ctx.variant.bundle.index.popularity(COHORT)
+            if ctx.variant.bundle.index.item_ids[i] not in ("i4", "i9")
+        ][:40],
+    )
 
 
 def test_features_place_every_block_in_the_models_columns(ctx):
@@ -61,7 +74,7 @@ def test_features_place_every_block_in_the_models_columns(ctx):
     names = list(layout.names)
     assert X.shape == (len(c.idx), len(names)) and X.dtype == np.float32
     assert (X[:, names.index("user_plays_7d")] == 3.0).all()
-    assert np.isnan(X[:, names.index("user_plays_30d")]).all()    # absent from the profile row
+    assert np.isnan(X[:, names.index("user_plays_30d")]).all()  # absent from the profile row
     assert (X[:, names.index("session_length")] == 2).all()
     item_cols = [names.index(n) for n in ctx.variant.items.names]
     np.testing.assert_array_equal(X[:, item_cols], ctx.variant.items.matrix[c.idx])
@@ -117,6 +130,7 @@ def test_popularity_ranking_says_whose_popularity(ctx):
 
 
 def test_row_vector_is_nan_where_a_value_is_missing():
-    np.testing.assert_array_equal(stages.row_vector({"a": 1, "b": None}, ("a", "b", "c")),
-                                  np.array([1, np.nan, np.nan], np.float32))
+    np.testing.assert_array_equal(
+        stages.row_vector({"a": 1, "b": None}, ("a", "b", "c")), np.array([1, np.nan, np.nan], np.float32)
+    )
     assert np.isnan(stages.row_vector(None, ("a", "b"))).all()

@@ -1,11 +1,12 @@
 """The registry contract (setlist.registry) against a real MLflow on a SQLite file, the embedded default."""
+
 from __future__ import annotations
 
 import dataclasses
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import mlflow
 import pytest
@@ -26,24 +27,29 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settin
     monkeypatch.setattr(tracking_utils, "_tracking_uri", tracking_utils._tracking_uri)
     monkeypatch.setattr(registry_utils, "_registry_uri", None)
     for var in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
-        monkeypatch.setenv(var, "unset")   # records the original value for teardown
+        monkeypatch.setenv(var, "unset")  # records the original value for teardown
         monkeypatch.delenv(var)
-    yield Settings(data_dir=tmp_path, mlflow_tracking_uri=f"sqlite:///{tmp_path}/mlflow.db",
-                   candidates_model="test-candidates", ranker_model="test-ranker")
+    yield Settings(
+        data_dir=tmp_path,
+        mlflow_tracking_uri=f"sqlite:///{tmp_path}/mlflow.db",
+        candidates_model="test-candidates",
+        ranker_model="test-ranker",
+    )
 
 
 def _register(client: MlflowClient, model: str, count: int, root: Path) -> list[str]:
     """``count`` versions of ``model``; their artifacts are never loaded, so any source will do."""
     client.create_registered_model(model)
-    return [str(client.create_model_version(model, (root / f"{model}-{n}").as_uri()).version)
-            for n in range(count)]
+    return [str(client.create_model_version(model, (root / f"{model}-{n}").as_uri()).version) for n in range(count)]
 
 
 @pytest.fixture
 def versions(settings: Settings, tmp_path: Path) -> tuple[list[str], list[str]]:
     client = registry.connect(settings)
-    return (_register(client, settings.candidates_model, 2, tmp_path),
-            _register(client, settings.ranker_model, 3, tmp_path))
+    return (
+        _register(client, settings.candidates_model, 2, tmp_path),
+        _register(client, settings.ranker_model, 3, tmp_path),
+    )
 
 
 def test_model_names_come_from_settings(settings: Settings) -> None:
@@ -66,8 +72,9 @@ def test_connect_points_tracking_and_registry_at_settings_and_is_idempotent(sett
     assert second.get_experiment(exp_id).artifact_location == settings.artifact_root.as_uri()
 
 
-def test_connect_replaces_an_inherited_registry_override(settings: Settings, tmp_path: Path,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_connect_replaces_an_inherited_registry_override(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("MLFLOW_REGISTRY_URI", f"sqlite:///{tmp_path}/elsewhere.db")
     registry.connect(settings)
     assert mlflow.get_registry_uri() == settings.tracking_uri
@@ -89,7 +96,7 @@ def test_alias_lookup_per_model_and_as_a_pair(settings: Settings, versions: tupl
     assert champion == registry.ModelPair(cands[1], rankers[2]) and champion.pair == (cands[1], rankers[2])
     assert registry.find_pair(client, settings, registry.CHALLENGER) == registry.ModelPair(cands[0], rankers[0])
     with pytest.raises(dataclasses.FrozenInstanceError):
-        champion.ranker = rankers[0]  # type: ignore[misc]
+        champion.ranker = rankers[0]
     # moving an alias moves both halves together
     registry.set_alias(client, settings, (cands[0], rankers[1]), registry.CHAMPION)
     assert registry.lookup_pair(client, settings, registry.CHAMPION).pair == (cands[0], rankers[1])
@@ -104,7 +111,7 @@ def test_a_missing_alias_is_a_clear_error(settings: Settings, versions: tuple[li
     client.set_registered_model_alias(settings.candidates_model, registry.CHAMPION, versions[0][0])
     with pytest.raises(registry.AliasNotSet, match=settings.ranker_model) as caught:
         registry.lookup_pair(client, settings, registry.CHAMPION)
-    assert isinstance(caught.value, InputMissing)   # the pipeline's "not there yet" kind
+    assert isinstance(caught.value, InputMissing)  # the pipeline's "not there yet" kind
 
 
 def test_a_registry_without_the_models_is_a_missing_alias(settings: Settings) -> None:
@@ -128,8 +135,12 @@ def test_lineage_tags_round_trip(settings: Settings, versions: tuple[list[str], 
     assert registry.feature_service_of(client, settings, rankers[2]) == "ranker_v7"
     # a pair's status is written on both halves; a pair survives being written as one tag value
     stable = (cands[0], rankers[1])
-    registry.tag_pair(client, settings, pair, {registry.TAG_ROLLOUT_STATUS: "canary",
-                                               registry.TAG_ROLLOUT_STABLE: registry.pair_tag(stable)})
+    registry.tag_pair(
+        client,
+        settings,
+        pair,
+        {registry.TAG_ROLLOUT_STATUS: "canary", registry.TAG_ROLLOUT_STABLE: registry.pair_tag(stable)},
+    )
     for model, version in zip(registry.model_names(settings), pair, strict=True):
         assert client.get_model_version(model, version).tags[registry.TAG_ROLLOUT_STATUS] == "canary"
     read = registry.ranker_tags(client, settings, pair[1])[registry.TAG_ROLLOUT_STABLE]

@@ -2,6 +2,7 @@
 
 Only the service's public API (rank, track, ready) is used: its internals are free to change.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -24,8 +25,13 @@ COOLDOWN = 5.0
 def plane(tmp_path: Path) -> Dataplane:
     from feature_repo.declarations import load
 
-    settings = Settings(data_dir=tmp_path / "data", hmac_key="test-hmac-key", impressions_enabled=False,
-                        reload_interval_s=3600, cache_ttl_s=300)
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        hmac_key="test-hmac-key",
+        impressions_enabled=False,
+        reload_interval_s=3600,
+        cache_ttl_s=300,
+    )
     return Dataplane(settings, load(settings))
 
 
@@ -36,13 +42,19 @@ def server(plane: Dataplane) -> Iterator[Server]:
     server.close()
 
 
-def ids(result) -> list[str]:  # noqa: ANN001
+def ids(result) -> list[str]:
     return [i.item_id for i in result.items]
 
 
 def play(plane: Dataplane, event_id: str, user: str = USER, item: str = "item-3", **kw: object) -> TrackEvent:
-    fields: dict = dict(event_id=event_id, user_id=user, item_id=item, type="play",
-                        timestamp_ms=int(plane.clock() * 1000), session_id="s1")
+    fields: dict = dict(
+        event_id=event_id,
+        user_id=user,
+        item_id=item,
+        type="play",
+        timestamp_ms=int(plane.clock() * 1000),
+        session_id="s1",
+    )
     fields.update(kw)
     return TrackEvent(**fields)
 
@@ -117,8 +129,13 @@ def test_a_timed_out_user_read_degrades_and_the_breaker_probes_after_the_cool_do
 
 def test_track_accepts_good_events_and_rejects_bad_ones_with_reasons(plane: Dataplane, server: Server) -> None:
     future = int((plane.clock() + 3600) * 1000)
-    events = [play(plane, "good"), play(plane, "typo", type="plya"), play(plane, "no-item", item=""),
-              play(plane, "late", timestamp_ms=future), play(plane, "good")]
+    events = [
+        play(plane, "good"),
+        play(plane, "typo", type="plya"),
+        play(plane, "no-item", item=""),
+        play(plane, "late", timestamp_ms=future),
+        play(plane, "good"),
+    ]
     result = server.track(events)
     assert result.accepted == 1
     reasons = {r.event_id: r.reason for r in result.rejected}
@@ -128,9 +145,9 @@ def test_track_accepts_good_events_and_rejects_bad_ones_with_reasons(plane: Data
     assert reasons["late"].startswith("future_timestamp")
     assert reasons["good"].startswith("duplicate_event_id")
     assert [r["event_id"] for r in plane.journal.rows] == ["good"]  # acknowledged means journaled
-    assert plane.journal.rows[0]["user_id"] != USER                 # raw ids never reach storage
+    assert plane.journal.rows[0]["user_id"] != USER  # raw ids never reach storage
     session = plane.online.rows["session"][plane.journal.rows[0]["user_id"]][1]
-    assert "item-3" in session["session_last_items"]                 # the next Rank sees the play
+    assert "item-3" in session["session_last_items"]  # the next Rank sees the play
 
 
 def test_track_with_nothing_acceptable_says_why(plane: Dataplane, server: Server) -> None:

@@ -1,4 +1,5 @@
 """Evaluation splits, windows from the data, EASE, and the refusal of too little data."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -19,9 +20,19 @@ def _log(users: int, per_user: int, span_days: float, seed: int = 0, repeats: bo
         start = pd.Timestamp("2000-01-01", tz="UTC") + pd.Timedelta(days=float(rng.uniform(0, span_days)))
         items = rng.choice(50, size=per_user, replace=repeats)
         for n, item in enumerate(items):
-            rows.append({"event_id": f"e{u}-{n}", "user_id": f"u{u}", "item_id": f"i{item}", "type": "like",
-                         "value": np.nan, "timestamp": start + pd.Timedelta(minutes=n), "session_id": f"s{u}",
-                         "device": "unknown", "locale": "unknown"})
+            rows.append(
+                {
+                    "event_id": f"e{u}-{n}",
+                    "user_id": f"u{u}",
+                    "item_id": f"i{item}",
+                    "type": "like",
+                    "value": np.nan,
+                    "timestamp": start + pd.Timedelta(minutes=n),
+                    "session_id": f"s{u}",
+                    "device": "unknown",
+                    "locale": "unknown",
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -52,8 +63,8 @@ def test_per_user_split_holds_out_each_users_last_fifth_of_positives():
 
 
 def test_auto_takes_the_global_period_only_when_it_holds_enough_users():
-    dense = _log(400, 10, 10)      # many users active in any trailing period
-    sparse = _log(60, 10, 7000)    # a few users over twenty years
+    dense = _log(400, 10, 10)  # many users active in any trailing period
+    sparse = _log(60, 10, 7000)  # a few users over twenty years
     params = SplitParams(kind="auto", min_users=20, min_queries=20)
     g = make_split(dense, params, exclude_seen=True)
     assert g.kind == "global" and g.window is not None and "auto" in g.reason
@@ -91,12 +102,18 @@ def test_training_refuses_a_log_with_too_few_positives_in_one_sentence(tmp_path)
     from tests.world import tiny_settings
     from training.run import TrainingRefused, train
 
-    pd.DataFrame({"user": ["a", "a", "b", "c"], "item": ["x", "y", "x", "z"], "rating": [5, 4, 2, 5],
-                  "when": [1_000_000_000, 1_000_000_060, 1_200_000_000, 1_400_000_000]}).to_csv(tmp_path / "r.csv",
-                                                                                             index=False)
+    pd.DataFrame(
+        {
+            "user": ["a", "a", "b", "c"],
+            "item": ["x", "y", "x", "z"],
+            "rating": [5, 4, 2, 5],
+            "when": [1_000_000_000, 1_000_000_060, 1_200_000_000, 1_400_000_000],
+        }
+    ).to_csv(tmp_path / "r.csv", index=False)
     settings = tiny_settings(tmp_path / "data")
-    events, items, _ = load_interactions(tmp_path / "r.csv", user_col="user", item_col="item", time_col="when",
-                                         time_unit="s", rating_col="rating")
+    events, items, _ = load_interactions(
+        tmp_path / "r.csv", user_col="user", item_col="item", time_col="when", time_unit="s", rating_col="rating"
+    )
     save_items(items, settings.catalog_path)
     ingest(events, settings, source="import")
     with pytest.raises(TrainingRefused) as refused:

@@ -1,4 +1,5 @@
 """Drift (custom PSI/JS expectations) and cardinality guards (learned, stored references)."""
+
 import json
 
 import numpy as np

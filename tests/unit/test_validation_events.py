@@ -1,6 +1,7 @@
 """The raw-events gate: clean events pass; each contract violation fails and is named."""
+
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -28,7 +29,7 @@ def test_clean_events_pass(ws, events):
 
 def test_generated_events_pass(ws):
     generate = pytest.importorskip("ingest.generate").generate
-    data = generate("tiny", seed=7, end=datetime.now(timezone.utc), progress=False)
+    data = generate("tiny", seed=7, end=datetime.now(UTC), progress=False)
     result = validate_events(data.events, workspace=ws, docs=False)
     assert result.passed, result.summary()
 
@@ -45,7 +46,9 @@ def test_null_ids_fail(ws, events, column):
 def test_empty_id_fails(ws, events):
     bad = events.copy()
     bad.loc[4, "user_id"] = ""
-    assert "expect_column_value_lengths_to_be_between(user_id)" in validate_events(bad, workspace=ws, docs=False).failures
+    assert (
+        "expect_column_value_lengths_to_be_between(user_id)" in validate_events(bad, workspace=ws, docs=False).failures
+    )
 
 
 def test_out_of_range_play_value_fails(ws, events):
@@ -89,8 +92,8 @@ def test_duplicate_event_id_and_unknown_schema_version_fail(ws, events):
 
 def test_insane_timestamps_fail(ws, events):
     bad = events.copy()
-    bad.loc[1, "timestamp"] = datetime(1970, 1, 1, tzinfo=timezone.utc)
-    bad.loc[2, "timestamp"] = datetime(2999, 1, 1, tzinfo=timezone.utc)
+    bad.loc[1, "timestamp"] = datetime(1970, 1, 1, tzinfo=UTC)
+    bad.loc[2, "timestamp"] = datetime(2999, 1, 1, tzinfo=UTC)
     result = validate_events(bad, workspace=ws, docs=False)
     assert result.failures == ["expect_column_values_to_be_between(timestamp)"]
     assert "2 unexpected" in next(r.observed for r in result.rows if r.status == "fail")

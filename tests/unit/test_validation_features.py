@@ -1,5 +1,6 @@
 """Feature-batch and training-set gates."""
-from datetime import datetime, timedelta, timezone
+
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -11,7 +12,7 @@ from validation.gx import Workspace
 from validation.suites.features import FeatureSpec, FeatureView, feature_suite, views_of
 from validation.testing import clean_feature_batch, clean_training_set
 
-AS_OF = datetime(2024, 5, 1, tzinfo=timezone.utc)
+AS_OF = datetime(2024, 5, 1, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
@@ -31,11 +32,14 @@ def test_clean_batches_pass(ws, view):
     assert result.passed, result.summary()
 
 
-@pytest.mark.parametrize("column,value,failing", [
-    ("user_skip_rate_30d", 1.5, "expect_column_values_to_be_between(user_skip_rate_30d)"),
-    ("user_plays_7d", -1, "expect_column_values_to_be_between(user_plays_7d)"),
-    ("user_days_since_last", np.nan, "expect_column_values_to_not_be_null(user_days_since_last)"),
-])
+@pytest.mark.parametrize(
+    "column,value,failing",
+    [
+        ("user_skip_rate_30d", 1.5, "expect_column_values_to_be_between(user_skip_rate_30d)"),
+        ("user_plays_7d", -1, "expect_column_values_to_be_between(user_plays_7d)"),
+        ("user_days_since_last", np.nan, "expect_column_values_to_not_be_null(user_days_since_last)"),
+    ],
+)
 def test_bad_values_fail(ws, column, value, failing):
     frame = clean_feature_batch("user_profile", AS_OF, features=FEATURES)
     frame.loc[2, column] = value
@@ -54,8 +58,9 @@ def test_stale_batch_fails_freshness(ws):
     frame = clean_feature_batch("item_stats", AS_OF - timedelta(days=5), features=FEATURES)
     result = validate_feature_batch("item_stats", frame, AS_OF, features=FEATURES, workspace=ws, docs=False)
     assert result.failures == ["expect_column_max_to_be_between(event_timestamp)"]
-    assert validate_feature_batch("item_stats", frame, AS_OF, features=FEATURES, max_age=timedelta(days=6),
-                                  workspace=ws, docs=False).passed
+    assert validate_feature_batch(
+        "item_stats", frame, AS_OF, features=FEATURES, max_age=timedelta(days=6), workspace=ws, docs=False
+    ).passed
 
 
 def test_duplicate_entity_snapshot_and_missing_feature_fail(ws):
@@ -68,8 +73,9 @@ def test_duplicate_entity_snapshot_and_missing_feature_fail(ws):
 
 def test_unknown_view_is_rejected():
     with pytest.raises(ValueError, match="unknown feature view"):
-        validate_feature_batch("nope", clean_feature_batch("item_stats", AS_OF, features=FEATURES), AS_OF,
-                               features=FEATURES)
+        validate_feature_batch(
+            "nope", clean_feature_batch("item_stats", AS_OF, features=FEATURES), AS_OF, features=FEATURES
+        )
 
 
 def test_a_new_feature_is_one_line():

@@ -1,5 +1,6 @@
 """Training–serving parity: the pure report and the gate over hand-made online/offline frames."""
-from datetime import datetime, timedelta, timezone
+
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -9,19 +10,21 @@ from validation.api import check_parity
 from validation.gx import Workspace
 from validation.skew import ParityInput, parity_report, values_match
 
-AS_OF = datetime(2024, 5, 1, tzinfo=timezone.utc)
+AS_OF = datetime(2024, 5, 1, tzinfo=UTC)
 FEATURES = ["user_plays_7d", "user_skip_rate_30d", "user_genre_affinity", "user_top_genre"]
 
 
 def _offline(n: int = 200) -> pd.DataFrame:
     rng = np.random.default_rng(0)
-    return pd.DataFrame({
-        "user_id": [f"u{i:04d}" for i in range(n)],
-        "user_plays_7d": rng.integers(0, 50, n),
-        "user_skip_rate_30d": rng.random(n),
-        "user_genre_affinity": list(rng.dirichlet(np.ones(4), n).astype(np.float32)),
-        "user_top_genre": rng.choice(["rock", "pop"], n),
-    })
+    return pd.DataFrame(
+        {
+            "user_id": [f"u{i:04d}" for i in range(n)],
+            "user_plays_7d": rng.integers(0, 50, n),
+            "user_skip_rate_30d": rng.random(n),
+            "user_genre_affinity": list(rng.dirichlet(np.ones(4), n).astype(np.float32)),
+            "user_top_genre": rng.choice(["rock", "pop"], n),
+        }
+    )
 
 
 def _online(offline: pd.DataFrame) -> pd.DataFrame:
@@ -43,8 +46,11 @@ def ws(tmp_path_factory):
 
 
 def test_values_match_tolerance_lists_and_missing():
-    got = values_match(pd.Series([1.0, 1.00001, [0.1, 0.2], [0.1], None, "a", 2.0]),
-                       pd.Series([1.0, 1.0, np.array([0.1, 0.2]), [0.1, 0.2], np.nan, "a", None]), 1e-4)
+    got = values_match(
+        pd.Series([1.0, 1.00001, [0.1, 0.2], [0.1], None, "a", 2.0]),
+        pd.Series([1.0, 1.0, np.array([0.1, 0.2]), [0.1, 0.2], np.nan, "a", None]),
+        1e-4,
+    )
     assert got.tolist() == [True, True, True, False, True, True, False]
 
 
@@ -82,8 +88,10 @@ def test_corrupted_online_values_fail_the_gate(ws):
     on.at[on.index[1], "user_genre_affinity"] = [0.0, 0.0, 0.0, 1.0]
     on.at[on.index[2], "user_genre_affinity"] = [0.0, 0.0, 0.0, 1.0]
     result = check_parity(lambda: [_input(on, off)], workspace=ws, docs=False)
-    assert sorted(result.failures) == ["expect_column_mean_to_be_between(match__user_genre_affinity)",
-                                       "expect_column_mean_to_be_between(match__user_skip_rate_30d)"]
+    assert sorted(result.failures) == [
+        "expect_column_mean_to_be_between(match__user_genre_affinity)",
+        "expect_column_mean_to_be_between(match__user_skip_rate_30d)",
+    ]
     row = next(r for r in result.rows if "skip_rate" in r.expectation)
     assert row.observed == "0.95"
 

@@ -1,5 +1,6 @@
 """A ratings log like the public ones (20 years, bursts, no devices or sessions) passes the event,
 drift and cardinality gates when nothing changed; a drifted or exploded current window still fails."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,10 +1,19 @@
 """Pure drift maths: binning, PSI and Jensen–Shannon distance."""
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from validation.distributions import (bucket_codes, categorical_reference, drift_score, histogram, js_distance, null_scores,
-                              numeric_reference, psi)
+from validation.distributions import (
+    bucket_codes,
+    categorical_reference,
+    drift_score,
+    histogram,
+    js_distance,
+    null_scores,
+    numeric_reference,
+    psi,
+)
 
 
 def test_psi_is_zero_for_identical_and_grows_with_shift():
@@ -56,11 +65,14 @@ def test_unknown_method_is_rejected():
 def test_bucket_codes_count_up_to_the_histogram():
     values = pd.Series([0.1, 0.5, None, "junk", 0.9, 0.3] * 50, dtype=object)
     bins = [0.2, 0.6]
-    assert np.array_equal(np.bincount(bucket_codes("numeric", bins, values), minlength=5),
-                          histogram("numeric", bins, values))
+    assert np.array_equal(
+        np.bincount(bucket_codes("numeric", bins, values), minlength=5), histogram("numeric", bins, values)
+    )
     cats = pd.Series(["a", "b", None, "c", "a"])
-    assert np.array_equal(np.bincount(bucket_codes("categorical", ["a", "b"], cats), minlength=4),
-                          histogram("categorical", ["a", "b"], cats))
+    assert np.array_equal(
+        np.bincount(bucket_codes("categorical", ["a", "b"], cats), minlength=4),
+        histogram("categorical", ["a", "b"], cats),
+    )
 
 
 def test_null_scores_grow_when_windows_hold_few_independent_bursts():

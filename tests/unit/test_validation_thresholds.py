@@ -1,5 +1,6 @@
 """Thresholds come from one YAML file (packaged defaults, or the user's copy); flags override them;
 a bad file is one clear line; freshness is measured from the newest event with the file's max age."""
+
 from __future__ import annotations
 
 import re
@@ -45,12 +46,15 @@ def test_a_copy_may_leave_keys_out(tmp_path):
     assert mine.source == str(path)
 
 
-@pytest.mark.parametrize("text,message", [
-    ("drift:\n  psi_fial: 0.3\n", "drift.psi_fial: Extra inputs are not permitted"),
-    ("cardinality:\n  ratio: [2, 3]\n", "cardinality.ratio"),
-    ("window:\n  share: lots\n", "window.share"),
-    ("drift: [\n", "not valid YAML at line"),
-])
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("drift:\n  psi_fial: 0.3\n", "drift.psi_fial: Extra inputs are not permitted"),
+        ("cardinality:\n  ratio: [2, 3]\n", "cardinality.ratio"),
+        ("window:\n  share: lots\n", "window.share"),
+        ("drift: [\n", "not valid YAML at line"),
+    ],
+)
 def test_a_bad_file_is_one_clear_line(tmp_path, text, message):
     path = tmp_path / "bad.yaml"
     path.write_text(text)
@@ -70,9 +74,9 @@ def data_dir(tmp_path, monkeypatch):
     newest = events["timestamp"].max()
     (tmp_path / "features").mkdir()
     for view in ("user_profile", "item_stats"):
-        clean_feature_batch(view, (newest - timedelta(hours=6)).to_pydatetime(),
-                            features=load_declarations()).to_parquet(
-            tmp_path / "features" / f"{view}.parquet")
+        clean_feature_batch(
+            view, (newest - timedelta(hours=6)).to_pydatetime(), features=load_declarations()
+        ).to_parquet(tmp_path / "features" / f"{view}.parquet")
     yield tmp_path
     get_settings.cache_clear()
 

@@ -1,8 +1,9 @@
 """The current window comes from the data: the newest batch, or a share of events with a floor,
 or a length in days when one is set; never "the last N calendar days" by default."""
+
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import pytest
@@ -43,7 +44,7 @@ def test_no_reference_is_input_missing():
 
 def test_the_newest_ingestion_batch_is_the_current_window_when_big_enough(tmp_path):
     log = EventLog(tmp_path / "events")
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     log.append(clean_events(n=8000, days=20, seed=1, end=now - timedelta(days=1)), tag="generator")
     log.append(clean_events(n=2000, days=1, seed=2, end=now), tag="import-extra")
     batch = newest_batch(tmp_path / "events")

@@ -4,9 +4,10 @@ Without one, GE renders a custom expectation as ``name(**kwargs)`` — for drift
 edge into the page. Each expectation supplies a one-line template over its own kwargs instead, and
 warning-severity expectations say so, because GE's page does not display severity.
 """
+
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 from great_expectations.render import LegacyRendererType, RenderedStringTemplateContent
 from great_expectations.render.renderer.renderer import renderer
@@ -21,8 +22,13 @@ class TemplateRendered:
 
     @classmethod
     @renderer(renderer_type=LegacyRendererType.PRESCRIPTIVE)
-    def _prescriptive_renderer(cls, configuration: Optional[Any] = None, result: Optional[Any] = None,
-                               runtime_configuration: Optional[dict] = None, **kwargs: Any) -> list:
+    def _prescriptive_renderer(
+        cls,
+        configuration: Any | None = None,
+        result: Any | None = None,
+        runtime_configuration: dict | None = None,
+        **kwargs: Any,
+    ) -> list:
         if configuration is None and result is not None:
             configuration = result.expectation_config
         params = dict(configuration.kwargs) if configuration is not None else {}
@@ -32,8 +38,13 @@ class TemplateRendered:
         severity = getattr(configuration, "severity", None)
         warn_only = str(getattr(severity, "value", severity)) == "warning"
         template = cls._template(params) + (" (warning only)" if warn_only else "")
-        return [RenderedStringTemplateContent(
-            content_block_type="string_template",
-            string_template={"template": template, "params": params,
-                             "styling": (runtime_configuration or {}).get("styling") or {}},
-        )]
+        return [
+            RenderedStringTemplateContent(
+                content_block_type="string_template",
+                string_template={
+                    "template": template,
+                    "params": params,
+                    "styling": (runtime_configuration or {}).get("styling") or {},
+                },
+            )
+        ]

@@ -5,9 +5,10 @@ the suite stored by GE carries exactly the reference it was checked against. The
 are two expectations over the same metric (GE computes it once: identical metric kwargs), the warn one
 with ``severity="warning"`` so the gate can tell them apart.
 """
+
 from __future__ import annotations
 
-from typing import Any, ClassVar, Dict, List, Literal, Optional, Tuple
+from typing import Any, ClassVar, Literal
 
 from great_expectations.compatibility import pydantic
 from great_expectations.execution_engine import PandasExecutionEngine
@@ -17,8 +18,8 @@ from great_expectations.expectations.metrics.column_aggregate_metric_provider im
     column_aggregate_value,
 )
 
-from validation.expectations._render import TemplateRendered
 from validation.distributions import drift_score
+from validation.expectations._render import TemplateRendered
 
 
 class ColumnDistributionDrift(ColumnAggregateMetricProvider):
@@ -38,27 +39,35 @@ class ExpectColumnDistributionDriftToBeLessThan(TemplateRendered, ColumnAggregat
 
     method: Literal["psi", "js"] = "psi"
     kind: Literal["numeric", "categorical"]
-    bins: List[Any]
-    reference: List[float]
+    bins: list[Any]
+    reference: list[float]
     threshold: float = pydantic.Field(gt=0)
 
-    metric_dependencies: ClassVar[Tuple[str, ...]] = ("column.setlist_distribution_drift",)
-    success_keys: ClassVar[Tuple[str, ...]] = ("method", "kind", "bins", "reference", "threshold")
-    args_keys: ClassVar[Tuple[str, ...]] = ("column", "method", "kind", "bins", "reference", "threshold")
+    metric_dependencies: ClassVar[tuple[str, ...]] = ("column.setlist_distribution_drift",)
+    success_keys: ClassVar[tuple[str, ...]] = ("method", "kind", "bins", "reference", "threshold")
+    args_keys: ClassVar[tuple[str, ...]] = ("column", "method", "kind", "bins", "reference", "threshold")
 
-    library_metadata: ClassVar[dict] = {"maturity": "experimental", "tags": ["setlist", "drift"],
-                                        "contributors": ["setlist"]}
+    library_metadata: ClassVar[dict] = {
+        "maturity": "experimental",
+        "tags": ["setlist", "drift"],
+        "contributors": ["setlist"],
+    }
 
     @classmethod
     def _template(cls, params: dict[str, Any]) -> str:
-        return ("$column $method drift against the reference window ($kind, "
-                f"{len(params.get('bins') or [])} bins) must be below $threshold")
+        return (
+            "$column $method drift against the reference window ($kind, "
+            f"{len(params.get('bins') or [])} bins) must be below $threshold"
+        )
 
-    def _validate(self, metrics: Dict, runtime_configuration: Optional[dict] = None,
-                  execution_engine: Any = None) -> dict:
+    def _validate(self, metrics: dict, runtime_configuration: dict | None = None, execution_engine: Any = None) -> dict:
         score = metrics.get("column.setlist_distribution_drift")
         if score is None:
             return {"success": False, "result": {"observed_value": None}}
-        return {"success": bool(score < self.threshold),
-                "result": {"observed_value": round(float(score), 4),
-                           "details": {"method": self.method, "threshold": self.threshold}}}
+        return {
+            "success": bool(score < self.threshold),
+            "result": {
+                "observed_value": round(float(score), 4),
+                "details": {"method": self.method, "threshold": self.threshold},
+            },
+        }

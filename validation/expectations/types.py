@@ -7,9 +7,10 @@
 * ``ExpectFeatureColumnsToExcludeIdentifiers``: identifier columns among model features leak
   memorised ids into the ranker; it checks the declared feature list against the batch.
 """
+
 from __future__ import annotations
 
-from typing import Any, ClassVar, Dict, List, Literal, Optional, Tuple
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
@@ -91,18 +92,20 @@ class ExpectColumnLogicalTypeToBe(TemplateRendered, ColumnAggregateExpectation):
     """Expect a column's values to be of a logical type (dtype-family aware, nulls ignored)."""
 
     logical_type: LogicalType
-    metric_dependencies: ClassVar[Tuple[str, ...]] = ("column.setlist_logical_type",)
-    success_keys: ClassVar[Tuple[str, ...]] = ("logical_type",)
-    args_keys: ClassVar[Tuple[str, ...]] = ("column", "logical_type")
-    library_metadata: ClassVar[dict] = {"maturity": "experimental", "tags": ["setlist", "schema"],
-                                        "contributors": ["setlist"]}
+    metric_dependencies: ClassVar[tuple[str, ...]] = ("column.setlist_logical_type",)
+    success_keys: ClassVar[tuple[str, ...]] = ("logical_type",)
+    args_keys: ClassVar[tuple[str, ...]] = ("column", "logical_type")
+    library_metadata: ClassVar[dict] = {
+        "maturity": "experimental",
+        "tags": ["setlist", "schema"],
+        "contributors": ["setlist"],
+    }
 
     @classmethod
     def _template(cls, params: dict[str, Any]) -> str:
         return "$column values must be of logical type $logical_type"
 
-    def _validate(self, metrics: Dict, runtime_configuration: Optional[dict] = None,
-                  execution_engine: Any = None) -> dict:
+    def _validate(self, metrics: dict, runtime_configuration: dict | None = None, execution_engine: Any = None) -> dict:
         observed = metrics.get("column.setlist_logical_type")
         ok = observed is not None and matches(self.logical_type, observed)
         return {"success": ok, "result": {"observed_value": observed}}
@@ -129,10 +132,13 @@ class ExpectColumnListElementsToBeBetween(TemplateRendered, ColumnMapExpectation
     min_value: float
     max_value: float
     map_metric: ClassVar[str] = "column_values.setlist_list_elements_between"
-    success_keys: ClassVar[Tuple[str, ...]] = ("min_value", "max_value", "mostly")
-    args_keys: ClassVar[Tuple[str, ...]] = ("column", "min_value", "max_value")
-    library_metadata: ClassVar[dict] = {"maturity": "experimental", "tags": ["setlist", "features"],
-                                        "contributors": ["setlist"]}
+    success_keys: ClassVar[tuple[str, ...]] = ("min_value", "max_value", "mostly")
+    args_keys: ClassVar[tuple[str, ...]] = ("column", "min_value", "max_value")
+    library_metadata: ClassVar[dict] = {
+        "maturity": "experimental",
+        "tags": ["setlist", "features"],
+        "contributors": ["setlist"],
+    }
 
     @classmethod
     def _template(cls, params: dict[str, Any]) -> str:
@@ -142,19 +148,21 @@ class ExpectColumnListElementsToBeBetween(TemplateRendered, ColumnMapExpectation
 class ExpectFeatureColumnsToExcludeIdentifiers(TemplateRendered, BatchExpectation):
     """Expect none of the declared model feature columns to be an identifier (``*_id`` and friends)."""
 
-    feature_columns: List[str]
-    metric_dependencies: ClassVar[Tuple[str, ...]] = ("table.columns",)
-    success_keys: ClassVar[Tuple[str, ...]] = ("feature_columns",)
-    args_keys: ClassVar[Tuple[str, ...]] = ("feature_columns",)
-    library_metadata: ClassVar[dict] = {"maturity": "experimental", "tags": ["setlist", "leakage"],
-                                        "contributors": ["setlist"]}
+    feature_columns: list[str]
+    metric_dependencies: ClassVar[tuple[str, ...]] = ("table.columns",)
+    success_keys: ClassVar[tuple[str, ...]] = ("feature_columns",)
+    args_keys: ClassVar[tuple[str, ...]] = ("feature_columns",)
+    library_metadata: ClassVar[dict] = {
+        "maturity": "experimental",
+        "tags": ["setlist", "leakage"],
+        "contributors": ["setlist"],
+    }
 
     @classmethod
     def _template(cls, params: dict[str, Any]) -> str:
         n = len(params.get("feature_columns") or [])
         return f"none of the {n} feature columns may be an identifier (user_id, item_id, *_id)"
 
-    def _validate(self, metrics: Dict, runtime_configuration: Optional[dict] = None,
-                  execution_engine: Any = None) -> dict:
+    def _validate(self, metrics: dict, runtime_configuration: dict | None = None, execution_engine: Any = None) -> dict:
         leaked = sorted(c for c in self.feature_columns if is_identifier(c))
         return {"success": not leaked, "result": {"observed_value": leaked}}

@@ -15,18 +15,19 @@ cannot be judged that finely:
   window of a ratings log holds a few dozen bursts, not thousands of independent events. The notes
   say which features were raised and why.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import great_expectations as gx
 import numpy as np
 import pandas as pd
 from great_expectations.expectations.metadata_types import FailureSeverity
 
-from validation.expectations import ExpectColumnDistributionDriftToBeLessThan
 from validation.distributions import BinnedReference, categorical_reference, null_scores, numeric_reference
+from validation.expectations import ExpectColumnDistributionDriftToBeLessThan
 from validation.thresholds import DriftThresholds, Method
 
 __all__ = ["DriftThresholds", "Check", "plan_checks", "drift_suite", "event_features", "sample", "usable_columns"]
@@ -44,6 +45,7 @@ MAX_NULL_ROWS = 2_000_000
 @dataclass(frozen=True)
 class Check:
     """One feature's drift check: its reference bins and the levels it is held to."""
+
     column: str
     method: Method
     reference: BinnedReference
@@ -52,8 +54,13 @@ class Check:
     meta: dict = field(default_factory=dict)
 
 
-def plan_checks(reference: pd.DataFrame, current: pd.DataFrame, numeric: Sequence[str], categorical: Sequence[str],
-                t: DriftThresholds) -> tuple[list[Check], list[str]]:
+def plan_checks(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    numeric: Sequence[str],
+    categorical: Sequence[str],
+    t: DriftThresholds,
+) -> tuple[list[Check], list[str]]:
     """The checks for every usable column, and notes for levels that are not the configured ones.
 
     ``reference`` should be in time order (the noise slices are consecutive events)."""
@@ -67,30 +74,37 @@ def plan_checks(reference: pd.DataFrame, current: pd.DataFrame, numeric: Sequenc
     for col in list(numeric) + list(categorical):
         is_numeric = col in numeric
         method: Method = "psi" if is_numeric else t.categorical_method
-        binned = (numeric_reference(ref_sample[col], t.numeric_bins) if is_numeric
-                  else categorical_reference(ref_sample[col]))
+        binned = (
+            numeric_reference(ref_sample[col], t.numeric_bins) if is_numeric else categorical_reference(ref_sample[col])
+        )
         warn, fail = t.levels(method)
         n_ref = int(reference[col].notna().sum())
         if min(n_ref, n_cur) < t.min_samples:
             scarce.append(col if n_cur < t.min_samples else f"{col} ({n_ref:,} reference values)")
             checks.append(Check(col, method, binned, fail, None, {"label": NOT_ENOUGH}))
             continue
-        scores = null_scores(method, binned.kind, binned.bins, null_ref[col], n_cur, t.noise_slices,
-                             t.noise_draws, bursts)
+        scores = null_scores(
+            method, binned.kind, binned.bins, null_ref[col], n_cur, t.noise_slices, t.noise_draws, bursts
+        )
         meta: dict = {"configured": [warn, fail]}
         if len(scores) >= t.noise_min_scores:
             noise = float(np.quantile(scores, t.noise_quantile))
             meta.update(noise=round(noise, 4), windows=len(scores))
             raised = (round(max(warn, noise), 4), round(max(fail, noise * t.noise_margin), 4))
             if raised != (warn, fail):
-                notes.append(f"{col}: levels raised to warn {raised[0]:g} / fail {raised[1]:g}: {len(scores)} "
-                             f"reference windows of {n_cur:,} events (slices and random sets of bursts) scored "
-                             f"up to {max(scores):.3g} against the rest ({t.noise_quantile:g} quantile {noise:.3g})")
+                notes.append(
+                    f"{col}: levels raised to warn {raised[0]:g} / fail {raised[1]:g}: {len(scores)} "
+                    f"reference windows of {n_cur:,} events (slices and random sets of bursts) scored "
+                    f"up to {max(scores):.3g} against the rest ({t.noise_quantile:g} quantile {noise:.3g})"
+                )
                 warn, fail = raised
         checks.append(Check(col, method, binned, warn, fail, meta))
     if scarce:
-        notes.insert(0, f"{NOT_ENOUGH} to fail on ({n_cur:,} current events; drift.min_samples {t.min_samples:,}), "
-                        f"these may warn, never fail: {', '.join(scarce)}")
+        notes.insert(
+            0,
+            f"{NOT_ENOUGH} to fail on ({n_cur:,} current events; drift.min_samples {t.min_samples:,}), "
+            f"these may warn, never fail: {', '.join(scarce)}",
+        )
     return checks, notes
 
 
@@ -114,9 +128,16 @@ def drift_suite(checks: Sequence[Check]) -> gx.ExpectationSuite:
         if c.fail is not None:
             levels = [("warn", c.warn, FailureSeverity.WARNING), ("fail", c.fail, FailureSeverity.CRITICAL)]
         for label, threshold, severity in levels:
-            exps.append(ExpectColumnDistributionDriftToBeLessThan(
-                column=c.column, method=c.method, threshold=threshold, severity=severity,
-                meta={**c.meta, "label": label}, **c.reference.to_kwargs()))
+            exps.append(
+                ExpectColumnDistributionDriftToBeLessThan(
+                    column=c.column,
+                    method=c.method,
+                    threshold=threshold,
+                    severity=severity,
+                    meta={**c.meta, "label": label},
+                    **c.reference.to_kwargs(),
+                )
+            )
     return gx.ExpectationSuite(name="drift", expectations=exps)
 
 

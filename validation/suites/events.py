@@ -1,7 +1,8 @@
 """Suite for raw events in the event contract (``setlist.contract.EVENT_SCHEMA``)."""
+
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import great_expectations as gx
 import great_expectations.expectations as gxe
@@ -15,7 +16,7 @@ from validation.expectations.types import LogicalType
 #: no calendar floor: a ratings log may well start in 1996. Only the impossible is refused, by the
 #: rule ingestion applies (``setlist.contract.reject_reason``): at or before the Unix epoch (an
 #: unset or zero timestamp) or more than ``max_future_skew_s`` after now
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 REQUIRED_IDS = ("event_id", "user_id", "item_id")
 
 
@@ -35,7 +36,7 @@ def logical_type(arrow_type: pa.DataType) -> LogicalType:
 
 def events_suite(now: datetime | None = None, max_future_skew_s: float = 300.0) -> gx.ExpectationSuite:
     """Contract checks for a frame of events; ``now`` bounds timestamps from above (plus skew)."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     latest = now + timedelta(seconds=max_future_skew_s)
     exps: list = []
     # Extra columns are allowed: new context keys arrive as new optional columns.
@@ -51,11 +52,20 @@ def events_suite(now: datetime | None = None, max_future_skew_s: float = 300.0) 
         exps.append(gxe.ExpectColumnValuesToNotBeNull(column=col))
     exps.append(gxe.ExpectColumnValuesToBeUnique(column="event_id"))
     exps.append(gxe.ExpectColumnValuesToBeInSet(column="type", value_set=list(EVENT_TYPES)))
-    exps.append(gxe.ExpectColumnValuesToBeInSet(column="schema_version",
-                                                          value_set=sorted(KNOWN_SCHEMA_VERSIONS)))
-    exps.append(gxe.ExpectColumnValuesToBeBetween(column="timestamp", min_value=EPOCH, max_value=latest,
-                                                  strict_min=True, meta={"max_future_skew_s": max_future_skew_s}))
+    exps.append(gxe.ExpectColumnValuesToBeInSet(column="schema_version", value_set=sorted(KNOWN_SCHEMA_VERSIONS)))
+    exps.append(
+        gxe.ExpectColumnValuesToBeBetween(
+            column="timestamp",
+            min_value=EPOCH,
+            max_value=latest,
+            strict_min=True,
+            meta={"max_future_skew_s": max_future_skew_s},
+        )
+    )
     # the listen fraction only has a meaning for plays; other types may carry other values
-    exps.append(gxe.ExpectColumnValuesToBeBetween(
-        column="value", min_value=0.0, max_value=1.0, row_condition=Column("type") == "play"))
+    exps.append(
+        gxe.ExpectColumnValuesToBeBetween(
+            column="value", min_value=0.0, max_value=1.0, row_condition=Column("type") == "play"
+        )
+    )
     return gx.ExpectationSuite(name="events", expectations=exps)

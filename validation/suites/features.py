@@ -3,6 +3,7 @@
 Data-driven: each feature view is a small table of ``FeatureSpec``, derived from the feature
 declarations (``views_of``): a declared feature's dtype, range and null share become its checks.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ class FeatureSpec:
     min: float | None = None
     max: float | None = None
     nullable: bool = False
-    mostly: float = 1.0   # the share of rows that must be non-null, when not nullable
+    mostly: float = 1.0  # the share of rows that must be non-null, when not nullable
 
 
 @dataclass(frozen=True)
@@ -42,8 +43,13 @@ class FeatureView:
         return next(f for f in self.features if f.column == column)
 
 
-_LOGICAL: dict[str, LogicalType] = {"int64": "integer", "float64": "float", "float_list": "float_list",
-                                   "string": "string", "bool": "boolean"}
+_LOGICAL: dict[str, LogicalType] = {
+    "int64": "integer",
+    "float64": "float",
+    "float_list": "float_list",
+    "string": "string",
+    "bool": "boolean",
+}
 _ENTITY_KEY = {"user_profile": "user_id", "item_stats": "item_id"}
 
 
@@ -56,8 +62,16 @@ def views_of(features: FeatureSet) -> dict[str, FeatureView]:
         for f in features.view(view):
             e = f.expect
             share = e.max_null_share if e else 0.0
-            specs.append(FeatureSpec(f.name, _LOGICAL[f.dtype], e.min if e else None, e.max if e else None,
-                                     nullable=share >= 1.0, mostly=1.0 - share))
+            specs.append(
+                FeatureSpec(
+                    f.name,
+                    _LOGICAL[f.dtype],
+                    e.min if e else None,
+                    e.max if e else None,
+                    nullable=share >= 1.0,
+                    mostly=1.0 - share,
+                )
+            )
         out[view] = FeatureView(view, key, tuple(specs))
     return out
 
@@ -79,9 +93,13 @@ def feature_suite(view: FeatureView, as_of: datetime, max_age: timedelta = DEFAU
         if not f.nullable:
             exps.append(gxe.ExpectColumnValuesToNotBeNull(column=f.column, mostly=f.mostly))
         if f.logical_type == "float_list":
-            exps.append(ExpectColumnListElementsToBeBetween(
-                column=f.column, min_value=f.min if f.min is not None else -_UNBOUNDED,
-                max_value=f.max if f.max is not None else _UNBOUNDED))
+            exps.append(
+                ExpectColumnListElementsToBeBetween(
+                    column=f.column,
+                    min_value=f.min if f.min is not None else -_UNBOUNDED,
+                    max_value=f.max if f.max is not None else _UNBOUNDED,
+                )
+            )
         elif f.min is not None or f.max is not None:
             exps.append(gxe.ExpectColumnValuesToBeBetween(column=f.column, min_value=f.min, max_value=f.max))
     return gx.ExpectationSuite(name=f"features-{view.name}", expectations=exps)

@@ -1,8 +1,9 @@
 """Suite over a parity comparison frame (``ParityReport.comparison``): one 0/1 match column per
 feature, so each feature's match rate is the column mean and shows in Data Docs like any check."""
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import great_expectations as gx
 import great_expectations.expectations as gxe
@@ -15,13 +16,28 @@ from validation.skew import DEFAULT_MIN_MATCH, FRESH_COLUMN, MATCH_PREFIX
 DEFAULT_MIN_FRESH = 0.99
 
 
-def parity_suite(view: str, features: Sequence[str], has_freshness: bool, min_match: float = DEFAULT_MIN_MATCH,
-                 min_fresh: float = DEFAULT_MIN_FRESH) -> gx.ExpectationSuite:
+def parity_suite(
+    view: str,
+    features: Sequence[str],
+    has_freshness: bool,
+    min_match: float = DEFAULT_MIN_MATCH,
+    min_fresh: float = DEFAULT_MIN_FRESH,
+) -> gx.ExpectationSuite:
     exps: list = []
     for feat in features:
-        exps.append(gxe.ExpectColumnMeanToBeBetween(
-            column=MATCH_PREFIX + feat, min_value=min_match, max_value=1.0, meta={"feature": feat}))
+        exps.append(
+            gxe.ExpectColumnMeanToBeBetween(
+                column=MATCH_PREFIX + feat, min_value=min_match, max_value=1.0, meta={"feature": feat}
+            )
+        )
     if has_freshness:
-        exps.append(gxe.ExpectColumnMeanToBeBetween(
-            column=FRESH_COLUMN, min_value=min_fresh, max_value=1.0, severity=FailureSeverity.WARNING, meta={"label": view}))
+        exps.append(
+            gxe.ExpectColumnMeanToBeBetween(
+                column=FRESH_COLUMN,
+                min_value=min_fresh,
+                max_value=1.0,
+                severity=FailureSeverity.WARNING,
+                meta={"label": view},
+            )
+        )
     return gx.ExpectationSuite(name=f"parity-{view}", expectations=exps)
