@@ -11,6 +11,8 @@ COPY validation validation
 COPY serving serving
 COPY protos protos
 COPY bench bench
+# make setup generates the gRPC code with scripts/protogen.py
+COPY scripts scripts
 RUN touch README.md && make setup PYTHON=python3.11
 ENV PYTHONPATH=/app SETLIST_PROFILE=production
 EXPOSE 50051 9464

@@ -12,6 +12,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from feature_repo.data_sources import ITEM_STATS_FILE, USER_PROFILE_FILE
+from setlist import registry
 from setlist.featureset import DEFAULT_SERVICE, MODEL_SERVICE_ATTR, DeclarationError, Feature, FeatureSet
 from setlist.settings import Settings
 
@@ -37,9 +38,7 @@ def model_uses(settings: Settings, with_importance: bool = False, newest: int = 
     """Ranker versions that hold an alias, plus the ``newest`` others; None when the registry
     cannot be read (the listing then says so rather than failing)."""
     try:
-        from mlflow import MlflowClient
-
-        client = MlflowClient(tracking_uri=settings.tracking_uri)
+        client = registry.reader(settings)
         found = client.search_model_versions(f"name='{settings.ranker_model}'")
     except Exception:
         return None

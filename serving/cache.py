@@ -20,8 +20,11 @@ from typing import Any, Protocol, cast
 def cache_key(
     user: str, bucket: str, k: int, exclude: tuple[str, ...], model_version: str, feature_version: str
 ) -> str:
-    ex = hashlib.blake2b("\x1f".join(sorted(exclude)).encode(), digest_size=8).hexdigest() if exclude else "-"
-    return f"{user}|{bucket}|{k}|{ex}|{model_version}|{feature_version}"
+    """``<user>|<digest of the rest>``: the user stays a readable prefix (``invalidate_user`` scans it),
+    and the other fields are joined with a separator none of them can hold (the context bucket and
+    the feature version contain ``|`` themselves), so different requests never share a key."""
+    rest = "\x1f".join((bucket, str(k), *sorted(set(exclude)), "\x1e", model_version, feature_version))
+    return f"{user}|{hashlib.blake2b(rest.encode(), digest_size=12).hexdigest()}"
 
 
 class Cache(Protocol):

@@ -1,8 +1,12 @@
-"""Per-request user reads (consent, profile, session) with a timeout budget and a breaker.
+"""Per-request user reads (consent, profile, session) behind a breaker.
 
-When the online store fails or is slow, requests fall back to the user's last-known rows (or
-none) and are marked degraded. After a failure the store is left alone for a short cool-down so
-a dead store costs one timeout, not one per request; then a single request probes it again.
+When the online store fails, requests fall back to the user's last-known rows (or none) and are
+marked degraded. After a failure the store is left alone for a short cool-down so a dead store
+costs one timeout, not one per request; then a single request probes it again.
+
+The timeout is the store client's own: on Redis the socket timeouts that
+``SETLIST_ONLINE_TIMEOUT_MS`` sets (at least 200 ms); the embedded SQLite store is local and has
+none, so a slow disk slows Rank rather than degrading it. There is no per-request deadline here.
 """
 
 from __future__ import annotations

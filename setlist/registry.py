@@ -93,13 +93,20 @@ def connect(settings: Settings) -> MlflowClient:
     (log_model, models:/ URIs) somewhere else; pinning it always would make a later client of
     another store (a test's second world) read this one's registry."""
     import mlflow
-    from mlflow import MlflowClient
 
     uri = settings.tracking_uri
     mlflow.set_tracking_uri(uri)
     if mlflow.get_registry_uri() != uri:
         mlflow.set_registry_uri(uri)
-    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+    return reader(settings)
+
+
+def reader(settings: Settings) -> MlflowClient:
+    """A client of the settings' store that leaves the process's MLflow state alone: for code that
+    only reads (listings, reports) and must not redirect another component's fluent calls."""
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
 
 
 def ensure_experiment(client: MlflowClient, settings: Settings) -> str:

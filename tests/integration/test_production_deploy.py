@@ -126,3 +126,14 @@ def test_feast_spark_config_uses_spark_store_and_engine_with_placeholders(monkey
     config: RepoConfig = load_repo_config(FEAST_SPARK.parent, FEAST_SPARK)
     assert config.offline_store.spark_conf["spark.master"] == "local[2]"
     assert config.batch_engine.type == "spark.engine"
+
+
+def test_the_image_copies_every_package_its_build_and_entrypoint_import():
+    """`make setup` inside the image runs Makefile recipes (`python -m scripts.protogen`), and the
+    entry point runs `python -m serving`: each top-level package those import must be copied."""
+    root = DEPLOY.parent
+    copied = set(re.findall(r"^COPY (\w+) \1$", (root / "Dockerfile").read_text(), re.M))
+    makefile = (root / "Makefile").read_text()
+    recipe = makefile[makefile.index("\nprotos:") : makefile.index("\n\n", makefile.index("\nprotos:"))]
+    needed = {m.split(".")[0] for m in re.findall(r"-m ([\w.]+)", recipe)} | {"serving", "setlist", "feature_repo"}
+    assert needed <= copied, f"the Dockerfile does not copy {sorted(needed - copied)}"
