@@ -34,6 +34,15 @@ def _missing(exc: MissingServer) -> None:
     pytest.skip(str(exc))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def protos() -> None:
+    """Generate the gRPC code (a no-op when it is newer than every .proto), so any test, in any
+    layer or order, runs from a fresh clone without `make protos`."""
+    from scripts import protogen
+
+    protogen.generate()
+
+
 @pytest.fixture(autouse=True)
 def _fresh_settings() -> Iterator[None]:
     """``get_settings`` is cached; clear it so each test sees its own environment."""

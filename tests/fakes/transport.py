@@ -1,7 +1,7 @@
 """Shared by the transport tests: an honest fake ``Ranking`` and fixtures for a real in-process server.
 
-No tests live here. ``tests/integration/conftest.py`` registers the fixtures (``protos``,
-``serve_fake``) for the integration layer only, so they stay out of the shared conftest.
+No tests live here. ``tests/integration/conftest.py`` registers ``serve_fake`` for the integration
+layer only, so it stays out of the shared conftest.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 
-from scripts import protogen
 from serving.client import SetlistClient
 from serving.errors import InvalidArgument
 from serving.grpc.server import RunningServer, start_server
@@ -92,12 +91,6 @@ def make_settings(**overrides: Any) -> Settings:
     values: dict[str, Any] = {"host": "127.0.0.1", "port": 0, "metrics_port": 0, "max_concurrency": 8}
     values.update(overrides)
     return Settings(**values)
-
-
-@pytest.fixture(scope="session", autouse=True)
-def protos() -> None:
-    """Generate the gRPC code, so the tests run from a fresh clone without `make protos`."""
-    protogen.generate()
 
 
 ServeFake = Callable[..., tuple[RunningServer, SetlistClient, FakeRanking]]
