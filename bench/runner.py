@@ -11,6 +11,8 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -22,6 +24,21 @@ from bench.plan import Plan
 from bench.prepare import ROOT, SCALES, Prepared, prepare
 from bench.servers import server
 from bench.users import load_users
+
+
+@dataclass(frozen=True)
+class _Bench:
+    """What every server phase of a run works with."""
+
+    console: Console
+    plan: Plan
+    env: dict[str, str]
+    logs: Path
+    seed: int
+    requests: list[Any]
+    track_users: list[Any]
+    fresh_users: list[Any]
+    items: list[str]
 
 
 def run(scale_name: str, seed: int, plan: Plan, fresh: bool, console: Console) -> dict[str, Any]:
@@ -42,11 +59,31 @@ def run(scale_name: str, seed: int, plan: Plan, fresh: bool, console: Console) -
     rank_users = users[:n_rank]
     fresh_users = users[n_rank : n_rank + plan.freshness_trials]
     track_users = users[n_rank + plan.freshness_trials :] or rank_users
-    requests = sc.rank_requests(rank_users)
-    items = pd.read_parquet(prepared.data_dir / "catalog" / "items.parquet", columns=["item_id"])["item_id"].tolist()
-    env = {**prepared.env, **dict(plan.server_env)}
+    b = _Bench(
+        console,
+        plan,
+        {**prepared.env, **dict(plan.server_env)},
+        logs,
+        seed,
+        sc.rank_requests(rank_users),
+        track_users,
+        fresh_users,
+        pd.read_parquet(prepared.data_dir / "catalog" / "items.parquet", columns=["item_id"])["item_id"].tolist(),
+    )
     out: dict[str, Any] = {"prepared": prepared, "stages": stages, "plan": plan}
+    out |= _cache_miss(b)
+    out |= _cache_on(b)
+    out |= _baseline(b)
+    out["duration_s"] = {"total": round(time.monotonic() - started, 1), "prepare": round(prepared_s, 1)}
+    out["machine"] = {**machine_start, "loadavg_end": machine_info()["loadavg_start"]}
+    return out
 
+
+def _cache_miss(b: _Bench) -> dict[str, Any]:
+    """The fast engine, cache off: Rank cache misses unloaded, in an open loop (impression logging
+    off, then on) and in closed loops."""
+    console, plan, env, logs, requests, seed = b.console, b.plan, b.env, b.logs, b.requests, b.seed
+    out: dict[str, Any] = {}
     # Impression logging is measured on and off: the cache-miss runs keep it off, one run turns it on.
     miss_env = {**env, "SETLIST_CACHE_ENABLED": "false", "SETLIST_IMPRESSIONS_ENABLED": "false"}
     console.rule("fast engine, cache off: Rank cache-miss")
@@ -85,7 +122,13 @@ def run(scale_name: str, seed: int, plan: Plan, fresh: bool, console: Console) -
             "open loop with impression logging on",
             sc.rank_open(s.target, requests, plan.rps, plan.open_s, plan.warmup_s, plan.rank_timeout_s, seed),
         )
+    return out
 
+
+def _cache_on(b: _Bench) -> dict[str, Any]:
+    """The fast engine, cache on: cache hits, Track throughput and freshness."""
+    console, plan, env, logs, requests, seed = b.console, b.plan, b.env, b.logs, b.requests, b.seed
+    out: dict[str, Any] = {}
     console.rule("fast engine, cache on: cache hits, Track, freshness")
     with server("fast-cache", {**env, "SETLIST_CACHE_ENABLED": "true"}, logs, workers=plan.workers) as s:
         hot = requests[: plan.hot_users]
@@ -104,15 +147,28 @@ def run(scale_name: str, seed: int, plan: Plan, fresh: bool, console: Console) -
             console,
             f"Track, {plan.track_streams} streams × {plan.track_batch} events",
             sc.track_throughput(
-                s.target, track_users, items, plan.track_streams, plan.track_batch, plan.track_s, plan.warmup_s, 10.0
+                s.target,
+                b.track_users,
+                b.items,
+                plan.track_streams,
+                plan.track_batch,
+                plan.track_s,
+                plan.warmup_s,
+                10.0,
             ),
         )
         out["freshness"] = _run(
             console,
             f"freshness, {plan.freshness_trials} trials",
-            sc.freshness(s.target, fresh_users, plan.freshness_trials, plan.rank_timeout_s),
+            sc.freshness(s.target, b.fresh_users, plan.freshness_trials, plan.rank_timeout_s),
         )
+    return out
 
+
+def _baseline(b: _Bench) -> dict[str, Any]:
+    """The baseline engine: Feast get_online_features and an MLflow pyfunc predict."""
+    console, plan, env, logs, requests, seed = b.console, b.plan, b.env, b.logs, b.requests, b.seed
+    out: dict[str, Any] = {}
     console.rule("baseline engine: Feast get_online_features + MLflow pyfunc predict")
     with server("baseline", env, logs, engine="baseline", workers=plan.workers) as s:
         out["startup_baseline_s"] = round(s.startup_s, 1)
@@ -128,8 +184,6 @@ def run(scale_name: str, seed: int, plan: Plan, fresh: bool, console: Console) -
                 s.target, requests, plan.rps, plan.baseline_s, min(plan.warmup_s, 1.0), plan.baseline_timeout_s, seed
             ),
         )
-    out["duration_s"] = {"total": round(time.monotonic() - started, 1), "prepare": round(prepared_s, 1)}
-    out["machine"] = {**machine_start, "loadavg_end": machine_info()["loadavg_start"]}
     return out
 
 

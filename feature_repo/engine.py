@@ -21,7 +21,8 @@ import numpy as np
 import pandas as pd
 
 from feature_repo.windows_agg import DAY_NS, MAX_WIDTH, DayRows, cumulative, day_rows, distinct, trailing
-from setlist.featureset import Column, DeclarationError, Events, Feature, FeatureSet, Table
+from setlist.feature_sources import Column, Events, Table
+from setlist.featureset import DeclarationError, Feature, FeatureSet
 
 DAY = pd.Timedelta(days=1)
 

@@ -26,7 +26,8 @@ from serving.errors import InvalidArgument
 from serving.types import RankedItem, RankQuery, RankResult, TrackEvent, TrackResult
 from setlist import registry
 from setlist.blend import Blend
-from setlist.candidates import CandidateIndex, cohort_key
+from setlist.candidate_sources import cohort_key
+from setlist.candidates import CandidateIndex
 from setlist.features import CROSS_NAMES, USER_TOP_GENRE, USER_VECTOR, effective_session
 from setlist.featureset import Service
 from setlist.pseudonym import pseudonymize

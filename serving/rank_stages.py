@@ -22,7 +22,8 @@ from serving.explain import reasons
 from serving.live import Variant
 from serving.types import RankedItem, RankQuery
 from serving.user_features import UserRows
-from setlist.candidates import GLOBAL_COHORT, Candidates, cohort_key
+from setlist.candidate_sources import GLOBAL_COHORT, cohort_key
+from setlist.candidates import Candidates
 from setlist.features import USER_TOP_GENRE, USER_VECTOR, effective_session
 from setlist.featureset import FeatureSet
 

@@ -8,7 +8,8 @@ from typing import Any
 import pandas as pd
 from mlflow.pyfunc import PythonModel
 
-from setlist.candidates import CandidateIndex, cohort_key
+from setlist.candidate_sources import cohort_key
+from setlist.candidates import CandidateIndex
 
 INDEX_ARTIFACT = "index"
 

@@ -1,11 +1,9 @@
 """The candidate index: stage one of ranking, shared by training (which builds and evaluates it)
 and serving (which loads it from the MLflow artifact).
 
-Five sources are merged: collaborative embeddings (exact inner product for small catalogs, an
-HNSW index for large ones), item neighbours of the user's history (EASE weights, where the catalog
-is small enough to fit them), session co-visitation, popularity within the session's and the
-user's genres, and popularity by cohort (locale × device), which is also the whole answer for
-cold-start users and users without personalization consent.
+``generate`` merges the five candidate sources (``setlist.candidate_sources``: collaborative
+embeddings, item neighbours, session co-visitation, genre and cohort popularity) into one list,
+and ``cross_features`` turns that list into the user×item block of the ranker's input.
 
 Items the user has already interacted with are left out when the index says so: training decides
 that from the data (ratings are given once; music is replayed).
@@ -14,28 +12,17 @@ that from the data (ratings are given once; music is replayed).
 from __future__ import annotations
 
 import json
-from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 
+from setlist.candidate_sources import GLOBAL_COHORT, CandidateSources, SourceQuery
 from setlist.features import CROSS_NAMES
 
 #: catalogs above this size use the approximate (HNSW) index
 EXACT_LIMIT = 20_000
-#: the most recent history items whose neighbours are summed per request (bounds the hot path)
-HISTORY_LIMIT = 256
-GLOBAL_COHORT = "*"
-
-
-def cohort_key(locale: str, device: str) -> str:
-    return f"{locale or 'unknown'}|{device or 'unknown'}"
-
-
-def genre_key(genre: str) -> str:
-    return f"genre={genre}"
 
 
 def _rank01(scores: np.ndarray) -> np.ndarray:
@@ -63,50 +50,6 @@ class Candidates:
         return self.knn_score if self.knn_score is not None else np.zeros(len(self.idx), np.float32)
 
 
-@dataclass(frozen=True)
-class SourceQuery:
-    """What a single source is asked (``CandidateIndex.propose``); ``generate`` asks them all."""
-
-    user_id: str | None = None
-    last_items: tuple[str, ...] = ()  # the session's most recent items, newest first
-    cohort: str = GLOBAL_COHORT
-    genres: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Proposal:
-    """One source's answer: unique item indices and the source's own score of each (higher is
-    better; sources score on different scales, so the merge counts sources rather than adding)."""
-
-    idx: np.ndarray
-    score: np.ndarray
-    # every item the source scored (ascending) and its score: candidates read their feature here
-    scored: tuple[np.ndarray, np.ndarray] | None = None
-
-
-@dataclass(frozen=True)
-class _Asked:
-    """A query resolved against the index once and shared by every source of a request."""
-
-    uidx: int | None
-    uvec: np.ndarray | None
-    seen: np.ndarray  # every item the user interacted with
-    recent: np.ndarray  # the history whose neighbours count
-    last_idx: list[int]
-    genres: tuple[str, ...]
-    cohort: str
-
-
-#: the candidate sources by name, each a method of ``CandidateIndex`` taking (``_Asked``, n)
-SOURCES = {
-    "embeddings": "_embeddings",
-    "neighbours": "_neighbours",
-    "covisitation": "_covisitation",
-    "genre_popularity": "_genre_popularity",
-    "cohort_popularity": "_cohort_popularity",
-}
-
-
 def _lookup(scored: tuple[np.ndarray, np.ndarray] | None, idx: np.ndarray) -> np.ndarray:
     """Each of ``idx``'s score in a source's (ascending items, scores), 0 where it has none."""
     out = np.zeros(len(idx), np.float32)
@@ -119,7 +62,10 @@ def _lookup(scored: tuple[np.ndarray, np.ndarray] | None, idx: np.ndarray) -> np
     return out
 
 
-class CandidateIndex:
+class CandidateIndex(CandidateSources):
+    """Stage one's fitted arrays (users, items, co-visitation, neighbours, popularity lists), the
+    sources over them (``CandidateSources``), their merge (``generate``) and its persistence."""
+
     def __init__(
         self,
         item_ids: np.ndarray,
@@ -161,124 +107,6 @@ class CandidateIndex:
         rank = np.ones(n, dtype=np.float32)
         rank[lst] = np.arange(len(lst), dtype=np.float32) / max(len(lst), 1)
         return rank
-
-    def _build_ann(self):
-        import faiss
-
-        index = faiss.IndexHNSWFlat(self.item_factors.shape[1], 32, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efSearch = 256
-        index.add(self.item_factors)
-        return index
-
-    # --- retrieval ---------------------------------------------------------------------------
-    def _embedding_top(self, uvec: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-        if self._ann is not None:
-            scores, idx = self._ann.search(uvec[None, :], n)
-            keep = idx[0] >= 0
-            return idx[0][keep].astype(np.int64), scores[0][keep]
-        scores = self.item_factors @ uvec
-        n = min(n, len(scores))
-        top = np.argpartition(-scores, n - 1)[:n]
-        return top.astype(np.int64), scores[top]
-
-    def _covis_scores(self, rows: list[int]) -> tuple[np.ndarray, np.ndarray]:
-        """Items co-visited with any of ``rows`` (ascending) and their summed scores (non-zero).
-
-        Sums only the stored entries of those rows: summing the sparse rows into a dense vector over
-        the whole catalog costs a few tenths of a millisecond per Rank at 50k items."""
-        block = self.covis[rows]
-        cols, where = np.unique(block.indices, return_inverse=True)
-        sums = np.bincount(where, weights=block.data).astype(np.float32)
-        keep = sums != 0
-        return cols[keep].astype(np.int64), sums[keep]
-
-    def history(self, uidx: int | None) -> tuple[np.ndarray, np.ndarray]:
-        """(items the user interacted with, the most recent ``HISTORY_LIMIT`` of those whose
-        neighbours count: the user's row of the matrix EASE was fitted on, skips left out)."""
-        if uidx is None or self.seen is None or uidx >= self.seen.shape[0]:
-            empty = np.zeros(0, np.int64)
-            return empty, empty
-        s, e = self.seen.indptr[uidx], self.seen.indptr[uidx + 1]
-        items, order = self.seen.indices[s:e].astype(np.int64), self.seen.data[s:e]
-        profile, order = items[order > 0], order[order > 0]
-        if len(profile) > HISTORY_LIMIT:
-            profile = profile[np.argsort(-order, kind="stable")[:HISTORY_LIMIT]]
-        return items, np.sort(profile)
-
-    def _knn_scores(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Items reached from ``rows`` (ascending) and their summed weights. A bincount over the
-        catalog, not a sort: its cost is the rows' stored weights plus one pass over the catalog,
-        which stays small because only catalogs that fit EASE carry neighbours."""
-        if self.knn is None or not len(rows):
-            return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        block = self.knn[rows]
-        sums = np.bincount(block.indices, weights=block.data, minlength=self.knn.shape[1])
-        cols = np.flatnonzero(sums)
-        return cols.astype(np.int64), sums[cols].astype(np.float32)
-
-    def popularity(self, cohort: str) -> np.ndarray:
-        return self.cohorts.get(cohort, self.cohorts[GLOBAL_COHORT])
-
-    # --- the sources, one method each: (a resolved query, how many) -> a Proposal ----------------
-    def _ask(self, q: SourceQuery, personalized: bool = True) -> _Asked:
-        uidx = self.user_index.get(q.user_id) if personalized and q.user_id else None
-        seen, recent = self.history(uidx)
-        return _Asked(
-            uidx,
-            self.user_factors[uidx] if uidx is not None else None,
-            seen,
-            recent,
-            [self.item_index[i] for i in q.last_items if i in self.item_index],
-            tuple(dict.fromkeys(g for g in q.genres if g)),
-            q.cohort,
-        )
-
-    def _embeddings(self, a: _Asked, n: int) -> Proposal:
-        """Collaborative: the items nearest the user's embedding (none for an unknown user)."""
-        if a.uvec is None:
-            return Proposal(np.zeros(0, np.int64), np.zeros(0, np.float32))
-        # asks for the seen items on top, so dropping them still leaves n
-        return Proposal(*self._embedding_top(a.uvec, n + (len(a.seen) if self.exclude_seen else 0)))
-
-    def _neighbours(self, a: _Asked, n: int) -> Proposal:
-        """EASE item neighbours of the user's recent history."""
-        cols, sums = self._knn_scores(a.recent)
-        top = np.argsort(-sums, kind="stable")[:n]
-        return Proposal(cols[top], sums[top], (cols, sums))
-
-    def _covisitation(self, a: _Asked, n: int) -> Proposal:
-        """Items played around the session's last items."""
-        if not a.last_idx:
-            return Proposal(np.zeros(0, np.int64), np.zeros(0, np.float32))
-        cols, sums = self._covis_scores(a.last_idx)
-        top = np.argsort(-sums, kind="stable")[:n]
-        return Proposal(cols[top], sums[top], (cols, sums))
-
-    def _genre_list(self, genre: str, n: int) -> np.ndarray | None:
-        lst = self.cohorts.get(genre_key(genre))
-        return None if lst is None else np.asarray(lst[:n], np.int64)
-
-    def _genre_popularity(self, a: _Asked, n: int) -> Proposal:
-        """The most played items of the session's and the user's genres (merged, first seen first)."""
-        lists = [lst for g in a.genres if (lst := self._genre_list(g, n)) is not None]
-        idx = np.fromiter(dict.fromkeys(np.concatenate(lists).tolist()) if lists else (), np.int64)[:n]
-        return Proposal(idx, -np.arange(len(idx), dtype=np.float32))
-
-    def _cohort_popularity(self, a: _Asked, n: int) -> Proposal:
-        """The most played items of the request's cohort (locale × device), else of everyone."""
-        idx = np.asarray(self.popularity(a.cohort)[:n], np.int64)
-        return Proposal(idx, -np.arange(len(idx), dtype=np.float32))
-
-    def propose(self, source: str, q: SourceQuery, n: int, exclude: Collection[int] = ()) -> Proposal:
-        """One named source (``SOURCES``) on its own, without the items in ``exclude`` (and the
-        user's seen items where the index leaves those out). ``generate`` merges the sources."""
-        a = self._ask(q)
-        p: Proposal = getattr(self, SOURCES[source])(a, n)
-        drop = np.fromiter(exclude, np.int64, count=len(exclude))
-        if self.exclude_seen:
-            drop = np.concatenate([drop, a.seen])
-        keep = ~np.isin(p.idx, drop)
-        return Proposal(p.idx[keep][:n], p.score[keep][:n])
 
     def generate(
         self,

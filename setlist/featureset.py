@@ -6,6 +6,10 @@ declarations come the Feast views and services (``feature_repo``), the offline c
 (``feature_repo.engine``), the Great Expectations checks (``validation``) and each service's ranker
 input order, which training records on the model and serving reads back.
 
+Declaration files import their vocabulary from here: the sources (``setlist.feature_sources``) and
+the shared filters and request transforms (``setlist.feature_transforms``) are re-exported.
+A model's inputs laid out over the blocks are ``setlist.feature_layout.Layout``.
+
 Pure Python on purpose (no Feast, no pandas): serving, training and the feature repository all
 read it, and the hot path must not pay for an import it does not use.
 """
@@ -14,28 +18,66 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Literal, get_args
+from typing import Literal
 
-from setlist.contract import EVENT_TYPES, POSITIVE_TYPES
+from setlist.contract import EVENT_TYPES
 from setlist.errors import SetlistError
+from setlist.feature_sources import (
+    FUNCTIONS,
+    INTERACTIONS,
+    NEGATIVE_TYPES,
+    POSITIVES,
+    TRANSFORMS,
+    Candidate,
+    Column,
+    Events,
+    Request,
+    Session,
+    Source,
+    Table,
+)
+from setlist.feature_transforms import DeviceIs, engaged, hour_cos, hour_sin, is_weekend
+
+__all__ = [
+    # the declaration types, and what is derived from a set of declarations
+    "Entity",
+    "DType",
+    "NUMERIC",
+    "VIEW_OF",
+    "BLOCKS",
+    "SERVICE_PREFIX",
+    "MODEL_SERVICE_ATTR",
+    "DEFAULT_SERVICE",
+    "Expect",
+    "Feature",
+    "DeclarationError",
+    "Service",
+    "FeatureSet",
+    "service_name",
+    "parse_service",
+    # re-exported for declaration files: the sources (setlist.feature_sources)
+    "Events",
+    "Column",
+    "Session",
+    "Request",
+    "Candidate",
+    "Table",
+    "INTERACTIONS",
+    "NEGATIVE_TYPES",
+    "POSITIVES",
+    # re-exported for declaration files: filters and request transforms (setlist.feature_transforms)
+    "engaged",
+    "hour_sin",
+    "hour_cos",
+    "is_weekend",
+    "DeviceIs",
+]
 
 Entity = Literal["user", "item", "session", "request", "user_item"]
 DType = Literal["int64", "float64", "float_list", "string", "bool"]
-Function = Literal[
-    "count", "sum", "mean", "rate", "last", "distinct", "days_since_last", "days_since_first", "share", "top"
-]
-Transform = Literal["value", "days_since", "year", "contains"]
-
-#: every event type but impressions: what a user did, not what they were shown
-INTERACTIONS: tuple[str, ...] = tuple(t for t in EVENT_TYPES if t != "impression")
-NEGATIVE_TYPES: tuple[str, ...] = ("skip", "not_interested")
-POSITIVES: tuple[str, ...] = tuple(sorted(POSITIVE_TYPES))
-FUNCTIONS: tuple[str, ...] = get_args(Function)
-TRANSFORMS: tuple[str, ...] = get_args(Transform)
 NUMERIC: frozenset[str] = frozenset({"int64", "float64", "bool"})
 
 #: the Feast view that holds each stored entity's features
@@ -47,80 +89,6 @@ SERVICE_PREFIX = "ranker_v"
 MODEL_SERVICE_ATTR = "feature_service"
 #: what a model without that attribute was trained on (models from before services had versions)
 DEFAULT_SERVICE = "ranker_v1"
-
-
-@dataclass(frozen=True)
-class Events:
-    """An aggregation over the event log, per entity, at the end of each day with events.
-
-    ``types`` filters by event type (``None``: every event, impressions included); ``where`` is a
-    further filter, a function of the event columns (``type``, ``value``, ``item_id``…) returning
-    a boolean array. ``rate`` divides the count of ``types`` by the count of ``over``. ``column``
-    names an event column, ``day`` (for ``distinct``: active days) or a catalogue column joined by
-    item (``genre``). ``windows`` are trailing days, the day itself included; none means all history.
-    """
-
-    function: Function
-    column: str | None = None
-    types: tuple[str, ...] | None = None
-    over: tuple[str, ...] | None = None
-    where: Callable[[Any], Any] | None = None
-    windows: tuple[int, ...] = ()
-
-
-@dataclass(frozen=True)
-class Column:
-    """A column of a table the user brings: ``items`` (the imported catalogue) or a registered
-    ``Table``, joined by entity key (and as of the snapshot when the table has a timestamp).
-    ``transform``: ``days_since`` a date, its ``year``, or whether a pipe-separated list
-    ``contains`` ``argument`` (multi-hot). ``fallback`` fills rows the table has no value for."""
-
-    table: str
-    column: str
-    transform: Transform = "value"
-    argument: str | None = None
-    fallback: Events | None = None
-
-
-@dataclass(frozen=True)
-class Session:
-    """A field of the session state (``setlist.features.SessionState``), pushed by Track."""
-
-    field: str
-
-
-@dataclass(frozen=True)
-class Request:
-    """An on-demand transform of the request: ``fn(device, hour, weekday) -> float``, run by the
-    Feast on-demand view offline and by Rank online."""
-
-    fn: Callable[[str, int, int], float]
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """A user×item score from the candidate stage (``CandidateIndex.cross_features``)."""
-
-
-Source = Events | Column | Session | Request | Candidate
-
-
-@dataclass(frozen=True)
-class Table:
-    """A table the user registers as a feature source: a parquet or CSV file, or a SQL query.
-
-    ``personal`` user attributes are joined only for users with personalization consent."""
-
-    name: str
-    entity: Literal["user", "item"]
-    key: str
-    path: str | None = None
-    sql: str | None = None
-    url: str | None = None
-    timestamp: str | None = None
-    personal: bool = True
-    owner: str = ""
-    description: str = ""
 
 
 @dataclass(frozen=True)
@@ -390,82 +358,3 @@ def parse_service(name: str) -> int:
     if not m:
         raise DeclarationError(f"a feature service is named {SERVICE_PREFIX}<N>, got {name!r}")
     return int(m.group(1))
-
-
-# --- shared filters and request transforms for declarations ---------------------------------------
-def engaged(ev: Any) -> Any:
-    """Positive engagement: a like or playlist add, or a play of at least half the item."""
-    import numpy as np
-
-    return np.isin(ev.type, POSITIVES) | ((ev.type == "play") & (ev.value >= 0.5))
-
-
-def hour_sin(device: str, hour: int, weekday: int) -> float:
-    return math.sin(2 * math.pi * (hour % 24) / 24)
-
-
-def hour_cos(device: str, hour: int, weekday: int) -> float:
-    return math.cos(2 * math.pi * (hour % 24) / 24)
-
-
-def is_weekend(device: str, hour: int, weekday: int) -> float:
-    return 1.0 if weekday >= 5 else 0.0
-
-
-@dataclass(frozen=True)
-class DeviceIs:
-    """``1.0`` when the request's device is ``device`` (a picklable callable, unlike a lambda)."""
-
-    device: str
-
-    def __call__(self, device: str, hour: int, weekday: int) -> float:
-        return 1.0 if device == self.device else 0.0
-
-    @property
-    def __name__(self) -> str:
-        return f"device == {self.device!r}"
-
-
-class Layout:
-    """Where each of a model's inputs comes from: a block (``BLOCKS``) and a column of that block's
-    array. Serving fills block arrays with every declared input once per request and each model
-    takes its own columns, so models on different feature services share one read."""
-
-    def __init__(self, names: Sequence[str], columns: dict[str, Sequence[str]]) -> None:
-        import numpy as np
-
-        self.names = tuple(names)
-        self.columns = {b: tuple(columns.get(b, ())) for b in BLOCKS}
-        where = {n: (b, k) for b in BLOCKS for k, n in enumerate(self.columns[b])}
-        missing = [n for n in self.names if n not in where]
-        if missing:
-            raise DeclarationError(f"inputs not among the declared features: {', '.join(missing[:5])}")
-        self._parts = []
-        for b in BLOCKS:
-            pos = [i for i, n in enumerate(self.names) if where[n][0] == b]
-            if pos:
-                self._parts.append(
-                    (b, np.array(pos, dtype=np.intp), np.array([where[self.names[i]][1] for i in pos], dtype=np.intp))
-                )
-
-    @classmethod
-    def of(cls, names: Sequence[str], features: FeatureSet) -> Layout:
-        """For block arrays holding every declared input (serving)."""
-        return cls(names, {b: features.inputs(b) for b in BLOCKS})
-
-    def block_names(self, block: str) -> tuple[str, ...]:
-        """The inputs this model reads from one block, in block order."""
-        return tuple(n for n in self.columns[block] if n in set(self.names))
-
-    def assemble(self, user: Any, session: Any, request: Any, item: Any, cross: Any) -> Any:
-        """The (n_candidates × inputs) float32 matrix. ``user``, ``session`` and ``request`` are
-        one row each, broadcast to every candidate; ``item`` and ``cross`` have a row per candidate."""
-        import numpy as np
-
-        n = item.shape[0]
-        out = np.empty((n, len(self.names)), dtype=np.float32)
-        arrays = {"user": user, "session": session, "request": request, "item": item, "user_item": cross}
-        for b, pos, cols in self._parts:
-            a = np.asarray(arrays[b], dtype=np.float32)
-            out[:, pos] = a[cols] if a.ndim == 1 else a[:, cols]
-        return out

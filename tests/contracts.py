@@ -27,8 +27,10 @@ from serving.live import Variant
 from serving.rollout.models import ModelBundle
 from serving.types import RankedItem
 from setlist.blend import MARGIN_FEATURE, margin_basis, set_blend
-from setlist.candidates import GLOBAL_COHORT, CandidateIndex, SourceQuery, cohort_key, genre_key
-from setlist.featureset import FeatureSet, Layout
+from setlist.candidate_sources import GLOBAL_COHORT, SourceQuery, cohort_key, genre_key
+from setlist.candidates import CandidateIndex
+from setlist.feature_layout import Layout
+from setlist.featureset import FeatureSet
 
 ITEMS, USERS, GENRES = 60, 20, ("rock", "jazz", "folk")
 COHORT = cohort_key("en_US", "mobile")

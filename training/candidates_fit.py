@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from setlist.candidates import GLOBAL_COHORT, CandidateIndex, cohort_key, genre_key
+from setlist.candidate_sources import GLOBAL_COHORT, cohort_key, genre_key
+from setlist.candidates import CandidateIndex
 from setlist.windows import Window, trailing
 from training.ease import fit_ease, top_neighbours
 from training.labels import label

@@ -15,9 +15,11 @@ import pandas as pd
 from feast import FeatureStore
 
 from setlist.blend import margin_basis
-from setlist.candidates import CandidateIndex, Candidates, cohort_key
+from setlist.candidate_sources import cohort_key
+from setlist.candidates import CandidateIndex, Candidates
+from setlist.feature_layout import Layout
 from setlist.features import CROSS_NAMES, SESSION_FIELDS, USER_TOP_GENRE, USER_VECTOR, effective_session
-from setlist.featureset import Layout, Service
+from setlist.featureset import Service
 
 #: the frame's column holding ``margin_basis`` of each row's query, over all its candidates
 MARGIN_BASIS = "margin_basis"

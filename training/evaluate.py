@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from setlist.candidates import CandidateIndex, cohort_key
+from setlist.candidate_sources import cohort_key
+from setlist.candidates import CandidateIndex
 from setlist.featureset import Service
 from training.dataset import _cross, exclusions, generate_for, layout, numeric
 

@@ -13,7 +13,6 @@ from setlist.blend import scorer
 from setlist.candidates import CandidateIndex
 from setlist.catalog import load_items
 from setlist.consent import opted_out_users, personalizable
-from setlist.errors import Refused
 from setlist.eventlog import EventLog
 from setlist.featureset import DeclarationError, Service
 from setlist.settings import Settings
@@ -21,31 +20,21 @@ from training.candidates_fit import CandidateParams, FittedCandidates, fit_candi
 from training.champion import champion_metrics
 from training.dataset import COMPLETE, RankingSet, daily_item_matrix, query_state, training_rows
 from training.evaluate import Baseline, Evaluation, als_baseline, ease_baseline, evaluate
-from training.labels import label
+from training.folds import MIN_TRAIN_QUERIES, TrainingRefused, combine, ranker_splits, require_enough, split_params
 from training.progress import Reporter
 from training.ranker import FittedRanker, RankerParams, fit
 from training.record import record
-from training.splits import MIN_POSITIVES, Split, SplitParams, make_split, repeat_share
+from training.splits import MIN_POSITIVES, Split, make_split, repeat_share
 
 NEGATIVES_PER_QUERY = 50
 MAX_HOLDOUT_QUERIES = 3000
 COLD_EVENTS = 5
-#: below this many ranker training queries the ranker cannot be fitted and validated honestly
-MIN_TRAIN_QUERIES = 10
-#: a per-user protocol gives one query per user: on a small log the ranker repeats it on earlier
-#: folds (each with a candidate model of its own) until it has about this many queries
-TARGET_TRAIN_QUERIES = 1000
-MAX_RANKER_FOLDS = 3
 #: share of the ranker's queries (the newest) that validate its choices, at most this many: each
 #: brings its whole candidate list
 VALIDATION_SHARE = 0.2
 MAX_VALIDATION_QUERIES = 300
 #: leave seen items out when fewer positives than this are repeats (ratings: ~0; music: most)
 REPEAT_SHARE_LIMIT = 0.2
-
-
-class TrainingRefused(Refused, RuntimeError):
-    """The training set failed its gate; nothing was trained or registered."""
 
 
 @dataclass
@@ -65,78 +54,6 @@ class TrainingResult:
 
 def _sample(q: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
     return q if len(q) <= n else q.sample(n=n, random_state=seed).sort_values("query_id")
-
-
-def split_params(settings: Settings) -> SplitParams:
-    return SplitParams(
-        kind=settings.split,
-        holdout_days=settings.holdout_days,
-        holdout_share=settings.holdout_share,
-        holdout_fraction=settings.holdout_fraction,
-        min_users=settings.min_holdout_users,
-        min_queries=settings.min_holdout_queries,
-    )
-
-
-def _ranker_splits(outer: Split, settings: Settings, exclude_seen: bool) -> list[Split]:
-    """The outer protocol again, inside the training part, so the ranker learns the evaluated task;
-    repeated on the remaining earlier part while queries are few. Newest fold first."""
-    p = SplitParams(
-        kind=outer.kind,
-        holdout_days=settings.ranker_window_days,
-        holdout_share=settings.ranker_window_share,
-        holdout_fraction=settings.holdout_fraction,
-        min_users=0,
-        min_queries=0,
-    )
-    folds: list[Split] = []
-    source = outer.train
-    while True:
-        try:
-            inner = make_split(source, p, exclude_seen)
-        except ValueError as exc:
-            if folds:
-                break
-            raise TrainingRefused(f"cannot place the ranker's training window: {exc}") from exc
-        if folds and len(inner.queries) < MIN_TRAIN_QUERIES:
-            break
-        inner.reason = "the evaluation protocol, applied to the training part"
-        folds.append(inner)
-        enough = sum(len(f.queries) for f in folds) >= TARGET_TRAIN_QUERIES
-        if enough or len(folds) >= MAX_RANKER_FOLDS:
-            return folds
-        source = inner.train
-    return folds
-
-
-def _combine(sets: list[RankingSet]) -> RankingSet:
-    """Folds' rows as one set, query ids renumbered oldest fold first, so that ids still follow time
-    and the ranker validates on the newest queries."""
-    frames, offset = [], 0
-    for rs in reversed(sets):
-        frames.append(rs.frame.assign(query_id=rs.frame["query_id"] + offset))
-        offset += int(rs.frame["query_id"].max()) + 1
-    frame = pd.concat(frames, ignore_index=True)
-    return RankingSet(
-        frame=frame, groups=frame.groupby("query_id", sort=False).size().to_numpy(), inputs=sets[0].inputs
-    )
-
-
-def _enough(events: pd.DataFrame) -> None:
-    """Refuse early, in one sentence, when the data cannot train anything."""
-    if events.empty:
-        raise TrainingRefused(
-            "no events of users with personalization consent: nothing can be learned "
-            "(check the consent columns of the imported data)"
-        )
-    positives = int((label(events) == 1).sum())
-    if positives < 2 * MIN_TRAIN_QUERIES:
-        raise TrainingRefused(
-            f"only {positives} positive interactions (a like, a play with listen fraction ≥ 0.8, or a rating in "
-            "the top fifth of the scale): import more interactions, or check --rating-col / --type-col"
-        )
-    if events["user_id"].nunique() < 2 or events["item_id"].nunique() < 2:
-        raise TrainingRefused("the log has fewer than two users or two items: a ranking needs both")
 
 
 @dataclass
@@ -163,7 +80,7 @@ def plan_run(settings: Settings, log: EventLog, candidate_params: CandidateParam
         raise TrainingRefused(f"the event log at {settings.events_dir} is empty: run `make generate` or `make import`")
     opted_out = opted_out_users(raw)
     events = personalizable(raw)  # consent is enforced before anything is learned
-    _enough(events)
+    require_enough(events)
     repeats = repeat_share(events)
     exclude_seen = settings.exclude_seen if settings.exclude_seen is not None else repeats < REPEAT_SHARE_LIMIT
     cp = candidate_params or CandidateParams(
@@ -179,7 +96,7 @@ def plan_run(settings: Settings, log: EventLog, candidate_params: CandidateParam
             "no user has a held-out positive to evaluate on: every user needs at least "
             f"{MIN_POSITIVES} positive interactions (lower SETLIST_HOLDOUT_FRACTION or import more data)"
         )
-    folds = _ranker_splits(split, settings, exclude_seen)
+    folds = ranker_splits(split, settings, exclude_seen)
     svc = feature_service(settings)
     choices = [
         f"features: {svc.name} ({len(svc.inputs)} ranker inputs"
@@ -242,7 +159,7 @@ def ranker_set(settings: Settings, plan: Plan, store: FeatureStore, report: Repo
                 f"{exc}; import more interactions per user, or widen the ranker window "
                 "(SETLIST_RANKER_WINDOW_SHARE / SETLIST_RANKER_WINDOW_DAYS)"
             ) from exc
-    rs = _combine(sets)
+    rs = combine(sets)
     if len(rs.groups) < MIN_TRAIN_QUERIES:
         raise TrainingRefused(
             f"only {len(rs.groups)} ranker training queries have a positive among their "

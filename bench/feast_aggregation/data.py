@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ingest.importer import LIKE_FROM, SKIP_UP_TO
+from ingest.import_values import LIKE_FROM, SKIP_UP_TO
 
 ROOT = Path(__file__).resolve().parents[2]
 VAR = ROOT / "var" / "feast_aggregation"

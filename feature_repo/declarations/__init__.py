@@ -14,7 +14,8 @@ from functools import lru_cache
 from pathlib import Path
 from types import ModuleType
 
-from setlist.featureset import DeclarationError, Feature, FeatureSet, Table
+from setlist.feature_sources import Table
+from setlist.featureset import DeclarationError, Feature, FeatureSet
 from setlist.settings import Settings, get_settings
 
 PACKAGE_DIR = Path(__file__).resolve().parent

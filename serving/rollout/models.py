@@ -17,7 +17,8 @@ import numpy as np
 from setlist import registry
 from setlist.blend import scorer
 from setlist.candidates import CandidateIndex
-from setlist.featureset import DEFAULT_SERVICE, MODEL_SERVICE_ATTR, DeclarationError, FeatureSet, Layout
+from setlist.feature_layout import Layout
+from setlist.featureset import DEFAULT_SERVICE, MODEL_SERVICE_ATTR, DeclarationError, FeatureSet
 from setlist.registry import CHAMPION, Pair
 from setlist.settings import Settings
 

@@ -9,7 +9,9 @@ import pytest
 
 from feature_repo.declarations import load
 from serving.rollout.models import ModelHolder, ModelLoadError, check_signature, load_bundle
-from setlist.featureset import Events, Feature, FeatureSet, Layout
+from setlist.feature_layout import Layout
+from setlist.feature_sources import Events
+from setlist.featureset import Feature, FeatureSet
 
 DECLARATION = (
     "from setlist.featureset import Events, Feature\n"

@@ -17,9 +17,11 @@ import numpy as np
 import scipy.sparse as sp
 
 from serving.rollout.models import ModelBundle, ModelHolder, ModelLoadError, Pair
-from setlist.candidates import GLOBAL_COHORT, CandidateIndex
+from setlist.candidate_sources import GLOBAL_COHORT
+from setlist.candidates import CandidateIndex
+from setlist.feature_layout import Layout
 from setlist.features import USER_TOP_GENRE, USER_VECTOR
-from setlist.featureset import DEFAULT_SERVICE, MODEL_SERVICE_ATTR, FeatureSet, Layout
+from setlist.featureset import DEFAULT_SERVICE, MODEL_SERVICE_ATTR, FeatureSet
 from setlist.impressions import Impression
 from setlist.pseudonym import pseudonymize
 from setlist.publish import Publish

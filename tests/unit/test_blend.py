@@ -10,7 +10,8 @@ import xgboost as xgb
 from feature_repo.declarations import load
 from serving.rollout.models import ModelBundle
 from setlist.blend import MARGIN_FEATURE, margin_basis, scorer, set_blend
-from setlist.candidates import GLOBAL_COHORT, CandidateIndex
+from setlist.candidate_sources import GLOBAL_COHORT
+from setlist.candidates import CandidateIndex
 from setlist.features import CROSS_NAMES
 from training.candidates_fit import seen_matrix
 from training.ease import fit_ease, top_neighbours

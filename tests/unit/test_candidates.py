@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from setlist.candidates import GLOBAL_COHORT, CandidateIndex
+from setlist.candidate_sources import GLOBAL_COHORT
+from setlist.candidates import CandidateIndex
 
 
 def _index(seed: int = 0, items: int = 400, users: int = 30) -> CandidateIndex:

@@ -8,7 +8,8 @@ import pytest
 
 from serving import rank_stages as stages
 from setlist.blend import scorer
-from setlist.candidates import SOURCES, CandidateIndex, SourceQuery
+from setlist.candidate_sources import SOURCES, SourceQuery
+from setlist.candidates import CandidateIndex
 from tests.contracts import (
     ITEMS,
     RankerCase,

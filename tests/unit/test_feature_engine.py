@@ -11,7 +11,9 @@ from feature_repo import engine
 from feature_repo.build import prepare
 from feature_repo.declarations import load
 from setlist.consent import personalizable
-from setlist.featureset import INTERACTIONS, Column, DeclarationError, Events, Feature, FeatureSet, Table, engaged
+from setlist.feature_sources import INTERACTIONS, Column, Events, Table
+from setlist.feature_transforms import engaged
+from setlist.featureset import DeclarationError, Feature, FeatureSet
 
 DAY_NS = 86_400 * 10**9
 TYPES = np.array(["play", "skip", "like", "add_to_playlist", "not_interested", "impression"])

@@ -11,7 +11,7 @@ from serving import rank_stages as stages
 from serving.types import RankQuery
 from serving.user_features import UserRows
 from setlist.blend import scorer
-from setlist.candidates import GLOBAL_COHORT
+from setlist.candidate_sources import GLOBAL_COHORT
 from setlist.features import SESSION_GAP_S
 from tests.contracts import COHORT, NOW, tiny_booster, tiny_index, tiny_request, tiny_variant
 

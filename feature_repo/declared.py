@@ -1,0 +1,38 @@
+"""The feature declarations and the registered tables they read, loaded once per publish."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import pandas as pd
+
+from feature_repo import declarations
+from setlist.featureset import FeatureSet
+from setlist.pseudonym import pseudonymize
+from setlist.settings import Settings
+
+
+@dataclass(frozen=True)
+class Declared:
+    """The feature declarations and the registered tables they read, loaded once per publish."""
+
+    features: FeatureSet
+    user_tables: dict[str, pd.DataFrame]
+    item_tables: dict[str, pd.DataFrame]
+
+    @classmethod
+    def load(cls, settings: Settings) -> Declared:
+        from feature_repo.engine import load_tables
+
+        fs = declarations.load(settings)
+        key = settings.secret_hmac_key()
+        return cls(fs, load_tables(fs, "user", lambda u: pseudonymize(str(u), key)), load_tables(fs, "item"))
+
+    def fingerprint(self) -> str:
+        """Changes when a declaration or a registered table's content changes: a full rebuild."""
+        h = hashlib.sha256(self.features.fingerprint().encode())
+        for name, frame in sorted({**self.user_tables, **self.item_tables}.items()):
+            h.update(name.encode())
+            h.update(pd.util.hash_pandas_object(frame.astype(str), index=False).to_numpy().tobytes())
+        return h.hexdigest()[:16]

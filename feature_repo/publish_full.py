@@ -1,0 +1,111 @@
+"""The full build: every feature from the whole event log, gated, written to the feature files and
+materialized online; also the path for a batch built by the caller."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+import pyarrow as pa
+
+from feature_repo import declarations
+from feature_repo.build import FeatureBatches, build_prepared
+from feature_repo.buildstate import Plan
+from feature_repo.declared import Declared
+from feature_repo.gate import FeatureBatchRejected, batch_files, gate, reject
+from feature_repo.incremental import read_events
+from feature_repo.publish_online import materialize_views
+from feature_repo.publish_record import PublishReport, Step, record_version, save_state, snapshot_hash
+from setlist.catalog import load_items
+from setlist.eventlog import EventLog, write_atomic
+from setlist.featureset import FeatureSet
+from setlist.settings import Settings
+
+
+def build_from_log(settings: Settings) -> tuple[FeatureBatches, str]:
+    log = EventLog(settings.events_dir)
+    files, erased = log.files(), log.erased_users()
+    events = read_events(files, erased, prepared=True)
+    if events.empty:
+        raise FeatureBatchRejected(f"the event log at {settings.events_dir} is empty: generate or import events first")
+    d = Declared.load(settings)
+    return (
+        build_prepared(events, load_items(settings.catalog_path), d.features, d.user_tables, d.item_tables),
+        snapshot_hash(log, files, erased),
+    )
+
+
+@dataclass
+class _Written:
+    """What publishing needs of a batch once its files are written, so the frames can go."""
+
+    rows: dict[str, int]
+    consent: pd.DataFrame
+    start: pd.Timestamp
+    as_of: pd.Timestamp
+    genres: list[str]
+    items: int
+
+
+def _gate_and_write(
+    settings: Settings, batches: FeatureBatches, step: Step, features: FeatureSet | None = None
+) -> _Written:
+    """Validate a whole batch and write its files (the full path)."""
+    step("validating the feature batch")
+    failures = gate(batches, features=features or declarations.load(settings))
+    if failures:
+        raise reject(settings, batches, failures)
+    for fname, frame in batch_files(batches):
+        write_atomic(pa.Table.from_pandas(frame, preserve_index=False), settings.features_dir / fname)
+    return _Written(
+        rows={f: len(df) for f, df in batch_files(batches)},
+        consent=batches.consent,
+        start=min(frame["event_timestamp"].min() for _, frame in batch_files(batches)),
+        as_of=batches.as_of,
+        genres=batches.genres,
+        items=batches.item_stats["item_id"].nunique(),
+    )
+
+
+def _materialize_all(settings: Settings, written: _Written, snapshot: str, step: Step) -> PublishReport:
+    """Materialize every view from the written files and record a version (the full path)."""
+    step("materializing to the online store")
+    materialize_views(settings, written.start, written.as_of, written.consent)
+    return PublishReport(
+        rows=written.rows, snapshot=snapshot, version=record_version(settings, snapshot, sum(written.rows.values()))
+    )
+
+
+def publish_batches(settings: Settings, batches: FeatureBatches, snapshot: str, step: Step) -> PublishReport:
+    """Gate, write and materialize a batch built by the caller."""
+    return _materialize_all(settings, _gate_and_write(settings, batches, step), snapshot, step)
+
+
+def publish_full(
+    settings: Settings, log: EventLog, items: pd.DataFrame, p: Plan, step: Step, d: Declared
+) -> PublishReport:
+    erased = log.erased_users()
+    step(f"reading {len(p.files):,} event-log files")
+    events = read_events(p.files, erased, prepared=True)
+    if events.empty:
+        raise FeatureBatchRejected(f"the event log at {settings.events_dir} is empty: generate or import events first")
+    step(f"building features from {len(events):,} events")
+    batches = build_prepared(events, items, d.features, d.user_tables, d.item_tables)
+    del events
+    written = _gate_and_write(settings, batches, step, d.features)
+    del batches  # Feast's materialize reads the files back, and at scale needs the memory
+    report = _materialize_all(settings, written, snapshot_hash(log, p.files, erased), step)
+    save_state(
+        settings,
+        p,
+        erased,
+        written.genres,
+        written.as_of,
+        items,
+        len(written.consent),
+        written.items,
+        report.version,
+        d.fingerprint(),
+    )
+    report.mode, report.reason = "full", p.reason
+    return report

@@ -1,0 +1,82 @@
+"""What a publish leaves behind: its report, the hash of the event-log files it read, its version in
+the publish log, and the build state the next publish plans from."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from feature_repo.buildstate import BuildState, Plan, erased_hash
+from setlist.eventlog import EventLog
+from setlist.publish import PublishLog
+from setlist.settings import Settings
+
+Step = Callable[[str], None]
+
+
+@dataclass
+class PublishReport:
+    rows: dict[str, int] = field(default_factory=dict)
+    version: int | None = None
+    snapshot: str = ""
+    mode: str = "full"  # "full", "incremental" or "none" (nothing changed, nothing published)
+    reason: str = ""
+    changed: dict[str, int] = field(default_factory=dict)  # rows recomputed per file (incremental)
+    touched: tuple[int, int] = (0, 0)  # users, items recomputed (incremental)
+
+
+def snapshot_hash(log: EventLog, files: list[Path], erased: set[str]) -> str:
+    """``EventLog.snapshot_hash`` of exactly the files this build read."""
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f"{f.relative_to(log.root)}:{f.stat().st_size}\n".encode())
+    for u in sorted(erased):
+        h.update(u.encode())
+    return h.hexdigest()[:16]
+
+
+def record_version(settings: Settings, snapshot: str, rows: int) -> int:
+    log = PublishLog(settings.metadata_url)
+    try:
+        return log.record(snapshot, rows).version
+    finally:
+        log.dispose()
+
+
+def latest_version(settings: Settings) -> int | None:
+    log = PublishLog(settings.metadata_url)
+    try:
+        latest = log.latest()
+    finally:
+        log.dispose()
+    return None if latest is None else latest.version
+
+
+def save_state(
+    settings: Settings,
+    p: Plan,
+    erased: set[str],
+    genres: list[str],
+    as_of: pd.Timestamp,
+    items: pd.DataFrame,
+    users: int,
+    n_items: int,
+    version: int | None,
+    features: str,
+) -> None:
+    BuildState(
+        files=p.prints,
+        erased=erased_hash(erased),
+        genres=genres,
+        as_of=as_of.isoformat(),
+        users=users,
+        items=n_items,
+        project=settings.feast_project,
+        profile=settings.profile,
+        publish_version=version,
+        features=features,
+    ).save(settings.features_dir, items)

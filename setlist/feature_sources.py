@@ -1,0 +1,100 @@
+"""Where a declared feature's values come from: the event log (``Events``), a column of a table
+(``Column``, ``Table``), the session state (``Session``), the request (``Request``) or the candidate
+stage (``Candidate``), and the groups of event types declarations filter by.
+
+Pure Python, like ``setlist.featureset``, which re-exports these for declaration files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal, get_args
+
+from setlist.contract import EVENT_TYPES, POSITIVE_TYPES
+
+Function = Literal[
+    "count", "sum", "mean", "rate", "last", "distinct", "days_since_last", "days_since_first", "share", "top"
+]
+Transform = Literal["value", "days_since", "year", "contains"]
+
+#: every event type but impressions: what a user did, not what they were shown
+INTERACTIONS: tuple[str, ...] = tuple(t for t in EVENT_TYPES if t != "impression")
+NEGATIVE_TYPES: tuple[str, ...] = ("skip", "not_interested")
+POSITIVES: tuple[str, ...] = tuple(sorted(POSITIVE_TYPES))
+FUNCTIONS: tuple[str, ...] = get_args(Function)
+TRANSFORMS: tuple[str, ...] = get_args(Transform)
+
+
+@dataclass(frozen=True)
+class Events:
+    """An aggregation over the event log, per entity, at the end of each day with events.
+
+    ``types`` filters by event type (``None``: every event, impressions included); ``where`` is a
+    further filter, a function of the event columns (``type``, ``value``, ``item_id``…) returning
+    a boolean array. ``rate`` divides the count of ``types`` by the count of ``over``. ``column``
+    names an event column, ``day`` (for ``distinct``: active days) or a catalogue column joined by
+    item (``genre``). ``windows`` are trailing days, the day itself included; none means all history.
+    """
+
+    function: Function
+    column: str | None = None
+    types: tuple[str, ...] | None = None
+    over: tuple[str, ...] | None = None
+    where: Callable[[Any], Any] | None = None
+    windows: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column of a table the user brings: ``items`` (the imported catalogue) or a registered
+    ``Table``, joined by entity key (and as of the snapshot when the table has a timestamp).
+    ``transform``: ``days_since`` a date, its ``year``, or whether a pipe-separated list
+    ``contains`` ``argument`` (multi-hot). ``fallback`` fills rows the table has no value for."""
+
+    table: str
+    column: str
+    transform: Transform = "value"
+    argument: str | None = None
+    fallback: Events | None = None
+
+
+@dataclass(frozen=True)
+class Session:
+    """A field of the session state (``setlist.features.SessionState``), pushed by Track."""
+
+    field: str
+
+
+@dataclass(frozen=True)
+class Request:
+    """An on-demand transform of the request: ``fn(device, hour, weekday) -> float``, run by the
+    Feast on-demand view offline and by Rank online."""
+
+    fn: Callable[[str, int, int], float]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A user×item score from the candidate stage (``CandidateIndex.cross_features``)."""
+
+
+Source = Events | Column | Session | Request | Candidate
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table the user registers as a feature source: a parquet or CSV file, or a SQL query.
+
+    ``personal`` user attributes are joined only for users with personalization consent."""
+
+    name: str
+    entity: Literal["user", "item"]
+    key: str
+    path: str | None = None
+    sql: str | None = None
+    url: str | None = None
+    timestamp: str | None = None
+    personal: bool = True
+    owner: str = ""
+    description: str = ""
