@@ -8,10 +8,14 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from setlist.experiment import ExperimentConfigError, load_experiment
+from setlist.cli import App
+from setlist.errors import InputMissing, UsageError
+from setlist.experiment import load_experiment
 from setlist.settings import get_settings
 
-app = typer.Typer(add_completion=False, help="A/B experiments: analysis, simulation and canary drills.")
+# App: a SetlistError (a bad experiments file, a report or drill that cannot run) ends a command
+# with one line and its exit code
+app = App(add_completion=False, help="A/B experiments: analysis, simulation and canary drills.")
 console = Console(width=max(Console().width, 110))  # the per-arm table needs ~110 columns
 
 
@@ -31,20 +35,15 @@ def report(
     mlflow: bool = typer.Option(True, help="log the report as an MLflow run"),
 ) -> None:
     """Per-arm play, skip and completion rates, lift against control with CIs, SRM check, verdict."""
-    from experiments.report import ReportError, configured, run, source_settings
+    from experiments.report import configured, run, source_settings
 
     if source not in ("auto", "live", "simulation"):
-        console.print(f"[red]--source must be auto, live or simulation, got {source!r}[/]")
-        raise typer.Exit(2)
+        raise UsageError(f"--source must be auto, live or simulation, got {source!r}")
     settings = get_settings()
-    try:
-        exp = configured(settings, experiment, config)
-        chosen, label = source_settings(settings, exp.name, source)
-        console.print(f"[dim]reading {label}: events {chosen.events_dir}, impressions {chosen.impressions_dir}[/]")
-        run(chosen, exp, console, log_mlflow=mlflow, alpha=alpha)
-    except (ReportError, ExperimentConfigError) as exc:
-        console.print(f"[red]{exc}[/]")
-        raise typer.Exit(1) from None
+    exp = configured(settings, experiment, config)
+    chosen, label = source_settings(settings, exp.name, source)
+    console.print(f"[dim]reading {label}: events {chosen.events_dir}, impressions {chosen.impressions_dir}[/]")
+    run(chosen, exp, console, log_mlflow=mlflow, alpha=alpha)
 
 
 @app.command()
@@ -65,7 +64,7 @@ def simulate(
 ) -> None:
     """Simulated users (the generator's hidden tastes) use the service; then the report."""
     from experiments.drill import SIM_WORKER
-    from experiments.report import DEFAULT_CONFIG, ReportError, run
+    from experiments.report import DEFAULT_CONFIG, run
     from experiments.simulate import (
         ClientRanking,
         SimConfig,
@@ -79,15 +78,13 @@ def simulate(
 
     settings = get_settings()
     path = config or settings.experiments_file or DEFAULT_CONFIG
-    try:
-        exp = load_experiment(path)
-        latent = load_latent(settings)
-    except (ExperimentConfigError, FileNotFoundError) as exc:
-        console.print(f"[red]{exc}[/]")
-        raise typer.Exit(1) from None
+    exp = load_experiment(path)
     if exp is None:
-        console.print(f"[red]no experiments file at {path}[/]: pass --config")
-        raise typer.Exit(1)
+        raise InputMissing(f"no experiments file at {path}: pass --config")
+    try:
+        latent = load_latent(settings)
+    except FileNotFoundError as exc:
+        raise InputMissing(str(exc)) from None
     cfg = SimConfig(users=users, sessions=2 if quick else sessions, k=k, seed=seed, threads=threads)
     # in process, everything the simulation writes (events, journal, impressions) stays under
     # simulation_dir; a --target server writes wherever it was configured to
@@ -118,11 +115,7 @@ def simulate(
 
         with console.status("waiting for the server to write impressions and events…"):
             time.sleep(max(settings.impressions_flush_s, settings.journal_roll_s) + 1.0)
-    try:
-        run(served, exp, console, log_mlflow=mlflow, since=started)
-    except ReportError as exc:
-        console.print(f"[red]{exc}[/]")
-        raise typer.Exit(1) from None
+    run(served, exp, console, log_mlflow=mlflow, since=started)
 
 
 @app.command()
@@ -132,24 +125,13 @@ def drill(
     seed: int = typer.Option(11),
 ) -> None:
     """Promote a broken ranker under the canary and show the automatic rollback."""
-    from experiments.drill import DrillError, run_drill
+    from experiments.drill import run_drill
     from experiments.simulate import users_frame
 
     if mode not in ("shuffled", "inverted"):
-        console.print(f"[red]--mode must be shuffled or inverted, got {mode!r}[/]")
-        raise typer.Exit(2)
+        raise UsageError(f"--mode must be shuffled or inverted, got {mode!r}")
     settings = get_settings()
-    try:
-        result = run_drill(
-            settings,
-            users=users,
-            mode=mode,
-            seed=seed,
-            users_info=users_frame(settings),
-        )
-    except DrillError as exc:
-        console.print(f"[red]{exc}[/]")
-        raise typer.Exit(1) from None
+    result = run_drill(settings, users=users, mode=mode, seed=seed, users_info=users_frame(settings))
     for line in result.decisions:
         console.print(f"  canary {line}")
     ok = result.phase == "rolled_back" and result.champion_after == result.stable

@@ -15,6 +15,7 @@ import pandas as pd
 from experiments.broken import Mode, register_broken_ranker
 from experiments.simulate import SimConfig, SimStats, Simulator, load_latent, population, simulation_settings
 from setlist import registry
+from setlist.errors import SetlistError
 from setlist.registry import Pair
 from setlist.settings import Settings
 
@@ -34,7 +35,7 @@ DRILL_POLICY: dict[str, object] = {
 SIM_WORKER = 9999  # its own journal directory, so a drill never touches a running server's
 
 
-class DrillError(RuntimeError):
+class DrillError(SetlistError, RuntimeError):
     pass
 
 

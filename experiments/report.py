@@ -11,6 +11,7 @@ from rich.console import Console
 from experiments import analysis, data, render
 from experiments.logbook import log_report
 from experiments.simulate import simulation_settings
+from setlist.errors import SetlistError
 from setlist.experiment import Experiment, load_experiment
 from setlist.impressions import read_impressions
 from setlist.settings import Settings
@@ -21,7 +22,7 @@ Source = Literal["auto", "live", "simulation"]
 DEFAULT_CONFIG = Path("experiments.yaml")  # the repository's, when run from its root
 
 
-class ReportError(RuntimeError):
+class ReportError(SetlistError, RuntimeError):
     """Nothing to analyse, or no configuration to analyse it with; the message says which."""
 
 

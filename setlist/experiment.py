@@ -26,6 +26,7 @@ from typing import Literal
 
 import yaml
 
+from setlist.errors import UsageError
 from setlist.registry import CHAMPION
 
 Strategy = Literal["model", "popularity"]
@@ -34,7 +35,7 @@ METRICS: tuple[str, ...] = ("play_rate", "skip_rate", "completion_rate")
 _SCALE = float(1 << 64)
 
 
-class ExperimentConfigError(ValueError):
+class ExperimentConfigError(UsageError, ValueError):
     """The experiments file is malformed; the message says what and what is allowed."""
 
 

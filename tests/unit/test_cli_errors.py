@@ -155,6 +155,24 @@ def test_training_maps_its_errors(data_dir, monkeypatch):
     )
 
 
+def test_experiments_maps_its_errors(data_dir, tmp_path):
+    from experiments.__main__ import app
+
+    _one_line_error(
+        _invoke(app, "drill", "--mode", "sideways"), 2, "--mode must be shuffled or inverted, got 'sideways'"
+    )
+    config = tmp_path / "experiments.yaml"
+    config.write_text("name: ab\narms:\n  - {name: control, strategy: popularity, share: 1.0}\n")
+    result = _invoke(app, "report", "other", "--config", str(config), "--no-mlflow")
+    assert result.exit_code in (1, 2) and result.stderr.startswith("error: "), result.output
+    assert "Traceback" not in result.output and not isinstance(result.exception, SetlistError)
+    _one_line_error(
+        _invoke(app, "simulate", "--config", str(tmp_path / "none.yaml")),
+        2,
+        f"no experiments file at {tmp_path / 'none.yaml'}: pass --config",
+    )
+
+
 def test_a_real_process_prints_one_line_on_stderr(data_dir):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "SETLIST_DATA_DIR": str(data_dir), "COLUMNS": "60"}
     proc = subprocess.run(
