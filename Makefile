@@ -20,6 +20,10 @@ ifeq ($(strip $(SETLIST_HMAC_KEY)),)
 export SETLIST_HMAC_KEY_FILE ?= $(CURDIR)/var/services/hmac.key
 endif
 export SETLIST_DATA_DIR ?= $(CURDIR)/var/production
+# The one-machine demo serves plaintext without tokens, which production allows only when told; it
+# listens on loopback only. A real deployment sets TLS and tokens instead (docs/production.md).
+export SETLIST_INSECURE ?= true
+export SETLIST_HOST ?= 127.0.0.1
 endif
 
 .PHONY: help  ## show this menu

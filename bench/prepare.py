@@ -64,6 +64,8 @@ def base_env(scale: Scale, data_dir: Path) -> dict[str, str]:
         env["SETLIST_REDIS_URL"] = os.environ.get("SETLIST_BENCH_REDIS_URL", BENCH_REDIS_URL)
         env["SETLIST_DATABASE_URL"] = os.environ.get("SETLIST_BENCH_DATABASE_URL", BENCH_DATABASE_URL)
         env["SETLIST_HMAC_KEY"] = _bench_key(data_dir)
+        # the bench's servers listen on loopback only, and measure the path without TLS
+        env["SETLIST_INSECURE"] = "true"
     return env
 
 

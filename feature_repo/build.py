@@ -141,6 +141,13 @@ def build_sessions(ev: pd.DataFrame, item_genre: pd.Series) -> pd.DataFrame:
     return frame.take(order[last]).reset_index(drop=True)
 
 
+def _first_of_each_id(ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """Positions that keep the first row of each event id. Track stores a retried event once, but a
+    crash between its journal and its dedupe mark can store it twice: counted once here."""
+    first = pc.index_in(pc.unique(ids), value_set=ids).to_numpy()  # first position of each distinct id
+    return np.sort(first) if len(first) < len(ids) else np.arange(len(ids))
+
+
 def prepare(events: pd.DataFrame) -> pd.DataFrame:
     """Events in (timestamp, event_id) order with nanosecond timestamps, as the builders expect."""
     # the log stores milliseconds; the integer arithmetic assumes nanoseconds
@@ -149,6 +156,7 @@ def prepare(events: pd.DataFrame) -> pd.DataFrame:
     # million Python strings dominated the whole build
     keys = pa.table({"t": ts.astype("int64").to_numpy(), "e": pa.array(events["event_id"].to_numpy(), pa.string())})
     order = pc.sort_indices(keys, sort_keys=[("t", "ascending"), ("e", "ascending")]).to_numpy()
+    order = order[_first_of_each_id(keys["e"].take(order))]
     events = events.take(order).reset_index(drop=True)
     events["timestamp"] = ts.take(order).reset_index(drop=True)
     return events.drop(columns=["event_id"])  # only the order needed it; it is the widest column
@@ -158,7 +166,7 @@ def prepare_table(events: pa.Table) -> pa.Table:
     """``prepare`` for events still in Arrow (a log read): sorted while compact, so the pandas
     frame is made once, in its final order."""
     events = events.take(pc.sort_indices(events, sort_keys=[("timestamp", "ascending"), ("event_id", "ascending")]))
-    events = events.drop_columns(["event_id"])
+    events = events.take(_first_of_each_id(events["event_id"])).drop_columns(["event_id"])
     at = events.schema.get_field_index("timestamp")
     return events.set_column(at, "timestamp", events["timestamp"].cast(pa.timestamp("ns", tz="UTC")))
 

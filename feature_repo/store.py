@@ -18,6 +18,7 @@ from feature_repo.entities import item, user
 from feature_repo.feature_services import build_services
 from feature_repo.features import Views, batch_ttl, build_views
 from setlist.settings import Settings
+from setlist.sqltimeouts import engine_options
 
 REPO_DIR = Path(__file__).resolve().parent
 
@@ -56,7 +57,13 @@ def repo_config(settings: Settings) -> RepoConfig:
             registry_type="sql",
             path=registry_path,
             cache_ttl_seconds=60,
-            sqlalchemy_config_kwargs={"pool_pre_ping": True},
+            # a hung PostgreSQL fails a registry read within the deadlines instead of hanging it
+            sqlalchemy_config_kwargs={
+                "pool_pre_ping": True,
+                **engine_options(
+                    registry_path, settings.database_connect_timeout_s, settings.database_statement_timeout_ms
+                ),
+            },
         ),
         online_store=online,
         offline_store=DuckDBOfflineStoreConfig(),

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from setlist.eventlog import EventLog, write_atomic
+from setlist.errors import Refused
+from setlist.eventlog import EventLog, Quarantine, settle_pending, write_atomic
 from setlist.pseudonym import PSEUDONYM_PREFIX, IdentityMap, pseudonymize
 from setlist.settings import Settings
 
@@ -33,6 +34,15 @@ def erase(user: str, settings: Settings) -> ErasureReport:
     # The tombstone goes first: if compaction is interrupted, readers already skip the user.
     log.tombstone(pseudonym)
     removed = log.compact_out(pseudonym)
+    # Track buffers rejected rows before they become parquet: wait for running servers to flush
+    # them (or adopt a dead one's), so the scrub below sees every row
+    holding = settle_pending(Quarantine(settings.quarantine_dir), 2 * settings.track_quarantine_flush_s + 1)
+    if holding:
+        raise Refused(
+            f"{len(holding)} quarantine buffer(s) of running servers did not flush within "
+            f"{2 * settings.track_quarantine_flush_s + 1:g} s ({', '.join(p.name for p in holding)}); "
+            "run the erasure again"
+        )
     removed += _scrub_quarantine(settings, pseudonym)
     cleared: list[str] = []
     if (settings.data_dir / "registry.db").exists() or settings.profile == "production":

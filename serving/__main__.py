@@ -1,9 +1,13 @@
-"""``python -m serving [--port N] [--workers N] [--engine fast|baseline]``: run the gRPC server."""
+"""``python -m serving [--port N] [--workers N] [--engine fast|baseline]``: run the gRPC server.
+
+``python -m serving recover-journals [--root DIR]``: move the Track journals that no live server
+holds (dead workers, dead pods) into the event log, each event exactly once."""
 
 from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 
 import typer
 
@@ -12,13 +16,16 @@ from setlist.settings import get_settings
 app = typer.Typer(add_completion=False, help="Run the Setlist gRPC ranking server.")
 
 
-@app.command()
+@app.callback(invoke_without_command=True)
 def main(
+    ctx: typer.Context,
     port: int | None = typer.Option(None, help="listen port (default SETLIST_PORT, 50051)"),
     workers: int | None = typer.Option(None, help="processes sharing the port (SO_REUSEPORT)"),
     engine: str | None = typer.Option(None, help="fast (default) or baseline (Feast + pyfunc, for bench)"),
     metrics_port: int | None = typer.Option(None, help="Prometheus port; 0 turns metrics off"),
 ) -> None:
+    if ctx.invoked_subcommand is not None:
+        return  # a subcommand (recover-journals) runs instead of the server
     from serving.grpc.workers import serve
     from serving.logs import configure_logging
 
@@ -37,7 +44,29 @@ def main(
     except StartupError as exc:
         logging.getLogger("setlist.serving").error("cannot start: %s", exc)
         raise typer.Exit(1) from None
+    from serving.rollout.models import bound_mlflow
+
+    bound_mlflow(settings)  # before the models and stores are built
     sys.exit(serve(settings, lambda worker: factory(settings, worker)))
+
+
+@app.command("recover-journals")
+def recover_journals(
+    root: Path | None = typer.Option(
+        None, help="WAL root to search (default SETLIST_JOURNAL_SWEEP_DIR, else SETLIST_WAL_DIR)"
+    ),
+) -> None:
+    """Move every unlocked journal directory's segments under the WAL root into the event log."""
+    from serving.journal import recover_orphans
+    from serving.logs import configure_logging
+    from setlist.eventlog import EventLog
+
+    configure_logging()
+    settings = get_settings()
+    where = root or settings.journal_sweep_dir or settings.wal_dir
+    done = recover_orphans(where, EventLog(settings.events_dir))
+    rows = sum(done.values())
+    typer.echo(f"recovered {rows} events from {len(done)} unlocked journal directories under {where}")
 
 
 class StartupError(RuntimeError):
@@ -59,10 +88,30 @@ def preflight(settings) -> None:
                 f"{name} at {_redact(url)} is unavailable ({type(exc).__name__}); "
                 "start it (`make services` for the production profile) and retry"
             ) from None
+    if settings.engine == "fast":
+        _check_journals(settings)
+    from serving.grpc.server import InsecureServer, require_secure_transport
+
+    try:
+        require_secure_transport(settings)
+    except InsecureServer as exc:
+        raise StartupError(str(exc)) from None
     if settings.profile == "local" and not (settings.data_dir / "registry.db").exists():
         raise StartupError(
             f"no feature registry under {settings.data_dir}: run `make materialize` and `make train` first"
         )
+
+
+def _check_journals(settings) -> None:
+    """Each worker's journal directory must be free: a second server on the same data would otherwise
+    fail in its workers, one traceback each (the lock itself is taken again by each journal)."""
+    from serving.journal import JournalLocked, journal_dir, probe_lock
+
+    for worker in range(max(1, settings.workers)):
+        try:
+            probe_lock(journal_dir(settings.wal_dir, worker), settings.journal_lock_wait_s)
+        except JournalLocked as exc:
+            raise StartupError(str(exc)) from None
 
 
 def _redact(url: str) -> str:

@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, cast
 
 import numpy as np
 
@@ -23,9 +23,11 @@ from feature_repo.online import OnlineFeatures
 from feature_repo.store import get_store
 from serving import metrics
 from serving.cache import Cache, MemoryCache, NoCache, RedisCache
+from serving.dedupe import Dedupe, make_dedupe
+from serving.identity_writer import IdentityWriter
 from serving.impressions import ImpressionLog
 from serving.item_table import ItemTable, load_items
-from serving.journal import Journal
+from serving.journal import Journal, journal_dir, sweep_orphans
 from serving.live import ImpressionSink
 from serving.rollout.canary import CanaryPolicy
 from serving.rollout.driver import Rollout, RolloutRegistry
@@ -33,7 +35,7 @@ from serving.rollout.models import ModelHolder
 from serving.rollout.registry_ops import MlflowRolloutRegistry
 from serving.rollout.routing import CANARY, CHAMPION, Router
 from serving.service import Hooks, Live, RankingService, Variant
-from serving.tracking import Tracker
+from serving.tracking import Tracker, TrackPolicy
 from serving.types import RankQuery, RankResult, TrackEvent, TrackResult
 from serving.user_features import UserFeatureReader
 from setlist.eventlog import EventLog, Quarantine
@@ -74,6 +76,8 @@ class MetricsSink(Protocol):
 
     def mark_feature_publish(self, published_at: float) -> None: ...
 
+    def record_track_duplicates(self, count: int) -> None: ...
+
 
 class PrometheusMetrics:
     """serving.metrics (process-global Prometheus series) as a sink."""
@@ -87,6 +91,7 @@ class PrometheusMetrics:
     record_canary = staticmethod(metrics.record_canary)
     set_model_version = staticmethod(metrics.set_model_version)
     mark_feature_publish = staticmethod(metrics.mark_feature_publish)
+    record_track_duplicates = staticmethod(metrics.record_track_duplicates)
 
     @staticmethod
     def set_canary_share(share: float) -> None:
@@ -124,6 +129,12 @@ class Server:
 
     def ready(self) -> bool:
         return self.service.ready()
+
+    @property
+    def failure(self) -> BaseException | None:
+        """Why this process must stop taking traffic (its Track journal failed), or None; health
+        reads it (serving.grpc.health)."""
+        return getattr(self.service.tracker.journal, "failure", None)  # a fake journal never fails
 
     def refresh(self) -> bool:
         """Pick up new model versions, judge a running canary, pick up a new feature publish.
@@ -178,7 +189,7 @@ class Server:
                 )
             variants[name] = Variant(bundle, tables[bundle.candidates_version])
         self.service.live = Live(variants, router)  # one assignment: requests see old or new, never a mix
-        self.service.cache.clear()
+        self.service.cache.bump_generation()  # O(1): entries of earlier generations read as misses
         settings = self.service.settings
         self.metrics.set_model_version(settings.candidates_model, stable.candidates_version)
         self.metrics.set_model_version(settings.ranker_model, stable.ranker_version)
@@ -235,6 +246,18 @@ def load_features(settings: Settings) -> FeatureSet:
     return load(settings)
 
 
+def _identity_writer(settings: Settings) -> IdentityMap:
+    """The identity map behind a background writer, so Track never waits on PostgreSQL."""
+    store = IdentityMap(
+        settings.metadata_url,
+        connect_timeout_s=settings.database_connect_timeout_s,
+        statement_timeout_ms=settings.database_statement_timeout_ms,
+    )
+    writer = IdentityWriter(store, maxsize=settings.identity_queue, retry_s=settings.identity_retry_s)
+    # Tracker calls only remember() and dispose(), which the writer answers (without blocking)
+    return cast(IdentityMap, writer)
+
+
 def build(
     settings: Settings,
     worker: int = 0,
@@ -253,6 +276,7 @@ def build(
     journal: Journal | None = None,
     quarantine: Quarantine | None = None,
     identities: IdentityMap | None = None,
+    dedupe: Dedupe | None = None,
     tracker: Tracker | None = None,
     impressions: ImpressionSink | None = None,
     clock: Callable[[], float] | None = None,
@@ -263,7 +287,7 @@ def build(
     online: the online store (user rows, item stats, session pushes); models: the served model
     pairs (a ModelHolder over the registry; its loader and alias lookup can be fakes); items: the
     item-table loader; publishes: the feature publish log; cache, reader (user rows with the
-    breaker), journal/quarantine/identities (or a whole tracker), impressions: the Track and Rank
+    breaker), journal/quarantine/identities/dedupe (or a whole tracker), impressions: the Track and Rank
     side effects; rollout_registry: where a canary records its decisions; metrics_sink: what is
     reported. ``clock`` (Unix seconds) is the service's and Track's "now"; when given, the default
     cache and breaker run on it too, so one fake clock drives request hours, TTLs and cool-downs.
@@ -281,12 +305,30 @@ def build(
         online = OnlineFeatures.from_registry(store, VIEWS)
     if tracker is None:
         if journal is None:
+            events = EventLog(settings.events_dir)
             journal = Journal(
-                settings.wal_dir / f"worker-{worker}", EventLog(settings.events_dir), max_age_s=settings.journal_roll_s
+                journal_dir(settings.wal_dir, worker),
+                events,
+                max_age_s=settings.journal_roll_s,
+                append_timeout_s=settings.journal_append_timeout_ms / 1000,
+                lock_wait_s=settings.journal_lock_wait_s,
             )
+            # journals of dead workers and pods: nobody else would ever move their events
+            sweep_orphans(settings.journal_sweep_dir or settings.wal_dir, events)
         quarantine = Quarantine(settings.quarantine_dir) if quarantine is None else quarantine
-        identities = IdentityMap(settings.metadata_url) if identities is None else identities
-        tracker = Tracker(journal, online, quarantine, identities, settings.max_future_skew_s, clock=clock or time.time)
+        if identities is None:
+            identities = _identity_writer(settings)
+        dedupe = make_dedupe(settings) if dedupe is None else dedupe  # retries of stored events, by event_id
+        tracker = Tracker(
+            journal,
+            online,
+            quarantine,
+            identities,
+            TrackPolicy.from_settings(settings),
+            clock=clock or time.time,
+            dedupe=dedupe,
+            on_duplicates=sink.record_track_duplicates,
+        )
     hooks = hooks or Hooks(
         on_cache=sink.record_cache,
         on_candidates=sink.record_candidates,
@@ -313,6 +355,7 @@ def build(
         load=models.load,
         refuse=models.refuse,
         on_decision=sink.record_canary,
+        registry_timeout_s=settings.mlflow_timeout_s,
     )
     if reader is None:
         reader = UserFeatureReader(online) if clock is None else UserFeatureReader(online, clock=clock)

@@ -1,133 +1,221 @@
 """The prediction cache: a bounded LRU with TTL in process, or shared through Redis.
 
 Keys carry everything a ranking depends on: the user, context bucket, k, exclusions, both
-model versions, the feature publish and the user's own feature rows' timestamps. A Track pushes
-new session state, which changes the key, so invalidation on feedback needs no broadcast and
-works across replicas; explicit ``invalidate_user`` additionally frees memory at once.
+model versions, the feature publish and the user's own feature rows' timestamps. Invalidation is
+O(1) and never scans keys: every entry is stamped with the user's version and the cache's
+generation read when the Rank looked it up, and is served only while both are unchanged. A Track
+bumps its users' versions (``bump_users``), a model swap the generation (``bump_generation``); a
+stale entry is a miss and is overwritten by the next put under its key, or ages out by LRU/TTL.
+
+Why a stamp in the value rather than the version in the key: with Redis, a key that holds the
+version cannot be known before the version is read, which costs a second round trip on every Rank.
+A stamp lets one MGET fetch the entry, the user's version and the generation together: the same
+one round trip as before versions existed. A Rank that raced a Track puts its entry with the stamp
+it read before the Track, so the entry is stale at once: never a stale hit.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
+import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
-from typing import Any, Protocol, cast
+from collections.abc import Callable, Collection
+from typing import Any, NamedTuple, Protocol, cast
 
 
 def cache_key(
     user: str, bucket: str, k: int, exclude: tuple[str, ...], model_version: str, feature_version: str
 ) -> str:
-    """``<user>|<digest of the rest>``: the user stays a readable prefix (``invalidate_user`` scans it),
-    and the other fields are joined with a separator none of them can hold (the context bucket and
-    the feature version contain ``|`` themselves), so different requests never share a key."""
+    """``<user>|<digest of the rest>``: the user stays a readable prefix (for whoever inspects the
+    store), and the other fields are joined with a separator none of them can hold (the context
+    bucket and the feature version contain ``|`` themselves), so different requests never share a key."""
     rest = "\x1f".join((bucket, str(k), *sorted(set(exclude)), "\x1e", model_version, feature_version))
     return f"{user}|{hashlib.blake2b(rest.encode(), digest_size=12).hexdigest()}"
 
 
+class Lookup(NamedTuple):
+    """A cached value (None: a miss) and the stamp to ``put`` a fresh value with after a miss."""
+
+    value: Any | None
+    stamp: object
+
+
 class Cache(Protocol):
-    def get(self, key: str) -> Any | None: ...
+    def lookup(self, user: str, key: str) -> Lookup: ...
 
-    def put(self, key: str, value: Any) -> None: ...
+    def put(self, key: str, stamp: object, value: Any) -> None: ...
 
-    def invalidate_user(self, user: str) -> None: ...
+    def bump_users(self, users: Collection[str]) -> None: ...
 
-    def clear(self) -> None: ...
+    def bump_generation(self) -> None: ...
 
 
 class NoCache:
-    def get(self, key: str) -> Any | None:
+    def lookup(self, user: str, key: str) -> Lookup:
+        return Lookup(None, None)
+
+    def put(self, key: str, stamp: object, value: Any) -> None:
         return None
 
-    def put(self, key: str, value: Any) -> None:
+    def bump_users(self, users: Collection[str]) -> None:
         return None
 
-    def invalidate_user(self, user: str) -> None:
-        return None
-
-    def clear(self) -> None:
+    def bump_generation(self) -> None:
         return None
 
 
 class MemoryCache:
     """At most ``max_entries`` (least recently used out first); an entry expires ``ttl_s`` after
-    it was put, by ``clock`` (monotonic seconds; injectable so tests need not sleep)."""
+    it was put, by ``clock`` (monotonic seconds; injectable so tests need not sleep).
 
-    def __init__(self, max_entries: int, ttl_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+    User versions are values of one process-wide counter, so a version is never reused. At most
+    ``max_users`` users keep their own version (least recently bumped out first); every other user
+    reads the ``floor``, the newest version let go. Letting a version go thus makes older stamps of
+    users without their own version stale too (a few extra misses), and never revives an old stamp.
+    """
+
+    def __init__(
+        self,
+        max_entries: int,
+        ttl_s: float,
+        clock: Callable[[], float] = time.monotonic,
+        max_users: int | None = None,
+    ) -> None:
         self.max_entries, self.ttl_s, self._clock = max_entries, ttl_s, clock
-        self._data: OrderedDict[str, tuple[float, Any]] = OrderedDict()
+        self.max_users = max_entries if max_users is None else max_users
+        self._data: OrderedDict[str, tuple[float, tuple[int, int], Any]] = OrderedDict()
+        self._versions: OrderedDict[str, int] = OrderedDict()
+        self._counter = itertools.count(1)
+        self._floor = 0
+        self._generation = 0
         self._lock = threading.Lock()
 
-    def get(self, key: str) -> Any | None:
+    def lookup(self, user: str, key: str) -> Lookup:
         with self._lock:
+            stamp = (self._versions.get(user, self._floor), self._generation)
             hit = self._data.get(key)
             if hit is None:
-                return None
-            if hit[0] < self._clock():
-                del self._data[key]
-                return None
+                return Lookup(None, stamp)
+            if hit[0] < self._clock() or hit[1] != stamp:
+                del self._data[key]  # expired or stale: free it now rather than when LRU gets to it
+                return Lookup(None, stamp)
             self._data.move_to_end(key)
-            return hit[1]
+            return Lookup(hit[2], stamp)
 
-    def put(self, key: str, value: Any) -> None:
+    def put(self, key: str, stamp: object, value: Any) -> None:
         with self._lock:
-            self._data[key] = (self._clock() + self.ttl_s, value)
+            self._data[key] = (self._clock() + self.ttl_s, cast(tuple[int, int], stamp), value)
             self._data.move_to_end(key)
             while len(self._data) > self.max_entries:
                 self._data.popitem(last=False)
 
-    def invalidate_user(self, user: str) -> None:
-        prefix = user + "|"
+    def bump_users(self, users: Collection[str]) -> None:
         with self._lock:
-            for key in [k for k in self._data if k.startswith(prefix)]:
-                del self._data[key]
+            for user in users:
+                self._versions[user] = next(self._counter)
+                self._versions.move_to_end(user)
+            while len(self._versions) > self.max_users:
+                # bumped in counter order, so the first one out holds the largest version let go yet
+                self._floor = self._versions.popitem(last=False)[1]
 
-    def clear(self) -> None:
+    def bump_generation(self) -> None:
         with self._lock:
-            self._data.clear()
+            self._generation += 1
 
     def __len__(self) -> int:
         return len(self._data)
 
 
+# every key a new version, expiring with PX: SET per key, run in Redis as one command
+_BUMP = "for _, key in ipairs(KEYS) do redis.call('SET', key, ARGV[1], 'PX', ARGV[2]) end"
+
+
+def _token() -> str:
+    """A new version: random, not a counter. A counter key that expired would count again from 1,
+    and an entry stamped 1 before it expired would then be served as fresh."""
+    return os.urandom(8).hex()
+
+
 class RedisCache:
     """Shared by every replica. Values are JSON (never pickle: a shared store must not be able
-    to run code in the server). Redis evicts by its own policy; entries expire by TTL."""
+    to run code in the server): ``{"stamp": [user version, generation], "value": ...}``. Redis
+    evicts by its own policy; entries expire by TTL, user versions after twice that, so a version
+    outlives every entry stamped before it (including one put by a Rank that raced its Track).
+    A missing version reads as "" (so a Redis that evicts keys under memory pressure could drop a
+    version before its entries; the user's feature rows in the key still change on Track). Any Redis
+    error or undecodable entry is a miss, at once: one retry without backoff (a pooled connection
+    Redis closed), short socket timeouts. The three keys of a lookup share no hash slot: not for
+    Redis Cluster."""
 
     PREFIX = "setlist:rank:"
 
     def __init__(self, url: str, ttl_s: float, timeout_s: float) -> None:
         import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
 
         self.ttl_ms = int(ttl_s * 1000)
-        self.client = redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
+        self.client = redis.Redis.from_url(
+            url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, retry=Retry(NoBackoff(), 1)
+        )
+        self._bump = self.client.register_script(_BUMP)
 
-    def get(self, key: str) -> Any | None:
+    def _entry(self, key: str) -> str:
+        return f"{self.PREFIX}e:{key}"
+
+    def _version(self, user: str) -> str:
+        return f"{self.PREFIX}u:{user}"
+
+    def _generation(self) -> str:
+        return f"{self.PREFIX}generation"
+
+    def lookup(self, user: str, key: str) -> Lookup:
         try:
-            raw = self.client.get(self.PREFIX + key)
+            # the sync client returns bytes; redis-py's annotations also cover its async client
+            reply = self.client.mget(self._entry(key), self._version(user), self._generation())
+            raw, version, generation = cast(list[bytes | None], reply)
+        except Exception:
+            return Lookup(None, None)  # no stamp: nothing is put while Redis is unreachable
+        stamp = [(version or b"").decode("ascii", "replace"), (generation or b"").decode("ascii", "replace")]
+        return Lookup(None if raw is None else _decode(raw, stamp), stamp)
+
+    def put(self, key: str, stamp: object, value: Any) -> None:
+        if stamp is None:
+            return None
+        try:
+            self.client.set(self._entry(key), json.dumps({"stamp": stamp, "value": value}), px=self.ttl_ms)
         except Exception:
             return None
-        # the sync client returns bytes; redis-py's annotations also cover its async client
-        return None if raw is None else json.loads(cast(bytes, raw))
 
-    def put(self, key: str, value: Any) -> None:
+    def bump_users(self, users: Collection[str]) -> None:
+        if not users:
+            return None
         try:
-            self.client.set(self.PREFIX + key, json.dumps(value), px=self.ttl_ms)
+            # one command for a whole Track batch: a pipeline of 1,000 SETs spends ~30 ms in redis-py
+            # packing and parsing them. One new token serves the batch: it only has to differ from
+            # each user's earlier versions.
+            self._bump(keys=[self._version(u) for u in users], args=[_token(), 2 * self.ttl_ms])
         except Exception:
             return None
 
-    def invalidate_user(self, user: str) -> None:
+    def bump_generation(self) -> None:
         try:
-            for key in self.client.scan_iter(match=f"{self.PREFIX}{user}|*", count=500):
-                self.client.delete(key)
+            self.client.set(self._generation(), _token())
         except Exception:
             return None
 
-    def clear(self) -> None:
-        try:
-            for key in self.client.scan_iter(match=f"{self.PREFIX}*", count=1000):
-                self.client.delete(key)
-        except Exception:
-            return None
+
+def _decode(raw: bytes, stamp: list[str]) -> Any | None:
+    """The value of a fresh entry; None for a stale one, and for anything that is not an entry this
+    code wrote (corrupt bytes, another format): a miss, never an error on Rank."""
+    try:
+        doc = json.loads(raw)
+    except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        return None
+    if not isinstance(doc, dict) or doc.get("stamp") != stamp:
+        return None
+    return doc.get("value")

@@ -33,3 +33,10 @@ class NotReady(ServingError):
 
 class DeadlineExceeded(ServingError):
     code = "DEADLINE_EXCEEDED"
+
+
+class Unavailable(ServingError):
+    """Something this call needs has failed in this process (the Track journal's disk): the caller
+    retries elsewhere, and the health check has turned NOT_SERVING so traffic moves away."""
+
+    code = "UNAVAILABLE"

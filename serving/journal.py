@@ -1,15 +1,26 @@
 """Durable acknowledgement for Track: a write-ahead journal with group commit.
 
 ``append`` returns only after the rows are fsynced. Concurrent callers share one fsync (group
-commit). Segments roll over by size or age and are then moved into the parquet event log under a
-name derived from the segment, so recovering the same segment twice cannot duplicate events.
+commit). Segments roll over by size or age; a roller thread, off the acknowledgement path, then
+moves each closed segment into the parquet event log under a name derived from the segment, and
+deletes the segment only after that, so moving the same segment twice (a crash mid-roll) cannot
+duplicate events.
+
+Each journal directory is owned by one process: an exclusive ``flock`` on its ``LOCK`` file, held for
+the journal's life. A directory nobody holds is an orphan (a dead worker or pod);
+:func:`recover_orphans` moves its segments into the event log under the same lock.
+
+Failure never strands a caller: any exception on the writer thread is kept in ``failure``; waiting
+and later appends raise :class:`Unavailable` at once, and health reports NOT_SERVING.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -18,9 +29,26 @@ from typing import Any
 
 import pandas as pd
 
+from serving.errors import DeadlineExceeded, Unavailable
 from setlist.eventlog import EventLog
 
 log = logging.getLogger("setlist.serving.journal")
+LOCK = "LOCK"
+_LOCK_POLL_S = 0.05  # flock has no timed wait: how often a waiting owner retries
+
+
+def journal_dir(wal_dir: Path, worker: int) -> Path:
+    """Each serving process (worker) has its own journal directory under the WAL directory."""
+    return Path(wal_dir) / f"worker-{worker}"
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a directory's entries (a new or removed file) durable: fsyncing the file is not enough."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def segment_to_log(segment: Path, events: EventLog) -> int:
@@ -36,11 +64,136 @@ def segment_to_log(segment: Path, events: EventLog) -> int:
         frame = pd.DataFrame(rows)
         frame["timestamp"] = pd.to_datetime(frame["timestamp"], unit="ms", utc=True)
         frame = frame.drop_duplicates("event_id", keep="first")
-        events.append(frame, name=f"journal-{segment.stem}")
-    segment.unlink()
+        events.append(frame, name=f"journal-{segment.stem}")  # atomic, and the same name on a retry
+    segment.unlink()  # only now: until here a crash leaves the segment for recovery
     return len(rows)
 
 
+def recover_directory(directory: Path, events: EventLog) -> int:
+    """Move every segment in ``directory`` into the event log. The caller holds its lock."""
+    total = sum(segment_to_log(seg, events) for seg in sorted(Path(directory).glob("*.jsonl")))
+    if total:
+        log.info("recovered %d journaled events from %s into the event log", total, directory)
+    return total
+
+
+# --- the directory lock ----------------------------------------------------------------------------
+class JournalLocked(RuntimeError):
+    """Another live process owns the journal directory."""
+
+    def __init__(self, directory: Path, holder: str) -> None:
+        super().__init__(
+            f"journal directory {directory} is locked by another process ({holder or 'unknown'}): "
+            "another server is running on this data; stop it, or give each server its own SETLIST_WAL_DIR"
+        )
+
+
+class DirLock:
+    """An exclusive flock on ``directory/LOCK``, released by ``release`` or by the process's death."""
+
+    def __init__(self, directory: Path, fd: int) -> None:
+        self.dir, self._fd = directory, fd
+
+    @classmethod
+    def acquire(cls, directory: Path, wait_s: float = 0.0) -> DirLock:
+        """Take the lock, waiting up to ``wait_s`` (another server's orphan sweep holds it briefly)."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            fd = _try_lock(Path(directory))
+            if isinstance(fd, int):
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
+                return cls(Path(directory), fd)
+            if time.monotonic() >= deadline:
+                raise JournalLocked(directory, fd)
+            time.sleep(_LOCK_POLL_S)
+
+    def release(self, remove_dir: bool = False) -> None:
+        """Unlock; with ``remove_dir``, first remove the lock file and the directory if that empties it
+        (an owner that opened the old lock file notices it is gone and takes a new one)."""
+        if self._fd < 0:
+            return
+        if remove_dir:
+            (self.dir / LOCK).unlink(missing_ok=True)
+            try:
+                self.dir.rmdir()
+            except OSError:
+                pass  # not empty: something else lives there, leave it
+        os.close(self._fd)  # closing the descriptor drops the flock
+        self._fd = -1
+
+
+def _try_lock(directory: Path) -> int | str:
+    """A locked descriptor on the current lock file, or who holds it."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / LOCK
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except FileNotFoundError:
+        return "a sweep removing the directory"  # gone between mkdir and open: try again
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 200, 0).decode(errors="replace").strip()
+        os.close(fd)
+        return holder
+    if _same_file(fd, path):
+        return fd
+    os.close(fd)  # a sweep removed the file we locked: lock the one now at the path
+    return "a sweep removing the directory"
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return False
+    mine = os.fstat(fd)
+    return (mine.st_dev, mine.st_ino) == (st.st_dev, st.st_ino)
+
+
+def probe_lock(directory: Path, wait_s: float = 0.0) -> None:
+    """Raise :class:`JournalLocked` when a live process owns ``directory`` (a start-up check)."""
+    DirLock.acquire(directory, wait_s).release()
+
+
+# --- orphans -----------------------------------------------------------------------------------------
+def journal_dirs(root: Path) -> list[Path]:
+    """Directories under ``root`` (itself included) that hold a lock file or segments."""
+    found = []
+    for here, _, files in os.walk(root):
+        if LOCK in files or any(f.endswith(".jsonl") for f in files):
+            found.append(Path(here))
+    return sorted(found)
+
+
+def recover_orphans(root: Path, events: EventLog) -> dict[Path, int]:
+    """Move the segments of every journal directory under ``root`` that no live process holds into
+    the event log, each exactly once (under its lock; a moved segment is gone). Returns rows per
+    directory recovered; directories of live processes are skipped."""
+    done: dict[Path, int] = {}
+    for directory in journal_dirs(Path(root)):
+        try:
+            lock = DirLock.acquire(directory)
+        except JournalLocked:
+            continue  # a live server's
+        try:
+            done[directory] = recover_directory(directory, events)
+        finally:
+            lock.release(remove_dir=directory != Path(root))
+    return done
+
+
+def sweep_orphans(root: Path, events: EventLog) -> int:
+    """:func:`recover_orphans` at start-up: a failure is logged, never stops the server."""
+    try:
+        return sum(recover_orphans(root, events).values())
+    except Exception:
+        log.exception("could not recover orphaned journal directories under %s", root)
+        return 0
+
+
+# --- the journal -------------------------------------------------------------------------------------
 class Journal:
     def __init__(
         self,
@@ -50,38 +203,65 @@ class Journal:
         max_age_s: float = 5.0,
         on_flushed: Callable[[int], None] | None = None,
         sync: Callable[[int], None] = os.fsync,
+        *,
+        append_timeout_s: float | None = None,
+        lock_wait_s: float = 0.0,
+        sync_dir: Callable[[Path], None] = fsync_dir,
     ) -> None:
         self.dir = Path(directory)
-        self.dir.mkdir(parents=True, exist_ok=True)
         self.events, self.max_bytes, self.max_age_s = events, max_bytes, max_age_s
+        self.append_timeout_s = append_timeout_s  # None: wait as long as the disk takes
         self._on_flushed = on_flushed
         self._sync = sync  # os.fsync; tests wrap it to count group commits or hold one in flight
+        self._sync_dir = sync_dir
         self.commits = 0  # fsyncs so far: with concurrent callers, fewer than appends
         self._cv = threading.Condition()
-        self._pending: list[str] = []
+        self._pending: dict[int, str] = {}  # ticket -> lines, not yet taken by the writer
         self._queued = self._durable = 0
-        self._closed = False
-        self._error: Exception | None = None
-        self.recovered = self.recover()
-        self._open_segment()
+        self._closed = self._stopping = self._abandoned = False
+        self._error: BaseException | None = None
+        self._rolling: list[Path] = []  # closed segments waiting for the roller
+        self._lock = DirLock.acquire(self.dir, lock_wait_s)
+        try:
+            self._sync_dir(self.dir.parent)  # the directory may be new: its own entry must last too
+            self.recovered = recover_directory(self.dir, events)
+            self._open_segment()
+        except BaseException:
+            self._lock.release()
+            raise
         self._writer = threading.Thread(target=self._run, name="journal-writer", daemon=True)
+        self._roller = threading.Thread(target=self._roll_loop, name="journal-roller", daemon=True)
         self._writer.start()
+        self._roller.start()
 
     # --- public -------------------------------------------------------------------------------
-    def append(self, rows: list[dict[str, Any]]) -> None:
-        """Block until ``rows`` are durable on disk."""
+    @property
+    def failure(self) -> BaseException | None:
+        """Why the journal stopped acknowledging (the writer's exception), or None."""
+        return self._error
+
+    @property
+    def healthy(self) -> bool:
+        return self._error is None
+
+    def append(self, rows: list[dict[str, Any]], timeout: float | None = None) -> None:
+        """Block until ``rows`` are durable on disk, or ``timeout`` seconds (default
+        ``append_timeout_s``) pass: then DeadlineExceeded. Unavailable once the journal failed."""
         lines = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in rows)
+        timeout = self.append_timeout_s if timeout is None else timeout
         with self._cv:
-            if self._closed:
-                raise RuntimeError("journal is closed")
-            self._pending.append(lines)
+            self._check()
             self._queued += 1
             ticket = self._queued
+            self._pending[ticket] = lines
             self._cv.notify_all()
-            while self._durable < ticket and self._error is None:
-                self._cv.wait()
-            if self._error is not None:
-                raise self._error
+            done = self._cv.wait_for(lambda: self._durable >= ticket or self._error is not None, timeout)
+            if self._durable >= ticket:
+                return
+            self._check()
+            if not done and self._pending.pop(ticket, None) is not None:
+                raise DeadlineExceeded("the journal did not write the events in time; they were not stored")
+            raise DeadlineExceeded("the journal's disk write outlasted the deadline; the events may be stored")
 
     def wait_pending(self, n: int, timeout: float | None = None) -> bool:
         """Block until at least ``n`` appends are waiting for the disk (to watch a batch form, in
@@ -89,68 +269,130 @@ class Journal:
         with self._cv:
             return self._cv.wait_for(lambda: self._queued - self._durable >= n, timeout)
 
-    def recover(self) -> int:
-        """Move every segment left on disk (from a crash, or a clean stop) into the event log."""
-        total = 0
-        for seg in sorted(self.dir.glob("*.jsonl")):
-            total += segment_to_log(seg, self.events)
-        if total:
-            log.info("recovered %d journaled events into the event log", total)
-        return total
-
-    def close(self) -> None:
-        with self._cv:
-            self._closed = True
-            self._cv.notify_all()
-        self._writer.join(timeout=10)
+    def close(self, roll_timeout_s: float = 60.0) -> None:
+        """Stop acknowledging, then move every segment into the event log before returning."""
+        self._stop(abandon=False)
         self._fh.close()
-        segment_to_log(self._path, self.events)
+        with self._cv:
+            if self._path not in self._rolling:  # already queued when the writer failed mid-roll
+                self._rolling.append(self._path)
+            self._stopping = True
+            self._cv.notify_all()
+        self._roller.join(timeout=roll_timeout_s)
+        if self._roller.is_alive():  # keep the lock: a sweep must not move what is being moved
+            log.warning("journal segments still rolling at close; recovery at the next start moves them")
+            return
+        self._lock.release()
+
+    def abandon(self) -> None:
+        """Stop as a crash would: nothing more is written or moved, the segments stay on disk for
+        recovery, and the directory is unlocked. For tests and drills."""
+        self._stop(abandon=True)
+        self._roller.join(timeout=10)
+        self._fh.close()
+        self._lock.release()
 
     # --- writer -------------------------------------------------------------------------------
+    def _check(self) -> None:
+        if self._error is not None:
+            raise Unavailable(
+                f"the Track journal failed ({type(self._error).__name__}); this server acknowledges no more events"
+            ) from self._error
+        if self._closed:
+            raise Unavailable("the Track journal is closed (the server is stopping)")
+
+    def _stop(self, abandon: bool) -> None:
+        with self._cv:
+            self._closed = True
+            self._abandoned = self._stopping = abandon
+            self._cv.notify_all()
+        self._writer.join(timeout=10)
+
     def _open_segment(self) -> None:
-        self._path = self.dir / f"{time.time_ns():020d}-{os.getpid()}.jsonl"
-        self._fh = open(self._path, "a", encoding="utf-8")
+        path = self.dir / f"{time.time_ns():020d}-{os.getpid()}.jsonl"
+        self._fh = open(path, "a", encoding="utf-8")
+        self._path = path  # only once it exists: close() moves whatever _path names
+        self._sync_dir(self.dir)  # the new name itself must survive a crash, not only its contents
         self._opened = time.monotonic()
         self._bytes = 0
 
     def _run(self) -> None:
-        while True:
+        try:
+            while self._write_next():
+                pass
+        except BaseException as exc:  # whatever it is, fail the callers: never leave them waiting
+            self._fail(exc, "writer")
+
+    def _fail(self, exc: BaseException, thread: str) -> None:
+        log.error("the journal %s failed; Track is unavailable on this server", thread, exc_info=exc)
+        with self._cv:
+            self._error = self._error or exc
+            self._cv.notify_all()
+
+    def _write_next(self) -> bool:
+        """Write and fsync one batch (everything queued), roll when due. False once closed."""
+        with self._cv:
+            while not self._pending and not self._closed:
+                if not self._cv.wait(timeout=self.max_age_s):
+                    break
+            if self._abandoned:
+                return False
+            batch, upto, closing = list(self._pending.values()), self._queued, self._closed
+            self._pending.clear()
+        if batch:
+            data = "".join(batch)
+            self._fh.write(data)
+            self._fh.flush()
+            self._sync(self._fh.fileno())
+            self.commits += 1
+            self._bytes += len(data)
             with self._cv:
-                while not self._pending and not self._closed:
-                    if not self._cv.wait(timeout=self.max_age_s):
-                        break
-                batch, self._pending = self._pending, []
-                upto = self._queued
-                closing = self._closed
-            if batch:
-                try:
-                    data = "".join(batch)
-                    self._fh.write(data)
-                    self._fh.flush()
-                    self._sync(self._fh.fileno())
-                    self.commits += 1
-                    self._bytes += len(data)
-                except OSError as exc:  # a disk error must fail the callers, not hang them
-                    with self._cv:
-                        self._error = exc
-                        self._cv.notify_all()
-                    return
-                with self._cv:
-                    self._durable = upto
-                    self._cv.notify_all()
-            if closing:
-                return
-            if self._bytes and (self._bytes >= self.max_bytes or time.monotonic() - self._opened >= self.max_age_s):
-                self._roll()
+                self._durable = upto
+                self._cv.notify_all()
+        if closing:
+            return False
+        if self._bytes and (self._bytes >= self.max_bytes or time.monotonic() - self._opened >= self.max_age_s):
+            self._roll()
+        return True
 
     def _roll(self) -> None:
-        old = self._path
+        """Start a new segment and hand the closed one to the roller: acks never wait for parquet."""
         self._fh.close()
+        with self._cv:  # queued first: if the next segment cannot be opened, this one still moves
+            self._rolling.append(self._path)
+            self._cv.notify_all()
         self._open_segment()
+
+    # --- roller -------------------------------------------------------------------------------
+    def _roll_loop(self) -> None:
         try:
-            n = segment_to_log(old, self.events)
+            self._roll_all()
+        except BaseException as exc:  # a dead roller would let segments pile up unseen: fail loudly
+            self._fail(exc, "roller")
+
+    def _roll_all(self) -> None:
+        while True:
+            with self._cv:
+                self._cv.wait_for(lambda: self._rolling or self._stopping)
+                if self._abandoned or not self._rolling:
+                    return
+                segment, stopping = self._rolling[0], self._stopping
+            moved = self._move(segment)
+            with self._cv:
+                if moved or stopping:  # a failure at close stays on disk for the next start
+                    self._rolling.remove(segment)
+                    self._cv.notify_all()
+                else:  # retry later: the event log may be back
+                    self._cv.wait_for(lambda: self._stopping, self.max_age_s)
+
+    def _move(self, segment: Path) -> bool:
+        if not segment.exists():  # moved already (queued twice when the writer failed mid-roll)
+            return True
+        try:
+            n = segment_to_log(segment, self.events)
         except Exception:
-            log.exception("could not move journal segment %s into the event log", old.name)
-            return
+            log.exception("could not move journal segment %s into the event log; it stays on disk", segment.name)
+            return False
         if self._on_flushed is not None:
             self._on_flushed(n)
+        return True

@@ -90,6 +90,12 @@ IMPRESSIONS_DROPPED = Counter(
 CANARY_SHARE = Gauge("setlist_canary_share", "Share of champion traffic served by the canary version (0 when none).")
 CANARY_DECISIONS = Counter("setlist_canary_decisions", "Canary state changes, by action.", ["action"])
 
+# --- Track ----------------------------------------------------------------------------------
+TRACK_DUPLICATES = Counter(
+    "setlist_track_duplicates",
+    "Track events acknowledged without storing them again: retries of an event_id already stored.",
+)
+
 _lock = threading.Lock()
 _versions: dict[str, str] = {}
 _last_publish: list[float] = []  # empty until the first publish is known
@@ -140,6 +146,10 @@ def record_impression_drop() -> None:
 
 def record_impressions_written(rows: int) -> None:
     IMPRESSIONS_WRITTEN.inc(rows)
+
+
+def record_track_duplicates(count: int) -> None:
+    TRACK_DUPLICATES.inc(count)
 
 
 def record_canary(action: str, share: float) -> None:

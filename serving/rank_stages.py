@@ -11,7 +11,8 @@ from the variant's in-process table, the matrix is built in NumPy and scored wit
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -28,6 +29,7 @@ from setlist.features import USER_TOP_GENRE, USER_VECTOR, effective_session
 from setlist.featureset import FeatureSet
 
 Ranker = Callable[["RankContext", Candidates], tuple[RankedItem, ...]]
+UNKNOWN, OTHER = "unknown", "other"
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +44,31 @@ class Inputs:
     @classmethod
     def of(cls, features: FeatureSet) -> Inputs:
         return cls(features, features.inputs("user"), features.inputs("session"))
+
+
+@dataclass(frozen=True, slots=True)
+class Vocabulary:
+    """The device and locale a request may carry into cache keys, cohorts and impressions: values
+    from a client are unbounded (a 3 MB ``device`` would sit in every queued impression), so any
+    value outside the configured vocabulary becomes ``other``, and a missing one ``unknown``."""
+
+    devices: frozenset[str]
+    locale: re.Pattern[str]
+    max_len: int = 64  # checked first, so a huge value is never hashed or scanned
+
+    @classmethod
+    def of(cls, devices: Iterable[str], locale_pattern: str) -> Vocabulary:
+        return cls(frozenset(devices), re.compile(locale_pattern))
+
+    def context(self, context: Mapping[str, str]) -> tuple[str, str]:
+        """``(device, locale)`` of a request's context, each bounded."""
+        device = context.get("device") or UNKNOWN
+        locale = context.get("locale") or UNKNOWN
+        if len(device) > self.max_len or device not in self.devices:
+            device = OTHER
+        if locale != UNKNOWN and (len(locale) > self.max_len or not self.locale.fullmatch(locale)):
+            locale = OTHER
+        return device, locale
 
 
 @dataclass(frozen=True, slots=True)

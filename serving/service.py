@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 
 from serving import rank_stages as stages
 from serving.cache import Cache, cache_key
@@ -37,6 +38,17 @@ def _ignore(variant: str, seconds: float, error: bool) -> None:
     return None
 
 
+def _from_cache(hit: Any) -> tuple[RankResult, str, str] | None:
+    """A cached ranking, the ranker that served it and the variant used; None (a miss) for an
+    entry of another shape (written by an older release, say), never an error on Rank."""
+    try:
+        items = tuple(RankedItem(str(i), float(s), tuple(r)) for i, s, r in hit["items"])
+        result = RankResult(items, str(hit["model_version"]), cache_hit=True, degraded=False, arm=str(hit["arm"]))
+        return result, str(hit.get("served", "")), str(hit.get("variant") or "")
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
 class RankingService:
     def __init__(
         self,
@@ -54,6 +66,7 @@ class RankingService:
         self.features = features
         # every declared input of each block, read once per request; each model takes its columns
         self._inputs = stages.Inputs.of(features)
+        self._vocabulary = stages.Vocabulary.of(settings.context_devices, settings.context_locale_pattern)
         self.reader, self.cache, self.tracker = reader, cache, tracker
         self.hooks = hooks or Hooks()
         self.impressions = impressions
@@ -98,7 +111,8 @@ class RankingService:
         variant = live.variant(route.variant)
         rows = self.reader.read(user)
         now = datetime.fromtimestamp(self._clock(), tz=UTC)
-        device, locale = q.context.get("device", "unknown"), q.context.get("locale", "unknown")
+        # bounded once here: the key, the stages and the impression all see the same short values
+        device, locale = self._vocabulary.context(q.context)
         bucket = f"{device}|{locale}|{now.hour}|{int(now.weekday() >= 5)}"
         # the arm and strategy are in the key: two arms may serve the same models differently
         key = cache_key(
@@ -110,20 +124,14 @@ class RankingService:
             f"{rows.version}|{int(q.explain)}",
         )
         self.hooks.on_arm(route.arm)
-        if not rows.degraded:
-            hit = self.cache.get(key)
+        # one cache round trip: the entry and the stamp (user version, generation) to put it with
+        cached = self.cache.lookup(user, key) if not rows.degraded else None
+        if cached is not None and cached.value is not None:
+            hit = _from_cache(cached.value)
             if hit is not None:
-                result = RankResult(
-                    tuple(RankedItem(i, s, tuple(r)) for i, s, r in hit["items"]),
-                    hit["model_version"],
-                    cache_hit=True,
-                    degraded=False,
-                    arm=hit["arm"],
-                )
-                used = hit.get("variant", route.variant)
-                self._impression(
-                    q, user, route, used, live.variant(used), hit.get("served", ""), result, now, device, locale
-                )
+                result, served, used = hit
+                used = used or route.variant
+                self._impression(q, user, route, used, live.variant(used), served, result, now, device, locale)
                 self.hooks.on_cache(True, time.perf_counter() - started)
                 return result
 
@@ -136,9 +144,10 @@ class RankingService:
             )
 
         result, served, used = self._serve(live, route, variant, rows.degraded, context)
-        if not rows.degraded:
+        if cached is not None:
             self.cache.put(
                 key,
+                cached.stamp,
                 {
                     "items": [(i.item_id, i.score, list(i.reasons)) for i in result.items],
                     "model_version": result.model_version,
@@ -243,11 +252,13 @@ class RankingService:
         if router is not None and router.experiment is not None:
             events = [self._with_arm(e, router) for e in events]
         result = self.tracker.track(events, live.bundle.index if live else None, self.pseudonym)
-        for user in {self.pseudonym(e.user_id) for e in events if e.user_id}:
-            self.cache.invalidate_user(user)
+        # a retry stored before changes nothing downstream: no cache bump, no second canary count
+        new = [e for e in events if e.event_id not in result.duplicates]
+        # O(1) per user: their cached rankings go stale by version, no key is scanned
+        self.cache.bump_users({self.pseudonym(e.user_id) for e in new if e.user_id})
         if router is not None and self.observer.active:
             rejected = {r.event_id for r in result.rejected}
-            for e in events:  # plays and skips of model-arm users feed the canary's guard KPI
+            for e in new:  # plays and skips of model-arm users feed the canary's guard KPI
                 if e.type in ("play", "skip") and e.user_id and e.event_id not in rejected:
                     route = router.route(self.pseudonym(e.user_id))
                     if route.strategy == "model":

@@ -1,17 +1,21 @@
-"""Track: validate, journal durably, then push session state so the next Rank sees it."""
+"""Track: validate and bound each event, drop retries already stored, journal durably, then push
+session state so the next Rank sees it."""
 
 from __future__ import annotations
 
 import logging
 import threading
 import time
-from collections.abc import Callable
-from datetime import UTC, datetime
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import pandas as pd
 
 from feature_repo.online import OnlineFeatures
+from serving.dedupe import Dedupe, MemoryDedupe
 from serving.journal import Journal
 from serving.types import Rejection, TrackEvent, TrackResult
 from setlist.candidates import CandidateIndex
@@ -19,9 +23,17 @@ from setlist.contract import SCHEMA_VERSION, reject_reason
 from setlist.eventlog import Quarantine
 from setlist.features import SessionState, update_session
 from setlist.pseudonym import IdentityMap
+from setlist.settings import Settings
 
 log = logging.getLogger("setlist.serving.track")
 FALSE = {"false", "0", "no", "off"}
+#: how much of a client's input an error detail quotes
+QUOTE_CHARS = 100
+#: quarantined rows keep this much of each text field: enough to diagnose, never megabytes
+QUARANTINE_CHARS = 1024
+#: pseudonyms whose identity this process recorded already (a bound on memory, not on users)
+KNOWN_USERS = 100_000
+ID_FIELDS = ("event_id", "item_id", "session_id", "type")
 
 
 class Durable(Protocol):
@@ -32,8 +44,110 @@ class Durable(Protocol):
     def close(self) -> None: ...
 
 
+def excerpt(value: object, limit: int = QUOTE_CHARS) -> str:
+    """``value`` as text, cut to ``limit`` characters with an ellipsis: error details and logs must
+    not echo (or store) a client's megabytes."""
+    text = value if isinstance(value, str) else str(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@dataclass(frozen=True)
+class TrackPolicy:
+    """Track's bounds (an event outside them is rejected alone, with its reason) and quarantine batching."""
+
+    max_future_s: float = 300.0
+    max_age_s: float = 7 * 86_400.0
+    max_user_id_len: int = 256
+    max_id_len: int = 256
+    max_context_keys: int = 32
+    max_context_key_len: int = 64
+    max_context_value_len: int = 256
+    quarantine_batch: int = 1000
+    quarantine_flush_s: float = 10.0
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> TrackPolicy:
+        return cls(
+            max_future_s=s.max_future_skew_s,
+            max_age_s=s.track_max_age_days * 86_400,
+            max_user_id_len=s.max_user_id_len,
+            max_id_len=s.track_max_id_len,
+            max_context_keys=s.track_max_context_keys,
+            max_context_key_len=s.track_max_context_key_len,
+            max_context_value_len=s.track_max_context_value_len,
+            quarantine_batch=s.track_quarantine_batch,
+            quarantine_flush_s=s.track_quarantine_flush_s,
+        )
+
+    def bounds_reason(self, e: TrackEvent) -> str | None:
+        """Why an event is too large to take, or None."""
+        if len(e.user_id) > self.max_user_id_len:
+            return f"too_long: user_id is {len(e.user_id)} characters; at most {self.max_user_id_len}"
+        for name in ID_FIELDS:
+            n = len(getattr(e, name))
+            if n > self.max_id_len:
+                return f"too_long: {name} is {n} characters; at most {self.max_id_len}"
+        return self.context_reason(e.context)
+
+    def context_reason(self, ctx: dict[str, str]) -> str | None:
+        if len(ctx) > self.max_context_keys:
+            return f"bad_context: {len(ctx)} keys; at most {self.max_context_keys}"
+        for key, value in ctx.items():
+            if len(key) > self.max_context_key_len:
+                return f"bad_context: key {excerpt(key)!r} is {len(key)} characters; at most {self.max_context_key_len}"
+            if len(value) > self.max_context_value_len:
+                limit = self.max_context_value_len
+                return f"bad_context: {excerpt(key)!r} is {len(value)} characters; at most {limit}"
+        return None
+
+
+class LruSet:
+    """A set that forgets its least recently used members beyond ``capacity``."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._items: OrderedDict[str, None] = OrderedDict()
+
+    def touch(self, key: str) -> bool:
+        """Whether ``key`` is a member; a member counts as just used."""
+        if key in self._items:
+            self._items.move_to_end(key)
+            return True
+        return False
+
+    def add(self, key: str) -> None:
+        self._items[key] = None
+        self._items.move_to_end(key)
+        while len(self._items) > self.capacity:
+            self._items.popitem(last=False)
+
+    def discard(self, key: str) -> None:
+        self._items.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
 def _flag(ctx: dict[str, str], name: str) -> bool:
     return ctx.get(name, "true").strip().lower() not in FALSE
+
+
+def _timestamp(ms: int) -> datetime | None:
+    """The event time; None when it is beyond what a datetime holds (``10**15`` ms, year 33658)."""
+    if ms <= 0:
+        return datetime.fromtimestamp(0, tz=UTC)  # the contract check rejects it with its own reason
+    try:
+        return datetime.fromtimestamp(ms / 1000, tz=UTC)
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
+def _clipped(row: dict[str, Any], limit: int) -> dict[str, Any]:
+    return {k: excerpt(v, limit) if isinstance(v, str) else v for k, v in row.items()}
+
+
+def _ignore(count: int) -> None:
+    return None
 
 
 class Tracker:
@@ -43,14 +157,20 @@ class Tracker:
         online: OnlineFeatures | None,
         quarantine: Quarantine,
         identities: IdentityMap | None,
-        max_future_s: float,
+        policy: TrackPolicy | None = None,
         clock: Callable[[], float] = time.time,
+        dedupe: Dedupe | None = None,
+        on_duplicates: Callable[[int], None] = _ignore,
     ) -> None:
-        self.journal, self.online, self.quarantine = journal, online, quarantine
-        self._clock = clock  # Unix seconds: "now" for the future-timestamp check
+        self.journal, self.online = journal, online
+        self.policy = policy or TrackPolicy()
+        # rejected rows are written in batches, not one parquet file (and two fsyncs) per request
+        self.quarantine = quarantine.buffered(self.policy.quarantine_batch, self.policy.quarantine_flush_s)
+        self._clock = clock  # Unix seconds: "now" for the timestamp checks
         self.identities = identities
-        self.max_future_s = max_future_s
-        self._known: set[str] = set()
+        self.dedupe: Dedupe = MemoryDedupe(clock=clock) if dedupe is None else dedupe
+        self._on_duplicates = on_duplicates  # the count of retries acknowledged without storing them again
+        self._known = LruSet(KNOWN_USERS)
         self._lock = threading.Lock()
         self.push_failures = 0
 
@@ -63,9 +183,7 @@ class Tracker:
             "session_id": e.session_id,
             "item_id": e.item_id,
             "type": e.type,
-            "timestamp": datetime.fromtimestamp(e.timestamp_ms / 1000, tz=UTC)
-            if e.timestamp_ms > 0
-            else datetime.fromtimestamp(0, tz=UTC),
+            "timestamp": _timestamp(e.timestamp_ms),
             "value": e.value,
             "device": ctx.get("device", "unknown"),
             "locale": ctx.get("locale", "unknown"),
@@ -73,6 +191,20 @@ class Tracker:
             "consent_analytics": _flag(ctx, "consent_analytics"),
             "arm": ctx.get("arm") or None,
         }
+
+    def reason(self, e: TrackEvent, row: dict[str, Any], now: datetime) -> str | None:
+        """Why one event is rejected, or None; every reason quotes at most ``QUOTE_CHARS`` of the input."""
+        bounds = self.policy.bounds_reason(e)
+        if bounds is not None:
+            return bounds
+        ts = row["timestamp"]
+        if ts is None:
+            return f"bad_timestamp: {e.timestamp_ms} ms is beyond the representable range"
+        reason = reject_reason(_clipped(row, QUOTE_CHARS), now, self.policy.max_future_s)
+        if reason is None and ts < now - timedelta(seconds=self.policy.max_age_s):
+            days = self.policy.max_age_s / 86_400
+            reason = f"stale_timestamp: {ts.isoformat()} is more than {days:g} days old (live events only)"
+        return reason
 
     def track(
         self, events: list[TrackEvent], index: CandidateIndex | None, pseudonym: Callable[[str], str]
@@ -84,14 +216,17 @@ class Tracker:
         seen: set[str] = set()
         raw_ids: dict[str, str] = {}
         for e in events:
-            user = pseudonym(e.user_id) if e.user_id else ""
+            oversized = len(e.user_id) > self.policy.max_user_id_len  # not worth a pseudonym
+            user = pseudonym(e.user_id) if e.user_id and not oversized else ""
             row = self.row(e, user)
-            reason = reject_reason(row, now, self.max_future_s)
+            reason = self.reason(e, row, now)
             if reason is None and e.event_id in seen:
-                reason = f"duplicate_event_id: {e.event_id} appears twice in this request"
+                reason = f"duplicate_event_id: {excerpt(e.event_id)} appears twice in this request"
             if reason is not None:
-                rejected.append(Rejection(e.event_id, reason))
-                bad.append({**row, "reason": reason})
+                # an id too long to be anyone's is echoed cut, as any quoted input
+                echo = e.event_id if len(e.event_id) <= self.policy.max_id_len else excerpt(e.event_id)
+                rejected.append(Rejection(echo, reason))
+                bad.append({**_clipped(row, QUARANTINE_CHARS), "reason": reason})
                 continue
             seen.add(e.event_id)
             raw_ids[user] = e.user_id
@@ -99,23 +234,58 @@ class Tracker:
         if bad:
             frame = pd.DataFrame(bad)
             self.quarantine.put(frame.drop(columns="reason"), list(frame["reason"]), "track")
-        if accepted:
-            self.journal.append([{**r, "timestamp": int(r["timestamp"].timestamp() * 1000)} for r in accepted])
-            self._remember(raw_ids)
-            self._push(accepted, index)
-        return TrackResult(len(accepted), tuple(rejected))
+        fresh = self._store(accepted)
+        if fresh:
+            self._remember({r["user_id"]: raw_ids[r["user_id"]] for r in fresh})
+            self._push(fresh, index)
+        # a retry of an event stored before is acknowledged: the client did nothing wrong
+        fresh_ids = {r["event_id"] for r in fresh}
+        duplicates = frozenset(r["event_id"] for r in accepted if r["event_id"] not in fresh_ids)
+        return TrackResult(len(accepted), tuple(rejected), duplicates)
+
+    def _store(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Journal the rows not stored before (within the dedupe window); returns those."""
+        if not rows:
+            return []
+        ids = [r["event_id"] for r in rows]
+        try:
+            stored = self.dedupe.seen(ids)
+        except Exception as exc:  # Track goes on without the check: at worst a retry is stored twice
+            log.warning("dedupe store unavailable (%s); journaling without the retry check", type(exc).__name__)
+            stored = set()
+        if stored:
+            self._on_duplicates(len(stored))
+        fresh = [r for r in rows if r["event_id"] not in stored]
+        if not fresh:
+            return []
+        self.journal.append([{**r, "timestamp": int(r["timestamp"].timestamp() * 1000)} for r in fresh])
+        # Marked only once the journal holds them. Marking first (a claim) would be atomic across
+        # workers, but a crash between claim and append would make the client's retry look like a
+        # duplicate of an event that never reached the disk: a lost event. This order can at worst
+        # store an event twice (a crash before the mark, or two copies racing), and the feature
+        # build drops repeated event ids.
+        try:
+            self.dedupe.mark([r["event_id"] for r in fresh])
+        except Exception as exc:
+            log.warning("could not mark %d events as stored (%s)", len(fresh), type(exc).__name__)
+        return fresh
 
     def _remember(self, raw_ids: dict[str, str]) -> None:
         with self._lock:
-            fresh = {p: r for p, r in raw_ids.items() if p not in self._known}
-            self._known.update(fresh)
+            fresh = {p: r for p, r in raw_ids.items() if not self._known.touch(p)}
+            for p in fresh:
+                self._known.add(p)
         if fresh and self.identities is not None:
             try:
                 self.identities.remember(fresh.items())
             except Exception:
-                with self._lock:
-                    self._known.difference_update(fresh)
+                self._forget(fresh)
                 log.warning("could not record %d identities", len(fresh))
+
+    def _forget(self, pseudonyms: Iterable[str]) -> None:
+        with self._lock:
+            for p in pseudonyms:
+                self._known.discard(p)
 
     def _push(self, rows: list[dict[str, Any]], index: CandidateIndex | None) -> None:
         """Fold the events into each user's session row (and consent) in the online store."""
@@ -157,6 +327,10 @@ class Tracker:
             log.warning("session push failed for %d users: %s", len(by_user), type(exc).__name__)
 
     def close(self) -> None:
-        self.journal.close()
-        if self.identities is not None:
-            self.identities.dispose()
+        try:
+            self.journal.close()
+        finally:  # the quarantine's pending rows and the dedupe handle are closed whatever the journal did
+            self.quarantine.close()
+            self.dedupe.close()
+            if self.identities is not None:
+                self.identities.dispose()

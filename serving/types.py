@@ -56,3 +56,5 @@ class Rejection:
 class TrackResult:
     accepted: int
     rejected: tuple[Rejection, ...] = ()
+    # accepted retries of events stored before: acknowledged, but nothing downstream sees them again
+    duplicates: frozenset[str] = frozenset()

@@ -7,8 +7,13 @@ fsynced and renamed, so a crash leaves either a whole file or none.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
+import json
+import logging
 import os
+import threading
+import time
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -22,6 +27,7 @@ import pyarrow.parquet as pq
 from setlist.contract import EVENT_SCHEMA
 
 TOMBSTONES = "_tombstones.parquet"
+log = logging.getLogger("setlist.eventlog")
 
 
 def _fsync_dir(path: Path) -> None:
@@ -158,7 +164,8 @@ class EventLog:
 
 
 class Quarantine:
-    """Rejected rows with their reasons, kept as parquet next to the log."""
+    """Rejected rows with their reasons, kept as parquet next to the log. ``put`` writes one file
+    (the importer's batches); a request path uses :meth:`buffered` instead."""
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
@@ -166,23 +173,160 @@ class Quarantine:
     def put(self, frame: pd.DataFrame, reasons: list[str], source: str) -> int:
         if frame.empty:
             return 0
-        out = frame.copy()
-        for col in out.columns:  # heterogenous bad values must still be storable
-            if out[col].dtype == object:
-                out[col] = out[col].map(lambda v: None if v is None else str(v))
-        out["timestamp"] = out["timestamp"].astype(str) if "timestamp" in out else None
-        out["reason"] = reasons
-        out["source"] = source
-        out["quarantined_at"] = datetime.now(UTC)
+        out = _quarantine_rows(frame, reasons, source)
+        self._write(out, source)
+        return len(out)
+
+    def buffered(self, max_rows: int, flush_s: float) -> QuarantineBuffer:
+        return QuarantineBuffer(self, max_rows, flush_s)
+
+    def read(self) -> pd.DataFrame:
+        files = sorted(self.root.glob("*.parquet")) if self.root.exists() else []
+        parts = [pq.read_table(f).to_pandas() for f in files]
+        parts += [p for p in map(_read_pending, self._pending()) if not p.empty]
+        if not parts:
+            return pd.DataFrame(columns=["reason", "source"])
+        return pd.concat(parts, ignore_index=True)
+
+    def _write(self, out: pd.DataFrame, source: str) -> None:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
         write_atomic(
             pa.Table.from_pandas(out, preserve_index=False),
             self.root / f"{stamp}-{source}-{uuid.uuid4().hex[:8]}.parquet",
         )
+
+    def _pending(self) -> list[Path]:
+        return sorted(self.root.glob(PENDING)) if self.root.exists() else []
+
+
+#: a buffer's rows not yet in parquet: read() includes them, and a later buffer adopts a dead one's
+PENDING = "pending-*.jsonl"
+
+
+def _quarantine_rows(frame: pd.DataFrame, reasons: list[str], source: str) -> pd.DataFrame:
+    out = frame.copy()
+    for col in out.columns:  # heterogenous bad values must still be storable
+        if out[col].dtype == object:
+            out[col] = out[col].map(lambda v: None if v is None else str(v))
+    out["timestamp"] = out["timestamp"].astype(str) if "timestamp" in out else None
+    out["reason"] = reasons
+    out["source"] = source
+    out["quarantined_at"] = datetime.now(UTC)
+    return out
+
+
+def _read_pending(path: Path) -> pd.DataFrame:
+    rows = []
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:  # a line being written right now
+                break
+    frame = pd.DataFrame(rows)
+    if "quarantined_at" in frame:
+        frame["quarantined_at"] = pd.to_datetime(frame["quarantined_at"], utc=True)
+    return frame
+
+
+class QuarantineBuffer:
+    """The quarantine for a request path (Track): ``put`` appends the rows to this process's pending
+    file, one write and no fsync; they become one parquet file (and its fsyncs) per ``max_rows``
+    rows, every ``flush_s`` seconds, and at close. A crash loses nothing already written: the
+    pending file stays, ``Quarantine.read`` includes it, and the next buffer in that directory turns
+    it into parquet (a dead owner no longer holds its lock)."""
+
+    def __init__(self, quarantine: Quarantine, max_rows: int, flush_s: float) -> None:
+        self.quarantine, self.max_rows = quarantine, max(1, max_rows)
+        root = quarantine.root
+        root.mkdir(parents=True, exist_ok=True)
+        self._adopt_orphans()
+        name = f"pending-{os.getpid()}-{uuid.uuid4().hex[:8]}.jsonl"
+        tmp = root / f".{name}"
+        self._fh = open(tmp, "a+", encoding="utf-8")
+        # locked before it gets the name orphans are looked up by, so no one can adopt a live file
+        fcntl.flock(self._fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        self.path = root / name
+        os.replace(tmp, self.path)
+        self._rows = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(flush_s,), name="quarantine-flush", daemon=True)
+        self._thread.start()
+
+    def put(self, frame: pd.DataFrame, reasons: list[str], source: str) -> int:
+        if frame.empty:
+            return 0
+        out = _quarantine_rows(frame, reasons, source)
+        lines = "".join(json.dumps(r, default=str) + "\n" for r in out.to_dict("records"))
+        with self._lock:
+            self._fh.write(lines)
+            self._fh.flush()  # to the OS: a crash of this process keeps the rows
+            self._rows += len(out)
+            full = self._rows >= self.max_rows
+        if full:
+            self.flush()
         return len(out)
 
-    def read(self) -> pd.DataFrame:
-        files = sorted(self.root.glob("*.parquet")) if self.root.exists() else []
-        if not files:
-            return pd.DataFrame(columns=["reason", "source"])
-        return pd.concat([pq.read_table(f).to_pandas() for f in files], ignore_index=True)
+    def flush(self) -> int:
+        """Move the pending rows into one parquet file now. Returns the rows moved."""
+        with self._lock:
+            if not self._rows:
+                return 0
+            frame = _read_pending(self.path)
+            # parquet first, then truncate: a crash in between keeps the rows twice, never zero times
+            self.quarantine._write(frame, "buffered")
+            self._fh.truncate(0)
+            moved, self._rows = self._rows, 0
+            return moved
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        self.flush()  # if this raises, the pending file stays for read() and the next buffer
+        self._fh.close()
+        self.path.unlink(missing_ok=True)
+
+    def _run(self, flush_s: float) -> None:
+        while not self._stop.wait(flush_s):
+            try:
+                self.flush()
+            except OSError:
+                log.exception("could not write the quarantine; its rows stay pending in %s", self.path.name)
+
+    def _adopt_orphans(self) -> None:
+        adopt_orphans(self.quarantine)
+
+
+def adopt_orphans(quarantine: Quarantine) -> int:
+    """Turn the pending files of dead processes into parquet; returns how many live ones remain."""
+    live = 0
+    for path in quarantine._pending():
+        try:
+            fh = open(path, encoding="utf-8")
+        except FileNotFoundError:
+            continue  # adopted by another process meanwhile
+        with fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                live += 1  # its process is alive
+                continue
+            frame = _read_pending(path)
+            if not frame.empty:
+                quarantine._write(frame, "recovered")
+            path.unlink()
+    return live
+
+
+def settle_pending(quarantine: Quarantine, wait_s: float, poll_s: float = 0.1) -> list[Path]:
+    """Bring every buffered row into the quarantine's parquet files, so a scrub of those files sees
+    all of them (erasure): orphans are adopted now, live buffers are waited for until their owner's
+    next flush empties them, at most ``wait_s``. Returns the live files still holding rows."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        adopt_orphans(quarantine)
+        holding = [p for p in quarantine._pending() if p.exists() and p.stat().st_size > 0]
+        if not holding or time.monotonic() >= deadline:
+            return holding
+        time.sleep(poll_s)  # another process flushes on its own clock; nothing to wait on but time

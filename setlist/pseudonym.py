@@ -15,6 +15,8 @@ from collections.abc import Iterable
 from sqlalchemy import Column, MetaData, String, Table, create_engine, delete, insert, select
 from sqlalchemy.engine import Engine
 
+from setlist.sqltimeouts import engine_options
+
 PSEUDONYM_PREFIX = "u_"
 _metadata = MetaData()
 identity_table = Table(
@@ -31,8 +33,13 @@ def pseudonymize(raw_user_id: str, key: bytes) -> str:
 
 
 class IdentityMap:
-    def __init__(self, url: str) -> None:
-        self.engine: Engine = create_engine(url, future=True)
+    def __init__(
+        self, url: str, *, connect_timeout_s: float | None = None, statement_timeout_ms: int | None = None
+    ) -> None:
+        """The timeouts bound each connect and statement (serving sets them; a bulk import may not)."""
+        self.engine: Engine = create_engine(
+            url, future=True, **engine_options(url, connect_timeout_s, statement_timeout_ms)
+        )
         _metadata.create_all(self.engine)
 
     def remember(self, pairs: Iterable[tuple[str, str]]) -> None:

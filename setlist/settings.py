@@ -123,11 +123,29 @@ class Settings(BaseSettings):
     max_exclusions: int = 1000
     max_future_skew_s: int = 300
     max_track_batch: int = 1000
+    # Track's input bounds: each event outside them is rejected with a reason, the rest of the batch goes on
+    #: live events older than this are rejected (the importer still takes history)
+    track_max_age_days: float = 7.0
+    track_max_id_len: int = 256  # event_id, item_id, session_id and type (user_id: max_user_id_len)
+    track_max_context_keys: int = 32
+    track_max_context_key_len: int = 64
+    track_max_context_value_len: int = 256
+    #: an event_id seen within this window is acknowledged as a duplicate and stored once
+    track_dedupe_hours: float = 24.0
+    #: rejected Track events go to the quarantine in batches: this many rows, or this often
+    track_quarantine_batch: int = 1000
+    track_quarantine_flush_s: float = 10.0
     cache_enabled: bool = True
     cache_backend: Literal["memory", "redis"] = "memory"
     cache_ttl_s: float = 300.0
     cache_size: int = 100_000
     online_timeout_ms: int = 50
+    #: devices a request's context may name in cache keys and impressions; any other becomes "other"
+    context_devices: list[str] = Field(
+        default_factory=lambda: ["mobile", "desktop", "tablet", "smart_speaker", "web", "tv", "unknown"]
+    )
+    #: locales kept as sent (``en``, ``en_US``, ``pt-BR``: short by construction); any other becomes "other"
+    context_locale_pattern: str = r"[a-z]{2,3}(?:[_-][A-Za-z]{2})?"
     reload_interval_s: float = 30.0
     recent_exclusion: int = 20
     engine: Literal["fast", "baseline"] = "fast"
@@ -137,9 +155,33 @@ class Settings(BaseSettings):
     auth_tokens: SecretStr | None = Field(
         default=None, description="comma-separated token:scope pairs, scope being read, write or read+write"
     )
+    #: the production profile serves only with TLS and tokens; True says a plaintext, open server is
+    #: intended (a one-machine demo on loopback, or a mesh that terminates TLS and authenticates)
+    insecure: bool = False
+    #: where /metrics listens; None: the gRPC host
+    metrics_host: str | None = None
+    #: a plaintext port serving grpc.health.v1 only, for probes that cannot speak TLS (Kubernetes'
+    #: native gRPC probes); None: health is served on the main port only
+    health_port: int | None = None
+
+    # deadlines on dependencies, so a hung store fails a call instead of hanging it
+    database_connect_timeout_s: float = 5.0  # PostgreSQL connect (libpq rounds below 2 s up to 2)
+    database_statement_timeout_ms: int = 5000  # PostgreSQL statements; SQLite waits this long on a lock
+    mlflow_timeout_s: float = 10.0  # one registry lookup or write from serving's refresh loop
+    identity_queue: int = 10_000  # identity-map writes waiting for the database; beyond it Track logs a miss
+    identity_retry_s: float = 0.5  # first wait before a failed identity-map write is retried (doubling, <= 30 s)
     journal_roll_s: float = 2.0
     # one journal directory per process that serves Track (per pod in Kubernetes)
     wal_dir_override: Path | None = Field(default=None, validation_alias="SETLIST_WAL_DIR")
+    #: how long a Track waits for its events to be durable before DEADLINE_EXCEEDED (the transport
+    #: does not hand the call's own deadline down to the journal yet)
+    journal_append_timeout_ms: int = 5_000
+    #: how long a starting server waits for its journal directory's lock (held briefly by another
+    #: server's orphan sweep) before refusing to start: the directory is then another server's
+    journal_lock_wait_s: float = 10.0
+    #: the WAL root whose unlocked journal directories (dead workers, dead pods) a starting server
+    #: and ``python -m serving recover-journals`` move into the event log; unset: ``wal_dir``
+    journal_sweep_dir: Path | None = None
     # simulated traffic serves with these pointed under simulation_dir (experiments.simulate),
     # so that it never writes to the event log and impressions that gates and training read
     events_dir_override: Path | None = None

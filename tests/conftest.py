@@ -86,7 +86,8 @@ def postgres_server() -> Iterator[PostgresServer]:
 @pytest.fixture
 def production_settings(tmp_path: Path, redis_server: RedisServer, postgres_server: PostgresServer):
     """Production-profile settings on the test servers, isolated per test: a fresh PostgreSQL
-    database (Feast registry and MLflow), an emptied Redis, and data under tmp_path."""
+    database (Feast registry and MLflow), an emptied Redis, and data under tmp_path. The tests serve
+    plaintext on loopback without tokens, which production allows only when told (``insecure``)."""
     from setlist.settings import Settings
 
     redis_server.start()  # a fault test may have left it stopped
@@ -98,4 +99,5 @@ def production_settings(tmp_path: Path, redis_server: RedisServer, postgres_serv
         database_url=postgres_server.create_database(),
         mlflow_tracking_uri=None,
         hmac_key="test-key-production",
+        insecure=True,
     )

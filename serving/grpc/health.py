@@ -1,8 +1,10 @@
 """grpc.health.v1 status, driven by the ranking service's readiness.
 
 Both the overall service ("") and setlist.v1.RankingService report NOT_SERVING until
-``ranking.ready()`` is true (models and features loaded). A small daemon thread polls ``ready()``, so
-the service needs no reference to gRPC; ``set_serving`` lets a bootstrap flip it directly as well.
+``ranking.ready()`` is true (models and features loaded), and again for good once the ranking
+reports a ``failure`` (its Track journal failed: it acknowledges no events, so traffic must move).
+A small daemon thread polls ``ready()``, so the service needs no reference to gRPC; ``set_serving``
+lets a bootstrap flip it directly as well.
 On shutdown the status goes NOT_SERVING first, so load balancers stop routing before the drain.
 """
 
@@ -54,10 +56,17 @@ class Readiness:
 
     def _ready(self) -> bool:
         try:
-            return bool(self._ranking.ready())
+            return bool(self._ranking.ready()) and not self._failed()
         except Exception:  # a failing readiness probe means "not ready", never a dead poller
             log.exception("ranking.ready() raised; reporting NOT_SERVING")
             return False
+
+    def _failed(self) -> bool:
+        # optional on a Ranking: fakes and the baseline engine have no journal that could fail
+        failure = getattr(self._ranking, "failure", None)
+        if failure is not None and self._serving:  # say why once, as the status flips
+            log.error("reporting NOT_SERVING: %s", f"{type(failure).__name__}: {failure}")
+        return failure is not None
 
     def _poll(self) -> None:
         # wait() returns early when shutdown() sets the event, so stopping never waits a full period

@@ -42,6 +42,8 @@ class RunningServer:
     _guard: Guard = field(repr=False)
     _ranking: Ranking = field(repr=False)
     _metrics: tuple[metrics.MetricsServer, int] | None = field(default=None, repr=False)
+    _health: grpc.Server | None = field(default=None, repr=False)  # the plaintext probe port, if any
+    health_port: int | None = None
     _stopped: threading.Event = field(default_factory=threading.Event, repr=False)
     _stop_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -64,6 +66,8 @@ class RunningServer:
             self._guard.wait_idle(grace)
             self._server.stop(0)
             stopped.wait()
+            if self._health is not None:  # probes saw NOT_SERVING during the drain
+                self._health.stop(0).wait()
             try:
                 if close_ranking:
                     self._ranking.close()
@@ -81,6 +85,31 @@ class RunningServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop(grace=1.0)
+
+
+class InsecureServer(ValueError):
+    """A production server was configured without TLS or tokens, and SETLIST_INSECURE does not say
+    that this is intended."""
+
+
+def require_secure_transport(settings: Settings) -> None:
+    """The production profile serves over TLS with bearer tokens; raise InsecureServer (one line,
+    naming what is missing) unless both are configured or ``settings.insecure`` opts out."""
+    if settings.profile != "production" or settings.insecure:
+        return
+    missing = [
+        name
+        for name, value in (("SETLIST_TLS_CERT", settings.tls_cert), ("SETLIST_TLS_KEY", settings.tls_key))
+        if value is None
+    ]
+    if TokenAuth.from_settings(settings) is None:
+        missing.append("SETLIST_AUTH_TOKENS")
+    if missing:
+        raise InsecureServer(
+            f"the production profile serves only with TLS and bearer tokens, and {', '.join(missing)} "
+            f"{'is' if len(missing) == 1 else 'are'} unset; set {'it' if len(missing) == 1 else 'them'}, "
+            "or SETLIST_INSECURE=true for a plaintext server on a trusted network"
+        )
 
 
 def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
@@ -101,6 +130,7 @@ def build_server(
     ranking: Ranking, settings: Settings, *, reuse_port: bool = False, ready_poll_s: float = 0.25
 ) -> tuple[grpc.Server, Guard, Readiness, int]:
     """A configured, bound, not yet started server, with its guard, readiness and bound port."""
+    require_secure_transport(settings)
     threads = settings.max_concurrency + SPARE_THREADS
     guard = Guard(settings.max_concurrency, TokenAuth.from_settings(settings))
     server = grpc.server(
@@ -131,6 +161,25 @@ def build_server(
     return server, guard, readiness, port
 
 
+def health_server(readiness: Readiness, settings: Settings, reuse_port: bool = False) -> tuple[grpc.Server, int] | None:
+    """grpc.health.v1 alone, in plaintext, on settings.health_port (None: no such server). Kubernetes'
+    native gRPC probes cannot speak TLS; this port tells them SERVING or NOT_SERVING and nothing else."""
+    if settings.health_port is None:
+        return None
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="setlist-health"),
+        # worker processes share the probe port as they share the main one; each answers for itself
+        options=[("grpc.so_reuseport", 1 if reuse_port else 0)],
+    )
+    health_pb2_grpc.add_HealthServicer_to_server(readiness.servicer, server)
+    address = f"{settings.host}:{settings.health_port}"
+    try:
+        port = server.add_insecure_port(address)
+    except RuntimeError as exc:
+        raise OSError(f"cannot listen on {address} for health checks: {exc} (is the port in use?)") from exc
+    return server, port
+
+
 def start_server(
     ranking: Ranking, settings: Settings, *, reuse_port: bool = False, ready_poll_s: float = 0.25
 ) -> RunningServer:
@@ -139,8 +188,11 @@ def start_server(
     Metrics are served on settings.metrics_port (0 disables them). Returns without blocking.
     """
     server, guard, readiness, port = build_server(ranking, settings, reuse_port=reuse_port, ready_poll_s=ready_poll_s)
-    metrics_server = metrics.start_metrics_server(settings.metrics_port, settings.host)
+    health = health_server(readiness, settings, reuse_port)
+    metrics_server = metrics.start_metrics_server(settings.metrics_port, settings.metrics_host or settings.host)
     server.start()
+    if health is not None:
+        health[0].start()
     readiness.start()
     running = RunningServer(
         port=port,
@@ -150,6 +202,8 @@ def start_server(
         _guard=guard,
         _ranking=ranking,
         _metrics=metrics_server,
+        _health=health[0] if health else None,
+        health_port=health[1] if health else None,
     )
     log.info(
         "listening",
@@ -158,6 +212,7 @@ def start_server(
                 "host": settings.host,
                 "port": port,
                 "metrics_port": running.metrics_port,
+                "health_port": running.health_port,
                 "tls": settings.tls_cert is not None,
                 "mtls": settings.tls_client_ca is not None,
                 "auth": settings.auth_tokens is not None,

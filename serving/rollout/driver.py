@@ -24,7 +24,7 @@ from typing import Protocol
 import numpy as np
 
 from serving.rollout.canary import CanaryPolicy, CanaryState, Decision, Health, Pair, Phase, decide
-from serving.rollout.models import ModelBundle
+from serving.rollout.models import Bounded, ModelBundle
 from serving.rollout.routing import CANARY, CHAMPION
 from setlist.registry import (
     TAG_ROLLOUT_AT,
@@ -37,6 +37,7 @@ from setlist.registry import (
 
 log = logging.getLogger("setlist.serving.rollout.driver")
 LATENCY_WINDOW = 20_000
+REGISTRY_TIMEOUT_S = 10.0  # settings.mlflow_timeout_s in serving
 
 
 class RolloutRegistry(Protocol):
@@ -86,8 +87,11 @@ class Rollout:
         load: Callable[[Pair], ModelBundle],
         refuse: Callable[[Pair, str], None],
         on_decision: Callable[[str, float], None] = lambda action, share: None,
+        registry_timeout_s: float = REGISTRY_TIMEOUT_S,
     ) -> None:
         self.policy, self.registry = policy, registry
+        # the decision is applied to routing first; recording it must not stall the next judgement
+        self._bounded = Bounded(registry_timeout_s, "setlist-rollout-registry")
         self.enabled = enabled and policy.steps[0] < 1.0
         self._load, self._refuse, self._on_decision = load, refuse, on_decision
         self.current: ModelBundle | None = None  # the stable champion
@@ -201,7 +205,7 @@ class Rollout:
         if not self.enabled or self.registry is None:
             return
         try:
-            status, stable = self.registry.status(champion.pair)
+            status, stable = self._bounded(self.registry.status, champion.pair)
             if status != "canary" or stable is None or stable == champion.pair:
                 return
             self.current = self._load(stable)
@@ -256,6 +260,6 @@ class Rollout:
         if self.registry is None:
             return
         try:
-            getattr(self.registry, method)(*args)
+            self._bounded(getattr(self.registry, method), *args)
         except Exception as exc:
             log.error("registry %s failed during the canary: %s", method, exc)

@@ -8,9 +8,13 @@ always loaded; an experiment may add other aliases (``challenger``).
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future, wait
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -21,8 +25,10 @@ from setlist.feature_layout import Layout
 from setlist.featureset import DEFAULT_SERVICE, MODEL_SERVICE_ATTR, DeclarationError, FeatureSet
 from setlist.registry import CHAMPION, Pair
 from setlist.settings import Settings
+from setlist.sqltimeouts import libpq_environment
 
 log = logging.getLogger("setlist.serving.rollout.models")
+T = TypeVar("T")
 
 
 class ModelLoadError(RuntimeError):
@@ -57,6 +63,67 @@ class ModelBundle:
             cached = (self.booster, scorer(self.booster))
             object.__setattr__(self, "_scorer", cached)
         return cached[1](X)
+
+
+class RegistryTimeout(TimeoutError):
+    """The registry did not answer within the deadline (or a previous call is still waiting for it)."""
+
+
+class Bounded:
+    """Runs registry calls on a helper thread and waits at most ``timeout_s`` for each.
+
+    MLflow retries a dead store for about 100 s (engine creation against a SQL store, HTTP retries
+    against a tracking server); the refresh loop, which also judges the canary, must not stall behind
+    it. A call that times out keeps running on its daemon thread, and no new call starts until it
+    ends: at most one thread per ``Bounded`` is ever stuck, and the next call fails at once."""
+
+    def __init__(self, timeout_s: float, name: str = "setlist-registry") -> None:
+        self.timeout_s, self.name = timeout_s, name
+        self._lock = threading.Lock()
+        self._running: Future[Any] | None = None
+
+    def __call__(self, fn: Callable[..., T], *args: object) -> T:
+        future: Future[T] = Future()
+        with self._lock:
+            if self._running is not None and not self._running.done():
+                raise RegistryTimeout(f"a registry call has been waiting for over {self.timeout_s:g}s")
+            self._running = future
+
+        def run() -> None:
+            try:
+                future.set_result(fn(*args))
+            except BaseException as exc:  # handed to the caller, whatever it is
+                future.set_exception(exc)
+
+        threading.Thread(target=run, name=self.name, daemon=True).start()
+        try:
+            return future.result(timeout=self.timeout_s)
+        except FutureTimeout:
+            raise RegistryTimeout(f"the registry did not answer within {self.timeout_s:g}s") from None
+
+    def wait_idle(self, timeout: float) -> bool:
+        """True once no call is running (one that timed out has ended), False after ``timeout`` s."""
+        with self._lock:
+            running = self._running
+        return running is None or not wait([running], timeout).not_done
+
+
+def mlflow_environment(settings: Settings) -> dict[str, str]:
+    """Bounds for MLflow's own clients, so a call that timed out in :class:`Bounded` also ends soon:
+    HTTP retries and timeout for a tracking server, libpq deadlines for a PostgreSQL backend. The
+    libpq ones reach every PostgreSQL connection of the process, engines we did not build included."""
+    timeout = max(1, round(settings.mlflow_timeout_s))
+    env = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_TIMEOUT": str(timeout)}
+    if any(url.startswith("postgresql") for url in (settings.tracking_uri, settings.metadata_url)):
+        env |= libpq_environment(settings.database_connect_timeout_s, settings.database_statement_timeout_ms)
+    return env
+
+
+def bound_mlflow(settings: Settings) -> None:
+    """Apply :func:`mlflow_environment` to this process (values already set by the operator win).
+    For a serving process only: training's long registry writes must not get serving's deadlines."""
+    for name, value in mlflow_environment(settings).items():
+        os.environ.setdefault(name, value)
 
 
 def alias_versions(settings: Settings, alias: str) -> Pair:
@@ -168,6 +235,7 @@ class ModelHolder:
         self._loader, self._versions, self._on_change = loader, versions, on_change
         self._refused: dict[Pair, str] = {}
         self._lock = threading.Lock()
+        self._lookup = Bounded(settings.mlflow_timeout_s, "setlist-alias-lookup")
 
     @property
     def current(self) -> ModelBundle | None:
@@ -194,7 +262,7 @@ class ModelHolder:
             held = [b for b in reuse if b is not None]
             for alias in self.aliases:
                 try:
-                    wanted = self._versions(self.settings, alias)
+                    wanted = self._lookup(self._versions, self.settings, alias)
                 except Exception as exc:
                     log.warning("cannot read alias %s: %s", alias, type(exc).__name__)
                     if alias in old:

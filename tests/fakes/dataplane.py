@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import scipy.sparse as sp
 
+from serving.dedupe import MemoryDedupe
 from serving.rollout.models import ModelBundle, ModelHolder, ModelLoadError, Pair
 from setlist.candidate_sources import GLOBAL_COHORT
 from setlist.candidates import CandidateIndex
@@ -345,9 +346,11 @@ class Dataplane:
     impressions: RecordingImpressions = field(default_factory=RecordingImpressions)
     rollout: FakeRolloutRegistry = field(default_factory=FakeRolloutRegistry)
     registry: FakeModelRegistry = field(init=False)
+    dedupe: MemoryDedupe = field(init=False)  # Track's retry marks, on the plane's clock
 
     def __post_init__(self) -> None:
         self.registry = FakeModelRegistry(self.settings, self.features)
+        self.dedupe = MemoryDedupe(self.settings.track_dedupe_hours * 3600, clock=self.clock)
         champion = self.registry.add(("1", "1"), seed=0)
         fill_store(self.online, self.features, champion.index)
         self.publishes.record()
@@ -364,6 +367,7 @@ class Dataplane:
             publishes=self.publishes,
             journal=self.journal,
             identities=self.identities,
+            dedupe=self.dedupe,
             impressions=self.impressions,
             clock=self.clock,
             metrics_sink=self.metrics,

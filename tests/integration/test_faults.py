@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -85,7 +86,17 @@ def test_redis_killed_under_load_degrades_without_failures_and_recovers(producti
 
 
 def _serve(settings, port: int) -> subprocess.Popen:
-    env = {
+    return subprocess.Popen(
+        [sys.executable, "-m", "serving"],
+        env=_serve_env(settings, port),
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+def _serve_env(settings, port: int) -> dict[str, str]:
+    return {
         **os.environ,
         "PYTHONPATH": str(ROOT),
         "SETLIST_DATA_DIR": str(settings.data_dir),
@@ -96,9 +107,6 @@ def _serve(settings, port: int) -> subprocess.Popen:
         "SETLIST_RELOAD_INTERVAL_S": "3600",
         "SETLIST_JOURNAL_ROLL_S": "0.5",
     }
-    return subprocess.Popen(
-        [sys.executable, "-m", "serving"], env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
 
 
 def test_kill_9_during_track_load_loses_no_acknowledged_event(tiny_copy):
@@ -151,6 +159,45 @@ def test_kill_9_during_track_load_loses_no_acknowledged_event(tiny_copy):
         lost = [e for e in acked if e not in stored]
         print(f"acknowledged {len(acked)} events, lost {len(lost)}")
         assert lost == []
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+
+
+def test_a_restart_with_fewer_workers_recovers_the_dropped_workers_journal(tiny_copy):
+    """kill -9 a two-worker server after acknowledged Tracks on both workers, restart it with one:
+    worker 1's journal has no owner any more, and the new worker 0 moves it into the log, once."""
+    s = tiny_copy.settings
+    wal = s.wal_dir
+    port = free_port()
+    env = {**_serve_env(s, port), "SETLIST_JOURNAL_ROLL_S": "3600", "SETLIST_WORKERS": "2"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "serving"], env=env, cwd=ROOT, stdout=subprocess.DEVNULL, start_new_session=True
+    )
+    users = [str(u) for u in tiny_copy.users["user_id"][:30]]
+    acked: list[str] = []
+    try:
+        # each new client is a new connection, which the kernel hands to either worker
+        for attempt in range(50):
+            with SetlistClient(f"127.0.0.1:{port}", timeout=10) as client:
+                assert client.wait_ready(timeout=60)
+                batch = [new_event(users[(attempt + i) % len(users)], "track_000001", "play") for i in range(10)]
+                assert client.track(batch)[0] == len(batch)
+                acked.extend(e.event_id for e in batch)
+            if all(any(p.stat().st_size for p in (wal / f"worker-{w}").glob("*.jsonl")) for w in (0, 1)):
+                break
+        else:
+            pytest.fail("every connection went to one worker")
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the parent and both workers, at once
+        proc.wait(timeout=30)
+    proc = _serve(s, port)  # one worker now
+    try:
+        client = SetlistClient(f"127.0.0.1:{port}", timeout=5)
+        assert client.wait_ready(timeout=60)
+        client.close()
+        stored = Counter(EventLog(s.events_dir).read(columns=["event_id"])["event_id"])
+        assert [e for e in acked if stored[e] != 1] == []
     finally:
         proc.kill()
         proc.wait(timeout=30)

@@ -16,7 +16,7 @@ K8S = DEPLOY / "k8s"
 FEAST_SPARK = DEPLOY / "feast-spark" / "feature_store.yaml"
 GRPC_PORT = 50051
 # Settings the manifests already pass, which setlist/settings.py does not read yet.
-PENDING_SETTINGS = {"SETLIST_WAL_DIR"}
+PENDING_SETTINGS: set[str] = set()
 
 
 def _docs(name: str) -> list[dict]:
@@ -44,6 +44,7 @@ def test_kustomization_lists_existing_files_and_keeps_the_secret_template_out():
 
 def test_every_setlist_variable_is_a_setting():
     fields = {f"SETLIST_{name.upper()}" for name in Settings.model_fields}
+    fields |= {f.validation_alias for f in Settings.model_fields.values() if isinstance(f.validation_alias, str)}
     names = set()
     for doc in _all_docs():
         if doc["kind"] in ("ConfigMap", "Secret"):
@@ -69,12 +70,19 @@ def test_secrets_are_placeholders_only():
         assert value == f"${{{key}}}", f"{key} must be a ${{VAR}} placeholder, not a value"
 
 
+def _config() -> dict[str, str]:
+    (config,) = _docs("configmap.yaml")
+    return config["data"]
+
+
 def test_serving_uses_native_grpc_probes_and_exposes_metrics():
     container = _serving_container()
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports["grpc"] == GRPC_PORT
+    # the kubelet's gRPC probes cannot speak TLS: they use the plaintext health-only port
+    assert ports["grpc-health"] == int(_config()["SETLIST_HEALTH_PORT"]) != GRPC_PORT
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-        assert container[probe]["grpc"]["port"] == GRPC_PORT, probe
+        assert container[probe]["grpc"]["port"] == ports["grpc-health"], probe
     (deployment,) = _docs("serving-deployment.yaml")
     annotations = deployment["spec"]["template"]["metadata"]["annotations"]
     assert int(annotations["prometheus.io/port"]) == ports["metrics"]
@@ -137,3 +145,69 @@ def test_the_image_copies_every_package_its_build_and_entrypoint_import():
     recipe = makefile[makefile.index("\nprotos:") : makefile.index("\n\n", makefile.index("\nprotos:"))]
     needed = {m.split(".")[0] for m in re.findall(r"-m ([\w.]+)", recipe)} | {"serving", "setlist", "feature_repo"}
     assert needed <= copied, f"the Dockerfile does not copy {sorted(needed - copied)}"
+
+
+def _image_interpreter() -> str:
+    """The interpreter the Dockerfile's entry point runs, as an absolute path (its venv under WORKDIR)."""
+    dockerfile = (DEPLOY.parent / "Dockerfile").read_text()
+    (workdir,) = re.findall(r"^WORKDIR (\S+)$", dockerfile, re.M)
+    (entrypoint,) = re.findall(r"^ENTRYPOINT (\[.*\])$", dockerfile, re.M)
+    interpreter = yaml.safe_load(entrypoint)[0]
+    return interpreter if interpreter.startswith("/") else f"{workdir.rstrip('/')}/{interpreter}"
+
+
+def _containers() -> list[dict]:
+    found = []
+    for doc in _all_docs():
+        template = doc.get("spec", {}).get("template", {}).get("spec", {})
+        found += template.get("containers", []) + template.get("initContainers", [])
+    return found
+
+
+def test_every_python_command_runs_the_images_own_interpreter():
+    interpreter = _image_interpreter()
+    assert interpreter == "/app/.venv/bin/python"
+    runs_python = [c for c in _containers() if any("python" in part for part in c.get("command", []))]
+    assert runs_python, "the serving container runs python"
+    for container in runs_python:
+        assert container["command"][0] == interpreter, container["name"]
+
+
+def test_production_config_requires_tls_and_tokens():
+    config = _config()
+    container = _serving_container()
+    env = {e["name"] for e in container.get("env", [])}
+    assert "SETLIST_INSECURE" not in config and "SETLIST_INSECURE" not in env
+    settings = Settings(**{k.removeprefix("SETLIST_").lower(): v for k, v in config.items()})
+    assert not settings.insecure
+    # the certificate and key are files of a mounted Secret; the tokens are in the Secret's template
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in _docs("serving-deployment.yaml")[0]["spec"]["template"]["spec"]["volumes"]}
+    for path in (settings.tls_cert, settings.tls_key):
+        assert path is not None
+        (volume,) = [name for name, mount in mounts.items() if str(path).startswith(mount + "/")]
+        assert "secret" in volumes[volume]
+    (secret,) = _docs("secret.example.yaml")
+    assert "SETLIST_AUTH_TOKENS" in secret["stringData"]
+
+
+def test_metrics_and_grpc_are_admitted_only_from_where_they_should_be():
+    config = _config()
+    settings = Settings(**{k.removeprefix("SETLIST_").lower(): v for k, v in config.items()})
+    assert settings.metrics_host == "0.0.0.0"  # scraped on the pod IP, so the policy below is what limits it
+    ports = {p["name"]: p["containerPort"] for p in _serving_container()["ports"]}
+    assert ports["metrics"] == settings.metrics_port
+    (policy,) = [d for d in _docs("networkpolicy.yaml") if d["metadata"]["name"] == "setlist-serving"]
+    assert policy["spec"]["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "setlist-serving"}
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    admitted: dict[int, list[dict]] = {}
+    for rule in policy["spec"]["ingress"]:
+        assert rule.get("from") and rule.get("ports"), "a rule without peers or ports admits everyone"
+        for port in rule["ports"]:
+            admitted.setdefault(port["port"], []).extend(rule["from"])
+    assert set(admitted) == {GRPC_PORT, settings.metrics_port}  # not the health port: no pod probes it
+    (scraper,) = admitted[settings.metrics_port]
+    assert scraper["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "monitoring"}
+    assert scraper["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "prometheus"}
+    (client,) = admitted[GRPC_PORT]
+    assert client["podSelector"]["matchLabels"] == {"setlist.io/client": "true"}

@@ -3,17 +3,27 @@ online store, MLflow tracking and model registry on PostgreSQL, and fast failure
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
+import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
+import grpc
 import pytest
 import sqlalchemy as sa
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from feature_repo.online import OnlineFeatures
 from feature_repo.store import apply, get_store
+from serving.grpc.proto import SERVICE_NAME
+from serving.grpc.server import InsecureServer
 from setlist.settings import Settings
 from tests.servers import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
 
 SESSION_ROW = {
     "session_id": "s-1",
@@ -207,3 +217,70 @@ def test_mlflow_reports_a_connection_error_when_postgres_is_down(tmp_path: Path,
         assert time.monotonic() - started < 5
     finally:
         mlflow.set_tracking_uri(previous)
+
+
+# --- transport security of a production server ------------------------------------------------------
+def _serving_env(settings: Settings, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SETLIST_")}
+    return {
+        **env,
+        "PYTHONPATH": str(ROOT),
+        "SETLIST_PROFILE": "production",
+        "SETLIST_DATA_DIR": str(settings.data_dir),
+        "SETLIST_DATABASE_URL": settings.database_url,
+        "SETLIST_REDIS_URL": settings.redis_url,
+        "SETLIST_HMAC_KEY": "k",
+        "SETLIST_HOST": "127.0.0.1",
+        "SETLIST_PORT": str(free_port()),
+        "SETLIST_METRICS_PORT": "0",
+        **extra,
+    }
+
+
+def test_a_production_server_without_tls_or_tokens_refuses_to_start_with_one_line(production_settings):
+    done = subprocess.run(
+        [sys.executable, "-m", "serving"],
+        env=_serving_env(production_settings),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    err = done.stdout + done.stderr
+    assert done.returncode == 1, err
+    (line,) = [ln for ln in err.splitlines() if "cannot start" in ln]
+    for needed in ("SETLIST_TLS_CERT", "SETLIST_TLS_KEY", "SETLIST_AUTH_TOKENS", "SETLIST_INSECURE=true"):
+        assert needed in line
+    assert "Traceback" not in err
+
+
+def test_production_needs_tls_and_tokens_unless_insecure_is_said(serve_fake):
+    with pytest.raises(InsecureServer, match="SETLIST_TLS_CERT, SETLIST_TLS_KEY are unset") as refused:
+        serve_fake(profile="production", auth_tokens="t:read+write")
+    assert "AUTH_TOKENS" not in str(refused.value)
+    with pytest.raises(InsecureServer, match="SETLIST_AUTH_TOKENS"):
+        serve_fake(profile="production")
+    _, client, _ = serve_fake(profile="production", insecure=True)
+    assert client.wait_ready(timeout=10)
+
+
+def test_the_health_port_answers_probes_in_plaintext_and_serves_nothing_else(serve_fake):
+    server, _, _ = serve_fake(health_port=0)
+    assert server.health_port is not None and server.health_port != server.port
+    with grpc.insecure_channel(f"127.0.0.1:{server.health_port}") as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        reply = health.Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING
+        rank = channel.unary_unary(f"/{SERVICE_NAME}/Rank")
+        with pytest.raises(grpc.RpcError) as failed:
+            rank(b"", timeout=5)
+        assert failed.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+def test_metrics_listen_on_their_own_host(serve_fake):
+    port = free_port()
+    serve_fake(host="127.0.0.1", metrics_port=port, metrics_host="127.0.0.2")
+    with urllib.request.urlopen(f"http://127.0.0.2:{port}/metrics", timeout=5) as reply:
+        assert reply.status == 200
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5)

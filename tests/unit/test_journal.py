@@ -1,5 +1,7 @@
 """serving.journal: group commit batches concurrent appends into fewer fsyncs, and an acknowledged
-append is on disk: in the event log after close, or recovered from the segment after a crash."""
+append is on disk: in the event log after close, or recovered from the segment after a crash. The
+journal never hangs (writer failures and deadlines fail the caller fast) and never strands events
+(one owner per directory; orphaned directories are recovered exactly once)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from serving.journal import Journal
+from serving.errors import DeadlineExceeded, Unavailable
+from serving.journal import Journal, JournalLocked, recover_orphans
 from setlist.contract import SCHEMA_VERSION
 from setlist.eventlog import EventLog
 from tests.fakes.dataplane import START
@@ -105,7 +108,7 @@ def test_every_acknowledged_event_is_in_the_log_after_close_and_reopen(tmp_path:
         t.join(WAIT)
     journal.close()
     assert event_ids(events) == sorted(r["event_id"] for r in rows)
-    with pytest.raises(RuntimeError):
+    with pytest.raises(Unavailable):
         journal.append([row(99)])  # a closed journal acknowledges nothing
 
     reopened = Journal(tmp_path / "wal", events, max_age_s=3600)
@@ -118,7 +121,8 @@ def test_a_crash_loses_no_acknowledged_event(tmp_path: Path, events: EventLog) -
     crashed = Journal(tmp_path / "wal", events, max_age_s=3600)
     for k in range(5):
         crashed.append([row(k)])  # acknowledged: fsynced
-    # the process dies mid-batch: a torn, never-acknowledged line at the end, and no close()
+    crashed.abandon()  # the process dies: no close(), and its lock goes with it
+    # ... mid-batch: a torn, never-acknowledged line at the end
     (segment,) = (tmp_path / "wal").glob("*.jsonl")
     with open(segment, "a", encoding="utf-8") as fh:
         fh.write('{"event_id": "torn", "schema_version"')
@@ -134,9 +138,238 @@ def test_a_crash_loses_no_acknowledged_event(tmp_path: Path, events: EventLog) -
 def test_recovering_the_same_segment_twice_does_not_duplicate(tmp_path: Path, events: EventLog) -> None:
     crashed = Journal(tmp_path / "wal", events, max_age_s=3600)
     crashed.append([row(k) for k in range(3)])
+    crashed.abandon()
     (segment,) = (tmp_path / "wal").glob("*.jsonl")
     kept = segment.read_bytes()
     Journal(tmp_path / "wal", events, max_age_s=3600).close()
     segment.write_bytes(kept)  # a crash after the log write, before the unlink
     Journal(tmp_path / "wal", events, max_age_s=3600).close()
     assert event_ids(events) == [f"e{k}" for k in range(3)]
+
+
+# --- never hangs -----------------------------------------------------------------------------------
+class Call:
+    """Run ``fn`` on a thread: a call that would hang fails the test after WAIT, never blocks it."""
+
+    def __init__(self, fn, *args, **kwargs) -> None:
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, args=(fn, args, kwargs), daemon=True)
+        self.thread.start()
+
+    def _run(self, fn, args, kwargs) -> None:
+        try:
+            fn(*args, **kwargs)
+        except BaseException as exc:
+            self.error = exc
+
+    def outcome(self) -> BaseException | None:
+        self.thread.join(WAIT)
+        assert not self.thread.is_alive(), "the call is still waiting"
+        return self.error
+
+
+class FailingSync(HeldSync):
+    """Holds the first fsync until released, then fails it with ``error``."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(hold_first=True)
+        self.error = error
+
+    def __call__(self, fd: int) -> None:
+        self.calls += 1
+        self.entered.set()
+        assert self.release.wait(WAIT)
+        raise self.error
+
+
+def test_a_writer_crash_fails_the_waiting_append_and_every_later_one(tmp_path: Path, events: EventLog) -> None:
+    sync = FailingSync(ValueError("a bug, not an OSError"))
+    journal = Journal(tmp_path / "wal", events, max_age_s=3600, sync=sync)
+    waiting = Call(journal.append, [row(0)])
+    assert sync.entered.wait(WAIT)
+    sync.release.set()
+    assert isinstance(waiting.outcome(), Unavailable)
+    assert not journal.healthy and isinstance(journal.failure, ValueError)
+    assert isinstance(Call(journal.append, [row(1)]).outcome(), Unavailable)  # fails fast, queues nothing
+    journal.close()
+
+
+def test_a_segment_that_cannot_be_opened_on_roll_fails_appends_fast(
+    tmp_path: Path, events: EventLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    journal = Journal(tmp_path / "wal", events, max_bytes=1, max_age_s=3600)
+
+    def no_space() -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(journal, "_open_segment", no_space)
+    journal.append([row(0)])  # durable, then the writer rolls and cannot open the next segment
+    assert isinstance(Call(journal.append, [row(1)]).outcome(), Unavailable)
+    assert isinstance(journal.failure, OSError)
+    journal.close()
+    assert event_ids(events) == ["e0"]  # the acknowledged row still reaches the log
+
+
+def test_an_append_not_yet_written_by_its_deadline_is_withdrawn(tmp_path: Path, events: EventLog) -> None:
+    sync = HeldSync(hold_first=True)
+    journal = Journal(tmp_path / "wal", events, max_age_s=3600, sync=sync)
+    first = Call(journal.append, [row(0)])
+    assert sync.entered.wait(WAIT)  # the writer is busy with the first batch ...
+    with pytest.raises(DeadlineExceeded, match="not stored"):
+        journal.append([row(1)], timeout=0.05)  # ... so the second cannot be written in time
+    sync.release.set()
+    assert first.outcome() is None
+    journal.close()
+    assert event_ids(events) == ["e0"]  # the expired append was never written: a retry cannot duplicate
+
+
+def test_an_append_in_flight_at_its_deadline_fails_and_may_be_stored(tmp_path: Path, events: EventLog) -> None:
+    sync = HeldSync(hold_first=True)
+    journal = Journal(tmp_path / "wal", events, max_age_s=3600, sync=sync, append_timeout_s=0.05)
+    late = Call(journal.append, [row(0)])  # the default deadline comes from the constructor
+    assert sync.entered.wait(WAIT)
+    assert isinstance(late.outcome(), DeadlineExceeded)
+    sync.release.set()
+    journal.append([row(1)], timeout=WAIT)
+    journal.close()
+    assert event_ids(events) == ["e0", "e1"]
+
+
+# --- durability -------------------------------------------------------------------------------------
+def test_each_new_segment_is_in_a_synced_directory_before_it_takes_rows(tmp_path: Path, events: EventLog) -> None:
+    seen: list[set[str]] = []  # the segments present each time the journal directory is fsynced
+    wal = tmp_path / "wal"
+
+    def sync_dir(path: Path) -> None:
+        if path == wal:
+            seen.append({p.name for p in path.glob("*.jsonl")})
+
+    rolled = threading.Event()
+    journal = Journal(wal, events, max_bytes=1, max_age_s=3600, sync_dir=sync_dir, on_flushed=lambda n: rolled.set())
+    assert len(seen) == 1 and len(seen[0]) == 1  # the first segment's name is durable before any ack
+    journal.append([row(0)])
+    assert rolled.wait(WAIT)  # rolled: the next segment was created, and its directory synced, first
+    assert len(seen) == 2 and seen[1] - seen[0]
+    journal.close()
+
+
+# --- one owner per directory ------------------------------------------------------------------------
+def test_a_second_journal_on_a_live_directory_refuses_and_moves_nothing(tmp_path: Path, events: EventLog) -> None:
+    first = Journal(tmp_path / "wal", events, max_age_s=3600)
+    first.append([row(0)])
+    with pytest.raises(JournalLocked, match="another server is running"):
+        Journal(tmp_path / "wal", events, max_age_s=3600)
+    assert event_ids(events) == []  # the live segment was not "recovered" from under its owner
+    first.append([row(1)])
+    first.close()
+    assert event_ids(events) == ["e0", "e1"]
+    Journal(tmp_path / "wal", events, max_age_s=3600).close()  # free again once the owner is gone
+
+
+def test_a_starting_journal_waits_for_the_lock_while_it_is_held(tmp_path: Path, events: EventLog) -> None:
+    first = Journal(tmp_path / "wal", events, max_age_s=3600)
+    first.append([row(0)])
+    opened: list[Journal] = []
+    second = Call(lambda: opened.append(Journal(tmp_path / "wal", events, max_age_s=3600, lock_wait_s=WAIT)))
+    first.close()
+    assert second.outcome() is None
+    opened[0].close()
+    assert event_ids(events) == ["e0"]
+
+
+# --- rolling off the acknowledgement path -----------------------------------------------------------
+class HeldLog(EventLog):
+    """An event log whose appends wait until released (a slow parquet write), or fail after writing."""
+
+    def __init__(self, root: Path, fail: bool = False) -> None:
+        super().__init__(root)
+        self.fail = fail
+        self.entered, self.release, self.failed = threading.Event(), threading.Event(), threading.Event()
+
+    def append(self, frame, tag: str = "batch", name: str | None = None) -> int:
+        self.entered.set()
+        assert self.release.wait(WAIT)
+        written = super().append(frame, tag, name)
+        if self.fail:  # the process "dies" after the parquet write, before the segment is deleted
+            self.failed.set()
+            raise OSError("killed mid-roll")
+        return written
+
+
+def test_acknowledgements_do_not_wait_for_a_roll(tmp_path: Path) -> None:
+    held = HeldLog(tmp_path / "events")
+    journal = Journal(tmp_path / "wal", held, max_bytes=1, max_age_s=3600)
+    journal.append([row(0)])
+    assert held.entered.wait(WAIT)  # the first segment is being moved into the log ...
+    assert Call(journal.append, [row(1)]).outcome() is None  # ... and Track is still acknowledged
+    held.release.set()
+    journal.close()
+    assert event_ids(held) == ["e0", "e1"]
+
+
+def test_a_crash_mid_roll_keeps_the_segment_and_recovery_adds_it_once(tmp_path: Path) -> None:
+    held = HeldLog(tmp_path / "events", fail=True)
+    crashed = Journal(tmp_path / "wal", held, max_bytes=1, max_age_s=3600)
+    crashed.append([row(0), row(1)])
+    assert held.entered.wait(WAIT)
+    held.release.set()
+    assert held.failed.wait(WAIT)
+    crashed.abandon()
+    assert len(list((tmp_path / "wal").glob("*.jsonl"))) == 2  # the rolled segment stays, beside the open one
+    events = EventLog(tmp_path / "events")
+    Journal(tmp_path / "wal", events, max_age_s=3600).close()
+    ids = list(events.read(["event_id"])["event_id"])
+    assert sorted(ids) == ["e0", "e1"]  # in the log once, though written before and after the crash
+
+
+# --- orphans ----------------------------------------------------------------------------------------
+def test_recover_orphans_moves_dead_journals_once_and_leaves_live_ones(tmp_path: Path, events: EventLog) -> None:
+    root = tmp_path / "wal"
+    dead = Journal(root / "pod-a" / "worker-1", events, max_age_s=3600)
+    dead.append([row(0), row(1)])
+    dead.abandon()  # a worker that is gone
+    live = Journal(root / "pod-b" / "worker-0", events, max_age_s=3600)
+    live.append([row(2)])
+    assert recover_orphans(root, events) == {root / "pod-a" / "worker-1": 2}
+    assert not (root / "pod-a" / "worker-1").exists()  # nothing left to recover again
+    assert recover_orphans(root, events) == {}
+    assert list(events.read(["event_id"])["event_id"]) == ["e0", "e1"]
+    live.close()
+    assert event_ids(events) == ["e0", "e1", "e2"]
+
+
+# --- health -----------------------------------------------------------------------------------------
+def test_a_failed_journal_turns_health_not_serving_and_track_unavailable(tmp_path: Path, events: EventLog) -> None:
+    from grpc_health.v1 import health_pb2
+
+    from feature_repo.declarations import load
+    from serving.grpc.health import Readiness
+    from serving.types import TrackEvent
+    from setlist.settings import Settings
+    from tests.fakes.dataplane import Dataplane
+
+    settings = Settings(data_dir=tmp_path / "data", hmac_key="k", impressions_enabled=False, reload_interval_s=3600)
+    plane = Dataplane(settings, load(settings))
+    sync = FailingSync(OSError(5, "Input/output error"))
+    sync.release.set()
+    server = plane.build(journal=Journal(tmp_path / "wal", events, max_age_s=3600, sync=sync))
+    readiness = Readiness(server, poll_s=0.01)
+    statuses: list[int] = []
+    flipped = threading.Event()
+    push = readiness.servicer.set
+
+    def record(service: str, status: int) -> None:  # the poller's pushes, as Watch streams see them
+        push(service, status)
+        statuses.append(status)
+        if health_pb2.HealthCheckResponse.SERVING in statuses and status == health_pb2.HealthCheckResponse.NOT_SERVING:
+            flipped.set()
+
+    readiness.servicer.set = record  # type: ignore[method-assign]
+    readiness.start()
+    event = TrackEvent("e1", "user-0", "item-3", "play", int(plane.clock() * 1000), "s1")
+    with pytest.raises(Unavailable):  # the transport answers UNAVAILABLE
+        server.track([event])
+    assert flipped.wait(WAIT)
+    assert server.failure is not None
+    readiness.shutdown()
+    server.close()

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from serving.bootstrap import Server
+from serving.cache import MemoryCache
 from serving.errors import InvalidArgument
 from serving.types import RankQuery, TrackEvent
 from serving.user_features import UserFeatureReader
@@ -102,6 +104,45 @@ def test_track_invalidates_that_users_cached_ranking_only(plane: Dataplane, serv
     assert server.track([play(plane, "e1")]).accepted == 1
     assert not server.rank(RankQuery(USER, 5)).cache_hit
     assert server.rank(RankQuery(other, 5)).cache_hit
+
+
+def test_a_retried_track_is_acknowledged_but_changes_nothing_downstream(plane: Dataplane, server: Server) -> None:
+    first = server.track([play(plane, "e1")])
+    assert first.accepted == 1 and not first.duplicates
+    server.rank(RankQuery(USER, 5))
+    assert server.rank(RankQuery(USER, 5)).cache_hit
+    retry = server.track([play(plane, "e1")])  # the client timed out and sent the same event again
+    assert retry.accepted == 1 and retry.duplicates == {"e1"}
+    assert server.rank(RankQuery(USER, 5)).cache_hit  # nothing new happened: the ranking stands
+
+
+def test_unknown_devices_and_locales_become_other_in_cache_keys_and_impressions(
+    plane: Dataplane, server: Server
+) -> None:
+    huge = server.rank(RankQuery(USER, 5, context={"device": "x" * 3_000_000, "locale": "y" * 100_000}))
+    # any other unknown value is the same bucket: it shares the cached entry instead of adding one
+    assert server.rank(RankQuery(USER, 5, context={"device": "phone", "locale": "en_US; DROP"})).cache_hit
+    server.rank(RankQuery(USER, 5, context={"device": "tablet", "locale": "pt_BR"}))
+    server.rank(RankQuery(USER, 5))
+    seen = [(r.device, r.locale) for r in plane.impressions.records]
+    assert seen == [("other", "other"), ("other", "other"), ("tablet", "pt_BR"), ("unknown", "unknown")]
+    assert not huge.cache_hit and len(huge.items) == 5
+
+
+def test_a_cached_entry_of_another_shape_is_a_miss_not_an_error(plane: Dataplane) -> None:
+    class OldFormat(MemoryCache):
+        """Keeps entries as an earlier release might have left them in a shared cache."""
+
+        def put(self, *args: Any) -> None:
+            super().put(*args[:-1], {"items": [["item-1", 0.5]], "model_version": 1})
+
+    server = plane.build(cache=OldFormat(100, 300, clock=plane.clock))
+    try:
+        server.rank(RankQuery(USER, 5))
+        again = server.rank(RankQuery(USER, 5))
+        assert not again.cache_hit and len(again.items) == 5
+    finally:
+        server.close()
 
 
 def test_a_timed_out_user_read_degrades_and_the_breaker_probes_after_the_cool_down(plane: Dataplane) -> None:

@@ -1,0 +1,164 @@
+"""Track is idempotent by event_id: a retry, to any worker, replica or after a restart, is
+acknowledged and stored once (within SETLIST_TRACK_DEDUPE_HOURS)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from feature_repo.build import prepare, prepare_table
+from serving.bootstrap import Server
+from serving.dedupe import Dedupe, MemoryDedupe, RedisDedupe, SqliteDedupe, make_dedupe
+from serving.journal import Journal
+from serving.tracking import Tracker
+from serving.types import TrackEvent
+from setlist.eventlog import EventLog, Quarantine
+from setlist.settings import Settings
+from tests.fakes.dataplane import START, Dataplane, FakeClock, FakeJournal
+from tests.servers import free_port
+
+NOW_MS = int(START * 1000)
+
+
+def batch(prefix: str = "e", n: int = 5) -> list[TrackEvent]:
+    return [
+        TrackEvent(f"{prefix}{i}", f"user-{i}", "item-3", "play", NOW_MS - 1000 + i, "s1", {}, 0.9) for i in range(n)
+    ]
+
+
+def logged_ids(settings: Settings) -> list[str]:
+    return sorted(EventLog(settings.events_dir).read(columns=["event_id"])["event_id"])
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path / "data", hmac_key="test-hmac-key", impressions_enabled=False)
+
+
+def worker(settings: Settings, n: int, **parts: Any) -> tuple[Dataplane, Server]:
+    """One serving worker on the shared data dir: its own journal, the profile's dedupe (not a fake)."""
+    from feature_repo.declarations import load
+
+    plane = Dataplane(settings, load(settings))
+    journal = Journal(settings.wal_dir / f"worker-{n}", EventLog(settings.events_dir), max_age_s=3600)
+    return plane, plane.build(journal=journal, **{"dedupe": None, **parts})
+
+
+def test_the_same_batch_to_two_workers_and_after_a_restart_is_stored_once(settings: Settings) -> None:
+    (_, first), (second_plane, second) = worker(settings, 0), worker(settings, 1)
+    try:
+        assert first.track(batch()).accepted == 5
+        assert second.track(batch()).accepted == 5  # the retry is acknowledged: the client did nothing wrong
+        assert second.track(batch()[:2] + batch("new", 1)).accepted == 3
+    finally:
+        first.close()
+        second.close()
+    assert ("record_track_duplicates", (5,)) in second_plane.metrics.calls
+    assert ("record_track_duplicates", (2,)) in second_plane.metrics.calls
+    _, restarted = worker(settings, 0)
+    try:
+        assert restarted.track(batch()).accepted == 5
+    finally:
+        restarted.close()
+    assert logged_ids(settings) == sorted([f"e{i}" for i in range(5)] + ["new0"])
+
+
+def test_redis_dedupes_across_replicas(settings: Settings, redis_server: Any) -> None:
+    redis_server.start()  # a fault test may have left it stopped
+    redis_server.flush()
+    replicas = [RedisDedupe(redis_server.url, 3600, 0.5) for _ in range(2)]
+    (_, a), (_, b) = worker(settings, 0, dedupe=replicas[0]), worker(settings, 1, dedupe=replicas[1])
+    try:
+        assert a.track(batch()).accepted == 5 and b.track(batch()).accepted == 5
+    finally:
+        a.close()
+        b.close()
+    assert logged_ids(settings) == [f"e{i}" for i in range(5)]
+    with redis_server.client() as client:
+        assert 0 < client.ttl(RedisDedupe.PREFIX + "e0") <= 3600  # marks expire with the window
+
+
+def test_production_dedupes_through_redis_and_local_through_sqlite(settings: Settings) -> None:
+    dedupe = make_dedupe(settings.model_copy(update={"profile": "production"}))  # connects lazily
+    try:
+        assert isinstance(dedupe, RedisDedupe)
+    finally:
+        dedupe.close()
+    local = make_dedupe(settings)
+    try:
+        assert isinstance(local, SqliteDedupe) and (settings.wal_dir / "dedupe.sqlite").exists()
+    finally:
+        local.close()
+
+
+def test_an_unreachable_dedupe_store_does_not_fail_track(tmp_path: Path) -> None:
+    journal = FakeJournal()
+    down = RedisDedupe(f"redis://127.0.0.1:{free_port()}/0", 3600, 0.2)
+    tracker = Tracker(journal, None, Quarantine(tmp_path / "q"), None, clock=lambda: START, dedupe=down)
+    try:
+        assert tracker.track(batch(), None, str).accepted == 5
+        assert len(journal.rows) == 5  # stored: at worst a retry is stored twice, never an event lost
+    finally:
+        tracker.close()
+
+
+class FailingJournal(FakeJournal):
+    """A journal whose disk fails ``failures`` times."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    def append(self, rows: list[dict[str, Any]]) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise OSError("disk full")
+        super().append(rows)
+
+
+def test_an_event_is_marked_seen_only_once_it_is_journaled(tmp_path: Path) -> None:
+    journal, dedupe = FailingJournal(failures=1), MemoryDedupe()
+    tracker = Tracker(journal, None, Quarantine(tmp_path / "q"), None, clock=lambda: START, dedupe=dedupe)
+    try:
+        with pytest.raises(OSError):
+            tracker.track(batch(), None, str)
+        assert dedupe.seen(["e0"]) == set()  # not acknowledged, so the retry must be stored
+        assert tracker.track(batch(), None, str).accepted == 5
+        assert [r["event_id"] for r in journal.rows] == [f"e{i}" for i in range(5)]
+        assert dedupe.seen(["e0", "e4"]) == {"e0", "e4"}
+    finally:
+        tracker.close()
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_marks_expire_after_the_window(tmp_path: Path, kind: str) -> None:
+    clock = FakeClock()
+    dedupe: Dedupe = MemoryDedupe(3600, clock) if kind == "memory" else SqliteDedupe(tmp_path / "d.sqlite", 3600, clock)
+    try:
+        dedupe.mark(["a"])
+        clock.advance(3599)
+        assert dedupe.seen(["a", "b"]) == {"a"}
+        clock.advance(2)
+        assert dedupe.seen(["a"]) == set()
+        dedupe.mark(["a"])  # a mark after expiry starts a new window
+        clock.advance(3599)
+        assert dedupe.seen(["a"]) == {"a"}
+    finally:
+        dedupe.close()
+
+
+def test_the_feature_build_counts_a_repeated_event_id_once() -> None:
+    events = pd.DataFrame(
+        {
+            "event_id": ["x", "y", "x"],
+            "timestamp": pd.to_datetime([NOW_MS, NOW_MS + 1, NOW_MS], unit="ms", utc=True),
+            "item_id": ["i1", "i2", "i1"],
+        }
+    )
+    assert list(prepare(events)["item_id"]) == ["i1", "i2"]
+    table = pa.Table.from_pandas(events, preserve_index=False)
+    assert prepare_table(table).column("item_id").to_pylist() == ["i1", "i2"]
