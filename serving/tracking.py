@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import pandas as pd
 
 from feature_repo.online import OnlineFeatures
+from serving import deadline
 from serving.dedupe import Dedupe, MemoryDedupe
 from serving.journal import Journal
 from serving.types import Rejection, TrackEvent, TrackResult
@@ -39,7 +40,8 @@ ID_FIELDS = ("event_id", "item_id", "session_id", "type")
 class Durable(Protocol):
     """Where accepted events go before Track answers (serving.journal.Journal, or a test fake)."""
 
-    def append(self, rows: list[dict[str, Any]]) -> None: ...  # returns once the rows are durable
+    # returns once the rows are durable; waits at most ``timeout`` seconds (None: its own bound)
+    def append(self, rows: list[dict[str, Any]], timeout: float | None = None) -> None: ...
 
     def close(self) -> None: ...
 
@@ -258,7 +260,9 @@ class Tracker:
         fresh = [r for r in rows if r["event_id"] not in stored]
         if not fresh:
             return []
-        self.journal.append([{**r, "timestamp": int(r["timestamp"].timestamp() * 1000)} for r in fresh])
+        # the caller's own deadline bounds the wait for durability (its configured bound outside a call)
+        rows_out = [{**r, "timestamp": int(r["timestamp"].timestamp() * 1000)} for r in fresh]
+        self.journal.append(rows_out, timeout=deadline.remaining())
         # Marked only once the journal holds them. Marking first (a claim) would be atomic across
         # workers, but a crash between claim and append would make the client's retry look like a
         # duplicate of an event that never reached the disk: a lost event. This order can at worst

@@ -21,6 +21,7 @@ from typing import Any
 import grpc
 
 from serving import metrics
+from serving.deadline import call_deadline
 from serving.errors import DeadlineExceeded, InvalidArgument, Overloaded, ServingError
 from serving.grpc.auth import TokenAuth
 from serving.grpc.proto import SERVICE_NAME
@@ -108,10 +109,12 @@ class Guard(grpc.ServerInterceptor):
         metadata = context.invocation_metadata()
         request_id = request_id_from(metadata)
         token = current_request_id.set(request_id)
+        left = context.time_remaining()  # None: the client set no deadline
+        deadline_token = call_deadline.set(None if left is None else time.monotonic() + left)
         context.set_trailing_metadata(((REQUEST_ID_KEY, request_id),))
         code, error_kind, acquired = "OK", "", False
         try:
-            if context.time_remaining() <= 0:
+            if left is not None and left <= 0:
                 raise DeadlineExceeded("the call's deadline expired before work started")
             if self._auth is not None:
                 self._auth.check(rpc, metadata)
@@ -138,6 +141,7 @@ class Guard(grpc.ServerInterceptor):
                 self._slots.release()
                 metrics.RPC_IN_FLIGHT.dec()
             current_request_id.reset(token)
+            call_deadline.reset(deadline_token)
             self._record(rpc, code, error_kind, request_id, time.perf_counter() - start)
             with self._idle:
                 self._active -= 1

@@ -105,7 +105,7 @@ class FakeJournal:
         self.closed = False
         self._lock = threading.Lock()
 
-    def append(self, rows: list[dict[str, Any]]) -> None:
+    def append(self, rows: list[dict[str, Any]], timeout: float | None = None) -> None:
         with self._lock:
             if self.closed:
                 raise RuntimeError("journal is closed")

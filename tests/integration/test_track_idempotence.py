@@ -113,7 +113,7 @@ class FailingJournal(FakeJournal):
         super().__init__()
         self.failures = failures
 
-    def append(self, rows: list[dict[str, Any]]) -> None:
+    def append(self, rows: list[dict[str, Any]], timeout: float | None = None) -> None:
         if self.failures:
             self.failures -= 1
             raise OSError("disk full")

@@ -11,7 +11,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from serving import metrics
+from serving import deadline, metrics
 from serving.client import ClientError, new_event
 from serving.errors import InvalidArgument
 from serving.grpc import proto
@@ -251,3 +251,12 @@ def test_guard_maps_every_serving_error_by_code():
     with pytest.raises(Aborted):
         Guard(4).run("Rank", behavior, object(), context)
     assert context.aborted == (grpc.StatusCode.INVALID_ARGUMENT, "user_id must not be empty")
+
+
+def test_the_guard_hands_the_calls_deadline_to_the_data_plane_for_the_call_only():
+    seen: list[float | None] = []
+    Guard(4).run("Track", lambda req, ctx: seen.append(deadline.remaining()), object(), _Context(remaining=2.0))
+    assert seen[0] is not None and 1.0 < seen[0] <= 2.0
+    Guard(4).run("Track", lambda req, ctx: seen.append(deadline.remaining()), object(), _Context(remaining=None))
+    assert seen[1] is None  # no deadline from the client: the journal's own bound applies
+    assert deadline.remaining() is None  # nothing leaks out of the call
