@@ -27,7 +27,8 @@ from serving.dedupe import Dedupe, make_dedupe
 from serving.identity_writer import IdentityWriter
 from serving.impressions import ImpressionLog
 from serving.item_table import ItemTable, load_items
-from serving.journal import Journal, journal_dir, sweep_orphans
+from serving.journal import Journal
+from serving.journal_dirs import journal_dir, sweep_orphans
 from serving.live import ImpressionSink
 from serving.rollout.canary import CanaryPolicy
 from serving.rollout.driver import Rollout, RolloutRegistry

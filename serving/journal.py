@@ -8,7 +8,8 @@ duplicate events.
 
 Each journal directory is owned by one process: an exclusive ``flock`` on its ``LOCK`` file, held for
 the journal's life. A directory nobody holds is an orphan (a dead worker or pod);
-:func:`recover_orphans` moves its segments into the event log under the same lock.
+:func:`recover_orphans` (``serving.journal_dirs``) moves its segments into the event log under
+the same lock.
 
 Failure never strands a caller: any exception on the writer thread is kept in ``failure``; waiting
 and later appends raise :class:`Unavailable` at once, and health reports NOT_SERVING.
@@ -16,184 +17,27 @@ and later appends raise :class:`Unavailable` at once, and health reports NOT_SER
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
-import socket
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from serving.errors import DeadlineExceeded, Unavailable
+from serving.journal_dirs import (
+    DirLock,
+    fsync_dir,
+    recover_directory,
+    segment_to_log,
+)
 from setlist.eventlog import EventLog
 
 log = logging.getLogger("setlist.serving.journal")
-LOCK = "LOCK"
-_LOCK_POLL_S = 0.05  # flock has no timed wait: how often a waiting owner retries
 
 
-def journal_dir(wal_dir: Path, worker: int) -> Path:
-    """Each serving process (worker) has its own journal directory under the WAL directory."""
-    return Path(wal_dir) / f"worker-{worker}"
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a directory's entries (a new or removed file) durable: fsyncing the file is not enough."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def segment_to_log(segment: Path, events: EventLog) -> int:
-    """Move one closed segment into the event log; a torn last line was never acknowledged."""
-    rows = []
-    with open(segment, encoding="utf-8") as fh:
-        for line in fh:
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                break
-    if rows:
-        frame = pd.DataFrame(rows)
-        frame["timestamp"] = pd.to_datetime(frame["timestamp"], unit="ms", utc=True)
-        frame = frame.drop_duplicates("event_id", keep="first")
-        events.append(frame, name=f"journal-{segment.stem}")  # atomic, and the same name on a retry
-    segment.unlink()  # only now: until here a crash leaves the segment for recovery
-    return len(rows)
-
-
-def recover_directory(directory: Path, events: EventLog) -> int:
-    """Move every segment in ``directory`` into the event log. The caller holds its lock."""
-    total = sum(segment_to_log(seg, events) for seg in sorted(Path(directory).glob("*.jsonl")))
-    if total:
-        log.info("recovered %d journaled events from %s into the event log", total, directory)
-    return total
-
-
-# --- the directory lock ----------------------------------------------------------------------------
-class JournalLocked(RuntimeError):
-    """Another live process owns the journal directory."""
-
-    def __init__(self, directory: Path, holder: str) -> None:
-        super().__init__(
-            f"journal directory {directory} is locked by another process ({holder or 'unknown'}): "
-            "another server is running on this data; stop it, or give each server its own SETLIST_WAL_DIR"
-        )
-
-
-class DirLock:
-    """An exclusive flock on ``directory/LOCK``, released by ``release`` or by the process's death."""
-
-    def __init__(self, directory: Path, fd: int) -> None:
-        self.dir, self._fd = directory, fd
-
-    @classmethod
-    def acquire(cls, directory: Path, wait_s: float = 0.0) -> DirLock:
-        """Take the lock, waiting up to ``wait_s`` (another server's orphan sweep holds it briefly)."""
-        deadline = time.monotonic() + wait_s
-        while True:
-            fd = _try_lock(Path(directory))
-            if isinstance(fd, int):
-                os.ftruncate(fd, 0)
-                os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
-                return cls(Path(directory), fd)
-            if time.monotonic() >= deadline:
-                raise JournalLocked(directory, fd)
-            time.sleep(_LOCK_POLL_S)
-
-    def release(self, remove_dir: bool = False) -> None:
-        """Unlock; with ``remove_dir``, first remove the lock file and the directory if that empties it
-        (an owner that opened the old lock file notices it is gone and takes a new one)."""
-        if self._fd < 0:
-            return
-        if remove_dir:
-            (self.dir / LOCK).unlink(missing_ok=True)
-            try:
-                self.dir.rmdir()
-            except OSError:
-                pass  # not empty: something else lives there, leave it
-        os.close(self._fd)  # closing the descriptor drops the flock
-        self._fd = -1
-
-
-def _try_lock(directory: Path) -> int | str:
-    """A locked descriptor on the current lock file, or who holds it."""
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / LOCK
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    except FileNotFoundError:
-        return "a sweep removing the directory"  # gone between mkdir and open: try again
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = os.pread(fd, 200, 0).decode(errors="replace").strip()
-        os.close(fd)
-        return holder
-    if _same_file(fd, path):
-        return fd
-    os.close(fd)  # a sweep removed the file we locked: lock the one now at the path
-    return "a sweep removing the directory"
-
-
-def _same_file(fd: int, path: Path) -> bool:
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return False
-    mine = os.fstat(fd)
-    return (mine.st_dev, mine.st_ino) == (st.st_dev, st.st_ino)
-
-
-def probe_lock(directory: Path, wait_s: float = 0.0) -> None:
-    """Raise :class:`JournalLocked` when a live process owns ``directory`` (a start-up check)."""
-    DirLock.acquire(directory, wait_s).release()
-
-
-# --- orphans -----------------------------------------------------------------------------------------
-def journal_dirs(root: Path) -> list[Path]:
-    """Directories under ``root`` (itself included) that hold a lock file or segments."""
-    found = []
-    for here, _, files in os.walk(root):
-        if LOCK in files or any(f.endswith(".jsonl") for f in files):
-            found.append(Path(here))
-    return sorted(found)
-
-
-def recover_orphans(root: Path, events: EventLog) -> dict[Path, int]:
-    """Move the segments of every journal directory under ``root`` that no live process holds into
-    the event log, each exactly once (under its lock; a moved segment is gone). Returns rows per
-    directory recovered; directories of live processes are skipped."""
-    done: dict[Path, int] = {}
-    for directory in journal_dirs(Path(root)):
-        try:
-            lock = DirLock.acquire(directory)
-        except JournalLocked:
-            continue  # a live server's
-        try:
-            done[directory] = recover_directory(directory, events)
-        finally:
-            lock.release(remove_dir=directory != Path(root))
-    return done
-
-
-def sweep_orphans(root: Path, events: EventLog) -> int:
-    """:func:`recover_orphans` at start-up: a failure is logged, never stops the server."""
-    try:
-        return sum(recover_orphans(root, events).values())
-    except Exception:
-        log.exception("could not recover orphaned journal directories under %s", root)
-        return 0
-
-
-# --- the journal -------------------------------------------------------------------------------------
 class Journal:
     def __init__(
         self,

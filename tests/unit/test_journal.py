@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from serving.errors import DeadlineExceeded, Unavailable
-from serving.journal import Journal, JournalLocked, recover_orphans
+from serving.journal import Journal
+from serving.journal_dirs import JournalLocked, recover_orphans
 from setlist.contract import SCHEMA_VERSION
 from setlist.eventlog import EventLog
 from tests.fakes.dataplane import START
