@@ -26,6 +26,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Collection
 from typing import Any, NamedTuple, Protocol, cast
 
+from serving.redis_client import fail_fast_redis
+
 
 def cache_key(
     user: str, bucket: str, k: int, exclude: tuple[str, ...], model_version: str, feature_version: str
@@ -154,14 +156,8 @@ class RedisCache:
     PREFIX = "setlist:rank:"
 
     def __init__(self, url: str, ttl_s: float, timeout_s: float) -> None:
-        import redis
-        from redis.backoff import NoBackoff
-        from redis.retry import Retry
-
         self.ttl_ms = int(ttl_s * 1000)
-        self.client = redis.Redis.from_url(
-            url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, retry=Retry(NoBackoff(), 1)
-        )
+        self.client = fail_fast_redis(url, timeout_s, retries=1)  # one: a pooled connection Redis closed
         self._bump = self.client.register_script(_BUMP)
 
     def _entry(self, key: str) -> str:

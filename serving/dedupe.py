@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
+from serving.redis_client import fail_fast_redis
 from setlist.settings import Settings
 
 #: ids per SQLite statement: far below its bound-parameter limit, whatever the build
@@ -111,22 +112,15 @@ class RedisDedupe:
     PREFIX = "setlist:track:seen:"
 
     def __init__(self, url: str, window_s: float, timeout_s: float) -> None:
-        import redis
-        from redis.backoff import NoBackoff
-        from redis.retry import Retry
-
         self.ttl_s = max(1, int(window_s))
-        # fail fast as the online store does: redis-py's default retries with backoff would hold a
-        # Track call for seconds; Track goes on without dedupe instead (see serving.tracking)
-        self.client = redis.Redis.from_url(
-            url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, retry=Retry(NoBackoff(), 0)
-        )
+        # no retry: Track goes on without dedupe instead (see serving.tracking)
+        self.client = fail_fast_redis(url, timeout_s, retries=0)
 
     def seen(self, ids: Sequence[str]) -> set[str]:
         if not ids:
             return set()
         values = self.client.mget([self.PREFIX + i for i in ids])
-        return {i for i, v in zip(ids, values) if v is not None}  # type: ignore[arg-type]
+        return {i for i, v in zip(ids, values) if v is not None}
 
     def mark(self, ids: Sequence[str]) -> None:
         pipe = self.client.pipeline(transaction=False)

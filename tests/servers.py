@@ -373,3 +373,19 @@ class PostgresServer:
             self.stop()
         finally:
             shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def server_env(settings, port: int, **extra: str) -> dict[str, str]:
+    """The environment of a `python -m serving` subprocess on ``settings``' data: loopback, a given
+    port, no metrics port, no model reloads during the test; ``extra`` adds or overrides variables."""
+    return {
+        **os.environ,
+        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+        "SETLIST_DATA_DIR": str(settings.data_dir),
+        "SETLIST_HMAC_KEY": settings.hmac_key.get_secret_value(),
+        "SETLIST_PORT": str(port),
+        "SETLIST_HOST": "127.0.0.1",
+        "SETLIST_METRICS_PORT": "0",
+        "SETLIST_RELOAD_INTERVAL_S": "3600",
+        **extra,
+    }

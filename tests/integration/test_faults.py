@@ -17,7 +17,7 @@ from serving.bootstrap import build
 from serving.client import ClientError, SetlistClient, new_event
 from serving.grpc.server import start_server
 from setlist.eventlog import EventLog
-from tests.servers import free_port
+from tests.servers import free_port, server_env
 from tests.world import SEED, build_world
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
@@ -96,17 +96,7 @@ def _serve(settings, port: int) -> subprocess.Popen:
 
 
 def _serve_env(settings, port: int) -> dict[str, str]:
-    return {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "SETLIST_DATA_DIR": str(settings.data_dir),
-        "SETLIST_HMAC_KEY": settings.hmac_key.get_secret_value(),
-        "SETLIST_PORT": str(port),
-        "SETLIST_HOST": "127.0.0.1",
-        "SETLIST_METRICS_PORT": "0",
-        "SETLIST_RELOAD_INTERVAL_S": "3600",
-        "SETLIST_JOURNAL_ROLL_S": "0.5",
-    }
+    return server_env(settings, port, SETLIST_JOURNAL_ROLL_S="0.5")
 
 
 def test_kill_9_during_track_load_loses_no_acknowledged_event(tiny_copy):

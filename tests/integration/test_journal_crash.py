@@ -4,7 +4,6 @@ event log exactly once), and a second server on a live journal directory refuses
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -15,27 +14,16 @@ import pytest
 
 from serving.client import SetlistClient, new_event
 from setlist.eventlog import EventLog
-from tests.servers import free_port
+from tests.servers import free_port, server_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _env(settings, port: int, wal: Path, **extra: str) -> dict[str, str]:
-    return {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "SETLIST_DATA_DIR": str(settings.data_dir),
-        "SETLIST_HMAC_KEY": settings.hmac_key.get_secret_value(),
-        "SETLIST_PORT": str(port),
-        "SETLIST_HOST": "127.0.0.1",
-        "SETLIST_METRICS_PORT": "0",
-        "SETLIST_RELOAD_INTERVAL_S": "3600",
-        # no roll before the kill: every acknowledged event is only in the journal when A dies
-        "SETLIST_JOURNAL_ROLL_S": "3600",
-        "SETLIST_WAL_DIR": str(wal),  # keyed by pod name, as in deploy/k8s
-        **extra,
-    }
+    # no roll before the kill: every acknowledged event is only in the journal when A dies; the WAL
+    # directory is keyed by pod name, as in deploy/k8s
+    return server_env(settings, port, **{"SETLIST_JOURNAL_ROLL_S": "3600", "SETLIST_WAL_DIR": str(wal), **extra})
 
 
 def _serve(env: dict[str, str]) -> subprocess.Popen:
