@@ -57,6 +57,7 @@ def recover_journals(
     ),
 ) -> None:
     """Move every unlocked journal directory's segments under the WAL root into the event log."""
+    from serving.dedupe import make_dedupe
     from serving.journal_dirs import recover_orphans
     from serving.logs import configure_logging
     from setlist.eventlog import EventLog
@@ -64,7 +65,11 @@ def recover_journals(
     configure_logging()
     settings = get_settings()
     where = root or settings.journal_sweep_dir or settings.wal_dir
-    done = recover_orphans(where, EventLog(settings.events_dir))
+    dedupe = make_dedupe(settings)  # the recovered events' clients may retry them: known as stored
+    try:
+        done = recover_orphans(where, EventLog(settings.events_dir), dedupe.commit)
+    finally:
+        dedupe.close()
     rows = sum(done.values())
     typer.echo(f"recovered {rows} events from {len(done)} unlocked journal directories under {where}")
 

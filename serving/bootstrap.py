@@ -305,21 +305,23 @@ def build(
         # Views are resolved from the registry once, here, and never per request.
         online = OnlineFeatures.from_registry(store, VIEWS)
     if tracker is None:
+        dedupe = make_dedupe(settings) if dedupe is None else dedupe  # retries of stored events, by event_id
         if journal is None:
             events = EventLog(settings.events_dir)
+            # what a recovery moves into the log is marked stored: its clients are about to retry it
             journal = Journal(
                 journal_dir(settings.wal_dir, worker),
                 events,
                 max_age_s=settings.journal_roll_s,
                 append_timeout_s=settings.journal_append_timeout_ms / 1000,
                 lock_wait_s=settings.journal_lock_wait_s,
+                on_recovered=dedupe.commit,
             )
             # journals of dead workers and pods: nobody else would ever move their events
-            sweep_orphans(settings.journal_sweep_dir or settings.wal_dir, events)
+            sweep_orphans(settings.journal_sweep_dir or settings.wal_dir, events, dedupe.commit)
         quarantine = Quarantine(settings.quarantine_dir) if quarantine is None else quarantine
         if identities is None:
             identities = _identity_writer(settings)
-        dedupe = make_dedupe(settings) if dedupe is None else dedupe  # retries of stored events, by event_id
         tracker = Tracker(
             journal,
             online,

@@ -12,11 +12,17 @@ the journal's life. A directory nobody holds is an orphan (a dead worker or pod)
 the same lock.
 
 Failure never strands a caller: any exception on the writer thread is kept in ``failure``; waiting
-and later appends raise :class:`Unavailable` at once, and health reports NOT_SERVING.
+and later appends raise :class:`Unavailable` at once, and health reports NOT_SERVING. A disk error
+(full, read-only, failing) is not the end: the failed write is cut from its segment (nobody was told
+it is stored, so a retry must not find a second copy), that segment is closed for good (after a
+failed fsync the same file cannot be trusted again), and the writer retries a fresh segment every
+``heal_interval_s`` until the disk takes writes; then it acknowledges again and health recovers. A
+bug (any other exception) stops the journal for good.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -51,24 +57,34 @@ class Journal:
         append_timeout_s: float | None = None,
         lock_wait_s: float = 0.0,
         sync_dir: Callable[[Path], None] = fsync_dir,
+        heal_interval_s: float = 1.0,
+        on_recovered: Callable[[list[str]], None] | None = None,
     ) -> None:
         self.dir = Path(directory)
         self.events, self.max_bytes, self.max_age_s = events, max_bytes, max_age_s
         self.append_timeout_s = append_timeout_s  # None: wait as long as the disk takes
+        self.heal_interval_s = heal_interval_s
         self._on_flushed = on_flushed
         self._sync = sync  # os.fsync; tests wrap it to count group commits or hold one in flight
         self._sync_dir = sync_dir
         self.commits = 0  # fsyncs so far: with concurrent callers, fewer than appends
+        self.heals = 0  # times the writer came back after a disk error
         self._cv = threading.Condition()
         self._pending: dict[int, str] = {}  # ticket -> lines, not yet taken by the writer
         self._queued = self._durable = 0
+        self._failed: set[int] = set()  # tickets whose write failed, until their caller has been told
+        self._late: dict[int, Callable[[bool], None]] = {}  # tickets whose caller gave up mid-write
+        self._inflight: list[int] = []  # tickets of the batch being written
         self._closed = self._stopping = self._abandoned = False
         self._error: BaseException | None = None
+        self._fatal = False  # a bug, not the disk: no healing
         self._rolling: list[Path] = []  # closed segments waiting for the roller
+        self._fd: int | None = None
+        self._path: Path | None = None
         self._lock = DirLock.acquire(self.dir, lock_wait_s)
         try:
             self._sync_dir(self.dir.parent)  # the directory may be new: its own entry must last too
-            self.recovered = recover_directory(self.dir, events)
+            self.recovered = recover_directory(self.dir, events, on_recovered)
             self._open_segment()
         except BaseException:
             self._lock.release()
@@ -81,16 +97,26 @@ class Journal:
     # --- public -------------------------------------------------------------------------------
     @property
     def failure(self) -> BaseException | None:
-        """Why the journal stopped acknowledging (the writer's exception), or None."""
+        """Why the journal is not acknowledging right now (the writer's exception), or None."""
         return self._error
 
     @property
     def healthy(self) -> bool:
         return self._error is None
 
-    def append(self, rows: list[dict[str, Any]], timeout: float | None = None) -> None:
+    def append(
+        self,
+        rows: list[dict[str, Any]],
+        timeout: float | None = None,
+        on_late: Callable[[bool], None] | None = None,
+    ) -> None:
         """Block until ``rows`` are durable on disk, or ``timeout`` seconds (default
-        ``append_timeout_s``) pass: then DeadlineExceeded. Unavailable once the journal failed."""
+        ``append_timeout_s``) pass: then DeadlineExceeded. Unavailable while the journal has failed,
+        and when this write failed (the rows are then not stored).
+
+        When the deadline passes, ``on_late(stored)`` is called once the outcome is known: at once
+        (False) when the rows were never taken, else from the writer thread when their write ends.
+        Whoever tracks retries by id can then follow what really happened."""
         lines = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in rows)
         timeout = self.append_timeout_s if timeout is None else timeout
         with self._cv:
@@ -99,27 +125,38 @@ class Journal:
             ticket = self._queued
             self._pending[ticket] = lines
             self._cv.notify_all()
-            done = self._cv.wait_for(lambda: self._durable >= ticket or self._error is not None, timeout)
+            done = self._cv.wait_for(lambda: self._durable >= ticket or ticket in self._failed, timeout)
+            if ticket in self._failed:
+                self._failed.discard(ticket)
+                raise Unavailable(
+                    f"the Track journal could not write the events ({_why(self._error)}); they were not stored"
+                )
             if self._durable >= ticket:
                 return
-            self._check()
-            if not done and self._pending.pop(ticket, None) is not None:
-                raise DeadlineExceeded("the journal did not write the events in time; they were not stored")
-            raise DeadlineExceeded("the journal's disk write outlasted the deadline; the events may be stored")
+            withdrawn = not done and self._pending.pop(ticket, None) is not None
+            if not withdrawn:
+                self._late[ticket] = on_late or _ignore
+        if withdrawn:
+            _tell([on_late or _ignore], stored=False)
+            raise DeadlineExceeded("the journal did not write the events in time; they were not stored")
+        raise DeadlineExceeded("the journal's disk write outlasted the deadline; the events may be stored")
+
+    def wait_healthy(self, timeout: float | None = None) -> bool:
+        """Block until the journal acknowledges again (after a disk error); False on timeout."""
+        with self._cv:
+            return self._cv.wait_for(lambda: self._error is None, timeout)
 
     def wait_pending(self, n: int, timeout: float | None = None) -> bool:
         """Block until at least ``n`` appends are waiting for the disk (to watch a batch form, in
         monitoring or tests); False on timeout."""
         with self._cv:
-            return self._cv.wait_for(lambda: self._queued - self._durable >= n, timeout)
+            return self._cv.wait_for(lambda: len(self._pending) + len(self._inflight) >= n, timeout)
 
     def close(self, roll_timeout_s: float = 60.0) -> None:
         """Stop acknowledging, then move every segment into the event log before returning."""
         self._stop(abandon=False)
-        self._fh.close()
+        self._close_segment()
         with self._cv:
-            if self._path not in self._rolling:  # already queued when the writer failed mid-roll
-                self._rolling.append(self._path)
             self._stopping = True
             self._cv.notify_all()
         self._roller.join(timeout=roll_timeout_s)
@@ -133,14 +170,17 @@ class Journal:
         recovery, and the directory is unlocked. For tests and drills."""
         self._stop(abandon=True)
         self._roller.join(timeout=10)
-        self._fh.close()
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
         self._lock.release()
 
     # --- writer -------------------------------------------------------------------------------
     def _check(self) -> None:
         if self._error is not None:
             raise Unavailable(
-                f"the Track journal failed ({type(self._error).__name__}); this server acknowledges no more events"
+                f"the Track journal failed ({_why(self._error)}); this server acknowledges no events until "
+                "its disk recovers"
             ) from self._error
         if self._closed:
             raise Unavailable("the Track journal is closed (the server is stopping)")
@@ -154,24 +194,106 @@ class Journal:
 
     def _open_segment(self) -> None:
         path = self.dir / f"{time.time_ns():020d}-{os.getpid()}.jsonl"
-        self._fh = open(path, "a", encoding="utf-8")
-        self._path = path  # only once it exists: close() moves whatever _path names
-        self._sync_dir(self.dir)  # the new name itself must survive a crash, not only its contents
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            self._sync_dir(self.dir)  # the new name itself must survive a crash, not only its contents
+        except BaseException:
+            os.close(fd)
+            path.unlink(missing_ok=True)
+            raise
+        self._fd, self._path = fd, path  # only once it exists: close() moves whatever _path names
         self._opened = time.monotonic()
-        self._bytes = 0
+        self._bytes = 0  # durable bytes of this segment
+
+    def _close_segment(self) -> None:
+        """Close the current segment and queue it for the roller (an empty one is just removed)."""
+        fd, path = self._fd, self._path
+        self._fd = self._path = None
+        if fd is not None:
+            os.close(fd)
+        if path is None:
+            return
+        with self._cv:
+            if path not in self._rolling:
+                self._rolling.append(path)
+            self._cv.notify_all()
 
     def _run(self) -> None:
-        try:
-            while self._write_next():
-                pass
-        except BaseException as exc:  # whatever it is, fail the callers: never leave them waiting
-            self._fail(exc, "writer")
+        while True:
+            try:
+                if not self._write_next():
+                    return
+            except OSError as exc:  # the disk: full, read-only, failing; refuse, then try again
+                self._fail(exc, "writer")
+                self._drop_segment()
+                if not self._heal():
+                    return
+            except BaseException as exc:  # a bug: fail the callers, never leave them waiting
+                self._fail(exc, "writer", fatal=True)
+                return
 
-    def _fail(self, exc: BaseException, thread: str) -> None:
+    def _fail(self, exc: BaseException, thread: str, fatal: bool = False) -> None:
         log.error("the journal %s failed; Track is unavailable on this server", thread, exc_info=exc)
+        late: list[Callable[[bool], None]] = []
         with self._cv:
             self._error = self._error or exc
+            self._fatal = self._fatal or fatal
+            # everything not yet durable failed: the batch in flight and all that queued behind it
+            for ticket in [*self._inflight, *self._pending]:
+                if ticket in self._late:
+                    late.append(self._late.pop(ticket))
+                else:
+                    self._failed.add(ticket)
+            self._inflight, self._pending = [], {}
             self._cv.notify_all()
+        _tell(late, stored=False)
+
+    def _drop_segment(self) -> None:
+        """After a failed write or fsync, keep only what was durable, and never write to that file
+        again: after a failed fsync the kernel may have dropped the pages it could not write, so a
+        later fsync on the same file can succeed without them."""
+        if self._fd is not None:
+            try:
+                os.ftruncate(self._fd, self._bytes)  # a torn write would be recovered as unacknowledged rows
+            except OSError:
+                log.exception("could not cut journal segment %s back to its durable length", self._path)
+        try:
+            self._close_segment()
+        except OSError:
+            log.exception("could not close journal segment %s", self._path)
+
+    def _heal(self) -> bool:
+        """Retry a new segment every ``heal_interval_s`` until the disk takes writes again. False
+        once the journal is closing."""
+        while True:
+            with self._cv:
+                if self._cv.wait_for(lambda: self._closed, self.heal_interval_s):
+                    return False
+            try:
+                self._open_segment()
+                self._probe_space()
+            except OSError as exc:
+                log.debug("journal still failing: %s", exc)
+                with self._cv:
+                    self._error = exc  # health and callers see the current reason
+                self._drop_segment()
+                continue
+            with self._cv:
+                self._error = None
+                self.heals += 1
+                self._cv.notify_all()
+            log.warning("the journal writes again; Track is available on this server")
+            return True
+
+    def _probe_space(self) -> None:
+        """A full disk still lets an empty file be created: reserve a block to see that it has room."""
+        assert self._fd is not None
+        try:
+            os.posix_fallocate(self._fd, 0, 64 << 10)
+        except OSError as exc:
+            if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
+                raise
+        os.ftruncate(self._fd, 0)
 
     def _write_next(self) -> bool:
         """Write and fsync one batch (everything queued), roll when due. False once closed."""
@@ -182,17 +304,20 @@ class Journal:
             if self._abandoned:
                 return False
             batch, upto, closing = list(self._pending.values()), self._queued, self._closed
+            self._inflight = list(self._pending)
             self._pending.clear()
         if batch:
-            data = "".join(batch)
-            self._fh.write(data)
-            self._fh.flush()
-            self._sync(self._fh.fileno())
+            assert self._fd is not None
+            data = "".join(batch).encode()
+            _write_all(self._fd, data)
+            self._sync(self._fd)
             self.commits += 1
             self._bytes += len(data)
             with self._cv:
-                self._durable = upto
+                self._durable, self._inflight = upto, []
+                late = [self._late.pop(t) for t in [t for t in self._late if t <= upto]]
                 self._cv.notify_all()
+            _tell(late, stored=True)
         if closing:
             return False
         if self._bytes and (self._bytes >= self.max_bytes or time.monotonic() - self._opened >= self.max_age_s):
@@ -201,10 +326,7 @@ class Journal:
 
     def _roll(self) -> None:
         """Start a new segment and hand the closed one to the roller: acks never wait for parquet."""
-        self._fh.close()
-        with self._cv:  # queued first: if the next segment cannot be opened, this one still moves
-            self._rolling.append(self._path)
-            self._cv.notify_all()
+        self._close_segment()  # queued first: if the next segment cannot be opened, this one still moves
         self._open_segment()
 
     # --- roller -------------------------------------------------------------------------------
@@ -212,7 +334,7 @@ class Journal:
         try:
             self._roll_all()
         except BaseException as exc:  # a dead roller would let segments pile up unseen: fail loudly
-            self._fail(exc, "roller")
+            self._fail(exc, "roller", fatal=True)
 
     def _roll_all(self) -> None:
         while True:
@@ -240,3 +362,27 @@ class Journal:
         if self._on_flushed is not None:
             self._on_flushed(n)
         return True
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _ignore(stored: bool) -> None:
+    return None
+
+
+def _why(exc: BaseException | None) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return type(exc).__name__
+
+
+def _tell(callbacks: list[Callable[[bool], None]], stored: bool) -> None:
+    for callback in callbacks:
+        try:
+            callback(stored)
+        except Exception:
+            log.exception("a late-append callback failed")

@@ -11,6 +11,7 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -37,7 +38,11 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def segment_to_log(segment: Path, events: EventLog) -> int:
+#: told the event ids a recovery moved into the log (Track's dedupe marks them stored)
+Recovered = Callable[[list[str]], None]
+
+
+def segment_to_log(segment: Path, events: EventLog, on_recovered: Recovered | None = None) -> int:
     """Move one closed segment into the event log; a torn last line was never acknowledged."""
     rows = []
     with open(segment, encoding="utf-8") as fh:
@@ -51,13 +56,26 @@ def segment_to_log(segment: Path, events: EventLog) -> int:
         frame["timestamp"] = pd.to_datetime(frame["timestamp"], unit="ms", utc=True)
         frame = frame.drop_duplicates("event_id", keep="first")
         events.append(frame, name=f"journal-{segment.stem}")  # atomic, and the same name on a retry
+        if on_recovered is not None:
+            _tell(on_recovered, list(frame["event_id"]))
     segment.unlink()  # only now: until here a crash leaves the segment for recovery
     return len(rows)
 
 
-def recover_directory(directory: Path, events: EventLog) -> int:
-    """Move every segment in ``directory`` into the event log. The caller holds its lock."""
-    total = sum(segment_to_log(seg, events) for seg in sorted(Path(directory).glob("*.jsonl")))
+def _tell(on_recovered: Recovered, ids: list[str]) -> None:
+    try:
+        on_recovered(ids)
+    except Exception:  # the events are in the log either way; at worst a later retry is stored twice
+        log.exception("could not mark %d recovered events as stored", len(ids))
+
+
+def recover_directory(directory: Path, events: EventLog, on_recovered: Recovered | None = None) -> int:
+    """Move every segment in ``directory`` into the event log. The caller holds its lock.
+
+    A process that died between writing a batch and answering left a client that will retry it:
+    ``on_recovered`` learns the ids moved, so that retry is known as a duplicate."""
+    segments = sorted(Path(directory).glob("*.jsonl"))
+    total = sum(segment_to_log(seg, events, on_recovered) for seg in segments)
     if total:
         log.info("recovered %d journaled events from %s into the event log", total, directory)
     return total
@@ -153,7 +171,7 @@ def journal_dirs(root: Path) -> list[Path]:
     return sorted(found)
 
 
-def recover_orphans(root: Path, events: EventLog) -> dict[Path, int]:
+def recover_orphans(root: Path, events: EventLog, on_recovered: Recovered | None = None) -> dict[Path, int]:
     """Move the segments of every journal directory under ``root`` that no live process holds into
     the event log, each exactly once (under its lock; a moved segment is gone). Returns rows per
     directory recovered; directories of live processes are skipped."""
@@ -164,16 +182,16 @@ def recover_orphans(root: Path, events: EventLog) -> dict[Path, int]:
         except JournalLocked:
             continue  # a live server's
         try:
-            done[directory] = recover_directory(directory, events)
+            done[directory] = recover_directory(directory, events, on_recovered)
         finally:
             lock.release(remove_dir=directory != Path(root))
     return done
 
 
-def sweep_orphans(root: Path, events: EventLog) -> int:
+def sweep_orphans(root: Path, events: EventLog, on_recovered: Recovered | None = None) -> int:
     """:func:`recover_orphans` at start-up: a failure is logged, never stops the server."""
     try:
-        return sum(recover_orphans(root, events).values())
+        return sum(recover_orphans(root, events, on_recovered).values())
     except Exception:
         log.exception("could not recover orphaned journal directories under %s", root)
         return 0

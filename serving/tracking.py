@@ -16,7 +16,8 @@ import pandas as pd
 
 from feature_repo.online import OnlineFeatures
 from serving import deadline
-from serving.dedupe import Dedupe, MemoryDedupe
+from serving.dedupe import Claim, Dedupe, MemoryDedupe
+from serving.errors import DeadlineExceeded, Unavailable
 from serving.journal import Journal
 from serving.types import Rejection, TrackEvent, TrackResult
 from setlist.candidates import CandidateIndex
@@ -41,7 +42,12 @@ class Durable(Protocol):
     """Where accepted events go before Track answers (serving.journal.Journal, or a test fake)."""
 
     # returns once the rows are durable; waits at most ``timeout`` seconds (None: its own bound)
-    def append(self, rows: list[dict[str, Any]], timeout: float | None = None) -> None: ...
+    def append(
+        self,
+        rows: list[dict[str, Any]],
+        timeout: float | None = None,
+        on_late: Callable[[bool], None] | None = None,
+    ) -> None: ...
 
     def close(self) -> None: ...
 
@@ -251,28 +257,52 @@ class Tracker:
             return []
         ids = [r["event_id"] for r in rows]
         try:
-            stored = self.dedupe.seen(ids)
+            claim = self.dedupe.claim(ids)
         except Exception as exc:  # Track goes on without the check: at worst a retry is stored twice
             log.warning("dedupe store unavailable (%s); journaling without the retry check", type(exc).__name__)
-            stored = set()
-        if stored:
-            self._on_duplicates(len(stored))
-        fresh = [r for r in rows if r["event_id"] not in stored]
+            claim, claimed = Claim(ids), False
+        else:
+            claimed = True
+        if claim.stored:
+            self._on_duplicates(len(claim.stored))
+        if claim.busy:  # an earlier attempt is writing them: wait for its outcome, never write twice
+            self._settle(claim.fresh, stored=False)
+            raise Unavailable(
+                f"{len(claim.busy)} of these events are still being written by an earlier attempt; retry shortly"
+            )
+        fresh_ids = set(claim.fresh)
+        fresh = [r for r in rows if r["event_id"] in fresh_ids]
         if not fresh:
             return []
         # the caller's own deadline bounds the wait for durability (its configured bound outside a call)
         rows_out = [{**r, "timestamp": int(r["timestamp"].timestamp() * 1000)} for r in fresh]
-        self.journal.append(rows_out, timeout=deadline.remaining())
-        # Marked only once the journal holds them. Marking first (a claim) would be atomic across
-        # workers, but a crash between claim and append would make the client's retry look like a
-        # duplicate of an event that never reached the disk: a lost event. This order can at worst
-        # store an event twice (a crash before the mark, or two copies racing), and the feature
-        # build drops repeated event ids.
+        mine = [r["event_id"] for r in fresh] if claimed else []
+
+        def late(stored: bool) -> None:  # the caller gave up; the claims follow the write's outcome
+            self._settle(mine, stored)
+
         try:
-            self.dedupe.mark([r["event_id"] for r in fresh])
-        except Exception as exc:
-            log.warning("could not mark %d events as stored (%s)", len(fresh), type(exc).__name__)
+            self.journal.append(rows_out, timeout=deadline.remaining(), on_late=late)
+        except DeadlineExceeded:
+            raise  # ``late`` settles the claims
+        except BaseException:
+            self._settle(mine, stored=False)
+            raise
+        # Claimed before the write, stored only once the journal holds them: a crash in between
+        # leaves a claim that expires (the retry then gets through, and the journal recovery has
+        # marked whatever did reach the disk), never a stored mark for an event that is not.
+        self._settle(mine, stored=True)
         return fresh
+
+    def _settle(self, ids: list[str], stored: bool) -> None:
+        if not ids:
+            return
+        try:
+            (self.dedupe.commit if stored else self.dedupe.release)(ids)
+        except Exception as exc:
+            log.warning(
+                "could not mark %d events as %s (%s)", len(ids), "stored" if stored else "free", type(exc).__name__
+            )
 
     def _remember(self, raw_ids: dict[str, str]) -> None:
         with self._lock:

@@ -132,6 +132,9 @@ class Settings(BaseSettings):
     track_max_context_value_len: int = 256
     #: an event_id seen within this window is acknowledged as a duplicate and stored once
     track_dedupe_hours: float = 24.0
+    #: an event_id being written blocks its retries (UNAVAILABLE, retry) for at most this long: the
+    #: write ends sooner, and only a server that died mid-write leaves a claim to expire
+    track_claim_s: float = 30.0
     #: rejected Track events go to the quarantine in batches: this many rows, or this often
     track_quarantine_batch: int = 1000
     track_quarantine_flush_s: float = 10.0

@@ -8,7 +8,7 @@ through ``serving.bootstrap.build`` with these runs the service's real code. No 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -105,7 +105,12 @@ class FakeJournal:
         self.closed = False
         self._lock = threading.Lock()
 
-    def append(self, rows: list[dict[str, Any]], timeout: float | None = None) -> None:
+    def append(
+        self,
+        rows: list[dict[str, Any]],
+        timeout: float | None = None,
+        on_late: Callable[[bool], None] | None = None,
+    ) -> None:
         with self._lock:
             if self.closed:
                 raise RuntimeError("journal is closed")

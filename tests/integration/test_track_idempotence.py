@@ -3,6 +3,8 @@ acknowledged and stored once (within SETLIST_TRACK_DEDUPE_HOURS)."""
 
 from __future__ import annotations
 
+import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ import pytest
 from feature_repo.build import prepare, prepare_table
 from serving.bootstrap import Server
 from serving.dedupe import Dedupe, MemoryDedupe, RedisDedupe, SqliteDedupe, make_dedupe
+from serving.errors import DeadlineExceeded, Unavailable
 from serving.journal import Journal
 from serving.tracking import Tracker
 from serving.types import TrackEvent
@@ -113,42 +116,137 @@ class FailingJournal(FakeJournal):
         super().__init__()
         self.failures = failures
 
-    def append(self, rows: list[dict[str, Any]], timeout: float | None = None) -> None:
+    def append(self, rows: list[dict[str, Any]], timeout: float | None = None, on_late: Any = None) -> None:
         if self.failures:
             self.failures -= 1
             raise OSError("disk full")
         super().append(rows)
 
 
-def test_an_event_is_marked_seen_only_once_it_is_journaled(tmp_path: Path) -> None:
+def stored(dedupe: Dedupe, ids: list[str]) -> set[str]:
+    """The ids ``dedupe`` knows as stored (its claims on the others are released again)."""
+    claim = dedupe.claim(ids)
+    dedupe.release(claim.fresh)
+    return claim.stored
+
+
+def test_an_event_is_marked_stored_only_once_it_is_journaled(tmp_path: Path) -> None:
     journal, dedupe = FailingJournal(failures=1), MemoryDedupe()
     tracker = Tracker(journal, None, Quarantine(tmp_path / "q"), None, clock=lambda: START, dedupe=dedupe)
     try:
         with pytest.raises(OSError):
             tracker.track(batch(), None, str)
-        assert dedupe.seen(["e0"]) == set()  # not acknowledged, so the retry must be stored
+        assert stored(dedupe, ["e0"]) == set()  # not acknowledged, and its claim released: the retry is stored
         assert tracker.track(batch(), None, str).accepted == 5
         assert [r["event_id"] for r in journal.rows] == [f"e{i}" for i in range(5)]
-        assert dedupe.seen(["e0", "e4"]) == {"e0", "e4"}
+        assert stored(dedupe, ["e0", "e4"]) == {"e0", "e4"}
     finally:
         tracker.close()
+
+
+def make(kind: str, tmp_path: Path, clock: FakeClock, redis_server: Any = None) -> Dedupe:
+    if kind == "memory":
+        return MemoryDedupe(3600, clock, claim_s=30)
+    if kind == "sqlite":
+        return SqliteDedupe(tmp_path / "d.sqlite", 3600, clock, claim_s=30)
+    raise ValueError(kind)
 
 
 @pytest.mark.parametrize("kind", ["memory", "sqlite"])
 def test_marks_expire_after_the_window(tmp_path: Path, kind: str) -> None:
     clock = FakeClock()
-    dedupe: Dedupe = MemoryDedupe(3600, clock) if kind == "memory" else SqliteDedupe(tmp_path / "d.sqlite", 3600, clock)
+    dedupe = make(kind, tmp_path, clock)
     try:
-        dedupe.mark(["a"])
+        dedupe.commit(["a"])
         clock.advance(3599)
-        assert dedupe.seen(["a", "b"]) == {"a"}
+        assert stored(dedupe, ["a", "b"]) == {"a"}
         clock.advance(2)
-        assert dedupe.seen(["a"]) == set()
-        dedupe.mark(["a"])  # a mark after expiry starts a new window
+        assert stored(dedupe, ["a"]) == set()
+        dedupe.commit(["a"])  # a mark after expiry starts a new window
         clock.advance(3599)
-        assert dedupe.seen(["a"]) == {"a"}
+        assert stored(dedupe, ["a"]) == {"a"}
     finally:
         dedupe.close()
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_a_claim_holds_off_a_second_attempt_until_released_or_expired(tmp_path: Path, kind: str) -> None:
+    clock = FakeClock()
+    dedupe = make(kind, tmp_path, clock)
+    try:
+        first = dedupe.claim(["a", "b"])
+        assert first.fresh == ["a", "b"] and not first.busy
+        second = dedupe.claim(["a", "c"])
+        assert second.busy == {"a"} and second.fresh == ["c"]  # a is being written: not twice
+        dedupe.release(["a"])
+        assert dedupe.claim(["a"]).fresh == ["a"]  # the first write failed: the retry may store it
+        clock.advance(31)
+        assert dedupe.claim(["a", "b"]).fresh == ["a", "b"]  # a dead writer's claims expire
+        dedupe.commit(["a"])
+        dedupe.release(["a"])  # releasing never drops a stored mark
+        assert dedupe.claim(["a"]).stored == {"a"}
+    finally:
+        dedupe.close()
+
+
+def test_redis_claims_hold_off_a_second_attempt_and_release_only_claims(redis_server: Any) -> None:
+    redis_server.start()
+    redis_server.flush()
+    a, b = RedisDedupe(redis_server.url, 3600, 0.5, claim_s=30), RedisDedupe(redis_server.url, 3600, 0.5, claim_s=30)
+    try:
+        assert a.claim(["x", "y"]).fresh == ["x", "y"]
+        with redis_server.client() as client:
+            assert 0 < client.pttl(RedisDedupe.PREFIX + "y") <= 30_000  # claims live briefly
+        assert b.claim(["x"]).busy == {"x"}  # another replica's attempt is still writing it
+        a.commit(["x"])
+        a.release(["y"])
+        answer = b.claim(["x", "y"])
+        assert answer.stored == {"x"} and answer.fresh == ["y"]
+        b.release(["x", "y"])  # only y was a claim
+        assert a.claim(["x"]).stored == {"x"}
+    finally:
+        a.close()
+        b.close()
+
+
+class WatchedDedupe(SqliteDedupe):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.committed = threading.Event()
+
+    def commit(self, ids: Any) -> None:
+        super().commit(ids)
+        self.committed.set()
+
+
+def test_a_retry_while_the_first_attempt_is_writing_is_refused_then_acknowledged_once(
+    settings: Settings,
+) -> None:
+    """The client's deadline passes while its events are being written; it retries at once (refused:
+    still being written), and again after the write landed (acknowledged, not stored again)."""
+    held, release = threading.Event(), threading.Event()
+
+    def slow_sync(fd: int) -> None:
+        held.set()
+        assert release.wait(10)
+        os.fsync(fd)
+
+    events = EventLog(settings.events_dir)
+    journal = Journal(settings.wal_dir / "worker-0", events, max_age_s=3600, sync=slow_sync, append_timeout_s=0.05)
+    dedupe = WatchedDedupe(settings.wal_dir / "dedupe.sqlite", 3600, claim_s=30)
+    tracker = Tracker(journal, None, Quarantine(settings.quarantine_dir), None, clock=lambda: START, dedupe=dedupe)
+    try:
+        with pytest.raises(DeadlineExceeded, match="may be stored"):
+            tracker.track(batch(), None, str)
+        assert held.is_set()
+        with pytest.raises(Unavailable, match="still being written"):
+            tracker.track(batch(), None, str)
+        release.set()
+        assert dedupe.committed.wait(10)  # the writer thread settles the claims once the fsync is done
+        assert tracker.track(batch(), None, str).duplicates == frozenset(f"e{i}" for i in range(5))
+    finally:
+        tracker.close()
+    assert logged_ids(settings) == [f"e{i}" for i in range(5)]
 
 
 def test_the_feature_build_counts_a_repeated_event_id_once() -> None:

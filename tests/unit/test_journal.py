@@ -211,6 +211,86 @@ def test_a_segment_that_cannot_be_opened_on_roll_fails_appends_fast(
     assert event_ids(events) == ["e0"]  # the acknowledged row still reaches the log
 
 
+def test_a_disk_error_refuses_the_write_keeps_what_was_durable_and_heals(tmp_path: Path, events: EventLog) -> None:
+    sync = FailingAfter(1)
+    journal = Journal(tmp_path / "wal", events, max_age_s=3600, sync=sync, heal_interval_s=0.01)
+    journal.append([row(0)])  # durable
+    with pytest.raises(Unavailable, match="not stored"):
+        journal.append([row(1)])  # written to the file, but its fsync failed
+    assert journal.wait_healthy(WAIT)  # a new segment, and the disk takes writes again
+    journal.append([row(2)])
+    journal.close()
+    assert journal.heals == 1
+    # the failed write was cut from its segment: a row nobody acknowledged is not stored, so the
+    # client's retry of it cannot make a second copy
+    assert event_ids(events) == ["e0", "e2"]
+
+
+class FailingAfter(HeldSync):
+    """os.fsync that succeeds ``ok`` times, then fails once with EIO (the rows are in the file by then)."""
+
+    def __init__(self, ok: int) -> None:
+        super().__init__()
+        self.ok = ok
+
+    def __call__(self, fd: int) -> None:
+        self.calls += 1
+        if self.calls == self.ok + 1:
+            raise OSError(5, "Input/output error")
+        os.fsync(fd)
+
+
+def test_while_the_disk_refuses_appends_fail_fast_and_health_says_so(
+    tmp_path: Path, events: EventLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    journal = Journal(tmp_path / "wal", events, max_age_s=3600, sync=FailingAfter(0), heal_interval_s=0.01)
+    opened = journal._open_segment
+    refused = threading.Event()
+
+    def read_only() -> None:
+        refused.set()
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(journal, "_open_segment", read_only)
+    with pytest.raises(Unavailable):
+        journal.append([row(0)])
+    assert refused.wait(WAIT)  # the writer tried to heal, and the directory still refuses
+    assert not journal.healthy and isinstance(journal.failure, PermissionError)
+    assert isinstance(Call(journal.append, [row(1)]).outcome(), Unavailable)
+    monkeypatch.setattr(journal, "_open_segment", opened)  # the directory is writable again
+    assert journal.wait_healthy(WAIT)
+    journal.append([row(2)])
+    journal.close()
+    assert event_ids(events) == ["e2"]
+
+
+def test_a_caller_past_its_deadline_learns_the_outcome_of_its_write(tmp_path: Path, events: EventLog) -> None:
+    sync = HeldSync(hold_first=True)
+    journal = Journal(tmp_path / "wal", events, max_age_s=3600, sync=sync)
+    outcomes: list[tuple[str, bool]] = []
+    told = threading.Event()
+
+    def late(name: str):
+        def tell(stored: bool) -> None:
+            outcomes.append((name, stored))
+            told.set()
+
+        return tell
+
+    first = Call(journal.append, [row(0)], timeout=0.05, on_late=late("in flight"))
+    assert sync.entered.wait(WAIT)
+    with pytest.raises(DeadlineExceeded, match="not stored"):
+        journal.append([row(1)], timeout=0.05, on_late=late("queued"))
+    assert outcomes == [("queued", False)]  # never taken by the writer: told at once
+    assert isinstance(first.outcome(), DeadlineExceeded)
+    told.clear()
+    sync.release.set()
+    assert told.wait(WAIT)
+    assert outcomes == [("queued", False), ("in flight", True)]
+    journal.close()
+    assert event_ids(events) == ["e0"]
+
+
 def test_an_append_not_yet_written_by_its_deadline_is_withdrawn(tmp_path: Path, events: EventLog) -> None:
     sync = HeldSync(hold_first=True)
     journal = Journal(tmp_path / "wal", events, max_age_s=3600, sync=sync)

@@ -18,7 +18,7 @@ class RecordingJournal:
     def __init__(self) -> None:
         self.timeouts: list[float | None] = []
 
-    def append(self, rows: list[dict[str, Any]], timeout: float | None = None) -> None:
+    def append(self, rows: list[dict[str, Any]], timeout: float | None = None, on_late: Any = None) -> None:
         self.timeouts.append(timeout)
 
     def close(self) -> None:
