@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from feature_repo import declarations, engine
-from setlist.consent import personalizable  # the consent rule lives in the shared core
+from setlist.consent import FLAGS, latest, personalizable  # the consent rules live in the shared core
 from setlist.features import SessionState, update_session
 from setlist.featureset import FeatureSet
 
@@ -47,16 +47,17 @@ class Catalog:
         return cls(items, genres, items.set_index("item_id")["genre"].fillna("unknown").astype(str))
 
 
-def build_consent(events: pd.DataFrame) -> pd.DataFrame:
-    """Every user's latest consent flags, stamped at the event that carried them."""
-    last = events.groupby("user_id", sort=True).tail(1)
+def build_consent(events: pd.DataFrame, default: bool) -> pd.DataFrame:
+    """Every user's consent flags (the latest explicit ones, ``default`` where none was ever given),
+    stamped at the user's last event."""
+    last = events.groupby("user_id", sort=True).tail(1).sort_values("user_id", kind="mergesort")
+    users = last["user_id"].to_numpy()
     return (
         pd.DataFrame(
             {
-                "user_id": last["user_id"].to_numpy(),
+                "user_id": users,
                 "event_timestamp": last["timestamp"].to_numpy(),
-                "consent_personalization": last["consent_personalization"].fillna(True).astype(bool).to_numpy(),
-                "consent_analytics": last["consent_analytics"].fillna(True).astype(bool).to_numpy(),
+                **{flag: latest(events, flag, default).reindex(users).to_numpy() for flag in FLAGS},
             }
         )
         .sort_values("user_id", kind="mergesort")
@@ -181,15 +182,17 @@ def build_users(
     catalog: Catalog,
     features: FeatureSet | None = None,
     tables: dict[str, pd.DataFrame] | None = None,
+    *,
+    consent_default: bool,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """User profile, sessions and consent from prepared events (all events of the users wanted).
     Users without personalization consent get no profile row at all, so none of their attributes
     (from events or from a registered user table) reaches the store."""
-    personal = personalizable(events).reset_index(drop=True)
+    personal = personalizable(events, consent_default).reset_index(drop=True)
     return (
         build_user_profile(personal, catalog, features, tables),
         build_sessions(personal, catalog.item_genre),
-        build_consent(events),
+        build_consent(events, consent_default),
     )
 
 
@@ -198,10 +201,14 @@ def build_items(
     catalog: Catalog,
     features: FeatureSet | None = None,
     tables: dict[str, pd.DataFrame] | None = None,
+    *,
+    analytics: pd.Series,
 ) -> pd.DataFrame:
-    """Item stats from prepared events (all events of the items wanted)."""
-    analytics = events[events["consent_analytics"].fillna(True).astype(bool)].reset_index(drop=True)
-    return build_item_stats(analytics, catalog, features, tables)
+    """Item stats from prepared events (all events of the items wanted), counting only users whose
+    analytics consent (``analytics``: a flag per user, from all of each user's events) is on."""
+    allowed = analytics.index[analytics.to_numpy(dtype=bool)]
+    counted = events[events["user_id"].isin(allowed)].reset_index(drop=True)
+    return build_item_stats(counted, catalog, features, tables)
 
 
 def build(
@@ -210,9 +217,11 @@ def build(
     features: FeatureSet | None = None,
     user_tables: dict[str, pd.DataFrame] | None = None,
     item_tables: dict[str, pd.DataFrame] | None = None,
+    *,
+    consent_default: bool,
 ) -> FeatureBatches:
     """Events (already free of erased users) + item metadata → the four feature batches."""
-    return build_prepared(prepare(events), items, features, user_tables, item_tables)
+    return build_prepared(prepare(events), items, features, user_tables, item_tables, consent_default=consent_default)
 
 
 def build_prepared(
@@ -221,15 +230,18 @@ def build_prepared(
     features: FeatureSet | None = None,
     user_tables: dict[str, pd.DataFrame] | None = None,
     item_tables: dict[str, pd.DataFrame] | None = None,
+    *,
+    consent_default: bool,
 ) -> FeatureBatches:
     """``build`` for events already ``prepare``d (e.g. read with ``read_events(prepared=True)``).
     Registered tables come loaded (``engine.load_tables``), user tables keyed by pseudonym."""
     fs = features or declarations.load()
     catalog = Catalog.of(items)
-    profile, session, consent = build_users(events, catalog, fs, user_tables)
+    profile, session, consent = build_users(events, catalog, fs, user_tables, consent_default=consent_default)
+    analytics = consent.set_index("user_id")["consent_analytics"]
     return FeatureBatches(
         user_profile=profile,
-        item_stats=build_items(events, catalog, fs, item_tables),
+        item_stats=build_items(events, catalog, fs, item_tables, analytics=analytics),
         session=session,
         consent=consent,
         genres=catalog.genres,

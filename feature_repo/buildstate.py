@@ -32,7 +32,7 @@ from setlist.eventlog import EventLog, write_atomic
 STATE_FILE = "_build_state.json"
 CATALOG_FILE = "_build_catalog.parquet"
 #: bump whenever a feature's definition changes, so the next run rebuilds everything
-BUILDER_VERSION = 2
+BUILDER_VERSION = 3
 FEATURE_FILES = (USER_PROFILE_FILE, ITEM_STATS_FILE, SESSION_FILE, CONSENT_FILE)
 
 Fingerprint = tuple[int, int, str]  # size, mtime_ns, sha256

@@ -20,6 +20,7 @@ class Declared:
     features: FeatureSet
     user_tables: dict[str, pd.DataFrame]
     item_tables: dict[str, pd.DataFrame]
+    consent_default: bool = True  # settings.consent_granted_by_default: changing it rebuilds everything
 
     @classmethod
     def load(cls, settings: Settings) -> Declared:
@@ -27,11 +28,17 @@ class Declared:
 
         fs = declarations.load(settings)
         key = settings.secret_hmac_key()
-        return cls(fs, load_tables(fs, "user", lambda u: pseudonymize(str(u), key)), load_tables(fs, "item"))
+        return cls(
+            fs,
+            load_tables(fs, "user", lambda u: pseudonymize(str(u), key)),
+            load_tables(fs, "item"),
+            settings.consent_granted_by_default,
+        )
 
     def fingerprint(self) -> str:
         """Changes when a declaration or a registered table's content changes: a full rebuild."""
         h = hashlib.sha256(self.features.fingerprint().encode())
+        h.update(b"consent-default:grant" if self.consent_default else b"consent-default:deny")
         for name, frame in sorted({**self.user_tables, **self.item_tables}.items()):
             h.update(name.encode())
             h.update(pd.util.hash_pandas_object(frame.astype(str), index=False).to_numpy().tobytes())

@@ -125,6 +125,9 @@ def compute_delta(
     features: FeatureSet | None = None,
     user_tables: dict[str, pd.DataFrame] | None = None,
     item_tables: dict[str, pd.DataFrame] | None = None,
+    *,
+    consent_default: bool,
+    analytics: pd.Series,
 ) -> Delta:
     new = read_events(new_files, erased, columns=["user_id", "item_id", "timestamp"])
     users = set(new["user_id"].unique())
@@ -142,12 +145,16 @@ def compute_delta(
     events = read_events(files, erased, flt, prepared=True)
     mine = events[events["user_id"].isin(users)].reset_index(drop=True)
     theirs = events[events["item_id"].isin(items)].reset_index(drop=True)
-    profile, session, consent = build_users(mine, catalog, features, user_tables)
+    profile, session, consent = build_users(mine, catalog, features, user_tables, consent_default=consent_default)
+    # an item's stats count other users too: their analytics consent is what the last build knew,
+    # the touched users' what their events now say
+    changed = consent.set_index("user_id")["consent_analytics"]
+    analytics = pd.concat([analytics[~analytics.index.isin(changed.index)], changed])
     rows = {
         USER_PROFILE_FILE: profile,
         SESSION_FILE: session,
         CONSENT_FILE: consent,
-        ITEM_STATS_FILE: build_items(theirs, catalog, features, item_tables),
+        ITEM_STATS_FILE: build_items(theirs, catalog, features, item_tables, analytics=analytics),
     }
     newest = as_of(new) if len(new) else old_as_of
     return Delta(rows, user_list, item_list, max(old_as_of, newest))

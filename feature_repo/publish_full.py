@@ -30,7 +30,14 @@ def build_from_log(settings: Settings) -> tuple[FeatureBatches, str]:
         raise FeatureBatchRejected(f"the event log at {settings.events_dir} is empty: generate or import events first")
     d = Declared.load(settings)
     return (
-        build_prepared(events, load_items(settings.catalog_path), d.features, d.user_tables, d.item_tables),
+        build_prepared(
+            events,
+            load_items(settings.catalog_path),
+            d.features,
+            d.user_tables,
+            d.item_tables,
+            consent_default=d.consent_default,
+        ),
         snapshot_hash(log, files, erased),
     )
 
@@ -90,7 +97,7 @@ def publish_full(
     if events.empty:
         raise FeatureBatchRejected(f"the event log at {settings.events_dir} is empty: generate or import events first")
     step(f"building features from {len(events):,} events")
-    batches = build_prepared(events, items, d.features, d.user_tables, d.item_tables)
+    batches = build_prepared(events, items, d.features, d.user_tables, d.item_tables, consent_default=d.consent_default)
     del events
     written = _gate_and_write(settings, batches, step, d.features)
     del batches  # Feast's materialize reads the files back, and at scale needs the memory

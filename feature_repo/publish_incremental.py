@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from feature_repo.build import Catalog, FeatureBatches
 from feature_repo.buildstate import Plan
@@ -36,6 +37,8 @@ def publish_incremental(
         d.features,
         d.user_tables,
         d.item_tables,
+        consent_default=d.consent_default,
+        analytics=_analytics_consent(settings),
     )
     changed = delta.batches(catalog.genres)
     touched = {
@@ -100,3 +103,11 @@ def _merge(settings: Settings, delta: Delta, touched: dict[str, list[str]]) -> t
         write_atomic(merged, settings.features_dir / fname)
         del merged
     return rows, n_items
+
+
+def _analytics_consent(settings: Settings) -> pd.Series:
+    """Each user's analytics consent as the last publish wrote it (every user has a consent row)."""
+    table = pq.read_table(settings.features_dir / CONSENT_FILE, columns=["user_id", "consent_analytics"])
+    return pd.Series(
+        table["consent_analytics"].to_numpy(zero_copy_only=False), index=table["user_id"].to_pylist(), dtype=bool
+    )

@@ -131,9 +131,19 @@ def import_(
     type_col: str | None = None,
     items: Path | None = typer.Option(None, help="optional item metadata file"),
     item_id_col: str = "item_id",
+    consent_col: str | None = typer.Option(
+        None, help="column of personalization consent flags (true/false, 1/0, yes/no, granted/denied)"
+    ),
+    analytics_consent_col: str | None = typer.Option(None, help="column of analytics consent flags"),
+    assume_consent: bool = typer.Option(
+        False,
+        "--assume-consent",
+        help="the data was collected under another legal basis: grant both consents where no column says otherwise",
+    ),
 ) -> None:
     """Import your own interactions into the event contract."""
     from ingest.importer import ImportFormatError, load_interactions
+    from ingest.lineage import file_digest, record_import
 
     settings = get_settings()
     if time_unit not in (None, "s", "ms"):
@@ -149,15 +159,35 @@ def import_(
             type_col=type_col,
             items=items,
             item_id_col=item_id_col,
+            consent_col=consent_col,
+            analytics_consent_col=analytics_consent_col,
+            assume_consent=assume_consent,
         )
     except (ImportFormatError, FileNotFoundError) as exc:  # said with the file it is about
         raise UsageError(f"cannot import {source}: {exc}") from exc
     console.print(str(summary))
+    if not (consent_col or assume_consent) and not settings.consent_granted_by_default:
+        console.print(
+            "[yellow]note:[/] these rows carry no personalization consent and SETLIST_CONSENT_DEFAULT is deny: "
+            "their users get popularity rankings and are left out of training. Pass --consent-col, or "
+            "--assume-consent if the data was collected under another legal basis."
+        )
     if item_frame is not None:
         save_items(item_frame, settings.catalog_path)
     with console.status(f"ingesting {len(events):,} events…"):
         report = ingest(events, settings, source=f"import-{source.stem}")
     _print_report(report, f"imported {source.name}")
+    record_import(
+        settings.lineage_dir,
+        source=source.name,
+        sha256=file_digest(source),
+        items_file=items.name if items else None,
+        rows=summary.rows,
+        accepted=report.accepted,
+        quarantined=report.quarantined,
+        consent=summary.consent,
+        consent_default="grant" if settings.consent_granted_by_default else "deny",
+    )
 
 
 @app.command()

@@ -19,6 +19,7 @@ import pandas as pd
 from ingest.import_files import ImportFormatError, clean_ids, read_table, require_columns
 from ingest.import_items import item_frame_for
 from ingest.import_values import parse_time, types_and_values
+from setlist.consent import FLAGS, flag_reason
 from setlist.contract import EVENT_COLUMNS, EVENT_TYPES, SCHEMA_VERSION, UNKNOWN
 
 __all__ = ["ImportFormatError", "ImportSummary", "load_interactions"]
@@ -39,6 +40,8 @@ class ImportSummary:
     problems: dict[str, int] = field(default_factory=dict)
     catalog_rows: int | None = None  # rows in the items file, if one was given
     items_without_metadata: int = 0
+    #: where the rows' consent comes from, in words (recorded in the import's lineage)
+    consent: str = ""
 
     def __str__(self) -> str:
         lines = [f"imported {self.source}: {self.rows:,} rows, {self.users:,} users, {self.items:,} items"]
@@ -51,6 +54,8 @@ class ImportSummary:
                 f"  items file: {self.catalog_rows:,} rows; "
                 f"{self.items_without_metadata:,} interacted items without metadata"
             )
+        if self.consent:
+            lines.append(f"  consent: {self.consent}")
         for cause, n in self.problems.items():
             if n:
                 lines.append(f"  will be quarantined: {n:,} row{'s' if n != 1 else ''} with {cause}")
@@ -92,7 +97,13 @@ def _sessions(users: pd.Series, ts: pd.Series) -> np.ndarray:
 
 
 def _events(
-    raw_time: pd.Series, users: pd.Series, item_ids: pd.Series, ts: pd.Series, types: np.ndarray, value: np.ndarray
+    raw_time: pd.Series,
+    users: pd.Series,
+    item_ids: pd.Series,
+    ts: pd.Series,
+    types: np.ndarray,
+    value: np.ndarray,
+    consent: tuple[object, object],
 ) -> pd.DataFrame:
     """The rows as contract events in time order; an event's id hashes its user, item, raw time and row."""
     n = len(users)
@@ -116,8 +127,9 @@ def _events(
             "value": value,
             "device": UNKNOWN,
             "locale": UNKNOWN,
-            "consent_personalization": True,
-            "consent_analytics": True,
+            # as given (checked by ingestion: a value that is neither yes nor no is quarantined)
+            "consent_personalization": consent[0],
+            "consent_analytics": consent[1],
             "arm": np.full(n, None, dtype=object),
         }
     )[list(EVENT_COLUMNS)]
@@ -134,17 +146,34 @@ def load_interactions(
     type_col: str | None = None,
     items: Path | None = None,
     item_id_col: str = "item_id",
+    consent_col: str | None = None,
+    analytics_consent_col: str | None = None,
+    assume_consent: bool = False,
 ) -> tuple[pd.DataFrame, pd.DataFrame | None, ImportSummary]:
     """Read interactions and (optionally) item metadata into raw events and an item frame.
 
     ``time_unit`` is ``"s"`` or ``"ms"`` for epoch numbers, ``None`` for datetime strings.
     Without ``type_col`` a rating becomes like (≥ 0.8 of the top rating), skip (≤ 0.4) or play;
     without either every row is a full play.
+
+    Consent: ``consent_col`` (personalization) and ``analytics_consent_col`` name columns of flags;
+    ``assume_consent`` grants both where no column says otherwise, for data collected under another
+    legal basis. Without any of them the rows carry no flag, and ``SETLIST_CONSENT_DEFAULT`` decides.
     """
     source = Path(source)
     raw = read_table(source, "interactions")
     require_columns(
-        raw, {"user": user_col, "item": item_col, "time": time_col, "rating": rating_col, "type": type_col}, source
+        raw,
+        {
+            "user": user_col,
+            "item": item_col,
+            "time": time_col,
+            "rating": rating_col,
+            "type": type_col,
+            "consent": consent_col,
+            "analytics consent": analytics_consent_col,
+        },
+        source,
     )
     raw = raw.reset_index(drop=True)
     n = len(raw)
@@ -152,7 +181,8 @@ def load_interactions(
     ts = parse_time(raw[time_col], time_unit, time_col)
     types, value = types_and_values(raw, rating_col, type_col)
 
-    events = _events(raw[time_col], users, item_ids, ts, types, value)
+    consent = tuple(_consent_values(raw, col, assume_consent) for col in (consent_col, analytics_consent_col))
+    events = _events(raw[time_col], users, item_ids, ts, types, value, (consent[0], consent[1]))
 
     seen = pd.Series(sorted(item_ids.dropna().unique()), dtype=object)
     item_frame, catalog_rows, missing = item_frame_for(seen, items, item_id_col)
@@ -163,6 +193,8 @@ def load_interactions(
         "empty user id": int(users.isna().sum()),
         "empty item id": int(item_ids.isna().sum()),
     }
+    if consent_col or analytics_consent_col:
+        problems["bad consent value"] = int(sum(_bad_flags(events[f]) for f in FLAGS))
     if rating_col is not None and type_col is None:
         problems["unparseable rating"] = int(pd.isna(types).sum())
     elif type_col is not None:
@@ -178,5 +210,35 @@ def load_interactions(
         problems=problems,
         catalog_rows=catalog_rows,
         items_without_metadata=missing,
+        consent=consent_basis(consent_col, analytics_consent_col, assume_consent),
     )
     return events, item_frame, summary
+
+
+def _consent_values(raw: pd.DataFrame, column: str | None, assume: bool) -> object:
+    """One consent flag for every row: the column's values (an empty cell granted with ``assume``),
+    True for all with ``assume``, else None (no flag)."""
+    if column is None:
+        return True if assume else None
+    values = raw[column].astype(object).where(raw[column].notna(), None)
+    if assume:
+        values = values.map(lambda v: True if v is None or (isinstance(v, str) and not v.strip()) else v)
+    return values.to_numpy()
+
+
+def _bad_flags(values: pd.Series) -> int:
+    return int(sum(flag_reason("consent", v) is not None for v in values.tolist()))
+
+
+def consent_basis(consent_col: str | None, analytics_consent_col: str | None, assume: bool) -> str:
+    """The consent choice of an import, in words."""
+    parts = []
+    if consent_col:
+        parts.append(f"personalization from column {consent_col!r}")
+    if analytics_consent_col:
+        parts.append(f"analytics from column {analytics_consent_col!r}")
+    if assume:
+        parts.append("assumed granted where the data says nothing (--assume-consent: another legal basis)")
+    if not parts:
+        return "none in the data: SETLIST_CONSENT_DEFAULT decides for these users"
+    return "; ".join(parts)

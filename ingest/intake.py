@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 
+from setlist.consent import FLAGS, parse_flag
 from setlist.contract import EVENT_COLUMNS, SCHEMA_VERSION, reject_reason
 from setlist.eventlog import EventLog, Quarantine
 from setlist.pseudonym import IdentityMap, pseudonymize
@@ -46,8 +47,14 @@ def _normalize(frame: pd.DataFrame) -> pd.DataFrame:
     frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True, errors="coerce")
     for col in ("device", "locale"):
         frame[col] = frame[col].fillna("unknown")
-    for col in ("consent_personalization", "consent_analytics"):
-        frame[col] = frame[col].map(lambda v: True if v is None or v != v else bool(v)).astype(bool)
+    return frame  # consent values stay as given until checked: a bad one is quarantined, not guessed
+
+
+def _consent_flags(frame: pd.DataFrame) -> pd.DataFrame:
+    """Checked consent values as nullable booleans: null is "no flag on this event"."""
+    frame = frame.copy()
+    for col in FLAGS:
+        frame[col] = frame[col].map(parse_flag).astype("boolean")
     return frame
 
 
@@ -135,7 +142,7 @@ def ingest(
         rejected = frame[bad]
         report.quarantined = quarantine.put(rejected, [r for r in reasons if r is not None], source)
         report.reasons.update(r.split(":", 1)[0] for r in reasons if r is not None)
-    good = frame[~bad]
+    good = _consent_flags(frame[~bad])
     report.accepted = log.append(good, tag=source)
     if identities is None:
         identities = IdentityMap(settings.metadata_url)

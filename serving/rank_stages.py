@@ -94,7 +94,8 @@ def request(q: RankQuery, user: str, rows: UserRows, now: datetime, device: str,
     session = effective_session(rows.session, int(now.timestamp() * 1000))
     last = tuple(session["session_last_items"])
     blocked = tuple(session["session_blocked_items"])
-    consent = rows.consent is None or bool(rows.consent.get("consent_personalization", True))
+    # fails closed: no consent row known (a degraded read, a push that failed) is no consent
+    consent = rows.consent is not None and bool(rows.consent.get("consent_personalization") or False)
     profile = rows.profile or {}
     genres = (str(session["session_genre"] or ""), str(profile.get(USER_TOP_GENRE) or ""))
     return Request(

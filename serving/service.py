@@ -110,6 +110,11 @@ class RankingService:
         route = live.router.route(user)
         variant = live.variant(route.variant)
         rows = self.reader.read(user)
+        consent = rows.consent or {}
+        analytics = bool(consent.get("consent_analytics") or False)
+        # a personalized entry is never served once consent is gone, whatever the key (another
+        # worker's cache was not bumped by the Track that withdrew it)
+        personal = bool(consent.get("consent_personalization") or False)
         now = datetime.fromtimestamp(self._clock(), tz=UTC)
         # bounded once here: the key, the stages and the impression all see the same short values
         device, locale = self._vocabulary.context(q.context)
@@ -128,10 +133,12 @@ class RankingService:
         cached = self.cache.lookup(user, key) if not rows.degraded else None
         if cached is not None and cached.value is not None:
             hit = _from_cache(cached.value)
-            if hit is not None:
+            if hit is not None and (personal or hit[1] != "model"):
                 result, served, used = hit
                 used = used or route.variant
-                self._impression(q, user, route, used, live.variant(used), served, result, now, device, locale)
+                self._impression(
+                    q, user, route, used, live.variant(used), served, result, now, device, locale, analytics
+                )
                 self.hooks.on_cache(True, time.perf_counter() - started)
                 return result
 
@@ -158,7 +165,7 @@ class RankingService:
             )
         else:
             self.hooks.on_degraded()
-        self._impression(q, user, route, used, live.variant(used), served, result, now, device, locale)
+        self._impression(q, user, route, used, live.variant(used), served, result, now, device, locale, analytics)
         self.hooks.on_cache(False, time.perf_counter() - started)
         return result
 
@@ -215,9 +222,11 @@ class RankingService:
         now: datetime,
         device: str,
         locale: str,
+        analytics: bool,
     ) -> None:
-        """Hand what was shown to the impression writer; never blocks (see serving.impressions)."""
-        if self.impressions is None:
+        """Hand what was shown to the impression writer; never blocks (see serving.impressions).
+        No per-user record without analytics consent (unknown consent counts as none)."""
+        if self.impressions is None or not analytics:
             return
         b = variant.bundle
         self.impressions.submit(

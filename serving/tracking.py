@@ -21,6 +21,7 @@ from serving.errors import DeadlineExceeded, Unavailable
 from serving.journal import Journal
 from serving.types import Rejection, TrackEvent, TrackResult
 from setlist.candidates import CandidateIndex
+from setlist.consent import FLAGS, effective, parse_flag
 from setlist.contract import SCHEMA_VERSION, reject_reason
 from setlist.eventlog import Quarantine
 from setlist.features import SessionState, update_session
@@ -28,7 +29,6 @@ from setlist.pseudonym import IdentityMap
 from setlist.settings import Settings
 
 log = logging.getLogger("setlist.serving.track")
-FALSE = {"false", "0", "no", "off"}
 #: how much of a client's input an error detail quotes
 QUOTE_CHARS = 100
 #: quarantined rows keep this much of each text field: enough to diagnose, never megabytes
@@ -72,6 +72,7 @@ class TrackPolicy:
     max_context_value_len: int = 256
     quarantine_batch: int = 1000
     quarantine_flush_s: float = 10.0
+    consent_default: bool = False  # a user who never sent a consent flag: fails closed unless told
 
     @classmethod
     def from_settings(cls, s: Settings) -> TrackPolicy:
@@ -85,6 +86,7 @@ class TrackPolicy:
             max_context_value_len=s.track_max_context_value_len,
             quarantine_batch=s.track_quarantine_batch,
             quarantine_flush_s=s.track_quarantine_flush_s,
+            consent_default=s.consent_granted_by_default,
         )
 
     def bounds_reason(self, e: TrackEvent) -> str | None:
@@ -136,8 +138,9 @@ class LruSet:
         return len(self._items)
 
 
-def _flag(ctx: dict[str, str], name: str) -> bool:
-    return ctx.get(name, "true").strip().lower() not in FALSE
+def _flag(ctx: dict[str, str], name: str) -> str | None:
+    """The context's consent value as sent (checked by the contract), None when the key is absent."""
+    return ctx.get(name)
 
 
 def _timestamp(ms: int) -> datetime | None:
@@ -238,7 +241,7 @@ class Tracker:
                 continue
             seen.add(e.event_id)
             raw_ids[user] = e.user_id
-            accepted.append(row)
+            accepted.append({**row, **{f: parse_flag(row[f]) for f in FLAGS}})
         if bad:
             frame = pd.DataFrame(bad)
             self.quarantine.put(frame.drop(columns="reason"), list(frame["reason"]), "track")
@@ -344,13 +347,14 @@ class Tracker:
                         state, r["session_id"], r["item_id"], r["type"], int(r["timestamp"].timestamp() * 1000), genre
                     )
                 last = evs[-1]
-                if not last["consent_personalization"]:
+                # consent is state: an event without a flag leaves the stored one as it was
+                known = flags or {}
+                new_flags = {
+                    f: effective((r[f] for r in evs), known.get(f), self.policy.consent_default) for f in FLAGS
+                }
+                if not new_flags["consent_personalization"]:
                     state = SessionState(updated_ms=state.updated_ms)  # nothing personal is kept
                 sessions.append((user, state.as_features(), last["timestamp"]))
-                new_flags = {
-                    "consent_personalization": last["consent_personalization"],
-                    "consent_analytics": last["consent_analytics"],
-                }
                 if flags is None or any(flags.get(k) != v for k, v in new_flags.items()):
                     consents.append((user, new_flags, last["timestamp"]))
             self.online.write("session", sessions)

@@ -3,7 +3,8 @@
 A row in the event log is one user interaction. ``user_id`` is always the pseudonym, never the
 application's id. Context is kept as flat columns (``device``, ``locale``) because parquet readers
 and Feast sources handle flat columns well; new context keys arrive as new optional columns with a
-schema version bump.
+schema version bump. The consent columns are nullable: null means the event carried no flag, which
+changes nothing (``setlist.consent``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
+
+from setlist.consent import FLAGS, flag_reason
 
 SCHEMA_VERSION = 1
 KNOWN_SCHEMA_VERSIONS = frozenset({1})
@@ -82,6 +85,10 @@ def reject_reason(row: Mapping[str, Any], now: datetime, max_future_s: float = 3
         return "bad_timestamp: epoch zero or earlier"
     if ts.timestamp() > now.timestamp() + max_future_s:
         return f"future_timestamp: {ts.isoformat()} is after now"
+    for flag in FLAGS:  # a consent value is a yes, a no or absent: anything else is not guessed at
+        reason = flag_reason(flag, row.get(flag))
+        if reason is not None:
+            return reason
     value = row.get("value")
     if value is not None and value == value:  # NaN means "no value"
         if etype == "play" and not 0.0 <= float(value) <= 1.0:

@@ -132,6 +132,9 @@ class Settings(BaseSettings):
     track_max_context_value_len: int = 256
     #: an event_id seen within this window is acknowledged as a duplicate and stored once
     track_dedupe_hours: float = 24.0
+    #: consent for a user whose events never carried a flag (setlist.consent): ``deny`` or
+    #: ``grant``; unset, the production profile denies and the local one grants
+    consent_default: Literal["grant", "deny"] | None = None
     #: an event_id being written blocks its retries (UNAVAILABLE, retry) for at most this long: the
     #: write ends sooner, and only a server that died mid-write leaves a claim to expire
     track_claim_s: float = 30.0
@@ -256,8 +259,19 @@ class Settings(BaseSettings):
         return self.impressions_dir_override or self.data_dir / "impressions"
 
     @property
+    def lineage_dir(self) -> Path:
+        return self.data_dir / "lineage"
+
+    @property
     def reports_dir(self) -> Path:
         return self.data_dir / "reports"
+
+    @property
+    def consent_granted_by_default(self) -> bool:
+        """Whether a user who never gave a consent flag counts as consenting (fails closed in production)."""
+        if self.consent_default is not None:
+            return self.consent_default == "grant"
+        return self.profile != "production"
 
     @property
     def tracking_uri(self) -> str:

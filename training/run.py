@@ -78,8 +78,9 @@ def plan_run(settings: Settings, log: EventLog, candidate_params: CandidateParam
     raw = log.read()
     if raw.empty:
         raise TrainingRefused(f"the event log at {settings.events_dir} is empty: run `make generate` or `make import`")
-    opted_out = opted_out_users(raw)
-    events = personalizable(raw)  # consent is enforced before anything is learned
+    consent_default = settings.consent_granted_by_default
+    opted_out = opted_out_users(raw, consent_default)
+    events = personalizable(raw, consent_default)  # consent is enforced before anything is learned
     require_enough(events)
     repeats = repeat_share(events)
     exclude_seen = settings.exclude_seen if settings.exclude_seen is not None else repeats < REPEAT_SHARE_LIMIT

@@ -98,4 +98,4 @@ def opted_out(settings: Settings) -> set[str]:
     enforces (``setlist.consent``: one rule, one place), plus erased users."""
     log = EventLog(settings.events_dir)
     events = log.read(columns=["user_id", "timestamp", "consent_personalization"], include_erased=True)
-    return opted_out_users(events) | log.erased_users()
+    return opted_out_users(events, settings.consent_granted_by_default) | log.erased_users()

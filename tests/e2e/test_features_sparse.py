@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from feature_repo import build as sparse
-from setlist.consent import personalizable
+from setlist.consent import analytics_events, personalizable
 from setlist.contract import POSITIVE_TYPES
 from setlist.features import SESSION_FIELDS, SessionState, update_session
 
@@ -181,13 +181,13 @@ def _dense_reference(events: pd.DataFrame, items: pd.DataFrame) -> dict[str, obj
     t0 = events["timestamp"].min().floor("D")
     days = int((events["timestamp"].max().floor("D") - t0) / DAY) + 1
     events = events.assign(_day=((events["timestamp"] - t0) // DAY).astype(np.int64))
-    personal = personalizable(events).reset_index(drop=True)
-    analytics = events[events["consent_analytics"].fillna(True).astype(bool)].reset_index(drop=True)
+    personal = personalizable(events, True).reset_index(drop=True)
+    analytics = analytics_events(events, True).reset_index(drop=True)
     return {
         "user_profile": _dense_user_profile(personal, t0, days, genres, item_genre),
         "item_stats": _dense_item_stats(analytics, items, t0, days),
         "session": _reference_sessions(personal, item_genre),
-        "consent": sparse.build_consent(events),
+        "consent": sparse.build_consent(events, True),
         "genres": genres,
         "as_of": t0 + days * DAY,
     }
@@ -278,7 +278,7 @@ def assert_frames_equal(new: pd.DataFrame, old: pd.DataFrame) -> None:
 
 def _check(events: pd.DataFrame, items: pd.DataFrame) -> sparse.FeatureBatches:
     ref = _dense_reference(events.copy(), items)
-    got = sparse.build(events.copy(), items)
+    got = sparse.build(events.copy(), items, consent_default=True)
     assert got.genres == ref["genres"] and got.as_of == ref["as_of"]
     assert len(got.user_profile) > 0 and len(got.item_stats) > 0
     assert_frames_equal(got.user_profile, ref["user_profile"])
@@ -315,8 +315,8 @@ def test_sparse_builder_matches_the_dense_grids_on_a_twenty_year_bursty_log():
 
 def test_sparse_builder_is_deterministic_and_independent_of_input_order():
     events, items = sparse_ratings_log(seed=11, users=25)
-    a = sparse.build(events.copy(), items)
-    b = sparse.build(events.sample(frac=1.0, random_state=1).reset_index(drop=True), items)
+    a = sparse.build(events.copy(), items, consent_default=True)
+    b = sparse.build(events.sample(frac=1.0, random_state=1).reset_index(drop=True), items, consent_default=True)
     for name in ("user_profile", "item_stats", "session", "consent"):
         fa, fb = getattr(a, name), getattr(b, name)
         assert fa.to_parquet() == fb.to_parquet(), name
@@ -325,9 +325,9 @@ def test_sparse_builder_is_deterministic_and_independent_of_input_order():
 def test_an_entity_subset_gives_exactly_that_entity_s_rows():
     """Incremental materialization recomputes a few entities from their own events only."""
     events, items = sparse_ratings_log(seed=5, users=30)
-    whole = sparse.build(events.copy(), items)
+    whole = sparse.build(events.copy(), items, consent_default=True)
     users = sorted(events["user_id"].unique())[::7]
-    part = sparse.build(events[events["user_id"].isin(users)].copy(), items)
+    part = sparse.build(events[events["user_id"].isin(users)].copy(), items, consent_default=True)
     mine = whole.user_profile[whole.user_profile["user_id"].isin(users)].reset_index(drop=True)
     assert_frames_equal(part.user_profile, mine)
     got_sessions = part.session.reset_index(drop=True)
@@ -338,7 +338,7 @@ def test_an_entity_subset_gives_exactly_that_entity_s_rows():
 def test_empty_personal_events_give_empty_frames_with_the_right_columns():
     events, items = sparse_ratings_log(seed=2, users=5)
     events["consent_personalization"] = False
-    got = sparse.build(events, items)
+    got = sparse.build(events, items, consent_default=True)
     assert got.user_profile.empty and len(got.item_stats) > 0
     assert "user_genre_affinity" in got.user_profile.columns
 
@@ -351,8 +351,8 @@ def test_a_prepared_log_read_builds_the_same_frames_as_build(tmp_path):
     events, items = sparse_ratings_log(seed=9, users=20, years=1.5)
     log = EventLog(tmp_path / "events")
     log.append(events.sample(frac=1.0, random_state=2), tag="a")
-    want = sparse.build(log.read(), items)
-    got = sparse.build_prepared(read_events(log.files(), set(), prepared=True), items)
+    want = sparse.build(log.read(), items, consent_default=True)
+    got = sparse.build_prepared(read_events(log.files(), set(), prepared=True), items, consent_default=True)
     assert got.as_of == want.as_of
     for name in ("user_profile", "item_stats", "session", "consent"):
         assert getattr(got, name).to_parquet() == getattr(want, name).to_parquet(), name

@@ -304,7 +304,7 @@ class FakeRolloutRegistry:
 
 
 def fill_store(online: FakeOnlineFeatures, features: FeatureSet, index: CandidateIndex, seed: int = 1) -> None:
-    """Item stats for every item and a profile for every known user, as a materialization would."""
+    """Item stats for every item, a profile and a consent row for every known user, as a materialization would."""
     rng = np.random.default_rng(seed)
     at = datetime.fromtimestamp(START - 86_400, tz=UTC)
     item_names, user_names = features.inputs("item"), features.inputs("user")
@@ -333,6 +333,11 @@ def fill_store(online: FakeOnlineFeatures, features: FeatureSet, index: Candidat
             )
             for u in index.user_ids
         ],
+    )
+    # every user has a consent row (serving fails closed without one); these users consented
+    online.write(
+        "user_consent",
+        [(str(u), {"consent_personalization": True, "consent_analytics": True}, at) for u in index.user_ids],
     )
 
 

@@ -88,9 +88,9 @@ def test_raw_ids_never_reach_storage(settings):
 def test_opted_out_users_never_reach_personal_features(tiny_world):
     s = tiny_world.settings
     events = EventLog(s.events_dir).read()
-    out = opted_out_users(events)
+    out = opted_out_users(events, s.consent_granted_by_default)
     assert out, "the generator opts some users out"
-    batches = build(events, load_items(s.catalog_path))
+    batches = build(events, load_items(s.catalog_path), consent_default=s.consent_granted_by_default)
     assert not set(batches.user_profile["user_id"]) & out
     assert not set(batches.session["user_id"]) & out
     assert set(batches.consent.loc[~batches.consent["consent_personalization"], "user_id"]) == out
@@ -101,8 +101,8 @@ def test_opted_out_users_never_reach_personal_features(tiny_world):
 def test_replay_gives_identical_feature_tables(tiny_world):
     s = tiny_world.settings
     items = load_items(s.catalog_path)
-    first = build(EventLog(s.events_dir).read(), items)
-    second = build(EventLog(s.events_dir).read(), items)
+    first = build(EventLog(s.events_dir).read(), items, consent_default=True)
+    second = build(EventLog(s.events_dir).read(), items, consent_default=True)
     for name in ("user_profile", "item_stats", "session", "consent"):
         pd.testing.assert_frame_equal(getattr(first, name), getattr(second, name))
     published = pd.read_parquet(s.features_dir / "item_stats.parquet")

@@ -198,7 +198,9 @@ def test_personal_user_attributes_never_reach_users_without_consent():
         [Feature("age_band", "user", Column("people", "age_band"), missing=0.0)],
         tables=[Table("people", "user", key="user_id", path="unused.csv")],
     )
-    frame = engine.compute("user", personalizable(ev).reset_index(drop=True), fs.features, catalog, {"people": attrs})
+    frame = engine.compute(
+        "user", personalizable(ev, True).reset_index(drop=True), fs.features, catalog, {"people": attrs}
+    )
     assert "u3" not in set(frame["user_id"]) and set(frame["age_band"]) == {3.0}
 
 

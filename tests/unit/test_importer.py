@@ -35,7 +35,9 @@ listener,track,when
     assert events["user_id"].tolist() == ["007", "007", "008"]  # ids stay strings, zeros kept
     assert (events["type"] == "play").all() and (events["value"] == 1.0).all()
     assert (events["device"] == "unknown").all() and (events["locale"] == "unknown").all()
-    assert events["consent_personalization"].all() and events["consent_analytics"].all()
+    # no consent column and no --assume-consent: the rows carry no flag (SETLIST_CONSENT_DEFAULT decides)
+    assert events["consent_personalization"].isna().all() and events["consent_analytics"].isna().all()
+    assert "SETLIST_CONSENT_DEFAULT" in summary.consent
     assert (events["schema_version"] == 1).all() and events["arm"].isna().all()
     assert events["timestamp"].iloc[2] == pd.Timestamp("2024-01-01 12:00:00", tz="UTC")
     assert events["timestamp"].is_monotonic_increasing
@@ -221,3 +223,75 @@ def test_parquet_input_and_rich_items_file(tmp_path):
     assert row["artist"] == "C" and row["genre"] == "jazz" and row["duration_s"] == pytest.approx(240.5)
     assert row["release_date"] == pd.Timestamp("2020-01-01", tz="UTC")
     assert items.set_index("item_id").loc["10", "artist"] == "A"
+
+
+def test_consent_columns_and_the_assumed_legal_basis(tmp_path):
+    src = _csv(
+        tmp_path / "log.csv",
+        f"""
+user,item,t,opt_in
+u1,a,{T0},yes
+u2,a,{T0 + 1},0
+u3,a,{T0 + 2},
+u4,a,{T0 + 3},n
+""",
+    )
+    events, _, summary = load_interactions(
+        src, user_col="user", item_col="item", time_col="t", time_unit="s", consent_col="opt_in"
+    )
+    assert events["consent_personalization"].tolist() == ["yes", "0", None, "n"]  # checked by ingestion
+    assert events["consent_analytics"].isna().all()
+    assert summary.problems["bad consent value"] == 1 and "'opt_in'" in summary.consent
+    assumed, _, summary = load_interactions(
+        src, user_col="user", item_col="item", time_col="t", time_unit="s", consent_col="opt_in", assume_consent=True
+    )
+    assert assumed["consent_personalization"].tolist() == ["yes", "0", True, "n"]  # a column's "no" still wins
+    assert assumed["consent_analytics"].tolist() == [True] * 4
+    assert "--assume-consent" in summary.consent
+
+
+def test_ingestion_quarantines_a_bad_consent_value_and_keeps_absent_flags_null(tmp_path):
+    from ingest.intake import ingest
+    from setlist.eventlog import EventLog, Quarantine
+    from setlist.settings import Settings
+
+    src = _csv(tmp_path / "log.csv", f"user,item,t,opt_in\nu1,a,{T0},yes\nu2,a,{T0 + 1},\nu3,a,{T0 + 2},n")
+    events, _, _ = load_interactions(
+        src, user_col="user", item_col="item", time_col="t", time_unit="s", consent_col="opt_in"
+    )
+    settings = Settings(data_dir=tmp_path / "data", hmac_key="k")
+    report = ingest(events, settings, source="import", identities=FakeIdentities())
+    assert report.accepted == 2 and report.quarantined == 1 and set(report.reasons) == {"bad_consent"}
+    stored = EventLog(settings.events_dir).read().sort_values("timestamp")
+    assert stored["consent_personalization"].tolist() == [True, None]
+    assert "'n'" in Quarantine(settings.quarantine_dir).read()["reason"].iloc[0]
+
+
+class FakeIdentities:
+    def remember(self, pairs) -> None:
+        list(pairs)
+
+
+def test_the_import_ledger_records_the_file_and_its_consent_basis(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from ingest.__main__ import app
+    from ingest.lineage import file_digest, imports
+    from setlist.settings import get_settings
+
+    src = _csv(tmp_path / "log.csv", f"user,item,t\nu1,a,{T0}\nu2,b,{T0 + 1}")
+    monkeypatch.setenv("SETLIST_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("SETLIST_HMAC_KEY", "k")
+    args = ["import", str(src), "--user-col", "user", "--item-col", "item", "--time-col", "t", "--time-unit", "s"]
+    done = CliRunner().invoke(app, [*args, "--assume-consent"])
+    assert done.exit_code == 0, done.output
+    monkeypatch.setenv("SETLIST_CONSENT_DEFAULT", "deny")
+    get_settings.cache_clear()
+    _csv(src, f"user,item,t\nu3,a,{T0 + 5}")
+    denied = CliRunner().invoke(app, args)
+    assert denied.exit_code == 0 and "--assume-consent" in denied.output  # told why nobody will be personalized
+    first, second = imports(tmp_path / "data" / "lineage")
+    assert first["source"] == "log.csv" and first["accepted"] == 2 and second["sha256"] == file_digest(src)
+    assert "--assume-consent" in first["consent"] and first["consent_default"] == "grant"
+    assert "SETLIST_CONSENT_DEFAULT" in second["consent"] and second["consent_default"] == "deny"
+    assert "u1" not in (tmp_path / "data" / "lineage" / "imports.jsonl").read_text()  # never a user id

@@ -1,0 +1,116 @@
+"""Consent fails closed in serving: a withdrawal through Track reaches the very next Rank on every
+worker, an event without a flag changes nothing, an unknown value is rejected, a user whose consent
+row cannot be read gets popularity, and impressions are kept only with analytics consent."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from serving.bootstrap import Server
+from serving.types import RankQuery, TrackEvent
+from setlist.settings import Settings
+from tests.fakes.dataplane import Dataplane
+
+USER = "user-0"
+
+
+@pytest.fixture
+def plane(tmp_path: Path) -> Dataplane:
+    from feature_repo.declarations import load
+
+    settings = Settings(data_dir=tmp_path / "data", hmac_key="test-hmac-key", reload_interval_s=3600, cache_ttl_s=300)
+    return Dataplane(settings, load(settings))
+
+
+@pytest.fixture
+def workers(plane: Dataplane) -> Iterator[tuple[Server, Server]]:
+    """Two workers on one online store, each with its own in-process prediction cache."""
+    a, b = plane.build(), plane.build()
+    yield a, b
+    a.close()
+    b.close()
+
+
+def event(plane: Dataplane, event_id: str, user: str = USER, **context: str) -> TrackEvent:
+    return TrackEvent(event_id, user, "item-3", "play", int(plane.clock() * 1000), "s1", dict(context), 0.9)
+
+
+def personalized(server: Server, user: str = USER) -> bool:
+    return server.rank(RankQuery(user, 5)).arm != "popularity"
+
+
+def consent_row(plane: Dataplane, user: str = USER) -> dict | None:
+    pseudonym = plane.build(load=False).service.pseudonym(user)
+    return plane.online.read("user_consent", [pseudonym])[0][1]
+
+
+def test_a_withdrawal_through_one_worker_reaches_the_next_rank_on_the_other(
+    plane: Dataplane, workers: tuple[Server, Server]
+) -> None:
+    a, b = workers
+    assert personalized(b) and b.rank(RankQuery(USER, 5)).cache_hit  # personalized, and cached on b
+    assert a.track([event(plane, "w1", consent_personalization="false")]).accepted == 1
+    assert not personalized(b)  # the very next Rank, on the other worker, without waiting for a build
+
+
+def test_an_event_without_a_flag_does_not_turn_personalization_back_on(
+    plane: Dataplane, workers: tuple[Server, Server]
+) -> None:
+    a, b = workers
+    a.track([event(plane, "w1", consent_personalization="no")])
+    plane.clock.advance(1)
+    a.track([event(plane, "w2")])  # no context at all
+    assert not personalized(b)
+    assert consent_row(plane)["consent_personalization"] is False
+    plane.clock.advance(1)
+    a.track([event(plane, "w3", consent_personalization="yes")])
+    assert personalized(b)
+
+
+def test_an_unknown_consent_value_is_rejected_alone_with_a_reason(plane: Dataplane, workers) -> None:
+    a, _ = workers
+    result = a.track([event(plane, "w1", consent_personalization="n"), event(plane, "w2")])
+    assert result.accepted == 1
+    assert [(r.event_id, r.reason.split(":")[0]) for r in result.rejected] == [("w1", "bad_consent")]
+    assert "'n'" in result.rejected[0].reason
+
+
+def test_a_new_user_without_a_flag_gets_the_default(tmp_path: Path) -> None:
+    from feature_repo.declarations import load
+
+    for default, want in (("deny", False), ("grant", True)):
+        settings = Settings(data_dir=tmp_path / default, hmac_key="k", consent_default=default)
+        plane = Dataplane(settings, load(settings))
+        server = plane.build()
+        try:
+            server.track([event(plane, "n1", user="brand-new")])
+        finally:
+            server.close()
+        assert consent_row(plane, "brand-new") == {"consent_personalization": want, "consent_analytics": want}
+
+
+def test_no_consent_row_means_popularity_even_with_a_trained_embedding(plane: Dataplane, workers) -> None:
+    a, _ = workers
+    pseudonym = a.service.pseudonym(USER)
+    plane.online.delete("user_consent", pseudonym)  # a push that failed, a row not yet published
+    assert not personalized(a)
+
+
+def test_a_degraded_read_without_known_rows_serves_popularity(plane: Dataplane, workers) -> None:
+    a, _ = workers
+    plane.online.fail = TimeoutError("online store down")
+    result = a.rank(RankQuery(USER, 5))
+    assert result.degraded and result.arm == "popularity"
+
+
+def test_impressions_are_kept_only_with_analytics_consent(plane: Dataplane, workers) -> None:
+    a, _ = workers
+    a.rank(RankQuery(USER, 5))
+    a.track([event(plane, "w1", consent_analytics="false")])
+    a.rank(RankQuery(USER, 5))
+    a.rank(RankQuery("user-1", 5))
+    pseudonyms = [r.user_id for r in plane.impressions.records]
+    assert pseudonyms == [a.service.pseudonym(USER), a.service.pseudonym("user-1")]
