@@ -1,6 +1,7 @@
 """A small generated world, run through the real pipeline once per test session.
 
-Loaded as a pytest plugin from conftest, so the session-scoped fixtures really run once.
+The builder lives in ``bench.world`` (``make chaos`` builds the same world); this module holds its
+session fixtures and is loaded as a pytest plugin from conftest, so they really run once.
 Tests that change state copy the data directory first (``tiny_copy``).
 """
 
@@ -8,56 +9,13 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
-from setlist.settings import Settings
+from bench.world import END, SEED, World, build_world, tiny_settings
 
-END = datetime(2026, 11, 1, tzinfo=UTC)
-SEED = 7
-
-
-@dataclass
-class World:
-    settings: Settings
-    users: pd.DataFrame
-    items: pd.DataFrame
-    raw_events: pd.DataFrame
-    training: object  # training.run.TrainingResult
-
-
-def tiny_settings(data_dir: Path, **over: object) -> Settings:
-    return Settings(
-        data_dir=data_dir,
-        scale="tiny",
-        seed=SEED,
-        hmac_key="test-hmac-key",
-        reload_interval_s=3600,
-        cache_ttl_s=3600,
-        **over,
-    )
-
-
-def build_world(data_dir: Path, settings: Settings | None = None) -> World:
-    from feature_repo.materialize import publish
-    from ingest.generate import generate
-    from ingest.intake import ingest
-    from setlist.catalog import save_items
-    from training.run import train
-
-    settings = settings or tiny_settings(data_dir)
-    data = generate("tiny", seed=SEED, end=END, progress=False)
-    save_items(data.items, settings.catalog_path)
-    data.latent.save(settings.data_dir / "generated" / "latent.npz")
-    report = ingest(data.events, settings, source="generator", check_log_duplicates=False)
-    assert report.accepted == len(data.events)
-    publish(settings)
-    result = train(settings, progress=False)
-    return World(settings, data.users, data.items, data.events, result)
+__all__ = ["END", "SEED", "World", "build_world", "tiny_copy", "tiny_settings", "tiny_world"]
 
 
 @pytest.fixture(scope="session")
