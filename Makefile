@@ -9,6 +9,9 @@ export PYTHONPATH := $(CURDIR)
 BENCH_SCALE ?= small
 SOURCE ?=
 IMPORT_ARGS ?=
+ERASE_ARGS ?=
+RETENTION_ARGS ?=
+VERSION ?=
 
 .DEFAULT_GOAL := help
 
@@ -106,6 +109,10 @@ lint: setup
 bench: setup
 	$(PY) -m bench --scale $(BENCH_SCALE)
 
+.PHONY: chaos  ## fault drills against real servers under Track load: a table of lost and duplicated events
+chaos: setup
+	$(PY) -m bench.chaos
+
 .PHONY: bench-publish  ## make the latest bench run the published result of its scale (bench/results/)
 bench-publish: setup
 	$(PY) -m bench.publish
@@ -120,7 +127,16 @@ services-down:
 
 .PHONY: erase  ## erase one user everywhere: make erase USER_ID=…
 erase: setup
-	$(PY) -m ingest erase "$(USER_ID)"
+	@test -n "$(USER_ID)" || { echo "usage: make erase USER_ID=<the app's user id> [ERASE_ARGS=--pseudonym]"; exit 2; }
+	$(PY) -m ingest erase "$(USER_ID)" $(ERASE_ARGS)
+
+.PHONY: lineage  ## trace a model version back to its data: make lineage [VERSION=n] (default: the champion ranker)
+lineage: setup
+	$(PY) -m training.lineage $(VERSION)
+
+.PHONY: retention  ## apply each dataset's retention (SETLIST_RETENTION_*); RETENTION_ARGS=--dry-run shows what would go
+retention: setup
+	$(PY) -m ingest retention $(RETENTION_ARGS)
 
 .PHONY: clean  ## remove generated data (var/) and the virtualenv
 clean:

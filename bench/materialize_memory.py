@@ -175,7 +175,7 @@ def child(what: str, data_dir: Path, seed: int = 7) -> None:
         out["stages"]["import"] = time.perf_counter() - t0
         t1 = time.perf_counter()
         # as each publish reads: the old one every column, the new one what the builders use, sorted in Arrow
-        events = log.read() if what == "dense" else read_events(log.files(), log.erased_users(), prepared=True)
+        events = log.read() if what == "dense" else read_events(log.files(), log.erased(), prepared=True)
         items = load_items(data_dir / "catalog" / "items.parquet")
         out["stages"]["read"] = time.perf_counter() - t1
         t1 = time.perf_counter()

@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 
 from feature_repo.data_sources import CONSENT_FILE, ITEM_STATS_FILE, SESSION_FILE, USER_PROFILE_FILE
 from setlist.contract import ITEM_SCHEMA
-from setlist.eventlog import EventLog, write_atomic
+from setlist.eventlog import Erased, EventLog, write_atomic
 
 STATE_FILE = "_build_state.json"
 CATALOG_FILE = "_build_catalog.parquet"
@@ -46,8 +46,8 @@ def file_hash(path: Path) -> str:
     return h.hexdigest()
 
 
-def erased_hash(erased: set[str]) -> str:
-    return hashlib.sha256("\n".join(sorted(erased)).encode()).hexdigest()
+def erased_hash(erased: Erased) -> str:
+    return erased.fingerprint()
 
 
 def catalog_hashes(items: pd.DataFrame) -> pd.DataFrame:
@@ -181,7 +181,7 @@ def plan(
             f"{len(gone)} event-log file(s) were removed since the last build, e.g. {gone[0]} "
             "(erasure compacts partitions)"
         )
-    if erased_hash(log.erased_users()) != state.erased:
+    if erased_hash(log.erased()) != state.erased:
         return rebuild("users were erased since the last build")
     prints = fingerprints(log, files, state.files)
     rewritten = sorted(k for k in state.files if prints[k][::2] != state.files[k][::2])

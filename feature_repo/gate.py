@@ -15,6 +15,7 @@ from feature_repo.data_sources import CONSENT_FILE, ITEM_STATS_FILE, SESSION_FIL
 from setlist.errors import Refused
 from setlist.eventlog import write_atomic
 from setlist.featureset import FeatureSet
+from setlist.lineage import record_gate
 from setlist.settings import Settings
 
 
@@ -56,6 +57,7 @@ def quarantine(settings: Settings, batches: FeatureBatches, failures: list[str])
 
 def reject(settings: Settings, batches: FeatureBatches, failures: list[str]) -> FeatureBatchRejected:
     where = quarantine(settings, batches, failures)
+    record_gate(settings.lineage_dir, "features", False, f"quarantine:{where.name}", failures=len(failures))
     return FeatureBatchRejected(
         "feature batch failed validation and was quarantined at "
         f"{where}; the last good features keep serving:\n  " + "\n  ".join(failures)

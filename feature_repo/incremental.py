@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 from feature_repo.build import Catalog, FeatureBatches, as_of, build_items, build_users, prepare_table
 from feature_repo.data_sources import CONSENT_FILE, ITEM_STATS_FILE, SESSION_FILE, USER_PROFILE_FILE
 from setlist.contract import EVENT_SCHEMA
+from setlist.eventlog import Erased
 from setlist.featureset import FeatureSet
 
 #: the columns the builders read; device, locale, arm and schema_version are left on disk
@@ -49,7 +50,7 @@ MAX_TOUCHED_SHARE = 0.5
 
 def read_events(
     files: list[Path],
-    erased: set[str],
+    erased: Erased,
     flt: ds.Expression | None = None,
     columns: list[str] | None = None,
     *,
@@ -74,8 +75,9 @@ def read_events(
         ]
     table = pa.concat_tables(parts)
     del parts
-    if erased:
-        table = table.filter(pc.invert(pc.is_in(table["user_id"], value_set=pa.array(sorted(erased), pa.string()))))
+    gone = erased.among(pc.unique(table["user_id"]).to_pylist()) if erased else set()
+    if gone:
+        table = table.filter(pc.invert(pc.is_in(table["user_id"], value_set=pa.array(sorted(gone), pa.string()))))
     if prepared:
         table = prepare_table(table)
     return table.to_pandas()
@@ -118,7 +120,7 @@ def compute_delta(
     files: list[Path],
     new_files: list[Path],
     changed_items: list[str],
-    erased: set[str],
+    erased: Erased,
     catalog: Catalog,
     old_as_of: pd.Timestamp,
     totals: tuple[int, int],

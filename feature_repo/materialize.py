@@ -68,7 +68,7 @@ def publish(
             mode="none",
             reason=p.reason,
             version=p.state.publish_version if p.state else None,
-            snapshot=snapshot_hash(log, p.files, log.erased_users()),
+            snapshot=snapshot_hash(log, p.files, log.erased()),
         )
     if p.mode == "incremental":
         try:

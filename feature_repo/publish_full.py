@@ -24,7 +24,7 @@ from setlist.settings import Settings
 
 def build_from_log(settings: Settings) -> tuple[FeatureBatches, str]:
     log = EventLog(settings.events_dir)
-    files, erased = log.files(), log.erased_users()
+    files, erased = log.files(), log.erased()
     events = read_events(files, erased, prepared=True)
     if events.empty:
         raise FeatureBatchRejected(f"the event log at {settings.events_dir} is empty: generate or import events first")
@@ -91,7 +91,7 @@ def publish_batches(settings: Settings, batches: FeatureBatches, snapshot: str, 
 def publish_full(
     settings: Settings, log: EventLog, items: pd.DataFrame, p: Plan, step: Step, d: Declared
 ) -> PublishReport:
-    erased = log.erased_users()
+    erased = log.erased()
     step(f"reading {len(p.files):,} event-log files")
     events = read_events(p.files, erased, prepared=True)
     if events.empty:

@@ -11,7 +11,8 @@ from pathlib import Path
 import pandas as pd
 
 from feature_repo.buildstate import BuildState, Plan, erased_hash
-from setlist.eventlog import EventLog
+from setlist.eventlog import Erased, EventLog
+from setlist.lineage import record_gate
 from setlist.publish import PublishLog
 from setlist.settings import Settings
 
@@ -29,22 +30,24 @@ class PublishReport:
     touched: tuple[int, int] = (0, 0)  # users, items recomputed (incremental)
 
 
-def snapshot_hash(log: EventLog, files: list[Path], erased: set[str]) -> str:
+def snapshot_hash(log: EventLog, files: list[Path], erased: Erased) -> str:
     """``EventLog.snapshot_hash`` of exactly the files this build read."""
     h = hashlib.sha256()
     for f in files:
         h.update(f"{f.relative_to(log.root)}:{f.stat().st_size}\n".encode())
-    for u in sorted(erased):
-        h.update(u.encode())
+    h.update(erased.fingerprint().encode())
     return h.hexdigest()[:16]
 
 
 def record_version(settings: Settings, snapshot: str, rows: int) -> int:
+    """Record a publish (its batch passed the features gate, or it would not be published)."""
     log = PublishLog(settings.metadata_url)
     try:
-        return log.record(snapshot, rows).version
+        version = log.record(snapshot, rows).version
     finally:
         log.dispose()
+    record_gate(settings.lineage_dir, "features", True, f"snapshot:{snapshot}", publish=version)
+    return version
 
 
 def latest_version(settings: Settings) -> int | None:
@@ -59,7 +62,7 @@ def latest_version(settings: Settings) -> int | None:
 def save_state(
     settings: Settings,
     p: Plan,
-    erased: set[str],
+    erased: Erased,
     genres: list[str],
     as_of: pd.Timestamp,
     items: pd.DataFrame,

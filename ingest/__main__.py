@@ -12,9 +12,9 @@ from rich.console import Console
 from rich.table import Table
 
 from ingest.intake import IngestReport, ingest
-from setlist.catalog import save_items
+from setlist.catalog import load_items, merge_items, save_items
 from setlist.cli import App
-from setlist.errors import UsageError
+from setlist.errors import Refused, UsageError
 from setlist.eventlog import EventLog, Quarantine
 from setlist.settings import get_settings
 
@@ -143,7 +143,7 @@ def import_(
 ) -> None:
     """Import your own interactions into the event contract."""
     from ingest.importer import ImportFormatError, load_interactions
-    from ingest.lineage import file_digest, record_import
+    from setlist.lineage import file_digest, record_import
 
     settings = get_settings()
     if time_unit not in (None, "s", "ms"):
@@ -173,7 +173,8 @@ def import_(
             "--assume-consent if the data was collected under another legal basis."
         )
     if item_frame is not None:
-        save_items(item_frame, settings.catalog_path)
+        merged = merge_items(load_items(settings.catalog_path), item_frame, set(summary.described_items))
+        save_items(merged, settings.catalog_path)
     with console.status(f"ingesting {len(events):,} events…"):
         report = ingest(events, settings, source=f"import-{source.stem}")
     _print_report(report, f"imported {source.name}")
@@ -191,16 +192,71 @@ def import_(
 
 
 @app.command()
-def erase(user: str = typer.Argument(..., help="the application's user id (or its pseudonym)")) -> None:
-    """Erase one user everywhere: identity map, event log, quarantine and online store."""
+def erase(
+    user: str = typer.Argument(..., help="the application's user id (always taken as such, whatever it looks like)"),
+    pseudonym: bool = typer.Option(False, "--pseudonym", help="USER is a pseudonym (u_ + 32 hex), not an app id"),
+    verify: bool = typer.Option(
+        True, help="then scan every file, SQL store and Redis for the id and the pseudonym; fail on any residue"
+    ),
+) -> None:
+    """Erase one user from every copy: identity map, online store and caches, journals, event logs,
+    quarantine, impressions, feature files, training sets and the candidate models' user factors."""
     from ingest.erasure import erase as run
 
-    report = run(user, get_settings())
-    console.print(
-        f"erased {report.pseudonym}: identity {'removed' if report.identity_removed else 'not found'}, "
-        f"{report.events_removed:,} stored events removed, online views cleared: "
-        f"{', '.join(report.online_views_cleared) or 'none (no feature store yet)'}"
-    )
+    settings = get_settings()
+    with console.status("erasing…") as status:
+        receipt = run(user, settings, by_pseudonym=pseudonym, progress=lambda step: status.update(f"erasing: {step}"))
+    table = Table(title=f"erased user (digest {receipt.digest[:16]}…)")
+    for column in ("place", "looked in", "removed", "note"):
+        table.add_column(column, justify="right" if column == "removed" else "left")
+    for p in receipt.places:
+        table.add_row(p.name, ", ".join(p.looked) or "—", f"{p.removed:,} {p.unit}", p.note)
+    console.print(table)
+    console.print(f"receipt: {receipt.path}")
+    if verify:
+        from ingest.erasure import resolve
+        from ingest.residue import render, scan
+
+        needles = {"pseudonym": resolve(user, settings, pseudonym)}
+        if not pseudonym:
+            needles["raw id"] = user.strip()
+        notes: list[str] = []
+        with console.status("verifying: scanning files, SQL stores and Redis for residue…"):
+            findings = scan(settings, needles, notes)
+        console.print(render(findings, notes))
+        if findings:
+            raise Refused(f"{len(findings)} place(s) still hold the user after erasure (see above)")
+
+
+@app.command()
+def retention(dry_run: bool = typer.Option(False, "--dry-run", help="print what would go; change nothing")) -> None:
+    """Apply each dataset's retention (SETLIST_RETENTION_*): events, impressions, quarantine, journal, reports."""
+    from setlist.retention import apply
+
+    settings = get_settings()
+    with console.status("retention…") as status:
+        results = apply(settings, dry_run=dry_run, progress=lambda step: status.update(f"retention: {step}"))
+    title = "retention (dry run: nothing changed)" if dry_run else "retention"
+    table = Table(title=title)
+    for column in ("dataset", "keeps since", "files before", "files after", "MB before", "MB after", "removed"):
+        table.add_column(column, justify="left" if column in ("dataset", "keeps since") else "right")
+    for r in results:
+        removed = f"{r.files_removed:,} files" + (f", {r.rows_removed:,} rows" if r.rows_removed else "")
+        if r.moved:
+            removed += f" ({r.moved:,} events moved into the log)"
+        table.add_row(
+            r.dataset,
+            r.cutoff.strftime("%Y-%m-%d %H:%M") if r.cutoff else "forever",
+            f"{r.files_before:,}",
+            f"{r.files_after:,}",
+            f"{r.bytes_before / 1e6:.1f}",
+            f"{r.bytes_after / 1e6:.1f}",
+            removed,
+        )
+    console.print(table)
+    for r in results:
+        for note in r.notes:
+            console.print(f"  {r.dataset}: {note}")
 
 
 @app.command()

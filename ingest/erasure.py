@@ -1,73 +1,367 @@
-"""Erasure: remove one user everywhere (identity map, online store, event log)."""
+"""Erasure: remove one user from every copy Setlist keeps, and write a receipt that says so.
+
+The order matters. The tombstone goes first, so every reader and every later rebuild already skips
+the user while the copies are removed; then the online rows (with the consent row gone, serving
+treats the user as unknown: no personalization, no new impressions); then the identity map; then
+every file: journal segments (running servers' are waited for, they roll within seconds and drop
+tombstoned users), the event logs, the quarantine, the impressions, the feature files, the training
+set, and the rows of the registered candidate models' user factors. The shared prediction cache gets
+a version bump (not a scan): entries written before are never served again and expire by TTL.
+
+The tombstone and the receipt hold a one-way digest of the pseudonym; no raw id is written anywhere.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
 
-from setlist.errors import Refused
-from setlist.eventlog import EventLog, Quarantine, settle_pending, write_atomic
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from setlist.errors import Refused, UsageError
+from setlist.eventlog import EventLog, Quarantine, erasure_digest, settle_pending, write_atomic
 from setlist.pseudonym import PSEUDONYM_PREFIX, IdentityMap, pseudonymize
 from setlist.settings import Settings
 
+RECEIPTS = Path("erasure") / "receipts"
+_PSEUDONYM_LEN = len(PSEUDONYM_PREFIX) + 32
+
 
 @dataclass
-class ErasureReport:
-    pseudonym: str
-    identity_removed: bool
-    events_removed: int
-    online_views_cleared: list[str]
+class Place:
+    """One kind of copy: where erasure looked, and what it removed there."""
+
+    name: str
+    looked: list[str] = field(default_factory=list)  # paths (relative to the data directory) or stores
+    removed: int = 0
+    unit: str = "rows"
+    note: str = ""
 
 
-def erase(user: str, settings: Settings) -> ErasureReport:
-    """``user`` is the application's id (or an existing pseudonym, for requests that only have it)."""
-    pseudonym = (
-        user
-        if user.startswith(PSEUDONYM_PREFIX) and len(user) == 34
-        else pseudonymize(user, settings.secret_hmac_key())
+@dataclass
+class Receipt:
+    digest: str  # erasure_digest(pseudonym): matches the tombstone, identifies no one
+    erased_at: str
+    profile: str
+    places: list[Place]
+    path: Path | None = None
+
+    @property
+    def removed(self) -> int:
+        return sum(p.removed for p in self.places)
+
+    def removed_in(self, name: str) -> int:
+        return sum(p.removed for p in self.places if p.name == name)
+
+    def to_json(self) -> str:
+        body = {k: v for k, v in asdict(self).items() if k != "path"}
+        return json.dumps(body, indent=1, sort_keys=True)
+
+
+Progress = Callable[[str], None]
+
+
+def resolve(user: str, settings: Settings, by_pseudonym: bool) -> str:
+    """The pseudonym to erase. An application id is always pseudonymized, whatever it looks like;
+    only ``by_pseudonym`` takes the input as a pseudonym (which must then look like one)."""
+    user = user.strip()
+    if not user:
+        raise UsageError("the user id is empty")
+    if not by_pseudonym:
+        return pseudonymize(user, settings.secret_hmac_key())
+    if not (user.startswith(PSEUDONYM_PREFIX) and len(user) == _PSEUDONYM_LEN):
+        raise UsageError(f"--pseudonym expects {PSEUDONYM_PREFIX} followed by 32 hex characters")
+    return user
+
+
+def erase(user: str, settings: Settings, *, by_pseudonym: bool = False, progress: Progress | None = None) -> Receipt:
+    say = progress or (lambda _: None)
+    pseudonym = resolve(user, settings, by_pseudonym)
+    data = settings.data_dir
+    places: list[Place] = []
+    logs = _event_logs(settings)
+    for log in logs:
+        log.tombstone(pseudonym)  # first: readers and rebuilds skip the user from now on
+    say("online store and prediction cache")
+    places.append(_online(settings, pseudonym))
+    places.append(_cache(settings, pseudonym))
+    say("identity map")
+    places.append(_identity(settings, pseudonym))
+    say("Track journals (waiting for running servers' segments to roll)")
+    places.append(_journals(settings, pseudonym, logs))
+    say("event logs")
+    events = Place("event log", [_rel(log.root, data) for log in logs])
+    for log in logs:
+        events.removed += log.compact_out(pseudonym)
+    places.append(events)
+    say("quarantine")
+    places.append(_quarantine(settings, pseudonym))
+    say("impressions")
+    places.append(_impressions(settings, pseudonym))
+    say("feature files and training sets")
+    places.append(_parquet_files("feature files", settings.features_dir, pseudonym, data))
+    places.append(_parquet_files("training sets", data / "training", pseudonym, data))
+    say("registered candidate models")
+    places.append(_model_factors(settings, pseudonym))
+    if not by_pseudonym:
+        places.append(_generated(settings, user.strip()))
+    receipt = Receipt(
+        erasure_digest(pseudonym), datetime.now(UTC).isoformat(timespec="seconds"), settings.profile, places
     )
+    receipt.path = _write_receipt(settings, receipt)
+    return receipt
+
+
+# --- the places --------------------------------------------------------------------------------------
+def _event_logs(settings: Settings) -> list[EventLog]:
+    """The event log, and the simulation's (its listeners are real pseudonyms too)."""
+    roots = [settings.events_dir, settings.simulation_dir / "events"]
+    return [EventLog(r) for r in dict.fromkeys(roots) if r == settings.events_dir or r.exists()]
+
+
+def _online(settings: Settings, pseudonym: str) -> Place:
+    place = Place("online store", unit="views")
+    if not ((settings.data_dir / "registry.db").exists() or settings.profile == "production"):
+        place.note = "no feature store yet"
+        return place
+    from feature_repo.online import OnlineFeatures
+    from feature_repo.store import definitions, get_store
+
+    views = [v for v in definitions(settings).views.all() if list(getattr(v, "entities", [])) == ["user"]]
+    store = get_store(settings)
+    online = OnlineFeatures(store, views)
+    for view in views:
+        online.delete(view.name, pseudonym)
+        place.looked.append(view.name)
+        place.removed += 1
+    online_db = settings.data_dir / "online.db"
+    if online_db.exists():  # the deleted rows would stay readable in SQLite's free pages
+        _vacuum_sqlite(online_db)
+        place.note = "SQLite online store vacuumed"
+    return place
+
+
+def _cache(settings: Settings, pseudonym: str) -> Place:
+    place = Place("prediction cache", unit="version bumps")
+    if settings.cache_backend != "redis":
+        place.note = (
+            "in-process caches: a server no longer serves the user a personalized entry once their consent "
+            "row is gone, and entries expire by TTL"
+        )
+        return place
+    from setlist.cachekeys import user_version_key
+    from setlist.redis_client import fail_fast_redis
+
+    client = fail_fast_redis(settings.redis_url, max(settings.online_timeout_ms, 500) / 1000, retries=1)
+    try:
+        # a new version makes every replica's entries for the user stale at once; no key is scanned
+        client.set(user_version_key(pseudonym), os.urandom(8).hex(), px=int(2 * settings.cache_ttl_s * 1000))
+    finally:
+        client.close()
+    place.looked.append("redis")
+    place.removed = 1
+    return place
+
+
+def _identity(settings: Settings, pseudonym: str) -> Place:
     ids = IdentityMap(settings.metadata_url)
     try:
-        identity_removed = ids.forget(pseudonym)
+        removed = ids.forget(pseudonym)
     finally:
         ids.dispose()
-    log = EventLog(settings.events_dir)
-    # The tombstone goes first: if compaction is interrupted, readers already skip the user.
-    log.tombstone(pseudonym)
-    removed = log.compact_out(pseudonym)
-    # Track buffers rejected rows before they become parquet: wait for running servers to flush
-    # them (or adopt a dead one's), so the scrub below sees every row
-    holding = settle_pending(Quarantine(settings.quarantine_dir), 2 * settings.track_quarantine_flush_s + 1)
+    return Place("identity map", ["metadata store"], int(removed), note="vacuumed" if removed else "")
+
+
+def _journals(settings: Settings, pseudonym: str, logs: list[EventLog]) -> Place:
+    """Journal segments hold acknowledged events not yet in the log. A dead server's are moved now;
+    a running server rolls its own within ``journal_roll_s``, and a roll drops tombstoned users:
+    erasure waits for the segments that hold the user to be gone."""
+    from setlist.journal_dirs import recover_orphans
+
+    place = Place("Track journals")
+    roots = [(settings.journal_sweep_dir or settings.wal_dir, logs[0])]
+    sim = settings.simulation_dir / "wal"
+    if sim.exists() and len(logs) > 1:
+        roots.append((sim, logs[1]))
+    holding: set[Path] = set()
+    for root, log in roots:
+        if not root.exists():
+            continue
+        place.looked.append(_rel(root, settings.data_dir))
+        found = {seg: _rows_of(seg, pseudonym) for seg in root.rglob("*.jsonl")}
+        place.removed += sum(found.values())
+        holding |= {seg for seg, n in found.items() if n}
+        recover_orphans(root, log)  # under each directory's lock; a live server's are skipped
+    deadline = time.monotonic() + 2 * settings.journal_roll_s + 5
+    while holding and time.monotonic() < deadline:
+        holding = {seg for seg in holding if seg.exists()}
+        if holding:
+            time.sleep(0.05)  # polling another process's files: there is nothing to wait on
     if holding:
         raise Refused(
-            f"{len(holding)} quarantine buffer(s) of running servers did not flush within "
-            f"{2 * settings.track_quarantine_flush_s + 1:g} s ({', '.join(p.name for p in holding)}); "
-            "run the erasure again"
+            f"{len(holding)} journal segment(s) of running servers still hold the user after "
+            f"{2 * settings.journal_roll_s + 5:g} s; run the erasure again"
         )
-    removed += _scrub_quarantine(settings, pseudonym)
-    cleared: list[str] = []
-    if (settings.data_dir / "registry.db").exists() or settings.profile == "production":
-        from feature_repo.online import OnlineFeatures
-        from feature_repo.store import definitions, get_store
-
-        defs = definitions(settings)
-        online = OnlineFeatures(get_store(settings), [defs.views.user_profile, defs.views.session])
-        for view in ("user_profile", "session"):
-            online.delete(view, pseudonym)
-            cleared.append(view)
-    return ErasureReport(pseudonym, identity_removed, removed, cleared)
+    return place
 
 
-def _scrub_quarantine(settings: Settings, pseudonym: str) -> int:
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
+def _rows_of(segment: Path, pseudonym: str) -> int:
+    needle = f'"user_id":"{pseudonym}"'
+    try:
+        with open(segment, encoding="utf-8", errors="replace") as fh:
+            return sum(needle in line for line in fh)
+    except FileNotFoundError:  # rolled meanwhile
+        return 0
 
+
+def _quarantine(settings: Settings, pseudonym: str) -> Place:
+    # Track buffers rejected rows before they become parquet: wait for running servers to flush
+    # them (or adopt a dead one's), so the scrub below sees every row
+    quarantine = Quarantine(settings.quarantine_dir)
+    wait_s = 2 * settings.track_quarantine_flush_s + 1
+    holding = settle_pending(quarantine, wait_s)
+    if holding:
+        raise Refused(
+            f"{len(holding)} quarantine buffer(s) of running servers did not flush within {wait_s:g} s "
+            f"({', '.join(p.name for p in holding)}); run the erasure again"
+        )
+    place = Place("quarantine", [_rel(settings.quarantine_dir, settings.data_dir)])
+    place.removed = _scrub_parquet_tree(settings.quarantine_dir, pseudonym)
+    return place
+
+
+def _impressions(settings: Settings, pseudonym: str) -> Place:
+    roots = [
+        r for r in dict.fromkeys([settings.impressions_dir, settings.simulation_dir / "impressions"]) if r.exists()
+    ]
+    if roots and settings.impressions_enabled:
+        # rows a server queued before the consent row went; none are queued after (no consent, no record)
+        time.sleep(2 * settings.impressions_flush_s + 0.5)
+    place = Place("impressions", [_rel(r, settings.data_dir) for r in roots])
+    place.removed = sum(_scrub_parquet_tree(r, pseudonym) for r in roots)
+    return place
+
+
+def _parquet_files(name: str, root: Path, pseudonym: str, data: Path) -> Place:
+    place = Place(name, [_rel(root, data)] if root.exists() else [])
+    place.removed = _scrub_parquet_tree(root, pseudonym)
+    return place
+
+
+def _model_factors(settings: Settings, pseudonym: str) -> Place:
+    """Every registered candidate model version holds a factor row per user it was trained on:
+    the row goes from each version's artifacts (serving needs none for an unknown user)."""
+    from setlist.registry import artifact_roots
+
+    place = Place("candidate models' user factors", unit="model versions")
+    roots = [r for r in artifact_roots(settings) if r.exists()]
+    # a version's directory may lie inside the artifact root: each file once
+    files = sorted({f.resolve() for root in roots for f in root.rglob("arrays.npz")})
+    place.looked = sorted(
+        {_rel(r, settings.data_dir) for r in roots if not any(r != o and r.is_relative_to(o) for o in roots)}
+    )
+    place.removed = sum(_drop_user_row(f, pseudonym) for f in files)
+    return place
+
+
+def _generated(settings: Settings, raw_id: str) -> Place:
+    """The synthetic world's ground truth (a simulated listener's hidden tastes) is keyed by raw id."""
+    root = settings.data_dir / "generated"
+    place = Place("generator's ground truth", [_rel(root, settings.data_dir)] if root.exists() else [])
+    if root.exists():
+        place.removed = _scrub_parquet_tree(root, raw_id)
+        place.removed += sum(_drop_user_row(f, raw_id) for f in sorted(root.rglob("*.npz")))
+    return place
+
+
+# --- helpers -----------------------------------------------------------------------------------------
+def _rel(path: Path, root: Path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(Path(root).resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _parquet_under(root: Path) -> Iterator[Path]:
+    if root.exists():
+        yield from sorted(p for p in root.rglob("*.parquet") if not p.name.startswith("."))
+
+
+def _scrub_parquet_tree(root: Path, pseudonym: str) -> int:
+    """Rewrite every parquet file under ``root`` that has a ``user_id`` column without the user's rows."""
     removed = 0
-    for f in sorted(settings.quarantine_dir.rglob("*.parquet")) if settings.quarantine_dir.exists() else []:
-        table = pq.read_table(f)
-        if "user_id" not in table.column_names:
+    for f in _parquet_under(root):
+        if "user_id" not in pq.read_schema(f).names:
             continue
-        kept = table.filter(pc.fill_null(pc.not_equal(table.column("user_id"), pseudonym), True))
+        table = pq.read_table(f)
+        kept = table.filter(pc.fill_null(pc.not_equal(table.column("user_id"), pa.scalar(pseudonym)), True))
         if kept.num_rows != table.num_rows:
             removed += table.num_rows - kept.num_rows
             write_atomic(kept, f)
     return removed
+
+
+def _drop_user_row(arrays: Path, user: str) -> bool:
+    """Rewrite an ``.npz`` keyed by ``user_ids`` without that user's row in every ``user_*`` array
+    (a candidate index's factors, a generator's tastes), and a candidate index's ``seen`` matrix."""
+    with np.load(arrays, allow_pickle=False) as z:
+        if "user_ids" not in z.files:
+            return False
+        parts = {k: z[k] for k in z.files}
+    keep = parts["user_ids"] != user
+    if keep.all():
+        return False
+    n = len(keep)
+    for k, v in parts.items():
+        if k.startswith("user_") and v.ndim and len(v) == n:
+            parts[k] = v[keep]
+    _save_npz_atomic(arrays, parts)
+    seen = arrays.with_name("seen.npz")
+    if arrays.name == "arrays.npz" and seen.exists():
+        import scipy.sparse as sp
+
+        matrix = sp.load_npz(seen).tocsr()
+        if matrix.shape[0] == n:  # one row per user, aligned with user_ids
+            tmp = seen.with_name(".seen.tmp.npz")
+            sp.save_npz(tmp, matrix[np.flatnonzero(keep)])
+            os.replace(tmp, seen)
+    return True
+
+
+def _save_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    tmp = path.with_name(f".{path.stem}.tmp.npz")
+    with open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)  # type: ignore[arg-type]
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _vacuum_sqlite(path: Path) -> None:
+    import sqlite3
+
+    conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+    try:
+        conn.execute("VACUUM")
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        conn.close()
+
+
+def _write_receipt(settings: Settings, receipt: Receipt) -> Path:
+    folder = settings.data_dir / RECEIPTS
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    path = folder / f"{stamp}-{receipt.digest[:12]}.json"
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(receipt.to_json())
+    os.replace(tmp, path)
+    return path

@@ -42,6 +42,8 @@ class ImportSummary:
     items_without_metadata: int = 0
     #: where the rows' consent comes from, in words (recorded in the import's lineage)
     consent: str = ""
+    #: item ids the items file described (the rest of the item frame are placeholders)
+    described_items: frozenset[str] = frozenset()
 
     def __str__(self) -> str:
         lines = [f"imported {self.source}: {self.rows:,} rows, {self.users:,} users, {self.items:,} items"]
@@ -186,6 +188,8 @@ def load_interactions(
 
     seen = pd.Series(sorted(item_ids.dropna().unique()), dtype=object)
     item_frame, catalog_rows, missing = item_frame_for(seen, items, item_id_col)
+    # ids the items file describes (its metadata wins); the rest are placeholders for seen items
+    described = frozenset(item_frame["item_id"].iloc[: catalog_rows or 0]) if items is not None else frozenset()
 
     valid_ts = ts.dropna()
     problems = {
@@ -211,6 +215,7 @@ def load_interactions(
         catalog_rows=catalog_rows,
         items_without_metadata=missing,
         consent=consent_basis(consent_col, analytics_consent_col, assume_consent),
+        described_items=described,
     )
     return events, item_frame, summary
 

@@ -18,6 +18,7 @@ from setlist.consent import FLAGS, parse_flag
 from setlist.contract import EVENT_COLUMNS, SCHEMA_VERSION, reject_reason
 from setlist.eventlog import EventLog, Quarantine
 from setlist.pseudonym import IdentityMap, pseudonymize
+from setlist.retention import events_cutoff
 from setlist.settings import Settings
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -77,7 +78,12 @@ def _unparsed(raw: object, now: datetime, max_future_s: float) -> str:
 
 
 def _reasons(
-    frame: pd.DataFrame, known_ids: set[str], now: datetime, max_future_s: float, raw_ts: pd.Series | None = None
+    frame: pd.DataFrame,
+    known_ids: set[str],
+    now: datetime,
+    max_future_s: float,
+    raw_ts: pd.Series | None = None,
+    oldest: datetime | None = None,
 ) -> list[str | None]:
     """Row-wise contract check plus duplicate detection within the batch and against the log.
 
@@ -104,6 +110,8 @@ def _reasons(
             and not (isinstance(raw, float) and raw != raw)
         ):
             reason = _unparsed(raw, now, max_future_s)
+        if reason is None and oldest is not None and row["timestamp"] < oldest:
+            reason = f"retention: {row['timestamp'].isoformat()} is older than the events retention ({oldest.date()})"
         eid = row["event_id"]
         if reason is None and (eid in seen or eid in known_ids):
             reason = f"duplicate_event_id: {eid}"
@@ -128,7 +136,7 @@ def ingest(
     if check_log_duplicates and log.files():
         known = set(log.read(columns=["event_id"], include_erased=True)["event_id"])
     raw_ts = raw["timestamp"].reset_index(drop=True) if "timestamp" in raw else None
-    reasons = _reasons(frame, known, now, settings.max_future_skew_s, raw_ts)
+    reasons = _reasons(frame, known, now, settings.max_future_skew_s, raw_ts, events_cutoff(settings, now))
     bad = np.array([r is not None for r in reasons], dtype=bool)
     report = IngestReport(received=len(frame))
 

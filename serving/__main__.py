@@ -58,9 +58,9 @@ def recover_journals(
 ) -> None:
     """Move every unlocked journal directory's segments under the WAL root into the event log."""
     from serving.dedupe import make_dedupe
-    from serving.journal_dirs import recover_orphans
     from serving.logs import configure_logging
     from setlist.eventlog import EventLog
+    from setlist.journal_dirs import recover_orphans
 
     configure_logging()
     settings = get_settings()
@@ -110,7 +110,7 @@ def preflight(settings) -> None:
 def _check_journals(settings) -> None:
     """Each worker's journal directory must be free: a second server on the same data would otherwise
     fail in its workers, one traceback each (the lock itself is taken again by each journal)."""
-    from serving.journal_dirs import JournalLocked, journal_dir, probe_lock
+    from setlist.journal_dirs import JournalLocked, journal_dir, probe_lock
 
     for worker in range(max(1, settings.workers)):
         try:

@@ -28,7 +28,6 @@ from serving.identity_writer import IdentityWriter
 from serving.impressions import ImpressionLog
 from serving.item_table import ItemTable, load_items
 from serving.journal import Journal
-from serving.journal_dirs import journal_dir, sweep_orphans
 from serving.live import ImpressionSink
 from serving.rollout.canary import CanaryPolicy
 from serving.rollout.driver import Rollout, RolloutRegistry
@@ -39,9 +38,10 @@ from serving.service import Hooks, Live, RankingService, Variant
 from serving.tracking import Tracker, TrackPolicy
 from serving.types import RankQuery, RankResult, TrackEvent, TrackResult
 from serving.user_features import UserFeatureReader
-from setlist.eventlog import EventLog, Quarantine
+from setlist.eventlog import TOMBSTONES, EventLog, Quarantine
 from setlist.experiment import Experiment, load_experiment
 from setlist.featureset import FeatureSet
+from setlist.journal_dirs import journal_dir, sweep_orphans
 from setlist.pseudonym import IdentityMap
 from setlist.publish import PublishLog
 from setlist.settings import Settings
@@ -121,6 +121,7 @@ class Server:
     metrics: MetricsSink = field(default_factory=PrometheusMetrics)
     stop_event: threading.Event = field(default_factory=threading.Event)
     thread: threading.Thread | None = None
+    tombstones_seen: int | None = None  # mtime of the tombstone list when erased users were last forgotten
 
     def rank(self, query: RankQuery) -> RankResult:
         return self.service.rank(query)
@@ -140,6 +141,7 @@ class Server:
     def refresh(self) -> bool:
         """Pick up new model versions, judge a running canary, pick up a new feature publish.
         Returns True if what is served changed."""
+        self.forget_erased()
         # the rollout holds bundles the aliases may name again (a rollback): reuse, don't reload
         self.models.refresh(reuse=(self.rollout.current, self.rollout.candidate))
         self.rollout.observe(self.models.current)
@@ -153,6 +155,20 @@ class Server:
             log.warning("cannot read the feature publish log: %s", type(exc).__name__)
             return live is not None and self._go_live(live.items.publish_version)
         return self._go_live(latest.version if latest else 0, latest.published_at.timestamp() if latest else None)
+
+    def forget_erased(self) -> None:
+        """Drop the last-known rows (degraded mode's copy) of users erased since the last look."""
+        events = EventLog(self.service.settings.events_dir)
+        path = events.root / TOMBSTONES
+        stamp = path.stat().st_mtime_ns if path.exists() else None
+        if stamp == self.tombstones_seen:
+            return
+        self.tombstones_seen = stamp
+        try:
+            self.service.reader.forget_erased(events.erased())
+        except Exception as exc:  # the next refresh tries again
+            self.tombstones_seen = None
+            log.warning("cannot read the tombstone list: %s", type(exc).__name__)
 
     def check_canary(self) -> bool:
         """Judge a running canary between refreshes (widen, complete or roll back)."""

@@ -26,17 +26,19 @@ from collections import OrderedDict
 from collections.abc import Callable, Collection
 from typing import Any, NamedTuple, Protocol, cast
 
-from serving.redis_client import fail_fast_redis
+from setlist.cachekeys import PREFIX, entry_key, user_token, user_version_key
+from setlist.redis_client import fail_fast_redis
 
 
 def cache_key(
     user: str, bucket: str, k: int, exclude: tuple[str, ...], model_version: str, feature_version: str
 ) -> str:
-    """``<user>|<digest of the rest>``: the user stays a readable prefix (for whoever inspects the
-    store), and the other fields are joined with a separator none of them can hold (the context
-    bucket and the feature version contain ``|`` themselves), so different requests never share a key."""
+    """``<user token>|<digest of the rest>``: the user is a digest of the pseudonym (a shared store
+    holds no identifier), and the other fields are joined with a separator none of them can hold (the
+    context bucket and the feature version contain ``|`` themselves), so different requests never
+    share a key."""
     rest = "\x1f".join((bucket, str(k), *sorted(set(exclude)), "\x1e", model_version, feature_version))
-    return f"{user}|{hashlib.blake2b(rest.encode(), digest_size=12).hexdigest()}"
+    return f"{user_token(user)}|{hashlib.blake2b(rest.encode(), digest_size=12).hexdigest()}"
 
 
 class Lookup(NamedTuple):
@@ -153,21 +155,19 @@ class RedisCache:
     Redis closed), short socket timeouts. The three keys of a lookup share no hash slot: not for
     Redis Cluster."""
 
-    PREFIX = "setlist:rank:"
-
     def __init__(self, url: str, ttl_s: float, timeout_s: float) -> None:
         self.ttl_ms = int(ttl_s * 1000)
         self.client = fail_fast_redis(url, timeout_s, retries=1)  # one: a pooled connection Redis closed
         self._bump = self.client.register_script(_BUMP)
 
     def _entry(self, key: str) -> str:
-        return f"{self.PREFIX}e:{key}"
+        return entry_key(key)
 
     def _version(self, user: str) -> str:
-        return f"{self.PREFIX}u:{user}"
+        return user_version_key(user)
 
     def _generation(self) -> str:
-        return f"{self.PREFIX}generation"
+        return f"{PREFIX}generation"
 
     def lookup(self, user: str, key: str) -> Lookup:
         try:

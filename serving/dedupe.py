@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from serving.redis_client import fail_fast_redis
+from setlist.redis_client import fail_fast_redis
 from setlist.settings import Settings
 
 #: ids per SQLite statement: far below its bound-parameter limit, whatever the build

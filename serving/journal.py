@@ -8,7 +8,7 @@ duplicate events.
 
 Each journal directory is owned by one process: an exclusive ``flock`` on its ``LOCK`` file, held for
 the journal's life. A directory nobody holds is an orphan (a dead worker or pod);
-:func:`recover_orphans` (``serving.journal_dirs``) moves its segments into the event log under
+:func:`recover_orphans` (``setlist.journal_dirs``) moves its segments into the event log under
 the same lock.
 
 Failure never strands a caller: any exception on the writer thread is kept in ``failure``; waiting
@@ -33,13 +33,13 @@ from pathlib import Path
 from typing import Any
 
 from serving.errors import DeadlineExceeded, Unavailable
-from serving.journal_dirs import (
+from setlist.eventlog import EventLog
+from setlist.journal_dirs import (
     DirLock,
     fsync_dir,
     recover_directory,
     segment_to_log,
 )
-from setlist.eventlog import EventLog
 
 log = logging.getLogger("setlist.serving.journal")
 

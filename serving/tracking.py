@@ -73,6 +73,7 @@ class TrackPolicy:
     quarantine_batch: int = 1000
     quarantine_flush_s: float = 10.0
     consent_default: bool = False  # a user who never sent a consent flag: fails closed unless told
+    retention_s: float | None = None  # the events retention: older events are refused as `retention`
 
     @classmethod
     def from_settings(cls, s: Settings) -> TrackPolicy:
@@ -87,6 +88,7 @@ class TrackPolicy:
             quarantine_batch=s.track_quarantine_batch,
             quarantine_flush_s=s.track_quarantine_flush_s,
             consent_default=s.consent_granted_by_default,
+            retention_s=s.retention_events_days * 86_400 if s.retention_events_days else None,
         )
 
     def bounds_reason(self, e: TrackEvent) -> str | None:
@@ -212,6 +214,13 @@ class Tracker:
         if ts is None:
             return f"bad_timestamp: {e.timestamp_ms} ms is beyond the representable range"
         reason = reject_reason(_clipped(row, QUOTE_CHARS), now, self.policy.max_future_s)
+        if (
+            reason is None
+            and self.policy.retention_s is not None
+            and ts < now - timedelta(seconds=self.policy.retention_s)
+        ):
+            days = self.policy.retention_s / 86_400
+            reason = f"retention: {ts.isoformat()} is older than the events retention ({days:g} days)"
         if reason is None and ts < now - timedelta(seconds=self.policy.max_age_s):
             days = self.policy.max_age_s / 86_400
             reason = f"stale_timestamp: {ts.isoformat()} is more than {days:g} days old (live events only)"

@@ -17,9 +17,12 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from feature_repo.online import OnlineFeatures
+
+if TYPE_CHECKING:
+    from setlist.eventlog import Erased
 
 log = logging.getLogger("setlist.serving.features")
 VIEWS = ("user_consent", "user_profile", "session")
@@ -105,6 +108,12 @@ class UserFeatureReader:
             self._last.move_to_end(user)
             if len(self._last) > self._remember:
                 self._last.popitem(last=False)
+
+    def forget_erased(self, erased: Erased) -> None:
+        """Forget the last-known rows of every erased user among those remembered."""
+        with self._lock:
+            for user in erased.among(list(self._last)):
+                del self._last[user]
 
     def forget(self, user: str) -> None:
         with self._lock:

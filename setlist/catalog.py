@@ -28,3 +28,14 @@ def load_items(path: Path) -> pd.DataFrame:
     if not Path(path).exists():
         return ITEM_SCHEMA.empty_table().to_pandas()
     return pd.read_parquet(path)
+
+
+def merge_items(existing: pd.DataFrame, incoming: pd.DataFrame, described: set[str]) -> pd.DataFrame:
+    """The catalogue after an import: ``incoming`` rows whose ids are in ``described`` (they came
+    from an items file) replace what was known; the others are placeholders for items the import
+    saw without metadata, added only when the catalogue does not know them. A second import never
+    erases the catalogue a first one built."""
+    keep = existing[~existing["item_id"].isin(described)]
+    new = incoming[incoming["item_id"].isin(described) | ~incoming["item_id"].isin(existing["item_id"])]
+    parts = [f for f in (keep, new) if len(f)]
+    return pd.concat(parts, ignore_index=True) if parts else incoming

@@ -30,6 +30,37 @@ TOMBSTONES = "_tombstones.parquet"
 log = logging.getLogger("setlist.eventlog")
 
 
+def erasure_digest(pseudonym: str) -> str:
+    """What a tombstone keeps of an erased user: a one-way digest of the pseudonym, never the
+    pseudonym itself (which would identify them again for anyone holding the key)."""
+    return hashlib.sha256(b"setlist/erased/" + pseudonym.encode()).hexdigest()
+
+
+class Erased:
+    """The tombstoned users, as digests: asked about the pseudonyms a reader actually holds."""
+
+    def __init__(self, digests: Iterable[str] = ()) -> None:
+        self.digests = frozenset(digests)
+
+    def __bool__(self) -> bool:
+        return bool(self.digests)
+
+    def __len__(self) -> int:
+        return len(self.digests)
+
+    def __contains__(self, pseudonym: object) -> bool:
+        return isinstance(pseudonym, str) and erasure_digest(pseudonym) in self.digests
+
+    def among(self, pseudonyms: Iterable[str]) -> set[str]:
+        """Which of ``pseudonyms`` are erased (one digest per distinct pseudonym)."""
+        if not self.digests:
+            return set()
+        return {p for p in set(pseudonyms) if isinstance(p, str) and erasure_digest(p) in self.digests}
+
+    def fingerprint(self) -> str:
+        return hashlib.sha256("\n".join(sorted(self.digests)).encode()).hexdigest()
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -112,9 +143,9 @@ class EventLog:
             flt = e if flt is None else flt & e
         frame = dataset.to_table(columns=needed, filter=flt).to_pandas()
         if not include_erased:
-            erased = self.erased_users()
-            if erased:
-                frame = frame[~frame["user_id"].isin(erased)]
+            gone = self.erased().among(frame["user_id"].unique())
+            if gone:
+                frame = frame[~frame["user_id"].isin(gone)]
         frame = frame.sort_values(["timestamp", "event_id"], kind="mergesort").reset_index(drop=True)
         return frame[cols]
 
@@ -126,26 +157,35 @@ class EventLog:
         h = hashlib.sha256()
         for f in self.files():
             h.update(f"{f.relative_to(self.root)}:{f.stat().st_size}\n".encode())
-        for u in sorted(self.erased_users()):
-            h.update(u.encode())
+        h.update(self.erased().fingerprint().encode())
         return h.hexdigest()[:16]
 
     # --- erasure ---------------------------------------------------------------------------
-    def erased_users(self) -> set[str]:
+    def erased(self) -> Erased:
         path = self.root / TOMBSTONES
         if not path.exists():
-            return set()
-        return set(pq.read_table(path, columns=["user_id"]).column("user_id").to_pylist())
+            return Erased()
+        table = pq.read_table(path)
+        if "digest" not in table.column_names:  # written before tombstones held digests
+            return Erased(erasure_digest(u) for u in table.column("user_id").to_pylist())
+        return Erased(table.column("digest").to_pylist())
 
     def tombstone(self, pseudonym: str) -> None:
-        erased = sorted(self.erased_users() | {pseudonym})
+        """Record the erasure, so no rebuild brings the user back; also rewrites a tombstone file of
+        the older format (which held pseudonyms) into digests."""
+        when = {d: datetime.now(UTC) for d in self.erased().digests | {erasure_digest(pseudonym)}}
+        path = self.root / TOMBSTONES
+        if path.exists() and "digest" in pq.read_schema(path).names:  # keep when each was erased
+            old = pq.read_table(path).to_pydict()
+            when.update(zip(old["digest"], old["erased_at"]))
+        digests = sorted(when)
         table = pa.table(
             {
-                "user_id": pa.array(erased, pa.string()),
-                "erased_at": pa.array([datetime.now(UTC)] * len(erased), pa.timestamp("ms", tz="UTC")),
+                "digest": pa.array(digests, pa.string()),
+                "erased_at": pa.array([when[d] for d in digests], pa.timestamp("ms", tz="UTC")),
             }
         )
-        write_atomic(table, self.root / TOMBSTONES)
+        write_atomic(table, path)
 
     def compact_out(self, pseudonym: str) -> int:
         """Physically remove one user's rows from every partition file. Returns rows removed."""

@@ -55,6 +55,11 @@ def segment_to_log(segment: Path, events: EventLog, on_recovered: Recovered | No
         frame = pd.DataFrame(rows)
         frame["timestamp"] = pd.to_datetime(frame["timestamp"], unit="ms", utc=True)
         frame = frame.drop_duplicates("event_id", keep="first")
+        # a user erased since these were journaled never reaches the log (read fresh: erasure waits
+        # for the segments of running servers to roll, and relies on this)
+        gone = events.erased().among(frame["user_id"].unique())
+        if gone:
+            frame = frame[~frame["user_id"].isin(gone)]
         events.append(frame, name=f"journal-{segment.stem}")  # atomic, and the same name on a retry
         if on_recovered is not None:
             _tell(on_recovered, list(frame["event_id"]))

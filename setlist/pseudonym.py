@@ -67,8 +67,23 @@ class IdentityMap:
             ).scalar_one_or_none()
 
     def forget(self, pseudonym: str) -> bool:
+        """Delete the pair, then reclaim the space it took: a deleted row lingers in SQLite's free
+        pages and in PostgreSQL's dead tuples until then, readable by anyone with the file."""
         with self.engine.begin() as conn:
-            return conn.execute(delete(identity_table).where(identity_table.c.pseudonym == pseudonym)).rowcount > 0
+            removed = conn.execute(delete(identity_table).where(identity_table.c.pseudonym == pseudonym)).rowcount > 0
+        if removed:
+            reclaim(self.engine, identity_table.name)
+        return removed
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def reclaim(engine: Engine, table: str) -> None:
+    """VACUUM (the whole file for SQLite, the table for PostgreSQL), outside any transaction."""
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        if engine.dialect.name == "sqlite":
+            conn.exec_driver_sql("VACUUM")
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        elif engine.dialect.name == "postgresql":
+            conn.exec_driver_sql(f'VACUUM "{table}"')

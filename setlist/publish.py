@@ -52,5 +52,10 @@ class PublishLog:
             row = conn.execute(select(publishes).order_by(publishes.c.version.desc()).limit(1)).first()
         return None if row is None else Publish(int(row.version), row.published_at, row.snapshot, int(row.rows))
 
+    def get(self, version: int) -> Publish | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(publishes).where(publishes.c.version == version)).first()
+        return None if row is None else Publish(int(row.version), row.published_at, row.snapshot, int(row.rows))
+
     def dispose(self) -> None:
         self.engine.dispose()

@@ -1,4 +1,5 @@
-"""The Redis client serving's shared stores use (prediction cache, Track dedupe): short socket
+"""The Redis client of the shared stores (serving's prediction cache and Track dedupe, erasure's cache
+bump): short socket
 timeouts and no backoff between retries, so a dead Redis costs a request one timeout, not the
 seconds redis-py's default retries would hold it, and the caller degrades instead."""
 

@@ -13,6 +13,7 @@ routing) that must stay cheap to import.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from setlist.errors import InputMissing
@@ -52,6 +53,8 @@ LINEAGE_WINDOW_START = "lineage.window_start"
 LINEAGE_CUTOFF = "lineage.cutoff"
 LINEAGE_WINDOW_END = "lineage.window_end"
 LINEAGE_SNAPSHOT = "lineage.event_log_snapshot"  # the event log's fingerprint
+LINEAGE_TRAINING_SET = "lineage.training_set"  # SHA-256 of the gated training set file
+LINEAGE_PUBLISH = "lineage.feature_publish"  # the feature publish version online when training ran
 LINEAGE_ROWS = "lineage.rows."  # prefix: one tag per row count
 
 #: MLflow's error codes for "no such model" and (SQL stores) "no such alias"
@@ -107,6 +110,21 @@ def reader(settings: Settings) -> MlflowClient:
     from mlflow import MlflowClient
 
     return MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
+
+
+def artifact_roots(settings: Settings) -> list[Path]:
+    """The local directories holding the artifacts of every registered model version (wherever the
+    experiment put them: not always under ``settings.artifact_root``), and that root itself."""
+    from urllib.parse import unquote, urlsplit
+
+    roots = {Path(settings.artifact_root)}
+    client = reader(settings)
+    for name in model_names(settings):
+        for mv in client.search_model_versions(f"name='{name}'"):
+            uri = urlsplit(client.get_model_version_download_uri(name, mv.version))
+            if uri.scheme in ("", "file"):
+                roots.add(Path(unquote(uri.path)))
+    return sorted(roots)
 
 
 def ensure_experiment(client: MlflowClient, settings: Settings) -> str:

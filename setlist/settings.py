@@ -126,6 +126,18 @@ class Settings(BaseSettings):
     # Track's input bounds: each event outside them is rejected with a reason, the rest of the batch goes on
     #: live events older than this are rejected (the importer still takes history)
     track_max_age_days: float = 7.0
+
+    # retention (setlist/retention.py, `make retention`): how long each dataset is kept
+    #: events, from the wall clock; unset keeps history (an imported log may rightly span decades):
+    #: set it to your legal period. Ingestion and Track then refuse older events (reason `retention`)
+    retention_events_days: float | None = None
+    retention_impressions_days: float = 180.0
+    retention_quarantine_days: float = 30.0
+    #: an orphaned Track journal segment (a dead server's) older than this is moved into the event log,
+    #: where the events retention applies; journal segments hold acknowledged events, never deleted
+    retention_journal_hours: float = 24.0
+    #: experiment reports and other files under <data_dir>/reports
+    retention_reports_days: float = 365.0
     track_max_id_len: int = 256  # event_id, item_id, session_id and type (user_id: max_user_id_len)
     track_max_context_keys: int = 32
     track_max_context_key_len: int = 64

@@ -12,6 +12,7 @@ import mlflow
 
 from setlist import registry
 from setlist.eventlog import EventLog
+from setlist.lineage import file_digest
 from setlist.settings import Settings
 from training import plots, promotion
 
@@ -67,6 +68,8 @@ def record(
                 registry.LINEAGE_CUTOFF: str(split.window.start) if split.window else "per user",
                 registry.LINEAGE_WINDOW_END: str(events["timestamp"].max()),
                 registry.LINEAGE_SNAPSHOT: log.snapshot_hash(),
+                registry.LINEAGE_TRAINING_SET: _training_set_digest(settings),
+                registry.LINEAGE_PUBLISH: str(_publish_version(settings)),
                 **{f"{registry.LINEAGE_ROWS}{k}": str(v) for k, v in rows.items()},
             }
         )
@@ -97,3 +100,19 @@ def record(
             {"promotion.decision": "promoted" if decision.promote else "rejected", "promotion.reason": decision.reason}
         )
     return Recorded(run.info.run_id, versions, decision)
+
+
+def _training_set_digest(settings: Settings) -> str:
+    path = settings.data_dir / "training" / "training_set.parquet"
+    return file_digest(path) if path.exists() else ""
+
+
+def _publish_version(settings: Settings) -> int | None:
+    from setlist.publish import PublishLog
+
+    log = PublishLog(settings.metadata_url)
+    try:
+        latest = log.latest()
+    finally:
+        log.dispose()
+    return None if latest is None else latest.version

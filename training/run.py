@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pandas as pd
 from feast import FeatureStore
@@ -15,6 +16,7 @@ from setlist.catalog import load_items
 from setlist.consent import opted_out_users, personalizable
 from setlist.eventlog import EventLog
 from setlist.featureset import DeclarationError, Service
+from setlist.lineage import file_digest, record_gate
 from setlist.settings import Settings
 from training.candidates_fit import CandidateParams, FittedCandidates, fit_candidates, seen_matrix
 from training.champion import champion_metrics
@@ -177,8 +179,10 @@ def gate_training_set(settings: Settings, rs: RankingSet, opted_out: set[str]) -
     learned = rs.frame[~rs.frame[COMPLETE]]
     gate = validate_training_set(learned, list(rs.inputs), opted_out)
     if not gate.passed:
+        record_gate(settings.lineage_dir, "training-set", False, "training_set:refused", failures=len(gate.failures))
         raise TrainingRefused("training set failed validation: " + "; ".join(gate.failures))
-    _keep_training_set(settings, learned)
+    path = _keep_training_set(settings, learned)
+    record_gate(settings.lineage_dir, "training-set", True, f"training_set:{file_digest(path)}", rows=len(learned))
     return True
 
 
@@ -308,15 +312,15 @@ def train(
     )
 
 
-def _keep_training_set(settings: Settings, frame: pd.DataFrame) -> None:
+def _keep_training_set(settings: Settings, frame: pd.DataFrame) -> Path:
     """The training set as gated, for `python -m validation training-set` and for audits."""
     import pyarrow as pa
 
     from setlist.eventlog import write_atomic
 
-    write_atomic(
-        pa.Table.from_pandas(frame, preserve_index=False), settings.data_dir / "training" / "training_set.parquet"
-    )
+    path = settings.data_dir / "training" / "training_set.parquet"
+    write_atomic(pa.Table.from_pandas(frame, preserve_index=False), path)
+    return path
 
 
 def feature_service(settings: Settings) -> Service:

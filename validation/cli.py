@@ -160,7 +160,25 @@ def _run(name: str, opts: gates.GateOptions) -> None:
     except SetlistError as exc:  # a missing input of a single gate exits 2 (under ``all`` it is skipped)
         _prefix(exc, name)
         raise
+    _record(settings, results)
     _finish(results, ws.docs_index)
+
+
+def _record(settings: Settings, results: list[GateResult]) -> None:
+    """Each gate run in the lineage ledger, with what it judged, so a model's lineage can cite it."""
+    from setlist.eventlog import EventLog
+    from setlist.lineage import file_digest, record_gate
+
+    snapshot = EventLog(settings.events_dir).snapshot_hash()
+    training_set = settings.data_dir / "training" / "training_set.parquet"
+    for r in results:
+        if r.skipped:
+            continue
+        if r.gate.startswith("training"):
+            subject = f"training_set:{file_digest(training_set)}" if training_set.exists() else "training_set:missing"
+        else:
+            subject = f"snapshot:{snapshot}"
+        record_gate(settings.lineage_dir, r.gate, r.passed, subject, warnings=len(r.warnings))
 
 
 Path_ = typer.Option(None, "--path", help=PATH_HELP)

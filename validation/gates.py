@@ -100,7 +100,11 @@ def training_set_gate(settings: Settings, opts: GateOptions, ws: Workspace) -> l
     features = [c for c in frame.columns if c not in BASE_COLUMNS]
     t = opts.thresholds(settings)
     result = api.validate_training_set(
-        frame, features, sources.opted_out(settings), positive_share=t.training_set.positive_share, workspace=ws
+        frame,
+        features,
+        sources.opted_out(settings, frame["user_id"].unique()),
+        positive_share=t.training_set.positive_share,
+        workspace=ws,
     )
     result.notes.append(_from(t))
     return [result]

@@ -8,6 +8,7 @@ Every loader raises ``InputMissing`` with a sentence saying what is absent, so t
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
@@ -54,7 +55,8 @@ def read_events_path(path: Path) -> pd.DataFrame:
     frame = table.to_pandas()
     frame = frame.drop(columns=[c for c in partition_cols if c in frame and c not in EVENT_COLUMNS])
     if path.is_dir() and (path / TOMBSTONES).exists() and "user_id" in frame:
-        frame = frame[~frame["user_id"].isin(EventLog(path).erased_users())]  # erased users stay erased
+        gone = EventLog(path).erased().among(frame["user_id"].unique())
+        frame = frame[~frame["user_id"].isin(gone)]  # erased users stay erased
     return frame.reset_index(drop=True)
 
 
@@ -93,9 +95,11 @@ def load_training_set(settings: Settings) -> pd.DataFrame:
     return pd.read_parquet(path)
 
 
-def opted_out(settings: Settings) -> set[str]:
+def opted_out(settings: Settings, among: Iterable[str] = ()) -> set[str]:
     """Pseudonyms whose latest personalization consent is off, by the rule the feature builder
-    enforces (``setlist.consent``: one rule, one place), plus erased users."""
+    enforces (``setlist.consent``: one rule, one place), plus the erased ones of them and of
+    ``among`` (tombstones hold digests: only a pseudonym at hand can be recognised)."""
     log = EventLog(settings.events_dir)
     events = log.read(columns=["user_id", "timestamp", "consent_personalization"], include_erased=True)
-    return opted_out_users(events, settings.consent_granted_by_default) | log.erased_users()
+    erased = log.erased().among([*events["user_id"].unique(), *among])
+    return opted_out_users(events, settings.consent_granted_by_default) | erased

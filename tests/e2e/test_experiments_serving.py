@@ -39,7 +39,9 @@ def _settings(world, tmp_path: Path, text: str = EXPERIMENT, **over):
 
 
 def _personal(world, n: int = 40) -> list[str]:
-    return world.users.loc[world.users["consent_personalization"], "user_id"].astype(str).tolist()[:n]
+    """Users who consented to personalization and to analytics (only they leave impression records)."""
+    both = world.users["consent_personalization"] & world.users["consent_analytics"]
+    return world.users.loc[both, "user_id"].astype(str).tolist()[:n]
 
 
 def test_rank_returns_before_the_impression_writer_runs_and_records_carry_arm_positions_scores(tiny_copy, tmp_path):
@@ -95,6 +97,12 @@ def test_grpc_arms_follow_the_assignment_and_track_rows_get_the_arm(tiny_copy, t
     assert rows.loc[[e.event_id for e in sent], "arm"].tolist() == [replies[u].arm, "client-arm"]  # filled; kept
     shown = read_impressions(settings.impressions_dir, "t-ab")
     assert len(shown) == 5 * len(users) and set(shown["request_id"]) >= {r.request_id for r in replies.values()}
+    no_analytics = tiny_copy.users.loc[~tiny_copy.users["consent_analytics"], "user_id"].astype(str).tolist()[:3]
+    with start_server(build(settings), settings) as running, SetlistClient(f"127.0.0.1:{running.port}") as client:
+        assert client.wait_ready(timeout=30)
+        unrecorded = [client.rank(u, k=5, context=CTX).request_id for u in no_analytics]
+    shown = read_impressions(settings.impressions_dir, "t-ab")
+    assert no_analytics and not set(shown["request_id"]) & set(unrecorded)  # no record without analytics consent
     assert set(shown.loc[shown["arm"] == "control", "served"]) == {"popularity"}
 
 

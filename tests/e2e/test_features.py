@@ -94,8 +94,9 @@ def test_erasure_removes_a_user_everywhere(tiny_copy):
     defs = definitions(s)
     online = OnlineFeatures(get_store(s), [defs.views.user_profile, defs.views.session])
     assert online.read("user_profile", [p])[0][1] is not None
-    report = erase(raw, s)
-    assert report.identity_removed and report.events_removed > 0
+    receipt = erase(raw, s)
+    assert receipt.removed_in("identity map") == 1 and receipt.removed_in("event log") > 0
+    assert raw not in receipt.to_json() and p not in receipt.to_json()  # the receipt names no one
     ids = IdentityMap(s.metadata_url)
     assert ids.resolve(p) is None
     ids.dispose()

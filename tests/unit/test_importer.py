@@ -276,7 +276,7 @@ def test_the_import_ledger_records_the_file_and_its_consent_basis(tmp_path, monk
     from typer.testing import CliRunner
 
     from ingest.__main__ import app
-    from ingest.lineage import file_digest, imports
+    from setlist.lineage import file_digest, imports
     from setlist.settings import get_settings
 
     src = _csv(tmp_path / "log.csv", f"user,item,t\nu1,a,{T0}\nu2,b,{T0 + 1}")
@@ -295,3 +295,27 @@ def test_the_import_ledger_records_the_file_and_its_consent_basis(tmp_path, monk
     assert "--assume-consent" in first["consent"] and first["consent_default"] == "grant"
     assert "SETLIST_CONSENT_DEFAULT" in second["consent"] and second["consent_default"] == "deny"
     assert "u1" not in (tmp_path / "data" / "lineage" / "imports.jsonl").read_text()  # never a user id
+
+
+def test_a_second_import_adds_to_the_catalogue_and_never_erases_it(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from ingest.__main__ import app
+    from setlist.catalog import load_items
+    from setlist.settings import get_settings
+
+    monkeypatch.setenv("SETLIST_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("SETLIST_HMAC_KEY", "k")
+    get_settings.cache_clear()
+    first = _csv(tmp_path / "a.csv", f"user,item,t\nu1,a,{T0}\nu2,b,{T0 + 1}")
+    items = _csv(tmp_path / "items.csv", "item_id,genre\na,Rock\nb,Jazz")
+    args = ["--user-col", "user", "--item-col", "item", "--time-col", "t", "--time-unit", "s"]
+    assert CliRunner().invoke(app, ["import", str(first), *args, "--items", str(items)]).exit_code == 0
+    second = _csv(tmp_path / "b.csv", f"user,item,t\nu3,a,{T0 + 2}\nu3,c,{T0 + 3}")
+    assert CliRunner().invoke(app, ["import", str(second), *args]).exit_code == 0  # no items file this time
+    catalog = load_items(tmp_path / "data" / "catalog" / "items.parquet").set_index("item_id")["genre"].to_dict()
+    assert catalog == {"a": "rock", "b": "jazz", "c": "unknown"}  # a keeps its genre; c is added
+    fixed = _csv(tmp_path / "items2.csv", "item_id,genre\nc,Blues")
+    assert CliRunner().invoke(app, ["import", str(second), *args, "--items", str(fixed)]).exit_code == 0
+    catalog = load_items(tmp_path / "data" / "catalog" / "items.parquet").set_index("item_id")["genre"].to_dict()
+    assert catalog == {"a": "rock", "b": "jazz", "c": "blues"}  # an items file's metadata wins

@@ -13,9 +13,9 @@ import pytest
 
 from serving.errors import DeadlineExceeded, Unavailable
 from serving.journal import Journal
-from serving.journal_dirs import JournalLocked, recover_orphans
 from setlist.contract import SCHEMA_VERSION
 from setlist.eventlog import EventLog
+from setlist.journal_dirs import JournalLocked, recover_orphans
 from tests.fakes.dataplane import START
 
 WAIT = 10.0  # a generous bound on each wait; the tests never rely on it passing

@@ -1,0 +1,151 @@
+"""Erasure without servers: who is erased (an app id is always an app id), what the tombstone keeps
+(a digest, never the pseudonym), Track journals (a dead server's moved without the user, a running
+server's waited for), and the candidate models' factor rows."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+import scipy.sparse as sp
+
+from ingest.erasure import _drop_user_row, erase, resolve
+from serving.journal import Journal
+from setlist.contract import SCHEMA_VERSION
+from setlist.errors import UsageError
+from setlist.eventlog import TOMBSTONES, EventLog, erasure_digest
+from setlist.pseudonym import pseudonymize
+from setlist.settings import Settings
+from tests.fakes.dataplane import START
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path / "data", hmac_key="test-hmac-key", journal_roll_s=0.1, impressions_enabled=False)
+
+
+def row(n: int, user: str) -> dict:
+    return {
+        "event_id": f"e{n}",
+        "schema_version": SCHEMA_VERSION,
+        "user_id": user,
+        "session_id": "s",
+        "item_id": "item-1",
+        "type": "play",
+        "timestamp": int(START * 1000) + n,
+        "value": None,
+        "device": "mobile",
+        "locale": "de-DE",
+        "consent_personalization": True,
+        "consent_analytics": True,
+        "arm": None,
+    }
+
+
+def test_an_app_id_shaped_like_a_pseudonym_is_still_an_app_id(settings: Settings) -> None:
+    looks_like = "u_" + "ab" * 16
+    assert resolve(looks_like, settings, by_pseudonym=False) == pseudonymize(looks_like, settings.secret_hmac_key())
+    assert resolve(looks_like, settings, by_pseudonym=True) == looks_like
+    with pytest.raises(UsageError, match="32 hex"):
+        resolve("alice", settings, by_pseudonym=True)
+    with pytest.raises(UsageError, match="empty"):
+        resolve("  ", settings, by_pseudonym=False)
+
+
+def test_the_tombstone_holds_a_digest_and_still_keeps_the_user_out(settings: Settings) -> None:
+    p = pseudonymize("alice", settings.secret_hmac_key())
+    log = EventLog(settings.events_dir)
+    log.append(
+        pd.DataFrame([row(0, p), row(1, "u_other")]).assign(
+            timestamp=lambda f: pd.to_datetime(f.timestamp, unit="ms", utc=True)
+        )
+    )
+    receipt = erase("alice", settings)
+    stored = pq.read_table(log.root / TOMBSTONES).to_pydict()
+    assert stored["digest"] == [erasure_digest(p)] and p not in json.dumps(stored, default=str)
+    assert p in log.erased() and "u_other" not in log.erased()
+    assert set(log.read(include_erased=True)["user_id"]) == {"u_other"}
+    body = receipt.path.read_text()
+    assert p not in body and "alice" not in body and receipt.digest == erasure_digest(p)
+
+
+def test_an_older_tombstone_list_of_pseudonyms_is_read_and_rewritten_as_digests(settings: Settings) -> None:
+    import pyarrow as pa
+
+    log = EventLog(settings.events_dir)
+    log.root.mkdir(parents=True)
+    pq.write_table(
+        pa.table({"user_id": ["u_old"], "erased_at": pa.array([0], pa.timestamp("ms", tz="UTC"))}),
+        log.root / TOMBSTONES,
+    )
+    assert "u_old" in log.erased()
+    log.tombstone("u_new")
+    assert set(pq.read_table(log.root / TOMBSTONES).column_names) == {"digest", "erased_at"}
+    assert "u_old" in log.erased() and "u_new" in log.erased()
+
+
+def test_a_dead_servers_journal_is_moved_without_the_user(settings: Settings) -> None:
+    p = pseudonymize("alice", settings.secret_hmac_key())
+    events = EventLog(settings.events_dir)
+    dead = Journal(settings.wal_dir / "worker-0", events, max_age_s=3600)
+    dead.append([row(0, p), row(1, "u_other")])
+    dead.abandon()  # a crash: the segment stays, unlocked
+    receipt = erase("alice", settings)
+    assert receipt.removed_in("Track journals") == 1
+    assert set(events.read(include_erased=True)["user_id"]) == {"u_other"}
+    assert not list(settings.wal_dir.rglob("*.jsonl"))
+
+
+def test_erasure_waits_for_a_running_servers_segment_to_roll_and_the_roll_drops_the_user(
+    settings: Settings,
+) -> None:
+    p = pseudonymize("alice", settings.secret_hmac_key())
+    events = EventLog(settings.events_dir)
+    live = Journal(settings.wal_dir / "worker-0", events, max_age_s=settings.journal_roll_s)
+    try:
+        live.append([row(0, p), row(1, "u_other")])
+        erase("alice", settings)  # the segment is locked by a live journal: moved by its own roll
+        assert p not in set(events.read(include_erased=True)["user_id"])
+        assert "u_other" in set(events.read()["user_id"])
+    finally:
+        live.close()
+
+
+def test_the_factor_row_goes_and_the_rest_stay_aligned(tmp_path: Path) -> None:
+    arrays = tmp_path / "index" / "arrays.npz"
+    arrays.parent.mkdir()
+    users = np.array(["u_a", "u_gone", "u_b"])
+    factors = np.arange(6, dtype=np.float32).reshape(3, 2)
+    np.savez(arrays, item_ids=np.array(["i1", "i2"]), user_ids=users, user_factors=factors)
+    sp.save_npz(arrays.with_name("seen.npz"), sp.csr_matrix(np.array([[1, 0], [0, 1], [1, 1]])))
+    assert _drop_user_row(arrays, "u_gone")
+    with np.load(arrays) as z:
+        assert z["user_ids"].tolist() == ["u_a", "u_b"]
+        assert z["user_factors"].tolist() == [[0.0, 1.0], [4.0, 5.0]] and z["item_ids"].tolist() == ["i1", "i2"]
+    assert sp.load_npz(arrays.with_name("seen.npz")).toarray().tolist() == [[1, 0], [1, 1]]
+    assert not _drop_user_row(arrays, "u_gone")  # nothing left to do: the file is not rewritten
+
+
+def test_a_running_server_forgets_an_erased_users_last_known_rows(tmp_path: Path) -> None:
+    """Degraded mode serves the rows a worker last read; after an erasure the refresh loop drops them."""
+    from feature_repo.declarations import load
+    from serving.types import RankQuery
+    from tests.fakes.dataplane import Dataplane
+
+    s = Settings(data_dir=tmp_path / "data", hmac_key="test-hmac-key", impressions_enabled=False)
+    plane = Dataplane(s, load(s))
+    server = plane.build()
+    try:
+        server.rank(RankQuery("user-0", 5))  # read once: now remembered for degraded mode
+        p = server.service.pseudonym("user-0")
+        EventLog(s.events_dir).tombstone(p)
+        server.forget_erased()
+        plane.online.fail = TimeoutError("online store down")
+        rows = server.service.reader.read(p)
+        assert rows.degraded and rows.consent is None and rows.profile is None
+    finally:
+        server.close()

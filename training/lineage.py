@@ -1,0 +1,149 @@
+"""``python -m training.lineage [VERSION]``: a registered model version, traced back to its data.
+
+The chain: the model version and the run that registered it → the training set (its digest, and the
+gate that passed it) → the feature publish that was online (its event-log snapshot, and the features
+gate) → the event-log snapshot (the data gates that judged it, and whether the log still matches) →
+the imports recorded before the run. Read from the registry's lineage tags, the publish log and the
+lineage ledgers (``setlist.lineage``); nothing is inferred that was not recorded.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.tree import Tree
+
+from setlist import registry
+from setlist.cli import App
+from setlist.errors import InputMissing, UsageError
+from setlist.eventlog import EventLog
+from setlist.lineage import gates, imports
+from setlist.publish import PublishLog
+from setlist.settings import Settings, get_settings
+
+app = App(add_completion=False, help="Trace a registered model version back to its data.")
+console = Console()
+
+
+@app.command()
+def main(
+    version: str | None = typer.Argument(None, help="the model version (default: the champion)"),
+    model: str = typer.Option("ranker", help="ranker or candidates: which registered model VERSION belongs to"),
+) -> None:
+    settings = get_settings()
+    if model not in ("ranker", "candidates"):
+        raise UsageError(f"--model must be ranker or candidates, got {model!r}")
+    console.print(trace(settings, version, model))
+
+
+def trace(settings: Settings, version: str | None, model: str = "ranker") -> Tree:
+    client = registry.reader(settings)
+    name = settings.ranker_model if model == "ranker" else settings.candidates_model
+    version = version or registry.alias_version(client, name, registry.CHAMPION)
+    mv = _model_version(client, name, version)
+    run = client.get_run(mv.run_id) if mv.run_id else None
+    tags: dict[str, str] = run.data.tags if run else {}
+    started = datetime.fromtimestamp(run.info.start_time / 1000, tz=UTC) if run else None
+    ledger_gates = gates(settings.lineage_dir)
+
+    aliases = f" ({', '.join(mv.aliases)})" if getattr(mv, "aliases", None) else ""
+    root = Tree(f"[bold]{name} v{mv.version}[/]{aliases}, registered {_ms(mv.creation_timestamp)}")
+    pair = mv.tags.get(registry.TAG_CANDIDATES_VERSION), mv.tags.get(registry.TAG_RANKER_VERSION)
+    if all(pair):
+        root.add(f"pair: {settings.candidates_model} v{pair[0]} + {settings.ranker_model} v{pair[1]}")
+    if run is None:
+        root.add("[yellow]no training run is recorded for this version[/]")
+        return root
+    node = root.add(f"training run {run.info.run_id[:12]}, started {started:%Y-%m-%d %H:%M:%S} UTC")
+    node.add(
+        f"window {tags.get(registry.LINEAGE_WINDOW_START, '?')} → {tags.get(registry.LINEAGE_WINDOW_END, '?')}, "
+        f"hold-out from {tags.get(registry.LINEAGE_CUTOFF, '?')}"
+    )
+    rows = {k[len(registry.LINEAGE_ROWS) :]: v for k, v in tags.items() if k.startswith(registry.LINEAGE_ROWS)}
+    if rows:
+        node.add("rows: " + ", ".join(f"{k} {int(v):,}" for k, v in sorted(rows.items()) if v.isdigit()))
+    node.add(f"feature service {tags.get(registry.LINEAGE_FEATURE_SERVICE, '?')}")
+
+    digest = tags.get(registry.LINEAGE_TRAINING_SET, "")
+    ts = node.add(f"training set sha256 {digest[:16] or '(not recorded)'}")
+    _gates(ts, ledger_gates, f"training_set:{digest}" if digest else None)
+
+    publish = _publish(settings, tags.get(registry.LINEAGE_PUBLISH))
+    snapshot = tags.get(registry.LINEAGE_SNAPSHOT, "")
+    if publish is not None:
+        pub = node.add(
+            f"feature publish v{publish.version}, {publish.published_at:%Y-%m-%d %H:%M:%S}, "
+            f"{publish.rows:,} rows, from event-log snapshot {publish.snapshot}"
+        )
+        _gates(pub, ledger_gates, f"snapshot:{publish.snapshot}", only="features")
+    else:
+        node.add("[yellow]feature publish: not recorded[/]")
+
+    log = EventLog(settings.events_dir)
+    current = log.snapshot_hash()
+    same = "the log still matches it" if current == snapshot else f"the log has changed since (now {current})"
+    snap = node.add(f"event-log snapshot {snapshot or '(not recorded)'}: {same}")
+    if snapshot:
+        _gates(snap, ledger_gates, f"snapshot:{snapshot}", skip="features")
+    before = [i for i in imports(settings.lineage_dir) if started is None or _when(i["at"]) <= started]
+    src = snap.add(f"imports recorded before the run: {len(before)}")
+    for i in before:
+        src.add(
+            f"{i['at']} {i.get('source')} sha256 {str(i.get('sha256', ''))[:16]}: {i.get('accepted', 0):,} accepted, "
+            f"{i.get('quarantined', 0):,} quarantined; consent: {i.get('consent', '?')}"
+        )
+    if not before:
+        src.add("none (generated events, or imported before imports were recorded)")
+    return root
+
+
+def _model_version(client: Any, name: str, version: str) -> Any:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version(name, version)
+    except MlflowException as exc:
+        raise InputMissing(f"registered model {name!r} has no version {version!r}") from exc
+
+
+def _publish(settings: Settings, version: str | None) -> Any:
+    if not version or not version.isdigit():
+        return None
+    log = PublishLog(settings.metadata_url)
+    try:
+        return log.get(int(version))
+    finally:
+        log.dispose()
+
+
+def _gates(node: Tree, ledger: list[dict[str, Any]], subject: str | None, only: str = "", skip: str = "") -> None:
+    runs = [
+        g
+        for g in ledger
+        if subject and g.get("subject") == subject and (not only or g["gate"] == only) and g["gate"] != skip
+    ]
+    if not runs:
+        node.add("[yellow]gates: none recorded for it[/]")
+        return
+    latest: dict[str, dict[str, Any]] = {}
+    for g in runs:
+        latest[g["gate"]] = g  # the ledger is in time order: the last run of each gate counts
+    for gate, g in sorted(latest.items()):
+        mark = "[green]passed[/]" if g["passed"] else "[red]failed[/]"
+        node.add(f"gate {gate}: {mark} at {g['at']}")
+
+
+def _when(text: str) -> datetime:
+    when = datetime.fromisoformat(text)
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _ms(ms: int | None) -> str:
+    return "?" if ms is None else f"{datetime.fromtimestamp(ms / 1000, tz=UTC):%Y-%m-%d %H:%M:%S} UTC"
+
+
+if __name__ == "__main__":
+    app()
