@@ -11,6 +11,7 @@ SOURCE ?=
 IMPORT_ARGS ?=
 ERASE_ARGS ?=
 RETENTION_ARGS ?=
+COMPACT_ARGS ?=
 VERSION ?=
 
 .DEFAULT_GOAL := help
@@ -78,21 +79,24 @@ serve: setup
 
 .PHONY: demo  ## the whole loop on embedded defaults: events, gates, features, training, serving
 demo: setup
-	@echo "== 1/7 events: generate synthetic listening (kept if the log already has events)"
+	@echo "== 1/8 events: generate synthetic listening (kept if the log already has events)"
 	$(PY) -m ingest generate
 	$(PY) -m ingest summary
-	@echo "== 2/7 validate the raw events"
+	@echo "== 2/8 validate the raw events"
 	$(PY) -m validation events
-	@echo "== 3/7 build, validate and publish features"
+	@echo "== 3/8 build, validate and publish features"
 	$(PY) -m feature_repo materialize
-	@echo "== 4/7 train and register the two-stage model"
+	@echo "== 4/8 train and register the two-stage model"
 	$(PY) -m training
-	@echo "== 5/7 every data-quality gate"
+	@echo "== 5/8 every data-quality gate"
 	$(PY) -m validation all
-	@echo "== 6/7 serve: rank, send a skip, rank again"
+	@echo "== 6/8 serve: rank, send a skip, rank again"
 	$(PY) -m scripts.demo
-	@echo "== 7/7 a short simulated A/B experiment (synthetic listeners answer from their hidden tastes)"
+	@echo "== 7/8 a short simulated A/B experiment (synthetic listeners answer from their hidden tastes)"
 	$(PY) -m experiments simulate --users 300 --quick
+	@echo "== 8/8 lifecycle: each dataset's retention, then old impressions to daily counts and small files merged"
+	$(PY) -m ingest retention
+	$(PY) -m ingest.lifecycle all
 
 .PHONY: test  ## unit, integration and end-to-end tests (tests/unit, tests/integration, tests/e2e)
 test: setup
@@ -133,6 +137,10 @@ erase: setup
 .PHONY: lineage  ## trace a model version back to its data: make lineage [VERSION=n] (default: the champion ranker)
 lineage: setup
 	$(PY) -m training.lineage $(VERSION)
+
+.PHONY: compact  ## old impressions to daily counts, then small files merged per partition; COMPACT_ARGS=--dry-run shows what would change
+compact: setup
+	$(PY) -m ingest.lifecycle all $(COMPACT_ARGS)
 
 .PHONY: retention  ## apply each dataset's retention (SETLIST_RETENTION_*); RETENTION_ARGS=--dry-run shows what would go
 retention: setup

@@ -6,8 +6,9 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from experiments.data import OUTCOMES, per_user
+from experiments.data import OUTCOMES, arm_counts, per_user
 from experiments.significance import Comparison, Rate, Srm, compare, ratio, srm
+from setlist.downsample import DAILY_SCHEMA
 from setlist.experiment import METRICS, Experiment
 
 HIGHER_IS_BETTER = {"play_rate": True, "skip_rate": False, "completion_rate": True}
@@ -24,6 +25,7 @@ class ArmResult:
     rates: dict[str, Rate]
     versions: str  # model versions seen in the arm, e.g. "c3+r5 (champion)"
     comparison: dict[str, Comparison] = field(default_factory=dict)  # empty for control
+    counted: int = 0  # of ``shown``, items known from daily counts only (down-sampled days): no users, no rates
 
 
 @dataclass
@@ -36,34 +38,47 @@ class Report:
     arms: list[ArmResult]
     srm: Srm
     verdicts: list[str]
+    notes: list[str] = field(default_factory=list)  # what the numbers cover, when it is not every impression
 
     def arm(self, name: str) -> ArmResult:
         return next(a for a in self.arms if a.arm == name)
 
 
-def _versions(frame: pd.DataFrame) -> str:
+_MODEL = ["candidates_version", "ranker_version", "variant"]
+
+
+def _versions(frame: pd.DataFrame, daily: pd.DataFrame) -> str:
     model = frame[frame["served"] == "model"]
-    if model.empty:
+    counted = daily[daily["served"] == "model"]
+    if model.empty and counted.empty:
         return "popularity"
-    seen = model.groupby(["candidates_version", "ranker_version", "variant"]).size().sort_values(ascending=False)
+    shown = pd.concat([model.groupby(_MODEL).size(), counted.groupby(_MODEL)["impressions"].sum()])
+    seen = shown.groupby(level=[0, 1, 2]).sum().sort_values(ascending=False)
     return ", ".join(f"c{c}+r{r} {v}" for c, r, v in seen.index)
 
 
-def build(exp: Experiment, frame: pd.DataFrame, alpha: float = 0.05) -> Report:
-    """``frame`` is :func:`experiments.data.outcomes` for this experiment's impressions."""
+def build(exp: Experiment, frame: pd.DataFrame, alpha: float = 0.05, daily: pd.DataFrame | None = None) -> Report:
+    """``frame`` is :func:`experiments.data.outcomes` for this experiment's raw impressions; ``daily`` the
+    counts of its down-sampled days (:func:`setlist.downsample.read_all`), which add to items shown and
+    requests only."""
+    daily = daily if daily is not None else DAILY_SCHEMA.empty_table().to_pandas()
     users = per_user(frame)
+    counts = arm_counts(frame, daily)
     arms: list[ArmResult] = []
-    for name in [a.name for a in exp.arms] + sorted(set(users["arm"]) - {a.name for a in exp.arms}):
+    known = {a.name for a in exp.arms}
+    for name in [a.name for a in exp.arms] + sorted((set(users["arm"]) | set(counts.index)) - known):
         u = users[users["arm"] == name]
         rates = {m: ratio(u[OUTCOMES[m]].to_numpy(), u["shown"].to_numpy()) for m in METRICS}
+        c = counts.loc[name] if name in counts.index else pd.Series({"shown": 0, "requests": 0, "counted": 0})
         arms.append(
             ArmResult(
                 name,
                 len(u),
-                int(u["requests"].sum()),
-                int(u["shown"].sum()),
+                int(c["requests"]),
+                int(c["shown"]),
                 rates,
-                _versions(frame[frame["arm"] == name]),
+                _versions(frame[frame["arm"] == name], daily[daily["arm"] == name]),
+                counted=int(c["counted"]),
             )
         )
     control = next(a for a in arms if a.arm == exp.control)
@@ -75,7 +90,20 @@ def build(exp: Experiment, frame: pd.DataFrame, alpha: float = 0.05) -> Report:
     check = srm(group.value_counts().to_dict(), exp.expected_shares())
     report = Report(exp.name, exp.control, exp.primary_metric, alpha, exp.window_s, arms, check, [])
     report.verdicts = verdicts(report)
+    report.notes = _counted_note(frame, daily)
     return report
+
+
+def _counted_note(frame: pd.DataFrame, daily: pd.DataFrame) -> list[str]:
+    if daily.empty:
+        return []
+    days = sorted(pd.to_datetime(daily["date"]).dt.date.unique())
+    raw = f"the raw impressions from {frame['timestamp'].min():%Y-%m-%d} on" if len(frame) else "no raw impressions"
+    return [
+        f"{int(daily['impressions'].sum()):,} items shown on {len(days)} day(s) from {days[0]} to {days[-1]} are "
+        "kept as daily counts only (down-sampled): they count in items shown and requests; users, the rates, "
+        f"their intervals and the sample-ratio check need each user's impressions and use {raw}"
+    ]
 
 
 def verdicts(r: Report) -> list[str]:

@@ -45,6 +45,8 @@ def show(r: Report, console: Console | None = None) -> None:
         f"sample ratio: users {s.observed} vs expected "
         f"{ {k: round(v, 1) for k, v in s.expected.items()} } — chi-square {s.chi2:.2f}, p={s.p_value:.3g}"
     )
+    for note in r.notes:
+        console.print(f"[yellow]note:[/] {note}")
     for v in r.verdicts:
         colour = "red" if "SRM" in v or "worse" in v else "green" if "beats" in v else "yellow"
         console.print(f"[bold {colour}]verdict:[/] {v}")

@@ -13,7 +13,6 @@ from experiments.logbook import log_report
 from experiments.simulate import simulation_settings
 from setlist.errors import SetlistError
 from setlist.experiment import Experiment, load_experiment
-from setlist.impressions import read_impressions
 from setlist.settings import Settings
 
 Source = Literal["auto", "live", "simulation"]
@@ -46,9 +45,9 @@ def source_settings(settings: Settings, experiment: str, source: Source = "auto"
     ``settings.simulation_dir``) or ``auto``: live when it holds impressions of the experiment, else
     the simulation's."""
     sim = simulation_settings(settings)
-    if source == "live" or (source == "auto" and not read_impressions(settings.impressions_dir, experiment).empty):
+    if source == "live" or (source == "auto" and data.has_impressions(settings.impressions_dir, experiment)):
         return settings, "live traffic"
-    if source == "simulation" or not read_impressions(sim.impressions_dir, experiment).empty:
+    if source == "simulation" or data.has_impressions(sim.impressions_dir, experiment):
         return sim, f"simulated traffic under {settings.simulation_dir}"
     return settings, "live traffic"
 
@@ -61,10 +60,11 @@ def run(
     alpha: float = 0.05,
     since: datetime | None = None,
 ) -> tuple[analysis.Report, Path]:
-    imp, events = data.load(settings, exp.name, exp.window_s, since)
-    if imp.empty:
+    loaded = data.load(settings, exp.name, exp.window_s, since)
+    if loaded.impressions.empty and loaded.daily.empty:
         raise ReportError(f"no impressions of experiment {exp.name!r} under {settings.impressions_dir}")
-    report = analysis.build(exp, data.outcomes(imp, events, exp.window_s), alpha)
+    joined = data.outcomes(loaded.impressions, loaded.events, exp.window_s)
+    report = analysis.build(exp, joined, alpha, loaded.daily)
     render.show(report, console)
     out = settings.reports_dir / "experiments"
     png = render.plot(report, out / f"{exp.name}.png")

@@ -25,6 +25,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from setlist.contract import EVENT_SCHEMA
+from setlist.swap import listing
 
 TOMBSTONES = "_tombstones.parquet"
 log = logging.getLogger("setlist.eventlog")
@@ -118,7 +119,8 @@ class EventLog:
     def files(self) -> list[Path]:
         if not self.root.exists():
             return []
-        return sorted(p for p in self.root.glob("date=*/*.parquet") if not p.name.startswith("."))
+        # through the swap protocol: a compaction's inputs or its outputs, never both (setlist.swap)
+        return listing(self.root, ["date=*/*.parquet"])
 
     def read(
         self,
@@ -221,7 +223,7 @@ class Quarantine:
         return QuarantineBuffer(self, max_rows, flush_s)
 
     def read(self) -> pd.DataFrame:
-        files = sorted(self.root.glob("*.parquet")) if self.root.exists() else []
+        files = listing(self.root, ["*.parquet"]) if self.root.exists() else []  # through compaction's swaps
         parts = [pq.read_table(f).to_pandas() for f in files]
         parts += [p for p in map(_read_pending, self._pending()) if not p.empty]
         if not parts:

@@ -25,6 +25,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
 
+from setlist import swap
 from setlist.eventlog import write_atomic
 
 IMPRESSION_SCHEMA = pa.schema(
@@ -127,15 +128,15 @@ def write_batch(root: Path, records: list[Impression]) -> int:
 
 
 def read_impressions(root: Path, experiment: str | None = None) -> pd.DataFrame:
-    """Every impression row (optionally of one experiment), sorted by time and position."""
-    files = (
-        sorted(str(p) for p in Path(root).glob("date=*/*.parquet") if not p.name.startswith("."))
-        if Path(root).exists()
-        else []
-    )
+    """Every impression row (optionally of one experiment), sorted by time and position. Days already
+    down-sampled to counts are not rows any more (``setlist.downsample.read_all`` reads both)."""
+    return read_impression_files(swap.listing(Path(root), ["date=*/*.parquet"]), experiment)
+
+
+def read_impression_files(files: list[Path], experiment: str | None = None) -> pd.DataFrame:
     if not files:
         return IMPRESSION_SCHEMA.empty_table().to_pandas()
-    dataset = ds.dataset(files, schema=IMPRESSION_SCHEMA, format="parquet")
+    dataset = ds.dataset([str(f) for f in files], schema=IMPRESSION_SCHEMA, format="parquet")
     flt = ds.field("experiment") == experiment if experiment is not None else None
     frame = dataset.to_table(filter=flt).to_pandas()
     return frame.sort_values(["timestamp", "request_id", "position"], kind="mergesort").reset_index(drop=True)

@@ -138,6 +138,16 @@ class Settings(BaseSettings):
     retention_journal_hours: float = 24.0
     #: experiment reports and other files under <data_dir>/reports
     retention_reports_days: float = 365.0
+
+    # lifecycle (setlist/compaction.py, setlist/downsample.py, `make compact`)
+    #: compaction merges a partition's small files into files of about this size
+    compaction_target_mb: float = 128.0
+    #: the journal's rolls younger than this wait (the journal may re-roll a recent segment under the
+    #: same name); every other file is written once and merges at once
+    compaction_min_age_s: float = 3600.0
+    #: impression rows older than this become daily counts per experiment, arm and position; experiment
+    #: reports keep items shown and requests for those days, but users and rates only for raw days
+    impressions_raw_days: float = 30.0
     track_max_id_len: int = 256  # event_id, item_id, session_id and type (user_id: max_user_id_len)
     track_max_context_keys: int = 32
     track_max_context_key_len: int = 64
