@@ -10,7 +10,7 @@ claim is released and the retry is stored. A claim whose server died before eith
 retry is never refused for good (and the journal recovery marks what that server did write).
 
 Production shares the marks through Redis (every replica sees every mark); locally through a SQLite
-table under the WAL directory, shared by the worker processes of one machine and kept across
+table beside the WAL directory, shared by the worker processes of one machine and kept across
 restarts; tests may use the in-process one. Marks expire, so the store stays the size of the window.
 """
 
@@ -215,9 +215,14 @@ class RedisDedupe:
 
 
 def make_dedupe(settings: Settings, clock: Callable[[], float] = time.time) -> Dedupe:
-    """The adapter of the profile: Redis in production, else SQLite beside the journals (under
-    ``wal_dir``, so a simulation's marks stay with its own journals and event log)."""
+    """The adapter of the profile: Redis in production, else SQLite beside the WAL directory (named
+    after it, so a simulation's marks stay with its own journals; not inside it, so a journal disk that
+    fills up cannot also keep a failed write's claims from being released)."""
     window_s, claim_s = settings.track_dedupe_hours * 3600, settings.track_claim_s
     if settings.profile == "production":
         return RedisDedupe(settings.redis_url, window_s, max(settings.online_timeout_ms, 200) / 1000, claim_s)
-    return SqliteDedupe(settings.wal_dir / "dedupe.sqlite", window_s, clock, claim_s)
+    return SqliteDedupe(dedupe_path(settings), window_s, clock, claim_s)
+
+
+def dedupe_path(settings: Settings) -> Path:
+    return settings.wal_dir.parent / f"{settings.wal_dir.name}-dedupe.sqlite"

@@ -14,7 +14,7 @@ import pytest
 
 from feature_repo.build import prepare, prepare_table
 from serving.bootstrap import Server
-from serving.dedupe import Dedupe, MemoryDedupe, RedisDedupe, SqliteDedupe, make_dedupe
+from serving.dedupe import Dedupe, MemoryDedupe, RedisDedupe, SqliteDedupe, dedupe_path, make_dedupe
 from serving.errors import DeadlineExceeded, Unavailable
 from serving.journal import Journal
 from serving.tracking import Tracker
@@ -93,7 +93,8 @@ def test_production_dedupes_through_redis_and_local_through_sqlite(settings: Set
         dedupe.close()
     local = make_dedupe(settings)
     try:
-        assert isinstance(local, SqliteDedupe) and (settings.wal_dir / "dedupe.sqlite").exists()
+        assert isinstance(local, SqliteDedupe) and dedupe_path(settings).exists()
+        assert not dedupe_path(settings).is_relative_to(settings.wal_dir)  # off the journal's disk
     finally:
         local.close()
 
