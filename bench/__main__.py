@@ -10,13 +10,13 @@ import sys
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
 from bench.plan import PLANS
 from bench.report import RESULTS, RUNS
+from setlist.cli import console as cli_console
 
 app = typer.Typer(add_completion=False, help="Benchmark Rank and Track against the straightforward baseline.")
-console = Console()
+console = cli_console()
 
 
 @app.command()

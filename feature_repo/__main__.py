@@ -8,13 +8,13 @@ import time
 import warnings
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from feature_repo.materialize import publish
 from feature_repo.store import apply as apply_defs
 from feature_repo.store import get_store
 from setlist.cli import App
+from setlist.cli import console as cli_console
 from setlist.errors import SetlistError
 from setlist.featureset import DeclarationError
 from setlist.settings import get_settings
@@ -27,7 +27,7 @@ app = App(
     add_completion=False,
     help="Feature declarations and the Feast repository: list, describe, plan, apply and publish features.",
 )
-console = Console()
+console = cli_console()
 
 
 def _declarations():

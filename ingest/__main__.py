@@ -8,18 +8,18 @@ from pathlib import Path
 
 import pandas as pd
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from ingest.intake import IngestReport, ingest
 from setlist.catalog import load_items, merge_items, save_items
 from setlist.cli import App
+from setlist.cli import console as cli_console
 from setlist.errors import Refused, UsageError
 from setlist.eventlog import EventLog, Quarantine
 from setlist.settings import get_settings
 
 app = App(add_completion=False, help="Generate or import events into the Setlist event log.")
-console = Console()
+console = cli_console()
 
 
 def _print_report(report: IngestReport, title: str) -> None:

@@ -11,10 +11,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from setlist.cli import App
+from setlist.cli import console as cli_console
 from setlist.compaction import CompactionReport, datasets
 from setlist.compaction import compact as run_compaction
 from setlist.downsample import DownsampleStats
@@ -23,7 +23,7 @@ from setlist.errors import UsageError
 from setlist.settings import get_settings
 
 app = App(add_completion=False, help="Compact the stored datasets and down-sample old impressions.")
-console = Console()
+console = cli_console()
 _PLAN_ROWS = 40  # a dry run lists this many partitions, then a count
 
 

@@ -10,13 +10,13 @@ import sys
 from contextlib import closing
 
 import pandas as pd
-from rich.console import Console
 from rich.table import Table
 
 from serving.client import ClientError, SetlistClient, new_event
+from setlist.cli import console as cli_console
 from setlist.settings import get_settings
 
-console = Console()
+console = cli_console()
 
 
 def _free_port() -> int:

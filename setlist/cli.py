@@ -79,3 +79,9 @@ def load_provider(spec: str, what: str, origin: str) -> Callable[..., Any]:
     if not callable(provider):
         raise UsageError(f"{what}: {spec} ({origin}) is not callable")
     return provider
+
+
+def console() -> Console:
+    """The CLIs' console. In a log or CI (no terminal) rich would assume 80 columns and squeeze the
+    tables into one letter per cell; a wider page keeps a row on one line."""
+    return Console() if Console().is_terminal else Console(width=140)

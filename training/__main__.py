@@ -5,10 +5,10 @@ from __future__ import annotations
 import warnings
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from setlist.cli import App
+from setlist.cli import console as cli_console
 from setlist.errors import Refused
 from setlist.registry import CHALLENGER, CHAMPION
 from setlist.settings import get_settings
@@ -19,7 +19,7 @@ warnings.filterwarnings("ignore", category=DeprecationWarning, module="ibis")
 warnings.filterwarnings("ignore", message="On demand feature view is an experimental feature")
 
 app = App(add_completion=False, help="Train and register the candidate and ranking models.")
-console = Console()
+console = cli_console()
 
 SHOWN = (
     "ndcg_at_10",

@@ -13,11 +13,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import typer
-from rich.console import Console
 from rich.tree import Tree
 
 from setlist import registry
 from setlist.cli import App
+from setlist.cli import console as cli_console
 from setlist.errors import InputMissing, UsageError
 from setlist.eventlog import EventLog
 from setlist.lineage import gates, imports
@@ -25,7 +25,7 @@ from setlist.publish import PublishLog
 from setlist.settings import Settings, get_settings
 
 app = App(add_completion=False, help="Trace a registered model version back to its data.")
-console = Console()
+console = cli_console()
 
 
 @app.command()

@@ -16,12 +16,12 @@ import time
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
 from bench.chaos import report
 from bench.chaos.lab import ROOT, Worlds
 from bench.chaos.scenarios import SCENARIOS, run
 from setlist.cli import App
+from setlist.cli import console as cli_console
 from setlist.errors import UsageError
 
 WORK = ROOT / "var" / "chaos" / "work"
@@ -29,7 +29,7 @@ REPORT = ROOT / "var" / "chaos" / "report.json"
 
 app = App(add_completion=False, help="Fault drills against real servers under a retrying Track load.")
 # Logs and CI are no terminal (rich would assume 80 columns): wide enough for the table on one line per row.
-console = Console() if Console().is_terminal else Console(width=140)
+console = cli_console()
 SCENARIO_HELP = f"run only this scenario (repeatable); one of: {'; '.join(SCENARIOS)}"
 
 
