@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import os
 from collections.abc import Callable
 from typing import Any, NoReturn, TypeVar
 
@@ -83,5 +84,7 @@ def load_provider(spec: str, what: str, origin: str) -> Callable[..., Any]:
 
 def console() -> Console:
     """The CLIs' console. In a log or CI (no terminal) rich would assume 80 columns and squeeze the
-    tables into one letter per cell; a wider page keeps a row on one line."""
-    return Console() if Console().is_terminal else Console(width=140)
+    tables into one letter per cell; a wider page keeps a row on one line. COLUMNS, when set, wins."""
+    if Console().is_terminal or os.environ.get("COLUMNS"):
+        return Console()
+    return Console(width=140)
