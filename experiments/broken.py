@@ -59,7 +59,7 @@ def register_broken_ranker(
     ``promote``) ``champion``, as a careless promotion would. Returns (candidates, ranker) versions."""
     import mlflow
 
-    frame = pd.read_parquet(settings.data_dir / "training" / "training_set.parquet")
+    frame = pd.read_parquet(settings.training_set_path)
     booster = broken_booster(frame, mode, seed=seed)
     client = registry.connect(settings)
     candidates = registry.alias_version(client, settings.candidates_model, registry.CHAMPION)

@@ -164,7 +164,7 @@ def _dataset(ds: Dataset, target: int, min_age_s: float, dry_run: bool, now: flo
         stats.notes.append("does not exist: nothing to do")
         return stats
     before = ds.files()
-    stats.files_before, stats.bytes_before = len(before), _size(before)
+    stats.files_before, stats.bytes_before = len(before), files_bytes(before)
     if dry_run:
         stats.recovered = len(swap.pending(ds.root))
         if stats.recovered:
@@ -174,7 +174,7 @@ def _dataset(ds: Dataset, target: int, min_age_s: float, dry_run: bool, now: flo
             stats.young += len(young)
             if batches:
                 inputs = [f for b in batches for f in b]
-                stats.merges.append(Merge(key, len(inputs), _size(inputs), len(batches)))
+                stats.merges.append(Merge(key, len(inputs), files_bytes(inputs), len(batches)))
         stats.files_after = stats.files_before - sum(m.inputs - m.outputs for m in stats.merges)
         stats.bytes_after = stats.bytes_before  # unknown until written; compression usually shrinks it
         return stats
@@ -192,7 +192,7 @@ def _dataset(ds: Dataset, target: int, min_age_s: float, dry_run: bool, now: flo
     except swap.Busy as exc:
         stats.notes.append(f"skipped: {exc}")
     after = ds.files()
-    stats.files_after, stats.bytes_after = len(after), _size(after)
+    stats.files_after, stats.bytes_after = len(after), files_bytes(after)
     return stats
 
 
@@ -201,7 +201,7 @@ def _partitions(ds: Dataset) -> dict[str, list[Path]]:
     if ds.layout == "quarantine":
         days: dict[str, list[Path]] = defaultdict(list)
         for f in _visible(ds.root.glob("*.parquet")):
-            days[_written(f).date().isoformat()].append(f)
+            days[written_at(f).date().isoformat()].append(f)
         return dict(sorted(days.items()))
     return {d.name: _visible(d.glob("*.parquet")) for d in sorted(ds.root.glob("date=*")) if d.is_dir()}
 
@@ -326,7 +326,7 @@ def _sorted(ds: Dataset, table: pa.Table) -> pa.Table:
 
 def _output_name(ds: Dataset, key: str, batch: list[Path]) -> str:
     # the newest input's time: quarantine retention goes by the time in a file's name
-    stamp = max(_written(f) for f in batch).strftime("%Y%m%dT%H%M%S%f")
+    stamp = max(written_at(f) for f in batch).strftime("%Y%m%dT%H%M%S%f")
     name = f"{stamp}-compacted-{uuid.uuid4().hex[:16]}.parquet"
     return name if ds.layout == "quarantine" else f"{key}/{name}"
 
@@ -380,7 +380,7 @@ def _visible(paths: Iterable[Path]) -> list[Path]:
     return sorted(p for p in paths if not p.name.startswith("."))
 
 
-def _written(path: Path) -> datetime:
+def written_at(path: Path) -> datetime:
     """When a file was written: the time in its name (how retention dates the quarantine), else its mtime."""
     m = _STAMP.match(path.name)
     if m:
@@ -388,7 +388,8 @@ def _written(path: Path) -> datetime:
     return datetime.fromtimestamp(path.stat().st_mtime, tz=UTC)
 
 
-def _size(files: Iterable[Path]) -> int:
+def files_bytes(files: Iterable[Path]) -> int:
+    """The bytes of ``files``; one removed meanwhile (retention, erasure) counts as none."""
     total = 0
     for f in files:
         try:

@@ -31,6 +31,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from setlist import swap
+from setlist.compaction import files_bytes
 from setlist.eventlog import Erased, EventLog
 from setlist.impressions import IMPRESSION_SCHEMA, read_impression_files
 
@@ -89,7 +90,7 @@ def downsample(
         stats.notes.append("does not exist: nothing to do")
         return stats
     before = swap.listing(root, [RAW, AGGREGATES])
-    stats.files_before, stats.bytes_before = len(before), _size(before)
+    stats.files_before, stats.bytes_before = len(before), files_bytes(before)
     if dry_run:
         stats.recovered = len(swap.pending(root))
         for day, raw, young in _old_days(root, stats.before_day, min_age_s, now):
@@ -97,7 +98,7 @@ def downsample(
             if raw:
                 stats.days.append(day)
                 stats.raw_files += len(raw)
-                stats.raw_bytes += _size(raw)
+                stats.raw_bytes += files_bytes(raw)
                 stats.raw_rows += sum(pq.ParquetFile(f).metadata.num_rows for f in raw)
         stats.files_after = stats.files_before - stats.raw_files + len(stats.days)
         stats.bytes_after = stats.bytes_before
@@ -117,7 +118,7 @@ def downsample(
     if stats.recovered:
         stats.notes.append(f"{stats.recovered} interrupted day(s) finished")
     after = swap.listing(root, [RAW, AGGREGATES])
-    stats.files_after, stats.bytes_after = len(after), _size(after)
+    stats.files_after, stats.bytes_after = len(after), files_bytes(after)
     return stats
 
 
@@ -224,13 +225,3 @@ def read_daily_files(files: list[Path], experiment: str | None = None) -> pd.Dat
     if experiment is not None:
         table = table.filter(pc.equal(table.column("experiment"), pa.scalar(experiment)))
     return _sorted(table).to_pandas()
-
-
-def _size(files: list[Path]) -> int:
-    total = 0
-    for f in files:
-        try:
-            total += f.stat().st_size
-        except FileNotFoundError:
-            continue
-    return total

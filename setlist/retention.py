@@ -21,11 +21,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from setlist.compaction import files_bytes, written_at
 from setlist.eventlog import EventLog, write_atomic
 from setlist.settings import Settings
 
 _DATE_DIR = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
-_STAMP = re.compile(r"^(\d{8}T\d{6})")
 
 
 @dataclass
@@ -82,7 +82,7 @@ def _partitioned(name: str, root: Path, cutoff: datetime | None, dry_run: bool) 
     day go whole; the cutoff's own day is rewritten without the rows before it."""
     out = DatasetResult(name, cutoff)
     files = list(_parquet(root))
-    out.files_before, out.bytes_before = len(files), _size(files)
+    out.files_before, out.bytes_before = len(files), files_bytes(files)
     if cutoff is None:
         out.notes.append("no retention set: kept")
         _after(out, files, dry_run)
@@ -125,15 +125,15 @@ def _quarantine(root: Path, cutoff: datetime, dry_run: bool) -> DatasetResult:
     rejection), by the time in their names (their modification time when the name has none)."""
     out = DatasetResult("quarantine", cutoff)
     files = [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
-    out.files_before, out.bytes_before = len(files), _size(files)
+    out.files_before, out.bytes_before = len(files), files_bytes(files)
     gone: list[Path] = []
     for f in sorted(root.glob("*.parquet")) if root.exists() else []:
-        if _written(f) < cutoff:
+        if written_at(f) < cutoff:
             out.rows_removed += pq.ParquetFile(f).metadata.num_rows
             gone.append(f)
     batches = root / "features"
     for d in sorted(batches.iterdir()) if batches.exists() else []:
-        if d.is_dir() and _written(d) < cutoff:
+        if d.is_dir() and written_at(d) < cutoff:
             gone.append(d)
     for p in gone:
         out.files_removed += sum(1 for f in p.rglob("*") if f.is_file()) if p.is_dir() else 1
@@ -151,7 +151,7 @@ def _journal(settings: Settings, cutoff: datetime, dry_run: bool) -> DatasetResu
     root = settings.journal_sweep_dir or settings.wal_dir
     out = DatasetResult("journal", cutoff)
     segments = list(root.rglob("*.jsonl")) if root.exists() else []
-    out.files_before, out.bytes_before = len(segments), _size(segments)
+    out.files_before, out.bytes_before = len(segments), files_bytes(segments)
     events = EventLog(settings.events_dir)
     for directory in journal_dirs(root) if root.exists() else []:
         old = [s for s in directory.glob("*.jsonl") if _mtime(s) < cutoff]
@@ -179,7 +179,7 @@ def _journal(settings: Settings, cutoff: datetime, dry_run: bool) -> DatasetResu
 def _by_mtime(name: str, root: Path, cutoff: datetime, dry_run: bool) -> DatasetResult:
     out = DatasetResult(name, cutoff)
     files = [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
-    out.files_before, out.bytes_before = len(files), _size(files)
+    out.files_before, out.bytes_before = len(files), files_bytes(files)
     for f in files:
         if _mtime(f) < cutoff:
             out.files_removed += 1
@@ -202,19 +202,8 @@ def _partition_day(path: Path) -> str | None:
     return m.group(1) if m else None
 
 
-def _written(path: Path) -> datetime:
-    m = _STAMP.match(path.name)
-    if m:
-        return datetime.strptime(m.group(1), "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
-    return _mtime(path)
-
-
 def _mtime(path: Path) -> datetime:
     return datetime.fromtimestamp(path.stat().st_mtime, tz=UTC)
-
-
-def _size(files: list[Path]) -> int:
-    return sum(f.stat().st_size for f in files if f.exists())
 
 
 def _after(out: DatasetResult, before: list[Path], dry_run: bool) -> None:
@@ -222,7 +211,7 @@ def _after(out: DatasetResult, before: list[Path], dry_run: bool) -> None:
         out.files_after, out.bytes_after = out.files_before - out.files_removed, out.bytes_before
         return
     left = [f for f in before if f.exists()]
-    out.files_after, out.bytes_after = len(left), _size(left)
+    out.files_after, out.bytes_after = len(left), files_bytes(left)
 
 
 def _drop_empty_dirs(root: Path) -> None:

@@ -281,6 +281,11 @@ class Settings(BaseSettings):
         return self.impressions_dir_override or self.data_dir / "impressions"
 
     @property
+    def training_set_path(self) -> Path:
+        """The gated training set of the last run, kept for the gate and for audits."""
+        return self.data_dir / "training" / "training_set.parquet"
+
+    @property
     def lineage_dir(self) -> Path:
         return self.data_dir / "lineage"
 

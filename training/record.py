@@ -10,6 +10,7 @@ from typing import Any
 
 import mlflow
 
+from feature_repo.publish_record import latest_version
 from setlist import registry
 from setlist.eventlog import EventLog
 from setlist.lineage import file_digest
@@ -69,7 +70,7 @@ def record(
                 registry.LINEAGE_WINDOW_END: str(events["timestamp"].max()),
                 registry.LINEAGE_SNAPSHOT: log.snapshot_hash(),
                 registry.LINEAGE_TRAINING_SET: _training_set_digest(settings),
-                registry.LINEAGE_PUBLISH: str(_publish_version(settings)),
+                registry.LINEAGE_PUBLISH: str(latest_version(settings)),
                 **{f"{registry.LINEAGE_ROWS}{k}": str(v) for k, v in rows.items()},
             }
         )
@@ -103,16 +104,5 @@ def record(
 
 
 def _training_set_digest(settings: Settings) -> str:
-    path = settings.data_dir / "training" / "training_set.parquet"
+    path = settings.training_set_path
     return file_digest(path) if path.exists() else ""
-
-
-def _publish_version(settings: Settings) -> int | None:
-    from setlist.publish import PublishLog
-
-    log = PublishLog(settings.metadata_url)
-    try:
-        latest = log.latest()
-    finally:
-        log.dispose()
-    return None if latest is None else latest.version

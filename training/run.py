@@ -318,7 +318,7 @@ def _keep_training_set(settings: Settings, frame: pd.DataFrame) -> Path:
 
     from setlist.eventlog import write_atomic
 
-    path = settings.data_dir / "training" / "training_set.parquet"
+    path = settings.training_set_path
     write_atomic(pa.Table.from_pandas(frame, preserve_index=False), path)
     return path
 

@@ -170,7 +170,7 @@ def _record(settings: Settings, results: list[GateResult]) -> None:
     from setlist.lineage import file_digest, record_gate
 
     snapshot = EventLog(settings.events_dir).snapshot_hash()
-    training_set = settings.data_dir / "training" / "training_set.parquet"
+    training_set = settings.training_set_path
     for r in results:
         if r.skipped:
             continue

@@ -33,8 +33,6 @@ __all__ = [
     "with_genre",
 ]  # the errors are re-exported: gates and tests catch them here
 
-TRAINING_SET = Path("training") / "training_set.parquet"
-
 
 def read_events_path(path: Path) -> pd.DataFrame:
     """A parquet file or a hive-partitioned directory, read *as is*: no coercion to the contract,
@@ -89,7 +87,7 @@ def load_feature_batch(settings: Settings, view: str) -> pd.DataFrame:
 
 
 def load_training_set(settings: Settings) -> pd.DataFrame:
-    path = Path(settings.data_dir) / TRAINING_SET
+    path = settings.training_set_path
     if not path.exists():
         raise InputMissing(f"no training set at {path} (run `make train`)")
     return pd.read_parquet(path)
