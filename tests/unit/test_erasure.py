@@ -15,12 +15,11 @@ import scipy.sparse as sp
 
 from ingest.erasure import _drop_user_row, erase, resolve
 from serving.journal import Journal
-from setlist.contract import SCHEMA_VERSION
 from setlist.errors import UsageError
 from setlist.eventlog import TOMBSTONES, EventLog, erasure_digest
 from setlist.pseudonym import pseudonymize
 from setlist.settings import Settings
-from tests.fakes.dataplane import START
+from tests.unit.test_journal import row as journal_row
 
 
 @pytest.fixture
@@ -29,21 +28,8 @@ def settings(tmp_path: Path) -> Settings:
 
 
 def row(n: int, user: str) -> dict:
-    return {
-        "event_id": f"e{n}",
-        "schema_version": SCHEMA_VERSION,
-        "user_id": user,
-        "session_id": "s",
-        "item_id": "item-1",
-        "type": "play",
-        "timestamp": int(START * 1000) + n,
-        "value": None,
-        "device": "mobile",
-        "locale": "de-DE",
-        "consent_personalization": True,
-        "consent_analytics": True,
-        "arm": None,
-    }
+    """A journal row (as test_journal makes them) of ``user``."""
+    return {**journal_row(n), "user_id": user}
 
 
 def test_an_app_id_shaped_like_a_pseudonym_is_still_an_app_id(settings: Settings) -> None:
