@@ -80,6 +80,14 @@ def main(
     for t in result["targets"]:
         mark = "[green]met[/]" if t["met"] else ("[red]not met[/]" if t["met"] is False else "—")
         console.print(f"  {t['target']:<48} {t['goal']:<16} measured {t['measured']}  {mark}")
+    tr = result.get("tracing")
+    if tr:  # not a target: what turning tracing on costs Rank (cache misses, open loop)
+        off, on, cpu = tr["off"], tr["on"], tr["in_process"]
+        console.print(
+            f"  {'Rank, tracing off → on (console exporter)':<48} {'':<16} p50 {off['p50_ms']} → {on['p50_ms']} ms, "
+            f"p99 {off['p99_ms']} → {on['p99_ms']} ms; in-process CPU per Rank {cpu['off_cpu_ms']} → "
+            f"{cpu['on_cpu_ms']} ms"
+        )
     console.print(f"wrote {paths['json']}, {paths['png']}, {paths['summary']} and {out}/latest.json, latest.png")
     console.print(f"to publish it as the {scale} result: python -m bench.publish {paths['json']}")
 

@@ -122,6 +122,7 @@ def build(out: dict[str, Any], scale: str, seed: int, command: str) -> dict[str,
             "freshness": fresh,
         },
         "impressions": _impressions(out),
+        "tracing": _tracing(out),
         "stages": {
             **stages,
             "grpc_and_client_overhead_p50_ms": _diff(seq["p50_ms"], stages["service_rank_miss_ms"]["p50_ms"]),
@@ -152,19 +153,61 @@ def _impressions(out: dict[str, Any]) -> dict[str, Any]:
     return {"supported": True, "off": out["rank_open"].summary, "on": out["rank_open_impressions"].summary}
 
 
+def _tracing(out: dict[str, Any]) -> dict[str, Any] | None:
+    """Rank cache misses with tracing off (the main run) and on (every trace sampled, the console
+    exporter behind a BatchSpanProcessor): over gRPC at the open-loop rate and one at a time, and
+    in-process (CPU per call, the export thread's included). None when the run did not measure it."""
+    if "rank_open_tracing" not in out:
+        return None
+    off, on = out["rank_open"].summary, out["rank_open_tracing"].summary
+    seq_off, seq_on = out["sequential"].summary, out["sequential_tracing"].summary
+    st = out["stages"]
+    traced = st.get("tracing_on") or {}
+    return {
+        "exporter": "console (JSON lines to the server log) behind a BatchSpanProcessor",
+        "sample_ratio": 1.0,
+        "off": off,
+        "on": on,
+        "overhead_p50_ms": _diff(on["p50_ms"], off["p50_ms"]),
+        "overhead_p99_ms": _diff(on["p99_ms"], off["p99_ms"]),
+        # server CPU per request sent over the open loop (refused calls cost less: read with errors)
+        "server_cpu": {"off": out.get("server_cpu"), "on": out.get("server_cpu_tracing")},
+        "unloaded": {
+            "off": seq_off,
+            "on": seq_on,
+            "overhead_p50_ms": _diff(seq_on["p50_ms"], seq_off["p50_ms"]),
+        },
+        # CPU per cache-miss service.rank, off and on measured in alternating rounds
+        "in_process": {
+            "off_cpu_ms": traced.get("off_cpu_ms"),
+            "on_cpu_ms": traced.get("service_rank_miss_cpu_ms"),
+            "overhead_cpu_ms": _diff(traced.get("service_rank_miss_cpu_ms"), traced.get("off_cpu_ms")),
+            "spans_only_cpu_ms": traced.get("spans_only_cpu_ms"),  # every span made, none exported
+            "sampled_0_1_cpu_ms": traced.get("sampled_0_1_cpu_ms"),  # SETLIST_TRACE_SAMPLE_RATIO=0.1
+            "off_ms": traced.get("off_ms"),
+            "on_ms": traced.get("service_rank_miss_ms"),
+            "spans_per_rank": traced.get("spans_per_rank"),
+        },
+        "spans_exported": out.get("tracing_spans_exported"),
+    }
+
+
 def _cdf(m: Any) -> dict[str, Any]:
     return {"n": len(m.latencies_ms), "points": [[round(x, 3), round(y, 5)] for x, y in cdf_points(m.latencies_ms)]}
 
 
 def cdfs(out: dict[str, Any]) -> dict[str, Any]:
     """Thinned latency CDFs, kept in the JSON so a plot can be redrawn (or runs compared) from it."""
-    return {
+    cdf = {
         "fast, cache miss": _cdf(out["rank_open"]),
         "baseline": _cdf(out["baseline_open"]),
         "fast, unloaded": _cdf(out["sequential"]),
         "baseline, unloaded": _cdf(out["baseline_sequential"]),
         "cache hit": _cdf(out["cache_hit"]),
     }
+    if "rank_open_tracing" in out:
+        cdf["fast, cache miss, tracing on"] = _cdf(out["rank_open_tracing"])
+    return cdf
 
 
 def write(report: dict[str, Any], runs_dir: Path, results_dir: Path) -> dict[str, Path]:
@@ -185,6 +228,9 @@ def write(report: dict[str, Any], runs_dir: Path, results_dir: Path) -> dict[str
     return paths
 
 
+LEFT_SERIES = ("fast, cache miss", "fast, cache miss, tracing on", "baseline", "fast, unloaded", "baseline, unloaded")
+
+
 def draw(report: dict[str, Any], path: Path) -> None:
     c = report["cdf_ms"]
     plot_cdfs(
@@ -192,7 +238,8 @@ def draw(report: dict[str, Any], path: Path) -> None:
         f"Setlist bench ({report['scale']}): {report['candidates']} candidates, "
         f"{report['features']} features, {report['trees']} trees, {report['rps_target']:g} req/s "
         f"open loop; {report['machine']['cores']} cores shared with the load generator",
-        left=[(k, c[k]) for k in ("fast, cache miss", "baseline", "fast, unloaded", "baseline, unloaded")],
+        # runs from before tracing was measured have no "tracing on" series
+        left=[(k, c[k]) for k in LEFT_SERIES if k in c],
         right=[("cache miss", c["fast, cache miss"]), ("cache hit", c["cache hit"])],
     )
 

@@ -72,6 +72,7 @@ def run(scale_name: str, seed: int, plan: Plan, fresh: bool, console: Console) -
     )
     out: dict[str, Any] = {"prepared": prepared, "stages": stages, "plan": plan}
     out |= _cache_miss(b)
+    out |= _tracing(b)
     out |= _cache_on(b)
     out |= _baseline(b)
     out["duration_s"] = {"total": round(time.monotonic() - started, 1), "prepare": round(prepared_s, 1)}
@@ -123,6 +124,43 @@ def _cache_miss(b: _Bench) -> dict[str, Any]:
             sc.rank_open(s.target, requests, plan.rps, plan.open_s, plan.warmup_s, plan.rank_timeout_s, seed),
         )
     return out
+
+
+def _tracing(b: _Bench) -> dict[str, Any]:
+    """The cache-miss runs again with tracing on: every trace sampled, spans exported through the
+    BatchSpanProcessor by the console exporter (to the server's log file, where its stderr goes)."""
+    console, plan, requests, seed = b.console, b.plan, b.requests, b.seed
+    env = {**b.env, "SETLIST_CACHE_ENABLED": "false", "SETLIST_IMPRESSIONS_ENABLED": "false"}
+    env |= {"SETLIST_TRACING": "console", "SETLIST_TRACE_SAMPLE_RATIO": "1.0"}
+    out: dict[str, Any] = {}
+    console.rule("fast engine, cache off, tracing on (console exporter to the server log)")
+    with server("fast-miss-tracing", env, b.logs, workers=plan.workers) as s:
+        out["sequential_tracing"] = _run(
+            console,
+            "unloaded, one at a time, tracing on",
+            sc.rank_sequential(s.target, requests, plan.sequential, plan.rank_timeout_s),
+        )
+        cpu0, t0 = s.cpu_s(), time.monotonic()
+        out["rank_open_tracing"] = _run(
+            console,
+            f"open loop {plan.rps:g} req/s, {plan.open_s:g}s, tracing on",
+            sc.rank_open(s.target, requests, plan.rps, plan.open_s, plan.warmup_s, plan.rank_timeout_s, seed),
+        )
+        # as rank.server_cpu is measured with tracing off (the export thread's CPU included)
+        sent, used, elapsed = plan.rps * (plan.warmup_s + plan.open_s), s.cpu_s() - cpu0, time.monotonic() - t0
+        out["server_cpu_tracing"] = {
+            "cores_busy": round(used / elapsed, 3),
+            "cpu_ms_per_request": round(1000 * used / sent, 3) if sent else None,
+        }
+    # the server flushed its spans on SIGTERM: count them, so the report shows they were exported
+    out["tracing_spans_exported"] = _count_spans(s.log)
+    return out
+
+
+def _count_spans(log: Path) -> int:
+    """Spans the console exporter wrote (one JSON object per line, starting with its name)."""
+    with open(log, "rb") as f:
+        return sum(1 for line in f if line.startswith(b'{"name": '))
 
 
 def _cache_on(b: _Bench) -> dict[str, Any]:

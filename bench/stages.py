@@ -5,22 +5,27 @@ service with ``serving.bootstrap.build`` and, for a set of real users, times the
 ``RankingService`` runs, in its order: the pseudonym, the user's online rows (``reader.read``), then
 the stages of serving.rank_stages themselves: ``request`` + ``candidates``, ``features`` (cross
 features and matrix assembly), ``score`` and ``top_k`` + ``explain`` (off, as the bench's queries
-ask). It then times whole ``service.rank`` calls (cache off, and cache hits) and profiles them.
+ask). It then times whole ``service.rank`` calls (cache off, with impression logging, with tracing
+on, and cache hits) and profiles them.
 """
 
 from __future__ import annotations
 
 import cProfile
 import json
+import os
 import pstats
 import sys
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from bench.latency import PERCENTILES, percentile
 from bench.users import load_users
@@ -96,6 +101,8 @@ def measure(n_users: int = 300, repeats: int = 2) -> dict[str, object]:
     total_miss = _time_calls(svc.rank, queries * repeats)
     cpu_miss = (time.process_time() - cpu0) * 1000 / len(total_miss)
     impressions = _with_impressions(svc, settings, queries * repeats)
+    # half the users per round and twice the rounds: more alternations between off and on, same calls
+    traced = _with_tracing(svc, queries[: max(len(queries) // 2, 1)], rounds=2 * repeats)
     no_cache, svc.cache = svc.cache, MemoryCache(10_000, 3600.0)
     for q in queries:
         svc.rank(q)  # fill
@@ -113,6 +120,7 @@ def measure(n_users: int = 300, repeats: int = 2) -> dict[str, object]:
         # CPU of the whole process (every thread, OpenMP spinning included) per cache-miss Rank
         "service_rank_miss_cpu_ms": round(cpu_miss, 3),
         "impressions_on": impressions,
+        "tracing_on": traced,
         "candidate_pool": settings.candidate_pool,
         "candidates_mean": round(float(np.mean(n_cand)), 1),
         "features": int(n_features),
@@ -148,6 +156,76 @@ def _with_impressions(svc, settings, queries: list) -> dict[str, object]:
             svc.impressions = None
             log.close()
     return {"service_rank_miss_ms": _summary(times), "service_rank_miss_cpu_ms": round(cpu, 3)}
+
+
+class _Counted(SpanExporter):
+    """A span exporter that counts the spans it passes on to another."""
+
+    def __init__(self, inner: SpanExporter) -> None:
+        self.inner, self.spans = inner, 0
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        self.spans += len(spans)
+        return self.inner.export(spans)
+
+    def shutdown(self) -> None:
+        self.inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.inner.force_flush(timeout_millis)
+
+
+class _Discard(SpanExporter):
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return SpanExportResult.SUCCESS
+
+
+def _with_tracing(svc, queries: list, rounds: int = 2) -> dict[str, object]:
+    """The same cache-miss Rank calls with tracing off and on, in alternating rounds (so a change in
+    the machine's load falls on both alike). On is ``SETLIST_TRACING=console`` as a server sets it
+    up: every trace kept, a BatchSpanProcessor, the console exporter's JSON lines (to the null
+    device). Also: every span made but none exported (what making the spans costs), and one trace in
+    ten kept (``SETLIST_TRACE_SAMPLE_RATIO=0.1``). CPU per call includes the export thread's (the
+    spans are flushed inside the window). The start-up objects are frozen out of garbage
+    collection, as a server worker freezes them: otherwise the spans' garbage sets off full
+    collections over every model object, a cost no server pays."""
+    import gc
+
+    from setlist import tracing
+
+    modes = {"off": None, "on": 1.0, "spans_only": 1.0, "sampled_0_1": 0.1}  # mode: sample ratio
+    cpu: dict[str, list[float]] = {m: [] for m in modes}
+    times: dict[str, list[float]] = {m: [] for m in modes}
+    spans = 0
+    gc.collect()
+    gc.freeze()
+    with open(os.devnull, "w") as sink:
+        for n in range(rounds):
+            order = list(modes)[n % len(modes) :] + list(modes)[: n % len(modes)]  # no mode always first
+            for mode in order:
+                ratio = modes[mode]
+                exporter = _Counted(_Discard() if mode == "spans_only" else tracing.console_exporter(sink))
+                if ratio is not None:
+                    tracing.install(exporter, service_name="setlist-bench", sample_ratio=ratio)
+                try:
+                    cpu0 = time.process_time()
+                    times[mode] += _time_calls(svc.rank, queries)
+                    tracing.force_flush()
+                    cpu[mode].append((time.process_time() - cpu0) * 1000 / len(queries))
+                finally:
+                    tracing.shutdown()
+                if mode == "on":
+                    spans = exporter.spans
+    gc.unfreeze()
+    return {
+        "service_rank_miss_ms": _summary(times["on"]),
+        "service_rank_miss_cpu_ms": round(float(np.median(cpu["on"])), 3),
+        "off_ms": _summary(times["off"]),
+        "off_cpu_ms": round(float(np.median(cpu["off"])), 3),
+        "spans_only_cpu_ms": round(float(np.median(cpu["spans_only"])), 3),
+        "sampled_0_1_cpu_ms": round(float(np.median(cpu["sampled_0_1"])), 3),
+        "spans_per_rank": round(spans / len(queries), 2),
+    }
 
 
 def _agreement_with_baseline(settings, svc, queries: list) -> dict[str, object]:

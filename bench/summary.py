@@ -153,6 +153,34 @@ def notes(r: dict[str, Any]) -> list[str]:
     return out
 
 
+def tracing_lines(t: dict[str, Any] | None, rps_target: float) -> list[str]:
+    """The tracing on/off comparison as a paragraph (nothing for runs that did not measure it)."""
+    if not t:
+        return []
+    ip = t["in_process"]
+    cpu = {k: (v or {}).get("cpu_ms_per_request") for k, v in (t.get("server_cpu") or {}).items()}
+    overloaded = any((t[k].get("errors") or 0) > 0 or (t[k].get("rps") or 0) < 0.9 * rps_target for k in ("off", "on"))
+    return [
+        f"Tracing (`SETLIST_TRACING`; on: every trace kept, {t['exporter']}, {_f(ip['spans_per_rank'], 1)} spans "
+        f"per cache-miss Rank in-process, {_f(t['spans_exported'])} spans exported by the server): over gRPC, "
+        f"open loop p50 {_f(t['off']['p50_ms'])} ms off, {_f(t['on']['p50_ms'])} ms on, p99 "
+        f"{_f(t['off']['p99_ms'])} / {_f(t['on']['p99_ms'])} ms, server CPU per request {_f(cpu.get('off'), 3)} / "
+        f"{_f(cpu.get('on'), 3)} ms; unloaded p50 {_f(t['unloaded']['off']['p50_ms'])} "
+        f"/ {_f(t['unloaded']['on']['p50_ms'])} ms. In-process CPU per cache-miss Rank (off and on in alternating "
+        f"rounds, the export thread included): {_f(ip['off_cpu_ms'], 3)} ms off, {_f(ip['on_cpu_ms'], 3)} ms on, "
+        f"{_f(ip.get('spans_only_cpu_ms'), 3)} ms with the spans made but not exported, "
+        f"{_f(ip.get('sampled_0_1_cpu_ms'), 3)} ms keeping one trace in ten. Off, Rank creates no spans at all."
+        + (
+            " The open-loop pair ran at a rate the server could not sustain in at least one of the two runs: there "
+            "the extra CPU of tracing (or other load on the machine) decides how long the queue gets, so compare "
+            "the unloaded and in-process numbers."
+            if overloaded
+            else ""
+        ),
+        "",
+    ]
+
+
 def render(r: dict[str, Any], json_name: str, png_name: str) -> str:
     m, g, st = r["machine"], r["git"], r["stages"]
     lines = [
@@ -203,6 +231,9 @@ def render(r: dict[str, Any], json_name: str, png_name: str) -> str:
         lines.append(_latency_row(f"fast, cache miss, closed loop {c} workers", s))
     if r["impressions"].get("supported"):
         lines.append(_latency_row("fast, cache miss, impression logging on", r["impressions"]["on"]))
+    if r.get("tracing"):
+        lines.append(_latency_row("fast, cache miss, tracing on (console exporter)", r["tracing"]["on"]))
+        lines.append(_latency_row("fast, cache miss, tracing on, unloaded", r["tracing"]["unloaded"]["on"]))
     lines += [
         _latency_row(f"fast, cache hit, open loop {r['rps_target']:g} req/s", r["cache_hit"]),
         _latency_row("fast, cache hit, unloaded (one at a time)", r["cache_hit"].get("unloaded", {})),
@@ -214,6 +245,7 @@ def render(r: dict[str, Any], json_name: str, png_name: str) -> str:
         f"{r['track']['freshness']['trials']} trials. Impression logging: "
         + ("measured on and off above." if r["impressions"].get("supported") else r["impressions"]["note"] + "."),
         "",
+        *tracing_lines(r.get("tracing"), r["rps_target"]),
         "## Where a cache-miss Rank spends its time (in-process, no gRPC)",
         "",
         "| Stage | p50 ms | p99 ms |",

@@ -27,6 +27,7 @@ from setlist.candidate_sources import GLOBAL_COHORT, cohort_key
 from setlist.candidates import Candidates
 from setlist.features import USER_TOP_GENRE, USER_VECTOR, effective_session
 from setlist.featureset import FeatureSet
+from setlist.tracing import span
 
 Ranker = Callable[["RankContext", Candidates], tuple[RankedItem, ...]]
 UNKNOWN, OTHER = "unknown", "other"
@@ -196,8 +197,10 @@ def explain(ctx: RankContext, X: np.ndarray, c: Candidates, top: np.ndarray) -> 
 # --- the two rankers over candidates ---------------------------------------------------------------
 def model_ranking(ctx: RankContext, c: Candidates) -> tuple[RankedItem, ...]:
     """Stages 2–5 on personalized candidates: the variant's model decides the order."""
-    X = features(ctx, c)
-    scores = score(ctx, X)
+    with span("rank.features"):
+        X = features(ctx, c)
+    with span("rank.score"):
+        scores = score(ctx, X)
     top = top_k(scores, ctx.request.k)
     ids = ctx.variant.bundle.index.item_ids[c.idx[top]]
     why = explain(ctx, X, c, top)

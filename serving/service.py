@@ -24,6 +24,7 @@ from serving.rollout.routing import CHAMPION, Route, Router
 from serving.tracking import Tracker
 from serving.types import RankedItem, RankQuery, RankResult, TrackEvent, TrackResult
 from serving.user_features import UserFeatureReader
+from setlist import tracing
 from setlist.contract import EVENT_TYPES
 from setlist.featureset import FeatureSet
 from setlist.impressions import Impression
@@ -101,6 +102,11 @@ class RankingService:
             raise InvalidArgument(f"{len(q.exclude_item_ids)} exclude_item_ids; at most {s.max_exclusions} allowed")
 
     def rank(self, q: RankQuery) -> RankResult:
+        # the root span of a Rank (a child of the caller's, over gRPC); one flag check when tracing is off
+        with tracing.span("rank", k=q.k, request_id=q.request_id or None) as current:
+            return self._rank(q, current)
+
+    def _rank(self, q: RankQuery, current: tracing.Span) -> RankResult:
         started = time.perf_counter()
         self.check_rank(q)
         live = self.live
@@ -109,7 +115,8 @@ class RankingService:
         user = self.pseudonym(q.user_id)
         route = live.router.route(user)
         variant = live.variant(route.variant)
-        rows = self.reader.read(user)
+        with tracing.span("rank.user_rows"):
+            rows = self.reader.read(user)
         consent = rows.consent or {}
         analytics = bool(consent.get("consent_analytics") or False)
         # a personalized entry is never served once consent is gone, whatever the key (another
@@ -130,7 +137,8 @@ class RankingService:
         )
         self.hooks.on_arm(route.arm)
         # one cache round trip: the entry and the stamp (user version, generation) to put it with
-        cached = self.cache.lookup(user, key) if not rows.degraded else None
+        with tracing.span("rank.cache"):
+            cached = self.cache.lookup(user, key) if not rows.degraded else None
         if cached is not None and cached.value is not None:
             hit = _from_cache(cached.value)
             if hit is not None and (personal or hit[1] != "model"):
@@ -140,6 +148,9 @@ class RankingService:
                     q, user, route, used, live.variant(used), served, result, now, device, locale, analytics
                 )
                 self.hooks.on_cache(True, time.perf_counter() - started)
+                tracing.set_attributes(
+                    current, cache_hit=True, arm=result.arm, variant=used, served=served, model=result.model_version
+                )
                 return result
 
         def context(v: Variant) -> stages.RankContext:
@@ -152,21 +163,31 @@ class RankingService:
 
         result, served, used = self._serve(live, route, variant, rows.degraded, context)
         if cached is not None:
-            self.cache.put(
-                key,
-                cached.stamp,
-                {
-                    "items": [(i.item_id, i.score, list(i.reasons)) for i in result.items],
-                    "model_version": result.model_version,
-                    "arm": result.arm,
-                    "served": served,
-                    "variant": used,
-                },
-            )
+            with tracing.span("rank.cache_put"):
+                self.cache.put(
+                    key,
+                    cached.stamp,
+                    {
+                        "items": [(i.item_id, i.score, list(i.reasons)) for i in result.items],
+                        "model_version": result.model_version,
+                        "arm": result.arm,
+                        "served": served,
+                        "variant": used,
+                    },
+                )
         else:
             self.hooks.on_degraded()
         self._impression(q, user, route, used, live.variant(used), served, result, now, device, locale, analytics)
         self.hooks.on_cache(False, time.perf_counter() - started)
+        tracing.set_attributes(
+            current,
+            cache_hit=False,
+            arm=result.arm,
+            variant=used,
+            served=served,
+            model=result.model_version,
+            degraded=result.degraded,
+        )
         return result
 
     def _serve(
@@ -201,7 +222,9 @@ class RankingService:
 
     def _rank_fresh(self, ctx: stages.RankContext, route: Route, degraded: bool) -> tuple[RankResult, str]:
         """The stages in order; returns the result and which ranker served it."""
-        c = stages.candidates(ctx)
+        with tracing.span("rank.candidates") as span:
+            c = stages.candidates(ctx)
+            tracing.set_attributes(span, candidates=len(c.idx), personalized=c.personalized)
         self.hooks.on_candidates(len(c.idx))
         version = ctx.variant.bundle.version
         if not c.personalized:
@@ -252,6 +275,14 @@ class RankingService:
 
     # --- Track --------------------------------------------------------------------------------
     def track(self, events: list[TrackEvent]) -> TrackResult:
+        with tracing.span("track", events=len(events)) as current:
+            result = self._track(events)
+            tracing.set_attributes(
+                current, accepted=result.accepted, rejected=len(result.rejected), duplicates=len(result.duplicates)
+            )
+            return result
+
+    def _track(self, events: list[TrackEvent]) -> TrackResult:
         if not events:
             raise InvalidArgument("events is empty")
         if len(events) > self.settings.max_track_batch:

@@ -192,6 +192,22 @@ class Settings(BaseSettings):
     #: native gRPC probes); None: health is served on the main port only
     health_port: int | None = None
 
+    # operations (setlist.jobmetrics, setlist.tracing, ops/)
+    #: batch jobs push their metrics here (``http://host:9091``) as well as writing the status file
+    pushgateway_url: str | None = None
+    pushgateway_timeout_s: float = 5.0
+    #: OpenTelemetry spans: ``off`` (no spans at all, Rank's path unchanged), ``console`` (stderr) or
+    #: ``otlp`` (OTLP over HTTP to ``otlp_endpoint``, else the standard OTEL_EXPORTER_OTLP_* variables)
+    tracing: Literal["off", "console", "otlp"] = "off"
+    otlp_endpoint: str | None = None
+    #: the share of traces kept (parent-based: a kept Rank keeps all its stage spans)
+    trace_sample_ratio: float = 1.0
+    #: the SLO file ``python -m ops status`` judges and the alert rules come from
+    slo_file: Path = Path("deploy/prometheus/slo.yaml")
+    #: the serving endpoint ``python -m ops status`` checks (health over gRPC, /metrics over HTTP);
+    #: None: this host's ``port`` and ``metrics_port``
+    status_target: str | None = None
+
     # deadlines on dependencies, so a hung store fails a call instead of hanging it
     database_connect_timeout_s: float = 5.0  # PostgreSQL connect (libpq rounds below 2 s up to 2)
     database_statement_timeout_ms: int = 5000  # PostgreSQL statements; SQLite waits this long on a lock
@@ -292,6 +308,11 @@ class Settings(BaseSettings):
     @property
     def reports_dir(self) -> Path:
         return self.data_dir / "reports"
+
+    @property
+    def status_dir(self) -> Path:
+        """Batch jobs' status files (setlist.jobmetrics), one ``<job>.prom`` each."""
+        return self.data_dir / "status"
 
     @property
     def consent_granted_by_default(self) -> bool:

@@ -26,6 +26,7 @@ from serving.errors import DeadlineExceeded, InvalidArgument, Overloaded, Servin
 from serving.grpc.auth import TokenAuth
 from serving.grpc.proto import SERVICE_NAME
 from serving.logs import ACCESS_LOG
+from setlist import tracing
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger(ACCESS_LOG)
@@ -112,6 +113,9 @@ class Guard(grpc.ServerInterceptor):
         left = context.time_remaining()  # None: the client set no deadline
         deadline_token = call_deadline.set(None if left is None else time.monotonic() + left)
         context.set_trailing_metadata(((REQUEST_ID_KEY, request_id),))
+        # the call's SERVER span (continuing a caller's traceparent), current until the access log
+        # line is written; the no-op object when tracing is off
+        call_span = tracing.rpc_span(self._prefix[1:] + rpc, metadata, request_id=request_id)
         code, error_kind, acquired = "OK", "", False
         try:
             if left is not None and left <= 0:
@@ -142,7 +146,10 @@ class Guard(grpc.ServerInterceptor):
                 metrics.RPC_IN_FLIGHT.dec()
             current_request_id.reset(token)
             call_deadline.reset(deadline_token)
-            self._record(rpc, code, error_kind, request_id, time.perf_counter() - start)
+            try:
+                self._record(rpc, code, error_kind, request_id, time.perf_counter() - start)
+            finally:
+                call_span.finish(code)
             with self._idle:
                 self._active -= 1
                 if self._active == 0:

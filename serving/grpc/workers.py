@@ -24,6 +24,7 @@ from typing import cast
 from serving.grpc.server import DEFAULT_GRACE_S, start_server
 from serving.logs import configure_logging
 from serving.ports import Ranking
+from setlist import tracing
 from setlist.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 # Called once per process with the worker index (0 when there is a single process), after the fork,
 # so each worker builds its own models and connections and can own per-worker files (its journal).
 RankingFactory = Callable[[int], Ranking]
+TRACE_SERVICE = "setlist-serving"  # the traces' service.name (OTEL_SERVICE_NAME overrides it)
 Process = multiprocessing.process.BaseProcess
 
 
@@ -50,6 +52,8 @@ def _run_worker(
         signal.signal(sig, lambda *_: stop.set())
     if settings.metrics_port and index:
         settings = settings.model_copy(update={"metrics_port": settings.metrics_port + index})
+    # in each process, after the fork: the span export thread would not survive one
+    tracing.configure(settings, TRACE_SERVICE)
     try:
         ranking = ranking_factory(index)
     except Exception:  # one clear log line with the cause, and a non-zero exit for the supervisor
@@ -65,6 +69,7 @@ def _run_worker(
     stop.wait()
     log.info("shutting down", extra={"fields": {"worker": index, "grace_s": grace_s}})
     running.stop(grace=grace_s)
+    tracing.shutdown()  # the last spans are exported before the process exits
     return 0
 
 

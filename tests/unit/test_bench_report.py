@@ -37,6 +37,15 @@ def fake_run(tmp_path: Path) -> dict[str, Any]:
         "service_rank_hit_ms": _stage(0.05, 0.1),
         "service_rank_miss_cpu_ms": 1.6,
         "impressions_on": {"service_rank_miss_ms": _stage(1.6, 3.1), "service_rank_miss_cpu_ms": 1.7},
+        "tracing_on": {
+            "service_rank_miss_ms": _stage(1.7, 3.2),
+            "service_rank_miss_cpu_ms": 1.8,
+            "off_ms": _stage(1.5, 3.0),
+            "off_cpu_ms": 1.6,
+            "spans_only_cpu_ms": 1.7,
+            "sampled_0_1_cpu_ms": 1.62,
+            "spans_per_rank": 8.0,
+        },
         "baseline_agreement": {
             "users": 30,
             "identical_top10": 30,
@@ -86,6 +95,11 @@ def fake_run(tmp_path: Path) -> dict[str, Any]:
         "baseline_sequential": _measured([150.0] * 30, 4.5),
         "baseline_open": _measured([200.0] * 90 + [400.0] * 10, 10.0, errors=500),
         "rank_open_impressions": _measured(fast),
+        "rank_open_tracing": _measured([2.5] * 1900 + [5.0] * 100),
+        "sequential_tracing": _measured([2.0] * 200, 0.4),
+        "tracing_spans_exported": 19_200,
+        "server_cpu": {"cores_busy": 0.5, "cpu_ms_per_request": 2.5},
+        "server_cpu_tracing": {"cores_busy": 0.6, "cpu_ms_per_request": 3.0},
         "duration_s": {"total": 200.0, "prepare": 1.0},
         "machine": {
             "cores": 2,
@@ -156,3 +170,38 @@ def test_write_keeps_runs_out_of_results_and_publish_makes_one_per_scale(tmp_pat
     assert "python -m bench --scale small" in summary
     assert "| Rank p99 at the open-loop rate | <= 10 ms | 4.00 | yes |" in summary
     assert "baseline cannot sustain 200 req/s" in summary  # 500 errors are reported, not hidden
+
+
+def test_tracing_on_and_off_are_reported_side_by_side(tmp_path: Path) -> None:
+    out = fake_run(tmp_path)
+    report = build(out, "small", 7, "cmd")
+    t = report["tracing"]
+    assert (t["off"]["p50_ms"], t["off"]["p99_ms"], t["on"]["p50_ms"], t["on"]["p99_ms"]) == (2.0, 4.0, 2.5, 5.0)
+    assert t["overhead_p50_ms"] == 0.5 and t["overhead_p99_ms"] == 1.0
+    assert t["unloaded"]["overhead_p50_ms"] == 0.2
+    assert t["in_process"] == {
+        **t["in_process"],
+        "off_cpu_ms": 1.6,
+        "on_cpu_ms": 1.8,
+        "overhead_cpu_ms": 0.2,
+        "sampled_0_1_cpu_ms": 1.62,
+        "spans_per_rank": 8.0,
+    }
+    assert t["spans_exported"] == 19_200
+    assert t["server_cpu"] == {"off": out["server_cpu"], "on": out["server_cpu_tracing"]}
+    assert report["cdf_ms"]["fast, cache miss, tracing on"]["n"] == 2000
+    paths = write(report, tmp_path / "runs", tmp_path / "results")
+    summary = paths["summary"].read_text()
+    assert "| fast, cache miss, tracing on (console exporter) | 2.50 |" in summary
+    assert "open loop p50 2.00 ms off, 2.50 ms on" in summary
+    assert "could not sustain" not in summary  # both runs kept up with the rate
+
+
+def test_a_run_without_the_tracing_phase_still_reports_and_renders(tmp_path: Path) -> None:
+    out = fake_run(tmp_path)
+    for key in ("rank_open_tracing", "sequential_tracing", "tracing_spans_exported"):
+        del out[key]
+    report = build(out, "small", 7, "cmd")
+    assert report["tracing"] is None and missing_fields(report) == []
+    paths = write(report, tmp_path / "runs", tmp_path / "results")
+    assert "Tracing" not in paths["summary"].read_text()
