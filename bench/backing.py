@@ -1,4 +1,4 @@
-"""Real Redis and PostgreSQL from the OS packages, run as child processes, for tests and drills.
+"""Real Redis, PostgreSQL and a Pushgateway from the OS packages, run as child processes, for tests and drills.
 
 Each server runs on a free loopback port with its data in its own directory, so neither the tests nor
 ``make chaos`` touch the servers that ``make services`` runs. Readiness is polled against the server
@@ -54,6 +54,18 @@ def wait_for(
             raise TimeoutError(f"{what} not ready after {timeout:.0f}s{_tail(log)}")
         time.sleep(delay)
         delay = min(delay * 2, 0.2)
+
+
+def terminate(proc: subprocess.Popen[bytes] | None, timeout: float) -> None:
+    """SIGTERM a child and wait for it; SIGKILL it if it outlives ``timeout``."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def _tail(log: Path | None, lines: int = 20) -> str:
@@ -177,15 +189,7 @@ class RedisServer:
 
     def stop(self, timeout: float = 15.0) -> None:
         """Graceful shutdown (SIGTERM: Redis flushes the AOF and exits)."""
-        if self._proc is None:
-            return
-        if self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
+        terminate(self._proc, timeout)
         self._proc = None
 
     def kill(self) -> None:
@@ -374,3 +378,64 @@ class PostgresServer:
             self.stop()
         finally:
             shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def find_pushgateway() -> str:
+    for name in ("prometheus-pushgateway", "pushgateway"):  # Debian's name, then upstream's
+        found = shutil.which(name)
+        if found:
+            return found
+    raise MissingServer("the Prometheus Pushgateway is not installed: apt-get install -y prometheus-pushgateway")
+
+
+class PushgatewayServer:
+    """A Prometheus Pushgateway child process on a free loopback port, without persistence."""
+
+    def __init__(self, directory: Path, port: int | None = None) -> None:
+        self.binary = find_pushgateway()
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.port = port or free_port()
+        self.log = self.directory / "pushgateway.log"
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def ready(self) -> bool:
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(f"{self.url}/-/ready", timeout=0.5) as response:
+                return bool(response.status == 200)
+        except OSError:
+            return False
+
+    def metrics(self) -> str:
+        """The gateway's own /metrics page: every group pushed to it, with its grouping labels."""
+        import urllib.request
+
+        with urllib.request.urlopen(f"{self.url}/metrics", timeout=5) as response:
+            return str(response.read().decode("utf-8"))
+
+    def start(self, timeout: float = 15.0) -> PushgatewayServer:
+        if self.running:
+            return self
+        with open(self.log, "ab") as log:
+            self._proc = subprocess.Popen(
+                [self.binary, f"--web.listen-address=127.0.0.1:{self.port}"],
+                stdout=log,
+                stderr=log,
+                stdin=subprocess.DEVNULL,
+            )
+        wait_for(self.ready, timeout, f"pushgateway on port {self.port}", alive=lambda: self.running, log=self.log)
+        return self
+
+    def stop(self, timeout: float = 15.0) -> None:
+        terminate(self._proc, timeout)
+        self._proc = None

@@ -10,9 +10,11 @@ import warnings
 import typer
 from rich.table import Table
 
+from feature_repo.data_sources import VIEW_OF_FILE
 from feature_repo.materialize import publish
 from feature_repo.store import apply as apply_defs
 from feature_repo.store import get_store
+from setlist import jobmetrics
 from setlist.cli import App
 from setlist.cli import console as cli_console
 from setlist.errors import SetlistError
@@ -145,6 +147,7 @@ class _Steps:
     def __call__(self, message: str) -> None:
         self.done()
         self.current = (message, time.perf_counter())
+        jobmetrics.current().step(message)
         self.status.update(f"{message}…")
 
     def done(self) -> None:
@@ -170,6 +173,7 @@ def _store_errors() -> tuple[type[BaseException], ...]:
 
 
 @app.command()
+@jobmetrics.reports("materialize")
 def materialize(
     full: bool = typer.Option(
         False, "--full", help="rebuild every feature from the whole log instead of only what the new events touch"
@@ -196,6 +200,8 @@ def materialize(
     if report.mode == "incremental":
         users, items = report.touched
         console.print(f"  recomputed {users:,} users and {items:,} items")
+    for fname in report.rows:  # just written: the job reports each published view's age as of now
+        jobmetrics.current().set("setlist_feature_age_seconds", 0.0, view=VIEW_OF_FILE.get(fname, fname))
     for name, n in report.rows.items():
         extra = f"  ({report.changed[name]:,} recomputed)" if report.changed else ""
         console.print(f"  {name:<24} {n:>10,} rows{extra}")

@@ -13,6 +13,13 @@ USER_PROFILE_FILE = "user_profile.parquet"
 ITEM_STATS_FILE = "item_stats.parquet"
 SESSION_FILE = "session.parquet"
 CONSENT_FILE = "consent.parquet"
+#: the online view each published file feeds (metrics name views, not files)
+VIEW_OF_FILE = {
+    USER_PROFILE_FILE: "user_profile",
+    ITEM_STATS_FILE: "item_stats",
+    SESSION_FILE: "session",
+    CONSENT_FILE: "user_consent",
+}
 
 
 @dataclass(frozen=True)

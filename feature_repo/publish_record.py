@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from feature_repo.buildstate import BuildState, Plan, erased_hash
+from setlist import jobmetrics
 from setlist.eventlog import Erased, EventLog
 from setlist.lineage import record_gate
 from setlist.publish import PublishLog
@@ -43,9 +44,16 @@ def record_version(settings: Settings, snapshot: str, rows: int) -> int:
     """Record a publish (its batch passed the features gate, or it would not be published)."""
     log = PublishLog(settings.metadata_url)
     try:
-        version = log.record(snapshot, rows).version
+        previous = log.latest()
+        publish = log.record(snapshot, rows)
     finally:
         log.dispose()
+    version = publish.version
+    # feature lag: how long the oldest event written since the previous publish waited for this one
+    since = previous.published_at.timestamp() if previous is not None else 0.0
+    oldest = EventLog(settings.events_dir).oldest_write_after(since)
+    lag = max(0.0, publish.published_at.timestamp() - oldest) if oldest is not None else 0.0
+    jobmetrics.current().set("setlist_feature_lag_seconds", lag)
     record_gate(settings.lineage_dir, "features", True, f"snapshot:{snapshot}", publish=version)
     return version
 

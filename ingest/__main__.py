@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from ingest.intake import IngestReport, ingest
+from setlist import jobmetrics
 from setlist.catalog import load_items, merge_items, save_items
 from setlist.cli import App
 from setlist.cli import console as cli_console
@@ -35,6 +36,7 @@ def _print_report(report: IngestReport, title: str) -> None:
 
 
 @app.command()
+@jobmetrics.reports("generate")
 def generate(
     scale: str | None = typer.Option(
         None, help="tiny | demo | bench (default: SETLIST_SCALE); sparse is `python -m ingest fixture`"
@@ -67,6 +69,7 @@ def generate(
     n_items = save_items(data.items, settings.catalog_path)
     with console.status(f"ingesting {len(data.events):,} events…"):
         report = ingest(data.events, settings, source="generator", check_log_duplicates=False)
+    jobmetrics.current().quarantined(report.reasons)
     console.print(
         f"generated [bold]{len(data.users):,}[/] users ({(~data.users['consent_personalization']).sum():,} "
         f"opted out of personalization), [bold]{n_items:,}[/] tracks"
@@ -121,6 +124,7 @@ def fixture(
 
 
 @app.command("import")
+@jobmetrics.reports("import")
 def import_(
     source: Path = typer.Argument(..., help="CSV or parquet of interactions"),
     user_col: str = "user_id",
@@ -177,6 +181,7 @@ def import_(
         save_items(merged, settings.catalog_path)
     with console.status(f"ingesting {len(events):,} events…"):
         report = ingest(events, settings, source=f"import-{source.stem}")
+    jobmetrics.current().quarantined(report.reasons)
     _print_report(report, f"imported {source.name}")
     record_import(
         settings.lineage_dir,
@@ -229,6 +234,7 @@ def erase(
 
 
 @app.command()
+@jobmetrics.reports("retention")
 def retention(dry_run: bool = typer.Option(False, "--dry-run", help="print what would go; change nothing")) -> None:
     """Apply each dataset's retention (SETLIST_RETENTION_*): events, impressions, quarantine, journal, reports."""
     from setlist.retention import apply

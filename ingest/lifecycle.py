@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 import typer
 from rich.table import Table
 
+from setlist import jobmetrics
 from setlist.cli import App
 from setlist.cli import console as cli_console
 from setlist.compaction import CompactionReport, datasets
@@ -165,6 +166,7 @@ def downsample_table(results: list[DownsampleStats], days: float, dry_run: bool)
 
 
 @app.command(name="all")
+@jobmetrics.reports("compaction")
 def run_all(
     dry_run: bool = typer.Option(False, "--dry-run", help="print what would change; change nothing"),
     min_age_s: float | None = typer.Option(

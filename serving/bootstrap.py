@@ -31,7 +31,7 @@ from serving.journal import Journal
 from serving.live import ImpressionSink
 from serving.rollout.canary import CanaryPolicy
 from serving.rollout.driver import Rollout, RolloutRegistry
-from serving.rollout.models import ModelHolder
+from serving.rollout.models import Bounded, ModelHolder
 from serving.rollout.registry_ops import MlflowRolloutRegistry
 from serving.rollout.routing import CANARY, CHAMPION, Router
 from serving.service import Hooks, Live, RankingService, Variant
@@ -44,6 +44,7 @@ from setlist.featureset import FeatureSet
 from setlist.journal_dirs import journal_dir, sweep_orphans
 from setlist.pseudonym import IdentityMap
 from setlist.publish import PublishLog
+from setlist.registry import Pair, model_names, reader, version_facts
 from setlist.settings import Settings
 
 log = logging.getLogger("setlist.serving")
@@ -79,6 +80,20 @@ class MetricsSink(Protocol):
 
     def record_track_duplicates(self, count: int) -> None: ...
 
+    def record_acknowledged(self, count: int) -> None: ...
+
+    def record_logged(self, count: int) -> None: ...
+
+    def record_quarantined(self, reasons: list[str]) -> None: ...
+
+    def watch_ingest(self, oldest_unlogged: Callable[[], float | None]) -> None: ...
+
+    def mark_feature_lag(self, oldest_uncovered: float | None) -> None: ...
+
+    def mark_view(self, view: str, newest: float) -> None: ...
+
+    def set_model_facts(self, alias: str, facts: list[tuple[str, float, dict[str, float]]]) -> None: ...
+
 
 class PrometheusMetrics:
     """serving.metrics (process-global Prometheus series) as a sink."""
@@ -93,10 +108,33 @@ class PrometheusMetrics:
     set_model_version = staticmethod(metrics.set_model_version)
     mark_feature_publish = staticmethod(metrics.mark_feature_publish)
     record_track_duplicates = staticmethod(metrics.record_track_duplicates)
+    record_acknowledged = staticmethod(metrics.record_acknowledged)
+    record_logged = staticmethod(metrics.record_logged)
+    record_quarantined = staticmethod(metrics.record_quarantined)
+    watch_ingest = staticmethod(metrics.watch_ingest)
+    mark_feature_lag = staticmethod(metrics.mark_feature_lag)
+    mark_view = staticmethod(metrics.mark_view)
+    set_model_facts = staticmethod(metrics.set_model_facts)
 
     @staticmethod
     def set_canary_share(share: float) -> None:
         metrics.CANARY_SHARE.set(share)
+
+
+FactsLoader = Callable[[Settings, Pair], list[tuple[str, float, dict[str, float]]]]
+
+
+def registry_facts(settings: Settings, pair: Pair) -> list[tuple[str, float, dict[str, float]]]:
+    """(model, registered at, the ranker's offline metrics) for both versions of a served pair."""
+    client = reader(settings)
+    names = model_names(settings)
+    return [
+        (f.model, f.created, f.metrics)
+        for f in (
+            version_facts(client, names.candidates, pair[0], with_metrics=False),
+            version_facts(client, names.ranker, pair[1], with_metrics=True),
+        )
+    ]
 
 
 def make_cache(settings: Settings, clock: Callable[[], float] | None = None) -> Cache:
@@ -122,6 +160,9 @@ class Server:
     stop_event: threading.Event = field(default_factory=threading.Event)
     thread: threading.Thread | None = None
     tombstones_seen: int | None = None  # mtime of the tombstone list when erased users were last forgotten
+    facts: FactsLoader | None = None  # registration times and metrics of served models, for the metrics
+    facts_reported: dict[str, Pair] = field(default_factory=dict)
+    facts_lookup: Bounded | None = None
 
     def rank(self, query: RankQuery) -> RankResult:
         return self.service.rank(query)
@@ -144,6 +185,7 @@ class Server:
         self.forget_erased()
         # the rollout holds bundles the aliases may name again (a rollback): reuse, don't reload
         self.models.refresh(reuse=(self.rollout.current, self.rollout.candidate))
+        self.report_models()
         self.rollout.observe(self.models.current)
         self.rollout.tick()
         if self.rollout.current is None:
@@ -154,7 +196,38 @@ class Server:
         except Exception as exc:
             log.warning("cannot read the feature publish log: %s", type(exc).__name__)
             return live is not None and self._go_live(live.items.publish_version)
+        self.report_features(latest.published_at.timestamp() if latest else None)
         return self._go_live(latest.version if latest else 0, latest.published_at.timestamp() if latest else None)
+
+    def report_features(self, published_at: float | None) -> None:
+        """Feature age per view (since the publish that wrote it) and feature lag (the oldest
+        event-log write no publish covers yet), for the metrics."""
+        if published_at is not None:
+            for view in VIEWS:
+                self.metrics.mark_view(view, published_at)
+        try:
+            uncovered = EventLog(self.service.settings.events_dir).oldest_write_after(published_at or 0.0)
+        except OSError as exc:
+            log.warning("cannot list the event log for the feature lag: %s", type(exc).__name__)
+            return
+        self.metrics.mark_feature_lag(uncovered)
+
+    def report_models(self) -> None:
+        """Each served alias's registration times and (champion) offline metrics, once per pair."""
+        if self.facts is None:
+            return
+        if self.facts_lookup is None:
+            self.facts_lookup = Bounded(self.service.settings.mlflow_timeout_s, "setlist-model-facts")
+        for alias, bundle in self.models.bundles.items():
+            if self.facts_reported.get(alias) == bundle.pair:
+                continue
+            try:
+                facts = self.facts_lookup(self.facts, self.service.settings, bundle.pair)
+            except Exception as exc:  # the next refresh asks again
+                log.warning("cannot read %s's registry facts: %s", alias, type(exc).__name__)
+                continue
+            self.metrics.set_model_facts(alias, facts)
+            self.facts_reported[alias] = bundle.pair
 
     def forget_erased(self) -> None:
         """Drop the last-known rows (degraded mode's copy) of users erased since the last look."""
@@ -332,9 +405,13 @@ def build(
                 append_timeout_s=settings.journal_append_timeout_ms / 1000,
                 lock_wait_s=settings.journal_lock_wait_s,
                 on_recovered=dedupe.commit,
+                on_flushed=sink.record_logged,
             )
+            sink.watch_ingest(journal.oldest_unlogged)
             # journals of dead workers and pods: nobody else would ever move their events
-            sweep_orphans(settings.journal_sweep_dir or settings.wal_dir, events, dedupe.commit)
+            swept = sweep_orphans(settings.journal_sweep_dir or settings.wal_dir, events, dedupe.commit)
+            # a dead process acknowledged these; counting them here keeps the durability SLI whole
+            sink.record_logged(journal.recovered + swept)
         quarantine = Quarantine(settings.quarantine_dir) if quarantine is None else quarantine
         if identities is None:
             identities = _identity_writer(settings)
@@ -347,6 +424,8 @@ def build(
             clock=clock or time.time,
             dedupe=dedupe,
             on_duplicates=sink.record_track_duplicates,
+            on_acknowledged=sink.record_acknowledged,
+            on_quarantined=sink.record_quarantined,
         )
     hooks = hooks or Hooks(
         on_cache=sink.record_cache,
@@ -363,8 +442,10 @@ def build(
             on_drop=sink.record_impression_drop,
             on_written=sink.record_impressions_written,
         )
+    facts: FactsLoader | None = None
     if models is None:
         models = ModelHolder(settings, aliases=experiment.aliases if experiment else (CHAMPION,))
+        facts = registry_facts  # the registry the models came from; fakes have no registry to ask
     if rollout_registry is None:
         rollout_registry = MlflowRolloutRegistry(settings)
     rollout = Rollout(
@@ -400,6 +481,7 @@ def build(
         experiment,
         items=load_items if items is None else items,
         metrics=sink,
+        facts=facts,
     )
     if load:
         server.refresh()

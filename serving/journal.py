@@ -79,6 +79,9 @@ class Journal:
         self._error: BaseException | None = None
         self._fatal = False  # a bug, not the disk: no healing
         self._rolling: list[Path] = []  # closed segments waiting for the roller
+        # each segment's first durable write (wall time), until the segment is in the event log: the
+        # ingest lag is how long the oldest of them has waited
+        self._first_ack: dict[Path, float] = {}
         self._fd: int | None = None
         self._path: Path | None = None
         self._lock = DirLock.acquire(self.dir, lock_wait_s)
@@ -140,6 +143,12 @@ class Journal:
             _tell([on_late or _ignore], stored=False)
             raise DeadlineExceeded("the journal did not write the events in time; they were not stored")
         raise DeadlineExceeded("the journal's disk write outlasted the deadline; the events may be stored")
+
+    def oldest_unlogged(self) -> float | None:
+        """When the oldest acknowledged event not yet moved into the event log was made durable
+        (Unix seconds), or None when every acknowledged event is in the log."""
+        with self._cv:
+            return min(self._first_ack.values(), default=None)
 
     def wait_healthy(self, timeout: float | None = None) -> bool:
         """Block until the journal acknowledges again (after a disk error); False on timeout."""
@@ -314,6 +323,8 @@ class Journal:
             self.commits += 1
             self._bytes += len(data)
             with self._cv:
+                if self._path is not None:
+                    self._first_ack.setdefault(self._path, time.time())
                 self._durable, self._inflight = upto, []
                 late = [self._late.pop(t) for t in [t for t in self._late if t <= upto]]
                 self._cv.notify_all()
@@ -345,6 +356,8 @@ class Journal:
                 segment, stopping = self._rolling[0], self._stopping
             moved = self._move(segment)
             with self._cv:
+                if moved:
+                    self._first_ack.pop(segment, None)
                 if moved or stopping:  # a failure at close stays on disk for the next start
                     self._rolling.remove(segment)
                     self._cv.notify_all()

@@ -17,9 +17,13 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+from setlist.jobmetrics import CATALOGUE, field_of, reason_code
+from setlist.registry import CHAMPION
 
 # Fine-grained at the bottom: cache hits should take well under a millisecond, the Rank p99 target
 # is 10 ms, and a histogram cannot resolve latencies below its smallest bucket.
@@ -96,6 +100,33 @@ TRACK_DUPLICATES = Counter(
     "Track events acknowledged without storing them again: retries of an event_id already stored.",
 )
 
+# --- the pipeline as serving sees it (names and help from setlist.jobmetrics.CATALOGUE) ----------------
+
+
+def _help(name: str) -> str:
+    return CATALOGUE[name].help
+
+
+TRACK_ACKNOWLEDGED = Counter(
+    "setlist_track_events_acknowledged", "Track events acknowledged as durable (written to the journal)."
+)
+TRACK_LOGGED = Counter("setlist_track_events_logged", "Track events moved from the journal into the event log.")
+QUARANTINED = Counter(
+    "setlist_events_quarantined",
+    _help("setlist_events_quarantined_total"),
+    CATALOGUE["setlist_events_quarantined_total"].labels,
+)
+SCHEMA_VIOLATIONS = Counter(
+    "setlist_schema_violations",
+    _help("setlist_schema_violations_total"),
+    CATALOGUE["setlist_schema_violations_total"].labels,
+)
+INGEST_LAG = Gauge("setlist_ingest_lag_seconds", _help("setlist_ingest_lag_seconds"))
+FEATURE_LAG = Gauge("setlist_feature_lag_seconds", _help("setlist_feature_lag_seconds"))
+FEATURE_AGE = Gauge("setlist_feature_age_seconds", _help("setlist_feature_age_seconds"), ["view"])
+MODEL_AGE = Gauge("setlist_model_age_seconds", _help("setlist_model_age_seconds"), ["model", "alias"])
+MODEL_METRIC = Gauge("setlist_model_metric", _help("setlist_model_metric"), ["model", "metric"])
+
 _lock = threading.Lock()
 _versions: dict[str, str] = {}
 _last_publish: list[float] = []  # empty until the first publish is known
@@ -171,6 +202,82 @@ def _freshness() -> float:
 
 
 FEATURE_FRESHNESS.set_function(_freshness)
+
+
+def record_acknowledged(count: int) -> None:
+    TRACK_ACKNOWLEDGED.inc(count)
+
+
+def record_logged(count: int) -> None:
+    TRACK_LOGGED.inc(count)
+
+
+def record_quarantined(reasons: list[str]) -> None:
+    """Rejected events, by their reason's code and the field the reason blames."""
+    for reason in reasons:
+        QUARANTINED.labels(reason=reason_code(reason)).inc()
+        field = field_of(reason)
+        if field is not None:
+            SCHEMA_VIOLATIONS.labels(field=field).inc()
+
+
+def _since(clock: Callable[[], float | None]) -> Callable[[], float]:
+    """A scrape-time age: seconds since the time ``clock`` returns, 0 when it returns None."""
+
+    def age() -> float:
+        then = clock()
+        return max(0.0, time.time() - then) if then is not None else 0.0
+
+    return age
+
+
+def _fixed(then: float) -> Callable[[], float | None]:
+    return lambda: then
+
+
+def watch_ingest(oldest_unlogged: Callable[[], float | None]) -> None:
+    """Ingest lag, computed when scraped: the wait of the oldest acknowledged event not yet in the log."""
+    INGEST_LAG.set_function(_since(oldest_unlogged))
+
+
+_marks: dict[str, float | None] = {"uncovered": None}
+_view_marks: dict[str, float] = {}
+
+
+def mark_feature_lag(oldest_uncovered: float | None) -> None:
+    """The write time of the oldest event-log file no publish covers yet (None: all covered)."""
+    _marks["uncovered"] = oldest_uncovered
+
+
+def mark_view(view: str, newest: float) -> None:
+    """A feature view's newest online row was written at ``newest`` (Unix seconds); its age grows from there."""
+    with _lock:
+        first = view not in _view_marks
+        if first or newest > _view_marks[view]:
+            _view_marks[view] = newest
+    if first:
+        FEATURE_AGE.labels(view=view).set_function(lambda: max(0.0, time.time() - _view_marks[view]))
+
+
+FEATURE_LAG.set_function(_since(lambda: _marks["uncovered"]))
+
+_metric_series: set[tuple[str, str]] = set()
+
+
+def set_model_facts(alias: str, facts: list[tuple[str, float, dict[str, float]]]) -> None:
+    """The models an alias serves: (model, registered at, offline metrics) each. Ages grow at scrape
+    time; metrics are reported for the champion only, and a model's old metrics are removed."""
+    with _lock:
+        for model, created, metrics in facts:
+            MODEL_AGE.labels(model=model, alias=alias).set_function(_since(_fixed(created)))
+            if alias != CHAMPION or not metrics:
+                continue
+            for stale in [m for m in _metric_series if m[0] == model and m[1] not in metrics]:
+                MODEL_METRIC.remove(*stale)
+                _metric_series.discard(stale)
+            for name, value in metrics.items():
+                MODEL_METRIC.labels(model=model, metric=name).set(value)
+                _metric_series.add((model, name))
 
 
 class MetricsServer(Protocol):

@@ -27,6 +27,7 @@ from setlist.eventlog import Quarantine
 from setlist.features import SessionState, update_session
 from setlist.pseudonym import IdentityMap
 from setlist.settings import Settings
+from setlist.tracing import span
 
 log = logging.getLogger("setlist.serving.track")
 #: how much of a client's input an error detail quotes
@@ -163,6 +164,10 @@ def _ignore(count: int) -> None:
     return None
 
 
+def _ignore_reasons(reasons: list[str]) -> None:
+    return None
+
+
 class Tracker:
     def __init__(
         self,
@@ -174,6 +179,8 @@ class Tracker:
         clock: Callable[[], float] = time.time,
         dedupe: Dedupe | None = None,
         on_duplicates: Callable[[int], None] = _ignore,
+        on_acknowledged: Callable[[int], None] = _ignore,
+        on_quarantined: Callable[[list[str]], None] = _ignore_reasons,
     ) -> None:
         self.journal, self.online = journal, online
         self.policy = policy or TrackPolicy()
@@ -183,6 +190,7 @@ class Tracker:
         self.identities = identities
         self.dedupe: Dedupe = MemoryDedupe(clock=clock) if dedupe is None else dedupe
         self._on_duplicates = on_duplicates  # the count of retries acknowledged without storing them again
+        self._on_acknowledged, self._on_quarantined = on_acknowledged, on_quarantined  # metrics
         self._known = LruSet(KNOWN_USERS)
         self._lock = threading.Lock()
         self.push_failures = 0
@@ -254,10 +262,12 @@ class Tracker:
         if bad:
             frame = pd.DataFrame(bad)
             self.quarantine.put(frame.drop(columns="reason"), list(frame["reason"]), "track")
+            self._on_quarantined(list(frame["reason"]))
         fresh = self._store(accepted)
         if fresh:
             self._remember({r["user_id"]: raw_ids[r["user_id"]] for r in fresh})
-            self._push(fresh, index)
+            with span("track.session_push", events=len(fresh)):
+                self._push(fresh, index)
         # a retry of an event stored before is acknowledged: the client did nothing wrong
         fresh_ids = {r["event_id"] for r in fresh}
         duplicates = frozenset(r["event_id"] for r in accepted if r["event_id"] not in fresh_ids)
@@ -294,7 +304,8 @@ class Tracker:
             self._settle(mine, stored)
 
         try:
-            self.journal.append(rows_out, timeout=deadline.remaining(), on_late=late)
+            with span("track.journal", events=len(rows_out)):  # until the rows are durable
+                self.journal.append(rows_out, timeout=deadline.remaining(), on_late=late)
         except DeadlineExceeded:
             raise  # ``late`` settles the claims
         except BaseException:
@@ -304,6 +315,7 @@ class Tracker:
         # leaves a claim that expires (the retry then gets through, and the journal recovery has
         # marked whatever did reach the disk), never a stored mark for an event that is not.
         self._settle(mine, stored=True)
+        self._on_acknowledged(len(fresh))
         return fresh
 
     def _settle(self, ids: list[str], stored: bool) -> None:

@@ -151,6 +151,23 @@ class EventLog:
         frame = frame.sort_values(["timestamp", "event_id"], kind="mergesort").reset_index(drop=True)
         return frame[cols]
 
+    def oldest_write_after(self, since: float) -> float | None:
+        """The write time (mtime, Unix seconds) of the oldest file written after ``since``, or None.
+
+        A compaction's merged outputs are skipped: they hold events that were in the log already, and
+        would make a covered log look newly written."""
+        times = []
+        for f in self.files():
+            if "-compacted-" in f.name:
+                continue
+            try:
+                mtime = f.stat().st_mtime
+            except FileNotFoundError:  # compacted or erased meanwhile
+                continue
+            if mtime > since:
+                times.append(mtime)
+        return min(times, default=None)
+
     def count(self) -> int:
         return sum(pq.ParquetFile(f).metadata.num_rows for f in self.files())
 

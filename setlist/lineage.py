@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from setlist import jobmetrics
+
 IMPORTS = "imports.jsonl"
 GATES = "gates.jsonl"
 
@@ -58,7 +60,9 @@ def imports(lineage_dir: Path) -> list[dict[str, Any]]:
 
 
 def record_gate(lineage_dir: Path, gate: str, passed: bool, subject: str, **fields: Any) -> dict[str, Any]:
-    """Append one gate run: ``subject`` names what was judged (``snapshot:…``, ``publish:3``, ``training_set:…``)."""
+    """Append one gate run: ``subject`` names what was judged (``snapshot:…``, ``publish:3``, ``training_set:…``).
+    The running job's metrics get the gate's status too (``setlist_gate_status``)."""
+    jobmetrics.current().gate(gate, "fail" if not passed else "warn" if fields.get("warnings") else "pass")
     return _append(lineage_dir, GATES, {"gate": gate, "passed": passed, "subject": subject, **fields})
 
 

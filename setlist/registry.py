@@ -219,3 +219,41 @@ def load_pair(settings: Settings, pair: Pair) -> tuple[CandidateIndex, Any]:
 
     index = load_index(settings, pair[0])
     return index, mlflow.xgboost.load_model(version_uri(settings.ranker_model, pair[1]))
+
+
+@dataclass(frozen=True)
+class VersionFacts:
+    """What operations report of one registered version: when it was registered, and (a ranker) the
+    offline metrics its training run logged."""
+
+    model: str
+    version: str
+    created: float  # Unix seconds
+    metrics: dict[str, float]
+
+
+def _reported(name: str) -> bool:
+    # the headline metrics only: per-feature importances and the previous champion's scores (logged
+    # on the same run for comparison) would multiply the series without saying more
+    return "." not in name and not name.startswith("champion_")
+
+
+def version_facts(client: MlflowClient, model: str, version: str, with_metrics: bool) -> VersionFacts:
+    mv = client.get_model_version(model, version)
+    metrics: dict[str, float] = {}
+    if with_metrics and mv.run_id:
+        run = client.get_run(mv.run_id)
+        metrics = {k: float(v) for k, v in run.data.metrics.items() if _reported(k)}
+    return VersionFacts(model, str(version), (mv.creation_timestamp or 0) / 1000.0, metrics)
+
+
+def alias_facts(client: MlflowClient, settings: Settings, alias: str) -> list[VersionFacts]:
+    """Both versions an alias names, the ranker's with its run's metrics; empty when the alias is not set."""
+    pair = find_pair(client, settings, alias)
+    if pair is None:
+        return []
+    names = model_names(settings)
+    return [
+        version_facts(client, names.candidates, pair.candidates, with_metrics=False),
+        version_facts(client, names.ranker, pair.ranker, with_metrics=True),
+    ]

@@ -1,6 +1,6 @@
 """Shared fixtures only: fresh settings per test, and real servers for integration tests.
 
-``redis_server`` and ``postgres_server`` start their own servers on free loopback ports (never the ones
+``redis_server``, ``postgres_server`` and ``pushgateway`` start their own servers on free loopback ports (never the ones
 ``make services`` runs) once per session. A missing server binary skips the tests that need it, with
 the command that installs it; with SETLIST_REQUIRE_SERVERS=1 (as CI sets) it fails them instead.
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import MissingServer, PostgresServer, RedisServer
+from tests.servers import MissingServer, PostgresServer, PushgatewayServer, RedisServer
 
 # Session fixtures of the generated tiny world (tiny_world, tiny_copy), defined beside the pipeline helpers.
 pytest_plugins = ["tests.world"]
@@ -81,6 +81,20 @@ def postgres_server() -> Iterator[PostgresServer]:
         yield server
     finally:
         server.destroy()
+
+
+@pytest.fixture(scope="session")
+def pushgateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PushgatewayServer]:
+    """A Prometheus Pushgateway of our own (``.url``, ``.metrics()``), for the batch jobs' pushes."""
+    try:
+        server = PushgatewayServer(tmp_path_factory.mktemp("pushgateway"))
+    except MissingServer as exc:
+        _missing(exc)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import time
 import warnings
 
 import typer
 from rich.table import Table
 
+from setlist import jobmetrics, registry
 from setlist.cli import App
 from setlist.cli import console as cli_console
 from setlist.errors import Refused
 from setlist.registry import CHALLENGER, CHAMPION
-from setlist.settings import get_settings
+from setlist.settings import Settings, get_settings
 from training.run import TrainingRefused, train
 
 # ibis (under Feast's DuckDB store) and Feast's on-demand views warn on every call; not actionable here
@@ -39,6 +41,7 @@ def fmt(v: float | None) -> str:
 
 
 @app.command()
+@jobmetrics.reports("train")
 def main(trees: int = typer.Option(None, help="ranker trees (default: SETLIST_RANKER_TREES)")) -> None:
     settings = get_settings()
     if trees is not None:
@@ -65,8 +68,22 @@ def main(trees: int = typer.Option(None, help="ranker trees (default: SETLIST_RA
         f"hold-out queries: {int(r.metrics['queries']):,} ({int(r.metrics['cold_start_queries']):,} cold-start); "
         f"ndcg_at_10 is {r.metrics['ndcg_at_10'] / pop:.2f}× popularity"
     )
+    _report_models(settings)
     verdict = "[green]promoted to champion[/]" if r.promoted else "[yellow]kept as challenger[/]"
     console.print(f"setlist-candidates v{r.versions[0]}, setlist-ranker v{r.versions[1]}: {verdict} — {r.reason}")
+
+
+def _report_models(settings: Settings) -> None:
+    """Each alias's model ages and the champion's offline metrics, for the job's metrics."""
+    metrics = jobmetrics.current()
+    client = registry.reader(settings)
+    now = time.time()
+    for alias in (CHAMPION, CHALLENGER):
+        for facts in registry.alias_facts(client, settings, alias):
+            metrics.set("setlist_model_age_seconds", max(0.0, now - facts.created), model=facts.model, alias=alias)
+            if alias == CHAMPION:
+                for name, value in facts.metrics.items():
+                    metrics.set("setlist_model_metric", value, model=facts.model, metric=name)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,8 @@ from types import TracebackType
 
 from rich.progress import Progress
 
+from setlist import jobmetrics
+
 
 class Reporter:
     """``say`` prints a line; ``note`` also keeps it among the run's choices (logged to MLflow);
@@ -38,6 +40,7 @@ class Reporter:
         self.say(line)
 
     def task(self, label: str, total: int | None = None) -> Callable[[], None]:
+        jobmetrics.current().step(label)  # a span per stage when tracing is on
         bar = self._bar
         if bar is None:
             return lambda: None

@@ -24,6 +24,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from setlist import jobmetrics
 from setlist.cli import App, load_provider
 from setlist.errors import BadInput, SetlistError, UsageError
 from setlist.featureset import FeatureSet
@@ -179,7 +180,25 @@ def _record(settings: Settings, results: list[GateResult]) -> None:
         else:
             subject = f"snapshot:{snapshot}"
         record_gate(settings.lineage_dir, r.gate, r.passed, subject, warnings=len(r.warnings))
+    _report(results)
 
+
+def _report(results: list[GateResult]) -> None:
+    """Drift scores and distinct counts, for the running job's metrics (the gates' statuses go with
+    their lineage records)."""
+    metrics = jobmetrics.current()
+    for r in results:
+        for row in r.rows:
+            if row.value is None or row.column is None:
+                continue
+            if row.measure is not None:
+                metrics.set("setlist_drift", row.value, column=row.column, measure=row.measure)
+            elif row.check == UNIQUE_VALUE_COUNT:
+                metrics.set("setlist_cardinality", row.value, column=row.column)
+
+
+#: the cardinality suite's distinct-count check (validation.suites.cardinality)
+UNIQUE_VALUE_COUNT = "expect_column_unique_value_count_to_be_between"
 
 Path_ = typer.Option(None, "--path", help=PATH_HELP)
 Ref_ = typer.Option(None, "--reference", help=REF_HELP)
@@ -258,6 +277,7 @@ def cardinality(
 
 
 @app.command("all")
+@jobmetrics.reports("validate")
 def all_(path: Path | None = Path_, reference: Path | None = Ref_, holdout_days: float | None = Holdout_) -> None:
     """Every gate; gates whose input does not exist yet are skipped."""
     _run("all", _options(path, reference, holdout_days))

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from setlist import jobmetrics
 from setlist.eventlog import EventLog
 from setlist.featureset import FeatureSet
 from setlist.settings import Settings
@@ -173,6 +174,7 @@ GATES: dict[str, Gate] = {
 def run_all(settings: Settings, opts: GateOptions, ws: Workspace) -> list[GateResult]:
     results: list[GateResult] = []
     for name, gate in GATES.items():
+        jobmetrics.current().step(name)  # a span per gate when tracing is on
         try:
             results.extend(gate(settings, opts, ws))
         except sources.InputMissing as exc:

@@ -23,6 +23,12 @@ class Row:
     observed: str
     expected: str
     status: Status
+    # what operations export (setlist_drift, setlist_cardinality): the column checked, the
+    # expectation's type, a drift check's measure, and the observed value when it is a number
+    column: str | None = None
+    check: str = ""
+    measure: str | None = None
+    value: float | None = None
 
 
 @dataclass
@@ -104,7 +110,19 @@ def from_validation(gate: str, validation: Any, data_docs: Path | None = None) -
         cfg = r.expectation_config
         severity = str(getattr(cfg.severity, "value", cfg.severity))
         status: Status = "pass" if r.success else ("warn" if severity == "warning" else "fail")
-        rows.append(Row(name_of(cfg), _clip(_observed(r)), _clip(expected_of(cfg)), status))
+        observed = (r.result or {}).get("observed_value")
+        rows.append(
+            Row(
+                name_of(cfg),
+                _clip(_observed(r)),
+                _clip(expected_of(cfg)),
+                status,
+                column=cfg.kwargs.get("column"),
+                check=cfg.type,
+                measure=cfg.kwargs.get("method", "psi") if "threshold" in cfg.kwargs else None,
+                value=float(observed) if isinstance(observed, int | float) and not isinstance(observed, bool) else None,
+            )
+        )
     return GateResult(gate, rows, data_docs=data_docs)
 
 

@@ -164,7 +164,7 @@ class RecordingMetrics:
             return [n for n, _ in self.calls]
 
     def __getattr__(self, name: str) -> Any:
-        if not name.startswith(("record_", "set_", "mark_")):
+        if not name.startswith(("record_", "set_", "mark_", "watch_")):
             raise AttributeError(name)
 
         def record(*args: Any) -> None:

@@ -1,0 +1,276 @@
+"""Pipeline metrics of batch jobs (materialize, validate, train, retention, compaction, import).
+
+A batch job has no port to be scraped, so each run leaves its metrics in two places:
+
+- always, a status file ``<data_dir>/status/<job>.prom`` in Prometheus' text format (the format
+  node_exporter's textfile collector reads, so a host can export it as it is), replaced atomically;
+  ``python -m ops status`` reads these files;
+- when ``SETLIST_PUSHGATEWAY_URL`` is set, the same registry pushed to that Pushgateway under
+  ``job=<job>``. A push that fails is logged and never fails the job: the file is the record.
+
+``CATALOGUE`` names every pipeline series (serving exports the ones it can see on its own endpoint,
+serving.metrics), so dashboards, alert rules and tests check their expressions against one list.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from click.exceptions import Exit as ClickExit
+from prometheus_client import CollectorRegistry, Counter, Gauge, push_to_gateway, write_to_textfile
+from prometheus_client.parser import text_string_to_metric_families
+from typer import Exit as TyperExit
+
+from setlist import tracing
+from setlist.errors import UsageError
+from setlist.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Kind = Literal["gauge", "counter"]
+
+
+@dataclass(frozen=True)
+class Family:
+    kind: Kind
+    labels: tuple[str, ...]
+    help: str
+
+
+#: Every pipeline series, by the name Prometheus shows (counters with their ``_total``).
+CATALOGUE: dict[str, Family] = {
+    "setlist_ingest_lag_seconds": Family(
+        "gauge", (), "How long the oldest acknowledged Track event not yet in the event log has waited (0: none)."
+    ),
+    "setlist_feature_lag_seconds": Family(
+        "gauge", (), "How long the oldest event-log write not covered by an online publish has waited (0: none)."
+    ),
+    "setlist_feature_age_seconds": Family("gauge", ("view",), "Age of each feature view's newest published row."),
+    "setlist_events_quarantined_total": Family("counter", ("reason",), "Events sent to the quarantine, by reason."),
+    "setlist_schema_violations_total": Family(
+        "counter", ("field",), "Events rejected because a field broke the event contract, by field."
+    ),
+    "setlist_gate_status": Family("gauge", ("gate",), "Last result of each data-quality gate: 0 pass, 1 warn, 2 fail."),
+    "setlist_gate_last_run_timestamp_seconds": Family("gauge", ("gate",), "Unix time each gate last ran."),
+    "setlist_drift": Family("gauge", ("column", "measure"), "Drift of each column between window and reference."),
+    "setlist_cardinality": Family("gauge", ("column",), "Distinct values of each guarded column in the window."),
+    "setlist_model_age_seconds": Family("gauge", ("model", "alias"), "Age of the model version each alias names."),
+    "setlist_model_metric": Family("gauge", ("model", "metric"), "The champion's offline evaluation metrics."),
+    "setlist_job_duration_seconds": Family("gauge", ("job",), "Wall time of the job's last run."),
+    "setlist_job_last_success_timestamp_seconds": Family("gauge", ("job",), "Unix time the job last succeeded."),
+    "setlist_job_last_run_timestamp_seconds": Family("gauge", ("job",), "Unix time the job last ended."),
+    "setlist_job_failed": Family("gauge", ("job",), "1 when the job's last run failed, else 0."),
+}
+
+GATE_STATUS = {"pass": 0, "warn": 1, "fail": 2}
+#: The batch jobs that report, and the schedule's names for them.
+JOBS = ("generate", "import", "materialize", "validate", "train", "retention", "compaction")
+
+
+def field_of(reason: str) -> str | None:
+    """The event field a quarantine reason blames (``missing_id: user_id is empty`` → ``user_id``),
+    or None when the reason is not a contract violation (retention, duplicates)."""
+    code, _, detail = reason.partition(":")
+    code = code.strip()
+    if code == "missing_id":
+        return detail.strip().split(" ", 1)[0] or "id"
+    return {
+        "unknown_schema_version": "schema_version",
+        "unknown_type": "type",
+        "bad_timestamp": "timestamp",
+        "future_timestamp": "timestamp",
+        "bad_value": "value",
+        "bad_consent": "consent",
+        "bad_context": "context",
+        "too_long": "id",
+    }.get(code)
+
+
+def reason_code(reason: str) -> str:
+    """The stable code of a quarantine reason (before the first ``:``), a bounded label value."""
+    return reason.partition(":")[0].strip() or "unknown"
+
+
+class JobMetrics:
+    """One run's registry: what a job knows about the data it handled."""
+
+    def __init__(self, job: str) -> None:
+        self.job = job
+        self.registry = CollectorRegistry()
+        self._series: dict[str, Gauge | Counter] = {}
+        self._step = ExitStack()  # the running step's span (setlist.tracing), ended by the next step
+
+    def step(self, name: str) -> None:
+        """A new step of the job begins (and the previous one ends): one span each when tracing is on."""
+        self._step.close()
+        self._step.enter_context(tracing.span(f"{self.job}.step", step=name))
+
+    def end_steps(self) -> None:
+        self._step.close()
+
+    def _family(self, name: str) -> Gauge | Counter:
+        series = self._series.get(name)
+        if series is None:
+            family = CATALOGUE[name]
+            if family.kind == "counter":
+                series = Counter(name.removesuffix("_total"), family.help, family.labels, registry=self.registry)
+            else:
+                series = Gauge(name, family.help, family.labels, registry=self.registry)
+            self._series[name] = series
+        return series
+
+    def set(self, name: str, value: float, **labels: str) -> None:
+        series = self._family(name)
+        assert isinstance(series, Gauge), f"{name} is a counter"
+        (series.labels(**labels) if labels else series).set(value)
+
+    def inc(self, name: str, value: float = 1.0, **labels: str) -> None:
+        series = self._family(name)
+        assert isinstance(series, Counter), f"{name} is a gauge"
+        (series.labels(**labels) if labels else series).inc(value)
+
+    def gate(self, gate: str, status: str, at: float | None = None) -> None:
+        """A gate's result: ``pass``, ``warn`` or ``fail`` (a skipped gate reports nothing)."""
+        if status not in GATE_STATUS:
+            return
+        self.set("setlist_gate_status", GATE_STATUS[status], gate=gate)
+        self.set("setlist_gate_last_run_timestamp_seconds", at if at is not None else time.time(), gate=gate)
+
+    def quarantined(self, reasons: Mapping[str, int]) -> None:
+        """Count quarantined events (reason → count) by the reason's code and the field it blames."""
+        for reason, count in reasons.items():
+            self.inc("setlist_events_quarantined_total", count, reason=reason_code(reason))
+            field = field_of(reason)
+            if field is not None:
+                self.inc("setlist_schema_violations_total", count, field=field)
+
+
+_current: contextvars.ContextVar[JobMetrics | None] = contextvars.ContextVar("setlist_job", default=None)
+
+
+def current() -> JobMetrics:
+    """The running job's metrics; outside a job, a detached registry nobody publishes, so library
+    code reports unconditionally (a gate run from a test or a notebook writes no status file)."""
+    return _current.get() or JobMetrics("detached")
+
+
+def read_status(directory: Path) -> dict[str, dict[tuple[str, tuple[tuple[str, str], ...]], float]]:
+    """Every job's status file: job → {(series name, sorted labels): value}."""
+    out: dict[str, dict[tuple[str, tuple[tuple[str, str], ...]], float]] = {}
+    if not directory.is_dir():
+        return out
+    for path in sorted(directory.glob("*.prom")):
+        samples: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+        try:
+            text = path.read_text(encoding="utf-8")
+            for family in text_string_to_metric_families(text):
+                for s in family.samples:
+                    samples[(s.name, tuple(sorted(s.labels.items())))] = float(s.value)
+        except (OSError, ValueError) as exc:
+            log.warning("unreadable status file %s: %s", path.name, exc)
+            continue
+        out[path.stem] = samples
+    return out
+
+
+def _last_success(directory: Path, job: str) -> float | None:
+    samples = read_status(directory).get(job, {})
+    return samples.get(("setlist_job_last_success_timestamp_seconds", (("job", job),)))
+
+
+def publish(settings: Settings, metrics: JobMetrics) -> Path:
+    """Write the status file, then push to the Pushgateway when one is configured."""
+    directory = settings.status_dir
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{metrics.job}.prom"
+    write_to_textfile(str(path), metrics.registry)  # writes a temporary file and renames it
+    url = settings.pushgateway_url
+    if url:
+        try:
+            push_to_gateway(url, job=metrics.job, registry=metrics.registry, timeout=settings.pushgateway_timeout_s)
+        except Exception as exc:  # the status file holds the run; a down gateway must not fail the job
+            log.warning("could not push %s's metrics to the Pushgateway at %s: %s", metrics.job, url, exc)
+    return path
+
+
+@contextmanager
+def job_run(settings: Settings, job: str) -> Iterator[JobMetrics]:
+    """Time a job and report how it ended: success, or failure (an exception, or a non-zero exit).
+
+    On failure the last success time is carried over from the previous status file, so an alert on
+    "no success within the period" keeps its clock. A usage error (bad arguments, exit 2) is no run
+    of the job and reports nothing: it did no work and must leave no file behind."""
+    metrics = JobMetrics(job)
+    start = time.monotonic()
+    ok = False
+    misused = False
+    token = _current.set(metrics)
+    traced = tracing.configure(settings, f"setlist-{job}")
+    try:
+        with tracing.span(f"job.{job}"):
+            try:
+                yield metrics
+            finally:
+                metrics.end_steps()
+        ok = True
+    except SystemExit as exc:
+        ok = exc.code in (None, 0)
+        raise
+    except (TyperExit, ClickExit) as exc:  # a CLI's exit: its code says how the run ended
+        ok = exc.exit_code in (None, 0)
+        raise
+    except UsageError:
+        misused = True
+        raise
+    finally:
+        _current.reset(token)
+        if traced:
+            tracing.force_flush()
+        if not misused:
+            _report(settings, metrics, ok, time.monotonic() - start)
+
+
+def _report(settings: Settings, metrics: JobMetrics, ok: bool, took: float) -> None:
+    job = metrics.job
+    now = time.time()
+    metrics.set("setlist_job_duration_seconds", took, job=job)
+    metrics.set("setlist_job_last_run_timestamp_seconds", now, job=job)
+    metrics.set("setlist_job_failed", 0.0 if ok else 1.0, job=job)
+    last = now if ok else _last_success(settings.status_dir, job)
+    if last is not None:
+        metrics.set("setlist_job_last_success_timestamp_seconds", last, job=job)
+    try:
+        publish(settings, metrics)
+    except OSError as exc:
+        log.warning("could not write %s's status file: %s", job, exc)
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def reports(job: str) -> Callable[[F], F]:
+    """Run a CLI command as ``job`` (``job_run``). A ``dry_run=True`` call reports nothing: it
+    changed nothing, so it is no success of the job. ``functools.wraps`` keeps the signature
+    Typer reads the options from."""
+
+    def decorate(command: F) -> F:
+        @functools.wraps(command)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            if kwargs.get("dry_run"):
+                return command(*args, **kwargs)
+            from setlist.settings import get_settings
+
+            with job_run(get_settings(), job):
+                return command(*args, **kwargs)
+
+        return run  # type: ignore[return-value]  # wraps keeps the signature, which the type of run cannot say
+
+    return decorate
