@@ -13,6 +13,7 @@ ERASE_ARGS ?=
 RETENTION_ARGS ?=
 COMPACT_ARGS ?=
 VERSION ?=
+STATUS_ARGS ?=
 
 .DEFAULT_GOAL := help
 
@@ -79,24 +80,26 @@ serve: setup
 
 .PHONY: demo  ## the whole loop on embedded defaults: events, gates, features, training, serving
 demo: setup
-	@echo "== 1/8 events: generate synthetic listening (kept if the log already has events)"
+	@echo "== 1/9 events: generate synthetic listening (kept if the log already has events)"
 	$(PY) -m ingest generate
 	$(PY) -m ingest summary
-	@echo "== 2/8 validate the raw events"
+	@echo "== 2/9 validate the raw events"
 	$(PY) -m validation events
-	@echo "== 3/8 build, validate and publish features"
+	@echo "== 3/9 build, validate and publish features"
 	$(PY) -m feature_repo materialize
-	@echo "== 4/8 train and register the two-stage model"
+	@echo "== 4/9 train and register the two-stage model"
 	$(PY) -m training
-	@echo "== 5/8 every data-quality gate"
+	@echo "== 5/9 every data-quality gate"
 	$(PY) -m validation all
-	@echo "== 6/8 serve: rank, send a skip, rank again"
+	@echo "== 6/9 serve: rank, send a skip, rank again"
 	$(PY) -m scripts.demo
-	@echo "== 7/8 a short simulated A/B experiment (synthetic listeners answer from their hidden tastes)"
+	@echo "== 7/9 a short simulated A/B experiment (synthetic listeners answer from their hidden tastes)"
 	$(PY) -m experiments simulate --users 300 --quick
-	@echo "== 8/8 lifecycle: each dataset's retention, then old impressions to daily counts and small files merged"
+	@echo "== 8/9 lifecycle: each dataset's retention, then old impressions to daily counts and small files merged"
 	$(PY) -m ingest retention
 	$(PY) -m ingest.lifecycle all
+	@echo "== 9/9 status: the loop at a glance, and whether each SLO holds"
+	$(PY) -m ops status
 
 .PHONY: test  ## unit, integration and end-to-end tests (tests/unit, tests/integration, tests/e2e)
 test: setup
@@ -109,9 +112,17 @@ lint: setup
 	$(PY) -m mypy
 	$(VENV)/bin/lint-imports --no-cache
 
+.PHONY: rules  ## regenerate deploy/prometheus/rules/slo.rules.yml from deploy/prometheus/slo.yaml
+rules: setup
+	$(PY) -m ops rules
+
 .PHONY: bench  ## benchmark Rank/Track against the baseline; BENCH_SCALE=small|full
 bench: setup
 	$(PY) -m bench --scale $(BENCH_SCALE)
+
+.PHONY: status  ## the loop at a glance: events, lags, gates, jobs, models, canary, serving, SLOs (exit 1: an SLO is broken)
+status: setup
+	$(PY) -m ops status $(STATUS_ARGS)
 
 .PHONY: chaos  ## fault drills against real servers under Track load: a table of lost and duplicated events
 chaos: setup
@@ -145,6 +156,10 @@ compact: setup
 .PHONY: retention  ## apply each dataset's retention (SETLIST_RETENTION_*); RETENTION_ARGS=--dry-run shows what would go
 retention: setup
 	$(PY) -m ingest retention $(RETENTION_ARGS)
+
+.PHONY: schedule  ## run the scheduled jobs on this machine until stopped (materialize, validate, train, retention, compaction)
+schedule: setup
+	$(PY) -m ops schedule
 
 .PHONY: clean  ## remove generated data (var/) and the virtualenv
 clean:

@@ -1,0 +1,19 @@
+"""``python -m ops status|rules|schedule``: the loop at a glance, the SLO rules, the one-machine scheduler."""
+
+from __future__ import annotations
+
+from ops import rules, schedule, status
+from setlist.cli import App
+
+app = App(add_completion=False, help="Operating Setlist: status, SLO alert rules, scheduled jobs.")
+app.command("status")(status.command)
+app.command("rules")(rules.command)
+app.command("schedule")(schedule.command)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

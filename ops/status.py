@@ -1,0 +1,457 @@
+"""``python -m ops status``: the whole loop at a glance, each line with an age and a mark.
+
+It reads what the stages leave behind, never asks them to run: the event log and the journals on
+disk, the feature publish log, the lineage ledger (every gate run), the jobs' status files
+(setlist.jobmetrics), the model registry, and, when a server answers, its health and /metrics. The
+SLO file (``SETLIST_SLO_FILE``) says what "holding" means; the command exits 1 when an SLO is broken,
+so cron and CI can gate on it. A source that cannot be read is a line that says so, not a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+import urllib.request
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import typer
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+from rich.table import Table
+
+from setlist import jobmetrics, lineage
+from setlist.cli import console as cli_console
+from setlist.errors import BadInput, InputMissing
+from setlist.eventlog import EventLog
+from setlist.journal_dirs import journal_dirs
+from setlist.settings import Settings, get_settings
+
+Mark = Literal["ok", "fail", "warn", "none"]
+_GLYPH = {"ok": "[green]✓[/]", "fail": "[bold red]✗[/]", "warn": "[yellow]![/]", "none": "[dim]·[/]"}
+_SLO_MARK: dict[str, Mark] = {"holds": "ok", "broken": "fail", "no data": "none"}
+#: how long status waits for a server's health answer or /metrics page
+PROBE_TIMEOUT_S = 1.0
+
+Samples = list[tuple[str, dict[str, str], float]]
+
+
+@dataclass
+class Line:
+    section: str
+    name: str
+    mark: Mark
+    value: str
+    age_s: float | None = None  # seconds since what the line reports happened
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+# --- reading the sources -------------------------------------------------------------------------------
+def _age(then: float | None, now: float) -> float | None:
+    return None if then is None else max(0.0, now - then)
+
+
+def event_lines(settings: Settings, now: float) -> list[Line]:
+    events = EventLog(settings.events_dir)
+    files = events.files()
+    if not files:
+        return [Line("events", "event log", "fail", f"empty ({settings.events_dir}): run make demo or make import")]
+    newest_write = max(f.stat().st_mtime for f in files)
+    newest_day = max(f.parent.name.removeprefix("date=") for f in files)
+    lines = [
+        Line(
+            "events",
+            "newest event",
+            "ok",
+            f"{len(files):,} files, newest partition {newest_day}; last write",
+            _age(newest_write, now),
+        )
+    ]
+    oldest = _oldest_unlogged(settings.journal_sweep_dir or settings.wal_dir)
+    lag = _age(oldest, now) or 0.0
+    lines.append(Line("events", "ingest lag", "ok", _dur(lag) + (" (journal → event log)" if oldest else ""), None))
+    lines[-1].data["seconds"] = lag
+    return lines
+
+
+def _oldest_unlogged(wal_root: Path) -> float | None:
+    """The creation time of the oldest non-empty journal segment not yet moved into the log."""
+    oldest: float | None = None
+    for directory in journal_dirs(wal_root):
+        for segment in directory.glob("*.jsonl"):
+            try:
+                if segment.stat().st_size == 0:
+                    continue
+                created = int(segment.name.split("-", 1)[0]) / 1e9
+            except (OSError, ValueError):
+                continue
+            oldest = created if oldest is None else min(oldest, created)
+    return oldest
+
+
+def feature_lines(settings: Settings, now: float) -> list[Line]:
+    from setlist.publish import PublishLog
+
+    try:
+        log = PublishLog(settings.metadata_url)
+        try:
+            latest = log.latest()
+        finally:
+            log.dispose()
+    except Exception as exc:
+        return [Line("features", "last publish", "fail", f"cannot read the publish log: {type(exc).__name__}")]
+    if latest is None:
+        return [Line("features", "last publish", "fail", "never published: run make materialize")]
+    published = latest.published_at.timestamp()
+    uncovered = EventLog(settings.events_dir).oldest_write_after(published)
+    lag = _age(uncovered, now) or 0.0
+    return [
+        Line("features", "last publish", "ok", f"v{latest.version}, {latest.rows:,} rows", _age(published, now)),
+        Line(
+            "features",
+            "feature lag",
+            "ok" if uncovered is None else "warn",
+            "every event is covered" if uncovered is None else f"events written {_dur(lag)} ago are not published",
+            None,
+            {"seconds": lag},
+        ),
+    ]
+
+
+def gate_lines(settings: Settings, now: float) -> list[Line]:
+    """Each gate's newest run, from the lineage ledger (every gate run is recorded there)."""
+    latest: dict[str, dict[str, Any]] = {}
+    for record in lineage.gates(settings.lineage_dir):
+        latest[str(record["gate"])] = record
+    if not latest:
+        return [Line("gates", "gates", "none", "no gate has run yet: make validate")]
+    lines = []
+    for gate, record in sorted(latest.items()):
+        at = datetime.fromisoformat(str(record["at"])).timestamp()
+        mark: Mark = "fail" if not record.get("passed") else ("warn" if record.get("warnings") else "ok")
+        value = {"fail": "fail", "warn": f"pass, {record.get('warnings')} warnings", "ok": "pass"}[mark]
+        lines.append(Line("gates", gate, mark, value, _age(at, now)))
+    return lines
+
+
+def job_lines(settings: Settings, now: float) -> list[Line]:
+    status = jobmetrics.read_status(settings.status_dir)
+    lines = []
+    for job, samples in sorted(status.items()):
+
+        def value(name: str, job: str = job, samples: dict[Any, float] = samples) -> float | None:
+            return samples.get((name, (("job", job),)))
+
+        failed = value("setlist_job_failed") == 1.0
+        last_run = value("setlist_job_last_run_timestamp_seconds")
+        success = value("setlist_job_last_success_timestamp_seconds")
+        took = value("setlist_job_duration_seconds")
+        text = f"last run failed (last success {_ago(success, now)})" if failed else f"succeeded in {_dur(took or 0)}"
+        lines.append(Line("jobs", job, "fail" if failed else "ok", text, _age(last_run, now)))
+    return lines or [Line("jobs", "jobs", "none", f"no job has reported yet ({settings.status_dir})")]
+
+
+def model_lines(settings: Settings, now: float) -> list[Line]:
+    from setlist import registry
+
+    try:
+        client = registry.reader(settings)
+        facts = {
+            alias: registry.alias_facts(client, settings, alias) for alias in (registry.CHAMPION, registry.CHALLENGER)
+        }
+    except Exception as exc:
+        return [Line("models", "registry", "fail", f"cannot read the model registry: {type(exc).__name__}: {exc}")]
+    lines = []
+    for alias, versions in facts.items():
+        if not versions:
+            mark: Mark = "fail" if alias == registry.CHAMPION else "none"
+            lines.append(Line("models", alias, mark, "not set" + (": run make train" if mark == "fail" else "")))
+            continue
+        ranker = versions[-1]
+        shown = {k: v for k, v in ranker.metrics.items() if k in ("ndcg_at_10", "recall_at_10")}
+        metrics = ", ".join(f"{k} {v:.4f}" for k, v in shown.items())
+        pair = "+".join(f"{f.model} v{f.version}" for f in versions)
+        lines.append(Line("models", alias, "ok", f"{pair}; {metrics}", _age(ranker.created, now), ranker.metrics))
+        if alias == registry.CHAMPION:
+            lines.append(_canary_line(client, settings, ranker.version))
+    return lines
+
+
+def _canary_line(client: Any, settings: Settings, ranker_version: str) -> Line:
+    from setlist import registry
+
+    tags = registry.ranker_tags(client, settings, ranker_version)
+    state = tags.get(registry.TAG_ROLLOUT_STATUS)
+    if state is None:
+        return Line("models", "canary", "none", "no rollout recorded on the champion")
+    share = tags.get(registry.TAG_ROLLOUT_SHARE, "?")
+    reason = tags.get(registry.TAG_ROLLOUT_REASON, "")
+    mark: Mark = "warn" if state == "rolled_back" else "ok"
+    at = tags.get(registry.TAG_ROLLOUT_AT)
+    when = _parse_time(at) if at else None
+    return Line("models", "canary", mark, f"{state}, share {share}" + (f": {reason}" if reason else ""), when)
+
+
+def _parse_time(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        return None
+
+
+# --- serving ---------------------------------------------------------------------------------------------
+def _targets(settings: Settings) -> tuple[str, list[str]]:
+    """The gRPC target for health, and the /metrics URLs (one per worker)."""
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    target = settings.status_target or f"{host}:{settings.health_port or settings.port}"
+    metrics_host = target.rsplit(":", 1)[0] if settings.status_target else (settings.metrics_host or host)
+    if metrics_host in ("0.0.0.0", "::"):
+        metrics_host = "127.0.0.1"
+    urls = [f"http://{metrics_host}:{settings.metrics_port + i}/metrics" for i in range(max(1, settings.workers))]
+    return target, urls
+
+
+def serving_health(settings: Settings) -> str | None:
+    """SERVING / NOT_SERVING, or None when nothing answers."""
+    from serving.client.api import ClientError, SetlistClient
+
+    target, _ = _targets(settings)
+    tls = settings.tls_cert if settings.tls_cert is not None and settings.health_port is None else None
+    try:
+        with SetlistClient(target, tls_ca=tls, timeout=PROBE_TIMEOUT_S) as client:
+            if not client.connect(PROBE_TIMEOUT_S):
+                return None
+            return client.health()
+    except (ClientError, OSError):
+        return None
+
+
+def scrape(urls: Iterable[str]) -> Samples | None:
+    """Every sample of the servers' /metrics pages, or None when none answers."""
+    samples: Samples = []
+    answered = False
+    for url in urls:
+        try:
+            with urllib.request.urlopen(url, timeout=PROBE_TIMEOUT_S) as response:
+                text = response.read().decode("utf-8")
+        except OSError:
+            continue
+        answered = True
+        for family in text_string_to_metric_families(text):
+            samples.extend((s.name, dict(s.labels), float(s.value)) for s in family.samples)
+    return samples if answered else None
+
+
+# --- SLOs ---------------------------------------------------------------------------------------------
+_MATCHER = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*,?')
+
+
+def parse_selector(selector: str) -> tuple[str, list[tuple[str, str, str]]]:
+    """``name{label="v",code=~"A|B"}`` → (name, [(label, op, value)]): the subset of PromQL the SLO
+    file's selectors use. Anything else raises BadInput."""
+    m = re.fullmatch(r"\s*([a-zA-Z_:][a-zA-Z0-9_:]*)?\s*(?:\{(.*)\})?\s*", selector)
+    if m is None:
+        raise BadInput(f"cannot read the selector {selector!r} in the SLO file")
+    name, body = m.group(1) or "", m.group(2) or ""
+    matchers, pos = [], 0
+    while pos < len(body):
+        mm = _MATCHER.match(body, pos)
+        if mm is None:
+            raise BadInput(f"cannot read the label matchers of {selector!r} in the SLO file")
+        matchers.append((mm.group(1), mm.group(2), mm.group(3)))
+        pos = mm.end()
+    return name, matchers
+
+
+def _matches(labels: dict[str, str], matchers: list[tuple[str, str, str]]) -> bool:
+    for label, op, value in matchers:
+        have = labels.get(label, "")
+        hit = re.fullmatch(value, have) is not None if op in ("=~", "!~") else have == value
+        if hit != (op in ("=", "=~")):
+            return False
+    return True
+
+
+def total(samples: Samples, selector: str, extra: str = "") -> float:
+    name, matchers = parse_selector(selector)
+    if extra:
+        matchers += parse_selector("{" + extra + "}")[1]
+    return sum(v for n, labels, v in samples if n == name and _matches(labels, matchers))
+
+
+@dataclass
+class Slo:
+    name: str
+    state: Literal["holds", "broken", "no data"]
+    observed: str
+    target: str
+
+
+def judge(objectives: list[dict[str, Any]], samples: Samples | None, local: dict[str, float | None]) -> list[Slo]:
+    """Each objective against what can be seen now: lifetime counters of the running servers (their
+    ratios since start), the publish log's age, and the champion's metrics."""
+    out = []
+    for o in objectives:
+        name, sli = str(o.get("name")), o.get("sli") or {}
+        if "max_age_seconds" in o:
+            age = local.get("feature_age")
+            limit = float(o["max_age_seconds"])
+            out.append(_threshold(name, age, limit, "max", _dur, f"≤ {_dur(limit)}"))
+        elif "floor" in o:
+            value = local.get(f"metric:{sli.get('metric', 'ndcg_at_10')}")
+            floor = float(o["floor"])
+            out.append(_threshold(name, value, floor, "min", "{:.4f}".format, f"≥ {floor:g}"))
+        elif samples is None:
+            out.append(Slo(name, "no data", "no server answered", _share(o)))
+        elif "threshold_seconds" in o:
+            hist, selector = str(sli.get("histogram")), str(sli.get("selector", ""))
+            le = _bucket(samples, hist, selector, float(o["threshold_seconds"]))
+            count = total(samples, f"{hist}_count{{{selector}}}")
+            out.append(_ratio(name, le, count, float(o["objective"]), _share(o)))
+        elif "errors" in sli:
+            count = total(samples, str(sli["total"]))
+            out.append(
+                _ratio(name, count - total(samples, str(sli["errors"])), count, float(o["objective"]), _share(o))
+            )
+        elif "good" in sli:
+            if total(samples, "setlist_ingest_lag_seconds") > 0:  # acknowledged events still on their way
+                out.append(Slo(name, "no data", "events are rolling into the log; ask again", _share(o)))
+                continue
+            count = total(samples, str(sli["total"]))
+            good = min(count, total(samples, str(sli["good"])))
+            out.append(_ratio(name, good, count, float(o["objective"]), _share(o)))
+        else:
+            raise BadInput(f"SLO {name!r}: cannot tell what kind of objective it is (see the file's header)")
+    return out
+
+
+def _bucket(samples: Samples, hist: str, selector: str, threshold: float) -> float:
+    """The count of the smallest bucket at or above ``threshold`` (what the histogram can resolve)."""
+    name, matchers = parse_selector(f"{hist}_bucket{{{selector}}}")
+    bounds = sorted({float(labels["le"]) for n, labels, _ in samples if n == name and "le" in labels})
+    le = next((b for b in bounds if b >= threshold - 1e-12), math.inf)
+    at_le = [(labels, v) for n, labels, v in samples if n == name and float(labels.get("le", "nan")) == le]
+    return sum(v for labels, v in at_le if _matches(labels, matchers))
+
+
+def _share(o: dict[str, Any]) -> str:
+    return f"≥ {float(o.get('objective', 0)) * 100:g}%"
+
+
+def _ratio(name: str, good: float, count: float, objective: float, target: str) -> Slo:
+    if count <= 0:
+        return Slo(name, "no data", "no requests yet", target)
+    share = good / count
+    return Slo(name, "holds" if share >= objective else "broken", f"{share * 100:.3f}% of {count:,.0f}", target)
+
+
+def _threshold(
+    name: str, value: float | None, limit: float, kind: Literal["max", "min"], fmt: Callable[[float], str], target: str
+) -> Slo:
+    if value is None:
+        return Slo(name, "no data", "nothing to judge yet", target)
+    holds = value <= limit if kind == "max" else value >= limit
+    return Slo(name, "holds" if holds else "broken", fmt(value), target)
+
+
+def load_objectives(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        raise InputMissing(f"no SLO file at {path} (SETLIST_SLO_FILE)")
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise BadInput(f"{path} is not valid YAML: {exc}") from None
+    objectives = doc.get("objectives") if isinstance(doc, dict) else None
+    if not isinstance(objectives, list) or not all(isinstance(o, dict) and o.get("name") for o in objectives):
+        raise BadInput(f"{path}: `objectives` must be a list of mappings, each with a name")
+    return objectives
+
+
+# --- the report -------------------------------------------------------------------------------------------
+@dataclass
+class Report:
+    lines: list[Line]
+    slos: list[Slo]
+
+    @property
+    def ok(self) -> bool:
+        return not any(s.state == "broken" for s in self.slos)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"ok": self.ok, "lines": [asdict(line) for line in self.lines], "slos": [asdict(s) for s in self.slos]}
+
+
+def collect(settings: Settings, now: float | None = None, probe: bool = True) -> Report:
+    now = time.time() if now is None else now
+    lines = [*event_lines(settings, now), *feature_lines(settings, now)]
+    lines += gate_lines(settings, now) + job_lines(settings, now) + model_lines(settings, now)
+    samples = None
+    if probe:
+        health = serving_health(settings)
+        target, urls = _targets(settings)
+        samples = scrape(urls)
+        mark: Mark = "ok" if health == "SERVING" else ("warn" if health is None else "fail")
+        lines.append(Line("serving", "health", mark, f"{health or 'not running'} at {target}"))
+    local: dict[str, float | None] = {
+        "feature_age": next((x.age_s for x in lines if x.name == "last publish" and x.mark == "ok"), None)
+    }
+    champion = next((x for x in lines if x.section == "models" and x.name == "champion" and x.mark == "ok"), None)
+    for key, value in (champion.data if champion else {}).items():
+        local[f"metric:{key}"] = value
+    return Report(lines, judge(load_objectives(settings.slo_file), samples, local))
+
+
+def _dur(seconds: float) -> str:
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    for unit, size in (("d", 86_400), ("h", 3_600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f} {unit}"
+    return f"{seconds:.1f} s"
+
+
+def _ago(then: float | None, now: float) -> str:
+    return "never" if then is None else f"{_dur(max(0.0, now - then))} ago"
+
+
+def render(report: Report) -> None:
+    console = cli_console()
+    table = Table(title="setlist status", title_justify="left")
+    for column in ("", "what", "state", "age"):
+        table.add_column(column, justify="right" if column == "age" else "left")
+    section = None
+    for line in report.lines:
+        if line.section != section:
+            section = line.section
+            table.add_row("", f"[bold]{section}[/]", "", "")
+        table.add_row(_GLYPH[line.mark], line.name, line.value, "" if line.age_s is None else _dur(line.age_s))
+    table.add_row("", "[bold]SLOs[/]", "", "")
+    for s in report.slos:
+        table.add_row(_GLYPH[_SLO_MARK[s.state]], s.name, f"{s.state}: {s.observed} (target {s.target})", "")
+    console.print(table)
+    broken = [s.name for s in report.slos if s.state == "broken"]
+    console.print("[bold red]SLO broken: " + ", ".join(broken) + "[/]" if broken else "[green]every SLO holds[/]")
+
+
+def command(
+    as_json: bool = typer.Option(False, "--json", help="print the same as one JSON object"),
+    probe: bool = typer.Option(True, help="check the serving endpoint (health, /metrics); --no-probe skips it"),
+) -> None:
+    """The loop at a glance: events, ingest and feature lag, gates, jobs, models, canary, serving, SLOs.
+    Exits 1 when an SLO is broken."""
+    report = collect(get_settings(), probe=probe)
+    if as_json:
+        typer.echo(json.dumps(report.as_json(), indent=2, default=str))
+    else:
+        render(report)
+    if not report.ok:
+        raise typer.Exit(1)

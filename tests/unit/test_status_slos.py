@@ -1,0 +1,97 @@
+"""How ``python -m ops status`` judges the SLO file against what it can see: selectors, ratios from a
+server's lifetime counters, the latency histogram, and threshold objectives."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ops.status import judge, load_objectives, parse_selector, total
+from setlist.errors import BadInput, InputMissing
+
+ROOT = Path(__file__).resolve().parents[2]
+OBJECTIVES = load_objectives(ROOT / "deploy/prometheus/slo.yaml")
+BUCKETS = (0.005, 0.0075, 0.01, 0.015, float("inf"))
+
+
+def _rank(ok: int, errors: int, fast: int) -> list[tuple[str, dict[str, str], float]]:
+    """A server's samples after ``ok + errors`` Rank calls, ``fast`` of them within 10 ms."""
+    n = ok + errors
+    samples = [
+        ("setlist_rpc_requests_total", {"rpc": "Rank", "code": "OK"}, float(ok)),
+        ("setlist_rpc_requests_total", {"rpc": "Rank", "code": "UNAVAILABLE"}, float(errors)),
+        ("setlist_rpc_requests_total", {"rpc": "Track", "code": "INTERNAL"}, 50.0),  # not Rank's
+        ("setlist_rpc_latency_seconds_count", {"rpc": "Rank"}, float(n)),
+        ("setlist_track_events_acknowledged_total", {}, 100.0),
+        ("setlist_track_events_logged_total", {}, 100.0),
+        ("setlist_ingest_lag_seconds", {}, 0.0),
+    ]
+    for le in BUCKETS:
+        count = fast if le <= 0.01 else n
+        samples.append(("setlist_rpc_latency_seconds_bucket", {"rpc": "Rank", "le": str(le)}, float(count)))
+    return samples
+
+
+def _states(samples, local=None) -> dict[str, str]:
+    return {s.name: s.state for s in judge(OBJECTIVES, samples, local or {})}
+
+
+def test_selectors_read_the_promql_subset_the_slo_file_uses():
+    name, matchers = parse_selector('setlist_rpc_requests_total{rpc="Rank",code=~"INTERNAL|UNAVAILABLE"}')
+    assert name == "setlist_rpc_requests_total"
+    assert matchers == [("rpc", "=", "Rank"), ("code", "=~", "INTERNAL|UNAVAILABLE")]
+    samples = _rank(ok=90, errors=10, fast=100)
+    assert total(samples, 'setlist_rpc_requests_total{code!="OK"}') == 60.0  # Rank's 10 and Track's 50
+    assert total(samples, 'setlist_rpc_requests_total{rpc="Rank",code!~"OK|INTERNAL"}') == 10.0
+    with pytest.raises(BadInput):
+        parse_selector("rate(setlist_rpc_requests_total[5m])")
+
+
+def test_a_healthy_server_holds_every_serving_slo():
+    states = _states(_rank(ok=10_000, errors=1, fast=9_990))
+    assert states["rank_availability"] == states["rank_latency"] == states["track_durability"] == "holds"
+
+
+def test_errors_and_slow_answers_break_availability_and_latency():
+    states = _states(_rank(ok=900, errors=100, fast=950))
+    assert states["rank_availability"] == "broken"  # 90% < 99.9%
+    assert states["rank_latency"] == "broken"  # 95% within 10 ms < 99%
+
+
+def test_acknowledged_events_missing_from_the_log_break_durability_unless_still_rolling():
+    samples = _rank(ok=10, errors=0, fast=10)
+    samples = [s for s in samples if s[0] != "setlist_track_events_logged_total"]
+    samples.append(("setlist_track_events_logged_total", {}, 90.0))
+    assert _states(samples)["track_durability"] == "broken"
+    rolling = [s for s in samples if s[0] != "setlist_ingest_lag_seconds"]
+    rolling.append(("setlist_ingest_lag_seconds", {}, 1.5))
+    assert _states(rolling)["track_durability"] == "no data"
+
+
+def test_without_a_server_the_serving_slos_have_no_data_and_do_not_break():
+    states = _states(None, {"feature_age": 60.0, "metric:ndcg_at_10": 0.2})
+    assert states["rank_availability"] == "no data"
+    assert states["feature_freshness"] == states["model_quality"] == "holds"
+
+
+def test_stale_features_and_a_champion_below_the_floor_break_their_slos():
+    freshness = next(o for o in OBJECTIVES if o["name"] == "feature_freshness")
+    floor = next(o for o in OBJECTIVES if o["name"] == "model_quality")
+    states = _states(
+        None, {"feature_age": float(freshness["max_age_seconds"]) + 1, "metric:ndcg_at_10": float(floor["floor"]) / 2}
+    )
+    assert states["feature_freshness"] == states["model_quality"] == "broken"
+
+
+def test_a_missing_or_malformed_slo_file_is_a_clear_error(tmp_path):
+    with pytest.raises(InputMissing, match="no SLO file"):
+        load_objectives(tmp_path / "nope.yaml")
+    bad = tmp_path / "slo.yaml"
+    bad.write_text("objectives: {name: x}\n")
+    with pytest.raises(BadInput, match="objectives"):
+        load_objectives(bad)
+    odd = tmp_path / "odd.yaml"
+    odd.write_text("objectives:\n  - name: mystery\n    sli: {}\n")
+    with pytest.raises(BadInput, match="mystery"):
+        judge(load_objectives(odd), [], {})
