@@ -92,7 +92,8 @@ def test_quarantine_reasons_count_by_code_and_by_the_field_they_blame(tmp_path):
                 "retention: older than the events retention": 5,
             }
         )
-    assert _value(s, "import", "setlist_events_quarantined_total", reason="missing_id") == 4
+    text = (s.status_dir / "import.prom").read_text()
+    assert _value(s, "import", "setlist_events_quarantined_total", reason="missing_id") == 4, text
     assert _value(s, "import", "setlist_events_quarantined_total", reason="retention") == 5
     assert _value(s, "import", "setlist_schema_violations_total", field="user_id") == 3
     assert _value(s, "import", "setlist_schema_violations_total", field="timestamp") == 2
