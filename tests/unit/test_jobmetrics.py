@@ -3,12 +3,18 @@ what library code reports into the running job."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import typer
 from prometheus_client.parser import text_string_to_metric_families
 
 from setlist import jobmetrics, lineage
 from setlist.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _settings(tmp_path, **over) -> Settings:
@@ -178,3 +184,23 @@ def test_a_usage_error_is_no_run_and_leaves_no_file(tmp_path):
     with pytest.raises(UsageError), jobmetrics.job_run(s, "generate"):
         raise UsageError("unknown scale")
     assert not (tmp_path / "data").exists()
+
+
+def test_counts_start_from_zero_in_each_run_even_after_feast_was_imported(tmp_path):
+    # Feast's import switches prometheus_client into multiprocess mode, where a metric's value lives
+    # in a per-process file keyed by its name: a second run in one process would start from the
+    # first one's count. The order of imports is the point, so it runs in a fresh interpreter.
+    script = f"""
+import feast  # first, as a caller's module may
+from pathlib import Path
+from setlist import jobmetrics
+from setlist.settings import Settings
+for i in range(2):
+    s = Settings(data_dir=Path({str(tmp_path)!r}) / str(i))
+    with jobmetrics.job_run(s, "import") as m:
+        m.quarantined({{"missing_id: item_id is empty": 1}})
+    samples = jobmetrics.read_status(s.status_dir)["import"]
+    print(samples[("setlist_events_quarantined_total", (("reason", "missing_id"),))])
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.split() == ["1.0", "1.0"], out.stderr
