@@ -29,6 +29,8 @@ def main(
     rps: float | None = typer.Option(None, help="open-loop rate (default 200)"),
     warmup_s: float | None = typer.Option(None, help="warm-up before each timed phase"),
     open_s: float | None = typer.Option(None, help="cache-miss open-loop duration"),
+    new_s: float | None = typer.Option(None, help="new-user (< 10 events) open-loop duration, at the same rate"),
+    new_users: int | None = typer.Option(None, help="new-user scenario: users of each kind (brand-new; 1-9 events)"),
     closed_s: float | None = typer.Option(None, help="each closed-loop saturation run"),
     concurrency: str | None = typer.Option(None, help="closed-loop workers, comma-separated, e.g. 4,16"),
     hit_s: float | None = typer.Option(None, help="cache-hit open-loop duration"),
@@ -50,6 +52,8 @@ def main(
         rps=rps,
         warmup_s=warmup_s,
         open_s=open_s,
+        new_s=new_s,
+        new_users=new_users,
         closed_s=closed_s,
         hit_s=hit_s,
         baseline_s=baseline_s,
@@ -80,6 +84,13 @@ def main(
     for t in result["targets"]:
         mark = "[green]met[/]" if t["met"] else ("[red]not met[/]" if t["met"] is False else "—")
         console.print(f"  {t['target']:<48} {t['goal']:<16} measured {t['measured']}  {mark}")
+    nu = result.get("rank_new_users")
+    if nu:  # judged above against the Rank p99 target; here split by kind of new user
+        groups = "; ".join(
+            f"{g} p50 {s['p50_ms']} / p99 {s['p99_ms']} ms (n={s['n']}, popularity {s.get('popularity_fraction')})"
+            for g, s in nu["by_group"].items()
+        )
+        console.print(f"  {'Rank, new users (< 10 events), by kind':<48} {'':<16} {groups}")
     tr = result.get("tracing")
     if tr:  # not a target: what turning tracing on costs Rank (cache misses, open loop)
         off, on, cpu = tr["off"], tr["on"], tr["in_process"]

@@ -40,6 +40,8 @@ class Samples:
     offered: int = 0  # calls the schedule asked for (open loop) or that were sent
     late_sends: int = 0  # open loop: sends that left > 1 ms after their scheduled time
     send_lag_ms: list[float] = field(default_factory=list)  # open loop: actual minus scheduled send time
+    # open loop with a ``group``: the same calls again, split by the group of their request
+    groups: dict[str, Samples] = field(default_factory=dict)
 
     def record(self, code: str, latency_ms: float) -> None:
         self.codes[code] += 1

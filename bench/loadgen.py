@@ -41,11 +41,25 @@ def poisson_schedule(rate: float, duration_s: float, seed: int = 0) -> np.ndarra
     return times[times < duration_s]
 
 
-async def open_loop(call: Call, rate: float, duration_s: float, warmup_s: float = 0.0, seed: int = 0) -> Samples:
-    """Send at Poisson times for ``warmup_s + duration_s`` seconds; measure only after the warm-up."""
+async def open_loop(
+    call: Call,
+    rate: float,
+    duration_s: float,
+    warmup_s: float = 0.0,
+    seed: int = 0,
+    group: Callable[[int], str] | None = None,
+) -> Samples:
+    """Send at Poisson times for ``warmup_s + duration_s`` seconds; measure only after the warm-up.
+
+    With ``group`` (sequence number -> group name) every measured call is also recorded in
+    ``samples.groups[name]``, over the same measured window: one schedule, one load, split afterwards."""
     loop = asyncio.get_running_loop()
     offsets = poisson_schedule(rate, warmup_s + duration_s, seed)
     samples = Samples()
+
+    def part(seq: int) -> Samples | None:
+        return None if group is None else samples.groups.setdefault(group(seq), Samples())
+
     start = loop.time() + 0.005  # a small lead so the first send is not already late
     measured_from = start + warmup_s
     last_done = [measured_from]
@@ -56,6 +70,8 @@ async def open_loop(call: Call, rate: float, duration_s: float, warmup_s: float 
         if measured:
             samples.record(code, (done - scheduled) * 1000.0)
             last_done[0] = max(last_done[0], done)
+            if (sub := part(seq)) is not None:
+                sub.record(code, (done - scheduled) * 1000.0)
 
     tasks: list[asyncio.Task[None]] = []
     for seq, offset in enumerate(offsets.tolist()):
@@ -66,6 +82,8 @@ async def open_loop(call: Call, rate: float, duration_s: float, warmup_s: float 
         measured = offset >= warmup_s
         if measured:
             samples.offered += 1
+            if (sub := part(seq)) is not None:
+                sub.offered += 1
             lag = loop.time() - scheduled
             samples.send_lag_ms.append(lag * 1000.0)
             if lag > LATE_S:
@@ -75,6 +93,8 @@ async def open_loop(call: Call, rate: float, duration_s: float, warmup_s: float 
     # The measured window runs to the schedule's end or the last answer, whichever is later: a
     # backlog that drains after the schedule lowers the achieved rate, as it should.
     samples.elapsed_s = max(start + warmup_s + duration_s, last_done[0]) - measured_from
+    for sub in samples.groups.values():
+        sub.elapsed_s = samples.elapsed_s
     return samples
 
 
@@ -103,8 +123,9 @@ def rank_call(
     stubs: Sequence[Any], requests: Sequence[Any], timeout_s: float, seen: dict[str, int] | None = None
 ) -> Call:
     """A Call that sends ``requests[seq % len(requests)]`` over the stubs in turn (one per
-    connection); ``seen`` counts cache hits and degraded responses so a scenario can check it
-    measured what it meant to (all hits, no fallbacks)."""
+    connection); ``seen`` counts cache hits, degraded responses and answers from the popularity
+    fallback (``arm == "popularity"``: no ranker ran) so a scenario can check it measured what it
+    meant to (all hits, no fallbacks)."""
     import grpc
 
     async def call(seq: int) -> str:
@@ -115,6 +136,7 @@ def rank_call(
         if seen is not None:
             seen["cache_hit"] = seen.get("cache_hit", 0) + int(reply.cache_hit)
             seen["degraded"] = seen.get("degraded", 0) + int(reply.degraded)
+            seen["popularity"] = seen.get("popularity", 0) + int(reply.arm == "popularity")
             seen["replies"] = seen.get("replies", 0) + 1
         return "OK"
 

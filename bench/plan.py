@@ -11,6 +11,8 @@ class Plan:
     rps: float = 200.0  # the open-loop rate of docs/design.md's targets
     warmup_s: float = 2.0  # sent, not measured, before every timed phase
     open_s: float = 10.0  # Rank cache-miss open loop
+    new_s: float = 6.0  # Rank cache-miss open loop for new users (< 10 events), at the same rate
+    new_users: int = 200  # distinct users of each kind there (brand-new ids; users with 1-9 events)
     closed_s: float = 6.0  # each closed-loop saturation run
     concurrency: tuple[int, ...] = (4, 16)  # closed-loop workers; the best rps is "saturation"
     sequential: int = 200  # unloaded one-at-a-time Rank calls (fast engine)
@@ -43,6 +45,8 @@ PLANS = {
     "small": Plan(),
     "full": Plan(
         open_s=30.0,
+        new_s=15.0,
+        new_users=1000,
         closed_s=15.0,
         hit_s=20.0,
         track_s=15.0,

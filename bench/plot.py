@@ -25,7 +25,12 @@ def plot_cdfs(
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.6), constrained_layout=True)
     panels = (
-        (axes[0], left, "Rank: fast vs baseline (open loop; dotted: one call at a time)", left_target_ms),
+        (
+            axes[0],
+            left,
+            "Rank: fast (all users, new users) vs baseline (open loop; dotted: one at a time)",
+            left_target_ms,
+        ),
         (axes[1], right, "Fast engine: cache hit vs cache miss", right_target_ms),
     )
     for ax, series, subtitle, target in panels:

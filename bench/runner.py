@@ -23,7 +23,7 @@ from bench.machine import machine_info
 from bench.plan import Plan
 from bench.prepare import ROOT, SCALES, Prepared, prepare
 from bench.servers import server
-from bench.users import load_users
+from bench.users import NewUsers, load_new_users, load_users
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,7 @@ class _Bench:
     track_users: list[Any]
     fresh_users: list[Any]
     items: list[str]
+    new_users: NewUsers
 
 
 def run(scale_name: str, seed: int, plan: Plan, fresh: bool, console: Console) -> dict[str, Any]:
@@ -54,11 +55,16 @@ def run(scale_name: str, seed: int, plan: Plan, fresh: bool, console: Console) -
     stages = profile_stages(prepared, {**prepared.env, **dict(plan.server_env)}, plan.profile_users, console)
 
     users = load_users(prepared.data_dir, plan.rank_users + plan.freshness_trials + 500, seed=seed)
-    # three disjoint groups, so Track's session writes never change what the Rank runs measure
+    # new users (< 10 events): ids the event log never saw, and users with a few events in it
+    new_users = load_new_users(prepared.data_dir, {**prepared.env, **dict(plan.server_env)}, plan.new_users, seed)
+    # three disjoint groups, so Track's session writes never change what the Rank runs measure; Track
+    # and freshness leave the few-event users alone, so they stay few-event users for the next run
     n_rank = max(min(plan.rank_users, len(users) - plan.freshness_trials - 100), 1)
     rank_users = users[:n_rank]
-    fresh_users = users[n_rank : n_rank + plan.freshness_trials]
-    track_users = users[n_rank + plan.freshness_trials :] or rank_users
+    few = {u.user_id for u in new_users.few_events}
+    others = [u for u in users[n_rank:] if u.user_id not in few]
+    fresh_users = others[: plan.freshness_trials]
+    track_users = others[plan.freshness_trials :] or rank_users
     b = _Bench(
         console,
         plan,
@@ -69,8 +75,10 @@ def run(scale_name: str, seed: int, plan: Plan, fresh: bool, console: Console) -
         track_users,
         fresh_users,
         pd.read_parquet(prepared.data_dir / "catalog" / "items.parquet", columns=["item_id"])["item_id"].tolist(),
+        new_users,
     )
     out: dict[str, Any] = {"prepared": prepared, "stages": stages, "plan": plan}
+    out["rank_new_users_selection"] = new_users.selection()
     out |= _cache_miss(b)
     out |= _tracing(b)
     out |= _cache_on(b)
@@ -107,6 +115,7 @@ def _cache_miss(b: _Bench) -> dict[str, Any]:
             "cores_busy": round(used / elapsed, 3),
             "cpu_ms_per_request": round(1000 * used / sent, 3) if sent else None,
         }
+        out["rank_new_users"] = _new_users(b, s.target)
         out["saturation"] = {
             c: _run(
                 console,
@@ -124,6 +133,26 @@ def _cache_miss(b: _Bench) -> dict[str, Any]:
             sc.rank_open(s.target, requests, plan.rps, plan.open_s, plan.warmup_s, plan.rank_timeout_s, seed),
         )
     return out
+
+
+def _new_users(b: _Bench, target: str) -> sc.Measured:
+    """Rank for new users (fewer than 10 events) on the cache-miss server, at the main open loop's rate."""
+    plan = b.plan
+    users, groups = b.new_users.interleaved()
+    if not users:
+        raise RuntimeError("the new-user scenario found no users: the bench's users file is empty")
+    nu = b.new_users
+    result: sc.Measured = _run(
+        b.console,
+        f"new users (< {nu.below} events: {len(nu.brand_new)} brand-new, {len(nu.few_events)} with 1-"
+        f"{nu.below - 1}), open loop {plan.rps:g} req/s, {plan.new_s:g}s",
+        sc.rank_open_groups(
+            target, sc.rank_requests(users), groups, plan.rps, plan.new_s, plan.warmup_s, plan.rank_timeout_s, b.seed
+        ),
+    )
+    for name, m in result.groups.items():
+        b.console.print(f"    {name}: {_brief(m.summary)}, from popularity {m.summary.get('popularity_fraction')}")
+    return result
 
 
 def _tracing(b: _Bench) -> dict[str, Any]:

@@ -30,6 +30,7 @@ class Measured:
     summary: dict[str, Any]
     latencies_ms: list[float]  # what the percentiles were taken over (failed calls at >= the deadline)
     seen: dict[str, int] = field(default_factory=dict)
+    groups: dict[str, Measured] = field(default_factory=dict)  # the same calls split by user group
 
 
 def rank_requests(users: Sequence[User], k: int = 10) -> list[Any]:
@@ -64,6 +65,7 @@ def _measured(samples: Samples, timeout_s: float, seen: dict[str, int] | None = 
         replies = max(seen.get("replies", 0), 1)
         summary["cache_hit_fraction"] = round(seen.get("cache_hit", 0) / replies, 4)
         summary["degraded_fraction"] = round(seen.get("degraded", 0) / replies, 4)
+        summary["popularity_fraction"] = round(seen.get("popularity", 0) / replies, 4)
     return Measured(summary, effective_latencies(samples, timeout_s * 1000), dict(seen or {}))
 
 
@@ -80,6 +82,37 @@ async def rank_open(
         seen: dict[str, int] = {}
         samples = await open_loop(rank_call(stubs, requests, timeout_s, seen), rate, duration_s, warmup_s, seed)
     return _measured(samples, timeout_s, seen)
+
+
+async def rank_open_groups(
+    target: str,
+    requests: Sequence[Any],
+    groups: Sequence[str],
+    rate: float,
+    duration_s: float,
+    warmup_s: float,
+    timeout_s: float,
+    seed: int = 0,
+) -> Measured:
+    """:func:`rank_open` over requests for several groups of users (``groups[i]`` names the group of
+    ``requests[i]``): one schedule at ``rate``, summarized as a whole and per group (``.groups``)."""
+    if len(groups) != len(requests):
+        raise ValueError(f"{len(groups)} group names for {len(requests)} requests")
+    async with _stubs(target) as stubs:
+        seen: dict[str, dict[str, int]] = {g: {} for g in dict.fromkeys(groups)}
+        calls = {g: rank_call(stubs, requests, timeout_s, seen[g]) for g in seen}
+
+        def group(seq: int) -> str:
+            return groups[seq % len(groups)]
+
+        async def call(seq: int) -> str:
+            return await calls[group(seq)](seq)
+
+        samples = await open_loop(call, rate, duration_s, warmup_s, seed, group=group)
+    total = {k: sum(s.get(k, 0) for s in seen.values()) for k in ("cache_hit", "degraded", "popularity", "replies")}
+    whole = _measured(samples, timeout_s, total)
+    whole.groups = {g: _measured(samples.groups.get(g, Samples()), timeout_s, seen[g]) for g in seen}
+    return whole
 
 
 async def rank_closed(

@@ -153,6 +153,44 @@ def notes(r: dict[str, Any]) -> list[str]:
     return out
 
 
+GROUP_LABELS = {"brand_new": "brand-new ids (never in the event log)", "few_events": "users with 1-9 events"}
+
+
+def _pct(v: Any) -> str:
+    return "—" if v is None else f"{100 * v:.0f}%"
+
+
+def new_users_lines(r: dict[str, Any]) -> list[str]:
+    """The new-user scenario as a paragraph (nothing for runs that did not measure it)."""
+    nu = r.get("rank_new_users")
+    if not nu:
+        return []
+    sel = nu.get("selection") or {}
+    few = sel.get("few_events") or {}
+    groups = nu.get("by_group") or {}
+    parts = [
+        f"{GROUP_LABELS.get(g, g)}: p50 {_f(s.get('p50_ms'))} ms, p99 {_f(s.get('p99_ms'))} ms over {_f(s.get('n'))} "
+        f"requests, {_pct(s.get('popularity_fraction'))} from the popularity fallback"
+        for g, s in groups.items()
+    ]
+    target = next((t for t in r["targets"] if t["field"] == "rank_new_users.p99_ms"), None)
+    verdict = ""
+    if target is not None and target["met"] is not None:
+        verdict = f" (the Rank target, {target['goal']}: {'met' if target['met'] else '**not met**'})"
+    return [
+        f"New users (fewer than {sel.get('below_events', 10)} events in the event log), cache off, at the main "
+        f"open loop's {r['rps_target']:g} req/s for {_f(r['plan'].get('new_s'), 0)} s: p50 {_f(nu.get('p50_ms'))} "
+        f"ms, p99 {_f(nu.get('p99_ms'))} ms{verdict} over {_f(nu.get('n'))} requests with {_f(nu.get('errors'))} "
+        f"errors; all users' p99 was {_f(r['rank'].get('p99_ms'))} ms. The users: "
+        f"{(sel.get('brand_new') or {}).get('users', 0)} brand-new ids and {few.get('users', 0)} consenting users "
+        f"with {_f(few.get('events_min'))} to {_f(few.get('events_max'))} events (median "
+        f"{_f(few.get('events_median'), 0)}), requests alternating between the two kinds. By kind: "
+        + "; ".join(parts)
+        + ".",
+        "",
+    ]
+
+
 def tracing_lines(t: dict[str, Any] | None, rps_target: float) -> list[str]:
     """The tracing on/off comparison as a paragraph (nothing for runs that did not measure it)."""
     if not t:
@@ -227,6 +265,10 @@ def render(r: dict[str, Any], json_name: str, png_name: str) -> str:
         _latency_row(f"fast, cache miss, open loop {r['rps_target']:g} req/s", r["rank"]),
         _latency_row("fast, cache miss, unloaded (one at a time)", r["rank"]["unloaded"]),
     ]
+    if r.get("rank_new_users"):
+        lines.append(_latency_row("fast, cache miss, new users (< 10 events), same rate", r["rank_new_users"]))
+        for g, s in r["rank_new_users"].get("by_group", {}).items():
+            lines.append(_latency_row(f"… of which {GROUP_LABELS.get(g, g)}", s))
     for c, s in r["saturation"]["by_concurrency"].items():
         lines.append(_latency_row(f"fast, cache miss, closed loop {c} workers", s))
     if r["impressions"].get("supported"):
@@ -245,6 +287,7 @@ def render(r: dict[str, Any], json_name: str, png_name: str) -> str:
         f"{r['track']['freshness']['trials']} trials. Impression logging: "
         + ("measured on and off above." if r["impressions"].get("supported") else r["impressions"]["note"] + "."),
         "",
+        *new_users_lines(r),
         *tracing_lines(r.get("tracing"), r["rps_target"]),
         "## Where a cache-miss Rank spends its time (in-process, no gRPC)",
         "",

@@ -133,3 +133,23 @@ def test_errors_are_results_and_the_rate_counts_successes() -> None:
     assert s.codes["UNAVAILABLE"] == pytest.approx(total / 4, abs=2)
     assert len(s.latencies_ms) == s.codes["OK"]
     assert s.elapsed_s == pytest.approx(1.0, abs=0.002)
+
+
+def test_open_loop_splits_one_schedule_by_group() -> None:
+    """The new-user scenario sends two groups on one schedule: each group's latencies are its own,
+    and together they are the whole run."""
+
+    async def call(seq: int) -> str:
+        await asyncio.sleep(0.002 if seq % 2 else 0.008)  # odd requests are the fast group
+        return "OK" if seq % 2 or seq % 10 else "UNAVAILABLE"
+
+    s = run_virtual(open_loop(call, rate=100.0, duration_s=4.0, warmup_s=0.5, seed=5, group=lambda seq: "ab"[seq % 2]))
+    a, b = s.groups["a"], s.groups["b"]
+    assert sorted(s.groups) == ["a", "b"]
+    assert a.offered + b.offered == s.offered and abs(a.offered - b.offered) <= 1
+    assert a.latencies_ms == pytest.approx([8.0] * len(a.latencies_ms), abs=1e-6)
+    assert b.latencies_ms == pytest.approx([2.0] * len(b.latencies_ms), abs=1e-6)
+    assert a.codes["UNAVAILABLE"] > 0 and b.codes["UNAVAILABLE"] == 0
+    assert a.codes + b.codes == s.codes
+    assert a.elapsed_s == b.elapsed_s == s.elapsed_s
+    assert run_virtual(open_loop(call, rate=100.0, duration_s=1.0, seed=5)).groups == {}

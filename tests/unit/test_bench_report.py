@@ -11,8 +11,9 @@ from bench.latency import Samples, summarize
 from bench.plan import PLANS
 from bench.prepare import SCALES, Prepared
 from bench.publish import publish
-from bench.report import build, judge, missing_fields, write
+from bench.report import NEW_USERS_SERIES, build, judge, missing_fields, write
 from bench.scenarios import Measured
+from bench.users import NewUsers, User
 
 
 def _measured(latencies: list[float], elapsed: float = 10.0, errors: int = 0) -> Measured:
@@ -22,6 +23,18 @@ def _measured(latencies: list[float], elapsed: float = 10.0, errors: int = 0) ->
     for _ in range(errors):
         s.record("RESOURCE_EXHAUSTED", 1.0)
     return Measured(summarize(s), s.latencies_ms)
+
+
+def _new_users() -> Measured:
+    """The new-user scenario: brand-new ids 1 ms (all from the popularity fallback), users with a few
+    events 3 ms with a 12 ms tail; one schedule, so the whole is both groups together."""
+    brand_new, few = [1.0] * 600, [3.0] * 590 + [12.0] * 10
+    whole = _measured(brand_new + few)
+    whole.summary["popularity_fraction"] = 0.5
+    whole.groups = {"brand_new": _measured(brand_new), "few_events": _measured(few)}
+    whole.groups["brand_new"].summary["popularity_fraction"] = 1.0
+    whole.groups["few_events"].summary["popularity_fraction"] = 0.0
+    return whole
 
 
 def _stage(p50: float, p99: float) -> dict[str, float]:
@@ -71,6 +84,12 @@ def fake_run(tmp_path: Path) -> dict[str, Any]:
         "stages": stages,
         "sequential": (_measured([1.8] * 200, 0.4)),
         "rank_open": _measured(fast),
+        "rank_new_users": _new_users(),
+        "rank_new_users_selection": NewUsers(
+            [User(f"bench-new-user-7-{i:06d}", "en_US", "web") for i in range(200)],
+            [User(f"user_{i:06d}", "en_US", "web") for i in range(109)],
+            [1] * 29 + [2] * 35 + [5] * 36 + [9] * 9,
+        ).selection(),
         "saturation": {4: _measured(fast, 4.0), 16: _measured(fast, 3.0)},
         "cache_hit": _measured([0.4] * 1000 + [0.9] * 10),
         "cache_hit_unloaded": _measured([0.3] * 200, 0.06),
@@ -139,6 +158,7 @@ def test_targets_are_judged_against_design_thresholds(tmp_path: Path) -> None:
     met = {t["field"]: t["met"] for t in judge(report)}
     assert met == {
         "rank.p99_ms": True,
+        "rank_new_users.p99_ms": True,
         "rank.errors": True,
         "saturation.best_rps": True,
         "cache_hit.p99_ms": True,
@@ -148,8 +168,12 @@ def test_targets_are_judged_against_design_thresholds(tmp_path: Path) -> None:
     }
     report["rank"]["p99_ms"] = 12.0
     report["track"]["freshness_p99_ms"] = None
+    report["rank_new_users"]["p99_ms"] = 10.5
     met = {t["field"]: t["met"] for t in judge(report)}
     assert met["rank.p99_ms"] is False and met["track.freshness_p99_ms"] is None
+    assert met["rank_new_users.p99_ms"] is False
+    goals = {t["field"]: t["goal"] for t in judge(report)}
+    assert goals["rank_new_users.p99_ms"] == goals["rank.p99_ms"] == "<= 10 ms"  # the same target
 
 
 def test_write_keeps_runs_out_of_results_and_publish_makes_one_per_scale(tmp_path: Path) -> None:
@@ -205,3 +229,43 @@ def test_a_run_without_the_tracing_phase_still_reports_and_renders(tmp_path: Pat
     assert report["tracing"] is None and missing_fields(report) == []
     paths = write(report, tmp_path / "runs", tmp_path / "results")
     assert "Tracing" not in paths["summary"].read_text()
+
+
+def test_new_users_are_reported_beside_rank_and_judged_by_its_target(tmp_path: Path) -> None:
+    report = build(fake_run(tmp_path), "small", 7, "cmd")
+    nu = report["rank_new_users"]
+    assert (nu["p50_ms"], nu["p99_ms"], nu["n"], nu["errors"]) == (1.0, 3.0, 1200, 0)
+    assert nu["p99_minus_rank_p99_ms"] == -1.0  # 3 ms against the all-users 4 ms
+    assert nu["popularity_fraction"] == 0.5
+    groups = nu["by_group"]
+    assert (groups["brand_new"]["p50_ms"], groups["brand_new"]["p99_ms"], groups["brand_new"]["n"]) == (1.0, 1.0, 600)
+    assert (groups["few_events"]["p50_ms"], groups["few_events"]["p99_ms"], groups["few_events"]["n"]) == (
+        3.0,
+        12.0,
+        600,
+    )
+    sel = nu["selection"]
+    assert sel["below_events"] == 10 and sel["brand_new"]["users"] == 200
+    assert sel["few_events"] == {**sel["few_events"], "users": 109, "events_min": 1, "events_max": 9}
+    assert report["cdf_ms"][NEW_USERS_SERIES]["n"] == 1200
+    json.dumps(report)
+
+    paths = write(report, tmp_path / "runs", tmp_path / "results")
+    summary = paths["summary"].read_text()
+    assert "| Rank p99 for new users (< 10 events), same rate | <= 10 ms | 3.00 | yes |" in summary
+    assert "| fast, cache miss, new users (< 10 events), same rate | 1.00 | 3.00 | 3.00 |" in summary
+    assert "| … of which users with 1-9 events | 3.00 | 3.00 | 12.00 |" in summary
+    assert "p99 3.00 ms (the Rank target, <= 10 ms: met) over 1,200 requests" in summary
+    assert "200 brand-new ids and 109 consenting users with 1 to 9 events" in summary
+    assert "brand-new ids (never in the event log): p50 1.00 ms, p99 1.00 ms over 600 requests, 100% from" in summary
+
+
+def test_a_run_without_the_new_user_scenario_still_reports_and_renders(tmp_path: Path) -> None:
+    out = fake_run(tmp_path)
+    del out["rank_new_users"], out["rank_new_users_selection"]
+    report = build(out, "small", 7, "cmd")
+    assert report["rank_new_users"] is None and missing_fields(report) == []
+    assert {t["field"]: t["met"] for t in report["targets"]}["rank_new_users.p99_ms"] is None
+    assert NEW_USERS_SERIES not in report["cdf_ms"]
+    paths = write(report, tmp_path / "runs", tmp_path / "results")
+    assert "New users" not in paths["summary"].read_text()
