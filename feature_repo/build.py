@@ -17,7 +17,8 @@ import pyarrow.compute as pc
 
 from feature_repo import declarations, engine
 from setlist.consent import FLAGS, latest, personalizable  # the consent rules live in the shared core
-from setlist.features import SessionState, update_session
+from setlist.contract import ITEM_TYPES
+from setlist.features import LIGHT_SESSION_TYPES, SessionState, update_session
 from setlist.featureset import FeatureSet
 
 DAY = pd.Timedelta(days=1)
@@ -99,7 +100,8 @@ def build_sessions(ev: pd.DataFrame, item_genre: pd.Series) -> pd.DataFrame:
     list (up to 50 items) changes only on a skip, and copying it for every row was most of this
     frame's memory."""
     t_all = ev["type"].to_numpy()
-    n = int((t_all != "impression").sum())
+    light = np.isin(t_all, list(LIGHT_SESSION_TYPES))
+    n = int((~light).sum())
     obj = {
         k: np.empty(n, dtype=object)
         for k in ("user_id", "session_id", "session_last_items", "session_blocked_items", "session_genre")
@@ -109,12 +111,18 @@ def build_sessions(ev: pd.DataFrame, item_genre: pd.Series) -> pd.DataFrame:
     ts_ms = (ev["timestamp"].astype("int64") // 1_000_000).to_numpy()
     states: dict[str, SessionState] = {}
     k = 0
-    for u, s, i, t, ms, g in zip(
-        ev["user_id"].to_numpy(), ev["session_id"].fillna("").to_numpy(), ev["item_id"].to_numpy(), t_all, ts_ms, genre
+    for u, s, i, t, ms, g, skip in zip(
+        ev["user_id"].to_numpy(),
+        ev["session_id"].fillna("").to_numpy(),
+        ev["item_id"].to_numpy(),
+        t_all,
+        ts_ms,
+        genre,
+        light,
     ):
         st = update_session(states.get(u, SessionState()), s, i, t, int(ms), g)
         states[u] = st
-        if t == "impression":
+        if skip:
             continue
         obj["user_id"][k], obj["session_id"][k], obj["session_genre"][k] = u, st.session_id, st.genre
         obj["session_last_items"][k], obj["session_blocked_items"][k] = st.last_items, st.blocked_items
@@ -207,7 +215,10 @@ def build_items(
     """Item stats from prepared events (all events of the items wanted), counting only users whose
     analytics consent (``analytics``: a flag per user, from all of each user's events) is on."""
     allowed = analytics.index[analytics.to_numpy(dtype=bool)]
-    counted = events[events["user_id"].isin(allowed)].reset_index(drop=True)
+    # item stats describe what was done to items: a search or a feature use names none, and the
+    # light types are sampled (their counts would need their weights)
+    about_items = events["type"].isin(ITEM_TYPES).to_numpy()
+    counted = events[about_items & events["user_id"].isin(allowed).to_numpy()].reset_index(drop=True)
     return build_item_stats(counted, catalog, features, tables)
 
 

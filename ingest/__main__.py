@@ -32,6 +32,8 @@ def _print_report(report: IngestReport, title: str) -> None:
     table.add_row("quarantined", f"{report.quarantined:,}")
     for reason, n in sorted(report.reasons.items()):
         table.add_row(f"  reason: {reason}", f"{n:,}")
+    if report.sampled_out:
+        table.add_row("left out by the batch tier's sample (tiers file)", f"{report.sampled_out:,}")
     console.print(table)
 
 
@@ -144,6 +146,9 @@ def import_(
         "--assume-consent",
         help="the data was collected under another legal basis: grant both consents where no column says otherwise",
     ),
+    query_col: str | None = typer.Option(
+        None, help="column with the text of search rows (the feature's name for feature_use rows); needs --type-col"
+    ),
 ) -> None:
     """Import your own interactions into the event contract."""
     from ingest.importer import ImportFormatError, load_interactions
@@ -152,6 +157,8 @@ def import_(
     settings = get_settings()
     if time_unit not in (None, "s", "ms"):
         raise UsageError(f"--time-unit must be s or ms, got {time_unit!r}")
+    if query_col and not type_col:
+        raise UsageError("--query-col needs --type-col: only search and feature_use rows carry text")
     try:
         events, item_frame, summary = load_interactions(
             source,
@@ -166,6 +173,7 @@ def import_(
             consent_col=consent_col,
             analytics_consent_col=analytics_consent_col,
             assume_consent=assume_consent,
+            query_col=query_col,
         )
     except (ImportFormatError, FileNotFoundError) as exc:  # said with the file it is about
         raise UsageError(f"cannot import {source}: {exc}") from exc

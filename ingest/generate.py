@@ -210,6 +210,8 @@ def _events_frame(world: World, ev: dict[str, np.ndarray]) -> pd.DataFrame:
             "consent_personalization": users["consent_personalization"].to_numpy()[ev["user"]],
             "consent_analytics": users["consent_analytics"].to_numpy()[ev["user"]],
             "arm": np.full(n, None, dtype=object),
+            "query": np.full(n, None, dtype=object),
+            "weight": np.full(n, np.nan, dtype=np.float32),
         }
     )
     return frame[list(EVENT_COLUMNS)]

@@ -20,7 +20,7 @@ from ingest.import_files import ImportFormatError, clean_ids, read_table, requir
 from ingest.import_items import item_frame_for
 from ingest.import_values import parse_time, types_and_values
 from setlist.consent import FLAGS, flag_reason
-from setlist.contract import EVENT_COLUMNS, EVENT_TYPES, SCHEMA_VERSION, UNKNOWN
+from setlist.contract import EVENT_COLUMNS, EVENT_TYPES, NO_ITEM_TYPES, SCHEMA_VERSION, UNKNOWN
 
 __all__ = ["ImportFormatError", "ImportSummary", "load_interactions"]
 
@@ -98,6 +98,12 @@ def _sessions(users: pd.Series, ts: pd.Series) -> np.ndarray:
     return out
 
 
+def _has_text(query: pd.Series | None, n: int) -> np.ndarray:
+    if query is None:
+        return np.zeros(n, dtype=bool)
+    return (query.notna() & (query.astype("string").str.strip() != "")).to_numpy(dtype=bool)
+
+
 def _events(
     raw_time: pd.Series,
     users: pd.Series,
@@ -106,6 +112,7 @@ def _events(
     types: np.ndarray,
     value: np.ndarray,
     consent: tuple[object, object],
+    query: pd.Series | None = None,
 ) -> pd.DataFrame:
     """The rows as contract events in time order; an event's id hashes its user, item, raw time and row."""
     n = len(users)
@@ -133,6 +140,9 @@ def _events(
             "consent_personalization": consent[0],
             "consent_analytics": consent[1],
             "arm": np.full(n, None, dtype=object),
+            # as given: ingestion normalizes it, and hashes it without analytics consent (setlist.querytext)
+            "query": query.to_numpy(dtype=object) if query is not None else np.full(n, None, dtype=object),
+            "weight": np.full(n, np.nan, dtype=np.float32),
         }
     )[list(EVENT_COLUMNS)]
     return events.sort_values("timestamp", kind="mergesort", na_position="last").reset_index(drop=True)
@@ -151,6 +161,7 @@ def load_interactions(
     consent_col: str | None = None,
     analytics_consent_col: str | None = None,
     assume_consent: bool = False,
+    query_col: str | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame | None, ImportSummary]:
     """Read interactions and (optionally) item metadata into raw events and an item frame.
 
@@ -161,6 +172,9 @@ def load_interactions(
     Consent: ``consent_col`` (personalization) and ``analytics_consent_col`` name columns of flags;
     ``assume_consent`` grants both where no column says otherwise, for data collected under another
     legal basis. Without any of them the rows carry no flag, and ``SETLIST_CONSENT_DEFAULT`` decides.
+
+    ``query_col`` names the text of ``search`` rows (and the feature name of ``feature_use`` rows,
+    which, like searches, need no item id).
     """
     source = Path(source)
     raw = read_table(source, "interactions")
@@ -174,6 +188,7 @@ def load_interactions(
             "type": type_col,
             "consent": consent_col,
             "analytics consent": analytics_consent_col,
+            "query": query_col,
         },
         source,
     )
@@ -184,9 +199,13 @@ def load_interactions(
     types, value = types_and_values(raw, rating_col, type_col)
 
     consent = tuple(_consent_values(raw, col, assume_consent) for col in (consent_col, analytics_consent_col))
-    events = _events(raw[time_col], users, item_ids, ts, types, value, (consent[0], consent[1]))
+    no_item = np.isin(types.astype(object), list(NO_ITEM_TYPES))
+    if no_item.any():  # a search or a feature use names no item: "" is the contract's "none"
+        item_ids = item_ids.where(~no_item | item_ids.notna(), "")
+    query = raw[query_col].astype("string").astype(object).where(raw[query_col].notna(), None) if query_col else None
+    events = _events(raw[time_col], users, item_ids, ts, types, value, (consent[0], consent[1]), query)
 
-    seen = pd.Series(sorted(item_ids.dropna().unique()), dtype=object)
+    seen = pd.Series(sorted(i for i in item_ids.dropna().unique() if i), dtype=object)
     item_frame, catalog_rows, missing = item_frame_for(seen, items, item_id_col)
     # ids the items file describes (its metadata wins); the rest are placeholders for seen items
     described = frozenset(item_frame["item_id"].iloc[: catalog_rows or 0]) if items is not None else frozenset()
@@ -197,6 +216,8 @@ def load_interactions(
         "empty user id": int(users.isna().sum()),
         "empty item id": int(item_ids.isna().sum()),
     }
+    if no_item.any():
+        problems["search or feature_use without text"] = int((no_item & ~_has_text(query, n)).sum())
     if consent_col or analytics_consent_col:
         problems["bad consent value"] = int(sum(_bad_flags(events[f]) for f in FLAGS))
     if rating_col is not None and type_col is None:
@@ -207,7 +228,7 @@ def load_interactions(
         source=source.name,
         rows=n,
         users=int(users.nunique()),
-        items=int(item_ids.nunique()),
+        items=int(item_ids[item_ids != ""].nunique()),
         start=valid_ts.min() if len(valid_ts) else None,
         end=valid_ts.max() if len(valid_ts) else None,
         type_counts={str(k): int(v) for k, v in events["type"].value_counts().items()},

@@ -18,8 +18,10 @@ from setlist.consent import FLAGS, parse_flag
 from setlist.contract import EVENT_COLUMNS, SCHEMA_VERSION, reject_reason
 from setlist.eventlog import EventLog, Quarantine
 from setlist.pseudonym import IdentityMap, pseudonymize
+from setlist.querytext import normalize, stored
 from setlist.retention import events_cutoff
 from setlist.settings import Settings
+from setlist.tiers import Tiers
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -30,12 +32,15 @@ class IngestReport:
     accepted: int = 0
     quarantined: int = 0
     reasons: Counter = field(default_factory=Counter)
+    #: valid batch-tier events the sample left out (setlist.tiers): counted, not stored
+    sampled_out: int = 0
 
     def merge(self, other: IngestReport) -> None:
         self.received += other.received
         self.accepted += other.accepted
         self.quarantined += other.quarantined
         self.reasons.update(other.reasons)
+        self.sampled_out += other.sampled_out
 
 
 def _normalize(frame: pd.DataFrame) -> pd.DataFrame:
@@ -49,6 +54,28 @@ def _normalize(frame: pd.DataFrame) -> pd.DataFrame:
     for col in ("device", "locale"):
         frame[col] = frame[col].fillna("unknown")
     return frame  # consent values stay as given until checked: a bad one is quarantined, not guessed
+
+
+def _safe_flag(value: object) -> bool | None:
+    try:
+        return parse_flag(value)
+    except ValueError:
+        return None  # the row is quarantined for it; its text is still not kept raw
+
+
+def _stored_queries(frame: pd.DataFrame, key: bytes) -> pd.Series:
+    """What may be stored of each row's text (setlist.querytext): a feature_use's feature name
+    normalized, any other text hashed term by term unless the row grants analytics consent."""
+    out = pd.Series(None, index=frame.index, dtype=object)
+    has = frame["query"].notna() & (frame["query"].astype("string").str.strip() != "")
+    for i in np.flatnonzero(has.to_numpy()):
+        row = frame.iloc[i]
+        text = str(row["query"])
+        kept = (
+            normalize(text) if row["type"] == "feature_use" else stored(text, _safe_flag(row["consent_analytics"]), key)
+        )
+        out.iloc[i] = kept or None
+    return out
 
 
 def _consent_flags(frame: pd.DataFrame) -> pd.DataFrame:
@@ -121,6 +148,20 @@ def _reasons(
     return out
 
 
+def _sampled(frame: pd.DataFrame, tiers: Tiers) -> tuple[pd.DataFrame, int]:
+    """The rows the tiers' sample keeps, each with its weight; and how many it left out."""
+    if frame.empty or not tiers.batch:
+        return frame, 0
+    types, ids = frame["type"].astype(str).to_numpy(), frame["event_id"].astype(str).to_numpy()
+    keep = np.fromiter((tiers.keep(t, e) for t, e in zip(types, ids)), dtype=bool, count=len(frame))
+    kept = frame[keep].copy()
+    here = [tiers.weight(t) or 1.0 for t in types[keep]]
+    given = pd.to_numeric(kept["weight"], errors="coerce").fillna(1.0).tolist()
+    # a row sampled upstream keeps its weight, times this sample's when it is sampled again here
+    kept["weight"] = [None if g * w == 1.0 else g * w for g, w in zip(given, here)]
+    return kept, int((~keep).sum())
+
+
 def ingest(
     raw: pd.DataFrame,
     settings: Settings,
@@ -131,6 +172,9 @@ def ingest(
     """Validate, pseudonymize and append ``raw`` events (which carry application user ids)."""
     log, quarantine = EventLog(settings.events_dir), Quarantine(settings.quarantine_dir)
     frame = _normalize(raw)
+    key = settings.secret_hmac_key()
+    # before anything is written, quarantine included: raw search text never reaches storage
+    frame["query"] = _stored_queries(frame, key)
     now = datetime.now(UTC)
     known: set[str] = set()
     if check_log_duplicates and log.files():
@@ -140,7 +184,6 @@ def ingest(
     bad = np.array([r is not None for r in reasons], dtype=bool)
     report = IngestReport(received=len(frame))
 
-    key = settings.secret_hmac_key()
     raw_ids = frame["user_id"].astype("string").fillna("")
     unique_raw = raw_ids[raw_ids != ""].unique()
     mapping = {r: pseudonymize(r, key) for r in unique_raw}
@@ -151,6 +194,7 @@ def ingest(
         report.quarantined = quarantine.put(rejected, [r for r in reasons if r is not None], source)
         report.reasons.update(r.split(":", 1)[0] for r in reasons if r is not None)
     good = _consent_flags(frame[~bad])
+    good, report.sampled_out = _sampled(good, Tiers.load(settings.tiers_file))
     report.accepted = log.append(good, tag=source)
     if identities is None:
         identities = IdentityMap(settings.metadata_url)

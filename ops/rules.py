@@ -87,9 +87,14 @@ class ErrorsSLI:
 
     total: str
     errors: str
+    #: errors that are not the service's fault although their code is (a client over its quota)
+    excused: str | None = None
 
     def error_ratio(self, window: str) -> str:
-        return f"sum(rate({self.errors}[{window}])) / sum(rate({self.total}[{window}]))"
+        errors = f"sum(rate({self.errors}[{window}]))"
+        if self.excused:
+            errors = f"({errors} - (sum(rate({self.excused}[{window}])) or vector(0)))"
+        return f"{errors} / sum(rate({self.total}[{window}]))"
 
 
 @dataclass(frozen=True)
@@ -239,7 +244,8 @@ def _ratio_sli(item: Mapping[str, Any], sli: Mapping[str, Any], where: str) -> R
     if ("errors" in sli) == ("good" in sli):
         raise BadInput(f"{where}: sli needs exactly one of errors, good (beside total), or a histogram")
     if "errors" in sli:
-        return ErrorsSLI(total, _selector(sli["errors"], f"{where}: sli.errors"))
+        excused = _selector(sli["excused"], f"{where}: sli.excused") if sli.get("excused") else None
+        return ErrorsSLI(total, _selector(sli["errors"], f"{where}: sli.errors"), excused)
     return GoodSLI(total, _selector(sli["good"], f"{where}: sli.good"))
 
 

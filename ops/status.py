@@ -251,6 +251,12 @@ def scrape(urls: Iterable[str]) -> Samples | None:
     return samples if answered else None
 
 
+def scrape_servers(settings: Settings) -> Samples | None:
+    """Every sample of the settings' servers' /metrics pages (one per worker), or None when none answers:
+    what ``status`` judges the SLOs by and ``ops cost`` reads the CPU per call from."""
+    return scrape(_targets(settings)[1])
+
+
 # --- SLOs ---------------------------------------------------------------------------------------------
 _MATCHER = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*,?')
 
@@ -319,9 +325,10 @@ def judge(objectives: list[dict[str, Any]], samples: Samples | None, local: dict
             out.append(_ratio(name, le, count, float(o["objective"]), _share(o)))
         elif "errors" in sli:
             count = total(samples, str(sli["total"]))
-            out.append(
-                _ratio(name, count - total(samples, str(sli["errors"])), count, float(o["objective"]), _share(o))
-            )
+            errors = total(samples, str(sli["errors"]))
+            if sli.get("excused"):  # e.g. clients over their own quota
+                errors = max(0.0, errors - total(samples, str(sli["excused"])))
+            out.append(_ratio(name, count - errors, count, float(o["objective"]), _share(o)))
         elif "good" in sli:
             if total(samples, "setlist_ingest_lag_seconds") > 0:  # acknowledged events still on their way
                 out.append(Slo(name, "no data", "events are rolling into the log; ask again", _share(o)))
@@ -397,8 +404,8 @@ def collect(settings: Settings, now: float | None = None, probe: bool = True) ->
     samples = None
     if probe:
         health = serving_health(settings)
-        target, urls = _targets(settings)
-        samples = scrape(urls)
+        target, _ = _targets(settings)
+        samples = scrape_servers(settings)
         mark: Mark = "ok" if health == "SERVING" else ("warn" if health is None else "fail")
         lines.append(Line("serving", "health", mark, f"{health or 'not running'} at {target}"))
     local: dict[str, float | None] = {

@@ -46,6 +46,7 @@ from setlist.pseudonym import IdentityMap
 from setlist.publish import PublishLog
 from setlist.registry import Pair, model_names, reader, version_facts
 from setlist.settings import Settings
+from setlist.tiers import Tiers
 
 log = logging.getLogger("setlist.serving")
 VIEWS = ("user_profile", "item_stats", "session", "user_consent")
@@ -65,6 +66,8 @@ class MetricsSink(Protocol):
     def record_degraded(self, reason: str = "fallback") -> None: ...
 
     def record_arm(self, arm: str) -> None: ...
+
+    def record_cpu(self, rpc: str, seconds: float) -> None: ...
 
     def record_impression_drop(self) -> None: ...
 
@@ -86,6 +89,8 @@ class MetricsSink(Protocol):
 
     def record_quarantined(self, reasons: list[str]) -> None: ...
 
+    def record_sampled_out(self, types: list[str]) -> None: ...
+
     def watch_ingest(self, oldest_unlogged: Callable[[], float | None]) -> None: ...
 
     def mark_feature_lag(self, oldest_uncovered: float | None) -> None: ...
@@ -102,6 +107,7 @@ class PrometheusMetrics:
     record_candidates = staticmethod(metrics.record_candidates)
     record_degraded = staticmethod(metrics.record_degraded)
     record_arm = staticmethod(metrics.record_arm)
+    record_cpu = staticmethod(metrics.record_cpu)
     record_impression_drop = staticmethod(metrics.record_impression_drop)
     record_impressions_written = staticmethod(metrics.record_impressions_written)
     record_canary = staticmethod(metrics.record_canary)
@@ -111,6 +117,7 @@ class PrometheusMetrics:
     record_acknowledged = staticmethod(metrics.record_acknowledged)
     record_logged = staticmethod(metrics.record_logged)
     record_quarantined = staticmethod(metrics.record_quarantined)
+    record_sampled_out = staticmethod(metrics.record_sampled_out)
     watch_ingest = staticmethod(metrics.watch_ingest)
     mark_feature_lag = staticmethod(metrics.mark_feature_lag)
     mark_view = staticmethod(metrics.mark_view)
@@ -426,12 +433,16 @@ def build(
             on_duplicates=sink.record_track_duplicates,
             on_acknowledged=sink.record_acknowledged,
             on_quarantined=sink.record_quarantined,
+            tiers=Tiers.load(settings.tiers_file),
+            on_sampled_out=sink.record_sampled_out,
+            term_key=settings.secret_hmac_key(),
         )
     hooks = hooks or Hooks(
         on_cache=sink.record_cache,
         on_candidates=sink.record_candidates,
         on_degraded=sink.record_degraded,
         on_arm=sink.record_arm,
+        on_cpu=sink.record_cpu,
     )
     if impressions is None and settings.impressions_enabled:
         impressions = ImpressionLog.to_directory(

@@ -8,6 +8,10 @@ class ServingError(Exception):
 
     code = "INTERNAL"
 
+    def trailing_metadata(self) -> tuple[tuple[str, str], ...]:
+        """Metadata the transport adds to the error status, beside the request id."""
+        return ()
+
 
 class InvalidArgument(ServingError):
     code = "INVALID_ARGUMENT"
@@ -15,6 +19,24 @@ class InvalidArgument(ServingError):
 
 class Overloaded(ServingError):
     code = "RESOURCE_EXHAUSTED"
+
+
+class QuotaExceeded(ServingError):
+    """The caller's quota (serving.grpc.quotas) is spent. ``retry_after_ms`` is how long until the call
+    would fit, sent as ``retry-after-ms`` and ``grpc-retry-pushback-ms``; None when waiting cannot help
+    (one call costs more than the whole burst), sent as a pushback of -1: gRPC's "do not retry"."""
+
+    code = "RESOURCE_EXHAUSTED"
+
+    def __init__(self, message: str, retry_after_ms: int | None) -> None:
+        super().__init__(message)
+        self.retry_after_ms = retry_after_ms
+
+    def trailing_metadata(self) -> tuple[tuple[str, str], ...]:
+        if self.retry_after_ms is None:
+            return (("grpc-retry-pushback-ms", "-1"),)
+        ms = str(self.retry_after_ms)
+        return (("retry-after-ms", ms), ("grpc-retry-pushback-ms", ms))
 
 
 class Unauthenticated(ServingError):

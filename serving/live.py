@@ -58,6 +58,7 @@ class Hooks:
     on_candidates: Callable[[int], None] = lambda n: None
     on_degraded: Callable[[], None] = lambda: None
     on_arm: Callable[[str], None] = lambda arm: None
+    on_cpu: Callable[[str, float], None] = lambda rpc, seconds: None  # a call's handler CPU (make cost)
 
 
 class Observer(Protocol):

@@ -59,6 +59,12 @@ RPC_LATENCY = Histogram(
 RPC_REQUESTS = Counter("setlist_rpc_requests", "RPCs handled, by RPC and final status code.", ["rpc", "code"])
 RPC_ERRORS = Counter("setlist_rpc_errors", "RPCs that ended with a non-OK status, by RPC and code.", ["rpc", "code"])
 RPC_IN_FLIGHT = Gauge("setlist_rpc_in_flight", "Rank/Track calls being worked on right now.")
+# by RPC only, never by token: a label per caller would be an unbounded (and secret-adjacent) series set
+QUOTA_REJECTIONS = Counter(
+    "setlist_quota_rejections",
+    "Calls refused with RESOURCE_EXHAUSTED because the caller's quota was spent, by RPC.",
+    ["rpc"],
+)
 
 # --- ranking service ------------------------------------------------------------------------
 CACHE_HITS = Counter("setlist_cache_hits", "Rank requests answered from the prediction cache.")
@@ -84,6 +90,10 @@ FEATURE_FRESHNESS = Gauge(
     "setlist_feature_freshness_seconds", "Seconds since the newest feature publish (computed when scraped)."
 )
 DEGRADED = Counter("setlist_degraded_responses", "Rank responses served by a fallback, by reason.", ["reason"])
+# CPU per call, for `python -m ops cost`: the handler thread's own CPU time (time.thread_time), so
+# other calls running meanwhile are not counted in; the transport's and background threads' CPU is not in it
+RPC_CPU = Counter("setlist_rpc_cpu_seconds", "CPU time of the Rank/Track handler thread, by RPC.", ["rpc"])
+RPC_CPU_CALLS = Counter("setlist_rpc_cpu_calls", "Rank/Track calls whose handler CPU time is counted, by RPC.", ["rpc"])
 
 # --- experiments, impressions and rollout -----------------------------------------------------
 RANK_ARM = Counter("setlist_rank_arm", "Rank responses by experiment arm (live sample-ratio check).", ["arm"])
@@ -111,6 +121,11 @@ TRACK_ACKNOWLEDGED = Counter(
     "setlist_track_events_acknowledged", "Track events acknowledged as durable (written to the journal)."
 )
 TRACK_LOGGED = Counter("setlist_track_events_logged", "Track events moved from the journal into the event log.")
+SAMPLED_OUT = Counter(
+    "setlist_track_events_sampled_out",
+    "Batch-tier Track events acknowledged but left out by their type's sample (setlist.tiers), by type.",
+    ["type"],
+)
 QUARANTINED = Counter(
     "setlist_events_quarantined",
     _help("setlist_events_quarantined_total"),
@@ -171,6 +186,22 @@ def record_arm(arm: str) -> None:
     child.inc()
 
 
+def record_quota_rejection(rpc: str) -> None:
+    QUOTA_REJECTIONS.labels(rpc=rpc).inc()
+
+
+_cpu: dict[str, tuple[Counter, Counter]] = {}
+
+
+def record_cpu(rpc: str, seconds: float) -> None:
+    """One Rank or Track call's handler CPU seconds (children cached, as in record_arm)."""
+    children = _cpu.get(rpc)
+    if children is None:
+        children = _cpu.setdefault(rpc, (RPC_CPU.labels(rpc=rpc), RPC_CPU_CALLS.labels(rpc=rpc)))
+    children[0].inc(seconds)
+    children[1].inc()
+
+
 def record_impression_drop() -> None:
     IMPRESSIONS_DROPPED.inc()
 
@@ -210,6 +241,11 @@ def record_acknowledged(count: int) -> None:
 
 def record_logged(count: int) -> None:
     TRACK_LOGGED.inc(count)
+
+
+def record_sampled_out(types: list[str]) -> None:
+    for etype in set(types):  # types are the contract's: a bounded label
+        SAMPLED_OUT.labels(type=etype).inc(types.count(etype))
 
 
 def record_quarantined(reasons: list[str]) -> None:

@@ -102,9 +102,13 @@ class RankingService:
             raise InvalidArgument(f"{len(q.exclude_item_ids)} exclude_item_ids; at most {s.max_exclusions} allowed")
 
     def rank(self, q: RankQuery) -> RankResult:
-        # the root span of a Rank (a child of the caller's, over gRPC); one flag check when tracing is off
-        with tracing.span("rank", k=q.k, request_id=q.request_id or None) as current:
-            return self._rank(q, current)
+        cpu = time.thread_time()  # this thread's CPU only: a clock read, no allocation (ops cost)
+        try:
+            # the root span of a Rank (a child of the caller's, over gRPC); one flag check when tracing is off
+            with tracing.span("rank", k=q.k, request_id=q.request_id or None) as current:
+                return self._rank(q, current)
+        finally:
+            self.hooks.on_cpu("Rank", time.thread_time() - cpu)
 
     def _rank(self, q: RankQuery, current: tracing.Span) -> RankResult:
         started = time.perf_counter()
@@ -275,12 +279,16 @@ class RankingService:
 
     # --- Track --------------------------------------------------------------------------------
     def track(self, events: list[TrackEvent]) -> TrackResult:
-        with tracing.span("track", events=len(events)) as current:
-            result = self._track(events)
-            tracing.set_attributes(
-                current, accepted=result.accepted, rejected=len(result.rejected), duplicates=len(result.duplicates)
-            )
-            return result
+        cpu = time.thread_time()
+        try:
+            with tracing.span("track", events=len(events)) as current:
+                result = self._track(events)
+                tracing.set_attributes(
+                    current, accepted=result.accepted, rejected=len(result.rejected), duplicates=len(result.duplicates)
+                )
+                return result
+        finally:
+            self.hooks.on_cpu("Track", time.thread_time() - cpu)
 
     def _track(self, events: list[TrackEvent]) -> TrackResult:
         if not events:
@@ -294,8 +302,10 @@ class RankingService:
         result = self.tracker.track(events, live.bundle.index if live else None, self.pseudonym)
         # a retry stored before changes nothing downstream: no cache bump, no second canary count
         new = [e for e in events if e.event_id not in result.duplicates]
-        # O(1) per user: their cached rankings go stale by version, no key is scanned
-        self.cache.bump_users({self.pseudonym(e.user_id) for e in new if e.user_id})
+        # O(1) per user: their cached rankings go stale by version, no key is scanned. Batch-tier
+        # events (setlist.tiers) change nothing Rank reads before the next materialize.
+        tiers = self.tracker.tiers
+        self.cache.bump_users({self.pseudonym(e.user_id) for e in new if e.user_id and tiers.is_realtime(e.type)})
         if router is not None and self.observer.active:
             rejected = {r.event_id for r in result.rejected}
             for e in new:  # plays and skips of model-arm users feed the canary's guard KPI

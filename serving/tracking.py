@@ -4,6 +4,7 @@ session state so the next Rank sees it."""
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 import time
 from collections import OrderedDict
@@ -26,7 +27,9 @@ from setlist.contract import SCHEMA_VERSION, reject_reason
 from setlist.eventlog import Quarantine
 from setlist.features import SessionState, update_session
 from setlist.pseudonym import IdentityMap
+from setlist.querytext import normalize, stored, terms
 from setlist.settings import Settings
+from setlist.tiers import Tiers
 from setlist.tracing import span
 
 log = logging.getLogger("setlist.serving.track")
@@ -181,6 +184,9 @@ class Tracker:
         on_duplicates: Callable[[int], None] = _ignore,
         on_acknowledged: Callable[[int], None] = _ignore,
         on_quarantined: Callable[[list[str]], None] = _ignore_reasons,
+        tiers: Tiers | None = None,
+        term_key: bytes | None = None,
+        on_sampled_out: Callable[[list[str]], None] = _ignore_reasons,
     ) -> None:
         self.journal, self.online = journal, online
         self.policy = policy or TrackPolicy()
@@ -191,6 +197,11 @@ class Tracker:
         self.dedupe: Dedupe = MemoryDedupe(clock=clock) if dedupe is None else dedupe
         self._on_duplicates = on_duplicates  # the count of retries acknowledged without storing them again
         self._on_acknowledged, self._on_quarantined = on_acknowledged, on_quarantined  # metrics
+        self.tiers = tiers or Tiers.default()
+        # keyed hashes of search terms stored without analytics consent; without a key, one per
+        # process: the stored terms then match nothing, which fails closed
+        self._term_key = term_key or secrets.token_bytes(32)
+        self._on_sampled_out = on_sampled_out  # types of batch events the sample left out
         self._known = LruSet(KNOWN_USERS)
         self._lock = threading.Lock()
         self.push_failures = 0
@@ -211,7 +222,22 @@ class Tracker:
             "consent_personalization": _flag(ctx, "consent_personalization"),
             "consent_analytics": _flag(ctx, "consent_analytics"),
             "arm": ctx.get("arm") or None,
+            "query": self._query(e),
+            "weight": None,
         }
+
+    def _query(self, e: TrackEvent) -> str | None:
+        """What is stored of the event's text: a feature_use's feature name normalized, anything
+        else as search text (setlist.querytext: hashed without the event's analytics consent)."""
+        if not e.query:
+            return None
+        if e.type == "feature_use":
+            return normalize(e.query) or None
+        try:
+            analytics = parse_flag(e.context.get("consent_analytics"))
+        except ValueError:
+            analytics = None  # the event is rejected for it anyway; the quarantine keeps no raw text
+        return stored(e.query, analytics, self._term_key)
 
     def reason(self, e: TrackEvent, row: dict[str, Any], now: datetime) -> str | None:
         """Why one event is rejected, or None; every reason quotes at most ``QUOTE_CHARS`` of the input."""
@@ -243,6 +269,9 @@ class Tracker:
         bad: list[dict[str, Any]] = []
         seen: set[str] = set()
         raw_ids: dict[str, str] = {}
+        sampled_out: list[str] = []
+        # a search's terms in clear, for this user's session only (what is stored may be hashed)
+        session_terms: dict[str, list[str]] = {}
         for e in events:
             oversized = len(e.user_id) > self.policy.max_user_id_len  # not worth a pseudonym
             user = pseudonym(e.user_id) if e.user_id and not oversized else ""
@@ -257,8 +286,16 @@ class Tracker:
                 bad.append({**_clipped(row, QUARANTINE_CHARS), "reason": reason})
                 continue
             seen.add(e.event_id)
+            if not self.tiers.keep(e.type, e.event_id):
+                sampled_out.append(e.type)  # acknowledged: the sample is the policy, not a loss
+                continue
             raw_ids[user] = e.user_id
+            row["weight"] = self.tiers.weight(e.type)
+            if e.type == "search":
+                session_terms[e.event_id] = terms(e.query)
             accepted.append({**row, **{f: parse_flag(row[f]) for f in FLAGS}})
+        if sampled_out:
+            self._on_sampled_out(sampled_out)
         if bad:
             frame = pd.DataFrame(bad)
             self.quarantine.put(frame.drop(columns="reason"), list(frame["reason"]), "track")
@@ -266,12 +303,14 @@ class Tracker:
         fresh = self._store(accepted)
         if fresh:
             self._remember({r["user_id"]: raw_ids[r["user_id"]] for r in fresh})
-            with span("track.session_push", events=len(fresh)):
-                self._push(fresh, index)
+            live = [r for r in fresh if self.tiers.is_realtime(r["type"])]  # batch types wait for materialize
+            if live:
+                with span("track.session_push", events=len(live)):
+                    self._push(live, index, session_terms)
         # a retry of an event stored before is acknowledged: the client did nothing wrong
         fresh_ids = {r["event_id"] for r in fresh}
         duplicates = frozenset(r["event_id"] for r in accepted if r["event_id"] not in fresh_ids)
-        return TrackResult(len(accepted), tuple(rejected), duplicates)
+        return TrackResult(len(accepted) + len(sampled_out), tuple(rejected), duplicates, len(sampled_out))
 
     def _store(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Journal the rows not stored before (within the dedupe window); returns those."""
@@ -345,7 +384,9 @@ class Tracker:
             for p in pseudonyms:
                 self._known.discard(p)
 
-    def _push(self, rows: list[dict[str, Any]], index: CandidateIndex | None) -> None:
+    def _push(
+        self, rows: list[dict[str, Any]], index: CandidateIndex | None, session_terms: dict[str, list[str]]
+    ) -> None:
         """Fold the events into each user's session row (and consent) in the online store."""
         if self.online is None:
             return
@@ -364,6 +405,8 @@ class Tracker:
                     genre = ""
                     if index is not None and r["item_id"] in index.item_index:
                         genre = index.genres[index.item_genre[index.item_index[r["item_id"]]]]
+                    elif index is not None and r["event_id"] in session_terms:  # a search: its genre
+                        genre = index.search_genre(session_terms[r["event_id"]])
                     state = update_session(
                         state, r["session_id"], r["item_id"], r["type"], int(r["timestamp"].timestamp() * 1000), genre
                     )

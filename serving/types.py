@@ -44,6 +44,7 @@ class TrackEvent:
     session_id: str = ""
     context: dict[str, str] = field(default_factory=dict)
     value: float | None = None
+    query: str = ""  # a search's text, or the product feature a feature_use event used
 
 
 @dataclass(frozen=True)
@@ -58,3 +59,5 @@ class TrackResult:
     rejected: tuple[Rejection, ...] = ()
     # accepted retries of events stored before: acknowledged, but nothing downstream sees them again
     duplicates: frozenset[str] = frozenset()
+    # accepted batch-tier events the sample left out of storage (setlist.tiers)
+    sampled_out: int = 0

@@ -79,6 +79,7 @@ class CandidateIndex(CandidateSources):
         seen: sp.csr_matrix | None = None,
         knn: sp.csr_matrix | None = None,
         exclude_seen: bool = False,
+        terms: dict[str, int] | None = None,
     ) -> None:
         self.item_ids = np.asarray(item_ids, dtype=object)
         self.item_genre = np.asarray(item_genre, dtype=np.int64)
@@ -93,6 +94,8 @@ class CandidateIndex(CandidateSources):
         self.seen = seen.tocsr() if seen is not None else None
         self.knn = knn.tocsr().astype(np.float32) if knn is not None else None
         self.exclude_seen = bool(exclude_seen)
+        # the search text index: a normalized term (setlist.querytext) → the genre it points at
+        self.terms: dict[str, int] = dict(terms or {})
         self.item_index = {i: n for n, i in enumerate(self.item_ids)}
         self.user_index = {u: n for n, u in enumerate(self.user_ids)}
         self.genre_index = {g: n for n, g in enumerate(self.genres)}
@@ -108,6 +111,18 @@ class CandidateIndex(CandidateSources):
         rank[lst] = np.arange(len(lst), dtype=np.float32) / max(len(lst), 1)
         return rank
 
+    def search_genre(self, terms: list[str] | tuple[str, ...]) -> str:
+        """The genre a search's terms point at (the one most terms match; the earlier term breaks a
+        tie), or "" when none matches."""
+        votes: dict[int, int] = {}
+        for term in terms:
+            g = self.terms.get(term)
+            if g is not None:
+                votes[g] = votes.get(g, 0) + 1
+        if not votes:
+            return ""
+        return self.genres[max(votes, key=lambda g: votes[g])]  # max keeps the first of equal votes
+
     def generate(
         self,
         user_id: str | None,
@@ -122,7 +137,8 @@ class CandidateIndex(CandidateSources):
         pop = self.popularity(cohort)
         pop_rank = self._pop_rank.get(cohort, self._pop_rank[GLOBAL_COHORT])
         uidx = self.user_index.get(user_id) if personalized and user_id else None
-        if uidx is None and not (personalized and last_items):
+        # a new user's first clicks (co-visitation) or searched genre personalize from the first Rank
+        if uidx is None and not (personalized and (last_items or any(genres))):
             idx = np.array([i for i in pop[: n + len(exclude)] if i not in exclude][:n], dtype=np.int64)
             z = np.zeros(len(idx), dtype=np.float32)
             return Candidates(idx, z, z.copy(), np.ones(len(idx), np.float32), pop_rank[idx], False)
@@ -192,7 +208,14 @@ class CandidateIndex(CandidateSources):
             if matrix is not None:
                 sp.save_npz(path / f"{name}.npz", matrix)
         (path / "meta.json").write_text(
-            json.dumps({"genres": self.genres, "cohorts": list(self.cohorts), "exclude_seen": self.exclude_seen})
+            json.dumps(
+                {
+                    "genres": self.genres,
+                    "cohorts": list(self.cohorts),
+                    "exclude_seen": self.exclude_seen,
+                    "terms": self.terms,
+                }
+            )
         )
 
     @classmethod
@@ -218,4 +241,5 @@ class CandidateIndex(CandidateSources):
             optional["seen"],
             optional["knn"],
             bool(meta.get("exclude_seen", False)),
+            meta.get("terms"),  # absent from indexes trained before search existed
         )

@@ -17,10 +17,19 @@ import pyarrow as pa
 
 from setlist.consent import FLAGS, flag_reason
 
-SCHEMA_VERSION = 1
-KNOWN_SCHEMA_VERSIONS = frozenset({1})
+#: 2 added the onboarding types (``search``, ``feature_use``), the light types (``view``,
+#: ``heartbeat``) and the ``query`` and ``weight`` columns; version 1 events read with both null
+SCHEMA_VERSION = 2
+KNOWN_SCHEMA_VERSIONS = frozenset({1, 2})
 
-EVENT_TYPES = ("play", "skip", "like", "add_to_playlist", "not_interested", "impression")
+#: what a user did to an item, and impressions (what they were shown): the types features,
+#: labels and the generator use
+ITEM_TYPES = ("play", "skip", "like", "add_to_playlist", "not_interested", "impression")
+#: light item signals (an item page viewed, a play still going): cheap, many, sampled (setlist.tiers)
+LIGHT_TYPES = ("view", "heartbeat")
+#: onboarding signals with no item: ``query`` holds a search's text, or the product feature used
+NO_ITEM_TYPES = ("search", "feature_use")
+EVENT_TYPES = ITEM_TYPES + LIGHT_TYPES + NO_ITEM_TYPES
 POSITIVE_TYPES = frozenset({"like", "add_to_playlist"})
 NEGATIVE_TYPES = frozenset({"skip", "not_interested"})
 #: a play counts as a positive label from this listen fraction on
@@ -44,6 +53,10 @@ EVENT_SCHEMA = pa.schema(
         pa.field("consent_personalization", pa.bool_()),
         pa.field("consent_analytics", pa.bool_()),
         pa.field("arm", pa.string()),
+        # a search's normalized text (setlist.querytext), or the name of the product feature used
+        pa.field("query", pa.string()),
+        # how many events this one stands for: 1/rate for a sampled event (setlist.tiers), null for 1
+        pa.field("weight", pa.float32()),
     ]
 )
 EVENT_COLUMNS = tuple(EVENT_SCHEMA.names)
@@ -66,16 +79,20 @@ def reject_reason(row: Mapping[str, Any], now: datetime, max_future_s: float = 3
 
     The reasons are short, stable codes followed by detail, so that quarantine counts group well.
     """
-    for key in ("event_id", "user_id", "item_id"):
-        v = row.get(key)
-        if v is None or (isinstance(v, str) and not v.strip()):
+    for key in ("event_id", "user_id"):
+        if _empty(row.get(key)):
             return f"missing_id: {key} is empty"
+    etype = row.get("type")
+    if etype not in NO_ITEM_TYPES and _empty(row.get("item_id")):
+        return "missing_id: item_id is empty"
     version = row.get("schema_version")
     if version not in KNOWN_SCHEMA_VERSIONS:
         return f"unknown_schema_version: {version!r} (known: {sorted(KNOWN_SCHEMA_VERSIONS)})"
-    etype = row.get("type")
     if etype not in EVENT_TYPES:
         return f"unknown_type: {etype!r} (allowed: {', '.join(EVENT_TYPES)})"
+    if etype in NO_ITEM_TYPES and _empty(row.get("query")):
+        what = "a search's text" if etype == "search" else "the product feature used"
+        return f"missing_query: a {etype} event needs {what} in query"
     ts = row.get("timestamp")
     if not isinstance(ts, datetime):
         return f"bad_timestamp: {ts!r} is not a timestamp"
@@ -93,4 +110,16 @@ def reject_reason(row: Mapping[str, Any], now: datetime, max_future_s: float = 3
     if value is not None and value == value:  # NaN means "no value"
         if etype == "play" and not 0.0 <= float(value) <= 1.0:
             return f"bad_value: play listen fraction {value} outside [0, 1]"
+    weight = row.get("weight")
+    if weight is not None and weight == weight:
+        try:
+            ok = 1.0 <= float(weight) < float("inf")
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            return f"bad_weight: {weight!r} is not a sampling weight (1 or more)"
     return None
+
+
+def _empty(v: Any) -> bool:
+    return v is None or (isinstance(v, str) and not v.strip())

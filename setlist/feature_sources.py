@@ -11,15 +11,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
-from setlist.contract import EVENT_TYPES, POSITIVE_TYPES
+from setlist.contract import ITEM_TYPES, POSITIVE_TYPES
 
 Function = Literal[
     "count", "sum", "mean", "rate", "last", "distinct", "days_since_last", "days_since_first", "share", "top"
 ]
 Transform = Literal["value", "days_since", "year", "contains"]
 
-#: every event type but impressions: what a user did, not what they were shown
-INTERACTIONS: tuple[str, ...] = tuple(t for t in EVENT_TYPES if t != "impression")
+#: every item event type but impressions: what a user did, not what they were shown (the light and
+#: onboarding types are not item interactions features count)
+INTERACTIONS: tuple[str, ...] = tuple(t for t in ITEM_TYPES if t != "impression")
 NEGATIVE_TYPES: tuple[str, ...] = ("skip", "not_interested")
 POSITIVES: tuple[str, ...] = tuple(sorted(POSITIVE_TYPES))
 FUNCTIONS: tuple[str, ...] = get_args(Function)

@@ -13,6 +13,8 @@ from typing import Any
 SESSION_LAST_N = 10
 SESSION_BLOCKED_N = 50
 SESSION_GAP_S = 30 * 60
+#: event types that do not count as session activity
+LIGHT_SESSION_TYPES = frozenset({"impression", "view", "heartbeat"})
 
 #: what the candidate stage reads from the user profile (declared in the built-in pack)
 USER_VECTOR = "user_genre_affinity"
@@ -117,11 +119,15 @@ def update_session(
     if session_id != state.session_id or ts_ms - state.updated_ms > SESSION_GAP_S * 1000:
         # a new session starts from scratch, except the recent items, which seed co-visitation
         state = SessionState(session_id=session_id, last_items=state.last_items, blocked_items=state.blocked_items)
-    if etype == "impression":
+    if etype in LIGHT_SESSION_TYPES:  # shown or glanced at, not something the user did
         state.updated_ms = max(state.updated_ms, ts_ms)
         return state
     state.length += 1
-    if etype in ("play", "like", "add_to_playlist"):
+    if etype in ("search", "feature_use"):
+        # a search the text index matched to a genre steers the session (serving.tracking); no item
+        if genre:
+            state.genre = genre
+    elif etype in ("play", "like", "add_to_playlist"):
         state.plays += etype == "play"
         state.last_items = ([item_id] + [i for i in state.last_items if i != item_id])[:SESSION_LAST_N]
         if genre:

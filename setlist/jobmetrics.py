@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextvars
 import functools
 import logging
+import resource
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
@@ -65,6 +66,9 @@ CATALOGUE: dict[str, Family] = {
     "setlist_model_age_seconds": Family("gauge", ("model", "alias"), "Age of the model version each alias names."),
     "setlist_model_metric": Family("gauge", ("model", "metric"), "The champion's offline evaluation metrics."),
     "setlist_job_duration_seconds": Family("gauge", ("job",), "Wall time of the job's last run."),
+    "setlist_job_cpu_seconds": Family(
+        "gauge", ("job",), "CPU time (user + system) of the job's last run: its process and the children it waited for."
+    ),
     "setlist_job_last_success_timestamp_seconds": Family("gauge", ("job",), "Unix time the job last succeeded."),
     "setlist_job_last_run_timestamp_seconds": Family("gauge", ("job",), "Unix time the job last ended."),
     "setlist_job_failed": Family("gauge", ("job",), "1 when the job's last run failed, else 0."),
@@ -91,6 +95,8 @@ def field_of(reason: str) -> str | None:
         "bad_consent": "consent",
         "bad_context": "context",
         "too_long": "id",
+        "missing_query": "query",
+        "bad_weight": "weight",
     }.get(code)
 
 
@@ -209,7 +215,7 @@ def job_run(settings: Settings, job: str) -> Iterator[JobMetrics]:
     "no success within the period" keeps its clock. A usage error (bad arguments, exit 2) is no run
     of the job and reports nothing: it did no work and must leave no file behind."""
     metrics = JobMetrics(job)
-    start = time.monotonic()
+    start, cpu = time.monotonic(), cpu_seconds()
     ok = False
     misused = False
     token = _current.set(metrics)
@@ -235,13 +241,21 @@ def job_run(settings: Settings, job: str) -> Iterator[JobMetrics]:
         if traced:
             tracing.force_flush()
         if not misused:
-            _report(settings, metrics, ok, time.monotonic() - start)
+            _report(settings, metrics, ok, time.monotonic() - start, cpu_seconds() - cpu)
 
 
-def _report(settings: Settings, metrics: JobMetrics, ok: bool, took: float) -> None:
+def cpu_seconds() -> float:
+    """CPU time (user + system) used so far by this process, every thread, and by the child processes
+    it has waited for (a child still running is not counted until it is reaped)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def _report(settings: Settings, metrics: JobMetrics, ok: bool, took: float, cpu: float) -> None:
     job = metrics.job
     now = time.time()
     metrics.set("setlist_job_duration_seconds", took, job=job)
+    metrics.set("setlist_job_cpu_seconds", cpu, job=job)
     metrics.set("setlist_job_last_run_timestamp_seconds", now, job=job)
     metrics.set("setlist_job_failed", 0.0 if ok else 1.0, job=job)
     last = now if ok else _last_success(settings.status_dir, job)

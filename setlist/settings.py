@@ -183,6 +183,15 @@ class Settings(BaseSettings):
     auth_tokens: SecretStr | None = Field(
         default=None, description="comma-separated token:scope pairs, scope being read, write or read+write"
     )
+    # quotas (serving.grpc.quotas): a token bucket per client token and RPC, refilled at ``*_per_s``
+    # and holding at most ``*_burst`` (unset or 0: one second's worth). Over it a call gets
+    # RESOURCE_EXHAUSTED and ``retry-after-ms``. Rank costs one per call, Track one per event (at least
+    # one per call). Without auth_tokens all callers share one bucket per RPC. Buckets are per process:
+    # each worker and replica has its own. ``*_per_s`` unset or 0: no quota
+    quota_rank_per_s: float | None = None
+    quota_rank_burst: int | None = None
+    quota_track_per_s: float | None = None  # events per second
+    quota_track_burst: int | None = None  # events; a Track with more events than this is always refused
     #: the production profile serves only with TLS and tokens; True says a plaintext, open server is
     #: intended (a one-machine demo on loopback, or a mesh that terminates TLS and authenticates)
     insecure: bool = False
@@ -207,6 +216,9 @@ class Settings(BaseSettings):
     #: the serving endpoint ``python -m ops status`` checks (health over gRPC, /metrics over HTTP);
     #: None: this host's ``port`` and ``metrics_port``
     status_target: str | None = None
+    #: the prices ``python -m ops cost`` multiplies measured resources by (per CPU-second, GB-month,
+    #: Redis GB-hour, million requests); relative to the working directory unless absolute
+    cost_file: Path = Path("cost.yaml")
 
     # deadlines on dependencies, so a hung store fails a call instead of hanging it
     database_connect_timeout_s: float = 5.0  # PostgreSQL connect (libpq rounds below 2 s up to 2)
@@ -240,6 +252,17 @@ class Settings(BaseSettings):
     impressions_flush_s: float = 2.0  # the writer wakes this often and writes what is queued ...
     impressions_batch: int = 2_000  # ... or whenever this many Rank records are pending
 
+    #: which event types take the real-time path and which are batch-only and sampled (setlist.tiers);
+    #: a missing file means every type in real time but impressions and the light types, unsampled
+    tiers_file: Path = Path("tiers.yaml")
+
+    # product KPIs (setlist.kpis): what counts as a "value" event, and an engaged user
+    #: event types that are value (a ``play`` counts from ``value_play_fraction`` of the track on)
+    value_types: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["play", "like"])
+    value_play_fraction: float = 0.8
+    #: a user with at least this many value events is engaged
+    engaged_min_value_events: int = 3
+
     # canary rollout of a new champion (serving.rollout.canary, serving.rollout.driver)
     canary_enabled: bool = False
     canary_steps: list[float] = Field(default_factory=lambda: [0.05, 0.25, 0.5, 1.0])
@@ -252,7 +275,7 @@ class Settings(BaseSettings):
     canary_alpha: float = 0.01  # one-sided significance for the skip guard
     canary_check_s: float = 5.0  # how often the refresh loop evaluates an active canary
 
-    @field_validator("feature_dirs", mode="before")
+    @field_validator("feature_dirs", "value_types", mode="before")
     @classmethod
     def _comma_separated(cls, v: Any) -> Any:
         if isinstance(v, str):

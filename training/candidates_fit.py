@@ -10,6 +10,7 @@ import scipy.sparse as sp
 
 from setlist.candidate_sources import GLOBAL_COHORT, cohort_key, genre_key
 from setlist.candidates import CandidateIndex
+from setlist.querytext import terms as text_terms
 from setlist.windows import Window, trailing
 from training.ease import fit_ease, top_neighbours
 from training.labels import label
@@ -161,6 +162,30 @@ def fit_cohorts(
     return cohorts, window
 
 
+def fit_terms(catalog: pd.DataFrame, genres: list[str]) -> dict[str, int]:
+    """The search text index: each normalized term of the catalogue's genres and artists → a genre.
+
+    A genre's own name points at it; an artist's name at the genre most of their items have; a term
+    shared by several (a word in two artists' names) at the genre of most items carrying it."""
+    known = {g: n for n, g in enumerate(genres)}
+    votes: dict[str, dict[int, int]] = {}
+
+    def vote(text: object, g: int, weight: int = 1) -> None:
+        for term in text_terms(str(text)) if isinstance(text, str) else ():
+            votes.setdefault(term, {}).setdefault(g, 0)
+            votes[term][g] += weight
+
+    for name, g in known.items():
+        if name != "unknown":
+            vote(name, g, weight=1_000_000)  # a genre's name always means that genre
+    primary = catalog["genre"].fillna("unknown").astype(str).map(known).fillna(known.get("unknown", 0)).astype(int)
+    for col in ("artist", "genres"):
+        if col in catalog.columns:
+            for text, g in zip(catalog[col].to_numpy(), primary.to_numpy()):
+                vote(text, int(g))
+    return {t: max(v, key=lambda g: v[g]) for t, v in votes.items()}
+
+
 def fit_candidates(events: pd.DataFrame, catalog: pd.DataFrame, p: CandidateParams, seed: int) -> FittedCandidates:
     genres = sorted(set(catalog["genre"].fillna("unknown").astype(str)) | {"unknown"})
     item_ids = catalog["item_id"].astype(str).to_numpy()
@@ -183,5 +208,6 @@ def fit_candidates(events: pd.DataFrame, catalog: pd.DataFrame, p: CandidatePara
         seen=seen_matrix(events, users, items),
         knn=top_neighbours(ease) if ease is not None else None,
         exclude_seen=p.exclude_seen,
+        terms=fit_terms(catalog, genres),
     )
     return FittedCandidates(index, ease, matrix, window)

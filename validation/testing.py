@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pandas as pd
 
-from setlist.contract import DEVICES, EVENT_TYPES
+from setlist.contract import DEVICES, ITEM_TYPES
 from setlist.eventlog import to_table
 from setlist.featureset import FeatureSet
 
@@ -29,7 +29,7 @@ def clean_events(
     offsets = np.sort(rng.uniform(0, days * 86400, n))
     ts = (pd.to_datetime(end) - pd.to_timedelta(days * 86400 - offsets, unit="s")).floor("ms")
     user = rng.integers(0, users, n)
-    etype = rng.choice(EVENT_TYPES, n, p=_TYPE_P)
+    etype = rng.choice(ITEM_TYPES, n, p=_TYPE_P)
     value = np.where(etype == "play", rng.uniform(0, 1, n), np.where(etype == "skip", rng.uniform(0, 0.3, n), np.nan))
     frame = pd.DataFrame(
         {

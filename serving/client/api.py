@@ -1,7 +1,8 @@
 """A small Python client for setlist.v1.RankingService (``python -m serving.client`` is its CLI).
 
 Results come back as serving.types objects plus what only the wire knows (request id, client-side
-latency); failures raise :class:`ClientError` with the status code and the server's message.
+latency); failures raise :class:`ClientError` with the status code and the server's message, and
+:class:`QuotaExceededError` (a ClientError) when the token's quota is spent, with ``retry_after_ms``.
 """
 
 from __future__ import annotations
@@ -40,6 +41,16 @@ class ClientError(Exception):
         self.message = message
 
 
+class QuotaExceededError(ClientError):
+    """RESOURCE_EXHAUSTED because this token's quota is spent. ``retry_after_ms``: how long until the
+    same call would fit (from the server's ``retry-after-ms``); None when waiting cannot help, because
+    one call asks for more than the whole burst (send fewer Track events per call)."""
+
+    def __init__(self, code: grpc.StatusCode, message: str, retry_after_ms: int | None) -> None:
+        super().__init__(code, message)
+        self.retry_after_ms = retry_after_ms
+
+
 def _pem(value: Pem | None) -> bytes | None:
     if value is None or isinstance(value, bytes):
         return value
@@ -53,8 +64,10 @@ def new_event(
     session_id: str = "",
     value: float | None = None,
     context: Mapping[str, str] | None = None,
+    query: str = "",
 ) -> TrackEvent:
-    """An event happening now, with a fresh uuid4 event id."""
+    """An event happening now, with a fresh uuid4 event id (``query``: a search's text, or the
+    product feature a ``feature_use`` used; their ``item_id`` is empty)."""
     return TrackEvent(
         event_id=str(uuid.uuid4()),
         user_id=user_id,
@@ -64,6 +77,7 @@ def new_event(
         session_id=session_id,
         context=dict(context or {}),
         value=value,
+        query=query,
     )
 
 
@@ -210,6 +224,7 @@ def _event_pb(event: TrackEvent) -> Any:
         timestamp_ms=event.timestamp_ms,
         session_id=event.session_id,
         context=dict(event.context),
+        query=event.query,
     )
     if event.value is not None:
         msg.value = event.value
@@ -219,4 +234,10 @@ def _event_pb(event: TrackEvent) -> Any:
 def _error(exc: grpc.RpcError) -> ClientError:
     code = exc.code() if isinstance(exc, grpc.Call) else grpc.StatusCode.UNKNOWN
     details = (exc.details() if isinstance(exc, grpc.Call) else None) or str(exc)
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED and isinstance(exc, grpc.Call):
+        # a quota refusal carries the pushback (-1 when retrying cannot help); overload does not
+        trailing = {k: v for k, v in exc.trailing_metadata() or () if isinstance(v, str)}
+        if "grpc-retry-pushback-ms" in trailing:
+            after = trailing.get("retry-after-ms", "")
+            return QuotaExceededError(code, details, int(after) if after.isdigit() else None)
     return ClientError(code, details)

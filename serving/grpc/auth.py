@@ -45,26 +45,31 @@ class TokenAuth:
             return None
         return cls(settings.auth_tokens.get_secret_value())
 
-    def _scopes(self, presented: bytes) -> frozenset[str] | None:
+    def _match(self, presented: bytes) -> tuple[int, frozenset[str]] | None:
+        """The matching entry's position and scopes."""
         found = None
-        for token, scopes in self._tokens:  # no early exit: timing does not reveal which entry matched
-            if hmac.compare_digest(token, presented):
-                found = scopes
+        for position, (token, scopes) in enumerate(self._tokens, start=1):
+            if hmac.compare_digest(token, presented):  # no early exit: timing does not reveal the entry
+                found = (position, scopes)
         return found
 
-    def check(self, rpc: str, metadata: Sequence[tuple[str, str | bytes]] | None) -> None:
-        """Raise Unauthenticated or PermissionDenied unless the call's token may call ``rpc``."""
+    def check(self, rpc: str, metadata: Sequence[tuple[str, str | bytes]] | None) -> int:
+        """Raise Unauthenticated or PermissionDenied unless the call's token may call ``rpc``; else
+        return the caller's identity, for quotas: the position of its token's entry in the list,
+        never the secret itself."""
         header = next((v for k, v in metadata or () if k == "authorization"), None)
         if isinstance(header, bytes):
             header = header.decode("latin-1")
         scheme, _, presented = (header or "").strip().partition(" ")
         if scheme.lower() != "bearer" or not presented.strip():
             raise Unauthenticated("missing bearer token: send metadata 'authorization: Bearer <token>'")
-        scopes = self._scopes(presented.strip().encode())
-        if scopes is None:
+        match = self._match(presented.strip().encode())
+        if match is None:
             raise Unauthenticated("unknown bearer token")
+        position, scopes = match
         needed = RPC_SCOPES.get(rpc)
         if needed is None or needed not in scopes:
             raise PermissionDenied(
                 f"{rpc} needs the '{needed or 'admin'}' scope; this token has: {'+'.join(sorted(scopes))}"
             )
+        return position

@@ -1,4 +1,4 @@
-"""The one guard around every RankingService call: request id, deadline, auth, load control,
+"""The one guard around every RankingService call: request id, deadline, auth, quotas, load control,
 error mapping, metrics and the access log.
 
 This is the single place where serving.errors become gRPC status codes (``ServingError.code`` names
@@ -15,16 +15,17 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import grpc
 
 from serving import metrics
 from serving.deadline import call_deadline
-from serving.errors import DeadlineExceeded, InvalidArgument, Overloaded, ServingError
+from serving.errors import DeadlineExceeded, InvalidArgument, Overloaded, QuotaExceeded, ServingError
 from serving.grpc.auth import TokenAuth
 from serving.grpc.proto import SERVICE_NAME
+from serving.grpc.quotas import Quota
 from serving.logs import ACCESS_LOG
 from setlist import tracing
 
@@ -57,7 +58,13 @@ def request_id_from(metadata: Any) -> str:
 
 
 class Guard(grpc.ServerInterceptor):
-    def __init__(self, max_concurrency: int, auth: TokenAuth | None = None, service: str = SERVICE_NAME) -> None:
+    def __init__(
+        self,
+        max_concurrency: int,
+        auth: TokenAuth | None = None,
+        service: str = SERVICE_NAME,
+        quotas: Mapping[str, Quota] | None = None,
+    ) -> None:
         if max_concurrency < 1:
             raise ValueError(f"max_concurrency must be at least 1, got {max_concurrency}")
         self._limit = max_concurrency
@@ -65,6 +72,7 @@ class Guard(grpc.ServerInterceptor):
         # so an overloaded server sheds load with RESOURCE_EXHAUSTED rather than growing latency.
         self._slots = threading.BoundedSemaphore(max_concurrency)
         self._auth = auth
+        self._quotas = dict(quotas or {})  # by RPC name; an RPC without one is not limited
         self._prefix = f"/{service}/"
         self._active = 0  # calls inside run(), admitted or not; for draining
         self._idle = threading.Condition()
@@ -120,18 +128,27 @@ class Guard(grpc.ServerInterceptor):
         try:
             if left is not None and left <= 0:
                 raise DeadlineExceeded("the call's deadline expired before work started")
-            if self._auth is not None:
-                self._auth.check(rpc, metadata)
+            client = self._auth.check(rpc, metadata) if self._auth is not None else None  # None: no auth
+            quota = self._quotas.get(rpc)
+            if quota is not None and quota.cost is None:
+                quota.charge(client)  # per call: before a slot is taken or a byte parsed
             if not self._slots.acquire(blocking=False):
                 raise Overloaded(f"server is at its limit of {self._limit} concurrent requests; retry with backoff")
             acquired = True
             metrics.RPC_IN_FLIGHT.inc()
             if parse is not None:
                 request = _parse(rpc, parse, request)
+            if quota is not None and quota.cost is not None:
+                quota.charge(client, quota.cost(request))  # per event: counted, not yet journaled
             return behavior(request, context)
         except ServingError as exc:
             status = status_for(exc)
             code, error_kind = status.name, type(exc).__name__
+            if isinstance(exc, QuotaExceeded):
+                metrics.record_quota_rejection(rpc)
+            extra = exc.trailing_metadata()
+            if extra:  # replaces what was set above, so the request id goes again
+                context.set_trailing_metadata(((REQUEST_ID_KEY, request_id), *extra))
             context.abort(status, str(exc) or type(exc).__name__)  # raises; the finally still runs
         except Exception as exc:
             if _aborted(context):  # context.abort() was called below us: already answered

@@ -22,6 +22,7 @@ from serving.grpc.auth import TokenAuth
 from serving.grpc.health import Readiness
 from serving.grpc.interceptors import Guard
 from serving.grpc.proto import SERVICE_NAME
+from serving.grpc.quotas import quotas_from_settings
 from serving.ports import Ranking
 from setlist.settings import Settings
 
@@ -132,7 +133,9 @@ def build_server(
     """A configured, bound, not yet started server, with its guard, readiness and bound port."""
     require_secure_transport(settings)
     threads = settings.max_concurrency + SPARE_THREADS
-    guard = Guard(settings.max_concurrency, TokenAuth.from_settings(settings))
+    auth = TokenAuth.from_settings(settings)
+    quotas = quotas_from_settings(settings, per_token=auth is not None)
+    guard = Guard(settings.max_concurrency, auth, quotas=quotas)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="setlist-grpc"),
         interceptors=[guard],
@@ -217,6 +220,8 @@ def start_server(
                 "mtls": settings.tls_client_ca is not None,
                 "auth": settings.auth_tokens is not None,
                 "max_concurrency": settings.max_concurrency,
+                "quota_rank_per_s": settings.quota_rank_per_s or None,
+                "quota_track_per_s": settings.quota_track_per_s or None,
             }
         },
     )

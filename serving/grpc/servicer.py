@@ -55,6 +55,7 @@ def to_event(event: pb.Event) -> TrackEvent:
         session_id=event.session_id,
         context=dict(event.context),
         value=event.value if event.HasField("value") else None,
+        query=event.query,
     )
 
 
@@ -64,6 +65,7 @@ def from_track(result: TrackResult, request_id: str) -> pb.TrackResponse:
         accepted=result.accepted,
         rejected=[m.Rejected(event_id=r.event_id, reason=r.reason) for r in result.rejected],
         request_id=request_id,
+        sampled_out=result.sampled_out,
     )
 
 

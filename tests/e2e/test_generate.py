@@ -17,8 +17,10 @@ from setlist.contract import (
     EVENT_SCHEMA,
     EVENT_TYPES,
     ITEM_SCHEMA,
+    ITEM_TYPES,
     POSITIVE_PLAY_FRACTION,
     POSITIVE_TYPES,
+    SCHEMA_VERSION,
     reject_reason,
 )
 from setlist.eventlog import to_table
@@ -59,7 +61,7 @@ def test_event_frame_conforms_to_the_contract(tiny):
     assert to_table(ev).schema.equals(EVENT_SCHEMA)
     assert ev["event_id"].is_unique
     assert set(ev["type"]) <= set(EVENT_TYPES)
-    assert (ev["schema_version"] == 1).all()
+    assert (ev["schema_version"] == SCHEMA_VERSION).all()
     assert ev["arm"].isna().all()
     assert set(ev["device"]) <= set(DEVICES)
     assert str(ev["timestamp"].dt.tz) == "UTC"
@@ -122,7 +124,7 @@ def test_size_and_heterogeneous_activity(tiny):
     per_user = tiny.events.groupby("user_id").size()
     assert (per_user <= 3).sum() >= 2  # cold-start users exist
     assert per_user.max() > 5 * per_user.median()  # and heavy ones
-    assert set(tiny.events["type"]) == set(EVENT_TYPES)
+    assert set(tiny.events["type"]) == set(ITEM_TYPES)
 
 
 def test_positives_follow_latent_taste(tiny):

@@ -8,7 +8,7 @@ import pyarrow as pa
 import pytest
 
 from ingest.importer import ImportFormatError, load_interactions
-from setlist.contract import EVENT_COLUMNS, EVENT_SCHEMA, ITEM_SCHEMA
+from setlist.contract import EVENT_COLUMNS, EVENT_SCHEMA, ITEM_SCHEMA, SCHEMA_VERSION
 from setlist.eventlog import to_table
 
 T0 = 1_700_000_000  # 2023-11-14T22:13:20Z
@@ -38,7 +38,7 @@ listener,track,when
     # no consent column and no --assume-consent: the rows carry no flag (SETLIST_CONSENT_DEFAULT decides)
     assert events["consent_personalization"].isna().all() and events["consent_analytics"].isna().all()
     assert "SETLIST_CONSENT_DEFAULT" in summary.consent
-    assert (events["schema_version"] == 1).all() and events["arm"].isna().all()
+    assert (events["schema_version"] == SCHEMA_VERSION).all() and events["arm"].isna().all()
     assert events["timestamp"].iloc[2] == pd.Timestamp("2024-01-01 12:00:00", tz="UTC")
     assert events["timestamp"].is_monotonic_increasing
     assert items["item_id"].tolist() == ["a", "b"] and (items["genre"] == "unknown").all()
@@ -319,3 +319,27 @@ def test_a_second_import_adds_to_the_catalogue_and_never_erases_it(tmp_path, mon
     assert CliRunner().invoke(app, ["import", str(second), *args, "--items", str(fixed)]).exit_code == 0
     catalog = load_items(tmp_path / "data" / "catalog" / "items.parquet").set_index("item_id")["genre"].to_dict()
     assert catalog == {"a": "rock", "b": "jazz", "c": "blues"}  # an items file's metadata wins
+
+
+def test_search_and_feature_use_rows_need_no_item_but_their_text(tmp_path):
+    src = _csv(
+        tmp_path / "log.csv",
+        """
+user,item,when,kind,text
+u1,a,2024-01-01T10:00:00Z,play,
+u1,,2024-01-01T10:01:00Z,search,Miles Davis
+u1,,2024-01-01T10:02:00Z,feature_use,create playlist
+u2,,2024-01-01T10:03:00Z,search,
+""",
+    )
+    events, items, summary = load_interactions(
+        src, user_col="user", item_col="item", time_col="when", type_col="kind", query_col="text"
+    )
+    assert events["type"].tolist() == ["play", "search", "feature_use", "search"]
+    assert events["item_id"].tolist() == ["a", "", "", ""]  # the contract's "no item", not a missing id
+    assert events["query"].tolist()[:3] == [None, "Miles Davis", "create playlist"]  # ingestion normalizes
+    assert summary.items == 1 and items is not None and items["item_id"].tolist() == ["a"]
+    assert summary.problems["empty item id"] == 0
+    assert summary.problems["search or feature_use without text"] == 1
+    with pytest.raises(ImportFormatError, match="text"):
+        load_interactions(src, user_col="user", item_col="item", time_col="when", type_col="kind", query_col="words")

@@ -95,3 +95,13 @@ def test_a_missing_or_malformed_slo_file_is_a_clear_error(tmp_path):
     odd.write_text("objectives:\n  - name: mystery\n    sli: {}\n")
     with pytest.raises(BadInput, match="mystery"):
         judge(load_objectives(odd), [], {})
+
+
+def test_quota_refusals_do_not_spend_ranks_error_budget():
+    over_quota = [
+        ("setlist_rpc_requests_total", {"rpc": "Rank", "code": "RESOURCE_EXHAUSTED"}, 5000.0),
+        ("setlist_quota_rejections_total", {"rpc": "Rank"}, 5000.0),
+    ]
+    assert _states(_rank(ok=10_000, errors=0, fast=10_000) + over_quota)["rank_availability"] == "holds"
+    overloaded = [("setlist_rpc_requests_total", {"rpc": "Rank", "code": "RESOURCE_EXHAUSTED"}, 5000.0)]
+    assert _states(_rank(ok=10_000, errors=0, fast=10_000) + overloaded)["rank_availability"] == "broken"

@@ -9,7 +9,7 @@ import great_expectations.expectations as gxe
 import pyarrow as pa
 from great_expectations.expectations.row_conditions import Column
 
-from setlist.contract import EVENT_SCHEMA, EVENT_TYPES, KNOWN_SCHEMA_VERSIONS
+from setlist.contract import EVENT_SCHEMA, EVENT_TYPES, KNOWN_SCHEMA_VERSIONS, NO_ITEM_TYPES
 from validation.expectations import ExpectColumnLogicalTypeToBe
 from validation.expectations.types import LogicalType
 
@@ -46,8 +46,21 @@ def events_suite(now: datetime | None = None, max_future_skew_s: float = 300.0) 
         exps.append(ExpectColumnLogicalTypeToBe(column=f.name, logical_type=logical_type(f.type)))
     for col in REQUIRED_IDS:
         exps.append(gxe.ExpectColumnValuesToNotBeNull(column=col))
-        # empty strings are as missing as nulls for an id (the contract's reject_reason agrees)
-        exps.append(gxe.ExpectColumnValueLengthsToBeBetween(column=col, min_value=1))
+        # empty strings are as missing as nulls for an id (the contract's reject_reason agrees), but
+        # a search or a feature_use names no item
+        only = Column("type").is_not_in(list(NO_ITEM_TYPES)) if col == "item_id" else None
+        exps.append(gxe.ExpectColumnValueLengthsToBeBetween(column=col, min_value=1, row_condition=only))
+    # a search carries its text, a feature_use the feature's name
+    exps.append(
+        gxe.ExpectColumnValueLengthsToBeBetween(
+            column="query", min_value=1, row_condition=Column("type").is_in(list(NO_ITEM_TYPES))
+        )
+    )
+    exps.append(
+        gxe.ExpectColumnValuesToNotBeNull(column="query", row_condition=Column("type").is_in(list(NO_ITEM_TYPES)))
+    )
+    # a sampled event stands for 1/rate events (setlist.tiers); unsampled ones are null
+    exps.append(gxe.ExpectColumnValuesToBeBetween(column="weight", min_value=1.0))
     for col in ("type", "schema_version", "timestamp"):
         exps.append(gxe.ExpectColumnValuesToNotBeNull(column=col))
     exps.append(gxe.ExpectColumnValuesToBeUnique(column="event_id"))

@@ -1,0 +1,134 @@
+"""Track with tiers and onboarding signals: batch-tier events are sampled, carry their weight and
+never reach the session; a search's text is stored only as consent allows, and its genre steers
+the session of a user with no history."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from serving.bootstrap import Server
+from serving.errors import InvalidArgument
+from serving.grpc.servicer import from_track
+from serving.types import TrackEvent
+from setlist.candidate_sources import GLOBAL_COHORT, genre_key
+from setlist.pseudonym import pseudonymize
+from setlist.settings import Settings
+from tests.fakes.dataplane import GENRES, Dataplane
+
+TIERS = {
+    "realtime": ["play", "skip", "like", "add_to_playlist", "not_interested", "search", "feature_use"],
+    "batch": {"impression": {"sample": 1.0}, "view": {"sample": 0.2}, "heartbeat": {"sample": 1.0}},
+}
+
+
+@pytest.fixture
+def plane(tmp_path: Path) -> Dataplane:
+    from feature_repo.declarations import load
+
+    tiers = tmp_path / "tiers.yaml"
+    tiers.write_text(yaml.safe_dump(TIERS))
+    settings = Settings(
+        data_dir=tmp_path / "data", hmac_key="test-hmac-key", impressions_enabled=False, tiers_file=tiers
+    )
+    return Dataplane(settings, load(settings))
+
+
+@pytest.fixture
+def server(plane: Dataplane) -> Iterator[Server]:
+    server = plane.build()
+    yield server
+    server.close()
+
+
+def event(plane: Dataplane, n: int, etype: str, **kw: object) -> TrackEvent:
+    fields: dict = dict(
+        event_id=f"{etype}-{n}",
+        user_id="newcomer",
+        item_id="item-3",
+        type=etype,
+        timestamp_ms=int(plane.clock() * 1000) - 1000 + n,
+        session_id="s1",
+        context={"consent_personalization": "true"},
+    )
+    fields.update(kw)
+    return TrackEvent(**fields)
+
+
+def test_batch_events_are_sampled_weighted_acknowledged_and_kept_out_of_the_session(plane, server):
+    views = [event(plane, n, "view", item_id=f"item-{n % 60}") for n in range(1000)]
+    result = server.service.track(views)
+    assert result.accepted == 1000 and not result.rejected  # the sample is policy, not a rejection
+    stored = [r for r in plane.journal.rows if r["type"] == "view"]
+    assert 140 <= len(stored) <= 260  # about a fifth
+    assert all(r["weight"] == pytest.approx(5.0) for r in stored)
+    user = pseudonymize("newcomer", plane.settings.secret_hmac_key())
+    assert user not in plane.online.rows.get("session", {})  # no session push for a batch type
+    left_out = [args[0] for name, args in plane.metrics.calls if name == "record_sampled_out"]
+    assert sum(len(types) for types in left_out) == 1000 - len(stored)
+    assert result.sampled_out == 1000 - len(stored)  # the caller is told, too (TrackResponse.sampled_out)
+    assert from_track(result, "r1").sampled_out == result.sampled_out
+    # a retry of the same events makes the same choice: nothing new is stored
+    server.service.track(views)
+    assert len([r for r in plane.journal.rows if r["type"] == "view"]) == len(stored)
+
+
+def test_a_search_without_text_is_rejected_and_with_text_needs_no_item(plane, server):
+    with pytest.raises(InvalidArgument, match="missing_query"):
+        server.service.track([event(plane, 0, "search", item_id="")])
+    result = server.service.track([event(plane, 1, "search", item_id="", query="Jazz please")])
+    assert result.accepted == 1
+
+
+@pytest.mark.parametrize("consent, readable", [("true", True), ("false", False), (None, False)])
+def test_search_text_is_stored_in_clear_only_with_analytics_consent(plane, server, consent, readable):
+    ctx = {"consent_personalization": "true"} | ({"consent_analytics": consent} if consent else {})
+    server.service.track([event(plane, 0, "search", item_id="", query="Jazz BY jane.doe", context=ctx)])
+    (row,) = [r for r in plane.journal.rows if r["type"] == "search"]
+    assert ("jazz by jane doe" == row["query"]) is readable
+    assert "jane" not in str(row["query"]) or readable
+
+
+def test_a_matched_search_steers_a_new_users_session_and_candidates(plane):
+    champion = plane.registry.bundles[("1", "1")]
+    index = champion.index
+    jazz = GENRES.index("jazz")
+    index.terms = {"jazz": jazz, "coltrane": jazz}
+    server = plane.build()
+    try:
+        server.service.track([event(plane, 0, "search", item_id="", query="Coltrane")])
+        user = pseudonymize("newcomer", plane.settings.secret_hmac_key())
+        _, session = plane.online.rows["session"][user]
+        assert session["session_genre"] == "jazz"
+    finally:
+        server.close()
+    # a user with no history and no clicks, but a searched genre: that genre's items join the pool
+    index.cohorts[genre_key("jazz")] = np.flatnonzero(index.item_genre == jazz)
+    cold = index.generate(None, [], GLOBAL_COHORT, set(), 20)
+    steered = index.generate(None, [], GLOBAL_COHORT, set(), 20, genres=("jazz",))
+    in_jazz = lambda c: float((index.item_genre[c.idx] == jazz).mean())  # noqa: E731
+    assert in_jazz(steered) > in_jazz(cold)
+    assert steered.personalized and not cold.personalized
+
+
+def test_the_search_index_points_terms_at_genres():
+    import pandas as pd
+
+    from training.candidates_fit import fit_terms
+
+    catalog = pd.DataFrame(
+        {
+            "item_id": ["a", "b", "c", "d"],
+            "genre": ["jazz", "jazz", "rock", "rock"],
+            "artist": ["John Coltrane", "Miles Davis", "Rock Davis", "The Rockers"],
+            "genres": ["jazz|bebop", "jazz", "rock", "rock|jazz"],
+        }
+    )
+    terms = fit_terms(catalog, ["jazz", "rock", "unknown"])
+    assert terms["coltrane"] == 0 and terms["rockers"] == 1 and terms["bebop"] == 0
+    assert terms["jazz"] == 0 and terms["rock"] == 1  # a genre's own name wins over artists' votes
+    assert "unknown" not in terms
