@@ -21,6 +21,7 @@ class Plan:
     track_s: float = 6.0
     track_streams: int = 4
     track_batch: int = 100
+    mix_events: int = 20_000  # Track events in a player's mix, to measure what sampling saves
     freshness_trials: int = 50
     baseline_s: float = 8.0  # bounded: the baseline may not keep up with rps
     baseline_sequential: int = 30
@@ -50,6 +51,7 @@ PLANS = {
         closed_s=15.0,
         hit_s=20.0,
         track_s=15.0,
+        mix_events=100_000,
         freshness_trials=200,
         baseline_s=15.0,
         sequential=500,

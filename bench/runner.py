@@ -224,6 +224,11 @@ def _cache_on(b: _Bench) -> dict[str, Any]:
                 10.0,
             ),
         )
+        out["track_sampling"] = _run(
+            console,
+            f"Track, a player's mix of {plan.mix_events:,} events (what the tiers' sampling saves)",
+            sc.track_client_mix(s.target, b.track_users, b.items, plan.mix_events, plan.track_batch, 10.0),
+        )
         out["freshness"] = _run(
             console,
             f"freshness, {plan.freshness_trials} trials",

@@ -21,6 +21,9 @@ from bench.users import User
 from serving.grpc import proto
 
 EVENT_MIX = ("play", "play", "play", "skip", "like")  # roughly the generator's proportions
+#: what a music player sends around one slate of ten: the choices above, plus an impression per item
+#: shown, the track pages opened, and a heartbeat every 30 s of the three plays (~70 s each)
+CLIENT_MIX = (("impression", 10), ("view", 2), ("play", 3), ("heartbeat", 7), ("skip", 1), ("like", 1))
 
 
 @dataclass
@@ -202,6 +205,44 @@ async def track_throughput(
         "errors_by_code": out["errors_by_code"],
         "batch_p50_ms": out["p50_ms"],
         "batch_p99_ms": out["p99_ms"],
+    }
+
+
+async def track_client_mix(
+    target: str, users: Sequence[User], items: Sequence[str], events: int, batch: int, timeout_s: float
+) -> dict[str, Any]:
+    """Send about ``events`` events in ``CLIENT_MIX`` proportions, one call at a time, and add up what
+    the server says it did: acknowledged, and of those left out of storage by the batch tier's
+    sample (``TrackResponse.sampled_out``). What the tiers file saves on this traffic, measured."""
+    m = proto.ranking_pb2
+    kinds = [t for t, n in CLIENT_MIX for _ in range(n)]
+    sent: dict[str, int] = {}
+    accepted = sampled_out = failed = 0
+    n = 0
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = _stub(channel)
+        while n < events:
+            call = []
+            for _ in range(min(batch, events - n)):
+                etype = kinds[n % len(kinds)]
+                sent[etype] = sent.get(etype, 0) + 1
+                call.append(_event(users[n % len(users)], items[(n * 7919) % len(items)], etype, n))
+                n += 1
+            try:
+                reply = await stub.Track(m.TrackRequest(events=call), timeout=timeout_s)
+            except grpc.aio.AioRpcError:
+                failed += len(call)
+                continue
+            accepted += reply.accepted
+            sampled_out += reply.sampled_out
+    return {
+        "sent": n,
+        "sent_by_type": dict(sorted(sent.items())),
+        "accepted": accepted,
+        "failed": failed,
+        "sampled_out": sampled_out,
+        "stored": accepted - sampled_out,
+        "saved_share": round(sampled_out / accepted, 4) if accepted else None,
     }
 
 
