@@ -54,7 +54,8 @@ def _load_items(path: Path, item_id_col: str) -> pd.DataFrame:
         out["duration_s"] = pd.to_numeric(raw[pick["duration_ms"]], errors="coerce") / 1000.0
     else:
         out["duration_s"] = np.nan
-    title = next((lower[a] for a in ("title", "name") if a in lower), None)
+    title = next((lower[a] for a in ("title", "name", "track_name", "song") if a in lower), None)
+    out["title"] = raw[title].astype("string").str.strip().astype(object) if title is not None else None
     if pick["release_date"]:
         out["release_date"] = _release(raw[pick["release_date"]])
     elif title is not None:
@@ -92,6 +93,7 @@ def _unknown_items(ids: pd.Series) -> pd.DataFrame:
             "duration_s": np.float32(np.nan),
             "release_date": pd.NaT,
             "genres": None,
+            "title": None,
         }
     )
 

@@ -93,6 +93,7 @@ def _items(rng: np.random.Generator, n_items: int, start_s: int, end_s: int, cen
             "duration_s": duration.astype(np.float32),
             "release_date": pd.to_datetime(released, unit="s", utc=True),
             "genres": np.array(GENRES, dtype=object)[item_genre],
+            "title": None,  # the generated world names no tracks: searches match genres and artists
         }
     )
     arrays = dict(

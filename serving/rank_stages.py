@@ -123,6 +123,9 @@ class RankContext:
     variant: Variant
     inputs: Inputs
     pool: int  # how many candidates to generate (settings.candidate_pool)
+    # the share of a slate one genre may fill for a user with no profile and no item in their session
+    # yet (settings.new_user_genre_cap)
+    new_user_genre_cap: float = 1.0
 
     @property
     def cohort(self) -> str:
@@ -186,6 +189,29 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     return np.argsort(-scores, kind="stable")[: min(k, len(scores))]
 
 
+def top_k_spread(scores: np.ndarray, genres: np.ndarray, k: int, cap: float) -> np.ndarray:
+    """``top_k`` with at most ``ceil(cap·k)`` items of any one genre, best first; the rest of the
+    slate, when the candidates' genres run short, from the best of what the cap held back.
+
+    For a user with no profile and no item played yet, the model's order follows the one genre their
+    first search pointed at: a guess, and a slate of one genre fails all at once when the guess is
+    wrong. Spreading that first slate makes the first value come sooner (docs/onboarding.md)."""
+    order = np.argsort(-scores, kind="stable")
+    limit = max(1, int(np.ceil(cap * k)))
+    took: list[int] = []
+    held: list[int] = []
+    count: dict[int, int] = {}
+    for i, g in zip(order.tolist(), genres[order].tolist()):
+        if count.get(g, 0) < limit:
+            took.append(i)
+            count[g] = count.get(g, 0) + 1
+            if len(took) == k:
+                break
+        else:
+            held.append(i)
+    return np.array((took + held)[: min(k, len(scores))], dtype=np.int64)
+
+
 def explain(ctx: RankContext, X: np.ndarray, c: Candidates, top: np.ndarray) -> list[tuple[str, ...]]:
     """Stage 5: why each returned item, only when asked (the one DMatrix, over k rows)."""
     if not ctx.request.explain:
@@ -201,8 +227,13 @@ def model_ranking(ctx: RankContext, c: Candidates) -> tuple[RankedItem, ...]:
         X = features(ctx, c)
     with span("rank.score"):
         scores = score(ctx, X)
-    top = top_k(scores, ctx.request.k)
-    ids = ctx.variant.bundle.index.item_ids[c.idx[top]]
+    index = ctx.variant.bundle.index
+    r = ctx.request
+    if ctx.new_user_genre_cap < 1.0 and not r.profile and not r.last_items:  # nothing heard back from them yet
+        top = top_k_spread(scores, index.item_genre[c.idx], ctx.request.k, ctx.new_user_genre_cap)
+    else:
+        top = top_k(scores, ctx.request.k)
+    ids = index.item_ids[c.idx[top]]
     why = explain(ctx, X, c, top)
     return tuple(RankedItem(str(i), float(s), w) for i, s, w in zip(ids, scores[top], why, strict=True))
 

@@ -163,6 +163,7 @@ class RankingService:
                 v,
                 self._inputs,
                 self.settings.candidate_pool,
+                self.settings.new_user_genre_cap,
             )
 
         result, served, used = self._serve(live, route, variant, rows.degraded, context)

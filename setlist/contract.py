@@ -70,6 +70,8 @@ ITEM_SCHEMA = pa.schema(
         pa.field("release_date", pa.timestamp("ms", tz="UTC")),
         # every genre of the item, lower case, pipe-separated (``genre`` is the first): multi-hot features
         pa.field("genres", pa.string()),
+        # the item's name as the items file gives it (searches match its words); null when unknown
+        pa.field("title", pa.string()),
     ]
 )
 

@@ -186,7 +186,9 @@ movieId,title,genres
     every = items.set_index("item_id")["genres"]  # kept whole for multi-hot features
     assert every["1"] == "adventure|animation|children|comedy|fantasy" and every["3"] == "comedy|romance"
     assert pd.isna(every["6"]) and pd.isna(every["999"])
-    assert (items["artist"] == "unknown").all() and "title" not in items.columns
+    assert (items["artist"] == "unknown").all()
+    title = items.set_index("item_id")["title"]  # kept as the file has it: searches match its words
+    assert title["1"] == "Toy Story (1995)" and title["7"] == "Sabrina" and pd.isna(title["999"])
     released = items.set_index("item_id")["release_date"]
     assert released["1"] == pd.Timestamp("1995-01-01", tz="UTC")  # the year at the end of the title
     assert pd.isna(released["7"]) and pd.isna(released["999"])  # no year, no date (never a guess)

@@ -101,6 +101,36 @@ def test_top_k_orders_by_score_and_keeps_candidate_order_on_ties():
     assert len(stages.top_k(np.zeros(0, np.float32), 5)) == 0
 
 
+def test_top_k_spread_caps_each_genre_and_fills_from_what_the_cap_held_back():
+    scores = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4], np.float32)
+    genres = np.array([0, 0, 0, 1, 0, 2])
+    # at most ceil(0.5·4) = 2 of a genre: the two best of genre 0, then the best of the others
+    np.testing.assert_array_equal(stages.top_k_spread(scores, genres, 4, 0.5), [0, 1, 3, 5])
+    # too few other genres: the held-back ones fill the slate, best first
+    np.testing.assert_array_equal(stages.top_k_spread(scores, genres, 6, 0.33), [0, 1, 3, 5, 2, 4])
+    np.testing.assert_array_equal(stages.top_k_spread(scores, genres, 4, 1.0), stages.top_k(scores, 4))
+    assert len(stages.top_k_spread(np.zeros(0, np.float32), np.zeros(0, int), 5, 0.3)) == 0
+
+
+def test_a_user_with_no_profile_and_nothing_played_gets_a_spread_slate_others_the_models_order(ctx):
+    index = ctx.variant.bundle.index
+    new = replace(ctx, request=tiny_request(k=6, profile={}), new_user_genre_cap=0.33)
+    c = stages.candidates(new)  # with the session's items: they steer, as for anyone
+    top = stages.top_k(stages.score(new, stages.features(new, c)), 6)
+    assert [i.item_id for i in stages.model_ranking(new, c)] == index.item_ids[c.idx[top]].tolist()
+    new = replace(new, request=replace(new.request, last_items=()))  # nothing played yet: spread
+    genres = index.item_genre[c.idx]
+    shown = [index.item_index[i.item_id] for i in stages.model_ranking(new, c)]
+    counts = np.bincount(index.item_genre[shown])
+    plain = stages.top_k(stages.score(new, stages.features(new, c)), 6)
+    assert len(set(genres.tolist())) >= 3  # enough genres among the candidates to spread over
+    assert counts.max() <= 2 < np.bincount(genres[plain]).max()  # the model alone would show 3+ of one
+    known = replace(ctx, request=tiny_request(k=6), new_user_genre_cap=0.33)
+    c = stages.candidates(known)
+    top = stages.top_k(stages.score(known, stages.features(known, c)), 6)
+    assert [i.item_id for i in stages.model_ranking(known, c)] == index.item_ids[c.idx[top]].tolist()
+
+
 def test_explain_only_when_asked_and_one_reason_list_per_returned_item(ctx):
     c = stages.candidates(ctx)
     X = stages.features(ctx, c)

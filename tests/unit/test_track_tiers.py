@@ -132,3 +132,23 @@ def test_the_search_index_points_terms_at_genres():
     assert terms["coltrane"] == 0 and terms["rockers"] == 1 and terms["bebop"] == 0
     assert terms["jazz"] == 0 and terms["rock"] == 1  # a genre's own name wins over artists' votes
     assert "unknown" not in terms
+
+
+def test_title_words_point_at_genres_but_common_words_and_numbers_do_not():
+    import pandas as pd
+
+    from training.candidates_fit import TITLE_COMMON_MIN, fit_terms
+
+    n = 4 * TITLE_COMMON_MIN  # "the" in every title: common; "nebula" in two sci-fi titles
+    catalog = pd.DataFrame(
+        {
+            "item_id": [f"i{k}" for k in range(n)],
+            "genre": ["sci-fi" if k < 2 else "drama" for k in range(n)],
+            "artist": ["unknown"] * n,
+            "title": ["The Nebula (1999)", "The Nebula Returns 2"] + [f"The Story {k}" for k in range(2, n)],
+        }
+    )
+    terms = fit_terms(catalog, ["drama", "sci-fi", "unknown"])
+    assert terms["nebula"] == 1 and terms["returns"] == 1
+    assert "the" not in terms and "story" not in terms  # in every title, or nearly: no signal
+    assert "1999" not in terms and "2" not in terms
