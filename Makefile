@@ -14,6 +14,7 @@ RETENTION_ARGS ?=
 COMPACT_ARGS ?=
 VERSION ?=
 STATUS_ARGS ?=
+COST_ARGS ?=
 
 .DEFAULT_GOAL := help
 
@@ -80,25 +81,29 @@ serve: setup
 
 .PHONY: demo  ## the whole loop on embedded defaults: events, gates, features, training, serving
 demo: setup
-	@echo "== 1/9 events: generate synthetic listening (kept if the log already has events)"
+	@echo "== 1/11 events: generate synthetic listening (kept if the log already has events)"
 	$(PY) -m ingest generate
 	$(PY) -m ingest summary
-	@echo "== 2/9 validate the raw events"
+	@echo "== 2/11 validate the raw events"
 	$(PY) -m validation events
-	@echo "== 3/9 build, validate and publish features"
+	@echo "== 3/11 build, validate and publish features"
 	$(PY) -m feature_repo materialize
-	@echo "== 4/9 train and register the two-stage model"
+	@echo "== 4/11 train and register the two-stage model"
 	$(PY) -m training
-	@echo "== 5/9 every data-quality gate"
+	@echo "== 5/11 every data-quality gate"
 	$(PY) -m validation all
-	@echo "== 6/9 serve: rank, send a skip, rank again"
+	@echo "== 6/11 serve: rank, send a skip, rank again"
 	$(PY) -m scripts.demo
-	@echo "== 7/9 a short simulated A/B experiment (synthetic listeners answer from their hidden tastes)"
+	@echo "== 7/11 a short simulated A/B experiment (synthetic listeners answer from their hidden tastes)"
 	$(PY) -m experiments simulate --users 300 --quick
-	@echo "== 8/9 lifecycle: each dataset's retention, then old impressions to daily counts and small files merged"
+	@echo "== 8/11 onboarding: brand-new listeners over simulated days, time-to-first-value, return rate, engaged users"
+	$(PY) -m experiments onboarding --users 200 --quick
+	@echo "== 9/11 cost: per 1,000 Rank calls, per engaged user and per value event, at cost.yaml's example prices"
+	$(PY) -m ops cost --days 7
+	@echo "== 10/11 lifecycle: each dataset's retention, then old impressions to daily counts and small files merged"
 	$(PY) -m ingest retention
 	$(PY) -m ingest.lifecycle all
-	@echo "== 9/9 status: the loop at a glance, and whether each SLO holds"
+	@echo "== 11/11 status: the loop at a glance, and whether each SLO holds"
 	$(PY) -m ops status
 
 .PHONY: test  ## unit, integration and end-to-end tests (tests/unit, tests/integration, tests/e2e)
@@ -123,6 +128,10 @@ bench: setup
 .PHONY: status  ## the loop at a glance: events, lags, gates, jobs, models, canary, serving, SLOs (exit 1: an SLO is broken)
 status: setup
 	$(PY) -m ops status $(STATUS_ARGS)
+
+.PHONY: cost  ## cost per 1,000 Rank calls, per engaged user, per value event, per day and arm (cost.yaml prices; COST_ARGS=--no-mlflow)
+cost: setup
+	$(PY) -m ops cost $(COST_ARGS)
 
 .PHONY: chaos  ## fault drills against real servers under Track load: a table of lost and duplicated events
 chaos: setup

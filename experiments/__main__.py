@@ -1,4 +1,4 @@
-"""``python -m experiments report|simulate|drill``: analyse, simulate and rehearse experiments."""
+"""``python -m experiments report|simulate|onboarding|drill``: analyse, simulate and rehearse experiments."""
 
 from __future__ import annotations
 
@@ -116,6 +116,32 @@ def simulate(
         with console.status("waiting for the server to write impressions and events…"):
             time.sleep(max(settings.impressions_flush_s, settings.journal_roll_s) + 1.0)
     run(served, exp, console, log_mlflow=mlflow, since=started)
+
+
+@app.command()
+def onboarding(
+    users: int = typer.Option(300, help="brand-new simulated listeners (drawn from the world's prior)"),
+    days: int = typer.Option(14, help="simulated days (arrivals over the first days - 7)"),
+    slates: int = typer.Option(3, help="Rank → react → Track rounds per visit"),
+    k: int = typer.Option(10, help="slate size"),
+    seed: int = typer.Option(11),
+    quick: bool = typer.Option(False, help="8 days and two slates per visit: a short run for the demo"),
+    config: Path | None = typer.Option(
+        None,
+        help="experiments file: control (popularity) and a personalized arm (default: experiments/onboarding.yaml)",
+    ),
+    alpha: float = typer.Option(0.05, help="1 - confidence level of the intervals"),
+    mlflow: bool = typer.Option(True, help="log the report as an MLflow run"),
+) -> None:
+    """New listeners with no history arrive and return over simulated days (in process); then
+    time-to-first-value, return rate, value rate by week and engaged users per arm."""
+    from experiments.newcomers import OnboardingConfig
+    from experiments.onboarding_report import DEFAULT_CONFIG, run
+
+    if users < 1 or days < 1 or slates < 1 or k < 1:
+        raise UsageError("--users, --days, --slates and --k must be 1 or more")
+    cfg = OnboardingConfig(users=users, days=8 if quick else days, slates=2 if quick else slates, k=k, seed=seed)
+    run(get_settings(), config or DEFAULT_CONFIG, cfg, console, log_mlflow=mlflow, alpha=alpha)
 
 
 @app.command()
