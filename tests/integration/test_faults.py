@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -154,6 +155,26 @@ def test_kill_9_during_track_load_loses_no_acknowledged_event(tiny_copy):
         proc.wait(timeout=30)
 
 
+def _workers_ready(proc: subprocess.Popen, n: int) -> threading.Event:
+    """Set once ``n`` distinct workers of ``proc`` have logged "worker ready" on stderr (which keeps
+    being drained, so the server never blocks on a full pipe)."""
+    ready, seen = threading.Event(), set()
+
+    def read() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            if '"worker ready"' in line:
+                try:
+                    seen.add(json.loads(line)["worker"])
+                except (ValueError, KeyError):
+                    continue
+                if len(seen) >= n:
+                    ready.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    return ready
+
+
 def test_a_restart_with_fewer_workers_recovers_the_dropped_workers_journal(tiny_copy):
     """kill -9 a two-worker server after acknowledged Tracks on both workers, restart it with one:
     worker 1's journal has no owner any more, and the new worker 0 moves it into the log, once."""
@@ -162,11 +183,21 @@ def test_a_restart_with_fewer_workers_recovers_the_dropped_workers_journal(tiny_
     port = free_port()
     env = {**_serve_env(s, port), "SETLIST_JOURNAL_ROLL_S": "3600", "SETLIST_WORKERS": "2"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "serving"], env=env, cwd=ROOT, stdout=subprocess.DEVNULL, start_new_session=True
+        [sys.executable, "-m", "serving"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
+    ready = _workers_ready(proc, 2)
     users = [str(u) for u in tiny_copy.users["user_id"][:30]]
     acked: list[str] = []
     try:
+        # health answers as soon as one worker listens; the kernel only spreads connections over the
+        # workers that listen, so wait for both to say they are ready
+        assert ready.wait(timeout=180), "the two workers did not both report ready"
         # each new client is a new connection, which the kernel hands to either worker
         for attempt in range(50):
             with SetlistClient(f"127.0.0.1:{port}", timeout=10) as client:
