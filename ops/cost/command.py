@@ -20,11 +20,12 @@ def command(
     as_json: bool = typer.Option(False, "--json", help="print the report as one JSON object instead of the tables"),
     mlflow: bool = typer.Option(True, help="log the report as an MLflow run; --no-mlflow skips it"),
     probe: bool = typer.Option(True, help="read CPU per call from the running servers' /metrics; --no-probe skips"),
-    bench_report: Path = typer.Option(
-        measured.BENCH_REPORT,
+    bench_report: Path | None = typer.Option(
+        None,
         "--bench-report",
-        help="the bench report whose CPU per Rank is used when no server answers",
-        show_default="bench/results/latest.json",
+        help="the bench report whose CPU per Rank is used when no server answers, and whose player mix shows "
+        "what sampling saves",
+        show_default="bench/results/latest.json, else the published bench/results/small.json",
     ),
     out: Path | None = typer.Option(None, "--out", help="where cost.json and cost.png go (default <reports>/cost)"),
 ) -> None:

@@ -26,8 +26,16 @@ from ops.status import Samples, scrape_servers, total
 from setlist import jobmetrics
 from setlist.settings import Settings
 
+_RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results"
 #: the last ``make bench`` report (bench.report writes it; ops does not import bench)
-BENCH_REPORT = Path(__file__).resolve().parents[2] / "bench" / "results" / "latest.json"
+BENCH_REPORT = _RESULTS / "latest.json"
+#: without one, the published result of the small scale (``make bench-publish``), which a clone has
+PUBLISHED_BENCH_REPORT = _RESULTS / "small.json"
+
+
+def default_bench_report() -> Path:
+    """The last bench run on this machine, else the published small-scale result."""
+    return BENCH_REPORT if BENCH_REPORT.exists() else PUBLISHED_BENCH_REPORT
 
 
 @dataclass
@@ -41,7 +49,8 @@ class Measured:
     bench_sampling: dict[str, Any] | None = None
 
 
-def collect(settings: Settings, bench_report: Path = BENCH_REPORT, probe: bool = True) -> Measured:
+def collect(settings: Settings, bench_report: Path | None = None, probe: bool = True) -> Measured:
+    bench_report = bench_report or default_bench_report()
     samples = scrape_servers(settings) if probe else None
     bench = _bench(bench_report)
     rank, track, per_call, server, sources = serving(samples, bench, bench_report)
