@@ -14,11 +14,11 @@ from itertools import islice
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
 from cronsim import CronSim, CronSimError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from setlist.errors import BadInput, InputMissing, UsageError
+from setlist.errors import BadInput, UsageError
+from setlist.yamlfile import read_yaml
 
 SCHEDULE_FILE = Path(__file__).with_name("schedule.yaml")
 #: the word in a command that stands for the interpreter running the scheduler (or the image's)
@@ -144,16 +144,7 @@ class _ScheduleSpec(BaseModel):
 
 def load(path: Path = SCHEDULE_FILE) -> Schedule:
     """Read and check a schedule file; a missing or malformed one raises a one-line ``SetlistError``."""
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputMissing(f"no schedule file at {path}") from None
-    except OSError as exc:
-        raise BadInput(f"cannot read the schedule file {path}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        where = getattr(exc, "problem_mark", None)
-        line = f" (line {where.line + 1})" if where is not None else ""
-        raise BadInput(f"{path} is not valid YAML{line}: {getattr(exc, 'problem', None) or exc}") from None
+    raw = read_yaml(path, "schedule file")
     try:
         spec = _ScheduleSpec.model_validate(raw)
     except ValidationError as exc:

@@ -10,9 +10,8 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from setlist.errors import BadInput, InputMissing
+from setlist.yamlfile import read_yaml
 
 #: every price the file must give, in the file's ``prices`` mapping
 FIELDS = ("cpu_second", "storage_gb_month", "redis_gb_hour", "million_requests")
@@ -32,15 +31,7 @@ def load(path: Path) -> Prices:
         raise InputMissing(
             f"no cost file at {path} (SETLIST_COST_FILE); cost.yaml at the repository root is a template"
         )
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or type(exc).__name__
-        raise BadInput(f"{path} is not valid YAML{where}: {problem}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BadInput(f"cannot read the cost file {path}: {exc}") from None
+    doc = read_yaml(path, "cost file")
     prices = doc.get("prices") if isinstance(doc, dict) else None
     if not isinstance(prices, dict):
         raise BadInput(f"{path}: needs a `prices` mapping with {', '.join(FIELDS)}")
