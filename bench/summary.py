@@ -160,6 +160,19 @@ def _pct(v: Any) -> str:
     return "—" if v is None else f"{100 * v:.0f}%"
 
 
+def sampling_lines(m: dict[str, Any] | None) -> list[str]:
+    """What the tiers' sampling did to the player mix of Track events; nothing for runs without it."""
+    if not m or not m.get("accepted"):
+        return []
+    mix = ", ".join(f"{t} {n:,}" for t, n in m["sent_by_type"].items())
+    return [
+        f"Track sampling (a player's mix of {m['sent']:,} events: {mix}): {m['accepted']:,} acknowledged, "
+        f"{m['sampled_out']:,} of them ({m['sampled_out'] / m['accepted']:.1%}) sampled out by the batch tier "
+        f"(`tiers.yaml`) and not stored, {m['stored']:,} stored; `make cost` prices what that saves.",
+        "",
+    ]
+
+
 def new_users_lines(r: dict[str, Any]) -> list[str]:
     """The new-user scenario as a paragraph (nothing for runs that did not measure it)."""
     nu = r.get("rank_new_users")
@@ -287,6 +300,7 @@ def render(r: dict[str, Any], json_name: str, png_name: str) -> str:
         f"{r['track']['freshness']['trials']} trials. Impression logging: "
         + ("measured on and off above." if r["impressions"].get("supported") else r["impressions"]["note"] + "."),
         "",
+        *sampling_lines(r["track"].get("sampling")),
         *new_users_lines(r),
         *tracing_lines(r.get("tracing"), r["rps_target"]),
         "## Where a cache-miss Rank spends its time (in-process, no gRPC)",

@@ -269,3 +269,25 @@ def test_a_run_without_the_new_user_scenario_still_reports_and_renders(tmp_path:
     assert NEW_USERS_SERIES not in report["cdf_ms"]
     paths = write(report, tmp_path / "runs", tmp_path / "results")
     assert "New users" not in paths["summary"].read_text()
+
+
+def test_the_player_mix_phase_reports_what_sampling_left_out(tmp_path: Path) -> None:
+    out = fake_run(tmp_path)
+    out["track_sampling"] = {
+        "sent": 1000,
+        "sent_by_type": {"heartbeat": 600, "play": 400},
+        "accepted": 1000,
+        "failed": 0,
+        "sampled_out": 570,
+        "stored": 430,
+        "saved_share": 0.57,
+    }
+    report = build(out, "small", 7, "cmd")
+    assert report["track"]["sampling"]["sampled_out"] == 570
+    summary = write(report, tmp_path / "runs", tmp_path / "results")["summary"].read_text()
+    assert "a player's mix of 1,000 events: heartbeat 600, play 400" in summary
+    assert "570 of them (57.0%) sampled out" in summary
+
+    del out["track_sampling"]  # a run from before the phase renders without the line
+    summary = write(build(out, "small", 7, "cmd"), tmp_path / "runs2", tmp_path / "results2")["summary"].read_text()
+    assert "Track sampling" not in summary
