@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from serving.errors import InvalidArgument
+from serving.rank_stages import top_k_spread
 from serving.types import RankedItem, RankQuery, RankResult, TrackEvent, TrackResult
 from setlist import registry
 from setlist.blend import Blend
@@ -133,7 +134,11 @@ class BaselineRanking:
             values = X.to_numpy()
             d = xgb.DMatrix(values, feature_names=list(self.service.inputs), base_margin=blend.margin(values))
             scores = np.asarray(booster.predict(d, output_margin=True), dtype=np.float64)
-        order = np.argsort(-scores, kind="stable")[: q.k]
+        cap = self.settings.new_user_genre_cap
+        if cap < 1.0 and not row.get(USER_TOP_GENRE) and not last:  # as the fast path: no profile, nothing played
+            order = top_k_spread(scores, self.index.item_genre[c.idx], q.k, cap)
+        else:
+            order = np.argsort(-scores, kind="stable")[: q.k]
         return RankResult(tuple(RankedItem(str(ids[i]), float(scores[i])) for i in order), self.version, arm=ARM)
 
 

@@ -35,6 +35,26 @@ def test_baseline_and_fast_path_rank_identically(tiny_copy):
         baseline.close()
 
 
+def test_both_engines_spread_the_first_slate_of_a_user_with_no_profile(tiny_copy):
+    # one item a genre at most: the tiny world's model alone repeats genres in a top 10
+    settings = _settings(tiny_copy).model_copy(update={"new_user_genre_cap": 0.1})
+    baseline, fast = build_baseline(settings), build(settings)
+    try:
+        index = fast.service.live.bundle.index
+        genre = next(g for g in index.genres if g != "unknown")
+        consent = {"consent_personalization": "true", "consent_analytics": "true", "device": "mobile"}
+        search = new_event("brand-new-listener", "", "search", context=consent, query=genre)
+        assert fast.track([search]).accepted == 1  # a search, no profile, nothing played
+        q = RankQuery("brand-new-listener", 6, {"device": "mobile"})
+        a, b = baseline.rank(q), fast.rank(q)
+        assert [i.item_id for i in a.items] == [i.item_id for i in b.items]
+        genres = [index.genres[index.item_genre[index.item_index[i.item_id]]] for i in b.items]
+        assert len(genres) == len(set(genres)) == 6
+    finally:
+        fast.close()
+        baseline.close()
+
+
 def test_baseline_serves_rank_over_grpc_and_refuses_track(tiny_copy):
     settings = _settings(tiny_copy)
     with start_server(build_baseline(settings), settings) as running:
