@@ -9,7 +9,7 @@ from urllib.parse import urlparse
 
 from feast import FeatureStore, RepoConfig
 from feast.infra.offline_stores.duckdb import DuckDBOfflineStoreConfig
-from feast.infra.online_stores.redis import RedisOnlineStoreConfig
+from feast.infra.online_stores.redis import RedisOnlineStoreConfig, RedisType
 from feast.infra.online_stores.sqlite import SqliteOnlineStoreConfig
 from feast.infra.registry.sql import SqlRegistryConfig
 
@@ -40,16 +40,72 @@ def redis_connection_string(url: str, timeout_ms: int) -> str:
     return ",".join(parts)
 
 
+def redis_cluster_connection_string(nodes: list[str], timeout_ms: int, password: str | None = None) -> str:
+    """Seed nodes → Feast's cluster format (``h1:p1,h2:p2,…``; a cluster has no ``db``)."""
+    if not nodes:
+        raise ValueError("the cluster profile needs SETLIST_REDIS_CLUSTER_NODES (host:port,host:port,…)")
+    parts = [n.strip() for n in nodes]
+    for n in parts:
+        host, _, port = n.rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"SETLIST_REDIS_CLUSTER_NODES: {n!r} is not host:port")
+    parts += [f"socket_timeout={timeout_ms / 1000:.3f}", f"socket_connect_timeout={timeout_ms / 1000:.3f}"]
+    if password:
+        parts.append(f"password={password}")
+    return ",".join(parts)
+
+
+def online_store_config(settings: Settings) -> Any:
+    timeout_ms = max(settings.online_timeout_ms, 200)
+    if settings.profile == "cluster":
+        return RedisOnlineStoreConfig(
+            redis_type=RedisType.redis_cluster,
+            connection_string=redis_cluster_connection_string(
+                settings.redis_cluster_nodes, timeout_ms, urlparse(settings.redis_url).password
+            ),
+        )
+    if settings.profile == "production":
+        return RedisOnlineStoreConfig(connection_string=redis_connection_string(settings.redis_url, timeout_ms))
+    return SqliteOnlineStoreConfig(path=str(settings.data_dir.resolve() / "online.db"))
+
+
+def offline_store_config(settings: Settings) -> Any:
+    """DuckDB over the feature files; Spark (the same files, or object storage) in the cluster profile."""
+    if settings.on_spark:
+        from feast.infra.offline_stores.contrib.spark_offline_store.spark import SparkOfflineStoreConfig
+
+        from setlist.spark import conf
+
+        return SparkOfflineStoreConfig(
+            spark_conf=conf(settings, "setlist-feast-offline"), staging_location=settings.spark_staging_location
+        )
+    return DuckDBOfflineStoreConfig()
+
+
+def batch_engine_config(settings: Settings) -> Any:
+    """Feast's default (local) materialization; Spark's engine in the cluster profile."""
+    if settings.on_spark:
+        from feast.infra.compute_engines.spark.compute import SparkComputeEngineConfig
+
+        from setlist.spark import conf
+
+        # as a dict: RepoConfig (Feast 0.67) drops an engine config handed over as an object
+        return SparkComputeEngineConfig(
+            spark_conf=conf(settings, "setlist-feast-materialize"),
+            staging_location=settings.spark_staging_location,
+            partitions=settings.spark_shuffle_partitions,
+        ).model_dump()
+    return None
+
+
 def repo_config(settings: Settings) -> RepoConfig:
     data = settings.data_dir.resolve()
-    if settings.profile == "production":
-        registry_path = settings.sqlalchemy_database_url
-        online: Any = RedisOnlineStoreConfig(
-            connection_string=redis_connection_string(settings.redis_url, max(settings.online_timeout_ms, 200))
-        )
-    else:
-        registry_path = f"sqlite:///{data}/registry.db"
-        online = SqliteOnlineStoreConfig(path=str(data / "online.db"))
+    registry_path = settings.sqlalchemy_database_url if settings.on_servers else f"sqlite:///{data}/registry.db"
+    online = online_store_config(settings)
+    extra: dict[str, Any] = {}
+    engine = batch_engine_config(settings)
+    if engine is not None:
+        extra["batch_engine"] = engine
     return RepoConfig(
         project=settings.feast_project,
         provider="local",
@@ -66,9 +122,10 @@ def repo_config(settings: Settings) -> RepoConfig:
             },
         ),
         online_store=online,
-        offline_store=DuckDBOfflineStoreConfig(),
+        offline_store=offline_store_config(settings),
         entity_key_serialization_version=3,
         repo_path=str(REPO_DIR),
+        **extra,
     )
 
 
@@ -85,7 +142,11 @@ def definitions(settings: Settings) -> Definitions:
     from feature_repo.declarations import load
 
     fs = load(settings)
-    views = build_views(build_sources(settings.features_dir), batch_ttl(settings.feature_ttl_days), fs)
+    views = build_views(
+        build_sources(settings.feature_files_location, spark=settings.on_spark),
+        batch_ttl(settings.feature_ttl_days),
+        fs,
+    )
     return Definitions(views=views, services=build_services(views, fs))
 
 

@@ -129,7 +129,7 @@ def _event_logs(settings: Settings) -> list[EventLog]:
 
 def _online(settings: Settings, pseudonym: str) -> Place:
     place = Place("online store", unit="views")
-    if not ((settings.data_dir / "registry.db").exists() or settings.profile == "production"):
+    if not ((settings.data_dir / "registry.db").exists() or settings.on_servers):
         place.note = "no feature store yet"
         return place
     from feature_repo.online import OnlineFeatures

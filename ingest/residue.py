@@ -141,7 +141,7 @@ def scan(settings: Settings, needles: Mapping[str, str], notes: list[str] | None
             connect_timeout_s=settings.database_connect_timeout_s,
             notes=notes,
         )
-    if settings.profile == "production":
+    if settings.on_servers:
         findings += scan_redis(settings.redis_url, needles, timeout_s=settings.database_connect_timeout_s, notes=notes)
     else:
         _note(notes, n, "redis: not scanned (the local profile keeps its online store in SQLite, under data_dir)")

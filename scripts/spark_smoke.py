@@ -30,7 +30,7 @@ def _environment(staging: Path) -> None:
     from setlist.settings import get_settings
 
     settings = get_settings()
-    if settings.profile != "production":
+    if not settings.on_servers:
         sys.exit("run with SETLIST_PROFILE=production (and `make services`): the smoke test uses Redis and PostgreSQL")
     os.environ.setdefault("SETLIST_FEAST_REGISTRY_URL", settings.sqlalchemy_database_url)
     os.environ.setdefault("SETLIST_FEAST_REDIS_TYPE", "redis")

@@ -219,7 +219,7 @@ def make_dedupe(settings: Settings, clock: Callable[[], float] = time.time) -> D
     after it, so a simulation's marks stay with its own journals; not inside it, so a journal disk that
     fills up cannot also keep a failed write's claims from being released)."""
     window_s, claim_s = settings.track_dedupe_hours * 3600, settings.track_claim_s
-    if settings.profile == "production":
+    if settings.on_servers:
         return RedisDedupe(settings.redis_url, window_s, max(settings.online_timeout_ms, 200) / 1000, claim_s)
     return SqliteDedupe(dedupe_path(settings), window_s, clock, claim_s)
 

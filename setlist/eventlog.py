@@ -74,7 +74,8 @@ def write_atomic(table: pa.Table, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "wb") as fh:
-        pq.write_table(table, fh, compression="zstd")
+        # microseconds: Spark 4 refuses nanosecond parquet, and one log must serve every profile
+        pq.write_table(table, fh, compression="zstd", coerce_timestamps="us", allow_truncated_timestamps=True)
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)

@@ -45,11 +45,33 @@ class _YamlSource(PydanticBaseSettingsSource):
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SETLIST_", extra="ignore")
 
-    profile: Literal["local", "production"] = "local"
+    #: ``local``: SQLite and files, one process. ``production``: Redis and PostgreSQL. ``cluster``: as
+    #: production, with Spark for the batch side and Redis Cluster as the online store
+    profile: Literal["local", "production", "cluster"] = "local"
     data_dir: Path = Path("var/data")
     mlflow_tracking_uri: str | None = None
     redis_url: str = "redis://127.0.0.1:6379/0"
     database_url: str = "postgresql://setlist:setlist@127.0.0.1:5432/setlist"
+    #: the cluster profile's online store: Redis Cluster seed nodes, ``host:port`` comma-separated
+    #: (``make services`` starts a local 3-master cluster on these ports)
+    redis_cluster_nodes: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["127.0.0.1:7001", "127.0.0.1:7002", "127.0.0.1:7003"]
+    )
+    #: the cluster profile's Spark: the master URL (``local[2]``, ``spark://…``, ``k8s://https://…``)
+    spark_master: str = "local[2]"
+    #: where Spark reads the event log and writes the feature files; None: the local directories
+    #: under data_dir. Object storage works too (``s3a://bucket/setlist/events``; docs/scale.md)
+    spark_events_path: str | None = None
+    spark_features_path: str | None = None
+    #: where Feast's Spark offline store stages training frames; None: ``data_dir/spark-staging``
+    spark_staging: str | None = None
+    spark_driver_memory: str = "2g"
+    spark_shuffle_partitions: int = 8
+    #: more Spark configuration (``{"spark.hadoop.fs.s3a.endpoint": "…"}``): JSON in the environment
+    spark_conf: dict[str, str] = Field(default_factory=dict)
+    #: the cluster profile fits the candidate model with Spark MLlib's ALS above this many
+    #: (user, item) pairs, and with ``implicit`` on the driver below it
+    spark_als_min_pairs: int = 5_000_000
     hmac_key: SecretStr | None = None
     hmac_key_file: Path | None = None
     seed: int = 7
@@ -278,7 +300,7 @@ class Settings(BaseSettings):
     canary_alpha: float = 0.01  # one-sided significance for the skip guard
     canary_check_s: float = 5.0  # how often the refresh loop evaluates an active canary
 
-    @field_validator("feature_dirs", "value_types", mode="before")
+    @field_validator("feature_dirs", "value_types", "redis_cluster_nodes", mode="before")
     @classmethod
     def _comma_separated(cls, v: Any) -> Any:
         if isinstance(v, str):
@@ -290,6 +312,26 @@ class Settings(BaseSettings):
         cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings
     ):
         return init_settings, env_settings, _YamlSource(settings_cls), file_secret_settings
+
+    @property
+    def on_servers(self) -> bool:
+        """The production and cluster profiles: PostgreSQL, Redis, a shared key, consent that fails closed."""
+        return self.profile in ("production", "cluster")
+
+    @property
+    def on_spark(self) -> bool:
+        return self.profile == "cluster"
+
+    @property
+    def feature_files_location(self) -> str:
+        """Where the feature views' sources read: the features directory, or Spark's own location."""
+        if self.on_spark and self.spark_features_path:
+            return self.spark_features_path
+        return str(self.features_dir.resolve())
+
+    @property
+    def spark_staging_location(self) -> str:
+        return self.spark_staging or str((self.data_dir / "spark-staging").resolve())
 
     # --- derived locations -------------------------------------------------------------------
     @property
@@ -345,13 +387,13 @@ class Settings(BaseSettings):
         """Whether a user who never gave a consent flag counts as consenting (fails closed in production)."""
         if self.consent_default is not None:
             return self.consent_default == "grant"
-        return self.profile != "production"
+        return not self.on_servers
 
     @property
     def tracking_uri(self) -> str:
         if self.mlflow_tracking_uri:
             return self.mlflow_tracking_uri
-        if self.profile == "production":
+        if self.on_servers:
             return self.sqlalchemy_database_url
         return f"sqlite:///{self.data_dir.resolve()}/mlflow.db"
 
@@ -369,7 +411,7 @@ class Settings(BaseSettings):
 
     @property
     def metadata_url(self) -> str:
-        if self.profile == "production":
+        if self.on_servers:
             return self.sqlalchemy_database_url
         return f"sqlite:///{self.data_dir.resolve()}/metadata.db"
 
@@ -382,10 +424,10 @@ class Settings(BaseSettings):
             if not self.hmac_key_file.exists():
                 raise RuntimeError(f"SETLIST_HMAC_KEY_FILE points at {self.hmac_key_file}, which does not exist")
             return self.hmac_key_file.read_text().strip().encode()
-        if self.profile == "production":
+        if self.on_servers:
             # every replica must derive the same pseudonyms, so production never invents a key
             raise RuntimeError(
-                "the production profile needs SETLIST_HMAC_KEY or SETLIST_HMAC_KEY_FILE "
+                f"the {self.profile} profile needs SETLIST_HMAC_KEY or SETLIST_HMAC_KEY_FILE "
                 "(`make services` writes var/services/hmac.key for local use)"
             )
         path = self.data_dir / "secrets" / "hmac.key"

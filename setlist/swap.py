@@ -112,7 +112,8 @@ def stage(table: pa.Table, root: Path, rel: str) -> None:
     tmp = staging(root, rel)
     tmp.parent.mkdir(parents=True, exist_ok=True)
     with open(tmp, "wb") as fh:
-        pq.write_table(table, fh, compression="zstd")
+        # microseconds: Spark 4 refuses nanosecond parquet, and one log must serve every profile
+        pq.write_table(table, fh, compression="zstd", coerce_timestamps="us", allow_truncated_timestamps=True)
         fh.flush()
         os.fsync(fh.fileno())
 

@@ -169,7 +169,7 @@ def batch_jobs(settings: Settings, now: datetime) -> tuple[float | None, dict[st
 
 # --- stores -----------------------------------------------------------------------------------------------
 def redis_memory(settings: Settings) -> tuple[float | None, str]:
-    if settings.profile != "production" and settings.cache_backend != "redis":
+    if not settings.on_servers and settings.cache_backend != "redis":
         return None, "not measured: this profile keeps nothing in Redis"
     from setlist.redis_client import fail_fast_redis
 
@@ -183,7 +183,7 @@ def redis_memory(settings: Settings) -> tuple[float | None, str]:
 
 def online_store(settings: Settings) -> tuple[int, str]:
     """The SQLite online store's bytes (with its WAL); production keeps it in Redis (priced as memory)."""
-    if settings.profile == "production":
+    if settings.on_servers:
         return 0, "in Redis: priced as Redis memory"
     path = settings.data_dir / "online.db"  # feature_repo.store.repo_config's SQLite path
     size = sum(p.stat().st_size for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")) if p.is_file())

@@ -96,7 +96,7 @@ class InsecureServer(ValueError):
 def require_secure_transport(settings: Settings) -> None:
     """The production profile serves over TLS with bearer tokens; raise InsecureServer (one line,
     naming what is missing) unless both are configured or ``settings.insecure`` opts out."""
-    if settings.profile != "production" or settings.insecure:
+    if not settings.on_servers or settings.insecure:
         return
     missing = [
         name
