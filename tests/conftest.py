@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.servers import MissingServer, PostgresServer, PushgatewayServer, RedisServer
+from tests.spark_fixtures import spark_session  # noqa: F401  (the shared Spark session fixture)
 
 # Session fixtures of the generated tiny world (tiny_world, tiny_copy), defined beside the pipeline helpers.
 pytest_plugins = ["tests.world"]
