@@ -48,8 +48,12 @@ def publish(
     if not log.files():
         raise FeatureBatchRejected(f"the event log at {settings.events_dir} is empty: generate or import events first")
     items = load_items(settings.catalog_path)
-    step("comparing the event log and the feature declarations with the last build")
     d = Declared.load(settings)
+    if settings.on_spark:
+        from feature_repo.publish_spark import publish_spark
+
+        return publish_spark(settings, log, items, step, d)
+    step("comparing the event log and the feature declarations with the last build")
     p = plan(
         log,
         settings.features_dir,

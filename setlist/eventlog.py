@@ -25,7 +25,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from setlist.contract import EVENT_SCHEMA
-from setlist.swap import listing
+from setlist.swap import listing, micro
 
 TOMBSTONES = "_tombstones.parquet"
 log = logging.getLogger("setlist.eventlog")
@@ -74,8 +74,7 @@ def write_atomic(table: pa.Table, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "wb") as fh:
-        # microseconds: Spark 4 refuses nanosecond parquet, and one log must serve every profile
-        pq.write_table(table, fh, compression="zstd", coerce_timestamps="us", allow_truncated_timestamps=True)
+        pq.write_table(micro(table), fh, compression="zstd")
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)

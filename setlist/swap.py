@@ -101,6 +101,20 @@ Covered = Callable[[Path, frozenset[Path]], bool]
 
 
 # --- writing ---------------------------------------------------------------------------------------------
+def micro(table: pa.Table) -> pa.Table:
+    """Nanosecond timestamps as microseconds: Spark 4 refuses nanosecond parquet, and the same files
+    serve every profile. Cast in memory, not by the writer, so the file's embedded schema says
+    microseconds too and a file rewritten from one read back is byte-identical."""
+    fields = [
+        pa.field(f.name, pa.timestamp("us", f.type.tz), f.nullable, f.metadata)
+        if pa.types.is_timestamp(f.type) and f.type.unit == "ns"
+        else f
+        for f in table.schema
+    ]
+    target = pa.schema(fields, metadata=table.schema.metadata)
+    return table if target.equals(table.schema) else table.cast(target, safe=False)
+
+
 def staging(root: Path, rel: str) -> Path:
     """Where output ``rel`` is written before the swap commits: hidden, and matching no ``*.parquet``."""
     path = root / rel
@@ -112,8 +126,7 @@ def stage(table: pa.Table, root: Path, rel: str) -> None:
     tmp = staging(root, rel)
     tmp.parent.mkdir(parents=True, exist_ok=True)
     with open(tmp, "wb") as fh:
-        # microseconds: Spark 4 refuses nanosecond parquet, and one log must serve every profile
-        pq.write_table(table, fh, compression="zstd", coerce_timestamps="us", allow_truncated_timestamps=True)
+        pq.write_table(micro(table), fh, compression="zstd")
         fh.flush()
         os.fsync(fh.fileno())
 
