@@ -21,11 +21,12 @@ COST_ARGS ?=
 # The production profile needs a pseudonymization key shared by every process; locally
 # `make services` keeps one under var/services/. Its data gets a directory of its own, since
 # pseudonyms made with the local profile's key would not match.
-ifeq ($(SETLIST_PROFILE),production)
+# The cluster profile (Spark, Redis Cluster) uses the same services and keeps its data apart too.
+ifneq ($(filter production cluster,$(SETLIST_PROFILE)),)
 ifeq ($(strip $(SETLIST_HMAC_KEY)),)
 export SETLIST_HMAC_KEY_FILE ?= $(CURDIR)/var/services/hmac.key
 endif
-export SETLIST_DATA_DIR ?= $(CURDIR)/var/production
+export SETLIST_DATA_DIR ?= $(CURDIR)/var/$(SETLIST_PROFILE)
 # The one-machine demo serves plaintext without tokens, which production allows only when told; it
 # listens on loopback only. A real deployment sets TLS and tokens instead (docs/production.md).
 export SETLIST_INSECURE ?= true
