@@ -86,7 +86,10 @@ class OnlineFeatures:
         self._guard = threading.Lock() if type(self.online_store).__name__ == "SqliteOnlineStore" else nullcontext()
         if type(self.online_store).__name__ == "RedisOnlineStore":
             # redis-py retries a refused connection with backoff (~7 s); a hot path must fail at
-            # once and let the caller degrade
+            # once and let the caller degrade. On a Redis Cluster (the cluster profile) Feast's
+            # client is a RedisCluster, whose own default is 3 retries with a jittered backoff of up
+            # to 10 s for commands and pipelines alike; its connections to each node never retry,
+            # so this one retry (a refreshed slot map, then once more) is all a dead master costs.
             from redis.backoff import NoBackoff
             from redis.retry import Retry
 
@@ -112,7 +115,8 @@ class OnlineFeatures:
 
         Feast keeps every view of an entity in one Redis hash; its online_read asks for one view
         at a time. Here one pipeline carries an HMGET per view, built and decoded by the store's own
-        helpers, so the layout stays Feast's."""
+        helpers, so the layout stays Feast's. On a Redis Cluster the one key is one slot, so the
+        pipeline goes to the one master that holds it, still in one round trip."""
         if type(self.online_store).__name__ != "RedisOnlineStore" or len(views) < 2:
             return [self.read(v, [entity_id])[0] for v in views]
         from feast.infra.online_stores.redis import _versioned_fv_name
@@ -141,6 +145,33 @@ class OnlineFeatures:
         with self._guard:
             self.online_store.online_write_batch(self.config, fv, batch, progress=None)
 
+    @property
+    def redis_client(self) -> Any:
+        """Feast's client of the Redis online store (``redis.Redis``, or ``RedisCluster`` in the
+        cluster profile); None for other stores."""
+        if type(self.online_store).__name__ != "RedisOnlineStore":
+            return None
+        return self.online_store._get_client(self.config.online_store)
+
+    def redis_key(self, key: EntityKeyProto) -> bytes:
+        """Feast's Redis key of one entity: its serialized key and the project. Every view of the
+        entity is a field group in this one hash, so on a cluster they share one slot."""
+        from feast.infra.online_stores.helpers import _redis_key
+
+        return _redis_key(self.config.project, key, self.config.entity_key_serialization_version)
+
+    def shard(self, view: str, entity_id: str) -> str | None:
+        """The Redis Cluster master (``host:port``) holding one entity's row, from the client's
+        cached slot map (no round trip); None when the store is not a cluster."""
+        client = self.redis_client
+        if client is None or not hasattr(client, "keyslot"):
+            return None
+        slot = client.keyslot(self.redis_key(entity_key(self._join_key[view], entity_id)))
+        try:
+            return str(client.nodes_manager.get_node_from_slot(slot).name)
+        except Exception:  # a slot map being refreshed: no shard to blame
+            return None
+
     def delete(self, view: str, entity_id: str) -> None:
         """Remove one entity's row from a view (erasure). Store-specific, as Feast has no API."""
         fv = self.views[view]
@@ -159,9 +190,8 @@ class OnlineFeatures:
                 )
                 conn.commit()
         elif kind == "RedisOnlineStore":
-            from feast.infra.online_stores.helpers import _redis_key
-
+            # the entity's one hash, all its views (on a cluster: routed to the master of its slot)
             client = self.online_store._get_client(self.config.online_store)
-            client.delete(_redis_key(self.config.project, key, self.config.entity_key_serialization_version))
+            client.delete(self.redis_key(key))
         else:  # pragma: no cover - other stores are not configured by Setlist
             raise NotImplementedError(f"erasure is not implemented for {kind}")

@@ -2,7 +2,9 @@
 
 When the online store fails, requests fall back to the user's last-known rows (or none) and are
 marked degraded. After a failure the store is left alone for a short cool-down so a dead store
-costs one timeout, not one per request; then a single request probes it again.
+costs one timeout, not one per request; then a single request probes it again. On a Redis Cluster
+(the cluster profile) each master has a breaker of its own: a dead master degrades the users whose
+rows it holds, and the users of the other masters keep their personalized answers.
 
 The timeout is the store client's own: on Redis the socket timeouts that
 ``SETLIST_ONLINE_TIMEOUT_MS`` sets (at least 200 ms); the embedded SQLite store is local and has
@@ -78,20 +80,34 @@ class UserFeatureReader:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.online = online
-        self.breaker = Breaker(cooldown_s, clock)
+        self.breaker = Breaker(cooldown_s, clock)  # the whole store's; a cluster's masters get one each
+        self._cooldown_s, self._clock = cooldown_s, clock
+        self._shards: dict[str, Breaker] = {}
         self._last: OrderedDict[str, UserRows] = OrderedDict()
         self._remember = remember
         self._lock = threading.Lock()
 
+    def _breaker(self, user: str) -> Breaker:
+        shard_of = getattr(self.online, "shard", None)  # test doubles of the store have no shards
+        shard = shard_of(VIEWS[0], user) if shard_of is not None else None
+        if shard is None:
+            return self.breaker
+        with self._lock:
+            breaker = self._shards.get(shard)
+            if breaker is None:
+                breaker = self._shards[shard] = Breaker(self._cooldown_s, self._clock)
+            return breaker
+
     def read(self, user: str) -> UserRows:
-        if self.breaker.allow():
+        breaker = self._breaker(user)
+        if breaker.allow():
             try:
                 rows = self.online.read_views(VIEWS, user)
             except Exception as exc:
-                self.breaker.failure()
+                breaker.failure()
                 log.warning("online store read failed, degrading: %s", type(exc).__name__)
             else:
-                self.breaker.success()
+                breaker.success()
                 stamps = "/".join("-" if ts is None else str(int(ts.timestamp() * 1000)) for ts, _ in rows)
                 result = UserRows(rows[0][1], rows[1][1], rows[2][1], stamps)
                 self._remember_rows(user, result)
