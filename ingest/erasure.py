@@ -92,6 +92,8 @@ def erase(user: str, settings: Settings, *, by_pseudonym: bool = False, progress
         log.tombstone(pseudonym)  # first: readers and rebuilds skip the user from now on
     say("online store and prediction cache")
     places.append(_online(settings, pseudonym))
+    if settings.profile == "cluster":
+        places.append(_cluster_sweep(settings, pseudonym))
     places.append(_cache(settings, pseudonym))
     say("identity map")
     places.append(_identity(settings, pseudonym))
@@ -147,6 +149,59 @@ def _online(settings: Settings, pseudonym: str) -> Place:
         _vacuum_sqlite(online_db)
         place.note = "SQLite online store vacuumed"
     return place
+
+
+def _cluster_sweep(settings: Settings, pseudonym: str) -> Place:
+    """The cluster profile's online store is a Redis Cluster: besides the rows deleted by key (each
+    on the master of its slot), every master is scanned for any other key that holds the pseudonym
+    (another Feast project's, an older key layout's) and those go too. A cluster's SCAN walks one
+    node, so each master is scanned through a client of its own; a master that cannot be reached
+    stops the erasure (run it again once the master is back), it is never skipped."""
+    from urllib.parse import urlsplit
+
+    from redis.exceptions import RedisClusterException, RedisError
+
+    from setlist.redis_client import fail_fast_redis_cluster
+
+    place = Place("online store, every Redis Cluster master", unit="keys")
+    pattern = b"*" + _glob_escape(pseudonym.encode()) + b"*"
+    timeout_s = max(settings.online_timeout_ms, 500) / 1000
+    try:
+        cluster = fail_fast_redis_cluster(
+            settings.redis_cluster_nodes, timeout_s, retries=1, password=urlsplit(settings.redis_url).password
+        )
+    except (RedisError, RedisClusterException) as exc:
+        raise Refused(f"the Redis Cluster could not be reached ({type(exc).__name__}); run the erasure again") from None
+    try:
+        for master in sorted(cluster.get_primaries(), key=lambda node: node.name):
+            node = cluster.get_redis_connection(master)
+            try:
+                keys = list(node.scan_iter(match=pattern, count=1000))
+                # one DEL per key: one DEL of keys in different slots is refused (CROSSSLOT), even
+                # when one master holds them all
+                pipe = node.pipeline(transaction=False)
+                for key in keys:
+                    pipe.delete(key)
+                place.removed += sum(int(n) for n in pipe.execute()) if keys else 0
+            except RedisError as exc:
+                raise Refused(
+                    f"Redis Cluster master {master.name} could not be swept ({type(exc).__name__}); "
+                    "run the erasure again once it is back"
+                ) from None
+            place.looked.append(f"redis cluster {master.name}")
+    finally:
+        cluster.close()
+    return place
+
+
+def _glob_escape(value: bytes) -> bytes:
+    """``value`` matched literally by a Redis glob pattern."""
+    out = bytearray()
+    for byte in value:
+        if bytes([byte]) in (b"*", b"?", b"[", b"]", b"\\"):
+            out += b"\\"
+        out.append(byte)
+    return bytes(out)
 
 
 def _cache(settings: Settings, pseudonym: str) -> Place:

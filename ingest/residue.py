@@ -1,15 +1,17 @@
 """Residue scan: after an erasure, find every place a user's raw id or pseudonym still appears.
 
 An erasure is only as good as its proof. :func:`scan` looks where the pipeline keeps data (the files
-under ``data_dir`` and the other configured directories, the SQL stores, Redis in production) for a
-set of *needles*, each given as ``kind -> value`` (``{"raw id": "alice", "pseudonym": "u_…"}``), and
-returns one :class:`Finding` per place that still holds one. Findings and notes name the needle's
-kind, never its value: the report of an erasure must not itself become a copy of the data erased.
+under ``data_dir`` and the other configured directories, the SQL stores, Redis in production, and
+every master of the Redis Cluster in the cluster profile) for a set of *needles*, each given as
+``kind -> value`` (``{"raw id": "alice", "pseudonym": "u_…"}``), and returns one :class:`Finding` per
+place that still holds one. Findings and notes name the needle's kind, never its value: the report
+of an erasure must not itself become a copy of the data erased.
 
-Each part can run alone (:func:`scan_files`, :func:`scan_sql`, :func:`scan_redis`). What a part
-could not look at (a missing store, an unreadable file, the local profile's absent Redis) goes to
-the optional ``notes`` list instead of being silently skipped; a store that cannot be reached raises
-:class:`ResidueScanError`, since a scan that did not happen must not read as a clean one.
+Each part can run alone (:func:`scan_files`, :func:`scan_sql`, :func:`scan_redis`,
+:func:`scan_redis_cluster`). What a part could not look at (a missing store, an unreadable file, the
+local profile's absent Redis) goes to the optional ``notes`` list instead of being silently skipped;
+a store that cannot be reached raises :class:`ResidueScanError`, since a scan that did not happen
+must not read as a clean one.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from typing import IO, Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 from setlist.errors import SetlistError, UsageError
-from setlist.redis_client import fail_fast_redis
+from setlist.redis_client import fail_fast_redis, fail_fast_redis_cluster
 from setlist.settings import Settings
 from setlist.sqltimeouts import engine_options
 
@@ -69,7 +71,7 @@ class Finding:
     """One place that still holds a needle: ``where`` is a path relative to its scan root, a
     ``table.column`` or a Redis key with the needles masked; never the needle itself."""
 
-    store: str  # "file", "sqlite", "postgres", "redis"
+    store: str  # "file", "sqlite", "postgres", "redis", "redis cluster"
     where: str
     needle_kind: str  # the key the caller gave the needle under ("raw id", "pseudonym")
     detail: str
@@ -143,7 +145,15 @@ def scan(settings: Settings, needles: Mapping[str, str], notes: list[str] | None
         )
     if settings.on_servers:
         findings += scan_redis(settings.redis_url, needles, timeout_s=settings.database_connect_timeout_s, notes=notes)
-    else:
+    if settings.profile == "cluster":  # the online store is a Redis Cluster: every master
+        findings += scan_redis_cluster(
+            settings.redis_cluster_nodes,
+            needles,
+            timeout_s=settings.database_connect_timeout_s,
+            password=urlsplit(settings.redis_url).password,
+            notes=notes,
+        )
+    if not settings.on_servers:
         _note(notes, n, "redis: not scanned (the local profile keeps its online store in SQLite, under data_dir)")
     return sorted(findings)
 
@@ -764,22 +774,76 @@ def scan_redis(
     return findings
 
 
-def _scan_keys(client: Any, n: _Needles, notes: list[str] | None) -> list[Finding]:
+def scan_redis_cluster(
+    nodes: Sequence[str],
+    needles: Mapping[str, str],
+    *,
+    timeout_s: float = 5.0,
+    password: str | None = None,
+    notes: list[str] | None = None,
+) -> list[Finding]:
+    """Every key on every master of a Redis Cluster (the cluster profile's online store), as
+    :func:`scan_redis` reads one Redis. A cluster's SCAN walks one node, so each master is scanned
+    through a client of its own, and its keys are read there (they are all in its slots). The masters
+    are those of the cluster's slot map, which must cover every slot; a master that cannot be
+    scanned (dead, refusing) raises :class:`ResidueScanError`, as a scan that did not happen must
+    not read as a clean one. Replicas hold copies of their master's keys and are not scanned."""
+    from redis.exceptions import RedisClusterException, RedisError
+
+    n = _Needles(needles)
+    seeds = ",".join(nodes)
+    try:
+        cluster = fail_fast_redis_cluster(list(nodes), timeout_s, retries=1, password=password)
+    except (RedisError, RedisClusterException, ValueError) as exc:
+        raise ResidueScanError(
+            n.mask(f"redis cluster at {seeds} could not be scanned: {type(exc).__name__}: {exc}")
+        ) from None
+    findings: list[Finding] = []
+    try:
+        masters = sorted(cluster.get_primaries(), key=lambda node: node.name)
+        for master in masters:
+            try:
+                findings += _scan_keys(
+                    cluster.get_redis_connection(master), n, notes, store="redis cluster", where=f"{master.name} "
+                )
+            except RedisError as exc:
+                raise ResidueScanError(
+                    n.mask(
+                        f"redis cluster master {master.name} could not be scanned "
+                        f"(its keys are unverified): {type(exc).__name__}: {exc}"
+                    )
+                ) from None
+    finally:
+        cluster.close()
+    _note(
+        notes,
+        n,
+        f"redis cluster: {len(masters)} masters scanned ({', '.join(m.name for m in masters)}); live keys only, "
+        "their RDB and AOF files keep deleted keys until they are rewritten",
+    )
+    return findings
+
+
+def _scan_keys(
+    client: Any, n: _Needles, notes: list[str] | None, store: str = "redis", where: str = ""
+) -> list[Finding]:
     findings: list[Finding] = []
     unread: dict[str, int] = defaultdict(int)
     cursor = 0
     while True:
         cursor, keys = client.scan(cursor=cursor, count=REDIS_BATCH)
         if keys:
-            findings += _scan_key_batch(client, keys, n, unread)
+            findings += _scan_key_batch(client, keys, n, unread, store, where)
         if cursor == 0:
             break
     for rtype, count in sorted(unread.items()):
-        _note(notes, n, f"redis: {count} key(s) of type {rtype}: values not read (their names were checked)")
+        _note(notes, n, f"{store}: {count} key(s) of type {rtype}: values not read (their names were checked)")
     return findings
 
 
-def _scan_key_batch(client: Any, keys: list[bytes], n: _Needles, unread: dict[str, int]) -> list[Finding]:
+def _scan_key_batch(
+    client: Any, keys: list[bytes], n: _Needles, unread: dict[str, int], store: str = "redis", where: str = ""
+) -> list[Finding]:
     """Two pipelined round trips per batch: the keys' types, then their values."""
     pipe = client.pipeline(transaction=False)
     for key in keys:
@@ -807,7 +871,7 @@ def _scan_key_batch(client: Any, keys: list[bytes], n: _Needles, unread: dict[st
         for kind, needle in n.utf8.items():
             places = sorted({place for place, data in parts if needle in data}, key=_PLACE_ORDER.index)
             if places:
-                findings.append(n.finding("redis", _show_key(key, n), kind, f"{rtype}: {', '.join(places)}"))
+                findings.append(n.finding(store, where + _show_key(key, n), kind, f"{rtype}: {', '.join(places)}"))
     return findings
 
 

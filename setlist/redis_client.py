@@ -1,7 +1,7 @@
-"""The Redis client of the shared stores (serving's prediction cache and Track dedupe, erasure's cache
-bump): short socket
-timeouts and no backoff between retries, so a dead Redis costs a request one timeout, not the
-seconds redis-py's default retries would hold it, and the caller degrades instead."""
+"""The Redis clients of the shared stores (serving's prediction cache and Track dedupe, erasure's cache
+bump; in the cluster profile, erasure's and the residue scan's view of the Redis Cluster online
+store): short socket timeouts and no backoff between retries, so a dead Redis costs a request one
+timeout, not the seconds redis-py's default retries would hold it, and the caller degrades instead."""
 
 from __future__ import annotations
 
@@ -15,4 +15,27 @@ def fail_fast_redis(url: str, timeout_s: float, retries: int) -> Any:
 
     return redis.Redis.from_url(
         url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, retry=Retry(NoBackoff(), retries)
+    )
+
+
+def fail_fast_redis_cluster(nodes: list[str], timeout_s: float, retries: int, password: str | None = None) -> Any:
+    """A Redis Cluster client (the cluster profile's online store) with the same fail-fast settings:
+    ``nodes`` are seed ``host:port`` strings; the slot map is read from the first that answers.
+    redis-py's own default would retry a dead master 3 times with up to 10 s of backoff."""
+    from redis.backoff import NoBackoff
+    from redis.cluster import ClusterNode, RedisCluster
+    from redis.retry import Retry
+
+    seeds = []
+    for node in nodes:
+        host, _, port = node.strip().rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"redis cluster node {node!r} is not host:port")
+        seeds.append(ClusterNode(host, int(port)))
+    return RedisCluster(
+        startup_nodes=seeds,
+        password=password,
+        socket_timeout=timeout_s,
+        socket_connect_timeout=timeout_s,
+        retry=Retry(NoBackoff(), retries),
     )
