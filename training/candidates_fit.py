@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -72,7 +72,17 @@ def seen_matrix(events: pd.DataFrame, users: np.ndarray, items: pd.Index) -> sp.
     return sp.csr_matrix((rank[ok].astype(np.float32), (rows[ok], cols[ok])), shape=(len(users), len(items)))
 
 
-def fit_embeddings(events: pd.DataFrame, users: np.ndarray, matrix: sp.csr_matrix, p: CandidateParams, seed: int):
+#: fits the embeddings: (events, users, interactions, params, seed) → (users, user factors, item factors), the
+#: factors float32 and in the interaction matrix's row and column order (``fit_embeddings``, or Spark's ALS
+#: in training.spark_fit): what the candidate index stores and serving reads
+Embedder = Callable[
+    [pd.DataFrame, np.ndarray, sp.csr_matrix, CandidateParams, int], tuple[np.ndarray, np.ndarray, np.ndarray]
+]
+
+
+def fit_embeddings(
+    events: pd.DataFrame, users: np.ndarray, matrix: sp.csr_matrix, p: CandidateParams, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     from implicit.cpu.als import AlternatingLeastSquares
     from threadpoolctl import threadpool_limits
 
@@ -203,14 +213,17 @@ def fit_terms(catalog: pd.DataFrame, genres: list[str]) -> dict[str, int]:
     return {t: max(v, key=lambda g: v[g]) for t, v in votes.items()}
 
 
-def fit_candidates(events: pd.DataFrame, catalog: pd.DataFrame, p: CandidateParams, seed: int) -> FittedCandidates:
+def fit_candidates(
+    events: pd.DataFrame, catalog: pd.DataFrame, p: CandidateParams, seed: int, embed: Embedder | None = None
+) -> FittedCandidates:
+    """``embed`` fits the embeddings (``fit_embeddings`` unless given: the cluster profile's may use Spark)."""
     genres = sorted(set(catalog["genre"].fillna("unknown").astype(str)) | {"unknown"})
     item_ids = catalog["item_id"].astype(str).to_numpy()
     items = pd.Index(item_ids)
     genre_idx = pd.Index(genres).get_indexer(catalog["genre"].fillna("unknown").astype(str))
     users = np.array(sorted(events["user_id"].unique()), dtype=object)
     matrix = _interactions(events, users, items)
-    users, uf, itf = fit_embeddings(events, users, matrix, p, seed)
+    users, uf, itf = (embed or fit_embeddings)(events, users, matrix, p, seed)
     ease = fit_ease(matrix, p.ease_lambda) if 0 < len(items) <= p.ease_max_items else None
     cohorts, window = fit_cohorts(events, items, p, genre_idx, genres)
     index = CandidateIndex(

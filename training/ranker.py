@@ -6,7 +6,9 @@ boosting from scratch."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import xgboost as xgb
@@ -63,6 +65,24 @@ def _dmatrix(rs: RankingSet, mask: np.ndarray, weight: float) -> xgb.DMatrix:
     return d
 
 
+#: trains one booster: (xgboost params, margin weight, rounds) → booster, on the rows a TrainerFactory was given
+Trainer = Callable[[dict[str, Any], float, int], xgb.Booster]
+#: (ranking set, mask of the rows to train on) → Trainer: ``local_trainer``, or Spark's in training.spark_fit
+TrainerFactory = Callable[[RankingSet, np.ndarray], Trainer]
+
+
+def local_trainer(rs: RankingSet, mask: np.ndarray) -> Trainer:
+    """``xgb.train`` in this process, one DMatrix per margin weight."""
+    matrices: dict[float, xgb.DMatrix] = {}
+
+    def train(params: dict[str, Any], weight: float, rounds: int) -> xgb.Booster:
+        if weight not in matrices:
+            matrices[weight] = _dmatrix(rs, mask, weight)
+        return xgb.train(params, matrices[weight], num_boost_round=rounds)
+
+    return train
+
+
 def ndcg_by_query(pred: np.ndarray, label: np.ndarray, groups: np.ndarray, k: int = 10) -> float:
     """Mean ndcg@k over consecutive groups of rows. Ties count against the positives, so that a
     score that cannot tell items apart earns nothing from the order rows happen to be stored in."""
@@ -84,9 +104,18 @@ def ndcg_by_query(pred: np.ndarray, label: np.ndarray, groups: np.ndarray, k: in
 SHALLOW_DEPTHS = (2, 4)
 
 
-def fit(rs: RankingSet, p: RankerParams, seed: int, validation_share: float = 0.2) -> FittedRanker:
+def fit(
+    rs: RankingSet,
+    p: RankerParams,
+    seed: int,
+    validation_share: float = 0.2,
+    *,
+    trainer: TrainerFactory = local_trainer,
+    objectives: tuple[str, ...] = OBJECTIVES,
+) -> FittedRanker:
     """Validates on the queries that keep all their candidates when there are such (and others to
-    train on), else on the newest ``validation_share`` of queries."""
+    train on), else on the newest ``validation_share`` of queries. ``trainer`` fits each booster (in
+    this process unless given); the choice among them is made here, on the validation queries."""
     complete = rs.frame[COMPLETE].to_numpy(bool) if COMPLETE in rs.frame else np.zeros(len(rs.frame), bool)
     train, valid = (~complete, complete) if complete.any() and not complete.all() else _split(rs, validation_share)
     y_valid = rs.frame.loc[valid, "label"].to_numpy()
@@ -94,13 +123,14 @@ def fit(rs: RankingSet, p: RankerParams, seed: int, validation_share: float = 0.
     results: dict[str, tuple[float, xgb.Booster, float, int]] = {}  # name → (ndcg, booster, weight, trees)
     steps = sorted({s for s in TREE_STEPS if s <= p.trees} | {p.trees})
     # a feature service without the neighbour score (a replaced built-in pack) trains from scratch
+    train_one = trainer(rs, train)
     for weight in MARGIN_WEIGHTS if MARGIN_FEATURE in rs.inputs else (0.0,):
-        dtrain, dvalid = _dmatrix(rs, train, weight), _dmatrix(rs, valid, weight)
+        dvalid = _dmatrix(rs, valid, weight)
         if weight:
             margin = dvalid.get_base_margin()
             results[f"EASE×{weight:g}, 0 trees"] = (ndcg_by_query(margin, y_valid, g_valid), None, weight, 0)
         for depth in sorted({*SHALLOW_DEPTHS, p.max_depth}):
-            for objective in OBJECTIVES:
+            for objective in objectives:
                 params = {
                     "objective": objective,
                     "max_depth": depth,
@@ -112,7 +142,7 @@ def fit(rs: RankingSet, p: RankerParams, seed: int, validation_share: float = 0.
                     "nthread": p.threads,
                     "seed": seed,
                 }
-                booster = xgb.train(params, dtrain, num_boost_round=p.trees)
+                booster = train_one(params, weight, p.trees)
                 for trees in (s for s in steps if s):
                     pred = booster.predict(dvalid, iteration_range=(0, trees), output_margin=True)
                     name = (
@@ -124,7 +154,7 @@ def fit(rs: RankingSet, p: RankerParams, seed: int, validation_share: float = 0.
     _, booster, weight, trees = results[best]
     if trees == 0:  # no correction helped: a booster with no trees, scoring by the margin alone
         booster = xgb.train(
-            {"objective": OBJECTIVES[0], "nthread": p.threads}, _dmatrix(rs, train, weight), num_boost_round=0
+            {"objective": objectives[0], "nthread": p.threads}, _dmatrix(rs, train, weight), num_boost_round=0
         )
     elif trees < booster.num_boosted_rounds():
         booster = booster[:trees]
