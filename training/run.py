@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,6 +53,28 @@ class TrainingResult:
     rows: dict[str, int] = field(default_factory=dict)
     baselines: dict[str, dict[str, float]] = field(default_factory=dict)
     choices: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Engine:
+    """What fits the two models: pandas and XGBoost in this process, or, in the cluster profile,
+    Spark (training.spark_fit). Both give the same artifacts, registered the same way."""
+
+    candidates: Callable[[pd.DataFrame, pd.DataFrame, CandidateParams, int], FittedCandidates]
+    ranker: Callable[[RankingSet, RankerParams, int], FittedRanker]
+
+
+def local_engine() -> Engine:
+    # looked up when called, so that a test may replace this module's ``fit`` or ``fit_candidates``
+    return Engine(lambda *a: fit_candidates(*a), lambda *a: fit(*a))
+
+
+def engine_for(settings: Settings, report: Reporter) -> Engine:
+    if not settings.on_spark:
+        return local_engine()
+    from training.spark_fit import spark_engine
+
+    return spark_engine(settings, report)
 
 
 def _sample(q: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
@@ -124,10 +147,12 @@ def plan_run(settings: Settings, log: EventLog, candidate_params: CandidateParam
     )
 
 
-def ranker_set(settings: Settings, plan: Plan, store: FeatureStore, report: Reporter) -> tuple[RankingSet, int, int]:
+def ranker_set(
+    settings: Settings, plan: Plan, store: FeatureStore, report: Reporter, engine: Engine | None = None
+) -> tuple[RankingSet, int, int]:
     """The ranker's training rows over the folds (newest first), each fold's candidates from a
     generator that never saw that fold's hold-out. Returns the set, its query count and folds used."""
-    seed, folds = settings.seed, plan.folds
+    seed, folds, engine = settings.seed, plan.folds, engine or local_engine()
     sets: list[RankingSet] = []
     q_trains = [_sample(f.queries, settings.max_train_queries // len(folds), seed + n) for n, f in enumerate(folds)]
     q_train_n = sum(len(q) for q in q_trains)
@@ -136,7 +161,7 @@ def ranker_set(settings: Settings, plan: Plan, store: FeatureStore, report: Repo
     complete = set(q_trains[0]["query_id"].nlargest(n_valid))
     for n, fold in enumerate(folds):
         step = report.task(f"fitting candidate generator for fold {n + 1} (its hold-out held back)")
-        fitted = fit_candidates(fold.train, plan.catalog, plan.candidate_params, seed)
+        fitted = engine.candidates(fold.train, plan.catalog, plan.candidate_params, seed)
         step()
         if n == 0:
             report.note(fitted.cohort_window.describe())
@@ -200,16 +225,22 @@ class Evaluated:
 
 
 def fit_and_evaluate(
-    settings: Settings, plan: Plan, store: FeatureStore, rs: RankingSet, rp: RankerParams, report: Reporter
+    settings: Settings,
+    plan: Plan,
+    store: FeatureStore,
+    rs: RankingSet,
+    rp: RankerParams,
+    report: Reporter,
+    engine: Engine | None = None,
 ) -> Evaluated:
     """The ranker fitted, the candidate generator refitted on the whole training part, both scored on
     the hold-out beside the baselines and the current champion."""
-    seed, split, svc = settings.seed, plan.split, plan.svc
+    seed, split, svc, engine = settings.seed, plan.split, plan.svc, engine or local_engine()
     step = report.task("training XGBoost ranker (boosted from EASE: two weights, three depths)")
-    fitted = fit(rs, rp, seed)
+    fitted = engine.ranker(rs, rp, seed)
     step()
     step = report.task("refitting candidate generator on the whole training window")
-    fitted_b = fit_candidates(split.train, plan.catalog, plan.candidate_params, seed)
+    fitted_b = engine.candidates(split.train, plan.catalog, plan.candidate_params, seed)
     index_b = fitted_b.index
     step()
     q_hold = _sample(split.queries, MAX_HOLDOUT_QUERIES, seed + 1)
@@ -278,9 +309,10 @@ def train(
     with Reporter(progress, plan.choices) as report:
         for line in plan.choices:
             report.say(line)
-        rs, q_train_n, n_folds = ranker_set(settings, plan, store, report)
+        engine = engine_for(settings, report)  # Spark in the cluster profile
+        rs, q_train_n, n_folds = ranker_set(settings, plan, store, report, engine)
         gate_passed = gate_training_set(settings, rs, plan.opted_out)
-        ev = fit_and_evaluate(settings, plan, store, rs, rp, report)
+        ev = fit_and_evaluate(settings, plan, store, rs, rp, report, engine)
     model = ev.results["model"]
     names = ("popularity", *ev.baselines)
     metrics = dict(model.metrics)
