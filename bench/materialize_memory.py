@@ -171,7 +171,8 @@ def child(what: str, data_dir: Path, seed: int = 7) -> None:
             from feature_repo.build import build_prepared
             from feature_repo.incremental import read_events
 
-            builder = types.SimpleNamespace(build=build_prepared)
+            # the demo's default consent: a user without any flag counts as consenting
+            builder = types.SimpleNamespace(build=lambda ev, items: build_prepared(ev, items, consent_default=True))
         out["stages"]["import"] = time.perf_counter() - t0
         t1 = time.perf_counter()
         # as each publish reads: the old one every column, the new one what the builders use, sorted in Arrow
