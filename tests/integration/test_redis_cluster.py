@@ -1,0 +1,392 @@
+"""The cluster profile's online store on a real 3-master Redis Cluster: Feast writes and reads
+through ``RedisCluster``, Rank and Track serve from it, erasure and the residue scan reach every
+master, and a master killed under load degrades only its own users' answers while Track keeps
+acknowledging (and journaling) every event.
+
+The world is the tiny local one (``tiny_copy``); its feature files are written into the cluster with
+Feast's ``write_to_online_store`` under the cluster profile's store config (registry in the test
+PostgreSQL, as the profile has it; the models stay in the copy's MLflow). The prediction cache and
+Track's dedupe use the plain test Redis, as the profile does.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import pandas as pd
+import pytest
+
+from feature_repo.data_sources import CONSENT_FILE, ITEM_STATS_FILE, SESSION_FILE, USER_PROFILE_FILE
+from feature_repo.incremental import latest_rows
+from feature_repo.online import OnlineFeatures
+from feature_repo.store import apply, definitions, get_store
+from serving.bootstrap import build
+from serving.client import ClientError, SetlistClient, new_event
+from serving.grpc.server import start_server
+from serving.user_features import VIEWS as USER_VIEWS
+from setlist.errors import Refused
+from setlist.eventlog import EventLog
+from setlist.pseudonym import pseudonymize
+from setlist.settings import Settings
+from tests.servers import RedisClusterServer, redis_cluster  # noqa: F401  (the fixture, by import)
+
+PUBLISHED = (
+    ("user_profile", USER_PROFILE_FILE, "user_id"),
+    ("item_stats", ITEM_STATS_FILE, "item_id"),
+    ("session", SESSION_FILE, "user_id"),
+    ("user_consent", CONSENT_FILE, "user_id"),
+)
+
+
+@dataclass
+class ClusterWorld:
+    settings: Settings
+    local: Settings  # the same data in the local profile (SQLite online store)
+    users: list[str]  # raw ids
+    items: list[str]
+
+
+@pytest.fixture
+def cluster_world(tiny_copy, redis_cluster: RedisClusterServer, redis_server, postgres_server) -> ClusterWorld:  # noqa: F811
+    redis_cluster.start()  # a test may have killed a master
+    redis_cluster.flush()
+    redis_server.start()
+    redis_server.flush()
+    local = tiny_copy.settings
+    s = local.model_copy(
+        update={
+            "profile": "cluster",
+            "redis_cluster_nodes": redis_cluster.nodes,
+            "redis_url": redis_server.url,
+            "database_url": postgres_server.create_database(),
+            "mlflow_tracking_uri": local.tracking_uri,  # the world's models, in its own MLflow
+            "cache_backend": "redis",
+            "host": "127.0.0.1",
+            "port": 0,
+            "metrics_port": 0,
+            "online_timeout_ms": 100,
+            "insecure": True,
+        }
+    )
+    store = get_store(s)
+    apply(store, s)  # the registry, in PostgreSQL
+    for view, fname, key in PUBLISHED:  # what a full publish leaves online, written by Feast
+        store.write_to_online_store(view, latest_rows(pd.read_parquet(s.features_dir / fname), key))
+    consent = pd.read_parquet(s.features_dir / CONSENT_FILE)
+    consented = set(consent.loc[consent["consent_personalization"], "user_id"])
+    key = s.secret_hmac_key()
+    users = [str(u) for u in tiny_copy.users["user_id"] if pseudonymize(str(u), key) in consented][:45]
+    items = [str(i) for i in tiny_copy.items["item_id"][:20]]
+    return ClusterWorld(s, local, users, items)
+
+
+def _online_features(settings: Settings, views: tuple[str, ...] = USER_VIEWS) -> OnlineFeatures:
+    store = get_store(settings)
+    return OnlineFeatures.from_registry(store, list(views))
+
+
+def _plain(rows: list) -> list:
+    """Rows with timestamps as whole Unix seconds (Feast's SQLite store keeps naive UTC datetimes to
+    the second, its Redis store aware ones to the millisecond)."""
+    out = []
+    for ts, values in rows:
+        stamp = None if ts is None else int((ts if ts.tzinfo else ts.replace(tzinfo=UTC)).timestamp())
+        out.append((stamp, values))
+    return out
+
+
+def _hmgets(cluster: RedisClusterServer) -> dict[int, int]:
+    """HMGET calls each master has served (INFO commandstats)."""
+    out = {}
+    for port in cluster.ports:
+        with cluster.node(port) as c:
+            out[port] = int(c.info("commandstats").get("cmdstat_hmget", {}).get("calls", 0))
+    return out
+
+
+def test_feast_rows_spread_over_every_master_and_read_back_as_the_local_store_holds_them(
+    cluster_world: ClusterWorld,
+    redis_cluster: RedisClusterServer,  # noqa: F811
+):
+    s, key = cluster_world.settings, cluster_world.settings.secret_hmac_key()
+    sizes = redis_cluster.dbsize()
+    assert all(n > 0 for n in sizes.values()), sizes  # every master holds some entities
+
+    cluster, local = _online_features(s), _online_features(cluster_world.local)
+    pseudonyms = [pseudonymize(u, key) for u in cluster_world.users]
+    shards = {cluster.shard("session", p) for p in pseudonyms}
+    assert shards == set(redis_cluster.nodes)  # the test users live on all three masters
+    for p in pseudonyms:
+        assert _plain(cluster.read_views(USER_VIEWS, p)) == _plain(local.read_views(USER_VIEWS, p))
+
+    # every view of one entity is one hash, one slot: the multi-view read is one HMGET per view on
+    # one master (one pipeline, one round trip), none on the others
+    before = _hmgets(redis_cluster)
+    rows = cluster.read_views(USER_VIEWS, pseudonyms[0])
+    after = _hmgets(redis_cluster)
+    served = {port: after[port] - before[port] for port in redis_cluster.ports}
+    home = int(cluster.shard("session", pseudonyms[0]).rsplit(":", 1)[1])
+    assert served == {port: len(USER_VIEWS) if port == home else 0 for port in redis_cluster.ports}
+    assert rows[0][1] is not None  # the consent row
+
+    # a multi-entity read is one pipeline that redis-py splits per master
+    before = _hmgets(redis_cluster)
+    many = cluster.read("session", pseudonyms)
+    after = _hmgets(redis_cluster)
+    assert all(after[port] > before[port] for port in redis_cluster.ports)
+    assert sum(after.values()) - sum(before.values()) == len(pseudonyms)
+    assert _plain(many) == _plain(local.read("session", pseudonyms))
+
+    # items too
+    items = _online_features(s, ("item_stats",)).read("item_stats", cluster_world.items)
+    assert _plain(items) == _plain(
+        _online_features(cluster_world.local, ("item_stats",)).read("item_stats", cluster_world.items)
+    )
+
+
+def test_write_read_delete_of_one_entity_and_a_fast_failure_on_its_dead_master(
+    cluster_world: ClusterWorld,
+    redis_cluster: RedisClusterServer,  # noqa: F811
+):
+    s = cluster_world.settings
+    online = _online_features(s, ("session", "user_consent", "user_profile"))
+    row = {
+        "session_id": "s-1",
+        "session_last_items": ["i-1"],
+        "session_skip_rate": 0.5,
+        "session_genre": "rock",
+        "session_length": 1,
+    }
+    when = datetime(2026, 11, 2, tzinfo=UTC)
+    online.write("session", [("u-cluster", row, when)])
+    online.write("user_consent", [("u-cluster", {"consent_personalization": True, "consent_analytics": False}, when)])
+    ((ts, values),) = online.read("session", ["u-cluster"])
+    assert ts == when and {k: values[k] for k in row} == row
+
+    online.delete("session", "u-cluster")  # the entity's whole hash: every view
+    assert online.read_views(["session", "user_consent"], "u-cluster") == [(None, None)] * 2
+
+    # its master dies: a read of it fails at once (one retry, no backoff), the others keep answering
+    online.write("session", [("u-cluster", row, when)])
+    home = online.shard("session", "u-cluster")
+    port = int(home.rsplit(":", 1)[1])
+    other = next(f"u-{i}" for i in range(1000) if online.shard("session", f"u-{i}") != home)
+    online.write("session", [(other, row, when)])
+    redis_cluster.kill(port)
+    started = time.monotonic()
+    with pytest.raises(Exception, match="(?i)connect"):
+        online.read("session", ["u-cluster"])
+    took = time.monotonic() - started
+    assert took < 1.0, took  # redis-py's own default: 3 retries with up to 10 s of backoff between them
+    ((_, values),) = online.read("session", [other])
+    assert values is not None and values["session_id"] == "s-1"
+
+
+@dataclass
+class Load:
+    """Rank and Track under load, each outcome stamped with the time it came back."""
+
+    ranks: list[tuple[float, str, bool, float]]  # (when, user, degraded, seconds taken)
+    tracks: list[tuple[float, str, list[str]]]  # (when, user, event ids acknowledged)
+    failures: list[Exception]
+
+
+@pytest.fixture
+def serving(cluster_world: ClusterWorld) -> Iterator[tuple[SetlistClient, object]]:
+    server = build(cluster_world.settings)
+    with start_server(server, cluster_world.settings) as running:
+        client = SetlistClient(f"127.0.0.1:{running.port}", timeout=10)
+        assert client.wait_ready(timeout=60)
+        try:
+            yield client, server
+        finally:
+            client.close()
+
+
+def test_rank_and_track_on_the_cluster_and_a_master_killed_under_load(
+    cluster_world: ClusterWorld,
+    redis_cluster: RedisClusterServer,  # noqa: F811
+    serving,
+):
+    client, server = serving
+    s, key = cluster_world.settings, cluster_world.settings.secret_hmac_key()
+    users, item = cluster_world.users, cluster_world.items[0]
+    online = server.online
+    home = {u: online.shard("session", pseudonymize(u, key)) for u in users}
+
+    # real answers from the features on the cluster
+    for u in users[:10]:
+        reply = client.rank(u, k=10)
+        assert not reply.degraded and len(reply.items) == 10
+    # Track's session push folds the event into the user's session row on the user's master
+    played = new_event(users[0], item, "play", session_id="cluster-1", value=0.9)
+    assert client.track([played]) == (1, ())
+    ((_, session),) = online.read("session", [pseudonymize(users[0], key)])
+    assert session is not None and item in session["session_last_items"]
+    assert server.service.tracker.push_failures == 0
+
+    victim = home[users[0]]
+    doomed = [u for u in users if home[u] == victim]
+    spared = [u for u in users if home[u] != victim]
+    assert doomed and spared
+
+    load = Load([], [], [])
+    lock, stop = threading.Lock(), threading.Event()
+
+    def rank_load() -> None:
+        n = 0
+        while not stop.is_set():
+            u = users[n % len(users)]
+            started = time.monotonic()
+            try:
+                degraded = client.rank(u, k=10).degraded
+            except ClientError as exc:
+                with lock:
+                    load.failures.append(exc)
+            else:
+                done = time.monotonic()
+                with lock:
+                    load.ranks.append((done, u, degraded, done - started))
+            n += 1
+
+    def track_load() -> None:
+        n = 0
+        while not stop.is_set():
+            u = users[n % len(users)]
+            event = new_event(u, item, "play", session_id=f"load-{n}", value=0.5)
+            try:
+                accepted, rejected = client.track([event])
+            except ClientError as exc:
+                with lock:
+                    load.failures.append(exc)
+            else:
+                assert rejected == ()
+                with lock:
+                    load.tracks.append((time.monotonic(), u, [event.event_id] if accepted else []))
+            n += 1
+
+    def seen(check) -> bool:
+        with lock:
+            return check()
+
+    def wait(check, what: str, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not seen(check):
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            time.sleep(0.01)  # polling the load threads' records
+
+    threads = [
+        threading.Thread(target=rank_load),
+        threading.Thread(target=rank_load),
+        threading.Thread(target=track_load),
+    ]
+    for t in threads:
+        t.start()
+    try:
+        wait(lambda: len(load.ranks) >= 20 and len(load.tracks) >= 5, "load before the kill")
+        killed = time.monotonic()
+        redis_cluster.kill(int(victim.rsplit(":", 1)[1]))
+        # the dead master's users degrade; the others' answers stay personalized meanwhile
+        wait(lambda: any(t > killed and d and u in doomed for t, u, d, _ in load.ranks), "a degraded answer")
+        first_degraded = min(t for t, u, d, _ in load.ranks if t > killed and d)
+        # then the cluster itself notices (after its node timeout) and marks the master failed; the
+        # surviving masters keep serving their slots (cluster-require-full-coverage no)
+        wait(lambda: redis_cluster.marked_failed(int(victim.rsplit(":", 1)[1])), "the master marked failed")
+        marked = time.monotonic()
+        wait(
+            lambda: (
+                sum(t > marked and u in spared for t, u, _, _ in load.ranks) >= 30
+                and any(t > marked and u in doomed for t, u, _, _ in load.ranks)
+            ),
+            "answers for every master's users after the master was marked failed",
+        )
+        # Track keeps acknowledging, for users of every master
+        wait(
+            lambda: {home[u] for t, u, ids in load.tracks if t > marked and ids} == set(home.values()),
+            "acknowledged Track events after the kill",
+        )
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+
+    after = [(u, d, took) for t, u, d, took in load.ranks if t > killed]
+    spared_after = [d for t, u, d, _ in load.ranks if t > first_degraded and u in spared]
+    doomed_after = [d for t, u, d, _ in load.ranks if t > first_degraded and u in doomed]
+    before = sorted(took for t, _, _, took in load.ranks if t <= killed)
+    slowest = max(took for _, _, took in after)
+    acked = [e for _, _, ids in load.tracks for e in ids]
+    print(
+        f"\nkill to first degraded answer {first_degraded - killed:.3f} s, to marked failed {marked - killed:.2f} s; "
+        f"Rank after the kill: {len(after)} answers, {sum(d for _, d, _ in after)} degraded, slowest "
+        f"{slowest * 1000:.0f} ms (before: median {before[len(before) // 2] * 1000:.0f} ms, slowest "
+        f"{before[-1] * 1000:.0f} ms); other masters' users: {len(spared_after)} answers, {sum(spared_after)} "
+        f"degraded; dead master's users: {len(doomed_after)} answers, {sum(doomed_after)} degraded; Track: "
+        f"{len(load.tracks)} requests, {len(acked)} acknowledged, {server.service.tracker.push_failures} session "
+        "pushes failed"
+    )
+    assert load.failures == [], f"{len(load.failures)} failed requests, first: {load.failures[0]}"
+    assert not any(spared_after), "users of the live masters were degraded"
+    assert all(doomed_after), "the dead master's users were answered as if their rows had been read"
+    # a dead master costs a refused connection and one retry, not redis-py's seconds of backoff
+    assert slowest < 2.0, slowest
+    assert len(acked) == len(load.tracks), "a Track request was not acknowledged"
+    assert server.service.tracker.push_failures > 0  # the dead master's users' session pushes failed
+    # acknowledged means journaled (fsynced before the answer): every event is in a journal segment
+    # or already rolled into the event log
+    journaled = _journaled(s)
+    assert not [e for e in acked if e not in journaled]
+
+
+def _journaled(s: Settings) -> set[str]:
+    """Event ids in the event log and the Track journal segments."""
+    import json
+
+    ids = set(EventLog(s.events_dir).read(columns=["event_id"])["event_id"])
+    for seg in s.wal_dir.rglob("*.jsonl"):
+        for line in seg.read_text().splitlines():
+            if line.strip():
+                ids.add(json.loads(line).get("event_id"))
+    return ids
+
+
+def test_erasure_and_the_residue_scan_reach_every_master(
+    cluster_world: ClusterWorld,
+    redis_cluster: RedisClusterServer,  # noqa: F811
+):
+    # erasure's online-store steps only: the whole erase() would also rewrite the models' artifacts,
+    # which this copy of the world shares with the session's other tests
+    from ingest.erasure import _cluster_sweep, _online
+    from ingest.residue import ResidueScanError, scan_redis_cluster
+
+    s, key = cluster_world.settings, cluster_world.settings.secret_hmac_key()
+    pseudonym = pseudonymize(cluster_world.users[0], key)
+    nodes = redis_cluster.nodes
+    (row,) = scan_redis_cluster(nodes, {"pseudonym": pseudonym})  # the user's one hash, all views
+    online = _online_features(s)
+    home = online.shard("session", pseudonym)
+    assert row.store == "redis cluster" and row.where.startswith(f"{home} ")
+    # a stray copy on another master (another project's key, say) is residue too
+    tag = next(f"{{{i}}}" for i in range(1000) if f"127.0.0.1:{redis_cluster.port_of(f'{{{i}}}')}" != home)
+    with redis_cluster.client() as c:
+        c.set(f"{tag}old:{pseudonym}", b"x")
+    found = scan_redis_cluster(nodes, {"pseudonym": pseudonym})
+    assert len({f.where.split(" ", 1)[0] for f in found}) == 2  # on two masters
+
+    user_views = [v for v in definitions(s).views.all() if list(v.entities) == ["user"]]
+    assert _online(s, pseudonym).removed == len(user_views)
+    swept = _cluster_sweep(s, pseudonym)
+    assert swept.removed == 1 and len(swept.looked) == 3  # the stray key; every master looked at
+    assert scan_redis_cluster(nodes, {"pseudonym": pseudonym}) == []
+    assert online.read_views(USER_VIEWS, pseudonym) == [(None, None)] * 3
+
+    # a master that cannot be scanned makes the scan fail, never read as clean; erasure refuses too
+    redis_cluster.kill(redis_cluster.ports[0])
+    with pytest.raises(ResidueScanError, match="could not be scanned"):
+        scan_redis_cluster(nodes, {"pseudonym": pseudonym}, timeout_s=1.0)
+    with pytest.raises(Refused, match="run the erasure again"):
+        _cluster_sweep(s, pseudonym)
