@@ -87,9 +87,11 @@ class OnlineFeatures:
         if type(self.online_store).__name__ == "RedisOnlineStore":
             # redis-py retries a refused connection with backoff (~7 s); a hot path must fail at
             # once and let the caller degrade. On a Redis Cluster (the cluster profile) Feast's
-            # client is a RedisCluster, whose own default is 3 retries with a jittered backoff of up
-            # to 10 s for commands and pipelines alike; its connections to each node never retry,
-            # so this one retry (a refreshed slot map, then once more) is all a dead master costs.
+            # client is a RedisCluster, whose own default is 3 retries for commands and pipelines
+            # alike (4 socket timeouts on a hung master: 0.8 s at 200 ms; its connections to each
+            # node never retry). One retry, on a slot map refreshed after the failure, is what lets
+            # a failover to a replica go unnoticed; a hung master costs two timeouts, a dead one a
+            # refused connection (docs/redis-cluster.md has the measurements).
             from redis.backoff import NoBackoff
             from redis.retry import Retry
 

@@ -21,7 +21,7 @@ def fail_fast_redis(url: str, timeout_s: float, retries: int) -> Any:
 def fail_fast_redis_cluster(nodes: list[str], timeout_s: float, retries: int, password: str | None = None) -> Any:
     """A Redis Cluster client (the cluster profile's online store) with the same fail-fast settings:
     ``nodes`` are seed ``host:port`` strings; the slot map is read from the first that answers.
-    redis-py's own default would retry a dead master 3 times with up to 10 s of backoff."""
+    redis-py's own default retries 3 times, each costing another socket timeout on a hung master."""
     from redis.backoff import NoBackoff
     from redis.cluster import ClusterNode, RedisCluster
     from redis.retry import Retry
