@@ -142,11 +142,11 @@ chaos: setup
 bench-publish: setup
 	$(PY) -m bench.publish
 
-.PHONY: services  ## start Redis and PostgreSQL for the production profile (data under var/)
+.PHONY: services  ## start Redis and PostgreSQL (data under var/); SETLIST_PROFILE=cluster adds a Redis Cluster
 services:
 	@scripts/services.sh up
 
-.PHONY: services-down  ## stop Redis and PostgreSQL
+.PHONY: services-down  ## stop Redis, the Redis Cluster and PostgreSQL
 services-down:
 	@scripts/services.sh down
 

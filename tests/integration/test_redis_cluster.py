@@ -11,11 +11,17 @@ Track's dedupe use the plain test Redis, as the profile does.
 
 from __future__ import annotations
 
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -32,7 +38,15 @@ from setlist.errors import Refused
 from setlist.eventlog import EventLog
 from setlist.pseudonym import pseudonymize
 from setlist.settings import Settings
-from tests.servers import RedisClusterServer, redis_cluster  # noqa: F401  (the fixture, by import)
+from tests.servers import (  # noqa: F401  (redis_cluster: the fixture, by import)
+    MissingServer,
+    RedisClusterServer,
+    cluster_ports,
+    find_postgres_bin,
+    find_redis_server,
+    free_port,
+    redis_cluster,
+)
 
 PUBLISHED = (
     ("user_profile", USER_PROFILE_FILE, "user_id"),
@@ -390,3 +404,78 @@ def test_erasure_and_the_residue_scan_reach_every_master(
         scan_redis_cluster(nodes, {"pseudonym": pseudonym}, timeout_s=1.0)
     with pytest.raises(Refused, match="run the erasure again"):
         _cluster_sweep(s, pseudonym)
+
+
+# --- scripts/services.sh (`SETLIST_PROFILE=cluster make services`) --------------------------------------
+SERVICES = Path(__file__).resolve().parents[2] / "scripts" / "services.sh"
+
+
+@pytest.fixture
+def services_env() -> Iterator[dict[str, str]]:
+    try:
+        find_redis_server()
+        find_postgres_bin()  # the script starts PostgreSQL too
+    except MissingServer as exc:
+        if os.environ.get("SETLIST_REQUIRE_SERVERS") == "1":
+            pytest.fail(str(exc), pytrace=False)
+        pytest.skip(str(exc))
+    # Under /tmp and traversable: as root, PostgreSQL runs as the `postgres` user, who must reach it.
+    state = Path(tempfile.mkdtemp(prefix="setlist-svc-", dir="/tmp"))
+    state.chmod(0o755)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("SETLIST_")},
+        "SETLIST_PROFILE": "cluster",
+        "SETLIST_SERVICES_DIR": str(state),
+        "SETLIST_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
+        "SETLIST_DATABASE_URL": f"postgresql://setlist:s3cret@127.0.0.1:{free_port()}/setlist",
+        "SETLIST_REDIS_CLUSTER_NODES": ",".join(f"127.0.0.1:{p}" for p in cluster_ports(3)),
+    }
+    try:
+        yield env
+    finally:
+        subprocess.run([str(SERVICES), "down"], env=env, capture_output=True, timeout=120)
+        shutil.rmtree(state, ignore_errors=True)
+
+
+def _services(env: dict[str, str], action: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(SERVICES), action], env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_services_start_the_cluster_once_ok_idempotently_and_bring_a_killed_master_back(services_env):
+    from redis.cluster import ClusterNode, RedisCluster
+
+    env = services_env
+    ports = [int(n.rsplit(":", 1)[1]) for n in env["SETLIST_REDIS_CLUSTER_NODES"].split(",")]
+    up = _services(env, "up")
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert "redis cluster: created, 3 masters" in up.stdout and "cluster_state:ok" in up.stdout
+
+    cluster = RedisCluster(startup_nodes=[ClusterNode("127.0.0.1", p) for p in ports], socket_timeout=2)
+    try:
+        for i in range(30):
+            cluster.set(f"k{i}", i)
+        owners = {cluster.nodes_manager.get_node_from_slot(cluster.keyslot(f"k{i}")).port for i in range(30)}
+        assert owners == set(ports)  # the slots are split over the three masters
+    finally:
+        cluster.close()
+
+    again = _services(env, "up")
+    assert again.returncode == 0 and "redis cluster: already running, cluster_state:ok" in again.stdout
+
+    # a master killed -9 is started again by the next `up`, rejoins, and its data comes back (AOF)
+    pidfile = Path(env["SETLIST_SERVICES_DIR"]) / "redis-cluster" / str(ports[1]) / "redis.pid"
+    os.kill(int(pidfile.read_text()), signal.SIGKILL)
+    assert _services(env, "status").returncode == 3
+    back = _services(env, "up")
+    assert back.returncode == 0, back.stdout + back.stderr
+    assert f"started node(s) {ports[1]}; cluster_state:ok" in back.stdout
+    cluster = RedisCluster(startup_nodes=[ClusterNode("127.0.0.1", ports[0])], socket_timeout=2)
+    try:
+        assert [int(cluster.get(f"k{i}")) for i in range(30)] == list(range(30))
+    finally:
+        cluster.close()
+    assert _services(env, "status").returncode == 0
+
+    down = _services(env, "down")
+    assert down.returncode == 0 and "redis cluster: stopped" in down.stdout
+    assert _services(env, "status").returncode == 3
