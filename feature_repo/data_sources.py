@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,9 @@ def _file_source(spark: bool) -> Callable[..., DataSource]:
     if not spark:
         return lambda name, path: FileSource(name=name, path=path, timestamp_field="event_timestamp")
     from feast.infra.offline_stores.contrib.spark_offline_store.spark_source import SparkSource
+
+    # Feast warns on every SparkSource that the API is "alpha": once per process says it
+    warnings.filterwarnings("once", message="The spark data source API is an experimental feature")
 
     return lambda name, path: SparkSource(
         name=name, path=path, file_format="parquet", timestamp_field="event_timestamp"

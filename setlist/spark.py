@@ -3,6 +3,7 @@ training. Imported only on the Spark path: the other profiles never need pyspark
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import sys
@@ -66,4 +67,6 @@ def session(settings: Settings, app: str = "setlist") -> Any:
         builder = builder.config(k, v)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
+    # xgboost.spark logs every fit's full parameter dump at INFO unless its logger has a level
+    logging.getLogger("XGBoost-PySpark").setLevel(logging.WARNING)
     return spark
