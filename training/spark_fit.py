@@ -9,7 +9,7 @@ weights, depths and tree counts on the same validation queries (training.ranker.
 choice on the driver; only the boosting runs on Spark).
 
 Below ``SETLIST_SPARK_ALS_MIN_PAIRS`` (user, item) pairs the embeddings are fitted by ``implicit`` on
-the driver, as in the other profiles: see ``ALS_THRESHOLD_WHY``.
+the driver, as in the other profiles (why: ``spark_als``).
 """
 
 from __future__ import annotations
@@ -28,15 +28,6 @@ from training.progress import Reporter
 from training.ranker import FittedRanker, RankerParams, Trainer, fit
 from training.run import Engine
 
-#: Why the threshold (``SETLIST_SPARK_ALS_MIN_PAIRS``, default 5,000,000) is where it is. The interaction
-#: matrix is built on the driver either way (the event log is read there), so what Spark adds is the
-#: factorization's compute and memory. ``implicit`` fits 5M pairs × 64 factors × 15 iterations on one
-#: driver core in about a minute with ~100 MB of matrix and factors; Spark pays a job per iteration
-#: and a shuffle of the rating blocks, several seconds of overhead even on a few thousand pairs
-#: (NOTES.md, "Training on Spark", has the measurements). Above a few million pairs, and for a catalog
-#: whose factors no longer fit comfortably beside the driver's other work, the executors win.
-ALS_THRESHOLD_WHY = "implicit on the driver is faster below it; Spark's per-iteration jobs pay off above it"
-
 #: SparkXGBRanker takes ranking objectives only (XGBRanker refuses ``binary:logistic``, the driver
 #: ranker's objective): its pairwise NDCG objective is the one that maps (measured on the 25k
 #: fixture at 0.200–0.206 ndcg@10 against binary's 0.201–0.216; training.ranker.OBJECTIVES)
@@ -49,12 +40,27 @@ MAX_WORKERS = 4
 _PARAM_NAMES = {"eta": "learning_rate", "seed": "random_state"}
 _DROPPED = frozenset({"nthread"})
 #: ALS checkpoints its factors every this many iterations (under the Spark staging location)
-ALS_CHECKPOINT_INTERVAL = 5
+ALS_CHECKPOINT_INTERVAL = 10
 
 
 def num_workers(spark: Any) -> int:
     """XGBoost workers: Spark's default parallelism, at most MAX_WORKERS."""
     return max(1, min(int(spark.sparkContext.defaultParallelism), MAX_WORKERS))
+
+
+def spark_als(pairs: int, settings: Settings) -> bool:
+    """Whether Spark's ALS fits embeddings of this many (user, item) pairs: from
+    ``SETLIST_SPARK_ALS_MIN_PAIRS`` (default 5,000,000) up; ``implicit`` on the driver below.
+
+    The interaction matrix is built on the driver either way (the event log is read there), so Spark
+    adds only the factorization's compute. Measured on 2 shared cores (local[2], 64 factors, 15
+    iterations): implicit with one thread fits 2.5k pairs in 0.1 s, 200k in 2.7 s, 1M in 16 s; Spark's
+    ALS takes 8 s, 55 s and 167 s (a job per iteration, a shuffle of rating blocks, checkpoints). On one
+    machine Spark never wins; what it buys is executors' cores and memory: at 5M pairs the driver's
+    single-threaded fit takes ~1.5 min each (four per run: three folds and the refit), which a cluster
+    of tens of cores spreads, and matrix and factors grow past what the driver should hold beside the
+    rest of training."""
+    return pairs >= settings.spark_als_min_pairs
 
 
 def spark_engine(settings: Settings, report: Reporter) -> Engine:
@@ -72,7 +78,7 @@ def spark_engine(settings: Settings, report: Reporter) -> Engine:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         fits["candidates"] += 1
         pairs = int(matrix.nnz)
-        if pairs >= threshold:
+        if spark_als(pairs, settings):
             report.note(
                 f"candidate embeddings #{fits['candidates']}: Spark MLlib ALS ({pairs:,} pairs ≥ "
                 f"SETLIST_SPARK_ALS_MIN_PAIRS {threshold:,}; {settings.spark_master})"
@@ -176,7 +182,14 @@ class SparkTrainer:
         data["qid"] = rows["query_id"].to_numpy(np.int64)
         data["basis"] = rows[MARGIN_BASIS].to_numpy(np.float32)
         self.release()
-        self.frame = self.spark.createDataFrame(pd.DataFrame(data)).cache()
+        # partitioned once as each fit wants it (one partition per worker, a query's rows together,
+        # sorted by query), so the fits skip SparkXGBRanker's own repartition
+        self.frame = (
+            self.spark.createDataFrame(pd.DataFrame(data))
+            .repartitionByRange(self.workers, "qid")
+            .sortWithinPartitions("qid")
+            .cache()
+        )
         self.rows, self.queries = len(rows), int(rows["query_id"].nunique())
         columns = [f"f{n}" for n in range(len(inputs))]
 
