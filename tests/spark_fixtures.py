@@ -22,6 +22,8 @@ SHUFFLE_PARTITIONS = 4
 def spark_settings(data_dir: Path, **over: Any) -> Any:
     """Cluster-profile settings with the shared session's Spark configuration (so that code calling
     ``setlist.spark.session(settings)`` gets the same session back, not a reconfigured one)."""
+    from pydantic import SecretStr
+
     from setlist.settings import Settings
 
     return Settings(
@@ -29,7 +31,7 @@ def spark_settings(data_dir: Path, **over: Any) -> Any:
         data_dir=data_dir,
         spark_master=SPARK_MASTER,
         spark_shuffle_partitions=SHUFFLE_PARTITIONS,
-        hmac_key="test-hmac-key",
+        hmac_key=SecretStr("test-hmac-key"),
         **over,
     )
 
