@@ -205,7 +205,7 @@ class Load:
     """Rank and Track under load, each outcome stamped with the time it came back."""
 
     ranks: list[tuple[float, str, bool, float]]  # (when, user, degraded, seconds taken)
-    tracks: list[tuple[float, str, list[str]]]  # (when, user, event ids acknowledged)
+    tracks: list[tuple[float, str, list[str], str]]  # (when, user, event ids acknowledged, session id)
     failures: list[Exception]
 
 
@@ -280,7 +280,7 @@ def test_rank_and_track_on_the_cluster_and_a_master_killed_under_load(
             else:
                 assert rejected == ()
                 with lock:
-                    load.tracks.append((time.monotonic(), u, [event.event_id] if accepted else []))
+                    load.tracks.append((time.monotonic(), u, [event.event_id] if accepted else [], event.session_id))
             n += 1
 
     def seen(check) -> bool:
@@ -320,7 +320,7 @@ def test_rank_and_track_on_the_cluster_and_a_master_killed_under_load(
         )
         # Track keeps acknowledging, for users of every master
         wait(
-            lambda: {home[u] for t, u, ids in load.tracks if t > marked and ids} == set(home.values()),
+            lambda: {home[u] for t, u, ids, _ in load.tracks if t > marked and ids} == set(home.values()),
             "acknowledged Track events after the kill",
         )
     finally:
@@ -333,7 +333,7 @@ def test_rank_and_track_on_the_cluster_and_a_master_killed_under_load(
     doomed_after = [d for t, u, d, _ in load.ranks if t > first_degraded and u in doomed]
     before = sorted(took for t, _, _, took in load.ranks if t <= killed)
     slowest = max(took for _, _, took in after)
-    acked = [e for _, _, ids in load.tracks for e in ids]
+    acked = [e for _, _, ids, _ in load.tracks for e in ids]
     print(
         f"\nkill to first degraded answer {first_degraded - killed:.3f} s, to marked failed {marked - killed:.2f} s; "
         f"Rank after the kill: {len(after)} answers, {sum(d for _, d, _ in after)} degraded, slowest "
@@ -350,6 +350,10 @@ def test_rank_and_track_on_the_cluster_and_a_master_killed_under_load(
     assert slowest < 2.0, slowest
     assert len(acked) == len(load.tracks), "a Track request was not acknowledged"
     assert server.service.tracker.push_failures > 0  # the dead master's users' session pushes failed
+    # the other masters' users' sessions were pushed: each holds the session of its last event
+    last = {u: sid for _, u, ids, sid in load.tracks if ids and u in spared}
+    rows = online.read("session", [pseudonymize(u, key) for u in last])
+    assert [values["session_id"] for _, values in rows] == list(last.values())
     # acknowledged means journaled (fsynced before the answer): every event is in a journal segment
     # or already rolled into the event log
     journaled = _journaled(s)
