@@ -192,8 +192,14 @@ class OnlineFeatures:
                 )
                 conn.commit()
         elif kind == "RedisOnlineStore":
-            # the entity's one hash, all its views (on a cluster: routed to the master of its slot)
-            client = self.online_store._get_client(self.config.online_store)
-            client.delete(self.redis_key(key))
+            # Only this view's fields of the entity's one hash: deleting the key would take its other
+            # views too (a withdrawn user's consent row with their profile). Redis drops the key with
+            # its last field, so erasing every view leaves no key. On a cluster: the slot's master.
+            from feast.infra.online_stores.redis import _versioned_fv_name
+
+            _, fields = self.online_store._generate_hset_keys_for_features(
+                fv, None, fv_name_override=_versioned_fv_name(fv, self.config)
+            )
+            self.online_store._get_client(self.config.online_store).hdel(self.redis_key(key), *fields)
         else:  # pragma: no cover - other stores are not configured by Setlist
             raise NotImplementedError(f"erasure is not implemented for {kind}")

@@ -72,9 +72,14 @@ def test_feast_apply_then_write_read_delete_on_redis_with_the_registry_in_postgr
     with redis_server.client() as r:
         assert r.dbsize() >= 1
 
+    # a withdrawal deletes the personal views only: the user's consent row, in the same Redis hash, stays
+    consent = OnlineFeatures.from_registry(get_store(s), ["user_consent"])
+    consent.write("user_consent", [("u-1", {"consent_personalization": False, "consent_analytics": True}, event_time)])
     online.delete("session", "u-1")
     ((_, gone),) = online.read("session", ["u-1"])
     assert gone is None
+    ((_, flags),) = consent.read("user_consent", ["u-1"])
+    assert flags == {"consent_personalization": False, "consent_analytics": True}
 
 
 def test_one_round_trip_read_of_several_views_equals_reading_them_one_by_one(production_settings, redis_server):

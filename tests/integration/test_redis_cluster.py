@@ -28,7 +28,7 @@ import pytest
 
 from feature_repo.data_sources import CONSENT_FILE, ITEM_STATS_FILE, SESSION_FILE, USER_PROFILE_FILE
 from feature_repo.incremental import latest_rows
-from feature_repo.online import OnlineFeatures
+from feature_repo.online import OnlineFeatures, entity_key
 from feature_repo.store import apply, definitions, get_store
 from serving.bootstrap import build
 from serving.client import ClientError, SetlistClient, new_event
@@ -181,8 +181,12 @@ def test_write_read_delete_of_one_entity_and_a_fast_failure_on_its_dead_master(
     ((ts, values),) = online.read("session", ["u-cluster"])
     assert ts == when and {k: values[k] for k in row} == row
 
-    online.delete("session", "u-cluster")  # the entity's whole hash: every view
+    online.delete("session", "u-cluster")  # that view only: the consent row stays
+    (gone, (_, consent)) = online.read_views(["session", "user_consent"], "u-cluster")
+    assert gone == (None, None) and consent == {"consent_personalization": True, "consent_analytics": False}
+    online.delete("user_consent", "u-cluster")  # the last view: no key is left on its master
     assert online.read_views(["session", "user_consent"], "u-cluster") == [(None, None)] * 2
+    assert not online.redis_client.exists(online.redis_key(entity_key("user_id", "u-cluster")))
 
     # its master dies: a read of it fails at once (one retry, no backoff), the others keep answering
     online.write("session", [("u-cluster", row, when)])
