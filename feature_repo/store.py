@@ -40,18 +40,27 @@ def redis_connection_string(url: str, timeout_ms: int) -> str:
     return ",".join(parts)
 
 
-def redis_cluster_connection_string(nodes: list[str], timeout_ms: int, password: str | None = None) -> str:
-    """Seed nodes → Feast's cluster format (``h1:p1,h2:p2,…``; a cluster has no ``db``)."""
+def redis_cluster_connection_string(
+    nodes: list[str], timeout_ms: int, password: str | None = None, *, tls: bool = False
+) -> str:
+    """Seed nodes → Feast's cluster format (``h1:p1,h2:p2,…``; a cluster has no ``db``). Feast splits
+    the string on commas and each node on its colon, so what it would misread is refused here."""
     if not nodes:
         raise ValueError("the cluster profile needs SETLIST_REDIS_CLUSTER_NODES (host:port,host:port,…)")
     parts = [n.strip() for n in nodes]
     for n in parts:
         host, _, port = n.rpartition(":")
-        if not host or not port.isdigit():
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise ValueError(f"SETLIST_REDIS_CLUSTER_NODES: {n!r} is not host:port")
+        if ":" in host or "[" in host:
+            raise ValueError(f"SETLIST_REDIS_CLUSTER_NODES: {n!r}: IPv6 addresses are not supported; use a host name")
     parts += [f"socket_timeout={timeout_ms / 1000:.3f}", f"socket_connect_timeout={timeout_ms / 1000:.3f}"]
     if password:
+        if "," in password:
+            raise ValueError("the Redis password contains a comma, which Feast's connection string cannot carry")
         parts.append(f"password={password}")
+    if tls:
+        parts.append("ssl=true")
     return ",".join(parts)
 
 
@@ -61,7 +70,10 @@ def online_store_config(settings: Settings) -> Any:
         return RedisOnlineStoreConfig(
             redis_type=RedisType.redis_cluster,
             connection_string=redis_cluster_connection_string(
-                settings.redis_cluster_nodes, timeout_ms, urlparse(settings.redis_url).password
+                settings.redis_cluster_nodes,
+                timeout_ms,
+                urlparse(settings.redis_url).password,
+                tls=urlparse(settings.redis_url).scheme == "rediss",
             ),
         )
     if settings.profile == "production":

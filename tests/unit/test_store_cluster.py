@@ -60,3 +60,15 @@ def test_the_cluster_profile_configures_a_redis_cluster_online_store(tmp_path):
 def test_the_production_profile_keeps_a_single_redis(tmp_path):
     config = online_store_config(Settings(profile="production", data_dir=tmp_path))
     assert config.redis_type == RedisType.redis
+
+
+@pytest.mark.parametrize("bad", ["h:0", "h:70000", "::1:7001", "[::1]:7001"])
+def test_ports_out_of_range_and_ipv6_seeds_are_refused_before_feast_misreads_them(bad: str):
+    with pytest.raises(ValueError, match="SETLIST_REDIS_CLUSTER_NODES"):
+        redis_cluster_connection_string(["127.0.0.1:7001", bad], 200)
+
+
+def test_a_password_with_a_comma_is_refused_and_tls_is_passed_on():
+    with pytest.raises(ValueError, match="comma"):
+        redis_cluster_connection_string(["h:7001"], 200, "a,b")
+    assert redis_cluster_connection_string(["h:7001"], 200, tls=True).endswith(",ssl=true")
