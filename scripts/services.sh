@@ -435,7 +435,7 @@ hmac_key() {
   if [[ ! -s "$key" ]]; then
     mkdir -p "$STATE"
     (umask 077; od -An -N32 -tx1 /dev/urandom | tr -d ' \n' > "$key")
-    say "hmac key: created $key (SETLIST_HMAC_KEY_FILE; the Makefile uses it for SETLIST_PROFILE=production)"
+    say "hmac key: created $key (SETLIST_HMAC_KEY_FILE; the Makefile uses it for SETLIST_PROFILE=production and cluster)"
   fi
 }
 
