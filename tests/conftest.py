@@ -7,13 +7,12 @@ the command that installs it; with SETLIST_REQUIRE_SERVERS=1 (as CI sets) it fai
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.servers import MissingServer, PostgresServer, PushgatewayServer, RedisServer
+from tests.servers import MissingServer, PostgresServer, PushgatewayServer, RedisServer, skip_or_fail
 from tests.spark_fixtures import spark_session  # noqa: F401  (the shared Spark session fixture)
 
 # Session fixtures of the generated tiny world (tiny_world, tiny_copy), defined beside the pipeline helpers.
@@ -30,9 +29,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def _missing(exc: MissingServer) -> None:
-    if os.environ.get("SETLIST_REQUIRE_SERVERS") == "1":
-        pytest.fail(str(exc), pytrace=False)
-    pytest.skip(str(exc))
+    skip_or_fail(str(exc))
 
 
 @pytest.fixture(scope="session", autouse=True)

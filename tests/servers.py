@@ -50,6 +50,13 @@ __all__ = [
 ]
 
 
+def skip_or_fail(reason: str) -> None:
+    """A server or runtime a test needs is missing: skip locally, fail in CI (SETLIST_REQUIRE_SERVERS=1)."""
+    if os.environ.get("SETLIST_REQUIRE_SERVERS") == "1":
+        pytest.fail(reason, pytrace=False)
+    pytest.skip(reason)
+
+
 def server_env(settings, port: int, **extra: str) -> dict[str, str]:
     """The environment of a `python -m serving` subprocess on ``settings``' data: loopback, a given
     port, no metrics port, no model reloads during the test; ``extra`` adds or overrides variables."""
@@ -317,9 +324,7 @@ def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClu
     try:
         server = RedisClusterServer(tmp_path_factory.mktemp("redis-cluster"))
     except MissingServer as exc:
-        if os.environ.get("SETLIST_REQUIRE_SERVERS") == "1":
-            pytest.fail(str(exc), pytrace=False)
-        pytest.skip(str(exc))
+        skip_or_fail(str(exc))
     try:
         server.start()
         yield server

@@ -7,12 +7,13 @@ one; with SETLIST_REQUIRE_SERVERS=1 (as CI sets) they fail instead, as a missing
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.servers import skip_or_fail
 
 #: two local cores and few shuffle partitions: the fixtures are small, and CI has two cores
 SPARK_MASTER = "local[2]"
@@ -44,9 +45,7 @@ def spark_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
     why = java_missing()
     if why:
-        if os.environ.get("SETLIST_REQUIRE_SERVERS") == "1":
-            pytest.fail(f"Spark tests need Java: {why}", pytrace=False)
-        pytest.skip(f"Spark tests need Java: {why}")
+        skip_or_fail(f"Spark tests need Java: {why}")
     spark = session(spark_settings(tmp_path_factory.mktemp("spark")), "setlist-tests")
     try:
         yield spark

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import MissingServer, find_postgres_bin, find_redis_server, free_port
+from tests.servers import MissingServer, find_postgres_bin, find_redis_server, free_port, skip_or_fail
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "services.sh"
 
@@ -22,9 +22,7 @@ def services_env():
         find_redis_server()
         find_postgres_bin()
     except MissingServer as exc:
-        if os.environ.get("SETLIST_REQUIRE_SERVERS") == "1":
-            pytest.fail(str(exc), pytrace=False)
-        pytest.skip(str(exc))
+        skip_or_fail(str(exc))
     # Under /tmp and traversable: as root, PostgreSQL runs as the `postgres` user, who must reach it.
     state = Path(tempfile.mkdtemp(prefix="setlist-svc-", dir="/tmp"))
     state.chmod(0o755)

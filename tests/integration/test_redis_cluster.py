@@ -46,6 +46,7 @@ from tests.servers import (  # noqa: F401  (redis_cluster: the fixture, by impor
     find_redis_server,
     free_port,
     redis_cluster,
+    skip_or_fail,
 )
 
 PUBLISHED = (
@@ -424,9 +425,7 @@ def services_env() -> Iterator[dict[str, str]]:
         find_redis_server()
         find_postgres_bin()  # the script starts PostgreSQL too
     except MissingServer as exc:
-        if os.environ.get("SETLIST_REQUIRE_SERVERS") == "1":
-            pytest.fail(str(exc), pytrace=False)
-        pytest.skip(str(exc))
+        skip_or_fail(str(exc))
     # Under /tmp and traversable: as root, PostgreSQL runs as the `postgres` user, who must reach it.
     state = Path(tempfile.mkdtemp(prefix="setlist-svc-", dir="/tmp"))
     state.chmod(0o755)
