@@ -17,6 +17,7 @@ from feature_repo.data_sources import build_sources
 from feature_repo.entities import item, user
 from feature_repo.feature_services import build_services
 from feature_repo.features import Views, batch_ttl, build_views
+from setlist.redis_client import cluster_seed
 from setlist.settings import Settings
 from setlist.sqltimeouts import engine_options
 
@@ -49,11 +50,7 @@ def redis_cluster_connection_string(
         raise ValueError("the cluster profile needs SETLIST_REDIS_CLUSTER_NODES (host:port,host:port,…)")
     parts = [n.strip() for n in nodes]
     for n in parts:
-        host, _, port = n.rpartition(":")
-        if not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError(f"SETLIST_REDIS_CLUSTER_NODES: {n!r} is not host:port")
-        if ":" in host or "[" in host:
-            raise ValueError(f"SETLIST_REDIS_CLUSTER_NODES: {n!r}: IPv6 addresses are not supported; use a host name")
+        cluster_seed(n)
     parts += [f"socket_timeout={timeout_ms / 1000:.3f}", f"socket_connect_timeout={timeout_ms / 1000:.3f}"]
     if password:
         if "," in password:

@@ -83,13 +83,15 @@ class UserFeatureReader:
         self.breaker = Breaker(cooldown_s, clock)  # the whole store's; a cluster's masters get one each
         self._cooldown_s, self._clock = cooldown_s, clock
         self._shards: dict[str, Breaker] = {}
+        # decided once: only a Redis Cluster client knows slots (test doubles have no client at all)
+        client = getattr(online, "redis_client", None)
+        self._shard_of = online.shard if client is not None and hasattr(client, "keyslot") else None
         self._last: OrderedDict[str, UserRows] = OrderedDict()
         self._remember = remember
         self._lock = threading.Lock()
 
     def _breaker(self, user: str) -> Breaker:
-        shard_of = getattr(self.online, "shard", None)  # test doubles of the store have no shards
-        shard = shard_of(VIEWS[0], user) if shard_of is not None else None
+        shard = self._shard_of(VIEWS[0], user) if self._shard_of is not None else None
         if shard is None:
             return self.breaker
         with self._lock:

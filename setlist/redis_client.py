@@ -18,6 +18,17 @@ def fail_fast_redis(url: str, timeout_s: float, retries: int) -> Any:
     )
 
 
+def cluster_seed(node: str) -> tuple[str, int]:
+    """One ``host:port`` seed of SETLIST_REDIS_CLUSTER_NODES, or a ValueError naming it. IPv6 is
+    refused: Feast's connection string splits each node on its colon."""
+    host, _, port = node.strip().rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"SETLIST_REDIS_CLUSTER_NODES: {node!r} is not host:port")
+    if ":" in host or "[" in host:
+        raise ValueError(f"SETLIST_REDIS_CLUSTER_NODES: {node!r}: IPv6 addresses are not supported; use a host name")
+    return host, int(port)
+
+
 def fail_fast_redis_cluster(nodes: list[str], timeout_s: float, retries: int, password: str | None = None) -> Any:
     """A Redis Cluster client (the cluster profile's online store) with the same fail-fast settings:
     ``nodes`` are seed ``host:port`` strings; the slot map is read from the first that answers.
@@ -26,12 +37,7 @@ def fail_fast_redis_cluster(nodes: list[str], timeout_s: float, retries: int, pa
     from redis.cluster import ClusterNode, RedisCluster
     from redis.retry import Retry
 
-    seeds = []
-    for node in nodes:
-        host, _, port = node.strip().rpartition(":")
-        if not host or not port.isdigit():
-            raise ValueError(f"redis cluster node {node!r} is not host:port")
-        seeds.append(ClusterNode(host, int(port)))
+    seeds = [ClusterNode(*cluster_seed(node)) for node in nodes]
     return RedisCluster(
         startup_nodes=seeds,
         password=password,
