@@ -257,7 +257,9 @@ def wilson(k: int, n: int, alpha: float = 0.05) -> Share:
     p = k / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return Share(int(k), int(n), p, max(0.0, centre - half), min(1.0, centre + half))
+    # the interval holds p itself: at p = 0 (or 1) the bound is 0 (1) up to rounding, which a plot's
+    # error bar reads as a negative length
+    return Share(int(k), int(n), p, max(0.0, min(p, centre - half)), min(1.0, max(p, centre + half)))
 
 
 def bootstrap_means(x: np.ndarray, rng: np.random.Generator, draws: int = BOOTSTRAP) -> np.ndarray:

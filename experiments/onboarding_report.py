@@ -278,6 +278,17 @@ def show(k: Kpis, exp: Experiment, console: Console) -> None:
         console.print(f"[bold {colour}]{target_line(t, exp)}[/]")
 
 
+def _spans(points: list[float], lows: list[float], highs: list[float]) -> list[list[float]]:
+    """Error-bar lengths below and above each point. Never negative: an interval computed at a rate
+    of 0 or 1 can end a rounding error past the point, and matplotlib refuses a negative bar. A
+    point or bound that is NaN (no users) gets no bar."""
+
+    def span(a: float, b: float) -> float:
+        return max(0.0, b - a) if a == a and b == b else 0.0
+
+    return [[span(lo, p) for p, lo in zip(points, lows)], [span(p, hi) for p, hi in zip(points, highs)]]
+
+
 def plot(k: Kpis, exp: Experiment, path: Path) -> Path:
     import matplotlib
 
@@ -291,7 +302,7 @@ def plot(k: Kpis, exp: Experiment, path: Path) -> Path:
     fig, axes = plt.subplots(1, 4, figsize=(17, 3.8))
     ax = axes[0]
     means = [a.steps.mean for a in k.arms]
-    err = [[m - a.steps.lo for m, a in zip(means, k.arms)], [a.steps.hi - m for m, a in zip(means, k.arms)]]
+    err = _spans(means, [a.steps.lo for a in k.arms], [a.steps.hi for a in k.arms])
     ax.bar(names, means, yerr=err, capsize=4, color=colours)
     ax.set_title("time-to-first-value (items shown)")
     ax.set_ylim(bottom=0)
@@ -301,9 +312,8 @@ def plot(k: Kpis, exp: Experiment, path: Path) -> Path:
     for n, (a, colour) in enumerate(zip(k.arms, colours)):
         xs = [d + (n - (len(names) - 1) / 2) * width for d in range(len(days))]
         rates = [a.returns[d].rate for d in days]
-        lo = [r - a.returns[d].lo if r == r else 0 for r, d in zip(rates, days)]
-        hi = [a.returns[d].hi - r if r == r else 0 for r, d in zip(rates, days)]
-        ax.bar(xs, rates, width, yerr=[lo, hi], capsize=3, color=colour, label=a.arm)
+        err = _spans(rates, [a.returns[d].lo for d in days], [a.returns[d].hi for d in days])
+        ax.bar(xs, rates, width, yerr=err, capsize=3, color=colour, label=a.arm)
     ax.set_xticks(range(len(days)), [f"day {d}" for d in days])
     ax.set_title("return rate")
     ax.set_ylim(0, 1)
@@ -327,7 +337,7 @@ def plot(k: Kpis, exp: Experiment, path: Path) -> Path:
     ax.legend(fontsize=8)
     ax = axes[3]
     shares = [a.engaged.rate for a in k.arms]
-    err = [[s - a.engaged.lo for s, a in zip(shares, k.arms)], [a.engaged.hi - s for s, a in zip(shares, k.arms)]]
+    err = _spans(shares, [a.engaged.lo for a in k.arms], [a.engaged.hi for a in k.arms])
     ax.bar(names, shares, yerr=err, capsize=4, color=colours)
     ax.set_title(f"engaged users (≥{k.engaged_min} value events)")
     ax.set_ylim(0, 1)

@@ -256,3 +256,18 @@ def test_the_summary_has_the_fields_the_cost_report_reads(tmp_path):
     assert data["arms"]["personalized"]["return_rate"]["day_1"]["rate"] == 1.0
     assert data["targets"][0]["arm"] == "personalized" and data["targets"][0]["threshold"] == 0.3
     assert data == summary(k, "onb", simulation={"users": 6})  # NaN-free: it went through JSON unchanged
+
+
+@pytest.mark.parametrize("n", [7, 12, 20, 33])
+def test_wilson_interval_holds_the_share_itself_at_none_and_all(n):
+    # at k = 0 the lower bound came out 2.8e-17 above the share for n = 12: a negative error bar
+    for k in (0, n):
+        w = wilson(k, n)
+        assert w.lo <= w.rate <= w.hi
+
+
+def test_error_bars_are_never_negative_and_nan_gets_none():
+    from experiments.onboarding_report import _spans
+
+    below, above = _spans([0.0, 0.5, float("nan")], [2.8e-17, 0.25, float("nan")], [0.24, 0.75, float("nan")])
+    assert below == [0.0, 0.25, 0.0] and above == [0.24, 0.25, 0.0]
