@@ -32,7 +32,7 @@ def _is_uri(location: str) -> bool:
     return "://" in location
 
 
-def _read_back(location: str, rows: dict[str, int], genres: list[str], as_of: pd.Timestamp) -> FeatureBatches:
+def _read_back(location: str, genres: list[str], as_of: pd.Timestamp) -> FeatureBatches:
     """The staged files as the gate's frames. The gate is the one step that still runs on the
     driver: it holds the feature rows (not the events) in memory (docs/scale.md)."""
 
@@ -103,7 +103,7 @@ def publish_spark(settings: Settings, log: EventLog, items: pd.DataFrame, step: 
     staged = f"{location.rstrip('/')}/{STAGING}"
     rows = spark_build.write(batches, staged)
     step(f"wrote {sum(rows.values()):,} feature rows in {time.monotonic() - t0:.0f}s; validating them")
-    frames = _read_back(staged, rows, batches.genres, as_of)
+    frames = _read_back(staged, batches.genres, as_of)
     failures = gate(frames, features=d.features)
     if failures:
         if not _is_uri(location):
@@ -122,7 +122,8 @@ def publish_spark(settings: Settings, log: EventLog, items: pd.DataFrame, step: 
     BuildState.forget(settings.features_dir)
     step("materializing to the online store with Feast's Spark engine")
     materialize_views(settings, start, as_of, consent)
-    version = record_version(settings, snapshot_hash(log, files, erased), sum(rows.values()))
-    report = PublishReport(rows=rows, snapshot=snapshot_hash(log, files, erased), version=version)
+    snapshot = snapshot_hash(log, files, erased)
+    version = record_version(settings, snapshot, sum(rows.values()))
+    report = PublishReport(rows=rows, snapshot=snapshot, version=version)
     report.mode, report.reason = "full", "the cluster profile builds every feature on Spark"
     return report
