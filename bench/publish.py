@@ -2,7 +2,7 @@
 
 ``make bench`` leaves the working tree clean (runs go to var/bench/runs/, the contract's
 ``bench/results/latest.json`` is ignored by git). Publishing is the deliberate step that replaces
-``bench/results/<scale>.json``, ``<scale>.png`` and ``SUMMARY-<scale>.md``: one result per scale, and
+``bench/results/latest-<scale>.json``, ``latest-<scale>.png`` and ``SUMMARY-<scale>.md``: one result per scale, and
 git keeps the history.
 """
 
@@ -47,7 +47,7 @@ def main(
 def publish(report: dict, run: Path, png: Path, results: Path) -> list[Path]:
     scale = report["scale"]
     results.mkdir(parents=True, exist_ok=True)
-    targets = [results / f"{scale}.json", results / f"{scale}.png", results / f"SUMMARY-{scale}.md"]
+    targets = [results / f"latest-{scale}.json", results / f"latest-{scale}.png", results / f"SUMMARY-{scale}.md"]
     if run.resolve() != targets[0].resolve():
         shutil.copyfile(run, targets[0])
     if png.resolve() != targets[1].resolve():

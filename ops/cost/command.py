@@ -25,7 +25,7 @@ def command(
         "--bench-report",
         help="the bench report whose CPU per Rank is used when no server answers, and whose player mix shows "
         "what sampling saves",
-        show_default="bench/results/latest.json, else the published bench/results/small.json",
+        show_default="bench/results/latest.json, else the published bench/results/latest-small.json",
     ),
     out: Path | None = typer.Option(None, "--out", help="where cost.json and cost.png go (default <reports>/cost)"),
 ) -> None:

@@ -30,7 +30,7 @@ _RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results"
 #: the last ``make bench`` report (bench.report writes it; ops does not import bench)
 BENCH_REPORT = _RESULTS / "latest.json"
 #: without one, the published result of the small scale (``make bench-publish``), which a clone has
-PUBLISHED_BENCH_REPORT = _RESULTS / "small.json"
+PUBLISHED_BENCH_REPORT = _RESULTS / "latest-small.json"
 
 
 def default_bench_report() -> Path:

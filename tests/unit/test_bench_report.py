@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from bench.latency import Samples, summarize
 from bench.plan import PLANS
 from bench.prepare import SCALES, Prepared
@@ -49,6 +51,7 @@ def fake_run(tmp_path: Path) -> dict[str, Any]:
         "service_rank_miss_ms": _stage(1.5, 3.0),
         "service_rank_hit_ms": _stage(0.05, 0.1),
         "service_rank_miss_cpu_ms": 1.6,
+        "stages_cpu_ms": {"user_features": 0.3, "candidates": 0.6, "assembly": 0.2, "scoring": 0.5, "topk": 0.1},
         "impressions_on": {"service_rank_miss_ms": _stage(1.6, 3.1), "service_rank_miss_cpu_ms": 1.7},
         "tracing_on": {
             "service_rank_miss_ms": _stage(1.7, 3.2),
@@ -146,6 +149,17 @@ def test_report_has_every_design_field(tmp_path: Path) -> None:
     json.dumps(report)  # JSON-ready: no NaN, tuples or dataclasses left
 
 
+def test_server_cpu_is_split_by_stage_and_the_rest_is_grpc_and_other(tmp_path: Path) -> None:
+    out = fake_run(tmp_path)
+    split = build(out, "small", 7, "cmd")["rank"]["server_cpu"]["stages_ms"]
+    cpu = out["stages"]["stages_cpu_ms"]
+    assert split["rows"] == cpu["user_features"] and split["score"] == cpu["scoring"]
+    assert split["grpc_and_other"] == round(2.5 - sum(cpu.values()), 3)  # the servers' 2.5 ms less the stages
+    assert sum(split.values()) == pytest.approx(out["server_cpu"]["cpu_ms_per_request"])
+    del out["stages"]["stages_cpu_ms"]  # an older stage profile: no split, and no made-up remainder
+    assert build(out, "small", 7, "cmd")["rank"]["server_cpu"]["stages_ms"]["grpc_and_other"] is None
+
+
 def test_missing_fields_names_what_is_absent(tmp_path: Path) -> None:
     report = build(fake_run(tmp_path), "small", 7, "cmd")
     del report["ratio_p99"]
@@ -161,6 +175,8 @@ def test_targets_are_judged_against_design_thresholds(tmp_path: Path) -> None:
         "rank_new_users.p99_ms": True,
         "rank.errors": True,
         "saturation.best_rps": True,
+        "rank.server_cpu.cpu_ms_per_request": False,  # 2.5 ms against 2
+        "cache_hit.unloaded.p99_ms": True,
         "cache_hit.p99_ms": True,
         "track.events_per_s": True,
         "track.freshness_p99_ms": True,
@@ -187,9 +203,9 @@ def test_write_keeps_runs_out_of_results_and_publish_makes_one_per_scale(tmp_pat
     assert sorted(p.name for p in results.iterdir()) == ["latest.json", "latest.png"]  # the contract only
     assert latest["cdf_ms"]["baseline"]["n"] == 100 and latest["cdf_ms"]["baseline"]["points"][-1][1] == 1.0
     published = publish(report, paths["json"], paths["png"], results)
-    assert [p.name for p in published] == ["small.json", "small.png", "SUMMARY-small.md"]
+    assert [p.name for p in published] == ["latest-small.json", "latest-small.png", "SUMMARY-small.md"]
     assert json.loads(published[0].read_text()) == latest
-    assert "[`small.json`](small.json)" in published[2].read_text()
+    assert "[`latest-small.json`](latest-small.json)" in published[2].read_text()
     summary = paths["summary"].read_text()
     assert "python -m bench --scale small" in summary
     assert "| Rank p99 at the open-loop rate | <= 10 ms | 4.00 | yes |" in summary
