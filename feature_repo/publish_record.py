@@ -12,6 +12,7 @@ import pandas as pd
 
 from feature_repo.buildstate import BuildState, Plan, erased_hash
 from setlist import jobmetrics
+from setlist.cachekeys import bump_shared_generation
 from setlist.eventlog import Erased, EventLog
 from setlist.lineage import record_gate
 from setlist.publish import PublishLog
@@ -49,6 +50,7 @@ def record_version(settings: Settings, snapshot: str, rows: int) -> int:
     finally:
         log.dispose()
     version = publish.version
+    bump_shared_generation(settings)  # servers look a cached ranking up before the rows that just changed
     # feature lag: how long the oldest event written since the previous publish waited for this one
     since = previous.published_at.timestamp() if previous is not None else 0.0
     oldest = EventLog(settings.events_dir).oldest_write_after(since)

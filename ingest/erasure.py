@@ -212,13 +212,12 @@ def _cache(settings: Settings, pseudonym: str) -> Place:
             "row is gone, and entries expire by TTL"
         )
         return place
-    from setlist.cachekeys import user_version_key
-    from setlist.redis_client import fail_fast_redis
+    from setlist.cachekeys import new_token, shared_cache, user_version_key
 
-    client = fail_fast_redis(settings.redis_url, max(settings.online_timeout_ms, 500) / 1000, retries=1)
+    client = shared_cache(settings)
     try:
         # a new version makes every replica's entries for the user stale at once; no key is scanned
-        client.set(user_version_key(pseudonym), os.urandom(8).hex(), px=int(2 * settings.cache_ttl_s * 1000))
+        client.set(user_version_key(pseudonym), new_token(), px=int(2 * settings.cache_ttl_s * 1000))
     finally:
         client.close()
     place.looked.append("redis")

@@ -19,14 +19,13 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import os
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Collection
 from typing import Any, NamedTuple, Protocol, cast
 
-from setlist.cachekeys import PREFIX, entry_key, user_token, user_version_key
+from setlist.cachekeys import GENERATION_KEY, entry_key, new_token, user_token, user_version_key
 from setlist.redis_client import fail_fast_redis
 
 
@@ -59,6 +58,8 @@ class Cache(Protocol):
 
 
 class NoCache:
+    shared = False
+
     def lookup(self, user: str, key: str) -> Lookup:
         return Lookup(None, None)
 
@@ -81,6 +82,8 @@ class MemoryCache:
     reads the ``floor``, the newest version let go. Letting a version go thus makes older stamps of
     users without their own version stale too (a few extra misses), and never revives an old stamp.
     """
+
+    shared = False  # one per process: another worker's Track does not bump this one's versions
 
     def __init__(
         self,
@@ -138,12 +141,6 @@ class MemoryCache:
 _BUMP = "for _, key in ipairs(KEYS) do redis.call('SET', key, ARGV[1], 'PX', ARGV[2]) end"
 
 
-def _token() -> str:
-    """A new version: random, not a counter. A counter key that expired would count again from 1,
-    and an entry stamped 1 before it expired would then be served as fresh."""
-    return os.urandom(8).hex()
-
-
 class RedisCache:
     """Shared by every replica. Values are JSON (never pickle: a shared store must not be able
     to run code in the server): ``{"stamp": [user version, generation], "value": ...}``. Redis
@@ -154,6 +151,10 @@ class RedisCache:
     error or undecodable entry is a miss, at once: one retry without backoff (a pooled connection
     Redis closed), short socket timeouts. The three keys of a lookup share no hash slot: not for
     Redis Cluster."""
+
+    #: every worker and replica reads the same versions and generation, which every Track, erasure
+    #: and feature publish bumps: RankingService looks a hit up before reading the user's rows
+    shared = True
 
     def __init__(self, url: str, ttl_s: float, timeout_s: float) -> None:
         self.ttl_ms = int(ttl_s * 1000)
@@ -167,7 +168,7 @@ class RedisCache:
         return user_version_key(user)
 
     def _generation(self) -> str:
-        return f"{PREFIX}generation"
+        return GENERATION_KEY
 
     def lookup(self, user: str, key: str) -> Lookup:
         try:
@@ -194,13 +195,13 @@ class RedisCache:
             # one command for a whole Track batch: a pipeline of 1,000 SETs spends ~30 ms in redis-py
             # packing and parsing them. One new token serves the batch: it only has to differ from
             # each user's earlier versions.
-            self._bump(keys=[self._version(u) for u in users], args=[_token(), 2 * self.ttl_ms])
+            self._bump(keys=[self._version(u) for u in users], args=[new_token(), 2 * self.ttl_ms])
         except Exception:
             return None
 
     def bump_generation(self) -> None:
         try:
-            self.client.set(self._generation(), _token())
+            self.client.set(self._generation(), new_token())
         except Exception:
             return None
 

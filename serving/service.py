@@ -23,7 +23,7 @@ from serving.live import Hooks, ImpressionSink, Live, NoObserver, Observer, Vari
 from serving.rollout.routing import CHAMPION, Route, Router
 from serving.tracking import Tracker
 from serving.types import RankedItem, RankQuery, RankResult, TrackEvent, TrackResult
-from serving.user_features import UserFeatureReader
+from serving.user_features import UserFeatureReader, UserRows
 from setlist import tracing
 from setlist.contract import EVENT_TYPES
 from setlist.featureset import FeatureSet
@@ -39,15 +39,21 @@ def _ignore(variant: str, seconds: float, error: bool) -> None:
     return None
 
 
-def _from_cache(hit: Any) -> tuple[RankResult, str, str] | None:
-    """A cached ranking, the ranker that served it and the variant used; None (a miss) for an
-    entry of another shape (written by an older release, say), never an error on Rank."""
+def _from_cache(hit: Any) -> tuple[RankResult, str, str, bool] | None:
+    """A cached ranking, the ranker that served it, the variant used and the user's analytics
+    consent when it was put (absent: none); None (a miss) for an entry of another shape (written by
+    an older release, say), never an error on Rank."""
     try:
         items = tuple(RankedItem(str(i), float(s), tuple(r)) for i, s, r in hit["items"])
         result = RankResult(items, str(hit["model_version"]), cache_hit=True, degraded=False, arm=str(hit["arm"]))
-        return result, str(hit.get("served", "")), str(hit.get("variant") or "")
+        return result, str(hit.get("served", "")), str(hit.get("variant") or ""), hit.get("analytics") is True
     except (KeyError, TypeError, ValueError):
         return None
+
+
+def _consents(rows: UserRows, flag: str) -> bool:
+    """Unknown consent (no row, a degraded read) counts as none."""
+    return bool((rows.consent or {}).get(flag) or False)
 
 
 class RankingService:
@@ -119,34 +125,42 @@ class RankingService:
         user = self.pseudonym(q.user_id)
         route = live.router.route(user)
         variant = live.variant(route.variant)
-        with tracing.span("rank.user_rows"):
-            rows = self.reader.read(user)
-        consent = rows.consent or {}
-        analytics = bool(consent.get("consent_analytics") or False)
-        # a personalized entry is never served once consent is gone, whatever the key (another
-        # worker's cache was not bumped by the Track that withdrew it)
-        personal = bool(consent.get("consent_personalization") or False)
         now = datetime.fromtimestamp(self._clock(), tz=UTC)
         # bounded once here: the key, the stages and the impression all see the same short values
         device, locale = self._vocabulary.context(q.context)
         bucket = f"{device}|{locale}|{now.hour}|{int(now.weekday() >= 5)}"
-        # the arm and strategy are in the key: two arms may serve the same models differently
+        self.hooks.on_arm(route.arm)
+        rows: UserRows | None = None
+        # A cache shared by every worker and replica (Redis) holds the versions that every Track,
+        # erasure and feature publish bumps: a hit needs no feature rows, so it is looked up first.
+        if not getattr(self.cache, "shared", False):
+            with tracing.span("rank.user_rows"):
+                rows = self.reader.read(user)
+        # the arm and strategy are in the key: two arms may serve the same models differently. With a
+        # cache of its own per process the user's rows' timestamps are in it too, since another worker's
+        # Track bumped only that worker's versions
         key = cache_key(
             user,
             bucket,
             q.k,
             q.exclude_item_ids,
             f"{route.arm}:{route.strategy}:{variant.bundle.version}@{variant.items.publish_version}",
-            f"{rows.version}|{int(q.explain)}",
+            f"{'' if rows is None else rows.version}|{int(q.explain)}",
         )
-        self.hooks.on_arm(route.arm)
         # one cache round trip: the entry and the stamp (user version, generation) to put it with
         with tracing.span("rank.cache"):
-            cached = self.cache.lookup(user, key) if not rows.degraded else None
+            cached = self.cache.lookup(user, key) if rows is None or not rows.degraded else None
         if cached is not None and cached.value is not None:
             hit = _from_cache(cached.value)
+            # A personalized entry is never served once consent is gone. With rows read, their consent
+            # decides (another worker's cache was not bumped by the Track that withdrew it); on the
+            # shared cache the entry's own consent was current when it was put, and every change since
+            # (a Track, an erasure, a feature publish) made it stale.
+            personal = hit is not None and (rows is None or _consents(rows, "consent_personalization"))
             if hit is not None and (personal or hit[1] != "model"):
-                result, served, used = hit
+                result, served, used, analytics = hit
+                if rows is not None:
+                    analytics = _consents(rows, "consent_analytics")
                 used = used or route.variant
                 self._impression(
                     q, user, route, used, live.variant(used), served, result, now, device, locale, analytics
@@ -156,17 +170,24 @@ class RankingService:
                     current, cache_hit=True, arm=result.arm, variant=used, served=served, model=result.model_version
                 )
                 return result
+        if rows is None:
+            with tracing.span("rank.user_rows"):
+                rows = self.reader.read(user)
+            if rows.degraded:  # what a degraded read ranks is never cached
+                cached = None
+        found: UserRows = rows
+        analytics = _consents(found, "consent_analytics")
 
         def context(v: Variant) -> stages.RankContext:
             return stages.RankContext(
-                stages.request(q, user, rows, now, device, locale, route.strategy),
+                stages.request(q, user, found, now, device, locale, route.strategy),
                 v,
                 self._inputs,
                 self.settings.candidate_pool,
                 self.settings.new_user_genre_cap,
             )
 
-        result, served, used = self._serve(live, route, variant, rows.degraded, context)
+        result, served, used = self._serve(live, route, variant, found.degraded, context)
         if cached is not None:
             with tracing.span("rank.cache_put"):
                 self.cache.put(
@@ -178,6 +199,7 @@ class RankingService:
                         "arm": result.arm,
                         "served": served,
                         "variant": used,
+                        "analytics": analytics,
                     },
                 )
         else:

@@ -8,8 +8,15 @@ written before wait for their TTL.
 from __future__ import annotations
 
 import hashlib
+import logging
+import os
+from typing import Any
+
+log = logging.getLogger("setlist.cache")
 
 PREFIX = "setlist:rank:"
+#: bumping it makes every cached ranking stale: a model swap, or a feature publish (the users' rows changed)
+GENERATION_KEY = f"{PREFIX}generation"
 
 
 def user_token(pseudonym: str) -> str:
@@ -23,3 +30,36 @@ def user_version_key(pseudonym: str) -> str:
 
 def entry_key(key: str) -> str:
     return f"{PREFIX}e:{key}"
+
+
+def new_token() -> str:
+    """A new version: random, not a counter. A counter key that expired would count again from 1,
+    and an entry stamped 1 before it expired would then be served as fresh."""
+    return os.urandom(8).hex()
+
+
+def shared_cache(settings: Any) -> Any | None:
+    """A client of the shared prediction cache (Redis), or None when servers cache in process."""
+    if settings.cache_backend != "redis":
+        return None
+    from setlist.redis_client import fail_fast_redis
+
+    return fail_fast_redis(settings.redis_url, max(settings.online_timeout_ms, 500) / 1000, retries=1)
+
+
+def bump_shared_generation(settings: Any) -> bool:
+    """Make every cached ranking stale now, after a feature publish changed users' rows: a server
+    looks a hit up before reading the rows (serving.service), so the publish must say so itself.
+    False when there is no shared cache or it did not answer: servers bump their generation when
+    they pick the publish up (within SETLIST_RELOAD_INTERVAL_S), and entries expire by TTL."""
+    client = shared_cache(settings)
+    if client is None:
+        return False
+    try:
+        client.set(GENERATION_KEY, new_token())
+        return True
+    except Exception as exc:  # the publish stands; the servers' own bump follows
+        log.warning("could not invalidate the shared prediction cache: %s", type(exc).__name__)
+        return False
+    finally:
+        client.close()
