@@ -13,8 +13,9 @@ from typing import Any
 import numpy as np
 import xgboost as xgb
 
-from setlist.blend import MARGIN_FEATURE, set_blend
+from setlist.blend import MARGIN_FEATURE, set_blend, set_prerank
 from training.dataset import COMPLETE, MARGIN_BASIS, RankingSet
+from training.prerank import FittedPrerank, fit_prerank
 
 #: measured on the 25k-rating fixture's hold-out, boosted from EASE×4: binary 0.201–0.216 ndcg@10,
 #: rank:ndcg 0.200–0.206 (and twice the time)
@@ -36,6 +37,13 @@ class RankerParams:
     subsample: float = 0.9
     colsample_bytree: float = 0.9
     threads: int = 2
+    #: the cheapest model within this share of the best validation ndcg@10 is kept (0: the best)
+    ndcg_tolerance: float = 0.0
+    #: candidates the pre-ranker keeps for the trees (0: none), the positives it may drop on
+    #: validation, and the candidate pool it cuts from (training.prerank)
+    prerank_keep: int = 0
+    prerank_max_loss: float = 0.01
+    pool: int = 500
 
 
 @dataclass
@@ -43,6 +51,7 @@ class FittedRanker:
     booster: xgb.Booster
     objective: str
     validation_ndcg: dict[str, float]
+    prerank: FittedPrerank | None = None
 
 
 def _split(rs: RankingSet, share: float) -> tuple[np.ndarray, np.ndarray]:
@@ -120,7 +129,8 @@ def fit(
     train, valid = (~complete, complete) if complete.any() and not complete.all() else _split(rs, validation_share)
     y_valid = rs.frame.loc[valid, "label"].to_numpy()
     g_valid = rs.frame[valid].groupby("query_id", sort=False).size().to_numpy()
-    results: dict[str, tuple[float, xgb.Booster, float, int]] = {}  # name → (ndcg, booster, weight, trees)
+    # name → (ndcg, booster, weight, trees, depth)
+    results: dict[str, tuple[float, xgb.Booster | None, float, int, int]] = {}
     steps = sorted({s for s in TREE_STEPS if s <= p.trees} | {p.trees})
     # a feature service without the neighbour score (a replaced built-in pack) trains from scratch
     train_one = trainer(rs, train)
@@ -128,7 +138,7 @@ def fit(
         dvalid = _dmatrix(rs, valid, weight)
         if weight:
             margin = dvalid.get_base_margin()
-            results[f"EASE×{weight:g}, 0 trees"] = (ndcg_by_query(margin, y_valid, g_valid), None, weight, 0)
+            results[f"EASE×{weight:g}, 0 trees"] = (ndcg_by_query(margin, y_valid, g_valid), None, weight, 0, 0)
         for depth in sorted({*SHALLOW_DEPTHS, p.max_depth}):
             for objective in objectives:
                 params = {
@@ -148,10 +158,9 @@ def fit(
                     name = (
                         f"{objective} depth={depth}" + (f" from EASE×{weight:g}" if weight else "") + f", {trees} trees"
                     )
-                    results[name] = (ndcg_by_query(pred, y_valid, g_valid), booster, weight, trees)
-    # ties go to the simpler model, in the order tried (pure EASE before any trees)
-    best = max(results, key=lambda o: results[o][0])
-    _, booster, weight, trees = results[best]
+                    results[name] = (ndcg_by_query(pred, y_valid, g_valid), booster, weight, trees, depth)
+    best = cheapest(results, p.ndcg_tolerance)
+    _, booster, weight, trees, _ = results[best]
     if trees == 0:  # no correction helped: a booster with no trees, scoring by the margin alone
         booster = xgb.train(
             {"objective": objectives[0], "nthread": p.threads}, _dmatrix(rs, train, weight), num_boost_round=0
@@ -159,4 +168,14 @@ def fit(
     elif trees < booster.num_boosted_rounds():
         booster = booster[:trees]
     set_blend(booster, MARGIN_FEATURE if weight else None, weight)
-    return FittedRanker(booster, best, {o: v[0] for o, v in results.items()})
+    pre = fit_prerank(rs, train, valid, p.prerank_keep, p.prerank_max_loss, p.pool)
+    set_prerank(booster, pre.features if pre.keep else None, pre.weights, pre.keep)
+    return FittedRanker(booster, best, {o: v[0] for o, v in results.items()}, pre)
+
+
+def cheapest(results: dict[str, tuple[float, object, float, int, int]], tolerance: float) -> str:
+    """The model to keep: the cheapest to score (trees × depth; pure EASE costs nothing) of those
+    within ``tolerance`` (a share) of the best validation ndcg; ties go to the one tried first."""
+    top = max(v[0] for v in results.values())
+    good = [name for name, v in results.items() if v[0] >= top * (1.0 - tolerance)]
+    return min(good, key=lambda name: results[name][3] * results[name][4])

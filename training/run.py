@@ -239,6 +239,14 @@ def fit_and_evaluate(
     step = report.task("training XGBoost ranker (boosted from EASE: two weights, three depths)")
     fitted = engine.ranker(rs, rp, seed)
     step()
+    pre = fitted.prerank
+    if pre is not None and pre.keep:
+        report.note(
+            f"pre-ranker: the best {pre.keep} of {settings.candidate_pool} candidates go to the trees "
+            f"({pre.retention:.1%} of the validation positives kept)"
+        )
+    elif pre is not None:
+        report.note(f"no pre-ranker: {pre.reason}")
     step = report.task("refitting candidate generator on the whole training window")
     fitted_b = engine.candidates(split.train, plan.catalog, plan.candidate_params, seed)
     index_b = fitted_b.index
@@ -254,9 +262,12 @@ def fit_and_evaluate(
         report.note(
             f"EASE skipped: {len(index_b.item_ids):,} items > SETLIST_EASE_MAX_ITEMS ({settings.ease_max_items:,})"
         )
+    scorers = {"model": scorer(fitted.booster)}
+    if fitted.prerank is not None and fitted.prerank.keep:  # the cascade's cost in quality, on the hold-out
+        scorers[WITHOUT_PRERANK] = scorer(fitted.booster, prerank=False)
     results = evaluate(
         index_b,
-        {"model": scorer(fitted.booster)},
+        scorers,
         state,
         q_hold,
         split.labels,
@@ -275,12 +286,32 @@ def fit_and_evaluate(
     return Evaluated(fitted, fitted_b, results, baselines, champion)
 
 
+#: the hold-out scorer that ranks every candidate with the trees, beside the cascade ("model")
+WITHOUT_PRERANK = "without_prerank"
+
+
+def _prerank_metrics(ev: Evaluated) -> dict[str, float]:
+    """What the pre-ranker kept on validation, and the hold-out's ndcg and recall with the trees
+    scoring every candidate: the cascade's price in quality, next to the model's own metrics."""
+    pre = ev.fitted.prerank
+    if pre is None or not pre.keep or WITHOUT_PRERANK not in ev.results:
+        return {}
+    full = ev.results[WITHOUT_PRERANK].metrics
+    return {
+        "prerank_validation_retention": pre.retention,
+        **{f"{WITHOUT_PRERANK}_{m}": full[m] for m in ("ndcg_at_10", "recall_at_10", "recall_at_100")},
+    }
+
+
 def _run_params(settings: Settings, plan: Plan, rp: RankerParams, ev: Evaluated) -> dict[str, object]:
     split = plan.split
     return {
         **{f"candidates.{k}": v for k, v in plan.candidate_params.__dict__.items()},
         **{f"ranker.{k}": v for k, v in rp.__dict__.items()},
         "ranker.objective": ev.fitted.objective,
+        "prerank.keep_chosen": ev.fitted.prerank.keep if ev.fitted.prerank else 0,
+        "prerank.features": ",".join(ev.fitted.prerank.features)[:500] if ev.fitted.prerank else "",
+        "prerank.reason": (ev.fitted.prerank.reason if ev.fitted.prerank else "")[:500],
         "seed": settings.seed,
         "candidate_pool": settings.candidate_pool,
         "n_features": len(plan.svc.inputs),
@@ -302,7 +333,13 @@ def train(
     ranker_params: RankerParams | None = None,
 ) -> TrainingResult:
     """Event log → plan → ranker training set (gated) → fit and evaluate → MLflow and the promotion gate."""
-    rp = ranker_params or RankerParams(trees=settings.ranker_trees)
+    rp = ranker_params or RankerParams(
+        trees=settings.ranker_trees,
+        ndcg_tolerance=settings.ranker_ndcg_tolerance,
+        prerank_keep=settings.prerank_keep,
+        prerank_max_loss=settings.prerank_max_loss,
+        pool=settings.candidate_pool,
+    )
     log = EventLog(settings.events_dir)
     plan = plan_run(settings, log, candidate_params)
     store = get_store(settings)
@@ -316,6 +353,7 @@ def train(
     model = ev.results["model"]
     names = ("popularity", *ev.baselines)
     metrics = dict(model.metrics)
+    metrics |= _prerank_metrics(ev)
     for name in names:
         for m in ("ndcg_at_10", "recall_at_10", "recall_at_100"):
             metrics[f"baseline_{name}_{m}"] = ev.results[name].metrics[m]
