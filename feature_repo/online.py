@@ -81,6 +81,7 @@ class OnlineFeatures:
         self.views = {v.name: v for v in views}
         self._join_key = {v.name: JOIN_KEYS[v.entities[0]] for v in self.views.values()}
         self._dtypes = {v.name: {f.name: f.dtype.to_value_type() for f in v.features} for v in self.views.values()}
+        self._fields: dict[tuple[str, ...], tuple[list[str], list[tuple[list[str], list[Any]]]]] = {}
         # Feast's SQLite store shares one connection; concurrent Track pushes and Rank reads on it
         # fail with OperationalError, so SQLite access is serialized. Redis clients are thread-safe.
         self._guard = threading.Lock() if type(self.online_store).__name__ == "SqliteOnlineStore" else nullcontext()
@@ -121,20 +122,29 @@ class OnlineFeatures:
         pipeline goes to the one master that holds it, still in one round trip."""
         if type(self.online_store).__name__ != "RedisOnlineStore" or len(views) < 2:
             return [self.read(v, [entity_id])[0] for v in views]
-        from feast.infra.online_stores.redis import _versioned_fv_name
-
         store = self.online_store
         key = store._generate_redis_keys_for_entities(self.config, [entity_key(self._join_key[views[0]], entity_id)])[0]
-        names = [_versioned_fv_name(self.views[v], self.config) for v in views]
-        requests = [
-            store._generate_hset_keys_for_features(self.views[v], None, fv_name_override=n)
-            for v, n in zip(views, names)
-        ]
+        names, requests = self._hash_fields(tuple(views))
         replies = store._read_hash_fields(self.config, [(key, fields) for _, fields in requests])
         out: list[Row] = []
         for name, (features, _), reply in zip(names, requests, replies):
             out.append(_row(*store._convert_redis_values_to_protobuf([reply], name, features)[0]))
         return out
+
+    def _hash_fields(self, views: tuple[str, ...]) -> tuple[list[str], list[tuple[list[str], list[Any]]]]:
+        """Each view's versioned name and (features, hash fields) in Feast's Redis layout: the same
+        for every entity, so worked out once per set of views rather than on every Rank."""
+        cached = self._fields.get(views)
+        if cached is None:
+            from feast.infra.online_stores.redis import _versioned_fv_name
+
+            names = [_versioned_fv_name(self.views[v], self.config) for v in views]
+            requests = [
+                self.online_store._generate_hset_keys_for_features(self.views[v], None, fv_name_override=n)
+                for v, n in zip(views, names)
+            ]
+            cached = self._fields[views] = (names, requests)
+        return cached
 
     def write(self, view: str, rows: Sequence[tuple[str, dict[str, Any], datetime]]) -> None:
         """Write ``(entity_id, {feature: value}, event_time)`` rows, as a push would."""

@@ -114,9 +114,13 @@ class CandidateSources:
 
         Sums only the stored entries of those rows: summing the sparse rows into a dense vector over
         the whole catalog costs a few tenths of a millisecond per Rank at 50k items."""
-        block = self.covis[rows]
-        cols, where = np.unique(block.indices, return_inverse=True)
-        sums = np.bincount(where, weights=block.data).astype(np.float32)
+        # the rows' stored entries by their index pointers: scipy's fancy row indexing builds a new
+        # matrix, ~0.3 ms per Rank for a handful of rows
+        ptr = self.covis.indptr
+        indices = np.concatenate([self.covis.indices[ptr[r] : ptr[r + 1]] for r in rows])
+        data = np.concatenate([self.covis.data[ptr[r] : ptr[r + 1]] for r in rows])
+        cols, where = np.unique(indices, return_inverse=True)
+        sums = np.bincount(where, weights=data, minlength=len(cols)).astype(np.float32)
         keep = sums != 0
         return cols[keep].astype(np.int64), sums[keep]
 
