@@ -92,5 +92,7 @@ def fit_prerank(
         0,
         float("nan"),
         tried,
-        f"no keep below the pool of {pool} held {1 - max_loss:.0%} of the validation positives",
+        f"no keep below the pool of {pool} held {1 - max_loss:.0%} of the validation positives ("
+        + ", ".join(f"{k} kept {r:.1%}" for k, r in tried.items())
+        + ")",
     )
