@@ -117,7 +117,7 @@ class OnlineFeatures:
         """One entity's row in each of ``views`` (all on the same entity), in one round trip on Redis.
 
         Feast keeps every view of an entity in one Redis hash; its online_read asks for one view
-        at a time. Here one pipeline carries an HMGET per view, built and decoded by the store's own
+        at a time. Here one HMGET asks for every view's fields, built and decoded by the store's own
         helpers, so the layout stays Feast's. On a Redis Cluster the one key is one slot, so the
         pipeline goes to the one master that holds it, still in one round trip."""
         if type(self.online_store).__name__ != "RedisOnlineStore" or len(views) < 2:
@@ -125,10 +125,13 @@ class OnlineFeatures:
         store = self.online_store
         key = store._generate_redis_keys_for_entities(self.config, [entity_key(self._join_key[views[0]], entity_id)])[0]
         names, requests = self._hash_fields(tuple(views))
-        replies = store._read_hash_fields(self.config, [(key, fields) for _, fields in requests])
+        # one HMGET for every view's fields (they share the key), split back per view
+        reply = store._read_hash_fields(self.config, [(key, [f for _, fields in requests for f in fields])])[0]
         out: list[Row] = []
-        for name, (features, _), reply in zip(names, requests, replies):
-            out.append(_row(*store._convert_redis_values_to_protobuf([reply], name, features)[0]))
+        start = 0
+        for name, (features, fields) in zip(names, requests):
+            part, start = reply[start : start + len(fields)], start + len(fields)
+            out.append(_row(*store._convert_redis_values_to_protobuf([part], name, features)[0]))
         return out
 
     def _hash_fields(self, views: tuple[str, ...]) -> tuple[list[str], list[tuple[list[str], list[Any]]]]:
