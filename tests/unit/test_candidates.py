@@ -45,3 +45,13 @@ def test_candidates_carry_the_covisitation_score_of_each_item():
     np.testing.assert_allclose(c.covis_score, dense[c.idx], rtol=1e-6)
     assert (c.covis_score > 0).any() and (c.covis_score == 0).any()
     assert len(set(c.idx.tolist())) == len(c.idx) <= 120
+
+
+def test_dropping_items_from_a_sorted_candidate_list_matches_isin():
+    from setlist.candidates import _absent
+
+    rng = np.random.default_rng(0)
+    for _ in range(500):
+        idx = np.unique(rng.integers(0, 200, rng.integers(0, 50)))
+        drop = rng.integers(0, 220, rng.integers(0, 30))  # duplicates and items outside the list too
+        np.testing.assert_array_equal(_absent(idx, drop), ~np.isin(idx, drop))
