@@ -119,19 +119,29 @@ class OnlineFeatures:
         Feast keeps every view of an entity in one Redis hash; its online_read asks for one view
         at a time. Here one HMGET asks for every view's fields, built and decoded by the store's own
         helpers, so the layout stays Feast's. On a Redis Cluster the one key is one slot, so the
-        pipeline goes to the one master that holds it, still in one round trip."""
+        command goes to the one master that holds it, still in one round trip."""
+        return self.read_views_many(views, [entity_id])[0]
+
+    def read_views_many(self, views: Sequence[str], entity_ids: Sequence[str]) -> list[list[Row]]:
+        """``read_views`` for several entities: one HMGET each, in one pipeline (Track's session push
+        reads the session and consent of a batch's users this way)."""
         if type(self.online_store).__name__ != "RedisOnlineStore" or len(views) < 2:
-            return [self.read(v, [entity_id])[0] for v in views]
+            per_view = [self.read(v, entity_ids) for v in views]
+            return [list(rows) for rows in zip(*per_view)] if per_view else [[] for _ in entity_ids]
         store = self.online_store
-        key = store._generate_redis_keys_for_entities(self.config, [entity_key(self._join_key[views[0]], entity_id)])[0]
+        join_key = self._join_key[views[0]]
+        keys = store._generate_redis_keys_for_entities(self.config, [entity_key(join_key, i) for i in entity_ids])
         names, requests = self._hash_fields(tuple(views))
-        # one HMGET for every view's fields (they share the key), split back per view
-        reply = store._read_hash_fields(self.config, [(key, [f for _, fields in requests for f in fields])])[0]
-        out: list[Row] = []
-        start = 0
-        for name, (features, fields) in zip(names, requests):
-            part, start = reply[start : start + len(fields)], start + len(fields)
-            out.append(_row(*store._convert_redis_values_to_protobuf([part], name, features)[0]))
+        fields = [f for _, view_fields in requests for f in view_fields]
+        replies = store._read_hash_fields(self.config, [(key, fields) for key in keys])
+        out: list[list[Row]] = []
+        for reply in replies:
+            rows: list[Row] = []
+            start = 0
+            for name, (features, view_fields) in zip(names, requests):
+                part, start = reply[start : start + len(view_fields)], start + len(view_fields)
+                rows.append(_row(*store._convert_redis_values_to_protobuf([part], name, features)[0]))
+            out.append(rows)
         return out
 
     def _hash_fields(self, views: tuple[str, ...]) -> tuple[list[str], list[tuple[list[str], list[Any]]]]:

@@ -395,10 +395,10 @@ class Tracker:
             by_user.setdefault(r["user_id"], []).append(r)
         try:
             users = list(by_user)
-            current = self.online.read("session", users)
-            consent = self.online.read("user_consent", users)
+            # both views of every user in one round trip (one HMGET per user on Redis)
+            read = self.online.read_views_many(("session", "user_consent"), users)
             sessions, consents = [], []
-            for user, (_, stored), (_, flags) in zip(users, current, consent):
+            for user, ((_, stored), (_, flags)) in zip(users, read):
                 state = SessionState.from_features(stored)
                 evs = by_user[user]
                 for r in evs:

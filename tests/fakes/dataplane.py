@@ -85,6 +85,9 @@ class FakeOnlineFeatures:
     def read_views(self, views: Sequence[str], entity_id: str) -> list[Row]:
         return [self.read(v, [entity_id])[0] for v in views]
 
+    def read_views_many(self, views: Sequence[str], entity_ids: Sequence[str]) -> list[list[Row]]:
+        return [self.read_views(views, i) for i in entity_ids]
+
     def write(self, view: str, rows: Sequence[tuple[str, dict[str, Any], datetime]]) -> None:
         with self._lock:
             table = self.rows.setdefault(view, {})

@@ -98,6 +98,9 @@ def test_one_round_trip_read_of_several_views_equals_reading_them_one_by_one(pro
     assert together[2][0] == t1 and _written(together[2][1]) == SESSION_ROW
     # no row reads as no row (not the epoch with nulls, which would make a null consent an opt-out)
     assert online.read_views(views, "u-nobody") == [(None, None)] * 3
+    # several users at once (Track's session push), each as read alone
+    many = online.read_views_many(views, ["u-nobody", "u-views"])
+    assert many == [online.read_views(views, "u-nobody"), together]
 
 
 def test_reader_reconnects_after_redis_dies_and_keeps_data_over_a_graceful_restart(production_settings, redis_server):
