@@ -10,7 +10,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from setlist.settings import Settings
 
 log = logging.getLogger("setlist.cache")
 
@@ -38,7 +41,7 @@ def new_token() -> str:
     return os.urandom(8).hex()
 
 
-def shared_cache(settings: Any) -> Any | None:
+def shared_cache(settings: Settings) -> Any | None:
     """A client of the shared prediction cache (Redis), or None when servers cache in process."""
     if settings.cache_backend != "redis":
         return None
@@ -47,7 +50,7 @@ def shared_cache(settings: Any) -> Any | None:
     return fail_fast_redis(settings.redis_url, max(settings.online_timeout_ms, 500) / 1000, retries=1)
 
 
-def bump_shared_generation(settings: Any) -> bool:
+def bump_shared_generation(settings: Settings) -> bool:
     """Make every cached ranking stale now, after a feature publish changed users' rows: a server
     looks a hit up before reading the rows (serving.service), so the publish must say so itself.
     False when there is no shared cache or it did not answer: servers bump their generation when
