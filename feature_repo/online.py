@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import nullcontext
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, cast
 
 from feast import FeatureStore, FeatureView
@@ -20,11 +20,14 @@ from feast.protos.feast.types.Value_pb2 import StringList
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 from feast.type_map import feast_value_type_to_python_type, python_values_to_proto_values
 from feast.value_type import ValueType
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from feature_repo.entities import item, user
 
 JOIN_KEYS = {user.name: user.join_key, item.name: item.join_key}
 Row = tuple[datetime | None, dict[str, Any] | None]
+#: entities whose Redis key is remembered (about 100 bytes each)
+KEY_CACHE = 100_000
 
 
 def entity_key(join_key: str, value: str) -> EntityKeyProto:
@@ -68,6 +71,59 @@ def _row(ts: datetime | None, values: dict[str, ValueProto] | None) -> Row:
     return ts, out
 
 
+# Feast decodes a Redis reply into a dict of ValueProtos, then each to Python through
+# feast_value_type_to_python_type, which tests the kind against a dozen special cases: two thirds
+# of Track's session push and a third of Rank's row read were spent there (NOTES.md, Performance).
+# Plain scalars and plain lists come straight off the proto; every other kind (maps, sets, JSON,
+# timestamps, UUIDs, decimals, null) still goes through Feast, so the values are the same.
+_SCALARS = frozenset({"string_val", "int64_val", "int32_val", "double_val", "float_val", "bool_val", "bytes_val"})
+_LISTS = frozenset(
+    {
+        "string_list_val",
+        "int64_list_val",
+        "int32_list_val",
+        "double_list_val",
+        "float_list_val",
+        "bool_list_val",
+        "bytes_list_val",
+    }
+)
+
+
+def python_value(raw: bytes | None) -> Any:
+    """One stored field (a serialized ValueProto, or None) as feast_value_type_to_python_type gives it."""
+    if not raw:
+        return None
+    value = ValueProto.FromString(raw)
+    kind = value.WhichOneof("val")
+    if kind in _SCALARS:
+        return getattr(value, kind)
+    if kind in _LISTS:
+        return list(getattr(value, kind).val)
+    if kind is None:
+        return None
+    return feast_value_type_to_python_type(value)
+
+
+def stored_time(raw: bytes | None) -> datetime:
+    """A row's ``_ts`` field as Feast reads it (the epoch when absent)."""
+    ts = Timestamp.FromString(raw) if raw else Timestamp()
+    return datetime.fromtimestamp(ts.seconds + ts.nanos / 1_000_000_000.0, tz=UTC)
+
+
+def _aware(ts: datetime) -> datetime:
+    """Feast compares event times as UTC-aware; a naive time is UTC."""
+    return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
+
+
+def _decoded_row(features: Sequence[str], reply: Sequence[bytes | None]) -> Row:
+    """``_row`` of one view's HMGET reply (its features' fields, then ``_ts``), decoded directly."""
+    out = {name: python_value(raw) for name, raw in zip(features, reply)}
+    if all(v is None for v in out.values()):
+        return None, None
+    return stored_time(reply[len(features)]), out
+
+
 class OnlineFeatures:
     """Feature views resolved once; reads and writes without registry lookups."""
 
@@ -82,6 +138,7 @@ class OnlineFeatures:
         self._join_key = {v.name: JOIN_KEYS[v.entities[0]] for v in self.views.values()}
         self._dtypes = {v.name: {f.name: f.dtype.to_value_type() for f in v.features} for v in self.views.values()}
         self._fields: dict[tuple[str, ...], tuple[list[str], list[tuple[list[str], list[Any]]]]] = {}
+        self._keys: dict[tuple[str, str], bytes] = {}
         # Feast's SQLite store shares one connection; concurrent Track pushes and Rank reads on it
         # fail with OperationalError, so SQLite access is serialized. Redis clients are thread-safe.
         self._guard = threading.Lock() if type(self.online_store).__name__ == "SqliteOnlineStore" else nullcontext()
@@ -130,17 +187,18 @@ class OnlineFeatures:
             return [list(rows) for rows in zip(*per_view)] if per_view else [[] for _ in entity_ids]
         store = self.online_store
         join_key = self._join_key[views[0]]
-        keys = store._generate_redis_keys_for_entities(self.config, [entity_key(join_key, i) for i in entity_ids])
-        names, requests = self._hash_fields(tuple(views))
+        keys = [self._key(join_key, i) for i in entity_ids]
+        _, requests = self._hash_fields(tuple(views))
         fields = [f for _, view_fields in requests for f in view_fields]
         replies = store._read_hash_fields(self.config, [(key, fields) for key in keys])
         out: list[list[Row]] = []
         for reply in replies:
             rows: list[Row] = []
             start = 0
-            for name, (features, view_fields) in zip(names, requests):
-                part, start = reply[start : start + len(view_fields)], start + len(view_fields)
-                rows.append(_row(*store._convert_redis_values_to_protobuf([part], name, features)[0]))
+            for features, view_fields in requests:
+                end = start + len(view_fields)
+                rows.append(_decoded_row(features[:-1], reply[start:end]))  # the last field is _ts
+                start = end
             out.append(rows)
         return out
 
@@ -159,8 +217,25 @@ class OnlineFeatures:
             cached = self._fields[views] = (names, requests)
         return cached
 
-    def write(self, view: str, rows: Sequence[tuple[str, dict[str, Any], datetime]]) -> None:
-        """Write ``(entity_id, {feature: value}, event_time)`` rows, as a push would."""
+    def write(
+        self,
+        view: str,
+        rows: Sequence[tuple[str, dict[str, Any], datetime]],
+        stored: Sequence[datetime | None] | None = None,
+    ) -> None:
+        """Write ``(entity_id, {feature: value}, event_time)`` rows, one per entity, as a push would.
+
+        Feast keeps a row only if it is newer than the one stored, which costs it a read of every
+        row's time before the write. A caller that has just read the rows passes their times as
+        ``stored`` (None: no row): the same rule is applied here, and on Redis the rows are written
+        in one round trip."""
+        if stored is not None:
+            rows = [r for r, was in zip(rows, stored, strict=True) if was is None or _aware(r[2]) > _aware(was)]
+            if not rows:
+                return
+            if self.redis_client is not None:
+                self._write_redis(view, rows)
+                return
         fv = self.views[view]
         dtypes = self._dtypes[view]
         batch = []
@@ -169,6 +244,42 @@ class OnlineFeatures:
             batch.append((entity_key(self._join_key[view], entity_id), protos, ts, None))
         with self._guard:
             self.online_store.online_write_batch(self.config, fv, batch, progress=None)
+
+    def _write_redis(self, view: str, rows: Sequence[tuple[str, dict[str, Any], datetime]]) -> None:
+        """Feast's Redis layout written directly (what its write does once the time check is done):
+        per entity one HSET of the row's time and each feature's serialized value under the field
+        names Feast's own helper gives, then the store's key TTL. Feast's write hashes every field
+        name and serializes every entity key again for each row: half of Track's CPU."""
+        ((features, fields),) = self._hash_fields((view,))[1]
+        field_of = dict(zip(features, fields))
+        time_field = field_of.pop(features[-1])  # _ts:<view>
+        dtypes = self._dtypes[view]
+        join_key = self._join_key[view]
+        ttl = self.config.online_store.key_ttl_seconds
+        with self.redis_client.pipeline(transaction=False) as pipe:
+            for entity_id, values, ts in rows:
+                stamp = Timestamp()
+                stamp.FromDatetime(_aware(ts))
+                mapping = {time_field: stamp.SerializeToString()}
+                for name, value in values.items():
+                    proto = to_proto(value, dtypes.get(name, ValueType.UNKNOWN))
+                    mapping[field_of[name]] = proto.SerializeToString()
+                key = self._key(join_key, entity_id)
+                pipe.hset(key, mapping=mapping)
+                if ttl:
+                    pipe.expire(key, ttl)
+            pipe.execute()
+
+    def _key(self, join_key: str, entity_id: str) -> bytes:
+        """Feast's Redis key of one entity, remembered: Rank and Track ask for the same users again
+        and again, and serializing the key costs more than the rest of a row's read."""
+        key = self._keys.get((join_key, entity_id))
+        if key is None:
+            key = self.redis_key(entity_key(join_key, entity_id))
+            if len(self._keys) >= KEY_CACHE:
+                self._keys.clear()  # a bound, not an LRU: refilling costs one serialization per user
+            self._keys[(join_key, entity_id)] = key
+        return key
 
     @property
     def redis_client(self) -> Any:

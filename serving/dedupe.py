@@ -174,6 +174,19 @@ class RedisDedupe:
     """Shared by every replica: one key per event id, ``0`` while claimed, ``1`` once stored."""
 
     PREFIX = "setlist:track:seen:"
+    # One script per batch, not a command per event: packing and parsing a hundred SETs in redis-py
+    # cost more than Track's journal write (NOTES.md, Performance). Every key is on the one plain
+    # Redis of SETLIST_REDIS_URL (never a cluster), so a batch's keys may span slots.
+    # claim answers per key: 2 claimed now, 1 stored before, 0 claimed by another attempt (or a
+    # claim that expired between the two calls: the client retries)
+    _CLAIM = (
+        "local out = {} "
+        "for i, k in ipairs(KEYS) do "
+        "if redis.call('SET', k, '0', 'NX', 'PX', ARGV[1]) then out[i] = 2 "
+        "elseif redis.call('GET', k) == '1' then out[i] = 1 else out[i] = 0 end end "
+        "return out"
+    )
+    _COMMIT = "for _, k in ipairs(KEYS) do redis.call('SET', k, '1', 'EX', ARGV[1]) end return #KEYS"
     # only a claim is released: a stored mark (another attempt's, after this claim expired) stays
     _RELEASE = "for _, k in ipairs(KEYS) do if redis.call('GET', k) == '0' then redis.call('DEL', k) end end"
 
@@ -182,29 +195,25 @@ class RedisDedupe:
         self.claim_ms = max(1, int(claim_s * 1000))
         # no retry: Track goes on without dedupe instead (see serving.tracking)
         self.client = fail_fast_redis(url, timeout_s, retries=0)
+        self._claim = self.client.register_script(self._CLAIM)
+        self._commit = self.client.register_script(self._COMMIT)
         self._release = self.client.register_script(self._RELEASE)
 
     def claim(self, ids: Sequence[str]) -> Claim:
         out = Claim([])
         if not ids:
             return out
-        pipe = self.client.pipeline(transaction=False)
-        for i in ids:
-            pipe.set(self.PREFIX + i, 0, nx=True, px=self.claim_ms)
-        taken = pipe.execute()
-        held = [i for i, ok in zip(ids, taken) if not ok]
-        out.fresh.extend(i for i, ok in zip(ids, taken) if ok)
-        if held:
-            for i, v in zip(held, self.client.mget([self.PREFIX + i for i in held])):
-                # gone since the SET (a claim that just expired) counts as busy: the client retries
-                (out.stored if v == b"1" else out.busy).add(i)
+        states = self._claim(keys=[self.PREFIX + i for i in ids], args=[self.claim_ms])
+        for i, state in zip(ids, states, strict=True):
+            if state == 2:
+                out.fresh.append(i)
+            else:
+                (out.stored if state == 1 else out.busy).add(i)
         return out
 
     def commit(self, ids: Sequence[str]) -> None:
-        pipe = self.client.pipeline(transaction=False)
-        for i in ids:
-            pipe.set(self.PREFIX + i, 1, ex=self.ttl_s)
-        pipe.execute()
+        if ids:
+            self._commit(keys=[self.PREFIX + i for i in ids], args=[self.ttl_s])
 
     def release(self, ids: Sequence[str]) -> None:
         if ids:

@@ -398,7 +398,8 @@ class Tracker:
             # both views of every user in one round trip (one HMGET per user on Redis)
             read = self.online.read_views_many(("session", "user_consent"), users)
             sessions, consents = [], []
-            for user, ((_, stored), (_, flags)) in zip(users, read):
+            session_times, consent_times = [], []
+            for user, ((session_time, stored), (consent_time, flags)) in zip(users, read):
                 state = SessionState.from_features(stored)
                 evs = by_user[user]
                 for r in evs:
@@ -419,11 +420,14 @@ class Tracker:
                 if not new_flags["consent_personalization"]:
                     state = SessionState(updated_ms=state.updated_ms)  # nothing personal is kept
                 sessions.append((user, state.as_features(), last["timestamp"]))
+                session_times.append(session_time)
                 if flags is None or any(flags.get(k) != v for k, v in new_flags.items()):
                     consents.append((user, new_flags, last["timestamp"]))
-            self.online.write("session", sessions)
+                    consent_times.append(consent_time)
+            # the rows' stored times were just read: the writes need no second read
+            self.online.write("session", sessions, stored=session_times)
             if consents:
-                self.online.write("user_consent", consents)
+                self.online.write("user_consent", consents, stored=consent_times)
         except Exception as exc:
             self.push_failures += 1
             log.warning("session push failed for %d users: %s", len(by_user), type(exc).__name__)

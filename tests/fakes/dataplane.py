@@ -88,10 +88,17 @@ class FakeOnlineFeatures:
     def read_views_many(self, views: Sequence[str], entity_ids: Sequence[str]) -> list[list[Row]]:
         return [self.read_views(views, i) for i in entity_ids]
 
-    def write(self, view: str, rows: Sequence[tuple[str, dict[str, Any], datetime]]) -> None:
+    def write(
+        self,
+        view: str,
+        rows: Sequence[tuple[str, dict[str, Any], datetime]],
+        stored: Sequence[datetime | None] | None = None,
+    ) -> None:
         with self._lock:
             table = self.rows.setdefault(view, {})
-            for entity_id, values, ts in rows:
+            for n, (entity_id, values, ts) in enumerate(rows):
+                if stored is not None and stored[n] is not None and ts <= stored[n]:
+                    continue  # as Feast: a row no newer than the stored one is not written
                 table[entity_id] = (ts, dict(values))
 
     def delete(self, view: str, entity_id: str) -> None:

@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from feature_repo.online import OnlineFeatures
+from feature_repo.online import OnlineFeatures, entity_key
 from feature_repo.store import apply, get_store
 from serving.grpc.proto import SERVICE_NAME
 from serving.grpc.server import InsecureServer
@@ -101,6 +101,66 @@ def test_one_round_trip_read_of_several_views_equals_reading_them_one_by_one(pro
     # several users at once (Track's session push), each as read alone
     many = online.read_views_many(views, ["u-nobody", "u-views"])
     assert many == [online.read_views(views, "u-nobody"), together]
+
+
+def _sample(dtype: object, n: int) -> object:
+    """A non-null value of a view field's Feast type."""
+    text = str(dtype)
+    if "Array" in text:
+        return [f"v{n}", "w"] if "String" in text else [0.5 * n, 1.25]
+    if "String" in text:
+        return f"v{n}"
+    if "Bool" in text:
+        return n % 2 == 0
+    if "Int" in text:
+        return n
+    return 0.25 * n  # Float32 and Float64: values a float32 holds exactly
+
+
+def test_direct_decoding_reads_every_user_view_exactly_as_feast_does(production_settings, redis_server):
+    s = production_settings
+    apply(get_store(s), s)
+    views = ["user_profile", "session", "user_consent"]
+    online = OnlineFeatures.from_registry(get_store(s), views)
+    t = datetime(2026, 2, 3, 4, 5, 6, 789000, tzinfo=UTC)
+    for view in views:
+        fields = online.views[view].features
+        full = {f.name: _sample(f.dtype, n) for n, f in enumerate(fields)}
+        sparse = {f.name: (None if n % 2 else _sample(f.dtype, n)) for n, f in enumerate(fields)}
+        online.write(view, [("u-full", full, t), ("u-sparse", sparse, t)])
+    for user in ("u-full", "u-sparse", "u-none"):
+        # read_views decodes the reply itself; read goes through Feast's online_read and conversion
+        assert online.read_views(views, user) == [online.read(v, [user])[0] for v in views]
+    assert online.read_views(views, "u-full")[0][0] == t
+
+
+def test_a_write_with_the_stored_times_keeps_feasts_newer_row_wins_rule(production_settings, redis_server):
+    s = production_settings
+    apply(get_store(s), s)
+    online = OnlineFeatures.from_registry(get_store(s), ["session", "user_consent"])
+    t1, t2, t3 = (datetime(2026, 1, d, tzinfo=UTC) for d in (1, 2, 3))
+    online.write("session", [("u-a", SESSION_ROW, t2), ("u-b", SESSION_ROW, t2)])
+    older = {**SESSION_ROW, "session_genre": "older"}
+    newer = {**SESSION_ROW, "session_genre": "newer"}
+    # Feast's own check, then the caller's: an older or equal row is dropped, a newer one is written
+    online.write("session", [("u-a", older, t1)])
+    stored = [row[0] for row, _ in online.read_views_many(["session", "user_consent"], ["u-a", "u-b", "u-c"])]
+    assert stored == [t2, t2, None]
+    online.write("session", [("u-a", older, t1), ("u-b", newer, t3), ("u-c", older, t1)], stored=stored)
+    rows = dict(zip(["u-a", "u-b", "u-c"], online.read("session", ["u-a", "u-b", "u-c"])))
+    assert rows["u-a"][0] == t2 and rows["u-a"][1]["session_genre"] == "rock"
+    assert rows["u-b"][0] == t3 and rows["u-b"][1]["session_genre"] == "newer"
+    assert rows["u-c"][0] == t1 and rows["u-c"][1]["session_genre"] == "older"  # no row before: written
+    online.write("session", [("u-b", older, t3)], stored=[t3])  # the same instant is not newer
+    assert online.read("session", ["u-b"])[0][1]["session_genre"] == "newer"
+
+    # the direct write leaves the very hash Feast's own write leaves: same fields, same bytes, same TTL
+    online.write("session", [("u-feast", SESSION_ROW, t3)])
+    online.write("session", [("u-direct", SESSION_ROW, t3)], stored=[None])
+    client = online.redis_client
+    feast_key, direct_key = (online.redis_key(entity_key("user_id", u)) for u in ("u-feast", "u-direct"))
+    assert client.hgetall(direct_key) == client.hgetall(feast_key) != {}
+    assert (client.ttl(direct_key) > 0) == (client.ttl(feast_key) > 0)
 
 
 def test_reader_reconnects_after_redis_dies_and_keeps_data_over_a_graceful_restart(production_settings, redis_server):
