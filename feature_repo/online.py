@@ -142,7 +142,8 @@ class OnlineFeatures:
         # Feast's SQLite store shares one connection; concurrent Track pushes and Rank reads on it
         # fail with OperationalError, so SQLite access is serialized. Redis clients are thread-safe.
         self._guard = threading.Lock() if type(self.online_store).__name__ == "SqliteOnlineStore" else nullcontext()
-        if type(self.online_store).__name__ == "RedisOnlineStore":
+        self._redis = type(self.online_store).__name__ == "RedisOnlineStore"
+        if self._redis:
             # redis-py retries a refused connection with backoff (~7 s); a hot path must fail at
             # once and let the caller degrade. On a Redis Cluster (the cluster profile) Feast's
             # client is a RedisCluster, whose own default is 3 retries for commands and pipelines
@@ -164,6 +165,13 @@ class OnlineFeatures:
         return cls(store, [store.get_feature_view(n) for n in names])
 
     def read(self, view: str, ids: Sequence[str], features: Sequence[str] | None = None) -> list[Row]:
+        if self._redis and not features:  # every feature: the direct read (startup loads 50k items so)
+            return [rows[0] for rows in self._read_redis((view,), ids)]
+        return self.feast_read(view, ids, features)
+
+    def feast_read(self, view: str, ids: Sequence[str], features: Sequence[str] | None = None) -> list[Row]:
+        """Rows through Feast's own ``online_read`` and value conversion (the reference for the
+        direct reads, and the path of every store other than Redis)."""
         fv = self.views[view]
         keys = [entity_key(self._join_key[view], i) for i in ids]
         with self._guard:
@@ -182,13 +190,18 @@ class OnlineFeatures:
     def read_views_many(self, views: Sequence[str], entity_ids: Sequence[str]) -> list[list[Row]]:
         """``read_views`` for several entities: one HMGET each, in one pipeline (Track's session push
         reads the session and consent of a batch's users this way)."""
-        if type(self.online_store).__name__ != "RedisOnlineStore" or len(views) < 2:
+        if not self._redis:
             per_view = [self.read(v, entity_ids) for v in views]
             return [list(rows) for rows in zip(*per_view)] if per_view else [[] for _ in entity_ids]
+        return self._read_redis(tuple(views), entity_ids)
+
+    def _read_redis(self, views: tuple[str, ...], entity_ids: Sequence[str]) -> list[list[Row]]:
+        """Each entity's row in each view: one HMGET per entity, in one pipeline, with Feast's hash
+        fields, decoded directly (``python_value``)."""
         store = self.online_store
         join_key = self._join_key[views[0]]
         keys = [self._key(join_key, i) for i in entity_ids]
-        _, requests = self._hash_fields(tuple(views))
+        _, requests = self._hash_fields(views)
         fields = [f for _, view_fields in requests for f in view_fields]
         replies = store._read_hash_fields(self.config, [(key, fields) for key in keys])
         out: list[list[Row]] = []

@@ -129,8 +129,10 @@ def test_direct_decoding_reads_every_user_view_exactly_as_feast_does(production_
         sparse = {f.name: (None if n % 2 else _sample(f.dtype, n)) for n, f in enumerate(fields)}
         online.write(view, [("u-full", full, t), ("u-sparse", sparse, t)])
     for user in ("u-full", "u-sparse", "u-none"):
-        # read_views decodes the reply itself; read goes through Feast's online_read and conversion
-        assert online.read_views(views, user) == [online.read(v, [user])[0] for v in views]
+        # read_views and read decode the reply themselves; feast_read goes through Feast's online_read
+        reference = [online.feast_read(v, [user])[0] for v in views]
+        assert online.read_views(views, user) == reference
+        assert [online.read(v, [user])[0] for v in views] == reference
     assert online.read_views(views, "u-full")[0][0] == t
 
 
