@@ -23,6 +23,7 @@ from feast.value_type import ValueType
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from feature_repo.entities import item, user
+from setlist.eventlog import Erased
 
 JOIN_KEYS = {user.name: user.join_key, item.name: item.join_key}
 Row = tuple[datetime | None, dict[str, Any] | None]
@@ -282,6 +283,12 @@ class OnlineFeatures:
                 if ttl:
                     pipe.expire(key, ttl)
             pipe.execute()
+
+    def forget_erased(self, erased: Erased) -> None:
+        """Drop the remembered keys of erased entities."""
+        gone = erased.among([entity_id for _, entity_id in list(self._keys)])
+        for cached in [k for k in list(self._keys) if k[1] in gone]:
+            self._keys.pop(cached, None)
 
     def _key(self, join_key: str, entity_id: str) -> bytes:
         """Feast's Redis key of one entity, remembered: Rank and Track ask for the same users again

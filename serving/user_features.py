@@ -132,6 +132,7 @@ class UserFeatureReader:
         with self._lock:
             for user in erased.among(list(self._last)):
                 del self._last[user]
+        self.online.forget_erased(erased)  # the Redis keys it remembers name the pseudonym
 
     def forget(self, user: str) -> None:
         with self._lock:

@@ -105,6 +105,9 @@ class FakeOnlineFeatures:
         with self._lock:
             self.rows.get(view, {}).pop(entity_id, None)
 
+    def forget_erased(self, erased: Any) -> None:
+        return None  # the fake remembers no keys
+
 
 class FakeJournal:
     """serving.journal.Journal without a disk: ``append`` returns once the rows are kept (so they

@@ -20,6 +20,7 @@ from feature_repo.online import OnlineFeatures, entity_key
 from feature_repo.store import apply, get_store
 from serving.grpc.proto import SERVICE_NAME
 from serving.grpc.server import InsecureServer
+from setlist.eventlog import Erased, erasure_digest
 from setlist.settings import Settings
 from tests.servers import free_port
 
@@ -134,6 +135,11 @@ def test_direct_decoding_reads_every_user_view_exactly_as_feast_does(production_
         assert online.read_views(views, user) == reference
         assert [online.read(v, [user])[0] for v in views] == reference
     assert online.read_views(views, "u-full")[0][0] == t
+
+    # the Redis keys remembered for the users read are forgotten when they are erased
+    assert ("user_id", "u-full") in online._keys
+    online.forget_erased(Erased([erasure_digest("u-full")]))
+    assert ("user_id", "u-full") not in online._keys and ("user_id", "u-sparse") in online._keys
 
 
 def test_a_write_with_the_stored_times_keeps_feasts_newer_row_wins_rule(production_settings, redis_server):
