@@ -167,7 +167,8 @@ class OnlineFeatures:
 
     def read(self, view: str, ids: Sequence[str], features: Sequence[str] | None = None) -> list[Row]:
         if self._redis and not features:  # every feature: the direct read (startup loads 50k items so)
-            return [rows[0] for rows in self._read_redis((view,), ids)]
+            # a bulk read (every item at start and refresh): its keys are not worth remembering
+            return [rows[0] for rows in self._read_redis((view,), ids, remember=False)]
         return self.feast_read(view, ids, features)
 
     def feast_read(self, view: str, ids: Sequence[str], features: Sequence[str] | None = None) -> list[Row]:
@@ -196,12 +197,12 @@ class OnlineFeatures:
             return [list(rows) for rows in zip(*per_view)] if per_view else [[] for _ in entity_ids]
         return self._read_redis(tuple(views), entity_ids)
 
-    def _read_redis(self, views: tuple[str, ...], entity_ids: Sequence[str]) -> list[list[Row]]:
+    def _read_redis(self, views: tuple[str, ...], entity_ids: Sequence[str], remember: bool = True) -> list[list[Row]]:
         """Each entity's row in each view: one HMGET per entity, in one pipeline, with Feast's hash
         fields, decoded directly (``python_value``)."""
         store = self.online_store
         join_key = self._join_key[views[0]]
-        keys = [self._key(join_key, i) for i in entity_ids]
+        keys = [self._key(join_key, i) if remember else self.redis_key(entity_key(join_key, i)) for i in entity_ids]
         _, requests = self._hash_fields(views)
         fields = [f for _, view_fields in requests for f in view_fields]
         replies = store._read_hash_fields(self.config, [(key, fields) for key in keys])
