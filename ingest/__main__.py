@@ -128,7 +128,9 @@ def fixture(
 @app.command("import")
 @jobmetrics.reports("import")
 def import_(
-    source: Path = typer.Argument(..., help="CSV or parquet of interactions"),
+    source: Path = typer.Argument(
+        ..., help="interactions: delimited text (.csv, .tsv, .dat, …), .jsonl or .parquet, optionally compressed"
+    ),
     user_col: str = "user_id",
     item_col: str = "item_id",
     time_col: str = "timestamp",
@@ -149,9 +151,22 @@ def import_(
     query_col: str | None = typer.Option(
         None, help="column with the text of search rows (the feature's name for feature_use rows); needs --type-col"
     ),
+    sep: str | None = typer.Option(
+        None, help="field separator of the interactions file, e.g. '::', tab, ';' (default: read off the file)"
+    ),
+    names: str | None = typer.Option(
+        None, help="the interactions file has no header line: its columns in order, comma-separated"
+    ),
+    items_sep: str | None = typer.Option(None, help="field separator of the items file (default: read off the file)"),
+    items_names: str | None = typer.Option(
+        None, help="the items file has no header line: its columns in order, comma-separated"
+    ),
+    encoding: str | None = typer.Option(
+        None, help="text encoding of both files (default: UTF-8, or Latin-1 when the file is not UTF-8)"
+    ),
 ) -> None:
     """Import your own interactions into the event contract."""
-    from ingest.importer import ImportFormatError, load_interactions
+    from ingest.importer import ImportFormatError, TextLayout, load_interactions
     from setlist.lineage import file_digest, record_import
 
     settings = get_settings()
@@ -174,8 +189,10 @@ def import_(
             analytics_consent_col=analytics_consent_col,
             assume_consent=assume_consent,
             query_col=query_col,
+            layout=TextLayout.from_options(sep, names, encoding),
+            items_layout=TextLayout.from_options(items_sep, items_names, encoding, prefix="items-"),
         )
-    except (ImportFormatError, FileNotFoundError) as exc:  # said with the file it is about
+    except (ImportFormatError, FileNotFoundError, LookupError) as exc:  # said with the file it is about
         raise UsageError(f"cannot import {source}: {exc}") from exc
     console.print(str(summary))
     if not (consent_col or assume_consent) and not settings.consent_granted_by_default:

@@ -1,8 +1,22 @@
-"""Reading the user's files: the formats an import takes (CSV, TSV, JSON lines, parquet, optionally
-compressed), the columns the user names, and ids as clean strings."""
+"""Reading the user's files: the formats an import takes (delimited text, JSON lines, parquet,
+optionally compressed), the columns the user names, and ids as clean strings.
+
+Public logs come in more layouts than comma-separated with a header: tab- or ``::``-separated,
+pipe-separated catalogues, no header line, Latin-1 text, extensions such as ``.dat`` or ``.data``.
+The separator and the encoding are read off the file unless the user names them, and what was
+chosen is reported, so an import never guesses silently."""
 
 from __future__ import annotations
 
+import bz2
+import csv
+import gzip
+import io
+import lzma
+import re
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -14,36 +28,215 @@ class ImportFormatError(UsageError, ValueError):  # still a ValueError for calle
     """The input cannot be read as interactions; the message says what to change (exit 2)."""
 
 
-def read_table(path: Path, what: str) -> pd.DataFrame:
+def _open_zip(path: Path, mode: str, encoding: str, newline: str | None = None) -> io.TextIOWrapper:
+    archive = zipfile.ZipFile(path)
+    members = [n for n in archive.namelist() if not n.endswith("/")]
+    if len(members) != 1:  # pandas reads a zip of exactly one file too
+        raise ImportFormatError(f"{path.name} holds {len(members)} files; an import reads a zip of one file")
+    return io.TextIOWrapper(archive.open(members[0]), encoding=encoding, newline=newline)
+
+
+_COMPRESSED = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open, ".zip": _open_zip}
+# a separator must split every sampled line into the same number (≥ 2) of fields; of those, the
+# one giving the most fields wins ("Heat, The (1995)|…|0|1" has one comma on each line, but 24
+# pipe-separated fields), and on a tie the earlier in this list
+SEPARATORS = ("::", "\t", ",", ";", "|")
+_SEP_NAMES = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
+_SAMPLE_LINES = 200
+
+
+@dataclass(frozen=True)
+class TextLayout:
+    """How a delimited text file is laid out. ``None`` means: read it off the file."""
+
+    sep: str | None = None
+    #: the file has no header line; these are its first columns, in order
+    names: tuple[str, ...] | None = None
+    encoding: str | None = None
+    #: the command-line options' prefix, for messages: "" (--sep) or "items-" (--items-sep)
+    prefix: str = ""
+
+    def option(self, name: str) -> str:
+        return f"--{self.prefix}{name}"
+
+    @classmethod
+    def from_options(cls, sep: str | None, names: str | None, encoding: str | None, prefix: str = "") -> TextLayout:
+        if sep is not None:
+            sep = _SEP_NAMES.get(sep.lower(), sep)
+            if sep == "":
+                raise ImportFormatError(f"--{prefix}sep is empty: give the separator, e.g. '::' or tab")
+        parsed = None
+        if names is not None:
+            parsed = tuple(n.strip() for n in names.split(","))
+            if any(not n for n in parsed) or len(set(parsed)) != len(parsed):
+                raise ImportFormatError(
+                    f"--{prefix}names must be distinct, comma-separated column names, got {names!r}"
+                )
+        return cls(sep=sep, names=parsed, encoding=encoding, prefix=prefix)
+
+
+@dataclass
+class Table:
+    frame: pd.DataFrame
+    #: what was read off the file rather than told (separator, encoding), for the import's report
+    notes: list[str] = field(default_factory=list)
+
+
+def _suffixes(path: Path) -> tuple[str, str | None]:
+    """(format extension, compression extension) of ``ratings.csv.gz`` → (".csv", ".gz")."""
+    suffixes = [s.lower() for s in path.suffixes]
+    compression = suffixes[-1] if suffixes and suffixes[-1] in _COMPRESSED else None
+    rest = suffixes[:-1] if compression else suffixes
+    return (rest[-1] if rest else ""), compression
+
+
+def _sample(path: Path, compression: str | None, encoding: str) -> list[str]:
+    opener = _COMPRESSED.get(compression or "", open)
+    with opener(path, "rt", encoding=encoding, newline="") as f:  # type: ignore[operator]
+        lines = []
+        for line in f:
+            line = line.rstrip("\r\n")
+            if line.strip():
+                lines.append(line)
+            if len(lines) >= _SAMPLE_LINES:
+                break
+    return lines
+
+
+def _fields(lines: Sequence[str], sep: str) -> set[int]:
+    if len(sep) > 1:
+        return {len(line.split(sep)) for line in lines}
+    return {len(row) for row in csv.reader(io.StringIO("\n".join(lines)), delimiter=sep)}
+
+
+def sniff_separator(lines: Sequence[str]) -> str | None:
+    best, width = None, 1
+    for sep in SEPARATORS:
+        counts = _fields(lines, sep)
+        if len(counts) == 1 and min(counts) > width:
+            best, width = sep, min(counts)
+    return best
+
+
+def _encoding(path: Path, compression: str | None, asked: str | None, notes: list[str], option: str) -> str:
+    if asked is not None:
+        return asked
+    try:
+        opener = _COMPRESSED.get(compression or "", open)
+        with opener(path, "rt", encoding="utf-8") as f:  # type: ignore[operator]
+            while f.read(1 << 20):
+                pass
+        return "utf-8"
+    except UnicodeDecodeError:
+        # older public logs (MovieLens 1M and 100k among them) are Latin-1; it decodes any byte
+        notes.append(f"encoding latin-1 (the file is not UTF-8; {option} sets it)")
+        return "latin-1"
+
+
+def _read_text(path: Path, ext: str, compression: str | None, layout: TextLayout, what: str) -> Table:
+    notes: list[str] = []
+    encoding = _encoding(path, compression, layout.encoding, notes, "--encoding")
+    sep = layout.sep
+    lines = _sample(path, compression, encoding)
+    if sep is None:
+        sniffed = sniff_separator(lines) if lines else None
+        default = "\t" if ext == ".tsv" else "," if ext in (".csv", ".txt") else None
+        sep = sniffed or default
+        if sep is None:
+            raise ImportFormatError(
+                f"cannot tell how the {what} file {path.name} is separated: no separator among "
+                f"{', '.join(repr(s) for s in SEPARATORS)} splits its lines into the same number of fields; "
+                f"pass {layout.option('sep')} (an import takes delimited text, .jsonl and .parquet)"
+            )
+        if sniffed and sniffed != default:
+            notes.insert(0, f"separator {_sep_label(sniffed)} (read off the file; {layout.option('sep')} sets it)")
+    names = None
+    if layout.names is not None:
+        width = max(_fields(lines, sep)) if lines else len(layout.names)
+        if len(layout.names) > width:
+            raise ImportFormatError(
+                f"{layout.option('names')} gives {len(layout.names)} columns but the {what} file {path.name} "
+                f"has {width} fields per line (separator {_sep_label(sep)})"
+            )
+        # unnamed trailing columns get positional names, so none of them becomes an index
+        names = list(layout.names) + [f"column_{k + 1}" for k in range(len(layout.names), width)]
+    kwargs: dict = {"dtype": str, "keep_default_na": False, "na_values": [""], "encoding": encoding}
+    if len(sep) > 1:  # pandas' C parser takes one character; these formats never quote
+        kwargs.update(engine="python", sep=re.escape(sep), quoting=csv.QUOTE_NONE)
+    else:
+        kwargs["sep"] = sep
+    if names is not None:
+        kwargs.update(header=None, names=names)
+    return Table(pd.read_csv(path, **kwargs), notes)
+
+
+def _sep_label(sep: str) -> str:
+    return "tab" if sep == "\t" else repr(sep)
+
+
+def read_table(path: Path, what: str, layout: TextLayout | None = None) -> Table:
     path = Path(path)
+    layout = layout or TextLayout()
     if not path.is_file():
         raise ImportFormatError(f"{what} file not found: {path}")
-    suffixes = [s.lower() for s in path.suffixes if s.lower() not in (".gz", ".bz2", ".xz", ".zst", ".zip")]
-    ext = suffixes[-1] if suffixes else ""
+    ext, compression = _suffixes(path)
+    if path.suffix.lower() == ".zst":
+        raise ImportFormatError(
+            f"{path.name}: zstd is not among the compressions an import reads (.gz, .bz2, .xz, .zip)"
+        )
     try:
-        if ext in (".csv", ".txt"):  # strings everywhere: ids like "007" must survive
-            return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
-        if ext == ".tsv":
-            return pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, na_values=[""])
-        if ext in (".jsonl", ".ndjson"):
-            return pd.read_json(path, lines=True, dtype=False)
-        if ext in (".parquet", ".pq"):
-            return pd.read_parquet(path)
-    except (ValueError, OSError) as exc:  # parser errors subclass ValueError
+        if ext in (".jsonl", ".ndjson", ".parquet", ".pq"):
+            if layout.sep is not None or layout.names is not None:
+                raise ImportFormatError(
+                    f"{layout.option('sep')} and {layout.option('names')} are for delimited text, not {ext} files"
+                )
+            if ext in (".parquet", ".pq"):
+                return Table(pd.read_parquet(path))
+            return Table(pd.read_json(path, lines=True, dtype=False))
+        if ext in (".xlsx", ".xls", ".json"):
+            raise ImportFormatError(
+                f"unknown {what} file format {path.name!r}: expected delimited text (.csv, .tsv, .dat, …), "
+                ".jsonl or .parquet (optionally compressed, e.g. .csv.gz)"
+            )
+        return _read_text(path, ext, compression, layout, what)
+    except ImportFormatError:
+        raise
+    except (ValueError, OSError, csv.Error) as exc:  # parser and decoding errors subclass ValueError
+        if not ext or ext not in (".csv", ".tsv", ".txt", ".dat"):
+            raise ImportFormatError(
+                f"unknown {what} file format {path.name!r} ({exc}): expected delimited text (.csv, .tsv, .dat, …), "
+                ".jsonl or .parquet (optionally compressed, e.g. .csv.gz)"
+            ) from exc
         raise ImportFormatError(f"cannot read {what} file {path.name}: {exc}") from exc
-    raise ImportFormatError(
-        f"unknown {what} file format {path.name!r}: expected .csv, .tsv, "
-        ".jsonl or .parquet (optionally compressed, e.g. .csv.gz)"
-    )
 
 
-def require_columns(frame: pd.DataFrame, columns: dict[str, str | None], path: Path) -> None:
+def _looks_like_data(name: object) -> bool:
+    try:
+        float(str(name))
+    except ValueError:
+        return False
+    return True
+
+
+def require_columns(frame: pd.DataFrame, columns: dict[str, str | None], path: Path, names_option: str) -> None:
     for role, col in columns.items():
         if col is not None and col not in frame.columns:
+            hint = ""
+            if any(_looks_like_data(c) for c in frame.columns):
+                hint = (
+                    f". Its first line looks like data, not a header: if the file has none, name its "
+                    f"{len(frame.columns)} columns in order with {names_option} "
+                    f"(e.g. {names_option} {','.join(_example_names(len(frame.columns)))})"
+                )
             raise ImportFormatError(
                 f"{role} column {col!r} not found in {Path(path).name}; available columns: "
-                f"{', '.join(map(str, frame.columns))}"
+                f"{', '.join(map(str, frame.columns))}{hint}"
             )
+
+
+def _example_names(n: int) -> list[str]:
+    base = ["user_id", "item_id", "rating", "timestamp"]
+    return base[:n] + [f"c{k + 1}" for k in range(len(base), n)]
 
 
 def clean_ids(s: pd.Series) -> pd.Series:

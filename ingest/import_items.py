@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ingest.import_files import clean_ids, read_table, require_columns
+from ingest.import_files import TextLayout, clean_ids, read_table, require_columns
 from setlist.contract import ITEM_SCHEMA, UNKNOWN
 
 # item metadata columns we recognize (lower-cased), in order of preference
@@ -39,15 +39,17 @@ def _all_of_list(s: pd.Series) -> pd.Series:
     return s.map(clean).astype(object)
 
 
-def _load_items(path: Path, item_id_col: str) -> pd.DataFrame:
-    raw = read_table(path, "items")
-    require_columns(raw, {"item id": item_id_col}, path)
+def _load_items(path: Path, item_id_col: str, layout: TextLayout | None) -> tuple[pd.DataFrame, list[str]]:
+    table = read_table(path, "items", layout)
+    raw = table.frame
+    require_columns(raw, {"item id": item_id_col}, path, "--items-names")
     lower = {str(c).lower(): c for c in raw.columns}
     pick = {k: next((lower[a] for a in names if a in lower), None) for k, names in _ITEM_ALIASES.items()}
     out = pd.DataFrame({"item_id": clean_ids(raw[item_id_col])})
     out["artist"] = _first_of_list(raw[pick["artist"]]) if pick["artist"] else UNKNOWN
-    out["genre"] = _first_of_list(raw[pick["genre"]]).str.lower() if pick["genre"] else UNKNOWN
-    out["genres"] = _all_of_list(raw[pick["genre"]]) if pick["genre"] else None
+    genre_list = raw[pick["genre"]] if pick["genre"] else _flagged_genres(raw, item_id_col)
+    out["genre"] = _first_of_list(genre_list).str.lower() if genre_list is not None else UNKNOWN
+    out["genres"] = _all_of_list(genre_list) if genre_list is not None else None
     if pick["duration_s"]:
         out["duration_s"] = pd.to_numeric(raw[pick["duration_s"]], errors="coerce")
     elif pick["duration_ms"]:
@@ -66,7 +68,27 @@ def _load_items(path: Path, item_id_col: str) -> pd.DataFrame:
     out["artist"] = out["artist"].astype(object)
     out["genre"] = out["genre"].astype(object)
     # a catalogue row without an id cannot be joined to anything; duplicates keep the first row
-    return out[out["item_id"].notna()].drop_duplicates("item_id").reset_index(drop=True)
+    return out[out["item_id"].notna()].drop_duplicates("item_id").reset_index(drop=True), table.notes
+
+
+def _flagged_genres(raw: pd.DataFrame, item_id_col: str) -> pd.Series | None:
+    """Catalogues such as MovieLens 100k mark genres with one 0/1 column per genre: the genres of a
+    row are the names of its columns set to 1, as a pipe-separated list. Positional names (columns
+    the user left unnamed) say nothing, so they are not genres."""
+    flags = [
+        c
+        for c in raw.columns
+        if c != item_id_col
+        and not str(c).startswith("column_")
+        and raw[c].dtype == object
+        and raw[c].dropna().isin(["0", "1"]).all()
+        and raw[c].notna().any()
+    ]
+    if len(flags) < 2:
+        return None
+    on = raw[flags].eq("1").to_numpy()
+    names = [str(c) for c in flags]
+    return pd.Series(["|".join(n for n, f in zip(names, row, strict=True) if f) or None for row in on], index=raw.index)
 
 
 def _release(raw: pd.Series) -> pd.Series:
@@ -98,12 +120,15 @@ def _unknown_items(ids: pd.Series) -> pd.DataFrame:
     )
 
 
-def item_frame_for(seen: pd.Series, items: Path | None, item_id_col: str) -> tuple[pd.DataFrame, int | None, int]:
+def item_frame_for(
+    seen: pd.Series, items: Path | None, item_id_col: str, layout: TextLayout | None = None
+) -> tuple[pd.DataFrame, int | None, int, list[str]]:
     """The catalogue for the ``seen`` item ids: the items file's rows (if one was given) and unknown
-    metadata for the rest. Also returns the file's row count and how many seen items it lacked."""
-    catalog_rows, missing = None, 0
+    metadata for the rest. Also returns the file's row count, how many seen items it lacked, and
+    what was read off the file rather than told."""
+    catalog_rows, missing, notes = None, 0, list[str]()
     if items is not None:
-        catalog = _load_items(Path(items), item_id_col)
+        catalog, notes = _load_items(Path(items), item_id_col, layout)
         catalog_rows = len(catalog)
         extra = seen[~seen.isin(catalog["item_id"])]
         missing = len(extra)
@@ -112,4 +137,4 @@ def item_frame_for(seen: pd.Series, items: Path | None, item_id_col: str) -> tup
         item_frame = _unknown_items(seen)
     item_frame["release_date"] = pd.to_datetime(item_frame["release_date"], utc=True)
     item_frame = item_frame[list(ITEM_SCHEMA.names)]
-    return item_frame, catalog_rows, missing
+    return item_frame, catalog_rows, missing, notes

@@ -16,13 +16,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ingest.import_files import ImportFormatError, clean_ids, read_table, require_columns
+from ingest.import_files import ImportFormatError, TextLayout, clean_ids, read_table, require_columns
 from ingest.import_items import item_frame_for
 from ingest.import_values import parse_time, types_and_values
 from setlist.consent import FLAGS, flag_reason
 from setlist.contract import EVENT_COLUMNS, EVENT_TYPES, NO_ITEM_TYPES, SCHEMA_VERSION, UNKNOWN
 
-__all__ = ["ImportFormatError", "ImportSummary", "load_interactions"]
+__all__ = ["ImportFormatError", "ImportSummary", "TextLayout", "load_interactions"]
 
 SESSION_GAP_MS = 30 * 60 * 1000
 
@@ -44,11 +44,14 @@ class ImportSummary:
     consent: str = ""
     #: item ids the items file described (the rest of the item frame are placeholders)
     described_items: frozenset[str] = frozenset()
+    #: what was read off the files rather than told (separator, encoding)
+    read_notes: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
         lines = [f"imported {self.source}: {self.rows:,} rows, {self.users:,} users, {self.items:,} items"]
         if self.start is not None and self.end is not None:
             lines.append(f"  time range: {self.start.isoformat()} … {self.end.isoformat()}")
+        lines.extend(f"  read: {note}" for note in self.read_notes)
         types = " · ".join(f"{k} {v:,}" for k, v in sorted(self.type_counts.items(), key=lambda kv: -kv[1]))
         lines.append(f"  types: {types or 'none'}")
         if self.catalog_rows is not None:
@@ -162,6 +165,8 @@ def load_interactions(
     analytics_consent_col: str | None = None,
     assume_consent: bool = False,
     query_col: str | None = None,
+    layout: TextLayout | None = None,
+    items_layout: TextLayout | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame | None, ImportSummary]:
     """Read interactions and (optionally) item metadata into raw events and an item frame.
 
@@ -175,9 +180,13 @@ def load_interactions(
 
     ``query_col`` names the text of ``search`` rows (and the feature name of ``feature_use`` rows,
     which, like searches, need no item id).
+
+    ``layout`` and ``items_layout`` say how delimited text is laid out (separator, header names,
+    encoding); whatever they leave open is read off the file and reported in the summary.
     """
     source = Path(source)
-    raw = read_table(source, "interactions")
+    table = read_table(source, "interactions", layout)
+    raw = table.frame
     require_columns(
         raw,
         {
@@ -191,6 +200,7 @@ def load_interactions(
             "query": query_col,
         },
         source,
+        "--names",
     )
     raw = raw.reset_index(drop=True)
     n = len(raw)
@@ -206,7 +216,7 @@ def load_interactions(
     events = _events(raw[time_col], users, item_ids, ts, types, value, (consent[0], consent[1]), query)
 
     seen = pd.Series(sorted(i for i in item_ids.dropna().unique() if i), dtype=object)
-    item_frame, catalog_rows, missing = item_frame_for(seen, items, item_id_col)
+    item_frame, catalog_rows, missing, item_notes = item_frame_for(seen, items, item_id_col, items_layout)
     # ids the items file describes (its metadata wins); the rest are placeholders for seen items
     described = frozenset(item_frame["item_id"].iloc[: catalog_rows or 0]) if items is not None else frozenset()
 
@@ -237,6 +247,8 @@ def load_interactions(
         items_without_metadata=missing,
         consent=consent_basis(consent_col, analytics_consent_col, assume_consent),
         described_items=described,
+        read_notes=[f"{source.name}: {n}" for n in table.notes]
+        + [f"{Path(items).name}: {n}" for n in item_notes if items is not None],
     )
     return events, item_frame, summary
 

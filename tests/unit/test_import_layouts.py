@@ -1,0 +1,222 @@
+"""Public logs in layouts other than a comma-separated file with a header: "::" or tab separated,
+no header line, Latin-1 text, genres as 0/1 columns, extensions such as .dat and .data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from ingest.import_files import TextLayout, sniff_separator
+from ingest.importer import ImportFormatError, load_interactions
+
+T0 = 978_300_760  # 2000-12-31
+RATINGS = [(1, 10, 5, T0), (1, 20, 3, T0 + 60), (2, 10, 1, T0 + 7200), (3, 30, 4, T0 + 86_400)]
+GENRE_FLAGS = ("Action", "Comedy", "Drama")
+
+
+def _dat(path: Path, rows, sep: str, encoding: str = "utf-8") -> Path:
+    path.write_bytes("".join(sep.join(map(str, r)) + "\n" for r in rows).encode(encoding))
+    return path
+
+
+def _check_ratings(events: pd.DataFrame) -> None:
+    assert events["user_id"].tolist() == ["1", "1", "2", "3"]
+    assert events["item_id"].tolist() == ["10", "20", "10", "30"]
+    assert events["type"].tolist() == ["like", "play", "skip", "like"]
+    assert events["timestamp"].iloc[0] == pd.Timestamp(T0, unit="s", tz="UTC")
+
+
+def test_double_colon_headerless_latin1_files_in_the_movielens_1m_shape(tmp_path):
+    ratings = _dat(tmp_path / "ratings.dat", RATINGS, "::")
+    movies = _dat(
+        tmp_path / "movies.dat",
+        [
+            (10, "Amélie (2001)", "Comedy|Romance"),
+            (20, "Star Wars: Episode IV (1977)", "Action|Sci-Fi"),
+            (30, "Heat, The (1995)", "Drama"),
+        ],
+        "::",
+        encoding="latin-1",
+    )
+    events, items, summary = load_interactions(
+        ratings,
+        user_col="user",
+        item_col="movie",
+        time_col="time",
+        time_unit="s",
+        rating_col="stars",
+        layout=TextLayout(names=("user", "movie", "stars", "time")),
+        items=movies,
+        item_id_col="movie",
+        items_layout=TextLayout(names=("movie", "title", "genres"), prefix="items-"),
+    )
+    _check_ratings(events)
+    by_id = items.set_index("item_id")
+    # Latin-1 decoded, and a ":" inside a title does not split it
+    assert by_id.loc["10", "title"] == "Amélie (2001)"
+    assert by_id.loc["20", "title"] == "Star Wars: Episode IV (1977)"
+    assert by_id.loc["20", "genres"] == "action|sci-fi" and by_id.loc["30", "genre"] == "drama"
+    assert by_id.loc["30", "release_date"] == pd.Timestamp("1995-01-01", tz="UTC")
+    text = str(summary)
+    assert "ratings.dat: separator '::' (read off the file; --sep sets it)" in text
+    assert "movies.dat: encoding latin-1 (the file is not UTF-8; --encoding sets it)" in text
+    assert "ratings.dat: encoding" not in text  # ASCII is UTF-8
+
+
+def test_tab_separated_data_and_pipe_separated_items_with_genre_flags_in_the_100k_shape(tmp_path):
+    ratings = _dat(tmp_path / "u.data", RATINGS, "\t")
+    flags = {10: (0, 1, 0), 20: (1, 0, 1), 30: (0, 0, 0)}
+    items_file = _dat(
+        tmp_path / "u.item",
+        [(i, f"Café {i}, The (1995)", "01-Jan-1995", "", f"http://x/{i}", *flags[i]) for i in flags],
+        "|",
+        encoding="latin-1",
+    )
+    events, items, summary = load_interactions(
+        ratings,
+        user_col="u",
+        item_col="i",
+        time_col="t",
+        time_unit="s",
+        rating_col="r",
+        layout=TextLayout(names=("u", "i", "r", "t")),
+        items=items_file,
+        item_id_col="id",
+        # the trailing URL column and the flags are named; a column left unnamed is never a genre
+        items_layout=TextLayout(names=("id", "title", "release_date", "video_release", "url", *GENRE_FLAGS)),
+    )
+    _check_ratings(events)
+    by_id = items.set_index("item_id")
+    assert by_id.loc["10", "genres"] == "comedy" and by_id.loc["20", "genres"] == "action|drama"
+    assert by_id.loc["20", "genre"] == "action"
+    assert by_id.loc["30", "genre"] == "unknown" and by_id.loc["30", "genres"] is None
+    assert by_id.loc["10", "title"] == "Café 10, The (1995)"  # one comma per title: still split on "|"
+    assert "u.data: separator tab" in str(summary) and "u.item: separator '|'" in str(summary)
+
+
+def test_names_may_leave_trailing_columns_unnamed_but_not_name_more_than_there_are(tmp_path):
+    ratings = _dat(tmp_path / "r.dat", [(*r, "extra") for r in RATINGS], "::")
+    events, _, _ = load_interactions(
+        ratings, user_col="u", item_col="i", time_col="t", time_unit="s", rating_col="r",
+        layout=TextLayout(names=("u", "i", "r", "t")),
+    )  # fmt: skip
+    _check_ratings(events)
+    with pytest.raises(ImportFormatError, match=r"--names gives 6 columns but .* r.dat has 5 fields per line"):
+        load_interactions(ratings, layout=TextLayout(names=("u", "i", "r", "t", "x", "y")))
+
+
+def test_a_headerless_file_without_names_says_to_name_its_columns(tmp_path):
+    ratings = _dat(tmp_path / "ratings.dat", RATINGS, "::")
+    with pytest.raises(ImportFormatError) as caught:
+        load_interactions(ratings, user_col="userId", item_col="movieId", time_unit="s")
+    message = str(caught.value)
+    assert "user column 'userId' not found in ratings.dat; available columns: 1, 10, 5, 978300760" in message
+    assert "looks like data, not a header" in message and "4 columns in order with --names" in message
+    # a real header that merely lacks the column gets no such hint
+    header = _dat(tmp_path / "h.csv", [("userId", "movieId", "timestamp"), (1, 2, T0)], ",")
+    with pytest.raises(ImportFormatError) as caught:
+        load_interactions(header, time_unit="s")
+    assert "looks like data" not in str(caught.value)
+
+
+def test_explicit_separator_quoted_semicolons_and_an_undetectable_layout(tmp_path):
+    # a quoted, semicolon-separated export with a header (the Book-Crossing shape)
+    books = tmp_path / "BX-Book-Ratings.csv"
+    books.write_text(
+        '"User-ID";"ISBN";"Book-Rating";"When"\n"276725";"034545104X";"5";"2004-05-01"\n"276726";"0155061224";"2";"2004-05-02"\n'
+    )
+    events, _, summary = load_interactions(
+        books, user_col="User-ID", item_col="ISBN", time_col="When", rating_col="Book-Rating"
+    )
+    assert events["item_id"].tolist() == ["034545104X", "0155061224"] and events["type"].tolist() == ["like", "skip"]
+    assert "separator ';'" in str(summary)
+    # told, not sniffed: "tab" names the tab, and nothing is reported as read off the file
+    tabbed = _dat(tmp_path / "log.txt", [("user_id", "item_id", "timestamp"), ("a", "x", T0)], "\t")
+    events, _, summary = load_interactions(tabbed, time_unit="s", layout=TextLayout.from_options("tab", None, None))
+    assert events["user_id"].tolist() == ["a"] and summary.read_notes == []
+    # lines that no separator splits evenly, in a file whose extension says nothing
+    ragged = tmp_path / "log.data"
+    ragged.write_text("a b c\nd,e\nf\n")
+    with pytest.raises(ImportFormatError, match="cannot tell how the interactions file log.data is separated.*--sep"):
+        load_interactions(ragged)
+
+
+@pytest.mark.parametrize(
+    "lines,expected",
+    [
+        (["userId,movieId,rating,timestamp", "1,2,4.0,978300760"], ","),
+        (["1::Toy Story (1995)::Animation|Children's|Comedy", "2::Jumanji (1995)::Adventure"], "::"),
+        (
+            ["movieId,title,genres", '1,"American President, The (1995)",Comedy|Drama|Romance', "2,Heat (1995),Crime"],
+            ",",
+        ),
+        (["196\t242\t3\t881250949", "186\t302\t3\t891717742"], "\t"),
+        (["one column", "only"], None),
+    ],
+)
+def test_sniffing_the_separator(lines, expected):
+    assert sniff_separator(lines) == expected
+
+
+def test_layout_options_are_checked(tmp_path):
+    assert TextLayout.from_options("\\t", "a, b", None) == TextLayout(sep="\t", names=("a", "b"))
+    with pytest.raises(ImportFormatError, match="--items-names must be distinct"):
+        TextLayout.from_options(None, "a,a", None, prefix="items-")
+    parquet = tmp_path / "r.parquet"
+    pd.DataFrame({"user_id": ["u"], "item_id": ["i"], "timestamp": ["2024-01-01"]}).to_parquet(parquet)
+    with pytest.raises(ImportFormatError, match="--sep and --names are for delimited text, not .parquet files"):
+        load_interactions(parquet, layout=TextLayout(sep=","))
+
+
+def test_the_import_command_takes_the_layout_options(tmp_path, monkeypatch):
+    from ingest.__main__ import app
+
+    monkeypatch.setenv("SETLIST_DATA_DIR", str(tmp_path / "data"))
+    ratings = _dat(tmp_path / "ratings.dat", RATINGS, "::")
+    movies = _dat(tmp_path / "movies.dat", [(10, "Amélie (2001)", "Comedy")], "::", encoding="latin-1")
+    args = ["import", str(ratings), "--names", "u,i,r,t", "--user-col", "u", "--item-col", "i", "--time-col", "t"]
+    args += ["--time-unit", "s", "--rating-col", "r", "--items", str(movies), "--items-names", "i,title,genres"]
+    result = CliRunner().invoke(app, [*args, "--item-id-col", "i"])
+    assert result.exit_code == 0, result.output
+    assert "accepted into the event log" in result.output and "movies.dat: encoding latin-1" in result.output
+    bad = CliRunner().invoke(app, ["import", str(ratings), "--encoding", "no-such-codec"])
+    assert bad.exit_code == 2 and "unknown encoding" in bad.stderr and "Traceback" not in bad.output
+
+
+@pytest.mark.parametrize("suffix", [".gz", ".zip", ".bz2"])
+def test_compressed_headerless_files_are_sniffed_inside(tmp_path, suffix):
+    import bz2
+    import gzip
+    import zipfile
+
+    text = "".join("::".join(map(str, r)) + "\n" for r in RATINGS).encode()
+    path = tmp_path / f"ratings.dat{suffix}"
+    if suffix == ".gz":
+        path.write_bytes(gzip.compress(text))
+    elif suffix == ".bz2":
+        path.write_bytes(bz2.compress(text))
+    else:
+        with zipfile.ZipFile(path, "w") as z:
+            z.writestr("ratings.dat", text)
+    events, _, summary = load_interactions(
+        path, user_col="u", item_col="i", time_col="t", time_unit="s", rating_col="r",
+        layout=TextLayout(names=("u", "i", "r", "t")),
+    )  # fmt: skip
+    _check_ratings(events)
+    assert "separator '::'" in str(summary)
+
+
+def test_unsupported_compression_and_many_file_zips_are_clear_errors(tmp_path):
+    import zipfile
+
+    (tmp_path / "r.csv.zst").write_bytes(b"\x28\xb5\x2f\xfd")
+    with pytest.raises(ImportFormatError, match=r"zstd is not among the compressions an import reads"):
+        load_interactions(tmp_path / "r.csv.zst")
+    with zipfile.ZipFile(tmp_path / "ml.zip", "w") as z:
+        z.writestr("ratings.csv", "user_id,item_id,timestamp\n")
+        z.writestr("movies.csv", "item_id,title\n")
+    with pytest.raises(ImportFormatError, match="ml.zip holds 2 files; an import reads a zip of one file"):
+        load_interactions(tmp_path / "ml.zip")
