@@ -105,20 +105,31 @@ def cluster_ports(count: int, low: int = 10_000, high: int = 22_000) -> list[int
 
 
 class RedisClusterServer:
-    """A Redis Cluster of ``masters`` redis-server child processes (no replicas) on free loopback
-    ports, each with its data under ``directory/<port>``, the 16384 slots split evenly between them.
+    """A Redis Cluster of ``masters`` redis-server child processes on free loopback ports, each with
+    its data under ``directory/<port>``, the 16384 slots split evenly between them, and ``replicas``
+    replicas of each master (none by default).
 
     The nodes run with ``cluster-require-full-coverage no`` (as ``make services`` does): when a
-    master dies, the others keep serving their own slots instead of refusing every key.
+    master dies, the others keep serving their own slots instead of refusing every key; a master
+    with a replica is replaced by it after the node timeout (the cluster's own failover).
     ``kill(i)`` SIGKILLs one master; ``start()`` brings the dead ones back on their ports, where
     they rejoin from their ``nodes.conf``."""
 
-    def __init__(self, directory: Path, masters: int = 3, node_timeout_ms: int = 1000) -> None:
+    def __init__(self, directory: Path, masters: int = 3, node_timeout_ms: int = 1000, replicas: int = 0) -> None:
         self.binary = find_redis_server()
         self.directory = Path(directory)
-        self.ports = cluster_ports(masters)
+        all_ports = cluster_ports(masters * (1 + replicas))
+        self.ports = all_ports[:masters]  # the masters, as first created
+        #: the replicas of each master, by the master's port
+        self.replicas = {
+            m: all_ports[masters + k * replicas : masters + (k + 1) * replicas] for k, m in enumerate(self.ports)
+        }
         self.node_timeout_ms = node_timeout_ms
         self._procs: dict[int, subprocess.Popen[bytes]] = {}
+
+    @property
+    def _all_ports(self) -> list[int]:
+        return self.ports + [r for rs in self.replicas.values() for r in rs]
 
     @property
     def nodes(self) -> list[str]:
@@ -176,7 +187,7 @@ class RedisClusterServer:
     def state_ok(self, port: int) -> bool:
         """The node answers and says ``cluster_state:ok`` with every master it should know of."""
         info = self._info(port)
-        return info.get("cluster_state") == "ok" and info.get("cluster_known_nodes") == str(len(self.ports))
+        return info.get("cluster_state") == "ok" and info.get("cluster_known_nodes") == str(len(self._all_ports))
 
     def _ping(self, port: int) -> bool:
         try:
@@ -233,12 +244,13 @@ class RedisClusterServer:
         (what ``redis-cli --cluster create`` does), then wait until every node says
         ``cluster_state:ok``."""
         fresh = not any((self._dir(p) / "nodes.conf").exists() for p in self.ports)
-        for port in self.ports:
+        for port in self._all_ports:
             if not self.running(port):
                 self._spawn(port, timeout)
         if fresh:
             self._create()
-        for port in self.ports:
+            self._attach_replicas(timeout)
+        for port in self._all_ports:
             wait_for(
                 lambda port=port: self.state_ok(port),
                 timeout,
@@ -259,6 +271,68 @@ class RedisClusterServer:
         with self.node(self.ports[0]) as c:
             for port in self.ports[1:]:
                 c.execute_command("CLUSTER MEET", "127.0.0.1", port)
+
+    def _attach_replicas(self, timeout: float) -> None:
+        """Each replica meets the cluster, then follows its master (``CLUSTER REPLICATE``, as
+        ``redis-cli --cluster create --cluster-replicas`` does), and has its first full sync."""
+        for master, replicas in self.replicas.items():
+            with self.node(master) as c:
+                master_id = c.execute_command("CLUSTER MYID")
+                master_id = master_id.decode() if isinstance(master_id, bytes) else str(master_id)
+            for port in replicas:
+                with self.node(self.ports[0]) as c:
+                    c.execute_command("CLUSTER MEET", "127.0.0.1", port)
+                # a replica can follow a master only once it knows that node
+                wait_for(
+                    lambda port=port, master_id=master_id: self._knows(port, master_id),
+                    timeout,
+                    f"redis cluster node on port {port} learning of its master",
+                    alive=lambda port=port: self.running(port),
+                    log=self.log(port),
+                )
+                with self.node(port) as c:
+                    c.execute_command("CLUSTER REPLICATE", master_id)
+                wait_for(
+                    lambda port=port: self._role(port) == ("slave", "connected"),
+                    timeout,
+                    f"the replica on port {port} in sync with its master",
+                    alive=lambda port=port: self.running(port),
+                    log=self.log(port),
+                )
+
+    def _knows(self, port: int, node_id: str) -> bool:
+        try:
+            with self.node(port, timeout=0.5) as c:
+                text = c.execute_command("CLUSTER NODES")
+        except Exception:
+            return False
+        return node_id in str(text)
+
+    def _role(self, port: int) -> tuple[str, str]:
+        """(``master``, "") or (``slave``, the replication state: ``connected`` once in sync)."""
+        try:
+            with self.node(port, timeout=0.5) as c:
+                role = c.execute_command("ROLE")
+        except Exception:
+            return ("", "")
+        kind = role[0].decode() if isinstance(role[0], bytes) else str(role[0])
+        if kind == "slave":
+            state = role[3].decode() if isinstance(role[3], bytes) else str(role[3])
+            return (kind, state)
+        return (kind, "")
+
+    def promoted(self, replica: int) -> bool:
+        """The replica on port ``replica`` has taken over as a master (after a failover)."""
+        return self._role(replica)[0] == "master"
+
+    def wait_replicated(self, timeout_ms: int = 10_000) -> None:
+        """Every write acknowledged so far has reached every replica (``WAIT`` on each master)."""
+        for master, replicas in self.replicas.items():
+            if replicas:
+                with self.node(master, timeout=timeout_ms / 1000 + 1) as c:
+                    got = int(c.execute_command("WAIT", len(replicas), timeout_ms))
+                if got < len(replicas):
+                    raise RuntimeError(f"{got} of {len(replicas)} replicas of {master} acknowledged the writes")
 
     def port_of(self, key: bytes | str) -> int:
         """The port of the master that serves ``key``'s slot, as the cluster itself says."""

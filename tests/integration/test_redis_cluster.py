@@ -69,13 +69,17 @@ class ClusterWorld:
 def cluster_world(tiny_copy, redis_cluster: RedisClusterServer, redis_server, postgres_server) -> ClusterWorld:  # noqa: F811
     redis_cluster.start()  # a test may have killed a master
     redis_cluster.flush()
+    return _world(tiny_copy, redis_cluster, redis_server, postgres_server)
+
+
+def _world(tiny_copy, cluster: RedisClusterServer, redis_server, postgres_server) -> ClusterWorld:
     redis_server.start()
     redis_server.flush()
     local = tiny_copy.settings
     s = local.model_copy(
         update={
             "profile": "cluster",
-            "redis_cluster_nodes": redis_cluster.nodes,
+            "redis_cluster_nodes": cluster.nodes,
             "redis_url": redis_server.url,
             "database_url": postgres_server.create_database(),
             "mlflow_tracking_uri": local.tracking_uri,  # the world's models, in its own MLflow
@@ -216,6 +220,71 @@ class Load:
     failures: list[Exception]
 
 
+class Traffic:
+    """Rank (two threads) and Track (one) for ``users`` round-robin until the block ends, every
+    outcome recorded in ``load``; ``wait(check, what)`` polls the records until ``check()`` holds."""
+
+    def __init__(self, client: SetlistClient, users: list[str], item: str) -> None:
+        self.client, self.users, self.item = client, users, item
+        self.load = Load([], [], [])
+        self._lock, self._stop = threading.Lock(), threading.Event()
+        self._threads = [threading.Thread(target=f) for f in (self._rank, self._rank, self._track)]
+
+    def __enter__(self) -> Traffic:
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join()
+
+    def _rank(self) -> None:
+        n = 0
+        while not self._stop.is_set():
+            u = self.users[n % len(self.users)]
+            started = time.monotonic()
+            try:
+                reply = self.client.rank(u, k=10)
+            except ClientError as exc:
+                with self._lock:
+                    self.load.failures.append(exc)
+            else:
+                done = time.monotonic()
+                if not reply.cache_hit:
+                    with self._lock:
+                        self.load.ranks.append((done, u, reply.degraded, done - started))
+            n += 1
+
+    def _track(self) -> None:
+        n = 0
+        while not self._stop.is_set():
+            u = self.users[n % len(self.users)]
+            event = new_event(u, self.item, "play", session_id=f"load-{n}", value=0.5)
+            try:
+                accepted, rejected = self.client.track([event])
+            except ClientError as exc:
+                with self._lock:
+                    self.load.failures.append(exc)
+            else:
+                assert rejected == ()
+                with self._lock:
+                    self.load.tracks.append(
+                        (time.monotonic(), u, [event.event_id] if accepted else [], event.session_id)
+                    )
+            n += 1
+
+    def wait(self, check, what: str, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                if check():
+                    return
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            time.sleep(0.01)  # polling the load threads' records
+
+
 @pytest.fixture
 def serving(cluster_world: ClusterWorld) -> Iterator[tuple[SetlistClient, object]]:
     server = build(cluster_world.settings)
@@ -255,60 +324,8 @@ def test_rank_and_track_on_the_cluster_and_a_master_killed_under_load(
     spared = [u for u in users if home[u] != victim]
     assert doomed and spared
 
-    load = Load([], [], [])
-    lock, stop = threading.Lock(), threading.Event()
-
-    def rank_load() -> None:
-        n = 0
-        while not stop.is_set():
-            u = users[n % len(users)]
-            started = time.monotonic()
-            try:
-                reply = client.rank(u, k=10)
-            except ClientError as exc:
-                with lock:
-                    load.failures.append(exc)
-            else:
-                done = time.monotonic()
-                if not reply.cache_hit:
-                    with lock:
-                        load.ranks.append((done, u, reply.degraded, done - started))
-            n += 1
-
-    def track_load() -> None:
-        n = 0
-        while not stop.is_set():
-            u = users[n % len(users)]
-            event = new_event(u, item, "play", session_id=f"load-{n}", value=0.5)
-            try:
-                accepted, rejected = client.track([event])
-            except ClientError as exc:
-                with lock:
-                    load.failures.append(exc)
-            else:
-                assert rejected == ()
-                with lock:
-                    load.tracks.append((time.monotonic(), u, [event.event_id] if accepted else [], event.session_id))
-            n += 1
-
-    def seen(check) -> bool:
-        with lock:
-            return check()
-
-    def wait(check, what: str, timeout: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not seen(check):
-            assert time.monotonic() < deadline, f"timed out waiting for {what}"
-            time.sleep(0.01)  # polling the load threads' records
-
-    threads = [
-        threading.Thread(target=rank_load),
-        threading.Thread(target=rank_load),
-        threading.Thread(target=track_load),
-    ]
-    for t in threads:
-        t.start()
-    try:
+    with Traffic(client, users, item) as traffic:
+        load, wait = traffic.load, traffic.wait
         wait(lambda: len(load.ranks) >= 20 and len(load.tracks) >= 5, "load before the kill")
         killed = time.monotonic()
         redis_cluster.kill(int(victim.rsplit(":", 1)[1]))
@@ -331,10 +348,6 @@ def test_rank_and_track_on_the_cluster_and_a_master_killed_under_load(
             lambda: {home[u] for t, u, ids, _ in load.tracks if t > marked and ids} == set(home.values()),
             "acknowledged Track events after the kill",
         )
-    finally:
-        stop.set()
-        for t in threads:
-            t.join()
 
     after = [(u, d, took) for t, u, d, took in load.ranks if t > killed]
     # judged by when a request started: one already in flight at the kill may have read its rows
@@ -491,3 +504,89 @@ def test_services_start_the_cluster_once_ok_idempotently_and_bring_a_killed_mast
     down = _services(env, "down")
     assert down.returncode == 0 and "redis cluster: stopped" in down.stdout
     assert _services(env, "status").returncode == 3
+
+
+@pytest.fixture
+def replicated_cluster(tmp_path) -> Iterator[RedisClusterServer]:
+    """A fresh 3-master cluster with one replica per master (its own: a failover changes roles)."""
+    try:
+        cluster = RedisClusterServer(tmp_path / "replicated", replicas=1)
+    except MissingServer as exc:
+        skip_or_fail(str(exc))
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def _poll(check, what: str, timeout: float = 30.0) -> float:
+    """Poll ``check`` (it talks to a server) until it holds; the time it did."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)  # polling a Redis node's view of the cluster
+    return time.monotonic()
+
+
+def test_a_killed_master_fails_over_to_its_replica_and_its_users_are_served_again(
+    tiny_copy,
+    replicated_cluster: RedisClusterServer,
+    redis_server,
+    postgres_server,
+):
+    cluster = replicated_cluster
+    world = _world(tiny_copy, cluster, redis_server, postgres_server)
+    cluster.wait_replicated()  # the features are on the replicas too
+    server = build(world.settings)
+    key = world.settings.secret_hmac_key()
+    users, item = world.users, world.items[0]
+    with start_server(server, world.settings) as running:
+        client = SetlistClient(f"127.0.0.1:{running.port}", timeout=10)
+        try:
+            assert client.wait_ready(timeout=60)
+            online = server.online
+            home = {u: online.shard("session", pseudonymize(u, key)) for u in users}
+            victim = home[users[0]]
+            port = int(victim.rsplit(":", 1)[1])
+            (replica,) = cluster.replicas[port]
+            doomed = [u for u in users if home[u] == victim]
+            spared = [u for u in users if home[u] != victim]
+            assert doomed and spared and not client.rank(doomed[0], k=10).degraded
+
+            with Traffic(client, users, item) as traffic:
+                load = traffic.load
+                traffic.wait(lambda: len(load.ranks) >= 20 and len(load.tracks) >= 5, "load before the kill")
+                killed = time.monotonic()
+                cluster.kill(port)
+                promoted = _poll(lambda: cluster.promoted(replica), "the replica promoted to master")
+
+                def served_again() -> list[float]:
+                    return [t - took for t, u, d, took in load.ranks if t - took > promoted and u in doomed and not d]
+
+                traffic.wait(lambda: bool(served_again()), "a personalized answer for the dead master's users")
+                back = min(served_again())
+                traffic.wait(
+                    lambda: sum(t - took > back and u in doomed for t, u, _, took in load.ranks) >= 15,
+                    "more answers for the dead master's users after the first personalized one",
+                )
+                # Track's session push reaches the promoted replica again
+                pushed = new_event(doomed[0], item, "play", session_id="after-failover", value=0.9)
+                assert client.track([pushed]) == (1, ())
+        finally:
+            client.close()
+
+    degraded_doomed = [t for t, u, d, took in load.ranks if d and u in doomed]
+    after_back = [d for t, u, d, took in load.ranks if t - took > back and u in doomed]
+    print(
+        f"\nreplica promoted {promoted - killed:.2f} s after the kill, the dead master's users personalized "
+        f"again {back - killed:.2f} s after it; {len(degraded_doomed)} degraded answers meanwhile; "
+        f"{len(after_back)} answers for them since, {sum(after_back)} degraded"
+    )
+    assert load.failures == [], f"{len(load.failures)} failed requests, first: {load.failures[0]}"
+    assert not any(d for t, u, d, took in load.ranks if u in spared), "users of the live masters were degraded"
+    assert not any(after_back), "the dead master's users were degraded again after the replica took over"
+    # the rows are the replica's copy: the session row read through the cluster is the one just pushed
+    assert cluster.promoted(replica) and online.shard("session", pseudonymize(doomed[0], key)) == f"127.0.0.1:{replica}"
+    ((_, session),) = online.read("session", [pseudonymize(doomed[0], key)])
+    assert session is not None and session["session_id"] == "after-failover"
