@@ -9,6 +9,7 @@ sorted the way a full build sorts them, so they are byte-identical to a full reb
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +45,12 @@ LAYOUT = {
     CONSENT_FILE: ("user_id", ["user_id"]),
 }
 FILES_PER_SCAN = 256
+# A log of decades holds thousands of small daily files, and reading them one after another was
+# most of what a long span cost over a short one (7,815 files for 1M events over 30 years: 6 s,
+# against 0.5 s for the same events over one year). Parquet decoding releases the GIL, so a few
+# threads overlap the per-file work; each file is read single-threaded, without pre-buffering,
+# as thread pools and read-ahead inside one small file cost more than they save (2.6 s serially).
+READ_THREADS = 4
 #: above this share of entities touched, a full build is as cheap and simpler
 MAX_TOUCHED_SHARE = 0.5
 
@@ -62,7 +69,8 @@ def read_events(
     empty = EVENT_SCHEMA.empty_table().select(cols)
     if flt is None:
         # file by file: the least overhead per file, and a log holds one file per active day
-        parts = [empty] + [_read_file(f, empty.schema) for f in files]
+        with ThreadPoolExecutor(min(READ_THREADS, max(1, len(files)))) as pool:
+            parts = [empty, *pool.map(lambda f: _read_file(f, empty.schema), files)]
     else:
         # A filtered scan needs the dataset reader, which keeps per-file state until the scan
         # ends: over thousands of daily files that was more memory than the events, so the
@@ -87,7 +95,7 @@ def _read_file(path: Path, schema: pa.Schema) -> pa.Table:
     """One log file in the event schema; a file from an older schema goes through the dataset
     reader, which fills missing optional columns with nulls."""
     try:
-        return pq.ParquetFile(path).read(columns=schema.names).cast(schema)
+        return pq.ParquetFile(path, pre_buffer=False).read(columns=schema.names, use_threads=False).cast(schema)
     except (KeyError, ValueError, pa.ArrowException):
         return ds.dataset(str(path), schema=EVENT_SCHEMA, format="parquet").to_table(columns=schema.names)
 
