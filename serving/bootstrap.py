@@ -469,7 +469,12 @@ def build(
         registry_timeout_s=settings.mlflow_timeout_s,
     )
     if reader is None:
-        reader = UserFeatureReader(online) if clock is None else UserFeatureReader(online, clock=clock)
+        reader = UserFeatureReader(
+            online,
+            cooldown_s=settings.online_breaker_cooldown_s,
+            clock=clock or time.monotonic,
+            failures_to_open=settings.online_breaker_failures,
+        )
     cache = make_cache(settings, clock) if cache is None else cache
     publishes = PublishLog(settings.metadata_url) if publishes is None else publishes
     service = RankingService(

@@ -1,8 +1,10 @@
 """Per-request user reads (consent, profile, session) behind a breaker.
 
 When the online store fails, requests fall back to the user's last-known rows (or none) and are
-marked degraded. After a failure the store is left alone for a short cool-down so a dead store
-costs one timeout, not one per request; then a single request probes it again. On a Redis Cluster
+marked degraded. After a few consecutive failures (``SETLIST_ONLINE_BREAKER_FAILURES``) the store is
+left alone for a short cool-down, so a dead store costs a few timeouts, not one per request, while a
+single slow reply (a network blip, a pause) degrades only the request that met it; then one request
+probes the store again. On a Redis Cluster
 (the cluster profile) each master has a breaker of its own: a dead master degrades the users whose
 rows it holds, and the users of the other masters keep their personalized answers.
 
@@ -40,13 +42,20 @@ class UserRows:
 
 
 class Breaker:
-    """Closed until a failure; then open (every call refused) for ``cooldown_s``; then half-open:
-    one call goes through as a probe and the rest stay refused for another cool-down, until the
-    probe reports ``success`` (closed) or ``failure`` (open again)."""
+    """Closed until ``failures_to_open`` consecutive failures (a success in between starts the count
+    again); then open (every call refused) for ``cooldown_s``; then half-open: one call goes through
+    as a probe and the rest stay refused for another cool-down, until the probe reports ``success``
+    (closed) or ``failure`` (open again at once: the store has already shown it is down)."""
 
-    def __init__(self, cooldown_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, cooldown_s: float, clock: Callable[[], float] = time.monotonic, failures_to_open: int = 1
+    ) -> None:
+        if failures_to_open < 1:
+            raise ValueError(f"failures_to_open must be at least 1, got {failures_to_open}")
         self.cooldown_s, self._clock = cooldown_s, clock
+        self.failures_to_open = failures_to_open
         self._open_until = 0.0
+        self._failures = 0
         self._lock = threading.Lock()
 
     def allow(self) -> bool:
@@ -61,10 +70,13 @@ class Breaker:
     def success(self) -> None:
         with self._lock:
             self._open_until = 0.0
+            self._failures = 0
 
     def failure(self) -> None:
         with self._lock:
-            self._open_until = self._clock() + self.cooldown_s
+            self._failures += 1
+            if self._open_until or self._failures >= self.failures_to_open:  # a failed probe, or enough
+                self._open_until = self._clock() + self.cooldown_s
 
     @property
     def open(self) -> bool:
@@ -78,10 +90,12 @@ class UserFeatureReader:
         cooldown_s: float = 1.0,
         remember: int = 50_000,
         clock: Callable[[], float] = time.monotonic,
+        failures_to_open: int = 1,
     ) -> None:
         self.online = online
-        self.breaker = Breaker(cooldown_s, clock)  # the whole store's; a cluster's masters get one each
-        self._cooldown_s, self._clock = cooldown_s, clock
+        # the whole store's; a cluster's masters get one each
+        self.breaker = Breaker(cooldown_s, clock, failures_to_open)
+        self._cooldown_s, self._clock, self._failures_to_open = cooldown_s, clock, failures_to_open
         self._shards: dict[str, Breaker] = {}
         # decided once: only a Redis Cluster client knows slots (test doubles have no client at all)
         client = getattr(online, "redis_client", None)
@@ -97,7 +111,7 @@ class UserFeatureReader:
         with self._lock:
             breaker = self._shards.get(shard)
             if breaker is None:
-                breaker = self._shards[shard] = Breaker(self._cooldown_s, self._clock)
+                breaker = self._shards[shard] = Breaker(self._cooldown_s, self._clock, self._failures_to_open)
             return breaker
 
     def read(self, user: str) -> UserRows:

@@ -201,6 +201,11 @@ class Settings(BaseSettings):
     cache_ttl_s: float = 300.0
     cache_size: int = 100_000
     online_timeout_ms: int = 50
+    #: consecutive failed user-row reads that open the online store's breaker (per master on a
+    #: cluster); one timeout alone degrades only its own request
+    online_breaker_failures: Annotated[int, Field(ge=1)] = 3
+    #: how long an open breaker leaves the store alone before one request probes it
+    online_breaker_cooldown_s: Annotated[float, Field(gt=0.0)] = 1.0
     #: devices a request's context may name in cache keys and impressions; any other becomes "other"
     context_devices: list[str] = Field(
         default_factory=lambda: ["mobile", "desktop", "tablet", "smart_speaker", "web", "tv", "unknown"]

@@ -168,6 +168,27 @@ def test_a_timed_out_user_read_degrades_and_the_breaker_probes_after_the_cool_do
         server.close()
 
 
+def test_the_server_takes_its_breaker_from_settings(plane: Dataplane) -> None:
+    plane.settings = plane.settings.model_copy(
+        update={"online_breaker_failures": 2, "online_breaker_cooldown_s": COOLDOWN}
+    )
+    server = plane.build()
+    try:
+        server.rank(RankQuery(USER, 5))
+        plane.online.fail = TimeoutError("online store read timed out")
+        reads = plane.online.reads["user_consent"]
+        # two consecutive failures open it: each of the first two requests tries the store
+        assert server.rank(RankQuery(USER, 5)).degraded and server.rank(RankQuery(USER, 5)).degraded
+        assert plane.online.reads["user_consent"] == reads + 2
+        assert server.rank(RankQuery(USER, 5)).degraded
+        assert plane.online.reads["user_consent"] == reads + 2  # open: left alone
+        plane.online.fail = None
+        plane.clock.advance(COOLDOWN * 1.1)
+        assert not server.rank(RankQuery(USER, 5)).degraded
+    finally:
+        server.close()
+
+
 def test_track_accepts_good_events_and_rejects_bad_ones_with_reasons(plane: Dataplane, server: Server) -> None:
     future = int((plane.clock() + 3600) * 1000)
     events = [
