@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from serving.errors import InvalidArgument
-from serving.rank_stages import top_k_spread
+from serving.rank_stages import top_k_newcomer
 from serving.types import RankedItem, RankQuery, RankResult, TrackEvent, TrackResult
 from setlist import registry
 from setlist.blend import Blend
@@ -136,7 +136,8 @@ class BaselineRanking:
             scores = np.asarray(booster.predict(d, output_margin=True), dtype=np.float64)
         cap = self.settings.new_user_genre_cap
         if cap < 1.0 and not row.get(USER_TOP_GENRE) and not last:  # as the fast path: no profile, nothing played
-            order = top_k_spread(scores, self.index.item_genre[c.idx], q.k, cap)
+            in_genre = self.index.item_genre[c.idx] == self.index.genre_index.get(genres[0], -1)
+            order = top_k_newcomer(scores, in_genre, c.pop_rank, q.k, cap)
         else:
             order = np.argsort(-scores, kind="stable")[: q.k]
         return RankResult(tuple(RankedItem(str(ids[i]), float(scores[i])) for i in order), self.version, arm=ARM)

@@ -123,8 +123,8 @@ class RankContext:
     variant: Variant
     inputs: Inputs
     pool: int  # how many candidates to generate (settings.candidate_pool)
-    # the share of a slate one genre may fill for a user with no profile and no item in their session
-    # yet (settings.new_user_genre_cap)
+    # the share of a first slate the searched genre may fill for a user with no profile and no item in
+    # their session yet, the rest being the cohort's popular items (settings.new_user_genre_cap)
     new_user_genre_cap: float = 1.0
 
     @property
@@ -189,27 +189,34 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     return np.argsort(-scores, kind="stable")[: min(k, len(scores))]
 
 
-def top_k_spread(scores: np.ndarray, genres: np.ndarray, k: int, cap: float) -> np.ndarray:
-    """``top_k`` with at most ``ceil(cap·k)`` items of any one genre, best first; the rest of the
-    slate, when the candidates' genres run short, from the best of what the cap held back.
+def top_k_newcomer(scores: np.ndarray, in_genre: np.ndarray, pop_rank: np.ndarray, k: int, share: float) -> np.ndarray:
+    """The first slate of a user with no profile and nothing played yet: at most ``ceil(share·k)``
+    items of the genre their search pointed at (``in_genre``), best by the model, taking every other
+    slot from the rest in their cohort's popularity order (``pop_rank``, the model breaking ties);
+    either side fills the slate when the other runs short.
 
-    For a user with no profile and no item played yet, the model's order follows the one genre their
-    first search pointed at: a guess, and a slate of one genre fails all at once when the guess is
-    wrong. Spreading that first slate makes the first value come sooner (docs/onboarding.md)."""
-    order = np.argsort(-scores, kind="stable")
-    limit = max(1, int(np.ceil(cap * k)))
-    took: list[int] = []
-    held: list[int] = []
-    count: dict[int, int] = {}
-    for i, g in zip(order.tolist(), genres[order].tolist()):
-        if count.get(g, 0) < limit:
-            took.append(i)
-            count[g] = count.get(g, 0) + 1
-            if len(took) == k:
-                break
+    The ranker learned on users with a history: for a newcomer the whole user block is missing, and
+    its order is worse than plain cohort popularity, while a search is a noisy hint (docs/onboarding.md).
+    Cohort popularity alone is the control arm's slate; the searched genre woven into it is what
+    the search adds."""
+    n = min(k, len(scores))
+    by_score = np.argsort(-scores, kind="stable")
+    genre = by_score[in_genre[by_score]]
+    rest = np.lexsort((-scores, pop_rank))  # popularity first, the model's score breaks ties
+    rest = rest[~in_genre[rest]]
+    limit = max(1, int(np.ceil(share * k)))
+    out: list[int] = []
+    g = r = 0
+    while len(out) < n:
+        # the genre's turn on every other slot while under its limit, or when the rest has run out
+        genre_turn = g < len(genre) and ((g < limit and g <= r) or r >= len(rest))
+        if genre_turn:
+            out.append(int(genre[g]))
+            g += 1
         else:
-            held.append(i)
-    return np.array((took + held)[: min(k, len(scores))], dtype=np.int64)
+            out.append(int(rest[r]))
+            r += 1
+    return np.array(out, dtype=np.int64)
 
 
 def explain(ctx: RankContext, X: np.ndarray, c: Candidates, top: np.ndarray) -> list[tuple[str, ...]]:
@@ -230,7 +237,8 @@ def model_ranking(ctx: RankContext, c: Candidates) -> tuple[RankedItem, ...]:
     index = ctx.variant.bundle.index
     r = ctx.request
     if ctx.new_user_genre_cap < 1.0 and not r.profile and not r.last_items:  # nothing heard back from them yet
-        top = top_k_spread(scores, index.item_genre[c.idx], ctx.request.k, ctx.new_user_genre_cap)
+        in_genre = index.item_genre[c.idx] == index.genre_index.get(r.genres[0], -1)
+        top = top_k_newcomer(scores, in_genre, c.pop_rank, r.k, ctx.new_user_genre_cap)
     else:
         top = top_k(scores, ctx.request.k)
     ids = index.item_ids[c.idx[top]]

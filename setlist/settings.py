@@ -143,9 +143,10 @@ class Settings(BaseSettings):
     max_train_queries: int = 6000
 
     # serving
-    #: the share of a slate any one genre may fill for a user with no profile yet (their first
-    #: search or clicks point at one genre, a guess); 1.0 leaves the model's order as it is
-    new_user_genre_cap: Annotated[float, Field(gt=0.0, le=1.0)] = 0.3
+    #: the share of a first slate the searched genre may fill for a user with no profile and nothing
+    #: played yet, the rest in their cohort's popularity order (a search is a guess, and the ranker
+    #: never saw such users); 1.0 leaves the model's order as it is
+    new_user_genre_cap: Annotated[float, Field(gt=0.0, le=1.0)] = 0.5
     host: str = "0.0.0.0"
     port: int = 50051
     metrics_port: int = 9464

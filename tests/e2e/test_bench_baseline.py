@@ -35,9 +35,8 @@ def test_baseline_and_fast_path_rank_identically(tiny_copy):
         baseline.close()
 
 
-def test_both_engines_spread_the_first_slate_of_a_user_with_no_profile(tiny_copy):
-    # one item a genre at most: the tiny world's model alone repeats genres in a top 10
-    settings = _settings(tiny_copy).model_copy(update={"new_user_genre_cap": 0.1})
+def test_both_engines_weave_the_searched_genre_into_a_newcomers_first_slate(tiny_copy):
+    settings = _settings(tiny_copy).model_copy(update={"new_user_genre_cap": 0.5})
     baseline, fast = build_baseline(settings), build(settings)
     try:
         index = fast.service.live.bundle.index
@@ -49,7 +48,8 @@ def test_both_engines_spread_the_first_slate_of_a_user_with_no_profile(tiny_copy
         a, b = baseline.rank(q), fast.rank(q)
         assert [i.item_id for i in a.items] == [i.item_id for i in b.items]
         genres = [index.genres[index.item_genre[index.item_index[i.item_id]]] for i in b.items]
-        assert len(genres) == len(set(genres)) == 6
+        # the searched genre on every other slot from the first, the cohort's popular items between
+        assert [g == genre for g in genres] == [True, False] * 3
     finally:
         fast.close()
         baseline.close()

@@ -101,31 +101,41 @@ def test_top_k_orders_by_score_and_keeps_candidate_order_on_ties():
     assert len(stages.top_k(np.zeros(0, np.float32), 5)) == 0
 
 
-def test_top_k_spread_caps_each_genre_and_fills_from_what_the_cap_held_back():
+def test_a_newcomers_slate_weaves_the_searched_genre_by_score_into_cohort_popularity():
     scores = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4], np.float32)
-    genres = np.array([0, 0, 0, 1, 0, 2])
-    # at most ceil(0.5·4) = 2 of a genre: the two best of genre 0, then the best of the others
-    np.testing.assert_array_equal(stages.top_k_spread(scores, genres, 4, 0.5), [0, 1, 3, 5])
-    # too few other genres: the held-back ones fill the slate, best first
-    np.testing.assert_array_equal(stages.top_k_spread(scores, genres, 6, 0.33), [0, 1, 3, 5, 2, 4])
-    np.testing.assert_array_equal(stages.top_k_spread(scores, genres, 4, 1.0), stages.top_k(scores, 4))
-    assert len(stages.top_k_spread(np.zeros(0, np.float32), np.zeros(0, int), 5, 0.3)) == 0
+    in_genre = np.array([False, True, False, True, True, False])
+    pop_rank = np.array([0.5, 0.1, 0.2, 0.0, 0.3, 0.0], np.float32)
+    # genre items best by score (1, 3, 4) on every other slot from the first; the rest by cohort
+    # popularity (5, 2, 0)
+    np.testing.assert_array_equal(stages.top_k_newcomer(scores, in_genre, pop_rank, 4, 0.5), [1, 5, 3, 2])
+    # the genre's share is a cap: at most ceil(0.25·4) = 1 of it while the rest lasts
+    np.testing.assert_array_equal(stages.top_k_newcomer(scores, in_genre, pop_rank, 4, 0.25), [1, 5, 2, 0])
+    # when the rest runs out the genre fills the slate, and the other way round
+    np.testing.assert_array_equal(stages.top_k_newcomer(scores, in_genre, pop_rank, 6, 0.15), [1, 5, 2, 0, 3, 4])
+    none = np.zeros(6, bool)
+    np.testing.assert_array_equal(stages.top_k_newcomer(scores, none, pop_rank, 3, 0.5), [3, 5, 1])  # ties: the score
+    assert len(stages.top_k_newcomer(np.zeros(0, np.float32), np.zeros(0, bool), np.zeros(0), 5, 0.3)) == 0
 
 
-def test_a_user_with_no_profile_and_nothing_played_gets_a_spread_slate_others_the_models_order(ctx):
+def test_a_user_with_no_profile_and_nothing_played_gets_the_woven_slate_others_the_models_order(ctx):
     index = ctx.variant.bundle.index
-    new = replace(ctx, request=tiny_request(k=6, profile={}), new_user_genre_cap=0.33)
+    new = replace(ctx, request=tiny_request(k=6, profile={}), new_user_genre_cap=0.5)
     c = stages.candidates(new)  # with the session's items: they steer, as for anyone
     top = stages.top_k(stages.score(new, stages.features(new, c)), 6)
     assert [i.item_id for i in stages.model_ranking(new, c)] == index.item_ids[c.idx[top]].tolist()
-    new = replace(new, request=replace(new.request, last_items=()))  # nothing played yet: spread
-    genres = index.item_genre[c.idx]
+    new = replace(new, request=replace(new.request, last_items=()))  # searched "rock", nothing played yet
+    scores = stages.score(new, stages.features(new, c))
+    rock = index.item_genre[c.idx] == index.genre_index["rock"]
+    assert 3 <= rock.sum() < len(c.idx) - 3  # both sides can fill their slots
     shown = [index.item_index[i.item_id] for i in stages.model_ranking(new, c)]
-    counts = np.bincount(index.item_genre[shown])
-    plain = stages.top_k(stages.score(new, stages.features(new, c)), 6)
-    assert len(set(genres.tolist())) >= 3  # enough genres among the candidates to spread over
-    assert counts.max() <= 2 < np.bincount(genres[plain]).max()  # the model alone would show 3+ of one
-    known = replace(ctx, request=tiny_request(k=6), new_user_genre_cap=0.33)
+    pos = {int(i): n for n, i in enumerate(c.idx)}
+    in_genre = [bool(rock[pos[i]]) for i in shown]
+    assert in_genre == [True, False] * 3  # every other slot, the genre's first
+    genre_best = [int(c.idx[j]) for j in np.argsort(-scores, kind="stable") if rock[j]][:3]
+    assert shown[0::2] == genre_best  # the genre's items: the model's best
+    others = [j for j in range(len(c.idx)) if not rock[j]]
+    assert shown[1::2] == [int(c.idx[j]) for j in sorted(others, key=lambda j: (c.pop_rank[j], -scores[j]))][:3]
+    known = replace(ctx, request=tiny_request(k=6), new_user_genre_cap=0.5)
     c = stages.candidates(known)
     top = stages.top_k(stages.score(known, stages.features(known, c)), 6)
     assert [i.item_id for i in stages.model_ranking(known, c)] == index.item_ids[c.idx[top]].tolist()
