@@ -1,0 +1,96 @@
+"""The column-wise screen of ingestion's contract check gives exactly the row-wise reasons."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+
+from ingest.intake import _normalize, _plainly_valid, _reasons
+
+NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
+SKEW_S = 300.0
+OLDEST = NOW - timedelta(days=400)
+
+POOLS: dict[str, list[object]] = {
+    "event_id": ["e1", "e2", "e3", " ", "", None, 7],
+    "user_id": ["u1", "u2", "  ", None, 42],
+    "item_id": ["i1", "i2", "", " ", None],
+    "type": ["play", "skip", "like", "impression", "view", "search", "feature_use", "dance", None],
+    "timestamp": [
+        NOW - timedelta(hours=1),
+        NOW - timedelta(days=30),
+        NOW + timedelta(seconds=SKEW_S - 0.0005),  # within a millisecond of the future limit, each side
+        NOW + timedelta(seconds=SKEW_S + 0.0005),
+        NOW + timedelta(seconds=SKEW_S + 1),
+        NOW + timedelta(days=4000),
+        OLDEST,  # exactly at the retention floor, and just under it
+        OLDEST - timedelta(microseconds=500),
+        OLDEST - timedelta(seconds=1),
+        datetime(1970, 1, 1, tzinfo=UTC),
+        datetime(1970, 1, 1, 0, 0, 0, 1000, tzinfo=UTC),
+        "not a time",
+        None,
+    ],
+    "schema_version": [1, 2, 3],
+    "consent_personalization": [True, False, "yes", "granted", "n", "maybe", None, 1, 0.0],
+    "consent_analytics": [None, "no", "true", "1", "?"],
+    "value": [0.5, 1.0, 0.0, 1.5, -0.1, np.nan, 5.0],
+    "weight": [np.nan, 1.0, 2.5, 0.5, np.inf],
+    "query": [None, "", "jazz", "  "],
+}
+
+
+def _frame(n: int, seed: int, **fixed: list[object]) -> tuple[pd.DataFrame, pd.Series]:
+    rng = np.random.default_rng(seed)
+    pools = {**POOLS, **fixed}
+
+    def draw(pool: list[object]) -> list[object]:
+        # the first value half the time, so that many rows are valid and the screen has work to do
+        picks = np.where(rng.random(n) < 0.5, 0, rng.integers(0, len(pool), n))
+        return [pool[k] for k in picks]
+
+    raw = pd.DataFrame({c: draw(pools[c]) for c in pools})
+    unique = rng.random(n) < 0.9  # most ids unique, the rest from the pool: duplicates and bad ids
+    raw.loc[unique, "event_id"] = [f"id{k}" for k in np.flatnonzero(unique)]
+    raw_ts = raw["timestamp"].copy()
+    return _normalize(raw), raw_ts
+
+
+def _both(frame: pd.DataFrame, raw_ts: pd.Series, known: set[str]) -> tuple[list, list]:
+    fast = _reasons(frame, known, NOW, SKEW_S, raw_ts, OLDEST)
+    slow = _reasons(frame, known, NOW, SKEW_S, raw_ts, OLDEST, row_wise=True)
+    return fast, slow
+
+
+def test_the_screen_finds_exactly_the_row_wise_reasons_on_numeric_columns() -> None:
+    frame, raw_ts = _frame(3000, seed=1)
+    # many rows must be screened as plainly valid, or this compares the row-wise check with itself
+    assert _plainly_valid(frame, NOW, SKEW_S, OLDEST).sum() > 100
+    fast, slow = _both(frame, raw_ts, known={"e2", "id5", "id6", "id7"})
+    assert fast == slow
+    kinds = {r.split(":")[0] for r in slow if r}
+    assert {"missing_id", "unknown_type", "bad_timestamp", "future_timestamp", "bad_consent", "retention"} <= kinds
+    assert {"bad_value", "bad_weight", "duplicate_event_id", "unknown_schema_version", "missing_query"} <= kinds
+    assert slow.count(None) > 0
+
+
+def test_mixed_columns_go_row_wise_and_still_agree() -> None:
+    mixed = {"value": [0.5, "0.7", None, 2], "schema_version": [1, 2, "2", 2.0, None]}
+    frame, raw_ts = _frame(800, seed=2, **mixed)
+    assert not _plainly_valid(frame, NOW, SKEW_S, OLDEST).any()
+    fast, slow = _both(frame, raw_ts, known=set())
+    assert fast == slow
+
+
+def test_a_duplicate_is_the_later_of_two_passing_rows_and_any_row_already_logged() -> None:
+    base = {"user_id": ["u1"], "item_id": ["i1"], "type": ["play"], "timestamp": [NOW - timedelta(hours=2)]}
+    rows = {**{c: [POOLS[c][0]] for c in POOLS}, **base, "value": [0.5], "weight": [np.nan]}
+    raw = pd.DataFrame({c: v * 4 for c, v in rows.items()})
+    raw["event_id"] = ["a", "b", "a", "c"]
+    raw.loc[0, "type"] = "dance"  # the first "a" fails the contract, so the second is the first to pass
+    frame = _normalize(raw)
+    got = _reasons(frame, {"c"}, NOW, SKEW_S, raw["timestamp"], OLDEST)
+    assert got[0] is not None and got[0].startswith("unknown_type")
+    assert got[1:] == [None, None, "duplicate_event_id: c"]
