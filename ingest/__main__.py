@@ -216,6 +216,7 @@ def import_(
         rows=summary.rows,
         accepted=report.accepted,
         quarantined=report.quarantined,
+        malformed_lines=summary.malformed_lines,
         consent=summary.consent,
         consent_default="grant" if settings.consent_granted_by_default else "deny",
     )

@@ -14,7 +14,9 @@ import gzip
 import io
 import lzma
 import re
+import warnings
 import zipfile
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +45,8 @@ _COMPRESSED = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open, ".zip": _op
 SEPARATORS = ("::", "\t", ",", ";", "|")
 _SEP_NAMES = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
 _SAMPLE_LINES = 200
+#: the share of sampled lines a separator must split alike when none splits them all alike
+SNIFF_AGREE = 0.9
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,29 @@ class Table:
     frame: pd.DataFrame
     #: what was read off the file rather than told (separator, encoding), for the import's report
     notes: list[str] = field(default_factory=list)
+    #: line numbers (1 = the first line of the file) of lines with the wrong number of fields, not read
+    malformed: list[int] = field(default_factory=list)
+
+
+_SKIPPED = re.compile(r"Skipping line (\d+)")
+
+
+def _read_csv(path: Path, kwargs: dict) -> tuple[pd.DataFrame, list[int]]:
+    """``pd.read_csv`` that reads past lines with the wrong number of fields and says which they
+    were: one stray separator in a million lines should not stop an import, nor vanish silently."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", pd.errors.ParserWarning)
+        frame = pd.read_csv(path, on_bad_lines="warn", **kwargs)
+    lines = [
+        int(n)
+        for w in caught
+        if issubclass(w.category, pd.errors.ParserWarning)
+        for n in _SKIPPED.findall(str(w.message))
+    ]
+    for w in caught:  # anything else is not ours to swallow
+        if not issubclass(w.category, pd.errors.ParserWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return frame, sorted(lines)
 
 
 def _suffixes(path: Path) -> tuple[str, str | None]:
@@ -103,18 +130,32 @@ def _sample(path: Path, compression: str | None, encoding: str) -> list[str]:
     return lines
 
 
-def _fields(lines: Sequence[str], sep: str) -> set[int]:
+def _fields(lines: Sequence[str], sep: str) -> Counter[int]:
+    """How many of ``lines`` split into each number of fields."""
     if len(sep) > 1:
-        return {len(line.split(sep)) for line in lines}
-    return {len(row) for row in csv.reader(io.StringIO("\n".join(lines)), delimiter=sep)}
+        return Counter(len(line.split(sep)) for line in lines)
+    return Counter(len(row) for row in csv.reader(io.StringIO("\n".join(lines)), delimiter=sep))
+
+
+def _width(lines: Sequence[str], sep: str) -> int:
+    """The number of fields most lines have (a stray malformed line does not set it)."""
+    return _fields(lines, sep).most_common(1)[0][0]
 
 
 def sniff_separator(lines: Sequence[str]) -> str | None:
-    best, width = None, 1
+    """The separator that splits the lines into one number of fields (the most, when several do);
+    failing that, the one that does so for the largest share of lines, if at least ``SNIFF_AGREE``
+    of them: a malformed line among the first ones (read past later, and reported) does not hide
+    the layout."""
+    best, key = None, (0.0, 1)
     for sep in SEPARATORS:
         counts = _fields(lines, sep)
-        if len(counts) == 1 and min(counts) > width:
-            best, width = sep, min(counts)
+        if not counts:
+            continue
+        width, n = counts.most_common(1)[0]
+        share = n / sum(counts.values())
+        if width > 1 and (share == 1.0 or share >= SNIFF_AGREE) and (share, width) > key:
+            best, key = sep, (share, width)
     return best
 
 
@@ -152,7 +193,7 @@ def _read_text(path: Path, ext: str, compression: str | None, layout: TextLayout
             notes.insert(0, f"separator {_sep_label(sniffed)} (read off the file; {layout.option('sep')} sets it)")
     names = None
     if layout.names is not None:
-        width = max(_fields(lines, sep)) if lines else len(layout.names)
+        width = _width(lines, sep) if lines else len(layout.names)
         if len(layout.names) > width:
             raise ImportFormatError(
                 f"{layout.option('names')} gives {len(layout.names)} columns but the {what} file {path.name} "
@@ -167,7 +208,15 @@ def _read_text(path: Path, ext: str, compression: str | None, layout: TextLayout
         kwargs["sep"] = sep
     if names is not None:
         kwargs.update(header=None, names=names)
-    return Table(pd.read_csv(path, **kwargs), notes)
+    frame, malformed = _read_csv(path, kwargs)
+    if malformed:
+        shown = ", ".join(str(n) for n in malformed[:10]) + (", …" if len(malformed) > 10 else "")
+        width = len(frame.columns)
+        notes.append(
+            f"skipped {len(malformed):,} malformed line{'s' if len(malformed) != 1 else ''} "
+            f"(not {width} fields): line {shown}"
+        )
+    return Table(frame, notes, malformed)
 
 
 def _sep_label(sep: str) -> str:

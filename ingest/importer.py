@@ -46,6 +46,8 @@ class ImportSummary:
     described_items: frozenset[str] = frozenset()
     #: what was read off the files rather than told (separator, encoding)
     read_notes: list[str] = field(default_factory=list)
+    #: lines of the interactions file with the wrong number of fields: not read, not imported
+    malformed_lines: list[int] = field(default_factory=list)
 
     def __str__(self) -> str:
         lines = [f"imported {self.source}: {self.rows:,} rows, {self.users:,} users, {self.items:,} items"]
@@ -64,6 +66,12 @@ class ImportSummary:
         for cause, n in self.problems.items():
             if n:
                 lines.append(f"  will be quarantined: {n:,} row{'s' if n != 1 else ''} with {cause}")
+        if self.malformed_lines:
+            n = len(self.malformed_lines)
+            lines.append(
+                f"  not imported: {n:,} malformed line{'s' if n != 1 else ''} of {self.source} (numbers above and in "
+                "the import's lineage record); fix them and import just those lines to add them"
+            )
         return "\n".join(lines)
 
 
@@ -249,6 +257,7 @@ def load_interactions(
         described_items=described,
         read_notes=[f"{source.name}: {n}" for n in table.notes]
         + [f"{Path(items).name}: {n}" for n in item_notes if items is not None],
+        malformed_lines=table.malformed,
     )
     return events, item_frame, summary
 

@@ -155,6 +155,9 @@ def test_explicit_separator_quoted_semicolons_and_an_undetectable_layout(tmp_pat
         ),
         (["196\t242\t3\t881250949", "186\t302\t3\t891717742"], "\t"),
         (["one column", "only"], None),
+        # one malformed line in twenty does not hide the layout; a file without one does not get one
+        ([f"{k}::{k + 1}::3::978300760" for k in range(19)] + ["5::6::3::978300760::x"], "::"),
+        ([f"{k}::{k + 1}::3" for k in range(8)] + ["5::6", "7", "a::b::c::d"], None),
     ],
 )
 def test_sniffing_the_separator(lines, expected):
@@ -220,3 +223,34 @@ def test_unsupported_compression_and_many_file_zips_are_clear_errors(tmp_path):
         z.writestr("movies.csv", "item_id,title\n")
     with pytest.raises(ImportFormatError, match="ml.zip holds 2 files; an import reads a zip of one file"):
         load_interactions(tmp_path / "ml.zip")
+
+
+@pytest.mark.parametrize("sep", [",", "::"])  # pandas' C parser and its Python one
+def test_malformed_lines_are_skipped_and_named_not_fatal_nor_silent(tmp_path, sep):
+    later = [(4, 40, 3, T0 + 10 * 86_400 + k) for k in range(10)]  # enough lines for the sniffer to outvote one
+    rows = [("user", "item", "stars", "time"), *RATINGS[:2], (9, 99, 4, T0, "stray"), *RATINGS[2:], *later]
+    path = _dat(tmp_path / "r.txt", rows, sep)
+    events, _, summary = load_interactions(
+        path, user_col="user", item_col="item", time_col="time", time_unit="s", rating_col="stars"
+    )
+    assert len(events) == 14 and "9" not in set(events["user_id"])  # every well-formed row; not the stray one
+    _check_ratings(events.head(4))
+    assert summary.malformed_lines == [4]  # the file's own line number (the header is line 1)
+    text = str(summary)
+    assert "skipped 1 malformed line (not 4 fields): line 4" in text
+    assert "not imported: 1 malformed line of r.txt" in text
+
+
+def test_the_import_command_records_malformed_lines_in_lineage(tmp_path, monkeypatch):
+    from ingest.__main__ import app
+    from setlist.lineage import imports
+
+    monkeypatch.setenv("SETLIST_DATA_DIR", str(tmp_path / "data"))
+    rows = [("u", "i", "r", "t"), *RATINGS, *[(5, 50, 3, T0 + k, "x", "y") for k in range(12)]]
+    path = _dat(tmp_path / "ratings.csv", rows, ",")
+    args = ["import", str(path), "--user-col", "u", "--item-col", "i", "--time-col", "t", "--time-unit", "s"]
+    result = CliRunner().invoke(app, [*args, "--rating-col", "r"])
+    assert result.exit_code == 0, result.output
+    assert "line 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, …" in result.output  # the first ten, then an ellipsis
+    (record,) = imports(tmp_path / "data" / "lineage")
+    assert record["malformed_lines"] == list(range(6, 18)) and record["rows"] == 4
