@@ -45,6 +45,8 @@ _COMPRESSED = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open, ".zip": _op
 SEPARATORS = ("::", "\t", ",", ";", "|")
 _SEP_NAMES = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
 _SAMPLE_LINES = 200
+#: single-character separators whose formats never quote (see ``_quoting``)
+UNQUOTED = ("\t",)
 #: the share of sampled lines a separator must split alike when none splits them all alike
 SNIFF_AGREE = 0.9
 
@@ -130,11 +132,26 @@ def _sample(path: Path, compression: str | None, encoding: str) -> list[str]:
     return lines
 
 
+def _quoting(sep: str) -> int:
+    """Tab-separated text (IANA's TSV) and ``::`` files have no quoting: a quote character is text.
+    Read as CSV, a track named ``"Weird Song`` would open a quoted field that swallows every line
+    up to the next quote character."""
+    return csv.QUOTE_NONE if len(sep) > 1 or sep in UNQUOTED else csv.QUOTE_MINIMAL
+
+
 def _fields(lines: Sequence[str], sep: str) -> Counter[int]:
     """How many of ``lines`` split into each number of fields."""
     if len(sep) > 1:
         return Counter(len(line.split(sep)) for line in lines)
-    return Counter(len(row) for row in csv.reader(io.StringIO("\n".join(lines)), delimiter=sep))
+    rows = csv.reader(io.StringIO("\n".join(lines)), delimiter=sep, quoting=_quoting(sep))
+    return Counter(len(row) for row in rows)
+
+
+def _count_lines(path: Path, compression: str | None, encoding: str) -> int:
+    """Non-blank lines of the file (pandas skips blank ones)."""
+    opener = _COMPRESSED.get(compression or "", open)
+    with opener(path, "rt", encoding=encoding, newline="") as f:  # type: ignore[operator]
+        return sum(1 for line in f if line.strip())
 
 
 def _width(lines: Sequence[str], sep: str) -> int:
@@ -202,13 +219,23 @@ def _read_text(path: Path, ext: str, compression: str | None, layout: TextLayout
         # unnamed trailing columns get positional names, so none of them becomes an index
         names = list(layout.names) + [f"column_{k + 1}" for k in range(len(layout.names), width)]
     kwargs: dict = {"dtype": str, "keep_default_na": False, "na_values": [""], "encoding": encoding}
-    if len(sep) > 1:  # pandas' C parser takes one character; these formats never quote
+    if len(sep) > 1:  # pandas' C parser takes one character
         kwargs.update(engine="python", sep=re.escape(sep), quoting=csv.QUOTE_NONE)
     else:
-        kwargs["sep"] = sep
+        kwargs.update(sep=sep, quoting=_quoting(sep))
     if names is not None:
         kwargs.update(header=None, names=names)
     frame, malformed = _read_csv(path, kwargs)
+    # a quoted field may hold line breaks; more lines than rows says some did, which in a log is
+    # usually a stray quote character: said, not silently folded into another row
+    lines_read = len(frame) + len(malformed) + (0 if names is not None else 1)
+    total = _count_lines(path, compression, encoding) if kwargs["quoting"] != csv.QUOTE_NONE else lines_read
+    if total > lines_read:
+        notes.append(
+            f"{total - lines_read:,} line{'s' if total - lines_read != 1 else ''} read as part of quoted fields "
+            f"that span lines ({len(frame):,} rows from {total:,} lines): if the file does not quote its "
+            "fields, a stray quote character joined them; check the rows around it"
+        )
     if malformed:
         shown = ", ".join(str(n) for n in malformed[:10]) + (", …" if len(malformed) > 10 else "")
         width = len(frame.columns)

@@ -254,3 +254,24 @@ def test_the_import_command_records_malformed_lines_in_lineage(tmp_path, monkeyp
     assert "line 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, …" in result.output  # the first ten, then an ellipsis
     (record,) = imports(tmp_path / "data" / "lineage")
     assert record["malformed_lines"] == list(range(6, 18)) and record["rows"] == 4
+
+
+def test_tab_separated_text_has_no_quoting_so_a_stray_quote_is_just_text(tmp_path):
+    # a Last.fm-style listening log: an unbalanced quote opening a track name must not swallow lines
+    rows = [(f"user_{k % 3}", f"2008-05-0{1 + k % 9}T10:00:00Z", f"t{k}", f"Song {k}") for k in range(12)]
+    rows[2] = (*rows[2][:3], '"Weird Song')
+    path = _dat(tmp_path / "listens.tsv", rows, "\t")
+    layout = TextLayout(names=("user", "time", "track", "name"))
+    events, _, summary = load_interactions(path, user_col="user", item_col="track", time_col="time", layout=layout)
+    assert len(events) == 12 and summary.rows == 12
+    assert not any("quoted fields" in n for n in summary.read_notes)
+
+
+def test_a_stray_quote_in_a_comma_file_is_reported_not_silently_folded(tmp_path):
+    rows = [("user", "item", "time", "note")] + [(k, k, f"2008-05-0{1 + k % 9}", "ok") for k in range(10)]
+    rows[3], rows[7] = (2, 2, "2008-05-03", '"oops'), (6, 6, "2008-05-07", 'oops"')  # opened, closed 4 lines on
+    path = _dat(tmp_path / "r.csv", rows, ",")
+    events, _, summary = load_interactions(path, user_col="user", item_col="item", time_col="time")
+    assert len(events) < 10  # the parser did join lines: the quote opened a field that ran on
+    (note,) = [n for n in summary.read_notes if "quoted fields" in n]
+    assert f"({len(events)} rows from 11 lines)" in note
