@@ -46,11 +46,35 @@ def gate(
     return failures
 
 
-def quarantine(settings: Settings, batches: FeatureBatches, failures: list[str]) -> Path:
+#: the session view's list columns (fixed, not declared): lists of item ids
+STRING_LISTS = ("session_last_items", "session_blocked_items")
+#: declared dtypes that are lists, and their element type
+LIST_ELEMENTS = {"float_list": pa.float32()}
+
+
+def feature_table(frame: pd.DataFrame, features: FeatureSet | None = None) -> pa.Table:
+    """A feature frame as Arrow with every list column typed. A list column whose lists are all empty
+    comes out of pandas as ``list<null>`` (a log without skips leaves every session's blocked items
+    empty), and Feast's file source then fails to read it back as the list it declares."""
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    elements = dict.fromkeys(STRING_LISTS, pa.string())
+    if features is not None:
+        for view in ("user_profile", "item_stats"):
+            elements.update((f.name, LIST_ELEMENTS[f.dtype]) for f in features.view(view) if f.dtype in LIST_ELEMENTS)
+    for i, field in enumerate(table.schema):
+        if pa.types.is_list(field.type) and pa.types.is_null(field.type.value_type):
+            typed = pa.list_(elements.get(field.name, pa.string()))
+            table = table.set_column(i, pa.field(field.name, typed, field.nullable), table.column(i).cast(typed))
+    return table
+
+
+def quarantine(
+    settings: Settings, batches: FeatureBatches, failures: list[str], features: FeatureSet | None = None
+) -> Path:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     where = settings.quarantine_dir / "features" / stamp
     for fname, frame in batch_files(batches):
-        write_atomic(pa.Table.from_pandas(frame, preserve_index=False), where / fname)
+        write_atomic(feature_table(frame, features), where / fname)
     (where / "report.json").write_text(json.dumps({"failures": failures}, indent=2))
     return where
 

@@ -6,13 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pandas as pd
-import pyarrow as pa
 
 from feature_repo import declarations
 from feature_repo.build import FeatureBatches, build_prepared
 from feature_repo.buildstate import Plan
 from feature_repo.declared import Declared
-from feature_repo.gate import FeatureBatchRejected, batch_files, gate, reject
+from feature_repo.gate import FeatureBatchRejected, batch_files, feature_table, gate, reject
 from feature_repo.incremental import read_events
 from feature_repo.publish_online import materialize_views
 from feature_repo.publish_record import PublishReport, Step, record_version, save_state, snapshot_hash
@@ -59,11 +58,12 @@ def _gate_and_write(
 ) -> _Written:
     """Validate a whole batch and write its files (the full path)."""
     step("validating the feature batch")
-    failures = gate(batches, features=features or declarations.load(settings))
+    features = features or declarations.load(settings)
+    failures = gate(batches, features=features)
     if failures:
         raise reject(settings, batches, failures)
     for fname, frame in batch_files(batches):
-        write_atomic(pa.Table.from_pandas(frame, preserve_index=False), settings.features_dir / fname)
+        write_atomic(feature_table(frame, features), settings.features_dir / fname)
     return _Written(
         rows={f: len(df) for f, df in batch_files(batches)},
         consent=batches.consent,

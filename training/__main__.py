@@ -71,6 +71,12 @@ def main(trees: int = typer.Option(None, help="ranker trees (default: SETLIST_RA
     _report_models(settings)
     verdict = "[green]promoted to champion[/]" if r.promoted else "[yellow]kept as challenger[/]"
     console.print(f"setlist-candidates v{r.versions[0]}, setlist-ranker v{r.versions[1]}: {verdict} — {r.reason}")
+    if not r.promoted and registry.find_pair(registry.reader(settings), settings, CHAMPION) is None:
+        console.print(
+            "[yellow]no model is champion yet, so `make serve` stays not ready.[/] The gate wants the model to "
+            "beat popularity on the hold-out; to serve this one anyway: "
+            "python -m training.promote --reason '…' (recorded with the versions and in the lineage)"
+        )
 
 
 def _report_models(settings: Settings) -> None:

@@ -25,6 +25,8 @@ from setlist.publish import PublishLog
 from setlist.settings import Settings, get_settings
 
 app = App(add_completion=False, help="Trace a registered model version back to its data.")
+#: set by ``python -m training.promote`` on both versions of a pair promoted by hand: the reason
+MANUAL_TAG = "promotion.manual"
 console = cli_console()
 
 
@@ -54,6 +56,9 @@ def trace(settings: Settings, version: str | None, model: str = "ranker") -> Tre
     pair = mv.tags.get(registry.TAG_CANDIDATES_VERSION), mv.tags.get(registry.TAG_RANKER_VERSION)
     if all(pair):
         root.add(f"pair: {settings.candidates_model} v{pair[0]} + {settings.ranker_model} v{pair[1]}")
+    manual = mv.tags.get(MANUAL_TAG)
+    if manual:
+        root.add(f"[yellow]promoted to champion by hand, past the promotion gate:[/] {manual}")
     if run is None:
         root.add("[yellow]no training run is recorded for this version[/]")
         return root

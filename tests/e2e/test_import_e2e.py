@@ -44,3 +44,51 @@ def test_movielens_style_csv_imports_and_materializes(tmp_path):
     published = publish(settings)
     assert published.version == 1
     assert published.rows["user_profile.parquet"] > 0 and published.rows["item_stats.parquet"] > 0
+
+
+def test_a_listening_log_of_plays_only_imports_and_materializes(tmp_path):
+    """A Last.fm-style log: tab-separated, no header, ISO times, every row a play (so no session
+    ever blocks an item), a track name opening with an unbalanced quote, some rows without a track id."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from feature_repo.materialize import publish
+    from ingest.import_files import TextLayout
+    from ingest.importer import load_interactions
+    from ingest.intake import ingest
+
+    rng = np.random.default_rng(5)
+    n = 3000
+    start = pd.Timestamp("2026-09-01", tz="UTC")
+    times = start + pd.to_timedelta(rng.integers(0, 20 * 86400, n), unit="s")
+    tracks = rng.integers(0, 200, n)
+    lines = [
+        "\t".join(
+            (
+                f"user_{rng.integers(0, 60):06d}",
+                t.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                f"artist{k % 40}",
+                "" if k % 37 == 0 else f"track-{k:04d}",
+                '"Weird Song' if k == 7 else f"Song {k}",
+            )
+        )
+        for t, k in zip(times, tracks)
+    ]
+    (tmp_path / "listens.tsv").write_text("\n".join(lines) + "\n")
+    settings = tiny_settings(tmp_path / "data")
+    events, _, summary = load_interactions(
+        tmp_path / "listens.tsv",
+        user_col="user",
+        item_col="track",
+        time_col="time",
+        layout=TextLayout(names=("user", "time", "artist", "track", "name")),
+    )
+    assert summary.rows == n and set(events["type"]) == {"play"}
+    report = ingest(events, settings, source="import")
+    missing = int((tracks % 37 == 0).sum())
+    assert report.accepted == n - missing and report.quarantined == missing
+    published = publish(settings)
+    assert published.version == 1 and published.rows["session.parquet"] > 0
+    session = pq.read_schema(settings.features_dir / "session.parquet")
+    blocked = session.field("session_blocked_items").type
+    assert pa.types.is_list(blocked) and pa.types.is_string(blocked.value_type)  # typed, though every list is empty

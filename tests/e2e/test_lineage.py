@@ -63,3 +63,33 @@ def test_lineage_walks_from_a_model_version_to_its_imports_and_gates(tiny_copy, 
     assert cli.exit_code == 0 and "training set sha256" in cli.output
     missing = runner.invoke(lineage_app, ["999"])
     assert missing.exit_code != 0 and "no version '999'" in missing.output and "Traceback" not in missing.output
+
+
+def test_promoting_the_challenger_by_hand_needs_a_reason_and_is_recorded(tiny_copy, monkeypatch) -> None:
+    from setlist import registry
+    from setlist.lineage import gates
+    from setlist.settings import get_settings
+    from training.lineage import trace
+    from training.promote import app as promote_app
+
+    s = tiny_copy.settings
+    monkeypatch.setenv("SETLIST_DATA_DIR", str(s.data_dir))
+    monkeypatch.setenv("SETLIST_SCALE", s.scale)
+    get_settings.cache_clear()
+    client = registry.connect(s)
+    challenger = registry.lookup_pair(client, s, registry.CHALLENGER)
+    names = registry.model_names(s)
+    for name in (names.candidates, names.ranker):  # as after a first run the gate kept as challenger
+        client.delete_registered_model_alias(name, registry.CHAMPION)
+    assert registry.find_pair(client, s, registry.CHAMPION) is None
+    runner = CliRunner()
+    refused = runner.invoke(promote_app, ["--reason", "  "])
+    assert refused.exit_code == 2 and "--reason must say why" in refused.output
+    assert registry.find_pair(client, s, registry.CHAMPION) is None
+    done = runner.invoke(promote_app, ["--reason", "popularity is hard to beat on this log"])
+    assert done.exit_code == 0, done.output
+    assert registry.lookup_pair(client, s, registry.CHAMPION) == challenger
+    (gate,) = [g for g in gates(s.lineage_dir) if g["gate"] == "promotion"]
+    assert gate["manual"] is True and gate["reason"] == "popularity is hard to beat on this log"
+    text = _text(trace(s, challenger.ranker))
+    assert "promoted to champion by hand, past the promotion gate: popularity is hard to beat on this log" in text

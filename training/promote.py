@@ -1,0 +1,48 @@
+"""``python -m training.promote --reason "…"``: move ``champion`` onto the current challenger by hand.
+
+The promotion gate keeps a model that does not beat popularity (or the champion) on the hold-out as
+``challenger``. On a first run that leaves nothing to serve: the server stays not ready until some
+pair is champion. This is the deliberate way past the gate: the reason is recorded on both versions
+(``promotion.manual``) and in the lineage's gate log, so the decision stays visible to whoever looks
+at the model later (``make lineage``)."""
+
+from __future__ import annotations
+
+import typer
+
+from setlist import registry
+from setlist.cli import App
+from setlist.cli import console as cli_console
+from setlist.errors import InputMissing, UsageError
+from setlist.lineage import record_gate
+from setlist.registry import CHALLENGER, CHAMPION
+from setlist.settings import get_settings
+from training.lineage import MANUAL_TAG
+
+app = App(add_completion=False, help="Promote the current challenger to champion by hand, with a reason.")
+console = cli_console()
+
+
+@app.command()
+def main(reason: str = typer.Option(..., help="why this pair is served despite the gate (recorded)")) -> None:
+    if not reason.strip():
+        raise UsageError("--reason must say why: it is recorded with the promotion")
+    settings = get_settings()
+    client = registry.connect(settings)
+    found = registry.find_pair(client, settings, CHALLENGER)
+    if found is None:
+        raise InputMissing("no challenger to promote: `make train` registers one")
+    pair = found.pair
+    before = registry.find_pair(client, settings, CHAMPION)
+    registry.set_alias(client, settings, pair, CHAMPION)
+    registry.tag_pair(client, settings, pair, {MANUAL_TAG: reason.strip()[:500]})
+    record_gate(settings.lineage_dir, "promotion", True, f"ranker:{pair[1]}", manual=True, reason=reason.strip()[:500])
+    was = f"v{before.candidates}+v{before.ranker}" if before else "none"
+    console.print(
+        f"champion: setlist-candidates v{pair[0]}, setlist-ranker v{pair[1]} (was {was}); "
+        "a running server picks it up at its next refresh"
+    )
+
+
+if __name__ == "__main__":
+    app()
