@@ -129,7 +129,7 @@ def fixture(
 @jobmetrics.reports("import")
 def import_(
     source: Path = typer.Argument(
-        ..., help="interactions: delimited text (.csv, .tsv, .dat, …), .jsonl or .parquet, optionally compressed"
+        ..., help="interactions: delimited text (.csv, .tsv, .dat, …), .jsonl, .json or .parquet, optionally compressed"
     ),
     user_col: str = "user_id",
     item_col: str = "item_id",

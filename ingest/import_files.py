@@ -204,7 +204,7 @@ def _read_text(path: Path, ext: str, compression: str | None, layout: TextLayout
             raise ImportFormatError(
                 f"cannot tell how the {what} file {path.name} is separated: no separator among "
                 f"{', '.join(repr(s) for s in SEPARATORS)} splits its lines into the same number of fields; "
-                f"pass {layout.option('sep')} (an import takes delimited text, .jsonl and .parquet)"
+                f"pass {layout.option('sep')} (an import takes delimited text, JSON lines or arrays and .parquet)"
             )
         if sniffed and sniffed != default:
             notes.insert(0, f"separator {_sep_label(sniffed)} (read off the file; {layout.option('sep')} sets it)")
@@ -261,18 +261,20 @@ def read_table(path: Path, what: str, layout: TextLayout | None = None) -> Table
             f"{path.name}: zstd is not among the compressions an import reads (.gz, .bz2, .xz, .zip)"
         )
     try:
-        if ext in (".jsonl", ".ndjson", ".parquet", ".pq"):
+        if ext in (".jsonl", ".ndjson", ".json", ".parquet", ".pq"):
             if layout.sep is not None or layout.names is not None:
                 raise ImportFormatError(
                     f"{layout.option('sep')} and {layout.option('names')} are for delimited text, not {ext} files"
                 )
             if ext in (".parquet", ".pq"):
                 return Table(pd.read_parquet(path))
+            if ext == ".json":
+                return _read_json(path, compression, what)
             return Table(pd.read_json(path, lines=True, dtype=False))
-        if ext in (".xlsx", ".xls", ".json"):
+        if ext in (".xlsx", ".xls"):
             raise ImportFormatError(
                 f"unknown {what} file format {path.name!r}: expected delimited text (.csv, .tsv, .dat, …), "
-                ".jsonl or .parquet (optionally compressed, e.g. .csv.gz)"
+                ".jsonl, .json or .parquet (optionally compressed, e.g. .csv.gz)"
             )
         return _read_text(path, ext, compression, layout, what)
     except ImportFormatError:
@@ -281,9 +283,28 @@ def read_table(path: Path, what: str, layout: TextLayout | None = None) -> Table
         if not ext or ext not in (".csv", ".tsv", ".txt", ".dat"):
             raise ImportFormatError(
                 f"unknown {what} file format {path.name!r} ({exc}): expected delimited text (.csv, .tsv, .dat, …), "
-                ".jsonl or .parquet (optionally compressed, e.g. .csv.gz)"
+                ".jsonl, .json or .parquet (optionally compressed, e.g. .csv.gz)"
             ) from exc
         raise ImportFormatError(f"cannot read {what} file {path.name}: {exc}") from exc
+
+
+def _read_json(path: Path, compression: str | None, what: str) -> Table:
+    """A ``.json`` file: an array of objects, or one object per line (how review datasets such as
+    Amazon's ship, under ``.json`` or ``.json.gz``); which one is read off its first character."""
+    opener = _COMPRESSED.get(compression or "", open)
+    with opener(path, "rt", encoding="utf-8") as f:  # type: ignore[operator]
+        head = f.read(4096).lstrip()
+    if head.startswith("["):
+        return Table(pd.read_json(path, dtype=False), ["an array of JSON objects"])
+    if head.startswith("{"):
+        try:
+            return Table(pd.read_json(path, lines=True, dtype=False), ["one JSON object per line"])
+        except ValueError as exc:
+            raise ImportFormatError(
+                f"cannot read {what} file {path.name} as one JSON object per line ({exc}); a .json file must hold "
+                "an array of objects or one object per line"
+            ) from exc
+    raise ImportFormatError(f"{what} file {path.name} holds neither an array of JSON objects nor one object per line")
 
 
 def _looks_like_data(name: object) -> bool:

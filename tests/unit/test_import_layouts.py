@@ -275,3 +275,29 @@ def test_a_stray_quote_in_a_comma_file_is_reported_not_silently_folded(tmp_path)
     assert len(events) < 10  # the parser did join lines: the quote opened a field that ran on
     (note,) = [n for n in summary.read_notes if "quoted fields" in n]
     assert f"({len(events)} rows from 11 lines)" in note
+
+
+@pytest.mark.parametrize("shape", ["lines", "array", "lines.gz"])
+def test_json_files_hold_an_array_or_one_object_per_line(tmp_path, shape):
+    import gzip
+    import json
+
+    records = [{"reviewerID": f"A{u}", "asin": f"B{i}", "overall": r, "unixReviewTime": t} for u, i, r, t in RATINGS]
+    text = json.dumps(records) if shape == "array" else "\n".join(json.dumps(r) for r in records) + "\n"
+    path = tmp_path / ("reviews.json.gz" if shape.endswith(".gz") else "reviews.json")
+    path.write_bytes(gzip.compress(text.encode()) if shape.endswith(".gz") else text.encode())
+    events, _, summary = load_interactions(
+        path, user_col="reviewerID", item_col="asin", time_col="unixReviewTime", time_unit="s", rating_col="overall"
+    )
+    assert events["user_id"].tolist() == ["A1", "A1", "A2", "A3"] and events["item_id"].tolist()[0] == "B10"
+    assert events["type"].tolist() == ["like", "play", "skip", "like"]
+    assert any(("array" if shape == "array" else "per line") in n for n in summary.read_notes)
+
+
+def test_a_json_file_that_is_neither_shape_is_a_clear_error(tmp_path):
+    (tmp_path / "a.json").write_text('"just a string"')
+    with pytest.raises(ImportFormatError, match="neither an array of JSON objects nor one object per line"):
+        load_interactions(tmp_path / "a.json")
+    (tmp_path / "b.json").write_text("{'reviewerID': 'loose, not JSON'}\n")
+    with pytest.raises(ImportFormatError, match="cannot read interactions file b.json as one JSON object per line"):
+        load_interactions(tmp_path / "b.json")
