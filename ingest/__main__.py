@@ -164,6 +164,11 @@ def import_(
     encoding: str | None = typer.Option(
         None, help="text encoding of both files (default: UTF-8, or Latin-1 when the file is not UTF-8)"
     ),
+    no_time: bool = typer.Option(
+        False,
+        "--no-time",
+        help="the file has no time column: rows are stamped in file order, a second apart, ending now",
+    ),
 ) -> None:
     """Import your own interactions into the event contract."""
     from ingest.importer import ImportFormatError, TextLayout, load_interactions
@@ -174,12 +179,14 @@ def import_(
         raise UsageError(f"--time-unit must be s or ms, got {time_unit!r}")
     if query_col and not type_col:
         raise UsageError("--query-col needs --type-col: only search and feature_use rows carry text")
+    if no_time and time_unit:
+        raise UsageError("--no-time and --time-unit contradict each other: a file without times has no unit")
     try:
         events, item_frame, summary = load_interactions(
             source,
             user_col=user_col,
             item_col=item_col,
-            time_col=time_col,
+            time_col=None if no_time else time_col,
             time_unit=time_unit,
             rating_col=rating_col,
             type_col=type_col,

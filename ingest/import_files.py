@@ -325,6 +325,8 @@ def require_columns(frame: pd.DataFrame, columns: dict[str, str | None], path: P
                     f"{len(frame.columns)} columns in order with {names_option} "
                     f"(e.g. {names_option} {','.join(_example_names(len(frame.columns)))})"
                 )
+            if role == "time" and not hint:
+                hint = "; a file without times imports with --no-time (rows stamped in file order)"
             raise ImportFormatError(
                 f"{role} column {col!r} not found in {Path(path).name}; available columns: "
                 f"{', '.join(map(str, frame.columns))}{hint}"

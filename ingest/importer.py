@@ -159,11 +159,23 @@ def _events(
     return events.sort_values("timestamp", kind="mergesort", na_position="last").reset_index(drop=True)
 
 
+#: seconds between the rows of a file without a time column (``file_order_times``)
+UNTIMED_STEP_S = 1.0
+
+
+def file_order_times(n: int, end: pd.Timestamp) -> tuple[pd.Series, pd.Series]:
+    """Times for ``n`` rows that have none: file order, ``UNTIMED_STEP_S`` apart, the last at
+    ``end``; and the raw time the event ids hash (empty, so a re-import gets the same ids)."""
+    offsets = pd.to_timedelta((np.arange(n) - (n - 1)) * UNTIMED_STEP_S, unit="s")
+    ts = pd.Series(end.floor("s") + offsets).dt.tz_convert("UTC") if n else pd.Series([], dtype="datetime64[ns, UTC]")
+    return ts, pd.Series([""] * n, dtype=object)
+
+
 def load_interactions(
     source: Path,
     user_col: str = "user_id",
     item_col: str = "item_id",
-    time_col: str = "timestamp",
+    time_col: str | None = "timestamp",
     time_unit: str | None = None,
     rating_col: str | None = None,
     type_col: str | None = None,
@@ -175,6 +187,7 @@ def load_interactions(
     query_col: str | None = None,
     layout: TextLayout | None = None,
     items_layout: TextLayout | None = None,
+    now: pd.Timestamp | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame | None, ImportSummary]:
     """Read interactions and (optionally) item metadata into raw events and an item frame.
 
@@ -191,6 +204,9 @@ def load_interactions(
 
     ``layout`` and ``items_layout`` say how delimited text is laid out (separator, header names,
     encoding); whatever they leave open is read off the file and reported in the summary.
+
+    ``time_col=None``: the file has no times (many public ratings sets); rows are stamped in file
+    order ending at ``now`` (``file_order_times``), and the summary says so.
     """
     source = Path(source)
     table = read_table(source, "interactions", layout)
@@ -213,7 +229,16 @@ def load_interactions(
     raw = raw.reset_index(drop=True)
     n = len(raw)
     users, item_ids = clean_ids(raw[user_col]), clean_ids(raw[item_col])
-    ts = parse_time(raw[time_col], time_unit, time_col)
+    untimed_note: list[str] = []
+    if time_col is None:
+        ts, raw_time = file_order_times(n, now or pd.Timestamp.now(tz="UTC"))
+        untimed_note = [
+            f"no time column: rows stamped in file order, {UNTIMED_STEP_S:g} s apart, ending at the import "
+            f"({ts.iloc[0].isoformat() if n else '-'} … {ts.iloc[-1].isoformat() if n else '-'}); time windows "
+            "and splits then follow the file's order"
+        ]
+    else:
+        ts, raw_time = parse_time(raw[time_col], time_unit, time_col), raw[time_col]
     types, value = types_and_values(raw, rating_col, type_col)
 
     consent = tuple(_consent_values(raw, col, assume_consent) for col in (consent_col, analytics_consent_col))
@@ -221,7 +246,7 @@ def load_interactions(
     if no_item.any():  # a search or a feature use names no item: "" is the contract's "none"
         item_ids = item_ids.where(~no_item | item_ids.notna(), "")
     query = raw[query_col].astype("string").astype(object).where(raw[query_col].notna(), None) if query_col else None
-    events = _events(raw[time_col], users, item_ids, ts, types, value, (consent[0], consent[1]), query)
+    events = _events(raw_time, users, item_ids, ts, types, value, (consent[0], consent[1]), query)
 
     seen = pd.Series(sorted(i for i in item_ids.dropna().unique() if i), dtype=object)
     item_frame, catalog_rows, missing, item_notes = item_frame_for(seen, items, item_id_col, items_layout)
@@ -255,7 +280,7 @@ def load_interactions(
         items_without_metadata=missing,
         consent=consent_basis(consent_col, analytics_consent_col, assume_consent),
         described_items=described,
-        read_notes=[f"{source.name}: {n}" for n in table.notes]
+        read_notes=[f"{source.name}: {n}" for n in [*table.notes, *untimed_note]]
         + [f"{Path(items).name}: {n}" for n in item_notes if items is not None],
         malformed_lines=table.malformed,
     )

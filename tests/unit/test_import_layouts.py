@@ -301,3 +301,38 @@ def test_a_json_file_that_is_neither_shape_is_a_clear_error(tmp_path):
     (tmp_path / "b.json").write_text("{'reviewerID': 'loose, not JSON'}\n")
     with pytest.raises(ImportFormatError, match="cannot read interactions file b.json as one JSON object per line"):
         load_interactions(tmp_path / "b.json")
+
+
+def test_a_file_without_times_is_stamped_in_file_order_ending_now(tmp_path, monkeypatch):
+    from ingest.__main__ import app
+
+    path = tmp_path / "BX-Book-Ratings.csv"
+    path.write_text('"User-ID";"ISBN";"Book-Rating"\n"9";"B1";"8"\n"7";"B2";"2"\n"9";"B3";"5"\n')
+    with pytest.raises(ImportFormatError, match="a file without times imports with --no-time"):
+        load_interactions(path, user_col="User-ID", item_col="ISBN", rating_col="Book-Rating")
+    now = pd.Timestamp("2026-06-01 12:00:00.700", tz="UTC")
+    events, _, summary = load_interactions(
+        path, user_col="User-ID", item_col="ISBN", rating_col="Book-Rating", time_col=None, now=now
+    )
+    # file order kept (the events are in time order), one second apart, the last at the import's second
+    assert events["item_id"].tolist() == ["B1", "B2", "B3"]
+    assert events["timestamp"].tolist() == [
+        pd.Timestamp("2026-06-01 11:59:58", tz="UTC") + pd.Timedelta(seconds=k) for k in range(3)
+    ]
+    assert any("no time column: rows stamped in file order" in n for n in summary.read_notes)
+    again, _, _ = load_interactions(
+        path,
+        user_col="User-ID",
+        item_col="ISBN",
+        rating_col="Book-Rating",
+        time_col=None,
+        now=now + pd.Timedelta(days=1),
+    )
+    assert again["event_id"].tolist() == events["event_id"].tolist()  # a re-import is caught as duplicates
+    monkeypatch.setenv("SETLIST_DATA_DIR", str(tmp_path / "data"))
+    args = ["import", str(path), "--user-col", "User-ID", "--item-col", "ISBN", "--no-time"]
+    both = CliRunner().invoke(app, [*args, "--time-unit", "s"])
+    assert both.exit_code == 2 and "--no-time and --time-unit contradict" in both.stderr
+    done = CliRunner().invoke(app, [*args, "--rating-col", "Book-Rating"])
+    assert done.exit_code == 0, done.output
+    assert "accepted into the event log" in done.output and "no time column" in done.output
