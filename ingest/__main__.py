@@ -169,6 +169,9 @@ def import_(
         "--no-time",
         help="the file has no time column: rows are stamped in file order, a second apart, ending now",
     ),
+    memory_check: bool = typer.Option(
+        True, help="refuse a file too big for the memory available (estimated from its size) before reading it"
+    ),
 ) -> None:
     """Import your own interactions into the event contract."""
     from ingest.importer import ImportFormatError, TextLayout, load_interactions
@@ -181,6 +184,8 @@ def import_(
         raise UsageError("--query-col needs --type-col: only search and feature_use rows carry text")
     if no_time and time_unit:
         raise UsageError("--no-time and --time-unit contradict each other: a file without times has no unit")
+    if memory_check:
+        _check_memory(source, settings.import_bytes_per_row)
     try:
         events, item_frame, summary = load_interactions(
             source,
@@ -226,6 +231,26 @@ def import_(
         malformed_lines=summary.malformed_lines,
         consent=summary.consent,
         consent_default="grant" if settings.consent_granted_by_default else "deny",
+    )
+
+
+def _check_memory(source: Path, bytes_per_row: int) -> None:
+    """Refuse, before any work, a file whose import would not fit in memory: a clear message now
+    rather than the kernel killing the import half-way."""
+    from ingest.import_files import available_memory, estimate_rows
+
+    rows, free = estimate_rows(source), available_memory()
+    if rows is None or free is None:
+        return
+    need = rows * bytes_per_row
+    if need <= 0.9 * free:
+        return
+    fits = int(0.9 * free / bytes_per_row)
+    raise UsageError(
+        f"{source.name} holds about {rows:,} rows; importing it at once needs about {need / 2**30:.1f} GB and "
+        f"{free / 2**30:.1f} GB is available. Import it in parts of at most ~{fits:,} rows, split by user "
+        "(each part keeping the header line, or with --names), one `make import` per part (docs/scale.md); "
+        "--no-memory-check skips this estimate"
     )
 
 

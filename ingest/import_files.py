@@ -12,6 +12,7 @@ import bz2
 import csv
 import gzip
 import io
+import itertools
 import lzma
 import re
 import warnings
@@ -305,6 +306,33 @@ def _read_json(path: Path, compression: str | None, what: str) -> Table:
                 "an array of objects or one object per line"
             ) from exc
     raise ImportFormatError(f"{what} file {path.name} holds neither an array of JSON objects nor one object per line")
+
+
+def estimate_rows(path: Path, sample_lines: int = 2000) -> int | None:
+    """About how many lines an uncompressed text file holds (its size over its first lines' mean
+    length); None for compressed or binary formats, whose size says too little."""
+    path = Path(path)
+    ext, compression = _suffixes(path)
+    if compression or ext in (".parquet", ".pq") or not path.is_file():
+        return None
+    with open(path, "rb") as f:
+        head = list(itertools.islice(f, sample_lines))
+    if not head:
+        return 0
+    mean = sum(len(line) for line in head) / len(head)
+    return int(path.stat().st_size / max(mean, 1.0))
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (Linux ``MemAvailable``), or None when unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
 
 
 def _looks_like_data(name: object) -> bool:

@@ -336,3 +336,24 @@ def test_a_file_without_times_is_stamped_in_file_order_ending_now(tmp_path, monk
     done = CliRunner().invoke(app, [*args, "--rating-col", "Book-Rating"])
     assert done.exit_code == 0, done.output
     assert "accepted into the event log" in done.output and "no time column" in done.output
+
+
+def test_an_import_too_big_for_memory_is_refused_before_it_starts(tmp_path, monkeypatch):
+    import ingest.import_files as files
+    from ingest.__main__ import app
+    from ingest.import_files import estimate_rows
+
+    monkeypatch.setenv("SETLIST_DATA_DIR", str(tmp_path / "data"))
+    rows = [("u", "i", "t")] + [(k % 50, k % 70, T0 + k) for k in range(3000)]
+    path = _dat(tmp_path / "r.csv", rows, ",")
+    assert abs(estimate_rows(path) - 3001) < 150  # from the size and the first lines
+    assert estimate_rows(_dat(tmp_path / "e.csv", [], ",")) == 0
+    monkeypatch.setattr(files, "available_memory", lambda: 1_000_000)  # ~1 MB free: 3,001 rows need ~4 MB
+    args = ["import", str(path), "--user-col", "u", "--item-col", "i", "--time-col", "t", "--time-unit", "s"]
+    refused = CliRunner().invoke(app, args)
+    assert refused.exit_code == 2 and "holds about" in refused.stderr and "Import it in parts" in refused.stderr
+    assert not (tmp_path / "data" / "events").exists()  # refused before anything was written
+    done = CliRunner().invoke(app, [*args, "--no-memory-check"])
+    assert done.exit_code == 0, done.output
+    monkeypatch.setattr(files, "available_memory", lambda: 64 * 2**30)
+    assert CliRunner().invoke(app, args).exit_code == 0  # enough memory: on (its rows are duplicates now)
