@@ -136,6 +136,9 @@ def import_(
     time_col: str = "timestamp",
     time_unit: str | None = typer.Option(None, help="s or ms for epoch numbers; omit for dates"),
     rating_col: str | None = None,
+    rating_max: float | None = typer.Option(
+        None, help="the rating scale's top (default: the file's highest rating); the same for every part of a log"
+    ),
     type_col: str | None = None,
     items: Path | None = typer.Option(None, help="optional item metadata file"),
     item_id_col: str = "item_id",
@@ -194,6 +197,7 @@ def import_(
             time_col=None if no_time else time_col,
             time_unit=time_unit,
             rating_col=rating_col,
+            rating_max=rating_max,
             type_col=type_col,
             items=items,
             item_id_col=item_id_col,

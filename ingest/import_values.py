@@ -81,14 +81,33 @@ def parse_time(raw: pd.Series, unit: str | None, col: str) -> pd.Series:
     return ts
 
 
-def types_and_values(raw: pd.DataFrame, rating_col: str | None, type_col: str | None):
+def types_and_values(
+    raw: pd.DataFrame,
+    rating_col: str | None,
+    type_col: str | None,
+    rating_max: float | None = None,
+    notes: list[str] | None = None,
+):
+    """Event types and values from a rating (scaled by the top rating: the file's highest, or
+    ``rating_max``, which keeps the parts of a log imported in parts on one scale) or a type column.
+    What the scale was, and ratings above ``rating_max``, are said in ``notes``."""
     n = len(raw)
     norm = None
     if rating_col is not None:
         rating = pd.to_numeric(raw[rating_col], errors="coerce")
-        top = rating.max()
+        if rating_max is not None and not rating_max > 0:
+            raise ImportFormatError(f"--rating-max must be positive, got {rating_max:g}")
+        top = rating.max() if rating_max is None else rating_max
         if not top > 0:
             raise ImportFormatError(f"rating column {rating_col!r} holds no positive numbers")
+        said = notes if notes is not None else []
+        if rating_max is None:
+            said.append(f"ratings scaled by the top rating {top:g} (the file's highest; --rating-max sets it)")
+        else:
+            said.append(f"ratings scaled by the top rating {top:g} (--rating-max)")
+            above = int((rating > top).sum())
+            if above:
+                said.append(f"{above:,} ratings above --rating-max {top:g} counted as the top rating")
         norm = (rating / top).clip(0.0, 1.0).to_numpy()
     if type_col is not None:
         t = raw[type_col].astype("string").str.strip().str.lower().str.replace(r"[\s\-]+", "_", regex=True)

@@ -188,6 +188,7 @@ def load_interactions(
     layout: TextLayout | None = None,
     items_layout: TextLayout | None = None,
     now: pd.Timestamp | None = None,
+    rating_max: float | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame | None, ImportSummary]:
     """Read interactions and (optionally) item metadata into raw events and an item frame.
 
@@ -239,7 +240,8 @@ def load_interactions(
         ]
     else:
         ts, raw_time = parse_time(raw[time_col], time_unit, time_col), raw[time_col]
-    types, value = types_and_values(raw, rating_col, type_col)
+    scale_notes: list[str] = []
+    types, value = types_and_values(raw, rating_col, type_col, rating_max, scale_notes)
 
     consent = tuple(_consent_values(raw, col, assume_consent) for col in (consent_col, analytics_consent_col))
     no_item = np.isin(types.astype(object), list(NO_ITEM_TYPES))
@@ -280,7 +282,7 @@ def load_interactions(
         items_without_metadata=missing,
         consent=consent_basis(consent_col, analytics_consent_col, assume_consent),
         described_items=described,
-        read_notes=[f"{source.name}: {n}" for n in [*table.notes, *untimed_note]]
+        read_notes=[f"{source.name}: {n}" for n in [*table.notes, *untimed_note, *scale_notes]]
         + [f"{Path(items).name}: {n}" for n in item_notes if items is not None],
         malformed_lines=table.malformed,
     )

@@ -357,3 +357,19 @@ def test_an_import_too_big_for_memory_is_refused_before_it_starts(tmp_path, monk
     assert done.exit_code == 0, done.output
     monkeypatch.setattr(files, "available_memory", lambda: 64 * 2**30)
     assert CliRunner().invoke(app, args).exit_code == 0  # enough memory: on (its rows are duplicates now)
+
+
+def test_rating_max_keeps_the_parts_of_a_log_on_one_scale(tmp_path):
+    header = ("user", "item", "stars", "time")
+    part = _dat(tmp_path / "part2.csv", [header, (5, 50, 4, T0), (5, 51, 2, T0 + 1), (6, 50, 7, T0 + 2)], ",")
+    kw = {"user_col": "user", "item_col": "item", "time_col": "time", "time_unit": "s", "rating_col": "stars"}
+    own, _, summary = load_interactions(part, **kw)
+    assert own["type"].tolist() == ["play", "skip", "like"]  # 4/7 is a play on this part's own top, 7
+    assert any("top rating 7 (the file's highest; --rating-max sets it)" in n for n in summary.read_notes)
+    shared, _, summary = load_interactions(part, **kw, rating_max=5)
+    assert shared["type"].tolist() == ["like", "skip", "like"] and shared["value"].tolist()[0] == pytest.approx(
+        0.8
+    )  # 4/5
+    assert any("1 ratings above --rating-max 5 counted as the top rating" in n for n in summary.read_notes)
+    with pytest.raises(ImportFormatError, match="--rating-max must be positive"):
+        load_interactions(part, **kw, rating_max=0)
