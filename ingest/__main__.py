@@ -253,7 +253,8 @@ def _check_memory(source: Path, bytes_per_row: int) -> None:
     raise UsageError(
         f"{source.name} holds about {rows:,} rows; importing it at once needs about {need / 2**30:.1f} GB and "
         f"{free / 2**30:.1f} GB is available. Import it in parts of at most ~{fits:,} rows, split by user "
-        "(each part keeping the header line, or with --names), one `make import` per part (docs/scale.md); "
+        "(each part keeping the header line, or with --names), one `make import` per part, with the same "
+        "--rating-max for every part (docs/scale.md); "
         "--no-memory-check skips this estimate"
     )
 
