@@ -216,7 +216,10 @@ def _reasons(
     ``row_wise`` checks every row that way (the reference the column-wise screen is tested against)."""
     n = len(frame)
     out: list[str | None] = [None] * n
-    fast = np.zeros(n, bool) if row_wise else _plainly_valid(frame, now, max_future_s, oldest)
+    try:
+        fast = np.zeros(n, bool) if row_wise else _plainly_valid(frame, now, max_future_s, oldest)
+    except (TypeError, ValueError):  # cells pandas cannot hash or compare (lists from JSON): all row-wise
+        fast = np.zeros(n, bool)
     slow = np.flatnonzero(~fast)
     columns = list(EVENT_COLUMNS)
     for at in range(0, len(slow), ROW_SLICE):

@@ -94,3 +94,10 @@ def test_a_duplicate_is_the_later_of_two_passing_rows_and_any_row_already_logged
     got = _reasons(frame, {"c"}, NOW, SKEW_S, raw["timestamp"], OLDEST)
     assert got[0] is not None and got[0].startswith("unknown_type")
     assert got[1:] == [None, None, "duplicate_event_id: c"]
+
+
+def test_cells_pandas_cannot_hash_leave_every_row_to_the_row_wise_check() -> None:
+    frame, raw_ts = _frame(200, seed=3, consent_analytics=[None, ["a", "list"], "yes"])
+    fast, slow = _both(frame, raw_ts, known=set())
+    assert fast == slow
+    assert any(r and r.startswith("bad_consent") for r in slow)
