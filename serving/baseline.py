@@ -135,7 +135,7 @@ class BaselineRanking:
             d = xgb.DMatrix(values, feature_names=list(self.service.inputs), base_margin=blend.margin(values))
             scores = np.asarray(booster.predict(d, output_margin=True), dtype=np.float64)
         cap = self.settings.new_user_genre_cap
-        if cap < 1.0 and not row.get(USER_TOP_GENRE) and not last:  # as the fast path: no profile, nothing played
+        if cap < 1.0 and not row.get(USER_TOP_GENRE) and not last:  # as the fast path: no top genre, nothing played
             in_genre = self.index.item_genre[c.idx] == self.index.genre_index.get(genres[0], -1)
             order = top_k_newcomer(scores, in_genre, c.pop_rank, q.k, cap)
         else:

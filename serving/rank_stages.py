@@ -123,7 +123,7 @@ class RankContext:
     variant: Variant
     inputs: Inputs
     pool: int  # how many candidates to generate (settings.candidate_pool)
-    # the share of a first slate the searched genre may fill for a user with no profile and no item in
+    # the share of a first slate the searched genre may fill for a user with no top genre and no item in
     # their session yet, the rest being the cohort's popular items (settings.new_user_genre_cap)
     new_user_genre_cap: float = 1.0
 
@@ -190,7 +190,7 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
 
 
 def top_k_newcomer(scores: np.ndarray, in_genre: np.ndarray, pop_rank: np.ndarray, k: int, share: float) -> np.ndarray:
-    """The first slate of a user with no profile and nothing played yet: at most ``ceil(share·k)``
+    """The first slate of a user with no top genre (no profile) and nothing played: at most ``ceil(share·k)``
     items of the genre their search pointed at (``in_genre``), best by the model, taking every other
     slot from the rest in their cohort's popularity order (``pop_rank``, the model breaking ties);
     either side fills the slate when the other runs short.
@@ -236,7 +236,7 @@ def model_ranking(ctx: RankContext, c: Candidates) -> tuple[RankedItem, ...]:
         scores = score(ctx, X)
     index = ctx.variant.bundle.index
     r = ctx.request
-    if ctx.new_user_genre_cap < 1.0 and not r.profile and not r.last_items:  # nothing heard back from them yet
+    if ctx.new_user_genre_cap < 1.0 and not r.genres[1] and not r.last_items:  # no top genre, nothing played yet
         in_genre = index.item_genre[c.idx] == index.genre_index.get(r.genres[0], -1)
         top = top_k_newcomer(scores, in_genre, c.pop_rank, r.k, ctx.new_user_genre_cap)
     else:

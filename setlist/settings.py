@@ -143,7 +143,7 @@ class Settings(BaseSettings):
     max_train_queries: int = 6000
 
     # serving
-    #: the share of a first slate the searched genre may fill for a user with no profile and nothing
+    #: the share of a first slate the searched genre may fill for a user with no top genre (no profile) and nothing
     #: played yet, the rest in their cohort's popularity order (a search is a guess, and the ranker
     #: never saw such users); 1.0 leaves the model's order as it is
     new_user_genre_cap: Annotated[float, Field(gt=0.0, le=1.0)] = 0.5
