@@ -140,6 +140,13 @@ def import_(
         None, help="the rating scale's top (default: the file's highest rating); the same for every part of a log"
     ),
     type_col: str | None = None,
+    type_map: str | None = typer.Option(
+        None,
+        help="the type column's own names as event types, e.g. 'addtocart=add_to_playlist,transaction=like'",
+    ),
+    count_col: str | None = typer.Option(
+        None, help="column of play counts (one row per user and item): each row is a play standing for its count"
+    ),
     items: Path | None = typer.Option(None, help="optional item metadata file"),
     item_id_col: str = "item_id",
     consent_col: str | None = typer.Option(
@@ -177,6 +184,7 @@ def import_(
     ),
 ) -> None:
     """Import your own interactions into the event contract."""
+    from ingest.import_values import parse_type_map
     from ingest.importer import ImportFormatError, TextLayout, load_interactions
     from setlist.lineage import file_digest, record_import
 
@@ -185,6 +193,14 @@ def import_(
         raise UsageError(f"--time-unit must be s or ms, got {time_unit!r}")
     if query_col and not type_col:
         raise UsageError("--query-col needs --type-col: only search and feature_use rows carry text")
+    if type_map and not type_col:
+        raise UsageError("--type-map needs --type-col: it maps that column's names onto event types")
+    if count_col and (rating_col or type_col):
+        raise UsageError("--count-col makes every row a play: it does not combine with --rating-col or --type-col")
+    try:
+        mapping = parse_type_map(type_map)
+    except ImportFormatError as exc:
+        raise UsageError(str(exc)) from exc
     if no_time and time_unit:
         raise UsageError("--no-time and --time-unit contradict each other: a file without times has no unit")
     if memory_check:
@@ -199,6 +215,8 @@ def import_(
             rating_col=rating_col,
             rating_max=rating_max,
             type_col=type_col,
+            type_map=mapping,
+            count_col=count_col,
             items=items,
             item_id_col=item_id_col,
             consent_col=consent_col,

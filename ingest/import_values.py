@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from ingest.import_files import ImportFormatError, is_present
+from setlist.contract import EVENT_TYPES, POSITIVE_PLAY_FRACTION
 
 LIKE_FROM, SKIP_UP_TO = 0.8, 0.4  # normalized-rating thresholds
 _EPS = 1e-9  # 4/5 must count as 0.8 whatever the float rounding
@@ -18,8 +19,8 @@ TYPE_SYNONYMS = {
     "streamed": "play",
     "click": "play",
     "clicked": "play",
-    "view": "impression",
-    "viewed": "impression",
+    "viewed": "view",  # an item page seen: a light type of its own, not an impression (not a negative)
+    "page_view": "view",
     "shown": "impression",
     "show": "impression",
     "exposure": "impression",
@@ -42,6 +43,53 @@ TYPE_SYNONYMS = {
     "hide": "not_interested",
     "hidden": "not_interested",
 }
+
+
+def _type_names(values: pd.Series) -> pd.Series:
+    """A type column's names as compared: lower-case, spaces and hyphens → ``_``."""
+    return values.astype("string").str.strip().str.lower().str.replace(r"[\s\-]+", "_", regex=True)
+
+
+def parse_type_map(spec: str | None) -> dict[str, str]:
+    """``--type-map``: the file's own type names onto the contract's, e.g.
+    ``addtocart=add_to_playlist,transaction=like,pv=view``. Names are compared as the type column
+    is (case, spaces and hyphens do not matter); a map entry wins over the built-in synonyms."""
+    if not spec or not spec.strip():
+        return {}
+    mapping: dict[str, str] = {}
+    for part in spec.split(","):
+        if not part.strip():
+            continue
+        name, eq, target = part.partition("=")
+        name, target = name.strip(), target.strip().lower()
+        if not eq or not name or not target:
+            raise ImportFormatError(f"--type-map takes NAME=TYPE pairs separated by commas, not {part.strip()!r}")
+        if target not in EVENT_TYPES:
+            raise ImportFormatError(
+                f"--type-map maps {name!r} to {target!r}, which is not an event type (types: {', '.join(EVENT_TYPES)})"
+            )
+        key = str(_type_names(pd.Series([name])).iloc[0])
+        if mapping.get(key, target) != target:
+            raise ImportFormatError(f"--type-map maps {name!r} twice, to {mapping[key]!r} and {target!r}")
+        mapping[key] = target
+    return mapping
+
+
+def unknown_type_note(names: pd.Series, types: np.ndarray, mapped: dict[str, str], top: int = 5) -> str | None:
+    """Which of the file's type names are not event types, and how to map them: said at the import,
+    before ingestion quarantines their rows."""
+    unknown = names[pd.notna(names).to_numpy() & ~np.isin(types.astype(object), list(EVENT_TYPES))]
+    if unknown.empty:
+        return None
+    counts = unknown.value_counts()
+    shown = " · ".join(f"{k!r} {v:,}" for k, v in counts.head(top).items())
+    more = f" and {len(counts) - top} more" if len(counts) > top else ""
+    example = ",".join(f"{k}=TYPE" for k in counts.index[:2])
+    return (
+        f"type names that are no event type, quarantined unless mapped: {shown}{more}; "
+        f"map them with --type-map {example} (types: {', '.join(EVENT_TYPES)})"
+        + (f"; mapped already: {', '.join(f'{k}={v}' for k, v in mapped.items())}" if mapped else "")
+    )
 
 
 def parse_time(raw: pd.Series, unit: str | None, col: str) -> pd.Series:
@@ -87,10 +135,13 @@ def types_and_values(
     type_col: str | None,
     rating_max: float | None = None,
     notes: list[str] | None = None,
+    type_map: dict[str, str] | None = None,
 ):
     """Event types and values from a rating (scaled by the top rating: the file's highest, or
-    ``rating_max``, which keeps the parts of a log imported in parts on one scale) or a type column.
-    What the scale was, and ratings above ``rating_max``, are said in ``notes``."""
+    ``rating_max``, which keeps the parts of a log imported in parts on one scale) or a type column
+    (its names through ``type_map``, then the built-in synonyms). What the scale was, ratings above
+    ``rating_max`` and type names that are no event type are said in ``notes``."""
+    said = notes if notes is not None else []
     n = len(raw)
     norm = None
     if rating_col is not None:
@@ -100,7 +151,6 @@ def types_and_values(
         top = rating.max() if rating_max is None else rating_max
         if not top > 0:
             raise ImportFormatError(f"rating column {rating_col!r} holds no positive numbers")
-        said = notes if notes is not None else []
         if rating_max is None:
             said.append(f"ratings scaled by the top rating {top:g} (the file's highest; --rating-max sets it)")
         else:
@@ -110,8 +160,13 @@ def types_and_values(
                 said.append(f"{above:,} ratings above --rating-max {top:g} counted as the top rating")
         norm = (rating / top).clip(0.0, 1.0).to_numpy()
     if type_col is not None:
-        t = raw[type_col].astype("string").str.strip().str.lower().str.replace(r"[\s\-]+", "_", regex=True)
-        types = t.replace(TYPE_SYNONYMS).astype(object).where(t.notna(), None).to_numpy()
+        t = _type_names(raw[type_col])
+        mapped = type_map or {}
+        # one dict, so a name is translated once: a map entry is never re-read as a synonym
+        types = t.replace({**TYPE_SYNONYMS, **mapped}).astype(object).where(t.notna(), None).to_numpy()
+        unknown = unknown_type_note(t, types, mapped)
+        if unknown:
+            said.append(unknown)
     elif norm is not None:
         types = np.select([norm >= LIKE_FROM - _EPS, norm <= SKIP_UP_TO + _EPS], ["like", "skip"], "play")
         types = types.astype(object)
@@ -121,3 +176,34 @@ def types_and_values(
     carries = np.isin(types, ["play", "like"])  # only these have a value in the contract
     value = np.where(carries, norm if norm is not None else 1.0, np.nan).astype(np.float32)
     return types, value
+
+
+def counted_plays(
+    counts: pd.Series, users: pd.Series, col: str, notes: list[str]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Types, values and weights for a log of play counts (one row per user and item, no single
+    plays): each row becomes one ``play`` that stands for ``count`` plays (its ``weight``).
+
+    A count means something only next to the user's other counts: 40 plays is a favourite for a
+    light listener and a passing try for a heavy one. So a play's value is its count over the
+    user's median count, capped at 1: counts from 0.8 of the user's median up are positives
+    (``setlist.contract.POSITIVE_PLAY_FRACTION``), lower ones are neither positive nor negative.
+    A count that is not a number of at least 1 leaves the row without a type (quarantined)."""
+    count = pd.to_numeric(counts, errors="coerce").astype("float64")
+    ok = (count >= 1.0) & np.isfinite(count)
+    present = is_present(counts)
+    if present.any() and not ok.any():
+        raise ImportFormatError(
+            f"count column {col!r} holds no play counts of 1 or more (e.g. {counts[present].iloc[0]!r})"
+        )
+    typical = count.where(ok).groupby(users.where(ok), sort=False).transform("median")
+    value = (count / typical).clip(upper=1.0).where(ok)
+    types = np.where(ok.to_numpy(), "play", None).astype(object)
+    weight = count.where(ok & (count > 1.0)).to_numpy(dtype=np.float32)  # 1 is the contract's default: null
+    positive = int((value >= POSITIVE_PLAY_FRACTION).sum())
+    notes.append(
+        f"play counts in {col!r}: one play per row standing for its count (its weight); "
+        f"{positive:,} of {int(ok.sum()):,} rows count as positives (a count of at least "
+        f"{POSITIVE_PLAY_FRACTION:g} of the user's median count)"
+    )
+    return types, value.to_numpy(dtype=np.float32), weight

@@ -18,7 +18,7 @@ import pandas as pd
 
 from ingest.import_files import ImportFormatError, TextLayout, clean_ids, read_table, require_columns
 from ingest.import_items import item_frame_for
-from ingest.import_values import parse_time, types_and_values
+from ingest.import_values import counted_plays, parse_time, types_and_values
 from setlist.consent import FLAGS, flag_reason
 from setlist.contract import EVENT_COLUMNS, EVENT_TYPES, NO_ITEM_TYPES, SCHEMA_VERSION, UNKNOWN
 
@@ -124,6 +124,8 @@ def _events(
     value: np.ndarray,
     consent: tuple[object, object],
     query: pd.Series | None = None,
+    weight: np.ndarray | None = None,
+    sessions: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """The rows as contract events in time order; an event's id hashes its user, item, raw time and row."""
     n = len(users)
@@ -140,7 +142,7 @@ def _events(
             "event_id": _hash_hex(key, "i_") if n else np.array([], dtype=object),
             "schema_version": np.full(n, SCHEMA_VERSION, np.int32),
             "user_id": users,
-            "session_id": _sessions(users, ts),
+            "session_id": _sessions(users, ts) if sessions is None else sessions,
             "item_id": item_ids,
             "type": types,
             "timestamp": ts,
@@ -153,22 +155,59 @@ def _events(
             "arm": np.full(n, None, dtype=object),
             # as given: ingestion normalizes it, and hashes it without analytics consent (setlist.querytext)
             "query": query.to_numpy(dtype=object) if query is not None else np.full(n, None, dtype=object),
-            "weight": np.full(n, np.nan, dtype=np.float32),
+            "weight": weight if weight is not None else np.full(n, np.nan, dtype=np.float32),
         }
     )[list(EVENT_COLUMNS)]
     return events.sort_values("timestamp", kind="mergesort", na_position="last").reset_index(drop=True)
 
 
-#: seconds between the rows of a file without a time column (``file_order_times``)
+#: a file without a time column spans this many seconds per row (``file_order_times``)
 UNTIMED_STEP_S = 1.0
+#: ... and its rows are grouped into visits of at most this many rows of one user, each visit a session
+UNTIMED_VISIT_ROWS = 10
 
 
-def file_order_times(n: int, end: pd.Timestamp) -> tuple[pd.Series, pd.Series]:
-    """Times for ``n`` rows that have none: file order, ``UNTIMED_STEP_S`` apart, the last at
-    ``end``; and the raw time the event ids hash (empty, so a re-import gets the same ids)."""
-    offsets = pd.to_timedelta((np.arange(n) - (n - 1)) * UNTIMED_STEP_S, unit="s")
-    ts = pd.Series(end.floor("s") + offsets).dt.tz_convert("UTC") if n else pd.Series([], dtype="datetime64[ns, UTC]")
-    return ts, pd.Series([""] * n, dtype=object)
+def file_order_times(users: pd.Series, end: pd.Timestamp) -> tuple[pd.Series, pd.Series, np.ndarray]:
+    """Times and sessions for rows that have none, the last before ``end``; and the raw time the
+    event ids hash (empty, so a re-import gets the same ids).
+
+    Each user's rows keep their file order, cut into visits of up to ``UNTIMED_VISIT_ROWS`` rows (a
+    second apart, one session each) spread evenly over the whole span (``UNTIMED_STEP_S`` per row
+    of the file) from a phase of their own, so users are interleaved. Stamping the file's order as
+    it is would put the last users of a file sorted by user (most public sets are) alone in every
+    trailing window: the hold-out would hold only users no model has seen, and "recent popularity"
+    would be the few users before each one. Fixed-size visits keep session features alike in every
+    window (one session per user would grow through the span and read as drift)."""
+    n = len(users)
+    if not n:
+        return pd.Series([], dtype="datetime64[ns, UTC]"), pd.Series([], dtype=object), np.array([], dtype=object)
+    known = users.notna().to_numpy()
+    sessions = np.full(n, None, dtype=object)
+    at = np.arange(n, dtype=np.float64) / n - 1.0  # rows without a user stay where the file has them
+    span_ms = n * UNTIMED_STEP_S * 1000
+    if known.any():
+        who = users[known].astype(str)
+        codes, _ = pd.factorize(who)
+        rank = pd.Series(codes).groupby(codes).cumcount().to_numpy()
+        rows = np.bincount(codes)
+        visits = (rows + UNTIMED_VISIT_ROWS - 1) // UNTIMED_VISIT_ROWS
+        phase = pd.util.hash_pandas_object(who, index=False).to_numpy() / 2.0**64  # stable per user
+        # visits of one user differ by one row at most, and which of them are the longer ones turns
+        # with the user's phase: were it always the first, the span's end would hold shorter
+        # sessions than the rest (drift that is not in the data)
+        turn = np.floor(phase * visits[codes]).astype(np.int64)
+        visit = (rank * visits[codes] + turn) // rows[codes]
+        within = pd.Series(rank).groupby([codes, visit]).cumcount().to_numpy()
+        # a user's visits at least a visit's length apart, so that their rows stay in file order
+        span_ms = max(span_ms, float(visits.max()) * UNTIMED_VISIT_ROWS * 1000)
+        at[known] = (visit + phase) / visits[codes] - 1.0
+    at *= span_ms
+    if known.any():
+        at[known] += within * 1000.0
+        sessions[known] = _hash_hex(pd.DataFrame({"u": who.to_numpy(), "v": visit}), "s_")
+    ms = np.floor(at).astype(np.int64) - UNTIMED_VISIT_ROWS * 1000  # the last visit ends before ``end``
+    ts = pd.Series(end.floor("ms") + pd.to_timedelta(ms, unit="ms")).dt.tz_convert("UTC")
+    return ts, pd.Series([""] * n, dtype=object), sessions
 
 
 def load_interactions(
@@ -189,12 +228,16 @@ def load_interactions(
     items_layout: TextLayout | None = None,
     now: pd.Timestamp | None = None,
     rating_max: float | None = None,
+    type_map: dict[str, str] | None = None,
+    count_col: str | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame | None, ImportSummary]:
     """Read interactions and (optionally) item metadata into raw events and an item frame.
 
     ``time_unit`` is ``"s"`` or ``"ms"`` for epoch numbers, ``None`` for datetime strings.
     Without ``type_col`` a rating becomes like (≥ 0.8 of the top rating), skip (≤ 0.4) or play;
-    without either every row is a full play.
+    without either every row is a full play. ``type_map`` maps the type column's own names onto
+    event types (``import_values.parse_type_map``). ``count_col`` names play counts (a log with one
+    row per user and item): each row is one play standing for its count (``counted_plays``).
 
     Consent: ``consent_col`` (personalization) and ``analytics_consent_col`` name columns of flags;
     ``assume_consent`` grants both where no column says otherwise, for data collected under another
@@ -206,10 +249,15 @@ def load_interactions(
     ``layout`` and ``items_layout`` say how delimited text is laid out (separator, header names,
     encoding); whatever they leave open is read off the file and reported in the summary.
 
-    ``time_col=None``: the file has no times (many public ratings sets); rows are stamped in file
-    order ending at ``now`` (``file_order_times``), and the summary says so.
+    ``time_col=None``: the file has no times (many public ratings sets); each user's rows are
+    stamped in file order, users interleaved, ending at ``now`` (``file_order_times``), and the
+    summary says so.
     """
     source = Path(source)
+    if count_col is not None and (rating_col is not None or type_col is not None):
+        raise ImportFormatError(
+            "a count column makes every row a play: it does not combine with a rating or type column"
+        )
     table = read_table(source, "interactions", layout)
     raw = table.frame
     require_columns(
@@ -223,6 +271,7 @@ def load_interactions(
             "consent": consent_col,
             "analytics consent": analytics_consent_col,
             "query": query_col,
+            "count": count_col,
         },
         source,
         "--names",
@@ -232,23 +281,29 @@ def load_interactions(
     users, item_ids = clean_ids(raw[user_col]), clean_ids(raw[item_col])
     untimed_note: list[str] = []
     if time_col is None:
-        ts, raw_time = file_order_times(n, now or pd.Timestamp.now(tz="UTC"))
+        ts, raw_time, sessions = file_order_times(users, now or pd.Timestamp.now(tz="UTC"))
+        span = f"{ts.min().isoformat()} … {ts.max().isoformat()}" if n else "-"
         untimed_note = [
-            f"no time column: rows stamped in file order, {UNTIMED_STEP_S:g} s apart, ending at the import "
-            f"({ts.iloc[0].isoformat() if n else '-'} … {ts.iloc[-1].isoformat() if n else '-'}); time windows "
-            "and splits then follow the file's order"
+            f"no time column: each user's rows stamped in their file order, in visits of up to "
+            f"{UNTIMED_VISIT_ROWS} rows (one session each) spread over {span} with the users interleaved (any time window holds "
+            "some rows of every user); the hold-out and time windows then follow each user's file order"
         ]
     else:
         ts, raw_time = parse_time(raw[time_col], time_unit, time_col), raw[time_col]
+        sessions = None
     scale_notes: list[str] = []
-    types, value = types_and_values(raw, rating_col, type_col, rating_max, scale_notes)
+    weight = None
+    if count_col is not None:
+        types, value, weight = counted_plays(raw[count_col], users, count_col, scale_notes)
+    else:
+        types, value = types_and_values(raw, rating_col, type_col, rating_max, scale_notes, type_map)
 
     consent = tuple(_consent_values(raw, col, assume_consent) for col in (consent_col, analytics_consent_col))
     no_item = np.isin(types.astype(object), list(NO_ITEM_TYPES))
     if no_item.any():  # a search or a feature use names no item: "" is the contract's "none"
         item_ids = item_ids.where(~no_item | item_ids.notna(), "")
     query = raw[query_col].astype("string").astype(object).where(raw[query_col].notna(), None) if query_col else None
-    events = _events(raw_time, users, item_ids, ts, types, value, (consent[0], consent[1]), query)
+    events = _events(raw_time, users, item_ids, ts, types, value, (consent[0], consent[1]), query, weight, sessions)
 
     seen = pd.Series(sorted(i for i in item_ids.dropna().unique() if i), dtype=object)
     item_frame, catalog_rows, missing, item_notes = item_frame_for(seen, items, item_id_col, items_layout)
@@ -267,6 +322,8 @@ def load_interactions(
         problems["bad consent value"] = int(sum(_bad_flags(events[f]) for f in FLAGS))
     if rating_col is not None and type_col is None:
         problems["unparseable rating"] = int(pd.isna(types).sum())
+    elif count_col is not None:
+        problems["a play count that is not a number of at least 1"] = int(pd.isna(types).sum())
     elif type_col is not None:
         problems["empty or unknown type"] = int((~events["type"].isin(EVENT_TYPES)).sum())
     summary = ImportSummary(

@@ -104,11 +104,12 @@ class Settings(BaseSettings):
 
     # evaluation split: ``global`` holds out a trailing period; ``per_user`` each user's last
     # ``holdout_fraction`` of positives by time; ``auto`` takes global only when its period holds
-    # enough users and queries
+    # enough users and queries, most of them users the training part has seen
     split: Literal["auto", "global", "per_user"] = "auto"
     holdout_fraction: float = 0.2
     min_holdout_users: int = 50
     min_holdout_queries: int = 100
+    min_holdout_warm_share: float = Field(default=0.5, ge=0.0, le=1.0)
     #: leave out items the user already interacted with; None decides from the data (yes when few
     #: positives are repeats, as in ratings logs; no for music, where replays are the norm)
     exclude_seen: bool | None = None

@@ -32,6 +32,7 @@ def split_params(settings: Settings) -> SplitParams:
         holdout_fraction=settings.holdout_fraction,
         min_users=settings.min_holdout_users,
         min_queries=settings.min_holdout_queries,
+        min_warm_share=settings.min_holdout_warm_share,
     )
 
 

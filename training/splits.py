@@ -8,7 +8,8 @@ Two protocols from the recommender literature:
 * ``per_user``: each user's last share of positives, by time, is held out and the user is asked
   just before the first of them. Every user with enough history is evaluated, whatever the span.
 
-``auto`` takes ``global`` only when its period holds enough users and queries. The same protocol is
+``auto`` takes ``global`` only when its period holds enough users and queries, most of them users
+the training part has seen. The same protocol is
 applied again inside the training part to make the ranker's training queries, so the ranker learns
 the very task it is evaluated on.
 """
@@ -41,6 +42,10 @@ class SplitParams:
     holdout_fraction: float = 0.2
     min_users: int = 50
     min_queries: int = 100
+    #: ``auto`` also needs this share of the global period's queries to come from users the training
+    #: part knows: a period of newcomers only (a file sorted by user and stamped in file order, a shop
+    #: of one-visit visitors) can be answered by popularity alone, so it cannot tell models apart
+    min_warm_share: float = 0.5
 
 
 @dataclass
@@ -122,12 +127,18 @@ def make_split(events: pd.DataFrame, p: SplitParams, exclude_seen: bool) -> Spli
     if p.kind == "global":
         g.reason = "set by SETLIST_SPLIT"
         return g
-    if users >= p.min_users and queries >= p.min_queries:
-        g.reason = f"auto: the held-out period has {users:,} users with positives (≥ {p.min_users})"
+    warm = float(g.queries["user_id"].isin(g.train["user_id"]).mean()) if queries else 0.0
+    if users >= p.min_users and queries >= p.min_queries and warm >= p.min_warm_share:
+        g.reason = (
+            f"auto: the held-out period has {users:,} users with positives (≥ {p.min_users}), "
+            f"{warm:.0%} of them seen in training"
+        )
         return g
     s = per_user_split(events, p, exclude_seen)
     short = [f"{users:,} users with positives (< {p.min_users})"] if users < p.min_users else []
     short += [f"{queries:,} queries (< {p.min_queries})"] if queries < p.min_queries else []
+    if queries and warm < p.min_warm_share:
+        short += [f"{warm:.0%} of its users seen in training (< {p.min_warm_share:.0%})"]
     s.reason = f"auto: the trailing held-out period has only {' and '.join(short)}"
     return s
 

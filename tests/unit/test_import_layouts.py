@@ -303,7 +303,7 @@ def test_a_json_file_that_is_neither_shape_is_a_clear_error(tmp_path):
         load_interactions(tmp_path / "b.json")
 
 
-def test_a_file_without_times_is_stamped_in_file_order_ending_now(tmp_path, monkeypatch):
+def test_a_file_without_times_is_stamped_in_each_users_file_order_ending_now(tmp_path, monkeypatch):
     from ingest.__main__ import app
 
     path = tmp_path / "BX-Book-Ratings.csv"
@@ -314,12 +314,12 @@ def test_a_file_without_times_is_stamped_in_file_order_ending_now(tmp_path, monk
     events, _, summary = load_interactions(
         path, user_col="User-ID", item_col="ISBN", rating_col="Book-Rating", time_col=None, now=now
     )
-    # file order kept (the events are in time order), one second apart, the last at the import's second
-    assert events["item_id"].tolist() == ["B1", "B2", "B3"]
-    assert events["timestamp"].tolist() == [
-        pd.Timestamp("2026-06-01 11:59:58", tz="UTC") + pd.Timedelta(seconds=k) for k in range(3)
-    ]
-    assert any("no time column: rows stamped in file order" in n for n in summary.read_notes)
+    # each user's file order kept, one session per visit, before the import
+    ts = events.set_index("item_id")["timestamp"]
+    assert ts["B1"] < ts["B3"] and (ts < now).all() and (ts > now - pd.Timedelta(minutes=1)).all()
+    sessions = events.set_index("item_id")["session_id"]
+    assert sessions["B1"] == sessions["B3"] != sessions["B2"]
+    assert any("no time column: each user's rows stamped in their file order" in n for n in summary.read_notes)
     again, _, _ = load_interactions(
         path,
         user_col="User-ID",
@@ -336,6 +336,32 @@ def test_a_file_without_times_is_stamped_in_file_order_ending_now(tmp_path, monk
     done = CliRunner().invoke(app, [*args, "--rating-col", "Book-Rating"])
     assert done.exit_code == 0, done.output
     assert "accepted into the event log" in done.output and "no time column" in done.output
+
+
+def test_untimed_rows_interleave_users_so_any_window_holds_every_user(tmp_path):
+    from ingest.importer import UNTIMED_VISIT_ROWS
+
+    """A file sorted by user (as public sets are): stamped as it stands, the last tenth of the span
+    would hold the last tenth of the users and nobody else."""
+    users = [f"u{u:03d}" for u in range(200) for _ in range(20)]
+    rows = "\n".join(f"{u},i{k % 97}" for k, u in enumerate(users))
+    path = tmp_path / "sorted.csv"
+    path.write_text("user_id,item_id\n" + rows + "\n")
+    now = pd.Timestamp("2026-06-01", tz="UTC")
+    events, _, _ = load_interactions(path, time_col=None, now=now)
+    late = events["timestamp"] >= events["timestamp"].quantile(0.9)
+    last = events.loc[late, "user_id"].unique()
+    # users from all over the file, each with rows before: not the file's last users, seen by nobody
+    index = sorted(int(u[1:]) for u in last)
+    assert len(last) >= 20 and index[0] < 20 and index[-1] >= 180
+    assert set(last) <= set(events.loc[~late, "user_id"])
+    first = events.sort_values("timestamp").groupby("user_id")["item_id"].apply(list)
+    expected = pd.DataFrame({"u": users, "i": [f"i{k % 97}" for k in range(len(users))]}).groupby("u")["i"].apply(list)
+    assert first.to_dict() == expected.to_dict()  # each user's rows in their file order
+    assert (events["timestamp"] < now).all()
+    # visits of a few rows, each its own session: a session is as long at the end of the span as anywhere
+    per_session = events.groupby("session_id").size()
+    assert per_session.max() == UNTIMED_VISIT_ROWS and events["session_id"].nunique() == 200 * 2
 
 
 def test_an_import_too_big_for_memory_is_refused_before_it_starts(tmp_path, monkeypatch):

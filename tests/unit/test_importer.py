@@ -7,7 +7,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from ingest.importer import ImportFormatError, load_interactions
+from ingest.importer import ImportFormatError, TextLayout, load_interactions
 from setlist.contract import EVENT_COLUMNS, EVENT_SCHEMA, ITEM_SCHEMA, SCHEMA_VERSION
 from setlist.eventlog import to_table
 
@@ -111,9 +111,94 @@ def test_type_column_synonyms_and_unknown_types(tmp_path):
         ),
     )
     events, _, summary = load_interactions(src, time_unit="s", type_col="action")
-    assert events["type"].tolist() == ["play", "play", "impression", "like", "like", "skip", "weird", None]
+    # a viewed item page is the contract's own light type, not an impression (which would be a negative)
+    assert events["type"].tolist() == ["play", "play", "view", "like", "like", "skip", "weird", None]
     assert events["value"].tolist()[:4] == [1.0, 1.0, pytest.approx(np.nan, nan_ok=True), 1.0]
     assert summary.problems["empty or unknown type"] == 2
+    assert "'weird' 1" in str(summary) and "--type-map weird=TYPE" in str(summary)
+
+
+def _shop_log(tmp_path: Path) -> Path:
+    """An e-commerce log in its own words (Retailrocket's, Taobao's): none of them is an event type."""
+    kinds = ["view", "addtocart", "transaction", "view", "pv", "Add-To-Cart", "buy", "view"]
+    return _csv(
+        tmp_path / "shop.csv",
+        "visitorid,itemid,timestamp,event\n" + "\n".join(f"v{k % 2},i{k},{T0 + k},{a}" for k, a in enumerate(kinds)),
+    )
+
+
+def test_a_type_map_names_the_files_own_types(tmp_path):
+    from ingest.import_values import parse_type_map
+
+    src = _shop_log(tmp_path)
+    kw = dict(user_col="visitorid", item_col="itemid", time_unit="s", type_col="event")
+    events, _, summary = load_interactions(src, **kw)
+    assert summary.problems["empty or unknown type"] == 5
+    said = str(summary)
+    # the commonest unknown names first, each with its count, and the option that maps them
+    assert "'addtocart' 1" in said and "'add_to_cart' 1" in said and "--type-map" in said
+
+    mapping = parse_type_map(
+        "addtocart=add_to_playlist, Add-To-Cart=add_to_playlist,transaction=LIKE,buy=like,view=play,pv=play"
+    )
+    events, _, summary = load_interactions(src, **kw, type_map=mapping)
+    assert events["type"].tolist() == [
+        "play", "add_to_playlist", "like", "play", "play", "add_to_playlist", "like", "play"
+    ]  # fmt: skip
+    assert summary.problems["empty or unknown type"] == 0 and "--type-map" not in str(summary)
+    # a mapped play carries a full value, as an unrated play does
+    assert events.loc[events["type"] == "play", "value"].eq(1.0).all()
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("addtocart", "NAME=TYPE"),
+        ("addtocart=", "NAME=TYPE"),
+        ("addtocart=basket", "not an event type"),
+        ("buy=like,BUY=play", "twice"),
+    ],
+)
+def test_a_bad_type_map_is_refused_by_name(spec, message):
+    from ingest.import_values import parse_type_map
+
+    with pytest.raises(ImportFormatError, match=message):
+        parse_type_map(spec)
+
+
+def test_play_counts_become_plays_weighted_by_their_count(tmp_path):
+    # a heavy listener (median 40) and a light one (median 2); one unreadable and one zero count
+    rows = [("heavy", "a", 400), ("heavy", "b", 40), ("heavy", "c", 10), ("light", "a", 2), ("light", "b", 1),
+            ("light", "c", 3), ("light", "d", "x"), ("light", "e", 0)]  # fmt: skip
+    src = _csv(tmp_path / "counts.tsv", "\n".join("\t".join(map(str, r)) for r in rows))
+    events, _, summary = load_interactions(
+        src,
+        user_col="user",
+        item_col="song",
+        time_col=None,
+        count_col="plays",
+        layout=TextLayout(names=("user", "song", "plays")),
+    )
+    by = {(u, i): row for u, i, row in zip(events["user_id"], events["item_id"], events.itertuples())}
+    assert all(by[(u, i)].type == "play" for u, i, c in rows if c not in ("x", 0))
+    assert by[("light", "d")].type is None and by[("light", "e")].type is None
+    assert summary.problems["a play count that is not a number of at least 1"] == 2
+    # a count's value is relative to its user's median count: 10 plays is little for the heavy listener
+    values = {k: by[k].value for k in by if by[k].type == "play"}
+    assert values[("heavy", "a")] == 1.0 and values[("heavy", "b")] == 1.0
+    assert values[("heavy", "c")] == pytest.approx(10 / 40)
+    assert values[("light", "b")] == pytest.approx(0.5) and values[("light", "c")] == 1.0
+    # the count is kept as the event's weight (what it stands for); one play is the default weight
+    assert by[("heavy", "a")].weight == 400 and np.isnan(by[("light", "b")].weight)
+    assert "4 of 6 rows count as positives" in str(summary)  # heavy a, b; light a, c
+
+
+def test_a_count_column_does_not_combine_with_ratings_and_needs_counts(tmp_path):
+    src = _csv(tmp_path / "c.csv", "user_id,item_id,timestamp,n\nu,i,1,a\nu,j,2,0")
+    with pytest.raises(ImportFormatError, match="does not combine"):
+        load_interactions(src, time_unit="s", count_col="n", rating_col="n")
+    with pytest.raises(ImportFormatError, match="no play counts of 1 or more"):
+        load_interactions(src, time_unit="s", count_col="n")
 
 
 def test_bad_rows_are_kept_for_quarantine(tmp_path):

@@ -12,14 +12,17 @@ from training.ease import fit_ease, top_neighbours
 from training.splits import SplitParams, make_split, repeat_share
 
 
-def _log(users: int, per_user: int, span_days: float, seed: int = 0, repeats: bool = False) -> pd.DataFrame:
-    """Each user likes ``per_user`` items in one burst somewhere in ``span_days``."""
+def _log(
+    users: int, per_user: int, span_days: float, seed: int = 0, repeats: bool = False, bursts: int = 1
+) -> pd.DataFrame:
+    """Each user likes ``per_user`` items in ``bursts`` bursts somewhere in ``span_days``."""
     rng = np.random.default_rng(seed)
     rows = []
     for u in range(users):
-        start = pd.Timestamp("2000-01-01", tz="UTC") + pd.Timedelta(days=float(rng.uniform(0, span_days)))
+        starts = pd.Timestamp("2000-01-01", tz="UTC") + pd.to_timedelta(rng.uniform(0, span_days, bursts), unit="D")
         items = rng.choice(50, size=per_user, replace=repeats)
         for n, item in enumerate(items):
+            start = starts[n % bursts]
             rows.append(
                 {
                     "event_id": f"e{u}-{n}",
@@ -63,7 +66,7 @@ def test_per_user_split_holds_out_each_users_last_fifth_of_positives():
 
 
 def test_auto_takes_the_global_period_only_when_it_holds_enough_users():
-    dense = _log(400, 10, 10)  # many users active in any trailing period
+    dense = _log(400, 10, 10, bursts=5)  # many users active in any trailing period, and before it
     sparse = _log(60, 10, 7000)  # a few users over twenty years
     params = SplitParams(kind="auto", min_users=20, min_queries=20)
     g = make_split(dense, params, exclude_seen=True)
@@ -71,6 +74,20 @@ def test_auto_takes_the_global_period_only_when_it_holds_enough_users():
     assert (g.train["timestamp"] < g.window.start).all()
     p = make_split(sparse, params, exclude_seen=True)
     assert p.kind == "per_user" and "only" in p.reason
+
+
+def test_auto_does_not_judge_models_on_a_period_of_newcomers_only():
+    """A log sorted by user and stamped in file order (a file without times): its trailing period
+    holds the last users whole, whom no model has seen, so only popularity could answer them."""
+    events = _log(400, 10, 10, bursts=5).sort_values(["user_id", "timestamp"], kind="mergesort")
+    events["timestamp"] = pd.Timestamp("2026-01-01", tz="UTC") + pd.to_timedelta(np.arange(len(events)), unit="s")
+    params = SplitParams(kind="auto", min_users=20, min_queries=20)
+    s = make_split(events, params, exclude_seen=True)
+    assert s.kind == "per_user" and "0% of its users seen in training (< 50%)" in s.reason
+    assert s.queries["user_id"].isin(s.train["user_id"]).all()
+    # the share is a setting: at 0 the same period is taken
+    g = make_split(events, SplitParams(kind="auto", min_users=20, min_queries=20, min_warm_share=0.0), True)
+    assert g.kind == "global" and "0% of them seen in training" in g.reason
 
 
 def test_seen_items_are_not_relevant_when_they_are_left_out():
