@@ -92,3 +92,36 @@ def test_a_listening_log_of_plays_only_imports_and_materializes(tmp_path):
     session = pq.read_schema(settings.features_dir / "session.parquet")
     blocked = session.field("session_blocked_items").type
     assert pa.types.is_list(blocked) and pa.types.is_string(blocked.value_type)  # typed, though every list is empty
+
+
+def test_an_untimed_play_count_log_imports_and_passes_the_drift_gate(tmp_path, monkeypatch):
+    """The Million Song Dataset's shape: user, song, play count; tab-separated, no header, no times,
+    sorted by user. Through the README's command line, then the events and drift gates."""
+    from typer.testing import CliRunner
+
+    from ingest.__main__ import app as ingest_app
+    from setlist.eventlog import EventLog
+    from setlist.settings import get_settings
+    from validation.cli import app as validation_app
+
+    rng = np.random.default_rng(8)
+    lines = []
+    for u in range(300):
+        songs = rng.choice(800, size=int(rng.integers(10, 70)), replace=False)
+        heavy = rng.lognormal(1.0, 1.0)
+        lines += [f"{u:040x}\tSO{s:016X}\t{1 + rng.poisson(heavy)}" for s in songs]
+    (tmp_path / "train_triplets.txt").write_text("\n".join(lines) + "\n")
+    monkeypatch.setenv("SETLIST_DATA_DIR", str(tmp_path / "data"))
+    get_settings.cache_clear()
+    try:
+        args = ["--names", "user,song,plays", "--user-col", "user", "--item-col", "song", "--count-col", "plays"]
+        imported = CliRunner().invoke(ingest_app, ["import", str(tmp_path / "train_triplets.txt"), *args, "--no-time"])
+        assert imported.exit_code == 0, imported.output
+        assert "one play per row standing for its count" in imported.output
+        events = EventLog(get_settings().events_dir).read()
+        assert len(events) == len(lines) and set(events["type"]) == {"play"}
+        for gate in ("events", "drift"):
+            result = CliRunner().invoke(validation_app, [gate])
+            assert result.exit_code == 0, result.output
+    finally:
+        get_settings.cache_clear()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -362,6 +363,21 @@ def test_untimed_rows_interleave_users_so_any_window_holds_every_user(tmp_path):
     # visits of a few rows, each its own session: a session is as long at the end of the span as anywhere
     per_session = events.groupby("session_id").size()
     assert per_session.max() == UNTIMED_VISIT_ROWS and events["session_id"].nunique() == 200 * 2
+
+
+def test_untimed_sessions_are_as_long_at_the_end_of_the_span_as_before_it(tmp_path):
+    """The drift gate compares the newest tenth with the rest: with users of uneven row counts, the
+    visits' lengths must not depend on where in the span they fall."""
+    rng = np.random.default_rng(3)
+    counts = rng.integers(11, 60, 600)
+    rows = "\n".join(f"u{u},i{k}" for u, c in enumerate(counts) for k in range(c))
+    path = tmp_path / "uneven.csv"
+    path.write_text("user_id,item_id\n" + rows + "\n")
+    events, _, _ = load_interactions(path, time_col=None, now=pd.Timestamp("2026-06-01", tz="UTC"))
+    events["length"] = events.groupby("session_id")["event_id"].transform("size")
+    late = events["timestamp"] >= events["timestamp"].quantile(0.9)
+    end, rest = events.loc[late, "length"].mean(), events.loc[~late, "length"].mean()
+    assert abs(end - rest) < 0.03 * rest, (end, rest)
 
 
 def test_an_import_too_big_for_memory_is_refused_before_it_starts(tmp_path, monkeypatch):
