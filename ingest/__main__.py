@@ -139,6 +139,9 @@ def import_(
     rating_max: float | None = typer.Option(
         None, help="the rating scale's top (default: the file's highest rating); the same for every part of a log"
     ),
+    unrated: float | None = typer.Option(
+        None, help="the rating that means 'not rated' (e.g. 0 or -1): such rows are plays of unknown value"
+    ),
     type_col: str | None = None,
     type_map: str | None = typer.Option(
         None,
@@ -179,6 +182,12 @@ def import_(
         "--no-time",
         help="the file has no time column: rows are stamped in file order, a second apart, ending now",
     ),
+    file_order: bool = typer.Option(
+        False,
+        "--file-order",
+        help="with --no-time: each user's rows are in time order in the file; keep it (default: a stable "
+        "shuffle, since untimed files are usually sorted by item or count)",
+    ),
     memory_check: bool = typer.Option(
         True, help="refuse a file too big for the memory available (estimated from its size) before reading it"
     ),
@@ -193,6 +202,10 @@ def import_(
         raise UsageError(f"--time-unit must be s or ms, got {time_unit!r}")
     if query_col and not type_col:
         raise UsageError("--query-col needs --type-col: only search and feature_use rows carry text")
+    if unrated is not None and not rating_col:
+        raise UsageError("--unrated names a value of the rating column: it needs --rating-col")
+    if file_order and not no_time:
+        raise UsageError("--file-order orders rows without times: it needs --no-time")
     if type_map and not type_col:
         raise UsageError("--type-map needs --type-col: it maps that column's names onto event types")
     if count_col and (rating_col or type_col):
@@ -217,6 +230,8 @@ def import_(
             type_col=type_col,
             type_map=mapping,
             count_col=count_col,
+            unrated=unrated,
+            keep_file_order=file_order,
             items=items,
             item_id_col=item_id_col,
             consent_col=consent_col,

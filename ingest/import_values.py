@@ -136,16 +136,31 @@ def types_and_values(
     rating_max: float | None = None,
     notes: list[str] | None = None,
     type_map: dict[str, str] | None = None,
+    unrated: float | None = None,
 ):
     """Event types and values from a rating (scaled by the top rating: the file's highest, or
     ``rating_max``, which keeps the parts of a log imported in parts on one scale) or a type column
     (its names through ``type_map``, then the built-in synonyms). What the scale was, ratings above
-    ``rating_max`` and type names that are no event type are said in ``notes``."""
+    ``rating_max`` and type names that are no event type are said in ``notes``.
+
+    ``unrated`` is the rating that means "no rating given" (Book-Crossing's and Goodreads' 0, an
+    anime list's -1): such a row is a play of unknown value, neither positive nor negative, and
+    stays out of the scale. Read as a rating it would be the lowest: a skip."""
     said = notes if notes is not None else []
     n = len(raw)
     norm = None
+    no_rating = np.zeros(n, dtype=bool)
+    if unrated is not None and rating_col is None:
+        raise ImportFormatError("--unrated names a value of the rating column: it needs --rating-col")
     if rating_col is not None:
         rating = pd.to_numeric(raw[rating_col], errors="coerce")
+        if unrated is not None:
+            no_rating = (rating == unrated).to_numpy()
+            rating = rating.mask(no_rating)
+            said.append(
+                f"{int(no_rating.sum()):,} rows rated {unrated:g} read as unrated plays (--unrated: neither "
+                "positive nor negative, left out of the scale)"
+            )
         if rating_max is not None and not rating_max > 0:
             raise ImportFormatError(f"--rating-max must be positive, got {rating_max:g}")
         top = rating.max() if rating_max is None else rating_max
@@ -171,10 +186,12 @@ def types_and_values(
         types = np.select([norm >= LIKE_FROM - _EPS, norm <= SKIP_UP_TO + _EPS], ["like", "skip"], "play")
         types = types.astype(object)
         types[np.isnan(norm)] = None  # an unreadable rating → quarantined
+        types[no_rating] = "play"
     else:
         types = np.full(n, "play", dtype=object)
     carries = np.isin(types, ["play", "like"])  # only these have a value in the contract
     value = np.where(carries, norm if norm is not None else 1.0, np.nan).astype(np.float32)
+    value[no_rating] = np.nan
     return types, value
 
 

@@ -167,11 +167,18 @@ UNTIMED_STEP_S = 1.0
 UNTIMED_VISIT_ROWS = 10
 
 
-def file_order_times(users: pd.Series, end: pd.Timestamp) -> tuple[pd.Series, pd.Series, np.ndarray]:
+def file_order_times(
+    users: pd.Series, end: pd.Timestamp, items: pd.Series | None = None
+) -> tuple[pd.Series, pd.Series, np.ndarray]:
     """Times and sessions for rows that have none, the last before ``end``; and the raw time the
     event ids hash (empty, so a re-import gets the same ids).
 
-    Each user's rows keep their file order, cut into visits of up to ``UNTIMED_VISIT_ROWS`` rows (a
+    With ``items``, each user's rows are put in a stable pseudo-random order (a hash of user and
+    item) first: an untimed file is mostly sorted within a user by item id or by count, and the
+    hold-out would then be the user's highest ids or least-played items, with the neighbouring ids
+    of the same sort predicting them. Without, the file's order is taken as each user's time order.
+
+    Each user's rows, in that order, are cut into visits of up to ``UNTIMED_VISIT_ROWS`` rows (a
     second apart, one session each) spread evenly over the whole span (``UNTIMED_STEP_S`` per row
     of the file) from a phase of their own, so users are interleaved. Stamping the file's order as
     it is would put the last users of a file sorted by user (most public sets are) alone in every
@@ -189,6 +196,16 @@ def file_order_times(users: pd.Series, end: pd.Timestamp) -> tuple[pd.Series, pd
         who = users[known].astype(str)
         codes, _ = pd.factorize(who)
         rank = pd.Series(codes).groupby(codes).cumcount().to_numpy()
+        if items is not None:
+            shuffle = pd.util.hash_pandas_object(
+                pd.DataFrame({"u": who.to_numpy(), "i": items[known].astype(str).to_numpy()}), index=False
+            ).to_numpy()
+            order = np.lexsort((rank, shuffle, codes))  # by user, then hash; the file's order breaks ties
+            by_user = codes[order]
+            starts = np.flatnonzero(np.r_[True, by_user[1:] != by_user[:-1]])
+            position = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))
+            rank = np.empty_like(rank)
+            rank[order] = position
         rows = np.bincount(codes)
         visits = (rows + UNTIMED_VISIT_ROWS - 1) // UNTIMED_VISIT_ROWS
         phase = pd.util.hash_pandas_object(who, index=False).to_numpy() / 2.0**64  # stable per user
@@ -228,8 +245,10 @@ def load_interactions(
     items_layout: TextLayout | None = None,
     now: pd.Timestamp | None = None,
     rating_max: float | None = None,
+    keep_file_order: bool = False,
     type_map: dict[str, str] | None = None,
     count_col: str | None = None,
+    unrated: float | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame | None, ImportSummary]:
     """Read interactions and (optionally) item metadata into raw events and an item frame.
 
@@ -238,6 +257,7 @@ def load_interactions(
     without either every row is a full play. ``type_map`` maps the type column's own names onto
     event types (``import_values.parse_type_map``). ``count_col`` names play counts (a log with one
     row per user and item): each row is one play standing for its count (``counted_plays``).
+    ``unrated`` is the rating value that means "not rated" (a play of unknown value).
 
     Consent: ``consent_col`` (personalization) and ``analytics_consent_col`` name columns of flags;
     ``assume_consent`` grants both where no column says otherwise, for data collected under another
@@ -250,8 +270,8 @@ def load_interactions(
     encoding); whatever they leave open is read off the file and reported in the summary.
 
     ``time_col=None``: the file has no times (many public ratings sets); each user's rows are
-    stamped in file order, users interleaved, ending at ``now`` (``file_order_times``), and the
-    summary says so.
+    stamped in a stable shuffled order (in file order with ``keep_file_order``), users interleaved,
+    ending at ``now`` (``file_order_times``), and the summary says so.
     """
     source = Path(source)
     if count_col is not None and (rating_col is not None or type_col is not None):
@@ -281,12 +301,19 @@ def load_interactions(
     users, item_ids = clean_ids(raw[user_col]), clean_ids(raw[item_col])
     untimed_note: list[str] = []
     if time_col is None:
-        ts, raw_time, sessions = file_order_times(users, now or pd.Timestamp.now(tz="UTC"))
+        ts, raw_time, sessions = file_order_times(
+            users, now or pd.Timestamp.now(tz="UTC"), None if keep_file_order else item_ids
+        )
         span = f"{ts.min().isoformat()} … {ts.max().isoformat()}" if n else "-"
+        order = (
+            "in their file order (--file-order)"
+            if keep_file_order
+            else "in a stable shuffled order (--file-order keeps the file's)"
+        )
         untimed_note = [
-            f"no time column: each user's rows stamped in their file order, in visits of up to "
-            f"{UNTIMED_VISIT_ROWS} rows (one session each) spread over {span} with the users interleaved (any time window holds "
-            "some rows of every user); the hold-out and time windows then follow each user's file order"
+            f"no time column: each user's rows stamped {order}, in visits of up to {UNTIMED_VISIT_ROWS} rows "
+            f"(one session each) spread over {span} with the users interleaved (any time window holds some rows "
+            "of every user); the hold-out and time windows then follow that order"
         ]
     else:
         ts, raw_time = parse_time(raw[time_col], time_unit, time_col), raw[time_col]
@@ -296,7 +323,7 @@ def load_interactions(
     if count_col is not None:
         types, value, weight = counted_plays(raw[count_col], users, count_col, scale_notes)
     else:
-        types, value = types_and_values(raw, rating_col, type_col, rating_max, scale_notes, type_map)
+        types, value = types_and_values(raw, rating_col, type_col, rating_max, scale_notes, type_map, unrated)
 
     consent = tuple(_consent_values(raw, col, assume_consent) for col in (consent_col, analytics_consent_col))
     no_item = np.isin(types.astype(object), list(NO_ITEM_TYPES))

@@ -313,7 +313,13 @@ def test_a_file_without_times_is_stamped_in_each_users_file_order_ending_now(tmp
         load_interactions(path, user_col="User-ID", item_col="ISBN", rating_col="Book-Rating")
     now = pd.Timestamp("2026-06-01 12:00:00.700", tz="UTC")
     events, _, summary = load_interactions(
-        path, user_col="User-ID", item_col="ISBN", rating_col="Book-Rating", time_col=None, now=now
+        path,
+        user_col="User-ID",
+        item_col="ISBN",
+        rating_col="Book-Rating",
+        time_col=None,
+        now=now,
+        keep_file_order=True,
     )
     # each user's file order kept, one session per visit, before the import
     ts = events.set_index("item_id")["timestamp"]
@@ -334,6 +340,8 @@ def test_a_file_without_times_is_stamped_in_each_users_file_order_ending_now(tmp
     args = ["import", str(path), "--user-col", "User-ID", "--item-col", "ISBN", "--no-time"]
     both = CliRunner().invoke(app, [*args, "--time-unit", "s"])
     assert both.exit_code == 2 and "--no-time and --time-unit contradict" in both.stderr
+    timed = CliRunner().invoke(app, [*args[:-1], "--file-order"])
+    assert timed.exit_code == 2 and "--file-order orders rows without times" in timed.stderr
     done = CliRunner().invoke(app, [*args, "--rating-col", "Book-Rating"])
     assert done.exit_code == 0, done.output
     assert "accepted into the event log" in done.output and "no time column" in done.output
@@ -349,7 +357,7 @@ def test_untimed_rows_interleave_users_so_any_window_holds_every_user(tmp_path):
     path = tmp_path / "sorted.csv"
     path.write_text("user_id,item_id\n" + rows + "\n")
     now = pd.Timestamp("2026-06-01", tz="UTC")
-    events, _, _ = load_interactions(path, time_col=None, now=now)
+    events, _, _ = load_interactions(path, time_col=None, now=now, keep_file_order=True)
     late = events["timestamp"] >= events["timestamp"].quantile(0.9)
     last = events.loc[late, "user_id"].unique()
     # users from all over the file, each with rows before: not the file's last users, seen by nobody
@@ -363,6 +371,26 @@ def test_untimed_rows_interleave_users_so_any_window_holds_every_user(tmp_path):
     # visits of a few rows, each its own session: a session is as long at the end of the span as anywhere
     per_session = events.groupby("session_id").size()
     assert per_session.max() == UNTIMED_VISIT_ROWS and events["session_id"].nunique() == 200 * 2
+
+
+def test_untimed_rows_are_shuffled_per_user_unless_the_file_order_is_time(tmp_path):
+    """A file sorted by item within each user: stamped in that order, every user's hold-out would be
+    their highest item ids. By default each user's rows take a stable order of their own."""
+    rows = "\n".join(f"u{u},i{k:03d}" for u in range(50) for k in range(40))
+    path = tmp_path / "sorted_items.csv"
+    path.write_text("user_id,item_id\n" + rows + "\n")
+    now = pd.Timestamp("2026-06-01", tz="UTC")
+    events, _, summary = load_interactions(path, time_col=None, now=now)
+    last = events.sort_values("timestamp").groupby("user_id").tail(8)
+    assert last["item_id"].str[1:].astype(int).mean() < 30  # not each user's 8 highest ids (mean 35.5)
+    assert events.groupby("user_id").size().eq(40).all()
+    assert any("stable shuffled order (--file-order keeps the file's)" in n for n in summary.read_notes)
+    again, _, _ = load_interactions(path, time_col=None, now=now)
+    pd.testing.assert_frame_equal(events, again)  # the same order, stamps and ids on every import
+    kept, _, summary = load_interactions(path, time_col=None, now=now, keep_file_order=True)
+    tail = kept.sort_values("timestamp").groupby("user_id").tail(8)
+    assert tail["item_id"].str[1:].astype(int).min() == 32
+    assert any("in their file order (--file-order)" in n for n in summary.read_notes)
 
 
 def test_untimed_sessions_are_as_long_at_the_end_of_the_span_as_before_it(tmp_path):

@@ -430,3 +430,27 @@ u2,,2024-01-01T10:03:00Z,search,
     assert summary.problems["search or feature_use without text"] == 1
     with pytest.raises(ImportFormatError, match="text"):
         load_interactions(src, user_col="user", item_col="item", time_col="when", type_col="kind", query_col="words")
+
+
+def test_an_unrated_marker_is_a_play_of_unknown_value_not_the_lowest_rating(tmp_path):
+    """Book-Crossing's 0 (and an anime list's -1) means "no rating given", not "hated it"."""
+    rows = "\n".join(f"u,b{k},{T0 + k},{r}" for k, r in enumerate([0, 10, 8, 3, 0, 6]))
+    src = _csv(tmp_path / "bx.csv", "user_id,item_id,timestamp,rating\n" + rows)
+    plain, _, _ = load_interactions(src, time_unit="s", rating_col="rating")
+    assert plain["type"].tolist()[0] == "skip"  # read as a rating, 0 is the worst
+    events, _, summary = load_interactions(src, time_unit="s", rating_col="rating", unrated=0)
+    assert events["type"].tolist() == ["play", "like", "like", "skip", "play", "play"]
+    values = events["value"].to_numpy()
+    assert np.isnan(values[[0, 4]]).all() and values[5] == pytest.approx(0.6)
+    assert "2 rows rated 0 read as unrated plays" in str(summary)
+    assert summary.problems["unparseable rating"] == 0
+    with pytest.raises(ImportFormatError, match="needs --rating-col"):
+        load_interactions(src, time_unit="s", unrated=0)
+
+
+def test_an_unrated_play_is_neither_a_positive_nor_a_negative_label(tmp_path):
+    from training.labels import label
+
+    src = _csv(tmp_path / "a.csv", "user_id,item_id,timestamp,rating\nu,a,1,-1\nu,b,2,10\nu,c,3,1")
+    events, _, _ = load_interactions(src, time_unit="s", rating_col="rating", unrated=-1)
+    assert label(events).tolist() == [-1, 1, 0]
