@@ -14,6 +14,7 @@ from setlist.cli import console as cli_console
 from setlist.errors import Refused
 from setlist.registry import CHALLENGER, CHAMPION
 from setlist.settings import Settings, get_settings
+from training.promotion import REQUIRED_BASELINES
 from training.run import TrainingRefused, train
 
 # ibis (under Feast's DuckDB store) and Feast's on-demand views warn on every call; not actionable here
@@ -74,7 +75,7 @@ def main(trees: int = typer.Option(None, help="ranker trees (default: SETLIST_RA
     if not r.promoted and registry.find_pair(registry.reader(settings), settings, CHAMPION) is None:
         console.print(
             "[yellow]no model is champion yet, so `make serve` stays not ready.[/] The gate wants the model to "
-            "beat popularity on the hold-out; to serve this one anyway: "
+            f"beat {' and '.join(REQUIRED_BASELINES)} on the hold-out (the reason above); to serve this one anyway: "
             "python -m training.promote --reason '…' (recorded with the versions and in the lineage)"
         )
 
