@@ -45,12 +45,14 @@ def decide(
     baselines: dict[str, float],
     margin: float,
     validation_passed: bool,
+    champion_note: str | None = None,
 ) -> Decision:
     """The promotion gate. Pure, so it can be tested on numbers alone.
 
     ``baselines`` maps a baseline's name to its ndcg@10 on the same queries; the challenger must beat
     every required one that was measured, then the champion by ``margin``. The gap to EASE is part of
-    the reason either way, so a model that trails it is visible."""
+    the reason either way, so a model that trails it is visible. ``champion_note`` says why an
+    existing champion has no score here: the challenger is then judged against the baselines alone."""
     if not validation_passed:
         return Decision(False, "validation failed")
     ease = baselines.get("ease")
@@ -61,7 +63,8 @@ def decide(
             return Decision(False, f"ndcg@10 {challenger_ndcg:.4f} does not beat {name} {value:.4f}{gap}")
     beaten = ", ".join(f"{n} {baselines[n]:.4f}" for n in REQUIRED_BASELINES if n in baselines)
     if champion_ndcg is None:
-        return Decision(True, f"first model; ndcg@10 {challenger_ndcg:.4f} beats {beaten}{gap}")
+        first = f"champion not scored ({champion_note})" if champion_note else "first model"
+        return Decision(True, f"{first}; ndcg@10 {challenger_ndcg:.4f} beats {beaten}{gap}")
     if challenger_ndcg >= champion_ndcg + margin:
         return Decision(
             True, f"ndcg@10 {challenger_ndcg:.4f} beats champion {champion_ndcg:.4f} by >= {margin} and {beaten}{gap}"

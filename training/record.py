@@ -51,6 +51,7 @@ def record(
         {n: metrics[f"baseline_{n}_ndcg_at_10"] for n in names},
         settings.promotion_margin,
         gate_passed,
+        champion_note=ev.champion_note,
     )
     client = promotion.use_experiment(settings)
     svc, split, booster = plan.svc, plan.split, ev.fitted.booster

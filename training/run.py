@@ -218,6 +218,8 @@ class Evaluated:
     results: dict[str, Evaluation]
     baselines: dict[str, Baseline]
     champion: dict[str, float] | None
+    #: why an existing champion was not scored on this hold-out (None: scored, or there is none)
+    champion_note: str | None = None
 
     @property
     def index(self) -> CandidateIndex:
@@ -278,12 +280,14 @@ def fit_and_evaluate(
         baselines,
         progress=report.task("evaluating on the hold-out", len(q_hold)),
     )
-    champion = champion_metrics(settings, store, state, q_hold, split.labels, cold, split.train, svc)
+    champion, champion_note = champion_metrics(
+        settings, store, state, q_hold, split.labels, cold, split.train, svc, split.kind
+    )
     # The registered model keeps the training part's weights, so that a later run can score it on
     # a hold-out it never learned from; but it serves with every user's whole history, so that
     # nothing they rated in the hold-out is offered again and their latest items count.
     index_b.seen = seen_matrix(plan.events, index_b.user_ids, pd.Index(index_b.item_ids))
-    return Evaluated(fitted, fitted_b, results, baselines, champion)
+    return Evaluated(fitted, fitted_b, results, baselines, champion, champion_note)
 
 
 #: the hold-out scorer that ranks every candidate with the trees, beside the cascade ("model")
