@@ -8,7 +8,7 @@ wall clock, stable sorts).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from feature_repo import declarations, engine
-from setlist.consent import FLAGS, latest, personalizable  # the consent rules live in the shared core
+from setlist.consent import FLAGS, latest, newest_usable, personalizable  # the consent rules live in the shared core
 from setlist.contract import ITEM_TYPES
 from setlist.features import LIGHT_SESSION_TYPES, SessionState, update_session
 from setlist.featureset import FeatureSet
@@ -32,6 +32,18 @@ class FeatureBatches:
     consent: pd.DataFrame
     genres: list[str]
     as_of: pd.Timestamp
+    #: per view, the end of the last day with an event that view may use (consent decides which):
+    #: its freshness is judged against that, not against events it must leave out; absent: ``as_of``
+    fresh_as_of: dict[str, pd.Timestamp] = field(default_factory=dict)
+
+    def freshness_as_of(self, view: str) -> pd.Timestamp:
+        return self.fresh_as_of.get(view, self.as_of)
+
+
+def fresh_as_of(user_newest: pd.Timestamp | None, item_newest: pd.Timestamp | None) -> dict[str, pd.Timestamp]:
+    """``FeatureBatches.fresh_as_of`` from each view's newest usable event (None: it has none)."""
+    ends = {"user_profile": user_newest, "item_stats": item_newest}
+    return {view: pd.Timestamp(t).floor("D") + DAY for view, t in ends.items() if t is not None and pd.notna(t)}
 
 
 @dataclass(frozen=True)
@@ -214,12 +226,16 @@ def build_items(
 ) -> pd.DataFrame:
     """Item stats from prepared events (all events of the items wanted), counting only users whose
     analytics consent (``analytics``: a flag per user, from all of each user's events) is on."""
+    return build_item_stats(counted_events(events, analytics), catalog, features, tables)
+
+
+def counted_events(events: pd.DataFrame, analytics: pd.Series) -> pd.DataFrame:
+    """The events item stats count: item events of users whose analytics consent is on."""
     allowed = analytics.index[analytics.to_numpy(dtype=bool)]
     # item stats describe what was done to items: a search or a feature use names none, and the
     # light types are sampled (their counts would need their weights)
     about_items = events["type"].isin(ITEM_TYPES).to_numpy()
-    counted = events[about_items & events["user_id"].isin(allowed).to_numpy()].reset_index(drop=True)
-    return build_item_stats(counted, catalog, features, tables)
+    return events[about_items & events["user_id"].isin(allowed).to_numpy()].reset_index(drop=True)
 
 
 def build(
@@ -257,4 +273,5 @@ def build_prepared(
         consent=consent,
         genres=catalog.genres,
         as_of=as_of(events),
+        fresh_as_of=fresh_as_of(*newest_usable(events, consent_default)),
     )

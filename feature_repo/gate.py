@@ -40,7 +40,7 @@ def gate(
     for name, frame in (("user_profile", batches.user_profile), ("item_stats", batches.item_stats)):
         if skip_empty and frame.empty:
             continue
-        when = (as_of or {}).get(name, batches.as_of.to_pydatetime())
+        when = (as_of or {}).get(name, batches.freshness_as_of(name).to_pydatetime())
         result = validate_feature_batch(name, frame, as_of=when, features=features)
         failures += [f"{name}: {f}" for f in result.failures]
     return failures

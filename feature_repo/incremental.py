@@ -10,7 +10,7 @@ sorted the way a full build sorts them, so they are byte-identical to a full reb
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -19,8 +19,18 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from feature_repo.build import Catalog, FeatureBatches, as_of, build_items, build_users, prepare_table
+from feature_repo.build import (
+    Catalog,
+    FeatureBatches,
+    as_of,
+    build_items,
+    build_users,
+    counted_events,
+    fresh_as_of,
+    prepare_table,
+)
 from feature_repo.data_sources import CONSENT_FILE, ITEM_STATS_FILE, SESSION_FILE, USER_PROFILE_FILE
+from setlist.consent import personalizable
 from setlist.contract import EVENT_SCHEMA
 from setlist.eventlog import Erased
 from setlist.featureset import FeatureSet
@@ -108,6 +118,9 @@ class Delta:
     users: list[str]
     items: list[str]
     as_of: pd.Timestamp
+    #: per view, the end of the last day with an event of the touched entities that view may use;
+    #: a view missing here got nothing it may use from the new events
+    fresh_as_of: dict[str, pd.Timestamp] = field(default_factory=dict)
 
     def batches(self, genres: list[str]) -> FeatureBatches:
         return FeatureBatches(
@@ -117,6 +130,7 @@ class Delta:
             self.rows[CONSENT_FILE],
             genres,
             self.as_of,
+            self.fresh_as_of,
         )
 
 
@@ -167,7 +181,12 @@ def compute_delta(
         ITEM_STATS_FILE: build_items(theirs, catalog, features, item_tables, analytics=analytics),
     }
     newest = as_of(new) if len(new) else old_as_of
-    return Delta(rows, user_list, item_list, max(old_as_of, newest))
+    counted = counted_events(theirs, analytics)["timestamp"]
+    usable = fresh_as_of(
+        personalizable(mine, consent_default)["timestamp"].max() if len(mine) else None,
+        counted.max() if len(counted) else None,
+    )
+    return Delta(rows, user_list, item_list, max(old_as_of, newest), usable)
 
 
 def merge_file(path: Path, rows: pd.DataFrame, touched: list[str], fname: str) -> pa.Table:

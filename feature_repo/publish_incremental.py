@@ -81,12 +81,15 @@ def _gate_recomputed(
         changed, {v: t.to_pydatetime() for v, t in own.items() if pd.notna(t)}, skip_empty=True, features=d.features
     )
     for view, fname in (("user_profile", USER_PROFILE_FILE), ("item_stats", ITEM_STATS_FILE)):
+        usable = delta.fresh_as_of.get(view)
+        if usable is None:  # nothing new it may use (every new event's user lacks consent): its rows stand
+            continue
         kept = newest_kept(settings.features_dir / fname, fname, touched[fname])
         newest = max((t for t in (kept, own[view]) if t is not None and pd.notna(t)), default=None)
-        if newest is None or newest < delta.as_of - DEFAULT_MAX_AGE:
+        if newest is None or newest < usable - DEFAULT_MAX_AGE:
             failures.append(
                 f"{view}: the newest snapshot ({newest}) is older than {DEFAULT_MAX_AGE} before "
-                f"the end of the log ({delta.as_of})"
+                f"the newest event it may use ({usable})"
             )
     if failures:
         raise reject(settings, changed, failures)

@@ -93,6 +93,20 @@ def analytics_events(events: pd.DataFrame, default: bool) -> pd.DataFrame:
     return events[events["user_id"].isin(allowed[allowed].index)]
 
 
+def newest_usable(events: pd.DataFrame, default: bool) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
+    """The newest event a user's own features may use (their personalization consent is on), and
+    the newest that item statistics may count (an item event of a user whose analytics consent is
+    on). Features are as fresh as these, not as the log's newest event: a day of events from users
+    without consent adds nothing either may use."""
+    from setlist.contract import ITEM_TYPES  # the contract imports this module
+
+    def newest(frame: pd.DataFrame) -> pd.Timestamp | None:
+        return pd.Timestamp(frame["timestamp"].max()) if len(frame) else None
+
+    counted = analytics_events(events, default)
+    return newest(personalizable(events, default)), newest(counted[counted["type"].isin(ITEM_TYPES)])
+
+
 def opted_out_users(events: pd.DataFrame, default: bool) -> set[str]:
     """Pseudonyms whose personalization consent is off (by choice, or by a ``deny`` default)."""
     if events.empty:

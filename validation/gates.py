@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from setlist import jobmetrics
+from setlist.consent import FLAGS, newest_usable
 from setlist.eventlog import EventLog
 from setlist.featureset import FeatureSet
 from setlist.settings import Settings
@@ -80,16 +81,17 @@ def features_gate(settings: Settings, opts: GateOptions, ws: Workspace) -> list[
         raise sources.InputMissing("no feature declarations were given to check the batches against")
     features = opts.declarations()
     batches = {name: sources.load_feature_batch(settings, name) for name in views_of(features)}
-    as_of = opts.as_of or _newest_event(settings)
+    usable = {} if opts.as_of else _newest_usable(settings)
     t = opts.thresholds(settings)
     results = []
     for name, frame in batches.items():
+        as_of, what = (opts.as_of, "--as-of") if opts.as_of else usable.get(name, usable["log"])
         result = api.validate_feature_batch(
             name, frame, as_of, features=features, max_age=t.freshness.max_age, workspace=ws
         )
         result.notes += [
             f"freshness: newest snapshot at most {t.freshness.max_age_hours:g} h before "
-            f"{as_of.isoformat(timespec='seconds')} ({'--as-of' if opts.as_of else 'the newest event'})",
+            f"{as_of.isoformat(timespec='seconds')} ({what})",
             _from(t),
         ]
         results.append(result)
@@ -269,6 +271,24 @@ def _cardinality_reference(
         )
     ref.save(path)
     return ref, f"no stored reference: learned from {ref.windows} window(s) of {size:,} events, saved to {path}"
+
+
+def _newest_usable(settings: Settings) -> dict[str, tuple[datetime, str]]:
+    """Per feature view, the newest event it may use, and in words; ``log`` the newest of all. A
+    view's snapshots cannot be newer than the events its users' consent lets it use, so a day of
+    events from users without consent must not make it stale."""
+    newest = _newest_event(settings)
+    out = {"log": (newest, "the newest event")}
+    log = EventLog(settings.events_dir)
+    if not log.files():
+        return out
+    columns = ["user_id", "type", "timestamp", *FLAGS]
+    events = log.read(columns=columns)
+    user, item = newest_usable(events, settings.consent_granted_by_default)
+    for view, ts, who in (("user_profile", user, "personalization"), ("item_stats", item, "analytics")):
+        if ts is not None:
+            out[view] = (pd.Timestamp(ts).to_pydatetime(), f"the newest event it may use: {who} consent")
+    return out
 
 
 def _newest_event(settings: Settings) -> datetime:

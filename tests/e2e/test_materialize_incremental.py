@@ -122,6 +122,23 @@ def test_incremental_after_an_append_equals_a_full_rebuild(base: Base, tmp_path:
     assert again.mode == "none" and again.version == report.version
 
 
+def test_days_of_events_without_consent_do_not_make_the_features_stale(base: Base, tmp_path: Path) -> None:
+    """Five days on, only users who refused consent were active: nothing new may reach the features,
+    and the batch is not rejected as five days behind the log."""
+    from feature_repo.materialize import publish
+
+    inc = _copy(base.settings, tmp_path / "inc")
+    quiet = base.held_back.head(40).copy()
+    quiet["user_id"] = [f"refused-{k % 4}" for k in range(len(quiet))]
+    quiet["event_id"] = quiet["event_id"] + "-quiet"
+    quiet["timestamp"] = pd.Timestamp(END) + pd.Timedelta(days=5) + pd.to_timedelta(range(len(quiet)), unit="s")
+    quiet["consent_personalization"], quiet["consent_analytics"] = False, False
+    _append(inc, quiet)
+    report = publish(inc)
+    assert report.mode == "incremental", report.reason
+    assert publish(inc, full=True).mode == "full"  # the full build's gate agrees
+
+
 def test_a_changed_catalogue_row_recomputes_that_item_and_its_listeners(base: Base, tmp_path: Path) -> None:
     from feature_repo.materialize import publish
     from setlist.catalog import save_items

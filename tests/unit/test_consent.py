@@ -115,3 +115,15 @@ def test_production_denies_by_default_and_the_setting_overrides(monkeypatch: pyt
     monkeypatch.setenv("SETLIST_CONSENT_DEFAULT", "maybe")
     with pytest.raises(ValueError):
         Settings()
+
+
+def test_the_newest_usable_events_leave_out_users_without_each_consent() -> None:
+    from setlist.consent import newest_usable
+
+    rows = _events([("consenting", 10, True), ("withdrawn", 50, False), ("consenting", 20, None)])
+    rows["type"] = ["play", "play", "search"]  # a search is no item event: item stats do not count it
+    rows["consent_analytics"] = pd.Series([True, None, True], dtype="object")
+    user, item = newest_usable(rows, default=False)
+    assert user == pd.Timestamp(20, unit="s", tz="UTC")  # the withdrawn user's later event is not theirs to use
+    assert item == pd.Timestamp(10, unit="s", tz="UTC")
+    assert newest_usable(rows.iloc[[1]], default=False) == (None, None)

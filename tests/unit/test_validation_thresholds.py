@@ -97,6 +97,27 @@ def test_freshness_is_relative_to_the_newest_event_and_its_max_age_from_the_file
     assert _invoke("features", "--max-age-hours", "12")[0] == 0  # a flag overrides the file
 
 
+def test_freshness_is_relative_to_the_newest_event_each_view_may_use(data_dir):
+    """Five days of events from a user without consent come after the features' last snapshot:
+    nothing in them may reach the features, so the features are not stale for it."""
+    log = EventLog(data_dir / "events")
+    late = log.read().tail(20).copy()
+    late["timestamp"] = late["timestamp"].max() + timedelta(days=5) + pd.to_timedelta(range(20), unit="min")
+    late["event_id"] = late["event_id"] + "-late"
+    late["user_id"] = "without-consent"
+    late["consent_personalization"], late["consent_analytics"] = False, False
+    log.append(late)
+    code, out = _invoke("features")
+    assert code == 0, out
+    assert "the newest event it may use: personalization consent" in out and "analytics consent" in out
+    # the same events from a consenting user would have been left out of the features: stale
+    late["user_id"], late["consent_personalization"], late["consent_analytics"] = "consenting", True, True
+    late["event_id"] = late["event_id"] + "-again"
+    log.append(late)
+    code, out = _invoke("features")
+    assert code == 1 and "expect_column_max_to_be_between(event_timestamp)" in out
+
+
 def test_flags_override_the_file_and_say_so(data_dir):
     code, out = _invoke("drift", "--psi-fail", "0.3")
     assert code == 0, out

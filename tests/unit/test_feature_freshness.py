@@ -1,0 +1,36 @@
+"""A feature batch is as fresh as the events its views may use: days of events from users without
+consent after the last usable one must not get the batch rejected as stale."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pandas as pd
+
+from feature_repo.build import build
+from feature_repo.declarations import load as load_declarations
+from feature_repo.gate import gate
+from validation.testing import clean_items, ratings_events
+
+
+def test_a_batch_is_judged_against_the_newest_event_each_view_may_use(tmp_path):
+    from setlist.catalog import load_items, save_items
+
+    save_items(clean_items(300), tmp_path / "items.parquet")
+    events = ratings_events(users=40, ratings=2000, years=1.0, items=300, seed=5)
+    late = events.tail(30).copy()
+    late["timestamp"] = events["timestamp"].max() + timedelta(days=5) + pd.to_timedelta(range(30), unit="min")
+    late["event_id"] = late["event_id"] + "-late"
+    late["user_id"] = "without-consent"
+    late["consent_personalization"], late["consent_analytics"] = False, False
+    both = pd.concat([events, late], ignore_index=True)
+    features = load_declarations()
+
+    batches = build(both, load_items(tmp_path / "items.parquet"), features, consent_default=True)
+    usable_end = events["timestamp"].max().floor("D") + pd.Timedelta(days=1)
+    assert batches.as_of == late["timestamp"].max().floor("D") + pd.Timedelta(days=1)
+    assert batches.fresh_as_of == {"user_profile": usable_end, "item_stats": usable_end}
+    assert gate(batches, features=features) == []
+    # judged against the log's end, as before, the same batch is five days stale
+    stale = gate(batches, {v: batches.as_of.to_pydatetime() for v in ("user_profile", "item_stats")}, features=features)
+    assert len(stale) == 2 and all("event_timestamp" in f for f in stale)
