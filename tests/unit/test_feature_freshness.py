@@ -34,3 +34,23 @@ def test_a_batch_is_judged_against_the_newest_event_each_view_may_use(tmp_path):
     # judged against the log's end, as before, the same batch is five days stale
     stale = gate(batches, {v: batches.as_of.to_pydatetime() for v in ("user_profile", "item_stats")}, features=features)
     assert len(stale) == 2 and all("event_timestamp" in f for f in stale)
+
+
+def test_the_spark_build_reads_each_views_newest_usable_event_off_the_consent_rows(tmp_path):
+    from feature_repo.publish_spark import _read_back
+
+    day = pd.Timestamp("2026-05-01", tz="UTC")
+    consent = pd.DataFrame(
+        {
+            "user_id": ["a", "b", "refused"],
+            "event_timestamp": [day + pd.Timedelta(hours=3), day + pd.Timedelta(days=1), day + pd.Timedelta(days=6)],
+            "consent_personalization": [True, False, False],
+            "consent_analytics": [True, True, False],
+        }
+    )
+    consent.to_parquet(tmp_path / "consent.parquet")
+    for name in ("user_profile", "item_stats", "session"):
+        pd.DataFrame({"event_timestamp": [day]}).to_parquet(tmp_path / f"{name}.parquet")
+    batches = _read_back(str(tmp_path), ["pop"], day + pd.Timedelta(days=7))
+    assert batches.freshness_as_of("user_profile") == day + pd.Timedelta(days=1)  # a's day
+    assert batches.freshness_as_of("item_stats") == day + pd.Timedelta(days=2)  # b's day
