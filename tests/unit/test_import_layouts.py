@@ -345,6 +345,11 @@ def test_a_file_without_times_is_stamped_in_each_users_file_order_ending_now(tmp
     done = CliRunner().invoke(app, [*args, "--rating-col", "Book-Rating"])
     assert done.exit_code == 0, done.output
     assert "accepted into the event log" in done.output and "no time column" in done.output
+    assert "imported before" not in done.output
+    # the same file again, with another option: its rows are duplicates, and the way out is said
+    redo = CliRunner().invoke(app, [*args, "--rating-col", "Book-Rating", "--unrated", "0"])
+    assert redo.exit_code == 0, redo.output
+    assert "3 of these rows were imported before" in redo.output and "SETLIST_DATA_DIR" in redo.output
 
 
 def test_untimed_rows_interleave_users_so_any_window_holds_every_user(tmp_path):
