@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from setlist import jobmetrics
-from setlist.consent import FLAGS, newest_usable
+from setlist.consent import newest_usable
 from setlist.eventlog import EventLog
 from setlist.featureset import FeatureSet
 from setlist.settings import Settings
@@ -81,7 +81,7 @@ def features_gate(settings: Settings, opts: GateOptions, ws: Workspace) -> list[
         raise sources.InputMissing("no feature declarations were given to check the batches against")
     features = opts.declarations()
     batches = {name: sources.load_feature_batch(settings, name) for name in views_of(features)}
-    usable = {} if opts.as_of else _newest_usable(settings)
+    usable = {} if opts.as_of else _newest_usable(settings, opts)
     t = opts.thresholds(settings)
     results = []
     for name, frame in batches.items():
@@ -273,17 +273,15 @@ def _cardinality_reference(
     return ref, f"no stored reference: learned from {ref.windows} window(s) of {size:,} events, saved to {path}"
 
 
-def _newest_usable(settings: Settings) -> dict[str, tuple[datetime, str]]:
+def _newest_usable(settings: Settings, opts: GateOptions) -> dict[str, tuple[datetime, str]]:
     """Per feature view, the newest event it may use, and in words; ``log`` the newest of all. A
     view's snapshots cannot be newer than the events its users' consent lets it use, so a day of
     events from users without consent must not make it stale."""
-    newest = _newest_event(settings)
-    out = {"log": (newest, "the newest event")}
-    log = EventLog(settings.events_dir)
-    if not log.files():
+    out = {"log": (_newest_event(settings), "the newest event")}
+    try:  # the log as the other gates of this run read it (--path names other events, not the log)
+        events = opts.events(settings) if opts.path is None else sources.load_events(settings)
+    except sources.InputMissing:
         return out
-    columns = ["user_id", "type", "timestamp", *FLAGS]
-    events = log.read(columns=columns)
     user, item = newest_usable(events, settings.consent_granted_by_default)
     for view, ts, who in (("user_profile", user, "personalization"), ("item_stats", item, "analytics")):
         if ts is not None:
