@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from feature_repo import declarations, engine
-from setlist.consent import FLAGS, latest, newest_usable, personalizable  # the consent rules live in the shared core
+from setlist.consent import FLAGS, latest, personalizable  # the consent rules live in the shared core
 from setlist.contract import ITEM_TYPES
 from setlist.features import LIGHT_SESSION_TYPES, SessionState, update_session
 from setlist.featureset import FeatureSet
@@ -44,6 +44,18 @@ def fresh_as_of(user_newest: pd.Timestamp | None, item_newest: pd.Timestamp | No
     """``FeatureBatches.fresh_as_of`` from each view's newest usable event (None: it has none)."""
     ends = {"user_profile": user_newest, "item_stats": item_newest}
     return {view: pd.Timestamp(t).floor("D") + DAY for view, t in ends.items() if t is not None and pd.notna(t)}
+
+
+def fresh_from_consent(consent: pd.DataFrame) -> dict[str, pd.Timestamp]:
+    """``fresh_as_of`` off the consent rows, each stamped at its user's last event: the newest row
+    of the users with a consent is the newest event the view needing it may use. For item stats it
+    may be a search, which they do not count, so this is never laxer than the events themselves."""
+
+    def newest_of(flag: str) -> pd.Timestamp | None:
+        stamps = consent.loc[consent[flag].fillna(False).astype(bool), "event_timestamp"]
+        return stamps.max() if len(stamps) else None
+
+    return fresh_as_of(newest_of("consent_personalization"), newest_of("consent_analytics"))
 
 
 @dataclass(frozen=True)
@@ -273,5 +285,5 @@ def build_prepared(
         consent=consent,
         genres=catalog.genres,
         as_of=as_of(events),
-        fresh_as_of=fresh_as_of(*newest_usable(events, consent_default)),
+        fresh_as_of=fresh_from_consent(consent),
     )

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from feature_repo import spark_build
-from feature_repo.build import FeatureBatches, fresh_as_of
+from feature_repo.build import FeatureBatches, fresh_from_consent
 from feature_repo.buildstate import BuildState
 from feature_repo.declared import Declared
 from feature_repo.gate import FeatureBatchRejected, gate, reject
@@ -42,14 +42,6 @@ def _read_back(location: str, genres: list[str], as_of: pd.Timestamp) -> Feature
         return frame
 
     consent = read("consent.parquet")
-
-    def newest_of(flag: str) -> pd.Timestamp | None:
-        # each user's row is stamped at their last event: the newest of the consenting users' rows
-        # is the newest event their features may use (for item stats it may be a search, which they
-        # do not count: never laxer than the pandas build, which looks at item events only)
-        stamps = consent.loc[consent[flag].fillna(False).astype(bool), "event_timestamp"]
-        return stamps.max() if len(stamps) else None
-
     return FeatureBatches(
         user_profile=read("user_profile.parquet"),
         item_stats=read("item_stats.parquet"),
@@ -57,7 +49,7 @@ def _read_back(location: str, genres: list[str], as_of: pd.Timestamp) -> Feature
         consent=consent,
         genres=genres,
         as_of=as_of,
-        fresh_as_of=fresh_as_of(newest_of("consent_personalization"), newest_of("consent_analytics")),
+        fresh_as_of=fresh_from_consent(consent),
     )
 
 

@@ -200,12 +200,8 @@ def file_order_times(
             shuffle = pd.util.hash_pandas_object(
                 pd.DataFrame({"u": who.to_numpy(), "i": items[known].astype(str).to_numpy()}), index=False
             ).to_numpy()
-            order = np.lexsort((rank, shuffle, codes))  # by user, then hash; the file's order breaks ties
-            by_user = codes[order]
-            starts = np.flatnonzero(np.r_[True, by_user[1:] != by_user[:-1]])
-            position = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))
-            rank = np.empty_like(rank)
-            rank[order] = position
+            # each row's place within its user in hash order; the file's order breaks ties
+            rank = pd.Series(shuffle).groupby(codes).rank(method="first").to_numpy(np.int64) - 1
         rows = np.bincount(codes)
         visits = (rows + UNTIMED_VISIT_ROWS - 1) // UNTIMED_VISIT_ROWS
         phase = pd.util.hash_pandas_object(who, index=False).to_numpy() / 2.0**64  # stable per user
