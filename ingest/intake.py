@@ -171,6 +171,15 @@ def _plainly_valid(frame: pd.DataFrame, now: datetime, max_future_s: float, olde
     return ok
 
 
+def _missing(raw: object) -> bool:
+    """None, NaN and NaT: nothing the writer sent. NaT is a ``datetime`` subclass, so without this it
+    would be read as a stamp."""
+    try:
+        return bool(pd.isna(raw))
+    except (TypeError, ValueError):  # lists and other containers are values, not missing
+        return False
+
+
 def _row_reason(
     row: dict[str, Any], raw: object, now: datetime, max_future_s: float, oldest: datetime | None
 ) -> str | None:
@@ -187,8 +196,7 @@ def _row_reason(
         reason is not None
         and reason.startswith("bad_timestamp")
         and row["timestamp"] is None
-        and raw is not None
-        and not (isinstance(raw, float) and raw != raw)
+        and not _missing(raw)
     ):
         reason = _unparsed(raw, now, max_future_s)
     if reason is None and oldest is not None and row["timestamp"] < oldest:

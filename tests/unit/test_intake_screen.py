@@ -101,3 +101,18 @@ def test_cells_pandas_cannot_hash_leave_every_row_to_the_row_wise_check() -> Non
     fast, slow = _both(frame, raw_ts, known=set())
     assert fast == slow
     assert any(r and r.startswith("bad_consent") for r in slow)
+
+
+def test_a_missing_time_parsed_to_nat_is_a_bad_timestamp_not_a_crash() -> None:
+    """An importer hands ingestion its parsed times: an empty time cell arrives as NaT, which is a
+    ``datetime`` to Python but has no time to compare."""
+    rows = {**{c: [POOLS[c][0]] * 3 for c in POOLS}, "value": [0.5] * 3, "weight": [np.nan] * 3}
+    raw = pd.DataFrame(rows)
+    raw["event_id"] = ["a", "b", "c"]
+    raw["timestamp"] = pd.Series([pd.Timestamp(NOW - timedelta(hours=1)), pd.NaT, pd.NaT], dtype="datetime64[ns, UTC]")
+    frame = _normalize(raw)
+    for row_wise in (False, True):
+        got = _reasons(frame, set(), NOW, SKEW_S, raw["timestamp"], OLDEST, row_wise=row_wise)
+        assert got[0] is None
+        assert got[1] is not None and got[1].startswith("bad_timestamp")
+        assert got[2] == got[1]
