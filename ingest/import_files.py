@@ -8,6 +8,7 @@ chosen is reported, so an import never guesses silently."""
 
 from __future__ import annotations
 
+import ast
 import bz2
 import csv
 import gzip
@@ -301,11 +302,51 @@ def _read_json(path: Path, compression: str | None, what: str) -> Table:
         try:
             return Table(pd.read_json(path, lines=True, dtype=False), ["one JSON object per line"])
         except ValueError as exc:
+            if _is_literal_dict(head.splitlines()[0]):
+                return _read_literal_lines(path, opener, what)
             raise ImportFormatError(
                 f"cannot read {what} file {path.name} as one JSON object per line ({exc}); a .json file must hold "
                 "an array of objects or one object per line"
             ) from exc
     raise ImportFormatError(f"{what} file {path.name} holds neither an array of JSON objects nor one object per line")
+
+
+def _is_literal_dict(line: str) -> bool:
+    try:
+        return isinstance(ast.literal_eval(line.strip()), dict)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return False
+
+
+def _read_literal_lines(path: Path, opener: object, what: str) -> Table:
+    """Review datasets such as Steam's and older Amazon files ship one *Python* dict per line under
+    ``.json`` (single quotes, ``True``, ``None``), which no JSON parser reads. ``literal_eval`` reads
+    literals only, never code. A line that is not a dict is read past and named, as a malformed
+    line of delimited text is."""
+    rows: list[dict] = []
+    malformed: list[int] = []
+    with opener(path, "rt", encoding="utf-8") as f:  # type: ignore[operator]
+        for number, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = ast.literal_eval(line.strip())
+            except (ValueError, SyntaxError, MemoryError, RecursionError):
+                row = None
+            if isinstance(row, dict):
+                rows.append(row)
+            else:
+                malformed.append(number)
+    notes = ["one Python dict per line (single quotes, True/None): not JSON, read as Python literals"]
+    if malformed:
+        shown = ", ".join(str(n) for n in malformed[:10]) + (", …" if len(malformed) > 10 else "")
+        notes.append(
+            f"skipped {len(malformed):,} line{'s' if len(malformed) != 1 else ''} that hold no dict: line {shown}"
+        )
+    if not rows:
+        raise ImportFormatError(f"{what} file {path.name} holds no readable objects")
+    # every value as read: ids stay strings, as dtype=False keeps them for JSON lines
+    return Table(pd.DataFrame.from_records(rows), notes, malformed)
 
 
 def estimate_rows(path: Path, sample_lines: int = 2000) -> int | None:

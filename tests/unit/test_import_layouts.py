@@ -299,9 +299,28 @@ def test_a_json_file_that_is_neither_shape_is_a_clear_error(tmp_path):
     (tmp_path / "a.json").write_text('"just a string"')
     with pytest.raises(ImportFormatError, match="neither an array of JSON objects nor one object per line"):
         load_interactions(tmp_path / "a.json")
-    (tmp_path / "b.json").write_text("{'reviewerID': 'loose, not JSON'}\n")
+    (tmp_path / "b.json").write_text("{reviewerID: loose, neither JSON nor Python}\n")
     with pytest.raises(ImportFormatError, match="cannot read interactions file b.json as one JSON object per line"):
         load_interactions(tmp_path / "b.json")
+
+
+def test_python_dict_lines_are_read_as_literals_and_a_bad_line_is_named(tmp_path):
+    """Steam's review files (and older Amazon ones) hold one Python dict per line under .json."""
+    lines = [
+        repr({"username": f"player {u}", "product_id": f"{i}", "hours": 1.5, "date": d, "early_access": False})
+        for u, i, _, d in [(1, 10, 5, "2014-01-02"), (1, 11, 3, "2014-01-03"), (2, 10, 1, "2014-02-01")]
+    ]
+    lines.insert(2, "{'username': 'cut off in the mid")
+    lines.append("__import__('os').system('echo never run')")  # literals only: code is a bad line, not run
+    (tmp_path / "steam_reviews.json").write_text("\n".join(lines) + "\n")
+    events, _, summary = load_interactions(
+        tmp_path / "steam_reviews.json", user_col="username", item_col="product_id", time_col="date"
+    )
+    assert events["item_id"].tolist() == ["10", "11", "10"]
+    assert events["user_id"].nunique() == 2
+    assert summary.malformed_lines == [3, 5]
+    assert any("Python dict per line" in n for n in summary.read_notes)
+    assert any("line 3, 5" in n for n in summary.read_notes)
 
 
 def test_a_file_without_times_is_stamped_in_each_users_file_order_ending_now(tmp_path, monkeypatch):
