@@ -152,6 +152,11 @@ def import_(
     ),
     items: Path | None = typer.Option(None, help="optional item metadata file"),
     item_id_col: str = "item_id",
+    items_cols: str | None = typer.Option(
+        None,
+        help="which items-file column holds what, when its names are its own, e.g. "
+        "'genre=product_group_name,title=prod_name' (roles: title, artist, genre, duration, duration_ms, release)",
+    ),
     consent_col: str | None = typer.Option(
         None, help="column of personalization consent flags (true/false, 1/0, yes/no, granted/denied)"
     ),
@@ -180,7 +185,8 @@ def import_(
     no_time: bool = typer.Option(
         False,
         "--no-time",
-        help="the file has no time column: rows are stamped in file order, a second apart, ending now",
+        help="the file has no time column: each user's rows are stamped as visits of a few rows, "
+        "spread with the other users' over the events window and ending now",
     ),
     file_order: bool = typer.Option(
         False,
@@ -193,6 +199,7 @@ def import_(
     ),
 ) -> None:
     """Import your own interactions into the event contract."""
+    from ingest.import_items import parse_item_columns
     from ingest.import_values import parse_type_map
     from ingest.importer import ImportFormatError, TextLayout, load_interactions
     from setlist.lineage import file_digest, record_import
@@ -210,8 +217,11 @@ def import_(
         raise UsageError("--type-map needs --type-col: it maps that column's names onto event types")
     if count_col and (rating_col or type_col):
         raise UsageError("--count-col makes every row a play: it does not combine with --rating-col or --type-col")
+    if items_cols and not items:
+        raise UsageError("--items-cols names columns of the items file: it needs --items")
     try:
         mapping = parse_type_map(type_map)
+        item_columns = parse_item_columns(items_cols)
     except ImportFormatError as exc:
         raise UsageError(str(exc)) from exc
     if no_time and time_unit:
@@ -234,6 +244,7 @@ def import_(
             keep_file_order=file_order,
             items=items,
             item_id_col=item_id_col,
+            item_columns=item_columns,
             consent_col=consent_col,
             analytics_consent_col=analytics_consent_col,
             assume_consent=assume_consent,

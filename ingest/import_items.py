@@ -8,47 +8,128 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ingest.import_files import TextLayout, clean_ids, read_table, require_columns
+from ingest.import_files import ImportFormatError, TextLayout, clean_ids, read_table, require_columns
 from setlist.contract import ITEM_SCHEMA, UNKNOWN
 
 # item metadata columns we recognize (lower-cased), in order of preference
 _ITEM_ALIASES = {
+    "title": ("title", "name", "track_name", "song"),
     "artist": ("artist", "artist_name", "artists", "artist_names"),
-    "genre": ("genre", "genres", "genre_name", "category"),
+    "genre": ("genre", "genres", "genre_name", "category", "categories"),
     "duration_s": ("duration_s", "duration", "length_s", "length", "duration_sec"),
     "duration_ms": ("duration_ms", "length_ms"),
     "release_date": ("release_date", "released", "release", "release_year", "year"),
 }
+#: ``--items-cols`` names: the roles above, and shorter words for two of them
+_ROLE_WORDS = {**{r: r for r in _ITEM_ALIASES}, "duration": "duration_s", "release": "release_date"}
+_NO_GENRE = "(no genres listed)"  # MovieLens' word for an empty list
 
 
-def _first_of_list(s: pd.Series) -> pd.Series:
-    first = s.astype("string").str.split("|").str[0].str.strip()
-    return first.mask(first.isna() | (first == "") | (first == "(no genres listed)"), UNKNOWN)
+def parse_item_columns(spec: str | None) -> dict[str, str]:
+    """``--items-cols``: which column of the items file holds what, for catalogues whose column
+    names are their own (H&M's ``product_group_name``, KuaiRec's ``feat``), e.g.
+    ``genre=product_group_name,title=prod_name``. A role named here wins over the recognized names."""
+    if not spec or not spec.strip():
+        return {}
+    picked: dict[str, str] = {}
+    for part in spec.split(","):
+        if not part.strip():
+            continue
+        word, eq, column = part.partition("=")
+        role = _ROLE_WORDS.get(word.strip().lower())
+        if not eq or not word.strip() or not column.strip():
+            raise ImportFormatError(f"--items-cols takes ROLE=COLUMN pairs separated by commas, not {part.strip()!r}")
+        if role is None:
+            raise ImportFormatError(
+                f"--items-cols: {word.strip()!r} is not an item role (roles: {', '.join(_ROLE_WORDS)})"
+            )
+        if role in picked:
+            raise ImportFormatError(f"--items-cols names {word.strip()!r} twice")
+        picked[role] = column.strip()
+    return picked
+
+
+def _parts(v: object, commas: bool) -> list[str]:
+    """The entries of one list cell: a JSON list (``[27, 9]``, Amazon's lists of categories), a
+    pipe-separated string (MovieLens), or, for genres, a comma-separated one (Yelp's
+    ``"Restaurants, Pizza"``). Anything else is one entry."""
+    if isinstance(v, (list, tuple, np.ndarray)):
+        out: list[str] = []
+        for e in v:
+            out.extend(_parts(e, commas=False))
+        return out
+    if v is None or (isinstance(v, float) and v != v):
+        return []
+    text = str(v).strip()
+    if text.startswith("[") and text.endswith("]"):
+        text = text[1:-1]
+        return [p.strip().strip("'\"").strip() for p in text.split(",") if p.strip().strip("'\"").strip()]
+    if "|" in text:
+        return [p.strip() for p in text.split("|") if p.strip()]
+    if commas and "," in text:
+        return [p.strip() for p in text.split(",") if p.strip()]
+    return [text] if text else []
+
+
+def _first_of_list(s: pd.Series, commas: bool = False) -> pd.Series:
+    def first(v: object) -> str:
+        kept = [p for p in _parts(v, commas) if p != _NO_GENRE]
+        return kept[0] if kept else UNKNOWN
+
+    return s.map(first).astype("string")
 
 
 def _all_of_list(s: pd.Series) -> pd.Series:
-    """Every genre of a pipe-separated list, lower case, in the file's order."""
+    """Every genre of a list, lower case, in the file's order, pipe-separated."""
 
     def clean(v: object) -> str | None:
-        if not isinstance(v, str):
-            return None
-        parts = [p.strip().lower() for p in v.split("|")]
-        kept = [p for p in parts if p and p != "(no genres listed)"]
+        kept = [p.lower() for p in _parts(v, commas=True) if p != _NO_GENRE]
         return "|".join(kept) or None
 
     return s.map(clean).astype(object)
 
 
-def _load_items(path: Path, item_id_col: str, layout: TextLayout | None) -> tuple[pd.DataFrame, list[str]]:
+def _pick_columns(raw: pd.DataFrame, told: dict[str, str], path: Path) -> tuple[dict[str, object], list[str]]:
+    """The column for each role: the one ``--items-cols`` names, else the first recognized name.
+    Says what was chosen, so a catalogue whose genres went unread is visible at the import."""
+    lower = {str(c).lower(): c for c in raw.columns}
+    for role, column in told.items():
+        if column not in raw.columns:
+            raise ImportFormatError(
+                f"--items-cols names column {column!r} for {role}, but {path.name} has no such column "
+                f"(columns: {', '.join(map(str, raw.columns[:20]))})"
+            )
+    pick: dict[str, object] = {
+        role: told.get(role, next((lower[a] for a in names if a in lower), None))
+        for role, names in _ITEM_ALIASES.items()
+    }
+    if "duration_ms" in told:  # one duration: the one the user named
+        pick["duration_s"] = None
+    elif "duration_s" in told:
+        pick["duration_ms"] = None
+    used = [f"{role.split('_')[0]} from {col!r}" for role, col in pick.items() if col is not None]
+    notes = [f"{path.name}: " + (", ".join(used) if used else "no metadata column recognized")]
+    if pick["genre"] is None:
+        notes.append(
+            f"{path.name}: no genre column recognized ({', '.join(_ITEM_ALIASES['genre'])}, or one 0/1 column "
+            "per genre); --items-cols genre=COLUMN names it"
+        )
+    return pick, notes
+
+
+def _load_items(
+    path: Path, item_id_col: str, layout: TextLayout | None, columns: dict[str, str] | None = None
+) -> tuple[pd.DataFrame, list[str]]:
     table = read_table(path, "items", layout)
     raw = table.frame
     require_columns(raw, {"item id": item_id_col}, path, "--items-names")
-    lower = {str(c).lower(): c for c in raw.columns}
-    pick = {k: next((lower[a] for a in names if a in lower), None) for k, names in _ITEM_ALIASES.items()}
+    pick, picked_notes = _pick_columns(raw, columns or {}, path)
     out = pd.DataFrame({"item_id": clean_ids(raw[item_id_col])})
     out["artist"] = _first_of_list(raw[pick["artist"]]) if pick["artist"] else UNKNOWN
     genre_list = raw[pick["genre"]] if pick["genre"] else _flagged_genres(raw, item_id_col)
-    out["genre"] = _first_of_list(genre_list).str.lower() if genre_list is not None else UNKNOWN
+    if pick["genre"] is None and genre_list is not None:
+        picked_notes = picked_notes[:1] + [f"{path.name}: genres from its 0/1 genre columns"]
+    out["genre"] = _first_of_list(genre_list, commas=True).str.lower() if genre_list is not None else UNKNOWN
     out["genres"] = _all_of_list(genre_list) if genre_list is not None else None
     if pick["duration_s"]:
         out["duration_s"] = pd.to_numeric(raw[pick["duration_s"]], errors="coerce")
@@ -56,7 +137,7 @@ def _load_items(path: Path, item_id_col: str, layout: TextLayout | None) -> tupl
         out["duration_s"] = pd.to_numeric(raw[pick["duration_ms"]], errors="coerce") / 1000.0
     else:
         out["duration_s"] = np.nan
-    title = next((lower[a] for a in ("title", "name", "track_name", "song") if a in lower), None)
+    title = pick["title"]
     out["title"] = raw[title].astype("string").str.strip().astype(object) if title is not None else None
     if pick["release_date"]:
         out["release_date"] = _release(raw[pick["release_date"]])
@@ -68,7 +149,7 @@ def _load_items(path: Path, item_id_col: str, layout: TextLayout | None) -> tupl
     out["artist"] = out["artist"].astype(object)
     out["genre"] = out["genre"].astype(object)
     # a catalogue row without an id cannot be joined to anything; duplicates keep the first row
-    return out[out["item_id"].notna()].drop_duplicates("item_id").reset_index(drop=True), table.notes
+    return out[out["item_id"].notna()].drop_duplicates("item_id").reset_index(drop=True), table.notes + picked_notes
 
 
 def _flagged_genres(raw: pd.DataFrame, item_id_col: str) -> pd.Series | None:
@@ -121,14 +202,18 @@ def _unknown_items(ids: pd.Series) -> pd.DataFrame:
 
 
 def item_frame_for(
-    seen: pd.Series, items: Path | None, item_id_col: str, layout: TextLayout | None = None
+    seen: pd.Series,
+    items: Path | None,
+    item_id_col: str,
+    layout: TextLayout | None = None,
+    columns: dict[str, str] | None = None,
 ) -> tuple[pd.DataFrame, int | None, int, list[str]]:
     """The catalogue for the ``seen`` item ids: the items file's rows (if one was given) and unknown
     metadata for the rest. Also returns the file's row count, how many seen items it lacked, and
     what was read off the file rather than told."""
     catalog_rows, missing, notes = None, 0, list[str]()
     if items is not None:
-        catalog, notes = _load_items(Path(items), item_id_col, layout)
+        catalog, notes = _load_items(Path(items), item_id_col, layout, columns)
         catalog_rows = len(catalog)
         extra = seen[~seen.isin(catalog["item_id"])]
         missing = len(extra)

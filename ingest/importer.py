@@ -245,6 +245,7 @@ def load_interactions(
     type_map: dict[str, str] | None = None,
     count_col: str | None = None,
     unrated: float | None = None,
+    item_columns: dict[str, str] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame | None, ImportSummary]:
     """Read interactions and (optionally) item metadata into raw events and an item frame.
 
@@ -261,6 +262,8 @@ def load_interactions(
 
     ``query_col`` names the text of ``search`` rows (and the feature name of ``feature_use`` rows,
     which, like searches, need no item id).
+
+    ``item_columns`` names the items file's columns by role (``import_items.parse_item_columns``).
 
     ``layout`` and ``items_layout`` say how delimited text is laid out (separator, header names,
     encoding); whatever they leave open is read off the file and reported in the summary.
@@ -329,7 +332,7 @@ def load_interactions(
     events = _events(raw_time, users, item_ids, ts, types, value, (consent[0], consent[1]), query, weight, sessions)
 
     seen = pd.Series(sorted(i for i in item_ids.dropna().unique() if i), dtype=object)
-    item_frame, catalog_rows, missing, item_notes = item_frame_for(seen, items, item_id_col, items_layout)
+    item_frame, catalog_rows, missing, item_notes = item_frame_for(seen, items, item_id_col, items_layout, item_columns)
     # ids the items file describes (its metadata wins); the rest are placeholders for seen items
     described = frozenset(item_frame["item_id"].iloc[: catalog_rows or 0]) if items is not None else frozenset()
 

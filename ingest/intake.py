@@ -192,12 +192,7 @@ def _row_reason(
         int(version) if isinstance(version, (int, float, np.integer)) and version == version else version
     )
     reason = reject_reason(row, now, max_future_s)
-    if (
-        reason is not None
-        and reason.startswith("bad_timestamp")
-        and row["timestamp"] is None
-        and not _missing(raw)
-    ):
+    if reason is not None and reason.startswith("bad_timestamp") and row["timestamp"] is None and not _missing(raw):
         reason = _unparsed(raw, now, max_future_s)
     if reason is None and oldest is not None and row["timestamp"] < oldest:
         reason = f"retention: {row['timestamp'].isoformat()} is older than the events retention ({oldest.date()})"

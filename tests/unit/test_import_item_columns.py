@@ -1,0 +1,147 @@
+"""Items files whose columns are named their own way (H&M's articles, KuaiRec's categories, Yelp's
+businesses): ``--items-cols`` names them, and list cells of every common kind give their genres."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from ingest.import_items import parse_item_columns
+from ingest.importer import ImportFormatError, load_interactions
+
+RATINGS = pd.DataFrame({"user": ["u1", "u1", "u2"], "item": ["a", "b", "c"], "time": [1, 2, 3]})
+
+
+def _ratings(tmp_path) -> object:
+    path = tmp_path / "ratings.csv"
+    RATINGS.assign(time=pd.Timestamp("2020-01-01", tz="UTC") + pd.to_timedelta(RATINGS["time"], unit="h")).to_csv(
+        path, index=False
+    )
+    return path
+
+
+def _load(tmp_path, items_path, **kw):
+    return load_interactions(
+        _ratings(tmp_path), user_col="user", item_col="item", time_col="time", items=items_path, **kw
+    )
+
+
+def test_items_cols_names_roles_the_recognized_names_miss(tmp_path):
+    articles = tmp_path / "articles.csv"
+    pd.DataFrame(
+        {
+            "article_id": ["a", "b", "c"],
+            "prod_name": ["Strap top", "Denim", "Sock 3p"],
+            "product_group_name": ["Garment Upper body", "Garment Lower body", "Socks & Tights"],
+            "name": ["ignored", "ignored", "ignored"],  # recognized as a title, but the user named another
+        }
+    ).to_csv(articles, index=False)
+    _, items, summary = _load(
+        tmp_path,
+        articles,
+        item_id_col="article_id",
+        item_columns=parse_item_columns("genre=product_group_name, title=prod_name"),
+    )
+    row = items.set_index("item_id")
+    assert row["genre"].tolist() == ["garment upper body", "garment lower body", "socks & tights"]
+    assert row["title"].tolist() == ["Strap top", "Denim", "Sock 3p"]
+    assert any("genre from 'product_group_name'" in n and "title from 'prod_name'" in n for n in summary.read_notes)
+
+
+def test_without_a_genre_column_the_import_says_how_to_name_one(tmp_path):
+    articles = tmp_path / "articles.csv"
+    pd.DataFrame({"article_id": ["a", "b", "c"], "product_group_name": ["x", "y", "z"]}).to_csv(articles, index=False)
+    _, items, summary = _load(tmp_path, articles, item_id_col="article_id")
+    assert (items["genre"] == "unknown").all()
+    assert any("no genre column recognized" in n and "--items-cols genre=COLUMN" in n for n in summary.read_notes)
+
+
+@pytest.mark.parametrize(
+    ("cells", "first", "every"),
+    [
+        (["[8]", "[27, 9]", "[]"], ["8", "27", "unknown"], ["8", "27|9", None]),  # KuaiRec's feat
+        (
+            ["Restaurants, Pizza", "Doctors", None],  # Yelp's categories
+            ["restaurants", "doctors", "unknown"],
+            ["restaurants|pizza", "doctors", None],
+        ),
+        (
+            ["Comedy|Romance", "(no genres listed)", "Drama"],
+            ["comedy", "unknown", "drama"],
+            ["comedy|romance", None, "drama"],
+        ),
+    ],
+)
+def test_genre_lists_of_every_common_kind(tmp_path, cells, first, every):
+    path = tmp_path / "items.csv"
+    pd.DataFrame({"item_id": ["a", "b", "c"], "feat": cells}).to_csv(path, index=False)
+    _, items, _ = _load(tmp_path, path, item_columns={"genre": "feat"})
+    row = items.set_index("item_id")
+    assert row["genre"].tolist() == first
+    assert [v if isinstance(v, str) else None for v in row["genres"]] == every
+
+
+def test_json_list_cells_and_yelp_categories_in_a_json_items_file(tmp_path):
+    path = tmp_path / "business.json"
+    rows = [
+        {"business_id": "a", "name": "Pie Place", "categories": "Restaurants, Pizza", "hours": {"Monday": "8-22"}},
+        {"business_id": "b", "name": "Dr. Who", "categories": ["Doctors", "Health"], "hours": None},
+        {"business_id": "c", "name": "Shop", "categories": None, "attributes": {"WiFi": "free"}},
+    ]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    _, items, _ = _load(tmp_path, path, item_id_col="business_id")
+    row = items.set_index("item_id")
+    assert row["genre"].tolist() == ["restaurants", "doctors", "unknown"]
+    assert row.loc["a", "title"] == "Pie Place"
+
+
+def test_artists_with_commas_stay_whole(tmp_path):
+    path = tmp_path / "items.csv"
+    pd.DataFrame({"item_id": ["a", "b", "c"], "artist": ["Crosby, Stills & Nash", "A|B", "C"]}).to_csv(
+        path, index=False
+    )
+    _, items, _ = _load(tmp_path, path)
+    assert items.set_index("item_id")["artist"].tolist() == ["Crosby, Stills & Nash", "A", "C"]
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("genre", "ROLE=COLUMN pairs"),
+        ("colour=colour_group_name", "not an item role"),
+        ("genre=a,genre=b", "twice"),
+        ("genre=", "ROLE=COLUMN pairs"),
+    ],
+)
+def test_bad_items_cols_are_clear_errors(spec, message):
+    with pytest.raises(ImportFormatError, match=message):
+        parse_item_columns(spec)
+
+
+def test_a_named_column_the_file_lacks_is_a_clear_error(tmp_path):
+    path = tmp_path / "items.csv"
+    pd.DataFrame({"item_id": ["a"], "kind": ["x"]}).to_csv(path, index=False)
+    with pytest.raises(ImportFormatError, match=r"no such column \(columns: item_id, kind\)"):
+        _load(tmp_path, path, item_columns={"genre": "knd"})
+
+
+def test_the_import_command_takes_items_cols_and_needs_items(tmp_path, monkeypatch):
+    from ingest.__main__ import app
+
+    monkeypatch.setenv("SETLIST_DATA_DIR", str(tmp_path / "data"))
+    src = _ratings(tmp_path)
+    args = ["import", str(src), "--user-col", "user", "--item-col", "item", "--time-col", "time"]
+    result = CliRunner().invoke(app, [*args, "--items-cols", "genre=kind"])
+    assert result.exit_code == 2 and "needs --items" in result.output
+    items = tmp_path / "items.csv"
+    pd.DataFrame({"item_id": ["a", "b", "c"], "kind": ["Rock", "Jazz", "Rock"]}).to_csv(items, index=False)
+    result = CliRunner().invoke(app, [*args, "--items", str(items), "--items-cols", "genre=kind"])
+    assert result.exit_code == 0, result.output
+    from setlist.catalog import load_items
+    from setlist.settings import Settings
+
+    catalog = load_items(Settings().catalog_path)
+    assert sorted(catalog["genre"]) == ["jazz", "rock", "rock"]
