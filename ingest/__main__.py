@@ -185,8 +185,8 @@ def import_(
     no_time: bool = typer.Option(
         False,
         "--no-time",
-        help="the file has no time column: each user's rows are stamped as visits of a few rows, "
-        "spread with the other users' over the events window and ending now",
+        help="the file has no time column: each user's rows are stamped as visits of up to 10 rows, "
+        "interleaved with the other users' over a span of a second per row, ending now",
     ),
     file_order: bool = typer.Option(
         False,

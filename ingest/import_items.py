@@ -108,10 +108,10 @@ def _pick_columns(raw: pd.DataFrame, told: dict[str, str], path: Path) -> tuple[
     elif "duration_s" in told:
         pick["duration_ms"] = None
     used = [f"{role.split('_')[0]} from {col!r}" for role, col in pick.items() if col is not None]
-    notes = [f"{path.name}: " + (", ".join(used) if used else "no metadata column recognized")]
+    notes = [", ".join(used) if used else "no metadata column recognized"]
     if pick["genre"] is None:
         notes.append(
-            f"{path.name}: no genre column recognized ({', '.join(_ITEM_ALIASES['genre'])}, or one 0/1 column "
+            f"no genre column recognized ({', '.join(_ITEM_ALIASES['genre'])}, or one 0/1 column "
             "per genre); --items-cols genre=COLUMN names it"
         )
     return pick, notes
@@ -128,7 +128,7 @@ def _load_items(
     out["artist"] = _first_of_list(raw[pick["artist"]]) if pick["artist"] else UNKNOWN
     genre_list = raw[pick["genre"]] if pick["genre"] else _flagged_genres(raw, item_id_col)
     if pick["genre"] is None and genre_list is not None:
-        picked_notes = picked_notes[:1] + [f"{path.name}: genres from its 0/1 genre columns"]
+        picked_notes = picked_notes[:1] + ["genres from its 0/1 genre columns"]
     out["genre"] = _first_of_list(genre_list, commas=True).str.lower() if genre_list is not None else UNKNOWN
     out["genres"] = _all_of_list(genre_list) if genre_list is not None else None
     if pick["duration_s"]:
