@@ -193,11 +193,119 @@ def _encoding(path: Path, compression: str | None, asked: str | None, notes: lis
         return "latin-1"
 
 
+#: a line holding only an id and a colon: the item whose rows follow (the Netflix Prize's layout)
+_ITEM_HEADER = re.compile(r"^\s*([^\s:,;|]+):\s*$")
+#: the column the item ids of such a file are read into
+ITEM_HEADER_COLUMN = "item_id"
+
+
+def _item_headed(lines: Sequence[str]) -> bool:
+    """The file starts with an item header, and most other lines are rows: ``1:`` then
+    ``1488844,3,2005-09-06`` lines. One header per item keeps them rare after the first line."""
+    if not lines or not _ITEM_HEADER.match(lines[0]):
+        return False
+    return sum(bool(_ITEM_HEADER.match(line)) for line in lines) <= len(lines) // 2
+
+
+def _split_item_headers(frame: pd.DataFrame, path: Path, notes: list[str]) -> pd.DataFrame:
+    """Each header line's id as the item of the rows after it; header lines themselves are not rows.
+    A header is a line whose first field is ``id:`` and whose other fields are empty."""
+    first = frame.iloc[:, 0].astype("string")
+    rest_empty = frame.iloc[:, 1:].isna().all(axis=1) if frame.shape[1] > 1 else True
+    header = first.str.fullmatch(r"\s*[^\s:,;|]+:\s*").fillna(False) & rest_empty
+    if ITEM_HEADER_COLUMN in frame.columns:
+        raise ImportFormatError(
+            f"{path.name} names its items on lines of their own ('1:'), read into a column {ITEM_HEADER_COLUMN!r}; "
+            f"--names must not name another column {ITEM_HEADER_COLUMN!r}"
+        )
+    item = first.where(header).str.strip().str.rstrip(":").ffill()
+    out = frame.loc[~header.to_numpy()].copy()
+    out.insert(0, ITEM_HEADER_COLUMN, item[~header.to_numpy()].astype(object))
+    notes.append(
+        f"items on lines of their own ('{item.dropna().iloc[0] if item.notna().any() else '?'}:' then its rows, "
+        f"the Netflix Prize's layout): {int(header.sum()):,} items read into column {ITEM_HEADER_COLUMN!r}"
+    )
+    return out.reset_index(drop=True)
+
+
+def _long_first_row(
+    path: Path, compression: str | None, encoding: str, lines: Sequence[str], sep: str, names: list[str] | None
+) -> int | None:
+    """The line number of the first data row when it has more fields than the file has columns.
+    pandas would not read it past as it does later long rows: it would take the extra leading fields
+    as the frame's index and shift every column of every row, silently. Such a row is read past and
+    reported like any other malformed line."""
+    at = 0 if names is not None else 1  # in the sample of non-blank lines: the header comes first
+    if len(lines) <= at:
+        return None
+    width = len(names) if names is not None else max(_fields(lines[:1], sep))
+    if max(_fields(lines[at : at + 1], sep)) <= width:
+        return None
+    opener = _COMPRESSED.get(compression or "", open)
+    seen = -1
+    with opener(path, "rt", encoding=encoding, newline="") as f:  # type: ignore[operator]
+        for number, line in enumerate(f, start=1):
+            seen += bool(line.strip())
+            if seen == at:
+                return number
+    return None
+
+
+def _rejoin_free_text(
+    frame: pd.DataFrame,
+    malformed: list[int],
+    path: Path,
+    compression: str | None,
+    encoding: str,
+    sep: str,
+    notes: list[str],
+) -> tuple[pd.DataFrame, list[int]]:
+    """An items file's lines with more fields than columns, when its last column is free text: the
+    separator was part of that text (Netflix's ``72,1974,At Home Among Strangers, A Stranger Among
+    His Own``), so the extra fields are rejoined into it rather than the item losing its metadata.
+    A last column of 0/1 flags or numbers is no free text: those lines stay read past."""
+    last = frame.columns[-1]
+    values = frame[last].dropna()
+    if values.empty or pd.to_numeric(values, errors="coerce").notna().mean() > 0.5:
+        return frame, malformed
+    wanted = set(malformed)
+    width = frame.shape[1]
+    rows: list[list[str]] = []
+    opener = _COMPRESSED.get(compression or "", open)
+    with opener(path, "rt", encoding=encoding, newline="") as f:  # type: ignore[operator]
+        for number, line in enumerate(f, start=1):
+            if number in wanted:
+                text = line.rstrip("\r\n")
+                if len(sep) > 1 or _quoting(sep) == csv.QUOTE_NONE:
+                    fields = text.split(sep)
+                else:
+                    fields = next(csv.reader([text], delimiter=sep))
+                rows.append([*fields[: width - 1], sep.join(fields[width - 1 :])])
+    if not rows:
+        return frame, malformed
+    fixed = pd.DataFrame(rows, columns=frame.columns).replace("", None)
+    notes.append(
+        f"{len(rows):,} line{'s' if len(rows) != 1 else ''} with more fields than columns: the extra fields "
+        f"kept in the last column {str(last)!r}, free text holding the separator"
+    )
+    return pd.concat([frame, fixed], ignore_index=True), []
+
+
 def _read_text(path: Path, ext: str, compression: str | None, layout: TextLayout, what: str) -> Table:
     notes: list[str] = []
     encoding = _encoding(path, compression, layout.encoding, notes, "--encoding")
     sep = layout.sep
     lines = _sample(path, compression, encoding)
+    item_headed = what == "interactions" and _item_headed(lines)
+    if item_headed:
+        if layout.names is None:
+            raise ImportFormatError(
+                f"{path.name} names each item on a line of its own ('{lines[0].strip()}') with its rows after it "
+                f"(the Netflix Prize's layout): name the columns of the rows with {layout.option('names')}, e.g. "
+                f"{layout.option('names')} user_id,rating,date; the item ids are read into column "
+                f"{ITEM_HEADER_COLUMN!r}"
+            )
+        lines = [line for line in lines if not _ITEM_HEADER.match(line)]
     if sep is None:
         sniffed = sniff_separator(lines) if lines else None
         default = "\t" if ext == ".tsv" else "," if ext in (".csv", ".txt") else None
@@ -227,7 +335,14 @@ def _read_text(path: Path, ext: str, compression: str | None, layout: TextLayout
         kwargs.update(sep=sep, quoting=_quoting(sep))
     if names is not None:
         kwargs.update(header=None, names=names)
+    long_first = _long_first_row(path, compression, encoding, lines, sep, names)
+    if long_first is not None:
+        kwargs["skiprows"] = [long_first - 1]
     frame, malformed = _read_csv(path, kwargs)
+    if long_first is not None:
+        malformed = sorted([*malformed, long_first])
+    if what == "items" and malformed:
+        frame, malformed = _rejoin_free_text(frame, malformed, path, compression, encoding, sep, notes)
     # a quoted field may hold line breaks; more lines than rows says some did, which in a log is
     # usually a stray quote character: said, not silently folded into another row
     lines_read = len(frame) + len(malformed) + (0 if names is not None else 1)
@@ -245,6 +360,8 @@ def _read_text(path: Path, ext: str, compression: str | None, layout: TextLayout
             f"skipped {len(malformed):,} malformed line{'s' if len(malformed) != 1 else ''} "
             f"(not {width} fields): line {shown}"
         )
+    if item_headed:
+        frame = _split_item_headers(frame, path, notes)
     return Table(frame, notes, malformed)
 
 

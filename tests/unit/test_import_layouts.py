@@ -467,3 +467,81 @@ def test_rating_max_keeps_the_parts_of_a_log_on_one_scale(tmp_path):
     assert any("1 ratings above --rating-max 5 counted as the top rating" in n for n in summary.read_notes)
     with pytest.raises(ImportFormatError, match="--rating-max must be positive"):
         load_interactions(part, **kw, rating_max=0)
+
+
+def test_items_on_lines_of_their_own_in_the_netflix_prize_layout(tmp_path):
+    text = "1:\n1488844,3,2005-09-06\n822109,5,2005-05-13\n2:\n1488844,4,2005-09-07\n30:\n7,1,2004-01-02\n"
+    path = tmp_path / "combined_data_1.txt"
+    path.write_text(text)
+    with pytest.raises(ImportFormatError, match=r"Netflix Prize's layout\): name the columns of the rows with --names"):
+        load_interactions(path, time_col="date", rating_col="rating")
+    events, _, summary = load_interactions(
+        path,
+        time_col="date",
+        rating_col="rating",
+        layout=TextLayout.from_options(None, "user_id,rating,date", None),
+    )
+    got = set(zip(events["item_id"], events["user_id"], events["type"], strict=True))
+    assert got == {("1", "1488844", "play"), ("1", "822109", "like"), ("2", "1488844", "like"), ("30", "7", "skip")}
+    assert summary.items == 3 and summary.malformed_lines == []
+    assert any("3 items read into column 'item_id'" in n for n in summary.read_notes)
+    assert not any("quoted fields" in n for n in summary.read_notes)
+    with pytest.raises(ImportFormatError, match="must not name another column 'item_id'"):
+        load_interactions(path, layout=TextLayout.from_options(None, "item_id,rating,date", None))
+
+
+@pytest.mark.parametrize("header", [True, False])
+def test_a_long_first_row_is_read_past_not_turned_into_an_index_that_shifts_every_column(tmp_path, header):
+    """pandas takes the extra leading fields of a long *first* row as the index, silently shifting
+    every column of every row; a long later row it reads past."""
+    rows = [(1, 10, 5, T0, "stray"), *RATINGS[1:]]
+    path = _dat(tmp_path / "r.csv", ([("user", "item", "rating", "time")] if header else []) + rows, ",")
+    layout = None if header else TextLayout.from_options(None, "user,item,rating,time", None)
+    events, _, summary = load_interactions(
+        path, user_col="user", item_col="item", time_col="time", time_unit="s", rating_col="rating", layout=layout
+    )
+    assert events["item_id"].tolist() == ["20", "10", "30"]
+    assert events["type"].tolist() == ["play", "skip", "like"]
+    assert summary.malformed_lines == [2 if header else 1]
+
+
+def test_an_items_files_free_text_last_column_keeps_the_separator(tmp_path):
+    ratings = _dat(tmp_path / "ratings.dat", RATINGS, "::")
+    titles = tmp_path / "movie_titles.csv"  # Netflix's: unquoted titles holding commas, from the first line on
+    others = "".join(f"{k},19{k},Film {k}\n" for k in range(40, 60))
+    titles.write_text("10,2001,Heat, The\n20,NULL,Star Wars\n" + others + "30,1995,One, Two, Three\n")
+    _, items, summary = load_interactions(
+        ratings,
+        user_col="user",
+        item_col="movie",
+        time_col="time",
+        time_unit="s",
+        layout=TextLayout.from_options(None, "user,movie,rating,time", None),
+        items=titles,
+        items_layout=TextLayout.from_options(None, "item_id,year,title", None, prefix="items-"),
+    )
+    row = items.set_index("item_id").loc[["10", "20", "30"]]
+    assert row["title"].tolist() == ["Heat, The", "Star Wars", "One, Two, Three"]
+    assert row["release_date"].isna().tolist() == [False, True, False]
+    assert len(items) == 23
+    assert any("2 lines with more fields than columns" in n for n in summary.read_notes)
+
+
+def test_an_items_file_whose_last_column_is_a_flag_is_not_rejoined(tmp_path):
+    ratings = _dat(tmp_path / "ratings.dat", RATINGS, "::")
+    rows = [(10, "A", 1, 0), (20, "B", 0, 1), (30, "C|extra", 1, 1)] + [(k, f"F{k}", 0, 1) for k in range(40, 60)]
+    flags = _dat(tmp_path / "u.item", rows, "|")
+    _, items, summary = load_interactions(
+        ratings,
+        user_col="user",
+        item_col="movie",
+        time_col="time",
+        time_unit="s",
+        layout=TextLayout.from_options(None, "user,movie,rating,time", None),
+        items=flags,
+        items_layout=TextLayout.from_options(None, "item_id,title,Action,Comedy", None, prefix="items-"),
+    )
+    genres = items.set_index("item_id")["genre"].loc[["10", "20", "30"]]
+    assert genres.tolist() == ["action", "comedy", "unknown"]  # 30's line read past: no metadata
+    assert summary.malformed_lines == []  # the interactions file's; the items file's line is named in its note
+    assert any("skipped 1 malformed line" in n and "line 3" in n for n in summary.read_notes)
