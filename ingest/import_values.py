@@ -92,11 +92,36 @@ def unknown_type_note(names: pd.Series, types: np.ndarray, mapped: dict[str, str
     )
 
 
+def _as_yyyymmdd(num: pd.Series, present: pd.Series) -> pd.Series | None:
+    """Dates written as numbers, ``20200705`` (KuaiRec's ``date``, many retail logs), parsed; None
+    when the column is not that. As epoch seconds they would all fall in August 1970."""
+    values = num[present]
+    if values.empty or values.isna().any():
+        return None
+    whole = values.where((values % 1 == 0) & (values >= 1900_01_01) & (values <= 2100_12_31))
+    if whole.isna().any():
+        return None
+    parsed = pd.to_datetime(whole.astype("int64").astype(str), format="%Y%m%d", utc=True, errors="coerce")
+    if parsed.isna().any():
+        return None
+    out = pd.Series(pd.NaT, index=num.index, dtype="datetime64[ns, UTC]")
+    out[present] = parsed
+    return out
+
+
 def parse_time(raw: pd.Series, unit: str | None, col: str) -> pd.Series:
     if pd.api.types.is_datetime64_any_dtype(raw):  # parquet timestamps need no unit
         return pd.to_datetime(raw, utc=True)
     present = is_present(raw)
     num = pd.to_numeric(raw, errors="coerce")
+    dates = _as_yyyymmdd(num, present) if present.any() else None
+    if dates is not None:
+        if unit is not None:
+            raise ImportFormatError(
+                f"time column {col!r} holds dates written as YYYYMMDD (e.g. {raw[present].iloc[0]!r}), not epoch "
+                f"times; omit time_unit"
+            )
+        return dates
     if unit in ("s", "ms"):
         if present.any() and num.notna().sum() == 0:
             raise ImportFormatError(

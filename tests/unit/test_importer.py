@@ -58,6 +58,22 @@ def test_epoch_time_units(tmp_path, unit, scale):
     ]
 
 
+def test_dates_written_as_yyyymmdd_numbers_are_dates_not_epoch_seconds(tmp_path):
+    src = _csv(tmp_path / "e.csv", "user_id,item_id,date\nu,i,20200705.0\nu,j,20200706\nv,i,")
+    events, _, _ = load_interactions(src, time_col="date")
+    assert events["timestamp"].iloc[:2].tolist() == [
+        pd.Timestamp("2020-07-05", tz="UTC"),
+        pd.Timestamp("2020-07-06", tz="UTC"),
+    ]
+    assert events["timestamp"].iloc[2] is pd.NaT  # an empty cell stays missing: quarantined at ingestion
+    with pytest.raises(ImportFormatError, match="YYYYMMDD"):
+        load_interactions(src, time_col="date", time_unit="s")
+    # not every 8-digit number is a date: 20201399 is not, so this column is epoch seconds (and says so)
+    odd = _csv(tmp_path / "o.csv", "user_id,item_id,date\nu,i,20200705\nu,j,20201399")
+    with pytest.raises(ImportFormatError, match="time_unit='s' or 'ms'"):
+        load_interactions(odd, time_col="date")
+
+
 def test_wrong_or_missing_time_unit_is_a_clear_error(tmp_path):
     src = _csv(tmp_path / "e.csv", f"user_id,item_id,timestamp\nu,i,{T0 * 1000}")
     with pytest.raises(ImportFormatError, match="time_unit='ms'"):
