@@ -19,7 +19,7 @@ import re
 import warnings
 import zipfile
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -90,6 +90,8 @@ class Table:
     notes: list[str] = field(default_factory=list)
     #: line numbers (1 = the first line of the file) of lines with the wrong number of fields, not read
     malformed: list[int] = field(default_factory=list)
+    #: columns the file has that were not kept (``read_table``'s ``keep``), for messages that list columns
+    dropped: list[str] = field(default_factory=list)
 
 
 _SKIPPED = re.compile(r"Skipping line (\d+)")
@@ -369,7 +371,43 @@ def _sep_label(sep: str) -> str:
     return "tab" if sep == "\t" else repr(sep)
 
 
-def read_table(path: Path, what: str, layout: TextLayout | None = None) -> Table:
+#: JSON lines parsed at a time when only some columns are kept
+JSON_CHUNK_ROWS = 50_000
+
+
+def _kept(frame: pd.DataFrame, keep: Collection[str] | None, seen: dict[str, None]) -> pd.DataFrame:
+    for c in frame.columns:
+        seen.setdefault(str(c), None)
+    return frame if keep is None else frame[[c for c in frame.columns if c in keep]]
+
+
+def _json_lines(path: Path, keep: Collection[str] | None) -> Table:
+    """JSON lines, parsed a chunk at a time when only some columns are wanted: review files carry
+    each review's text and nested objects (Yelp's 7M reviews are 5 GB), which parsed whole would
+    need several times the file's size in memory for columns the import never reads."""
+    if keep is None:
+        return Table(pd.read_json(path, lines=True, dtype=False))
+    seen: dict[str, None] = {}
+    with pd.read_json(path, lines=True, dtype=False, chunksize=JSON_CHUNK_ROWS) as reader:
+        parts = [_kept(chunk, keep, seen) for chunk in reader]
+    frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    return Table(frame, dropped=[c for c in seen if c not in frame.columns])
+
+
+def _parquet(path: Path, keep: Collection[str] | None) -> Table:
+    if keep is None:
+        return Table(pd.read_parquet(path))
+    import pyarrow.parquet as pq
+
+    names = pq.read_schema(path).names
+    return Table(
+        pd.read_parquet(path, columns=[c for c in names if c in keep]), dropped=[c for c in names if c not in keep]
+    )
+
+
+def read_table(path: Path, what: str, layout: TextLayout | None = None, keep: Collection[str] | None = None) -> Table:
+    """The file as a frame. ``keep``: the only columns wanted (JSON and parquet files are then read
+    without the others; delimited text is read whole)."""
     path = Path(path)
     layout = layout or TextLayout()
     if not path.is_file():
@@ -386,10 +424,10 @@ def read_table(path: Path, what: str, layout: TextLayout | None = None) -> Table
                     f"{layout.option('sep')} and {layout.option('names')} are for delimited text, not {ext} files"
                 )
             if ext in (".parquet", ".pq"):
-                return Table(pd.read_parquet(path))
+                return _parquet(path, keep)
             if ext == ".json":
-                return _read_json(path, compression, what)
-            return Table(pd.read_json(path, lines=True, dtype=False))
+                return _read_json(path, compression, what, keep)
+            return _json_lines(path, keep)
         if ext in (".xlsx", ".xls"):
             raise ImportFormatError(
                 f"unknown {what} file format {path.name!r}: expected delimited text (.csv, .tsv, .dat, …), "
@@ -407,7 +445,7 @@ def read_table(path: Path, what: str, layout: TextLayout | None = None) -> Table
         raise ImportFormatError(f"cannot read {what} file {path.name}: {exc}") from exc
 
 
-def _read_json(path: Path, compression: str | None, what: str) -> Table:
+def _read_json(path: Path, compression: str | None, what: str, keep: Collection[str] | None = None) -> Table:
     """A ``.json`` file: an array of objects, or one object per line (how review datasets such as
     Amazon's ship, under ``.json`` or ``.json.gz``); which one is read off its first character."""
     opener = _COMPRESSED.get(compression or "", open)
@@ -417,10 +455,12 @@ def _read_json(path: Path, compression: str | None, what: str) -> Table:
         return Table(pd.read_json(path, dtype=False), ["an array of JSON objects"])
     if head.startswith("{"):
         try:
-            return Table(pd.read_json(path, lines=True, dtype=False), ["one JSON object per line"])
+            table = _json_lines(path, keep)
+            table.notes.insert(0, "one JSON object per line")
+            return table
         except ValueError as exc:
             if _is_literal_dict(head.splitlines()[0]):
-                return _read_literal_lines(path, opener, what)
+                return _read_literal_lines(path, opener, what, keep)
             raise ImportFormatError(
                 f"cannot read {what} file {path.name} as one JSON object per line ({exc}); a .json file must hold "
                 "an array of objects or one object per line"
@@ -435,13 +475,14 @@ def _is_literal_dict(line: str) -> bool:
         return False
 
 
-def _read_literal_lines(path: Path, opener: object, what: str) -> Table:
+def _read_literal_lines(path: Path, opener: object, what: str, keep: Collection[str] | None = None) -> Table:
     """Review datasets such as Steam's and older Amazon files ship one *Python* dict per line under
     ``.json`` (single quotes, ``True``, ``None``), which no JSON parser reads. ``literal_eval`` reads
     literals only, never code. A line that is not a dict is read past and named, as a malformed
     line of delimited text is."""
     rows: list[dict] = []
     malformed: list[int] = []
+    seen: dict[str, None] = {}
     with opener(path, "rt", encoding="utf-8") as f:  # type: ignore[operator]
         for number, line in enumerate(f, start=1):
             if not line.strip():
@@ -451,7 +492,9 @@ def _read_literal_lines(path: Path, opener: object, what: str) -> Table:
             except (ValueError, SyntaxError, MemoryError, RecursionError):
                 row = None
             if isinstance(row, dict):
-                rows.append(row)
+                for k in row:
+                    seen.setdefault(str(k), None)
+                rows.append(row if keep is None else {k: v for k, v in row.items() if k in keep})
             else:
                 malformed.append(number)
     notes = ["one Python dict per line (single quotes, True/None): not JSON, read as Python literals"]
@@ -463,7 +506,8 @@ def _read_literal_lines(path: Path, opener: object, what: str) -> Table:
     if not rows:
         raise ImportFormatError(f"{what} file {path.name} holds no readable objects")
     # every value as read: ids stay strings, as dtype=False keeps them for JSON lines
-    return Table(pd.DataFrame.from_records(rows), notes, malformed)
+    frame = pd.DataFrame.from_records(rows)
+    return Table(frame, notes, malformed, dropped=[c for c in seen if c not in frame.columns])
 
 
 def estimate_rows(path: Path, sample_lines: int = 2000) -> int | None:
@@ -501,7 +545,11 @@ def _looks_like_data(name: object) -> bool:
     return True
 
 
-def require_columns(frame: pd.DataFrame, columns: dict[str, str | None], path: Path, names_option: str) -> None:
+def require_columns(
+    frame: pd.DataFrame, columns: dict[str, str | None], path: Path, names_option: str, dropped: Sequence[str] = ()
+) -> None:
+    """Every named column is in the file; else an error listing the file's columns (``dropped``:
+    those it has that were not read)."""
     for role, col in columns.items():
         if col is not None and col not in frame.columns:
             hint = ""
@@ -515,7 +563,7 @@ def require_columns(frame: pd.DataFrame, columns: dict[str, str | None], path: P
                 hint = "; a file without times imports with --no-time (rows stamped in file order)"
             raise ImportFormatError(
                 f"{role} column {col!r} not found in {Path(path).name}; available columns: "
-                f"{', '.join(map(str, frame.columns))}{hint}"
+                f"{', '.join([*map(str, frame.columns), *dropped])}{hint}"
             )
 
 

@@ -277,24 +277,20 @@ def load_interactions(
         raise ImportFormatError(
             "a count column makes every row a play: it does not combine with a rating or type column"
         )
-    table = read_table(source, "interactions", layout)
+    wanted = {
+        "user": user_col,
+        "item": item_col,
+        "time": time_col,
+        "rating": rating_col,
+        "type": type_col,
+        "consent": consent_col,
+        "analytics consent": analytics_consent_col,
+        "query": query_col,
+        "count": count_col,
+    }
+    table = read_table(source, "interactions", layout, keep={c for c in wanted.values() if c is not None})
     raw = table.frame
-    require_columns(
-        raw,
-        {
-            "user": user_col,
-            "item": item_col,
-            "time": time_col,
-            "rating": rating_col,
-            "type": type_col,
-            "consent": consent_col,
-            "analytics consent": analytics_consent_col,
-            "query": query_col,
-            "count": count_col,
-        },
-        source,
-        "--names",
-    )
+    require_columns(raw, wanted, source, "--names", table.dropped)
     raw = raw.reset_index(drop=True)
     n = len(raw)
     users, item_ids = clean_ids(raw[user_col]), clean_ids(raw[item_col])

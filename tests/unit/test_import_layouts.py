@@ -545,3 +545,39 @@ def test_an_items_file_whose_last_column_is_a_flag_is_not_rejoined(tmp_path):
     assert genres.tolist() == ["action", "comedy", "unknown"]  # 30's line read past: no metadata
     assert summary.malformed_lines == []  # the interactions file's; the items file's line is named in its note
     assert any("skipped 1 malformed line" in n and "line 3" in n for n in summary.read_notes)
+
+
+@pytest.mark.parametrize("kind", ["lines", "python", "parquet"])
+def test_only_the_named_columns_of_a_review_file_are_kept_and_a_missing_one_lists_them_all(tmp_path, monkeypatch, kind):
+    """Review files carry text and nested objects the import never reads; they are dropped as the
+    file is read (a chunk at a time for JSON lines), yet an error still lists every column."""
+    import json
+
+    import ingest.import_files as files
+
+    monkeypatch.setattr(files, "JSON_CHUNK_ROWS", 3)  # several chunks, the last one short
+    rows = [
+        {
+            "user": f"u{k % 4}",
+            "item": f"i{k}",
+            "stars": 1 + k % 5,
+            "date": f"2015-01-{1 + k:02d}",
+            "text": "long " * 50,
+            "hours": {"Monday": "8-22"},
+        }
+        for k in range(10)
+    ]
+    if kind == "parquet":
+        path = tmp_path / "reviews.parquet"
+        pd.DataFrame(rows).drop(columns="hours").to_parquet(path)
+    else:
+        path = tmp_path / "reviews.json"
+        path.write_text("\n".join((json.dumps(r) if kind == "lines" else repr(r)) for r in rows) + "\n")
+    table = files.read_table(path, "interactions", keep={"user", "item", "stars", "date"})
+    assert sorted(table.frame.columns) == ["date", "item", "stars", "user"]
+    assert table.frame["item"].tolist() == [f"i{k}" for k in range(10)]
+    assert "text" in table.dropped
+    events, _, _ = load_interactions(path, user_col="user", item_col="item", time_col="date", rating_col="stars")
+    assert len(events) == 10
+    with pytest.raises(ImportFormatError, match=r"available columns: .*user.*text"):
+        load_interactions(path, user_col="user", item_col="business", time_col="date")
