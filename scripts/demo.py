@@ -13,6 +13,7 @@ import pandas as pd
 from rich.table import Table
 
 from serving.client import ClientError, SetlistClient, new_event
+from setlist.catalog import item_labels
 from setlist.cli import console as cli_console
 from setlist.settings import get_settings
 
@@ -27,12 +28,16 @@ def _free_port() -> int:
 
 def _table(title: str, reply) -> Table:
     t = Table(title=f"{title}  [dim](arm={reply.arm}, cache_hit={reply.cache_hit}, {reply.latency_ms:.1f} ms)[/]")
+    named = item_labels(get_settings().catalog_path, [i.item_id for i in reply.items])
     t.add_column("#", justify="right")
     t.add_column("item")
+    t.add_column("title or artist")
+    t.add_column("genre")
     t.add_column("score", justify="right")
     t.add_column("why")
     for n, item in enumerate(reply.items, 1):
-        t.add_row(str(n), item.item_id, f"{item.score:.3f}", "; ".join(item.reasons))
+        name, genre = named.get(item.item_id, ("", ""))
+        t.add_row(str(n), item.item_id, name, genre, f"{item.score:.3f}", "; ".join(item.reasons))
     return t
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 
-from setlist.contract import ITEM_SCHEMA
+from setlist.contract import ITEM_SCHEMA, UNKNOWN
 from setlist.eventlog import write_atomic
 
 
@@ -39,3 +40,21 @@ def merge_items(existing: pd.DataFrame, incoming: pd.DataFrame, described: set[s
     new = incoming[incoming["item_id"].isin(described) | ~incoming["item_id"].isin(existing["item_id"])]
     parts = [f for f in (keep, new) if len(f)]
     return pd.concat(parts, ignore_index=True) if parts else incoming
+
+
+def item_labels(path: Path, ids: Iterable[str]) -> dict[str, tuple[str, str]]:
+    """(title, genre) for the ``ids`` the catalogue at ``path`` describes, for people reading a
+    ranking: an item id alone ("108775015", an ISBN, a hash) says nothing. The title falls back to
+    the artist; ids it knows nothing about are left out."""
+    if not Path(path).exists():
+        return {}
+    wanted = set(ids)
+    frame = pd.read_parquet(path, columns=["item_id", "title", "artist", "genre"])
+    frame = frame[frame["item_id"].isin(wanted)]
+    out: dict[str, tuple[str, str]] = {}
+    for item, title, artist, genre in frame.itertuples(index=False):
+        name = title if isinstance(title, str) and title else (artist if artist and artist != UNKNOWN else "")
+        kind = genre if genre and genre != UNKNOWN else ""
+        if name or kind:
+            out[str(item)] = (str(name), str(kind))
+    return out

@@ -44,6 +44,17 @@ def _client(target: str | None, token: str | None, tls_ca: Path | None, timeout:
     return SetlistClient(target, token=token, tls_ca=tls_ca, timeout=timeout)
 
 
+def _labels(ids: list[str]) -> dict[str, tuple[str, str]]:
+    """Titles and genres of ranked items from the local catalogue; a ranking still prints without."""
+    from setlist.catalog import item_labels
+    from setlist.settings import get_settings
+
+    try:
+        return item_labels(get_settings().catalog_path, ids)
+    except (OSError, ValueError, KeyError):  # an unreadable or foreign catalogue: ids alone
+        return {}
+
+
 def _pairs(values: list[str] | None) -> dict[str, str]:
     pairs: dict[str, str] = {}
     for value in values or []:
@@ -67,6 +78,10 @@ def rank(
     context: Annotated[list[str] | None, typer.Option(help="KEY=VALUE, repeatable")] = None,
     exclude: Annotated[list[str] | None, typer.Option(help="item id to leave out, repeatable")] = None,
     explain: Annotated[bool, typer.Option(help="ask for reasons")] = False,
+    labels: Annotated[
+        bool,
+        typer.Option(help="show titles and genres from this machine's catalogue (SETLIST_DATA_DIR), if it has them"),
+    ] = True,
     target: Target = None,
     token: Token = None,
     tls_ca: TlsCa = None,
@@ -82,13 +97,21 @@ def rank(
             reply = client.rank(user, k=k, context=ctx, exclude=exclude or (), explain=explain)
         except ClientError as exc:
             _rpc_failed(client, exc)
+    named = _labels([i.item_id for i in reply.items]) if labels else {}
     table = Table(title=f"top {len(reply.items)}")
     table.add_column("rank", justify="right")
     table.add_column("item")
+    if named:
+        table.add_column("title")
+        table.add_column("genre")
     table.add_column("score", justify="right")
     table.add_column("reasons")
     for position, item in enumerate(reply.items, start=1):
-        table.add_row(str(position), escape(item.item_id), f"{item.score:.4f}", escape("; ".join(item.reasons)))
+        title, genre = named.get(item.item_id, ("", ""))
+        described = [escape(title), escape(genre)] if named else []
+        table.add_row(
+            str(position), escape(item.item_id), *described, f"{item.score:.4f}", escape("; ".join(item.reasons))
+        )
     out = Console()
     out.print(table)
     out.print(

@@ -131,3 +131,32 @@ def test_module_entry_point(serve_fake):
         timeout=60,
     )
     assert (result.returncode, result.stdout.strip()) == (0, "SERVING"), result.stderr
+
+
+def test_rank_shows_titles_and_genres_from_the_local_catalogue(serve_fake, tmp_path, monkeypatch):
+    import pandas as pd
+
+    from setlist.catalog import save_items
+    from setlist.settings import get_settings
+
+    monkeypatch.setenv("SETLIST_DATA_DIR", str(tmp_path / "data"))
+    get_settings.cache_clear()
+    items = pd.DataFrame(
+        {
+            "item_id": ["item-1", "item-2"],
+            "title": ["Song One", None],
+            "artist": ["unknown", "The Band"],  # no title: the artist stands in
+            "genre": ["rock", "unknown"],
+        }
+    )
+    save_items(items, get_settings().catalog_path)
+    server, _, _ = serve_fake()
+    args = ["rank", "--user", "u-1", "--k", "3", "--target", f"127.0.0.1:{server.port}"]
+    result = _run(*args)
+    assert result.exit_code == 0, result.output
+    row = next(line for line in result.output.splitlines() if "item-1" in line)
+    assert "Song One" in row and "rock" in row
+    assert "The Band" in next(line for line in result.output.splitlines() if "item-2" in line)
+    plain = _run(*args, "--no-labels")
+    assert plain.exit_code == 0 and "Song One" not in plain.output and "item-1" in plain.output
+    get_settings.cache_clear()
