@@ -134,7 +134,7 @@ def import_(
     user_col: str = "user_id",
     item_col: str = "item_id",
     time_col: str = "timestamp",
-    time_unit: str | None = typer.Option(None, help="s or ms for epoch numbers; omit for dates"),
+    time_unit: str | None = typer.Option(None, help="s, ms, us or ns for epoch numbers; omit for dates"),
     rating_col: str | None = None,
     rating_max: float | None = typer.Option(
         None, help="the rating scale's top (default: the file's highest rating); the same for every part of a log"
@@ -205,8 +205,8 @@ def import_(
     from setlist.lineage import file_digest, record_import
 
     settings = get_settings()
-    if time_unit not in (None, "s", "ms"):
-        raise UsageError(f"--time-unit must be s or ms, got {time_unit!r}")
+    if time_unit not in (None, "s", "ms", "us", "ns"):
+        raise UsageError(f"--time-unit must be s, ms, us or ns, got {time_unit!r}")
     if query_col and not type_col:
         raise UsageError("--query-col needs --type-col: only search and feature_use rows carry text")
     if unrated is not None and not rating_col:

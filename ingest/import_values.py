@@ -92,6 +92,24 @@ def unknown_type_note(names: pd.Series, types: np.ndarray, mapped: dict[str, str
     )
 
 
+#: epoch units an import reads: their names and nanoseconds per unit
+EPOCH_UNITS = {
+    "s": ("seconds", 1e9),
+    "ms": ("milliseconds", 1e6),
+    "us": ("microseconds", 1e3),
+    "ns": ("nanoseconds", 1.0),
+}
+
+
+def _likely_unit(median: float) -> str:
+    """The unit that puts ``median`` between 1973 and 2286: epoch times of real logs differ by a
+    factor of 1000 per unit, so their magnitude names the unit."""
+    for unit, bound in (("s", 1e11), ("ms", 1e14), ("us", 1e17)):
+        if abs(median) < bound:
+            return unit
+    return "ns"
+
+
 def _as_yyyymmdd(num: pd.Series, present: pd.Series) -> pd.Series | None:
     """Dates written as numbers, ``20200705`` (KuaiRec's ``date``, many retail logs), parsed; None
     when the column is not that. As epoch seconds they would all fall in August 1970."""
@@ -122,7 +140,7 @@ def parse_time(raw: pd.Series, unit: str | None, col: str) -> pd.Series:
                 f"times; omit time_unit"
             )
         return dates
-    if unit in ("s", "ms"):
+    if unit in EPOCH_UNITS:
         if present.any() and num.notna().sum() == 0:
             raise ImportFormatError(
                 f"time column {col!r} holds no numbers (e.g. {raw[present].iloc[0]!r}); "
@@ -130,20 +148,22 @@ def parse_time(raw: pd.Series, unit: str | None, col: str) -> pd.Series:
             )
         median = num.median()
         # a wrong unit would put every event in 1970 or the far future: say so instead
-        if unit == "s" and median > 1e11:
+        likely = _likely_unit(median)
+        if likely != unit:
             raise ImportFormatError(
-                f"time column {col!r} looks like milliseconds (median {median:.0f}); use time_unit='ms'"
+                f"time column {col!r} looks like {EPOCH_UNITS[likely][0]} (median {median:.0f}); "
+                f"use time_unit='{likely}'"
             )
-        if unit == "ms" and median < 1e11:
-            raise ImportFormatError(f"time column {col!r} looks like seconds (median {median:.0f}); use time_unit='s'")
-        num = num.where(num.abs() < 1e17)  # out of datetime range → unparseable, not an exception
+        # out of datetime's range (±292 years around 1970 in ns) → unparseable, not an exception
+        num = num.where(num.abs() < 9.2e18 / EPOCH_UNITS[unit][1])
         return pd.to_datetime(num, unit=unit, utc=True, errors="coerce")
     if unit is not None:
-        raise ImportFormatError(f"time_unit must be 's', 'ms' or None (ISO datetimes), not {unit!r}")
+        raise ImportFormatError(f"time_unit must be 's', 'ms', 'us', 'ns' or None (ISO datetimes), not {unit!r}")
     if present.any() and num[present].notna().all():
         raise ImportFormatError(
             f"time column {col!r} holds numbers (e.g. {raw[present].iloc[0]!r}); "
-            f"pass time_unit='s' or 'ms' for epoch times"
+            f"pass time_unit='s' or 'ms' (or 'us', 'ns') for epoch times: these look like "
+            f"{EPOCH_UNITS[_likely_unit(num[present].median())][0]}"
         )
     ts = pd.to_datetime(raw, utc=True, errors="coerce", format="ISO8601")  # naive times are UTC
     retry = ts.isna() & present

@@ -249,7 +249,8 @@ def load_interactions(
 ) -> tuple[pd.DataFrame, pd.DataFrame | None, ImportSummary]:
     """Read interactions and (optionally) item metadata into raw events and an item frame.
 
-    ``time_unit`` is ``"s"`` or ``"ms"`` for epoch numbers, ``None`` for datetime strings.
+    ``time_unit`` is ``"s"``, ``"ms"``, ``"us"`` or ``"ns"`` for epoch numbers, ``None`` for datetime strings
+    (and dates written as YYYYMMDD numbers).
     Without ``type_col`` a rating becomes like (≥ 0.8 of the top rating), skip (≤ 0.4) or play;
     without either every row is a full play. ``type_map`` maps the type column's own names onto
     event types (``import_values.parse_type_map``). ``count_col`` names play counts (a log with one

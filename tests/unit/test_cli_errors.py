@@ -185,5 +185,5 @@ def test_a_real_process_prints_one_line_on_stderr(data_dir):
     )
     assert proc.returncode == 2, proc.stdout + proc.stderr
     # one line even in a narrow terminal: a command or path in it stays copyable
-    assert proc.stderr.strip() == "error: --time-unit must be s or ms, got 'h'"
+    assert proc.stderr.strip() == "error: --time-unit must be s, ms, us or ns, got 'h'"
     assert proc.stdout == ""

@@ -48,7 +48,7 @@ listener,track,when
     assert "3 rows" in str(summary) and "2 users" in str(summary)
 
 
-@pytest.mark.parametrize("unit,scale", [("s", 1), ("ms", 1000)])
+@pytest.mark.parametrize("unit,scale", [("s", 1), ("ms", 1000), ("us", 10**6), ("ns", 10**9)])
 def test_epoch_time_units(tmp_path, unit, scale):
     src = _csv(tmp_path / "e.csv", f"user_id,item_id,timestamp\nu,i,{T0 * scale}\nu,j,{(T0 + 60) * scale}")
     events, _, _ = load_interactions(src, time_unit=unit)
@@ -80,6 +80,11 @@ def test_wrong_or_missing_time_unit_is_a_clear_error(tmp_path):
         load_interactions(src, time_unit="s")
     with pytest.raises(ImportFormatError, match="time_unit='s' or 'ms'"):
         load_interactions(src)
+    micro = _csv(tmp_path / "us.csv", f"user_id,item_id,timestamp\nu,i,{T0 * 10**6}")
+    with pytest.raises(ImportFormatError, match="looks like microseconds.*time_unit='us'"):
+        load_interactions(micro, time_unit="ms")  # would be the year 33,000 and quarantined as bad times
+    with pytest.raises(ImportFormatError, match="these look like microseconds"):
+        load_interactions(micro)
     bad = _csv(tmp_path / "bad.csv", "user_id,item_id,timestamp\nu,i,yesterday-ish\nu,j,soon")
     with pytest.raises(ImportFormatError, match="parses as a datetime"):
         load_interactions(bad)
