@@ -269,3 +269,26 @@ def counted_plays(
         f"{POSITIVE_PLAY_FRACTION:g} of the user's median count)"
     )
     return types, value.to_numpy(dtype=np.float32), weight
+
+
+def list_cells_note(ids: pd.Series, col: str, sample: int = 2_000) -> str | None:
+    """A warning when the item column's cells hold several ids each (MIND's impressions
+    ``N55689-1 N35729-0``, a basket ``A12 B34``): each cell would be imported as one item that no
+    other row names. A cell counts as a list when it splits (on spaces, commas or semicolons) into
+    two or more tokens that all hold a digit, so names such as "Symphony No 5" do not."""
+    cells = ids.dropna()
+    cells = cells[cells != ""]
+    if cells.empty:
+        return None
+    if len(cells) > sample:
+        cells = cells.sample(sample, random_state=0)
+    tokens = cells.astype(str).str.split(r"[\s,;]+")
+    listed = tokens.map(lambda ts: len(ts) >= 2 and all(any(ch.isdigit() for ch in t) for t in ts))
+    share = float(listed.mean())
+    if share < 0.5:
+        return None
+    example = cells[listed].iloc[0]
+    return (
+        f"warning: the item column {col!r} looks like lists of ids ({share:.0%} of rows, e.g. {example[:60]!r}); "
+        "each cell is imported as one item. Reshape the file to one row per item first (e.g. pandas' explode)"
+    )

@@ -18,7 +18,7 @@ import pandas as pd
 
 from ingest.import_files import ImportFormatError, TextLayout, clean_ids, read_table, require_columns
 from ingest.import_items import item_frame_for
-from ingest.import_values import counted_plays, parse_time, types_and_values
+from ingest.import_values import counted_plays, list_cells_note, parse_time, types_and_values
 from setlist.consent import FLAGS, flag_reason
 from setlist.contract import EVENT_COLUMNS, EVENT_TYPES, NO_ITEM_TYPES, SCHEMA_VERSION, UNKNOWN
 
@@ -328,6 +328,7 @@ def load_interactions(
     query = raw[query_col].astype("string").astype(object).where(raw[query_col].notna(), None) if query_col else None
     events = _events(raw_time, users, item_ids, ts, types, value, (consent[0], consent[1]), query, weight, sessions)
 
+    listed = [note] if (note := list_cells_note(item_ids, item_col)) else []
     seen = pd.Series(sorted(i for i in item_ids.dropna().unique() if i), dtype=object)
     item_frame, catalog_rows, missing, item_notes = item_frame_for(seen, items, item_id_col, items_layout, item_columns)
     # ids the items file describes (its metadata wins); the rest are placeholders for seen items
@@ -335,7 +336,7 @@ def load_interactions(
 
     valid_ts = ts.dropna()
     problems = {
-        "unparseable timestamp": int((ts.isna()).sum()),
+        "missing or unparseable timestamp": int((ts.isna()).sum()),
         "empty user id": int(users.isna().sum()),
         "empty item id": int(item_ids.isna().sum()),
     }
@@ -362,7 +363,7 @@ def load_interactions(
         items_without_metadata=missing,
         consent=consent_basis(consent_col, analytics_consent_col, assume_consent),
         described_items=described,
-        read_notes=[f"{source.name}: {n}" for n in [*table.notes, *untimed_note, *scale_notes]]
+        read_notes=[f"{source.name}: {n}" for n in [*table.notes, *untimed_note, *scale_notes, *listed]]
         + [f"{Path(items).name}: {n}" for n in item_notes if items is not None],
         malformed_lines=table.malformed,
     )

@@ -232,8 +232,8 @@ def test_bad_rows_are_kept_for_quarantine(tmp_path):
     assert len(events) == 4
     assert events["user_id"].isna().sum() == 1 and events["item_id"].isna().sum() == 1
     assert events["timestamp"].isna().sum() == 1 and pd.isna(events["timestamp"].iloc[-1])
-    assert summary.problems == {"unparseable timestamp": 1, "empty user id": 1, "empty item id": 1}
-    assert "will be quarantined: 1 row with unparseable timestamp" in str(summary)
+    assert summary.problems == {"missing or unparseable timestamp": 1, "empty user id": 1, "empty item id": 1}
+    assert "will be quarantined: 1 row with missing or unparseable timestamp" in str(summary)
 
 
 def test_event_ids_are_deterministic_and_sessions_split_at_30_minutes(tmp_path):
@@ -475,3 +475,18 @@ def test_an_unrated_play_is_neither_a_positive_nor_a_negative_label(tmp_path):
     src = _csv(tmp_path / "a.csv", "user_id,item_id,timestamp,rating\nu,a,1,-1\nu,b,2,10\nu,c,3,1")
     events, _, _ = load_interactions(src, time_unit="s", rating_col="rating", unrated=-1)
     assert label(events).tolist() == [-1, 1, 0]
+
+
+def test_an_item_column_of_id_lists_is_warned_about(tmp_path):
+    """MIND's behaviour logs keep a whole impression list in one cell."""
+    rows = "\n".join(f"u{k},{k},2019-11-1{k % 9} 09:05:58,N{k}1-1 N{k}2-0 N{k}3-0" for k in range(6))
+    src = _csv(tmp_path / "behaviors.csv", "user_id,impression_id,timestamp,item_id\n" + rows)
+    _, _, summary = load_interactions(src)
+    (note,) = [n for n in summary.read_notes if "looks like lists of ids" in n]
+    assert "100% of rows" in note and "'N01-1 N02-0 N03-0'" in note
+    titles = _csv(
+        tmp_path / "plays.csv",
+        "user_id,item_id,timestamp\n" + "\n".join(f"u{k},Symphony No {k},2019-11-11" for k in range(6)),
+    )
+    _, _, summary = load_interactions(titles)
+    assert not any("lists of ids" in n for n in summary.read_notes)
