@@ -17,7 +17,7 @@ from setlist.cli import App
 from setlist.cli import console as cli_console
 from setlist.errors import Refused, UsageError
 from setlist.eventlog import EventLog, Quarantine
-from setlist.settings import get_settings
+from setlist.settings import Settings, get_settings
 
 app = App(add_completion=False, help="Generate or import events into the Setlist event log.")
 console = cli_console()
@@ -114,6 +114,14 @@ def fixture(
     )
     console.print(f"wrote [bold]{out / 'movies.csv'}[/]: {len(fx.movies):,} items", soft_wrap=True)
     src, cat = shlex.quote(str(out / "ratings.csv")), str(out / "movies.csv")
+    if _generated_world(get_settings()):
+        console.print(
+            f"the data directory {get_settings().data_dir} holds the demo's synthetic world: first "
+            "`export SETLIST_DATA_DIR=var/mydata`, so that the import has a directory of its own",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
     console.print("import it with:")
     # the line must stay copyable: unbroken, with no markup read into it
     console.print(
@@ -197,6 +205,12 @@ def import_(
     memory_check: bool = typer.Option(
         True, help="refuse a file too big for the memory available (estimated from its size) before reading it"
     ),
+    mix_with_generated: bool = typer.Option(
+        False,
+        "--mix-with-generated",
+        help="import into a data directory that holds the synthetic events `make demo` generated (by default "
+        "refused: your events would be trained and evaluated together with them)",
+    ),
 ) -> None:
     """Import your own interactions into the event contract."""
     from ingest.import_items import parse_item_columns
@@ -226,6 +240,8 @@ def import_(
         raise UsageError(str(exc)) from exc
     if no_time and time_unit:
         raise UsageError("--no-time and --time-unit contradict each other: a file without times has no unit")
+    if not mix_with_generated:
+        _refuse_generated_world(settings)
     if memory_check:
         _check_memory(source, settings.import_bytes_per_row)
     try:
@@ -286,6 +302,29 @@ def import_(
         malformed_lines=summary.malformed_lines,
         consent=summary.consent,
         consent_default="grant" if settings.consent_granted_by_default else "deny",
+    )
+
+
+def _generated_world(settings: Settings) -> int:
+    """How many event-log files the data directory holds when it holds a generated world (0 if not)."""
+    if not (settings.data_dir / "generated" / "users.parquet").exists():
+        return 0
+    return len(EventLog(settings.events_dir).files())
+
+
+def _refuse_generated_world(settings: Settings) -> None:
+    """The README starts with `make demo`, which fills the default data directory with a synthetic
+    world; an import there would append the user's log to it, and training would then hold out,
+    and score the model on, synthetic listening. Said before anything is read or written."""
+    files = _generated_world(settings)
+    if not files:
+        return
+    raise UsageError(
+        f"the data directory {settings.data_dir} holds the synthetic events `make demo` generated "
+        f"({files:,} event-log files); your events would be mixed with them, and the model trained and judged "
+        "on both. Import into a data directory of its own: export SETLIST_DATA_DIR=var/mydata (for this "
+        "and every later make command), or move the demo's directory aside; --mix-with-generated imports "
+        "into it anyway"
     )
 
 

@@ -47,6 +47,7 @@ def test_lineage_walks_from_a_model_version_to_its_imports_and_gates(tiny_copy, 
             "--time-unit",
             "s",
             "--assume-consent",
+            "--mix-with-generated",  # extra rows for the generated world's lineage, on purpose
         ],
     )
     assert done.exit_code == 0, done.output

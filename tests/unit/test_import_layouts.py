@@ -581,3 +581,28 @@ def test_only_the_named_columns_of_a_review_file_are_kept_and_a_missing_one_list
     assert len(events) == 10
     with pytest.raises(ImportFormatError, match=r"available columns: .*user.*text"):
         load_interactions(path, user_col="user", item_col="business", time_col="date")
+
+
+def test_an_import_into_the_demos_synthetic_world_is_refused_unless_asked_for(tmp_path, monkeypatch):
+    """The README starts with `make demo`; importing into its data directory would mix the user's log
+    with synthetic listening, and the hold-out would be synthetic."""
+    from ingest.__main__ import app
+    from setlist.settings import get_settings
+
+    monkeypatch.setenv("SETLIST_DATA_DIR", str(tmp_path / "data"))
+    get_settings.cache_clear()
+    runner = CliRunner()
+    assert runner.invoke(app, ["generate", "--scale", "tiny"]).exit_code == 0
+    src = _dat(tmp_path / "r.csv", [("user", "item", "rating", "time"), *RATINGS], ",")
+    args = ["import", str(src), "--user-col", "user", "--item-col", "item", "--time-col", "time", "--time-unit", "s"]
+    refused = runner.invoke(app, args)
+    assert refused.exit_code == 2
+    assert "holds the synthetic events `make demo` generated" in refused.output
+    assert "SETLIST_DATA_DIR" in refused.output and "--mix-with-generated" in refused.output
+    from setlist.eventlog import EventLog
+
+    before = len(EventLog(get_settings().events_dir).read(columns=["event_id"]))
+    mixed = runner.invoke(app, [*args, "--mix-with-generated"])
+    assert mixed.exit_code == 0, mixed.output
+    assert len(EventLog(get_settings().events_dir).read(columns=["event_id"])) == before + len(RATINGS)
+    get_settings.cache_clear()
