@@ -59,6 +59,13 @@ def generate(
     if scale not in ("tiny", "demo", "bench"):
         raise UsageError(f"unknown scale {scale!r}: choose tiny, demo or bench")
     if fresh and EventLog(settings.events_dir).files():
+        if not _generated_world(settings):
+            # the demo's later steps (the served users, the simulated listeners) need the world
+            raise UsageError(
+                f"the event log at {settings.events_dir} holds events that were imported, not generated: the "
+                "demo needs its synthetic world. Run it in a directory of its own, e.g. SETLIST_DATA_DIR=var/demo "
+                "make demo (--no-fresh appends generated events to these)"
+            )
         console.print(
             f"[yellow]the event log at {settings.events_dir} is not empty; "
             "keeping it (pass --no-fresh to append, or `make clean`)[/]"

@@ -606,3 +606,26 @@ def test_an_import_into_the_demos_synthetic_world_is_refused_unless_asked_for(tm
     assert mixed.exit_code == 0, mixed.output
     assert len(EventLog(get_settings().events_dir).read(columns=["event_id"])) == before + len(RATINGS)
     get_settings.cache_clear()
+
+
+def test_the_demo_does_not_run_on_imported_events(tmp_path, monkeypatch):
+    """`make demo` after an import into the same directory: its later steps need the generated
+    world, so it stops at the start with what to do, not with a traceback at step 6."""
+    from ingest.__main__ import app
+    from setlist.settings import get_settings
+
+    monkeypatch.setenv("SETLIST_DATA_DIR", str(tmp_path / "data"))
+    get_settings.cache_clear()
+    src = _dat(tmp_path / "r.csv", [("user", "item", "rating", "time"), *RATINGS], ",")
+    runner = CliRunner()
+    args = ["import", str(src), "--user-col", "user", "--item-col", "item", "--time-col", "time", "--time-unit", "s"]
+    assert runner.invoke(app, args).exit_code == 0
+    refused = runner.invoke(app, ["generate", "--scale", "tiny"])
+    assert refused.exit_code == 2
+    assert "imported, not generated" in refused.output and "SETLIST_DATA_DIR=var/demo make demo" in refused.output
+    get_settings.cache_clear()  # a demo's own directory: a second run keeps its world, as before
+    monkeypatch.setenv("SETLIST_DATA_DIR", str(tmp_path / "demo"))
+    assert runner.invoke(app, ["generate", "--scale", "tiny"]).exit_code == 0
+    kept = runner.invoke(app, ["generate", "--scale", "tiny"])
+    assert kept.exit_code == 0 and "keeping it" in kept.output
+    get_settings.cache_clear()
