@@ -1,0 +1,42 @@
+"""An append writes one file per day, each holding exactly that day's rows in time order."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from setlist.eventlog import EventLog
+
+
+def _events(n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    # decades of days, several rows on most of them, and ties within a day
+    ts = pd.Timestamp("1996-01-01", tz="UTC") + pd.to_timedelta(rng.integers(0, 9_000, n) * 86_400_000, unit="ms")
+    ts = ts + pd.to_timedelta(rng.integers(0, 3, n) * 3_600_000, unit="ms")
+    return pd.DataFrame(
+        {
+            "event_id": [f"e{k:05d}" for k in range(n)],
+            "schema_version": np.full(n, 2, np.int32),
+            "user_id": [f"u{k % 7}" for k in range(n)],
+            "session_id": None,
+            "item_id": [f"i{k % 11}" for k in range(n)],
+            "type": "play",
+            "timestamp": ts,
+            "value": np.float32(1.0),
+        }
+    )
+
+
+def test_each_days_file_holds_that_days_rows_in_time_order_ties_in_arrival_order(tmp_path):
+    frame = _events(3_000, seed=1)
+    log = EventLog(tmp_path / "events")
+    assert log.append(frame, tag="t") == len(frame)
+    files = log.files()
+    days = frame["timestamp"].dt.strftime("%Y-%m-%d")
+    assert len(files) == days.nunique()
+    for path in files:
+        day = path.parent.name.removeprefix("date=")
+        got = pq.read_table(path).to_pandas()
+        want = frame[days == day].sort_values("timestamp", kind="mergesort")
+        assert got["event_id"].tolist() == want["event_id"].tolist()
