@@ -337,7 +337,8 @@ def _read_text(path: Path, ext: str, compression: str | None, layout: TextLayout
         kwargs.update(sep=sep, quoting=_quoting(sep))
     if names is not None:
         kwargs.update(header=None, names=names)
-    long_first = _long_first_row(path, compression, encoding, lines, sep, names)
+    # an item-headed file's first row is its one-field header line: pandas sees no long first row
+    long_first = None if item_headed else _long_first_row(path, compression, encoding, lines, sep, names)
     if long_first is not None:
         kwargs["skiprows"] = [long_first - 1]
     frame, malformed = _read_csv(path, kwargs)

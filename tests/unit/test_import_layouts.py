@@ -470,7 +470,7 @@ def test_rating_max_keeps_the_parts_of_a_log_on_one_scale(tmp_path):
 
 
 def test_items_on_lines_of_their_own_in_the_netflix_prize_layout(tmp_path):
-    text = "1:\n1488844,3,2005-09-06\n822109,5,2005-05-13\n2:\n1488844,4,2005-09-07\n30:\n7,1,2004-01-02\n"
+    text = "1:\n1488844,3,2005-09-06,stray\n822109,5,2005-05-13\n2:\n1488844,4,2005-09-07\n30:\n7,1,2004-01-02\n"
     path = tmp_path / "combined_data_1.txt"
     path.write_text(text)
     with pytest.raises(ImportFormatError, match=r"Netflix Prize's layout\): name the columns of the rows with --names"):
@@ -482,8 +482,8 @@ def test_items_on_lines_of_their_own_in_the_netflix_prize_layout(tmp_path):
         layout=TextLayout.from_options(None, "user_id,rating,date", None),
     )
     got = set(zip(events["item_id"], events["user_id"], events["type"], strict=True))
-    assert got == {("1", "1488844", "play"), ("1", "822109", "like"), ("2", "1488844", "like"), ("30", "7", "skip")}
-    assert summary.items == 3 and summary.malformed_lines == []
+    assert got == {("1", "822109", "like"), ("2", "1488844", "like"), ("30", "7", "skip")}
+    assert summary.items == 3 and summary.malformed_lines == [2]  # the long row, named, not the header
     assert any("3 items read into column 'item_id'" in n for n in summary.read_notes)
     assert not any("quoted fields" in n for n in summary.read_notes)
     with pytest.raises(ImportFormatError, match="must not name another column 'item_id'"):
