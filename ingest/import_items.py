@@ -58,7 +58,7 @@ def _parts(v: object, commas: bool) -> list[str]:
         for e in v:
             out.extend(_parts(e, commas=False))
         return out
-    if v is None or (isinstance(v, float) and v != v):
+    if v is None or v is pd.NA or (isinstance(v, float) and v != v):
         return []
     text = str(v).strip()
     if text.startswith("[") and text.endswith("]"):

@@ -98,6 +98,14 @@ def test_json_list_cells_and_yelp_categories_in_a_json_items_file(tmp_path):
     assert row.loc["a", "title"] == "Pie Place"
 
 
+def test_missing_cells_of_every_kind_are_no_genre():
+    from ingest.import_items import _all_of_list, _first_of_list
+
+    cells = pd.Series(["Rock", None, float("nan"), pd.NA, ""], dtype=object)
+    assert _first_of_list(cells, commas=True).tolist() == ["Rock", "unknown", "unknown", "unknown", "unknown"]
+    assert _all_of_list(cells).tolist() == ["rock", None, None, None, None]
+
+
 def test_artists_with_commas_stay_whole(tmp_path):
     path = tmp_path / "items.csv"
     pd.DataFrame({"item_id": ["a", "b", "c"], "artist": ["Crosby, Stills & Nash", "A|B", "C"]}).to_csv(
