@@ -262,6 +262,11 @@ def _sampled(frame: pd.DataFrame, tiers: Tiers) -> tuple[pd.DataFrame, int]:
     return kept, int((~keep).sum())
 
 
+#: rows validated, pseudonymized and appended at a time: each slice's working copies are freed
+#: before the next, so a large import's peak memory is its events plus one slice's copies
+INGEST_SLICE_ROWS = 500_000
+
+
 def ingest(
     raw: pd.DataFrame,
     settings: Settings,
@@ -269,20 +274,50 @@ def ingest(
     identities: IdentityMap | None = None,
     check_log_duplicates: bool = True,
 ) -> IngestReport:
-    """Validate, pseudonymize and append ``raw`` events (which carry application user ids)."""
+    """Validate, pseudonymize and append ``raw`` events (which carry application user ids).
+
+    Large frames go in slices of ``INGEST_SLICE_ROWS`` (callers hand them over in time order, so
+    each slice writes few day files); an event id that passed in an earlier slice is a duplicate
+    in a later one, as it would be in one frame."""
     log, quarantine = EventLog(settings.events_dir), Quarantine(settings.quarantine_dir)
-    frame = _normalize(raw)
     key = settings.secret_hmac_key()
-    # before anything is written, quarantine included: raw search text never reaches storage
-    frame["query"] = _stored_queries(frame, key)
     now = datetime.now(UTC)
     known: set[str] = set()
     if check_log_duplicates and log.files():
         known = set(log.read(columns=["event_id"], include_erased=True)["event_id"])
+    report = IngestReport()
+    own = identities is None
+    names = IdentityMap(settings.metadata_url) if identities is None else identities
+    try:
+        for start in range(0, max(len(raw), 1), INGEST_SLICE_ROWS):
+            part = raw.iloc[start : start + INGEST_SLICE_ROWS]
+            report.merge(_ingest_slice(part, settings, source, names, known, now, key, log, quarantine))
+    finally:
+        if own:
+            names.dispose()
+    return report
+
+
+def _ingest_slice(
+    raw: pd.DataFrame,
+    settings: Settings,
+    source: str,
+    identities: IdentityMap,
+    known: set[str],
+    now: datetime,
+    key: bytes,
+    log: EventLog,
+    quarantine: Quarantine,
+) -> IngestReport:
+    """One slice of ``ingest``; the ids of its passing rows join ``known``."""
+    frame = _normalize(raw)
+    # before anything is written, quarantine included: raw search text never reaches storage
+    frame["query"] = _stored_queries(frame, key)
     raw_ts = raw["timestamp"].reset_index(drop=True) if "timestamp" in raw else None
     reasons = _reasons(frame, known, now, settings.max_future_skew_s, raw_ts, events_cutoff(settings, now))
     bad = np.array([r is not None for r in reasons], dtype=bool)
     report = IngestReport(received=len(frame))
+    known.update(frame["event_id"].to_numpy()[~bad].tolist())
 
     raw_ids = frame["user_id"].astype("string").fillna("")
     unique_raw = raw_ids[raw_ids != ""].unique()
@@ -296,12 +331,5 @@ def ingest(
     good = _consent_flags(frame[~bad].copy() if bad.any() else frame)
     good, report.sampled_out = _sampled(good, Tiers.load(settings.tiers_file))
     report.accepted = log.append(good, tag=source)
-    if identities is None:
-        identities = IdentityMap(settings.metadata_url)
-        try:
-            identities.remember((mapping[r], r) for r in raw_ids[~bad].unique() if r)
-        finally:
-            identities.dispose()
-    else:
-        identities.remember((mapping[r], r) for r in raw_ids[~bad].unique() if r)
+    identities.remember((mapping[r], r) for r in raw_ids[~bad].unique() if r)
     return report

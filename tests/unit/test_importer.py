@@ -490,3 +490,36 @@ def test_an_item_column_of_id_lists_is_warned_about(tmp_path):
     )
     _, _, summary = load_interactions(titles)
     assert not any("lists of ids" in n for n in summary.read_notes)
+
+
+def test_ingestion_in_slices_keeps_and_refuses_exactly_what_one_frame_would(tmp_path, monkeypatch):
+    """A large import goes in slices to bound its memory; a duplicate whose first copy passed in an
+    earlier slice is still a duplicate, and a bad row is still quarantined with its reason."""
+    import ingest.intake as intake
+    from setlist.eventlog import EventLog, Quarantine
+    from setlist.settings import Settings
+
+    rows = [f"u{k % 5},i{k % 7},{T0 + 60 * k},{1 + k % 5}" for k in range(40)]
+    rows[9] = "u4,i2,not-a-time,3"
+    src = _csv(tmp_path / "log.csv", "user,item,t,rating\n" + "\n".join(rows))
+    events, _, _ = load_interactions(
+        src, user_col="user", item_col="item", time_col="t", time_unit="s", rating_col="rating"
+    )
+    assert events["event_id"].duplicated().sum() == 0  # an id hashes the row's line: same content, new id
+    events = pd.concat([events, events.iloc[[3, 30]]], ignore_index=True)  # the same events sent twice
+
+    def run(slice_rows: int, where: str):
+        monkeypatch.setattr(intake, "INGEST_SLICE_ROWS", slice_rows)
+        settings = Settings(data_dir=tmp_path / where, hmac_key="k")
+        report = intake.ingest(events, settings, source="import", identities=FakeIdentities())
+        stored = EventLog(settings.events_dir).read().sort_values(["timestamp", "event_id"])
+        reasons = sorted(Quarantine(settings.quarantine_dir).read()["reason"].str.split(":").str[0])
+        return report, stored.reset_index(drop=True), reasons
+
+    whole, stored_whole, reasons_whole = run(10_000, "whole")
+    sliced, stored_sliced, reasons_sliced = run(7, "sliced")
+    assert (sliced.received, sliced.accepted, sliced.quarantined) == (whole.received, whole.accepted, whole.quarantined)
+    assert sliced.reasons == whole.reasons and whole.reasons["duplicate_event_id"] == 2
+    assert whole.reasons["bad_timestamp"] == 1
+    assert reasons_sliced == reasons_whole
+    pd.testing.assert_frame_equal(stored_sliced, stored_whole)
