@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from tests.world import tiny_settings
 
@@ -94,11 +95,15 @@ def test_a_listening_log_of_plays_only_imports_and_materializes(tmp_path):
     assert pa.types.is_list(blocked) and pa.types.is_string(blocked.value_type)  # typed, though every list is empty
 
 
-def test_an_untimed_play_count_log_imports_and_passes_the_drift_gate(tmp_path, monkeypatch):
+@pytest.mark.parametrize("ends_at", ["00:24", "13:00"])
+def test_an_untimed_play_count_log_imports_and_passes_the_drift_gate(tmp_path, monkeypatch, ends_at):
     """The Million Song Dataset's shape: user, song, play count; tab-separated, no header, no times,
-    sorted by user. Through the README's command line, then the events and drift gates."""
+    sorted by user. Through the README's command line, then the events and drift gates. The stamps
+    end when the import runs: just after midnight the current window held a few minutes of hour 0
+    against a reference of hour 23, and the gate failed on the hour of day (a CI run at 00:24)."""
     from typer.testing import CliRunner
 
+    import ingest.importer as importer
     from ingest.__main__ import app as ingest_app
     from setlist.eventlog import EventLog
     from setlist.settings import get_settings
@@ -111,6 +116,8 @@ def test_an_untimed_play_count_log_imports_and_passes_the_drift_gate(tmp_path, m
         heavy = rng.lognormal(1.0, 1.0)
         lines += [f"{u:040x}\tSO{s:016X}\t{1 + rng.poisson(heavy)}" for s in songs]
     (tmp_path / "train_triplets.txt").write_text("\n".join(lines) + "\n")
+    yesterday = pd.Timestamp.now(tz="UTC").normalize() - pd.Timedelta(days=1)
+    monkeypatch.setattr(importer, "_now", lambda: yesterday + pd.Timedelta(ends_at + ":00"))
     monkeypatch.setenv("SETLIST_DATA_DIR", str(tmp_path / "data"))
     get_settings.cache_clear()
     try:

@@ -55,6 +55,26 @@ def test_moderate_drift_only_warns(ws, windows):
     assert result.warnings == ["expect_column_distribution_drift_to_be_less_than(value)[warn]"]
 
 
+def test_the_daily_cycle_of_a_window_shorter_than_a_day_can_warn_not_fail(ws, windows):
+    """Half a day of events holds half the hours of the day, however ordinary they are: against whole
+    days its hour-of-day distribution differs by construction (an untimed import's short span, a gate run at
+    00:24 on the last 17 minutes)."""
+    ref, cur = windows
+    ts = pd.to_datetime(cur["timestamp"], utc=True)
+    start = ts.min().ceil("h")
+    half = cur[(ts >= start) & (ts < start + pd.Timedelta(hours=12))]
+    assert len(half) >= 500  # enough to judge on: the scarce-data rule does not apply
+    short = _drift(ws, ref, half, docs=False)
+    assert short.passed, short.summary()
+    assert any("less than a day" in n and "hour_of_day" in n for n in short.notes)
+    assert "expect_column_distribution_drift_to_be_less_than(hour_of_day)[less than a day]" in short.warnings
+    # a whole day keeps the check's fail level: a day whose hours all moved still fails
+    day = cur[(ts >= ts.min()) & (ts < ts.min() + pd.Timedelta(days=1, hours=1))]
+    moved = day.assign(hour_of_day=3)
+    result = _drift(ws, ref, moved, docs=False)
+    assert "expect_column_distribution_drift_to_be_less_than(hour_of_day)[fail]" in result.failures
+
+
 def test_categorical_drift_with_js(ws, windows):
     ref, cur = windows
     cur = cur.assign(device="mobile")

@@ -38,6 +38,10 @@ EVENT_CATEGORICAL = ("type", "device", "locale", "genre", "consent_personalizati
 #: distribution checks may run on a sample; uniqueness, nulls and types never do
 DEFAULT_SAMPLE_ROWS = 250_000
 NOT_ENOUGH = "not enough data"
+SHORT_DAY = "less than a day"
+#: features that describe the daily cycle: a current window shorter than a day holds only part of
+#: it, so it differs from a reference of whole days by construction
+DAILY_CYCLE = ("hour_of_day",)
 #: the noise calibration looks at the newest this many reference events (it is O(rows) per draw)
 MAX_NULL_ROWS = 2_000_000
 
@@ -71,6 +75,7 @@ def plan_checks(
     notes: list[str] = []
     scarce: list[str] = []
     n_cur = len(current)
+    span = _span_hours(current)
     for col in list(numeric) + list(categorical):
         is_numeric = col in numeric
         method: Method = "psi" if is_numeric else t.categorical_method
@@ -82,6 +87,14 @@ def plan_checks(
         if min(n_ref, n_cur) < t.min_samples:
             scarce.append(col if n_cur < t.min_samples else f"{col} ({n_ref:,} reference values)")
             checks.append(Check(col, method, binned, fail, None, {"label": NOT_ENOUGH}))
+            continue
+        if col in DAILY_CYCLE and span is not None and span < 24.0:
+            # an untimed file stamped over its own short span, or a gate run on a few hours of events
+            notes.append(
+                f"{col}: the current window spans {span:.1f} hours, less than a day: the daily cycle is compared, "
+                "but can warn, never fail"
+            )
+            checks.append(Check(col, method, binned, fail, None, {"label": SHORT_DAY}))
             continue
         scores = null_scores(
             method, binned.kind, binned.bins, null_ref[col], n_cur, t.noise_slices, t.noise_draws, bursts
@@ -108,6 +121,13 @@ def plan_checks(
     return checks, notes
 
 
+def _span_hours(current: pd.DataFrame) -> float | None:
+    if "timestamp" not in current.columns or current.empty:
+        return None
+    ts = pd.to_datetime(current["timestamp"], utc=True)
+    return float((ts.max() - ts.min()).total_seconds() / 3600.0) if ts.notna().any() else None
+
+
 def burst_ids(events: pd.DataFrame) -> np.ndarray:
     """Which events belong together: the session, else the user's UTC day (a ratings log's burst),
     else none (every event on its own). Events of one burst share an hour, a device, a mood."""
@@ -124,7 +144,9 @@ def burst_ids(events: pd.DataFrame) -> np.ndarray:
 def drift_suite(checks: Sequence[Check]) -> gx.ExpectationSuite:
     exps: list = []
     for c in checks:
-        levels: list[tuple[str, float, FailureSeverity]] = [(NOT_ENOUGH, c.warn, FailureSeverity.WARNING)]
+        levels: list[tuple[str, float, FailureSeverity]] = [
+            (c.meta.get("label", NOT_ENOUGH), c.warn, FailureSeverity.WARNING)
+        ]
         if c.fail is not None:
             levels = [("warn", c.warn, FailureSeverity.WARNING), ("fail", c.fail, FailureSeverity.CRITICAL)]
         for label, threshold, severity in levels:
