@@ -8,6 +8,7 @@ the quarantine with a reason. Nothing is dropped without a count.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -286,15 +287,25 @@ def ingest(
     if check_log_duplicates and log.files():
         known = set(log.read(columns=["event_id"], include_erased=True)["event_id"])
     report = IngestReport()
-    own = identities is None
-    names = IdentityMap(settings.metadata_url) if identities is None else identities
+    opened: list[IdentityMap] = []
+
+    def names() -> IdentityMap:
+        # opened once something is written: the metadata database lives in a data directory that
+        # the first append creates
+        if identities is not None:
+            return identities
+        if not opened:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            opened.append(IdentityMap(settings.metadata_url))
+        return opened[0]
+
     try:
         for start in range(0, max(len(raw), 1), INGEST_SLICE_ROWS):
             part = raw.iloc[start : start + INGEST_SLICE_ROWS]
             report.merge(_ingest_slice(part, settings, source, names, known, now, key, log, quarantine))
     finally:
-        if own:
-            names.dispose()
+        for m in opened:
+            m.dispose()
     return report
 
 
@@ -302,7 +313,7 @@ def _ingest_slice(
     raw: pd.DataFrame,
     settings: Settings,
     source: str,
-    identities: IdentityMap,
+    identities: Callable[[], IdentityMap],
     known: set[str],
     now: datetime,
     key: bytes,
@@ -331,5 +342,5 @@ def _ingest_slice(
     good = _consent_flags(frame[~bad].copy() if bad.any() else frame)
     good, report.sampled_out = _sampled(good, Tiers.load(settings.tiers_file))
     report.accepted = log.append(good, tag=source)
-    identities.remember((mapping[r], r) for r in raw_ids[~bad].unique() if r)
+    identities().remember((mapping[r], r) for r in raw_ids[~bad].unique() if r)
     return report
