@@ -572,9 +572,10 @@ def test_a_killed_master_fails_over_to_its_replica_and_its_users_are_served_agai
                     lambda: sum(t - took > back and u in doomed for t, u, _, took in load.ranks) >= 15,
                     "more answers for the dead master's users after the first personalized one",
                 )
-                # Track's session push reaches the promoted replica again
-                pushed = new_event(doomed[0], item, "play", session_id="after-failover", value=0.9)
-                assert client.track([pushed]) == (1, ())
+            # Track's session push reaches the promoted replica again; sent once the load has stopped,
+            # so that no load Track of the same user lands after it (newest session wins)
+            pushed = new_event(doomed[0], item, "play", session_id="after-failover", value=0.9)
+            assert client.track([pushed]) == (1, ())
         finally:
             client.close()
 
