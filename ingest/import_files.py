@@ -582,5 +582,19 @@ def clean_ids(s: pd.Series) -> pd.Series:
     return out.astype(object).where(out.notna(), None)
 
 
+def option_pairs(spec: str | None, option: str, shape: str) -> list[tuple[str, str]]:
+    """An option of comma-separated ``A=B`` pairs (``--type-map``, ``--items-cols``), each side
+    stripped; empty parts are skipped. ``shape`` names the sides in the error, e.g. ``NAME=TYPE``."""
+    pairs: list[tuple[str, str]] = []
+    for part in (spec or "").split(","):
+        if not part.strip():
+            continue
+        left, eq, right = part.partition("=")
+        if not eq or not left.strip() or not right.strip():
+            raise ImportFormatError(f"{option} takes {shape} pairs separated by commas, not {part.strip()!r}")
+        pairs.append((left.strip(), right.strip()))
+    return pairs
+
+
 def is_present(raw: pd.Series) -> pd.Series:
     return raw.notna() & (raw.astype("string").str.strip() != "")

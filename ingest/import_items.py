@@ -8,7 +8,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ingest.import_files import ImportFormatError, TextLayout, clean_ids, read_table, require_columns
+from ingest.import_files import (
+    ImportFormatError,
+    TextLayout,
+    clean_ids,
+    option_pairs,
+    read_table,
+    require_columns,
+)
 from setlist.contract import ITEM_SCHEMA, UNKNOWN
 
 # item metadata columns we recognize (lower-cased), in order of preference
@@ -29,23 +36,14 @@ def parse_item_columns(spec: str | None) -> dict[str, str]:
     """``--items-cols``: which column of the items file holds what, for catalogues whose column
     names are their own (H&M's ``product_group_name``, KuaiRec's ``feat``), e.g.
     ``genre=product_group_name,title=prod_name``. A role named here wins over the recognized names."""
-    if not spec or not spec.strip():
-        return {}
     picked: dict[str, str] = {}
-    for part in spec.split(","):
-        if not part.strip():
-            continue
-        word, eq, column = part.partition("=")
-        role = _ROLE_WORDS.get(word.strip().lower())
-        if not eq or not word.strip() or not column.strip():
-            raise ImportFormatError(f"--items-cols takes ROLE=COLUMN pairs separated by commas, not {part.strip()!r}")
+    for word, column in option_pairs(spec, "--items-cols", "ROLE=COLUMN"):
+        role = _ROLE_WORDS.get(word.lower())
         if role is None:
-            raise ImportFormatError(
-                f"--items-cols: {word.strip()!r} is not an item role (roles: {', '.join(_ROLE_WORDS)})"
-            )
+            raise ImportFormatError(f"--items-cols: {word!r} is not an item role (roles: {', '.join(_ROLE_WORDS)})")
         if role in picked:
-            raise ImportFormatError(f"--items-cols names {word.strip()!r} twice")
-        picked[role] = column.strip()
+            raise ImportFormatError(f"--items-cols names {word!r} twice")
+        picked[role] = column
     return picked
 
 

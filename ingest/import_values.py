@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ingest.import_files import ImportFormatError, is_present
+from ingest.import_files import ImportFormatError, is_present, option_pairs
 from setlist.contract import EVENT_TYPES, POSITIVE_PLAY_FRACTION
 
 LIKE_FROM, SKIP_UP_TO = 0.8, 0.4  # normalized-rating thresholds
@@ -54,16 +54,9 @@ def parse_type_map(spec: str | None) -> dict[str, str]:
     """``--type-map``: the file's own type names onto the contract's, e.g.
     ``addtocart=add_to_playlist,transaction=like,pv=view``. Names are compared as the type column
     is (case, spaces and hyphens do not matter); a map entry wins over the built-in synonyms."""
-    if not spec or not spec.strip():
-        return {}
     mapping: dict[str, str] = {}
-    for part in spec.split(","):
-        if not part.strip():
-            continue
-        name, eq, target = part.partition("=")
-        name, target = name.strip(), target.strip().lower()
-        if not eq or not name or not target:
-            raise ImportFormatError(f"--type-map takes NAME=TYPE pairs separated by commas, not {part.strip()!r}")
+    for name, given in option_pairs(spec, "--type-map", "NAME=TYPE"):
+        target = given.lower()
         if target not in EVENT_TYPES:
             raise ImportFormatError(
                 f"--type-map maps {name!r} to {target!r}, which is not an event type (types: {', '.join(EVENT_TYPES)})"
