@@ -290,8 +290,8 @@ def ingest(
     opened: list[IdentityMap] = []
 
     def names() -> IdentityMap:
-        # opened once something is written: the metadata database lives in a data directory that
-        # the first append creates
+        # opened on first use, as before slicing: the metadata database lives in the data
+        # directory, which a first import may not have created yet
         if identities is not None:
             return identities
         if not opened:
