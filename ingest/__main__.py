@@ -5,12 +5,13 @@ Errors are ``setlist.errors`` exceptions; ``setlist.cli.App`` prints them and pi
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import typer
 from rich.table import Table
 
-from ingest.intake import IngestReport, ingest
+from ingest.intake import INGEST_SLICE_ROWS, IngestReport, ingest
 from setlist import jobmetrics
 from setlist.catalog import load_items, merge_items, save_items
 from setlist.cli import App
@@ -18,6 +19,9 @@ from setlist.cli import console as cli_console
 from setlist.errors import Refused, UsageError
 from setlist.eventlog import EventLog, Quarantine
 from setlist.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from ingest.importer import ImportOptions, ImportSummary
 
 app = App(add_completion=False, help="Generate or import events into the Setlist event log.")
 console = cli_console()
@@ -222,7 +226,7 @@ def import_(
     """Import your own interactions into the event contract."""
     from ingest.import_items import parse_item_columns
     from ingest.import_values import parse_type_map
-    from ingest.importer import ImportFormatError, TextLayout, load_interactions
+    from ingest.importer import ImportFormatError, ImportOptions, TextLayout, load_interactions
     from setlist.lineage import file_digest, record_import
 
     settings = get_settings()
@@ -249,46 +253,41 @@ def import_(
         raise UsageError("--no-time and --time-unit contradict each other: a file without times has no unit")
     if not mix_with_generated:
         _refuse_generated_world(settings)
-    if memory_check:
-        _check_memory(source, settings.import_bytes_per_row)
+    options = ImportOptions(
+        user_col=user_col,
+        item_col=item_col,
+        time_col=None if no_time else time_col,
+        time_unit=time_unit,
+        rating_col=rating_col,
+        rating_max=rating_max,
+        type_col=type_col,
+        type_map=mapping,
+        count_col=count_col,
+        unrated=unrated,
+        keep_file_order=file_order,
+        items=items,
+        item_id_col=item_id_col,
+        item_columns=item_columns,
+        consent_col=consent_col,
+        analytics_consent_col=analytics_consent_col,
+        assume_consent=assume_consent,
+        query_col=query_col,
+        layout=TextLayout.from_options(sep, names, encoding),
+        items_layout=TextLayout.from_options(items_sep, items_names, encoding, prefix="items-"),
+    )
+    chunk_rows = _chunk_rows(source, settings, memory_check)
+    consent_given = bool(consent_col or assume_consent)
     try:
-        events, item_frame, summary = load_interactions(
-            source,
-            user_col=user_col,
-            item_col=item_col,
-            time_col=None if no_time else time_col,
-            time_unit=time_unit,
-            rating_col=rating_col,
-            rating_max=rating_max,
-            type_col=type_col,
-            type_map=mapping,
-            count_col=count_col,
-            unrated=unrated,
-            keep_file_order=file_order,
-            items=items,
-            item_id_col=item_id_col,
-            item_columns=item_columns,
-            consent_col=consent_col,
-            analytics_consent_col=analytics_consent_col,
-            assume_consent=assume_consent,
-            query_col=query_col,
-            layout=TextLayout.from_options(sep, names, encoding),
-            items_layout=TextLayout.from_options(items_sep, items_names, encoding, prefix="items-"),
-        )
+        if chunk_rows is None:
+            events, item_frame, summary = load_interactions(source, **vars(options))
+            _say_summary(summary, item_frame, settings, consent_given)
+            with console.status(f"ingesting {len(events):,} events…"):
+                report = ingest(events, settings, source=f"import-{source.stem}")
+            del events
+        else:
+            report, summary = _import_in_chunks(source, options, chunk_rows, settings, consent_given)
     except (ImportFormatError, FileNotFoundError, LookupError) as exc:  # said with the file it is about
         raise UsageError(f"cannot import {source}: {exc}") from exc
-    console.print(str(summary))
-    if not (consent_col or assume_consent) and not settings.consent_granted_by_default:
-        console.print(
-            "[yellow]note:[/] these rows carry no personalization consent and SETLIST_CONSENT_DEFAULT is deny: "
-            "their users get popularity rankings and are left out of training. Pass --consent-col, or "
-            "--assume-consent if the data was collected under another legal basis."
-        )
-    if item_frame is not None:
-        merged = merge_items(load_items(settings.catalog_path), item_frame, set(summary.described_items))
-        save_items(merged, settings.catalog_path)
-    with console.status(f"ingesting {len(events):,} events…"):
-        report = ingest(events, settings, source=f"import-{source.stem}")
     jobmetrics.current().quarantined(report.reasons)
     _print_report(report, f"imported {source.name}")
     again = report.reasons.get("duplicate_event_id", 0)
@@ -312,6 +311,95 @@ def import_(
     )
 
 
+def _say_summary(
+    summary: ImportSummary, item_frame: pd.DataFrame | None, settings: Settings, consent_given: bool
+) -> None:
+    """The import's summary and consent note, and its items merged into the catalogue (before the
+    events are ingested when the file was read at once, after when it was read in chunks)."""
+    console.print(str(summary))
+    if not consent_given and not settings.consent_granted_by_default:
+        console.print(
+            "[yellow]note:[/] these rows carry no personalization consent and SETLIST_CONSENT_DEFAULT is deny: "
+            "their users get popularity rankings and are left out of training. Pass --consent-col, or "
+            "--assume-consent if the data was collected under another legal basis."
+        )
+    if item_frame is not None:
+        merged = merge_items(load_items(settings.catalog_path), item_frame, set(summary.described_items))
+        save_items(merged, settings.catalog_path)
+
+
+def _import_in_chunks(
+    source: Path, options: ImportOptions, chunk_rows: int, settings: Settings, consent_given: bool
+) -> tuple[IngestReport, ImportSummary]:
+    """A file too big to import at once, a chunk at a time (``InteractionStream``: the same events),
+    then the event log's day files merged, since every chunk of a file sorted by user adds one to
+    each day it touches."""
+    from ingest.import_files import estimate_rows
+    from ingest.importer import InteractionStream
+    from ingest.intake import logged_event_ids
+    from setlist.compaction import compact
+
+    if settings.import_chunk_rows:
+        why = "SETLIST_IMPORT_CHUNK_ROWS"
+    else:
+        why = f"about {estimate_rows(source) or 0:,} rows: more than the memory available holds at once"
+    console.print(
+        f"importing {source.name} in chunks of {chunk_rows:,} rows ({why}): a first pass reads the users, times "
+        "and ratings of every row, a second builds and ingests each chunk's events"
+    )
+    report = IngestReport()
+    with console.status(f"{source.name}: first pass…") as status:
+        stream = InteractionStream(
+            source, options, chunk_rows, progress=lambda said: status.update(f"{source.name}: {said}")
+        )
+        known = logged_event_ids(settings)
+        done = 0
+        for events in stream:
+            status.update(f"{source.name}: ingesting rows {done + 1:,}–{done + len(events):,}…")
+            report.merge(ingest(events, settings, source=f"import-{source.stem}", known=known))
+            done += len(events)
+            console.print(f"  ingested {done:,} rows ({report.accepted:,} accepted so far)")
+            del events
+        del known
+        assert stream.summary is not None
+        _say_summary(stream.summary, stream.item_frame, settings, consent_given)
+        status.update("merging the event log's day files…")
+        stats = compact(settings.events_dir).get("events")
+    if stats.files_before != stats.files_after:
+        console.print(f"  event log: {stats.files_before:,} files merged into {stats.files_after:,}")
+    return report, stream.summary
+
+
+def _chunk_rows(source: Path, settings: Settings, memory_check: bool) -> int | None:
+    """Rows per chunk when ``source`` is too big to import at once, None to import it at once.
+    Refused, before any work, when even a chunked import would not fit: a clear message now rather
+    than the kernel killing the import half-way."""
+    from ingest.import_files import available_memory, estimate_rows
+
+    if settings.import_chunk_rows:
+        return settings.import_chunk_rows
+    if not memory_check:
+        return None
+    rows, free = estimate_rows(source), available_memory()
+    if rows is None or free is None:
+        return None
+    budget = 0.9 * free
+    if rows * settings.import_bytes_per_row <= budget:
+        return None
+    held = rows * settings.import_stream_bytes_per_row
+    if held <= budget / 2:
+        # what the whole file's state leaves, in chunks no smaller than a slice of ingestion
+        return max(INGEST_SLICE_ROWS, int((budget - held) / settings.import_bytes_per_row))
+    fits = int(budget / 2 / settings.import_stream_bytes_per_row)
+    raise UsageError(
+        f"{source.name} holds about {rows:,} rows; even in chunks, its import holds about "
+        f"{held / 2**30:.1f} GB for the whole file and {free / 2**30:.1f} GB is available. Import it in parts of "
+        f"at most ~{fits:,} rows, split by user (each part keeping the header line, or with --names), one "
+        "`make import` per part, with the same --rating-max for every part (docs/scale.md); "
+        "--no-memory-check skips this estimate"
+    )
+
+
 def _generated_world(settings: Settings) -> int:
     """How many event-log files the data directory holds when it holds a generated world (0 if not)."""
     if not (settings.data_dir / "generated" / "users.parquet").exists():
@@ -332,27 +420,6 @@ def _refuse_generated_world(settings: Settings) -> None:
         "on both. Import into a data directory of its own: export SETLIST_DATA_DIR=var/mydata (for this "
         "and every later make command), or move the demo's directory aside; --mix-with-generated imports "
         "into it anyway"
-    )
-
-
-def _check_memory(source: Path, bytes_per_row: int) -> None:
-    """Refuse, before any work, a file whose import would not fit in memory: a clear message now
-    rather than the kernel killing the import half-way."""
-    from ingest.import_files import available_memory, estimate_rows
-
-    rows, free = estimate_rows(source), available_memory()
-    if rows is None or free is None:
-        return
-    need = rows * bytes_per_row
-    if need <= 0.9 * free:
-        return
-    fits = int(0.9 * free / bytes_per_row)
-    raise UsageError(
-        f"{source.name} holds about {rows:,} rows; importing it at once needs about {need / 2**30:.1f} GB and "
-        f"{free / 2**30:.1f} GB is available. Import it in parts of at most ~{fits:,} rows, split by user "
-        "(each part keeping the header line, or with --names), one `make import` per part, with the same "
-        "--rating-max for every part (docs/scale.md); "
-        "--no-memory-check skips this estimate"
     )
 
 

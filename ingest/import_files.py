@@ -14,12 +14,14 @@ import csv
 import gzip
 import io
 import itertools
+import json
 import lzma
 import re
 import warnings
 import zipfile
 from collections import Counter
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -97,21 +99,29 @@ class Table:
 _SKIPPED = re.compile(r"Skipping line (\d+)")
 
 
-def _read_csv(path: Path, kwargs: dict) -> tuple[pd.DataFrame, list[int]]:
-    """``pd.read_csv`` that reads past lines with the wrong number of fields and says which they
-    were: one stray separator in a million lines should not stop an import, nor vanish silently."""
+@contextmanager
+def _bad_lines(into: list[int]) -> Iterator[None]:
+    """Collect the numbers of the lines pandas reads past (``on_bad_lines="warn"``) into ``into``."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", pd.errors.ParserWarning)
-        frame = pd.read_csv(path, on_bad_lines="warn", **kwargs)
-    lines = [
+        yield
+    into.extend(
         int(n)
         for w in caught
         if issubclass(w.category, pd.errors.ParserWarning)
         for n in _SKIPPED.findall(str(w.message))
-    ]
+    )
     for w in caught:  # anything else is not ours to swallow
         if not issubclass(w.category, pd.errors.ParserWarning):
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+
+def _read_csv(path: Path, kwargs: dict) -> tuple[pd.DataFrame, list[int]]:
+    """``pd.read_csv`` that reads past lines with the wrong number of fields and says which they
+    were: one stray separator in a million lines should not stop an import, nor vanish silently."""
+    lines: list[int] = []
+    with _bad_lines(lines):
+        frame = pd.read_csv(path, on_bad_lines="warn", **kwargs)
     return frame, sorted(lines)
 
 
@@ -209,25 +219,43 @@ def _item_headed(lines: Sequence[str]) -> bool:
     return sum(bool(_ITEM_HEADER.match(line)) for line in lines) <= len(lines) // 2
 
 
-def _split_item_headers(frame: pd.DataFrame, path: Path, notes: list[str]) -> pd.DataFrame:
+class _ItemHeaders:
     """Each header line's id as the item of the rows after it; header lines themselves are not rows.
-    A header is a line whose first field is ``id:`` and whose other fields are empty."""
-    first = frame.iloc[:, 0].astype("string")
-    rest_empty = frame.iloc[:, 1:].isna().all(axis=1) if frame.shape[1] > 1 else True
-    header = first.str.fullmatch(r"\s*[^\s:,;|]+:\s*").fillna(False) & rest_empty
-    if ITEM_HEADER_COLUMN in frame.columns:
-        raise ImportFormatError(
-            f"{path.name} names its items on lines of their own ('1:'), read into a column {ITEM_HEADER_COLUMN!r}; "
-            f"--names must not name another column {ITEM_HEADER_COLUMN!r}"
+    A header is a line whose first field is ``id:`` and whose other fields are empty. Applied chunk
+    by chunk, the last item of one chunk carries into the next chunk's first rows."""
+
+    def __init__(self) -> None:
+        self.headers = 0
+        self.first: str | None = None
+        self.last: str | None = None
+
+    def apply(self, frame: pd.DataFrame, path: Path) -> pd.DataFrame:
+        if ITEM_HEADER_COLUMN in frame.columns:
+            raise ImportFormatError(
+                f"{path.name} names its items on lines of their own ('1:'), read into a column "
+                f"{ITEM_HEADER_COLUMN!r}; --names must not name another column {ITEM_HEADER_COLUMN!r}"
+            )
+        first = frame.iloc[:, 0].astype("string")
+        rest_empty = frame.iloc[:, 1:].isna().all(axis=1) if frame.shape[1] > 1 else True
+        header = (first.str.fullmatch(r"\s*[^\s:,;|]+:\s*").fillna(False) & rest_empty).to_numpy(dtype=bool)
+        item = first.where(header).str.strip().str.rstrip(":")
+        if self.last is not None and len(item) and not header[0]:
+            item.iloc[0] = self.last
+        item = item.ffill()
+        if self.first is None and header.any():
+            self.first = str(item[header].iloc[0])
+        if item.notna().any():
+            self.last = str(item.dropna().iloc[-1])
+        self.headers += int(header.sum())
+        out = frame.loc[~header].copy()
+        out.insert(0, ITEM_HEADER_COLUMN, item[~header].astype(object))
+        return out.reset_index(drop=True)
+
+    def note(self) -> str:
+        return (
+            f"items on lines of their own ('{self.first or '?'}:' then its rows, the Netflix Prize's layout): "
+            f"{self.headers:,} items read into column {ITEM_HEADER_COLUMN!r}"
         )
-    item = first.where(header).str.strip().str.rstrip(":").ffill()
-    out = frame.loc[~header.to_numpy()].copy()
-    out.insert(0, ITEM_HEADER_COLUMN, item[~header.to_numpy()].astype(object))
-    notes.append(
-        f"items on lines of their own ('{item.dropna().iloc[0] if item.notna().any() else '?'}:' then its rows, "
-        f"the Netflix Prize's layout): {int(header.sum()):,} items read into column {ITEM_HEADER_COLUMN!r}"
-    )
-    return out.reset_index(drop=True)
 
 
 def _long_first_row(
@@ -293,7 +321,25 @@ def _rejoin_free_text(
     return pd.concat([frame, fixed], ignore_index=True), []
 
 
-def _read_text(path: Path, ext: str, compression: str | None, layout: TextLayout, what: str) -> Table:
+@dataclass
+class _TextPlan:
+    """How a delimited text file will be read: what was read off its first lines, and pandas' options."""
+
+    path: Path
+    compression: str | None
+    encoding: str
+    sep: str
+    names: list[str] | None
+    kwargs: dict
+    long_first: int | None
+    item_headed: bool
+    what: str
+    notes: list[str]
+    #: header lines of an item-headed file read so far (they are lines, not rows)
+    item_headers: int = 0
+
+
+def _plan_text(path: Path, ext: str, compression: str | None, layout: TextLayout, what: str) -> _TextPlan:
     notes: list[str] = []
     encoding = _encoding(path, compression, layout.encoding, notes, "--encoding")
     sep = layout.sep
@@ -341,30 +387,49 @@ def _read_text(path: Path, ext: str, compression: str | None, layout: TextLayout
     long_first = None if item_headed else _long_first_row(path, compression, encoding, lines, sep, names)
     if long_first is not None:
         kwargs["skiprows"] = [long_first - 1]
-    frame, malformed = _read_csv(path, kwargs)
-    if long_first is not None:
-        malformed = sorted([*malformed, long_first])
-    if what == "items" and malformed:
-        frame, malformed = _rejoin_free_text(frame, malformed, path, compression, encoding, sep, notes)
+    return _TextPlan(path, compression, encoding, sep, names, kwargs, long_first, item_headed, what, notes)
+
+
+def _text_notes(plan: _TextPlan, rows: int, malformed: list[int], width: int) -> list[str]:
+    """What the whole read says about the file: lines joined by quoted fields, lines read past."""
+    notes: list[str] = []
     # a quoted field may hold line breaks; more lines than rows says some did, which in a log is
     # usually a stray quote character: said, not silently folded into another row
-    lines_read = len(frame) + len(malformed) + (0 if names is not None else 1)
-    total = _count_lines(path, compression, encoding) if kwargs["quoting"] != csv.QUOTE_NONE else lines_read
+    header_rows = (0 if plan.names is not None else 1) + plan.item_headers
+    lines_read = rows + len(malformed) + header_rows
+    quoted = plan.kwargs["quoting"] != csv.QUOTE_NONE
+    total = _count_lines(plan.path, plan.compression, plan.encoding) if quoted else lines_read
     if total > lines_read:
         notes.append(
             f"{total - lines_read:,} line{'s' if total - lines_read != 1 else ''} read as part of quoted fields "
-            f"that span lines ({len(frame):,} rows from {total:,} lines): if the file does not quote its "
+            f"that span lines ({rows:,} rows from {total:,} lines): if the file does not quote its "
             "fields, a stray quote character joined them; check the rows around it"
         )
     if malformed:
         shown = ", ".join(str(n) for n in malformed[:10]) + (", …" if len(malformed) > 10 else "")
-        width = len(frame.columns)
         notes.append(
             f"skipped {len(malformed):,} malformed line{'s' if len(malformed) != 1 else ''} "
             f"(not {width} fields): line {shown}"
         )
-    if item_headed:
-        frame = _split_item_headers(frame, path, notes)
+    return notes
+
+
+def _read_text(path: Path, ext: str, compression: str | None, layout: TextLayout, what: str) -> Table:
+    plan = _plan_text(path, ext, compression, layout, what)
+    notes = plan.notes
+    frame, malformed = _read_csv(path, plan.kwargs)
+    if plan.long_first is not None:
+        malformed = sorted([*malformed, plan.long_first])
+    if what == "items" and malformed:
+        frame, malformed = _rejoin_free_text(frame, malformed, path, compression, plan.encoding, plan.sep, notes)
+    split = None
+    if plan.item_headed:
+        split = _ItemHeaders()
+        frame = split.apply(frame, path)
+        plan.item_headers = split.headers
+    notes.extend(_text_notes(plan, len(frame), malformed, len(frame.columns) - (split is not None)))
+    if split is not None:
+        notes.append(split.note())
     return Table(frame, notes, malformed)
 
 
@@ -446,6 +511,96 @@ def read_table(path: Path, what: str, layout: TextLayout | None = None, keep: Co
         raise ImportFormatError(f"cannot read {what} file {path.name}: {exc}") from exc
 
 
+class TableStream:
+    """A file read a chunk of rows at a time, for a file too big to hold whole: iterating reads it
+    once more from the start. The chunks' rows are the rows ``read_table`` gives, in the same order;
+    ``notes`` and ``malformed`` describe the file once a pass is complete. Delimited text (also
+    compressed and item-headed), JSON lines and parquet stream; a JSON array or a file of Python
+    dicts does not (``ImportFormatError`` on the first pass)."""
+
+    def __init__(
+        self, path: Path, what: str, layout: TextLayout | None, keep: Collection[str] | None, chunk_rows: int
+    ) -> None:
+        self.path, self.what, self.layout, self.keep = Path(path), what, layout or TextLayout(), keep
+        self.chunk_rows = max(int(chunk_rows), 1)
+        self.notes: list[str] = []
+        self.malformed: list[int] = []
+        self.dropped: list[str] = []
+        if not self.path.is_file():
+            raise ImportFormatError(f"{what} file not found: {self.path}")
+
+    def __iter__(self) -> Iterator[pd.DataFrame]:
+        ext, compression = _suffixes(self.path)
+        try:
+            if ext in (".parquet", ".pq"):
+                yield from self._parquet()
+            elif ext in (".jsonl", ".ndjson", ".json"):
+                yield from self._json_lines(ext, compression)
+            else:
+                yield from self._text(ext, compression)
+        except ImportFormatError:
+            raise
+        except (ValueError, OSError, csv.Error) as exc:
+            raise ImportFormatError(f"cannot read {self.what} file {self.path.name}: {exc}") from exc
+
+    def _text(self, ext: str, compression: str | None) -> Iterator[pd.DataFrame]:
+        plan = _plan_text(self.path, ext, compression, self.layout, self.what)
+        malformed: list[int] = []
+        split = _ItemHeaders() if plan.item_headed else None
+        rows, width = 0, 0
+        reader = pd.read_csv(self.path, on_bad_lines="warn", chunksize=self.chunk_rows, **plan.kwargs)
+        with reader:
+            while True:
+                with _bad_lines(malformed):
+                    chunk = next(reader, None)
+                if chunk is None:
+                    break
+                width = len(chunk.columns)
+                if split is not None:
+                    chunk = split.apply(chunk, self.path)
+                    plan.item_headers = split.headers
+                rows += len(chunk)
+                yield chunk.reset_index(drop=True)
+        if plan.long_first is not None:
+            malformed.append(plan.long_first)
+        self.malformed = sorted(malformed)
+        self.notes = [*plan.notes, *_text_notes(plan, rows, self.malformed, width)]
+        if split is not None:
+            self.notes.append(split.note())
+
+    def _json_lines(self, ext: str, compression: str | None) -> Iterator[pd.DataFrame]:
+        if ext == ".json":
+            opener = _COMPRESSED.get(compression or "", open)
+            with opener(self.path, "rt", encoding="utf-8") as f:  # type: ignore[operator]
+                first = f.readline().strip()
+            try:
+                if not first.startswith("{"):
+                    raise ValueError("not one object per line")
+                json.loads(first)
+            except ValueError:
+                raise ImportFormatError(
+                    f"{self.path.name} is too big to import at once, and only JSON lines (one object per line) "
+                    "are read in parts: a JSON array or a file of Python dicts is read whole. Convert it to JSON "
+                    "lines, or import it in parts"
+                ) from None
+        seen: dict[str, None] = {}
+        with pd.read_json(self.path, lines=True, dtype=False, chunksize=self.chunk_rows) as reader:
+            for chunk in reader:
+                yield _kept(chunk, self.keep, seen).reset_index(drop=True)
+        self.notes = ["one JSON object per line"] if ext == ".json" else []
+        self.dropped = [c for c in seen if self.keep is not None and c not in self.keep]
+
+    def _parquet(self) -> Iterator[pd.DataFrame]:
+        import pyarrow.parquet as pq
+
+        source = pq.ParquetFile(self.path)
+        names = source.schema_arrow.names
+        columns = names if self.keep is None else [c for c in names if c in self.keep]
+        for batch in source.iter_batches(batch_size=self.chunk_rows, columns=columns):
+            yield batch.to_pandas()
+        self.dropped = [c for c in names if c not in columns]
+
+
 def _read_json(path: Path, compression: str | None, what: str, keep: Collection[str] | None = None) -> Table:
     """A ``.json`` file: an array of objects, or one object per line (how review datasets such as
     Amazon's ship, under ``.json`` or ``.json.gz``); which one is read off its first character."""
@@ -511,19 +666,44 @@ def _read_literal_lines(path: Path, opener: object, what: str, keep: Collection[
     return Table(frame, notes, malformed, dropped=[c for c in seen if c not in frame.columns])
 
 
+#: what compressed text is taken to expand to, per byte, when its size is not recorded (gzip, bz2,
+#: xz): delimited logs compress 3-6x, and an estimate too high only sends a file down the chunked
+#: import, which gives the same events
+COMPRESSION_RATIO = 6.0
+
+
 def estimate_rows(path: Path, sample_lines: int = 2000) -> int | None:
-    """About how many lines an uncompressed text file holds (its size over its first lines' mean
-    length); None for compressed or binary formats, whose size says too little."""
+    """About how many rows a file holds: parquet's own count; for text, its (uncompressed) size over
+    its first lines' mean length. A zip records its member's size; other compressed text is taken to
+    expand ``COMPRESSION_RATIO`` times. None when the file cannot be looked at."""
     path = Path(path)
     ext, compression = _suffixes(path)
-    if compression or ext in (".parquet", ".pq") or not path.is_file():
+    if not path.is_file():
         return None
-    with open(path, "rb") as f:
-        head = list(itertools.islice(f, sample_lines))
+    try:
+        if ext in (".parquet", ".pq"):
+            import pyarrow.parquet as pq
+
+            return int(pq.ParquetFile(path).metadata.num_rows)
+        if compression == ".zip":
+            with zipfile.ZipFile(path) as archive:
+                members = [i for i in archive.infolist() if not i.is_dir()]
+                if not members:
+                    return 0
+                size = sum(i.file_size for i in members)
+                with archive.open(members[0]) as f:
+                    head = list(itertools.islice(f, sample_lines))
+        else:
+            size = int(path.stat().st_size * (COMPRESSION_RATIO if compression else 1.0))
+            opener = _COMPRESSED.get(compression or "", open)
+            with opener(path, "rb") as f:  # type: ignore[operator]
+                head = list(itertools.islice(f, sample_lines))
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, lzma.LZMAError):
+        return None
     if not head:
         return 0
     mean = sum(len(line) for line in head) / len(head)
-    return int(path.stat().st_size / max(mean, 1.0))
+    return int(size / max(mean, 1.0))
 
 
 def available_memory() -> int | None:

@@ -10,19 +10,28 @@ the items file in ``import_items``; here the rows become events, with their ids 
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ingest.import_files import ImportFormatError, TextLayout, clean_ids, read_table, require_columns
+from ingest.import_files import ImportFormatError, TableStream, TextLayout, clean_ids, read_table, require_columns
 from ingest.import_items import item_frame_for
 from ingest.import_values import counted_plays, list_cells_note, parse_time, types_and_values
 from setlist.consent import FLAGS, flag_reason
 from setlist.contract import EVENT_COLUMNS, EVENT_TYPES, NO_ITEM_TYPES, SCHEMA_VERSION, UNKNOWN
 
-__all__ = ["ImportFormatError", "ImportSummary", "TextLayout", "load_interactions"]
+__all__ = [
+    "ImportFormatError",
+    "ImportOptions",
+    "ImportSummary",
+    "InteractionStream",
+    "TextLayout",
+    "load_interactions",
+]
 
 SESSION_GAP_MS = 30 * 60 * 1000
 
@@ -54,7 +63,7 @@ class ImportSummary:
         if self.start is not None and self.end is not None:
             lines.append(f"  time range: {self.start.isoformat()} … {self.end.isoformat()}")
         lines.extend(f"  read: {note}" for note in self.read_notes)
-        types = " · ".join(f"{k} {v:,}" for k, v in sorted(self.type_counts.items(), key=lambda kv: -kv[1]))
+        types = " · ".join(f"{k} {v:,}" for k, v in sorted(self.type_counts.items(), key=lambda kv: (-kv[1], kv[0])))
         lines.append(f"  types: {types or 'none'}")
         if self.catalog_rows is not None:
             lines.append(
@@ -127,15 +136,17 @@ def _events(
     query: pd.Series | None = None,
     weight: np.ndarray | None = None,
     sessions: np.ndarray | None = None,
+    first_row: int = 0,
 ) -> pd.DataFrame:
-    """The rows as contract events in time order; an event's id hashes its user, item, raw time and row."""
+    """The rows as contract events in time order; an event's id hashes its user, item, raw time and
+    row (its place in the file: ``first_row`` is the place of the first of these rows)."""
     n = len(users)
     key = pd.DataFrame(
         {
             "u": users.astype("string"),
             "i": item_ids.astype("string"),
             "t": raw_time.astype("string"),
-            "row": np.arange(n),
+            "row": np.arange(first_row, first_row + n),
         }
     )
     event_id = _hash_hex(key, "i_") if n else np.array([], dtype=object)
@@ -237,6 +248,218 @@ def file_order_times(
     return ts, pd.Series([""] * n, dtype=object), sessions
 
 
+@dataclass(frozen=True)
+class ImportOptions:
+    """What an import was told about the file (``load_interactions`` documents each)."""
+
+    user_col: str = "user_id"
+    item_col: str = "item_id"
+    time_col: str | None = "timestamp"
+    time_unit: str | None = None
+    rating_col: str | None = None
+    type_col: str | None = None
+    items: Path | None = None
+    item_id_col: str = "item_id"
+    consent_col: str | None = None
+    analytics_consent_col: str | None = None
+    assume_consent: bool = False
+    query_col: str | None = None
+    layout: TextLayout | None = None
+    items_layout: TextLayout | None = None
+    now: pd.Timestamp | None = None
+    rating_max: float | None = None
+    keep_file_order: bool = False
+    type_map: dict[str, str] | None = None
+    count_col: str | None = None
+    unrated: float | None = None
+    item_columns: dict[str, str] | None = None
+
+    def check(self) -> None:
+        if self.count_col is not None and (self.rating_col is not None or self.type_col is not None):
+            raise ImportFormatError(
+                "a count column makes every row a play: it does not combine with a rating or type column"
+            )
+
+    def wanted(self) -> dict[str, str | None]:
+        """The file's columns the import reads, by role."""
+        return {
+            "user": self.user_col,
+            "item": self.item_col,
+            "time": self.time_col,
+            "rating": self.rating_col,
+            "type": self.type_col,
+            "consent": self.consent_col,
+            "analytics consent": self.analytics_consent_col,
+            "query": self.query_col,
+            "count": self.count_col,
+        }
+
+    def keep(self) -> set[str]:
+        return {c for c in self.wanted().values() if c is not None}
+
+    def whole_file_columns(self) -> list[str]:
+        """The columns ``_whole_file`` reads: a user's sessions, a play count's meaning, the rating
+        scale and an untimed file's stamps each depend on rows anywhere in the file."""
+        cols = [self.user_col, self.time_col, self.rating_col, self.type_col, self.count_col]
+        if self.time_col is None and not self.keep_file_order:
+            cols.append(self.item_col)
+        return list(dict.fromkeys(c for c in cols if c is not None))
+
+
+@dataclass
+class _WholeFile:
+    """Per-row values that depend on other rows of the file, computed over all of its rows before
+    any event is built, so that an import in chunks gives the events an import at once gives."""
+
+    ts: pd.Series
+    sessions: np.ndarray
+    types: np.ndarray
+    value: np.ndarray
+    weight: np.ndarray | None
+    notes: list[str]
+
+
+def _whole_file(raw: pd.DataFrame, o: ImportOptions, now: pd.Timestamp) -> _WholeFile:
+    users = clean_ids(raw[o.user_col])
+    notes: list[str] = []
+    if o.time_col is None:
+        items = None if o.keep_file_order else clean_ids(raw[o.item_col])
+        ts, _, sessions = file_order_times(users, now, items)
+        del items
+        span = f"{ts.min().isoformat()} … {ts.max().isoformat()}" if len(ts) else "-"
+        order = (
+            "in their file order (--file-order)"
+            if o.keep_file_order
+            else "in a stable shuffled order (--file-order keeps the file's)"
+        )
+        notes.append(
+            f"no time column: each user's rows stamped {order}, in visits of up to {UNTIMED_VISIT_ROWS} rows "
+            f"(one session each) spread over {span} with the users interleaved (any time window holds some rows "
+            "of every user); the hold-out and time windows then follow that order"
+        )
+    else:
+        ts = parse_time(raw[o.time_col], o.time_unit, o.time_col)
+        sessions = _sessions(users, ts)
+    weight = None
+    if o.count_col is not None:
+        types, value, weight = counted_plays(raw[o.count_col], users, o.count_col, notes)
+    else:
+        types, value = types_and_values(raw, o.rating_col, o.type_col, o.rating_max, notes, o.type_map, o.unrated)
+    return _WholeFile(ts.reset_index(drop=True), sessions, types, value, weight, notes)
+
+
+@dataclass
+class _Tally:
+    """What the summary says, added up chunk by chunk."""
+
+    rows: int = 0
+    users: set[str] = field(default_factory=set)
+    items: set[str] = field(default_factory=set)
+    start: pd.Timestamp | None = None
+    end: pd.Timestamp | None = None
+    types: Counter[str] = field(default_factory=Counter)
+    problems: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def problem(self, cause: str, n: int) -> None:
+        self.problems[cause] = self.problems.get(cause, 0) + n
+
+
+def _chunk_events(
+    cells: list[pd.DataFrame], first_row: int, whole: _WholeFile, o: ImportOptions, tally: _Tally
+) -> pd.DataFrame:
+    """The events of rows ``first_row …`` of the file, added to ``tally``. ``cells`` holds the rows'
+    frame, which is taken out of it and freed once its columns are read, before the events are built."""
+    raw = cells.pop()
+    n = len(raw)
+    rows = slice(first_row, first_row + n)
+    users, item_ids = clean_ids(raw[o.user_col]), clean_ids(raw[o.item_col])
+    ts = whole.ts.iloc[rows].reset_index(drop=True)
+    # the raw time is a column of its own: the frame's cells are freed before the events are built
+    raw_time = raw[o.time_col].copy() if o.time_col is not None else pd.Series([""] * n, dtype=object)
+    types = whole.types[rows]
+    consent = tuple(_consent_values(raw, col, o.assume_consent) for col in (o.consent_col, o.analytics_consent_col))
+    no_item = np.isin(types.astype(object), list(NO_ITEM_TYPES))
+    if no_item.any():  # a search or a feature use names no item: "" is the contract's "none"
+        item_ids = item_ids.where(~no_item | item_ids.notna(), "")
+    query = (
+        raw[o.query_col].astype("string").astype(object).where(raw[o.query_col].notna(), None) if o.query_col else None
+    )
+    del raw  # the file's cells: every column the events need is its own now
+    if not tally.rows and (note := list_cells_note(item_ids, o.item_col)):
+        tally.notes.append(note)
+    events = _events(
+        raw_time,
+        users,
+        item_ids,
+        ts,
+        types,
+        whole.value[rows],
+        (consent[0], consent[1]),
+        query,
+        None if whole.weight is None else whole.weight[rows],
+        whole.sessions[rows],
+        first_row=first_row,
+    )
+    tally.rows += n
+    tally.users.update(users.dropna().unique().tolist())
+    tally.items.update(i for i in item_ids.dropna().unique().tolist() if i)
+    valid = ts.dropna()
+    if len(valid):
+        lo, hi = valid.min(), valid.max()
+        tally.start = lo if tally.start is None else min(tally.start, lo)
+        tally.end = hi if tally.end is None else max(tally.end, hi)
+    tally.types.update({str(k): int(v) for k, v in events["type"].value_counts().items()})
+    tally.problem("missing or unparseable timestamp", int(ts.isna().sum()))
+    tally.problem("empty user id", int(users.isna().sum()))
+    tally.problem("empty item id", int(item_ids.isna().sum()))
+    if no_item.any():
+        tally.problem("search or feature_use without text", int((no_item & ~_has_text(query, n)).sum()))
+    if o.consent_col or o.analytics_consent_col:
+        tally.problem("bad consent value", int(sum(_bad_flags(events[f]) for f in FLAGS)))
+    if o.rating_col is not None and o.type_col is None:
+        tally.problem("unparseable rating", int(pd.isna(types).sum()))
+    elif o.count_col is not None:
+        tally.problem("a play count that is not a number of at least 1", int(pd.isna(types).sum()))
+    elif o.type_col is not None:
+        tally.problem("empty or unknown type", int((~events["type"].isin(EVENT_TYPES)).sum()))
+    return events
+
+
+def _summary(
+    source: Path,
+    o: ImportOptions,
+    tally: _Tally,
+    whole_notes: list[str],
+    file_notes: list[str],
+    malformed: list[int],
+) -> tuple[pd.DataFrame | None, ImportSummary]:
+    seen = pd.Series(sorted(tally.items), dtype=object)
+    item_frame, catalog_rows, missing, item_notes = item_frame_for(
+        seen, o.items, o.item_id_col, o.items_layout, o.item_columns
+    )
+    # ids the items file describes (its metadata wins); the rest are placeholders for seen items
+    described = frozenset(item_frame["item_id"].iloc[: catalog_rows or 0]) if o.items is not None else frozenset()
+    summary = ImportSummary(
+        source=source.name,
+        rows=tally.rows,
+        users=len(tally.users),
+        items=len(tally.items),
+        start=tally.start,
+        end=tally.end,
+        type_counts=dict(tally.types),
+        problems=tally.problems,
+        catalog_rows=catalog_rows,
+        items_without_metadata=missing,
+        consent=consent_basis(o.consent_col, o.analytics_consent_col, o.assume_consent),
+        described_items=described,
+        read_notes=[f"{source.name}: {n}" for n in [*file_notes, *whole_notes, *tally.notes]]
+        + [f"{Path(o.items).name}: {n}" for n in item_notes if o.items is not None],
+        malformed_lines=malformed,
+    )
+    return item_frame, summary
+
+
 def load_interactions(
     source: Path,
     user_col: str = "user_id",
@@ -286,102 +509,105 @@ def load_interactions(
     ``time_col=None``: the file has no times (many public ratings sets); each user's rows are
     stamped in a stable shuffled order (in file order with ``keep_file_order``), users interleaved,
     ending at ``now`` (``file_order_times``), and the summary says so.
+    A file too big to hold whole is read in chunks by ``InteractionStream`` instead, with the same
+    options and the same events.
     """
+    o = ImportOptions(
+        user_col=user_col,
+        item_col=item_col,
+        time_col=time_col,
+        time_unit=time_unit,
+        rating_col=rating_col,
+        type_col=type_col,
+        items=items,
+        item_id_col=item_id_col,
+        consent_col=consent_col,
+        analytics_consent_col=analytics_consent_col,
+        assume_consent=assume_consent,
+        query_col=query_col,
+        layout=layout,
+        items_layout=items_layout,
+        now=now,
+        rating_max=rating_max,
+        keep_file_order=keep_file_order,
+        type_map=type_map,
+        count_col=count_col,
+        unrated=unrated,
+        item_columns=item_columns,
+    )
+    o.check()
     source = Path(source)
-    if count_col is not None and (rating_col is not None or type_col is not None):
-        raise ImportFormatError(
-            "a count column makes every row a play: it does not combine with a rating or type column"
-        )
-    wanted = {
-        "user": user_col,
-        "item": item_col,
-        "time": time_col,
-        "rating": rating_col,
-        "type": type_col,
-        "consent": consent_col,
-        "analytics consent": analytics_consent_col,
-        "query": query_col,
-        "count": count_col,
-    }
-    table = read_table(source, "interactions", layout, keep={c for c in wanted.values() if c is not None})
-    require_columns(table.frame, wanted, source, "--names", table.dropped)
+    table = read_table(source, "interactions", layout, keep=o.keep())
+    require_columns(table.frame, o.wanted(), source, "--names", table.dropped)
     raw = table.frame.reset_index(drop=True)
     table.frame = pd.DataFrame()  # one copy of the file's cells alive, not two
-    n = len(raw)
-    users, item_ids = clean_ids(raw[user_col]), clean_ids(raw[item_col])
-    untimed_note: list[str] = []
-    if time_col is None:
-        ts, raw_time, sessions = file_order_times(users, now or _now(), None if keep_file_order else item_ids)
-        span = f"{ts.min().isoformat()} … {ts.max().isoformat()}" if n else "-"
-        order = (
-            "in their file order (--file-order)"
-            if keep_file_order
-            else "in a stable shuffled order (--file-order keeps the file's)"
-        )
-        untimed_note = [
-            f"no time column: each user's rows stamped {order}, in visits of up to {UNTIMED_VISIT_ROWS} rows "
-            f"(one session each) spread over {span} with the users interleaved (any time window holds some rows "
-            "of every user); the hold-out and time windows then follow that order"
-        ]
-    else:
-        # a column of its own: the frame's cells are freed before the events are built
-        ts, raw_time = parse_time(raw[time_col], time_unit, time_col), raw[time_col].copy()
-        sessions = None
-    scale_notes: list[str] = []
-    weight = None
-    if count_col is not None:
-        types, value, weight = counted_plays(raw[count_col], users, count_col, scale_notes)
-    else:
-        types, value = types_and_values(raw, rating_col, type_col, rating_max, scale_notes, type_map, unrated)
-
-    consent = tuple(_consent_values(raw, col, assume_consent) for col in (consent_col, analytics_consent_col))
-    no_item = np.isin(types.astype(object), list(NO_ITEM_TYPES))
-    if no_item.any():  # a search or a feature use names no item: "" is the contract's "none"
-        item_ids = item_ids.where(~no_item | item_ids.notna(), "")
-    query = raw[query_col].astype("string").astype(object).where(raw[query_col].notna(), None) if query_col else None
-    del raw  # the file's cells: every column the events need is its own now
-    events = _events(raw_time, users, item_ids, ts, types, value, (consent[0], consent[1]), query, weight, sessions)
-
-    listed = [note] if (note := list_cells_note(item_ids, item_col)) else []
-    seen = pd.Series(sorted(i for i in item_ids.dropna().unique() if i), dtype=object)
-    item_frame, catalog_rows, missing, item_notes = item_frame_for(seen, items, item_id_col, items_layout, item_columns)
-    # ids the items file describes (its metadata wins); the rest are placeholders for seen items
-    described = frozenset(item_frame["item_id"].iloc[: catalog_rows or 0]) if items is not None else frozenset()
-
-    valid_ts = ts.dropna()
-    problems = {
-        "missing or unparseable timestamp": int((ts.isna()).sum()),
-        "empty user id": int(users.isna().sum()),
-        "empty item id": int(item_ids.isna().sum()),
-    }
-    if no_item.any():
-        problems["search or feature_use without text"] = int((no_item & ~_has_text(query, n)).sum())
-    if consent_col or analytics_consent_col:
-        problems["bad consent value"] = int(sum(_bad_flags(events[f]) for f in FLAGS))
-    if rating_col is not None and type_col is None:
-        problems["unparseable rating"] = int(pd.isna(types).sum())
-    elif count_col is not None:
-        problems["a play count that is not a number of at least 1"] = int(pd.isna(types).sum())
-    elif type_col is not None:
-        problems["empty or unknown type"] = int((~events["type"].isin(EVENT_TYPES)).sum())
-    summary = ImportSummary(
-        source=source.name,
-        rows=n,
-        users=int(users.nunique()),
-        items=int(item_ids[item_ids != ""].nunique()),
-        start=valid_ts.min() if len(valid_ts) else None,
-        end=valid_ts.max() if len(valid_ts) else None,
-        type_counts={str(k): int(v) for k, v in events["type"].value_counts().items()},
-        problems=problems,
-        catalog_rows=catalog_rows,
-        items_without_metadata=missing,
-        consent=consent_basis(consent_col, analytics_consent_col, assume_consent),
-        described_items=described,
-        read_notes=[f"{source.name}: {n}" for n in [*table.notes, *untimed_note, *scale_notes, *listed]]
-        + [f"{Path(items).name}: {n}" for n in item_notes if items is not None],
-        malformed_lines=table.malformed,
-    )
+    whole = _whole_file(raw[o.whole_file_columns()], o, now or _now())
+    tally = _Tally()
+    cells = [raw]
+    del raw
+    events = _chunk_events(cells, 0, whole, o, tally)
+    item_frame, summary = _summary(source, o, tally, whole.notes, table.notes, table.malformed)
     return events, item_frame, summary
+
+
+class InteractionStream:
+    """``load_interactions`` for a file too big to hold whole: iterating yields the events a chunk
+    of ``chunk_rows`` rows at a time; ``item_frame`` and ``summary`` are set once it is exhausted.
+
+    The file is read twice. The first pass keeps only the columns whose meaning depends on other
+    rows (``ImportOptions.whole_file_columns``: users and times for sessions, the rating scale, play
+    counts, an untimed file's stamps), compactly, and computes those values for every row; the
+    second builds each chunk's events from its own cells and those values. Each chunk's events are
+    in time order; the chunks follow the file."""
+
+    def __init__(
+        self, source: Path, options: ImportOptions, chunk_rows: int, progress: Callable[[str], None] | None = None
+    ) -> None:
+        options.check()
+        self.source = Path(source)
+        self.options = options
+        self.stream = TableStream(self.source, "interactions", options.layout, options.keep(), chunk_rows)
+        self.progress = progress or (lambda _message: None)
+        self.item_frame: pd.DataFrame | None = None
+        self.summary: ImportSummary | None = None
+
+    def _first_pass(self) -> _WholeFile:
+        o = self.options
+        cols = o.whole_file_columns()
+        parts: list[pd.DataFrame] = []
+        rows = 0
+        for chunk in self.stream:
+            if not parts:
+                require_columns(chunk, o.wanted(), self.source, "--names", self.stream.dropped)
+            narrow = chunk[cols]
+            # text cells as Arrow strings: a tenth of the memory of Python strings
+            narrow = narrow.astype({c: "string[pyarrow]" for c in cols if narrow[c].dtype == object})
+            parts.append(narrow)
+            rows += len(chunk)
+            self.progress(f"first pass: {rows:,} rows read")
+        frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=cols)
+        del parts
+        return _whole_file(frame, o, o.now or _now())
+
+    def __iter__(self) -> Iterator[pd.DataFrame]:
+        o = self.options
+        whole = self._first_pass()
+        tally = _Tally()
+        first_row = 0
+        for chunk in self.stream:
+            rows = len(chunk)
+            cells = [chunk]
+            del chunk
+            yield _chunk_events(cells, first_row, whole, o, tally)
+            first_row += rows
+        if first_row != len(whole.ts):  # the file changed between the passes
+            raise ImportFormatError(
+                f"{self.source.name} gave {len(whole.ts):,} rows on the first pass and {first_row:,} on the second: "
+                "was it changed during the import? Import it again once it is complete"
+            )
+        self.item_frame, self.summary = _summary(
+            self.source, o, tally, whole.notes, self.stream.notes, self.stream.malformed
+        )
 
 
 def _consent_values(raw: pd.DataFrame, column: str | None, assume: bool) -> object:

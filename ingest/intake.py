@@ -268,24 +268,35 @@ def _sampled(frame: pd.DataFrame, tiers: Tiers) -> tuple[pd.DataFrame, int]:
 INGEST_SLICE_ROWS = 500_000
 
 
+def logged_event_ids(settings: Settings) -> set[str]:
+    """The ids of every event in the log, erased users' included: a replayed event is a duplicate."""
+    log = EventLog(settings.events_dir)
+    if not log.files():
+        return set()
+    return set(log.read(columns=["event_id"], include_erased=True)["event_id"])
+
+
 def ingest(
     raw: pd.DataFrame,
     settings: Settings,
     source: str,
     identities: IdentityMap | None = None,
     check_log_duplicates: bool = True,
+    known: set[str] | None = None,
 ) -> IngestReport:
     """Validate, pseudonymize and append ``raw`` events (which carry application user ids).
 
     Large frames go in slices of ``INGEST_SLICE_ROWS`` (callers hand them over in time order, so
     each slice writes few day files); an event id that passed in an earlier slice is a duplicate
-    in a later one, as it would be in one frame."""
+    in a later one, as it would be in one frame.
+
+    ``known``: the event ids already in the log (``logged_event_ids``), kept by a caller that ingests
+    one file in several calls; the ids this call accepts are added to it. Without it the log is read."""
     log, quarantine = EventLog(settings.events_dir), Quarantine(settings.quarantine_dir)
     key = settings.secret_hmac_key()
     now = datetime.now(UTC)
-    known: set[str] = set()
-    if check_log_duplicates and log.files():
-        known = set(log.read(columns=["event_id"], include_erased=True)["event_id"])
+    if known is None:
+        known = logged_event_ids(settings) if check_log_duplicates else set()
     report = IngestReport()
     opened: list[IdentityMap] = []
 

@@ -164,6 +164,12 @@ class Settings(BaseSettings):
     #: what one imported row costs in memory at its peak (measured: 1.33 GB for 1M rows of a 4-column
     #: file); an import whose estimate exceeds the memory available is refused before it starts
     import_bytes_per_row: int = 1400
+    #: what an import in chunks holds for every row of the file while it runs (the first pass's
+    #: compact columns, each row's session and time, the ids of the events already ingested)
+    import_stream_bytes_per_row: int = 400
+    #: rows per chunk for a file too big to import at once (unset: as many as the memory available
+    #: allows, since every chunk adds a file to each day it touches); set, every import goes in chunks
+    import_chunk_rows: int | None = None
 
     # retention (setlist/retention.py, `make retention`): how long each dataset is kept
     #: events, from the wall clock; unset keeps history (an imported log may rightly span decades):

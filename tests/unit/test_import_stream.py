@@ -1,0 +1,246 @@
+"""A file too big to hold whole is imported in chunks (``InteractionStream``): the events, the summary
+and the catalogue must be exactly what an import at once gives, whatever the chunk size and the
+file's layout, since a user cannot tell (and must not need to know) which way their file went."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ingest.import_files import ImportFormatError, TableStream, TextLayout
+from ingest.importer import ImportOptions, InteractionStream, load_interactions
+from ingest.sparse import write_fixture
+
+NOW = pd.Timestamp("2024-03-01 12:00", tz="UTC")
+
+
+def _both(source: Path, chunk_rows: int, **options):
+    """(events, items, summary) at once and in chunks of ``chunk_rows``, with the chunks counted."""
+    whole = load_interactions(source, now=NOW, **options)
+    stream = InteractionStream(source, ImportOptions(now=NOW, **options), chunk_rows)
+    parts = list(stream)
+    assert stream.summary is not None
+    return whole, (pd.concat(parts, ignore_index=True), stream.item_frame, stream.summary), len(parts)
+
+
+def _same_events(a: pd.DataFrame, b: pd.DataFrame) -> None:
+    assert len(a) == len(b)
+    a = a.sort_values("event_id", kind="stable").reset_index(drop=True)
+    b = b.sort_values("event_id", kind="stable").reset_index(drop=True)
+    pd.testing.assert_frame_equal(a, b, check_dtype=False)
+
+
+def _same(whole, streamed) -> None:
+    events, items, summary = whole
+    s_events, s_items, s_summary = streamed
+    _same_events(events, s_events)
+    if items is None:
+        assert s_items is None
+    else:
+        pd.testing.assert_frame_equal(items.reset_index(drop=True), s_items.reset_index(drop=True))
+    assert str(summary) == str(s_summary)
+    assert summary.malformed_lines == s_summary.malformed_lines
+    assert summary.described_items == s_summary.described_items
+
+
+@pytest.fixture(scope="module")
+def fixture_dir(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("fx")
+    write_fixture(out, users=60, items=300, ratings=3_000, seed=3)
+    return out
+
+
+MOVIELENS = dict(
+    user_col="userId", item_col="movieId", time_col="timestamp", time_unit="s", rating_col="rating"
+)
+
+
+@pytest.mark.parametrize("chunk_rows", [29, 1_000, 10_000])
+def test_the_real_shaped_fixture_gives_the_same_events_in_any_chunks(fixture_dir, chunk_rows):
+    whole, streamed, chunks = _both(
+        fixture_dir / "ratings.csv", chunk_rows, items=fixture_dir / "movies.csv", item_id_col="movieId", **MOVIELENS
+    )
+    assert chunks == -(-len(whole[0]) // chunk_rows)
+    _same(whole, streamed)
+    # sessions cross chunk boundaries: a user's session keeps one id however the file was cut
+    assert streamed[0]["session_id"].nunique() == whole[0]["session_id"].nunique() < len(whole[0])
+
+
+def test_the_rating_scale_is_the_whole_files_not_each_chunks(tmp_path):
+    # the top rating (10) is in the last chunk only: scaled per chunk, the first chunk's 5s would be likes
+    rows = [(1, k, 5, 1_000_000 + k) for k in range(6)] + [(2, 9, 10, 1_000_100)]
+    path = tmp_path / "r.csv"
+    pd.DataFrame(rows, columns=["userId", "movieId", "rating", "timestamp"]).to_csv(path, index=False)
+    whole, streamed, chunks = _both(path, 1, **MOVIELENS)
+    assert chunks == 7
+    _same(whole, streamed)
+    assert (streamed[0]["type"] == "like").sum() == 1
+
+
+def test_untimed_counted_plays_and_malformed_lines_in_chunks(tmp_path):
+    rng = np.random.default_rng(0)
+    lines = [f"u{rng.integers(20)}\ts{rng.integers(50)}\t{rng.integers(1, 30)}" for _ in range(400)]
+    lines[5] = "u1\ts2\t3\textra"  # read past and named, by its line number in the file
+    lines[250] = "u3\ts4\t5\t6\t7"
+    path = tmp_path / "triplets.txt"
+    path.write_text("\n".join(lines) + "\n")
+    options = dict(
+        user_col="user",
+        item_col="song",
+        time_col=None,
+        count_col="plays",
+        layout=TextLayout(names=("user", "song", "plays")),
+    )
+    whole, streamed, chunks = _both(path, 64, **options)
+    assert chunks > 3
+    _same(whole, streamed)
+    assert streamed[2].malformed_lines == [6, 251]
+
+
+def test_typed_rows_searches_consent_and_bad_rows_in_chunks(tmp_path):
+    n = 300
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame(
+        {
+            "user": [f"u{k % 17}" if k % 41 else "" for k in range(n)],
+            "item": [f"i{rng.integers(40)}" if k % 9 else "" for k in range(n)],
+            "type": rng.choice(["play", "skip", "search", "like", "bogus"], n),
+            "ts": [f"2023-05-0{1 + k % 9}T10:{k % 60:02d}:00Z" if k % 53 else "soon" for k in range(n)],
+            "q": ["rock" if k % 2 else "" for k in range(n)],
+            "ok": rng.choice(["yes", "no", "maybe", ""], n),
+        }
+    )
+    path = tmp_path / "log.csv.gz"
+    with gzip.open(path, "wt") as f:
+        frame.to_csv(f, index=False)
+    options = dict(
+        user_col="user",
+        item_col="item",
+        time_col="ts",
+        type_col="type",
+        query_col="q",
+        consent_col="ok",
+    )
+    whole, streamed, _ = _both(path, 50, **options)
+    _same(whole, streamed)
+    problems = streamed[2].problems
+    assert problems["empty user id"] > 0 and problems["missing or unparseable timestamp"] > 0
+    assert problems["empty or unknown type"] > 0 and problems["bad consent value"] > 0
+
+
+def test_an_item_headed_file_carries_its_item_across_chunks(tmp_path):
+    lines = []
+    for item in (1, 2, 3):
+        lines.append(f"{item}:")
+        lines.extend(f"{100 + k},{1 + (k + item) % 5},2005-09-{1 + k:02d}" for k in range(11))
+    path = tmp_path / "combined_data_1.txt"
+    path.write_text("\n".join(lines) + "\n")
+    options = dict(
+        user_col="user",
+        item_col="item_id",
+        time_col="date",
+        rating_col="rating",
+        layout=TextLayout(names=("user", "rating", "date")),
+    )
+    whole, streamed, _ = _both(path, 5, **options)  # 5 rows never align with the 12-line items
+    _same(whole, streamed)
+    assert streamed[0].groupby("item_id").size().to_dict() == {"1": 11, "2": 11, "3": 11}
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".json", ".parquet"])
+def test_json_lines_and_parquet_stream_with_only_the_columns_read(tmp_path, suffix):
+    frame = pd.DataFrame(
+        {
+            "reviewer": [f"r{k % 13}" for k in range(120)],
+            "asin": [f"B{k % 29:04d}" for k in range(120)],
+            "overall": [1 + k % 5 for k in range(120)],
+            "unixReviewTime": [1_400_000_000 + 3_600 * k for k in range(120)],
+            "text": ["long review text " * 20] * 120,
+        }
+    )
+    path = tmp_path / f"reviews{suffix}"
+    if suffix == ".parquet":
+        frame.to_parquet(path)
+    else:
+        frame.to_json(path, orient="records", lines=True)
+    options = dict(
+        user_col="reviewer", item_col="asin", time_col="unixReviewTime", time_unit="s", rating_col="overall"
+    )
+    whole, streamed, chunks = _both(path, 25, **options)
+    assert chunks == 5
+    _same(whole, streamed)
+
+
+def test_a_json_array_does_not_stream_and_says_what_to_do(tmp_path):
+    path = tmp_path / "a.json"
+    path.write_text('[{"u": "1", "i": "2", "t": 1400000000}]')
+    with pytest.raises(ImportFormatError, match="JSON lines"):
+        list(TableStream(path, "interactions", None, None, 10))
+
+
+def test_a_missing_column_is_named_on_the_first_chunk(fixture_dir):
+    stream = InteractionStream(
+        fixture_dir / "ratings.csv", ImportOptions(user_col="user", item_col="movieId", time_col=None), 100
+    )
+    with pytest.raises(ImportFormatError, match="user column 'user' not found.*userId"):
+        next(iter(stream))
+
+
+def _cli_import(data: Path, source: Path, monkeypatch, **env: str):
+    from typer.testing import CliRunner
+
+    from ingest.__main__ import app
+    from setlist.settings import get_settings
+
+    monkeypatch.setenv("SETLIST_DATA_DIR", str(data))
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()  # each import reads its own environment
+    args = ["import", str(source), "--user-col", "userId", "--item-col", "movieId", "--time-col", "timestamp"]
+    result = CliRunner().invoke(app, [*args, "--time-unit", "s", "--rating-col", "rating"])
+    for name in env:
+        monkeypatch.delenv(name)
+    get_settings.cache_clear()
+    return result
+
+
+def test_the_command_imports_in_chunks_what_it_imports_at_once(fixture_dir, tmp_path, monkeypatch):
+    from setlist.eventlog import EventLog
+
+    source = fixture_dir / "ratings.csv"
+    at_once = _cli_import(tmp_path / "a", source, monkeypatch)
+    chunked = _cli_import(tmp_path / "b", source, monkeypatch, SETLIST_IMPORT_CHUNK_ROWS="700")
+    assert at_once.exit_code == 0, at_once.output
+    assert chunked.exit_code == 0, chunked.output
+    assert "in chunks of 700 rows (SETLIST_IMPORT_CHUNK_ROWS)" in chunked.output
+    assert "ingested 2,800 rows" in chunked.output
+    # each chunk wrote a file per day it touched; they were merged into one per day
+    assert "files merged into" in chunked.output
+    a = EventLog(tmp_path / "a" / "events")
+    b = EventLog(tmp_path / "b" / "events")
+    assert len(b.files()) == len(a.files())
+    ea, eb = a.read(), b.read()
+    assert sorted(ea["event_id"]) == sorted(eb["event_id"])
+    assert ea.set_index("event_id")["session_id"].equals(eb.set_index("event_id")["session_id"].loc[ea["event_id"]])
+    # importing it again, in chunks: every row is a duplicate, across chunks and of the earlier import
+    again = _cli_import(tmp_path / "b", source, monkeypatch, SETLIST_IMPORT_CHUNK_ROWS="700")
+    assert again.exit_code == 0 and "were imported before" in again.output
+    assert len(EventLog(tmp_path / "b" / "events").read()) == len(eb)
+
+
+def test_a_file_too_big_to_import_at_once_goes_in_chunks_by_itself(fixture_dir, tmp_path, monkeypatch):
+    import ingest.import_files as files
+    from ingest.import_files import estimate_rows
+
+    source = fixture_dir / "ratings.csv"
+    rows = estimate_rows(source)
+    # room for the chunked import's state, not for the whole file's events at once
+    monkeypatch.setattr(files, "available_memory", lambda: int(rows * 1_000 / 0.9))
+    result = _cli_import(tmp_path / "d", source, monkeypatch)
+    assert result.exit_code == 0, result.output
+    assert "more than the memory available holds at once" in result.output
+    assert "accepted into the event log" in result.output
