@@ -214,7 +214,9 @@ def import_(
         "shuffle, since untimed files are usually sorted by item or count)",
     ),
     memory_check: bool = typer.Option(
-        True, help="refuse a file too big for the memory available (estimated from its size) before reading it"
+        True,
+        help="estimate the file's memory from its size first: a file too big to import at once goes in chunks, "
+        "one too big even for that is refused (--no-memory-check: at once, unchecked)",
     ),
     mix_with_generated: bool = typer.Option(
         False,
@@ -331,21 +333,19 @@ def _say_summary(
 def _import_in_chunks(
     source: Path, options: ImportOptions, chunk_rows: int, settings: Settings, consent_given: bool
 ) -> tuple[IngestReport, ImportSummary]:
-    """A file too big to import at once, a chunk at a time (``InteractionStream``: the same events),
-    then the event log's day files merged, since every chunk of a file sorted by user adds one to
-    each day it touches."""
+    """A file too big to import at once, a stretch of time at a time (``InteractionStream``: the
+    events an import at once gives)."""
     from ingest.import_files import estimate_rows
     from ingest.importer import InteractionStream
     from ingest.intake import logged_event_ids
-    from setlist.compaction import compact
 
     if settings.import_chunk_rows:
         why = "SETLIST_IMPORT_CHUNK_ROWS"
     else:
         why = f"about {estimate_rows(source) or 0:,} rows: more than the memory available holds at once"
     console.print(
-        f"importing {source.name} in chunks of {chunk_rows:,} rows ({why}): a first pass reads the users, times "
-        "and ratings of every row, a second builds and ingests each chunk's events"
+        f"importing {source.name} in chunks of about {chunk_rows:,} rows ({why}): a first pass reads the users, "
+        "times and ratings of every row, then one pass per chunk (a stretch of time) builds and ingests its events"
     )
     report = IngestReport()
     with console.status(f"{source.name}: first pass…") as status:
@@ -353,20 +353,18 @@ def _import_in_chunks(
             source, options, chunk_rows, progress=lambda said: status.update(f"{source.name}: {said}")
         )
         known = logged_event_ids(settings)
-        done = 0
-        for events in stream:
-            status.update(f"{source.name}: ingesting rows {done + 1:,}–{done + len(events):,}…")
+        for k, events in enumerate(stream, start=1):
+            status.update(f"{source.name}: chunk {k} of {stream.chunks}: ingesting {len(events):,} events…")
+            times = events["timestamp"].dropna()
+            span = f"{times.iloc[0]:%Y-%m-%d} … {times.iloc[-1]:%Y-%m-%d}" if len(times) else "no valid times"
             report.merge(ingest(events, settings, source=f"import-{source.stem}", known=known))
-            done += len(events)
-            console.print(f"  ingested {done:,} rows ({report.accepted:,} accepted so far)")
+            console.print(
+                f"  chunk {k} of {stream.chunks}: {len(events):,} rows, {span}; {report.accepted:,} accepted so far"
+            )
             del events
         del known
-        assert stream.summary is not None
-        _say_summary(stream.summary, stream.item_frame, settings, consent_given)
-        status.update("merging the event log's day files…")
-        stats = compact(settings.events_dir).get("events")
-    if stats.files_before != stats.files_after:
-        console.print(f"  event log: {stats.files_before:,} files merged into {stats.files_after:,}")
+    assert stream.summary is not None
+    _say_summary(stream.summary, stream.item_frame, settings, consent_given)
     return report, stream.summary
 
 

@@ -136,17 +136,17 @@ def _events(
     query: pd.Series | None = None,
     weight: np.ndarray | None = None,
     sessions: np.ndarray | None = None,
-    first_row: int = 0,
+    rows: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """The rows as contract events in time order; an event's id hashes its user, item, raw time and
-    row (its place in the file: ``first_row`` is the place of the first of these rows)."""
+    row (its place in the file: ``rows`` holds the places of these rows, by default 0, 1, …)."""
     n = len(users)
     key = pd.DataFrame(
         {
             "u": users.astype("string"),
             "i": item_ids.astype("string"),
             "t": raw_time.astype("string"),
-            "row": np.arange(first_row, first_row + n),
+            "row": np.arange(n) if rows is None else rows,
         }
     )
     event_id = _hash_hex(key, "i_") if n else np.array([], dtype=object)
@@ -366,13 +366,12 @@ class _Tally:
 
 
 def _chunk_events(
-    cells: list[pd.DataFrame], first_row: int, whole: _WholeFile, o: ImportOptions, tally: _Tally
+    cells: list[pd.DataFrame], rows: np.ndarray, whole: _WholeFile, o: ImportOptions, tally: _Tally
 ) -> pd.DataFrame:
-    """The events of rows ``first_row …`` of the file, added to ``tally``. ``cells`` holds the rows'
+    """The events of the file's rows at places ``rows``, added to ``tally``. ``cells`` holds the rows'
     frame, which is taken out of it and freed once its columns are read, before the events are built."""
     raw = cells.pop()
     n = len(raw)
-    rows = slice(first_row, first_row + n)
     users, item_ids = clean_ids(raw[o.user_col]), clean_ids(raw[o.item_col])
     ts = whole.ts.iloc[rows].reset_index(drop=True)
     # the raw time is a column of its own: the frame's cells are freed before the events are built
@@ -399,7 +398,7 @@ def _chunk_events(
         query,
         None if whole.weight is None else whole.weight[rows],
         whole.sessions[rows],
-        first_row=first_row,
+        rows=rows,
     )
     tally.rows += n
     tally.users.update(users.dropna().unique().tolist())
@@ -545,20 +544,43 @@ def load_interactions(
     tally = _Tally()
     cells = [raw]
     del raw
-    events = _chunk_events(cells, 0, whole, o, tally)
+    events = _chunk_events(cells, np.arange(len(whole.ts)), whole, o, tally)
     item_frame, summary = _summary(source, o, tally, whole.notes, table.notes, table.malformed)
     return events, item_frame, summary
 
 
-class InteractionStream:
-    """``load_interactions`` for a file too big to hold whole: iterating yields the events a chunk
-    of ``chunk_rows`` rows at a time; ``item_frame`` and ``summary`` are set once it is exhausted.
+#: rows parsed at a time while an import in chunks reads its file (each pass reads it all)
+SCAN_ROWS = 1_000_000
 
-    The file is read twice. The first pass keeps only the columns whose meaning depends on other
-    rows (``ImportOptions.whole_file_columns``: users and times for sessions, the rating scale, play
-    counts, an untimed file's stamps), compactly, and computes those values for every row; the
-    second builds each chunk's events from its own cells and those values. Each chunk's events are
-    in time order; the chunks follow the file."""
+
+def time_buckets(ts: pd.Series, size: int) -> tuple[np.ndarray, int]:
+    """Each row's bucket (0, 1, …) by time, buckets of about ``size`` rows (rows of one instant share
+    one), rows without a time in the last; and how many buckets there are."""
+    n = len(ts)
+    count = max(1, -(-n // max(size, 1)))
+    ns = ts.to_numpy(dtype="datetime64[ns]").view(np.int64).copy()
+    missing = ts.isna().to_numpy()
+    ns[missing] = np.iinfo(np.int64).max
+    if count == 1:
+        return np.zeros(n, dtype=np.int32), 1
+    ordered = np.sort(ns)
+    bounds = ordered[np.arange(1, count) * n // count]
+    return np.searchsorted(bounds, ns, side="right").astype(np.int32), count
+
+
+class InteractionStream:
+    """``load_interactions`` for a file too big to hold whole: iterating yields the events about
+    ``chunk_rows`` at a time, each chunk one stretch of time in time order; ``item_frame`` and
+    ``summary`` are set once it is exhausted. The events are those of an import at once.
+
+    The first pass keeps only the columns whose meaning depends on other rows
+    (``ImportOptions.whole_file_columns``: users and times for sessions, the rating scale, play
+    counts, an untimed file's stamps), compactly, and computes those values and each row's time for
+    every row. Then each stretch of time is one more pass over the file, building the events of its
+    rows only. Chunks cut by place in the file would each span the whole history of a file sorted by
+    user (most public logs are), and each would add a file to every day of the event log; by time,
+    each day is written about as often as by an import at once, at the price of a read of the file
+    per chunk."""
 
     def __init__(
         self, source: Path, options: ImportOptions, chunk_rows: int, progress: Callable[[str], None] | None = None
@@ -566,8 +588,12 @@ class InteractionStream:
         options.check()
         self.source = Path(source)
         self.options = options
-        self.stream = TableStream(self.source, "interactions", options.layout, options.keep(), chunk_rows)
+        self.chunk_rows = max(int(chunk_rows), 1)
+        self.stream = TableStream(
+            self.source, "interactions", options.layout, options.keep(), min(self.chunk_rows, SCAN_ROWS)
+        )
         self.progress = progress or (lambda _message: None)
+        self.chunks = 0  # known after the first pass
         self.item_frame: pd.DataFrame | None = None
         self.summary: ImportSummary | None = None
 
@@ -580,31 +606,49 @@ class InteractionStream:
             if not parts:
                 require_columns(chunk, o.wanted(), self.source, "--names", self.stream.dropped)
             narrow = chunk[cols]
-            # text cells as Arrow strings: a tenth of the memory of Python strings
+            # text cells as Arrow strings: a fraction of the memory of Python strings
             narrow = narrow.astype({c: "string[pyarrow]" for c in cols if narrow[c].dtype == object})
             parts.append(narrow)
             rows += len(chunk)
             self.progress(f"first pass: {rows:,} rows read")
         frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=cols)
         del parts
+        self.progress(f"first pass: sessions and values of {rows:,} rows")
         return _whole_file(frame, o, o.now or _now())
 
     def __iter__(self) -> Iterator[pd.DataFrame]:
         o = self.options
         whole = self._first_pass()
+        bucket, self.chunks = time_buckets(whole.ts, self.chunk_rows)
         tally = _Tally()
-        first_row = 0
-        for chunk in self.stream:
-            rows = len(chunk)
-            cells = [chunk]
-            del chunk
-            yield _chunk_events(cells, first_row, whole, o, tally)
-            first_row += rows
-        if first_row != len(whole.ts):  # the file changed between the passes
-            raise ImportFormatError(
-                f"{self.source.name} gave {len(whole.ts):,} rows on the first pass and {first_row:,} on the second: "
-                "was it changed during the import? Import it again once it is complete"
+        for b in range(self.chunks):
+            parts: list[pd.DataFrame] = []
+            first_row = 0
+            for chunk in self.stream:
+                n = len(chunk)
+                mine = np.flatnonzero(bucket[first_row : first_row + n] == b)
+                if first_row + n > len(bucket):  # the file changed between the passes
+                    break
+                if len(mine):
+                    cells = [chunk.iloc[mine].reset_index(drop=True) if len(mine) < n else chunk]
+                    del chunk
+                    parts.append(_chunk_events(cells, first_row + mine, whole, o, tally))
+                first_row += n
+                self.progress(f"chunk {b + 1} of {self.chunks}: {first_row:,} rows read")
+            if first_row != len(bucket):
+                raise ImportFormatError(
+                    f"{self.source.name} gave {len(bucket):,} rows on the first pass and a different number on "
+                    "a later one: was it changed during the import? Import it again once it is complete"
+                )
+            events = (
+                pd.concat(parts, ignore_index=True)
+                if parts
+                else _chunk_events([pd.DataFrame(columns=list(o.keep()))], np.arange(0), whole, o, _Tally())
             )
+            del parts
+            # each part is in time order; together in the order of an import at once (ties in file order)
+            events = events.sort_values("timestamp", kind="stable", na_position="last", ignore_index=True)
+            yield events
         self.item_frame, self.summary = _summary(
             self.source, o, tally, whole.notes, self.stream.notes, self.stream.malformed
         )
