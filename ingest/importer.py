@@ -319,7 +319,9 @@ class _WholeFile:
     notes: list[str]
 
 
-def _whole_file(raw: pd.DataFrame, o: ImportOptions, now: pd.Timestamp) -> _WholeFile:
+def _whole_file(raw: pd.DataFrame, o: ImportOptions, now: pd.Timestamp, source: Path) -> _WholeFile:
+    if raw.empty:  # said plainly: every check below would find "no values" in its own words
+        raise ImportFormatError(f"{source.name} holds no rows to import (only a header line, or nothing)")
     users = clean_ids(raw[o.user_col])
     notes: list[str] = []
     if o.time_col is None:
@@ -540,7 +542,7 @@ def load_interactions(
     require_columns(table.frame, o.wanted(), source, "--names", table.dropped)
     raw = table.frame.reset_index(drop=True)
     table.frame = pd.DataFrame()  # one copy of the file's cells alive, not two
-    whole = _whole_file(raw[o.whole_file_columns()], o, now or _now())
+    whole = _whole_file(raw[o.whole_file_columns()], o, now or _now(), source)
     tally = _Tally()
     cells = [raw]
     del raw
@@ -614,7 +616,7 @@ class InteractionStream:
         frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=cols)
         del parts
         self.progress(f"first pass: sessions and values of {rows:,} rows")
-        return _whole_file(frame, o, o.now or _now())
+        return _whole_file(frame, o, o.now or _now(), self.source)
 
     def __iter__(self) -> Iterator[pd.DataFrame]:
         o = self.options
@@ -640,11 +642,9 @@ class InteractionStream:
                     f"{self.source.name} gave {len(bucket):,} rows on the first pass and a different number on "
                     "a later one: was it changed during the import? Import it again once it is complete"
                 )
-            events = (
-                pd.concat(parts, ignore_index=True)
-                if parts
-                else _chunk_events([pd.DataFrame(columns=list(o.keep()))], np.arange(0), whole, o, _Tally())
-            )
+            if not parts:  # rows of one instant share a stretch: a stretch may be left with none
+                continue
+            events = pd.concat(parts, ignore_index=True)
             del parts
             # each part is in time order; together in the order of an import at once (ties in file order)
             events = events.sort_values("timestamp", kind="stable", na_position="last", ignore_index=True)

@@ -244,3 +244,22 @@ def test_a_file_too_big_to_import_at_once_goes_in_chunks_by_itself(fixture_dir, 
     assert result.exit_code == 0, result.output
     assert "more than the memory available holds at once" in result.output
     assert "accepted into the event log" in result.output
+
+
+def test_rows_of_one_instant_share_a_chunk_and_an_empty_file_is_named(tmp_path):
+    # 40 of 41 rows at one instant cannot be cut in time: the stretch that holds them holds the last
+    # row too, and the four stretches before it are left empty (and yield nothing)
+    rows = [(k % 7, k, 1 + k % 5, 1_500_000_000) for k in range(40)] + [(1, 99, 3, 1_600_000_000)]
+    path = tmp_path / "r.csv"
+    pd.DataFrame(rows, columns=["userId", "movieId", "rating", "timestamp"]).to_csv(path, index=False)
+    whole, streamed, chunks = _both(path, 10, **MOVIELENS)
+    _same(whole, streamed)
+    assert chunks == 1
+    empty = tmp_path / "empty.csv"
+    empty.write_text("userId,movieId,rating,timestamp\n")
+    for read in (
+        lambda: load_interactions(empty, **MOVIELENS),
+        lambda: list(InteractionStream(empty, ImportOptions(**MOVIELENS), 10)),
+    ):
+        with pytest.raises(ImportFormatError, match="holds no rows to import"):
+            read()
