@@ -16,8 +16,10 @@ from feature_repo.incremental import read_events
 from feature_repo.publish_online import materialize_views
 from feature_repo.publish_record import PublishReport, Step, record_version, save_state, snapshot_hash
 from setlist.catalog import load_items
+from setlist.errors import Refused
 from setlist.eventlog import EventLog, write_atomic
 from setlist.featureset import FeatureSet
+from setlist.memory import USABLE_SHARE, available_memory, gb, resident_memory
 from setlist.settings import Settings
 
 
@@ -88,6 +90,24 @@ def publish_batches(settings: Settings, batches: FeatureBatches, snapshot: str, 
     return _materialize_all(settings, _gate_and_write(settings, batches, step), snapshot, step)
 
 
+def check_build_memory(events: int, settings: Settings) -> None:
+    """Stop before a build the memory available cannot hold (the events are read, the build's
+    batches, a row per event and view, are not yet made), rather than be killed half-way."""
+    free, held = available_memory(), resident_memory()
+    if free is None or held is None:
+        return
+    peak = events * settings.build_bytes_per_event
+    if peak - held <= USABLE_SHARE * free:
+        return
+    raise Refused(
+        f"building features from {events:,} events needs about {gb(peak)} at its peak "
+        f"(SETLIST_BUILD_BYTES_PER_EVENT) and {gb(free)} is available beyond the {gb(held)} already read: "
+        "stopped before the build rather than be killed half-way; the online store keeps the features it "
+        "has. Build on Spark (SETLIST_PROFILE=cluster, docs/cluster.md), keep less history "
+        "(SETLIST_RETENTION_EVENTS_DAYS, then make retention), or run on a machine with more memory"
+    )
+
+
 def publish_full(
     settings: Settings, log: EventLog, items: pd.DataFrame, p: Plan, step: Step, d: Declared
 ) -> PublishReport:
@@ -96,6 +116,7 @@ def publish_full(
     events = read_events(p.files, erased, prepared=True)
     if events.empty:
         raise FeatureBatchRejected(f"the event log at {settings.events_dir} is empty: generate or import events first")
+    check_build_memory(len(events), settings)
     step(f"building features from {len(events):,} events")
     batches = build_prepared(events, items, d.features, d.user_tables, d.item_tables, consent_default=d.consent_default)
     del events

@@ -372,7 +372,8 @@ def _chunk_rows(source: Path, settings: Settings, memory_check: bool) -> int | N
     """Rows per chunk when ``source`` is too big to import at once, None to import it at once.
     Refused, before any work, when even a chunked import would not fit: a clear message now rather
     than the kernel killing the import half-way."""
-    from ingest.import_files import available_memory, estimate_rows
+    from ingest.import_files import estimate_rows
+    from setlist.memory import available_memory
 
     if settings.import_chunk_rows:
         return settings.import_chunk_rows

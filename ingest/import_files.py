@@ -706,18 +706,6 @@ def estimate_rows(path: Path, sample_lines: int = 2000) -> int | None:
     return int(size / max(mean, 1.0))
 
 
-def available_memory() -> int | None:
-    """Bytes of memory available to a new allocation (Linux ``MemAvailable``), or None when unknown."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
-
-
 def _looks_like_data(name: object) -> bool:
     try:
         float(str(name))

@@ -170,6 +170,9 @@ class Settings(BaseSettings):
     #: rows per chunk for a file too big to import at once (unset: as many as the memory available
     #: allows, since every chunk adds a file to each day it touches); set, every import goes in chunks
     import_chunk_rows: int | None = None
+    #: a full feature build's peak memory per event (measured: 17.1 GB for 16.4M ratings); a build
+    #: that would not fit in the memory available stops before it starts, with what to do instead
+    build_bytes_per_event: int = 1100
 
     # retention (setlist/retention.py, `make retention`): how long each dataset is kept
     #: events, from the wall clock; unset keeps history (an imported log may rightly span decades):

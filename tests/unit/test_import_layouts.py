@@ -433,7 +433,7 @@ def test_untimed_sessions_are_as_long_at_the_end_of_the_span_as_before_it(tmp_pa
 
 
 def test_an_import_too_big_for_memory_is_refused_before_it_starts(tmp_path, monkeypatch):
-    import ingest.import_files as files
+    import setlist.memory as memory
     from ingest.__main__ import app
     from ingest.import_files import estimate_rows
 
@@ -442,14 +442,14 @@ def test_an_import_too_big_for_memory_is_refused_before_it_starts(tmp_path, monk
     path = _dat(tmp_path / "r.csv", rows, ",")
     assert abs(estimate_rows(path) - 3001) < 150  # from the size and the first lines
     assert estimate_rows(_dat(tmp_path / "e.csv", [], ",")) == 0
-    monkeypatch.setattr(files, "available_memory", lambda: 1_000_000)  # ~1 MB free: 3,001 rows need ~4 MB
+    monkeypatch.setattr(memory, "available_memory", lambda: 1_000_000)  # ~1 MB free: 3,001 rows need ~4 MB
     args = ["import", str(path), "--user-col", "u", "--item-col", "i", "--time-col", "t", "--time-unit", "s"]
     refused = CliRunner().invoke(app, args)
     assert refused.exit_code == 2 and "holds about" in refused.stderr and "Import it in parts" in refused.stderr
     assert not (tmp_path / "data" / "events").exists()  # refused before anything was written
     done = CliRunner().invoke(app, [*args, "--no-memory-check"])
     assert done.exit_code == 0, done.output
-    monkeypatch.setattr(files, "available_memory", lambda: 64 * 2**30)
+    monkeypatch.setattr(memory, "available_memory", lambda: 64 * 2**30)
     assert CliRunner().invoke(app, args).exit_code == 0  # enough memory: on (its rows are duplicates now)
 
 

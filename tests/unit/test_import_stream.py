@@ -233,13 +233,13 @@ def test_the_command_imports_in_chunks_what_it_imports_at_once(fixture_dir, tmp_
 
 
 def test_a_file_too_big_to_import_at_once_goes_in_chunks_by_itself(fixture_dir, tmp_path, monkeypatch):
-    import ingest.import_files as files
+    import setlist.memory as memory
     from ingest.import_files import estimate_rows
 
     source = fixture_dir / "ratings.csv"
     rows = estimate_rows(source)
     # room for the chunked import's state, not for the whole file's events at once
-    monkeypatch.setattr(files, "available_memory", lambda: int(rows * 1_000 / 0.9))
+    monkeypatch.setattr(memory, "available_memory", lambda: int(rows * 1_000 / 0.9))
     result = _cli_import(tmp_path / "d", source, monkeypatch)
     assert result.exit_code == 0, result.output
     assert "more than the memory available holds at once" in result.output

@@ -1,0 +1,34 @@
+"""How much memory a job may still take: read before a large step, so that a job too big for the
+machine stops with a message that says what to do instead of being killed by the kernel half-way."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+#: of the memory available, what a job plans to use (the rest: the page cache, other processes)
+USABLE_SHARE = 0.9
+
+
+def _meminfo_kb(path: str, key: str) -> int | None:
+    try:
+        with Path(path).open() as f:
+            for line in f:
+                if line.startswith(key):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (Linux ``MemAvailable``), or None when unknown."""
+    return _meminfo_kb("/proc/meminfo", "MemAvailable:")
+
+
+def resident_memory() -> int | None:
+    """Bytes this process holds in memory now (Linux ``VmRSS``), or None when unknown."""
+    return _meminfo_kb("/proc/self/status", "VmRSS:")
+
+
+def gb(n: float) -> str:
+    return f"{n / 2**30:.1f} GB"

@@ -1,0 +1,46 @@
+"""A full feature build the machine's memory cannot hold stops before it starts, with what to do
+instead, rather than being killed by the kernel half-way (a 25M-rating log needs ~26 GB)."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+import feature_repo.publish_full as publish_full
+from feature_repo.publish_full import check_build_memory
+from setlist.errors import Refused
+from setlist.settings import Settings
+
+GB = 2**30
+
+
+def test_a_build_that_fits_goes_on_and_one_that_does_not_is_refused(monkeypatch):
+    settings = Settings(build_bytes_per_event=1_000)
+    monkeypatch.setattr(publish_full, "resident_memory", lambda: 2 * GB)
+    monkeypatch.setattr(publish_full, "available_memory", lambda: 10 * GB)
+    check_build_memory(10_000_000, settings)  # 10 GB at the peak, 2 held: 8 more of 9 usable
+    with pytest.raises(Refused, match=r"12,000,000 events needs about 11.2 GB.*SETLIST_PROFILE=cluster"):
+        check_build_memory(12_000_000, settings)  # 10 more than 2 held: above 9 usable
+    monkeypatch.setattr(publish_full, "available_memory", lambda: None)  # unknown: not guessed
+    check_build_memory(12_000_000, settings)
+
+
+def test_materialize_stops_before_building_and_writes_no_feature_file(tmp_path, monkeypatch):
+    from feature_repo.__main__ import app as features_app
+    from ingest.__main__ import app as ingest_app
+    from ingest.sparse import write_fixture
+
+    data = tmp_path / "data"
+    monkeypatch.setenv("SETLIST_DATA_DIR", str(data))
+    write_fixture(tmp_path / "fx", users=30, items=100, ratings=900, seed=2)
+    args = ["import", str(tmp_path / "fx" / "ratings.csv"), "--user-col", "userId", "--item-col", "movieId"]
+    imported = CliRunner().invoke(ingest_app, [*args, "--time-unit", "s", "--rating-col", "rating"])
+    assert imported.exit_code == 0, imported.output
+    monkeypatch.setenv("SETLIST_BUILD_BYTES_PER_EVENT", str(64 * GB))  # no machine holds 900 × 64 GB
+    from setlist.settings import get_settings
+
+    get_settings.cache_clear()
+    result = CliRunner().invoke(features_app, ["materialize"])
+    assert result.exit_code == 1
+    assert "stopped before the build rather than be killed half-way" in result.stderr
+    assert not list(data.rglob("user_profile*.parquet"))  # no feature file was written
