@@ -16,10 +16,9 @@ from feature_repo.incremental import read_events
 from feature_repo.publish_online import materialize_views
 from feature_repo.publish_record import PublishReport, Step, record_version, save_state, snapshot_hash
 from setlist.catalog import load_items
-from setlist.errors import Refused
 from setlist.eventlog import EventLog, write_atomic
 from setlist.featureset import FeatureSet
-from setlist.memory import USABLE_SHARE, available_memory, gb, resident_memory
+from setlist.memory import require_room
 from setlist.settings import Settings
 
 
@@ -92,19 +91,13 @@ def publish_batches(settings: Settings, batches: FeatureBatches, snapshot: str, 
 
 def check_build_memory(events: int, settings: Settings) -> None:
     """Stop before a build the memory available cannot hold (the events are read, the build's
-    batches, a row per event and view, are not yet made), rather than be killed half-way."""
-    free, held = available_memory(), resident_memory()
-    if free is None or held is None:
-        return
-    peak = events * settings.build_bytes_per_event
-    if peak - held <= USABLE_SHARE * free:
-        return
-    raise Refused(
-        f"building features from {events:,} events needs about {gb(peak)} at its peak "
-        f"(SETLIST_BUILD_BYTES_PER_EVENT) and {gb(free)} is available beyond the {gb(held)} already read: "
-        "stopped before the build rather than be killed half-way; the online store keeps the features it "
-        "has. Build on Spark (SETLIST_PROFILE=cluster, docs/cluster.md), keep less history "
-        "(SETLIST_RETENTION_EVENTS_DAYS, then make retention), or run on a machine with more memory"
+    batches, a row per event and view, are not yet made)."""
+    require_room(
+        events * settings.build_bytes_per_event,
+        f"building features from {events:,} events",
+        "SETLIST_BUILD_BYTES_PER_EVENT",
+        "The online store keeps the features it has. Build on Spark (SETLIST_PROFILE=cluster, docs/cluster.md), "
+        "keep less history (SETLIST_RETENTION_EVENTS_DAYS, then make retention), or use a machine with more memory",
     )
 
 

@@ -32,3 +32,18 @@ def resident_memory() -> int | None:
 
 def gb(n: float) -> str:
     return f"{n / 2**30:.1f} GB"
+
+
+def require_room(peak: int, what: str, setting: str, instead: str) -> None:
+    """Refuse (``Refused``) a step whose estimated ``peak`` (bytes, this process's whole footprint)
+    would not fit in what this process holds now plus the memory available; unknown memory is not
+    guessed at. ``setting`` names the estimate's setting, ``instead`` what to do."""
+    from setlist.errors import Refused
+
+    free, held = available_memory(), resident_memory()
+    if free is None or held is None or peak - held <= USABLE_SHARE * free:
+        return
+    raise Refused(
+        f"{what} needs about {gb(peak)} at its peak ({setting}) and {gb(free)} is available beyond the "
+        f"{gb(held)} already held: stopped before it rather than be killed half-way. {instead}"
+    )

@@ -18,6 +18,7 @@ from setlist.consent import opted_out_users, personalizable
 from setlist.eventlog import EventLog
 from setlist.featureset import DeclarationError, Service
 from setlist.lineage import file_digest, record_gate
+from setlist.memory import require_room
 from setlist.settings import Settings
 from training.candidates_fit import CandidateParams, FittedCandidates, fit_candidates, seen_matrix
 from training.champion import champion_metrics
@@ -103,6 +104,13 @@ def plan_run(settings: Settings, log: EventLog, candidate_params: CandidateParam
     raw = log.read()
     if raw.empty:
         raise TrainingRefused(f"the event log at {settings.events_dir} is empty: run `make generate` or `make import`")
+    require_room(
+        len(raw) * settings.train_bytes_per_event,
+        f"training on {len(raw):,} events",
+        "SETLIST_TRAIN_BYTES_PER_EVENT",
+        "The champion keeps serving. Train on Spark (SETLIST_PROFILE=cluster, docs/cluster.md), keep less "
+        "history (SETLIST_RETENTION_EVENTS_DAYS, then make retention), or use a machine with more memory",
+    )
     consent_default = settings.consent_granted_by_default
     opted_out = opted_out_users(raw, consent_default)
     events = personalizable(raw, consent_default)  # consent is enforced before anything is learned

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-import feature_repo.publish_full as publish_full
+import setlist.memory as memory
 from feature_repo.publish_full import check_build_memory
 from setlist.errors import Refused
 from setlist.settings import Settings
@@ -16,12 +16,12 @@ GB = 2**30
 
 def test_a_build_that_fits_goes_on_and_one_that_does_not_is_refused(monkeypatch):
     settings = Settings(build_bytes_per_event=1_000)
-    monkeypatch.setattr(publish_full, "resident_memory", lambda: 2 * GB)
-    monkeypatch.setattr(publish_full, "available_memory", lambda: 10 * GB)
+    monkeypatch.setattr(memory, "resident_memory", lambda: 2 * GB)
+    monkeypatch.setattr(memory, "available_memory", lambda: 10 * GB)
     check_build_memory(10_000_000, settings)  # 10 GB at the peak, 2 held: 8 more of 9 usable
     with pytest.raises(Refused, match=r"12,000,000 events needs about 11.2 GB.*SETLIST_PROFILE=cluster"):
         check_build_memory(12_000_000, settings)  # 10 more than 2 held: above 9 usable
-    monkeypatch.setattr(publish_full, "available_memory", lambda: None)  # unknown: not guessed
+    monkeypatch.setattr(memory, "available_memory", lambda: None)  # unknown: not guessed
     check_build_memory(12_000_000, settings)
 
 
@@ -42,5 +42,20 @@ def test_materialize_stops_before_building_and_writes_no_feature_file(tmp_path, 
     get_settings.cache_clear()
     result = CliRunner().invoke(features_app, ["materialize"])
     assert result.exit_code == 1
-    assert "stopped before the build rather than be killed half-way" in result.stderr
+    assert "stopped before it rather than be killed half-way" in result.stderr
     assert not list(data.rglob("user_profile*.parquet"))  # no feature file was written
+
+
+def test_training_stops_once_the_events_are_read_when_it_cannot_fit(tmp_path, monkeypatch):
+    from ingest.__main__ import app as ingest_app
+    from setlist.settings import get_settings
+    from training.__main__ import app as train_app
+
+    monkeypatch.setenv("SETLIST_DATA_DIR", str(tmp_path / "data"))
+    assert CliRunner().invoke(ingest_app, ["generate", "--scale", "tiny"]).exit_code == 0
+    monkeypatch.setenv("SETLIST_TRAIN_BYTES_PER_EVENT", str(64 * GB))
+    get_settings.cache_clear()
+    result = CliRunner().invoke(train_app, [])
+    assert result.exit_code == 1, result.output
+    assert "training on" in result.stderr and "SETLIST_TRAIN_BYTES_PER_EVENT" in result.stderr
+    assert "The champion keeps serving" in result.stderr
