@@ -368,12 +368,16 @@ def _import_in_chunks(
     return report, stream.summary
 
 
+#: the smallest chunk an import in chunks plans for: smaller ones would each cost a read of the file
+MIN_CHUNK_ROWS = INGEST_SLICE_ROWS
+
+
 def _chunk_rows(source: Path, settings: Settings, memory_check: bool) -> int | None:
     """Rows per chunk when ``source`` is too big to import at once, None to import it at once.
     Refused, before any work, when even a chunked import would not fit: a clear message now rather
     than the kernel killing the import half-way."""
     from ingest.import_files import estimate_rows
-    from setlist.memory import available_memory
+    from setlist.memory import USABLE_SHARE, available_memory
 
     if settings.import_chunk_rows:
         return settings.import_chunk_rows
@@ -382,18 +386,19 @@ def _chunk_rows(source: Path, settings: Settings, memory_check: bool) -> int | N
     rows, free = estimate_rows(source), available_memory()
     if rows is None or free is None:
         return None
-    budget = 0.9 * free
-    if rows * settings.import_bytes_per_row <= budget:
+    budget = USABLE_SHARE * free
+    per_row = settings.import_bytes_per_row
+    if rows * per_row <= budget:
         return None
+    # what the whole file's state leaves, for chunks no smaller than MIN_CHUNK_ROWS
     held = rows * settings.import_stream_bytes_per_row
-    if held <= budget / 2:
-        # what the whole file's state leaves, in chunks no smaller than a slice of ingestion
-        return max(INGEST_SLICE_ROWS, int((budget - held) / settings.import_bytes_per_row))
-    fits = int(budget / 2 / settings.import_stream_bytes_per_row)
+    if budget - held >= MIN_CHUNK_ROWS * per_row:
+        return int((budget - held) / per_row)
+    fits = int((budget - MIN_CHUNK_ROWS * per_row) / settings.import_stream_bytes_per_row)
     raise UsageError(
         f"{source.name} holds about {rows:,} rows; even in chunks, its import holds about "
         f"{held / 2**30:.1f} GB for the whole file and {free / 2**30:.1f} GB is available. Import it in parts of "
-        f"at most ~{fits:,} rows, split by user (each part keeping the header line, or with --names), one "
+        f"at most ~{max(fits, 0):,} rows, split by user (each part keeping the header line, or with --names), one "
         "`make import` per part, with the same --rating-max for every part (docs/scale.md); "
         "--no-memory-check skips this estimate"
     )

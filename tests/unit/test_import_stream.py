@@ -233,17 +233,21 @@ def test_the_command_imports_in_chunks_what_it_imports_at_once(fixture_dir, tmp_
 
 
 def test_a_file_too_big_to_import_at_once_goes_in_chunks_by_itself(fixture_dir, tmp_path, monkeypatch):
+    import ingest.__main__ as cli
     import setlist.memory as memory
     from ingest.import_files import estimate_rows
 
     source = fixture_dir / "ratings.csv"
     rows = estimate_rows(source)
-    # room for the chunked import's state, not for the whole file's events at once
+    # room for the chunked import's state and a chunk of 500 rows, not for the whole file at once
+    monkeypatch.setattr(cli, "MIN_CHUNK_ROWS", 500)
     monkeypatch.setattr(memory, "available_memory", lambda: int(rows * 1_000 / 0.9))
     result = _cli_import(tmp_path / "d", source, monkeypatch)
     assert result.exit_code == 0, result.output
     assert "more than the memory available holds at once" in result.output
     assert "accepted into the event log" in result.output
+    # 1,000 B a row of room, 400 held per row: chunks of 600 / 1,400 of the rows
+    assert f"in chunks of about {int(rows * 600 / 1_400):,} rows" in result.output
 
 
 def test_rows_of_one_instant_share_a_chunk_and_an_empty_file_is_named(tmp_path):
