@@ -221,8 +221,9 @@ def types_and_values(
         if unknown:
             said.append(unknown)
     elif norm is not None:
-        types = np.select([norm >= LIKE_FROM - _EPS, norm <= SKIP_UP_TO + _EPS], ["like", "skip"], "play")
-        types = types.astype(object)
+        # taken from one array of three names: a str object per row would cost ~50 B each
+        names = np.array(["like", "skip", "play"], dtype=object)
+        types = names[np.select([norm >= LIKE_FROM - _EPS, norm <= SKIP_UP_TO + _EPS], [0, 1], 2)]
         types[np.isnan(norm)] = None  # an unreadable rating → quarantined
         types[no_rating] = "play"
     else:

@@ -113,9 +113,11 @@ def _sessions(users: pd.Series, ts: pd.Series) -> np.ndarray:
     pos, t = np.flatnonzero(ok), _epoch_ms(ts[ok])
     order = np.lexsort((pos, t, codes))
     sub = pd.DataFrame({"u": users.to_numpy()[pos][order], "c": codes[order], "t": t[order], "pos": pos[order]})
-    new = (sub["c"] != sub["c"].shift()) | (sub["t"] - sub["t"].shift() > SESSION_GAP_MS)
-    start = sub["t"].where(new).ffill().astype(np.int64)
-    out[sub["pos"].to_numpy()] = _hash_hex(pd.DataFrame({"u": sub["u"], "s": start}), "s_")
+    new = ((sub["c"] != sub["c"].shift()) | (sub["t"] - sub["t"].shift() > SESSION_GAP_MS)).to_numpy()
+    # one id per session, shared by its rows (a str per row would cost ~70 B each)
+    firsts = np.flatnonzero(new)
+    ids = _hash_hex(pd.DataFrame({"u": sub["u"].to_numpy()[firsts], "s": sub["t"].to_numpy()[firsts]}), "s_")
+    out[sub["pos"].to_numpy()] = ids[np.cumsum(new) - 1]
     return out
 
 
