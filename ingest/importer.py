@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -463,31 +464,9 @@ def _summary(
     return item_frame, summary
 
 
-def load_interactions(
-    source: Path,
-    user_col: str = "user_id",
-    item_col: str = "item_id",
-    time_col: str | None = "timestamp",
-    time_unit: str | None = None,
-    rating_col: str | None = None,
-    type_col: str | None = None,
-    items: Path | None = None,
-    item_id_col: str = "item_id",
-    consent_col: str | None = None,
-    analytics_consent_col: str | None = None,
-    assume_consent: bool = False,
-    query_col: str | None = None,
-    layout: TextLayout | None = None,
-    items_layout: TextLayout | None = None,
-    now: pd.Timestamp | None = None,
-    rating_max: float | None = None,
-    keep_file_order: bool = False,
-    type_map: dict[str, str] | None = None,
-    count_col: str | None = None,
-    unrated: float | None = None,
-    item_columns: dict[str, str] | None = None,
-) -> tuple[pd.DataFrame, pd.DataFrame | None, ImportSummary]:
+def load_interactions(source: Path, **options: Any) -> tuple[pd.DataFrame, pd.DataFrame | None, ImportSummary]:
     """Read interactions and (optionally) item metadata into raw events and an item frame.
+    ``options`` are the fields of ``ImportOptions``:
 
     ``time_unit`` is ``"s"``, ``"ms"``, ``"us"`` or ``"ns"`` for epoch numbers, ``None`` for datetime strings
     (and dates written as YYYYMMDD numbers).
@@ -515,36 +494,14 @@ def load_interactions(
     A file too big to hold whole is read in chunks by ``InteractionStream`` instead, with the same
     options and the same events.
     """
-    o = ImportOptions(
-        user_col=user_col,
-        item_col=item_col,
-        time_col=time_col,
-        time_unit=time_unit,
-        rating_col=rating_col,
-        type_col=type_col,
-        items=items,
-        item_id_col=item_id_col,
-        consent_col=consent_col,
-        analytics_consent_col=analytics_consent_col,
-        assume_consent=assume_consent,
-        query_col=query_col,
-        layout=layout,
-        items_layout=items_layout,
-        now=now,
-        rating_max=rating_max,
-        keep_file_order=keep_file_order,
-        type_map=type_map,
-        count_col=count_col,
-        unrated=unrated,
-        item_columns=item_columns,
-    )
+    o = ImportOptions(**options)
     o.check()
     source = Path(source)
-    table = read_table(source, "interactions", layout, keep=o.keep())
+    table = read_table(source, "interactions", o.layout, keep=o.keep())
     require_columns(table.frame, o.wanted(), source, "--names", table.dropped)
     raw = table.frame.reset_index(drop=True)
     table.frame = pd.DataFrame()  # one copy of the file's cells alive, not two
-    whole = _whole_file(raw[o.whole_file_columns()], o, now or _now(), source)
+    whole = _whole_file(raw[o.whole_file_columns()], o, o.now or _now(), source)
     tally = _Tally()
     cells = [raw]
     del raw
