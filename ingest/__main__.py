@@ -376,10 +376,11 @@ def _chunk_rows(source: Path, settings: Settings, memory_check: bool) -> int | N
     """Rows per chunk when ``source`` is too big to import at once, None to import it at once.
     Refused, before any work, when even a chunked import would not fit: a clear message now rather
     than the kernel killing the import half-way."""
-    from ingest.import_files import estimate_rows
+    from ingest.import_files import estimate_rows, streams
     from setlist.memory import USABLE_SHARE, available_memory
 
-    if settings.import_chunk_rows:
+    chunked = streams(source)
+    if settings.import_chunk_rows and chunked:
         return settings.import_chunk_rows
     if not memory_check:
         return None
@@ -390,6 +391,14 @@ def _chunk_rows(source: Path, settings: Settings, memory_check: bool) -> int | N
     per_row = settings.import_bytes_per_row
     if rows * per_row <= budget:
         return None
+    if not chunked:
+        fits = int(budget / per_row)
+        raise UsageError(
+            f"{source.name} holds about {rows:,} rows; importing it at once needs about "
+            f"{rows * per_row / 2**30:.1f} GB and {free / 2**30:.1f} GB is available, and a JSON array or a file of "
+            "Python dicts cannot be read in chunks. Convert it to JSON lines (one object per line), which are, or "
+            f"import it in parts of at most ~{fits:,} rows; --no-memory-check skips this estimate"
+        )
     # what the whole file's state leaves, for chunks no smaller than MIN_CHUNK_ROWS
     held = rows * settings.import_stream_bytes_per_row
     if budget - held >= MIN_CHUNK_ROWS * per_row:

@@ -511,6 +511,22 @@ def read_table(path: Path, what: str, layout: TextLayout | None = None, keep: Co
         raise ImportFormatError(f"cannot read {what} file {path.name}: {exc}") from exc
 
 
+def streams(path: Path) -> bool:
+    """Whether ``TableStream`` reads this file in chunks: delimited text, parquet, and JSON unless it
+    is an array or Python dicts (read whole), which its first line tells."""
+    path = Path(path)
+    ext, compression = _suffixes(path)
+    if ext != ".json":
+        return True
+    opener = _COMPRESSED.get(compression or "", open)
+    try:
+        with opener(path, "rt", encoding="utf-8") as f:  # type: ignore[operator]
+            first = f.readline().strip()
+        return first.startswith("{") and isinstance(json.loads(first), dict)
+    except (OSError, ValueError, EOFError):
+        return False
+
+
 class TableStream:
     """A file read a chunk of rows at a time, for a file too big to hold whole: iterating reads it
     once more from the start. The chunks' rows are the rows ``read_table`` gives, in the same order;
@@ -569,20 +585,11 @@ class TableStream:
             self.notes.append(split.note())
 
     def _json_lines(self, ext: str, compression: str | None) -> Iterator[pd.DataFrame]:
-        if ext == ".json":
-            opener = _COMPRESSED.get(compression or "", open)
-            with opener(self.path, "rt", encoding="utf-8") as f:  # type: ignore[operator]
-                first = f.readline().strip()
-            try:
-                if not first.startswith("{"):
-                    raise ValueError("not one object per line")
-                json.loads(first)
-            except ValueError:
-                raise ImportFormatError(
-                    f"{self.path.name} is too big to import at once, and only JSON lines (one object per line) "
-                    "are read in parts: a JSON array or a file of Python dicts is read whole. Convert it to JSON "
-                    "lines, or import it in parts"
-                ) from None
+        if not streams(self.path):
+            raise ImportFormatError(
+                f"{self.path.name} cannot be read in chunks: only JSON lines (one object per line) are; a JSON "
+                "array or a file of Python dicts is read whole. Convert it to JSON lines, or import it in parts"
+            )
         seen: dict[str, None] = {}
         with pd.read_json(self.path, lines=True, dtype=False, chunksize=self.chunk_rows) as reader:
             for chunk in reader:

@@ -5,6 +5,7 @@ file's layout, since a user cannot tell (and must not need to know) which way th
 from __future__ import annotations
 
 import gzip
+import json
 from pathlib import Path
 
 import numpy as np
@@ -267,3 +268,30 @@ def test_rows_of_one_instant_share_a_chunk_and_an_empty_file_is_named(tmp_path):
     ):
         with pytest.raises(ImportFormatError, match="holds no rows to import"):
             read()
+
+
+def test_files_that_cannot_stream_import_at_once_or_are_refused_with_what_to_do(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    import setlist.memory as memory
+    from ingest.__main__ import app
+    from ingest.import_files import streams
+
+    rows = [{"u": f"u{k % 5}", "i": f"i{k}", "t": 1_400_000_000 + k} for k in range(30)]
+    lines, array, dicts = tmp_path / "l.json", tmp_path / "a.json", tmp_path / "d.json"
+    lines.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    array.write_text(json.dumps(rows))
+    dicts.write_text("\n".join(repr(r) for r in rows) + "\n")  # Python dicts, as Steam's files are
+    assert streams(lines) and not streams(array) and not streams(dicts)
+    assert streams(tmp_path / "r.csv")  # text streams, whatever it holds
+
+    monkeypatch.setenv("SETLIST_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("SETLIST_IMPORT_CHUNK_ROWS", "7")
+    args = ["--user-col", "u", "--item-col", "i", "--time-col", "t", "--time-unit", "s"]
+    forced = CliRunner().invoke(app, ["import", str(dicts), *args])
+    assert forced.exit_code == 0, forced.output  # in chunks where it can be, at once where not
+    assert "in chunks" not in forced.output and "accepted into the event log" in forced.output
+    monkeypatch.delenv("SETLIST_IMPORT_CHUNK_ROWS")
+    monkeypatch.setattr(memory, "available_memory", lambda: 1_000)
+    refused = CliRunner().invoke(app, ["import", str(dicts), *args])
+    assert refused.exit_code == 2 and "Convert it to JSON lines" in refused.stderr
