@@ -20,6 +20,7 @@ from setlist.candidates import CandidateIndex, Candidates
 from setlist.feature_layout import Layout
 from setlist.features import CROSS_NAMES, SESSION_FIELDS, USER_TOP_GENRE, USER_VECTOR, effective_session
 from setlist.featureset import Service
+from training.asof import ITEM_VIEW, item_stats_at
 
 #: the frame's column holding ``margin_basis`` of each row's query, over all its candidates
 MARGIN_BASIS = "margin_basis"
@@ -53,8 +54,12 @@ def user_state_refs(svc: Service) -> list[str]:
     return refs("user_profile", (*svc.block("user"), USER_VECTOR, USER_TOP_GENRE)) + refs("session", SESSION_FIELDS)
 
 
-def item_context_refs(svc: Service) -> list[str]:
-    return refs("item_stats", svc.block("item")) + refs("context", svc.block("request"))
+def item_features(store: FeatureStore, rows: pd.DataFrame, names: Sequence[str]) -> pd.DataFrame:
+    """The item view's ``names`` at each row's (item_id, event_timestamp), in row order."""
+    found = item_stats_at(store, rows["item_id"].to_numpy(), rows["event_timestamp"], names)
+    if found is not None:
+        return found
+    return historical(store, rows[["user_id", "item_id", "event_timestamp", "device"]], refs(ITEM_VIEW, names))
 
 
 def layout(svc: Service) -> Layout:
@@ -185,7 +190,7 @@ def training_rows(
     user_cols, session_cols = svc.block("user"), svc.block("session")
     state = query_state(store, queries, str(index.item_ids[0]), svc)
     by_query = {q: grp for q, grp in labels.groupby("query_id")}
-    parts, crosses, users, sessions, bases = [], [], [], [], []
+    parts, crosses, users, sessions, requests, bases = [], [], [], [], [], []
     for row, q in zip(state.itertuples(index=False), queries.itertuples(index=False)):
         s = pd.Series(row._asdict())
         c, last = generate_for(index, s, q.locale, q.device, n_candidates)
@@ -209,6 +214,8 @@ def training_rows(
         bases.append(margin_basis(c.knn())[sel])  # blend.MARGIN_FEATURE, over the whole list as served
         users.append(np.repeat(numeric(s, user_cols)[None, :], len(sel), axis=0))
         sessions.append(np.repeat(numeric(s, session_cols)[None, :], len(sel), axis=0))
+        ts = q.event_timestamp  # the request's context, as Rank and the evaluation compute it
+        requests.append(np.repeat([svc.request_values(str(q.device), ts.hour, ts.weekday())], len(sel), axis=0))
         parts.append(
             pd.DataFrame(
                 {
@@ -225,14 +232,19 @@ def training_rows(
     if not parts:
         raise ValueError("no query had a positive among its candidates: too little data to train a ranker")
     rows = pd.concat(parts, ignore_index=True)
-    feats = historical(store, rows[["user_id", "item_id", "event_timestamp", "device"]], item_context_refs(svc))
     frame = rows.copy()
     if user_cols:
         frame[list(user_cols)] = np.vstack(users)
     if session_cols:
         frame[list(session_cols)] = np.vstack(sessions)
-    for name in svc.block("request") + svc.block("item"):
-        frame[name] = pd.to_numeric(feats[name], errors="coerce").astype("float32").to_numpy()
+    request_cols = svc.block("request")
+    if request_cols:
+        frame[list(request_cols)] = np.vstack(requests).astype(np.float32)
+    item_cols = svc.block("item")
+    if item_cols:
+        feats = item_features(store, rows, item_cols)
+        for name in item_cols:
+            frame[name] = pd.to_numeric(feats[name], errors="coerce").astype("float32").to_numpy()
     cross = np.vstack(crosses)
     for k, name in enumerate(CROSS_NAMES):
         if name in svc.inputs:
@@ -274,7 +286,7 @@ def daily_item_matrix(
             if not names:
                 cache[day] = np.zeros((len(index.item_ids), 0), np.float32)
             else:
-                feats = historical(store, entity, refs("item_stats", names))
+                feats = item_features(store, entity, names)
                 cache[day] = feats[names].apply(pd.to_numeric, errors="coerce").to_numpy(np.float32)
         return cache[day]
 
