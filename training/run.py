@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from feast import FeatureStore
 
@@ -14,7 +15,7 @@ from feature_repo.store import get_store
 from setlist.blend import scorer
 from setlist.candidates import CandidateIndex
 from setlist.catalog import load_items
-from setlist.consent import opted_out_users, personalizable
+from setlist.consent import FLAGS, opted_out_users, personalizable
 from setlist.eventlog import EventLog
 from setlist.featureset import DeclarationError, Service
 from setlist.lineage import file_digest, record_gate
@@ -100,8 +101,21 @@ class Plan:
     choices: list[str]
 
 
+#: the event columns training reads; the rest (arm, query, weight, schema version) cost memory per event
+TRAINING_COLUMNS = ("event_id", "user_id", "session_id", "item_id", "type", "timestamp", "value", "device", "locale")
+
+
+def read_for_training(log: EventLog) -> pd.DataFrame:
+    """The log's events with the columns training uses. The log comes sorted by (timestamp,
+    event_id), and ids only ever break ties in that order: positions break them the same way, for
+    8 bytes an event instead of a ~90-byte string (1.5 GB of a 16M-event log)."""
+    events = log.read(columns=(*TRAINING_COLUMNS, *FLAGS))
+    events["event_id"] = np.arange(len(events), dtype=np.int64)
+    return events
+
+
 def plan_run(settings: Settings, log: EventLog, candidate_params: CandidateParams | None) -> Plan:
-    raw = log.read()
+    raw = read_for_training(log)
     if raw.empty:
         raise TrainingRefused(f"the event log at {settings.events_dir} is empty: run `make generate` or `make import`")
     require_room(
