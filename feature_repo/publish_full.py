@@ -90,8 +90,8 @@ def publish_batches(settings: Settings, batches: FeatureBatches, snapshot: str, 
 
 
 def check_build_memory(events: int, settings: Settings) -> None:
-    """Stop before a build the memory available cannot hold (the events are read, the build's
-    batches, a row per event and view, are not yet made)."""
+    """Stop before a build the memory available cannot hold (nothing is read yet; the build's
+    batches, a row per event and view, are what the estimate is for)."""
     require_room(
         events * settings.build_bytes_per_event,
         f"building features from {events:,} events",
@@ -105,11 +105,11 @@ def publish_full(
     settings: Settings, log: EventLog, items: pd.DataFrame, p: Plan, step: Step, d: Declared
 ) -> PublishReport:
     erased = log.erased()
+    check_build_memory(log.count(p.files), settings)  # before reading, which is itself a large part of the peak
     step(f"reading {len(p.files):,} event-log files")
     events = read_events(p.files, erased, prepared=True)
     if events.empty:
         raise FeatureBatchRejected(f"the event log at {settings.events_dir} is empty: generate or import events first")
-    check_build_memory(len(events), settings)
     step(f"building features from {len(events):,} events")
     batches = build_prepared(events, items, d.features, d.user_tables, d.item_tables, consent_default=d.consent_default)
     del events

@@ -114,22 +114,39 @@ def read_for_training(log: EventLog) -> pd.DataFrame:
     return events
 
 
-def plan_run(settings: Settings, log: EventLog, candidate_params: CandidateParams | None) -> Plan:
-    raw = read_for_training(log)
-    if raw.empty:
-        raise TrainingRefused(f"the event log at {settings.events_dir} is empty: run `make generate` or `make import`")
+def _quiet(label: str, total: int | None = None) -> Callable[[], None]:
+    return lambda: None
+
+
+def plan_run(
+    settings: Settings,
+    log: EventLog,
+    candidate_params: CandidateParams | None,
+    task: Callable[[str], Callable[[], None]] = _quiet,
+) -> Plan:
+    """``task`` reports each stage's duration (``Reporter.task``): on a log of 16M events the plan
+    takes a quarter of an hour before anything is fitted."""
+    # counted from the files' footers: reading the log is itself most of training's peak
+    stored = log.count()
     require_room(
-        len(raw) * settings.train_bytes_per_event,
-        f"training on {len(raw):,} events",
+        stored * settings.train_bytes_per_event,
+        f"training on {stored:,} events",
         "SETLIST_TRAIN_BYTES_PER_EVENT",
         "The champion keeps serving. Train on Spark (SETLIST_PROFILE=cluster, docs/cluster.md), keep less "
         "history (SETLIST_RETENTION_EVENTS_DAYS, then make retention), or use a machine with more memory",
     )
+    done = task(f"reading {stored:,} events")
+    raw = read_for_training(log)
+    done()
+    if raw.empty:
+        raise TrainingRefused(f"the event log at {settings.events_dir} is empty: run `make generate` or `make import`")
+    done = task(f"applying consent to {len(raw):,} events")
     consent_default = settings.consent_granted_by_default
     opted_out = opted_out_users(raw, consent_default)
     events = personalizable(raw, consent_default)  # consent is enforced before anything is learned
     require_enough(events)
     repeats = repeat_share(events)
+    done()
     exclude_seen = settings.exclude_seen if settings.exclude_seen is not None else repeats < REPEAT_SHARE_LIMIT
     cp = candidate_params or CandidateParams(
         cohort_days=settings.cohort_window_days,
@@ -138,13 +155,17 @@ def plan_run(settings: Settings, log: EventLog, candidate_params: CandidateParam
         ease_max_items=settings.ease_max_items,
         ease_lambda=settings.ease_lambda,
     )
+    done = task("placing the evaluation split")
     split = make_split(events, split_params(settings), exclude_seen)
+    done()
     if split.queries.empty:
         raise TrainingRefused(
             "no user has a held-out positive to evaluate on: every user needs at least "
             f"{MIN_POSITIVES} positive interactions (lower SETLIST_HOLDOUT_FRACTION or import more data)"
         )
+    done = task("placing the ranker's training folds")
     folds = ranker_splits(split, settings, exclude_seen)
+    done()
     svc = feature_service(settings)
     choices = [
         f"features: {svc.name} ({len(svc.inputs)} ranker inputs"
@@ -367,9 +388,10 @@ def train(
         pool=settings.candidate_pool,
     )
     log = EventLog(settings.events_dir)
-    plan = plan_run(settings, log, candidate_params)
     store = get_store(settings)
-    with Reporter(progress, plan.choices) as report:
+    with Reporter(progress, []) as report:
+        plan = plan_run(settings, log, candidate_params, report.task)
+        report.choices = plan.choices
         for line in plan.choices:
             report.say(line)
         engine = engine_for(settings, report)  # Spark in the cluster profile

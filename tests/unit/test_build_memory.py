@@ -46,7 +46,7 @@ def test_materialize_stops_before_building_and_writes_no_feature_file(tmp_path, 
     assert not list(data.rglob("user_profile*.parquet"))  # no feature file was written
 
 
-def test_training_stops_once_the_events_are_read_when_it_cannot_fit(tmp_path, monkeypatch):
+def test_training_stops_before_reading_the_events_when_it_cannot_fit(tmp_path, monkeypatch):
     from ingest.__main__ import app as ingest_app
     from setlist.settings import get_settings
     from training.__main__ import app as train_app
