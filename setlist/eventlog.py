@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
@@ -136,8 +137,15 @@ class EventLog:
         start: datetime | None = None,
         end: datetime | None = None,
         include_erased: bool = False,
+        *,
+        codes: Iterable[str] = (),
+        ids_as_positions: bool = False,
     ) -> pd.DataFrame:
-        """Read the log as a frame sorted by (timestamp, event_id); erased users are dropped."""
+        """Read the log as a frame sorted by (timestamp, event_id); erased users are dropped.
+
+        For a caller that only compares some string columns for equality, ``codes`` turns them into
+        integer codes (-1 for null), and ``ids_as_positions`` replaces event ids by their position in
+        the sort: a Python string per event costs ~70 bytes, ~1 GB per column of a 16M-event log."""
         files = self.files()
         cols = list(columns) if columns else list(EVENT_SCHEMA.names)
         # the sort and the erasure filter need these, whatever the caller asked for
@@ -151,13 +159,21 @@ class EventLog:
         if end is not None:
             e = ds.field("timestamp") < pa.scalar(end, pa.timestamp("ms", tz="UTC"))
             flt = e if flt is None else flt & e
-        frame = dataset.to_table(columns=needed, filter=flt).to_pandas()
+        table = dataset.to_table(columns=needed, filter=flt)
         if not include_erased:
-            gone = self.erased().among(frame["user_id"].unique())
+            gone = self.erased().among(pc.unique(table["user_id"]).to_pylist())
             if gone:
-                frame = frame[~frame["user_id"].isin(gone)]
-        frame = frame.sort_values(["timestamp", "event_id"], kind="mergesort").reset_index(drop=True)
-        return frame[cols]
+                table = table.filter(pc.invert(pc.is_in(table["user_id"], pa.array(sorted(gone), pa.string()))))
+        # in Arrow, before any Python string exists: bytewise order is Python's order for UTF-8
+        table = table.sort_by([("timestamp", "ascending"), ("event_id", "ascending")]).select(cols)
+        for name in codes:
+            encoded = table[name].combine_chunks().dictionary_encode().indices
+            filled = pc.fill_null(encoded.cast(pa.int64()), -1)
+            table = table.set_column(table.schema.get_field_index(name), name, filled)
+        if ids_as_positions and "event_id" in cols:
+            positions = pa.array(np.arange(table.num_rows, dtype=np.int64))
+            table = table.set_column(table.schema.get_field_index("event_id"), "event_id", positions)
+        return table.to_pandas()
 
     def oldest_write_after(self, since: float) -> float | None:
         """The write time (mtime, Unix seconds) of the oldest file written after ``since``, or None.

@@ -6,7 +6,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from feast import FeatureStore
 
@@ -106,12 +105,9 @@ TRAINING_COLUMNS = ("event_id", "user_id", "session_id", "item_id", "type", "tim
 
 
 def read_for_training(log: EventLog) -> pd.DataFrame:
-    """The log's events with the columns training uses. The log comes sorted by (timestamp,
-    event_id), and ids only ever break ties in that order: positions break them the same way, for
-    8 bytes an event instead of a ~90-byte string (1.5 GB of a 16M-event log)."""
-    events = log.read(columns=(*TRAINING_COLUMNS, *FLAGS))
-    events["event_id"] = np.arange(len(events), dtype=np.int64)
-    return events
+    """The log's events with the columns training uses. Event ids only break ties in the log's
+    (timestamp, event_id) order and sessions are only compared, so both come as integers."""
+    return log.read(columns=(*TRAINING_COLUMNS, *FLAGS), codes=("session_id",), ids_as_positions=True)
 
 
 def _quiet(label: str, total: int | None = None) -> Callable[[], None]:

@@ -146,9 +146,18 @@ def make_split(events: pd.DataFrame, p: SplitParams, exclude_seen: bool) -> Spli
 def repeat_share(events: pd.DataFrame) -> float:
     """The share of positives on an item the user had already interacted with: high for music
     (replays), near zero for ratings (each item rated once)."""
-    pos = _positives(events)
-    if pos.empty:
+    positive = label(events).to_numpy() == 1
+    if not positive.any():
         return 0.0
-    ev = events.sort_values(["timestamp", "event_id"], kind="mergesort").reset_index(drop=True)
-    earlier = ev.duplicated(["user_id", "item_id"], keep="first")
-    return float(earlier[_positives(ev).index].mean())
+    # on integer keys, and only the order copied: the whole frame sorted, and hashed as (user, item)
+    # string pairs, was the planning's peak on a large log
+    order = (
+        events[["timestamp", "event_id"]]
+        .reset_index(drop=True)
+        .sort_values(["timestamp", "event_id"], kind="mergesort")
+        .index.to_numpy()
+    )
+    users = pd.factorize(events["user_id"])[0][order].astype(np.int64)
+    items = pd.factorize(events["item_id"])[0][order].astype(np.int64)
+    earlier = pd.Series(users * (int(items.max()) + 1) + items).duplicated(keep="first").to_numpy()
+    return float(earlier[positive[order]].mean())
