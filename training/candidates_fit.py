@@ -16,6 +16,7 @@ from setlist.querytext import terms as text_terms
 from setlist.windows import Window, trailing
 from training.ease import fit_ease, top_neighbours
 from training.labels import label
+from training.splits import log_order
 
 # Implicit-feedback confidence per event type: what the embedding should pull towards.
 CONFIDENCE = {"play": 1.0, "like": 4.0, "add_to_playlist": 4.0}
@@ -61,7 +62,8 @@ def seen_matrix(events: pd.DataFrame, users: np.ndarray, items: pd.Index) -> sp.
     negative for items outside the rows EASE is fitted on (a skipped or only disliked item), which
     are left out as seen but must not vote for their neighbours, or the served neighbour score
     drifts from EASE's own."""
-    ev = events[events["type"] != "impression"].sort_values(["timestamp", "event_id"], kind="mergesort")
+    ev = events[events["type"] != "impression"]
+    ev = ev.iloc[log_order(ev)]
     profile = ev.loc[ev["type"].isin(list(CONFIDENCE)), ["user_id", "item_id"]].drop_duplicates()
     ev = ev.drop_duplicates(["user_id", "item_id"], keep="last")
     rows = pd.Index(users).get_indexer(ev["user_id"])
