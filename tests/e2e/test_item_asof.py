@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -9,7 +11,7 @@ import pytest
 from feature_repo.declarations import load
 from feature_repo.store import apply, get_store
 from training.asof import item_stats_at
-from training.dataset import historical, refs
+from training.dataset import MAX_ITEM_MOMENTS, daily_item_matrix, historical, refs
 
 ITEM = load().service("ranker_v1").block("item")
 
@@ -76,3 +78,21 @@ def test_item_stats_at_answer_in_the_rows_order(tiny_world, count):
     got = item_stats_at(get_store(s), picked["item_id"].to_numpy(), picked["event_timestamp"], ITEM)
     assert got is not None
     assert got[ITEM[0]].tolist() == picked[ITEM[0]].tolist()
+
+
+def test_the_evaluations_item_matrix_is_feasts_answer_at_each_day_start(tiny_world):
+    s = tiny_world.settings
+    store = get_store(s)
+    items = pd.read_parquet(s.features_dir / "item_stats.parquet")
+    ids = np.array(sorted(items["item_id"].unique())[:40], dtype=object)
+    ts = items["event_timestamp"]
+    moments = pd.Series(pd.date_range(ts.min(), ts.max(), periods=6)) + pd.Timedelta(hours=13)
+    assert (moments.max() - moments.min()).days < MAX_ITEM_MOMENTS  # a step of one day
+    at = daily_item_matrix(store, SimpleNamespace(item_ids=ids), load().service("ranker_v1"), moments)
+    for moment in moments:
+        day = moment.floor("D")
+        rows = pd.DataFrame({"item_id": ids, "event_timestamp": day, "device": "mobile"})
+        rows["user_id"] = [f"u{k}" for k in range(len(ids))]
+        feast = historical(store, rows, refs("item_stats", ITEM))
+        expected = feast[list(ITEM)].apply(pd.to_numeric, errors="coerce").to_numpy(np.float32)
+        np.testing.assert_array_equal(at(moment), expected)
