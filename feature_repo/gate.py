@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -69,18 +71,29 @@ def feature_table(frame: pd.DataFrame, features: FeatureSet | None = None) -> pa
 
 
 def quarantine(
-    settings: Settings, batches: FeatureBatches, failures: list[str], features: FeatureSet | None = None
+    settings: Settings,
+    batches: FeatureBatches,
+    failures: list[str],
+    features: FeatureSet | None = None,
+    aside: Mapping[str, Path] | None = None,
 ) -> Path:
+    """The whole batch beside the failures; ``aside``: files already written (moved, not rewritten)."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     where = settings.quarantine_dir / "features" / stamp
     for fname, frame in batch_files(batches):
-        write_atomic(feature_table(frame, features), where / fname)
+        if aside and fname in aside:
+            where.mkdir(parents=True, exist_ok=True)
+            os.replace(aside[fname], where / fname)
+        else:
+            write_atomic(feature_table(frame, features), where / fname)
     (where / "report.json").write_text(json.dumps({"failures": failures}, indent=2))
     return where
 
 
-def reject(settings: Settings, batches: FeatureBatches, failures: list[str]) -> FeatureBatchRejected:
-    where = quarantine(settings, batches, failures)
+def reject(
+    settings: Settings, batches: FeatureBatches, failures: list[str], aside: Mapping[str, Path] | None = None
+) -> FeatureBatchRejected:
+    where = quarantine(settings, batches, failures, aside=aside)
     record_gate(settings.lineage_dir, "features", False, f"quarantine:{where.name}", failures=len(failures))
     return FeatureBatchRejected(
         "feature batch failed validation and was quarantined at "

@@ -3,13 +3,16 @@ materialized online; also the path for a batch built by the caller."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 
 from feature_repo import declarations
 from feature_repo.build import FeatureBatches, build_prepared
 from feature_repo.buildstate import Plan
+from feature_repo.data_sources import SESSION_FILE
 from feature_repo.declared import Declared
 from feature_repo.gate import FeatureBatchRejected, batch_files, feature_table, gate, reject
 from feature_repo.incremental import read_events
@@ -54,21 +57,45 @@ class _Written:
     items: int
 
 
+#: where the full build writes the unchecked session file while the gate runs (see ``_gate_and_write``)
+ASIDE = ".unchecked"
+
+
 def _gate_and_write(
-    settings: Settings, batches: FeatureBatches, step: Step, features: FeatureSet | None = None
+    settings: Settings,
+    batches: FeatureBatches,
+    step: Step,
+    features: FeatureSet | None = None,
+    *,
+    set_aside: bool = False,
 ) -> _Written:
-    """Validate a whole batch and write its files (the full path)."""
-    step("validating the feature batch")
+    """Validate a whole batch and write its files (the full path).
+
+    ``set_aside``: the gate does not check the session view, its biggest frame (a row per event, with
+    lists of items: 1.2 GB of 2M events), so it is written beside the feature files first and its
+    frame dropped, and the checks run without it. It takes its place only once the gate passes;
+    otherwise it goes to the quarantine with the rest of the batch."""
     features = features or declarations.load(settings)
+    rows = {f: len(df) for f, df in batch_files(batches)}
+    start = min(frame["event_timestamp"].min() for _, frame in batch_files(batches))
+    aside: dict[str, Path] = {}
+    if set_aside:
+        aside[SESSION_FILE] = settings.features_dir / ASIDE / SESSION_FILE
+        write_atomic(feature_table(batches.session, features), aside[SESSION_FILE])
+        batches.session = batches.session.iloc[:0]
+    step("validating the feature batch")
     failures = gate(batches, features=features)
     if failures:
-        raise reject(settings, batches, failures)
+        raise reject(settings, batches, failures, aside)
     for fname, frame in batch_files(batches):
-        write_atomic(feature_table(frame, features), settings.features_dir / fname)
+        if fname in aside:
+            os.replace(aside[fname], settings.features_dir / fname)
+        else:
+            write_atomic(feature_table(frame, features), settings.features_dir / fname)
     return _Written(
-        rows={f: len(df) for f, df in batch_files(batches)},
+        rows=rows,
         consent=batches.consent,
-        start=min(frame["event_timestamp"].min() for _, frame in batch_files(batches)),
+        start=start,
         as_of=batches.as_of,
         genres=batches.genres,
         items=batches.item_stats["item_id"].nunique(),
@@ -113,7 +140,7 @@ def publish_full(
     step(f"building features from {len(events):,} events")
     batches = build_prepared(events, items, d.features, d.user_tables, d.item_tables, consent_default=d.consent_default)
     del events
-    written = _gate_and_write(settings, batches, step, d.features)
+    written = _gate_and_write(settings, batches, step, d.features, set_aside=True)
     del batches  # Feast's materialize reads the files back, and at scale needs the memory
     report = _materialize_all(settings, written, snapshot_hash(log, p.files, erased), step)
     save_state(

@@ -123,6 +123,36 @@ def test_a_failed_feature_batch_leaves_the_online_store_unchanged(tiny_copy):
     assert list((s.quarantine_dir / "features").glob("*/report.json"))
 
 
+def test_a_full_build_checks_without_the_session_frame_and_publishes_it_only_when_the_gate_passes(
+    tiny_copy, monkeypatch
+):
+    import feature_repo.publish_full as full
+    from feature_repo.materialize import FeatureBatchRejected, publish
+
+    s = tiny_copy.settings
+    session = s.features_dir / "session.parquet"
+    before = pd.read_parquet(session)
+    seen: list[int] = []
+
+    def failing(batches, **kwargs):
+        seen.append(len(batches.session))
+        return ["item_stats: rejected on purpose"]
+
+    monkeypatch.setattr(full, "gate", failing)
+    with pytest.raises(FeatureBatchRejected, match="rejected on purpose"):
+        publish(s, full=True)
+    assert seen == [0]  # the checks ran without the session frame
+    pd.testing.assert_frame_equal(pd.read_parquet(session), before)  # the published file is untouched
+    (kept,) = (s.quarantine_dir / "features").glob("*/session.parquet")
+    assert len(pd.read_parquet(kept)) == len(before)  # the new one went to the quarantine, whole
+    assert not list((s.features_dir / full.ASIDE).glob("*.parquet"))
+
+    monkeypatch.undo()
+    report = publish(s, full=True)
+    assert report.rows["session.parquet"] == len(pd.read_parquet(session)) == len(before)
+    assert not list((s.features_dir / full.ASIDE).glob("*.parquet"))
+
+
 def test_parity_gate_passes_on_published_features_and_fails_on_corrupted_online_values(tiny_copy):
     from feature_repo.parity_inputs import parity_inputs
     from validation.api import check_parity
