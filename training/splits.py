@@ -105,11 +105,8 @@ def _unseen(held: pd.DataFrame, train: pd.DataFrame, exclude_seen: bool) -> pd.D
     finding one again is impossible by construction, so it cannot count)."""
     if not exclude_seen or held.empty:
         return held
-    # integer (user, item) keys: a MultiIndex's isin builds a Python tuple per training event
-    users = pd.factorize(pd.concat([train["user_id"], held["user_id"]], ignore_index=True))[0].astype(np.int64)
-    items = pd.factorize(pd.concat([train["item_id"], held["item_id"]], ignore_index=True))[0].astype(np.int64)
-    keys = users * (int(items.max()) + 1) + items
-    return held[~np.isin(keys[len(train) :], keys[: len(train)])]
+    seen = pd.MultiIndex.from_frame(train[["user_id", "item_id"]])
+    return held[~pd.MultiIndex.from_frame(held[["user_id", "item_id"]]).isin(seen)]
 
 
 def global_split(events: pd.DataFrame, p: SplitParams, exclude_seen: bool) -> Split:
