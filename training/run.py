@@ -121,7 +121,7 @@ def plan_run(
     task: Callable[[str], Callable[[], None]] = _quiet,
 ) -> Plan:
     """``task`` reports each stage's duration (``Reporter.task``): on a log of 16M events the plan
-    takes a quarter of an hour before anything is fitted."""
+    takes minutes before anything is fitted."""
     # counted from the files' footers: reading the log is itself most of training's peak
     stored = log.count()
     require_room(
