@@ -77,7 +77,7 @@ def _sort_key(column: pd.Series) -> np.ndarray:
 def log_order(frame: pd.DataFrame, *, by_user: bool = False) -> np.ndarray:
     """Positions sorting ``frame`` by (timestamp, event_id), within user_id when ``by_user``: the
     order of ``sort_values(kind="mergesort")``, from integer keys. sort_values first turns every
-    key into a Categorical, which took minutes a sort on a 16M-event log."""
+    key into a Categorical, which took minutes per sort on a 16M-event log."""
     keys = [_sort_key(frame["event_id"]), _sort_key(frame["timestamp"])]
     if by_user:
         keys.append(_sort_key(frame["user_id"]))
@@ -169,8 +169,8 @@ def repeat_share(events: pd.DataFrame) -> float:
     positive = label(events).to_numpy() == 1
     if not positive.any():
         return 0.0
-    # on integer keys, and only the order copied: the whole frame sorted, and hashed as (user, item)
-    # string pairs, was the planning's peak on a large log
+    # on integer keys, and only the order copied, instead of a sorted copy of the whole frame
+    # hashed as (user, item) string pairs
     order = log_order(events)
     users = pd.factorize(events["user_id"])[0][order].astype(np.int64)
     items = pd.factorize(events["item_id"])[0][order].astype(np.int64)
