@@ -169,6 +169,17 @@ def import_(
     count_col: str | None = typer.Option(
         None, help="column of play counts (one row per user and item): each row is a play standing for its count"
     ),
+    impressions_col: str | None = typer.Option(
+        None,
+        help="column listing the items shown, each marked clicked or not ('N55689-1 N35729-0', MIND's "
+        "behaviors.tsv): one event per item, a click a play, the rest impressions; instead of --item-col",
+    ),
+    item_lists: bool = typer.Option(
+        False,
+        "--item-lists",
+        help="each item cell lists several items (separated by spaces, commas or semicolons): one event per "
+        "item, with the row's user, time, rating or type",
+    ),
     items: Path | None = typer.Option(None, help="optional item metadata file"),
     item_id_col: str = "item_id",
     items_cols: str | None = typer.Option(
@@ -228,7 +239,7 @@ def import_(
     """Import your own interactions into the event contract."""
     from ingest.import_items import parse_item_columns
     from ingest.import_values import parse_type_map
-    from ingest.importer import ImportFormatError, ImportOptions, TextLayout, load_interactions
+    from ingest.importer import ImportFormatError, ImportOptions, TextLayout, load_interactions, rows_per_line
     from setlist.lineage import file_digest, record_import
 
     settings = get_settings()
@@ -244,6 +255,13 @@ def import_(
         raise UsageError("--type-map needs --type-col: it maps that column's names onto event types")
     if count_col and (rating_col or type_col):
         raise UsageError("--count-col makes every row a play: it does not combine with --rating-col or --type-col")
+    if impressions_col and (rating_col or type_col or count_col or item_lists):
+        raise UsageError(
+            "--impressions-col makes each listed item a play (clicked) or an impression (shown only): it does not "
+            "combine with --rating-col, --type-col, --count-col or --item-lists"
+        )
+    if impressions_col and item_col != "item_id":
+        raise UsageError("--impressions-col names the item column itself: leave out --item-col")
     if items_cols and not items:
         raise UsageError("--items-cols names columns of the items file: it needs --items")
     try:
@@ -270,6 +288,8 @@ def import_(
         items=items,
         item_id_col=item_id_col,
         item_columns=item_columns,
+        impressions_col=impressions_col,
+        item_lists=item_lists,
         consent_col=consent_col,
         analytics_consent_col=analytics_consent_col,
         assume_consent=assume_consent,
@@ -277,7 +297,8 @@ def import_(
         layout=TextLayout.from_options(sep, names, encoding),
         items_layout=TextLayout.from_options(items_sep, items_names, encoding, prefix="items-"),
     )
-    chunk_rows = _chunk_rows(source, settings, memory_check)
+    per_line = rows_per_line(source, options)
+    chunk_rows = _chunk_rows(source, settings, memory_check, per_line)
     consent_given = bool(consent_col or assume_consent)
     try:
         if chunk_rows is None:
@@ -287,7 +308,7 @@ def import_(
                 report = ingest(events, settings, source=f"import-{source.stem}")
             del events
         else:
-            report, summary = _import_in_chunks(source, options, chunk_rows, settings, consent_given)
+            report, summary = _import_in_chunks(source, options, chunk_rows, settings, consent_given, per_line)
     except (ImportFormatError, FileNotFoundError, LookupError) as exc:  # said with the file it is about
         raise UsageError(f"cannot import {source}: {exc}") from exc
     jobmetrics.current().quarantined(report.reasons)
@@ -331,7 +352,12 @@ def _say_summary(
 
 
 def _import_in_chunks(
-    source: Path, options: ImportOptions, chunk_rows: int, settings: Settings, consent_given: bool
+    source: Path,
+    options: ImportOptions,
+    chunk_rows: int,
+    settings: Settings,
+    consent_given: bool,
+    per_line: float = 1.0,
 ) -> tuple[IngestReport, ImportSummary]:
     """A file too big to import at once, a stretch of time at a time (``InteractionStream``: the
     events an import at once gives)."""
@@ -342,7 +368,9 @@ def _import_in_chunks(
     if settings.import_chunk_rows:
         why = "SETLIST_IMPORT_CHUNK_ROWS"
     else:
-        why = f"about {estimate_rows(source) or 0:,} rows: more than the memory available holds at once"
+        why = (
+            f"about {int((estimate_rows(source) or 0) * per_line):,} rows: more than the memory available holds at once"
+        )
     console.print(
         f"importing {source.name} in chunks of about {chunk_rows:,} rows ({why}): a first pass reads the users, "
         "times and ratings of every row, then one pass per chunk (a stretch of time) builds and ingests its events"
@@ -350,7 +378,11 @@ def _import_in_chunks(
     report = IngestReport()
     with console.status(f"{source.name}: first pass…") as status:
         stream = InteractionStream(
-            source, options, chunk_rows, progress=lambda said: status.update(f"{source.name}: {said}")
+            source,
+            options,
+            chunk_rows,
+            progress=lambda said: status.update(f"{source.name}: {said}"),
+            per_line=per_line,
         )
         known = logged_event_ids(settings)
         for k, events in enumerate(stream, start=1):
@@ -372,10 +404,11 @@ def _import_in_chunks(
 MIN_CHUNK_ROWS = INGEST_SLICE_ROWS
 
 
-def _chunk_rows(source: Path, settings: Settings, memory_check: bool) -> int | None:
+def _chunk_rows(source: Path, settings: Settings, memory_check: bool, per_line: float = 1.0) -> int | None:
     """Rows per chunk when ``source`` is too big to import at once, None to import it at once.
     Refused, before any work, when even a chunked import would not fit: a clear message now rather
-    than the kernel killing the import half-way."""
+    than the kernel killing the import half-way. ``per_line``: rows the import makes of each line
+    (``importer.rows_per_line``)."""
     from ingest.import_files import estimate_rows, streams
     from setlist.memory import USABLE_SHARE, available_memory
 
@@ -384,15 +417,16 @@ def _chunk_rows(source: Path, settings: Settings, memory_check: bool) -> int | N
         return settings.import_chunk_rows
     if not memory_check:
         return None
-    rows, free = estimate_rows(source), available_memory()
-    if rows is None or free is None:
+    lines, free = estimate_rows(source), available_memory()
+    if lines is None or free is None:
         return None
+    rows = int(lines * per_line)
     budget = USABLE_SHARE * free
     per_row = settings.import_bytes_per_row
     if rows * per_row <= budget:
         return None
     if not chunked:
-        fits = int(budget / per_row)
+        fits = int(budget / per_row / per_line)  # in the file's own lines
         raise UsageError(
             f"{source.name} holds about {rows:,} rows; importing it at once needs about "
             f"{rows * per_row / 2**30:.1f} GB and {free / 2**30:.1f} GB is available, and a JSON array or a file of "
@@ -403,7 +437,7 @@ def _chunk_rows(source: Path, settings: Settings, memory_check: bool) -> int | N
     held = rows * settings.import_stream_bytes_per_row
     if budget - held >= MIN_CHUNK_ROWS * per_row:
         return int((budget - held) / per_row)
-    fits = int((budget - MIN_CHUNK_ROWS * per_row) / settings.import_stream_bytes_per_row)
+    fits = int((budget - MIN_CHUNK_ROWS * per_row) / settings.import_stream_bytes_per_row / per_line)
     raise UsageError(
         f"{source.name} holds about {rows:,} rows; even in chunks, its import holds about "
         f"{held / 2**30:.1f} GB for the whole file and {free / 2**30:.1f} GB is available. Import it in parts of "

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from ingest.import_files import ImportFormatError, is_present, option_pairs
+from ingest.import_lists import SEPARATORS
 from setlist.contract import EVENT_TYPES, POSITIVE_PLAY_FRACTION
 
 LIKE_FROM, SKIP_UP_TO = 0.8, 0.4  # normalized-rating thresholds
@@ -276,13 +277,20 @@ def list_cells_note(ids: pd.Series, col: str, sample: int = 2_000) -> str | None
         return None
     if len(cells) > sample:
         cells = cells.sample(sample, random_state=0)
-    tokens = cells.astype(str).str.split(r"[\s,;]+")
+    tokens = cells.astype(str).str.split(SEPARATORS)
     listed = tokens.map(lambda ts: len(ts) >= 2 and all(any(ch.isdigit() for ch in t) for t in ts))
     share = float(listed.mean())
     if share < 0.5:
         return None
     example = cells[listed].iloc[0]
+    marked = tokens[listed].map(lambda ts: all(t[-2:] in ("-0", "-1") for t in ts)).mean() >= 0.5
+    option = (
+        f"--impressions-col {col} (each id marked -1 clicked or -0 shown, as in MIND) instead of --item-col"
+        if marked
+        else "--item-lists"
+    )
     return (
         f"warning: the item column {col!r} looks like lists of ids ({share:.0%} of rows, e.g. {example[:60]!r}); "
-        "each cell is imported as one item. Reshape the file to one row per item first (e.g. pandas' explode)"
+        f"each cell is imported as one item. Import it into an empty data directory with {option}: one event "
+        "per listed item"
     )

@@ -19,8 +19,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ingest.import_files import ImportFormatError, TableStream, TextLayout, clean_ids, read_table, require_columns
+from ingest.import_files import (
+    ImportFormatError,
+    TableStream,
+    TextLayout,
+    clean_ids,
+    read_table,
+    require_columns,
+    streams,
+)
 from ingest.import_items import item_frame_for
+from ingest.import_lists import CLICK_TYPE_COL, expansion, explode, unmarked_note
 from ingest.import_values import counted_plays, list_cells_note, parse_time, types_and_values
 from setlist.consent import FLAGS, flag_reason
 from setlist.contract import EVENT_COLUMNS, EVENT_TYPES, NO_ITEM_TYPES, SCHEMA_VERSION, UNKNOWN
@@ -276,12 +285,44 @@ class ImportOptions:
     count_col: str | None = None
     unrated: float | None = None
     item_columns: dict[str, str] | None = None
+    #: a column of items shown, each with a click mark (``import_lists``): it is the item column,
+    #: and the marks are the types
+    impressions_col: str | None = None
+    #: the item column's cells list several items (``import_lists``)
+    item_lists: bool = False
+
+    def __post_init__(self) -> None:
+        if self.impressions_col is not None:
+            if self.rating_col is not None or self.type_col not in (None, CLICK_TYPE_COL) or self.count_col:
+                raise ImportFormatError(
+                    "an impressions column's click marks are the events' types: it does not combine with a "
+                    "rating, type or count column"
+                )
+            object.__setattr__(self, "item_col", self.impressions_col)  # frozen: set once, here
+            object.__setattr__(self, "type_col", CLICK_TYPE_COL)
 
     def check(self) -> None:
         if self.count_col is not None and (self.rating_col is not None or self.type_col is not None):
             raise ImportFormatError(
                 "a count column makes every row a play: it does not combine with a rating or type column"
             )
+
+    @property
+    def list_col(self) -> str | None:
+        """The column whose cells are exploded into one row per item, if any."""
+        return self.impressions_col or (self.item_col if self.item_lists else None)
+
+    def reshape(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The file's rows as the import reads them: one per item when cells list several."""
+        if self.list_col is None:
+            return frame
+        return explode(frame, self.list_col, clicks=self.impressions_col is not None)
+
+    def reshape_notes(self, lines: int, rows: int) -> list[str]:
+        """What the summary says of the reshape: how many rows the file's rows became."""
+        if self.list_col is None:
+            return []
+        return [f"{self.list_col!r} lists several items per row: {lines:,} rows became {rows:,}, one per item"]
 
     def wanted(self) -> dict[str, str | None]:
         """The file's columns the import reads, by role."""
@@ -290,7 +331,7 @@ class ImportOptions:
             "item": self.item_col,
             "time": self.time_col,
             "rating": self.rating_col,
-            "type": self.type_col,
+            "type": None if self.impressions_col else self.type_col,  # made from the click marks
             "consent": self.consent_col,
             "analytics consent": self.analytics_consent_col,
             "query": self.query_col,
@@ -345,6 +386,8 @@ def _whole_file(raw: pd.DataFrame, o: ImportOptions, now: pd.Timestamp, source: 
     else:
         ts = parse_time(raw[o.time_col], o.time_unit, o.time_col)
         sessions = _sessions(users, ts)
+    if o.impressions_col is not None and (note := unmarked_note(raw[CLICK_TYPE_COL], o.impressions_col)):
+        notes.append(note)
     weight = None
     if o.count_col is not None:
         types, value, weight = counted_plays(raw[o.count_col], users, o.count_col, notes)
@@ -390,7 +433,7 @@ def _chunk_events(
         raw[o.query_col].astype("string").astype(object).where(raw[o.query_col].notna(), None) if o.query_col else None
     )
     del raw  # the file's cells: every column the events need is its own now
-    if not tally.rows and (note := list_cells_note(item_ids, o.item_col)):
+    if not tally.rows and o.list_col is None and (note := list_cells_note(item_ids, o.item_col)):
         tally.notes.append(note)
     events = _events(
         raw_time,
@@ -499,9 +542,11 @@ def load_interactions(source: Path, **options: Any) -> tuple[pd.DataFrame, pd.Da
     source = Path(source)
     table = read_table(source, "interactions", o.layout, keep=o.keep())
     require_columns(table.frame, o.wanted(), source, "--names", table.dropped)
-    raw = table.frame.reset_index(drop=True)
+    lines = len(table.frame)
+    raw = o.reshape(table.frame.reset_index(drop=True))
     table.frame = pd.DataFrame()  # one copy of the file's cells alive, not two
     whole = _whole_file(raw[o.whole_file_columns()], o, o.now or _now(), source)
+    whole.notes += o.reshape_notes(lines, len(raw))
     tally = _Tally()
     cells = [raw]
     del raw
@@ -512,6 +557,18 @@ def load_interactions(source: Path, **options: Any) -> tuple[pd.DataFrame, pd.Da
 
 #: rows parsed at a time while an import in chunks reads its file (each pass reads it all)
 SCAN_ROWS = 1_000_000
+
+
+def rows_per_line(source: Path, o: ImportOptions, sample: int = 2_000) -> float:
+    """How many rows the import makes of each of the file's rows, from its first ``sample``: 1,
+    unless its cells list several items (an impression log's line is dozens of events)."""
+    if o.list_col is None or not streams(source):
+        return 1.0
+    try:
+        head = next(iter(TableStream(source, "interactions", o.layout, o.keep(), sample)), None)
+    except ImportFormatError:
+        return 1.0  # said by the import itself, with its context
+    return 1.0 if head is None else expansion(head, o.list_col)
 
 
 def time_buckets(ts: pd.Series, size: int) -> tuple[np.ndarray, int]:
@@ -544,15 +601,21 @@ class InteractionStream:
     per chunk."""
 
     def __init__(
-        self, source: Path, options: ImportOptions, chunk_rows: int, progress: Callable[[str], None] | None = None
+        self,
+        source: Path,
+        options: ImportOptions,
+        chunk_rows: int,
+        progress: Callable[[str], None] | None = None,
+        *,
+        per_line: float = 1.0,
     ) -> None:
         options.check()
         self.source = Path(source)
         self.options = options
         self.chunk_rows = max(int(chunk_rows), 1)
-        self.stream = TableStream(
-            self.source, "interactions", options.layout, options.keep(), min(self.chunk_rows, SCAN_ROWS)
-        )
+        # chunk_rows counts the rows the import makes; a line of listed items makes ``per_line``
+        scan = max(1, int(min(self.chunk_rows, SCAN_ROWS) / max(per_line, 1.0)))
+        self.stream = TableStream(self.source, "interactions", options.layout, options.keep(), scan)
         self.progress = progress or (lambda _message: None)
         self.chunks = 0  # known after the first pass
         self.item_frame: pd.DataFrame | None = None
@@ -562,20 +625,23 @@ class InteractionStream:
         o = self.options
         cols = o.whole_file_columns()
         parts: list[pd.DataFrame] = []
-        rows = 0
+        rows = lines = 0
         for chunk in self.stream:
             if not parts:
                 require_columns(chunk, o.wanted(), self.source, "--names", self.stream.dropped)
-            narrow = chunk[cols]
+            lines += len(chunk)
+            narrow = o.reshape(chunk)[cols]
             # text cells as Arrow strings: a fraction of the memory of Python strings
             narrow = narrow.astype({c: "string[pyarrow]" for c in cols if narrow[c].dtype == object})
             parts.append(narrow)
-            rows += len(chunk)
+            rows += len(narrow)
             self.progress(f"first pass: {rows:,} rows read")
         frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=cols)
         del parts
         self.progress(f"first pass: sessions and values of {rows:,} rows")
-        return _whole_file(frame, o, o.now or _now(), self.source)
+        whole = _whole_file(frame, o, o.now or _now(), self.source)
+        whole.notes += o.reshape_notes(lines, rows)
+        return whole
 
     def __iter__(self) -> Iterator[pd.DataFrame]:
         o = self.options
@@ -585,7 +651,7 @@ class InteractionStream:
         for b in range(self.chunks):
             parts: list[pd.DataFrame] = []
             first_row = 0
-            for chunk in self.stream:
+            for chunk in map(o.reshape, self.stream):
                 n = len(chunk)
                 mine = np.flatnonzero(bucket[first_row : first_row + n] == b)
                 if first_row + n > len(bucket):  # the file changed between the passes

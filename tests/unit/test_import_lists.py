@@ -1,0 +1,152 @@
+"""Logs whose item cells list several items (MIND's impression lists, baskets) import as one event
+per listed item, at once and in chunks alike."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from ingest.import_files import ImportFormatError
+from ingest.import_lists import CLICK_TYPE_COL, explode
+from ingest.importer import ImportOptions, InteractionStream, TextLayout, load_interactions, rows_per_line
+
+NOW = pd.Timestamp("2024-03-01 12:00", tz="UTC")
+MIND_NAMES = "impression_id,user_id,time,history,impressions"
+
+
+def _behaviors(path: Path, rows: list[tuple[str, str, str, str]]) -> Path:
+    """MIND's behaviors.tsv: no header, tab-separated, US times with AM/PM."""
+    path.write_text("".join(f"{k}\t{u}\t{t}\t{h}\t{imp}\n" for k, (u, t, h, imp) in enumerate(rows, start=1)))
+    return path
+
+
+def _mind(**extra) -> dict:
+    return dict(
+        layout=TextLayout.from_options(None, MIND_NAMES, None),
+        user_col="user_id",
+        time_col="time",
+        impressions_col="impressions",
+        now=NOW,
+        **extra,
+    )
+
+
+def test_explode_cuts_click_marks_into_types_and_keeps_each_row_in_place():
+    frame = pd.DataFrame({"u": ["a", "b", "c"], "imp": ["N1-1 N2-0", "N3-0", "N4 N5-1"], "t": [1, 2, 3]})
+    out = explode(frame, "imp", clicks=True)
+    assert out["u"].tolist() == ["a", "a", "b", "c", "c"]
+    assert out["t"].tolist() == [1, 1, 2, 3, 3]
+    assert out["imp"].tolist() == ["N1", "N2", "N3", "N4", "N5"]
+    assert out[CLICK_TYPE_COL].tolist() == ["play", "impression", "impression", None, "play"]  # N4: no mark
+
+
+def test_explode_without_marks_keeps_ids_whole_and_an_empty_cell_as_one_missing_id():
+    frame = pd.DataFrame({"u": ["a", "b", "c"], "basket": ["x-1, y;z", "", None], "r": [5, 4, 3]})
+    out = explode(frame, "basket", clicks=False)
+    assert out["basket"].tolist() == ["x-1", "y", "z", None, None]
+    assert out["r"].tolist() == [5, 5, 5, 4, 3]
+    assert CLICK_TYPE_COL not in out
+
+
+def test_an_impression_log_becomes_clicks_and_impressions_that_training_labels(tmp_path):
+    from training.labels import label
+
+    src = _behaviors(
+        tmp_path / "behaviors.tsv",
+        [
+            ("U1", "11/15/2019 8:55:22 AM", "N7 N8", "N10-1 N11-0 N12-0"),
+            ("U2", "11/15/2019 9:05:22 PM", "", "N10-0 N13-1"),
+            ("U1", "11/16/2019 10:00:00 AM", "N7 N8", "N14-0 N15"),
+        ],
+    )
+    events, _, summary = load_interactions(src, **_mind())
+    got = events[["user_id", "item_id", "type"]].itertuples(index=False, name=None)
+    assert list(got) == [
+        ("U1", "N10", "play"),
+        ("U1", "N11", "impression"),
+        ("U1", "N12", "impression"),
+        ("U2", "N10", "impression"),
+        ("U2", "N13", "play"),
+        ("U1", "N14", "impression"),
+        ("U1", "N15", None),  # no click mark: quarantined, not guessed
+    ]
+    assert events["timestamp"].iloc[3] == pd.Timestamp("2019-11-15 21:05:22", tz="UTC")
+    assert events["value"].iloc[0] == 1.0 and pd.isna(events["value"].iloc[1])
+    assert label(events.iloc[:6]).tolist() == [1, 0, 0, 0, 1, 0]
+    assert summary.rows == 7 and summary.items == 6
+    assert summary.problems["empty or unknown type"] == 1
+    notes = " ".join(summary.read_notes)
+    assert "3 rows became 7, one per item" in notes and "1 ids in 'impressions' carry no click mark" in notes
+    # the event ids are stable: the same file gives the same ids, so a second import adds nothing
+    again, _, _ = load_interactions(src, **_mind())
+    assert again["event_id"].tolist() == events["event_id"].tolist()
+    assert events["event_id"].is_unique
+
+
+def test_an_impression_log_in_chunks_gives_the_events_of_an_import_at_once(tmp_path):
+    rows = [
+        (f"U{k % 7}", f"11/{10 + k % 5}/2019 {1 + k % 12}:0{k % 10}:00 {'AM' if k % 2 else 'PM'}", "", imp)
+        for k, imp in enumerate(f"N{k}-1 N{k + 1}-0 N{k + 2}-0" for k in range(40))
+    ]
+    src = _behaviors(tmp_path / "behaviors.tsv", rows)
+    whole, _, summary = load_interactions(src, **_mind())
+    stream = InteractionStream(src, ImportOptions(**_mind()), chunk_rows=25, per_line=3.0)
+    parts = list(stream)
+    assert len(parts) > 1 and stream.summary is not None
+    chunked = pd.concat(parts, ignore_index=True)
+    key = ["event_id"]
+    pd.testing.assert_frame_equal(
+        whole.sort_values(key).reset_index(drop=True),
+        chunked.sort_values(key).reset_index(drop=True),
+        check_dtype=False,
+    )
+    assert str(stream.summary) == str(summary)
+    assert rows_per_line(src, ImportOptions(**_mind())) == 3.0
+
+
+def test_a_basket_log_repeats_its_rating_for_every_item(tmp_path):
+    src = tmp_path / "baskets.csv"
+    src.write_text('user,items,when,stars\nu1,"a1 b2 c3",1700000000,5\nu2,"b2",1700000100,1\n')
+    events, _, summary = load_interactions(
+        src, user_col="user", item_col="items", time_col="when", time_unit="s", rating_col="stars", item_lists=True
+    )
+    assert events[["item_id", "type"]].values.tolist() == [
+        ["a1", "like"],
+        ["b2", "like"],
+        ["c3", "like"],
+        ["b2", "skip"],
+    ]
+    assert not any("looks like lists" in n for n in summary.read_notes)
+
+
+def test_a_list_warning_names_the_option_that_imports_it(tmp_path):
+    src = _behaviors(tmp_path / "b.tsv", [(f"U{k}", "11/15/2019 8:55:22 AM", "", f"N{k}1-1 N{k}2-0") for k in range(5)])
+    layout = TextLayout.from_options(None, MIND_NAMES, None)
+    _, _, summary = load_interactions(src, layout=layout, time_col="time", item_col="impressions")
+    (note,) = [n for n in summary.read_notes if "looks like lists of ids" in n]
+    assert "--impressions-col impressions" in note
+
+
+def test_click_marks_do_not_combine_with_a_rating(tmp_path):
+    with pytest.raises(ImportFormatError, match="does not combine"):
+        ImportOptions(impressions_col="impressions", rating_col="stars")
+
+
+def test_the_command_refuses_contradicting_options_before_reading(tmp_path, monkeypatch):
+    from ingest.__main__ import app
+
+    monkeypatch.setenv("SETLIST_DATA_DIR", str(tmp_path / "data"))
+    src = _behaviors(tmp_path / "b.tsv", [("U1", "11/15/2019 8:55:22 AM", "", "N1-1")])
+    for extra, said in (
+        (["--rating-col", "impression_id"], "does not combine"),
+        (["--item-col", "history"], "leave out --item-col"),
+    ):
+        result = CliRunner().invoke(
+            app, ["import", str(src), "--names", MIND_NAMES, "--impressions-col", "impressions", *extra]
+        )
+        assert result.exit_code == 2, result.output
+        assert said in result.output + result.stderr
+    assert not (tmp_path / "data" / "events").exists()
