@@ -125,6 +125,21 @@ def fixture(
     )
     console.print(f"wrote [bold]{out / 'movies.csv'}[/]: {len(fx.movies):,} items", soft_wrap=True)
     src, cat = shlex.quote(str(out / "ratings.csv")), str(out / "movies.csv")
+    _say_own_directory()
+    console.print("import it with:")
+    # the line must stay copyable: unbroken, with no markup read into it
+    console.print(
+        f"make import SOURCE={src} IMPORT_ARGS='--user-col userId --item-col movieId "
+        f"--time-col timestamp --time-unit s --rating-col rating --items {cat} --item-id-col movieId'",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def _say_own_directory() -> None:
+    """Before a fixture's import line: an import into the demo's directory is refused, so say first
+    how to give it one of its own."""
     if _generated_world(get_settings()):
         console.print(
             f"the data directory {get_settings().data_dir} holds the demo's synthetic world: first "
@@ -133,11 +148,55 @@ def fixture(
             highlight=False,
             soft_wrap=True,
         )
-    console.print("import it with:")
-    # the line must stay copyable: unbroken, with no markup read into it
+
+
+#: the import line for ``impressions-fixture``'s files (their columns, as the public files have no header)
+IMPRESSIONS_IMPORT_ARGS = (
+    "--names impression_id,user_id,timestamp,history,impressions --impressions-col impressions "
+    "--items {dir}/news.tsv --items-names news_id,category,subcategory,title,abstract,url,title_entities,"
+    "abstract_entities --item-id-col news_id"
+)
+
+
+@app.command("impressions-fixture")
+def impressions_fixture(
+    out: Path = typer.Option(..., help="directory for behaviors.tsv and news.tsv"),
+    users: int = typer.Option(500, min=1),
+    items: int = typer.Option(2_000, min=100),
+    impressions: int = typer.Option(4_000, min=1, help="lines of behaviors.tsv (at least one per user)"),
+    days: int = typer.Option(6, min=2, help="time span of the log"),
+    seed: int | None = typer.Option(None, help="random seed (default: SETLIST_SEED)"),
+) -> None:
+    """Write a MIND-shaped impression log (behaviors.tsv, news.tsv) to try `import --impressions-col` on."""
+    import shlex
+
+    from ingest.impressions_fixture import write_impressions
+
+    try:
+        fx = write_impressions(
+            out,
+            users=users,
+            items=items,
+            impressions=impressions,
+            days=days,
+            seed=seed if seed is not None else get_settings().seed,
+        )
+    except ValueError as exc:  # the sizes asked for cannot make a usable log
+        raise UsageError(str(exc)) from exc
+    shown = fx.behaviors["impressions"].str.split()
+    clicks = int(shown.map(lambda ids: sum(i.endswith("-1") for i in ids)).sum())
     console.print(
-        f"make import SOURCE={src} IMPORT_ARGS='--user-col userId --item-col movieId "
-        f"--time-col timestamp --time-unit s --rating-col rating --items {cat} --item-id-col movieId'",
+        f"wrote [bold]{out / 'behaviors.tsv'}[/]: {len(fx.behaviors):,} impression lists of "
+        f"{fx.behaviors['user_id'].nunique():,} users, {int(shown.map(len).sum()):,} items shown, {clicks:,} "
+        f"clicked; {fx.behaviors['timestamp'].iloc[0]} … {fx.behaviors['timestamp'].iloc[-1]}",
+        soft_wrap=True,
+    )
+    console.print(f"wrote [bold]{out / 'news.tsv'}[/]: {len(fx.news):,} items", soft_wrap=True)
+    _say_own_directory()
+    console.print("import it with:")
+    src = shlex.quote(str(out / "behaviors.tsv"))
+    console.print(
+        f"make import SOURCE={src} IMPORT_ARGS='{IMPRESSIONS_IMPORT_ARGS.format(dir=out)}'",
         markup=False,
         highlight=False,
         soft_wrap=True,

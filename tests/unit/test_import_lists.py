@@ -150,3 +150,21 @@ def test_the_command_refuses_contradicting_options_before_reading(tmp_path, monk
         assert result.exit_code == 2, result.output
         assert said in result.output + result.stderr
     assert not (tmp_path / "data" / "events").exists()
+
+
+def test_the_impression_fixture_is_seeded_and_every_list_holds_a_click():
+    from ingest.impressions_fixture import make_impressions
+
+    a, b = (
+        make_impressions(users=40, items=200, impressions=150, seed=3),
+        make_impressions(users=40, items=200, impressions=150, seed=3),
+    )
+    pd.testing.assert_frame_equal(a.behaviors, b.behaviors)
+    marks = a.behaviors["impressions"].str.split()
+    assert marks.map(lambda ids: any(i.endswith("-1") for i in ids)).all()
+    clicked = marks.explode().str.endswith("-1").mean()
+    assert 0.02 < clicked < 0.3  # a few percent of what is shown, as in the public log
+    shown = set(marks.explode().str.rsplit("-", n=1).str[0])
+    assert shown <= set(a.news["news_id"])
+    times = pd.to_datetime(a.behaviors["timestamp"], format="%m/%d/%Y %I:%M:%S %p")
+    assert times.is_monotonic_increasing and times.dt.normalize().nunique() >= 5
