@@ -152,7 +152,7 @@ def _say_own_directory() -> None:
 
 #: the import line for ``impressions-fixture``'s files (their columns, as the public files have no header)
 IMPRESSIONS_IMPORT_ARGS = (
-    "--names impression_id,user_id,timestamp,history,impressions --impressions-col impressions "
+    "--names impression_id,user_id,timestamp,history,impressions --impressions-col impressions --history-col history "
     "--items {dir}/news.tsv --items-names news_id,category,subcategory,title,abstract,url,title_entities,"
     "abstract_entities --item-id-col news_id"
 )
@@ -232,6 +232,11 @@ def import_(
         None,
         help="column listing the items shown, each marked clicked or not ('N55689-1 N35729-0', MIND's "
         "behaviors.tsv): one event per item, a click a play, the rest impressions; instead of --item-col",
+    ),
+    history_col: str | None = typer.Option(
+        None,
+        help="with --impressions-col: column of each user's earlier clicks, without times (MIND's history): "
+        "plays just before the user's first listed item, from the user's first line",
     ),
     item_lists: bool = typer.Option(
         False,
@@ -319,6 +324,8 @@ def import_(
             "--impressions-col makes each listed item a play (clicked) or an impression (shown only): it does not "
             "combine with --rating-col, --type-col, --count-col or --item-lists"
         )
+    if history_col and not impressions_col:
+        raise UsageError("--history-col lists earlier clicks beside --impressions-col: it needs it")
     if impressions_col and item_col != "item_id":
         raise UsageError("--impressions-col names the item column itself: leave out --item-col")
     if items_cols and not items:
@@ -348,6 +355,7 @@ def import_(
         item_id_col=item_id_col,
         item_columns=item_columns,
         impressions_col=impressions_col,
+        history_col=history_col,
         item_lists=item_lists,
         consent_col=consent_col,
         analytics_consent_col=analytics_consent_col,

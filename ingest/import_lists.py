@@ -8,11 +8,17 @@ Two shapes of public logs keep a list in one cell:
 - a basket or a playlist: items taken together (``A12 B34``), each row then standing for every
   item of its cell with the row's own rating, type or count.
 
+An impression log may also keep each user's earlier clicks, without times, in a history column
+(MIND's second-to-last). Those become plays just before the user's first listed item, the newest
+last, from the user's first line only (the public log repeats the same history on every line).
+
 The reshape is a pure function of one frame, so a file read in chunks gives, chunk by chunk, the
 rows of the whole file read at once; a row keeps its place through ``repeat``, in the cell's order.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -23,14 +29,18 @@ SEPARATORS = r"[\s,;]+"
 CLICK_TYPE_COL = "__clicked"
 #: a click mark, the id's last ``-`` part, as an event type
 CLICK_TYPES = {"1": "play", "0": "impression"}
+#: seconds a history row is stamped before its user's first listed item (0: not a history row)
+BEFORE_COL = "__before_s"
 
 
-def split_cells(cells: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """The ids of every cell in order, and how many each cell holds (an empty cell holds one
-    missing id, so its row is still seen, and quarantined for its empty item id)."""
+def split_cells(cells: pd.Series, *, empty_is_none: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """The ids of every cell in order, and how many each cell holds. An empty cell holds one
+    missing id, so its row is still seen, and quarantined for its empty item id; with
+    ``empty_is_none`` false it holds none (an empty history)."""
     text = cells.astype("string").str.strip()
     tokens = text.str.split(SEPARATORS, regex=True)
-    lists = [t if isinstance(t, list) and t != [""] else [None] for t in tokens.tolist()]
+    nothing: list[str | None] = [None] if empty_is_none else []
+    lists = [t if isinstance(t, list) and t != [""] else nothing for t in tokens.tolist()]
     counts = np.fromiter((len(t) for t in lists), dtype=np.int64, count=len(lists))
     ids = np.array([i for t in lists for i in t], dtype=object)
     return ids, counts
@@ -55,13 +65,60 @@ def explode(frame: pd.DataFrame, column: str, *, clicks: bool) -> pd.DataFrame:
     return out[[*frame.columns, *([CLICK_TYPE_COL] if clicks else [])]]
 
 
-def expansion(frame: pd.DataFrame, column: str) -> float:
-    """Rows per row of ``frame`` once ``column`` is exploded (at least 1): a file's memory estimate
-    counts lines, and an impression log's line becomes dozens of events."""
-    if frame.empty or column not in frame.columns:
+@dataclass
+class Reshape:
+    """``explode`` for one pass over a file, chunk by chunk; with a ``history`` column, each user's
+    first line (in file order, over the whole pass) also gives its history ids as plays, placed
+    before the line's own items and marked with their ``BEFORE_COL`` offset (the newest 1 s)."""
+
+    column: str
+    clicks: bool
+    user_col: str
+    history: str | None = None
+    seen: set[object] = field(default_factory=set)
+
+    def __call__(self, frame: pd.DataFrame) -> pd.DataFrame:
+        out = explode(frame.drop(columns=[self.history]) if self.history else frame, self.column, clicks=self.clicks)
+        if self.history is None:
+            return out
+        users = frame[self.user_col]
+        first = (~users.duplicated() & ~users.isin(self.seen)).to_numpy()
+        self.seen.update(users.dropna().unique().tolist())
+        ids, counts = split_cells(frame[self.history].where(first, None), empty_is_none=False)
+        line = np.repeat(np.arange(len(frame)), counts)
+        hist = frame.drop(columns=[self.history]).iloc[line].reset_index(drop=True)
+        hist[self.column] = ids
+        if self.clicks:
+            hist[CLICK_TYPE_COL] = "play"
+        # within a line the newest history id is the last: 1 s before the first item, the one before it 2 s
+        starts = np.repeat(np.cumsum(counts) - counts, counts)
+        hist[BEFORE_COL] = (np.repeat(counts, counts) - (np.arange(len(ids)) - starts)).astype(np.int64)
+        out[BEFORE_COL] = np.zeros(len(out), dtype=np.int64)
+        _, shown = split_cells(frame[self.column])
+        both = pd.concat([hist, out[hist.columns]], ignore_index=True)
+        # each line's history, then its own items, every part in its own order
+        at = np.concatenate([line, np.repeat(np.arange(len(frame)), shown)])
+        part = np.r_[np.zeros(len(hist), np.int8), np.ones(len(out), np.int8)]
+        return both.take(np.lexsort((np.arange(len(both)), part, at))).reset_index(drop=True)
+
+
+def history_note(before: pd.Series, column: str) -> str | None:
+    """What the summary says of the history rows."""
+    n = int((before > 0).sum())
+    if not n:
+        return None
+    return (
+        f"{n:,} ids of {column!r} (clicks before the log, without times) imported as plays, each user's "
+        "stamped just before their first listed item, from their first line"
+    )
+
+
+def expansion(frame: pd.DataFrame, reshape: Reshape) -> float:
+    """Rows per row of ``frame`` once reshaped (at least 1): a file's memory estimate counts lines,
+    and an impression log's line becomes dozens of events."""
+    if frame.empty or reshape.column not in frame.columns:
         return 1.0
-    _, counts = split_cells(frame[column])
-    return max(1.0, float(counts.mean()))
+    return max(1.0, len(reshape(frame)) / len(frame))
 
 
 def unmarked_note(types: pd.Series, column: str) -> str | None:

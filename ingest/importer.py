@@ -29,7 +29,7 @@ from ingest.import_files import (
     streams,
 )
 from ingest.import_items import item_frame_for
-from ingest.import_lists import CLICK_TYPE_COL, expansion, explode, unmarked_note
+from ingest.import_lists import BEFORE_COL, CLICK_TYPE_COL, Reshape, expansion, history_note, unmarked_note
 from ingest.import_values import counted_plays, list_cells_note, parse_time, types_and_values
 from setlist.consent import FLAGS, flag_reason
 from setlist.contract import EVENT_COLUMNS, EVENT_TYPES, NO_ITEM_TYPES, SCHEMA_VERSION, UNKNOWN
@@ -290,6 +290,8 @@ class ImportOptions:
     impressions_col: str | None = None
     #: the item column's cells list several items (``import_lists``)
     item_lists: bool = False
+    #: with ``impressions_col``: each user's earlier clicks, without times (``import_lists.Reshape``)
+    history_col: str | None = None
 
     def __post_init__(self) -> None:
         if self.impressions_col is not None:
@@ -300,6 +302,8 @@ class ImportOptions:
                 )
             object.__setattr__(self, "item_col", self.impressions_col)  # frozen: set once, here
             object.__setattr__(self, "type_col", CLICK_TYPE_COL)
+        elif self.history_col is not None:
+            raise ImportFormatError("a history column lists earlier clicks beside an impressions column: it needs one")
 
     def check(self) -> None:
         if self.count_col is not None and (self.rating_col is not None or self.type_col is not None):
@@ -312,11 +316,12 @@ class ImportOptions:
         """The column whose cells are exploded into one row per item, if any."""
         return self.impressions_col or (self.item_col if self.item_lists else None)
 
-    def reshape(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """The file's rows as the import reads them: one per item when cells list several."""
+    def reshaper(self) -> Callable[[pd.DataFrame], pd.DataFrame]:
+        """For one pass over the file, chunk by chunk: its rows as the import reads them, one per
+        item when cells list several (``import_lists.Reshape``)."""
         if self.list_col is None:
-            return frame
-        return explode(frame, self.list_col, clicks=self.impressions_col is not None)
+            return lambda frame: frame
+        return Reshape(self.list_col, self.impressions_col is not None, self.user_col, self.history_col)
 
     def reshape_notes(self, lines: int, rows: int) -> list[str]:
         """What the summary says of the reshape: how many rows the file's rows became."""
@@ -336,6 +341,7 @@ class ImportOptions:
             "analytics consent": self.analytics_consent_col,
             "query": self.query_col,
             "count": self.count_col,
+            "history": self.history_col,
         }
 
     def keep(self) -> set[str]:
@@ -345,6 +351,8 @@ class ImportOptions:
         """The columns ``_whole_file`` reads: a user's sessions, a play count's meaning, the rating
         scale and an untimed file's stamps each depend on rows anywhere in the file."""
         cols = [self.user_col, self.time_col, self.rating_col, self.type_col, self.count_col]
+        if self.history_col is not None:
+            cols.append(BEFORE_COL)  # history rows are stamped from their user's first item
         if self.time_col is None and not self.keep_file_order:
             cols.append(self.item_col)
         return list(dict.fromkeys(c for c in cols if c is not None))
@@ -385,6 +393,10 @@ def _whole_file(raw: pd.DataFrame, o: ImportOptions, now: pd.Timestamp, source: 
         )
     else:
         ts = parse_time(raw[o.time_col], o.time_unit, o.time_col)
+        if o.history_col is not None:
+            ts = _history_times(ts, users, raw[BEFORE_COL])
+            if note := history_note(raw[BEFORE_COL], o.history_col):
+                notes.append(note)
         sessions = _sessions(users, ts)
     if o.impressions_col is not None and (note := unmarked_note(raw[CLICK_TYPE_COL], o.impressions_col)):
         notes.append(note)
@@ -394,6 +406,19 @@ def _whole_file(raw: pd.DataFrame, o: ImportOptions, now: pd.Timestamp, source: 
     else:
         types, value = types_and_values(raw, o.rating_col, o.type_col, o.rating_max, notes, o.type_map, o.unrated)
     return _WholeFile(ts.reset_index(drop=True), sessions, types, value, weight, notes)
+
+
+def _history_times(ts: pd.Series, users: pd.Series, before: pd.Series) -> pd.Series:
+    """History rows (``before`` > 0) stamped ``before`` seconds ahead of their user's first listed
+    item anywhere in the file; a user without a readable time leaves them without one."""
+    hist = (before > 0).to_numpy()
+    if not hist.any():
+        return ts
+    first = ts[~hist].groupby(users[~hist].to_numpy()).min()
+    out = ts.copy()
+    start = pd.Series(users[hist].map(first).to_numpy(), dtype=ts.dtype)
+    out.iloc[np.flatnonzero(hist)] = (start - pd.to_timedelta(before[hist].to_numpy(), unit="s")).array
+    return out
 
 
 @dataclass
@@ -543,7 +568,7 @@ def load_interactions(source: Path, **options: Any) -> tuple[pd.DataFrame, pd.Da
     table = read_table(source, "interactions", o.layout, keep=o.keep())
     require_columns(table.frame, o.wanted(), source, "--names", table.dropped)
     lines = len(table.frame)
-    raw = o.reshape(table.frame.reset_index(drop=True))
+    raw = o.reshaper()(table.frame.reset_index(drop=True))
     table.frame = pd.DataFrame()  # one copy of the file's cells alive, not two
     whole = _whole_file(raw[o.whole_file_columns()], o, o.now or _now(), source)
     whole.notes += o.reshape_notes(lines, len(raw))
@@ -568,7 +593,7 @@ def rows_per_line(source: Path, o: ImportOptions, sample: int = 2_000) -> float:
         head = next(iter(TableStream(source, "interactions", o.layout, o.keep(), sample)), None)
     except ImportFormatError:
         return 1.0  # said by the import itself, with its context
-    return 1.0 if head is None else expansion(head, o.list_col)
+    return 1.0 if head is None else expansion(head, Reshape(o.list_col, False, o.user_col, o.history_col))
 
 
 def time_buckets(ts: pd.Series, size: int) -> tuple[np.ndarray, int]:
@@ -626,11 +651,12 @@ class InteractionStream:
         cols = o.whole_file_columns()
         parts: list[pd.DataFrame] = []
         rows = lines = 0
+        reshape = o.reshaper()
         for chunk in self.stream:
             if not parts:
                 require_columns(chunk, o.wanted(), self.source, "--names", self.stream.dropped)
             lines += len(chunk)
-            narrow = o.reshape(chunk)[cols]
+            narrow = reshape(chunk)[cols]
             # text cells as Arrow strings: a fraction of the memory of Python strings
             narrow = narrow.astype({c: "string[pyarrow]" for c in cols if narrow[c].dtype == object})
             parts.append(narrow)
@@ -651,7 +677,7 @@ class InteractionStream:
         for b in range(self.chunks):
             parts: list[pd.DataFrame] = []
             first_row = 0
-            for chunk in map(o.reshape, self.stream):
+            for chunk in map(o.reshaper(), self.stream):  # the rows of the first pass, again
                 n = len(chunk)
                 mine = np.flatnonzero(bucket[first_row : first_row + n] == b)
                 if first_row + n > len(bucket):  # the file changed between the passes

@@ -64,10 +64,12 @@ def main(trees: int = typer.Option(None, help="ranker trees (default: SETLIST_RA
         ]
         table.add_row(m, *row)
     console.print(table)
-    pop = max(r.metrics["baseline_popularity_ndcg_at_10"], 1e-9)
+    pop = r.metrics["baseline_popularity_ndcg_at_10"]
+    # below the table's last shown digit a ratio means nothing (a popularity that never hits gives 10⁷×)
+    against = f"{r.metrics['ndcg_at_10'] / pop:.2f}× popularity" if pop >= 5e-5 else "popularity scores 0.0000"
     console.print(
         f"hold-out queries: {int(r.metrics['queries']):,} ({int(r.metrics['cold_start_queries']):,} cold-start); "
-        f"ndcg_at_10 is {r.metrics['ndcg_at_10'] / pop:.2f}× popularity"
+        f"ndcg_at_10 is {fmt(r.metrics['ndcg_at_10'])}, {against}"
     )
     _report_models(settings)
     verdict = "[green]promoted to champion[/]" if r.promoted else "[yellow]kept as challenger[/]"

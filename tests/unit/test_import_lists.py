@@ -168,3 +168,31 @@ def test_the_impression_fixture_is_seeded_and_every_list_holds_a_click():
     assert shown <= set(a.news["news_id"])
     times = pd.to_datetime(a.behaviors["timestamp"], format="%m/%d/%Y %I:%M:%S %p")
     assert times.is_monotonic_increasing and times.dt.normalize().nunique() >= 5
+
+
+def test_a_users_history_becomes_plays_just_before_their_first_listed_item_once(tmp_path):
+    src = _behaviors(
+        tmp_path / "behaviors.tsv",
+        [
+            ("U1", "11/15/2019 8:55:22 AM", "N7 N8", "N10-1 N11-0"),
+            ("U2", "11/15/2019 9:05:22 PM", "", "N10-0 N13-1"),
+            ("U1", "11/14/2019 10:00:00 AM", "N7 N8", "N14-0"),  # earlier than U1's first line in the file
+        ],
+    )
+    events, _, summary = load_interactions(src, **_mind(history_col="history"))
+    hist = events[events["item_id"].isin(["N7", "N8"])]
+    assert hist["user_id"].tolist() == ["U1", "U1"] and (hist["type"] == "play").all()  # once, not per line
+    first = pd.Timestamp("2019-11-14 10:00:00", tz="UTC")
+    assert hist["timestamp"].tolist() == [first - pd.Timedelta(seconds=2), first - pd.Timedelta(seconds=1)]
+    assert "2 ids of 'history'" in " ".join(summary.read_notes)
+    stream = InteractionStream(src, ImportOptions(**_mind(history_col="history")), chunk_rows=2, per_line=3.0)
+    chunked = pd.concat(list(stream), ignore_index=True)
+    by_id = ["event_id"]
+    pd.testing.assert_frame_equal(
+        events.sort_values(by_id).reset_index(drop=True),
+        chunked.sort_values(by_id).reset_index(drop=True),
+        check_dtype=False,
+    )
+    assert str(stream.summary) == str(summary)
+    with pytest.raises(ImportFormatError, match="needs one"):
+        ImportOptions(history_col="history")
