@@ -65,16 +65,16 @@ READ_THREADS = 4
 MAX_TOUCHED_SHARE = 0.5
 
 
-def read_events(
+def read_events_table(
     files: list[Path],
     erased: Erased,
     flt: ds.Expression | None = None,
     columns: list[str] | None = None,
     *,
     prepared: bool = False,
-) -> pd.DataFrame:
-    """Events from exactly ``files`` (not whatever the log holds by now), erased users dropped;
-    ``prepared`` gives what ``build.prepare`` would, without a second copy of the frame."""
+) -> pa.Table:
+    """``read_events`` still in Arrow: a third of the memory of the pandas frame, whose strings are
+    Python objects."""
     cols = columns or BUILD_COLUMNS
     empty = EVENT_SCHEMA.empty_table().select(cols)
     if flt is None:
@@ -98,7 +98,20 @@ def read_events(
         table = table.filter(pc.invert(pc.is_in(table["user_id"], value_set=pa.array(sorted(gone), pa.string()))))
     if prepared:
         table = prepare_table(table)
-    return table.to_pandas()
+    return table
+
+
+def read_events(
+    files: list[Path],
+    erased: Erased,
+    flt: ds.Expression | None = None,
+    columns: list[str] | None = None,
+    *,
+    prepared: bool = False,
+) -> pd.DataFrame:
+    """Events from exactly ``files`` (not whatever the log holds by now), erased users dropped;
+    ``prepared`` gives what ``build.prepare`` would, without a second copy of the frame."""
+    return read_events_table(files, erased, flt, columns, prepared=prepared).to_pandas()
 
 
 def _read_file(path: Path, schema: pa.Schema) -> pa.Table:
@@ -193,7 +206,7 @@ def merge_file(path: Path, rows: pd.DataFrame, touched: list[str], fname: str) -
     """The existing file with the touched entities' rows replaced by ``rows``, in canonical order."""
     key, sort = LAYOUT[fname]
     old = pq.read_table(path)
-    schema = _as_from_pandas(old.schema)
+    schema = as_from_pandas(old.schema)
     keep = old.filter(pc.invert(pc.is_in(old[key], value_set=pa.array(touched, pa.string())))).cast(schema)
     del old
     new = pa.Table.from_pandas(rows, preserve_index=False)
@@ -206,7 +219,7 @@ def merge_file(path: Path, rows: pd.DataFrame, touched: list[str], fname: str) -
     return merged.take(order_idx).combine_chunks()
 
 
-def _as_from_pandas(schema: pa.Schema) -> pa.Schema:
+def as_from_pandas(schema: pa.Schema) -> pa.Schema:
     """Parquet reads lists back with the item field named "element"; pandas frames convert with
     "item". The types are equal but the file's embedded schema is not, so names follow pandas."""
     fields = [

@@ -11,11 +11,12 @@ import pandas as pd
 
 from feature_repo import declarations
 from feature_repo.build import FeatureBatches, build_prepared
+from feature_repo.build_sharded import build_in_shards, shards_for
 from feature_repo.buildstate import Plan
 from feature_repo.data_sources import SESSION_FILE
 from feature_repo.declared import Declared
 from feature_repo.gate import FeatureBatchRejected, batch_files, feature_table, gate, reject
-from feature_repo.incremental import read_events
+from feature_repo.incremental import read_events, read_events_table
 from feature_repo.publish_online import materialize_views
 from feature_repo.publish_record import PublishReport, Step, record_version, save_state, snapshot_hash
 from setlist.catalog import load_items
@@ -61,35 +62,46 @@ class _Written:
 ASIDE = ".unchecked"
 
 
+@dataclass(frozen=True)
+class Aside:
+    """A view's file written beside the feature files before the gate, its frame never held whole."""
+
+    name: str
+    path: Path
+    rows: int
+    start: pd.Timestamp | None
+
+
 def _gate_and_write(
     settings: Settings,
     batches: FeatureBatches,
     step: Step,
     features: FeatureSet | None = None,
     *,
-    set_aside: bool = False,
+    aside: Aside | None = None,
 ) -> _Written:
     """Validate a whole batch and write its files (the full path).
 
-    ``set_aside``: the gate does not check the session view, its biggest frame (a row per event, with
-    lists of items: 1.2 GB of 2M events), so it is written beside the feature files first and its
-    frame dropped, and the checks run without it. It takes its place only once the gate passes;
+    ``aside``: the gate does not check the session view, its biggest (a row per event, with lists
+    of items: 1.2 GB of 2M events as a frame), so the full build writes it beside the feature files
+    as it goes, and the checks run without it. It takes its place only once the gate passes;
     otherwise it goes to the quarantine with the rest of the batch."""
     features = features or declarations.load(settings)
-    rows = {f: len(df) for f, df in batch_files(batches)}
-    start = min(frame["event_timestamp"].min() for _, frame in batch_files(batches))
-    aside: dict[str, Path] = {}
-    if set_aside:
-        aside[SESSION_FILE] = settings.features_dir / ASIDE / SESSION_FILE
-        write_atomic(feature_table(batches.session, features), aside[SESSION_FILE])
-        batches.session = batches.session.iloc[:0]
+    files = [(f, df) for f, df in batch_files(batches) if aside is None or f != aside.name]
+    rows = {f: len(df) for f, df in files}
+    starts = [frame["event_timestamp"].min() for _, frame in files if len(frame)]
+    moved: dict[str, Path] = {}
+    if aside is not None:
+        rows[aside.name], moved[aside.name] = aside.rows, aside.path
+        starts += [aside.start] if aside.start is not None else []
+    start = min(starts) if starts else pd.Timestamp(batches.as_of)
     step("validating the feature batch")
     failures = gate(batches, features=features)
     if failures:
-        raise reject(settings, batches, failures, aside)
+        raise reject(settings, batches, failures, moved)
     for fname, frame in batch_files(batches):
-        if fname in aside:
-            os.replace(aside[fname], settings.features_dir / fname)
+        if fname in moved:
+            os.replace(moved[fname], settings.features_dir / fname)
         else:
             write_atomic(feature_table(frame, features), settings.features_dir / fname)
     return _Written(
@@ -134,14 +146,26 @@ def publish_full(
     erased = log.erased()
     check_build_memory(log.count(p.files), settings)  # before reading, which is itself a large part of the peak
     step(f"reading {len(p.files):,} event-log files")
-    events = read_events(p.files, erased, prepared=True)
-    if events.empty:
+    held = [read_events_table(p.files, erased, prepared=True)]  # handed over whole: the builder frees it
+    events = held[0].num_rows
+    if not events:
         raise FeatureBatchRejected(f"the event log at {settings.events_dir} is empty: generate or import events first")
-    step(f"building features from {len(events):,} events")
-    batches = build_prepared(events, items, d.features, d.user_tables, d.item_tables, consent_default=d.consent_default)
-    del events
-    written = _gate_and_write(settings, batches, step, d.features, set_aside=True)
-    del batches  # Feast's materialize reads the files back, and at scale needs the memory
+    shards = shards_for(events, settings.build_shard_events)
+    step(f"building features from {events:,} events" + (f" in {shards} shards of users" if shards > 1 else ""))
+    built = build_in_shards(
+        held,
+        items,
+        d.features,
+        d.user_tables,
+        d.item_tables,
+        consent_default=d.consent_default,
+        shard_events=settings.build_shard_events,
+        session_file=settings.features_dir / ASIDE / SESSION_FILE,
+        step=step,
+    )
+    aside = Aside(SESSION_FILE, built.session_file, built.session_rows, built.session_start)
+    written = _gate_and_write(settings, built.batches, step, d.features, aside=aside)
+    del built  # Feast's materialize reads the files back, and at scale needs the memory
     report = _materialize_all(settings, written, snapshot_hash(log, p.files, erased), step)
     save_state(
         settings,

@@ -73,10 +73,23 @@ def _fsync_dir(path: Path) -> None:
 
 
 def write_atomic(table: pa.Table, path: Path) -> None:
+    write_atomic_groups(table.schema, [table], path)
+
+
+#: rows per parquet row group, pyarrow's default: ``write_atomic_groups`` writes tables of this many
+#: rows so that a file written a group at a time is the file one table would give, to the byte
+ROW_GROUP_ROWS = 1024 * 1024
+
+
+def write_atomic_groups(schema: pa.Schema, tables: Iterable[pa.Table], path: Path) -> None:
+    """``tables`` (each of ``schema``) written one after another as one parquet file, atomically,
+    for a file too big to hold whole: every table but the last should hold ``ROW_GROUP_ROWS``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "wb") as fh:
-        pq.write_table(micro(table), fh, compression="zstd")
+        with pq.ParquetWriter(fh, micro(schema.empty_table()).schema, compression="zstd") as writer:
+            for table in tables:
+                writer.write_table(micro(table), row_group_size=ROW_GROUP_ROWS)
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)

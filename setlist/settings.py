@@ -173,6 +173,9 @@ class Settings(BaseSettings):
     #: a full feature build's peak memory per event (measured: 17.1 GB for 16.4M ratings); a build
     #: that would not fit in the memory available stops before it reads the log, with what to do instead
     build_bytes_per_event: int = 1100
+    #: events per shard of a full feature build: it builds the users (then the items) a shard at a
+    #: time from the compact log, so its memory follows a shard's rows and the views' own rows
+    build_shard_events: int = 2_000_000
     #: a training run's peak memory per event (measured: 13.6 GiB for 16.4M ratings, ~890 B each, in
     #: placing the evaluation split); a run that would not fit stops before it reads the log
     train_bytes_per_event: int = 1000

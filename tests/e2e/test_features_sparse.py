@@ -356,3 +356,44 @@ def test_a_prepared_log_read_builds_the_same_frames_as_build(tmp_path):
     assert got.as_of == want.as_of
     for name in ("user_profile", "item_stats", "session", "consent"):
         assert getattr(got, name).to_parquet() == getattr(want, name).to_parquet(), name
+
+
+@pytest.mark.parametrize("world", ["tiny", "ratings"])
+def test_a_build_in_shards_gives_the_frames_and_the_session_file_of_a_build_at_once(tmp_path, tiny_generated, world):
+    """The full build takes the users, then the items, a shard at a time (``build_sharded``)."""
+    import pyarrow.parquet as pq
+
+    from feature_repo import declarations
+    from feature_repo.build_sharded import build_in_shards, shards_for
+    from feature_repo.gate import feature_table
+    from feature_repo.incremental import read_events, read_events_table
+    from setlist.eventlog import EventLog, write_atomic
+
+    events, items = tiny_generated if world == "tiny" else sparse_ratings_log(seed=4, users=40, years=3)
+    log = EventLog(tmp_path / "events")
+    log.append(events, tag="a")
+    want = sparse.build_prepared(read_events(log.files(), set(), prepared=True), items, consent_default=True)
+    n = len(events)
+    said: list[str] = []
+    held = [read_events_table(log.files(), set(), prepared=True)]
+    got = build_in_shards(
+        held,
+        items,
+        declarations.load(),
+        None,
+        None,
+        consent_default=True,
+        shard_events=n // 5,
+        session_file=tmp_path / "aside" / "session.parquet",
+        step=said.append,
+    )
+    assert not held  # handed over: the builder freed the log before merging the sessions
+    assert shards_for(n, n // 5) >= 5 and any("users, shard 5 of" in s for s in said)
+    assert any("items, shard" in s for s in said)
+    assert got.batches.as_of == want.as_of and got.batches.fresh_as_of == want.fresh_as_of
+    for name in ("user_profile", "item_stats", "consent"):
+        assert getattr(got.batches, name).to_parquet() == getattr(want, name).to_parquet(), name
+    write_atomic(feature_table(want.session, declarations.load()), tmp_path / "want.parquet")
+    assert pq.read_table(got.session_file).equals(pq.read_table(tmp_path / "want.parquet"))
+    assert got.session_rows == len(want.session) and got.session_start == want.session["event_timestamp"].min()
+    assert not (tmp_path / "aside" / "session.parquet.parts").exists()
