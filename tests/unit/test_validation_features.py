@@ -54,6 +54,26 @@ def test_list_feature_elements_are_checked(ws):
     assert result.failures == ["expect_column_list_elements_to_be_between(user_genre_affinity)"]
 
 
+@pytest.mark.parametrize("cells", ["arrays", "lists"])
+@pytest.mark.parametrize("bad", [None, 1.4, np.nan])
+def test_list_elements_are_checked_in_blocks_of_arrays_or_cell_by_cell(ws, monkeypatch, cells, bad):
+    """Equal numeric arrays are checked a block at a time, anything else cell by cell: the same verdict."""
+    import validation.expectations.types as types
+
+    monkeypatch.setattr(types, "_BLOCK_ROWS", 3)  # several blocks, the bad row in the second
+    frame = clean_feature_batch("user_profile", AS_OF, features=FEATURES)
+    if bad is not None:
+        shares = np.array(frame.at[4, "user_genre_affinity"], dtype=np.float32)
+        shares[1] = bad
+        frame.at[4, "user_genre_affinity"] = shares
+    if cells == "lists":
+        frame["user_genre_affinity"] = [list(map(float, v)) for v in frame["user_genre_affinity"]]
+    result = validate_feature_batch("user_profile", frame, AS_OF, features=FEATURES, workspace=ws, docs=False)
+    assert result.failures == (
+        [] if bad is None else ["expect_column_list_elements_to_be_between(user_genre_affinity)"]
+    )
+
+
 def test_stale_batch_fails_freshness(ws):
     frame = clean_feature_batch("item_stats", AS_OF - timedelta(days=5), features=FEATURES)
     result = validate_feature_batch("item_stats", frame, AS_OF, features=FEATURES, workspace=ws, docs=False)

@@ -123,7 +123,29 @@ class ColumnListElementsBetween(ColumnMapMetricProvider):
             a = np.asarray(v, dtype=float)
             return bool(np.all((a >= min_value) & (a <= max_value)))  # NaN elements fail too
 
+        if _equal_arrays(column):
+            # equally long numeric arrays (per-genre shares): checked a block of rows at a time, as
+            # row by row in Python it was most of the feature gate's time. NaN elements fail too
+            values, inside = column.to_numpy(), np.empty(len(column), dtype=bool)
+            for i in range(0, len(values), _BLOCK_ROWS):
+                grid = np.stack(values[i : i + _BLOCK_ROWS])
+                inside[i : i + _BLOCK_ROWS] = ((grid >= min_value) & (grid <= max_value)).all(axis=1)
+            return pd.Series(inside, index=column.index)
         return column.map(ok)
+
+
+#: rows stacked at a time by the list check (a bounded copy: 20 shares × 4 B × 1M rows = 80 MB)
+_BLOCK_ROWS = 1_000_000
+
+
+def _equal_arrays(column: pd.Series) -> bool:
+    """Whether every cell is a 1-D numeric array of one length; any other column (lists, ragged or
+    mixed cells) is checked cell by cell."""
+    values = column.to_numpy()
+    if not len(values) or {type(v) for v in values} != {np.ndarray}:
+        return False
+    kinds = {(v.dtype.kind, v.shape) for v in values}
+    return len(kinds) == 1 and all(k in "fiu" and len(shape) == 1 for k, shape in kinds)
 
 
 class ExpectColumnListElementsToBeBetween(TemplateRendered, ColumnMapExpectation):
