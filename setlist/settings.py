@@ -170,9 +170,10 @@ class Settings(BaseSettings):
     #: rows per chunk for a file too big to import at once (unset: as many as the memory available
     #: allows, since every chunk adds a file to each day it touches); set, every import goes in chunks
     import_chunk_rows: int | None = None
-    #: a full feature build's peak memory per event (measured: 17.1 GB for 16.4M ratings); a build
-    #: that would not fit in the memory available stops before it reads the log, with what to do instead
-    build_bytes_per_event: int = 1100
+    #: a full feature build's peak memory per event (measured: 12.1 GB for 16.4M ratings, built in
+    #: shards; 17.1-18.2 GB at once before); a build that would not fit in the memory available stops
+    #: before it reads the log, with what to do instead
+    build_bytes_per_event: int = 800
     #: events per shard of a full feature build: it builds the users (then the items) a shard at a
     #: time from the compact log, so its memory follows a shard's rows and the views' own rows
     build_shard_events: int = 2_000_000

@@ -1,5 +1,5 @@
 """A full feature build the machine's memory cannot hold stops before it starts, with what to do
-instead, rather than being killed by the kernel half-way (a 25M-rating log needs ~26 GB)."""
+instead, rather than being killed by the kernel half-way."""
 
 from __future__ import annotations
 
