@@ -116,8 +116,9 @@ def history_note(before: pd.Series, column: str) -> str | None:
 def expansion(frame: pd.DataFrame, reshape: Reshape) -> float:
     """Rows per row of ``frame`` once reshaped (at least 1): a file's memory estimate counts lines,
     and an impression log's line becomes dozens of events."""
-    if frame.empty or reshape.column not in frame.columns:
-        return 1.0
+    needed = {reshape.column, reshape.user_col, *([reshape.history] if reshape.history else [])}
+    if frame.empty or not needed <= set(frame.columns):
+        return 1.0  # a missing column is said by the import itself, with the columns the file has
     return max(1.0, len(reshape(frame)) / len(frame))
 
 

@@ -105,6 +105,7 @@ def test_an_impression_log_in_chunks_gives_the_events_of_an_import_at_once(tmp_p
     )
     assert str(stream.summary) == str(summary)
     assert rows_per_line(src, ImportOptions(**_mind())) == 3.0
+    assert rows_per_line(src, ImportOptions(**_mind(history_col="no_such_column"))) == 1.0
 
 
 def test_a_basket_log_repeats_its_rating_for_every_item(tmp_path):
