@@ -1,7 +1,7 @@
 """The full build a shard of entities at a time, so its memory follows a shard, not the whole log.
 
 Every entity's rows depend on that entity's own events only (``build``'s contract), so the users are
-split into shards by their place among the log's distinct ids, each shard's events are taken out
+split into shards by id, each shard's events are taken out
 of the compact Arrow log and built with the pandas builder, and the rows are put back in the order a
 build at once writes. The same goes for items. The session view, a row per event, never exists whole
 in pandas: each shard's rows go to a part file, and the parts are merged in Arrow.
@@ -60,8 +60,8 @@ def shards_for(events: int, shard_events: int) -> int:
 
 
 def _shard_of_rows(ids: pa.ChunkedArray, shards: int) -> np.ndarray:
-    """Each row's shard, by its id's place among the distinct ids (so a shard's ids are spread over
-    the whole id range and its size follows the events' spread)."""
+    """Each row's shard: its id's place among the distinct ids (in order of first appearance), modulo
+    the shards, so each shard holds about as many ids, and as many events as they happen to have."""
     return pc.index_in(ids, value_set=pc.unique(ids)).to_numpy() % shards
 
 
