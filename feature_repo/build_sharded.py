@@ -1,9 +1,8 @@
 """The full build a shard of entities at a time, so its memory follows a shard, not the whole log.
 
 Every entity's rows depend on that entity's own events only (``build``'s contract), so the users are
-split into shards by id, each shard's events are taken out
-of the compact Arrow log and built with the pandas builder, and the rows are put back in the order a
-build at once writes. The same goes for items. The session view, a row per event, never exists whole
+split into shards by id, each shard's events are taken out of the compact Arrow log and built with
+the pandas builder, and the rows are put back in the order a build at once writes. The same goes for items. The session view, a row per event, never exists whole
 in pandas: each shard's rows go to a part file, and the parts are merged in Arrow.
 
 Measured on a 16.4M-rating log, a build at once peaked at 15.8 GB: the log as a pandas frame (its
