@@ -2,11 +2,12 @@
 
 Every entity's rows depend on that entity's own events only (``build``'s contract), so the users are
 split into shards by id, each shard's events are taken out of the compact Arrow log and built with
-the pandas builder, and the rows are put back in the order a build at once writes. The same goes for items. The session view, a row per event, never exists whole
-in pandas: each shard's rows go to a part file, and the parts are merged in Arrow.
+the pandas builder, and the rows are put back in the order a build at once writes. The same goes
+for items. The session view, a row per event, never exists whole in pandas: each shard's rows go to
+a part file, and the parts are merged in Arrow.
 
 Measured on a 16.4M-rating log, a build at once peaked at 15.8 GB: the log as a pandas frame (its
-strings as Python objects) and every view's rows held together. ``tests/unit/test_build_sharded.py``
+strings as Python objects) and every view's rows held together. ``tests/e2e/test_features_sparse.py``
 holds the shards' result equal to ``build.build_prepared``'s.
 
 The categories of a ``share``/``top`` over an *event* column come from the events in hand, so they
