@@ -21,16 +21,9 @@ from mlflow import MlflowClient
 from ingest.__main__ import IMPRESSIONS_IMPORT_ARGS
 from setlist.eventlog import EventLog
 from setlist.settings import Settings
+from tests.make import run_make
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _make(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run(["make", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
-    out = done.stdout + done.stderr
-    assert done.returncode == 0, f"make {' '.join(args)} exited {done.returncode}:\n{out[-3000:]}"
-    assert "Traceback" not in out, f"make {' '.join(args)} printed a traceback:\n{out[-3000:]}"
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -54,10 +47,10 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, str], Path,
     args = IMPRESSIONS_IMPORT_ARGS.format(dir=fixture)
     assert f"IMPORT_ARGS='{args}'" in said  # the line the command prints is the one run here
     outputs = {
-        "import": _make(env, "import", f"SOURCE={fixture}/behaviors.tsv", f"IMPORT_ARGS={args}"),
-        "materialize": _make(env, "materialize"),
-        "validate": _make(env, "validate"),
-        "train": _make(env, "train"),
+        "import": run_make(env, "import", f"SOURCE={fixture}/behaviors.tsv", f"IMPORT_ARGS={args}"),
+        "materialize": run_make(env, "materialize"),
+        "validate": run_make(env, "validate"),
+        "train": run_make(env, "train"),
     }
     return env, fixture, outputs
 

@@ -18,6 +18,7 @@ from mlflow import MlflowClient
 
 from serving.client import SetlistClient
 from setlist.settings import Settings
+from tests.make import run_make
 from tests.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,14 +26,6 @@ IMPORT_ARGS = (
     "--user-col userId --item-col movieId --time-col timestamp --time-unit s --rating-col rating "
     "--items {dir}/movies.csv --item-id-col movieId"
 )
-
-
-def _make(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run(["make", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
-    out = done.stdout + done.stderr
-    assert done.returncode == 0, f"make {' '.join(args)} exited {done.returncode}:\n{out[-3000:]}"
-    assert "Traceback" not in out, f"make {' '.join(args)} printed a traceback:\n{out[-3000:]}"
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -54,12 +47,12 @@ def imported(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, str], 
         capture_output=True,
     )
     outputs = {
-        "import": _make(
+        "import": run_make(
             env, "import", f"SOURCE={fixture}/ratings.csv", f"IMPORT_ARGS={IMPORT_ARGS.format(dir=fixture)}"
         ),
-        "materialize": _make(env, "materialize"),
-        "validate": _make(env, "validate"),
-        "train": _make(env, "train"),
+        "materialize": run_make(env, "materialize"),
+        "validate": run_make(env, "validate"),
+        "train": run_make(env, "train"),
     }
     return env, fixture, outputs
 

@@ -23,6 +23,14 @@ def _behaviors(path: Path, rows: list[tuple[str, str, str, str]]) -> Path:
     return path
 
 
+def _same_events(a: pd.DataFrame, b: pd.DataFrame) -> None:
+    """The same events, whatever their order (chunks come a stretch of time at a time)."""
+    key = ["event_id"]
+    pd.testing.assert_frame_equal(
+        a.sort_values(key).reset_index(drop=True), b.sort_values(key).reset_index(drop=True), check_dtype=False
+    )
+
+
 def _mind(**extra) -> dict:
     return dict(
         layout=TextLayout.from_options(None, MIND_NAMES, None),
@@ -97,12 +105,7 @@ def test_an_impression_log_in_chunks_gives_the_events_of_an_import_at_once(tmp_p
     parts = list(stream)
     assert len(parts) > 1 and stream.summary is not None
     chunked = pd.concat(parts, ignore_index=True)
-    key = ["event_id"]
-    pd.testing.assert_frame_equal(
-        whole.sort_values(key).reset_index(drop=True),
-        chunked.sort_values(key).reset_index(drop=True),
-        check_dtype=False,
-    )
+    _same_events(whole, chunked)
     assert str(stream.summary) == str(summary)
     assert rows_per_line(src, ImportOptions(**_mind())) == 3.0
     assert rows_per_line(src, ImportOptions(**_mind(history_col="no_such_column"))) == 1.0
@@ -188,12 +191,7 @@ def test_a_users_history_becomes_plays_just_before_their_first_listed_item_once(
     assert "2 ids of 'history'" in " ".join(summary.read_notes)
     stream = InteractionStream(src, ImportOptions(**_mind(history_col="history")), chunk_rows=2, per_line=3.0)
     chunked = pd.concat(list(stream), ignore_index=True)
-    by_id = ["event_id"]
-    pd.testing.assert_frame_equal(
-        events.sort_values(by_id).reset_index(drop=True),
-        chunked.sort_values(by_id).reset_index(drop=True),
-        check_dtype=False,
-    )
+    _same_events(events, chunked)
     assert str(stream.summary) == str(summary)
     with pytest.raises(ImportFormatError, match="needs one"):
         ImportOptions(history_col="history")
