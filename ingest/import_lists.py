@@ -50,19 +50,22 @@ def explode(frame: pd.DataFrame, column: str, *, clicks: bool) -> pd.DataFrame:
     """One row per id of ``column``'s cells, the other columns repeated. ``clicks``: each id ends in
     a click mark (``-1`` clicked, ``-0`` shown only) that is cut off into ``CLICK_TYPE_COL`` as an
     event type; an id without one gets no type (quarantined as "empty or unknown type")."""
+    return _explode(frame, column, clicks)[0]
+
+
+def _explode(frame: pd.DataFrame, column: str, clicks: bool) -> tuple[pd.DataFrame, np.ndarray]:
+    """``explode``, and how many rows each row of ``frame`` became."""
     ids, counts = split_cells(frame[column])
     out = frame.drop(columns=[column]).iloc[np.repeat(np.arange(len(frame)), counts)].reset_index(drop=True)
     if clicks:
         parts = pd.Series(ids, dtype="string").str.rsplit("-", n=1, expand=True)
-        marked = parts[1].isin(list(CLICK_TYPES)).fillna(False).to_numpy(dtype=bool) if parts.shape[1] > 1 else None
-        if marked is None:
-            marked = np.zeros(len(ids), dtype=bool)
-        bare = parts[0].astype(object).to_numpy()
-        out[column] = np.where(marked, bare, ids)
-        out[CLICK_TYPE_COL] = np.where(marked, parts[1].map(CLICK_TYPES).astype(object).to_numpy(), None)
+        mark = parts[1] if parts.shape[1] > 1 else pd.Series(pd.NA, index=parts.index, dtype="string")
+        marked = mark.isin(list(CLICK_TYPES)).to_numpy(dtype=bool)
+        out[column] = np.where(marked, parts[0].astype(object).to_numpy(), ids)
+        out[CLICK_TYPE_COL] = np.where(marked, mark.map(CLICK_TYPES).astype(object).to_numpy(), None)
     else:
         out[column] = ids
-    return out[[*frame.columns, *([CLICK_TYPE_COL] if clicks else [])]]
+    return out[[*frame.columns, *([CLICK_TYPE_COL] if clicks else [])]], counts
 
 
 @dataclass
@@ -78,7 +81,7 @@ class Reshape:
     seen: set[object] = field(default_factory=set)
 
     def __call__(self, frame: pd.DataFrame) -> pd.DataFrame:
-        out = explode(frame.drop(columns=[self.history]) if self.history else frame, self.column, clicks=self.clicks)
+        out, shown = _explode(frame.drop(columns=[self.history]) if self.history else frame, self.column, self.clicks)
         if self.history is None:
             return out
         users = frame[self.user_col]
@@ -94,7 +97,6 @@ class Reshape:
         starts = np.repeat(np.cumsum(counts) - counts, counts)
         hist[BEFORE_COL] = (np.repeat(counts, counts) - (np.arange(len(ids)) - starts)).astype(np.int64)
         out[BEFORE_COL] = np.zeros(len(out), dtype=np.int64)
-        _, shown = split_cells(frame[self.column])
         both = pd.concat([hist, out[hist.columns]], ignore_index=True)
         # each line's history, then its own items, every part in its own order
         at = np.concatenate([line, np.repeat(np.arange(len(frame)), shown)])

@@ -51,6 +51,13 @@ def test_explode_cuts_click_marks_into_types_and_keeps_each_row_in_place():
     assert out[CLICK_TYPE_COL].tolist() == ["play", "impression", "impression", None, "play"]  # N4: no mark
 
 
+def test_a_list_without_any_click_mark_is_all_unknown_not_an_error():
+    """MIND's test split marks no id at all."""
+    frame = pd.DataFrame({"u": ["a", "b"], "imp": ["N1 N2", "N3"]})
+    out = explode(frame, "imp", clicks=True)
+    assert out["imp"].tolist() == ["N1", "N2", "N3"] and out[CLICK_TYPE_COL].isna().all()
+
+
 def test_explode_without_marks_keeps_ids_whole_and_an_empty_cell_as_one_missing_id():
     frame = pd.DataFrame({"u": ["a", "b", "c"], "basket": ["x-1, y;z", "", None], "r": [5, 4, 3]})
     out = explode(frame, "basket", clicks=False)
