@@ -27,6 +27,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from setlist.contract import EVENT_SCHEMA
+from setlist.memory import release_freed
 from setlist.swap import listing, micro
 
 TOMBSTONES = "_tombstones.parquet"
@@ -178,15 +179,27 @@ class EventLog:
             if gone:
                 table = table.filter(pc.invert(pc.is_in(table["user_id"], pa.array(sorted(gone), pa.string()))))
         # in Arrow, before any Python string exists: bytewise order is Python's order for UTF-8
-        table = table.sort_by([("timestamp", "ascending"), ("event_id", "ascending")]).select(cols)
-        for name in codes:
-            encoded = table[name].combine_chunks().dictionary_encode().indices
-            filled = pc.fill_null(encoded.cast(pa.int64()), -1)
-            table = table.set_column(table.schema.get_field_index(name), name, filled)
-        if ids_as_positions and "event_id" in cols:
-            positions = pa.array(np.arange(table.num_rows, dtype=np.int64))
-            table = table.set_column(table.schema.get_field_index("event_id"), "event_id", positions)
-        return table.to_pandas()
+        order = pc.sort_indices(table, sort_keys=[("timestamp", "ascending"), ("event_id", "ascending")])
+        rows, columns = table.num_rows, {name: table[name] for name in cols}
+        del table, dataset
+        # a column at a time, each freed once converted: the read's peak is then the table and one
+        # sorted column, not the table, its sorted copy and the frame at once
+        series: dict[str, pd.Series] = {}
+        for name in cols:
+            column = columns.pop(name)
+            if ids_as_positions and name == "event_id":
+                series[name] = pd.Series(np.arange(rows, dtype=np.int64), name=name)
+                continue
+            column = column.take(order)
+            if name in codes:
+                encoded = column.combine_chunks().dictionary_encode().indices
+                column = pc.fill_null(encoded.cast(pa.int64()), -1)
+            series[name] = column.to_pandas()
+        del column, order
+        frame = pd.DataFrame(series)
+        del series
+        release_freed()  # what Arrow and the conversion freed stays held until handed back
+        return frame
 
     def oldest_write_after(self, since: float) -> float | None:
         """The write time (mtime, Unix seconds) of the oldest file written after ``since``, or None.

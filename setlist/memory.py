@@ -3,6 +3,9 @@ machine stops with a message that says what to do instead of being killed by the
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+from collections.abc import Callable
 from pathlib import Path
 
 #: of the memory available, what a job plans to use (the rest: the page cache, other processes)
@@ -47,3 +50,25 @@ def require_room(peak: int, what: str, setting: str, instead: str) -> None:
         f"{what} needs about {gb(peak)} at its peak ({setting}) and {gb(free)} is available beyond the "
         f"{gb(held)} already held: stopped before it rather than be killed half-way. {instead}"
     )
+
+
+def _trim() -> Callable[[int], int] | None:
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return libc.malloc_trim
+    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to call
+        return None
+
+
+_malloc_trim = _trim()
+
+
+def release_freed() -> None:
+    """Hand memory that is free but still held back to the system: Arrow's pool keeps what a read
+    freed, and the C allocator keeps freed small blocks. Neither is reused by NumPy's large arrays,
+    so after reading a 4M-event log ~1 GB of freed memory stayed resident through training."""
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()
+    if _malloc_trim is not None:
+        _malloc_trim(0)

@@ -140,6 +140,8 @@ def plan_run(
     consent_default = settings.consent_granted_by_default
     opted_out = opted_out_users(raw, consent_default)
     events = personalizable(raw, consent_default)  # consent is enforced before anything is learned
+    raw_events = len(raw)
+    del raw  # a copy of the log held to the end of the plan would be its largest single cost
     require_enough(events)
     repeats = repeat_share(events)
     done()
@@ -172,7 +174,7 @@ def plan_run(
         *(f"ranker training, fold {n + 1} of {len(folds)}: " + f.describe() for n, f in enumerate(folds)),
     ]
     return Plan(
-        len(raw),
+        raw_events,
         events,
         opted_out,
         load_items(settings.catalog_path),

@@ -40,3 +40,27 @@ def test_each_days_file_holds_that_days_rows_in_time_order_ties_in_arrival_order
         got = pq.read_table(path).to_pandas()
         want = frame[days == day].sort_values("timestamp", kind="mergesort")
         assert got["event_id"].tolist() == want["event_id"].tolist()
+
+
+def test_a_read_is_the_log_sorted_by_time_then_event_id_with_codes_and_positions(tmp_path):
+    frame = _events(3_000, seed=2)
+    frame["session_id"] = [None if k % 5 == 0 else f"s{k % 13}" for k in range(len(frame))]
+    # ids in an order unrelated to time, so that ties in time are broken by the id, not by arrival
+    frame["event_id"] = frame["event_id"].sample(frac=1.0, random_state=3).to_numpy()
+    log = EventLog(tmp_path / "events")
+    log.append(frame, tag="t")
+    want = frame.sort_values(["timestamp", "event_id"], kind="mergesort").reset_index(drop=True)
+
+    got = log.read(columns=("event_id", "user_id", "item_id", "timestamp", "value"))
+    assert list(got.columns) == ["event_id", "user_id", "item_id", "timestamp", "value"]
+    assert got["event_id"].tolist() == want["event_id"].tolist()
+    assert got["user_id"].tolist() == want["user_id"].tolist()
+    assert (got["timestamp"].to_numpy() == want["timestamp"].to_numpy()).all()
+
+    coded = log.read(columns=("event_id", "session_id", "item_id"), codes=("session_id",), ids_as_positions=True)
+    assert coded["event_id"].tolist() == list(range(len(frame)))
+    assert coded["item_id"].tolist() == want["item_id"].tolist()
+    # one code per session, -1 where there is none, in the order sessions first appear
+    sessions = want["session_id"]
+    expected = pd.Series(pd.factorize(sessions)[0]).where(sessions.notna(), -1)
+    assert coded["session_id"].tolist() == expected.tolist()

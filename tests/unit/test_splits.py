@@ -137,3 +137,53 @@ def test_training_refuses_a_log_with_too_few_positives_in_one_sentence(tmp_path)
         train(settings, progress=False)
     message = str(refused.value)
     assert "\n" not in message and "positive interactions" in message and "import more" in message
+
+
+def _per_user_reference(events: pd.DataFrame, fraction: float) -> tuple[set[str], dict[str, pd.Timestamp]]:
+    """The per-user protocol written plainly: each user with two or more positives is cut at the
+    first of their last ``fraction`` of positives (by time, then event id); every event of theirs
+    from that moment on is held out. Returns the held-out event ids and each user's cut."""
+    from training.labels import label
+
+    ev = events.assign(lab=label(events).to_numpy()).sort_values(["user_id", "timestamp", "event_id"])
+    held: set[str] = set()
+    cuts: dict[str, pd.Timestamp] = {}
+    for user, rows in ev.groupby("user_id"):
+        pos = rows[rows["lab"] == 1]
+        if len(pos) < 2:
+            continue
+        n_hold = max(int(np.round(len(pos) * fraction)), 1)
+        cuts[user] = pos["timestamp"].iloc[len(pos) - n_hold]
+        held |= set(rows.loc[rows["timestamp"] >= cuts[user], "event_id"])
+    return held, cuts
+
+
+def test_the_per_user_split_matches_the_protocol_written_plainly():
+    rng = np.random.default_rng(7)
+    n = 4_000
+    events = pd.DataFrame(
+        {
+            "event_id": [f"e{k:05d}" for k in rng.permutation(n)],
+            "user_id": [f"u{k}" for k in rng.integers(0, 150, n)],
+            "item_id": [f"i{k}" for k in rng.integers(0, 80, n)],
+            # positives, negatives and neither, with ties in time inside a user
+            "type": rng.choice(["like", "skip", "play", "impression"], n),
+            "value": rng.uniform(0, 1, n).astype(np.float32),
+            "timestamp": pd.Timestamp("2001-01-01", tz="UTC") + pd.to_timedelta(rng.integers(0, 400, n), unit="h"),
+            "session_id": rng.integers(0, 900, n),
+            "device": "unknown",
+            "locale": "unknown",
+        }
+    ).sample(frac=1.0, random_state=1)  # not in the log's order
+    s = make_split(events, SplitParams(kind="per_user", holdout_fraction=0.3), exclude_seen=False)
+    held, cuts = _per_user_reference(events, 0.3)
+    assert set(s.train["event_id"]) == set(events["event_id"]) - held
+    # the training part comes in the log's order, its rows unchanged
+    order = s.train.sort_values(["timestamp", "event_id"], kind="mergesort")
+    assert s.train["event_id"].tolist() == order["event_id"].tolist()
+    pd.testing.assert_frame_equal(s.train, events.loc[s.train.index])
+    # one query per user with a held-out positive, just before their cut
+    asked = s.queries.set_index("user_id")["event_timestamp"]
+    assert set(asked.index) <= set(cuts) and len(asked) > 100
+    for user, at in asked.items():
+        assert at == cuts[user] - pd.Timedelta(milliseconds=1)
