@@ -14,7 +14,7 @@ from setlist.candidate_sources import GLOBAL_COHORT, cohort_key, genre_key
 from setlist.candidates import CandidateIndex
 from setlist.querytext import terms as text_terms
 from setlist.windows import Window, trailing
-from training.ease import fit_ease, top_neighbours
+from training.ease import Ease, fit_ease_head
 from training.labels import label
 from training.splits import log_order
 
@@ -41,7 +41,7 @@ class CandidateParams:
 @dataclass
 class FittedCandidates:
     index: CandidateIndex
-    ease: np.ndarray | None  # dense EASE weights, for the baseline; None above ``ease_max_items``
+    ease: Ease | None  # EASE over the most interacted items, for the baseline; None when turned off
     interactions: sp.csr_matrix  # users (index.user_ids) × items, confidence-weighted
     cohort_window: Window
 
@@ -226,7 +226,7 @@ def fit_candidates(
     users = np.array(sorted(events["user_id"].unique()), dtype=object)
     matrix = _interactions(events, users, items)
     users, uf, itf = (embed or fit_embeddings)(events, users, matrix, p, seed)
-    ease = fit_ease(matrix, p.ease_lambda) if 0 < len(items) <= p.ease_max_items else None
+    ease = fit_ease_head(matrix, p.ease_lambda, p.ease_max_items)
     cohorts, window = fit_cohorts(events, items, p, genre_idx, genres)
     index = CandidateIndex(
         item_ids,
@@ -238,7 +238,7 @@ def fit_candidates(
         fit_covisitation(events, items, p),
         cohorts,
         seen=seen_matrix(events, users, items),
-        knn=top_neighbours(ease) if ease is not None else None,
+        knn=ease.neighbours() if ease is not None else None,
         exclude_seen=p.exclude_seen,
         terms=fit_terms(catalog, genres),
     )

@@ -14,6 +14,7 @@ from setlist.candidate_sources import cohort_key
 from setlist.candidates import CandidateIndex
 from setlist.featureset import Service
 from training.dataset import _cross, exclusions, generate_for, layout, numeric
+from training.ease import Ease
 
 Scorer = Callable[[np.ndarray], np.ndarray]
 
@@ -74,14 +75,12 @@ def als_baseline(index: CandidateIndex) -> Baseline:
     return rank
 
 
-def ease_baseline(weights: np.ndarray, interactions: sp.csr_matrix) -> Baseline:
+def ease_baseline(ease: Ease, interactions: sp.csr_matrix) -> Baseline:
     def rank(uidx: int | None, drop: np.ndarray, cohort: str) -> np.ndarray | None:
-        history = (
-            interactions.indices[interactions.indptr[uidx] : interactions.indptr[uidx + 1]] if uidx is not None else ()
-        )
-        if not len(history):
+        if uidx is None:
             return None
-        return top_unseen(weights[history].sum(axis=0), drop)
+        scores = ease.scores(interactions.indices[interactions.indptr[uidx] : interactions.indptr[uidx + 1]])
+        return None if scores is None else top_unseen(scores, drop)
 
     return rank
 

@@ -299,11 +299,15 @@ def fit_and_evaluate(
     counts = split.train.groupby("user_id").size()
     cold = set(q_hold["user_id"]) - set(counts[counts >= COLD_EVENTS].index)
     baselines = {"als": als_baseline(index_b)}
-    if fitted_b.ease is not None:
-        baselines["ease"] = ease_baseline(fitted_b.ease, fitted_b.interactions)
-    else:
+    ease = fitted_b.ease
+    if ease is not None:
+        baselines["ease"] = ease_baseline(ease, fitted_b.interactions)
+    if ease is None:
+        report.note("EASE turned off (SETLIST_EASE_MAX_ITEMS=0)")
+    elif not ease.covers_all:
         report.note(
-            f"EASE skipped: {len(index_b.item_ids):,} items > SETLIST_EASE_MAX_ITEMS ({settings.ease_max_items:,})"
+            f"EASE over the {len(ease.items):,} items with the most users, of {ease.catalogue:,} "
+            "(SETLIST_EASE_MAX_ITEMS); the other candidate sources cover the rest"
         )
     scorers = {"model": scorer(fitted.booster)}
     if fitted.prerank is not None and fitted.prerank.keep:  # the cascade's cost in quality, on the hold-out

@@ -14,7 +14,7 @@ from setlist.candidate_sources import GLOBAL_COHORT
 from setlist.candidates import CandidateIndex
 from setlist.features import CROSS_NAMES
 from training.candidates_fit import seen_matrix
-from training.ease import fit_ease, top_neighbours
+from training.ease import Ease, fit_ease, top_neighbours
 from training.evaluate import ease_baseline
 from training.ranker import ndcg_by_query
 
@@ -73,7 +73,7 @@ def test_a_booster_with_no_trees_ranks_the_candidates_exactly_as_ease():
     index, b, x = _world()
     rng = np.random.default_rng(1)
     score = scorer(_booster(0, 4.0))
-    baseline = ease_baseline(b, x)
+    baseline = ease_baseline(Ease(np.arange(ITEMS), b, ITEMS), x)
     for u in range(0, USERS, 7):
         X, idx = _X(index, f"u{u}", rng)
         s = score(X)
