@@ -15,6 +15,10 @@ import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
 
+#: the fit's peak per pair of items covered (measured: a float64 matrix inverted in place, and the
+#: float32 weights); it comes on top of what training holds for the events
+BYTES_PER_PAIR = 19
+
 #: weights kept for the candidate source in all (the dense B is too big to ship for large catalogs);
 #: each item keeps at least ``MIN_NEIGHBOURS``, small catalogs keep every weight, so that the
 #: served score is EASE's own
@@ -98,3 +102,8 @@ def fit_ease_head(interactions: sp.csr_matrix, lam: float, max_items: int) -> Ea
         users_per_item = np.diff(interactions.tocsc().indptr)
         items = np.sort(np.argsort(-users_per_item, kind="stable")[:max_items])
     return Ease(items, fit_ease(interactions[:, items], lam), n)
+
+
+def ease_peak_bytes(items: int) -> int:
+    """What fitting EASE over ``items`` items takes at its peak."""
+    return BYTES_PER_PAIR * items * items

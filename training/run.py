@@ -18,11 +18,12 @@ from setlist.consent import FLAGS, opted_out_users, personalizable
 from setlist.eventlog import EventLog
 from setlist.featureset import DeclarationError, Service
 from setlist.lineage import file_digest, record_gate
-from setlist.memory import require_room
+from setlist.memory import gb, require_room
 from setlist.settings import Settings
 from training.candidates_fit import CandidateParams, FittedCandidates, fit_candidates, seen_matrix
 from training.champion import champion_metrics
 from training.dataset import COMPLETE, RankingSet, daily_item_matrix, query_state, training_rows
+from training.ease import ease_peak_bytes
 from training.evaluate import Baseline, Evaluation, als_baseline, ease_baseline, evaluate
 from training.folds import MIN_TRAIN_QUERIES, TrainingRefused, combine, ranker_splits, require_enough, split_params
 from training.progress import Reporter
@@ -114,6 +115,24 @@ def _quiet(label: str, total: int | None = None) -> Callable[[], None]:
     return lambda: None
 
 
+def check_training_memory(stored: int, catalog_items: int, settings: Settings) -> None:
+    """Refuse a run whose estimated peak (the events', and EASE's fit) would not fit in memory."""
+    covered = min(catalog_items, max(settings.ease_max_items, 0))
+    ease = ease_peak_bytes(covered)
+    instead = (
+        "The champion keeps serving. Train on Spark (SETLIST_PROFILE=cluster, docs/cluster.md), keep less "
+        "history (SETLIST_RETENTION_EVENTS_DAYS, then make retention)"
+    )
+    if covered:
+        instead += f", lower SETLIST_EASE_MAX_ITEMS (EASE over {covered:,} items takes ~{gb(ease)})"
+    require_room(
+        stored * settings.train_bytes_per_event + ease,
+        f"training on {stored:,} events",
+        "SETLIST_TRAIN_BYTES_PER_EVENT",
+        instead + ", or use a machine with more memory",
+    )
+
+
 def plan_run(
     settings: Settings,
     log: EventLog,
@@ -124,13 +143,8 @@ def plan_run(
     takes minutes before anything is fitted."""
     # counted from the files' footers: reading the log is itself most of training's peak
     stored = log.count()
-    require_room(
-        stored * settings.train_bytes_per_event,
-        f"training on {stored:,} events",
-        "SETLIST_TRAIN_BYTES_PER_EVENT",
-        "The champion keeps serving. Train on Spark (SETLIST_PROFILE=cluster, docs/cluster.md), keep less "
-        "history (SETLIST_RETENTION_EVENTS_DAYS, then make retention), or use a machine with more memory",
-    )
+    catalog = load_items(settings.catalog_path)
+    check_training_memory(stored, len(catalog), settings)
     done = task(f"reading {stored:,} events")
     raw = read_for_training(log)
     done()
@@ -177,7 +191,7 @@ def plan_run(
         raw_events,
         events,
         opted_out,
-        load_items(settings.catalog_path),
+        catalog,
         repeats,
         exclude_seen,
         cp,

@@ -59,3 +59,19 @@ def test_training_stops_before_reading_the_events_when_it_cannot_fit(tmp_path, m
     assert result.exit_code == 1, result.output
     assert "training on" in result.stderr and "SETLIST_TRAIN_BYTES_PER_EVENT" in result.stderr
     assert "The champion keeps serving" in result.stderr
+
+
+def test_training_counts_eases_fit_beside_the_events(monkeypatch):
+    from training.ease import ease_peak_bytes
+    from training.run import check_training_memory
+
+    monkeypatch.setattr(memory, "resident_memory", lambda: 1 * GB)
+    monkeypatch.setattr(memory, "available_memory", lambda: 10 * GB)
+    settings = Settings(train_bytes_per_event=500, ease_max_items=30_000)
+    events = 4_000_000  # ~1.9 GB for the events
+    assert ease_peak_bytes(10_000) < 9 * GB - events * 500 < ease_peak_bytes(30_000)
+    check_training_memory(events, 10_000, settings)  # a catalogue of 10k: EASE over all of it fits
+    with pytest.raises(Refused, match=r"lower SETLIST_EASE_MAX_ITEMS \(EASE over 30,000 items takes"):
+        check_training_memory(events, 50_000, settings)  # EASE over 30k of 50k items does not
+    check_training_memory(events, 50_000, Settings(train_bytes_per_event=500, ease_max_items=10_000))
+    check_training_memory(events, 50_000, Settings(train_bytes_per_event=500, ease_max_items=0))  # turned off
