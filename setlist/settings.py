@@ -178,9 +178,9 @@ class Settings(BaseSettings):
     #: events per shard of a full feature build: it builds the users (then the items) a shard at a
     #: time from the compact log, so its memory follows a shard's rows and the views' own rows
     build_shard_events: int = 2_000_000
-    #: a training run's peak memory per event (measured: 13.6 GiB for 16.4M ratings, ~890 B each, in
-    #: placing the evaluation split); a run that would not fit stops before it reads the log
-    train_bytes_per_event: int = 1000
+    #: a training run's peak memory per event, beside EASE's fit, which the estimate adds (measured on
+    #: 16M ratings: ~380 B each; 890 before stop 36); a run that would not fit stops before it reads the log
+    train_bytes_per_event: int = 550
 
     # retention (setlist/retention.py, `make retention`): how long each dataset is kept
     #: events, from the wall clock; unset keeps history (an imported log may rightly span decades):
