@@ -179,7 +179,8 @@ class Settings(BaseSettings):
     #: time from the compact log, so its memory follows a shard's rows and the views' own rows
     build_shard_events: int = 2_000_000
     #: a training run's peak memory per event, beside EASE's fit, which the estimate adds (measured on
-    #: 16M ratings: ~380 B each; 890 before stop 36); a run that would not fit stops before it reads the log
+    #: 16M ratings: 9.1 GB in all, EASE's ~1.9 GB included; 13.6 GB for 16.4M before stop 36); a run
+    #: that would not fit stops before it reads the log
     train_bytes_per_event: int = 550
 
     # retention (setlist/retention.py, `make retention`): how long each dataset is kept
