@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from setlist.candidate_sources import GLOBAL_COHORT, CandidateSources, SourceQuery
+from setlist.candidate_sources import GLOBAL_COHORT, CandidateSources, SourceQuery, top_stable
 from setlist.features import CROSS_NAMES
 
 #: catalogs above this size use the approximate (HNSW) index
@@ -172,7 +172,7 @@ class CandidateIndex(CandidateSources):
         emb = (self.item_factors[idx] @ a.uvec) if a.uvec is not None else np.zeros(len(idx), np.float32)
         covis, knn = _lookup(covis_p.scored, idx), _lookup(knn_p.scored, idx)
         # one source-agnostic order, so "the first 100 candidates" means the same everywhere
-        order = np.argsort(-(n_sources * 10 + emb + covis + knn - pop_rank[idx]), kind="stable")[:n]
+        order = top_stable(n_sources * 10 + emb + covis + knn - pop_rank[idx], n)
         idx, n_sources, emb, covis, knn = idx[order], n_sources[order], emb[order], covis[order], knn[order]
         return Candidates(idx, emb.astype(np.float32), covis, n_sources, pop_rank[idx], True, knn)
 

@@ -55,3 +55,46 @@ def test_dropping_items_from_a_sorted_candidate_list_matches_isin():
         idx = np.unique(rng.integers(0, 200, rng.integers(0, 50)))
         drop = rng.integers(0, 220, rng.integers(0, 30))  # duplicates and items outside the list too
         np.testing.assert_array_equal(_absent(idx, drop), ~np.isin(idx, drop))
+
+
+def test_top_stable_is_the_head_of_a_full_stable_sort():
+    from setlist.candidate_sources import top_stable
+
+    rng = np.random.default_rng(2)
+    for _ in range(300):
+        m = int(rng.integers(0, 60))
+        # few distinct values, so ties straddle the cut
+        scores = rng.integers(-3, 4, m).astype(np.float32) / 2
+        for n in (0, 1, int(rng.integers(0, m + 1)), m, m + 5):
+            np.testing.assert_array_equal(top_stable(scores, n), np.argsort(-scores, kind="stable")[:n])
+
+
+def test_summing_by_sort_and_by_count_over_the_catalog_agree():
+    from setlist.candidate_sources import sum_by_column
+
+    rng = np.random.default_rng(3)
+    for _ in range(100):
+        cols = rng.integers(0, 50, rng.integers(0, 40))
+        values = rng.integers(-2, 3, len(cols)).astype(np.float32)  # sums of exactly zero are dropped
+        dense = np.bincount(cols, weights=values, minlength=50)
+        by_sort = sum_by_column(cols, values, 10_000)  # few entries for the width: sorted
+        by_count = sum_by_column(cols, values, 50)  # many: counted over every column
+        for got_cols, got_sums in (by_sort, by_count):
+            np.testing.assert_array_equal(got_cols, np.flatnonzero(dense))
+            np.testing.assert_array_equal(got_sums, dense[got_cols].astype(np.float32))
+
+
+def test_neighbour_scores_equal_the_dense_row_sums_for_short_and_long_histories():
+    items = 3_000
+    rng = np.random.default_rng(4)
+    knn = sp.random(items, items, density=0.004, random_state=5, format="csr", dtype=np.float32)
+    knn.data -= 0.5  # EASE keeps negative weights too
+    index = _index()
+    index.knn = knn
+    for size in (1, 3, 40, 600):  # a short history is summed by a sort, a long one over the catalog
+        rows = np.unique(rng.integers(0, items, size))
+        cols, sums = index._knn_scores(rows)
+        dense = np.asarray(knn[rows].toarray().sum(axis=0)).ravel()
+        np.testing.assert_array_equal(cols, np.flatnonzero(dense))
+        np.testing.assert_allclose(sums, dense[cols], rtol=1e-5, atol=1e-6)
+    assert len(index._knn_scores(np.zeros(0, np.int64))[0]) == 0
