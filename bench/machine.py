@@ -1,10 +1,15 @@
-"""What the numbers were measured on: cores, CPU model, load, and the code's git revision."""
+"""What the numbers were measured on: cores, CPU model, load, how fast one core runs a fixed
+workload, and the code's git revision."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import platform
+import statistics
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +24,47 @@ def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
     except OSError:
         pass
     return platform.processor() or "unknown"
+
+
+#: rounds of the reference workload; the median is reported, so one interrupted round does not count
+REFERENCE_ROUNDS = 7
+
+
+def _reference_round(factors: Any, scores: Any) -> None:
+    import numpy as np
+
+    key = b"setlist-reference"
+    for n in range(2_000):  # what pseudonymizing ids costs: keyed hashes of short strings
+        hmac.new(key, f"user-{n}".encode(), hashlib.sha256).digest()
+    for _ in range(4):  # what candidate generation costs: a catalogue's scores, sorted and scanned
+        np.argsort(-(factors @ factors[0]), kind="stable")
+        np.flatnonzero(scores > 0.5)
+    total = 0
+    for n in range(100_000):  # and the interpreter's own glue
+        total += n
+
+
+def cpu_reference_ms() -> float:
+    """How long one core takes for a fixed mix of the hot path's kinds of work (hashing, NumPy over a
+    50,000-item catalogue, interpreter glue), median of ``REFERENCE_ROUNDS``.
+
+    Machines of the same "class" differ: the same code's per-stage CPU moved 3x between two 2-core
+    VMs of different CPU models. Two runs' CPU figures compare only after dividing by this."""
+    import numpy as np
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.default_rng(0)
+    factors = rng.random((50_000, 64), dtype=np.float32)
+    scores = rng.random(50_000, dtype=np.float32)
+    times = []
+    with threadpool_limits(1):  # one core's speed: BLAS threads would spin on the other
+        for _ in range(3):  # warm: imports, page faults, the allocator's thresholds
+            _reference_round(factors, scores)
+        for _ in range(REFERENCE_ROUNDS):
+            start = time.process_time()
+            _reference_round(factors, scores)
+            times.append(1000 * (time.process_time() - start))
+    return round(statistics.median(times), 2)
 
 
 def git_revision() -> dict[str, Any]:

@@ -19,7 +19,7 @@ import pandas as pd
 from rich.console import Console
 
 from bench import scenarios as sc
-from bench.machine import machine_info
+from bench.machine import cpu_reference_ms, machine_info
 from bench.plan import Plan
 from bench.prepare import ROOT, SCALES, Prepared, prepare
 from bench.servers import server
@@ -44,7 +44,7 @@ class _Bench:
 
 def run(scale_name: str, seed: int, plan: Plan, fresh: bool, console: Console) -> dict[str, Any]:
     started = time.monotonic()
-    machine_start = machine_info()
+    machine_start = machine_info() | {"cpu_reference_ms": cpu_reference_ms()}
     scale = SCALES[scale_name]
     console.rule(f"bench {scale_name}: data ({scale.generator} generator, {scale.profile} profile)")
     prepared = prepare(scale, seed, console, fresh=fresh)

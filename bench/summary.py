@@ -244,8 +244,14 @@ def render(r: dict[str, Any], json_name: str, png_name: str) -> str:
         f"{', '.join(f'{k} {v:.0f} s' for k, v in r['prepare']['stage_s'].items()) or '—'}).",
         f"Results: [`{json_name}`]({json_name}), plot [`{png_name}`]({png_name}).",
         "",
-        f"Machine: {m['cores']} cores, {m['cpu_model']}, {m.get('memory_gb')} GB; Python {m['python']}. "
-        f"Code: `{g['revision'][:12]}`"
+        f"Machine: {m['cores']} cores, {m['cpu_model']}, {m.get('memory_gb')} GB; Python {m['python']}"
+        + (
+            f"; one core runs the reference workload in {_f(m['cpu_reference_ms'])} ms (`bench.machine`: "
+            "scale CPU figures by it before comparing runs from different machines). "
+            if m.get("cpu_reference_ms")
+            else ". "
+        )
+        + f"Code: `{g['revision'][:12]}`"
         + (f" plus uncommitted edits to {', '.join(g['dirty_files'])}" if g["dirty_files"] else "")
         + ".",
         f"Data: `{r['generator_scale']}` generator, `{r['profile']}` profile; ranker with {r['trees']} trees over "

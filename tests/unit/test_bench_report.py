@@ -307,3 +307,13 @@ def test_the_player_mix_phase_reports_what_sampling_left_out(tmp_path: Path) -> 
     del out["track_sampling"]  # a run from before the phase renders without the line
     summary = write(build(out, "small", 7, "cmd"), tmp_path / "runs2", tmp_path / "results2")["summary"].read_text()
     assert "Track sampling" not in summary
+
+
+def test_the_summary_gives_the_machines_reference_speed_when_measured(tmp_path: Path) -> None:
+    out = fake_run(tmp_path)
+    out["machine"]["cpu_reference_ms"] = 41.5
+    summary = write(build(out, "small", 7, "cmd"), tmp_path / "runs", tmp_path / "results")["summary"].read_text()
+    assert "one core runs the reference workload in 41.50 ms" in summary
+    del out["machine"]["cpu_reference_ms"]  # a report from before the figure renders without it
+    summary = write(build(out, "small", 7, "cmd"), tmp_path / "runs2", tmp_path / "results2")["summary"].read_text()
+    assert "reference workload" not in summary and "Code: `" in summary
