@@ -60,6 +60,18 @@ RPC_LATENCY = Histogram(
 RPC_REQUESTS = Counter("setlist_rpc_requests", "RPCs handled, by RPC and final status code.", ["rpc", "code"])
 RPC_ERRORS = Counter("setlist_rpc_errors", "RPCs that ended with a non-OK status, by RPC and code.", ["rpc", "code"])
 RPC_IN_FLIGHT = Gauge("setlist_rpc_in_flight", "Rank/Track calls being worked on right now.")
+RPC_WAIT = Histogram(
+    "setlist_rpc_wait_seconds",
+    "Time an admitted call waited for its turn to run (SETLIST_RANK_MAX_RUNNING), by RPC.",
+    ["rpc"],
+    buckets=LATENCY_BUCKETS,
+)
+RPC_WAITING = Gauge("setlist_rpc_waiting", "Admitted calls in line for their turn to run, by RPC.", ["rpc"])
+RPC_SHED = Counter(
+    "setlist_rpc_shed",
+    "Calls refused with RESOURCE_EXHAUSTED because their turn would not come in time, by RPC.",
+    ["rpc"],
+)
 # by RPC only, never by token: a label per caller would be an unbounded (and secret-adjacent) series set
 QUOTA_REJECTIONS = Counter(
     "setlist_quota_rejections",

@@ -2,7 +2,8 @@
 
 Results come back as serving.types objects plus what only the wire knows (request id, client-side
 latency); failures raise :class:`ClientError` with the status code and the server's message, and
-:class:`QuotaExceededError` (a ClientError) when the token's quota is spent, with ``retry_after_ms``.
+:class:`QuotaExceededError` (a ClientError) when the token's quota is spent, with ``retry_after_ms``,
+and :class:`ServerBusyError` when the server refused the call because its turn would not come in time.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from serving.grpc import proto
+from serving.grpc.proto import REFUSED_KEY
 from serving.types import RankedItem, Rejection, TrackEvent
 
 Pem = str | Path | bytes
@@ -45,6 +47,15 @@ class QuotaExceededError(ClientError):
     """RESOURCE_EXHAUSTED because this token's quota is spent. ``retry_after_ms``: how long until the
     same call would fit (from the server's ``retry-after-ms``); None when waiting cannot help, because
     one call asks for more than the whole burst (send fewer Track events per call)."""
+
+    def __init__(self, code: grpc.StatusCode, message: str, retry_after_ms: int | None) -> None:
+        super().__init__(code, message)
+        self.retry_after_ms = retry_after_ms
+
+
+class ServerBusyError(ClientError):
+    """RESOURCE_EXHAUSTED because the server is busy: the call's turn to run would not have come in
+    time. ``retry_after_ms``: the server's estimate of how long the calls ahead of it take to clear."""
 
     def __init__(self, code: grpc.StatusCode, message: str, retry_after_ms: int | None) -> None:
         super().__init__(code, message)
@@ -235,9 +246,11 @@ def _error(exc: grpc.RpcError) -> ClientError:
     code = exc.code() if isinstance(exc, grpc.Call) else grpc.StatusCode.UNKNOWN
     details = (exc.details() if isinstance(exc, grpc.Call) else None) or str(exc)
     if code == grpc.StatusCode.RESOURCE_EXHAUSTED and isinstance(exc, grpc.Call):
-        # a quota refusal carries the pushback (-1 when retrying cannot help); overload does not
+        # a quota refusal carries the pushback (-1 when retrying cannot help), and so does a busy
+        # server's, marked as such; the concurrency limit's refusal carries none
         trailing = {k: v for k, v in exc.trailing_metadata() or () if isinstance(v, str)}
         if "grpc-retry-pushback-ms" in trailing:
             after = trailing.get("retry-after-ms", "")
-            return QuotaExceededError(code, details, int(after) if after.isdigit() else None)
+            kind = ServerBusyError if trailing.get(REFUSED_KEY) == "busy" else QuotaExceededError
+            return kind(code, details, int(after) if after.isdigit() else None)
     return ClientError(code, details)

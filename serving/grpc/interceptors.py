@@ -26,6 +26,7 @@ from serving.errors import DeadlineExceeded, InvalidArgument, Overloaded, QuotaE
 from serving.grpc.auth import TokenAuth
 from serving.grpc.proto import SERVICE_NAME
 from serving.grpc.quotas import Quota
+from serving.grpc.turns import Shed, Turns
 from serving.logs import ACCESS_LOG
 from setlist import tracing
 
@@ -64,6 +65,7 @@ class Guard(grpc.ServerInterceptor):
         auth: TokenAuth | None = None,
         service: str = SERVICE_NAME,
         quotas: Mapping[str, Quota] | None = None,
+        turns: Mapping[str, Turns] | None = None,
     ) -> None:
         if max_concurrency < 1:
             raise ValueError(f"max_concurrency must be at least 1, got {max_concurrency}")
@@ -73,6 +75,7 @@ class Guard(grpc.ServerInterceptor):
         self._slots = threading.BoundedSemaphore(max_concurrency)
         self._auth = auth
         self._quotas = dict(quotas or {})  # by RPC name; an RPC without one is not limited
+        self._turns = dict(turns or {})  # by RPC name; an RPC without one runs every admitted call at once
         self._prefix = f"/{service}/"
         self._active = 0  # calls inside run(), admitted or not; for draining
         self._idle = threading.Condition()
@@ -124,7 +127,7 @@ class Guard(grpc.ServerInterceptor):
         # the call's SERVER span (continuing a caller's traceparent), current until the access log
         # line is written; the no-op object when tracing is off
         call_span = tracing.rpc_span(self._prefix[1:] + rpc, metadata, request_id=request_id)
-        code, error_kind, acquired = "OK", "", False
+        code, error_kind, acquired, turn = "OK", "", False, None
         try:
             if left is not None and left <= 0:
                 raise DeadlineExceeded("the call's deadline expired before work started")
@@ -140,12 +143,23 @@ class Guard(grpc.ServerInterceptor):
                 request = _parse(rpc, parse, request)
             if quota is not None and quota.cost is not None:
                 quota.charge(client, quota.cost(request))  # per event: counted, not yet journaled
+            turns = self._turns.get(rpc)
+            if turns is not None:
+                metrics.RPC_WAITING.labels(rpc).inc()
+                try:
+                    waited = turns.enter(context.time_remaining())
+                finally:
+                    metrics.RPC_WAITING.labels(rpc).dec()
+                turn = turns, time.perf_counter()
+                metrics.RPC_WAIT.labels(rpc).observe(waited)
             return behavior(request, context)
         except ServingError as exc:
             status = status_for(exc)
             code, error_kind = status.name, type(exc).__name__
             if isinstance(exc, QuotaExceeded):
                 metrics.record_quota_rejection(rpc)
+            elif isinstance(exc, Shed):
+                metrics.RPC_SHED.labels(rpc).inc()
             extra = exc.trailing_metadata()
             if extra:  # replaces what was set above, so the request id goes again
                 context.set_trailing_metadata(((REQUEST_ID_KEY, request_id), *extra))
@@ -158,6 +172,8 @@ class Guard(grpc.ServerInterceptor):
             log.exception("unexpected error in %s", rpc, extra={"fields": {"request_id": request_id, "rpc": rpc}})
             context.abort(grpc.StatusCode.INTERNAL, f"internal error (request_id {request_id})")
         finally:
+            if turn is not None:
+                turn[0].leave(time.perf_counter() - turn[1])
             if acquired:
                 self._slots.release()
                 metrics.RPC_IN_FLIGHT.dec()

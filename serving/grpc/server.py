@@ -23,6 +23,7 @@ from serving.grpc.health import Readiness
 from serving.grpc.interceptors import Guard
 from serving.grpc.proto import SERVICE_NAME
 from serving.grpc.quotas import quotas_from_settings
+from serving.grpc.turns import Turns
 from serving.ports import Ranking
 from setlist.settings import Settings
 
@@ -135,7 +136,10 @@ def build_server(
     threads = settings.max_concurrency + SPARE_THREADS
     auth = TokenAuth.from_settings(settings)
     quotas = quotas_from_settings(settings, per_token=auth is not None)
-    guard = Guard(settings.max_concurrency, auth, quotas=quotas)
+    # Track is left out: its calls mostly wait on the journal's disk, where running together lets one
+    # flush carry many calls' events
+    turns = {"Rank": Turns("Rank", settings.rank_max_running, settings.rank_max_wait_ms / 1000)}
+    guard = Guard(settings.max_concurrency, auth, quotas=quotas, turns=turns)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="setlist-grpc"),
         interceptors=[guard],
@@ -220,6 +224,7 @@ def start_server(
                 "mtls": settings.tls_client_ca is not None,
                 "auth": settings.auth_tokens is not None,
                 "max_concurrency": settings.max_concurrency,
+                "rank_max_running": settings.rank_max_running,
                 "quota_rank_per_s": settings.quota_rank_per_s or None,
                 "quota_track_per_s": settings.quota_track_per_s or None,
             }

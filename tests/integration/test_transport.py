@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
@@ -10,9 +11,10 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from prometheus_client import REGISTRY
 
 from serving import deadline, metrics
-from serving.client import ClientError, new_event
+from serving.client import ClientError, ServerBusyError, new_event
 from serving.errors import InvalidArgument
 from serving.grpc import proto
 from serving.grpc.interceptors import Guard
@@ -260,3 +262,43 @@ def test_the_guard_hands_the_calls_deadline_to_the_data_plane_for_the_call_only(
     Guard(4).run("Track", lambda req, ctx: seen.append(deadline.remaining()), object(), _Context(remaining=None))
     assert seen[1] is None  # no deadline from the client: the journal's own bound applies
     assert deadline.remaining() is None  # nothing leaks out of the call
+
+
+def _sample(name: str, rpc: str) -> float:
+    return REGISTRY.get_sample_value(name, {"rpc": rpc}) or 0.0
+
+
+def test_rank_calls_past_the_running_limit_wait_their_turn(serve_fake):
+    _, client, fake = serve_fake(rank_max_running=1, rank_max_wait_ms=WAIT * 1000)
+    waits = _sample("setlist_rpc_wait_seconds_count", "Rank")
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        running = pool.submit(client.rank, "block", 1)
+        assert fake.entered.acquire(timeout=WAIT)
+        waiting = pool.submit(client.rank, "user-1", 1)
+        stop = time.monotonic() + WAIT
+        while _sample("setlist_rpc_waiting", "Rank") < 1:  # in line, not running
+            assert time.monotonic() < stop, "the second call never queued"
+            time.sleep(0)
+        assert client.track([new_event("user-1", "item-1", "play")]) == (1, ())  # Track has no turns
+        assert len(fake.queries) == 1
+        fake.release.set()
+        assert len(waiting.result(timeout=WAIT).items) == len(running.result(timeout=WAIT).items) == 1
+    assert _sample("setlist_rpc_wait_seconds_count", "Rank") == waits + 2
+
+
+def test_a_rank_call_whose_turn_would_come_too_late_is_refused_as_busy(serve_fake):
+    _, client, fake = serve_fake(rank_max_running=1, rank_max_wait_ms=0)
+    shed = _sample("setlist_rpc_shed_total", "Rank")
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        running = pool.submit(client.rank, "block", 1)
+        assert fake.entered.acquire(timeout=WAIT)
+        with pytest.raises(ServerBusyError) as refused:
+            client.rank("user-1", k=1)
+        assert refused.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "1 Rank calls running" in refused.value.message
+        assert refused.value.retry_after_ms is not None and refused.value.retry_after_ms >= 1
+        assert client.health() == "SERVING"
+        fake.release.set()
+        assert len(running.result(timeout=WAIT).items) == 1
+    assert _sample("setlist_rpc_shed_total", "Rank") == shed + 1
+    assert len(client.rank("user-1", k=1).items) == 1  # the turn was given back
