@@ -155,8 +155,9 @@ class Settings(BaseSettings):
     workers: int = 1
     max_concurrency: int = 64
     #: Rank calls computing at once per server process; the rest of the admitted calls wait their turn,
-    #: first come first served (the GIL runs one at a time anyway: more only stretches each call)
-    rank_max_running: Annotated[int, Field(ge=1)] = 4
+    #: first come first served (the GIL runs one at a time: one computes while another waits on Redis;
+    #: more only stretches each call, see NOTES.md "Performance")
+    rank_max_running: Annotated[int, Field(ge=1)] = 2
     #: the longest a Rank call waits for its turn before it is refused (RESOURCE_EXHAUSTED, a
     #: retry-after hint); never past its own deadline less the recent run time. 0: never wait
     rank_max_wait_ms: Annotated[float, Field(ge=0)] = 100.0
