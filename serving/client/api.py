@@ -18,8 +18,8 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from serving.errors import REFUSED_KEY
 from serving.grpc import proto
-from serving.grpc.proto import REFUSED_KEY
 from serving.types import RankedItem, Rejection, TrackEvent
 
 Pem = str | Path | bytes
@@ -43,23 +43,23 @@ class ClientError(Exception):
         self.message = message
 
 
-class QuotaExceededError(ClientError):
-    """RESOURCE_EXHAUSTED because this token's quota is spent. ``retry_after_ms``: how long until the
-    same call would fit (from the server's ``retry-after-ms``); None when waiting cannot help, because
-    one call asks for more than the whole burst (send fewer Track events per call)."""
+class RetryLaterError(ClientError):
+    """RESOURCE_EXHAUSTED with the server's hint: ``retry_after_ms`` (from ``retry-after-ms``), or None
+    when waiting cannot help."""
 
     def __init__(self, code: grpc.StatusCode, message: str, retry_after_ms: int | None) -> None:
         super().__init__(code, message)
         self.retry_after_ms = retry_after_ms
 
 
-class ServerBusyError(ClientError):
-    """RESOURCE_EXHAUSTED because the server is busy: the call's turn to run would not have come in
-    time. ``retry_after_ms``: the server's estimate of how long the calls ahead of it take to clear."""
+class QuotaExceededError(RetryLaterError):
+    """This token's quota is spent. ``retry_after_ms``: how long until the same call would fit; None
+    when one call asks for more than the whole burst (send fewer Track events per call)."""
 
-    def __init__(self, code: grpc.StatusCode, message: str, retry_after_ms: int | None) -> None:
-        super().__init__(code, message)
-        self.retry_after_ms = retry_after_ms
+
+class ServerBusyError(RetryLaterError):
+    """The server is busy: the call's turn to run would not have come in time. ``retry_after_ms``: the
+    server's estimate of how long the calls ahead of it take to clear."""
 
 
 def _pem(value: Pem | None) -> bytes | None:

@@ -75,7 +75,11 @@ class Guard(grpc.ServerInterceptor):
         self._slots = threading.BoundedSemaphore(max_concurrency)
         self._auth = auth
         self._quotas = dict(quotas or {})  # by RPC name; an RPC without one is not limited
-        self._turns = dict(turns or {})  # by RPC name; an RPC without one runs every admitted call at once
+        # by RPC name, with its gauge of waiting calls and histogram of waits (label lookups, once);
+        # an RPC without turns runs every admitted call at once
+        self._turns = {
+            rpc: (t, metrics.RPC_WAITING.labels(rpc), metrics.RPC_WAIT.labels(rpc)) for rpc, t in (turns or {}).items()
+        }
         self._prefix = f"/{service}/"
         self._active = 0  # calls inside run(), admitted or not; for draining
         self._idle = threading.Condition()
@@ -143,15 +147,16 @@ class Guard(grpc.ServerInterceptor):
                 request = _parse(rpc, parse, request)
             if quota is not None and quota.cost is not None:
                 quota.charge(client, quota.cost(request))  # per event: counted, not yet journaled
-            turns = self._turns.get(rpc)
-            if turns is not None:
-                metrics.RPC_WAITING.labels(rpc).inc()
+            line = self._turns.get(rpc)
+            if line is not None:
+                turns, waiting, waits = line
+                waiting.inc()
                 try:
                     waited = turns.enter(context.time_remaining())
                 finally:
-                    metrics.RPC_WAITING.labels(rpc).dec()
+                    waiting.dec()
                 turn = turns, time.perf_counter()
-                metrics.RPC_WAIT.labels(rpc).observe(waited)
+                waits.observe(waited)
             return behavior(request, context)
         except ServingError as exc:
             status = status_for(exc)

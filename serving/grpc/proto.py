@@ -13,9 +13,6 @@ from types import ModuleType
 from typing import TYPE_CHECKING
 
 SERVICE_NAME = "setlist.v1.RankingService"
-#: trailing metadata on a RESOURCE_EXHAUSTED that says which refusal it is ("busy": the server's
-#: line was too long), so a client tells it from a spent quota, which carries the same retry hint
-REFUSED_KEY = "x-setlist-refused"
 _MODULES = {
     "ranking_pb2": "serving.grpc._proto.setlist.v1.ranking_pb2",
     "ranking_pb2_grpc": "serving.grpc._proto.setlist.v1.ranking_pb2_grpc",

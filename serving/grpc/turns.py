@@ -14,24 +14,17 @@ import threading
 import time
 from collections import deque
 
-from serving.errors import Overloaded
-from serving.grpc.proto import REFUSED_KEY
+from serving.errors import RetryLater
 
 #: weight of the newest run time in the running average a waiting call leaves room for
 RUN_TIME_WEIGHT = 0.1
 
 
-class Shed(Overloaded):
-    """A call refused because its turn would not come in time; ``retry_after_ms`` is the line's
-    expected drain time, a hint for the caller's backoff."""
+class Shed(RetryLater):
+    """A call refused because its turn would not come in time; the hint is the line's expected
+    drain time, for the caller's backoff."""
 
-    def __init__(self, message: str, retry_after_ms: int) -> None:
-        super().__init__(message)
-        self.retry_after_ms = retry_after_ms
-
-    def trailing_metadata(self) -> tuple[tuple[str, str], ...]:
-        ms = str(self.retry_after_ms)
-        return (("retry-after-ms", ms), ("grpc-retry-pushback-ms", ms), (REFUSED_KEY, "busy"))
+    refused = "busy"
 
 
 class Turns:

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from serving.grpc.proto import REFUSED_KEY
+from serving.errors import REFUSED_KEY
 from serving.grpc.turns import Shed, Turns
 
 WAIT = 10.0  # upper bound for things that should happen at once
