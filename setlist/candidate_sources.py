@@ -1,9 +1,9 @@
 """The candidate sources of ``CandidateIndex``, one method each (``CandidateSources``, which the
 index mixes in), what a source is asked and answers, and the keys of the popularity lists.
 
-Five sources: collaborative embeddings (exact inner product for small catalogs, an HNSW index for
-large ones), item neighbours of the user's history (EASE weights, where the catalog is small enough
-to fit them), session co-visitation, popularity within the session's and the user's genres, and
+Five sources: collaborative embeddings (exact inner product, or an HNSW index for catalogs above
+``SETLIST_EXACT_SEARCH_MAX_ITEMS``), item neighbours of the user's history (EASE weights, where the
+catalog is small enough to fit them), session co-visitation, popularity within the session's and the user's genres, and
 popularity by cohort (locale × device), which is also the whole answer for cold-start users and users
 without personalization consent. ``CandidateIndex.generate`` merges them.
 """
@@ -153,7 +153,8 @@ class CandidateSources:
             return idx[0][keep].astype(np.int64), scores[0][keep]
         scores = self.item_factors @ uvec
         n = min(n, len(scores))
-        top = np.argpartition(-scores, n - 1)[:n]
+        # the n largest without negating the scores first (a copy of the catalog's length)
+        top = np.argpartition(scores, len(scores) - n)[len(scores) - n :]
         return top.astype(np.int64), scores[top]
 
     def _covis_scores(self, rows: list[int]) -> tuple[np.ndarray, np.ndarray]:

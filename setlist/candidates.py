@@ -21,9 +21,6 @@ import scipy.sparse as sp
 from setlist.candidate_sources import GLOBAL_COHORT, CandidateSources, SourceQuery, top_stable
 from setlist.features import CROSS_NAMES
 
-#: catalogs above this size use the approximate (HNSW) index
-EXACT_LIMIT = 20_000
-
 
 def _rank01(scores: np.ndarray) -> np.ndarray:
     """0 for the best score of the request, towards 1 for the worst (ties share the better rank)."""
@@ -110,11 +107,19 @@ class CandidateIndex(CandidateSources):
         self.item_index = {i: n for n, i in enumerate(self.item_ids)}
         self.user_index = {u: n for n, u in enumerate(self.user_ids)}
         self.genre_index = {g: n for n, g in enumerate(self.genres)}
-        self._ann = None
-        if len(self.item_ids) > EXACT_LIMIT:
-            self._ann = self._build_ann()
+        self._ann = None  # exact search until ``search_with`` says the catalog is too large for it
         n = len(self.item_ids)
         self._pop_rank = {c: self._rank_vector(lst, n) for c, lst in cohorts.items()}
+
+    def search_with(self, exact_max_items: int) -> CandidateIndex:
+        """Search the embeddings exactly up to ``exact_max_items`` items, else through an HNSW index
+        (built here: seconds at 50,000 items). An index never told searches exactly."""
+        large = len(self.item_ids) > exact_max_items
+        if large and self._ann is None:
+            self._ann = self._build_ann()
+        elif not large:
+            self._ann = None
+        return self
 
     @staticmethod
     def _rank_vector(lst: np.ndarray, n: int) -> np.ndarray:

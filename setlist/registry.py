@@ -209,7 +209,8 @@ def load_index(settings: Settings, version: str) -> CandidateIndex:
     import mlflow
 
     connect(settings)  # the fluent loaders read the process-wide URIs
-    return mlflow.pyfunc.load_model(version_uri(settings.candidates_model, version)).unwrap_python_model().index
+    index = mlflow.pyfunc.load_model(version_uri(settings.candidates_model, version)).unwrap_python_model().index
+    return index.search_with(settings.exact_search_max_items)
 
 
 def load_pair(settings: Settings, pair: Pair) -> tuple[CandidateIndex, Any]:

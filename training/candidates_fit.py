@@ -35,6 +35,7 @@ class CandidateParams:
     cohort_size: int = 2000
     exclude_seen: bool = False
     ease_max_items: int = 10_000  # as SETLIST_EASE_MAX_ITEMS
+    exact_search_max_items: int = 100_000  # as SETLIST_EXACT_SEARCH_MAX_ITEMS
     ease_lambda: float = 500.0
 
 
@@ -241,5 +242,5 @@ def fit_candidates(
         knn=ease.neighbours() if ease is not None else None,
         exclude_seen=p.exclude_seen,
         terms=fit_terms(catalog, genres),
-    )
+    ).search_with(p.exact_search_max_items)
     return FittedCandidates(index, ease, matrix, window)

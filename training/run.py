@@ -166,6 +166,7 @@ def plan_run(
         exclude_seen=exclude_seen,
         ease_max_items=settings.ease_max_items,
         ease_lambda=settings.ease_lambda,
+        exact_search_max_items=settings.exact_search_max_items,
     )
     done = task("placing the evaluation split")
     split = make_split(events, split_params(settings), exclude_seen)

@@ -98,3 +98,26 @@ def test_neighbour_scores_equal_the_dense_row_sums_for_short_and_long_histories(
         np.testing.assert_array_equal(cols, np.flatnonzero(dense))
         np.testing.assert_allclose(sums, dense[cols], rtol=1e-5, atol=1e-6)
     assert len(index._knn_scores(np.zeros(0, np.int64))[0]) == 0
+
+
+def test_exact_embedding_search_returns_the_true_top_n():
+    index = _index(seed=3)
+    for u in range(len(index.user_ids)):
+        uvec = index.user_factors[u]
+        idx, scores = index._embedding_top(uvec, 50)
+        full = index.item_factors @ uvec
+        assert sorted(idx.tolist()) == sorted(np.argsort(-full, kind="stable")[:50].tolist())
+        np.testing.assert_allclose(scores, full[idx], rtol=1e-6)
+    assert len(index._embedding_top(index.user_factors[0], 10_000)[0]) == len(index.item_ids)
+
+
+def test_search_with_builds_an_hnsw_index_only_above_the_exact_limit():
+    index = _index(seed=4)
+    assert index._ann is None  # never told: exact
+    assert index.search_with(len(index.item_ids))._ann is None
+    approx = index.search_with(len(index.item_ids) - 1)
+    assert approx is index and index._ann is not None
+    uvec = index.user_factors[0]
+    idx, scores = index._embedding_top(uvec, 20)
+    np.testing.assert_allclose(scores, index.item_factors[idx] @ uvec, rtol=1e-4)
+    assert index.search_with(10_000)._ann is None  # back to exact when the limit rises
