@@ -153,6 +153,8 @@ class CandidateSources:
             return idx[0][keep].astype(np.int64), scores[0][keep]
         scores = self.item_factors @ uvec
         n = min(n, len(scores))
+        if n <= 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
         # the n largest without negating the scores first (a copy of the catalog's length)
         top = np.argpartition(scores, len(scores) - n)[len(scores) - n :]
         return top.astype(np.int64), scores[top]

@@ -121,3 +121,9 @@ def test_search_with_builds_an_hnsw_index_only_above_the_exact_limit():
     idx, scores = index._embedding_top(uvec, 20)
     np.testing.assert_allclose(scores, index.item_factors[idx] @ uvec, rtol=1e-4)
     assert index.search_with(10_000)._ann is None  # back to exact when the limit rises
+
+
+def test_exact_embedding_search_for_no_neighbours_is_empty():
+    index = _index(seed=5)
+    idx, scores = index._embedding_top(index.user_factors[0], 0)
+    assert len(idx) == 0 and len(scores) == 0
