@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -52,11 +53,12 @@ def run(scale_name: str, seed: int, plan: Plan, fresh: bool, console: Console) -
     logs = prepared.data_dir / "logs"
 
     console.rule("in-process stage profile (serving.bootstrap.build, no gRPC)")
-    stages = profile_stages(prepared, {**prepared.env, **dict(plan.server_env)}, plan.profile_users, console)
+    env = {**prepared.env, **dict(plan.server_env), **traffic_env(prepared.data_dir)}
+    stages = profile_stages(prepared, env, plan.profile_users, console)
 
     users = load_users(prepared.data_dir, plan.rank_users + plan.freshness_trials + 500, seed=seed)
     # new users (< 10 events): ids the event log never saw, and users with a few events in it
-    new_users = load_new_users(prepared.data_dir, {**prepared.env, **dict(plan.server_env)}, plan.new_users, seed)
+    new_users = load_new_users(prepared.data_dir, env, plan.new_users, seed)
     # three disjoint groups, so Track's session writes never change what the Rank runs measure; Track
     # and freshness leave the few-event users alone, so they stay few-event users for the next run
     n_rank = max(min(plan.rank_users, len(users) - plan.freshness_trials - 100), 1)
@@ -68,7 +70,7 @@ def run(scale_name: str, seed: int, plan: Plan, fresh: bool, console: Console) -
     b = _Bench(
         console,
         plan,
-        {**prepared.env, **dict(plan.server_env)},
+        env,
         logs,
         seed,
         sc.rank_requests(rank_users),
@@ -86,6 +88,20 @@ def run(scale_name: str, seed: int, plan: Plan, fresh: bool, console: Console) -
     out["duration_s"] = {"total": round(time.monotonic() - started, 1), "prepare": round(prepared_s, 1)}
     out["machine"] = {**machine_start, "loadavg_end": machine_info()["loadavg_start"]}
     return out
+
+
+def traffic_env(data_dir: Path) -> dict[str, str]:
+    """Where the bench's servers keep what its traffic writes: the Track journal, the event log it
+    rolls into and the impressions, emptied at each run. Kept out of the prepared data dir's own log,
+    since a later `make train` there would otherwise learn from the load generator's synthetic plays."""
+    root = data_dir / "bench-traffic"
+    if root.exists():
+        shutil.rmtree(root)
+    return {
+        "SETLIST_EVENTS_DIR_OVERRIDE": str(root / "events"),
+        "SETLIST_WAL_DIR": str(root / "wal"),
+        "SETLIST_IMPRESSIONS_DIR_OVERRIDE": str(root / "impressions"),
+    }
 
 
 def _cache_miss(b: _Bench) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from bench.plan import PLANS
 from bench.prepare import SCALES, Prepared
 from bench.publish import publish
 from bench.report import NEW_USERS_SERIES, build, judge, missing_fields, write
+from bench.runner import traffic_env
 from bench.scenarios import Measured
 from bench.users import NewUsers, User
 
@@ -317,3 +318,23 @@ def test_the_summary_gives_the_machines_reference_speed_when_measured(tmp_path: 
     del out["machine"]["cpu_reference_ms"]  # a report from before the figure renders without it
     summary = write(build(out, "small", 7, "cmd"), tmp_path / "runs2", tmp_path / "results2")["summary"].read_text()
     assert "reference workload" not in summary and "Code: `" in summary
+
+
+def test_bench_traffic_is_kept_out_of_the_prepared_event_log(tmp_path):
+    """The servers' Track journal, the log it rolls into and the impressions go under a scratch
+    directory that each run empties, so training again on a bench data dir never sees bench traffic."""
+    from setlist.settings import Settings
+
+    stale = tmp_path / "bench-traffic" / "events" / "date=2026-01-01" / "old.parquet"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"x")
+    env = traffic_env(tmp_path)
+    assert not stale.exists()
+    s = Settings(
+        data_dir=tmp_path,
+        events_dir_override=env["SETLIST_EVENTS_DIR_OVERRIDE"],
+        impressions_dir_override=env["SETLIST_IMPRESSIONS_DIR_OVERRIDE"],
+        SETLIST_WAL_DIR=env["SETLIST_WAL_DIR"],
+    )
+    for d in (s.events_dir, s.wal_dir, s.impressions_dir):
+        assert d.is_relative_to(tmp_path / "bench-traffic")
