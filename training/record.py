@@ -87,6 +87,15 @@ def record(
                     )
                 )
             )
+        # why this ranker: every configuration's validation ndcg@10, so "why 200 trees" has an answer
+        mlflow.log_dict(
+            {
+                "chosen": ev.fitted.objective,
+                "rule": f"the cheapest (trees x depth) within {settings.ranker_ndcg_tolerance:.1%} of the best",
+                "validation_ndcg_at_10": dict(sorted(ev.fitted.validation_ndcg.items(), key=lambda kv: -kv[1])),
+            },
+            "ranker_selection.json",
+        )
         mlflow.log_metrics({f"importance.{k}": v for k, v in importance(booster, svc.inputs).items()})
         versions = promotion.log_models(settings, ev.index, booster, ranking.X[:200], svc.inputs, svc.name)
         registry.set_alias(client, settings, versions, registry.CHALLENGER)

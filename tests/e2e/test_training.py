@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
@@ -37,7 +39,12 @@ def test_training_registers_both_models_with_aliases_and_fixed_metrics(tiny_worl
     assert run.data.params["split"] in ("global", "per_user") and run.data.params["split.reason"]
     assert "evaluation:" in run.data.tags["training.choices"]
     artifacts = {a.path for a in client.list_artifacts(r.run_id)}
-    assert {"feature_importance.png", "evaluation_curves.png"} <= artifacts
+    assert {"feature_importance.png", "evaluation_curves.png", "ranker_selection.json"} <= artifacts
+    selection = json.loads(Path(client.download_artifacts(r.run_id, "ranker_selection.json")).read_text())
+    tried = selection["validation_ndcg_at_10"]
+    # the kept configuration is one of those tried, within the tolerance of the best of them
+    assert selection["chosen"] in tried and len(tried) > 1
+    assert tried[selection["chosen"]] >= max(tried.values()) * (1 - s.ranker_ndcg_tolerance) - 1e-12
 
 
 def test_the_model_beats_popularity_on_the_holdout(tiny_world):
