@@ -6,10 +6,12 @@ artifact alone says how to score. Its trees then learn corrections to that ranki
 with no trees ranks exactly by the feature: on a small ratings log a few hundred training queries
 cannot rebuild what EASE already knows, but can still adjust it.
 
-A ranker may also carry a pre-ranker (``Prerank``): a linear score over the candidate stage's own
-scores that keeps the best ``keep`` candidates of a request for the trees, the cheap third stage of
-an industrial cascade. The trees' cost grows with the rows they score; the linear score costs one
-small matrix product. Training fits it and picks ``keep`` on the validation queries.
+A ranker may also carry a pre-ranker (``Prerank``) that keeps the best ``keep`` candidates of a
+request for the trees, the cheap third stage of an industrial cascade: the trees' cost grows with the
+rows they score. Its score is either linear over the candidate stage's own scores (one small matrix
+product), or the ranker's own first trees over every candidate, whose margin the remaining trees then
+continue on the kept rows (so a kept row's score is exactly the whole ranker's). Training picks the
+kind, and ``keep``, on the validation queries.
 
 NumPy and ``inplace_predict`` only: this runs on the Rank hot path.
 """
@@ -22,11 +24,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from setlist.candidate_sources import top_stable
+
 MARGIN_FEATURE_ATTR = "margin_feature"
 MARGIN_WEIGHT_ATTR = "margin_weight"
 #: the candidate score boosting starts from
 MARGIN_FEATURE = "x_neighbour_score"
-#: the pre-ranker, as JSON: {"features": [...], "weights": [...], "keep": n}
+#: the pre-ranker, as JSON: {"features": [...], "weights": [...], "keep": n} (linear), or
+#: {"trees": m, "keep": n} (the booster's first m trees, 0: the blend's margin alone)
 PRERANK_ATTR = "prerank"
 
 Scorer = Callable[[np.ndarray], np.ndarray]
@@ -74,12 +79,13 @@ def set_blend(booster, feature: str | None, weight: float) -> None:
 
 @dataclass(frozen=True)
 class Prerank:
-    """A linear score over some of the ranker's input columns; a request's best ``keep`` rows by it
-    go on to the trees."""
+    """Scores every candidate of a request cheaply; its best ``keep`` rows go on to the trees. Linear
+    over some of the ranker's input columns, or (``first_trees`` set) the booster's first trees."""
 
-    columns: np.ndarray  # the features' columns in the ranker's input
-    weights: np.ndarray  # float32, one per column
+    columns: np.ndarray  # the features' columns in the ranker's input (linear)
+    weights: np.ndarray  # float32, one per column (linear)
     keep: int
+    first_trees: int | None = None  # the booster's first trees score (0: the blend's margin alone)
 
     @classmethod
     def of(cls, booster) -> Prerank | None:
@@ -87,31 +93,53 @@ class Prerank:
         if not raw:
             return None
         doc = json.loads(raw)
+        if int(doc["keep"]) <= 0:
+            return None
+        if "trees" in doc:
+            m = int(doc["trees"])
+            if not 0 <= m <= booster.num_boosted_rounds():
+                raise ValueError(
+                    f"the ranker's pre-ranker reads its first {m} trees; it has {booster.num_boosted_rounds()}"
+                )
+            return cls(np.zeros(0, np.int64), np.zeros(0, np.float32), int(doc["keep"]), m)
         names = list(booster.feature_names or [])
         missing = [f for f in doc["features"] if f not in names]
         if missing:
             raise ValueError(f"the ranker's pre-ranker reads {missing}, which are not among its inputs")
-        if int(doc["keep"]) <= 0:
-            return None
         columns = np.array([names.index(f) for f in doc["features"]], np.int64)
         return cls(columns, np.asarray(doc["weights"], np.float32), int(doc["keep"]))
 
     def scores(self, X: np.ndarray) -> np.ndarray:
+        """The linear score (a tree pre-ranker's needs the booster: ``scorer`` computes it)."""
         return np.nan_to_num(X[:, self.columns]) @ self.weights
 
+    def pick(self, s: np.ndarray) -> np.ndarray:
+        """The ``keep`` best rows by ``s``, ascending (so equal final scores keep candidate order);
+        of rows tied at the cut the earlier candidates, since the first trees' margins tie often."""
+        return np.sort(top_stable(s, self.keep))
+
     def select(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-        """The rows kept (ascending, so equal final scores keep candidate order) and every row's
-        pre-rank score; None when the request has no more rows than ``keep``."""
+        """The rows kept and every row's linear pre-rank score; None when the request has no more
+        rows than ``keep``."""
         if len(X) <= self.keep:
             return None
         s = self.scores(X)
-        return np.sort(np.argpartition(-s, self.keep - 1)[: self.keep]), s
+        return self.pick(s), s
 
 
-def set_prerank(booster, features: list[str] | None, weights: list[float] | None = None, keep: int = 0) -> None:
-    """Record (or clear, with ``features=None``) a booster's pre-ranker."""
+def set_prerank(
+    booster,
+    features: list[str] | None,
+    weights: list[float] | None = None,
+    keep: int = 0,
+    first_trees: int | None = None,
+) -> None:
+    """Record (or clear, with ``features=None`` and no ``first_trees``) a booster's pre-ranker: linear
+    over ``features``, or its own first ``first_trees`` trees."""
     doc = None
-    if features and weights is not None and keep > 0:
+    if first_trees is not None and keep > 0:
+        doc = json.dumps({"trees": int(first_trees), "keep": int(keep)})
+    elif features and weights is not None and keep > 0:
         doc = json.dumps({"features": list(features), "weights": [float(w) for w in weights], "keep": int(keep)})
     booster.set_attr(**{PRERANK_ATTR: doc})
 
@@ -136,6 +164,8 @@ def scorer(booster, prerank: bool = True) -> Scorer:
 
     if pre is None:
         return (lambda X: trees(X, None)) if blend.column is not None else booster.inplace_predict
+    if pre.first_trees is not None:
+        return _tree_cascade(booster, blend, pre)
 
     def cascade(X: np.ndarray) -> np.ndarray:
         picked = pre.select(X)
@@ -143,13 +173,55 @@ def scorer(booster, prerank: bool = True) -> Scorer:
             return trees(X, None)
         kept, s = picked
         scored = np.asarray(trees(X, kept), np.float32)
-        out = np.empty(len(X), np.float32)
-        out[kept] = scored
-        rest = np.ones(len(X), bool)
-        rest[kept] = False
-        # below every kept row, and in the pre-ranker's order among themselves
-        order = np.argsort(np.argsort(-s[rest], kind="stable"), kind="stable").astype(np.float32)
-        out[rest] = (float(scored.min()) if len(scored) else 0.0) - 1.0 - order / max(len(order), 1)
-        return out
+        return below_kept(scored, kept, s)
+
+    return cascade
+
+
+def below_kept(scored: np.ndarray, kept: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """Every row's score: the trees' for the ``kept`` rows, and below all of them for the others, in
+    the pre-ranker's order (``s``) among themselves."""
+    out = np.empty(len(s), np.float32)
+    out[kept] = scored
+    rest = np.ones(len(s), bool)
+    rest[kept] = False
+    order = np.argsort(np.argsort(-s[rest], kind="stable"), kind="stable").astype(np.float32)
+    out[rest] = (float(scored.min()) if len(scored) else 0.0) - 1.0 - order / max(len(order), 1)
+    return out
+
+
+def _tree_cascade(booster, blend: Blend, pre: Prerank) -> Scorer:
+    """The booster's first ``m`` trees over every row, the rest over the kept rows only, starting
+    from the first trees' margin: a kept row's score is the whole booster's margin, exactly."""
+    m, total = int(pre.first_trees or 0), booster.num_boosted_rounds()
+
+    def first(X: np.ndarray) -> np.ndarray:
+        margin = blend.margin(X)
+        if m == 0:  # iteration_range (0, 0) would mean every tree
+            if margin is None:
+                raise ValueError("a pre-ranker of 0 trees needs a ranker boosted from a margin")
+            return margin
+        return np.asarray(
+            booster.inplace_predict(X, iteration_range=(0, m), base_margin=margin, predict_type="margin"), np.float32
+        )
+
+    def cascade(X: np.ndarray) -> np.ndarray:
+        s = first(X)
+        if len(X) <= pre.keep:
+            kept = np.arange(len(X))
+        else:
+            kept = pre.pick(s)
+        if m >= total:
+            scored = s[kept]
+        else:
+            scored = np.asarray(
+                booster.inplace_predict(
+                    X[kept], iteration_range=(m, total), base_margin=s[kept], predict_type="margin"
+                ),
+                np.float32,
+            )
+        if len(kept) == len(X):
+            return scored
+        return below_kept(scored, kept, s)
 
     return cascade

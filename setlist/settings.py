@@ -142,10 +142,10 @@ class Settings(BaseSettings):
     #: the cheapest ranker (trees × depth) whose validation ndcg@10 is within this share of the best
     #: is kept: a tree scored on every Rank must earn its cost
     ranker_ndcg_tolerance: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.005
-    #: candidates a request keeps for the trees after the linear pre-ranker (0: no pre-ranker)
+    #: candidates a request keeps for the trees after the pre-ranker (0: no pre-ranker)
     prerank_keep: Annotated[int, Field(ge=0)] = 150
-    #: the largest share of the candidates' positives the pre-ranker may drop on the validation
-    #: queries; training widens ``prerank_keep`` until it holds, or trains without a pre-ranker
+    #: the largest share of the ranker's validation ndcg@10 and recall@100 the cascade may cost;
+    #: training widens ``prerank_keep`` until it holds, or trains without a pre-ranker
     prerank_max_loss: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.01
     max_train_queries: int = 6000
 

@@ -1,24 +1,40 @@
-"""The pre-ranker: a logistic regression over the candidate stage's own scores (the user×item block:
-embedding, neighbour and co-visitation scores, their per-request ranks, source count, popularity
-rank, genre matches), fitted on the training queries. On Rank it keeps a request's best ``keep``
-candidates for the trees (setlist.blend.Prerank); the trees' cost grows with the rows they score.
+"""The pre-ranker: keeps a request's best ``keep`` candidates for the trees (setlist.blend.Prerank);
+the trees' cost grows with the rows they score. Two kinds are fitted and compared on the validation
+queries:
 
-``keep`` is chosen on the validation queries: the smallest of ``keep``, 1.5×, 2×, 3× … below the
-candidate pool that keeps at least ``1 - max_loss`` of the positives among the candidates. When
-none does, the ranker goes without a pre-ranker, and the run says so.
+- linear: a logistic regression over the candidate stage's own scores (the user×item block:
+  embedding, neighbour and co-visitation scores, their per-request ranks, source count, popularity
+  rank, genre matches), fitted on the training queries; one small matrix product per request;
+- the ranker's own first ``m`` trees (``FIRST_TREES``; 0 is the EASE margin a blended ranker starts
+  from), over every candidate; the remaining trees continue from that margin on the kept rows only.
+
+For each kind, ``keep`` is the smallest of ``keep``, 1.5×, 2×, 3× … below the candidate pool at
+which the cascade (the cut, then the whole ranker on what it kept) ranks the validation queries'
+whole candidate lists within ``max_loss`` of the whole ranker scoring every candidate: ndcg@10 and
+recall@100 both at least ``1 - max_loss`` of the ranker's own, the figures the hold-out reports. A
+cut may drop positives the ranker itself would have ranked too low to show. Of the kinds that hold,
+the one with the fewest tree evaluations per request wins. When none holds, the ranker goes without
+a pre-ranker, and the run says so.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from setlist.blend import below_kept
+from setlist.candidate_sources import top_stable
 from setlist.features import CROSS_NAMES
 from training.dataset import COMPLETE, RankingSet
 
 #: multiples of the configured ``keep`` tried, smallest first
 WIDENINGS = (1.0, 1.5, 2.0, 3.0)
+#: first-tree counts tried as a pre-ranker (0: the blend's margin alone; each below the ranker's trees)
+FIRST_TREES = (0, 5, 10, 25)
+#: (mask of the rows, m) → the margin after the ranker's first m trees, one per row, in frame order
+FirstTrees = Callable[[np.ndarray, int], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -26,9 +42,21 @@ class FittedPrerank:
     features: list[str]
     weights: list[float]
     keep: int  # 0: no pre-ranker
-    retention: float  # the share of validation positives kept at ``keep`` (nan: nothing to measure)
-    tried: dict[int, float] = field(default_factory=dict)  # keep → retention
+    #: the cascade's validation ndcg@10 and recall@100 at ``keep``, the smaller of the two as a share of
+    #: the whole ranker's (nan: nothing to measure)
+    retention: float
+    tried: dict[int, float] = field(default_factory=dict)  # keep → retention, of the kind kept
     reason: str = ""
+    first_trees: int | None = None  # set: the ranker's first trees pre-rank (else the linear score)
+    #: every kind that held: its name → (keep, tree evaluations per request)
+    options: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        if self.first_trees is None:
+            return "a linear score of the candidate stage's scores"
+        if self.first_trees == 0:
+            return "the EASE margin the ranker starts from"
+        return f"the ranker's first {self.first_trees} trees"
 
 
 def _fit_weights(X: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -42,25 +70,68 @@ def _fit_weights(X: np.ndarray, y: np.ndarray) -> np.ndarray:
     return (model.coef_[0] / std).astype(np.float32)
 
 
-def retention(scores: np.ndarray, y: np.ndarray, groups: np.ndarray, keep: int) -> float:
-    """The share of positives in the ``keep`` best-scored rows of their query (rows of one query are
-    consecutive; ``groups`` holds each query's row count)."""
-    kept = total = 0.0
-    start = 0
+#: the cut-offs the cascade's quality is judged at (the hold-out's ndcg@10 and recall@100)
+NDCG_AT, RECALL_AT = 10, 100
+
+
+def _ndcg_recall(score: np.ndarray, lab: np.ndarray) -> tuple[float, float]:
+    order = np.lexsort((lab, -score))  # ties count against the positives, as training's ndcg does
+    top = lab[order[:NDCG_AT]]
+    discount = 1.0 / np.log2(np.arange(2, NDCG_AT + 2))
+    ideal = discount[: min(int(lab.sum()), NDCG_AT)].sum()
+    return float((top * discount[: len(top)]).sum() / ideal), float(lab[order[:RECALL_AT]].sum() / lab.sum())
+
+
+def cascade_quality(pre: np.ndarray, full: np.ndarray, y: np.ndarray, groups: np.ndarray, keep: int) -> float:
+    """The cascade's mean ndcg@10 and recall@100 over the queries with a positive, each as a share of
+    the whole ranker's (``full`` scoring every row), the smaller of the two; 1.0 when the ranker's
+    own are zero (nothing to lose)."""
+    sums = np.zeros(4)  # cascade ndcg, cascade recall, full ndcg, full recall
+    start = scored = 0
     for n in groups:
-        s, lab = scores[start : start + n], y[start : start + n]
+        p, f, lab = pre[start : start + n], full[start : start + n], y[start : start + n]
         start += n
-        total += lab.sum()
-        if n <= keep:
-            kept += lab.sum()
-        else:
-            kept += lab[np.argpartition(-s, keep - 1)[:keep]].sum()
-    return float(kept / total) if total else float("nan")
+        if not lab.sum():
+            continue
+        cut = f
+        if n > keep:
+            kept = np.sort(top_stable(p, keep))
+            cut = below_kept(np.asarray(f[kept], np.float32), kept, np.asarray(p, np.float32))
+        sums += (*_ndcg_recall(cut, lab), *_ndcg_recall(f, lab))
+        scored += 1
+    if not scored:
+        return float("nan")
+    return float(min(c / w if w > 0 else 1.0 for c, w in ((sums[0], sums[2]), (sums[1], sums[3]))))
+
+
+def _smallest_keep(
+    scores: np.ndarray, full: np.ndarray, y: np.ndarray, groups: np.ndarray, keep: int, max_loss: float, pool: int
+) -> tuple[int, dict[int, float]]:
+    """(the smallest widening of ``keep`` that holds, or 0; keep → cascade quality of those tried)."""
+    tried: dict[int, float] = {}
+    for factor in WIDENINGS:
+        k = int(round(keep * factor))
+        if k >= pool:
+            break
+        tried[k] = cascade_quality(scores, full, y, groups, k)
+        if not tried[k] < 1.0 - max_loss:  # nan (no positives to lose) keeps the pre-ranker
+            return k, tried
+    return 0, tried
 
 
 def fit_prerank(
-    rs: RankingSet, train: np.ndarray, valid: np.ndarray, keep: int, max_loss: float, pool: int
+    rs: RankingSet,
+    train: np.ndarray,
+    valid: np.ndarray,
+    keep: int,
+    max_loss: float,
+    pool: int,
+    first_trees: FirstTrees,
+    trees: int,
+    has_margin: bool = False,
 ) -> FittedPrerank:
+    """``first_trees`` scores rows by the ranker's first trees (all ``trees`` of them: the ranker
+    itself; ``has_margin``: it is boosted from the EASE margin, so 0 trees is a score too)."""
     features = [n for n in CROSS_NAMES if n in rs.inputs]
     if keep <= 0:
         return FittedPrerank(features, [], 0, float("nan"), reason="SETLIST_PRERANK_KEEP is 0")
@@ -75,24 +146,36 @@ def fit_prerank(
     whole = valid & frame[COMPLETE].to_numpy(bool) if COMPLETE in frame else valid
     rows = whole if whole.any() else valid
     part = frame[rows]
-    scores = np.nan_to_num(part[features].to_numpy(np.float32)) @ weights
     y = part["label"].to_numpy()
     groups = part.groupby("query_id", sort=False).size().to_numpy()
-    tried: dict[int, float] = {}
-    for factor in WIDENINGS:
-        k = int(round(keep * factor))
-        if k >= pool:
-            break
-        tried[k] = retention(scores, y, groups, k)
-        if not tried[k] < 1.0 - max_loss:  # nan (no positives to lose) keeps the pre-ranker
-            return FittedPrerank(features, weights.tolist(), k, tried[k], tried)
-    return FittedPrerank(
-        features,
-        weights.tolist(),
-        0,
-        float("nan"),
-        tried,
-        f"no keep below the pool of {pool} held {1 - max_loss:.0%} of the validation positives ("
-        + ", ".join(f"{k} kept {r:.1%}" for k, r in tried.items())
-        + ")",
-    )
+    # kind → (first trees or None, keep, keep → retention); the linear kind first, so it wins ties
+    held: dict[str, tuple[int | None, int, dict[int, float]]] = {}
+    full = np.asarray(first_trees(rows, trees), np.float32)
+    linear_scores = np.nan_to_num(part[features].to_numpy(np.float32)) @ weights
+    k, linear_tried = _smallest_keep(linear_scores, full, y, groups, keep, max_loss, pool)
+    if k:
+        held["linear"] = (None, k, linear_tried)
+    for m in FIRST_TREES:
+        if m >= trees or (m == 0 and not has_margin):
+            continue
+        k, tried = _smallest_keep(np.asarray(first_trees(rows, m), np.float32), full, y, groups, keep, max_loss, pool)
+        if k:
+            held[f"first {m} trees"] = (m, k, tried)
+    if not held:
+        return FittedPrerank(
+            features,
+            weights.tolist(),
+            0,
+            float("nan"),
+            linear_tried,
+            f"no keep below the pool of {pool} held {1 - max_loss:.0%} of the ranker's validation ndcg@10 and "
+            "recall@100 (linear: " + ", ".join(f"{k} kept {r:.1%}" for k, r in linear_tried.items()) + ")",
+        )
+
+    def cost(m: int | None, k: int) -> int:  # tree evaluations per request of ``pool`` candidates
+        return trees * k if m is None else m * pool + (trees - m) * k
+
+    options = {name: (k, cost(m, k)) for name, (m, k, _) in held.items()}
+    name = min(options, key=lambda n: options[n][1])
+    m, k, tried = held[name]
+    return FittedPrerank(features, weights.tolist(), k, tried[k], tried, first_trees=m, options=options)

@@ -15,7 +15,7 @@ import xgboost as xgb
 
 from setlist.blend import MARGIN_FEATURE, set_blend, set_prerank
 from training.dataset import COMPLETE, MARGIN_BASIS, RankingSet
-from training.prerank import FittedPrerank, fit_prerank
+from training.prerank import FirstTrees, FittedPrerank, fit_prerank
 
 #: measured on the 25k-rating fixture's hold-out, boosted from EASE×4: binary 0.201–0.216 ndcg@10,
 #: rank:ndcg 0.200–0.206 (and twice the time)
@@ -168,9 +168,31 @@ def fit(
     elif trees < booster.num_boosted_rounds():
         booster = booster[:trees]
     set_blend(booster, MARGIN_FEATURE if weight else None, weight)
-    pre = fit_prerank(rs, train, valid, p.prerank_keep, p.prerank_max_loss, p.pool)
-    set_prerank(booster, pre.features if pre.keep else None, pre.weights, pre.keep)
+    pre = fit_prerank(
+        rs,
+        train,
+        valid,
+        p.prerank_keep,
+        p.prerank_max_loss,
+        p.pool,
+        _first_trees(rs, booster, weight),
+        booster.num_boosted_rounds(),
+        bool(weight),
+    )
+    set_prerank(booster, pre.features if pre.keep else None, pre.weights, pre.keep, pre.first_trees)
     return FittedRanker(booster, best, {o: v[0] for o, v in results.items()}, pre)
+
+
+def _first_trees(rs: RankingSet, booster: xgb.Booster, weight: float) -> FirstTrees:
+    """Rows' margins after the booster's first m trees (0: the margin it is boosted from)."""
+
+    def margins(rows: np.ndarray, m: int) -> np.ndarray:
+        d = _dmatrix(rs, rows, weight)
+        if m == 0:  # iteration_range (0, 0) would mean every tree
+            return d.get_base_margin() if weight else np.zeros(d.num_row(), np.float32)
+        return booster.predict(d, iteration_range=(0, m), output_margin=True)
+
+    return margins
 
 
 def cheapest(results: dict[str, tuple[float, object, float, int, int]], tolerance: float) -> str:

@@ -1,4 +1,4 @@
-"""The pre-ranker: a linear score over the candidate stage's scores keeps a request's best rows for
+"""The pre-ranker: a linear score, or the ranker's own first trees, keeps a request's best rows for
 the trees; training fits it and picks how many rows to keep from the validation queries."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from feature_repo.declarations import load
 from setlist.blend import MARGIN_FEATURE, Prerank, scorer, set_blend, set_prerank
 from setlist.features import CROSS_NAMES
 from training.dataset import COMPLETE, MARGIN_BASIS, RankingSet
-from training.prerank import fit_prerank, retention
+from training.prerank import cascade_quality, fit_prerank
 from training.ranker import RankerParams, cheapest, fit
 
 FEATURES = load().service("ranker_v1").inputs
@@ -75,11 +75,28 @@ def test_a_prerank_reading_a_feature_the_ranker_lacks_is_refused_and_zero_keep_m
     assert Prerank.of(booster) is None
 
 
-def test_retention_is_the_share_of_positives_in_each_querys_best_rows():
-    scores = np.array([3.0, 2.0, 1.0, 0.0, 5.0, 4.0])
-    y = np.array([1.0, 0.0, 1.0, 0.0, 0.0, 1.0])
-    assert retention(scores, y, np.array([4, 2]), keep=2) == pytest.approx(2 / 3)  # query 1 loses one of two
-    assert retention(scores, y, np.array([4, 2]), keep=3) == 1.0
+def test_the_cascade_loses_only_what_the_ranker_would_have_shown():
+    n = 150
+    full = -np.arange(n, dtype=np.float32)  # the ranker: earlier rows first
+    y = np.zeros(n)
+    y[[2, 120]] = 1.0  # one positive the ranker shows in its top 10, one beyond its top 100
+    groups = np.array([n])
+    # a cut that drops the positive the ranker ranks 121st costs nothing at ndcg@10 or recall@100
+    drops_far = full.copy()
+    drops_far[120] = -1e6
+    assert cascade_quality(drops_far, full, y, groups, keep=100) == pytest.approx(1.0)
+    # a cut that drops the one it ranks third costs everything the ranker had
+    drops_near = full.copy()
+    drops_near[2] = -1e6
+    assert cascade_quality(drops_near, full, y, groups, keep=100) == pytest.approx(0.0)
+    # no query with a positive: nothing to judge
+    assert np.isnan(cascade_quality(full, full, np.zeros(n), groups, keep=100))
+
+
+def _ranker(rs: RankingSet, column: str):
+    """A stand-in for the ranker's first trees: every m scores by ``column``."""
+    values = rs.frame[column].to_numpy(np.float32)
+    return lambda rows, m: values[rows]
 
 
 def _ranking_set(seed: int, queries: int = 60, per_query: int = 80, noise: float = 0.3) -> RankingSet:
@@ -103,7 +120,11 @@ def _ranking_set(seed: int, queries: int = 60, per_query: int = 80, noise: float
 def test_training_learns_which_candidate_score_matters_and_keeps_the_smallest_cut_that_holds():
     rs = _ranking_set(5)
     valid = rs.frame[COMPLETE].to_numpy(bool)
-    pre = fit_prerank(rs, ~valid, valid, keep=10, max_loss=0.01, pool=80)
+    pre = fit_prerank(rs, ~valid, valid, keep=10, max_loss=0.01, pool=80, first_trees=_ranker(rs, SIGNAL), trees=100)
+    # the linear cut holds too, and the kind kept costs the fewest tree evaluations of those that hold
+    assert "linear" in pre.options
+    kept = "linear" if pre.first_trees is None else f"first {pre.first_trees} trees"
+    assert pre.options[kept][1] == min(cost for _, cost in pre.options.values())
     w = dict(zip(pre.features, pre.weights, strict=True))
     assert max(w, key=lambda f: abs(w[f])) == SIGNAL and w[SIGNAL] > 0
     assert pre.keep in pre.tried and pre.tried[pre.keep] >= 0.99
@@ -111,12 +132,18 @@ def test_training_learns_which_candidate_score_matters_and_keeps_the_smallest_cu
 
 
 def test_when_no_cut_holds_the_ranker_goes_without_a_prerank_and_says_why():
-    rs = _ranking_set(6, noise=50.0)  # positives unrelated to any score: no cut keeps 99% of them
+    rs = _ranking_set(6, noise=50.0)  # positives unrelated to any candidate score
     valid = rs.frame[COMPLETE].to_numpy(bool)
-    pre = fit_prerank(rs, ~valid, valid, keep=10, max_loss=0.01, pool=40)
-    assert pre.keep == 0 and "no keep below the pool of 40" in pre.reason
+    labels = rs.frame["label"].to_numpy(np.float32)
+    noise = np.random.default_rng(6).normal(size=len(labels)).astype(np.float32)
+
+    def oracle(rows: np.ndarray, m: int) -> np.ndarray:  # the whole ranker knows; its first trees do not
+        return labels[rows] if m == 100 else noise[rows]
+
+    pre = fit_prerank(rs, ~valid, valid, keep=10, max_loss=0.01, pool=40, first_trees=oracle, trees=100)
+    assert pre.keep == 0 and "no keep below the pool of 40" in pre.reason and not pre.options
     fitted = fit(rs, RankerParams(trees=5, threads=1, prerank_keep=10, pool=40), seed=0)
-    assert Prerank.of(fitted.booster) is None and fitted.prerank is not None and fitted.prerank.keep == 0
+    assert fitted.prerank is not None and (Prerank.of(fitted.booster) is None) == (fitted.prerank.keep == 0)
 
 
 def test_a_fitted_ranker_carries_its_prerank_in_the_artifact():
@@ -138,3 +165,82 @@ def test_the_cheapest_model_within_the_tolerance_is_kept():
     assert cheapest(results, 0.0) == "depth=6, 200 trees"
     assert cheapest(results, 0.005) == "depth=4, 50 trees"  # 0.249 ≥ 0.25 × 0.995
     assert cheapest(results, 0.25) == "EASE, 0 trees"
+
+
+# --- the ranker's own first trees as the pre-ranker ---------------------------------------------
+def _margins(booster: xgb.Booster, X: np.ndarray) -> np.ndarray:
+    return booster.inplace_predict(X, predict_type="margin")
+
+
+@pytest.mark.parametrize("m", [1, 3, 5])
+def test_a_tree_prerank_scores_kept_rows_exactly_as_the_whole_booster(m):
+    rng = np.random.default_rng(11)
+    X = rng.normal(size=(60, len(FEATURES))).astype(np.float32)
+    booster = _booster(trees=5)
+    full = _margins(booster, X)
+    set_prerank(booster, None, keep=15, first_trees=m)
+    pre = scorer(booster)(X)
+    first = booster.inplace_predict(X, iteration_range=(0, m), predict_type="margin")
+    kept = np.argsort(-first, kind="stable")[:15]
+    rest = np.setdiff1d(np.arange(len(X)), kept)
+    np.testing.assert_allclose(pre[kept], full[kept], rtol=1e-5, atol=1e-6)
+    assert pre[kept].min() > pre[rest].max()
+    # the dropped rows keep the first trees' order among themselves
+    assert (np.diff(pre[rest[np.argsort(-first[rest], kind="stable")]]) < 0).all()
+
+
+def test_a_zero_tree_prerank_cuts_by_the_blends_margin_and_short_requests_are_scored_whole():
+    rng = np.random.default_rng(12)
+    X = rng.normal(size=(30, len(FEATURES))).astype(np.float32)
+    booster = _booster(trees=4)
+    set_blend(booster, MARGIN_FEATURE, 4.0)
+    full = scorer(booster, prerank=False)(X)
+    set_prerank(booster, None, keep=8, first_trees=0)
+    kept = np.argsort(-X[:, FEATURES.index(MARGIN_FEATURE)], kind="stable")[:8]
+    np.testing.assert_allclose(scorer(booster)(X)[kept], full[kept], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(scorer(booster)(X[:8]), scorer(booster, prerank=False)(X[:8]), rtol=1e-5, atol=1e-6)
+
+
+def test_a_tree_prerank_needing_more_trees_than_the_booster_has_is_refused():
+    booster = _booster(trees=3)
+    set_prerank(booster, None, keep=10, first_trees=4)
+    with pytest.raises(ValueError, match="first 4 trees"):
+        Prerank.of(booster)
+
+
+def test_when_only_the_trees_know_what_matters_training_preranks_with_the_first_trees():
+    """Positives drawn from a feature the linear kind cannot read (not a candidate score): the
+    linear cut loses them, the booster's own first trees keep them, and the artifact says so."""
+    hidden = next(n for n in FEATURES if n not in CROSS_NAMES)
+    queries, per_query = 200, 80
+    rs = _ranking_set(8, queries=queries)
+    frame = rs.frame.assign(**{MARGIN_FEATURE: 0.0, MARGIN_BASIS: 0.0, COMPLETE: rs.frame["query_id"] >= 150})
+    latent = frame[hidden].to_numpy() + 0.1 * np.random.default_rng(8).normal(size=len(frame))
+    label = np.zeros(len(frame))
+    for q in range(queries):
+        rows = np.arange(q * per_query, (q + 1) * per_query)
+        label[rows[np.argsort(-latent[rows])[:3]]] = 1.0
+    rs = RankingSet(frame.assign(label=label), rs.groups, rs.inputs)
+    fitted = fit(rs, RankerParams(trees=50, max_depth=3, threads=1, prerank_keep=20, pool=80), seed=0)
+    pre = fitted.prerank
+    assert pre is not None and pre.keep and pre.first_trees is not None and pre.first_trees > 0
+    assert "linear" not in pre.options and pre.tried[pre.keep] >= 0.99
+    loaded = xgb.Booster(model_file=bytearray(fitted.booster.save_raw("ubj")))
+    served = Prerank.of(loaded)
+    assert served is not None and (served.first_trees, served.keep) == (pre.first_trees, pre.keep)
+
+
+def test_of_the_kinds_that_hold_the_one_with_the_fewest_tree_evaluations_is_kept():
+    rs = _ranking_set(9)
+    valid = rs.frame[COMPLETE].to_numpy(bool)
+    signal = rs.frame[SIGNAL].to_numpy(np.float32)
+
+    def first_trees(rows: np.ndarray, m: int) -> np.ndarray:  # every m holds: the ranker's own score
+        return signal[rows]
+
+    pre = fit_prerank(rs, ~valid, valid, keep=10, max_loss=0.01, pool=80, first_trees=first_trees, trees=100)
+    costs = {name: cost for name, (_, cost) in pre.options.items()}
+    assert set(costs) >= {"first 5 trees", "first 10 trees"} and "first 0 trees" not in costs  # no margin
+    kept = min(costs, key=costs.__getitem__)
+    assert pre.describe() in ("a linear score of the candidate stage's scores", f"the ranker's {kept}")
+    assert (pre.first_trees is None) == (kept == "linear")
