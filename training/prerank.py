@@ -13,8 +13,9 @@ which the cascade (the cut, then the whole ranker on what it kept) ranks the val
 whole candidate lists within ``max_loss`` of the whole ranker scoring every candidate: ndcg@10 and
 recall@100 both at least ``1 - max_loss`` of the ranker's own, the figures the hold-out reports. A
 cut may drop positives the ranker itself would have ranked too low to show. Of the kinds that hold,
-the one with the fewest tree evaluations per request wins. When none holds, the ranker goes without
-a pre-ranker, and the run says so.
+the cheapest per request wins, counting tree evaluations and XGBoost's fixed cost per predict call
+(``CALL_COST``: a cut by the first trees makes two calls), unless it costs no less than the trees on
+every candidate. When none holds, the ranker goes without a pre-ranker, and the run says so.
 """
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ from training.dataset import COMPLETE, RankingSet
 WIDENINGS = (1.0, 1.5, 2.0, 3.0)
 #: first-tree counts tried as a pre-ranker (0: the blend's margin alone; each below the ranker's trees)
 FIRST_TREES = (0, 5, 10, 25)
+#: XGBoost's fixed cost per predict call, in tree evaluations: at full scale one inplace_predict cost
+#: ~0.16 ms before its first row and ~7 ns per tree evaluation (100 depth-4 trees, one thread), so a
+#: second call for a cut by the first trees costs as much as scoring ~200 more rows through 100 trees
+CALL_COST = 20_000
 #: (mask of the rows, m) → the margin after the ranker's first m trees, one per row, in frame order
 FirstTrees = Callable[[np.ndarray, int], np.ndarray]
 
@@ -172,10 +177,22 @@ def fit_prerank(
             "recall@100 (linear: " + ", ".join(f"{k} kept {r:.1%}" for k, r in linear_tried.items()) + ")",
         )
 
-    def cost(m: int | None, k: int) -> int:  # tree evaluations per request of ``pool`` candidates
-        return trees * k if m is None else m * pool + (trees - m) * k
+    def cost(m: int | None, k: int) -> int:  # per request of ``pool`` candidates, in tree evaluations
+        calls = 2 if m else 1  # a cut by the first trees is a predict call of its own
+        return calls * CALL_COST + (trees * k if not m else m * pool + (trees - m) * k)
 
     options = {name: (k, cost(m, k)) for name, (m, k, _) in held.items()}
     name = min(options, key=lambda n: options[n][1])
     m, k, tried = held[name]
+    whole = cost(None, pool)
+    if options[name][1] >= whole:
+        return FittedPrerank(
+            features,
+            weights.tolist(),
+            0,
+            float("nan"),
+            tried,
+            f"no cut that held ({name}, keeping {k}) costs less than the trees on all {pool} candidates",
+            options=options,
+        )
     return FittedPrerank(features, weights.tolist(), k, tried[k], tried, first_trees=m, options=options)

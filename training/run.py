@@ -26,6 +26,7 @@ from training.dataset import COMPLETE, RankingSet, daily_item_matrix, query_stat
 from training.ease import ease_peak_bytes
 from training.evaluate import Baseline, Evaluation, als_baseline, ease_baseline, evaluate
 from training.folds import MIN_TRAIN_QUERIES, TrainingRefused, combine, ranker_splits, require_enough, split_params
+from training.prerank import CALL_COST
 from training.progress import Reporter
 from training.ranker import FittedRanker, RankerParams, fit
 from training.record import record
@@ -302,7 +303,7 @@ def fit_and_evaluate(
         report.note(
             f"pre-ranker: the best {pre.keep} of {settings.candidate_pool} candidates by {pre.describe()} go to "
             f"the trees (the cascade keeps {pre.retention:.1%} of the ranker's validation ndcg@10 and recall@100; "
-            "tree evaluations per request: "
+            f"cost per request in tree evaluations, a predict call counted as {CALL_COST:,}: "
             + ", ".join(f"{name} {cost:,} keeping {k}" for name, (k, cost) in pre.options.items())
             + ")"
         )

@@ -11,6 +11,7 @@ import xgboost as xgb
 from feature_repo.declarations import load
 from setlist.blend import MARGIN_FEATURE, Prerank, scorer, set_blend, set_prerank
 from setlist.features import CROSS_NAMES
+from training import prerank
 from training.dataset import COMPLETE, MARGIN_BASIS, RankingSet
 from training.prerank import cascade_quality, fit_prerank
 from training.ranker import RankerParams, cheapest, fit
@@ -208,7 +209,7 @@ def test_a_tree_prerank_needing_more_trees_than_the_booster_has_is_refused():
         Prerank.of(booster)
 
 
-def test_when_only_the_trees_know_what_matters_training_preranks_with_the_first_trees():
+def test_when_only_the_trees_know_what_matters_training_preranks_with_the_first_trees(monkeypatch):
     """Positives drawn from a feature the linear kind cannot read (not a candidate score): the
     linear cut loses them, the booster's own first trees keep them, and the artifact says so."""
     hidden = next(n for n in FEATURES if n not in CROSS_NAMES)
@@ -221,6 +222,8 @@ def test_when_only_the_trees_know_what_matters_training_preranks_with_the_first_
         rows = np.arange(q * per_query, (q + 1) * per_query)
         label[rows[np.argsort(-latent[rows])[:3]]] = 1.0
     rs = RankingSet(frame.assign(label=label), rs.groups, rs.inputs)
+    # 80 candidates are too few to pay for a second predict call; a large pool's calls cost little beside its rows
+    monkeypatch.setattr(prerank, "CALL_COST", 0)
     fitted = fit(rs, RankerParams(trees=50, max_depth=3, threads=1, prerank_keep=20, pool=80), seed=0)
     pre = fitted.prerank
     assert pre is not None and pre.keep and pre.first_trees is not None and pre.first_trees > 0
@@ -244,3 +247,19 @@ def test_of_the_kinds_that_hold_the_one_with_the_fewest_tree_evaluations_is_kept
     kept = min(costs, key=costs.__getitem__)
     assert pre.describe() in ("a linear score of the candidate stage's scores", f"the ranker's {kept}")
     assert (pre.first_trees is None) == (kept == "linear")
+
+
+def test_a_cut_that_costs_more_than_scoring_every_candidate_is_not_kept():
+    """The first trees hold, but a second predict call over 80 candidates costs more than it saves."""
+    rs = _ranking_set(10)
+    valid = rs.frame[COMPLETE].to_numpy(bool)
+    labels = rs.frame["label"].to_numpy(np.float32)
+    noise = np.random.default_rng(10).normal(size=len(labels)).astype(np.float32)
+
+    def trees_only(rows: np.ndarray, m: int) -> np.ndarray:  # the first trees already know; no linear score does
+        return labels[rows] if m > 0 else noise[rows]
+
+    rs = RankingSet(rs.frame.assign(**{f: noise for f in CROSS_NAMES if f in rs.frame}), rs.groups, rs.inputs)
+    pre = fit_prerank(rs, ~valid, valid, keep=10, max_loss=0.01, pool=80, first_trees=trees_only, trees=100)
+    assert pre.keep == 0 and "costs less than the trees on all 80 candidates" in pre.reason
+    assert set(pre.options) >= {"first 5 trees"} and "linear" not in pre.options
