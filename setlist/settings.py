@@ -144,8 +144,8 @@ class Settings(BaseSettings):
     ranker_ndcg_tolerance: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.005
     #: candidates a request keeps for the trees after the pre-ranker (0: no pre-ranker)
     prerank_keep: Annotated[int, Field(ge=0)] = 150
-    #: the largest share of the ranker's validation ndcg@10 and recall@100 the cascade may cost;
-    #: training widens ``prerank_keep`` until it holds, or trains without a pre-ranker
+    #: the largest share of the ranker's validation ndcg@10 and recall@100 the cascade may cost (at
+    #: the upper 95% bound); training widens ``prerank_keep`` until it holds, or trains without one
     prerank_max_loss: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.01
     max_train_queries: int = 6000
 

@@ -11,7 +11,8 @@ queries:
 For each kind, ``keep`` is the smallest of ``keep``, 1.5×, 2×, 3× … below the candidate pool at
 which the cascade (the cut, then the whole ranker on what it kept) ranks the validation queries'
 whole candidate lists within ``max_loss`` of the whole ranker scoring every candidate: ndcg@10 and
-recall@100 both at least ``1 - max_loss`` of the ranker's own, the figures the hold-out reports. A
+recall@100 both at least ``1 - max_loss`` of the ranker's own (the figures the hold-out reports), at
+the upper 95% bound of the loss, so that a few hundred validation queries do not cut on luck. A
 cut may drop positives the ranker itself would have ranked too low to show. Of the kinds that hold,
 the cheapest per request wins, counting tree evaluations and XGBoost's fixed cost per predict call
 (``CALL_COST``: a cut by the first trees makes two calls), unless it costs no less than the trees on
@@ -87,12 +88,18 @@ def _ndcg_recall(score: np.ndarray, lab: np.ndarray) -> tuple[float, float]:
     return float((top * discount[: len(top)]).sum() / ideal), float(lab[order[:RECALL_AT]].sum() / lab.sum())
 
 
+#: the one-sided normal quantile of the bound a cut is judged by (95%): a few hundred validation
+#: queries (a small ratings log) measure the cascade's cost too loosely to cut on the estimate alone
+CONFIDENCE_Z = 1.645
+
+
 def cascade_quality(pre: np.ndarray, full: np.ndarray, y: np.ndarray, groups: np.ndarray, keep: int) -> float:
-    """The cascade's mean ndcg@10 and recall@100 over the queries with a positive, each as a share of
-    the whole ranker's (``full`` scoring every row), the smaller of the two; 1.0 when the ranker's
-    own are zero (nothing to lose)."""
-    sums = np.zeros(4)  # cascade ndcg, cascade recall, full ndcg, full recall
-    start = scored = 0
+    """What the cascade keeps of the whole ranker's (``full`` scoring every row) mean ndcg@10 and
+    recall@100 over the queries with a positive, judged cautiously: one minus the upper 95% bound of
+    the share lost (the per-query losses' mean plus ``CONFIDENCE_Z`` standard errors), the smaller of
+    the two metrics; 1.0 for a metric the ranker scores zero on (nothing to lose), nan without queries."""
+    rows: list[tuple[float, float, float, float]] = []  # cascade ndcg, cascade recall, full ndcg, full recall
+    start = 0
     for n in groups:
         p, f, lab = pre[start : start + n], full[start : start + n], y[start : start + n]
         start += n
@@ -102,11 +109,20 @@ def cascade_quality(pre: np.ndarray, full: np.ndarray, y: np.ndarray, groups: np
         if n > keep:
             kept = np.sort(top_stable(p, keep))
             cut = below_kept(np.asarray(f[kept], np.float32), kept, np.asarray(p, np.float32))
-        sums += (*_ndcg_recall(cut, lab), *_ndcg_recall(f, lab))
-        scored += 1
-    if not scored:
+        rows.append((*_ndcg_recall(cut, lab), *_ndcg_recall(f, lab)))
+    if not rows:
         return float("nan")
-    return float(min(c / w if w > 0 else 1.0 for c, w in ((sums[0], sums[2]), (sums[1], sums[3]))))
+    m = np.asarray(rows)
+    shares = []
+    for cascade, whole in ((m[:, 0], m[:, 2]), (m[:, 1], m[:, 3])):
+        total = whole.sum()
+        if total <= 0:
+            shares.append(1.0)
+            continue
+        lost = whole - cascade
+        se = lost.std(ddof=1) * np.sqrt(len(lost)) if len(lost) > 1 else 0.0
+        shares.append(1.0 - (lost.sum() + CONFIDENCE_Z * se) / total)
+    return float(min(shares))
 
 
 def _smallest_keep(

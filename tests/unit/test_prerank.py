@@ -263,3 +263,26 @@ def test_a_cut_that_costs_more_than_scoring_every_candidate_is_not_kept():
     pre = fit_prerank(rs, ~valid, valid, keep=10, max_loss=0.01, pool=80, first_trees=trees_only, trees=100)
     assert pre.keep == 0 and "costs less than the trees on all 80 candidates" in pre.reason
     assert set(pre.options) >= {"first 5 trees"} and "linear" not in pre.options
+
+
+def test_a_cut_is_judged_by_the_upper_bound_of_its_loss_not_the_estimate():
+    """Ten queries each losing the same share: the bound is the estimate. The same total loss in
+    one query of the ten: the same estimate, but a wider bound, so less is credited."""
+    n, queries = 150, 10
+    full = np.tile(-np.arange(n, dtype=np.float32), queries)
+    groups = np.full(queries, n)
+
+    def world(losing: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        y, pre = np.zeros(n * queries), full.copy()
+        for q in range(queries):
+            y[q * n + np.array([0, 1])] = 1.0  # two positives the ranker shows first
+            if q in losing:
+                pre[q * n + 1] = -1e6  # the cut drops one of them
+        return y, pre
+
+    y, pre = world(list(range(queries)))
+    steady = cascade_quality(pre, full, y, groups, keep=100)
+    assert steady == pytest.approx(0.5)  # every query keeps one positive of two at recall@100
+    y, pre = world([3])
+    lumpy = cascade_quality(pre, full, y, groups, keep=100)
+    assert lumpy < 1.0 - 0.05  # the estimated loss is 5% of recall; the bound adds its uncertainty
