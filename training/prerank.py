@@ -48,8 +48,8 @@ class FittedPrerank:
     features: list[str]
     weights: list[float]
     keep: int  # 0: no pre-ranker
-    #: the cascade's validation ndcg@10 and recall@100 at ``keep``, the smaller of the two as a share of
-    #: the whole ranker's (nan: nothing to measure)
+    #: what the cascade keeps of the whole ranker's validation ndcg@10 and recall@100 at ``keep``, the
+    #: smaller of the two, at the upper 95% bound of the loss (``cascade_quality``; nan: nothing to measure)
     retention: float
     tried: dict[int, float] = field(default_factory=dict)  # keep → retention, of the kind kept
     reason: str = ""
