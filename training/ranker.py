@@ -186,8 +186,14 @@ def fit(
 def _first_trees(rs: RankingSet, booster: xgb.Booster, weight: float) -> FirstTrees:
     """Rows' margins after the booster's first m trees (0: the margin it is boosted from)."""
 
+    built: list[
+        tuple[np.ndarray, xgb.DMatrix]
+    ] = []  # the last rows' matrix: fit_prerank asks the same rows for every m
+
     def margins(rows: np.ndarray, m: int) -> np.ndarray:
-        d = _dmatrix(rs, rows, weight)
+        if not built or built[0][0] is not rows:
+            built[:] = [(rows, _dmatrix(rs, rows, weight))]
+        d = built[0][1]
         if m == 0:  # iteration_range (0, 0) would mean every tree
             return d.get_base_margin() if weight else np.zeros(d.num_row(), np.float32)
         return booster.predict(d, iteration_range=(0, m), output_margin=True)
