@@ -186,9 +186,8 @@ def fit(
 def _first_trees(rs: RankingSet, booster: xgb.Booster, weight: float) -> FirstTrees:
     """Rows' margins after the booster's first m trees (0: the margin it is boosted from)."""
 
-    built: list[
-        tuple[np.ndarray, xgb.DMatrix]
-    ] = []  # the last rows' matrix: fit_prerank asks the same rows for every m
+    # the last rows' matrix: fit_prerank asks the same rows for every m
+    built: list[tuple[np.ndarray, xgb.DMatrix]] = []
 
     def margins(rows: np.ndarray, m: int) -> np.ndarray:
         if not built or built[0][0] is not rows:
