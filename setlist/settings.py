@@ -139,9 +139,11 @@ class Settings(BaseSettings):
     promote: bool = True
     candidate_pool: int = 500
     ranker_trees: int = 200
-    #: the cheapest ranker (trees × depth) whose validation ndcg@10 is within this share of the best
-    #: is kept: a tree scored on every Rank must earn its cost
+    #: the cheapest ranker (trees × depth) whose validation ndcg@10 trails the best by at most this
+    #: share of it plus ``ranker_selection_se`` standard errors of the paired per-query loss is kept:
+    #: a tree scored on every Rank must earn its cost (0 standard errors: the share alone)
     ranker_ndcg_tolerance: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.005
+    ranker_selection_se: Annotated[float, Field(ge=0.0)] = 1.0
     #: candidates a request keeps for the trees after the pre-ranker (0: no pre-ranker)
     prerank_keep: Annotated[int, Field(ge=0)] = 150
     #: the largest share of the ranker's validation ndcg@10 and recall@100 the cascade may cost (at

@@ -7,7 +7,7 @@ boosting from scratch."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -37,13 +37,29 @@ class RankerParams:
     subsample: float = 0.9
     colsample_bytree: float = 0.9
     threads: int = 2
-    #: the cheapest model within this share of the best validation ndcg@10 is kept (0: the best)
+    #: the cheapest model within this share of the best validation ndcg@10, plus ``selection_se``
+    #: standard errors of the paired per-query loss, is kept (``choose``)
     ndcg_tolerance: float = 0.0
+    #: the default is the "one-standard-error rule" (Hastie, Tibshirani & Friedman, The Elements of
+    #: Statistical Learning, 7.10): the best of thirty configurations on a few hundred validation
+    #: queries is partly luck, and a share alone let the choice swing between 100 depth-4 and 200
+    #: depth-6 trees across preparations of the same data, while every tree is paid for on each Rank
+    selection_se: float = 1.0
     #: candidates the pre-ranker keeps for the trees (0: none), the positives it may drop on
     #: validation, and the candidate pool it cuts from (training.prerank)
     prerank_keep: int = 0
     prerank_max_loss: float = 0.01
     pool: int = 500
+
+
+@dataclass(frozen=True)
+class Tried:
+    """One configuration as ``choose`` judged it."""
+
+    ndcg: float  # mean validation ndcg@10
+    loss_se: float  # standard error of its mean per-query loss against the best configuration
+    cost: int  # trees × depth: what scoring it costs per candidate
+    admissible: bool  # validation cannot tell it from the best (within the tolerance)
 
 
 @dataclass
@@ -52,6 +68,8 @@ class FittedRanker:
     objective: str
     validation_ndcg: dict[str, float]
     prerank: FittedPrerank | None = None
+    #: every configuration tried, as ``choose`` judged it (the MLflow run's ranker_selection.json)
+    tried: dict[str, Tried] = field(default_factory=dict)
 
 
 def _split(rs: RankingSet, share: float) -> tuple[np.ndarray, np.ndarray]:
@@ -92,9 +110,10 @@ def local_trainer(rs: RankingSet, mask: np.ndarray) -> Trainer:
     return train
 
 
-def ndcg_by_query(pred: np.ndarray, label: np.ndarray, groups: np.ndarray, k: int = 10) -> float:
-    """Mean ndcg@k over consecutive groups of rows. Ties count against the positives, so that a
-    score that cannot tell items apart earns nothing from the order rows happen to be stored in."""
+def ndcg_per_query(pred: np.ndarray, label: np.ndarray, groups: np.ndarray, k: int = 10) -> np.ndarray:
+    """ndcg@k of each of the consecutive groups of rows that has a positive. Ties count against the
+    positives, so that a score that cannot tell items apart earns nothing from the order rows happen
+    to be stored in."""
     out, start = [], 0
     discount = 1.0 / np.log2(np.arange(2, k + 2))
     for n in groups:
@@ -105,7 +124,13 @@ def ndcg_by_query(pred: np.ndarray, label: np.ndarray, groups: np.ndarray, k: in
         order = np.lexsort((y, -p))[:k]
         ideal = discount[: min(int(y.sum()), k)].sum()
         out.append(float((y[order] * discount[: len(order)]).sum() / ideal))
-    return float(np.mean(out)) if out else 0.0
+    return np.asarray(out, np.float64)
+
+
+def ndcg_by_query(pred: np.ndarray, label: np.ndarray, groups: np.ndarray, k: int = 10) -> float:
+    """Mean ndcg@k over consecutive groups of rows (``ndcg_per_query``)."""
+    per = ndcg_per_query(pred, label, groups, k)
+    return float(per.mean()) if len(per) else 0.0
 
 
 #: tree depths tried beside the configured one: a few hundred queries (a small ratings log) overfit
@@ -129,8 +154,8 @@ def fit(
     train, valid = (~complete, complete) if complete.any() and not complete.all() else _split(rs, validation_share)
     y_valid = rs.frame.loc[valid, "label"].to_numpy()
     g_valid = rs.frame[valid].groupby("query_id", sort=False).size().to_numpy()
-    # name → (ndcg, booster, weight, trees, depth)
-    results: dict[str, tuple[float, xgb.Booster | None, float, int, int]] = {}
+    # name → (per-query ndcg, booster, weight, trees, depth)
+    results: dict[str, tuple[np.ndarray, xgb.Booster | None, float, int, int]] = {}
     steps = sorted({s for s in TREE_STEPS if s <= p.trees} | {p.trees})
     # a feature service without the neighbour score (a replaced built-in pack) trains from scratch
     train_one = trainer(rs, train)
@@ -138,7 +163,7 @@ def fit(
         dvalid = _dmatrix(rs, valid, weight)
         if weight:
             margin = dvalid.get_base_margin()
-            results[f"EASE×{weight:g}, 0 trees"] = (ndcg_by_query(margin, y_valid, g_valid), None, weight, 0, 0)
+            results[f"EASE×{weight:g}, 0 trees"] = (ndcg_per_query(margin, y_valid, g_valid), None, weight, 0, 0)
         for depth in sorted({*SHALLOW_DEPTHS, p.max_depth}):
             for objective in objectives:
                 params = {
@@ -158,8 +183,13 @@ def fit(
                     name = (
                         f"{objective} depth={depth}" + (f" from EASE×{weight:g}" if weight else "") + f", {trees} trees"
                     )
-                    results[name] = (ndcg_by_query(pred, y_valid, g_valid), booster, weight, trees, depth)
-    best = cheapest(results, p.ndcg_tolerance)
+                    results[name] = (ndcg_per_query(pred, y_valid, g_valid), booster, weight, trees, depth)
+    best, tried = choose(
+        {n: v[0] for n, v in results.items()},
+        {n: v[3] * v[4] for n, v in results.items()},
+        p.ndcg_tolerance,
+        p.selection_se,
+    )
     _, booster, weight, trees, _ = results[best]
     if trees == 0:  # no correction helped: a booster with no trees, scoring by the margin alone
         booster = xgb.train(
@@ -180,7 +210,7 @@ def fit(
         bool(weight),
     )
     set_prerank(booster, pre.features if pre.keep else None, pre.weights, pre.keep, pre.first_trees)
-    return FittedRanker(booster, best, {o: v[0] for o, v in results.items()}, pre)
+    return FittedRanker(booster, best, {n: t.ndcg for n, t in tried.items()}, pre, tried)
 
 
 def _first_trees(rs: RankingSet, booster: xgb.Booster, weight: float) -> FirstTrees:
@@ -200,9 +230,21 @@ def _first_trees(rs: RankingSet, booster: xgb.Booster, weight: float) -> FirstTr
     return margins
 
 
-def cheapest(results: dict[str, tuple[float, object, float, int, int]], tolerance: float) -> str:
-    """The model to keep: the cheapest to score (trees × depth; pure EASE costs nothing) of those
-    within ``tolerance`` (a share) of the best validation ndcg; ties go to the one tried first."""
-    top = max(v[0] for v in results.values())
-    good = [name for name, v in results.items() if v[0] >= top * (1.0 - tolerance)]
-    return min(good, key=lambda name: results[name][3] * results[name][4])
+def choose(
+    per_query: dict[str, np.ndarray], costs: dict[str, int], tolerance: float, se: float = 1.0
+) -> tuple[str, dict[str, Tried]]:
+    """The model to keep and how each was judged: the cheapest to score (trees × depth; pure EASE
+    costs nothing) of those whose mean loss of validation ndcg against the best, less ``se``
+    standard errors of the paired per-query losses, is within ``tolerance`` (a share) of the best's
+    ndcg; ties go to the one tried first. Every array holds the same validation queries in order."""
+    means = {n: float(v.mean()) if len(v) else 0.0 for n, v in per_query.items()}
+    best = max(means, key=lambda n: means[n])
+    tried: dict[str, Tried] = {}
+    for name, values in per_query.items():
+        loss = per_query[best] - values
+        err = float(loss.std(ddof=1) / np.sqrt(len(loss))) if len(loss) > 1 else 0.0
+        # the small slack: a configuration equal to the best must pass its own test
+        ok = means[best] - means[name] - se * err <= tolerance * means[best] + 1e-12
+        tried[name] = Tried(means[name], err, costs[name], ok)
+    chosen = min((n for n, t in tried.items() if t.admissible), key=lambda n: tried[n].cost)
+    return chosen, tried

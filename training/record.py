@@ -3,6 +3,7 @@ promotion gate's decision applied to the aliases."""
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,11 +89,17 @@ def record(
                 )
             )
         # why this ranker: every configuration's validation ndcg@10, so "why 200 trees" has an answer
+        tried = sorted(ev.fitted.tried.items(), key=lambda kv: -kv[1].ndcg)
         mlflow.log_dict(
             {
                 "chosen": ev.fitted.objective,
-                "rule": f"the cheapest (trees x depth) within {settings.ranker_ndcg_tolerance:.1%} of the best",
-                "validation_ndcg_at_10": dict(sorted(ev.fitted.validation_ndcg.items(), key=lambda kv: -kv[1])),
+                "rule": (
+                    "the cheapest (trees x depth) whose validation ndcg@10 trails the best by at most "
+                    f"{settings.ranker_ndcg_tolerance:.1%} of it plus {settings.ranker_selection_se:g} "
+                    "standard errors of the paired per-query loss"
+                ),
+                "validation_ndcg_at_10": {name: t.ndcg for name, t in tried},
+                "tried": {name: dataclasses.asdict(t) for name, t in tried},
             },
             "ranker_selection.json",
         )

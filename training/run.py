@@ -405,6 +405,7 @@ def train(
     rp = ranker_params or RankerParams(
         trees=settings.ranker_trees,
         ndcg_tolerance=settings.ranker_ndcg_tolerance,
+        selection_se=settings.ranker_selection_se,
         prerank_keep=settings.prerank_keep,
         prerank_max_loss=settings.prerank_max_loss,
         pool=settings.candidate_pool,

@@ -41,10 +41,14 @@ def test_training_registers_both_models_with_aliases_and_fixed_metrics(tiny_worl
     artifacts = {a.path for a in client.list_artifacts(r.run_id)}
     assert {"feature_importance.png", "evaluation_curves.png", "ranker_selection.json"} <= artifacts
     selection = json.loads(Path(client.download_artifacts(r.run_id, "ranker_selection.json")).read_text())
-    tried = selection["validation_ndcg_at_10"]
-    # the kept configuration is one of those tried, within the tolerance of the best of them
+    tried = selection["tried"]
+    # the kept configuration is one of those tried, the cheapest of those validation cannot tell from the best
     assert selection["chosen"] in tried and len(tried) > 1
-    assert tried[selection["chosen"]] >= max(tried.values()) * (1 - s.ranker_ndcg_tolerance) - 1e-12
+    best = max(tried, key=lambda n: tried[n]["ndcg"])
+    admissible = {n for n, t in tried.items() if t["admissible"]}
+    assert best in admissible and selection["chosen"] in admissible
+    assert tried[selection["chosen"]]["cost"] == min(tried[n]["cost"] for n in admissible)
+    assert selection["validation_ndcg_at_10"] == {n: t["ndcg"] for n, t in tried.items()}
 
 
 def test_the_model_beats_popularity_on_the_holdout(tiny_world):

@@ -14,7 +14,7 @@ from setlist.features import CROSS_NAMES
 from training import prerank
 from training.dataset import COMPLETE, MARGIN_BASIS, RankingSet
 from training.prerank import cascade_quality, fit_prerank
-from training.ranker import RankerParams, cheapest, fit
+from training.ranker import RankerParams, choose, fit
 
 FEATURES = load().service("ranker_v1").inputs
 SIGNAL = "x_embedding_score"  # the one column the positives are drawn from in these worlds
@@ -156,16 +156,36 @@ def test_a_fitted_ranker_carries_its_prerank_in_the_artifact():
     assert pre is not None and pre.keep == fitted.prerank.keep
 
 
-def test_the_cheapest_model_within_the_tolerance_is_kept():
-    results = {
-        "EASE, 0 trees": (0.200, None, 4.0, 0, 0),
-        "depth=6, 200 trees": (0.250, None, 4.0, 200, 6),
-        "depth=4, 50 trees": (0.249, None, 4.0, 50, 4),
-        "depth=2, 25 trees": (0.240, None, 4.0, 25, 2),
+def test_the_cheapest_model_validation_cannot_tell_from_the_best_is_kept():
+    rng = np.random.default_rng(3)
+    best = rng.uniform(0.0, 0.5, 400)
+    noise = rng.normal(0.0, 0.05, 400)
+    noise -= noise.mean()  # so the offsets below are the exact mean losses
+    per_query = {
+        "EASE, 0 trees": best - 0.05,  # far behind on every query
+        "depth=6, 200 trees": best,
+        "depth=4, 50 trees": best - 0.002 + noise,  # behind by less than a standard error
+        "depth=2, 25 trees": best - 0.02 + noise,  # behind by several
     }
-    assert cheapest(results, 0.0) == "depth=6, 200 trees"
-    assert cheapest(results, 0.005) == "depth=4, 50 trees"  # 0.249 ≥ 0.25 × 0.995
-    assert cheapest(results, 0.25) == "EASE, 0 trees"
+    costs = {"EASE, 0 trees": 0, "depth=6, 200 trees": 1200, "depth=4, 50 trees": 200, "depth=2, 25 trees": 50}
+    se = 0.05 / np.sqrt(400)
+    chosen, tried = choose(per_query, costs, 0.0)
+    assert chosen == "depth=4, 50 trees"
+    assert tried["depth=4, 50 trees"].loss_se == pytest.approx(se, rel=0.2)
+    assert [n for n, t in tried.items() if t.admissible] == ["depth=6, 200 trees", "depth=4, 50 trees"]
+    # without the standard error only a tolerance above its loss admits it
+    assert choose(per_query, costs, 0.0, se=0.0)[0] == "depth=6, 200 trees"
+    loss = float((per_query["depth=6, 200 trees"] - per_query["depth=4, 50 trees"]).mean())
+    assert choose(per_query, costs, 1.01 * loss / best.mean(), se=0.0)[0] == "depth=4, 50 trees"
+    # a tolerance wide enough admits pure EASE, which costs nothing
+    assert choose(per_query, costs, 0.25)[0] == "EASE, 0 trees"
+    assert tried["depth=6, 200 trees"].loss_se == 0.0 and tried["depth=6, 200 trees"].ndcg == pytest.approx(best.mean())
+
+
+def test_equal_configurations_go_to_the_one_tried_first():
+    same = np.array([0.2, 0.4, 0.6])
+    chosen, tried = choose({"a": same, "b": same.copy()}, {"a": 10, "b": 10}, 0.0)
+    assert chosen == "a" and all(t.admissible for t in tried.values())
 
 
 # --- the ranker's own first trees as the pre-ranker ---------------------------------------------
