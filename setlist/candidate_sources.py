@@ -128,6 +128,7 @@ class CandidateSources:
 
     item_factors: np.ndarray
     user_factors: np.ndarray
+    embedded: np.ndarray  # per user: has a non-zero embedding
     item_index: dict[Any, int]
     user_index: dict[Any, int]
     covis: sp.csr_matrix
@@ -196,7 +197,7 @@ class CandidateSources:
         seen, recent = self.history(uidx)
         return _Asked(
             uidx,
-            self.user_factors[uidx] if uidx is not None else None,
+            self.user_factors[uidx] if uidx is not None and self.embedded[uidx] else None,
             seen,
             recent,
             [self.item_index[i] for i in q.last_items if i in self.item_index],
@@ -205,7 +206,8 @@ class CandidateSources:
         )
 
     def _embeddings(self, a: _Asked, n: int) -> Proposal:
-        """Collaborative: the items nearest the user's embedding (none for an unknown user)."""
+        """Collaborative: the items nearest the user's embedding (none for an unknown user, or one
+        whose embedding is zero)."""
         if a.uvec is None:
             return Proposal(np.zeros(0, np.int64), np.zeros(0, np.float32))
         # asks for the seen items on top, so dropping them still leaves n

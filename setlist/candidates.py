@@ -94,6 +94,9 @@ class CandidateIndex(CandidateSources):
         self.genres = list(genres)
         self.user_ids = np.asarray(user_ids, dtype=object)
         self.user_factors = np.ascontiguousarray(user_factors, dtype=np.float32)
+        # a user the embeddings learned nothing about (no positive interaction in training: ALS leaves
+        # them at zero) scores every item 0, and "the nearest items" would be an arbitrary slice
+        self.embedded = np.any(self.user_factors != 0, axis=1)
         self.item_factors = np.ascontiguousarray(item_factors, dtype=np.float32)
         self.covis = covis.tocsr().astype(np.float32)
         self.cohorts = cohorts
@@ -165,7 +168,8 @@ class CandidateIndex(CandidateSources):
         # one pool per genre, so an item's count below is the number of sources (and genres) proposing it
         lists = (self._genre_list(g, n // 2) for g in dict.fromkeys(g for g in genres if g))
         pools += [lst for lst in lists if lst is not None]
-        pools.append(self._cohort_popularity(a, n // 2).idx)
+        # a known user the embeddings learned nothing about takes the embeddings' share from popularity
+        pools.append(self._cohort_popularity(a, n if a.uidx is not None and a.uvec is None else n // 2).idx)
         idx, counts = np.unique(np.concatenate(pools).astype(np.int64), return_counts=True)
         drop = np.fromiter(exclude, dtype=np.int64, count=len(exclude)) if exclude else np.zeros(0, np.int64)
         if self.exclude_seen and len(a.seen):

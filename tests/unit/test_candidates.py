@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from setlist.candidate_sources import GLOBAL_COHORT
+from setlist.candidate_sources import GLOBAL_COHORT, SourceQuery
 from setlist.candidates import CandidateIndex
 
 
@@ -127,3 +127,28 @@ def test_exact_embedding_search_for_no_neighbours_is_empty():
     index = _index(seed=5)
     idx, scores = index._embedding_top(index.user_factors[0], 0)
     assert len(idx) == 0 and len(scores) == 0
+
+
+def test_a_user_with_a_zero_embedding_gets_no_embedding_candidates():
+    """ALS leaves a user with no positive interaction at zero: every item scores 0, and its "nearest
+    items" would be an arbitrary slice of the catalogue."""
+    index = _index(seed=6)
+    index.user_factors[2] = 0.0
+    index = CandidateIndex(
+        index.item_ids,
+        index.item_genre,
+        index.genres,
+        index.user_ids,
+        index.user_factors,
+        index.item_factors,
+        index.covis,
+        index.cohorts,
+    )
+    zero = index.propose("embeddings", SourceQuery(user_id="u2"), 50)
+    assert len(zero.idx) == 0
+    other = index.propose("embeddings", SourceQuery(user_id="u1"), 50)
+    assert len(other.idx) == 50
+    c = index.generate("u2", [], GLOBAL_COHORT, set(), 40)
+    # popularity takes the embeddings' share, as for a user the index does not know
+    assert not c.emb_score.any()
+    assert c.idx.tolist() == index.cohorts[GLOBAL_COHORT][:40].tolist()
