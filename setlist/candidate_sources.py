@@ -22,6 +22,17 @@ HISTORY_LIMIT = 256
 GLOBAL_COHORT = "*"
 
 
+def _one_thread_faiss() -> Any:
+    """faiss, held to one OpenMP thread in the calling thread: one query's search otherwise runs a
+    team on every core that spins between calls (measured at 50,000 × 64 factors: 3.2 ms of CPU per
+    search against 0.64 ms on one thread), and serving's parallelism comes from its workers. The
+    setting is an OpenMP per-thread variable, so each calling thread sets it (about a microsecond)."""
+    import faiss
+
+    faiss.omp_set_num_threads(1)
+    return faiss
+
+
 def cohort_key(locale: str, device: str) -> str:
     return f"{locale or 'unknown'}|{device or 'unknown'}"
 
@@ -148,17 +159,21 @@ class CandidateSources:
         return index
 
     def _embedding_top(self, uvec: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """The ``n`` items of highest inner product with ``uvec`` (in no particular order) and their
+        scores: exact by faiss's brute-force search, which scans the factors once and keeps a heap
+        (at 50,000 × 64 factors, 0.64 ms of CPU against 1.0–1.3 for NumPy's product and
+        ``argpartition``, the same items), or through the HNSW index above the exact limit."""
+        faiss = _one_thread_faiss()
+        query = np.ascontiguousarray(uvec[None, :], dtype=np.float32)
         if self._ann is not None:
-            scores, idx = self._ann.search(uvec[None, :], n)
-            keep = idx[0] >= 0
-            return idx[0][keep].astype(np.int64), scores[0][keep]
-        scores = self.item_factors @ uvec
-        n = min(n, len(scores))
-        if n <= 0:
-            return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        # the n largest without negating the scores first (a copy of the catalog's length)
-        top = np.argpartition(scores, len(scores) - n)[len(scores) - n :]
-        return top.astype(np.int64), scores[top]
+            scores, idx = self._ann.search(query, n)
+        else:
+            n = min(n, len(self.item_factors))
+            if n <= 0:
+                return np.zeros(0, np.int64), np.zeros(0, np.float32)
+            scores, idx = faiss.knn(query, self.item_factors, n, metric=faiss.METRIC_INNER_PRODUCT)
+        keep = idx[0] >= 0
+        return idx[0][keep].astype(np.int64), scores[0][keep]
 
     def _covis_scores(self, rows: list[int]) -> tuple[np.ndarray, np.ndarray]:
         """Items co-visited with any of ``rows`` (ascending) and their summed scores (non-zero).
