@@ -98,6 +98,15 @@ class CandidateIndex(CandidateSources):
         # them at zero) scores every item 0, and "the nearest items" would be an arbitrary slice
         self.embedded = np.any(self.user_factors != 0, axis=1)
         self.item_factors = np.ascontiguousarray(item_factors, dtype=np.float32)
+        # Items the embeddings learned nothing about are at zero too and score 0 for everyone: a user
+        # with fewer positive scores than the pool would reach into them and pick an arbitrary few
+        # (which few depended on the search's tie-breaking), so the embedding search leaves them out.
+        self._searched = np.flatnonzero(np.any(self.item_factors != 0, axis=1))
+        self._search_factors = (
+            self.item_factors
+            if len(self._searched) == len(self.item_factors)
+            else np.ascontiguousarray(self.item_factors[self._searched])
+        )
         self.covis = covis.tocsr().astype(np.float32)
         self.cohorts = cohorts
         # users × items; a stored value is the interaction's recency rank within the user (1 = oldest),

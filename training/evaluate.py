@@ -68,7 +68,7 @@ def top_unseen(scores: np.ndarray, drop: np.ndarray, k: int = DEPTH) -> np.ndarr
 
 def als_baseline(index: CandidateIndex) -> Baseline:
     def rank(uidx: int | None, drop: np.ndarray, cohort: str) -> np.ndarray | None:
-        if uidx is None:
+        if uidx is None or not index.embedded[uidx]:  # a zero embedding ranks nothing: popularity answers
             return None
         return top_unseen(index.item_factors @ index.user_factors[uidx], drop)
 

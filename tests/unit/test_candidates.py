@@ -152,3 +152,57 @@ def test_a_user_with_a_zero_embedding_gets_no_embedding_candidates():
     # popularity takes the embeddings' share, as for a user the index does not know
     assert not c.emb_score.any()
     assert c.idx.tolist() == index.cohorts[GLOBAL_COHORT][:40].tolist()
+
+
+def test_items_with_zero_factors_are_left_out_of_the_embedding_search():
+    """They score 0 for everyone: which of them a search reached would be down to tie-breaking."""
+    index = _index(seed=8)
+    factors = index.item_factors.copy()
+    factors[[5, 17, 200]] = 0.0
+    index = CandidateIndex(
+        index.item_ids,
+        index.item_genre,
+        index.genres,
+        index.user_ids,
+        index.user_factors,
+        factors,
+        index.covis,
+        index.cohorts,
+    )
+    uvec = index.user_factors[0]
+    everything, scores = index._embedding_top(uvec, 10_000)
+    assert sorted(everything.tolist()) == sorted(set(range(len(index.item_ids))) - {5, 17, 200})
+    np.testing.assert_allclose(scores, index.item_factors[everything] @ uvec, rtol=1e-5, atol=1e-6)
+    full = index.item_factors @ uvec
+    full[[5, 17, 200]] = -np.inf
+    top, _ = index._embedding_top(uvec, 30)
+    assert sorted(top.tolist()) == sorted(np.argsort(-full, kind="stable")[:30].tolist())
+    approx = index.search_with(10)  # the HNSW index maps its positions back to catalogue indices
+    found, found_scores = approx._embedding_top(uvec, 30)
+    assert not {5, 17, 200} & set(found.tolist())
+    np.testing.assert_allclose(found_scores, index.item_factors[found] @ uvec, rtol=1e-4, atol=1e-5)
+
+
+def test_the_als_baseline_leaves_a_user_with_a_zero_embedding_to_popularity():
+    from training.evaluate import als_baseline, top_unseen
+
+    index = _index(seed=9)
+    factors = index.user_factors.copy()
+    factors[4] = 0.0
+    index = CandidateIndex(
+        index.item_ids,
+        index.item_genre,
+        index.genres,
+        index.user_ids,
+        factors,
+        index.item_factors,
+        index.covis,
+        index.cohorts,
+    )
+    rank = als_baseline(index)
+    drop = np.array([0, 1], np.int64)
+    assert rank(4, drop, GLOBAL_COHORT) is None  # evaluate falls back to popularity, as for an unknown user
+    assert rank(None, drop, GLOBAL_COHORT) is None
+    ranked = rank(3, drop, GLOBAL_COHORT)
+    assert ranked is not None
+    assert ranked.tolist() == top_unseen(index.item_factors @ index.user_factors[3], drop).tolist()
