@@ -26,7 +26,7 @@ from serving.errors import InvalidArgument
 from serving.rank_stages import top_k_newcomer
 from serving.types import RankedItem, RankQuery, RankResult, TrackEvent, TrackResult
 from setlist import registry
-from setlist.blend import Blend
+from setlist.blend import Blend, Predict, Prerank, scorer
 from setlist.candidate_sources import cohort_key
 from setlist.candidates import CandidateIndex
 from setlist.features import CROSS_NAMES, USER_TOP_GENRE, USER_VECTOR, effective_session
@@ -125,15 +125,10 @@ class BaselineRanking:
             frame[name] = session[name]
         X = frame[list(self.service.inputs)].apply(pd.to_numeric, errors="coerce").astype(np.float32)
         booster = self.ranker.get_raw_model()
-        blend = Blend.of(booster)
-        if blend.column is None:
+        if Blend.of(booster).column is None and Prerank.of(booster) is None:
             scores = np.asarray(self.ranker.predict(X), dtype=np.float64).ravel()
-        else:  # pyfunc's predict has no base margin: the booster's own DMatrix API has
-            import xgboost as xgb
-
-            values = X.to_numpy()
-            d = xgb.DMatrix(values, feature_names=list(self.service.inputs), base_margin=blend.margin(values))
-            scores = np.asarray(booster.predict(d, output_margin=True), dtype=np.float64)
+        else:  # pyfunc's predict knows neither a base margin nor the pre-ranker: the booster's DMatrix API does
+            scores = np.asarray(scorer(booster, predict=_dmatrix_predict(booster))(X.to_numpy()), np.float64)
         cap = self.settings.new_user_genre_cap
         if cap < 1.0 and not row.get(USER_TOP_GENRE) and not last:  # as the fast path: no top genre, nothing played
             in_genre = self.index.item_genre[c.idx] == self.index.genre_index.get(genres[0], -1)
@@ -141,6 +136,22 @@ class BaselineRanking:
         else:
             order = np.argsort(-scores, kind="stable")[: q.k]
         return RankResult(tuple(RankedItem(str(ids[i]), float(scores[i])) for i in order), self.version, arm=ARM)
+
+
+def _dmatrix_predict(booster: Any) -> Predict:
+    """``inplace_predict``'s call through a DMatrix, the general path the baseline measures."""
+    import xgboost as xgb
+
+    def predict(
+        X: np.ndarray,
+        iteration_range: tuple[int, int] = (0, 0),
+        base_margin: np.ndarray | None = None,
+        predict_type: str = "value",
+    ) -> np.ndarray:
+        d = xgb.DMatrix(X, feature_names=booster.feature_names, base_margin=base_margin)
+        return booster.predict(d, output_margin=predict_type == "margin", iteration_range=iteration_range)
+
+    return predict
 
 
 def build_baseline(settings: Settings) -> BaselineRanking:

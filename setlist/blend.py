@@ -13,7 +13,8 @@ product), or the ranker's own first trees over every candidate, whose margin the
 continue on the kept rows (so a kept row's score is exactly the whole ranker's). Training picks the
 kind, and ``keep``, on the validation queries.
 
-NumPy and ``inplace_predict`` only: this runs on the Rank hot path.
+NumPy and ``inplace_predict`` only: this runs on the Rank hot path (the bench's baseline engine passes
+its own prediction call, through an XGBoost DMatrix, to score the same way).
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ MARGIN_FEATURE = "x_neighbour_score"
 PRERANK_ATTR = "prerank"
 
 Scorer = Callable[[np.ndarray], np.ndarray]
+#: a booster's prediction call, as ``xgb.Booster.inplace_predict`` takes it: (X, iteration_range=,
+#: base_margin=, predict_type=) → one value per row
+Predict = Callable[..., np.ndarray]
 
 
 def margin_basis(score: np.ndarray) -> np.ndarray:
@@ -144,28 +148,29 @@ def set_prerank(
     booster.set_attr(**{PRERANK_ATTR: doc})
 
 
-def scorer(booster, prerank: bool = True) -> Scorer:
+def scorer(booster, prerank: bool = True, predict: Predict | None = None) -> Scorer:
     """The one scoring function of a booster: higher is better, one score per row of ``X``, where
     ``X`` holds all candidates of one request. Blended boosters return margins (a sigmoid would
     squash large margins into ties). With a pre-ranker (unless ``prerank=False``, for comparison)
     only its ``keep`` rows are scored by the trees; the others score below all of them, in the
-    pre-ranker's order."""
+    pre-ranker's order. ``predict`` replaces the booster's ``inplace_predict`` (same arguments)."""
     blend = Blend.of(booster)
     pre = Prerank.of(booster) if prerank else None
+    call: Predict = predict or booster.inplace_predict
 
     def trees(X: np.ndarray, rows: np.ndarray | None) -> np.ndarray:
         if blend.column is None:
-            return booster.inplace_predict(X if rows is None else X[rows])
+            return call(X if rows is None else X[rows])
         margin = blend.margin(X)  # scaled over the whole request, as trained
         assert margin is not None  # a blend with a column has a margin
         if rows is None:
-            return booster.inplace_predict(X, base_margin=margin, predict_type="margin")
-        return booster.inplace_predict(X[rows], base_margin=margin[rows], predict_type="margin")
+            return call(X, base_margin=margin, predict_type="margin")
+        return call(X[rows], base_margin=margin[rows], predict_type="margin")
 
     if pre is None:
-        return (lambda X: trees(X, None)) if blend.column is not None else booster.inplace_predict
+        return (lambda X: trees(X, None)) if blend.column is not None else call
     if pre.first_trees is not None:
-        return _tree_cascade(booster, blend, pre)
+        return _tree_cascade(booster, blend, pre, call)
 
     def cascade(X: np.ndarray) -> np.ndarray:
         picked = pre.select(X)
@@ -190,7 +195,7 @@ def below_kept(scored: np.ndarray, kept: np.ndarray, s: np.ndarray) -> np.ndarra
     return out
 
 
-def _tree_cascade(booster, blend: Blend, pre: Prerank) -> Scorer:
+def _tree_cascade(booster, blend: Blend, pre: Prerank, call: Predict) -> Scorer:
     """The booster's first ``m`` trees over every row, the rest over the kept rows only, starting
     from the first trees' margin: a kept row's score is the whole booster's margin, exactly."""
     m, total = int(pre.first_trees or 0), booster.num_boosted_rounds()
@@ -201,9 +206,7 @@ def _tree_cascade(booster, blend: Blend, pre: Prerank) -> Scorer:
             if margin is None:
                 raise ValueError("a pre-ranker of 0 trees needs a ranker boosted from a margin")
             return margin
-        return np.asarray(
-            booster.inplace_predict(X, iteration_range=(0, m), base_margin=margin, predict_type="margin"), np.float32
-        )
+        return np.asarray(call(X, iteration_range=(0, m), base_margin=margin, predict_type="margin"), np.float32)
 
     def cascade(X: np.ndarray) -> np.ndarray:
         s = first(X)
@@ -215,10 +218,7 @@ def _tree_cascade(booster, blend: Blend, pre: Prerank) -> Scorer:
             scored = s[kept]
         else:
             scored = np.asarray(
-                booster.inplace_predict(
-                    X[kept], iteration_range=(m, total), base_margin=s[kept], predict_type="margin"
-                ),
-                np.float32,
+                call(X[kept], iteration_range=(m, total), base_margin=s[kept], predict_type="margin"), np.float32
             )
         if len(kept) == len(X):
             return scored

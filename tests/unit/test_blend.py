@@ -9,7 +9,7 @@ import xgboost as xgb
 
 from feature_repo.declarations import load
 from serving.rollout.models import ModelBundle
-from setlist.blend import MARGIN_FEATURE, margin_basis, scorer, set_blend
+from setlist.blend import MARGIN_FEATURE, margin_basis, scorer, set_blend, set_prerank
 from setlist.candidate_sources import GLOBAL_COHORT
 from setlist.candidates import CandidateIndex
 from setlist.features import CROSS_NAMES
@@ -160,3 +160,36 @@ def test_when_no_tree_improves_on_ease_the_ranker_is_ease_itself():
     assert fitted.booster.num_boosted_rounds() == 0 and "0 trees" in fitted.objective
     X = frame[list(RANKER_FEATURES)].to_numpy(np.float32)[:per_query]
     assert np.argmax(scorer(fitted.booster)(X)) == np.argmax(basis[:per_query])
+
+
+def test_a_replaced_prediction_call_scores_every_cascade_alike():
+    """The bench's baseline engine scores through a DMatrix: through the same cascade, the same scores."""
+    from serving.baseline import _dmatrix_predict
+
+    index, _, _ = _world()
+    X, _ = _X(index, "u5", np.random.default_rng(4))
+    for prerank in (
+        {"features": [MARGIN_FEATURE], "weights": [1.0], "keep": 20},  # linear
+        {"first_trees": 5, "keep": 20},  # the ranker's own first trees
+        None,
+    ):
+        booster = _booster(30, 4.0)
+        if prerank is not None:
+            set_prerank(
+                booster, prerank.get("features"), prerank.get("weights"), prerank["keep"], prerank.get("first_trees")
+            )
+        fast = scorer(booster)(X)
+        through = _dmatrix_predict(booster)
+        calls: list[int] = []
+
+        def counted(rows, *args, _through=through, _calls=calls, **kwargs):
+            _calls.append(len(rows))
+            return _through(rows, *args, **kwargs)
+
+        general = scorer(booster, predict=counted)(X)
+        # every tree call went through the replacement: the whole request, or the first trees and the kept rows
+        assert calls == ([len(X), 20] if "first_trees" in (prerank or {}) else [20] if prerank else [len(X)])
+        np.testing.assert_allclose(general, fast, rtol=1e-5, atol=1e-5)
+        if prerank is not None:  # the cut is in force: rows below it score under every kept row
+            kept = np.argsort(-fast, kind="stable")[:20]
+            assert fast[kept].min() > np.delete(fast, kept).max()
