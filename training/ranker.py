@@ -127,12 +127,6 @@ def ndcg_per_query(pred: np.ndarray, label: np.ndarray, groups: np.ndarray, k: i
     return np.asarray(out, np.float64)
 
 
-def ndcg_by_query(pred: np.ndarray, label: np.ndarray, groups: np.ndarray, k: int = 10) -> float:
-    """Mean ndcg@k over consecutive groups of rows (``ndcg_per_query``)."""
-    per = ndcg_per_query(pred, label, groups, k)
-    return float(per.mean()) if len(per) else 0.0
-
-
 #: tree depths tried beside the configured one: a few hundred queries (a small ratings log) overfit
 #: deep trees, millions of rows want them; the validation queries decide
 SHALLOW_DEPTHS = (2, 4)

@@ -16,7 +16,7 @@ from setlist.features import CROSS_NAMES
 from training.candidates_fit import seen_matrix
 from training.ease import Ease, fit_ease, top_neighbours
 from training.evaluate import ease_baseline
-from training.ranker import ndcg_by_query
+from training.ranker import ndcg_per_query
 
 ITEMS, USERS = 120, 60
 RANKER_FEATURES = load().service("ranker_v1").inputs
@@ -130,8 +130,8 @@ def test_skipped_items_are_left_out_but_do_not_vote_for_their_neighbours():
 
 def test_validation_ndcg_counts_ties_against_the_positives():
     label = np.array([1.0, 0, 0, 0])
-    assert ndcg_by_query(np.zeros(4), label, np.array([4]), k=1) == 0.0
-    assert ndcg_by_query(np.array([1.0, 0, 0, 0]), label, np.array([4]), k=1) == 1.0
+    assert ndcg_per_query(np.zeros(4), label, np.array([4]), k=1).tolist() == [0.0]
+    assert ndcg_per_query(np.array([1.0, 0, 0, 0]), label, np.array([4]), k=1).tolist() == [1.0]
 
 
 def test_when_no_tree_improves_on_ease_the_ranker_is_ease_itself():

@@ -25,6 +25,22 @@ def _index(seed: int = 0, items: int = 400, users: int = 30) -> CandidateIndex:
     )
 
 
+def _with_factors(
+    index: CandidateIndex, users: np.ndarray | None = None, items: np.ndarray | None = None
+) -> CandidateIndex:
+    """The same index with other user or item factors (built again: the search arrays derive from them)."""
+    return CandidateIndex(
+        index.item_ids,
+        index.item_genre,
+        index.genres,
+        index.user_ids,
+        index.user_factors if users is None else users,
+        index.item_factors if items is None else items,
+        index.covis,
+        index.cohorts,
+    )
+
+
 def test_session_covisitation_scores_equal_the_dense_row_sums():
     index = _index()
     rng = np.random.default_rng(1)
@@ -133,17 +149,9 @@ def test_a_user_with_a_zero_embedding_gets_no_embedding_candidates():
     """ALS leaves a user with no positive interaction at zero: every item scores 0, and its "nearest
     items" would be an arbitrary slice of the catalogue."""
     index = _index(seed=6)
-    index.user_factors[2] = 0.0
-    index = CandidateIndex(
-        index.item_ids,
-        index.item_genre,
-        index.genres,
-        index.user_ids,
-        index.user_factors,
-        index.item_factors,
-        index.covis,
-        index.cohorts,
-    )
+    users = index.user_factors.copy()
+    users[2] = 0.0
+    index = _with_factors(index, users=users)
     zero = index.propose("embeddings", SourceQuery(user_id="u2"), 50)
     assert len(zero.idx) == 0
     other = index.propose("embeddings", SourceQuery(user_id="u1"), 50)
@@ -159,16 +167,7 @@ def test_items_with_zero_factors_are_left_out_of_the_embedding_search():
     index = _index(seed=8)
     factors = index.item_factors.copy()
     factors[[5, 17, 200]] = 0.0
-    index = CandidateIndex(
-        index.item_ids,
-        index.item_genre,
-        index.genres,
-        index.user_ids,
-        index.user_factors,
-        factors,
-        index.covis,
-        index.cohorts,
-    )
+    index = _with_factors(index, items=factors)
     uvec = index.user_factors[0]
     everything, scores = index._embedding_top(uvec, 10_000)
     assert sorted(everything.tolist()) == sorted(set(range(len(index.item_ids))) - {5, 17, 200})
@@ -189,16 +188,7 @@ def test_the_als_baseline_leaves_a_user_with_a_zero_embedding_to_popularity():
     index = _index(seed=9)
     factors = index.user_factors.copy()
     factors[4] = 0.0
-    index = CandidateIndex(
-        index.item_ids,
-        index.item_genre,
-        index.genres,
-        index.user_ids,
-        factors,
-        index.item_factors,
-        index.covis,
-        index.cohorts,
-    )
+    index = _with_factors(index, users=factors)
     rank = als_baseline(index)
     drop = np.array([0, 1], np.int64)
     assert rank(4, drop, GLOBAL_COHORT) is None  # evaluate falls back to popularity, as for an unknown user
