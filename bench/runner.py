@@ -23,7 +23,7 @@ from bench import scenarios as sc
 from bench.machine import cpu_reference_ms, machine_info
 from bench.plan import Plan
 from bench.prepare import ROOT, SCALES, Prepared, prepare
-from bench.servers import server
+from bench.servers import Running, server
 from bench.users import NewUsers, load_new_users, load_users
 
 
@@ -119,18 +119,13 @@ def _cache_miss(b: _Bench) -> dict[str, Any]:
             "unloaded, one at a time",
             sc.rank_sequential(s.target, requests, plan.sequential, plan.rank_timeout_s),
         )
-        cpu0, t0 = s.cpu_s(), time.monotonic()
+        cpu0, t0 = s.cpu_by_process_s(), time.monotonic()
         out["rank_open"] = _run(
             console,
             f"open loop {plan.rps:g} req/s, {plan.open_s:g}s",
             sc.rank_open(s.target, requests, plan.rps, plan.open_s, plan.warmup_s, plan.rank_timeout_s, seed),
         )
-        # the warm-up is inside the CPU window too, sent at the same rate
-        sent, used, elapsed = plan.rps * (plan.warmup_s + plan.open_s), s.cpu_s() - cpu0, time.monotonic() - t0
-        out["server_cpu"] = {
-            "cores_busy": round(used / elapsed, 3),
-            "cpu_ms_per_request": round(1000 * used / sent, 3) if sent else None,
-        }
+        out["server_cpu"] = _cpu_window(s, plan, cpu0, t0)
         out["rank_new_users"] = _new_users(b, s.target)
         out["saturation"] = {
             c: _run(
@@ -185,21 +180,32 @@ def _tracing(b: _Bench) -> dict[str, Any]:
             "unloaded, one at a time, tracing on",
             sc.rank_sequential(s.target, requests, plan.sequential, plan.rank_timeout_s),
         )
-        cpu0, t0 = s.cpu_s(), time.monotonic()
+        cpu0, t0 = s.cpu_by_process_s(), time.monotonic()
         out["rank_open_tracing"] = _run(
             console,
             f"open loop {plan.rps:g} req/s, {plan.open_s:g}s, tracing on",
             sc.rank_open(s.target, requests, plan.rps, plan.open_s, plan.warmup_s, plan.rank_timeout_s, seed),
         )
         # as rank.server_cpu is measured with tracing off (the export thread's CPU included)
-        sent, used, elapsed = plan.rps * (plan.warmup_s + plan.open_s), s.cpu_s() - cpu0, time.monotonic() - t0
-        out["server_cpu_tracing"] = {
-            "cores_busy": round(used / elapsed, 3),
-            "cpu_ms_per_request": round(1000 * used / sent, 3) if sent else None,
-        }
+        out["server_cpu_tracing"] = _cpu_window(s, plan, cpu0, t0)
     # the server flushed its spans on SIGTERM: count them, so the report shows they were exported
     out["tracing_spans_exported"] = _count_spans(s.log)
     return out
+
+
+def _cpu_window(s: Running, plan: Plan, before: dict[int, float], started: float) -> dict[str, Any]:
+    """The servers' CPU over an open loop that began at ``started`` with ``before`` (by process): per
+    request sent (the warm-up is inside the window too, sent at the same rate), and each process's
+    share, busiest first. The kernel places connections, not calls, on workers: a share far from
+    1/workers means one worker queued while another idled, which shows in p99 and saturation."""
+    after, elapsed = s.cpu_by_process_s(), time.monotonic() - started
+    by_process = {pid: after[pid] - before.get(pid, 0.0) for pid in after}
+    used, sent = sum(by_process.values()), plan.rps * (plan.warmup_s + plan.open_s)
+    return {
+        "cores_busy": round(used / elapsed, 3),
+        "cpu_ms_per_request": round(1000 * used / sent, 3) if sent else None,
+        "process_shares": sorted((round(v / used, 3) for v in by_process.values()), reverse=True) if used > 0 else [],
+    }
 
 
 def _count_spans(log: Path) -> int:

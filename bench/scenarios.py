@@ -46,8 +46,11 @@ def _stub(channel: grpc.aio.Channel) -> Any:
 
 
 #: connections per load-generating scenario: with SO_REUSEPORT the kernel assigns each *connection*
-#: to one worker process, so a single channel would load one worker however many there are
-CHANNELS = 4
+#: to one worker process by a hash, so a single channel would load one worker however many there are,
+#: and a few split unevenly (with 4 and two workers, 3:1 or 4:0 in 10 runs of 16). With 32 the busier of
+#: two workers gets about 57% of the calls in a typical run; the report records each process's CPU
+#: share (rank.server_cpu.process_shares)
+CHANNELS = 32
 
 
 @contextlib.asynccontextmanager

@@ -32,21 +32,27 @@ class Running:
 
     def cpu_s(self) -> float:
         """CPU seconds used so far by the server and its worker processes (user + system)."""
+        by_process = self.cpu_by_process_s()
+        return sum(by_process.values()) if by_process else float("nan")
+
+    def cpu_by_process_s(self) -> dict[int, float]:
+        """CPU seconds used so far by each process of the server (the parent and its workers), by pid;
+        empty when the server is gone."""
         import psutil
 
         try:
             root = psutil.Process(self.pid)
             procs = [root, *root.children(recursive=True)]
         except psutil.NoSuchProcess:
-            return float("nan")
-        total = 0.0
+            return {}
+        used: dict[int, float] = {}
         for p in procs:
             try:
                 t = p.cpu_times()
-                total += t.user + t.system
+                used[p.pid] = t.user + t.system
             except psutil.NoSuchProcess:
                 pass
-        return total
+        return used
 
 
 def _tail(path: Path, lines: int = 15) -> str:

@@ -67,6 +67,14 @@ def notes(r: dict[str, Any]) -> list[str]:
             f"{r['rps_target']:g} req/s the server is {_f(busy, 0)}% busy: "
             f"queues form, and the tail grows with them. The stage table below shows where the milliseconds go."
         )
+    shares = (rank.get("server_cpu") or {}).get("process_shares") or []
+    workers = int(r["plan"].get("workers") or 1)
+    if workers > 1 and shares and shares[0] > 1 / workers + 0.1:
+        out.append(
+            f"The busiest server process used {_f(100 * shares[0], 0)}% of the servers' CPU, where an even "
+            f"spread over {workers} workers gives {_f(100 / workers, 0)}%: the kernel hashed more of the "
+            "load generator's connections to it, so it queued while another idled (`process_shares`)."
+        )
     sat = r["saturation"]["by_concurrency"]
     if len(sat) > 1:
         lo, hi = min(sat, key=int), max(sat, key=int)

@@ -160,6 +160,10 @@ class Settings(BaseSettings):
     port: int = 50051
     metrics_port: int = 9464
     workers: int = 1
+    #: a client connection's longest life, in seconds: then the server asks the client to reconnect
+    #: (GOAWAY; calls in flight finish). Worker processes share a port per *connection*, so without
+    #: it a long-lived client stays on the worker it first drew; 0: connections live forever
+    grpc_max_connection_age_s: Annotated[float, Field(ge=0)] = 60.0
     max_concurrency: int = 64
     #: Rank calls computing at once per server process; the rest of the admitted calls wait their turn,
     #: first come first served (the GIL runs one at a time: one computes while another waits on Redis;

@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 # (a saturated pool would queue them), and health checks must find a thread under full load.
 SPARE_THREADS = 8
 DEFAULT_GRACE_S = 10.0
+#: how long calls in flight on a connection past its maximum age may still run (Rank and Track
+#: deadlines are far shorter)
+CONNECTION_AGE_GRACE_S = 10.0
 
 
 @dataclass
@@ -147,6 +150,7 @@ def build_server(
             # Only the multi-worker mode shares a port; a lone server must fail loudly on a port
             # that is taken instead of silently splitting traffic with whatever holds it.
             ("grpc.so_reuseport", 1 if reuse_port else 0),
+            *connection_age_options(settings),
         ],
         # A hard backstop behind the guard: gRPC itself refuses calls (RESOURCE_EXHAUSTED) instead of
         # queueing without bound when even the spare threads are busy. Health Watch streams count too.
@@ -166,6 +170,18 @@ def build_server(
     except RuntimeError as exc:  # grpc's own message is only "Failed to bind"
         raise OSError(f"cannot listen on {address}: {exc} (is the port in use?)") from exc
     return server, guard, readiness, port
+
+
+def connection_age_options(settings: Settings) -> list[tuple[str, int]]:
+    """gRPC's options that end a connection at ``grpc_max_connection_age_s`` (none when it is 0). The
+    client reconnects, and SO_REUSEPORT hashes the new connection afresh, so a few long-lived
+    clients do not leave one worker with most of the calls (gRPC adds ±10% jitter to the age)."""
+    if settings.grpc_max_connection_age_s <= 0:
+        return []
+    return [
+        ("grpc.max_connection_age_ms", max(1, round(settings.grpc_max_connection_age_s * 1000))),
+        ("grpc.max_connection_age_grace_ms", round(CONNECTION_AGE_GRACE_S * 1000)),
+    ]
 
 
 def health_server(readiness: Readiness, settings: Settings, reuse_port: bool = False) -> tuple[grpc.Server, int] | None:

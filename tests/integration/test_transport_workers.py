@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import grpc
@@ -23,7 +24,13 @@ import sys
 from setlist.settings import Settings
 from serving.grpc.workers import serve
 from tests.fakes.transport import fake_factory
-settings = Settings(host="127.0.0.1", port=int(sys.argv[1]), workers=int(sys.argv[2]), metrics_port=0)
+settings = Settings(
+    host="127.0.0.1",
+    port=int(sys.argv[1]),
+    workers=int(sys.argv[2]),
+    metrics_port=0,
+    grpc_max_connection_age_s=float(sys.argv[3]),
+)
 sys.exit(serve(settings, fake_factory, grace_s=5))
 """
 
@@ -32,12 +39,12 @@ sys.exit(serve(settings, fake_factory, grace_s=5))
 def run_serve(tmp_path):
     procs: list[subprocess.Popen] = []
 
-    def start(workers: int) -> tuple[subprocess.Popen, int, Path]:
+    def start(workers: int, max_connection_age_s: float = 60.0) -> tuple[subprocess.Popen, int, Path]:
         port, log = free_port(), tmp_path / f"serve-{len(procs)}.log"
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         with open(log, "wb") as out:
             proc = subprocess.Popen(
-                [sys.executable, "-c", SCRIPT, str(port), str(workers)],
+                [sys.executable, "-c", SCRIPT, str(port), str(workers), str(max_connection_age_s)],
                 cwd=ROOT,
                 env=env,
                 stdout=out,
@@ -80,6 +87,35 @@ def test_forked_workers_share_the_port(run_serve):
     proc.send_signal(signal.SIGTERM)  # the parent forwards it; each worker drains
     assert proc.wait(timeout=30) == 0, log.read_text()
     assert log.read_text().count('"msg":"server stopped"') == 2
+
+
+def _pids_seen(client: SetlistClient, calls: int | None = None, until_both_within_s: float = 0.0) -> set[str]:
+    seen: set[str] = set()
+    deadline = time.monotonic() + until_both_within_s
+    n = 0
+    while (calls is not None and n < calls) or (calls is None and len(seen) < 2 and time.monotonic() < deadline):
+        seen.add(client.rank("u", k=1).model_version.split("/")[1])  # a failed call fails the test
+        n += 1
+    return seen
+
+
+def test_one_connection_stays_on_one_worker_without_a_maximum_age(run_serve):
+    # the imbalance the maximum age exists for: SO_REUSEPORT places connections, not calls
+    proc, port, log = run_serve(workers=2, max_connection_age_s=0)
+    with SetlistClient(f"127.0.0.1:{port}") as client:
+        assert client.wait_ready(timeout=30), log.read_text()
+        assert len(_pids_seen(client, calls=300)) == 1
+
+
+def test_an_aged_connection_reconnects_to_any_worker_without_failing_a_call(run_serve):
+    # each reconnect is a fresh draw of the kernel's hash, so one long-lived client reaches both
+    # workers; the loop ends as soon as it has (every call must succeed across the reconnects)
+    proc, port, log = run_serve(workers=2, max_connection_age_s=0.2)
+    with SetlistClient(f"127.0.0.1:{port}") as client:
+        assert client.wait_ready(timeout=30), log.read_text()
+        assert len(_pids_seen(client, until_both_within_s=60)) == 2, log.read_text()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0, log.read_text()
 
 
 def test_reserved_port_is_shared_with_reuseport():

@@ -338,3 +338,38 @@ def test_bench_traffic_is_kept_out_of_the_prepared_event_log(tmp_path):
     )
     for d in (s.events_dir, s.wal_dir, s.impressions_dir):
         assert d.is_relative_to(tmp_path / "bench-traffic")
+
+
+class _Processes:
+    """A stand-in for a running server's process table: CPU seconds by pid, read in turn."""
+
+    def __init__(self, *readings: dict[int, float]) -> None:
+        self._readings = list(readings)
+
+    def cpu_by_process_s(self) -> dict[int, float]:
+        return self._readings.pop(0)
+
+
+def test_the_servers_cpu_window_gives_each_processs_share_busiest_first() -> None:
+    import time
+
+    from bench.runner import _cpu_window
+
+    plan = PLANS["small"]
+    before = {1: 0.5, 2: 10.0, 3: 20.0}  # the parent, and two workers
+    after = {1: 0.5, 2: 13.0, 3: 29.0}  # the second worker did three times the first's work
+    window = _cpu_window(_Processes(after), plan, before, time.monotonic() - 12.0)  # type: ignore[arg-type]
+    sent = plan.rps * (plan.warmup_s + plan.open_s)
+    assert window["cpu_ms_per_request"] == round(1000 * 12.0 / sent, 3)
+    assert window["process_shares"] == [0.75, 0.25, 0.0]
+    assert window["cores_busy"] == pytest.approx(1.0, abs=0.05)
+
+
+def test_the_summary_says_when_one_worker_took_most_of_the_load(tmp_path: Path) -> None:
+    out = fake_run(tmp_path)
+    out["server_cpu"] = {**out["server_cpu"], "process_shares": [0.74, 0.26, 0.0]}
+    summary = write(build(out, "small", 7, "cmd"), tmp_path / "runs", tmp_path / "results")["summary"].read_text()
+    assert "busiest server process used 74% of the servers' CPU" in summary
+    out["server_cpu"]["process_shares"] = [0.53, 0.47, 0.0]  # an even spread goes unremarked
+    summary = write(build(out, "small", 7, "cmd"), tmp_path / "runs2", tmp_path / "results2")["summary"].read_text()
+    assert "busiest server process" not in summary
