@@ -15,6 +15,7 @@ from typing import Any
 
 import grpc
 
+from bench import connections
 from bench.latency import Samples, effective_latencies, percentile, summarize
 from bench.loadgen import closed_loop, open_loop, rank_call
 from bench.users import User
@@ -45,19 +46,19 @@ def _stub(channel: grpc.aio.Channel) -> Any:
     return proto.ranking_pb2_grpc.RankingServiceStub(channel)
 
 
-#: connections per load-generating scenario: with SO_REUSEPORT the kernel assigns each *connection*
-#: to one worker process by a hash, so a single channel would load one worker however many there are,
-#: and a few split unevenly (with 4 and two workers, 3:1 or 4:0 in 10 runs of 16). With 32 the busier of
-#: two workers gets about 57% of the calls in a typical run; the report records each process's CPU
-#: share (rank.server_cpu.process_shares)
-CHANNELS = 32
+#: connections per load-generating scenario, the same number on each worker process
+#: (bench.connections: the kernel places connections, not calls, on workers)
+CHANNELS = 8
 
 
 @contextlib.asynccontextmanager
 async def _stubs(target: str, n: int = CHANNELS) -> AsyncIterator[list[Any]]:
-    # a local subchannel pool per channel: otherwise gRPC shares one connection among channels
-    # to the same target
-    channels = [grpc.aio.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)]) for _ in range(n)]
+    def open_channel() -> grpc.aio.Channel:
+        # a local subchannel pool per channel: otherwise gRPC shares one connection among channels
+        # to the same target
+        return grpc.aio.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)])
+
+    channels, _ = await connections.balanced(open_channel, int(target.rsplit(":", 1)[1]), n)
     try:
         yield [_stub(c) for c in channels]
     finally:

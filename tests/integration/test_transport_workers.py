@@ -124,3 +124,34 @@ def test_reserved_port_is_shared_with_reuseport():
         with socket.socket() as worker:
             worker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             worker.bind(("127.0.0.1", port))
+
+
+def test_the_bench_load_generator_holds_as_many_connections_on_each_worker(run_serve):
+    import asyncio
+    from collections import Counter
+
+    from bench.connections import balanced
+
+    proc, port, log = run_serve(workers=2, max_connection_age_s=0)
+    with SetlistClient(f"127.0.0.1:{port}") as client:
+        assert client.wait_ready(timeout=30), log.read_text()
+
+    async def served_by() -> tuple[dict[int, int], list[str]]:
+        def open_channel() -> grpc.aio.Channel:
+            return grpc.aio.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.use_local_subchannel_pool", 1)])
+
+        channels, counts = await balanced(open_channel, port, 6)
+        try:
+            pids = []
+            for channel in channels:  # the fake names the pid of the worker that answered
+                stub = proto.ranking_pb2_grpc.RankingServiceStub(channel)
+                reply = await stub.Rank(proto.ranking_pb2.RankRequest(user_id="u", k=1), timeout=10)
+                pids.append(reply.model_version.split("/")[1])
+            return counts, pids
+        finally:
+            await asyncio.gather(*(c.close() for c in channels))
+
+    counts, pids = asyncio.run(served_by())
+    assert sorted(counts.values()) == [3, 3], log.read_text()
+    assert Counter(pids) == {str(pid): n for pid, n in counts.items()}
+    assert pids[0] != pids[1]  # interleaved: calls over the channels in turn alternate workers
