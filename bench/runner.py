@@ -221,7 +221,7 @@ def _cache_on(b: _Bench) -> dict[str, Any]:
     console.rule("fast engine, cache on: cache hits, Track, freshness")
     with server("fast-cache", {**env, "SETLIST_CACHE_ENABLED": "true"}, logs, workers=plan.workers) as s:
         hot = requests[: plan.hot_users]
-        _run(console, "prime the cache", sc.rank_sequential(s.target, hot, len(hot), plan.rank_timeout_s))
+        _run(console, "prime every worker's cache", sc.rank_prime(s.target, hot, plan.rank_timeout_s))
         out["cache_hit_unloaded"] = _run(
             console,
             "cache hits, unloaded (one at a time)",

@@ -133,19 +133,30 @@ async def rank_closed(
 
 async def rank_sequential(target: str, requests: Sequence[Any], n: int, timeout_s: float) -> Measured:
     """One call at a time: the unloaded latency (the like-for-like comparison of engines)."""
-    samples = Samples()
+    samples, seen = Samples(), dict[str, int]()
     async with grpc.aio.insecure_channel(target) as channel:
-        stub = _stub(channel)
+        call = rank_call([_stub(channel)], requests, timeout_s, seen)
         for seq in range(n):
             t0 = time.perf_counter()
-            try:
-                await stub.Rank(requests[seq % len(requests)], timeout=timeout_s)
-            except grpc.aio.AioRpcError as exc:
-                samples.record(exc.code().name, (time.perf_counter() - t0) * 1000)
-                continue
-            samples.record("OK", (time.perf_counter() - t0) * 1000)
+            code = await call(seq)
+            samples.record(code, (time.perf_counter() - t0) * 1000)
         samples.elapsed_s = sum(samples.latencies_ms + samples.error_latencies_ms) / 1000
-    return _measured(samples, timeout_s)
+    return _measured(samples, timeout_s, seen)
+
+
+async def rank_prime(target: str, requests: Sequence[Any], timeout_s: float) -> Measured:
+    """Every request once over each connection of a scenario, so each worker process has answered
+    it: an in-process cache is per worker, and a later run's connection may land on any of them."""
+    samples, seen = Samples(), dict[str, int]()
+    async with _stubs(target) as stubs:
+        for stub in stubs:
+            call = rank_call([stub], requests, timeout_s, seen)
+            for seq in range(len(requests)):
+                t0 = time.perf_counter()
+                code = await call(seq)
+                samples.record(code, (time.perf_counter() - t0) * 1000)
+        samples.elapsed_s = sum(samples.latencies_ms + samples.error_latencies_ms) / 1000
+    return _measured(samples, timeout_s, seen)
 
 
 def _event(user: User, item_id: str, etype: str, n: int) -> Any:

@@ -100,6 +100,13 @@ def notes(r: dict[str, Any]) -> list[str]:
             f"p50 {_f(unl.get('p50_ms'))} / p99 {_f(unl.get('p99_ms'))} ms. The 200 req/s run adds queueing "
             f"behind the server processes' other calls and the load generator's own scheduling."
         )
+    for label, m in (("unloaded", hit.get("unloaded", {})), ("open-loop", hit)):
+        share = m.get("cache_hit_fraction")
+        if share is not None and share < 1:
+            out.append(
+                f"Only {_pct(share)} of the {label} cache-hit run's calls were hits: the rest computed a "
+                "ranking, so its percentiles overstate a hit's latency."
+            )
     if "track.events_per_s" in unmet:
         t = r["track"]["throughput"]
         out.append(

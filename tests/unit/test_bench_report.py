@@ -373,3 +373,13 @@ def test_the_summary_says_when_one_worker_took_most_of_the_load(tmp_path: Path) 
     out["server_cpu"]["process_shares"] = [0.53, 0.47, 0.0]  # an even spread goes unremarked
     summary = write(build(out, "small", 7, "cmd"), tmp_path / "runs2", tmp_path / "results2")["summary"].read_text()
     assert "busiest server process" not in summary
+
+
+def test_the_summary_says_when_a_cache_hit_run_computed_rankings(tmp_path: Path) -> None:
+    out = fake_run(tmp_path)
+    out["cache_hit_unloaded"].summary["cache_hit_fraction"] = 0.96
+    summary = write(build(out, "small", 7, "cmd"), tmp_path / "runs", tmp_path / "results")["summary"].read_text()
+    assert "Only 96% of the unloaded cache-hit run's calls were hits" in summary
+    out["cache_hit_unloaded"].summary["cache_hit_fraction"] = 1.0
+    summary = write(build(out, "small", 7, "cmd"), tmp_path / "runs2", tmp_path / "results2")["summary"].read_text()
+    assert "cache-hit run's calls were hits" not in summary
