@@ -53,7 +53,7 @@ def notes(r: dict[str, Any]) -> list[str]:
         per_request = served or cpu + overhead
         how = (
             f"the server processes used {_f(served)} ms of CPU per request at {r['rps_target']:g} req/s "
-            f"({_f(rank['server_cpu']['cores_busy'])} cores busy)"
+            f"({_f(rank['server_cpu']['cores_busy'])} cores busy{_shares(rank['server_cpu'])})"
             if served
             else f"with about {_f(overhead)} ms of gRPC and client overhead that is ~{_f(per_request, 1)} ms "
             "per request"
@@ -170,6 +170,12 @@ def notes(r: dict[str, Any]) -> list[str]:
 
 
 GROUP_LABELS = {"brand_new": "brand-new ids (never in the event log)", "few_events": "users with 1-9 events"}
+
+
+def _shares(server_cpu: dict[str, Any]) -> str:
+    """Each server process's share of the CPU, busiest first (runs before the figure: nothing)."""
+    shares = server_cpu.get("process_shares")
+    return f"; shares by process {' / '.join(_pct(v) for v in shares)}" if shares else ""
 
 
 def _pct(v: Any) -> str:
