@@ -17,6 +17,7 @@ from typing import Any
 from bench.latency import cdf_points
 from bench.machine import git_revision
 from bench.plot import plot_cdfs
+from bench.prepare import ROOT
 from bench.scenarios import CHANNELS
 from bench.summary import render
 
@@ -141,7 +142,7 @@ def build(out: dict[str, Any], scale: str, seed: int, command: str) -> dict[str,
         "command": command,
         "finished_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "duration_s": out["duration_s"],
-        "prepare": {"reused": prepared.reused, "data_dir": str(prepared.data_dir), "stage_s": prepared.stage_s},
+        "prepare": {"reused": prepared.reused, "data_dir": _shown_path(prepared.data_dir), "stage_s": prepared.stage_s},
         "server_startup_s": {"fast": out.get("startup_fast_s"), "baseline": out.get("startup_baseline_s")},
         "plan": {
             **{k: list(v) if isinstance(v, tuple) else v for k, v in asdict(plan).items()},
@@ -177,6 +178,15 @@ def _server_cpu(server: dict[str, Any] | None, stages: dict[str, Any]) -> dict[s
     known = [v for v in split.values() if v is not None]
     split["grpc_and_other"] = round(total - sum(known), 3) if total is not None and known else None
     return {**server, "stages_ms": split}
+
+
+def _shown_path(path: Path) -> str:
+    """A path as the published report shows it: relative to the repository when inside it, so the
+    results name no machine's directories."""
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return path.name
 
 
 def _diff(a: float | None, b: float | None) -> float | None:

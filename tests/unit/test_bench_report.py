@@ -147,6 +147,7 @@ def test_report_has_every_design_field(tmp_path: Path) -> None:
     assert report["track"] == {**report["track"], "events_per_s": 6000.0, "freshness_p99_ms": 7.0}
     assert report["saturation"]["best_rps"] == 666.7  # 2000 ok in 3 s, the better of the two
     assert report["machine"]["cores"] == 2 and report["git"]["revision"]
+    assert report["prepare"]["data_dir"] == "data"  # no machine's directories in a published report
     json.dumps(report)  # JSON-ready: no NaN, tuples or dataclasses left
 
 
