@@ -78,6 +78,11 @@ QUOTA_REJECTIONS = Counter(
     "Calls refused with RESOURCE_EXHAUSTED because the caller's quota was spent, by RPC.",
     ["rpc"],
 )
+QUOTA_BACKEND_ERRORS = Counter(
+    "setlist_quota_backend_errors",
+    "Quota checks the shared (Redis) buckets could not answer; each such call was let through.",
+    ["rpc"],
+)
 
 # --- ranking service ------------------------------------------------------------------------
 CACHE_HITS = Counter("setlist_cache_hits", "Rank requests answered from the prediction cache.")

@@ -265,8 +265,10 @@ class Settings(BaseSettings):
     # quotas (serving.grpc.quotas): a token bucket per client token and RPC, refilled at ``*_per_s``
     # and holding at most ``*_burst`` (unset or 0: one second's worth). Over it a call gets
     # RESOURCE_EXHAUSTED and ``retry-after-ms``. Rank costs one per call, Track one per event (at least
-    # one per call). Without auth_tokens all callers share one bucket per RPC. Buckets are per process:
-    # each worker and replica has its own. ``*_per_s`` unset or 0: no quota
+    # one per call). Without auth_tokens all callers share one bucket per RPC. ``*_per_s`` unset or 0:
+    # no quota. ``quota_backend``: ``memory`` keeps the buckets per process (each worker and replica has
+    # its own), ``redis`` in redis_url, shared by all of them (one round trip per call)
+    quota_backend: Literal["memory", "redis"] = "memory"
     quota_rank_per_s: float | None = None
     quota_rank_burst: int | None = None
     quota_track_per_s: float | None = None  # events per second
