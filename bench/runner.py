@@ -112,20 +112,20 @@ def _cache_miss(b: _Bench) -> dict[str, Any]:
     # Impression logging is measured on and off: the cache-miss runs keep it off, one run turns it on.
     miss_env = {**env, "SETLIST_CACHE_ENABLED": "false", "SETLIST_IMPRESSIONS_ENABLED": "false"}
     console.rule("fast engine, cache off: Rank cache-miss")
-    with server("fast-miss", miss_env, logs, workers=plan.workers) as s:
+    with server("fast-miss", miss_env, logs, workers=plan.workers, metrics=True) as s:
         out["startup_fast_s"] = round(s.startup_s, 1)
         out["sequential"] = _run(
             console,
             "unloaded, one at a time",
             sc.rank_sequential(s.target, requests, plan.sequential, plan.rank_timeout_s),
         )
-        cpu0, t0 = s.cpu_by_process_s(), time.monotonic()
+        cpu0, handler0, t0 = s.cpu_by_process_s(), s.handler_cpu(), time.monotonic()
         out["rank_open"] = _run(
             console,
             f"open loop {plan.rps:g} req/s, {plan.open_s:g}s",
             sc.rank_open(s.target, requests, plan.rps, plan.open_s, plan.warmup_s, plan.rank_timeout_s, seed),
         )
-        out["server_cpu"] = _cpu_window(s, plan, cpu0, t0)
+        out["server_cpu"] = _cpu_window(s, plan, cpu0, t0, handler0)
         out["rank_new_users"] = _new_users(b, s.target)
         out["saturation"] = {
             c: _run(
@@ -174,38 +174,54 @@ def _tracing(b: _Bench) -> dict[str, Any]:
     env |= {"SETLIST_TRACING": "console", "SETLIST_TRACE_SAMPLE_RATIO": "1.0"}
     out: dict[str, Any] = {}
     console.rule("fast engine, cache off, tracing on (console exporter to the server log)")
-    with server("fast-miss-tracing", env, b.logs, workers=plan.workers) as s:
+    with server("fast-miss-tracing", env, b.logs, workers=plan.workers, metrics=True) as s:
         out["sequential_tracing"] = _run(
             console,
             "unloaded, one at a time, tracing on",
             sc.rank_sequential(s.target, requests, plan.sequential, plan.rank_timeout_s),
         )
-        cpu0, t0 = s.cpu_by_process_s(), time.monotonic()
+        cpu0, handler0, t0 = s.cpu_by_process_s(), s.handler_cpu(), time.monotonic()
         out["rank_open_tracing"] = _run(
             console,
             f"open loop {plan.rps:g} req/s, {plan.open_s:g}s, tracing on",
             sc.rank_open(s.target, requests, plan.rps, plan.open_s, plan.warmup_s, plan.rank_timeout_s, seed),
         )
         # as rank.server_cpu is measured with tracing off (the export thread's CPU included)
-        out["server_cpu_tracing"] = _cpu_window(s, plan, cpu0, t0)
+        out["server_cpu_tracing"] = _cpu_window(s, plan, cpu0, t0, handler0)
     # the server flushed its spans on SIGTERM: count them, so the report shows they were exported
     out["tracing_spans_exported"] = _count_spans(s.log)
     return out
 
 
-def _cpu_window(s: Running, plan: Plan, before: dict[int, float], started: float) -> dict[str, Any]:
+def _cpu_window(
+    s: Running,
+    plan: Plan,
+    before: dict[int, float],
+    started: float,
+    handler_before: tuple[float, float] | None = None,
+) -> dict[str, Any]:
     """The servers' CPU over an open loop that began at ``started`` with ``before`` (by process): per
     request sent (the warm-up is inside the window too, sent at the same rate), and each process's
     share, busiest first. The kernel places connections, not calls, on workers: a share far from
-    1/workers means one worker queued while another idled, which shows in p99 and saturation."""
+    1/workers means one worker queued while another idled, which shows in p99 and saturation.
+
+    With the servers' metrics (``handler_before``: their Rank handler's CPU seconds and calls at the
+    start), also the part of it spent inside the Rank handler, per request sent and per call it
+    answered: the rest of the servers' CPU is gRPC, the guard and the process's other threads."""
     after, elapsed = s.cpu_by_process_s(), time.monotonic() - started
     by_process = {pid: after[pid] - before.get(pid, 0.0) for pid in after}
     used, sent = sum(by_process.values()), plan.rps * (plan.warmup_s + plan.open_s)
-    return {
+    window: dict[str, Any] = {
         "cores_busy": round(used / elapsed, 3),
         "cpu_ms_per_request": round(1000 * used / sent, 3) if sent else None,
         "process_shares": sorted((round(v / used, 3) for v in by_process.values()), reverse=True) if used > 0 else [],
     }
+    handler_after = s.handler_cpu() if handler_before is not None else None
+    if handler_before is not None and handler_after is not None and sent:
+        seconds, calls = (a - b for a, b in zip(handler_after, handler_before, strict=True))
+        window["handler_cpu_ms_per_request"] = round(1000 * seconds / sent, 3)
+        window["handler_cpu_ms_per_call"] = round(1000 * seconds / calls, 3) if calls else None
+    return window
 
 
 def _count_spans(log: Path) -> int:

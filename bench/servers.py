@@ -9,12 +9,16 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench.backing import free_port
 from serving.client import SetlistClient
@@ -29,6 +33,30 @@ class Running:
     pid: int
     log: Path
     startup_s: float
+    metrics_ports: tuple[int, ...] = ()  # each worker's /metrics (metrics_port + worker index); () if off
+
+    def handler_cpu(self, rpc: str = "Rank") -> tuple[float, float] | None:
+        """(CPU seconds, calls) that every worker's ``rpc`` handler has counted so far
+        (``setlist_rpc_cpu_seconds_total`` and ``setlist_rpc_cpu_calls_total``, scraped from each
+        worker's /metrics); None when metrics are off or a worker did not answer."""
+        if not self.metrics_ports:
+            return None
+        seconds = calls = 0.0
+        for port in self.metrics_ports:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
+                    text = reply.read().decode()
+            except OSError:
+                return None
+            for family in text_string_to_metric_families(text):
+                for sample in family.samples:
+                    if sample.labels.get("rpc") != rpc:
+                        continue
+                    if sample.name == "setlist_rpc_cpu_seconds_total":
+                        seconds += sample.value
+                    elif sample.name == "setlist_rpc_cpu_calls_total":
+                        calls += sample.value
+        return seconds, calls
 
     def cpu_s(self) -> float:
         """CPU seconds used so far by the server and its worker processes (user + system)."""
@@ -61,6 +89,23 @@ def _tail(path: Path, lines: int = 15) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
+def _free_run(n: int, tries: int = 50) -> tuple[int, ...]:
+    """``n`` consecutive free loopback ports (worker i serves metrics on the first + i)."""
+    for _ in range(tries):
+        first = free_port()
+        if first + n > 65536:
+            continue
+        with contextlib.ExitStack() as held:
+            try:
+                for port in range(first, first + n):
+                    sock = held.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+                    sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return tuple(range(first, first + n))
+    raise RuntimeError(f"found no {n} consecutive free ports for the workers' metrics")
+
+
 @contextlib.contextmanager
 def server(
     name: str,
@@ -69,9 +114,12 @@ def server(
     engine: str = "fast",
     workers: int = 1,
     ready_timeout_s: float = 300.0,
+    metrics: bool = False,
 ) -> Iterator[Running]:
-    """Start one server on a free loopback port; stop it (SIGTERM, then SIGKILL) on exit."""
+    """Start one server on a free loopback port; stop it (SIGTERM, then SIGKILL) on exit. ``metrics``:
+    each worker serves /metrics on a free port of its own (``Running.metrics_ports``)."""
     port = free_port()
+    metrics_ports = _free_run(workers) if metrics else ()
     log_dir.mkdir(parents=True, exist_ok=True)
     log = log_dir / f"{name}.log"
     cmd = [
@@ -81,7 +129,7 @@ def server(
         "--port",
         str(port),
         "--metrics-port",
-        "0",
+        str(metrics_ports[0] if metrics_ports else 0),
         "--engine",
         engine,
         "--workers",
@@ -102,7 +150,7 @@ def server(
                     raise RuntimeError(f"server {name} exited with {proc.returncode} during start-up:\n{_tail(log)}")
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"server {name} not SERVING after {ready_timeout_s:.0f}s:\n{_tail(log)}")
-        yield Running(name, target, proc.pid, log, time.monotonic() - started)
+        yield Running(name, target, proc.pid, log, time.monotonic() - started, metrics_ports)
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)

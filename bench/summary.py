@@ -67,7 +67,19 @@ def notes(r: dict[str, Any]) -> list[str]:
             f"{r['rps_target']:g} req/s the server is {_f(busy, 0)}% busy: "
             f"queues form, and the tail grows with them. The stage table below shows where the milliseconds go."
         )
-    shares = (rank.get("server_cpu") or {}).get("process_shares") or []
+    served_cpu = rank.get("server_cpu") or {}
+    split = served_cpu.get("stages_ms") or {}
+    if served_cpu.get("handler_cpu_ms_per_request") is not None and "handler_beyond_stages" in split:
+        out.append(
+            f"Of the servers' {_f(served_cpu.get('cpu_ms_per_request'))} ms of CPU per request, "
+            f"{_f(served_cpu['handler_cpu_ms_per_request'])} ms ran inside the Rank handler (its own count, "
+            f"`setlist_rpc_cpu_seconds_total`) and {_f(split.get('grpc_and_other'))} ms outside it (gRPC, the "
+            f"guard, the process's other threads). The in-process stages account for "
+            f"{_f(served_cpu['handler_cpu_ms_per_request'] - (split['handler_beyond_stages'] or 0.0))} ms of the "
+            f"handler's; the other {_f(split['handler_beyond_stages'])} ms is what a served call pays beyond a "
+            "tight loop (caches gone cold between calls) and the steps around the stages."
+        )
+    shares = served_cpu.get("process_shares") or []
     workers = int(r["plan"].get("workers") or 1)
     if workers > 1 and shares and shares[0] > 1 / workers + 0.1:
         out.append(

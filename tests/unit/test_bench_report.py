@@ -342,13 +342,18 @@ def test_bench_traffic_is_kept_out_of_the_prepared_event_log(tmp_path):
 
 
 class _Processes:
-    """A stand-in for a running server's process table: CPU seconds by pid, read in turn."""
+    """A stand-in for a running server's process table (CPU seconds by pid) and its handlers' own
+    count (CPU seconds, calls), each read in turn."""
 
-    def __init__(self, *readings: dict[int, float]) -> None:
+    def __init__(self, *readings: dict[int, float], handler: list[tuple[float, float]] | None = None) -> None:
         self._readings = list(readings)
+        self._handler = list(handler or [])
 
     def cpu_by_process_s(self) -> dict[int, float]:
         return self._readings.pop(0)
+
+    def handler_cpu(self) -> tuple[float, float] | None:
+        return self._handler.pop(0) if self._handler else None
 
 
 def test_the_servers_cpu_window_gives_each_processs_share_busiest_first() -> None:
@@ -384,3 +389,31 @@ def test_the_summary_says_when_a_cache_hit_run_computed_rankings(tmp_path: Path)
     out["cache_hit_unloaded"].summary["cache_hit_fraction"] = 1.0
     summary = write(build(out, "small", 7, "cmd"), tmp_path / "runs2", tmp_path / "results2")["summary"].read_text()
     assert "cache-hit run's calls were hits" not in summary
+
+
+def test_the_servers_cpu_window_splits_off_what_the_rank_handler_counted() -> None:
+    import time
+
+    from bench.runner import _cpu_window
+
+    plan = PLANS["small"]
+    sent = plan.rps * (plan.warmup_s + plan.open_s)
+    processes = _Processes({1: 0.0, 2: 12.0}, handler=[(8.0, 2000.0)])
+    window = _cpu_window(processes, plan, {1: 0.0, 2: 0.0}, time.monotonic() - 12.0, (0.0, 0.0))  # type: ignore[arg-type]
+    assert window["handler_cpu_ms_per_request"] == round(1000 * 8.0 / sent, 3)
+    assert window["handler_cpu_ms_per_call"] == 4.0  # 8 s over the 2,000 calls it answered
+    # without the servers' metrics: no handler figures, and nothing made up
+    window = _cpu_window(_Processes({2: 12.0}), plan, {2: 0.0}, time.monotonic() - 12.0, None)  # type: ignore[arg-type]
+    assert "handler_cpu_ms_per_request" not in window
+
+
+def test_the_server_split_puts_the_handlers_own_cpu_between_the_stages_and_grpc(tmp_path: Path) -> None:
+    out = fake_run(tmp_path)
+    out["server_cpu"] = {**out["server_cpu"], "handler_cpu_ms_per_request": 2.0}  # of 2.5 in all
+    report = build(out, "small", 7, "cmd")
+    split = report["rank"]["server_cpu"]["stages_ms"]
+    stages = sum(out["stages"]["stages_cpu_ms"].values())  # 1.7 in the tight loop
+    assert split["handler_beyond_stages"] == round(2.0 - stages, 3) and split["grpc_and_other"] == 0.5
+    assert sum(split.values()) == pytest.approx(2.5)
+    summary = write(report, tmp_path / "runs", tmp_path / "results")["summary"].read_text()
+    assert "2.00 ms ran inside the Rank handler" in summary and "0.50 ms outside it" in summary
