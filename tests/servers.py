@@ -41,6 +41,7 @@ __all__ = [
     "RedisClusterServer",
     "RedisServer",
     "cluster_ports",
+    "db_url",
     "find_postgres_bin",
     "find_redis_server",
     "free_port",
@@ -404,3 +405,9 @@ def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClu
         yield server
     finally:
         server.stop()
+
+
+def db_url(server: RedisServer, db: int) -> str:
+    """The session Redis's URL for database ``db``: a test module that flushes its keys takes a number
+    of its own (test_redis_cache 7, test_cache_hit_path 8, test_redis_quotas 9)."""
+    return server.url.rsplit("/", 1)[0] + f"/{db}"

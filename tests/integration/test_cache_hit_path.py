@@ -17,14 +17,14 @@ from serving.types import RankQuery, TrackEvent
 from setlist.cachekeys import bump_shared_generation
 from setlist.settings import Settings
 from tests.fakes.dataplane import Dataplane
-from tests.servers import RedisServer
+from tests.servers import RedisServer, db_url
 
 USER = "user-0"
 DB = 8  # a database of its own on the session's Redis
 
 
 def url(server: RedisServer) -> str:
-    return server.url.rsplit("/", 1)[0] + f"/{DB}"
+    return db_url(server, DB)
 
 
 @pytest.fixture

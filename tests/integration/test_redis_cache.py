@@ -9,14 +9,14 @@ import pytest
 import redis.retry
 
 from serving.cache import RedisCache
-from tests.servers import RedisServer
+from tests.servers import RedisServer, db_url
 
 TTL_S = 60.0
 DB = 7  # a database of its own on the session's Redis: other tests' keys stay out of the way
 
 
 def url(server: RedisServer) -> str:
-    return server.url.rsplit("/", 1)[0] + f"/{DB}"
+    return db_url(server, DB)
 
 
 @pytest.fixture

@@ -14,13 +14,13 @@ from serving.errors import QuotaExceeded
 from serving.grpc.quotas import QUOTA_KEY_PREFIX, Quota, RedisTokenBucket, quotas_from_settings
 from tests.fakes.dataplane import FakeClock
 from tests.fakes.transport import make_settings
-from tests.servers import RedisServer, free_port
+from tests.servers import RedisServer, db_url, free_port
 
-DB = 8  # a database of its own on the session's Redis
+DB = 9  # a database of its own on the session's Redis
 
 
 def url(server: RedisServer) -> str:
-    return server.url.rsplit("/", 1)[0] + f"/{DB}"
+    return db_url(server, DB)
 
 
 @pytest.fixture
