@@ -58,11 +58,6 @@ class Running:
                         calls += sample.value
         return seconds, calls
 
-    def cpu_s(self) -> float:
-        """CPU seconds used so far by the server and its worker processes (user + system)."""
-        by_process = self.cpu_by_process_s()
-        return sum(by_process.values()) if by_process else float("nan")
-
     def cpu_by_process_s(self) -> dict[int, float]:
         """CPU seconds used so far by each process of the server (the parent and its workers), by pid;
         empty when the server is gone."""
