@@ -1,7 +1,10 @@
 """``python -m serving [--port N] [--workers N] [--engine fast|baseline]``: run the gRPC server.
 
 ``python -m serving recover-journals [--root DIR]``: move the Track journals that no live server
-holds (dead workers, dead pods) into the event log, each event exactly once."""
+holds (dead workers, dead pods) into the event log, each event exactly once.
+
+``python -m serving token-fingerprints [--stdin]``: each auth token's fingerprint, the name the
+per-token quota file (``SETLIST_QUOTA_FILE``) knows it by."""
 
 from __future__ import annotations
 
@@ -74,6 +77,30 @@ def recover_journals(
     typer.echo(f"recovered {rows} events from {len(done)} unlocked journal directories under {where}")
 
 
+@app.command("token-fingerprints")
+def token_fingerprints(
+    stdin: bool = typer.Option(False, "--stdin", help="fingerprint the tokens read from stdin, one per line"),
+) -> None:
+    """Print each SETLIST_AUTH_TOKENS entry's fingerprint (the name SETLIST_QUOTA_FILE gives a token)."""
+    from serving.grpc.auth import TokenAuth, fingerprint
+
+    if stdin:  # never from argv: a token on a command line shows in the process table
+        for line in sys.stdin:
+            if line.strip():
+                typer.echo(fingerprint(line.strip()))
+        return
+    try:
+        auth = TokenAuth.from_settings(get_settings())
+    except ValueError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+    if auth is None:
+        typer.echo("SETLIST_AUTH_TOKENS is not set: no tokens to fingerprint (or pass --stdin)", err=True)
+        raise typer.Exit(2)
+    for position, (fp, scopes) in enumerate(auth.fingerprints(), start=1):
+        typer.echo(f"entry {position}  {'+'.join(sorted(scopes)):<10}  {fp}")
+
+
 class StartupError(RuntimeError):
     pass
 
@@ -103,10 +130,24 @@ def preflight(settings) -> None:
         require_secure_transport(settings)
     except InsecureServer as exc:
         raise StartupError(str(exc)) from None
+    _check_auth_and_quotas(settings)
     if settings.profile == "local" and not (settings.data_dir / "registry.db").exists():
         raise StartupError(
             f"no feature registry under {settings.data_dir}: run `make materialize` and `make train` first"
         )
+
+
+def _check_auth_and_quotas(settings) -> None:
+    """The token list and the quota settings and file, read as the server will: a mistake in either
+    is one line here rather than a traceback in every worker."""
+    from serving.grpc.auth import TokenAuth
+    from serving.grpc.quotas import token_quotas
+    from setlist.errors import UsageError
+
+    try:
+        token_quotas(settings, TokenAuth.from_settings(settings))
+    except (UsageError, ValueError) as exc:
+        raise StartupError(str(exc)) from None
 
 
 def _check_journals(settings) -> None:

@@ -7,10 +7,11 @@ is charged before the request is even parsed; Track costs one unit per event (at
 so a 1000-event batch weighs what 1000 single-event calls do, and is charged once its events are
 counted, before anything is journaled.
 
-The caller is the bearer token that authenticated the call (its entry in ``auth_tokens``, never the
-secret itself). Without auth every caller shares one bucket per RPC: the quota is then a rate limit
-of the whole server. Either way the buckets are bounded by the configured tokens, so nothing ever
-needs evicting.
+The caller is the bearer token that authenticated the call (its fingerprint, never the secret
+itself). Without auth every caller shares one bucket per RPC: the quota is then a rate limit of the
+whole server. Either way the buckets are bounded by the configured tokens, so nothing ever needs
+evicting. Every token has the ``quota_*`` limits unless ``quota_file`` gives it its own
+(``serving.grpc.quota_file``).
 
 Where the buckets live is ``quota_backend``: ``memory`` keeps them in the process, so each worker
 (``--workers``) and each replica has its own and a token gets up to N times its rate in total;
@@ -30,11 +31,14 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable
 from typing import Any, Protocol
 
 from serving import metrics
 from serving.errors import QuotaExceeded
+from serving.grpc import quota_file
+from serving.grpc.auth import TokenAuth
+from serving.grpc.quota_file import Limit, TokenQuota
 from setlist.redis_client import fail_fast_redis
 from setlist.settings import Settings
 
@@ -164,13 +168,14 @@ def _per_event(request: Any) -> int:
 
 
 class Quota:
-    """The quota of one RPC. ``cost`` None: one unit per call, charged before the request is parsed;
-    else ``cost(request)`` units, charged on the parsed request."""
+    """The quota of one RPC: a default limit for every caller, and limits of their own for some
+    (``serving.grpc.quota_file``). ``cost`` None: one unit per call, charged before the request is
+    parsed; else ``cost(request)`` units, charged on the parsed request."""
 
     def __init__(
         self,
         rpc: str,
-        per_s: float,
+        per_s: float | None,
         burst: int | None = None,
         *,
         cost: Cost | None = None,
@@ -178,58 +183,115 @@ class Quota:
         per_token: bool = True,
         clock: Clock | None = None,
         shared: Any = None,
+        own: Iterable[tuple[Hashable, str, Limit | None]] = (),
     ) -> None:
-        """``shared``: a Redis client to keep the buckets in (every process with the same Redis shares
-        them); None keeps them in this process. ``clock``: monotonic for a bucket in the process, the
-        wall clock (which replicas share) for a shared one, unless a test injects its own."""
+        """``per_s`` None or 0: no default quota (only the callers in ``own`` are limited). ``own``:
+        (caller, name, limit or None for none) per caller with limits of its own. ``shared``: a Redis
+        client to keep the buckets in (every process with the same Redis shares them); None keeps
+        them in this process. ``clock``: monotonic for a bucket in the process, the wall clock (which
+        replicas share) for a shared one, unless a test injects its own."""
         self.rpc = rpc
-        self.burst = burst or max(1, math.ceil(per_s))  # unset: one second's worth
-        self.bucket: Bucket = (
-            TokenBucket(per_s, self.burst, clock or time.monotonic)
-            if shared is None
-            else RedisTokenBucket(shared, f"{QUOTA_KEY_PREFIX}:{rpc}", per_s, self.burst, clock or time.time, rpc)
-        )
         self.cost = cost
         self._unit = f" {unit}" if unit else ""
+        self._shared = shared
+        self._clock = clock
         where = "this server" if shared is None else "these servers"
-        self._whose = "this token" if per_token else f"{where} (no auth: all callers share it)"
+        default = Limit.of(per_s, burst)
+        self.burst = default.burst if default is not None else None
+        self._default = self._line(default, "this token" if per_token else f"{where} (no auth: all callers share it)")
+        self.bucket = self._default[0] if self._default is not None else None
+        self._own = {caller: self._line(limit, f"token {name!r}") for caller, name, limit in own}
+
+    def _line(self, limit: Limit | None, whose: str) -> tuple[Bucket, Limit, str] | None:
+        if limit is None:
+            return None
+        bucket: Bucket = (
+            TokenBucket(limit.per_s, limit.burst, self._clock or time.monotonic)
+            if self._shared is None
+            else RedisTokenBucket(
+                self._shared,
+                f"{QUOTA_KEY_PREFIX}:{self.rpc}",
+                limit.per_s,
+                limit.burst,
+                self._clock or time.time,
+                self.rpc,
+            )
+        )
+        return bucket, limit, whose
 
     def charge(self, client: Hashable, cost: int = 1) -> None:
         """Take ``cost`` units from ``client``'s bucket, or raise QuotaExceeded saying how long to wait."""
-        wait = self.bucket.take(client, cost)
+        line = self._own.get(client, self._default) if self._own else self._default
+        if line is None:  # no quota for this caller
+            return
+        bucket, limit, whose = line
+        wait = bucket.take(client, cost)
         if wait == 0.0:
             return
-        limits = f"{self.bucket.per_s:g}{self._unit} per s, burst {self.burst}"
+        limits = f"{limit.per_s:g}{self._unit} per s, burst {limit.burst}"
         if math.isinf(wait):  # waiting cannot help: tell the caller to send less per call
             raise QuotaExceeded(
-                f"quota for {self.rpc} exceeded for {self._whose}: {limits}; one call of {cost}{self._unit} "
-                f"can never fit, send at most {self.burst}{self._unit} per call",
+                f"quota for {self.rpc} exceeded for {whose}: {limits}; one call of {cost}{self._unit} "
+                f"can never fit, send at most {limit.burst}{self._unit} per call",
                 retry_after_ms=None,
             )
         retry_ms = max(1, math.ceil(wait * 1000))
         raise QuotaExceeded(
-            f"quota for {self.rpc} exceeded for {self._whose}: {limits}; retry after {retry_ms} ms",
+            f"quota for {self.rpc} exceeded for {whose}: {limits}; retry after {retry_ms} ms",
             retry_after_ms=retry_ms,
         )
 
 
-def quotas_from_settings(settings: Settings, *, per_token: bool = True, clock: Clock | None = None) -> dict[str, Quota]:
-    """The configured quotas by RPC name; empty when none is set (``quota_*_per_s`` unset or 0).
-    ``per_token`` says whether callers are told apart (auth is on) or share one bucket."""
-    quotas: dict[str, Quota] = {}
-    shared = None
-    if settings.quota_backend == "redis" and (settings.quota_rank_per_s or settings.quota_track_per_s):
-        # no retry: a pooled connection Redis closed costs one call its check (let through), not a delay
-        shared = fail_fast_redis(settings.redis_url, settings.online_timeout_ms / 1000, retries=0)
+def default_limits(settings: Settings) -> dict[str, Limit | None]:
+    """Every caller's limit by RPC, from ``SETLIST_QUOTA_*`` (None: no quota). Raises ValueError on a
+    negative setting."""
     specs = (
-        ("Rank", settings.quota_rank_per_s, settings.quota_rank_burst, None, ""),
-        ("Track", settings.quota_track_per_s, settings.quota_track_burst, _per_event, "events"),
+        ("Rank", settings.quota_rank_per_s, settings.quota_rank_burst),
+        ("Track", settings.quota_track_per_s, settings.quota_track_burst),
     )
-    for rpc, per_s, burst, cost, unit in specs:
+    for rpc, per_s, burst in specs:
         if (per_s is not None and per_s < 0) or (burst is not None and burst < 0):
             raise ValueError(f"quota_{rpc.lower()}_per_s and quota_{rpc.lower()}_burst must not be negative")
-        if per_s:
-            quotas[rpc] = Quota(
-                rpc, per_s, burst, cost=cost, unit=unit, per_token=per_token, clock=clock, shared=shared
-            )
+    return {rpc: Limit.of(per_s, burst) for rpc, per_s, burst in specs}
+
+
+def token_quotas(settings: Settings, auth: TokenAuth | None) -> list[TokenQuota]:
+    """The per-token overrides of ``SETLIST_QUOTA_FILE``, checked against the configured tokens.
+    Raises UsageError (the file) or ValueError (the settings)."""
+    known = [fp for fp, _ in auth.fingerprints()] if auth is not None else []
+    return quota_file.load(settings.quota_file, known, default_limits(settings))
+
+
+def quotas_from_settings(
+    settings: Settings, auth: TokenAuth | None = None, *, clock: Clock | None = None
+) -> dict[str, Quota]:
+    """The configured quotas by RPC name; empty when none is set (``quota_*_per_s`` unset or 0, and no
+    token given a rate of its own in ``quota_file``). Without ``auth`` callers are not told apart
+    and share one bucket per RPC."""
+    defaults = default_limits(settings)
+    own = token_quotas(settings, auth)
+    limited = {rpc for rpc, limit in defaults.items() if limit is not None}
+    limited |= {rpc for t in own for rpc, limit in t.limits.items() if limit is not None}
+    shared = None
+    if settings.quota_backend == "redis" and limited:
+        # no retry: a pooled connection Redis closed costs one call its check (let through), not a delay
+        shared = fail_fast_redis(settings.redis_url, settings.online_timeout_ms / 1000, retries=0)
+    costs = {"Rank": (None, ""), "Track": (_per_event, "events")}
+    quotas: dict[str, Quota] = {}
+    for rpc in quota_file.RPCS:
+        if rpc not in limited:
+            continue
+        default = defaults[rpc]
+        cost, unit = costs[rpc]
+        quotas[rpc] = Quota(
+            rpc,
+            default.per_s if default is not None else None,
+            default.burst if default is not None else None,
+            cost=cost,
+            unit=unit,
+            per_token=auth is not None,
+            clock=clock,
+            shared=shared,
+            own=[(t.fingerprint, t.name, t.limits[rpc]) for t in own if rpc in t.limits],
+        )
     return quotas

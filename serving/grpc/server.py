@@ -138,7 +138,7 @@ def build_server(
     require_secure_transport(settings)
     threads = settings.max_concurrency + SPARE_THREADS
     auth = TokenAuth.from_settings(settings)
-    quotas = quotas_from_settings(settings, per_token=auth is not None)
+    quotas = quotas_from_settings(settings, auth)
     # Track is left out: its calls mostly wait on the journal's disk, where running together lets one
     # flush carry many calls' events
     turns = {"Rank": Turns("Rank", settings.rank_max_running, settings.rank_max_wait_ms / 1000)}
@@ -243,6 +243,7 @@ def start_server(
                 "rank_max_running": settings.rank_max_running,
                 "quota_rank_per_s": settings.quota_rank_per_s or None,
                 "quota_track_per_s": settings.quota_track_per_s or None,
+                "quota_file": str(settings.quota_file) if settings.quota_file else None,
             }
         },
     )

@@ -9,10 +9,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import pytest
+import yaml
 from prometheus_client import REGISTRY
 
 from serving.client import ClientError, QuotaExceededError, SetlistClient, new_event
 from serving.grpc import proto
+from serving.grpc.auth import fingerprint
 
 TOKENS = "alice-secret:read+write,bob-secret:read+write"
 SLOW = 0.001  # units per second
@@ -80,6 +82,22 @@ def test_track_spends_its_quota_per_event(serve_fake):
         assert bob.track([new_event("user-1", f"item-{i}", "play") for i in range(5)]) == (5, ())
         assert len(bob.rank("user-1", k=1).items) == 1  # Rank has no quota here
     assert _rejections("Track") == before + 2
+
+
+def test_the_quota_file_gives_one_token_its_own_rate(serve_fake, tmp_path):
+    quota_file = tmp_path / "quotas.yaml"
+    entry = {"fingerprint": fingerprint("alice-secret"), "rank_per_s": SLOW, "rank_burst": 3}
+    quota_file.write_text(yaml.safe_dump({"tokens": {"alice-app": entry}}))
+    server, _, _ = serve_fake(auth_tokens=TOKENS, quota_rank_per_s=SLOW, quota_rank_burst=1, quota_file=quota_file)
+    with _client(server, "alice-secret") as alice, _client(server, "bob-secret") as bob:
+        assert [len(alice.rank("user-1", k=1).items) for _ in range(3)] == [1, 1, 1]  # her own burst
+        with pytest.raises(QuotaExceededError) as refused:
+            alice.rank("user-1", k=1)
+        assert refused.value.message.startswith("quota for Rank exceeded for token 'alice-app': 0.001 per s, burst 3;")
+        bob.rank("user-1", k=1)  # the default: a burst of one
+        with pytest.raises(QuotaExceededError) as default:
+            bob.rank("user-1", k=1)
+        assert "for this token: 0.001 per s, burst 1" in default.value.message
 
 
 def test_without_auth_every_caller_shares_one_bucket(serve_fake):

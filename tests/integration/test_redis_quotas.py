@@ -11,6 +11,7 @@ import redis
 from prometheus_client import REGISTRY
 
 from serving.errors import QuotaExceeded
+from serving.grpc.auth import TokenAuth, fingerprint
 from serving.grpc.quotas import QUOTA_KEY_PREFIX, Quota, RedisTokenBucket, quotas_from_settings
 from tests.fakes.dataplane import FakeClock
 from tests.fakes.transport import make_settings
@@ -72,14 +73,37 @@ def test_a_replica_whose_clock_lags_cannot_refill_the_bucket_twice(client):
 
 def test_quotas_from_settings_share_the_buckets_across_workers(redis_server, client):
     settings = make_settings(quota_backend="redis", redis_url=url(redis_server), quota_rank_per_s=1, quota_rank_burst=2)
-    clock = FakeClock()
-    worker_1 = quotas_from_settings(settings, clock=clock)["Rank"]
-    worker_2 = quotas_from_settings(settings, clock=clock)["Rank"]
-    worker_1.charge(7)
-    worker_2.charge(7)
+    clock, auth = FakeClock(), TokenAuth("alice:read")
+    worker_1 = quotas_from_settings(settings, auth, clock=clock)["Rank"]
+    worker_2 = quotas_from_settings(settings, auth, clock=clock)["Rank"]
+    alice = fingerprint("alice")
+    worker_1.charge(alice)
+    worker_2.charge(alice)
     with pytest.raises(QuotaExceeded) as refused:
-        worker_1.charge(7)
+        worker_1.charge(alice)
     assert refused.value.retry_after_ms == 1000 and "for this token: 1 per s, burst 2" in str(refused.value)
+    assert client.exists(f"{QUOTA_KEY_PREFIX}:Rank:{alice}")  # keyed by the fingerprint, never the secret
+
+
+def test_a_tokens_own_limit_is_shared_across_workers_too(redis_server, client, tmp_path):
+    quota_file = tmp_path / "quotas.yaml"
+    quota_file.write_text(f"tokens:\n  importer:\n    fingerprint: {fingerprint('bob')}\n    rank_burst: 3\n")
+    settings = make_settings(
+        quota_backend="redis",
+        redis_url=url(redis_server),
+        quota_rank_per_s=1,
+        quota_rank_burst=1,
+        quota_file=quota_file,
+    )
+    clock, auth = FakeClock(), TokenAuth("alice:read,bob:read")
+    workers = [quotas_from_settings(settings, auth, clock=clock)["Rank"] for _ in range(2)]
+    bob = fingerprint("bob")
+    for n in range(3):
+        workers[n % 2].charge(bob)  # one burst of 3 across both
+    for worker in workers:
+        with pytest.raises(QuotaExceeded, match="for token 'importer': 1 per s, burst 3"):
+            worker.charge(bob)
+    workers[1].charge(fingerprint("alice"))  # the default's bucket, apart
 
 
 def _backend_errors() -> float:

@@ -4,6 +4,7 @@ guard charges them (before a Rank is parsed, after a Track's events are counted 
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from types import SimpleNamespace
 from typing import Any
@@ -13,7 +14,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from serving.errors import QuotaExceeded
-from serving.grpc.auth import TokenAuth
+from serving.grpc.auth import TokenAuth, fingerprint
 from serving.grpc.interceptors import REQUEST_ID_KEY, Guard
 from serving.grpc.quotas import Quota, TokenBucket, quotas_from_settings
 from tests.fakes.dataplane import FakeClock
@@ -159,10 +160,15 @@ def test_settings_leave_quotas_off_by_default_and_fill_in_the_burst():
         quotas_from_settings(make_settings(quota_rank_per_s=-1))
 
 
-def test_auth_names_the_caller_by_its_entry_never_by_its_secret():
+def test_auth_names_the_caller_by_its_tokens_fingerprint_never_by_its_secret():
     auth = TokenAuth("first:read,second:read+write")
-    assert auth.check("Rank", [("authorization", "Bearer first")]) == 1
-    assert auth.check("Track", [("authorization", "Bearer second")]) == 2
+    first = auth.check("Rank", [("authorization", "Bearer first")])
+    second = auth.check("Track", [("authorization", "Bearer second")])
+    assert first == fingerprint("first") == hashlib.sha256(b"first").hexdigest()[:16]
+    assert second == fingerprint(b"second") != first
+    assert [fp for fp, _ in auth.fingerprints()] == [first, second]
+    # the list's order does not change who a caller is (replicas may list tokens differently)
+    assert TokenAuth("second:read+write,first:read").check("Rank", [("authorization", "Bearer first")]) == first
 
 
 # --- where the guard charges ------------------------------------------------------------------
@@ -201,7 +207,8 @@ def _rejections(rpc: str) -> float:
 
 def test_the_guard_refuses_an_over_quota_rank_before_parsing_it():
     settings = make_settings(quota_rank_per_s=1, quota_rank_burst=1)
-    guard = Guard(4, TokenAuth("alice:read,bob:read"), quotas=quotas_from_settings(settings, clock=FakeClock()))
+    auth = TokenAuth("alice:read,bob:read")
+    guard = Guard(4, auth, quotas=quotas_from_settings(settings, auth, clock=FakeClock()))
     parsed: list[bytes] = []
     ranked: list[object] = []
 
@@ -230,7 +237,7 @@ def test_the_guard_refuses_an_over_quota_rank_before_parsing_it():
 
 def test_the_guard_charges_track_per_event_before_the_handler_runs():
     settings = make_settings(quota_track_per_s=1, quota_track_burst=3)
-    guard = Guard(4, quotas=quotas_from_settings(settings, per_token=False, clock=FakeClock()))  # no auth
+    guard = Guard(4, quotas=quotas_from_settings(settings, clock=FakeClock()))  # no auth
     tracked: list[int] = []
 
     def parse(raw: bytes) -> Any:
