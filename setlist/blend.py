@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from setlist.candidate_sources import top_stable
+from setlist.dense_predict import DensePredict
 
 MARGIN_FEATURE_ATTR = "margin_feature"
 MARGIN_WEIGHT_ATTR = "margin_weight"
@@ -153,10 +154,11 @@ def scorer(booster, prerank: bool = True, predict: Predict | None = None) -> Sco
     ``X`` holds all candidates of one request. Blended boosters return margins (a sigmoid would
     squash large margins into ties). With a pre-ranker (unless ``prerank=False``, for comparison)
     only its ``keep`` rows are scored by the trees; the others score below all of them, in the
-    pre-ranker's order. ``predict`` replaces the booster's ``inplace_predict`` (same arguments)."""
+    pre-ranker's order. ``predict`` replaces the booster's ``inplace_predict`` (same arguments), which
+    is called through ``setlist.dense_predict`` by default (the same C call, less Python around it)."""
     blend = Blend.of(booster)
     pre = Prerank.of(booster) if prerank else None
-    call: Predict = predict or booster.inplace_predict
+    call: Predict = predict or DensePredict.of(booster)
 
     def trees(X: np.ndarray, rows: np.ndarray | None) -> np.ndarray:
         if blend.column is None:
