@@ -8,7 +8,9 @@ wall clock, stable sorts).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -20,6 +22,7 @@ from setlist.consent import FLAGS, latest, personalizable  # the consent rules l
 from setlist.contract import ITEM_TYPES
 from setlist.features import LIGHT_SESSION_TYPES, SessionState, update_session
 from setlist.featureset import FeatureSet
+from setlist.search_terms import SearchGenres
 
 DAY = pd.Timedelta(days=1)
 
@@ -60,16 +63,23 @@ def fresh_from_consent(consent: pd.DataFrame) -> dict[str, pd.Timestamp]:
 
 @dataclass(frozen=True)
 class Catalog:
-    """What the builders need from the item catalogue."""
+    """What the builders need from the item catalogue. ``term_key``: the key stored search terms were
+    hashed with (``Settings.secret_hmac_key``), so that the sessions match them as Track does."""
 
     items: pd.DataFrame
     genres: list[str]
     item_genre: pd.Series
+    term_key: bytes | None = field(default=None, repr=False)
 
     @classmethod
-    def of(cls, items: pd.DataFrame) -> Catalog:
+    def of(cls, items: pd.DataFrame, term_key: bytes | None = None) -> Catalog:
         genres = sorted(set(items["genre"].fillna("unknown").astype(str)) | {"unknown"})
-        return cls(items, genres, items.set_index("item_id")["genre"].fillna("unknown").astype(str))
+        return cls(items, genres, items.set_index("item_id")["genre"].fillna("unknown").astype(str), term_key)
+
+    @cached_property
+    def search_genre(self) -> SearchGenres:
+        """A stored search → its genre, by the text index training builds from the same catalogue."""
+        return SearchGenres.of(self.items, self.genres, self.term_key)
 
 
 def build_consent(events: pd.DataFrame, default: bool) -> pd.DataFrame:
@@ -112,7 +122,9 @@ def build_item_stats(
     return engine.compute("item", ev, fs.view("item_stats"), catalog.items, tables)
 
 
-def build_sessions(ev: pd.DataFrame, item_genre: pd.Series) -> pd.DataFrame:
+def build_sessions(
+    ev: pd.DataFrame, item_genre: pd.Series, search_genre: Callable[[str | None], str] | None = None
+) -> pd.DataFrame:
     """One row per event with the session state *before* that event would be too late to be
     useful online, so rows hold the state after it; training labels join at ``ts - 1ms``.
     Rows are ordered by (time, user), which identifies a row, so any subset of users merged
@@ -122,7 +134,10 @@ def build_sessions(ev: pd.DataFrame, item_genre: pd.Series) -> pd.DataFrame:
     filled into preallocated arrays. ``update_session`` replaces its lists and never changes one
     in place, so consecutive rows share the state's list objects instead of copies: the blocked
     list (up to 50 items) changes only on a skip, and copying it for every row was most of this
-    frame's memory."""
+    frame's memory.
+
+    A search steers the session's genre as it does online, through ``search_genre`` (the stored
+    query → the genre the text index gives it; ``Catalog.search_genre``); without one it does not."""
     t_all = ev["type"].to_numpy()
     light = np.isin(t_all, list(LIGHT_SESSION_TYPES))
     n = int((~light).sum())
@@ -132,6 +147,9 @@ def build_sessions(ev: pd.DataFrame, item_genre: pd.Series) -> pd.DataFrame:
     }
     rate, length, updated, stamp = np.empty(n), np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.int64)
     genre = ev["item_id"].map(item_genre).fillna("").to_numpy()
+    if search_genre is not None and "query" in ev.columns:
+        searches = np.flatnonzero(t_all == "search")
+        genre[searches] = [search_genre(q) for q in ev["query"].to_numpy()[searches]]
     ts_ms = (ev["timestamp"].astype("int64") // 1_000_000).to_numpy()
     states: dict[str, SessionState] = {}
     k = 0
@@ -223,7 +241,7 @@ def build_users(
     personal = personalizable(events, consent_default).reset_index(drop=True)
     return (
         build_user_profile(personal, catalog, features, tables),
-        build_sessions(personal, catalog.item_genre),
+        build_sessions(personal, catalog.item_genre, catalog.search_genre),
         build_consent(events, consent_default),
     )
 
@@ -271,11 +289,13 @@ def build_prepared(
     item_tables: dict[str, pd.DataFrame] | None = None,
     *,
     consent_default: bool,
+    term_key: bytes | None = None,
 ) -> FeatureBatches:
     """``build`` for events already ``prepare``d (e.g. read with ``read_events(prepared=True)``).
-    Registered tables come loaded (``engine.load_tables``), user tables keyed by pseudonym."""
+    Registered tables come loaded (``engine.load_tables``), user tables keyed by pseudonym.
+    ``term_key``: what stored search terms were hashed with (``Catalog``)."""
     fs = features or declarations.load()
-    catalog = Catalog.of(items)
+    catalog = Catalog.of(items, term_key)
     profile, session, consent = build_users(events, catalog, fs, user_tables, consent_default=consent_default)
     analytics = consent.set_index("user_id")["consent_analytics"]
     return FeatureBatches(

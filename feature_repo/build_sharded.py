@@ -121,6 +121,7 @@ def build_in_shards(
     item_tables: dict[str, pd.DataFrame] | None,
     *,
     consent_default: bool,
+    term_key: bytes | None = None,
     shard_events: int,
     session_file: Path,
     step: Callable[[str], None],
@@ -129,7 +130,7 @@ def build_in_shards(
     of about ``shard_events`` events at a time. ``log`` holds the table and is emptied, so that the
     table is freed once the shards are built, before the session parts are merged."""
     table = log.pop()
-    catalog = Catalog.of(items)
+    catalog = Catalog.of(items, term_key)
     consent = build_consent(table.select(["user_id", "timestamp", *FLAGS]).to_pandas(), consent_default)
     newest = pc.max(table["timestamp"]).as_py()
 
@@ -147,7 +148,7 @@ def build_in_shards(
         personal = personalizable(events, consent_default).reset_index(drop=True)
         del events
         profiles.append(build_user_profile(personal, catalog, features, user_tables))
-        sessions = feature_table(build_sessions(personal, catalog.item_genre), features)
+        sessions = feature_table(build_sessions(personal, catalog.item_genre, catalog.search_genre), features)
         del personal
         if sessions.num_rows:
             session_parts.append(parts_dir / f"part-{s:05d}.arrow")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
@@ -21,6 +21,8 @@ class Declared:
     user_tables: dict[str, pd.DataFrame]
     item_tables: dict[str, pd.DataFrame]
     consent_default: bool = True  # settings.consent_granted_by_default: changing it rebuilds everything
+    #: the key stored search terms were hashed with, so that offline sessions read them as Track does
+    term_key: bytes | None = field(default=None, repr=False)
 
     @classmethod
     def load(cls, settings: Settings) -> Declared:
@@ -33,6 +35,7 @@ class Declared:
             load_tables(fs, "user", lambda u: pseudonymize(str(u), key)),
             load_tables(fs, "item"),
             settings.consent_granted_by_default,
+            key,
         )
 
     def fingerprint(self) -> str:

@@ -35,7 +35,7 @@ from setlist.contract import EVENT_SCHEMA
 from setlist.eventlog import Erased
 from setlist.featureset import FeatureSet
 
-#: the columns the builders read; device, locale, arm and schema_version are left on disk
+#: the columns the builders read; device, locale, arm, weight and schema_version are left on disk
 BUILD_COLUMNS = [
     "event_id",
     "user_id",
@@ -46,6 +46,7 @@ BUILD_COLUMNS = [
     "value",
     "consent_personalization",
     "consent_analytics",
+    "query",  # a search's stored text: it steers the session's genre (setlist.search_terms)
 ]
 #: file → (entity column, sort keys): the order a full build writes each file in
 LAYOUT = {

@@ -41,6 +41,7 @@ def build_from_log(settings: Settings) -> tuple[FeatureBatches, str]:
             d.user_tables,
             d.item_tables,
             consent_default=d.consent_default,
+            term_key=d.term_key,
         ),
         snapshot_hash(log, files, erased),
     )
@@ -159,6 +160,7 @@ def publish_full(
         d.user_tables,
         d.item_tables,
         consent_default=d.consent_default,
+        term_key=d.term_key,
         shard_events=settings.build_shard_events,
         session_file=settings.features_dir / ASIDE / SESSION_FILE,
         step=step,

@@ -24,7 +24,7 @@ def publish_incremental(
 ) -> PublishReport:
     state = p.state
     assert state is not None
-    erased, catalog = log.erased(), Catalog.of(items)
+    erased, catalog = log.erased(), Catalog.of(items, d.term_key)
     step(f"reading {len(p.new_files):,} new event-log files and the touched entities' events")
     delta = compute_delta(
         p.files,

@@ -100,6 +100,7 @@ def publish_spark(settings: Settings, log: EventLog, items: pd.DataFrame, step: 
         d.item_tables,
         consent_default=d.consent_default,
         buckets=buckets,
+        term_key=d.term_key,
     )
     location = settings.feature_files_location
     staged = f"{location.rstrip('/')}/{STAGING}"

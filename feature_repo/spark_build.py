@@ -132,14 +132,17 @@ def build(
     *,
     consent_default: bool,
     buckets: int,
+    term_key: bytes | None = None,
 ) -> SparkBatches:
     """``build.build`` on Spark: events (from :func:`read_events`) → the four views as DataFrames.
 
     The catalogue and the registered tables travel to the executors with the functions (they are
-    per item or per user, and small next to the log); the events never leave the executors."""
+    per item or per user, and small next to the log); the events never leave the executors. So does
+    the search index, with its terms hashed on the driver: the key stays here."""
     from pyspark.sql import functions as F
 
     catalog = Catalog.of(items)
+    search = Catalog.of(items, term_key).search_genre
     user_view, item_view = features.view("user_profile"), features.view("item_stats")
 
     def consent(pdf: pd.DataFrame) -> pd.DataFrame:
@@ -151,7 +154,7 @@ def build(
 
     def sessions(pdf: pd.DataFrame) -> pd.DataFrame:
         personal = personalizable(prepare(pdf), consent_default).reset_index(drop=True)
-        return build_sessions(personal, catalog.item_genre) if len(personal) else personal.iloc[:0]
+        return build_sessions(personal, catalog.item_genre, search) if len(personal) else personal.iloc[:0]
 
     def item_stats(pdf: pd.DataFrame) -> pd.DataFrame:
         ev = prepare(pdf).reset_index(drop=True)

@@ -20,6 +20,7 @@ import scipy.sparse as sp
 
 from setlist.candidate_sources import GLOBAL_COHORT, CandidateSources, SourceQuery, top_stable
 from setlist.features import CROSS_NAMES
+from setlist.querytext import vote
 
 
 def _rank01(scores: np.ndarray) -> np.ndarray:
@@ -144,14 +145,8 @@ class CandidateIndex(CandidateSources):
     def search_genre(self, terms: list[str] | tuple[str, ...]) -> str:
         """The genre a search's terms point at (the one most terms match; the earlier term breaks a
         tie), or "" when none matches."""
-        votes: dict[int, int] = {}
-        for term in terms:
-            g = self.terms.get(term)
-            if g is not None:
-                votes[g] = votes.get(g, 0) + 1
-        if not votes:
-            return ""
-        return self.genres[max(votes, key=lambda g: votes[g])]  # max keeps the first of equal votes
+        g = vote(terms, self.terms)
+        return "" if g is None else self.genres[g]
 
     def generate(
         self,

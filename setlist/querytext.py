@@ -16,6 +16,10 @@ import hashlib
 import hmac
 import re
 import unicodedata
+from collections.abc import Hashable, Iterable, Mapping
+from typing import TypeVar
+
+T = TypeVar("T", bound=Hashable)
 
 MAX_TERMS = 16
 MAX_TERM_CHARS = 40
@@ -61,3 +65,16 @@ def stored(text: str | None, analytics: bool | None, key: bytes) -> str | None:
 
 def is_hashed(stored_text: str) -> bool:
     return stored_text.startswith(HASHED_PREFIX)
+
+
+def vote(words: Iterable[str], lookup: Mapping[str, T]) -> T | None:
+    """What most of ``words`` point at in ``lookup`` (the earlier word breaks a tie), or None when
+    none of them is there: the one rule by which a search picks its genre, online and offline."""
+    votes: dict[T, int] = {}
+    for word in words:
+        hit = lookup.get(word)
+        if hit is not None:
+            votes[hit] = votes.get(hit, 0) + 1
+    if not votes:
+        return None
+    return max(votes, key=lambda v: votes[v])  # max keeps the first of equal votes

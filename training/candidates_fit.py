@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -12,7 +11,7 @@ import scipy.sparse as sp
 
 from setlist.candidate_sources import GLOBAL_COHORT, cohort_key, genre_key
 from setlist.candidates import CandidateIndex
-from setlist.querytext import terms as text_terms
+from setlist.search_terms import fit_terms
 from setlist.windows import Window, trailing
 from training.ease import Ease, fit_ease_head
 from training.labels import label
@@ -175,45 +174,6 @@ def fit_cohorts(
         if len(in_genre):
             cohorts[genre_key(name)] = in_genre[: p.cohort_size].astype(np.int64)
     return cohorts, window
-
-
-#: a title word in more than this share of titles (and more than TITLE_COMMON_MIN of them) says
-#: nothing about a genre ("the", "love", "part"): it is left out of the index
-TITLE_COMMON_SHARE = 0.02
-TITLE_COMMON_MIN = 5
-
-
-def fit_terms(catalog: pd.DataFrame, genres: list[str]) -> dict[str, int]:
-    """The search text index: each normalized term of the catalogue's genres, artists and titles →
-    a genre.
-
-    A genre's own name points at it; an artist's name at the genre most of their items have; a term
-    shared by several (a word in two artists' names) at the genre of most items carrying it. Title
-    words count like artists' but never outvote them, and the common ones (module constants) and
-    bare numbers (years, sequel numbers) are left out: they would send a search anywhere."""
-    known = {g: n for n, g in enumerate(genres)}
-    votes: dict[str, dict[int, int]] = {}
-
-    def vote(words: Iterable[str], g: int, weight: int = 1) -> None:
-        for term in words:
-            votes.setdefault(term, {}).setdefault(g, 0)
-            votes[term][g] += weight
-
-    for name, g in known.items():
-        if name != "unknown":
-            vote(text_terms(name), g, weight=1_000_000)  # a genre's name always means that genre
-    primary = catalog["genre"].fillna("unknown").astype(str).map(known).fillna(known.get("unknown", 0)).astype(int)
-    for col in ("artist", "genres"):
-        if col in catalog.columns:
-            for text, g in zip(catalog[col].to_numpy(), primary.to_numpy()):
-                vote(text_terms(text) if isinstance(text, str) else (), int(g), weight=1_000)
-    if "title" in catalog.columns:
-        titles = [text_terms(t) if isinstance(t, str) else [] for t in catalog["title"].to_numpy()]
-        seen = Counter(w for words in titles for w in words)
-        common = max(TITLE_COMMON_MIN, TITLE_COMMON_SHARE * sum(1 for words in titles if words))
-        for words, g in zip(titles, primary.to_numpy()):
-            vote((w for w in words if seen[w] <= common and not w.isdigit()), int(g))
-    return {t: max(v, key=lambda g: v[g]) for t, v in votes.items()}
 
 
 def fit_candidates(

@@ -166,3 +166,32 @@ def test_the_feature_build_does_not_count_onboarding_events_as_item_interactions
     # item statistics count what users did to items: searches, feature uses and views change nothing
     pd.testing.assert_frame_equal(plain.item_stats, with_onboarding.item_stats)
     assert set(with_onboarding.session["user_id"]) == set(plain.session["user_id"])
+
+
+def test_a_stored_search_steers_the_offline_session_through_the_real_build(tiny_copy):
+    """The full build reads the search text from the log (``BUILD_COLUMNS``) and the key from the
+    settings: a search stored as keyed hashes (no analytics consent) turns the session to the genre
+    its terms point at, as Track's live push does."""
+    from feature_repo.publish_full import build_from_log
+    from setlist.querytext import stored
+
+    s = tiny_copy.settings
+    log = EventLog(s.events_dir)
+    events = log.read()
+    before, _ = build_from_log(s)
+    last = events[events["consent_personalization"].fillna(False).astype(bool)].sort_values("timestamp").iloc[-1]
+    current = before.session[before.session["user_id"] == last["user_id"]]["session_genre"].iloc[-1]
+    genre = next(g for g in sorted(before.genres) if g not in (current, "unknown"))
+    search = last.to_dict() | {
+        "event_id": "offline-search-1",
+        "type": "search",
+        "item_id": "",
+        "query": stored(genre, False, s.secret_hmac_key()),
+        "consent_analytics": False,
+        "timestamp": last["timestamp"] + pd.Timedelta(seconds=1),
+    }
+    assert str(search["query"]).startswith("#")  # stored as keyed hashes, unreadable
+    log.append(pd.DataFrame([search]), tag="search")
+    after, _ = build_from_log(s)
+    mine = after.session[after.session["user_id"] == last["user_id"]]
+    assert mine["session_genre"].iloc[-1] == genre

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -17,6 +18,7 @@ from serving.grpc.servicer import from_track
 from serving.types import TrackEvent
 from setlist.candidate_sources import GLOBAL_COHORT, genre_key
 from setlist.pseudonym import pseudonymize
+from setlist.querytext import hashed
 from setlist.settings import Settings
 from tests.fakes.dataplane import GENRES, Dataplane
 
@@ -116,9 +118,7 @@ def test_a_matched_search_steers_a_new_users_session_and_candidates(plane):
 
 
 def test_the_search_index_points_terms_at_genres():
-    import pandas as pd
-
-    from training.candidates_fit import fit_terms
+    from setlist.search_terms import fit_terms
 
     catalog = pd.DataFrame(
         {
@@ -135,9 +135,7 @@ def test_the_search_index_points_terms_at_genres():
 
 
 def test_title_words_point_at_genres_but_common_words_and_numbers_do_not():
-    import pandas as pd
-
-    from training.candidates_fit import TITLE_COMMON_MIN, fit_terms
+    from setlist.search_terms import TITLE_COMMON_MIN, fit_terms
 
     n = 4 * TITLE_COMMON_MIN  # "the" in every title: common; "nebula" in two sci-fi titles
     catalog = pd.DataFrame(
@@ -152,3 +150,59 @@ def test_title_words_point_at_genres_but_common_words_and_numbers_do_not():
     assert terms["nebula"] == 1 and terms["returns"] == 1
     assert "the" not in terms and "story" not in terms  # in every title, or nearly: no signal
     assert "1999" not in terms and "2" not in terms
+
+
+# --- the same search, offline: the feature build's sessions read it as Track did -------------------
+def _catalog() -> pd.DataFrame:
+    from tests.fakes.dataplane import fake_index
+
+    index = fake_index(Settings())
+    genres = [GENRES[g] for g in index.item_genre]
+    artists = ["John Coltrane" if g == "jazz" else f"Band {k}" for k, g in enumerate(genres)]
+    return pd.DataFrame({"item_id": index.item_ids.astype(str), "genre": genres, "artist": artists})
+
+
+def test_offline_sessions_read_a_stored_search_as_track_read_it_live(plane):
+    from feature_repo.build import Catalog, build_sessions
+    from setlist.search_terms import fit_terms
+
+    catalog = _catalog()
+    plane.registry.bundles[("1", "1")].index.terms = fit_terms(catalog, GENRES)  # what training builds
+    searches = {  # user → (analytics consent, query)
+        "clear": ("true", "Coltrane live"),
+        "hashed": ("false", "COLTRANE"),
+        "unknown": (None, "coltrane"),  # consent unknown: stored hashed too
+        "nothing": ("true", "xyzzy"),
+    }
+    server = plane.build()
+    try:
+        for n, (user, (analytics, query)) in enumerate(searches.items()):
+            ctx = {"consent_personalization": "true"} | ({"consent_analytics": analytics} if analytics else {})
+            server.service.track([event(plane, n, "search", user_id=user, item_id="", query=query, context=ctx)])
+    finally:
+        server.close()
+    key = plane.settings.secret_hmac_key()
+    online = {user: plane.online.rows["session"][pseudonymize(user, key)][1]["session_genre"] for user in searches}
+    assert online == {"clear": "jazz", "hashed": "jazz", "unknown": "jazz", "nothing": ""}
+
+    stored = pd.DataFrame(plane.journal.rows)
+    assert stored["query"].str.startswith("#").sum() == 2  # two of the four were stored as keyed hashes
+    offline = build_sessions(stored, Catalog.of(catalog).item_genre, Catalog.of(catalog, key).search_genre)
+    by_user = offline.groupby("user_id")["session_genre"].last()
+    assert {user: by_user[pseudonymize(user, key)] for user in searches} == online
+    # without the key the hashed searches match nothing (fail closed), the clear one still does
+    unkeyed = build_sessions(stored, Catalog.of(catalog).item_genre, Catalog.of(catalog).search_genre)
+    assert unkeyed.groupby("user_id")["session_genre"].last()[pseudonymize("hashed", key)] == ""
+    assert unkeyed.groupby("user_id")["session_genre"].last()[pseudonymize("clear", key)] == "jazz"
+
+
+def test_a_search_picks_the_genre_most_of_its_terms_point_at_the_earlier_breaking_a_tie():
+    from setlist.search_terms import SearchGenres
+
+    search = SearchGenres({"jazz": 0, "coltrane": 0, "rock": 1, "punk": 1, "stones": 1}, ["jazz", "rock"], b"k")
+    assert search("rock jazz") == "rock" and search("jazz rock") == "jazz"
+    assert search("jazz punk stones") == "rock"
+    assert search("nothing here") == "" and search(None) == "" and search("") == ""
+    hashed_query = " ".join(hashed(t, b"k") for t in ("coltrane", "xyz"))
+    assert search(hashed_query) == "jazz"
+    assert SearchGenres({"coltrane": 0}, ["jazz"], b"other key")(hashed_query) == ""
