@@ -81,6 +81,10 @@ class Catalog:
         """A stored search → its genre, by the text index training builds from the same catalogue."""
         return SearchGenres.of(self.items, self.genres, self.term_key)
 
+    def genre_of_search(self, stored: str | None) -> str:
+        """``search_genre``, built on the first search: a log without searches never builds the index."""
+        return self.search_genre(stored)
+
 
 def build_consent(events: pd.DataFrame, default: bool) -> pd.DataFrame:
     """Every user's consent flags (the latest explicit ones, ``default`` where none was ever given),
@@ -241,7 +245,7 @@ def build_users(
     personal = personalizable(events, consent_default).reset_index(drop=True)
     return (
         build_user_profile(personal, catalog, features, tables),
-        build_sessions(personal, catalog.item_genre, catalog.search_genre),
+        build_sessions(personal, catalog.item_genre, catalog.genre_of_search),
         build_consent(events, consent_default),
     )
 

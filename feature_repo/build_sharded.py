@@ -148,7 +148,7 @@ def build_in_shards(
         personal = personalizable(events, consent_default).reset_index(drop=True)
         del events
         profiles.append(build_user_profile(personal, catalog, features, user_tables))
-        sessions = feature_table(build_sessions(personal, catalog.item_genre, catalog.search_genre), features)
+        sessions = feature_table(build_sessions(personal, catalog.item_genre, catalog.genre_of_search), features)
         del personal
         if sessions.num_rows:
             session_parts.append(parts_dir / f"part-{s:05d}.arrow")

@@ -25,6 +25,8 @@ from setlist.querytext import terms as text_terms
 #: nothing about a genre ("the", "love", "part"): it is left out of the index
 TITLE_COMMON_SHARE = 0.02
 TITLE_COMMON_MIN = 5
+#: distinct stored queries whose genre is remembered in one build (what users type is unbounded)
+REMEMBERED_QUERIES = 100_000
 
 
 def fit_terms(catalog: pd.DataFrame, genres: list[str]) -> dict[str, int]:
@@ -38,25 +40,25 @@ def fit_terms(catalog: pd.DataFrame, genres: list[str]) -> dict[str, int]:
     known = {g: n for n, g in enumerate(genres)}
     votes: dict[str, dict[int, int]] = {}
 
-    def vote(words: Iterable[str], g: int, weight: int = 1) -> None:
+    def count(words: Iterable[str], g: int, weight: int = 1) -> None:
         for term in words:
             votes.setdefault(term, {}).setdefault(g, 0)
             votes[term][g] += weight
 
     for name, g in known.items():
         if name != "unknown":
-            vote(text_terms(name), g, weight=1_000_000)  # a genre's name always means that genre
+            count(text_terms(name), g, weight=1_000_000)  # a genre's name always means that genre
     primary = catalog["genre"].fillna("unknown").astype(str).map(known).fillna(known.get("unknown", 0)).astype(int)
     for col in ("artist", "genres"):
         if col in catalog.columns:
             for text, g in zip(catalog[col].to_numpy(), primary.to_numpy()):
-                vote(text_terms(text) if isinstance(text, str) else (), int(g), weight=1_000)
+                count(text_terms(text) if isinstance(text, str) else (), int(g), weight=1_000)
     if "title" in catalog.columns:
         titles = [text_terms(t) if isinstance(t, str) else [] for t in catalog["title"].to_numpy()]
         seen = Counter(w for words in titles for w in words)
         common = max(TITLE_COMMON_MIN, TITLE_COMMON_SHARE * sum(1 for words in titles if words))
         for words, g in zip(titles, primary.to_numpy()):
-            vote((w for w in words if seen[w] <= common and not w.isdigit()), int(g))
+            count((w for w in words if seen[w] <= common and not w.isdigit()), int(g))
     return {t: max(v, key=lambda g: v[g]) for t, v in votes.items()}
 
 
@@ -82,5 +84,7 @@ class SearchGenres:
             words = stored.split(" ")
             # a stored query is all plain terms or all hashed ones
             lookup = self._hashed if is_hashed(words[0]) else self._plain
-            known = self._seen[stored] = vote(words, lookup) or ""
+            known = vote(words, lookup) or ""
+            if len(self._seen) < REMEMBERED_QUERIES:
+                self._seen[stored] = known
         return known
