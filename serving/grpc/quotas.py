@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
 Cost = Callable[[Any], int]
-#: the Redis keys of the shared buckets: ``setlist:quota:<rpc>:<token index or "all">``
+#: the Redis keys of the shared buckets: ``setlist:quota:<rpc>:<token fingerprint or "all">``
 QUOTA_KEY_PREFIX = "setlist:quota"
 
 
