@@ -24,6 +24,7 @@ from feature_repo.incremental import BUILD_COLUMNS
 from setlist.consent import FLAGS, personalizable
 from setlist.contract import ITEM_TYPES
 from setlist.featureset import Feature, FeatureSet
+from setlist.search_terms import SearchGenres
 
 #: the columns a session row holds, in ``build_sessions``' order
 SESSION_COLUMNS = (
@@ -141,8 +142,8 @@ def build(
     the search index, with its terms hashed on the driver: the key stays here."""
     from pyspark.sql import functions as F
 
-    catalog = Catalog.of(items)
-    search = Catalog.of(items, term_key).search_genre
+    catalog = Catalog.of(items)  # without the key: the catalogue is pickled to the executors
+    search = SearchGenres.of(items, catalog.genres, term_key)
     user_view, item_view = features.view("user_profile"), features.view("item_stats")
 
     def consent(pdf: pd.DataFrame) -> pd.DataFrame:
