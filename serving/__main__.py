@@ -4,7 +4,9 @@
 holds (dead workers, dead pods) into the event log, each event exactly once.
 
 ``python -m serving token-fingerprints [--stdin]``: each auth token's fingerprint, the name the
-per-token quota file (``SETLIST_QUOTA_FILE``) knows it by."""
+per-token quota file (``SETLIST_QUOTA_FILE``) knows it by.
+
+``python -m serving check-quotas [FILE]``: check a quota file as a server would, before shipping it."""
 
 from __future__ import annotations
 
@@ -101,6 +103,32 @@ def token_fingerprints(
         typer.echo(f"entry {position}  {'+'.join(sorted(scopes)):<10}  {fp}")
 
 
+@app.command("check-quotas")
+def check_quotas(
+    file: Path | None = typer.Argument(None, help="the quota file to check (default SETLIST_QUOTA_FILE)"),
+) -> None:
+    """Check a quota file as a server would (start-up or reload), against SETLIST_AUTH_TOKENS and the
+    SETLIST_QUOTA_* defaults, and print each token's limits; exit 1 with the reason when it is invalid."""
+    settings = get_settings()
+    if file is not None:
+        settings = settings.model_copy(update={"quota_file": file})
+    if settings.quota_file is None:
+        typer.echo("no quota file: pass one, or set SETLIST_QUOTA_FILE", err=True)
+        raise typer.Exit(2)
+    try:
+        entries = _check_auth_and_quotas(settings)
+    except StartupError as exc:
+        typer.echo(f"invalid: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"{settings.quota_file}: valid, {len(entries)} token(s) with limits of their own")
+    for entry in entries:
+        limits = ", ".join(
+            f"{rpc} " + ("no quota" if limit is None else f"{limit.per_s:g}/s burst {limit.burst}")
+            for rpc, limit in entry.limits.items()
+        )
+        typer.echo(f"  {entry.name} ({entry.fingerprint}): {limits or 'the defaults'}")
+
+
 class StartupError(RuntimeError):
     pass
 
@@ -137,15 +165,15 @@ def preflight(settings) -> None:
         )
 
 
-def _check_auth_and_quotas(settings) -> None:
+def _check_auth_and_quotas(settings) -> list:
     """The token list and the quota settings and file, read as the server will: a mistake in either
-    is one line here rather than a traceback in every worker."""
+    is one line here rather than a traceback in every worker. Returns the file's entries."""
     from serving.grpc.auth import TokenAuth
     from serving.grpc.quotas import token_quotas
     from setlist.errors import UsageError
 
     try:
-        token_quotas(settings, TokenAuth.from_settings(settings))
+        return token_quotas(settings, TokenAuth.from_settings(settings))
     except (UsageError, ValueError) as exc:
         raise StartupError(str(exc)) from None
 

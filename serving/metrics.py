@@ -83,6 +83,17 @@ QUOTA_BACKEND_ERRORS = Counter(
     "Quota checks the shared (Redis) buckets could not answer; each such call was let through.",
     ["rpc"],
 )
+QUOTA_FILE_RELOADS = Counter(
+    "setlist_quota_file_reloads",
+    "Times the quota file (SETLIST_QUOTA_FILE) was read again after it changed, by outcome: applied, or "
+    "rejected (the limits before the change stay in force).",
+    ["outcome"],
+)
+QUOTA_FILE_REJECTED = Gauge(
+    "setlist_quota_file_rejected",
+    "1 while the quota file on disk is a version this server rejected (it enforces the last valid one); "
+    "0 otherwise, and when no quota file is configured.",
+)
 
 # --- ranking service ------------------------------------------------------------------------
 CACHE_HITS = Counter("setlist_cache_hits", "Rank requests answered from the prediction cache.")

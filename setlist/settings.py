@@ -268,9 +268,11 @@ class Settings(BaseSettings):
     # one per call). Without auth_tokens all callers share one bucket per RPC. ``*_per_s`` unset or 0:
     # no quota. ``quota_backend``: ``memory`` keeps the buckets per process (each worker and replica has
     # its own), ``redis`` in redis_url, shared by all of them (one round trip per call). ``quota_file``:
-    # limits of their own for some tokens, named by fingerprint (serving.grpc.quota_file); None: none
+    # limits of their own for some tokens, named by fingerprint (serving.grpc.quota_file); None: none.
+    # ``quota_file_poll_s``: how often a server looks for a new version of it (0: read at start only)
     quota_backend: Literal["memory", "redis"] = "memory"
     quota_file: Path | None = None
+    quota_file_poll_s: Annotated[float, Field(ge=0)] = 10.0
     quota_rank_per_s: float | None = None
     quota_rank_burst: int | None = None
     quota_track_per_s: float | None = None  # events per second

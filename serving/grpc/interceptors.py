@@ -84,6 +84,16 @@ class Guard(grpc.ServerInterceptor):
         self._active = 0  # calls inside run(), admitted or not; for draining
         self._idle = threading.Condition()
 
+    @property
+    def quotas(self) -> Mapping[str, Quota]:
+        """The quotas calls are charged to now, by RPC name."""
+        return self._quotas
+
+    def set_quotas(self, quotas: Mapping[str, Quota]) -> None:
+        """Charge calls to ``quotas`` from now on (the quota file changed). One reference swap: a call
+        reads the mapping once, so it is charged to the old quotas or the new ones, never a mix."""
+        self._quotas = dict(quotas)
+
     def wait_idle(self, timeout: float | None) -> bool:
         """Wait until no Rank/Track call is running (True), or ``timeout`` passes (False).
 

@@ -84,6 +84,20 @@ class TokenBucket:
             left, then = self._buckets.get(key, (self.burst, now))
             return min(self.burst, left + (now - then) * self.per_s)
 
+    def state(self) -> dict[Hashable, tuple[float, float]]:
+        """Every bucket touched so far: key -> (units it holds now, refilled at this rate; now)."""
+        with self._lock:
+            now = self._clock()
+            return {
+                key: (min(self.burst, left + (now - then) * self.per_s), now)
+                for key, (left, then) in self._buckets.items()
+            }
+
+    def restore(self, key: Hashable, left: float, then: float) -> None:
+        """Give ``key`` a bucket with ``left`` units as of ``then`` (capped at this burst)."""
+        with self._lock:
+            self._buckets[key] = (min(self.burst, left), then)
+
 
 class Bucket(Protocol):
     per_s: float
@@ -219,6 +233,24 @@ class Quota:
         )
         return bucket, limit, whose
 
+    def carry_from(self, old: Quota) -> None:
+        """Give each caller the units it had left in ``old`` (this quota replaces it after the quota
+        file changed), capped at its new burst, so that a reload neither refills a spent bucket nor
+        drains a full one. Buckets in Redis need nothing: they keep their keys, and the next take caps
+        them at the new burst. Units taken from ``old`` while this runs may be lost to the count."""
+        for line in (old._default, *old._own.values()):
+            if line is None or not isinstance(line[0], TokenBucket):
+                continue
+            for caller, (left, then) in line[0].state().items():
+                mine = self._own.get(caller, self._default)
+                if mine is not None and isinstance(mine[0], TokenBucket):
+                    mine[0].restore(caller, left, then)
+
+    @property
+    def shared(self) -> Any:
+        """The Redis client that holds the buckets; None when they are in this process."""
+        return self._shared
+
     def charge(self, client: Hashable, cost: int = 1) -> None:
         """Take ``cost`` units from ``client``'s bucket, or raise QuotaExceeded saying how long to wait."""
         line = self._own.get(client, self._default) if self._own else self._default
@@ -263,17 +295,19 @@ def token_quotas(settings: Settings, auth: TokenAuth | None) -> list[TokenQuota]
 
 
 def quotas_from_settings(
-    settings: Settings, auth: TokenAuth | None = None, *, clock: Clock | None = None
+    settings: Settings, auth: TokenAuth | None = None, *, clock: Clock | None = None, shared: Any = None
 ) -> dict[str, Quota]:
     """The configured quotas by RPC name; empty when none is set (``quota_*_per_s`` unset or 0, and no
     token given a rate of its own in ``quota_file``). Without ``auth`` callers are not told apart
-    and share one bucket per RPC."""
+    and share one bucket per RPC. ``shared``: the Redis client of quotas built before (a reload),
+    else one is made when ``quota_backend`` is ``redis``."""
     defaults = default_limits(settings)
     own = token_quotas(settings, auth)
     limited = {rpc for rpc, limit in defaults.items() if limit is not None}
     limited |= {rpc for t in own for rpc, limit in t.limits.items() if limit is not None}
-    shared = None
-    if settings.quota_backend == "redis" and limited:
+    if settings.quota_backend != "redis" or not limited:
+        shared = None
+    elif shared is None:
         # no retry: a pooled connection Redis closed costs one call its check (let through), not a delay
         shared = fail_fast_redis(settings.redis_url, settings.online_timeout_ms / 1000, retries=0)
     costs = {"Rank": (None, ""), "Track": (_per_event, "events")}

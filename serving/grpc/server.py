@@ -17,6 +17,7 @@ from grpc_health.v1 import health, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from serving import metrics
+from serving.grpc import quota_reload
 from serving.grpc import servicer as transport
 from serving.grpc.auth import TokenAuth
 from serving.grpc.health import Readiness
@@ -49,6 +50,7 @@ class RunningServer:
     _metrics: tuple[metrics.MetricsServer, int] | None = field(default=None, repr=False)
     _health: grpc.Server | None = field(default=None, repr=False)  # the plaintext probe port, if any
     health_port: int | None = None
+    _quota_reloader: quota_reload.QuotaReloader | None = field(default=None, repr=False)
     _stopped: threading.Event = field(default_factory=threading.Event, repr=False)
     _stop_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -73,6 +75,8 @@ class RunningServer:
             stopped.wait()
             if self._health is not None:  # probes saw NOT_SERVING during the drain
                 self._health.stop(0).wait()
+            if self._quota_reloader is not None:
+                self._quota_reloader.stop()
             try:
                 if close_ranking:
                     self._ranking.close()
@@ -80,6 +84,11 @@ class RunningServer:
                 metrics.stop_metrics_server(self._metrics)
                 self._stopped.set()
                 log.info("server stopped", extra={"fields": {"port": self.port}})
+
+    def reload_quota_file(self) -> quota_reload.Outcome:
+        """Look at the quota file now rather than at the next poll (what the watcher does every
+        ``quota_file_poll_s``); "unchanged" when there is none to watch."""
+        return self._quota_reloader.check() if self._quota_reloader is not None else "unchanged"
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until stop() finished (True) or ``timeout`` passed (False)."""
@@ -133,16 +142,23 @@ def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
 
 def build_server(
     ranking: Ranking, settings: Settings, *, reuse_port: bool = False, ready_poll_s: float = 0.25
-) -> tuple[grpc.Server, Guard, Readiness, int]:
-    """A configured, bound, not yet started server, with its guard, readiness and bound port."""
+) -> tuple[grpc.Server, Guard, Readiness, int, quota_reload.QuotaReloader | None]:
+    """A configured, bound, not yet started server, with its guard, readiness, bound port and the
+    quota file's watcher (not started; None when there is no file to watch)."""
     require_secure_transport(settings)
     threads = settings.max_concurrency + SPARE_THREADS
     auth = TokenAuth.from_settings(settings)
+    seen = quota_reload.stamp(settings.quota_file) if settings.quota_file is not None else None
     quotas = quotas_from_settings(settings, auth)
     # Track is left out: its calls mostly wait on the journal's disk, where running together lets one
     # flush carry many calls' events
     turns = {"Rank": Turns("Rank", settings.rank_max_running, settings.rank_max_wait_ms / 1000)}
     guard = Guard(settings.max_concurrency, auth, quotas=quotas, turns=turns)
+    reloader = (
+        quota_reload.QuotaReloader(settings, auth, guard, seen)
+        if settings.quota_file is not None and settings.quota_file_poll_s > 0
+        else None
+    )
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="setlist-grpc"),
         interceptors=[guard],
@@ -169,7 +185,7 @@ def build_server(
             port = server.add_secure_port(address, credentials)
     except RuntimeError as exc:  # grpc's own message is only "Failed to bind"
         raise OSError(f"cannot listen on {address}: {exc} (is the port in use?)") from exc
-    return server, guard, readiness, port
+    return server, guard, readiness, port, reloader
 
 
 def connection_age_options(settings: Settings) -> list[tuple[str, int]]:
@@ -210,13 +226,17 @@ def start_server(
 
     Metrics are served on settings.metrics_port (0 disables them). Returns without blocking.
     """
-    server, guard, readiness, port = build_server(ranking, settings, reuse_port=reuse_port, ready_poll_s=ready_poll_s)
+    server, guard, readiness, port, reloader = build_server(
+        ranking, settings, reuse_port=reuse_port, ready_poll_s=ready_poll_s
+    )
     health = health_server(readiness, settings, reuse_port)
     metrics_server = metrics.start_metrics_server(settings.metrics_port, settings.metrics_host or settings.host)
     server.start()
     if health is not None:
         health[0].start()
     readiness.start()
+    if reloader is not None:
+        reloader.start(settings.quota_file_poll_s)
     running = RunningServer(
         port=port,
         metrics_port=metrics_server[1] if metrics_server else None,
@@ -227,6 +247,7 @@ def start_server(
         _metrics=metrics_server,
         _health=health[0] if health else None,
         health_port=health[1] if health else None,
+        _quota_reloader=reloader,
     )
     log.info(
         "listening",

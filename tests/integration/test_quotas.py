@@ -5,6 +5,7 @@ back while a test runs: no sleeps, no clock to inject."""
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
@@ -98,6 +99,34 @@ def test_the_quota_file_gives_one_token_its_own_rate(serve_fake, tmp_path):
         with pytest.raises(QuotaExceededError) as default:
             bob.rank("user-1", k=1)
         assert "for this token: 0.001 per s, burst 1" in default.value.message
+
+
+def _applied() -> float:
+    return REGISTRY.get_sample_value("setlist_quota_file_reloads_total", {"outcome": "applied"}) or 0.0
+
+
+def test_a_serving_server_applies_a_changed_quota_file_on_its_own(serve_fake, tmp_path):
+    quota_file = tmp_path / "quotas.yaml"
+    entry = {"fingerprint": fingerprint("alice-secret"), "rank_per_s": SLOW, "rank_burst": 1}
+    quota_file.write_text(yaml.safe_dump({"tokens": {"alice-app": entry}}))
+    server, _, _ = serve_fake(auth_tokens=TOKENS, quota_file=quota_file, quota_file_poll_s=0.01)
+    with _client(server, "alice-secret") as alice:
+        alice.rank("user-1", k=1)
+        with pytest.raises(QuotaExceededError, match="burst 1;"):
+            alice.rank("user-1", k=1)
+        applied = _applied()
+        replacement = tmp_path / "quotas.yaml.new"
+        replacement.write_text(yaml.safe_dump({"tokens": {"alice-app": {**entry, "rank_per_s": 0}}}))
+        replacement.replace(quota_file)
+        # the watcher's own thread applies it; wait for its count (not a fixed time) within a bound
+        deadline = threading.Event()
+        for _ in range(1000):
+            if _applied() > applied:
+                break
+            deadline.wait(0.01)
+        assert _applied() == applied + 1
+        assert [len(alice.rank("user-1", k=1).items) for _ in range(3)] == [1, 1, 1]  # her quota is lifted
+        assert server.reload_quota_file() == "unchanged"
 
 
 def test_without_auth_every_caller_shares_one_bucket(serve_fake):

@@ -106,6 +106,32 @@ def test_a_tokens_own_limit_is_shared_across_workers_too(redis_server, client, t
     workers[1].charge(fingerprint("alice"))  # the default's bucket, apart
 
 
+def test_a_reloaded_quota_file_keeps_the_shared_buckets_and_their_client(redis_server, client, tmp_path):
+    from serving.grpc.interceptors import Guard
+    from serving.grpc.quota_reload import QuotaReloader, stamp
+
+    quota_file = tmp_path / "quotas.yaml"
+    quota_file.write_text(f"tokens:\n  importer:\n    fingerprint: {fingerprint('bob')}\n    rank_burst: 3\n")
+    settings = make_settings(
+        quota_backend="redis", redis_url=url(redis_server), quota_rank_per_s=0.001, quota_file=quota_file
+    )
+    clock, auth, bob = FakeClock(), TokenAuth("alice:read,bob:read"), fingerprint("bob")
+    seen = stamp(quota_file)
+    guard = Guard(4, auth, quotas=quotas_from_settings(settings, auth, clock=clock))
+    reloader = QuotaReloader(settings, auth, guard, seen, clock=clock)
+    before = guard.quotas["Rank"]
+    before.charge(bob)  # two of three left, in Redis
+
+    quota_file.unlink()
+    quota_file.write_text(f"tokens:\n  importer:\n    fingerprint: {bob}\n    rank_burst: 1\n")
+    assert reloader.check() == "applied"
+    after = guard.quotas["Rank"]
+    assert after is not before and after.shared is before.shared  # one connection pool per server
+    after.charge(bob)  # the two left, capped at the new burst of 1
+    with pytest.raises(QuotaExceeded, match="for token 'importer': 0.001 per s, burst 1"):
+        after.charge(bob)
+
+
 def _backend_errors() -> float:
     return REGISTRY.get_sample_value("setlist_quota_backend_errors_total", {"rpc": "Rank"}) or 0.0
 

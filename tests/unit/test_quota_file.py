@@ -155,3 +155,41 @@ def test_the_fingerprints_command_prints_each_entrys_and_stdins(monkeypatch):
     get_settings.cache_clear()
     empty = runner.invoke(app, ["token-fingerprints"])
     assert empty.exit_code == 2 and "SETLIST_AUTH_TOKENS is not set" in empty.output
+
+
+def test_check_quotas_prints_each_tokens_limits_or_the_reason_it_is_invalid(monkeypatch, tmp_path):
+    runner = CliRunner()
+    monkeypatch.setenv("SETLIST_AUTH_TOKENS", TOKENS)
+    monkeypatch.setenv("SETLIST_QUOTA_RANK_PER_S", "10")
+    get_settings.cache_clear()
+    path = tmp_path / "quotas.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "tokens": {
+                    "mobile": {"fingerprint": ALICE, "rank_burst": 40},
+                    "dash": {"fingerprint": CAROL, "rank_per_s": 0, "track_per_s": 5},
+                    "plain": {"fingerprint": BOB},
+                }
+            },
+            sort_keys=False,
+        )
+    )
+    valid = runner.invoke(app, ["check-quotas", str(path)])
+    assert valid.exit_code == 0, valid.output
+    assert valid.output.splitlines() == [
+        f"{path}: valid, 3 token(s) with limits of their own",
+        f"  mobile ({ALICE}): Rank 10/s burst 40",
+        f"  dash ({CAROL}): Rank no quota, Track 5/s burst 5",
+        f"  plain ({BOB}): the defaults",
+    ]
+    path.write_text(yaml.safe_dump({"tokens": {"typo": {"fingerprint": fingerprint("nobody")}}}))
+    monkeypatch.setenv("SETLIST_QUOTA_FILE", str(path))  # no argument: the configured file
+    get_settings.cache_clear()
+    invalid = runner.invoke(app, ["check-quotas"])
+    assert invalid.exit_code == 1 and "invalid:" in invalid.output and "tokens.typo" in invalid.output
+    monkeypatch.delenv("SETLIST_QUOTA_FILE")
+    get_settings.cache_clear()
+    missing = runner.invoke(app, ["check-quotas"])
+    assert missing.exit_code == 2 and "no quota file" in missing.output
+    get_settings.cache_clear()
