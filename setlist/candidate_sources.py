@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from setlist.embedding_top import EmbeddingTop
+
 #: the most recent history items whose neighbours are summed per request (bounds the hot path)
 HISTORY_LIMIT = 256
 GLOBAL_COHORT = "*"
@@ -150,6 +152,7 @@ class CandidateSources:
     _ann: Any
     _searched: np.ndarray  # the items the embedding search covers (non-zero factors), ascending
     _search_factors: np.ndarray  # their factors, in that order
+    embedding_top: EmbeddingTop | None  # each user's search, done once at training (or None)
 
     # --- retrieval ---------------------------------------------------------------------------
     def _build_ann(self):
@@ -228,8 +231,14 @@ class CandidateSources:
         whose embedding is zero)."""
         if a.uvec is None:
             return Proposal(np.zeros(0, np.int64), np.zeros(0, np.float32))
-        # asks for the seen items on top, so dropping them still leaves n
-        return Proposal(*self._embedding_top(a.uvec, n + (len(a.seen) if self.exclude_seen else 0)))
+        k = n + (len(a.seen) if self.exclude_seen else 0)  # the seen items on top, so dropping them leaves n
+        top = self.embedding_top
+        if top is not None and a.uidx is not None:
+            row = top.row(a.uidx)
+            if k <= len(row) or len(row) == len(self._searched):  # else the table was found for a smaller pool
+                idx = row[:k].astype(np.int64)
+                return Proposal(idx, self.item_factors[idx] @ a.uvec)
+        return Proposal(*self._embedding_top(a.uvec, k))
 
     def _neighbours(self, a: _Asked, n: int) -> Proposal:
         """EASE item neighbours of the user's recent history."""

@@ -19,6 +19,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from setlist.candidate_sources import GLOBAL_COHORT, CandidateSources, SourceQuery, top_stable
+from setlist.embedding_top import EmbeddingTop
 from setlist.features import CROSS_NAMES
 from setlist.querytext import vote
 
@@ -121,6 +122,7 @@ class CandidateIndex(CandidateSources):
         self.user_index = {u: n for n, u in enumerate(self.user_ids)}
         self.genre_index = {g: n for n, g in enumerate(self.genres)}
         self._ann = None  # exact search until ``search_with`` says the catalog is too large for it
+        self.embedding_top = None  # until ``precompute_embedding_top`` (at training) or ``load``
         n = len(self.item_ids)
         self._pop_rank = {c: self._rank_vector(lst, n) for c, lst in cohorts.items()}
 
@@ -135,6 +137,44 @@ class CandidateIndex(CandidateSources):
         elif not large:
             self._ann = None
         return self
+
+    def precompute_embedding_top(self, n: int, max_bytes: int) -> str:
+        """Search every user's nearest ``n`` items (plus their seen items where those are left out)
+        once, so that Rank reads a row instead of searching (``setlist.embedding_top``). Skipped above
+        the exact-search limit or when the table would exceed ``max_bytes`` (0 turns it off). Returns
+        one line saying what was done."""
+        self.embedding_top = None
+        if max_bytes <= 0:
+            return "per-user nearest items not precomputed (SETLIST_EMBEDDING_TOP_MAX_MB=0): Rank searches"
+        if self._ann is not None:
+            return (
+                f"per-user nearest items not precomputed: {len(self.item_ids):,} items are searched through "
+                "HNSW (above SETLIST_EXACT_SEARCH_MAX_ITEMS)"
+            )
+        lengths = np.full(len(self.user_ids), n, np.int64)
+        if self.exclude_seen and self.seen is not None:  # as ``_embeddings`` asks: the seen items on top
+            seen = np.diff(self.seen.indptr)[: len(lengths)]
+            lengths[: len(seen)] += seen
+        lengths[~self.embedded] = 0
+        size = EmbeddingTop.size(np.minimum(lengths, len(self._searched)), len(self.item_ids))
+        if size > max_bytes:
+            return (
+                f"per-user nearest items not precomputed: {size / 2**20:,.0f} MB for {int(self.embedded.sum()):,} "
+                f"users is over SETLIST_EMBEDDING_TOP_MAX_MB ({max_bytes / 2**20:,.0f}); Rank searches"
+            )
+        users = int(np.count_nonzero(lengths))
+        self.embedding_top = EmbeddingTop.compute(
+            self.user_factors,
+            self._search_factors,
+            self._searched,
+            lengths,
+            n,
+            len(self.item_ids),
+        )
+        return (
+            f"per-user nearest items precomputed for {users:,} users "
+            f"({self.embedding_top.nbytes / 2**20:,.1f} MB): Rank reads them instead of searching"
+        )
 
     @staticmethod
     def _rank_vector(lst: np.ndarray, n: int) -> np.ndarray:
@@ -234,6 +274,8 @@ class CandidateIndex(CandidateSources):
         for name, matrix in (("seen", self.seen), ("knn", self.knn)):
             if matrix is not None:
                 sp.save_npz(path / f"{name}.npz", matrix)
+        if self.embedding_top is not None:
+            self.embedding_top.save(path)
         (path / "meta.json").write_text(
             json.dumps(
                 {
@@ -241,6 +283,7 @@ class CandidateIndex(CandidateSources):
                     "cohorts": list(self.cohorts),
                     "exclude_seen": self.exclude_seen,
                     "terms": self.terms,
+                    "embedding_top_n": self.embedding_top.n if self.embedding_top is not None else None,
                 }
             )
         )
@@ -256,7 +299,7 @@ class CandidateIndex(CandidateSources):
             name: sp.load_npz(path / f"{name}.npz") if (path / f"{name}.npz").exists() else None
             for name in ("seen", "knn")
         }
-        return cls(
+        index = cls(
             arrays["item_ids"],
             arrays["item_genre"],
             meta["genres"],
@@ -270,3 +313,6 @@ class CandidateIndex(CandidateSources):
             bool(meta.get("exclude_seen", False)),
             meta.get("terms"),  # absent from indexes trained before search existed
         )
+        if meta.get("embedding_top_n") is not None:  # absent from indexes trained before the table
+            index.embedding_top = EmbeddingTop.load(path, int(meta["embedding_top_n"]))
+        return index

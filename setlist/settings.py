@@ -122,6 +122,10 @@ class Settings(BaseSettings):
     #: an HNSW search must explore at least that many nodes: at 50,000 items × 64 factors exact took
     #: 0.36 ms of CPU and found every neighbour, HNSW 0.56 ms and found 90% of them (7% for some users)
     exact_search_max_items: int = Field(default=100_000, ge=0)
+    #: each known user's nearest items by the embeddings are found once at training and read by Rank
+    #: (setlist.embedding_top: ~0.6 ms of CPU per cache-miss Rank at 50,000 items) when the table fits
+    #: in this many MB (1 KB a user at a pool of 500 up to 65,535 items, 2 KB above); 0: search per Rank
+    embedding_top_max_mb: int = Field(default=512, ge=0)
 
     # validation: thresholds (drift, cardinality, windows, freshness) come from this YAML file;
     # unset means the documented defaults in validation/thresholds.yaml

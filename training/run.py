@@ -351,6 +351,11 @@ def fit_and_evaluate(
     # a hold-out it never learned from; but it serves with every user's whole history, so that
     # nothing they rated in the hold-out is offered again and their latest items count.
     index_b.seen = seen_matrix(plan.events, index_b.user_ids, pd.Index(index_b.item_ids))
+    # after the whole history is in: where seen items are left out, each user's row holds them on top
+    step = report.task("finding each user's nearest items for serving")
+    table = index_b.precompute_embedding_top(settings.candidate_pool, settings.embedding_top_max_mb * 2**20)
+    step()
+    report.note(table)
     return Evaluated(fitted, fitted_b, results, baselines, champion, champion_note)
 
 
