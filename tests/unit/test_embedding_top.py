@@ -112,7 +112,9 @@ def test_the_table_survives_save_and_load_memory_mapped(tmp_path):
     top = loaded.embedding_top
     assert top is not None and top.n == 40 and isinstance(top.items, np.memmap)
     assert top.items.dtype == np.uint16
-    assert np.array_equal(top.indptr, index.embedding_top.indptr) and np.array_equal(top.items, index.embedding_top.items)
+    saved = index.embedding_top
+    assert saved is not None
+    assert np.array_equal(top.indptr, saved.indptr) and np.array_equal(top.items, saved.items)
     for u in range(USERS):
         assert np.array_equal(_embeddings(loaded, f"u{u}", 40), _embeddings(index, f"u{u}", 40))
 
