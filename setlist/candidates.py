@@ -128,11 +128,12 @@ class CandidateIndex(CandidateSources):
 
     def search_with(self, exact_max_items: int) -> CandidateIndex:
         """Search the embeddings exactly up to ``exact_max_items`` items, else through an HNSW index
-        (built here: seconds at 50,000 items). An index never told searches exactly."""
+        (built here: seconds at 50,000 items; not when a table of each user's nearest items answers
+        them, ``precompute_embedding_top``). An index never told searches exactly."""
         import faiss  # noqa: F401  # both searches use it: loaded with the model, not by the first Rank (~0.16 s)
 
         large = len(self.item_ids) > exact_max_items
-        if large and self._ann is None:
+        if large and self._ann is None and self.embedding_top is None:  # the table answers known users
             self._ann = self._build_ann()
         elif not large:
             self._ann = None

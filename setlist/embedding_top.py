@@ -23,8 +23,10 @@ import numpy as np
 
 INDPTR_FILE = "embedding_top_indptr.npy"
 ITEMS_FILE = "embedding_top_items.npy"
-#: users per batched search: ~12 MB of scores and ids at a pool of 500
+#: users per batched search, and the most (users × row length) one batch may ask for: ~12 MB of
+#: scores and ids, however long the longest rows (users with thousands of seen items) are
 BATCH_USERS = 2048
+BATCH_CELLS = 2048 * 500
 
 
 def item_dtype(n_items: int) -> np.dtype:
@@ -67,20 +69,26 @@ class EmbeddingTop:
         ``lengths[u]`` best items by inner product."""
         import faiss
 
-        faiss.omp_set_num_threads(os.cpu_count() or 1)  # a batch job: every core (a per-thread setting)
+        # a batch job: every core this process may use (a per-thread setting)
+        faiss.omp_set_num_threads(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
         lengths = np.minimum(np.asarray(lengths, np.int64), len(searched))
-        indptr = np.zeros(len(lengths) + 1, np.int64)
-        np.cumsum(lengths, out=indptr[1:])
-        items = np.zeros(int(indptr[-1]), item_dtype(n_items))
+        rows: list[np.ndarray] = [np.zeros(0, np.int64)] * len(lengths)
         users = np.flatnonzero(lengths > 0)
-        for start in range(0, len(users), BATCH_USERS):
-            batch = users[start : start + BATCH_USERS]
-            k = int(lengths[batch].max())
+        users = users[np.argsort(lengths[users], kind="stable")]  # so a batch's rows are alike in length
+        start = 0
+        while start < len(users):
+            end = min(start + BATCH_USERS, len(users))
+            end = min(end, start + max(1, BATCH_CELLS // int(lengths[users[end - 1]])))
+            batch = users[start:end]
             query = np.ascontiguousarray(user_factors[batch], dtype=np.float32)
-            _, found = faiss.knn(query, search_factors, k, metric=faiss.METRIC_INNER_PRODUCT)
+            _, found = faiss.knn(query, search_factors, int(lengths[batch[-1]]), metric=faiss.METRIC_INNER_PRODUCT)
             for row, u in zip(found, batch, strict=True):
                 take = row[: lengths[u]]
-                items[indptr[u] : indptr[u] + len(take)] = searched[take]
+                rows[u] = searched[take[take >= 0]]  # faiss pads with -1 what it could not rank (NaN factors)
+            start = end
+        indptr = np.zeros(len(lengths) + 1, np.int64)
+        np.cumsum([len(r) for r in rows], out=indptr[1:])
+        items = np.concatenate(rows).astype(item_dtype(n_items)) if len(rows) else np.zeros(0, item_dtype(n_items))
         return cls(n, indptr, items)
 
     def save(self, path: Path) -> None:

@@ -124,7 +124,8 @@ class Settings(BaseSettings):
     exact_search_max_items: int = Field(default=100_000, ge=0)
     #: each known user's nearest items by the embeddings are found once at training and read by Rank
     #: (setlist.embedding_top: ~0.6 ms of CPU per cache-miss Rank at 50,000 items) when the table fits
-    #: in this many MB (1 KB a user at a pool of 500 up to 65,535 items, 2 KB above); 0: search per Rank
+    #: in this many MB (1 KB a user at a pool of 500 up to 65,535 items, 2 KB above, plus the seen items
+    #: where those are left out); 0: search per Rank
     embedding_top_max_mb: int = Field(default=512, ge=0)
 
     # validation: thresholds (drift, cardinality, windows, freshness) come from this YAML file;

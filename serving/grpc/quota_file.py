@@ -24,7 +24,7 @@ For each RPC an entry may set a rate, a burst, both or neither:
 - a burst only: the default rate with that burst (an error if there is no default rate).
 
 The file is read when the server starts, and again whenever it changes (``serving.grpc.quota_reload``,
-every ``SETLIST_QUOTA_FILE_POLL_S``): a valid version applies within that time, an invalid one is
+every ``SETLIST_QUOTA_FILE_POLL_S``): a valid version applies within two polls, an invalid one is
 rejected and the limits in force stay.
 """
 

@@ -234,16 +234,25 @@ class Quota:
         return bucket, limit, whose
 
     def carry_from(self, old: Quota) -> None:
-        """Give each caller the units it had left in ``old`` (this quota replaces it after the quota
-        file changed), capped at its new burst, so that a reload neither refills a spent bucket nor
-        drains a full one. Buckets in Redis need nothing: they keep their keys, and the next take caps
-        them at the new burst. Units taken from ``old`` while this runs may be lost to the count."""
+        """Take over from ``old`` (this quota replaces it after the quota file changed), so that a
+        reload neither refills a spent bucket nor drains a full one: where a limit did not change
+        (the default's, or a token's own), this quota draws from ``old``'s very bucket, so calls still
+        charging ``old`` count too; every other caller starts with the units it had left, capped at
+        its new burst (units taken from ``old`` meanwhile are not counted). Buckets in Redis keep their
+        keys whatever happens, and the next take caps them at the new burst."""
+        if self._default is not None and old._default is not None and self._default[1] == old._default[1]:
+            self._default = (old._default[0], *self._default[1:])
+            self.bucket = self._default[0]
+        for caller, line in self._own.items():
+            was = old._own.get(caller)
+            if line is not None and was is not None and line[1] == was[1]:
+                self._own[caller] = (was[0], *line[1:])
         for line in (old._default, *old._own.values()):
             if line is None or not isinstance(line[0], TokenBucket):
                 continue
             for caller, (left, then) in line[0].state().items():
                 mine = self._own.get(caller, self._default)
-                if mine is not None and isinstance(mine[0], TokenBucket):
+                if mine is not None and isinstance(mine[0], TokenBucket) and mine[0] is not line[0]:
                     mine[0].restore(caller, left, then)
 
     @property

@@ -122,9 +122,10 @@ def test_a_reloaded_quota_file_keeps_the_shared_buckets_and_their_client(redis_s
     before = guard.quotas["Rank"]
     before.charge(bob)  # two of three left, in Redis
 
-    quota_file.unlink()
-    quota_file.write_text(f"tokens:\n  importer:\n    fingerprint: {bob}\n    rank_burst: 1\n")
-    assert reloader.check() == "applied"
+    replacement = tmp_path / "quotas.yaml.new"
+    replacement.write_text(f"tokens:\n  importer:\n    fingerprint: {bob}\n    rank_burst: 1\n")
+    replacement.replace(quota_file)
+    assert reloader.check() == "settling" and reloader.check() == "applied"
     after = guard.quotas["Rank"]
     assert after is not before and after.shared is before.shared  # one connection pool per server
     after.charge(bob)  # the two left, capped at the new burst of 1

@@ -126,3 +126,36 @@ def test_the_table_survives_save_and_load_memory_mapped(tmp_path):
 def test_item_ids_take_the_smallest_type_that_holds_the_catalogue():
     assert item_dtype(65_535) == np.uint16 and item_dtype(65_536) == np.int32
     assert EmbeddingTop.size(np.array([3, 0, 2]), 100) == 5 * 2 + 4 * 8
+
+
+def test_small_batches_by_rows_times_length_give_the_same_table(monkeypatch):
+    from setlist import embedding_top
+
+    index = _index(exclude_seen=True)
+    index.precompute_embedding_top(30, 1 << 30)
+    whole = index.embedding_top
+    monkeypatch.setattr(embedding_top, "BATCH_CELLS", 70)  # about two users a batch, one for the longest rows
+    index.precompute_embedding_top(30, 1 << 30)
+    assert whole is not None and index.embedding_top is not None
+    assert np.array_equal(index.embedding_top.indptr, whole.indptr)
+    for u in range(USERS):
+        assert sorted(index.embedding_top.row(u).tolist()) == sorted(whole.row(u).tolist())
+
+
+def test_an_index_whose_users_have_no_embedding_saves_an_empty_table(tmp_path):
+    index = _index()
+    index = CandidateIndex(
+        index.item_ids,
+        index.item_genre,
+        index.genres,
+        index.user_ids,
+        np.zeros_like(index.user_factors),
+        index.item_factors,
+        index.covis,
+        index.cohorts,
+    )
+    assert index.precompute_embedding_top(50, 1 << 30).startswith("per-user nearest items precomputed for 0 users")
+    index.save(tmp_path / "index")
+    loaded = CandidateIndex.load(tmp_path / "index")
+    assert loaded.embedding_top is not None and len(loaded.embedding_top.items) == 0
+    assert len(loaded.generate("u1", [], GLOBAL_COHORT, set(), 50).idx) == 50  # popularity takes the share

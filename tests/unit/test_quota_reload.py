@@ -1,12 +1,14 @@
-"""The quota file re-read while serving (``serving.grpc.quota_reload``): a valid change replaces the
-guard's quotas and each caller keeps what it had left (capped at its new burst); a change that does not
-read or check is rejected and the limits in force stay; a file that did not change is not read again.
+"""The quota file re-read while serving (``serving.grpc.quota_reload``): a change is read once it has
+held still for a look; a valid one replaces the guard's quotas and each caller keeps what it had left
+(capped at its new burst; an unchanged limit keeps its very bucket); a change that does not read or
+check is rejected and the limits in force stay; a file that did not change is not read again.
 The reloader is driven by its ``check()`` (the watching thread only calls it on a timer), on a clock
 that moves only when a test says so."""
 
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +53,12 @@ def _serving(path: Path, **settings: Any) -> tuple[Guard, QuotaReloader, FakeClo
     return guard, QuotaReloader(config, auth, guard, seen, clock=clock), clock
 
 
+def _settled(reloader: QuotaReloader) -> str:
+    """The outcome once a change has held still for a look (the first look after it only notes it)."""
+    assert reloader.check() == "settling"
+    return reloader.check()
+
+
 def _spend(guard: Guard, rpc: str, caller: str, times: int) -> int:
     """How many of ``times`` one-unit charges went through before the first refusal."""
     for done in range(times):
@@ -70,7 +78,7 @@ def test_a_valid_change_applies_and_each_caller_keeps_what_it_had_left(tmp_path)
     assert _spend(guard, "Rank", ALICE, 2) == 2  # one of her three left
 
     _write(path, {"app": {"fingerprint": ALICE, "rank_per_s": 0.001, "rank_burst": 10}})
-    assert reloader.check() == "applied"
+    assert _settled(reloader) == "applied"
     assert _reloads("applied") == applied + 1 and _rejected() == 0
     # a larger burst does not refill her: she still has the one unit she had
     assert _spend(guard, "Rank", ALICE, 5) == 1
@@ -87,11 +95,11 @@ def test_a_smaller_burst_caps_what_is_left_and_a_rate_of_zero_lifts_the_quota(tm
     assert _spend(guard, "Rank", ALICE, 1) == 1  # nine left
 
     _write(path, {"app": {"fingerprint": ALICE, "rank_per_s": 0.001, "rank_burst": 4}})
-    assert reloader.check() == "applied"
+    assert _settled(reloader) == "applied"
     assert _spend(guard, "Rank", ALICE, 10) == 4
 
     _write(path, {"app": {"fingerprint": ALICE, "rank_per_s": 0}})
-    assert reloader.check() == "applied"
+    assert _settled(reloader) == "applied"
     assert _spend(guard, "Rank", ALICE, 50) == 50
 
 
@@ -102,7 +110,7 @@ def test_time_keeps_refilling_across_a_reload(tmp_path):
     assert _spend(guard, "Rank", ALICE, 5) == 2
     clock.advance(1.0)  # one unit back, then the rate doubles
     _write(path, {"app": {"fingerprint": ALICE, "rank_per_s": 2, "rank_burst": 4}})
-    assert reloader.check() == "applied"
+    assert _settled(reloader) == "applied"
     assert _spend(guard, "Rank", ALICE, 5) == 1
     clock.advance(1.0)
     assert _spend(guard, "Rank", ALICE, 5) == 2  # at the new rate
@@ -114,7 +122,7 @@ def test_the_file_may_limit_an_rpc_that_had_no_quota(tmp_path):
     guard, reloader, _ = _serving(path)
     assert dict(guard.quotas) == {}
     _write(path, {"importer": {"fingerprint": BOB, "track_per_s": 0.001, "track_burst": 2}})
-    assert reloader.check() == "applied"
+    assert _settled(reloader) == "applied"
     assert set(guard.quotas) == {"Track"}
     with pytest.raises(QuotaExceeded, match="for token 'importer'"):
         guard.quotas["Track"].charge(BOB, 3)
@@ -141,14 +149,14 @@ def test_a_rejected_change_keeps_the_limits_in_force_until_a_valid_one(tmp_path,
     rejected = _reloads("rejected")
 
     change(path)
-    assert reloader.check() == "rejected"
+    assert _settled(reloader) == "rejected"
     assert guard.quotas is in_force and _rejected() == 1 and _reloads("rejected") == rejected + 1
     assert any(reason in r.getMessage() and "stay in force" in r.getMessage() for r in caplog.records)
     assert reloader.check() == "unchanged"  # rejected once, not once per look
     assert _spend(guard, "Rank", ALICE, 5) == 1  # the old limits, with what was left
 
     _write(path, {"app": {"fingerprint": ALICE, "rank_per_s": 0.001, "rank_burst": 5}})
-    assert reloader.check() == "applied" and _rejected() == 0
+    assert _settled(reloader) == "applied" and _rejected() == 0
     assert _spend(guard, "Rank", ALICE, 10) == 0  # still spent: the valid version carries the count on
 
 
@@ -162,3 +170,60 @@ def test_the_reloader_and_its_poll_setting_are_checked(tmp_path):
         reloader.start(0)
     with pytest.raises(ValueError):
         make_settings(quota_file_poll_s=-1)
+
+
+def test_a_file_still_being_written_is_not_applied_half_way(tmp_path):
+    path = tmp_path / "quotas.yaml"
+    _write(path, {"app": {"fingerprint": ALICE, "rank_per_s": 0.001, "rank_burst": 2}})
+    guard, reloader, _ = _serving(path)
+    in_force = guard.quotas
+    app = {"fingerprint": ALICE, "rank_per_s": 0.001, "rank_burst": 10}
+    whole = yaml.safe_dump({"tokens": {"app": app, "b": {"fingerprint": BOB}}})
+    with path.open("w", encoding="utf-8") as out:  # written in place, in two pieces
+        out.write(whole[:40])  # the first piece alone would be read as something else
+        out.flush()
+        assert reloader.check() == "settling"
+        out.write(whole[40:])
+    assert reloader.check() == "settling"  # it grew since the last look: not read yet
+    assert guard.quotas is in_force
+    assert reloader.check() == "applied"
+    assert _spend(guard, "Rank", ALICE, 50) == 10  # her new burst, untouched before
+
+
+def test_a_permissions_change_alone_counts_as_a_new_version(tmp_path):
+    path = tmp_path / "quotas.yaml"
+    _write(path, {})
+    _, reloader, _ = _serving(path)
+    path.chmod(0o600)  # what fixes a file the server could not read: only its change time moves
+    assert reloader.check() == "settling" and reloader.check() == "applied"
+
+
+def test_a_token_whose_limit_did_not_change_keeps_its_bucket_and_late_charges_count(tmp_path):
+    path = tmp_path / "quotas.yaml"
+    app = {"fingerprint": ALICE, "rank_per_s": 0.001, "rank_burst": 3}
+    _write(path, {"app": app})
+    guard, reloader, _ = _serving(path, quota_rank_per_s=0.001, quota_rank_burst=2)
+    old = guard.quotas["Rank"]  # what a call admitted before the reload still charges
+    _write(path, {"app": app, "importer": {"fingerprint": BOB, "rank_per_s": 0.001, "rank_burst": 1}})
+    assert _settled(reloader) == "applied"
+    old.charge(ALICE)
+    old.charge(ALICE)  # late, on the old quota: counted all the same
+    assert _spend(guard, "Rank", ALICE, 5) == 1
+    assert _spend(guard, "Rank", BOB, 5) == 1  # his limit changed: a bucket of its own
+
+
+def test_the_watcher_thread_survives_a_failing_look_and_stops(tmp_path, monkeypatch, caplog):
+    path = tmp_path / "quotas.yaml"
+    _write(path, {})
+    _, reloader, _ = _serving(path)
+    looked = threading.Semaphore(0)
+
+    def failing() -> str:
+        looked.release()
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(reloader, "check", failing)
+    reloader.start(0.001)
+    assert looked.acquire(timeout=10) and looked.acquire(timeout=10)  # a second look after the failure
+    reloader.stop()
+    assert any("checking the quota file failed" in r.getMessage() for r in caplog.records)
