@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from setlist.candidate_sources import GLOBAL_COHORT, cohort_key, genre_key
+from setlist.candidate_sources import GLOBAL_COHORT, cohort_key, genre_key, top_stable
 from setlist.candidates import CandidateIndex
 from setlist.search_terms import fit_terms
 from setlist.windows import Window, trailing
@@ -31,6 +31,7 @@ class CandidateParams:
     covis_top: int = 50
     cohort_days: float | None = None  # None: the trailing period holding ``cohort_share`` of events
     cohort_share: float = 0.25
+    cohort_probe_k: int = 250  # the probe judges the lists' first this many (the pool's popularity share)
     cohort_size: int = 2000
     exclude_seen: bool = False
     ease_max_items: int = 10_000  # as SETLIST_EASE_MAX_ITEMS
@@ -44,6 +45,7 @@ class FittedCandidates:
     ease: Ease | None  # EASE over the most interacted items, for the baseline; None when turned off
     interactions: sp.csr_matrix  # users (index.user_ids) × items, confidence-weighted
     cohort_window: Window
+    cohort_choice: str = ""  # how the popularity lists count, and why (``choose_popularity``)
 
 
 def _interactions(events: pd.DataFrame, users: np.ndarray, items: pd.Index) -> sp.csr_matrix:
@@ -140,29 +142,116 @@ def _top_per_row(m: sp.csr_matrix, top: int) -> sp.csr_matrix:
     )
 
 
+#: the popularity lists may count over these shares of the derived window, the whole first
+WINDOW_FRACTIONS = (1.0, 0.5, 0.25, 0.125, 0.0625)
+#: the newest share of events that probes the lists' variants (as the evaluation's hold-out share)
+PROBE_SHARE = 0.1
+#: fewer probe positives than this cannot tell the variants apart: the derived window stays
+PROBE_MIN_POSITIVES = 50
+#: a variant replaces the default only when it finds this much more of the probe, relatively, and
+#: clears two standard errors of the paired difference
+PROBE_MIN_GAIN = 0.05
+
+
+@dataclass(frozen=True)
+class Popularity:
+    """How the popularity lists count: over which window, positives only or every event."""
+
+    window: Window
+    every_event: bool  # impressions and skips count too: an item being shown is an item alive
+    reason: str
+
+    def describe(self) -> str:
+        what = "every event (impressions too)" if self.every_event else "positives"
+        return f"cohort popularity counts {what}; {self.window.describe()}; {self.reason}"
+
+
+def _weights(events: pd.DataFrame) -> np.ndarray:
+    """Each row's sampling weight (a sampled light event stands for several), 1 where none."""
+    if "weight" not in events.columns:
+        return np.ones(len(events))
+    return events["weight"].astype("float64").fillna(1.0).to_numpy()
+
+
+def choose_popularity(events: pd.DataFrame, items: pd.Index, p: CandidateParams) -> Popularity:
+    """The window and the counting the popularity lists use, chosen on the data's own future.
+
+    A catalogue whose items live for days (news, new releases) needs lists of what is alive now:
+    the derived window (a quarter of the events) there ranks yesterday's stories first, and only
+    an item being shown says it is alive. So the newest ``PROBE_SHARE`` of the events probes the
+    variants (shorter windows, positives or every event), each fitted on the events before it, by
+    the share of the probe's positives found in the global list's first ``cohort_probe_k``; the
+    derived window keeps its place unless a variant is clearly better. A window fixed by setting
+    is used as it is."""
+    positive = label(events).to_numpy() == 1
+    stamps = events["timestamp"][positive] if positive.any() else events["timestamp"]
+    base = trailing("cohort popularity", stamps, p.cohort_share, p.cohort_days)
+    if base.source == "setting":
+        return Popularity(base, False, "the window is fixed by setting: no probe")
+    ts = pd.DatetimeIndex(pd.to_datetime(events["timestamp"], utc=True)).as_unit("ns").asi8
+    code = items.get_indexer(events["item_id"])
+    probe_start = trailing("probe", events["timestamp"], PROBE_SHARE).start.value
+    asked = positive & (ts >= probe_start) & (code >= 0)
+    if asked.sum() < PROBE_MIN_POSITIVES:
+        return Popularity(base, False, f"{int(asked.sum())} probe positives are too few to probe shorter windows")
+    weight, targets, length = _weights(events), code[asked], base.end.value - base.start.value
+    found: dict[tuple[float, bool], np.ndarray] = {}
+    for fraction in WINDOW_FRACTIONS:
+        inside = (ts < probe_start) & (ts >= probe_start - fraction * length) & (code >= 0)
+        for every in (False, True):
+            rows = inside if every else inside & positive
+            if not rows.any():
+                continue
+            counts = np.bincount(code[rows], weights=weight[rows], minlength=len(items))
+            top = np.zeros(len(items), bool)
+            top[top_stable(counts, p.cohort_probe_k)] = True
+            top &= counts > 0
+            found[(fraction, every)] = top[targets]
+    default = found.get((1.0, False))
+    if default is None:
+        return Popularity(base, False, "no positives before the probe period: the derived window stays")
+    (fraction, every), best = (1.0, False), default
+    for variant, hits in found.items():  # the first of equals wins, the default among them
+        if hits.mean() > best.mean():
+            (fraction, every), best = variant, hits
+    gain = best.astype(np.float64) - default
+    se = gain.std(ddof=1) / np.sqrt(len(gain))
+    probe = f"of {len(targets):,} probe positives in the first {p.cohort_probe_k}"
+    if not (gain.mean() > PROBE_MIN_GAIN * default.mean() and gain.mean() > 2 * se):
+        return Popularity(
+            base,
+            False,
+            f"the derived window's positives found {default.mean():.1%} {probe}, "
+            f"no shorter window or counting clearly more",
+        )
+    window = Window("cohort popularity", base.end - (base.end - base.start) * fraction, base.end, "data")
+    return Popularity(
+        window,
+        every,
+        f"{fraction:g} of the derived window, which found {best.mean():.1%} {probe} against "
+        f"{default.mean():.1%} for the derived window's positives",
+    )
+
+
 def fit_cohorts(
     events: pd.DataFrame, items: pd.Index, p: CandidateParams, item_genre: np.ndarray, genres: list[str]
-) -> tuple[dict[str, np.ndarray], Window]:
-    """Most popular items over the recent period, per (locale, device) cohort and overall."""
-    positive = events[label(events).to_numpy() == 1]
-    window = trailing(
-        "cohort popularity",
-        positive["timestamp"] if len(positive) else events["timestamp"],
-        p.cohort_share,
-        p.cohort_days,
-    )
-    recent = positive[positive["timestamp"] >= window.start]
+) -> tuple[dict[str, np.ndarray], Popularity]:
+    """Most popular items over the recent period, per (locale, device) cohort and overall; the
+    period and what counts as ``choose_popularity`` decides."""
+    how = choose_popularity(events, items, p)
+    counted = label(events).to_numpy() == 1 if not how.every_event else np.ones(len(events), bool)
+    recent = events[counted & (pd.to_datetime(events["timestamp"], utc=True) >= how.window.start).to_numpy()]
     code = items.get_indexer(recent["item_id"])
     keys = [cohort_key(lo, de) for lo, de in zip(recent["locale"], recent["device"])]
-    frame = pd.DataFrame({"cohort": keys, "item": code})
+    frame = pd.DataFrame({"cohort": keys, "item": code, "weight": _weights(recent)})
     frame = frame[frame["item"] >= 0]
-    overall = frame["item"].value_counts(sort=True)
+    overall = _ranked(frame)
     # items never played recently still get a place, so every cohort list covers the catalog's head
     rest = np.setdiff1d(np.arange(len(items)), overall.index.to_numpy())
     cohorts = {GLOBAL_COHORT: np.concatenate([overall.index.to_numpy(), rest])[: p.cohort_size].astype(np.int64)}
     for key, grp in frame.groupby("cohort"):
-        counts = grp["item"].value_counts(sort=True)
-        if counts.sum() < 50:  # too few events to be better than the global list
+        counts = _ranked(grp)
+        if len(grp) < 50:  # too few events to be better than the global list
             continue
         own = counts.index.to_numpy()
         cohorts[key] = np.concatenate([own, overall.index.difference(own, sort=False).to_numpy(), rest])[
@@ -173,7 +262,12 @@ def fit_cohorts(
         in_genre = ranked[item_genre[ranked] == g]
         if len(in_genre):
             cohorts[genre_key(name)] = in_genre[: p.cohort_size].astype(np.int64)
-    return cohorts, window
+    return cohorts, how
+
+
+def _ranked(frame: pd.DataFrame) -> pd.Series:
+    """Items by their summed weight, most first: ``value_counts``'s order where every weight is 1."""
+    return frame.groupby("item", sort=False)["weight"].sum().sort_values(ascending=False)
 
 
 def fit_candidates(
@@ -188,7 +282,7 @@ def fit_candidates(
     matrix = _interactions(events, users, items)
     users, uf, itf = (embed or fit_embeddings)(events, users, matrix, p, seed)
     ease = fit_ease_head(matrix, p.ease_lambda, p.ease_max_items)
-    cohorts, window = fit_cohorts(events, items, p, genre_idx, genres)
+    cohorts, how = fit_cohorts(events, items, p, genre_idx, genres)
     index = CandidateIndex(
         item_ids,
         genre_idx,
@@ -203,4 +297,4 @@ def fit_candidates(
         exclude_seen=p.exclude_seen,
         terms=fit_terms(catalog, genres),
     ).search_with(p.exact_search_max_items)
-    return FittedCandidates(index, ease, matrix, window)
+    return FittedCandidates(index, ease, matrix, how.window, how.describe())

@@ -164,6 +164,7 @@ def plan_run(
     cp = candidate_params or CandidateParams(
         cohort_days=settings.cohort_window_days,
         cohort_share=settings.cohort_window_share,
+        cohort_probe_k=settings.candidate_pool // 2,  # the popularity source's share of a pool
         exclude_seen=exclude_seen,
         ease_max_items=settings.ease_max_items,
         ease_lambda=settings.ease_lambda,
@@ -221,7 +222,7 @@ def ranker_set(
         fitted = engine.candidates(fold.train, plan.catalog, plan.candidate_params, seed)
         step()
         if n == 0:
-            report.note(fitted.cohort_window.describe())
+            report.note(fitted.cohort_choice or fitted.cohort_window.describe())
         try:
             sets.append(
                 training_rows(
@@ -313,6 +314,7 @@ def fit_and_evaluate(
     fitted_b = engine.candidates(split.train, plan.catalog, plan.candidate_params, seed)
     index_b = fitted_b.index
     step()
+    report.note(f"serving's {fitted_b.cohort_choice or fitted_b.cohort_window.describe()}")
     q_hold = _sample(split.queries, MAX_HOLDOUT_QUERIES, seed + 1)
     state = query_state(store, q_hold, str(index_b.item_ids[0]), svc)
     counts = split.train.groupby("user_id").size()
@@ -397,6 +399,7 @@ def _run_params(settings: Settings, plan: Plan, rp: RankerParams, ev: Evaluated)
         "exclude_seen": plan.exclude_seen,
         "repeat_share": round(plan.repeats, 4),
         "cohort_window_days": f"{ev.candidates.cohort_window.days:.3f}",
+        "cohort_popularity": ev.candidates.cohort_choice[:500],
     }
 
 
