@@ -90,6 +90,7 @@ class CandidateIndex(CandidateSources):
         knn: sp.csr_matrix | None = None,
         exclude_seen: bool = False,
         terms: dict[str, int] | None = None,
+        live: np.ndarray | None = None,
     ) -> None:
         self.item_ids = np.asarray(item_ids, dtype=object)
         self.item_genre = np.asarray(item_genre, dtype=np.int64)
@@ -118,6 +119,9 @@ class CandidateIndex(CandidateSources):
         self.exclude_seen = bool(exclude_seen)
         # the search text index: a normalized term (setlist.querytext) → the genre it points at
         self.terms: dict[str, int] = dict(terms or {})
+        # Where training found the catalogue turning over (news: a story lives a day or two), only the
+        # items alive at its end are proposed; None: every item is
+        self.live = np.asarray(live, dtype=bool) if live is not None else None
         self.item_index = {i: n for n, i in enumerate(self.item_ids)}
         self.user_index = {u: n for n, u in enumerate(self.user_ids)}
         self.genre_index = {g: n for n, g in enumerate(self.genres)}
@@ -205,7 +209,8 @@ class CandidateIndex(CandidateSources):
         uidx = self.user_index.get(user_id) if personalized and user_id else None
         # a new user's first clicks (co-visitation) or searched genre personalize from the first Rank
         if uidx is None and not (personalized and (last_items or any(genres))):
-            idx = np.array([i for i in pop[: n + len(exclude)] if i not in exclude][:n], dtype=np.int64)
+            head = pop[: n + len(exclude)] if self.live is None else pop[self.live[pop]][: n + len(exclude)]
+            idx = np.array([i for i in head if i not in exclude][:n], dtype=np.int64)
             z = np.zeros(len(idx), dtype=np.float32)
             return Candidates(idx, z, z.copy(), np.ones(len(idx), np.float32), pop_rank[idx], False)
 
@@ -218,6 +223,9 @@ class CandidateIndex(CandidateSources):
         # a known user the embeddings learned nothing about takes the embeddings' share from popularity
         pools.append(self._cohort_popularity(a, n if a.uidx is not None and a.uvec is None else n // 2).idx)
         idx, counts = np.unique(np.concatenate(pools).astype(np.int64), return_counts=True)
+        if self.live is not None:
+            alive = self.live[idx]
+            idx, counts = idx[alive], counts[alive]
         drop = np.fromiter(exclude, dtype=np.int64, count=len(exclude)) if exclude else np.zeros(0, np.int64)
         if self.exclude_seen and len(a.seen):
             drop = np.concatenate([drop, a.seen])
@@ -275,6 +283,8 @@ class CandidateIndex(CandidateSources):
         for name, matrix in (("seen", self.seen), ("knn", self.knn)):
             if matrix is not None:
                 sp.save_npz(path / f"{name}.npz", matrix)
+        if self.live is not None:
+            np.save(path / "live.npy", self.live)
         if self.embedding_top is not None:
             self.embedding_top.save(path)
         (path / "meta.json").write_text(
@@ -313,6 +323,7 @@ class CandidateIndex(CandidateSources):
             optional["knn"],
             bool(meta.get("exclude_seen", False)),
             meta.get("terms"),  # absent from indexes trained before search existed
+            np.load(path / "live.npy") if (path / "live.npy").exists() else None,
         )
         if meta.get("embedding_top_n") is not None:  # absent from indexes trained before the table
             index.embedding_top = EmbeddingTop.load(path, int(meta["embedding_top_n"]))

@@ -265,6 +265,15 @@ def fit_cohorts(
     return cohorts, how
 
 
+def _alive(events: pd.DataFrame, items: pd.Index, window: Window) -> np.ndarray:
+    """Items with any event in ``window``: what a catalogue that turns over can still offer."""
+    inside = events[(pd.to_datetime(events["timestamp"], utc=True) >= window.start).to_numpy()]
+    code = items.get_indexer(inside["item_id"])
+    live = np.zeros(len(items), bool)
+    live[code[code >= 0]] = True
+    return live
+
+
 def _ranked(frame: pd.DataFrame) -> pd.Series:
     """Items by their summed weight, most first: ``value_counts``'s order where every weight is 1."""
     return frame.groupby("item", sort=False)["weight"].sum().sort_values(ascending=False)
@@ -296,5 +305,6 @@ def fit_candidates(
         knn=ease.neighbours() if ease is not None else None,
         exclude_seen=p.exclude_seen,
         terms=fit_terms(catalog, genres),
+        live=_alive(events, items, how.window) if how.every_event else None,
     ).search_with(p.exact_search_max_items)
     return FittedCandidates(index, ease, matrix, how.window, how.describe())

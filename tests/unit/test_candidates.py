@@ -196,3 +196,30 @@ def test_the_als_baseline_leaves_a_user_with_a_zero_embedding_to_popularity():
     ranked = rank(3, drop, GLOBAL_COHORT)
     assert ranked is not None
     assert ranked.tolist() == top_unseen(index.item_factors @ index.user_factors[3], drop).tolist()
+
+
+def test_an_index_with_live_items_proposes_only_those_and_keeps_them_through_save(tmp_path):
+    plain = _index()
+    live = np.zeros(len(plain.item_ids), bool)
+    live[::3] = True
+    index = CandidateIndex(
+        plain.item_ids,
+        plain.item_genre,
+        plain.genres,
+        plain.user_ids,
+        plain.user_factors,
+        plain.item_factors,
+        plain.covis,
+        plain.cohorts,
+        live=live,
+    )
+    for user, last, personalized in (("u1", ["i4", "i7"], True), ("u2", [], True), (None, [], False)):
+        before = plain.generate(user, last, GLOBAL_COHORT, set(), 60, personalized)
+        after = index.generate(user, last, GLOBAL_COHORT, set(), 60, personalized)
+        assert len(after.idx) and live[after.idx].all()
+        assert not live[before.idx].all(), "the test means something only if the plain index proposes dead items"
+    index.save(tmp_path / "index")
+    loaded = CandidateIndex.load(tmp_path / "index")
+    assert loaded.live is not None and np.array_equal(loaded.live, live)
+    plain.save(tmp_path / "plain")
+    assert CandidateIndex.load(tmp_path / "plain").live is None

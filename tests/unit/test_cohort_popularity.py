@@ -7,7 +7,7 @@ import pandas as pd
 
 from setlist.candidate_sources import GLOBAL_COHORT
 from setlist.windows import trailing
-from training.candidates_fit import CandidateParams, choose_popularity, fit_cohorts
+from training.candidates_fit import CandidateParams, choose_popularity, fit_candidates, fit_cohorts
 
 START = pd.Timestamp("2026-01-01", tz="UTC")
 
@@ -18,6 +18,8 @@ def _frame(rows: list[tuple[str, str, str, pd.Timestamp]]) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "user_id": users,
+            "session_id": users,
+            "event_id": [f"e{k}" for k in range(n)],
             "item_id": items,
             "type": types,
             "value": np.ones(n),
@@ -102,3 +104,17 @@ def test_too_few_probe_positives_keep_the_derived_window():
     how = choose_popularity(events, items, CandidateParams())
     assert not how.every_event
     assert "too few" in how.reason
+
+
+def test_a_fitted_index_offers_only_items_alive_at_the_end_when_the_catalogue_turns_over():
+    events, items, born = _news(days=6)
+    catalog = pd.DataFrame({"item_id": list(items), "genre": ["news"] * len(items)})
+    params = CandidateParams(factors=8, iterations=2, cohort_probe_k=20)
+    fitted = fit_candidates(events, catalog, params, seed=1)
+    live = fitted.index.live
+    assert live is not None and "every event" in fitted.cohort_choice
+    inside = set(events.loc[events["timestamp"] >= fitted.cohort_window.start, "item_id"])
+    assert set(items[live]) == inside
+    stable, stable_items = _stable(days=10)
+    catalog = pd.DataFrame({"item_id": list(stable_items), "genre": ["pop"] * len(stable_items)})
+    assert fit_candidates(stable, catalog, CandidateParams(factors=8, iterations=2), seed=1).index.live is None
