@@ -173,7 +173,9 @@ def _weights(events: pd.DataFrame) -> np.ndarray:
     return events["weight"].astype("float64").fillna(1.0).to_numpy()
 
 
-def choose_popularity(events: pd.DataFrame, items: pd.Index, p: CandidateParams) -> Popularity:
+def choose_popularity(
+    events: pd.DataFrame, items: pd.Index, p: CandidateParams, positive: np.ndarray | None = None
+) -> Popularity:
     """The window and the counting the popularity lists use, chosen on the data's own future.
 
     A catalogue whose items live for days (news, new releases) needs lists of what is alive now:
@@ -182,19 +184,23 @@ def choose_popularity(events: pd.DataFrame, items: pd.Index, p: CandidateParams)
     variants (shorter windows, positives or every event), each fitted on the events before it, by
     the share of the probe's positives found in the global list's first ``cohort_probe_k``; the
     derived window keeps its place unless a variant is clearly better. A window fixed by setting
-    is used as it is."""
-    positive = label(events).to_numpy() == 1
+    is used as it is. ``positive``: each event's ``label`` is 1, when the caller has it."""
+    positive = label(events).to_numpy() == 1 if positive is None else positive
     stamps = events["timestamp"][positive] if positive.any() else events["timestamp"]
     base = trailing("cohort popularity", stamps, p.cohort_share, p.cohort_days)
     if base.source == "setting":
         return Popularity(base, False, "the window is fixed by setting: no probe")
     ts = pd.DatetimeIndex(pd.to_datetime(events["timestamp"], utc=True)).as_unit("ns").asi8
-    code = items.get_indexer(events["item_id"])
     probe_start = trailing("probe", events["timestamp"], PROBE_SHARE).start.value
+    length = base.end.value - base.start.value
+    # only the widest window and the probe are read: a long log's older rows need no copies
+    near = np.flatnonzero(ts >= probe_start - length)
+    ts, positive = ts[near], positive[near]
+    code = items.get_indexer(events["item_id"].to_numpy()[near]).astype(np.int32)
     asked = positive & (ts >= probe_start) & (code >= 0)
     if asked.sum() < PROBE_MIN_POSITIVES:
         return Popularity(base, False, f"{int(asked.sum())} probe positives are too few to probe shorter windows")
-    weight, targets, length = _weights(events), code[asked], base.end.value - base.start.value
+    weight, targets = _weights(events)[near], code[asked]
     found: dict[tuple[float, bool], np.ndarray] = {}
     for fraction in WINDOW_FRACTIONS:
         inside = (ts < probe_start) & (ts >= probe_start - fraction * length) & (code >= 0)
@@ -238,8 +244,9 @@ def fit_cohorts(
 ) -> tuple[dict[str, np.ndarray], Popularity]:
     """Most popular items over the recent period, per (locale, device) cohort and overall; the
     period and what counts as ``choose_popularity`` decides."""
-    how = choose_popularity(events, items, p)
-    counted = label(events).to_numpy() == 1 if not how.every_event else np.ones(len(events), bool)
+    positive = label(events).to_numpy() == 1
+    how = choose_popularity(events, items, p, positive)
+    counted = np.ones(len(events), bool) if how.every_event else positive
     recent = events[counted & (pd.to_datetime(events["timestamp"], utc=True) >= how.window.start).to_numpy()]
     code = items.get_indexer(recent["item_id"])
     keys = [cohort_key(lo, de) for lo, de in zip(recent["locale"], recent["device"])]
