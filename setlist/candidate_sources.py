@@ -149,6 +149,7 @@ class CandidateSources:
     seen: sp.csr_matrix | None
     knn: sp.csr_matrix | None
     exclude_seen: bool
+    live: np.ndarray | None  # items that may be proposed, where the catalogue turns over; None: all
     _ann: Any
     _searched: np.ndarray  # the items the embedding search covers (non-zero factors), ascending
     _search_factors: np.ndarray  # their factors, in that order
@@ -278,4 +279,6 @@ class CandidateSources:
         if self.exclude_seen:
             drop = np.concatenate([drop, a.seen])
         keep = ~np.isin(p.idx, drop)
+        if self.live is not None:  # as ``generate``: a catalogue that turns over offers its live items only
+            keep &= self.live[p.idx]
         return Proposal(p.idx[keep][:n], p.score[keep][:n])

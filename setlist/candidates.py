@@ -111,7 +111,6 @@ class CandidateIndex(CandidateSources):
             else np.ascontiguousarray(self.item_factors[self._searched])
         )
         self.covis = covis.tocsr().astype(np.float32)
-        self.cohorts = cohorts
         # users × items; a stored value is the interaction's recency rank within the user (1 = oldest),
         # negated for items that are not part of the user's neighbour profile (see ``history``)
         self.seen = seen.tocsr() if seen is not None else None
@@ -119,14 +118,20 @@ class CandidateIndex(CandidateSources):
         self.exclude_seen = bool(exclude_seen)
         # the search text index: a normalized term (setlist.querytext) → the genre it points at
         self.terms: dict[str, int] = dict(terms or {})
-        # Where training found the catalogue turning over (news: a story lives a day or two), only the
-        # items alive at its end are proposed; None: every item is
-        self.live = np.asarray(live, dtype=bool) if live is not None else None
         self.item_index = {i: n for n, i in enumerate(self.item_ids)}
         self.user_index = {u: n for n, u in enumerate(self.user_ids)}
         self.genre_index = {g: n for n, g in enumerate(self.genres)}
         self._ann = None  # exact search until ``search_with`` says the catalog is too large for it
         self.embedding_top = None  # until ``precompute_embedding_top`` (at training) or ``load``
+        self.set_popularity(cohorts, live)
+
+    def set_popularity(self, cohorts: dict[str, np.ndarray], live: np.ndarray | None) -> None:
+        """The popularity lists and their rank vectors. ``live``: where training found the catalogue
+        turning over (news: a story lives a day or two), the only items proposed; None: every item."""
+        self.live = np.asarray(live, dtype=bool) if live is not None else None
+        if self.live is not None:  # so that popularity's share is all live, and answers a newcomer alone
+            cohorts = {c: lst[self.live[lst]] for c, lst in cohorts.items()}
+        self.cohorts = cohorts
         n = len(self.item_ids)
         self._pop_rank = {c: self._rank_vector(lst, n) for c, lst in cohorts.items()}
 
@@ -209,8 +214,7 @@ class CandidateIndex(CandidateSources):
         uidx = self.user_index.get(user_id) if personalized and user_id else None
         # a new user's first clicks (co-visitation) or searched genre personalize from the first Rank
         if uidx is None and not (personalized and (last_items or any(genres))):
-            head = pop[: n + len(exclude)] if self.live is None else pop[self.live[pop]][: n + len(exclude)]
-            idx = np.array([i for i in head if i not in exclude][:n], dtype=np.int64)
+            idx = np.array([i for i in pop[: n + len(exclude)] if i not in exclude][:n], dtype=np.int64)
             z = np.zeros(len(idx), dtype=np.float32)
             return Candidates(idx, z, z.copy(), np.ones(len(idx), np.float32), pop_rank[idx], False)
 
@@ -220,8 +224,11 @@ class CandidateIndex(CandidateSources):
         # one pool per genre, so an item's count below is the number of sources (and genres) proposing it
         lists = (self._genre_list(g, n // 2) for g in dict.fromkeys(g for g in genres if g))
         pools += [lst for lst in lists if lst is not None]
-        # a known user the embeddings learned nothing about takes the embeddings' share from popularity
-        pools.append(self._cohort_popularity(a, n if a.uidx is not None and a.uvec is None else n // 2).idx)
+        # a known user the embeddings learned nothing about takes the embeddings' share from popularity;
+        # so does every user where the catalogue turns over: the other sources, fitted on items now
+        # mostly gone, lose most of their proposals to the live filter below
+        share = n if (a.uidx is not None and a.uvec is None) or self.live is not None else n // 2
+        pools.append(self._cohort_popularity(a, share).idx)
         idx, counts = np.unique(np.concatenate(pools).astype(np.int64), return_counts=True)
         if self.live is not None:
             alive = self.live[idx]

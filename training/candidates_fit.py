@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -44,8 +44,7 @@ class FittedCandidates:
     index: CandidateIndex
     ease: Ease | None  # EASE over the most interacted items, for the baseline; None when turned off
     interactions: sp.csr_matrix  # users (index.user_ids) × items, confidence-weighted
-    cohort_window: Window
-    cohort_choice: str = ""  # how the popularity lists count, and why (``choose_popularity``)
+    popularity: Popularity  # how the popularity lists count, and why (``choose_popularity``)
 
 
 def _interactions(events: pd.DataFrame, users: np.ndarray, items: pd.Index) -> sp.csr_matrix:
@@ -165,12 +164,10 @@ class Popularity:
         what = "every event (impressions too)" if self.every_event else "positives"
         return f"cohort popularity counts {what}; {self.window.describe()}; {self.reason}"
 
-
-def _weights(events: pd.DataFrame) -> np.ndarray:
-    """Each row's sampling weight (a sampled light event stands for several), 1 where none."""
-    if "weight" not in events.columns:
-        return np.ones(len(events))
-    return events["weight"].astype("float64").fillna(1.0).to_numpy()
+    def ending_at(self, end: pd.Timestamp) -> Popularity:
+        """The same length and counting, over the period ending at ``end``."""
+        length = self.window.end - self.window.start
+        return replace(self, window=replace(self.window, start=end - length, end=end))
 
 
 def choose_popularity(
@@ -190,7 +187,7 @@ def choose_popularity(
     base = trailing("cohort popularity", stamps, p.cohort_share, p.cohort_days)
     if base.source == "setting":
         return Popularity(base, False, "the window is fixed by setting: no probe")
-    ts = pd.DatetimeIndex(pd.to_datetime(events["timestamp"], utc=True)).as_unit("ns").asi8
+    ts = _nanoseconds(events)
     probe_start = trailing("probe", events["timestamp"], PROBE_SHARE).start.value
     length = base.end.value - base.start.value
     # only the widest window and the probe are read: a long log's older rows need no copies
@@ -200,15 +197,15 @@ def choose_popularity(
     asked = positive & (ts >= probe_start) & (code >= 0)
     if asked.sum() < PROBE_MIN_POSITIVES:
         return Popularity(base, False, f"{int(asked.sum())} probe positives are too few to probe shorter windows")
-    weight, targets = _weights(events)[near], code[asked]
+    targets = code[asked]
     found: dict[tuple[float, bool], np.ndarray] = {}
     for fraction in WINDOW_FRACTIONS:
-        inside = (ts < probe_start) & (ts >= probe_start - fraction * length) & (code >= 0)
+        inside = (ts < probe_start) & (ts >= probe_start - int(round(fraction * length))) & (code >= 0)
         for every in (False, True):
             rows = inside if every else inside & positive
             if not rows.any():
                 continue
-            counts = np.bincount(code[rows], weights=weight[rows], minlength=len(items))
+            counts = np.bincount(code[rows], minlength=len(items))
             top = np.zeros(len(items), bool)
             top[top_stable(counts, p.cohort_probe_k)] = True
             top &= counts > 0
@@ -230,7 +227,7 @@ def choose_popularity(
             f"the derived window's positives found {default.mean():.1%} {probe}, "
             f"no shorter window or counting clearly more",
         )
-    window = Window("cohort popularity", base.end - (base.end - base.start) * fraction, base.end, "data")
+    window = Window("cohort popularity", base.end - pd.Timedelta(int(round(fraction * length)), "ns"), base.end, "data")
     return Popularity(
         window,
         every,
@@ -239,26 +236,35 @@ def choose_popularity(
     )
 
 
+def _nanoseconds(events: pd.DataFrame) -> np.ndarray:
+    return pd.DatetimeIndex(pd.to_datetime(events["timestamp"], utc=True)).as_unit("ns").asi8
+
+
 def fit_cohorts(
-    events: pd.DataFrame, items: pd.Index, p: CandidateParams, item_genre: np.ndarray, genres: list[str]
+    events: pd.DataFrame,
+    items: pd.Index,
+    p: CandidateParams,
+    item_genre: np.ndarray,
+    genres: list[str],
+    how: Popularity | None = None,
 ) -> tuple[dict[str, np.ndarray], Popularity]:
     """Most popular items over the recent period, per (locale, device) cohort and overall; the
-    period and what counts as ``choose_popularity`` decides."""
+    period and what counts as ``how`` says (``choose_popularity`` decides when it is not given)."""
     positive = label(events).to_numpy() == 1
-    how = choose_popularity(events, items, p, positive)
+    how = how or choose_popularity(events, items, p, positive)
     counted = np.ones(len(events), bool) if how.every_event else positive
-    recent = events[counted & (pd.to_datetime(events["timestamp"], utc=True) >= how.window.start).to_numpy()]
+    recent = events[counted & (_nanoseconds(events) >= how.window.start.value)]
     code = items.get_indexer(recent["item_id"])
     keys = [cohort_key(lo, de) for lo, de in zip(recent["locale"], recent["device"])]
-    frame = pd.DataFrame({"cohort": keys, "item": code, "weight": _weights(recent)})
+    frame = pd.DataFrame({"cohort": keys, "item": code})
     frame = frame[frame["item"] >= 0]
-    overall = _ranked(frame)
+    overall = frame["item"].value_counts(sort=True)
     # items never played recently still get a place, so every cohort list covers the catalog's head
     rest = np.setdiff1d(np.arange(len(items)), overall.index.to_numpy())
     cohorts = {GLOBAL_COHORT: np.concatenate([overall.index.to_numpy(), rest])[: p.cohort_size].astype(np.int64)}
     for key, grp in frame.groupby("cohort"):
-        counts = _ranked(grp)
-        if len(grp) < 50:  # too few events to be better than the global list
+        counts = grp["item"].value_counts(sort=True)
+        if counts.sum() < 50:  # too few events to be better than the global list
             continue
         own = counts.index.to_numpy()
         cohorts[key] = np.concatenate([own, overall.index.difference(own, sort=False).to_numpy(), rest])[
@@ -272,18 +278,26 @@ def fit_cohorts(
     return cohorts, how
 
 
-def _alive(events: pd.DataFrame, items: pd.Index, window: Window) -> np.ndarray:
-    """Items with any event in ``window``: what a catalogue that turns over can still offer."""
-    inside = events[(pd.to_datetime(events["timestamp"], utc=True) >= window.start).to_numpy()]
-    code = items.get_indexer(inside["item_id"])
+def alive(events: pd.DataFrame, items: pd.Index, how: Popularity) -> np.ndarray | None:
+    """Items with any event in the window, where the lists count every event (the catalogue turns
+    over: only those can still be offered); None, every item, otherwise."""
+    if not how.every_event:
+        return None
+    code = items.get_indexer(events["item_id"].to_numpy()[_nanoseconds(events) >= how.window.start.value])
     live = np.zeros(len(items), bool)
     live[code[code >= 0]] = True
     return live
 
 
-def _ranked(frame: pd.DataFrame) -> pd.Series:
-    """Items by their summed weight, most first: ``value_counts``'s order where every weight is 1."""
-    return frame.groupby("item", sort=False)["weight"].sum().sort_values(ascending=False)
+def refit_popularity(index: CandidateIndex, events: pd.DataFrame, how: Popularity, p: CandidateParams) -> Popularity:
+    """The lists (and the live items) fitted again over ``events`` with ``how``'s length and counting,
+    ending at the newest event: where items live for hours, the lists fitted before a hold-out of
+    hours are a lifetime old by the time they serve."""
+    how = how.ending_at(pd.Timestamp(pd.to_datetime(events["timestamp"], utc=True).max()))
+    items = pd.Index(index.item_ids)
+    cohorts, _ = fit_cohorts(events, items, p, index.item_genre, index.genres, how)
+    index.set_popularity(cohorts, alive(events, items, how))
+    return how
 
 
 def fit_candidates(
@@ -312,6 +326,6 @@ def fit_candidates(
         knn=ease.neighbours() if ease is not None else None,
         exclude_seen=p.exclude_seen,
         terms=fit_terms(catalog, genres),
-        live=_alive(events, items, how.window) if how.every_event else None,
+        live=alive(events, items, how),
     ).search_with(p.exact_search_max_items)
-    return FittedCandidates(index, ease, matrix, how.window, how.describe())
+    return FittedCandidates(index, ease, matrix, how)

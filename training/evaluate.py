@@ -89,6 +89,8 @@ def _dropped(index: CandidateIndex, uidx: int | None, session_excluded: set[int]
     drop = np.fromiter(session_excluded, dtype=np.int64, count=len(session_excluded))
     if index.exclude_seen:
         drop = np.union1d(drop, index.history(uidx)[0])
+    if index.live is not None:  # popularity and the baselines offer what serving can: the live items
+        drop = np.union1d(drop, np.flatnonzero(~index.live))
     return drop
 
 

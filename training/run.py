@@ -20,7 +20,7 @@ from setlist.featureset import DeclarationError, Service
 from setlist.lineage import file_digest, record_gate
 from setlist.memory import gb, require_room
 from setlist.settings import Settings
-from training.candidates_fit import CandidateParams, FittedCandidates, fit_candidates, seen_matrix
+from training.candidates_fit import CandidateParams, FittedCandidates, fit_candidates, refit_popularity, seen_matrix
 from training.champion import champion_metrics
 from training.dataset import COMPLETE, RankingSet, daily_item_matrix, query_state, training_rows
 from training.ease import ease_peak_bytes
@@ -222,7 +222,7 @@ def ranker_set(
         fitted = engine.candidates(fold.train, plan.catalog, plan.candidate_params, seed)
         step()
         if n == 0:
-            report.note(fitted.cohort_choice or fitted.cohort_window.describe())
+            report.note(fitted.popularity.describe())
         try:
             sets.append(
                 training_rows(
@@ -314,7 +314,7 @@ def fit_and_evaluate(
     fitted_b = engine.candidates(split.train, plan.catalog, plan.candidate_params, seed)
     index_b = fitted_b.index
     step()
-    report.note(f"serving's {fitted_b.cohort_choice or fitted_b.cohort_window.describe()}")
+    report.note(f"for the hold-out: {fitted_b.popularity.describe()}")
     q_hold = _sample(split.queries, MAX_HOLDOUT_QUERIES, seed + 1)
     state = query_state(store, q_hold, str(index_b.item_ids[0]), svc)
     counts = split.train.groupby("user_id").size()
@@ -353,6 +353,9 @@ def fit_and_evaluate(
     # a hold-out it never learned from; but it serves with every user's whole history, so that
     # nothing they rated in the hold-out is offered again and their latest items count.
     index_b.seen = seen_matrix(plan.events, index_b.user_ids, pd.Index(index_b.item_ids))
+    if index_b.live is not None:
+        served = refit_popularity(index_b, plan.events, fitted_b.popularity, plan.candidate_params)
+        report.note(f"serving's popularity over the whole log, as the catalogue turns over: {served.window.describe()}")
     # after the whole history is in: where seen items are left out, each user's row holds them on top
     step = report.task("finding each user's nearest items for serving")
     table = index_b.precompute_embedding_top(settings.candidate_pool, settings.embedding_top_max_mb * 2**20)
@@ -398,8 +401,8 @@ def _run_params(settings: Settings, plan: Plan, rp: RankerParams, ev: Evaluated)
         "split.holdout_fraction": settings.holdout_fraction,
         "exclude_seen": plan.exclude_seen,
         "repeat_share": round(plan.repeats, 4),
-        "cohort_window_days": f"{ev.candidates.cohort_window.days:.3f}",
-        "cohort_popularity": ev.candidates.cohort_choice[:500],
+        "cohort_window_days": f"{ev.candidates.popularity.window.days:.3f}",
+        "cohort_popularity": ev.candidates.popularity.describe()[:500],
     }
 
 

@@ -216,10 +216,34 @@ def test_an_index_with_live_items_proposes_only_those_and_keeps_them_through_sav
     for user, last, personalized in (("u1", ["i4", "i7"], True), ("u2", [], True), (None, [], False)):
         before = plain.generate(user, last, GLOBAL_COHORT, set(), 60, personalized)
         after = index.generate(user, last, GLOBAL_COHORT, set(), 60, personalized)
-        assert len(after.idx) and live[after.idx].all()
+        assert len(after.idx) == 60 and live[after.idx].all(), "the pool is filled from the live items"
         assert not live[before.idx].all(), "the test means something only if the plain index proposes dead items"
+    for source in ("embeddings", "cohort_popularity", "covisitation"):
+        proposed = index.propose(source, SourceQuery("u1", ("i4", "i7"), GLOBAL_COHORT, ()), 30)
+        assert live[proposed.idx].all()
     index.save(tmp_path / "index")
     loaded = CandidateIndex.load(tmp_path / "index")
     assert loaded.live is not None and np.array_equal(loaded.live, live)
     plain.save(tmp_path / "plain")
     assert CandidateIndex.load(tmp_path / "plain").live is None
+
+
+def test_the_evaluation_leaves_out_dead_items_for_popularity_and_the_baselines():
+    from training.evaluate import _dropped
+
+    plain = _index()
+    live = np.arange(len(plain.item_ids)) % 2 == 0
+    index = CandidateIndex(
+        plain.item_ids,
+        plain.item_genre,
+        plain.genres,
+        plain.user_ids,
+        plain.user_factors,
+        plain.item_factors,
+        plain.covis,
+        plain.cohorts,
+        live=live,
+    )
+    assert set(_dropped(index, 0, {0, 1})) == {0} | set(np.flatnonzero(~live))
+    assert set(_dropped(plain, 0, {0, 1})) == {0, 1}
+    assert live[index.popularity(GLOBAL_COHORT)].all()

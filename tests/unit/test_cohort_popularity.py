@@ -7,7 +7,13 @@ import pandas as pd
 
 from setlist.candidate_sources import GLOBAL_COHORT
 from setlist.windows import trailing
-from training.candidates_fit import CandidateParams, choose_popularity, fit_candidates, fit_cohorts
+from training.candidates_fit import (
+    CandidateParams,
+    choose_popularity,
+    fit_candidates,
+    fit_cohorts,
+    refit_popularity,
+)
 
 START = pd.Timestamp("2026-01-01", tz="UTC")
 
@@ -112,9 +118,28 @@ def test_a_fitted_index_offers_only_items_alive_at_the_end_when_the_catalogue_tu
     params = CandidateParams(factors=8, iterations=2, cohort_probe_k=20)
     fitted = fit_candidates(events, catalog, params, seed=1)
     live = fitted.index.live
-    assert live is not None and "every event" in fitted.cohort_choice
-    inside = set(events.loc[events["timestamp"] >= fitted.cohort_window.start, "item_id"])
-    assert set(items[live]) == inside
+    assert live is not None and fitted.popularity.every_event
+    end, start = events["timestamp"].max(), fitted.popularity.window.start
+    # a story is alive when it was shown in the window: born no later than its end, dead no sooner than its start
+    assert all(born[s] <= end and born[s] + pd.Timedelta(hours=24) > start for s in items[live])
+    assert live.sum() < len(items) / 2
     stable, stable_items = _stable(days=10)
     catalog = pd.DataFrame({"item_id": list(stable_items), "genre": ["pop"] * len(stable_items)})
     assert fit_candidates(stable, catalog, CandidateParams(factors=8, iterations=2), seed=1).index.live is None
+
+
+def test_refitting_over_a_longer_log_moves_the_window_and_the_live_items_to_its_end():
+    events, items, born = _news(days=6)
+    catalog = pd.DataFrame({"item_id": list(items), "genre": ["news"] * len(items)})
+    params = CandidateParams(factors=8, iterations=2, cohort_probe_k=20)
+    cut = events["timestamp"].max() - pd.Timedelta(hours=20)
+    fitted = fit_candidates(events[events["timestamp"] < cut], catalog, params, seed=1)
+    before = fitted.index.live.copy()
+    served = refit_popularity(fitted.index, events, fitted.popularity, params)
+    assert served.window.end == events["timestamp"].max()
+    assert served.window.end - served.window.start == fitted.popularity.window.end - fitted.popularity.window.start
+    newest = [s for s, t in born.items() if t >= cut]
+    assert not before[items.get_indexer(newest)].any()
+    assert fitted.index.live[items.get_indexer(newest)].any(), "stories of the last hours are offered"
+    head = items[fitted.index.cohorts[GLOBAL_COHORT][:5]]
+    assert all(born[s] > cut - pd.Timedelta(hours=24) for s in head)
