@@ -123,6 +123,9 @@ class CandidateIndex(CandidateSources):
         self.genre_index = {g: n for n, g in enumerate(self.genres)}
         self._ann = None  # exact search until ``search_with`` says the catalog is too large for it
         self.embedding_top = None  # until ``precompute_embedding_top`` (at training) or ``load``
+        # how training counted the popularity lists (its windows' lengths), kept with a live filter so
+        # that a later training can fit them again over its own training part to score this index fairly
+        self.popularity_refit: dict[str, float | bool | None] | None = None
         self.set_popularity(cohorts, live)
 
     def set_popularity(self, cohorts: dict[str, np.ndarray], live: np.ndarray | None) -> None:
@@ -302,6 +305,7 @@ class CandidateIndex(CandidateSources):
                     "exclude_seen": self.exclude_seen,
                     "terms": self.terms,
                     "embedding_top_n": self.embedding_top.n if self.embedding_top is not None else None,
+                    "popularity_refit": self.popularity_refit,
                 }
             )
         )
@@ -332,6 +336,7 @@ class CandidateIndex(CandidateSources):
             meta.get("terms"),  # absent from indexes trained before search existed
             np.load(path / "live.npy") if (path / "live.npy").exists() else None,
         )
+        index.popularity_refit = meta.get("popularity_refit")
         if meta.get("embedding_top_n") is not None:  # absent from indexes trained before the table
             index.embedding_top = EmbeddingTop.load(path, int(meta["embedding_top_n"]))
         return index

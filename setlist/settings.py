@@ -91,6 +91,9 @@ class Settings(BaseSettings):
     ranker_window_share: float = 0.3
     cohort_window_days: float | None = None  # cohort popularity counts positives in this trailing period
     cohort_window_share: float = 0.25
+    #: where the probe finds counting every event best (a catalogue that turns over), only items with an
+    #: event in the shortest window that would have lost at most this share of its positives are offered
+    cohort_live_max_loss: float = Field(default=0.1, ge=0.0, le=1.0)
 
     #: how long a user or item row of the batch views counts as current, offline and online; None
     #: means no expiry: a ratings log's users return after years, and the rows carry their own age

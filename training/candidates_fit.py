@@ -32,6 +32,9 @@ class CandidateParams:
     cohort_days: float | None = None  # None: the trailing period holding ``cohort_share`` of events
     cohort_share: float = 0.25
     cohort_probe_k: int = 250  # the probe judges the lists' first this many (the pool's popularity share)
+    # where counting every event wins, only the items of the shortest window (from the counting window's
+    # length up) that would have lost at most this share of the probe's positives on older items are offered
+    live_max_loss: float = 0.1  # as SETLIST_COHORT_LIVE_MAX_LOSS; 0 offers every item
     cohort_size: int = 2000
     exclude_seen: bool = False
     ease_max_items: int = 10_000  # as SETLIST_EASE_MAX_ITEMS
@@ -159,15 +162,37 @@ class Popularity:
     window: Window
     every_event: bool  # impressions and skips count too: an item being shown is an item alive
     reason: str
+    live: Window | None = None  # the catalogue turns over: only items with an event in this window are offered
 
     def describe(self) -> str:
         what = "every event (impressions too)" if self.every_event else "positives"
-        return f"cohort popularity counts {what}; {self.window.describe()}; {self.reason}"
+        live = f"; {self.live.describe()}" if self.live else ""
+        return f"cohort popularity counts {what}; {self.window.describe()}{live}; {self.reason}"
+
+    def spec(self) -> dict[str, float | bool | None]:
+        """The lengths and counting, for ``from_spec`` (kept with a registered index)."""
+        length = (self.window.end - self.window.start).total_seconds()
+        live = (self.live.end - self.live.start).total_seconds() if self.live else None
+        return {"every_event": self.every_event, "window_s": length, "live_s": live}
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, float | bool | None]) -> Popularity:
+        """Windows of ``spec``'s lengths ending at the epoch: move them with ``ending_at``."""
+        end = pd.Timestamp(0, tz="UTC")
+
+        def window(name: str, seconds: object) -> Window:
+            return Window(name, end - pd.Timedelta(seconds=float(seconds)), end, "data")  # type: ignore[arg-type]
+
+        live = window("items offered (any event in)", spec["live_s"]) if spec.get("live_s") else None
+        return cls(window("cohort popularity", spec["window_s"]), bool(spec["every_event"]), "as registered", live)
 
     def ending_at(self, end: pd.Timestamp) -> Popularity:
-        """The same length and counting, over the period ending at ``end``."""
-        length = self.window.end - self.window.start
-        return replace(self, window=replace(self.window, start=end - length, end=end))
+        """The same lengths and counting, over periods ending at ``end``."""
+
+        def moved(w: Window) -> Window:
+            return replace(w, start=end - (w.end - w.start), end=end)
+
+        return replace(self, window=moved(self.window), live=moved(self.live) if self.live else None)
 
 
 def choose_popularity(
@@ -190,6 +215,10 @@ def choose_popularity(
     ts = _nanoseconds(events)
     probe_start = trailing("probe", events["timestamp"], PROBE_SHARE).start.value
     length = base.end.value - base.start.value
+    # items with any event before the probe: the ones a live filter could wrongly leave out
+    history = np.zeros(len(items), bool)
+    seen = items.get_indexer(pd.unique(events["item_id"].to_numpy()[ts < probe_start]))
+    history[seen[seen >= 0]] = True
     # only the widest window and the probe are read: a long log's older rows need no copies
     near = np.flatnonzero(ts >= probe_start - length)
     ts, positive = ts[near], positive[near]
@@ -199,8 +228,10 @@ def choose_popularity(
         return Popularity(base, False, f"{int(asked.sum())} probe positives are too few to probe shorter windows")
     targets = code[asked]
     found: dict[tuple[float, bool], np.ndarray] = {}
+    present: dict[float, np.ndarray] = {}  # per window, each item had an event in it
     for fraction in WINDOW_FRACTIONS:
         inside = (ts < probe_start) & (ts >= probe_start - int(round(fraction * length))) & (code >= 0)
+        present[fraction] = np.bincount(code[inside], minlength=len(items)) > 0
         for every in (False, True):
             rows = inside if every else inside & positive
             if not rows.any():
@@ -228,11 +259,26 @@ def choose_popularity(
             f"no shorter window or counting clearly more",
         )
     window = Window("cohort popularity", base.end - pd.Timedelta(int(round(fraction * length)), "ns"), base.end, "data")
-    return Popularity(
-        window,
-        every,
+    reason = (
         f"{fraction:g} of the derived window, which found {best.mean():.1%} {probe} against "
-        f"{default.mean():.1%} for the derived window's positives",
+        f"{default.mean():.1%} for the derived window's positives"
+    )
+    if not every:
+        return Popularity(window, False, reason)
+    # what offering only a window's items would have cost: the probe's positives on items with
+    # events before the probe but none in that window
+    known = history[targets]
+    for f in sorted(x for x in WINDOW_FRACTIONS if x >= fraction):
+        lost = float((~present[f][targets])[known].mean()) if known.any() else 1.0
+        if 0 < p.live_max_loss and lost <= p.live_max_loss:
+            live = Window(
+                "items offered (any event in)", base.end - pd.Timedelta(int(round(f * length)), "ns"), base.end, "data"
+            )
+            reason += f"; offering only the items of {f:g} of it would have lost {lost:.1%} of its positives"
+            reason += " on items seen before it"
+            return Popularity(window, True, reason, live)
+    return Popularity(
+        window, True, reason + f"; every window would lose more than {p.live_max_loss:.0%}: all items offered"
     )
 
 
@@ -279,11 +325,11 @@ def fit_cohorts(
 
 
 def alive(events: pd.DataFrame, items: pd.Index, how: Popularity) -> np.ndarray | None:
-    """Items with any event in the window, where the lists count every event (the catalogue turns
-    over: only those can still be offered); None, every item, otherwise."""
-    if not how.every_event:
+    """Items with any event in the window, where the catalogue turns over (only those can still be
+    offered); None, every item, otherwise."""
+    if how.live is None:
         return None
-    code = items.get_indexer(events["item_id"].to_numpy()[_nanoseconds(events) >= how.window.start.value])
+    code = items.get_indexer(events["item_id"].to_numpy()[_nanoseconds(events) >= how.live.start.value])
     live = np.zeros(len(items), bool)
     live[code[code >= 0]] = True
     return live
@@ -297,7 +343,18 @@ def refit_popularity(index: CandidateIndex, events: pd.DataFrame, how: Popularit
     items = pd.Index(index.item_ids)
     cohorts, _ = fit_cohorts(events, items, p, index.item_genre, index.genres, how)
     index.set_popularity(cohorts, alive(events, items, how))
+    index.popularity_refit = how.spec()
     return how
+
+
+def refit_registered_popularity(index: CandidateIndex, events: pd.DataFrame) -> bool:
+    """A registered index's lists fitted again over ``events`` as its training counted them (its
+    served lists reach to the end of its log, hold-outs included); False when it keeps no such
+    record (no live filter: its lists end where its training part did)."""
+    if not index.popularity_refit:
+        return False
+    refit_popularity(index, events, Popularity.from_spec(index.popularity_refit), CandidateParams())
+    return True
 
 
 def fit_candidates(

@@ -11,7 +11,7 @@ from setlist import registry
 from setlist.blend import scorer
 from setlist.featureset import DEFAULT_SERVICE, MODEL_SERVICE_ATTR, DeclarationError, Service
 from setlist.settings import Settings
-from training.candidates_fit import seen_matrix
+from training.candidates_fit import refit_registered_popularity, seen_matrix
 from training.dataset import daily_item_matrix, query_state
 from training.evaluate import evaluate
 from training.splits import QUERY_LEAD
@@ -98,6 +98,8 @@ def champion_metrics(
     # The champion serves with whole histories, the hold-out included; scored with them it could
     # never find a held-out item. It gets the same history as the challenger.
     index.seen = seen_matrix(train_events, index.user_ids, pd.Index(index.item_ids))
+    # likewise its popularity lists, where they were fitted again over its whole log to serve
+    refit_registered_popularity(index, train_events)
     results = evaluate(
         index,
         {"model": scorer(booster)},

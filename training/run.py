@@ -165,6 +165,7 @@ def plan_run(
         cohort_days=settings.cohort_window_days,
         cohort_share=settings.cohort_window_share,
         cohort_probe_k=settings.candidate_pool // 2,  # the popularity source's share of a pool
+        live_max_loss=settings.cohort_live_max_loss,
         exclude_seen=exclude_seen,
         ease_max_items=settings.ease_max_items,
         ease_lambda=settings.ease_lambda,

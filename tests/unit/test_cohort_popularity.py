@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from setlist.candidate_sources import GLOBAL_COHORT
+from setlist.candidates import CandidateIndex
 from setlist.windows import trailing
 from training.candidates_fit import (
     CandidateParams,
@@ -13,6 +14,7 @@ from training.candidates_fit import (
     fit_candidates,
     fit_cohorts,
     refit_popularity,
+    refit_registered_popularity,
 )
 
 START = pd.Timestamp("2026-01-01", tz="UTC")
@@ -79,6 +81,8 @@ def test_a_catalogue_that_turns_over_gets_a_short_window_of_every_event_and_live
     assert how.window.days <= 0.5 * derived.days and how.window.end == derived.end
     cohorts, fitted = fit_cohorts(events, items, params, np.zeros(len(items), np.int64), ["unknown"])
     assert fitted == how
+    assert how.live is not None and how.live.end == how.window.end
+    assert how.live.end - how.live.start >= how.window.end - how.window.start
     end = events["timestamp"].max()
     head = items[cohorts[GLOBAL_COHORT][:10]]
     assert all(end - born[s] < pd.Timedelta(hours=24) for s in head), "the head is stories still alive"
@@ -125,10 +129,12 @@ def test_a_fitted_index_offers_only_items_alive_at_the_end_when_the_catalogue_tu
     assert live.sum() < len(items) / 2
     stable, stable_items = _stable(days=10)
     catalog = pd.DataFrame({"item_id": list(stable_items), "genre": ["pop"] * len(stable_items)})
-    assert fit_candidates(stable, catalog, CandidateParams(factors=8, iterations=2), seed=1).index.live is None
+    plain = fit_candidates(stable, catalog, CandidateParams(factors=8, iterations=2), seed=1).index
+    assert plain.live is None
+    assert not refit_registered_popularity(plain, stable), "no live filter: nothing recorded to refit"
 
 
-def test_refitting_over_a_longer_log_moves_the_window_and_the_live_items_to_its_end():
+def test_refitting_over_a_longer_log_moves_the_window_and_the_live_items_to_its_end(tmp_path):
     events, items, born = _news(days=6)
     catalog = pd.DataFrame({"item_id": list(items), "genre": ["news"] * len(items)})
     params = CandidateParams(factors=8, iterations=2, cohort_probe_k=20)
@@ -143,3 +149,41 @@ def test_refitting_over_a_longer_log_moves_the_window_and_the_live_items_to_its_
     assert fitted.index.live[items.get_indexer(newest)].any(), "stories of the last hours are offered"
     head = items[fitted.index.cohorts[GLOBAL_COHORT][:5]]
     assert all(born[s] > cut - pd.Timedelta(hours=24) for s in head)
+    # a later training scores this index on its own training part: fitted again there, as it was counted
+    fitted.index.save(tmp_path / "index")
+    loaded = CandidateIndex.load(tmp_path / "index")
+    assert loaded.popularity_refit == fitted.index.popularity_refit
+    assert refit_registered_popularity(loaded, events[events["timestamp"] < cut])
+    assert np.array_equal(loaded.live, before)
+
+
+def test_a_stable_catalogue_whose_recent_exposure_predicts_keeps_every_item_on_offer():
+    """Shown items the probe then plays make counting every event win, but half the probe's plays go
+    to a long tail no short window holds: leaving those items out would lose them."""
+    rng = np.random.default_rng(3)
+    tail = [f"t{n}" for n in range(2000)]
+    hot = [f"h{n}" for n in range(20)]
+    day = pd.Timedelta(days=1)
+    rows = [
+        (f"u{rng.integers(300)}", tail[rng.integers(2000)], "play", START + rng.uniform(0, 20) * day)
+        for _ in range(3000)
+    ]
+    rows += [
+        (f"u{rng.integers(300)}", hot[rng.integers(20)], "impression", START + rng.uniform(19.5, 20) * day)
+        for _ in range(2000)
+    ]
+    rows += [
+        (
+            f"u{rng.integers(300)}",
+            (hot[rng.integers(20)] if k % 2 else tail[rng.integers(2000)]),
+            "play",
+            START + rng.uniform(20, 21) * day,
+        )
+        for k in range(600)
+    ]
+    events, items = _frame(rows), pd.Index(tail + hot)
+    how = choose_popularity(events, items, CandidateParams())
+    assert how.every_event and how.live is None
+    assert "all items offered" in how.reason
+    catalog = pd.DataFrame({"item_id": list(items), "genre": ["any"] * len(items)})
+    assert fit_candidates(events, catalog, CandidateParams(factors=8, iterations=2), seed=1).index.live is None
