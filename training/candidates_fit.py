@@ -205,8 +205,11 @@ def choose_popularity(
     an item being shown says it is alive. So the newest ``PROBE_SHARE`` of the events probes the
     variants (shorter windows, positives or every event), each fitted on the events before it, by
     the share of the probe's positives found in the global list's first ``cohort_probe_k``; the
-    derived window keeps its place unless a variant is clearly better. A window fixed by setting
-    is used as it is. ``positive``: each event's ``label`` is 1, when the caller has it."""
+    derived window keeps its place unless a variant is clearly better. Where counting every event
+    wins, the catalogue may turn over: the shortest window, from the chosen one's length up, whose
+    items held all but ``live_max_loss`` of the probe's positives on items seen before it becomes the
+    window of items on offer (``live``). A window fixed by setting is used as it is, without a probe.
+    ``positive``: each event's ``label`` is 1, when the caller has it."""
     positive = label(events).to_numpy() == 1 if positive is None else positive
     stamps = events["timestamp"][positive] if positive.any() else events["timestamp"]
     base = trailing("cohort popularity", stamps, p.cohort_share, p.cohort_days)
