@@ -41,6 +41,21 @@ def _with_factors(
     )
 
 
+def _with_live(index: CandidateIndex, live: np.ndarray) -> CandidateIndex:
+    """The same index offering only the ``live`` items (a catalogue that turns over)."""
+    return CandidateIndex(
+        index.item_ids,
+        index.item_genre,
+        index.genres,
+        index.user_ids,
+        index.user_factors,
+        index.item_factors,
+        index.covis,
+        index.cohorts,
+        live=live,
+    )
+
+
 def test_session_covisitation_scores_equal_the_dense_row_sums():
     index = _index()
     rng = np.random.default_rng(1)
@@ -202,17 +217,7 @@ def test_an_index_with_live_items_proposes_only_those_and_keeps_them_through_sav
     plain = _index()
     live = np.zeros(len(plain.item_ids), bool)
     live[::3] = True
-    index = CandidateIndex(
-        plain.item_ids,
-        plain.item_genre,
-        plain.genres,
-        plain.user_ids,
-        plain.user_factors,
-        plain.item_factors,
-        plain.covis,
-        plain.cohorts,
-        live=live,
-    )
+    index = _with_live(plain, live)
     for user, last, personalized in (("u1", ["i4", "i7"], True), ("u2", [], True), (None, [], False)):
         before = plain.generate(user, last, GLOBAL_COHORT, set(), 60, personalized)
         after = index.generate(user, last, GLOBAL_COHORT, set(), 60, personalized)
@@ -233,17 +238,7 @@ def test_the_evaluation_leaves_out_dead_items_for_popularity_and_the_baselines()
 
     plain = _index()
     live = np.arange(len(plain.item_ids)) % 2 == 0
-    index = CandidateIndex(
-        plain.item_ids,
-        plain.item_genre,
-        plain.genres,
-        plain.user_ids,
-        plain.user_factors,
-        plain.item_factors,
-        plain.covis,
-        plain.cohorts,
-        live=live,
-    )
+    index = _with_live(plain, live)
     assert set(_dropped(index, 0, {0, 1})) == {0} | set(np.flatnonzero(~live))
     assert set(_dropped(plain, 0, {0, 1})) == {0, 1}
     assert live[index.popularity(GLOBAL_COHORT)].all()
