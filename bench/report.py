@@ -119,6 +119,8 @@ def build(out: dict[str, Any], scale: str, seed: int, command: str) -> dict[str,
             **hit,
             "unloaded": out["cache_hit_unloaded"].summary,
             "service_side": stages["service_rank_hit_ms"],
+            # runs saved before the floor was measured have none
+            "grpc_floor": out["grpc_floor"].summary if "grpc_floor" in out else None,
         },
         "baseline": {**base, "unloaded": base_seq, "agreement_with_fast": stages.get("baseline_agreement")},
         "ratio_p99": _ratio(base["p99_ms"], rank["p99_ms"]),

@@ -243,6 +243,11 @@ def _cache_on(b: _Bench) -> dict[str, Any]:
             "cache hits, unloaded (one at a time)",
             sc.rank_sequential(s.target, hot, plan.sequential, plan.rank_timeout_s),
         )
+        out["grpc_floor"] = _run(
+            console,
+            "health checks, unloaded (one at a time): the gRPC round trip alone",
+            sc.health_sequential(s.target, plan.sequential, plan.rank_timeout_s),
+        )
         out["cache_hit"] = _run(
             console,
             f"open loop {plan.rps:g} req/s on {len(hot)} repeated requests",

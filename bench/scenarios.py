@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bench import connections
 from bench.latency import Samples, effective_latencies, percentile, summarize
@@ -142,6 +143,25 @@ async def rank_sequential(target: str, requests: Sequence[Any], n: int, timeout_
             samples.record(code, (time.perf_counter() - t0) * 1000)
         samples.elapsed_s = sum(samples.latencies_ms + samples.error_latencies_ms) / 1000
     return _measured(samples, timeout_s, seen)
+
+
+async def health_sequential(target: str, n: int, timeout_s: float) -> Measured:
+    """Health checks one at a time over one channel: a round trip through the same client and server
+    that does no work, the floor under any Rank's latency (the cache-hit target is read against it)."""
+    samples = Samples()
+    request = health_pb2.HealthCheckRequest(service="")
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        for _ in range(n):
+            t0 = time.perf_counter()
+            try:
+                await stub.Check(request, timeout=timeout_s)
+                code = "OK"
+            except grpc.aio.AioRpcError as exc:
+                code = exc.code().name
+            samples.record(code, (time.perf_counter() - t0) * 1000)
+        samples.elapsed_s = sum(samples.latencies_ms + samples.error_latencies_ms) / 1000
+    return _measured(samples, timeout_s)
 
 
 async def rank_prime(target: str, requests: Sequence[Any], timeout_s: float) -> Measured:

@@ -112,6 +112,13 @@ def notes(r: dict[str, Any]) -> list[str]:
             f"p50 {_f(unl.get('p50_ms'))} / p99 {_f(unl.get('p99_ms'))} ms. The 200 req/s run adds queueing "
             f"behind the server processes' other calls and the load generator's own scheduling."
         )
+        floor = hit.get("grpc_floor") or {}
+        if floor.get("p50_ms") is not None:
+            out.append(
+                f"A gRPC health check, which does no work, took p50 {_f(floor.get('p50_ms'))} / p99 "
+                f"{_f(floor.get('p99_ms'))} ms over the same client and server, one at a time: the round trip "
+                "that any cache hit pays before its own work (Python's gRPC on both ends, on shared cores)."
+            )
     for label, m in (("unloaded", hit.get("unloaded", {})), ("open-loop", hit)):
         share = m.get("cache_hit_fraction")
         if share is not None and share < 1:

@@ -417,3 +417,17 @@ def test_the_server_split_puts_the_handlers_own_cpu_between_the_stages_and_grpc(
     assert sum(split.values()) == pytest.approx(2.5)
     summary = write(report, tmp_path / "runs", tmp_path / "results")["summary"].read_text()
     assert "2.00 ms ran inside the Rank handler" in summary and "0.50 ms outside it" in summary
+
+
+def test_a_missed_cache_hit_target_is_read_against_the_grpc_floor(tmp_path: Path) -> None:
+    out = fake_run(tmp_path)
+    out["cache_hit_unloaded"] = _measured([1.4] * 190 + [2.2] * 10, 0.3)
+    report = build(out, "small", 7, "cmd")
+    assert report["cache_hit"]["grpc_floor"] is None  # a run without the floor still builds
+    summary = write(report, tmp_path / "runs", tmp_path / "results")["summary"].read_text()
+    assert "health check" not in summary
+    out["grpc_floor"] = _measured([1.1] * 190 + [1.6] * 10, 0.2)
+    report = build(out, "small", 7, "cmd")
+    assert report["cache_hit"]["grpc_floor"]["p50_ms"] == pytest.approx(1.1)
+    summary = write(report, tmp_path / "runs2", tmp_path / "results2")["summary"].read_text()
+    assert "A gRPC health check, which does no work, took p50 1.10 / p99 1.60 ms" in summary
