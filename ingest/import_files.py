@@ -47,7 +47,10 @@ _COMPRESSED = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open, ".zip": _op
 # one giving the most fields wins ("Heat, The (1995)|…|0|1" has one comma on each line, but 24
 # pipe-separated fields), and on a tie the earlier in this list
 SEPARATORS = ("::", "\t", ",", ";", "|")
-_SEP_NAMES = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
+_SEP_NAMES = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|", "space": " "}
+#: tried only when none of SEPARATORS fits: a space also sits inside titles and dates of files
+#: separated by something else, but some logs (Epinions-style ``user item rating`` lines) use it alone
+SPACE = " "
 _SAMPLE_LINES = 200
 #: single-character separators whose formats never quote (see ``_quoting``)
 UNQUOTED = ("\t",)
@@ -187,7 +190,18 @@ def sniff_separator(lines: Sequence[str]) -> str | None:
         share = n / sum(counts.values())
         if width > 1 and (share == 1.0 or share >= SNIFF_AGREE) and (share, width) > key:
             best, key = sep, (share, width)
+    if best is None and sniff_separator_alone(lines, SPACE):
+        return SPACE
     return best
+
+
+def sniff_separator_alone(lines: Sequence[str], sep: str) -> bool:
+    """``sep`` splits the lines into one number (≥ 2) of fields, or nearly all of them."""
+    counts = _fields(lines, sep)
+    if not counts:
+        return False
+    width, n = counts.most_common(1)[0]
+    return width > 1 and n / sum(counts.values()) >= SNIFF_AGREE
 
 
 def _encoding(path: Path, compression: str | None, asked: str | None, notes: list[str], option: str) -> str:
@@ -361,7 +375,7 @@ def _plan_text(path: Path, ext: str, compression: str | None, layout: TextLayout
         if sep is None:
             raise ImportFormatError(
                 f"cannot tell how the {what} file {path.name} is separated: no separator among "
-                f"{', '.join(repr(s) for s in SEPARATORS)} splits its lines into the same number of fields; "
+                f"{', '.join(repr(s) for s in SEPARATORS)} or a space splits its lines into the same number of fields; "
                 f"pass {layout.option('sep')} (an import takes delimited text, JSON lines or arrays and .parquet)"
             )
         if sniffed and sniffed != default:
@@ -434,7 +448,7 @@ def _read_text(path: Path, ext: str, compression: str | None, layout: TextLayout
 
 
 def _sep_label(sep: str) -> str:
-    return "tab" if sep == "\t" else repr(sep)
+    return {"\t": "tab", SPACE: "space"}.get(sep, repr(sep))
 
 
 #: JSON lines parsed at a time when only some columns are kept
@@ -734,6 +748,12 @@ def require_columns(
                     f". Its first line looks like data, not a header: if the file has none, name its "
                     f"{len(frame.columns)} columns in order with {names_option} "
                     f"(e.g. {names_option} {','.join(_example_names(len(frame.columns)))})"
+                )
+            if len(frame.columns) == 1 and not hint:
+                sep_option = names_option.replace("names", "sep")
+                hint = (
+                    f". The file was read as one column: if its fields are separated by something else, name "
+                    f"the separator with {sep_option} (e.g. {sep_option} space, {sep_option} ';', {sep_option} '::')"
                 )
             if role == "time" and not hint:
                 hint = "; a file without times imports with --no-time (rows stamped in file order)"

@@ -156,6 +156,9 @@ def test_explicit_separator_quoted_semicolons_and_an_undetectable_layout(tmp_pat
         ),
         (["196\t242\t3\t881250949", "186\t302\t3\t891717742"], "\t"),
         (["one column", "only"], None),
+        # a space only when nothing else fits: here commas do, though every line holds one space
+        (["1,2,2000-01-01 10:00:00", "3,4,2000-01-02 11:00:00"], ","),
+        (["user_id item_id rating_value", "1 100 4", "22 7 5"], " "),
         # one malformed line in twenty does not hide the layout; a file without one does not get one
         ([f"{k}::{k + 1}::3::978300760" for k in range(19)] + ["5::6::3::978300760::x"], "::"),
         ([f"{k}::{k + 1}::3" for k in range(8)] + ["5::6", "7", "a::b::c::d"], None),
@@ -629,3 +632,16 @@ def test_the_demo_does_not_run_on_imported_events(tmp_path, monkeypatch):
     kept = runner.invoke(app, ["generate", "--scale", "tiny"])
     assert kept.exit_code == 0 and "keeping it" in kept.output
     get_settings.cache_clear()
+
+
+def test_a_space_separated_log_is_read_and_a_one_column_read_says_which_option_to_give(tmp_path):
+    # the Epinions-style "user item rating" lines, a header and no times
+    log = _dat(tmp_path / "ratings_data.txt", [("user_id", "item_id", "rating_value"), (1, 10, 5), (2, 10, 1)], " ")
+    events, _, summary = load_interactions(log, rating_col="rating_value", time_col=None)
+    assert events["user_id"].tolist() == ["1", "2"] and events["type"].tolist() == ["like", "skip"]
+    assert "separator space (read off the file" in str(summary)
+    # told the wrong separator, the file reads as one column; the error names the option to change
+    with pytest.raises(ImportFormatError, match=r"read as one column.*--sep space"):
+        comma = TextLayout.from_options(",", None, None)
+        load_interactions(log, rating_col="rating_value", time_col=None, layout=comma)
+    assert TextLayout.from_options("space", None, None).sep == " "
