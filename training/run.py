@@ -264,7 +264,12 @@ def gate_training_set(settings: Settings, rs: RankingSet, opted_out: set[str]) -
     gate = validate_training_set(learned, list(rs.inputs), opted_out)
     if not gate.passed:
         record_gate(settings.lineage_dir, "training-set", False, "training_set:refused", failures=len(gate.failures))
-        raise TrainingRefused("training set failed validation: " + "; ".join(gate.failures))
+        failing = (r for r in gate.rows if r.status == "fail")
+        failed = "; ".join(f"{r.expectation}: {r.observed} (expected {r.expected})" for r in failing)
+        raise TrainingRefused(
+            f"training set failed validation: {failed}; the limits are in validation/thresholds.yaml "
+            "(SETLIST_VALIDATION_THRESHOLDS_FILE points at a copy of your own)"
+        )
     path = _keep_training_set(settings, learned)
     record_gate(settings.lineage_dir, "training-set", True, f"training_set:{file_digest(path)}", rows=len(learned))
     return True

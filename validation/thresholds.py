@@ -88,7 +88,10 @@ class ParityLimits(_Section):
 
 
 class TrainingSetLimits(_Section):
-    positive_share: tuple[float, float] = (0.02, 0.8)
+    # The ranker learns from each query's positives plus up to 50 sampled negatives, so a log with
+    # one positive per query (sparse reviews, sessions) gives 1/51 ≈ 0.0196: the floor sits below
+    # that, where only a broken label join or sampler lands.
+    positive_share: tuple[float, float] = (0.01, 0.8)
 
     @field_validator("positive_share")
     @classmethod

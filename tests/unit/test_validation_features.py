@@ -124,6 +124,18 @@ def test_opted_out_user_fails(ws):
     assert result.failures == ["expect_column_values_to_be_in_set(user_opted_out)"]
 
 
+def test_one_positive_per_query_with_the_rankers_negatives_passes_the_packaged_limits(ws):
+    # the sparsest training set the builder makes (a positive and NEGATIVES_PER_QUERY negatives per
+    # query, as in a log of one review per user) is not a label problem; a set with no positive is
+    from training.run import NEGATIVES_PER_QUERY
+
+    frame, features = clean_training_set(queries=60, per_query=1 + NEGATIVES_PER_QUERY)
+    assert validate_training_set(frame, features, set(), workspace=ws, docs=False).passed
+    frame["label"] = 0
+    result = validate_training_set(frame, features, set(), workspace=ws, docs=False)
+    assert result.failures == ["expect_column_mean_to_be_between(label)"]
+
+
 def test_label_balance_bounds(ws):
     frame, features = clean_training_set()
     frame["label"] = 0
