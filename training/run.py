@@ -179,6 +179,11 @@ def plan_run(
             "no user has a held-out positive to evaluate on: every user needs at least "
             f"{MIN_POSITIVES} positive interactions (lower SETLIST_HOLDOUT_FRACTION or import more data)"
         )
+    if split.train.empty:  # said here: every later step would fail on an empty frame in its own words
+        raise TrainingRefused(
+            f"the {split.kind} split left no events to train on ({split.describe()}): import a longer log, "
+            "or choose the other split with SETLIST_SPLIT (global or per_user)"
+        )
     done = task("placing the ranker's training folds")
     folds = ranker_splits(split, settings, exclude_seen)
     done()

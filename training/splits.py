@@ -124,20 +124,24 @@ def per_user_split(events: pd.DataFrame, p: SplitParams, exclude_seen: bool) -> 
     # Worked on positions and integer keys: the frame is copied once, into its two parts. Sorted
     # copies of the whole frame (by user, its positives, its parts, the re-sorted training part)
     # made this training's peak on a 16M-event log.
+    if events.empty:
+        raise ValueError("no events to split")
     users = pd.factorize(events["user_id"], sort=True)[0]
     by_user = np.lexsort([_sort_key(events["event_id"]), _sort_key(events["timestamp"]), users])
     u = users[by_user]
-    ts = events["timestamp"].array.asi8[by_user]
     positive = (label(events).to_numpy() == 1)[by_user]
-    pu, pts = u[positive], ts[positive]
+    pu = u[positive]
     n = np.bincount(pu, minlength=int(users.max()) + 1)[pu]
     rank = np.arange(len(pu)) - np.searchsorted(pu, pu)  # place among the user's positives, by time
     n_hold = np.maximum(np.round(n * p.holdout_fraction), 1)
     first_held = (n >= MIN_POSITIVES) & (rank == n - n_hold)
+    # The cut is a place in the user's ordered rows, not a time: where a log stamps whole sessions
+    # or days with one time (dates without hours), a time cut would hold out every row tied with
+    # the first held positive, and for a user whose rows all tie, the user's whole history.
     cut = np.full(int(users.max()) + 1, np.iinfo(np.int64).max)  # users with no cut hold nothing out
-    cut[pu[first_held]] = pts[first_held]
-    late = ts >= cut[u]
-    del u, ts, positive, pu, pts, n, rank
+    cut[pu[first_held]] = np.flatnonzero(positive)[first_held]
+    late = np.arange(len(u)) >= cut[u]
+    del u, positive, pu, n, rank
     in_log = log_order(events)
     late_at = np.empty(len(events), dtype=bool)
     late_at[by_user] = late

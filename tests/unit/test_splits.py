@@ -142,7 +142,8 @@ def test_training_refuses_a_log_with_too_few_positives_in_one_sentence(tmp_path)
 def _per_user_reference(events: pd.DataFrame, fraction: float) -> tuple[set[str], dict[str, pd.Timestamp]]:
     """The per-user protocol written plainly: each user with two or more positives is cut at the
     first of their last ``fraction`` of positives (by time, then event id); every event of theirs
-    from that moment on is held out. Returns the held-out event ids and each user's cut."""
+    from that one on, in that order, is held out (events tied with it in time but ordered before it
+    stay in training). Returns the held-out event ids and each user's cut."""
     from training.labels import label
 
     ev = events.assign(lab=label(events).to_numpy()).sort_values(["user_id", "timestamp", "event_id"])
@@ -154,7 +155,8 @@ def _per_user_reference(events: pd.DataFrame, fraction: float) -> tuple[set[str]
             continue
         n_hold = max(int(np.round(len(pos) * fraction)), 1)
         cuts[user] = pos["timestamp"].iloc[len(pos) - n_hold]
-        held |= set(rows.loc[rows["timestamp"] >= cuts[user], "event_id"])
+        at = rows.index.get_loc(pos.index[len(pos) - n_hold])
+        held |= set(rows["event_id"].iloc[at:])
     return held, cuts
 
 
@@ -187,3 +189,31 @@ def test_the_per_user_split_matches_the_protocol_written_plainly():
     assert set(asked.index) <= set(cuts) and len(asked) > 100
     for user, at in asked.items():
         assert at == cuts[user] - pd.Timedelta(milliseconds=1)
+
+
+DAY0 = pd.Timestamp("2016-05-09", tz="UTC")
+
+
+def test_a_log_stamped_by_day_still_leaves_each_user_a_training_part():
+    # Diginetica's shape: every row of a session (the user) carries the session's date and nothing finer
+    rng = np.random.default_rng(3)
+    users, per_user = 120, 6
+    n = users * per_user
+    events = pd.DataFrame(
+        {
+            "event_id": [f"e{k:05d}" for k in rng.permutation(n)],
+            "user_id": np.repeat([f"s{k}" for k in range(users)], per_user),
+            "item_id": [f"i{k}" for k in rng.integers(0, 60, n)],
+            "type": "like",
+            "value": np.float32(1.0),
+            "timestamp": np.repeat(DAY0 + pd.to_timedelta(np.arange(users) % 5, "D"), per_user),
+            "session_id": np.repeat(np.arange(users), per_user),
+            "device": "unknown",
+            "locale": "unknown",
+        }
+    )
+    s = make_split(events, SplitParams(kind="per_user", holdout_fraction=0.3), exclude_seen=False)
+    # 0.3 of 6 positives: the last 2 of each user's rows held out, the first 4 trained on
+    assert len(s.train) == users * 4
+    assert s.train.groupby("user_id").size().eq(4).all()
+    assert s.queries["user_id"].nunique() == users
