@@ -768,13 +768,35 @@ def _example_names(n: int) -> list[str]:
     return base[:n] + [f"c{k + 1}" for k in range(len(base), n)]
 
 
-def clean_ids(s: pd.Series) -> pd.Series:
-    """Ids as stripped strings, None when empty; integral floats (from parquet NaNs) lose '.0'."""
+#: cells that exports write for a missing value (R and pandas, SQL dumps, JSON): not ids
+MISSING_TOKENS = ("na", "n/a", "nan", "null", "none", "\\n")
+
+
+def _stripped(s: pd.Series) -> pd.Series:
     if pd.api.types.is_float_dtype(s) and s.dropna().mod(1).eq(0).all():
         s = s.astype("Int64")
-    out = s.astype("string[pyarrow]").str.strip()  # arrow strings: vectorized strip
-    out = out.mask(out == "")
+    return s.astype("string[pyarrow]").str.strip()  # arrow strings: vectorized strip
+
+
+def clean_ids(s: pd.Series) -> pd.Series:
+    """Ids as stripped strings, None when empty or a missing-value token (``NA``, ``null``, …: an
+    import then quarantines the row as ``missing_id``, where a literal "NA" would have become one
+    user holding every anonymous row); integral floats (from parquet NaNs) lose '.0'."""
+    out = _stripped(s)
+    out = out.mask((out == "") | out.str.lower().isin(MISSING_TOKENS))
     return out.astype(object).where(out.notna(), None)
+
+
+def missing_tokens_note(s: pd.Series, col: str, most: str = "") -> str | None:
+    """What ``clean_ids`` read as missing in ``s`` beyond empty cells, said, or None; ``most`` is
+    added when most rows are missing (what to do instead)."""
+    out = _stripped(s)
+    tokens = out[out.str.lower().isin(MISSING_TOKENS)].value_counts()
+    if tokens.empty:
+        return None
+    shown = ", ".join(f"{str(t)!r} ({int(n):,})" for t, n in tokens.items())
+    note = f"column {col!r}: {shown} read as missing ids (quarantined as missing_id), not as an id"
+    return note + (f"; most rows have none: {most}" if most and tokens.sum() > len(s) / 2 else "")
 
 
 def option_pairs(spec: str | None, option: str, shape: str) -> list[tuple[str, str]]:

@@ -24,6 +24,7 @@ from ingest.import_files import (
     TableStream,
     TextLayout,
     clean_ids,
+    missing_tokens_note,
     read_table,
     require_columns,
     streams,
@@ -375,7 +376,9 @@ def _whole_file(raw: pd.DataFrame, o: ImportOptions, now: pd.Timestamp, source: 
     if raw.empty:  # said plainly: every check below would find "no values" in its own words
         raise ImportFormatError(f"{source.name} holds no rows to import (only a header line, or nothing)")
     users = clean_ids(raw[o.user_col])
-    notes: list[str] = []
+    notes: list[str] = [
+        note for note in (missing_tokens_note(raw[o.user_col], o.user_col, USER_STAND_IN), _busiest_note(users)) if note
+    ]
     if o.time_col is None:
         items = None if o.keep_file_order else clean_ids(raw[o.item_col])
         ts, _, sessions = file_order_times(users, now, items)
@@ -406,6 +409,26 @@ def _whole_file(raw: pd.DataFrame, o: ImportOptions, now: pd.Timestamp, source: 
     else:
         types, value = types_and_values(raw, o.rating_col, o.type_col, o.rating_max, notes, o.type_map, o.unrated)
     return _WholeFile(ts.reset_index(drop=True), sessions, types, value, weight, notes)
+
+
+USER_STAND_IN = "a session or visitor column can stand in as the user (--user-col)"
+#: one user id holding more than this share of the rows, among at least BUSIEST_MIN_USERS, is said
+BUSIEST_SHARE = 0.2
+BUSIEST_MIN_USERS = 20
+
+
+def _busiest_note(users: pd.Series) -> str | None:
+    """A word when one id holds a large share of the rows: usually a placeholder (an anonymous
+    visitor, "0", "-1", "guest") that would train as one enormous user. The id itself is not
+    named, since notes are kept in the import's lineage record and raw ids are never stored."""
+    counts = users.value_counts()
+    if len(counts) < BUSIEST_MIN_USERS or counts.iloc[0] <= BUSIEST_SHARE * counts.sum():
+        return None
+    return (
+        f"one user id holds {counts.iloc[0] / counts.sum():.0%} of the rows ({int(counts.iloc[0]):,}; the next "
+        f"busiest {int(counts.iloc[1]):,}): if it stands for 'unknown' (an anonymous visitor, a missing id), "
+        "blank it or drop those rows before importing, or they train as one user"
+    )
 
 
 def _history_times(ts: pd.Series, users: pd.Series, before: pd.Series) -> pd.Series:

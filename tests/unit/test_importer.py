@@ -236,6 +236,27 @@ def test_bad_rows_are_kept_for_quarantine(tmp_path):
     assert "will be quarantined: 1 row with missing or unparseable timestamp" in str(summary)
 
 
+def test_missing_value_tokens_are_not_ids_and_one_id_holding_most_rows_is_said(tmp_path):
+    # Diginetica's userId: "NA" for every anonymous session; a literal "NA" would be one giant user
+    rows = [f"NA,i{k % 7},{1_700_000_000 + k}" for k in range(30)]
+    rows += [f"u{k},i{k % 5},{1_700_000_100 + k}" for k in range(25)] + ["null,i1,1700000200", "N/A,i2,1700000201"]
+    src = _csv(tmp_path / "v.csv", "userId,item,t\n" + "\n".join(rows))
+    events, _, summary = load_interactions(src, user_col="userId", item_col="item", time_col="t", time_unit="s")
+    assert events["user_id"].isna().sum() == 32 and summary.problems["empty user id"] == 32
+    said = str(summary)
+    assert "column 'userId': 'NA' (30)" in said and "read as missing ids" in said
+    assert "most rows have none" in said and "one user id holds" not in said
+    # an id that is no token but holds most rows ("0" for guests) is said, without naming it
+    busy = _csv(tmp_path / "b.csv", "userId,item,t\n" + "\n".join(r.replace("NA,", "0,", 1) for r in rows))
+    _, _, summary = load_interactions(busy, user_col="userId", item_col="item", time_col="t", time_unit="s")
+    said = str(summary)
+    assert "one user id holds 55% of the rows (30; the next busiest 1)" in said and "'0'" not in said
+    # the same ids spread evenly: nothing to say
+    even = _csv(tmp_path / "e.csv", "userId,item,t\n" + "\n".join(rows[30:55]))
+    _, _, summary = load_interactions(even, user_col="userId", item_col="item", time_col="t", time_unit="s")
+    assert "read as missing ids" not in str(summary) and "one user id holds" not in str(summary)
+
+
 def test_event_ids_are_deterministic_and_sessions_split_at_30_minutes(tmp_path):
     times = [0, 10 * 60, 10 * 60, 50 * 60, 51 * 60]
     body = "\n".join(f"alice,i,{T0 + t}" for t in times) + f"\nbob,i,{T0}"
