@@ -213,6 +213,9 @@ def types_and_values(
             if above:
                 said.append(f"{above:,} ratings above --rating-max {top:g} counted as the top rating")
         norm = (rating / top).clip(0.0, 1.0).to_numpy()
+        below = rating[rating < 0]
+        if len(below):
+            norm = _below_zero(rating, below, top, rating_col, said, norm)
     if type_col is not None:
         t = _type_names(raw[type_col])
         mapped = type_map or {}
@@ -233,6 +236,26 @@ def types_and_values(
     value = np.where(carries, norm if norm is not None else 1.0, np.nan).astype(np.float32)
     value[no_rating] = np.nan
     return types, value
+
+
+def _below_zero(
+    rating: pd.Series, below: pd.Series, top: float, col: str, said: list[str], norm: np.ndarray
+) -> np.ndarray:
+    """Ratings under zero: one value set apart from a scale that starts above zero (an anime list's
+    -1 for "watched, not rated") is most likely a marker, said and left the lowest rating (a skip);
+    a scale that runs through zero (Jester's -10 … 10) is scaled from its lowest to its top, so
+    that its middle is a middle and not a skip."""
+    rest = rating[rating >= 0]
+    if below.nunique() == 1 and len(rest) and rest.min() > 0:
+        mark = float(below.iloc[0])
+        said.append(
+            f"{len(below):,} rows rated {mark:g}, apart from the rest of the scale ({rest.min():g} … {top:g}): "
+            f"read as the lowest rating (a skip); if {mark:g} means 'not rated', pass --unrated {mark:g}"
+        )
+        return norm
+    lo = float(below.min())
+    said.append(f"ratings run below zero: scaled from the lowest {lo:g} to the top {top:g}")
+    return ((rating - lo) / (top - lo)).clip(0.0, 1.0).to_numpy()
 
 
 def counted_plays(

@@ -544,3 +544,23 @@ def test_ingestion_in_slices_keeps_and_refuses_exactly_what_one_frame_would(tmp_
     assert whole.reasons["bad_timestamp"] == 1
     assert reasons_sliced == reasons_whole
     pd.testing.assert_frame_equal(stored_sliced, stored_whole)
+
+
+def test_ratings_below_zero_a_marker_is_said_and_a_scale_through_zero_is_scaled_from_its_lowest():
+    from ingest.import_values import types_and_values
+
+    # an anime list: -1 is "watched, not rated", apart from the 1 … 10 scale
+    anime = pd.DataFrame({"r": ["-1", "-1", "10", "1", "7"]})
+    notes: list[str] = []
+    types, _ = types_and_values(anime, "r", None, notes=notes)
+    assert types.tolist() == ["skip", "skip", "like", "skip", "play"]
+    assert any("2 rows rated -1, apart from the rest of the scale (1 … 10)" in n and "--unrated -1" in n for n in notes)
+    notes = []
+    types, _ = types_and_values(anime, "r", None, notes=notes, unrated=-1)
+    assert types.tolist()[:2] == ["play", "play"] and not any("apart from" in n for n in notes)
+    # Jester's -10 … 10: zero is the middle of the scale, not the bottom
+    jester = pd.DataFrame({"r": ["-10", "-3.5", "0", "6", "10"]})
+    notes = []
+    types, value = types_and_values(jester, "r", None, notes=notes)
+    assert types.tolist() == ["skip", "skip", "play", "like", "like"]
+    assert value[2] == pytest.approx(0.5) and "scaled from the lowest -10 to the top 10" in " ".join(notes)
