@@ -395,7 +395,7 @@ def _whole_file(raw: pd.DataFrame, o: ImportOptions, now: pd.Timestamp, source: 
             "of every user); the hold-out and time windows then follow that order"
         )
     else:
-        ts = parse_time(raw[o.time_col], o.time_unit, o.time_col)
+        ts = parse_time(raw[o.time_col], o.time_unit, o.time_col, notes)
         if o.history_col is not None:
             ts = _history_times(ts, users, raw[BEFORE_COL])
             if note := history_note(raw[BEFORE_COL], o.history_col):

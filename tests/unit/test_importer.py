@@ -68,23 +68,31 @@ def test_dates_written_as_yyyymmdd_numbers_are_dates_not_epoch_seconds(tmp_path)
     assert events["timestamp"].iloc[2] is pd.NaT  # an empty cell stays missing: quarantined at ingestion
     with pytest.raises(ImportFormatError, match="YYYYMMDD"):
         load_interactions(src, time_col="date", time_unit="s")
-    # not every 8-digit number is a date: 20201399 is not, so this column is epoch seconds (and says so)
+    # not every 8-digit number is a date: 20201399 is not, and as epoch seconds it would be 1970
     odd = _csv(tmp_path / "o.csv", "user_id,item_id,date\nu,i,20200705\nu,j,20201399")
-    with pytest.raises(ImportFormatError, match="time_unit='s' or 'ms'"):
+    with pytest.raises(ImportFormatError, match="too small to be epoch times"):
         load_interactions(odd, time_col="date")
 
 
 def test_wrong_or_missing_time_unit_is_a_clear_error(tmp_path):
     src = _csv(tmp_path / "e.csv", f"user_id,item_id,timestamp\nu,i,{T0 * 1000}")
-    with pytest.raises(ImportFormatError, match="time_unit='ms'"):
+    with pytest.raises(ImportFormatError, match="--time-unit ms"):
         load_interactions(src, time_unit="s")
-    with pytest.raises(ImportFormatError, match="time_unit='s' or 'ms'"):
+    with pytest.raises(ImportFormatError, match="--time-unit s or ms"):
         load_interactions(src)
     micro = _csv(tmp_path / "us.csv", f"user_id,item_id,timestamp\nu,i,{T0 * 10**6}")
-    with pytest.raises(ImportFormatError, match="looks like microseconds.*time_unit='us'"):
+    with pytest.raises(ImportFormatError, match="looks like microseconds.*--time-unit us"):
         load_interactions(micro, time_unit="ms")  # would be the year 33,000 and quarantined as bad times
     with pytest.raises(ImportFormatError, match="these look like microseconds"):
         load_interactions(micro)
+    # milliseconds since a session began (Diginetica's timeframe) are no epoch times in any unit
+    offsets = _csv(tmp_path / "off.csv", "user_id,item_id,timeframe\nu,i,526309\nu,j,1411032\nv,i,0")
+    with pytest.raises(ImportFormatError, match="too small to be epoch times.*offsets or counters.*--no-time"):
+        load_interactions(offsets, time_col="timeframe")
+    # told the unit, the import reads them so, and says what they look like
+    events, _, summary = load_interactions(offsets, time_col="timeframe", time_unit="ms")
+    assert events["timestamp"].max() == pd.Timestamp(1_411_032, unit="ms", tz="UTC")
+    assert "too small to be epoch times" in str(summary) and "Read as --time-unit ms, as told" in str(summary)
     bad = _csv(tmp_path / "bad.csv", "user_id,item_id,timestamp\nu,i,yesterday-ish\nu,j,soon")
     with pytest.raises(ImportFormatError, match="parses as a datetime"):
         load_interactions(bad)
