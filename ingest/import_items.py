@@ -3,6 +3,8 @@ columns it has; interacted items it lacks get unknown metadata."""
 
 from __future__ import annotations
 
+import html
+import re
 from pathlib import Path
 
 import numpy as np
@@ -21,11 +23,20 @@ from setlist.contract import ITEM_SCHEMA, UNKNOWN
 # item metadata columns we recognize (lower-cased), in order of preference
 _ITEM_ALIASES = {
     "title": ("title", "name", "track_name", "song"),
-    "artist": ("artist", "artist_name", "artists", "artist_names"),
+    "artist": ("artist", "artist_name", "artists", "artist_names", "author", "authors", "creator"),
     "genre": ("genre", "genres", "genre_name", "category", "categories"),
     "duration_s": ("duration_s", "duration", "length_s", "length", "duration_sec"),
     "duration_ms": ("duration_ms", "length_ms"),
-    "release_date": ("release_date", "released", "release", "release_year", "year"),
+    "release_date": (
+        "release_date",
+        "released",
+        "release",
+        "release_year",
+        "year",
+        "original_publication_year",
+        "publication_year",
+        "publication_date",
+    ),
 }
 #: ``--items-cols`` names: the roles above, and shorter words for two of them
 _ROLE_WORDS = {**{r: r for r in _ITEM_ALIASES}, "duration": "duration_s", "release": "release_date"}
@@ -123,7 +134,7 @@ def _load_items(
     require_columns(raw, {"item id": item_id_col}, path, "--items-names")
     pick, picked_notes = _pick_columns(raw, columns or {}, path)
     out = pd.DataFrame({"item_id": clean_ids(raw[item_id_col])})
-    out["artist"] = _first_of_list(raw[pick["artist"]]) if pick["artist"] else UNKNOWN
+    out["artist"] = _unescaped(_first_of_list(raw[pick["artist"]])) if pick["artist"] else UNKNOWN
     genre_list = raw[pick["genre"]] if pick["genre"] else _flagged_genres(raw, item_id_col)
     if pick["genre"] is None and genre_list is not None:
         picked_notes = picked_notes[:1] + ["genres from its 0/1 genre columns"]
@@ -136,7 +147,7 @@ def _load_items(
     else:
         out["duration_s"] = np.nan
     title = pick["title"]
-    out["title"] = raw[title].astype("string").str.strip().astype(object) if title is not None else None
+    out["title"] = _unescaped(raw[title].astype("string").str.strip()).astype(object) if title is not None else None
     if pick["release_date"]:
         out["release_date"] = _release(raw[pick["release_date"]])
     elif title is not None:
@@ -148,6 +159,20 @@ def _load_items(
     out["genre"] = out["genre"].astype(object)
     # a catalogue row without an id cannot be joined to anything; duplicates keep the first row
     return out[out["item_id"].notna()].drop_duplicates("item_id").reset_index(drop=True), table.notes + picked_notes
+
+
+_ENTITY = re.compile(r"&(?:#\d+|#x[0-9a-fA-F]+|[A-Za-z]+);")
+
+
+def _unescaped(s: pd.Series) -> pd.Series:
+    """Names scraped from web pages keep HTML's escapes (``Gintama&#039;``, ``&quot;Bungaku&quot;``):
+    read as the characters they stand for. Cells without one are left as they are."""
+    escaped = s.str.contains(_ENTITY, na=False)
+    if not escaped.any():
+        return s
+    out = s.copy()
+    out[escaped] = s[escaped].map(html.unescape)
+    return out
 
 
 def _flagged_genres(raw: pd.DataFrame, item_id_col: str) -> pd.Series | None:

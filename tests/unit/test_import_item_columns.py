@@ -153,3 +153,23 @@ def test_the_import_command_takes_items_cols_and_needs_items(tmp_path, monkeypat
 
     catalog = load_items(Settings().catalog_path)
     assert sorted(catalog["genre"]) == ["jazz", "rock", "rock"]
+
+
+def test_book_and_anime_catalogues_authors_publication_years_and_html_escapes(tmp_path):
+    # Goodbooks' books.csv names its artist "authors" and its release "original_publication_year";
+    # the anime list's names keep the web page's escapes
+    books = tmp_path / "books.csv"
+    pd.DataFrame(
+        {
+            "book_id": ["a", "b", "c"],
+            "authors": ["Suzanne Collins", "J.K. Rowling, Mary GrandPré", "Harper Lee"],
+            "original_publication_year": ["2008.0", "1997.0", ""],
+            "title": ["The Hunger Games", "Gintama&#039;", "&quot;Bungaku Shoujo&quot; Movie"],
+            "genre": ["ya", "fantasy", "classics"],
+        }
+    ).to_csv(books, index=False)
+    _, items, summary = _load(tmp_path, books, item_id_col="book_id")
+    row = items.set_index("item_id")
+    assert row["artist"].tolist() == ["Suzanne Collins", "J.K. Rowling, Mary GrandPré", "Harper Lee"]  # commas kept
+    assert row["release_date"].dt.year.tolist()[:2] == [2008, 1997] and pd.isna(row["release_date"].iloc[2])
+    assert row["title"].tolist() == ["The Hunger Games", "Gintama'", '"Bungaku Shoujo" Movie']
