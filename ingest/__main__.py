@@ -213,6 +213,12 @@ def import_(
     item_col: str = "item_id",
     time_col: str = "timestamp",
     time_unit: str | None = typer.Option(None, help="s, ms, us or ns for epoch numbers; omit for dates"),
+    time_offset_col: str | None = typer.Option(
+        None,
+        help="column of times within the day or session, added to --time-col's (Diginetica's timeframe beside "
+        "its eventdate); needs --time-offset-unit",
+    ),
+    time_offset_unit: str | None = typer.Option(None, help="s, ms, us or ns: the unit of --time-offset-col"),
     rating_col: str | None = None,
     rating_max: float | None = typer.Option(
         None, help="the rating scale's top (default: the file's highest rating); the same for every part of a log"
@@ -335,6 +341,12 @@ def import_(
         item_columns = parse_item_columns(items_cols)
     except ImportFormatError as exc:
         raise UsageError(str(exc)) from exc
+    if time_offset_col and time_offset_unit not in ("s", "ms", "us", "ns"):
+        raise UsageError("--time-offset-col needs --time-offset-unit: s, ms, us or ns")
+    if time_offset_unit and not time_offset_col:
+        raise UsageError("--time-offset-unit is the unit of --time-offset-col: it needs it")
+    if time_offset_col and no_time:
+        raise UsageError("--time-offset-col adds to --time-col's times: it does not combine with --no-time")
     if no_time and time_unit:
         raise UsageError("--no-time and --time-unit contradict each other: a file without times has no unit")
     if not mix_with_generated:
@@ -344,6 +356,8 @@ def import_(
         item_col=item_col,
         time_col=None if no_time else time_col,
         time_unit=time_unit,
+        time_offset_col=time_offset_col,
+        time_offset_unit=time_offset_unit,
         rating_col=rating_col,
         rating_max=rating_max,
         type_col=type_col,

@@ -193,6 +193,45 @@ def parse_time(raw: pd.Series, unit: str | None, col: str, notes: list[str] | No
     return ts
 
 
+def offset_times(ts: pd.Series, offsets: pd.Series, unit: str, time_col: str, col: str, notes: list[str]) -> pd.Series:
+    """``ts`` plus each row's offset (Diginetica's ``timeframe``: milliseconds since the session
+    began, beside a date). A row whose offset is missing or not a number keeps its time alone,
+    and the import says how many did."""
+    if unit not in EPOCH_UNITS:
+        raise ImportFormatError(f"--time-offset-unit must be s, ms, us or ns, not {unit!r}")
+    num = pd.to_numeric(offsets, errors="coerce")
+    unread = int((num.isna() & is_present(offsets)).sum())
+    if unread:
+        rows = "row" if unread == 1 else "rows"
+        notes.append(f"{unread:,} {rows} with an offset in {col!r} that is not a number: their time alone is kept")
+    notes.append(f"times: {time_col!r} plus {col!r} in {EPOCH_UNITS[unit][0]}")
+    return ts + pd.to_timedelta(num.fillna(0).to_numpy(), unit=unit)
+
+
+#: at least this share of users with two or more rows having them all at one time is said
+TIED_USERS_SHARE = 0.5
+
+
+def tied_times_note(users: pd.Series, ts: pd.Series) -> str | None:
+    """A word when most users' rows all share one time (dates without hours, one time per session):
+    their order is then unknown to every step that follows time, the hold-out included."""
+    span = (
+        pd.DataFrame({"u": users.to_numpy(), "t": ts.to_numpy()}).dropna().groupby("u")["t"].agg(["min", "max", "size"])
+    )
+    several = span[span["size"] > 1]
+    if several.empty:
+        return None
+    tied = int((several["min"] == several["max"]).sum())
+    if tied < TIED_USERS_SHARE * len(several):
+        return None
+    return (
+        f"{tied:,} of the {len(several):,} users with several rows have them all at one time (dates without "
+        "times of day, or one time per session): their order within it is unknown, and each user's hold-out "
+        "takes an arbitrary part of it; a column of times within the day or session adds to it with "
+        "--time-offset-col and --time-offset-unit"
+    )
+
+
 def types_and_values(
     raw: pd.DataFrame,
     rating_col: str | None,

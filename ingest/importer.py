@@ -31,7 +31,14 @@ from ingest.import_files import (
 )
 from ingest.import_items import item_frame_for
 from ingest.import_lists import BEFORE_COL, CLICK_TYPE_COL, Reshape, expansion, history_note, unmarked_note
-from ingest.import_values import counted_plays, list_cells_note, parse_time, types_and_values
+from ingest.import_values import (
+    counted_plays,
+    list_cells_note,
+    offset_times,
+    parse_time,
+    tied_times_note,
+    types_and_values,
+)
 from setlist.consent import FLAGS, flag_reason
 from setlist.contract import EVENT_COLUMNS, EVENT_TYPES, NO_ITEM_TYPES, SCHEMA_VERSION, UNKNOWN
 
@@ -269,6 +276,9 @@ class ImportOptions:
     item_col: str = "item_id"
     time_col: str | None = "timestamp"
     time_unit: str | None = None
+    #: a column of times within the day or session, added to the time column's (``time_offset_unit``)
+    time_offset_col: str | None = None
+    time_offset_unit: str | None = None
     rating_col: str | None = None
     type_col: str | None = None
     items: Path | None = None
@@ -336,6 +346,7 @@ class ImportOptions:
             "user": self.user_col,
             "item": self.item_col,
             "time": self.time_col,
+            "time offset": self.time_offset_col,
             "rating": self.rating_col,
             "type": None if self.impressions_col else self.type_col,  # made from the click marks
             "consent": self.consent_col,
@@ -351,7 +362,7 @@ class ImportOptions:
     def whole_file_columns(self) -> list[str]:
         """The columns ``_whole_file`` reads: a user's sessions, a play count's meaning, the rating
         scale and an untimed file's stamps each depend on rows anywhere in the file."""
-        cols = [self.user_col, self.time_col, self.rating_col, self.type_col, self.count_col]
+        cols = [self.user_col, self.time_col, self.time_offset_col, self.rating_col, self.type_col, self.count_col]
         if self.history_col is not None:
             cols.append(BEFORE_COL)  # history rows are stamped from their user's first item
         if self.time_col is None and not self.keep_file_order:
@@ -396,6 +407,11 @@ def _whole_file(raw: pd.DataFrame, o: ImportOptions, now: pd.Timestamp, source: 
         )
     else:
         ts = parse_time(raw[o.time_col], o.time_unit, o.time_col, notes)
+        if o.time_offset_col is not None:
+            unit = o.time_offset_unit or "s"
+            ts = offset_times(ts, raw[o.time_offset_col], unit, o.time_col, o.time_offset_col, notes)
+        elif note := tied_times_note(users, ts):
+            notes.append(note)
         if o.history_col is not None:
             ts = _history_times(ts, users, raw[BEFORE_COL])
             if note := history_note(raw[BEFORE_COL], o.history_col):

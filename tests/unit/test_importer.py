@@ -572,3 +572,45 @@ def test_ratings_below_zero_a_marker_is_said_and_a_scale_through_zero_is_scaled_
     types, value = types_and_values(jester, "r", None, notes=notes)
     assert types.tolist() == ["skip", "skip", "play", "like", "like"]
     assert value[2] == pytest.approx(0.5) and "scaled from the lowest -10 to the top 10" in " ".join(notes)
+
+
+def test_a_log_of_dates_says_its_ties_and_an_offset_column_orders_them(tmp_path):
+    # Diginetica: a session's rows share its date; timeframe is milliseconds since the session began
+    rows = ["sessionId;itemId;timeframe;eventdate"]
+    rows += [f"{s};i{(s + k) % 9};{k * 60_000 + s};2016-05-0{1 + s % 5}" for s in range(1, 13) for k in range(4)]
+    rows += ["13;i1;soon;2016-05-02"]
+    src = _csv(tmp_path / "train-item-views.csv", "\n".join(rows))
+    events, _, summary = load_interactions(src, user_col="sessionId", item_col="itemId", time_col="eventdate")
+    assert "12 of the 12 users with several rows have them all at one time" in str(summary)
+    assert "--time-offset-col" in str(summary)
+    events, _, summary = load_interactions(
+        src,
+        user_col="sessionId",
+        item_col="itemId",
+        time_col="eventdate",
+        time_offset_col="timeframe",
+        time_offset_unit="ms",
+    )
+    said = str(summary)
+    assert "'eventdate' plus 'timeframe' in milliseconds" in said and "at one time" not in said
+    assert "1 row with an offset in 'timeframe' that is not a number" in said
+    first = events[events["user_id"] == events["user_id"].iloc[0]].sort_values("timestamp")
+    assert first["timestamp"].diff().dropna().eq(pd.Timedelta(minutes=1)).all()
+    # 13's row keeps its date alone
+    assert (events["timestamp"] == pd.Timestamp("2016-05-02", tz="UTC")).sum() == 1
+
+
+def test_the_offset_options_are_checked(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from ingest.__main__ import app
+
+    monkeypatch.setenv("SETLIST_DATA_DIR", str(tmp_path / "data"))
+    src = _csv(tmp_path / "v.csv", "user_id,item_id,timestamp,tf\nu,i,2024-01-01,5")
+    for args, said in (
+        (["--time-offset-col", "tf"], "needs --time-offset-unit"),
+        (["--time-offset-unit", "ms"], "needs it"),
+        (["--time-offset-col", "tf", "--time-offset-unit", "ms", "--no-time"], "does not combine with --no-time"),
+    ):
+        result = CliRunner().invoke(app, ["import", str(src), *args])
+        assert result.exit_code == 2 and said in result.output + (result.stderr or ""), result.output
