@@ -251,10 +251,8 @@ def choose_popularity(
     for variant, hits in found.items():  # the first of equals wins, the default among them
         if hits.mean() > best.mean():
             (fraction, every), best = variant, hits
-    gain = best.astype(np.float64) - default
-    se = gain.std(ddof=1) / np.sqrt(len(gain))
     probe = f"of {len(targets):,} probe positives in the first {p.cohort_probe_k}"
-    if not (gain.mean() > PROBE_MIN_GAIN * default.mean() and gain.mean() > 2 * se):
+    if not _clearly_more(best, default):
         return Popularity(
             base,
             False,
@@ -268,6 +266,16 @@ def choose_popularity(
     )
     if not every:
         return Popularity(window, False, reason)
+    # Counting every event can win on numbers alone (several times the rows of the positives, in a
+    # log of many skips); only a shorter window beating the whole one, both counting every event,
+    # says the items' lives are short: a stable catalogue keeps every item on offer.
+    whole = found.get((1.0, True))
+    if fraction == 1.0 or whole is None or not _clearly_more(best, whole):
+        return Popularity(
+            window,
+            True,
+            reason + "; no shorter window clearly beat the whole one counting every event: all items offered",
+        )
     # what offering only a window's items would have cost: the probe's positives on items with
     # events before the probe but none in that window
     known = history[targets]
@@ -283,6 +291,14 @@ def choose_popularity(
     return Popularity(
         window, True, reason + f"; every window would lose more than {p.live_max_loss:.0%}: all items offered"
     )
+
+
+def _clearly_more(hits: np.ndarray, than: np.ndarray) -> bool:
+    """``hits`` found clearly more of the probe's positives than ``than`` (paired, per positive): by
+    ``PROBE_MIN_GAIN`` of it and two standard errors."""
+    gain = hits.astype(np.float64) - than
+    se = gain.std(ddof=1) / np.sqrt(len(gain))
+    return bool(gain.mean() > PROBE_MIN_GAIN * than.mean() and gain.mean() > 2 * se)
 
 
 def _nanoseconds(events: pd.DataFrame) -> np.ndarray:

@@ -187,3 +187,24 @@ def test_a_stable_catalogue_whose_recent_exposure_predicts_keeps_every_item_on_o
     assert "all items offered" in how.reason
     catalog = pd.DataFrame({"item_id": list(items), "genre": ["any"] * len(items)})
     assert fit_candidates(events, catalog, CandidateParams(factors=8, iterations=2), seed=1).index.live is None
+
+
+def test_counting_every_event_in_a_stable_catalogue_offers_every_item():
+    """A small catalogue whose popularity never moves, in a log of mostly skips: counting every
+    event can win on numbers alone (more rows than the likes), and a live filter would pass the loss
+    check (nearly every item is shown in the window); but no shorter window beats the whole one,
+    so nothing says items die, and every item stays on offer."""
+    won = 0
+    for seed in range(8):
+        rng = np.random.default_rng(seed)
+        w = 1.0 / np.arange(1, 301) ** 0.8
+        items = [f"i{k}" for k in range(300)]
+        picks = rng.choice(300, size=12_000, p=w / w.sum())
+        liked = rng.random(12_000) < 0.15
+        when = START + pd.to_timedelta(rng.uniform(0, 30, 12_000), "D")
+        users = rng.integers(400, size=12_000)
+        rows = [(f"u{u}", items[k], "like" if y else "skip", t) for u, k, y, t in zip(users, picks, liked, when)]
+        how = choose_popularity(_frame(rows), pd.Index(items), CandidateParams(cohort_probe_k=30))
+        assert how.live is None
+        won += how.every_event
+    assert won >= 2, "the premise: counting every event won in some of these logs"
