@@ -158,7 +158,25 @@ def _load_items(
     out["artist"] = out["artist"].astype(object)
     out["genre"] = out["genre"].astype(object)
     # a catalogue row without an id cannot be joined to anything; duplicates keep the first row
-    return out[out["item_id"].notna()].drop_duplicates("item_id").reset_index(drop=True), table.notes + picked_notes
+    out = out[out["item_id"].notna()].drop_duplicates("item_id").reset_index(drop=True)
+    busiest = _busiest_genre_note(out["genre"])
+    return out, table.notes + picked_notes + ([busiest] if busiest else [])
+
+
+#: one genre holding more than this share of the items, among at least 3 genres, is said
+BUSIEST_GENRE_SHARE = 0.5
+
+
+def _busiest_genre_note(genre: pd.Series) -> str | None:
+    """A word when one genre holds most of the catalogue: often a code for "none" (Yoochoose's
+    category 0), which would make the genre features and per-genre lists say little."""
+    counts = genre[genre != UNKNOWN].value_counts()
+    if len(counts) < 3 or counts.iloc[0] <= BUSIEST_GENRE_SHARE * len(genre):
+        return None
+    return (
+        f"genre {counts.index[0]!r} holds {counts.iloc[0]:,} of the {len(genre):,} items: if it stands for "
+        "'none' or 'other', blank those cells, or name a better column with --items-cols genre=COLUMN"
+    )
 
 
 _ENTITY = re.compile(r"&(?:#\d+|#x[0-9a-fA-F]+|[A-Za-z]+);")

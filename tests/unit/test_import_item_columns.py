@@ -173,3 +173,17 @@ def test_book_and_anime_catalogues_authors_publication_years_and_html_escapes(tm
     assert row["artist"].tolist() == ["Suzanne Collins", "J.K. Rowling, Mary GrandPré", "Harper Lee"]  # commas kept
     assert row["release_date"].dt.year.tolist()[:2] == [2008, 1997] and pd.isna(row["release_date"].iloc[2])
     assert row["title"].tolist() == ["The Hunger Games", "Gintama'", '"Bungaku Shoujo" Movie']
+
+
+def test_one_genre_holding_most_of_the_catalogue_is_said(tmp_path):
+    # Yoochoose's clicks carry a category per row: 0 for "none", S for a special offer, 1 … 12
+    path = tmp_path / "items.csv"
+    genres = ["0"] * 7 + ["1", "2", "S"]
+    pd.DataFrame({"item_id": list("abcdefghij"), "category": genres}).to_csv(path, index=False)
+    _, _, summary = _load(tmp_path, path)
+    assert any("genre '0' holds 7 of the 10 items" in n and "--items-cols genre=" in n for n in summary.read_notes)
+    pd.DataFrame(
+        {"item_id": list("abcdefghij"), "category": ["0", "0", "0", "0", "1", "1", "2", "2", "S", "S"]}
+    ).to_csv(path, index=False)
+    _, _, summary = _load(tmp_path, path)
+    assert not any(" holds " in n for n in summary.read_notes)
