@@ -234,6 +234,7 @@ class ModelHolder:
         self.bundles: dict[str, ModelBundle] = {}
         self._loader, self._versions, self._on_change = loader, versions, on_change
         self._refused: dict[Pair, str] = {}
+        self._unset: set[str] = set()  # aliases found unset, said once each
         self._lock = threading.Lock()
         self._lookup = Bounded(settings.mlflow_timeout_s, "setlist-alias-lookup")
 
@@ -263,11 +264,26 @@ class ModelHolder:
             for alias in self.aliases:
                 try:
                     wanted = self._lookup(self._versions, self.settings, alias)
+                except registry.AliasNotSet:
+                    # said once, in words: training keeps a model that does not beat popularity as
+                    # challenger, and a server started on such a registry waits for a champion
+                    if alias not in self._unset:
+                        self._unset.add(alias)
+                        log.warning(
+                            "no %s model in the registry yet: not serving until one is set (make train "
+                            "promotes a model that beats popularity; python -m training.promote --reason '…' "
+                            "promotes the challenger); looked for again every refresh",
+                            alias,
+                        )
+                    if alias in old:
+                        new[alias] = old[alias]
+                    continue
                 except Exception as exc:
                     log.warning("cannot read alias %s: %s", alias, type(exc).__name__)
                     if alias in old:
                         new[alias] = old[alias]
                     continue
+                self._unset.discard(alias)
                 try:
                     new[alias] = self._get(wanted, [*new.values(), *held])
                 except ModelLoadError as exc:

@@ -132,3 +132,33 @@ def test_a_broken_new_pair_never_reaches_a_request(plane: Dataplane, server: Ser
     assert server.refresh() is False
     after = server.rank(RankQuery("user-1", 5))
     assert after.model_version == before.model_version and after.items == before.items
+
+
+def test_an_unset_champion_is_said_once_in_words_until_it_is_set_and_unset_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    from serving.rollout.models import ModelHolder
+    from setlist.registry import AliasNotSet
+
+    answers: list[tuple[str, str] | None] = [None, None, ("1", "1"), None]
+
+    def versions(_settings: Settings, alias: str) -> tuple[str, str]:
+        pair = answers.pop(0)
+        if pair is None:
+            raise AliasNotSet(f"registered model 'setlist-ranker' has no {alias!r} version")
+        return pair
+
+    def bundle(_settings: Settings, pair: tuple[str, str]) -> ModelBundle:
+        return ModelBundle(index=None, booster=None, candidates_version=pair[0], ranker_version=pair[1])  # type: ignore[arg-type]
+
+    holder = ModelHolder(Settings(data_dir=tmp_path), loader=bundle, versions=versions)
+    said = []
+    with caplog.at_level(logging.WARNING, logger="setlist.serving.rollout.models"):
+        for _ in range(4):
+            holder.refresh()
+            said.append(sum("no champion model in the registry yet" in r.getMessage() for r in caplog.records))
+    assert said == [1, 1, 1, 2]  # once; then again only after it was set and went away
+    assert "python -m training.promote" in caplog.records[0].getMessage()
+    assert holder.current is not None  # the last refresh keeps what it had
