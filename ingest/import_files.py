@@ -749,7 +749,7 @@ def require_columns(
                     f"{len(frame.columns)} columns in order with {names_option} "
                     f"(e.g. {names_option} {','.join(_example_names(len(frame.columns)))})"
                 )
-            if len(frame.columns) == 1 and not hint:
+            if len(frame.columns) + len(dropped) == 1 and not hint:
                 sep_option = names_option.replace("names", "sep")
                 hint = (
                     f". The file was read as one column: if its fields are separated by something else, name "

@@ -22,7 +22,7 @@ from setlist.contract import ITEM_SCHEMA, UNKNOWN
 
 # item metadata columns we recognize (lower-cased), in order of preference
 _ITEM_ALIASES = {
-    "title": ("title", "name", "track_name", "song"),
+    "title": ("title", "name", "track_name", "track", "traname", "track_title", "song", "song_name"),
     "artist": ("artist", "artist_name", "artists", "artist_names", "author", "authors", "creator"),
     "genre": ("genre", "genres", "genre_name", "category", "categories"),
     "duration_s": ("duration_s", "duration", "length_s", "length", "duration_sec"),
@@ -122,6 +122,10 @@ def _pick_columns(raw: pd.DataFrame, told: dict[str, str], path: Path) -> tuple[
         notes.append(
             f"no genre column recognized ({', '.join(_ITEM_ALIASES['genre'])}, or one 0/1 column "
             "per genre); --items-cols genre=COLUMN names it"
+        )
+    if pick["title"] is None:  # rankings and the search index read titles
+        notes.append(
+            f"no title column recognized ({', '.join(_ITEM_ALIASES['title'])}); --items-cols title=COLUMN names it"
         )
     return pick, notes
 

@@ -187,3 +187,17 @@ def test_one_genre_holding_most_of_the_catalogue_is_said(tmp_path):
     ).to_csv(path, index=False)
     _, _, summary = _load(tmp_path, path)
     assert not any(" holds " in n for n in summary.read_notes)
+
+
+def test_a_track_column_is_the_title_and_a_catalogue_without_one_says_so(tmp_path):
+    # Last.fm 1K's own file as its items file: user,timestamp,artid,artist,traid,track
+    path = tmp_path / "items.csv"
+    pd.DataFrame({"item_id": ["a", "b", "c"], "artist": ["X", "Y", "Z"], "track": ["One", "Two", "Three"]}).to_csv(
+        path, index=False
+    )
+    _, items, summary = _load(tmp_path, path)
+    assert items.set_index("item_id")["title"].tolist() == ["One", "Two", "Three"]
+    assert not any("no title column" in n for n in summary.read_notes)
+    pd.DataFrame({"item_id": ["a", "b", "c"], "artist": ["X", "Y", "Z"]}).to_csv(path, index=False)
+    _, _, summary = _load(tmp_path, path)
+    assert any("no title column recognized" in n and "--items-cols title=" in n for n in summary.read_notes)

@@ -645,3 +645,9 @@ def test_a_space_separated_log_is_read_and_a_one_column_read_says_which_option_t
         comma = TextLayout.from_options(",", None, None)
         load_interactions(log, rating_col="rating_value", time_col=None, layout=comma)
     assert TextLayout.from_options("space", None, None).sep == " "
+    # a file of several columns, one of them asked for under a wrong name: no word about separators
+    wide = tmp_path / "w.jsonl"
+    wide.write_text('{"user_id": "1", "items": "10", "url": "x"}\n{"user_id": "2", "items": "10", "url": "y"}\n')
+    with pytest.raises(ImportFormatError) as caught:
+        load_interactions(wide, item_col="item_id", time_col=None)
+    assert "available columns: user_id, items, url" in str(caught.value) and "one column" not in str(caught.value)
