@@ -18,10 +18,15 @@ rows of the whole file read at once; a row keeps its place through ``repeat``, i
 
 from __future__ import annotations
 
+import ast
+import json
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+
+from ingest.import_files import ImportFormatError
 
 #: how the ids of one cell are separated: spaces, commas or semicolons (several in a row are one)
 SEPARATORS = r"[\s,;]+"
@@ -33,14 +38,64 @@ CLICK_TYPES = {"1": "play", "0": "impression"}
 BEFORE_COL = "__before_s"
 
 
+#: cells looked at to tell a column of written lists (``[1, 2]``, JSON's arrays) from plain ids
+_PEEK = 50
+
+
+def _listed(cells: pd.Series) -> bool:
+    """The column holds lists as such (JSON arrays read from a JSON file) or written as lists."""
+    for v in cells.dropna().head(_PEEK):
+        if isinstance(v, (list, tuple, np.ndarray)) or (isinstance(v, str) and v.lstrip().startswith("[")):
+            return True
+    return False
+
+
+def _elements(v: object, column: str) -> list[str] | None:
+    """One cell's ids: a list's elements, a written list parsed (JSON, or a Python literal, never
+    run as code), or the cell's text split on SEPARATORS. None for an empty cell."""
+    if isinstance(v, str):
+        text = v.strip()
+        if not text:
+            return None
+        if text.startswith("[") and text.endswith("]"):
+            try:
+                v = json.loads(text)
+            except ValueError:
+                try:
+                    v = ast.literal_eval(text)
+                except (ValueError, SyntaxError, MemoryError, RecursionError):
+                    v = text.strip("[]")
+        if isinstance(v, str):
+            return [t for t in re.split(SEPARATORS, v.strip()) if t] or None
+    if isinstance(v, (list, tuple, np.ndarray)):
+        out = []
+        for e in v:
+            if isinstance(e, dict):  # Steam's lists of {'item_id': …, 'playtime_forever': …}
+                raise ImportFormatError(
+                    f"cells of {column!r} list records ({', '.join(map(str, list(e)[:4]))}, …), not ids: "
+                    "flatten the file to one row per record first (pandas: json_normalize with record_path)"
+                )
+            if e is not None and str(e).strip():
+                out.append(str(e).strip())
+        return out or None
+    return None if v is None or v is pd.NA or (isinstance(v, float) and v != v) else [str(v)]
+
+
 def split_cells(cells: pd.Series, *, empty_is_none: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """The ids of every cell in order, and how many each cell holds. An empty cell holds one
     missing id, so its row is still seen, and quarantined for its empty item id; with
-    ``empty_is_none`` false it holds none (an empty history)."""
-    text = cells.astype("string").str.strip()
-    tokens = text.str.split(SEPARATORS, regex=True)
+    ``empty_is_none`` false it holds none (an empty history). A cell may be a list, or a list
+    written out (``['1000', '1001']``, ``[27, 9]``): its elements are the ids, without brackets
+    or quotes."""
     nothing: list[str | None] = [None] if empty_is_none else []
-    lists = [t if isinstance(t, list) and t != [""] else nothing for t in tokens.tolist()]
+    if _listed(cells):
+        column = str(cells.name)
+        parsed = [_elements(v, column) for v in cells.tolist()]
+        lists = [t if t else nothing for t in parsed]
+    else:
+        text = cells.astype("string").str.strip()
+        tokens = text.str.split(SEPARATORS, regex=True)
+        lists = [t if isinstance(t, list) and t != [""] else nothing for t in tokens.tolist()]
     counts = np.fromiter((len(t) for t in lists), dtype=np.int64, count=len(lists))
     ids = np.array([i for t in lists for i in t], dtype=object)
     return ids, counts

@@ -357,7 +357,8 @@ def list_cells_note(ids: pd.Series, col: str, sample: int = 2_000) -> str | None
     """A warning when the item column's cells hold several ids each (MIND's impressions
     ``N55689-1 N35729-0``, a basket ``A12 B34``): each cell would be imported as one item that no
     other row names. A cell counts as a list when it splits (on spaces, commas or semicolons) into
-    two or more tokens that all hold a digit, so names such as "Symphony No 5" do not."""
+    two or more tokens that all hold a digit, so names such as "Symphony No 5" do not, or when it
+    is a list written out (``[…]``)."""
     cells = ids.dropna()
     cells = cells[cells != ""]
     if cells.empty:
@@ -366,6 +367,8 @@ def list_cells_note(ids: pd.Series, col: str, sample: int = 2_000) -> str | None
         cells = cells.sample(sample, random_state=0)
     tokens = cells.astype(str).str.split(SEPARATORS)
     listed = tokens.map(lambda ts: len(ts) >= 2 and all(any(ch.isdigit() for ch in t) for t in ts))
+    # a list written out, or read from JSON: "['1000', '1001']", "[]", [27, 9]
+    listed |= cells.map(lambda v: isinstance(v, (list, tuple)) or str(v).lstrip().startswith("["))
     share = float(listed.mean())
     if share < 0.5:
         return None

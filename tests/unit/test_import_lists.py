@@ -202,3 +202,37 @@ def test_a_users_history_becomes_plays_just_before_their_first_listed_item_once(
     assert str(stream.summary) == str(summary)
     with pytest.raises(ImportFormatError, match="needs one"):
         ImportOptions(history_col="history")
+
+
+def test_lists_written_out_or_read_from_json_give_their_elements_not_brackets_and_quotes(tmp_path):
+    # a JSON array per line (ids as strings and as numbers), and the same lists written as Python text
+    src = tmp_path / "baskets.jsonl"
+    src.write_text(
+        '{"user": "u1", "items": ["1000", "1001"], "ts": 1700000000}\n'
+        '{"user": "u2", "items": [27, 9], "ts": 1700000100}\n'
+        '{"user": "u3", "items": [], "ts": 1700000200}\n'
+    )
+    events, _, _ = load_interactions(
+        src, user_col="user", item_col="items", time_col="ts", time_unit="s", item_lists=True
+    )
+    assert events["item_id"].tolist()[:4] == ["1000", "1001", "27", "9"] and pd.isna(events["item_id"].iloc[4])
+    text = tmp_path / "baskets.csv"
+    text.write_text("user,items,ts\nu1,\"['1000', '1001']\",1700000000\nu2,\"[27, 9]\",1700000100\n")
+    events, _, _ = load_interactions(
+        text, user_col="user", item_col="items", time_col="ts", time_unit="s", item_lists=True
+    )
+    assert events["item_id"].tolist() == ["1000", "1001", "27", "9"]
+    # without --item-lists, written lists are said to be lists
+    _, _, summary = load_interactions(text, user_col="user", item_col="items", time_col="ts", time_unit="s")
+    assert any("looks like lists of ids" in n and "--item-lists" in n for n in summary.read_notes)
+
+
+def test_a_list_of_records_is_refused_with_what_to_do(tmp_path):
+    # Steam's users_items: each user's games as {'item_id': …, 'playtime_forever': …}
+    src = tmp_path / "australian_users_items.json"
+    src.write_text(
+        "{'user_id': 'a', 'items': [{'item_id': '10', 'item_name': 'Counter-Strike', 'playtime_forever': 6}]}\n"
+        "{'user_id': 'b', 'items': []}\n"
+    )
+    with pytest.raises(ImportFormatError, match=r"list records \(item_id, item_name, playtime_forever, …\).*flatten"):
+        load_interactions(src, user_col="user_id", item_col="items", time_col=None, item_lists=True)
