@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ingest.import_files import ImportFormatError, is_present, option_pairs
+from ingest.import_files import MISSING_TOKENS, ImportFormatError, is_present, option_pairs
 from ingest.import_lists import SEPARATORS
 from setlist.contract import EVENT_TYPES, POSITIVE_PLAY_FRACTION
 
@@ -256,12 +256,22 @@ def types_and_values(
     if unrated is not None and rating_col is None:
         raise ImportFormatError("--unrated names a value of the rating column: it needs --rating-col")
     if rating_col is not None:
-        rating = pd.to_numeric(raw[rating_col], errors="coerce")
+        cells = raw[rating_col]
+        rating = pd.to_numeric(cells, errors="coerce")
+        # an empty rating (a parquet NaN, an empty cell, "NA") is an interaction without a rating:
+        # a play of unknown value, as --unrated makes of a marker value, not an unreadable row
+        blank = (~is_present(cells) | cells.astype("string").str.strip().str.lower().isin(MISSING_TOKENS)).to_numpy()
+        if blank.any():
+            no_rating = no_rating | blank
+            said.append(
+                f"{int(blank.sum()):,} rows without a rating read as plays of unknown value (neither positive nor "
+                "negative)"
+            )
         if unrated is not None:
-            no_rating = (rating == unrated).to_numpy()
+            no_rating = no_rating | (rating == unrated).to_numpy()
             rating = rating.mask(no_rating)
             said.append(
-                f"{int(no_rating.sum()):,} rows rated {unrated:g} read as unrated plays (--unrated: neither "
+                f"{int((no_rating & ~blank).sum()):,} rows rated {unrated:g} read as unrated plays (--unrated: neither "
                 "positive nor negative, left out of the scale)"
             )
         if rating_max is not None and not rating_max > 0:

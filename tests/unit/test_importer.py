@@ -120,9 +120,10 @@ def test_ratings_map_to_types_and_values(tmp_path):
     rows = "\n".join(f"u,i{k},{T0 + k * 60},{r}" for k, r in enumerate([1, 2, 3, 4, 5, ""]))
     src = _csv(tmp_path / "r.csv", "user_id,item_id,timestamp,stars\n" + rows)
     events, _, summary = load_interactions(src, time_unit="s", rating_col="stars")
-    assert events["type"].tolist() == ["skip", "skip", "play", "like", "like", None]
+    # an empty rating is a play of unknown value (see the test of rows without a rating)
+    assert events["type"].tolist() == ["skip", "skip", "play", "like", "like", "play"]
     np.testing.assert_allclose(events["value"].to_numpy(), [np.nan, np.nan, 0.6, 0.8, 1.0, np.nan], rtol=1e-6)
-    assert summary.problems["unparseable rating"] == 1
+    assert summary.problems["unparseable rating"] == 0
 
     half = _csv(tmp_path / "h.csv", "user_id,item_id,timestamp,r\nu,a,1,0.5\nu,b,2,3.5\nu,c,3,4.0\nu,d,4,5.0")
     events, _, _ = load_interactions(half, time_unit="s", rating_col="r")
@@ -614,3 +615,22 @@ def test_the_offset_options_are_checked(tmp_path, monkeypatch):
     ):
         result = CliRunner().invoke(app, ["import", str(src), *args])
         assert result.exit_code == 2 and said in result.output + (result.stderr or ""), result.output
+
+
+def test_a_row_without_a_rating_is_a_play_of_unknown_value_and_text_is_still_unreadable(tmp_path):
+    src = _csv(tmp_path / "r.csv", "u,i,t,r\na,x,1700000000,5\na,y,1700000001,\nb,x,1700000002,NA\nb,y,1700000003,five")
+    events, _, summary = load_interactions(src, user_col="u", item_col="i", time_col="t", time_unit="s", rating_col="r")
+    assert events["type"].tolist()[:3] == ["like", "play", "play"] and events["value"].isna().tolist()[1:3] == [
+        True,
+        True,
+    ]
+    assert "2 rows without a rating read as plays of unknown value" in str(summary)
+    assert summary.problems["unparseable rating"] == 1  # "five"
+    frame = pd.DataFrame(
+        {"u": ["a", "a", "b"], "i": ["x", "y", "x"], "t": pd.to_datetime([1, 2, 3], unit="D"), "r": [5.0, None, 1.0]}
+    )
+    frame.to_parquet(tmp_path / "r.parquet")
+    events, _, summary = load_interactions(
+        tmp_path / "r.parquet", user_col="u", item_col="i", time_col="t", rating_col="r"
+    )
+    assert events["type"].tolist() == ["like", "play", "skip"] and "unparseable rating" not in str(summary)
