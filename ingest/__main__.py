@@ -219,6 +219,12 @@ def import_(
         "its eventdate); needs --time-offset-unit",
     ),
     time_offset_unit: str | None = typer.Option(None, help="s, ms, us or ns: the unit of --time-offset-col"),
+    dayfirst: bool | None = typer.Option(
+        None,
+        "--dayfirst/--no-dayfirst",
+        help="dates such as 11/1/2000 put the day first (default: read off the column, where a number above 12 "
+        "tells; month first when none does, and the import says so)",
+    ),
     rating_col: str | None = None,
     rating_max: float | None = typer.Option(
         None, help="the rating scale's top (default: the file's highest rating); the same for every part of a log"
@@ -358,6 +364,7 @@ def import_(
         time_unit=time_unit,
         time_offset_col=time_offset_col,
         time_offset_unit=time_offset_unit,
+        dayfirst=dayfirst,
         rating_col=rating_col,
         rating_max=rating_max,
         type_col=type_col,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 
@@ -138,7 +140,9 @@ def _as_yyyymmdd(num: pd.Series, present: pd.Series) -> pd.Series | None:
     return out
 
 
-def parse_time(raw: pd.Series, unit: str | None, col: str, notes: list[str] | None = None) -> pd.Series:
+def parse_time(
+    raw: pd.Series, unit: str | None, col: str, notes: list[str] | None = None, dayfirst: bool | None = None
+) -> pd.Series:
     """``unit`` read as given even for numbers too small to be epoch times (said in ``notes``: a test
     fixture's times 1, 2, 3 are such), whose unit would otherwise be refused as a likely mistake;
     without one, such numbers are refused."""
@@ -187,10 +191,47 @@ def parse_time(raw: pd.Series, unit: str | None, col: str, notes: list[str] | No
     ts = pd.to_datetime(raw, utc=True, errors="coerce", format="ISO8601")  # naive times are UTC
     retry = ts.isna() & present
     if retry.any():
-        ts[retry] = pd.to_datetime(raw[retry], utc=True, errors="coerce", format="mixed")
+        dayfirst = _day_first(raw[retry], col, notes, dayfirst)
+        ts[retry] = pd.to_datetime(raw[retry], utc=True, errors="coerce", format="mixed", dayfirst=dayfirst)
     if present.any() and ts.notna().sum() == 0:
         raise ImportFormatError(f"no value of time column {col!r} parses as a datetime (e.g. {raw[present].iloc[0]!r})")
     return ts
+
+
+#: a date written with its day and month as numbers first: 11/1/2000, 13.11.2000 08:15
+_NUMERIC_DATE = re.compile(r"^\s*(\d{1,2})[/.-](\d{1,2})[/.-]\d{2,4}\b")
+
+
+def _day_first(raw: pd.Series, col: str, notes: list[str] | None, told: bool | None) -> bool:
+    """Whether dates such as ``11/1/2000`` put the day first, for the whole column at once: parsed
+    one by one, ``13/11/2000`` would be read day first and ``1/11/2000`` month first in the same
+    file. A first field above 12 says day first, a second above 12 month first; neither leaves it
+    to ``told`` (``--dayfirst``), month first by default, and is said."""
+    parts = raw.astype("string").str.extract(_NUMERIC_DATE).dropna().astype(int)
+    if parts.empty:
+        return bool(told)
+    first, second = bool((parts[0] > 12).any()), bool((parts[1] > 12).any())
+    if first and second:
+        raise ImportFormatError(
+            f"time column {col!r} holds dates with the day first (e.g. a first number above 12) and others with the "
+            "month first: write them one way (ISO 8601, 2000-11-13, is read without doubt)"
+        )
+    said = notes if notes is not None else []
+    if told is not None:
+        if (told and second) or (not told and first):
+            raise ImportFormatError(
+                f"time column {col!r}: --{'' if told else 'no-'}dayfirst contradicts its dates "
+                f"(a {'second' if told else 'first'} number above 12)"
+            )
+        return told
+    if first or second:
+        said.append(f"dates in {col!r} read {'day' if first else 'month'} first (a number above 12 says so)")
+        return first
+    said.append(
+        f"dates in {col!r} read month first (e.g. 11/1/2000 as November 1st): no number above 12 tells; "
+        "--dayfirst reads them day first"
+    )
+    return False
 
 
 def offset_times(ts: pd.Series, offsets: pd.Series, unit: str, time_col: str, col: str, notes: list[str]) -> pd.Series:

@@ -279,6 +279,8 @@ class ImportOptions:
     #: a column of times within the day or session, added to the time column's (``time_offset_unit``)
     time_offset_col: str | None = None
     time_offset_unit: str | None = None
+    #: dates such as 11/1/2000 put the day first (None: read off the column, month first if it cannot tell)
+    dayfirst: bool | None = None
     rating_col: str | None = None
     type_col: str | None = None
     items: Path | None = None
@@ -406,7 +408,7 @@ def _whole_file(raw: pd.DataFrame, o: ImportOptions, now: pd.Timestamp, source: 
             "of every user); the hold-out and time windows then follow that order"
         )
     else:
-        ts = parse_time(raw[o.time_col], o.time_unit, o.time_col, notes)
+        ts = parse_time(raw[o.time_col], o.time_unit, o.time_col, notes, o.dayfirst)
         if o.time_offset_col is not None:
             unit = o.time_offset_unit or "s"
             ts = offset_times(ts, raw[o.time_offset_col], unit, o.time_col, o.time_offset_col, notes)

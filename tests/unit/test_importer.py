@@ -634,3 +634,24 @@ def test_a_row_without_a_rating_is_a_play_of_unknown_value_and_text_is_still_unr
         tmp_path / "r.parquet", user_col="u", item_col="i", time_col="t", rating_col="r"
     )
     assert events["type"].tolist() == ["like", "play", "skip"] and "unparseable rating" not in str(summary)
+
+
+def test_numeric_dates_are_read_day_or_month_first_for_the_whole_column(tmp_path):
+    # Ta-Feng writes 11/1/2000 for November 1st; a European export writes 13/11/2000
+    def load(dates: list[str], **kw):
+        rows = "\n".join(f"u,i{k},{d}" for k, d in enumerate(dates))
+        return load_interactions(_csv(tmp_path / "d.csv", "user_id,item_id,when\n" + rows), time_col="when", **kw)
+
+    events, _, summary = load(["1/11/2000", "13/11/2000 08:15"])
+    assert events["timestamp"].dt.strftime("%Y-%m-%d").tolist() == ["2000-11-01", "2000-11-13"]
+    assert "read day first (a number above 12 says so)" in str(summary)
+    events, _, _ = load(["11/1/2000", "11/13/2000"])
+    assert events["timestamp"].dt.strftime("%Y-%m-%d").tolist() == ["2000-11-01", "2000-11-13"]
+    events, _, summary = load(["11/1/2000", "12/2/2000"])
+    assert events["timestamp"].dt.strftime("%m-%d").tolist() == ["11-01", "12-02"] and "--dayfirst" in str(summary)
+    events, _, _ = load(["11/1/2000", "12/2/2000"], dayfirst=True)
+    assert events["timestamp"].dt.strftime("%m-%d").tolist() == ["01-11", "02-12"]
+    with pytest.raises(ImportFormatError, match="day first .* and others with the month first"):
+        load(["13/11/2000", "11/13/2000"])
+    with pytest.raises(ImportFormatError, match="--no-dayfirst contradicts"):
+        load(["13/11/2000"], dayfirst=False)
