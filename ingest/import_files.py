@@ -749,6 +749,12 @@ def require_columns(
                     f"{len(frame.columns)} columns in order with {names_option} "
                     f"(e.g. {names_option} {','.join(_example_names(len(frame.columns)))})"
                 )
+                if len(frame.columns) >= WIDE_COLUMNS:
+                    hint += (
+                        f". A file of {len(frame.columns)} columns of numbers may be a matrix, one row per user and "
+                        "one column per item (Jester's layout): an import reads rows of user, item and rating, so "
+                        "turn it into those first (see the README, 'A matrix of ratings')"
+                    )
             if len(frame.columns) + len(dropped) == 1 and not hint:
                 sep_option = names_option.replace("names", "sep")
                 hint = (
@@ -761,6 +767,10 @@ def require_columns(
                 f"{role} column {col!r} not found in {Path(path).name}; available columns: "
                 f"{', '.join([*map(str, frame.columns), *dropped])}{hint}"
             )
+
+
+#: a headerless file at least this wide is said to look like a matrix of ratings
+WIDE_COLUMNS = 20
 
 
 def _example_names(n: int) -> list[str]:

@@ -651,3 +651,11 @@ def test_a_space_separated_log_is_read_and_a_one_column_read_says_which_option_t
     with pytest.raises(ImportFormatError) as caught:
         load_interactions(wide, item_col="item_id", time_col=None)
     assert "available columns: user_id, items, url" in str(caught.value) and "one column" not in str(caught.value)
+
+
+def test_a_wide_headerless_matrix_is_said_to_look_like_one(tmp_path):
+    # Jester: a count, then one column of ratings per joke, no user column
+    rows = [[100, *np.round(np.random.default_rng(k).uniform(-10, 10, 30), 2)] for k in range(5)]
+    matrix = _dat(tmp_path / "jester-data-1.csv", rows, ",")
+    with pytest.raises(ImportFormatError, match=r"31 columns of numbers may be a matrix.*'A matrix of ratings'"):
+        load_interactions(matrix)
