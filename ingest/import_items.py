@@ -88,6 +88,35 @@ def _first_of_list(s: pd.Series, commas: bool = False) -> pd.Series:
     return s.map(first).astype("string")
 
 
+#: a leading entry shared by more than this share of the catalogue is a category path's root
+ROOT_SHARE = 0.5
+#: levels of a category path looked through for one that tells items apart
+ROOT_LEVELS = 3
+
+
+def _genre_below_roots(s: pd.Series) -> tuple[pd.Series, str | None]:
+    """Each item's genre: its list's first entry, below any root most of the catalogue shares.
+    Amazon's categories are paths (``Books > Literature & Fiction > Mystery``), so the first entry
+    of every book is "Books"; genre lists (MovieLens' ``Comedy|Romance``) have no such root. A
+    list that is only the root keeps it."""
+    lists = [[p for p in _parts(v, commas=True) if p != _NO_GENRE] for v in s.tolist()]
+    roots: list[str] = []
+    for _ in range(ROOT_LEVELS):
+        firsts = pd.Series([lst[0] for lst in lists if lst], dtype=object).value_counts()
+        if firsts.empty:
+            break
+        top, n = firsts.index[0], int(firsts.iloc[0])
+        if n <= ROOT_SHARE * len(lists) or not any(len(lst) > 1 and lst[0] == top for lst in lists):
+            break
+        roots.append(str(top))
+        lists = [lst[1:] if len(lst) > 1 and lst[0] == top else lst for lst in lists]
+    genre = pd.Series([lst[0].lower() if lst else UNKNOWN for lst in lists], index=s.index, dtype="string")
+    if not roots:
+        return genre, None
+    path = " > ".join(roots)
+    return genre, f"genres read below the category root {path!r}, which most items share"
+
+
 def _all_of_list(s: pd.Series) -> pd.Series:
     """Every genre of a list, lower case, in the file's order, pipe-separated."""
 
@@ -142,7 +171,12 @@ def _load_items(
     genre_list = raw[pick["genre"]] if pick["genre"] else _flagged_genres(raw, item_id_col)
     if pick["genre"] is None and genre_list is not None:
         picked_notes = picked_notes[:1] + ["genres from its 0/1 genre columns"]
-    out["genre"] = _first_of_list(genre_list, commas=True).str.lower() if genre_list is not None else UNKNOWN
+    if genre_list is not None:
+        out["genre"], below_root = _genre_below_roots(genre_list)
+        if below_root:
+            picked_notes.append(below_root)
+    else:
+        out["genre"] = UNKNOWN
     out["genres"] = _all_of_list(genre_list) if genre_list is not None else None
     if pick["duration_s"]:
         out["duration_s"] = pd.to_numeric(raw[pick["duration_s"]], errors="coerce")

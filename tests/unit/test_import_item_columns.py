@@ -201,3 +201,27 @@ def test_a_track_column_is_the_title_and_a_catalogue_without_one_says_so(tmp_pat
     pd.DataFrame({"item_id": ["a", "b", "c"], "artist": ["X", "Y", "Z"]}).to_csv(path, index=False)
     _, _, summary = _load(tmp_path, path)
     assert any("no title column recognized" in n and "--items-cols title=" in n for n in summary.read_notes)
+
+
+def test_a_category_path_gives_the_genre_below_the_root_every_item_shares(tmp_path):
+    # Amazon's metadata: category paths from the store's root down
+    meta = tmp_path / "meta_Books.json"
+    rows = [
+        {"asin": "a", "title": "A", "category": ["Books", "Literature & Fiction", "Mystery"]},
+        {"asin": "b", "title": "B", "category": ["Books", "Children's Books"]},
+        {"asin": "c", "title": "C", "category": ["Books"]},
+        {"asin": "x", "title": "X", "category": []},
+    ]
+    meta.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    _, items, summary = _load(tmp_path, meta, item_id_col="asin")
+    genre = items.set_index("item_id")["genre"]
+    assert genre.loc[["a", "b", "c", "x"]].tolist() == ["literature & fiction", "children's books", "books", "unknown"]
+    assert any("below the category root 'Books'" in n for n in summary.read_notes)
+    # genre lists without a shared root keep their first entry
+    plain = tmp_path / "movies.csv"
+    pd.DataFrame({"item_id": ["a", "b", "c"], "genres": ["Comedy|Romance", "Drama", "Action|Comedy"]}).to_csv(
+        plain, index=False
+    )
+    _, items, summary = _load(tmp_path, plain)
+    assert items["genre"].tolist() == ["comedy", "drama", "action"]
+    assert not any("category root" in n for n in summary.read_notes)
