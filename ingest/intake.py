@@ -187,7 +187,8 @@ def _row_reason(
     """The contract's reason for one row (``reject_reason``), with the raw timestamp's own reason
     when pandas could not parse it, and the retention floor."""
     ts = row["timestamp"]
-    row["timestamp"] = None if pd.isna(ts) else ts.to_pydatetime()
+    # Python's datetime holds microseconds; a nanosecond log's last digits do not decide a reason
+    row["timestamp"] = None if pd.isna(ts) else pd.Timestamp(ts).floor("us").to_pydatetime()
     version = row["schema_version"]
     row["schema_version"] = (
         int(version) if isinstance(version, (int, float, np.integer)) and version == version else version
