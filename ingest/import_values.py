@@ -147,6 +147,8 @@ def parse_time(
     fixture's times 1, 2, 3 are such), whose unit would otherwise be refused as a likely mistake;
     without one, such numbers are refused."""
     if pd.api.types.is_datetime64_any_dtype(raw):  # parquet timestamps need no unit
+        if getattr(raw.dtype, "tz", None) is None and notes is not None:
+            notes.append(f"times in {col!r} carry no time zone: read as UTC")
         return pd.to_datetime(raw, utc=True)
     present = is_present(raw)
     num = pd.to_numeric(raw, errors="coerce")

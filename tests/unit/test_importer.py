@@ -634,6 +634,7 @@ def test_a_row_without_a_rating_is_a_play_of_unknown_value_and_text_is_still_unr
         tmp_path / "r.parquet", user_col="u", item_col="i", time_col="t", rating_col="r"
     )
     assert events["type"].tolist() == ["like", "play", "skip"] and "unparseable rating" not in str(summary)
+    assert "times in 't' carry no time zone: read as UTC" in str(summary)
 
 
 def test_numeric_dates_are_read_day_or_month_first_for_the_whole_column(tmp_path):
