@@ -192,7 +192,9 @@ def below_kept(scored: np.ndarray, kept: np.ndarray, s: np.ndarray) -> np.ndarra
     out[kept] = scored
     rest = np.ones(len(s), bool)
     rest[kept] = False
-    order = np.argsort(np.argsort(-s[rest], kind="stable"), kind="stable").astype(np.float32)
+    # each row's place in the pre-ranker's order: one sort, inverted by assignment
+    order = np.empty(int(rest.sum()), np.float32)
+    order[np.argsort(-s[rest], kind="stable")] = np.arange(len(order), dtype=np.float32)
     out[rest] = (float(scored.min()) if len(scored) else 0.0) - 1.0 - order / max(len(order), 1)
     return out
 

@@ -193,3 +193,22 @@ def test_a_replaced_prediction_call_scores_every_cascade_alike():
         if prerank is not None:  # the cut is in force: rows below it score under every kept row
             kept = np.argsort(-fast, kind="stable")[:20]
             assert fast[kept].min() > np.delete(fast, kept).max()
+
+
+def test_rows_below_the_kept_ones_keep_the_pre_rankers_order_beneath_every_kept_score():
+    from setlist.blend import below_kept
+
+    rng = np.random.default_rng(4)
+    for _ in range(200):
+        n = int(rng.integers(1, 40))
+        s = rng.integers(-3, 4, n).astype(np.float32)  # ties, so the stable order matters
+        kept = np.sort(rng.choice(n, int(rng.integers(1, n + 1)), replace=False))
+        scored = rng.normal(size=len(kept)).astype(np.float32)
+        out = below_kept(scored, kept, s)
+        np.testing.assert_array_equal(out[kept], scored)
+        rest = np.setdiff1d(np.arange(n), kept)
+        if len(rest):
+            assert out[rest].max() < scored.min()
+            # the rest, best first, is the pre-ranker's stable order among them
+            by_out, by_pre = np.argsort(-out[rest], kind="stable"), np.argsort(-s[rest], kind="stable")
+            np.testing.assert_array_equal(rest[by_out], rest[by_pre])

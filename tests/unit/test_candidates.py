@@ -88,6 +88,16 @@ def test_dropping_items_from_a_sorted_candidate_list_matches_isin():
         np.testing.assert_array_equal(_absent(idx, drop), ~np.isin(idx, drop))
 
 
+def test_membership_of_a_few_items_matches_isin():
+    from setlist.candidates import _member
+
+    rng = np.random.default_rng(1)
+    for _ in range(500):
+        idx = rng.permutation(np.unique(rng.integers(0, 200, rng.integers(0, 60))))
+        few = rng.integers(0, 220, rng.integers(0, 8))  # any order, duplicates, items outside the list
+        np.testing.assert_array_equal(_member(idx, few), np.isin(idx, few))
+
+
 def test_top_stable_is_the_head_of_a_full_stable_sort():
     from setlist.candidate_sources import top_stable
 

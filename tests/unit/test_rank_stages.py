@@ -174,3 +174,15 @@ def test_row_vector_is_nan_where_a_value_is_missing():
         stages.row_vector({"a": 1, "b": None}, ("a", "b", "c")), np.array([1, np.nan, np.nan], np.float32)
     )
     assert np.isnan(stages.row_vector(None, ("a", "b"))).all()
+
+
+def test_the_request_block_is_computed_once_per_device_hour_and_weekday(ctx, monkeypatch):
+    inputs = stages.Inputs.of(ctx.inputs.features)
+    row = inputs.request_row("mobile", 21, 5)
+    np.testing.assert_array_equal(row, np.asarray(inputs.features.request_values("mobile", 21, 5), np.float32))
+    assert inputs.request_row("mobile", 21, 5) is row and not row.flags.writeable
+    other = inputs.request_row("desktop", 9, 1)
+    np.testing.assert_array_equal(other, np.asarray(inputs.features.request_values("desktop", 9, 1), np.float32))
+    monkeypatch.setattr(stages, "REQUEST_ROWS_MAX", 2)  # full: emptied rather than grown
+    inputs.request_row("tv", 0, 0)
+    assert len(inputs._request_rows) == 1
