@@ -322,17 +322,20 @@ def types_and_values(
         top = rating.max() if rating_max is None else rating_max
         if not top > 0:
             raise ImportFormatError(f"rating column {rating_col!r} holds no positive numbers")
-        if rating_max is None:
-            said.append(f"ratings scaled by the top rating {top:g} (the file's highest; --rating-max sets it)")
-        else:
-            said.append(f"ratings scaled by the top rating {top:g} (--rating-max)")
+        source = "(the file's highest; --rating-max sets it)" if rating_max is None else "(--rating-max)"
+        scale_note = len(said)
+        said.append(f"ratings scaled by the top rating {top:g} {source}")
+        if rating_max is not None:
             above = int((rating > top).sum())
             if above:
                 said.append(f"{above:,} ratings above --rating-max {top:g} counted as the top rating")
         norm = (rating / top).clip(0.0, 1.0).to_numpy()
         below = rating[rating < 0]
         if len(below):
-            norm = _below_zero(rating, below, top, rating_col, said, norm)
+            lo = _through_zero_from(rating, below, top, said)
+            if lo is not None:  # one scale note, not a top-only one followed by its correction
+                said[scale_note] = f"ratings run below zero: scaled from the lowest {lo:g} to the top {top:g} {source}"
+                norm = ((rating - lo) / (top - lo)).clip(0.0, 1.0).to_numpy()
     if type_col is not None:
         t = _type_names(raw[type_col])
         mapped = type_map or {}
@@ -355,13 +358,11 @@ def types_and_values(
     return types, value
 
 
-def _below_zero(
-    rating: pd.Series, below: pd.Series, top: float, col: str, said: list[str], norm: np.ndarray
-) -> np.ndarray:
-    """Ratings under zero: one value set apart from a scale that starts above zero (an anime list's
-    -1 for "watched, not rated") is most likely a marker, said and left the lowest rating (a skip);
-    a scale that runs through zero (Jester's -10 … 10) is scaled from its lowest to its top, so
-    that its middle is a middle and not a skip."""
+def _through_zero_from(rating: pd.Series, below: pd.Series, top: float, said: list[str]) -> float | None:
+    """The lowest rating when the scale runs through zero (Jester's -10 … 10), to be scaled from it
+    to the top so that its middle is a middle and not a skip; None for one value set apart from a
+    scale that starts above zero (an anime list's -1 for "watched, not rated"), which is most likely
+    a marker: said, and left the lowest rating (a skip)."""
     rest = rating[rating >= 0]
     if below.nunique() == 1 and len(rest) and rest.min() > 0:
         mark = float(below.iloc[0])
@@ -369,10 +370,8 @@ def _below_zero(
             f"{len(below):,} rows rated {mark:g}, apart from the rest of the scale ({rest.min():g} … {top:g}): "
             f"read as the lowest rating (a skip); if {mark:g} means 'not rated', pass --unrated {mark:g}"
         )
-        return norm
-    lo = float(below.min())
-    said.append(f"ratings run below zero: scaled from the lowest {lo:g} to the top {top:g}")
-    return ((rating - lo) / (top - lo)).clip(0.0, 1.0).to_numpy()
+        return None
+    return float(below.min())
 
 
 def counted_plays(

@@ -573,6 +573,16 @@ def test_ratings_below_zero_a_marker_is_said_and_a_scale_through_zero_is_scaled_
     types, value = types_and_values(jester, "r", None, notes=notes)
     assert types.tolist() == ["skip", "skip", "play", "like", "like"]
     assert value[2] == pytest.approx(0.5) and "scaled from the lowest -10 to the top 10" in " ".join(notes)
+    # one note on the scale: not "scaled by the top rating" first and its correction after
+    assert sum("scaled" in n for n in notes) == 1 and not any("scaled by the top" in n for n in notes)
+    notes = []
+    types_and_values(jester, "r", None, notes=notes, rating_max=10)
+    assert [n for n in notes if "scaled" in n] == [
+        "ratings run below zero: scaled from the lowest -10 to the top 10 (--rating-max)"
+    ]
+    notes = []
+    types_and_values(anime, "r", None, notes=notes)
+    assert any("scaled by the top rating 10" in n for n in notes)
 
 
 def test_a_log_of_dates_says_its_ties_and_an_offset_column_orders_them(tmp_path):
