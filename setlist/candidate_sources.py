@@ -50,6 +50,8 @@ def top_stable(scores: np.ndarray, n: int) -> np.ndarray:
     m = len(scores)
     if n >= m:
         return np.argsort(-scores, kind="stable")
+    if m <= 2 * n:  # keeping most of it: one sort is cheaper than the partition's five passes
+        return np.argsort(-scores, kind="stable")[:n]
     if n <= 0:
         return np.zeros(0, np.int64)
     kth = np.partition(scores, m - n)[m - n]  # the n-th highest value
@@ -232,14 +234,32 @@ class CandidateSources:
         whose embedding is zero)."""
         if a.uvec is None:
             return Proposal(np.zeros(0, np.int64), np.zeros(0, np.float32))
-        k = n + (len(a.seen) if self.exclude_seen else 0)  # the seen items on top, so dropping them leaves n
-        top = self.embedding_top
-        if top is not None and a.uidx is not None:
-            row = top.row(a.uidx)
-            if k <= len(row) or len(row) == len(self._searched):  # else the table was found for a smaller pool
-                idx = row[:k].astype(np.int64)
-                return Proposal(idx, self.item_factors[idx] @ a.uvec)
-        return Proposal(*self._embedding_top(a.uvec, k))
+        idx = self._embedding_table_row(a, n)
+        if idx is not None:
+            return Proposal(idx, self.item_factors[idx] @ a.uvec)
+        return Proposal(*self._embedding_top(a.uvec, self._embedding_k(a, n)))
+
+    def _embedding_ids(self, a: _Asked, n: int) -> np.ndarray:
+        """``_embeddings``' items alone. ``generate`` scores its merged candidates itself, so an answer
+        read from the precomputed table is not scored twice (a gather of ``n`` factor rows)."""
+        if a.uvec is None:
+            return np.zeros(0, np.int64)
+        idx = self._embedding_table_row(a, n)
+        return idx if idx is not None else self._embeddings(a, n).idx
+
+    def _embedding_k(self, a: _Asked, n: int) -> int:
+        return n + (len(a.seen) if self.exclude_seen else 0)  # the seen items on top, so dropping them leaves n
+
+    def _embedding_table_row(self, a: _Asked, n: int) -> np.ndarray | None:
+        """The user's nearest items from the table training precomputed; None without one, or when
+        the table was found for a smaller pool than this one."""
+        top, k = self.embedding_top, self._embedding_k(a, n)
+        if top is None or a.uidx is None:
+            return None
+        row = top.row(a.uidx)
+        if k <= len(row) or len(row) == len(self._searched):
+            return row[:k].astype(np.int64)
+        return None
 
     def _neighbours(self, a: _Asked, n: int) -> Proposal:
         """EASE item neighbours of the user's recent history."""

@@ -233,8 +233,8 @@ class CandidateIndex(CandidateSources):
             return Candidates(idx, z, z.copy(), np.ones(len(idx), np.float32), pop_rank[idx], False)
 
         a = self._ask(SourceQuery(user_id, tuple(last_items), cohort, ()), personalized)
-        emb_p, knn_p, covis_p = self._embeddings(a, n), self._neighbours(a, n), self._covisitation(a, n // 2)
-        pools = [p.idx for p in (emb_p, knn_p, covis_p) if len(p.idx)]
+        knn_p, covis_p = self._neighbours(a, n), self._covisitation(a, n // 2)
+        pools = [p for p in (self._embedding_ids(a, n), knn_p.idx, covis_p.idx) if len(p)]
         # one pool per genre, so an item's count below is the number of sources (and genres) proposing it
         lists = (self._genre_list(g, n // 2) for g in dict.fromkeys(g for g in genres if g))
         pools += [lst for lst in lists if lst is not None]

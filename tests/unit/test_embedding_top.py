@@ -68,6 +68,10 @@ def test_the_table_answers_as_the_search_does_best_first(exclude_seen):
         seen = len(index.history(u)[0])
         expected = 0 if u in (4, 9) else 50 + (seen if exclude_seen else 0)
         assert len(index.embedding_top.row(u)) == expected
+        # generate's unscored path proposes the very same items, table or search
+        for n in (50, 80):
+            asked = index._ask(SourceQuery(user))
+            np.testing.assert_array_equal(index._embedding_ids(asked, n), index._embeddings(asked, n).idx)
     proposal = index._embeddings(index._ask(SourceQuery("u1")), 50)  # scores as the search gives them
     np.testing.assert_allclose(proposal.score, index.item_factors[proposal.idx] @ index.user_factors[1], rtol=1e-5)
 
