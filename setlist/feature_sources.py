@@ -70,7 +70,8 @@ class Session:
 @dataclass(frozen=True)
 class Request:
     """An on-demand transform of the request: ``fn(device, hour, weekday) -> float``, run by the
-    Feast on-demand view offline and by Rank online."""
+    Feast on-demand view offline and by Rank online. It must depend on its arguments alone: Rank
+    computes each (device, hour, weekday) once per process and reuses the value."""
 
     fn: Callable[[str, int, int], float]
 
