@@ -245,7 +245,7 @@ class CandidateSources:
         if a.uvec is None:
             return np.zeros(0, np.int64)
         idx = self._embedding_table_row(a, n)
-        return idx if idx is not None else self._embeddings(a, n).idx
+        return idx if idx is not None else self._embedding_top(a.uvec, self._embedding_k(a, n))[0]
 
     def _embedding_k(self, a: _Asked, n: int) -> int:
         return n + (len(a.seen) if self.exclude_seen else 0)  # the seen items on top, so dropping them leaves n
