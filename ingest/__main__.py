@@ -212,7 +212,24 @@ def import_(
     user_col: str = "user_id",
     item_col: str = "item_id",
     time_col: str = "timestamp",
-    time_unit: str | None = typer.Option(None, help="s, ms, us or ns for epoch numbers; omit for dates"),
+    time_unit: str | None = typer.Option(
+        None,
+        help="s, ms, us or ns for epoch numbers; omit for dates. With --time-origin also min, h, d or a multiple "
+        "(10min)",
+    ),
+    time_origin: str | None = typer.Option(
+        None,
+        help="the date the time column's numbers count --time-unit from (Twitch's 10-minute ticks: --time-unit "
+        "10min --time-origin 2019-10-01)",
+    ),
+    time_format: str | None = typer.Option(
+        None, help="a strptime format for the time column (%m%d for Tmall's 829 = August 29th; with --year)"
+    ),
+    year: int | None = typer.Option(None, help="the year of times whose --time-format has none"),
+    time_zone: str | None = typer.Option(
+        None,
+        help="the zone of times written without one (Asia/Shanghai, +08:00); default UTC, and the import says so",
+    ),
     time_offset_col: str | None = typer.Option(
         None,
         help="column of times within the day or session, added to --time-col's (Diginetica's timeframe beside "
@@ -319,8 +336,7 @@ def import_(
     from setlist.lineage import file_digest, record_import
 
     settings = get_settings()
-    if time_unit not in (None, "s", "ms", "us", "ns"):
-        raise UsageError(f"--time-unit must be s, ms, us or ns, got {time_unit!r}")
+    _check_time_options(time_unit, time_origin, time_format, year, time_zone, no_time)
     if query_col and not type_col:
         raise UsageError("--query-col needs --type-col: only search and feature_use rows carry text")
     if unrated is not None and not rating_col:
@@ -353,8 +369,6 @@ def import_(
         raise UsageError("--time-offset-unit is the unit of --time-offset-col: it needs it")
     if time_offset_col and no_time:
         raise UsageError("--time-offset-col adds to --time-col's times: it does not combine with --no-time")
-    if no_time and time_unit:
-        raise UsageError("--no-time and --time-unit contradict each other: a file without times has no unit")
     if not mix_with_generated:
         _refuse_generated_world(settings)
     options = ImportOptions(
@@ -362,6 +376,10 @@ def import_(
         item_col=item_col,
         time_col=None if no_time else time_col,
         time_unit=time_unit,
+        time_origin=time_origin,
+        time_format=time_format,
+        time_year=year,
+        time_zone=time_zone,
         time_offset_col=time_offset_col,
         time_offset_unit=time_offset_unit,
         dayfirst=dayfirst,
@@ -420,6 +438,41 @@ def import_(
         consent=summary.consent,
         consent_default="grant" if settings.consent_granted_by_default else "deny",
     )
+    if report.accepted == 0 and report.quarantined > again:
+        # an import that kept nothing is a failed import, whatever its rows' reasons
+        reasons = ", ".join(f"{r} {n:,}" for r, n in sorted(report.reasons.items(), key=lambda kv: -kv[1]))
+        raise UsageError(
+            f"no row of {source.name} was accepted: {report.quarantined:,} quarantined ({reasons}); the notes "
+            f"above say how to read its columns, and {settings.quarantine_dir} holds the rows with their reasons"
+        )
+
+
+def _check_time_options(
+    unit: str | None, origin: str | None, fmt: str | None, year: int | None, zone: str | None, no_time: bool
+) -> None:
+    """The time options that cannot go together, refused before the file is read."""
+    from ingest.import_values import EPOCH_UNITS, ImportFormatError, check_zone, time_unit_ns
+
+    given = [f"--{n}" for n, v in (("time-unit", unit), ("time-origin", origin), ("time-format", fmt)) if v]
+    if no_time and unit:
+        raise UsageError("--no-time and --time-unit contradict each other: a file without times has no unit")
+    if no_time and (given or zone or year):
+        raise UsageError(f"--no-time: a file without times takes no {', '.join(given) or '--time-zone or --year'}")
+    try:
+        if unit is not None:
+            time_unit_ns(unit)
+        if zone is not None:
+            check_zone(zone)
+    except ImportFormatError as exc:
+        raise UsageError(str(exc)) from exc
+    if unit is not None and unit not in EPOCH_UNITS and origin is None:
+        raise UsageError(f"--time-unit {unit} counts from a start: give it with --time-origin DATE")
+    if origin is not None and unit is None:
+        raise UsageError("--time-origin counts the time column's numbers from a date: it needs --time-unit")
+    if fmt is not None and (unit or origin):
+        raise UsageError("--time-format reads written times: it does not combine with --time-unit or --time-origin")
+    if year is not None and fmt is None:
+        raise UsageError("--year completes a --time-format without a year (%m%d): it needs --time-format")
 
 
 def _say_summary(

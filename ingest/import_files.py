@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from setlist.errors import UsageError
@@ -640,9 +641,37 @@ def _read_json(path: Path, compression: str | None, what: str, keep: Collection[
                 return _read_literal_lines(path, opener, what, keep)
             raise ImportFormatError(
                 f"cannot read {what} file {path.name} as one JSON object per line ({exc}); a .json file must hold "
-                "an array of objects or one object per line"
+                f"an array of objects or one object per line{_document_hint(path, opener)}"
             ) from exc
     raise ImportFormatError(f"{what} file {path.name} holds neither an array of JSON objects nor one object per line")
+
+
+#: a JSON document larger than this is not parsed whole just to word an error
+DOCUMENT_HINT_MAX_BYTES = 512 * 1024 * 1024
+
+
+def _document_hint(path: Path, opener: object) -> str:
+    """What a .json file that is one document spread over many lines (the Million Playlist
+    Dataset's slices) holds, so that the error can say which list to flatten."""
+    try:
+        if path.stat().st_size > DOCUMENT_HINT_MAX_BYTES:
+            return ""
+        with opener(path, "rt", encoding="utf-8") as f:  # type: ignore[operator]
+            doc = json.load(f)
+    except (OSError, ValueError, UnicodeDecodeError):
+        return ""
+    if not isinstance(doc, dict):
+        return ""
+    lists = {k: len(v) for k, v in doc.items() if _records_in(v)}
+    if not lists:
+        return f". It is one JSON document, an object with keys {', '.join(map(str, list(doc)[:8]))}"
+    key = max(lists, key=lists.__getitem__)
+    return (
+        f". It is one JSON document, an object whose {key!r} holds {lists[key]:,} "
+        f"{'record' if lists[key] == 1 else 'records'}: flatten them to one row "
+        f'per record first, e.g. pandas\' json_normalize(json.load(f)["{key}"], …) written to a .csv (README, '
+        "'A list of records')"
+    )
 
 
 def _is_literal_dict(line: str) -> bool:
@@ -735,6 +764,67 @@ def _looks_like_data(name: object) -> bool:
     return True
 
 
+def _records_in(value: object) -> list[dict] | None:
+    """``value`` when it is a non-empty list of records (dicts), else None."""
+    if isinstance(value, (list, tuple, np.ndarray)) and len(value) and all(isinstance(v, dict) for v in value[:20]):
+        return list(value)
+    return None
+
+
+def _first_json_row(path: Path, dropped: Sequence[str]) -> pd.DataFrame:
+    """The first object of a JSON-lines file, every column of it: the import reads only the
+    columns it was told of, so a column of records it left out is looked at here, for an error."""
+    ext, compression = _suffixes(Path(path))
+    if not dropped or ext not in (".json", ".jsonl"):
+        return pd.DataFrame()
+    try:
+        with _COMPRESSED.get(compression or "", open)(path, "rt", encoding="utf-8") as f:  # type: ignore[operator]
+            row = json.loads(f.readline())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return pd.DataFrame()
+    return pd.DataFrame([row]) if isinstance(row, dict) else pd.DataFrame()
+
+
+def _nested_path(frame: pd.DataFrame, col: str) -> tuple[list[str], dict] | None:
+    """The path of record lists down to records holding ``col`` (at most three deep), and one such
+    record."""
+    for name in frame.columns:
+        first = frame[name].dropna().head(1)
+        records = _records_in(first.iloc[0]) if len(first) else None
+        if records is None:
+            continue
+        path, inner = [str(name)], records[0]
+        while col not in inner and len(path) < 3:
+            deeper = next((k for k, v in inner.items() if _records_in(v)), None)
+            if deeper is None:
+                break
+            path.append(deeper)
+            inner = _records_in(inner[deeper])[0]  # type: ignore[index]
+        if col in inner:
+            return path, inner
+    return None
+
+
+def _nested_hint(frame: pd.DataFrame, cols: Sequence[str]) -> str | None:
+    """Where wanted columns are when they sit inside a column of records (OTTO's ``events``, the
+    Million Playlist Dataset's ``playlists`` and their ``tracks``), with the way to flatten them:
+    the deepest list, since one row per record is one row per event."""
+    found = [(c, hit) for c in cols if (hit := _nested_path(frame, c)) is not None]
+    if not found:
+        return None
+    col, (path, inner) = max(found, key=lambda f: len(f[1][0]))
+    keys = ", ".join(map(str, list(inner)[:6]))
+    where = f". {col!r} is a key of the records nested in {' → '.join(map(repr, path))} ({keys}): flatten the file"
+    if len(path) > 1:
+        return f"{where} to one row per record of the innermost list first (README, 'A list of records')"
+    outer = [str(c) for c in frame.columns if c != path[0]]
+    meta = f", meta={outer!r}" if outer else ""
+    return (
+        f"{where} to one row per record first, e.g. pandas' json_normalize(rows, record_path={path[0]!r}{meta}) "
+        "written to a .csv (README, 'A list of records')"
+    )
+
+
 def require_columns(
     frame: pd.DataFrame, columns: dict[str, str | None], path: Path, names_option: str, dropped: Sequence[str] = ()
 ) -> None:
@@ -761,6 +851,10 @@ def require_columns(
                     f". The file was read as one column: if its fields are separated by something else, name "
                     f"the separator with {sep_option} (e.g. {sep_option} space, {sep_option} ';', {sep_option} '::')"
                 )
+            wanted = [c for c in columns.values() if c is not None]
+            nested = _nested_hint(frame, wanted) or _nested_hint(_first_json_row(path, dropped), wanted)
+            if not hint and nested:
+                hint = nested
             if role == "time" and not hint:
                 hint = "; a file without times imports with --no-time (rows stamped in file order)"
             raise ImportFormatError(

@@ -22,7 +22,22 @@ from setlist.contract import ITEM_SCHEMA, UNKNOWN
 
 # item metadata columns we recognize (lower-cased), in order of preference
 _ITEM_ALIASES = {
-    "title": ("title", "name", "track_name", "track", "traname", "track_title", "song", "song_name"),
+    # a bare "name" last: beside a track's own name it is often its playlist's (the Million Playlist Dataset)
+    "title": (
+        "title",
+        "track_name",
+        "track_title",
+        "song_name",
+        "song",
+        "traname",
+        "track",
+        "product_name",
+        "prod_name",
+        "item_name",
+        "movie_title",
+        "book_title",
+        "name",
+    ),
     "artist": ("artist", "artist_name", "artists", "artist_names", "author", "authors", "creator"),
     "genre": ("genre", "genres", "genre_name", "category", "categories"),
     "duration_s": ("duration_s", "duration", "length_s", "length", "duration_sec"),
@@ -117,6 +132,37 @@ def _genre_below_roots(s: pd.Series) -> tuple[pd.Series, str | None]:
     return genre, f"genres read below the category root {path!r}, which most items share"
 
 
+#: separators a genre list may use bare (Douban's ``剧情/爱情``), beside the pipes and commas read always
+_BARE_SEPARATORS = ("/", ";")
+#: a bare separator splits when at least this share of the cells hold it …
+SPLIT_MIN_SHARE = 0.05
+#: … and their parts are this much fewer than the combinations they form
+SPLIT_MAX_PARTS_PER_COMBINATION = 0.5
+
+
+def _split_bare_separator(s: pd.Series) -> tuple[pd.Series, str | None]:
+    """A genre column whose lists are joined by a bare ``/`` or ``;``, rewritten with pipes. Split
+    only when the parts recur: 16 genres in 180 combinations are a list, "R&B/Soul" and
+    "Hip-Hop/Rap" are two genres' names; a spaced "Gym / Fitness Center" is one name either way."""
+    text = s.where(s.map(lambda v: isinstance(v, str)), None).astype("string")
+    filled = text.dropna()
+    if filled.empty:
+        return s, None
+    for sep in _BARE_SEPARATORS:
+        bare = rf"(?<=[^\s{re.escape(sep)}]){re.escape(sep)}(?=[^\s{re.escape(sep)}])"
+        joined = filled[filled.str.contains(bare, regex=True)]
+        if len(joined) < max(2, SPLIT_MIN_SHARE * len(filled)):
+            continue
+        combos = joined.str.strip().unique()
+        parts = {p.strip() for c in combos for p in re.split(bare, c) if p.strip()}
+        if len(parts) > SPLIT_MAX_PARTS_PER_COMBINATION * len(combos):
+            continue
+        split = text.str.replace(bare, "|", regex=True)
+        out = s.where(text.isna(), split.astype(object))
+        return out, f"genre lists split at a bare {sep!r} ({len(parts):,} genres in {len(combos):,} combinations)"
+    return s, None
+
+
 def _all_of_list(s: pd.Series) -> pd.Series:
     """Every genre of a list, lower case, in the file's order, pipe-separated."""
 
@@ -172,6 +218,9 @@ def _load_items(
     if pick["genre"] is None and genre_list is not None:
         picked_notes = picked_notes[:1] + ["genres from its 0/1 genre columns"]
     if genre_list is not None:
+        genre_list, split_note = _split_bare_separator(genre_list)
+        if split_note:
+            picked_notes.append(split_note)
         out["genre"], below_root = _genre_below_roots(genre_list)
         if below_root:
             picked_notes.append(below_root)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -53,6 +54,21 @@ def _type_names(values: pd.Series) -> pd.Series:
     return values.astype("string").str.strip().str.lower().str.replace(r"[\s\-]+", "_", regex=True)
 
 
+def _with_plurals(names: pd.Series, lookup: dict[str, str]) -> dict[str, str]:
+    """``lookup`` plus the plurals the file uses of its names and of the event types (OTTO's
+    ``clicks``, ``plays``, ``likes``): a plural is read as its singular unless it is a name itself."""
+    known = {**{t: t for t in EVENT_TYPES}, **lookup}
+    out = dict(lookup)
+    for name in names.dropna().unique().tolist():
+        if name in known or not name.endswith("s"):
+            continue
+        for singular in (name[:-1], name[:-2] if name.endswith("es") else None):
+            if singular and singular in known:
+                out[name] = known[singular]
+                break
+    return out
+
+
 def parse_type_map(spec: str | None) -> dict[str, str]:
     """``--type-map``: the file's own type names onto the contract's, e.g.
     ``addtocart=add_to_playlist,transaction=like,pv=view``. Names are compared as the type column
@@ -80,7 +96,7 @@ def unknown_type_note(names: pd.Series, types: np.ndarray, mapped: dict[str, str
     counts = unknown.value_counts()
     shown = " · ".join(f"{k!r} {v:,}" for k, v in counts.head(top).items())
     more = f" and {len(counts) - top} more" if len(counts) > top else ""
-    example = ",".join(f"{k}=TYPE" for k in counts.index[:2])
+    example = ",".join(f"{k}=TYPE" for k in counts.index[:top])
     return (
         f"type names that are no event type, quarantined unless mapped: {shown}{more}; "
         f"map them with --type-map {example} (types: {', '.join(EVENT_TYPES)})"
@@ -95,6 +111,49 @@ EPOCH_UNITS = {
     "us": ("microseconds", 1e3),
     "ns": ("nanoseconds", 1.0),
 }
+#: longer units, for counters from a ``--time-origin`` (Twitch's 10-minute ticks: ``10min``)
+_LONG_UNITS = {"min": ("minutes", 60e9), "h": ("hours", 3600e9), "d": ("days", 86400e9)}
+_UNIT = re.compile(r"^\s*(\d+)?\s*(ns|us|ms|s|min|h|d)\s*$")
+
+
+def time_unit_ns(spec: str, option: str = "--time-unit") -> float:
+    """Nanoseconds per unit of ``spec``: ``s``, ``ms``, ``us``, ``ns``, ``min``, ``h`` or ``d``,
+    optionally a whole multiple of one (``10min``, ``600s``)."""
+    match = _UNIT.match(spec or "")
+    if match is None or (match.group(1) is not None and int(match.group(1)) == 0):
+        raise ImportFormatError(
+            f"{option} must be s, ms, us, ns, min, h or d, optionally a multiple (10min, 600s), not {spec!r}"
+        )
+    per = {**EPOCH_UNITS, **_LONG_UNITS}[match.group(2)][1]
+    return per * int(match.group(1) or 1)
+
+
+def parse_origin(spec: str, zone: str | None) -> pd.Timestamp:
+    """``--time-origin``: the date counters count from; a date without a zone is in ``zone`` (UTC
+    without one)."""
+    try:
+        origin = pd.Timestamp(spec)
+    except (ValueError, TypeError) as exc:
+        raise ImportFormatError(
+            f"--time-origin {spec!r} is not a date (e.g. 2019-10-01 or 2019-10-01T00:00:00Z)"
+        ) from exc
+    if origin is pd.NaT:
+        raise ImportFormatError(f"--time-origin {spec!r} is not a date")
+    if origin.tzinfo is None:
+        origin = origin.tz_localize(zone or "UTC")
+    return origin.tz_convert("UTC")
+
+
+def check_zone(zone: str) -> str:
+    """``--time-zone``: an IANA zone name (``Asia/Shanghai``) or a fixed offset (``+08:00``)."""
+    try:
+        pd.Timestamp("2000-01-01").tz_localize(zone)
+    except Exception as exc:  # pytz, zoneinfo and dateutil each raise their own kind
+        raise ImportFormatError(
+            f"--time-zone {zone!r} is not a time zone: give an IANA name (Asia/Shanghai, Europe/Paris) or an offset "
+            "(+08:00)"
+        ) from exc
+    return zone
 
 
 def _likely_unit(median: float) -> str:
@@ -118,8 +177,9 @@ def _counters(median: float, col: str) -> str | None:
     return (
         f"time column {col!r} holds numbers too small to be epoch times (median {median:.0f}: as seconds, "
         f"{pd.Timestamp(median, unit='s').date()}); they look like offsets or counters (time within a "
-        "session?). Name a column of dates or epoch times, or import with --no-time (--file-order keeps "
-        "the file's order)"
+        "session, ticks since a start?). Counters from a known start import with --time-unit and --time-origin "
+        "(10-minute ticks from 2019-10-01: --time-unit 10min --time-origin 2019-10-01); otherwise name a "
+        "column of dates or epoch times, or import with --no-time (--file-order keeps the file's order)"
     )
 
 
@@ -140,18 +200,49 @@ def _as_yyyymmdd(num: pd.Series, present: pd.Series) -> pd.Series | None:
     return out
 
 
+@dataclass(frozen=True)
+class TimeReading:
+    """How the time column is read, beyond its unit: ``time_format`` (strptime, with ``year`` for a
+    format without one), ``origin`` (numbers count ``unit`` from it), ``zone`` (the zone of times
+    written without one; UTC when not given, and said)."""
+
+    dayfirst: bool | None = None
+    time_format: str | None = None
+    year: int | None = None
+    origin: str | None = None
+    zone: str | None = None
+
+
 def parse_time(
-    raw: pd.Series, unit: str | None, col: str, notes: list[str] | None = None, dayfirst: bool | None = None
+    raw: pd.Series,
+    unit: str | None,
+    col: str,
+    notes: list[str] | None = None,
+    dayfirst: bool | None = None,
+    reading: TimeReading | None = None,
 ) -> pd.Series:
     """``unit`` read as given even for numbers too small to be epoch times (said in ``notes``: a test
     fixture's times 1, 2, 3 are such), whose unit would otherwise be refused as a likely mistake;
-    without one, such numbers are refused."""
+    without one, such numbers are refused. ``reading`` adds a format, an origin or a zone."""
+    r = reading or TimeReading(dayfirst=dayfirst)
+    said = notes if notes is not None else []
+    zone = check_zone(r.zone) if r.zone else None
     if pd.api.types.is_datetime64_any_dtype(raw):  # parquet timestamps need no unit
-        if getattr(raw.dtype, "tz", None) is None and notes is not None:
-            notes.append(f"times in {col!r} carry no time zone: read as UTC")
+        if getattr(raw.dtype, "tz", None) is None:
+            return _in_zone(pd.Series(raw), zone, col, said, raw.notna().to_numpy())
+        _zone_unused(zone, col, said, "every time carries its zone")
         return pd.to_datetime(raw, utc=True)
     present = is_present(raw)
+    if r.time_format:
+        return _formatted(raw, present, r.time_format, r.year, zone, col, said)
     num = pd.to_numeric(raw, errors="coerce")
+    if r.origin is not None:
+        return _counted(num, present, raw, unit, r.origin, zone, col, said)
+    if unit is not None and unit not in EPOCH_UNITS:
+        time_unit_ns(unit)  # refused in its own words when it is no unit at all
+        raise ImportFormatError(
+            f"--time-unit {unit} counts from a start: give it with --time-origin (epoch numbers are s, ms, us or ns)"
+        )
     dates = _as_yyyymmdd(num, present) if present.any() else None
     if dates is not None:
         if unit is not None:
@@ -159,7 +250,7 @@ def parse_time(
                 f"time column {col!r} holds dates written as YYYYMMDD (e.g. {raw[present].iloc[0]!r}), not epoch "
                 f"times; omit --time-unit"
             )
-        return dates
+        return _in_zone(dates.dt.tz_localize(None), zone, col, said, present.to_numpy())
     if unit in EPOCH_UNITS:
         if present.any() and num.notna().sum() == 0:
             raise ImportFormatError(
@@ -168,8 +259,11 @@ def parse_time(
             )
         median = num.median()
         small = _counters(median, col)
-        if small is not None and notes is not None:
-            notes.append(small.replace("Name a column", f"Read as --time-unit {unit}, as told; name a column"))
+        if small is not None:
+            said.append(
+                f"time column {col!r} holds numbers too small to be epoch times (median {median:.0f}): read as "
+                f"--time-unit {unit} from 1970, as told; counters from a known start import with --time-origin DATE"
+            )
         # a wrong unit would put every event in 1970 or the far future: say so instead
         likely = _likely_unit(median)
         if likely != unit and small is None:
@@ -177,11 +271,10 @@ def parse_time(
                 f"time column {col!r} looks like {EPOCH_UNITS[likely][0]} (median {median:.0f}); "
                 f"use --time-unit {likely}"
             )
+        _zone_unused(zone, col, said, "epoch numbers are UTC")
         # out of datetime's range (±292 years around 1970 in ns) → unparseable, not an exception
         num = num.where(num.abs() < 9.2e18 / EPOCH_UNITS[unit][1])
         return pd.to_datetime(num, unit=unit, utc=True, errors="coerce")
-    if unit is not None:
-        raise ImportFormatError(f"--time-unit must be s, ms, us or ns (or none for ISO datetimes), not {unit!r}")
     if present.any() and num[present].notna().all():
         if (small := _counters(num[present].median(), col)) is not None:
             raise ImportFormatError(small)
@@ -190,14 +283,109 @@ def parse_time(
             f"pass --time-unit s or ms (or us, ns) for epoch times: these look like "
             f"{EPOCH_UNITS[_likely_unit(num[present].median())][0]}"
         )
-    ts = pd.to_datetime(raw, utc=True, errors="coerce", format="ISO8601")  # naive times are UTC
+    ts = pd.to_datetime(raw, utc=True, errors="coerce", format="ISO8601")  # naive times read as UTC first
     retry = ts.isna() & present
     if retry.any():
-        dayfirst = _day_first(raw[retry], col, notes, dayfirst)
+        dayfirst = _day_first(raw[retry], col, notes, r.dayfirst)
         ts[retry] = pd.to_datetime(raw[retry], utc=True, errors="coerce", format="mixed", dayfirst=dayfirst)
     if present.any() and ts.notna().sum() == 0:
         raise ImportFormatError(f"no value of time column {col!r} parses as a datetime (e.g. {raw[present].iloc[0]!r})")
-    return ts
+    naive = (present & ~raw.astype("string").str.contains(_ZONED, na=False)).to_numpy()
+    if not naive.any():
+        _zone_unused(zone, col, said, "every time carries its zone")
+        return ts
+    wall = ts.dt.tz_localize(None)
+    local = _in_zone(wall, zone, col, said, naive)
+    return ts.where(~naive, local)
+
+
+#: a time that names its zone: ``…Z``, ``+08:00``, ``-0500``, Twitter's ``+0000 2012``, ``UTC``, ``GMT``
+_ZONED = re.compile(r"(?:\dZ\b|(?<=[\d\s])[+-]\d{2}:?\d{2}\b(?![-/])|\b(?:UTC|GMT)\b)")
+
+
+def _in_zone(wall: pd.Series, zone: str | None, col: str, said: list[str], naive: np.ndarray) -> pd.Series:
+    """Wall-clock times without a zone as UTC instants: in ``zone``, or read as UTC and said. A
+    wall time that a clock change skips moves forward, and one it repeats is read as standard time:
+    an hour's doubt, not a row lost."""
+    n = int(naive.sum())
+    times = "time" if n == 1 else "times"
+    if zone is None:
+        if n:
+            said.append(
+                f"{n:,} {times} in {col!r} without a time zone read as UTC; --time-zone names theirs (an IANA name "
+                "such as Asia/Shanghai, or +08:00)"
+            )
+        return wall.dt.tz_localize("UTC")
+    said.append(f"{n:,} {times} in {col!r} without a zone read in {zone} (--time-zone)")
+    local = wall.dt.tz_localize(zone, ambiguous=np.zeros(len(wall), dtype=bool), nonexistent="shift_forward")
+    return local.dt.tz_convert("UTC")
+
+
+def _zone_unused(zone: str | None, col: str, said: list[str], why: str) -> None:
+    if zone is not None:
+        said.append(f"--time-zone {zone} not applied to {col!r}: {why}")
+
+
+#: strptime directives of a fixed number of digits, and how many
+_FIXED_WIDTH = {"%Y": 4, "%y": 2, "%m": 2, "%d": 2, "%H": 2, "%M": 2, "%S": 2, "%j": 3}
+_YEARS = ("%Y", "%y", "%G")
+
+
+def _formatted(
+    raw: pd.Series, present: pd.Series, fmt: str, year: int | None, zone: str | None, col: str, said: list[str]
+) -> pd.Series:
+    """``--time-format``: times written by a strptime format (Tmall's ``829`` for August 29th is
+    ``%m%d``, with ``--year``). Numbers read from a text file lose their leading zeros, so a format
+    of digits alone pads them back to its width."""
+    text = raw.astype("string").str.strip().str.replace(r"\.0+$", "", regex=True)
+    directives = re.findall(r"%.", fmt)
+    if directives and all(d in _FIXED_WIDTH for d in directives) and re.sub(r"%.", "", fmt) == "":
+        width = sum(_FIXED_WIDTH[d] for d in directives)
+        digits = text.str.fullmatch(r"\d+", na=False)
+        text = text.where(~digits, text.str.zfill(width))
+    if not any(d in fmt for d in _YEARS):
+        if year is None:
+            raise ImportFormatError(
+                f"--time-format {fmt!r} has no year (%Y): give the year the times fall in with --year"
+            )
+        text, fmt = str(year) + "\x1f" + text, "%Y\x1f" + fmt
+    elif year is not None:
+        raise ImportFormatError(f"--year completes a --time-format without a year; {fmt!r} has one")
+    try:
+        parsed = pd.to_datetime(text, format=fmt, errors="coerce")
+    except ValueError as exc:
+        raise ImportFormatError(f"--time-format {fmt!r} is not a format pandas reads: {exc}") from exc
+    if present.any() and parsed.notna().sum() == 0:
+        raise ImportFormatError(
+            f"no value of time column {col!r} matches --time-format {fmt.split(chr(31))[-1]!r} "
+            f"(e.g. {raw[present].iloc[0]!r})"
+        )
+    if getattr(parsed.dtype, "tz", None) is not None:  # the format read a zone (%z)
+        _zone_unused(zone, col, said, "its format reads each time's zone")
+        return parsed.dt.tz_convert("UTC")
+    return _in_zone(parsed, zone, col, said, (present & parsed.notna()).to_numpy())
+
+
+def _counted(
+    num: pd.Series,
+    present: pd.Series,
+    raw: pd.Series,
+    unit: str | None,
+    origin: str,
+    zone: str | None,
+    col: str,
+    said: list[str],
+) -> pd.Series:
+    """``--time-origin``: numbers that count ``unit`` from a start (Twitch's 10-minute ticks)."""
+    if unit is None:
+        raise ImportFormatError("--time-origin counts the time column's numbers from a date: it needs --time-unit")
+    if present.any() and num[present].isna().all():
+        raise ImportFormatError(
+            f"time column {col!r} holds no numbers (e.g. {raw[present].iloc[0]!r}) to count from --time-origin"
+        )
+    start = parse_origin(origin, zone)
+    said.append(f"times: {col!r} counted in units of {unit} from {start.isoformat()} (--time-origin)")
+    return start + pd.to_timedelta(num * time_unit_ns(unit), unit="ns")
 
 
 #: a date written with its day and month as numbers first: 11/1/2000, 13.11.2000 08:15
@@ -275,6 +463,22 @@ def tied_times_note(users: pd.Series, ts: pd.Series) -> str | None:
     )
 
 
+def dates_only_note(ts: pd.Series, col: str, zone: str | None = None) -> str | None:
+    """A word when every time is a midnight (dates without times of day, Tmall's and H&M's logs):
+    the order of a user's events within a day is then unknown, and each day reads as one session."""
+    present = ts.dropna()
+    if present.empty or present.dt.normalize().nunique() < 2:
+        return None
+    wall = present.dt.tz_convert(zone) if zone else present
+    if not (wall == wall.dt.normalize()).all():
+        return None
+    return (
+        f"every time in {col!r} is a date without a time of day: a user's events within a day are in no known "
+        "order and one day reads as one session; a column of times within the day adds to it with "
+        "--time-offset-col and --time-offset-unit"
+    )
+
+
 def types_and_values(
     raw: pd.DataFrame,
     rating_col: str | None,
@@ -340,7 +544,8 @@ def types_and_values(
         t = _type_names(raw[type_col])
         mapped = type_map or {}
         # one dict, so a name is translated once: a map entry is never re-read as a synonym
-        types = t.replace({**TYPE_SYNONYMS, **mapped}).astype(object).where(t.notna(), None).to_numpy()
+        names = _with_plurals(t, {**TYPE_SYNONYMS, **mapped})
+        types = t.replace(names).astype(object).where(t.notna(), None).to_numpy()
         unknown = unknown_type_note(t, types, mapped)
         if unknown:
             said.append(unknown)
@@ -384,14 +589,14 @@ def counted_plays(
     light listener and a passing try for a heavy one. So a play's value is its count over the
     user's median count, capped at 1: counts from 0.8 of the user's median up are positives
     (``setlist.contract.POSITIVE_PLAY_FRACTION``), lower ones are neither positive nor negative.
-    A count that is not a number of at least 1 leaves the row without a type (quarantined)."""
+    A count may be a measure rather than a number of plays (Steam's hours played, 0.1 and up): any
+    number above 0 is one. A count that is not a number above 0 leaves the row without a type
+    (quarantined)."""
     count = pd.to_numeric(counts, errors="coerce").astype("float64")
-    ok = (count >= 1.0) & np.isfinite(count)
+    ok = (count > 0.0) & np.isfinite(count)
     present = is_present(counts)
     if present.any() and not ok.any():
-        raise ImportFormatError(
-            f"count column {col!r} holds no play counts of 1 or more (e.g. {counts[present].iloc[0]!r})"
-        )
+        raise ImportFormatError(f"count column {col!r} holds no play counts above 0 (e.g. {counts[present].iloc[0]!r})")
     typical = count.where(ok).groupby(users.where(ok), sort=False).transform("median")
     value = (count / typical).clip(upper=1.0).where(ok)
     types = np.where(ok.to_numpy(), "play", None).astype(object)

@@ -32,7 +32,9 @@ from ingest.import_files import (
 from ingest.import_items import item_frame_for
 from ingest.import_lists import BEFORE_COL, CLICK_TYPE_COL, Reshape, expansion, history_note, unmarked_note
 from ingest.import_values import (
+    TimeReading,
     counted_plays,
+    dates_only_note,
     list_cells_note,
     offset_times,
     parse_time,
@@ -281,6 +283,13 @@ class ImportOptions:
     time_offset_unit: str | None = None
     #: dates such as 11/1/2000 put the day first (None: read off the column, month first if it cannot tell)
     dayfirst: bool | None = None
+    #: a strptime format for the time column, and the year of a format without one
+    time_format: str | None = None
+    time_year: int | None = None
+    #: numbers counting ``time_unit`` from this date (ticks since a crawl began)
+    time_origin: str | None = None
+    #: the zone of times written without one (None: UTC, said)
+    time_zone: str | None = None
     rating_col: str | None = None
     type_col: str | None = None
     items: Path | None = None
@@ -408,11 +417,12 @@ def _whole_file(raw: pd.DataFrame, o: ImportOptions, now: pd.Timestamp, source: 
             "of every user); the hold-out and time windows then follow that order"
         )
     else:
-        ts = parse_time(raw[o.time_col], o.time_unit, o.time_col, notes, o.dayfirst)
+        reading = TimeReading(o.dayfirst, o.time_format, o.time_year, o.time_origin, o.time_zone)
+        ts = parse_time(raw[o.time_col], o.time_unit, o.time_col, notes, reading=reading)
         if o.time_offset_col is not None:
             unit = o.time_offset_unit or "s"
             ts = offset_times(ts, raw[o.time_offset_col], unit, o.time_col, o.time_offset_col, notes)
-        elif note := tied_times_note(users, ts):
+        elif note := tied_times_note(users, ts) or dates_only_note(ts, o.time_col, o.time_zone):
             notes.append(note)
         if o.history_col is not None:
             ts = _history_times(ts, users, raw[BEFORE_COL])
@@ -533,7 +543,7 @@ def _chunk_events(
     if o.rating_col is not None and o.type_col is None:
         tally.problem("unparseable rating", int(pd.isna(types).sum()))
     elif o.count_col is not None:
-        tally.problem("a play count that is not a number of at least 1", int(pd.isna(types).sum()))
+        tally.problem("a play count that is not a number above 0", int(pd.isna(types).sum()))
     elif o.type_col is not None:
         tally.problem("empty or unknown type", int((~events["type"].isin(EVENT_TYPES)).sum()))
     return events

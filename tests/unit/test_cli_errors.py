@@ -176,7 +176,7 @@ def test_experiments_maps_its_errors(data_dir, tmp_path):
 def test_a_real_process_prints_one_line_on_stderr(data_dir):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "SETLIST_DATA_DIR": str(data_dir), "COLUMNS": "60"}
     proc = subprocess.run(
-        [sys.executable, "-m", "ingest", "import", "/no/such/file.csv", "--time-unit", "h"],
+        [sys.executable, "-m", "ingest", "import", "/no/such/file.csv", "--time-unit", "hours"],
         capture_output=True,
         text=True,
         env=env,
@@ -185,5 +185,7 @@ def test_a_real_process_prints_one_line_on_stderr(data_dir):
     )
     assert proc.returncode == 2, proc.stdout + proc.stderr
     # one line even in a narrow terminal: a command or path in it stays copyable
-    assert proc.stderr.strip() == "error: --time-unit must be s, ms, us or ns, got 'h'"
+    assert proc.stderr.strip() == (
+        "error: --time-unit must be s, ms, us, ns, min, h or d, optionally a multiple (10min, 600s), not 'hours'"
+    )
     assert proc.stdout == ""

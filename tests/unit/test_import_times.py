@@ -1,0 +1,265 @@
+"""Times that are not plain epoch numbers or zoned ISO text: wall-clock times of a named zone,
+counters from a start, year-less dates, dates alone; and the import's other words on unseen layouts
+(plural type names, an import that keeps nothing, genre lists joined by a bare slash)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from ingest.__main__ import app
+from ingest.importer import ImportFormatError, TextLayout, load_interactions
+
+
+def _csv(path: Path, text: str) -> Path:
+    path.write_text(text.strip() + "\n", encoding="utf-8")
+    return path
+
+
+def _utc(text: str) -> pd.Timestamp:
+    return pd.Timestamp(text, tz="UTC")
+
+
+def test_wall_clock_times_are_read_in_the_named_zone_and_zoned_ones_keep_theirs(tmp_path):
+    src = _csv(
+        tmp_path / "ratings.tsv",
+        "UserId\tMovieId\tTimestamp\n"
+        "u1\tm1\t2008-01-07 21:43:55\n"
+        "u1\tm2\t2012-03-11T10:00:00Z\n"
+        "u2\tm1\tTue Apr 03 18:00:09 +0000 2012\n",
+    )
+    args = dict(user_col="UserId", item_col="MovieId", time_col="Timestamp")
+    events, _, summary = load_interactions(src, **args, time_zone="Asia/Shanghai")
+    # China is 8 hours ahead of UTC: the wall-clock time is 8 hours later than the instant
+    assert events["timestamp"].tolist() == [
+        _utc("2008-01-07 13:43:55"),
+        _utc("2012-03-11 10:00:00"),
+        _utc("2012-04-03 18:00:09"),
+    ]
+    assert "1 time in 'Timestamp' without a zone read in Asia/Shanghai" in str(summary)
+    # without a zone the wall clock is taken for UTC, and the import says how many times that was
+    plain, _, said = load_interactions(src, **args)
+    assert plain["timestamp"].iloc[0] == _utc("2008-01-07 21:43:55")
+    assert "1 time in 'Timestamp' without a time zone read as UTC; --time-zone names theirs" in str(said)
+
+
+def test_a_clock_change_neither_loses_nor_fails_a_row(tmp_path):
+    # 02:30 does not exist in Paris on 2021-03-28 and happens twice on 2021-10-31
+    src = _csv(tmp_path / "t.csv", "u,i,t\na,x,2021-03-28 02:30:00\na,y,2021-10-31 02:30:00\nb,x,2021-06-01 12:00:00")
+    events, _, _ = load_interactions(src, user_col="u", item_col="i", time_col="t", time_zone="Europe/Paris")
+    assert sorted(events["timestamp"]) == [
+        _utc("2021-03-28 01:00:00"),  # moved forward to 03:00, summer time (UTC+2)
+        _utc("2021-06-01 10:00:00"),  # summer time
+        _utc("2021-10-31 01:30:00"),  # the repeated hour read as standard time (UTC+1)
+    ]
+
+
+def test_epoch_numbers_are_instants_whatever_the_zone(tmp_path):
+    src = _csv(tmp_path / "t.csv", "u,i,t\na,x,1600000000\nb,y,1600000060")
+    events, _, summary = load_interactions(
+        src, user_col="u", item_col="i", time_col="t", time_unit="s", time_zone="+08:00"
+    )
+    assert events["timestamp"].iloc[0] == pd.Timestamp(1_600_000_000, unit="s", tz="UTC")
+    assert "--time-zone +08:00 not applied to 't': epoch numbers are UTC" in str(summary)
+
+
+def test_counters_from_a_start_are_placed_by_an_origin(tmp_path):
+    # Twitch 100k: headerless, times in 10-minute ticks since the crawl began
+    src = _csv(
+        tmp_path / "100k_a.csv", "1,33842865744,mithrain,0,3\n1,33846768288,alptv,3,5\n2,33886469056,mithrain,6148,6149"
+    )
+    names = TextLayout(names=("user_id", "stream_id", "streamer", "time_start", "time_stop"))
+    args = dict(user_col="user_id", item_col="streamer", time_col="time_start", layout=names)
+    with pytest.raises(ImportFormatError, match="--time-unit 10min --time-origin 2019-10-01"):
+        load_interactions(src, **args)  # said how, rather than read as 1970
+    events, _, summary = load_interactions(src, **args, time_unit="10min", time_origin="2019-10-01")
+    assert events["timestamp"].tolist() == [
+        _utc("2019-10-01 00:00"),  # tick 0 is the origin itself, not "epoch zero" (quarantined)
+        _utc("2019-10-01 00:30"),
+        _utc("2019-10-01") + pd.Timedelta(minutes=10 * 6148),
+    ]
+    assert "counted in units of 10min from 2019-10-01T00:00:00+00:00" in str(summary)
+    # an origin in a zone is that zone's midnight
+    zoned, _, _ = load_interactions(src, **args, time_unit="h", time_origin="2019-10-01", time_zone="America/New_York")
+    assert zoned["timestamp"].iloc[0] == _utc("2019-10-01 04:00")
+
+
+def test_year_less_dates_read_by_a_format_and_a_year(tmp_path):
+    # Tmall: MMDD without a year or leading zero
+    src = _csv(tmp_path / "log.csv", "user_id,item_id,time_stamp\n1,a,511\n1,b,829\n2,a,1110\n2,c,1111")
+    args = dict(user_col="user_id", item_col="item_id", time_col="time_stamp")
+    with pytest.raises(ImportFormatError, match="too small to be epoch times"):
+        load_interactions(src, **args)
+    with pytest.raises(ImportFormatError, match="has no year"):
+        load_interactions(src, **args, time_format="%m%d")
+    events, _, summary = load_interactions(src, **args, time_format="%m%d", time_year=2015)
+    assert events["timestamp"].tolist() == [
+        _utc("2015-05-11"),
+        _utc("2015-08-29"),
+        _utc("2015-11-10"),
+        _utc("2015-11-11"),
+    ]
+    # dates alone: the order within a day is unknown, and said
+    assert "is a date without a time of day" in str(summary)
+    with pytest.raises(ImportFormatError, match="matches --time-format '%d.%m.%Y'"):
+        load_interactions(src, **args, time_format="%d.%m.%Y")
+
+
+def test_a_time_of_day_anywhere_is_no_dates_alone_note(tmp_path):
+    src = _csv(tmp_path / "t.csv", "u,i,t\na,x,2020-01-01\na,y,2020-01-02\nb,x,2020-01-03 10:00")
+    _, _, summary = load_interactions(src, user_col="u", item_col="i", time_col="t")
+    assert "without a time of day" not in str(summary)
+
+
+def test_the_command_refuses_time_options_that_do_not_go_together(tmp_path, monkeypatch):
+    monkeypatch.setenv("SETLIST_DATA_DIR", str(tmp_path / "data"))
+    src = _csv(tmp_path / "t.csv", "user_id,item_id,timestamp\na,x,1\n")
+    cases = {
+        ("--time-unit", "10min"): "--time-unit 10min counts from a start: give it with --time-origin DATE",
+        (
+            "--time-origin",
+            "2019-10-01",
+        ): "--time-origin counts the time column's numbers from a date: it needs --time-unit",
+        ("--year", "2015"): "--year completes a --time-format without a year",
+        ("--time-zone", "Mars/Olympus"): "--time-zone 'Mars/Olympus' is not a time zone",
+        ("--time-format", "%m%d", "--time-unit", "s"): "--time-format reads written times",
+        ("--no-time", "--time-origin", "2019-10-01"): "--no-time: a file without times takes no --time-origin",
+        ("--time-unit", "0min", "--time-origin", "2019-10-01"): "--time-unit must be s, ms, us, ns, min, h or d",
+        ("--time-unit", "s", "--time-origin", "then"): "--time-origin 'then' is not a date",
+    }
+    for args, said in cases.items():
+        result = CliRunner().invoke(app, ["import", str(src), *args])
+        assert result.exit_code == 2, (args, result.output)
+        assert said in " ".join(result.stderr.split()), (args, result.stderr)
+
+
+def test_plural_type_names_are_read_and_an_import_that_keeps_nothing_fails(tmp_path, monkeypatch):
+    monkeypatch.setenv("SETLIST_DATA_DIR", str(tmp_path / "data"))
+    src = _csv(
+        tmp_path / "otto.csv",
+        "session,aid,ts,type\n1,10,1661724000278,clicks\n1,11,1661724001278,carts\n2,10,1661724002278,orders\n"
+        "2,12,1661724003278,likes",
+    )
+    args = ["--user-col", "session", "--item-col", "aid", "--time-col", "ts", "--time-unit", "ms", "--type-col", "type"]
+    events, _, summary = load_interactions(
+        src, user_col="session", item_col="aid", time_col="ts", time_unit="ms", type_col="type"
+    )
+    assert events["type"].tolist()[0] == "play" and events["type"].tolist()[3] == "like"
+    # every unknown name is in the suggested map, not only the first two
+    assert "--type-map carts=TYPE,orders=TYPE" in " ".join(str(summary).split())
+    mapped, _, _ = load_interactions(
+        src,
+        user_col="session",
+        item_col="aid",
+        time_col="ts",
+        time_unit="ms",
+        type_col="type",
+        type_map={"cart": "add_to_playlist", "order": "like"},  # a singular map entry reads the plural too
+    )
+    assert mapped["type"].tolist() == ["play", "add_to_playlist", "like", "like"]
+    nothing = _csv(tmp_path / "steam.csv", "u,i,kind\n1,a,purchase\n2,b,purchase")
+    result = CliRunner().invoke(
+        app, ["import", str(nothing), "--user-col", "u", "--item-col", "i", "--type-col", "kind", "--no-time"]
+    )
+    assert result.exit_code == 2, result.output
+    assert "no row of steam.csv was accepted: 2 quarantined (unknown_type 2)" in " ".join(result.stderr.split())
+    ok = CliRunner().invoke(app, ["import", str(src), *args, "--type-map", "carts=add_to_playlist,orders=like"])
+    assert ok.exit_code == 0, ok.output
+    # the same rows again are duplicates: nothing new, and no failure
+    again = CliRunner().invoke(app, ["import", str(src), *args, "--type-map", "carts=add_to_playlist,orders=like"])
+    assert again.exit_code == 0 and "were imported before" in again.output
+
+
+def test_genre_lists_joined_by_a_bare_slash_split_when_their_parts_recur(tmp_path):
+    genres = ["剧情", "爱情", "惊悚", "犯罪"]
+    combos = [f"{a}/{b}" for a in genres for b in genres if a != b] + genres
+    movies = "MovieId\tTitle\tGenres\n" + "\n".join(f"m{n}\t电影{n}\t{g}" for n, g in enumerate(combos))
+    items = _csv(tmp_path / "movies.txt", movies)
+    src = _csv(tmp_path / "ratings.txt", "UserId\tMovieId\tRating\tTimestamp\nu1\tm0\t5\t2008-10-15 05:38:08")
+    args = dict(user_col="UserId", item_col="MovieId", time_col="Timestamp", rating_col="Rating")
+    _, frame, summary = load_interactions(src, **args, items=items, item_id_col="MovieId")
+    assert frame is not None
+    by_id = frame.set_index("item_id")
+    assert by_id.loc["m0", "genre"] == "剧情" and by_id.loc["m0", "genres"] == "剧情|爱情"
+    assert set(frame["genre"]) == set(genres)
+    assert "genre lists split at a bare '/' (4 genres in 12 combinations)" in str(summary)
+    # names of their own: a few slashed genres whose parts never stand apart, and a spaced one
+    shop = "id\tcategory\n" + "\n".join(
+        f"v{n}\t{g}" for n, g in enumerate(["R&B/Soul", "Hip-Hop/Rap", "Rock", "Gym / Fitness Center", "Café"] * 4)
+    )
+    shop_items = _csv(tmp_path / "venues.tsv", shop)
+    log = _csv(tmp_path / "checkins.tsv", "u\tid\tt\na\tv0\t2012-04-03T18:00:09Z")
+    _, venues, said = load_interactions(
+        log, user_col="u", item_col="id", time_col="t", items=shop_items, item_id_col="id"
+    )
+    assert venues is not None
+    assert set(venues["genre"]) == {"r&b/soul", "hip-hop/rap", "rock", "gym / fitness center", "café"}
+    assert "split at a bare" not in str(said)
+
+
+def test_a_tracks_own_name_is_its_title_before_a_bare_name(tmp_path):
+    # the Million Playlist Dataset flattened: `name` is the playlist's, `track_name` the track's
+    src = _csv(
+        tmp_path / "mpd.csv",
+        "pid,name,modified_at,pos,track_uri,track_name,artist_name\n"
+        "0,Throwbacks,1493424000,0,spotify:track:a,Lose Control,Missy Elliott\n"
+        "1,Chill,1493424000,0,spotify:track:a,Lose Control,Missy Elliott\n",
+    )
+    _, frame, _ = load_interactions(
+        src,
+        user_col="pid",
+        item_col="track_uri",
+        time_col="modified_at",
+        time_unit="s",
+        items=src,
+        item_id_col="track_uri",
+    )
+    assert frame is not None and frame["title"].tolist() == ["Lose Control"]
+
+
+def test_a_count_that_is_a_measure_below_one_is_read(tmp_path):
+    # Steam-200k's hours played: 0.1 h is a short try, not an unreadable count
+    src = _csv(
+        tmp_path / "steam.csv",
+        '1,"Warhammer 40,000 Dawn of War II",play,273.0,0\n1,Dota 2,play,0.1,0\n1,Portal,play,12.0,0\n'
+        "2,Dota 2,play,0,0",
+    )
+    events, _, summary = load_interactions(
+        src,
+        user_col="user",
+        item_col="game",
+        time_col=None,
+        count_col="hours",
+        layout=TextLayout(names=("user", "game", "behavior", "hours", "zero")),
+    )
+    by = dict(zip(zip(events["user_id"], events["item_id"]), events["type"]))
+    assert by[("1", "Dota 2")] == "play" and by[("1", "Warhammer 40,000 Dawn of War II")] == "play"
+    assert by[("2", "Dota 2")] is None  # zero hours: quarantined, and counted
+    assert summary.problems["a play count that is not a number above 0"] == 1
+
+
+def test_columns_nested_in_records_are_found_and_the_flattening_named(tmp_path):
+    import json
+
+    otto = tmp_path / "train.jsonl"
+    otto.write_text(json.dumps({"session": 1, "events": [{"aid": 5, "ts": 1661724000278, "type": "clicks"}]}) + "\n")
+    with pytest.raises(ImportFormatError) as caught:
+        load_interactions(otto, user_col="session", item_col="aid", time_col="ts", time_unit="ms")
+    said = str(caught.value)
+    assert "'aid' is a key of the records nested in 'events' (aid, ts, type)" in said
+    assert "json_normalize(rows, record_path='events', meta=['session'])" in said
+    playlists = {
+        "info": {"slice": "0-999"},
+        "playlists": [{"pid": 0, "modified_at": 1493424000, "tracks": [{"pos": 0, "track_uri": "spotify:track:a"}]}],
+    }
+    pretty = tmp_path / "mpd.slice.0-999.json"
+    pretty.write_text(json.dumps(playlists, indent=2))  # one document over many lines
+    with pytest.raises(ImportFormatError, match="one JSON document, an object whose 'playlists' holds 1 record:"):
+        load_interactions(pretty, user_col="pid", item_col="track_uri", time_col="modified_at", time_unit="s")
+    compact = tmp_path / "compact.json"
+    compact.write_text(json.dumps(playlists))  # the same on one line: read as one row of two columns
+    with pytest.raises(ImportFormatError, match="'track_uri' is a key of the records nested in 'playlists' → 'tracks'"):
+        load_interactions(compact, user_col="pid", item_col="track_uri", time_col="modified_at", time_unit="s")
