@@ -182,8 +182,11 @@ def make_split(events: pd.DataFrame, p: SplitParams, exclude_seen: bool) -> Spli
 
 
 def repeat_share(events: pd.DataFrame) -> float:
-    """The share of positives on an item the user had already interacted with: high for music
-    (replays), near zero for ratings (each item rated once)."""
+    """The share of positives on an item the user had touched in an earlier session (impressions
+    aside): high for music (replays), near zero for ratings (each item rated once). Events on the
+    item in the same session are one engagement going on, not a return to it: a game bought then
+    played (Steam), a product clicked, carted and bought (OTTO), a track played then liked. Whether
+    the user comes back to an item in a later visit is what leaving seen items out decides."""
     positive = label(events).to_numpy() == 1
     if not positive.any():
         return 0.0
@@ -192,5 +195,10 @@ def repeat_share(events: pd.DataFrame) -> float:
     order = log_order(events)
     users = pd.factorize(events["user_id"])[0][order].astype(np.int64)
     items = pd.factorize(events["item_id"])[0][order].astype(np.int64)
-    earlier = pd.Series(users * (int(items.max()) + 1) + items).duplicated(keep="first").to_numpy()
-    return float(earlier[positive[order]].mean())
+    sessions = pd.factorize(events["session_id"])[0][order]
+    touched = (events["type"] != "impression").to_numpy()[order]
+    key = users * (int(items.max()) + 1) + items
+    # a user's sessions follow one another in time, so "first touched in another session" is "earlier"
+    first = pd.Series(sessions[touched]).groupby(key[touched]).first()
+    returned = first.reindex(key).to_numpy() != sessions
+    return float(returned[positive[order]].mean())

@@ -99,7 +99,47 @@ def test_seen_items_are_not_relevant_when_they_are_left_out():
         seen = set(dropped.train.loc[dropped.train["user_id"] == q.user_id, "item_id"])
         assert not seen & set(dropped.labels.loc[dropped.labels["query_id"] == q.query_id, "item_id"])
     assert repeat_share(_log(40, 10, 100)) == 0.0
-    assert repeat_share(events) > 0.2
+    assert repeat_share(events.assign(session_id=events["event_id"])) > 0.2  # each like a visit of its own
+
+
+def _touches(*rows: tuple[str, str, str, str]) -> pd.DataFrame:
+    """(user, item, type, session) rows, a minute apart, in this order."""
+    start = pd.Timestamp("2020-01-01", tz="UTC")
+    return pd.DataFrame(
+        [
+            {
+                "event_id": f"e{n}",
+                "user_id": u,
+                "item_id": i,
+                "type": t,
+                "value": 1.0,
+                "session_id": sess,
+                "timestamp": start + pd.Timedelta(minutes=n),
+                "device": "unknown",
+                "locale": "unknown",
+            }
+            for n, (u, i, t, sess) in enumerate(rows)
+        ]
+    )
+
+
+def test_a_repeat_is_a_return_in_a_later_session():
+    # a replay in a later visit is a repeat; the same item's next step in one visit is not
+    replay = _touches(("u", "a", "play", "s1"), ("u", "a", "play", "s2"))
+    assert repeat_share(replay) == 0.5
+    bought_then_played = _touches(("u", "a", "add_to_playlist", "s1"), ("u", "a", "play", "s1"))
+    assert repeat_share(bought_then_played) == 0.0
+    played_then_liked = _touches(("u", "a", "play", "s1"), ("u", "a", "like", "s1"), ("u", "b", "play", "s1"))
+    assert repeat_share(played_then_liked) == 0.0
+    # shown before is not touched: the first click on a story shown in an earlier visit is new
+    shown_then_clicked = _touches(("u", "a", "impression", "s1"), ("u", "a", "play", "s2"))
+    assert repeat_share(shown_then_clicked) == 0.0
+    # a skip is a touch: coming back to the item later is a return
+    skipped_then_played = _touches(("u", "a", "skip", "s1"), ("u", "a", "play", "s2"))
+    assert repeat_share(skipped_then_played) == 1.0
+    # another user's earlier play of the item is not this user's return
+    others = _touches(("v", "a", "play", "s0"), ("u", "a", "play", "s1"))
+    assert repeat_share(others) == 0.0
 
 
 def test_ease_weights_have_an_empty_diagonal_and_follow_co_occurrence():
