@@ -12,6 +12,8 @@ routing) that must stay cheap to import.
 
 from __future__ import annotations
 
+import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -87,6 +89,26 @@ class ModelPair:
         return self.candidates, self.ranker
 
 
+class _NotOurs(logging.Filter):
+    """MLflow's advice on pickled models: the project logs its ranking code as a Python object on
+    purpose (serving loads it from its own store), so the warning on every training says nothing."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Passing a Python object as `python_model`" not in record.getMessage()
+
+
+def _quiet_mlflow() -> None:
+    """MLflow's chatter kept out of the jobs' own progress output: a progress bar per artifact
+    download (tqdm, in the middle of a training's report), the store's schema set-up lines, and
+    the pickling advice above. Errors and other warnings still show."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    pyfunc = logging.getLogger("mlflow.pyfunc")
+    if not any(isinstance(f, _NotOurs) for f in pyfunc.filters):
+        pyfunc.addFilter(_NotOurs())
+
+
 def connect(settings: Settings) -> MlflowClient:
     """Point this process's MLflow at the settings' store and return a client for it; idempotent.
 
@@ -97,6 +119,7 @@ def connect(settings: Settings) -> MlflowClient:
     another store (a test's second world) read this one's registry."""
     import mlflow
 
+    _quiet_mlflow()
     uri = settings.tracking_uri
     mlflow.set_tracking_uri(uri)
     if mlflow.get_registry_uri() != uri:

@@ -131,7 +131,33 @@ def drift_gate(settings: Settings, opts: GateOptions, ws: Workspace) -> list[Gat
         reference, current, numeric=EVENT_NUMERIC, categorical=EVENT_CATEGORICAL, thresholds=t.drift, workspace=ws
     )
     result.notes[:0] = chosen.notes() + [_from(t)]
+    if not result.passed and (spike := _spike_note(chosen.current)):
+        result.notes.append(spike)
     return [result]
+
+
+#: one day holding at least this share of the current window, and this many times its median day, is a spike
+SPIKE_SHARE, SPIKE_OVER_MEDIAN = 0.3, 3.0
+
+
+def _spike_note(current: pd.DataFrame) -> str | None:
+    """Why a drift failure may be a known event rather than broken data: one day (a sale, a launch,
+    Tmall's November 11th) holding much of the current window. Said with what to do about it."""
+    if current.empty:
+        return None
+    days = pd.to_datetime(current["timestamp"], utc=True).dt.floor("D").value_counts()
+    if len(days) < 3:
+        return None
+    top, n = days.index[0], int(days.iloc[0])
+    share, over = n / len(current), n / float(days.median())
+    if share < SPIKE_SHARE or over < SPIKE_OVER_MEDIAN:
+        return None
+    return (
+        f"{top.date()} holds {share:.0%} of the current window's events ({over:.0f}× its median day): if that day "
+        "is a known event (a sale, a launch), the drift is real and expected. To train anyway, run `make train` "
+        "on its own; to judge another window, set --holdout-days (SETLIST_HOLDOUT_DAYS); to allow such days for "
+        "good, raise drift levels in a copy of validation/thresholds.yaml (SETLIST_VALIDATION_THRESHOLDS_FILE)"
+    )
 
 
 def cardinality_gate(settings: Settings, opts: GateOptions, ws: Workspace) -> list[GateResult]:

@@ -131,3 +131,17 @@ def test_reference_roundtrip_and_windows(tmp_path, windows):
     learned.save(path)
     assert CardinalityReference.load(path) == learned
     assert json.loads(path.read_text())["distinct"]["device"] == 5
+
+
+def test_a_drift_failure_on_one_big_day_names_it_and_the_ways_on():
+    from validation.gates import _spike_note
+
+    days = pd.date_range("2015-11-05", periods=7, freq="D", tz="UTC")
+    ordinary = pd.DataFrame({"timestamp": np.repeat(days[:-1], 100)})
+    assert _spike_note(ordinary) is None  # an even week: nothing to explain
+    sale = pd.concat([ordinary, pd.DataFrame({"timestamp": [days[-1]] * 900})], ignore_index=True)
+    note = _spike_note(sale)
+    assert note is not None and note.startswith(
+        "2015-11-11 holds 60% of the current window's events (9× its median day)"
+    )
+    assert "--holdout-days" in note and "SETLIST_VALIDATION_THRESHOLDS_FILE" in note
