@@ -422,9 +422,9 @@ def import_(
     again = report.reasons.get("duplicate_event_id", 0)
     if again and again >= report.received / 2:
         console.print(
-            f"[yellow]note:[/] {again:,} of these rows were imported before (the same user, item, time and line), so "
-            "their first import stands. To import the file again with other options, start from an empty data "
-            f"directory: move {settings.data_dir} aside, or set SETLIST_DATA_DIR to a new one."
+            f"[yellow]note:[/] {again:,} of these rows were imported before (the same user, item and time cells on "
+            "the same line), so their first import stands. To import the file again with other options, start "
+            f"from an empty data directory: move {settings.data_dir} aside, or set SETLIST_DATA_DIR to a new one."
         )
     record_import(
         settings.lineage_dir,
