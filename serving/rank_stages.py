@@ -11,8 +11,7 @@ from the variant's in-process table, the matrix is built in NumPy and scored wit
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -30,7 +29,6 @@ from setlist.featureset import FeatureSet
 from setlist.tracing import span
 
 Ranker = Callable[["RankContext", Candidates], tuple[RankedItem, ...]]
-UNKNOWN, OTHER = "unknown", "other"
 REQUEST_ROWS_MAX = 4096
 
 
@@ -62,31 +60,6 @@ class Inputs:
             row.flags.writeable = False
             self._request_rows[key] = row
         return row
-
-
-@dataclass(frozen=True, slots=True)
-class Vocabulary:
-    """The device and locale a request may carry into cache keys, cohorts and impressions: values
-    from a client are unbounded (a 3 MB ``device`` would sit in every queued impression), so any
-    value outside the configured vocabulary becomes ``other``, and a missing one ``unknown``."""
-
-    devices: frozenset[str]
-    locale: re.Pattern[str]
-    max_len: int = 64  # checked first, so a huge value is never hashed or scanned
-
-    @classmethod
-    def of(cls, devices: Iterable[str], locale_pattern: str) -> Vocabulary:
-        return cls(frozenset(devices), re.compile(locale_pattern))
-
-    def context(self, context: Mapping[str, str]) -> tuple[str, str]:
-        """``(device, locale)`` of a request's context, each bounded."""
-        device = context.get("device") or UNKNOWN
-        locale = context.get("locale") or UNKNOWN
-        if len(device) > self.max_len or device not in self.devices:
-            device = OTHER
-        if locale != UNKNOWN and (len(locale) > self.max_len or not self.locale.fullmatch(locale)):
-            locale = OTHER
-        return device, locale
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,7 @@ from serving.tracking import Tracker
 from serving.types import RankedItem, RankQuery, RankResult, TrackEvent, TrackResult
 from serving.user_features import UserFeatureReader, UserRows
 from setlist import tracing
+from setlist.context import Vocabulary
 from setlist.contract import EVENT_TYPES
 from setlist.featureset import FeatureSet
 from setlist.impressions import Impression
@@ -73,7 +74,7 @@ class RankingService:
         self.features = features
         # every declared input of each block, read once per request; each model takes its columns
         self._inputs = stages.Inputs.of(features)
-        self._vocabulary = stages.Vocabulary.of(settings.context_devices, settings.context_locale_pattern)
+        self._vocabulary = Vocabulary.of(settings.context_devices, settings.context_locale_pattern)
         self.reader, self.cache, self.tracker = reader, cache, tracker
         self.hooks = hooks or Hooks()
         self.impressions = impressions

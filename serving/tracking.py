@@ -23,6 +23,7 @@ from serving.journal import Journal
 from serving.types import Rejection, TrackEvent, TrackResult
 from setlist.candidates import CandidateIndex
 from setlist.consent import FLAGS, effective, parse_flag
+from setlist.context import Vocabulary
 from setlist.contract import SCHEMA_VERSION, reject_reason
 from setlist.eventlog import Quarantine
 from setlist.features import SessionState, update_session
@@ -78,6 +79,8 @@ class TrackPolicy:
     quarantine_flush_s: float = 10.0
     consent_default: bool = False  # a user who never sent a consent flag: fails closed unless told
     retention_s: float | None = None  # the events retention: older events are refused as `retention`
+    #: the device and locale stored with an event, bounded as Rank bounds a request's (None: as sent)
+    vocabulary: Vocabulary | None = None
 
     @classmethod
     def from_settings(cls, s: Settings) -> TrackPolicy:
@@ -93,6 +96,7 @@ class TrackPolicy:
             quarantine_flush_s=s.track_quarantine_flush_s,
             consent_default=s.consent_granted_by_default,
             retention_s=s.retention_events_days * 86_400 if s.retention_events_days else None,
+            vocabulary=Vocabulary.of(s.context_devices, s.context_locale_pattern),
         )
 
     def bounds_reason(self, e: TrackEvent) -> str | None:
@@ -207,7 +211,7 @@ class Tracker:
         self.push_failures = 0
 
     def row(self, e: TrackEvent, user: str) -> dict[str, Any]:
-        ctx = e.context
+        ctx, v = e.context, self.policy.vocabulary
         return {
             "event_id": e.event_id,
             "schema_version": SCHEMA_VERSION,
@@ -217,8 +221,9 @@ class Tracker:
             "type": e.type,
             "timestamp": _timestamp(e.timestamp_ms),
             "value": e.value,
-            "device": ctx.get("device", "unknown"),
-            "locale": ctx.get("locale", "unknown"),
+            # bounded as Rank's: training's cohorts are then the cohorts requests name
+            "device": ctx.get("device", "unknown") if v is None else v.device(ctx.get("device")),
+            "locale": ctx.get("locale", "unknown") if v is None else v.locale_of(ctx.get("locale")),
             "consent_personalization": _flag(ctx, "consent_personalization"),
             "consent_analytics": _flag(ctx, "consent_analytics"),
             "arm": ctx.get("arm") or None,

@@ -169,3 +169,15 @@ def test_the_known_identities_are_bounded(tmp_path: Path, monkeypatch: pytest.Mo
         assert len(tracker._known) == 3 and len(identities.known) == 10
     finally:
         tracker.close()
+
+
+def test_a_tracked_context_is_bounded_as_a_rank_request_is(plane: Dataplane, server: Server) -> None:
+    # stored as Rank reads a request's context, so training's cohorts are the cohorts requests name
+    tracker = server.service.tracker
+    kept = tracker.row(play(plane, "a", context={"device": "mobile", "locale": "en_US"}), "p")
+    assert (kept["device"], kept["locale"]) == ("mobile", "en_US")
+    odd = tracker.row(play(plane, "b", context={"device": "iPhone 15", "locale": "Deutsch!"}), "p")
+    assert (odd["device"], odd["locale"]) == ("other", "other")
+    none = tracker.row(play(plane, "c"), "p")
+    assert (none["device"], none["locale"]) == ("unknown", "unknown")
+    assert server.service._vocabulary.context({"device": "iPhone 15", "locale": "Deutsch!"}) == ("other", "other")
