@@ -280,6 +280,18 @@ def import_(
         help="which items-file column holds what, when its names are its own, e.g. "
         "'genre=product_group_name,title=prod_name' (roles: title, artist, genre, duration, duration_ms, release)",
     ),
+    session_col: str | None = typer.Option(
+        None,
+        help="column naming each row's session (an order id, a visit): sessions from it instead of 30-minute gaps, "
+        "and with --no-time one visit per session",
+    ),
+    device_col: str | None = typer.Option(
+        None,
+        help="column of each event's device (mobile, desktop, …: values outside SETLIST_CONTEXT_DEVICES are other)",
+    ),
+    locale_col: str | None = typer.Option(
+        None, help="column of each event's locale or country (de, en_US, …: lower-cased; cohorts are kept by it)"
+    ),
     consent_col: str | None = typer.Option(
         None, help="column of personalization consent flags (true/false, 1/0, yes/no, granted/denied)"
     ),
@@ -380,6 +392,9 @@ def import_(
         time_format=time_format,
         time_year=year,
         time_zone=time_zone,
+        session_col=session_col,
+        device_col=device_col,
+        locale_col=locale_col,
         time_offset_col=time_offset_col,
         time_offset_unit=time_offset_unit,
         dayfirst=dayfirst,

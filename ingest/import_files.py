@@ -639,18 +639,20 @@ def _read_json(path: Path, compression: str | None, what: str, keep: Collection[
         except ValueError as exc:
             if _is_literal_dict(head.splitlines()[0]):
                 return _read_literal_lines(path, opener, what, keep)
+            hint = _document_hint(path, opener, list(keep or ()))
+            why = "" if hint else f" ({exc})"  # the parser's words only when there is nothing better to say
             raise ImportFormatError(
-                f"cannot read {what} file {path.name} as one JSON object per line ({exc}); a .json file must hold "
-                f"an array of objects or one object per line{_document_hint(path, opener)}"
+                f"cannot read {what} file {path.name} as one JSON object per line{why}; a .json file must hold "
+                f"an array of objects or one object per line{hint}"
             ) from exc
     raise ImportFormatError(f"{what} file {path.name} holds neither an array of JSON objects nor one object per line")
 
 
 #: a JSON document larger than this is not parsed whole just to word an error
-DOCUMENT_HINT_MAX_BYTES = 512 * 1024 * 1024
+DOCUMENT_HINT_MAX_BYTES = 64 * 1024 * 1024  # a Million Playlist Dataset slice is ~30 MB
 
 
-def _document_hint(path: Path, opener: object) -> str:
+def _document_hint(path: Path, opener: object, wanted: list[str]) -> str:
     """What a .json file that is one document spread over many lines (the Million Playlist
     Dataset's slices) holds, so that the error can say which list to flatten."""
     try:
@@ -666,9 +668,12 @@ def _document_hint(path: Path, opener: object) -> str:
     if not lists:
         return f". It is one JSON document, an object with keys {', '.join(map(str, list(doc)[:8]))}"
     key = max(lists, key=lists.__getitem__)
+    records = f"{lists[key]:,} {'record' if lists[key] == 1 else 'records'}"
+    nested = _nested_hint(pd.DataFrame({key: [doc[key]]}), wanted) if wanted else None
+    if nested:
+        return f". It is one JSON document, an object whose {key!r} holds {records}{nested}"
     return (
-        f". It is one JSON document, an object whose {key!r} holds {lists[key]:,} "
-        f"{'record' if lists[key] == 1 else 'records'}: flatten them to one row "
+        f". It is one JSON document, an object whose {key!r} holds {records}: flatten them to one row "
         f'per record first, e.g. pandas\' json_normalize(json.load(f)["{key}"], …) written to a .csv (README, '
         "'A list of records')"
     )

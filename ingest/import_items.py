@@ -73,10 +73,23 @@ def parse_item_columns(spec: str | None) -> dict[str, str]:
     return picked
 
 
+#: the fields that name a record in a list cell, in order of preference (then any ``…id``)
+_RECORD_NAMES = ("name", "title", "genre", "label")
+
+
+def _filled(value: object) -> bool:
+    """A record's field holds something (an array counts, even where ``== ""`` would be ambiguous)."""
+    return value is not None and not (isinstance(value, str) and not value.strip())
+
+
 def _parts(v: object, commas: bool) -> list[str]:
     """The entries of one list cell: a JSON list (``[27, 9]``, Amazon's lists of categories), a
     pipe-separated string (MovieLens), or, for genres, a comma-separated one (Yelp's
     ``"Restaurants, Pizza"``). Anything else is one entry."""
+    if isinstance(v, dict):  # a record in a list (Goodreads' authors, its shelves): its name, not its repr
+        key = next((k for k in _RECORD_NAMES if _filled(v.get(k))), None)
+        key = key or next((k for k in v if str(k).endswith("id") and _filled(v[k])), None)
+        return _parts(v[key], commas=False) if key is not None else []
     if isinstance(v, (list, tuple, np.ndarray)):
         out: list[str] = []
         for e in v:

@@ -50,6 +50,12 @@ def _listed(cells: pd.Series) -> bool:
     return False
 
 
+#: a list printed by NumPy (Amazon-M2's ``['B09W9FND7K' 'B09JSPLN1M']``, wrapped over lines): quoted
+#: strings separated by white space alone
+_NUMPY_PRINTED = re.compile(r"\[\s*(?:'[^']*'|\"[^\"]*\")(?:\s+(?:'[^']*'|\"[^\"]*\"))+\s*\]")
+_QUOTED = re.compile(r"'([^']*)'|\"([^\"]*)\"")
+
+
 def _elements(v: object, column: str) -> list[str] | None:
     """One cell's ids: a list's elements, a written list parsed (JSON, or a Python literal, never
     run as code), or the cell's text split on SEPARATORS. None for an empty cell."""
@@ -58,6 +64,10 @@ def _elements(v: object, column: str) -> list[str] | None:
         if not text:
             return None
         if text.startswith("[") and text.endswith("]"):
+            if _NUMPY_PRINTED.fullmatch(text):
+                # NumPy's printing of an array of strings: no commas, so Python would join its
+                # adjacent literals ('A' 'B' is 'AB') into one id
+                return [a or b for a, b in _QUOTED.findall(text) if (a or b).strip()] or None
             try:
                 v = json.loads(text)
             except ValueError:

@@ -24,6 +24,7 @@ from ingest.import_files import (
     TableStream,
     TextLayout,
     clean_ids,
+    is_present,
     missing_tokens_note,
     read_table,
     require_columns,
@@ -122,6 +123,29 @@ def _epoch_ms(ts: pd.Series) -> np.ndarray:
     return ts.dt.tz_convert(None).to_numpy().astype("datetime64[ms]").astype(np.int64)
 
 
+def _session_ordinals(codes: np.ndarray, cells: pd.Series) -> np.ndarray:
+    """Each row's session as its place among its user's sessions, by first appearance in the file;
+    a row without a session cell is a session of its own."""
+    keys = cells.astype("string").to_numpy(dtype=object)
+    blank = pd.isna(keys)
+    keys[blank] = [f"\x00row{i}" for i in np.flatnonzero(blank)]  # no real cell starts with NUL
+    pair = pd.factorize(pd.Series(codes).astype(str) + "\x1f" + pd.Series(keys, dtype=object))[0]
+    first = pd.Series(np.arange(len(pair))).groupby(pair).transform("min").to_numpy()
+    return pd.Series(first).groupby(codes).rank(method="dense").to_numpy(np.int64) - 1
+
+
+def _named_sessions(users: pd.Series, cells: pd.Series, ts: pd.Series) -> np.ndarray:
+    """Sessions from a column (``--session-col``); rows without a cell are cut at gaps as usual.
+    The id hashes (user, session cell), so it reveals neither."""
+    out = _sessions(users, ts)
+    named = (users.notna() & is_present(cells)).to_numpy()
+    if named.any():
+        out[named] = _hash_hex(
+            pd.DataFrame({"u": users[named].astype(str).to_numpy(), "s": cells[named].astype(str).to_numpy()}), "s_"
+        )
+    return out
+
+
 def _sessions(users: pd.Series, ts: pd.Series) -> np.ndarray:
     """Per-user sessions split at 30-minute gaps; the id hashes (user, session start) so it
     reveals nothing about the raw user id."""
@@ -159,9 +183,11 @@ def _events(
     weight: np.ndarray | None = None,
     sessions: np.ndarray | None = None,
     rows: np.ndarray | None = None,
+    context: tuple[np.ndarray | str, np.ndarray | str] = (UNKNOWN, UNKNOWN),
 ) -> pd.DataFrame:
     """The rows as contract events in time order; an event's id hashes its user, item, raw time and
-    row (its place in the file: ``rows`` holds the places of these rows, by default 0, 1, …)."""
+    row (its place in the file: ``rows`` holds the places of these rows, by default 0, 1, …).
+    ``context`` is each row's (device, locale), or one for every row."""
     n = len(users)
     key = pd.DataFrame(
         {
@@ -195,8 +221,8 @@ def _events(
         "type": types,
         "timestamp": ts,
         "value": value,
-        "device": UNKNOWN,
-        "locale": UNKNOWN,
+        "device": context[0],
+        "locale": context[1],
         # as given (checked by ingestion: a value that is neither yes nor no is quarantined)
         "consent_personalization": consent[0],
         "consent_analytics": consent[1],
@@ -215,7 +241,7 @@ UNTIMED_VISIT_ROWS = 10
 
 
 def file_order_times(
-    users: pd.Series, end: pd.Timestamp, items: pd.Series | None = None
+    users: pd.Series, end: pd.Timestamp, items: pd.Series | None = None, visits_of: pd.Series | None = None
 ) -> tuple[pd.Series, pd.Series, np.ndarray]:
     """Times and sessions for rows that have none, the last before ``end``; and the raw time the
     event ids hash (empty, so a re-import gets the same ids).
@@ -231,12 +257,16 @@ def file_order_times(
     it is would put the last users of a file sorted by user (most public sets are) alone in every
     trailing window: the hold-out would hold only users no model has seen, and "recent popularity"
     would be the few users before each one. Fixed-size visits keep session features alike in every
-    window (one session per user would grow through the span and read as drift)."""
+    window (one session per user would grow through the span and read as drift).
+
+    With ``visits_of`` (``--session-col``: Instacart's ``order_id``) a user's visits are its
+    sessions instead, in the order they first appear, each row's place within its session kept."""
     n = len(users)
     if not n:
         return pd.Series([], dtype="datetime64[ns, UTC]"), pd.Series([], dtype=object), np.array([], dtype=object)
     known = users.notna().to_numpy()
     sessions = np.full(n, None, dtype=object)
+    visit_rows = UNTIMED_VISIT_ROWS
     at = np.arange(n, dtype=np.float64) / n - 1.0  # rows without a user stay where the file has them
     span_ms = n * UNTIMED_STEP_S * 1000
     if known.any():
@@ -250,22 +280,30 @@ def file_order_times(
             # each row's place within its user in hash order; the file's order breaks ties
             rank = pd.Series(shuffle).groupby(codes).rank(method="first").to_numpy(np.int64) - 1
         rows = np.bincount(codes)
-        visits = (rows + UNTIMED_VISIT_ROWS - 1) // UNTIMED_VISIT_ROWS
         phase = pd.util.hash_pandas_object(who, index=False).to_numpy() / 2.0**64  # stable per user
-        # visits of one user differ by one row at most, and which of them are the longer ones turns
-        # with the user's phase: were it always the first, the span's end would hold shorter
-        # sessions than the rest (drift that is not in the data)
-        turn = np.floor(phase * visits[codes]).astype(np.int64)
-        visit = (rank * visits[codes] + turn) // rows[codes]
-        within = pd.Series(rank).groupby([codes, visit]).cumcount().to_numpy()
+        visit_rows = UNTIMED_VISIT_ROWS
+        if visits_of is not None:
+            visit = _session_ordinals(codes, visits_of[known])
+            visits = np.zeros(int(codes.max()) + 1, dtype=np.int64)
+            np.maximum.at(visits, codes, visit + 1)
+            within = pd.Series(np.arange(len(codes))).groupby([codes, visit]).cumcount().to_numpy()
+            visit_rows = int(within.max()) + 1
+        else:
+            visits = (rows + UNTIMED_VISIT_ROWS - 1) // UNTIMED_VISIT_ROWS
+            # visits of one user differ by one row at most, and which of them are the longer ones turns
+            # with the user's phase: were it always the first, the span's end would hold shorter
+            # sessions than the rest (drift that is not in the data)
+            turn = np.floor(phase * visits[codes]).astype(np.int64)
+            visit = (rank * visits[codes] + turn) // rows[codes]
+            within = pd.Series(rank).groupby([codes, visit]).cumcount().to_numpy()
         # a user's visits at least a visit's length apart, so that their rows stay in file order
-        span_ms = max(span_ms, float(visits.max()) * UNTIMED_VISIT_ROWS * 1000)
+        span_ms = max(span_ms, float(visits.max()) * visit_rows * 1000)
         at[known] = (visit + phase) / visits[codes] - 1.0
     at *= span_ms
     if known.any():
         at[known] += within * 1000.0
         sessions[known] = _hash_hex(pd.DataFrame({"u": who.to_numpy(), "v": visit}), "s_")
-    ms = np.floor(at).astype(np.int64) - UNTIMED_VISIT_ROWS * 1000  # the last visit ends before ``end``
+    ms = np.floor(at).astype(np.int64) - visit_rows * 1000  # the last visit ends before ``end``
     ts = pd.Series(end.floor("ms") + pd.to_timedelta(ms, unit="ms")).dt.tz_convert("UTC")
     return ts, pd.Series([""] * n, dtype=object), sessions
 
@@ -290,6 +328,11 @@ class ImportOptions:
     time_origin: str | None = None
     #: the zone of times written without one (None: UTC, said)
     time_zone: str | None = None
+    #: a column naming each row's session (an order, a visit): sessions from it, not from time gaps
+    session_col: str | None = None
+    #: columns of each event's device and locale (the request context cohorts are kept by)
+    device_col: str | None = None
+    locale_col: str | None = None
     rating_col: str | None = None
     type_col: str | None = None
     items: Path | None = None
@@ -365,6 +408,9 @@ class ImportOptions:
             "query": self.query_col,
             "count": self.count_col,
             "history": self.history_col,
+            "device": self.device_col,
+            "locale": self.locale_col,
+            "session": self.session_col,
         }
 
     def keep(self) -> set[str]:
@@ -374,6 +420,7 @@ class ImportOptions:
         """The columns ``_whole_file`` reads: a user's sessions, a play count's meaning, the rating
         scale and an untimed file's stamps each depend on rows anywhere in the file."""
         cols = [self.user_col, self.time_col, self.time_offset_col, self.rating_col, self.type_col, self.count_col]
+        cols.append(self.session_col)
         if self.history_col is not None:
             cols.append(BEFORE_COL)  # history rows are stamped from their user's first item
         if self.time_col is None and not self.keep_file_order:
@@ -403,18 +450,24 @@ def _whole_file(raw: pd.DataFrame, o: ImportOptions, now: pd.Timestamp, source: 
     ]
     if o.time_col is None:
         items = None if o.keep_file_order else clean_ids(raw[o.item_col])
-        ts, _, sessions = file_order_times(users, now, items)
+        visits_of = raw[o.session_col] if o.session_col is not None else None
+        ts, _, sessions = file_order_times(users, now, None if visits_of is not None else items, visits_of)
         del items
         span = f"{ts.min().isoformat()} … {ts.max().isoformat()}" if len(ts) else "-"
         order = (
             "in their file order (--file-order)"
-            if o.keep_file_order
+            if o.keep_file_order or visits_of is not None
             else "in a stable shuffled order (--file-order keeps the file's)"
         )
+        visits = (
+            f"in visits that are the sessions of {o.session_col!r} (in the order each first appears)"
+            if visits_of is not None
+            else f"in visits of up to {UNTIMED_VISIT_ROWS} rows (one session each)"
+        )
         notes.append(
-            f"no time column: each user's rows stamped {order}, in visits of up to {UNTIMED_VISIT_ROWS} rows "
-            f"(one session each) spread over {span} with the users interleaved (any time window holds some rows "
-            "of every user); the hold-out and time windows then follow that order"
+            f"no time column: each user's rows stamped {order}, {visits} spread over {span} with the users "
+            "interleaved (any time window holds some rows of every user); the hold-out and time windows then "
+            "follow that order"
         )
     else:
         reading = TimeReading(o.dayfirst, o.time_format, o.time_year, o.time_origin, o.time_zone)
@@ -428,7 +481,11 @@ def _whole_file(raw: pd.DataFrame, o: ImportOptions, now: pd.Timestamp, source: 
             ts = _history_times(ts, users, raw[BEFORE_COL])
             if note := history_note(raw[BEFORE_COL], o.history_col):
                 notes.append(note)
-        sessions = _sessions(users, ts)
+        if o.session_col is not None:
+            sessions = _named_sessions(users, raw[o.session_col], ts)
+            notes.append(f"sessions from {o.session_col!r}, not from 30-minute gaps")
+        else:
+            sessions = _sessions(users, ts)
     if o.impressions_col is not None and (note := unmarked_note(raw[CLICK_TYPE_COL], o.impressions_col)):
         notes.append(note)
     weight = None
@@ -484,9 +541,69 @@ class _Tally:
     types: Counter[str] = field(default_factory=Counter)
     problems: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    #: device and locale values read as "other" (outside the serving vocabulary)
+    other_context: dict[str, set[str]] = field(default_factory=lambda: {"device": set(), "locale": set()})
 
     def problem(self, cause: str, n: int) -> None:
         self.problems[cause] = self.problems.get(cause, 0) + n
+
+
+def _context_values(raw: pd.DataFrame, col: str, kind: str, tally: _Tally) -> np.ndarray:
+    """A device or locale column as serving reads a request's (``setlist.context.Vocabulary``): as
+    written where a request could carry it so, else in lower case; a value outside the configured
+    devices, or not shaped as a locale either way, is ``other`` (counted for the summary), so that
+    the cohorts trained on are the cohorts requests name."""
+    from setlist.context import OTHER, Vocabulary
+    from setlist.settings import get_settings
+
+    settings = get_settings()
+    vocabulary = Vocabulary.of(settings.context_devices, settings.context_locale_pattern)
+    bound = vocabulary.device if kind == "device" else vocabulary.locale_of
+    cells = raw[col].astype("string").str.strip()
+    names = cells.dropna().unique().tolist()
+    # as written when a client could send it so, else lower case (a request's "DE" would be other too)
+    read = {name: bound(name) if bound(name) != OTHER else bound(name.lower()) for name in names}
+    values = cells.map(read).fillna(UNKNOWN).to_numpy(dtype=object)
+    others = sorted(name for name, v in read.items() if v == OTHER and name.lower() != OTHER)
+    if others:
+        tally.other_context[kind].update(others)
+    return values
+
+
+#: column names that hold a device or a locale, lower case
+_CONTEXT_NAMES = {
+    "device": ("device", "device_type", "platform", "os"),
+    "locale": ("locale", "country", "language", "lang", "market", "region"),
+}
+
+
+def unread_context_notes(columns: list[str], o: ImportOptions) -> list[str]:
+    """A word for a device or locale column the import was not told to read: every event then
+    carries ``unknown``, and cohort popularity has one cohort."""
+    given = {"device": o.device_col, "locale": o.locale_col}
+    notes = []
+    for kind, names in _CONTEXT_NAMES.items():
+        if given[kind] is None and (col := next((c for c in columns if c.lower() in names), None)):
+            notes.append(f"column {col!r} is not read: every event's {kind} is unknown; --{kind}-col {col} reads it")
+    return notes
+
+
+def _context_notes(o: ImportOptions, tally: _Tally) -> list[str]:
+    notes = []
+    for kind, col, setting in (
+        ("device", o.device_col, "SETLIST_CONTEXT_DEVICES"),
+        ("locale", o.locale_col, "SETLIST_CONTEXT_LOCALE_PATTERN"),
+    ):
+        if col is None:
+            continue
+        notes.append(f"{kind} from {col!r} (lower-cased where only that fits what a request may name)")
+        if others := sorted(tally.other_context[kind]):
+            shown = ", ".join(map(repr, others[:5])) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
+            notes.append(
+                f"{kind} values outside what a request may name read as 'other': {shown} ({setting} sets it, for "
+                "serving and imports alike)"
+            )
+    return notes
 
 
 def _chunk_events(
@@ -508,6 +625,10 @@ def _chunk_events(
     query = (
         raw[o.query_col].astype("string").astype(object).where(raw[o.query_col].notna(), None) if o.query_col else None
     )
+    context = (
+        _context_values(raw, o.device_col, "device", tally) if o.device_col else UNKNOWN,
+        _context_values(raw, o.locale_col, "locale", tally) if o.locale_col else UNKNOWN,
+    )
     del raw  # the file's cells: every column the events need is its own now
     if not tally.rows and o.list_col is None and (note := list_cells_note(item_ids, o.item_col)):
         tally.notes.append(note)
@@ -523,6 +644,7 @@ def _chunk_events(
         None if whole.weight is None else whole.weight[rows],
         whole.sessions[rows],
         rows=rows,
+        context=context,
     )
     tally.rows += n
     tally.users.update(users.dropna().unique().tolist())
@@ -576,7 +698,7 @@ def _summary(
         items_without_metadata=missing,
         consent=consent_basis(o.consent_col, o.analytics_consent_col, o.assume_consent),
         described_items=described,
-        read_notes=[f"{source.name}: {n}" for n in [*file_notes, *whole_notes, *tally.notes]]
+        read_notes=[f"{source.name}: {n}" for n in [*file_notes, *whole_notes, *tally.notes, *_context_notes(o, tally)]]
         + [f"{Path(o.items).name}: {n}" for n in item_notes if o.items is not None],
         malformed_lines=malformed,
     )
@@ -618,6 +740,7 @@ def load_interactions(source: Path, **options: Any) -> tuple[pd.DataFrame, pd.Da
     source = Path(source)
     table = read_table(source, "interactions", o.layout, keep=o.keep())
     require_columns(table.frame, o.wanted(), source, "--names", table.dropped)
+    table.notes += unread_context_notes([*map(str, table.frame.columns), *table.dropped], o)
     lines = len(table.frame)
     raw = o.reshaper()(table.frame.reset_index(drop=True))
     table.frame = pd.DataFrame()  # one copy of the file's cells alive, not two
@@ -693,6 +816,7 @@ class InteractionStream:
         scan = max(1, int(min(self.chunk_rows, SCAN_ROWS) / max(per_line, 1.0)))
         self.stream = TableStream(self.source, "interactions", options.layout, options.keep(), scan)
         self.progress = progress or (lambda _message: None)
+        self._unread: list[str] = []  # device or locale columns left unread, said as an import at once says them
         self.chunks = 0  # known after the first pass
         self.item_frame: pd.DataFrame | None = None
         self.summary: ImportSummary | None = None
@@ -706,6 +830,7 @@ class InteractionStream:
         for chunk in self.stream:
             if not parts:
                 require_columns(chunk, o.wanted(), self.source, "--names", self.stream.dropped)
+                self._unread = unread_context_notes([*map(str, chunk.columns), *self.stream.dropped], o)
             lines += len(chunk)
             narrow = reshape(chunk)[cols]
             # text cells as Arrow strings: a fraction of the memory of Python strings
@@ -752,7 +877,7 @@ class InteractionStream:
             events = events.sort_values("timestamp", kind="stable", na_position="last", ignore_index=True)
             yield events
         self.item_frame, self.summary = _summary(
-            self.source, o, tally, whole.notes, self.stream.notes, self.stream.malformed
+            self.source, o, tally, whole.notes, [*self.stream.notes, *self._unread], self.stream.malformed
         )
 
 

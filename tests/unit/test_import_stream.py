@@ -76,7 +76,7 @@ def test_the_real_shaped_fixture_gives_the_same_events_in_any_chunks(fixture_dir
 
 def test_the_rating_scale_is_the_whole_files_not_each_chunks(tmp_path):
     # the top rating (10) is in the last chunk only: scaled per chunk, the first chunk's 5s would be likes
-    rows = [(1, k, 5, 1_000_000 + k) for k in range(6)] + [(2, 9, 10, 1_000_100)]
+    rows = [(1, k, 5, 1_600_000_000 + k) for k in range(6)] + [(2, 9, 10, 1_600_000_100)]
     path = tmp_path / "r.csv"
     pd.DataFrame(rows, columns=["userId", "movieId", "rating", "timestamp"]).to_csv(path, index=False)
     whole, streamed, chunks = _both(path, 1, **MOVIELENS)
@@ -295,3 +295,28 @@ def test_files_that_cannot_stream_import_at_once_or_are_refused_with_what_to_do(
     monkeypatch.setattr(memory, "available_memory", lambda: 1_000)
     refused = CliRunner().invoke(app, ["import", str(dicts), *args])
     assert refused.exit_code == 2 and "Convert it to JSON lines" in refused.stderr
+
+
+def test_new_time_and_context_options_read_the_same_in_chunks(tmp_path):
+    # zone, device and locale read, a session column named, and an unread country column said: alike both ways
+    rows = [
+        (f"u{k % 3}", f"i{k % 5}", f"2021-03-{1 + k % 27:02d} {k % 24:02d}:30:00", ["Mobile", "tv", "fridge"][k % 3],
+         ["DE", "en_US", "xx-yy-zz"][k % 3], f"o{k // 4}", "NL")
+        for k in range(40)
+    ]  # fmt: skip
+    path = tmp_path / "log.csv"
+    columns = ["user", "item", "when", "device", "locale", "order", "country"]
+    pd.DataFrame(rows, columns=columns).to_csv(path, index=False)
+    options = dict(
+        user_col="user", item_col="item", time_col="when", time_zone="Europe/Paris", device_col="device",
+        locale_col="locale", session_col="order",
+    )  # fmt: skip
+    whole, streamed, chunks = _both(path, 7, **options)
+    assert chunks > 1
+    _same(whole, streamed)
+    said = " ".join(str(streamed[2]).split())
+    assert "without a zone read in Europe/Paris" in said and "'fridge'" in said
+    # the locale column is read, the country column is not: said once, the same way in chunks
+    unread, streamed_unread, _ = _both(path, 7, user_col="user", item_col="item", time_col="when")
+    _same(unread, streamed_unread)
+    assert "column 'locale' is not read" in " ".join(str(streamed_unread[2]).split())

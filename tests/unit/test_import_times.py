@@ -257,9 +257,141 @@ def test_columns_nested_in_records_are_found_and_the_flattening_named(tmp_path):
     }
     pretty = tmp_path / "mpd.slice.0-999.json"
     pretty.write_text(json.dumps(playlists, indent=2))  # one document over many lines
-    with pytest.raises(ImportFormatError, match="one JSON document, an object whose 'playlists' holds 1 record:"):
+    with pytest.raises(ImportFormatError) as caught:
         load_interactions(pretty, user_col="pid", item_col="track_uri", time_col="modified_at", time_unit="s")
+    said = str(caught.value)
+    assert "one JSON document, an object whose 'playlists' holds 1 record. 'track_uri' is a key" in said
+    assert "'playlists' → 'tracks'" in said and "Expected" not in said  # not the parser's own words
     compact = tmp_path / "compact.json"
     compact.write_text(json.dumps(playlists))  # the same on one line: read as one row of two columns
     with pytest.raises(ImportFormatError, match="'track_uri' is a key of the records nested in 'playlists' → 'tracks'"):
         load_interactions(compact, user_col="pid", item_col="track_uri", time_col="modified_at", time_unit="s")
+
+
+def test_numpy_printed_lists_are_their_elements_not_one_joined_id(tmp_path):
+    # Amazon-M2: prev_items printed by NumPy (no commas, wrapped inside the quoted cell)
+    src = _csv(
+        tmp_path / "sessions.csv",
+        "session,prev_items\n0,\"['B09W9FND7K' 'B09JSPLN1M'\n 'B09M7GY217']\"\n1,\"['B076THCGSG' 'B007MO8IME']\"\n",
+    )
+    events, _, _ = load_interactions(src, user_col="session", item_col="prev_items", time_col=None, item_lists=True)
+    assert sorted(events["item_id"]) == sorted(["B09W9FND7K", "B09JSPLN1M", "B09M7GY217", "B076THCGSG", "B007MO8IME"])
+
+
+def test_records_in_an_items_list_cell_give_their_names_not_their_reprs(tmp_path):
+    import json
+
+    books = tmp_path / "goodreads_books.json"
+    rows = [
+        {"book_id": "1", "title": "A", "authors": [{"author_id": "604031", "role": ""}],
+         "popular_shelves": [{"count": "9", "name": "fantasy"}, {"count": "3", "name": "magic"}]},
+        {"book_id": "2", "title": "B", "authors": [{"author_id": "7", "role": "Editor"}],
+         "popular_shelves": [{"count": "5", "name": "romance"}]},
+    ]  # fmt: skip
+    books.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    log = _csv(tmp_path / "log.csv", "user_id,book_id,date_added\nu,1,Mon Aug 28 14:21:11 -0700 2017")
+    _, frame, _ = load_interactions(
+        log,
+        user_col="user_id",
+        item_col="book_id",
+        time_col="date_added",
+        items=books,
+        item_id_col="book_id",
+        item_columns={"genre": "popular_shelves"},
+    )
+    assert frame is not None
+    by_id = frame.set_index("item_id")
+    assert by_id.loc["1", "artist"] == "604031" and by_id.loc["1", "genre"] == "fantasy"
+    assert by_id.loc["1", "genres"] == "fantasy|magic" and by_id.loc["2", "genre"] == "romance"
+
+
+def test_a_zero_one_rating_is_said_with_its_reading(tmp_path):
+    src = _csv(tmp_path / "train.csv", "msno,song_id,target\nFGtl+/a=,s1,1\nFGtl+/a=,s2,0\nxY/z=,s1,1")
+    events, _, summary = load_interactions(src, user_col="msno", item_col="song_id", time_col=None, rating_col="target")
+    assert sorted(events["type"]) == ["like", "like", "skip"]
+    assert "'target' holds 0 and 1 only: 1 is a like, 0 a skip" in " ".join(str(summary).split())
+    assert set(events["user_id"]) == {"FGtl+/a=", "xY/z="}  # base64 ids kept whole
+
+
+def test_device_and_locale_columns_are_read_as_serving_reads_a_request(tmp_path):
+    # Amazon-M2's locale per session, a log's platform: cohorts are kept by (device, locale)
+    src = _csv(
+        tmp_path / "log.csv",
+        "user,item,ts,locale,platform\n"
+        "a,x,1600000000,DE,Mobile\na,y,1600000060,JP,desktop\nb,x,1600000120,en_US,fridge\n"
+        "b,y,1600000180,Germany!,\n",
+    )
+    args = dict(user_col="user", item_col="item", time_col="ts", time_unit="s")
+    plain, _, said = load_interactions(src, **args)
+    assert set(plain["locale"]) == {"unknown"} and set(plain["device"]) == {"unknown"}
+    text = " ".join(str(said).split())
+    assert "column 'locale' is not read: every event's locale is unknown; --locale-col locale reads it" in text
+    assert "column 'platform' is not read: every event's device is unknown; --device-col platform reads it" in text
+    events, _, summary = load_interactions(src, **args, locale_col="locale", device_col="platform")
+    by_item = events.sort_values("timestamp")
+    assert by_item["locale"].tolist() == ["de", "jp", "en_US", "other"]  # as a request would carry them
+    assert by_item["device"].tolist() == ["mobile", "desktop", "other", "unknown"]
+    text = " ".join(str(summary).split())
+    assert "device values outside what a request may name read as 'other': 'fridge'" in text
+    assert "locale values outside what a request may name read as 'other': 'Germany!'" in text
+    assert "is not read" not in text
+
+
+def test_a_session_column_makes_the_visits(tmp_path):
+    # Instacart, sorted by user, order_number and add_to_cart_order: one session per order
+    lines = ["user_id,order_id,product_id"]
+    for user, orders in (("7", [("o1", 3), ("o2", 14), ("o3", 1)]), ("8", [("o9", 2)])):
+        for order, size in orders:
+            lines += [f"{user},{order},p{user}{order}{k}" for k in range(size)]
+    src = _csv(tmp_path / "instacart.csv", "\n".join(lines))
+    args = dict(user_col="user_id", item_col="product_id", time_col=None, keep_file_order=True)
+    events, _, summary = load_interactions(src, **args, session_col="order_id")
+    seven = events[events["user_id"] == "7"].sort_values("timestamp")
+    # each order is one session, its rows in cart order, the orders in the file's order
+    assert seven["session_id"].nunique() == 3
+    assert seven.groupby("session_id", sort=False).size().tolist() == [3, 14, 1]
+    assert seven["item_id"].tolist() == [f"p7o1{k}" for k in range(3)] + [f"p7o2{k}" for k in range(14)] + ["p7o30"]
+    assert "visits that are the sessions of 'order_id'" in " ".join(str(summary).split())
+    # without it, a 14-item order is cut into visits of at most 10 rows
+    cut, _, _ = load_interactions(src, **args)
+    assert cut[cut["user_id"] == "7"]["session_id"].nunique() != 3
+    # with times, the column names the sessions instead of 30-minute gaps
+    timed = _csv(
+        tmp_path / "timed.csv",
+        "user_id,order_id,product_id,ts\n7,o1,a,1600000000\n7,o2,b,1600000010\n7,o1,c,1600000020\n8,,d,1600000000",
+    )
+    events, _, _ = load_interactions(
+        timed, user_col="user_id", item_col="product_id", time_col="ts", time_unit="s", session_col="order_id"
+    )
+    by_item = events.set_index("item_id")["session_id"]
+    assert by_item["a"] == by_item["c"] != by_item["b"] and by_item["d"] is not None
+
+
+def test_edge_cases_of_reading_times():
+    from ingest.import_values import TimeReading, parse_time
+
+    said: list[str] = []
+    # a date's own dashes are no offset: the zone applies (Paris is UTC+1 in November)
+    dashed = parse_time(
+        pd.Series(["13-11-2000 08:15", "01-11-2000 09:00"]), None, "t", said, reading=TimeReading(zone="Europe/Paris")
+    )
+    assert dashed.iloc[0] == _utc("2000-11-13 07:15") and "not applied" not in " ".join(said)
+    # a count out of datetime's range is one unreadable row, not a failed import
+    counted = parse_time(pd.Series([5, 1e20]), "d", "t", [], reading=TimeReading(origin="2019-10-01"))
+    assert counted.iloc[0] == _utc("2019-10-06") and pd.isna(counted.iloc[1])
+    # a format that reads each row's own offset, the offsets differing
+    offsets = parse_time(
+        pd.Series(["2019-10-01 12:00 +0800", "2019-10-01 12:00 +0000"]),
+        None,
+        "t",
+        [],
+        reading=TimeReading(time_format="%Y-%m-%d %H:%M %z"),
+    )
+    assert offsets.tolist() == [_utc("2019-10-01 04:00"), _utc("2019-10-01 12:00")]
+    # an empty column with a unit: every row unreadable (quarantined), not "numbers too small"
+    empty = parse_time(pd.Series([None, None], dtype=object), "s", "t", [])
+    assert empty.isna().all()
+    # an unparseable cell is not counted among the times read in a zone
+    notes: list[str] = []
+    parse_time(pd.Series(["2019-10-01 12:00", "garbage"]), None, "t", notes, reading=TimeReading(zone="Asia/Shanghai"))
+    assert "1 time in 't' without a zone read in Asia/Shanghai (--time-zone)" in notes

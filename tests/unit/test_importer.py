@@ -89,10 +89,12 @@ def test_wrong_or_missing_time_unit_is_a_clear_error(tmp_path):
     offsets = _csv(tmp_path / "off.csv", "user_id,item_id,timeframe\nu,i,526309\nu,j,1411032\nv,i,0")
     with pytest.raises(ImportFormatError, match="too small to be epoch times.*offsets or counters.*--no-time"):
         load_interactions(offsets, time_col="timeframe")
-    # told the unit, the import reads them so, and says what they look like
-    events, _, summary = load_interactions(offsets, time_col="timeframe", time_unit="ms")
+    # told the unit alone, still no: a log in 1970 is a mistake; an origin places them, 1970 itself if meant
+    with pytest.raises(ImportFormatError, match="would fall in 1970.*--time-origin 1970-01-01 reads them"):
+        load_interactions(offsets, time_col="timeframe", time_unit="ms")
+    events, _, summary = load_interactions(offsets, time_col="timeframe", time_unit="ms", time_origin="1970-01-01")
     assert events["timestamp"].max() == pd.Timestamp(1_411_032, unit="ms", tz="UTC")
-    assert "too small to be epoch times" in str(summary) and "read as --time-unit ms from 1970, as told" in str(summary)
+    assert "counted in units of ms from 1970-01-01T00:00:00+00:00 (--time-origin)" in str(summary)
     bad = _csv(tmp_path / "bad.csv", "user_id,item_id,timestamp\nu,i,yesterday-ish\nu,j,soon")
     with pytest.raises(ImportFormatError, match="parses as a datetime"):
         load_interactions(bad)
@@ -119,14 +121,14 @@ def test_unknown_format_and_missing_file(tmp_path):
 def test_ratings_map_to_types_and_values(tmp_path):
     rows = "\n".join(f"u,i{k},{T0 + k * 60},{r}" for k, r in enumerate([1, 2, 3, 4, 5, ""]))
     src = _csv(tmp_path / "r.csv", "user_id,item_id,timestamp,stars\n" + rows)
-    events, _, summary = load_interactions(src, time_unit="s", rating_col="stars")
+    events, _, summary = load_interactions(src, time_unit="s", time_origin="1970-01-01", rating_col="stars")
     # an empty rating is a play of unknown value (see the test of rows without a rating)
     assert events["type"].tolist() == ["skip", "skip", "play", "like", "like", "play"]
     np.testing.assert_allclose(events["value"].to_numpy(), [np.nan, np.nan, 0.6, 0.8, 1.0, np.nan], rtol=1e-6)
     assert summary.problems["unparseable rating"] == 0
 
     half = _csv(tmp_path / "h.csv", "user_id,item_id,timestamp,r\nu,a,1,0.5\nu,b,2,3.5\nu,c,3,4.0\nu,d,4,5.0")
-    events, _, _ = load_interactions(half, time_unit="s", rating_col="r")
+    events, _, _ = load_interactions(half, time_unit="s", time_origin="1970-01-01", rating_col="r")
     assert events["type"].tolist() == ["skip", "play", "like", "like"]
     assert events["value"].iloc[1] == pytest.approx(0.7)
 
@@ -140,7 +142,7 @@ def test_type_column_synonyms_and_unknown_types(tmp_path):
             for k, a in enumerate(["Listen", "click", "VIEW", "like", "Thumbs-Up", "skip", "weird", ""])
         ),
     )
-    events, _, summary = load_interactions(src, time_unit="s", type_col="action")
+    events, _, summary = load_interactions(src, time_unit="s", time_origin="1970-01-01", type_col="action")
     # a viewed item page is the contract's own light type, not an impression (which would be a negative)
     assert events["type"].tolist() == ["play", "play", "view", "like", "like", "skip", "weird", None]
     assert events["value"].tolist()[:4] == [1.0, 1.0, pytest.approx(np.nan, nan_ok=True), 1.0]
@@ -226,9 +228,9 @@ def test_play_counts_become_plays_weighted_by_their_count(tmp_path):
 def test_a_count_column_does_not_combine_with_ratings_and_needs_counts(tmp_path):
     src = _csv(tmp_path / "c.csv", "user_id,item_id,timestamp,n\nu,i,1,a\nu,j,2,0")
     with pytest.raises(ImportFormatError, match="does not combine"):
-        load_interactions(src, time_unit="s", count_col="n", rating_col="n")
+        load_interactions(src, time_unit="s", time_origin="1970-01-01", count_col="n", rating_col="n")
     with pytest.raises(ImportFormatError, match="no play counts above 0"):
-        load_interactions(src, time_unit="s", count_col="n")
+        load_interactions(src, time_unit="s", time_origin="1970-01-01", count_col="n")
 
 
 def test_bad_rows_are_kept_for_quarantine(tmp_path):
@@ -503,7 +505,7 @@ def test_an_unrated_play_is_neither_a_positive_nor_a_negative_label(tmp_path):
     from training.labels import label
 
     src = _csv(tmp_path / "a.csv", "user_id,item_id,timestamp,rating\nu,a,1,-1\nu,b,2,10\nu,c,3,1")
-    events, _, _ = load_interactions(src, time_unit="s", rating_col="rating", unrated=-1)
+    events, _, _ = load_interactions(src, time_unit="s", time_origin="1970-01-01", rating_col="rating", unrated=-1)
     assert label(events).tolist() == [-1, 1, 0]
 
 
