@@ -196,6 +196,9 @@ def repeat_share(events: pd.DataFrame) -> float:
     users = pd.factorize(events["user_id"])[0][order].astype(np.int64)
     items = pd.factorize(events["item_id"])[0][order].astype(np.int64)
     sessions = pd.factorize(events["session_id"])[0][order]
+    # an event without a session (a client that sent none) is a visit of its own, not one shared visit
+    blank = events["session_id"].fillna("").astype(str).eq("").to_numpy()[order]
+    sessions = np.where(blank, -1 - np.arange(len(sessions)), sessions)
     touched = (events["type"] != "impression").to_numpy()[order]
     key = users * (int(items.max()) + 1) + items
     # a user's sessions follow one another in time, so "first touched in another session" is "earlier"

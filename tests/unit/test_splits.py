@@ -257,3 +257,9 @@ def test_a_log_stamped_by_day_still_leaves_each_user_a_training_part():
     assert len(s.train) == users * 4
     assert s.train.groupby("user_id").size().eq(4).all()
     assert s.queries["user_id"].nunique() == users
+
+
+def test_events_without_a_session_are_visits_of_their_own():
+    # a client that sends no session id: its replays are still returns, not one endless visit
+    replays = _touches(("u", "a", "play", ""), ("u", "a", "play", ""), ("u", "b", "play", ""))
+    assert repeat_share(replays) == pytest.approx(1 / 3)
