@@ -129,7 +129,7 @@ def _session_ordinals(codes: np.ndarray, cells: pd.Series) -> np.ndarray:
     keys = cells.astype("string").to_numpy(dtype=object)
     blank = pd.isna(keys)
     keys[blank] = [f"\x00row{i}" for i in np.flatnonzero(blank)]  # no real cell starts with NUL
-    pair = pd.factorize(pd.Series(codes).astype(str) + "\x1f" + pd.Series(keys, dtype=object))[0]
+    pair = pd.DataFrame({"c": codes, "k": keys}).groupby(["c", "k"], sort=False).ngroup().to_numpy()
     first = pd.Series(np.arange(len(pair))).groupby(pair).transform("min").to_numpy()
     return pd.Series(first).groupby(codes).rank(method="dense").to_numpy(np.int64) - 1
 
