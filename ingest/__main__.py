@@ -4,6 +4,9 @@ Errors are ``setlist.errors`` exceptions; ``setlist.cli.App`` prints them and pi
 
 from __future__ import annotations
 
+import gzip
+import lzma
+import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -432,6 +435,12 @@ def import_(
             report, summary = _import_in_chunks(source, options, chunk_rows, settings, consent_given, per_line)
     except (ImportFormatError, FileNotFoundError, LookupError) as exc:  # said with the file it is about
         raise UsageError(f"cannot import {source}: {exc}") from exc
+    except (EOFError, zlib.error, lzma.LZMAError, gzip.BadGzipFile) as exc:
+        # a download cut short: left alone, Click reads an EOFError as Ctrl-D and prints only "Aborted."
+        raise UsageError(
+            f"cannot import {source}: a file ends early or is corrupt ({type(exc).__name__}: {exc}). Nothing was "
+            "written; download it again, or decompress what is readable and import that"
+        ) from exc
     jobmetrics.current().quarantined(report.reasons)
     _print_report(report, f"imported {source.name}")
     again = report.reasons.get("duplicate_event_id", 0)

@@ -215,9 +215,29 @@ def _encoding(path: Path, compression: str | None, asked: str | None, notes: lis
                 pass
         return "utf-8"
     except UnicodeDecodeError:
-        # older public logs (MovieLens 1M and 100k among them) are Latin-1; it decodes any byte
-        notes.append(f"encoding latin-1 (the file is not UTF-8; {option} sets it)")
-        return "latin-1"
+        pass
+    # a Windows export is cp1252: Latin-1 would read its curly quotes and dashes (bytes 0x80-0x9F) as
+    # invisible control characters. Without such bytes the two read alike, and Latin-1 is said.
+    with opener(path, "rb") as f:  # type: ignore[operator]
+        windows = any(_C1_BYTES.search(block) for block in iter(lambda: f.read(1 << 20), b""))
+    if windows:
+        try:
+            with opener(path, "rt", encoding="cp1252") as f:  # type: ignore[operator]
+                while f.read(1 << 20):
+                    pass
+            notes.append(
+                f"encoding cp1252, Windows' (the file is not UTF-8 and has its curly quotes; {option} sets it)"
+            )
+            return "cp1252"
+        except UnicodeDecodeError:  # one of the five bytes cp1252 leaves undefined
+            pass
+    # older public logs (MovieLens 1M and 100k among them) are Latin-1; it decodes any byte
+    notes.append(f"encoding latin-1 (the file is not UTF-8; {option} sets it)")
+    return "latin-1"
+
+
+#: bytes that are control characters in Latin-1 and printable in cp1252 (’ “ ” – € …)
+_C1_BYTES = re.compile(rb"[\x80-\x9f]")
 
 
 #: a line holding only an id and a colon: the item whose rows follow (the Netflix Prize's layout)
@@ -493,6 +513,8 @@ def read_table(path: Path, what: str, layout: TextLayout | None = None, keep: Co
     layout = layout or TextLayout()
     if not path.is_file():
         raise ImportFormatError(f"{what} file not found: {path}")
+    if path.stat().st_size == 0:
+        raise ImportFormatError(f"{what} file {path.name} is empty (0 bytes)")
     ext, compression = _suffixes(path)
     if path.suffix.lower() == ".zst":
         raise ImportFormatError(

@@ -258,9 +258,32 @@ def _load_items(
     out["artist"] = out["artist"].astype(object)
     out["genre"] = out["genre"].astype(object)
     # a catalogue row without an id cannot be joined to anything; duplicates keep the first row
-    out = out[out["item_id"].notna()].drop_duplicates("item_id").reset_index(drop=True)
+    out = out[out["item_id"].notna()]
+    differing = _differing_duplicates(out)
+    out = out.drop_duplicates("item_id").reset_index(drop=True)
+    if differing:
+        picked_notes.append(differing)
     busiest = _busiest_genre_note(out["genre"])
     return out, table.notes + picked_notes + ([busiest] if busiest else [])
+
+
+def _differing_duplicates(rows: pd.DataFrame) -> str | None:
+    """A word when an id is on several rows that say different things (two catalogue exports, one
+    row per locale): the first is kept. Rows that agree (a log that is its own items file) are not
+    worth one."""
+    repeated = rows[rows["item_id"].duplicated(keep=False)]
+    if repeated.empty:
+        return None
+    fields = ["title", "artist", "genre"]
+    described = repeated[["item_id", *fields]].astype("string").fillna("")
+    kinds = described.drop_duplicates().groupby("item_id", sort=False).size()
+    differ = kinds[kinds > 1]
+    if differ.empty:
+        return None
+    first = str(differ.index[0])
+    titles = described.loc[described["item_id"] == first, "title"].drop_duplicates().head(2).tolist()
+    example = f" (e.g. {first!r}: " + " / ".join(map(repr, titles)) + ")" if len(titles) > 1 else ""
+    return f"{len(differ):,} item ids are on several rows that differ{example}: the first row of each is kept"
 
 
 #: one genre holding more than this share of the items, among at least 3 genres, is said
@@ -342,6 +365,10 @@ def _unknown_items(ids: pd.Series) -> pd.DataFrame:
     )
 
 
+#: an items file describing fewer of the log's items than this share is said (a key that does not match)
+MIN_DESCRIBED_SHARE = 0.1
+
+
 def item_frame_for(
     seen: pd.Series,
     items: Path | None,
@@ -358,6 +385,12 @@ def item_frame_for(
         catalog_rows = len(catalog)
         extra = seen[~seen.isin(catalog["item_id"])]
         missing = len(extra)
+        if len(seen) and len(catalog) and missing > (1 - MIN_DESCRIBED_SHARE) * len(seen):
+            notes.append(
+                f"only {len(seen) - missing:,} of the log's {len(seen):,} items are in the items file's "
+                f"{item_id_col!r} (the log's ids look like {str(seen.iloc[0])!r}, the file's like "
+                f"{str(catalog['item_id'].iloc[0])!r}): is --item-id-col the column the log's ids are in?"
+            )
         item_frame = pd.concat([catalog, _unknown_items(extra)], ignore_index=True) if missing else catalog
     else:
         item_frame = _unknown_items(seen)

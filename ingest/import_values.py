@@ -248,7 +248,7 @@ def parse_time(
     if dates is not None:
         if unit is not None:
             raise ImportFormatError(
-                f"time column {col!r} holds dates written as YYYYMMDD (e.g. {raw[present].iloc[0]!r}), not epoch "
+                f"time column {col!r} holds dates written as YYYYMMDD (e.g. {str(raw[present].iloc[0])!r}), not epoch "
                 f"times; omit --time-unit"
             )
         return _in_zone(dates.dt.tz_localize(None), zone, col, said, present.to_numpy())
@@ -257,7 +257,7 @@ def parse_time(
             return pd.Series(pd.NaT, index=raw.index, dtype="datetime64[ns, UTC]")  # quarantined, row by row
         if num.notna().sum() == 0:
             raise ImportFormatError(
-                f"time column {col!r} holds no numbers (e.g. {raw[present].iloc[0]!r}); "
+                f"time column {col!r} holds no numbers (e.g. {str(raw[present].iloc[0])!r}); "
                 f"omit --time-unit to parse ISO datetimes"
             )
         median = num.median()
@@ -276,6 +276,7 @@ def parse_time(
                 f"time column {col!r} looks like {EPOCH_UNITS[likely][0]} (median {median:.0f}); "
                 f"use --time-unit {likely}"
             )
+        _refuse_mixed(raw, present, num, col)
         _zone_unused(zone, col, said, "epoch numbers are UTC")
         # out of datetime's range (±292 years around 1970 in ns) → unparseable, not an exception
         num = num.where(num.abs() < 9.2e18 / EPOCH_UNITS[unit][1])
@@ -284,17 +285,20 @@ def parse_time(
         if (small := _counters(num[present].median(), col)) is not None:
             raise ImportFormatError(small)
         raise ImportFormatError(
-            f"time column {col!r} holds numbers (e.g. {raw[present].iloc[0]!r}); "
+            f"time column {col!r} holds numbers (e.g. {str(raw[present].iloc[0])!r}); "
             f"pass --time-unit s or ms (or us, ns) for epoch times: these look like "
             f"{EPOCH_UNITS[_likely_unit(num[present].median())][0]}"
         )
+    _refuse_mixed(raw, present, num, col)
     ts = pd.to_datetime(raw, utc=True, errors="coerce", format="ISO8601")  # naive times read as UTC first
     retry = ts.isna() & present
     if retry.any():
         dayfirst = _day_first(raw[retry], col, notes, r.dayfirst)
         ts[retry] = pd.to_datetime(raw[retry], utc=True, errors="coerce", format="mixed", dayfirst=dayfirst)
     if present.any() and ts.notna().sum() == 0:
-        raise ImportFormatError(f"no value of time column {col!r} parses as a datetime (e.g. {raw[present].iloc[0]!r})")
+        raise ImportFormatError(
+            f"no value of time column {col!r} parses as a datetime (e.g. {str(raw[present].iloc[0])!r})"
+        )
     naive = present.to_numpy() & ts.notna().to_numpy() & ~_zoned(raw, present)
     if not naive.any():
         _zone_unused(zone, col, said, "every time carries its zone")
@@ -302,6 +306,28 @@ def parse_time(
     wall = ts.dt.tz_localize(None)
     local = _in_zone(wall, zone, col, said, naive)
     return ts.where(~naive, local)
+
+
+#: both numbers and written dates in at least this share of a time column's cells: two exports mixed
+MIXED_TIMES_SHARE = 0.05
+
+
+def _refuse_mixed(raw: pd.Series, present: pd.Series, num: pd.Series, col: str) -> None:
+    """A time column of epoch numbers and written dates both (two exports appended): whichever way
+    it is read, the other kind would be quarantined, half a file with no word on why."""
+    numbers = present & num.notna()
+    written = present & num.isna()
+    n = int(present.sum())
+    if not n or numbers.sum() < MIXED_TIMES_SHARE * n or written.sum() < MIXED_TIMES_SHARE * n:
+        return
+    sample = raw[written].head(50)
+    if pd.to_datetime(sample, errors="coerce", utc=True, format="mixed").notna().mean() < 0.5:
+        return  # text that is no date: unreadable rows, quarantined one by one
+    raise ImportFormatError(
+        f"time column {col!r} mixes numbers ({int(numbers.sum()):,}, e.g. {str(raw[numbers].iloc[0])!r}) and written "
+        f"dates ({int(written.sum()):,}, e.g. {str(sample.iloc[0])!r}): write them one way, e.g. the numbers as "
+        "dates with pandas' to_datetime(unit='s'), then import again"
+    )
 
 
 #: a time that names its zone, at its end: ``…10:00:00Z``, ``…10:00+08:00``, ``…10:00:00-0500``,
@@ -385,7 +411,7 @@ def _formatted(
     parsed = pd.to_datetime(parsed, utc=zoned)
     if present.any() and parsed.notna().sum() == 0:
         raise ImportFormatError(
-            f"no value of time column {col!r} matches --time-format {fmt!r} (e.g. {raw[present].iloc[0]!r})"
+            f"no value of time column {col!r} matches --time-format {fmt!r} (e.g. {str(raw[present].iloc[0])!r})"
         )
     if zoned:  # the format read each time's zone (%z)
         _zone_unused(zone, col, said, "its format reads each time's zone")
@@ -408,7 +434,7 @@ def _counted(
         raise ImportFormatError("--time-origin counts the time column's numbers from a date: it needs --time-unit")
     if present.any() and num[present].isna().all():
         raise ImportFormatError(
-            f"time column {col!r} holds no numbers (e.g. {raw[present].iloc[0]!r}) to count from --time-origin"
+            f"time column {col!r} holds no numbers (e.g. {str(raw[present].iloc[0])!r}) to count from --time-origin"
         )
     start = parse_origin(origin, zone)
     said.append(f"times: {col!r} counted in units of {unit} from {start.isoformat()} (--time-origin)")
@@ -511,6 +537,26 @@ def dates_only_note(ts: pd.Series, col: str, zone: str | None = None) -> str | N
     )
 
 
+#: a number written with a decimal comma (a European spreadsheet's "4,5")
+_DECIMAL_COMMA = r"^\s*-?\d+,\d+\s*$"
+
+
+def _decimal_commas(cells: pd.Series, col: str, said: list[str]) -> pd.Series:
+    """Ratings written with a decimal comma read as numbers, and said: left to the number parser,
+    "4,5" would be unreadable, its row quarantined, and every half star of the file lost."""
+    if cells.dtype != object and not pd.api.types.is_string_dtype(cells):
+        return cells
+    text = cells.astype("string")
+    comma = text.str.fullmatch(_DECIMAL_COMMA, na=False)
+    if not comma.any():
+        return cells
+    said.append(
+        f"{int(comma.sum()):,} ratings in {col!r} written with a decimal comma (e.g. {text[comma].iloc[0].strip()!r}) "
+        "read as decimals"
+    )
+    return text.where(~comma, text.str.replace(",", ".", regex=False)).astype(object)
+
+
 def types_and_values(
     raw: pd.DataFrame,
     rating_col: str | None,
@@ -535,7 +581,7 @@ def types_and_values(
     if unrated is not None and rating_col is None:
         raise ImportFormatError("--unrated names a value of the rating column: it needs --rating-col")
     if rating_col is not None:
-        cells = raw[rating_col]
+        cells = _decimal_commas(raw[rating_col], rating_col, said)
         rating = pd.to_numeric(cells, errors="coerce")
         # an empty rating (a parquet NaN, an empty cell, "NA") is an interaction without a rating:
         # a play of unknown value, as --unrated makes of a marker value, not an unreadable row
@@ -543,7 +589,8 @@ def types_and_values(
         if blank.any():
             no_rating = no_rating | blank
             said.append(
-                f"{int(blank.sum()):,} rows without a rating read as plays of unknown value (neither positive nor "
+                f"{int(blank.sum()):,} {'row' if int(blank.sum()) == 1 else 'rows'} without a rating read as plays "
+                "of unknown value (neither positive nor "
                 "negative)"
             )
         if unrated is not None:
@@ -634,7 +681,9 @@ def counted_plays(
     ok = (count > 0.0) & np.isfinite(count)
     present = is_present(counts)
     if present.any() and not ok.any():
-        raise ImportFormatError(f"count column {col!r} holds no play counts above 0 (e.g. {counts[present].iloc[0]!r})")
+        raise ImportFormatError(
+            f"count column {col!r} holds no play counts above 0 (e.g. {str(counts[present].iloc[0])!r})"
+        )
     typical = count.where(ok).groupby(users.where(ok), sort=False).transform("median")
     value = (count / typical).clip(upper=1.0).where(ok)
     types = np.where(ok.to_numpy(), "play", None).astype(object)

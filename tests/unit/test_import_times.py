@@ -395,3 +395,58 @@ def test_edge_cases_of_reading_times():
     notes: list[str] = []
     parse_time(pd.Series(["2019-10-01 12:00", "garbage"]), None, "t", notes, reading=TimeReading(zone="Asia/Shanghai"))
     assert "1 time in 't' without a zone read in Asia/Shanghai (--time-zone)" in notes
+
+
+def test_messy_exports_are_read_or_refused_in_words(tmp_path, monkeypatch):
+    import gzip
+
+    # a European spreadsheet: ';', decimal commas for the half stars, whole stars without one
+    euro = tmp_path / "ratings.csv"
+    euro.write_bytes(
+        "\ufeffuserId;movieId;rating;timestamp\r\n1;2;4,5;31.12.2019 23:59\r\n1;3;4;30.12.2019 10:00\r\n".encode()
+    )
+    events, _, summary = load_interactions(
+        euro, user_col="userId", item_col="movieId", time_col="timestamp", rating_col="rating"
+    )
+    assert len(events) == 2 and events["type"].notna().all()  # no half star lost
+    assert "ratings scaled by the top rating 4.5" in str(summary)  # '4,5' read as 4.5
+    assert "1 ratings in 'rating' written with a decimal comma (e.g. '4,5') read as decimals" in " ".join(
+        str(summary).split()
+    )
+    # two exports appended: epoch numbers and written dates in one column are refused, not half dropped
+    mixed = _csv(
+        tmp_path / "mixed.csv", "u,i,t\n" + "".join(f"a,{k},1560967423\nb,{k},2019-06-19 18:03:43\n" for k in range(5))
+    )
+    for unit in (None, "s"):
+        with pytest.raises(ImportFormatError, match="mixes numbers .* and written dates"):
+            load_interactions(mixed, user_col="u", item_col="i", time_col="t", time_unit=unit)
+    # a Windows export's curly quotes, not control characters
+    movies = tmp_path / "movies.csv"
+    movies.write_bytes("movieId,title\n2,\u201cLe Caf\u00e9\u201d\n3,Am\u00e9lie\u2019s\n".encode("cp1252"))
+    _, frame, said = load_interactions(
+        euro, user_col="userId", item_col="movieId", time_col="timestamp", rating_col="rating", items=movies,
+        item_id_col="movieId",
+    )  # fmt: skip
+    assert frame is not None and set(frame["title"]) == {"\u201cLe Caf\u00e9\u201d", "Am\u00e9lie\u2019s"}
+    assert "encoding cp1252" in str(said)
+    # an items file keyed on something else, and ids on several rows that disagree
+    other = _csv(tmp_path / "other.csv", "movieId,title\ntt1,A\ntt2,B\ntt2,C\n")
+    _, _, keyed = load_interactions(
+        euro, user_col="userId", item_col="movieId", time_col="timestamp", rating_col="rating", items=other,
+        item_id_col="movieId",
+    )  # fmt: skip
+    text = " ".join(str(keyed).split())
+    assert "only 0 of the log's 2 items are in the items file's 'movieId'" in text
+    assert "1 item ids are on several rows that differ (e.g. 'tt2': 'B' / 'C'): the first row of each is kept" in text
+    # a download cut short: said, not "Aborted."
+    monkeypatch.setenv("SETLIST_DATA_DIR", str(tmp_path / "data"))
+    rows = "userId,movieId,timestamp\n" + "".join(
+        f"{u},{i},{1600000000 + u * 100 + i}\n" for u in range(40) for i in range(40)
+    )
+    packed = gzip.compress(rows.encode())
+    cut = tmp_path / "r.csv.gz"
+    cut.write_bytes(packed[: int(len(packed) * 0.7)])
+    result = CliRunner().invoke(
+        app, ["import", str(cut), "--user-col", "userId", "--item-col", "movieId", "--time-unit", "s"]
+    )
+    assert result.exit_code == 2 and "a file ends early or is corrupt" in " ".join(result.stderr.split())
