@@ -80,7 +80,7 @@ class ImportSummary:
     malformed_lines: list[int] = field(default_factory=list)
 
     def __str__(self) -> str:
-        lines = [f"imported {self.source}: {self.rows:,} rows, {self.users:,} users, {self.items:,} items"]
+        lines = [f"read {self.source}: {self.rows:,} rows, {self.users:,} users, {self.items:,} items"]
         if self.start is not None and self.end is not None:
             lines.append(f"  time range: {self.start.isoformat()} … {self.end.isoformat()}")
         lines.extend(f"  read: {note}" for note in self.read_notes)
