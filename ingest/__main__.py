@@ -318,7 +318,12 @@ def import_(
         None, help="the items file has no header line: its columns in order, comma-separated"
     ),
     encoding: str | None = typer.Option(
-        None, help="text encoding of both files (default: UTF-8, or Latin-1 when the file is not UTF-8)"
+        None,
+        help="text encoding of the files (default: UTF-8, else cp1252 or Latin-1, read off each file; "
+        "--items-encoding sets the items file's apart)",
+    ),
+    items_encoding: str | None = typer.Option(
+        None, help="text encoding of the items file, when it differs from --encoding"
     ),
     no_time: bool = typer.Option(
         False,
@@ -419,7 +424,7 @@ def import_(
         assume_consent=assume_consent,
         query_col=query_col,
         layout=TextLayout.from_options(sep, names, encoding),
-        items_layout=TextLayout.from_options(items_sep, items_names, encoding, prefix="items-"),
+        items_layout=TextLayout.from_options(items_sep, items_names, items_encoding or encoding, prefix="items-"),
     )
     per_line = rows_per_line(source, options)
     chunk_rows = _chunk_rows(source, settings, memory_check, per_line)
@@ -556,7 +561,8 @@ def _import_in_chunks(
             span = f"{times.iloc[0]:%Y-%m-%d} … {times.iloc[-1]:%Y-%m-%d}" if len(times) else "no valid times"
             report.merge(ingest(events, settings, source=f"import-{source.stem}", known=known))
             console.print(
-                f"  chunk {k} of {stream.chunks}: {len(events):,} rows, {span}; {report.accepted:,} accepted so far"
+                f"  chunk {k} of {stream.chunks}: {len(events):,} row{'s' if len(events) != 1 else ''}, {span}; "
+                f"{report.accepted:,} accepted so far"
             )
             del events
         del known

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import bz2
+import codecs
 import csv
 import gzip
 import io
@@ -79,6 +80,14 @@ class TextLayout:
             sep = _SEP_NAMES.get(sep.lower(), sep)
             if sep == "":
                 raise ImportFormatError(f"--{prefix}sep is empty: give the separator, e.g. '::' or tab")
+        if encoding is not None:
+            try:
+                codecs.lookup(encoding)
+            except LookupError:
+                raise ImportFormatError(
+                    f"--{prefix}encoding {encoding!r} is no text encoding Python knows (e.g. utf-8, cp1252, latin-1, "
+                    "utf-16, gb18030)"
+                ) from None
         parsed = None
         if names is not None:
             parsed = tuple(n.strip() for n in names.split(","))
@@ -293,6 +302,45 @@ class _ItemHeaders:
         )
 
 
+class _RepeatedHeaders:
+    """Lines that repeat the header line (files joined with their headers, exports paged with one per
+    page): the column names again, not a row. Only for a file whose header names the columns, and only
+    where every cell is its column's name, so that a row whose values happen to name a column or two
+    stays a row. Without this each would be quarantined as an event with an unreadable time and type."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def apply(self, frame: pd.DataFrame) -> pd.DataFrame:
+        if frame.empty or frame.shape[1] < 2:
+            return frame
+        names = [str(c).strip() for c in frame.columns]
+        # the first column alone first: a cheap test that all but a few rows fail
+        hit = (frame.iloc[:, 0].astype("string").str.strip() == names[0]).fillna(False).to_numpy(dtype=bool)
+        if not hit.any():
+            return frame
+        at = np.flatnonzero(hit)
+        rows = frame.iloc[at]
+        for k, name in enumerate(names[1:], start=1):
+            cells = rows.iloc[:, k].astype("string").str.strip()
+            # a nameless column (pandas' "Unnamed: 3") repeats as an empty cell
+            same = cells.isna() if name.startswith("Unnamed: ") else cells == name
+            hit[at] &= same.fillna(False).to_numpy(dtype=bool)
+        if not hit.any():
+            return frame
+        self.count += int(hit.sum())
+        return frame.loc[~hit].reset_index(drop=True)
+
+    def note(self) -> str | None:
+        if not self.count:
+            return None
+        s = "s" if self.count != 1 else ""
+        return (
+            f"skipped {self.count:,} repeated header line{s} (the column names again, as in files joined with "
+            "their headers)"
+        )
+
+
 def _long_first_row(
     path: Path, compression: str | None, encoding: str, lines: Sequence[str], sep: str, names: list[str] | None
 ) -> int | None:
@@ -372,11 +420,13 @@ class _TextPlan:
     notes: list[str]
     #: header lines of an item-headed file read so far (they are lines, not rows)
     item_headers: int = 0
+    #: lines that repeat the header line, read so far (lines, not rows)
+    repeated_headers: int = 0
 
 
 def _plan_text(path: Path, ext: str, compression: str | None, layout: TextLayout, what: str) -> _TextPlan:
     notes: list[str] = []
-    encoding = _encoding(path, compression, layout.encoding, notes, "--encoding")
+    encoding = _encoding(path, compression, layout.encoding, notes, layout.option("encoding"))
     sep = layout.sep
     lines = _sample(path, compression, encoding)
     item_headed = what == "interactions" and _item_headed(lines)
@@ -430,7 +480,7 @@ def _text_notes(plan: _TextPlan, rows: int, malformed: list[int], width: int) ->
     notes: list[str] = []
     # a quoted field may hold line breaks; more lines than rows says some did, which in a log is
     # usually a stray quote character: said, not silently folded into another row
-    header_rows = (0 if plan.names is not None else 1) + plan.item_headers
+    header_rows = (0 if plan.names is not None else 1) + plan.item_headers + plan.repeated_headers
     lines_read = rows + len(malformed) + header_rows
     quoted = plan.kwargs["quoting"] != csv.QUOTE_NONE
     total = _count_lines(plan.path, plan.compression, plan.encoding) if quoted else lines_read
@@ -462,9 +512,15 @@ def _read_text(path: Path, ext: str, compression: str | None, layout: TextLayout
         split = _ItemHeaders()
         frame = split.apply(frame, path)
         plan.item_headers = split.headers
+    again = _RepeatedHeaders()
+    if plan.names is None:
+        frame = again.apply(frame)
+        plan.repeated_headers = again.count
     notes.extend(_text_notes(plan, len(frame), malformed, len(frame.columns) - (split is not None)))
     if split is not None:
         notes.append(split.note())
+    if note := again.note():
+        notes.append(note)
     return Table(frame, notes, malformed)
 
 
@@ -545,7 +601,15 @@ def read_table(path: Path, what: str, layout: TextLayout | None = None, keep: Co
                 f"unknown {what} file format {path.name!r} ({exc}): expected delimited text (.csv, .tsv, .dat, …), "
                 ".jsonl, .json or .parquet (optionally compressed, e.g. .csv.gz)"
             ) from exc
-        raise ImportFormatError(f"cannot read {what} file {path.name}: {exc}") from exc
+        raise ImportFormatError(f"cannot read {what} file {path.name}: {exc}{_encoding_hint(exc, layout)}") from exc
+
+
+def _encoding_hint(exc: BaseException, layout: TextLayout) -> str:
+    """What to do about a file that does not decode: name its encoding (the one told did not fit)."""
+    if not isinstance(exc, UnicodeError):
+        return ""
+    told = f" (not {layout.encoding})" if layout.encoding else ""
+    return f"; {layout.option('encoding')} names the file's encoding{told}"
 
 
 def streams(path: Path) -> bool:
@@ -594,12 +658,15 @@ class TableStream:
         except ImportFormatError:
             raise
         except (ValueError, OSError, csv.Error) as exc:
-            raise ImportFormatError(f"cannot read {self.what} file {self.path.name}: {exc}") from exc
+            raise ImportFormatError(
+                f"cannot read {self.what} file {self.path.name}: {exc}{_encoding_hint(exc, self.layout)}"
+            ) from exc
 
     def _text(self, ext: str, compression: str | None) -> Iterator[pd.DataFrame]:
         plan = _plan_text(self.path, ext, compression, self.layout, self.what)
         malformed: list[int] = []
         split = _ItemHeaders() if plan.item_headed else None
+        again = _RepeatedHeaders()
         rows, width = 0, 0
         reader = pd.read_csv(self.path, on_bad_lines="warn", chunksize=self.chunk_rows, **plan.kwargs)
         with reader:
@@ -612,6 +679,9 @@ class TableStream:
                 if split is not None:
                     chunk = split.apply(chunk, self.path)
                     plan.item_headers = split.headers
+                if plan.names is None:
+                    chunk = again.apply(chunk)
+                    plan.repeated_headers = again.count
                 rows += len(chunk)
                 yield chunk.reset_index(drop=True)
         if plan.long_first is not None:
@@ -620,6 +690,8 @@ class TableStream:
         self.notes = [*plan.notes, *_text_notes(plan, rows, self.malformed, width)]
         if split is not None:
             self.notes.append(split.note())
+        if note := again.note():
+            self.notes.append(note)
 
     def _json_lines(self, ext: str, compression: str | None) -> Iterator[pd.DataFrame]:
         if not streams(self.path):

@@ -42,6 +42,7 @@ from ingest.import_values import (
     tied_times_note,
     types_and_values,
 )
+from ingest.intake import READ_NOTE
 from setlist.consent import FLAGS, flag_reason
 from setlist.contract import EVENT_COLUMNS, EVENT_TYPES, NO_ITEM_TYPES, SCHEMA_VERSION, UNKNOWN
 
@@ -184,10 +185,12 @@ def _events(
     sessions: np.ndarray | None = None,
     rows: np.ndarray | None = None,
     context: tuple[np.ndarray | str, np.ndarray | str] = (UNKNOWN, UNKNOWN),
+    unread: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """The rows as contract events in time order; an event's id hashes its user, item, raw time and
     row (its place in the file: ``rows`` holds the places of these rows, by default 0, 1, …).
-    ``context`` is each row's (device, locale), or one for every row."""
+    ``context`` is each row's (device, locale), or one for every row. ``unread`` says, for a row
+    whose time, rating or count could not be read, which cell it was (column ``READ_NOTE``)."""
     n = len(users)
     key = pd.DataFrame(
         {
@@ -231,7 +234,43 @@ def _events(
         "query": query.to_numpy(dtype=object) if query is not None else np.full(n, None, dtype=object),
         "weight": weight if weight is not None else np.full(n, np.nan, dtype=np.float32),
     }
-    return pd.DataFrame({c: take(columns.pop(c)) for c in EVENT_COLUMNS}, index=pd.RangeIndex(n))
+    out = pd.DataFrame({c: take(columns.pop(c)) for c in EVENT_COLUMNS}, index=pd.RangeIndex(n))
+    if unread is not None:
+        out[READ_NOTE] = take(unread)
+    return out
+
+
+#: a quarantine reason quotes at most this many characters of the cell it could not read
+_CELL_SHOWN = 60
+
+
+def _shown(cell: object) -> str:
+    text = str(cell)
+    return repr(text if len(text) <= _CELL_SHOWN else text[:_CELL_SHOWN] + "…")
+
+
+def _unread_cells(raw: pd.DataFrame, o: ImportOptions, ts: pd.Series, types: np.ndarray) -> np.ndarray | None:
+    """For each row left without a time or a type because a cell could not be read, that cell in
+    words; None when every row was read. The contract's own reason would name only the empty field
+    the import left ("None is not a timestamp"), not what the file held."""
+    n = len(raw)
+    out = np.full(n, None, dtype=object)
+    if o.time_col is not None:
+        cells = raw[o.time_col]
+        present = is_present(cells).to_numpy(dtype=bool)
+        for i in np.flatnonzero(ts.isna().to_numpy(dtype=bool)).tolist():
+            out[i] = (
+                f"{_shown(cells.iloc[i])} in column {o.time_col!r} is no time this import reads"
+                if present[i]
+                else f"column {o.time_col!r} is empty"
+            )
+    if o.type_col is None and (col := o.rating_col or o.count_col) is not None:
+        what = "rating" if o.rating_col is not None else "play count above 0"
+        cells = raw[col]
+        for i in np.flatnonzero(pd.isna(types)).tolist():
+            if out[i] is None:  # a row without a time is quarantined for its time first
+                out[i] = f"{_shown(cells.iloc[i])} in column {col!r} is no {what}"
+    return out if pd.notna(out).any() else None
 
 
 #: a file without a time column spans this many seconds per row (``file_order_times``)
@@ -629,6 +668,7 @@ def _chunk_events(
         _context_values(raw, o.device_col, "device", tally) if o.device_col else UNKNOWN,
         _context_values(raw, o.locale_col, "locale", tally) if o.locale_col else UNKNOWN,
     )
+    unread = _unread_cells(raw, o, ts, types)
     del raw  # the file's cells: every column the events need is its own now
     if not tally.rows and o.list_col is None and (note := list_cells_note(item_ids, o.item_col)):
         tally.notes.append(note)
@@ -645,6 +685,7 @@ def _chunk_events(
         whole.sessions[rows],
         rows=rows,
         context=context,
+        unread=unread,
     )
     tally.rows += n
     tally.users.update(users.dropna().unique().tolist())

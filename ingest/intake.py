@@ -244,6 +244,16 @@ def _reasons(
     return out
 
 
+def _explained(reasons: list[str | None], unread: np.ndarray) -> list[str | None]:
+    """Each reason an unread cell explains, its detail replaced by that cell in words."""
+    out = list(reasons)
+    for i in np.flatnonzero(pd.notna(unread)).tolist():
+        reason = out[i]
+        if reason is not None and (code := reason.partition(":")[0]) in _EXPLAINED:
+            out[i] = f"{code}: {unread[i]}"
+    return out
+
+
 def _sampled(frame: pd.DataFrame, tiers: Tiers) -> tuple[pd.DataFrame, int]:
     """The rows the tiers' sample keeps, each with its weight; and how many it left out."""
     if frame.empty or not tiers.batch:
@@ -267,6 +277,12 @@ def _sampled(frame: pd.DataFrame, tiers: Tiers) -> tuple[pd.DataFrame, int]:
 #: rows validated, pseudonymized and appended at a time: each slice's working copies are freed
 #: before the next, so a large import's peak memory is its events plus one slice's copies
 INGEST_SLICE_ROWS = 500_000
+
+#: a column an importer may add: for a row it could not read, which cell, in words; it replaces the
+#: detail of the row's quarantine reason (the code stays, so counts still group) and is not stored
+READ_NOTE = "_read_note"
+#: the reasons an unread cell explains: the time left empty, or the type left empty by its rating
+_EXPLAINED = ("bad_timestamp", "unknown_type")
 
 
 def logged_event_ids(settings: Settings) -> set[str]:
@@ -334,10 +350,13 @@ def _ingest_slice(
 ) -> IngestReport:
     """One slice of ``ingest``; the ids of its passing rows join ``known``."""
     frame = _normalize(raw)
+    unread = frame.pop(READ_NOTE).to_numpy(dtype=object) if READ_NOTE in frame.columns else None
     # before anything is written, quarantine included: raw search text never reaches storage
     frame["query"] = _stored_queries(frame, key)
     raw_ts = raw["timestamp"].reset_index(drop=True) if "timestamp" in raw else None
     reasons = _reasons(frame, known, now, settings.max_future_skew_s, raw_ts, events_cutoff(settings, now))
+    if unread is not None:
+        reasons = _explained(reasons, unread)
     bad = np.array([r is not None for r in reasons], dtype=bool)
     report = IngestReport(received=len(frame))
     known.update(frame["event_id"].to_numpy()[~bad].tolist())

@@ -63,7 +63,7 @@ def test_double_colon_headerless_latin1_files_in_the_movielens_1m_shape(tmp_path
     assert by_id.loc["30", "release_date"] == pd.Timestamp("1995-01-01", tz="UTC")
     text = str(summary)
     assert "ratings.dat: separator '::' (read off the file; --sep sets it)" in text
-    assert "movies.dat: encoding latin-1 (the file is not UTF-8; --encoding sets it)" in text
+    assert "movies.dat: encoding latin-1 (the file is not UTF-8; --items-encoding sets it)" in text
     assert "ratings.dat: encoding" not in text  # ASCII is UTF-8
 
 
@@ -190,7 +190,29 @@ def test_the_import_command_takes_the_layout_options(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     assert "accepted into the event log" in result.output and "movies.dat: encoding latin-1" in result.output
     bad = CliRunner().invoke(app, ["import", str(ratings), "--encoding", "no-such-codec"])
-    assert bad.exit_code == 2 and "unknown encoding" in bad.stderr and "Traceback" not in bad.output
+    assert bad.exit_code == 2 and "'no-such-codec' is no text encoding" in bad.stderr and "Traceback" not in bad.output
+    bad = CliRunner().invoke(app, [*args, "--item-id-col", "i", "--items-encoding", "latin-9000"])
+    assert bad.exit_code == 2 and "--items-encoding 'latin-9000'" in bad.stderr
+
+
+def test_each_file_takes_its_own_encoding(tmp_path, monkeypatch):
+    from ingest.__main__ import app
+
+    monkeypatch.setenv("SETLIST_DATA_DIR", str(tmp_path / "data"))
+    # UTF-16 is told, never guessed; the items file's Windows bytes would not read as UTF-16
+    ratings = tmp_path / "ratings.csv"
+    ratings.write_text(f"u,i,r,t\nu1,10,5,{T0}\nu2,10,3,{T0 + 1}\n", encoding="utf-16")
+    movies = tmp_path / "movies.csv"
+    movies.write_bytes("i,title\n10,\u201cCaf\u00e9\u201d\n".encode("cp1252"))
+    args = ["import", str(ratings), "--user-col", "u", "--item-col", "i", "--time-col", "t", "--time-unit", "s"]
+    args += ["--rating-col", "r", "--items", str(movies), "--item-id-col", "i", "--encoding", "utf-16"]
+    one = CliRunner().invoke(app, args)
+    assert one.exit_code == 2 and "Traceback" not in one.output  # the items file is no UTF-16
+    assert "--items-encoding names the file's encoding (not utf-16)" in " ".join(one.stderr.split())
+    result = CliRunner().invoke(app, [*args, "--items-encoding", "cp1252"])
+    assert result.exit_code == 0, result.output
+    titles = pd.read_parquet(tmp_path / "data" / "catalog" / "items.parquet").set_index("item_id")["title"]
+    assert titles["10"] == "\u201cCaf\u00e9\u201d"
 
 
 @pytest.mark.parametrize("suffix", [".gz", ".zip", ".bz2"])

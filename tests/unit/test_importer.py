@@ -412,6 +412,77 @@ class FakeIdentities:
         list(pairs)
 
 
+def test_repeated_header_lines_are_skipped_and_said_but_a_row_naming_one_column_stays(tmp_path):
+    # two files joined with their headers: the second header is not a row, a user named "user" is
+    src = _csv(
+        tmp_path / "log.csv",
+        f"user,item,t\nu1,a,{T0}\nuser,item,t\nuser,b,{T0 + 1}\nu2,item,{T0 + 2}\n user , item ,t\nu3,c,{T0 + 3}",
+    )
+    events, _, summary = load_interactions(src, user_col="user", item_col="item", time_col="t", time_unit="s")
+    assert events["user_id"].tolist() == ["u1", "user", "u2", "u3"]
+    assert events["item_id"].tolist() == ["a", "b", "item", "c"]
+    assert summary.rows == 4 and not summary.problems.get("missing or unparseable timestamp")
+    said = " ".join(str(summary).split())
+    assert "skipped 2 repeated header lines" in said
+    assert "quoted fields" not in said  # the skipped lines are counted as lines read, not as lost
+    # a file whose columns are named with --names has no header to repeat: its rows are all rows
+    named = _csv(tmp_path / "named.csv", f"u1,a,{T0}\nuser,item,{T0 + 1}")
+    events, _, summary = load_interactions(
+        named, user_col="user", item_col="item", time_col="t", time_unit="s",
+        layout=TextLayout(names=["user", "item", "t"]),
+    )  # fmt: skip
+    assert events["user_id"].tolist() == ["u1", "user"] and "repeated header" not in str(summary)
+
+
+def test_quarantine_reasons_quote_the_cell_that_could_not_be_read(tmp_path):
+    from ingest.intake import READ_NOTE, ingest
+    from setlist.eventlog import EventLog, Quarantine
+    from setlist.settings import Settings
+
+    src = _csv(
+        tmp_path / "log.csv",
+        "user,item,rating,when\n"
+        "u1,a,5,2024-01-01 10:00\n"
+        "u1,b,lots,2024-01-01 11:00\n"
+        "u2,a,3,yesterday\n"
+        "u2,b,4,\n"
+        ",c,4,not a time either\n"
+        f"u3,c,2,2024-01-02 {'9' * 80}",
+    )
+    events, _, _ = load_interactions(src, user_col="user", item_col="item", time_col="when", rating_col="rating")
+    settings = Settings(data_dir=tmp_path / "data", hmac_key="k")
+    report = ingest(events, settings, source="import", identities=FakeIdentities())
+    assert report.accepted == 1 and report.quarantined == 5
+    assert report.reasons == {"bad_timestamp": 3, "unknown_type": 1, "missing_id": 1}  # codes stay as they were
+    q = Quarantine(settings.quarantine_dir).read()
+    reasons = sorted(q["reason"])
+    assert reasons[:3] == [
+        "bad_timestamp: '2024-01-02 " + "9" * 49 + "…' in column 'when' is no time this import reads",
+        "bad_timestamp: 'yesterday' in column 'when' is no time this import reads",
+        "bad_timestamp: column 'when' is empty",
+    ]
+    assert reasons[3] == "missing_id: user_id is empty"  # the contract's reason where the cell is not the cause
+    assert reasons[4] == "unknown_type: 'lots' in column 'rating' is no rating"
+    # the note is for the reason only: neither the log nor the quarantine stores it as a column
+    assert READ_NOTE not in q.columns and READ_NOTE not in EventLog(settings.events_dir).read().columns
+
+
+def test_an_unreadable_play_count_is_quoted_in_its_quarantine_reason(tmp_path):
+    from ingest.intake import ingest
+    from setlist.eventlog import Quarantine
+    from setlist.settings import Settings
+
+    src = _csv(tmp_path / "plays.tsv", "user\tartist\tplays\nu1\ta\t12\nu1\tb\t-3\nu2\ta\tmany")
+    events, _, _ = load_interactions(src, user_col="user", item_col="artist", count_col="plays", time_col=None)
+    settings = Settings(data_dir=tmp_path / "data", hmac_key="k")
+    report = ingest(events, settings, source="import", identities=FakeIdentities())
+    assert report.accepted == 1 and report.reasons == {"unknown_type": 2}
+    assert sorted(Quarantine(settings.quarantine_dir).read()["reason"]) == [
+        "unknown_type: '-3' in column 'plays' is no play count above 0",
+        "unknown_type: 'many' in column 'plays' is no play count above 0",
+    ]
+
+
 def test_the_import_ledger_records_the_file_and_its_consent_basis(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
