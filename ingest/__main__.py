@@ -238,7 +238,9 @@ def import_(
         help="column of times within the day or session, added to --time-col's (Diginetica's timeframe beside "
         "its eventdate); needs --time-offset-unit",
     ),
-    time_offset_unit: str | None = typer.Option(None, help="s, ms, us or ns: the unit of --time-offset-col"),
+    time_offset_unit: str | None = typer.Option(
+        None, help="s, ms, us, ns, min, h or d, or a multiple (10min): the unit of --time-offset-col"
+    ),
     dayfirst: bool | None = typer.Option(
         None,
         "--dayfirst/--no-dayfirst",
@@ -273,7 +275,7 @@ def import_(
     item_lists: bool = typer.Option(
         False,
         "--item-lists",
-        help="each item cell lists several items (separated by spaces, commas or semicolons): one event per "
+        help="each item cell lists several items (separated by spaces, commas, semicolons or pipes): one event per "
         "item, with the row's user, time, rating or type",
     ),
     items: Path | None = typer.Option(None, help="optional item metadata file"),
@@ -383,8 +385,17 @@ def import_(
         item_columns = parse_item_columns(items_cols)
     except ImportFormatError as exc:
         raise UsageError(str(exc)) from exc
-    if time_offset_col and time_offset_unit not in ("s", "ms", "us", "ns"):
-        raise UsageError("--time-offset-col needs --time-offset-unit: s, ms, us or ns")
+    if time_offset_col and not time_offset_unit:
+        raise UsageError(
+            "--time-offset-col needs --time-offset-unit: s, ms, us, ns, min, h or d (or a multiple: 10min)"
+        )
+    if time_offset_unit:
+        from ingest.import_values import time_unit_ns
+
+        try:
+            time_unit_ns(time_offset_unit, "--time-offset-unit")
+        except ImportFormatError as exc:
+            raise UsageError(str(exc)) from exc
     if time_offset_unit and not time_offset_col:
         raise UsageError("--time-offset-unit is the unit of --time-offset-col: it needs it")
     if time_offset_col and no_time:

@@ -28,8 +28,8 @@ import pandas as pd
 
 from ingest.import_files import ImportFormatError
 
-#: how the ids of one cell are separated: spaces, commas or semicolons (several in a row are one)
-SEPARATORS = r"[\s,;]+"
+#: how the ids of one cell are separated: spaces, commas, semicolons or pipes (several in a row are one)
+SEPARATORS = r"[\s,;|]+"
 #: the type column an impression log's click marks become (not a column of the file)
 CLICK_TYPE_COL = "__clicked"
 #: a click mark, the id's last ``-`` part, as an event type

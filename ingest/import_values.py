@@ -486,15 +486,39 @@ def offset_times(ts: pd.Series, offsets: pd.Series, unit: str, time_col: str, co
     """``ts`` plus each row's offset (Diginetica's ``timeframe``: milliseconds since the session
     began, beside a date). A row whose offset is missing or not a number keeps its time alone,
     and the import says how many did."""
-    if unit not in EPOCH_UNITS:
-        raise ImportFormatError(f"--time-offset-unit must be s, ms, us or ns, not {unit!r}")
+    per_ns = time_unit_ns(unit, "--time-offset-unit")
     num = pd.to_numeric(offsets, errors="coerce")
     unread = int((num.isna() & is_present(offsets)).sum())
     if unread:
         rows = "row" if unread == 1 else "rows"
         notes.append(f"{unread:,} {rows} with an offset in {col!r} that is not a number: their time alone is kept")
-    notes.append(f"times: {time_col!r} plus {col!r} in {EPOCH_UNITS[unit][0]}")
-    return ts + pd.to_timedelta(num.fillna(0).to_numpy(), unit=unit)
+    named = {**EPOCH_UNITS, **_LONG_UNITS}.get(unit.strip(), (unit.strip(),))[0]
+    notes.append(f"times: {time_col!r} plus {col!r} in {named}")
+    if _clock_times(num):
+        notes.append(
+            f"warning: the offsets in {col!r} look like clock times written as hhmm (none ends above 59, up to "
+            f"{int(num.max())}): read as {named} they are off; turn them into minutes first (hh * 60 + mm)"
+        )
+    # whole nanoseconds: a float count of a long unit (1.5 min) is no fraction of a nanosecond off
+    return ts + pd.to_timedelta(np.round(num.fillna(0).to_numpy(dtype=np.float64) * per_ns), unit="ns")
+
+
+#: offsets looked at before they are said to look like hhmm clock times (fewer tell nothing)
+_CLOCK_SAMPLE = 20
+
+
+def _clock_times(num: pd.Series) -> bool:
+    """Whole numbers up to 2359 whose last two digits never pass 59 (Ta-Feng's and many a retail
+    log's ``1435``): a count of minutes or seconds would pass 59 in four of ten rows."""
+    whole = num.dropna()
+    if (
+        len(whole) < _CLOCK_SAMPLE
+        or (whole != whole.round()).any()
+        or whole.min() < 0
+        or not 100 <= whole.max() <= 2359
+    ):
+        return False
+    return bool((whole % 100 < 60).all())
 
 
 #: at least this share of users with two or more rows having them all at one time is said
@@ -700,7 +724,7 @@ def counted_plays(
 def list_cells_note(ids: pd.Series, col: str, sample: int = 2_000) -> str | None:
     """A warning when the item column's cells hold several ids each (MIND's impressions
     ``N55689-1 N35729-0``, a basket ``A12 B34``): each cell would be imported as one item that no
-    other row names. A cell counts as a list when it splits (on spaces, commas or semicolons) into
+    other row names. A cell counts as a list when it splits (on spaces, commas, semicolons or pipes) into
     two or more tokens that all hold a digit, so names such as "Symphony No 5" do not, or when it
     is a list written out (``[…]``)."""
     cells = ids.dropna()

@@ -582,6 +582,10 @@ class _Tally:
     notes: list[str] = field(default_factory=list)
     #: device and locale values read as "other" (outside the serving vocabulary)
     other_context: dict[str, set[str]] = field(default_factory=lambda: {"device": set(), "locale": set()})
+    #: search and feature_use rows whose item cell held something (left out: those types name no item)
+    itemless_named: int = 0
+    #: rows the same as an earlier one in user, item, time and type (within a chunk: chunks are spans of time)
+    repeated: int = 0
 
     def problem(self, cause: str, n: int) -> None:
         self.problems[cause] = self.problems.get(cause, 0) + n
@@ -611,9 +615,11 @@ def _context_values(raw: pd.DataFrame, col: str, kind: str, tally: _Tally) -> np
 
 #: column names that hold a device or a locale, lower case
 _CONTEXT_NAMES = {
-    "device": ("device", "device_type", "platform", "os"),
+    "device": ("device", "device_type", "os"),
     "locale": ("locale", "country", "language", "lang", "market", "region"),
 }
+#: column names that hold either: an app's platform is its device, trivago's is a country
+_EITHER_NAMES = ("platform",)
 
 
 def unread_context_notes(columns: list[str], o: ImportOptions) -> list[str]:
@@ -621,10 +627,43 @@ def unread_context_notes(columns: list[str], o: ImportOptions) -> list[str]:
     carries ``unknown``, and cohort popularity has one cohort."""
     given = {"device": o.device_col, "locale": o.locale_col}
     notes = []
+    found: dict[str, str] = {}
     for kind, names in _CONTEXT_NAMES.items():
         if given[kind] is None and (col := next((c for c in columns if c.lower() in names), None)):
+            found[kind] = col
             notes.append(f"column {col!r} is not read: every event's {kind} is unknown; --{kind}-col {col} reads it")
+    open_kinds = [k for k in given if given[k] is None and k not in found]
+    either = next((c for c in columns if c.lower() in _EITHER_NAMES and c not in given.values()), None)
+    if open_kinds and either is not None:
+        options = " or ".join(
+            f"--{k}-col {either} if it names {'devices' if k == 'device' else 'countries or languages'}"
+            for k in open_kinds
+        )
+        verb = "is" if len(open_kinds) == 1 else "are"
+        notes.append(
+            f"column {either!r} is not read: every event's {' and '.join(open_kinds)} {verb} unknown; {options}"
+        )
     return notes
+
+
+def _repeat_notes(tally: _Tally) -> list[str]:
+    if not (n := tally.repeated):
+        return []
+    rows = f"{n:,} row{'s' if n != 1 else ''} repeat{'s' if n == 1 else ''}"
+    return [
+        f"{rows} an earlier row's user, item, time and type exactly: each is imported as an event of its own (if "
+        "the log wrote some events twice, drop the copies first)"
+    ]
+
+
+def _itemless_notes(o: ImportOptions, tally: _Tally) -> list[str]:
+    if not (n := tally.itemless_named):
+        return []
+    where = f", the text from {o.query_col!r}" if o.query_col else ""
+    return [
+        f"{n:,} search or feature_use row{'s' if n != 1 else ''} had a value in {o.item_col!r}: not read as an item "
+        f"(those types name none{where})"
+    ]
 
 
 def _context_notes(o: ImportOptions, tally: _Tally) -> list[str]:
@@ -660,7 +699,9 @@ def _chunk_events(
     consent = tuple(_consent_values(raw, col, o.assume_consent) for col in (o.consent_col, o.analytics_consent_col))
     no_item = np.isin(types.astype(object), list(NO_ITEM_TYPES))
     if no_item.any():  # a search or a feature use names no item: "" is the contract's "none"
-        item_ids = item_ids.where(~no_item | item_ids.notna(), "")
+        # whatever the item cell holds there (often the search text again) is no item of the catalogue
+        tally.itemless_named += int((no_item & item_ids.fillna("").str.strip().ne("").to_numpy()).sum())
+        item_ids = item_ids.where(~no_item, "")
     query = (
         raw[o.query_col].astype("string").astype(object).where(raw[o.query_col].notna(), None) if o.query_col else None
     )
@@ -688,6 +729,9 @@ def _chunk_events(
         unread=unread,
     )
     tally.rows += n
+    if o.time_col is not None:  # without times every row gets its own stamp: no repeat to tell
+        same = pd.DataFrame({"u": users.to_numpy(), "i": item_ids.to_numpy(), "t": ts.to_numpy(), "k": types})
+        tally.repeated += int(same.duplicated().sum())
     tally.users.update(users.dropna().unique().tolist())
     tally.items.update(i for i in item_ids.dropna().unique().tolist() if i)
     valid = ts.dropna()
@@ -739,7 +783,17 @@ def _summary(
         items_without_metadata=missing,
         consent=consent_basis(o.consent_col, o.analytics_consent_col, o.assume_consent),
         described_items=described,
-        read_notes=[f"{source.name}: {n}" for n in [*file_notes, *whole_notes, *tally.notes, *_context_notes(o, tally)]]
+        read_notes=[
+            f"{source.name}: {n}"
+            for n in [
+                *file_notes,
+                *whole_notes,
+                *tally.notes,
+                *_repeat_notes(tally),
+                *_itemless_notes(o, tally),
+                *_context_notes(o, tally),
+            ]
+        ]
         + [f"{Path(o.items).name}: {n}" for n in item_notes if o.items is not None],
         malformed_lines=malformed,
     )

@@ -124,4 +124,12 @@ def reject_reason(row: Mapping[str, Any], now: datetime, max_future_s: float = 3
 
 
 def _empty(v: Any) -> bool:
-    return v is None or (isinstance(v, str) and not v.strip())
+    """None, a blank string, and the missing markers of a table (NaN, pandas' NA and NaT): a file's
+    empty cell arrives as one of those, never as None."""
+    if v is None:
+        return True
+    if isinstance(v, str):
+        return not v.strip()
+    if isinstance(v, float):
+        return v != v
+    return type(v).__name__ in ("NAType", "NaTType")

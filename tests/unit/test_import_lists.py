@@ -133,6 +133,20 @@ def test_a_basket_log_repeats_its_rating_for_every_item(tmp_path):
     assert not any("looks like lists" in n for n in summary.read_notes)
 
 
+def test_pipe_separated_lists_split_and_are_warned_of_like_any_other(tmp_path):
+    """trivago's impressions column is ``1|2|3``: a pipe separates ids as a comma does."""
+    frame = pd.DataFrame({"u": ["a", "b"], "imp": ["h1|h2|h3", "h4-1|h5-0"]})
+    assert explode(frame, "imp", clicks=False)["imp"].tolist() == ["h1", "h2", "h3", "h4-1", "h5-0"]
+    assert explode(frame, "imp", clicks=True)[CLICK_TYPE_COL].tolist() == [None, None, None, "play", "impression"]
+    src = tmp_path / "shown.csv"
+    src.write_text("user,shown,when\nu1,101|102|103,1700000000\nu2,104|105,1700000100\n")
+    plain = dict(user_col="user", item_col="shown", time_col="when", time_unit="s")
+    _, _, summary = load_interactions(src, **plain)
+    assert any("'shown' looks like lists of ids" in n for n in summary.read_notes)
+    events, _, _ = load_interactions(src, **plain, item_lists=True)
+    assert events["item_id"].tolist() == ["101", "102", "103", "104", "105"]
+
+
 def test_a_list_warning_names_the_option_that_imports_it(tmp_path):
     src = _behaviors(tmp_path / "b.tsv", [(f"U{k}", "11/15/2019 8:55:22 AM", "", f"N{k}1-1 N{k}2-0") for k in range(5)])
     layout = TextLayout.from_options(None, MIND_NAMES, None)

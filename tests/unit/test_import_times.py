@@ -326,7 +326,22 @@ def test_device_and_locale_columns_are_read_as_serving_reads_a_request(tmp_path)
     assert set(plain["locale"]) == {"unknown"} and set(plain["device"]) == {"unknown"}
     text = " ".join(str(said).split())
     assert "column 'locale' is not read: every event's locale is unknown; --locale-col locale reads it" in text
-    assert "column 'platform' is not read: every event's device is unknown; --device-col platform reads it" in text
+    # a platform may be a device (an app's) or a country (trivago's): both readings are offered
+    assert (
+        "column 'platform' is not read: every event's device is unknown; --device-col platform if it names devices"
+        in text
+    )
+    assert "--locale-col platform" not in text  # the locale has its own column
+    _, _, with_locale = load_interactions(src, **args, locale_col="locale")
+    text = " ".join(str(with_locale).split())
+    assert "every event's device is unknown; --device-col platform if it names devices" in text
+    countries = _csv(tmp_path / "hotels.csv", "user,item,ts,platform\na,x,1600000000,AU\nb,y,1600000060,BR\n")
+    _, _, either = load_interactions(countries, **args)
+    text = " ".join(str(either).split())
+    assert (
+        "column 'platform' is not read: every event's device and locale are unknown; --device-col platform if it "
+        "names devices or --locale-col platform if it names countries or languages" in text
+    )
     events, _, summary = load_interactions(src, **args, locale_col="locale", device_col="platform")
     by_item = events.sort_values("timestamp")
     assert by_item["locale"].tolist() == ["de", "jp", "en_US", "other"]  # as a request would carry them

@@ -556,6 +556,40 @@ u2,,2024-01-01T10:03:00Z,search,
         load_interactions(src, user_col="user", item_col="item", time_col="when", type_col="kind", query_col="words")
 
 
+def test_rows_repeating_an_earlier_one_exactly_are_imported_and_counted(tmp_path):
+    """REES46 writes some views twice: whether they are two events only the log's owner knows."""
+    src = _csv(tmp_path / "log.csv", f"u,i,t\na,x,{T0}\na,x,{T0}\na,x,{T0}\na,y,{T0}\nb,x,{T0}\na,x,{T0 + 1}")
+    events, _, summary = load_interactions(src, user_col="u", item_col="i", time_col="t", time_unit="s")
+    assert len(events) == 6 and events["event_id"].is_unique
+    assert "2 rows repeat an earlier row's user, item, time and type exactly" in " ".join(str(summary).split())
+    _, _, untimed = load_interactions(src, user_col="u", item_col="i", time_col=None)
+    assert "repeat" not in str(untimed)
+
+
+def test_an_item_cell_on_a_search_row_is_no_item_of_the_catalogue(tmp_path):
+    """A session log's one "reference" column holds an item on a click and the search text on a
+    search (trivago's layout): the text must not become an item id, nor be stored raw as one."""
+    src = _csv(
+        tmp_path / "log.csv",
+        """
+user,reference,when,kind
+u1,h1,2024-01-01T10:00:00Z,play
+u1,Berlin Germany,2024-01-01T10:01:00Z,search
+u1,h2,2024-01-01T10:02:00Z,play
+""",
+    )
+    options = dict(user_col="user", item_col="reference", time_col="when", type_col="kind")
+    events, items, summary = load_interactions(src, **options, query_col="reference")
+    assert events["item_id"].tolist() == ["h1", "", "h2"]
+    assert events["query"].tolist()[1] == "Berlin Germany"  # read as the search's text, normalized at ingestion
+    assert summary.items == 2 and items is not None and sorted(items["item_id"]) == ["h1", "h2"]
+    assert "1 search or feature_use row had a value in 'reference': not read as an item" in str(summary)
+    assert summary.problems["search or feature_use without text"] == 0
+    untold, _, said = load_interactions(src, **options)  # no text column: the search is quarantined, not an item
+    assert untold["item_id"].tolist() == ["h1", "", "h2"] and said.items == 2
+    assert said.problems["search or feature_use without text"] == 1
+
+
 def test_an_unrated_marker_is_a_play_of_unknown_value_not_the_lowest_rating(tmp_path):
     """Book-Crossing's 0 (and an anime list's -1) means "no rating given", not "hated it"."""
     rows = "\n".join(f"u,b{k},{T0 + k},{r}" for k, r in enumerate([0, 10, 8, 3, 0, 6]))
@@ -684,6 +718,32 @@ def test_a_log_of_dates_says_its_ties_and_an_offset_column_orders_them(tmp_path)
     assert (events["timestamp"] == pd.Timestamp("2016-05-02", tz="UTC")).sum() == 1
 
 
+def test_an_offset_may_count_minutes_or_a_multiple_of_a_unit(tmp_path):
+    src = _csv(tmp_path / "v.csv", "u,i,day,minute\na,x,2024-01-01,0\na,y,2024-01-01,90\na,z,2024-01-01,1.5")
+    options = dict(user_col="u", item_col="i", time_col="day", time_offset_col="minute")
+    events, _, summary = load_interactions(src, **options, time_offset_unit="min")
+    day = pd.Timestamp("2024-01-01", tz="UTC")
+    at = events.set_index("item_id")["timestamp"].to_dict()
+    assert at == {"x": day, "y": day + pd.Timedelta(minutes=90), "z": day + pd.Timedelta(seconds=90)}
+    assert "'day' plus 'minute' in minutes" in str(summary)
+    tens, _, _ = load_interactions(src, **options, time_offset_unit="10s")
+    assert tens.set_index("item_id")["timestamp"]["y"] == day + pd.Timedelta(seconds=900)
+
+
+def test_offsets_written_as_clock_times_are_warned_of(tmp_path):
+    clocks = [905, 1435, 2359, 1200, 830, 1759, 2001, 1010, 1111, 1545, 700, 1930, 2245, 1305, 950, 1620, 1840, 2130]
+    rows = [f"u{k % 4},i{k},2024-01-0{1 + k % 3},{c}" for k, c in enumerate(clocks + [2300, 0])]
+    src = _csv(tmp_path / "v.csv", "u,i,day,hhmm\n" + "\n".join(rows))
+    options = dict(user_col="u", item_col="i", time_col="day", time_offset_col="hhmm", time_offset_unit="min")
+    _, _, summary = load_interactions(src, **options)
+    assert "'hhmm' look like clock times written as hhmm" in " ".join(str(summary).split())
+    minutes = _csv(
+        tmp_path / "m.csv", "u,i,day,m\n" + "\n".join(r.rsplit(",", 1)[0] + f",{k * 7}" for k, r in enumerate(rows))
+    )
+    _, _, plain = load_interactions(minutes, **{**options, "time_offset_col": "m"})
+    assert "clock times" not in str(plain)
+
+
 def test_the_offset_options_are_checked(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
@@ -694,6 +754,7 @@ def test_the_offset_options_are_checked(tmp_path, monkeypatch):
     for args, said in (
         (["--time-offset-col", "tf"], "needs --time-offset-unit"),
         (["--time-offset-unit", "ms"], "needs it"),
+        (["--time-offset-col", "tf", "--time-offset-unit", "fortnights"], "must be s, ms, us, ns, min, h or d"),
         (["--time-offset-col", "tf", "--time-offset-unit", "ms", "--no-time"], "does not combine with --no-time"),
     ):
         result = CliRunner().invoke(app, ["import", str(src), *args])

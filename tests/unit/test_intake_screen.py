@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from ingest.intake import _normalize, _plainly_valid, _reasons
 
@@ -38,7 +39,7 @@ POOLS: dict[str, list[object]] = {
     "consent_analytics": [None, "no", "true", "1", "?"],
     "value": [0.5, 1.0, 0.0, 1.5, -0.1, np.nan, 5.0],
     "weight": [np.nan, 1.0, 2.5, 0.5, np.inf],
-    "query": [None, "", "jazz", "  "],
+    "query": [None, "", "jazz", "  ", np.nan],
 }
 
 
@@ -94,6 +95,18 @@ def test_a_duplicate_is_the_later_of_two_passing_rows_and_any_row_already_logged
     got = _reasons(frame, {"c"}, NOW, SKEW_S, raw["timestamp"], OLDEST)
     assert got[0] is not None and got[0].startswith("unknown_type")
     assert got[1:] == [None, None, "duplicate_event_id: c"]
+
+
+@pytest.mark.parametrize("blank", [np.nan, pd.NA, None, "  "])
+def test_a_search_whose_text_cell_is_empty_in_any_form_is_quarantined(blank: object) -> None:
+    """A file's empty cell arrives as NaN or NA, not None: it is no search text either."""
+    rows = {**{c: [POOLS[c][0]] for c in POOLS}, "type": ["search"], "item_id": [""], "timestamp": [NOW]}
+    rows["query"] = [blank]
+    raw = pd.DataFrame(rows)
+    got = _reasons(_normalize(raw), set(), NOW, SKEW_S, raw["timestamp"], OLDEST)
+    assert got[0] is not None and got[0].startswith("missing_query")
+    raw["query"] = ["jazz"]
+    assert _reasons(_normalize(raw), set(), NOW, SKEW_S, raw["timestamp"], OLDEST) == [None]
 
 
 def test_cells_pandas_cannot_hash_leave_every_row_to_the_row_wise_check() -> None:
