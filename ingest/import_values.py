@@ -581,6 +581,38 @@ def _decimal_commas(cells: pd.Series, col: str, said: list[str]) -> pd.Series:
     return text.where(~comma, text.str.replace(",", ".", regex=False)).astype(object)
 
 
+#: a rating written as a fraction of its scale (a beer review's "13/20", "4.5/5")
+_FRACTION = r"^\s*(\d+(?:\.\d+)?)\s*/\s*(\d+(?:\.\d+)?)\s*$"
+
+
+def _fractions(cells: pd.Series, col: str, said: list[str]) -> tuple[pd.Series, bool]:
+    """Ratings written as fractions ("13/20") read as their share of the scale (0.65), and said;
+    whether any were. A zero denominator is no fraction: that cell stays unreadable."""
+    if cells.dtype != object and not pd.api.types.is_string_dtype(cells):
+        return cells, False
+    text = cells.astype("string")
+    parts = text.str.extract(_FRACTION)
+    num, den = pd.to_numeric(parts[0], errors="coerce"), pd.to_numeric(parts[1], errors="coerce")
+    fraction = (den > 0).fillna(False).to_numpy(dtype=bool)
+    if not fraction.any():
+        return cells, False
+    example = text[fraction].iloc[0].strip()
+    said.append(
+        f"{int(fraction.sum()):,} ratings in {col!r} written as fractions (e.g. {example!r}) read as their share "
+        "of their scale, from 0 to 1"
+    )
+    out = cells.astype(object).copy()
+    out[fraction] = (num / den)[fraction].to_numpy()
+    return out, True
+
+
+def _unread_examples(cells: pd.Series, rating: pd.Series) -> str:
+    """A few of the cells no number was read from, quoted, for an error that says what it saw."""
+    unread = cells[rating.isna() & is_present(cells)].astype(str).str.strip()
+    shown = pd.unique(unread[unread != ""].to_numpy())[:3]
+    return f" (its cells read e.g. {', '.join(map(repr, shown))})" if len(shown) else ""
+
+
 def types_and_values(
     raw: pd.DataFrame,
     rating_col: str | None,
@@ -605,7 +637,7 @@ def types_and_values(
     if unrated is not None and rating_col is None:
         raise ImportFormatError("--unrated names a value of the rating column: it needs --rating-col")
     if rating_col is not None:
-        cells = _decimal_commas(raw[rating_col], rating_col, said)
+        cells, fractions = _fractions(_decimal_commas(raw[rating_col], rating_col, said), rating_col, said)
         rating = pd.to_numeric(cells, errors="coerce")
         # an empty rating (a parquet NaN, an empty cell, "NA") is an interaction without a rating:
         # a play of unknown value, as --unrated makes of a marker value, not an unreadable row
@@ -626,10 +658,14 @@ def types_and_values(
             )
         if rating_max is not None and not rating_max > 0:
             raise ImportFormatError(f"--rating-max must be positive, got {rating_max:g}")
-        top = rating.max() if rating_max is None else rating_max
+        top = (1.0 if fractions else rating.max()) if rating_max is None else rating_max
         if not top > 0:
-            raise ImportFormatError(f"rating column {rating_col!r} holds no positive numbers")
+            raise ImportFormatError(
+                f"rating column {rating_col!r} holds no positive numbers{_unread_examples(cells, rating)}"
+            )
         source = "(the file's highest; --rating-max sets it)" if rating_max is None else "(--rating-max)"
+        if fractions and rating_max is None:
+            source = "(a whole fraction; --rating-max sets it)"
         scale_note = len(said)
         said.append(f"ratings scaled by the top rating {top:g} {source}")
         if type_col is None and top == 1 and set(rating.dropna().unique().tolist()) == {0.0, 1.0}:

@@ -590,6 +590,20 @@ u1,h2,2024-01-01T10:02:00Z,play
     assert said.problems["search or feature_use without text"] == 1
 
 
+def test_ratings_written_as_fractions_read_as_their_share_and_words_are_quoted(tmp_path):
+    """A beer review's "13/20": a share of its own scale, not an unreadable cell."""
+    src = _csv(tmp_path / "r.csv", f"u,i,t,r\na,x,{T0},18/20\na,y,{T0 + 1},4/5\nb,x,{T0 + 2},5/20\nb,y,{T0 + 3},3/0")
+    events, _, summary = load_interactions(src, user_col="u", item_col="i", time_col="t", time_unit="s", rating_col="r")
+    assert events["type"].tolist()[:3] == ["like", "like", "skip"]
+    assert events["value"].tolist()[:2] == pytest.approx([0.9, 0.8])
+    assert summary.problems["unparseable rating"] == 1  # 3/0 is no fraction
+    said = " ".join(str(summary).split())
+    assert "3 ratings in 'r' written as fractions (e.g. '18/20')" in said and "top rating 1 (a whole fraction" in said
+    words = _csv(tmp_path / "w.csv", f"u,i,t,r\na,x,{T0},great\nb,y,{T0 + 1},meh")
+    with pytest.raises(ImportFormatError, match="holds no positive numbers \\(its cells read e.g. 'great', 'meh'\\)"):
+        load_interactions(words, user_col="u", item_col="i", time_col="t", time_unit="s", rating_col="r")
+
+
 def test_an_unrated_marker_is_a_play_of_unknown_value_not_the_lowest_rating(tmp_path):
     """Book-Crossing's 0 (and an anime list's -1) means "no rating given", not "hated it"."""
     rows = "\n".join(f"u,b{k},{T0 + k},{r}" for k, r in enumerate([0, 10, 8, 3, 0, 6]))
