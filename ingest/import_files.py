@@ -341,27 +341,33 @@ class _RepeatedHeaders:
         )
 
 
-def _long_first_row(
+def _long_first_rows(
     path: Path, compression: str | None, encoding: str, lines: Sequence[str], sep: str, names: list[str] | None
-) -> int | None:
-    """The line number of the first data row when it has more fields than the file has columns.
-    pandas would not read it past as it does later long rows: it would take the extra leading fields
-    as the frame's index and shift every column of every row, silently. Such a row is read past and
-    reported like any other malformed line."""
+) -> list[int]:
+    """The line numbers of the first data rows while they have more fields than the file has
+    columns. pandas would not read such a row past as it does later long rows: it would take the
+    extra leading fields as the frame's index and shift every column of every row, silently; and
+    once the first is read past, the next long one is the first. They are read past and reported
+    like any other malformed line."""
     at = 0 if names is not None else 1  # in the sample of non-blank lines: the header comes first
     if len(lines) <= at:
-        return None
+        return []
     width = len(names) if names is not None else max(_fields(lines[:1], sep))
-    if max(_fields(lines[at : at + 1], sep)) <= width:
-        return None
+    long = 0
+    while at + long < len(lines) and max(_fields(lines[at + long : at + long + 1], sep)) > width:
+        long += 1
+    if not long:
+        return []
     opener = _COMPRESSED.get(compression or "", open)
-    seen = -1
+    seen, out = -1, []
     with opener(path, "rt", encoding=encoding, newline="") as f:  # type: ignore[operator]
         for number, line in enumerate(f, start=1):
             seen += bool(line.strip())
-            if seen == at:
-                return number
-    return None
+            if at <= seen < at + long and line.strip():
+                out.append(number)
+            if seen >= at + long - 1 and len(out) == long:
+                break
+    return out
 
 
 def _rejoin_free_text(
@@ -414,7 +420,7 @@ class _TextPlan:
     sep: str
     names: list[str] | None
     kwargs: dict
-    long_first: int | None
+    long_first: list[int]
     item_headed: bool
     what: str
     notes: list[str]
@@ -469,9 +475,9 @@ def _plan_text(path: Path, ext: str, compression: str | None, layout: TextLayout
     if names is not None:
         kwargs.update(header=None, names=names)
     # an item-headed file's first row is its one-field header line: pandas sees no long first row
-    long_first = None if item_headed else _long_first_row(path, compression, encoding, lines, sep, names)
-    if long_first is not None:
-        kwargs["skiprows"] = [long_first - 1]
+    long_first = [] if item_headed else _long_first_rows(path, compression, encoding, lines, sep, names)
+    if long_first:
+        kwargs["skiprows"] = [n - 1 for n in long_first]
     return _TextPlan(path, compression, encoding, sep, names, kwargs, long_first, item_headed, what, notes)
 
 
@@ -503,8 +509,8 @@ def _read_text(path: Path, ext: str, compression: str | None, layout: TextLayout
     plan = _plan_text(path, ext, compression, layout, what)
     notes = plan.notes
     frame, malformed = _read_csv(path, plan.kwargs)
-    if plan.long_first is not None:
-        malformed = sorted([*malformed, plan.long_first])
+    if plan.long_first:
+        malformed = sorted([*malformed, *plan.long_first])
     if what == "items" and malformed:
         frame, malformed = _rejoin_free_text(frame, malformed, path, compression, plan.encoding, plan.sep, notes)
     split = None
@@ -684,8 +690,7 @@ class TableStream:
                     plan.repeated_headers = again.count
                 rows += len(chunk)
                 yield chunk.reset_index(drop=True)
-        if plan.long_first is not None:
-            malformed.append(plan.long_first)
+        malformed.extend(plan.long_first)
         self.malformed = sorted(malformed)
         self.notes = [*plan.notes, *_text_notes(plan, rows, self.malformed, width)]
         if split is not None:

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ingest.import_files import TextLayout, sniff_separator
-from ingest.importer import ImportFormatError, load_interactions
+from ingest.importer import ImportFormatError, ImportOptions, InteractionStream, load_interactions
 
 T0 = 978_300_760  # 2000-12-31
 RATINGS = [(1, 10, 5, T0), (1, 20, 3, T0 + 60), (2, 10, 1, T0 + 7200), (3, 30, 4, T0 + 86_400)]
@@ -528,6 +528,18 @@ def test_a_long_first_row_is_read_past_not_turned_into_an_index_that_shifts_ever
     assert events["item_id"].tolist() == ["20", "10", "30"]
     assert events["type"].tolist() == ["play", "skip", "like"]
     assert summary.malformed_lines == [2 if header else 1]
+    # two long rows first: once the first is read past, the second would be the first
+    two = [(1, 10, 5, T0, "stray"), (2, 11, 4, T0 + 1, "stray"), *RATINGS[1:]]
+    path = _dat(tmp_path / "r2.csv", ([("user", "item", "rating", "time")] if header else []) + two, ",")
+    events, _, summary = load_interactions(
+        path, user_col="user", item_col="item", time_col="time", time_unit="s", rating_col="rating", layout=layout
+    )
+    assert events["item_id"].tolist() == ["20", "10", "30"]
+    assert summary.malformed_lines == ([2, 3] if header else [1, 2])
+    options = dict(user_col="user", item_col="item", time_col="time", time_unit="s", rating_col="rating")
+    stream = InteractionStream(path, ImportOptions(**options, layout=layout), 2)
+    assert pd.concat(list(stream))["item_id"].tolist() == ["20", "10", "30"]
+    assert stream.summary is not None and stream.summary.malformed_lines == summary.malformed_lines
 
 
 def test_an_items_files_free_text_last_column_keeps_the_separator(tmp_path):
