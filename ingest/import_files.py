@@ -430,6 +430,37 @@ class _TextPlan:
     repeated_headers: int = 0
 
 
+#: a line of a record written as ``key: value`` lines (SNAP's ``review/userId: A3SG…``)
+_KEY_VALUE = re.compile(r"^\s*[A-Za-z_]+/[A-Za-z_]+:\s")
+#: a share of the sampled lines that sets a shape no row of which is a user and an item
+_SHAPE_SHARE = 0.9
+
+
+def _unrowed_shape(lines: Sequence[str], name: str) -> str | None:
+    """What to do with a file whose lines are no rows of a user and an item, said before pandas
+    reads it as some other thing: records of ``key: value`` lines, or lines that are a count and
+    then that many ids (CiteULike's ``users.dat``, read otherwise as a matrix or as long rows)."""
+    text = [line for line in lines if line.strip()]
+    if len(text) < 3:
+        return None
+    if sum(bool(_KEY_VALUE.match(line)) for line in text) >= _SHAPE_SHARE * len(text):
+        return (
+            f"{name} holds records written as 'key: value' lines ({text[0].strip()[:40]!r}, …), a blank line between "
+            "them (SNAP's review files): write them as a table of one row per record first (README, 'Two more "
+            "shapes')"
+        )
+    fields = [line.split() for line in text]
+    counted = sum(f[0].isdigit() and int(f[0]) == len(f) - 1 > 0 for f in fields)
+    if counted >= _SHAPE_SHARE * len(text) and len({len(f) for f in fields}) > 1:
+        return (
+            f"each line of {name} is a count and then that many ids ({text[0].strip()[:40]!r}, …; CiteULike's "
+            "users.dat, a user per line numbered from 0): write it as rows of user and item first, e.g. "
+            f"awk '{{for (i = 2; i <= NF; i++) print NR - 1 \",\" $i}}' {name} > rows.csv, and import those with "
+            "--names user,item (README, 'Two more shapes')"
+        )
+    return None
+
+
 def _plan_text(path: Path, ext: str, compression: str | None, layout: TextLayout, what: str) -> _TextPlan:
     notes: list[str] = []
     encoding = _encoding(path, compression, layout.encoding, notes, layout.option("encoding"))
@@ -445,6 +476,8 @@ def _plan_text(path: Path, ext: str, compression: str | None, layout: TextLayout
                 f"{ITEM_HEADER_COLUMN!r}"
             )
         lines = [line for line in lines if not _ITEM_HEADER.match(line)]
+    if what == "interactions" and (shape := _unrowed_shape(lines, path.name)):
+        raise ImportFormatError(shape)
     if sep is None:
         sniffed = sniff_separator(lines) if lines else None
         default = "\t" if ext == ".tsv" else "," if ext in (".csv", ".txt") else None

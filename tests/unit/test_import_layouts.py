@@ -693,3 +693,30 @@ def test_a_wide_headerless_matrix_is_said_to_look_like_one(tmp_path):
     matrix = _dat(tmp_path / "jester-data-1.csv", rows, ",")
     with pytest.raises(ImportFormatError, match=r"31 columns of numbers may be a matrix.*'A matrix of ratings'"):
         load_interactions(matrix)
+
+
+def test_files_that_are_no_rows_of_a_user_and_an_item_are_refused_with_what_to_do(tmp_path):
+    counted = tmp_path / "users.dat"  # CiteULike: a count, then that many ids, one user per line
+    counted.write_text("3 10 11 12\n1 7\n2 10 13\n4 1 2 3 4\n")
+    with pytest.raises(ImportFormatError, match="a count and then that many ids.*awk"):
+        load_interactions(counted, user_col="user", item_col="item", time_col=None)
+    records = tmp_path / "foods.txt"  # SNAP: key: value lines, a blank line between records
+    records.write_text(
+        "".join(
+            f"product/productId: P{k}\nreview/userId: U{k}\nreview/score: 5.0\nreview/time: {T0 + k}\n\n"
+            for k in range(3)
+        )
+    )
+    with pytest.raises(ImportFormatError, match="records written as 'key: value' lines"):
+        load_interactions(records, user_col="review/userId", item_col="product/productId", time_col=None)
+    # the same width on every line is a table, whatever its first number says
+    table = tmp_path / "t.dat"
+    table.write_text("2 10 11\n2 12 13\n2 14 15\n")
+    events, _, _ = load_interactions(
+        table,
+        layout=TextLayout.from_options(None, "n,user,item", None),
+        user_col="user",
+        item_col="item",
+        time_col=None,
+    )
+    assert len(events) == 3
