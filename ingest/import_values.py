@@ -545,7 +545,7 @@ def tied_times_note(users: pd.Series, ts: pd.Series) -> str | None:
     )
 
 
-def dates_only_note(ts: pd.Series, col: str, zone: str | None = None) -> str | None:
+def dates_only_note(ts: pd.Series, col: str, zone: str | None = None, sessions: str | None = None) -> str | None:
     """A word when every time is a midnight (dates without times of day, Tmall's and H&M's logs):
     the order of a user's events within a day is then unknown, and each day reads as one session."""
     present = ts.dropna()
@@ -554,10 +554,12 @@ def dates_only_note(ts: pd.Series, col: str, zone: str | None = None) -> str | N
     wall = present.dt.tz_convert(zone) if zone else present
     if not (wall == wall.dt.normalize()).all():
         return None
+    # with a session column the sessions are the file's own, not the day's
+    cut = f"sessions come from {sessions!r}" if sessions else "one day reads as one session"
     return (
         f"every time in {col!r} is a date without a time of day: a user's events within a day are in no known "
-        "order and one day reads as one session; a column of times within the day adds to it with "
-        "--time-offset-col and --time-offset-unit"
+        f"order and {cut}; a column of times within the day adds to it with --time-offset-col and "
+        "--time-offset-unit"
     )
 
 

@@ -514,7 +514,7 @@ def _whole_file(raw: pd.DataFrame, o: ImportOptions, now: pd.Timestamp, source: 
         if o.time_offset_col is not None:
             unit = o.time_offset_unit or "s"
             ts = offset_times(ts, raw[o.time_offset_col], unit, o.time_col, o.time_offset_col, notes)
-        elif note := tied_times_note(users, ts) or dates_only_note(ts, o.time_col, o.time_zone):
+        elif note := tied_times_note(users, ts) or dates_only_note(ts, o.time_col, o.time_zone, o.session_col):
             notes.append(note)
         if o.history_col is not None:
             ts = _history_times(ts, users, raw[BEFORE_COL])

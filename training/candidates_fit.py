@@ -165,7 +165,7 @@ class Popularity:
     live: Window | None = None  # the catalogue turns over: only items with an event in this window are offered
 
     def describe(self) -> str:
-        what = "every event (impressions too)" if self.every_event else "positives"
+        what = "every event (skips and impressions too, where the log has them)" if self.every_event else "positives"
         live = f"; {self.live.describe()}" if self.live else ""
         return f"cohort popularity counts {what}; {self.window.describe()}{live}; {self.reason}"
 

@@ -103,7 +103,14 @@ def test_year_less_dates_read_by_a_format_and_a_year(tmp_path):
         _utc("2015-11-11"),
     ]
     # dates alone: the order within a day is unknown, and said
-    assert "is a date without a time of day" in str(summary)
+    said = " ".join(str(summary).split())
+    assert "is a date without a time of day" in said and "one day reads as one session" in said
+    baskets = _csv(
+        tmp_path / "b.csv", "user_id,item_id,time_stamp,basket\n1,a,511,x\n1,b,829,y\n2,a,1110,z\n2,c,1111,w"
+    )
+    _, _, told = load_interactions(baskets, **args, time_format="%m%d", time_year=2015, session_col="basket")
+    said = " ".join(str(told).split())
+    assert "sessions come from 'basket'" in said and "one day reads as one session" not in said
     with pytest.raises(ImportFormatError, match="matches --time-format '%d.%m.%Y'"):
         load_interactions(src, **args, time_format="%d.%m.%Y")
 
