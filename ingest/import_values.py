@@ -104,6 +104,17 @@ def unknown_type_note(names: pd.Series, types: np.ndarray, mapped: dict[str, str
     )
 
 
+def synonyms_note(names: pd.Series, read: dict[str, str], mapped: dict[str, str], top: int = 6) -> str | None:
+    """Which of the file's type names were read as an event type by the built-in synonyms or as a
+    plural (not by ``--type-map``): a click read as a play is a choice the log's owner may not share."""
+    used = {n: read[n] for n in names.dropna().unique().tolist() if n in read and n not in mapped}
+    if not used:
+        return None
+    shown = ", ".join(f"{k!r} → {v}" for k, v in list(used.items())[:top])
+    more = f" and {len(used) - top} more" if len(used) > top else ""
+    return f"type names read as event types: {shown}{more}; --type-map NAME=TYPE reads one otherwise"
+
+
 #: epoch units an import reads: their names and nanoseconds per unit
 EPOCH_UNITS = {
     "s": ("seconds", 1e9),
@@ -693,6 +704,8 @@ def types_and_values(
         # one dict, so a name is translated once: a map entry is never re-read as a synonym
         names = _with_plurals(t, {**TYPE_SYNONYMS, **mapped})
         types = t.replace(names).astype(object).where(t.notna(), None).to_numpy()
+        if synonyms := synonyms_note(t, names, mapped):
+            said.append(synonyms)
         unknown = unknown_type_note(t, types, mapped)
         if unknown:
             said.append(unknown)

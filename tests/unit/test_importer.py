@@ -148,6 +148,10 @@ def test_type_column_synonyms_and_unknown_types(tmp_path):
     assert events["value"].tolist()[:4] == [1.0, 1.0, pytest.approx(np.nan, nan_ok=True), 1.0]
     assert summary.problems["empty or unknown type"] == 2
     assert "'weird' 1" in str(summary) and "--type-map weird=TYPE" in str(summary)
+    # a synonym is a reading the log's owner may not share: said, with the option that reads it otherwise
+    said = " ".join(str(summary).split())
+    assert "type names read as event types: 'listen' → play, 'click' → play, 'thumbs_up' → like" in said
+    assert "'view' →" not in said and "'like' →" not in said  # event types already
 
 
 def _shop_log(tmp_path: Path) -> Path:
