@@ -231,6 +231,8 @@ def _load_items(
     if pick["genre"] is None and genre_list is not None:
         picked_notes = picked_notes[:1] + ["genres from its 0/1 genre columns"]
     if genre_list is not None:
+        if genre_list.dtype == object or pd.api.types.is_string_dtype(genre_list):
+            genre_list = _unescaped(genre_list)  # "Rock &amp; Roll" from a scraped page is rock & roll
         genre_list, split_note = _split_bare_separator(genre_list)
         if split_note:
             picked_notes.append(split_note)

@@ -165,7 +165,7 @@ def test_book_and_anime_catalogues_authors_publication_years_and_html_escapes(tm
             "authors": ["Suzanne Collins", "J.K. Rowling, Mary GrandPré", "Harper Lee"],
             "original_publication_year": ["2008.0", "1997.0", ""],
             "title": ["The Hunger Games", "Gintama&#039;", "&quot;Bungaku Shoujo&quot; Movie"],
-            "genre": ["ya", "fantasy", "classics"],
+            "genre": ["ya", "Sci-Fi &amp; Fantasy", "Slice of Life|Drama &#038; Romance"],
         }
     ).to_csv(books, index=False)
     _, items, summary = _load(tmp_path, books, item_id_col="book_id")
@@ -173,6 +173,7 @@ def test_book_and_anime_catalogues_authors_publication_years_and_html_escapes(tm
     assert row["artist"].tolist() == ["Suzanne Collins", "J.K. Rowling, Mary GrandPré", "Harper Lee"]  # commas kept
     assert row["release_date"].dt.year.tolist()[:2] == [2008, 1997] and pd.isna(row["release_date"].iloc[2])
     assert row["title"].tolist() == ["The Hunger Games", "Gintama'", '"Bungaku Shoujo" Movie']
+    assert row["genres"].tolist() == ["ya", "sci-fi & fantasy", "slice of life|drama & romance"]
 
 
 def test_one_genre_holding_most_of_the_catalogue_is_said(tmp_path):
