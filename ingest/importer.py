@@ -731,7 +731,9 @@ def _chunk_events(
     tally.rows += n
     if o.time_col is not None:  # without times every row gets its own stamp: no repeat to tell
         same = pd.DataFrame({"u": users.to_numpy(), "i": item_ids.to_numpy(), "t": ts.to_numpy(), "k": types})
-        tally.repeated += int(same.duplicated().sum())
+        # at a midnight the time is likely a date alone, where two events of a day are no copies
+        timed = (ts != ts.dt.normalize()).to_numpy()
+        tally.repeated += int((same.duplicated().to_numpy() & timed).sum())
     tally.users.update(users.dropna().unique().tolist())
     tally.items.update(i for i in item_ids.dropna().unique().tolist() if i)
     valid = ts.dropna()

@@ -568,6 +568,9 @@ def test_rows_repeating_an_earlier_one_exactly_are_imported_and_counted(tmp_path
     assert "2 rows repeat an earlier row's user, item, time and type exactly" in " ".join(str(summary).split())
     _, _, untimed = load_interactions(src, user_col="u", item_col="i", time_col=None)
     assert "repeat" not in str(untimed)
+    days = _csv(tmp_path / "days.csv", "u,i,t\na,x,2024-01-01\na,x,2024-01-01\nb,x,2024-01-02")
+    _, _, dated = load_interactions(days, user_col="u", item_col="i", time_col="t")
+    assert "repeat" not in str(dated)  # a date alone: two events of one day are no copies
 
 
 def test_an_item_cell_on_a_search_row_is_no_item_of_the_catalogue(tmp_path):
