@@ -582,9 +582,9 @@ def _json_lines(path: Path, keep: Collection[str] | None) -> Table:
     each review's text and nested objects (Yelp's 7M reviews are 5 GB), which parsed whole would
     need several times the file's size in memory for columns the import never reads."""
     if keep is None:
-        return Table(pd.read_json(path, lines=True, dtype=False))
+        return Table(pd.read_json(path, lines=True, dtype=False, convert_dates=False))
     seen: dict[str, None] = {}
-    with pd.read_json(path, lines=True, dtype=False, chunksize=JSON_CHUNK_ROWS) as reader:
+    with pd.read_json(path, lines=True, dtype=False, convert_dates=False, chunksize=JSON_CHUNK_ROWS) as reader:
         parts = [_kept(chunk, keep, seen) for chunk in reader]
     frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     return Table(frame, dropped=[c for c in seen if c not in frame.columns])
@@ -738,7 +738,7 @@ class TableStream:
                 "array or a file of Python dicts is read whole. Convert it to JSON lines, or import it in parts"
             )
         seen: dict[str, None] = {}
-        with pd.read_json(self.path, lines=True, dtype=False, chunksize=self.chunk_rows) as reader:
+        with pd.read_json(self.path, lines=True, dtype=False, convert_dates=False, chunksize=self.chunk_rows) as reader:
             for chunk in reader:
                 yield _kept(chunk, self.keep, seen).reset_index(drop=True)
         self.notes = ["one JSON object per line"] if ext == ".json" else []
@@ -762,7 +762,7 @@ def _read_json(path: Path, compression: str | None, what: str, keep: Collection[
     with opener(path, "rt", encoding="utf-8") as f:  # type: ignore[operator]
         head = f.read(4096).lstrip()
     if head.startswith("["):
-        return Table(pd.read_json(path, dtype=False), ["an array of JSON objects"])
+        return Table(pd.read_json(path, dtype=False, convert_dates=False), ["an array of JSON objects"])
     if head.startswith("{"):
         try:
             table = _json_lines(path, keep)

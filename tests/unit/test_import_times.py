@@ -4,6 +4,8 @@ counters from a start, year-less dates, dates alone; and the import's other word
 
 from __future__ import annotations
 
+import json
+
 from pathlib import Path
 
 import pandas as pd
@@ -472,3 +474,19 @@ def test_messy_exports_are_read_or_refused_in_words(tmp_path, monkeypatch):
         app, ["import", str(cut), "--user-col", "userId", "--item-col", "movieId", "--time-unit", "s"]
     )
     assert result.exit_code == 2 and "a file ends early or is corrupt" in " ".join(result.stderr.split())
+
+
+@pytest.mark.parametrize("name", ["reviews.jsonl", "reviews.json"])
+def test_epoch_numbers_in_json_stay_instants_under_any_date_like_name(tmp_path, name):
+    """pandas' JSON reader turns a column named like a date (``timestamp``, ``*_at``) into clock times
+    without a zone, which a --time-zone then shifted by hours (Amazon Reviews 2023's ``timestamp``)."""
+    rows = [{"user_id": f"u{k}", "parent_asin": "B1", "timestamp": 1_600_000_000_000 + k} for k in range(3)]
+    src = tmp_path / name
+    if name.endswith(".jsonl"):
+        src.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    else:
+        src.write_text(json.dumps(rows))
+    args = dict(user_col="user_id", item_col="parent_asin", time_col="timestamp", time_unit="ms")
+    events, _, summary = load_interactions(src, **args, time_zone="America/New_York")
+    assert events["timestamp"].min() == pd.Timestamp(1_600_000_000_000, unit="ms", tz="UTC")
+    assert "not applied to 'timestamp': epoch numbers are UTC" in " ".join(str(summary).split())
