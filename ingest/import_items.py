@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ingest.import_files import (
+    MISSING_TOKENS,
     ImportFormatError,
     TextLayout,
     clean_ids,
@@ -186,10 +187,13 @@ def _all_of_list(s: pd.Series) -> pd.Series:
     return s.map(clean).astype(object)
 
 
-def _pick_columns(raw: pd.DataFrame, told: dict[str, str], path: Path) -> tuple[dict[str, object], list[str]]:
-    """The column for each role: the one ``--items-cols`` names, else the first recognized name.
+def _pick_columns(
+    raw: pd.DataFrame, told: dict[str, str], path: Path, id_col: str | None = None
+) -> tuple[dict[str, object], list[str]]:
+    """The column for each role: the one ``--items-cols`` names, else the first recognized name
+    other than the id column (30Music's ids are in ``track``, Yahoo's in ``song``: no titles).
     Says what was chosen, so a catalogue whose genres went unread is visible at the import."""
-    lower = {str(c).lower(): c for c in raw.columns}
+    lower = {str(c).lower(): c for c in raw.columns if c != id_col}
     for role, column in told.items():
         if column not in raw.columns:
             raise ImportFormatError(
@@ -224,7 +228,8 @@ def _load_items(
     table = read_table(path, "items", layout)
     raw = table.frame
     require_columns(raw, {"item id": item_id_col}, path, "--items-names")
-    pick, picked_notes = _pick_columns(raw, columns or {}, path)
+    pick, picked_notes = _pick_columns(raw, columns or {}, path, item_id_col)
+    raw = _missing_tokens_blank(raw, [c for c in pick.values() if c is not None])
     out = pd.DataFrame({"item_id": clean_ids(raw[item_id_col])})
     out["artist"] = _unescaped(_first_of_list(raw[pick["artist"]])) if pick["artist"] else UNKNOWN
     genre_list = raw[pick["genre"]] if pick["genre"] else _flagged_genres(raw, item_id_col)
@@ -248,6 +253,13 @@ def _load_items(
         out["duration_s"] = pd.to_numeric(raw[pick["duration_ms"]], errors="coerce") / 1000.0
     else:
         out["duration_s"] = np.nan
+    if pick["duration_s"] or pick["duration_ms"]:
+        # 30Music's -1 (and a 0) is "length unknown": no item lasts no time, and the gates refuse one
+        unknown = out["duration_s"] <= 0
+        if unknown.any():
+            out.loc[unknown, "duration_s"] = np.nan
+            column = pick["duration_s"] or pick["duration_ms"]
+            picked_notes.append(f"{int(unknown.sum()):,} durations of 0 or less in {column!r} read as unknown")
     title = pick["title"]
     out["title"] = _unescaped(raw[title].astype("string").str.strip()).astype(object) if title is not None else None
     if pick["release_date"]:
@@ -267,6 +279,22 @@ def _load_items(
         picked_notes.append(differing)
     busiest = _busiest_genre_note(out["genre"])
     return out, table.notes + picked_notes + ([busiest] if busiest else [])
+
+
+def _missing_tokens_blank(raw: pd.DataFrame, columns: list[object]) -> pd.DataFrame:
+    """The metadata columns with ``None``, ``NULL``, ``NA`` and the like as empty cells (Yahoo's
+    ``trackData1.txt`` writes ``None`` for an unknown artist, which would be an artist of that name)."""
+    out = raw
+    for col in dict.fromkeys(columns):
+        cells = raw[col]
+        if cells.dtype != object and not pd.api.types.is_string_dtype(cells):
+            continue
+        text = cells.where(cells.map(lambda v: isinstance(v, str)), None).astype("string").str.strip().str.lower()
+        token = text.isin(MISSING_TOKENS).fillna(False).to_numpy(dtype=bool)
+        if token.any():
+            out = out.copy() if out is raw else out
+            out[col] = cells.where(~token, None)
+    return out
 
 
 def _differing_duplicates(rows: pd.DataFrame) -> str | None:

@@ -226,3 +226,26 @@ def test_a_category_path_gives_the_genre_below_the_root_every_item_shares(tmp_pa
     _, items, summary = _load(tmp_path, plain)
     assert items["genre"].tolist() == ["comedy", "drama", "action"]
     assert not any("category root" in n for n in summary.read_notes)
+
+
+def test_the_id_column_is_no_title_and_unknown_markers_are_no_metadata(tmp_path):
+    """30Music's tracks file keeps its ids in ``track`` and its lengths' unknown as -1; Yahoo's writes
+    ``None`` for an unknown artist."""
+    tracks = tmp_path / "tracks.csv"
+    pd.DataFrame(
+        {
+            "track": ["a", "b", "c"],
+            "duration": [250, -1, 0],
+            "name": ["Day Rain", "Night", "Noon"],
+            "artist": ["12", "None", "NULL"],
+        }
+    ).to_csv(tracks, index=False)
+    _, items, summary = _load(tmp_path, tracks, item_id_col="track")
+    row = items.set_index("item_id")
+    assert row["title"].tolist() == ["Day Rain", "Night", "Noon"]  # not the ids
+    assert row["artist"].tolist() == ["12", "unknown", "unknown"]
+    assert row["duration_s"].iloc[0] == 250 and row["duration_s"].iloc[1:].isna().all()
+    said = " ".join(str(summary).split())
+    assert "title from 'name'" in said and "2 durations of 0 or less in 'duration' read as unknown" in said
+    _, named, _ = _load(tmp_path, tracks, item_id_col="track", item_columns={"title": "track"})
+    assert named.set_index("item_id")["title"].tolist() == ["a", "b", "c"]  # told, it is a title

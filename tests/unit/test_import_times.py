@@ -5,7 +5,6 @@ counters from a start, year-less dates, dates alone; and the import's other word
 from __future__ import annotations
 
 import json
-
 from pathlib import Path
 
 import pandas as pd
