@@ -10,6 +10,7 @@ the items file in ``import_items``; here the rows become events, with their ids 
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -410,6 +411,11 @@ class ImportOptions:
             raise ImportFormatError("a history column lists earlier clicks beside an impressions column: it needs one")
 
     def check(self) -> None:
+        if self.user_col == self.item_col:
+            raise ImportFormatError(
+                f"--user-col and --item-col both name {self.user_col!r}: a row's user and its item are two columns "
+                "(cells holding both, as JSON records, are flattened to columns first: README, 'A list of records')"
+            )
         if self.count_col is not None and (self.rating_col is not None or self.type_col is not None):
             raise ImportFormatError(
                 "a count column makes every row a play: it does not combine with a rating or type column"
@@ -611,6 +617,25 @@ def _context_values(raw: pd.DataFrame, col: str, kind: str, tally: _Tally) -> np
     if others:
         tally.other_context[kind].update(others)
     return values
+
+
+#: id cells looked at for records where ids should be
+_ID_PEEK = 50
+
+
+def require_plain_ids(frame: pd.DataFrame, o: ImportOptions) -> None:
+    """The user and item columns hold ids, not records: a cell that is a JSON object (30Music's
+    idomaar lines keep user and track in one ``{"subjects": …, "objects": …}``) would become an
+    id of its own, each unique, silently."""
+    for option, col in (("--user-col", o.user_col), ("--item-col", o.list_col or o.item_col)):
+        cells = frame[col].dropna().head(_ID_PEEK).tolist()
+        records = [v for v in cells if isinstance(v, dict) or (isinstance(v, str) and v.strip().startswith("{"))]
+        if cells and len(records) * 2 > len(cells):
+            shown = (json.dumps(records[0]) if isinstance(records[0], dict) else records[0].strip())[:60]
+            raise ImportFormatError(
+                f"{option} {col!r} holds records, not ids ({shown!r}, …): flatten the file to a column per "
+                "field first (README, 'A list of records')"
+            )
 
 
 #: column names that hold a device or a locale, lower case
@@ -837,6 +862,7 @@ def load_interactions(source: Path, **options: Any) -> tuple[pd.DataFrame, pd.Da
     source = Path(source)
     table = read_table(source, "interactions", o.layout, keep=o.keep())
     require_columns(table.frame, o.wanted(), source, "--names", table.dropped)
+    require_plain_ids(table.frame, o)
     table.notes += unread_context_notes([*map(str, table.frame.columns), *table.dropped], o)
     lines = len(table.frame)
     raw = o.reshaper()(table.frame.reset_index(drop=True))
@@ -927,6 +953,7 @@ class InteractionStream:
         for chunk in self.stream:
             if not parts:
                 require_columns(chunk, o.wanted(), self.source, "--names", self.stream.dropped)
+                require_plain_ids(chunk, o)
                 self._unread = unread_context_notes([*map(str, chunk.columns), *self.stream.dropped], o)
             lines += len(chunk)
             narrow = reshape(chunk)[cols]

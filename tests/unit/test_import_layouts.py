@@ -720,3 +720,18 @@ def test_files_that_are_no_rows_of_a_user_and_an_item_are_refused_with_what_to_d
         time_col=None,
     )
     assert len(events) == 3
+
+
+def test_records_in_an_id_column_and_one_column_for_user_and_item_are_refused(tmp_path):
+    """30Music's idomaar lines hold user and track in one JSON cell: each cell would be an id of its own."""
+    line = '{"subjects":[{"type":"user","id":%d}],"objects":[{"type":"track","id":%d}]}'
+    path = tmp_path / "events.idomaar"
+    path.write_text("".join(f"event.play\t{k}\t{T0 + k}\t{{}}\t{line % (k % 3, k)}\n" for k in range(6)))
+    layout = TextLayout.from_options("tab", "kind,event_id,ts,props,linked", None)
+    with pytest.raises(ImportFormatError, match="both name 'linked'"):
+        load_interactions(path, layout=layout, user_col="linked", item_col="linked", time_col="ts", time_unit="s")
+    with pytest.raises(ImportFormatError, match="--item-col 'linked' holds records, not ids"):
+        load_interactions(path, layout=layout, user_col="kind", item_col="linked", time_col="ts", time_unit="s")
+    stream = InteractionStream(path, ImportOptions(layout=layout, user_col="kind", item_col="linked", time_col="ts"), 2)
+    with pytest.raises(ImportFormatError, match="holds records, not ids"):
+        list(stream)
