@@ -673,8 +673,15 @@ def types_and_values(
             raise ImportFormatError(f"--rating-max must be positive, got {rating_max:g}")
         top = (1.0 if fractions else rating.max()) if rating_max is None else rating_max
         if not top > 0:
+            words = set(cells.dropna().astype(str).str.strip().str.lower().unique().tolist()[:10])
+            flags = (
+                f"; a column of {'/'.join(sorted(words))} flags is no rating: --type-col {rating_col} --type-map "
+                "true=TYPE,false=TYPE reads it (e.g. true=skip,false=play for a skip flag)"
+                if words and words <= {"true", "false", "yes", "no", "t", "f"}
+                else ""
+            )
             raise ImportFormatError(
-                f"rating column {rating_col!r} holds no positive numbers{_unread_examples(cells, rating)}"
+                f"rating column {rating_col!r} holds no positive numbers{_unread_examples(cells, rating)}{flags}"
             )
         source = "(the file's highest; --rating-max sets it)" if rating_max is None else "(--rating-max)"
         if fractions and rating_max is None:
@@ -687,6 +694,8 @@ def types_and_values(
                 f"{rating_col!r} holds 0 and 1 only: 1 is a like, 0 a skip (a negative); if 0 means only 'not "
                 "positive', --unrated 0 reads it as a play of unknown value"
             )
+        if unrated is None and (zero_note := _zero_below_scale(rating, rating_col)):
+            said.append(zero_note)
         if rating_max is not None:
             above = int((rating > top).sum())
             if above:
@@ -721,6 +730,20 @@ def types_and_values(
     value = np.where(carries, norm if norm is not None else 1.0, np.nan).astype(np.float32)
     value[no_rating] = np.nan
     return types, value
+
+
+def _zero_below_scale(rating: pd.Series, col: str) -> str | None:
+    """A word when 0 sits apart below a scale of whole stars that starts at 1 (Food.com's reviews
+    without stars, Book-Crossing's implicit rows): read as the lowest rating, each is a skip."""
+    present = rating.dropna()
+    zeros = int((present == 0).sum())
+    rest = present[present != 0]
+    if not zeros or rest.empty or rest.min() < 1 or rest.max() < 3 or (rest != rest.round()).any():
+        return None
+    return (
+        f"{zeros:,} rows rated 0 in {col!r}, whose other ratings run from {rest.min():g} to {rest.max():g}: read "
+        "as the lowest (skips, negatives); if 0 means 'not rated', --unrated 0 reads them as plays of unknown value"
+    )
 
 
 def _through_zero_from(rating: pd.Series, below: pd.Series, top: float, said: list[str]) -> float | None:

@@ -606,6 +606,9 @@ def test_ratings_written_as_fractions_read_as_their_share_and_words_are_quoted(t
     assert summary.problems["unparseable rating"] == 1  # 3/0 is no fraction
     said = " ".join(str(summary).split())
     assert "3 ratings in 'r' written as fractions (e.g. '18/20')" in said and "top rating 1 (a whole fraction" in said
+    flags = _csv(tmp_path / "f.csv", f"u,i,t,r\na,x,{T0},true\nb,y,{T0 + 1},false")
+    with pytest.raises(ImportFormatError, match="a column of false/true flags is no rating: --type-col r --type-map"):
+        load_interactions(flags, user_col="u", item_col="i", time_col="t", time_unit="s", rating_col="r")
     words = _csv(tmp_path / "w.csv", f"u,i,t,r\na,x,{T0},great\nb,y,{T0 + 1},meh")
     with pytest.raises(ImportFormatError, match="holds no positive numbers \\(its cells read e.g. 'great', 'meh'\\)"):
         load_interactions(words, user_col="u", item_col="i", time_col="t", time_unit="s", rating_col="r")
@@ -615,9 +618,12 @@ def test_an_unrated_marker_is_a_play_of_unknown_value_not_the_lowest_rating(tmp_
     """Book-Crossing's 0 (and an anime list's -1) means "no rating given", not "hated it"."""
     rows = "\n".join(f"u,b{k},{T0 + k},{r}" for k, r in enumerate([0, 10, 8, 3, 0, 6]))
     src = _csv(tmp_path / "bx.csv", "user_id,item_id,timestamp,rating\n" + rows)
-    plain, _, _ = load_interactions(src, time_unit="s", rating_col="rating")
-    assert plain["type"].tolist()[0] == "skip"  # read as a rating, 0 is the worst
+    plain, _, said = load_interactions(src, time_unit="s", rating_col="rating")
+    assert plain["type"].tolist()[0] == "skip"  # read as a rating, 0 is the worst, and said
+    text = " ".join(str(said).split())
+    assert "2 rows rated 0 in 'rating', whose other ratings run from 3 to 10" in text and "--unrated 0" in text
     events, _, summary = load_interactions(src, time_unit="s", rating_col="rating", unrated=0)
+    assert "whose other ratings run" not in str(summary)
     assert events["type"].tolist() == ["play", "like", "like", "skip", "play", "play"]
     values = events["value"].to_numpy()
     assert np.isnan(values[[0, 4]]).all() and values[5] == pytest.approx(0.6)
