@@ -166,6 +166,13 @@ def _quoting(sep: str) -> int:
     return csv.QUOTE_NONE if len(sep) > 1 or sep in UNQUOTED else csv.QUOTE_MINIMAL
 
 
+def _split_line(line: str, sep: str) -> list[str]:
+    """One line's fields, stripped, as the file's separator and quoting split them."""
+    if len(sep) > 1 or _quoting(sep) == csv.QUOTE_NONE:
+        return [f.strip() for f in line.split(sep)]
+    return [f.strip() for f in next(csv.reader([line], delimiter=sep))]
+
+
 def _fields(lines: Sequence[str], sep: str) -> Counter[int]:
     """How many of ``lines`` split into each number of fields."""
     if len(sep) > 1:
@@ -491,7 +498,10 @@ def _plan_text(path: Path, ext: str, compression: str | None, layout: TextLayout
         if sniffed and sniffed != default:
             notes.insert(0, f"separator {_sep_label(sniffed)} (read off the file; {layout.option('sep')} sets it)")
     names = None
-    if layout.names is not None:
+    if layout.names is not None and lines and _split_line(lines[0], sep) == list(layout.names):
+        # the file has a header after all, and it says what the option does: read it as one
+        notes.append(f"its first line names the columns as {layout.option('names')} does: read as its header")
+    elif layout.names is not None:
         width = _width(lines, sep) if lines else len(layout.names)
         if len(layout.names) > width:
             raise ImportFormatError(

@@ -735,3 +735,28 @@ def test_records_in_an_id_column_and_one_column_for_user_and_item_are_refused(tm
     stream = InteractionStream(path, ImportOptions(layout=layout, user_col="kind", item_col="linked", time_col="ts"), 2)
     with pytest.raises(ImportFormatError, match="holds records, not ids"):
         list(stream)
+
+
+def test_a_header_that_repeats_the_names_given_is_read_as_the_header(tmp_path):
+    """MicroLens' files told their names with --names although they have a header: the header is no row."""
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text("user,item,timestamp\n" + "".join(f"u{k % 3},i{k},{T0 + k}\n" for k in range(6)))
+    titles = tmp_path / "titles.csv"
+    titles.write_text("item,title\n" + "".join(f"i{k},Clip {k}\n" for k in range(6)))
+    options = dict(user_col="user", item_col="item", time_col="timestamp", time_unit="s")
+    events, items, summary = load_interactions(
+        pairs,
+        layout=TextLayout.from_options(None, "user,item,timestamp", None),
+        items=titles,
+        item_id_col="item",
+        items_layout=TextLayout.from_options(None, "item,title", None),
+        **options,
+    )
+    assert len(events) == 6 and summary.users == 3 and summary.items == 6
+    assert items is not None and len(items) == 6 and "item" not in set(items["item_id"])
+    assert summary.catalog_rows == 6
+    assert any("its first line names the columns as --names does" in n for n in summary.read_notes)
+    stream = InteractionStream(
+        pairs, ImportOptions(layout=TextLayout.from_options(None, "user,item,timestamp", None), **options), 2
+    )
+    assert len(pd.concat(list(stream))) == 6
