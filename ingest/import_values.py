@@ -498,8 +498,30 @@ def offset_times(ts: pd.Series, offsets: pd.Series, unit: str, time_col: str, co
     began, beside a date). A row whose offset is missing or not a number keeps its time alone,
     and the import says how many did."""
     per_ns = time_unit_ns(unit, "--time-offset-unit")
+    present = is_present(offsets)
+    text = offsets.astype("string").str.strip()
+    clock = text.str.fullmatch(_HMS, na=False)
+    if present.any() and clock.sum() * 2 > present.sum():
+        # a time of day written out (Yahoo! Music's 23:41:00): a duration, whatever the unit says
+        hms = text.where(clock)
+        hms = hms.where(hms.str.count(":") != 1, hms + ":00")  # 7:05 is hours and minutes
+        spans = pd.to_timedelta(hms, errors="coerce")
+        unread = int((spans.isna() & present).sum())
+        notes.append(f"times: {time_col!r} plus {col!r} read as hours:minutes:seconds")
+        if unread:
+            notes.append(
+                f"{unread:,} row{'s' if unread != 1 else ''} with an offset in {col!r} that is no "
+                "hh:mm:ss: their time alone is kept"
+            )
+        return ts + spans.fillna(pd.Timedelta(0)).to_numpy()
     num = pd.to_numeric(offsets, errors="coerce")
-    unread = int((num.isna() & is_present(offsets)).sum())
+    unread = int((num.isna() & present).sum())
+    if unread * 2 > int(present.sum()):
+        example = text[num.isna() & present].iloc[0]
+        raise ImportFormatError(
+            f"{unread:,} of the {int(present.sum()):,} offsets in {col!r} are not numbers (e.g. {example!r}): "
+            "--time-offset-col reads a count of --time-offset-unit, or a time written hh:mm:ss"
+        )
     if unread:
         rows = "row" if unread == 1 else "rows"
         notes.append(f"{unread:,} {rows} with an offset in {col!r} that is not a number: their time alone is kept")
@@ -514,6 +536,8 @@ def offset_times(ts: pd.Series, offsets: pd.Series, unit: str, time_col: str, co
     return ts + pd.to_timedelta(np.round(num.fillna(0).to_numpy(dtype=np.float64) * per_ns), unit="ns")
 
 
+#: an offset written as a time of day or a duration: 23:41:00, 7:05, 1:02:03.5
+_HMS = r"\d{1,3}:[0-5]\d(?::[0-5]\d(?:\.\d+)?)?"
 #: offsets looked at before they are said to look like hhmm clock times (fewer tell nothing)
 _CLOCK_SAMPLE = 20
 

@@ -827,3 +827,19 @@ def test_numeric_dates_are_read_day_or_month_first_for_the_whole_column(tmp_path
         load(["13/11/2000", "11/13/2000"])
     with pytest.raises(ImportFormatError, match="--no-dayfirst contradicts"):
         load(["13/11/2000"], dayfirst=False)
+
+
+def test_an_offset_written_as_a_time_of_day_is_read_as_one_and_words_are_refused(tmp_path):
+    """Yahoo! Music's ratings give a day number and a time, 23:41:00."""
+    src = _csv(
+        tmp_path / "v.csv", "u,i,day,time\na,x,2024-01-01,23:41:00\na,y,2024-01-01,7:05\nb,x,2024-01-02,00:00:30"
+    )
+    options = dict(user_col="u", item_col="i", time_col="day", time_offset_col="time", time_offset_unit="s")
+    events, _, summary = load_interactions(src, **options)
+    got = sorted(events["timestamp"].tolist())
+    day = pd.Timestamp("2024-01-01", tz="UTC")
+    assert got == [day + pd.Timedelta("7h5min"), day + pd.Timedelta("23h41min"), day + pd.Timedelta("1d30s")]
+    assert "'day' plus 'time' read as hours:minutes:seconds" in str(summary)
+    words = _csv(tmp_path / "w.csv", "u,i,day,time\na,x,2024-01-01,noon\na,y,2024-01-01,dusk\nb,x,2024-01-02,5")
+    with pytest.raises(ImportFormatError, match="2 of the 3 offsets in 'time' are not numbers \\(e.g. 'noon'\\)"):
+        load_interactions(words, **options)
