@@ -443,6 +443,27 @@ _KEY_VALUE = re.compile(r"^\s*[A-Za-z_]+/[A-Za-z_]+:\s")
 _SHAPE_SHARE = 0.9
 
 
+#: a user's line in a user-headed file: its id and how many rows follow (``0|3``)
+_USER_HEADER = re.compile(r"^\s*([^|\t,;\s]+)\|(\d+)\s*$")
+
+
+def _user_headed(lines: Sequence[str]) -> bool:
+    """Blocks of a ``user|count`` line and that many rows, over the sampled lines: at least two
+    whole blocks, each with its count of rows, and nothing before the first."""
+    at, blocks = 0, 0
+    while at < len(lines):
+        header = _USER_HEADER.match(lines[at])
+        if header is None:
+            return False
+        end = at + 1 + int(header.group(2))
+        if end > len(lines):  # the sample ends inside this block
+            break
+        if any(_USER_HEADER.match(line) for line in lines[at + 1 : end]):
+            return False
+        at, blocks = end, blocks + 1
+    return blocks >= 2
+
+
 def _unrowed_shape(lines: Sequence[str], name: str) -> str | None:
     """What to do with a file whose lines are no rows of a user and an item, said before pandas
     reads it as some other thing: records of ``key: value`` lines, or lines that are a count and
@@ -453,8 +474,15 @@ def _unrowed_shape(lines: Sequence[str], name: str) -> str | None:
     if sum(bool(_KEY_VALUE.match(line)) for line in text) >= _SHAPE_SHARE * len(text):
         return (
             f"{name} holds records written as 'key: value' lines ({text[0].strip()[:40]!r}, …), a blank line between "
-            "them (SNAP's review files): write them as a table of one row per record first (README, 'Two more "
-            "shapes')"
+            "them (SNAP's review files): write them as a table of one row per record first (README, 'Shapes refused "
+            "with what to do')"
+        )
+    if _user_headed(text):
+        return (
+            f"{name} names a user on a line of its own with a count ({text[0].strip()[:30]!r}), that many rows "
+            "following (Yahoo! Music's layout): write each row with its user first, e.g. awk -F'|' 'NF == 2 "
+            f'{{user = $1; next}} {{print user "\\t" $0}}\' {name} > rows.tsv, and import those with '
+            "--names user,item,rating,… (README, 'Shapes refused with what to do')"
         )
     fields = [line.split() for line in text]
     counted = sum(f[0].isdigit() and int(f[0]) == len(f) - 1 > 0 for f in fields)
@@ -463,7 +491,7 @@ def _unrowed_shape(lines: Sequence[str], name: str) -> str | None:
             f"each line of {name} is a count and then that many ids ({text[0].strip()[:40]!r}, …; CiteULike's "
             "users.dat, a user per line numbered from 0): write it as rows of user and item first, e.g. "
             f"awk '{{for (i = 2; i <= NF; i++) print NR - 1 \",\" $i}}' {name} > rows.csv, and import those with "
-            "--names user,item (README, 'Two more shapes')"
+            "--names user,item (README, 'Shapes refused with what to do')"
         )
     return None
 

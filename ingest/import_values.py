@@ -762,10 +762,12 @@ def _zero_below_scale(rating: pd.Series, col: str) -> str | None:
     present = rating.dropna()
     zeros = int((present == 0).sum())
     rest = present[present != 0]
-    if not zeros or rest.empty or rest.min() < 1 or rest.max() < 3 or (rest != rest.round()).any():
+    # a scale that starts at 1 exactly: 0, 10, … 100 is a scale of its own that starts at 0
+    if not zeros or rest.empty or rest.min() != 1 or rest.max() < 3 or (rest != rest.round()).any():
         return None
     return (
-        f"{zeros:,} rows rated 0 in {col!r}, whose other ratings run from {rest.min():g} to {rest.max():g}: read "
+        f"{zeros:,} row{'s' if zeros != 1 else ''} rated 0 in {col!r}, whose other ratings run from 1 to "
+        f"{rest.max():g}: read "
         "as the lowest (skips, negatives); if 0 means 'not rated', --unrated 0 reads them as plays of unknown value"
     )
 

@@ -760,3 +760,17 @@ def test_a_header_that_repeats_the_names_given_is_read_as_the_header(tmp_path):
         pairs, ImportOptions(layout=TextLayout.from_options(None, "user,item,timestamp", None), **options), 2
     )
     assert len(pd.concat(list(stream))) == 6
+
+
+def test_a_user_headed_file_is_refused_with_the_line_that_turns_it_into_rows(tmp_path):
+    path = tmp_path / "trainIdx1.txt"  # Yahoo! Music: "user|count", then that many rows
+    path.write_text(
+        "0|2\n507696\t90\t3607\t23:41:00\n30\t70\t3607\t23:41:00\n1|1\n7\t50\t3700\t10:00:00\n2|1\n5\t0\t1\t1:00:00\n"
+    )
+    with pytest.raises(ImportFormatError, match="names a user on a line of its own.*awk -F'\\|'"):
+        load_interactions(path, user_col="user", item_col="item", time_col=None)
+    rows = tmp_path / "rows.tsv"  # a block count that does not match is no such file
+    rows.write_text("0|5\n507696\t90\n30\t70\n")
+    with pytest.raises(ImportFormatError) as caught:
+        load_interactions(rows, user_col="user", item_col="item", time_col=None)
+    assert "names a user" not in str(caught.value)

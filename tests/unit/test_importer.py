@@ -616,12 +616,12 @@ def test_ratings_written_as_fractions_read_as_their_share_and_words_are_quoted(t
 
 def test_an_unrated_marker_is_a_play_of_unknown_value_not_the_lowest_rating(tmp_path):
     """Book-Crossing's 0 (and an anime list's -1) means "no rating given", not "hated it"."""
-    rows = "\n".join(f"u,b{k},{T0 + k},{r}" for k, r in enumerate([0, 10, 8, 3, 0, 6]))
+    rows = "\n".join(f"u,b{k},{T0 + k},{r}" for k, r in enumerate([0, 10, 8, 1, 0, 6]))
     src = _csv(tmp_path / "bx.csv", "user_id,item_id,timestamp,rating\n" + rows)
     plain, _, said = load_interactions(src, time_unit="s", rating_col="rating")
     assert plain["type"].tolist()[0] == "skip"  # read as a rating, 0 is the worst, and said
     text = " ".join(str(said).split())
-    assert "2 rows rated 0 in 'rating', whose other ratings run from 3 to 10" in text and "--unrated 0" in text
+    assert "2 rows rated 0 in 'rating', whose other ratings run from 1 to 10" in text and "--unrated 0" in text
     events, _, summary = load_interactions(src, time_unit="s", rating_col="rating", unrated=0)
     assert "whose other ratings run" not in str(summary)
     assert events["type"].tolist() == ["play", "like", "like", "skip", "play", "play"]
