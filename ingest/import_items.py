@@ -263,7 +263,7 @@ def _load_items(
     title = pick["title"]
     out["title"] = _unescaped(raw[title].astype("string").str.strip()).astype(object) if title is not None else None
     if pick["release_date"]:
-        out["release_date"] = _release(raw[pick["release_date"]])
+        out["release_date"] = _release(raw[pick["release_date"]], str(pick["release_date"]), picked_notes)
     elif title is not None:
         out["release_date"] = _year_in_title(raw[title])
     else:
@@ -366,12 +366,26 @@ def _flagged_genres(raw: pd.DataFrame, item_id_col: str) -> pd.Series | None:
     return pd.Series(["|".join(n for n, f in zip(names, row, strict=True) if f) or None for row in on], index=raw.index)
 
 
-def _release(raw: pd.Series) -> pd.Series:
+def _release(raw: pd.Series, col: str, notes: list[str]) -> pd.Series:
+    """Release dates: a bare year, a date, or YYYYMMDD whose unknown month or day is 00 (Melon's
+    ``20050000``: the year is still known). Cells that give no date are counted in ``notes``."""
     num = pd.to_numeric(raw, errors="coerce")
     years = num.where((num >= 1000) & (num <= 3000))
     if years.notna().any() and years.notna().sum() >= num.notna().sum():  # a bare year column
         return pd.to_datetime(years.astype("Int64").astype("string") + "-01-01", utc=True, errors="coerce")
-    return pd.to_datetime(raw, utc=True, errors="coerce", format="mixed")
+    given = raw.astype("string").str.strip()
+    text = given
+    digits = given.str.fullmatch(r"\d{8}", na=False)
+    if digits.any():
+        y, m, d = given.str[:4], given.str[4:6].replace("00", "01"), given.str[6:8].replace("00", "01")
+        text = given.where(~digits, y + "-" + m + "-" + d)
+    out = pd.to_datetime(text, utc=True, errors="coerce", format="mixed")
+    lost = (out.isna() & given.notna() & given.ne("")).to_numpy(dtype=bool)
+    if lost.any():
+        n, shown = int(lost.sum()), given[lost].iloc[0]
+        dates = f"{n:,} release dates in {col!r} give" if n != 1 else f"1 release date in {col!r} gives"
+        notes.append(f"{dates} no date (e.g. {shown!r}): unknown")
+    return out
 
 
 def _year_in_title(titles: pd.Series) -> pd.Series:

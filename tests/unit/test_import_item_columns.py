@@ -249,3 +249,16 @@ def test_the_id_column_is_no_title_and_unknown_markers_are_no_metadata(tmp_path)
     assert "title from 'name'" in said and "2 durations of 0 or less in 'duration' read as unknown" in said
     _, named, _ = _load(tmp_path, tracks, item_id_col="track", item_columns={"title": "track"})
     assert named.set_index("item_id")["title"].tolist() == ["a", "b", "c"]  # told, it is a title
+
+
+def test_release_dates_with_unknown_month_or_day_keep_their_year_and_the_rest_are_counted(tmp_path):
+    """Melon's issue_date: 20050000 is a year without month and day, 00000000 no date at all."""
+    songs = tmp_path / "songs.csv"
+    pd.DataFrame(
+        {"id": ["a", "b", "c"], "song_name": ["x", "y", "z"], "issue_date": ["20140512", "20050000", "00000000"]}
+    ).to_csv(songs, index=False)
+    _, items, summary = _load(tmp_path, songs, item_id_col="id", item_columns={"release_date": "issue_date"})
+    release = items.set_index("item_id")["release_date"]
+    assert release["a"] == pd.Timestamp("2014-05-12", tz="UTC") and release["b"] == pd.Timestamp("2005-01-01", tz="UTC")
+    assert pd.isna(release["c"])
+    assert any("1 release date in 'issue_date' gives no date (e.g. '00000000')" in n for n in summary.read_notes)
