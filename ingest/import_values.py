@@ -560,23 +560,38 @@ def _clock_times(num: pd.Series) -> bool:
 TIED_USERS_SHARE = 0.5
 
 
-def tied_times_note(users: pd.Series, ts: pd.Series) -> str | None:
-    """A word when most users' rows all share one time (dates without hours, one time per session):
-    their order is then unknown to every step that follows time, the hold-out included."""
-    span = (
-        pd.DataFrame({"u": users.to_numpy(), "t": ts.to_numpy()}).dropna().groupby("u")["t"].agg(["min", "max", "size"])
-    )
+#: what adds an order to tied times: an offset column; for list cells, flattening with positions
+_OFFSET_WAY = "a column of times within the day or session adds to it with --time-offset-col and --time-offset-unit"
+_LIST_WAY = (
+    "the items of one list cell share its row's time: to keep a list's order, flatten it to rows with each "
+    "item's position first and give that as --time-offset-col (README, the Million Playlist recipe)"
+)
+
+
+def tied_times_note(users: pd.Series, ts: pd.Series, lists: bool = False) -> str | None:
+    """A word when most users' rows all share one time (dates without hours, one time per session),
+    or most rows share their user's time with another row (an hour of day alone): their order is
+    then unknown to every step that follows time, the hold-out included. ``lists``: the rows come
+    from list cells, whose items share a time by nature."""
+    way = _LIST_WAY if lists else _OFFSET_WAY
+    frame = pd.DataFrame({"u": users.to_numpy(), "t": ts.to_numpy()}).dropna()
+    span = frame.groupby("u")["t"].agg(["min", "max", "size"])
     several = span[span["size"] > 1]
     if several.empty:
         return None
     tied = int((several["min"] == several["max"]).sum())
-    if tied < TIED_USERS_SHARE * len(several):
+    if tied >= TIED_USERS_SHARE * len(several):
+        return (
+            f"{tied:,} of the {len(several):,} users with several rows have them all at one time (dates without "
+            "times of day, or one time per session): their order within it is unknown, and each user's hold-out "
+            f"takes an arbitrary part of it; {way}"
+        )
+    shared = int(frame.duplicated(keep=False).sum())
+    if lists or shared < TIED_USERS_SHARE * len(frame):
         return None
     return (
-        f"{tied:,} of the {len(several):,} users with several rows have them all at one time (dates without "
-        "times of day, or one time per session): their order within it is unknown, and each user's hold-out "
-        "takes an arbitrary part of it; a column of times within the day or session adds to it with "
-        "--time-offset-col and --time-offset-unit"
+        f"{shared:,} of the {len(frame):,} rows share their user's time with another row (times in hours, or "
+        f"coarser): their order within it is unknown, and the hold-out takes an arbitrary part of it; {way}"
     )
 
 

@@ -517,10 +517,13 @@ def _whole_file(raw: pd.DataFrame, o: ImportOptions, now: pd.Timestamp, source: 
     else:
         reading = TimeReading(o.dayfirst, o.time_format, o.time_year, o.time_origin, o.time_zone)
         ts = parse_time(raw[o.time_col], o.time_unit, o.time_col, notes, reading=reading)
+        lists = o.list_col is not None
         if o.time_offset_col is not None:
             unit = o.time_offset_unit or "s"
             ts = offset_times(ts, raw[o.time_offset_col], unit, o.time_col, o.time_offset_col, notes)
-        elif note := tied_times_note(users, ts) or dates_only_note(ts, o.time_col, o.time_zone, o.session_col):
+            if note := tied_times_note(users, ts, lists):  # an hour of day still ties a session's rows
+                notes.append(note)
+        elif note := tied_times_note(users, ts, lists) or dates_only_note(ts, o.time_col, o.time_zone, o.session_col):
             notes.append(note)
         if o.history_col is not None:
             ts = _history_times(ts, users, raw[BEFORE_COL])

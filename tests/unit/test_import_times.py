@@ -489,3 +489,17 @@ def test_epoch_numbers_in_json_stay_instants_under_any_date_like_name(tmp_path, 
     events, _, summary = load_interactions(src, **args, time_zone="America/New_York")
     assert events["timestamp"].min() == pd.Timestamp(1_600_000_000_000, unit="ms", tz="UTC")
     assert "not applied to 'timestamp': epoch numbers are UTC" in " ".join(str(summary).split())
+
+
+def test_rows_sharing_their_users_time_are_said_and_list_cells_point_to_positions(tmp_path):
+    """Spotify's sessions log a date and an hour of day: a session's tracks share one hour."""
+    rows = [f"s{k % 4},t{k},2018-07-1{k % 3},{k % 2}" for k in range(40)]
+    src = _csv(tmp_path / "log.csv", "session_id,track,date,hour\n" + "\n".join(rows))
+    options = dict(user_col="session_id", item_col="track", time_col="date")
+    _, _, summary = load_interactions(src, **options, time_offset_col="hour", time_offset_unit="h")
+    said = " ".join(str(summary).split())
+    assert "40 of the 40 rows share their user's time with another row" in said
+    lists = _csv(tmp_path / "pl.csv", "pid,songs,updt\n1,a b c,2013-12-19\n2,d e,2014-01-02\n")
+    _, _, listed = load_interactions(lists, user_col="pid", item_col="songs", time_col="updt", item_lists=True)
+    said = " ".join(str(listed).split())
+    assert "the items of one list cell share its row's time" in said and "--time-offset-col and" not in said
