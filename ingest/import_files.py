@@ -1012,7 +1012,7 @@ def require_columns(
                 hint = (
                     f". Its first line looks like data, not a header: if the file has none, name its "
                     f"{len(frame.columns)} columns in order with {names_option} "
-                    f"(e.g. {names_option} {','.join(_example_names(len(frame.columns)))})"
+                    f"(e.g. {names_option} {','.join(_example_names(len(frame.columns), 'items' in names_option))})"
                 )
                 if len(frame.columns) >= WIDE_COLUMNS:
                     hint += (
@@ -1042,8 +1042,8 @@ def require_columns(
 WIDE_COLUMNS = 20
 
 
-def _example_names(n: int) -> list[str]:
-    base = ["user_id", "item_id", "rating", "timestamp"]
+def _example_names(n: int, items: bool = False) -> list[str]:
+    base = ["item_id", "title", "genres", "artist"] if items else ["user_id", "item_id", "rating", "timestamp"]
     return base[:n] + [f"c{k + 1}" for k in range(len(base), n)]
 
 

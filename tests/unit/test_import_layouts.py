@@ -116,6 +116,20 @@ def test_a_headerless_file_without_names_says_to_name_its_columns(tmp_path):
     message = str(caught.value)
     assert "user column 'userId' not found in ratings.dat; available columns: 1, 10, 5, 978300760" in message
     assert "looks like data, not a header" in message and "4 columns in order with --names" in message
+    assert "--names user_id,item_id,rating,timestamp" in message
+    titles = tmp_path / "titles.csv"  # an items file's example names are an item's
+    titles.write_text("101,Clip one\n102,Clip two\n")
+    with pytest.raises(ImportFormatError, match="e.g. --items-names item_id,title\\)"):
+        load_interactions(
+            ratings,
+            layout=TextLayout(names=("u", "i", "r", "t")),
+            user_col="u",
+            item_col="i",
+            time_col="t",
+            time_unit="s",
+            items=titles,
+            item_id_col="item",
+        )
     # a real header that merely lacks the column gets no such hint
     header = _dat(tmp_path / "h.csv", [("userId", "movieId", "timestamp"), (1, 2, T0)], ",")
     with pytest.raises(ImportFormatError) as caught:
