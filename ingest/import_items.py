@@ -233,6 +233,18 @@ def _load_items(
     out = pd.DataFrame({"item_id": clean_ids(raw[item_id_col])})
     out["artist"] = _unescaped(_first_of_list(raw[pick["artist"]])) if pick["artist"] else UNKNOWN
     genre_list = raw[pick["genre"]] if pick["genre"] else _flagged_genres(raw, item_id_col)
+    if pick["genre"] and (trailing := _unnamed_after(raw, pick["genre"])):
+        # Yahoo! Music's trackData1.txt: a line lists as many genres as the track has, past the names
+        joined = raw[pick["genre"]].astype("string").fillna("")
+        for col in trailing:  # column by column: a row-wise join costs seconds over a large catalogue
+            more = raw[col].astype("string").str.strip()
+            more = more.mask(more.str.lower().isin(MISSING_TOKENS) | (more == ""))
+            joined = joined.where(more.isna(), joined + "|" + more.fillna(""))
+        joined = joined.str.strip("|")
+        genre_list = joined.astype(object).where(joined != "", None)
+        picked_notes.append(
+            f"genres from {pick['genre']!r} and the {len(trailing)} unnamed fields after it (a line lists several)"
+        )
     if pick["genre"] is None and genre_list is not None:
         picked_notes = picked_notes[:1] + ["genres from its 0/1 genre columns"]
     if genre_list is not None:
@@ -279,6 +291,16 @@ def _load_items(
         picked_notes.append(differing)
     busiest = _busiest_genre_note(out["genre"])
     return out, table.notes + picked_notes + ([busiest] if busiest else [])
+
+
+def _unnamed_after(raw: pd.DataFrame, col: object) -> list[object]:
+    """The positional columns (``column_5``, …: fields past the names given) right after ``col``,
+    when ``col`` is the last column named."""
+    columns = list(raw.columns)
+    rest = columns[columns.index(col) + 1 :]
+    if rest and all(re.fullmatch(r"column_\d+", str(c)) for c in rest):
+        return rest
+    return []
 
 
 def _missing_tokens_blank(raw: pd.DataFrame, columns: list[object]) -> pd.DataFrame:

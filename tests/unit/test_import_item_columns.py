@@ -262,3 +262,21 @@ def test_release_dates_with_unknown_month_or_day_keep_their_year_and_the_rest_ar
     assert release["a"] == pd.Timestamp("2014-05-12", tz="UTC") and release["b"] == pd.Timestamp("2005-01-01", tz="UTC")
     assert pd.isna(release["c"])
     assert any("1 release date in 'issue_date' gives no date (e.g. '00000000')" in n for n in summary.read_notes)
+
+
+def test_genres_past_the_names_given_are_more_genres(tmp_path):
+    """Yahoo! Music's trackData1.txt: track|album|artist|genre_1|…|genre_k, None for an unknown."""
+    tracks = tmp_path / "trackData1.txt"
+    tracks.write_text("a|10|None|7|8|9\nb|None|5|4\nc|11|6|8|None\n")
+    from ingest.importer import TextLayout
+
+    _, items, summary = _load(
+        tmp_path,
+        tracks,
+        item_id_col="track",
+        items_layout=TextLayout.from_options("|", "track,album,artist,genre", None),
+    )
+    row = items.set_index("item_id")
+    assert row["genres"].tolist() == ["7|8|9", "4", "8"] and row["genre"].tolist() == ["7", "4", "8"]
+    assert row["artist"].tolist() == ["unknown", "5", "6"]
+    assert any("genres from 'genre' and the 2 unnamed fields after it" in n for n in summary.read_notes)
