@@ -461,10 +461,17 @@ def import_(
     _print_report(report, f"imported {source.name}")
     again = report.reasons.get("duplicate_event_id", 0)
     if again and again >= report.received / 2:
+        catalogue = (
+            f" {items.name}'s metadata was taken all the same: it replaces what the catalogue held for its items, "
+            "so a corrected items file needs no fresh start."
+            if items
+            else ""
+        )
         console.print(
             f"[yellow]note:[/] {again:,} of these rows were imported before (the same user, item and time cells on "
-            "the same line), so their first import stands. To import the file again with other options, start "
-            f"from an empty data directory: move {settings.data_dir} aside, or set SETLIST_DATA_DIR to a new one."
+            f"the same line), so their first import stands.{catalogue} To import the events again with other "
+            f"options, start from an empty data directory: move {settings.data_dir} aside, or set SETLIST_DATA_DIR "
+            "to a new one."
         )
     record_import(
         settings.lineage_dir,

@@ -531,9 +531,12 @@ def test_a_second_import_adds_to_the_catalogue_and_never_erases_it(tmp_path, mon
     catalog = load_items(tmp_path / "data" / "catalog" / "items.parquet").set_index("item_id")["genre"].to_dict()
     assert catalog == {"a": "rock", "b": "jazz", "c": "unknown"}  # a keeps its genre; c is added
     fixed = _csv(tmp_path / "items2.csv", "item_id,genre\nc,Blues")
-    assert CliRunner().invoke(app, ["import", str(second), *args, "--items", str(fixed)]).exit_code == 0
+    again = CliRunner().invoke(app, ["import", str(second), *args, "--items", str(fixed)])
+    assert again.exit_code == 0
     catalog = load_items(tmp_path / "data" / "catalog" / "items.parquet").set_index("item_id")["genre"].to_dict()
     assert catalog == {"a": "rock", "b": "jazz", "c": "blues"}  # an items file's metadata wins
+    # every row was imported before: the note says the items file was taken all the same
+    assert "items2.csv's metadata was taken all the same" in " ".join(again.output.split())
 
 
 def test_search_and_feature_use_rows_need_no_item_but_their_text(tmp_path):
