@@ -552,20 +552,43 @@ def _plan_text(path: Path, ext: str, compression: str | None, layout: TextLayout
     return _TextPlan(path, compression, encoding, sep, names, kwargs, long_first, item_headed, what, notes)
 
 
-def _text_notes(plan: _TextPlan, rows: int, malformed: list[int], width: int) -> list[str]:
-    """What the whole read says about the file: lines joined by quoted fields, lines read past."""
+#: line breaks in one cell from which joined lines read as a stray quote rather than text
+STRAY_QUOTE_BREAKS = 50
+
+
+def _most_breaks(frame: pd.DataFrame) -> int:
+    """The most line breaks any one text cell of ``frame`` holds."""
+    most = 0
+    for col in frame.columns:
+        cells = frame[col]
+        if cells.dtype == object or pd.api.types.is_string_dtype(cells):
+            most = max(most, int(cells.astype("string").str.count("\n").max(skipna=True) or 0))
+    return most
+
+
+def _text_notes(
+    plan: _TextPlan, rows: int, malformed: list[int], width: int, frame: pd.DataFrame | None = None
+) -> list[str]:
+    """What the whole read says about the file: lines joined by quoted fields, lines read past.
+    With the ``frame`` read, the most line breaks in one cell are said too, and many (a stray quote
+    swallowing the rows after it) make the note a warning; a review's few paragraphs do not."""
     notes: list[str] = []
-    # a quoted field may hold line breaks; more lines than rows says some did, which in a log is
-    # usually a stray quote character: said, not silently folded into another row
+    # a quoted field may hold line breaks; more lines than rows says some did: reviews' text, or in
+    # a log a stray quote character, said either way rather than silently folded into another row
     header_rows = (0 if plan.names is not None else 1) + plan.item_headers + plan.repeated_headers
     lines_read = rows + len(malformed) + header_rows
     quoted = plan.kwargs["quoting"] != csv.QUOTE_NONE
     total = _count_lines(plan.path, plan.compression, plan.encoding) if quoted else lines_read
     if total > lines_read:
+        joined = total - lines_read
+        most = _most_breaks(frame) if frame is not None else None
+        within = f", at most {most} line breaks in one cell" if most is not None else ""
+        lead = "warning: " if most is not None and most >= STRAY_QUOTE_BREAKS else ""
         notes.append(
-            f"{total - lines_read:,} line{'s' if total - lines_read != 1 else ''} read as part of quoted fields "
-            f"that span lines ({rows:,} rows from {total:,} lines): if the file does not quote its "
-            "fields, a stray quote character joined them; check the rows around it"
+            f"{lead}{joined:,} line{'s' if joined != 1 else ''} read as part of quoted fields that span lines "
+            f"({rows:,} rows from {total:,} lines{within}): as text with line breaks (a review's paragraphs) is "
+            "meant to be; if the file does not quote its fields, a stray quote character joined them: check the "
+            "rows around it"
         )
     if malformed:
         shown = ", ".join(str(n) for n in malformed[:10]) + (", …" if len(malformed) > 10 else "")
@@ -593,7 +616,7 @@ def _read_text(path: Path, ext: str, compression: str | None, layout: TextLayout
     if plan.names is None:
         frame = again.apply(frame)
         plan.repeated_headers = again.count
-    notes.extend(_text_notes(plan, len(frame), malformed, len(frame.columns) - (split is not None)))
+    notes.extend(_text_notes(plan, len(frame), malformed, len(frame.columns) - (split is not None), frame))
     if split is not None:
         notes.append(split.note())
     if note := again.note():

@@ -314,7 +314,16 @@ def test_a_stray_quote_in_a_comma_file_is_reported_not_silently_folded(tmp_path)
     events, _, summary = load_interactions(path, user_col="user", item_col="item", time_col="time")
     assert len(events) < 10  # the parser did join lines: the quote opened a field that ran on
     (note,) = [n for n in summary.read_notes if "quoted fields" in n]
-    assert f"({len(events)} rows from 11 lines)" in note
+    assert f"({len(events)} rows from 11 lines, at most 4 line breaks in one cell)" in note
+    assert "stray quote" in note and not note.split(": ", 1)[1].startswith("warning")
+    # a quote that swallows the rest of a long file is warned of
+    many = [("user", "item", "time", "note")] + [(k, k, "2008-05-01", "ok") for k in range(80)]
+    many[5], many[70] = (4, 4, "2008-05-01", '"oops'), (69, 69, "2008-05-01", 'oops"')
+    long = _dat(tmp_path / "long.csv", many, ",")
+    _, _, said = load_interactions(long, user_col="user", item_col="item", time_col="time")
+    assert any(n.startswith("long.csv: warning: 65 lines") and "stray quote" in n for n in said.read_notes), (
+        said.read_notes
+    )
 
 
 @pytest.mark.parametrize("shape", ["lines", "array", "lines.gz"])
