@@ -15,7 +15,7 @@ from setlist.errors import Refused
 from setlist.registry import CHALLENGER, CHAMPION
 from setlist.settings import Settings, get_settings
 from training.promotion import REQUIRED_BASELINES
-from training.run import TrainingRefused, train
+from training.run import COLD_EVENTS, TrainingRefused, train
 
 # ibis (under Feast's DuckDB store) and Feast's on-demand views warn on every call; not actionable here
 warnings.filterwarnings("ignore", category=DeprecationWarning, module="ibis")
@@ -68,7 +68,8 @@ def main(trees: int = typer.Option(None, help="ranker trees (default: SETLIST_RA
     # below the table's last shown digit a ratio means nothing (a popularity that never hits gives 10⁷×)
     against = f"{r.metrics['ndcg_at_10'] / pop:.2f}× popularity" if pop >= 5e-5 else "popularity scores 0.0000"
     console.print(
-        f"hold-out queries: {int(r.metrics['queries']):,} ({int(r.metrics['cold_start_queries']):,} cold-start); "
+        f"hold-out queries: {int(r.metrics['queries']):,} ({int(r.metrics['cold_start_queries']):,} cold-start: users "
+        f"with fewer than {COLD_EVENTS} training events); "
         f"ndcg_at_10 is {fmt(r.metrics['ndcg_at_10'])}, {against}"
     )
     _report_models(settings)
