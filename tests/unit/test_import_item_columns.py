@@ -218,6 +218,15 @@ def test_a_category_path_gives_the_genre_below_the_root_every_item_shares(tmp_pa
     genre = items.set_index("item_id")["genre"]
     assert genre.loc[["a", "b", "c", "x"]].tolist() == ["literature & fiction", "children's books", "books", "unknown"]
     assert any("below the category root 'Books'" in n for n in summary.read_notes)
+    # most items without categories at all (Amazon 2023): the root is still most of those that have them
+    sparse = tmp_path / "meta_Beauty.jsonl"
+    rows = [{"parent_asin": f"p{k}", "categories": []} for k in range(5)] + [
+        {"parent_asin": "q1", "categories": ["Beauty", "Hair Care"]},
+        {"parent_asin": "q2", "categories": ["Beauty", "Skin Care"]},
+    ]
+    sparse.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    _, items, _ = _load(tmp_path, sparse, item_id_col="parent_asin")
+    assert items.set_index("item_id")["genre"].loc[["q1", "q2", "p0"]].tolist() == ["hair care", "skin care", "unknown"]
     # genre lists without a shared root keep their first entry
     plain = tmp_path / "movies.csv"
     pd.DataFrame({"item_id": ["a", "b", "c"], "genres": ["Comedy|Romance", "Drama", "Action|Comedy"]}).to_csv(
