@@ -119,6 +119,8 @@ def _first_of_list(s: pd.Series, commas: bool = False) -> pd.Series:
 
 #: a leading entry shared by more than this share of the catalogue is a category path's root
 ROOT_SHARE = 0.5
+#: … or by at least this share of the items that have a genre at all
+ROOT_SHARE_OF_LISTED = 0.9
 #: levels of a category path looked through for one that tells items apart
 ROOT_LEVELS = 3
 
@@ -135,8 +137,10 @@ def _genre_below_roots(s: pd.Series) -> tuple[pd.Series, str | None]:
         if firsts.empty:
             break
         top, n = firsts.index[0], int(firsts.iloc[0])
-        # a share of the items with a genre at all: Amazon 2023 leaves half its catalogue without categories
-        if n <= ROOT_SHARE * sum(1 for lst in lists if lst) or not any(len(lst) > 1 and lst[0] == top for lst in lists):
+        # most of the catalogue, or nearly every item with a genre at all (Amazon 2023 leaves half its
+        # catalogue without categories, and names the store's root first in all the rest)
+        common = n > ROOT_SHARE * len(lists) or n >= ROOT_SHARE_OF_LISTED * sum(1 for lst in lists if lst)
+        if not common or not any(len(lst) > 1 and lst[0] == top for lst in lists):
             break
         roots.append(str(top))
         lists = [lst[1:] if len(lst) > 1 and lst[0] == top else lst for lst in lists]
