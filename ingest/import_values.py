@@ -569,29 +569,41 @@ _LIST_WAY = (
 
 
 def tied_times_note(users: pd.Series, ts: pd.Series, lists: bool = False) -> str | None:
-    """A word when most users' rows all share one time (dates without hours, one time per session),
-    or most rows share their user's time with another row (an hour of day alone): their order is
-    then unknown to every step that follows time, the hold-out included. ``lists``: the rows come
-    from list cells, whose items share a time by nature."""
+    """A word when most users' rows all share one time (dates without hours, one time per session):
+    their order is then unknown to every step that follows time, the hold-out included. ``lists``:
+    the rows come from list cells, whose items share their row's time by nature."""
     way = _LIST_WAY if lists else _OFFSET_WAY
-    frame = pd.DataFrame({"u": users.to_numpy(), "t": ts.to_numpy()}).dropna()
-    span = frame.groupby("u")["t"].agg(["min", "max", "size"])
+    span = (
+        pd.DataFrame({"u": users.to_numpy(), "t": ts.to_numpy()}).dropna().groupby("u")["t"].agg(["min", "max", "size"])
+    )
     several = span[span["size"] > 1]
     if several.empty:
         return None
     tied = int((several["min"] == several["max"]).sum())
-    if tied >= TIED_USERS_SHARE * len(several):
-        return (
-            f"{tied:,} of the {len(several):,} users with several rows have them all at one time (dates without "
-            "times of day, or one time per session): their order within it is unknown, and each user's hold-out "
-            f"takes an arbitrary part of it; {way}"
-        )
-    shared = int(frame.duplicated(keep=False).sum())
-    if lists or shared < TIED_USERS_SHARE * len(frame):
+    if tied < TIED_USERS_SHARE * len(several):
         return None
     return (
-        f"{shared:,} of the {len(frame):,} rows share their user's time with another row (times in hours, or "
-        f"coarser): their order within it is unknown, and the hold-out takes an arbitrary part of it; {way}"
+        f"{tied:,} of the {len(several):,} users with several rows have them all at one time (dates without "
+        "times of day, or one time per session): their order within it is unknown, and each user's hold-out "
+        f"takes an arbitrary part of it; {way}"
+    )
+
+
+#: at least this share of rows sharing their user's time with another row is said
+SHARED_ROWS_SHARE = 0.75
+
+
+def shared_times_note(users: pd.Series, ts: pd.Series) -> str | None:
+    """A word when most rows share their user's time with another row although the users' times
+    differ (Spotify's sessions: a date and an hour of day), which ``tied_times_note`` does not see."""
+    frame = pd.DataFrame({"u": users.to_numpy(), "t": ts.to_numpy()}).dropna()
+    shared = int(frame.duplicated(keep=False).sum())
+    if not len(frame) or shared < SHARED_ROWS_SHARE * len(frame):
+        return None
+    return (
+        f"{shared:,} of the {len(frame):,} rows share their user's time with another row: their order within it "
+        f"is unknown, and the hold-out takes an arbitrary part of it; if the file has a position or a finer "
+        "time, --time-offset-col adds it"
     )
 
 

@@ -40,6 +40,7 @@ from ingest.import_values import (
     list_cells_note,
     offset_times,
     parse_time,
+    shared_times_note,
     tied_times_note,
     types_and_values,
 )
@@ -521,9 +522,14 @@ def _whole_file(raw: pd.DataFrame, o: ImportOptions, now: pd.Timestamp, source: 
         if o.time_offset_col is not None:
             unit = o.time_offset_unit or "s"
             ts = offset_times(ts, raw[o.time_offset_col], unit, o.time_col, o.time_offset_col, notes)
-            if note := tied_times_note(users, ts, lists):  # an hour of day still ties a session's rows
+            # an hour of day still ties a session's rows
+            if note := tied_times_note(users, ts, lists) or (None if lists else shared_times_note(users, ts)):
                 notes.append(note)
-        elif note := tied_times_note(users, ts, lists) or dates_only_note(ts, o.time_col, o.time_zone, o.session_col):
+        elif note := (
+            tied_times_note(users, ts, lists)
+            or dates_only_note(ts, o.time_col, o.time_zone, o.session_col)
+            or (None if lists else shared_times_note(users, ts))
+        ):
             notes.append(note)
         if o.history_col is not None:
             ts = _history_times(ts, users, raw[BEFORE_COL])
@@ -674,6 +680,22 @@ def unread_context_notes(columns: list[str], o: ImportOptions) -> list[str]:
     return notes
 
 
+def _count_repeats(events: pd.DataFrame, o: ImportOptions, tally: _Tally) -> None:
+    """Adds to ``tally`` the rows of ``events`` that repeat an earlier one's user, item, time and
+    type. ``events`` is the whole file, or one stretch of time of it: a repeat shares its time, so
+    never crosses stretches, and both ways count alike."""
+    if o.time_col is None or events.empty:  # without times every row gets its own stamp: no repeat to tell
+        return
+    ts = events["timestamp"]
+    wall = ts.dt.tz_convert(o.time_zone) if o.time_zone else ts
+    # at a midnight of the file's clock the time is likely a date alone: two events of a day are no copies
+    timed = (ts.notna() & (wall != wall.dt.normalize())).to_numpy()
+    if not timed.any():
+        return
+    same = events[["user_id", "item_id", "timestamp", "type"]]
+    tally.repeated += int((same.duplicated().to_numpy() & timed).sum())
+
+
 def _repeat_notes(tally: _Tally) -> list[str]:
     if not (n := tally.repeated):
         return []
@@ -757,11 +779,6 @@ def _chunk_events(
         unread=unread,
     )
     tally.rows += n
-    if o.time_col is not None:  # without times every row gets its own stamp: no repeat to tell
-        same = pd.DataFrame({"u": users.to_numpy(), "i": item_ids.to_numpy(), "t": ts.to_numpy(), "k": types})
-        # at a midnight the time is likely a date alone, where two events of a day are no copies
-        timed = (ts != ts.dt.normalize()).to_numpy()
-        tally.repeated += int((same.duplicated().to_numpy() & timed).sum())
     tally.users.update(users.dropna().unique().tolist())
     tally.items.update(i for i in item_ids.dropna().unique().tolist() if i)
     valid = ts.dropna()
@@ -876,6 +893,7 @@ def load_interactions(source: Path, **options: Any) -> tuple[pd.DataFrame, pd.Da
     cells = [raw]
     del raw
     events = _chunk_events(cells, np.arange(len(whole.ts)), whole, o, tally)
+    _count_repeats(events, o, tally)
     item_frame, summary = _summary(source, o, tally, whole.notes, table.notes, table.malformed)
     return events, item_frame, summary
 
@@ -1002,6 +1020,7 @@ class InteractionStream:
             del parts
             # each part is in time order; together in the order of an import at once (ties in file order)
             events = events.sort_values("timestamp", kind="stable", na_position="last", ignore_index=True)
+            _count_repeats(events, o, tally)
             yield events
         self.item_frame, self.summary = _summary(
             self.source, o, tally, whole.notes, [*self.stream.notes, *self._unread], self.stream.malformed

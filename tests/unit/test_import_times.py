@@ -498,8 +498,17 @@ def test_rows_sharing_their_users_time_are_said_and_list_cells_point_to_position
     options = dict(user_col="session_id", item_col="track", time_col="date")
     _, _, summary = load_interactions(src, **options, time_offset_col="hour", time_offset_unit="h")
     said = " ".join(str(summary).split())
-    assert "40 of the 40 rows share their user's time with another row" in said
+    assert "40 of the 40 rows share their user's time with another row" in said and "--time-offset-col adds it" in said
     lists = _csv(tmp_path / "pl.csv", "pid,songs,updt\n1,a b c,2013-12-19\n2,d e,2014-01-02\n")
     _, _, listed = load_interactions(lists, user_col="pid", item_col="songs", time_col="updt", item_lists=True)
     said = " ".join(str(listed).split())
     assert "the items of one list cell share its row's time" in said and "--time-offset-col and" not in said
+
+
+def test_a_dates_only_log_is_said_as_such_before_its_shared_times(tmp_path):
+    rows = [f"u{k % 3},i{k},2024-01-0{1 + k % 4}" for k in range(40)]
+    src = _csv(tmp_path / "days.csv", "user,item,day\n" + "\n".join(rows))
+    _, _, summary = load_interactions(src, user_col="user", item_col="item", time_col="day")
+    said = " ".join(str(summary).split())
+    assert "every time in 'day' is a date without a time of day" in said
+    assert "share their user's time" not in said

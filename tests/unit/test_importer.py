@@ -7,7 +7,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from ingest.importer import ImportFormatError, TextLayout, load_interactions
+from ingest.importer import ImportFormatError, ImportOptions, InteractionStream, TextLayout, load_interactions
 from setlist.contract import EVENT_COLUMNS, EVENT_SCHEMA, ITEM_SCHEMA, SCHEMA_VERSION
 from setlist.eventlog import to_table
 
@@ -574,6 +574,18 @@ def test_rows_repeating_an_earlier_one_exactly_are_imported_and_counted(tmp_path
     days = _csv(tmp_path / "days.csv", "u,i,t\na,x,2024-01-01\na,x,2024-01-01\nb,x,2024-01-02")
     _, _, dated = load_interactions(days, user_col="u", item_col="i", time_col="t")
     assert "repeat" not in str(dated)  # a date alone: two events of one day are no copies
+    _, _, zoned = load_interactions(days, user_col="u", item_col="i", time_col="t", time_zone="Europe/Berlin")
+    assert "repeat" not in str(zoned)  # a midnight of the file's clock, not of UTC's
+    # in chunks, a copy far from its original in the file is counted alike
+    far = "\n".join(f"u{k},i{k},{T0 + k}" for k in range(20))
+    spread = _csv(tmp_path / "spread.csv", f"u,i,t\nz,x,{T0 + 5}\n{far}\nz,x,{T0 + 5}")
+    options = dict(user_col="u", item_col="i", time_col="t", time_unit="s")
+    _, _, whole = load_interactions(spread, **options)
+    stream = InteractionStream(spread, ImportOptions(**options), 5)
+    list(stream)
+    assert stream.summary is not None
+    assert "1 row repeats an earlier row's" in " ".join(str(whole).split())
+    assert "1 row repeats an earlier row's" in " ".join(str(stream.summary).split())
 
 
 def test_an_item_cell_on_a_search_row_is_no_item_of_the_catalogue(tmp_path):
