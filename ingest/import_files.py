@@ -377,6 +377,10 @@ def _long_first_rows(
     return out
 
 
+#: an items file's column names that hold genres (``import_items`` reads them so)
+GENRE_NAMES = ("genre", "genres", "genre_name", "category", "categories")
+
+
 def _rejoin_free_text(
     frame: pd.DataFrame,
     malformed: list[int],
@@ -392,7 +396,9 @@ def _rejoin_free_text(
     A last column of 0/1 flags or numbers is no free text: those lines stay read past."""
     last = frame.columns[-1]
     values = frame[last].dropna()
-    if values.empty or pd.to_numeric(values, errors="coerce").notna().mean() > 0.5:
+    # a last column of genres takes the extra fields as more genres (Yahoo! Music's genre_1|…|genre_k)
+    genres = str(last).lower() in GENRE_NAMES
+    if not genres and (values.empty or pd.to_numeric(values, errors="coerce").notna().mean() > 0.5):
         return frame, malformed
     wanted = set(malformed)
     width = frame.shape[1]
@@ -406,13 +412,15 @@ def _rejoin_free_text(
                     fields = text.split(sep)
                 else:
                     fields = next(csv.reader([text], delimiter=sep))
-                rows.append([*fields[: width - 1], sep.join(fields[width - 1 :])])
+                rest = [f for f in fields[width - 1 :] if f.strip()] if genres else fields[width - 1 :]
+                rows.append([*fields[: width - 1], ("|" if genres else sep).join(rest)])
     if not rows:
         return frame, malformed
     fixed = pd.DataFrame(rows, columns=frame.columns).replace("", None)
+    what = "more genres" if genres else "free text holding the separator"
     notes.append(
         f"{len(rows):,} line{'s' if len(rows) != 1 else ''} with more fields than columns: the extra fields "
-        f"kept in the last column {str(last)!r}, free text holding the separator"
+        f"kept in the last column {str(last)!r}, {what}"
     )
     return pd.concat([frame, fixed], ignore_index=True), []
 

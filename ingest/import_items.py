@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ingest.import_files import (
+    GENRE_NAMES,
     MISSING_TOKENS,
     ImportFormatError,
     TextLayout,
@@ -40,7 +41,7 @@ _ITEM_ALIASES = {
         "name",
     ),
     "artist": ("artist", "artist_name", "artists", "artist_names", "author", "authors", "creator"),
-    "genre": ("genre", "genres", "genre_name", "category", "categories"),
+    "genre": GENRE_NAMES,
     "duration_s": ("duration_s", "duration", "length_s", "length", "duration_sec"),
     "duration_ms": ("duration_ms", "length_ms"),
     "release_date": (

@@ -289,3 +289,14 @@ def test_genres_past_the_names_given_are_more_genres(tmp_path):
     assert row["genres"].tolist() == ["7|8|9", "4", "8"] and row["genre"].tolist() == ["7", "4", "8"]
     assert row["artist"].tolist() == ["unknown", "5", "6"]
     assert any("genres from 'genre' and the 2 unnamed fields after it" in n for n in summary.read_notes)
+    # most tracks with one genre: the longer lines are rejoined, not read past as malformed
+    mostly = tmp_path / "trackData2.txt"
+    mostly.write_text("b|None|5|4\nc|11|6|8\nd|12|6|3\na|10|None|7|8|9\n")
+    _, items, summary = _load(
+        tmp_path,
+        mostly,
+        item_id_col="track",
+        items_layout=TextLayout.from_options("|", "track,album,artist,genre", None),
+    )
+    assert items.set_index("item_id").loc["a", "genres"] == "7|8|9" and summary.items_without_metadata == 0
+    assert any("extra fields kept in the last column 'genre', more genres" in n for n in summary.read_notes)
