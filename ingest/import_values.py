@@ -504,10 +504,14 @@ def offset_times(ts: pd.Series, offsets: pd.Series, unit: str, time_col: str, co
     if present.any() and clock.sum() * 2 > present.sum():
         # a time of day written out (Yahoo! Music's 23:41:00): a duration, whatever the unit says
         hms = text.where(clock)
-        hms = hms.where(hms.str.count(":") != 1, hms + ":00")  # 7:05 is hours and minutes
+        # two parts are minutes:seconds under a unit of seconds or less (a track's 4:30), else hours:minutes
+        short = per_ns <= 1e9
+        pairs = hms.str.count(":") == 1
+        hms = hms.where(~pairs, ("0:" + hms) if short else (hms + ":00"))
         spans = pd.to_timedelta(hms, errors="coerce")
         unread = int((spans.isna() & present).sum())
-        notes.append(f"times: {time_col!r} plus {col!r} read as hours:minutes:seconds")
+        two = " (two parts: minutes:seconds, as --time-offset-unit is seconds or less)" if short else ""
+        notes.append(f"times: {time_col!r} plus {col!r} read as hours:minutes:seconds{two}")
         if unread:
             notes.append(
                 f"{unread:,} row{'s' if unread != 1 else ''} with an offset in {col!r} that is no "
@@ -661,6 +665,12 @@ def _fractions(cells: pd.Series, col: str, said: list[str]) -> tuple[pd.Series, 
     if not fraction.any():
         return cells, False
     example = text[fraction].iloc[0].strip()
+    above = (pd.to_numeric(text.where(~fraction), errors="coerce") > 1).fillna(False).to_numpy(dtype=bool)
+    if above.any():
+        raise ImportFormatError(
+            f"rating column {col!r} mixes fractions (e.g. {example!r}) with plain numbers (e.g. "
+            f"{text[above].iloc[0].strip()!r}) on no stated scale: write them one way"
+        )
     said.append(
         f"{int(fraction.sum()):,} ratings in {col!r} written as fractions (e.g. {example!r}) read as their share "
         "of their scale, from 0 to 1"

@@ -632,15 +632,26 @@ def _context_values(raw: pd.DataFrame, col: str, kind: str, tally: _Tally) -> np
 _ID_PEEK = 50
 
 
+def _json_object(v: object) -> bool:
+    """A cell that is a JSON object written out; a braced GUID (``{0F8FAD5B-…}``) is an id."""
+    if not isinstance(v, str) or not v.lstrip().startswith("{"):
+        return False
+    try:
+        return isinstance(json.loads(v), dict)
+    except ValueError:
+        return False
+
+
 def require_plain_ids(frame: pd.DataFrame, o: ImportOptions) -> None:
     """The user and item columns hold ids, not records: a cell that is a JSON object (30Music's
     idomaar lines keep user and track in one ``{"subjects": …, "objects": …}``) would become an
     id of its own, each unique, silently."""
     for option, col in (("--user-col", o.user_col), ("--item-col", o.list_col or o.item_col)):
         cells = frame[col].dropna().head(_ID_PEEK).tolist()
-        records = [v for v in cells if isinstance(v, dict) or (isinstance(v, str) and v.strip().startswith("{"))]
+        records = [v for v in cells if isinstance(v, dict) or _json_object(v)]
         if cells and len(records) * 2 > len(cells):
-            shown = (json.dumps(records[0]) if isinstance(records[0], dict) else records[0].strip())[:60]
+            first = records[0]
+            shown = (json.dumps(first, default=str) if isinstance(first, dict) else str(first).strip())[:60]
             raise ImportFormatError(
                 f"{option} {col!r} holds records, not ids ({shown!r}, …): flatten the file to a column per "
                 "field first (README, 'A list of records')"

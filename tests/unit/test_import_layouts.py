@@ -755,6 +755,12 @@ def test_records_in_an_id_column_and_one_column_for_user_and_item_are_refused(tm
         load_interactions(path, layout=layout, user_col="linked", item_col="linked", time_col="ts", time_unit="s")
     with pytest.raises(ImportFormatError, match="--item-col 'linked' holds records, not ids"):
         load_interactions(path, layout=layout, user_col="kind", item_col="linked", time_col="ts", time_unit="s")
+    guids = tmp_path / "guids.csv"  # a braced GUID is an id, not a record
+    guids.write_text(
+        "user,item,t\n" + "".join(f"{{0F8FAD5B-D9CB-469F-A165-70867728950{k}}},i{k},{T0 + k}\n" for k in range(4))
+    )
+    events, _, _ = load_interactions(guids, user_col="user", item_col="item", time_col="t", time_unit="s")
+    assert len(events) == 4
     stream = InteractionStream(path, ImportOptions(layout=layout, user_col="kind", item_col="linked", time_col="ts"), 2)
     with pytest.raises(ImportFormatError, match="holds records, not ids"):
         list(stream)

@@ -621,6 +621,9 @@ def test_ratings_written_as_fractions_read_as_their_share_and_words_are_quoted(t
     assert summary.problems["unparseable rating"] == 1  # 3/0 is no fraction
     said = " ".join(str(summary).split())
     assert "3 ratings in 'r' written as fractions (e.g. '18/20')" in said and "top rating 1 (a whole fraction" in said
+    mixed = _csv(tmp_path / "m.csv", f"u,i,t,r\na,x,{T0},4/5\nb,y,{T0 + 1},3")
+    with pytest.raises(ImportFormatError, match="mixes fractions \\(e.g. '4/5'\\) with plain numbers \\(e.g. '3'\\)"):
+        load_interactions(mixed, user_col="u", item_col="i", time_col="t", time_unit="s", rating_col="r")
     flags = _csv(tmp_path / "f.csv", f"u,i,t,r\na,x,{T0},true\nb,y,{T0 + 1},false")
     with pytest.raises(ImportFormatError, match="a column of false/true flags is no rating: --type-col r --type-map"):
         load_interactions(flags, user_col="u", item_col="i", time_col="t", time_unit="s", rating_col="r")
@@ -853,8 +856,11 @@ def test_an_offset_written_as_a_time_of_day_is_read_as_one_and_words_are_refused
     events, _, summary = load_interactions(src, **options)
     got = sorted(events["timestamp"].tolist())
     day = pd.Timestamp("2024-01-01", tz="UTC")
-    assert got == [day + pd.Timedelta("7h5min"), day + pd.Timedelta("23h41min"), day + pd.Timedelta("1d30s")]
-    assert "'day' plus 'time' read as hours:minutes:seconds" in str(summary)
+    # two parts under a unit of seconds are minutes and seconds (a track's 7:05)
+    assert got == [day + pd.Timedelta("7min5s"), day + pd.Timedelta("23h41min"), day + pd.Timedelta("1d30s")]
+    assert "'day' plus 'time' read as hours:minutes:seconds (two parts: minutes:seconds" in str(summary)
+    hours, _, _ = load_interactions(src, **{**options, "time_offset_unit": "min"})
+    assert day + pd.Timedelta("7h5min") in hours["timestamp"].tolist()
     words = _csv(tmp_path / "w.csv", "u,i,day,time\na,x,2024-01-01,noon\na,y,2024-01-01,dusk\nb,x,2024-01-02,5")
     with pytest.raises(ImportFormatError, match="2 of the 3 offsets in 'time' are not numbers \\(e.g. 'noon'\\)"):
         load_interactions(words, **options)
