@@ -349,7 +349,13 @@ class _RepeatedHeaders:
 
 
 def _long_first_rows(
-    path: Path, compression: str | None, encoding: str, lines: Sequence[str], sep: str, names: list[str] | None
+    path: Path,
+    compression: str | None,
+    encoding: str,
+    lines: Sequence[str],
+    sep: str,
+    names: list[str] | None,
+    names_option: str = "--names",
 ) -> list[int]:
     """The line numbers of the first data rows while they have more fields than the file has
     columns. pandas would not read such a row past as it does later long rows: it would take the
@@ -365,6 +371,14 @@ def _long_first_rows(
         long += 1
     if not long:
         return []
+    if at + long >= len(lines) and long >= 2:
+        # every row long is no stray line: the header and the rows disagree (a separator ending each row)
+        fields = max(_fields(lines[at:], sep))
+        header = f"{names_option if names is not None else 'its header'} names {width}"
+        raise ImportFormatError(
+            f"every row of {path.name} that was looked at has more fields (up to {fields}) than {header}: if each "
+            f"row ends with a separator, remove it; else name every column with {names_option}"
+        )
     opener = _COMPRESSED.get(compression or "", open)
     seen, out = -1, []
     with opener(path, "rt", encoding=encoding, newline="") as f:  # type: ignore[operator]
@@ -554,7 +568,9 @@ def _plan_text(path: Path, ext: str, compression: str | None, layout: TextLayout
     if names is not None:
         kwargs.update(header=None, names=names)
     # an item-headed file's first row is its one-field header line: pandas sees no long first row
-    long_first = [] if item_headed else _long_first_rows(path, compression, encoding, lines, sep, names)
+    long_first = (
+        [] if item_headed else _long_first_rows(path, compression, encoding, lines, sep, names, layout.option("names"))
+    )
     if long_first:
         kwargs["skiprows"] = [n - 1 for n in long_first]
     return _TextPlan(path, compression, encoding, sep, names, kwargs, long_first, item_headed, what, notes)

@@ -803,3 +803,10 @@ def test_a_user_headed_file_is_refused_with_the_line_that_turns_it_into_rows(tmp
     with pytest.raises(ImportFormatError) as caught:
         load_interactions(rows, user_col="user", item_col="item", time_col=None)
     assert "names a user" not in str(caught.value)
+
+
+def test_every_row_longer_than_the_header_is_refused_not_shifted(tmp_path):
+    path = tmp_path / "trail.csv"  # a separator ending every row but the header's
+    path.write_text("user,item,rating\n" + "".join(f"{k},{10 + k},5,\n" for k in range(5)))
+    with pytest.raises(ImportFormatError, match="more fields \\(up to 4\\) than its header names 3: if each row ends"):
+        load_interactions(path, user_col="user", item_col="item", time_col=None, rating_col="rating")
