@@ -469,19 +469,24 @@ _SHAPE_SHARE = 0.9
 _USER_HEADER = re.compile(r"^\s*([^|\t,;\s]+)\|(\d+)\s*$")
 
 
+#: rows after a first user's line, when the sample ends inside its block, that tell the layout
+_USER_BLOCK_ROWS = 20
+
+
 def _user_headed(lines: Sequence[str]) -> bool:
     """Blocks of a ``user|count`` line and that many rows, over the sampled lines: at least two
-    whole blocks, each with its count of rows, and nothing before the first."""
+    whole blocks, each with its count of rows, and nothing before the first; or a first block the
+    sample ends inside of, with enough of its rows (a heavy first user)."""
     at, blocks = 0, 0
     while at < len(lines):
         header = _USER_HEADER.match(lines[at])
-        if header is None:
+        if header is None or int(header.group(2)) == 0:  # ``x|0`` lines are a table's rows
             return False
         end = at + 1 + int(header.group(2))
-        if end > len(lines):  # the sample ends inside this block
-            break
         if any(_USER_HEADER.match(line) for line in lines[at + 1 : end]):
             return False
+        if end > len(lines):  # the sample ends inside this block: enough of its rows tell too
+            return blocks >= 1 or len(lines) - at - 1 >= _USER_BLOCK_ROWS
         at, blocks = end, blocks + 1
     return blocks >= 2
 

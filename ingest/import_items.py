@@ -402,6 +402,8 @@ def _release(raw: pd.Series, col: str, notes: list[str]) -> pd.Series:
     if years.notna().any() and years.notna().sum() >= num.notna().sum():  # a bare year column
         return pd.to_datetime(years.astype("Int64").astype("string") + "-01-01", utc=True, errors="coerce")
     given = raw.astype("string").str.strip()
+    if pd.api.types.is_float_dtype(raw) and (num.dropna() == num.dropna().round()).all():
+        given = num.astype("Int64").astype("string")  # 20050000.0 from a JSON column with nulls
     text = given
     digits = given.str.fullmatch(r"\d{8}", na=False)
     if digits.any():

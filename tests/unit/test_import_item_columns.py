@@ -271,6 +271,12 @@ def test_release_dates_with_unknown_month_or_day_keep_their_year_and_the_rest_ar
     assert release["a"] == pd.Timestamp("2014-05-12", tz="UTC") and release["b"] == pd.Timestamp("2005-01-01", tz="UTC")
     assert pd.isna(release["c"])
     assert any("1 release date in 'issue_date' gives no date (e.g. '00000000')" in n for n in summary.read_notes)
+    from ingest.import_items import _release
+
+    notes: list[str] = []
+    floats = _release(pd.Series([20140512.0, 20050000.0, None]), "issue_date", notes)  # JSON numbers with nulls
+    assert floats.tolist()[:2] == [pd.Timestamp("2014-05-12", tz="UTC"), pd.Timestamp("2005-01-01", tz="UTC")]
+    assert notes == []
 
 
 def test_genres_past_the_names_given_are_more_genres(tmp_path):

@@ -798,6 +798,16 @@ def test_a_user_headed_file_is_refused_with_the_line_that_turns_it_into_rows(tmp
     )
     with pytest.raises(ImportFormatError, match="names a user on a line of its own.*awk -F'\\|'"):
         load_interactions(path, user_col="user", item_col="item", time_col=None)
+    heavy = tmp_path / "heavy.txt"  # a first user with more rows than the sample holds
+    heavy.write_text("0|500\n" + "".join(f"{k}\t90\t3607\t23:41:00\n" for k in range(500)) + "1|1\n7\t50\t1\t1:00:00\n")
+    with pytest.raises(ImportFormatError, match="names a user on a line of its own"):
+        load_interactions(heavy, user_col="user", item_col="item", time_col=None)
+    zeros = tmp_path / "zeros.txt"  # x|0 lines are rows of a table
+    zeros.write_text("".join(f"u{k}|0\n" for k in range(30)))
+    events, _, _ = load_interactions(
+        zeros, layout=TextLayout.from_options("|", "user,item", None), user_col="user", item_col="item", time_col=None
+    )
+    assert len(events) == 30
     rows = tmp_path / "rows.tsv"  # a block count that does not match is no such file
     rows.write_text("0|5\n507696\t90\n30\t70\n")
     with pytest.raises(ImportFormatError) as caught:
