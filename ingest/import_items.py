@@ -317,8 +317,9 @@ def _missing_tokens_blank(raw: pd.DataFrame, columns: list[object]) -> pd.DataFr
         cells = raw[col]
         if cells.dtype != object and not pd.api.types.is_string_dtype(cells):
             continue
-        text = cells.where(cells.map(lambda v: isinstance(v, str)), None).astype("string").str.strip().str.lower()
-        token = text.isin(MISSING_TOKENS).fillna(False).to_numpy(dtype=bool)
+        # a list or record cell's text is its repr, which is never a token: no per-cell type test needed
+        text = cells.astype(str).str.strip().str.lower()
+        token = text.isin(MISSING_TOKENS).to_numpy(dtype=bool) & cells.notna().to_numpy()
         if token.any():
             out = out.copy() if out is raw else out
             out[col] = cells.where(~token, None)
