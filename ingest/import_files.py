@@ -166,11 +166,13 @@ def _quoting(sep: str) -> int:
     return csv.QUOTE_NONE if len(sep) > 1 or sep in UNQUOTED else csv.QUOTE_MINIMAL
 
 
-def _split_line(line: str, sep: str) -> list[str]:
-    """One line's fields, stripped, as the file's separator and quoting split them."""
+def _split_line(line: str, sep: str, strip: bool = True) -> list[str]:
+    """One line's fields as the file's separator and quoting split them, stripped unless told not."""
     if len(sep) > 1 or _quoting(sep) == csv.QUOTE_NONE:
-        return [f.strip() for f in line.split(sep)]
-    return [f.strip() for f in next(csv.reader([line], delimiter=sep))]
+        fields = line.split(sep)
+    else:
+        fields = next(csv.reader([line], delimiter=sep))
+    return [f.strip() for f in fields] if strip else fields
 
 
 def _fields(lines: Sequence[str], sep: str) -> Counter[int]:
@@ -421,11 +423,7 @@ def _rejoin_free_text(
     with opener(path, "rt", encoding=encoding, newline="") as f:  # type: ignore[operator]
         for number, line in enumerate(f, start=1):
             if number in wanted:
-                text = line.rstrip("\r\n")
-                if len(sep) > 1 or _quoting(sep) == csv.QUOTE_NONE:
-                    fields = text.split(sep)
-                else:
-                    fields = next(csv.reader([text], delimiter=sep))
+                fields = _split_line(line.rstrip("\r\n"), sep, strip=False)
                 rest = [f for f in fields[width - 1 :] if f.strip()] if genres else fields[width - 1 :]
                 rows.append([*fields[: width - 1], ("|" if genres else sep).join(rest)])
     if not rows:
