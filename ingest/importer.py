@@ -522,12 +522,10 @@ def _whole_file(raw: pd.DataFrame, o: ImportOptions, now: pd.Timestamp, source: 
         if o.time_offset_col is not None:
             unit = o.time_offset_unit or "s"
             ts = offset_times(ts, raw[o.time_offset_col], unit, o.time_col, o.time_offset_col, notes)
-            # an hour of day still ties a session's rows
-            if note := tied_times_note(users, ts, lists) or (None if lists else shared_times_note(users, ts)):
-                notes.append(note)
-        elif note := (
+        # with an offset too, an hour of day still ties a session's rows; a list's items share a time by nature
+        if note := (
             tied_times_note(users, ts, lists)
-            or dates_only_note(ts, o.time_col, o.time_zone, o.session_col)
+            or (None if o.time_offset_col else dates_only_note(ts, o.time_col, o.time_zone, o.session_col))
             or (None if lists else shared_times_note(users, ts))
         ):
             notes.append(note)
@@ -599,7 +597,7 @@ class _Tally:
     other_context: dict[str, set[str]] = field(default_factory=lambda: {"device": set(), "locale": set()})
     #: search and feature_use rows whose item cell held something (left out: those types name no item)
     itemless_named: int = 0
-    #: rows the same as an earlier one in user, item, time and type (within a chunk: chunks are spans of time)
+    #: rows the same as an earlier one in user, item, time and type (``_count_repeats``)
     repeated: int = 0
 
     def problem(self, cause: str, n: int) -> None:
