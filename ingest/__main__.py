@@ -19,6 +19,7 @@ from setlist import jobmetrics
 from setlist.catalog import load_items, merge_items, save_items
 from setlist.cli import App
 from setlist.cli import console as cli_console
+from setlist.contract import SKIP_PLAY_FRACTION
 from setlist.errors import Refused, UsageError
 from setlist.eventlog import EventLog, Quarantine
 from setlist.settings import Settings, get_settings
@@ -262,6 +263,24 @@ def import_(
     count_col: str | None = typer.Option(
         None, help="column of play counts (one row per user and item): each row is a play standing for its count"
     ),
+    played_col: str | None = typer.Option(
+        None,
+        help="column of how much of the item each play took (KuaiRec's watch_ratio or play_duration, Yambda's "
+        "played_ratio_pct): the play's listen fraction, a skip when short; --played-unit says what it holds",
+    ),
+    played_unit: str | None = typer.Option(
+        None,
+        help="what --played-col holds: fraction (the default: 0 to 1), percent, or a time (s, ms, min) measured "
+        "against --length-col or the items file's durations",
+    ),
+    length_col: str | None = typer.Option(
+        None, help="with a time played: column of each item's length, in the same unit (KuaiRec's video_duration)"
+    ),
+    skip_below: str | None = typer.Option(
+        None,
+        help=f"with --played-col: a play under this share of the item (default {SKIP_PLAY_FRACTION:g}) or this time "
+        "(30s) is a skip; 0 makes none",
+    ),
     impressions_col: str | None = typer.Option(
         None,
         help="column listing the items shown, each marked clicked or not ('N55689-1 N35729-0', MIND's "
@@ -353,6 +372,7 @@ def import_(
 ) -> None:
     """Import your own interactions into the event contract."""
     from ingest.import_items import parse_item_columns
+    from ingest.import_played import PlayedReading, SkipBelow
     from ingest.import_values import parse_type_map
     from ingest.importer import ImportFormatError, ImportOptions, TextLayout, load_interactions, rows_per_line
     from setlist.lineage import file_digest, record_import
@@ -374,6 +394,13 @@ def import_(
             "--impressions-col makes each listed item a play (clicked) or an impression (shown only): it does not "
             "combine with --rating-col, --type-col, --count-col or --item-lists"
         )
+    if (played_unit or length_col or skip_below) and not played_col:
+        raise UsageError("--played-unit, --length-col and --skip-below read --played-col: they need it")
+    if played_col and (rating_col or count_col or impressions_col):
+        raise UsageError(
+            "--played-col gives each play its value: it does not combine with --rating-col, --count-col or "
+            "--impressions-col, which give it theirs"
+        )
     if history_col and not impressions_col:
         raise UsageError("--history-col lists earlier clicks beside --impressions-col: it needs it")
     if impressions_col and item_col != "item_id":
@@ -383,6 +410,13 @@ def import_(
     try:
         mapping = parse_type_map(type_map)
         item_columns = parse_item_columns(items_cols)
+        played = (
+            PlayedReading(played_col, played_unit or "fraction", length_col, SkipBelow.parse(skip_below))
+            if played_col
+            else None
+        )
+        if played is not None:
+            played.check()
     except ImportFormatError as exc:
         raise UsageError(str(exc)) from exc
     if time_offset_col and not time_offset_unit:
@@ -422,6 +456,7 @@ def import_(
         type_col=type_col,
         type_map=mapping,
         count_col=count_col,
+        played=played,
         unrated=unrated,
         keep_file_order=file_order,
         items=items,

@@ -228,7 +228,7 @@ def _pick_columns(
     return pick, notes
 
 
-def _load_items(
+def load_items(
     path: Path, item_id_col: str, layout: TextLayout | None, columns: dict[str, str] | None = None
 ) -> tuple[pd.DataFrame, list[str]]:
     table = read_table(path, "items", layout)
@@ -450,13 +450,16 @@ def item_frame_for(
     item_id_col: str,
     layout: TextLayout | None = None,
     columns: dict[str, str] | None = None,
+    loaded: tuple[pd.DataFrame, list[str]] | None = None,
 ) -> tuple[pd.DataFrame, int | None, int, list[str]]:
     """The catalogue for the ``seen`` item ids: the items file's rows (if one was given) and unknown
     metadata for the rest. Also returns the file's row count, how many seen items it lacked, and
-    what was read off the file rather than told."""
+    what was read off the file rather than told. ``loaded`` is the file as ``load_items`` read it
+    already (for the durations plays are measured against)."""
     catalog_rows, missing, notes = None, 0, list[str]()
     if items is not None:
-        catalog, notes = _load_items(Path(items), item_id_col, layout, columns)
+        catalog, notes = loaded if loaded is not None else load_items(Path(items), item_id_col, layout, columns)
+        notes = list(notes)
         catalog_rows = len(catalog)
         extra = seen[~seen.isin(catalog["item_id"])]
         missing = len(extra)

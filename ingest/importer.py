@@ -31,8 +31,9 @@ from ingest.import_files import (
     require_columns,
     streams,
 )
-from ingest.import_items import item_frame_for
+from ingest.import_items import item_frame_for, load_items
 from ingest.import_lists import BEFORE_COL, CLICK_TYPE_COL, Reshape, expansion, history_note, unmarked_note
+from ingest.import_played import PlayedReading, played_values
 from ingest.import_values import (
     TimeReading,
     counted_plays,
@@ -42,6 +43,7 @@ from ingest.import_values import (
     parse_time,
     shared_times_note,
     tied_times_note,
+    time_unit_ns,
     types_and_values,
 )
 from ingest.intake import READ_NOTE
@@ -251,7 +253,9 @@ def _shown(cell: object) -> str:
     return repr(text if len(text) <= _CELL_SHOWN else text[:_CELL_SHOWN] + "…")
 
 
-def _unread_cells(raw: pd.DataFrame, o: ImportOptions, ts: pd.Series, types: np.ndarray) -> np.ndarray | None:
+def _unread_cells(
+    raw: pd.DataFrame, o: ImportOptions, ts: pd.Series, types: np.ndarray, played_unread: np.ndarray | None = None
+) -> np.ndarray | None:
     """For each row left without a time or a type because a cell could not be read, that cell in
     words; None when every row was read. The contract's own reason would name only the empty field
     the import left ("None is not a timestamp"), not what the file held."""
@@ -272,6 +276,11 @@ def _unread_cells(raw: pd.DataFrame, o: ImportOptions, ts: pd.Series, types: np.
         for i in np.flatnonzero(pd.isna(types)).tolist():
             if out[i] is None:  # a row without a time is quarantined for its time first
                 out[i] = f"{_shown(cells.iloc[i])} in column {col!r} is no {what}"
+    if played_unread is not None and o.played is not None:
+        cells = raw[o.played.col]
+        for i in np.flatnonzero(played_unread).tolist():
+            if out[i] is None:
+                out[i] = f"{_shown(cells.iloc[i])} in column {o.played.col!r} is no time played (a number)"
     return out if pd.notna(out).any() else None
 
 
@@ -398,6 +407,8 @@ class ImportOptions:
     item_lists: bool = False
     #: with ``impressions_col``: each user's earlier clicks, without times (``import_lists.Reshape``)
     history_col: str | None = None
+    #: a column of how much of the item each play took (``import_played``): plays' values, and skips
+    played: PlayedReading | None = None
 
     def __post_init__(self) -> None:
         if self.impressions_col is not None:
@@ -421,6 +432,13 @@ class ImportOptions:
             raise ImportFormatError(
                 "a count column makes every row a play: it does not combine with a rating or type column"
             )
+        if self.played is not None:
+            if self.rating_col is not None or self.count_col is not None or self.impressions_col is not None:
+                raise ImportFormatError(
+                    "a time-played column gives a play its value: it does not combine with a rating, count or "
+                    "impressions column, which give it theirs"
+                )
+            self.played.check()
 
     @property
     def list_col(self) -> str | None:
@@ -454,6 +472,8 @@ class ImportOptions:
             "query": self.query_col,
             "count": self.count_col,
             "history": self.history_col,
+            "time played": self.played.col if self.played else None,
+            "item length": self.played.length_col if self.played else None,
             "device": self.device_col,
             "locale": self.locale_col,
             "session": self.session_col,
@@ -467,6 +487,10 @@ class ImportOptions:
         scale and an untimed file's stamps each depend on rows anywhere in the file."""
         cols = [self.user_col, self.time_col, self.time_offset_col, self.rating_col, self.type_col, self.count_col]
         cols.append(self.session_col)
+        if self.played is not None:
+            cols += [self.played.col, self.played.length_col]
+            if self.played.needs_catalogue:
+                cols.append(self.item_col)  # each play is measured against its item's duration
         if self.history_col is not None:
             cols.append(BEFORE_COL)  # history rows are stamped from their user's first item
         if self.time_col is None and not self.keep_file_order:
@@ -485,6 +509,10 @@ class _WholeFile:
     value: np.ndarray
     weight: np.ndarray | None
     notes: list[str]
+    #: rows whose time played is no number (``import_played``), None without such a column
+    played_unread: np.ndarray | None = None
+    #: the items file, when reading the plays needed its durations first (read once)
+    catalogue: tuple[pd.DataFrame, list[str]] | None = None
 
 
 def _whole_file(raw: pd.DataFrame, o: ImportOptions, now: pd.Timestamp, source: Path) -> _WholeFile:
@@ -545,7 +573,39 @@ def _whole_file(raw: pd.DataFrame, o: ImportOptions, now: pd.Timestamp, source: 
         types, value, weight = counted_plays(raw[o.count_col], users, o.count_col, notes)
     else:
         types, value = types_and_values(raw, o.rating_col, o.type_col, o.rating_max, notes, o.type_map, o.unrated)
-    return _WholeFile(ts.reset_index(drop=True), sessions, types, value, weight, notes)
+    whole = _WholeFile(ts.reset_index(drop=True), sessions, types, value, weight, notes)
+    if o.played is not None:
+        lengths, whole.catalogue = _play_lengths(raw, o)
+        played = played_values(raw[o.played.col], types, value, o.played, lengths, notes)
+        whole.types, whole.value, whole.played_unread = played.types, played.value, played.unread
+    return whole
+
+
+def _play_lengths(
+    raw: pd.DataFrame, o: ImportOptions
+) -> tuple[pd.Series | None, tuple[pd.DataFrame, list[str]] | None]:
+    """Each row's item length in seconds, when a time played is measured against it: from the
+    length column, or from the items file (returned too, so that it is read once)."""
+    reading = o.played
+    if reading is None or not reading.is_time:
+        return None, None
+    per_s = time_unit_ns(reading.unit, "--played-unit") / 1e9
+    if reading.length_col is not None:
+        return pd.to_numeric(raw[reading.length_col], errors="coerce").astype("float64") * per_s, None
+    if o.items is None:
+        raise ImportFormatError(
+            f"--played-unit {reading.unit} is a time played, measured against each item's length: name the "
+            "length column (--length-col) or an items file with durations (--items)"
+        )
+    catalogue = load_items(Path(o.items), o.item_id_col, o.items_layout, o.item_columns)
+    durations = catalogue[0].drop_duplicates("item_id").set_index("item_id")["duration_s"]
+    if not durations.notna().any():
+        raise ImportFormatError(
+            f"{Path(o.items).name} gives no item a duration, and --played-unit {reading.unit} measures each play "
+            "against one: name its duration column (--items-cols duration=… or duration_ms=…) or a length column "
+            "of the log (--length-col)"
+        )
+    return clean_ids(raw[o.item_col]).map(durations).astype("float64"), catalogue
 
 
 USER_STAND_IN = "a session or visitor column can stand in as the user (--user-col)"
@@ -768,7 +828,8 @@ def _chunk_events(
         _context_values(raw, o.device_col, "device", tally) if o.device_col else UNKNOWN,
         _context_values(raw, o.locale_col, "locale", tally) if o.locale_col else UNKNOWN,
     )
-    unread = _unread_cells(raw, o, ts, types)
+    played_unread = None if whole.played_unread is None else whole.played_unread[rows]
+    unread = _unread_cells(raw, o, ts, types, played_unread)
     del raw  # the file's cells: every column the events need is its own now
     if not tally.rows and o.list_col is None and (note := list_cells_note(item_ids, o.item_col)):
         tally.notes.append(note)
@@ -808,7 +869,10 @@ def _chunk_events(
     elif o.count_col is not None:
         tally.problem("a play count that is not a number above 0", int(pd.isna(types).sum()))
     elif o.type_col is not None:
-        tally.problem("empty or unknown type", int((~events["type"].isin(EVENT_TYPES)).sum()))
+        bad_played = 0 if played_unread is None else int(played_unread.sum())
+        tally.problem("empty or unknown type", int((~events["type"].isin(EVENT_TYPES)).sum()) - bad_played)
+    if played_unread is not None:
+        tally.problem("a time played that is not a number", int(played_unread.sum()))
     return events
 
 
@@ -816,13 +880,13 @@ def _summary(
     source: Path,
     o: ImportOptions,
     tally: _Tally,
-    whole_notes: list[str],
+    whole: _WholeFile,
     file_notes: list[str],
     malformed: list[int],
 ) -> tuple[pd.DataFrame | None, ImportSummary]:
     seen = pd.Series(sorted(tally.items), dtype=object)
     item_frame, catalog_rows, missing, item_notes = item_frame_for(
-        seen, o.items, o.item_id_col, o.items_layout, o.item_columns
+        seen, o.items, o.item_id_col, o.items_layout, o.item_columns, whole.catalogue
     )
     # ids the items file describes (its metadata wins); the rest are placeholders for seen items
     described = frozenset(item_frame["item_id"].iloc[: catalog_rows or 0]) if o.items is not None else frozenset()
@@ -843,7 +907,7 @@ def _summary(
             f"{source.name}: {n}"
             for n in [
                 *file_notes,
-                *whole_notes,
+                *whole.notes,
                 *tally.notes,
                 *_repeat_notes(tally),
                 *_itemless_notes(o, tally),
@@ -903,7 +967,7 @@ def load_interactions(source: Path, **options: Any) -> tuple[pd.DataFrame, pd.Da
     del raw
     events = _chunk_events(cells, np.arange(len(whole.ts)), whole, o, tally)
     _count_repeats(events, o, tally)
-    item_frame, summary = _summary(source, o, tally, whole.notes, table.notes, table.malformed)
+    item_frame, summary = _summary(source, o, tally, whole, table.notes, table.malformed)
     return events, item_frame, summary
 
 
@@ -1032,7 +1096,7 @@ class InteractionStream:
             _count_repeats(events, o, tally)
             yield events
         self.item_frame, self.summary = _summary(
-            self.source, o, tally, whole.notes, [*self.stream.notes, *self._unread], self.stream.malformed
+            self.source, o, tally, whole, [*self.stream.notes, *self._unread], self.stream.malformed
         )
 
 

@@ -14,6 +14,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from setlist.contract import SKIP_PLAY_FRACTION
+
 GENRES = (
     "pop",
     "rock",
@@ -35,8 +37,6 @@ DIM = 16
 # outcome codes of the primary reaction to a shown item
 IMPRESSION, PLAY, SKIP = 0, 1, 2
 PRIMARY_TYPES = ("impression", "play", "skip")
-#: listen fractions below this are skips: the user moved on almost at once
-SKIP_FRACTION = 0.25
 
 
 @dataclass
@@ -124,7 +124,7 @@ def react(latent: Latent, users: np.ndarray, items: np.ndarray, rng: np.random.G
     fraction = np.where(engaged, fraction, np.float32(np.nan))
     primary = np.full(n, IMPRESSION, np.int8)
     primary[engaged] = PLAY
-    primary[engaged & (fraction < SKIP_FRACTION)] = SKIP
+    primary[engaged & (fraction < SKIP_PLAY_FRACTION)] = SKIP
     played = primary == PLAY
     # explicit feedback only from users who listened most of the track and liked it a lot
     keen = played & (fraction > 0.6)

@@ -34,6 +34,8 @@ POSITIVE_TYPES = frozenset({"like", "add_to_playlist"})
 NEGATIVE_TYPES = frozenset({"skip", "not_interested"})
 #: a play counts as a positive label from this listen fraction on
 POSITIVE_PLAY_FRACTION = 0.8
+#: a play stopped before this listen fraction is a skip: the listener moved on almost at once
+SKIP_PLAY_FRACTION = 0.25
 
 DEVICES = ("mobile", "desktop", "tablet", "smart_speaker", "web")
 UNKNOWN = "unknown"

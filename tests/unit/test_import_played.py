@@ -1,0 +1,215 @@
+"""A column of how much of each item a play took (``--played-col``): the play's listen fraction, a
+skip for a play stopped early, and every unreadable or implausible column said rather than guessed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from ingest.__main__ import app
+from ingest.import_played import PlayedReading, SkipBelow
+from ingest.importer import ImportFormatError, ImportOptions, InteractionStream, load_interactions
+from ingest.intake import READ_NOTE
+from setlist.contract import POSITIVE_PLAY_FRACTION, SKIP_PLAY_FRACTION, reject_reason
+from training.labels import label
+
+NOW = pd.Timestamp("2024-03-01 12:00", tz="UTC")
+T0 = 1_700_000_000
+
+
+def _write(path: Path, rows: list[dict]) -> Path:
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+def _by_item(events: pd.DataFrame) -> dict[str, pd.Series]:
+    return {row["item_id"]: row for _, row in events.iterrows()}
+
+
+def _load(path: Path, played: PlayedReading, **options):
+    return load_interactions(path, time_unit="s", now=NOW, played=played, **options)
+
+
+def test_shares_of_the_item_become_listen_fractions_and_skips(tmp_path):
+    # KuaiRec's watch_ratio: a share of the video, above 1 when it was watched again
+    rows = [
+        {"user_id": "u", "item_id": "replayed", "timestamp": T0, "watch_ratio": 1.27},
+        {"user_id": "u", "item_id": "most", "timestamp": T0 + 60, "watch_ratio": 0.85},
+        {"user_id": "u", "item_id": "half", "timestamp": T0 + 120, "watch_ratio": 0.5},
+        {"user_id": "u", "item_id": "early", "timestamp": T0 + 180, "watch_ratio": 0.1},
+        {"user_id": "v", "item_id": "blank", "timestamp": T0 + 240, "watch_ratio": None},
+        {"user_id": "v", "item_id": "zero", "timestamp": T0 + 300, "watch_ratio": 0},
+    ]
+    events, _, summary = _load(_write(tmp_path / "k.csv", rows), PlayedReading("watch_ratio"))
+    by = _by_item(events)
+    assert by["replayed"]["type"] == "play" and by["replayed"]["value"] == 1.0  # past the end: a whole play
+    assert by["most"]["value"] == pytest.approx(0.85) and by["half"]["value"] == pytest.approx(0.5)
+    assert by["early"]["type"] == "skip" and np.isnan(by["early"]["value"])  # a skip carries no value
+    assert by["zero"]["type"] == "skip"
+    assert by["blank"]["type"] == "play" and np.isnan(by["blank"]["value"])  # a play of unknown value
+    # the contract takes every row, and the labels read them: whole plays positive, skips negative
+    assert all(reject_reason(r, NOW.to_pydatetime()) is None for r in events.to_dict("records"))
+    labels = dict(zip(events["item_id"], label(events), strict=True))
+    assert labels == {"replayed": 1, "most": 1, "half": -1, "early": 0, "blank": -1, "zero": 0}
+    text = str(summary)
+    assert f"6 plays, 2 of at least {POSITIVE_PLAY_FRACTION:g}" in text
+    assert f"2 under {SKIP_PLAY_FRACTION:g} of the item read as skips" in text
+    assert "1 play ran past the item's length" in text and "1 play without a time in 'watch_ratio'" in text
+
+
+def test_a_time_played_over_a_length_column_with_bad_cells_quarantined(tmp_path):
+    # KuaiRec's play_duration over video_duration, both in milliseconds
+    rows = [
+        {"user_id": "u", "video_id": "a", "timestamp": T0, "play_duration": 9_000, "video_duration": 10_000},
+        {"user_id": "u", "video_id": "b", "timestamp": T0 + 60, "play_duration": 1_000, "video_duration": 10_000},
+        {"user_id": "u", "video_id": "c", "timestamp": T0 + 120, "play_duration": "lots", "video_duration": 10_000},
+        {"user_id": "u", "video_id": "d", "timestamp": T0 + 180, "play_duration": -5, "video_duration": 10_000},
+        {"user_id": "v", "video_id": "e", "timestamp": T0 + 240, "play_duration": 5_000, "video_duration": 0},
+        {"user_id": "v", "video_id": "f", "timestamp": T0 + 300, "play_duration": "6,5", "video_duration": 10},
+    ]
+    src = _write(tmp_path / "k.csv", rows)
+    events, _, summary = _load(src, PlayedReading("play_duration", "ms", "video_duration"), item_col="video_id")
+    by = _by_item(events)
+    assert by["a"]["value"] == pytest.approx(0.9) and by["b"]["type"] == "skip"
+    assert by["c"]["type"] is None  # quarantined, with the cell quoted
+    assert by["c"][READ_NOTE] == "'lots' in column 'play_duration' is no time played (a number)"
+    assert by["d"]["type"] == "play" and np.isnan(by["d"]["value"])  # -5: a marker, a play of unknown value
+    assert by["e"]["type"] == "play" and np.isnan(by["e"]["value"])  # a length of 0 is unknown
+    assert by["f"]["value"] == pytest.approx(0.65)  # a decimal comma
+    assert summary.problems["a time played that is not a number"] == 1
+    assert "1 play with a time below 0 in 'play_duration' (e.g. -5" in str(summary)
+    assert "1 play of items of unknown length ('video_duration' empty or 0)" in str(summary)
+
+
+def test_a_time_played_over_the_items_files_durations_and_a_skip_in_seconds(tmp_path):
+    # 30Music: playtime in seconds; the tracks' durations are in the items file
+    rows = [
+        {"user": "u", "track": "long", "ts": T0, "playtime": 20},
+        {"user": "u", "track": "long", "ts": T0 + 60, "playtime": 200},
+        {"user": "u", "track": "jingle", "ts": T0 + 120, "playtime": 9},
+        {"user": "u", "track": "nolength", "ts": T0 + 180, "playtime": 100},
+        {"user": "v", "track": "absent", "ts": T0 + 240, "playtime": 100},
+    ]
+    src = _write(tmp_path / "30music.csv", rows)
+    items = _write(
+        tmp_path / "tracks.csv",
+        [
+            {"track": "long", "name": "Long", "duration": 240},
+            {"track": "jingle", "name": "Jingle", "duration": 10},
+            {"track": "nolength", "name": "Unknown", "duration": None},
+        ],
+    )
+    options = dict(user_col="user", item_col="track", time_col="ts", items=items, item_id_col="track")
+    played = PlayedReading("playtime", "s", skip_below=SkipBelow.parse("30s"))
+    events, catalogue, summary = _load(src, played, **options)
+    types = events.sort_values("timestamp")["type"].tolist()
+    # 20 s of a 4-minute track is a skip; 9 s of a 10-second jingle is no skip, however short
+    assert types == ["skip", "play", "play", "play", "play"]
+    values = events.sort_values("timestamp")["value"].tolist()
+    assert values[1] == pytest.approx(200 / 240) and values[2] == pytest.approx(0.9)
+    assert np.isnan(values[3]) and np.isnan(values[4])  # no duration, or not in the items file
+    assert "2 plays of items of unknown length (no duration in the items file)" in str(summary)
+    assert "1 shorter than 30 s read as skips" in str(summary)
+    # the items file was read once for both: its catalogue is the import's
+    assert set(catalogue["item_id"]) == {"long", "jingle", "nolength", "absent"}
+    assert catalogue.set_index("item_id").loc["long", "title"] == "Long"
+
+
+def test_percent_shares_beside_a_type_column_value_the_plays_only(tmp_path):
+    # Yambda's multi_event: listens carry played_ratio_pct; likes and dislikes carry nothing
+    rows = [
+        {"uid": 1, "item_id": "a", "timestamp": T0, "event_type": "listen", "played_ratio_pct": 100},
+        {"uid": 1, "item_id": "b", "timestamp": T0 + 5, "event_type": "listen", "played_ratio_pct": 12},
+        {"uid": 1, "item_id": "c", "timestamp": T0 + 10, "event_type": "listen", "played_ratio_pct": 60},
+        {"uid": 1, "item_id": "d", "timestamp": T0 + 15, "event_type": "like", "played_ratio_pct": None},
+        {"uid": 1, "item_id": "e", "timestamp": T0 + 20, "event_type": "dislike", "played_ratio_pct": None},
+    ]
+    src = _write(tmp_path / "multi_event.csv", rows)
+    events, _, summary = _load(src, PlayedReading("played_ratio_pct", "percent"), user_col="uid", type_col="event_type")
+    by = _by_item(events)
+    assert [by[k]["type"] for k in "abcde"] == ["play", "skip", "play", "like", "not_interested"]
+    assert by["a"]["value"] == 1.0 and by["c"]["value"] == pytest.approx(0.6)
+    assert by["d"]["value"] == 1.0  # a like keeps its own value
+    assert "3 plays" in str(summary) and "without a time" not in str(summary)  # the like's blank is no play's
+
+
+@pytest.mark.parametrize(
+    ("played", "cells", "message"),
+    [
+        (PlayedReading("p"), [95, 120, 30], "no share of the item: --played-unit percent"),
+        (PlayedReading("p", "percent"), [0.9, 0.5, 0.7], "--played-unit fraction for shares of 1"),
+        (PlayedReading("p", "s", "len"), [9_000, 5_000, 200_000], "in the same unit"),
+    ],
+)
+def test_a_column_in_another_unit_than_said_is_refused(tmp_path, played, cells, message):
+    rows = [{"user_id": "u", "item_id": f"i{k}", "timestamp": T0 + k, "p": c, "len": 200} for k, c in enumerate(cells)]
+    with pytest.raises(ImportFormatError, match=message):
+        _load(_write(tmp_path / "p.csv", rows), played)
+
+
+def test_what_a_time_played_needs_and_what_it_does_not_combine_with(tmp_path):
+    rows = [{"user_id": "u", "item_id": "a", "timestamp": T0, "p": 30, "r": 4}]
+    src = _write(tmp_path / "p.csv", rows)
+    with pytest.raises(ImportFormatError, match="--length-col\\) or an items file"):
+        _load(src, PlayedReading("p", "s"))
+    items = _write(tmp_path / "items.csv", [{"item_id": "a", "genre": "rock"}])
+    with pytest.raises(ImportFormatError, match="gives no item a duration"):
+        _load(src, PlayedReading("p", "s"), items=items)
+    with pytest.raises(ImportFormatError, match="does not combine with a rating"):
+        _load(src, PlayedReading("p"), rating_col="r")
+    with pytest.raises(ImportFormatError, match="needs the time played"):
+        PlayedReading("p", skip_below=SkipBelow.parse("30s")).check()
+    with pytest.raises(ImportFormatError, match="fraction, percent or a unit of time"):
+        PlayedReading("p", "weeks").check()
+    for bad in ("1.5", "-0.1", "thirty", "30 min"):
+        with pytest.raises(ImportFormatError, match="--skip-below is a share"):
+            SkipBelow.parse(bad)
+    assert SkipBelow.parse("0") == SkipBelow(0.0) and SkipBelow.parse(" 30s ") == SkipBelow(0.0, 30.0)
+
+
+def test_an_import_in_chunks_reads_plays_as_an_import_at_once(tmp_path):
+    rng = np.random.default_rng(3)
+    n = 400
+    frame = pd.DataFrame(
+        {
+            "user_id": [f"u{k % 23}" for k in range(n)],
+            "item_id": [f"i{rng.integers(60)}" for _ in range(n)],
+            "timestamp": T0 + rng.integers(0, 86_400 * 20, n),
+            "playtime": [str(rng.integers(0, 300)) if k % 37 else "?" for k in range(n)],
+        }
+    )
+    src = tmp_path / "plays.csv"
+    frame.to_csv(src, index=False)
+    items = _write(tmp_path / "items.csv", [{"item_id": f"i{k}", "duration": 60 + 4 * k} for k in range(55)])
+    options = dict(time_unit="s", now=NOW, items=items, played=PlayedReading("playtime", "s"))
+    events, catalogue, summary = load_interactions(src, **options)
+    stream = InteractionStream(src, ImportOptions(**options), 64)
+    parts = list(stream)
+    assert len(parts) > 3
+    streamed = pd.concat(parts, ignore_index=True).sort_values("event_id", ignore_index=True)
+    at_once = events.sort_values("event_id", ignore_index=True)
+    for frame_ in (streamed, at_once):
+        frame_[READ_NOTE] = frame_[READ_NOTE].astype(object).where(frame_[READ_NOTE].notna(), None)
+    pd.testing.assert_frame_equal(at_once, streamed, check_dtype=False)
+    pd.testing.assert_frame_equal(catalogue, stream.item_frame)
+    assert str(summary) == str(stream.summary)
+    assert (at_once["type"] == "skip").any() and at_once["type"].isna().sum() == (frame["playtime"] == "?").sum()
+
+
+def test_the_command_line_refuses_played_options_without_the_column(tmp_path, monkeypatch):
+    monkeypatch.setenv("SETLIST_DATA_DIR", str(tmp_path / "data"))
+    src = _write(tmp_path / "p.csv", [{"user_id": "u", "item_id": "a", "timestamp": T0, "p": 0.9, "r": 3}])
+    base = ["import", str(src), "--time-unit", "s"]
+    result = CliRunner().invoke(app, [*base, "--skip-below", "0.3"])
+    assert result.exit_code == 2 and "they need it" in result.output
+    result = CliRunner().invoke(app, [*base, "--played-col", "p", "--rating-col", "r"])
+    assert result.exit_code == 2 and "does not combine" in result.output
+    result = CliRunner().invoke(app, [*base, "--played-col", "p", "--skip-below", "2"])
+    assert result.exit_code == 2 and "--skip-below is a share" in result.output
+    result = CliRunner().invoke(app, [*base, "--played-col", "p"])
+    assert result.exit_code == 0, result.output
+    assert "listen shares in 'p' (fraction): 1 play," in result.output.replace("\n", " ")
