@@ -401,6 +401,8 @@ def import_(
             "--played-col gives each play its value: it does not combine with --rating-col, --count-col or "
             "--impressions-col, which give it theirs"
         )
+    if played_col and item_lists:
+        raise UsageError("--played-col is one item's time played: a row of --item-lists has no time of each item")
     if history_col and not impressions_col:
         raise UsageError("--history-col lists earlier clicks beside --impressions-col: it needs it")
     if impressions_col and item_col != "item_id":

@@ -16,13 +16,18 @@ import numpy as np
 import pandas as pd
 
 from ingest.import_files import MISSING_TOKENS, ImportFormatError, is_present
-from ingest.import_values import time_unit_ns
+from ingest.import_values import HMS, time_unit_ns
 from setlist.contract import POSITIVE_PLAY_FRACTION, SKIP_PLAY_FRACTION
 
 #: ``--played-unit`` values that are shares of the item; any other is a unit of time (``time_unit_ns``)
 SHARE_UNITS = {"fraction": 1.0, "percent": 100.0}
-#: a median listen fraction outside this range means the unit (or the length column) is not what was said
-PLAUSIBLE_MEDIAN = (0.01, 10.0)
+#: a median listen fraction outside this range means the unit (or the length column) is not what was said:
+#: a podcast's half minute of an hour is 0.008; seconds read as milliseconds are a thousandth of the truth
+PLAUSIBLE_MEDIAN = (0.002, 10.0)
+#: without lengths, a median time played outside this range (seconds) is in another unit than said
+PLAUSIBLE_SECONDS = (1.0, 24 * 3600.0)
+#: zero plays beyond this share of the plays are said: likely items shown and not played
+ZEROS_SAID = 0.3
 _SECONDS = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*s\s*$")
 
 
@@ -49,10 +54,14 @@ class SkipBelow:
             )
         return cls(share)
 
-    def words(self) -> str:
-        if self.seconds is not None:
-            return f"shorter than {self.seconds:g} s"
-        return f"under {self.fraction:g} of the item"
+    def said(self, skips: int) -> str:
+        """The skips found, in words for the import's summary."""
+        if self.seconds is None and self.fraction == 0:
+            return "no play read as a skip (--skip-below 0)"
+        below = (
+            f"shorter than {self.seconds:g} s" if self.seconds is not None else f"under {self.fraction:g} of the item"
+        )
+        return f"{skips:,} {below} read as skips (negatives; --skip-below sets it)"
 
 
 @dataclass(frozen=True)
@@ -86,6 +95,10 @@ class PlayedReading:
             )
 
     @property
+    def what(self) -> str:
+        return "time played" if self.is_time else "share played"
+
+    @property
     def is_time(self) -> bool:
         return self.unit not in SHARE_UNITS
 
@@ -104,14 +117,75 @@ class Played:
     unread: np.ndarray  # bool per row: a play whose cell is no number (quarantined)
 
 
-def _numbers(cells: pd.Series) -> tuple[pd.Series, np.ndarray]:
-    """The cells as numbers, and which are blank (an empty cell or a missing-value token)."""
+@dataclass
+class Lengths:
+    """Each row's item length in seconds, and where the lengths came from, for a time played."""
+
+    seconds: np.ndarray | None  # None: no lengths at all (plays can then be told apart by time only)
+    source: str  # where they come from, as the notes name it: 'video_duration', tracks.csv's durations
+    #: why so few plays found a length, when the reason is known (ids of two forms)
+    hint: str = ""
+
+
+@dataclass
+class _Cells:
+    number: pd.Series  # in the unit said (a share, a percent, or --played-unit)
+    blank: np.ndarray
+    notes: list[str]
+
+
+def read_amounts(cells: pd.Series, unit: str, col: str) -> _Cells:
+    """The cells of a time-played or length column as numbers in ``unit``: plain numbers (a decimal
+    comma too), durations written m:ss or h:mm:ss, a duration column (parquet's timedelta) and, for
+    a share, percents written with their sign. Blank cells are flagged, not read."""
+    said: list[str] = []
+    share = unit in SHARE_UNITS
+    per_s = 0.0 if share else time_unit_ns(unit, "--played-unit") / 1e9
     text = cells.astype("string").str.strip()
     blank = (~is_present(cells) | text.str.lower().isin(MISSING_TOKENS)).to_numpy(dtype=bool)
-    if cells.dtype == object or pd.api.types.is_string_dtype(cells):
-        text = text.str.replace(r"^(-?\d+),(\d+)$", r"\1.\2", regex=True)  # a decimal comma
-        return pd.to_numeric(text, errors="coerce").astype("float64"), blank
-    return pd.to_numeric(cells, errors="coerce").astype("float64"), blank
+    if pd.api.types.is_timedelta64_dtype(cells):
+        if share:
+            raise ImportFormatError(f"{col!r} holds durations: --played-unit s (or ms, min) reads them as times")
+        said.append(f"{col!r} holds durations: read as such, whatever --played-unit says")
+        return _Cells(cells.dt.total_seconds() / per_s, blank, said)
+    if not (cells.dtype == object or pd.api.types.is_string_dtype(cells)):
+        number = pd.to_numeric(cells, errors="coerce").astype("float64")
+        return _Cells(number.where(np.isfinite(number)), blank, said)
+    text = text.str.replace(r"^(-?\d+),(\d+)$", r"\1.\2", regex=True)  # a decimal comma
+    number = pd.to_numeric(text, errors="coerce").astype("float64")
+    if share:
+        signed = text.str.fullmatch(r"-?\d+(?:\.\d+)?\s*%", na=False)
+        if signed.any():  # "85%": a percent, whatever the unit of the rest
+            pct = pd.to_numeric(text.where(signed).str.rstrip("% "), errors="coerce")
+            number = number.where(~signed, pct * SHARE_UNITS[unit] / 100.0)
+            said.append(f"{int(signed.sum()):,} cells of {col!r} written as percents (e.g. {text[signed].iloc[0]!r})")
+    else:
+        clock = text.str.fullmatch(HMS, na=False)
+        if clock.any():  # a play's 3:25 is minutes and seconds: two parts are never hours here
+            hms = text.where(clock)
+            hms = hms.where(hms.str.count(":") != 1, "0:" + hms)
+            spans = pd.to_timedelta(hms, errors="coerce").dt.total_seconds()
+            number = number.where(~clock, spans / per_s)
+            said.append(
+                f"{int(clock.sum()):,} cells of {col!r} written as durations (e.g. {text[clock].iloc[0]!r}: "
+                "minutes:seconds, or hours:minutes:seconds)"
+            )
+    return _Cells(number.where(np.isfinite(number)), blank, said)
+
+
+def _refuse_unreadable(cells: pd.Series, read: _Cells, rows: np.ndarray, col: str, what: str) -> None:
+    """An import stops before writing anything when most of a column is unreadable: each row
+    quarantined one by one would be the whole log, with no word on how to read it."""
+    present = rows & ~read.blank
+    unread = present & read.number.isna().to_numpy(dtype=bool)
+    if not unread.any() or unread.sum() * 2 <= present.sum():
+        return
+    shown = pd.unique(cells[unread].astype(str).str.strip().to_numpy())[:3]
+    raise ImportFormatError(
+        f"{int(unread.sum()):,} of the {int(present.sum()):,} {what} in {col!r} are no numbers (e.g. "
+        f"{', '.join(map(repr, shown))}): it is read as plain numbers, durations written m:ss or h:mm:ss, and "
+        "percents written with their sign (85%)"
+    )
 
 
 def played_values(
@@ -119,40 +193,51 @@ def played_values(
     types: np.ndarray,
     value: np.ndarray,
     reading: PlayedReading,
-    lengths_s: pd.Series | None,
+    lengths: Lengths | None,
     notes: list[str],
 ) -> Played:
     """The listen fraction of each ``play`` row (the other types keep theirs), from ``cells``.
 
     A share is taken as it is (a percent over 100); a time played is divided by the item's length
-    (``lengths_s``, seconds per row, from the length column or the items file). A play past the
-    item's end (a replay, a looped video) counts as a whole one; a play stopped early (``skip_below``)
-    becomes a ``skip``. A blank cell, a number below 0 (a marker) or an item of unknown length leaves
-    a play of unknown value (neither positive nor negative); a cell that is no number leaves the row
-    without a type, to be quarantined with the cell quoted."""
+    (``lengths``, from the length column or the items file). A play past the item's end (a replay, a
+    looped video) counts as a whole one; a play stopped early (``skip_below``) becomes a ``skip``. A
+    blank cell, a number below 0 (a marker) or an item of unknown length leaves a play of unknown
+    value (neither positive nor negative); a cell that is no number leaves the row without a type,
+    to be quarantined with the cell quoted. Without any lengths (``lengths.seconds`` None), a time
+    played tells only skips, by ``skip_below.seconds``: the other plays keep the value they had."""
     col = reading.col
-    number, blank = _numbers(cells)
     plays = np.asarray(types == "play", dtype=bool)
-    readable = number.notna().to_numpy(dtype=bool)
+    read = read_amounts(cells, reading.unit, col)
+    _refuse_unreadable(cells, read, plays, col, "times played" if reading.is_time else "shares played")
+    notes += read.notes
+    number = read.number.to_numpy(dtype="float64")
+    readable = ~np.isnan(number)
     # a negative time is no time: most likely a marker for "unknown" (30Music writes -1 so)
-    negative = plays & readable & (number.to_numpy() < 0)
-    unread = plays & ~blank & ~readable
+    negative = plays & readable & (number < 0)
+    unread = plays & ~read.blank & ~readable
     known = plays & readable & ~negative
-    if reading.is_time:
-        seconds = number.to_numpy() * time_unit_ns(reading.unit, "--played-unit") / 1e9
-        length = lengths_s.to_numpy(dtype="float64") if lengths_s is not None else np.full(len(cells), np.nan)
+    no_length = np.zeros(len(cells), dtype=bool)
+    seconds = number * (time_unit_ns(reading.unit, "--played-unit") / 1e9 if reading.is_time else np.nan)
+    out_value = value.astype(np.float32, copy=True)
+    if reading.is_time and (lengths is None or lengths.seconds is None):
+        return _by_time_only(seconds, types, out_value, known, unread, reading, lengths, notes)
+    if reading.is_time and lengths is not None and lengths.seconds is not None:
+        length = lengths.seconds
         has_length = np.isfinite(length) & (length > 0)
         no_length = known & ~has_length
+        if no_length.any() and not (known & has_length).any():
+            raise ImportFormatError(
+                f"no play could be measured: none of the {int(known.sum()):,} plays has its item's length in "
+                f"{lengths.source}{lengths.hint}"
+            )
         known &= has_length
         with np.errstate(divide="ignore", invalid="ignore"):
             share = np.where(known, seconds / np.where(has_length, length, 1.0), np.nan)
     else:
-        seconds = np.full(len(cells), np.nan)
-        no_length = np.zeros(len(cells), dtype=bool)
-        share = np.where(known, number.to_numpy() / SHARE_UNITS[reading.unit], np.nan)
-    _check_plausible(share[known], reading)
+        share = np.where(known, number / SHARE_UNITS[reading.unit], np.nan)
+    zeros = known & (share == 0)
+    _check_plausible(share[known & ~zeros], reading)
     past = known & (share > 1.0)
-    out_value = value.astype(np.float32, copy=True)
     out_value[plays] = np.nan
     out_value[known] = np.clip(share[known], 0.0, 1.0)
     skip_at = reading.skip_below
@@ -166,34 +251,89 @@ def played_values(
     out_types[unread] = None
     whole = known & ~early & (out_value >= POSITIVE_PLAY_FRACTION)
     what = (
-        f"times played in {col!r} ({reading.unit}) over "
-        + (f"the lengths in {reading.length_col!r}" if reading.length_col else "the items file's durations")
-        if reading.is_time
+        f"times played in {col!r} ({reading.unit}) over {lengths.source}"
+        if reading.is_time and lengths is not None
         else f"listen shares in {col!r} ({reading.unit})"
     )
     notes.append(
         f"{what}: {_plays(int(plays.sum()))}, {int(whole.sum()):,} of at least {POSITIVE_PLAY_FRACTION:g} of the "
-        f"item (positives), {int(early.sum()):,} {skip_at.words()} read as skips (negatives; --skip-below sets it)"
+        f"item (positives), {skip_at.said(int(early.sum()))}"
     )
+    if zeros.sum() > ZEROS_SAID * max(int(known.sum()), 1):
+        notes.append(
+            f"{int(zeros.sum()):,} of the {int(known.sum()):,} plays in {col!r} are 0: if they are items shown and "
+            "not played, a column that tells clicks apart reads them as impressions (--type-col is_click "
+            "--type-map 1=play,0=impression)"
+        )
     if past.any():
         notes.append(
             f"{_plays(int(past.sum()))} ran past the item's length ({col!r} above the whole: a replay or a loop), "
             "counted as whole"
         )
-    if (unknown := int((plays & blank).sum())) > 0:
+    _unknown_notes(plays & read.blank, negative, number, col, notes)
+    if (unsized := int(no_length.sum())) > 0:
+        where, hint = (lengths.source, lengths.hint) if lengths is not None else ("no length", "")
+        warn = "warning: " if unsized * 2 > int(plays.sum()) else ""
+        their = "its" if unsized == 1 else "their"
+        notes.append(
+            f"{warn}{_plays(unsized)} without {their} item's length in {where} (empty, 0 or less, or no such item) "
+            f"{_are(unsized)} of unknown value{hint}"
+        )
+    return Played(out_types, out_value, unread)
+
+
+def _by_time_only(
+    seconds: np.ndarray,
+    types: np.ndarray,
+    value: np.ndarray,
+    known: np.ndarray,
+    unread: np.ndarray,
+    reading: PlayedReading,
+    lengths: Lengths | None,
+    notes: list[str],
+) -> Played:
+    """A time played without any item's length (Spotify's ``ms_played``): plays shorter than
+    ``--skip-below`` seconds are skips, the rest keep their value (a whole play)."""
+    threshold = reading.skip_below.seconds
+    if threshold is None:
+        raise ImportFormatError(
+            f"--played-unit {reading.unit} is a time played, measured against each item's length: name the length "
+            "column (--length-col) or an items file with durations (--items), or tell skips by time alone "
+            "(--skip-below 30s)" + (lengths.hint if lengths is not None else "")
+        )
+    timed = seconds[known & (seconds > 0)]
+    if len(timed):
+        median, (low, high) = float(np.median(timed)), PLAUSIBLE_SECONDS
+        if not low <= median <= high:
+            raise ImportFormatError(
+                f"a median play of {median:.3g} s read from {reading.col!r} in {reading.unit}: is it in another "
+                "unit? (--played-unit s, ms or min)"
+            )
+    early = known & (seconds < threshold)
+    out_types = types.copy()
+    out_types[early] = "skip"
+    value[early] = np.nan
+    out_types[unread] = None
+    without = f"{lengths.source} gives no item a length" if lengths is not None else "no item lengths"
+    notes.append(
+        f"times played in {reading.col!r} ({reading.unit}), {without}: {_plays(int(np.sum(types == 'play')))}, "
+        f"{reading.skip_below.said(int(early.sum()))}, the rest as whole plays "
+        "(--length-col or an items file with durations measures each against its item)"
+    )
+    return Played(out_types, value, unread)
+
+
+def _unknown_notes(blank: np.ndarray, negative: np.ndarray, number: np.ndarray, col: str, notes: list[str]) -> None:
+    if (unknown := int(blank.sum())) > 0:
         notes.append(
             f"{_plays(unknown)} without a time in {col!r} {_are(unknown)} of unknown value (neither positive nor "
             "negative)"
         )
     if (marked := int(negative.sum())) > 0:
         notes.append(
-            f"{_plays(marked)} with a time below 0 in {col!r} (e.g. {number[negative].iloc[0]:g}: a marker for "
+            f"{_plays(marked)} with a time below 0 in {col!r} (e.g. {number[negative][0]:g}: a marker for "
             f"'unknown'?) {_are(marked)} of unknown value"
         )
-    if (unsized := int(no_length.sum())) > 0:
-        where = f"{reading.length_col!r} empty or 0" if reading.length_col else "no duration in the items file"
-        notes.append(f"{_plays(unsized)} of items of unknown length ({where}) {_are(unsized)} of unknown value")
-    return Played(out_types, out_value, unread)
 
 
 def _plays(n: int) -> str:
@@ -205,12 +345,15 @@ def _are(n: int) -> str:
 
 
 def _check_plausible(share: np.ndarray, reading: PlayedReading) -> None:
-    """Refuse a listen fraction whose median no log has: the unit, or the length's, is not the one said."""
+    """Refuse a listen fraction whose median no log has: the unit, or the length's, is not the one
+    said. Plays of 0 are left out of the median: a log of items shown and not played is no wrong unit."""
     if len(share) == 0:
         return
     median = float(np.median(share))
     low, high = PLAUSIBLE_MEDIAN
-    if low <= median <= high:
+    # percents that never pass 1 are shares of 1: no listener stops every play within the first percent
+    shares_of_one = reading.unit == "percent" and float(np.max(share)) <= 0.01
+    if low <= median <= high and not shares_of_one:
         return
     if reading.is_time and reading.length_col:
         hint = (

@@ -500,7 +500,7 @@ def offset_times(ts: pd.Series, offsets: pd.Series, unit: str, time_col: str, co
     per_ns = time_unit_ns(unit, "--time-offset-unit")
     present = is_present(offsets)
     text = offsets.astype("string").str.strip()
-    clock = text.str.fullmatch(_HMS, na=False)
+    clock = text.str.fullmatch(HMS, na=False)
     if present.any() and clock.sum() * 2 > present.sum():
         # a time of day written out (Yahoo! Music's 23:41:00): a duration, whatever the unit says
         hms = text.where(clock)
@@ -541,7 +541,7 @@ def offset_times(ts: pd.Series, offsets: pd.Series, unit: str, time_col: str, co
 
 
 #: an offset written as a time of day or a duration: 23:41:00, 7:05, 1:02:03.5
-_HMS = r"\d{1,3}:[0-5]\d(?::[0-5]\d(?:\.\d+)?)?"
+HMS = r"\d{1,3}:[0-5]\d(?::[0-5]\d(?:\.\d+)?)?"
 #: offsets looked at before they are said to look like hhmm clock times (fewer tell nothing)
 _CLOCK_SAMPLE = 20
 

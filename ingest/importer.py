@@ -33,7 +33,7 @@ from ingest.import_files import (
 )
 from ingest.import_items import item_frame_for, load_items
 from ingest.import_lists import BEFORE_COL, CLICK_TYPE_COL, Reshape, expansion, history_note, unmarked_note
-from ingest.import_played import PlayedReading, played_values
+from ingest.import_played import Lengths, PlayedReading, played_values, read_amounts
 from ingest.import_values import (
     TimeReading,
     counted_plays,
@@ -280,7 +280,7 @@ def _unread_cells(
         cells = raw[o.played.col]
         for i in np.flatnonzero(played_unread).tolist():
             if out[i] is None:
-                out[i] = f"{_shown(cells.iloc[i])} in column {o.played.col!r} is no time played (a number)"
+                out[i] = f"{_shown(cells.iloc[i])} in column {o.played.col!r} is no {o.played.what} (a number)"
     return out if pd.notna(out).any() else None
 
 
@@ -438,6 +438,10 @@ class ImportOptions:
                     "a time-played column gives a play its value: it does not combine with a rating, count or "
                     "impressions column, which give it theirs"
                 )
+            if self.item_lists:
+                raise ImportFormatError(
+                    "a time played is one item's: a row listing several items has no time of each (--item-lists)"
+                )
             self.played.check()
 
     @property
@@ -581,31 +585,38 @@ def _whole_file(raw: pd.DataFrame, o: ImportOptions, now: pd.Timestamp, source: 
     return whole
 
 
-def _play_lengths(
-    raw: pd.DataFrame, o: ImportOptions
-) -> tuple[pd.Series | None, tuple[pd.DataFrame, list[str]] | None]:
-    """Each row's item length in seconds, when a time played is measured against it: from the
-    length column, or from the items file (returned too, so that it is read once)."""
+def _play_lengths(raw: pd.DataFrame, o: ImportOptions) -> tuple[Lengths | None, tuple[pd.DataFrame, list[str]] | None]:
+    """Each row's item length, when a time played is measured against it: from the length column,
+    or from the items file (returned too, so that it is read once)."""
     reading = o.played
     if reading is None or not reading.is_time:
         return None, None
-    per_s = time_unit_ns(reading.unit, "--played-unit") / 1e9
     if reading.length_col is not None:
-        return pd.to_numeric(raw[reading.length_col], errors="coerce").astype("float64") * per_s, None
+        cells = raw[reading.length_col]
+        read = read_amounts(cells, reading.unit, reading.length_col)
+        present = ~read.blank
+        unread = present & read.number.isna().to_numpy(dtype=bool)
+        shown = pd.unique(cells[unread].astype(str).str.strip().to_numpy())[:3]
+        hint = f" (its cells read e.g. {', '.join(map(repr, shown))})" if len(shown) else ""
+        seconds = read.number.to_numpy(dtype="float64") * time_unit_ns(reading.unit, "--played-unit") / 1e9
+        return Lengths(seconds, repr(reading.length_col), hint), None
     if o.items is None:
-        raise ImportFormatError(
-            f"--played-unit {reading.unit} is a time played, measured against each item's length: name the "
-            "length column (--length-col) or an items file with durations (--items)"
-        )
+        return None, None
     catalogue = load_items(Path(o.items), o.item_id_col, o.items_layout, o.item_columns)
     durations = catalogue[0].drop_duplicates("item_id").set_index("item_id")["duration_s"]
     if not durations.notna().any():
-        raise ImportFormatError(
-            f"{Path(o.items).name} gives no item a duration, and --played-unit {reading.unit} measures each play "
-            "against one: name its duration column (--items-cols duration=… or duration_ms=…) or a length column "
-            "of the log (--length-col)"
+        hint = f"; {Path(o.items).name} gives no item a duration (--items-cols duration=… or duration_ms=… names it)"
+        return Lengths(None, Path(o.items).name, hint), catalogue
+    source = f"{Path(o.items).name}'s durations"
+    ids = clean_ids(raw[o.item_col])
+    found = ids.isin(durations.index)
+    hint = ""
+    if ids.notna().any() and found.sum() * 2 < ids.notna().sum():
+        hint = (
+            f" (only {int(found.sum()):,} of the {int(ids.notna().sum()):,} plays' items are in it: the log's ids "
+            f"look like {str(ids.dropna().iloc[0])!r}, the file's like {str(durations.index[0])!r})"
         )
-    return clean_ids(raw[o.item_col]).map(durations).astype("float64"), catalogue
+    return Lengths(ids.map(durations).to_numpy(dtype="float64"), source, hint), catalogue
 
 
 USER_STAND_IN = "a session or visitor column can stand in as the user (--user-col)"
@@ -719,7 +730,7 @@ def require_plain_ids(frame: pd.DataFrame, o: ImportOptions) -> None:
 #: column names that hold a device or a locale, lower case
 _CONTEXT_NAMES = {
     "device": ("device", "device_type", "os"),
-    "locale": ("locale", "country", "language", "lang", "market", "region"),
+    "locale": ("locale", "country", "conn_country", "language", "lang", "market", "region"),
 }
 #: column names that hold either: an app's platform is its device, trivago's is a country
 _EITHER_NAMES = ("platform",)

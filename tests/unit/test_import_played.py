@@ -82,7 +82,7 @@ def test_a_time_played_over_a_length_column_with_bad_cells_quarantined(tmp_path)
     assert by["f"]["value"] == pytest.approx(0.65)  # a decimal comma
     assert summary.problems["a time played that is not a number"] == 1
     assert "1 play with a time below 0 in 'play_duration' (e.g. -5" in str(summary)
-    assert "1 play of items of unknown length ('video_duration' empty or 0)" in str(summary)
+    assert "1 play without its item's length in 'video_duration' (empty, 0 or less" in str(summary)
 
 
 def test_a_time_played_over_the_items_files_durations_and_a_skip_in_seconds(tmp_path):
@@ -112,7 +112,10 @@ def test_a_time_played_over_the_items_files_durations_and_a_skip_in_seconds(tmp_
     values = events.sort_values("timestamp")["value"].tolist()
     assert values[1] == pytest.approx(200 / 240) and values[2] == pytest.approx(0.9)
     assert np.isnan(values[3]) and np.isnan(values[4])  # no duration, or not in the items file
-    assert "2 plays of items of unknown length (no duration in the items file)" in str(summary)
+    assert (
+        "2 plays without their item's length in tracks.csv's durations (empty, 0 or less, or no such item) are"
+        in str(summary)
+    )
     assert "1 shorter than 30 s read as skips" in str(summary)
     # the items file was read once for both: its catalogue is the import's
     assert set(catalogue["item_id"]) == {"long", "jingle", "nolength", "absent"}
@@ -141,7 +144,6 @@ def test_percent_shares_beside_a_type_column_value_the_plays_only(tmp_path):
     ("played", "cells", "message"),
     [
         (PlayedReading("p"), [95, 120, 30], "no share of the item: --played-unit percent"),
-        (PlayedReading("p", "percent"), [0.9, 0.5, 0.7], "--played-unit fraction for shares of 1"),
         (PlayedReading("p", "s", "len"), [9_000, 5_000, 200_000], "in the same unit"),
     ],
 )
@@ -157,7 +159,7 @@ def test_what_a_time_played_needs_and_what_it_does_not_combine_with(tmp_path):
     with pytest.raises(ImportFormatError, match="--length-col\\) or an items file"):
         _load(src, PlayedReading("p", "s"))
     items = _write(tmp_path / "items.csv", [{"item_id": "a", "genre": "rock"}])
-    with pytest.raises(ImportFormatError, match="gives no item a duration"):
+    with pytest.raises(ImportFormatError, match="items.csv gives no item a duration"):
         _load(src, PlayedReading("p", "s"), items=items)
     with pytest.raises(ImportFormatError, match="does not combine with a rating"):
         _load(src, PlayedReading("p"), rating_col="r")
@@ -213,3 +215,91 @@ def test_the_command_line_refuses_played_options_without_the_column(tmp_path, mo
     result = CliRunner().invoke(app, [*base, "--played-col", "p"])
     assert result.exit_code == 0, result.output
     assert "listen shares in 'p' (fraction): 1 play," in result.output.replace("\n", " ")
+
+
+def test_durations_written_out_percents_with_their_sign_and_duration_columns(tmp_path):
+    rows = [
+        {"user_id": "u", "item_id": "a", "timestamp": T0, "played": "3:25", "share": "85%"},
+        {"user_id": "u", "item_id": "b", "timestamp": T0 + 60, "played": "1:02:03", "share": "0.5"},
+        {"user_id": "u", "item_id": "c", "timestamp": T0 + 120, "played": "40", "share": "10%"},
+    ]
+    src = _write(tmp_path / "p.csv", rows)
+    items = _write(tmp_path / "items.csv", [{"item_id": i, "duration": 250} for i in "abc"])
+    events, _, summary = _load(src, PlayedReading("played", "s"), items=items)
+    by = _by_item(events)
+    assert by["a"]["value"] == pytest.approx(205 / 250) and by["b"]["value"] == 1.0  # an hour of a short track
+    assert by["c"]["type"] == "skip"  # 40 s of 250
+    assert "written as durations (e.g. '3:25': minutes:seconds" in str(summary)
+    events, _, summary = _load(src, PlayedReading("share"))
+    assert _by_item(events)["a"]["value"] == pytest.approx(0.85) and _by_item(events)["c"]["type"] == "skip"
+    assert "2 cells of 'share' written as percents (e.g. '85%')" in str(summary)
+    # a duration column (parquet's timedelta) is a time, whatever unit was said
+    frame = pd.DataFrame({"user_id": ["u", "u"], "item_id": ["a", "b"], "timestamp": [T0, T0 + 60]})
+    frame["played"] = pd.to_timedelta([200, 20], unit="s")
+    frame.to_parquet(tmp_path / "p.parquet")
+    played = PlayedReading("played", "ms", skip_below=SkipBelow.parse("30s"))
+    events, _, summary = _load(tmp_path / "p.parquet", played, items=items)
+    assert _by_item(events)["a"]["value"] == pytest.approx(0.8) and _by_item(events)["b"]["type"] == "skip"
+    assert "'played' holds durations" in str(summary)
+
+
+def test_a_column_mostly_unreadable_or_no_play_measured_is_refused_before_anything_is_written(tmp_path):
+    rows = [
+        {"user_id": "u", "item_id": f"i{k}", "timestamp": T0 + k, "p": f"{k} min", "len": "3:55x"} for k in range(5)
+    ]
+    src = _write(tmp_path / "p.csv", rows)
+    with pytest.raises(ImportFormatError, match="5 of the 5 times played in 'p' are no numbers \\(e.g. '0 min'"):
+        _load(src, PlayedReading("p", "s", "len"))
+    rows = [{**r, "p": 30} for r in rows]
+    src = _write(tmp_path / "p.csv", rows)
+    with pytest.raises(ImportFormatError, match="none of the 5 plays has its item's length in 'len' .*'3:55x'"):
+        _load(src, PlayedReading("p", "s", "len"))
+    # an items file whose ids are of another form than the log's: said, with both
+    items = _write(tmp_path / "items.csv", [{"item_id": f"x{k}", "duration": 200} for k in range(5)])
+    with pytest.raises(ImportFormatError, match="the log's ids look like 'i0', the file's like 'x0'"):
+        _load(src, PlayedReading("p", "s"), items=items)
+
+
+def test_a_time_played_without_lengths_tells_skips_by_time_alone(tmp_path):
+    # Spotify's streaming history: ms_played and no track lengths
+    rows = [
+        {"user_id": "u", "item_id": "a", "timestamp": T0, "ms_played": 215_000},
+        {"user_id": "u", "item_id": "b", "timestamp": T0 + 60, "ms_played": 4_000},
+        {"user_id": "u", "item_id": "c", "timestamp": T0 + 120, "ms_played": 180_000},
+    ]
+    src = _write(tmp_path / "history.csv", rows)
+    with pytest.raises(ImportFormatError, match="or tell skips by time alone \\(--skip-below 30s\\)"):
+        _load(src, PlayedReading("ms_played", "ms"))
+    events, _, summary = _load(src, PlayedReading("ms_played", "ms", skip_below=SkipBelow.parse("30s")))
+    by = _by_item(events)
+    assert by["b"]["type"] == "skip" and by["a"]["type"] == by["c"]["type"] == "play"
+    assert by["a"]["value"] == 1.0  # no length to measure it against: a whole play, as without the column
+    assert "1 shorter than 30 s read as skips (negatives; --skip-below sets it), the rest as whole plays" in str(
+        summary
+    )
+    with pytest.raises(ImportFormatError, match="a median play of 1.8e\\+05 s"):  # milliseconds said to be seconds
+        _load(src, PlayedReading("ms_played", "s", skip_below=SkipBelow.parse("30s")))
+
+
+def test_plays_of_zero_are_said_and_do_not_make_the_unit_look_wrong(tmp_path):
+    # KuaiRand: most rows are items shown and not clicked, with a play time of 0
+    rows = [
+        {"user_id": "u", "item_id": f"i{k}", "timestamp": T0 + k, "play_time_ms": 0 if k % 5 else 9_000, "len": 10_000}
+        for k in range(20)
+    ]
+    events, _, summary = _load(_write(tmp_path / "kr.csv", rows), PlayedReading("play_time_ms", "ms", "len"))
+    assert (events["type"] == "skip").sum() == 16
+    assert "16 of the 20 plays in 'play_time_ms' are 0" in str(summary) and "--type-map 1=play,0=impression" in str(
+        summary
+    )
+
+
+def test_percents_that_never_pass_one_are_shares_and_list_rows_have_no_time_of_each(tmp_path):
+    rows = [{"user_id": "u", "item_id": f"i{k}", "timestamp": T0 + k, "p": 0.2 + k / 10} for k in range(6)]
+    src = _write(tmp_path / "p.csv", rows)
+    with pytest.raises(ImportFormatError, match="--played-unit fraction for shares of 1"):
+        _load(src, PlayedReading("p", "percent"))
+    with pytest.raises(ImportFormatError, match="--item-lists"):
+        _load(src, PlayedReading("p"), item_lists=True)
+    events, _, summary = _load(src, PlayedReading("p", skip_below=SkipBelow.parse("0")))
+    assert not (events["type"] == "skip").any() and "no play read as a skip (--skip-below 0)" in str(summary)
