@@ -207,6 +207,57 @@ def impressions_fixture(
     )
 
 
+#: the import line for ``plays-fixture``'s files: each play measured against its video's length
+PLAYS_IMPORT_ARGS = (
+    "--item-col video_id --time-col timestamp --time-unit s --played-col play_duration --played-unit ms "
+    "--length-col video_duration --items {dir}/item_categories.csv --item-id-col video_id --items-cols genre=feat"
+)
+
+
+@app.command("plays-fixture")
+def plays_fixture(
+    out: Path = typer.Option(..., help="directory for big_matrix.csv and item_categories.csv"),
+    users: int = typer.Option(300, min=1),
+    items: int = typer.Option(1_500, min=100),
+    plays: int = typer.Option(25_000, min=20, help="rows of big_matrix.csv (at least 20 per user)"),
+    days: int = typer.Option(14, min=2, help="time span of the log"),
+    seed: int | None = typer.Option(None, help="random seed (default: SETLIST_SEED)"),
+) -> None:
+    """Write a KuaiRec-shaped viewing log (big_matrix.csv, item_categories.csv) to try `import --played-col` on."""
+    import shlex
+
+    from ingest.plays_fixture import write_plays
+
+    try:
+        fx = write_plays(
+            out,
+            users=users,
+            items=items,
+            plays=plays,
+            days=days,
+            seed=seed if seed is not None else get_settings().seed,
+        )
+    except ValueError as exc:  # the sizes asked for cannot make a usable log
+        raise UsageError(str(exc)) from exc
+    ratio = fx.plays["watch_ratio"]
+    console.print(
+        f"wrote [bold]{out / 'big_matrix.csv'}[/]: {len(fx.plays):,} plays of {fx.plays['user_id'].nunique():,} "
+        f"users, {int((ratio < SKIP_PLAY_FRACTION).sum()):,} stopped before a quarter of the video, "
+        f"{int((ratio > 1).sum()):,} watched past its end; {fx.plays['time'].min()} … {fx.plays['time'].max()}",
+        soft_wrap=True,
+    )
+    console.print(f"wrote [bold]{out / 'item_categories.csv'}[/]: {len(fx.categories):,} videos", soft_wrap=True)
+    _say_own_directory()
+    console.print("import it with:")
+    src = shlex.quote(str(out / "big_matrix.csv"))
+    console.print(
+        f"make import SOURCE={src} IMPORT_ARGS='{PLAYS_IMPORT_ARGS.format(dir=out)}'",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
 @app.command("import")
 @jobmetrics.reports("import")
 def import_(

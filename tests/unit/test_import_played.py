@@ -303,3 +303,22 @@ def test_percents_that_never_pass_one_are_shares_and_list_rows_have_no_time_of_e
         _load(src, PlayedReading("p"), item_lists=True)
     events, _, summary = _load(src, PlayedReading("p", skip_below=SkipBelow.parse("0")))
     assert not (events["type"] == "skip").any() and "no play read as a skip (--skip-below 0)" in str(summary)
+
+
+def test_the_plays_fixture_is_seeded_and_shaped_as_the_public_log():
+    from ingest.plays_fixture import make_plays
+
+    a, b = make_plays(users=30, items=150, plays=900, seed=3), make_plays(users=30, items=150, plays=900, seed=3)
+    pd.testing.assert_frame_equal(a.plays, b.plays)
+    assert not a.plays.equals(make_plays(users=30, items=150, plays=900, seed=4).plays)
+    p = a.plays
+    assert len(p) == 900 and p["user_id"].nunique() == 30
+    assert set(p["video_id"]) <= set(a.categories["video_id"])
+    assert np.allclose(p["watch_ratio"], p["play_duration"] / p["video_duration"], atol=5e-4)
+    share = p["watch_ratio"]
+    assert 0.1 < (share < SKIP_PLAY_FRACTION).mean() < 0.6 and (share > 1).any()  # skips and replays, both
+    # each user's rows are in time order, as in the public file
+    times = pd.to_datetime(p["time"])
+    assert (times.groupby(p["user_id"]).diff().dropna() >= pd.Timedelta(0)).all()
+    with pytest.raises(ValueError, match="plays ≥ 20 per user"):
+        make_plays(users=30, items=150, plays=100)
