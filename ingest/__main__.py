@@ -104,8 +104,6 @@ def fixture(
     years: float = typer.Option(22.0, help="time span of the log, from 1996"),
 ) -> None:
     """Write a MovieLens-shaped ratings log (ratings.csv, movies.csv) to try `import` on."""
-    import shlex
-
     from ingest.sparse import write_fixture
 
     try:
@@ -128,13 +126,22 @@ def fixture(
         soft_wrap=True,
     )
     console.print(f"wrote [bold]{out / 'movies.csv'}[/]: {len(fx.movies):,} items", soft_wrap=True)
-    src, cat = shlex.quote(str(out / "ratings.csv")), str(out / "movies.csv")
+    _say_import_line(
+        out / "ratings.csv",
+        "--user-col userId --item-col movieId --time-col timestamp --time-unit s --rating-col rating "
+        f"--items {out / 'movies.csv'} --item-id-col movieId",
+    )
+
+
+def _say_import_line(source: Path, args: str) -> None:
+    """After a fixture is written: the line that imports it, preceded by a word on the data directory."""
+    import shlex
+
     _say_own_directory()
     console.print("import it with:")
     # the line must stay copyable: unbroken, with no markup read into it
     console.print(
-        f"make import SOURCE={src} IMPORT_ARGS='--user-col userId --item-col movieId "
-        f"--time-col timestamp --time-unit s --rating-col rating --items {cat} --item-id-col movieId'",
+        f"make import SOURCE={shlex.quote(str(source))} IMPORT_ARGS='{args}'",
         markup=False,
         highlight=False,
         soft_wrap=True,
@@ -172,8 +179,6 @@ def impressions_fixture(
     seed: int | None = typer.Option(None, help="random seed (default: SETLIST_SEED)"),
 ) -> None:
     """Write a MIND-shaped impression log (behaviors.tsv, news.tsv) to try `import --impressions-col` on."""
-    import shlex
-
     from ingest.impressions_fixture import write_impressions
 
     try:
@@ -196,15 +201,7 @@ def impressions_fixture(
         soft_wrap=True,
     )
     console.print(f"wrote [bold]{out / 'news.tsv'}[/]: {len(fx.news):,} items", soft_wrap=True)
-    _say_own_directory()
-    console.print("import it with:")
-    src = shlex.quote(str(out / "behaviors.tsv"))
-    console.print(
-        f"make import SOURCE={src} IMPORT_ARGS='{IMPRESSIONS_IMPORT_ARGS.format(dir=out)}'",
-        markup=False,
-        highlight=False,
-        soft_wrap=True,
-    )
+    _say_import_line(out / "behaviors.tsv", IMPRESSIONS_IMPORT_ARGS.format(dir=out))
 
 
 #: the import line for ``plays-fixture``'s files: each play measured against its video's length
@@ -224,8 +221,6 @@ def plays_fixture(
     seed: int | None = typer.Option(None, help="random seed (default: SETLIST_SEED)"),
 ) -> None:
     """Write a KuaiRec-shaped viewing log (big_matrix.csv, item_categories.csv) to try `import --played-col` on."""
-    import shlex
-
     from ingest.plays_fixture import write_plays
 
     try:
@@ -247,15 +242,7 @@ def plays_fixture(
         soft_wrap=True,
     )
     console.print(f"wrote [bold]{out / 'item_categories.csv'}[/]: {len(fx.categories):,} videos", soft_wrap=True)
-    _say_own_directory()
-    console.print("import it with:")
-    src = shlex.quote(str(out / "big_matrix.csv"))
-    console.print(
-        f"make import SOURCE={src} IMPORT_ARGS='{PLAYS_IMPORT_ARGS.format(dir=out)}'",
-        markup=False,
-        highlight=False,
-        soft_wrap=True,
-    )
+    _say_import_line(out / "big_matrix.csv", PLAYS_IMPORT_ARGS.format(dir=out))
 
 
 @app.command("import")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -16,3 +18,36 @@ def run_make(env: dict[str, str], *args: str) -> str:
     assert done.returncode == 0, f"make {' '.join(args)} exited {done.returncode}:\n{out[-3000:]}"
     assert "Traceback" not in out, f"make {' '.join(args)} printed a traceback:\n{out[-3000:]}"
     return out
+
+
+def fixture_env(data_dir: Path) -> dict[str, str]:
+    """The environment a fixture's loop runs in: its own data directory and a fixed key."""
+    return {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "SETLIST_DATA_DIR": str(data_dir),
+        "SETLIST_HMAC_KEY": "e2e-key",
+        "SETLIST_PROFILE": "local",
+    }
+
+
+def write_fixture(env: dict[str, str], command: str, out: Path, *args: str) -> str:
+    """``python -m ingest COMMAND --out OUT ARGS``: what it printed."""
+    return subprocess.run(
+        [sys.executable, "-m", "ingest", command, "--out", str(out), *args],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+
+
+def import_and_train(env: dict[str, str], source: Path, import_args: str) -> dict[str, str]:
+    """The README's loop on a file: import, materialize, validate, train; each step's output."""
+    return {
+        "import": run_make(env, "import", f"SOURCE={source}", f"IMPORT_ARGS={import_args}"),
+        "materialize": run_make(env, "materialize"),
+        "validate": run_make(env, "validate"),
+        "train": run_make(env, "train"),
+    }

@@ -9,9 +9,6 @@ is committed. Six days of news, so every window the gates and the split use come
 from __future__ import annotations
 
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -21,38 +18,17 @@ from mlflow import MlflowClient
 from ingest.__main__ import IMPRESSIONS_IMPORT_ARGS
 from setlist.eventlog import EventLog
 from setlist.settings import Settings
-from tests.make import run_make
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.make import fixture_env, import_and_train, write_fixture
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, str], Path, dict[str, str]]:
     fixture = tmp_path_factory.mktemp("mind")
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "SETLIST_DATA_DIR": str(tmp_path_factory.mktemp("data")),
-        "SETLIST_HMAC_KEY": "e2e-key",
-        "SETLIST_PROFILE": "local",
-    }
-    said = subprocess.run(
-        [sys.executable, "-m", "ingest", "impressions-fixture", "--out", str(fixture), "--users", "300"],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
+    env = fixture_env(tmp_path_factory.mktemp("data"))
+    said = write_fixture(env, "impressions-fixture", fixture, "--users", "300")
     args = IMPRESSIONS_IMPORT_ARGS.format(dir=fixture)
     assert f"IMPORT_ARGS='{args}'" in said  # the line the command prints is the one run here
-    outputs = {
-        "import": run_make(env, "import", f"SOURCE={fixture}/behaviors.tsv", f"IMPORT_ARGS={args}"),
-        "materialize": run_make(env, "materialize"),
-        "validate": run_make(env, "validate"),
-        "train": run_make(env, "train"),
-    }
-    return env, fixture, outputs
+    return env, fixture, import_and_train(env, fixture / "behaviors.tsv", args)
 
 
 def test_every_listed_item_is_one_event_a_click_a_play_the_rest_impressions(run):

@@ -9,9 +9,6 @@ them from the rest, so the skip features and the labels depend on reading it.
 from __future__ import annotations
 
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -24,38 +21,17 @@ from setlist.contract import POSITIVE_PLAY_FRACTION, SKIP_PLAY_FRACTION
 from setlist.eventlog import EventLog
 from setlist.pseudonym import pseudonymize
 from setlist.settings import Settings
-from tests.make import run_make
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.make import fixture_env, import_and_train, write_fixture
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, str], Path, dict[str, str]]:
     fixture = tmp_path_factory.mktemp("kuairec")
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "SETLIST_DATA_DIR": str(tmp_path_factory.mktemp("data")),
-        "SETLIST_HMAC_KEY": "e2e-key",
-        "SETLIST_PROFILE": "local",
-    }
-    said = subprocess.run(
-        [sys.executable, "-m", "ingest", "plays-fixture", "--out", str(fixture), "--users", "200", "--plays", "12000"],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
+    env = fixture_env(tmp_path_factory.mktemp("data"))
+    said = write_fixture(env, "plays-fixture", fixture, "--users", "200", "--plays", "12000")
     args = PLAYS_IMPORT_ARGS.format(dir=fixture)
     assert f"IMPORT_ARGS='{args}'" in said  # the line the command prints is the one run here
-    outputs = {
-        "import": run_make(env, "import", f"SOURCE={fixture}/big_matrix.csv", f"IMPORT_ARGS={args}"),
-        "materialize": run_make(env, "materialize"),
-        "validate": run_make(env, "validate"),
-        "train": run_make(env, "train"),
-    }
-    return env, fixture, outputs
+    return env, fixture, import_and_train(env, fixture / "big_matrix.csv", args)
 
 
 def test_short_plays_are_skips_and_the_rest_carry_their_share_of_the_video(run):
