@@ -394,7 +394,7 @@ def _long_first_rows(
 
 
 #: an items file's column names that hold genres (``import_items`` reads them so)
-GENRE_NAMES = ("genre", "genres", "genre_name", "category", "categories")
+GENRE_NAMES = ("genre", "genres", "genre_name", "category", "categories", "main_category")
 
 
 def _rejoin_free_text(

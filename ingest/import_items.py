@@ -210,12 +210,17 @@ def _pick_columns(
         role: told.get(role, next((lower[a] for a in names if a in lower), None))
         for role, names in _ITEM_ALIASES.items()
     }
+    genre_note = None
+    if "genre" not in told:
+        pick["genre"], genre_note = _filled_genre_column(raw, [lower[a] for a in _ITEM_ALIASES["genre"] if a in lower])
     if "duration_ms" in told:  # one duration: the one the user named
         pick["duration_s"] = None
     elif "duration_s" in told:
         pick["duration_ms"] = None
     used = [f"{role.split('_')[0]} from {col!r}" for role, col in pick.items() if col is not None]
     notes = [", ".join(used) if used else "no metadata column recognized"]
+    if genre_note:
+        notes.append(genre_note)
     if pick["genre"] is None:
         notes.append(
             f"no genre column recognized ({', '.join(_ITEM_ALIASES['genre'])}, or one 0/1 column "
@@ -226,6 +231,35 @@ def _pick_columns(
             f"no title column recognized ({', '.join(_ITEM_ALIASES['title'])}); --items-cols title=COLUMN names it"
         )
     return pick, notes
+
+
+#: a genre column with fewer filled cells than this share gives way to a fuller one of the recognized names
+FILLED_GENRES = 0.5
+
+
+def _filled_genre_column(raw: pd.DataFrame, candidates: list[object]) -> tuple[object | None, str | None]:
+    """The first recognized genre column that most items fill, and a word when it is not the first:
+    Amazon's ``categories`` is an empty list for most items of some stores, beside a filled
+    ``main_category``."""
+    if len(candidates) < 2 or raw.empty:
+        return (candidates[0] if candidates else None), None
+
+    def filled(col: object) -> float:
+        text = raw[col].astype("string").str.strip().str.lower()
+        empty = text.isna() | text.isin(["", "[]", "{}", "none", "null", "nan", "n/a"])
+        return float((~empty).mean())
+
+    shares = {col: filled(col) for col in candidates}
+    first = candidates[0]
+    if shares[first] >= FILLED_GENRES:
+        return first, None
+    fuller = next((c for c in candidates[1:] if shares[c] >= FILLED_GENRES), None)
+    if fuller is None:
+        return first, None
+    return fuller, (
+        f"genres from {fuller!r} rather than {first!r}, which only {shares[first]:.0%} of the items fill "
+        f"(--items-cols genre={first} reads it all the same)"
+    )
 
 
 def load_items(

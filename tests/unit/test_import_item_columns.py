@@ -306,3 +306,29 @@ def test_genres_past_the_names_given_are_more_genres(tmp_path):
     )
     assert items.set_index("item_id").loc["a", "genres"] == "7|8|9" and summary.items_without_metadata == 0
     assert any("extra fields kept in the last column 'genre', more genres" in n for n in summary.read_notes)
+
+
+def test_a_mostly_empty_genre_column_gives_way_to_a_filled_one(tmp_path):
+    import json
+
+    from ingest.import_items import load_items
+
+    # Amazon Reviews 2023: `categories` is an empty list for most items of some stores
+    meta = tmp_path / "meta_All_Beauty.jsonl"
+    rows = [
+        {"parent_asin": f"B0{k:03d}", "title": f"T{k}", "main_category": ["All Beauty", "Premium Beauty"][k % 2],
+         "categories": ["Beauty", "Skin Care"] if k % 5 == 0 else []}
+        for k in range(20)
+    ]  # fmt: skip
+    meta.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    catalog, notes = load_items(meta, "parent_asin", None)
+    assert set(catalog["genre"]) == {"all beauty", "premium beauty"}
+    assert "genres from 'main_category' rather than 'categories', which only 20% of the items fill" in " ".join(notes)
+    # told, it is read all the same; filled, the first recognized name stays the one
+    catalog, _ = load_items(meta, "parent_asin", None, {"genre": "categories"})
+    assert (catalog["genre"] == "skin care").sum() == 4  # below the root every listed item shares
+    for r in rows:
+        r["categories"] = ["Beauty"]
+    meta.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    catalog, notes = load_items(meta, "parent_asin", None)
+    assert set(catalog["genre"]) == {"beauty"} and "rather than" not in " ".join(notes)
