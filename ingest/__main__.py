@@ -335,7 +335,9 @@ def import_(
         help="each item cell lists several items (separated by spaces, commas, semicolons or pipes): one event per "
         "item, with the row's user, time, rating or type",
     ),
-    items: Path | None = typer.Option(None, help="optional item metadata file"),
+    items_files: list[Path] | None = typer.Option(
+        None, "--items", help="optional item metadata file (one: several are joined on their id first, README)"
+    ),
     item_id_col: str = "item_id",
     items_cols: str | None = typer.Option(
         None,
@@ -445,6 +447,12 @@ def import_(
         raise UsageError("--history-col lists earlier clicks beside --impressions-col: it needs it")
     if impressions_col and item_col != "item_id":
         raise UsageError("--impressions-col names the item column itself: leave out --item-col")
+    if items_files and len(items_files) > 1:
+        raise UsageError(
+            f"--items takes one file, and was given {len(items_files)} ({', '.join(p.name for p in items_files)}): "
+            "join them on the item id first, one column per field (README, 'Several items files')"
+        )
+    items = items_files[0] if items_files else None
     if items_cols and not items:
         raise UsageError("--items-cols names columns of the items file: it needs --items")
     try:

@@ -659,7 +659,51 @@ def _sep_label(sep: str) -> str:
 JSON_CHUNK_ROWS = 50_000
 
 
-def _kept(frame: pd.DataFrame, keep: Collection[str] | None, seen: dict[str, None]) -> pd.DataFrame:
+#: a column is taken for nested objects when this many of its first values are dicts
+_OBJECT_SAMPLE = 50
+
+
+def flatten_objects(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """Columns of nested objects (ListenBrainz's ``track_metadata``) as one column per field, named
+    with dots (``track_metadata.track_name``, ``track_metadata.additional_info.duration_ms``), as
+    pandas' ``json_normalize`` names them; and which columns were flattened. Lists stay as they are."""
+    nested = [
+        c
+        for c in frame.columns
+        if frame[c].dtype == object
+        and (sample := frame[c].dropna().head(_OBJECT_SAMPLE)).size
+        and sample.map(lambda v: isinstance(v, dict)).all()
+    ]
+    if not nested:
+        return frame, []
+    parts = [frame.drop(columns=nested)]
+    for c in nested:
+        cells = [v if isinstance(v, dict) else {} for v in frame[c].tolist()]
+        flat = pd.json_normalize(cells, sep=".").set_axis(frame.index)
+        parts.append(flat.rename(columns=lambda k, c=c: f"{c}.{k}"))
+    return pd.concat(parts, axis=1), [str(c) for c in nested]
+
+
+def _read_from(parents: Collection[str], keep: Collection[str] | None) -> list[str]:
+    """The flattened objects a field of which is kept: the others are not worth a word."""
+    return [p for p in parents if keep is None or any(str(k).startswith(f"{p}.") for k in keep)]
+
+
+def flattened_note(parents: Collection[str]) -> list[str]:
+    if not parents:
+        return []
+    return [
+        f"nested objects in {', '.join(map(repr, parents))} read as columns named with dots "
+        f"({next(iter(parents))}.FIELD): name them so in --user-col, --item-col, --items-cols, …"
+    ]
+
+
+def _kept(
+    frame: pd.DataFrame, keep: Collection[str] | None, seen: dict[str, None], flat: dict[str, None] | None = None
+) -> pd.DataFrame:
+    frame, parents = flatten_objects(frame)
+    if flat is not None:
+        flat.update(dict.fromkeys(parents))
     for c in frame.columns:
         seen.setdefault(str(c), None)
     return frame if keep is None else frame[[c for c in frame.columns if c in keep]]
@@ -670,12 +714,14 @@ def _json_lines(path: Path, keep: Collection[str] | None) -> Table:
     each review's text and nested objects (Yelp's 7M reviews are 5 GB), which parsed whole would
     need several times the file's size in memory for columns the import never reads."""
     if keep is None:
-        return Table(pd.read_json(path, lines=True, dtype=False, convert_dates=False))
+        frame, parents = flatten_objects(pd.read_json(path, lines=True, dtype=False, convert_dates=False))
+        return Table(frame, flattened_note(parents))
     seen: dict[str, None] = {}
+    flat: dict[str, None] = {}
     with pd.read_json(path, lines=True, dtype=False, convert_dates=False, chunksize=JSON_CHUNK_ROWS) as reader:
-        parts = [_kept(chunk, keep, seen) for chunk in reader]
+        parts = [_kept(chunk, keep, seen, flat) for chunk in reader]
     frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
-    return Table(frame, dropped=[c for c in seen if c not in frame.columns])
+    return Table(frame, flattened_note(_read_from(flat, keep)), dropped=[c for c in seen if c not in frame.columns])
 
 
 def _parquet(path: Path, keep: Collection[str] | None) -> Table:
@@ -826,10 +872,13 @@ class TableStream:
                 "array or a file of Python dicts is read whole. Convert it to JSON lines, or import it in parts"
             )
         seen: dict[str, None] = {}
+        flat: dict[str, None] = {}
         with pd.read_json(self.path, lines=True, dtype=False, convert_dates=False, chunksize=self.chunk_rows) as reader:
             for chunk in reader:
-                yield _kept(chunk, self.keep, seen).reset_index(drop=True)
-        self.notes = ["one JSON object per line"] if ext == ".json" else []
+                yield _kept(chunk, self.keep, seen, flat).reset_index(drop=True)
+        self.notes = (["one JSON object per line"] if ext == ".json" else []) + flattened_note(
+            _read_from(flat, self.keep)
+        )
         self.dropped = [c for c in seen if self.keep is not None and c not in self.keep]
 
     def _parquet(self) -> Iterator[pd.DataFrame]:
@@ -850,7 +899,8 @@ def _read_json(path: Path, compression: str | None, what: str, keep: Collection[
     with opener(path, "rt", encoding="utf-8") as f:  # type: ignore[operator]
         head = f.read(4096).lstrip()
     if head.startswith("["):
-        return Table(pd.read_json(path, dtype=False, convert_dates=False), ["an array of JSON objects"])
+        frame, parents = flatten_objects(pd.read_json(path, dtype=False, convert_dates=False))
+        return Table(frame, ["an array of JSON objects", *flattened_note(parents)])
     if head.startswith("{"):
         try:
             table = _json_lines(path, keep)
@@ -914,6 +964,7 @@ def _read_literal_lines(path: Path, opener: object, what: str, keep: Collection[
     rows: list[dict] = []
     malformed: list[int] = []
     seen: dict[str, None] = {}
+    tops = {k.split(".", 1)[0] for k in keep or ()}
     with opener(path, "rt", encoding="utf-8") as f:  # type: ignore[operator]
         for number, line in enumerate(f, start=1):
             if not line.strip():
@@ -925,7 +976,8 @@ def _read_literal_lines(path: Path, opener: object, what: str, keep: Collection[
             if isinstance(row, dict):
                 for k in row:
                     seen.setdefault(str(k), None)
-                rows.append(row if keep is None else {k: v for k, v in row.items() if k in keep})
+                # a nested dict is kept whole when a field of it is wanted (flattened below)
+                rows.append(row if keep is None else {k: v for k, v in row.items() if k in keep or k in tops})
             else:
                 malformed.append(number)
     notes = ["one Python dict per line (single quotes, True/None): not JSON, read as Python literals"]
@@ -937,8 +989,15 @@ def _read_literal_lines(path: Path, opener: object, what: str, keep: Collection[
     if not rows:
         raise ImportFormatError(f"{what} file {path.name} holds no readable objects")
     # every value as read: ids stay strings, as dtype=False keeps them for JSON lines
-    frame = pd.DataFrame.from_records(rows)
-    return Table(frame, notes, malformed, dropped=[c for c in seen if c not in frame.columns])
+    frame, parents = flatten_objects(pd.DataFrame.from_records(rows))
+    if keep is not None:
+        frame = frame[[c for c in frame.columns if c in keep]]
+    return Table(
+        frame,
+        notes + flattened_note(_read_from(parents, keep)),
+        malformed,
+        dropped=[c for c in seen if c not in frame.columns],
+    )
 
 
 #: what compressed text is taken to expand to, per byte, when its size is not recorded (gzip, bz2,

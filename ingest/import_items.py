@@ -200,6 +200,9 @@ def _pick_columns(
     other than the id column (30Music's ids are in ``track``, Yahoo's in ``song``: no titles).
     Says what was chosen, so a catalogue whose genres went unread is visible at the import."""
     lower = {str(c).lower(): c for c in raw.columns if c != id_col}
+    for c in raw.columns:  # a nested object's field answers to its own name (track_metadata.track_name)
+        if c != id_col and "." in str(c):
+            lower.setdefault(str(c).rsplit(".", 1)[1].lower(), c)
     for role, column in told.items():
         if column not in raw.columns:
             raise ImportFormatError(
@@ -213,9 +216,9 @@ def _pick_columns(
     genre_note = None
     if "genre" not in told:
         pick["genre"], genre_note = _filled_genre_column(raw, [lower[a] for a in _ITEM_ALIASES["genre"] if a in lower])
-    if "duration_ms" in told:  # one duration: the one the user named
+    if "duration_ms" in told and "duration_s" not in told:  # one duration: the one the user named
         pick["duration_s"] = None
-    elif "duration_s" in told:
+    elif "duration_s" in told and "duration_ms" not in told:
         pick["duration_ms"] = None
     used = [f"{role.split('_')[0]} from {col!r}" for role, col in pick.items() if col is not None]
     notes = [", ".join(used) if used else "no metadata column recognized"]
@@ -299,23 +302,32 @@ def load_items(
     else:
         out["genre"] = UNKNOWN
     out["genres"] = _all_of_list(genre_list) if genre_list is not None else None
-    if pick["duration_s"]:
-        out["duration_s"] = pd.to_numeric(raw[pick["duration_s"]], errors="coerce")
-    elif pick["duration_ms"]:
-        out["duration_s"] = pd.to_numeric(raw[pick["duration_ms"]], errors="coerce") / 1000.0
+    seconds = pd.to_numeric(raw[pick["duration_s"]], errors="coerce") if pick["duration_s"] else None
+    from_ms = pd.to_numeric(raw[pick["duration_ms"]], errors="coerce") / 1000.0 if pick["duration_ms"] else None
+    if seconds is not None and from_ms is not None:
+        # two columns (ListenBrainz's duration beside duration_ms): each fills where the other is empty
+        filled = int((seconds.isna() & from_ms.notna()).sum())
+        out["duration_s"] = seconds.fillna(from_ms)
+        if filled:
+            picked_notes.append(
+                f"durations from {pick['duration_s']!r}, and {filled:,} more from {pick['duration_ms']!r}"
+            )
     else:
-        out["duration_s"] = np.nan
+        out["duration_s"] = next((d for d in (seconds, from_ms) if d is not None), np.nan)
     if pick["duration_s"] or pick["duration_ms"]:
         # 30Music's -1 (and a 0) is "length unknown": no item lasts no time, and the gates refuse one
         unknown = out["duration_s"] <= 0
         if unknown.any():
             out.loc[unknown, "duration_s"] = np.nan
             column = pick["duration_s"] or pick["duration_ms"]
-            picked_notes.append(f"{int(unknown.sum()):,} durations of 0 or less in {column!r} read as unknown")
+            n = int(out.loc[unknown, "item_id"].nunique())
+            picked_notes.append(f"{_items_own(n)} durations of 0 or less in {column!r} read as unknown")
     title = pick["title"]
     out["title"] = _unescaped(raw[title].astype("string").str.strip()).astype(object) if title is not None else None
     if pick["release_date"]:
-        out["release_date"] = _release(raw[pick["release_date"]], str(pick["release_date"]), picked_notes)
+        out["release_date"] = _release(
+            raw[pick["release_date"]], str(pick["release_date"]), picked_notes, out["item_id"]
+        )
     elif title is not None:
         out["release_date"] = _year_in_title(raw[title])
     else:
@@ -429,9 +441,10 @@ def _flagged_genres(raw: pd.DataFrame, item_id_col: str) -> pd.Series | None:
     return pd.Series(["|".join(n for n, f in zip(names, row, strict=True) if f) or None for row in on], index=raw.index)
 
 
-def _release(raw: pd.Series, col: str, notes: list[str]) -> pd.Series:
+def _release(raw: pd.Series, col: str, notes: list[str], ids: pd.Series) -> pd.Series:
     """Release dates: a bare year, a date, or YYYYMMDD whose unknown month or day is 00 (Melon's
-    ``20050000``: the year is still known). Cells that give no date are counted in ``notes``."""
+    ``20050000``: the year is still known). Items whose cells give no date are counted in ``notes``
+    (items, not rows: a log that is its own items file repeats each item)."""
     num = pd.to_numeric(raw, errors="coerce")
     years = num.where((num >= 1000) & (num <= 3000))
     if years.notna().any() and years.notna().sum() >= num.notna().sum():  # a bare year column
@@ -447,10 +460,13 @@ def _release(raw: pd.Series, col: str, notes: list[str]) -> pd.Series:
     out = pd.to_datetime(text, utc=True, errors="coerce", format="mixed")
     lost = (out.isna() & given.notna() & given.ne("")).to_numpy(dtype=bool)
     if lost.any():
-        n, shown = int(lost.sum()), given[lost].iloc[0]
-        dates = f"{n:,} release dates in {col!r} give" if n != 1 else f"1 release date in {col!r} gives"
-        notes.append(f"{dates} no date (e.g. {shown!r}): unknown")
+        n, shown = int(ids[lost].nunique()), given[lost].iloc[0]
+        notes.append(f"{_items_own(n)} release dates in {col!r} give no date (e.g. {shown!r}): unknown")
     return out
+
+
+def _items_own(n: int) -> str:
+    return "1 item's" if n == 1 else f"{n:,} items'"
 
 
 def _year_in_title(titles: pd.Series) -> pd.Series:

@@ -270,7 +270,7 @@ def played_values(
             f"{_plays(int(past.sum()))} ran past the item's length ({col!r} above the whole: a replay or a loop), "
             "counted as whole"
         )
-    _unknown_notes(plays & read.blank, negative, number, col, notes)
+    _unknown_notes(plays & read.blank, negative, number, reading, notes)
     if (unsized := int(no_length.sum())) > 0:
         where, hint = (lengths.source, lengths.hint) if lengths is not None else ("no length", "")
         warn = "warning: " if unsized * 2 > int(plays.sum()) else ""
@@ -323,15 +323,18 @@ def _by_time_only(
     return Played(out_types, value, unread)
 
 
-def _unknown_notes(blank: np.ndarray, negative: np.ndarray, number: np.ndarray, col: str, notes: list[str]) -> None:
+def _unknown_notes(
+    blank: np.ndarray, negative: np.ndarray, number: np.ndarray, reading: PlayedReading, notes: list[str]
+) -> None:
+    col, what = reading.col, reading.what
     if (unknown := int(blank.sum())) > 0:
         notes.append(
-            f"{_plays(unknown)} without a time in {col!r} {_are(unknown)} of unknown value (neither positive nor "
+            f"{_plays(unknown)} without a {what} in {col!r} {_are(unknown)} of unknown value (neither positive nor "
             "negative)"
         )
     if (marked := int(negative.sum())) > 0:
         notes.append(
-            f"{_plays(marked)} with a time below 0 in {col!r} (e.g. {number[negative][0]:g}: a marker for "
+            f"{_plays(marked)} with a {what} below 0 in {col!r} (e.g. {number[negative][0]:g}: a marker for "
             f"'unknown'?) {_are(marked)} of unknown value"
         )
 

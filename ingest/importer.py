@@ -92,10 +92,13 @@ class ImportSummary:
         types = " · ".join(f"{k} {v:,}" for k, v in sorted(self.type_counts.items(), key=lambda kv: (-kv[1], kv[0])))
         lines.append(f"  types: {types or 'none'}")
         if self.catalog_rows is not None:
-            lines.append(
-                f"  items file: {self.catalog_rows:,} rows; "
-                f"{self.items_without_metadata:,} interacted items without metadata"
+            missing = self.items_without_metadata
+            found = (
+                "every interacted item is in it"
+                if not missing
+                else f"{missing:,} interacted item{'s are' if missing != 1 else ' is'} not in it (unknown metadata)"
             )
+            lines.append(f"  items file: {self.catalog_rows:,} rows; {found}")
         if self.consent:
             lines.append(f"  consent: {self.consent}")
         for cause, n in self.problems.items():

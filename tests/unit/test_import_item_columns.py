@@ -255,7 +255,7 @@ def test_the_id_column_is_no_title_and_unknown_markers_are_no_metadata(tmp_path)
     assert row["artist"].tolist() == ["12", "unknown", "unknown"]
     assert row["duration_s"].iloc[0] == 250 and row["duration_s"].iloc[1:].isna().all()
     said = " ".join(str(summary).split())
-    assert "title from 'name'" in said and "2 durations of 0 or less in 'duration' read as unknown" in said
+    assert "title from 'name'" in said and "2 items' durations of 0 or less in 'duration' read as unknown" in said
     _, named, _ = _load(tmp_path, tracks, item_id_col="track", item_columns={"title": "track"})
     assert named.set_index("item_id")["title"].tolist() == ["a", "b", "c"]  # told, it is a title
 
@@ -270,11 +270,13 @@ def test_release_dates_with_unknown_month_or_day_keep_their_year_and_the_rest_ar
     release = items.set_index("item_id")["release_date"]
     assert release["a"] == pd.Timestamp("2014-05-12", tz="UTC") and release["b"] == pd.Timestamp("2005-01-01", tz="UTC")
     assert pd.isna(release["c"])
-    assert any("1 release date in 'issue_date' gives no date (e.g. '00000000')" in n for n in summary.read_notes)
+    assert any("1 item's release dates in 'issue_date' give no date (e.g. '00000000')" in n for n in summary.read_notes)
     from ingest.import_items import _release
 
     notes: list[str] = []
-    floats = _release(pd.Series([20140512.0, 20050000.0, None]), "issue_date", notes)  # JSON numbers with nulls
+    floats = _release(
+        pd.Series([20140512.0, 20050000.0, None]), "issue_date", notes, pd.Series(["a", "b", "c"])
+    )  # JSON numbers with nulls
     assert floats.tolist()[:2] == [pd.Timestamp("2014-05-12", tz="UTC"), pd.Timestamp("2005-01-01", tz="UTC")]
     assert notes == []
 
@@ -332,3 +334,78 @@ def test_a_mostly_empty_genre_column_gives_way_to_a_filled_one(tmp_path):
     meta.write_text("".join(json.dumps(r) + "\n" for r in rows))
     catalog, notes = load_items(meta, "parent_asin", None)
     assert set(catalog["genre"]) == {"beauty"} and "rather than" not in " ".join(notes)
+
+
+def _listens(path, n: int = 60):
+    """ListenBrainz's listens: each record's track in a nested object, its length deeper still."""
+    with open(path, "w") as f:
+        for k in range(n):
+            info = {"duration_ms": 200_000 + k % 6 * 1_000} if k % 3 else ({"duration": 150} if k % 2 else {})
+            track = {"track_name": f"Song {k % 6}", "artist_name": f"Artist {k % 2}", "additional_info": info}
+            f.write(
+                json.dumps(
+                    {"listened_at": 1_700_000_000 + 60 * k, "recording_msid": f"m{k % 6}", "user_name": f"u{k % 4}",
+                     "track_metadata": track}
+                )
+                + "\n"
+            )  # fmt: skip
+    return path
+
+
+def test_nested_json_objects_are_read_as_columns_named_with_dots(tmp_path):
+    from ingest.import_files import read_table
+
+    src = _listens(tmp_path / "listens.jsonl")
+    options = dict(user_col="user_name", item_col="recording_msid", time_col="listened_at", time_unit="s")
+    events, items, summary = load_interactions(src, items=src, item_id_col="recording_msid", **options)
+    said = str(summary)
+    assert "nested objects in 'track_metadata' read as columns named with dots" in said
+    # recognized by their own names, the first row of each item kept
+    assert "title from 'track_metadata.track_name', artist from 'track_metadata.artist_name'" in said
+    by = items.set_index("item_id")
+    assert by.loc["m1", "title"] == "Song 1" and by.loc["m1", "artist"] == "Artist 1"
+    assert by.loc["m1", "duration_s"] == pytest.approx(201.0)
+    assert "every interacted item is in it" in said
+    # a field names a column of its own: the user may be a nested field too, at once or in chunks
+    whole = read_table(src, "interactions", keep={"track_metadata.artist_name", "listened_at"}).frame
+    assert list(whole.columns) == ["listened_at", "track_metadata.artist_name"]
+    events, _, _ = load_interactions(src, **{**options, "user_col": "track_metadata.artist_name"})
+    assert sorted(events["user_id"].unique()) == ["Artist 0", "Artist 1"]
+    from ingest.importer import ImportOptions, InteractionStream
+
+    stream = InteractionStream(src, ImportOptions(**{**options, "user_col": "track_metadata.artist_name"}), 16)
+    streamed = pd.concat(list(stream), ignore_index=True)
+    assert sorted(streamed["event_id"]) == sorted(events["event_id"]) and stream.chunks > 2
+    array = tmp_path / "listens.json"
+    array.write_text(json.dumps([json.loads(line) for line in src.read_text().splitlines()]))
+    events, _, summary = load_interactions(array, **{**options, "user_col": "track_metadata.artist_name"})
+    assert len(events) == 60 and "nested objects in 'track_metadata'" in str(summary)
+
+
+def test_two_duration_columns_fill_each_other(tmp_path):
+    src = _listens(tmp_path / "listens.jsonl")
+    _, items, summary = load_interactions(
+        src,
+        user_col="user_name",
+        item_col="recording_msid",
+        time_col="listened_at",
+        time_unit="s",
+        items=src,
+        item_id_col="recording_msid",
+        item_columns=parse_item_columns(
+            "duration=track_metadata.additional_info.duration,duration_ms=track_metadata.additional_info.duration_ms"
+        ),
+    )
+    by = items.set_index("item_id")["duration_s"]
+    assert by["m3"] == 150.0 and by["m1"] == pytest.approx(201.0)  # m3's first row has seconds only
+    assert "more from 'track_metadata.additional_info.duration_ms'" in str(summary)
+
+
+def test_several_items_files_are_refused_with_what_to_do(tmp_path, monkeypatch):
+    from ingest.__main__ import app
+
+    monkeypatch.setenv("SETLIST_DATA_DIR", str(tmp_path / "data"))
+    src = _ratings(tmp_path)
+    args = ["import", str(src), "--user-col", "user", "--item-col", "item", "--time-col", "time"]
+    result = CliRunner().invoke(app, [*args, "--items", "a.csv", "--items", "b.csv"])
+    assert result.exit_code == 2 and "--items takes one file, and was given 2 (a.csv, b.csv)" in result.output

@@ -58,7 +58,7 @@ def test_shares_of_the_item_become_listen_fractions_and_skips(tmp_path):
     text = str(summary)
     assert f"6 plays, 2 of at least {POSITIVE_PLAY_FRACTION:g}" in text
     assert f"2 under {SKIP_PLAY_FRACTION:g} of the item read as skips" in text
-    assert "1 play ran past the item's length" in text and "1 play without a time in 'watch_ratio'" in text
+    assert "1 play ran past the item's length" in text and "1 play without a share played in 'watch_ratio'" in text
 
 
 def test_a_time_played_over_a_length_column_with_bad_cells_quarantined(tmp_path):
@@ -81,7 +81,7 @@ def test_a_time_played_over_a_length_column_with_bad_cells_quarantined(tmp_path)
     assert by["e"]["type"] == "play" and np.isnan(by["e"]["value"])  # a length of 0 is unknown
     assert by["f"]["value"] == pytest.approx(0.65)  # a decimal comma
     assert summary.problems["a time played that is not a number"] == 1
-    assert "1 play with a time below 0 in 'play_duration' (e.g. -5" in str(summary)
+    assert "1 play with a time played below 0 in 'play_duration' (e.g. -5" in str(summary)
     assert "1 play without its item's length in 'video_duration' (empty, 0 or less" in str(summary)
 
 
@@ -137,7 +137,7 @@ def test_percent_shares_beside_a_type_column_value_the_plays_only(tmp_path):
     assert [by[k]["type"] for k in "abcde"] == ["play", "skip", "play", "like", "not_interested"]
     assert by["a"]["value"] == 1.0 and by["c"]["value"] == pytest.approx(0.6)
     assert by["d"]["value"] == 1.0  # a like keeps its own value
-    assert "3 plays" in str(summary) and "without a time" not in str(summary)  # the like's blank is no play's
+    assert "3 plays" in str(summary) and "without a share" not in str(summary)  # the like's blank is no play's
 
 
 @pytest.mark.parametrize(
