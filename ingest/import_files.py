@@ -36,12 +36,14 @@ class ImportFormatError(UsageError, ValueError):  # still a ValueError for calle
     """The input cannot be read as interactions; the message says what to change (exit 2)."""
 
 
-def _open_zip(path: Path, mode: str, encoding: str, newline: str | None = None) -> io.TextIOWrapper:
+def _open_zip(
+    path: Path, mode: str, encoding: str, newline: str | None = None, errors: str | None = None
+) -> io.TextIOWrapper:
     archive = zipfile.ZipFile(path)
     members = [n for n in archive.namelist() if not n.endswith("/")]
     if len(members) != 1:  # pandas reads a zip of exactly one file too
         raise ImportFormatError(f"{path.name} holds {len(members)} files; an import reads a zip of one file")
-    return io.TextIOWrapper(archive.open(members[0]), encoding=encoding, newline=newline)
+    return io.TextIOWrapper(archive.open(members[0]), encoding=encoding, newline=newline, errors=errors)
 
 
 _COMPRESSED = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open, ".zip": _open_zip}
@@ -144,6 +146,30 @@ def _suffixes(path: Path) -> tuple[str, str | None]:
     compression = suffixes[-1] if suffixes and suffixes[-1] in _COMPRESSED else None
     rest = suffixes[:-1] if compression else suffixes
     return (rest[-1] if rest else ""), compression
+
+
+_JSON_KINDS = (".jsonl", ".ndjson", ".json")
+
+
+def _format(path: Path) -> tuple[str, str | None]:
+    """``_suffixes``, except that a file named as text whose content is JSON records (or Python
+    dicts, one per line) is taken for ``.json``: LibraryThing's ``reviews.txt``, a ``.jsonl`` saved
+    as ``.txt``. Read as delimited text, its first record would be split at its commas into names."""
+    ext, compression = _suffixes(path)
+    if ext in (*_JSON_KINDS, ".parquet", ".pq") or path.suffix.lower() == ".zst" or not path.is_file():
+        return ext, compression
+    try:
+        opener = _COMPRESSED.get(compression or "", open)
+        with opener(path, "rt", encoding="utf-8", errors="replace") as f:  # type: ignore[operator]
+            head = f.read(256).lstrip()
+    except (OSError, EOFError, ValueError):
+        return ext, compression
+    return (".json", compression) if re.match(r"\{|\[\s*\{", head) else (ext, compression)
+
+
+def _json_named_as(path: Path) -> list[str]:
+    ext, _ = _suffixes(path)
+    return [] if ext in _JSON_KINDS else [f"read as JSON records, as its content is (its name says {ext or 'nothing'})"]
 
 
 def _sample(path: Path, compression: str | None, encoding: str) -> list[str]:
@@ -724,14 +750,23 @@ def _json_lines(path: Path, keep: Collection[str] | None) -> Table:
     return Table(frame, flattened_note(_read_from(flat, keep)), dropped=[c for c in seen if c not in frame.columns])
 
 
+def _index_as_column(frame: pd.DataFrame) -> pd.DataFrame:
+    """A named index as the column it was written from: a file written by dask or by pandas with an
+    index (ContentWise keeps its times there) comes back with that column as the index."""
+    if any(name is not None for name in frame.index.names):
+        return frame.reset_index()
+    return frame
+
+
 def _parquet(path: Path, keep: Collection[str] | None) -> Table:
     if keep is None:
-        return Table(pd.read_parquet(path))
+        return Table(_index_as_column(pd.read_parquet(path)))
     import pyarrow.parquet as pq
 
     names = pq.read_schema(path).names
     return Table(
-        pd.read_parquet(path, columns=[c for c in names if c in keep]), dropped=[c for c in names if c not in keep]
+        _index_as_column(pd.read_parquet(path, columns=[c for c in names if c in keep])),
+        dropped=[c for c in names if c not in keep],
     )
 
 
@@ -740,11 +775,21 @@ def read_table(path: Path, what: str, layout: TextLayout | None = None, keep: Co
     without the others; delimited text is read whole)."""
     path = Path(path)
     layout = layout or TextLayout()
+    if path.is_dir():
+        parts = sorted(p.name for p in path.iterdir() if p.is_file() and not p.name.startswith(("_", ".")))
+        parquet = [p for p in parts if p.endswith((".parquet", ".pq"))]
+        join = (
+            f"a directory of {len(parquet)} parquet parts (as Spark and dask write a table): join them into one "
+            f"file first, e.g. pandas' read_parquet('{path.name}').reset_index().to_parquet('{path.name}.parquet')"
+            if parquet
+            else f"a directory ({len(parts)} files): name one file of it"
+        )
+        raise ImportFormatError(f"{what} {path} is {join}")
     if not path.is_file():
         raise ImportFormatError(f"{what} file not found: {path}")
     if path.stat().st_size == 0:
         raise ImportFormatError(f"{what} file {path.name} is empty (0 bytes)")
-    ext, compression = _suffixes(path)
+    ext, compression = _format(path)
     if path.suffix.lower() == ".zst":
         raise ImportFormatError(
             f"{path.name}: zstd is not among the compressions an import reads (.gz, .bz2, .xz, .zip)"
@@ -758,7 +803,9 @@ def read_table(path: Path, what: str, layout: TextLayout | None = None, keep: Co
             if ext in (".parquet", ".pq"):
                 return _parquet(path, keep)
             if ext == ".json":
-                return _read_json(path, compression, what, keep)
+                table = _read_json(path, compression, what, keep)
+                table.notes[:0] = _json_named_as(path)
+                return table
             return _json_lines(path, keep)
         if ext in (".xlsx", ".xls"):
             raise ImportFormatError(
@@ -789,7 +836,7 @@ def streams(path: Path) -> bool:
     """Whether ``TableStream`` reads this file in chunks: delimited text, parquet, and JSON unless it
     is an array or Python dicts (read whole), which its first line tells."""
     path = Path(path)
-    ext, compression = _suffixes(path)
+    ext, compression = _format(path)
     if ext != ".json":
         return True
     opener = _COMPRESSED.get(compression or "", open)
@@ -820,7 +867,7 @@ class TableStream:
             raise ImportFormatError(f"{what} file not found: {self.path}")
 
     def __iter__(self) -> Iterator[pd.DataFrame]:
-        ext, compression = _suffixes(self.path)
+        ext, compression = _format(self.path)
         try:
             if ext in (".parquet", ".pq"):
                 yield from self._parquet()
@@ -876,8 +923,10 @@ class TableStream:
         with pd.read_json(self.path, lines=True, dtype=False, convert_dates=False, chunksize=self.chunk_rows) as reader:
             for chunk in reader:
                 yield _kept(chunk, self.keep, seen, flat).reset_index(drop=True)
-        self.notes = (["one JSON object per line"] if ext == ".json" else []) + flattened_note(
-            _read_from(flat, self.keep)
+        self.notes = (
+            _json_named_as(self.path)
+            + (["one JSON object per line"] if ext == ".json" else [])
+            + flattened_note(_read_from(flat, self.keep))
         )
         self.dropped = [c for c in seen if self.keep is not None and c not in self.keep]
 
@@ -888,7 +937,7 @@ class TableStream:
         names = source.schema_arrow.names
         columns = names if self.keep is None else [c for c in names if c in self.keep]
         for batch in source.iter_batches(batch_size=self.chunk_rows, columns=columns):
-            yield batch.to_pandas()
+            yield _index_as_column(batch.to_pandas())
         self.dropped = [c for c in names if c not in columns]
 
 
@@ -1058,7 +1107,7 @@ def _records_in(value: object) -> list[dict] | None:
 def _first_json_row(path: Path, dropped: Sequence[str]) -> pd.DataFrame:
     """The first object of a JSON-lines file, every column of it: the import reads only the
     columns it was told of, so a column of records it left out is looked at here, for an error."""
-    ext, compression = _suffixes(Path(path))
+    ext, compression = _format(Path(path))
     if not dropped or ext not in (".json", ".jsonl"):
         return pd.DataFrame()
     try:

@@ -139,9 +139,14 @@ def time_unit_ns(spec: str, option: str = "--time-unit") -> float:
     return per * int(match.group(1) or 1)
 
 
-def parse_origin(spec: str, zone: str | None) -> pd.Timestamp:
+def parse_origin(spec: str, zone: str | None, unit: str | None = None) -> pd.Timestamp:
     """``--time-origin``: the date counters count from; a date without a zone is in ``zone`` (UTC
-    without one)."""
+    without one). An epoch number in ``unit`` is one too (Outbrain publishes its start as
+    ``1465876799998``, in the milliseconds its counter counts)."""
+    if unit in EPOCH_UNITS and re.fullmatch(r"\d{8,}(?:\.\d+)?", spec.strip()):
+        whole, _, part = spec.strip().partition(".")
+        per = int(EPOCH_UNITS[unit][1])
+        return pd.Timestamp(int(whole) * per + round(float(f"0.{part or 0}") * per), unit="ns", tz="UTC")
     try:
         origin = pd.Timestamp(spec)
     except (ValueError, TypeError) as exc:
@@ -191,6 +196,28 @@ def _counters(median: float, col: str) -> str | None:
         "session, ticks since a start?). Counters from a known start import with --time-unit and --time-origin "
         "(10-minute ticks from 2019-10-01: --time-unit 10min --time-origin 2019-10-01); otherwise name a "
         "column of dates or epoch times, or import with --no-time (--file-order keeps the file's order)"
+    )
+
+
+#: epoch times start far from zero: a twentieth of a column below this share of its median counts from a start
+_FROM_ZERO = 0.2
+
+
+def _counting_from_zero(num: pd.Series, unit: str, col: str) -> str | None:
+    """What to say of numbers that count from a start near zero (Outbrain's milliseconds since
+    2016-06-14), large enough to pass for epoch times in some unit: their low end sits near 0, in
+    1970 read in any unit, where a real log's earliest times are within years of its median."""
+    values = num.dropna()
+    if values.empty:
+        return None
+    low, median = float(values.quantile(0.05)), float(values.median())
+    if not (median > 0 and low < _FROM_ZERO * median and low * EPOCH_UNITS[unit][1] / 1e9 < EPOCH_FLOOR_S):
+        return None
+    return (
+        f"time column {col!r} counts from near zero ({low:.0f} … {values.max():.0f}, median {median:.0f}): no epoch "
+        f"times in any unit, a counter from a start. If the start is known, --time-origin DATE places it (in the "
+        f"units of --time-unit {unit}; a start written as an epoch number, 1465876799998, is read in the same "
+        "unit); otherwise import with --no-time"
     )
 
 
@@ -280,6 +307,8 @@ def parse_time(
                 "DATE as well (10-minute ticks from 2019-10-01: --time-unit 10min --time-origin 2019-10-01); "
                 "--time-origin 1970-01-01 reads them from 1970 if that is meant"
             )
+        if (counting := _counting_from_zero(num, unit, col)) is not None:
+            raise ImportFormatError(counting)
         # a wrong unit would put every event in 1970 or the far future: say so instead
         likely = _likely_unit(median)
         if likely != unit and small is None:
@@ -447,7 +476,7 @@ def _counted(
         raise ImportFormatError(
             f"time column {col!r} holds no numbers (e.g. {str(raw[present].iloc[0])!r}) to count from --time-origin"
         )
-    start = parse_origin(origin, zone)
+    start = parse_origin(origin, zone, unit)
     said.append(f"times: {col!r} counted in units of {unit} from {start.isoformat()} (--time-origin)")
     offset = num.astype("float64") * time_unit_ns(unit)
     # out of datetime's range (before 1677 or after 2262) → unparseable (quarantined), not an exception

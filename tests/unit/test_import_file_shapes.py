@@ -1,0 +1,111 @@
+"""Files whose shape says less than their name (a parquet index, a directory of parts, JSON named as
+text) and counters that pass for epoch times: read as what they are, or refused with what to do."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ingest.import_files import read_table
+from ingest.import_values import parse_origin
+from ingest.importer import ImportFormatError, ImportOptions, InteractionStream, load_interactions
+
+NOW = pd.Timestamp("2024-03-01 12:00", tz="UTC")
+
+
+def test_a_parquet_index_is_read_as_the_column_it_was(tmp_path):
+    # ContentWise's parts, written by dask, keep their times as the index
+    frame = pd.DataFrame(
+        {"utc_ts_milliseconds": 1_546_300_800_000 + np.arange(40) * 60_000, "user_id": np.arange(40) % 4,
+         "item_id": np.arange(40) % 7}
+    ).set_index("utc_ts_milliseconds")  # fmt: skip
+    path = tmp_path / "part.0.parquet"
+    frame.to_parquet(path)
+    assert "utc_ts_milliseconds" in read_table(path, "interactions").frame.columns
+    options = dict(time_col="utc_ts_milliseconds", time_unit="ms", now=NOW)
+    events, _, _ = load_interactions(path, **options)
+    assert events["timestamp"].min() == pd.Timestamp("2019-01-01", tz="UTC") and len(events) == 40
+    streamed = pd.concat(list(InteractionStream(path, ImportOptions(**options), 10)), ignore_index=True)
+    assert sorted(streamed["event_id"]) == sorted(events["event_id"])
+
+
+def test_a_directory_of_parts_is_named_with_how_to_join_them(tmp_path):
+    parts = tmp_path / "interactions"
+    parts.mkdir()
+    for k in range(2):
+        pd.DataFrame({"user_id": [1], "item_id": [2], "timestamp": [1_700_000_000]}).to_parquet(
+            parts / f"part.{k}.parquet"
+        )
+    (parts / "_SUCCESS").write_text("")
+    with pytest.raises(ImportFormatError, match="a directory of 2 parquet parts .* read_parquet\\('interactions'\\)"):
+        read_table(parts, "interactions")
+
+
+def test_a_counter_from_near_zero_is_no_epoch_time_in_any_unit(tmp_path):
+    # Outbrain's page views: milliseconds since 1465876799998, over 15 days
+    rng = np.random.default_rng(0)
+    path = tmp_path / "page_views.csv"
+    pd.DataFrame(
+        {"uuid": [f"u{k % 30}" for k in range(500)], "document_id": rng.integers(0, 90, 500),
+         "timestamp": np.sort(rng.integers(0, 1_300_000_000, 500))}
+    ).to_csv(path, index=False)  # fmt: skip
+    options = dict(user_col="uuid", item_col="document_id", now=NOW)
+    for unit in ("ms", "s"):  # read as ms they look like seconds; read as seconds they would span 1970 … 2011
+        with pytest.raises(ImportFormatError, match="counts from near zero .* --time-origin DATE places it"):
+            load_interactions(path, time_unit=unit, **options)
+    events, _, _ = load_interactions(path, time_unit="ms", time_origin="1465876799998", **options)
+    assert events["timestamp"].min() >= pd.Timestamp("2016-06-14 03:59:59.998", tz="UTC")
+    assert events["timestamp"].max() < pd.Timestamp("2016-06-30", tz="UTC")
+    # a real epoch log with a few stray zeros is still an epoch log
+    real = tmp_path / "real.csv"
+    pd.DataFrame(
+        {"uuid": ["a"] * 50, "document_id": range(50), "timestamp": [0, 0] + [1_600_000_000 + k for k in range(48)]}
+    ).to_csv(real, index=False)
+    events, _, _ = load_interactions(real, time_unit="s", **options)
+    assert (events["timestamp"].dropna() >= pd.Timestamp("2020-09-13", tz="UTC")).sum() == 48
+
+
+def test_an_origin_written_as_an_epoch_number_is_read_in_the_unit():
+    assert parse_origin("1465876799998", None, "ms") == pd.Timestamp("2016-06-14 03:59:59.998", tz="UTC")
+    assert parse_origin("1465876799.5", None, "s") == pd.Timestamp("2016-06-14 03:59:59.5", tz="UTC")
+    with pytest.raises(ImportFormatError, match="not a date"):
+        parse_origin("1465876799998", None, "10min")  # a multiple is no epoch unit
+
+
+def test_json_records_named_as_text_are_read_as_json(tmp_path):
+    # LibraryThing's reviews.txt: one Python dict per line; and JSON lines saved as .txt
+    dicts = tmp_path / "reviews.txt"
+    dicts.write_text(
+        "".join(
+            repr(
+                {
+                    "work": str(100 + k % 9),
+                    "unixtime": 1_194_393_600 + 3600 * k,
+                    "stars": 1.0 + k % 5,
+                    "user": f"u{k % 4}",
+                }
+            )
+            + "\n"
+            for k in range(30)
+        )
+    )
+    events, _, summary = load_interactions(
+        dicts, user_col="user", item_col="work", time_col="unixtime", time_unit="s", rating_col="stars", now=NOW
+    )
+    assert len(events) == 30 and "read as JSON records, as its content is (its name says .txt)" in str(summary)
+    lines = tmp_path / "lines.txt"
+    lines.write_text(
+        "".join(json.dumps({"u": f"a{k % 3}", "i": f"x{k}", "t": 1_700_000_000 + k}) + "\n" for k in range(40))
+    )
+    options = dict(user_col="u", item_col="i", time_col="t", time_unit="s", now=NOW)
+    events, _, _ = load_interactions(lines, **options)
+    stream = InteractionStream(lines, ImportOptions(**options), 10)
+    streamed = pd.concat(list(stream), ignore_index=True)
+    assert len(events) == 40 and sorted(streamed["event_id"]) == sorted(events["event_id"]) and stream.chunks == 4
+    # delimited text is still delimited text
+    plain = tmp_path / "plain.txt"
+    plain.write_text("u,i,t\na,x,1700000000\n")
+    assert list(read_table(plain, "interactions").frame.columns) == ["u", "i", "t"]
