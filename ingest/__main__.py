@@ -436,10 +436,10 @@ def import_(
         )
     if (played_unit or length_col or skip_below) and not played_col:
         raise UsageError("--played-unit, --length-col and --skip-below read --played-col: they need it")
-    if played_col and (rating_col or count_col or impressions_col):
+    if played_col and (count_col or impressions_col):
         raise UsageError(
-            "--played-col gives each play its value: it does not combine with --rating-col, --count-col or "
-            "--impressions-col, which give it theirs"
+            "--played-col gives each play its value: it does not combine with --count-col or --impressions-col, "
+            "which give it theirs"
         )
     if played_col and item_lists:
         raise UsageError("--played-col is one item's time played: a row of --item-lists has no time of each item")

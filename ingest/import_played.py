@@ -195,8 +195,11 @@ def played_values(
     reading: PlayedReading,
     lengths: Lengths | None,
     notes: list[str],
+    rated: np.ndarray | None = None,
 ) -> Played:
     """The listen fraction of each ``play`` row (the other types keep theirs), from ``cells``.
+    Rows in ``rated`` (a rating column gave them a value) keep the rating's reading: a log may rate
+    some rows and time the others (ContentWise's ratings beside its views).
 
     A share is taken as it is (a percent over 100); a time played is divided by the item's length
     (``lengths``, from the length column or the items file). A play past the item's end (a replay, a
@@ -207,6 +210,12 @@ def played_values(
     played tells only skips, by ``skip_below.seconds``: the other plays keep the value they had."""
     col = reading.col
     plays = np.asarray(types == "play", dtype=bool)
+    if rated is not None and rated.any():
+        plays &= ~rated
+        notes.append(
+            f"{int(rated.sum()):,} rows with a rating keep the rating's reading; {col!r} reads the "
+            f"{_plays(int(plays.sum()))} without one"
+        )
     read = read_amounts(cells, reading.unit, col)
     _refuse_unreadable(cells, read, plays, col, "times played" if reading.is_time else "shares played")
     notes += read.notes

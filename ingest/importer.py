@@ -436,10 +436,10 @@ class ImportOptions:
                 "a count column makes every row a play: it does not combine with a rating or type column"
             )
         if self.played is not None:
-            if self.rating_col is not None or self.count_col is not None or self.impressions_col is not None:
+            if self.count_col is not None or self.impressions_col is not None:
                 raise ImportFormatError(
-                    "a time-played column gives a play its value: it does not combine with a rating, count or "
-                    "impressions column, which give it theirs"
+                    "a time-played column gives a play its value: it does not combine with a count or impressions "
+                    "column, which give it theirs"
                 )
             if self.item_lists:
                 raise ImportFormatError(
@@ -583,7 +583,8 @@ def _whole_file(raw: pd.DataFrame, o: ImportOptions, now: pd.Timestamp, source: 
     whole = _WholeFile(ts.reset_index(drop=True), sessions, types, value, weight, notes)
     if o.played is not None:
         lengths, whole.catalogue = _play_lengths(raw, o)
-        played = played_values(raw[o.played.col], types, value, o.played, lengths, notes)
+        rated = ~np.isnan(value) if o.rating_col is not None else None  # a row without a rating has no value
+        played = played_values(raw[o.played.col], types, value, o.played, lengths, notes, rated)
         whole.types, whole.value, whole.played_unread = played.types, played.value, played.unread
     return whole
 

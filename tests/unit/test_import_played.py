@@ -161,8 +161,8 @@ def test_what_a_time_played_needs_and_what_it_does_not_combine_with(tmp_path):
     items = _write(tmp_path / "items.csv", [{"item_id": "a", "genre": "rock"}])
     with pytest.raises(ImportFormatError, match="items.csv gives no item a duration"):
         _load(src, PlayedReading("p", "s"), items=items)
-    with pytest.raises(ImportFormatError, match="does not combine with a rating"):
-        _load(src, PlayedReading("p"), rating_col="r")
+    with pytest.raises(ImportFormatError, match="does not combine with a count"):
+        _load(src, PlayedReading("p"), count_col="r")
     with pytest.raises(ImportFormatError, match="needs the time played"):
         PlayedReading("p", skip_below=SkipBelow.parse("30s")).check()
     with pytest.raises(ImportFormatError, match="fraction, percent or a unit of time"):
@@ -208,7 +208,7 @@ def test_the_command_line_refuses_played_options_without_the_column(tmp_path, mo
     base = ["import", str(src), "--time-unit", "s"]
     result = CliRunner().invoke(app, [*base, "--skip-below", "0.3"])
     assert result.exit_code == 2 and "they need it" in result.output
-    result = CliRunner().invoke(app, [*base, "--played-col", "p", "--rating-col", "r"])
+    result = CliRunner().invoke(app, [*base, "--played-col", "p", "--count-col", "r"])
     assert result.exit_code == 2 and "does not combine" in result.output
     result = CliRunner().invoke(app, [*base, "--played-col", "p", "--skip-below", "2"])
     assert result.exit_code == 2 and "--skip-below is a share" in result.output
@@ -322,3 +322,26 @@ def test_the_plays_fixture_is_seeded_and_shaped_as_the_public_log():
     assert (times.groupby(p["user_id"]).diff().dropna() >= pd.Timedelta(0)).all()
     with pytest.raises(ValueError, match="plays ≥ 20 per user"):
         make_plays(users=30, items=150, plays=100)
+
+
+def test_rated_rows_keep_the_ratings_reading_beside_timed_ones(tmp_path):
+    # ContentWise: a view carries the share watched (vision_factor), a rating row its stars, -1 elsewhere
+    rows = [
+        {"user_id": "u", "item_id": "watched", "timestamp": T0, "kind": 0, "vision_factor": 0.95, "stars": None},
+        {"user_id": "u", "item_id": "left", "timestamp": T0 + 60, "kind": 0, "vision_factor": 0.05, "stars": None},
+        {"user_id": "u", "item_id": "loved", "timestamp": T0 + 120, "kind": 2, "vision_factor": -1, "stars": 5.0},
+        {"user_id": "u", "item_id": "meh", "timestamp": T0 + 180, "kind": 2, "vision_factor": -1, "stars": 3.0},
+    ]
+    src = _write(tmp_path / "cw.csv", rows)
+    events, _, summary = _load(
+        src, PlayedReading("vision_factor"), rating_col="stars", type_col="kind", type_map={"0": "play", "2": "play"}
+    )
+    by = _by_item(events)
+    assert by["watched"]["value"] == pytest.approx(0.95) and by["left"]["type"] == "skip"
+    assert by["loved"]["value"] == 1.0 and by["meh"]["value"] == pytest.approx(0.6)  # their stars, not the -1
+    assert "2 rows with a rating keep the rating's reading; 'vision_factor' reads the 2 plays without one" in str(
+        summary
+    )
+    # without a type column the rating's own reading (like, skip, play) stands
+    events, _, _ = _load(src, PlayedReading("vision_factor"), rating_col="stars")
+    assert _by_item(events)["loved"]["type"] == "like" and _by_item(events)["left"]["type"] == "skip"
