@@ -353,6 +353,10 @@ def import_(
         None,
         help="column of each event's device (mobile, desktop, …: values outside SETLIST_CONTEXT_DEVICES are other)",
     ),
+    device_map: str | None = typer.Option(
+        None,
+        help="the device column's own codes as devices, e.g. '1=desktop,2=mobile,3=tablet' (Outbrain's platform)",
+    ),
     locale_col: str | None = typer.Option(
         None, help="column of each event's locale or country (de, en_US, …: lower-cased; cohorts are kept by it)"
     ),
@@ -411,6 +415,7 @@ def import_(
     ),
 ) -> None:
     """Import your own interactions into the event contract."""
+    from ingest.import_files import option_pairs
     from ingest.import_items import parse_item_columns
     from ingest.import_played import PlayedReading, SkipBelow
     from ingest.import_values import parse_type_map
@@ -443,6 +448,8 @@ def import_(
         )
     if played_col and item_lists:
         raise UsageError("--played-col is one item's time played: a row of --item-lists has no time of each item")
+    if device_map and not device_col:
+        raise UsageError("--device-map reads --device-col's codes: it needs --device-col")
     if history_col and not impressions_col:
         raise UsageError("--history-col lists earlier clicks beside --impressions-col: it needs it")
     if impressions_col and item_col != "item_id":
@@ -458,6 +465,7 @@ def import_(
     try:
         mapping = parse_type_map(type_map)
         item_columns = parse_item_columns(items_cols)
+        devices = dict(option_pairs(device_map, "--device-map", "CODE=DEVICE")) or None
         played = (
             PlayedReading(played_col, played_unit or "fraction", length_col, SkipBelow.parse(skip_below))
             if played_col
@@ -495,6 +503,7 @@ def import_(
         time_zone=time_zone,
         session_col=session_col,
         device_col=device_col,
+        device_map=devices,
         locale_col=locale_col,
         time_offset_col=time_offset_col,
         time_offset_unit=time_offset_unit,

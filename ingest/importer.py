@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ingest.import_files import (
+    MISSING_TOKENS,
     ImportFormatError,
     TableStream,
     TextLayout,
@@ -412,6 +413,8 @@ class ImportOptions:
     history_col: str | None = None
     #: a column of how much of the item each play took (``import_played``): plays' values, and skips
     played: PlayedReading | None = None
+    #: the device column's own codes as devices (``--device-map 1=desktop,2=mobile``)
+    device_map: dict[str, str] | None = None
 
     def __post_init__(self) -> None:
         if self.impressions_col is not None:
@@ -679,11 +682,15 @@ class _Tally:
         self.problems[cause] = self.problems.get(cause, 0) + n
 
 
-def _context_values(raw: pd.DataFrame, col: str, kind: str, tally: _Tally) -> np.ndarray:
+def _context_values(
+    raw: pd.DataFrame, col: str, kind: str, tally: _Tally, mapping: dict[str, str] | None = None
+) -> np.ndarray:
     """A device or locale column as serving reads a request's (``setlist.context.Vocabulary``): as
     written where a request could carry it so, else in lower case; a value outside the configured
     devices, or not shaped as a locale either way, is ``other`` (counted for the summary), so that
-    the cohorts trained on are the cohorts requests name."""
+    the cohorts trained on are the cohorts requests name. ``mapping`` names the column's own codes
+    first (Outbrain's platform 1, 2, 3); a missing-value token is unknown; a geo path (``US>CA>807``)
+    gives its country."""
     from setlist.context import OTHER, Vocabulary
     from setlist.settings import get_settings
 
@@ -691,9 +698,18 @@ def _context_values(raw: pd.DataFrame, col: str, kind: str, tally: _Tally) -> np
     vocabulary = Vocabulary.of(settings.context_devices, settings.context_locale_pattern)
     bound = vocabulary.device if kind == "device" else vocabulary.locale_of
     cells = raw[col].astype("string").str.strip()
+    cells = cells.mask((cells == "") | cells.str.lower().isin(MISSING_TOKENS))
     names = cells.dropna().unique().tolist()
-    # as written when a client could send it so, else lower case (a request's "DE" would be other too)
-    read = {name: bound(name) if bound(name) != OTHER else bound(name.lower()) for name in names}
+
+    def read_one(name: str) -> str:
+        given = (mapping or {}).get(name, (mapping or {}).get(name.lower(), name))
+        for form in (given, given.lower(), given.split(">", 1)[0].strip(), given.split(">", 1)[0].strip().lower()):
+            # as written when a client could send it so, else lower case (a request's "DE" would be other too)
+            if (value := bound(form)) != OTHER:
+                return value
+        return OTHER
+
+    read = {name: read_one(name) for name in names}
     values = cells.map(read).fillna(UNKNOWN).to_numpy(dtype=object)
     others = sorted(name for name, v in read.items() if v == OTHER and name.lower() != OTHER)
     if others:
@@ -840,7 +856,7 @@ def _chunk_events(
         raw[o.query_col].astype("string").astype(object).where(raw[o.query_col].notna(), None) if o.query_col else None
     )
     context = (
-        _context_values(raw, o.device_col, "device", tally) if o.device_col else UNKNOWN,
+        _context_values(raw, o.device_col, "device", tally, o.device_map) if o.device_col else UNKNOWN,
         _context_values(raw, o.locale_col, "locale", tally) if o.locale_col else UNKNOWN,
     )
     played_unread = None if whole.played_unread is None else whole.played_unread[rows]

@@ -109,3 +109,41 @@ def test_json_records_named_as_text_are_read_as_json(tmp_path):
     plain = tmp_path / "plain.txt"
     plain.write_text("u,i,t\na,x,1700000000\n")
     assert list(read_table(plain, "interactions").frame.columns) == ["u", "i", "t"]
+
+
+def test_device_codes_map_onto_devices_and_a_geo_path_gives_its_country(tmp_path):
+    # Outbrain's page views: platform 1 desktop, 2 mobile, 3 tablet; geo_location country>state>DMA; \N for none
+    path = tmp_path / "page_views.csv"
+    path.write_text(
+        "uuid,document_id,timestamp,platform,geo_location\n"
+        "a,1,1700000000,1,US>CA>807\n"
+        "a,2,1700000060,2,GB>H9\n"
+        "b,3,1700000120,3,\\N\n"
+        "b,4,1700000180,\\N,DE\n"
+        "c,5,1700000240,9,XX>YY\n"
+    )
+    options = dict(user_col="uuid", item_col="document_id", time_unit="s", now=NOW, device_col="platform")
+    events, _, summary = load_interactions(
+        path, locale_col="geo_location", device_map={"1": "desktop", "2": "mobile", "3": "tablet"}, **options
+    )
+    by = events.set_index("item_id")
+    assert by["device"].to_dict() == {"1": "desktop", "2": "mobile", "3": "tablet", "4": "unknown", "5": "other"}
+    assert by.loc["1", "locale"] == "us" and by.loc["2", "locale"] == "gb" and by.loc["3", "locale"] == "unknown"
+    assert "device values outside what a request may name read as 'other': '9'" in str(summary)
+    events, _, _ = load_interactions(path, **options)  # unmapped, codes are no devices
+    assert set(events["device"]) == {"other", "unknown"}
+
+
+def test_a_device_map_needs_its_column_and_pairs(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from ingest.__main__ import app
+
+    monkeypatch.setenv("SETLIST_DATA_DIR", str(tmp_path / "data"))
+    path = tmp_path / "v.csv"
+    path.write_text("user_id,item_id,timestamp,platform\na,1,1700000000,1\n")
+    base = ["import", str(path), "--time-unit", "s"]
+    result = CliRunner().invoke(app, [*base, "--device-map", "1=desktop"])
+    assert result.exit_code == 2 and "it needs --device-col" in result.output
+    result = CliRunner().invoke(app, [*base, "--device-col", "platform", "--device-map", "1:desktop"])
+    assert result.exit_code == 2 and "--device-map takes CODE=DEVICE pairs" in result.output
