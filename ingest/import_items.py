@@ -337,10 +337,22 @@ def load_items(
     out["genre"] = out["genre"].astype(object)
     # a catalogue row without an id cannot be joined to anything; duplicates keep the first row
     out = out[out["item_id"].notna()]
-    differing = _differing_duplicates(out)
+    gathered = _gathered_genres(out)
+    # genres that differ are gathered, not dropped: only titles and artists then keep the first row's
+    differing = _differing_duplicates(
+        out, ["title", "artist"] if gathered is not None else ["title", "artist", "genre"]
+    )
     out = out.drop_duplicates("item_id").reset_index(drop=True)
     if differing:
         picked_notes.append(differing)
+    if gathered is not None:
+        more = out["item_id"].map(gathered)
+        out["genres"] = more.where(more.notna(), out["genres"])
+        have = "1 item has" if len(gathered) == 1 else f"{len(gathered):,} items have"
+        picked_notes.append(
+            f"{have} different genres on their rows (e.g. {gathered.index[0]!r}: {gathered.iloc[0]!r}): all of "
+            "them are kept as the item's genres, the first row's first as its genre"
+        )
     busiest = _busiest_genre_note(out["genre"])
     return out, table.notes + picked_notes + ([busiest] if busiest else [])
 
@@ -372,14 +384,27 @@ def _missing_tokens_blank(raw: pd.DataFrame, columns: list[object]) -> pd.DataFr
     return out
 
 
-def _differing_duplicates(rows: pd.DataFrame) -> str | None:
+def _gathered_genres(rows: pd.DataFrame) -> pd.Series | None:
+    """For each id whose rows list different genres (Outbrain's documents_categories: one row per
+    category of a document), every genre of its rows, pipe-joined in the order met; None if none."""
+    if "genres" not in rows or rows["genres"].isna().all():
+        return None
+    pairs = rows.loc[rows["item_id"].duplicated(keep=False), ["item_id", "genres"]].dropna().drop_duplicates()
+    several = pairs[pairs["item_id"].duplicated(keep=False)]
+    if several.empty:
+        return None
+    genre = several.assign(genre=several["genres"].astype(str).str.split("|")).explode("genre")
+    genre = genre[genre["genre"].str.len() > 0].drop_duplicates(["item_id", "genre"])
+    return genre.groupby("item_id", sort=False)["genre"].agg("|".join)
+
+
+def _differing_duplicates(rows: pd.DataFrame, fields: list[str]) -> str | None:
     """A word when an id is on several rows that say different things (two catalogue exports, one
     row per locale): the first is kept. Rows that agree (a log that is its own items file) are not
     worth one."""
     repeated = rows[rows["item_id"].duplicated(keep=False)]
     if repeated.empty:
         return None
-    fields = ["title", "artist", "genre"]
     described = repeated[["item_id", *fields]].astype("string").fillna("")
     kinds = described.drop_duplicates().groupby("item_id", sort=False).size()
     differ = kinds[kinds > 1]
@@ -388,7 +413,8 @@ def _differing_duplicates(rows: pd.DataFrame) -> str | None:
     first = str(differ.index[0])
     titles = described.loc[described["item_id"] == first, "title"].drop_duplicates().head(2).tolist()
     example = f" (e.g. {first!r}: " + " / ".join(map(repr, titles)) + ")" if len(titles) > 1 else ""
-    return f"{len(differ):,} item ids are on several rows that differ{example}: the first row of each is kept"
+    ids = "1 item id is" if len(differ) == 1 else f"{len(differ):,} item ids are"
+    return f"{ids} on several rows that differ{example}: the first row of each is kept"
 
 
 #: one genre holding more than this share of the items, among at least 3 genres, is said

@@ -409,3 +409,20 @@ def test_several_items_files_are_refused_with_what_to_do(tmp_path, monkeypatch):
     args = ["import", str(src), "--user-col", "user", "--item-col", "item", "--time-col", "time"]
     result = CliRunner().invoke(app, [*args, "--items", "a.csv", "--items", "b.csv"])
     assert result.exit_code == 2 and "--items takes one file, and was given 2 (a.csv, b.csv)" in result.output
+
+
+def test_an_items_rows_genres_are_gathered(tmp_path):
+    from ingest.import_items import load_items
+
+    # Outbrain's documents_categories: one row per category of a document
+    path = tmp_path / "documents_categories.csv"
+    path.write_text(
+        "document_id,category_id,confidence_level\n1,1403,0.92\n1,1600,0.07\n2,2000,0.9\n3,1403,0.5\n3,1403,0.3\n"
+    )
+    catalog, notes = load_items(path, "document_id", None, {"genre": "category_id"})
+    by = catalog.set_index("item_id")
+    assert by.loc["1", "genres"] == "1403|1600" and by.loc["1", "genre"] == "1403"
+    assert by.loc["3", "genres"] == "1403" and len(catalog) == 3
+    said = " ".join(notes)
+    assert "1 item has different genres on their rows (e.g. '1': '1403|1600')" in said
+    assert "rows that differ" not in said  # the genres are gathered, not dropped

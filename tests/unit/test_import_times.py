@@ -460,7 +460,7 @@ def test_messy_exports_are_read_or_refused_in_words(tmp_path, monkeypatch):
     )  # fmt: skip
     text = " ".join(str(keyed).split())
     assert "only 0 of the log's 2 items are in the items file's 'movieId'" in text
-    assert "1 item ids are on several rows that differ (e.g. 'tt2': 'B' / 'C'): the first row of each is kept" in text
+    assert "1 item id is on several rows that differ (e.g. 'tt2': 'B' / 'C'): the first row of each is kept" in text
     # a download cut short: said, not "Aborted."
     monkeypatch.setenv("SETLIST_DATA_DIR", str(tmp_path / "data"))
     rows = "userId,movieId,timestamp\n" + "".join(
