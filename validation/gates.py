@@ -131,8 +131,8 @@ def drift_gate(settings: Settings, opts: GateOptions, ws: Workspace) -> list[Gat
         reference, current, numeric=EVENT_NUMERIC, categorical=EVENT_CATEGORICAL, thresholds=t.drift, workspace=ws
     )
     result.notes[:0] = chosen.notes() + [_from(t)]
-    if not result.passed and (spike := _spike_note(chosen.current)):
-        result.notes.append(spike)
+    if not result.passed:
+        result.notes.append(_spike_note(chosen.current) or _drift_note(result.failures))
     return [result]
 
 
@@ -154,9 +154,25 @@ def _spike_note(current: pd.DataFrame) -> str | None:
         return None
     return (
         f"{top.date()} holds {share:.0%} of the current window's events ({over:.0f}× its median day): if that day "
-        "is a known event (a sale, a launch), the drift is real and expected. To train anyway, run `make train` "
-        "on its own; to judge another window, set --holdout-days (SETLIST_HOLDOUT_DAYS); to allow such days for "
-        "good, raise drift levels in a copy of validation/thresholds.yaml (SETLIST_VALIDATION_THRESHOLDS_FILE)"
+        f"is a known event (a sale, a launch), the drift is real and expected. {_WAYS_ON}"
+    )
+
+
+#: what a user can do about a drift failure they judge real (the gate judges; it does not train)
+_WAYS_ON = (
+    "To train anyway, run `make train` on its own; to judge another window, set --holdout-days "
+    "(SETLIST_HOLDOUT_DAYS); to allow such changes for good, raise drift levels in a copy of "
+    "validation/thresholds.yaml (SETLIST_VALIDATION_THRESHOLDS_FILE)"
+)
+
+
+def _drift_note(failures: list[str]) -> str:
+    """Why a drift failure may be no broken data, and the ways on, when no single day explains it."""
+    columns = sorted({f.split("(", 1)[1].split(")", 1)[0] for f in failures if "(" in f})
+    return (
+        f"the newest window differs from the history in {', '.join(columns) or 'the failed checks'} by more than "
+        "the history's own windows differ from one another: broken data, or a real change (new users, a new "
+        f"product, a different season). If it is real: {_WAYS_ON}"
     )
 
 

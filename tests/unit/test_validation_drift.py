@@ -145,3 +145,16 @@ def test_a_drift_failure_on_one_big_day_names_it_and_the_ways_on():
         "2015-11-11 holds 60% of the current window's events (9× its median day)"
     )
     assert "--holdout-days" in note and "SETLIST_VALIDATION_THRESHOLDS_FILE" in note
+
+
+def test_a_drift_failure_without_one_big_day_names_the_columns_and_the_ways_on():
+    from validation.gates import _drift_note
+
+    note = _drift_note(
+        [
+            "expect_column_distribution_drift_to_be_less_than(session_events)[fail]",
+            "expect_column_distribution_drift_to_be_less_than(genre)[fail]",
+        ]
+    )
+    assert note.startswith("the newest window differs from the history in genre, session_events by more than")
+    assert "`make train` on its own" in note and "SETLIST_VALIDATION_THRESHOLDS_FILE" in note
