@@ -503,7 +503,7 @@ class ImportOptions:
                 cols.append(self.item_col)  # each play is measured against its item's duration
         if self.history_col is not None:
             cols.append(BEFORE_COL)  # history rows are stamped from their user's first item
-        if self.time_col is None and not self.keep_file_order:
+        if self.time_col is None:  # shuffled by item, and repeats told by it (``untimed_repeats_note``)
             cols.append(self.item_col)
         return list(dict.fromkeys(c for c in cols if c is not None))
 
@@ -553,6 +553,8 @@ def _whole_file(raw: pd.DataFrame, o: ImportOptions, now: pd.Timestamp, source: 
             "interleaved (any time window holds some rows of every user); the hold-out and time windows then "
             "follow that order"
         )
+        if note := untimed_repeats_note(raw, o):
+            notes.append(note)
     else:
         reading = TimeReading(o.dayfirst, o.time_format, o.time_year, o.time_origin, o.time_zone)
         ts = parse_time(raw[o.time_col], o.time_unit, o.time_col, notes, reading=reading)
@@ -624,6 +626,22 @@ def _play_lengths(raw: pd.DataFrame, o: ImportOptions) -> tuple[Lengths | None, 
             f"look like {str(ids.dropna().iloc[0])!r}, the file's like {str(durations.index[0])!r})"
         )
     return Lengths(ids.map(durations).to_numpy(dtype="float64"), source, hint), catalogue
+
+
+def untimed_repeats_note(raw: pd.DataFrame, o: ImportOptions) -> str | None:
+    """Rows of a file without times that repeat an earlier row's user, item and value exactly (Ciao's
+    rating.txt holds such copies): with no time to tell a repeat from a copy, said, as
+    ``_repeat_notes`` says it of timed rows."""
+    cols = [c for c in (o.user_col, o.item_col, o.rating_col, o.type_col, o.count_col) if c is not None]
+    n = int(raw[cols].duplicated().sum())
+    if not n:
+        return None
+    return (
+        f"{n:,} row{'s' if n != 1 else ''} repeat{'s' if n == 1 else ''} an earlier row's "
+        f"{'user, item and value' if len(cols) > 2 else 'user and item'} exactly (no times to tell a second play "
+        "from a copy): "
+        "each is imported as an event of its own (if the file wrote some rows twice, drop the copies first)"
+    )
 
 
 USER_STAND_IN = "a session or visitor column can stand in as the user (--user-col)"

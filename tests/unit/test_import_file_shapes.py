@@ -147,3 +147,21 @@ def test_a_device_map_needs_its_column_and_pairs(tmp_path, monkeypatch):
     assert result.exit_code == 2 and "it needs --device-col" in result.output
     result = CliRunner().invoke(app, [*base, "--device-col", "platform", "--device-map", "1:desktop"])
     assert result.exit_code == 2 and "--device-map takes CODE=DEVICE pairs" in result.output
+
+
+def test_copies_in_a_file_without_times_are_counted_alike_at_once_and_in_chunks(tmp_path):
+    # Ciao's rating.txt: some lines written twice, and no times
+    path = tmp_path / "rating.txt"
+    lines = [f"{k % 7},{k % 11},{1 + k % 5}" for k in range(60)] + ["3,4,2"] * 3 + ["5,6,1"]
+    path.write_text("\n".join(lines) + "\n")
+    from ingest.importer import TextLayout
+
+    options = dict(
+        user_col="u", item_col="i", rating_col="r", time_col=None, now=NOW, layout=TextLayout(names=("u", "i", "r"))
+    )
+    _, _, summary = load_interactions(path, **options)
+    expected = pd.read_csv(path, names=["u", "i", "r"]).duplicated().sum()
+    assert expected >= 2 and f"{expected:,} rows repeat an earlier row's user, item and value exactly" in str(summary)
+    stream = InteractionStream(path, ImportOptions(**options), 16)
+    list(stream)
+    assert str(stream.summary) == str(summary)
