@@ -308,7 +308,7 @@ def import_(
     ),
     played_unit: str | None = typer.Option(
         None,
-        help="what --played-col holds: fraction (the default: 0 to 1), percent, or a time (s, ms, min) measured "
+        help="what --played-col holds: fraction (the default: 0 to 1), percent, or a time (s, ms, min, h) measured "
         "against --length-col or the items file's durations",
     ),
     length_col: str | None = typer.Option(
@@ -317,7 +317,7 @@ def import_(
     skip_below: str | None = typer.Option(
         None,
         help=f"with --played-col: a play under this share of the item (default {SKIP_PLAY_FRACTION:g}) or this time "
-        "(30s) is a skip; 0 makes none",
+        "(30s, 2min) is a skip; 0 makes none",
     ),
     impressions_col: str | None = typer.Option(
         None,
@@ -356,6 +356,9 @@ def import_(
     device_map: str | None = typer.Option(
         None,
         help="the device column's own codes as devices, e.g. '1=desktop,2=mobile,3=tablet' (Outbrain's platform)",
+    ),
+    locale_map: str | None = typer.Option(
+        None, help="the locale column's own codes as locales, e.g. '1=br,2=us' (Globo's numbered countries)"
     ),
     locale_col: str | None = typer.Option(
         None, help="column of each event's locale or country (de, en_US, …: lower-cased; cohorts are kept by it)"
@@ -450,6 +453,8 @@ def import_(
         raise UsageError("--played-col is one item's time played: a row of --item-lists has no time of each item")
     if device_map and not device_col:
         raise UsageError("--device-map reads --device-col's codes: it needs --device-col")
+    if locale_map and not locale_col:
+        raise UsageError("--locale-map reads --locale-col's codes: it needs --locale-col")
     if history_col and not impressions_col:
         raise UsageError("--history-col lists earlier clicks beside --impressions-col: it needs it")
     if impressions_col and item_col != "item_id":
@@ -466,6 +471,7 @@ def import_(
         mapping = parse_type_map(type_map)
         item_columns = parse_item_columns(items_cols)
         devices = dict(option_pairs(device_map, "--device-map", "CODE=DEVICE")) or None
+        locales = dict(option_pairs(locale_map, "--locale-map", "CODE=LOCALE")) or None
         played = (
             PlayedReading(played_col, played_unit or "fraction", length_col, SkipBelow.parse(skip_below))
             if played_col
@@ -504,6 +510,7 @@ def import_(
         session_col=session_col,
         device_col=device_col,
         device_map=devices,
+        locale_map=locales,
         locale_col=locale_col,
         time_offset_col=time_offset_col,
         time_offset_unit=time_offset_unit,

@@ -782,7 +782,9 @@ def read_table(path: Path, what: str, layout: TextLayout | None = None, keep: Co
             f"a directory of {len(parquet)} parquet parts (as Spark and dask write a table): join them into one "
             f"file first, e.g. pandas' read_parquet('{path.name}').reset_index().to_parquet('{path.name}.parquet')"
             if parquet
-            else f"a directory ({len(parts)} files): name one file of it"
+            else f"a directory of {len(parts)} files: import them one by one with the same options, or join them "
+            f"into one first (`cat {path.name}/* > {path.name}.csv`: a header line repeated where files meet is "
+            "skipped and counted)"
         )
         raise ImportFormatError(f"{what} {path} is {join}")
     if not path.is_file():

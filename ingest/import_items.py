@@ -20,6 +20,7 @@ from ingest.import_files import (
     read_table,
     require_columns,
 )
+from ingest.import_values import EPOCH_FLOOR_S, EPOCH_UNITS, likely_unit
 from setlist.contract import ITEM_SCHEMA, UNKNOWN
 
 # item metadata columns we recognize (lower-cased), in order of preference
@@ -53,6 +54,8 @@ _ITEM_ALIASES = {
         "original_publication_year",
         "publication_year",
         "publication_date",
+        "date_release",
+        "year_published",
     ),
 }
 #: ``--items-cols`` names: the roles above, and shorter words for two of them
@@ -475,6 +478,13 @@ def _release(raw: pd.Series, col: str, notes: list[str], ids: pd.Series) -> pd.S
     years = num.where((num >= 1000) & (num <= 3000))
     if years.notna().any() and years.notna().sum() >= num.notna().sum():  # a bare year column
         return pd.to_datetime(years.astype("Int64").astype("string") + "-01-01", utc=True, errors="coerce")
+    present = raw.notna() & raw.astype("string").str.strip().ne("")
+    epoch = num.where(num >= EPOCH_FLOOR_S)  # YYYYMMDD numbers stay under it, epoch seconds do not
+    if epoch.notna().any() and epoch.notna().sum() == int(present.sum()):
+        # Globo's created_at_ts: epoch milliseconds; the magnitude names the unit, as for event times
+        unit = likely_unit(float(epoch.median()))
+        notes.append(f"release dates in {col!r} read as epoch {EPOCH_UNITS[unit][0]}")
+        return pd.to_datetime(epoch, unit=unit, utc=True, errors="coerce")
     given = raw.astype("string").str.strip()
     if pd.api.types.is_float_dtype(raw) and (num.dropna() == num.dropna().round()).all():
         given = num.astype("Int64").astype("string")  # 20050000.0 from a JSON column with nulls

@@ -28,7 +28,7 @@ PLAUSIBLE_MEDIAN = (0.002, 10.0)
 PLAUSIBLE_SECONDS = (1.0, 24 * 3600.0)
 #: zero plays beyond this share of the plays are said: likely items shown and not played
 ZEROS_SAID = 0.3
-_SECONDS = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*s\s*$")
+_TIME = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|min|h)\s*$")
 
 
 @dataclass(frozen=True)
@@ -42,15 +42,15 @@ class SkipBelow:
     def parse(cls, spec: str | None) -> SkipBelow:
         if spec is None or not spec.strip():
             return cls()
-        if match := _SECONDS.match(spec):
-            return cls(0.0, float(match.group(1)))
+        if match := _TIME.match(spec):
+            return cls(0.0, float(match.group(1)) * time_unit_ns(match.group(2)) / 1e9)
         try:
             share = float(spec)
         except ValueError:
             share = -1.0
         if not 0.0 <= share < 1.0:
             raise ImportFormatError(
-                f"--skip-below is a share of the item from 0 up to 1 (0.25) or a time in seconds (30s), not {spec!r}"
+                f"--skip-below is a share of the item from 0 up to 1 (0.25) or a time (30s, 2min), not {spec!r}"
             )
         return cls(share)
 
@@ -196,6 +196,8 @@ def played_values(
     lengths: Lengths | None,
     notes: list[str],
     rated: np.ndarray | None = None,
+    *,
+    typed: bool = False,
 ) -> Played:
     """The listen fraction of each ``play`` row (the other types keep theirs), from ``cells``.
     Rows in ``rated`` (a rating column gave them a value) keep the rating's reading: a log may rate
@@ -212,8 +214,10 @@ def played_values(
     plays = np.asarray(types == "play", dtype=bool)
     if rated is not None and rated.any():
         plays &= ~rated
+        # with a type column the types are its own, and a rating gives a row its value only
+        kept = "their rating as their value (the type column gives their types)" if typed else "the rating's reading"
         notes.append(
-            f"{int(rated.sum()):,} rows with a rating keep the rating's reading; {col!r} reads the "
+            f"{int(rated.sum()):,} rows with a rating keep {kept}; {col!r} reads the "
             f"{_plays(int(plays.sum()))} without one"
         )
     read = read_amounts(cells, reading.unit, col)
@@ -229,7 +233,9 @@ def played_values(
     seconds = number * (time_unit_ns(reading.unit, "--played-unit") / 1e9 if reading.is_time else np.nan)
     out_value = value.astype(np.float32, copy=True)
     if reading.is_time and (lengths is None or lengths.seconds is None):
-        return _by_time_only(seconds, types, out_value, known, unread, reading, lengths, notes)
+        unknown = plays & (read.blank | negative)
+        _unknown_notes(plays & read.blank, negative, number, reading, notes)
+        return _by_time_only(seconds, types, out_value, plays, known, unknown, unread, reading, lengths, notes)
     if reading.is_time and lengths is not None and lengths.seconds is not None:
         length = lengths.seconds
         has_length = np.isfinite(length) & (length > 0)
@@ -295,14 +301,17 @@ def _by_time_only(
     seconds: np.ndarray,
     types: np.ndarray,
     value: np.ndarray,
+    plays: np.ndarray,
     known: np.ndarray,
+    unknown: np.ndarray,
     unread: np.ndarray,
     reading: PlayedReading,
     lengths: Lengths | None,
     notes: list[str],
 ) -> Played:
     """A time played without any item's length (Spotify's ``ms_played``): plays shorter than
-    ``--skip-below`` seconds are skips, the rest keep their value (a whole play)."""
+    ``--skip-below`` seconds are skips, the rest keep their value (a whole play); a play without a
+    time (``unknown``: blank, or a marker below 0) is a play of unknown value."""
     threshold = reading.skip_below.seconds
     if threshold is None:
         raise ImportFormatError(
@@ -321,11 +330,11 @@ def _by_time_only(
     early = known & (seconds < threshold)
     out_types = types.copy()
     out_types[early] = "skip"
-    value[early] = np.nan
+    value[early | unknown] = np.nan
     out_types[unread] = None
     without = f"{lengths.source} gives no item a length" if lengths is not None else "no item lengths"
     notes.append(
-        f"times played in {reading.col!r} ({reading.unit}), {without}: {_plays(int(np.sum(types == 'play')))}, "
+        f"times played in {reading.col!r} ({reading.unit}), {without}: {_plays(int(plays.sum()))}, "
         f"{reading.skip_below.said(int(early.sum()))}, the rest as whole plays "
         "(--length-col or an items file with durations measures each against its item)"
     )

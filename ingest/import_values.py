@@ -172,7 +172,7 @@ def check_zone(zone: str) -> str:
     return zone
 
 
-def _likely_unit(median: float) -> str:
+def likely_unit(median: float) -> str:
     """The unit that puts ``median`` between 1973 and 2286: epoch times of real logs differ by a
     factor of 1000 per unit, so their magnitude names the unit."""
     for unit, bound in (("s", 1e11), ("ms", 1e14), ("us", 1e17)):
@@ -310,7 +310,7 @@ def parse_time(
         if (counting := _counting_from_zero(num, unit, col)) is not None:
             raise ImportFormatError(counting)
         # a wrong unit would put every event in 1970 or the far future: say so instead
-        likely = _likely_unit(median)
+        likely = likely_unit(median)
         if likely != unit and small is None:
             raise ImportFormatError(
                 f"time column {col!r} looks like {EPOCH_UNITS[likely][0]} (median {median:.0f}); "
@@ -327,7 +327,7 @@ def parse_time(
         raise ImportFormatError(
             f"time column {col!r} holds numbers (e.g. {str(raw[present].iloc[0])!r}); "
             f"pass --time-unit s or ms (or us, ns) for epoch times: these look like "
-            f"{EPOCH_UNITS[_likely_unit(num[present].median())][0]}"
+            f"{EPOCH_UNITS[likely_unit(num[present].median())][0]}"
         )
     _refuse_mixed(raw, present, num, col)
     ts = pd.to_datetime(raw, utc=True, errors="coerce", format="ISO8601")  # naive times read as UTC first

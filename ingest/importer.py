@@ -413,8 +413,9 @@ class ImportOptions:
     history_col: str | None = None
     #: a column of how much of the item each play took (``import_played``): plays' values, and skips
     played: PlayedReading | None = None
-    #: the device column's own codes as devices (``--device-map 1=desktop,2=mobile``)
+    #: the device and locale columns' own codes as devices and locales (``--device-map 1=desktop,2=mobile``)
     device_map: dict[str, str] | None = None
+    locale_map: dict[str, str] | None = None
 
     def __post_init__(self) -> None:
         if self.impressions_col is not None:
@@ -588,8 +589,12 @@ def _whole_file(raw: pd.DataFrame, o: ImportOptions, now: pd.Timestamp, source: 
     whole = _WholeFile(ts.reset_index(drop=True), sessions, types, value, weight, notes)
     if o.played is not None:
         lengths, whole.catalogue = _play_lengths(raw, o)
-        rated = ~np.isnan(value) if o.rating_col is not None else None  # a row without a rating has no value
-        played = played_values(raw[o.played.col], types, value, o.played, lengths, notes, rated)
+        rated = None
+        if o.rating_col is not None:  # a row without a rating has no value; a skip by its rating has none either
+            rated = ~np.isnan(value) | ((types == "skip") if o.type_col is None else False)
+        played = played_values(
+            raw[o.played.col], types, value, o.played, lengths, notes, rated, typed=o.type_col is not None
+        )
         whole.types, whole.value, whole.played_unread = played.types, played.value, played.unread
     return whole
 
@@ -875,7 +880,7 @@ def _chunk_events(
     )
     context = (
         _context_values(raw, o.device_col, "device", tally, o.device_map) if o.device_col else UNKNOWN,
-        _context_values(raw, o.locale_col, "locale", tally) if o.locale_col else UNKNOWN,
+        _context_values(raw, o.locale_col, "locale", tally, o.locale_map) if o.locale_col else UNKNOWN,
     )
     played_unread = None if whole.played_unread is None else whole.played_unread[rows]
     unread = _unread_cells(raw, o, ts, types, played_unread)

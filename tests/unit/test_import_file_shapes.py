@@ -165,3 +165,39 @@ def test_copies_in_a_file_without_times_are_counted_alike_at_once_and_in_chunks(
     stream = InteractionStream(path, ImportOptions(**options), 16)
     list(stream)
     assert str(stream.summary) == str(summary)
+
+
+def test_release_dates_as_epoch_numbers_and_locale_codes(tmp_path):
+    from ingest.import_items import load_items, parse_item_columns
+
+    # Globo's articles_metadata: created_at_ts in epoch milliseconds; Steam's games: date_release
+    articles = tmp_path / "articles_metadata.csv"
+    articles.write_text("article_id,category_id,created_at_ts\n1,7,1507020092898\n2,8,1507020000000\n")
+    catalog, notes = load_items(
+        articles, "article_id", None, parse_item_columns("genre=category_id,release=created_at_ts")
+    )
+    assert catalog["release_date"].dt.year.tolist() == [2017, 2017]
+    assert "release dates in 'created_at_ts' read as epoch milliseconds" in notes
+    games = tmp_path / "games.csv"
+    games.write_text("app_id,title,date_release\n10,Counter-Strike,2000-11-01\n")
+    catalog, notes = load_items(games, "app_id", None)
+    assert catalog["release_date"].iloc[0] == pd.Timestamp("2000-11-01", tz="UTC")
+    # Globo's clicks: countries numbered 1 … 11
+    clicks = tmp_path / "clicks.csv"
+    clicks.write_text(
+        "user_id,click_article_id,click_timestamp,click_country\na,1,1507020092898,1\na,2,1507020192898,2\n"
+    )
+    events, _, _ = load_interactions(
+        clicks, item_col="click_article_id", time_col="click_timestamp", time_unit="ms", now=NOW,
+        locale_col="click_country", locale_map={"1": "br", "2": "pt"},
+    )  # fmt: skip
+    assert events["locale"].tolist() == ["br", "pt"]
+
+
+def test_a_directory_of_text_parts_says_how_to_join_them(tmp_path):
+    parts = tmp_path / "clicks"
+    parts.mkdir()
+    for k in range(3):
+        (parts / f"clicks_hour_{k:03d}.csv").write_text("user_id,click_article_id\n1,2\n")
+    with pytest.raises(ImportFormatError, match="a directory of 3 files: import them one by one .*`cat clicks/\\*"):
+        read_table(parts, "interactions")

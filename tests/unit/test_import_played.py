@@ -167,10 +167,11 @@ def test_what_a_time_played_needs_and_what_it_does_not_combine_with(tmp_path):
         PlayedReading("p", skip_below=SkipBelow.parse("30s")).check()
     with pytest.raises(ImportFormatError, match="fraction, percent or a unit of time"):
         PlayedReading("p", "weeks").check()
-    for bad in ("1.5", "-0.1", "thirty", "30 min"):
+    for bad in ("1.5", "-0.1", "thirty", "30 weeks"):
         with pytest.raises(ImportFormatError, match="--skip-below is a share"):
             SkipBelow.parse(bad)
     assert SkipBelow.parse("0") == SkipBelow(0.0) and SkipBelow.parse(" 30s ") == SkipBelow(0.0, 30.0)
+    assert SkipBelow.parse("2min") == SkipBelow(0.0, 120.0) and SkipBelow.parse("1h") == SkipBelow(0.0, 3600.0)
 
 
 def test_an_import_in_chunks_reads_plays_as_an_import_at_once(tmp_path):
@@ -339,9 +340,29 @@ def test_rated_rows_keep_the_ratings_reading_beside_timed_ones(tmp_path):
     by = _by_item(events)
     assert by["watched"]["value"] == pytest.approx(0.95) and by["left"]["type"] == "skip"
     assert by["loved"]["value"] == 1.0 and by["meh"]["value"] == pytest.approx(0.6)  # their stars, not the -1
-    assert "2 rows with a rating keep the rating's reading; 'vision_factor' reads the 2 plays without one" in str(
-        summary
-    )
+    assert (
+        "2 rows with a rating keep their rating as their value (the type column gives their types); 'vision_factor' "
+        "reads the 2 plays without one"
+    ) in str(summary)
     # without a type column the rating's own reading (like, skip, play) stands
-    events, _, _ = _load(src, PlayedReading("vision_factor"), rating_col="stars")
+    events, _, summary = _load(src, PlayedReading("vision_factor"), rating_col="stars")
     assert _by_item(events)["loved"]["type"] == "like" and _by_item(events)["left"]["type"] == "skip"
+    assert "2 rows with a rating keep the rating's reading" in str(summary)
+
+
+def test_without_lengths_a_play_without_a_time_is_of_unknown_value(tmp_path):
+    # Adressa: activeTime is missing on many reads, -1 on some
+    rows = [
+        {"userId": "cx:a", "id": "art1", "time": T0, "activeTime": 40},
+        {"userId": "cx:a", "id": "art2", "time": T0 + 60, "activeTime": None},
+        {"userId": "cx:a", "id": "art3", "time": T0 + 120, "activeTime": -1},
+        {"userId": "cx:a", "id": "art4", "time": T0 + 180, "activeTime": 3},
+    ]
+    src = _write(tmp_path / "adressa.csv", rows)
+    played = PlayedReading("activeTime", "s", skip_below=SkipBelow.parse("10s"))
+    events, _, summary = _load(src, played, user_col="userId", item_col="id", time_col="time")
+    by = _by_item(events)
+    assert by["art1"]["value"] == 1.0 and by["art4"]["type"] == "skip"
+    assert np.isnan(by["art2"]["value"]) and np.isnan(by["art3"]["value"])  # no positives from nothing
+    said = str(summary)
+    assert "1 play without a time played in 'activeTime'" in said and "1 play with a time played below 0" in said
