@@ -559,6 +559,13 @@ def import_(
     jobmetrics.current().quarantined(report.reasons)
     _print_report(report, f"imported {source.name}")
     again = report.reasons.get("duplicate_event_id", 0)
+    if report.accepted and (report.quarantined - again) * 2 > report.received:
+        console.print(
+            f"[yellow]warning:[/] most rows were quarantined ({report.quarantined - again:,} of {report.received:,}), "
+            f"for the reasons above: the notes say how to read the columns, and {settings.quarantine_dir} holds the "
+            "rows with their reasons",
+            soft_wrap=True,
+        )
     if again and again >= report.received / 2:
         catalogue = (
             f" {items.name}'s metadata was taken all the same: it replaces what the catalogue held for its items, "
@@ -626,7 +633,7 @@ def _say_summary(
 ) -> None:
     """The import's summary and consent note, and its items merged into the catalogue (before the
     events are ingested when the file was read at once, after when it was read in chunks)."""
-    console.print(str(summary))
+    console.print(str(summary), markup=False, highlight=False)  # the file's own cells: "[x86 8]" is no markup
     if not consent_given and not settings.consent_granted_by_default:
         console.print(
             "[yellow]note:[/] these rows carry no personalization consent and SETLIST_CONSENT_DEFAULT is deny: "

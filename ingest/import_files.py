@@ -615,7 +615,8 @@ def _most_breaks(frame: pd.DataFrame) -> int:
     for col in frame.columns:
         cells = frame[col]
         if cells.dtype == object or pd.api.types.is_string_dtype(cells):
-            most = max(most, int(cells.astype("string").str.count("\n").max(skipna=True) or 0))
+            counts = cells.astype("string").str.count("\n").dropna()  # an all-empty column counts no break
+            most = max(most, int(counts.max()) if len(counts) else 0)
     return most
 
 

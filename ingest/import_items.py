@@ -3,6 +3,7 @@ columns it has; interacted items it lacks get unknown metadata."""
 
 from __future__ import annotations
 
+import ast
 import html
 import re
 from pathlib import Path
@@ -103,6 +104,13 @@ def _parts(v: object, commas: bool) -> list[str]:
     if v is None or v is pd.NA or (isinstance(v, float) and v != v):
         return []
     text = str(v).strip()
+    if text.startswith("[{") and text.endswith("}]"):
+        # records written out as text (a CSV of pandas' lists: [{'name': 'Chan A', 'url': '…'}]): read as such,
+        # or the first record would be cut at its first comma
+        try:
+            return _parts(ast.literal_eval(text), commas)
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            pass
     if text.startswith("[") and text.endswith("]"):
         text = text[1:-1]
         return [p.strip().strip("'\"").strip() for p in text.split(",") if p.strip().strip("'\"").strip()]

@@ -252,7 +252,7 @@ def played_values(
         share = np.where(known, number / SHARE_UNITS[reading.unit], np.nan)
     zeros = known & (share == 0)
     _check_plausible(share[known & ~zeros], reading)
-    past = known & (share > 1.0)
+    past = known & (share > 1.0 + 1e-9)  # beyond rounding: the two columns may be scaled apart
     out_value[plays] = np.nan
     out_value[known] = np.clip(share[known], 0.0, 1.0)
     skip_at = reading.skip_below

@@ -612,7 +612,8 @@ def _play_lengths(raw: pd.DataFrame, o: ImportOptions) -> tuple[Lengths | None, 
         unread = present & read.number.isna().to_numpy(dtype=bool)
         shown = pd.unique(cells[unread].astype(str).str.strip().to_numpy())[:3]
         hint = f" (its cells read e.g. {', '.join(map(repr, shown))})" if len(shown) else ""
-        seconds = read.number.to_numpy(dtype="float64") * time_unit_ns(reading.unit, "--played-unit") / 1e9
+        # scaled as the time played is (one factor), so that a whole play is exactly 1 of its item
+        seconds = read.number.to_numpy(dtype="float64") * (time_unit_ns(reading.unit, "--played-unit") / 1e9)
         return Lengths(seconds, repr(reading.length_col), hint), None
     if o.items is None:
         return None, None

@@ -185,7 +185,19 @@ def cardinality_gate(settings: Settings, opts: GateOptions, ws: Workspace) -> li
         sources.with_genre(current, settings), ref, ratio=t.cardinality.ratio, workspace=ws
     )
     result.notes[:0] = chosen.notes() + [note] + ([trimmed] if trimmed else []) + [_from(t)]
+    if not result.passed:
+        result.notes.append(_cardinality_note(result.failures))
     return [result]
+
+
+def _cardinality_note(failures: list[str]) -> str:
+    """What a cardinality failure may mean, and the ways on, as a drift failure says them."""
+    columns = sorted({f.split("(", 1)[1].split(")", 1)[0] for f in failures if "(" in f})
+    return (
+        f"the newest window counts distinct {', '.join(columns) or 'values'} outside the range the history's "
+        "windows of the same size give: broken ids (a join that lost them, a placeholder), or a real change (a "
+        f"log tapering off at its end, a launch). If it is real: {_WAYS_ON}"
+    )
 
 
 def learn_reference(settings: Settings, opts: GateOptions, ws: Workspace) -> tuple[CardinalityReference, Path]:

@@ -201,3 +201,23 @@ def test_a_directory_of_text_parts_says_how_to_join_them(tmp_path):
         (parts / f"clicks_hour_{k:03d}.csv").write_text("user_id,click_article_id\n1,2\n")
     with pytest.raises(ImportFormatError, match="a directory of 3 files: import them one by one .*`cat clicks/\\*"):
         read_table(parts, "interactions")
+
+
+def test_cells_are_no_markup_and_a_mostly_quarantined_import_warns(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from ingest.__main__ import app
+
+    monkeypatch.setenv("SETLIST_DATA_DIR", str(tmp_path / "data"))
+    path = tmp_path / "views.csv"
+    rows = ["user_id,item_id,timestamp,kind,device"] + [
+        f"u{k % 5},i{k},{1_700_000_000 + k},{'' if k % 4 else 'PLAY'},OS X 10.15.7 [x86 8]" for k in range(40)
+    ]
+    path.write_text("\n".join(rows) + "\n")
+    result = CliRunner().invoke(
+        app, ["import", str(path), "--time-unit", "s", "--type-col", "kind", "--device-col", "device"]
+    )
+    assert result.exit_code == 0, result.output
+    out = " ".join(result.output.split())
+    assert "'OS X 10.15.7 [x86 8]'" in out  # the cell as written, not read as markup
+    assert "warning: most rows were quarantined (30 of 40)" in out

@@ -426,3 +426,19 @@ def test_an_items_rows_genres_are_gathered(tmp_path):
     said = " ".join(notes)
     assert "1 item has different genres on their rows (e.g. '1': '1403|1600')" in said
     assert "rows that differ" not in said  # the genres are gathered, not dropped
+
+
+def test_records_written_out_in_a_csv_cell_give_their_names(tmp_path):
+    # YouTube's watch history through pandas' to_csv: subtitles as the repr of a list of records
+    items = tmp_path / "videos.csv"
+    pd.DataFrame(
+        {
+            "titleUrl": ["https://y/1", "https://y/2"],
+            "title": ["Watched A", "Watched B"],
+            "subtitles": [[{"name": "Chan A", "url": "https://y/c?a=1,2"}], [{"name": "Chan B", "url": "u"}]],
+        }
+    ).to_csv(items, index=False)
+    from ingest.import_items import load_items
+
+    catalog, _ = load_items(items, "titleUrl", None, parse_item_columns("artist=subtitles"))
+    assert catalog["artist"].tolist() == ["Chan A", "Chan B"]

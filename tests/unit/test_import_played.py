@@ -366,3 +366,13 @@ def test_without_lengths_a_play_without_a_time_is_of_unknown_value(tmp_path):
     assert np.isnan(by["art2"]["value"]) and np.isnan(by["art3"]["value"])  # no positives from nothing
     said = str(summary)
     assert "1 play without a time played in 'activeTime'" in said and "1 play with a time played below 0" in said
+
+
+def test_a_play_as_long_as_its_item_is_whole_not_past_it(tmp_path):
+    # Apple Music: Play Duration Milliseconds equal to Media Duration In Milliseconds, to the last bit
+    rows = [
+        {"user_id": "u", "item_id": k, "timestamp": T0 + 60 * i, "played_ms": k, "length_ms": k}
+        for i, k in enumerate((200_003, 200_009, 187_001, 240_017))
+    ]
+    events, _, summary = _load(_write(tmp_path / "apple.csv", rows), PlayedReading("played_ms", "ms", "length_ms"))
+    assert (events["value"] == 1.0).all() and "ran past" not in str(summary)
