@@ -51,3 +51,15 @@ def import_and_train(env: dict[str, str], source: Path, import_args: str) -> dic
         "validate": run_make(env, "validate"),
         "train": run_make(env, "train"),
     }
+
+
+def ranker_metrics(env: dict[str, str]) -> dict[str, float]:
+    """The metrics of the one ranker a fixture's loop registered, from its MLflow run."""
+    from mlflow import MlflowClient
+
+    from setlist.settings import Settings
+
+    settings = Settings(data_dir=Path(env["SETLIST_DATA_DIR"]))
+    client = MlflowClient(tracking_uri=settings.tracking_uri)
+    (version,) = client.search_model_versions(f"name='{settings.ranker_model}'")
+    return client.get_run(version.run_id).data.metrics

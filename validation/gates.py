@@ -166,12 +166,16 @@ _WAYS_ON = (
 )
 
 
+def _failed_columns(failures: list[str]) -> str:
+    """The columns named by failed expectations (``expect_…(session_events)[fail]``), joined."""
+    return ", ".join(sorted({f.split("(", 1)[1].split(")", 1)[0] for f in failures if "(" in f}))
+
+
 def _drift_note(failures: list[str]) -> str:
     """Why a drift failure may be no broken data, and the ways on, when no single day explains it."""
-    columns = sorted({f.split("(", 1)[1].split(")", 1)[0] for f in failures if "(" in f})
     return (
-        f"the newest window differs from the history in {', '.join(columns) or 'the failed checks'} by more than "
-        "the history's own windows differ from one another: broken data, or a real change (new users, a new "
+        f"the newest window differs from the history in {_failed_columns(failures) or 'the failed checks'} by more "
+        "than the history's own windows differ from one another: broken data, or a real change (new users, a new "
         f"product, a different season). If it is real: {_WAYS_ON}"
     )
 
@@ -192,9 +196,8 @@ def cardinality_gate(settings: Settings, opts: GateOptions, ws: Workspace) -> li
 
 def _cardinality_note(failures: list[str]) -> str:
     """What a cardinality failure may mean, and the ways on, as a drift failure says them."""
-    columns = sorted({f.split("(", 1)[1].split(")", 1)[0] for f in failures if "(" in f})
     return (
-        f"the newest window counts distinct {', '.join(columns) or 'values'} outside the range the history's "
+        f"the newest window counts distinct {_failed_columns(failures) or 'values'} outside the range the history's "
         "windows of the same size give: broken ids (a join that lost them, a placeholder), or a real change (a "
         f"log tapering off at its end, a launch). If it is real: {_WAYS_ON}"
     )

@@ -13,12 +13,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from mlflow import MlflowClient
 
 from ingest.__main__ import IMPRESSIONS_IMPORT_ARGS
 from setlist.eventlog import EventLog
 from setlist.settings import Settings
-from tests.make import fixture_env, import_and_train, write_fixture
+from tests.make import fixture_env, import_and_train, ranker_metrics, write_fixture
 
 
 @pytest.fixture(scope="module")
@@ -52,10 +51,7 @@ def test_every_listed_item_is_one_event_a_click_a_play_the_rest_impressions(run)
 def test_the_gates_pass_and_the_ranker_is_trained_on_clicks_against_impressions(run):
     env, _, out = run
     assert "all gates passed" in out["validate"]
-    settings = Settings(data_dir=Path(env["SETLIST_DATA_DIR"]))
-    client = MlflowClient(tracking_uri=settings.tracking_uri)
-    (version,) = client.search_model_versions(f"name='{settings.ranker_model}'")
-    metrics = client.get_run(version.run_id).data.metrics
+    metrics = ranker_metrics(env)
     assert math.isfinite(metrics["ndcg_at_10"]) and metrics["ndcg_at_10"] > 0
     assert 0.5 < metrics["auc"] <= 1.0  # clicks told apart from the impressions beside them
     assert "hold-out" in out["train"] and "from the data" in out["train"]

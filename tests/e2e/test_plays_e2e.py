@@ -14,14 +14,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from mlflow import MlflowClient
 
 from ingest.__main__ import PLAYS_IMPORT_ARGS
 from setlist.contract import POSITIVE_PLAY_FRACTION, SKIP_PLAY_FRACTION
 from setlist.eventlog import EventLog
 from setlist.pseudonym import pseudonymize
 from setlist.settings import Settings
-from tests.make import fixture_env, import_and_train, write_fixture
+from tests.make import fixture_env, import_and_train, ranker_metrics, write_fixture
 
 
 @pytest.fixture(scope="module")
@@ -71,9 +70,6 @@ def test_the_skip_features_follow_each_users_skips(run):
 def test_the_gates_pass_and_the_ranker_learns_from_the_time_played(run):
     env, _, out = run
     assert "all gates passed" in out["validate"]
-    settings = Settings(data_dir=Path(env["SETLIST_DATA_DIR"]))
-    client = MlflowClient(tracking_uri=settings.tracking_uri)
-    (version,) = client.search_model_versions(f"name='{settings.ranker_model}'")
-    metrics = client.get_run(version.run_id).data.metrics
+    metrics = ranker_metrics(env)
     assert math.isfinite(metrics["ndcg_at_10"]) and metrics["ndcg_at_10"] > 0
     assert 0.5 < metrics["auc"] <= 1.0  # whole plays told apart from skips
