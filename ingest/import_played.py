@@ -128,13 +128,25 @@ class Lengths:
 
 
 @dataclass
-class _Cells:
+class Amounts:
+    """A time-played or length column as read (``read_amounts``)."""
+
     number: pd.Series  # in the unit said (a share, a percent, or --played-unit)
     blank: np.ndarray
     notes: list[str]
 
+    def unread(self, rows: np.ndarray | None = None) -> np.ndarray:
+        """Present cells (of ``rows``, by default all) that read as no number."""
+        present = ~self.blank if rows is None else rows & ~self.blank
+        return present & self.number.isna().to_numpy(dtype=bool)
 
-def read_amounts(cells: pd.Series, unit: str, col: str) -> _Cells:
+
+def shown_cells(cells: pd.Series, which: np.ndarray) -> str:
+    """A few of the cells ``which`` picks, quoted, for a message that says what it saw."""
+    return ", ".join(map(repr, pd.unique(cells[which].astype(str).str.strip().to_numpy())[:3]))
+
+
+def read_amounts(cells: pd.Series, unit: str, col: str) -> Amounts:
     """The cells of a time-played or length column as numbers in ``unit``: plain numbers (a decimal
     comma too), durations written m:ss or h:mm:ss, a duration column (parquet's timedelta) and, for
     a share, percents written with their sign. Blank cells are flagged, not read."""
@@ -147,10 +159,10 @@ def read_amounts(cells: pd.Series, unit: str, col: str) -> _Cells:
         if share:
             raise ImportFormatError(f"{col!r} holds durations: --played-unit s (or ms, min) reads them as times")
         said.append(f"{col!r} holds durations: read as such, whatever --played-unit says")
-        return _Cells(cells.dt.total_seconds() / per_s, blank, said)
+        return Amounts(cells.dt.total_seconds() / per_s, blank, said)
     if not (cells.dtype == object or pd.api.types.is_string_dtype(cells)):
         number = pd.to_numeric(cells, errors="coerce").astype("float64")
-        return _Cells(number.where(np.isfinite(number)), blank, said)
+        return Amounts(number.where(np.isfinite(number)), blank, said)
     text = text.str.replace(r"^(-?\d+),(\d+)$", r"\1.\2", regex=True)  # a decimal comma
     number = pd.to_numeric(text, errors="coerce").astype("float64")
     if share:
@@ -170,20 +182,19 @@ def read_amounts(cells: pd.Series, unit: str, col: str) -> _Cells:
                 f"{int(clock.sum()):,} cells of {col!r} written as durations (e.g. {text[clock].iloc[0]!r}: "
                 "minutes:seconds, or hours:minutes:seconds)"
             )
-    return _Cells(number.where(np.isfinite(number)), blank, said)
+    return Amounts(number.where(np.isfinite(number)), blank, said)
 
 
-def _refuse_unreadable(cells: pd.Series, read: _Cells, rows: np.ndarray, col: str, what: str) -> None:
+def _refuse_unreadable(cells: pd.Series, read: Amounts, rows: np.ndarray, col: str, what: str) -> None:
     """An import stops before writing anything when most of a column is unreadable: each row
     quarantined one by one would be the whole log, with no word on how to read it."""
     present = rows & ~read.blank
-    unread = present & read.number.isna().to_numpy(dtype=bool)
+    unread = read.unread(rows)
     if not unread.any() or unread.sum() * 2 <= present.sum():
         return
-    shown = pd.unique(cells[unread].astype(str).str.strip().to_numpy())[:3]
     raise ImportFormatError(
         f"{int(unread.sum()):,} of the {int(present.sum()):,} {what} in {col!r} are no numbers (e.g. "
-        f"{', '.join(map(repr, shown))}): it is read as plain numbers, durations written m:ss or h:mm:ss, and "
+        f"{shown_cells(cells, unread)}): it is read as plain numbers, durations written m:ss or h:mm:ss, and "
         "percents written with their sign (85%)"
     )
 

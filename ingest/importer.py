@@ -34,7 +34,7 @@ from ingest.import_files import (
 )
 from ingest.import_items import item_frame_for, load_items
 from ingest.import_lists import BEFORE_COL, CLICK_TYPE_COL, Reshape, expansion, history_note, unmarked_note
-from ingest.import_played import Lengths, PlayedReading, played_values, read_amounts
+from ingest.import_played import Lengths, PlayedReading, played_values, read_amounts, shown_cells
 from ingest.import_values import (
     TimeReading,
     counted_plays,
@@ -608,10 +608,8 @@ def _play_lengths(raw: pd.DataFrame, o: ImportOptions) -> tuple[Lengths | None, 
     if reading.length_col is not None:
         cells = raw[reading.length_col]
         read = read_amounts(cells, reading.unit, reading.length_col)
-        present = ~read.blank
-        unread = present & read.number.isna().to_numpy(dtype=bool)
-        shown = pd.unique(cells[unread].astype(str).str.strip().to_numpy())[:3]
-        hint = f" (its cells read e.g. {', '.join(map(repr, shown))})" if len(shown) else ""
+        unread = read.unread()
+        hint = f" (its cells read e.g. {shown_cells(cells, unread)})" if unread.any() else ""
         # scaled as the time played is (one factor), so that a whole play is exactly 1 of its item
         seconds = read.number.to_numpy(dtype="float64") * (time_unit_ns(reading.unit, "--played-unit") / 1e9)
         return Lengths(seconds, repr(reading.length_col), hint), None
