@@ -252,7 +252,9 @@ def import_(
         ..., help="interactions: delimited text (.csv, .tsv, .dat, …), .jsonl, .json or .parquet, optionally compressed"
     ),
     user_col: str = "user_id",
-    item_col: str = "item_id",
+    item_col: str = typer.Option(
+        "item_id", help="the item id column; several separated by commas name an item together (artist,track)"
+    ),
     time_col: str = "timestamp",
     time_unit: str | None = typer.Option(
         None,
@@ -338,7 +340,9 @@ def import_(
     items_files: list[Path] | None = typer.Option(
         None, "--items", help="optional item metadata file (one: several are joined on their id first, README)"
     ),
-    item_id_col: str = "item_id",
+    item_id_col: str = typer.Option(
+        "item_id", help="the items file's id column; several as --item-col names them (artist,track)"
+    ),
     items_cols: str | None = typer.Option(
         None,
         help="which items-file column holds what, when its names are its own, e.g. "

@@ -22,6 +22,7 @@ from ingest.import_files import (
     require_columns,
 )
 from ingest.import_values import EPOCH_FLOOR_S, EPOCH_UNITS, likely_unit
+from ingest.item_key import key_column, key_parts, with_key
 from setlist.contract import ITEM_SCHEMA, UNKNOWN
 
 # item metadata columns we recognize (lower-cased), in order of preference
@@ -281,7 +282,16 @@ def load_items(
 ) -> tuple[pd.DataFrame, list[str]]:
     table = read_table(path, "items", layout)
     raw = table.frame
-    require_columns(raw, {"item id": item_id_col}, path, "--items-names")
+    parts = key_parts(item_id_col, "--item-id-col")
+    require_columns(
+        raw,
+        {f"item id ({n} of {len(parts)})" if len(parts) > 1 else "item id": p for n, p in enumerate(parts, 1)},
+        path,
+        "--items-names",
+    )
+    if len(parts) > 1:  # named as the log's items are (``--item-col artist,track``), and read as any id column
+        raw = with_key(raw, parts)
+        item_id_col = key_column(parts)
     pick, picked_notes = _pick_columns(raw, columns or {}, path, item_id_col)
     raw = _missing_tokens_blank(raw, [c for c in pick.values() if c is not None])
     out = pd.DataFrame({"item_id": clean_ids(raw[item_id_col])})

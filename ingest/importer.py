@@ -48,6 +48,7 @@ from ingest.import_values import (
     types_and_values,
 )
 from ingest.intake import READ_NOTE
+from ingest.item_key import KEY_JOIN, key_column, key_parts, with_key
 from setlist.consent import FLAGS, flag_reason
 from setlist.contract import EVENT_COLUMNS, EVENT_TYPES, NO_ITEM_TYPES, SCHEMA_VERSION, UNKNOWN
 
@@ -416,8 +417,20 @@ class ImportOptions:
     #: the device and locale columns' own codes as devices and locales (``--device-map 1=desktop,2=mobile``)
     device_map: dict[str, str] | None = None
     locale_map: dict[str, str] | None = None
+    #: the columns that together name an item, when ``item_col`` names several (``artist,track``);
+    #: ``item_col`` is then the key column made of them (``item_key``)
+    item_parts: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        parts = key_parts(self.item_col)
+        if len(parts) > 1:
+            if self.impressions_col is not None or self.item_lists:
+                raise ImportFormatError(
+                    f"--item-col {self.item_col!r} names an item by several columns: it does not combine with "
+                    "--impressions-col or --item-lists, whose cells list items by their ids"
+                )
+            object.__setattr__(self, "item_parts", parts)  # frozen: set once, here
+            object.__setattr__(self, "item_col", key_column(parts))
         if self.impressions_col is not None:
             if self.rating_col is not None or self.type_col not in (None, CLICK_TYPE_COL) or self.count_col:
                 raise ImportFormatError(
@@ -430,6 +443,11 @@ class ImportOptions:
             raise ImportFormatError("a history column lists earlier clicks beside an impressions column: it needs one")
 
     def check(self) -> None:
+        if self.user_col in self.item_parts:
+            raise ImportFormatError(
+                f"--user-col {self.user_col!r} is also a part of --item-col: a row's user and its item are "
+                "different columns"
+            )
         if self.user_col == self.item_col:
             raise ImportFormatError(
                 f"--user-col and --item-col both name {self.user_col!r}: a row's user and its item are two columns "
@@ -458,22 +476,30 @@ class ImportOptions:
 
     def reshaper(self) -> Callable[[pd.DataFrame], pd.DataFrame]:
         """For one pass over the file, chunk by chunk: its rows as the import reads them, one per
-        item when cells list several (``import_lists.Reshape``)."""
+        item when cells list several (``import_lists.Reshape``), with the key column of an item
+        named by several columns (``item_key``)."""
+        if self.item_parts:
+            parts = self.item_parts
+            return lambda frame: with_key(frame, parts)
         if self.list_col is None:
             return lambda frame: frame
         return Reshape(self.list_col, self.impressions_col is not None, self.user_col, self.history_col)
 
     def reshape_notes(self, lines: int, rows: int) -> list[str]:
         """What the summary says of the reshape: how many rows the file's rows became."""
+        if self.item_parts:
+            named = " and ".join(map(repr, self.item_parts))
+            return [f"items named by {named} together, as {KEY_JOIN.join(self.item_parts)!r}"]
         if self.list_col is None:
             return []
         return [f"{self.list_col!r} lists several items per row: {lines:,} rows became {rows:,}, one per item"]
 
     def wanted(self) -> dict[str, str | None]:
         """The file's columns the import reads, by role."""
+        items = {f"item ({n} of {len(self.item_parts)})": p for n, p in enumerate(self.item_parts, 1)}
         return {
             "user": self.user_col,
-            "item": self.item_col,
+            **(items or {"item": self.item_col}),
             "time": self.time_col,
             "time offset": self.time_offset_col,
             "rating": self.rating_col,
@@ -757,7 +783,8 @@ def require_plain_ids(frame: pd.DataFrame, o: ImportOptions) -> None:
     """The user and item columns hold ids, not records: a cell that is a JSON object (30Music's
     idomaar lines keep user and track in one ``{"subjects": …, "objects": …}``) would become an
     id of its own, each unique, silently."""
-    for option, col in (("--user-col", o.user_col), ("--item-col", o.list_col or o.item_col)):
+    ids = [("--user-col", o.user_col), *(("--item-col", c) for c in (o.item_parts or [o.list_col or o.item_col]))]
+    for option, col in ids:
         cells = frame[col].dropna().head(_ID_PEEK).tolist()
         records = [v for v in cells if isinstance(v, dict) or _json_object(v)]
         if cells and len(records) * 2 > len(cells):
@@ -912,7 +939,8 @@ def _chunk_events(
     tally.types.update({str(k): int(v) for k, v in events["type"].value_counts().items()})
     tally.problem("missing or unparseable timestamp", int(ts.isna().sum()))
     tally.problem("empty user id", int(users.isna().sum()))
-    tally.problem("empty item id", int(item_ids.isna().sum()))
+    item_cause = f"empty {' or '.join(map(repr, o.item_parts))} (the item's name)" if o.item_parts else "empty item id"
+    tally.problem(item_cause, int(item_ids.isna().sum()))
     if no_item.any():
         tally.problem("search or feature_use without text", int((no_item & ~_has_text(query, n)).sum()))
     if o.consent_col or o.analytics_consent_col:
