@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,6 +15,9 @@ from setlist.contract import EVENT_TYPES, POSITIVE_PLAY_FRACTION
 
 LIKE_FROM, SKIP_UP_TO = 0.8, 0.4  # normalized-rating thresholds
 _EPS = 1e-9  # 4/5 must count as 0.8 whatever the float rounding
+#: a type name (``--type-map NAME=rating``) for rows whose rating column says what they were: a like,
+#: a skip or a play by the rating, as in a file without a type column (a log of views and ratings)
+RATED = "rating"
 #: common names for our event types, after lower-casing and spaces/hyphens → "_"
 TYPE_SYNONYMS = {
     "listen": "play",
@@ -46,6 +50,10 @@ TYPE_SYNONYMS = {
     "ban": "not_interested",
     "hide": "not_interested",
     "hidden": "not_interested",
+    "rate": RATED,
+    "rated": RATED,
+    "review": RATED,
+    "reviewed": RATED,
 }
 
 
@@ -76,9 +84,10 @@ def parse_type_map(spec: str | None) -> dict[str, str]:
     mapping: dict[str, str] = {}
     for name, given in option_pairs(spec, "--type-map", "NAME=TYPE"):
         target = given.lower()
-        if target not in EVENT_TYPES:
+        if target not in EVENT_TYPES and target != RATED:
             raise ImportFormatError(
-                f"--type-map maps {name!r} to {target!r}, which is not an event type (types: {', '.join(EVENT_TYPES)})"
+                f"--type-map maps {name!r} to {target!r}, which is not an event type (types: {', '.join(EVENT_TYPES)}; "
+                f"or {RATED}: the row's rating says which)"
             )
         key = str(_type_names(pd.Series([name])).iloc[0])
         if mapping.get(key, target) != target:
@@ -745,8 +754,8 @@ def types_and_values(
         # an empty rating (a parquet NaN, an empty cell, "NA") is an interaction without a rating:
         # a play of unknown value, as --unrated makes of a marker value, not an unreadable row
         blank = (~is_present(cells) | cells.astype("string").str.strip().str.lower().isin(MISSING_TOKENS)).to_numpy()
-        if blank.any():
-            no_rating = no_rating | blank
+        no_rating = no_rating | blank
+        if blank.any() and type_col is None:  # beside a type column a row keeps its type (``_rated_note``)
             said.append(
                 f"{int(blank.sum()):,} {'row' if int(blank.sum()) == 1 else 'rows'} without a rating read as plays "
                 "of unknown value (neither positive nor "
@@ -805,21 +814,47 @@ def types_and_values(
         types = t.replace(names).astype(object).where(t.notna(), None).to_numpy()
         if synonyms := synonyms_note(t, names, mapped):
             said.append(synonyms)
-        unknown = unknown_type_note(t, types, mapped)
+        rated = types == RATED
+        if rated.any():
+            types[rated] = None if norm is None else _by_rating(norm[rated], no_rating[rated])
+            said.append(_rated_note(t[rated], rating_col, types[rated], int(no_rating[rated].sum())))
+        unknown = unknown_type_note(t[~rated], types[~rated], mapped)  # rated rows were said just above
         if unknown:
             said.append(unknown)
     elif norm is not None:
-        # taken from one array of three names: a str object per row would cost ~50 B each
-        names = np.array(["like", "skip", "play"], dtype=object)
-        types = names[np.select([norm >= LIKE_FROM - _EPS, norm <= SKIP_UP_TO + _EPS], [0, 1], 2)]
-        types[np.isnan(norm)] = None  # an unreadable rating → quarantined
-        types[no_rating] = "play"
+        types = _by_rating(norm, no_rating)
     else:
         types = np.full(n, "play", dtype=object)
     carries = np.isin(types, ["play", "like"])  # only these have a value in the contract
     value = np.where(carries, norm if norm is not None else 1.0, np.nan).astype(np.float32)
     value[no_rating] = np.nan
     return types, value
+
+
+def _by_rating(norm: np.ndarray, no_rating: np.ndarray) -> np.ndarray:
+    """Like, skip or play by a scaled rating; an unreadable rating has none (quarantined), and a row
+    without a rating is a play (of unknown value)."""
+    # taken from one array of three names: a str object per row would cost ~50 B each
+    names = np.array(["like", "skip", "play"], dtype=object)
+    types = names[np.select([norm >= LIKE_FROM - _EPS, norm <= SKIP_UP_TO + _EPS], [0, 1], 2)]
+    types[np.isnan(norm)] = None
+    types[no_rating] = "play"
+    return types
+
+
+def _rated_note(names: pd.Series, rating_col: str | None, types: np.ndarray, blank: int) -> str:
+    """What became of the rows whose type names a rating (``RATED``); ``blank`` of them had none."""
+    shown = ", ".join(repr(v) for v in names.dropna().unique().tolist()[:3])
+    rows = f"{len(types):,} row{'s' if len(types) != 1 else ''} typed {shown}"
+    if rating_col is None:
+        return (
+            f"{rows}: a rating with no rating column, so no type (quarantined); --rating-col names the "
+            f"column of their ratings"
+        )
+    read = Counter(t for t in types.tolist() if t is not None)
+    got = ", ".join(f"{k} {v:,}" for k, v in sorted(read.items(), key=lambda kv: -kv[1]))
+    unrated = f" ({blank:,} without a rating: plays of unknown value)" if blank else ""
+    return f"{rows} read by their rating in {rating_col!r}, as a file without a type column reads it: {got}{unrated}"
 
 
 def _zero_below_scale(rating: pd.Series, col: str) -> str | None:

@@ -281,6 +281,18 @@ def _unread_cells(
         for i in np.flatnonzero(pd.isna(types)).tolist():
             if out[i] is None:  # a row without a time is quarantined for its time first
                 out[i] = f"{_shown(cells.iloc[i])} in column {col!r} is no {what}"
+    if o.type_col is not None and o.impressions_col is None:
+        kinds = raw[o.type_col]
+        named = is_present(kinds).to_numpy(dtype=bool)
+        for i in np.flatnonzero(pd.isna(types)).tolist():
+            if out[i] is not None:
+                continue
+            if not named[i]:
+                out[i] = f"column {o.type_col!r} is empty"
+            elif o.rating_col is not None:  # a row typed as a rating (``import_values.RATED``) takes its type from it
+                out[i] = f"{_shown(raw[o.rating_col].iloc[i])} in column {o.rating_col!r} is no rating"
+            else:
+                out[i] = f"{_shown(kinds.iloc[i])} in column {o.type_col!r} is a rating, and no --rating-col gives it"
     if played_unread is not None and o.played is not None:
         cells = raw[o.played.col]
         for i in np.flatnonzero(played_unread).tolist():

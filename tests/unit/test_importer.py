@@ -192,6 +192,7 @@ def test_a_type_map_names_the_files_own_types(tmp_path):
         ("addtocart", "NAME=TYPE"),
         ("addtocart=", "NAME=TYPE"),
         ("addtocart=basket", "not an event type"),
+        ("stars=ratings", "or rating: the row's rating says which"),
         ("buy=like,BUY=play", "twice"),
     ],
 )
@@ -200,6 +201,35 @@ def test_a_bad_type_map_is_refused_by_name(spec, message):
 
     with pytest.raises(ImportFormatError, match=message):
         parse_type_map(spec)
+
+
+def test_rows_typed_as_ratings_are_read_by_their_rating(tmp_path):
+    # a log of views and ratings (ContentWise's interaction types, an app's "rate" events): the rated
+    # rows are likes, skips or plays by their rating, as in a file without a type column; the others
+    # keep their type, a rating on them only their value
+    rows = [("view", ""), ("rate", "5"), ("Rated", "1"), ("review", "3"), ("rate", ""), ("play", "1"), ("1", "4")]
+    src = _csv(
+        tmp_path / "mixed.csv",
+        "user_id,item_id,timestamp,kind,stars\n"
+        + "\n".join(f"u,i{k},{T0 + k},{kind},{stars}" for k, (kind, stars) in enumerate(rows)),
+    )
+    from ingest.import_values import parse_type_map
+
+    events, _, summary = load_interactions(
+        src, time_unit="s", type_col="kind", rating_col="stars", type_map=parse_type_map("1=rating")
+    )
+    assert events["type"].tolist() == ["view", "like", "skip", "play", "play", "play", "like"]
+    values = events["value"].tolist()
+    assert values[1] == 1.0 and values[3] == pytest.approx(0.6) and values[6] == pytest.approx(0.8)
+    assert np.isnan(values[2]) and np.isnan(values[4])  # a skip carries none; a rate without stars is unknown
+    assert values[5] == pytest.approx(0.2)  # a play keeps its rating as its value, and stays a play
+    said = " ".join(str(summary).split())
+    assert "5 rows typed 'rate', 'rated', 'review' read by their rating in 'stars'" in said
+    assert "like 2" in said and "skip 1" in said
+    # without a rating column such rows have no type: quarantined, with the option that reads them
+    events, _, summary = load_interactions(src, time_unit="s", type_col="kind")
+    assert events["type"].isna().sum() == 4 and summary.problems["empty or unknown type"] == 5  # and "1"
+    assert "--rating-col names the column of their ratings" in " ".join(str(summary).split())
 
 
 def test_play_counts_become_plays_weighted_by_their_count(tmp_path):
