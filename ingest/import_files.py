@@ -481,6 +481,8 @@ class _TextPlan:
     item_headers: int = 0
     #: lines that repeat the header line, read so far (lines, not rows)
     repeated_headers: int = 0
+    #: a header line before ``--names``' rows, skipped (``_header_beside_names``)
+    skipped_header: int = 0
 
 
 #: a line of a record written as ``key: value`` lines (SNAP's ``review/userId: A3SG…``)
@@ -577,6 +579,7 @@ def _plan_text(path: Path, ext: str, compression: str | None, layout: TextLayout
         if sniffed and sniffed != default:
             notes.insert(0, f"separator {_sep_label(sniffed)} (read off the file; {layout.option('sep')} sets it)")
     names = None
+    header: str | None = None  # a header line above rows that --names names, skipped
     if layout.names is not None and lines and _split_line(lines[0], sep) == list(layout.names):
         # the file has a header after all, and it says what the option does: read it as one
         notes.append(f"its first line names the columns as {layout.option('names')} does: read as its header")
@@ -589,6 +592,11 @@ def _plan_text(path: Path, ext: str, compression: str | None, layout: TextLayout
             )
         # unnamed trailing columns get positional names, so none of them becomes an index
         names = list(layout.names) + [f"column_{k + 1}" for k in range(len(layout.names), width)]
+        if lines and (header := _header_beside_names(lines, sep, layout.names)):
+            notes.append(
+                f"its first line is a header ({header}), of another width than its rows: skipped, the columns "
+                f"named by {layout.option('names')}"
+            )
     kwargs: dict = {"dtype": str, "keep_default_na": False, "na_values": [""], "encoding": encoding}
     if len(sep) > 1:  # pandas' C parser takes one character
         kwargs.update(engine="python", sep=re.escape(sep), quoting=csv.QUOTE_NONE)
@@ -600,9 +608,44 @@ def _plan_text(path: Path, ext: str, compression: str | None, layout: TextLayout
     long_first = (
         [] if item_headed else _long_first_rows(path, compression, encoding, lines, sep, names, layout.option("names"))
     )
-    if long_first:
-        kwargs["skiprows"] = [n - 1 for n in long_first]
-    return _TextPlan(path, compression, encoding, sep, names, kwargs, long_first, item_headed, what, notes)
+    if header is not None:  # a longer header is no malformed row: skipped as the header it is
+        long_first = [n for n in long_first if n != 1]
+    if long_first or header is not None:
+        kwargs["skiprows"] = [0] * (header is not None) + [n - 1 for n in long_first]
+    plan = _TextPlan(path, compression, encoding, sep, names, kwargs, long_first, item_headed, what, notes)
+    plan.skipped_header = int(header is not None)
+    return plan
+
+
+#: a named column whose other first lines are numbers this often makes a word above them a header
+HEADER_NUMBERS = 0.9
+
+
+def _header_beside_names(lines: list[str], sep: str, names: Sequence[str]) -> str | None:
+    """The first line, quoted, when it is a header though ``--names`` names the columns: a file
+    whose header is shorter or longer than its rows (JODIE's, with 172 unnamed features after four
+    names) must be named, and its header is then no row. It is one when its first fields are the
+    names given, or words above columns of numbers."""
+    first = _split_line(lines[0], sep)[: len(names)]
+    shown = repr(sep.join(first)[:60])
+    if [f.lower() for f in first] == [n.lower() for n in names]:
+        return shown
+    if len(first) < len(names) or not all(re.fullmatch(r"[A-Za-z_][\w .\-]*", f) for f in first):
+        return None
+    rows = [_split_line(line, sep) for line in lines[1:200]]
+    for k in range(len(names)):
+        cells = [r[k] for r in rows if len(r) > k and r[k]]
+        if cells and sum(_is_number(c) for c in cells) >= HEADER_NUMBERS * len(cells):
+            return shown
+    return None
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 #: line breaks in one cell from which joined lines read as a stray quote rather than text
@@ -629,7 +672,7 @@ def _text_notes(
     notes: list[str] = []
     # a quoted field may hold line breaks; more lines than rows says some did: reviews' text, or in
     # a log a stray quote character, said either way rather than silently folded into another row
-    header_rows = (0 if plan.names is not None else 1) + plan.item_headers + plan.repeated_headers
+    header_rows = (0 if plan.names is not None else 1) + plan.item_headers + plan.repeated_headers + plan.skipped_header
     lines_read = rows + len(malformed) + header_rows
     quoted = plan.kwargs["quoting"] != csv.QUOTE_NONE
     total = _count_lines(plan.path, plan.compression, plan.encoding) if quoted else lines_read
@@ -1218,12 +1261,12 @@ def _stripped(s: pd.Series) -> pd.Series:
     return s.astype("string[pyarrow]").str.strip()  # arrow strings: vectorized strip
 
 
-def clean_ids(s: pd.Series) -> pd.Series:
+def clean_ids(s: pd.Series, tokens: Collection[str] = MISSING_TOKENS) -> pd.Series:
     """Ids as stripped strings, None when empty or a missing-value token (``NA``, ``null``, …: an
     import then quarantines the row as ``missing_id``, where a literal "NA" would have become one
     user holding every anonymous row); integral floats (from parquet NaNs) lose '.0'."""
     out = _stripped(s)
-    out = out.mask((out == "") | out.str.lower().isin(MISSING_TOKENS))
+    out = out.mask((out == "") | out.str.lower().isin(list(tokens)))
     return out.astype(object).where(out.notna(), None)
 
 

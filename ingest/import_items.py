@@ -43,7 +43,7 @@ _ITEM_ALIASES = {
         "book_title",
         "name",
     ),
-    "artist": ("artist", "artist_name", "artists", "artist_names", "author", "authors", "creator"),
+    "artist": ("artist", "artist_name", "artname", "artists", "artist_names", "author", "authors", "creator"),
     "genre": GENRE_NAMES,
     "duration_s": ("duration_s", "duration", "length_s", "length", "duration_sec"),
     "duration_ms": ("duration_ms", "length_ms"),
@@ -63,6 +63,15 @@ _ITEM_ALIASES = {
 #: ``--items-cols`` names: the roles above, and shorter words for two of them
 _ROLE_WORDS = {**{r: r for r in _ITEM_ALIASES}, "duration": "duration_s", "release": "release_date"}
 _NO_GENRE = "(no genres listed)"  # MovieLens' word for an empty list
+
+
+def name_columns(columns: list[str], id_col: str) -> tuple[str, str] | None:
+    """The log's artist and title columns, when it has both (beside ``id_col``): an item named by
+    them together (``--item-col artist,track``) needs no id."""
+    lower = {str(c).lower().replace(" ", "_"): str(c) for c in columns if c != id_col}
+    found = [next((lower[a] for a in _ITEM_ALIASES[role] if a in lower), None) for role in ("artist", "title")]
+    artist, title = found
+    return (artist, title) if artist is not None and title is not None and artist != title else None
 
 
 def parse_item_columns(spec: str | None) -> dict[str, str]:
@@ -112,7 +121,8 @@ def _parts(v: object, commas: bool) -> list[str]:
             return _parts(ast.literal_eval(text), commas)
         except (ValueError, SyntaxError, MemoryError, RecursionError):
             pass
-    if text.startswith("[") and text.endswith("]"):
+    # a genre in brackets is a list of one; an artist so is a name
+    if text.startswith("[") and text.endswith("]") and (commas or _written_list(text[1:-1])):
         text = text[1:-1]
         return [p.strip().strip("'\"").strip() for p in text.split(",") if p.strip().strip("'\"").strip()]
     if "|" in text:
@@ -120,6 +130,19 @@ def _parts(v: object, commas: bool) -> list[str]:
     if commas and "," in text:
         return [p.strip() for p in text.split(",") if p.strip()]
     return [text] if text else []
+
+
+def _written_list(inner: str) -> bool:
+    """Whether a bracketed cell's inside is a list written out (``'a', 'b'``, ``27``, empty) rather
+    than a name in brackets (Last.fm's ``[unknown]``, the artist ``[dunkelbunt]``)."""
+    inner = inner.strip()
+    if not inner or "," in inner or inner[0] in "'\"":
+        return True
+    try:
+        float(inner)
+    except ValueError:
+        return False
+    return True
 
 
 def _first_of_list(s: pd.Series, commas: bool = False) -> pd.Series:

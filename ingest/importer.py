@@ -32,7 +32,7 @@ from ingest.import_files import (
     require_columns,
     streams,
 )
-from ingest.import_items import item_frame_for, load_items
+from ingest.import_items import item_frame_for, load_items, name_columns
 from ingest.import_lists import BEFORE_COL, CLICK_TYPE_COL, Reshape, expansion, history_note, unmarked_note
 from ingest.import_played import Lengths, PlayedReading, played_values, read_amounts, shown_cells
 from ingest.import_values import (
@@ -259,17 +259,31 @@ def _shown(cell: object) -> str:
 
 
 def _unread_cells(
-    raw: pd.DataFrame, o: ImportOptions, ts: pd.Series, types: np.ndarray, played_unread: np.ndarray | None = None
+    raw: pd.DataFrame,
+    o: ImportOptions,
+    ts: pd.Series,
+    types: np.ndarray,
+    played_unread: np.ndarray | None = None,
+    missing_id: np.ndarray | None = None,
 ) -> np.ndarray | None:
     """For each row left without a time or a type because a cell could not be read, that cell in
     words; None when every row was read. The contract's own reason would name only the empty field
-    the import left ("None is not a timestamp"), not what the file held."""
+    the import left ("None is not a timestamp"), not what the file held. ``missing_id`` marks the
+    rows without a user or an item: the contract quarantines them for that first, so their note is
+    the empty part of an item named by several columns, or none."""
     n = len(raw)
     out = np.full(n, None, dtype=object)
+    done = np.zeros(n, dtype=bool) if missing_id is None else missing_id.copy()
+    if o.item_parts and done.any():
+        rows = np.flatnonzero(done & is_present(raw[o.user_col]).to_numpy(dtype=bool))
+        present = {p: is_present(raw[p].iloc[rows]).to_numpy(dtype=bool) for p in o.item_parts}
+        for k, i in enumerate(rows.tolist()):
+            empty = " and ".join(repr(p) for p in o.item_parts if not present[p][k])
+            out[i] = f"{empty} empty (a part of the item's name)" if empty else None
     if o.time_col is not None:
         cells = raw[o.time_col]
         present = is_present(cells).to_numpy(dtype=bool)
-        for i in np.flatnonzero(ts.isna().to_numpy(dtype=bool)).tolist():
+        for i in np.flatnonzero(ts.isna().to_numpy(dtype=bool) & ~done).tolist():
             out[i] = (
                 f"{_shown(cells.iloc[i])} in column {o.time_col!r} is no time this import reads"
                 if present[i]
@@ -278,13 +292,13 @@ def _unread_cells(
     if o.type_col is None and (col := o.rating_col or o.count_col) is not None:
         what = "rating" if o.rating_col is not None else "play count above 0"
         cells = raw[col]
-        for i in np.flatnonzero(pd.isna(types)).tolist():
+        for i in np.flatnonzero(pd.isna(types) & ~done).tolist():
             if out[i] is None:  # a row without a time is quarantined for its time first
                 out[i] = f"{_shown(cells.iloc[i])} in column {col!r} is no {what}"
     if o.type_col is not None and o.impressions_col is None:
         kinds = raw[o.type_col]
         named = is_present(kinds).to_numpy(dtype=bool)
-        for i in np.flatnonzero(pd.isna(types)).tolist():
+        for i in np.flatnonzero(pd.isna(types) & ~done).tolist():
             if out[i] is not None:
                 continue
             if not named[i]:
@@ -295,7 +309,7 @@ def _unread_cells(
                 out[i] = f"{_shown(kinds.iloc[i])} in column {o.type_col!r} is a rating, and no --rating-col gives it"
     if played_unread is not None and o.played is not None:
         cells = raw[o.played.col]
-        for i in np.flatnonzero(played_unread).tolist():
+        for i in np.flatnonzero(played_unread & ~done).tolist():
             if out[i] is None:
                 out[i] = f"{_shown(cells.iloc[i])} in column {o.played.col!r} is no {o.played.what} (a number)"
     return out if pd.notna(out).any() else None
@@ -737,6 +751,8 @@ class _Tally:
     itemless_named: int = 0
     #: rows the same as an earlier one in user, item, time and type (``_count_repeats``)
     repeated: int = 0
+    #: rows per item id that reads as a placeholder (``PLACEHOLDER_ID``)
+    placeholder_items: Counter[str] = field(default_factory=Counter)
 
     def problem(self, cause: str, n: int) -> None:
         self.problems[cause] = self.problems.get(cause, 0) + n
@@ -867,6 +883,26 @@ def _repeat_notes(tally: _Tally) -> list[str]:
     ]
 
 
+#: an id of two zeros or more alone (Brightkite's check-ins at location 00000000000000000000000000000000,
+#: a nil UUID) or -1: most often "no item", which would train as the most popular one. A lone "0" is
+#: the first id of many a catalogue numbered from zero
+PLACEHOLDER_ID = r"^(?:-?0(?:-?0)+-?|-1)$"
+#: … said when it holds at least this share of the rows
+PLACEHOLDER_SHARE = 0.005
+
+
+def _placeholder_notes(o: ImportOptions, tally: _Tally) -> list[str]:
+    notes = []
+    for item, n in tally.placeholder_items.most_common(3):
+        if tally.rows and n >= PLACEHOLDER_SHARE * tally.rows:
+            notes.append(
+                f"item id {item!r} holds {n:,} rows ({n / tally.rows:.1%}): if it stands for 'no item' (a place "
+                "or track not known), blank it or drop those rows before importing, or it trains as a popular "
+                f"item and is ranked for everyone; {o.item_col!r} is imported as it stands"
+            )
+    return notes
+
+
 def _itemless_notes(o: ImportOptions, tally: _Tally) -> list[str]:
     if not (n := tally.itemless_named):
         return []
@@ -921,9 +957,11 @@ def _chunk_events(
         _context_values(raw, o.locale_col, "locale", tally, o.locale_map) if o.locale_col else UNKNOWN,
     )
     played_unread = None if whole.played_unread is None else whole.played_unread[rows]
-    unread = _unread_cells(raw, o, ts, types, played_unread)
+    missing_id = (users.isna() | (item_ids.isna() & ~no_item)).to_numpy(dtype=bool)
+    unread = _unread_cells(raw, o, ts, types, played_unread, missing_id)
     del raw  # the file's cells: every column the events need is its own now
-    if not tally.rows and o.list_col is None and (note := list_cells_note(item_ids, o.item_col)):
+    # a key made of names (``item_key``) is no list, whatever brackets a name has
+    if not tally.rows and o.list_col is None and not o.item_parts and (note := list_cells_note(item_ids, o.item_col)):
         tally.notes.append(note)
     events = _events(
         raw_time,
@@ -943,6 +981,10 @@ def _chunk_events(
     tally.rows += n
     tally.users.update(users.dropna().unique().tolist())
     tally.items.update(i for i in item_ids.dropna().unique().tolist() if i)
+    if not o.item_parts:
+        zeros = item_ids.dropna()
+        zeros = zeros[zeros.str.fullmatch(PLACEHOLDER_ID)]
+        tally.placeholder_items.update(zeros.value_counts().to_dict())
     valid = ts.dropna()
     if len(valid):
         lo, hi = valid.min(), valid.max()
@@ -969,6 +1011,25 @@ def _chunk_events(
     return events
 
 
+def _named_items_note(o: ImportOptions, tally: _Tally, columns: list[str]) -> list[str]:
+    """A word when many rows lack an item id and the log names its items by artist and title too
+    (Last.fm's track ids are empty on a tenth of its rows): they can be the key instead."""
+    empty = tally.problems.get("empty item id", 0)
+    if o.item_parts or o.list_col is not None or not tally.rows or empty < EMPTY_IDS_NAMED * tally.rows:
+        return []
+    names = name_columns(columns, o.item_col)
+    if names is None:
+        return []
+    return [
+        f"{empty:,} rows ({empty / tally.rows:.0%}) have no {o.item_col!r}: --item-col {','.join(names)} names "
+        "each item by its artist and title together instead, and keeps them (README, 'A log with no item id')"
+    ]
+
+
+#: rows without an item id, as a share of the file, above which a log that names its items is told so
+EMPTY_IDS_NAMED = 0.01
+
+
 def _summary(
     source: Path,
     o: ImportOptions,
@@ -976,6 +1037,7 @@ def _summary(
     whole: _WholeFile,
     file_notes: list[str],
     malformed: list[int],
+    columns: list[str],
 ) -> tuple[pd.DataFrame | None, ImportSummary]:
     seen = pd.Series(sorted(tally.items), dtype=object)
     item_frame, catalog_rows, missing, item_notes = item_frame_for(
@@ -1005,6 +1067,8 @@ def _summary(
                 *_repeat_notes(tally),
                 *_itemless_notes(o, tally),
                 *_context_notes(o, tally),
+                *_named_items_note(o, tally, columns),
+                *_placeholder_notes(o, tally),
             ]
         ]
         + [f"{Path(o.items).name}: {n}" for n in item_notes if o.items is not None],
@@ -1049,7 +1113,8 @@ def load_interactions(source: Path, **options: Any) -> tuple[pd.DataFrame, pd.Da
     table = read_table(source, "interactions", o.layout, keep=o.keep())
     require_columns(table.frame, o.wanted(), source, "--names", table.dropped)
     require_plain_ids(table.frame, o)
-    table.notes += unread_context_notes([*map(str, table.frame.columns), *table.dropped], o)
+    columns = [*map(str, table.frame.columns), *table.dropped]
+    table.notes += unread_context_notes(columns, o)
     lines = len(table.frame)
     raw = o.reshaper()(table.frame.reset_index(drop=True))
     table.frame = pd.DataFrame()  # one copy of the file's cells alive, not two
@@ -1060,7 +1125,7 @@ def load_interactions(source: Path, **options: Any) -> tuple[pd.DataFrame, pd.Da
     del raw
     events = _chunk_events(cells, np.arange(len(whole.ts)), whole, o, tally)
     _count_repeats(events, o, tally)
-    item_frame, summary = _summary(source, o, tally, whole, table.notes, table.malformed)
+    item_frame, summary = _summary(source, o, tally, whole, table.notes, table.malformed, columns)
     return events, item_frame, summary
 
 
@@ -1127,6 +1192,7 @@ class InteractionStream:
         self.stream = TableStream(self.source, "interactions", options.layout, options.keep(), scan)
         self.progress = progress or (lambda _message: None)
         self._unread: list[str] = []  # device or locale columns left unread, said as an import at once says them
+        self._columns: list[str] = []  # the file's columns, read or not
         self.chunks = 0  # known after the first pass
         self.item_frame: pd.DataFrame | None = None
         self.summary: ImportSummary | None = None
@@ -1141,7 +1207,8 @@ class InteractionStream:
             if not parts:
                 require_columns(chunk, o.wanted(), self.source, "--names", self.stream.dropped)
                 require_plain_ids(chunk, o)
-                self._unread = unread_context_notes([*map(str, chunk.columns), *self.stream.dropped], o)
+                self._columns = [*map(str, chunk.columns), *self.stream.dropped]
+                self._unread = unread_context_notes(self._columns, o)
             lines += len(chunk)
             narrow = reshape(chunk)[cols]
             # text cells as Arrow strings: a fraction of the memory of Python strings
@@ -1189,7 +1256,7 @@ class InteractionStream:
             _count_repeats(events, o, tally)
             yield events
         self.item_frame, self.summary = _summary(
-            self.source, o, tally, whole, [*self.stream.notes, *self._unread], self.stream.malformed
+            self.source, o, tally, whole, [*self.stream.notes, *self._unread], self.stream.malformed, self._columns
         )
 
 

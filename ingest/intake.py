@@ -281,8 +281,9 @@ INGEST_SLICE_ROWS = 500_000
 #: a column an importer may add: for a row it could not read, which cell, in words; it replaces the
 #: detail of the row's quarantine reason (the code stays, so counts still group) and is not stored
 READ_NOTE = "_read_note"
-#: the reasons an unread cell explains: the time left empty, or the type left empty by its rating
-_EXPLAINED = ("bad_timestamp", "unknown_type")
+#: the reasons an unread cell explains: the time left empty, the type left empty by its rating, or
+#: an item named by several columns left without a name by an empty one
+_EXPLAINED = ("bad_timestamp", "unknown_type", "missing_id")
 
 
 def logged_event_ids(settings: Settings) -> set[str]:

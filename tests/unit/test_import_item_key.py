@@ -15,6 +15,7 @@ from ingest.__main__ import app
 from ingest.import_files import TextLayout
 from ingest.import_played import PlayedReading, SkipBelow
 from ingest.importer import ImportFormatError, ImportOptions, InteractionStream, load_interactions
+from ingest.intake import READ_NOTE
 from ingest.item_key import KEY_JOIN
 from setlist.contract import reject_reason
 
@@ -31,8 +32,9 @@ def _scrobbles(path: Path) -> Path:
         ("u1", "2009-05-04T23:12:10Z", "a1", "Deep Dish", "", "Fuck Me Im Famous"),
         ("u2", "2009-05-04T23:15:00Z", "a2", " Crosby, Stills & Nash ", "", "Helplessly Hoping"),
         ("u2", "2009-05-04T23:20:00Z", "a2", "Crosby, Stills & Nash", "t2", "Helplessly Hoping"),
-        ("u2", "2009-05-04T23:25:00Z", "", "", "", "Untitled"),
-        ("u3", "2009-05-04T23:30:00Z", "a3", "Sigur Rós", "", "NA"),
+        ("u3", "2009-05-04T23:27:00Z", "", "[unknown]", "", "None"),
+        ("u2", "2009-05-04T23:28:00Z", "", "", "", "Untitled"),
+        ("u3", "2009-05-04T23:30:00Z", "a3", "Sigur Rós", "", ""),
     ]
     pd.DataFrame(rows).to_csv(path, sep="\t", header=False, index=False)
     return path
@@ -60,18 +62,25 @@ def test_rows_without_a_track_id_keep_their_item_by_artist_and_title(tmp_path):
     )
     deep = f"Deep Dish{KEY_JOIN}Fuck Me Im Famous"
     csn = f"Crosby, Stills & Nash{KEY_JOIN}Helplessly Hoping"
-    assert events["item_id"].tolist()[:4] == [deep, deep, csn, csn]  # with or without a track id; spaces stripped
-    # a row missing either part has no item: quarantined as a row with an empty id is, and said by part
-    assert events["item_id"].iloc[4:].isna().all()
-    assert all(reject_reason(r, NOW.to_pydatetime()) is not None for r in events.iloc[4:].to_dict("records"))
+    unknown = f"[unknown]{KEY_JOIN}None"  # names, not missing-value tokens: "None" is a song's title
+    # with or without a track id; spaces stripped
+    assert events["item_id"].tolist()[:5] == [deep, deep, csn, csn, unknown]
+    # a row missing either part has no item: quarantined as a row with an empty id is, the part named
+    assert events["item_id"].iloc[5:].isna().all()
+    assert all(reject_reason(r, NOW.to_pydatetime()) is not None for r in events.iloc[5:].to_dict("records"))
+    assert events[READ_NOTE].iloc[5:].tolist() == [
+        "'artist' empty (a part of the item's name)",
+        "'track' empty (a part of the item's name)",
+    ]
     text = str(summary)
     assert "will be quarantined: 2 rows with empty 'artist' or 'track' (the item's name)" in text
     assert "items named by 'artist' and 'track' together" in text
     # the items file keyed the same way: one row per item, its title and artist from the parts
     assert items is not None
     by_id = items.set_index("item_id")
-    assert set(by_id.index) == {deep, csn}
+    assert set(by_id.index) == {deep, csn, unknown}
     assert by_id.loc[csn, "title"] == "Helplessly Hoping" and by_id.loc[csn, "artist"] == "Crosby, Stills & Nash"
+    assert by_id.loc[unknown, "artist"] == "[unknown]"  # a name in brackets is no list of one
 
 
 def test_an_import_in_chunks_keys_items_as_an_import_at_once(tmp_path):
@@ -173,3 +182,19 @@ def test_the_command_line_reads_a_key_of_two_columns(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     out = " ".join(result.output.split())
     assert "items named by 'artist' and 'track' together" in out and "missing_id │ 2" in out
+    # the quarantine keeps each row's reason with the empty part named
+    reasons = pd.concat(map(pd.read_parquet, (tmp_path / "data" / "quarantine").rglob("*.parquet")))["reason"]
+    assert sorted(reasons) == [
+        "missing_id: 'artist' empty (a part of the item's name)",
+        "missing_id: 'track' empty (a part of the item's name)",
+    ]
+
+
+def test_a_log_with_empty_ids_beside_artist_and_title_is_told_of_the_key(tmp_path):
+    src = _scrobbles(tmp_path / "scrobbles.tsv")
+    _, _, summary = load_interactions(src, **{**_options(), "item_col": "traid"})
+    said = " ".join(str(summary).split())
+    assert "have no 'traid': --item-col artist,track names each item by its artist and title" in said
+    # keyed so already, or with ids on nearly every row, nothing is said
+    _, _, summary = load_interactions(src, **_options())
+    assert "names each item by its artist and title" not in " ".join(str(summary).split())

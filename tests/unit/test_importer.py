@@ -895,3 +895,16 @@ def test_an_offset_written_as_a_time_of_day_is_read_as_one_and_words_are_refused
     words = _csv(tmp_path / "w.csv", "u,i,day,time\na,x,2024-01-01,noon\na,y,2024-01-01,dusk\nb,x,2024-01-02,5")
     with pytest.raises(ImportFormatError, match="2 of the 3 offsets in 'time' are not numbers \\(e.g. 'noon'\\)"):
         load_interactions(words, **options)
+
+
+def test_an_item_id_of_zeros_holding_many_rows_is_said_to_be_a_placeholder(tmp_path):
+    # Brightkite's check-ins at location 000…0: "no place", which would train as the most popular one
+    zero = "0" * 32
+    rows = [f"u{k % 7},{zero if k % 5 == 0 else f'loc{k % 40}'},{T0 + k}" for k in range(400)]
+    rows += [f"u{k % 7},0,{T0 + 500 + k}" for k in range(20)]  # a lone 0 is a catalogue's first id
+    src = _csv(tmp_path / "checkins.csv", "user,location,time\n" + "\n".join(rows))
+    events, _, summary = load_interactions(src, user_col="user", item_col="location", time_col="time", time_unit="s")
+    said = " ".join(str(summary).split())
+    assert f"item id {zero!r} holds 80 rows (19.0%)" in said and "blank it or drop those rows" in said
+    assert "item id '0' holds" not in said
+    assert (events["item_id"] == zero).sum() == 80  # imported as it stands: said, not changed
