@@ -51,7 +51,20 @@ _COMPRESSED = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open, ".zip": _op
 # one giving the most fields wins ("Heat, The (1995)|…|0|1" has one comma on each line, but 24
 # pipe-separated fields), and on a tie the earlier in this list
 SEPARATORS = ("::", "\t", ",", ";", "|")
-_SEP_NAMES = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|", "space": " "}
+#: runs of spaces or tabs, leading ones ignored: columns aligned by padding (Epinions' and Ciao's
+#: ``rating_with_timestamp.txt``, MATLAB's ``save -ascii``), where a single space would make every
+#: pad an empty field
+WHITESPACE = r"\s+"
+_SEP_NAMES = {
+    "tab": "\t",
+    "\\t": "\t",
+    "comma": ",",
+    "semicolon": ";",
+    "pipe": "|",
+    "space": " ",
+    "whitespace": WHITESPACE,
+    WHITESPACE: WHITESPACE,
+}
 #: tried only when none of SEPARATORS fits: a space also sits inside titles and dates of files
 #: separated by something else, but some logs (Epinions-style ``user item rating`` lines) use it alone
 SPACE = " "
@@ -194,6 +207,8 @@ def _quoting(sep: str) -> int:
 
 def _split_line(line: str, sep: str, strip: bool = True) -> list[str]:
     """One line's fields as the file's separator and quoting split them, stripped unless told not."""
+    if sep == WHITESPACE:
+        return line.split()
     if len(sep) > 1 or _quoting(sep) == csv.QUOTE_NONE:
         fields = line.split(sep)
     else:
@@ -203,6 +218,8 @@ def _split_line(line: str, sep: str, strip: bool = True) -> list[str]:
 
 def _fields(lines: Sequence[str], sep: str) -> Counter[int]:
     """How many of ``lines`` split into each number of fields."""
+    if sep == WHITESPACE:
+        return Counter(len(line.split()) for line in lines)
     if len(sep) > 1:
         return Counter(len(line.split(sep)) for line in lines)
     rows = csv.reader(io.StringIO("\n".join(lines)), delimiter=sep, quoting=_quoting(sep))
@@ -235,9 +252,17 @@ def sniff_separator(lines: Sequence[str]) -> str | None:
         share = n / sum(counts.values())
         if width > 1 and (share == 1.0 or share >= SNIFF_AGREE) and (share, width) > key:
             best, key = sep, (share, width)
+    if best is None and _padded(lines) and sniff_separator_alone(lines, WHITESPACE):
+        return WHITESPACE
     if best is None and sniff_separator_alone(lines, SPACE):
         return SPACE
     return best
+
+
+def _padded(lines: Sequence[str]) -> bool:
+    """Most lines pad their fields with several spaces or open with some: aligned columns."""
+    padded = sum(bool(re.match(r"[ \t]|.*\S {2,}\S", line)) for line in lines)
+    return bool(lines) and padded >= SNIFF_AGREE * len(lines)
 
 
 def sniff_separator_alone(lines: Sequence[str], sep: str) -> bool:
@@ -420,7 +445,7 @@ def _long_first_rows(
 
 
 #: an items file's column names that hold genres (``import_items`` reads them so)
-GENRE_NAMES = ("genre", "genres", "genre_name", "category", "categories", "main_category")
+GENRE_NAMES = ("genre", "genres", "genre_name", "category", "categories", "main_category", "style")
 
 
 def _rejoin_free_text(
@@ -566,6 +591,10 @@ def _plan_text(path: Path, ext: str, compression: str | None, layout: TextLayout
         lines = [line for line in lines if not _ITEM_HEADER.match(line)]
     if what == "interactions" and (shape := _unrowed_shape(lines, path.name)):
         raise ImportFormatError(shape)
+    if sep == SPACE and _padded(lines) and sniff_separator_alone(lines, WHITESPACE):
+        # told "space" of aligned columns, each pad would be an empty field and every column shifted
+        sep = WHITESPACE
+        notes.append(f"its columns are padded with runs of spaces: read as {layout.option('sep')} whitespace")
     if sep is None:
         sniffed = sniff_separator(lines) if lines else None
         default = "\t" if ext == ".tsv" else "," if ext in (".csv", ".txt") else None
@@ -598,7 +627,9 @@ def _plan_text(path: Path, ext: str, compression: str | None, layout: TextLayout
                 f"named by {layout.option('names')}"
             )
     kwargs: dict = {"dtype": str, "keep_default_na": False, "na_values": [""], "encoding": encoding}
-    if len(sep) > 1:  # pandas' C parser takes one character
+    if sep == WHITESPACE:  # the C parser's own reading of runs of blanks (leading ones ignored)
+        kwargs.update(sep=WHITESPACE, quoting=csv.QUOTE_MINIMAL)
+    elif len(sep) > 1:  # pandas' C parser takes one character
         kwargs.update(engine="python", sep=re.escape(sep), quoting=csv.QUOTE_NONE)
     else:
         kwargs.update(sep=sep, quoting=_quoting(sep))
@@ -722,7 +753,7 @@ def _read_text(path: Path, ext: str, compression: str | None, layout: TextLayout
 
 
 def _sep_label(sep: str) -> str:
-    return {"\t": "tab", SPACE: "space"}.get(sep, repr(sep))
+    return {"\t": "tab", SPACE: "space", WHITESPACE: "whitespace (runs of spaces or tabs)"}.get(sep, repr(sep))
 
 
 #: JSON lines parsed at a time when only some columns are kept
@@ -1235,7 +1266,10 @@ def require_columns(
             if not hint and nested:
                 hint = nested
             if role == "time" and not hint:
-                hint = "; a file without times imports with --no-time (rows stamped in file order)"
+                hint = (
+                    "; a file without times imports with --no-time (each user's rows stamped in a stable shuffled "
+                    "order)"
+                )
             raise ImportFormatError(
                 f"{role} column {col!r} not found in {Path(path).name}; available columns: "
                 f"{', '.join([*map(str, frame.columns), *dropped])}{hint}"
@@ -1261,12 +1295,40 @@ def _stripped(s: pd.Series) -> pd.Series:
     return s.astype("string[pyarrow]").str.strip()  # arrow strings: vectorized strip
 
 
-def clean_ids(s: pd.Series, tokens: Collection[str] = MISSING_TOKENS) -> pd.Series:
+#: a number as NumPy's ``savetxt`` and MATLAB's ``save -ascii`` write it (``5.0200000e+02``): a
+#: point and a signed exponent, which no hex or base-36 id has
+_EXPONENT_ID = r"[+-]?\d\.\d+[eE][+-]\d+"
+#: ... read as the whole number it is below this (a float's exact integers)
+_EXACT_BELOW = 2**53
+
+
+def _whole_numbers(out: pd.Series) -> pd.Series:
+    """Ids written as exponent numbers that are whole (``5.0200000e+02``) as plain ones (``502``), so
+    they read as the same ids in any file that writes them plainly; other cells unchanged. Cell by
+    cell, so that every chunk of a file and its items file read one id alike."""
+    written = out.str.fullmatch(_EXPONENT_ID).fillna(False).to_numpy(dtype=bool)
+    if not written.any():
+        return out
+    numbers = pd.to_numeric(out[written], errors="coerce").to_numpy(dtype="float64")
+    whole = (numbers % 1 == 0) & (np.abs(numbers) < _EXACT_BELOW)
+    rows = np.flatnonzero(written)[whole]
+    out = out.copy()
+    out.iloc[rows] = pd.array(numbers[whole].astype(np.int64).astype(str), dtype=out.dtype)
+    return out
+
+
+def clean_ids(s: pd.Series, *, names: bool = False) -> pd.Series:
     """Ids as stripped strings, None when empty or a missing-value token (``NA``, ``null``, …: an
     import then quarantines the row as ``missing_id``, where a literal "NA" would have become one
-    user holding every anonymous row); integral floats (from parquet NaNs) lose '.0'."""
+    user holding every anonymous row); integral floats (from parquet NaNs) lose '.0', and so do
+    whole numbers written with an exponent. ``names`` (an artist, a title): only an empty cell is
+    missing, and the text stays as written."""
     out = _stripped(s)
-    out = out.mask((out == "") | out.str.lower().isin(list(tokens)))
+    if names:
+        out = out.mask(out == "")
+    else:
+        out = _whole_numbers(out)
+        out = out.mask((out == "") | out.str.lower().isin(MISSING_TOKENS))
     return out.astype(object).where(out.notna(), None)
 
 

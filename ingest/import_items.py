@@ -235,9 +235,9 @@ def _pick_columns(
     other than the id column (30Music's ids are in ``track``, Yahoo's in ``song``: no titles).
     Says what was chosen, so a catalogue whose genres went unread is visible at the import."""
     lower = {str(c).lower(): c for c in raw.columns if c != id_col}
-    for c in raw.columns:  # a nested object's field answers to its own name (track_metadata.track_name)
-        if c != id_col and "." in str(c):
-            lower.setdefault(str(c).rsplit(".", 1)[1].lower(), c)
+    for c in raw.columns:  # a nested field answers to its own name (track_metadata.track_name, SNAP's beer/name)
+        if c != id_col and re.search(r"[./]", str(c)):
+            lower.setdefault(re.split(r"[./]", str(c))[-1].lower(), c)
     for role, column in told.items():
         if column not in raw.columns:
             raise ImportFormatError(

@@ -35,6 +35,6 @@ def with_key(frame: pd.DataFrame, parts: Sequence[str]) -> pd.DataFrame:
     ``KEY_JOIN``; a row missing any part has no key, so the import quarantines it as missing its
     item, as it would a row with an empty id. The parts are names, so only an empty cell is
     missing: "None", "N/A" and "Null" are songs' titles (an id column reads them as missing)."""
-    cleaned = [clean_ids(frame[p], tokens=()) for p in parts]
+    cleaned = [clean_ids(frame[p], names=True) for p in parts]
     key = cleaned[0].astype(object).str.cat([c.astype(object) for c in cleaned[1:]], sep=KEY_JOIN)
     return frame.assign(**{key_column(parts): key.astype(object).where(key.notna(), None)})

@@ -820,3 +820,53 @@ def test_every_row_longer_than_the_header_is_refused_not_shifted(tmp_path):
     path.write_text("user,item,rating\n" + "".join(f"{k},{10 + k},5,\n" for k in range(5)))
     with pytest.raises(ImportFormatError, match="more fields \\(up to 4\\) than its header names 3: if each row ends"):
         load_interactions(path, user_col="user", item_col="item", time_col=None, rating_col="rating")
+
+
+def _aligned(path: Path, rows, fmt) -> Path:
+    """Columns padded to a width, as MATLAB's ``save -ascii`` and Epinions' text files write them."""
+    path.write_text("".join("".join(fmt(v) for v in r) + "\n" for r in rows))
+    return path
+
+
+@pytest.mark.parametrize(
+    "fmt", [lambda v: f"{v:>12}", lambda v: f"{float(v):16.7e}"], ids=["right-aligned", "exponent"]
+)
+def test_columns_aligned_by_runs_of_spaces_are_read_as_one_separator(tmp_path, fmt):
+    log = _aligned(tmp_path / "rating_with_timestamp.txt", RATINGS, fmt)
+    options = dict(
+        layout=TextLayout.from_options(None, "user,item,rating,time", None),
+        user_col="user",
+        item_col="item",
+        rating_col="rating",
+        time_col="time",
+        time_unit="s",
+    )
+    events, _, summary = load_interactions(log, **options)
+    _check_ratings(events)  # ids of the exponent layout read as the whole numbers they are
+    assert "separator whitespace (runs of spaces or tabs)" in str(summary)
+    # told "space", whose every pad would be an empty field: read as runs all the same, and said
+    told = dict(options, layout=TextLayout.from_options("space", "user,item,rating,time", None))
+    events, _, summary = load_interactions(log, **told)
+    _check_ratings(events)
+    assert "padded with runs of spaces: read as --sep whitespace" in " ".join(str(summary).split())
+    for spec in ("whitespace", r"\s+"):
+        assert TextLayout.from_options(spec, None, None).sep == r"\s+"
+
+
+def test_a_header_above_rows_of_another_width_is_skipped_beside_names(tmp_path):
+    # JODIE's reddit.csv: four named columns, then 172 features its header names as one
+    log = tmp_path / "reddit.csv"
+    header = "user_id,item_id,timestamp,state_label,comma_separated_list_of_features\n"
+    log.write_text(header + "".join(f"{u},{i},{t - T0}.0,0,0.1,0.2,0.3,0.4\n" for u, i, _, t in RATINGS))
+    options = dict(user_col="user_id", item_col="item_id", time_col="timestamp", time_unit="s")
+    for names in ("user_id,item_id,timestamp,state_label", "user,item,ts,label"):
+        given = dict(zip(("user_id", "item_id", "timestamp"), names.split(","), strict=False))
+        events, _, summary = load_interactions(
+            log,
+            layout=TextLayout.from_options(None, names, None),
+            time_origin="2000-12-31",
+            **{k: given.get(v, v) for k, v in options.items()},
+        )
+        assert events["user_id"].tolist() == ["1", "1", "2", "3"] and summary.users == 3
+        assert events["timestamp"].notna().all()
+        assert "its first line is a header ('user_id,item_id,timestamp,state_label')" in str(summary)
