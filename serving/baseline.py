@@ -83,8 +83,7 @@ class BaselineRanking:
         session = effective_session(stored, int(now.timestamp() * 1000))
         last = list(session["session_last_items"])
         blocked = list(session["session_blocked_items"])
-        idx = self.index.item_index
-        exclude = {idx[i] for i in (*last, *blocked, *q.exclude_item_ids) if i in idx}
+        exclude = self.index.excluded(last, (*blocked, *q.exclude_item_ids))
         consent = row.get("consent_personalization")
         consent = True if consent is None else bool(consent)
         genres = (str(session["session_genre"] or ""), str(row.get(USER_TOP_GENRE) or ""))

@@ -75,7 +75,7 @@ class Request:
     profile: Mapping[str, Any]  # the user's profile row ({} when none)
     session: Mapping[str, Any]  # the session row as it reads at ``now`` (effective_session)
     last_items: tuple[str, ...]  # the session's most recent items
-    exclude: tuple[str, ...]  # item ids never to return: recent, blocked, asked for
+    exclude: tuple[str, ...]  # item ids never to return: blocked, asked for (and ``last_items``, as the index says)
     genres: tuple[str, str]  # (session genre, user's top genre); "" when unknown
     personal: bool  # model arm and personalization consent
 
@@ -99,7 +99,7 @@ def request(q: RankQuery, user: str, rows: UserRows, now: datetime, device: str,
         profile,
         session,
         last,
-        (*last, *blocked, *q.exclude_item_ids),
+        (*blocked, *q.exclude_item_ids),
         genres,
         consent and strategy == "model",
     )
@@ -134,7 +134,7 @@ def candidates(ctx: RankContext) -> Candidates:
     """Stage 1: up to ``ctx.pool`` items from the variant's candidate index, without the excluded
     ones; not personalized (cohort popularity only) without consent or on a popularity arm."""
     r, index = ctx.request, ctx.variant.bundle.index
-    exclude = {index.item_index[i] for i in r.exclude if i in index.item_index}
+    exclude = index.excluded(r.last_items, r.exclude)
     return index.generate(
         r.user,
         list(r.last_items),

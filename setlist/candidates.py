@@ -12,6 +12,7 @@ that from the data (ratings are given once; music is replayed).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,6 +103,7 @@ class CandidateIndex(CandidateSources):
         exclude_seen: bool = False,
         terms: dict[str, int] | None = None,
         live: np.ndarray | None = None,
+        exclude_recent: bool = True,
     ) -> None:
         self.item_ids = np.asarray(item_ids, dtype=object)
         self.item_genre = np.asarray(item_genre, dtype=np.int64)
@@ -127,6 +129,9 @@ class CandidateIndex(CandidateSources):
         self.seen = seen.tocsr() if seen is not None else None
         self.knn = knn.tocsr().astype(np.float32) if knn is not None else None
         self.exclude_seen = bool(exclude_seen)
+        # the session's last items are no candidates (a player does not offer what it just played),
+        # unless the data says users stay with their items (``training.splits.recent_repeat_share``)
+        self.exclude_recent = bool(exclude_recent)
         # the search text index: a normalized term (setlist.querytext) → the genre it points at
         self.terms: dict[str, int] = dict(terms or {})
         self.item_index = {i: n for n, i in enumerate(self.item_ids)}
@@ -211,6 +216,12 @@ class CandidateIndex(CandidateSources):
         tie), or "" when none matches."""
         g = vote(terms, self.terms)
         return "" if g is None else self.genres[g]
+
+    def excluded(self, last_items: Iterable[str], others: Iterable[str]) -> set[int]:
+        """The item indices a request leaves out: the session's last items (unless this index keeps
+        them), and ``others`` (blocked, asked to be left out), where the index knows them."""
+        ids = (*last_items, *others) if self.exclude_recent else tuple(others)
+        return {self.item_index[i] for i in ids if i in self.item_index}
 
     def generate(
         self,
@@ -313,6 +324,7 @@ class CandidateIndex(CandidateSources):
                     "genres": self.genres,
                     "cohorts": list(self.cohorts),
                     "exclude_seen": self.exclude_seen,
+                    "exclude_recent": self.exclude_recent,
                     "terms": self.terms,
                     "embedding_top_n": self.embedding_top.n if self.embedding_top is not None else None,
                     "popularity_refit": self.popularity_refit,
@@ -345,6 +357,7 @@ class CandidateIndex(CandidateSources):
             bool(meta.get("exclude_seen", False)),
             meta.get("terms"),  # absent from indexes trained before search existed
             np.load(path / "live.npy") if (path / "live.npy").exists() else None,
+            bool(meta.get("exclude_recent", True)),  # indexes trained before the choice left them out
         )
         index.popularity_refit = meta.get("popularity_refit")
         if meta.get("embedding_top_n") is not None:  # absent from indexes trained before the table

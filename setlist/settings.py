@@ -116,6 +116,10 @@ class Settings(BaseSettings):
     #: leave out items the user already interacted with; None decides from the data (yes when few
     #: positives are repeats, as in ratings logs; no for music, where replays are the norm)
     exclude_seen: bool | None = None
+    #: leave out the user's recent items (the session state's last ones played); None decides from the
+    #: data (yes, unless most positives repeat one: Reddit's posts to the same forums, a stream
+    #: watched tick after tick)
+    exclude_recent: bool | None = None
     #: EASE needs a dense item × item matrix (~19 bytes a pair at its fit: 10,000 items take ~1.9 GB and ~1 min):
     #: a larger catalogue gets it over this many items with the most users; 0 turns it off
     ease_max_items: int = 10_000

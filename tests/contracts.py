@@ -38,7 +38,7 @@ NOW = datetime(2026, 11, 2, 20, 30, tzinfo=UTC)
 
 
 # --- a tiny world: catalog, interactions, a booster, a variant -------------------------------------
-def tiny_index(seed: int = 0, exclude_seen: bool = False) -> CandidateIndex:
+def tiny_index(seed: int = 0, exclude_seen: bool = False, exclude_recent: bool = True) -> CandidateIndex:
     """60 items in 3 genres, 20 users with histories; every source has something to propose."""
     rng = np.random.default_rng(seed)
     genre = np.arange(ITEMS) % len(GENRES)
@@ -62,6 +62,7 @@ def tiny_index(seed: int = 0, exclude_seen: bool = False) -> CandidateIndex:
         seen=seen,
         knn=sparse(ITEMS, 0.1),
         exclude_seen=exclude_seen,
+        exclude_recent=exclude_recent,
     )
 
 
@@ -120,7 +121,7 @@ def tiny_request(
         profile,
         session,
         last,
-        (*last, *exclude),
+        exclude,
         ("rock" if last else "", str(profile.get("user_top_genre") or "")),
         personal,
     )

@@ -37,6 +37,7 @@ class CandidateParams:
     live_max_loss: float = 0.1  # as SETLIST_COHORT_LIVE_MAX_LOSS; 0 offers every item
     cohort_size: int = 2000
     exclude_seen: bool = False
+    exclude_recent: bool = True  # as SETLIST_EXCLUDE_RECENT (``CandidateIndex.exclude_recent``)
     ease_max_items: int = 10_000  # as SETLIST_EASE_MAX_ITEMS
     exact_search_max_items: int = 100_000  # as SETLIST_EXACT_SEARCH_MAX_ITEMS
     ease_lambda: float = 500.0
@@ -401,6 +402,7 @@ def fit_candidates(
         seen=seen_matrix(events, users, items),
         knn=ease.neighbours() if ease is not None else None,
         exclude_seen=p.exclude_seen,
+        exclude_recent=p.exclude_recent,
         terms=fit_terms(catalog, genres),
         live=alive(events, items, how),
     ).search_with(p.exact_search_max_items)

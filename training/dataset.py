@@ -131,10 +131,10 @@ def _items(v: object) -> list[str]:
 
 
 def exclusions(index: CandidateIndex, state: pd.Series) -> tuple[list[str], set[int]]:
-    """Recently played and blocked (skipped, not interested) items are not offered again."""
+    """Recently played (unless the index keeps them) and blocked (skipped, not interested) items are
+    not offered again."""
     last = _items(state.get("session_last_items"))
-    blocked = _items(state.get("session_blocked_items"))
-    return last, {index.item_index[i] for i in last + blocked if i in index.item_index}
+    return last, index.excluded(last, _items(state.get("session_blocked_items")))
 
 
 def generate_for(

@@ -16,6 +16,7 @@ from setlist.candidates import CandidateIndex
 from setlist.catalog import load_items
 from setlist.consent import FLAGS, opted_out_users, personalizable
 from setlist.eventlog import EventLog
+from setlist.features import SESSION_LAST_N
 from setlist.featureset import DeclarationError, Service
 from setlist.lineage import file_digest, record_gate
 from setlist.memory import gb, require_room
@@ -30,7 +31,7 @@ from training.prerank import CALL_COST
 from training.progress import Reporter
 from training.ranker import FittedRanker, RankerParams, fit
 from training.record import record
-from training.splits import MIN_POSITIVES, Split, make_split, repeat_share
+from training.splits import MIN_POSITIVES, Split, make_split, recent_repeat_share, repeat_share
 
 NEGATIVES_PER_QUERY = 50
 MAX_HOLDOUT_QUERIES = 3000
@@ -41,6 +42,8 @@ VALIDATION_SHARE = 0.2
 MAX_VALIDATION_QUERIES = 300
 #: leave seen items out when fewer positives than this are repeats (ratings: ~0; music: most)
 REPEAT_SHARE_LIMIT = 0.2
+#: the session's recent items stay candidates when at least this share of positives repeats one of them
+RECENT_REPEAT_KEEP = 0.5
 
 
 @dataclass
@@ -158,15 +161,18 @@ def plan_run(
     raw_events = len(raw)
     del raw  # a copy of the log held to the end of the plan would be its largest single cost
     require_enough(events)
-    repeats = repeat_share(events)
+    repeats, recent = repeat_share(events), recent_repeat_share(events)
     done()
     exclude_seen = settings.exclude_seen if settings.exclude_seen is not None else repeats < REPEAT_SHARE_LIMIT
+    told = settings.exclude_recent is not None
+    exclude_recent = settings.exclude_recent if told else recent < RECENT_REPEAT_KEEP
     cp = candidate_params or CandidateParams(
         cohort_days=settings.cohort_window_days,
         cohort_share=settings.cohort_window_share,
         cohort_probe_k=settings.candidate_pool // 2,  # the popularity source's share of a pool
         live_max_loss=settings.cohort_live_max_loss,
         exclude_seen=exclude_seen,
+        exclude_recent=exclude_recent,
         ease_max_items=settings.ease_max_items,
         ease_lambda=settings.ease_lambda,
         exact_search_max_items=settings.exact_search_max_items,
@@ -193,6 +199,8 @@ def plan_run(
         f"{'; set by SETLIST_FEATURE_SERVICE' if settings.feature_service else ', the newest declared'})",
         f"seen items: {'left out' if exclude_seen else 'kept'} ({repeats:.0%} of positives are repeats"
         f"{'; set by SETLIST_EXCLUDE_SEEN' if settings.exclude_seen is not None else ''})",
+        f"recent items: {'left out' if exclude_recent else 'kept'} ({recent:.0%} of positives repeat one of the "
+        f"user's last {SESSION_LAST_N} items{'; set by SETLIST_EXCLUDE_RECENT' if told else ''})",
         "evaluation: " + split.describe(),
         *(f"ranker training, fold {n + 1} of {len(folds)}: " + f.describe() for n, f in enumerate(folds)),
     ]

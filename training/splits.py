@@ -22,6 +22,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from setlist.features import SESSION_LAST_N
 from setlist.windows import Window, trailing
 from training.labels import label
 
@@ -179,6 +180,34 @@ def make_split(events: pd.DataFrame, p: SplitParams, exclude_seen: bool) -> Spli
         short += [f"{warm:.0%} of its users seen in training (< {p.min_warm_share:.0%})"]
     s.reason = f"auto: the trailing held-out period has only {' and '.join(short)}"
     return s
+
+
+#: the types whose items the session keeps as its recent ones (``setlist.features.update_session``)
+RECENT_TYPES = ("play", "like", "add_to_playlist")
+
+
+def recent_repeat_share(events: pd.DataFrame) -> float:
+    """The share of positives on an item among the user's last ``SESSION_LAST_N`` plays, likes and
+    adds before it: the session state's recent items, which Rank leaves out of its candidates (a
+    player does not offer again what it just played). Low for music and ratings, whose users move
+    on; most positives where users stay with a few items (posts to the same forums, ten-minute
+    ticks of one stream). Counted by distance, so an item played again within that many plays;
+    a recent list that repeats items holds a few more."""
+    positive = label(events).to_numpy() == 1
+    if not positive.any():
+        return 0.0
+    order = log_order(events)
+    kept = events["type"].isin(RECENT_TYPES).to_numpy()[order]
+    users = pd.factorize(events["user_id"])[0][order][kept].astype(np.int64)
+    items = pd.factorize(events["item_id"])[0][order][kept].astype(np.int64)
+    key = pd.Series(users * (int(items.max()) + 1) + items)
+    at = pd.Series(np.arange(len(key)))
+    # plays in log order are each user's in time order; a user's n-th play is counted by user
+    nth = at.groupby(users).cumcount().to_numpy()
+    before = pd.Series(nth).groupby(key.to_numpy()).shift().to_numpy()
+    recent = np.zeros(len(order), dtype=bool)
+    recent[np.flatnonzero(kept)] = (nth - before) <= SESSION_LAST_N  # NaN (no earlier play): False
+    return float(recent[positive[order]].mean())
 
 
 def repeat_share(events: pd.DataFrame) -> float:

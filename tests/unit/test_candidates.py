@@ -252,3 +252,19 @@ def test_the_evaluation_leaves_out_dead_items_for_popularity_and_the_baselines()
     assert set(_dropped(index, 0, {0, 1})) == {0} | set(np.flatnonzero(~live))
     assert set(_dropped(plain, 0, {0, 1})) == {0, 1}
     assert live[index.popularity(GLOBAL_COHORT)].all()
+
+
+def test_the_choice_to_keep_the_sessions_items_is_saved_with_the_index(tmp_path):
+    import json
+
+    index = _index()
+    assert index.excluded(["i4", "i7"], ["i9", "no-such-item"]) == {4, 7, 9}
+    index.exclude_recent = False
+    assert index.excluded(["i4", "i7"], ["i9"]) == {9}  # what was blocked or asked for stays out
+    index.save(tmp_path / "keep")
+    assert CandidateIndex.load(tmp_path / "keep").exclude_recent is False
+    # an index trained before the choice was made left the session's items out
+    meta = json.loads((tmp_path / "keep" / "meta.json").read_text())
+    del meta["exclude_recent"]
+    (tmp_path / "keep" / "meta.json").write_text(json.dumps(meta))
+    assert CandidateIndex.load(tmp_path / "keep").exclude_recent is True

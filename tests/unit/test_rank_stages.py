@@ -38,7 +38,7 @@ def _rows(consent: bool = True, updated_ms: int | None = None) -> UserRows:
 def test_request_excludes_recent_blocked_and_asked_for_items_and_reads_consent_and_arm():
     q = RankQuery("raw-id", 5, exclude_item_ids=("i30",))
     r = stages.request(q, "u3", _rows(), NOW, "mobile", "en_US", "model")
-    assert r.exclude == ("i4", "i7", "i30") and r.last_items == ("i4",)
+    assert r.exclude == ("i7", "i30") and r.last_items == ("i4",)  # the recent items: as the index says
     assert r.genres == ("rock", "jazz") and r.personal and r.k == 5
     assert not stages.request(q, "u3", _rows(consent=False), NOW, "mobile", "en_US", "model").personal
     assert not stages.request(q, "u3", _rows(), NOW, "mobile", "en_US", "popularity").personal
@@ -65,6 +65,17 @@ def test_candidates_leave_out_the_excluded_and_respect_the_pool(ctx):
             if ctx.variant.bundle.index.item_ids[i] not in ("i4", "i9")
         ][:40],
     )
+
+
+def test_the_sessions_own_items_are_candidates_where_the_index_keeps_them(ctx, features):
+    # trained on a log whose sessions stay with their items (Reddit's posts): what the session
+    # played may be offered again; what it blocked and what the client left out may not
+    keeping = tiny_variant(features, tiny_index(exclude_recent=False), tiny_booster(features, 20, 2.0))
+    keep = replace(ctx, variant=keeping, request=tiny_request(exclude=("i0",)))
+    ids = set(keeping.bundle.index.item_ids[stages.candidates(keep).idx].tolist())
+    assert {"i4", "i9"} & ids and "i0" not in ids
+    left_out = stages.candidates(replace(ctx, request=tiny_request(exclude=("i0",))))
+    assert not {"i4", "i9", "i0"} & set(ctx.variant.bundle.index.item_ids[left_out.idx].tolist())
 
 
 def test_features_place_every_block_in_the_models_columns(ctx):

@@ -7,9 +7,10 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
+from setlist.features import SESSION_LAST_N
 from setlist.windows import trailing
 from training.ease import fit_ease, top_neighbours
-from training.splits import SplitParams, make_split, repeat_share
+from training.splits import SplitParams, make_split, recent_repeat_share, repeat_share
 
 
 def _log(
@@ -140,6 +141,23 @@ def test_a_repeat_is_a_return_in_a_later_session():
     # another user's earlier play of the item is not this user's return
     others = _touches(("v", "a", "play", "s0"), ("u", "a", "play", "s1"))
     assert repeat_share(others) == 0.0
+
+
+def test_a_recent_repeat_is_an_item_among_the_users_last_plays():
+    # Reddit's posts: users stay with a few forums, so most positives repeat a recent item, across visits
+    posts = _touches(
+        ("u", "a", "play", "s1"), ("u", "a", "play", "s2"), ("u", "a", "play", "s3"), ("u", "b", "play", "s3")
+    )
+    assert recent_repeat_share(posts) == 0.5
+    # a player moves on: an item played again after more than SESSION_LAST_N others is no recent repeat
+    moved_on = [("u", "a", "play", "s1"), *[("u", f"x{n}", "play", "s1") for n in range(SESSION_LAST_N)]]
+    assert recent_repeat_share(_touches(*moved_on, ("u", "a", "play", "s2"))) == 0.0
+    assert recent_repeat_share(_touches(*moved_on[:-1], ("u", "a", "play", "s2"))) == pytest.approx(1 / 11)
+    # played then liked: the like repeats a recent item; a view or an impression makes nothing recent
+    assert recent_repeat_share(_touches(("u", "a", "play", "s1"), ("u", "a", "like", "s1"))) == 0.5
+    assert recent_repeat_share(_touches(("u", "a", "view", "s1"), ("u", "a", "like", "s1"))) == 0.0
+    # another user's play of the item is not this user's
+    assert recent_repeat_share(_touches(("v", "a", "play", "s1"), ("u", "a", "play", "s1"))) == 0.0
 
 
 def test_ease_weights_have_an_empty_diagonal_and_follow_co_occurrence():
