@@ -543,6 +543,7 @@ def import_(
     per_line = rows_per_line(source, options)
     chunk_rows = _chunk_rows(source, settings, memory_check, per_line)
     consent_given = bool(consent_col or assume_consent)
+    earlier = bool(EventLog(settings.events_dir).files())
     try:
         if chunk_rows is None:
             events, item_frame, summary = load_interactions(source, **vars(options))
@@ -562,6 +563,15 @@ def import_(
         ) from exc
     jobmetrics.current().quarantined(report.reasons)
     _print_report(report, f"imported {source.name}")
+    if no_time and earlier and report.accepted:
+        # the stamps end at the import: after everything a timed log holds, and into a second untimed one's
+        console.print(
+            "[yellow]warning:[/] the event log held events before this import, and these rows had no times: they "
+            "are stamped ending now, so they are the newest events, the hold-out that training evaluates on and "
+            "the window validation compares. If they are not the newest part of the history (a to-read list beside "
+            "ratings), import them into a data directory of their own, or give them times first",
+            soft_wrap=True,
+        )
     again = report.reasons.get("duplicate_event_id", 0)
     if report.accepted and (report.quarantined - again) * 2 > report.received:
         console.print(

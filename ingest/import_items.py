@@ -511,13 +511,24 @@ def _flagged_genres(raw: pd.DataFrame, item_id_col: str) -> pd.Series | None:
     return pd.Series(["|".join(n for n, f in zip(names, row, strict=True) if f) or None for row in on], index=raw.index)
 
 
+#: a release column of whole numbers none above this is a column of years
+YEAR_MAX = 3000
+
+
 def _release(raw: pd.Series, col: str, notes: list[str], ids: pd.Series) -> pd.Series:
     """Release dates: a bare year, a date, or YYYYMMDD whose unknown month or day is 00 (Melon's
     ``20050000``: the year is still known). Items whose cells give no date are counted in ``notes``
     (items, not rows: a log that is its own items file repeats each item)."""
     num = pd.to_numeric(raw, errors="coerce")
-    years = num.where((num >= 1000) & (num <= 3000))
-    if years.notna().any() and years.notna().sum() >= num.notna().sum():  # a bare year column
+    whole = num.dropna()
+    years = num.where((num >= 1000) & (num <= YEAR_MAX) & (num == num.round()))
+    # a bare year column, written as whole numbers or floats (Goodbooks' 1997.0), none beyond a year's
+    # size (YYYYMMDD and epoch numbers are): ancient or negative ones (-1750.0, 300.0) are unknown, said
+    if years.notna().any() and (whole == whole.round()).all() and whole.abs().max() <= YEAR_MAX:
+        outside = (num.notna() & years.isna()).to_numpy(dtype=bool)
+        if outside.any():
+            n, shown = int(ids[outside].nunique()), f"{num[outside].iloc[0]:g}"
+            notes.append(f"{_items_own(n)} release years in {col!r} outside 1000…3000 (e.g. {shown}): unknown")
         return pd.to_datetime(years.astype("Int64").astype("string") + "-01-01", utc=True, errors="coerce")
     present = raw.notna() & raw.astype("string").str.strip().ne("")
     epoch = num.where(num >= EPOCH_FLOOR_S)  # YYYYMMDD numbers stay under it, epoch seconds do not

@@ -649,13 +649,20 @@ def shared_times_note(users: pd.Series, ts: pd.Series) -> str | None:
     )
 
 
+def wall_clock(ts: pd.Series, zone: str | None) -> pd.Series:
+    """UTC times as the file's clock read them (``zone``; UTC without one), with no zone attached:
+    a zone's midnight may not exist (Brazil's clocks skipped it on the day summer time began), so
+    normalizing zoned times to their day would fail where the wall-clock times do not."""
+    return (ts.dt.tz_convert(zone) if zone else ts).dt.tz_localize(None)
+
+
 def dates_only_note(ts: pd.Series, col: str, zone: str | None = None, sessions: str | None = None) -> str | None:
     """A word when every time is a midnight (dates without times of day, Tmall's and H&M's logs):
     the order of a user's events within a day is then unknown, and each day reads as one session."""
     present = ts.dropna()
     if present.empty or present.dt.normalize().nunique() < 2:
         return None
-    wall = present.dt.tz_convert(zone) if zone else present
+    wall = wall_clock(present, zone)
     if not (wall == wall.dt.normalize()).all():
         return None
     # with a session column the sessions are the file's own, not the day's

@@ -11,6 +11,7 @@ the items file in ``import_items``; here the rows become events, with their ids 
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -46,6 +47,7 @@ from ingest.import_values import (
     tied_times_note,
     time_unit_ns,
     types_and_values,
+    wall_clock,
 )
 from ingest.intake import READ_NOTE
 from ingest.item_key import KEY_JOIN, key_column, key_parts, with_key
@@ -833,6 +835,31 @@ _CONTEXT_NAMES = {
 _EITHER_NAMES = ("platform",)
 
 
+#: a column name that holds an outcome of the row (a click, a like, a count of them, a score)
+_OUTCOME_NAME = (
+    r"(?:is_|has_)?(?:click|clicked|like|liked|follow|followed|share|shared|skip|skipped|purchase|purchased|buy"
+    r"|bought|cart|carted|rating|rated|score|stars|watch_ratio|play_ratio)(?:_?(?:cnt|count|num|flag|s))?"
+)
+
+
+def unread_outcome_note(columns: list[str], o: ImportOptions) -> list[str]:
+    """A word when every row is read as a whole play (no rating, type, count or time played was
+    named) though the file has columns of outcomes (KuaiSAR's click_cnt, like_cnt): rows shown and
+    not clicked would train as plays."""
+    told = (o.rating_col, o.type_col, o.count_col, o.impressions_col, o.played.col if o.played else None)
+    if any(c is not None for c in told):
+        return []
+    found = [c for c in columns if re.fullmatch(_OUTCOME_NAME, c.lower()) and c not in o.keep()]
+    if not found:
+        return []
+    shown = ", ".join(map(repr, found[:4]))
+    return [
+        f"column{'s' if len(found) > 1 else ''} {shown} not read: every row is imported as a whole play; "
+        "--rating-col, --count-col or --played-col reads one, and several 0/1 or count columns become one "
+        "type column first (README, 'A row with several 0/1 outcome columns')"
+    ]
+
+
 def unread_context_notes(columns: list[str], o: ImportOptions) -> list[str]:
     """A word for a device or locale column the import was not told to read: every event then
     carries ``unknown``, and cohort popularity has one cohort."""
@@ -864,7 +891,7 @@ def _count_repeats(events: pd.DataFrame, o: ImportOptions, tally: _Tally) -> Non
     if o.time_col is None or events.empty:  # without times every row gets its own stamp: no repeat to tell
         return
     ts = events["timestamp"]
-    wall = ts.dt.tz_convert(o.time_zone) if o.time_zone else ts
+    wall = wall_clock(ts, o.time_zone)
     # at a midnight of the file's clock the time is likely a date alone: two events of a day are no copies
     timed = (ts.notna() & (wall != wall.dt.normalize())).to_numpy()
     if not timed.any():
@@ -1114,7 +1141,7 @@ def load_interactions(source: Path, **options: Any) -> tuple[pd.DataFrame, pd.Da
     require_columns(table.frame, o.wanted(), source, "--names", table.dropped)
     require_plain_ids(table.frame, o)
     columns = [*map(str, table.frame.columns), *table.dropped]
-    table.notes += unread_context_notes(columns, o)
+    table.notes += unread_context_notes(columns, o) + unread_outcome_note(columns, o)
     lines = len(table.frame)
     raw = o.reshaper()(table.frame.reset_index(drop=True))
     table.frame = pd.DataFrame()  # one copy of the file's cells alive, not two
@@ -1208,7 +1235,7 @@ class InteractionStream:
                 require_columns(chunk, o.wanted(), self.source, "--names", self.stream.dropped)
                 require_plain_ids(chunk, o)
                 self._columns = [*map(str, chunk.columns), *self.stream.dropped]
-                self._unread = unread_context_notes(self._columns, o)
+                self._unread = unread_context_notes(self._columns, o) + unread_outcome_note(self._columns, o)
             lines += len(chunk)
             narrow = reshape(chunk)[cols]
             # text cells as Arrow strings: a fraction of the memory of Python strings

@@ -281,6 +281,21 @@ def test_release_dates_with_unknown_month_or_day_keep_their_year_and_the_rest_ar
     assert notes == []
 
 
+def test_publication_years_written_as_floats_are_years_and_ancient_ones_unknown(tmp_path):
+    """Goodbooks' original_publication_year: 1997.0, and -1750.0 for an ancient text."""
+    from ingest.import_items import _release
+
+    notes: list[str] = []
+    years = _release(pd.Series(["1997.0", "2008.0", "-1750.0", None]), "year", notes, pd.Series(list("abcd")))
+    assert years.tolist()[:2] == [pd.Timestamp("1997-01-01", tz="UTC"), pd.Timestamp("2008-01-01", tz="UTC")]
+    assert years.iloc[2:].isna().all()
+    assert notes == ["1 item's release years in 'year' outside 1000…3000 (e.g. -1750): unknown"]
+    # numbers past a year's size are no years: YYYYMMDD stays a date
+    assert _release(pd.Series([20140512.0, 1999.0]), "d", [], pd.Series(list("ab")))[0] == pd.Timestamp(
+        "2014-05-12", tz="UTC"
+    )
+
+
 def test_genres_past_the_names_given_are_more_genres(tmp_path):
     """Yahoo! Music's trackData1.txt: track|album|artist|genre_1|…|genre_k, None for an unknown."""
     tracks = tmp_path / "trackData1.txt"

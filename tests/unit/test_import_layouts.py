@@ -870,3 +870,19 @@ def test_a_header_above_rows_of_another_width_is_skipped_beside_names(tmp_path):
         assert events["user_id"].tolist() == ["1", "1", "2", "3"] and summary.users == 3
         assert events["timestamp"].notna().all()
         assert "its first line is a header ('user_id,item_id,timestamp,state_label')" in str(summary)
+
+
+def test_an_untimed_import_into_a_log_that_holds_events_warns_that_it_becomes_the_newest(tmp_path, monkeypatch):
+    # Goodbooks' to_read.csv after its ratings: stamped ending now, it would be the whole hold-out
+    from ingest.__main__ import app
+
+    monkeypatch.setenv("SETLIST_DATA_DIR", str(tmp_path / "data"))
+    ratings = _dat(tmp_path / "ratings.csv", [("user_id", "book_id", "rating"), (1, 10, 5), (2, 20, 3)], ",")
+    to_read = _dat(tmp_path / "to_read.csv", [("user_id", "book_id"), (1, 30), (2, 40)], ",")
+    base = ["import", "--item-col", "book_id", "--no-time"]
+    first = CliRunner().invoke(app, [*base[:1], str(ratings), *base[1:], "--rating-col", "rating"])
+    assert first.exit_code == 0, first.output
+    assert "they are the newest events" not in first.output  # an empty log: nothing to come after
+    second = CliRunner().invoke(app, [*base[:1], str(to_read), *base[1:]])
+    assert second.exit_code == 0, second.output
+    assert "they are the newest events" in " ".join(second.output.split())

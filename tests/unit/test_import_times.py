@@ -58,6 +58,19 @@ def test_a_clock_change_neither_loses_nor_fails_a_row(tmp_path):
     ]
 
 
+def test_a_zone_whose_clocks_skip_midnight_reads_the_days_around_it(tmp_path):
+    # Brazil's summer time began at midnight: 2017-10-15 00:00 never happened in Sao Paulo, and
+    # the checks that look for dates without times of day once failed on any row of that day
+    src = _csv(tmp_path / "o.csv", "u,i,t\na,x,2017-10-14 10:00:00\na,y,2017-10-15 10:00:00\nb,x,2017-10-16 00:00:00")
+    events, _, summary = load_interactions(src, user_col="u", item_col="i", time_col="t", time_zone="America/Sao_Paulo")
+    assert events["timestamp"].tolist() == [
+        _utc("2017-10-14 13:00:00"),  # standard time, UTC-3
+        _utc("2017-10-15 12:00:00"),  # summer time, UTC-2
+        _utc("2017-10-16 02:00:00"),
+    ]
+    assert "date without a time of day" not in str(summary)
+
+
 def test_epoch_numbers_are_instants_whatever_the_zone(tmp_path):
     src = _csv(tmp_path / "t.csv", "u,i,t\na,x,1600000000\nb,y,1600000060")
     events, _, summary = load_interactions(

@@ -908,3 +908,19 @@ def test_an_item_id_of_zeros_holding_many_rows_is_said_to_be_a_placeholder(tmp_p
     assert f"item id {zero!r} holds 80 rows (19.0%)" in said and "blank it or drop those rows" in said
     assert "item id '0' holds" not in said
     assert (events["item_id"] == zero).sum() == 80  # imported as it stands: said, not changed
+
+
+def test_outcome_columns_left_unread_are_named_when_every_row_is_a_play(tmp_path):
+    # KuaiSAR's rec_inter.csv: a row shown and not clicked would train as a play
+    src = _csv(
+        tmp_path / "rec_inter.csv",
+        "user_id,item_id,timestamp,click_cnt,like_cnt,search_session_id\n"
+        + "\n".join(f"u{k % 3},i{k},{T0 + k},{k % 2},0," for k in range(6)),
+    )
+    _, _, summary = load_interactions(src, time_unit="s")
+    said = " ".join(str(summary).split())
+    assert "columns 'click_cnt', 'like_cnt' not read: every row is imported as a whole play" in said
+    assert "search_session_id" not in said.split("not read")[0]
+    # once a column gives the rows their values, the others are the user's choice: nothing said
+    _, _, summary = load_interactions(src, time_unit="s", count_col="click_cnt")
+    assert "not read: every row" not in " ".join(str(summary).split())
