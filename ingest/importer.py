@@ -357,9 +357,10 @@ def file_order_times(
         codes, _ = pd.factorize(who)
         rank = pd.Series(codes).groupby(codes).cumcount().to_numpy()
         if items is not None:
-            shuffle = pd.util.hash_pandas_object(
-                pd.DataFrame({"u": who.to_numpy(), "i": items[known].astype(str).to_numpy()}), index=False
-            ).to_numpy()
+            pairs = pd.DataFrame({"u": who.to_numpy(), "i": items[known].astype(str).to_numpy()})
+            # a user's rows of one item (Frappe's app in each context) are spread too, not kept side by side
+            pairs["n"] = pairs.groupby(["u", "i"], sort=False).cumcount()
+            shuffle = pd.util.hash_pandas_object(pairs, index=False).to_numpy()
             # each row's place within its user in hash order; the file's order breaks ties
             rank = pd.Series(shuffle).groupby(codes).rank(method="first").to_numpy(np.int64) - 1
         rows = np.bincount(codes)
@@ -378,7 +379,8 @@ def file_order_times(
             # sessions than the rest (drift that is not in the data)
             turn = np.floor(phase * visits[codes]).astype(np.int64)
             visit = (rank * visits[codes] + turn) // rows[codes]
-            within = pd.Series(rank).groupby([codes, visit]).cumcount().to_numpy()
+            # a visit is a run of the user's ranks: each row's place in it by rank, not by the file's order
+            within = rank - pd.Series(rank).groupby([codes, visit]).transform("min").to_numpy()
         # a user's visits at least a visit's length apart, so that their rows stay in file order
         span_ms = max(span_ms, float(visits.max()) * visit_rows * 1000)
         at[known] = (visit + phase) / visits[codes] - 1.0

@@ -465,6 +465,21 @@ def test_untimed_rows_are_shuffled_per_user_unless_the_file_order_is_time(tmp_pa
     assert any("in their file order (--file-order)" in n for n in summary.read_notes)
 
 
+def test_untimed_visits_are_shuffled_within_and_a_users_rows_of_one_item_spread_across_them(tmp_path):
+    """Frappe's log: a user's rows sorted by item, one row per item and context. A visit in the
+    file's order would list ascending ids, and an item's rows side by side would make one visit of
+    them, so that no item returned in a later visit."""
+    rows = "\n".join(f"u{u},i{k:03d},{c}" for u in range(20) for k in range(8) for c in range(5))
+    path = tmp_path / "frappe.csv"
+    path.write_text("user,item,context\n" + rows + "\n")
+    events, _, _ = load_interactions(path, user_col="user", item_col="item", time_col=None)
+    visits = events.sort_values("timestamp").groupby("session_id", sort=False)["item_id"].apply(list)
+    assert sum(v == sorted(v) for v in visits) < len(visits) / 4  # each visit in an order of its own
+    # an item's five rows fall in several of its user's visits, not in one
+    spread = events.groupby(["user_id", "item_id"])["session_id"].nunique()
+    assert spread.mean() > 2
+
+
 def test_untimed_sessions_are_as_long_at_the_end_of_the_span_as_before_it(tmp_path):
     """The drift gate compares the newest tenth with the rest: with users of uneven row counts, the
     visits' lengths must not depend on where in the span they fall."""
