@@ -700,7 +700,8 @@ def untimed_repeats_note(raw: pd.DataFrame, o: ImportOptions) -> str | None:
         f"{n:,} row{'s' if n != 1 else ''} repeat{'s' if n == 1 else ''} an earlier row's "
         f"{'user, item and value' if len(cols) > 2 else 'user and item'} exactly (no times to tell a second play "
         "from a copy): "
-        "each is imported as an event of its own (if the file wrote some rows twice, drop the copies first)"
+        "each is imported as an event of its own (if the file wrote some rows twice, drop the copies first; rows "
+        "that differ in a column the import does not read, such as a context, are no copies)"
     )
 
 
@@ -944,9 +945,9 @@ def _itemless_notes(o: ImportOptions, tally: _Tally) -> list[str]:
 
 def _context_notes(o: ImportOptions, tally: _Tally) -> list[str]:
     notes = []
-    for kind, col, setting in (
-        ("device", o.device_col, "SETLIST_CONTEXT_DEVICES"),
-        ("locale", o.locale_col, "SETLIST_CONTEXT_LOCALE_PATTERN"),
+    for kind, col, setting, mapping in (
+        ("device", o.device_col, "SETLIST_CONTEXT_DEVICES", "--device-map 1=desktop,2=mobile"),
+        ("locale", o.locale_col, "SETLIST_CONTEXT_LOCALE_PATTERN", "--locale-map Spain=es_ES,Brazil=pt_BR"),
     ):
         if col is None:
             continue
@@ -954,8 +955,8 @@ def _context_notes(o: ImportOptions, tally: _Tally) -> list[str]:
         if others := sorted(tally.other_context[kind]):
             shown = ", ".join(map(repr, others[:5])) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
             notes.append(
-                f"{kind} values outside what a request may name read as 'other': {shown} ({setting} sets it, for "
-                "serving and imports alike)"
+                f"{kind} values outside what a request may name read as 'other': {shown} ({mapping} names them as "
+                f"a request would, or {setting} widens what it may name, for serving and imports alike)"
             )
     return notes
 

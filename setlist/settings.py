@@ -266,7 +266,6 @@ class Settings(BaseSettings):
     #: locales kept as sent (``en``, ``en_US``, ``pt-BR``: short by construction); any other becomes "other"
     context_locale_pattern: str = r"[a-z]{2,3}(?:[_-][A-Za-z]{2})?"
     reload_interval_s: float = 30.0
-    recent_exclusion: int = 20
     engine: Literal["fast", "baseline"] = "fast"
     tls_cert: Path | None = None
     tls_key: Path | None = None

@@ -27,6 +27,7 @@ from training.dataset import COMPLETE, RankingSet, daily_item_matrix, query_stat
 from training.ease import ease_peak_bytes
 from training.evaluate import Baseline, Evaluation, als_baseline, ease_baseline, evaluate
 from training.folds import MIN_TRAIN_QUERIES, TrainingRefused, combine, ranker_splits, require_enough, split_params
+from training.labels import label
 from training.prerank import CALL_COST
 from training.progress import Reporter
 from training.ranker import FittedRanker, RankerParams, fit
@@ -109,6 +110,21 @@ class Plan:
 TRAINING_COLUMNS = ("event_id", "user_id", "session_id", "item_id", "type", "timestamp", "value", "device", "locale")
 
 
+def _no_queries(events: pd.DataFrame) -> str:
+    """Why no user could be asked about a held-out positive, with the counts that tell which way on."""
+    positive = label(events).to_numpy() == 1
+    per_user = pd.Series(positive).groupby(events["user_id"].to_numpy()).sum()
+    enough = int((per_user >= MIN_POSITIVES).sum())
+    types = ", ".join(f"{t} {n:,}" for t, n in events["type"].value_counts().head(6).items())
+    return (
+        f"no user has a held-out positive to evaluate on: each needs at least {MIN_POSITIVES} positive "
+        f"interactions, and {enough:,} of {len(per_user):,} users have them ({int(positive.sum()):,} positives in "
+        f"{len(events):,} events: {types}). Positives are likes, adds and plays of most of an item; views, "
+        "impressions and skips are not: a log of views and purchases needs its views read as plays "
+        "(--type-map view=play) or more purchases per user" + ("; or lower SETLIST_HOLDOUT_FRACTION" if enough else "")
+    )
+
+
 def read_for_training(log: EventLog) -> pd.DataFrame:
     """The log's events with the columns training uses. Event ids only break ties in the log's
     (timestamp, event_id) order and sessions are only compared, so both come as integers."""
@@ -181,10 +197,7 @@ def plan_run(
     split = make_split(events, split_params(settings), exclude_seen)
     done()
     if split.queries.empty:
-        raise TrainingRefused(
-            "no user has a held-out positive to evaluate on: every user needs at least "
-            f"{MIN_POSITIVES} positive interactions (lower SETLIST_HOLDOUT_FRACTION or import more data)"
-        )
+        raise TrainingRefused(_no_queries(events))
     if split.train.empty:  # said here: every later step would fail on an empty frame in its own words
         raise TrainingRefused(
             f"the {split.kind} split left no events to train on ({split.describe()}): import a longer log, "

@@ -281,3 +281,13 @@ def test_events_without_a_session_are_visits_of_their_own():
     # a client that sends no session id: its replays are still returns, not one endless visit
     replays = _touches(("u", "a", "play", ""), ("u", "a", "play", ""), ("u", "b", "play", ""))
     assert repeat_share(replays) == pytest.approx(1 / 3)
+
+
+def test_no_held_out_positive_says_what_counts_as_one_and_how_many_there_were():
+    # Dressipi's sessions imported as views with one purchase each: nobody has two positives
+    from training.run import _no_queries
+
+    rows = [(f"s{k}", f"i{k}", "view", f"s{k}") for k in range(6)] + [(f"s{k}", "p", "like", f"s{k}") for k in range(3)]
+    said = _no_queries(_touches(*rows))
+    assert "0 of 6 users have them (3 positives in 9 events: view 6, like 3)" in said
+    assert "--type-map view=play" in said and "SETLIST_HOLDOUT_FRACTION" not in said
