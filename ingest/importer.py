@@ -381,7 +381,7 @@ def file_order_times(
             visit = (rank * visits[codes] + turn) // rows[codes]
             # a visit is a run of the user's ranks: each row's place in it by rank, not by the file's order
             within = rank - pd.Series(rank).groupby([codes, visit]).transform("min").to_numpy()
-        # a user's visits at least a visit's length apart, so that their rows stay in file order
+        # a user's visits at least a visit's length apart, so that their rows keep their order
         span_ms = max(span_ms, float(visits.max()) * visit_rows * 1000)
         at[known] = (visit + phase) / visits[codes] - 1.0
     at *= span_ms
