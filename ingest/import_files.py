@@ -68,6 +68,8 @@ _SEP_NAMES = {
 #: tried only when none of SEPARATORS fits: a space also sits inside titles and dates of files
 #: separated by something else, but some logs (Epinions-style ``user item rating`` lines) use it alone
 SPACE = " "
+#: cells that exports write for a missing value (R and pandas, SQL dumps, JSON): not ids
+MISSING_TOKENS = ("na", "n/a", "nan", "null", "none", "\\n")
 _SAMPLE_LINES = 200
 #: single-character separators whose formats never quote (see ``_quoting``)
 UNQUOTED = ("\t",)
@@ -623,8 +625,7 @@ def _plan_text(path: Path, ext: str, compression: str | None, layout: TextLayout
         names = list(layout.names) + [f"column_{k + 1}" for k in range(len(layout.names), width)]
         if lines and (header := _header_beside_names(lines, sep, layout.names)):
             notes.append(
-                f"its first line is a header ({header}), of another width than its rows: skipped, the columns "
-                f"named by {layout.option('names')}"
+                f"its first line is a header ({header}): skipped, the columns named by {layout.option('names')}"
             )
     kwargs: dict = {"dtype": str, "keep_default_na": False, "na_values": [""], "encoding": encoding}
     if sep == WHITESPACE:  # the C parser's own reading of runs of blanks (leading ones ignored)
@@ -639,10 +640,11 @@ def _plan_text(path: Path, ext: str, compression: str | None, layout: TextLayout
     long_first = (
         [] if item_headed else _long_first_rows(path, compression, encoding, lines, sep, names, layout.option("names"))
     )
-    if header is not None:  # a longer header is no malformed row: skipped as the header it is
-        long_first = [n for n in long_first if n != 1]
-    if long_first or header is not None:
-        kwargs["skiprows"] = [0] * (header is not None) + [n - 1 for n in long_first]
+    # the header's own line (blank lines may come first): a longer header is no malformed row
+    at = _first_line(path, compression, encoding) if header is not None else None
+    long_first = [n for n in long_first if at is None or n != at]
+    if long_first or at is not None:
+        kwargs["skiprows"] = ([at - 1] if at is not None else []) + [n - 1 for n in long_first]
     plan = _TextPlan(path, compression, encoding, sep, names, kwargs, long_first, item_headed, what, notes)
     plan.skipped_header = int(header is not None)
     return plan
@@ -655,13 +657,16 @@ HEADER_NUMBERS = 0.9
 def _header_beside_names(lines: list[str], sep: str, names: Sequence[str]) -> str | None:
     """The first line, quoted, when it is a header though ``--names`` names the columns: a file
     whose header is shorter or longer than its rows (JODIE's, with 172 unnamed features after four
-    names) must be named, and its header is then no row. It is one when its first fields are the
-    names given, or words above columns of numbers."""
-    first = _split_line(lines[0], sep)[: len(names)]
-    shown = repr(sep.join(first)[:60])
-    if [f.lower() for f in first] == [n.lower() for n in names]:
+    names) must be named, and its header is then no row. It is one when its fields are the names
+    given (as far as both go, two at least), or words above columns of numbers."""
+    first = _split_line(lines[0], sep)
+    shown = repr(sep.join(first[: len(names)])[:60])
+    k = min(len(first), len(names))
+    if k >= min(2, len(names)) and [f.lower() for f in first[:k]] == [n.lower() for n in names[:k]]:
         return shown
-    if len(first) < len(names) or not all(re.fullmatch(r"[A-Za-z_][\w .\-]*", f) for f in first):
+    first = first[: len(names)]
+    words = all(re.fullmatch(r"[A-Za-z_][\w .\-]*", f) and f.lower() not in NOT_WORDS for f in first)
+    if len(first) < len(names) or not words:
         return None
     rows = [_split_line(line, sep) for line in lines[1:200]]
     for k in range(len(names)):
@@ -671,12 +676,23 @@ def _header_beside_names(lines: list[str], sep: str, names: Sequence[str]) -> st
     return None
 
 
+#: cells that read as words but stand for a value: a missing one, or a float's nan and inf
+NOT_WORDS = frozenset((*MISSING_TOKENS, "inf", "infinity"))
+
+
 def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
+    """A number written out in digits (``nan`` and ``inf`` are no numbers of a column here)."""
+    return re.fullmatch(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", text.strip()) is not None
+
+
+def _first_line(path: Path, compression: str | None, encoding: str) -> int:
+    """The number (from 1) of the file's first line that is not blank."""
+    opener = _COMPRESSED.get(compression or "", open)
+    with opener(path, "rt", encoding=encoding, newline="") as f:  # type: ignore[operator]
+        for number, line in enumerate(f, start=1):
+            if line.strip():
+                return number
+    return 1
 
 
 #: line breaks in one cell from which joined lines read as a stray quote rather than text
@@ -1283,10 +1299,6 @@ WIDE_COLUMNS = 20
 def _example_names(n: int, items: bool = False) -> list[str]:
     base = ["item_id", "title", "genres", "artist"] if items else ["user_id", "item_id", "rating", "timestamp"]
     return base[:n] + [f"c{k + 1}" for k in range(len(base), n)]
-
-
-#: cells that exports write for a missing value (R and pandas, SQL dumps, JSON): not ids
-MISSING_TOKENS = ("na", "n/a", "nan", "null", "none", "\\n")
 
 
 def _stripped(s: pd.Series) -> pd.Series:

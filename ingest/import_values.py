@@ -58,7 +58,10 @@ TYPE_SYNONYMS = {
 
 
 def _type_names(values: pd.Series) -> pd.Series:
-    """A type column's names as compared: lower-case, spaces and hyphens → ``_``."""
+    """A type column's names as compared: lower-case, spaces and hyphens → ``_``; type codes read as
+    floats (a parquet column of numbers with gaps: ``2.0``) as the whole numbers they are (``2``)."""
+    if pd.api.types.is_float_dtype(values) and (values.dropna() % 1 == 0).all():
+        values = values.astype("Int64")
     return values.astype("string").str.strip().str.lower().str.replace(r"[\s\-]+", "_", regex=True)
 
 

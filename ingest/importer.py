@@ -1240,7 +1240,8 @@ class InteractionStream:
                 self._columns = [*map(str, chunk.columns), *self.stream.dropped]
                 self._unread = unread_context_notes(self._columns, o) + unread_outcome_note(self._columns, o)
             lines += len(chunk)
-            narrow = reshape(chunk)[cols]
+            # an item named by several columns is keyed here only when this pass reads the item
+            narrow = (chunk if o.item_parts and o.item_col not in cols else reshape(chunk))[cols]
             # text cells as Arrow strings: a fraction of the memory of Python strings
             narrow = narrow.astype({c: "string[pyarrow]" for c in cols if narrow[c].dtype == object})
             parts.append(narrow)
@@ -1261,14 +1262,18 @@ class InteractionStream:
         for b in range(self.chunks):
             parts: list[pd.DataFrame] = []
             first_row = 0
-            for chunk in map(o.reshaper(), self.stream):  # the rows of the first pass, again
+            # a key of several columns is one per row: made for this stretch's rows only, after they are picked
+            row_wise = bool(o.item_parts)
+            reshape = o.reshaper()
+            for chunk in self.stream if row_wise else map(reshape, self.stream):  # the first pass's rows, again
                 n = len(chunk)
                 mine = np.flatnonzero(bucket[first_row : first_row + n] == b)
                 if first_row + n > len(bucket):  # the file changed between the passes
                     break
                 if len(mine):
-                    cells = [chunk.iloc[mine].reset_index(drop=True) if len(mine) < n else chunk]
-                    del chunk
+                    picked = chunk.iloc[mine].reset_index(drop=True) if len(mine) < n else chunk
+                    cells = [reshape(picked) if row_wise else picked]
+                    del chunk, picked
                     parts.append(_chunk_events(cells, first_row + mine, whole, o, tally))
                 first_row += n
                 self.progress(f"chunk {b + 1} of {self.chunks}: {first_row:,} rows read")

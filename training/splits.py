@@ -22,7 +22,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from setlist.features import SESSION_LAST_N
+from setlist.features import SessionState, update_session
 from setlist.windows import Window, trailing
 from training.labels import label
 
@@ -182,32 +182,48 @@ def make_split(events: pd.DataFrame, p: SplitParams, exclude_seen: bool) -> Spli
     return s
 
 
-#: the types whose items the session keeps as its recent ones (``setlist.features.update_session``)
-RECENT_TYPES = ("play", "like", "add_to_playlist")
+#: events replayed to measure ``recent_repeat_share``: whole users, chosen by a stable hash, up to this many
+RECENT_SAMPLE_EVENTS = 300_000
 
 
-def recent_repeat_share(events: pd.DataFrame) -> float:
-    """The share of positives on an item among the user's last ``SESSION_LAST_N`` plays, likes and
-    adds before it: the session state's recent items, which Rank leaves out of its candidates (a
-    player does not offer again what it just played). Low for music and ratings, whose users move
-    on; most positives where users stay with a few items (posts to the same forums, ten-minute
-    ticks of one stream). Counted by distance, so an item played again within that many plays;
-    a recent list that repeats items holds a few more."""
+def recent_repeat_share(events: pd.DataFrame, sample_events: int = RECENT_SAMPLE_EVENTS) -> float:
+    """The share of positives on an item that is among the user's recent items just before it: the
+    session state's last ``SESSION_LAST_N`` different items played, liked or added (a skip takes one
+    out), which Rank leaves out of its candidates, as a player does not offer again what it just
+    played. Low for music and ratings, whose users move on; most positives where users stay with a
+    few items (posts to the same forums, ten-minute ticks of one stream). Measured by replaying the
+    session state itself (``setlist.features.update_session``) over whole users, up to
+    ``sample_events`` events of them, so that it is the list Rank reads, not an approximation."""
     positive = label(events).to_numpy() == 1
     if not positive.any():
         return 0.0
-    order = log_order(events)
-    kept = events["type"].isin(RECENT_TYPES).to_numpy()[order]
-    users = pd.factorize(events["user_id"])[0][order][kept].astype(np.int64)
-    items = pd.factorize(events["item_id"])[0][order][kept].astype(np.int64)
-    key = pd.Series(users * (int(items.max()) + 1) + items)
-    at = pd.Series(np.arange(len(key)))
-    # plays in log order are each user's in time order; a user's n-th play is counted by user
-    nth = at.groupby(users).cumcount().to_numpy()
-    before = pd.Series(nth).groupby(key.to_numpy()).shift().to_numpy()
-    recent = np.zeros(len(order), dtype=bool)
-    recent[np.flatnonzero(kept)] = (nth - before) <= SESSION_LAST_N  # NaN (no earlier play): False
-    return float(recent[positive[order]].mean())
+    users = events["user_id"].astype(str)
+    sizes = users.value_counts()
+    # whole users in a stable pseudo-random order, as many as the sample holds (at least one)
+    shuffled = sizes.iloc[np.argsort(pd.util.hash_pandas_object(sizes.index.to_series(), index=False).to_numpy())]
+    chosen = shuffled.index[: max(1, int(np.searchsorted(shuffled.cumsum().to_numpy(), sample_events, "right")))]
+    mine = np.flatnonzero(users.isin(chosen).to_numpy())
+    sub = events.iloc[mine]
+    order = log_order(sub, by_user=True)
+    ms = sub["timestamp"].to_numpy(dtype="datetime64[ms]").astype(np.int64)[order]
+    states: dict[str, SessionState] = {}
+    hits = total = 0
+    rows = zip(
+        users.to_numpy()[mine][order].tolist(),
+        sub["session_id"].fillna("").astype(str).to_numpy()[order].tolist(),
+        sub["item_id"].astype(str).to_numpy()[order].tolist(),
+        sub["type"].astype(str).to_numpy()[order].tolist(),
+        ms.tolist(),
+        positive[mine][order].tolist(),
+        strict=True,
+    )
+    for user, session, item, etype, at, good in rows:
+        state = states.get(user) or SessionState()
+        if good:
+            total += 1
+            hits += item in state.last_items
+        states[user] = update_session(state, session, item, etype, at, "")
+    return hits / total if total else 0.0
 
 
 def repeat_share(events: pd.DataFrame) -> float:

@@ -901,3 +901,19 @@ def test_an_untimed_import_into_a_log_that_holds_events_warns_that_it_becomes_th
     second = CliRunner().invoke(app, [*base[:1], str(to_read), *base[1:]])
     assert second.exit_code == 0, second.output
     assert "they are the newest events" in " ".join(second.output.split())
+
+
+def test_a_header_beside_names_is_told_from_data_at_any_width_and_after_blank_lines(tmp_path):
+    options = dict(user_col="user", item_col="item", rating_col="rating", time_col=None)
+    layout = TextLayout.from_options(None, "user,item,rating", None)
+    # a header shorter than the rows, after a blank line: skipped, not read as a row
+    short = tmp_path / "short.csv"
+    short.write_text("\nuser,item\nu1,i1,5\nu2,i2,3\nu3,i1,4\n")
+    events, _, summary = load_interactions(short, layout=layout, **options)
+    assert sorted(events["user_id"]) == ["u1", "u2", "u3"]
+    assert any("its first line is a header ('user,item')" in n for n in summary.read_notes)
+    # a first row with a missing value is data: nan is no word above a column of numbers
+    data = tmp_path / "data.csv"
+    data.write_text("u1,nan,5\nu2,i2,3\nu3,i1,4\n")
+    events, _, summary = load_interactions(data, layout=layout, **options)
+    assert len(events) == 3 and not any("header" in n for n in summary.read_notes)

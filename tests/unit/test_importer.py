@@ -924,3 +924,24 @@ def test_outcome_columns_left_unread_are_named_when_every_row_is_a_play(tmp_path
     # once a column gives the rows their values, the others are the user's choice: nothing said
     _, _, summary = load_interactions(src, time_unit="s", count_col="click_cnt")
     assert "not read: every row" not in " ".join(str(summary).split())
+
+
+def test_type_codes_read_as_floats_are_mapped_as_the_whole_numbers_they_are(tmp_path):
+    # a parquet type column of numbers with gaps is float: 2.0, not "2"
+    from ingest.import_values import parse_type_map
+
+    frame = pd.DataFrame(
+        {
+            "user_id": ["u", "u", "v", "v"],
+            "item_id": ["a", "b", "a", "c"],
+            "timestamp": [T0, T0 + 1, T0 + 2, T0 + 3],
+            "kind": [1.0, 2.0, np.nan, 2.0],
+            "stars": [np.nan, 5.0, np.nan, 1.0],
+        }
+    )
+    src = tmp_path / "coded.parquet"
+    frame.to_parquet(src)
+    events, _, _ = load_interactions(
+        src, time_unit="s", type_col="kind", rating_col="stars", type_map=parse_type_map("1=play,2=rating")
+    )
+    assert events["type"].tolist() == ["play", "like", None, "skip"]
