@@ -387,7 +387,32 @@ def _drop_user_row(arrays: Path, user: str) -> bool:
             tmp = seen.with_name(".seen.tmp.npz")
             sp.save_npz(tmp, matrix[np.flatnonzero(keep)])
             os.replace(tmp, seen)
+    if arrays.name == "arrays.npz":
+        _drop_table_row(arrays.parent, keep)
     return True
+
+
+def _drop_table_row(folder: Path, keep: np.ndarray) -> None:
+    """A candidate index's table of each user's nearest items (``setlist.embedding_top``) without
+    the erased user's row: its rows are read by user position, so every later user's row would
+    otherwise be the next user's, and the erased user's own would stay."""
+    from setlist.embedding_top import INDPTR_FILE, ITEMS_FILE
+
+    if not (folder / INDPTR_FILE).exists():
+        return
+    indptr, items = np.load(folder / INDPTR_FILE), np.load(folder / ITEMS_FILE)
+    lengths = np.diff(indptr)
+    if len(lengths) != len(keep):  # not one row per user of this index: left as it is
+        return
+    kept_items = items[np.repeat(keep, lengths)]
+    kept_indptr = np.concatenate([[0], np.cumsum(lengths[keep])]).astype(indptr.dtype)
+    for name, values in ((ITEMS_FILE, kept_items), (INDPTR_FILE, kept_indptr)):
+        tmp = folder / f".{name}.tmp"
+        with open(tmp, "wb") as fh:
+            np.save(fh, values)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, folder / name)
 
 
 def _save_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:

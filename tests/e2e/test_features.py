@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -84,10 +86,28 @@ def test_point_in_time_join_never_sees_a_value_stamped_after_the_label(tiny_worl
     assert got["user_plays_7d"].iloc[1] == after["user_plays_7d"]
 
 
-def test_erasure_removes_a_user_everywhere(tiny_copy):
+@pytest.fixture
+def shared_models_restored(tiny_copy, tmp_path):
+    """The copy's registered models are the session world's own files (``tiny_copy`` copies the data
+    directory, not the artifacts MLflow points at): erasure rewrites them, so they are put back after,
+    or every later test would score the world's champion without the erased user."""
+    from setlist.registry import artifact_roots
+
+    outside = [r for r in artifact_roots(tiny_copy.settings) if r.exists() and not r.is_relative_to(tmp_path)]
+    saved = {r: tmp_path / f"models-{n}" for n, r in enumerate(outside)}
+    for root, keep in saved.items():
+        shutil.copytree(root, keep)
+    yield tiny_copy
+    for root, keep in saved.items():
+        shutil.rmtree(root)
+        shutil.copytree(keep, root)
+
+
+def test_erasure_removes_a_user_everywhere(shared_models_restored):
     from feature_repo.materialize import build_from_log
     from ingest.erasure import erase
 
+    tiny_copy = shared_models_restored
     s = tiny_copy.settings
     raw = tiny_copy.users.loc[tiny_copy.users["consent_personalization"], "user_id"].iloc[0]
     p = pseudonymize(raw, s.secret_hmac_key())

@@ -116,6 +116,22 @@ def test_the_factor_row_goes_and_the_rest_stay_aligned(tmp_path: Path) -> None:
     assert not _drop_user_row(arrays, "u_gone")  # nothing left to do: the file is not rewritten
 
 
+def test_the_users_row_of_nearest_items_goes_and_the_next_users_keep_their_own(tmp_path: Path) -> None:
+    """The table training precomputes (``setlist.embedding_top``) is read by user position: with a
+    row gone from the factors but not from it, every later user would read the next one's items."""
+    from setlist.embedding_top import EmbeddingTop
+
+    index = tmp_path / "index"
+    index.mkdir()
+    arrays = index / "arrays.npz"
+    np.savez(arrays, user_ids=np.array(["u_a", "u_gone", "u_b"]), user_factors=np.ones((3, 2), np.float32))
+    EmbeddingTop(2, np.array([0, 2, 3, 5]), np.array([7, 8, 9, 1, 2], np.uint16)).save(index)
+    assert _drop_user_row(arrays, "u_gone")
+    table = EmbeddingTop.load(index, 2)
+    assert table is not None and table.row(0).tolist() == [7, 8] and table.row(1).tolist() == [1, 2]
+    assert len(table.indptr) == 3 and table.items.dtype == np.uint16
+
+
 def test_a_running_server_forgets_an_erased_users_last_known_rows(tmp_path: Path) -> None:
     """Degraded mode serves the rows a worker last read; after an erasure the refresh loop drops them."""
     from feature_repo.declarations import load
