@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pyarrow as pa
@@ -407,18 +408,19 @@ def _drop_table_row(folder: Path, keep: np.ndarray) -> None:
     kept_items = items[np.repeat(keep, lengths)]
     kept_indptr = np.concatenate([[0], np.cumsum(lengths[keep])]).astype(indptr.dtype)
     for name, values in ((ITEMS_FILE, kept_items), (INDPTR_FILE, kept_indptr)):
-        tmp = folder / f".{name}.tmp"
-        with open(tmp, "wb") as fh:
-            np.save(fh, values)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, folder / name)
+        _replace_atomic(folder / name, lambda fh, v=values: np.save(fh, v))
 
 
 def _save_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    tmp = path.with_name(f".{path.stem}.tmp.npz")
+    _replace_atomic(path, lambda fh: np.savez(fh, **arrays))  # type: ignore[arg-type]
+
+
+def _replace_atomic(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """``path`` replaced by what ``write`` puts in a file beside it, synced first: a crash leaves
+    the old file or the new one, never half of either."""
+    tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "wb") as fh:
-        np.savez(fh, **arrays)  # type: ignore[arg-type]
+        write(fh)
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
