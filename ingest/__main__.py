@@ -296,6 +296,13 @@ def import_(
         None, help="the rating that means 'not rated' (e.g. 0 or -1): such rows are plays of unknown value"
     ),
     type_col: str | None = None,
+    event_type: str | None = typer.Option(
+        None,
+        "--type",
+        help="one event type for every row, for a file of one kind of event (purchases or stars: like; "
+        "add-to-carts or saves: add_to_playlist); without it, --rating-col, --type-col or --count-col, every "
+        "row is a play",
+    ),
     type_map: str | None = typer.Option(
         None,
         help="the type column's own names as event types, e.g. 'addtocart=add_to_playlist,transaction=like'",
@@ -431,8 +438,8 @@ def import_(
 
     settings = get_settings()
     _check_time_options(time_unit, time_origin, time_format, year, time_zone, no_time)
-    if query_col and not type_col:
-        raise UsageError("--query-col needs --type-col: only search and feature_use rows carry text")
+    if query_col and not (type_col or event_type):
+        raise UsageError("--query-col needs --type-col or --type: only search and feature_use rows carry text")
     if unrated is not None and not rating_col:
         raise UsageError("--unrated names a value of the rating column: it needs --rating-col")
     if file_order and not no_time:
@@ -522,6 +529,7 @@ def import_(
         rating_col=rating_col,
         rating_max=rating_max,
         type_col=type_col,
+        event_type=event_type and event_type.strip().lower(),
         type_map=mapping,
         count_col=count_col,
         played=played,

@@ -743,6 +743,7 @@ def types_and_values(
     notes: list[str] | None = None,
     type_map: dict[str, str] | None = None,
     unrated: float | None = None,
+    event_type: str | None = None,
 ):
     """Event types and values from a rating (scaled by the top rating: the file's highest, or
     ``rating_max``, which keeps the parts of a log imported in parts on one scale) or a type column
@@ -833,8 +834,8 @@ def types_and_values(
             said.append(unknown)
     elif norm is not None:
         types = _by_rating(norm, no_rating)
-    else:
-        types = np.full(n, "play", dtype=object)
+    else:  # every row of one kind: plays unless ``event_type`` (``--type``) names another
+        types = np.full(n, event_type or "play", dtype=object)
     carries = np.isin(types, ["play", "like"])  # only these have a value in the contract
     value = np.where(carries, norm if norm is not None else 1.0, np.nan).astype(np.float32)
     value[no_rating] = np.nan

@@ -420,6 +420,8 @@ class ImportOptions:
     locale_col: str | None = None
     rating_col: str | None = None
     type_col: str | None = None
+    #: one event type for every row, for a file of one kind of event (a log of purchases, of stars)
+    event_type: str | None = None
     items: Path | None = None
     item_id_col: str = "item_id"
     consent_col: str | None = None
@@ -473,6 +475,8 @@ class ImportOptions:
             raise ImportFormatError("a history column lists earlier clicks beside an impressions column: it needs one")
 
     def check(self) -> None:
+        if self.event_type is not None:
+            self._check_event_type()
         if self.user_col in self.item_parts:
             raise ImportFormatError(
                 f"--user-col {self.user_col!r} is also a part of --item-col: a row's user and its item are "
@@ -499,6 +503,38 @@ class ImportOptions:
                 )
             self.played.check()
 
+    def _check_event_type(self) -> None:
+        if self.event_type not in EVENT_TYPES:
+            raise ImportFormatError(
+                f"--type {self.event_type!r} is not an event type (types: {', '.join(EVENT_TYPES)})"
+            )
+        given = {
+            "--type-col": self.type_col,
+            "--rating-col": self.rating_col,
+            "--count-col": self.count_col,
+            "--impressions-col": self.impressions_col,
+            "--played-col": self.played.col if self.played else None,
+        }
+        if self.event_type in NO_ITEM_TYPES:
+            if self.query_col is None:
+                raise ImportFormatError(
+                    f"--type {self.event_type} rows carry text, not an item: --query-col names the column that holds it"
+                )
+            if self.item_parts or self.item_lists:
+                raise ImportFormatError(
+                    f"--type {self.event_type} rows name no item: leave out --item-col and --item-lists"
+                )
+        if clash := [name for name, col in given.items() if col is not None]:
+            raise ImportFormatError(
+                f"--type gives every row one type: it does not combine with {', '.join(clash)}, which "
+                f"give{'s' if len(clash) == 1 else ''} each row its own"
+            )
+
+    @property
+    def itemless(self) -> bool:
+        """Every row is a search or a feature use (``--type search``): the file need have no item column."""
+        return self.event_type in NO_ITEM_TYPES
+
     @property
     def list_col(self) -> str | None:
         """The column whose cells are exploded into one row per item, if any."""
@@ -508,6 +544,9 @@ class ImportOptions:
         """For one pass over the file, chunk by chunk: its rows as the import reads them, one per
         item when cells list several (``import_lists.Reshape``), with the key column of an item
         named by several columns (``item_key``)."""
+        if self.itemless:  # the contract's "no item": a column of its own, whatever the file holds
+            col = self.item_col
+            return lambda frame: frame.assign(**{col: pd.Series(pd.NA, index=frame.index, dtype="string")})
         if self.item_parts:
             parts = self.item_parts
             return lambda frame: with_key(frame, parts)
@@ -529,7 +568,7 @@ class ImportOptions:
         items = {f"item ({n} of {len(self.item_parts)})": p for n, p in enumerate(self.item_parts, 1)}
         return {
             "user": self.user_col,
-            **(items or {"item": self.item_col}),
+            **(items or {"item": None if self.itemless else self.item_col}),
             "time": self.time_col,
             "time offset": self.time_offset_col,
             "rating": self.rating_col,
@@ -641,7 +680,9 @@ def _whole_file(raw: pd.DataFrame, o: ImportOptions, now: pd.Timestamp, source: 
     if o.count_col is not None:
         types, value, weight = counted_plays(raw[o.count_col], users, o.count_col, notes)
     else:
-        types, value = types_and_values(raw, o.rating_col, o.type_col, o.rating_max, notes, o.type_map, o.unrated)
+        types, value = types_and_values(
+            raw, o.rating_col, o.type_col, o.rating_max, notes, o.type_map, o.unrated, o.event_type
+        )
     whole = _WholeFile(ts.reset_index(drop=True), sessions, types, value, weight, notes)
     if o.played is not None:
         lengths, whole.catalogue = _play_lengths(raw, o)
@@ -816,8 +857,8 @@ def require_plain_ids(frame: pd.DataFrame, o: ImportOptions) -> None:
     """The user and item columns hold ids, not records: a cell that is a JSON object (30Music's
     idomaar lines keep user and track in one ``{"subjects": …, "objects": …}``) would become an
     id of its own, each unique, silently."""
-    ids = [("--user-col", o.user_col), *(("--item-col", c) for c in (o.item_parts or [o.list_col or o.item_col]))]
-    for option, col in ids:
+    items = [] if o.itemless else (o.item_parts or [o.list_col or o.item_col])
+    for option, col in [("--user-col", o.user_col), *(("--item-col", c) for c in items)]:
         cells = frame[col].dropna().head(_ID_PEEK).tolist()
         records = [v for v in cells if isinstance(v, dict) or _json_object(v)]
         if cells and len(records) * 2 > len(cells):
@@ -849,7 +890,7 @@ def unread_outcome_note(columns: list[str], o: ImportOptions) -> list[str]:
     """A word when every row is read as a whole play (no rating, type, count or time played was
     named) though the file has columns of outcomes (KuaiSAR's click_cnt, like_cnt): rows shown and
     not clicked would train as plays."""
-    told = (o.rating_col, o.type_col, o.count_col, o.impressions_col, o.played.col if o.played else None)
+    told = (o.rating_col, o.type_col, o.count_col, o.impressions_col, o.played.col if o.played else None, o.event_type)
     if any(c is not None for c in told):
         return []
     found = [c for c in columns if re.fullmatch(_OUTCOME_NAME, c.lower()) and c not in o.keep()]

@@ -89,6 +89,29 @@ def test_the_rating_scale_is_the_whole_files_not_each_chunks(tmp_path):
     assert (streamed[0]["type"] == "like").sum() == 1
 
 
+def test_one_type_for_every_row_and_a_log_of_searches_read_the_same_in_chunks(tmp_path):
+    stars = tmp_path / "stars.csv"
+    pd.DataFrame(
+        {"user": [f"u{k % 7}" for k in range(60)], "repo": [f"r{k % 11}" for k in range(60)],
+         "ts": [1_600_000_000 + 60 * k for k in range(60)]}
+    ).to_csv(stars, index=False)  # fmt: skip
+    whole, streamed, _ = _both(
+        stars, 7, user_col="user", item_col="repo", time_col="ts", time_unit="s", event_type="like"
+    )
+    _same(whole, streamed)
+    assert set(streamed[0]["type"]) == {"like"}
+    searches = tmp_path / "searches.csv"
+    pd.DataFrame(
+        {"user": [f"u{k % 5}" for k in range(40)], "q": [f"song {k}" if k % 9 else "" for k in range(40)],
+         "ts": [1_600_000_000 + 60 * k for k in range(40)]}
+    ).to_csv(searches, index=False)  # fmt: skip
+    whole, streamed, _ = _both(
+        searches, 6, user_col="user", item_col="item", time_col="ts", time_unit="s", event_type="search", query_col="q"
+    )
+    _same(whole, streamed)
+    assert set(streamed[0]["type"]) == {"search"} and set(streamed[0]["item_id"]) == {""}
+
+
 def test_untimed_counted_plays_and_malformed_lines_in_chunks(tmp_path):
     rng = np.random.default_rng(0)
     lines = [f"u{rng.integers(20)}\ts{rng.integers(50)}\t{rng.integers(1, 30)}" for _ in range(400)]

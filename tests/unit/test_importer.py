@@ -593,6 +593,56 @@ u2,,2024-01-01T10:03:00Z,search,
         load_interactions(src, user_col="user", item_col="item", time_col="when", type_col="kind", query_col="words")
 
 
+def test_a_file_of_one_kind_of_event_gives_every_row_its_type(tmp_path):
+    # GitHub's stars: every row a like, whatever else the file holds (an outcome-like count column)
+    src = _csv(
+        tmp_path / "stars.csv",
+        """
+user,repo,created_at,click_cnt
+u1,a/x,2015-01-01T10:00:00Z,3
+u1,b/y,2015-01-01T11:00:00Z,0
+u2,a/x,2015-01-02T10:00:00Z,1
+""",
+    )
+    kw = dict(user_col="user", item_col="repo", time_col="created_at")
+    events, _, summary = load_interactions(src, **kw, event_type="like")
+    assert events["type"].tolist() == ["like"] * 3
+    assert events["value"].tolist() == [1.0] * 3  # a like carries its value, as a file's rated likes do
+    assert "types: like 3" in str(summary)
+    assert "click_cnt" not in str(summary)  # --type is the reading: no word of columns left unread
+    plays, _, plays_summary = load_interactions(src, **kw)
+    assert plays["type"].tolist() == ["play"] * 3 and "click_cnt" in str(plays_summary)
+    # a type that carries no value in the contract keeps none
+    carts, _, _ = load_interactions(src, **kw, event_type="add_to_playlist")
+    assert carts["type"].tolist() == ["add_to_playlist"] * 3 and carts["value"].isna().all()
+
+
+def test_a_file_of_searches_takes_its_text_from_the_query_column(tmp_path):
+    src = _csv(tmp_path / "q.csv", "user,q,ts\nu1,Miles Davis,2024-01-01T10:00:00Z\nu2,,2024-01-01T10:01:00Z")
+    events, _, summary = load_interactions(
+        src, user_col="user", item_col="item", time_col="ts", event_type="search", query_col="q"
+    )
+    assert events["type"].tolist() == ["search", "search"]
+    assert events["query"].tolist()[0] == "Miles Davis"
+    assert summary.problems["search or feature_use without text"] == 1
+    with pytest.raises(ImportFormatError, match="--query-col names the column"):
+        load_interactions(src, user_col="user", item_col="item", time_col="ts", event_type="search")
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ({"event_type": "purchase"}, "'purchase' is not an event type"),
+        ({"event_type": "like", "rating_col": "n"}, "does not combine with --rating-col, which gives"),
+        ({"event_type": "like", "type_col": "n", "count_col": "n"}, "with --type-col, --count-col, which give"),
+    ],
+)
+def test_a_type_for_every_row_is_refused_beside_columns_that_give_each_its_own(tmp_path, given, message):
+    src = _csv(tmp_path / "c.csv", "user_id,item_id,timestamp,n\nu,i,2024-01-01T10:00:00Z,1")
+    with pytest.raises(ImportFormatError, match=message):
+        load_interactions(src, **given)
+
+
 def test_rows_repeating_an_earlier_one_exactly_are_imported_and_counted(tmp_path):
     """REES46 writes some views twice: whether they are two events only the log's owner knows."""
     src = _csv(tmp_path / "log.csv", f"u,i,t\na,x,{T0}\na,x,{T0}\na,x,{T0}\na,y,{T0}\nb,x,{T0}\na,x,{T0 + 1}")
