@@ -305,7 +305,8 @@ def import_(
     ),
     type_map: str | None = typer.Option(
         None,
-        help="the type column's own names as event types, e.g. 'addtocart=add_to_playlist,transaction=like'",
+        help="the type column's own names as event types, e.g. 'addtocart=add_to_playlist,transaction=like'; "
+        "'=view' types the rows whose type cell is empty",
     ),
     count_col: str | None = typer.Option(
         None, help="column of play counts (one row per user and item): each row is a play standing for its count"

@@ -1356,15 +1356,16 @@ def missing_tokens_note(s: pd.Series, col: str, most: str = "") -> str | None:
     return note + (f"; most rows have none: {most}" if most and tokens.sum() > len(s) / 2 else "")
 
 
-def option_pairs(spec: str | None, option: str, shape: str) -> list[tuple[str, str]]:
+def option_pairs(spec: str | None, option: str, shape: str, empty_name: bool = False) -> list[tuple[str, str]]:
     """An option of comma-separated ``A=B`` pairs (``--type-map``, ``--items-cols``), each side
-    stripped; empty parts are skipped. ``shape`` names the sides in the error, e.g. ``NAME=TYPE``."""
+    stripped; empty parts are skipped. ``shape`` names the sides in the error, e.g. ``NAME=TYPE``.
+    With ``empty_name`` a pair may have nothing left of ``=``: it names the empty cell (``=play``)."""
     pairs: list[tuple[str, str]] = []
     for part in (spec or "").split(","):
         if not part.strip():
             continue
         left, eq, right = part.partition("=")
-        if not eq or not left.strip() or not right.strip():
+        if not eq or not (left.strip() or empty_name) or not right.strip():
             raise ImportFormatError(f"{option} takes {shape} pairs separated by commas, not {part.strip()!r}")
         pairs.append((left.strip(), right.strip()))
     return pairs

@@ -80,21 +80,27 @@ def _with_plurals(names: pd.Series, lookup: dict[str, str]) -> dict[str, str]:
     return out
 
 
+#: ``--type-map``'s key for an empty type cell (``=play``): no name a file's cell can be once stripped
+EMPTY_TYPE = ""
+
+
 def parse_type_map(spec: str | None) -> dict[str, str]:
     """``--type-map``: the file's own type names onto the contract's, e.g.
     ``addtocart=add_to_playlist,transaction=like,pv=view``. Names are compared as the type column
-    is (case, spaces and hyphens do not matter); a map entry wins over the built-in synonyms."""
+    is (case, spaces and hyphens do not matter); a map entry wins over the built-in synonyms. An
+    entry with no name (``=play``) types the rows whose type cell is empty (``EMPTY_TYPE``)."""
     mapping: dict[str, str] = {}
-    for name, given in option_pairs(spec, "--type-map", "NAME=TYPE"):
+    for name, given in option_pairs(spec, "--type-map", "NAME=TYPE", empty_name=True):
         target = given.lower()
         if target not in EVENT_TYPES and target != RATED:
             raise ImportFormatError(
                 f"--type-map maps {name!r} to {target!r}, which is not an event type (types: {', '.join(EVENT_TYPES)}; "
                 f"or {RATED}: the row's rating says which)"
             )
-        key = str(_type_names(pd.Series([name])).iloc[0])
+        key = str(_type_names(pd.Series([name])).iloc[0]) if name else EMPTY_TYPE
         if mapping.get(key, target) != target:
-            raise ImportFormatError(f"--type-map maps {name!r} twice, to {mapping[key]!r} and {target!r}")
+            shown = repr(name) if name else "the empty cell"
+            raise ImportFormatError(f"--type-map maps {shown} twice, to {mapping[key]!r} and {target!r}")
         mapping[key] = target
     return mapping
 
@@ -102,7 +108,8 @@ def parse_type_map(spec: str | None) -> dict[str, str]:
 def unknown_type_note(names: pd.Series, types: np.ndarray, mapped: dict[str, str], top: int = 5) -> str | None:
     """Which of the file's type names are not event types, and how to map them: said at the import,
     before ingestion quarantines their rows."""
-    unknown = names[pd.notna(names).to_numpy() & ~np.isin(types.astype(object), list(EVENT_TYPES))]
+    named = (pd.notna(names) & (names != EMPTY_TYPE)).to_numpy(dtype=bool)  # empty cells are said on their own
+    unknown = names[named & ~np.isin(types.astype(object), list(EVENT_TYPES))]
     if unknown.empty:
         return None
     counts = unknown.value_counts()
@@ -823,6 +830,13 @@ def types_and_values(
         # one dict, so a name is translated once: a map entry is never re-read as a synonym
         names = _with_plurals(t, {**TYPE_SYNONYMS, **mapped})
         types = t.replace(names).astype(object).where(t.notna(), None).to_numpy()
+        blank = (t.isna() | (t == EMPTY_TYPE)).to_numpy(dtype=bool)
+        if blank.any():
+            if EMPTY_TYPE in mapped:
+                types[blank] = mapped[EMPTY_TYPE]
+            else:
+                types[blank] = None  # quarantined: an empty name is no type, not even a mapped one's
+                said.append(_empty_types_note(int(blank.sum()), type_col))
         if synonyms := synonyms_note(t, names, mapped):
             said.append(synonyms)
         rated = types == RATED
@@ -840,6 +854,14 @@ def types_and_values(
     value = np.where(carries, norm if norm is not None else 1.0, np.nan).astype(np.float32)
     value[no_rating] = np.nan
     return types, value
+
+
+def _empty_types_note(blank: int, col: str) -> str:
+    rows = f"{blank:,} row{'s' if blank != 1 else ''}"
+    return (
+        f"{rows} with an empty {col!r}: no type, quarantined; where an empty cell means one kind of event, "
+        "--type-map =TYPE gives it that type (=play, =view)"
+    )
 
 
 def _by_rating(norm: np.ndarray, no_rating: np.ndarray) -> np.ndarray:

@@ -134,6 +134,8 @@ def test_ratings_map_to_types_and_values(tmp_path):
 
 
 def test_type_column_synonyms_and_unknown_types(tmp_path):
+    from ingest.import_values import parse_type_map
+
     src = _csv(
         tmp_path / "t.csv",
         "user_id,item_id,timestamp,action\n"
@@ -152,6 +154,14 @@ def test_type_column_synonyms_and_unknown_types(tmp_path):
     said = " ".join(str(summary).split())
     assert "type names read as event types: 'listen' → play, 'click' → play, 'thumbs_up' → like" in said
     assert "'view' →" not in said and "'like' →" not in said  # event types already
+    assert "1 row with an empty 'action': no type, quarantined" in said and "--type-map =TYPE" in said
+    assert "'' 1" not in said  # the empty cell is no unknown name
+    # an empty cell that means one kind of event (a plain view beside the typed rows) is mapped by no name
+    events, _, summary = load_interactions(
+        src, time_unit="s", time_origin="1970-01-01", type_col="action", type_map=parse_type_map("=view,weird=skip")
+    )
+    assert events["type"].tolist()[-2:] == ["skip", "view"]
+    assert summary.problems["empty or unknown type"] == 0 and "empty 'action'" not in str(summary)
 
 
 def _shop_log(tmp_path: Path) -> Path:
@@ -194,6 +204,8 @@ def test_a_type_map_names_the_files_own_types(tmp_path):
         ("addtocart=basket", "not an event type"),
         ("stars=ratings", "or rating: the row's rating says which"),
         ("buy=like,BUY=play", "twice"),
+        ("=play,=like", "maps the empty cell twice"),
+        ("=", "NAME=TYPE"),
     ],
 )
 def test_a_bad_type_map_is_refused_by_name(spec, message):
