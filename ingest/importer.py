@@ -1056,7 +1056,8 @@ def _chunk_events(
         zeros = item_ids.dropna()
         zeros = zeros[zeros.str.fullmatch(PLACEHOLDER_ID)]
         tally.placeholder_items.update(zeros.value_counts().to_dict())
-    valid = ts.dropna()
+    # the range of the rows that will be events: not of rows quarantined for a missing id or type
+    valid = ts[~missing_id & pd.notna(types)].dropna()
     if len(valid):
         lo, hi = valid.min(), valid.max()
         tally.start = lo if tally.start is None else min(tally.start, lo)
