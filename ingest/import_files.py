@@ -49,8 +49,10 @@ def _open_zip(
 _COMPRESSED = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open, ".zip": _open_zip}
 # a separator must split every sampled line into the same number (≥ 2) of fields; of those, the
 # one giving the most fields wins ("Heat, The (1995)|…|0|1" has one comma on each line, but 24
-# pipe-separated fields), and on a tie the earlier in this list
-SEPARATORS = ("::", "\t", ",", ";", "|")
+# pipe-separated fields), and on a tie the earlier in this list. Ctrl-A (``\x01``) is Hive's default
+# and the RecSys Challenge 2020's: a control character in text is only ever a separator
+CTRL_A = "\x01"
+SEPARATORS = (CTRL_A, "::", "\t", ",", ";", "|")
 #: runs of spaces or tabs, leading ones ignored: columns aligned by padding (Epinions' and Ciao's
 #: ``rating_with_timestamp.txt``, MATLAB's ``save -ascii``), where a single space would make every
 #: pad an empty field
@@ -64,6 +66,8 @@ _SEP_NAMES = {
     "space": " ",
     "whitespace": WHITESPACE,
     WHITESPACE: WHITESPACE,
+    "ctrl-a": CTRL_A,
+    "^a": CTRL_A,
 }
 #: tried only when none of SEPARATORS fits: a space also sits inside titles and dates of files
 #: separated by something else, but some logs (Epinions-style ``user item rating`` lines) use it alone
@@ -72,7 +76,7 @@ SPACE = " "
 MISSING_TOKENS = ("na", "n/a", "nan", "null", "none", "\\n")
 _SAMPLE_LINES = 200
 #: single-character separators whose formats never quote (see ``_quoting``)
-UNQUOTED = ("\t",)
+UNQUOTED = ("\t", CTRL_A)
 #: the share of sampled lines a separator must split alike when none splits them all alike
 SNIFF_AGREE = 0.9
 
@@ -95,6 +99,13 @@ class TextLayout:
     def from_options(cls, sep: str | None, names: str | None, encoding: str | None, prefix: str = "") -> TextLayout:
         if sep is not None:
             sep = _SEP_NAMES.get(sep.lower(), sep)
+            if "\\" in sep and sep != WHITESPACE:  # written as an escape ('\x01', '\001'), as a shell passes it
+                try:
+                    sep = codecs.decode(sep, "unicode_escape")
+                except UnicodeDecodeError:
+                    raise ImportFormatError(
+                        f"--{prefix}sep {sep!r} is no separator: a backslash starts an escape such as '\\x01' or '\\t'"
+                    ) from None
             if sep == "":
                 raise ImportFormatError(f"--{prefix}sep is empty: give the separator, e.g. '::' or tab")
         if encoding is not None:
@@ -609,6 +620,8 @@ def _plan_text(path: Path, ext: str, compression: str | None, layout: TextLayout
             )
         if sniffed and sniffed != default:
             notes.insert(0, f"separator {_sep_label(sniffed)} (read off the file; {layout.option('sep')} sets it)")
+        if sniffed is None and lines:
+            _refuse_uneven(lines, sep, what, path.name, layout.option("sep"))
     names = None
     header: str | None = None  # a header line above rows that --names names, skipped
     if layout.names is not None and lines and _split_line(lines[0], sep) == list(layout.names):
@@ -648,6 +661,27 @@ def _plan_text(path: Path, ext: str, compression: str | None, layout: TextLayout
     plan = _TextPlan(path, compression, encoding, sep, names, kwargs, long_first, item_headed, what, notes)
     plan.skipped_header = int(header is not None)
     return plan
+
+
+#: lines of the extension's separator must mostly have one width when no separator is read off the file
+UNEVEN_BELOW = 0.5
+
+
+def _refuse_uneven(lines: Sequence[str], sep: str, what: str, name: str, option: str) -> None:
+    """The extension's separator, taken because none was read off the file, must split its lines
+    alike: a file separated by something else (a tweet log's Ctrl-A read as tab, its text holding
+    tabs) would import a column of fragments as ids, most lines read past as malformed."""
+    counts = _fields(lines, sep)
+    width, n = counts.most_common(1)[0]
+    share = n / sum(counts.values())
+    if share >= UNEVEN_BELOW:  # some malformed lines: read past and named, as in any file
+        return
+    raise ImportFormatError(
+        f"cannot tell how the {what} file {name} is separated: read by its name as {_sep_label(sep)}-separated, only "
+        f"{share:.0%} of its first {sum(counts.values())} lines have the same number of fields ({width}), and no "
+        f"separator among {', '.join(_sep_label(s) for s in SEPARATORS)} or a space splits them alike; pass {option} "
+        "(a control character as an escape: '\\x01')"
+    )
 
 
 #: a named column whose other first lines are numbers this often makes a word above them a header
@@ -769,7 +803,13 @@ def _read_text(path: Path, ext: str, compression: str | None, layout: TextLayout
 
 
 def _sep_label(sep: str) -> str:
-    return {"\t": "tab", SPACE: "space", WHITESPACE: "whitespace (runs of spaces or tabs)"}.get(sep, repr(sep))
+    labels = {
+        "\t": "tab",
+        SPACE: "space",
+        WHITESPACE: "whitespace (runs of spaces or tabs)",
+        CTRL_A: "Ctrl-A ('\\x01')",
+    }
+    return labels.get(sep, repr(sep))
 
 
 #: JSON lines parsed at a time when only some columns are kept

@@ -182,6 +182,29 @@ def test_sniffing_the_separator(lines, expected):
     assert sniff_separator(lines) == expected
 
 
+def test_a_ctrl_a_separated_log_whose_text_holds_tabs_is_read_by_ctrl_a_not_its_extension(tmp_path):
+    # the RecSys Challenge 2020's layout: tab-joined tokens in the first field, named .tsv
+    rows = [
+        "\t".join(str(101 + t) for t in range(2 + k % 5)) + f"\x01U{k % 4}\x01T{k % 7}\x01{T0 + k}" for k in range(40)
+    ]
+    log = tmp_path / "training.tsv"
+    log.write_text("\n".join(rows) + "\n")
+    kw = dict(user_col="user", item_col="tweet", time_col="ts", time_unit="s")
+    events, _, summary = load_interactions(log, **kw, layout=TextLayout(names=("tokens", "user", "tweet", "ts")))
+    assert sorted(events["item_id"].unique()) == [f"T{k}" for k in range(7)] and summary.malformed_lines == []
+    assert "separator Ctrl-A ('\\x01')" in str(summary)
+    # told, as a shell passes it: the escape is the character
+    layout = TextLayout.from_options("\\x01", "tokens,user,tweet,ts", None)
+    assert layout.sep == "\x01" and TextLayout.from_options("\\001", None, None).sep == "\x01"
+    events, _, _ = load_interactions(log, **kw, layout=layout)
+    assert len(events) == 40
+    # a separator the import cannot read off the file is refused, not a tab splitting the text
+    other = tmp_path / "other.tsv"
+    other.write_text("\n".join(r.replace("\x01", "\x02") for r in rows) + "\n")
+    with pytest.raises(ImportFormatError, match=r"read by its name as tab-separated, only \d+% of its first 40 lines"):
+        load_interactions(other, **kw, layout=TextLayout(names=("tokens", "user", "tweet", "ts")))
+
+
 def test_layout_options_are_checked(tmp_path):
     assert TextLayout.from_options("\\t", "a, b", None) == TextLayout(sep="\t", names=("a", "b"))
     with pytest.raises(ImportFormatError, match="--items-names must be distinct"):
