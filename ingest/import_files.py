@@ -458,7 +458,17 @@ def _long_first_rows(
 
 
 #: an items file's column names that hold genres (``import_items`` reads them so)
-GENRE_NAMES = ("genre", "genres", "genre_name", "category", "categories", "main_category", "style")
+GENRE_NAMES = (
+    "genre",
+    "genres",
+    "genre_name",
+    "category",
+    "categories",
+    "category_name",
+    "category_str",
+    "main_category",
+    "style",
+)
 
 
 def _rejoin_free_text(

@@ -58,6 +58,9 @@ _ITEM_ALIASES = {
         "publication_date",
         "date_release",
         "year_published",
+        "published_time",
+        "published_at",
+        "publish_time",
     ),
 }
 #: ``--items-cols`` names: the roles above, and shorter words for two of them
@@ -287,8 +290,19 @@ def _filled_genre_column(raw: pd.DataFrame, candidates: list[object]) -> tuple[o
         empty = text.isna() | text.isin(["", "[]", "{}", "none", "null", "nan", "n/a"])
         return float((~empty).mean())
 
+    def coded(col: object) -> bool:  # number codes (EB-NeRD's category 142 beside its category_str)
+        cells = raw[col].dropna()
+        return bool(len(cells)) and bool(pd.to_numeric(cells.astype("string"), errors="coerce").notna().all())
+
     shares = {col: filled(col) for col in candidates}
     first = candidates[0]
+    if shares[first] >= FILLED_GENRES and coded(first):
+        named = next((c for c in candidates[1:] if shares[c] >= FILLED_GENRES and not coded(c)), None)
+        if named is not None:
+            return named, (
+                f"genres from {named!r} rather than {first!r}, whose cells are number codes "
+                f"(--items-cols genre={first} reads them all the same)"
+            )
     if shares[first] >= FILLED_GENRES:
         return first, None
     fuller = next((c for c in candidates[1:] if shares[c] >= FILLED_GENRES), None)

@@ -351,6 +351,29 @@ def test_a_mostly_empty_genre_column_gives_way_to_a_filled_one(tmp_path):
     assert set(catalog["genre"]) == {"beauty"} and "rather than" not in " ".join(notes)
 
 
+def test_a_genre_column_of_number_codes_gives_way_to_one_of_names(tmp_path):
+    from ingest.import_items import load_items
+
+    # EB-NeRD's articles.parquet: `category` is a number code, `category_str` its name
+    articles = tmp_path / "articles.parquet"
+    pd.DataFrame(
+        {"article_id": [1, 2, 3], "title": ["A", "B", "C"], "category": [142, 414, 142],
+         "category_str": ["krimi", "sport", "krimi"],
+         "published_time": pd.to_datetime(["2023-05-01 10:00", "2023-05-02 11:00", "2023-05-03 12:00"])}
+    ).to_parquet(articles)  # fmt: skip
+    catalog, notes = load_items(articles, "article_id", None)
+    assert catalog["genre"].tolist() == ["krimi", "sport", "krimi"]
+    said = " ".join(notes)
+    assert "genres from 'category_str' rather than 'category', whose cells are number codes" in said
+    assert catalog["release_date"].notna().all() and "release from 'published_time'" in said
+    # told, the codes are read all the same; alone, a column of codes is the genre
+    catalog, _ = load_items(articles, "article_id", None, {"genre": "category"})
+    assert catalog["genre"].tolist() == ["142", "414", "142"]
+    pd.read_parquet(articles).drop(columns=["category_str"]).to_parquet(articles)
+    catalog, notes = load_items(articles, "article_id", None)
+    assert catalog["genre"].tolist() == ["142", "414", "142"] and "rather than" not in " ".join(notes)
+
+
 def _listens(path, n: int = 60):
     """ListenBrainz's listens: each record's track in a nested object, its length deeper still."""
     with open(path, "w") as f:
