@@ -339,6 +339,12 @@ def import_(
         help="with --impressions-col: column of each user's earlier clicks, without times (MIND's history): "
         "plays just before the user's first listed item, from the user's first line",
     ),
+    clicked_col: str | None = typer.Option(
+        None,
+        help="with --impressions-col of ids without click marks: column listing the clicked items of each row "
+        "(EB-NeRD's article_ids_clicked beside article_ids_inview); a shown id it lists is a play, the rest "
+        "impressions",
+    ),
     item_lists: bool = typer.Option(
         False,
         "--item-lists",
@@ -469,6 +475,8 @@ def import_(
         raise UsageError("--locale-map reads --locale-col's codes: it needs --locale-col")
     if history_col and not impressions_col:
         raise UsageError("--history-col lists earlier clicks beside --impressions-col: it needs it")
+    if clicked_col and not impressions_col:
+        raise UsageError("--clicked-col lists the clicked ones of --impressions-col's items: it needs it")
     if impressions_col and item_col != "item_id":
         raise UsageError("--impressions-col names the item column itself: leave out --item-col")
     if items_files and len(items_files) > 1:
@@ -541,6 +549,7 @@ def import_(
         item_columns=item_columns,
         impressions_col=impressions_col,
         history_col=history_col,
+        clicked_col=clicked_col,
         item_lists=item_lists,
         consent_col=consent_col,
         analytics_consent_col=analytics_consent_col,

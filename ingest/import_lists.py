@@ -118,8 +118,14 @@ def explode(frame: pd.DataFrame, column: str, *, clicks: bool) -> pd.DataFrame:
     return _explode(frame, column, clicks)[0]
 
 
-def _explode(frame: pd.DataFrame, column: str, clicks: bool) -> tuple[pd.DataFrame, np.ndarray]:
-    """``explode``, and how many rows each row of ``frame`` became."""
+def _explode(
+    frame: pd.DataFrame, column: str, clicks: bool, clicked: str | None = None
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """``explode``, and how many rows each row of ``frame`` became. With ``clicked``, the column
+    listing each row's clicked items, the shown ids carry no marks: an id is clicked when its row's
+    clicked cell lists it (EB-NeRD's ``article_ids_inview`` and ``article_ids_clicked``)."""
+    if clicked is not None:
+        return _explode_with_clicked(frame, column, clicked)
     ids, counts = split_cells(frame[column])
     out = frame.drop(columns=[column]).iloc[np.repeat(np.arange(len(frame)), counts)].reset_index(drop=True)
     if clicks:
@@ -133,6 +139,52 @@ def _explode(frame: pd.DataFrame, column: str, clicks: bool) -> tuple[pd.DataFra
     return out[[*frame.columns, *([CLICK_TYPE_COL] if clicks else [])]], counts
 
 
+#: the column ``_explode_with_clicked`` counts clicked ids that were not among their row's shown ones in
+CLICKED_UNSHOWN_COL = "__clicked_unshown"
+
+
+def _explode_with_clicked(frame: pd.DataFrame, column: str, clicked: str) -> tuple[pd.DataFrame, np.ndarray]:
+    """The shown ids, one row each, a play where the row's clicked cell lists the id and an
+    impression elsewhere; a clicked id that was not shown is a play too, after the row's shown ones
+    (nothing clicked is lost), marked in ``CLICKED_UNSHOWN_COL``."""
+    rows = np.arange(len(frame))
+    ids, counts = split_cells(frame[column])
+    clicked_ids, clicked_counts = split_cells(frame[clicked], empty_is_none=False)
+    shown_row = np.repeat(rows, counts)
+    clicked_row = np.repeat(rows, clicked_counts)
+    shown_pairs = set(zip(shown_row.tolist(), ids.tolist(), strict=True))
+    clicked_pairs = set(zip(clicked_row.tolist(), clicked_ids.tolist(), strict=True))
+    hit = np.fromiter((p in clicked_pairs for p in zip(shown_row.tolist(), ids.tolist(), strict=True)), bool, len(ids))
+    unshown = np.fromiter(
+        (p not in shown_pairs for p in zip(clicked_row.tolist(), clicked_ids.tolist(), strict=True)),
+        bool,
+        len(clicked_ids),
+    )
+    extra_row = clicked_row[unshown]
+    all_rows = np.concatenate([shown_row, extra_row])
+    rest = frame.drop(columns=[column, clicked])
+    out = rest.iloc[all_rows].reset_index(drop=True)
+    out[column] = np.concatenate([ids, clicked_ids[unshown]]).astype(object)
+    kinds = np.where(hit, CLICK_TYPES["1"], CLICK_TYPES["0"]).astype(object)
+    kinds[pd.isna(ids)] = None  # an empty shown cell: quarantined for its empty item id
+    out[CLICK_TYPE_COL] = np.concatenate([kinds, np.full(int(unshown.sum()), CLICK_TYPES["1"], dtype=object)])
+    out[CLICKED_UNSHOWN_COL] = np.r_[np.zeros(len(ids), bool), np.ones(int(unshown.sum()), bool)]
+    # each row's shown ids in their order, then its clicked ones that were not shown
+    order = np.lexsort((np.arange(len(out)), out[CLICKED_UNSHOWN_COL].to_numpy(), all_rows))
+    out = out.take(order).reset_index(drop=True)
+    per_row = np.bincount(all_rows, minlength=len(frame)).astype(np.int64)
+    return out[[*rest.columns, column, CLICK_TYPE_COL, CLICKED_UNSHOWN_COL]], per_row
+
+
+def clicked_unshown_note(unshown: pd.Series, clicked: str, column: str) -> str | None:
+    """What the summary says of clicked ids their row did not list as shown."""
+    n = int(unshown.sum())
+    if not n:
+        return None
+    ids = f"{n:,} ids of {clicked!r} are" if n != 1 else f"1 id of {clicked!r} is"
+    return f"{ids} not among their row's {column!r}: imported as plays all the same"
+
+
 @dataclass
 class Reshape:
     """``explode`` for one pass over a file, chunk by chunk; with a ``history`` column, each user's
@@ -143,10 +195,13 @@ class Reshape:
     clicks: bool
     user_col: str
     history: str | None = None
+    #: with ``clicks``: the column listing each row's clicked items, when the shown ids carry no marks
+    clicked: str | None = None
     seen: set[object] = field(default_factory=set)
 
     def __call__(self, frame: pd.DataFrame) -> pd.DataFrame:
-        out, shown = _explode(frame.drop(columns=[self.history]) if self.history else frame, self.column, self.clicks)
+        own = frame.drop(columns=[self.history]) if self.history else frame
+        out, shown = _explode(own, self.column, self.clicks, self.clicked)
         if self.history is None:
             return out
         users = frame[self.user_col]
@@ -155,9 +210,12 @@ class Reshape:
         ids, counts = split_cells(frame[self.history].where(first, None), empty_is_none=False)
         line = np.repeat(np.arange(len(frame)), counts)
         hist = frame.drop(columns=[self.history]).iloc[line].reset_index(drop=True)
+        hist = hist.drop(columns=[self.clicked]) if self.clicked else hist
         hist[self.column] = ids
         if self.clicks:
             hist[CLICK_TYPE_COL] = "play"
+        if self.clicked:
+            hist[CLICKED_UNSHOWN_COL] = False
         # within a line the newest history id is the last: 1 s before the first item, the one before it 2 s
         starts = np.repeat(np.cumsum(counts) - counts, counts)
         hist[BEFORE_COL] = (np.repeat(counts, counts) - (np.arange(len(ids)) - starts)).astype(np.int64)
@@ -183,7 +241,7 @@ def history_note(before: pd.Series, column: str) -> str | None:
 def expansion(frame: pd.DataFrame, reshape: Reshape) -> float:
     """Rows per row of ``frame`` once reshaped (at least 1): a file's memory estimate counts lines,
     and an impression log's line becomes dozens of events."""
-    needed = {reshape.column, reshape.user_col, *([reshape.history] if reshape.history else [])}
+    needed = {reshape.column, reshape.user_col, *(c for c in (reshape.history, reshape.clicked) if c)}
     if frame.empty or not needed <= set(frame.columns):
         return 1.0  # a missing column is said by the import itself, with the columns the file has
     return max(1.0, len(reshape(frame)) / len(frame))
@@ -196,5 +254,6 @@ def unmarked_note(types: pd.Series, column: str) -> str | None:
         return None
     return (
         f"{n:,} ids in {column!r} carry no click mark (-1 or -0): whether they were clicked is unknown, so "
-        "they are quarantined (a log without marks, such as MIND's test split, cannot be trained on)"
+        "they are quarantined (a log without marks, such as MIND's test split, cannot be trained on; a column "
+        "listing each row's clicked items beside it, as EB-NeRD's, is read with --clicked-col)"
     )

@@ -34,7 +34,16 @@ from ingest.import_files import (
     streams,
 )
 from ingest.import_items import item_frame_for, load_items, name_columns
-from ingest.import_lists import BEFORE_COL, CLICK_TYPE_COL, Reshape, expansion, history_note, unmarked_note
+from ingest.import_lists import (
+    BEFORE_COL,
+    CLICK_TYPE_COL,
+    CLICKED_UNSHOWN_COL,
+    Reshape,
+    clicked_unshown_note,
+    expansion,
+    history_note,
+    unmarked_note,
+)
 from ingest.import_played import Lengths, PlayedReading, played_values, read_amounts, shown_cells
 from ingest.import_values import (
     TimeReading,
@@ -444,6 +453,8 @@ class ImportOptions:
     item_lists: bool = False
     #: with ``impressions_col``: each user's earlier clicks, without times (``import_lists.Reshape``)
     history_col: str | None = None
+    #: with ``impressions_col`` of ids without marks: the column listing each row's clicked items
+    clicked_col: str | None = None
     #: a column of how much of the item each play took (``import_played``): plays' values, and skips
     played: PlayedReading | None = None
     #: the device and locale columns' own codes as devices and locales (``--device-map 1=desktop,2=mobile``)
@@ -473,6 +484,10 @@ class ImportOptions:
             object.__setattr__(self, "type_col", CLICK_TYPE_COL)
         elif self.history_col is not None:
             raise ImportFormatError("a history column lists earlier clicks beside an impressions column: it needs one")
+        elif self.clicked_col is not None:
+            raise ImportFormatError(
+                "a clicked column lists the clicked ones of the items an impressions column shows: it needs one"
+            )
 
     def check(self) -> None:
         if self.event_type is not None:
@@ -552,7 +567,9 @@ class ImportOptions:
             return lambda frame: with_key(frame, parts)
         if self.list_col is None:
             return lambda frame: frame
-        return Reshape(self.list_col, self.impressions_col is not None, self.user_col, self.history_col)
+        return Reshape(
+            self.list_col, self.impressions_col is not None, self.user_col, self.history_col, self.clicked_col
+        )
 
     def reshape_notes(self, lines: int, rows: int) -> list[str]:
         """What the summary says of the reshape: how many rows the file's rows became."""
@@ -578,6 +595,7 @@ class ImportOptions:
             "query": self.query_col,
             "count": self.count_col,
             "history": self.history_col,
+            "clicked": self.clicked_col,
             "time played": self.played.col if self.played else None,
             "item length": self.played.length_col if self.played else None,
             "device": self.device_col,
@@ -599,6 +617,8 @@ class ImportOptions:
                 cols.append(self.item_col)  # each play is measured against its item's duration
         if self.history_col is not None:
             cols.append(BEFORE_COL)  # history rows are stamped from their user's first item
+        if self.clicked_col is not None:
+            cols.append(CLICKED_UNSHOWN_COL)
         if self.time_col is None:  # shuffled by item, and repeats told by it (``untimed_repeats_note``)
             cols.append(self.item_col)
         return list(dict.fromkeys(c for c in cols if c is not None))
@@ -676,6 +696,9 @@ def _whole_file(raw: pd.DataFrame, o: ImportOptions, now: pd.Timestamp, source: 
             sessions = _sessions(users, ts)
     if o.impressions_col is not None and (note := unmarked_note(raw[CLICK_TYPE_COL], o.impressions_col)):
         notes.append(note)
+    if o.clicked_col is not None and o.impressions_col is not None:
+        if note := clicked_unshown_note(raw[CLICKED_UNSHOWN_COL], o.clicked_col, o.impressions_col):
+            notes.append(note)
     weight = None
     if o.count_col is not None:
         types, value, weight = counted_plays(raw[o.count_col], users, o.count_col, notes)

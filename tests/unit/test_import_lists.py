@@ -250,3 +250,47 @@ def test_a_list_of_records_is_refused_with_what_to_do(tmp_path):
     )
     with pytest.raises(ImportFormatError, match=r"list records \(item_id, item_name, playtime_forever, …\).*flatten"):
         load_interactions(src, user_col="user_id", item_col="items", time_col=None, item_lists=True)
+
+
+def _ebnerd(path: Path) -> Path:
+    """EB-NeRD's behaviors.parquet: the articles in view and the clicked ones, two list columns."""
+    pd.DataFrame(
+        {
+            "impression_id": [1, 2, 3, 4],
+            "user_id": [7, 8, 7, 9],
+            "impression_time": pd.to_datetime(
+                ["2023-05-18 07:00", "2023-05-18 07:05", "2023-05-18 08:00", "2023-05-18 09:00"]
+            ),
+            "article_ids_inview": [[10, 11, 12], [11, 13], [12, 14], [15]],
+            "article_ids_clicked": [[11], [13], [99], []],  # 99 was clicked without being in view
+            "history": [[1, 2], [3], [1, 2], []],
+        }
+    ).to_parquet(path)
+    return path
+
+
+def test_shown_and_clicked_lists_in_two_columns_become_plays_and_impressions(tmp_path):
+    src = _ebnerd(tmp_path / "behaviors.parquet")
+    kw = dict(user_col="user_id", time_col="impression_time", impressions_col="article_ids_inview", now=NOW)
+    events, _, summary = load_interactions(src, **kw, clicked_col="article_ids_clicked")
+    got = list(zip(events["user_id"], events["item_id"], events["type"], strict=True))
+    assert sorted(got) == sorted(
+        [("7", "10", "impression"), ("7", "11", "play"), ("7", "12", "impression"), ("8", "11", "impression"),
+         ("8", "13", "play"), ("7", "12", "impression"), ("7", "14", "impression"), ("7", "99", "play"),
+         ("9", "15", "impression")]
+    )  # fmt: skip
+    said = " ".join(summary.read_notes)
+    assert "1 id of 'article_ids_clicked' is not among their row's 'article_ids_inview'" in said
+    assert "carry no click mark" not in said
+    # without the clicked column the ids carry no marks: quarantined, and the option is named
+    _, _, unmarked = load_interactions(src, **kw)
+    assert "--clicked-col" in " ".join(unmarked.read_notes)
+    # in chunks, with a history too, the same events
+    opts = dict(kw, clicked_col="article_ids_clicked", history_col="history")
+    whole, _, whole_summary = load_interactions(src, **opts)
+    assert len(whole) == len(events) + 3  # users 7 and 8's histories, once each
+    stream = InteractionStream(src, ImportOptions(**opts), chunk_rows=2, per_line=3.0)
+    _same_events(whole, pd.concat(list(stream), ignore_index=True))
+    assert str(stream.summary) == str(whole_summary)
+    with pytest.raises(ImportFormatError, match="needs one"):
+        ImportOptions(clicked_col="article_ids_clicked")
