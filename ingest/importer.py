@@ -883,6 +883,15 @@ def require_plain_ids(frame: pd.DataFrame, o: ImportOptions) -> None:
     items = [] if o.itemless else (o.item_parts or [o.list_col or o.item_col])
     for option, col in [("--user-col", o.user_col), *(("--item-col", c) for c in items)]:
         cells = frame[col].dropna().head(_ID_PEEK).tolist()
+        arrays = [v for v in cells if isinstance(v, (list, tuple, np.ndarray))]
+        if option == "--item-col" and o.list_col is None and cells and len(arrays) * 2 > len(cells):
+            # a parquet or JSON list column: each list would become one id of its own ("[10 12]")
+            shown = "[" + ", ".join(map(str, list(arrays[0])[:4])) + (", …]" if len(arrays[0]) > 4 else "]")
+            raise ImportFormatError(
+                f"--item-col {col!r} holds lists of ids ({shown}, …), not one id per row: --item-lists makes one "
+                "event per listed item; a column of the items shown, beside one of those clicked, imports with "
+                "--impressions-col SHOWN --clicked-col CLICKED"
+            )
         records = [v for v in cells if isinstance(v, dict) or _json_object(v)]
         if cells and len(records) * 2 > len(cells):
             first = records[0]

@@ -294,3 +294,14 @@ def test_shown_and_clicked_lists_in_two_columns_become_plays_and_impressions(tmp
     assert str(stream.summary) == str(whole_summary)
     with pytest.raises(ImportFormatError, match="needs one"):
         ImportOptions(clicked_col="article_ids_clicked")
+
+
+def test_a_column_of_real_lists_named_as_the_item_column_is_refused_with_the_options(tmp_path):
+    src = _ebnerd(tmp_path / "behaviors.parquet")
+    kw = dict(user_col="user_id", time_col="impression_time", now=NOW)
+    with pytest.raises(
+        ImportFormatError, match=r"holds lists of ids \(\[10, 11, 12\], …\).*--item-lists.*--clicked-col"
+    ):
+        load_interactions(src, item_col="article_ids_inview", **kw)
+    events, _, _ = load_interactions(src, item_col="article_ids_inview", item_lists=True, **kw)
+    assert len(events) == 8  # one per listed item
