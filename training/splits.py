@@ -29,6 +29,9 @@ from training.labels import label
 #: query time is this much before the first held-out event, so that nothing stamped at that event
 #: (a session push, for instance) is visible to its own question
 QUERY_LEAD = pd.Timedelta(milliseconds=1)
+DAY_NS = 86_400 * 10**9
+#: a time of day this share of the rows carries is a date's stamp (``_with_copies``)
+DATED_SHARE = 0.3
 #: a user needs this many positives to give some to the hold-out and keep some to learn from
 MIN_POSITIVES = 2
 
@@ -146,12 +149,32 @@ def per_user_split(events: pd.DataFrame, p: SplitParams, exclude_seen: bool) -> 
     in_log = log_order(events)
     late_at = np.empty(len(events), dtype=bool)
     late_at[by_user] = late
+    late_at = _with_copies(events, late_at)
     # the training part in the log's order, the held-out part by user then time
     train, hold = events.take(in_log[~late_at[in_log]]), events.take(by_user[late])
     held = _unseen(_positives(hold), train, exclude_seen)
     first = hold[hold["user_id"].isin(held["user_id"])].drop_duplicates("user_id")
     q, labels = _queries(held, first)
     return Split(train, q, labels, "per_user", "")
+
+
+def _with_copies(events: pd.DataFrame, late: np.ndarray) -> np.ndarray:
+    """``late``, and every copy of a late event: the user's rows of the same item at the same time
+    (a log writing one row per hashtag or tag of one listen) go to one side. Cut between them, the
+    training part would hold the very positive the hold-out asks for, at the time it asks. Rows
+    stamped at the time of day most rows share are left out of this: a log of dates only ties a day's
+    rows, and two rows of one item on one day there are two events (the cut is a place in the log
+    for that reason)."""
+    if not late.any() or late.all():
+        return late
+    of_day = events["timestamp"].array.asi8 % DAY_NS
+    values, counts = np.unique(of_day, return_counts=True)
+    # dates only (in any zone: midnight in Copenhagen is 22:00 or 23:00 UTC) put most rows at one time of day
+    dated = values[counts >= DATED_SHARE * len(of_day)]
+    timed = ~np.isin(of_day, dated)
+    key = pd.util.hash_pandas_object(events[["user_id", "item_id", "timestamp"]], index=False).to_numpy()
+    held = np.unique(key[late & timed])
+    return late | (timed & np.isin(key, held))
 
 
 def make_split(events: pd.DataFrame, p: SplitParams, exclude_seen: bool) -> Split:
