@@ -240,11 +240,14 @@ def recent_repeat_share(events: pd.DataFrame, sample_events: int = RECENT_SAMPLE
         positive[mine][order].tolist(),
         strict=True,
     )
+    previous: dict[str, tuple[str, int]] = {}
     for user, session, item, etype, at, good in rows:
         state = states.get(user) or SessionState()
-        if good:
+        # a copy of the row before (one listen written once per hashtag) is that event again, no repeat
+        if good and previous.get(user) != (item, at):
             total += 1
             hits += item in state.last_items
+        previous[user] = (item, at)
         states[user] = update_session(state, session, item, etype, at, "")
     return hits / total if total else 0.0
 

@@ -158,6 +158,12 @@ def test_a_recent_repeat_is_an_item_among_the_users_last_plays():
     assert recent_repeat_share(_touches(("u", "a", "view", "s1"), ("u", "a", "like", "s1"))) == 0.0
     # another user's play of the item is not this user's
     assert recent_repeat_share(_touches(("v", "a", "play", "s1"), ("u", "a", "play", "s1"))) == 0.0
+    # a listen written once per hashtag (the same item at the same time) is one listen, no repeat of itself
+    tagged = _touches(
+        ("u", "a", "play", "s1"), ("u", "a", "play", "s1"), ("u", "b", "play", "s1"), ("u", "a", "play", "s2")
+    )
+    tagged.loc[1, "timestamp"] = tagged.loc[0, "timestamp"]
+    assert recent_repeat_share(tagged) == pytest.approx(1 / 3)  # a, b, then a again: one repeat of three
 
 
 def test_ease_weights_have_an_empty_diagonal_and_follow_co_occurrence():
