@@ -203,21 +203,24 @@ def _events(
     query: pd.Series | None = None,
     weight: np.ndarray | None = None,
     sessions: np.ndarray | None = None,
-    rows: np.ndarray | None = None,
+    copies: np.ndarray | None = None,
     context: tuple[np.ndarray | str, np.ndarray | str] = (UNKNOWN, UNKNOWN),
     unread: np.ndarray | None = None,
+    key_items: pd.Series | None = None,
 ) -> pd.DataFrame:
-    """The rows as contract events in time order; an event's id hashes its user, item, raw time and
-    row (its place in the file: ``rows`` holds the places of these rows, by default 0, 1, …).
+    """The rows as contract events in time order; an event's id hashes its user, item cell, raw time
+    and its ordinal among the file's rows of those three (``copies``, by default 0: ``copy_ordinals``).
+    ``key_items`` is the item cell as the file has it, where ``item_ids`` says "no item" ("") for a
+    search.
     ``context`` is each row's (device, locale), or one for every row. ``unread`` says, for a row
     whose time, rating or count could not be read, which cell it was (column ``READ_NOTE``)."""
     n = len(users)
     key = pd.DataFrame(
         {
             "u": users.astype("string"),
-            "i": item_ids.astype("string"),
+            "i": (item_ids if key_items is None else key_items).astype("string"),
             "t": raw_time.astype("string"),
-            "row": np.arange(n) if rows is None else rows,
+            "copy": np.zeros(n, dtype=np.int64) if copies is None else copies,
         }
     )
     event_id = _hash_hex(key, "i_") if n else np.array([], dtype=object)
@@ -639,6 +642,30 @@ class _WholeFile:
     played_unread: np.ndarray | None = None
     #: the items file, when reading the plays needed its durations first (read once)
     catalogue: tuple[pd.DataFrame, list[str]] | None = None
+    #: how many earlier rows of the file have each row's user, item cell and raw time (``copy_ordinals``)
+    copies: np.ndarray | None = None
+
+
+def row_keys(frame: pd.DataFrame, o: ImportOptions) -> np.ndarray:
+    """A hash of each row's user, item cell and raw time: the identity its event id is made of."""
+    n = len(frame)
+    raw_time = frame[o.time_col] if o.time_col is not None else pd.Series([""] * n, dtype=object)
+    key = pd.DataFrame(
+        {
+            "u": clean_ids(frame[o.user_col]).astype("string").to_numpy(),
+            "i": clean_ids(frame[o.item_col]).astype("string").to_numpy(),
+            "t": raw_time.astype("string").to_numpy(),
+        }
+    )
+    return pd.util.hash_pandas_object(key, index=False).to_numpy()
+
+
+def copy_ordinals(keys: np.ndarray) -> np.ndarray:
+    """For each row, how many earlier rows of the file share its key (``row_keys``): 0 for the first
+    row of a user, item and time, 1 for its first copy, and so on. An event id made of the key and
+    this ordinal is the same whatever else the file holds, so a file imported again with other rows
+    before its own (a longer export, a shifted one) adds only its new rows."""
+    return pd.Series(keys).groupby(keys, sort=False).cumcount().to_numpy(dtype=np.int64)
 
 
 def _whole_file(raw: pd.DataFrame, o: ImportOptions, now: pd.Timestamp, source: Path) -> _WholeFile:
@@ -1048,6 +1075,7 @@ def _chunk_events(
     types = whole.types[rows]
     consent = tuple(_consent_values(raw, col, o.assume_consent) for col in (o.consent_col, o.analytics_consent_col))
     no_item = np.isin(types.astype(object), list(NO_ITEM_TYPES))
+    key_items = item_ids  # the cell as the file has it, for the event's identity
     if no_item.any():  # a search or a feature use names no item: "" is the contract's "none"
         # whatever the item cell holds there (often the search text again) is no item of the catalogue
         tally.itemless_named += int((no_item & item_ids.fillna("").str.strip().ne("").to_numpy()).sum())
@@ -1077,9 +1105,10 @@ def _chunk_events(
         query,
         None if whole.weight is None else whole.weight[rows],
         whole.sessions[rows],
-        rows=rows,
+        copies=None if whole.copies is None else whole.copies[rows],
         context=context,
         unread=unread,
+        key_items=key_items,
     )
     tally.rows += n
     tally.users.update(users.dropna().unique().tolist())
@@ -1223,6 +1252,7 @@ def load_interactions(source: Path, **options: Any) -> tuple[pd.DataFrame, pd.Da
     raw = o.reshaper()(table.frame.reset_index(drop=True))
     table.frame = pd.DataFrame()  # one copy of the file's cells alive, not two
     whole = _whole_file(raw[o.whole_file_columns()], o, o.now or _now(), source)
+    whole.copies = copy_ordinals(row_keys(raw, o))
     whole.notes += o.reshape_notes(lines, len(raw))
     tally = _Tally()
     cells = [raw]
@@ -1305,6 +1335,7 @@ class InteractionStream:
         o = self.options
         cols = o.whole_file_columns()
         parts: list[pd.DataFrame] = []
+        keys: list[np.ndarray] = []
         rows = lines = 0
         reshape = o.reshaper()
         for chunk in self.stream:
@@ -1314,8 +1345,10 @@ class InteractionStream:
                 self._columns = [*map(str, chunk.columns), *self.stream.dropped]
                 self._unread = unread_context_notes(self._columns, o) + unread_outcome_note(self._columns, o)
             lines += len(chunk)
-            # an item named by several columns is keyed here only when this pass reads the item
-            narrow = (chunk if o.item_parts and o.item_col not in cols else reshape(chunk))[cols]
+            shaped = reshape(chunk)
+            keys.append(row_keys(shaped, o))  # 8 bytes a row: each event's ordinal among its copies
+            narrow = shaped[cols]
+            del shaped
             # text cells as Arrow strings: a fraction of the memory of Python strings
             narrow = narrow.astype({c: "string[pyarrow]" for c in cols if narrow[c].dtype == object})
             parts.append(narrow)
@@ -1326,6 +1359,7 @@ class InteractionStream:
         self.progress(f"first pass: sessions and values of {rows:,} rows")
         whole = _whole_file(frame, o, o.now or _now(), self.source)
         whole.notes += o.reshape_notes(lines, rows)
+        whole.copies = copy_ordinals(np.concatenate(keys) if keys else np.array([], dtype=np.uint64))
         return whole
 
     def __iter__(self) -> Iterator[pd.DataFrame]:

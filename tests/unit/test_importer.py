@@ -330,6 +330,25 @@ def test_event_ids_are_deterministic_and_sessions_split_at_30_minutes(tmp_path):
     assert not any("alice" in s for s in alice)  # a session id must not leak the raw user id
 
 
+def test_an_events_id_is_its_content_and_copy_not_its_line(tmp_path):
+    rows = [f"u{k % 3},i{k % 4},{T0 + 60 * k}" for k in range(8)] + [f"u0,i0,{T0}"]  # the last a copy of the first
+    first, _, _ = load_interactions(
+        _csv(tmp_path / "a.csv", "user_id,item_id,timestamp\n" + "\n".join(rows)), time_unit="s"
+    )
+    assert first["event_id"].is_unique and len(first) == 9  # a copy is an event of its own
+    # a longer export: new rows before and among the old ones, which keep their ids
+    longer = [f"u9,i9,{T0 - 60}", *rows[:4], f"u1,i7,{T0 + 1}", *rows[4:]]
+    again, _, _ = load_interactions(
+        _csv(tmp_path / "b.csv", "user_id,item_id,timestamp\n" + "\n".join(longer)), time_unit="s"
+    )
+    assert set(first["event_id"]) < set(again["event_id"]) and len(set(again["event_id"]) - set(first["event_id"])) == 2
+    # in chunks, the same ids
+    from ingest.importer import InteractionStream
+
+    stream = InteractionStream(tmp_path / "b.csv", ImportOptions(time_unit="s"), 3)
+    assert set(pd.concat(list(stream))["event_id"]) == set(again["event_id"])
+
+
 def test_movielens_style_ratings_with_movies_file(tmp_path):
     ratings = _csv(
         tmp_path / "ratings.csv",
