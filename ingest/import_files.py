@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ingest.mixed_encoding import MIXED, MixCount
 from setlist.errors import UsageError
 
 
@@ -300,8 +301,18 @@ def _encoding(path: Path, compression: str | None, asked: str | None, notes: lis
         pass
     # a Windows export is cp1252: Latin-1 would read its curly quotes and dashes (bytes 0x80-0x9F) as
     # invisible control characters. Without such bytes the two read alike, and Latin-1 is said.
+    mix = MixCount()
+    windows = False
     with opener(path, "rb") as f:  # type: ignore[operator]
-        windows = any(_C1_BYTES.search(block) for block in iter(lambda: f.read(1 << 20), b""))
+        for block in iter(lambda: f.read(1 << 20), b""):
+            mix.add(block)
+            windows = windows or bool(_C1_BYTES.search(block))
+    if mix.mixed:  # UTF-8 lines beside others: read as cp1252, each of them would turn to mojibake
+        notes.append(
+            f"encoding UTF-8, and cp1252 for its {mix.foreign_bytes:,} byte{'s' if mix.foreign_bytes != 1 else ''} "
+            f"that are no UTF-8 (the file mixes the two, line by line; {option} sets one)"
+        )
+        return MIXED
     if windows:
         try:
             with opener(path, "rt", encoding="cp1252") as f:  # type: ignore[operator]

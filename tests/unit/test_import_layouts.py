@@ -252,6 +252,29 @@ def test_each_file_takes_its_own_encoding(tmp_path, monkeypatch):
     assert titles["10"] == "\u201cCaf\u00e9\u201d"
 
 
+@pytest.mark.parametrize("suffix", ["", ".gz"])
+def test_a_file_mixing_utf8_and_cp1252_lines_reads_each_line_right(tmp_path, suffix):
+    import gzip
+
+    from ingest.import_items import load_items
+
+    # HetRec's bookmarks: UTF-8 titles, with some lines written by a Windows tool
+    utf8 = ["Über Straße", "naïve café", "smörgåsbord", "Zürich"]
+    windows = ["Café latin", "\u201cquoted\u201d"]
+    body = b"id\ttitle\n" + b"".join(f"{k}\t{t}\n".encode() for k, t in enumerate(utf8))
+    body += b"".join(f"{k + 10}\t{t}\n".encode("cp1252") for k, t in enumerate(windows))
+    path = tmp_path / f"bookmarks.dat{suffix}"
+    path.write_bytes(gzip.compress(body) if suffix else body)
+    catalog, notes = load_items(path, "id", None)
+    assert catalog["title"].tolist() == utf8 + windows
+    assert "encoding UTF-8, and cp1252 for its 3 bytes that are no UTF-8" in " ".join(notes)
+    # a file of cp1252 alone is still cp1252, and says so
+    plain = tmp_path / "windows.dat"
+    plain.write_bytes(b"id\ttitle\n" + "1\t\u201cCaf\u00e9\u201d\n".encode("cp1252"))
+    catalog, notes = load_items(plain, "id", None)
+    assert catalog["title"].tolist() == ["\u201cCaf\u00e9\u201d"] and "encoding cp1252" in " ".join(notes)
+
+
 @pytest.mark.parametrize("suffix", [".gz", ".zip", ".bz2"])
 def test_compressed_headerless_files_are_sniffed_inside(tmp_path, suffix):
     import bz2
