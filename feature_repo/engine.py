@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -317,6 +318,39 @@ def load_tables(fs: FeatureSet, entity: str, pseudonym: Callable[[str], str] | N
     return out
 
 
+#: how a registered table's file is read, by its extension (before a compression suffix)
+_TEXT_SEPARATORS = {".csv": ",", ".tsv": "\t", ".tab": "\t", ".txt": None, ".dat": None}
+_COMPRESSION = (".gz", ".bz2", ".xz", ".zip")
+
+
+def _read_file(name: str, path: Path) -> pd.DataFrame:
+    """A table's file: parquet, JSON (lines or an array), or delimited text (a comma for .csv, a tab
+    for .tsv, and read off the file for .txt and .dat), any of them compressed but parquet."""
+    suffixes = [x.lower() for x in path.suffixes]
+    if suffixes and suffixes[-1] in _COMPRESSION:
+        suffixes = suffixes[:-1]
+    ext = suffixes[-1] if suffixes else ""
+    try:
+        if ext in (".parquet", ".pq") or path.is_dir():
+            return pd.read_parquet(path)
+        if ext in (".jsonl", ".ndjson"):
+            return pd.read_json(path, lines=True)
+        if ext == ".json":
+            with open(path, "rb") as f:  # an array, or one object per line
+                lines = not f.read(64).lstrip().startswith(b"[")
+            return pd.read_json(path, lines=lines)
+        if ext in _TEXT_SEPARATORS:
+            sep = _TEXT_SEPARATORS[ext]
+            # read off the file when the extension does not say (Python's sniffer: tab, comma, …)
+            return pd.read_csv(path, sep=sep, engine="python" if sep is None else "c")
+    except (ValueError, OSError, pd.errors.ParserError) as exc:
+        raise DeclarationError(f"table {name!r}: cannot read {path.name}: {exc}") from exc
+    raise DeclarationError(
+        f"table {name!r}: {path.name} is no kind of file a table is read from (parquet, .csv, .tsv, .txt, .dat, "
+        ".json, .jsonl, text compressed as .gz, .bz2, .xz or .zip)"
+    )
+
+
 def read_table(t: Table) -> pd.DataFrame:
     if t.sql:
         if not t.url:
@@ -326,12 +360,10 @@ def read_table(t: Table) -> pd.DataFrame:
         with sqlalchemy.create_engine(t.url).connect() as conn:
             frame = pd.read_sql(sqlalchemy.text(t.sql), conn)
     elif t.path:
-        from pathlib import Path
-
         path = Path(t.path)
         if not path.exists():
             raise DeclarationError(f"table {t.name!r}: {path} does not exist")
-        frame = pd.read_csv(path) if path.suffix.lower() in (".csv", ".tsv") else pd.read_parquet(path)
+        frame = _read_file(t.name, path)
     else:
         raise DeclarationError(f"table {t.name!r} needs a path (parquet or CSV) or a sql query")
     for col in (t.key, *([t.timestamp] if t.timestamp else [])):

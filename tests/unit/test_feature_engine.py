@@ -217,6 +217,31 @@ def test_user_tables_are_keyed_by_pseudonym_before_any_join(tmp_path):
         engine.load_tables(fs, "user")
 
 
+@pytest.mark.parametrize("name", ["profile.tsv", "profile.txt", "profile.dat", "profile.tsv.gz", "profile.jsonl"])
+def test_a_table_is_read_by_its_kind_of_file(tmp_path, name):
+    # Flixster's profile.txt: tab-separated, "N/A" for an unknown age
+    frame = pd.DataFrame({"userid": ["u1", "u2"], "gender": ["f", "m"], "age": ["31", "N/A"]})
+    path = tmp_path / name
+    if ".jsonl" in name:  # JSON writes its missing values as null
+        frame.assign(age=[31, None]).to_json(path, orient="records", lines=True)
+    else:
+        frame.to_csv(path, sep="\t", index=False)
+    t = Table("profile", "user", key="userid", path=str(path))
+    read = engine.read_table(t)
+    assert read["userid"].tolist() == ["u1", "u2"] and read["age"].isna().tolist() == [False, True]
+
+
+def test_a_table_file_that_cannot_be_read_is_refused_in_one_sentence(tmp_path):
+    bad = tmp_path / "profile.parquet"
+    bad.write_text("userid,age\nu1,3\n")
+    with pytest.raises(DeclarationError, match="table 'profile': cannot read profile.parquet"):
+        engine.read_table(Table("profile", "user", key="userid", path=str(bad)))
+    odd = tmp_path / "profile.xlsx"
+    odd.write_text("")
+    with pytest.raises(DeclarationError, match="profile.xlsx is no kind of file a table is read from"):
+        engine.read_table(Table("profile", "user", key="userid", path=str(odd)))
+
+
 @pytest.mark.parametrize(
     "feature,message",
     [
