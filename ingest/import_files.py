@@ -479,6 +479,7 @@ GENRE_NAMES = (
     "category_str",
     "main_category",
     "style",
+    "tags",  # last: a catalogue's tags (Stack Exchange's) are its genres when it has nothing else
 )
 
 

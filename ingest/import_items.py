@@ -101,10 +101,15 @@ def _filled(value: object) -> bool:
     return value is not None and not (isinstance(value, str) and not value.strip())
 
 
+#: a cell of tags each in angle brackets (Stack Exchange's ``Tags``)
+_ANGLE_TAGS = re.compile(r"(?:<[^<>]+>)+")
+
+
 def _parts(v: object, commas: bool) -> list[str]:
     """The entries of one list cell: a JSON list (``[27, 9]``, Amazon's lists of categories), a
     pipe-separated string (MovieLens), or, for genres, a comma-separated one (Yelp's
-    ``"Restaurants, Pizza"``). Anything else is one entry."""
+    ``"Restaurants, Pizza"``) or tags in angle brackets (Stack Exchange's ``<python><pandas>``).
+    Anything else is one entry."""
     if isinstance(v, dict):  # a record in a list (Goodreads' authors, its shelves): its name, not its repr
         key = next((k for k in _RECORD_NAMES if _filled(v.get(k))), None)
         key = key or next((k for k in v if str(k).endswith("id") and _filled(v[k])), None)
@@ -128,6 +133,8 @@ def _parts(v: object, commas: bool) -> list[str]:
     if text.startswith("[") and text.endswith("]") and (commas or _written_list(text[1:-1])):
         text = text[1:-1]
         return [p.strip().strip("'\"").strip() for p in text.split(",") if p.strip().strip("'\"").strip()]
+    if commas and _ANGLE_TAGS.fullmatch(text):  # Stack Exchange's tags: <python><pandas>
+        return [t.strip() for t in re.findall(r"<([^<>]+)>", text) if t.strip()]
     if "|" in text:
         return [p.strip() for p in text.split("|") if p.strip()]
     if commas and "," in text:

@@ -73,6 +73,11 @@ def test_without_a_genre_column_the_import_says_how_to_name_one(tmp_path):
             ["comedy", "unknown", "drama"],
             ["comedy|romance", None, "drama"],
         ),
+        (
+            ["<python><pandas>", "<c++>", "|sql|joins|"],  # Stack Exchange's tags, old dumps and new
+            ["python", "c++", "sql"],
+            ["python|pandas", "c++", "sql|joins"],
+        ),
     ],
 )
 def test_genre_lists_of_every_common_kind(tmp_path, cells, first, every):
