@@ -756,8 +756,9 @@ def _chunk_rows(source: Path, settings: Settings, memory_check: bool, per_line: 
         fits = int(budget / per_row / per_line)  # in the file's own lines
         raise UsageError(
             f"{source.name} holds about {rows:,} rows; importing it at once needs about "
-            f"{rows * per_row / 2**30:.1f} GB and {free / 2**30:.1f} GB is available, and a JSON array or a file of "
-            "Python dicts cannot be read in chunks. Convert it to JSON lines (one object per line), which are, or "
+            f"{rows * per_row / 2**30:.1f} GB and {free / 2**30:.1f} GB is available, and a JSON array, a file of "
+            "Python dicts or XML cannot be read in chunks. Convert it to JSON lines (one object per line), which "
+            "are, or "
             f"import it in parts of at most ~{fits:,} rows; --no-memory-check skips this estimate"
         )
     # what the whole file's state leaves, for chunks no smaller than MIN_CHUNK_ROWS

@@ -183,14 +183,16 @@ def _format(path: Path) -> tuple[str, str | None]:
     dicts, one per line) is taken for ``.json``: LibraryThing's ``reviews.txt``, a ``.jsonl`` saved
     as ``.txt``. Read as delimited text, its first record would be split at its commas into names."""
     ext, compression = _suffixes(path)
-    if ext in (*_JSON_KINDS, ".parquet", ".pq") or path.suffix.lower() == ".zst" or not path.is_file():
+    if ext in (*_JSON_KINDS, ".parquet", ".pq", ".xml") or path.suffix.lower() == ".zst" or not path.is_file():
         return ext, compression
     try:
         opener = _COMPRESSED.get(compression or "", open)
         with opener(path, "rt", encoding="utf-8", errors="replace") as f:  # type: ignore[operator]
-            head = f.read(256).lstrip()
+            head = f.read(256).lstrip("\ufeff \t\r\n")
     except (OSError, EOFError, ValueError):
         return ext, compression
+    if re.match(r"<\?xml|<[A-Za-z_][\w.-]*[\s>]", head):  # an XML export named as text
+        return ".xml", compression
     return (".json", compression) if re.match(r"\{|\[\s*\{", head) else (ext, compression)
 
 
@@ -638,7 +640,7 @@ def _plan_text(path: Path, ext: str, compression: str | None, layout: TextLayout
             raise ImportFormatError(
                 f"cannot tell how the {what} file {path.name} is separated: no separator among "
                 f"{', '.join(repr(s) for s in SEPARATORS)} or a space splits its lines into the same number of fields; "
-                f"pass {layout.option('sep')} (an import takes delimited text, JSON lines or arrays and .parquet)"
+                f"pass {layout.option('sep')} (an import takes delimited text, JSON lines or arrays, XML and .parquet)"
             )
         if sniffed and sniffed != default:
             notes.insert(0, f"separator {_sep_label(sniffed)} (read off the file; {layout.option('sep')} sets it)")
@@ -962,10 +964,20 @@ def read_table(path: Path, what: str, layout: TextLayout | None = None, keep: Co
                 table.notes[:0] = _json_named_as(path)
                 return table
             return _json_lines(path, keep)
+        if ext == ".xml":
+            if layout.sep is not None or layout.names is not None:
+                raise ImportFormatError(
+                    f"{layout.option('sep')} and {layout.option('names')} are for delimited text, not XML files"
+                )
+            from ingest.import_xml import read_xml_records  # a rare format: its parser loaded when met
+
+            opener = _COMPRESSED.get(compression or "", open)
+            frame, notes, dropped = read_xml_records(path, opener, what, keep)
+            return Table(frame, notes, dropped=dropped)
         if ext in (".xlsx", ".xls"):
             raise ImportFormatError(
                 f"unknown {what} file format {path.name!r}: expected delimited text (.csv, .tsv, .dat, …), "
-                ".jsonl, .json or .parquet (optionally compressed, e.g. .csv.gz)"
+                ".jsonl, .json, .xml or .parquet (optionally compressed, e.g. .csv.gz)"
             )
         return _read_text(path, ext, compression, layout, what)
     except ImportFormatError:
@@ -974,7 +986,7 @@ def read_table(path: Path, what: str, layout: TextLayout | None = None, keep: Co
         if not ext or ext not in (".csv", ".tsv", ".txt", ".dat"):
             raise ImportFormatError(
                 f"unknown {what} file format {path.name!r} ({exc}): expected delimited text (.csv, .tsv, .dat, …), "
-                ".jsonl, .json or .parquet (optionally compressed, e.g. .csv.gz)"
+                ".jsonl, .json, .xml or .parquet (optionally compressed, e.g. .csv.gz)"
             ) from exc
         raise ImportFormatError(f"cannot read {what} file {path.name}: {exc}{_encoding_hint(exc, layout)}") from exc
 
@@ -992,6 +1004,8 @@ def streams(path: Path) -> bool:
     is an array or Python dicts (read whole), which its first line tells."""
     path = Path(path)
     ext, compression = _format(path)
+    if ext == ".xml":
+        return False
     if ext != ".json":
         return True
     opener = _COMPRESSED.get(compression or "", open)
@@ -1028,6 +1042,11 @@ class TableStream:
                 yield from self._parquet()
             elif ext in (".jsonl", ".ndjson", ".json"):
                 yield from self._json_lines(ext, compression)
+            elif ext == ".xml":
+                raise ImportFormatError(
+                    f"{self.path.name} cannot be read in chunks: an XML file is read whole. Convert it to JSON "
+                    "lines or CSV, or import it in parts"
+                )
             else:
                 yield from self._text(ext, compression)
         except ImportFormatError:

@@ -963,3 +963,53 @@ def test_a_header_beside_names_is_told_from_data_at_any_width_and_after_blank_li
     data.write_text("u1,nan,5\nu2,i2,3\nu3,i1,4\n")
     events, _, summary = load_interactions(data, layout=layout, **options)
     assert len(events) == 3 and not any("header" in n for n in summary.read_notes)
+
+
+STACK_POSTS = """<?xml version="1.0" encoding="utf-8"?>
+<posts>
+  <row Id="1" PostTypeId="1" CreationDate="2010-07-28T19:04:21.300" OwnerUserId="5" Title="How to &lt;b&gt;x&lt;/b&gt;?"
+       Tags="&lt;python&gt;&lt;pandas&gt;" Body="&lt;p&gt;a body, with commas&lt;/p&gt;" />
+  <row Id="2" PostTypeId="2" ParentId="1" CreationDate="2010-07-28T19:10:00.000" OwnerUserId="7" />
+  <row Id="3" PostTypeId="2" ParentId="1" CreationDate="2010-07-28T19:12:00.000" Body="an anonymous answer" />
+  <row Id="4" PostTypeId="1" CreationDate="2010-07-29T10:00:00.000" OwnerUserId="7" Title="Another"
+       Tags="&lt;sql&gt;" />
+  <row Id="5" PostTypeId="2" ParentId="4" CreationDate="2010-07-29T10:05:00.000" OwnerUserId="5" />
+</posts>
+"""
+
+
+@pytest.mark.parametrize("name", ["Posts.xml", "Posts.xml.gz", "posts.txt"])
+def test_an_xml_dump_of_records_imports_its_attributes_as_columns(tmp_path, name):
+    import gzip
+
+    from ingest.import_items import load_items
+
+    path = tmp_path / name
+    path.write_bytes(gzip.compress(STACK_POSTS.encode()) if name.endswith(".gz") else STACK_POSTS.encode())
+    events, _, summary = load_interactions(
+        path, user_col="OwnerUserId", item_col="ParentId", time_col="CreationDate", items=path, item_id_col="Id"
+    )
+    answered = events.dropna(subset=["user_id", "item_id"])
+    assert sorted(zip(answered["user_id"], answered["item_id"])) == [("5", "4"), ("7", "1")]
+    # the questions, without a ParentId, and the anonymous answer are kept for quarantine, counted
+    assert summary.problems["empty item id"] == 2 and summary.problems["empty user id"] == 1
+    assert "XML: one row per element under <posts> (<row> 5)" in " ".join(summary.read_notes)
+    catalog, _ = load_items(path, "Id", None)
+    questions = catalog.set_index("item_id")
+    assert questions.loc["1", "title"] == "How to <b>x</b>?" and questions.loc["1", "genres"] == "python|pandas"
+
+
+def test_xml_that_is_not_well_formed_or_too_big_is_refused_with_what_to_do(tmp_path):
+    from ingest.import_files import TableStream, streams
+
+    bad = tmp_path / "Votes.xml"
+    bad.write_text('<votes><row Id="1" PostId="2"></votes>')
+    with pytest.raises(ImportFormatError, match="Votes.xml is no well-formed XML"):
+        load_interactions(bad, user_col="Id", item_col="PostId", time_col=None)
+    good = tmp_path / "Posts.xml"
+    good.write_text(STACK_POSTS)
+    assert not streams(good)
+    with pytest.raises(ImportFormatError, match="an XML file is read whole. Convert it to JSON lines or CSV"):
+        list(TableStream(good, "interactions", None, None, 2))
+    with pytest.raises(ImportFormatError, match="--sep and --names are for delimited text, not XML files"):
+        load_interactions(good, layout=TextLayout(sep=","))
