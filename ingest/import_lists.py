@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ingest.import_files import ImportFormatError
+from ingest.item_key import KEY_JOIN
 
 #: how the ids of one cell are separated: spaces, commas, semicolons or pipes (several in a row are one)
 SEPARATORS = r"[\s,;|]+"
@@ -85,7 +86,11 @@ def _elements(v: object, column: str) -> list[str] | None:
                     f"cells of {column!r} list records ({', '.join(map(str, list(e)[:4]))}, …), not ids: "
                     "flatten the file to one row per record first (pandas: json_normalize with record_path)"
                 )
-            if e is not None and str(e).strip():
+            if isinstance(e, (list, tuple, np.ndarray)):  # AOTM's [artist, title] pairs: the key of several parts
+                parts = [str(p).strip() for p in e if p is not None and str(p).strip()]
+                if parts:
+                    out.append(KEY_JOIN.join(parts))
+            elif e is not None and str(e).strip():
                 out.append(str(e).strip())
         return out or None
     return None if v is None or v is pd.NA or (isinstance(v, float) and v != v) else [str(v)]

@@ -3,6 +3,7 @@ per listed item, at once and in chunks alike."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -239,6 +240,21 @@ def test_lists_written_out_or_read_from_json_give_their_elements_not_brackets_an
     # without --item-lists, written lists are said to be lists
     _, _, summary = load_interactions(text, user_col="user", item_col="items", time_col="ts", time_unit="s")
     assert any("looks like lists of ids" in n and "--item-lists" in n for n in summary.read_notes)
+
+
+def test_a_list_of_artist_and_title_pairs_gives_items_keyed_as_artist_and_title(tmp_path):
+    # AOTM-2011's mixes: each track an [artist, title] pair, keyed as --item-col artist,track keys one
+    src = tmp_path / "aotm.json"
+    mixes = [
+        {"mix_id": 1, "user": {"user_id": "u1"}, "timestamp": "2004-10-05T00:00:00",
+         "playlist": [["AC/DC", "T.N.T."], ["Sigur Rós", "Hoppípolla"]]},
+        {"mix_id": 2, "user": {"user_id": "u2"}, "timestamp": "2004-10-06T00:00:00", "playlist": [["AC/DC", "T.N.T."]]},
+    ]  # fmt: skip
+    src.write_text(json.dumps(mixes))
+    events, _, _ = load_interactions(
+        src, user_col="user.user_id", item_col="playlist", time_col="timestamp", item_lists=True
+    )
+    assert events["item_id"].tolist() == ["AC/DC – T.N.T.", "Sigur Rós – Hoppípolla", "AC/DC – T.N.T."]
 
 
 def test_a_list_of_records_is_refused_with_what_to_do(tmp_path):
