@@ -18,6 +18,8 @@ _EPS = 1e-9  # 4/5 must count as 0.8 whatever the float rounding
 #: a type name (``--type-map NAME=rating``) for rows whose rating column says what they were: a like,
 #: a skip or a play by the rating, as in a file without a type column (a log of views and ratings)
 RATED = "rating"
+#: ``--type-map NAME=ignore``: rows of a kind the import leaves out, counted (GH Archive's PushEvent)
+IGNORED = "ignore"
 #: common names for our event types, after lower-casing and spaces/hyphens → "_"
 TYPE_SYNONYMS = {
     "listen": "play",
@@ -92,10 +94,10 @@ def parse_type_map(spec: str | None) -> dict[str, str]:
     mapping: dict[str, str] = {}
     for name, given in option_pairs(spec, "--type-map", "NAME=TYPE", empty_name=True):
         target = given.lower()
-        if target not in EVENT_TYPES and target != RATED:
+        if target not in EVENT_TYPES and target not in (RATED, IGNORED):
             raise ImportFormatError(
                 f"--type-map maps {name!r} to {target!r}, which is not an event type (types: {', '.join(EVENT_TYPES)}; "
-                f"or {RATED}: the row's rating says which)"
+                f"or {RATED}: the row's rating says which; or {IGNORED}: such rows are left out, counted)"
             )
         key = str(_type_names(pd.Series([name])).iloc[0]) if name else EMPTY_TYPE
         if mapping.get(key, target) != target:
@@ -109,7 +111,7 @@ def unknown_type_note(names: pd.Series, types: np.ndarray, mapped: dict[str, str
     """Which of the file's type names are not event types, and how to map them: said at the import,
     before ingestion quarantines their rows."""
     named = (pd.notna(names) & (names != EMPTY_TYPE)).to_numpy(dtype=bool)  # empty cells are said on their own
-    unknown = names[named & ~np.isin(types.astype(object), list(EVENT_TYPES))]
+    unknown = names[named & ~np.isin(types.astype(object), [*EVENT_TYPES, IGNORED])]
     if unknown.empty:
         return None
     counts = unknown.value_counts()

@@ -46,6 +46,7 @@ from ingest.import_lists import (
 )
 from ingest.import_played import Lengths, PlayedReading, played_values, read_amounts, shown_cells
 from ingest.import_values import (
+    IGNORED,
     TimeReading,
     counted_plays,
     dates_only_note,
@@ -96,6 +97,8 @@ class ImportSummary:
     read_notes: list[str] = field(default_factory=list)
     #: lines of the interactions file with the wrong number of fields: not read, not imported
     malformed_lines: list[int] = field(default_factory=list)
+    #: rows left out as asked (``--type-map NAME=ignore``), by the type column's name
+    ignored: dict[str, int] = field(default_factory=dict)
 
     def __str__(self) -> str:
         lines = [f"read {self.source}: {self.rows:,} rows, {self.users:,} users, {self.items:,} items"]
@@ -112,6 +115,10 @@ class ImportSummary:
                 else f"{missing:,} interacted item{'s are' if missing != 1 else ' is'} not in it (unknown metadata)"
             )
             lines.append(f"  items file: {self.catalog_rows:,} rows; {found}")
+        if self.ignored:
+            n = sum(self.ignored.values())
+            names = " · ".join(f"{k!r} {v:,}" for k, v in sorted(self.ignored.items(), key=lambda kv: -kv[1])[:6])
+            lines.append(f"  left out as --type-map asks (=ignore): {n:,} row{'s' if n != 1 else ''} ({names})")
         if self.consent:
             lines.append(f"  consent: {self.consent}")
         for cause, n in self.problems.items():
@@ -849,6 +856,8 @@ class _Tally:
     repeated: int = 0
     #: rows per item id that reads as a placeholder (``PLACEHOLDER_ID``)
     placeholder_items: Counter[str] = field(default_factory=Counter)
+    #: rows left out as asked (``--type-map NAME=ignore``), by name
+    ignored: Counter[str] = field(default_factory=Counter)
 
     def problem(self, cause: str, n: int) -> None:
         self.problems[cause] = self.problems.get(cause, 0) + n
@@ -1067,6 +1076,11 @@ def _chunk_events(
     """The events of the file's rows at places ``rows``, added to ``tally``. ``cells`` holds the rows'
     frame, which is taken out of it and freed once its columns are read, before the events are built."""
     raw = cells.pop()
+    ignored = whole.types[rows] == IGNORED
+    if ignored.any():  # rows of a kind the user left out: counted by name, never built into events
+        assert o.type_col is not None  # only a type column's names map to it
+        tally.ignored.update(raw[o.type_col][ignored].astype(str).value_counts().to_dict())
+        raw, rows = raw[~ignored].reset_index(drop=True), rows[~ignored]
     n = len(raw)
     users, item_ids = clean_ids(raw[o.user_col]), clean_ids(raw[o.item_col])
     ts = whole.ts.iloc[rows].reset_index(drop=True)
@@ -1187,6 +1201,7 @@ def _summary(
         end=tally.end,
         type_counts=dict(tally.types),
         problems=tally.problems,
+        ignored=dict(tally.ignored),
         catalog_rows=catalog_rows,
         items_without_metadata=missing,
         consent=consent_basis(o.consent_col, o.analytics_consent_col, o.assume_consent),

@@ -196,6 +196,32 @@ def test_a_type_map_names_the_files_own_types(tmp_path):
     assert events.loc[events["type"] == "play", "value"].eq(1.0).all()
 
 
+def test_rows_of_a_kind_mapped_to_ignore_are_left_out_and_counted(tmp_path):
+    from ingest.import_values import parse_type_map
+
+    # GH Archive: stars and forks among pushes and issues the import is not about
+    kinds = ["WatchEvent", "PushEvent", "ForkEvent", "PushEvent", "IssuesEvent", "WatchEvent", "Mystery"]
+    src = _csv(
+        tmp_path / "gh.csv",
+        "actor,repo,created_at,type\n"
+        + "\n".join(f"a{k % 3},r{k},2015-01-01T10:0{k}:00Z,{t}" for k, t in enumerate(kinds)),
+    )
+    mapping = parse_type_map("WatchEvent=like,ForkEvent=add_to_playlist,PushEvent=ignore,IssuesEvent=ignore")
+    kw = dict(user_col="actor", item_col="repo", time_col="created_at", type_col="type")
+    events, _, summary = load_interactions(src, **kw, type_map=mapping)
+    assert events["type"].tolist() == ["like", "add_to_playlist", "like", "mystery"]  # quarantined as unknown
+    assert summary.ignored == {"PushEvent": 2, "IssuesEvent": 1} and summary.rows == 4
+    said = str(summary)
+    assert "left out as --type-map asks (=ignore): 3 rows ('PushEvent' 2 · 'IssuesEvent' 1)" in said
+    assert "'mystery' 1" in said and "'pushevent'" not in said  # unknown names are said; ignored ones are not
+    assert summary.problems["empty or unknown type"] == 1
+    from ingest.importer import InteractionStream
+
+    stream = InteractionStream(src, ImportOptions(**kw, type_map=mapping, now=pd.Timestamp("2024-01-01", tz="UTC")), 2)
+    chunked = pd.concat(list(stream))
+    assert sorted(chunked["event_id"]) == sorted(events["event_id"]) and stream.summary.ignored == summary.ignored
+
+
 @pytest.mark.parametrize(
     "spec, message",
     [
@@ -206,6 +232,7 @@ def test_a_type_map_names_the_files_own_types(tmp_path):
         ("buy=like,BUY=play", "twice"),
         ("=play,=like", "maps the empty cell twice"),
         ("=", "NAME=TYPE"),
+        ("push=drop", "or ignore: such rows are left out"),
     ],
 )
 def test_a_bad_type_map_is_refused_by_name(spec, message):
