@@ -949,8 +949,9 @@ _EITHER_NAMES = ("platform",)
 
 #: a column name that holds an outcome of the row (a click, a like, a count of them, a score)
 _OUTCOME_NAME = (
-    r"(?:is_|has_)?(?:click|clicked|like|liked|follow|followed|share|shared|skip|skipped|purchase|purchased|buy"
-    r"|bought|cart|carted|rating|rated|score|stars|watch_ratio|play_ratio)(?:_?(?:cnt|count|num|flag|s))?"
+    r"(?:is_?|has_?)?(?:click|clicked|like|liked|follow|followed|share|shared|skip|skipped|purchase|purchased|buy"
+    r"|bought|cart|carted|rating|rated|score|stars|watch_ratio|play_ratio|comment|commented|reply|replied|retweet"
+    r"|retweeted|install|installed|bookmark|bookmarked)(?:_?(?:cnt|count|num|flag|s|timestamp))?"
 )
 
 
@@ -959,12 +960,19 @@ def unread_outcome_note(columns: list[str], o: ImportOptions) -> list[str]:
     named) though the file has columns of outcomes (KuaiSAR's click_cnt, like_cnt): rows shown and
     not clicked would train as plays."""
     told = (o.rating_col, o.type_col, o.count_col, o.impressions_col, o.played.col if o.played else None, o.event_type)
+    found = [c for c in columns if re.fullmatch(_OUTCOME_NAME, c.lower()) and c not in o.keep()]
+    if not found or o.event_type is not None:
+        return []
+    shown = ", ".join(map(repr, found[:4])) + (f" and {len(found) - 4} more" if len(found) > 4 else "")
+    read = [c for c in told if c is not None and c in columns]
+    if read:  # one outcome read, others beside it not (NCM's isClick beside isLike, isShare)
+        return [
+            f"column{'s' if len(found) > 1 else ''} {shown} not read beside {read[0]!r}, which alone gives each "
+            "row's type; several 0/1 or count columns become one type column first, the strongest outcome last "
+            "(README, 'A row with several 0/1 outcome columns')"
+        ]
     if any(c is not None for c in told):
         return []
-    found = [c for c in columns if re.fullmatch(_OUTCOME_NAME, c.lower()) and c not in o.keep()]
-    if not found:
-        return []
-    shown = ", ".join(map(repr, found[:4]))
     return [
         f"column{'s' if len(found) > 1 else ''} {shown} not read: every row is imported as a whole play; "
         "--rating-col, --count-col or --played-col reads one, and several 0/1 or count columns become one "

@@ -1031,9 +1031,26 @@ def test_outcome_columns_left_unread_are_named_when_every_row_is_a_play(tmp_path
     said = " ".join(str(summary).split())
     assert "columns 'click_cnt', 'like_cnt' not read: every row is imported as a whole play" in said
     assert "search_session_id" not in said.split("not read")[0]
-    # once a column gives the rows their values, the others are the user's choice: nothing said
+    # once a column gives the rows their values, the others left beside it are said as such
     _, _, summary = load_interactions(src, time_unit="s", count_col="click_cnt")
-    assert "not read: every row" not in " ".join(str(summary).split())
+    said = " ".join(str(summary).split())
+    assert "not read: every row" not in said
+    assert "column 'like_cnt' not read beside 'click_cnt', which alone gives each row's type" in said
+    # NCM's flags: isClick read as the type, isLike and isShare beside it
+    ncm = _csv(
+        tmp_path / "impression_data.csv",
+        "userId,mlogId,impressTime,isClick,isLike,isShare\n"
+        + "\n".join(f"u{k % 3},m{k},{T0 + k},{k % 2},0,0" for k in range(6)),
+    )
+    kw = dict(user_col="userId", item_col="mlogId", time_col="impressTime", time_unit="s", type_col="isClick")
+    from ingest.import_values import parse_type_map
+
+    _, _, summary = load_interactions(ncm, **kw, type_map=parse_type_map("0=impression,1=play"))
+    assert "columns 'isLike', 'isShare' not read beside 'isClick'" in " ".join(str(summary).split())
+    _, _, summary = load_interactions(
+        ncm, user_col="userId", item_col="mlogId", time_col="impressTime", time_unit="s", event_type="play"
+    )
+    assert "not read" not in str(summary)  # --type says what every row is
 
 
 def test_type_codes_read_as_floats_are_mapped_as_the_whole_numbers_they_are(tmp_path):
