@@ -980,7 +980,22 @@ def unread_outcome_note(columns: list[str], o: ImportOptions) -> list[str]:
     ]
 
 
-def unread_context_notes(columns: list[str], o: ImportOptions) -> list[str]:
+#: a context cell written as a hash or a long code (Twitter's hashed languages): no device or locale as such
+_CODED_CONTEXT = re.compile(r"[0-9A-Fa-f]{16,}|\d+")
+
+
+def _coded(frame: pd.DataFrame | None, col: str) -> str | None:
+    """The first cell of ``col``, when its cells are codes or hashes rather than names."""
+    if frame is None or col not in frame:
+        return None
+    cells = frame[col].dropna().astype(str).str.strip().head(200)
+    cells = cells[cells != ""]
+    if cells.empty or not cells.str.fullmatch(_CODED_CONTEXT).all():
+        return None
+    return str(cells.iloc[0])
+
+
+def unread_context_notes(columns: list[str], o: ImportOptions, frame: pd.DataFrame | None = None) -> list[str]:
     """A word for a device or locale column the import was not told to read: every event then
     carries ``unknown``, and cohort popularity has one cohort."""
     given = {"device": o.device_col, "locale": o.locale_col}
@@ -989,6 +1004,12 @@ def unread_context_notes(columns: list[str], o: ImportOptions) -> list[str]:
     for kind, names in _CONTEXT_NAMES.items():
         if given[kind] is None and (col := next((c for c in columns if c.lower() in names), None)):
             found[kind] = col
+            if (code := _coded(frame, col)) is not None:  # read as it stands, each code would be "other"
+                notes.append(
+                    f"column {col!r} is not read: every event's {kind} is unknown; its cells are codes "
+                    f"({code[:20]!r}, …), so --{kind}-col {col} needs --{kind}-map CODE={kind.upper()},… to name them"
+                )
+                continue
             notes.append(f"column {col!r} is not read: every event's {kind} is unknown; --{kind}-col {col} reads it")
     open_kinds = [k for k in given if given[k] is None and k not in found]
     either = next((c for c in columns if c.lower() in _EITHER_NAMES and c not in given.values()), None)
@@ -1270,7 +1291,7 @@ def load_interactions(source: Path, **options: Any) -> tuple[pd.DataFrame, pd.Da
     require_columns(table.frame, o.wanted(), source, "--names", table.dropped)
     require_plain_ids(table.frame, o)
     columns = [*map(str, table.frame.columns), *table.dropped]
-    table.notes += unread_context_notes(columns, o) + unread_outcome_note(columns, o)
+    table.notes += unread_context_notes(columns, o, table.frame) + unread_outcome_note(columns, o)
     lines = len(table.frame)
     raw = o.reshaper()(table.frame.reset_index(drop=True))
     table.frame = pd.DataFrame()  # one copy of the file's cells alive, not two
@@ -1366,7 +1387,7 @@ class InteractionStream:
                 require_columns(chunk, o.wanted(), self.source, "--names", self.stream.dropped)
                 require_plain_ids(chunk, o)
                 self._columns = [*map(str, chunk.columns), *self.stream.dropped]
-                self._unread = unread_context_notes(self._columns, o) + unread_outcome_note(self._columns, o)
+                self._unread = unread_context_notes(self._columns, o, chunk) + unread_outcome_note(self._columns, o)
             lines += len(chunk)
             shaped = reshape(chunk)
             keys.append(row_keys(shaped, o))  # 8 bytes a row: each event's ordinal among its copies

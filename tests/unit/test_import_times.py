@@ -363,6 +363,16 @@ def test_device_and_locale_columns_are_read_as_serving_reads_a_request(tmp_path)
         "column 'platform' is not read: every event's device and locale are unknown; --device-col platform if it "
         "names devices or --locale-col platform if it names countries or languages" in text
     )
+    # Twitter's hashed languages and EB-NeRD's numbered devices: read as they stand, each would be "other"
+    coded = _csv(
+        tmp_path / "coded.csv",
+        "user,item,ts,language,device_type\na,x,1600000000,488B32D24BD4BB44172EB981C1BCA6FA,1\n"
+        "b,y,1600000060,E7F038DE3EAD397AEC9193686C911677,2\n",
+    )
+    text = " ".join(str(load_interactions(coded, **args)[2]).split())
+    assert "column 'language' is not read: every event's locale is unknown; its cells are codes" in text
+    assert "--locale-col language needs --locale-map CODE=LOCALE" in text
+    assert "--device-col device_type needs --device-map CODE=DEVICE" in text
     events, _, summary = load_interactions(src, **args, locale_col="locale", device_col="platform")
     by_item = events.sort_values("timestamp")
     assert by_item["locale"].tolist() == ["de", "jp", "en_US", "other"]  # as a request would carry them
