@@ -656,7 +656,7 @@ def _plan_text(path: Path, ext: str, compression: str | None, layout: TextLayout
         if len(layout.names) > width:
             raise ImportFormatError(
                 f"{layout.option('names')} gives {len(layout.names)} columns but the {what} file {path.name} "
-                f"has {width} fields per line (separator {_sep_label(sep)})"
+                f"has {width} field{'s' if width != 1 else ''} per line (separator {_sep_label(sep)})"
             )
         # unnamed trailing columns get positional names, so none of them becomes an index
         names = list(layout.names) + [f"column_{k + 1}" for k in range(len(layout.names), width)]
@@ -937,7 +937,8 @@ def read_table(path: Path, what: str, layout: TextLayout | None = None, keep: Co
             f"a directory of {len(parquet)} parquet parts (as Spark and dask write a table): join them into one "
             f"file first, e.g. pandas' read_parquet('{path.name}').reset_index().to_parquet('{path.name}.parquet')"
             if parquet
-            else f"a directory of {len(parts)} files: import them one by one with the same options, or join them "
+            else f"a directory of {len(parts)} file{'s' if len(parts) != 1 else ''}: import them one by one with the "
+            "same options, or join them "
             f"into one first (`cat {path.name}/* > {path.name}.csv`: a header line repeated where files meet is "
             "skipped and counted)"
         )
