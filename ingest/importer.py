@@ -114,7 +114,9 @@ class ImportSummary:
                 if not missing
                 else f"{missing:,} interacted item{'s are' if missing != 1 else ' is'} not in it (unknown metadata)"
             )
-            lines.append(f"  items file: {self.catalog_rows:,} rows; {found}")
+            lines.append(
+                f"  items file: {self.catalog_rows:,} item{'s' if self.catalog_rows != 1 else ''} described; {found}"
+            )
         if self.ignored:
             n = sum(self.ignored.values())
             names = " · ".join(f"{k!r} {v:,}" for k, v in sorted(self.ignored.items(), key=lambda kv: -kv[1])[:6])

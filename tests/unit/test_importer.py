@@ -427,7 +427,7 @@ movieId,title,genres
     pa.Table.from_pandas(items, schema=ITEM_SCHEMA, preserve_index=False)
     assert summary.catalog_rows == 4 and summary.items_without_metadata == 1
     assert summary.start == pd.Timestamp(964981247, unit="s", tz="UTC")
-    assert "items file: 4 rows" in str(summary)
+    assert "items file: 4 items described" in str(summary)
 
 
 def test_parquet_input_and_rich_items_file(tmp_path):
