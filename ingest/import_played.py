@@ -245,7 +245,7 @@ def played_values(
     out_value = value.astype(np.float32, copy=True)
     if reading.is_time and (lengths is None or lengths.seconds is None):
         unknown = plays & (read.blank | negative)
-        _unknown_notes(plays & read.blank, negative, number, reading, notes)
+        _unknown_notes(plays & read.blank, negative, number, reading, notes, typed)
         return _by_time_only(seconds, types, out_value, plays, known, unknown, unread, reading, lengths, notes)
     if reading.is_time and lengths is not None and lengths.seconds is not None:
         length = lengths.seconds
@@ -296,7 +296,7 @@ def played_values(
             f"{_plays(int(past.sum()))} ran past the item's length ({col!r} above the whole: a replay or a loop), "
             "counted as whole"
         )
-    _unknown_notes(plays & read.blank, negative, number, reading, notes)
+    _unknown_notes(plays & read.blank, negative, number, reading, notes, typed)
     if (unsized := int(no_length.sum())) > 0:
         where, hint = (lengths.source, lengths.hint) if lengths is not None else ("no length", "")
         warn = "warning: " if unsized * 2 > int(plays.sum()) else ""
@@ -344,28 +344,45 @@ def _by_time_only(
     value[early | unknown] = np.nan
     out_types[unread] = None
     without = f"{lengths.source} gives no item a length" if lengths is not None else "no item lengths"
+    whole = int((known & ~early).sum())
     notes.append(
         f"times played in {reading.col!r} ({reading.unit}), {without}: {_plays(int(plays.sum()))}, "
-        f"{reading.skip_below.said(int(early.sum()))}, the rest as whole plays "
+        f"{reading.skip_below.said(int(early.sum()))}, {whole:,} more as whole plays "
         "(--length-col or an items file with durations measures each against its item)"
     )
     return Played(out_types, value, unread)
 
 
 def _unknown_notes(
-    blank: np.ndarray, negative: np.ndarray, number: np.ndarray, reading: PlayedReading, notes: list[str]
+    blank: np.ndarray,
+    negative: np.ndarray,
+    number: np.ndarray,
+    reading: PlayedReading,
+    notes: list[str],
+    typed: bool = False,
 ) -> None:
     col, what = reading.col, reading.what
     if (unknown := int(blank.sum())) > 0:
+        # NCM's mlogViewTime is empty where the item was shown and never opened: a click column tells them apart
+        hint = (
+            "; if an empty cell means shown and not played, a column that tells clicks apart reads those as "
+            "impressions (--type-col isClick --type-map 1=play,0=impression)"
+            if not typed and unknown >= BLANKS_HINTED * len(blank)
+            else ""
+        )
         notes.append(
             f"{_plays(unknown)} without a {what} in {col!r} {_are(unknown)} of unknown value (neither positive nor "
-            "negative)"
+            f"negative){hint}"
         )
     if (marked := int(negative.sum())) > 0:
         notes.append(
             f"{_plays(marked)} with a {what} below 0 in {col!r} (e.g. {number[negative][0]:g}: a marker for "
             f"'unknown'?) {_are(marked)} of unknown value"
         )
+
+
+#: a share of plays without a time played this large hints that blanks may be items shown and not played
+BLANKS_HINTED = 0.2
 
 
 def _plays(n: int) -> str:

@@ -275,9 +275,16 @@ def test_a_time_played_without_lengths_tells_skips_by_time_alone(tmp_path):
     by = _by_item(events)
     assert by["b"]["type"] == "skip" and by["a"]["type"] == by["c"]["type"] == "play"
     assert by["a"]["value"] == 1.0  # no length to measure it against: a whole play, as without the column
-    assert "1 shorter than 30 s read as skips (negatives; --skip-below sets it), the rest as whole plays" in str(
-        summary
+    assert "1 shorter than 30 s read as skips (negatives; --skip-below sets it), 2 more as whole plays" in str(summary)
+    # NCM's view time: empty where the item was shown and never opened, neither counted as whole nor left unsaid
+    rows += [{"user_id": "u", "item_id": f"m{k}", "timestamp": T0 + 200 + k, "ms_played": None} for k in range(3)]
+    events, _, summary = _load(
+        _write(tmp_path / "ncm.csv", rows), PlayedReading("ms_played", "ms", skip_below=SkipBelow.parse("30s"))
     )
+    said = " ".join(str(summary).split())
+    assert "6 plays, 1 shorter than 30 s read as skips (negatives; --skip-below sets it), 2 more as whole plays" in said
+    assert "3 plays without a time played in 'ms_played' are plays of unknown value" in said
+    assert "reads those as impressions (--type-col isClick --type-map 1=play,0=impression)" in said
     with pytest.raises(ImportFormatError, match="a median play of 1.8e\\+05 s"):  # milliseconds said to be seconds
         _load(src, PlayedReading("ms_played", "s", skip_below=SkipBelow.parse("30s")))
 
