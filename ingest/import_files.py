@@ -890,17 +890,67 @@ def _kept(
     return frame if keep is None else frame[[c for c in frame.columns if c in keep]]
 
 
+#: a JSON integer of 16 digits or more: past 2**53, where the floats pandas makes of a column of
+#: integers with a null (Pinterest's 18-digit ids beside one missing) round distinct ids together
+_BIG_JSON_INT = re.compile(rb"[:\[,]\s*-?\d{16,}\s*[,}\]]")
+
+
+def _big_json_ints(path: Path) -> bool:
+    _, compression = _suffixes(path)
+    opener = _COMPRESSED.get(compression or "", open)
+    tail = b""
+    with opener(path, "rb") as f:  # type: ignore[operator]
+        for block in iter(lambda: f.read(1 << 22), b""):
+            if _BIG_JSON_INT.search(tail + block):
+                return True
+            tail = block[-64:]
+    return False
+
+
+def _int_or_text(digits: str) -> int | str:
+    """A JSON integer as an int, or as its digits when a float could not hold it (an id, then)."""
+    return digits if len(digits.lstrip("-")) >= 16 else int(digits)
+
+
+def _exact_json_lines(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    """JSON lines parsed by Python's json, long integers kept as their digits: slower than pandas'
+    parser, and taken only for a file that holds such integers (``_big_json_ints``)."""
+    _, compression = _suffixes(path)
+    opener = _COMPRESSED.get(compression or "", open)
+    batch: list[object] = []
+    with opener(path, "rt", encoding="utf-8") as f:  # type: ignore[operator]
+        for line in f:
+            if line.strip():
+                batch.append(json.loads(line, parse_int=_int_or_text))
+            if len(batch) >= chunk_rows:
+                yield pd.DataFrame.from_records(batch)
+                batch = []
+    if batch:
+        yield pd.DataFrame.from_records(batch)
+
+
+@contextmanager
+def json_line_chunks(path: Path, chunk_rows: int) -> Iterator[Iterator[pd.DataFrame]]:
+    """JSON lines ``chunk_rows`` at a time: pandas' parser, unless the file holds integers too long
+    for a float, which are then read exactly."""
+    if _big_json_ints(path):
+        yield _exact_json_lines(path, chunk_rows)
+        return
+    with pd.read_json(path, lines=True, dtype=False, convert_dates=False, chunksize=chunk_rows) as reader:
+        yield reader
+
+
 def _json_lines(path: Path, keep: Collection[str] | None) -> Table:
     """JSON lines, parsed a chunk at a time when only some columns are wanted: review files carry
     each review's text and nested objects (Yelp's 7M reviews are 5 GB), which parsed whole would
     need several times the file's size in memory for columns the import never reads."""
-    if keep is None:
-        frame, parents = flatten_objects(pd.read_json(path, lines=True, dtype=False, convert_dates=False))
-        return Table(frame, flattened_note(parents))
     seen: dict[str, None] = {}
     flat: dict[str, None] = {}
-    with pd.read_json(path, lines=True, dtype=False, convert_dates=False, chunksize=JSON_CHUNK_ROWS) as reader:
+    with json_line_chunks(path, JSON_CHUNK_ROWS) as reader:
         parts = [_kept(chunk, keep, seen, flat) for chunk in reader]
+    if keep is None:  # whole, nested objects flattened across all rows at once
+        whole = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+        return Table(whole, flattened_note(flat))
     frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     return Table(frame, flattened_note(_read_from(flat, keep)), dropped=[c for c in seen if c not in frame.columns])
 
@@ -1095,7 +1145,7 @@ class TableStream:
             )
         seen: dict[str, None] = {}
         flat: dict[str, None] = {}
-        with pd.read_json(self.path, lines=True, dtype=False, convert_dates=False, chunksize=self.chunk_rows) as reader:
+        with json_line_chunks(self.path, self.chunk_rows) as reader:
             for chunk in reader:
                 yield _kept(chunk, self.keep, seen, flat).reset_index(drop=True)
         self.notes = (
@@ -1123,7 +1173,13 @@ def _read_json(path: Path, compression: str | None, what: str, keep: Collection[
     with opener(path, "rt", encoding="utf-8") as f:  # type: ignore[operator]
         head = f.read(4096).lstrip()
     if head.startswith("["):
-        frame, parents = flatten_objects(pd.read_json(path, dtype=False, convert_dates=False))
+        if _big_json_ints(path):  # ids too long for a float: Python's parser keeps their digits
+            with opener(path, "rt", encoding="utf-8") as f:  # type: ignore[operator]
+                records = json.load(f, parse_int=_int_or_text)
+            array = pd.DataFrame.from_records(records)
+        else:
+            array = pd.read_json(path, dtype=False, convert_dates=False)
+        frame, parents = flatten_objects(array)
         return Table(frame, ["an array of JSON objects", *flattened_note(parents)])
     if head.startswith("{"):
         try:

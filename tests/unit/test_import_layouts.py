@@ -1013,3 +1013,25 @@ def test_xml_that_is_not_well_formed_or_too_big_is_refused_with_what_to_do(tmp_p
         list(TableStream(good, "interactions", None, None, 2))
     with pytest.raises(ImportFormatError, match="--sep and --names are for delimited text, not XML files"):
         load_interactions(good, layout=TextLayout(sep=","))
+
+
+@pytest.mark.parametrize("shape", ["lines", "array", "lines.gz"])
+def test_json_ids_too_long_for_a_float_stay_distinct_beside_a_missing_one(tmp_path, shape):
+    import gzip
+    import json
+
+    # Pinterest's 18-digit user ids: one null makes pandas' parser read the column as floats
+    rows = [{"user_id": 795014932497373000 + k, "pins": [f"p{k % 5}"], "t": 1_600_000_000 + k} for k in range(40)]
+    rows.append({"user_id": None, "pins": ["p1"], "t": 1_600_000_100})
+    if shape == "array":
+        path = tmp_path / "boards.json"
+        path.write_text(json.dumps(rows))
+    else:
+        text = "".join(json.dumps(r) + "\n" for r in rows).encode()
+        path = tmp_path / ("boards.jsonl.gz" if shape.endswith(".gz") else "boards.jsonl")
+        path.write_bytes(gzip.compress(text) if shape.endswith(".gz") else text)
+    events, _, summary = load_interactions(
+        path, user_col="user_id", item_col="pins", item_lists=True, time_col="t", time_unit="s"
+    )
+    assert summary.users == 40 and str(795014932497373039) in set(events["user_id"])
+    assert summary.problems["empty user id"] == 1
