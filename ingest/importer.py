@@ -653,12 +653,15 @@ class _WholeFile:
     catalogue: tuple[pd.DataFrame, list[str]] | None = None
     #: how many earlier rows of the file have each row's user, item cell and raw time (``copy_ordinals``)
     copies: np.ndarray | None = None
+    #: the file's name, for the identity of untimed rows (``untimed_key``)
+    source: str = ""
 
 
-def row_keys(frame: pd.DataFrame, o: ImportOptions) -> np.ndarray:
-    """A hash of each row's user, item cell and raw time: the identity its event id is made of."""
+def row_keys(frame: pd.DataFrame, o: ImportOptions, source: str) -> np.ndarray:
+    """A hash of each row's user, item cell and raw time (``untimed_key`` without times): the
+    identity its event id is made of."""
     n = len(frame)
-    raw_time = frame[o.time_col] if o.time_col is not None else pd.Series([""] * n, dtype=object)
+    raw_time = frame[o.time_col] if o.time_col is not None else pd.Series([untimed_key(source)] * n, dtype=object)
     key = pd.DataFrame(
         {
             "u": clean_ids(frame[o.user_col]).astype("string").to_numpy(),
@@ -667,6 +670,13 @@ def row_keys(frame: pd.DataFrame, o: ImportOptions) -> np.ndarray:
         }
     )
     return pd.util.hash_pandas_object(key, index=False).to_numpy()
+
+
+def untimed_key(source: str) -> str:
+    """What stands for the time in an untimed row's identity: its file's name. Two files rating the
+    same user and item (Yahoo! R3's train and test) hold two events; the same file imported again
+    holds the same ones."""
+    return f"untimed:{source}"
 
 
 def copy_ordinals(keys: np.ndarray) -> np.ndarray:
@@ -1116,7 +1126,9 @@ def _chunk_events(
     users, item_ids = clean_ids(raw[o.user_col]), clean_ids(raw[o.item_col])
     ts = whole.ts.iloc[rows].reset_index(drop=True)
     # the raw time is a column of its own: the frame's cells are freed before the events are built
-    raw_time = raw[o.time_col].copy() if o.time_col is not None else pd.Series([""] * n, dtype=object)
+    raw_time = (
+        raw[o.time_col].copy() if o.time_col is not None else pd.Series([untimed_key(whole.source)] * n, dtype=object)
+    )
     types = whole.types[rows]
     consent = tuple(_consent_values(raw, col, o.assume_consent) for col in (o.consent_col, o.analytics_consent_col))
     no_item = np.isin(types.astype(object), list(NO_ITEM_TYPES))
@@ -1298,7 +1310,7 @@ def load_interactions(source: Path, **options: Any) -> tuple[pd.DataFrame, pd.Da
     raw = o.reshaper()(table.frame.reset_index(drop=True))
     table.frame = pd.DataFrame()  # one copy of the file's cells alive, not two
     whole = _whole_file(raw[o.whole_file_columns()], o, o.now or _now(), source)
-    whole.copies = copy_ordinals(row_keys(raw, o))
+    whole.copies, whole.source = copy_ordinals(row_keys(raw, o, source.name)), source.name
     whole.notes += o.reshape_notes(lines, len(raw))
     tally = _Tally()
     cells = [raw]
@@ -1392,7 +1404,7 @@ class InteractionStream:
                 self._unread = unread_context_notes(self._columns, o, chunk) + unread_outcome_note(self._columns, o)
             lines += len(chunk)
             shaped = reshape(chunk)
-            keys.append(row_keys(shaped, o))  # 8 bytes a row: each event's ordinal among its copies
+            keys.append(row_keys(shaped, o, self.source.name))  # 8 bytes a row: each event's ordinal among its copies
             narrow = shaped[cols]
             del shaped
             # text cells as Arrow strings: a fraction of the memory of Python strings
@@ -1406,6 +1418,7 @@ class InteractionStream:
         whole = _whole_file(frame, o, o.now or _now(), self.source)
         whole.notes += o.reshape_notes(lines, rows)
         whole.copies = copy_ordinals(np.concatenate(keys) if keys else np.array([], dtype=np.uint64))
+        whole.source = self.source.name
         return whole
 
     def __iter__(self) -> Iterator[pd.DataFrame]:

@@ -374,6 +374,13 @@ def test_an_events_id_is_its_content_and_copy_not_its_line(tmp_path):
 
     stream = InteractionStream(tmp_path / "b.csv", ImportOptions(time_unit="s"), 3)
     assert set(pd.concat(list(stream))["event_id"]) == set(again["event_id"])
+    # without times, a row is told by its place: Yahoo! R3's test file rates pairs its train file rated
+    train = _csv(tmp_path / "train.txt", "u\ti\tr\n1\t28\t3\n1\t29\t4")
+    test = _csv(tmp_path / "test.txt", "u\ti\tr\n1\t28\t1\n2\t99\t5")
+    kw = dict(user_col="u", item_col="i", rating_col="r", time_col=None)
+    a, b = load_interactions(train, **kw)[0], load_interactions(test, **kw)[0]
+    assert not set(a["event_id"]) & set(b["event_id"])
+    assert load_interactions(train, **kw)[0]["event_id"].tolist() == a["event_id"].tolist()  # the same file again
 
 
 def test_movielens_style_ratings_with_movies_file(tmp_path):
