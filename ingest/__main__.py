@@ -561,7 +561,8 @@ def import_(
     per_line = rows_per_line(source, options)
     chunk_rows = _chunk_rows(source, settings, memory_check, per_line)
     consent_given = bool(consent_col or assume_consent)
-    earlier = bool(EventLog(settings.events_dir).files())
+    newest_before = EventLog(settings.events_dir).newest() if no_time else None
+    earlier = newest_before is not None or bool(EventLog(settings.events_dir).files())
     try:
         if chunk_rows is None:
             events, item_frame, summary = load_interactions(source, **vars(options))
@@ -582,14 +583,7 @@ def import_(
     jobmetrics.current().quarantined(report.reasons)
     _print_report(report, f"imported {source.name}")
     if no_time and earlier and report.accepted:
-        # the stamps end at the import: after everything a timed log holds, and into a second untimed one's
-        console.print(
-            "[yellow]warning:[/] the event log held events before this import, and these rows had no times: they "
-            "are stamped ending now, so they are the newest events, the hold-out that training evaluates on and "
-            "the window validation compares. If they are not the newest part of the history (a to-read list beside "
-            "ratings), import them into a data directory of their own, or give them times first",
-            soft_wrap=True,
-        )
+        console.print(f"[yellow]warning:[/] {_untimed_after_note(summary.start, newest_before)}", soft_wrap=True)
     again = report.reasons.get("duplicate_event_id", 0)
     if report.accepted and (report.quarantined - again) * 2 > report.received:
         console.print(
@@ -729,6 +723,26 @@ def _import_in_chunks(
 
 #: the smallest chunk an import in chunks plans for: smaller ones would each cost a read of the file
 MIN_CHUNK_ROWS = INGEST_SLICE_ROWS
+
+
+def _untimed_after_note(start: pd.Timestamp | None, newest: pd.Timestamp | None) -> str:
+    """What an untimed import into a log that held events means for training: its stamps end at the
+    import, so they follow a timed log, but interleave with an earlier untimed import's (whose stamps
+    also ended at its own import, a moment ago)."""
+    if start is not None and newest is not None and start <= newest:
+        return (
+            f"the event log held events up to {newest:%Y-%m-%d %H:%M:%S}, and these rows had no times: they are "
+            f"stamped from {start:%Y-%m-%d %H:%M:%S} to now, so the two interleave (an earlier untimed import also "
+            "ended at its own import). Neither is the hold-out on its own: to evaluate on this file apart (a test "
+            "file beside its train file), give both files times first, the second after the first, or import them "
+            "into data directories of their own"
+        )
+    return (
+        "the event log held events before this import, and these rows had no times: they are stamped ending now, "
+        "so they are the newest events, the hold-out that training evaluates on and the window validation "
+        "compares. If they are not the newest part of the history (a to-read list beside ratings), import them "
+        "into a data directory of their own, or give them times first"
+    )
 
 
 def _chunk_rows(source: Path, settings: Settings, memory_check: bool, per_line: float = 1.0) -> int | None:

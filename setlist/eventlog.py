@@ -145,6 +145,16 @@ class EventLog:
         # through the swap protocol: a compaction's inputs or its outputs, never both (setlist.swap)
         return listing(self.root, ["date=*/*.parquet"])
 
+    def newest(self) -> pd.Timestamp | None:
+        """The time of the log's newest event (read from its newest day's files only), None if empty."""
+        files = self.files()
+        if not files:
+            return None
+        last_day = max(f.parent.name for f in files)
+        times = ds.dataset([str(f) for f in files if f.parent.name == last_day], schema=EVENT_SCHEMA, format="parquet")
+        newest = pc.max(times.to_table(columns=["timestamp"]).column("timestamp")).as_py()
+        return None if newest is None else pd.Timestamp(newest)
+
     def read(
         self,
         columns: Iterable[str] | None = None,

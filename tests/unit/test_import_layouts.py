@@ -933,7 +933,7 @@ def test_a_header_above_rows_of_another_width_is_skipped_beside_names(tmp_path):
         assert "its first line is a header ('user_id,item_id,timestamp,state_label')" in str(summary)
 
 
-def test_an_untimed_import_into_a_log_that_holds_events_warns_that_it_becomes_the_newest(tmp_path, monkeypatch):
+def test_an_untimed_import_into_a_log_that_holds_events_says_where_its_stamps_fall(tmp_path, monkeypatch):
     # Goodbooks' to_read.csv after its ratings: stamped ending now, it would be the whole hold-out
     from ingest.__main__ import app
 
@@ -946,7 +946,19 @@ def test_an_untimed_import_into_a_log_that_holds_events_warns_that_it_becomes_th
     assert "they are the newest events" not in first.output  # an empty log: nothing to come after
     second = CliRunner().invoke(app, [*base[:1], str(to_read), *base[1:]])
     assert second.exit_code == 0, second.output
-    assert "they are the newest events" in " ".join(second.output.split())
+    # both untimed: each ends at its own import, a moment apart, so they interleave rather than follow
+    said = " ".join(second.output.split())
+    assert "so the two interleave" in said and "they are the newest events" not in said
+    # after a timed log, the untimed rows come after everything it holds
+    from setlist.settings import get_settings
+
+    monkeypatch.setenv("SETLIST_DATA_DIR", str(tmp_path / "timed"))
+    get_settings.cache_clear()
+    timed = _dat(tmp_path / "timed.csv", [("user_id", "book_id", "timestamp"), (1, 10, T0), (2, 20, T0 + 60)], ",")
+    assert CliRunner().invoke(app, ["import", str(timed), "--item-col", "book_id", "--time-unit", "s"]).exit_code == 0
+    third = CliRunner().invoke(app, [*base[:1], str(to_read), *base[1:]])
+    assert third.exit_code == 0, third.output
+    assert "they are the newest events" in " ".join(third.output.split())
 
 
 def test_a_header_beside_names_is_told_from_data_at_any_width_and_after_blank_lines(tmp_path):
