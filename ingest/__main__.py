@@ -381,6 +381,11 @@ def import_(
     locale_col: str | None = typer.Option(
         None, help="column of each event's locale or country (de, en_US, …: lower-cased; cohorts are kept by it)"
     ),
+    missing_user: str | None = typer.Option(
+        None,
+        help="user ids that stand for 'unknown' (an anonymous visitor's 0), comma-separated: read as missing, so "
+        "their rows are quarantined rather than trained as one user",
+    ),
     consent_col: str | None = typer.Option(
         None, help="column of personalization consent flags (true/false, 1/0, yes/no, granted/denied)"
     ),
@@ -550,6 +555,7 @@ def import_(
         impressions_col=impressions_col,
         history_col=history_col,
         clicked_col=clicked_col,
+        missing_users=tuple(v.strip() for v in (missing_user or "").split(",") if v.strip()),
         item_lists=item_lists,
         consent_col=consent_col,
         analytics_consent_col=analytics_consent_col,

@@ -472,6 +472,8 @@ class ImportOptions:
     #: the device and locale columns' own codes as devices and locales (``--device-map 1=desktop,2=mobile``)
     device_map: dict[str, str] | None = None
     locale_map: dict[str, str] | None = None
+    #: user ids that stand for "unknown" (an anonymous visitor's 0): read as missing, quarantined
+    missing_users: tuple[str, ...] = ()
     #: the columns that together name an item, when ``item_col`` names several (``artist,track``);
     #: ``item_col`` is then the key column made of them (``item_key``)
     item_parts: tuple[str, ...] = ()
@@ -570,7 +572,20 @@ class ImportOptions:
     def reshaper(self) -> Callable[[pd.DataFrame], pd.DataFrame]:
         """For one pass over the file, chunk by chunk: its rows as the import reads them, one per
         item when cells list several (``import_lists.Reshape``), with the key column of an item
-        named by several columns (``item_key``)."""
+        named by several columns (``item_key``), and ``missing_users`` blanked."""
+        shape = self._shaper()
+        if not self.missing_users:
+            return shape
+        col, missing = self.user_col, list(self.missing_users)
+
+        def blanked(frame: pd.DataFrame) -> pd.DataFrame:
+            frame = shape(frame)
+            cells = frame[col].astype(object)  # an int column masked would turn float: 123 → 123.0
+            return frame.assign(**{col: cells.mask(frame[col].astype("string").str.strip().isin(missing))})
+
+        return blanked
+
+    def _shaper(self) -> Callable[[pd.DataFrame], pd.DataFrame]:
         if self.itemless:  # the contract's "no item": a column of its own, whatever the file holds
             col = self.item_col
             return lambda frame: frame.assign(**{col: pd.Series(pd.NA, index=frame.index, dtype="string")})
@@ -819,6 +834,9 @@ USER_STAND_IN = "a session or visitor column can stand in as the user (--user-co
 #: one user id holding more than this share of the rows, among at least BUSIEST_MIN_USERS, is said
 BUSIEST_SHARE = 0.2
 BUSIEST_MIN_USERS = 20
+#: … or this share, when it is also this many times the next busiest id's
+BUSIEST_APART_SHARE = 0.05
+BUSIEST_APART_RATIO = 10
 
 
 def _busiest_note(users: pd.Series) -> str | None:
@@ -826,12 +844,17 @@ def _busiest_note(users: pd.Series) -> str | None:
     visitor, "0", "-1", "guest") that would train as one enormous user. The id itself is not
     named, since notes are kept in the import's lineage record and raw ids are never stored."""
     counts = users.value_counts()
-    if len(counts) < BUSIEST_MIN_USERS or counts.iloc[0] <= BUSIEST_SHARE * counts.sum():
+    if len(counts) < BUSIEST_MIN_USERS:
+        return None
+    top, share = int(counts.iloc[0]), counts.iloc[0] / counts.sum()
+    # Plista's anonymous reader "0": 15% of the rows, forty times the next busiest
+    apart = share >= BUSIEST_APART_SHARE and top >= BUSIEST_APART_RATIO * int(counts.iloc[1])
+    if share <= BUSIEST_SHARE and not apart:
         return None
     return (
-        f"one user id holds {counts.iloc[0] / counts.sum():.0%} of the rows ({int(counts.iloc[0]):,}; the next "
-        f"busiest {int(counts.iloc[1]):,}): if it stands for 'unknown' (an anonymous visitor, a missing id), "
-        "blank it or drop those rows before importing, or they train as one user"
+        f"one user id holds {share:.0%} of the rows ({top:,}; the next busiest {int(counts.iloc[1]):,}): if it "
+        "stands for 'unknown' (an anonymous visitor, a missing id), --missing-user ID reads it as missing "
+        "(quarantined), or they train as one user"
     )
 
 

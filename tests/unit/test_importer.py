@@ -343,6 +343,22 @@ def test_missing_value_tokens_are_not_ids_and_one_id_holding_most_rows_is_said(t
     assert "read as missing ids" not in str(summary) and "one user id holds" not in str(summary)
 
 
+def test_an_anonymous_id_far_busier_than_any_user_is_said_and_can_be_read_as_missing(tmp_path):
+    # Plista's reader 0: 16% of the rows, ten times more than anyone else
+    rows = [f"{1 + k % 80},a{k % 30},{T0 + k}" for k in range(800)] + [
+        f"0,a{k % 30},{T0 + 900 + k}" for k in range(150)
+    ]
+    src = _csv(tmp_path / "plista.csv", "user,item,ts\n" + "\n".join(rows))
+    kw = dict(user_col="user", item_col="item", time_col="ts", time_unit="s")
+    _, _, summary = load_interactions(src, **kw)
+    said = " ".join(str(summary).split())
+    assert "one user id holds 16% of the rows (150; the next busiest 10)" in said and "--missing-user ID" in said
+    events, _, summary = load_interactions(src, **kw, missing_users=("0",))
+    assert events["user_id"].isna().sum() == 150 and summary.problems["empty user id"] == 150
+    assert summary.users == 80 and "one user id holds" not in str(summary)
+    assert set(events["user_id"].dropna()) == {str(k) for k in range(1, 81)}  # ints kept as written
+
+
 def test_event_ids_are_deterministic_and_sessions_split_at_30_minutes(tmp_path):
     times = [0, 10 * 60, 10 * 60, 50 * 60, 51 * 60]
     body = "\n".join(f"alice,i,{T0 + t}" for t in times) + f"\nbob,i,{T0}"
