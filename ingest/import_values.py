@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ingest.import_files import MISSING_TOKENS, ImportFormatError, is_present, option_pairs
-from ingest.import_lists import SEPARATORS
+from ingest.import_lists import CLICK_TYPE_COL, SEPARATORS
 from setlist.contract import EVENT_TYPES, POSITIVE_PLAY_FRACTION
 
 LIKE_FROM, SKIP_UP_TO = 0.8, 0.4  # normalized-rating thresholds
@@ -841,6 +841,14 @@ def types_and_values(
                 said.append(_empty_types_note(int(blank.sum()), type_col))
         if synonyms := synonyms_note(t, names, mapped):
             said.append(synonyms)
+        marked = type_col == CLICK_TYPE_COL  # an impression list's unclicked items are impressions by their marks
+        if not marked and (shown := int((t == "impression").sum())) and "impression" not in mapped:
+            # the word means a page seen in some logs (Plista's: an article read), an item shown here
+            said.append(
+                f"{shown:,} row{'s' if shown != 1 else ''} typed 'impression' read as the contract's: an item shown "
+                "and not chosen, a negative in training; where it means the item was seen or read, "
+                "--type-map impression=view (or =play) reads it so"
+            )
         rated = types == RATED
         if rated.any():
             types[rated] = None if norm is None else _by_rating(norm[rated], no_rating[rated])

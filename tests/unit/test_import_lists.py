@@ -297,6 +297,7 @@ def test_shown_and_clicked_lists_in_two_columns_become_plays_and_impressions(tmp
     )  # fmt: skip
     said = " ".join(summary.read_notes)
     assert "1 id of 'article_ids_clicked' is not among their row's 'article_ids_inview'" in said
+    assert "typed 'impression'" not in said  # the marks say what was shown and not clicked
     assert "carry no click mark" not in said
     # without the clicked column the ids carry no marks: quarantined, and the option is named
     _, _, unmarked = load_interactions(src, **kw)

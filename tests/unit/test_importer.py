@@ -154,6 +154,13 @@ def test_type_column_synonyms_and_unknown_types(tmp_path):
     said = " ".join(str(summary).split())
     assert "type names read as event types: 'listen' → play, 'click' → play, 'thumbs_up' → like" in said
     assert "'view' →" not in said and "'like' →" not in said  # event types already
+    # Plista's "impression" is an article read: the contract's impression is a negative, so it is said
+    shown = _csv(tmp_path / "p.csv", f"user_id,item_id,timestamp,action\nu,i,{T0},impression\nu,j,{T0 + 1},click")
+    plista = " ".join(str(load_interactions(shown, time_unit="s", type_col="action")[2]).split())
+    assert "1 row typed 'impression' read as the contract's: an item shown and not chosen" in plista
+    mapped = parse_type_map("impression=view")
+    plista = " ".join(str(load_interactions(shown, time_unit="s", type_col="action", type_map=mapped)[2]).split())
+    assert "typed 'impression'" not in plista
     assert "1 row with an empty 'action': no type, quarantined" in said and "--type-map =TYPE" in said
     assert "'' 1" not in said  # the empty cell is no unknown name
     # an empty cell that means one kind of event (a plain view beside the typed rows) is mapped by no name
