@@ -74,6 +74,7 @@ __all__ = [
 ]
 
 SESSION_GAP_MS = 30 * 60 * 1000
+EPOCH = pd.Timestamp(0, tz="UTC")
 
 
 @dataclass
@@ -1199,6 +1200,7 @@ def _chunk_events(
         tally.placeholder_items.update(zeros.value_counts().to_dict())
     # the range of the rows that will be events: not of rows quarantined for a missing id or type
     valid = ts[~missing_id & pd.notna(types)].dropna()
+    valid = valid[valid > EPOCH]  # the contract refuses epoch zero and earlier (HetRec's stray 0 and 1956 stamps)
     if len(valid):
         lo, hi = valid.min(), valid.max()
         tally.start = lo if tally.start is None else min(tally.start, lo)

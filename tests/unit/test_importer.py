@@ -317,14 +317,14 @@ def test_bad_rows_are_kept_for_quarantine(tmp_path):
     src = _csv(
         tmp_path / "b.csv",
         "user_id,item_id,timestamp\nu,i,2024-01-01T00:00:00Z\n,i,2024-01-01T00:01:00Z\n"
-        "u,,2024-01-01T00:02:00Z\nu,i,not a time\n,i,1999-01-01T00:00:00Z",
+        "u,,2024-01-01T00:02:00Z\nu,i,not a time\n,i,1999-01-01T00:00:00Z\nu,j,1956-05-31T00:00:00Z",
     )
     events, _, summary = load_interactions(src)
-    assert len(events) == 5
+    assert len(events) == 6
     assert events["user_id"].isna().sum() == 2 and events["item_id"].isna().sum() == 1
     assert events["timestamp"].isna().sum() == 1
     assert summary.problems == {"missing or unparseable timestamp": 1, "empty user id": 2, "empty item id": 1}
-    # the time range printed is the events': the quarantined 1999 row is not in it
+    # the time range printed is the events': the quarantined 1999 and 1956 rows are not in it
     assert summary.start == summary.end == pd.Timestamp("2024-01-01", tz="UTC")
     assert "will be quarantined: 1 row with missing or unparseable timestamp" in str(summary)
 
