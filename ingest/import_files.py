@@ -646,6 +646,8 @@ def _plan_text(path: Path, ext: str, compression: str | None, layout: TextLayout
             notes.insert(0, f"separator {_sep_label(sniffed)} (read off the file; {layout.option('sep')} sets it)")
         if sniffed is None and lines:
             _refuse_uneven(lines, sep, what, path.name, layout.option("sep"))
+    if what == "items" and lines and (uneven := _uneven_widths_note(lines, sep)):
+        notes.append(uneven)
     names = None
     header: str | None = None  # a header line above rows that --names names, skipped
     if layout.names is not None and lines and _split_line(lines[0], sep) == list(layout.names):
@@ -689,6 +691,22 @@ def _plan_text(path: Path, ext: str, compression: str | None, layout: TextLayout
 
 #: lines of the extension's separator must mostly have one width when no separator is read off the file
 UNEVEN_BELOW = 0.5
+
+
+def _uneven_widths_note(lines: Sequence[str], sep: str) -> str | None:
+    """A warning when an items file's lines have several widths, none of them nearly all: an unquoted
+    list in a middle column (Zhihu's topics) shifts every column after it, so the title is read from
+    another field on most lines, and only the lines longer than the header are named as such."""
+    counts = _fields(lines, sep)
+    total = sum(counts.values())
+    if len(counts) < 2 or counts.most_common(1)[0][1] >= SNIFF_AGREE * total:
+        return None
+    shown = ", ".join(f"{w} ({n / total:.0%})" for w, n in sorted(counts.items())[:5])
+    return (
+        f"warning: its lines have different numbers of fields ({shown} of the first {total}): a column holding an "
+        "unquoted list shifts the columns after it, so titles and genres may be read from the wrong fields; quote "
+        "that column, or move it last, before importing"
+    )
 
 
 def _refuse_uneven(lines: Sequence[str], sep: str, what: str, name: str, option: str) -> None:

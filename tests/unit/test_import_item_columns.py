@@ -379,6 +379,22 @@ def test_a_genre_column_of_number_codes_gives_way_to_one_of_names(tmp_path):
     assert catalog["genre"].tolist() == ["142", "414", "142"] and "rather than" not in " ".join(notes)
 
 
+def test_an_items_file_whose_lines_have_several_widths_is_warned_of(tmp_path):
+    from ingest.import_files import TextLayout
+    from ingest.import_items import load_items
+
+    # Zhihu's question_info.csv: an unquoted list of topics in a middle column
+    path = tmp_path / "question_info.csv"
+    path.write_text("1,10,Title one\n2,10,20,Title two\n3,10,20,30,Title three\n4,11,Title four\n5,12,21,Title five\n")
+    _, notes = load_items(path, "item", TextLayout.from_options(",", "item,topics,title", None, prefix="items-"))
+    said = " ".join(notes)
+    assert "its lines have different numbers of fields (3 (40%), 4 (40%), 5 (20%) of the first 5)" in said
+    even = tmp_path / "even.csv"
+    even.write_text("1,10,Title one\n2,10,Title two\n")
+    _, notes = load_items(even, "item", TextLayout.from_options(",", "item,topics,title", None, prefix="items-"))
+    assert "different numbers of fields" not in " ".join(notes)
+
+
 def _listens(path, n: int = 60):
     """ListenBrainz's listens: each record's track in a nested object, its length deeper still."""
     with open(path, "w") as f:
