@@ -1008,7 +1008,8 @@ def read_table(path: Path, what: str, layout: TextLayout | None = None, keep: Co
             else f"a directory of {len(parts)} file{'s' if len(parts) != 1 else ''}: import them one by one with the "
             "same options, or join them "
             f"into one first (`cat {path.name}/* > {path.name}.csv`: a header line repeated where files meet is "
-            "skipped and counted)"
+            "skipped and counted; where each file's name is its user, add it as a column while joining: README, "
+            "'A directory of files')"
         )
         raise ImportFormatError(f"{what} {path} is {join}")
     if not path.is_file():
