@@ -325,3 +325,13 @@ def test_copies_of_one_event_stay_on_one_side_of_the_cut(stamp):
         # a log of dates ties whole days (here in a zone: midnight is 23:00 UTC): the cut stays a place
         assert len(s.train) == sum(len(g) - max(int(np.round(len(g) * 0.3)), 1) for _, g in events.groupby("user_id"))
     assert s.queries["user_id"].nunique() == 80
+
+
+def test_leaving_recent_items_out_says_the_recall_it_costs_where_it_is_a_cap():
+    from training.run import recent_choice
+
+    capped = recent_choice(0.41, exclude_recent=True, told=False)  # JODIE's MOOC
+    assert "left out (41% of positives" in capped and "recall stays near 59% at most" in capped
+    assert "SETLIST_EXCLUDE_RECENT=false keeps them" in capped
+    assert "recall" not in recent_choice(0.05, exclude_recent=True, told=False)  # music: users move on
+    assert "recall" not in recent_choice(0.71, exclude_recent=False, told=False)  # kept: nothing is out of reach
