@@ -987,7 +987,7 @@ _EITHER_NAMES = ("platform",)
 _OUTCOME_NAME = (
     r"(?:is_?|has_?)?(?:click|clicked|like|liked|follow|followed|share|shared|skip|skipped|purchase|purchased|buy"
     r"|bought|cart|carted|rating|rated|score|stars|watch_ratio|play_ratio|comment|commented|reply|replied|retweet"
-    r"|retweeted|install|installed|bookmark|bookmarked)(?:_?(?:cnt|count|num|flag|s|timestamp))?"
+    r"|retweeted|install|installed|bookmark|bookmarked|read)(?:_?(?:cnt|count|num|flag|s|timestamp|time))?"
 )
 
 

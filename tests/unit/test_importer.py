@@ -1081,6 +1081,13 @@ def test_outcome_columns_left_unread_are_named_when_every_row_is_a_play(tmp_path
         ncm, user_col="userId", item_col="mlogId", time_col="impressTime", time_unit="s", event_type="play"
     )
     assert "not read" not in str(summary)  # --type says what every row is
+    # Zhihu's inquiry log: a read time, 0 for a question shown and not opened
+    zhihu = _csv(
+        tmp_path / "inquiry.csv",
+        "user,question,show_time,read_time\n" + "\n".join(f"u{k},q{k},{T0 + k},0" for k in range(4)),
+    )
+    _, _, summary = load_interactions(zhihu, user_col="user", item_col="question", time_col="show_time", time_unit="s")
+    assert "column 'read_time' not read: every row is imported as a whole play" in " ".join(str(summary).split())
 
 
 def test_type_codes_read_as_floats_are_mapped_as_the_whole_numbers_they_are(tmp_path):
