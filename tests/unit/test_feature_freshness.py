@@ -13,8 +13,10 @@ from feature_repo.gate import gate
 from validation.testing import clean_items, ratings_events
 
 
-def test_a_batch_is_judged_against_the_newest_event_each_view_may_use(tmp_path):
+def test_a_batch_is_judged_against_the_newest_event_each_view_may_use(tmp_path, monkeypatch):
     from setlist.catalog import load_items, save_items
+
+    monkeypatch.setenv("SETLIST_DATA_DIR", str(tmp_path / "data"))  # the gate writes its data docs there
 
     save_items(clean_items(300), tmp_path / "items.parquet")
     events = ratings_events(users=40, ratings=2000, years=1.0, items=300, seed=5)
