@@ -144,12 +144,11 @@ def per_user_split(events: pd.DataFrame, p: SplitParams, exclude_seen: bool) -> 
     # the first held positive, and for a user whose rows all tie, the user's whole history.
     cut = np.full(int(users.max()) + 1, np.iinfo(np.int64).max)  # users with no cut hold nothing out
     cut[pu[first_held]] = np.flatnonzero(positive)[first_held]
-    late = np.arange(len(u)) >= cut[u]
+    late = _with_copies(events, by_user, u, np.arange(len(u)) >= cut[u])
     del u, positive, pu, n, rank
     in_log = log_order(events)
     late_at = np.empty(len(events), dtype=bool)
     late_at[by_user] = late
-    late_at = _with_copies(events, late_at)
     # the training part in the log's order, the held-out part by user then time
     train, hold = events.take(in_log[~late_at[in_log]]), events.take(by_user[late])
     held = _unseen(_positives(hold), train, exclude_seen)
@@ -158,23 +157,42 @@ def per_user_split(events: pd.DataFrame, p: SplitParams, exclude_seen: bool) -> 
     return Split(train, q, labels, "per_user", "")
 
 
-def _with_copies(events: pd.DataFrame, late: np.ndarray) -> np.ndarray:
-    """``late``, and every copy of a late event: the user's rows of the same item at the same time
-    (a log writing one row per hashtag or tag of one listen) go to one side. Cut between them, the
-    training part would hold the very positive the hold-out asks for, at the time it asks. Rows
-    stamped at the time of day most rows share are left out of this: a log of dates only ties a day's
-    rows, and two rows of one item on one day there are two events (the cut is a place in the log
-    for that reason)."""
+def _with_copies(events: pd.DataFrame, by_user: np.ndarray, u: np.ndarray, late: np.ndarray) -> np.ndarray:
+    """``late`` (in ``by_user`` order), and every copy of a late event: the user's rows of the same
+    item at the same time (a log writing one row per hashtag or tag of one listen) go to one side.
+    Cut between them, the training part would hold the very positive the hold-out asks for, at the
+    time it asks. A user's rows are in time order, so copies split by the cut are the rows tied in
+    time with the user's first late row: only those runs are looked at. Runs at the time of day most
+    rows share are left alone: a log of dates only ties a day's rows, and two rows of one item on one
+    day there are two events (the cut is a place in the log for that reason)."""
+    n = len(u)
     if not late.any() or late.all():
         return late
-    of_day = events["timestamp"].array.asi8 % DAY_NS
-    values, counts = np.unique(of_day, return_counts=True)
-    # dates only (in any zone: midnight in Copenhagen is 22:00 or 23:00 UTC) put most rows at one time of day
-    dated = values[counts >= DATED_SHARE * len(of_day)]
-    timed = ~np.isin(of_day, dated)
-    key = pd.util.hash_pandas_object(events[["user_id", "item_id", "timestamp"]], index=False).to_numpy()
-    held = np.unique(key[late & timed])
-    return late | (timed & np.isin(key, held))
+    ns = events["timestamp"].array.asi8[by_user]
+    new_run = np.r_[True, (u[1:] != u[:-1]) | (ns[1:] != ns[:-1])]
+    run = np.cumsum(new_run) - 1
+    first = np.flatnonzero(late & ~np.r_[False, late[:-1] & (u[1:] == u[:-1])])  # each user's cut
+    first = first[first > 0]
+    straddle = run[first][run[first - 1] == run[first]]  # runs that the cut divides
+    if not len(straddle):
+        return late
+    # dates only (in any zone: midnight in Copenhagen is 22:00 or 23:00 UTC) put most rows at one second of the day
+    of_day = (ns // 10**9) % 86_400
+    dated = np.flatnonzero(np.bincount(of_day, minlength=86_400) >= DATED_SHARE * n)
+    starts = np.flatnonzero(new_run)
+    ends = np.r_[starts[1:], n]
+    straddle = straddle[~np.isin(of_day[starts[straddle]], dated)]
+    if not len(straddle):
+        return late
+    lengths = ends[straddle] - starts[straddle]
+    offsets = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    rows = np.repeat(starts[straddle], lengths) + offsets
+    tied = pd.DataFrame({"run": run[rows], "item": events["item_id"].to_numpy()[by_user[rows]], "late": late[rows]})
+    held = tied[tied["late"]][["run", "item"]].drop_duplicates()
+    copies = tied.reset_index().merge(held, on=["run", "item"])["index"].to_numpy()
+    out = late.copy()
+    out[rows[copies]] = True
+    return out
 
 
 def make_split(events: pd.DataFrame, p: SplitParams, exclude_seen: bool) -> Split:
