@@ -218,7 +218,7 @@ def _quoting(sep: str) -> int:
     """Tab-separated text (IANA's TSV) and ``::`` files have no quoting: a quote character is text.
     Read as CSV, a track named ``"Weird Song`` would open a quoted field that swallows every line
     up to the next quote character."""
-    return csv.QUOTE_NONE if len(sep) > 1 or sep in UNQUOTED else csv.QUOTE_MINIMAL
+    return csv.QUOTE_NONE if len(sep) > 1 or sep in UNQUOTED or sep < " " else csv.QUOTE_MINIMAL
 
 
 def _split_line(line: str, sep: str, strip: bool = True) -> list[str]:
@@ -268,6 +268,10 @@ def sniff_separator(lines: Sequence[str]) -> str | None:
         share = n / sum(counts.values())
         if width > 1 and (share == 1.0 or share >= SNIFF_AGREE) and (share, width) > key:
             best, key = sep, (share, width)
+    if best is None:  # a control character in text is only ever a separator (Hive's, a tool's own: '\x02')
+        controls = sorted({c for line in lines[:_SAMPLE_LINES] for c in line if c < " " and c != "\t"})
+        if found := next((c for c in controls if sniff_separator_alone(lines, c)), None):
+            return found
     if best is None and _padded(lines) and sniff_separator_alone(lines, WHITESPACE):
         return WHITESPACE
     if best is None and sniff_separator_alone(lines, SPACE):
@@ -644,8 +648,6 @@ def _plan_text(path: Path, ext: str, compression: str | None, layout: TextLayout
             )
         if sniffed and sniffed != default:
             notes.insert(0, f"separator {_sep_label(sniffed)} (read off the file; {layout.option('sep')} sets it)")
-        if sniffed is None and lines:
-            _refuse_uneven(lines, sep, what, path.name, layout.option("sep"))
     if what == "items" and lines and (uneven := _uneven_widths_note(lines, sep)):
         notes.append(uneven)
     names = None
@@ -689,40 +691,22 @@ def _plan_text(path: Path, ext: str, compression: str | None, layout: TextLayout
     return plan
 
 
-#: lines of the extension's separator must mostly have one width when no separator is read off the file
-UNEVEN_BELOW = 0.5
-
-
 def _uneven_widths_note(lines: Sequence[str], sep: str) -> str | None:
     """A warning when an items file's lines have several widths, none of them nearly all: an unquoted
     list in a middle column (Zhihu's topics) shifts every column after it, so the title is read from
     another field on most lines, and only the lines longer than the header are named as such."""
     counts = _fields(lines, sep)
     total = sum(counts.values())
-    if len(counts) < 2 or counts.most_common(1)[0][1] >= SNIFF_AGREE * total:
+    modal = counts.most_common(1)[0][0]
+    # longer lines alone are a free-text or genre list last, which is rejoined (``_rejoin_free_text``)
+    shorter = sum(n for w, n in counts.items() if w < modal)
+    if len(counts) < 2 or counts[modal] >= SNIFF_AGREE * total or shorter < (1 - SNIFF_AGREE) * total:
         return None
     shown = ", ".join(f"{w} ({n / total:.0%})" for w, n in sorted(counts.items())[:5])
     return (
         f"warning: its lines have different numbers of fields ({shown} of the first {total}): a column holding an "
         "unquoted list shifts the columns after it, so titles and genres may be read from the wrong fields; quote "
         "that column, or move it last, before importing"
-    )
-
-
-def _refuse_uneven(lines: Sequence[str], sep: str, what: str, name: str, option: str) -> None:
-    """The extension's separator, taken because none was read off the file, must split its lines
-    alike: a file separated by something else (a tweet log's Ctrl-A read as tab, its text holding
-    tabs) would import a column of fragments as ids, most lines read past as malformed."""
-    counts = _fields(lines, sep)
-    width, n = counts.most_common(1)[0]
-    share = n / sum(counts.values())
-    if share >= UNEVEN_BELOW:  # some malformed lines: read past and named, as in any file
-        return
-    raise ImportFormatError(
-        f"cannot tell how the {what} file {name} is separated: read by its name as {_sep_label(sep)}-separated, only "
-        f"{share:.0%} of its first {sum(counts.values())} lines have the same number of fields ({width}), and no "
-        f"separator among {', '.join(_sep_label(s) for s in SEPARATORS)} or a space splits them alike; pass {option} "
-        "(a control character as an escape: '\\x01')"
     )
 
 
