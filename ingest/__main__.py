@@ -606,8 +606,9 @@ def import_(
             else ""
         )
         console.print(
-            f"[yellow]note:[/] {again:,} of these rows were imported before (the same user, item and time cells on "
-            f"the same line), so their first import stands.{catalogue} To import the events again with other "
+            f"[yellow]note:[/] {again:,} of these rows were imported before (the same user, item and time cells, "
+            "or for a file without times the same file name), so their first import stands."
+            f"{catalogue} To import the events again with other "
             f"options, start from an empty data directory: move {settings.data_dir} aside, or set SETLIST_DATA_DIR "
             "to a new one."
         )

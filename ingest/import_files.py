@@ -191,7 +191,10 @@ def _format(path: Path) -> tuple[str, str | None]:
             head = f.read(256).lstrip("\ufeff \t\r\n")
     except (OSError, EOFError, ValueError):
         return ext, compression
-    if re.match(r"<\?xml|<[A-Za-z_][\w.-]*[\s>]", head):  # an XML export named as text
+    first = head.split("\n", 1)[0].strip()
+    # an XML export named as text: its declaration, or a first line that is an element and nothing more
+    # (a CSV whose first cell looks like a tag, "<python>,u1,i1", is no XML)
+    if first.startswith("<?xml") or re.fullmatch(r"<[A-Za-z_][\w.-]*(?:\s+[\w:.-]+\s*=\s*\"[^\"]*\")*\s*/?>", first):
         return ".xml", compression
     return (".json", compression) if re.match(r"\{|\[\s*\{", head) else (ext, compression)
 

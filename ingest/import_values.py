@@ -833,7 +833,7 @@ def types_and_values(
         names = _with_plurals(t, {**TYPE_SYNONYMS, **mapped})
         types = t.replace(names).astype(object).where(t.notna(), None).to_numpy()
         blank = (t.isna() | (t == EMPTY_TYPE)).to_numpy(dtype=bool)
-        if blank.any():
+        if blank.any() and type_col != CLICK_TYPE_COL:  # an id without a click mark is said by its own note
             if EMPTY_TYPE in mapped:
                 types[blank] = mapped[EMPTY_TYPE]
             else:

@@ -582,7 +582,8 @@ class ImportOptions:
         def blanked(frame: pd.DataFrame) -> pd.DataFrame:
             frame = shape(frame)
             cells = frame[col].astype(object)  # an int column masked would turn float: 123 → 123.0
-            return frame.assign(**{col: cells.mask(frame[col].astype("string").str.strip().isin(missing))})
+            # compared as ids are read (a float column's 0.0 is the id 0)
+            return frame.assign(**{col: cells.mask(clean_ids(frame[col]).isin(missing).to_numpy(dtype=bool))})
 
         return blanked
 
@@ -689,10 +690,11 @@ def row_keys(frame: pd.DataFrame, o: ImportOptions, source: str) -> np.ndarray:
 
 
 def untimed_key(source: str) -> str:
-    """What stands for the time in an untimed row's identity: its file's name. Two files rating the
-    same user and item (Yahoo! R3's train and test) hold two events; the same file imported again
-    holds the same ones."""
-    return f"untimed:{source}"
+    """What stands for the time in an untimed row's identity: its file's name, without a compression
+    suffix (``r.csv.gz`` is ``r.csv``). Two files rating the same user and item (Yahoo! R3's train
+    and test) hold two events; the same file imported again holds the same ones. A renamed copy is
+    another file: its rows are imported again."""
+    return "untimed:" + re.sub(r"\.(gz|bz2|xz|zip)$", "", source, flags=re.IGNORECASE)
 
 
 def copy_ordinals(keys: np.ndarray) -> np.ndarray:
@@ -986,7 +988,7 @@ _EITHER_NAMES = ("platform",)
 #: a column name that holds an outcome of the row (a click, a like, a count of them, a score)
 _OUTCOME_NAME = (
     r"(?:is_?|has_?)?(?:click|clicked|like|liked|follow|followed|share|shared|skip|skipped|purchase|purchased|buy"
-    r"|bought|cart|carted|rating|rated|score|stars|watch_ratio|play_ratio|comment|commented|reply|replied|retweet"
+    r"|bought|cart|carted|rating|rated|score|stars|watch_ratio|play_ratio|retweet"
     r"|retweeted|install|installed|bookmark|bookmarked|read)(?:_?(?:cnt|count|num|flag|s|timestamp|time))?"
 )
 
@@ -1144,7 +1146,8 @@ def _chunk_events(
     ignored = whole.types[rows] == IGNORED
     if ignored.any():  # rows of a kind the user left out: counted by name, never built into events
         assert o.type_col is not None  # only a type column's names map to it
-        tally.ignored.update(raw[o.type_col][ignored].astype(str).value_counts().to_dict())
+        names = raw[o.type_col][ignored].astype("string").fillna("(empty)")
+        tally.ignored.update({str(k): int(v) for k, v in names.value_counts().items()})
         raw, rows = raw[~ignored].reset_index(drop=True), rows[~ignored]
     n = len(raw)
     users, item_ids = clean_ids(raw[o.user_col]), clean_ids(raw[o.item_col])

@@ -20,8 +20,13 @@ import numpy as np
 #: the codec's name, as ``open(..., encoding=MIXED)`` and pandas take it
 MIXED = "utf_8_then_cp1252"
 _ERRORS = "setlist-cp1252"
-#: a valid multi-byte UTF-8 sequence
-_UTF8_SEQUENCE = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}")
+#: a multi-byte UTF-8 sequence that cp1252 text forms only by accident: two-byte ones led by Latin-1's
+#: letters and symbols (C2, C3), Latin Extended (C4, C5), Greek (CE, CF), Cyrillic (D0, D1), Hebrew
+#: (D7) or Arabic (D8, D9); any three- or four-byte one. An accented capital before a no-break space
+#: or a curly quote ("É\xa0", "Ô”") is a valid pair too, but of scripts a mixed log rarely holds
+_UTF8_SEQUENCE = re.compile(
+    rb"[\xc2-\xc5\xce\xcf\xd0\xd1\xd7\xd8\xd9][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}"
+)
 #: a file is taken for a mix when its UTF-8 sequences are this many at least …
 MIXED_MIN_SEQUENCES = 3
 #: … and hold this share of its bytes above ASCII: Latin-1 text forms such a sequence only by accident

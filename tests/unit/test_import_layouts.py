@@ -268,6 +268,13 @@ def test_a_file_mixing_utf8_and_cp1252_lines_reads_each_line_right(tmp_path, suf
     catalog, notes = load_items(path, "id", None)
     assert catalog["title"].tolist() == utf8 + windows
     assert "encoding UTF-8, and cp1252 for its 3 bytes that are no UTF-8" in " ".join(notes)
+    # French titles in cp1252 whose capitals meet a no-break space or a curly quote: valid UTF-8 pairs
+    # by accident ("É\xa0" reads as "ɠ"), still cp1252
+    french = tmp_path / "french.dat"
+    titles = ["CAFÉ\xa0! remix", "PERCHÔ\u201d", "ÉTÉ\xa0!", "DÉJÀ\xa0vu"]
+    french.write_bytes(b"id\ttitle\n" + b"".join(f"{k}\t{t}\n".encode("cp1252") for k, t in enumerate(titles)))
+    catalog, notes = load_items(french, "id", None)
+    assert catalog["title"].tolist() == [t.strip() for t in titles] and "encoding cp1252" in " ".join(notes)
     # a file of cp1252 alone is still cp1252, and says so
     plain = tmp_path / "windows.dat"
     plain.write_bytes(b"id\ttitle\n" + "1\t\u201cCaf\u00e9\u201d\n".encode("cp1252"))
@@ -939,7 +946,8 @@ def test_an_untimed_import_into_a_log_that_holds_events_says_where_its_stamps_fa
 
     monkeypatch.setenv("SETLIST_DATA_DIR", str(tmp_path / "data"))
     ratings = _dat(tmp_path / "ratings.csv", [("user_id", "book_id", "rating"), (1, 10, 5), (2, 20, 3)], ",")
-    to_read = _dat(tmp_path / "to_read.csv", [("user_id", "book_id"), (1, 30), (2, 40)], ",")
+    # a span of a second per row: 600 rows reach ten minutes back, past the first import however slow the machine
+    to_read = _dat(tmp_path / "to_read.csv", [("user_id", "book_id"), *((k % 50, 1000 + k) for k in range(600))], ",")
     base = ["import", "--item-col", "book_id", "--no-time"]
     first = CliRunner().invoke(app, [*base[:1], str(ratings), *base[1:], "--rating-col", "rating"])
     assert first.exit_code == 0, first.output
@@ -1025,6 +1033,14 @@ def test_xml_that_is_not_well_formed_or_too_big_is_refused_with_what_to_do(tmp_p
         list(TableStream(good, "interactions", None, None, 2))
     with pytest.raises(ImportFormatError, match="--sep and --names are for delimited text, not XML files"):
         load_interactions(good, layout=TextLayout(sep=","))
+    # a CSV whose first cell looks like a tag is no XML
+    tagged = tmp_path / "tags.csv"
+    tagged.write_text(f"<python>,u1,i1,{T0}\n<sql>,u2,i2,{T0 + 1}\n")
+    events, _, _ = load_interactions(
+        tagged, layout=TextLayout(names=("tag", "user", "item", "t")), user_col="user", item_col="item",
+        time_col="t", time_unit="s",
+    )  # fmt: skip
+    assert events["item_id"].tolist() == ["i1", "i2"]
 
 
 @pytest.mark.parametrize("shape", ["lines", "array", "lines.gz"])
