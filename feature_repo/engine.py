@@ -323,6 +323,21 @@ _TEXT_SEPARATORS = {".csv": ",", ".tsv": "\t", ".tab": "\t", ".txt": None, ".dat
 _COMPRESSION = (".gz", ".bz2", ".xz", ".zip")
 
 
+def xopen(path: Path, mode: str) -> Any:
+    """``path`` opened through the compression its name says (pandas' readers do so by themselves)."""
+    import bz2
+    import gzip
+    import lzma
+    import zipfile
+
+    kind = path.suffix.lower()
+    if kind == ".zip":
+        archive = zipfile.ZipFile(path)
+        return archive.open(archive.namelist()[0])
+    openers: dict[str, Callable[..., Any]] = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+    return openers.get(kind, open)(path, mode)
+
+
 def _read_file(name: str, path: Path) -> pd.DataFrame:
     """A table's file: parquet, JSON (lines or an array), or delimited text (a comma for .csv, a tab
     for .tsv, and read off the file for .txt and .dat), any of them compressed but parquet."""
@@ -336,19 +351,20 @@ def _read_file(name: str, path: Path) -> pd.DataFrame:
         if ext in (".jsonl", ".ndjson"):
             return pd.read_json(path, lines=True)
         if ext == ".json":
-            with open(path, "rb") as f:  # an array, or one object per line
+            # an array, or one object per line: told by its first character, read through its compression
+            with xopen(path, "rb") as f:
                 lines = not f.read(64).lstrip().startswith(b"[")
             return pd.read_json(path, lines=lines)
         if ext in _TEXT_SEPARATORS:
             sep = _TEXT_SEPARATORS[ext]
             # read off the file when the extension does not say (Python's sniffer: tab, comma, …)
             return pd.read_csv(path, sep=sep, engine="python" if sep is None else "c")
+        return pd.read_parquet(path)  # no extension, or one of its own: parquet, as a table's file most often is
     except (ValueError, OSError, pd.errors.ParserError) as exc:
-        raise DeclarationError(f"table {name!r}: cannot read {path.name}: {exc}") from exc
-    raise DeclarationError(
-        f"table {name!r}: {path.name} is no kind of file a table is read from (parquet, .csv, .tsv, .txt, .dat, "
-        ".json, .jsonl, text compressed as .gz, .bz2, .xz or .zip)"
-    )
+        raise DeclarationError(
+            f"table {name!r}: cannot read {path.name} ({exc}); a table's file is parquet, .csv, .tsv, .txt, .dat, "
+            ".json or .jsonl (text compressed as .gz, .bz2, .xz or .zip)"
+        ) from exc
 
 
 def read_table(t: Table) -> pd.DataFrame:

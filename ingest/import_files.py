@@ -12,6 +12,7 @@ import ast
 import bz2
 import codecs
 import csv
+import functools
 import gzip
 import io
 import itertools
@@ -901,6 +902,15 @@ _BIG_JSON_INT = re.compile(rb"[:\[,]\s*-?\d{16,}\s*[,}\]]")
 
 
 def _big_json_ints(path: Path) -> bool:
+    """Whether the file holds such integers (the whole file read once, remembered per version of it:
+    an import in chunks reads the file once per stretch of time)."""
+    stat = path.stat()
+    return _big_json_ints_in(str(path), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=8)
+def _big_json_ints_in(name: str, _size: int, _mtime_ns: int) -> bool:
+    path = Path(name)
     _, compression = _suffixes(path)
     opener = _COMPRESSED.get(compression or "", open)
     tail = b""
@@ -949,13 +959,15 @@ def _json_lines(path: Path, keep: Collection[str] | None) -> Table:
     """JSON lines, parsed a chunk at a time when only some columns are wanted: review files carry
     each review's text and nested objects (Yelp's 7M reviews are 5 GB), which parsed whole would
     need several times the file's size in memory for columns the import never reads."""
+    if keep is None:  # whole, nested objects flattened across all rows at once
+        with json_line_chunks(path, JSON_CHUNK_ROWS) as reader:
+            raw = [chunk for chunk in reader]
+        frame, parents = flatten_objects(pd.concat(raw, ignore_index=True) if raw else pd.DataFrame())
+        return Table(frame, flattened_note(parents))
     seen: dict[str, None] = {}
     flat: dict[str, None] = {}
     with json_line_chunks(path, JSON_CHUNK_ROWS) as reader:
         parts = [_kept(chunk, keep, seen, flat) for chunk in reader]
-    if keep is None:  # whole, nested objects flattened across all rows at once
-        whole = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
-        return Table(whole, flattened_note(flat))
     frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     return Table(frame, flattened_note(_read_from(flat, keep)), dropped=[c for c in seen if c not in frame.columns])
 

@@ -217,13 +217,17 @@ def test_user_tables_are_keyed_by_pseudonym_before_any_join(tmp_path):
         engine.load_tables(fs, "user")
 
 
-@pytest.mark.parametrize("name", ["profile.tsv", "profile.txt", "profile.dat", "profile.tsv.gz", "profile.jsonl"])
+@pytest.mark.parametrize(
+    "name", ["profile.tsv", "profile.txt", "profile.dat", "profile.tsv.gz", "profile.jsonl", "profile.json.gz"]
+)
 def test_a_table_is_read_by_its_kind_of_file(tmp_path, name):
     # Flixster's profile.txt: tab-separated, "N/A" for an unknown age
     frame = pd.DataFrame({"userid": ["u1", "u2"], "gender": ["f", "m"], "age": ["31", "N/A"]})
     path = tmp_path / name
     if ".jsonl" in name:  # JSON writes its missing values as null
         frame.assign(age=[31, None]).to_json(path, orient="records", lines=True)
+    elif ".json" in name:  # an array, compressed
+        frame.assign(age=[31, None]).to_json(path, orient="records")
     else:
         frame.to_csv(path, sep="\t", index=False)
     t = Table("profile", "user", key="userid", path=str(path))
@@ -238,8 +242,11 @@ def test_a_table_file_that_cannot_be_read_is_refused_in_one_sentence(tmp_path):
         engine.read_table(Table("profile", "user", key="userid", path=str(bad)))
     odd = tmp_path / "profile.xlsx"
     odd.write_text("")
-    with pytest.raises(DeclarationError, match="profile.xlsx is no kind of file a table is read from"):
+    with pytest.raises(DeclarationError, match="cannot read profile.xlsx .*a table's file is parquet, .csv"):
         engine.read_table(Table("profile", "user", key="userid", path=str(odd)))
+    bare = tmp_path / "profile"  # no extension: parquet, as before
+    pd.DataFrame({"userid": ["u1"], "age": [3]}).to_parquet(bare)
+    assert engine.read_table(Table("profile", "user", key="userid", path=str(bare)))["userid"].tolist() == ["u1"]
 
 
 @pytest.mark.parametrize(

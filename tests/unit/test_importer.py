@@ -364,6 +364,13 @@ def test_an_anonymous_id_far_busier_than_any_user_is_said_and_can_be_read_as_mis
     assert events["user_id"].isna().sum() == 150 and summary.problems["empty user id"] == 150
     assert summary.users == 80 and "one user id holds" not in str(summary)
     assert set(events["user_id"].dropna()) == {str(k) for k in range(1, 81)}  # ints kept as written
+    # a parquet column of ids with a gap is float: its 0.0 is the id 0
+    floats = tmp_path / "plista.parquet"
+    pd.read_csv(src).astype({"user": float}).pipe(lambda f: pd.concat([f, f.head(1).assign(user=np.nan)])).to_parquet(
+        floats
+    )
+    events, _, summary = load_interactions(floats, **kw, missing_users=("0",))
+    assert summary.problems["empty user id"] == 151 and "one user id holds" not in str(summary)
 
 
 def test_event_ids_are_deterministic_and_sessions_split_at_30_minutes(tmp_path):
