@@ -156,7 +156,7 @@ def test_title_words_point_at_genres_but_common_words_and_numbers_do_not():
 def _catalog() -> pd.DataFrame:
     from tests.fakes.dataplane import fake_index
 
-    index = fake_index(Settings())
+    index = fake_index(Settings(hmac_key="test-hmac-key"))  # a key of its own: none written under var/
     genres = [GENRES[g] for g in index.item_genre]
     artists = ["John Coltrane" if g == "jazz" else f"Band {k}" for k, g in enumerate(genres)]
     return pd.DataFrame({"item_id": index.item_ids.astype(str), "genre": genres, "artist": artists})
