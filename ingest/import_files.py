@@ -49,6 +49,8 @@ def _open_zip(
 
 
 _COMPRESSED = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open, ".zip": _open_zip}
+#: the compression suffixes an import reads through
+COMPRESSIONS = tuple(_COMPRESSED)
 # a separator must split every sampled line into the same number (≥ 2) of fields; of those, the
 # one giving the most fields wins ("Heat, The (1995)|…|0|1" has one comma on each line, but 24
 # pipe-separated fields), and on a tie the earlier in this list. Ctrl-A (``\x01``) is Hive's default

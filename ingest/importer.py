@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from ingest.import_files import (
+    COMPRESSIONS,
     MISSING_TOKENS,
     ImportFormatError,
     TableStream,
@@ -694,7 +695,8 @@ def untimed_key(source: str) -> str:
     suffix (``r.csv.gz`` is ``r.csv``). Two files rating the same user and item (Yahoo! R3's train
     and test) hold two events; the same file imported again holds the same ones. A renamed copy is
     another file: its rows are imported again."""
-    return "untimed:" + re.sub(r"\.(gz|bz2|xz|zip)$", "", source, flags=re.IGNORECASE)
+    name = Path(source)
+    return "untimed:" + (name.stem if name.suffix.lower() in COMPRESSIONS else name.name)
 
 
 def copy_ordinals(keys: np.ndarray) -> np.ndarray:
