@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from feature_repo.windows_agg import DAY_NS, MAX_WIDTH, DayRows, cumulative, day_rows, distinct, trailing
+from setlist.compressed import COMPRESSIONS, open_compressed
 from setlist.feature_sources import Column, Events, Table
 from setlist.featureset import DeclarationError, Feature, FeatureSet
 
@@ -320,29 +321,13 @@ def load_tables(fs: FeatureSet, entity: str, pseudonym: Callable[[str], str] | N
 
 #: how a registered table's file is read, by its extension (before a compression suffix)
 _TEXT_SEPARATORS = {".csv": ",", ".tsv": "\t", ".tab": "\t", ".txt": None, ".dat": None}
-_COMPRESSION = (".gz", ".bz2", ".xz", ".zip")
-
-
-def xopen(path: Path, mode: str) -> Any:
-    """``path`` opened through the compression its name says (pandas' readers do so by themselves)."""
-    import bz2
-    import gzip
-    import lzma
-    import zipfile
-
-    kind = path.suffix.lower()
-    if kind == ".zip":
-        archive = zipfile.ZipFile(path)
-        return archive.open(archive.namelist()[0])
-    openers: dict[str, Callable[..., Any]] = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
-    return openers.get(kind, open)(path, mode)
 
 
 def _read_file(name: str, path: Path) -> pd.DataFrame:
     """A table's file: parquet, JSON (lines or an array), or delimited text (a comma for .csv, a tab
     for .tsv, and read off the file for .txt and .dat), any of them compressed but parquet."""
     suffixes = [x.lower() for x in path.suffixes]
-    if suffixes and suffixes[-1] in _COMPRESSION:
+    if suffixes and suffixes[-1] in COMPRESSIONS:
         suffixes = suffixes[:-1]
     ext = suffixes[-1] if suffixes else ""
     try:
@@ -352,7 +337,7 @@ def _read_file(name: str, path: Path) -> pd.DataFrame:
             return pd.read_json(path, lines=True)
         if ext == ".json":
             # an array, or one object per line: told by its first character, read through its compression
-            with xopen(path, "rb") as f:
+            with open_compressed(path, "rb") as f:
                 lines = not f.read(64).lstrip().startswith(b"[")
             return pd.read_json(path, lines=lines)
         if ext in _TEXT_SEPARATORS:

@@ -19,6 +19,7 @@ from setlist import jobmetrics
 from setlist.catalog import load_items, merge_items, save_items
 from setlist.cli import App
 from setlist.cli import console as cli_console
+from setlist.compressed import ArchiveError
 from setlist.contract import SKIP_PLAY_FRACTION
 from setlist.errors import Refused, UsageError
 from setlist.eventlog import EventLog, Quarantine
@@ -578,7 +579,7 @@ def import_(
             del events
         else:
             report, summary = _import_in_chunks(source, options, chunk_rows, settings, consent_given, per_line)
-    except (ImportFormatError, FileNotFoundError, LookupError) as exc:  # said with the file it is about
+    except (ImportFormatError, ArchiveError, FileNotFoundError, LookupError) as exc:  # said with the file it is about
         raise UsageError(f"cannot import {source}: {exc}") from exc
     except (EOFError, zlib.error, lzma.LZMAError, gzip.BadGzipFile) as exc:
         # a download cut short: left alone, Click reads an EOFError as Ctrl-D and prints only "Aborted."

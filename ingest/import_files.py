@@ -9,11 +9,9 @@ chosen is reported, so an import never guesses silently."""
 from __future__ import annotations
 
 import ast
-import bz2
 import codecs
 import csv
 import functools
-import gzip
 import io
 import itertools
 import json
@@ -31,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from ingest.mixed_encoding import MIXED, MixCount
+from setlist.compressed import COMPRESSIONS, ArchiveError, open_compressed
 from setlist.errors import UsageError
 
 
@@ -38,19 +37,6 @@ class ImportFormatError(UsageError, ValueError):  # still a ValueError for calle
     """The input cannot be read as interactions; the message says what to change (exit 2)."""
 
 
-def _open_zip(
-    path: Path, mode: str, encoding: str, newline: str | None = None, errors: str | None = None
-) -> io.TextIOWrapper:
-    archive = zipfile.ZipFile(path)
-    members = [n for n in archive.namelist() if not n.endswith("/")]
-    if len(members) != 1:  # pandas reads a zip of exactly one file too
-        raise ImportFormatError(f"{path.name} holds {len(members)} files; an import reads a zip of one file")
-    return io.TextIOWrapper(archive.open(members[0]), encoding=encoding, newline=newline, errors=errors)
-
-
-_COMPRESSED = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open, ".zip": _open_zip}
-#: the compression suffixes an import reads through
-COMPRESSIONS = tuple(_COMPRESSED)
 # a separator must split every sampled line into the same number (≥ 2) of fields; of those, the
 # one giving the most fields wins ("Heat, The (1995)|…|0|1" has one comma on each line, but 24
 # pipe-separated fields), and on a tie the earlier in this list. Ctrl-A (``\x01``) is Hive's default
@@ -173,7 +159,7 @@ def _read_csv(path: Path, kwargs: dict) -> tuple[pd.DataFrame, list[int]]:
 def _suffixes(path: Path) -> tuple[str, str | None]:
     """(format extension, compression extension) of ``ratings.csv.gz`` → (".csv", ".gz")."""
     suffixes = [s.lower() for s in path.suffixes]
-    compression = suffixes[-1] if suffixes and suffixes[-1] in _COMPRESSED else None
+    compression = suffixes[-1] if suffixes and suffixes[-1] in COMPRESSIONS else None
     rest = suffixes[:-1] if compression else suffixes
     return (rest[-1] if rest else ""), compression
 
@@ -181,25 +167,25 @@ def _suffixes(path: Path) -> tuple[str, str | None]:
 _JSON_KINDS = (".jsonl", ".ndjson", ".json")
 
 
-def _format(path: Path) -> tuple[str, str | None]:
-    """``_suffixes``, except that a file named as text whose content is JSON records (or Python
-    dicts, one per line) is taken for ``.json``: LibraryThing's ``reviews.txt``, a ``.jsonl`` saved
-    as ``.txt``. Read as delimited text, its first record would be split at its commas into names."""
-    ext, compression = _suffixes(path)
+def _format(path: Path) -> str:
+    """The format extension ``_suffixes`` reads off the name, except that a file named as text whose
+    content is JSON records (or Python dicts, one per line) is taken for ``.json``: LibraryThing's
+    ``reviews.txt``, a ``.jsonl`` saved as ``.txt``. Read as delimited text, its first record would
+    be split at its commas into names; and a file named as text that is XML is taken for ``.xml``."""
+    ext, _ = _suffixes(path)
     if ext in (*_JSON_KINDS, ".parquet", ".pq", ".xml") or path.suffix.lower() == ".zst" or not path.is_file():
-        return ext, compression
+        return ext
     try:
-        opener = _COMPRESSED.get(compression or "", open)
-        with opener(path, "rt", encoding="utf-8", errors="replace") as f:  # type: ignore[operator]
+        with open_compressed(path, "rt", encoding="utf-8", errors="replace") as f:
             head = f.read(256).lstrip("\ufeff \t\r\n")
     except (OSError, EOFError, ValueError):
-        return ext, compression
+        return ext
     first = head.split("\n", 1)[0].strip()
     # an XML export named as text: its declaration, or a first line that is an element and nothing more
     # (a CSV whose first cell looks like a tag, "<python>,u1,i1", is no XML)
     if first.startswith("<?xml") or re.fullmatch(r"<[A-Za-z_][\w.-]*(?:\s+[\w:.-]+\s*=\s*\"[^\"]*\")*\s*/?>", first):
-        return ".xml", compression
-    return (".json", compression) if re.match(r"\{|\[\s*\{", head) else (ext, compression)
+        return ".xml"
+    return ".json" if re.match(r"\{|\[\s*\{", head) else ext
 
 
 def _json_named_as(path: Path) -> list[str]:
@@ -207,9 +193,8 @@ def _json_named_as(path: Path) -> list[str]:
     return [] if ext in _JSON_KINDS else [f"read as JSON records, as its content is (its name says {ext or 'nothing'})"]
 
 
-def _sample(path: Path, compression: str | None, encoding: str) -> list[str]:
-    opener = _COMPRESSED.get(compression or "", open)
-    with opener(path, "rt", encoding=encoding, newline="") as f:  # type: ignore[operator]
+def _sample(path: Path, encoding: str) -> list[str]:
+    with open_compressed(path, "rt", encoding=encoding, newline="") as f:
         lines = []
         for line in f:
             line = line.rstrip("\r\n")
@@ -248,10 +233,9 @@ def _fields(lines: Sequence[str], sep: str) -> Counter[int]:
     return Counter(len(row) for row in rows)
 
 
-def _count_lines(path: Path, compression: str | None, encoding: str) -> int:
+def _count_lines(path: Path, encoding: str) -> int:
     """Non-blank lines of the file (pandas skips blank ones)."""
-    opener = _COMPRESSED.get(compression or "", open)
-    with opener(path, "rt", encoding=encoding, newline="") as f:  # type: ignore[operator]
+    with open_compressed(path, "rt", encoding=encoding, newline="") as f:
         return sum(1 for line in f if line.strip())
 
 
@@ -300,12 +284,11 @@ def sniff_separator_alone(lines: Sequence[str], sep: str) -> bool:
     return width > 1 and n / sum(counts.values()) >= SNIFF_AGREE
 
 
-def _encoding(path: Path, compression: str | None, asked: str | None, notes: list[str], option: str) -> str:
+def _encoding(path: Path, asked: str | None, notes: list[str], option: str) -> str:
     if asked is not None:
         return asked
     try:
-        opener = _COMPRESSED.get(compression or "", open)
-        with opener(path, "rt", encoding="utf-8") as f:  # type: ignore[operator]
+        with open_compressed(path, "rt", encoding="utf-8") as f:
             while f.read(1 << 20):
                 pass
         return "utf-8"
@@ -315,7 +298,7 @@ def _encoding(path: Path, compression: str | None, asked: str | None, notes: lis
     # invisible control characters. Without such bytes the two read alike, and Latin-1 is said.
     mix = MixCount()
     windows = False
-    with opener(path, "rb") as f:  # type: ignore[operator]
+    with open_compressed(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             mix.add(block)
             windows = windows or bool(_C1_BYTES.search(block))
@@ -327,7 +310,7 @@ def _encoding(path: Path, compression: str | None, asked: str | None, notes: lis
         return MIXED
     if windows:
         try:
-            with opener(path, "rt", encoding="cp1252") as f:  # type: ignore[operator]
+            with open_compressed(path, "rt", encoding="cp1252") as f:
                 while f.read(1 << 20):
                     pass
             notes.append(
@@ -439,7 +422,6 @@ class _RepeatedHeaders:
 
 def _long_first_rows(
     path: Path,
-    compression: str | None,
     encoding: str,
     lines: Sequence[str],
     sep: str,
@@ -468,9 +450,8 @@ def _long_first_rows(
             f"every row of {path.name} that was looked at has more fields (up to {fields}) than {header}: if each "
             f"row ends with a separator, remove it; else name every column with {names_option}"
         )
-    opener = _COMPRESSED.get(compression or "", open)
     seen, out = -1, []
-    with opener(path, "rt", encoding=encoding, newline="") as f:  # type: ignore[operator]
+    with open_compressed(path, "rt", encoding=encoding, newline="") as f:
         for number, line in enumerate(f, start=1):
             seen += bool(line.strip())
             if at <= seen < at + long and line.strip():
@@ -499,7 +480,6 @@ def _rejoin_free_text(
     frame: pd.DataFrame,
     malformed: list[int],
     path: Path,
-    compression: str | None,
     encoding: str,
     sep: str,
     notes: list[str],
@@ -517,8 +497,7 @@ def _rejoin_free_text(
     wanted = set(malformed)
     width = frame.shape[1]
     rows: list[list[str]] = []
-    opener = _COMPRESSED.get(compression or "", open)
-    with opener(path, "rt", encoding=encoding, newline="") as f:  # type: ignore[operator]
+    with open_compressed(path, "rt", encoding=encoding, newline="") as f:
         for number, line in enumerate(f, start=1):
             if number in wanted:
                 fields = _split_line(line.rstrip("\r\n"), sep, strip=False)
@@ -540,7 +519,6 @@ class _TextPlan:
     """How a delimited text file will be read: what was read off its first lines, and pandas' options."""
 
     path: Path
-    compression: str | None
     encoding: str
     sep: str
     names: list[str] | None
@@ -621,11 +599,11 @@ def _unrowed_shape(lines: Sequence[str], name: str) -> str | None:
     return None
 
 
-def _plan_text(path: Path, ext: str, compression: str | None, layout: TextLayout, what: str) -> _TextPlan:
+def _plan_text(path: Path, ext: str, layout: TextLayout, what: str) -> _TextPlan:
     notes: list[str] = []
-    encoding = _encoding(path, compression, layout.encoding, notes, layout.option("encoding"))
+    encoding = _encoding(path, layout.encoding, notes, layout.option("encoding"))
     sep = layout.sep
-    lines = _sample(path, compression, encoding)
+    lines = _sample(path, encoding)
     item_headed = what == "interactions" and _item_headed(lines)
     if item_headed:
         if layout.names is None:
@@ -684,15 +662,13 @@ def _plan_text(path: Path, ext: str, compression: str | None, layout: TextLayout
     if names is not None:
         kwargs.update(header=None, names=names)
     # an item-headed file's first row is its one-field header line: pandas sees no long first row
-    long_first = (
-        [] if item_headed else _long_first_rows(path, compression, encoding, lines, sep, names, layout.option("names"))
-    )
+    long_first = [] if item_headed else _long_first_rows(path, encoding, lines, sep, names, layout.option("names"))
     # the header's own line (blank lines may come first): a longer header is no malformed row
-    at = _first_line(path, compression, encoding) if header is not None else None
+    at = _first_line(path, encoding) if header is not None else None
     long_first = [n for n in long_first if at is None or n != at]
     if long_first or at is not None:
         kwargs["skiprows"] = ([at - 1] if at is not None else []) + [n - 1 for n in long_first]
-    plan = _TextPlan(path, compression, encoding, sep, names, kwargs, long_first, item_headed, what, notes)
+    plan = _TextPlan(path, encoding, sep, names, kwargs, long_first, item_headed, what, notes)
     plan.skipped_header = int(header is not None)
     return plan
 
@@ -751,10 +727,9 @@ def _is_number(text: str) -> bool:
     return re.fullmatch(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", text.strip()) is not None
 
 
-def _first_line(path: Path, compression: str | None, encoding: str) -> int:
+def _first_line(path: Path, encoding: str) -> int:
     """The number (from 1) of the file's first line that is not blank."""
-    opener = _COMPRESSED.get(compression or "", open)
-    with opener(path, "rt", encoding=encoding, newline="") as f:  # type: ignore[operator]
+    with open_compressed(path, "rt", encoding=encoding, newline="") as f:
         for number, line in enumerate(f, start=1):
             if line.strip():
                 return number
@@ -788,7 +763,7 @@ def _text_notes(
     header_rows = (0 if plan.names is not None else 1) + plan.item_headers + plan.repeated_headers + plan.skipped_header
     lines_read = rows + len(malformed) + header_rows
     quoted = plan.kwargs["quoting"] != csv.QUOTE_NONE
-    total = _count_lines(plan.path, plan.compression, plan.encoding) if quoted else lines_read
+    total = _count_lines(plan.path, plan.encoding) if quoted else lines_read
     if total > lines_read:
         joined = total - lines_read
         most = _most_breaks(frame) if frame is not None else None
@@ -809,14 +784,14 @@ def _text_notes(
     return notes
 
 
-def _read_text(path: Path, ext: str, compression: str | None, layout: TextLayout, what: str) -> Table:
-    plan = _plan_text(path, ext, compression, layout, what)
+def _read_text(path: Path, ext: str, layout: TextLayout, what: str) -> Table:
+    plan = _plan_text(path, ext, layout, what)
     notes = plan.notes
     frame, malformed = _read_csv(path, plan.kwargs)
     if plan.long_first:
         malformed = sorted([*malformed, *plan.long_first])
     if what == "items" and malformed:
-        frame, malformed = _rejoin_free_text(frame, malformed, path, compression, plan.encoding, plan.sep, notes)
+        frame, malformed = _rejoin_free_text(frame, malformed, path, plan.encoding, plan.sep, notes)
     split = None
     if plan.item_headed:
         split = _ItemHeaders()
@@ -913,10 +888,8 @@ def _big_json_ints(path: Path) -> bool:
 @functools.lru_cache(maxsize=8)
 def _big_json_ints_in(name: str, _size: int, _mtime_ns: int) -> bool:
     path = Path(name)
-    _, compression = _suffixes(path)
-    opener = _COMPRESSED.get(compression or "", open)
     tail = b""
-    with opener(path, "rb") as f:  # type: ignore[operator]
+    with open_compressed(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 22), b""):
             if _BIG_JSON_INT.search(tail + block):
                 return True
@@ -932,10 +905,8 @@ def _int_or_text(digits: str) -> int | str:
 def _exact_json_lines(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
     """JSON lines parsed by Python's json, long integers kept as their digits: slower than pandas'
     parser, and taken only for a file that holds such integers (``_big_json_ints``)."""
-    _, compression = _suffixes(path)
-    opener = _COMPRESSED.get(compression or "", open)
     batch: list[object] = []
-    with opener(path, "rt", encoding="utf-8") as f:  # type: ignore[operator]
+    with open_compressed(path, "rt", encoding="utf-8") as f:
         for line in f:
             if line.strip():
                 batch.append(json.loads(line, parse_int=_int_or_text))
@@ -1017,7 +988,7 @@ def read_table(path: Path, what: str, layout: TextLayout | None = None, keep: Co
         raise ImportFormatError(f"{what} file not found: {path}")
     if path.stat().st_size == 0:
         raise ImportFormatError(f"{what} file {path.name} is empty (0 bytes)")
-    ext, compression = _format(path)
+    ext = _format(path)
     if path.suffix.lower() == ".zst":
         raise ImportFormatError(
             f"{path.name}: zstd is not among the compressions an import reads (.gz, .bz2, .xz, .zip)"
@@ -1031,7 +1002,7 @@ def read_table(path: Path, what: str, layout: TextLayout | None = None, keep: Co
             if ext in (".parquet", ".pq"):
                 return _parquet(path, keep)
             if ext == ".json":
-                table = _read_json(path, compression, what, keep)
+                table = _read_json(path, what, keep)
                 table.notes[:0] = _json_named_as(path)
                 return table
             return _json_lines(path, keep)
@@ -1042,16 +1013,15 @@ def read_table(path: Path, what: str, layout: TextLayout | None = None, keep: Co
                 )
             from ingest.import_xml import read_xml_records  # a rare format: its parser loaded when met
 
-            opener = _COMPRESSED.get(compression or "", open)
-            frame, notes, dropped = read_xml_records(path, opener, what, keep)
+            frame, notes, dropped = read_xml_records(path, open_compressed, what, keep)
             return Table(frame, notes, dropped=dropped)
         if ext in (".xlsx", ".xls"):
             raise ImportFormatError(
                 f"unknown {what} file format {path.name!r}: expected delimited text (.csv, .tsv, .dat, …), "
                 ".jsonl, .json, .xml or .parquet (optionally compressed, e.g. .csv.gz)"
             )
-        return _read_text(path, ext, compression, layout, what)
-    except ImportFormatError:
+        return _read_text(path, ext, layout, what)
+    except (ImportFormatError, ArchiveError):  # each says what to change
         raise
     except (ValueError, OSError, csv.Error) as exc:  # parser and decoding errors subclass ValueError
         if not ext or ext not in (".csv", ".tsv", ".txt", ".dat"):
@@ -1074,14 +1044,13 @@ def streams(path: Path) -> bool:
     """Whether ``TableStream`` reads this file in chunks: delimited text, parquet, and JSON unless it
     is an array or Python dicts (read whole), which its first line tells."""
     path = Path(path)
-    ext, compression = _format(path)
+    ext = _format(path)
     if ext == ".xml":
         return False
     if ext != ".json":
         return True
-    opener = _COMPRESSED.get(compression or "", open)
     try:
-        with opener(path, "rt", encoding="utf-8") as f:  # type: ignore[operator]
+        with open_compressed(path, "rt", encoding="utf-8") as f:
             first = f.readline().strip()
         return first.startswith("{") and isinstance(json.loads(first), dict)
     except (OSError, ValueError, EOFError):
@@ -1107,28 +1076,28 @@ class TableStream:
             raise ImportFormatError(f"{what} file not found: {self.path}")
 
     def __iter__(self) -> Iterator[pd.DataFrame]:
-        ext, compression = _format(self.path)
+        ext = _format(self.path)
         try:
             if ext in (".parquet", ".pq"):
                 yield from self._parquet()
             elif ext in (".jsonl", ".ndjson", ".json"):
-                yield from self._json_lines(ext, compression)
+                yield from self._json_lines(ext)
             elif ext == ".xml":
                 raise ImportFormatError(
                     f"{self.path.name} cannot be read in chunks: an XML file is read whole. Convert it to JSON "
                     "lines or CSV, or import it in parts"
                 )
             else:
-                yield from self._text(ext, compression)
-        except ImportFormatError:
+                yield from self._text(ext)
+        except (ImportFormatError, ArchiveError):
             raise
         except (ValueError, OSError, csv.Error) as exc:
             raise ImportFormatError(
                 f"cannot read {self.what} file {self.path.name}: {exc}{_encoding_hint(exc, self.layout)}"
             ) from exc
 
-    def _text(self, ext: str, compression: str | None) -> Iterator[pd.DataFrame]:
-        plan = _plan_text(self.path, ext, compression, self.layout, self.what)
+    def _text(self, ext: str) -> Iterator[pd.DataFrame]:
+        plan = _plan_text(self.path, ext, self.layout, self.what)
         malformed: list[int] = []
         split = _ItemHeaders() if plan.item_headed else None
         again = _RepeatedHeaders()
@@ -1157,7 +1126,7 @@ class TableStream:
         if note := again.note():
             self.notes.append(note)
 
-    def _json_lines(self, ext: str, compression: str | None) -> Iterator[pd.DataFrame]:
+    def _json_lines(self, ext: str) -> Iterator[pd.DataFrame]:
         if not streams(self.path):
             raise ImportFormatError(
                 f"{self.path.name} cannot be read in chunks: only JSON lines (one object per line) are; a JSON "
@@ -1186,15 +1155,14 @@ class TableStream:
         self.dropped = [c for c in names if c not in columns]
 
 
-def _read_json(path: Path, compression: str | None, what: str, keep: Collection[str] | None = None) -> Table:
+def _read_json(path: Path, what: str, keep: Collection[str] | None = None) -> Table:
     """A ``.json`` file: an array of objects, or one object per line (how review datasets such as
     Amazon's ship, under ``.json`` or ``.json.gz``); which one is read off its first character."""
-    opener = _COMPRESSED.get(compression or "", open)
-    with opener(path, "rt", encoding="utf-8") as f:  # type: ignore[operator]
+    with open_compressed(path, "rt", encoding="utf-8") as f:
         head = f.read(4096).lstrip()
     if head.startswith("["):
         if _big_json_ints(path):  # ids too long for a float: Python's parser keeps their digits
-            with opener(path, "rt", encoding="utf-8") as f:  # type: ignore[operator]
+            with open_compressed(path, "rt", encoding="utf-8") as f:
                 records = json.load(f, parse_int=_int_or_text)
             array = pd.DataFrame.from_records(records)
         else:
@@ -1208,8 +1176,8 @@ def _read_json(path: Path, compression: str | None, what: str, keep: Collection[
             return table
         except ValueError as exc:
             if _is_literal_dict(head.splitlines()[0]):
-                return _read_literal_lines(path, opener, what, keep)
-            hint = _document_hint(path, opener, list(keep or ()))
+                return _read_literal_lines(path, what, keep)
+            hint = _document_hint(path, list(keep or ()))
             why = "" if hint else f" ({exc})"  # the parser's words only when there is nothing better to say
             raise ImportFormatError(
                 f"cannot read {what} file {path.name} as one JSON object per line{why}; a .json file must hold "
@@ -1222,13 +1190,13 @@ def _read_json(path: Path, compression: str | None, what: str, keep: Collection[
 DOCUMENT_HINT_MAX_BYTES = 64 * 1024 * 1024  # a Million Playlist Dataset slice is ~30 MB
 
 
-def _document_hint(path: Path, opener: object, wanted: list[str]) -> str:
+def _document_hint(path: Path, wanted: list[str]) -> str:
     """What a .json file that is one document spread over many lines (the Million Playlist
     Dataset's slices) holds, so that the error can say which list to flatten."""
     try:
         if path.stat().st_size > DOCUMENT_HINT_MAX_BYTES:
             return ""
-        with opener(path, "rt", encoding="utf-8") as f:  # type: ignore[operator]
+        with open_compressed(path, "rt", encoding="utf-8") as f:
             doc = json.load(f)
     except (OSError, ValueError, UnicodeDecodeError):
         return ""
@@ -1256,7 +1224,7 @@ def _is_literal_dict(line: str) -> bool:
         return False
 
 
-def _read_literal_lines(path: Path, opener: object, what: str, keep: Collection[str] | None = None) -> Table:
+def _read_literal_lines(path: Path, what: str, keep: Collection[str] | None = None) -> Table:
     """Review datasets such as Steam's and older Amazon files ship one *Python* dict per line under
     ``.json`` (single quotes, ``True``, ``None``), which no JSON parser reads. ``literal_eval`` reads
     literals only, never code. A line that is not a dict is read past and named, as a malformed
@@ -1265,7 +1233,7 @@ def _read_literal_lines(path: Path, opener: object, what: str, keep: Collection[
     malformed: list[int] = []
     seen: dict[str, None] = {}
     tops = {k.split(".", 1)[0] for k in keep or ()}
-    with opener(path, "rt", encoding="utf-8") as f:  # type: ignore[operator]
+    with open_compressed(path, "rt", encoding="utf-8") as f:
         for number, line in enumerate(f, start=1):
             if not line.strip():
                 continue
@@ -1329,8 +1297,7 @@ def estimate_rows(path: Path, sample_lines: int = 2000) -> int | None:
                     head = list(itertools.islice(f, sample_lines))
         else:
             size = int(path.stat().st_size * (COMPRESSION_RATIO if compression else 1.0))
-            opener = _COMPRESSED.get(compression or "", open)
-            with opener(path, "rb") as f:  # type: ignore[operator]
+            with open_compressed(path, "rb") as f:
                 head = list(itertools.islice(f, sample_lines))
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, lzma.LZMAError):
         return None
@@ -1358,11 +1325,11 @@ def _records_in(value: object) -> list[dict] | None:
 def _first_json_row(path: Path, dropped: Sequence[str]) -> pd.DataFrame:
     """The first object of a JSON-lines file, every column of it: the import reads only the
     columns it was told of, so a column of records it left out is looked at here, for an error."""
-    ext, compression = _format(Path(path))
+    ext = _format(Path(path))
     if not dropped or ext not in (".json", ".jsonl"):
         return pd.DataFrame()
     try:
-        with _COMPRESSED.get(compression or "", open)(path, "rt", encoding="utf-8") as f:  # type: ignore[operator]
+        with open_compressed(path, "rt", encoding="utf-8") as f:
             row = json.loads(f.readline())
     except (OSError, ValueError, UnicodeDecodeError):
         return pd.DataFrame()

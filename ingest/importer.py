@@ -22,7 +22,6 @@ import numpy as np
 import pandas as pd
 
 from ingest.import_files import (
-    COMPRESSIONS,
     MISSING_TOKENS,
     ImportFormatError,
     TableStream,
@@ -62,6 +61,7 @@ from ingest.import_values import (
 )
 from ingest.intake import READ_NOTE
 from ingest.item_key import KEY_JOIN, key_column, key_parts, with_key
+from setlist.compressed import COMPRESSIONS, ArchiveError
 from setlist.consent import FLAGS, flag_reason
 from setlist.contract import EVENT_COLUMNS, EVENT_TYPES, NO_ITEM_TYPES, SCHEMA_VERSION, UNKNOWN
 
@@ -1362,7 +1362,7 @@ def rows_per_line(source: Path, o: ImportOptions, sample: int = 2_000) -> float:
         return 1.0
     try:
         head = next(iter(TableStream(source, "interactions", o.layout, o.keep(), sample)), None)
-    except ImportFormatError:
+    except (ImportFormatError, ArchiveError):
         return 1.0  # said by the import itself, with its context
     return 1.0 if head is None else expansion(head, Reshape(o.list_col, False, o.user_col, o.history_col))
 

@@ -16,20 +16,17 @@ must not read as a clean one.
 
 from __future__ import annotations
 
-import bz2
-import gzip
-import io
-import lzma
 import os
 import sqlite3
 import zipfile
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
+from setlist.compressed import STREAMS
 from setlist.errors import SetlistError, UsageError
 from setlist.redis_client import fail_fast_redis, fail_fast_redis_cluster
 from setlist.settings import Settings
@@ -59,11 +56,6 @@ class _Readable(Protocol):
 
 _SQLITE_HEADER = b"SQLite format 3\x00"
 _SQLITE_NAMES = (".db", ".sqlite", ".sqlite3", ".db-wal", ".db-shm", ".db-journal", "-wal", "-shm", "-journal")
-_STREAM_CODECS: dict[str, Callable[[Path], io.BufferedIOBase]] = {
-    ".gz": lambda p: gzip.open(p, "rb"),
-    ".bz2": lambda p: bz2.open(p, "rb"),
-    ".xz": lambda p: lzma.open(p, "rb"),
-}
 
 
 @dataclass(frozen=True, order=True)
@@ -293,7 +285,7 @@ def _scan_file(path: Path, n: _Needles, notes: list[str] | None, shown: str) -> 
         hits[kind].append(detail)
     if name.endswith((".npz", ".zip")):
         _merge(hits, _scan_zip(path, n, notes, shown, arrays=name.endswith(".npz")))
-    elif name.endswith(tuple(_STREAM_CODECS)) or name.endswith(".zst"):
+    elif name.endswith(tuple(STREAMS)) or name.endswith(".zst"):
         _merge(hits, _scan_compressed(path, n, notes, shown))
     return hits
 
@@ -397,7 +389,7 @@ def _scan_compressed(path: Path, n: _Needles, notes: list[str] | None, shown: st
             with pa.CompressedInputStream(pa.OSFile(str(path)), "zstd") as zst:
                 found = _scan_stream(zst, n)
         else:
-            with _STREAM_CODECS[suffix](path) as stream:
+            with STREAMS[suffix](path, "rb") as stream:
                 found = _scan_stream(stream, n)
     except Exception as exc:  # noqa: BLE001 - a corrupt or truncated archive: its raw bytes were scanned
         _note(notes, n, f"file {shown}: could not be decompressed ({type(exc).__name__}); scanned as bytes only")

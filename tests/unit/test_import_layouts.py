@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from ingest.import_files import TextLayout, sniff_separator
 from ingest.importer import ImportFormatError, ImportOptions, InteractionStream, load_interactions
+from setlist.compressed import ArchiveError
 
 T0 = 978_300_760  # 2000-12-31
 RATINGS = [(1, 10, 5, T0), (1, 20, 3, T0 + 60), (2, 10, 1, T0 + 7200), (3, 30, 4, T0 + 86_400)]
@@ -314,8 +315,29 @@ def test_unsupported_compression_and_many_file_zips_are_clear_errors(tmp_path):
     with zipfile.ZipFile(tmp_path / "ml.zip", "w") as z:
         z.writestr("ratings.csv", "user_id,item_id,timestamp\n")
         z.writestr("movies.csv", "item_id,title\n")
-    with pytest.raises(ImportFormatError, match="ml.zip holds 2 files; an import reads a zip of one file"):
+    with pytest.raises(ArchiveError, match="ml.zip holds 2 files; a zip is read when it holds one file"):
         load_interactions(tmp_path / "ml.zip")
+
+
+@pytest.mark.parametrize("suffix", [".zip", ".xz"])
+def test_compressed_json_lines_are_read_through_every_compression(tmp_path, suffix):
+    # the scan for ids too long for a float reads the file's bytes: through a zip it asked a text
+    # opener for bytes and failed with a traceback
+    import json
+    import lzma
+    import zipfile
+
+    text = "".join(
+        json.dumps({"user_id": u, "item_id": i, "rating": r, "timestamp": t}) + "\n" for u, i, r, t in RATINGS
+    ).encode()
+    path = tmp_path / f"ratings.jsonl{suffix}"
+    if suffix == ".xz":
+        path.write_bytes(lzma.compress(text))
+    else:
+        with zipfile.ZipFile(path, "w") as z:
+            z.writestr("ratings.jsonl", text)
+    events, _, _ = load_interactions(path, time_unit="s", rating_col="rating")
+    _check_ratings(events)
 
 
 @pytest.mark.parametrize("sep", [",", "::"])  # pandas' C parser and its Python one
