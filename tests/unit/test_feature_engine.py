@@ -218,7 +218,16 @@ def test_user_tables_are_keyed_by_pseudonym_before_any_join(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "name", ["profile.tsv", "profile.txt", "profile.dat", "profile.tsv.gz", "profile.jsonl", "profile.json.gz"]
+    "name",
+    [
+        "profile.tsv",
+        "profile.txt",
+        "profile.dat",
+        "profile.tsv.gz",
+        "profile.jsonl",
+        "profile.json.gz",
+        "profile.json.zip",
+    ],
 )
 def test_a_table_is_read_by_its_kind_of_file(tmp_path, name):
     # Flixster's profile.txt: tab-separated, "N/A" for an unknown age
@@ -244,6 +253,14 @@ def test_a_table_file_that_cannot_be_read_is_refused_in_one_sentence(tmp_path):
     odd.write_text("")
     with pytest.raises(DeclarationError, match="cannot read profile.xlsx .*a table's file is parquet, .csv"):
         engine.read_table(Table("profile", "user", key="userid", path=str(odd)))
+    import zipfile
+
+    many = tmp_path / "profile.json.zip"  # which file is the table is not said: none is taken
+    with zipfile.ZipFile(many, "w") as z:
+        z.writestr("profile.json", "[]")
+        z.writestr("readme.json", "[]")
+    with pytest.raises(DeclarationError, match="profile.json.zip holds 2 files; a zip is read when it holds one"):
+        engine.read_table(Table("profile", "user", key="userid", path=str(many)))
     bare = tmp_path / "profile"  # no extension: parquet, as before
     pd.DataFrame({"userid": ["u1"], "age": [3]}).to_parquet(bare)
     assert engine.read_table(Table("profile", "user", key="userid", path=str(bare)))["userid"].tolist() == ["u1"]
