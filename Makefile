@@ -109,7 +109,7 @@ demo: setup
 
 .PHONY: test  ## unit, integration and end-to-end tests (tests/unit, tests/integration, tests/e2e)
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=30  # the slowest tests named at the end: where CI time goes
 
 .PHONY: lint  ## ruff (lint and format check), mypy on the core packages, the import-graph contracts
 lint: setup
