@@ -109,7 +109,9 @@ def query_state(store: FeatureStore, queries: pd.DataFrame, any_item: str, svc: 
     Session rows go through ``effective_session`` exactly as serving reads them."""
     entity = queries[["query_id", "user_id", "event_timestamp", "device"]].assign(item_id=any_item)
     state = historical(store, entity, user_state_refs(svc))
-    now_ms = (state["event_timestamp"].astype("int64") // 1000).to_numpy()  # microseconds → ms
+    # in milliseconds whatever unit the join handed back: it returns nanoseconds, and reading them as
+    # microseconds put every query 1,000 times later than itself, so every session looked long over
+    now_ms = pd.to_datetime(state["event_timestamp"], utc=True).dt.as_unit("ms").astype("int64").to_numpy()
     rows = [
         effective_session(_session_dict(r), int(t))
         for r, t in zip(state[list(SESSION_FIELDS)].to_dict("records"), now_ms)

@@ -226,3 +226,40 @@ def test_direct_value_conversion_stores_exactly_what_feast_would(value, dtype):
 
     vt = ValueType[dtype]
     assert to_proto(value, vt) == python_values_to_proto_values([value], vt)[0]
+
+
+def test_a_training_query_inside_a_live_session_sees_it_as_rank_would(tiny_world):
+    # Rank reads the session a user is in; a training query must too, or the ranker learns that the
+    # session inputs are always zero (they were: the join's nanoseconds were read as microseconds)
+    from setlist.features import SESSION_GAP_S
+    from training.dataset import query_state
+
+    s = tiny_world.settings
+    store = get_store(s)
+    sessions = pd.read_parquet(s.features_dir / "session.parquet").sort_values(["user_id", "event_timestamp"])
+    sessions["event_timestamp"] = pd.to_datetime(sessions["event_timestamp"], utc=True)
+    following = sessions.groupby("user_id")["event_timestamp"].shift(-1) - sessions["event_timestamp"]
+    gap = pd.Timedelta(seconds=SESSION_GAP_S)
+    live = sessions[(sessions["session_length"] >= 2) & (following > pd.Timedelta(seconds=2))].head(5)
+    over = sessions[(sessions["session_length"] >= 1) & (following.isna() | (following > 2 * gap))].head(5)
+    assert len(live) and len(over), "the tiny world has sessions of several events, and pauses"
+    asked = pd.concat(
+        [
+            live.assign(event_timestamp=live["event_timestamp"] + pd.Timedelta(seconds=1)),
+            over.assign(event_timestamp=over["event_timestamp"] + gap + pd.Timedelta(minutes=1)),
+        ]
+    )
+    queries = pd.DataFrame(
+        {
+            "query_id": np.arange(len(asked)),
+            "user_id": asked["user_id"].to_numpy(),
+            "event_timestamp": asked["event_timestamp"].to_numpy(),
+            "device": "mobile",
+        }
+    )
+    state = query_state(store, queries, "any", V1)
+    n = len(live)
+    assert state["session_length"].iloc[:n].tolist() == live["session_length"].tolist()
+    assert state["session_skip_rate"].iloc[:n].tolist() == pytest.approx(live["session_skip_rate"].tolist())
+    assert state["session_length"].iloc[n:].tolist() == [0] * len(over)  # the gap ended those sessions
+    assert all(len(items) for items in state["session_last_items"].iloc[n:])  # recent items outlive a session
