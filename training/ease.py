@@ -66,10 +66,13 @@ class Ease:
     items: np.ndarray
     weights: np.ndarray
     catalogue: int
+    #: catalogue items anyone interacted with (all of them when not said)
+    touched: int | None = None
 
     @property
     def covers_all(self) -> bool:
-        return len(self.items) == self.catalogue
+        """Whether every item anyone interacted with is covered (of the others EASE has nothing to say)."""
+        return len(self.items) == (self.catalogue if self.touched is None else self.touched)
 
     def neighbours(self) -> sp.csr_matrix:
         """``top_neighbours`` in catalogue positions (catalogue × catalogue)."""
@@ -91,17 +94,23 @@ class Ease:
 
 
 def fit_ease_head(interactions: sp.csr_matrix, lam: float, max_items: int) -> Ease | None:
-    """EASE over the ``max_items`` items with the most users (the whole catalogue when it is no
-    larger); None for an empty catalogue or ``max_items`` 0 (EASE turned off)."""
+    """EASE over the ``max_items`` items with the most users (every item with a user when they are no
+    more); None when no item has one, or for ``max_items`` 0 (EASE turned off).
+
+    An item nobody interacted with is a zero column: its weights are zero whether it is fitted or not,
+    and fitting it only made the solve as large as the catalogue (a catalogue of 15,000 events of which
+    3,354 had attendees took 45 s a fit instead of 2)."""
     n = interactions.shape[1]
     if n == 0 or max_items <= 0:
         return None
-    if n <= max_items:
-        items = np.arange(n)
-    else:
-        users_per_item = np.diff(interactions.tocsc().indptr)
-        items = np.sort(np.argsort(-users_per_item, kind="stable")[:max_items])
-    return Ease(items, fit_ease(interactions[:, items], lam), n)
+    users_per_item = np.diff(interactions.tocsc().indptr)
+    touched = np.flatnonzero(users_per_item)
+    if not len(touched):
+        return None
+    items = touched
+    if len(touched) > max_items:
+        items = np.sort(touched[np.argsort(-users_per_item[touched], kind="stable")[:max_items]])
+    return Ease(items, fit_ease(interactions[:, items], lam), n, len(touched))
 
 
 def ease_peak_bytes(items: int) -> int:

@@ -374,8 +374,8 @@ def fit_and_evaluate(
         report.note("EASE turned off (SETLIST_EASE_MAX_ITEMS=0)")
     elif not ease.covers_all:
         report.note(
-            f"EASE over the {len(ease.items):,} items with the most users, of {ease.catalogue:,} "
-            "(SETLIST_EASE_MAX_ITEMS); the other candidate sources cover the rest"
+            f"EASE over the {len(ease.items):,} items with the most users, of {ease.touched or ease.catalogue:,} "
+            "with any (SETLIST_EASE_MAX_ITEMS); the other candidate sources cover the rest"
         )
     scorers = {"model": scorer(fitted.booster)}
     if fitted.prerank is not None and fitted.prerank.keep:  # the cascade's cost in quality, on the hold-out

@@ -63,3 +63,20 @@ def test_the_ease_baseline_ranks_only_covered_items_and_leaves_out_the_dropped()
 
 def test_ease_can_be_turned_off():
     assert fit_ease_head(_interactions(), 5.0, max_items=0) is None
+
+
+def test_items_nobody_interacted_with_are_left_out_of_the_fit_and_never_recommended():
+    # an items file describing far more than the log touches (Kaggle's events.csv): their columns are
+    # zero, so fitting them changes no weight, only the size of the solve
+    x = _interactions(seed=2)
+    wide = sp.hstack([x, sp.csr_matrix((x.shape[0], 40), dtype=np.float32)]).tocsr()
+    ease = fit_ease_head(wide, 5.0, max_items=1_000)
+    assert ease is not None and ease.catalogue == 100 and ease.touched == 60 and ease.covers_all
+    np.testing.assert_array_equal(ease.items, np.arange(60))
+    np.testing.assert_allclose(ease.weights, fit_ease(x, 5.0), rtol=1e-5, atol=1e-7)
+    scores = ease.scores(np.array([0, 1]))
+    assert scores is not None and np.isneginf(scores[60:]).all()
+    # the head is taken among the touched items
+    head = fit_ease_head(wide, 5.0, max_items=10)
+    assert head is not None and not head.covers_all and set(head.items) <= set(range(60)) and len(head.items) == 10
+    assert fit_ease_head(sp.csr_matrix((5, 8), dtype=np.float32), 5.0, max_items=10) is None
