@@ -421,7 +421,7 @@ def import_(
         False,
         "--no-time",
         help="the file has no time column: each user's rows are stamped as visits of up to 10 rows, "
-        "interleaved with the other users' over a span of a second per row, ending now",
+        "interleaved with the other users' over a span of a second per row (at least 30 days), ending now",
     ),
     file_order: bool = typer.Option(
         False,
@@ -621,6 +621,10 @@ def import_(
         rows=summary.rows,
         accepted=report.accepted,
         quarantined=report.quarantined,
+        # so that the rows add up: accepted + quarantined + sampled_out is rows, and the rows of the
+        # kinds --type-map left out come on top, by name
+        sampled_out=report.sampled_out,
+        ignored=dict(summary.ignored),
         malformed_lines=summary.malformed_lines,
         consent=summary.consent,
         consent_default="grant" if settings.consent_granted_by_default else "deny",
@@ -738,10 +742,13 @@ def _untimed_after_note(start: pd.Timestamp | None, newest: pd.Timestamp | None)
     import, so they follow a timed log, but interleave with an earlier untimed import's (whose stamps
     also ended at its own import, a moment ago)."""
     if start is not None and newest is not None and start <= newest:
+        from ingest.importer import UNTIMED_MIN_SPAN_DAYS
+
         return (
             f"the event log held events up to {newest:%Y-%m-%d %H:%M:%S}, and these rows had no times: they are "
-            f"stamped from {start:%Y-%m-%d %H:%M:%S} to now, so the two interleave (an earlier untimed import also "
-            "ended at its own import). Neither is the hold-out on its own: to evaluate on this file apart (a test "
+            f"stamped from {start:%Y-%m-%d %H:%M:%S} to now, so the two interleave (untimed rows span a second per "
+            f"row, at least {UNTIMED_MIN_SPAN_DAYS} days, ending at their import). Neither is the hold-out on its own: "
+            "to evaluate on this file apart (a test "
             "file beside its train file), give both files times first, the second after the first, or import them "
             "into data directories of their own"
         )

@@ -340,8 +340,12 @@ def _unread_cells(
     return out if pd.notna(out).any() else None
 
 
-#: a file without a time column spans this many seconds per row (``file_order_times``)
+#: a file without a time column spans this many seconds per row (``file_order_times``), ...
 UNTIMED_STEP_S = 1.0
+#: ... and at least this many days: features are daily snapshots, each visible from the day after it,
+#: so a span within one day (a file of fewer than 86,400 rows) left every training query before the
+#: first snapshot, its user and item statistics empty, while Rank reads them filled
+UNTIMED_MIN_SPAN_DAYS = 30
 #: ... and its rows are grouped into visits of at most this many rows of one user, each visit a session
 UNTIMED_VISIT_ROWS = 10
 
@@ -359,11 +363,12 @@ def file_order_times(
 
     Each user's rows, in that order, are cut into visits of up to ``UNTIMED_VISIT_ROWS`` rows (a
     second apart, one session each) spread evenly over the whole span (``UNTIMED_STEP_S`` per row
-    of the file) from a phase of their own, so users are interleaved. Stamping the file's order as
-    it is would put the last users of a file sorted by user (most public sets are) alone in every
-    trailing window: the hold-out would hold only users no model has seen, and "recent popularity"
-    would be the few users before each one. Fixed-size visits keep session features alike in every
-    window (one session per user would grow through the span and read as drift).
+    of the file, at least ``UNTIMED_MIN_SPAN_DAYS``) from a phase of their own, so users are
+    interleaved. Stamping the file's order as it is would put the last users of a file sorted by
+    user (most public sets are) alone in every trailing window: the hold-out would hold only users
+    no model has seen, and "recent popularity" would be the few users before each one. Fixed-size
+    visits keep session features alike in every window (one session per user would grow through the
+    span and read as drift).
 
     With ``visits_of`` (``--session-col``: Instacart's ``order_id``) a user's visits are its
     sessions instead, in the order they first appear, each row's place within its session kept."""
@@ -374,7 +379,7 @@ def file_order_times(
     sessions = np.full(n, None, dtype=object)
     visit_rows = UNTIMED_VISIT_ROWS
     at = np.arange(n, dtype=np.float64) / n - 1.0  # rows without a user stay where the file has them
-    span_ms = n * UNTIMED_STEP_S * 1000
+    span_ms = max(n * UNTIMED_STEP_S, UNTIMED_MIN_SPAN_DAYS * 86_400) * 1000
     if known.any():
         who = users[known].astype(str)
         codes, _ = pd.factorize(who)

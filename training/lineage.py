@@ -98,11 +98,21 @@ def trace(settings: Settings, version: str | None, model: str = "ranker") -> Tre
     for i in before:
         src.add(
             f"{i['at']} {i.get('source')} sha256 {str(i.get('sha256', ''))[:16]}: {i.get('accepted', 0):,} accepted, "
-            f"{i.get('quarantined', 0):,} quarantined; consent: {i.get('consent', '?')}"
+            f"{i.get('quarantined', 0):,} quarantined{_left_out(i)}; consent: {i.get('consent', '?')}"
         )
     if not before:
         src.add("none (generated events, or imported before imports were recorded)")
     return root
+
+
+def _left_out(record: dict[str, Any]) -> str:
+    """The rows of an import that are neither accepted nor quarantined, when there were any."""
+    out = ""
+    if sampled := record.get("sampled_out"):
+        out += f", {sampled:,} left out by the batch tier's sample"
+    if ignored := record.get("ignored"):
+        out += f", {sum(ignored.values()):,} of kinds --type-map ignores"
+    return out
 
 
 def _model_version(client: Any, name: str, version: str) -> Any:

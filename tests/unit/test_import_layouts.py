@@ -463,9 +463,13 @@ def test_a_file_without_times_is_stamped_in_each_users_file_order_ending_now(tmp
         now=now,
         keep_file_order=True,
     )
-    # each user's file order kept, one session per visit, before the import
+    # each user's file order kept, one session per visit, before the import, within the span a small
+    # file is given (features are daily: a span within one day would leave training without them)
+    from ingest.importer import UNTIMED_MIN_SPAN_DAYS
+
     ts = events.set_index("item_id")["timestamp"]
-    assert ts["B1"] < ts["B3"] and (ts < now).all() and (ts > now - pd.Timedelta(minutes=1)).all()
+    assert ts["B1"] < ts["B3"] and (ts < now).all() and (ts > now - pd.Timedelta(days=UNTIMED_MIN_SPAN_DAYS)).all()
+    assert ts.max() - ts.min() > pd.Timedelta(days=1)  # users spread over the span by their phase
     sessions = events.set_index("item_id")["session_id"]
     assert sessions["B1"] == sessions["B3"] != sessions["B2"]
     assert any("no time column: each user's rows stamped in their file order" in n for n in summary.read_notes)
@@ -968,7 +972,7 @@ def test_an_untimed_import_into_a_log_that_holds_events_says_where_its_stamps_fa
 
     monkeypatch.setenv("SETLIST_DATA_DIR", str(tmp_path / "data"))
     ratings = _dat(tmp_path / "ratings.csv", [("user_id", "book_id", "rating"), (1, 10, 5), (2, 20, 3)], ",")
-    # a span of a second per row: 600 rows reach ten minutes back, past the first import however slow the machine
+    # a span of at least 30 days, ending at the import: it reaches back past the first import
     to_read = _dat(tmp_path / "to_read.csv", [("user_id", "book_id"), *((k % 50, 1000 + k) for k in range(600))], ",")
     base = ["import", "--item-col", "book_id", "--no-time"]
     first = CliRunner().invoke(app, [*base[:1], str(ratings), *base[1:], "--rating-col", "rating"])
