@@ -1469,16 +1469,25 @@ def clean_ids(s: pd.Series, *, names: bool = False) -> pd.Series:
     return out.astype(object).where(out.notna(), None)
 
 
+def missing_token_counts(s: pd.Series) -> dict[str, int]:
+    """The cells of ``s`` that ``clean_ids`` reads as missing beyond empty ones, counted as written."""
+    out = _stripped(s)
+    return {str(t): int(n) for t, n in out[out.str.lower().isin(MISSING_TOKENS)].value_counts().items()}
+
+
 def missing_tokens_note(s: pd.Series, col: str, most: str = "") -> str | None:
     """What ``clean_ids`` read as missing in ``s`` beyond empty cells, said, or None; ``most`` is
     added when most rows are missing (what to do instead)."""
-    out = _stripped(s)
-    tokens = out[out.str.lower().isin(MISSING_TOKENS)].value_counts()
-    if tokens.empty:
+    return tokens_note(missing_token_counts(s), col, len(s), most)
+
+
+def tokens_note(counts: dict[str, int], col: str, rows: int, most: str = "") -> str | None:
+    """``missing_tokens_note`` from counts (added up over the chunks of an import)."""
+    if not counts:
         return None
-    shown = ", ".join(f"{str(t)!r} ({int(n):,})" for t, n in tokens.items())
+    shown = ", ".join(f"{t!r} ({n:,})" for t, n in sorted(counts.items(), key=lambda kv: -kv[1]))
     note = f"column {col!r}: {shown} read as missing ids (quarantined as missing_id), not as an id"
-    return note + (f"; most rows have none: {most}" if most and tokens.sum() > len(s) / 2 else "")
+    return note + (f"; most rows have none: {most}" if most and sum(counts.values()) > rows / 2 else "")
 
 
 def option_pairs(spec: str | None, option: str, shape: str, empty_name: bool = False) -> list[tuple[str, str]]:

@@ -28,10 +28,12 @@ from ingest.import_files import (
     TextLayout,
     clean_ids,
     is_present,
+    missing_token_counts,
     missing_tokens_note,
     read_table,
     require_columns,
     streams,
+    tokens_note,
 )
 from ingest.import_items import item_frame_for, load_items, name_columns
 from ingest.import_lists import (
@@ -868,6 +870,31 @@ def _busiest_note(users: pd.Series) -> str | None:
     )
 
 
+#: an item column with at most this many distinct ids, each on many rows, is said to be small
+FEW_ITEMS = 20  # Airbnb's 15 actions said; Santander's 24 products, a bank's real catalogue, not
+
+
+def _item_column_notes(o: ImportOptions, tally: _Tally) -> list[str]:
+    """What the item column held that the import reads otherwise than the file may mean: cells
+    spelled as missing ("NaN", "None": a real title so spelled needs another spelling first), and a
+    handful of values over many rows: an action, a flag or a category named as the item (Airbnb's
+    ``action``, Santander's 0/1 product flags) imports without error and trains a model over a few
+    "items" that every model finds."""
+    if o.item_parts or o.item_col is None:
+        return []
+    notes = [n for n in [tokens_note(dict(tally.item_tokens), o.item_col, tally.rows)] if n]
+    items = len(tally.items)
+    if 0 < items <= FEW_ITEMS and tally.rows >= FEW_ITEMS * items and o.list_col is None:
+        shown = ", ".join(repr(v) for v in sorted(tally.items)[:5]) + (", …" if items > 5 else "")
+        notes.append(
+            f"column {o.item_col!r} holds only {items:,} distinct item{'s' if items != 1 else ''} over "
+            f"{tally.rows:,} rows ({shown}): a catalogue that small leaves little to rank, and every model finds "
+            "all of it. If the column names a kind of event or a flag, it is --type-col's, and the item is another "
+            "column (a file of one column per item is turned into rows first: README, a table of flags)"
+        )
+    return notes
+
+
 def _history_times(ts: pd.Series, users: pd.Series, before: pd.Series) -> pd.Series:
     """History rows (``before`` > 0) stamped ``before`` seconds ahead of their user's first listed
     item anywhere in the file; a user without a readable time leaves them without one."""
@@ -903,6 +930,8 @@ class _Tally:
     placeholder_items: Counter[str] = field(default_factory=Counter)
     #: rows left out as asked (``--type-map NAME=ignore``), by name
     ignored: Counter[str] = field(default_factory=Counter)
+    #: item cells read as missing beyond empty ones ("NaN", "None"), as written
+    item_tokens: Counter[str] = field(default_factory=Counter)
 
     def problem(self, cause: str, n: int) -> None:
         self.problems[cause] = self.problems.get(cause, 0) + n
@@ -1158,6 +1187,8 @@ def _chunk_events(
         raw, rows = raw[~ignored].reset_index(drop=True), rows[~ignored]
     n = len(raw)
     users, item_ids = clean_ids(raw[o.user_col]), clean_ids(raw[o.item_col])
+    if item_ids.isna().any():  # which of them were spelled out: said once for the file
+        tally.item_tokens.update(missing_token_counts(raw[o.item_col][item_ids.isna().to_numpy()]))
     ts = whole.ts.iloc[rows].reset_index(drop=True)
     # the raw time is a column of its own: the frame's cells are freed before the events are built
     raw_time = (
@@ -1294,6 +1325,7 @@ def _summary(
                 *_itemless_notes(o, tally),
                 *_context_notes(o, tally),
                 *_named_items_note(o, tally, columns),
+                *_item_column_notes(o, tally),
                 *_placeholder_notes(o, tally),
             ]
         ]

@@ -614,6 +614,29 @@ def test_an_unreadable_play_count_is_quoted_in_its_quarantine_reason(tmp_path):
     ]
 
 
+def test_the_item_column_says_its_missing_tokens_and_when_it_holds_a_handful_of_values(tmp_path):
+    # Wikipedia's clickstream: pages titled "NaN" or "None" read as missing, said for the item column too
+    rows = [f"u{k % 40},p{k % 60},{1_700_000_000 + k}" for k in range(120)] + [
+        "u1,NaN,1700000300",
+        "u2,None,1700000301",
+    ]
+    src = _csv(tmp_path / "c.csv", "user,page,t\n" + "\n".join(rows))
+    _, _, summary = load_interactions(src, user_col="user", item_col="page", time_col="t", time_unit="s")
+    said = " ".join(str(summary).split())
+    assert "column 'page': 'NaN' (1), 'None' (1) read as missing ids" in said and "holds only" not in said
+    # Airbnb's sessions: the action named as the item imports, a handful of "items" on many rows
+    acts = ("search", "show", "book")
+    rows = [f"u{k % 30},{acts[k % 3]},{1_700_000_000 + k}" for k in range(3 * 20)]
+    src = _csv(tmp_path / "a.csv", "user_id,action,t\n" + "\n".join(rows))
+    _, _, summary = load_interactions(src, user_col="user_id", item_col="action", time_col="t", time_unit="s")
+    said = " ".join(str(summary).split())
+    assert "column 'action' holds only 3 distinct items over 60 rows ('" in said and "--type-col" in said
+    # as many rows, but each item on a few of them: a small catalogue sampled, nothing to say
+    few = _csv(tmp_path / "f.csv", "user_id,item,t\n" + "\n".join(rows[:50]).replace(",search,", ",x,"))
+    _, _, summary = load_interactions(few, user_col="user_id", item_col="item", time_col="t", time_unit="s")
+    assert "holds only" not in str(summary)
+
+
 def test_the_import_ledger_records_the_file_and_its_consent_basis(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
