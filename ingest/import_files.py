@@ -40,9 +40,10 @@ class ImportFormatError(UsageError, ValueError):  # still a ValueError for calle
 # a separator must split every sampled line into the same number (≥ 2) of fields; of those, the
 # one giving the most fields wins ("Heat, The (1995)|…|0|1" has one comma on each line, but 24
 # pipe-separated fields), and on a tie the earlier in this list. Ctrl-A (``\x01``) is Hive's default
-# and the RecSys Challenge 2020's: a control character in text is only ever a separator
+# and the RecSys Challenge 2020's: a control character in text is only ever a separator. ``<SEP>`` is
+# the Million Song Dataset's (``unique_tracks.txt``: titles with commas between four such fields)
 CTRL_A = "\x01"
-SEPARATORS = (CTRL_A, "::", "\t", ",", ";", "|")
+SEPARATORS = (CTRL_A, "<SEP>", "::", "\t", ",", ";", "|")
 #: runs of spaces or tabs, leading ones ignored: columns aligned by padding (Epinions' and Ciao's
 #: ``rating_with_timestamp.txt``, MATLAB's ``save -ascii``), where a single space would make every
 #: pad an empty field
@@ -644,7 +645,8 @@ def _plan_text(path: Path, ext: str, layout: TextLayout, what: str) -> _TextPlan
         if len(layout.names) > width:
             raise ImportFormatError(
                 f"{layout.option('names')} gives {len(layout.names)} columns but the {what} file {path.name} "
-                f"has {width} field{'s' if width != 1 else ''} per line (separator {_sep_label(sep)})"
+                f"has {width} field{'s' if width != 1 else ''} per line (separator {_sep_label(sep)}); if another "
+                f"string separates its fields, {layout.option('sep')} names it (any characters: '::', '<SEP>', '\\x02')"
             )
         # unnamed trailing columns get positional names, so none of them becomes an index
         names = list(layout.names) + [f"column_{k + 1}" for k in range(len(layout.names), width)]

@@ -135,7 +135,7 @@ def _parts(v: object, commas: bool) -> list[str]:
         return [p.strip().strip("'\"").strip() for p in text.split(",") if p.strip().strip("'\"").strip()]
     if commas and _ANGLE_TAGS.fullmatch(text):  # Stack Exchange's tags: <python><pandas>
         return [t.strip() for t in re.findall(r"<([^<>]+)>", text) if t.strip()]
-    if "|" in text:
+    if "|" in text and (commas or " | " not in text):  # "Jay-Z | Linkin Park" (the MSD's) is one artist's name
         return [p.strip() for p in text.split("|") if p.strip()]
     if commas and "," in text:
         return [p.strip() for p in text.split(",") if p.strip()]

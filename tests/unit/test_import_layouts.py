@@ -68,6 +68,40 @@ def test_double_colon_headerless_latin1_files_in_the_movielens_1m_shape(tmp_path
     assert "ratings.dat: encoding" not in text  # ASCII is UTF-8
 
 
+def test_the_million_song_datasets_sep_string_is_read_off_its_tracks_file(tmp_path):
+    # unique_tracks.txt: four fields between "<SEP>", titles with commas and quotes of their own
+    triplets = _dat(tmp_path / "train_triplets.txt", [("u1", "SOA", 3), ("u1", "SOB", 1), ("u2", "SOA", 7)], "\t")
+    tracks = tmp_path / "unique_tracks.txt"
+    tracks.write_text(
+        "TRA<SEP>SOA<SEP>Jay-Z | Linkin Park<SEP>Numb, Encore\n"
+        'TRB<SEP>SOB<SEP>David Bowie<SEP>"Heroes" (Single Version)\n'
+        "TRC<SEP>SOA<SEP>Jay-Z | Linkin Park<SEP>Numb, Encore (Live)\n"
+    )
+    options = {"user_col": "user", "item_col": "song", "count_col": "plays", "time_col": None}
+    events, items, summary = load_interactions(
+        triplets,
+        layout=TextLayout(names=("user", "song", "plays")),
+        items=tracks,
+        item_id_col="song_id",
+        items_layout=TextLayout(names=("track_id", "song_id", "artist", "title"), prefix="items-"),
+        **options,
+    )
+    by_id = items.set_index("item_id")
+    assert by_id.loc["SOA", "title"] == "Numb, Encore" and by_id.loc["SOB", "title"] == '"Heroes" (Single Version)'
+    assert by_id.loc["SOA", "artist"] == "Jay-Z | Linkin Park"  # a spaced pipe is in the name, no list of artists
+    assert "unique_tracks.txt: separator '<SEP>' (read off the file; --items-sep sets it)" in str(summary)
+    # told a width the file's separator does not give, the error names the option for another one
+    with pytest.raises(ImportFormatError, match=r"has 1 field per line .*--items-sep names it"):
+        load_interactions(
+            triplets,
+            layout=TextLayout(names=("user", "song", "plays")),
+            items=tracks,
+            item_id_col="song_id",
+            items_layout=TextLayout(names=("track_id", "song_id", "artist", "title"), sep=";", prefix="items-"),
+            **options,
+        )
+
+
 def test_tab_separated_data_and_pipe_separated_items_with_genre_flags_in_the_100k_shape(tmp_path):
     ratings = _dat(tmp_path / "u.data", RATINGS, "\t")
     flags = {10: (0, 1, 0), 20: (1, 0, 1), 30: (0, 0, 0)}
