@@ -321,6 +321,27 @@ def _filled_genre_column(raw: pd.DataFrame, candidates: list[object]) -> tuple[o
     )
 
 
+def _require_one_id_per_row(ids: pd.Series, col: str) -> None:
+    """An items file's id column holds one id a row: a column of lists (MOOCCube's ``video_order``,
+    a course's videos) would make each whole list, written out, an item id, matching no event."""
+    cells = ids.dropna().head(200).tolist()
+    lists = [
+        v
+        for v in cells
+        if isinstance(v, (list, tuple, np.ndarray)) or (isinstance(v, str) and _LISTED_IDS.fullmatch(v.strip()))
+    ]
+    if cells and len(lists) * 2 > len(cells):
+        raise ImportFormatError(
+            f"--item-id-col {col!r} holds lists of ids ({str(lists[0])[:60]!r}, …), not one item per row: an items "
+            "file describes one item a row. Explode the list into rows first (pandas' DataFrame.explode), each "
+            "with the columns that describe it, or name the column of the item's own id"
+        )
+
+
+#: a list of several ids written out as text: ``['V_1', 'V_2']``, ``[10, 12]``
+_LISTED_IDS = re.compile(r"\[\s*['\"]?[^,\[\]]+['\"]?\s*(,\s*['\"]?[^,\[\]]+['\"]?\s*)+\]")
+
+
 def load_items(
     path: Path, item_id_col: str, layout: TextLayout | None, columns: dict[str, str] | None = None
 ) -> tuple[pd.DataFrame, list[str]]:
@@ -336,6 +357,7 @@ def load_items(
     if len(parts) > 1:  # named as the log's items are (``--item-col artist,track``), and read as any id column
         raw = with_key(raw, parts)
         item_id_col = key_column(parts)
+    _require_one_id_per_row(raw[item_id_col], item_id_col)
     pick, picked_notes = _pick_columns(raw, columns or {}, path, item_id_col)
     raw = _missing_tokens_blank(raw, [c for c in pick.values() if c is not None])
     out = pd.DataFrame({"item_id": clean_ids(raw[item_id_col])})

@@ -1123,3 +1123,22 @@ def test_json_ids_too_long_for_a_float_stay_distinct_beside_a_missing_one(tmp_pa
     )
     assert summary.users == 40 and str(795014932497373039) in set(events["user_id"])
     assert summary.problems["empty user id"] == 1
+
+
+@pytest.mark.parametrize("shape", ["json", "csv"])
+def test_an_items_id_column_of_lists_is_refused_naming_explode(tmp_path, shape):
+    # MOOCCube's course.json: a course lists its videos; named as the item id, each list became one id
+    import json
+
+    log = _dat(tmp_path / "views.csv", [("user", "video", "t"), ("u1", "V_1", T0), ("u2", "V_2", T0 + 60)], ",")
+    courses = [{"id": "C_1", "video_order": ["V_1", "V_2"]}, {"id": "C_2", "video_order": ["V_3", "V_4", "V_5"]}]
+    if shape == "json":
+        items = tmp_path / "course.json"
+        items.write_text("".join(json.dumps(c) + "\n" for c in courses))
+    else:
+        items = tmp_path / "course.csv"  # the lists written out by pandas, quoted
+        pd.DataFrame([{**c, "video_order": str(c["video_order"])} for c in courses]).to_csv(items, index=False)
+    with pytest.raises(ImportFormatError, match=r"--item-id-col 'video_order' holds lists of ids .*DataFrame.explode"):
+        load_interactions(
+            log, user_col="user", item_col="video", time_col="t", time_unit="s", items=items, item_id_col="video_order"
+        )
