@@ -107,6 +107,10 @@ def parse_type_map(spec: str | None) -> dict[str, str]:
     return mapping
 
 
+#: up to this many unknown type names, the --type-map example names every one of them
+MAP_EVERY_NAME = 12
+
+
 def unknown_type_note(names: pd.Series, types: np.ndarray, mapped: dict[str, str], top: int = 5) -> str | None:
     """Which of the file's type names are not event types, and how to map them: said at the import,
     before ingestion quarantines their rows."""
@@ -117,7 +121,9 @@ def unknown_type_note(names: pd.Series, types: np.ndarray, mapped: dict[str, str
     counts = unknown.value_counts()
     shown = " · ".join(f"{k!r} {v:,}" for k, v in counts.head(top).items())
     more = f" and {len(counts) - top} more" if len(counts) > top else ""
-    example = ",".join(f"{k}=TYPE" for k in counts.index[:top])
+    # every name when they are few, so that the map to fill in leaves none out (Sobazaar's nine
+    # actions: the fifth-commonest left out was the purchase)
+    example = ",".join(f"{k}=TYPE" for k in counts.index[: len(counts) if len(counts) <= MAP_EVERY_NAME else top])
     return (
         f"type names that are no event type, quarantined unless mapped: {shown}{more}; "
         f"map them with --type-map {example} (types: {', '.join(EVENT_TYPES)})"

@@ -150,6 +150,15 @@ def test_type_column_synonyms_and_unknown_types(tmp_path):
     assert events["value"].tolist()[:4] == [1.0, 1.0, pytest.approx(np.nan, nan_ok=True), 1.0]
     assert summary.problems["empty or unknown type"] == 2
     assert "'weird' 1" in str(summary) and "--type-map weird=TYPE" in str(summary)
+    # Sobazaar's nine actions: the map to fill in names every one, the rarest too, not the five commonest
+    actions = [f"act{k}" for k in range(7) for _ in range(7 - k)]
+    many = _csv(
+        tmp_path / "m.csv",
+        "user_id,item_id,timestamp,action\n" + "\n".join(f"u,i{k},{T0 + k},{a}" for k, a in enumerate(actions)),
+    )
+    _, _, told = load_interactions(many, time_unit="s", type_col="action")
+    said = " ".join(str(told).split())
+    assert "and 2 more" in said and "--type-map " + ",".join(f"act{k}=TYPE" for k in range(7)) in said
     # a synonym is a reading the log's owner may not share: said, with the option that reads it otherwise
     said = " ".join(str(summary).split())
     assert "type names read as event types: 'listen' → play, 'click' → play, 'thumbs_up' → like" in said
