@@ -261,8 +261,10 @@ def choose_popularity(
             f"no shorter window or counting clearly more",
         )
     window = Window("cohort popularity", base.end - pd.Timedelta(int(round(fraction * length)), "ns"), base.end, "data")
+    span = "the whole derived window" if fraction == 1.0 else f"{fraction:g} of the derived window"
+    counted = " counting every event" if every else ""
     reason = (
-        f"{fraction:g} of the derived window, which found {best.mean():.1%} {probe} against "
+        f"{span}{counted}, which found {best.mean():.1%} {probe} against "
         f"{default.mean():.1%} for the derived window's positives"
     )
     if not every:

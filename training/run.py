@@ -349,7 +349,7 @@ def fit_and_evaluate(
     pre = fitted.prerank
     if pre is not None and pre.keep:
         report.note(
-            f"pre-ranker: the best {pre.keep} of {settings.candidate_pool} candidates by {pre.describe()} go to "
+            f"pre-ranker: the best {pre.keep} of up to {settings.candidate_pool} candidates by {pre.describe()} go to "
             f"the trees (the cascade keeps {pre.retention:.1%} of the ranker's validation ndcg@10 and recall@100; "
             f"cost per request in tree evaluations, a predict call counted as {CALL_COST:,}: "
             + ", ".join(f"{name} {cost:,} keeping {k}" for name, (k, cost) in pre.options.items())

@@ -147,6 +147,26 @@ def test_when_no_cut_holds_the_ranker_goes_without_a_prerank_and_says_why():
     assert fitted.prerank is not None and (Prerank.of(fitted.booster) is None) == (fitted.prerank.keep == 0)
 
 
+def test_a_catalogue_smaller_than_the_pool_is_measured_by_its_own_lists():
+    # a 22-item catalogue said "the best 150 of 500 candidates": the lists are the catalogue, whole
+    tiny = _ranking_set(7, per_query=12)
+    valid = tiny.frame[COMPLETE].to_numpy(bool)
+    pre = fit_prerank(
+        tiny, ~valid, valid, keep=20, max_loss=0.01, pool=500, first_trees=_ranker(tiny, SIGNAL), trees=100
+    )
+    assert pre.keep == 0 and "the candidate lists hold at most 12 items, no more than the 20" in pre.reason
+    # lists shorter than the configured pool: the cost is that of the lists as they are
+    rs = _ranking_set(5)
+    valid = rs.frame[COMPLETE].to_numpy(bool)
+    pool_80 = fit_prerank(
+        rs, ~valid, valid, keep=10, max_loss=0.01, pool=80, first_trees=_ranker(rs, SIGNAL), trees=100
+    )
+    pool_500 = fit_prerank(
+        rs, ~valid, valid, keep=10, max_loss=0.01, pool=500, first_trees=_ranker(rs, SIGNAL), trees=100
+    )
+    assert pool_500.options == pool_80.options and pool_500.keep == pool_80.keep > 0
+
+
 def test_a_fitted_ranker_carries_its_prerank_in_the_artifact():
     rs = _ranking_set(7)
     fitted = fit(rs, RankerParams(trees=5, threads=1, prerank_keep=20, pool=80), seed=0)
