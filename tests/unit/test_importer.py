@@ -380,6 +380,15 @@ def test_an_anonymous_id_far_busier_than_any_user_is_said_and_can_be_read_as_mis
     )
     events, _, summary = load_interactions(floats, **kw, missing_users=("0",))
     assert summary.problems["empty user id"] == 151 and "one user id holds" not in str(summary)
+    # two stand-ins of like size hide each other from that test: said as a group
+    pair = rows[:800] + [f"{('other-search', 'other-empty')[k % 2]},a{k % 30},{T0 + 900 + k}" for k in range(300)]
+    src = _csv(tmp_path / "clicks.csv", "user,item,ts\n" + "\n".join(pair))
+    _, _, summary = load_interactions(src, **kw)
+    said = " ".join(str(summary).split())
+    assert "2 user ids hold 27% of the rows (150 to 150 each; the next busiest 10)" in said
+    assert "--missing-user ID,ID" in said and "other-search" not in said  # ids are never named
+    _, _, summary = load_interactions(src, **kw, missing_users=("other-search", "other-empty"))
+    assert "user ids hold" not in str(summary) and summary.problems["empty user id"] == 300
 
 
 def test_event_ids_are_deterministic_and_sessions_split_at_30_minutes(tmp_path):
