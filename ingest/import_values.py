@@ -621,7 +621,11 @@ TIED_USERS_SHARE = 0.5
 
 
 #: what adds an order to tied times: an offset column; for list cells, flattening with positions
-_OFFSET_WAY = "a column of times within the day or session adds to it with --time-offset-col and --time-offset-unit"
+_OFFSET_WAY = (
+    "a column of times within the day or session, or of places in it (Expedia's position, as seconds), adds to it "
+    "with --time-offset-col and --time-offset-unit; without one, a held-out question sees none of the rows tied "
+    "with it, so the session features learn nothing from them"
+)
 _LIST_WAY = (
     "the items of one list cell share its row's time: to keep a list's order, flatten it to rows with each "
     "item's position first and give that as --time-offset-col (README, the Million Playlist recipe)"

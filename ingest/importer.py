@@ -739,8 +739,8 @@ def _whole_file(raw: pd.DataFrame, o: ImportOptions, now: pd.Timestamp, source: 
         )
         notes.append(
             f"no time column: each user's rows stamped {order}, {visits} spread over {span} with the users "
-            "interleaved (any time window holds some rows of every user); the hold-out and time windows then "
-            "follow that order"
+            "interleaved (each user's visits spread over the span from a phase of the user's own; a user of one visit "
+            "is in one window only); the hold-out and time windows then follow that order"
         )
         if note := untimed_repeats_note(raw, o):
             notes.append(note)

@@ -363,6 +363,11 @@ def fit_and_evaluate(
     step()
     report.note(f"for the hold-out: {fitted_b.popularity.describe()}")
     q_hold = _sample(split.queries, MAX_HOLDOUT_QUERIES, seed + 1)
+    if len(q_hold) < len(split.queries):
+        report.note(
+            f"the hold-out is scored on a sample of {len(q_hold):,} of its {len(split.queries):,} queries (the same "
+            "sample for every model and baseline, drawn by SETLIST_SEED)"
+        )
     state = query_state(store, q_hold, str(index_b.item_ids[0]), svc)
     counts = split.train.groupby("user_id").size()
     cold = set(q_hold["user_id"]) - set(counts[counts >= COLD_EVENTS].index)
