@@ -80,3 +80,18 @@ def test_items_nobody_interacted_with_are_left_out_of_the_fit_and_never_recommen
     head = fit_ease_head(wide, 5.0, max_items=10)
     assert head is not None and not head.covers_all and set(head.items) <= set(range(60)) and len(head.items) == 10
     assert fit_ease_head(sp.csr_matrix((5, 8), dtype=np.float32), 5.0, max_items=10) is None
+
+
+def test_each_item_keeps_the_catalogues_share_of_neighbours_not_the_touched_items(monkeypatch):
+    # fitting only the touched items must not widen each item's neighbour list: Kaggle's events kept
+    # 596 instead of 200, and the candidate source's recall fell
+    import training.ease as ease_module
+
+    monkeypatch.setattr(ease_module, "NEIGHBOUR_BUDGET", 600)
+    monkeypatch.setattr(ease_module, "MIN_NEIGHBOURS", 5)
+    x = _interactions(seed=3)
+    wide = sp.hstack([x, sp.csr_matrix((x.shape[0], 40), dtype=np.float32)]).tocsr()
+    ease = fit_ease_head(wide, 5.0, max_items=1_000)
+    assert ease is not None and ease.per_item == 600 // 100
+    per_row = np.diff(ease.neighbours().indptr)
+    assert per_row.max() == 6 and per_row[60:].sum() == 0
