@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from ingest.mixed_encoding import MIXED, MixCount
-from setlist.compressed import COMPRESSIONS, ArchiveError, open_compressed
+from setlist.compressed import ArchiveError, compression_of, open_compressed
 from setlist.errors import UsageError
 
 
@@ -160,7 +160,7 @@ def _read_csv(path: Path, kwargs: dict) -> tuple[pd.DataFrame, list[int]]:
 def _suffixes(path: Path) -> tuple[str, str | None]:
     """(format extension, compression extension) of ``ratings.csv.gz`` → (".csv", ".gz")."""
     suffixes = [s.lower() for s in path.suffixes]
-    compression = suffixes[-1] if suffixes and suffixes[-1] in COMPRESSIONS else None
+    compression = compression_of(path)
     rest = suffixes[:-1] if compression else suffixes
     return (rest[-1] if rest else ""), compression
 

@@ -169,18 +169,17 @@ def fit_prerank(
     part = frame[rows]
     y = part["label"].to_numpy()
     groups = part.groupby("query_id", sort=False).size().to_numpy()
-    if whole.any() and len(groups) and int(groups.max()) <= keep:
-        # a catalogue smaller than the keep (a few dozen items): the lists are whole already
+    # whole lists are as long as the catalogue allows: one smaller than the pool fills none of it
+    pool = min(pool, int(groups.max())) if whole.any() and len(groups) else pool
+    if pool <= keep:  # a catalogue of a few dozen items: the lists are whole already
         return FittedPrerank(
             features,
             weights.tolist(),
             0,
             float("nan"),
-            reason=f"the candidate lists hold at most {int(groups.max())} items, no more than the "
-            f"{keep} a pre-ranker would keep (SETLIST_PRERANK_KEEP): the trees score them all",
+            reason=f"the candidate lists hold at most {pool} items, no more than the {keep} a pre-ranker "
+            "would keep (SETLIST_PRERANK_KEEP): the trees score them all",
         )
-    if whole.any() and len(groups):
-        pool = min(pool, int(groups.max()))  # a catalogue smaller than the pool fills no list of it
     # kind → (first trees or None, keep, keep → retention); the linear kind first, so it wins ties
     held: dict[str, tuple[int | None, int, dict[int, float]]] = {}
     full = np.asarray(first_trees(rows, trees), np.float32)
