@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from feature_repo.windows_agg import DAY_NS, MAX_WIDTH, DayRows, cumulative, day_rows, distinct, trailing
-from setlist.compressed import COMPRESSIONS, open_compressed
+from setlist.compressed import compression_of, open_compressed
 from setlist.feature_sources import Column, Events, Table
 from setlist.featureset import DeclarationError, Feature, FeatureSet
 
@@ -327,7 +327,7 @@ def _read_file(name: str, path: Path) -> pd.DataFrame:
     """A table's file: parquet, JSON (lines or an array), or delimited text (a comma for .csv, a tab
     for .tsv, and read off the file for .txt and .dat), any of them compressed but parquet."""
     suffixes = [x.lower() for x in path.suffixes]
-    if suffixes and suffixes[-1] in COMPRESSIONS:
+    if compression_of(path):
         suffixes = suffixes[:-1]
     ext = suffixes[-1] if suffixes else ""
     try:
