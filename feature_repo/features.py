@@ -16,10 +16,6 @@ from feature_repo.data_sources import Sources
 from feature_repo.entities import item, user
 from setlist.featureset import Feature, FeatureSet, service_name
 
-# Long, because recent and blocked items outlive a session; setlist.features.effective_session
-# decides what of a stored row is still "the current session".
-SESSION_TTL = timedelta(days=30)
-
 
 @dataclass(frozen=True)
 class Views:
@@ -35,6 +31,11 @@ class Views:
 
 #: what Feast reads as "no expiry" (a zero TTL)
 NO_EXPIRY = timedelta(0)
+#: Rank reads a user's session row whatever its age (recent and blocked items outlive a session, and
+#: setlist.features.effective_session decides what of it is still the current session), so training's
+#: point-in-time join must not drop it either: a 30-day TTL hid a monthly customer's last items from
+#: training queries asked 31 days on, while Rank read them.
+SESSION_TTL = NO_EXPIRY
 
 
 def batch_ttl(days: float | None) -> timedelta:

@@ -21,6 +21,7 @@ from feature_repo.publish_full import build_from_log, publish_batches, publish_f
 from feature_repo.publish_incremental import publish_incremental
 from feature_repo.publish_online import online_intact
 from feature_repo.publish_record import PublishReport, Step, latest_version, snapshot_hash
+from feature_repo.store import apply, definitions, get_store, registry_drift
 from setlist.catalog import load_items
 from setlist.eventlog import EventLog
 from setlist.settings import Settings
@@ -68,9 +69,16 @@ def publish(
     if p.mode != "full" and not online_intact(settings):
         p = Plan("full", "the online store has lost rows the last build wrote (was it emptied?)", p.files, p.prints)
     if p.mode == "none":
+        reason = p.reason
+        store = get_store(settings)
+        drift = registry_drift(store, definitions(settings))
+        if drift:
+            step("applying the Feast definitions, which changed with nothing to rebuild")
+            apply(store, settings)
+            reason += f"; applied the Feast definitions ({'; '.join(drift)})"
         return PublishReport(
             mode="none",
-            reason=p.reason,
+            reason=reason,
             version=p.state.publish_version if p.state else None,
             snapshot=snapshot_hash(log, p.files, log.erased()),
         )

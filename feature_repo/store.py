@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 from feast import FeatureStore, RepoConfig
+from feast.errors import FeatureViewNotFoundException
 from feast.infra.offline_stores.duckdb import DuckDBOfflineStoreConfig
 from feast.infra.online_stores.redis import RedisOnlineStoreConfig, RedisType
 from feast.infra.online_stores.sqlite import SqliteOnlineStoreConfig
@@ -16,7 +18,7 @@ from feast.infra.registry.sql import SqlRegistryConfig
 from feature_repo.data_sources import build_sources
 from feature_repo.entities import item, user
 from feature_repo.feature_services import build_services
-from feature_repo.features import Views, batch_ttl, build_views
+from feature_repo.features import NO_EXPIRY, Views, batch_ttl, build_views
 from setlist.redis_client import cluster_seed
 from setlist.settings import Settings
 from setlist.sqltimeouts import engine_options
@@ -162,6 +164,26 @@ def definitions(settings: Settings) -> Definitions:
 def get_store(settings: Settings) -> FeatureStore:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     return FeatureStore(config=repo_config(settings))
+
+
+def _ttl(ttl: timedelta | None) -> str:
+    return "none" if not ttl else f"{ttl.total_seconds() / 86_400:g} days"
+
+
+def registry_drift(store: FeatureStore, defs: Definitions) -> list[str]:
+    """How the registered views' TTLs differ from the definitions'. A TTL changes with no feature
+    file to rebuild (SETLIST_FEATURE_TTL_DAYS, or the code's), and training's point-in-time join
+    reads the registry's, so a build with nothing to rebuild must still apply it."""
+    drift = []
+    for view in (defs.views.user_profile, defs.views.item_stats, defs.views.session, defs.views.consent):
+        try:
+            have = store.get_feature_view(view.name).ttl
+        except FeatureViewNotFoundException:
+            drift.append(f"{view.name} not registered")
+            continue
+        if (have or NO_EXPIRY) != (view.ttl or NO_EXPIRY):
+            drift.append(f"{view.name} TTL {_ttl(have)} → {_ttl(view.ttl)}")
+    return drift
 
 
 def apply(store: FeatureStore, settings: Settings) -> Definitions:

@@ -242,11 +242,14 @@ def test_a_training_query_inside_a_live_session_sees_it_as_rank_would(tiny_world
     gap = pd.Timedelta(seconds=SESSION_GAP_S)
     live = sessions[(sessions["session_length"] >= 2) & (following > pd.Timedelta(seconds=2))].head(5)
     over = sessions[(sessions["session_length"] >= 1) & (following.isna() | (following > 2 * gap))].head(5)
-    assert len(live) and len(over), "the tiny world has sessions of several events, and pauses"
+    # a user's last row, asked about long after: Rank reads the stored row whatever its age
+    last = sessions[following.isna() & (sessions["session_last_items"].map(len) > 0)].head(5)
+    assert len(live) and len(over) and len(last), "the tiny world has sessions of several events, and pauses"
     asked = pd.concat(
         [
             live.assign(event_timestamp=live["event_timestamp"] + pd.Timedelta(seconds=1)),
             over.assign(event_timestamp=over["event_timestamp"] + gap + pd.Timedelta(minutes=1)),
+            last.assign(event_timestamp=last["event_timestamp"] + pd.Timedelta(days=45)),
         ]
     )
     queries = pd.DataFrame(
@@ -261,5 +264,8 @@ def test_a_training_query_inside_a_live_session_sees_it_as_rank_would(tiny_world
     n = len(live)
     assert state["session_length"].iloc[:n].tolist() == live["session_length"].tolist()
     assert state["session_skip_rate"].iloc[:n].tolist() == pytest.approx(live["session_skip_rate"].tolist())
-    assert state["session_length"].iloc[n:].tolist() == [0] * len(over)  # the gap ended those sessions
-    assert all(len(items) for items in state["session_last_items"].iloc[n:])  # recent items outlive a session
+    m = n + len(over)
+    assert state["session_length"].iloc[n:m].tolist() == [0] * (m - n)  # the gap ended those sessions
+    assert all(len(items) for items in state["session_last_items"].iloc[n:m])  # recent items outlive a session
+    # ... and a month: a monthly customer's last items are what Rank offers them again
+    assert [list(i) for i in state["session_last_items"].iloc[m:]] == [list(i) for i in last["session_last_items"]]

@@ -189,6 +189,21 @@ def test_a_batch_published_by_the_caller_makes_the_next_run_full(base: Base, tmp
     assert report.mode == "full" and "no record" in report.reason
 
 
+def test_a_changed_ttl_with_nothing_to_rebuild_is_still_applied_to_the_registry(base: Base, tmp_path: Path) -> None:
+    # training's point-in-time join reads the registry's TTLs: "nothing to do" must not leave the old ones
+    from datetime import timedelta
+
+    from feature_repo.materialize import publish
+    from feature_repo.store import get_store
+
+    s = _copy(base.settings, tmp_path / "data").model_copy(update={"feature_ttl_days": 7.0})
+    report = publish(s)
+    assert report.mode == "none" and "user_profile TTL none → 7 days" in report.reason, report.reason
+    assert get_store(s).get_feature_view("user_profile").ttl == timedelta(days=7)
+    again = publish(s)
+    assert again.mode == "none" and "applied" not in again.reason
+
+
 def test_an_emptied_online_store_is_noticed_and_rebuilt(base: Base, tmp_path: Path) -> None:
     from feature_repo.materialize import publish
 
