@@ -72,16 +72,21 @@ class GateResult:
         text = f"{self.gate}: {verdict} ({counts['pass']} pass, {counts['warn']} warn, {counts['fail']} fail)"
         return text + (f" — failing: {', '.join(self.failures)}" if self.failures else "")
 
-    def table(self) -> Any:
-        """A rich ``Table`` of the rows."""
+    def table(self, width: int = 140) -> Any:
+        """A rich ``Table`` of the rows, fitted to ``width`` characters."""
         from rich.markup import escape
         from rich.table import Table
 
         table = Table(title=f"gate: {self.gate}", show_lines=False, title_justify="left")
         widest = max((len(r.expectation) for r in self.rows), default=20)
-        table.add_column("expectation", overflow="fold", min_width=min(widest, 72))
-        for name in ("observed", "expected", "status"):
-            table.add_column(name, overflow="fold")
+        # Widths given outright: with only a minimum for the names, rich let the values take the rest
+        # and cropped the table at the console's edge, status column and all (a log file's 140 columns)
+        name = min(widest, 72, max(20, width - _FRAME - 2 * _VALUE_MIN))
+        value = max(_VALUE_MIN, (width - name - _FRAME) // 2)
+        table.add_column("expectation", overflow="fold", min_width=name)
+        for column in ("observed", "expected"):
+            table.add_column(column, overflow="fold", max_width=value)
+        table.add_column("status", no_wrap=True)
         for r in self.rows:  # values like "datetime64[ms, UTC]" must not be read as markup
             table.add_row(
                 escape(r.expectation), escape(r.observed), escape(r.expected), f"[{_STYLE[r.status]}]{r.status}[/]"
@@ -96,10 +101,15 @@ class GateResult:
         if self.skipped is not None:
             console.print(f"[dim]{self.gate}: skipped: {self.skipped}[/]")
             return
-        console.print(self.table())
+        console.print(self.table(console.width))
         for note in self.notes:
             console.print(f"  note: {escape(note)}")
         console.print(escape(self.summary()))
+
+
+#: a gate table's borders, padding and status column, in characters; and the least a value column gets
+_FRAME = 19
+_VALUE_MIN = 16
 
 
 def from_validation(gate: str, validation: Any, data_docs: Path | None = None) -> GateResult:

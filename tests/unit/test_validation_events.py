@@ -114,3 +114,27 @@ def test_old_results_are_pruned(tmp_path, events):
     assert len(stored) == 2 and len(pages) == 2
     links = set(re.findall(r'validations/events/[^"\']+\.html', small.docs_index.read_text()))
     assert len(links) == 2 and all((small.docs_dir / link).exists() for link in links)
+
+
+@pytest.mark.parametrize("width", [80, 100, 140, 200])
+def test_a_gate_table_fits_the_console_with_its_status_column(width):
+    # a log file's console is 140 columns: long names and values once pushed the status off its edge
+    import io
+
+    from rich.console import Console
+
+    from validation.result import GateResult, Row
+
+    rows = [
+        Row(
+            "expect_column_distribution_drift_to_be_less_than(user_profile_field_with_a_long_name)",
+            "{arm, consent_analytics, consent_personalization, device, event_id, item_id, locale}",
+            "contains {event_id, schema_version, user_id, session_id, item_id, type, timestamp}",
+            "fail",
+        )
+    ]
+    out = io.StringIO()
+    GateResult("events", rows).render(Console(width=width, file=out))
+    lines = out.getvalue().splitlines()
+    assert max(len(line) for line in lines) <= width
+    assert "status" in lines[2] and "fail" in lines[4]
