@@ -154,16 +154,22 @@ def _spike_note(current: pd.DataFrame) -> str | None:
         return None
     return (
         f"{top.date()} holds {share:.0%} of the current window's events ({over:.0f}× its median day): if that day "
-        f"is a known event (a sale, a launch), the drift is real and expected. {_WAYS_ON}"
+        f"is a known event (a sale, a launch), the drift is real and expected: {_ways_on(DRIFT_LEVELS)}"
     )
 
 
-#: what a user can do about a drift failure they judge real (the gate judges; it does not train)
-_WAYS_ON = (
-    "To train anyway, run `make train` on its own; to judge another window, set --holdout-days "
-    "(SETLIST_HOLDOUT_DAYS); to allow such changes for good, raise drift levels in a copy of "
-    "validation/thresholds.yaml (SETLIST_VALIDATION_THRESHOLDS_FILE)"
-)
+#: the thresholds.yaml keys that allow a real change for good, per gate
+DRIFT_LEVELS = "the drift levels (drift: psi_fail, js_fail)"
+CARDINALITY_RANGE = "the allowed range (cardinality: ratio, [0.5, 2.0] by default)"
+
+
+def _ways_on(levels: str) -> str:
+    """What a user can do about a failure they judge real (the gate judges; it does not train)."""
+    return (
+        "to train anyway, run `make train` on its own; to judge another window, set --holdout-days "
+        f"(SETLIST_HOLDOUT_DAYS); to allow such changes for good, widen {levels} in a copy of "
+        "validation/thresholds.yaml (SETLIST_VALIDATION_THRESHOLDS_FILE)"
+    )
 
 
 def _failed_columns(failures: list[str]) -> str:
@@ -176,7 +182,7 @@ def _drift_note(failures: list[str]) -> str:
     return (
         f"the newest window differs from the history in {_failed_columns(failures) or 'the failed checks'} by more "
         "than the history's own windows differ from one another: broken data, or a real change (new users, a new "
-        f"product, a different season). If it is real: {_WAYS_ON}"
+        f"product, a different season). If it is real: {_ways_on(DRIFT_LEVELS)}"
     )
 
 
@@ -199,7 +205,7 @@ def _cardinality_note(failures: list[str]) -> str:
     return (
         f"the newest window counts distinct {_failed_columns(failures) or 'values'} outside the range the history's "
         "windows of the same size give: broken ids (a join that lost them, a placeholder), or a real change (a "
-        f"log tapering off at its end, a launch). If it is real: {_WAYS_ON}"
+        f"log tapering off at its end, a launch). If it is real: {_ways_on(CARDINALITY_RANGE)}"
     )
 
 

@@ -85,6 +85,9 @@ def split(events: pd.DataFrame, limits: WindowLimits, days: float | None = None,
             return chosen
     window, how = trailing_window(ts, limits, days)
     inside = (ts >= window.start).to_numpy()
+    if days is None and (tied := int(inside.sum()) - _newest(len(ts), limits)) > 0:
+        # a window starts at a time: a log of dates ties a whole day's events with the oldest chosen
+        how += f", and {tied:,} more stamped at the same moment as the oldest of them"
     reference, current = events[~inside], events[inside]
     if reference.empty:
         raise InputMissing(
@@ -92,6 +95,11 @@ def split(events: pd.DataFrame, limits: WindowLimits, days: float | None = None,
             "(pass --reference PATH, or a shorter --holdout-days)"
         )
     return Split(reference, current, window, how)
+
+
+def _newest(n: int, limits: WindowLimits) -> int:
+    """How many of ``n`` events the current window is sized to hold."""
+    return min(max(math.ceil(limits.share * n), limits.min_events), math.floor(limits.max_share * n))
 
 
 def trailing_window(ts: pd.Series, limits: WindowLimits, days: float | None = None) -> tuple[Window, str]:
@@ -102,7 +110,7 @@ def trailing_window(ts: pd.Series, limits: WindowLimits, days: float | None = No
         how = f"fixed at {days:g} day(s) (--holdout-days or settings.holdout_days)"
         return trailing(NAME, ts, limits.share, days=days), how
     n = len(ts)
-    k = min(max(math.ceil(limits.share * n), limits.min_events), math.floor(limits.max_share * n))
+    k = _newest(n, limits)
     if k < 1:
         raise InputMissing(f"only {n} event(s): too few to split into a current window and a reference")
     # (k - 0.5) / n: trailing() rounds share × n up, and this lands on exactly k events

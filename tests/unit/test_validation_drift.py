@@ -158,6 +158,7 @@ def test_a_drift_failure_without_one_big_day_names_the_columns_and_the_ways_on()
     )
     assert note.startswith("the newest window differs from the history in genre, session_events by more than")
     assert "`make train` on its own" in note and "SETLIST_VALIDATION_THRESHOLDS_FILE" in note
+    assert "drift: psi_fail" in note and "If it is real: to train anyway" in note
 
 
 def test_a_cardinality_failure_names_the_columns_and_the_ways_on():
@@ -166,3 +167,5 @@ def test_a_cardinality_failure_names_the_columns_and_the_ways_on():
     note = _cardinality_note(["expect_column_unique_value_count_to_be_between(user_id)"])
     assert note.startswith("the newest window counts distinct user_id outside the range")
     assert "`make train` on its own" in note
+    # the key that allows a real change is the range's, not the drift levels (which change nothing here)
+    assert "cardinality: ratio" in note and "drift levels" not in note

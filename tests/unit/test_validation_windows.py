@@ -27,6 +27,17 @@ def test_the_window_holds_a_share_but_at_least_min_events_and_leaves_a_reference
     assert chosen.window.source == "data" and f"the newest {expected:,} of {n:,} events" in chosen.how
 
 
+def test_events_tied_with_the_oldest_chosen_go_with_the_window_and_are_said():
+    # a log of dates (Ta-Feng): the day the newest 10% begins on comes whole
+    events = clean_events(n=6000, days=30, seed=3)
+    ts = pd.to_datetime(events["timestamp"], utc=True)
+    events["timestamp"] = ts.dt.floor("D")
+    chosen = split(events, LIMITS)
+    extra = len(chosen.current) - 1_000
+    assert extra > 0 and "the newest 1,000 of 6,000 events" in chosen.how
+    assert f"and {extra:,} more stamped at the same moment as the oldest of them" in chosen.how
+
+
 def test_a_fixed_length_may_be_a_fraction_of_a_day():
     events = clean_events(n=6000, days=15, seed=3)
     chosen = split(events, LIMITS, days=0.5)
