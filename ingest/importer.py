@@ -939,6 +939,8 @@ class _Tally:
     itemless_named: int = 0
     #: rows the same as an earlier one in user, item, time and type (``_count_repeats``)
     repeated: int = 0
+    #: rows repeating an earlier row's user, item, type and date, stamped with a date alone
+    repeated_dated: int = 0
     #: rows per item id that reads as a placeholder (``PLACEHOLDER_ID``)
     placeholder_items: Counter[str] = field(default_factory=Counter)
     #: rows left out as asked (``--type-map NAME=ignore``), by name
@@ -1121,21 +1123,29 @@ def _count_repeats(events: pd.DataFrame, o: ImportOptions, tally: _Tally) -> Non
     ts = events["timestamp"]
     wall = wall_clock(ts, o.time_zone)
     # at a midnight of the file's clock the time is likely a date alone: two events of a day are no copies
-    timed = (ts.notna() & (wall != wall.dt.normalize())).to_numpy()
-    if not timed.any():
-        return
-    same = events[["user_id", "item_id", "timestamp", "type"]]
-    tally.repeated += int((same.duplicated().to_numpy() & timed).sum())
+    present = ts.notna().to_numpy()
+    timed = present & (wall != wall.dt.normalize()).to_numpy()
+    repeats = events[["user_id", "item_id", "timestamp", "type"]].duplicated().to_numpy()
+    tally.repeated += int((repeats & timed).sum())
+    tally.repeated_dated += int((repeats & present & ~timed).sum())
 
 
 def _repeat_notes(tally: _Tally) -> list[str]:
-    if not (n := tally.repeated):
-        return []
-    rows = f"{n:,} row{'s' if n != 1 else ''} repeat{'s' if n == 1 else ''}"
-    return [
-        f"{rows} an earlier row's user, item, time and type exactly: each is imported as an event of its own (if "
-        "the log wrote some events twice, drop the copies first)"
-    ]
+    notes = []
+    if n := tally.repeated:
+        rows = f"{n:,} row{'s' if n != 1 else ''} repeat{'s' if n == 1 else ''}"
+        notes.append(
+            f"{rows} an earlier row's user, item, time and type exactly: each is imported as an event of its own "
+            "(if the log wrote some events twice, drop the copies first)"
+        )
+    if n := tally.repeated_dated:
+        rows = f"{n:,} row{'s' if n != 1 else ''} repeat{'s' if n == 1 else ''}"
+        notes.append(
+            f"{rows} an earlier row's user, item, type and date (a time of midnight, read as a date alone): each is "
+            "imported as an event of its own, as a basket's lines or a day's plays are (if the log wrote some rows "
+            "twice, drop the copies first)"
+        )
+    return notes
 
 
 #: an id of two zeros or more alone (Brightkite's check-ins at location 00000000000000000000000000000000,

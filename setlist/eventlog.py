@@ -323,11 +323,18 @@ class Quarantine:
 PENDING = "pending-*.jsonl"
 
 
+def _as_text(v: object) -> str | None:
+    """A bad value as storable text; a missing one stays missing (a file's empty cell is no "nan")."""
+    if v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and v != v):
+        return None
+    return str(v)
+
+
 def _quarantine_rows(frame: pd.DataFrame, reasons: list[str], source: str) -> pd.DataFrame:
     out = frame.copy()
     for col in out.columns:  # heterogenous bad values must still be storable
         if out[col].dtype == object:
-            out[col] = out[col].map(lambda v: None if v is None else str(v))
+            out[col] = out[col].map(_as_text)
     out["timestamp"] = out["timestamp"].astype(str) if "timestamp" in out else None
     out["reason"] = reasons
     out["source"] = source
