@@ -474,6 +474,7 @@ GENRE_NAMES = (
     "main_category",
     "style",
     "tags",  # last: a catalogue's tags (Stack Exchange's) are its genres when it has nothing else
+    "tag",  # KuaiRand's video features: a list of tag ids
 )
 
 
@@ -1309,11 +1310,18 @@ def estimate_rows(path: Path, sample_lines: int = 2000) -> int | None:
     return int(size / max(mean, 1.0))
 
 
+#: a header cell that is a value, not a name: a date or time (Last.fm 1K's 2009-05-04T23:08:57Z), a UUID
+#: (MusicBrainz ids)
+_DATA_CELL = re.compile(
+    r"^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}.*)?$|^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I
+)
+
+
 def _looks_like_data(name: object) -> bool:
     try:
         float(str(name))
     except ValueError:
-        return False
+        return bool(_DATA_CELL.match(str(name).strip()))
     return True
 
 
@@ -1413,14 +1421,22 @@ def require_columns(
                     "; a file without times imports with --no-time (each user's rows stamped in a stable shuffled "
                     "order)"
                 )
+            # a first line of data is no list of names to choose from: a few show what was read
+            cap = SHOWN_DATA_COLUMNS if any(_looks_like_data(c) for c in frame.columns) else SHOWN_COLUMNS
+            names = [*map(str, frame.columns), *dropped]
+            more = f" … and {len(names) - cap:,} more" if len(names) > cap else ""
             raise ImportFormatError(
                 f"{role} column {col!r} not found in {Path(path).name}; available columns: "
-                f"{', '.join([*map(str, frame.columns), *dropped])}{hint}"
+                f"{', '.join(names[:cap])}{more}{hint}"
             )
 
 
 #: a headerless file at least this wide is said to look like a matrix of ratings
 WIDE_COLUMNS = 20
+#: columns a "not found" error lists: a wide header's every name (a user looks for theirs among them),
+#: but only a few of a first line of data (Jester's 101 ratings)
+SHOWN_COLUMNS = 80
+SHOWN_DATA_COLUMNS = 12
 
 
 def _example_names(n: int, items: bool = False) -> list[str]:

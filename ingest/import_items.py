@@ -422,7 +422,13 @@ def load_items(
     out["duration_s"] = out["duration_s"].astype(np.float32)
     out["artist"] = out["artist"].astype(object)
     out["genre"] = out["genre"].astype(object)
-    # a catalogue row without an id cannot be joined to anything; duplicates keep the first row
+    # a catalogue row without an id cannot be joined to anything (said); duplicates keep the first row
+    no_id = int(out["item_id"].isna().sum())
+    if no_id:
+        picked_notes.append(
+            f"{no_id:,} row{'s' if no_id != 1 else ''} of {len(out):,} without an id in {item_id_col!r} left out "
+            "(nothing joins them to the events)"
+        )
     out = out[out["item_id"].notna()]
     gathered = _gathered_genres(out)
     # genres that differ are gathered, not dropped: only titles and artists then keep the first row's

@@ -513,3 +513,27 @@ def test_records_written_out_in_a_csv_cell_give_their_names(tmp_path):
 
     catalog, _ = load_items(items, "titleUrl", None, parse_item_columns("artist=subtitles"))
     assert catalog["artist"].tolist() == ["Chan A", "Chan B"]
+
+
+def test_items_rows_without_an_id_are_left_out_and_said(tmp_path):
+    # Steam's games file: some lines describe a game without its 'id'
+    from ingest.import_items import load_items
+
+    path = tmp_path / "steam_games.json"
+    rows = [{"id": "10", "app_name": "Counter-Strike"}, {"app_name": "No Id"}, {"id": "20", "app_name": "TF"}]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    catalog, notes = load_items(path, "id", None, {"title": "app_name"})
+    assert catalog["item_id"].tolist() == ["10", "20"]
+    assert "1 row of 3 without an id in 'id' left out" in " ".join(notes)
+
+
+def test_a_column_named_tag_gives_the_genres(tmp_path):
+    # KuaiRand's video_features_basic: tag is a quoted list of tag ids
+    from ingest.import_items import load_items
+
+    path = tmp_path / "video_features_basic_1k.csv"
+    path.write_text('video_id,author_id,video_type,tag\n1,7,NORMAL,"28,11"\n2,8,AD,"5"\n3,7,NORMAL,\n')
+    catalog, notes = load_items(path, "video_id", None)
+    by = catalog.set_index("item_id")
+    assert by.loc["1", "genres"] == "28|11" and by.loc["2", "genre"] == "5"
+    assert "no genre column recognized" not in " ".join(notes)

@@ -842,8 +842,11 @@ def test_a_wide_headerless_matrix_is_said_to_look_like_one(tmp_path):
     # Jester: a count, then one column of ratings per joke, no user column
     rows = [[100, *np.round(np.random.default_rng(k).uniform(-10, 10, 30), 2)] for k in range(5)]
     matrix = _dat(tmp_path / "jester-data-1.csv", rows, ",")
-    with pytest.raises(ImportFormatError, match=r"31 columns of numbers may be a matrix.*'A matrix of ratings'"):
+    with pytest.raises(
+        ImportFormatError, match=r"31 columns of numbers may be a matrix.*'A matrix of ratings'"
+    ) as caught:
         load_interactions(matrix)
+    assert "… and 19 more" in str(caught.value)  # a first line of data is not listed whole as column names
 
 
 def test_files_that_are_no_rows_of_a_user_and_an_item_are_refused_with_what_to_do(tmp_path):
@@ -1142,3 +1145,12 @@ def test_an_items_id_column_of_lists_is_refused_naming_explode(tmp_path, shape):
         load_interactions(
             log, user_col="user", item_col="video", time_col="t", time_unit="s", items=items, item_id_col="video_order"
         )
+
+
+def test_a_headerless_file_whose_first_line_holds_times_and_uuids_is_said_to_have_no_header(tmp_path):
+    # Last.fm 1K: user, ISO time, artist MBID, artist, track MBID, track; no header line
+    line = "user_000001\t2009-05-04T23:08:57Z\tf1b1cf71-bd35-4e99-8624-24a6e15f133a\tDeep Dish\t\tFuck Me Im Famous"
+    src = tmp_path / "userid-timestamp-artid-artname-traid-traname.tsv"
+    src.write_text(line + "\n" + line.replace("000001", "000002") + "\n")
+    with pytest.raises(ImportFormatError, match=r"first line looks like data, not a header.*--names"):
+        load_interactions(src)
