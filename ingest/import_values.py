@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -226,6 +227,23 @@ def _counters(median: float, col: str) -> str | None:
     )
 
 
+def _month_day_hint(values: pd.Series, col: str) -> str | None:
+    """What to say of numbers that are all a month and a day (Tmall's ``time_stamp``: 511 … 1111, for
+    2015-05-11 … 2015-11-11): read as counters or epoch times they would be nonsense."""
+    if values.empty or values.isna().any() or (values % 1 != 0).any():
+        return None
+    whole = values.astype("int64")
+    month, day = whole // 100, whole % 100
+    if not ((month >= 1) & (month <= 12) & (day >= 1) & (day <= 31)).all() or month.nunique() < 2:
+        return None
+    return (
+        f"time column {col!r} holds numbers that read as a month and a day without a year (MMDD: "
+        f"{int(whole.min())} … {int(whole.max())}, the first as {calendar.month_name[int(whole.min()) // 100]} "
+        f"{int(whole.min()) % 100}): import them with --time-format %m%d and --year YEAR (the year the log was "
+        "written in); if they are counters instead, --time-unit and --time-origin read them"
+    )
+
+
 #: epoch times start far from zero: a twentieth of a column below this share of its median counts from a start
 _FROM_ZERO = 0.2
 
@@ -327,6 +345,8 @@ def parse_time(
             )
         median = num.median()
         small = _counters(median, col)
+        if small is not None and (month_day := _month_day_hint(num[present], col)) is not None:
+            raise ImportFormatError(month_day)
         if small is not None:
             raise ImportFormatError(
                 f"time column {col!r} holds numbers too small to be epoch times (median {median:.0f}): read as "
@@ -350,7 +370,7 @@ def parse_time(
         return pd.to_datetime(num, unit=unit, utc=True, errors="coerce")
     if present.any() and num[present].notna().all():
         if (small := _counters(num[present].median(), col)) is not None:
-            raise ImportFormatError(small)
+            raise ImportFormatError(_month_day_hint(num[present], col) or small)
         raise ImportFormatError(
             f"time column {col!r} holds numbers (e.g. {str(raw[present].iloc[0])!r}); "
             f"pass --time-unit s or ms (or us, ns) for epoch times: these look like "

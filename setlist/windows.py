@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 
 DAY = pd.Timedelta(days=1)
+#: the shortest window derived from the data: one holding only events of one time is this long
+MOMENT = pd.Timedelta(seconds=1)
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,10 @@ class Window:
 
     def describe(self) -> str:
         how = "fixed by setting" if self.source == "setting" else "from the data"
+        if self.source == "data" and self.end - self.start <= MOMENT:
+            # the newest events share one time (a log of dates whose last day holds the share): "0.0 hours,
+            # 23:59 → 00:00" said nothing true
+            return f"{self.name}: the events stamped {self.end:%Y-%m-%d %H:%M} (one moment, {how})"
         return f"{self.name}: {_human(self.days)} ({how}), {self.start:%Y-%m-%d %H:%M} → {self.end:%Y-%m-%d %H:%M}"
 
 
@@ -75,6 +81,6 @@ def trailing(
     k = max(int(np.ceil(len(inside) * share)), 1)
     start = np.sort(inside.asi8)[len(inside) - k]
     start_ts = pd.Timestamp(start, tz="UTC")
-    if stop - start_ts < pd.Timedelta(seconds=1):
-        start_ts = stop - pd.Timedelta(seconds=1)
+    if stop - start_ts < MOMENT:
+        start_ts = stop - MOMENT
     return Window(name, start_ts, stop, "data")

@@ -132,7 +132,7 @@ def drift_gate(settings: Settings, opts: GateOptions, ws: Workspace) -> list[Gat
     )
     result.notes[:0] = chosen.notes() + [_from(t)]
     if not result.passed:
-        result.notes.append(_spike_note(chosen.current) or _drift_note(result.failures))
+        result.notes.append(_spike_note(chosen.current, chosen.reference) or _drift_note(result.failures))
     return [result]
 
 
@@ -140,20 +140,30 @@ def drift_gate(settings: Settings, opts: GateOptions, ws: Workspace) -> list[Gat
 SPIKE_SHARE, SPIKE_OVER_MEDIAN = 0.3, 3.0
 
 
-def _spike_note(current: pd.DataFrame) -> str | None:
+def _per_day(events: pd.DataFrame) -> pd.Series:
+    return pd.to_datetime(events["timestamp"], utc=True).dt.floor("D").value_counts()
+
+
+def _spike_note(current: pd.DataFrame, reference: pd.DataFrame | None = None) -> str | None:
     """Why a drift failure may be a known event rather than broken data: one day (a sale, a launch,
-    Tmall's November 11th) holding much of the current window. Said with what to do about it."""
+    Tmall's November 11th) holding much of the current window. Said with what to do about it. A
+    window of one or two days (a log of dates whose last day is the sale) is compared with the
+    reference's median day instead of its own."""
     if current.empty:
         return None
-    days = pd.to_datetime(current["timestamp"], utc=True).dt.floor("D").value_counts()
-    if len(days) < 3:
-        return None
+    days = _per_day(current)
     top, n = days.index[0], int(days.iloc[0])
-    share, over = n / len(current), n / float(days.median())
+    if len(days) >= 3:
+        median, against = float(days.median()), "its median day"
+    elif reference is not None and not reference.empty:
+        median, against = float(_per_day(reference).median()), "the median day before it"
+    else:
+        return None
+    share, over = n / len(current), n / median
     if share < SPIKE_SHARE or over < SPIKE_OVER_MEDIAN:
         return None
     return (
-        f"{top.date()} holds {share:.0%} of the current window's events ({over:.0f}× its median day): if that day "
+        f"{top.date()} holds {share:.0%} of the current window's events ({over:.0f}× {against}): if that day "
         f"is a known event (a sale, a launch), the drift is real and expected: {_ways_on(DRIFT_LEVELS)}"
     )
 

@@ -105,8 +105,14 @@ def test_year_less_dates_read_by_a_format_and_a_year(tmp_path):
     # Tmall: MMDD without a year or leading zero
     src = _csv(tmp_path / "log.csv", "user_id,item_id,time_stamp\n1,a,511\n1,b,829\n2,a,1110\n2,c,1111")
     args = dict(user_col="user_id", item_col="item_id", time_col="time_stamp")
-    with pytest.raises(ImportFormatError, match="too small to be epoch times"):
+    # the naive import is told what the numbers are, not only that they are no epoch times
+    with pytest.raises(ImportFormatError, match=r"month and a day without a year .*511 … 1111, the first as May 11.*"):
         load_interactions(src, **args)
+    with pytest.raises(ImportFormatError, match=r"--time-format %m%d and --year YEAR"):
+        load_interactions(src, **args, time_unit="s")
+    counters = _csv(tmp_path / "ticks.csv", "user_id,item_id,time_stamp\n1,a,511\n1,b,845\n2,a,1110\n2,c,1111")
+    with pytest.raises(ImportFormatError, match="too small to be epoch times"):  # 845 is no day of August
+        load_interactions(counters, **args)
     with pytest.raises(ImportFormatError, match="has no year"):
         load_interactions(src, **args, time_format="%m%d")
     events, _, summary = load_interactions(src, **args, time_format="%m%d", time_year=2015)

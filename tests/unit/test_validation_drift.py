@@ -147,6 +147,23 @@ def test_a_drift_failure_on_one_big_day_names_it_and_the_ways_on():
     assert "--holdout-days" in note and "SETLIST_VALIDATION_THRESHOLDS_FILE" in note
 
 
+def test_a_window_of_one_sale_day_in_a_log_of_dates_is_named_against_the_days_before_it():
+    # Tmall: dates alone, and November 11th holds the newest tenth of the log by itself
+    from setlist.windows import trailing
+    from validation.gates import _spike_note
+
+    days = pd.date_range("2015-10-01", periods=41, freq="D", tz="UTC")
+    before = pd.DataFrame({"timestamp": np.repeat(days[:-1], 20)})
+    sale = pd.DataFrame({"timestamp": [days[-1]] * 300})
+    window = trailing("hold-out", pd.concat([before, sale])["timestamp"], 0.1)
+    assert window.describe() == "hold-out: the events stamped 2015-11-10 00:00 (one moment, from the data)"
+    note = _spike_note(sale, before)
+    assert note is not None and note.startswith(
+        "2015-11-10 holds 100% of the current window's events (15× the median day before it)"
+    )
+    assert _spike_note(sale) is None  # nothing to compare one day with
+
+
 def test_a_drift_failure_without_one_big_day_names_the_columns_and_the_ways_on():
     from validation.gates import _drift_note
 
