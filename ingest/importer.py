@@ -1040,7 +1040,8 @@ _EITHER_NAMES = ("platform",)
 _OUTCOME_NAME = (
     r"(?:is_?|has_?)?(?:click|clicked|like|liked|follow|followed|share|shared|skip|skipped|purchase|purchased|buy"
     r"|bought|cart|carted|rating|rated|score|stars|watch_ratio|play_ratio|retweet"
-    r"|retweeted|install|installed|bookmark|bookmarked|read)(?:_?(?:cnt|count|num|flag|s|timestamp|time))?"
+    r"|retweeted|install|installed|bookmark|bookmarked|read|comment|commented|forward|forwarded|hate|hated"
+    r"|dislike|disliked|long_?view)(?:_?(?:cnt|count|num|flag|s|timestamp|time))?"
 )
 
 

@@ -1152,6 +1152,23 @@ def test_outcome_columns_left_unread_are_named_when_every_row_is_a_play(tmp_path
 
     _, _, summary = load_interactions(ncm, **kw, type_map=parse_type_map("0=impression,1=play"))
     assert "columns 'isLike', 'isShare' not read beside 'isClick'" in " ".join(str(summary).split())
+    kuai = _csv(  # KuaiRand's outcomes beside is_click (is_rand is how the video was chosen, no outcome)
+        tmp_path / "log_standard.csv",
+        "user_id,video_id,time_ms,is_click,is_comment,is_forward,is_hate,long_view,is_rand\n"
+        + "\n".join(f"u{k % 3},v{k},{T0 + k},{k % 2},0,0,0,1,0" for k in range(6)),
+    )
+    _, _, summary = load_interactions(
+        kuai,
+        user_col="user_id",
+        item_col="video_id",
+        time_col="time_ms",
+        time_unit="s",
+        type_col="is_click",
+        type_map=parse_type_map("0=impression,1=play"),
+    )
+    said = " ".join(str(summary).split())
+    assert "columns 'is_comment', 'is_forward', 'is_hate', 'long_view' not read beside 'is_click'" in said
+    assert "is_rand" not in said
     _, _, summary = load_interactions(
         ncm, user_col="userId", item_col="mlogId", time_col="impressTime", time_unit="s", event_type="play"
     )
