@@ -1394,7 +1394,8 @@ def require_columns(
     for role, col in columns.items():
         if col is not None and col not in frame.columns:
             hint = ""
-            if any(_looks_like_data(c) for c in frame.columns):
+            data_first = any(_looks_like_data(c) for c in frame.columns)
+            if data_first:
                 hint = (
                     f". Its first line looks like data, not a header: if the file has none, name its "
                     f"{len(frame.columns)} columns in order with {names_option} "
@@ -1422,7 +1423,7 @@ def require_columns(
                     "order)"
                 )
             # a first line of data is no list of names to choose from: a few show what was read
-            cap = SHOWN_DATA_COLUMNS if any(_looks_like_data(c) for c in frame.columns) else SHOWN_COLUMNS
+            cap = SHOWN_DATA_COLUMNS if data_first else SHOWN_COLUMNS
             names = [*map(str, frame.columns), *dropped]
             more = f" … and {len(names) - cap:,} more" if len(names) > cap else ""
             raise ImportFormatError(

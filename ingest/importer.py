@@ -1132,21 +1132,24 @@ def _count_repeats(events: pd.DataFrame, o: ImportOptions, tally: _Tally) -> Non
 
 
 def _repeat_notes(tally: _Tally) -> list[str]:
-    notes = []
-    if n := tally.repeated:
-        rows = f"{n:,} row{'s' if n != 1 else ''} repeat{'s' if n == 1 else ''}"
-        notes.append(
-            f"{rows} an earlier row's user, item, time and type exactly: each is imported as an event of its own "
-            "(if the log wrote some events twice, drop the copies first)"
-        )
-    if n := tally.repeated_dated:
-        rows = f"{n:,} row{'s' if n != 1 else ''} repeat{'s' if n == 1 else ''}"
-        notes.append(
-            f"{rows} an earlier row's user, item, type and date (a time of midnight, read as a date alone): each is "
-            "imported as an event of its own, as a basket's lines or a day's plays are (if the log wrote some rows "
-            "twice, drop the copies first)"
-        )
-    return notes
+    said = (
+        (
+            tally.repeated,
+            "user, item, time and type exactly: each is imported as an event of its own (if the log wrote some "
+            "events twice, drop the copies first)",
+        ),
+        (
+            tally.repeated_dated,
+            "user, item, type and date (a time of midnight, read as a date alone): each is imported as an event of "
+            "its own, as a basket's lines or a day's plays are (if the log wrote some rows twice, drop the copies "
+            "first)",
+        ),
+    )
+    return [
+        f"{n:,} row{'s' if n != 1 else ''} repeat{'s' if n == 1 else ''} an earlier row's {what}"
+        for n, what in said
+        if n
+    ]
 
 
 #: an id of two zeros or more alone (Brightkite's check-ins at location 00000000000000000000000000000000,
