@@ -281,7 +281,9 @@ def import_(
         "its eventdate); needs --time-offset-unit",
     ),
     time_offset_unit: str | None = typer.Option(
-        None, help="s, ms, us, ns, min, h or d, or a multiple (10min): the unit of --time-offset-col"
+        None,
+        help="s, ms, us, ns, min, h or d, or a multiple (10min): the unit of --time-offset-col; hhmm reads clock "
+        "times written as one number (1435 = 14:35)",
     ),
     dayfirst: bool | None = typer.Option(
         None,
@@ -509,13 +511,15 @@ def import_(
         raise UsageError(str(exc)) from exc
     if time_offset_col and not time_offset_unit:
         raise UsageError(
-            "--time-offset-col needs --time-offset-unit: s, ms, us, ns, min, h or d (or a multiple: 10min)"
+            "--time-offset-col needs --time-offset-unit: s, ms, us, ns, min, h or d (or a multiple: 10min), or hhmm "
+            "for clock times written as one number"
         )
     if time_offset_unit:
-        from ingest.import_values import time_unit_ns
+        from ingest.import_values import CLOCK_UNIT, time_unit_ns
 
         try:
-            time_unit_ns(time_offset_unit, "--time-offset-unit")
+            if time_offset_unit.strip().lower() != CLOCK_UNIT:
+                time_unit_ns(time_offset_unit, "--time-offset-unit")
         except ImportFormatError as exc:
             raise UsageError(str(exc)) from exc
     if time_offset_unit and not time_offset_col:

@@ -160,8 +160,9 @@ def time_unit_ns(spec: str, option: str = "--time-unit") -> float:
     optionally a whole multiple of one (``10min``, ``600s``)."""
     match = _UNIT.match(spec or "")
     if match is None or (match.group(1) is not None and int(match.group(1)) == 0):
+        clock = f", or {CLOCK_UNIT} for clock times written as one number" if option == "--time-offset-unit" else ""
         raise ImportFormatError(
-            f"{option} must be s, ms, us, ns, min, h or d, optionally a multiple (10min, 600s), not {spec!r}"
+            f"{option} must be s, ms, us, ns, min, h or d, optionally a multiple (10min, 600s){clock}, not {spec!r}"
         )
     per = {**EPOCH_UNITS, **_LONG_UNITS}[match.group(2)][1]
     return per * int(match.group(1) or 1)
@@ -572,7 +573,10 @@ def _day_first(raw: pd.Series, col: str, notes: list[str] | None, told: bool | N
 def offset_times(ts: pd.Series, offsets: pd.Series, unit: str, time_col: str, col: str, notes: list[str]) -> pd.Series:
     """``ts`` plus each row's offset (Diginetica's ``timeframe``: milliseconds since the session
     began, beside a date). A row whose offset is missing or not a number keeps its time alone,
-    and the import says how many did."""
+    and the import says how many did. Under ``hhmm`` the offset is a clock time written as one
+    number (Ta-Feng's and Dunnhumby's ``1435``, ``905``)."""
+    if unit.strip().lower() == CLOCK_UNIT:
+        return ts + _hhmm_spans(offsets, time_col, col, notes).to_numpy()
     per_ns = time_unit_ns(unit, "--time-offset-unit")
     present = is_present(offsets)
     text = offsets.astype("string").str.strip()
@@ -610,10 +614,41 @@ def offset_times(ts: pd.Series, offsets: pd.Series, unit: str, time_col: str, co
     if _clock_times(num):
         notes.append(
             f"warning: the offsets in {col!r} look like clock times written as hhmm (none ends above 59, up to "
-            f"{int(num.max())}): read as {named} they are off; turn them into minutes first (hh * 60 + mm)"
+            f"{int(num.max())}): read as {named} they are off; --time-offset-unit {CLOCK_UNIT} reads them as "
+            "clock times"
         )
     # whole nanoseconds: a float count of a long unit (1.5 min) is no fraction of a nanosecond off
     return ts + pd.to_timedelta(np.round(num.fillna(0).to_numpy(dtype=np.float64) * per_ns), unit="ns")
+
+
+#: the --time-offset-unit of clock times written as one number: 1435 is 14:35, 905 is 09:05
+CLOCK_UNIT = "hhmm"
+
+
+def _hhmm_spans(offsets: pd.Series, time_col: str, col: str, notes: list[str]) -> pd.Series:
+    """Each row's clock time as the span since midnight. A cell that is no clock time (not a
+    whole number, minutes above 59, hours above 23) keeps its row's time alone, and is counted;
+    a column where most are refuses the unit."""
+    present = is_present(offsets)
+    num = pd.to_numeric(offsets, errors="coerce")
+    hours, minutes = num // 100, num % 100
+    clock = (num == num.round()) & (num >= 0) & (hours <= 23) & (minutes <= 59)
+    unread = present & ~clock.fillna(False).astype(bool)
+    if int(unread.sum()) * 2 > int(present.sum()):
+        example = offsets[unread].astype("string").iloc[0]
+        raise ImportFormatError(
+            f"{int(unread.sum()):,} of the {int(present.sum()):,} offsets in {col!r} are no clock time written as "
+            f"hhmm (e.g. {example!r}; 1435 is 14:35): give --time-offset-unit the unit they count"
+        )
+    notes.append(f"times: {time_col!r} plus {col!r} read as clock times written hhmm (1435 = 14:35)")
+    if unread.any():
+        count = int(unread.sum())
+        notes.append(
+            f"{count:,} row{'s' if count != 1 else ''} with an offset in {col!r} that is no hhmm clock time: "
+            "their time alone is kept"
+        )
+    spans = pd.to_timedelta((hours * 60 + minutes).where(~unread & present, 0).fillna(0), unit="min")
+    return spans
 
 
 #: an offset written as a time of day or a duration: 23:41:00, 7:05, 1:02:03.5

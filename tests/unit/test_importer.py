@@ -1033,6 +1033,36 @@ def test_offsets_written_as_clock_times_are_warned_of(tmp_path):
     )
     _, _, plain = load_interactions(minutes, **{**options, "time_offset_col": "m"})
     assert "clock times" not in str(plain)
+    assert "--time-offset-unit hhmm" in " ".join(str(summary).split())
+
+
+def test_hhmm_offsets_read_as_clock_times(tmp_path):
+    rows = [
+        "a,x,2024-01-01,1435",
+        "a,y,2024-01-01,905",
+        "a,z,2024-01-02,0",
+        "b,x,2024-01-01,2359",
+        "b,y,2024-01-01,1290",
+    ]
+    src = _csv(tmp_path / "t.csv", "u,i,day,trans_time\n" + "\n".join(rows))
+    options = dict(user_col="u", item_col="i", time_col="day", time_offset_col="trans_time")
+    events, _, summary = load_interactions(src, **options, time_offset_unit="hhmm")
+    at = {(r.user_id, r.item_id): r.timestamp for r in events.itertuples()}
+    day = pd.Timestamp("2024-01-01", tz="UTC")
+    assert at[(events["user_id"][events["item_id"] == "z"].iloc[0], "z")] == day + pd.Timedelta(days=1)
+    stamps = sorted(events["timestamp"])
+    assert day + pd.Timedelta(hours=14, minutes=35) in stamps and day + pd.Timedelta(hours=9, minutes=5) in stamps
+    assert day + pd.Timedelta(hours=23, minutes=59) in stamps
+    said = " ".join(str(summary).split())
+    assert "read as clock times written hhmm" in said
+    # 12:90 is no clock time: its row keeps its date alone, and is counted
+    assert "1 row with an offset in 'trans_time' that is no hhmm clock time" in said
+    assert (events["timestamp"] == day).sum() == 1
+    counts = _csv(
+        tmp_path / "c.csv", "u,i,day,trans_time\n" + "\n".join(f"a,x{k},2024-01-01,{k * 4000 + 70}" for k in range(9))
+    )
+    with pytest.raises(ImportFormatError, match="no clock time written as hhmm"):
+        load_interactions(counts, **options, time_offset_unit="hhmm")
 
 
 def test_the_offset_options_are_checked(tmp_path, monkeypatch):
@@ -1045,7 +1075,7 @@ def test_the_offset_options_are_checked(tmp_path, monkeypatch):
     for args, said in (
         (["--time-offset-col", "tf"], "needs --time-offset-unit"),
         (["--time-offset-unit", "ms"], "needs it"),
-        (["--time-offset-col", "tf", "--time-offset-unit", "fortnights"], "must be s, ms, us, ns, min, h or d"),
+        (["--time-offset-col", "tf", "--time-offset-unit", "fortnights"], "or hhmm for clock times"),
         (["--time-offset-col", "tf", "--time-offset-unit", "ms", "--no-time"], "does not combine with --no-time"),
     ):
         result = CliRunner().invoke(app, ["import", str(src), *args])
