@@ -1376,14 +1376,30 @@ def _nested_hint(frame: pd.DataFrame, cols: Sequence[str]) -> str | None:
     col, (path, inner) = max(found, key=lambda f: len(f[1][0]))
     keys = ", ".join(map(str, list(inner)[:6]))
     where = f". {col!r} is a key of the records nested in {' → '.join(map(repr, path))} ({keys}): flatten the file"
-    if len(path) > 1:
-        return f"{where} to one row per record of the innermost list first (README, 'A list of records')"
-    outer = [str(c) for c in frame.columns if c != path[0]]
-    meta = f", meta={outer!r}" if outer else ""
+    meta: list[str | list[str]] = [str(c) for c in frame.columns if c != path[0] and not _nested_cell(frame[c])]
+    record = _records_in(frame[path[0]].dropna().iloc[0])[0]  # type: ignore[index]
+    for depth, name in enumerate(path[1:], start=1):
+        # the scalar keys of each list between the top and the innermost (a playlist's pid beside its tracks)
+        meta += [[*path[:depth], str(k)] for k, v in record.items() if k != name and not isinstance(v, (list, dict))]
+        record = _records_in(record[name])[0]  # type: ignore[index]
+    shown = meta[:_SHOWN_META]
+    said_meta = f", meta={shown!r}" if shown else ""
+    more = f" (and {len(meta) - len(shown)} more columns as meta)" if len(meta) > len(shown) else ""
+    record_path = repr(path[0]) if len(path) == 1 else repr(path)
     return (
-        f"{where} to one row per record first, e.g. pandas' json_normalize(rows, record_path={path[0]!r}{meta}) "
-        "written to a .csv (README, 'A list of records')"
+        f"{where} to one row per record first, e.g. pandas' json_normalize(rows, record_path={record_path}"
+        f"{said_meta}){more} written to a .csv (README, 'A list of records')"
     )
+
+
+def _nested_cell(column: pd.Series) -> bool:
+    """Whether a column's first value is a list or an object: no meta column for a flat row."""
+    first = column.dropna().head(1)
+    return bool(len(first)) and isinstance(first.iloc[0], (list, tuple, dict, np.ndarray))
+
+
+#: meta columns written into a flattening hint (a top level of twenty scalars would bury the advice)
+_SHOWN_META = 6
 
 
 def require_columns(

@@ -4,7 +4,9 @@ counters from a start, year-less dates, dates alone; and the import's other word
 
 from __future__ import annotations
 
+import ast
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -293,6 +295,14 @@ def test_columns_nested_in_records_are_found_and_the_flattening_named(tmp_path):
     compact.write_text(json.dumps(playlists))  # the same on one line: read as one row of two columns
     with pytest.raises(ImportFormatError, match="'track_uri' is a key of the records nested in 'playlists' → 'tracks'"):
         load_interactions(compact, user_col="pid", item_col="track_uri", time_col="modified_at", time_unit="s")
+    # the call it names flattens the two levels, keeping each playlist's own keys beside its tracks
+    said = str(caught.value)
+    record_path = ast.literal_eval(re.search(r"record_path=(\[.*?\]), meta", said).group(1))
+    meta = ast.literal_eval(re.search(r"meta=(\[.*\])\) written", said).group(1))
+    flat = pd.json_normalize([playlists], record_path=record_path, meta=meta)
+    assert flat[["track_uri", "playlists.pid", "playlists.modified_at"]].values.tolist() == [
+        ["spotify:track:a", 0, 1493424000]
+    ]
 
 
 def test_numpy_printed_lists_are_their_elements_not_one_joined_id(tmp_path):
