@@ -587,7 +587,7 @@ def _unrowed_shape(lines: Sequence[str], name: str) -> str | None:
             f"{name} names a user on a line of its own with a count ({text[0].strip()[:30]!r}), that many rows "
             "following (Yahoo! Music's layout): write each row with its user first, e.g. awk -F'|' 'NF == 2 "
             f'{{user = $1; next}} {{print user "\\t" $0}}\' {name} > rows.tsv, and import those with '
-            "--names user,item,rating,… (README, 'Shapes refused with what to do')"
+            "--names user,item,rating,… --user-col user --item-col item (README, 'Shapes refused with what to do')"
         )
     fields = [line.split() for line in text]
     counted = sum(f[0].isdigit() and int(f[0]) == len(f) - 1 > 0 for f in fields)
@@ -596,7 +596,7 @@ def _unrowed_shape(lines: Sequence[str], name: str) -> str | None:
             f"each line of {name} is a count and then that many ids ({text[0].strip()[:40]!r}, …; CiteULike's "
             "users.dat, a user per line numbered from 0): write it as rows of user and item first, e.g. "
             f"awk '{{for (i = 2; i <= NF; i++) print NR - 1 \",\" $i}}' {name} > rows.csv, and import those with "
-            "--names user,item (README, 'Shapes refused with what to do')"
+            "--names user,item --user-col user --item-col item --no-time (README, 'Shapes refused with what to do')"
         )
     return None
 
@@ -1442,10 +1442,36 @@ def require_columns(
             cap = SHOWN_DATA_COLUMNS if data_first else SHOWN_COLUMNS
             names = [*map(str, frame.columns), *dropped]
             more = f" … and {len(names) - cap:,} more" if len(names) > cap else ""
+            option = _ROLE_OPTIONS.get(role.split(" (")[0])
+            named_by = f" (--{option} names it)" if option else ""
             raise ImportFormatError(
-                f"{role} column {col!r} not found in {Path(path).name}; available columns: "
+                f"{role} column {col!r} not found in {Path(path).name}{named_by}; available columns: "
                 f"{', '.join(names[:cap])}{more}{hint}"
             )
+
+
+#: the import option naming each role's column, said when the column is not found (a default such as
+#: user_id is not in every file)
+_ROLE_OPTIONS = {
+    "user": "user-col",
+    "item": "item-col",
+    "item id": "item-id-col",
+    "time": "time-col",
+    "time offset": "time-offset-col",
+    "rating": "rating-col",
+    "type": "type-col",
+    "consent": "consent-col",
+    "analytics consent": "analytics-consent-col",
+    "query": "query-col",
+    "count": "count-col",
+    "history": "history-col",
+    "clicked": "clicked-col",
+    "time played": "played-col",
+    "item length": "length-col",
+    "device": "device-col",
+    "locale": "locale-col",
+    "session": "session-col",
+}
 
 
 #: a headerless file at least this wide is said to look like a matrix of ratings

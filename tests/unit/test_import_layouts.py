@@ -3,6 +3,10 @@ no header line, Latin-1 text, genres as 0/1 columns, extensions such as .dat and
 
 from __future__ import annotations
 
+import re
+import shlex
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -149,7 +153,10 @@ def test_a_headerless_file_without_names_says_to_name_its_columns(tmp_path):
     with pytest.raises(ImportFormatError) as caught:
         load_interactions(ratings, user_col="userId", item_col="movieId", time_unit="s")
     message = str(caught.value)
-    assert "user column 'userId' not found in ratings.dat; available columns: 1, 10, 5, 978300760" in message
+    assert (
+        "user column 'userId' not found in ratings.dat (--user-col names it); available columns: 1, 10, 5, 978300760"
+        in message
+    )
     assert "looks like data, not a header" in message and "4 columns in order with --names" in message
     assert "--names user_id,item_id,rating,timestamp" in message
     titles = tmp_path / "titles.csv"  # an items file's example names are an item's
@@ -1154,3 +1161,21 @@ def test_a_headerless_file_whose_first_line_holds_times_and_uuids_is_said_to_hav
     src.write_text(line + "\n" + line.replace("000001", "000002") + "\n")
     with pytest.raises(ImportFormatError, match=r"first line looks like data, not a header.*--names"):
         load_interactions(src)
+
+
+@pytest.mark.skipif(shutil.which("awk") is None, reason="the advice's command line needs awk")
+def test_the_advice_for_a_count_then_ids_file_imports_as_written(tmp_path, monkeypatch):
+    from ingest.__main__ import app
+
+    # CiteULike's users.dat: the refusal's awk line and options, run as written, import every pair
+    (tmp_path / "users.dat").write_text("3 10 11 12\n1 7\n2 10 13\n4 1 2 3 4\n")
+    with pytest.raises(ImportFormatError) as caught:
+        load_interactions(tmp_path / "users.dat", time_col=None)
+    said = " ".join(str(caught.value).split())
+    awk = re.search(r"e\.g\. (awk .*? users\.dat > rows\.csv)", said).group(1)
+    options = re.search(r"import those with (--.*?) \(README", said).group(1)
+    subprocess.run(awk, shell=True, cwd=tmp_path, check=True)  # noqa: S602 - the advice's own line
+    monkeypatch.setenv("SETLIST_DATA_DIR", str(tmp_path / "data"))
+    result = CliRunner().invoke(app, ["import", str(tmp_path / "rows.csv"), *shlex.split(options)])
+    assert result.exit_code == 0, result.output
+    assert "accepted into the event log │     10" in result.output
