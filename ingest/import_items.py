@@ -112,6 +112,8 @@ def _parts(v: object, commas: bool) -> list[str]:
     Anything else is one entry."""
     if isinstance(v, dict):  # a record in a list (Goodreads' authors, its shelves): its name, not its repr
         key = next((k for k in _RECORD_NAMES if _filled(v.get(k))), None)
+        # a name under a longer key (Meetup's topic_name beside its urlkey), else an id
+        key = key or next((k for k in v if str(k).lower().endswith(_RECORD_NAMES) and _filled(v[k])), None)
         key = key or next((k for k in v if str(k).endswith("id") and _filled(v[k])), None)
         return _parts(v[key], commas=False) if key is not None else []
     if isinstance(v, (list, tuple, np.ndarray)):
@@ -631,6 +633,22 @@ def _unknown_items(ids: pd.Series) -> pd.DataFrame:
 MIN_DESCRIBED_SHARE = 0.1
 
 
+def _counted_from_one_note(seen: pd.Series, described: pd.Series, item_id_col: str) -> str | None:
+    """A warning when the log numbers its items from 0 and the items file from 1 (CiteULike's
+    ``users.dat`` beside ``raw-data.csv``'s ``doc.id``): most ids then match, each one the next
+    item's, and only item 0 is said to be missing."""
+    log_ids, file_ids = pd.to_numeric(seen, errors="coerce"), pd.to_numeric(described, errors="coerce")
+    if log_ids.isna().any() or file_ids.isna().any() or log_ids.empty or file_ids.empty:
+        return None
+    if log_ids.min() != 0 or file_ids.min() != 1 or (log_ids % 1).any() or (file_ids % 1).any():
+        return None
+    return (
+        f"warning: the log's item ids count from 0 and the items file's {item_id_col!r} from 1: if the file numbers "
+        "the same items one higher (CiteULike's raw-data.csv beside users.dat), each item would get the next "
+        "one's metadata; add 1 to the log's ids first (README, 'Shapes refused with what to do')"
+    )
+
+
 def item_frame_for(
     seen: pd.Series,
     items: Path | None,
@@ -656,6 +674,8 @@ def item_frame_for(
                 f"{item_id_col!r} (the log's ids look like {str(seen.iloc[0])!r}, the file's like "
                 f"{str(catalog['item_id'].iloc[0])!r}): is --item-id-col the column the log's ids are in?"
             )
+        if (shifted := _counted_from_one_note(seen, catalog["item_id"], item_id_col)) is not None:
+            notes.append(shifted)
         item_frame = pd.concat([catalog, _unknown_items(extra)], ignore_index=True) if missing else catalog
     else:
         item_frame = _unknown_items(seen)

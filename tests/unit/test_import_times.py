@@ -324,6 +324,9 @@ def test_records_in_an_items_list_cell_give_their_names_not_their_reprs(tmp_path
          "popular_shelves": [{"count": "9", "name": "fantasy"}, {"count": "3", "name": "magic"}]},
         {"book_id": "2", "title": "B", "authors": [{"author_id": "7", "role": "Editor"}],
          "popular_shelves": [{"count": "5", "name": "romance"}]},
+        # Meetup's group topics: the name under a longer key, beside a url key that is no id
+        {"book_id": "3", "title": "C", "authors": [],
+         "popular_shelves": [{"urlkey": "fun", "topic_name": "Outdoors"}, {"urlkey": "hike", "topic_name": "Hiking"}]},
     ]  # fmt: skip
     books.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     log = _csv(tmp_path / "log.csv", "user_id,book_id,date_added\nu,1,Mon Aug 28 14:21:11 -0700 2017")
@@ -340,6 +343,7 @@ def test_records_in_an_items_list_cell_give_their_names_not_their_reprs(tmp_path
     by_id = frame.set_index("item_id")
     assert by_id.loc["1", "artist"] == "604031" and by_id.loc["1", "genre"] == "fantasy"
     assert by_id.loc["1", "genres"] == "fantasy|magic" and by_id.loc["2", "genre"] == "romance"
+    assert by_id.loc["3", "genres"] == "outdoors|hiking"
 
 
 def test_a_zero_one_rating_is_said_with_its_reading(tmp_path):

@@ -1231,3 +1231,15 @@ def test_type_codes_read_as_floats_are_mapped_as_the_whole_numbers_they_are(tmp_
         src, time_unit="s", type_col="kind", rating_col="stars", type_map=parse_type_map("1=play,2=rating")
     )
     assert events["type"].tolist() == ["play", "like", None, "skip"]
+
+
+def test_a_log_counting_items_from_0_beside_a_file_counting_from_1_is_warned_of(tmp_path):
+    # CiteULike: users.dat's indices from 0, raw-data.csv's doc.id from 1
+    log = _csv(tmp_path / "rows.csv", "user,item\n0,0\n0,5\n1,2\n2,3")
+    articles = _csv(tmp_path / "raw-data.csv", "doc.id,title\n" + "\n".join(f"{k},t{k}" for k in range(1, 7)))
+    options = dict(user_col="user", item_col="item", time_col=None, item_id_col="doc.id")
+    _, _, summary = load_interactions(log, **options, items=articles)
+    assert "item ids count from 0 and the items file's 'doc.id' from 1" in " ".join(str(summary).split())
+    shifted = _csv(tmp_path / "shifted.csv", "user,item\n0,1\n0,6\n1,3\n2,4")
+    _, _, summary = load_interactions(shifted, **options, items=articles)
+    assert "count from 0" not in str(summary)
