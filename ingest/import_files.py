@@ -148,7 +148,7 @@ def _bad_lines(into: list[int]) -> Iterator[None]:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
-def _read_csv(path: Path, kwargs: dict) -> tuple[pd.DataFrame, list[int]]:
+def _read_csv(path: Path | io.TextIOBase, kwargs: dict) -> tuple[pd.DataFrame, list[int]]:
     """``pd.read_csv`` that reads past lines with the wrong number of fields and says which they
     were: one stray separator in a million lines should not stop an import, nor vanish silently."""
     lines: list[int] = []
@@ -535,6 +535,22 @@ class _TextPlan:
     repeated_headers: int = 0
     #: a header line before ``--names``' rows, skipped (``_header_beside_names``)
     skipped_header: int = 0
+    #: records of an unquoted items file that a line break inside a field split, rejoined (fields)
+    rejoined: list[list[str]] = field(default_factory=list)
+    #: whether pandas reads the file through ``_CleanedLines`` (short lines or lone carriage returns)
+    cleaned: bool = False
+    #: the short lines rejoined into ``rejoined``, emptied by ``_CleanedLines``
+    blanked: list[int] = field(default_factory=list)
+
+    @contextmanager
+    def source(self) -> Iterator[tuple[Path | io.TextIOBase, dict]]:
+        """What pandas reads and its options: the file, or its cleaned lines (short ones emptied)."""
+        if not self.cleaned:
+            yield self.path, self.kwargs
+            return
+        kwargs = {k: v for k, v in self.kwargs.items() if k != "encoding"}
+        with _CleanedLines(self.path, self.encoding, self.blanked) as lines:
+            yield lines, kwargs
 
 
 #: a line of a record written as ``key: value`` lines (SNAP's ``review/userId: A3SG…``)
@@ -634,8 +650,7 @@ def _plan_text(path: Path, ext: str, layout: TextLayout, what: str) -> _TextPlan
             )
         if sniffed and sniffed != default:
             notes.insert(0, f"separator {_sep_label(sniffed)} (read off the file; {layout.option('sep')} sets it)")
-    if what == "items" and lines and (uneven := _uneven_widths_note(lines, sep)):
-        notes.append(uneven)
+    uneven = _uneven_widths_note(lines, sep) if what == "items" and lines else None
     names = None
     header: str | None = None  # a header line above rows that --names names, skipped
     if layout.names is not None and lines and _split_line(lines[0], sep) == list(layout.names):
@@ -669,11 +684,150 @@ def _plan_text(path: Path, ext: str, layout: TextLayout, what: str) -> _TextPlan
     # the header's own line (blank lines may come first): a longer header is no malformed row
     at = _first_line(path, encoding) if header is not None else None
     long_first = [n for n in long_first if at is None or n != at]
+    short: list[int] = []
+    lone_cr = False
+    if kwargs["quoting"] == csv.QUOTE_NONE and not item_headed and lines:
+        columns = len(names) if names is not None else max(_fields(lines[:1], sep))
+        header_line = _first_line(path, encoding) if names is None else at
+        short, lone_cr, usual_end = _short_lines(path, encoding, sep, columns, header_line)
     if long_first or at is not None:
         kwargs["skiprows"] = ([at - 1] if at is not None else []) + [n - 1 for n in long_first]
     plan = _TextPlan(path, encoding, sep, names, kwargs, long_first, item_headed, what, notes)
     plan.skipped_header = int(header is not None)
+    if short:
+        left, plan.rejoined = _rejoin_split_records(path, encoding, sep, columns, short, usual_end)
+        plan.blanked = sorted(set(short) - set(left))
+    plan.cleaned = bool(plan.blanked) or lone_cr
+    if uneven and not (plan.rejoined and len(plan.blanked) == len(short)):  # all rejoined: nothing else to say
+        notes.append(uneven)
+    if plan.rejoined:
+        n = len(plan.rejoined)
+        notes.append(
+            f"{n:,} record{'s' if n != 1 else ''} split over several lines by a line break inside a field (the file "
+            "quotes nothing): rejoined, each break read as a space"
+        )
+    if left := sorted(set(short) - set(plan.blanked)):
+        shown = ", ".join(map(str, left[:10])) + (", …" if len(left) > 10 else "")
+        notes.append(
+            f"{len(left):,} line{'s' if len(left) != 1 else ''} with fewer than its {columns} fields (line {shown}): "
+            "the missing fields read as empty"
+        )
     return plan
+
+
+def _short_lines(
+    path: Path, encoding: str, sep: str, columns: int, header_line: int | None
+) -> tuple[list[int], bool, str]:
+    """Lines of an unquoted file with fewer fields than it has columns, whether any line ends in a
+    lone carriage return, and the line end most lines have. pandas fills a short line's missing
+    fields with nothing, silently; a line break inside a field (CareerBuilder's job descriptions)
+    splits one record into two such lines, and pandas' C reader counts lone carriage returns its
+    own way, or fails on them."""
+    out: list[int] = []
+    ends: Counter[str] = Counter()
+    with open_compressed(path, "rt", encoding=encoding, newline="") as f:
+        for number, line in enumerate(f, start=1):
+            text = line.rstrip("\r\n")
+            ends[line[len(text) :]] += 1
+            if text and number != header_line and text.count(sep) + 1 < columns:
+                out.append(number)
+    return out, ends["\r"] > 0, max(("\n", "\r\n"), key=lambda e: ends[e])
+
+
+class _CleanedLines(io.TextIOBase):
+    """A text file's lines as ``enumerate(open(newline=""))`` numbers them, each ended by one
+    ``\\n``, those in ``blank`` emptied: pandas then counts lines as the import does (a lone
+    carriage return is a line end to both), reads no carriage return, and skips the emptied
+    lines as blank ones."""
+
+    def __init__(self, path: Path, encoding: str, blank: Collection[int]) -> None:
+        self._file = open_compressed(path, "rt", encoding=encoding, newline="")
+        self._lines = enumerate(self._file, start=1)
+        self._blank = set(blank)
+        self._pending = ""
+
+    def readable(self) -> bool:
+        return True
+
+    def _next_line(self) -> str | None:
+        got = next(self._lines, None)
+        if got is None:
+            return None
+        number, line = got
+        return "\n" if number in self._blank else line.rstrip("\r\n") + "\n"
+
+    def read(self, size: int | None = -1) -> str:
+        parts, have = [self._pending], len(self._pending)
+        while size is None or size < 0 or have < size:
+            line = self._next_line()
+            if line is None:
+                break
+            parts.append(line)
+            have += len(line)
+        text = "".join(parts)
+        if size is None or size < 0:
+            self._pending = ""
+            return text
+        self._pending = text[size:]
+        return text[:size]
+
+    def readline(self, size: int | None = -1) -> str:  # type: ignore[override]
+        if self._pending:
+            line, sep, rest = self._pending.partition("\n")
+            if sep:
+                self._pending = rest
+                return line + sep
+            self._pending = ""
+            return line + (self._next_line() or "")
+        return self._next_line() or ""
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+
+def _rejoin_split_records(
+    path: Path, encoding: str, sep: str, columns: int, short: list[int], usual_end: str
+) -> tuple[list[int], list[list[str]]]:
+    """Consecutive short lines whose fields add up to a whole record, once each break is taken for
+    text inside a field, rejoined into that record. A break is taken for text only where the line
+    ends otherwise than the file's lines do (a carriage return in a file of line feeds, or the
+    reverse): a file whose rows merely lack trailing fields is not stitched together. The rest stay
+    as they are, and are said."""
+    wanted = set(short)
+    texts: dict[int, str] = {}
+    odd_end: set[int] = set()  # lines ending otherwise than the file's lines do
+    blank: set[int] = set()  # a break of two carriage returns leaves an empty line inside the record
+    with open_compressed(path, "rt", encoding=encoding, newline="") as f:
+        for number, line in enumerate(f, start=1):
+            text = line.rstrip("\r\n")
+            if number in wanted:
+                texts[number] = text
+            elif not text:
+                blank.add(number)
+            if line[len(text) :] not in (usual_end, ""):
+                odd_end.add(number)
+    left: list[int] = []
+    records: list[list[str]] = []
+    group: list[int] = []
+
+    def close() -> None:
+        left.extend(group)
+        group.clear()
+
+    for number in short:
+        if group and not (group[-1] in odd_end and all(k in blank for k in range(group[-1] + 1, number))):
+            close()
+        group.append(number)
+        joined = " ".join(texts[n] for n in group)
+        fields = joined.count(sep) + 1
+        if fields == columns and len(group) > 1:
+            records.append(joined.split(sep))
+            group.clear()
+        elif fields >= columns:
+            close()
+    close()
+    return sorted(left), records
 
 
 def _uneven_widths_note(lines: Sequence[str], sep: str) -> str | None:
@@ -790,11 +944,15 @@ def _text_notes(
 def _read_text(path: Path, ext: str, layout: TextLayout, what: str) -> Table:
     plan = _plan_text(path, ext, layout, what)
     notes = plan.notes
-    frame, malformed = _read_csv(path, plan.kwargs)
+    with plan.source() as (source, kwargs):
+        frame, malformed = _read_csv(source, kwargs)
     if plan.long_first:
         malformed = sorted([*malformed, *plan.long_first])
-    if what == "items" and malformed:
+    if what == "items" and malformed:  # lines too long; too short ones were rejoined, or are read past
         frame, malformed = _rejoin_free_text(frame, malformed, path, plan.encoding, plan.sep, notes)
+    if plan.rejoined:
+        whole = pd.DataFrame(plan.rejoined, columns=frame.columns).replace("", None)
+        frame = pd.concat([frame, whole], ignore_index=True)
     split = None
     if plan.item_headed:
         split = _ItemHeaders()
@@ -1105,8 +1263,11 @@ class TableStream:
         split = _ItemHeaders() if plan.item_headed else None
         again = _RepeatedHeaders()
         rows, width = 0, 0
-        reader = pd.read_csv(self.path, on_bad_lines="warn", chunksize=self.chunk_rows, **plan.kwargs)
-        with reader:
+        columns: list[str] = []
+        with (
+            plan.source() as (source, kwargs),
+            pd.read_csv(source, on_bad_lines="warn", chunksize=self.chunk_rows, **kwargs) as reader,
+        ):
             while True:
                 with _bad_lines(malformed):
                     chunk = next(reader, None)
@@ -1120,7 +1281,13 @@ class TableStream:
                     chunk = again.apply(chunk)
                     plan.repeated_headers = again.count
                 rows += len(chunk)
+                columns = list(chunk.columns)
                 yield chunk.reset_index(drop=True)
+        if plan.rejoined:
+            if not columns:  # every row was split: the header alone names the columns
+                columns = plan.names or _split_line(_sample(self.path, plan.encoding)[0], plan.sep)
+            rows += len(plan.rejoined)
+            yield pd.DataFrame(plan.rejoined, columns=columns).replace("", None)
         malformed.extend(plan.long_first)
         self.malformed = sorted(malformed)
         self.notes = [*plan.notes, *_text_notes(plan, rows, self.malformed, width)]

@@ -1179,3 +1179,60 @@ def test_the_advice_for_a_count_then_ids_file_imports_as_written(tmp_path, monke
     result = CliRunner().invoke(app, ["import", str(tmp_path / "rows.csv"), *shlex.split(options)])
     assert result.exit_code == 0, result.output
     assert "accepted into the event log │     10" in result.output
+
+
+def test_records_split_by_line_breaks_in_an_unquoted_file_are_rejoined(tmp_path):
+    # CareerBuilder's jobs.tsv: carriage returns inside descriptions, one straight after a tab (which
+    # stopped pandas' C reader), a CRLF in a file of line feeds, and two CRs in a row (an empty line)
+    rows = ["JobID\tTitle\tDescription\tState"]
+    rows += [f"{k}\tTitle {k}\tPlain text\t{'CA' if k % 2 else 'NY'}" for k in range(20)]
+    rows[3] = "2\tTitle 2\tFirst part.\r Second part\tTX"
+    rows[6] = "5\tTitle 5\t\r Minimum 1 yr\tFL"
+    rows[9] = "8\tTitle 8\tPara one\r\n<p>Equal Opportunity</p>\tGA"
+    rows[12] = "11\tTitle 11\tA\r\rB\tOH"
+    jobs = tmp_path / "jobs.tsv"
+    jobs.write_bytes(("\n".join(rows) + "\n").encode())
+    log = tmp_path / "apps.csv"
+    log.write_text("u,job\n" + "\n".join(f"u{k % 3},{k}" for k in range(20)) + "\n")
+    _, frame, summary = load_interactions(
+        log,
+        user_col="u",
+        item_col="job",
+        time_col=None,
+        items=jobs,
+        item_id_col="JobID",
+        item_columns={"genre": "State"},
+    )
+    assert frame is not None
+    by_id = frame.set_index("item_id")
+    assert len(frame) == 20 and set(by_id.index) == {str(k) for k in range(20)}  # no stray piece as an item
+    assert by_id.loc["2", "genre"] == "tx" and by_id.loc["5", "genre"] == "fl" and by_id.loc["11", "genre"] == "oh"
+    assert by_id.loc["8", "genre"] == "ga" and by_id.loc["8", "title"] == "Title 8"
+    said = " ".join(str(summary).split())
+    assert "4 records split over several lines by a line break inside a field" in said
+    assert "different numbers of fields" not in said  # every short line was explained
+
+
+def test_a_short_line_is_said_and_rows_merely_lacking_trailing_fields_are_not_joined(tmp_path):
+    # a log of line feeds whose rows 3 and 4 lack fields: no break inside a field joined them, so
+    # they stay two rows, read with empty fields (the one without a time is quarantined as such)
+    lines = ["user_id\titem_id\ttimestamp\tnote", "a\tx\t1700000000\tok", "a\ty\t1700000060", "b\tz"]
+    lines += [f"c\ti{k}\t{1700000000 + k}\tok" for k in range(10)]
+    src = tmp_path / "log.tsv"
+    src.write_text("\n".join(lines) + "\n")
+    events, _, summary = load_interactions(src, time_unit="s")
+    said = " ".join(str(summary).split())
+    assert "2 lines with fewer than its 4 fields (line 3, 4): the missing fields read as empty" in said
+    assert "y" in set(events["item_id"])
+    assert summary.problems["missing or unparseable timestamp"] == 1
+
+
+def test_a_log_record_split_by_a_carriage_return_is_rejoined(tmp_path):
+    lines = ["user_id\titem_id\tquery\ttimestamp"]
+    lines += [f"u{k % 4}\ti{k}\tq{k}\t{1700000000 + 60 * k}" for k in range(12)]
+    lines[5] = "u0\ti4\tred\rshoes\t1700000240"
+    src = tmp_path / "log.tsv"
+    src.write_bytes(("\n".join(lines) + "\n").encode())
+    events, _, summary = load_interactions(src, time_unit="s")
+    assert len(events) == 12 and "shoes" not in set(events["user_id"])
+    assert "1 record split over several lines" in " ".join(str(summary).split())
