@@ -712,17 +712,24 @@ def tied_times_note(users: pd.Series, ts: pd.Series, lists: bool = False) -> str
 SHARED_ROWS_SHARE = 0.75
 
 
-def shared_times_note(users: pd.Series, ts: pd.Series) -> str | None:
+def shared_times_note(users: pd.Series, ts: pd.Series, offset_col: str | None = None) -> str | None:
     """A word when most rows share their user's time with another row although the users' times
-    differ (Spotify's sessions: a date and an hour of day), which ``tied_times_note`` does not see."""
+    differ (Spotify's sessions: a date and an hour of day), which ``tied_times_note`` does not see.
+    With an offset column given already, the ties are the file's own (a basket's lines share its
+    checkout time), and no option is suggested."""
     frame = pd.DataFrame({"u": users.to_numpy(), "t": ts.to_numpy()}).dropna()
     shared = int(frame.duplicated(keep=False).sum())
     if not len(frame) or shared < SHARED_ROWS_SHARE * len(frame):
         return None
+    way = (
+        f"even with {offset_col!r} added (a basket's lines share its checkout time; a finer time or a position "
+        "in its place would order them)"
+        if offset_col
+        else "if the file has a position or a finer time, --time-offset-col adds it"
+    )
     return (
         f"{shared:,} of the {len(frame):,} rows share their user's time with another row: their order within it "
-        f"is unknown, and the hold-out takes an arbitrary part of it; if the file has a position or a finer "
-        "time, --time-offset-col adds it"
+        f"is unknown, and the hold-out takes an arbitrary part of it; {way}"
     )
 
 

@@ -755,7 +755,7 @@ def _whole_file(raw: pd.DataFrame, o: ImportOptions, now: pd.Timestamp, source: 
         if note := (
             tied_times_note(users, ts, lists)
             or (None if o.time_offset_col else dates_only_note(ts, o.time_col, o.time_zone, o.session_col))
-            or (None if lists else shared_times_note(users, ts))
+            or (None if lists else shared_times_note(users, ts, o.time_offset_col))
         ):
             notes.append(note)
         if o.history_col is not None:
@@ -1045,14 +1045,45 @@ _OUTCOME_NAME = (
 )
 
 
-def unread_outcome_note(columns: list[str], o: ImportOptions) -> list[str]:
+#: a column name that says what kind of event a row is, in words (Meetup's response, a log's event_type)
+_TYPE_NAME = (
+    r"(?:event|interaction|action|behaviou?r|activity)?_?(?:type|kind|action|behaviou?r|response|rsvp|interaction"
+    r"|activity|verb|event|event_name)"
+)
+#: distinct values in a type-named column's first rows, at most, for it to read as a column of type names
+_TYPE_WORDS = 30
+
+
+def _unread_type_note(columns: list[str], o: ImportOptions, frame: pd.DataFrame | None) -> list[str]:
+    """A word for a column named like a type column, of a few words, that was not read while every
+    row is imported as a whole play: Meetup's declined RSVPs (``response`` ``no``) would train as
+    plays."""
+    if frame is None:
+        return []
+    for col in columns:
+        if not re.fullmatch(_TYPE_NAME, col.lower()) or col in o.keep() or col not in frame:
+            continue
+        cells = frame[col].dropna().astype(str).str.strip().head(2_000)
+        words = cells[cells != ""].unique()
+        if 2 <= len(words) <= _TYPE_WORDS and not all(w.lstrip("-").replace(".", "", 1).isdigit() for w in words):
+            shown = ", ".join(repr(w) for w in sorted(words)[:6]) + (", …" if len(words) > 6 else "")
+            return [
+                f"column {col!r} ({shown}) not read: every row is imported as a whole play; if it says what each row "
+                f"was, --type-col {col} reads it (with --type-map for words that are no event type)"
+            ]
+    return []
+
+
+def unread_outcome_note(columns: list[str], o: ImportOptions, frame: pd.DataFrame | None = None) -> list[str]:
     """A word when every row is read as a whole play (no rating, type, count or time played was
     named) though the file has columns of outcomes (KuaiSAR's click_cnt, like_cnt): rows shown and
-    not clicked would train as plays."""
+    not clicked would train as plays; or a column of type names (``_unread_type_note``)."""
     told = (o.rating_col, o.type_col, o.count_col, o.impressions_col, o.played.col if o.played else None, o.event_type)
     found = [c for c in columns if re.fullmatch(_OUTCOME_NAME, c.lower()) and c not in o.keep()]
-    if not found or o.event_type is not None:
+    if o.event_type is not None:
         return []
+    if not found:
+        return [] if any(c is not None for c in told) else _unread_type_note(columns, o, frame)
     shown = ", ".join(map(repr, found[:4])) + (f" and {len(found) - 4} more" if len(found) > 4 else "")
     read = [c for c in told if c is not None and c in columns]
     if read:  # one outcome read, others beside it not (NCM's isClick beside isLike, isShare)
@@ -1399,7 +1430,7 @@ def load_interactions(source: Path, **options: Any) -> tuple[pd.DataFrame, pd.Da
     require_columns(table.frame, o.wanted(), source, "--names", table.dropped)
     require_plain_ids(table.frame, o)
     columns = [*map(str, table.frame.columns), *table.dropped]
-    table.notes += unread_context_notes(columns, o, table.frame) + unread_outcome_note(columns, o)
+    table.notes += unread_context_notes(columns, o, table.frame) + unread_outcome_note(columns, o, table.frame)
     lines = len(table.frame)
     raw = o.reshaper()(table.frame.reset_index(drop=True))
     table.frame = pd.DataFrame()  # one copy of the file's cells alive, not two
@@ -1495,7 +1526,9 @@ class InteractionStream:
                 require_columns(chunk, o.wanted(), self.source, "--names", self.stream.dropped)
                 require_plain_ids(chunk, o)
                 self._columns = [*map(str, chunk.columns), *self.stream.dropped]
-                self._unread = unread_context_notes(self._columns, o, chunk) + unread_outcome_note(self._columns, o)
+                self._unread = unread_context_notes(self._columns, o, chunk) + unread_outcome_note(
+                    self._columns, o, chunk
+                )
             lines += len(chunk)
             shaped = reshape(chunk)
             keys.append(row_keys(shaped, o, self.source.name))  # 8 bytes a row: each event's ordinal among its copies

@@ -541,7 +541,10 @@ def test_rows_sharing_their_users_time_are_said_and_list_cells_point_to_position
     options = dict(user_col="session_id", item_col="track", time_col="date")
     _, _, summary = load_interactions(src, **options, time_offset_col="hour", time_offset_unit="h")
     said = " ".join(str(summary).split())
-    assert "40 of the 40 rows share their user's time with another row" in said and "--time-offset-col adds it" in said
+    assert "40 of the 40 rows share their user's time with another row" in said and "even with 'hour' added" in said
+    assert "--time-offset-col adds it" not in said  # the option is taken already
+    _, _, plain = load_interactions(src, **options)
+    assert "--time-offset-col" in str(plain)  # without it, the option is named
     lists = _csv(tmp_path / "pl.csv", "pid,songs,updt\n1,a b c,2013-12-19\n2,d e,2014-01-02\n")
     _, _, listed = load_interactions(lists, user_col="pid", item_col="songs", time_col="updt", item_lists=True)
     said = " ".join(str(listed).split())

@@ -1243,3 +1243,24 @@ def test_a_log_counting_items_from_0_beside_a_file_counting_from_1_is_warned_of(
     shifted = _csv(tmp_path / "shifted.csv", "user,item\n0,1\n0,6\n1,3\n2,4")
     _, _, summary = load_interactions(shifted, **options, items=articles)
     assert "count from 0" not in str(summary)
+
+
+def test_a_column_of_type_words_left_unread_is_named(tmp_path):
+    # Meetup's RSVPs: a declined one ("no") would train as a play
+    rows = [f"u{k % 5},e{k},{1_600_000_000 + 60 * k},{'no' if k % 3 == 0 else 'yes'}" for k in range(30)]
+    src = _csv(tmp_path / "rsvps.csv", "user_id,item_id,timestamp,response\n" + "\n".join(rows))
+    _, _, summary = load_interactions(src, time_unit="s")
+    said = " ".join(str(summary).split())
+    assert "column 'response' ('no', 'yes') not read: every row is imported as a whole play" in said
+    assert "--type-col response reads it" in said
+    events, _, typed = load_interactions(
+        src, time_unit="s", type_col="response", type_map={"yes": "like", "no": "not_interested"}
+    )
+    assert "not read" not in str(typed) and set(events["type"]) == {"like", "not_interested"}
+    ids = _csv(
+        tmp_path / "ids.csv",
+        "user_id,item_id,timestamp,event\n"
+        + "\n".join(f"u{k % 5},i{k},{1_600_000_000 + 60 * k},ev{k}" for k in range(40)),
+    )
+    _, _, plain = load_interactions(ids, time_unit="s")
+    assert "not read" not in str(plain)  # a column of many distinct values is no column of type words
