@@ -108,8 +108,9 @@ def parse_type_map(spec: str | None) -> dict[str, str]:
     return mapping
 
 
-#: up to this many unknown type names, the --type-map example names every one of them
-MAP_EVERY_NAME = 12
+#: up to this many unknown type names, the --type-map example names every one of them (XuetangX's
+#: seventeen actions: its strongest signals are among its rarest names)
+MAP_EVERY_NAME = 40
 
 
 def unknown_type_note(names: pd.Series, types: np.ndarray, mapped: dict[str, str], top: int = 5) -> str | None:
@@ -124,10 +125,12 @@ def unknown_type_note(names: pd.Series, types: np.ndarray, mapped: dict[str, str
     more = f" and {len(counts) - top} more" if len(counts) > top else ""
     # every name when they are few, so that the map to fill in leaves none out (Sobazaar's nine
     # actions: the fifth-commonest left out was the purchase)
-    example = ",".join(f"{k}=TYPE" for k in counts.index[: len(counts) if len(counts) <= MAP_EVERY_NAME else top])
+    every = len(counts) <= MAP_EVERY_NAME
+    example = ",".join(f"{k}=TYPE" for k in counts.index[: len(counts) if every else top])
+    rest = "" if every else f",… (the {len(counts):,} names are on the types: line)"
     return (
         f"type names that are no event type, quarantined unless mapped: {shown}{more}; "
-        f"map them with --type-map {example} (types: {', '.join(EVENT_TYPES)})"
+        f"map them with --type-map {example}{rest} (types: {', '.join(EVENT_TYPES)})"
         + (f"; mapped already: {', '.join(f'{k}={v}' for k, v in mapped.items())}" if mapped else "")
     )
 

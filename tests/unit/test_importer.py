@@ -7,6 +7,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+from ingest.import_values import MAP_EVERY_NAME
 from ingest.importer import ImportFormatError, ImportOptions, InteractionStream, TextLayout, load_interactions
 from setlist.contract import EVENT_COLUMNS, EVENT_SCHEMA, ITEM_SCHEMA, SCHEMA_VERSION
 from setlist.eventlog import to_table
@@ -159,6 +160,15 @@ def test_type_column_synonyms_and_unknown_types(tmp_path):
     _, _, told = load_interactions(many, time_unit="s", type_col="action")
     said = " ".join(str(told).split())
     assert "and 2 more" in said and "--type-map " + ",".join(f"act{k}=TYPE" for k in range(7)) in said
+    # past MAP_EVERY_NAME, the map to fill in starts with the commonest and says where the rest are
+    crowd = [f"act{k}" for k in range(MAP_EVERY_NAME + 3) for _ in range(MAP_EVERY_NAME + 3 - k)]
+    lots = _csv(
+        tmp_path / "lots.csv",
+        "user_id,item_id,timestamp,action\n" + "\n".join(f"u,i{k},{T0 + k},{a}" for k, a in enumerate(crowd)),
+    )
+    _, _, crowded = load_interactions(lots, time_unit="s", type_col="action")
+    said = " ".join(str(crowded).split())
+    assert f"act0=TYPE,act1=TYPE,act2=TYPE,act3=TYPE,act4=TYPE,… (the {MAP_EVERY_NAME + 3} names are on" in said
     # a synonym is a reading the log's owner may not share: said, with the option that reads it otherwise
     said = " ".join(str(summary).split())
     assert "type names read as event types: 'listen' → play, 'click' → play, 'thumbs_up' → like" in said
