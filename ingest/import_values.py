@@ -754,11 +754,21 @@ def dates_only_note(ts: pd.Series, col: str, zone: str | None = None, sessions: 
         return None
     # with a session column the sessions are the file's own, not the day's
     cut = f"sessions come from {sessions!r}" if sessions else "one day reads as one session"
+    if (wall.dt.day == 1).all() and len(present) >= _MONTHS_SEEN:
+        # TripAdvisor's "December 2012": read as its first day, which is no day anybody chose
+        return (
+            f"every time in {col!r} is the first of a month: months without a day (December 2012), read as their "
+            f"first day; a user's events within a month are in no known order and {cut}"
+        )
     return (
         f"every time in {col!r} is a date without a time of day: a user's events within a day are in no known "
         f"order and {cut}; a column of times within the day adds to it with --time-offset-col and "
         "--time-offset-unit"
     )
+
+
+#: times all on the first of a month, at least this many, read as months without a day
+_MONTHS_SEEN = 20
 
 
 #: a number written with a decimal comma (a European spreadsheet's "4,5")

@@ -558,3 +558,11 @@ def test_a_dates_only_log_is_said_as_such_before_its_shared_times(tmp_path):
     said = " ".join(str(summary).split())
     assert "every time in 'day' is a date without a time of day" in said
     assert "share their user's time" not in said
+    months = ["December 2012", "January 2013", "March 2013", "June 2013"]
+    stays = _csv(
+        tmp_path / "stays.csv", "user,item,stayed\n" + "\n".join(f"u{k % 3},i{k},{months[k % 4]}" for k in range(40))
+    )
+    events, _, summary = load_interactions(stays, user_col="user", item_col="item", time_col="stayed")
+    said = " ".join(str(summary).split())
+    assert "every time in 'stayed' is the first of a month: months without a day" in said
+    assert events["timestamp"].min() == pd.Timestamp("2012-12-01", tz="UTC")
