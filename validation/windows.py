@@ -5,7 +5,9 @@ a quiet decade). In order of preference:
 
 1. ``--holdout-days`` (or ``settings.holdout_days``): the trailing window of that many days;
 2. the newest ingestion batch, when it holds enough events and leaves enough for a reference
-   (``window.min_events`` .. ``window.max_share`` of the log): it is what just came in;
+   (``window.min_events`` .. ``window.max_share`` of the log), and comes after the rest: it is what
+   just came in (a batch reaching back into the log's own period, a second log of the same users
+   or a backfill, is no newer window, and the trailing one is taken, which says so);
 3. the trailing window holding ``window.share`` of the events, at least ``window.min_events``, at
    most ``window.max_share`` (``setlist.windows.trailing``).
 
@@ -79,11 +81,14 @@ class Split:
 def split(events: pd.DataFrame, limits: WindowLimits, days: float | None = None, batch: Batch | None = None) -> Split:
     """(reference, current) out of one frame of events, by the rules in the module docstring."""
     ts = pd.to_datetime(events["timestamp"], utc=True)
+    passed_over = ""
     if days is None and limits.prefer_batch and batch is not None:
         chosen = _from_batch(events, ts, limits, batch)
-        if chosen is not None:
+        if isinstance(chosen, Split):
             return chosen
+        passed_over = chosen or ""
     window, how = trailing_window(ts, limits, days)
+    how = passed_over + how
     inside = (ts >= window.start).to_numpy()
     if days is None and (tied := int(inside.sum()) - _newest(len(ts), limits)) > 0:
         # a window starts at a time: a log of dates ties a whole day's events with the oldest chosen
@@ -95,6 +100,10 @@ def split(events: pd.DataFrame, limits: WindowLimits, days: float | None = None,
             "(pass --reference PATH, or a shorter --holdout-days)"
         )
     return Split(reference, current, window, how)
+
+
+#: a batch whose median time is before this quantile of the other events' times is no newer window
+BATCH_AFTER_QUANTILE = 0.9
 
 
 def _newest(n: int, limits: WindowLimits) -> int:
@@ -122,7 +131,9 @@ def trailing_window(ts: pd.Series, limits: WindowLimits, days: float | None = No
     return window, how
 
 
-def _from_batch(events: pd.DataFrame, ts: pd.Series, limits: WindowLimits, batch: Batch) -> Split | None:
+def _from_batch(events: pd.DataFrame, ts: pd.Series, limits: WindowLimits, batch: Batch) -> Split | str | None:
+    """The split at the newest batch; or, when the batch is no newer window, why (a sentence's
+    start, for the trailing window's); or None when it is too small or too large to be one."""
     n = len(events)
     if not limits.min_events <= batch.rows <= limits.max_share * n:
         return None
@@ -130,6 +141,13 @@ def _from_batch(events: pd.DataFrame, ts: pd.Series, limits: WindowLimits, batch
     size = int(inside.sum())  # erased users' events are gone from the frame
     if not (size and limits.min_events <= size <= limits.max_share * n):
         return None
+    # most of the batch older than the rest's newest tenth: it reaches back into the log's own period
+    if ts[inside].median() < ts[~inside].quantile(BATCH_AFTER_QUANTILE):
+        return (
+            f"the newest ingestion batch {batch.tag!r} reaches back into the log's own period (half its events "
+            f"before {ts[~inside].quantile(BATCH_AFTER_QUANTILE):%Y-%m-%d}: a second log of the same users, or a "
+            "backfill, is no newer window), so: "
+        )
     window = Window(f"{NAME} (batch {batch.tag!r})", ts[inside].min(), ts[inside].max(), "data")
     how = f"chosen as the newest ingestion batch {batch.tag!r}, written {batch.written:%Y-%m-%d %H:%M} UTC"
     return Split(events[~inside], events[inside], window, how)

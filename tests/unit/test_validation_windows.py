@@ -70,6 +70,21 @@ def test_the_newest_ingestion_batch_is_the_current_window_when_big_enough(tmp_pa
     assert split(log.read(), LIMITS, days=2, batch=batch).window.source == "setting"
 
 
+def test_a_batch_reaching_back_into_the_logs_period_is_no_current_window(tmp_path):
+    # MovieLens' tags.csv imported after its ratings: the same users over the same years
+    log = EventLog(tmp_path / "events")
+    now = datetime.now(UTC)
+    log.append(clean_events(n=8000, days=20, seed=1, end=now), tag="import-ratings")
+    log.append(clean_events(n=2000, days=20, seed=2, end=now), tag="import-tags")
+    batch = newest_batch(tmp_path / "events")
+    assert batch is not None and batch.tag == "import-tags"
+    chosen = split(log.read(), LIMITS, batch=batch)
+    assert "batch 'import-tags' reaches back into the log's own period" in chosen.how
+    assert "chosen as the newest" in chosen.how and "(batch" not in chosen.window.name
+    newest = log.read().sort_values("timestamp").tail(len(chosen.current))
+    assert set(chosen.current["event_id"]) == set(newest["event_id"])
+
+
 def test_cardinality_windows_hold_as_many_events_however_bursty_the_log():
     events = ratings_events(seed=4)
     windows = split_windows(events, 2500)
