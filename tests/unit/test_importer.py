@@ -1274,3 +1274,22 @@ def test_a_column_of_type_words_left_unread_is_named(tmp_path):
     )
     _, _, plain = load_interactions(ids, time_unit="s")
     assert "not read" not in str(plain)  # a column of many distinct values is no column of type words
+
+
+def test_display_names_as_user_ids_and_a_spelled_out_stand_in_are_said(tmp_path):
+    # Coursera's reviews: reviewers named "By Robert S", and "By Deleted A" on 4% of the rows
+    first = ["Robert", "Maria", "Wei", "Aisha", "John", "Priya", "Lucas", "Emma", "Omar", "Yuki"]
+    names = [f"By {first[k % 10]} {chr(65 + k // 10)}" for k in range(60)]
+    rows = [f"{names[k % 60]},c{k % 40},{1_600_000_000 + 60 * k}" for k in range(1_200)]
+    rows += [f"By Deleted A,c{k % 40},{1_600_100_000 + 60 * k}" for k in range(50)]
+    src = _csv(tmp_path / "reviews.csv", "reviewers,course_id,date\n" + "\n".join(rows))
+    _, _, summary = load_interactions(src, user_col="reviewers", item_col="course_id", time_col="date", time_unit="s")
+    said = " ".join(str(summary).split())
+    assert "ids in 'reviewers' are written as names of several words" in said
+    assert "the busiest user id, on 4.0% of the rows (50; the next busiest 20), reads as a stand-in" in said
+    plain = _csv(
+        tmp_path / "ids.csv",
+        "user,item,t\n" + "\n".join(f"u{k % 60},c{k % 40},{1_600_000_000 + k}" for k in range(1_200)),
+    )
+    _, _, quiet = load_interactions(plain, user_col="user", item_col="item", time_col="t", time_unit="s")
+    assert "names of several words" not in str(quiet) and "stand-in" not in str(quiet)
