@@ -1192,9 +1192,12 @@ def _count_repeats(events: pd.DataFrame, o: ImportOptions, tally: _Tally) -> Non
         return
     ts = events["timestamp"]
     wall = wall_clock(ts, o.time_zone)
-    # at a midnight of the file's clock the time is likely a date alone: two events of a day are no copies
+    # where every time is a midnight of the file's clock, the times are dates alone: two events of a day are
+    # no copies. A file with times of day (or a time offset added) has real midnights too (Dunnhumby's 0000)
     present = ts.notna().to_numpy()
     timed = present & (wall != wall.dt.normalize()).to_numpy()
+    if o.time_offset_col is not None or timed.any():
+        timed = present
     repeats = events[["user_id", "item_id", "timestamp", "type"]].duplicated().to_numpy()
     tally.repeated += int((repeats & timed).sum())
     tally.repeated_dated += int((repeats & present & ~timed).sum())

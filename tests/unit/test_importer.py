@@ -832,6 +832,10 @@ def test_rows_repeating_an_earlier_one_exactly_are_imported_and_counted(tmp_path
     _, _, zoned = load_interactions(days, user_col="u", item_col="i", time_col="t", time_zone="Europe/Berlin")
     zoned_said = " ".join(str(zoned).split())  # a midnight of the file's clock, not of UTC's
     assert "exactly" not in zoned_said and "1 row repeats an earlier row's user, item, type and date" in zoned_said
+    # among times of day, a midnight is a time too (Dunnhumby's 0000): its repeat is an exact one
+    clock = _csv(tmp_path / "clock.csv", "u,i,t\na,x,2024-01-01 00:00\na,x,2024-01-01 00:00\nb,x,2024-01-02 14:35")
+    _, _, clocked = load_interactions(clock, user_col="u", item_col="i", time_col="t")
+    assert "1 row repeats an earlier row's user, item, time and type exactly" in " ".join(str(clocked).split())
     # in chunks, a copy far from its original in the file is counted alike
     far = "\n".join(f"u{k},i{k},{T0 + k}" for k in range(20))
     spread = _csv(tmp_path / "spread.csv", f"u,i,t\nz,x,{T0 + 5}\n{far}\nz,x,{T0 + 5}")
