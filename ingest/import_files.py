@@ -686,10 +686,15 @@ def _plan_text(path: Path, ext: str, layout: TextLayout, what: str) -> _TextPlan
     long_first = [n for n in long_first if at is None or n != at]
     short: list[int] = []
     lone_cr = False
-    if kwargs["quoting"] == csv.QUOTE_NONE and not item_headed and lines:
+    quoted_short: list[int] = []
+    if not item_headed and lines and sep != WHITESPACE:
         columns = len(names) if names is not None else max(_fields(lines[:1], sep))
         header_line = _first_line(path, encoding) if names is None else at
         short, lone_cr, usual_end = _short_lines(path, encoding, sep, columns, header_line)
+        if kwargs["quoting"] != csv.QUOTE_NONE:
+            # a quoted field may span lines: only the records a CSV reading finds short are short
+            quoted_short = _short_records(path, encoding, sep, columns, header_line) if short else []
+            short, lone_cr = [], False
     if long_first or at is not None:
         kwargs["skiprows"] = ([at - 1] if at is not None else []) + [n - 1 for n in long_first]
     plan = _TextPlan(path, encoding, sep, names, kwargs, long_first, item_headed, what, notes)
@@ -706,7 +711,7 @@ def _plan_text(path: Path, ext: str, layout: TextLayout, what: str) -> _TextPlan
             f"{n:,} record{'s' if n != 1 else ''} split over several lines by a line break inside a field (the file "
             "quotes nothing): rejoined, each break read as a space"
         )
-    if left := sorted(set(short) - set(plan.blanked)):
+    if left := sorted((set(short) - set(plan.blanked)) | set(quoted_short)):
         shown = ", ".join(map(str, left[:10])) + (", …" if len(left) > 10 else "")
         notes.append(
             f"{len(left):,} line{'s' if len(left) != 1 else ''} with fewer than its {columns} fields (line {shown}): "
@@ -724,14 +729,34 @@ def _short_lines(
     splits one record into two such lines, and pandas' C reader counts lone carriage returns its
     own way, or fails on them."""
     out: list[int] = []
-    ends: Counter[str] = Counter()
+    lone_cr, crlf, lines, need = False, 0, 0, columns - 1
     with open_compressed(path, "rt", encoding=encoding, newline="") as f:
-        for number, line in enumerate(f, start=1):
-            text = line.rstrip("\r\n")
-            ends[line[len(text) :]] += 1
-            if text and number != header_line and text.count(sep) + 1 < columns:
-                out.append(number)
-    return out, ends["\r"] > 0, max(("\n", "\r\n"), key=lambda e: ends[e])
+        # one count per line, the rest only for the few short ones: this pass reads every import's file
+        for lines, line in enumerate(f, start=1):
+            if line.count(sep) < need and line.rstrip("\r\n") and lines != header_line:
+                out.append(lines)
+            if line[-1:] == "\r":
+                lone_cr = True
+            elif line[-2:] == "\r\n":
+                crlf += 1
+    return out, lone_cr, "\r\n" if crlf * 2 > lines else "\n"
+
+
+def _short_records(path: Path, encoding: str, sep: str, columns: int, header_line: int | None) -> list[int]:
+    """The first line of each record of a quoted file with fewer fields than it has columns (a line
+    cut by a stray carriage return, a row missing its last fields), as a CSV reading finds them."""
+    out: list[int] = []
+    with open_compressed(path, "rt", encoding=encoding, newline="") as f:
+        reader = csv.reader(f, delimiter=sep)
+        start = 1
+        try:
+            for row in reader:
+                if row and start != header_line and len(row) < columns and any(cell.strip() for cell in row):
+                    out.append(start)
+                start = reader.line_num + 1
+        except csv.Error:  # a field larger than the reader allows, a NUL: pandas says what it makes of them
+            return out
+    return out
 
 
 class _CleanedLines(io.TextIOBase):

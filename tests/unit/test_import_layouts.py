@@ -1236,3 +1236,17 @@ def test_a_log_record_split_by_a_carriage_return_is_rejoined(tmp_path):
     events, _, summary = load_interactions(src, time_unit="s")
     assert len(events) == 12 and "shoes" not in set(events["user_id"])
     assert "1 record split over several lines" in " ".join(str(summary).split())
+
+
+def test_a_quoted_files_short_records_are_named_and_its_multiline_fields_are_not(tmp_path):
+    # Pixel200K with a stray carriage return in one line; a review's quoted paragraphs are no short rows
+    lines = ["item_id,user_id,timestamp,comment"]
+    lines += [f"i{k % 9},u{k % 5},{1_650_000_000 + 60 * k},fine" for k in range(20)]
+    lines[4] = 'i3,u3,1650000180,"two\nparagraphs"'
+    lines[8] = "i7,u2,\r1650000420,cut"
+    src = tmp_path / "Pixel200K.csv"
+    src.write_bytes(("\n".join(lines) + "\n").encode())
+    events, _, summary = load_interactions(src, time_unit="s")
+    said = " ".join(str(summary).split())
+    assert "2 lines with fewer than its 4 fields (line 10, 11): the missing fields read as empty" in said
+    assert summary.problems["missing or unparseable timestamp"] == 2 and len(events) == 21
