@@ -25,6 +25,7 @@ from feature_repo.windows_agg import DAY_NS, MAX_WIDTH, DayRows, cumulative, day
 from setlist.compressed import compression_of, open_compressed
 from setlist.feature_sources import Column, Events, Table
 from setlist.featureset import DeclarationError, Feature, FeatureSet
+from setlist.numbers import to_numbers
 
 DAY = pd.Timedelta(days=1)
 
@@ -193,7 +194,7 @@ def _events(s: Events, window: int | None, ctx: Context) -> Any:
     if fn == "count":
         return _agg(ctx, rows.sum(mask), window)
     if fn in ("sum", "mean"):
-        col = pd.to_numeric(pd.Series(_event_column(ctx, s.column or "")), errors="coerce").fillna(0).to_numpy()
+        col = to_numbers(pd.Series(_event_column(ctx, s.column or ""))).fillna(0).to_numpy()
         total = _agg(ctx, rows.sum(np.where(mask, col, 0.0)), window)
         return total if fn == "sum" else _rate(total, _agg(ctx, rows.sum(mask), window))
     if fn == "rate":
@@ -289,7 +290,7 @@ def _transform(f: Feature, s: Column, raw: pd.Series, ctx: Context) -> np.ndarra
     if s.transform == "value":
         if f.dtype == "string":
             return raw.where(raw.notna(), None).map(lambda v: v if v is None else str(v)).to_numpy()
-        return pd.to_numeric(raw, errors="coerce").to_numpy(np.float64)
+        return to_numbers(raw).to_numpy(np.float64)
     if s.transform == "contains":
         wanted = str(s.argument).strip().lower()
         return raw.map(

@@ -31,6 +31,7 @@ import pandas as pd
 from ingest.mixed_encoding import MIXED, MixCount
 from setlist.compressed import ArchiveError, compression_of, open_compressed
 from setlist.errors import UsageError
+from setlist.numbers import to_numbers
 
 
 class ImportFormatError(UsageError, ValueError):  # still a ValueError for callers that catch that
@@ -494,7 +495,7 @@ def _rejoin_free_text(
     values = frame[last].dropna()
     # a last column of genres takes the extra fields as more genres (Yahoo! Music's genre_1|…|genre_k)
     genres = str(last).lower() in GENRE_NAMES
-    if not genres and (values.empty or pd.to_numeric(values, errors="coerce").notna().mean() > 0.5):
+    if not genres and (values.empty or to_numbers(values).notna().mean() > 0.5):
         return frame, malformed
     wanted = set(malformed)
     width = frame.shape[1]
@@ -1690,16 +1691,24 @@ def _stripped(s: pd.Series) -> pd.Series:
 _EXPONENT_ID = r"[+-]?\d\.\d+[eE][+-]\d+"
 #: ... read as the whole number it is below this (a float's exact integers)
 _EXACT_BELOW = 2**53
+#: a whole number written as a float (``266079.0``); a leading zero keeps a code as written (``007.0``)
+_POINT_ZERO_ID = r"-?(?:0|[1-9]\d*)\.0+"
 
 
 def _whole_numbers(out: pd.Series) -> pd.Series:
-    """Ids written as exponent numbers that are whole (``5.0200000e+02``) as plain ones (``502``), so
-    they read as the same ids in any file that writes them plainly; other cells unchanged. Cell by
-    cell, so that every chunk of a file and its items file read one id alike."""
+    """Ids written as exponent numbers that are whole (``5.0200000e+02``), or as whole floats
+    (JData's and Online Retail's ``266079.0``: an integer column with gaps, written by pandas), as
+    plain ones (``502``, ``266079``), so they read as the same ids in any file that writes them
+    plainly (JData's user file, an erasure request); other cells unchanged. Cell by cell, so that
+    every chunk of a file and its items file read one id alike."""
+    point_zero = out.str.fullmatch(_POINT_ZERO_ID).fillna(False).to_numpy(dtype=bool)
+    if point_zero.any():
+        out = out.copy()
+        out.iloc[np.flatnonzero(point_zero)] = out[point_zero].str.replace(r"\.0+$", "", regex=True)
     written = out.str.fullmatch(_EXPONENT_ID).fillna(False).to_numpy(dtype=bool)
     if not written.any():
         return out
-    numbers = pd.to_numeric(out[written], errors="coerce").to_numpy(dtype="float64")
+    numbers = to_numbers(out[written]).to_numpy(dtype="float64")
     whole = (numbers % 1 == 0) & (np.abs(numbers) < _EXACT_BELOW)
     rows = np.flatnonzero(written)[whole]
     out = out.copy()

@@ -24,6 +24,7 @@ from ingest.import_files import (
 from ingest.import_values import EPOCH_FLOOR_S, EPOCH_UNITS, likely_unit
 from ingest.item_key import key_column, key_parts, with_key
 from setlist.contract import ITEM_SCHEMA, UNKNOWN
+from setlist.numbers import to_numbers
 
 # item metadata columns we recognize (lower-cased), in order of preference
 _ITEM_ALIASES = {
@@ -301,7 +302,7 @@ def _filled_genre_column(raw: pd.DataFrame, candidates: list[object]) -> tuple[o
 
     def coded(col: object) -> bool:  # number codes (EB-NeRD's category 142 beside its category_str)
         cells = raw[col].dropna()
-        return bool(len(cells)) and bool(pd.to_numeric(cells.astype("string"), errors="coerce").notna().all())
+        return bool(len(cells)) and bool(to_numbers(cells.astype("string")).notna().all())
 
     shares = {col: filled(col) for col in candidates}
     first = candidates[0]
@@ -391,8 +392,8 @@ def load_items(
     else:
         out["genre"] = UNKNOWN
     out["genres"] = _all_of_list(genre_list) if genre_list is not None else None
-    seconds = pd.to_numeric(raw[pick["duration_s"]], errors="coerce") if pick["duration_s"] else None
-    from_ms = pd.to_numeric(raw[pick["duration_ms"]], errors="coerce") / 1000.0 if pick["duration_ms"] else None
+    seconds = to_numbers(raw[pick["duration_s"]]) if pick["duration_s"] else None
+    from_ms = to_numbers(raw[pick["duration_ms"]]) / 1000.0 if pick["duration_ms"] else None
     if seconds is not None and from_ms is not None:
         # two columns (ListenBrainz's duration beside duration_ms): each fills where the other is empty
         filled = int((seconds.isna() & from_ms.notna()).sum())
@@ -570,7 +571,7 @@ def _release(raw: pd.Series, col: str, notes: list[str], ids: pd.Series) -> pd.S
     """Release dates: a bare year, a date, or YYYYMMDD whose unknown month or day is 00 (Melon's
     ``20050000``: the year is still known). Items whose cells give no date are counted in ``notes``
     (items, not rows: a log that is its own items file repeats each item)."""
-    num = pd.to_numeric(raw, errors="coerce")
+    num = to_numbers(raw)
     whole = num.dropna()
     years = num.where((num >= 1000) & (num <= YEAR_MAX) & (num == num.round()))
     # a bare year column, written as whole numbers or floats (Goodbooks' 1997.0), none beyond a year's
@@ -637,7 +638,7 @@ def _counted_from_one_note(seen: pd.Series, described: pd.Series, item_id_col: s
     """A warning when the log numbers its items from 0 and the items file from 1 (CiteULike's
     ``users.dat`` beside ``raw-data.csv``'s ``doc.id``): most ids then match, each one the next
     item's, and only item 0 is said to be missing."""
-    log_ids, file_ids = pd.to_numeric(seen, errors="coerce"), pd.to_numeric(described, errors="coerce")
+    log_ids, file_ids = to_numbers(seen), to_numbers(described)
     if log_ids.isna().any() or file_ids.isna().any() or log_ids.empty or file_ids.empty:
         return None
     if log_ids.min() != 0 or file_ids.min() != 1 or (log_ids % 1).any() or (file_ids % 1).any():

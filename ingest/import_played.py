@@ -18,6 +18,7 @@ import pandas as pd
 from ingest.import_files import MISSING_TOKENS, ImportFormatError, is_present
 from ingest.import_values import HMS, time_unit_ns
 from setlist.contract import POSITIVE_PLAY_FRACTION, SKIP_PLAY_FRACTION
+from setlist.numbers import to_numbers
 
 #: ``--played-unit`` values that are shares of the item; any other is a unit of time (``time_unit_ns``)
 SHARE_UNITS = {"fraction": 1.0, "percent": 100.0}
@@ -161,14 +162,14 @@ def read_amounts(cells: pd.Series, unit: str, col: str) -> Amounts:
         said.append(f"{col!r} holds durations: read as such, whatever --played-unit says")
         return Amounts(cells.dt.total_seconds() / per_s, blank, said)
     if not (cells.dtype == object or pd.api.types.is_string_dtype(cells)):
-        number = pd.to_numeric(cells, errors="coerce").astype("float64")
+        number = to_numbers(cells).astype("float64")
         return Amounts(number.where(np.isfinite(number)), blank, said)
     text = text.str.replace(r"^(-?\d+),(\d+)$", r"\1.\2", regex=True)  # a decimal comma
-    number = pd.to_numeric(text, errors="coerce").astype("float64")
+    number = to_numbers(text).astype("float64")
     if share:
         signed = text.str.fullmatch(r"-?\d+(?:\.\d+)?\s*%", na=False)
         if signed.any():  # "85%": a percent, whatever the unit of the rest
-            pct = pd.to_numeric(text.where(signed).str.rstrip("% "), errors="coerce")
+            pct = to_numbers(text.where(signed).str.rstrip("% "))
             number = number.where(~signed, pct * SHARE_UNITS[unit] / 100.0)
             said.append(f"{int(signed.sum()):,} cells of {col!r} written as percents (e.g. {text[signed].iloc[0]!r})")
     else:

@@ -13,6 +13,7 @@ import pandas as pd
 from ingest.import_files import MISSING_TOKENS, ImportFormatError, is_present, option_pairs
 from ingest.import_lists import CLICK_TYPE_COL, SEPARATORS
 from setlist.contract import EVENT_TYPES, POSITIVE_PLAY_FRACTION
+from setlist.numbers import to_numbers
 
 LIKE_FROM, SKIP_UP_TO = 0.8, 0.4  # normalized-rating thresholds
 _EPS = 1e-9  # 4/5 must count as 0.8 whatever the float rounding
@@ -323,7 +324,7 @@ def parse_time(
     present = is_present(raw)
     if r.time_format:
         return _formatted(raw, present, r.time_format, r.year, zone, col, said)
-    num = pd.to_numeric(raw, errors="coerce")
+    num = to_numbers(raw)
     if r.origin is not None:
         return _counted(num, present, raw, unit, r.origin, zone, col, said)
     if unit is not None and unit not in EPOCH_UNITS:
@@ -601,7 +602,7 @@ def offset_times(ts: pd.Series, offsets: pd.Series, unit: str, time_col: str, co
                 "hh:mm:ss: their time alone is kept"
             )
         return ts + spans.fillna(pd.Timedelta(0)).to_numpy()
-    num = pd.to_numeric(offsets, errors="coerce")
+    num = to_numbers(offsets)
     unread = int((num.isna() & present).sum())
     if unread * 2 > int(present.sum()):
         example = text[num.isna() & present].iloc[0]
@@ -633,7 +634,7 @@ def _hhmm_spans(offsets: pd.Series, time_col: str, col: str, notes: list[str]) -
     whole number, minutes above 59, hours above 23) keeps its row's time alone, and is counted;
     a column where most are refuses the unit."""
     present = is_present(offsets)
-    num = pd.to_numeric(offsets, errors="coerce")
+    num = to_numbers(offsets)
     hours, minutes = num // 100, num % 100
     clock = (num == num.round()) & (num >= 0) & (hours <= 23) & (minutes <= 59)
     unread = present & ~clock.fillna(False).astype(bool)
@@ -802,12 +803,12 @@ def _fractions(cells: pd.Series, col: str, said: list[str]) -> tuple[pd.Series, 
         return cells, False
     text = cells.astype("string")
     parts = text.str.extract(_FRACTION)
-    num, den = pd.to_numeric(parts[0], errors="coerce"), pd.to_numeric(parts[1], errors="coerce")
+    num, den = to_numbers(parts[0]), to_numbers(parts[1])
     fraction = (den > 0).fillna(False).to_numpy(dtype=bool)
     if not fraction.any():
         return cells, False
     example = text[fraction].iloc[0].strip()
-    above = (pd.to_numeric(text.where(~fraction), errors="coerce") > 1).fillna(False).to_numpy(dtype=bool)
+    above = (to_numbers(text.where(~fraction)) > 1).fillna(False).to_numpy(dtype=bool)
     if above.any():
         raise ImportFormatError(
             f"rating column {col!r} mixes fractions (e.g. {example!r}) with plain numbers (e.g. "
@@ -855,7 +856,7 @@ def types_and_values(
         raise ImportFormatError("--unrated names a value of the rating column: it needs --rating-col")
     if rating_col is not None:
         cells, fractions = _fractions(_decimal_commas(raw[rating_col], rating_col, said), rating_col, said)
-        rating = pd.to_numeric(cells, errors="coerce")
+        rating = to_numbers(cells)
         # an empty rating (a parquet NaN, an empty cell, "NA") is an interaction without a rating:
         # a play of unknown value, as --unrated makes of a marker value, not an unreadable row
         blank = (~is_present(cells) | cells.astype("string").str.strip().str.lower().isin(MISSING_TOKENS)).to_numpy()
@@ -1030,7 +1031,7 @@ def counted_plays(
     A count may be a measure rather than a number of plays (Steam's hours played, 0.1 and up): any
     number above 0 is one. A count that is not a number above 0 leaves the row without a type
     (quarantined)."""
-    count = pd.to_numeric(counts, errors="coerce").astype("float64")
+    count = to_numbers(counts).astype("float64")
     ok = (count > 0.0) & np.isfinite(count)
     present = is_present(counts)
     if present.any() and not ok.any():

@@ -26,6 +26,7 @@ from setlist.contract import (
     reject_reason,
 )
 from setlist.eventlog import EventLog, Quarantine
+from setlist.numbers import to_numbers
 from setlist.pseudonym import IdentityMap, pseudonymize
 from setlist.querytext import normalize, stored
 from setlist.retention import events_cutoff
@@ -268,7 +269,7 @@ def _sampled(frame: pd.DataFrame, tiers: Tiers) -> tuple[pd.DataFrame, int]:
     keep[rows] = np.fromiter((tiers.keep(t, e) for t, e in zip(types[rows], ids)), dtype=bool, count=len(rows))
     kept = frame[keep].copy()
     here = [tiers.weight(t) or 1.0 for t in types[keep]]
-    given = pd.to_numeric(kept["weight"], errors="coerce").fillna(1.0).tolist()
+    given = to_numbers(kept["weight"]).fillna(1.0).tolist()
     # a row sampled upstream keeps its weight, times this sample's when it is sampled again here
     kept["weight"] = [None if g * w == 1.0 else g * w for g, w in zip(given, here)]
     return kept, int((~keep).sum())

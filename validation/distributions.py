@@ -17,6 +17,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from setlist.numbers import to_numbers
+
 Kind = Literal["numeric", "categorical"]
 
 #: floor for bin shares; PSI and KL are undefined for empty bins, and this caps one empty
@@ -41,7 +43,7 @@ class BinnedReference:
 
 def numeric_reference(values: pd.Series, n_bins: int = DEFAULT_NUMERIC_BINS) -> BinnedReference:
     """Quantile bins of the reference (equal-mass), so PSI is sensitive across the whole range."""
-    numeric = pd.to_numeric(values, errors="coerce")
+    numeric = to_numbers(values)
     present = numeric.dropna().to_numpy(dtype=float)
     cuts: list[float] = []
     if present.size:
@@ -61,7 +63,7 @@ def histogram(kind: Kind, bins: Sequence, values: pd.Series) -> np.ndarray:
     nulls = int(values.isna().sum())
     present = values.dropna()
     if kind == "numeric":
-        x = pd.to_numeric(present, errors="coerce")
+        x = to_numbers(present)
         other = int(x.isna().sum())  # non-numeric garbage in a numeric column
         x = x.dropna().to_numpy(dtype=float)
         idx = np.searchsorted(np.asarray(bins, dtype=float), x, side="right")
@@ -115,7 +117,7 @@ def bucket_codes(kind: Kind, bins: Sequence, values: pd.Series) -> np.ndarray:
     """Each value's bucket, in ``histogram``'s order (so ``bincount`` of the codes is the histogram)."""
     nulls = values.isna().to_numpy()
     if kind == "numeric":
-        x = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
+        x = to_numbers(values).to_numpy(dtype=float)
         codes = np.searchsorted(np.asarray(bins, dtype=float), np.nan_to_num(x), side="right")
         codes = np.where(np.isnan(x), len(bins) + 1, codes)  # non-numeric garbage: ``other``
         n_values = len(bins) + 1

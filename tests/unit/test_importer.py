@@ -1297,3 +1297,16 @@ def test_display_names_as_user_ids_and_a_spelled_out_stand_in_are_said(tmp_path)
     )
     _, _, quiet = load_interactions(plain, user_col="user", item_col="item", time_col="t", time_unit="s")
     assert "names of several words" not in str(quiet) and "stand-in" not in str(quiet)
+
+
+def test_ids_written_as_whole_floats_read_as_the_whole_numbers_they_are(tmp_path):
+    # JData's user_id 266079.0 beside its user file's 266079; a code with a leading zero stays as written
+    log = _csv(
+        tmp_path / "JData_Action.csv", "user_id,sku_id,time\n266079.0,007.0,1454284802\n200001.0,12.0,1454284803"
+    )
+    products = _csv(tmp_path / "JData_Product.csv", "sku_id,cate\n12,8\n007.0,4")
+    events, frame, summary = load_interactions(
+        log, item_col="sku_id", time_col="time", time_unit="s", items=products, item_id_col="sku_id"
+    )
+    assert sorted(events["user_id"]) == ["200001", "266079"] and sorted(events["item_id"]) == ["007.0", "12"]
+    assert "every interacted item is in it" in str(summary)
