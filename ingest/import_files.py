@@ -296,6 +296,12 @@ def _encoding(path: Path, asked: str | None, notes: list[str], option: str) -> s
         return "utf-8"
     except UnicodeDecodeError:
         pass
+    if (cjk := _cjk_encoding(path)) is not None:
+        notes.append(
+            f"encoding {cjk} (the file is not UTF-8, and its bytes pair up as Chinese, Japanese or Korean text's "
+            f"do; if its text reads wrong, {option} names it: gb18030, big5, shift_jis, euc-kr)"
+        )
+        return cjk
     # a Windows export is cp1252: Latin-1 would read its curly quotes and dashes (bytes 0x80-0x9F) as
     # invisible control characters. Without such bytes the two read alike, and Latin-1 is said.
     mix = MixCount()
@@ -324,6 +330,47 @@ def _encoding(path: Path, asked: str | None, notes: list[str], option: str) -> s
     # older public logs (MovieLens 1M and 100k among them) are Latin-1; it decodes any byte
     notes.append(f"encoding latin-1 (the file is not UTF-8; {option} sets it)")
     return "latin-1"
+
+
+#: bytes looked at to tell a two-byte encoding, and the high bytes they must hold to tell anything
+_CJK_SAMPLE = 4 << 20
+_CJK_MIN_HIGH = 40
+#: the share of high bytes that come in pairs in Chinese, Japanese or Korean text (accented letters of a
+#: European text stand alone between ASCII ones)
+_CJK_PAIRED = 0.9
+#: a run of two high bytes, and one alone
+_HIGH_PAIR = re.compile(rb"[\x80-\xff]{2}")
+_HIGH = re.compile(rb"[\x80-\xff]")
+#: two-byte encodings tried in turn, each with the script its text must show (kana, Hangul), if any
+_TWO_BYTE = (("shift_jis", r"[\u3040-\u30ff]"), ("euc-kr", r"[\uac00-\ud7a3]"), ("gb18030", None), ("big5", None))
+
+
+def _cjk_encoding(path: Path) -> str | None:
+    """A two-byte encoding for a file that is not UTF-8 when its high bytes come in pairs (JData's
+    GBK user file): Shift-JIS when its text then holds kana, EUC-KR when Hangul, else GB18030 (GBK's
+    superset; a Big5 file may read as it too, wrongly, which the note says), else Big5. None for a
+    European text, or when the whole file does not decode so."""
+    with open_compressed(path, "rb") as f:
+        sample = f.read(_CJK_SAMPLE)
+    high = len(_HIGH.findall(sample))
+    if high < _CJK_MIN_HIGH or 2 * len(_HIGH_PAIR.findall(sample)) < _CJK_PAIRED * high:
+        return None
+    cut = sample[: sample.rfind(b"\n") + 1] or sample  # never half a character at the sample's end
+    for encoding, script in _TWO_BYTE:
+        try:
+            text = cut.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        wide = sum(ord(c) > 0x2E7F for c in text)
+        if script is None or len(re.findall(script, text)) * 4 >= wide:
+            try:
+                with open_compressed(path, "rt", encoding=encoding) as f:
+                    while f.read(1 << 20):
+                        pass
+            except UnicodeDecodeError:
+                continue
+            return encoding
+    return None
 
 
 #: bytes that are control characters in Latin-1 and printable in cp1252 (’ “ ” – € …)

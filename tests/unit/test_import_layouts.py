@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from ingest.import_files import TextLayout, sniff_separator
+from ingest.import_files import TextLayout, read_table, sniff_separator
 from ingest.importer import ImportFormatError, ImportOptions, InteractionStream, load_interactions
 from setlist.compressed import ArchiveError
 
@@ -1250,3 +1250,27 @@ def test_a_quoted_files_short_records_are_named_and_its_multiline_fields_are_not
     said = " ".join(str(summary).split())
     assert "2 lines with fewer than its 4 fields (line 10, 11): the missing fields read as empty" in said
     assert summary.problems["missing or unparseable timestamp"] == 2 and len(events) == 21
+
+
+@pytest.mark.parametrize(
+    ("encoding", "title", "read_as"),
+    [("gbk", "26-35岁 以下", "gb18030"), ("shift_jis", "東京の夜", "shift_jis"), ("euc-kr", "서울의 밤", "euc-kr")],
+)
+def test_a_chinese_japanese_or_korean_file_is_read_in_its_encoding(tmp_path, encoding, title, read_as):
+    # JData's user file is GBK: read as Latin-1, every name turned to mojibake without a word
+    log = tmp_path / "log.csv"
+    log.write_text("user_id,item_id\n" + "\n".join(f"u{k % 7},i{k % 30}" for k in range(90)) + "\n")
+    items = tmp_path / "items.csv"
+    items.write_bytes(("item_id,title\n" + "".join(f"i{k},{title} {k}\n" for k in range(30))).encode(encoding))
+    _, frame, summary = load_interactions(log, time_col=None, items=items)
+    assert frame is not None
+    assert frame.set_index("item_id").loc["i3", "title"] == f"{title} 3"
+    assert f"encoding {read_as} (the file is not UTF-8, and its bytes pair up" in " ".join(str(summary).split())
+
+
+def test_a_european_file_is_not_taken_for_a_two_byte_encoding(tmp_path):
+    rows = "".join(f"{k}::Amélie {k} (2001)::Comedy\n{k + 1}::Größe Straße::Drama\n" for k in range(0, 120, 2))
+    movies = tmp_path / "movies.dat"
+    movies.write_bytes(rows.encode("latin-1"))
+    table = read_table(movies, "items", TextLayout(sep="::", names=("movie_id", "title", "genres")))
+    assert "encoding latin-1" in " ".join(table.notes) and "Amélie 0 (2001)" in set(table.frame["title"])
