@@ -753,8 +753,10 @@ def _untimed_after_note(start: pd.Timestamp | None, newest: pd.Timestamp | None)
             f"stamped from {start:%Y-%m-%d %H:%M:%S} to now, so the two interleave (untimed rows span a second per "
             f"row, at least {UNTIMED_MIN_SPAN_DAYS} days, ending at their import). Neither is the hold-out on its own: "
             "to evaluate on this file apart (a test "
-            "file beside its train file), give both files times first, the second after the first, or import them "
-            "into data directories of their own"
+            "file beside its train file), give both files times first, the second after the first, and train with "
+            "SETLIST_SPLIT=global and SETLIST_HOLDOUT_DAYS set to the second file's span (or the split may choose "
+            "another period); or import them into data directories of their own. Validation sees the interleaved "
+            "visits too (their session lengths may read as drift)"
         )
     return (
         "the event log held events before this import, and these rows had no times: they are stamped ending now, "
