@@ -943,7 +943,19 @@ def _item_column_notes(o: ImportOptions, tally: _Tally) -> list[str]:
             "all of it. If the column names a kind of event or a flag, it is --type-col's, and the item is another "
             "column (a file of one column per item is turned into rows first: README, a table of flags)"
         )
+    if tally.rows >= ONCE_ROWS and items >= ONCE_SHARE * tally.rows:
+        # Ali-CCP's feature lists named as the item: exit 0, and training later found no positive to learn from
+        notes.append(
+            f"warning: column {o.item_col!r} names {items:,} distinct items over {tally.rows:,} rows, nearly each "
+            "on a row of its own: no item is shared between users, so nothing can be learned from it. Is it a row, "
+            "order or feature-list column rather than the item id? --item-col names the item"
+        )
     return notes
+
+
+#: an item column whose distinct values are nearly as many as its rows, over at least this many rows, is said
+ONCE_ROWS = 1_000
+ONCE_SHARE = 0.95
 
 
 def _history_times(ts: pd.Series, users: pd.Series, before: pd.Series) -> pd.Series:

@@ -247,6 +247,27 @@ def plan_run(
     )
 
 
+#: items seen once, as a share of the items, from which a refusal blames the item column
+ONCE_ITEMS_SHARE = 0.9
+
+
+def _thin_data_advice(events: pd.DataFrame) -> str:
+    """What to do when no training query finds a positive among its candidates: more data per user,
+    unless nearly every item occurs once (a row or feature-list column imported as the item), when
+    no amount of it helps."""
+    counts = events["item_id"].value_counts()
+    once = float((counts == 1).mean()) if len(counts) else 0.0
+    if once >= ONCE_ITEMS_SHARE:
+        return (
+            f"{once:.0%} of the {len(counts):,} items occur on one event only, so no item links two users: check "
+            "that the import's --item-col is the item id (not a row, order or feature-list column)"
+        )
+    return (
+        "import more interactions per user, or widen the ranker window "
+        "(SETLIST_RANKER_WINDOW_SHARE / SETLIST_RANKER_WINDOW_DAYS)"
+    )
+
+
 def ranker_set(
     settings: Settings, plan: Plan, store: FeatureStore, report: Reporter, engine: Engine | None = None
 ) -> tuple[RankingSet, int, int]:
@@ -283,10 +304,7 @@ def ranker_set(
         except ValueError as exc:
             if n:  # an earlier fold too thin to help: train on the newer ones
                 break
-            raise TrainingRefused(
-                f"{exc}; import more interactions per user, or widen the ranker window "
-                "(SETLIST_RANKER_WINDOW_SHARE / SETLIST_RANKER_WINDOW_DAYS)"
-            ) from exc
+            raise TrainingRefused(f"{exc}; {_thin_data_advice(plan.events)}") from exc
     rs = combine(sets)
     if len(rs.groups) < MIN_TRAIN_QUERIES:
         raise TrainingRefused(

@@ -1310,3 +1310,18 @@ def test_ids_written_as_whole_floats_read_as_the_whole_numbers_they_are(tmp_path
     )
     assert sorted(events["user_id"]) == ["200001", "266079"] and sorted(events["item_id"]) == ["007.0", "12"]
     assert "every interacted item is in it" in str(summary)
+
+
+def test_an_item_column_of_values_each_on_one_row_is_warned_of(tmp_path):
+    # Ali-CCP's feature lists named as the item: every "item" on a row of its own
+    rows = [f"u{k % 90},f{k}\x02{k * 7},{1_600_000_000 + k}" for k in range(1_200)]
+    src = _csv(tmp_path / "skeleton.csv", "user_id,item_id,timestamp\n" + "\n".join(rows))
+    _, _, summary = load_interactions(src, time_unit="s")
+    said = " ".join(str(summary).split())
+    assert "column 'item_id' names 1,200 distinct items over 1,200 rows, nearly each on a row of its own" in said
+    shared = _csv(
+        tmp_path / "log.csv",
+        "user_id,item_id,timestamp\n" + "\n".join(f"u{k % 90},i{k % 300},{1_600_000_000 + k}" for k in range(1_200)),
+    )
+    _, _, plain = load_interactions(shared, time_unit="s")
+    assert "row of its own" not in str(plain)

@@ -338,3 +338,12 @@ def test_leaving_recent_items_out_says_the_recall_it_costs_where_it_is_a_cap():
     assert "SETLIST_EXCLUDE_RECENT=false keeps them" in capped
     assert "recall" not in recent_choice(0.05, exclude_recent=True, told=False)  # music: users move on
     assert "recall" not in recent_choice(0.71, exclude_recent=False, told=False)  # kept: nothing is out of reach
+
+
+def test_a_refusal_for_lack_of_positives_blames_an_item_column_of_one_row_items():
+    from training.run import _thin_data_advice
+
+    once = pd.DataFrame({"item_id": [f"f{k}" for k in range(200)]})
+    assert "100% of the 200 items occur on one event only" in _thin_data_advice(once)
+    shared = pd.DataFrame({"item_id": [f"i{k % 20}" for k in range(200)]})
+    assert "import more interactions per user" in _thin_data_advice(shared)
