@@ -392,7 +392,7 @@ def load_items(
     else:
         out["genre"] = UNKNOWN
     out["genres"] = _all_of_list(genre_list) if genre_list is not None else None
-    seconds = to_numbers(raw[pick["duration_s"]]) if pick["duration_s"] else None
+    seconds = _durations(raw[pick["duration_s"]], str(pick["duration_s"]), picked_notes) if pick["duration_s"] else None
     from_ms = to_numbers(raw[pick["duration_ms"]]) / 1000.0 if pick["duration_ms"] else None
     if seconds is not None and from_ms is not None:
         # two columns (ListenBrainz's duration beside duration_ms): each fills where the other is empty
@@ -632,6 +632,53 @@ def _unknown_items(ids: pd.Series) -> pd.DataFrame:
 
 #: an items file describing fewer of the log's items than this share is said (a key that does not match)
 MIN_DESCRIBED_SHARE = 0.1
+
+
+#: a duration written out: "1 hr 55 min", "24 min per ep", "3h 2m", "45 sec"
+_SPELLED_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(hours?|hrs?|h|minutes?|mins?|m|seconds?|secs?|s)\b", re.IGNORECASE)
+_SPELLED_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0}
+#: a clock-style duration: 3:45, 1:02:03; and ISO 8601's PT1H2M3S (YouTube's)
+_CLOCK_DURATION = re.compile(r"(?:(\d+):)?(\d{1,2}):(\d{2}(?:\.\d+)?)")
+_ISO_DURATION = re.compile(r"P(?:\d+D)?T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?", re.IGNORECASE)
+
+
+def _durations(cells: pd.Series, col: str, notes: list[str]) -> pd.Series:
+    """Seconds from a duration column: numbers as they are; text written out as durations (Anime
+    2023's ``24 min per ep``, ``1 hr 55 min``; ``3:45``; ISO 8601's ``PT3M45S``) read as such and
+    said; other text (``Unknown``) left unknown, and counted."""
+    seconds = to_numbers(cells)
+    text = cells.astype("string").str.strip()
+    unread = seconds.isna() & text.notna() & (text != "")
+    if not unread.any():
+        return seconds
+    spelled = text[unread].map(_spelled_seconds).astype("float64")
+    seconds = seconds.copy()
+    seconds[unread] = spelled
+    read, left = int(spelled.notna().sum()), int(spelled.isna().sum())
+    if read:
+        example = str(text[unread][spelled.notna()].iloc[0])
+        notes.append(f"{read:,} duration{'s' if read != 1 else ''} in {col!r} written out ({example!r}): read")
+    if left:
+        example = str(text[unread][spelled.isna()].iloc[0])
+        notes.append(
+            f"{left:,} duration{'s' if left != 1 else ''} in {col!r} {'are' if left != 1 else 'is'} no length "
+            f"(e.g. {example!r}): left unknown"
+        )
+    return seconds
+
+
+def _spelled_seconds(text: str) -> float:
+    """The seconds a written-out duration stands for, or NaN."""
+    if match := _CLOCK_DURATION.fullmatch(text):
+        hours, minutes, secs = match.groups()
+        return float(hours or 0) * 3600 + float(minutes) * 60 + float(secs)
+    if (match := _ISO_DURATION.fullmatch(text)) and any(match.groups()):
+        hours, minutes, secs = (float(g or 0) for g in match.groups())
+        return hours * 3600 + minutes * 60 + secs
+    parts = _SPELLED_PART.findall(text)
+    if not parts:
+        return float("nan")
+    return sum(float(n) * _SPELLED_SECONDS[unit[0].lower()] for n, unit in parts)
 
 
 def _counted_from_one_note(seen: pd.Series, described: pd.Series, item_id_col: str) -> str | None:

@@ -1325,3 +1325,19 @@ def test_an_item_column_of_values_each_on_one_row_is_warned_of(tmp_path):
     )
     _, _, plain = load_interactions(shared, time_unit="s")
     assert "row of its own" not in str(plain)
+
+
+def test_durations_written_out_are_read_as_seconds(tmp_path):
+    # Anime 2023's Duration: "24 min per ep", "1 hr 55 min"; "Unknown" stays unknown, and both are said
+    log = _csv(tmp_path / "log.csv", "user_id,item_id\n" + "\n".join(f"u{k % 5},a{k % 4}" for k in range(20)))
+    anime = _csv(
+        tmp_path / "anime.csv",
+        "anime_id,Name,Duration\na0,A,24 min per ep\na1,B,1 hr 55 min\na2,C,3:45\na3,D,Unknown",
+    )
+    _, frame, summary = load_interactions(log, time_col=None, items=anime, item_id_col="anime_id")
+    assert frame is not None
+    seconds = frame.set_index("item_id")["duration_s"]
+    assert seconds[["a0", "a1", "a2"]].tolist() == [1440.0, 6900.0, 225.0] and np.isnan(seconds["a3"])
+    said = " ".join(str(summary).split())
+    assert "3 durations in 'Duration' written out ('24 min per ep'): read" in said
+    assert "1 duration in 'Duration' is no length (e.g. 'Unknown'): left unknown" in said
