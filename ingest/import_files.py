@@ -520,6 +520,9 @@ GENRE_NAMES = (
     "category_name",
     "category_str",
     "main_category",
+    "item_category",  # Tianchi's
+    "category_id",
+    "cate",  # JData's
     "style",
     "tags",  # last: a catalogue's tags (Stack Exchange's) are its genres when it has nothing else
     "tag",  # KuaiRand's video features: a list of tag ids

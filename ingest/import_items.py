@@ -463,6 +463,13 @@ def _unnamed_after(raw: pd.DataFrame, col: object) -> list[object]:
     return []
 
 
+#: the missing-value tokens as tools write them: lower case, upper case, and the capitalized ``None``,
+#: ``Null`` and ``NaN``, but not ``Na``
+_MISSING_SPELLINGS = frozenset(
+    {t for token in MISSING_TOKENS for t in (token, token.upper())} | {"None", "Null", "NaN", "\\N"}
+)
+
+
 def _missing_tokens_blank(raw: pd.DataFrame, columns: list[object]) -> pd.DataFrame:
     """The metadata columns with ``None``, ``NULL``, ``NA`` and the like as empty cells (Yahoo's
     ``trackData1.txt`` writes ``None`` for an unknown artist, which would be an artist of that name)."""
@@ -471,9 +478,10 @@ def _missing_tokens_blank(raw: pd.DataFrame, columns: list[object]) -> pd.DataFr
         cells = raw[col]
         if cells.dtype != object and not pd.api.types.is_string_dtype(cells):
             continue
-        # a list or record cell's text is its repr, which is never a token: no per-cell type test needed
-        text = cells.astype(str).str.strip().str.lower()
-        token = text.isin(MISSING_TOKENS).to_numpy(dtype=bool) & cells.notna().to_numpy()
+        # a list or record cell's text is its repr, which is never a token: no per-cell type test needed;
+        # spelled as tools write a missing value, so that a title such as "Na" (an anime's) stays one
+        text = cells.astype(str).str.strip()
+        token = text.isin(_MISSING_SPELLINGS).to_numpy(dtype=bool) & cells.notna().to_numpy()
         if token.any():
             out = out.copy() if out is raw else out
             out[col] = cells.where(~token, None)

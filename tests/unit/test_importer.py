@@ -1341,3 +1341,25 @@ def test_durations_written_out_are_read_as_seconds(tmp_path):
     said = " ".join(str(summary).split())
     assert "3 durations in 'Duration' written out ('24 min per ep'): read" in said
     assert "1 duration in 'Duration' is no length (e.g. 'Unknown'): left unknown" in said
+
+
+def test_a_title_spelled_like_a_missing_token_in_mixed_case_is_kept(tmp_path):
+    # Anime 2023 has titles "Na"; Yahoo! Music writes "None" for an unknown artist
+    log = _csv(tmp_path / "log.csv", "user_id,item_id\n" + "\n".join(f"u{k % 5},a{k % 3}" for k in range(15)))
+    anime = _csv(tmp_path / "anime.csv", "item_id,title,artist\na0,Na,None\na1,NA,Studio\na2,Naruto,NULL")
+    _, frame, _ = load_interactions(log, time_col=None, items=anime)
+    assert frame is not None
+    by_id = frame.set_index("item_id")
+    assert by_id.loc["a0", "title"] == "Na" and by_id.loc["a2", "title"] == "Naruto"
+    assert pd.isna(by_id.loc["a1", "title"])
+    assert by_id.loc["a0", "artist"] != "None" and by_id.loc["a2", "artist"] != "NULL"
+
+
+def test_shop_category_columns_are_genres(tmp_path):
+    # JData's product file (cate) and Tianchi's item file (item_category)
+    log = _csv(tmp_path / "log.csv", "user_id,item_id\n" + "\n".join(f"u{k % 5},s{k % 3}" for k in range(15)))
+    for name in ("cate", "item_category"):
+        products = _csv(tmp_path / f"{name}.csv", f"item_id,a1,{name}\ns0,1,8\ns1,2,4\ns2,-1,8")
+        _, frame, summary = load_interactions(log, time_col=None, items=products)
+        assert frame is not None and sorted(frame["genre"]) == ["4", "8", "8"], name
+        assert f"genre from '{name}'" in str(summary)
