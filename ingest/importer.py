@@ -66,6 +66,7 @@ from ingest.item_key import KEY_JOIN, key_column, key_parts, with_key
 from setlist.compressed import COMPRESSIONS, ArchiveError
 from setlist.consent import FLAGS, flag_reason
 from setlist.contract import EVENT_COLUMNS, EVENT_TYPES, NO_ITEM_TYPES, SCHEMA_VERSION, UNKNOWN
+from setlist.numbers import to_numbers
 
 __all__ = [
     "ImportFormatError",
@@ -1124,6 +1125,28 @@ def _unread_type_note(columns: list[str], o: ImportOptions, frame: pd.DataFrame 
     return []
 
 
+#: a column name of a quantity bought or returned (Online Retail's Quantity)
+_AMOUNT_NAME = r"(?:quantity|qty|units|amount|item_?count|order_?quantity)"
+
+
+def negative_amount_note(columns: list[str], o: ImportOptions, frame: pd.DataFrame | None) -> list[str]:
+    """A word for an unread quantity column with negative numbers: returns or cancellations (Online
+    Retail's ``C`` invoices) that the import reads as events like the rest, purchases included."""
+    if frame is None:
+        return []
+    for col in columns:
+        if not re.fullmatch(_AMOUNT_NAME, col.lower().replace(" ", "_")) or col in o.keep() or col not in frame:
+            continue
+        numbers = to_numbers(frame[col]).dropna()
+        if len(numbers) and (numbers < 0).any() and (numbers > 0).mean() >= 0.5:
+            return [
+                f"column {col!r} holds negative numbers (e.g. {numbers[numbers < 0].iloc[0]:g}): returns or "
+                "cancellations, imported as events like the rest; leave those rows out first if they are no "
+                "interest in the item"
+            ]
+    return []
+
+
 def unread_outcome_note(columns: list[str], o: ImportOptions, frame: pd.DataFrame | None = None) -> list[str]:
     """A word when every row is read as a whole play (no rating, type, count or time played was
     named) though the file has columns of outcomes (KuaiSAR's click_cnt, like_cnt): rows shown and
@@ -1483,7 +1506,11 @@ def load_interactions(source: Path, **options: Any) -> tuple[pd.DataFrame, pd.Da
     require_columns(table.frame, o.wanted(), source, "--names", table.dropped)
     require_plain_ids(table.frame, o)
     columns = [*map(str, table.frame.columns), *table.dropped]
-    table.notes += unread_context_notes(columns, o, table.frame) + unread_outcome_note(columns, o, table.frame)
+    table.notes += (
+        unread_context_notes(columns, o, table.frame)
+        + unread_outcome_note(columns, o, table.frame)
+        + negative_amount_note(columns, o, table.frame)
+    )
     lines = len(table.frame)
     raw = o.reshaper()(table.frame.reset_index(drop=True))
     table.frame = pd.DataFrame()  # one copy of the file's cells alive, not two
@@ -1579,8 +1606,10 @@ class InteractionStream:
                 require_columns(chunk, o.wanted(), self.source, "--names", self.stream.dropped)
                 require_plain_ids(chunk, o)
                 self._columns = [*map(str, chunk.columns), *self.stream.dropped]
-                self._unread = unread_context_notes(self._columns, o, chunk) + unread_outcome_note(
-                    self._columns, o, chunk
+                self._unread = (
+                    unread_context_notes(self._columns, o, chunk)
+                    + unread_outcome_note(self._columns, o, chunk)
+                    + negative_amount_note(self._columns, o, chunk)
                 )
             lines += len(chunk)
             shaped = reshape(chunk)

@@ -1363,3 +1363,17 @@ def test_shop_category_columns_are_genres(tmp_path):
         _, frame, summary = load_interactions(log, time_col=None, items=products)
         assert frame is not None and sorted(frame["genre"]) == ["4", "8", "8"], name
         assert f"genre from '{name}'" in str(summary)
+
+
+def test_negative_quantities_left_unread_are_said(tmp_path):
+    # Online Retail II: cancellations ("C" invoices) carry negative quantities; with --type like they are likes
+    rows = [f"5{k // 3},8512{k % 20}A,{6 if k % 9 else -6},2009-12-01 07:{k % 60:02d}:00,1{k % 40}" for k in range(90)]
+    src = _csv(
+        tmp_path / "online_retail_II.csv", "Invoice,StockCode,Quantity,InvoiceDate,Customer ID\n" + "\n".join(rows)
+    )
+    options = dict(user_col="Customer ID", item_col="StockCode", time_col="InvoiceDate", event_type="like")
+    _, _, summary = load_interactions(src, **options)
+    said = " ".join(str(summary).split())
+    assert "column 'Quantity' holds negative numbers (e.g. -6): returns or cancellations" in said
+    _, _, counted = load_interactions(src, **{**options, "event_type": None, "count_col": "Quantity"})
+    assert "holds negative numbers" not in str(counted)  # read: its negatives are quarantined and counted
