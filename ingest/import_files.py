@@ -1654,18 +1654,21 @@ def require_columns(
         if col is not None and col not in frame.columns:
             hint = ""
             data_first = any(_looks_like_data(c) for c in frame.columns)
-            if data_first:
+            if data_first and len(frame.columns) >= WIDE_COLUMNS:
+                # a matrix first: naming its 300 columns would import 300 nonsense fields per row (Coat's)
+                hint = (
+                    f". Its first line looks like data, not a header. A file of {len(frame.columns)} columns of "
+                    "numbers is most likely a matrix, one row per user and one column per item (Jester's, Coat's): "
+                    "an import reads rows of user, item and rating, so turn it into those first (see the README, "
+                    f"'A matrix of ratings'); a table of that many columns without a header is named with "
+                    f"{names_option}"
+                )
+            elif data_first:
                 hint = (
                     f". Its first line looks like data, not a header: if the file has none, name its "
                     f"{len(frame.columns)} columns in order with {names_option} "
                     f"(e.g. {names_option} {','.join(_example_names(len(frame.columns), 'items' in names_option))})"
                 )
-                if len(frame.columns) >= WIDE_COLUMNS:
-                    hint += (
-                        f". A file of {len(frame.columns)} columns of numbers may be a matrix, one row per user and "
-                        "one column per item (Jester's layout): an import reads rows of user, item and rating, so "
-                        "turn it into those first (see the README, 'A matrix of ratings')"
-                    )
             if len(frame.columns) + len(dropped) == 1 and not hint:
                 sep_option = names_option.replace("names", "sep")
                 hint = (

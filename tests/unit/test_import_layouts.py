@@ -850,10 +850,11 @@ def test_a_wide_headerless_matrix_is_said_to_look_like_one(tmp_path):
     rows = [[100, *np.round(np.random.default_rng(k).uniform(-10, 10, 30), 2)] for k in range(5)]
     matrix = _dat(tmp_path / "jester-data-1.csv", rows, ",")
     with pytest.raises(
-        ImportFormatError, match=r"31 columns of numbers may be a matrix.*'A matrix of ratings'"
+        ImportFormatError, match=r"31 columns of numbers is most likely a matrix.*'A matrix of ratings'"
     ) as caught:
         load_interactions(matrix)
     assert "… and 19 more" in str(caught.value)  # a first line of data is not listed whole as column names
+    assert "--names user_id,item_id" not in str(caught.value)  # no example that imports the matrix as a table
 
 
 def test_files_that_are_no_rows_of_a_user_and_an_item_are_refused_with_what_to_do(tmp_path):
