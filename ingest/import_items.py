@@ -241,6 +241,12 @@ def _all_of_list(s: pd.Series) -> pd.Series:
     return s.map(clean).astype(object)
 
 
+#: a column named as a thing's name in the catalogue's own word (WineName, hotel_name), not a person's
+_OWN_NAME = (
+    r"(?!user|reviewer|author|member|customer|artist|account|display|screen|nick|first|last|full)[a-z]+_?(?:name|title)"
+)
+
+
 def _pick_columns(
     raw: pd.DataFrame, told: dict[str, str], path: Path, id_col: str | None = None
 ) -> tuple[dict[str, object], list[str]]:
@@ -261,6 +267,13 @@ def _pick_columns(
         role: told.get(role, next((lower[a] for a in names if a in lower), None))
         for role, names in _ITEM_ALIASES.items()
     }
+    if pick["title"] is None and "title" not in told:
+        # a name under the catalogue's own word (X-Wines' WineName, a Hotel_Name): the first such column
+        taken = set(pick.values())
+        pick["title"] = next(
+            (c for c in raw.columns if c != id_col and c not in taken and re.fullmatch(_OWN_NAME, str(c).lower())),
+            None,
+        )
     genre_note = None
     if "genre" not in told:
         pick["genre"], genre_note = _filled_genre_column(raw, [lower[a] for a in _ITEM_ALIASES["genre"] if a in lower])

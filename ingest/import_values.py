@@ -579,6 +579,13 @@ def offset_times(ts: pd.Series, offsets: pd.Series, unit: str, time_col: str, co
     began, beside a date). A row whose offset is missing or not a number keeps its time alone,
     and the import says how many did. Under ``hhmm`` the offset is a clock time written as one
     number (Ta-Feng's and Dunnhumby's ``1435``, ``905``)."""
+    if re.search(r"(?i)zone|tz|utc_?offset|gmt", col):
+        # Foursquare's TIST2015 times are UTC with the venue's offset beside them: adding it moves each instant
+        notes.append(
+            f"warning: {col!r} looks like a time zone offset: --time-offset-col adds it to each time, which moves "
+            "the event's moment; times that carry their zone (+0000) are right as they are, and a file of local "
+            "times without one takes --time-zone"
+        )
     if unit.strip().lower() == CLOCK_UNIT:
         return ts + _hhmm_spans(offsets, time_col, col, notes).to_numpy()
     per_ns = time_unit_ns(unit, "--time-offset-unit")

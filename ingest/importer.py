@@ -725,6 +725,7 @@ def _whole_file(raw: pd.DataFrame, o: ImportOptions, now: pd.Timestamp, source: 
             missing_tokens_note(raw[o.user_col], o.user_col, USER_STAND_IN),
             _busiest_note(users),
             _named_users_note(users, o.user_col),
+            _few_users_note(users, o.user_col),
         )
         if note
     ]
@@ -905,6 +906,24 @@ def _busiest_note(users: pd.Series) -> str | None:
 _STAND_IN_WORD = re.compile(r"(?i)\b(?:deleted|anonymous|anon|guest|unknown|visitor|removed|nobody)\b")
 #: user ids written as names (two words or more), as a share of the distinct ids, from which it is said
 NAMED_USERS_SHARE = 0.5
+
+
+#: fewer distinct users than this over at least FEW_USERS_ROWS rows are said
+FEW_USERS = 20
+FEW_USERS_ROWS = 1_000
+
+
+def _few_users_note(users: pd.Series, col: str) -> str | None:
+    """A word when a large file has a handful of users (Booking.com's reviews have no reviewer id,
+    and a nationality named as the user made 13 "users" of 12,000 reviews)."""
+    distinct = int(users.nunique())
+    if not 0 < distinct < FEW_USERS or len(users) < FEW_USERS_ROWS:
+        return None
+    return (
+        f"warning: {col!r} holds only {distinct:,} distinct user{'s' if distinct != 1 else ''} over {len(users):,} "
+        "rows: if it is a country, a segment or a device rather than a person's id, each of its values trains as "
+        "one user; a file with no user id has no personal history to learn from"
+    )
 
 
 def _named_users_note(users: pd.Series, col: str) -> str | None:

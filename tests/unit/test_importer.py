@@ -1377,3 +1377,37 @@ def test_negative_quantities_left_unread_are_said(tmp_path):
     assert "column 'Quantity' holds negative numbers (e.g. -6): returns or cancellations" in said
     _, _, counted = load_interactions(src, **{**options, "event_type": None, "count_col": "Quantity"})
     assert "holds negative numbers" not in str(counted)  # read: its negatives are quarantined and counted
+
+
+def test_a_name_column_under_the_catalogues_own_word_gives_titles(tmp_path):
+    # X-Wines' WineName; a user name column of a log is no title of an item
+    log = _csv(tmp_path / "log.csv", "user_id,item_id\n" + "\n".join(f"u{k % 5},w{k % 3}" for k in range(15)))
+    wines = _csv(
+        tmp_path / "wines.csv", "WineID,WineName,Type\nw0,Espumante Moscatel,Sparkling\nw1,Ancellotta,Red\nw2,Rosso,Red"
+    )
+    _, frame, summary = load_interactions(log, time_col=None, items=wines, item_id_col="WineID")
+    assert frame is not None and frame.set_index("item_id").loc["w1", "title"] == "Ancellotta"
+    assert "title from 'WineName'" in str(summary)
+    scores = _csv(tmp_path / "scores.csv", "item_id,Username,rating\nw0,Ann Lee,7\nw1,Bo,5\nw2,Cy,9")
+    _, scored, _ = load_interactions(log, time_col=None, items=scores)
+    assert scored is not None and scored["title"].isna().all()  # a user's name is no item's title
+
+
+def test_a_large_file_of_a_handful_of_users_is_warned_of(tmp_path):
+    # Booking.com's reviews name no reviewer: a nationality named as the user
+    nations = [" United Kingdom ", " Germany ", " France "]
+    rows = [f"{nations[k % 3]},h{k % 50},{1_600_000_000 + 60 * k}" for k in range(1_200)]
+    src = _csv(tmp_path / "Hotel_Reviews.csv", "Reviewer_Nationality,Hotel_Name,date\n" + "\n".join(rows))
+    _, _, summary = load_interactions(
+        src, user_col="Reviewer_Nationality", item_col="Hotel_Name", time_col="date", time_unit="s"
+    )
+    assert "'Reviewer_Nationality' holds only 3 distinct users over 1,200 rows" in " ".join(str(summary).split())
+
+
+def test_a_time_zone_offset_given_as_a_time_offset_is_warned_of(tmp_path):
+    # Foursquare's TIST2015: UTC times, the venue's offset in minutes beside them
+    rows = [f"u{k % 3},v{k},Tue Apr 03 18:{k:02d}:09 +0000 2012,-240" for k in range(12)]
+    src = _csv(tmp_path / "checkins.csv", "user,venue,utc_time,tz_offset\n" + "\n".join(rows))
+    options = dict(user_col="user", item_col="venue", time_col="utc_time")
+    _, _, summary = load_interactions(src, **options, time_offset_col="tz_offset", time_offset_unit="min")
+    assert "'tz_offset' looks like a time zone offset" in " ".join(str(summary).split())
