@@ -1166,12 +1166,27 @@ def negative_amount_note(columns: list[str], o: ImportOptions, frame: pd.DataFra
     return []
 
 
+def _text_cells(frame: pd.DataFrame | None, col: str) -> bool:
+    """Whether most of a column's first filled cells are text rather than numbers or flags: a
+    ``comment`` column of reviews (BoardGameGeek's) is no count of comments."""
+    if frame is None or col not in frame:
+        return False
+    cells = frame[col].dropna().astype(str).str.strip().head(200)
+    cells = cells[cells != ""]
+    if cells.empty:
+        return False
+    flags = cells.str.lower().isin(("true", "false", "yes", "no"))
+    return bool((to_numbers(cells).isna() & ~flags).mean() > 0.5)
+
+
 def unread_outcome_note(columns: list[str], o: ImportOptions, frame: pd.DataFrame | None = None) -> list[str]:
     """A word when every row is read as a whole play (no rating, type, count or time played was
     named) though the file has columns of outcomes (KuaiSAR's click_cnt, like_cnt): rows shown and
     not clicked would train as plays; or a column of type names (``_unread_type_note``)."""
     told = (o.rating_col, o.type_col, o.count_col, o.impressions_col, o.played.col if o.played else None, o.event_type)
-    found = [c for c in columns if re.fullmatch(_OUTCOME_NAME, c.lower()) and c not in o.keep()]
+    found = [
+        c for c in columns if re.fullmatch(_OUTCOME_NAME, c.lower()) and c not in o.keep() and not _text_cells(frame, c)
+    ]
     if o.event_type is not None:
         return []
     if not found:

@@ -1411,3 +1411,17 @@ def test_a_time_zone_offset_given_as_a_time_offset_is_warned_of(tmp_path):
     options = dict(user_col="user", item_col="venue", time_col="utc_time")
     _, _, summary = load_interactions(src, **options, time_offset_col="tz_offset", time_offset_unit="min")
     assert "'tz_offset' looks like a time zone offset" in " ".join(str(summary).split())
+
+
+def test_a_column_of_review_text_named_like_an_outcome_is_no_outcome(tmp_path):
+    # BoardGameGeek's reviews: "comment" is the review's text, not a count of comments
+    rows = [f"u{k % 9},g{k % 20},{1 + k % 10},{'Great game!' if k % 2 else 'Too long, fun though'}" for k in range(60)]
+    src = _csv(tmp_path / "bgg-19m-reviews.csv", "user,ID,rating,comment\n" + "\n".join(rows))
+    _, _, summary = load_interactions(src, user_col="user", item_col="ID", time_col=None, rating_col="rating")
+    assert "'comment'" not in str(summary)
+    counts = _csv(
+        tmp_path / "kuai.csv",
+        "user,ID,is_click,comment\n" + "\n".join(f"u{k % 9},g{k % 20},{k % 2},{k % 3}" for k in range(60)),
+    )
+    _, _, counted = load_interactions(counts, user_col="user", item_col="ID", time_col=None, rating_col="is_click")
+    assert "'comment' not read beside 'is_click'" in " ".join(str(counted).split())
