@@ -590,6 +590,8 @@ class _TextPlan:
     rejoined: list[list[str]] = field(default_factory=list)
     #: whether pandas reads the file through ``_CleanedLines`` (short lines or lone carriage returns)
     cleaned: bool = False
+    #: the file's lines that are not blank, when the short-line scan counted them
+    nonblank: int | None = None
     #: the short lines rejoined into ``rejoined``, emptied by ``_CleanedLines``
     blanked: list[int] = field(default_factory=list)
 
@@ -738,10 +740,11 @@ def _plan_text(path: Path, ext: str, layout: TextLayout, what: str) -> _TextPlan
     short: list[int] = []
     lone_cr = False
     quoted_short: list[int] = []
+    nonblank: int | None = None
     if not item_headed and lines and sep != WHITESPACE:
         columns = len(names) if names is not None else max(_fields(lines[:1], sep))
         header_line = _first_line(path, encoding) if names is None else at
-        short, lone_cr, usual_end = _short_lines(path, encoding, sep, columns, header_line)
+        short, lone_cr, usual_end, nonblank = _short_lines(path, encoding, sep, columns, header_line)
         if kwargs["quoting"] != csv.QUOTE_NONE:
             # a quoted field may span lines: only the records a CSV reading finds short are short
             quoted_short = _short_records(path, encoding, sep, columns, header_line) if short else []
@@ -750,6 +753,7 @@ def _plan_text(path: Path, ext: str, layout: TextLayout, what: str) -> _TextPlan
         kwargs["skiprows"] = ([at - 1] if at is not None else []) + [n - 1 for n in long_first]
     plan = _TextPlan(path, encoding, sep, names, kwargs, long_first, item_headed, what, notes)
     plan.skipped_header = int(header is not None)
+    plan.nonblank = nonblank
     if short:
         left, plan.rejoined = _rejoin_split_records(path, encoding, sep, columns, short, usual_end)
         plan.blanked = sorted(set(short) - set(left))
@@ -773,24 +777,29 @@ def _plan_text(path: Path, ext: str, layout: TextLayout, what: str) -> _TextPlan
 
 def _short_lines(
     path: Path, encoding: str, sep: str, columns: int, header_line: int | None
-) -> tuple[list[int], bool, str]:
-    """Lines of an unquoted file with fewer fields than it has columns, whether any line ends in a
-    lone carriage return, and the line end most lines have. pandas fills a short line's missing
+) -> tuple[list[int], bool, str, int | None]:
+    """Lines of a delimited file with fewer fields than it has columns, whether any line ends in a
+    lone carriage return, the line end most lines have, and how many lines are not blank (what
+    ``_count_lines`` counts, so a quoted file is not read once more for it). pandas fills a short line's missing
     fields with nothing, silently; a line break inside a field (CareerBuilder's job descriptions)
     splits one record into two such lines, and pandas' C reader counts lone carriage returns its
     own way, or fails on them."""
     out: list[int] = []
-    lone_cr, crlf, lines, need = False, 0, 0, columns - 1
+    lone_cr, crlf, lines, need, blank = False, 0, 0, columns - 1, 0
     with open_compressed(path, "rt", encoding=encoding, newline="") as f:
         # one count per line, the rest only for the few short ones: this pass reads every import's file
         for lines, line in enumerate(f, start=1):
-            if line.count(sep) < need and line.rstrip("\r\n") and lines != header_line:
-                out.append(lines)
+            if line.count(sep) < need:
+                if not line.strip():
+                    blank += 1
+                elif lines != header_line:
+                    out.append(lines)
             if line[-1:] == "\r":
                 lone_cr = True
             elif line[-2:] == "\r\n":
                 crlf += 1
-    return out, lone_cr, "\r\n" if crlf * 2 > lines else "\n"
+    # blank lines are seen among the short ones only: a file of one column has none
+    return out, lone_cr, "\r\n" if crlf * 2 > lines else "\n", (lines - blank) if need > 0 else None
 
 
 def _short_records(path: Path, encoding: str, sep: str, columns: int, header_line: int | None) -> list[int]:
@@ -996,7 +1005,11 @@ def _text_notes(
     header_rows = (0 if plan.names is not None else 1) + plan.item_headers + plan.repeated_headers + plan.skipped_header
     lines_read = rows + len(malformed) + header_rows
     quoted = plan.kwargs["quoting"] != csv.QUOTE_NONE
-    total = _count_lines(plan.path, plan.encoding) if quoted else lines_read
+    total = (
+        (plan.nonblank if plan.nonblank is not None else _count_lines(plan.path, plan.encoding))
+        if quoted
+        else lines_read
+    )
     if total > lines_read:
         joined = total - lines_read
         most = _most_breaks(frame) if frame is not None else None
