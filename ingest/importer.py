@@ -719,13 +719,14 @@ def _whole_file(raw: pd.DataFrame, o: ImportOptions, now: pd.Timestamp, source: 
     if raw.empty:  # said plainly: every check below would find "no values" in its own words
         raise ImportFormatError(f"{source.name} holds no rows to import (only a header line, or nothing)")
     users = clean_ids(raw[o.user_col])
+    per_user = users.value_counts()  # one count for the three notes on the user column
     notes: list[str] = [
         note
         for note in (
             missing_tokens_note(raw[o.user_col], o.user_col, USER_STAND_IN),
-            _busiest_note(users),
-            _named_users_note(users, o.user_col),
-            _few_users_note(users, o.user_col),
+            _busiest_note(per_user),
+            _named_users_note(per_user, o.user_col),
+            _few_users_note(per_user, len(users), o.user_col),
         )
         if note
     ]
@@ -861,11 +862,11 @@ BUSIEST_APART_RATIO = 10
 BUSIEST_GROUP = 5
 
 
-def _busiest_note(users: pd.Series) -> str | None:
-    """A word when one id holds a large share of the rows: usually a placeholder (an anonymous
-    visitor, "0", "-1", "guest") that would train as one enormous user. The id itself is not
-    named, since notes are kept in the import's lineage record and raw ids are never stored."""
-    counts = users.value_counts()
+def _busiest_note(counts: pd.Series) -> str | None:
+    """A word when one id holds a large share of the rows (``counts``: rows per user id, most
+    first): usually a placeholder (an anonymous visitor, "0", "-1", "guest") that would train as one
+    enormous user. The id itself is not named, since notes are kept in the import's lineage record
+    and raw ids are never stored."""
     if len(counts) < BUSIEST_MIN_USERS:
         return None
     top, share = int(counts.iloc[0]), counts.iloc[0] / counts.sum()
@@ -913,23 +914,23 @@ FEW_USERS = 20
 FEW_USERS_ROWS = 1_000
 
 
-def _few_users_note(users: pd.Series, col: str) -> str | None:
+def _few_users_note(counts: pd.Series, rows: int, col: str) -> str | None:
     """A word when a large file has a handful of users (Booking.com's reviews have no reviewer id,
     and a nationality named as the user made 13 "users" of 12,000 reviews)."""
-    distinct = int(users.nunique())
-    if not 0 < distinct < FEW_USERS or len(users) < FEW_USERS_ROWS:
+    distinct = len(counts)
+    if not 0 < distinct < FEW_USERS or rows < FEW_USERS_ROWS:
         return None
     return (
-        f"warning: {col!r} holds only {distinct:,} distinct user{'s' if distinct != 1 else ''} over {len(users):,} "
+        f"warning: {col!r} holds only {distinct:,} distinct user{'s' if distinct != 1 else ''} over {rows:,} "
         "rows: if it is a country, a segment or a device rather than a person's id, each of its values trains as "
         "one user; a file with no user id has no personal history to learn from"
     )
 
 
-def _named_users_note(users: pd.Series, col: str) -> str | None:
-    """A word when most user ids are names of several words (Coursera's reviewers, "By Robert S"):
-    a display name is no id, so people who share one become one user."""
-    distinct = pd.Series(users.dropna().unique()).astype(str).head(5_000)
+def _named_users_note(counts: pd.Series, col: str) -> str | None:
+    """A word when most user ids (``counts``' index) are names of several words (Coursera's
+    reviewers, "By Robert S"): a display name is no id, so people who share one become one user."""
+    distinct = pd.Series(counts.index[:5_000]).astype(str)
     if len(distinct) < BUSIEST_MIN_USERS:
         return None
     named = distinct.str.fullmatch(r"[^\W\d_][\w.'-]*(?: [^\W\d_][\w.'-]*)+").mean()
@@ -1133,8 +1134,7 @@ def _unread_type_note(columns: list[str], o: ImportOptions, frame: pd.DataFrame 
     for col in columns:
         if not re.fullmatch(_TYPE_NAME, col.lower()) or col in o.keep() or col not in frame:
             continue
-        cells = frame[col].dropna().astype(str).str.strip().head(2_000)
-        words = cells[cells != ""].unique()
+        words = _filled_cells(frame[col], 2_000).unique()
         if 2 <= len(words) <= _TYPE_WORDS and not all(w.lstrip("-").replace(".", "", 1).isdigit() for w in words):
             shown = ", ".join(repr(w) for w in sorted(words)[:6]) + (", …" if len(words) > 6 else "")
             return [
@@ -1166,13 +1166,18 @@ def negative_amount_note(columns: list[str], o: ImportOptions, frame: pd.DataFra
     return []
 
 
+def _filled_cells(column: pd.Series, n: int = 200) -> pd.Series:
+    """The first ``n`` cells of a column that are not missing, as stripped text, empty ones dropped."""
+    cells = column.dropna().astype(str).str.strip().head(n)
+    return cells[cells != ""]
+
+
 def _text_cells(frame: pd.DataFrame | None, col: str) -> bool:
     """Whether most of a column's first filled cells are text rather than numbers or flags: a
     ``comment`` column of reviews (BoardGameGeek's) is no count of comments."""
     if frame is None or col not in frame:
         return False
-    cells = frame[col].dropna().astype(str).str.strip().head(200)
-    cells = cells[cells != ""]
+    cells = _filled_cells(frame[col])
     if cells.empty:
         return False
     flags = cells.str.lower().isin(("true", "false", "yes", "no"))
@@ -1216,8 +1221,7 @@ def _coded(frame: pd.DataFrame | None, col: str) -> str | None:
     """The first cell of ``col``, when its cells are codes or hashes rather than names."""
     if frame is None or col not in frame:
         return None
-    cells = frame[col].dropna().astype(str).str.strip().head(200)
-    cells = cells[cells != ""]
+    cells = _filled_cells(frame[col])
     if cells.empty or not cells.str.fullmatch(_CODED_CONTEXT).all():
         return None
     return str(cells.iloc[0])
