@@ -857,11 +857,12 @@ def erase(
     console.print(f"receipt: {receipt.path}")
     if verify:
         from ingest.erasure import resolve
-        from ingest.residue import render, scan
+        from ingest.residue import Token, render, scan
 
-        needles = {"pseudonym": resolve(user, settings, pseudonym)}
+        needles: dict[str, str | Token] = {"pseudonym": resolve(user, settings, pseudonym)}
         if not pseudonym:
-            needles["raw id"] = user.strip()
+            # matched as a whole token: erasing user 17 must not find 1705, a count or a timestamp
+            needles["raw id"] = Token(user.strip())
         notes: list[str] = []
         with console.status("verifying: scanning files, SQL stores and Redis for residue…"):
             findings = scan(settings, needles, notes)

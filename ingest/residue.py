@@ -12,11 +12,19 @@ Each part can run alone (:func:`scan_files`, :func:`scan_sql`, :func:`scan_redis
 local profile's absent Redis) goes to the optional ``notes`` list instead of being silently skipped;
 a store that cannot be reached raises :class:`ResidueScanError`, since a scan that did not happen
 must not read as a clean one.
+
+A needle given as a :class:`Token` (the application's own user id) is matched as a whole token, not
+inside a longer run of letters and digits: erasing ``17`` must not find ``1705``. A token that may
+occur by coincidence (a plain number, or one shorter than :data:`SHORT_NEEDLE`) counts as residue
+only as a whole value of a column or array named for users (``user_id``, ``raw_id``); where else it
+stands alone (a count, a time, an item with the same id) is a *possible coincidence*: flagged on
+its :class:`Finding`, and summed up in a note by :func:`scan`, never counted as residue.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import zipfile
 from collections import defaultdict
@@ -42,6 +50,17 @@ SHORT_NEEDLE = 6
 #: the scan's SQL statements read whole tables, which may rightly take minutes, but a stuck one must
 #: still end: this is their deadline (the connect deadline comes from the settings)
 SCAN_STATEMENT_TIMEOUT_MS = 600_000
+#: characters that continue a token: a token needle is only matched where none touches it
+TOKEN_JOINED = "A-Za-z0-9_"
+#: for a needle that is a number, also a decimal point, a sign and the separators of dates and times,
+#: so that ``17`` is not found in ``0.17``, ``2026-11-17`` or ``08:17``
+NUMBER_JOINED = TOKEN_JOINED + ".:+\\-"
+#: a column or array by this name holds user ids: a coincidence-prone token counts as residue there
+USER_COLUMN = re.compile(r"user|raw_?id", re.IGNORECASE)
+#: at most this many places a possible coincidence was met are named in the note
+COINCIDENCES_SHOWN = 5
+#: rows read per step when a token's candidate rows are judged outside SQL
+SQL_ROWS_PER_READ = 10_000
 #: Redis keys examined per SCAN step and pipelined read
 REDIS_BATCH = 500
 #: at most this many characters of a Redis key are shown
@@ -58,15 +77,24 @@ _SQLITE_HEADER = b"SQLite format 3\x00"
 _SQLITE_NAMES = (".db", ".sqlite", ".sqlite3", ".db-wal", ".db-shm", ".db-journal", "-wal", "-shm", "-journal")
 
 
+@dataclass(frozen=True)
+class Token:
+    """A needle matched as a whole token (see the module's doc): the application's own user id."""
+
+    value: str
+
+
 @dataclass(frozen=True, order=True)
 class Finding:
     """One place that still holds a needle: ``where`` is a path relative to its scan root, a
-    ``table.column`` or a Redis key with the needles masked; never the needle itself."""
+    ``table.column`` or a Redis key with the needles masked; never the needle itself.
+    ``coincidence``: a coincidence-prone token met outside a user column (not residue)."""
 
     store: str  # "file", "sqlite", "postgres", "redis", "redis cluster"
     where: str
     needle_kind: str  # the key the caller gave the needle under ("raw id", "pseudonym")
     detail: str
+    coincidence: bool = False
 
 
 class ResidueScanError(SetlistError):
@@ -76,13 +104,22 @@ class ResidueScanError(SetlistError):
 class _Needles:
     """The needles, their byte patterns, and the masking every string shown goes through."""
 
-    def __init__(self, needles: Mapping[str, str]) -> None:
+    def __init__(self, needles: Mapping[str, str | Token]) -> None:
         if not needles:
             raise UsageError("a residue scan needs at least one needle")
-        for kind, value in needles.items():
+        self.values: dict[str, str] = {}
+        self.tokens: dict[str, tuple[re.Pattern[str], dict[str, re.Pattern[bytes]]]] = {}
+        #: token kinds that may occur by coincidence: counted as residue only in user columns
+        self.loose: set[str] = set()
+        for kind, given in needles.items():
+            value = given.value if isinstance(given, Token) else given
             if not isinstance(value, str) or not value:
                 raise UsageError(f"the {kind} to scan for is empty")
-        self.values: dict[str, str] = dict(needles)
+            self.values[kind] = value
+            if isinstance(given, Token):
+                self.tokens[kind] = _token_patterns(value)
+                if _is_number(value) or len(value) < SHORT_NEEDLE:
+                    self.loose.add(kind)
         self.utf8: dict[str, bytes] = {k: v.encode("utf-8") for k, v in self.values.items()}
         # (kind, encoding) -> pattern; the UTF-8 pattern is what SQL and Redis compare as bytes too
         self.patterns: dict[tuple[str, str], bytes] = {
@@ -91,25 +128,87 @@ class _Needles:
         # longest first: a needle that contains another is masked whole
         self._masks = sorted(self.values.items(), key=lambda kv: -len(kv[1]))
 
+    def in_text(self, kind: str, text: str) -> bool:
+        """Whether ``text`` holds the needle (as a whole token, for a token)."""
+        if self.values[kind] not in text:
+            return False
+        return kind not in self.tokens or self.tokens[kind][0].search(text) is not None
+
+    def in_bytes(self, kind: str, data: bytes, encoding: str = "utf-8") -> bool:
+        if self.patterns[kind, encoding] not in data:
+            return False
+        return kind not in self.tokens or self.tokens[kind][1][encoding].search(data) is not None
+
+    def token_re2(self, kind: str) -> str | None:
+        """The token's pattern for Arrow's RE2, which has no lookarounds; None for a plain needle."""
+        if kind not in self.tokens:
+            return None
+        value, joined = self.values[kind], _joined(self.values[kind])
+        body = "".join(ch if ch.isalnum() or not ch.isascii() else f"\\x{{{ord(ch):02x}}}" for ch in value)
+        return f"(^|[^{joined}]){body}([^{joined}]|$)"
+
+    def coincidence(self, kind: str, column: str | None = None, exact: int = 0) -> bool:
+        """Whether a hit of ``kind`` may be a coincidence: a loose token anywhere but as a whole
+        value of a user column."""
+        return kind in self.loose and not (exact and column is not None and USER_COLUMN.search(column))
+
     def mask(self, text: str) -> str:
+        """``text`` with each needle replaced by its kind; a token only where it stands alone, so that
+        masking user 5 leaves a count of 51 alone."""
         for kind, value in self._masks:
-            text = text.replace(value, f"<{kind}>")
+            if kind in self.tokens:
+                text = self.tokens[kind][0].sub(f"<{kind}>", text)
+            else:
+                text = text.replace(value, f"<{kind}>")
         return text
 
     def mask_bytes(self, data: bytes) -> bytes:
         for kind, value in self._masks:
-            data = data.replace(value.encode("utf-8"), f"<{kind}>".encode())
+            if kind in self.tokens:
+                data = self.tokens[kind][1]["utf-8"].sub(f"<{kind}>".encode(), data)
+            else:
+                data = data.replace(value.encode("utf-8"), f"<{kind}>".encode())
         return data
 
-    def finding(self, store: str, where: str, kind: str, detail: str) -> Finding:
-        return Finding(store, self.mask(where), kind, self.mask(detail))
+    def finding(self, store: str, where: str, kind: str, detail: str, coincidence: bool = False) -> Finding:
+        return Finding(store, self.mask(where), kind, self.mask(detail), coincidence)
 
     def warnings(self) -> list[str]:
-        return [
+        notes = [
             f"the {kind} is only {len(value)} characters long: some of its hits may be coincidences"
             for kind, value in self.values.items()
-            if len(value) < SHORT_NEEDLE
+            if len(value) < SHORT_NEEDLE and kind not in self.tokens
         ]
+        for kind in sorted(self.loose):
+            what = "a number" if _is_number(self.values[kind]) else f"only {len(self.values[kind])} characters long"
+            notes.append(
+                f"the {kind} is {what}, so it also stands for other things by coincidence: it counts as residue "
+                "only as a whole value of a column named for users (user…, raw_id)"
+            )
+        return notes
+
+
+def _is_number(value: str) -> bool:
+    return value.isascii() and value.isdigit()
+
+
+def _joined(value: str) -> str:
+    """The characters that, touching ``value``, make it part of a longer token."""
+    return NUMBER_JOINED if _is_number(value) else TOKEN_JOINED
+
+
+def _token_patterns(value: str) -> tuple[re.Pattern[str], dict[str, re.Pattern[bytes]]]:
+    """The whole-token pattern of ``value`` as text, and as bytes in each of :data:`ENCODINGS`
+    (a UTF-16 or UTF-32 neighbour is one character wide: the lookarounds are too)."""
+    joined = _joined(value)
+    text = re.compile(f"(?<![{joined}]){re.escape(value)}(?![{joined}])")
+    by_encoding = {}
+    for enc in ENCODINGS:
+        pad = "\\x00" * (len("a".encode(enc)) - 1)
+        charclass = f"[{joined}]{pad}".encode("ascii")
+        body = re.escape(value.encode(enc))
+        by_encoding[enc] = re.compile(b"(?<!" + charclass + b")" + body + b"(?!" + charclass + b")")
+    return text, by_encoding
 
 
 def _note(notes: list[str] | None, needles: _Needles, text: str) -> None:
@@ -120,10 +219,11 @@ def _note(notes: list[str] | None, needles: _Needles, text: str) -> None:
 # --- the whole scan ----------------------------------------------------------------------------------
 
 
-def scan(settings: Settings, needles: Mapping[str, str], notes: list[str] | None = None) -> list[Finding]:
+def scan(settings: Settings, needles: Mapping[str, str | Token], notes: list[str] | None = None) -> list[Finding]:
     """Every place under ``settings`` that still holds one of ``needles`` (``kind -> value``).
 
-    ``notes``, when given, receives what was not or could not be scanned, in plain sentences."""
+    ``notes``, when given, receives what was not or could not be scanned, in plain sentences, and
+    where a token stood alone by possible coincidence (those places are not returned)."""
     n = _Needles(needles)
     for warning in n.warnings():
         _note(notes, n, warning)
@@ -147,12 +247,33 @@ def scan(settings: Settings, needles: Mapping[str, str], notes: list[str] | None
         )
     if not settings.on_servers:
         _note(notes, n, "redis: not scanned (the local profile keeps its online store in SQLite, under data_dir)")
-    return sorted(findings)
+    for note in _coincidence_notes([f for f in findings if f.coincidence]):
+        _note(notes, n, note)
+    return sorted(f for f in findings if not f.coincidence)
+
+
+def _coincidence_notes(coincidences: Sequence[Finding]) -> list[str]:
+    """One sentence per needle kind: how many places held it by possible coincidence, the first named."""
+    by_kind: dict[str, list[Finding]] = defaultdict(list)
+    for f in sorted(coincidences):
+        by_kind[f.needle_kind].append(f)
+    notes = []
+    for kind, found in sorted(by_kind.items()):
+        shown = "; ".join(f"{f.store} {f.where}" for f in found[:COINCIDENCES_SHOWN])
+        more = f"; and {len(found) - COINCIDENCES_SHOWN:,} more" if len(found) > COINCIDENCES_SHOWN else ""
+        notes.append(
+            f"the {kind} stands alone in {len(found):,} other place(s), not counted as residue (there it may be "
+            f"a count, a time, or an item with the same id): {shown}{more}"
+        )
+    return notes
 
 
 def render(findings: Sequence[Finding], notes: Sequence[str] = ()) -> str:
     """One line per finding (``no residue found`` when there is none), then one per note."""
-    lines = [f"{f.store}: {f.where} [{f.needle_kind}] {f.detail}" for f in sorted(findings)]
+    lines = [
+        f"{f.store}: {f.where} [{f.needle_kind}] {f.detail}" + (" (possible coincidence)" if f.coincidence else "")
+        for f in sorted(findings)
+    ]
     if not lines:
         lines.append("no residue found")
     lines += [f"note: {note}" for note in notes]
@@ -188,15 +309,20 @@ def file_roots(settings: Settings) -> list[tuple[str, Path]]:
 def _registered_artifacts(settings: Settings) -> list[Path]:
     """Where the registry says its model versions' artifacts are (an experiment may keep them
     outside the artifact root); none when there is no registry to ask."""
+    from sqlalchemy.engine import make_url
+
     from setlist.registry import artifact_roots
 
+    tracking = settings.tracking_uri
+    if tracking.startswith("sqlite:") and not Path(make_url(tracking).database or "").is_file():
+        return []  # no tracking store yet: asking MLflow would create one, and a scan must change nothing
     try:
         return artifact_roots(settings)
     except Exception:  # no MLflow store yet: the artifact root itself is scanned anyway
         return []
 
 
-def scan_files(settings: Settings, needles: Mapping[str, str], notes: list[str] | None = None) -> list[Finding]:
+def scan_files(settings: Settings, needles: Mapping[str, str | Token], notes: list[str] | None = None) -> list[Finding]:
     """Every file (and file name) under :func:`file_roots`; paths are shown relative to ``data_dir``,
     or as ``<label>/…`` for a root outside it."""
     n = _Needles(needles)
@@ -211,7 +337,7 @@ def scan_files(settings: Settings, needles: Mapping[str, str], notes: list[str] 
 
 
 def scan_tree(
-    root: Path, needles: Mapping[str, str] | _Needles, prefix: str = "", notes: list[str] | None = None
+    root: Path, needles: Mapping[str, str | Token] | _Needles, prefix: str = "", notes: list[str] | None = None
 ) -> list[Finding]:
     """The files under ``root``, following no symlinks (a link may point anywhere, even out of the
     store); each path is shown as ``prefix`` + its path relative to ``root``."""
@@ -219,10 +345,10 @@ def scan_tree(
     findings: list[Finding] = []
     for path, is_dir in _walk(root, n, notes):
         shown = prefix + path.relative_to(root).as_posix()
-        for kind, value in n.values.items():
-            if value in path.name:
+        for kind in n.values:
+            if n.in_text(kind, path.name):
                 what = "directory" if is_dir else "file"
-                findings.append(n.finding("file", shown, kind, f"in the {what} name"))
+                findings.append(n.finding("file", shown, kind, f"in the {what} name", n.coincidence(kind)))
         if is_dir:
             continue
         try:
@@ -230,8 +356,8 @@ def scan_tree(
         except OSError as exc:
             _note(notes, n, f"file {shown}: not scanned ({type(exc).__name__}: {exc.strerror or exc})")
             continue
-        for kind, details in hits.items():
-            findings.append(n.finding("file", shown, kind, "; ".join(details)))
+        for (kind, coincidence), details in hits.items():
+            findings.append(n.finding("file", shown, kind, "; ".join(details), coincidence))
     return findings
 
 
@@ -262,10 +388,14 @@ def _walk(root: Path, n: _Needles, notes: list[str] | None) -> Iterator[tuple[Pa
         _note(notes, n, f"{links} symbolic link(s) under {root.name} not followed")
 
 
-def _scan_file(path: Path, n: _Needles, notes: list[str] | None, shown: str) -> dict[str, list[str]]:
-    """kind -> what in the file holds that needle."""
+#: (needle kind, possible coincidence) -> what holds it
+_Hits = dict[tuple[str, bool], list[str]]
+
+
+def _scan_file(path: Path, n: _Needles, notes: list[str] | None, shown: str) -> _Hits:
+    """What in the file holds each needle."""
     name = path.name.lower()
-    hits: dict[str, list[str]] = defaultdict(list)
+    hits: _Hits = defaultdict(list)
     if name.endswith(".parquet"):
         try:
             _merge(hits, _scan_parquet(path, n))
@@ -282,7 +412,7 @@ def _scan_file(path: Path, n: _Needles, notes: list[str] | None, shown: str) -> 
             # on purpose: SQLite keeps a deleted row's bytes in free pages (and the WAL keeps old
             # page images) until a VACUUM or checkpoint, unless secure_delete was on
             detail += " (SQLite file: deleted rows linger in free pages and the WAL until VACUUM)"
-        hits[kind].append(detail)
+        hits[kind, n.coincidence(kind)].append(detail)
     if name.endswith((".npz", ".zip")):
         _merge(hits, _scan_zip(path, n, notes, shown, arrays=name.endswith(".npz")))
     elif name.endswith(tuple(STREAMS)) or name.endswith(".zst"):
@@ -290,7 +420,7 @@ def _scan_file(path: Path, n: _Needles, notes: list[str] | None, shown: str) -> 
     return hits
 
 
-def _merge(into: dict[str, list[str]], more: Mapping[str, list[str]]) -> None:
+def _merge(into: _Hits, more: _Hits) -> None:
     for kind, details in more.items():
         into[kind].extend(details)
 
@@ -302,38 +432,49 @@ def _starts_with(path: Path, header: bytes) -> bool:
 
 def _scan_stream(stream: _Readable, n: _Needles) -> dict[str, list[str]]:
     """kind -> encodings found in ``stream``, read in chunks; each chunk is searched together with
-    the end of the one before, so a needle split across two reads is still found."""
-    overlap = max(len(p) for p in n.patterns.values()) - 1
+    the end of the one before, so a needle split across two reads is still found. A token's match
+    is only trusted where both its neighbours were read: one at a window's edge is judged again in
+    the next window (or at the stream's end)."""
+    edge = max(len("a".encode(enc)) for enc in ENCODINGS)
+    overlap = max(len(p) for p in n.patterns.values()) - 1 + (2 * edge if n.tokens else 0)
     found: set[tuple[str, str]] = set()
     tail = b""
-    while len(found) < len(n.patterns):
-        block = stream.read(CHUNK)
-        if not block:
-            break
+    block, at = stream.read(CHUNK), 0  # at: where the window starts in the stream
+    while block and len(found) < len(n.patterns):
+        following = stream.read(CHUNK)
         window = tail + block
         for key, pattern in n.patterns.items():
-            if key not in found and pattern in window:
+            if key in found or pattern not in window:
+                continue
+            kind, enc = key
+            if kind not in n.tokens:
+                found.add(key)
+                continue
+            lo, hi = (0 if at == 0 else edge), (len(window) if not following else len(window) - edge)
+            if any(lo <= m.start() and m.end() <= hi for m in n.tokens[kind][1][enc].finditer(window)):
                 found.add(key)
         tail = window[-overlap:] if overlap else b""
+        at += len(window) - len(tail)
+        block = following
     out: dict[str, list[str]] = {}
     for kind, enc in sorted(found, key=lambda k: (k[0], ENCODINGS.index(k[1]))):
         out.setdefault(kind, []).append(enc)
     return out
 
 
-def _scan_zip(path: Path, n: _Needles, notes: list[str] | None, shown: str, arrays: bool) -> dict[str, list[str]]:
+def _scan_zip(path: Path, n: _Needles, notes: list[str] | None, shown: str, arrays: bool) -> _Hits:
     """The members of a zip archive (``.npz`` files are ones, often compressed): their names, their
     decompressed bytes, and for ``.npz`` each string array's values, read without pickle."""
-    hits: dict[str, list[str]] = defaultdict(list)
+    hits: _Hits = defaultdict(list)
     try:
         with zipfile.ZipFile(path) as zf:
             for info in zf.infolist():
-                for kind, value in n.values.items():
-                    if value in info.filename:
-                        hits[kind].append(f"member name {info.filename}")
+                for kind in n.values:
+                    if n.in_text(kind, info.filename):
+                        hits[kind, n.coincidence(kind)].append(f"member name {info.filename}")
                 with zf.open(info) as member:
                     for kind, encodings in _scan_stream(member, n).items():
-                        hits[kind].append(f"member {info.filename} bytes {', '.join(encodings)}")
+                        hits[kind, n.coincidence(kind)].append(f"member {info.filename} bytes {', '.join(encodings)}")
                 if arrays and info.filename.endswith(".npy"):
                     try:
                         with zf.open(info) as member:
@@ -345,9 +486,7 @@ def _scan_zip(path: Path, n: _Needles, notes: list[str] | None, shown: str, arra
     return hits
 
 
-def _scan_npy_values(
-    member: IO[bytes], name: str, n: _Needles, notes: list[str] | None, shown: str
-) -> dict[str, list[str]]:
+def _scan_npy_values(member: IO[bytes], name: str, n: _Needles, notes: list[str] | None, shown: str) -> _Hits:
     """A string array's values, exact and as substrings. Only the header is read for other dtypes,
     so a large numeric array is never loaded."""
     import numpy as np
@@ -369,17 +508,28 @@ def _scan_npy_values(
         return {}
     member.seek(0)
     values = npy.read_array(member, allow_pickle=False).ravel()
-    hits: dict[str, list[str]] = defaultdict(list)
+    hits: _Hits = defaultdict(list)
+    array = name.removesuffix(".npy")
     for kind, value in n.values.items():
         needle: str | bytes = value if dtype.kind == "U" else value.encode("utf-8")
         exact = int(np.count_nonzero(values == needle))
-        contains = int(np.count_nonzero(np.char.find(values, needle) >= 0))
+        holding = values[np.char.find(values, needle) >= 0]
+        if kind in n.tokens and len(holding):
+            # each distinct value is matched once: an array may repeat a few ids many times
+            distinct, counts = np.unique(holding, return_inverse=False, return_counts=True)
+            contains = sum(
+                int(c)
+                for v, c in zip(distinct, counts)
+                if (n.in_text(kind, v) if dtype.kind == "U" else n.in_bytes(kind, bytes(v)))
+            )
+        else:
+            contains = len(holding)
         if contains:
-            hits[kind].append(f"array {name.removesuffix('.npy')}: {_counts(exact, contains, 'value')}")
+            hits[kind, n.coincidence(kind, array, exact)].append(f"array {array}: {_counts(exact, contains, 'value')}")
     return hits
 
 
-def _scan_compressed(path: Path, n: _Needles, notes: list[str] | None, shown: str) -> dict[str, list[str]]:
+def _scan_compressed(path: Path, n: _Needles, notes: list[str] | None, shown: str) -> _Hits:
     """The decompressed bytes of a ``.gz``, ``.bz2``, ``.xz`` or ``.zst`` file."""
     suffix = path.suffix.lower()
     try:
@@ -394,7 +544,7 @@ def _scan_compressed(path: Path, n: _Needles, notes: list[str] | None, shown: st
     except Exception as exc:  # noqa: BLE001 - a corrupt or truncated archive: its raw bytes were scanned
         _note(notes, n, f"file {shown}: could not be decompressed ({type(exc).__name__}); scanned as bytes only")
         return {}
-    return {kind: [f"decompressed bytes {', '.join(encs)}"] for kind, encs in found.items()}
+    return {(kind, n.coincidence(kind)): [f"decompressed bytes {', '.join(encs)}"] for kind, encs in found.items()}
 
 
 def _counts(exact: int, contains: int, what: str) -> str:
@@ -405,19 +555,19 @@ def _counts(exact: int, contains: int, what: str) -> str:
 # --- parquet -----------------------------------------------------------------------------------------
 
 
-def _scan_parquet(path: Path, n: _Needles) -> dict[str, list[str]]:
+def _scan_parquet(path: Path, n: _Needles) -> _Hits:
     """A parquet file read as data: its pages are compressed, so only decoded values say anything.
     Every column holding strings or bytes (also inside lists, structs, maps and dictionaries) is
     compared, row group by row group, and so is the file's key-value metadata."""
     import pyarrow.parquet as pq
 
-    hits: dict[str, list[str]] = defaultdict(list)
+    hits: _Hits = defaultdict(list)
     pf = pq.ParquetFile(path)
     try:
         for key, value in (pf.metadata.metadata or {}).items():
-            for kind, needle in n.utf8.items():
-                if needle in key or needle in value:
-                    hits[kind].append(f"file metadata {key.decode('utf-8', 'replace')}")
+            for kind in n.values:
+                if n.in_bytes(kind, key) or n.in_bytes(kind, value):
+                    hits[kind, n.coincidence(kind)].append(f"file metadata {key.decode('utf-8', 'replace')}")
         columns = [f.name for f in pf.schema_arrow if _holds_strings(f.type)]
         if not columns:
             return hits
@@ -434,13 +584,13 @@ def _scan_parquet(path: Path, n: _Needles) -> dict[str, list[str]]:
                         if d:
                             in_dictionary.add((label, kind))
         for label, kind in sorted(set(contains) | in_dictionary):
-            c = contains[label, kind]
+            c, e = contains[label, kind], exact[label, kind]
             if c:
-                hits[kind].append(f"column {label}: {_counts(exact[label, kind], c, 'value')}")
+                hits[kind, n.coincidence(kind, label, e)].append(f"column {label}: {_counts(e, c, 'value')}")
             elif (label, kind) in in_dictionary:
                 # rows filtered out of a dictionary-encoded column leave their value in the dictionary
                 # page, and a reader that decodes the column never shows it
-                hits[kind].append(f"column {label}: no row, but its dictionary still holds it")
+                hits[kind, n.coincidence(kind)].append(f"column {label}: no row, but its dictionary still holds it")
     finally:
         pf.close()
     return hits
@@ -527,7 +677,9 @@ def _leaf_counts(leaf: Any, n: _Needles, kind: str) -> tuple[int, int, bool]:
         return 0, 0, False
     textual = pa.types.is_string(values.type) or pa.types.is_large_string(values.type)
     needle = pa.scalar(n.values[kind] if textual else n.utf8[kind], type=values.type)
-    equal, has = pc.equal(values, needle), pc.match_substring(values, n.values[kind])
+    token = n.token_re2(kind)
+    has = pc.match_substring(values, n.values[kind]) if token is None else pc.match_substring_regex(values, token)
+    equal = pc.equal(values, needle)
     if values is leaf:
         return int(pc.sum(equal).as_py() or 0), int(pc.sum(has).as_py() or 0), False
     if not pc.any(has).as_py():
@@ -594,7 +746,7 @@ def _store_name(backend: str) -> str:
 
 def scan_sql(
     url: str,
-    needles: Mapping[str, str],
+    needles: Mapping[str, str | Token],
     *,
     connect_timeout_s: float = 5.0,
     statement_timeout_ms: int = SCAN_STATEMENT_TIMEOUT_MS,
@@ -726,20 +878,49 @@ def _scan_table(
         row = conn.execute(text(sql), used).one()
     findings = []
     values = iter(row)
-    for column, _ in checks:
-        for kind in kinds:
+    for column, ckind in checks:
+        for i, kind in enumerate(kinds):
             exact, contains = int(next(values) or 0), int(next(values) or 0)
+            if contains and kind in n.tokens and contains > exact:
+                # SQL has no portable whole-token match: the rows holding the text are read and judged here
+                _, contain_sql = _conditions(engine.dialect.name, quote(column), ckind, i)
+                contains = _token_rows(engine, n, kind, table, column, ckind, contain_sql, used)
             if contains:
                 detail = f"{_counts(exact, contains, 'row')} (database {database})"
-                findings.append(n.finding(store, f"{table}.{column}", kind, detail))
+                coincidence = n.coincidence(kind, column, exact)
+                findings.append(n.finding(store, f"{table}.{column}", kind, detail, coincidence))
     return findings
+
+
+def _token_rows(
+    engine: Any, n: _Needles, kind: str, table: str, column: str, ckind: str, contain_sql: str, params: dict[str, Any]
+) -> int:
+    """How many of the rows whose ``column`` contains the token's text hold it as a whole token;
+    read in batches, so a large table never sits in memory."""
+    from sqlalchemy import text
+
+    quote = engine.dialect.identifier_preparer.quote
+    value = {"any": f"CAST({quote(column)} AS BLOB)", "binary": quote(column), "text": quote(column)}.get(
+        ckind, f"CAST({quote(column)} AS text)"
+    )
+    sql = f"SELECT {value} FROM {quote(table)} WHERE {contain_sql}"
+    used = {k: v for k, v in params.items() if f":{k}" in sql}
+    count = 0
+    with engine.connect() as conn:
+        result = conn.execution_options(stream_results=True, yield_per=SQL_ROWS_PER_READ).execute(text(sql), used)
+        for (cell,) in result:
+            if isinstance(cell, str):
+                count += n.in_text(kind, cell)
+            elif cell is not None:
+                count += n.in_bytes(kind, bytes(cell))
+    return count
 
 
 # --- Redis ----------------------------------------------------------------------------------------------
 
 
 def scan_redis(
-    url: str, needles: Mapping[str, str], *, timeout_s: float = 5.0, notes: list[str] | None = None
+    url: str, needles: Mapping[str, str | Token], *, timeout_s: float = 5.0, notes: list[str] | None = None
 ) -> list[Finding]:
     """Every key of the URL's database (SCAN, never KEYS, so Redis keeps serving): the key's bytes,
     and its value's bytes: a string, a hash's fields and values, the members of sets, sorted sets
@@ -768,7 +949,7 @@ def scan_redis(
 
 def scan_redis_cluster(
     nodes: Sequence[str],
-    needles: Mapping[str, str],
+    needles: Mapping[str, str | Token],
     *,
     timeout_s: float = 5.0,
     password: str | None = None,
@@ -860,10 +1041,11 @@ def _scan_key_batch(
     findings = []
     for key, rtype in zip(keys, types):
         parts = [("key name", key), *_value_parts(rtype, values.get(key))]
-        for kind, needle in n.utf8.items():
-            places = sorted({place for place, data in parts if needle in data}, key=_PLACE_ORDER.index)
+        for kind in n.values:
+            places = sorted({place for place, data in parts if n.in_bytes(kind, data)}, key=_PLACE_ORDER.index)
             if places:
-                findings.append(n.finding(store, where + _show_key(key, n), kind, f"{rtype}: {', '.join(places)}"))
+                shown = where + _show_key(key, n)
+                findings.append(n.finding(store, shown, kind, f"{rtype}: {', '.join(places)}", n.coincidence(kind)))
     return findings
 
 

@@ -17,7 +17,7 @@ from mlflow import MlflowClient
 
 from serving.client import SetlistClient
 from setlist.settings import Settings
-from tests.make import fixture_env, import_and_train, write_fixture
+from tests.make import fixture_env, import_and_train, run_make, write_fixture
 from tests.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -88,3 +88,17 @@ def test_known_users_get_personal_rankings_over_grpc_without_what_they_rated(imp
         proc.terminate()
         proc.wait(timeout=30)
     assert personal == len(users), "known users got the cold-start (popularity) list"
+
+
+def test_erasing_a_numbered_user_is_verified_despite_the_same_number_elsewhere(imported):
+    """Real logs number users and items alike: erasing user N must pass its residue scan, though
+    item N, counts and timestamps still hold the number N (named in a note, not counted as residue).
+    Last in the module: the user is gone for good."""
+    env, fixture, _ = imported
+    ratings = pd.read_csv(fixture / "ratings.csv")
+    counts = ratings["userId"].value_counts()
+    shared = [u for u in counts.index[::-1] if u in set(ratings["movieId"])]
+    assert shared, "the fixture has no user numbered like an item"
+    out = run_make(env, "erase", f"USER_ID={shared[0]}")
+    assert "no residue found" in out
+    assert "not counted as residue" in out

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from ingest.residue import ResidueScanError, render, scan_redis, scan_sql
+from ingest.residue import ResidueScanError, Token, render, scan_redis, scan_sql
 from tests.servers import free_port
 
 PSEUDONYM = "u_" + "0123456789abcdef" * 2
@@ -122,3 +122,33 @@ def test_a_dead_postgres_fails_fast_naming_the_store_without_its_password() -> N
     assert "could not be scanned" in message
     assert "s3cret-pw" not in message
     _assert_no_needle(message)
+
+
+def test_a_numeric_id_is_judged_as_a_whole_token_in_redis_and_postgres(redis_server, postgres_server) -> None:
+    """Erasing user 17: Redis and PostgreSQL rows holding 1705 are no residue, ones holding 17 alone
+    are possible coincidences, and the identity map's row for 17 is residue."""
+    import sqlalchemy as sa
+
+    needles = {"raw id": Token("17"), "pseudonym": PSEUDONYM}
+    redis_server.start()
+    redis_server.flush()
+    with redis_server.client() as c:
+        c.set("setlist:item:1705", "plays=1705")
+        c.set("setlist:time", "08:17")  # a number joined by a time's colon is part of it
+        c.hset("setlist:counts", mapping={"plays": "17"})
+    findings = scan_redis(redis_server.url, needles)
+    assert [(f.where, f.detail, f.coincidence) for f in findings] == [("setlist:counts", "hash: hash value", True)]
+
+    url = postgres_server.create_database()
+    engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text("CREATE TABLE identity_map (pseudonym text, raw_id text); CREATE TABLE runs (note text)")
+            )
+            conn.execute(sa.text("INSERT INTO identity_map VALUES ('u_a', '17'), ('u_b', '1705'), ('u_c', '117')"))
+            conn.execute(sa.text("INSERT INTO runs VALUES ('top 17 of 1705'), ('1705 plays'), ('0.17')"))
+    finally:
+        engine.dispose()
+    found = {(f.where, f.detail.split(" (database")[0], f.coincidence) for f in scan_sql(url, needles)}
+    assert found == {("identity_map.raw_id", "1 row (1 exact)", False), ("runs.note", "1 row (0 exact)", True)}

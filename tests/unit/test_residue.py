@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from ingest import residue
-from ingest.residue import Finding, render, scan, scan_files, scan_sql
+from ingest.residue import Finding, Token, render, scan, scan_files, scan_sql
 from setlist.pseudonym import IdentityMap, pseudonymize
 from setlist.settings import Settings
 
@@ -242,3 +242,97 @@ def test_a_value_filtered_out_of_a_dictionary_column_is_still_found(tmp_path: Pa
         "pseudonym",
         "column user_id: no row, but its dictionary still holds it",
     )
+
+
+# --- the application's own id, matched as a whole token ------------------------------------------------
+
+
+def test_a_numeric_id_counts_only_as_a_user_value_and_its_coincidences_are_a_note(tmp_path: Path) -> None:
+    """Real logs number their users: erasing user 17 must neither find 1705, 0.17 or 2026-11-17, nor
+    count item 17 or a count of 17 as the user; a user column still holding 17 is residue."""
+    s = _settings(tmp_path)
+    pseudonym = pseudonymize("17", s.secret_hmac_key())
+    needles = {"raw id": Token("17"), "pseudonym": pseudonym}
+    data = s.data_dir
+    (data / "events").mkdir(parents=True)
+    pq.write_table(
+        pa.table({"user_id": ["u_x", "u_y"], "item_id": ["17", "1705"], "score": ["0.17", "2026-11-17"]}),
+        data / "events" / "part-0.parquet",
+    )
+    (data / "reports").mkdir()
+    (data / "reports" / "run.json").write_text('{"count": 17, "at": "08:17", "ts": 1705000017}')
+    (data / "reports" / "near.txt").write_text("users 1705 and 117 and 0.17 and 17.5 and 2026-11-17")
+    notes: list[str] = []
+    assert scan(s, needles, notes) == []
+    [note] = [n for n in notes if "stands alone" in n]
+    assert note.startswith("the raw id stands alone in 2 other place(s), not counted as residue")
+    assert "events/part-0.parquet" in note and "reports/run.json" in note and "near.txt" not in note
+    assert any(n.startswith("the raw id is a number") for n in notes)
+
+    pq.write_table(pa.table({"user_id": ["17", "u_y"], "n": [1, 2]}), data / "events" / "leak.parquet")
+    ids = IdentityMap(s.metadata_url)
+    try:
+        ids.remember([(pseudonym, "17"), (_other(s), "117")])
+    finally:
+        ids.dispose()
+    found = scan(s, needles)
+    assert {(f.store, f.where, f.needle_kind) for f in found if f.needle_kind == "raw id"} == {
+        ("file", "events/leak.parquet", "raw id"),
+        ("sqlite", "identity_map.raw_id", "raw id"),
+    }
+    assert next(f for f in found if f.where == "identity_map.raw_id").detail == "1 row (1 exact) (database metadata.db)"
+    assert not any(f.coincidence for f in found)
+
+
+def test_a_token_is_not_found_inside_a_longer_id_but_alone_anywhere(tmp_path: Path) -> None:
+    s = _settings(tmp_path)
+    s.data_dir.mkdir(parents=True)
+    (s.data_dir / "longer.txt").write_text(f"user={RAW}0 {RAW}_b x{RAW}")
+    (s.data_dir / "alone.txt").write_text(f'{{"user": "{RAW}"}}')
+    (s.data_dir / "alone-utf16.txt").write_bytes(f"({RAW})".encode("utf-16-le"))
+    (s.data_dir / "longer-utf16.txt").write_bytes(f"{RAW}9".encode("utf-16-le"))
+    findings = scan_files(s, {"raw id": Token(RAW)})
+    assert [(f.where, f.detail, f.coincidence) for f in findings] == [
+        ("alone-utf16.txt", "bytes utf-16-le", False),
+        ("alone.txt", "bytes utf-8", False),
+    ]
+
+
+def test_a_token_is_judged_with_both_neighbours_across_chunk_boundaries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s = _settings(tmp_path)
+    monkeypatch.setattr(residue, "CHUNK", 5)
+    s.data_dir.mkdir(parents=True)
+    for offset in range(7):  # every split of the id, and of its neighbours, over two reads
+        (s.data_dir / f"alone{offset}.txt").write_bytes(b"x" * offset + b" " + RAW.encode() + b" yyy")
+        (s.data_dir / f"joined{offset}.txt").write_bytes(b"x" * offset + b"a" + RAW.encode() + b"0yyy")
+    (s.data_dir / "end.txt").write_bytes(b"xxxxxxx " + RAW.encode())  # alone up to the file's end
+    findings = scan_files(s, {"raw id": Token(RAW)})
+    assert [f.where for f in findings] == [f"alone{offset}.txt" for offset in range(7)] + ["end.txt"]
+
+
+def test_masking_a_numeric_id_leaves_other_numbers_whole(tmp_path: Path) -> None:
+    s = _settings(tmp_path)
+    s.data_dir.mkdir(parents=True)
+    (s.data_dir / "5").mkdir()
+    (s.data_dir / "5" / "51.txt").write_text("count 5")
+    findings = scan_files(s, {"raw id": Token("5")})
+    assert not (s.data_dir / "mlflow.db").exists()  # the scan created no tracking store of its own
+    assert [(f.where, f.coincidence) for f in findings] == [("<raw id>", True), ("<raw id>/51.txt", True)]
+    text = render(findings)
+    assert "51.txt" in text and "(possible coincidence)" in text
+
+
+def test_a_numeric_id_in_a_user_array_is_residue_and_elsewhere_a_coincidence(tmp_path: Path) -> None:
+    s = _settings(tmp_path)
+    (s.data_dir / "candidates").mkdir(parents=True)
+    np.savez_compressed(
+        s.data_dir / "candidates" / "arrays.npz", user_ids=np.array(["17", "170"]), item_ids=np.array(["17", "3"])
+    )
+    findings = scan_files(s, {"raw id": Token("17")})
+    [residue_found] = [f for f in findings if not f.coincidence]
+    assert residue_found.detail == "array user_ids: 1 value (1 exact)"
+    # the item with the same id, and the id's bytes in the arrays' members, are possible coincidences
+    [coincidence] = [f for f in findings if f.coincidence]
+    assert "array item_ids: 1 value (1 exact)" in coincidence.detail
