@@ -1680,7 +1680,7 @@ def require_columns(
                 hint = (
                     f". Its first line looks like data, not a header: if the file has none, name its "
                     f"{len(frame.columns)} columns in order with {names_option} "
-                    f"(e.g. {names_option} {','.join(_example_names(len(frame.columns), 'items' in names_option))})"
+                    f"(e.g. {_names_example(frame, names_option)})"
                 )
             if len(frame.columns) + len(dropped) == 1 and not hint:
                 sep_option = names_option.replace("names", "sep")
@@ -1744,6 +1744,43 @@ SHOWN_DATA_COLUMNS = 12
 def _example_names(n: int, items: bool = False) -> list[str]:
     base = ["item_id", "title", "genres", "artist"] if items else ["user_id", "item_id", "rating", "timestamp"]
     return base[:n] + [f"c{k + 1}" for k in range(len(base), n)]
+
+
+#: epoch times in seconds or milliseconds since 1973 lie in this range; ratings, counts and ids rarely do
+_EPOCH_RANGE = (1e8, 1e13)
+#: a column of numbers no larger than this, after the user and item, is shown as the rating
+_RATING_TOPS = 10
+
+
+def _names_example(frame: pd.DataFrame, names_option: str) -> str:
+    """A ``--names`` example for a headerless file that imports as it reads, judged from the rows read
+    (whose first line became the column names): a column of small numbers after the user and the item is
+    named and read as the rating, one of epoch numbers or dates as the time, and without one ``--no-time``
+    is said (a column named ``rating`` is only read with ``--rating-col``: Yahoo! R3's was imported as
+    plays by an example that named it alone)."""
+    if "items" in names_option:
+        return f"{names_option} {','.join(_example_names(len(frame.columns), items=True))}"
+    names = ["user_id", "item_id"][: len(frame.columns)]
+    for position in range(len(names), len(frame.columns)):
+        cells = pd.concat([pd.Series([frame.columns[position]]), frame.iloc[:200, position].astype("string")])
+        numbers = to_numbers(cells)
+        name = f"c{position + 1}"
+        if numbers.notna().all():
+            low, high = float(numbers.min()), float(numbers.max())
+            if "rating" not in names and 0 <= low and high <= _RATING_TOPS:
+                name = "rating"
+            elif "timestamp" not in names and _EPOCH_RANGE[0] <= low and high < _EPOCH_RANGE[1]:
+                name = "timestamp"
+        elif "timestamp" not in names:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # pandas warns when it guesses a format cell by cell
+                if pd.to_datetime(cells, errors="coerce", format="mixed").notna().all():
+                    name = "timestamp"
+        names.append(name)
+    extra = " --rating-col rating" if "rating" in names else ""
+    if "timestamp" not in names:
+        extra += " --no-time"
+    return f"{names_option} {','.join(names)}{extra}"
 
 
 def _stripped(s: pd.Series) -> pd.Series:

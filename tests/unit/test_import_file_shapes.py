@@ -221,3 +221,37 @@ def test_cells_are_no_markup_and_a_mostly_quarantined_import_warns(tmp_path, mon
     out = " ".join(result.output.split())
     assert "'OS X 10.15.7 [x86 8]'" in out  # the cell as written, not read as markup
     assert "warning: most rows were quarantined (30 of 40)" in out
+
+
+def test_a_headerless_file_gets_a_names_example_that_imports_its_ratings_when_followed(tmp_path, monkeypatch):
+    """Yahoo! R3's user, song and rating without a header or times: the example the error gives names
+    the rating and reads it, so following it literally keeps a 1-star rating from becoming a play."""
+    import re
+
+    from typer.testing import CliRunner
+
+    from ingest.__main__ import app
+
+    monkeypatch.setenv("SETLIST_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("SETLIST_HMAC_KEY", "k")
+    path = tmp_path / "ydata-ymusic-train.txt"
+    path.write_text("".join(f"{1 + k % 9}\t{100 + k % 13}\t{1 + k % 5}\n" for k in range(90)))
+    result = CliRunner().invoke(app, ["import", str(path)])
+    assert result.exit_code == 2
+    example = re.search(r"\(e\.g\. (--names [^)]*)\)", " ".join(result.output.split()))
+    assert example is not None, result.output
+    assert example.group(1) == "--names user_id,item_id,rating --rating-col rating --no-time"
+    result = CliRunner().invoke(app, ["import", str(path), *example.group(1).split()])
+    assert result.exit_code == 0, result.output
+    types = re.search(r"types: (.*)", result.output)
+    assert types is not None and "skip" in types.group(1) and "like" in types.group(1)
+
+
+def test_a_names_example_names_epoch_numbers_and_dates_as_the_time(tmp_path):
+    from ingest.import_files import _names_example
+
+    epochs = pd.DataFrame({"7": ["8", "9"], "12": ["13", "14"], "4.5": ["3", "5"], "978300760": ["978300761", "9e8"]})
+    assert _names_example(epochs, "--names") == "--names user_id,item_id,rating,timestamp --rating-col rating"
+    dated = pd.DataFrame({"a": ["b"], "x": ["y"], "2020-01-01 10:00": ["2020-01-02 11:00"], "412": ["17"]})
+    assert _names_example(dated, "--names") == "--names user_id,item_id,timestamp,c4"
+    assert _names_example(dated, "--items-names") == "--items-names item_id,title,genres,artist"
