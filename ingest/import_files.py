@@ -745,6 +745,17 @@ def _plan_text(path: Path, ext: str, layout: TextLayout, what: str) -> _TextPlan
         columns = len(names) if names is not None else max(_fields(lines[:1], sep))
         header_line = _first_line(path, encoding) if names is None else at
         short, lone_cr, usual_end, nonblank = _short_lines(path, encoding, sep, columns, header_line)
+        if (
+            kwargs["quoting"] == csv.QUOTE_NONE
+            and sep in UNQUOTED
+            and _quoted_tabs(path, encoding, lines, sep, columns, short)
+        ):
+            kwargs["quoting"] = csv.QUOTE_MINIMAL
+            uneven = None  # the sampled lines' widths were counted unquoted
+            notes.append(
+                "its fields are quoted as a spreadsheet's tab-separated export quotes them (a field opening with \" "
+                'holds line breaks, tabs or doubled ""): read as quoted'
+            )
         if kwargs["quoting"] != csv.QUOTE_NONE:
             # a quoted field may span lines: only the records a CSV reading finds short are short
             quoted_short = _short_records(path, encoding, sep, columns, header_line) if short else []
@@ -800,6 +811,27 @@ def _short_lines(
                 crlf += 1
     # blank lines are seen among the short ones only: a file of one column has none
     return out, lone_cr, "\r\n" if crlf * 2 > lines else "\n", (lines - blank) if need > 0 else None
+
+
+def _quoted_tabs(path: Path, encoding: str, lines: Sequence[str], sep: str, columns: int, short: Sequence[int]) -> bool:
+    """Whether a tab-separated file quotes its fields as CSV does, though TSV has no quoting (IANA's):
+    a spreadsheet's export does, and a job description with line breaks and tabs inside its quotes
+    then splits into short lines read unquoted (CareerBuilder-style ``jobs.tsv``: 950 jobs became
+    2,854 items). Said so only when a field in the first lines opens with a quote, and either lines
+    are short or a quoted field doubles a quote inside, and a quoted reading gives every record of
+    the whole file its columns: a lone quote in a title (``"Weird Song``) swallows lines then, and
+    the file stays unquoted."""
+    opening = [f for line in lines for f in line.split(sep) if f.startswith('"')]
+    if not opening:
+        return False
+    doubled = any(len(f) > 2 and f.endswith('"') and '""' in f[1:-1] for f in opening)
+    if not short and not doubled:
+        return False
+    with open_compressed(path, "rt", encoding=encoding, newline="") as f:
+        try:
+            return all(len(row) == columns for row in csv.reader(f, delimiter=sep) if any(c.strip() for c in row))
+        except csv.Error:
+            return False
 
 
 def _short_records(path: Path, encoding: str, sep: str, columns: int, header_line: int | None) -> list[int]:

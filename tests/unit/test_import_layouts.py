@@ -423,6 +423,33 @@ def test_tab_separated_text_has_no_quoting_so_a_stray_quote_is_just_text(tmp_pat
     assert not any("quoted fields" in n for n in summary.read_notes)
 
 
+def test_a_tab_file_quoted_as_a_spreadsheet_exports_it_is_read_as_quoted(tmp_path):
+    # a job board's jobs.tsv: descriptions in quotes hold line breaks, a tab and doubled quotes
+    log = _dat(tmp_path / "apps.csv", [("user", "job", "t"), ("u1", "J1", T0), ("u2", "J2", T0 + 60)], ",")
+    jobs = tmp_path / "jobs.tsv"
+    jobs.write_text(
+        "JobID\tTitle\tDescription\tCity\n"
+        'J1\t"Manager, ""Key"" Accounts"\t"<p>Pay:\tgood</p>\n<ul>\n<li>a</li>\n</ul>"\tHouston\n'
+        'J2\tJava Developer\t"<p>one</p>\n<p>two</p>"\tChicago\n'
+        "J3\tNurse\tplain\tBoston\n"
+    )
+    events, items, summary = load_interactions(
+        log, user_col="user", item_col="job", time_col="t", time_unit="s", items=jobs, item_id_col="JobID"
+    )
+    assert items is not None
+    assert sorted(items["item_id"]) == ["J1", "J2", "J3"]
+    assert dict(zip(items["item_id"], items["title"]))["J1"] == 'Manager, "Key" Accounts'
+    assert any("read as quoted" in n for n in summary.read_notes)
+    assert not any("fewer than its" in n or "different numbers of fields" in n for n in summary.read_notes)
+    # one line per record, but CSV's doubled quotes: read as quoted too
+    single = tmp_path / "single.tsv"
+    single.write_text('JobID\tTitle\nJ1\t"Manager, ""Key"" Accounts"\nJ2\tNurse\n')
+    _, items, _ = load_interactions(
+        log, user_col="user", item_col="job", time_col="t", time_unit="s", items=single, item_id_col="JobID"
+    )
+    assert items is not None and sorted(items["title"]) == ['Manager, "Key" Accounts', "Nurse"]
+
+
 def test_a_stray_quote_in_a_comma_file_is_reported_not_silently_folded(tmp_path):
     rows = [("user", "item", "time", "note")] + [(k, k, f"2008-05-0{1 + k % 9}", "ok") for k in range(10)]
     rows[3], rows[7] = (2, 2, "2008-05-03", '"oops'), (6, 6, "2008-05-07", 'oops"')  # opened, closed 4 lines on
