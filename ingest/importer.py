@@ -65,7 +65,14 @@ from ingest.intake import READ_NOTE
 from ingest.item_key import KEY_JOIN, key_column, key_parts, with_key
 from setlist.compressed import COMPRESSIONS, ArchiveError
 from setlist.consent import FLAGS, flag_reason
-from setlist.contract import EVENT_COLUMNS, EVENT_TYPES, NO_ITEM_TYPES, SCHEMA_VERSION, UNKNOWN
+from setlist.contract import (
+    EVENT_COLUMNS,
+    EVENT_TYPES,
+    HISTORY_SESSION_PREFIX,
+    NO_ITEM_TYPES,
+    SCHEMA_VERSION,
+    UNKNOWN,
+)
 from setlist.numbers import to_numbers
 
 __all__ = [
@@ -776,6 +783,8 @@ def _whole_file(raw: pd.DataFrame, o: ImportOptions, now: pd.Timestamp, source: 
             notes.append(f"sessions from {o.session_col!r}, not from 30-minute gaps")
         else:
             sessions = _sessions(users, ts)
+        if o.history_col is not None:
+            _history_sessions(sessions, users, raw[BEFORE_COL])
     if o.impressions_col is not None and (note := unmarked_note(raw[CLICK_TYPE_COL], o.impressions_col)):
         notes.append(note)
     if o.clicked_col is not None and o.impressions_col is not None:
@@ -977,6 +986,16 @@ def _item_column_notes(o: ImportOptions, tally: _Tally) -> list[str]:
 #: an item column whose distinct values are nearly as many as its rows, over at least this many rows, is said
 ONCE_ROWS = 1_000
 ONCE_SHARE = 0.95
+
+
+def _history_sessions(sessions: np.ndarray, users: pd.Series, before: pd.Series) -> None:
+    """History rows in a session of their own per user, apart from the first visit they were stamped
+    just before: a list of earlier clicks is no visit, and in the first one it made that visit dozens of
+    events long, read by the drift gate as the older sessions' lengths drifting (MIND: PSI 0.29)."""
+    hist = (before > 0).to_numpy() & users.notna().to_numpy()
+    if hist.any():
+        frame = pd.DataFrame({"u": users[hist].astype(str).to_numpy(), "s": "history"})
+        sessions[hist] = _hash_hex(frame, HISTORY_SESSION_PREFIX)
 
 
 def _history_times(ts: pd.Series, users: pd.Series, before: pd.Series) -> pd.Series:

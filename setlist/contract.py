@@ -39,6 +39,9 @@ SKIP_PLAY_FRACTION = 0.25
 
 DEVICES = ("mobile", "desktop", "tablet", "smart_speaker", "web")
 UNKNOWN = "unknown"
+#: a session id that starts so groups one user's imported history (clicks listed before the log,
+#: without times: MIND's): no visit, so the gates do not count its length as a session's
+HISTORY_SESSION_PREFIX = "h_"
 
 EVENT_SCHEMA = pa.schema(
     [

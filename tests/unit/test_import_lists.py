@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from ingest.import_files import ImportFormatError
 from ingest.import_lists import CLICK_TYPE_COL, explode
 from ingest.importer import ImportOptions, InteractionStream, TextLayout, load_interactions, rows_per_line
+from setlist.contract import HISTORY_SESSION_PREFIX
 
 NOW = pd.Timestamp("2024-03-01 12:00", tz="UTC")
 MIND_NAMES = "impression_id,user_id,time,history,impressions"
@@ -211,6 +212,12 @@ def test_a_users_history_becomes_plays_just_before_their_first_listed_item_once(
     first = pd.Timestamp("2019-11-14 10:00:00", tz="UTC")
     assert hist["timestamp"].tolist() == [first - pd.Timedelta(seconds=2), first - pd.Timedelta(seconds=1)]
     assert "2 ids of 'history'" in " ".join(summary.read_notes)
+    # the history is a session of its own, marked as no visit: the first visit keeps its own length
+    [history_session] = hist["session_id"].unique()
+    assert history_session.startswith(HISTORY_SESSION_PREFIX)
+    first_visit = events[(events["user_id"] == "U1") & (events["timestamp"] == first)]
+    assert len(first_visit) == 1 and first_visit["session_id"].iloc[0] != history_session
+    assert not events.loc[~events.index.isin(hist.index), "session_id"].str.startswith(HISTORY_SESSION_PREFIX).any()
     stream = InteractionStream(src, ImportOptions(**_mind(history_col="history")), chunk_rows=2, per_line=3.0)
     chunked = pd.concat(list(stream), ignore_index=True)
     _same_events(events, chunked)

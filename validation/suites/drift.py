@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 from great_expectations.expectations.metadata_types import FailureSeverity
 
+from setlist.contract import HISTORY_SESSION_PREFIX
 from validation.distributions import BinnedReference, categorical_reference, null_scores, numeric_reference
 from validation.expectations import ExpectColumnDistributionDriftToBeLessThan
 from validation.thresholds import DriftThresholds, Method
@@ -169,8 +170,15 @@ def usable_columns(reference: pd.DataFrame, current: pd.DataFrame, columns: Sequ
 
 
 def event_features(events: pd.DataFrame) -> pd.DataFrame:
-    """Event columns plus derived per-event features that do not depend on the window's length."""
-    out = events.copy()
+    """Event columns plus derived per-event features that do not depend on the window's length, for
+    every event but an imported history's (see ``HISTORY_SESSION_PREFIX``)."""
+    out = events
+    if "session_id" in out:
+        # an imported history (clicks listed before the log) has no times of its own: its hours and its
+        # length are the import's, and a gap in the values would read as a null rate drifting
+        history = out["session_id"].astype("string").str.startswith(HISTORY_SESSION_PREFIX).fillna(False)
+        out = out[~history.to_numpy(dtype=bool)]
+    out = out.copy()
     ts = pd.to_datetime(out["timestamp"], utc=True)
     out["hour_of_day"] = ts.dt.hour.astype("int64")
     if "session_id" in out and out["session_id"].notna().any():
