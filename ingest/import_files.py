@@ -1724,7 +1724,13 @@ def require_columns(
             nested = _nested_hint(frame, wanted) or _nested_hint(_first_json_row(path, dropped), wanted)
             if not hint and nested:
                 hint = nested
-            if role == "time" and not hint:
+            if role == "time" and not hint and (timed := time_columns(frame, dropped, exclude=wanted)):
+                shown = ", ".join(map(repr, timed[:3]))
+                hint = (
+                    f"; {shown} look{'s' if len(timed) == 1 else ''} like times: --time-col {option_value(timed[0])} "
+                    "reads them (--no-time would leave them unread and stamp each user's rows in a shuffled order)"
+                )
+            elif role == "time" and not hint:
                 hint = (
                     "; a file without times imports with --no-time (each user's rows stamped in a stable shuffled "
                     "order)"
@@ -1776,6 +1782,55 @@ SHOWN_DATA_COLUMNS = 12
 def _example_names(n: int, items: bool = False) -> list[str]:
     base = ["item_id", "title", "genres", "artist"] if items else ["user_id", "item_id", "rating", "timestamp"]
     return base[:n] + [f"c{k + 1}" for k in range(len(base), n)]
+
+
+#: words of a column name that say it holds times (``date_added``, ``Watched Date``, ``createdAt``), as
+#: does a last word ``at`` (``read_at``)
+_TIME_WORDS = frozenset({"date", "time", "timestamp", "datetime", "ts", "dt", "created", "updated", "when"})
+#: filled cells looked at to tell a column of times
+_TIME_PEEK = 50
+#: the share of those cells that must read as times
+_TIME_SHARE = 0.9
+
+
+def _name_words(name: str) -> list[str]:
+    """A column name's words, split at punctuation and at camelCase: ``createdAt`` is created, at."""
+    return [w.lower() for w in re.findall(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+", name)]
+
+
+def time_columns(frame: pd.DataFrame | None, unread: Sequence[str] = (), exclude: Collection[str] = ()) -> list[str]:
+    """Columns whose name says they hold times and whose cells, where they were read, do: dates and
+    times written out (at least eight characters with a separator, so a year alone is none), or
+    epoch numbers. ``unread``: columns not read, judged by their names alone."""
+    found = []
+    columns = [*(map(str, frame.columns) if frame is not None else []), *unread]
+    for col in columns:
+        words = _name_words(col)
+        if col in exclude or not (_TIME_WORDS & set(words) or words[-1:] == ["at"]):
+            continue
+        if frame is not None and col in frame.columns:
+            cells = frame[col].dropna().astype(str).str.strip()
+            cells = cells[cells != ""].head(_TIME_PEEK)
+            if cells.empty:
+                continue
+            numbers = to_numbers(cells)
+            if numbers.notna().all():
+                timed = bool(numbers.between(*_EPOCH_RANGE).all())
+            else:
+                written = cells.str.len().ge(8) & cells.str.contains(r"[-/:\s]")
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # pandas warns when it guesses a format cell by cell
+                    parsed = pd.to_datetime(cells, errors="coerce", format="mixed", utc=True).notna()
+                timed = bool((written & parsed).mean() >= _TIME_SHARE)
+            if not timed:
+                continue
+        found.append(col)
+    return found
+
+
+def option_value(name: str) -> str:
+    """A column name as a command line takes it: quoted when it holds a space or a quote."""
+    return repr(name) if re.search(r"[\s'\"]", name) else name
 
 
 #: epoch times in seconds or milliseconds since 1973 lie in this range; ratings, counts and ids rarely do

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,9 +30,11 @@ from ingest.import_files import (
     is_present,
     missing_token_counts,
     missing_tokens_note,
+    option_value,
     read_table,
     require_columns,
     streams,
+    time_columns,
     tokens_note,
 )
 from ingest.import_items import item_frame_for, load_items, name_columns
@@ -1167,6 +1169,23 @@ def _unread_type_note(columns: list[str], o: ImportOptions, frame: pd.DataFrame 
 _AMOUNT_NAME = r"(?:quantity|qty|units|amount|item_?count|order_?quantity)"
 
 
+def unread_time_note(
+    columns: list[str], o: ImportOptions, frame: pd.DataFrame | None, unread: Sequence[str] = ()
+) -> list[str]:
+    """A warning when --no-time leaves a column of times unread (Yelp's tips have a ``date``): their
+    rows are then stamped in a shuffled order, and the hold-out and windows follow that order."""
+    if o.time_col is not None:
+        return []
+    timed = time_columns(frame, unread, exclude=o.keep())
+    if not timed:
+        return []
+    shown = ", ".join(map(repr, timed[:3]))
+    return [
+        f"warning: --no-time leaves {shown} unread, though {'it holds' if len(timed) == 1 else 'they hold'} times: "
+        f"each user's rows are stamped in a shuffled order instead; --time-col {option_value(timed[0])} reads them"
+    ]
+
+
 def negative_amount_note(columns: list[str], o: ImportOptions, frame: pd.DataFrame | None) -> list[str]:
     """A word for an unread quantity column with negative numbers: returns or cancellations (Online
     Retail's ``C`` invoices) that the import reads as events like the rest, purchases included."""
@@ -1567,6 +1586,7 @@ def load_interactions(source: Path, **options: Any) -> tuple[pd.DataFrame, pd.Da
         unread_context_notes(columns, o, table.frame)
         + unread_outcome_note(columns, o, table.frame)
         + negative_amount_note(columns, o, table.frame)
+        + unread_time_note(columns, o, table.frame, table.dropped)
     )
     lines = len(table.frame)
     raw = o.reshaper()(table.frame.reset_index(drop=True))
@@ -1667,6 +1687,7 @@ class InteractionStream:
                     unread_context_notes(self._columns, o, chunk)
                     + unread_outcome_note(self._columns, o, chunk)
                     + negative_amount_note(self._columns, o, chunk)
+                    + unread_time_note(self._columns, o, chunk, self.stream.dropped)
                 )
             lines += len(chunk)
             shaped = reshape(chunk)

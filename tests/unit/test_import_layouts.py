@@ -514,6 +514,44 @@ def test_python_dict_lines_are_read_as_literals_and_a_bad_line_is_named(tmp_path
     assert any("line 3, 5" in n for n in summary.read_notes)
 
 
+def test_a_missing_time_column_names_the_columns_of_times_before_no_time(tmp_path):
+    # Goodreads' reviews: times in date_added ("Tue Nov 17 11:37:35 -0800 2015"), a Year that is none,
+    # and a read_at left empty; Yelp's tips: a date the import would otherwise drop with --no-time
+    path = tmp_path / "reviews.csv"
+    path.write_text(
+        "user_id,book_id,Year,date_added,read_at,time_spent\n"
+        'u1,b1,2015,"Tue Nov 17 11:37:35 -0800 2015",,12.5\n'
+        'u2,b2,2016,"Wed Dec 02 01:00:00 -0800 2015",,3\n'
+    )
+    with pytest.raises(ImportFormatError) as caught:
+        load_interactions(path, item_col="book_id")
+    message = str(caught.value)
+    assert "'date_added' looks like times: --time-col date_added reads them" in message
+    assert "'Year'" not in message.split("available columns")[1].split(";", 1)[1]
+    events, _, summary = load_interactions(path, item_col="book_id", time_col="date_added")
+    assert events["timestamp"].min() == pd.Timestamp("2015-11-17 19:37:35", tz="UTC")
+    _, _, untimed = load_interactions(path, item_col="book_id", time_col=None)
+    assert any("warning: --no-time leaves 'date_added' unread" in n for n in untimed.read_notes)
+    plain = tmp_path / "plain.csv"  # no column of times: --no-time is the way
+    plain.write_text("user_id,book_id,Year\nu1,b1,2015\n")
+    with pytest.raises(ImportFormatError, match="a file without times imports with --no-time"):
+        load_interactions(plain, item_col="book_id")
+    _, _, said = load_interactions(plain, item_col="book_id", time_col=None)
+    assert not any("--no-time leaves" in n for n in said.read_notes)
+
+
+def test_column_names_that_say_times_are_told_by_their_words():
+    from ingest.import_files import time_columns
+
+    frame = pd.DataFrame({"createdAt": ["2020-01-01T10:00:00Z"], "runtime": ["2020-01-01 10:00"], "ts": ["1700000000"]})
+    assert time_columns(frame, unread=["Watched Date", "read_at", "format"]) == [
+        "createdAt",
+        "ts",
+        "Watched Date",
+        "read_at",
+    ]
+
+
 def test_a_file_without_times_is_stamped_in_each_users_file_order_ending_now(tmp_path, monkeypatch):
     from ingest.__main__ import app
 
