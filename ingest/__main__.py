@@ -444,6 +444,7 @@ def import_(
     ),
 ) -> None:
     """Import your own interactions into the event contract."""
+    given = dict(locals())  # the options as given, before any is read: recorded in the lineage
     from ingest.import_files import option_pairs
     from ingest.import_items import parse_item_columns
     from ingest.import_played import PlayedReading, SkipBelow
@@ -596,6 +597,10 @@ def import_(
     if no_time and earlier and report.accepted:
         console.print(f"[yellow]warning:[/] {_untimed_after_note(summary.start, newest_before)}", soft_wrap=True)
     again = report.reasons.get("duplicate_event_id", 0)
+    reading = _event_options(given)
+    reread = None
+    if again and report.accepted == 0 and again == report.quarantined:
+        reread = _rereading_refusal(source, reading, settings, items is not None)
     if report.accepted and (report.quarantined - again) * 2 > report.received:
         console.print(
             f"[yellow]warning:[/] most rows were quarantined ({report.quarantined - again:,} of {report.received:,}), "
@@ -603,7 +608,7 @@ def import_(
             "rows with their reasons",
             soft_wrap=True,
         )
-    if again and again >= report.received / 2:
+    if again and again >= report.received / 2 and reread is None:
         catalogue = (
             f" {items.name}'s metadata was taken all the same: it replaces what the catalogue held for its items, "
             "so a corrected items file needs no fresh start."
@@ -632,7 +637,10 @@ def import_(
         malformed_lines=summary.malformed_lines,
         consent=summary.consent,
         consent_default="grant" if settings.consent_granted_by_default else "deny",
+        options=reading,
     )
+    if reread is not None:
+        raise UsageError(reread)
     if report.accepted == 0 and report.quarantined > again:
         # an import that kept nothing is a failed import, whatever its rows' reasons
         reasons = ", ".join(f"{r} {n:,}" for r, n in sorted(report.reasons.items(), key=lambda kv: -kv[1]))
@@ -640,6 +648,50 @@ def import_(
             f"no row of {source.name} was accepted: {report.quarantined:,} quarantined ({reasons}); the notes "
             f"above say how to read its columns, and {settings.quarantine_dir} holds the rows with their reasons"
         )
+
+
+#: import options that say nothing about how a file's rows become events: the items file's own, and
+#: the import's safety switches
+_NOT_READING = ("source", "memory_check", "mix_with_generated", "items_files", "items_cols", "items_sep")
+_NOT_READING_PREFIX = ("items_", "item_id_col")
+
+
+def _event_options(given: dict[str, object]) -> dict[str, str]:
+    """The options of an import that decide how its rows become events, as given (defaults left out),
+    recorded in the lineage so that a later import of the same file can be compared with it."""
+    import inspect
+
+    signature = inspect.signature(import_).parameters
+    out = {}
+    for name, value in sorted(given.items()):
+        default = signature[name].default
+        default = getattr(default, "default", default)  # a typer.Option's own default
+        if name not in _NOT_READING and not name.startswith(_NOT_READING_PREFIX) and value != default:
+            out[name] = str(value)
+    return out
+
+
+def _rereading_refusal(source: Path, reading: dict[str, str], settings: Settings, items: bool) -> str | None:
+    """Why an import of a file imported before, every row of it a duplicate, fails: with the options
+    it had then, it is a re-run that changes nothing (None: exit 0); with others, a user following a
+    note's advice (``--unrated 0`` after Goodreads' zeros read as skips) would otherwise believe the
+    events were read anew."""
+    from setlist.lineage import file_digest, imports
+
+    digest = file_digest(source)
+    before = [r for r in imports(settings.lineage_dir) if r.get("sha256") == digest and "options" in r]
+    if not before or any(r["options"] == reading for r in before):
+        return None
+    then = before[-1]["options"]
+    changed = sorted(set(then) ^ set(reading) | {k for k in set(then) & set(reading) if then[k] != reading[k]})
+    shown = ", ".join(f"--{k.replace('_', '-')}" for k in changed[:6])
+    kept = " (its items file's metadata was taken all the same)" if items else ""
+    return (
+        f"{source.name} was imported before with other options ({shown} differ{'s' if len(changed) == 1 else ''}): "
+        f"every row is the same event as then, so none was read again and the event log is unchanged{kept}. "
+        f"To import it with these options, start from an empty data directory: move {settings.data_dir} aside, or "
+        "set SETLIST_DATA_DIR to a new one"
+    )
 
 
 def _check_time_options(
