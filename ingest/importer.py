@@ -1093,6 +1093,10 @@ def _json_object(v: object) -> bool:
         return False
 
 
+def _nested(v: object) -> bool:
+    return isinstance(v, (list, tuple, dict, np.ndarray))
+
+
 def require_plain_ids(frame: pd.DataFrame, o: ImportOptions) -> None:
     """The user and item columns hold ids, not records: a cell that is a JSON object (30Music's
     idomaar lines keep user and track in one ``{"subjects": …, "objects": …}``) would become an
@@ -1101,6 +1105,16 @@ def require_plain_ids(frame: pd.DataFrame, o: ImportOptions) -> None:
     for option, col in [("--user-col", o.user_col), *(("--item-col", c) for c in items)]:
         cells = frame[col].dropna().head(_ID_PEEK).tolist()
         arrays = [v for v in cells if isinstance(v, (list, tuple, np.ndarray))]
+        listed = [e for a in arrays[:1] for e in list(a)[:1] if isinstance(e, dict)]
+        if option == "--item-col" and cells and len(arrays) * 2 > len(cells) and listed:
+            # Steam's lists of {'item_id': …, 'playtime_forever': …}: --item-lists would refuse them next
+            keys = ", ".join(map(str, list(listed[0])[:4]))
+            meta = [str(c) for c in frame.columns if c != col and not frame[c].head(5).map(_nested).any()][:4]
+            raise ImportFormatError(
+                f"--item-col {col!r} holds lists of records ({keys}, …), not ids: flatten the file to one row per "
+                f"record first, e.g. pandas' json_normalize(rows, record_path={col!r}, meta={meta!r}) written to a "
+                ".csv, then name the record's id with --item-col (README, 'A list of records')"
+            )
         if option == "--item-col" and o.list_col is None and cells and len(arrays) * 2 > len(cells):
             # a parquet or JSON list column: each list would become one id of its own ("[10 12]")
             shown = "[" + ", ".join(map(str, list(arrays[0])[:4])) + (", …]" if len(arrays[0]) > 4 else "]")

@@ -271,8 +271,14 @@ def test_a_list_of_records_is_refused_with_what_to_do(tmp_path):
         "{'user_id': 'a', 'items': [{'item_id': '10', 'item_name': 'Counter-Strike', 'playtime_forever': 6}]}\n"
         "{'user_id': 'b', 'items': []}\n"
     )
-    with pytest.raises(ImportFormatError, match=r"list records \(item_id, item_name, playtime_forever, …\).*flatten"):
-        load_interactions(src, user_col="user_id", item_col="items", time_col=None, item_lists=True)
+    # with --item-lists or without: the same way out at once, not --item-lists first and a refusal after
+    for lists in (True, False):
+        with pytest.raises(ImportFormatError) as caught:
+            load_interactions(src, user_col="user_id", item_col="items", time_col=None, item_lists=lists)
+        message = str(caught.value)
+        assert "'items' holds lists of records (item_id, item_name, playtime_forever, …), not ids" in message
+        assert "json_normalize(rows, record_path='items', meta=['user_id'])" in message
+        assert "--item-lists" not in message
 
 
 def _ebnerd(path: Path) -> Path:
