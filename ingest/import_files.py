@@ -1793,7 +1793,7 @@ _TIME_PEEK = 50
 _TIME_SHARE = 0.9
 
 
-def _name_words(name: str) -> list[str]:
+def name_words(name: str) -> list[str]:
     """A column name's words, split at punctuation and at camelCase: ``createdAt`` is created, at."""
     return [w.lower() for w in re.findall(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+", name)]
 
@@ -1805,7 +1805,7 @@ def time_columns(frame: pd.DataFrame | None, unread: Sequence[str] = (), exclude
     found = []
     columns = [*(map(str, frame.columns) if frame is not None else []), *unread]
     for col in columns:
-        words = _name_words(col)
+        words = name_words(col)
         if col in exclude or not (_TIME_WORDS & set(words) or words[-1:] == ["at"]):
             continue
         if frame is not None and col in frame.columns:

@@ -17,6 +17,7 @@ from ingest.import_files import (
     ImportFormatError,
     TextLayout,
     clean_ids,
+    name_words,
     option_pairs,
     read_table,
     require_columns,
@@ -274,9 +275,16 @@ def _pick_columns(
             (c for c in raw.columns if c != id_col and c not in taken and re.fullmatch(_OWN_NAME, str(c).lower())),
             None,
         )
-    genre_note = None
+    genre_note, users_own = None, False
     if "genre" not in told:
         pick["genre"], genre_note = _filled_genre_column(raw, [lower[a] for a in _ITEM_ALIASES["genre"] if a in lower])
+        if pick["genre"] is not None and id_col is not None and (user := _users_own(raw, id_col, pick["genre"])):
+            genre_note = (
+                f"{pick['genre']!r} not read as genres: its cells differ between the rows of one item, and the file "
+                f"has a column of users ({user!r}): they are what each user wrote (a diary's own tags), not the "
+                f"item's; --items-cols genre={pick['genre']} reads them all the same"
+            )
+            pick["genre"], users_own = None, True
     if "duration_ms" in told and "duration_s" not in told:  # one duration: the one the user named
         pick["duration_s"] = None
     elif "duration_s" in told and "duration_ms" not in told:
@@ -285,7 +293,7 @@ def _pick_columns(
     notes = [", ".join(used) if used else "no metadata column recognized"]
     if genre_note:
         notes.append(genre_note)
-    if pick["genre"] is None:
+    if pick["genre"] is None and not users_own:
         notes.append(
             f"no genre column recognized ({', '.join(_ITEM_ALIASES['genre'])}, or one 0/1 column "
             "per genre); --items-cols genre=COLUMN names it"
@@ -299,6 +307,29 @@ def _pick_columns(
 
 #: a genre column with fewer filled cells than this share gives way to a fuller one of the recognized names
 FILLED_GENRES = 0.5
+
+
+#: words of a column name that say it holds users
+_USER_WORDS = frozenset({"user", "username", "userid", "member", "customer", "reviewer", "account", "uid", "visitor"})
+#: the share of items on several rows whose cells of a column differ, from which it is the rows' own
+_PER_ROW_SHARE = 0.5
+
+
+def _users_own(raw: pd.DataFrame, id_col: object, col: object) -> object | None:
+    """The user column of an items file that is a log of users' rows (a Letterboxd diary given as its
+    own items file), when ``col``'s cells differ between the rows of most items on several rows: then
+    they are each user's, not the item's. A catalogue with one row per category of an item (Outbrain's
+    ``documents_categories.csv``) has no user column, and its rows' genres are gathered."""
+    user = next((c for c in raw.columns if c not in (id_col, col) and _USER_WORDS & set(name_words(str(c)))), None)
+    if user is None:
+        return None
+    cells = pd.DataFrame({"item": raw[id_col], "v": raw[col].astype("string").str.strip()}).dropna()
+    cells = cells[cells["v"] != ""]
+    repeated = cells[cells["item"].duplicated(keep=False)]
+    if repeated.empty:
+        return None
+    kinds = repeated.groupby("item", sort=False)["v"].nunique()
+    return user if float((kinds > 1).mean()) > _PER_ROW_SHARE else None
 
 
 def _filled_genre_column(raw: pd.DataFrame, candidates: list[object]) -> tuple[object | None, str | None]:

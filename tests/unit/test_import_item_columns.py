@@ -499,6 +499,30 @@ def test_an_items_rows_genres_are_gathered(tmp_path):
     assert "rows that differ" not in said  # the genres are gathered, not dropped
 
 
+def test_a_logs_own_tags_are_no_genres_of_its_items(tmp_path):
+    # Letterboxd's diaries joined, given as their own items file: Tags are what each user wrote
+    from ingest.import_items import load_items
+
+    path = tmp_path / "diary_all.csv"
+    path.write_text(
+        "Username,Name,Year,Rating,Tags\n"
+        "ann,Heat,1995,4,netflix\nbob,Heat,1995,5,rewatch\ncid,Heat,1995,3,\n"
+        "ann,Alien,1979,5,2022\nbob,Alien,1979,4,cinema\nann,Up,2009,4,\n"
+    )
+    catalog, notes = load_items(path, "Name", None)
+    assert set(catalog["genre"]) == {"unknown"} and catalog["genres"].isna().all()
+    said = " ".join(notes)
+    assert "'Tags' not read as genres" in said and "('Username')" in said
+    assert "no genre column recognized" not in said
+    told, _ = load_items(path, "Name", None, {"genre": "Tags"})  # named: read, and gathered, as asked
+    assert told.set_index("item_id").loc["Heat", "genres"] == "netflix|rewatch"
+    # a catalogue whose rows agree on an item's tags, beside a user column, keeps them
+    agreed = tmp_path / "agreed.csv"
+    agreed.write_text("user_id,item,tags\nann,Heat,crime\nbob,Heat,crime\nann,Up,animation\n")
+    catalog, _ = load_items(agreed, "item", None)
+    assert catalog.set_index("item_id")["genre"].to_dict() == {"Heat": "crime", "Up": "animation"}
+
+
 def test_records_written_out_in_a_csv_cell_give_their_names(tmp_path):
     # YouTube's watch history through pandas' to_csv: subtitles as the repr of a list of records
     items = tmp_path / "videos.csv"
