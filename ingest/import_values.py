@@ -877,10 +877,11 @@ def types_and_values(
         if unrated is not None:
             no_rating = no_rating | (rating == unrated).to_numpy()
             rating = rating.mask(no_rating)
-            said.append(
-                f"{int((no_rating & ~blank).sum()):,} rows rated {unrated:g} read as unrated plays (--unrated: neither "
-                "positive nor negative, left out of the scale)"
-            )
+            if type_col is None:  # beside a type column, only the rows typed as rated are read by it (``_rated_note``)
+                said.append(
+                    f"{int((no_rating & ~blank).sum()):,} rows rated {unrated:g} read as unrated plays (--unrated: "
+                    "neither positive nor negative, left out of the scale)"
+                )
         if rating_max is not None and not rating_max > 0:
             raise ImportFormatError(f"--rating-max must be positive, got {rating_max:g}")
         top = (1.0 if fractions else rating.max()) if rating_max is None else rating_max

@@ -1240,7 +1240,8 @@ def unread_outcome_note(columns: list[str], o: ImportOptions, frame: pd.DataFram
     """A word when every row is read as a whole play (no rating, type, count or time played was
     named) though the file has columns of outcomes (KuaiSAR's click_cnt, like_cnt): rows shown and
     not clicked would train as plays; or a column of type names (``_unread_type_note``)."""
-    told = (o.rating_col, o.type_col, o.count_col, o.impressions_col, o.played.col if o.played else None, o.event_type)
+    # the type column first: beside a rating, it is what gives each row its type
+    told = (o.type_col, o.rating_col, o.count_col, o.impressions_col, o.played.col if o.played else None, o.event_type)
     found = [
         c for c in columns if re.fullmatch(_OUTCOME_NAME, c.lower()) and c not in o.keep() and not _text_cells(frame, c)
     ]
@@ -1250,6 +1251,8 @@ def unread_outcome_note(columns: list[str], o: ImportOptions, frame: pd.DataFram
         return [] if any(c is not None for c in told) else _unread_type_note(columns, o, frame)
     shown = ", ".join(map(repr, found[:4])) + (f" and {len(found) - 4} more" if len(found) > 4 else "")
     read = [c for c in told if c is not None and c in columns]
+    if o.type_col is not None and _text_cells(frame, o.type_col):
+        return []  # a column of type names: the outcome columns were made into it (the README's way)
     if read:  # one outcome read, others beside it not (NCM's isClick beside isLike, isShare)
         return [
             f"column{'s' if len(found) > 1 else ''} {shown} not read beside {read[0]!r}, which alone gives each "

@@ -1425,3 +1425,40 @@ def test_a_column_of_review_text_named_like_an_outcome_is_no_outcome(tmp_path):
     )
     _, _, counted = load_interactions(counts, user_col="user", item_col="ID", time_col=None, rating_col="is_click")
     assert "'comment' not read beside 'is_click'" in " ".join(str(counted).split())
+
+
+def test_a_type_column_made_of_outcome_columns_leaves_no_stale_notes(tmp_path):
+    """Goodreads' interactions made into one type column, the README's way (shelved, read, rated),
+    beside the is_read it was made of and a rating whose 0 is unrated: no note says is_read goes
+    unread beside the rating, nor counts every 0 as an unrated play when shelved rows are not plays."""
+    from ingest.import_values import parse_type_map
+
+    rows = [
+        ("u1", "b1", 0, 0, "shelved"),
+        ("u1", "b2", 1, 0, "read"),
+        ("u2", "b1", 1, 5, "rated"),
+        ("u2", "b3", 0, 0, "shelved"),
+    ]
+    src = _csv(
+        tmp_path / "gr_typed.csv",
+        "user_id,book_id,is_read,rating,outcome\n" + "\n".join(",".join(map(str, r)) for r in rows),
+    )
+    events, _, summary = load_interactions(
+        src,
+        item_col="book_id",
+        time_col=None,
+        rating_col="rating",
+        unrated=0,
+        type_col="outcome",
+        type_map=parse_type_map("shelved=add_to_playlist,read=play,rated=rating"),
+    )
+    by = dict(zip(zip(events["user_id"], events["item_id"]), events["type"]))
+    assert by == {
+        ("u1", "b1"): "add_to_playlist",
+        ("u1", "b2"): "play",
+        ("u2", "b1"): "like",
+        ("u2", "b3"): "add_to_playlist",
+    }
+    said = " ".join(str(summary).split())
+    assert "not read beside" not in said and "read as unrated plays" not in said
+    assert "1 row typed 'rated' read by their rating in 'rating'" in said
