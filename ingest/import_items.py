@@ -257,7 +257,10 @@ def _pick_columns(
     lower = {str(c).lower(): c for c in raw.columns if c != id_col}
     for c in raw.columns:  # a nested field answers to its own name (track_metadata.track_name, SNAP's beer/name)
         if c != id_col and re.search(r"[./]", str(c)):
-            lower.setdefault(re.split(r"[./]", str(c))[-1].lower(), c)
+            *outer, last = re.split(r"[./]", str(c))
+            lower.setdefault(last.lower(), c)
+            if last.lower() == "name" and outer:  # and a record's name to the record's (Amazon's author.name)
+                lower.setdefault(outer[-1].lower(), c)
     for role, column in told.items():
         if column not in raw.columns:
             raise ImportFormatError(

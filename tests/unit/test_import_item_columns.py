@@ -561,3 +561,19 @@ def test_a_column_named_tag_gives_the_genres(tmp_path):
     by = catalog.set_index("item_id")
     assert by.loc["1", "genres"] == "28|11" and by.loc["2", "genre"] == "5"
     assert "no genre column recognized" not in " ".join(notes)
+
+
+def test_a_nested_records_name_answers_to_the_records_own_role(tmp_path):
+    # Amazon Reviews 2023's meta files: the author is a record, {"name": …, "avatar": …}
+    from ingest.import_items import load_items
+
+    path = tmp_path / "meta_Books.jsonl"
+    rows = [
+        {"parent_asin": "B1", "title": "Storm", "author": {"avatar": "a.jpg", "name": "John O'Hara"}},
+        {"parent_asin": "B2", "title": "Week", "author": {"avatar": "b.jpg", "name": "Jane Doe"}},
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    catalog, notes = load_items(path, "parent_asin", None)
+    assert catalog.set_index("item_id")["artist"].to_dict() == {"B1": "John O'Hara", "B2": "Jane Doe"}
+    assert catalog["title"].tolist() == ["Storm", "Week"]
+    assert "artist from 'author.name'" in " ".join(notes)
