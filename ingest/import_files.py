@@ -1721,9 +1721,17 @@ def require_columns(
                     f"the separator with {sep_option} (e.g. {sep_option} space, {sep_option} ';', {sep_option} '::')"
                 )
             wanted = [c for c in columns.values() if c is not None]
+            names_of = [*map(str, frame.columns), *dropped]
             nested = _nested_hint(frame, wanted) or _nested_hint(_first_json_row(path, dropped), wanted)
             if not hint and nested:
                 hint = nested
+            if role == "user" and not hint and not any(USER_WORDS & set(name_words(str(c))) for c in names_of):
+                hint = (
+                    "; no column names a user: a file of one person's history (an account's export, Letterboxd's "
+                    "or Spotify's) needs a column naming its user added first, several accounts' files joined "
+                    "(README, 'A log of times played'), since training needs two users at least; a file of items "
+                    "alone (Yelp's check-ins) has no user to learn from"
+                )
             if role == "time" and not hint and (timed := time_columns(frame, dropped, exclude=wanted)):
                 shown = ", ".join(map(repr, timed[:3]))
                 hint = (
@@ -1784,6 +1792,10 @@ def _example_names(n: int, items: bool = False) -> list[str]:
     return base[:n] + [f"c{k + 1}" for k in range(len(base), n)]
 
 
+#: words of a column name that say it holds users
+USER_WORDS = frozenset(
+    {"user", "username", "userid", "member", "customer", "reviewer", "account", "uid", "visitor", "client", "person"}
+)
 #: words of a column name that say it holds times (``date_added``, ``Watched Date``, ``createdAt``), as
 #: does a last word ``at`` (``read_at``)
 _TIME_WORDS = frozenset({"date", "time", "timestamp", "datetime", "ts", "dt", "created", "updated", "when"})

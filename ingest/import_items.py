@@ -14,6 +14,7 @@ import pandas as pd
 from ingest.import_files import (
     GENRE_NAMES,
     MISSING_TOKENS,
+    USER_WORDS,
     ImportFormatError,
     TextLayout,
     clean_ids,
@@ -312,8 +313,6 @@ def _pick_columns(
 FILLED_GENRES = 0.5
 
 
-#: words of a column name that say it holds users
-_USER_WORDS = frozenset({"user", "username", "userid", "member", "customer", "reviewer", "account", "uid", "visitor"})
 #: the share of items on several rows whose cells of a column differ, from which it is the rows' own
 _PER_ROW_SHARE = 0.5
 
@@ -323,7 +322,7 @@ def _users_own(raw: pd.DataFrame, id_col: object, col: object) -> object | None:
     own items file), when ``col``'s cells differ between the rows of most items on several rows: then
     they are each user's, not the item's. A catalogue with one row per category of an item (Outbrain's
     ``documents_categories.csv``) has no user column, and its rows' genres are gathered."""
-    user = next((c for c in raw.columns if c not in (id_col, col) and _USER_WORDS & set(name_words(str(c)))), None)
+    user = next((c for c in raw.columns if c not in (id_col, col) and USER_WORDS & set(name_words(str(c)))), None)
     if user is None:
         return None
     cells = pd.DataFrame({"item": raw[id_col], "v": raw[col].astype("string").str.strip()}).dropna()

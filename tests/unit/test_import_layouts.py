@@ -1356,3 +1356,18 @@ def test_a_european_file_is_not_taken_for_a_two_byte_encoding(tmp_path):
     movies.write_bytes(rows.encode("latin-1"))
     table = read_table(movies, "items", TextLayout(sep="::", names=("movie_id", "title", "genres")))
     assert "encoding latin-1" in " ".join(table.notes) and "Amélie 0 (2001)" in set(table.frame["title"])
+
+
+def test_a_file_without_a_user_column_says_an_accounts_export_needs_one(tmp_path):
+    # one Letterboxd account's ratings.csv: no column of users at all
+    one = tmp_path / "ratings.csv"
+    one.write_text("Date,Name,Year,Letterboxd URI,Rating\n2021-01-02,Heat,1995,https://boxd.it/a,4.5\n")
+    with pytest.raises(ImportFormatError) as caught:
+        load_interactions(one, item_col="Letterboxd URI", time_col="Date")
+    message = " ".join(str(caught.value).split())
+    assert "no column names a user: a file of one person's history" in message
+    joined = tmp_path / "ratings_all.csv"  # accounts joined with a Username column: only the option is missing
+    joined.write_text("Username,Date,Name,Letterboxd URI\nann,2021-01-02,Heat,https://boxd.it/a\n")
+    with pytest.raises(ImportFormatError) as caught:
+        load_interactions(joined, item_col="Letterboxd URI", time_col="Date")
+    assert "available columns: Username" in str(caught.value) and "no column names a user" not in str(caught.value)
