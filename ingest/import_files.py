@@ -1853,18 +1853,33 @@ _RATING_TOPS = 10
 
 def _names_example(frame: pd.DataFrame, names_option: str) -> str:
     """A ``--names`` example for a headerless file that imports as it reads, judged from the rows read
-    (whose first line became the column names): a column of small numbers after the user and the item is
-    named and read as the rating, one of epoch numbers or dates as the time, and without one ``--no-time``
-    is said (a column named ``rating`` is only read with ``--rating-col``: Yahoo! R3's was imported as
-    plays by an example that named it alone)."""
+    (whose first line became the column names): a running count of the rows is no user
+    (``impression_id``); a column of ids marked ``-1``/``-0`` is an impression list, and one of plain id
+    lists beside it a history (MIND's); the first other two columns are the user and the item (none
+    beside an impression list, which names the items); a column of small numbers is named and read as
+    the rating, one of epoch numbers or dates as the time, and without one ``--no-time`` is said (a
+    column named ``rating`` is only read with ``--rating-col``: Yahoo! R3's was imported as plays by an
+    example that named it alone)."""
     if "items" in names_option:
         return f"{names_option} {','.join(_example_names(len(frame.columns), items=True))}"
-    names = ["user_id", "item_id"][: len(frame.columns)]
-    for position in range(len(names), len(frame.columns)):
-        cells = pd.concat([pd.Series([frame.columns[position]]), frame.iloc[:200, position].astype("string")])
+    columns = [_example_cells(frame, position) for position in range(len(frame.columns))]
+    kinds = [_list_kind(cells) for cells in columns]
+    impressions = "marked" in kinds
+    names: list[str] = []
+    for position, cells in enumerate(columns):
+        name, kind = f"c{position + 1}", kinds[position]
         numbers = to_numbers(cells)
-        name = f"c{position + 1}"
-        if numbers.notna().all():
+        if kind == "marked" and "impressions" not in names:
+            name = "impressions"
+        elif kind == "plain" and "history" not in names and "items" not in names:
+            name = "history" if impressions else "items"
+        elif kind is None and not names and _running_count(numbers):
+            name = "impression_id" if impressions else "row_id"  # a running count of the rows: no user
+        elif kind is None and "user_id" not in names:
+            name = "user_id"
+        elif kind is None and "item_id" not in names and not impressions and "items" not in names:
+            name = "item_id"
+        elif len(numbers) and numbers.notna().all():
             low, high = float(numbers.min()), float(numbers.max())
             if "rating" not in names and 0 <= low and high <= _RATING_TOPS:
                 name = "rating"
@@ -1876,10 +1891,49 @@ def _names_example(frame: pd.DataFrame, names_option: str) -> str:
                 if pd.to_datetime(cells, errors="coerce", format="mixed").notna().all():
                     name = "timestamp"
         names.append(name)
-    extra = " --rating-col rating" if "rating" in names else ""
+    extra = ""
+    if "impressions" in names:
+        extra += " --impressions-col impressions" + (" --history-col history" if "history" in names else "")
+    elif "items" in names:
+        extra += " --item-col items --item-lists"
+    if "rating" in names:
+        extra += " --rating-col rating"
     if "timestamp" not in names:
         extra += " --no-time"
     return f"{names_option} {','.join(names)}{extra}"
+
+
+#: rows a column must count one by one to be taken for a running count of the rows
+_COUNTED_ROWS = 10
+
+
+def _running_count(numbers: pd.Series) -> bool:
+    """1, 2, 3, … down the rows: an impression's or a line's number, no user's."""
+    return len(numbers) >= _COUNTED_ROWS and bool(numbers.notna().all()) and bool(numbers.diff().iloc[1:].eq(1).all())
+
+
+def _example_cells(frame: pd.DataFrame, position: int) -> pd.Series:
+    """A column's first cells, its misread header first (pandas names an empty one ``Unnamed: 3``)."""
+    head = str(frame.columns[position])
+    first = pd.Series([None if head.startswith("Unnamed: ") else head], dtype="string")
+    return pd.concat([first, frame.iloc[:200, position].astype("string")]).dropna().reset_index(drop=True)
+
+
+def _list_kind(cells: pd.Series) -> str | None:
+    """``marked`` for space-separated ids marked ``-1``/``-0`` (an impression list), ``plain`` for
+    lists of ids that each hold a digit, None for anything else, judged on most filled cells."""
+    tokens = cells[cells.str.strip() != ""].str.split()
+    if tokens.empty:
+        return None
+    listed = tokens.map(lambda ts: len(ts) >= 2 and all(any(ch.isdigit() for ch in t) for t in ts))
+    if float(listed.mean()) < 0.5:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pandas warns when it guesses a format cell by cell
+        if pd.to_datetime(cells[listed.index[listed]], errors="coerce", format="mixed").notna().mean() >= 0.5:
+            return None  # a date and a time of day ("2020-01-01 10:00") are no list
+    marked = tokens[listed].map(lambda ts: all(t[-2:] in ("-0", "-1") for t in ts))
+    return "marked" if float(marked.mean()) >= 0.5 else "plain"
 
 
 def _stripped(s: pd.Series) -> pd.Series:

@@ -335,3 +335,33 @@ def test_a_column_of_real_lists_named_as_the_item_column_is_refused_with_the_opt
         load_interactions(src, item_col="article_ids_inview", **kw)
     events, _, _ = load_interactions(src, item_col="article_ids_inview", item_lists=True, **kw)
     assert len(events) == 8  # one per listed item
+
+
+def test_minds_behaviors_without_names_get_an_example_that_imports_them(tmp_path, monkeypatch):
+    """No header: the example names the running impression id apart from the user, the marked list as
+    impressions and the plain one as the history, and followed literally it imports them."""
+    import re
+
+    from typer.testing import CliRunner
+
+    from ingest.__main__ import app
+
+    monkeypatch.setenv("SETLIST_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("SETLIST_HMAC_KEY", "k")
+    rows = [
+        (f"U{k % 7}", f"11/{10 + k % 5}/2019 {1 + k % 11}:05:58 AM", "N1 N2" if k % 3 else "", f"N{k}-1 N{k + 1}-0")
+        for k in range(40)
+    ]
+    src = _behaviors(tmp_path / "behaviors.tsv", rows)
+    result = CliRunner().invoke(app, ["import", str(src)])
+    assert result.exit_code == 2
+    example = re.search(r"\(e\.g\. (--names [^)]*)\)", " ".join(result.output.split()))
+    assert example is not None, result.output
+    assert example.group(1) == (
+        "--names impression_id,user_id,timestamp,history,impressions "
+        "--impressions-col impressions --history-col history"
+    )
+    result = CliRunner().invoke(app, ["import", str(src), *example.group(1).split()])
+    assert result.exit_code == 0, result.output
+    types = re.search(r"types: (.*)", result.output)
+    assert types is not None and "impression 40" in types.group(1), types
