@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import calendar
 import re
+import warnings
 from collections import Counter
 from dataclasses import dataclass
 
@@ -402,6 +403,33 @@ def parse_time(
 
 #: both numbers and written dates in at least this share of a time column's cells: two exports mixed
 MIXED_TIMES_SHARE = 0.05
+
+
+#: unread time cells looked at for lists of times
+_LISTED_PEEK = 200
+
+
+def listed_times_note(raw: pd.Series, ts: pd.Series, col: str) -> str | None:
+    """A word when the time cells left unread list several times each (Yelp's check-ins: one
+    business's visits in one ``date`` cell, comma-separated): their rows are quarantined as
+    ``bad_timestamp``, and one row per time is the way in."""
+    unread = raw[is_present(raw).to_numpy() & ts.isna().to_numpy()]
+    if unread.empty:
+        return None
+    cells = unread.astype("string").head(_LISTED_PEEK)
+    parts = cells.str.split(",").explode().str.strip()
+    parts = parts[parts != ""]
+    if parts.empty or cells.str.count(",").lt(1).mean() > 0.5:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pandas warns when it guesses a format cell by cell
+        if pd.to_datetime(parts, errors="coerce", format="mixed").notna().mean() < 0.9:
+            return None
+    return (
+        f"{len(unread):,} cells of {col!r} list several times (e.g. {str(cells.iloc[0])[:50]!r}…): each such row "
+        f"is quarantined (bad_timestamp); make it one row per time first, e.g. pandas' "
+        f"df.assign({col}=df[{col!r}].str.split(', ')).explode({col!r})"
+    )
 
 
 def _refuse_mixed(raw: pd.Series, present: pd.Series, num: pd.Series, col: str) -> None:

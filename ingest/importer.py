@@ -55,6 +55,7 @@ from ingest.import_values import (
     counted_plays,
     dates_only_note,
     list_cells_note,
+    listed_times_note,
     offset_times,
     parse_time,
     shared_times_note,
@@ -765,6 +766,8 @@ def _whole_file(raw: pd.DataFrame, o: ImportOptions, now: pd.Timestamp, source: 
     else:
         reading = TimeReading(o.dayfirst, o.time_format, o.time_year, o.time_origin, o.time_zone)
         ts = parse_time(raw[o.time_col], o.time_unit, o.time_col, notes, reading=reading)
+        if note := listed_times_note(raw[o.time_col], ts, o.time_col):
+            notes.append(note)
         lists = o.list_col is not None
         if o.time_offset_col is not None:
             unit = o.time_offset_unit or "s"

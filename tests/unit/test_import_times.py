@@ -566,3 +566,22 @@ def test_a_dates_only_log_is_said_as_such_before_its_shared_times(tmp_path):
     said = " ".join(str(summary).split())
     assert "every time in 'stayed' is the first of a month: months without a day" in said
     assert events["timestamp"].min() == pd.Timestamp("2012-12-01", tz="UTC")
+
+
+def test_cells_listing_several_times_are_said_with_the_way_to_one_row_each(tmp_path):
+    # Yelp's check-ins: one business's visits in one comma-separated date cell
+    src = tmp_path / "checkin.csv"
+    src.write_text(
+        "visitor,business_id,date\n"
+        'v1,b1,"2018-06-14 22:32:15, 2018-12-06 11:10:32"\n'
+        "v2,b2,2019-11-15 02:54:44\n"
+        'v3,b3,"2019-01-01 10:00:00, 2019-02-01 10:00:00, 2019-03-01 10:00:00"\n'
+    )
+    events, _, summary = load_interactions(src, user_col="visitor", item_col="business_id", time_col="date")
+    said = " ".join(str(summary).split())
+    assert "2 cells of 'date' list several times" in said and ".explode('date')" in said
+    assert events["timestamp"].notna().sum() == 1  # the lists are quarantined, the single time read
+    plain = tmp_path / "plain.csv"  # a cell that is no time and holds a comma is no list of times
+    plain.write_text('visitor,business_id,date\nv1,b1,"soon, maybe"\nv2,b2,2019-11-15 02:54:44\n')
+    _, _, summary = load_interactions(plain, user_col="visitor", item_col="business_id", time_col="date")
+    assert "list several times" not in str(summary)
