@@ -513,4 +513,21 @@ class Settings(BaseSettings):
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings()
+    """The settings, read once; a value that does not read (``SETLIST_IMPORT_CHUNK_ROWS=``, empty) is a
+    usage error naming its variable, not a validation traceback."""
+    from pydantic import ValidationError
+
+    from setlist.errors import UsageError
+
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = ".".join(str(part) for part in error["loc"])
+            given = error.get("input")
+            shown = f" (got {given!r})" if isinstance(given, (str, int, float)) else ""
+            problems.append(f"SETLIST_{field.upper()}{shown}: {error['msg']}")
+        raise UsageError(
+            "settings that do not read, from the environment or SETLIST_SETTINGS_FILE: " + "; ".join(problems)
+        ) from None

@@ -189,3 +189,15 @@ def test_a_real_process_prints_one_line_on_stderr(data_dir):
         "error: --time-unit must be s, ms, us, ns, min, h or d, optionally a multiple (10min, 600s), not 'hours'"
     )
     assert proc.stdout == ""
+
+
+def test_a_setting_that_does_not_read_is_one_line_naming_its_variable(data_dir):
+    # an empty SETLIST_IMPORT_CHUNK_ROWS= in a shell: a usage error, not pydantic's traceback
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "SETLIST_DATA_DIR": str(data_dir), "SETLIST_IMPORT_CHUNK_ROWS": ""}
+    proc = subprocess.run(
+        [sys.executable, "-m", "ingest", "summary"], capture_output=True, text=True, env=env, cwd=ROOT, timeout=120
+    )
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().startswith("error: settings that do not read")
+    assert "SETLIST_IMPORT_CHUNK_ROWS (got ''): Input should be a valid integer" in proc.stderr
