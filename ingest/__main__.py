@@ -570,6 +570,10 @@ def import_(
         layout=TextLayout.from_options(sep, names, encoding),
         items_layout=TextLayout.from_options(items_sep, items_names, items_encoding or encoding, prefix="items-"),
     )
+    reading = _event_options(given)  # after every option is checked: a wrong one is said as such first
+    digest = file_digest(source) if source.is_file() else None
+    if digest is not None:
+        _refuse_rereading(source, digest, reading, settings)
     per_line = rows_per_line(source, options)
     chunk_rows = _chunk_rows(source, settings, memory_check, per_line)
     consent_given = bool(consent_col or assume_consent)
@@ -597,10 +601,6 @@ def import_(
     if no_time and earlier and report.accepted:
         console.print(f"[yellow]warning:[/] {_untimed_after_note(summary.start, newest_before)}", soft_wrap=True)
     again = report.reasons.get("duplicate_event_id", 0)
-    reading = _event_options(given)
-    reread = None
-    if again and report.accepted == 0 and again == report.quarantined:
-        reread = _rereading_refusal(source, reading, settings, items is not None)
     if report.accepted and (report.quarantined - again) * 2 > report.received:
         console.print(
             f"[yellow]warning:[/] most rows were quarantined ({report.quarantined - again:,} of {report.received:,}), "
@@ -608,7 +608,7 @@ def import_(
             "rows with their reasons",
             soft_wrap=True,
         )
-    if again and again >= report.received / 2 and reread is None:
+    if again and again >= report.received / 2:
         catalogue = (
             f" {items.name}'s metadata was taken all the same: it replaces what the catalogue held for its items, "
             "so a corrected items file needs no fresh start."
@@ -625,7 +625,7 @@ def import_(
     record_import(
         settings.lineage_dir,
         source=source.name,
-        sha256=file_digest(source),
+        sha256=digest,
         items_file=items.name if items else None,
         rows=summary.rows,
         accepted=report.accepted,
@@ -639,8 +639,6 @@ def import_(
         consent_default="grant" if settings.consent_granted_by_default else "deny",
         options=reading,
     )
-    if reread is not None:
-        raise UsageError(reread)
     if report.accepted == 0 and report.quarantined > again:
         # an import that kept nothing is a failed import, whatever its rows' reasons
         reasons = ", ".join(f"{r} {n:,}" for r, n in sorted(report.reasons.items(), key=lambda kv: -kv[1]))
@@ -671,26 +669,26 @@ def _event_options(given: dict[str, object]) -> dict[str, str]:
     return out
 
 
-def _rereading_refusal(source: Path, reading: dict[str, str], settings: Settings, items: bool) -> str | None:
-    """Why an import of a file imported before, every row of it a duplicate, fails: with the options
-    it had then, it is a re-run that changes nothing (None: exit 0); with others, a user following a
-    note's advice (``--unrated 0`` after Goodreads' zeros read as skips) would otherwise believe the
-    events were read anew."""
-    from setlist.lineage import file_digest, imports
+def _refuse_rereading(source: Path, digest: str, reading: dict[str, str], settings: Settings) -> None:
+    """Refuse, before anything is read or written, a file imported before with other event options:
+    its rows are the same events (their ids are made of user, item and time), so they would be
+    quarantined as duplicates, and the rows the first import left out (sampled views, rows it
+    quarantined) would come in read the other way, two readings of one file in one log. The same
+    options again is a re-run, let through. Followed in the same directory, a note's advice
+    (``--unrated 0`` after Goodreads' zeros were read as skips) did just that, and exited 0."""
+    from setlist.lineage import imports
 
-    digest = file_digest(source)
     before = [r for r in imports(settings.lineage_dir) if r.get("sha256") == digest and "options" in r]
     if not before or any(r["options"] == reading for r in before):
-        return None
+        return
     then = before[-1]["options"]
     changed = sorted(set(then) ^ set(reading) | {k for k in set(then) & set(reading) if then[k] != reading[k]})
     shown = ", ".join(f"--{k.replace('_', '-')}" for k in changed[:6])
-    kept = " (its items file's metadata was taken all the same)" if items else ""
-    return (
+    raise UsageError(
         f"{source.name} was imported before with other options ({shown} differ{'s' if len(changed) == 1 else ''}): "
-        f"every row is the same event as then, so none was read again and the event log is unchanged{kept}. "
-        f"To import it with these options, start from an empty data directory: move {settings.data_dir} aside, or "
-        "set SETLIST_DATA_DIR to a new one"
+        "its rows are the same events as then, so they would not be read again, and rows it left out would come "
+        "in read the other way; nothing was imported. To import it with these options, start from an empty data "
+        f"directory: move {settings.data_dir} aside, or set SETLIST_DATA_DIR to a new one"
     )
 
 

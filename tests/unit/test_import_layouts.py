@@ -602,22 +602,24 @@ def test_a_file_without_times_is_stamped_in_each_users_file_order_ending_now(tmp
     rerun = CliRunner().invoke(app, [*args, "--rating-col", "Book-Rating"])
     assert rerun.exit_code == 0, rerun.output
     assert "3 of these rows were imported before" in rerun.output and "SETLIST_DATA_DIR" in rerun.output
-    # with another option (a note's advice followed): nothing was read anew, and that is a failure
+    # with another option (a note's advice followed): refused before anything is read or written
+    log = sorted((tmp_path / "data" / "events").rglob("*.parquet"))
     redo = CliRunner().invoke(app, [*args, "--rating-col", "Book-Rating", "--unrated", "0"])
     assert redo.exit_code == 2, redo.output
     said = " ".join(redo.stderr.split())
     assert "BX-Book-Ratings.csv was imported before with other options (--unrated differs)" in said
-    assert "the event log is unchanged" in said and "SETLIST_DATA_DIR" in said
+    assert "nothing was imported" in said and "SETLIST_DATA_DIR" in said
+    assert "accepted into the event log" not in redo.output
+    assert sorted((tmp_path / "data" / "events").rglob("*.parquet")) == log
     from setlist.lineage import imports
 
-    (first, _, last) = imports(tmp_path / "data" / "lineage")
-    assert first["options"] == {
+    (first, rerun) = imports(tmp_path / "data" / "lineage")
+    assert first["options"] == rerun["options"] == {
         "no_time": "True",
         "rating_col": "Book-Rating",
         "user_col": "User-ID",
         "item_col": "ISBN",
     }
-    assert last["options"]["unrated"] == "0.0"
 
 
 def test_untimed_rows_interleave_users_so_any_window_holds_every_user(tmp_path):
