@@ -614,12 +614,16 @@ def test_a_file_without_times_is_stamped_in_each_users_file_order_ending_now(tmp
     from setlist.lineage import imports
 
     (first, rerun) = imports(tmp_path / "data" / "lineage")
-    assert first["options"] == rerun["options"] == {
-        "no_time": "True",
-        "rating_col": "Book-Rating",
-        "user_col": "User-ID",
-        "item_col": "ISBN",
-    }
+    assert (
+        first["options"]
+        == rerun["options"]
+        == {
+            "no_time": "True",
+            "rating_col": "Book-Rating",
+            "user_col": "User-ID",
+            "item_col": "ISBN",
+        }
+    )
 
 
 def test_untimed_rows_interleave_users_so_any_window_holds_every_user(tmp_path):
