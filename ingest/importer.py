@@ -1147,10 +1147,11 @@ _EITHER_NAMES = ("platform",)
 
 #: a column name that holds an outcome of the row (a click, a like, a count of them, a score)
 _OUTCOME_NAME = (
-    r"(?:is_?|has_?)?(?:click|clicked|like|liked|follow|followed|share|shared|skip|skipped|purchase|purchased|buy"
-    r"|bought|cart|carted|rating|rated|score|stars|watch_ratio|play_ratio|retweet"
+    r"(?:is_?|has_?|explicit_?|implicit_?)?(?:click|clicked|like|liked|follow|followed|share|shared|skip|skipped"
+    r"|purchase|purchased|buy|bought|cart|carted|rating|rated|score|stars|watch_ratio|play_ratio|retweet"
     r"|retweeted|install|installed|bookmark|bookmarked|read|comment|commented|forward|forwarded|hate|hated"
-    r"|dislike|disliked|long_?view)(?:_?(?:cnt|count|num|flag|s|timestamp|time))?"
+    r"|dislike|disliked|long_?view|plays|play_?count|listens|listen_?count|weight)"
+    r"(?:_?(?:cnt|count|num|flag|s|timestamp|time))?"
 )
 
 
@@ -1173,12 +1174,20 @@ def _unread_type_note(columns: list[str], o: ImportOptions, frame: pd.DataFrame 
         if not re.fullmatch(_TYPE_NAME, col.lower()) or col in o.keep() or col not in frame:
             continue
         words = _filled_cells(frame[col], 2_000).unique()
-        if 2 <= len(words) <= _TYPE_WORDS and not all(w.lstrip("-").replace(".", "", 1).isdigit() for w in words):
-            shown = ", ".join(repr(w) for w in sorted(words)[:6]) + (", …" if len(words) > 6 else "")
+        if not 2 <= len(words) <= _TYPE_WORDS:
+            continue
+        shown = ", ".join(repr(w) for w in sorted(words)[:6]) + (", …" if len(words) > 6 else "")
+        if all(w.lstrip("-").replace(".", "", 1).isdigit() for w in words):
+            # codes (ContentWise's interaction_type 0-3): a map says which kind each is
+            pairs = ",".join(f"{w}=TYPE" for w in sorted(words)[:4])
             return [
-                f"column {col!r} ({shown}) not read: every row is imported as a whole play; if it says what each row "
-                f"was, --type-col {col} reads it (with --type-map for words that are no event type)"
+                f"column {col!r} ({shown}) not read: every row is imported as a whole play; if its codes say what "
+                f"each row was, --type-col {col} --type-map {pairs} reads it (TYPE: play, like, skip, view, …)"
             ]
+        return [
+            f"column {col!r} ({shown}) not read: every row is imported as a whole play; if it says what each row "
+            f"was, --type-col {col} reads it (with --type-map for words that are no event type)"
+        ]
     return []
 
 
@@ -1268,7 +1277,7 @@ def unread_outcome_note(columns: list[str], o: ImportOptions, frame: pd.DataFram
         f"column{'s' if len(found) > 1 else ''} {shown} not read: every row is imported as a whole play; "
         "--rating-col, --count-col or --played-col reads one, and several 0/1 or count columns become one "
         "type column first (README, 'A row with several 0/1 outcome columns')"
-    ]
+    ] + _unread_type_note(columns, o, frame)
 
 
 #: a context cell written as a hash or a long code (Twitter's hashed languages): no device or locale as such

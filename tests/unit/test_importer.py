@@ -1462,3 +1462,24 @@ def test_a_type_column_made_of_outcome_columns_leaves_no_stale_notes(tmp_path):
     said = " ".join(str(summary).split())
     assert "not read beside" not in said and "read as unrated plays" not in said
     assert "1 row typed 'rated' read by their rating in 'rating'" in said
+
+
+def test_counts_ratings_and_type_codes_left_unread_are_said(tmp_path):
+    """HetRec's Last.fm weight (listen counts), ContentWise's explicit_rating beside its coded
+    interaction_type: imported as plays without a word, they lost what each row was."""
+    lastfm = _csv(
+        tmp_path / "user_artists.dat",
+        "userID,artistID,weight\n" + "\n".join(f"u{k % 4},a{k},{13 + k}" for k in range(8)),
+    )
+    _, _, summary = load_interactions(lastfm, user_col="userID", item_col="artistID", time_col=None)
+    assert "column 'weight' not read: every row is imported as a whole play" in " ".join(str(summary).split())
+    cw = _csv(
+        tmp_path / "interactions.csv",
+        "utc_ts_milliseconds,user_id,item_id,interaction_type,explicit_rating\n"
+        + "\n".join(f"{T0 * 1000 + k},u{k % 3},i{k},{k % 4},{-1 if k % 4 != 2 else 4.5}" for k in range(12)),
+    )
+    _, _, summary = load_interactions(cw, time_col="utc_ts_milliseconds", time_unit="ms")
+    said = " ".join(str(summary).split())
+    assert "column 'explicit_rating' not read" in said
+    assert "column 'interaction_type' ('0', '1', '2', '3') not read" in said
+    assert "--type-col interaction_type --type-map 0=TYPE,1=TYPE,2=TYPE,3=TYPE" in said
