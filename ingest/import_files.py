@@ -1866,6 +1866,7 @@ def _names_example(frame: pd.DataFrame, names_option: str) -> str:
     kinds = [_list_kind(cells) for cells in columns]
     impressions = "marked" in kinds
     names: list[str] = []
+    unit = ""  # epoch numbers need their unit named: seconds below 1e11 (the year 5138), else milliseconds
     for position, cells in enumerate(columns):
         name, kind = f"c{position + 1}", kinds[position]
         numbers = to_numbers(cells)
@@ -1884,7 +1885,7 @@ def _names_example(frame: pd.DataFrame, names_option: str) -> str:
             if "rating" not in names and 0 <= low and high <= _RATING_TOPS:
                 name = "rating"
             elif "timestamp" not in names and _EPOCH_RANGE[0] <= low and high < _EPOCH_RANGE[1]:
-                name = "timestamp"
+                name, unit = "timestamp", (" --time-unit s" if high < 1e11 else " --time-unit ms")
         elif "timestamp" not in names:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # pandas warns when it guesses a format cell by cell
@@ -1900,7 +1901,7 @@ def _names_example(frame: pd.DataFrame, names_option: str) -> str:
         extra += " --rating-col rating"
     if "timestamp" not in names:
         extra += " --no-time"
-    return f"{names_option} {','.join(names)}{extra}"
+    return f"{names_option} {','.join(names)}{extra}{unit}"
 
 
 #: rows a column must count one by one to be taken for a running count of the rows

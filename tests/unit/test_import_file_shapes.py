@@ -251,7 +251,10 @@ def test_a_names_example_names_epoch_numbers_and_dates_as_the_time(tmp_path):
     from ingest.import_files import _names_example
 
     epochs = pd.DataFrame({"7": ["8", "9"], "12": ["13", "14"], "4.5": ["3", "5"], "978300760": ["978300761", "9e8"]})
-    assert _names_example(epochs, "--names") == "--names user_id,item_id,rating,timestamp --rating-col rating"
+    assert (
+        _names_example(epochs, "--names")
+        == "--names user_id,item_id,rating,timestamp --rating-col rating --time-unit s"
+    )
     dated = pd.DataFrame({"a": ["b"], "x": ["y"], "2020-01-01 10:00": ["2020-01-02 11:00"], "412": ["17"]})
     assert _names_example(dated, "--names") == "--names user_id,item_id,timestamp,c4"
     assert _names_example(dated, "--items-names") == "--items-names item_id,title,genres,artist"
