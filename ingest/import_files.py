@@ -1726,11 +1726,15 @@ def require_columns(
             if not hint and nested:
                 hint = nested
             if role == "user" and not hint and not any(USER_WORDS & set(name_words(str(c))) for c in names_of):
+                session = next((c for c in names_of if "session" in name_words(c)), None)
                 hint = (
-                    "; no column names a user: a file of one person's history (an account's export, Letterboxd's "
-                    "or Spotify's) needs a column naming its user added first, several accounts' files joined "
-                    "(README, 'A log of times played'), since training needs two users at least; a file of items "
-                    "alone (Yelp's check-ins) has no user to learn from"
+                    f"; no column names a user, but {session!r} names sessions, which can stand for users (--user-col "
+                    f"{option_value(session)}: each session a user of its own, as session-based logs are read)"
+                    if session is not None
+                    else "; no column names a user: a file of one person's history (an account's export, "
+                    "Letterboxd's or Spotify's) needs a column naming its user added first, several accounts' files "
+                    "joined (README, 'A log of times played'), since training needs two users at least; a file of "
+                    "items alone (Yelp's check-ins) has no user to learn from"
                 )
             if role == "time" and not hint and (timed := time_columns(frame, dropped, exclude=wanted)):
                 shown = ", ".join(map(repr, timed[:3]))
@@ -1743,6 +1747,9 @@ def require_columns(
                     "; a file without times imports with --no-time (each user's rows stamped in a stable shuffled "
                     "order)"
                 )
+            if role in ("user", "item", "time") and names_option == "--names" and not data_first:
+                if suggested := _suggested_options(frame, dropped):
+                    hint += f"; by their names, its columns would import with {suggested}"
             # a first line of data is no list of names to choose from: a few show what was read
             cap = SHOWN_DATA_COLUMNS if data_first else SHOWN_COLUMNS
             names = [*map(str, frame.columns), *dropped]
@@ -1753,6 +1760,44 @@ def require_columns(
                 f"{role} column {col!r} not found in {Path(path).name}{named_by}; available columns: "
                 f"{', '.join(names[:cap])}{more}{hint}"
             )
+
+
+#: words of a column name that say it holds the items a user chose
+_ITEM_WORDS = frozenset(
+    {
+        "item", "items", "book", "movie", "film", "song", "track", "artist", "product", "business", "game", "anime",
+        "video", "news", "article", "asin", "sku", "recipe", "beer", "wine", "course", "job", "venue", "poi",
+        "place", "hotel", "app", "podcast", "episode", "show", "document", "post", "question", "repo", "subreddit",
+        "restaurant", "isbn", "series", "playlist", "channel", "stream", "program",
+    }
+)  # fmt: skip
+#: words of a column name that say it holds a user's rating of the item
+_RATING_WORDS = frozenset({"rating", "stars", "rate", "rated"})
+#: ... unless one of these says it is a count or an average of ratings (Goodbooks' ratings_count)
+_AGGREGATE_WORDS = frozenset({"count", "number", "avg", "average", "mean", "total", "num"})
+
+
+def _suggested_options(frame: pd.DataFrame, unread: Sequence[str]) -> str | None:
+    """The options a file's column names suggest, all at once (Goodbooks' ratings.csv took four runs,
+    one missing option each): a column named for users, one for items (else another id), a rating, and
+    a time (else ``--no-time``). None without a user and an item."""
+    names = [*map(str, frame.columns), *unread]
+    words = {name: set(name_words(name)) for name in names}
+    user = next((n for n in names if USER_WORDS & words[n]), None)
+    item = next((n for n in names if n != user and _ITEM_WORDS & words[n]), None)
+    item = item or next((n for n in names if n != user and name_words(n)[-1:] == ["id"]), None)
+    if user is None or item is None:
+        return None
+    rating = next(
+        (n for n in names if n not in (user, item) and _RATING_WORDS & words[n] and not _AGGREGATE_WORDS & words[n]),
+        None,
+    )
+    timed = time_columns(frame, unread, exclude=(user, item))
+    parts = [f"--user-col {option_value(user)}", f"--item-col {option_value(item)}"]
+    if rating is not None:
+        parts.append(f"--rating-col {option_value(rating)}")
+    parts.append(f"--time-col {option_value(timed[0])}" if timed else "--no-time")
+    return " ".join(parts)
 
 
 #: the import option naming each role's column, said when the column is not found (a default such as
@@ -1794,8 +1839,11 @@ def _example_names(n: int, items: bool = False) -> list[str]:
 
 #: words of a column name that say it holds users
 USER_WORDS = frozenset(
-    {"user", "username", "userid", "member", "customer", "reviewer", "account", "uid", "visitor", "client", "person"}
-)
+    {
+        "user", "username", "userid", "member", "customer", "reviewer", "account", "uid", "visitor", "client",
+        "person", "author", "actor", "owner", "listener", "viewer", "reader", "player", "buyer", "rater",
+    }
+)  # fmt: skip
 #: words of a column name that say it holds times (``date_added``, ``Watched Date``, ``createdAt``), as
 #: does a last word ``at`` (``read_at``)
 _TIME_WORDS = frozenset({"date", "time", "timestamp", "datetime", "ts", "dt", "created", "updated", "when"})

@@ -903,6 +903,15 @@ def _busiest_note(counts: pd.Series) -> str | None:
             "reads as a stand-in (deleted, anonymous, guest, unknown): --missing-user ID reads it as missing "
             "(quarantined), or its rows train as one user"
         )
+    # an id that is nothing but a stand-in word (Reddit's "[deleted]"), among the busiest, whoever is busier
+    for rank, name in enumerate(counts.index[:BUSIEST_GROUP]):
+        rows = int(counts.iloc[rank])
+        if re.fullmatch(_STAND_IN_ID, str(name)) and rows / counts.sum() >= BUSIEST_APART_SHARE / 2:
+            return (
+                f"the {_ORDINALS[rank]}busiest user id, on {rows / counts.sum():.1%} of the rows ({rows:,}), is a "
+                "stand-in word (deleted, anonymous, guest, unknown): --missing-user ID reads it as missing "
+                "(quarantined), or its rows train as one user"
+            )
     # a few stand-ins of like size hide one another from that test (Wikipedia's clickstream: its
     # 'other-search', 'other-empty', … sources, 15% of the rows, against 18 for the busiest page)
     for k in range(2, BUSIEST_GROUP + 1):
@@ -917,6 +926,9 @@ def _busiest_note(counts: pd.Series) -> str | None:
     return None
 
 
+#: a user id that is only a stand-in word, maybe bracketed (Reddit's ``[deleted]``)
+_STAND_IN_ID = re.compile(r"(?i)[\[(<]?\s*(?:deleted|removed|anonymous|anon|guest|unknown|nobody)\s*[\])>]?")
+_ORDINALS = ("", "second ", "third ", "fourth ", "fifth ")
 #: a word in a user id that makes it a placeholder rather than a person
 _STAND_IN_WORD = re.compile(r"(?i)\b(?:deleted|anonymous|anon|guest|unknown|visitor|removed|nobody)\b")
 #: user ids written as names (two words or more), as a share of the distinct ids, from which it is said

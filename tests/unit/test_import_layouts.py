@@ -1377,3 +1377,45 @@ def test_a_file_without_a_user_column_says_an_accounts_export_needs_one(tmp_path
     with pytest.raises(ImportFormatError) as caught:
         load_interactions(joined, item_col="Letterboxd URI", time_col="Date")
     assert "available columns: Username" in str(caught.value) and "no column names a user" not in str(caught.value)
+
+
+def test_a_missing_column_is_said_with_every_option_the_columns_suggest(tmp_path):
+    # Goodbooks' ratings.csv took four runs, one missing option each
+    ratings = tmp_path / "ratings.csv"
+    ratings.write_text("user_id,book_id,rating\n1,258,5\n2,4081,4\n")
+    with pytest.raises(ImportFormatError) as caught:
+        load_interactions(ratings)
+    message = " ".join(str(caught.value).split())
+    assert (
+        "its columns would import with --user-col user_id --item-col book_id --rating-col rating --no-time" in message
+    )
+    # Reddit's comments: the author is the user, created_utc the time; ratings_count is no rating
+    comments = tmp_path / "RC.csv"
+    comments.write_text("author,subreddit,created_utc,ratings_count\nann,AskReddit,1420070400,3\n")
+    with pytest.raises(ImportFormatError) as caught:
+        load_interactions(comments)
+    message = " ".join(str(caught.value).split())
+    assert "--user-col author --item-col subreddit --time-col created_utc" in message
+    assert "--rating-col" not in message
+    # Coveo's browsing log has sessions, no users: they are offered as the users
+    browsing = tmp_path / "browsing_train.csv"
+    browsing.write_text("session_id_hash,product_sku_hash,server_timestamp_epoch_ms\ns1,p1,1550885210881\n")
+    with pytest.raises(ImportFormatError) as caught:
+        load_interactions(browsing)
+    assert "'session_id_hash' names sessions, which can stand for users" in " ".join(str(caught.value).split())
+
+
+def test_a_user_id_that_is_only_a_stand_in_word_is_said_whoever_is_busier(tmp_path):
+    # Reddit's [deleted]: 6% of the comments, though one real author wrote nearly as many
+    rows = ["author,subreddit,created_utc"]
+    rows += [f"[deleted],r{k % 9},{T0 + k}" for k in range(60)]
+    rows += [f"heavy,r{k % 9},{T0 + 100 + k}" for k in range(50)]
+    rows += [f"u{k % 40},r{k % 9},{T0 + 500 + k}" for k in range(900)]
+    src = tmp_path / "RC.csv"
+    src.write_text("\n".join(rows) + "\n")
+    _, _, summary = load_interactions(
+        src, user_col="author", item_col="subreddit", time_col="created_utc", time_unit="s"
+    )
+    said = " ".join(str(summary).split())
+    assert "the busiest user id, on 5.9% of the rows (60), is a stand-in word" in said
+    assert "[deleted]" not in said  # an id is never named in a note
