@@ -1620,6 +1620,34 @@ def _records_in(value: object) -> list[dict] | None:
     return None
 
 
+#: JSON lines read again for the columns an import left out, so that its notes can look at them
+UNREAD_SAMPLE_ROWS = 2_000
+
+
+def with_unread_sample(frame: pd.DataFrame, path: Path, dropped: Sequence[str] | None) -> pd.DataFrame:
+    """``frame``'s first rows beside the same rows' cells of the columns a JSON-lines import left
+    out (it reads only those it was told of; None: every key ``frame`` lacks, for a stream that knows
+    them only at its end): a type or outcome column left unread is then said as it is for a CSV file
+    (REES46's ``event_type`` as JSON lines went unsaid). Other files come back as they are."""
+    if dropped is not None and not dropped or _format(Path(path)) not in (".json", ".jsonl"):
+        return frame
+    rows: list[dict] = []
+    try:
+        with open_compressed(path, "rt", encoding="utf-8") as f:
+            for line in itertools.islice((x for x in f if x.strip()), min(len(frame), UNREAD_SAMPLE_ROWS)):
+                row = json.loads(line)
+                if not isinstance(row, dict):
+                    return frame
+                rows.append({k: v for k, v in row.items() if (k in dropped if dropped is not None else k not in frame)})
+    except (OSError, ValueError, UnicodeDecodeError):  # a JSON array, Python dicts: no lines to read
+        return frame
+    head = frame.head(len(rows)).reset_index(drop=True)
+    if len(head) != len(rows):
+        return frame
+    sample = pd.DataFrame(rows, index=head.index).astype("string")
+    return pd.concat([head, sample[[c for c in sample.columns if c not in head.columns]]], axis=1)
+
+
 def _first_json_row(path: Path, dropped: Sequence[str]) -> pd.DataFrame:
     """The first object of a JSON-lines file, every column of it: the import reads only the
     columns it was told of, so a column of records it left out is looked at here, for an error."""

@@ -36,6 +36,7 @@ from ingest.import_files import (
     streams,
     time_columns,
     tokens_note,
+    with_unread_sample,
 )
 from ingest.import_items import item_frame_for, load_items, name_columns
 from ingest.import_lists import (
@@ -1623,12 +1624,14 @@ def load_interactions(source: Path, **options: Any) -> tuple[pd.DataFrame, pd.Da
     require_columns(table.frame, o.wanted(), source, "--names", table.dropped)
     require_plain_ids(table.frame, o)
     columns = [*map(str, table.frame.columns), *table.dropped]
+    probe = with_unread_sample(table.frame, source, table.dropped)
     table.notes += (
-        unread_context_notes(columns, o, table.frame)
-        + unread_outcome_note(columns, o, table.frame)
-        + negative_amount_note(columns, o, table.frame)
-        + unread_time_note(columns, o, table.frame, table.dropped)
+        unread_context_notes(columns, o, probe)
+        + unread_outcome_note(columns, o, probe)
+        + negative_amount_note(columns, o, probe)
+        + unread_time_note(columns, o, probe, table.dropped)
     )
+    del probe
     lines = len(table.frame)
     raw = o.reshaper()(table.frame.reset_index(drop=True))
     table.frame = pd.DataFrame()  # one copy of the file's cells alive, not two
@@ -1723,13 +1726,17 @@ class InteractionStream:
             if not parts:
                 require_columns(chunk, o.wanted(), self.source, "--names", self.stream.dropped)
                 require_plain_ids(chunk, o)
-                self._columns = [*map(str, chunk.columns), *self.stream.dropped]
+                # a JSON stream knows the columns it left out only at its end: the sample finds them
+                probe = with_unread_sample(chunk, self.source, self.stream.dropped or None)
+                unread = self.stream.dropped or [str(c) for c in probe.columns if c not in chunk.columns]
+                self._columns = [*map(str, chunk.columns), *unread]
                 self._unread = (
-                    unread_context_notes(self._columns, o, chunk)
-                    + unread_outcome_note(self._columns, o, chunk)
-                    + negative_amount_note(self._columns, o, chunk)
-                    + unread_time_note(self._columns, o, chunk, self.stream.dropped)
+                    unread_context_notes(self._columns, o, probe)
+                    + unread_outcome_note(self._columns, o, probe)
+                    + negative_amount_note(self._columns, o, probe)
+                    + unread_time_note(self._columns, o, probe, unread)
                 )
+                del probe
             lines += len(chunk)
             shaped = reshape(chunk)
             keys.append(row_keys(shaped, o, self.source.name))  # 8 bytes a row: each event's ordinal among its copies

@@ -367,3 +367,25 @@ def test_repeated_headers_and_unread_cells_read_the_same_in_chunks(tmp_path):
     assert streamed[2].rows == 60 and "skipped 3 repeated header lines" in " ".join(str(streamed[2]).split())
     notes = sorted(streamed[0][READ_NOTE].dropna())
     assert notes and all("'later' in column 'when'" in n or "'n.r.' in column 'rating'" in n for n in notes)
+
+
+def test_json_lines_say_their_unread_type_column_at_once_and_in_chunks(tmp_path):
+    # REES46 as JSON lines: the import reads only the columns it was told of, and said nothing of event_type
+    src = tmp_path / "oct.jsonl"
+    kinds = ("view", "cart", "purchase", "remove_from_cart")
+    src.write_text(
+        "".join(
+            json.dumps(
+                {"event_time": 1570000000 + k, "event_type": kinds[k % 4], "product_id": k % 17, "user_id": k % 9}
+            )
+            + "\n"
+            for k in range(60)
+        )
+    )
+    options = dict(item_col="product_id", time_col="event_time", time_unit="s")
+    _, _, summary = load_interactions(src, **options)
+    stream = InteractionStream(src, ImportOptions(**options), chunk_rows=20, per_line=1.0)
+    for _ in stream:
+        pass
+    for said in (str(summary), str(stream.summary)):
+        assert "column 'event_type' ('cart', 'purchase', 'remove_from_cart', 'view') not read" in " ".join(said.split())
