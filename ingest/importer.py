@@ -1361,7 +1361,8 @@ def _repeat_notes(tally: _Tally) -> list[str]:
         (
             tally.repeated,
             "user, item, time and type exactly: each is imported as an event of its own (if the log wrote some "
-            "events twice, drop the copies first)",
+            "events twice, drop the copies first; rows that differ in a column the import does not read, a tag "
+            "or a context, are no copies)",
         ),
         (
             tally.repeated_dated,
