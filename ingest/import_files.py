@@ -802,8 +802,10 @@ def _short_lines(
         for lines, line in enumerate(f, start=1):
             if line.count(sep) < need:
                 if not line.strip():
-                    blank += 1
-                elif lines != header_line:
+                    blank += 1  # as _count_lines counts them
+                # a line of a tab alone is short, not blank: a piece of a record split by line breaks
+                # (CareerBuilder's "\t\r" between two bare carriage returns)
+                if line.rstrip("\r\n") and lines != header_line:
                     out.append(lines)
             if line[-1:] == "\r":
                 lone_cr = True

@@ -1278,6 +1278,7 @@ def test_records_split_by_line_breaks_in_an_unquoted_file_are_rejoined(tmp_path)
     rows[6] = "5\tTitle 5\t\r Minimum 1 yr\tFL"
     rows[9] = "8\tTitle 8\tPara one\r\n<p>Equal Opportunity</p>\tGA"
     rows[12] = "11\tTitle 11\tA\r\rB\tOH"
+    rows[15] = "14\tTitle 14 \r\r\t\r<p>x</p>\tWA"  # a piece that is the separating tab alone, between bare CRs
     jobs = tmp_path / "jobs.tsv"
     jobs.write_bytes(("\n".join(rows) + "\n").encode())
     log = tmp_path / "apps.csv"
@@ -1296,8 +1297,9 @@ def test_records_split_by_line_breaks_in_an_unquoted_file_are_rejoined(tmp_path)
     assert len(frame) == 20 and set(by_id.index) == {str(k) for k in range(20)}  # no stray piece as an item
     assert by_id.loc["2", "genre"] == "tx" and by_id.loc["5", "genre"] == "fl" and by_id.loc["11", "genre"] == "oh"
     assert by_id.loc["8", "genre"] == "ga" and by_id.loc["8", "title"] == "Title 8"
+    assert by_id.loc["14", "genre"] == "wa"
     said = " ".join(str(summary).split())
-    assert "4 records split over several lines by a line break inside a field" in said
+    assert "5 records split over several lines by a line break inside a field" in said
     assert "different numbers of fields" not in said  # every short line was explained
 
 
