@@ -319,19 +319,22 @@ _PER_ROW_SHARE = 0.5
 
 def _users_own(raw: pd.DataFrame, id_col: object, col: object) -> object | None:
     """The user column of an items file that is a log of users' rows (a Letterboxd diary given as its
-    own items file), when ``col``'s cells differ between the rows of most items on several rows: then
-    they are each user's, not the item's. A catalogue with one row per category of an item (Outbrain's
-    ``documents_categories.csv``) has no user column, and its rows' genres are gathered."""
+    own items file), when both it and ``col`` differ between the rows of most items on several rows:
+    then ``col``'s cells are each user's, not the item's. A catalogue with one row per category of an
+    item (Outbrain's ``documents_categories.csv``) has no such column, and one with an author keeps it
+    on every row of a book: their rows' genres are gathered."""
     user = next((c for c in raw.columns if c not in (id_col, col) and USER_WORDS & set(name_words(str(c)))), None)
     if user is None:
         return None
-    cells = pd.DataFrame({"item": raw[id_col], "v": raw[col].astype("string").str.strip()}).dropna()
+    cells = pd.DataFrame(
+        {"item": raw[id_col], "v": raw[col].astype("string").str.strip(), "user": raw[user].astype("string")}
+    ).dropna()
     cells = cells[cells["v"] != ""]
-    repeated = cells[cells["item"].duplicated(keep=False)]
-    if repeated.empty:
+    repeated = cells[cells["item"].duplicated(keep=False)].groupby("item", sort=False)
+    if not repeated.ngroups:
         return None
-    kinds = repeated.groupby("item", sort=False)["v"].nunique()
-    return user if float((kinds > 1).mean()) > _PER_ROW_SHARE else None
+    differ = (repeated["v"].nunique() > 1) & (repeated["user"].nunique() > 1)
+    return user if float(differ.mean()) > _PER_ROW_SHARE else None
 
 
 def _filled_genre_column(raw: pd.DataFrame, candidates: list[object]) -> tuple[object | None, str | None]:

@@ -577,3 +577,16 @@ def test_a_nested_records_name_answers_to_the_records_own_role(tmp_path):
     assert catalog.set_index("item_id")["artist"].to_dict() == {"B1": "John O'Hara", "B2": "Jane Doe"}
     assert catalog["title"].tolist() == ["Storm", "Week"]
     assert "artist from 'author.name'" in " ".join(notes)
+
+
+def test_a_catalogue_of_one_row_per_genre_beside_an_author_gathers_its_genres(tmp_path):
+    # an author is the same on every row of a book: the file is no log of users' rows
+    from ingest.import_items import load_items
+
+    path = tmp_path / "book_genres.csv"
+    path.write_text(
+        "book_id,author,genre\nb1,Ann Lee,fantasy\nb1,Ann Lee,young-adult\nb2,Bo Yu,history\nb2,Bo Yu,war\n"
+    )
+    catalog, notes = load_items(path, "book_id", None)
+    assert catalog.set_index("item_id")["genres"].to_dict() == {"b1": "fantasy|young-adult", "b2": "history|war"}
+    assert "not read as genres" not in " ".join(notes)
