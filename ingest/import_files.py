@@ -1888,6 +1888,14 @@ def name_words(name: str) -> list[str]:
     return [w.lower() for w in re.findall(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+", name)]
 
 
+def reads_as_dates(cells: pd.Series) -> pd.Series:
+    """Which cells pandas reads as a date or a time, each in its own format (a guess per cell, which
+    pandas warns of: these are looks for a note or an example, not the import's reading)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return pd.to_datetime(cells, errors="coerce", format="mixed", utc=True).notna()
+
+
 def time_columns(frame: pd.DataFrame | None, unread: Sequence[str] = (), exclude: Collection[str] = ()) -> list[str]:
     """Columns whose name says they hold times and whose cells, where they were read, do: dates and
     times written out (at least eight characters with a separator, so a year alone is none), or
@@ -1908,10 +1916,7 @@ def time_columns(frame: pd.DataFrame | None, unread: Sequence[str] = (), exclude
                 timed = bool(numbers.between(*_EPOCH_RANGE).all())
             else:
                 written = cells.str.len().ge(8) & cells.str.contains(r"[-/:\s]")
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")  # pandas warns when it guesses a format cell by cell
-                    parsed = pd.to_datetime(cells, errors="coerce", format="mixed", utc=True).notna()
-                timed = bool((written & parsed).mean() >= _TIME_SHARE)
+                timed = bool((written & reads_as_dates(cells)).mean() >= _TIME_SHARE)
             if not timed:
                 continue
         found.append(col)
@@ -1965,10 +1970,8 @@ def _names_example(frame: pd.DataFrame, names_option: str) -> str:
             elif "timestamp" not in names and _EPOCH_RANGE[0] <= low and high < _EPOCH_RANGE[1]:
                 name, unit = "timestamp", (" --time-unit s" if high < 1e11 else " --time-unit ms")
         elif "timestamp" not in names:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # pandas warns when it guesses a format cell by cell
-                if pd.to_datetime(cells, errors="coerce", format="mixed").notna().all():
-                    name = "timestamp"
+            if reads_as_dates(cells).all():
+                name = "timestamp"
         names.append(name)
     extra = ""
     if "impressions" in names:
@@ -2007,10 +2010,8 @@ def _list_kind(cells: pd.Series) -> str | None:
     listed = tokens.map(lambda ts: len(ts) >= 2 and all(any(ch.isdigit() for ch in t) for t in ts))
     if float(listed.mean()) < 0.5:
         return None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # pandas warns when it guesses a format cell by cell
-        if pd.to_datetime(cells[listed.index[listed]], errors="coerce", format="mixed").notna().mean() >= 0.5:
-            return None  # a date and a time of day ("2020-01-01 10:00") are no list
+    if reads_as_dates(cells[listed.index[listed]]).mean() >= 0.5:
+        return None  # a date and a time of day ("2020-01-01 10:00") are no list
     marked = tokens[listed].map(lambda ts: all(t[-2:] in ("-0", "-1") for t in ts))
     return "marked" if float(marked.mean()) >= 0.5 else "plain"
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import calendar
 import re
-import warnings
 from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from ingest.import_files import MISSING_TOKENS, ImportFormatError, is_present, option_pairs
+from ingest.import_files import MISSING_TOKENS, ImportFormatError, is_present, option_pairs, reads_as_dates
 from ingest.import_lists import CLICK_TYPE_COL, SEPARATORS
 from setlist.contract import EVENT_TYPES, POSITIVE_PLAY_FRACTION
 from setlist.numbers import to_numbers
@@ -421,10 +420,8 @@ def listed_times_note(raw: pd.Series, ts: pd.Series, col: str) -> str | None:
     parts = parts[parts != ""]
     if parts.empty or cells.str.count(",").lt(1).mean() > 0.5:
         return None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # pandas warns when it guesses a format cell by cell
-        if pd.to_datetime(parts, errors="coerce", format="mixed").notna().mean() < 0.9:
-            return None
+    if reads_as_dates(parts).mean() < 0.9:
+        return None
     return (
         f"{len(unread):,} cells of {col!r} list several times (e.g. {str(cells.iloc[0])[:50]!r}…): each such row "
         f"is quarantined (bad_timestamp); make it one row per time first, e.g. pandas' "
