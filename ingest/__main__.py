@@ -650,8 +650,7 @@ def import_(
 
 #: import options that say nothing about how a file's rows become events: the items file's own, and
 #: the import's safety switches
-_NOT_READING = ("source", "memory_check", "mix_with_generated", "items_files", "items_cols", "items_sep")
-_NOT_READING_PREFIX = ("items_", "item_id_col")
+_NOT_READING = ("source", "memory_check", "mix_with_generated", "item_id_col", "items_")
 
 
 def _event_options(given: dict[str, object]) -> dict[str, str]:
@@ -664,7 +663,7 @@ def _event_options(given: dict[str, object]) -> dict[str, str]:
     for name, value in sorted(given.items()):
         default = signature[name].default
         default = getattr(default, "default", default)  # a typer.Option's own default
-        if name not in _NOT_READING and not name.startswith(_NOT_READING_PREFIX) and value != default:
+        if not name.startswith(_NOT_READING) and value != default:
             out[name] = str(value)
     return out
 
