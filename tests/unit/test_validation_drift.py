@@ -204,3 +204,37 @@ def test_a_cardinality_failure_names_the_columns_and_the_ways_on():
     assert "`make train` on its own" in note
     # the key that allows a real change is the range's, not the drift levels (which change nothing here)
     assert "cardinality: ratio" in note and "drift levels" not in note
+
+
+def _small_session_log(seed: int, sessions: int = 260) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A browsing log of a few hundred sessions over a month (Coveo's shape): each session's events fall
+    within minutes of its start, so a window of 1,000 events holds only ~100 independent hours."""
+    rng = np.random.default_rng(seed)
+    sizes = np.clip(np.round(rng.lognormal(1.8, 0.9, sessions)), 1, 80).astype(int)
+    starts = pd.Timestamp("2019-02-01", tz="UTC") + pd.to_timedelta(rng.uniform(0, 30 * 86400, sessions), "s")
+    rows = []
+    for s, (start, n) in enumerate(zip(starts, sizes)):
+        stamps = start + pd.to_timedelta(np.cumsum(rng.integers(2, 120, n)), "s")
+        rows += [(f"s{s}", f"s{s}", t, "play", float(rng.random())) for t in stamps]
+    events = pd.DataFrame(rows, columns=["session_id", "user_id", "timestamp", "type", "value"])
+    events = events.sort_values("timestamp", ignore_index=True).assign(event_id=lambda f: f.index.astype(str))
+    cut = max(len(events) - 1_000, len(events) // 2)  # as the gate chooses: at least 1,000, at most half
+    return event_features(events.iloc[:cut]), event_features(events.iloc[cut:])
+
+
+def test_a_small_log_of_sessions_is_judged_against_its_own_noise(ws):
+    """Too short for reference windows of the current one's size, a small log's noise comes from whole
+    sessions drawn out of both windows: unchanged, it passes; its evenings moved to the night, it fails."""
+    passed = 0
+    for seed in range(6):
+        ref, cur = _small_session_log(seed)
+        assert len(cur) <= len(ref) < 2 * len(cur)
+        result = _drift(ws, ref, cur, docs=False)
+        passed += result.passed
+        assert any("from both windows" in n for n in result.notes), result.notes
+    assert passed >= 5
+    ref, cur = _small_session_log(0)
+    ts = pd.to_datetime(cur["timestamp"], utc=True)
+    night = cur.assign(hour_of_day=ts.dt.hour % 4)  # every session between midnight and 4 am
+    result = _drift(ws, ref, night, docs=False)
+    assert "expect_column_distribution_drift_to_be_less_than(hour_of_day)[fail]" in result.failures

@@ -12,8 +12,9 @@ cannot be judged that finely:
   the configured levels against the rest of the reference (a bursty log, a feature that wanders),
   or random sets of whole bursts (sessions, else a user's day) as large as the current window
   do, the levels are raised to that noise (``noise_quantile``, × ``noise_margin`` for fail): a
-  window of a ratings log holds a few dozen bursts, not thousands of independent events. The notes
-  say which features were raised and why.
+  window of a ratings log holds a few dozen bursts, not thousands of independent events. A reference
+  shorter than two current windows (a small log) has no slices; its bursts are drawn from both windows
+  pooled. The notes say which features were raised and why.
 """
 
 from __future__ import annotations
@@ -70,12 +71,18 @@ def plan_checks(
 
     ``reference`` should be in time order (the noise slices are consecutive events)."""
     ref_sample = sample(reference)
+    n_cur = len(current)
     null_ref = reference.iloc[-MAX_NULL_ROWS:]
+    # a reference too short to hold two windows of the current one's size (a small log) has no slices to
+    # score, so its noise comes from whole bursts drawn out of both windows pooled: a permutation test,
+    # which holds when nothing changed and still leaves a real change standing out of the mixed draws
+    pooled = len(null_ref) < 2 * n_cur
+    if pooled:
+        null_ref = pd.concat([null_ref, current.loc[:, current.columns.isin(null_ref.columns)]], ignore_index=True)
     bursts = burst_ids(null_ref)
     checks: list[Check] = []
     notes: list[str] = []
     scarce: list[str] = []
-    n_cur = len(current)
     span = _span_hours(current)
     for col in list(numeric) + list(categorical):
         is_numeric = col in numeric
@@ -97,9 +104,8 @@ def plan_checks(
             )
             checks.append(Check(col, method, binned, fail, None, {"label": SHORT_DAY}))
             continue
-        scores = null_scores(
-            method, binned.kind, binned.bins, null_ref[col], n_cur, t.noise_slices, t.noise_draws, bursts
-        )
+        slices = 0 if pooled else t.noise_slices
+        scores = null_scores(method, binned.kind, binned.bins, null_ref[col], n_cur, slices, t.noise_draws, bursts)
         meta: dict = {"configured": [warn, fail]}
         if len(scores) >= t.noise_min_scores:
             noise = float(np.quantile(scores, t.noise_quantile))
@@ -108,7 +114,7 @@ def plan_checks(
             if raised != (warn, fail):
                 notes.append(
                     f"{col}: levels raised to warn {raised[0]:g} / fail {raised[1]:g}: {len(scores)} "
-                    f"reference windows of {n_cur:,} events (slices and random sets of bursts) scored "
+                    f"{_NULL_WINDOWS[pooled]} of {n_cur:,} events scored "
                     f"up to {max(scores):.3g} against the rest ({t.noise_quantile:g} quantile {noise:.3g})"
                 )
                 warn, fail = raised
@@ -120,6 +126,12 @@ def plan_checks(
             f"these may warn, never fail: {', '.join(scarce)}",
         )
     return checks, notes
+
+
+_NULL_WINDOWS = {
+    False: "reference windows (slices and random sets of bursts)",
+    True: "random sets of bursts from both windows (the reference is too short for windows of its own)",
+}
 
 
 def _span_hours(current: pd.DataFrame) -> float | None:
