@@ -521,6 +521,7 @@ GENRE_NAMES = (
     "category_str",
     "main_category",
     "item_category",  # Tianchi's
+    "category_code",  # REES46's dotted path (empty for some products: their category_id fills in)
     "category_id",
     "cate",  # JData's
     "style",

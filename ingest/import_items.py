@@ -46,7 +46,7 @@ _ITEM_ALIASES = {
         "book_title",
         "name",
     ),
-    "artist": ("artist", "artist_name", "artname", "artists", "artist_names", "author", "authors", "creator"),
+    "artist": ("artist", "artist_name", "artname", "artists", "artist_names", "author", "authors", "creator", "brand"),
     "genre": GENRE_NAMES,
     "duration_s": ("duration_s", "duration", "length_s", "length", "duration_sec"),
     "duration_ms": ("duration_ms", "length_ms"),
@@ -251,10 +251,11 @@ _OWN_NAME = (
 
 def _pick_columns(
     raw: pd.DataFrame, told: dict[str, str], path: Path, id_col: str | None = None
-) -> tuple[dict[str, object], list[str]]:
+) -> tuple[dict[str, object], list[str], object | None]:
     """The column for each role: the one ``--items-cols`` names, else the first recognized name
     other than the id column (30Music's ids are in ``track``, Yahoo's in ``song``: no titles).
-    Says what was chosen, so a catalogue whose genres went unread is visible at the import."""
+    Says what was chosen, so a catalogue whose genres went unread is visible at the import. Last, a
+    second recognized genre column for the items the chosen one leaves empty (``_genre_fallback``)."""
     lower = {str(c).lower(): c for c in raw.columns if c != id_col}
     for c in raw.columns:  # a nested field answers to its own name (track_metadata.track_name, SNAP's beer/name)
         if c != id_col and re.search(r"[./]", str(c)):
@@ -279,16 +280,18 @@ def _pick_columns(
             (c for c in raw.columns if c != id_col and c not in taken and re.fullmatch(_OWN_NAME, str(c).lower())),
             None,
         )
-    genre_note, users_own = None, False
+    genre_note, users_own, fallback = None, False, None
     if "genre" not in told:
-        pick["genre"], genre_note = _filled_genre_column(raw, [lower[a] for a in _ITEM_ALIASES["genre"] if a in lower])
+        candidates = [lower[a] for a in _ITEM_ALIASES["genre"] if a in lower]
+        pick["genre"], genre_note = _filled_genre_column(raw, candidates)
+        fallback = _genre_fallback(raw, pick["genre"], candidates)
         if pick["genre"] is not None and id_col is not None and (user := _users_own(raw, id_col, pick["genre"])):
             genre_note = (
                 f"{pick['genre']!r} not read as genres: its cells differ between the rows of one item, and the file "
                 f"has a column of users ({user!r}): they are what each user wrote (a diary's own tags), not the "
                 f"item's; --items-cols genre={pick['genre']} reads them all the same"
             )
-            pick["genre"], users_own = None, True
+            pick["genre"], users_own, fallback = None, True, None
     if "duration_ms" in told and "duration_s" not in told:  # one duration: the one the user named
         pick["duration_s"] = None
     elif "duration_s" in told and "duration_ms" not in told:
@@ -306,7 +309,40 @@ def _pick_columns(
         notes.append(
             f"no title column recognized ({', '.join(_ITEM_ALIASES['title'])}); --items-cols title=COLUMN names it"
         )
-    return pick, notes
+    return pick, notes, fallback
+
+
+def _fill_genres(out: pd.DataFrame, other: pd.Series, what: str, notes: list[str]) -> None:
+    """Items still without a genre take ``other``'s, read alone (its own root, its own lists), so the
+    chosen column's reading does not change for the items that have it."""
+    if other.dtype == object or pd.api.types.is_string_dtype(other):
+        other = _unescaped(other)
+    genre, _ = _genre_below_roots(other)
+    gaps = (out["genre"] == UNKNOWN).to_numpy() & (genre != UNKNOWN).to_numpy()
+    if not gaps.any():
+        return
+    out.loc[gaps, "genre"] = genre.to_numpy()[gaps]
+    out.loc[gaps, "genres"] = _all_of_list(other).to_numpy()[gaps]
+    n = int(out.loc[gaps, "item_id"].nunique())
+    notes.append(f"{n:,} item{'s' if n != 1 else ''} with {what}")
+
+
+def _empty_cells(col: pd.Series) -> pd.Series:
+    """Cells that hold no genre: missing, blank, an empty list or record, or a missing-value word."""
+    text = col.astype("string").str.strip().str.lower()
+    return text.isna() | text.isin(["", "[]", "{}", "none", "null", "nan", "n/a"])
+
+
+def _genre_fallback(raw: pd.DataFrame, chosen: object | None, candidates: list[object]) -> object | None:
+    """Another recognized genre column that fills some of the rows ``chosen`` leaves empty: Amazon's
+    ``main_category`` beside an empty ``categories`` list, REES46's ``category_id`` beside an empty
+    ``category_code``. Those items take their genre from it rather than staying unknown."""
+    if chosen is None or raw.empty:
+        return None
+    empty = _empty_cells(raw[chosen])
+    if not empty.any():
+        return None
+    return next((c for c in candidates if c != chosen and bool((empty & ~_empty_cells(raw[c])).any())), None)
 
 
 #: a genre column with fewer filled cells than this share gives way to a fuller one of the recognized names
@@ -345,9 +381,7 @@ def _filled_genre_column(raw: pd.DataFrame, candidates: list[object]) -> tuple[o
         return (candidates[0] if candidates else None), None
 
     def filled(col: object) -> float:
-        text = raw[col].astype("string").str.strip().str.lower()
-        empty = text.isna() | text.isin(["", "[]", "{}", "none", "null", "nan", "n/a"])
-        return float((~empty).mean())
+        return float((~_empty_cells(raw[col])).mean())
 
     def coded(col: object) -> bool:  # number codes (EB-NeRD's category 142 beside its category_str)
         cells = raw[col].dropna()
@@ -410,8 +444,8 @@ def load_items(
         raw = with_key(raw, parts)
         item_id_col = key_column(parts)
     _require_one_id_per_row(raw[item_id_col], item_id_col)
-    pick, picked_notes = _pick_columns(raw, columns or {}, path, item_id_col)
-    raw = _missing_tokens_blank(raw, [c for c in pick.values() if c is not None])
+    pick, picked_notes, fallback = _pick_columns(raw, columns or {}, path, item_id_col)
+    raw = _missing_tokens_blank(raw, [c for c in [*pick.values(), fallback] if c is not None])
     out = pd.DataFrame({"item_id": clean_ids(raw[item_id_col])})
     out["artist"] = _unescaped(_first_of_list(raw[pick["artist"]])) if pick["artist"] else UNKNOWN
     genre_list = raw[pick["genre"]] if pick["genre"] else _flagged_genres(raw, item_id_col)
@@ -441,6 +475,8 @@ def load_items(
     else:
         out["genre"] = UNKNOWN
     out["genres"] = _all_of_list(genre_list) if genre_list is not None else None
+    if genre_list is not None and fallback is not None:
+        _fill_genres(out, raw[fallback], f"no genre in {pick['genre']!r}: their genre from {fallback!r}", picked_notes)
     seconds = _durations(raw[pick["duration_s"]], str(pick["duration_s"]), picked_notes) if pick["duration_s"] else None
     from_ms = to_numbers(raw[pick["duration_ms"]]) / 1000.0 if pick["duration_ms"] else None
     if seconds is not None and from_ms is not None:

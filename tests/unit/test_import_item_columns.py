@@ -356,6 +356,43 @@ def test_a_mostly_empty_genre_column_gives_way_to_a_filled_one(tmp_path):
     assert set(catalog["genre"]) == {"beauty"} and "rather than" not in " ".join(notes)
 
 
+def test_items_the_chosen_genre_column_leaves_empty_take_another_recognized_ones(tmp_path):
+    import json
+
+    from ingest.import_items import load_items
+
+    # Amazon Reviews 2023, a store that fills `categories` for most items but not all: the rest take
+    # `main_category`, and the listed ones keep their reading below the root they share
+    meta = tmp_path / "meta_Books.jsonl"
+    rows = [
+        {"parent_asin": f"B0{k:03d}", "title": f"T{k}", "main_category": "Books",
+         "categories": ["Books", ["Mystery", "Romance"][k % 2]] if k % 5 else []}
+        for k in range(20)
+    ]  # fmt: skip
+    meta.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    catalog, notes = load_items(meta, "parent_asin", None)
+    genre = catalog.set_index("item_id")["genre"]
+    assert set(genre[[f"B0{k:03d}" for k in range(20) if k % 5]]) == {"mystery", "romance"}
+    assert set(genre[[f"B0{k:03d}" for k in range(0, 20, 5)]]) == {"books"}
+    said = " ".join(notes)
+    assert "4 items with no genre in 'categories': their genre from 'main_category'" in said
+    # REES46: a dotted category_code, empty for some products, beside the numeric category_id; a brand
+    events = tmp_path / "2019-Oct.csv"
+    pd.DataFrame(
+        {"product_id": [1, 2, 3, 1], "category_id": [2053013555631882655, 2053013555631882656, 7, 2053013555631882655],
+         "category_code": ["electronics.smartphone", None, "appliances.kitchen", "electronics.smartphone"],
+         "brand": ["apple", "bosch", None, "apple"]}
+    ).to_csv(events, index=False)  # fmt: skip
+    catalog, notes = load_items(events, "product_id", None)
+    row = catalog.set_index("item_id")
+    assert row["genre"].tolist() == ["electronics.smartphone", "2053013555631882656", "appliances.kitchen"]
+    assert row["artist"].tolist() == ["apple", "bosch", "unknown"]
+    assert "1 item with no genre in 'category_code': their genre from 'category_id'" in " ".join(notes)
+    # named, the column is read alone
+    catalog, notes = load_items(events, "product_id", None, {"genre": "category_code"})
+    assert catalog.set_index("item_id")["genre"].tolist() == ["electronics.smartphone", "unknown", "appliances.kitchen"]
+
+
 def test_a_genre_column_of_number_codes_gives_way_to_one_of_names(tmp_path):
     from ingest.import_items import load_items
 
