@@ -1084,12 +1084,18 @@ def counted_plays(
     return types, value.to_numpy(dtype=np.float32), weight
 
 
+#: the share of item cells that look like lists of ids from which the import refuses the file: below it,
+#: a log of ids that happen to hold spaces and digits ("A12 B34" as one product's id) imports, warned
+LISTED_IDS_REFUSED = 0.9
+
+
 def list_cells_note(ids: pd.Series, col: str, sample: int = 2_000) -> str | None:
     """A warning when the item column's cells hold several ids each (MIND's impressions
     ``N55689-1 N35729-0``, a basket ``A12 B34``): each cell would be imported as one item that no
-    other row names. A cell counts as a list when it splits (on spaces, commas, semicolons or pipes) into
-    two or more tokens that all hold a digit, so names such as "Symphony No 5" do not, or when it
-    is a list written out (``[…]``)."""
+    other row names. When nearly every cell does (``LISTED_IDS_REFUSED``), the file is refused
+    before anything is stored, as a re-import into the same directory is refused too. A cell counts as
+    a list when it splits (on spaces, commas, semicolons or pipes) into two or more tokens that all hold
+    a digit, so names such as "Symphony No 5" do not, or when it is a list written out (``[…]``)."""
     cells = ids.dropna()
     cells = cells[cells != ""]
     if cells.empty:
@@ -1110,6 +1116,11 @@ def list_cells_note(ids: pd.Series, col: str, sample: int = 2_000) -> str | None
         if marked
         else "--item-lists"
     )
+    if share >= LISTED_IDS_REFUSED:
+        raise ImportFormatError(
+            f"the item column {col!r} looks like lists of ids ({share:.0%} of rows, e.g. {example[:60]!r}), not one "
+            f"id per row: import it with {option}, one event per listed item"
+        )
     return (
         f"warning: the item column {col!r} looks like lists of ids ({share:.0%} of rows, e.g. {example[:60]!r}); "
         f"each cell is imported as one item. Import it into an empty data directory with {option}: one event "

@@ -143,18 +143,17 @@ def test_pipe_separated_lists_split_and_are_warned_of_like_any_other(tmp_path):
     src = tmp_path / "shown.csv"
     src.write_text("user,shown,when\nu1,101|102|103,1700000000\nu2,104|105,1700000100\n")
     plain = dict(user_col="user", item_col="shown", time_col="when", time_unit="s")
-    _, _, summary = load_interactions(src, **plain)
-    assert any("'shown' looks like lists of ids" in n for n in summary.read_notes)
+    with pytest.raises(ImportFormatError, match="'shown' looks like lists of ids"):
+        load_interactions(src, **plain)
     events, _, _ = load_interactions(src, **plain, item_lists=True)
     assert events["item_id"].tolist() == ["101", "102", "103", "104", "105"]
 
 
-def test_a_list_warning_names_the_option_that_imports_it(tmp_path):
+def test_a_list_refusal_names_the_option_that_imports_it(tmp_path):
     src = _behaviors(tmp_path / "b.tsv", [(f"U{k}", "11/15/2019 8:55:22 AM", "", f"N{k}1-1 N{k}2-0") for k in range(5)])
     layout = TextLayout.from_options(None, MIND_NAMES, None)
-    _, _, summary = load_interactions(src, layout=layout, time_col="time", item_col="impressions")
-    (note,) = [n for n in summary.read_notes if "looks like lists of ids" in n]
-    assert "--impressions-col impressions" in note
+    with pytest.raises(ImportFormatError, match="looks like lists of ids.*--impressions-col impressions"):
+        load_interactions(src, layout=layout, time_col="time", item_col="impressions")
 
 
 def test_click_marks_do_not_combine_with_a_rating(tmp_path):
@@ -245,8 +244,8 @@ def test_lists_written_out_or_read_from_json_give_their_elements_not_brackets_an
     )
     assert events["item_id"].tolist() == ["1000", "1001", "27", "9"]
     # without --item-lists, written lists are said to be lists
-    _, _, summary = load_interactions(text, user_col="user", item_col="items", time_col="ts", time_unit="s")
-    assert any("looks like lists of ids" in n and "--item-lists" in n for n in summary.read_notes)
+    with pytest.raises(ImportFormatError, match="looks like lists of ids.*--item-lists"):
+        load_interactions(text, user_col="user", item_col="items", time_col="ts", time_unit="s")
 
 
 def test_a_list_of_artist_and_title_pairs_gives_items_keyed_as_artist_and_title(tmp_path):

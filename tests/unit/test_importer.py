@@ -922,13 +922,17 @@ def test_an_unrated_play_is_neither_a_positive_nor_a_negative_label(tmp_path):
     assert label(events).tolist() == [-1, 1, 0]
 
 
-def test_an_item_column_of_id_lists_is_warned_about(tmp_path):
-    """MIND's behaviour logs keep a whole impression list in one cell."""
+def test_an_item_column_of_id_lists_is_refused_and_a_partly_listed_one_warned_about(tmp_path):
+    """MIND's behaviour logs keep a whole impression list in one cell: refused before anything is
+    stored. A log where only some ids hold spaces and digits imports, warned."""
     rows = "\n".join(f"u{k},{k},2019-11-1{k % 9} 09:05:58,N{k}1-1 N{k}2-0 N{k}3-0" for k in range(6))
     src = _csv(tmp_path / "behaviors.csv", "user_id,impression_id,timestamp,item_id\n" + rows)
-    _, _, summary = load_interactions(src)
+    with pytest.raises(ImportFormatError, match=r"looks like lists of ids \(100% of rows, e.g. 'N01-1 N02-0 N03-0'\)"):
+        load_interactions(src)
+    some = "\n".join(f"u{k},{k},2019-11-1{k % 9} 09:05:58,{f'A{k} B{k}' if k % 3 else f'C{k}'}" for k in range(6))
+    _, _, summary = load_interactions(_csv(tmp_path / "some.csv", "user_id,impression_id,timestamp,item_id\n" + some))
     (note,) = [n for n in summary.read_notes if "looks like lists of ids" in n]
-    assert "100% of rows" in note and "'N01-1 N02-0 N03-0'" in note
+    assert "67% of rows" in note and "--item-lists" in note
     titles = _csv(
         tmp_path / "plays.csv",
         "user_id,item_id,timestamp\n" + "\n".join(f"u{k},Symphony No {k},2019-11-11" for k in range(6)),
