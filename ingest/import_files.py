@@ -1048,7 +1048,7 @@ def _text_notes(
     if total > lines_read:
         joined = total - lines_read
         most = _most_breaks(frame) if frame is not None else None
-        within = f", at most {most} line breaks in one cell" if most is not None else ""
+        within = f", at most {most} line break{'s' if most != 1 else ''} in one cell" if most is not None else ""
         lead = "warning: " if most is not None and most >= STRAY_QUOTE_BREAKS else ""
         notes.append(
             f"{lead}{joined:,} line{'s' if joined != 1 else ''} read as part of quoted fields that span lines "

@@ -280,6 +280,10 @@ def _pick_columns(
             (c for c in raw.columns if c != id_col and c not in taken and re.fullmatch(_OWN_NAME, str(c).lower())),
             None,
         )
+    brand_note = None
+    if "artist" not in told and pick["artist"] is not None and str(pick["artist"]).lower() == "brand":
+        brand_note = _no_maker(raw[pick["artist"]], str(pick["artist"]))
+        pick["artist"] = None if brand_note else pick["artist"]
     genre_note, users_own, fallback = None, False, None
     if "genre" not in told:
         candidates = [lower[a] for a in _ITEM_ALIASES["genre"] if a in lower]
@@ -298,8 +302,9 @@ def _pick_columns(
         pick["duration_ms"] = None
     used = [f"{role.split('_')[0]} from {col!r}" for role, col in pick.items() if col is not None]
     notes = [", ".join(used) if used else "no metadata column recognized"]
-    if genre_note:
-        notes.append(genre_note)
+    for note in (brand_note, genre_note):
+        if note:
+            notes.append(note)
     if pick["genre"] is None and not users_own:
         notes.append(
             f"no genre column recognized ({', '.join(_ITEM_ALIASES['genre'])}, or one 0/1 column "
@@ -310,6 +315,28 @@ def _pick_columns(
             f"no title column recognized ({', '.join(_ITEM_ALIASES['title'])}); --items-cols title=COLUMN names it"
         )
     return pick, notes, fallback
+
+
+#: a brand column names makers when it holds at least this many names: Dunnhumby's ``BRAND`` holds
+#: "National" or "Private", a kind of brand, over thousands of products
+MIN_BRANDS = 10
+
+
+def _no_maker(col: pd.Series, name: str) -> str | None:
+    """Why a ``brand`` column is not read as the items' artist (their maker), or None when it is: its
+    cells are number codes (JData's: shown in place of a missing title, a bare number), or it holds
+    only a few values."""
+    cells = col.dropna().astype("string").str.strip()
+    cells = cells[cells != ""]
+    why = None
+    if len(cells) and bool(to_numbers(cells).notna().all()):
+        why = "its cells are number codes"
+    elif cells.nunique() < MIN_BRANDS:
+        shown = ", ".join(repr(v) for v in cells.value_counts().index[:3])
+        why = f"it holds only {cells.nunique()} value{'s' if cells.nunique() != 1 else ''} ({shown})"
+    if why is None:
+        return None
+    return f"{name!r} not read as the artist: {why}; --items-cols artist={name} reads it all the same"
 
 
 def _fill_genres(out: pd.DataFrame, other: pd.Series, what: str, notes: list[str]) -> None:

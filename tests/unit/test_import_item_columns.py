@@ -376,21 +376,34 @@ def test_items_the_chosen_genre_column_leaves_empty_take_another_recognized_ones
     assert set(genre[[f"B0{k:03d}" for k in range(0, 20, 5)]]) == {"books"}
     said = " ".join(notes)
     assert "4 items with no genre in 'categories': their genre from 'main_category'" in said
-    # REES46: a dotted category_code, empty for some products, beside the numeric category_id; a brand
+    # REES46: a dotted category_code, empty for some products, beside the numeric category_id; brands
     events = tmp_path / "2019-Oct.csv"
-    pd.DataFrame(
-        {"product_id": [1, 2, 3, 1], "category_id": [2053013555631882655, 2053013555631882656, 7, 2053013555631882655],
-         "category_code": ["electronics.smartphone", None, "appliances.kitchen", "electronics.smartphone"],
-         "brand": ["apple", "bosch", None, "apple"]}
-    ).to_csv(events, index=False)  # fmt: skip
+    codes = ["electronics.smartphone", None, "appliances.kitchen"] * 4
+    frame = pd.DataFrame(
+        {"product_id": range(12), "category_id": [2053013555631882655 + k % 3 for k in range(12)],
+         "category_code": codes, "brand": [f"brand{k}" for k in range(11)] + [None]}
+    )  # fmt: skip
+    pd.concat([frame, frame.head(1)]).to_csv(events, index=False)  # an item's second row: one item still
     catalog, notes = load_items(events, "product_id", None)
     row = catalog.set_index("item_id")
-    assert row["genre"].tolist() == ["electronics.smartphone", "2053013555631882656", "appliances.kitchen"]
-    assert row["artist"].tolist() == ["apple", "bosch", "unknown"]
-    assert "1 item with no genre in 'category_code': their genre from 'category_id'" in " ".join(notes)
+    assert row["genre"].tolist()[:3] == ["electronics.smartphone", "2053013555631882656", "appliances.kitchen"]
+    assert row["artist"].tolist() == [f"brand{k}" for k in range(11)] + ["unknown"]
+    assert "4 items with no genre in 'category_code': their genre from 'category_id'" in " ".join(notes)
     # named, the column is read alone
     catalog, notes = load_items(events, "product_id", None, {"genre": "category_code"})
-    assert catalog.set_index("item_id")["genre"].tolist() == ["electronics.smartphone", "unknown", "appliances.kitchen"]
+    assert catalog.set_index("item_id")["genre"].tolist()[:3] == [
+        "electronics.smartphone",
+        "unknown",
+        "appliances.kitchen",
+    ]
+    # Dunnhumby's BRAND says only "National" or "Private", and JData's brand is a number code: no makers
+    for brands, why in (["National", "Private"], "only 2 values ('National', 'Private')"), ([381, 97], "number codes"):
+        frame.assign(brand=[brands[k % 2] for k in range(12)]).to_csv(events, index=False)
+        catalog, notes = load_items(events, "product_id", None)
+        assert set(catalog["artist"]) == {"unknown"}
+        assert any("'brand' not read as the artist" in n and why in n for n in notes), notes
+        catalog, _ = load_items(events, "product_id", None, {"artist": "brand"})
+        assert set(catalog["artist"]) == {str(b) for b in brands}
 
 
 def test_a_genre_column_of_number_codes_gives_way_to_one_of_names(tmp_path):
