@@ -1160,12 +1160,16 @@ _EITHER_NAMES = ("platform",)
 
 #: a column name that holds an outcome of the row (a click, a like, a count of them, a score)
 _OUTCOME_NAME = (
-    r"(?:is_?|has_?|explicit_?|implicit_?)?(?:click|clicked|like|liked|follow|followed|share|shared|skip|skipped"
-    r"|purchase|purchased|buy|bought|cart|carted|rating|rated|score|stars|watch_ratio|play_ratio|retweet"
-    r"|retweeted|install|installed|bookmark|bookmarked|read|comment|commented|forward|forwarded|hate|hated"
-    r"|dislike|disliked|long_?view|plays|play_?count|listens|listen_?count|weight)"
-    r"(?:_?(?:cnt|count|num|flag|s|timestamp|time))?"
+    r"(?:is_?|has_?|explicit_?|implicit_?)?(?:click|clicked|clk|non_?clk|non_?click|like|liked|follow|followed"
+    r"|share|shared|skip|skipped|purchase|purchased|buy|bought|cart|carted|rating|rated|score|stars|watch_ratio"
+    r"|play_ratio|retweet|retweeted|install|installed|bookmark|bookmarked|read|comment|commented|forward"
+    r"|forwarded|hate|hated|dislike|disliked|long_?view|plays|play_?count|listens|listen_?count|weight|booking"
+    r"|booked|conversion|converted)"
+    r"(?:_?(?:cnt|count|num|flag|bool|s|timestamp|time))?"
 )
+#: an outcome column of clicks (Taobao's clk, Expedia's click_bool), and one of rows not clicked (nonclk)
+_CLICK_NAME = r"(?:is_?)?(?:click|clicked|clk)(?:_?(?:flag|bool))?"
+_NON_CLICK_NAME = r"non_?(?:clk|click)(?:_?(?:flag|bool))?"
 
 
 #: a column name that says what kind of event a row is, in words (Meetup's response, a log's event_type)
@@ -1288,9 +1292,25 @@ def unread_outcome_note(columns: list[str], o: ImportOptions, frame: pd.DataFram
         return []
     return [
         f"column{'s' if len(found) > 1 else ''} {shown} not read: every row is imported as a whole play; "
-        "--rating-col, --count-col or --played-col reads one, and several 0/1 or count columns become one "
-        "type column first (README, 'A row with several 0/1 outcome columns')"
+        f"{_click_reading(found, frame)}--rating-col, --count-col or --played-col reads one, and several 0/1 or "
+        "count columns become one type column first (README, 'A row with several 0/1 outcome columns')"
     ] + _unread_type_note(columns, o, frame)
+
+
+def _click_reading(found: list[str], frame: pd.DataFrame | None) -> str:
+    """How a 0/1 click column reads, when the outcomes include one: a row shown and not clicked is an
+    impression, not a rating of 0 (``--rating-col`` would make it a skip, an explicit dislike)."""
+    for pattern, mapping in ((_CLICK_NAME, "1=play,0=impression"), (_NON_CLICK_NAME, "0=play,1=impression")):
+        col = next((c for c in found if re.fullmatch(pattern, c.lower())), None)
+        if col is None or frame is None or col not in frame:
+            continue
+        cells = _filled_cells(frame[col])
+        if len(cells) and bool(to_numbers(cells).isin([0, 1]).all()):
+            return (
+                f"--type-col {col} --type-map {mapping} reads each row shown and not clicked as an impression "
+                "(the other outcome columns unread); "
+            )
+    return ""
 
 
 #: a context cell written as a hash or a long code (Twitter's hashed languages): no device or locale as such

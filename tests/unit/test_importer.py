@@ -1176,6 +1176,43 @@ def test_an_item_id_of_zeros_holding_many_rows_is_said_to_be_a_placeholder(tmp_p
     assert (events["item_id"] == zero).sum() == 80  # imported as it stands: said, not changed
 
 
+def test_click_columns_of_ad_and_search_logs_are_named_with_the_reading_of_a_click(tmp_path):
+    """Taobao's display-ad raw_sample (nonclk, clk), Expedia's click_bool and booking_bool, Criteo's
+    conversion: unread, every row shown would train as a play."""
+    taobao = _csv(
+        tmp_path / "raw_sample.csv",
+        "user,time_stamp,adgroup_id,pid,nonclk,clk\n"
+        + "\n".join(f"{k % 3},{T0 + k},{k},430548_1007,{1 - k % 2},{k % 2}" for k in range(8)),
+    )
+    plain = dict(user_col="user", item_col="adgroup_id", time_col="time_stamp", time_unit="s")
+    _, _, summary = load_interactions(taobao, **plain)
+    said = " ".join(str(summary).split())
+    assert "columns 'nonclk', 'clk' not read: every row is imported as a whole play" in said
+    assert "--type-col clk --type-map 1=play,0=impression reads each row shown and not clicked" in said
+    from ingest.import_values import parse_type_map
+
+    events, _, _ = load_interactions(taobao, **plain, type_col="clk", type_map=parse_type_map("1=play,0=impression"))
+    assert events["type"].value_counts().to_dict() == {"play": 4, "impression": 4}
+    expedia = _csv(
+        tmp_path / "train.csv",
+        "srch_id,date_time,prop_id,position,click_bool,gross_bookings_usd,booking_bool\n"
+        + "\n".join(f"{k // 4},2013-04-04 08:32:{k:02d},{k},{k % 4 + 1},{k % 2},NULL,{k % 4 // 3}" for k in range(8)),
+    )
+    _, _, summary = load_interactions(expedia, user_col="srch_id", item_col="prop_id", time_col="date_time")
+    said = " ".join(str(summary).split())
+    assert "columns 'click_bool', 'booking_bool' not read" in said and "--type-col click_bool --type-map 1=pl" in said
+    # only a lone non-click column: its 1 is the impression
+    criteo = _csv(
+        tmp_path / "ads.csv",
+        "uid,campaign,timestamp,nonclick,conversion\n"
+        + "\n".join(f"u{k % 3},c{k},{T0 + k},{k % 2},0" for k in range(6)),
+    )
+    _, _, summary = load_interactions(criteo, user_col="uid", item_col="campaign", time_unit="s")
+    said = " ".join(str(summary).split())
+    assert "columns 'nonclick', 'conversion' not read" in said
+    assert "--type-col nonclick --type-map 0=play,1=impression" in said
+
+
 def test_outcome_columns_left_unread_are_named_when_every_row_is_a_play(tmp_path):
     # KuaiSAR's rec_inter.csv: a row shown and not clicked would train as a play
     src = _csv(
