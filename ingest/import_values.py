@@ -249,6 +249,31 @@ def _month_day_hint(values: pd.Series, col: str) -> str | None:
     )
 
 
+#: dates written as digits without the century, widest first: (digits, format, what its parts are)
+_SHORT_DATES = ((8, "%y%m%d%H", "year, month, day and hour"), (6, "%y%m%d", "year, month and day"))
+
+
+def _short_date_hint(values: pd.Series, col: str) -> str | None:
+    """What to say of numbers whose digits are all a two-digit year, a month, a day (and an hour):
+    Avazu's ``hour``, 14102100 for 2014-10-21 00:00. Read as counters they would be years away."""
+    if values.empty or values.isna().any() or (values % 1 != 0).any() or (values < 0).any():
+        return None
+    whole = values.astype("int64")
+    for digits, fmt, parts in _SHORT_DATES:
+        # every digit written: a year 2009 read as a number (9102100) has lost one, and so many small
+        # counters would pass once padded that such a column gets the counters' word instead
+        text = whole.astype(str)
+        if (text.str.len() != digits).any() or text.nunique() < 2:
+            continue
+        parsed = pd.to_datetime(text, format=fmt, errors="coerce")
+        if parsed.notna().all():
+            return (
+                f"time column {col!r} holds numbers that read as a {parts} ({fmt}: {text.min()} … {text.max()}, "
+                f"the first as {parsed.min():%Y-%m-%d %H:%M}): import them with --time-format {fmt}"
+            )
+    return None
+
+
 #: epoch times start far from zero: a twentieth of a column below this share of its median counts from a start
 _FROM_ZERO = 0.2
 
@@ -350,8 +375,8 @@ def parse_time(
             )
         median = num.median()
         small = _counters(median, col)
-        if small is not None and (month_day := _month_day_hint(num[present], col)) is not None:
-            raise ImportFormatError(month_day)
+        if small is not None and (dates := _month_day_hint(num[present], col) or _short_date_hint(num[present], col)):
+            raise ImportFormatError(dates)
         if small is not None:
             raise ImportFormatError(
                 f"time column {col!r} holds numbers too small to be epoch times (median {median:.0f}): read as "
@@ -375,7 +400,7 @@ def parse_time(
         return pd.to_datetime(num, unit=unit, utc=True, errors="coerce")
     if present.any() and num[present].notna().all():
         if (small := _counters(num[present].median(), col)) is not None:
-            raise ImportFormatError(_month_day_hint(num[present], col) or small)
+            raise ImportFormatError(_month_day_hint(num[present], col) or _short_date_hint(num[present], col) or small)
         raise ImportFormatError(
             f"time column {col!r} holds numbers (e.g. {str(raw[present].iloc[0])!r}); "
             f"pass --time-unit s or ms (or us, ns) for epoch times: these look like "
@@ -559,8 +584,16 @@ def _counted(
     # out of datetime's range (before 1677 or after 2262) → unparseable (quarantined), not an exception
     room_after = float(pd.Timestamp.max.tz_localize("UTC").value - start.value)
     room_before = float(pd.Timestamp.min.tz_localize("UTC").value - start.value)
-    offset = offset.where((offset < room_after * 0.999) & (offset > room_before * 0.999))
-    return start + pd.to_timedelta(offset, unit="ns")
+    inside = (offset < room_after * 0.999) & (offset > room_before * 0.999)
+    if present.any() and not inside[present].any():
+        # every time years past what a calendar holds: no counter in this unit (Avazu's 14102100 hours)
+        first = str(raw[present].iloc[0])
+        raise ImportFormatError(
+            _short_date_hint(num[present], col)
+            or f"time column {col!r} counted in units of {unit} from {start.date()} falls outside the years 1677-2262 "
+            f"on every row (e.g. {first!r}): no counter in that unit"
+        )
+    return start + pd.to_timedelta(offset.where(inside), unit="ns")
 
 
 #: a date written with its day and month as numbers first: 11/1/2000, 13.11.2000 08:15

@@ -103,6 +103,35 @@ def test_counters_from_a_start_are_placed_by_an_origin(tmp_path):
     assert zoned["timestamp"].iloc[0] == _utc("2019-10-01 04:00")
 
 
+def test_dates_written_as_digits_without_the_century_are_named_with_their_format(tmp_path):
+    # Avazu's hour: YYMMDDHH, 14102100 for 2014-10-21 00:00
+    src = _csv(
+        tmp_path / "train.csv",
+        "id,click,hour,site_id,device_ip\n1,0,14102100,s1,d1\n2,1,14102123,s2,d1\n3,0,14103005,s1,d2",
+    )
+    args = dict(user_col="device_ip", item_col="site_id", time_col="hour")
+    said = r"read as a year, month, day and hour \(%y%m%d%H: 14102100 … 14103005, the first as 2014-10-21 00:00\)"
+    for more in ({}, {"time_unit": "s"}, {"time_unit": "h", "time_origin": "2014-10-21"}):
+        with pytest.raises(ImportFormatError, match=said + ".*--time-format %y%m%d%H"):
+            load_interactions(src, **args, **more)
+    events, _, _ = load_interactions(src, **args, time_format="%y%m%d%H")
+    assert events["timestamp"].tolist() == [
+        _utc("2014-10-21 00:00"),
+        _utc("2014-10-21 23:00"),
+        _utc("2014-10-30 05:00"),
+    ]
+    # counters that leave every time past the calendar's years are refused, not quarantined row by row
+    ticks = _csv(tmp_path / "ticks.csv", "user_id,item_id,t\n1,a,99000000\n2,b,99000500")
+    with pytest.raises(ImportFormatError, match=r"falls outside the years 1677-2262 on every row \(e.g. '99000000'\)"):
+        load_interactions(
+            ticks, user_col="user_id", item_col="item_id", time_col="t", time_unit="h", time_origin="2014-10-21"
+        )
+    # small counters are no short dates: 50102 would pad to 2005-01-02
+    small = _csv(tmp_path / "small.csv", "user_id,item_id,t\n1,a,50102\n2,b,50103")
+    with pytest.raises(ImportFormatError, match="too small to be epoch times"):
+        load_interactions(small, user_col="user_id", item_col="item_id", time_col="t")
+
+
 def test_year_less_dates_read_by_a_format_and_a_year(tmp_path):
     # Tmall: MMDD without a year or leading zero
     src = _csv(tmp_path / "log.csv", "user_id,item_id,time_stamp\n1,a,511\n1,b,829\n2,a,1110\n2,c,1111")
