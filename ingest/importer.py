@@ -1051,6 +1051,8 @@ class _Tally:
     repeated_dated: int = 0
     #: rows per item id that reads as a placeholder (``PLACEHOLDER_ID``)
     placeholder_items: Counter[str] = field(default_factory=Counter)
+    #: rows per item id (``_busiest_item_notes``)
+    item_rows: Counter[str] = field(default_factory=Counter)
     #: rows left out as asked (``--type-map NAME=ignore``), by name
     ignored: Counter[str] = field(default_factory=Counter)
     #: item cells read as missing beyond empty ones ("NaN", "None"), as written
@@ -1406,8 +1408,28 @@ PLACEHOLDER_ID = r"^(?:-?0(?:-?0)+-?|-1)$"
 PLACEHOLDER_SHARE = 0.005
 
 
+#: one item id holding more than this share of the rows, among at least BUSIEST_MIN_ITEMS, is said: Avazu's
+#: site_id 85f751fd stands for "an app, no site" on a third of its rows
+BUSIEST_ITEM_SHARE = 0.3
+BUSIEST_MIN_ITEMS = 20
+#: … or this share, when it is also BUSIEST_APART_RATIO times the next busiest item's (popularity falls
+#: off gradually, a placeholder stands apart)
+BUSIEST_ITEM_APART_SHARE = 0.1
+
+
 def _placeholder_notes(o: ImportOptions, tally: _Tally) -> list[str]:
     notes = []
+    top = tally.item_rows.most_common(2)
+    if len(tally.item_rows) >= BUSIEST_MIN_ITEMS and tally.rows and top[0][0] not in tally.placeholder_items:
+        (item, n), (_, second) = top
+        share = n / sum(tally.item_rows.values())
+        if share > BUSIEST_ITEM_SHARE or (share >= BUSIEST_ITEM_APART_SHARE and n >= BUSIEST_APART_RATIO * second):
+            notes.append(
+                f"item id {item!r} holds {n:,} rows ({share:.0%}; the next busiest {second:,}): if it stands for "
+                "'no item' (a placeholder site or app, a missing id), blank it or drop those rows before importing, "
+                f"or it trains as the most popular item and is ranked for everyone; {o.item_col!r} is imported as it "
+                "stands"
+            )
     for item, n in tally.placeholder_items.most_common(3):
         if tally.rows and n >= PLACEHOLDER_SHARE * tally.rows:
             notes.append(
@@ -1512,6 +1534,8 @@ def _chunk_events(
         zeros = item_ids.dropna()
         zeros = zeros[zeros.str.fullmatch(PLACEHOLDER_ID)]
         tally.placeholder_items.update(zeros.value_counts().to_dict())
+    named = item_ids.dropna()
+    tally.item_rows.update(named[named != ""].value_counts().to_dict())
     # the range of the rows that will be events: not of rows quarantined for a missing id or type
     valid = ts[~missing_id & pd.notna(types)].dropna()
     valid = valid[valid > EPOCH]  # the contract refuses epoch zero and earlier (HetRec's stray 0 and 1956 stamps)

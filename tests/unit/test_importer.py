@@ -1163,6 +1163,29 @@ def test_an_offset_written_as_a_time_of_day_is_read_as_one_and_words_are_refused
         load_interactions(words, **options)
 
 
+def test_an_item_id_holding_a_third_of_the_rows_is_said_to_be_a_placeholder(tmp_path):
+    # Avazu's site_id 85f751fd: "an app, no site" on a third of its rows
+    rows = [f"d{k % 9},85f751fd,{T0 + k}" for k in range(40)]
+    rows += [f"d{k % 9},s{k % 30:02d},{T0 + 100 + k}" for k in range(90)]
+    src = _csv(tmp_path / "train.csv", "device_ip,site_id,hour\n" + "\n".join(rows))
+    _, _, summary = load_interactions(src, user_col="device_ip", item_col="site_id", time_col="hour", time_unit="s")
+    said = " ".join(str(summary).split())
+    assert "item id '85f751fd' holds 40 rows (31%; the next busiest 3): if it stands for 'no item'" in said
+    # one item ten times as busy as the next, on a tenth of the rows, stands apart too; a popular one does not
+    apart = rows[:30] + rows[40:]
+    _, _, summary = load_interactions(
+        _csv(tmp_path / "apart.csv", "device_ip,site_id,hour\n" + "\n".join(apart)),
+        user_col="device_ip", item_col="site_id", time_col="hour", time_unit="s",
+    )  # fmt: skip
+    assert "item id '85f751fd' holds 30 rows (25%; the next busiest 3)" in " ".join(str(summary).split())
+    popular = rows[:30] + [r.replace("s00,", "s01,") for r in rows[40:]]  # s01 now holds 6
+    _, _, summary = load_interactions(
+        _csv(tmp_path / "popular.csv", "device_ip,site_id,hour\n" + "\n".join(popular)),
+        user_col="device_ip", item_col="site_id", time_col="hour", time_unit="s",
+    )  # fmt: skip
+    assert "holds 30 rows" not in " ".join(str(summary).split())
+
+
 def test_an_item_id_of_zeros_holding_many_rows_is_said_to_be_a_placeholder(tmp_path):
     # Brightkite's check-ins at location 000…0: "no place", which would train as the most popular one
     zero = "0" * 32
