@@ -10,7 +10,7 @@ from setlist.errors import Refused
 from setlist.settings import Settings
 from training.dataset import RankingSet
 from training.labels import label
-from training.splits import Split, SplitParams, make_split
+from training.splits import MIN_POSITIVES, Split, SplitParams, make_split
 
 #: below this many ranker training queries the ranker cannot be fitted and validated honestly
 MIN_TRAIN_QUERIES = 10
@@ -58,6 +58,15 @@ def ranker_splits(outer: Split, settings: Settings, exclude_seen: bool) -> list[
             raise TrainingRefused(f"cannot place the ranker's training window: {exc}") from exc
         if folds and len(inner.queries) < MIN_TRAIN_QUERIES:
             break
+        if not folds and inner.queries.empty and outer.kind == "per_user":
+            # else refused later as "no query had a positive", with advice about the ranker window,
+            # which a per-user split does not have (Expedia's searches as users: one booking each)
+            raise TrainingRefused(
+                "the ranker has no query to learn from: the per_user split holds out each user's last positives, "
+                f"and no user has {MIN_POSITIVES} positives left before them ({len(source):,} training events, "
+                f"{source['user_id'].nunique():,} users). SETLIST_SPLIT=global holds out the newest period instead, "
+                "which users with a single visit can answer"
+            )
         inner.reason = "the evaluation protocol, applied to the training part"
         folds.append(inner)
         enough = sum(len(f.queries) for f in folds) >= TARGET_TRAIN_QUERIES

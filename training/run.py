@@ -112,8 +112,24 @@ class Plan:
 TRAINING_COLUMNS = ("event_id", "user_id", "session_id", "item_id", "type", "timestamp", "value", "device", "locale")
 
 
-def _no_queries(events: pd.DataFrame) -> str:
+def _seen_only(events: pd.DataFrame, settings: Settings, exclude_seen: bool) -> bool:
+    """Whether the split found queries once seen items stay candidates: every held-out positive was an
+    item its user had met before (a user who is one long session over a few items)."""
+    try:
+        return exclude_seen and not make_split(events, split_params(settings), False).queries.empty
+    except ValueError:  # no split at all either way: the counts say why
+        return False
+
+
+def _no_queries(events: pd.DataFrame, seen_only: bool = False) -> str:
     """Why no user could be asked about a held-out positive, with the counts that tell which way on."""
+    if seen_only:
+        return (
+            "no user has a held-out positive to evaluate on: every one is an item its user met before in the "
+            "training part, and seen items are left out of the candidates (SETLIST_EXCLUDE_SEEN; chosen when few "
+            "positives repeat). SETLIST_EXCLUDE_SEEN=false keeps them, for a log whose users come back to the "
+            "same items"
+        )
     positive = label(events).to_numpy() == 1
     per_user = pd.Series(positive).groupby(events["user_id"].to_numpy()).sum()
     enough = int((per_user >= MIN_POSITIVES).sum())
@@ -213,7 +229,7 @@ def plan_run(
     split = make_split(events, split_params(settings), exclude_seen)
     done()
     if split.queries.empty:
-        raise TrainingRefused(_no_queries(events))
+        raise TrainingRefused(_no_queries(events, _seen_only(events, settings, exclude_seen)))
     if split.train.empty:  # said here: every later step would fail on an empty frame in its own words
         raise TrainingRefused(
             f"the {split.kind} split left no events to train on ({split.describe()}): import a longer log, "

@@ -347,3 +347,32 @@ def test_a_refusal_for_lack_of_positives_blames_an_item_column_of_one_row_items(
     assert "100% of the 200 items occur on one event only" in _thin_data_advice(once)
     shared = pd.DataFrame({"item_id": [f"i{k % 20}" for k in range(200)]})
     assert "import more interactions per user" in _thin_data_advice(shared)
+
+
+def test_no_held_out_positive_because_every_one_was_seen_before_names_the_setting_that_keeps_them():
+    # Open Bandit's users made of a few feature values: each one long visit over the same few items,
+    # so the held-out positives are items met before, and left out as seen
+    from setlist.settings import Settings
+    from training.run import _no_queries, _seen_only
+
+    rows = [(f"u{u}", "ab"[n % 2], "play", f"s{u}") for u in range(60) for n in range(6)]
+    events = _touches(*rows)
+    settings = Settings()
+    assert _seen_only(events, settings, exclude_seen=True) and not _seen_only(events, settings, exclude_seen=False)
+    said = _no_queries(events, seen_only=True)
+    assert "every one is an item its user met before" in said and "SETLIST_EXCLUDE_SEEN=false" in said
+    # a log that lacks positives altogether is told so, not sent to the seen-items setting
+    views = _touches(*[(f"u{u}", f"i{u}", "view", f"s{u}") for u in range(60)])
+    assert not _seen_only(views, settings, exclude_seen=True)
+
+
+def test_a_per_user_split_leaving_the_ranker_no_query_points_at_the_global_split():
+    # Expedia's searches imported as users: one booking each, held out, nothing left to learn from
+    from setlist.settings import Settings
+    from training.folds import TrainingRefused, ranker_splits
+    from training.splits import Split
+
+    train = _touches(*[(f"s{u}", f"i{u % 7}", "like", f"s{u}") for u in range(80)])
+    outer = Split(train=train, queries=train.iloc[:0], labels=train.iloc[:0], kind="per_user", reason="test")
+    with pytest.raises(TrainingRefused, match=r"no user has 2 positives left.*80 users.*SETLIST_SPLIT=global"):
+        ranker_splits(outer, Settings(), exclude_seen=False)
