@@ -1756,11 +1756,12 @@ def require_columns(
             nested = _nested_hint(frame, wanted) or _nested_hint(_first_json_row(path, dropped), wanted)
             if not hint and nested:
                 hint = nested
-            if role == "user" and not hint and not any(USER_WORDS & set(name_words(str(c))) for c in names_of):
-                session = next((c for c in names_of if "session" in name_words(c)), None)
+            if role == "user" and not hint and user_column(names_of) is None:
+                session = session_column(names_of)
                 hint = (
-                    f"; no column names a user, but {session!r} names sessions, which can stand for users (--user-col "
-                    f"{option_value(session)}: each session a user of its own, as session-based logs are read)"
+                    f"; no column names a user, but {session!r} names sessions, visits or devices, which can stand for "
+                    f"users (--user-col {option_value(session)}: each one a user of its own, as session-based logs "
+                    "are read)"
                     if session is not None
                     else "; no column names a user: a file of one person's history (an account's export, "
                     "Letterboxd's or Spotify's) needs a column naming its user added first, several accounts' files "
@@ -1799,11 +1800,44 @@ _ITEM_WORDS = frozenset(
         "item", "items", "book", "movie", "film", "song", "track", "artist", "product", "business", "game", "anime",
         "video", "news", "article", "asin", "sku", "recipe", "beer", "wine", "course", "job", "venue", "poi",
         "place", "hotel", "app", "podcast", "episode", "show", "document", "post", "question", "repo", "subreddit",
-        "restaurant", "isbn", "series", "playlist", "channel", "stream", "program",
+        "restaurant", "isbn", "series", "playlist", "channel", "stream", "program", "prop", "property", "listing",
+        "campaign", "adgroup", "ad", "creative", "offer",
     }
 )  # fmt: skip
 #: words of a column name that say it holds a user's rating of the item
 _RATING_WORDS = frozenset({"rating", "stars", "rate", "rated"})
+#: … a user's or an item's id, unless one of these says it describes them or someone else (Expedia's
+#: visitor_location_country_id, visitor_hist_starrating and prop_country_id, Open Bandit's
+#: user_feature_0, a competitor's rate)
+_NOT_THE_USERS = frozenset(
+    {"location", "country", "region", "city", "state", "zip", "geo", "feature", "affinity", "segment", "age", "gender",
+     "comp", "competitor", "price", "usd", "hist", "history", "starrating", "score", "brand", "category"}
+)  # fmt: skip
+#: words that, with a last word ``id``, name a visit: a search session (Expedia's srch_id)
+_VISIT_WORDS = frozenset({"srch", "search", "visit"})
+
+
+def user_column(names: Sequence[str]) -> str | None:
+    """The first column whose name says it identifies users (not one that describes them)."""
+    return next((n for n in names if USER_WORDS & set(w := name_words(n)) and not _NOT_THE_USERS & set(w)), None)
+
+
+def session_column(names: Sequence[str]) -> str | None:
+    """The first column whose name says it identifies sessions, visits or devices (Avazu's device_ip),
+    which can stand for users."""
+    return next(
+        (
+            n
+            for n in names
+            if "session" in (w := name_words(n))
+            or (w[-1:] == ["id"] and _VISIT_WORDS & set(w))
+            or (w[-1:] in (["id"], ["ip"]) and "device" in w)
+            or "cookie" in w
+        ),
+        None,
+    )
+
+
 #: ... unless one of these says it is a count or an average of ratings (Goodbooks' ratings_count)
 _AGGREGATE_WORDS = frozenset({"count", "number", "avg", "average", "mean", "total", "num"})
 
@@ -1814,16 +1848,27 @@ def _suggested_options(frame: pd.DataFrame, unread: Sequence[str]) -> str | None
     a time (else ``--no-time``). None without a user and an item."""
     names = [*map(str, frame.columns), *unread]
     words = {name: set(name_words(name)) for name in names}
-    user = next((n for n in names if USER_WORDS & words[n]), None)
-    item = next((n for n in names if n != user and _ITEM_WORDS & words[n]), None)
+    user = user_column(names) or session_column(names)
+    item = next((n for n in names if n != user and _ITEM_WORDS & words[n] and not _NOT_THE_USERS & words[n]), None)
     item = item or next((n for n in names if n != user and name_words(n)[-1:] == ["id"]), None)
     if user is None or item is None:
         return None
     rating = next(
-        (n for n in names if n not in (user, item) and _RATING_WORDS & words[n] and not _AGGREGATE_WORDS & words[n]),
+        (
+            n
+            for n in names
+            if n not in (user, item)
+            and _RATING_WORDS & words[n]
+            and not (_AGGREGATE_WORDS | _NOT_THE_USERS) & words[n]
+            and not any(w.isdigit() for w in words[n])  # Expedia's comp1_rate: a competitor's, one of eight
+        ),
         None,
     )
-    timed = time_columns(frame, unread, exclude=(user, item))
+    # a column named as times that holds no dates or epoch numbers (Criteo's seconds from the period's
+    # start) is still the time: its import then says how to read it, where --no-time would drop it
+    timed = time_columns(frame, unread, exclude=(user, item)) or time_columns(
+        None, (), exclude=(user, item), named=names
+    )
     parts = [f"--user-col {option_value(user)}", f"--item-col {option_value(item)}"]
     if rating is not None:
         parts.append(f"--rating-col {option_value(rating)}")
@@ -1897,12 +1942,14 @@ def reads_as_dates(cells: pd.Series) -> pd.Series:
         return pd.to_datetime(cells, errors="coerce", format="mixed", utc=True).notna()
 
 
-def time_columns(frame: pd.DataFrame | None, unread: Sequence[str] = (), exclude: Collection[str] = ()) -> list[str]:
+def time_columns(
+    frame: pd.DataFrame | None, unread: Sequence[str] = (), exclude: Collection[str] = (), named: Sequence[str] = ()
+) -> list[str]:
     """Columns whose name says they hold times and whose cells, where they were read, do: dates and
     times written out (at least eight characters with a separator, so a year alone is none), or
-    epoch numbers. ``unread``: columns not read, judged by their names alone."""
+    epoch numbers. ``unread``: columns not read, judged by their names alone; so is ``named``."""
     found = []
-    columns = [*(map(str, frame.columns) if frame is not None else []), *unread]
+    columns = [*(map(str, frame.columns) if frame is not None else []), *unread, *named]
     for col in columns:
         words = name_words(col)
         if col in exclude or not (_TIME_WORDS & set(words) or words[-1:] == ["at"]):

@@ -1404,7 +1404,36 @@ def test_a_missing_column_is_said_with_every_option_the_columns_suggest(tmp_path
     browsing.write_text("session_id_hash,product_sku_hash,server_timestamp_epoch_ms\ns1,p1,1550885210881\n")
     with pytest.raises(ImportFormatError) as caught:
         load_interactions(browsing)
-    assert "'session_id_hash' names sessions, which can stand for users" in " ".join(str(caught.value).split())
+    assert "'session_id_hash' names sessions, visits or devices, which can stand for users" in " ".join(
+        str(caught.value).split()
+    )
+    # Expedia's searches: the visitor's country and star history describe users, a competitor's rate is
+    # no rating, the property's country no property; the search is the visit that stands for a user
+    expedia = tmp_path / "train.csv"
+    expedia.write_text(
+        "srch_id,date_time,site_id,visitor_location_country_id,visitor_hist_starrating,prop_country_id,prop_id,"
+        "comp1_rate,click_bool\n1,2013-04-04 08:32:15,12,187,NULL,219,893,0,1\n"
+    )
+    with pytest.raises(ImportFormatError) as caught:
+        load_interactions(expedia)
+    message = " ".join(str(caught.value).split())
+    assert "would import with --user-col srch_id --item-col prop_id --time-col date_time" in message
+    # Criteo's attribution log: seconds from the period's start are still its time, not --no-time
+    criteo = tmp_path / "criteo.tsv"
+    criteo.write_text("timestamp\tuid\tcampaign\tconversion\tconversion_id\n0\t20073966\t22589171\t0\t-1\n")
+    with pytest.raises(ImportFormatError) as caught:
+        load_interactions(criteo)
+    assert "would import with --user-col uid --item-col campaign --time-col timestamp" in str(caught.value)
+    # Avazu: no user, but a device does
+    avazu = tmp_path / "avazu.csv"
+    avazu.write_text(
+        "id,click,hour,site_id,app_id,device_id,device_ip\n1,0,14102100,1fbe01fe,ecad2386,a99f214a,ddd2926e\n"
+    )
+    with pytest.raises(ImportFormatError) as caught:
+        load_interactions(avazu)
+    assert "'device_id' names sessions, visits or devices, which can stand for users" in " ".join(
+        str(caught.value).split()
+    )
 
 
 def test_a_user_id_that_is_only_a_stand_in_word_is_said_whoever_is_busier(tmp_path):
