@@ -1370,6 +1370,9 @@ def _count_repeats(events: pd.DataFrame, o: ImportOptions, tally: _Tally) -> Non
     # where every time is a midnight of the file's clock, the times are dates alone: two events of a day are
     # no copies. A file with times of day (or a time offset added) has real midnights too (Dunnhumby's 0000)
     present = ts.notna().to_numpy()
+    # rows without a user or an item are quarantined, not imported twice (Avazu's placeholder device read as
+    # missing: thousands of rows alike once the id is gone)
+    present &= (events["user_id"].notna() & events["item_id"].notna()).to_numpy()
     timed = present & (wall != wall.dt.normalize()).to_numpy()
     if o.time_offset_col is not None or timed.any():
         timed = present

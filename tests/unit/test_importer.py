@@ -824,6 +824,13 @@ def test_rows_repeating_an_earlier_one_exactly_are_imported_and_counted(tmp_path
     assert "2 rows repeat an earlier row's user, item, time and type exactly" in said
     # a tag file's rows differing in an unread tag id are no copies: the note says so, not only "drop them"
     assert "rows that differ in a column the import does not read, a tag or a context, are no copies" in said
+    # rows quarantined for a missing user are no repeats of one another (Avazu's placeholder device)
+    anon = _csv(tmp_path / "anon.csv", f"u,i,t\nz,x,{T0}\nz,x,{T0}\nz,x,{T0}\na,x,{T0}\na,x,{T0}")
+    _, _, summary = load_interactions(
+        anon, user_col="u", item_col="i", time_col="t", time_unit="s", missing_users=("z",)
+    )
+    said = " ".join(str(summary).split())
+    assert "1 row repeats an earlier row's user, item, time and type exactly" in said
     _, _, untimed = load_interactions(src, user_col="u", item_col="i", time_col=None)
     # without times every row gets a stamp of its own: a repeat is told by user and item alone
     assert "3 rows repeat an earlier row's user and item exactly (no times" in " ".join(str(untimed).split())
