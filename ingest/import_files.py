@@ -524,9 +524,11 @@ GENRE_NAMES = (
     "category_code",  # REES46's dotted path (empty for some products: their category_id fills in)
     "category_id",
     "cate",  # JData's
+    "cate_id",  # Taobao's display ads
     "style",
     "tags",  # last: a catalogue's tags (Stack Exchange's) are its genres when it has nothing else
     "tag",  # KuaiRand's video features: a list of tag ids
+    "topics",  # a repository's (GitHub's), a list
 )
 
 

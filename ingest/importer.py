@@ -931,7 +931,7 @@ def _busiest_note(counts: pd.Series) -> str | None:
 _STAND_IN_ID = re.compile(r"(?i)[\[(<]?\s*(?:deleted|removed|anonymous|anon|guest|unknown|nobody)\s*[\])>]?")
 _ORDINALS = ("", "second ", "third ", "fourth ", "fifth ")
 #: a word in a user id that makes it a placeholder rather than a person
-_STAND_IN_WORD = re.compile(r"(?i)\b(?:deleted|anonymous|anon|guest|unknown|visitor|removed|nobody)\b")
+_STAND_IN_WORD = re.compile(r"(?i)\b(?:deleted|anonymous|anon|guest|unknown|visitor|removed|nobody|ghost)\b")
 #: user ids written as names (two words or more), as a share of the distinct ids, from which it is said
 NAMED_USERS_SHARE = 0.5
 

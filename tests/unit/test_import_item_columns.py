@@ -640,3 +640,18 @@ def test_a_catalogue_of_one_row_per_genre_beside_an_author_gathers_its_genres(tm
     catalog, notes = load_items(path, "book_id", None)
     assert catalog.set_index("item_id")["genres"].to_dict() == {"b1": "fantasy|young-adult", "b2": "history|war"}
     assert "not read as genres" not in " ".join(notes)
+
+
+def test_an_ad_catalogues_category_and_a_repositorys_topics_are_genres(tmp_path):
+    from ingest.import_items import load_items
+
+    ads = tmp_path / "ad_feature.csv"
+    ads.write_text(
+        "adgroup_id,cate_id,campaign_id,customer,brand,price\n63133,6406,83237,1,95471,170.0\n1,4520,2,3,NULL,9\n"
+    )
+    catalog, notes = load_items(ads, "adgroup_id", None)
+    assert catalog.set_index("item_id")["genre"].to_dict() == {"63133": "6406", "1": "4520"}
+    repos = tmp_path / "repos.csv"
+    repos.write_text('repo_full_name,topics\na/b,"[""machine-learning"", ""python""]"\nc/d,[]\n')
+    catalog, _ = load_items(repos, "repo_full_name", None)
+    assert catalog.set_index("item_id")["genres"].to_dict() == {"a/b": "machine-learning|python", "c/d": None}

@@ -1371,6 +1371,14 @@ def test_display_names_as_user_ids_and_a_spelled_out_stand_in_are_said(tmp_path)
     )
     _, _, quiet = load_interactions(plain, user_col="user", item_col="item", time_col="t", time_unit="s")
     assert "names of several words" not in str(quiet) and "stand-in" not in str(quiet)
+    # GitHub's deleted accounts star as "ghost"
+    logins = ["ghost" if k % 20 == 0 else f"u{k % 60}" for k in range(1_200)]
+    ghost = _csv(
+        tmp_path / "stars.csv",
+        "user_login,repo,starred_at\n" + "\n".join(f"{u},r{k % 40},{1_600_000_000 + k}" for k, u in enumerate(logins)),
+    )
+    _, _, said = load_interactions(ghost, user_col="user_login", item_col="repo", time_col="starred_at", time_unit="s")
+    assert "reads as a stand-in" in " ".join(str(said).split())
 
 
 def test_ids_written_as_whole_floats_read_as_the_whole_numbers_they_are(tmp_path):
