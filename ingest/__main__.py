@@ -15,6 +15,7 @@ import typer
 from rich.table import Table
 
 from ingest.intake import INGEST_SLICE_ROWS, IngestReport, ingest
+from ingest.item_overlap import disjoint_note, log_items
 from setlist import jobmetrics
 from setlist.catalog import load_items, merge_items, save_items
 from setlist.cli import App
@@ -578,7 +579,9 @@ def import_(
     chunk_rows = _chunk_rows(source, settings, memory_check, per_line)
     consent_given = bool(consent_col or assume_consent)
     newest_before = EventLog(settings.events_dir).newest() if no_time else None
-    earlier = newest_before is not None or bool(EventLog(settings.events_dir).files())
+    files_before = set(EventLog(settings.events_dir).files())
+    earlier = newest_before is not None or bool(files_before)
+    items_before = log_items(files_before)
     try:
         if chunk_rows is None:
             events, item_frame, summary = load_interactions(source, **vars(options))
@@ -600,6 +603,9 @@ def import_(
     _print_report(report, f"imported {source.name}")
     if no_time and earlier and report.accepted:
         console.print(f"[yellow]warning:[/] {_untimed_after_note(summary.start, newest_before)}", soft_wrap=True)
+    added = log_items(set(EventLog(settings.events_dir).files()) - files_before) if items_before else set()
+    if note := disjoint_note(items_before, added, source.name):
+        console.print(f"[yellow]warning:[/] {note}", soft_wrap=True)
     again = report.reasons.get("duplicate_event_id", 0)
     if report.accepted and (report.quarantined - again) * 2 > report.received:
         console.print(

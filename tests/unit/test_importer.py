@@ -1565,3 +1565,32 @@ def test_counts_ratings_and_type_codes_left_unread_are_said(tmp_path):
     assert "column 'explicit_rating' not read" in said
     assert "column 'interaction_type' ('0', '1', '2', '3') not read" in said
     assert "--type-col interaction_type --type-map 0=TYPE,1=TYPE,2=TYPE,3=TYPE" in said
+
+
+def test_a_second_import_whose_items_share_no_id_with_the_log_is_warned_about(tmp_path, monkeypatch):
+    # Taobao's ad samples keyed by adgroup_id, then its behaviour log keyed by category and brand
+    from typer.testing import CliRunner
+
+    from ingest.__main__ import app
+    from setlist.settings import get_settings
+
+    monkeypatch.setenv("SETLIST_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("SETLIST_HMAC_KEY", "k")
+    monkeypatch.setenv("COLUMNS", "200")
+    get_settings.cache_clear()
+    args = ["--user-col", "user", "--item-col", "item", "--time-col", "t", "--time-unit", "s"]
+    ads = _csv(
+        tmp_path / "raw_sample.csv", "user,item,t\n" + "\n".join(f"u{k % 9},{k % 30},{T0 + k}" for k in range(90))
+    )
+    assert CliRunner().invoke(app, ["import", str(ads), *args]).exit_code == 0
+    keyed = "\n".join(f"u{k % 9},c{k % 25}–b{k % 3},{T0 + 100 + k}" for k in range(90))
+    second = CliRunner().invoke(
+        app, ["import", str(_csv(tmp_path / "behavior_log.csv", "user,item,t\n" + keyed)), *args]
+    )
+    assert second.exit_code == 0, second.output
+    said = " ".join(second.output.split())
+    assert "none of the 75 items of behavior_log.csv is among the 30 items the event log held before it" in said
+    # a later log of the same catalogue shares its ids: nothing said
+    more = "\n".join(f"u{k % 9},{k % 40},{T0 + 200 + k}" for k in range(90))
+    third = CliRunner().invoke(app, ["import", str(_csv(tmp_path / "later.csv", "user,item,t\n" + more)), *args])
+    assert third.exit_code == 0 and "is among the" not in third.output
