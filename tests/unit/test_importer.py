@@ -1206,6 +1206,11 @@ def test_an_item_id_of_zeros_holding_many_rows_is_said_to_be_a_placeholder(tmp_p
     assert (events["item_id"] == zero).sum() == 80  # imported as it stands: said, not changed
 
 
+def _said(src, **options) -> str:
+    """What an import of ``src`` says, on one line."""
+    return " ".join(str(load_interactions(src, **options)[2]).split())
+
+
 def test_click_columns_of_ad_and_search_logs_are_named_with_the_reading_of_a_click(tmp_path):
     """Taobao's display-ad raw_sample (nonclk, clk), Expedia's click_bool and booking_bool, Criteo's
     conversion: unread, every row shown would train as a play."""
@@ -1228,17 +1233,12 @@ def test_click_columns_of_ad_and_search_logs_are_named_with_the_reading_of_a_cli
         "srch_id,date_time,prop_id,position,click_bool,gross_bookings_usd,booking_bool\n"
         + "\n".join(f"{k // 4},2013-04-04 08:32:{k:02d},{k},{k % 4 + 1},{k % 2},NULL,{k % 4 // 3}" for k in range(8)),
     )
-    _, _, summary = load_interactions(expedia, user_col="srch_id", item_col="prop_id", time_col="date_time")
-    said = " ".join(str(summary).split())
+    said = _said(expedia, user_col="srch_id", item_col="prop_id", time_col="date_time")
     assert "columns 'click_bool', 'booking_bool' not read" in said and "--type-col click_bool --type-map 1=pl" in said
     # only a lone non-click column: its 1 is the impression
-    criteo = _csv(
-        tmp_path / "ads.csv",
-        "uid,campaign,timestamp,nonclick,conversion\n"
-        + "\n".join(f"u{k % 3},c{k},{T0 + k},{k % 2},0" for k in range(6)),
-    )
-    _, _, summary = load_interactions(criteo, user_col="uid", item_col="campaign", time_unit="s")
-    said = " ".join(str(summary).split())
+    lines = "\n".join(f"u{k % 3},c{k},{T0 + k},{k % 2},0" for k in range(6))
+    criteo = _csv(tmp_path / "ads.csv", "uid,campaign,timestamp,nonclick,conversion\n" + lines)
+    said = _said(criteo, user_col="uid", item_col="campaign", time_unit="s")
     assert "columns 'nonclick', 'conversion' not read" in said
     assert "--type-col nonclick --type-map 0=play,1=impression" in said
 
