@@ -326,8 +326,7 @@ def _no_maker(col: pd.Series, name: str) -> str | None:
     """Why a ``brand`` column is not read as the items' artist (their maker), or None when it is: its
     cells are number codes (JData's: shown in place of a missing title, a bare number), or it holds
     only a few values."""
-    cells = col.dropna().astype("string").str.strip()
-    cells = cells[cells != ""]
+    cells = col[~_empty_cells(col)].astype("string").str.strip()  # Taobao's NULL brands are none
     why = None
     if len(cells) and bool(to_numbers(cells).notna().all()):
         why = "its cells are number codes"

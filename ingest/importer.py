@@ -1537,8 +1537,9 @@ def _chunk_events(
         zeros = item_ids.dropna()
         zeros = zeros[zeros.str.fullmatch(PLACEHOLDER_ID)]
         tally.placeholder_items.update(zeros.value_counts().to_dict())
-    named = item_ids.dropna()
-    tally.item_rows.update(named[named != ""].value_counts().to_dict())
+    # among the rows that will be events: a placeholder device's rows, quarantined, hold no popular item
+    named = item_ids[~missing_id & (item_ids != "").to_numpy()]
+    tally.item_rows.update(named.value_counts().to_dict())
     # the range of the rows that will be events: not of rows quarantined for a missing id or type
     valid = ts[~missing_id & pd.notna(types)].dropna()
     valid = valid[valid > EPOCH]  # the contract refuses epoch zero and earlier (HetRec's stray 0 and 1956 stamps)

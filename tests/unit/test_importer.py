@@ -1185,6 +1185,13 @@ def test_an_item_id_holding_a_third_of_the_rows_is_said_to_be_a_placeholder(tmp_
         user_col="device_ip", item_col="site_id", time_col="hour", time_unit="s",
     )  # fmt: skip
     assert "item id '85f751fd' holds 30 rows (25%; the next busiest 3)" in " ".join(str(summary).split())
+    # rows quarantined for a missing user hold no popular item (Avazu's app rows of its placeholder device)
+    anon = [f"a99f214a,{r.split(',', 1)[1]}" for r in rows[:40]] + rows[40:]
+    said = _said(
+        _csv(tmp_path / "anon.csv", "device_id,site_id,hour\n" + "\n".join(anon)),
+        user_col="device_id", item_col="site_id", time_col="hour", time_unit="s", missing_users=("a99f214a",),
+    )  # fmt: skip
+    assert "holds 40 rows" not in said
     popular = rows[:30] + [r.replace("s00,", "s01,") for r in rows[40:]]  # s01 now holds 6
     _, _, summary = load_interactions(
         _csv(tmp_path / "popular.csv", "device_ip,site_id,hour\n" + "\n".join(popular)),
