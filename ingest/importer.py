@@ -1051,7 +1051,7 @@ class _Tally:
     repeated_dated: int = 0
     #: rows per item id that reads as a placeholder (``PLACEHOLDER_ID``)
     placeholder_items: Counter[str] = field(default_factory=Counter)
-    #: rows per item id (``_busiest_item_notes``)
+    #: rows per item id among the rows that will be events (``_placeholder_notes``)
     item_rows: Counter[str] = field(default_factory=Counter)
     #: rows left out as asked (``--type-map NAME=ignore``), by name
     ignored: Counter[str] = field(default_factory=Counter)
