@@ -1808,9 +1808,12 @@ _ITEM_WORDS = frozenset(
 )  # fmt: skip
 #: words of a column name that say it holds a user's rating of the item
 _RATING_WORDS = frozenset({"rating", "stars", "rate", "rated"})
-#: … a user's or an item's id, unless one of these says it describes them or someone else (Expedia's
-#: visitor_location_country_id, visitor_hist_starrating and prop_country_id, Open Bandit's
-#: user_feature_0, a competitor's rate)
+#: ... unless one of these says it is a count or an average of ratings (Goodbooks' ratings_count)
+_AGGREGATE_WORDS = frozenset({"count", "number", "avg", "average", "mean", "total", "num"})
+
+#: words of a column name that say it describes users or items rather than naming them, or is someone
+#: else's: no user, item or rating to suggest (Expedia's visitor_location_country_id, visitor_hist_starrating,
+#: prop_country_id and comp1_rate, Open Bandit's user_feature_0)
 _NOT_THE_USERS = frozenset(
     {"location", "country", "region", "city", "state", "zip", "geo", "feature", "affinity", "segment", "age", "gender",
      "comp", "competitor", "price", "usd", "hist", "history", "starrating", "score", "brand", "category"}
@@ -1840,10 +1843,6 @@ def session_column(names: Sequence[str]) -> str | None:
     )
 
 
-#: ... unless one of these says it is a count or an average of ratings (Goodbooks' ratings_count)
-_AGGREGATE_WORDS = frozenset({"count", "number", "avg", "average", "mean", "total", "num"})
-
-
 def _suggested_options(frame: pd.DataFrame, unread: Sequence[str]) -> str | None:
     """The options a file's column names suggest, all at once (Goodbooks' ratings.csv took four runs,
     one missing option each): a column named for users, one for items (else another id), a rating, and
@@ -1868,9 +1867,7 @@ def _suggested_options(frame: pd.DataFrame, unread: Sequence[str]) -> str | None
     )
     # a column named as times that holds no dates or epoch numbers (Criteo's seconds from the period's
     # start) is still the time: its import then says how to read it, where --no-time would drop it
-    timed = time_columns(frame, unread, exclude=(user, item)) or time_columns(
-        None, (), exclude=(user, item), named=names
-    )
+    timed = time_columns(frame, unread, exclude=(user, item)) or time_columns(None, names, exclude=(user, item))
     parts = [f"--user-col {option_value(user)}", f"--item-col {option_value(item)}"]
     if rating is not None:
         parts.append(f"--rating-col {option_value(rating)}")
@@ -1944,14 +1941,12 @@ def reads_as_dates(cells: pd.Series) -> pd.Series:
         return pd.to_datetime(cells, errors="coerce", format="mixed", utc=True).notna()
 
 
-def time_columns(
-    frame: pd.DataFrame | None, unread: Sequence[str] = (), exclude: Collection[str] = (), named: Sequence[str] = ()
-) -> list[str]:
+def time_columns(frame: pd.DataFrame | None, unread: Sequence[str] = (), exclude: Collection[str] = ()) -> list[str]:
     """Columns whose name says they hold times and whose cells, where they were read, do: dates and
     times written out (at least eight characters with a separator, so a year alone is none), or
-    epoch numbers. ``unread``: columns not read, judged by their names alone; so is ``named``."""
+    epoch numbers. ``unread``: columns not read, judged by their names alone."""
     found = []
-    columns = [*(map(str, frame.columns) if frame is not None else []), *unread, *named]
+    columns = [*(map(str, frame.columns) if frame is not None else []), *unread]
     for col in columns:
         words = name_words(col)
         if col in exclude or not (_TIME_WORDS & set(words) or words[-1:] == ["at"]):
