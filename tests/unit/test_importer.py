@@ -1175,16 +1175,13 @@ def test_an_item_id_holding_a_third_of_the_rows_is_said_to_be_a_placeholder(tmp_
     rows = [f"d{k % 9},85f751fd,{T0 + k}" for k in range(40)]
     rows += [f"d{k % 9},s{k % 30:02d},{T0 + 100 + k}" for k in range(90)]
     src = _csv(tmp_path / "train.csv", "device_ip,site_id,hour\n" + "\n".join(rows))
-    _, _, summary = load_interactions(src, user_col="device_ip", item_col="site_id", time_col="hour", time_unit="s")
-    said = " ".join(str(summary).split())
+    plain = dict(user_col="device_ip", item_col="site_id", time_col="hour", time_unit="s")
+    said = _said(src, **plain)
     assert "item id '85f751fd' holds 40 rows (31%; the next busiest 3): if it stands for 'no item'" in said
     # one item ten times as busy as the next, on a tenth of the rows, stands apart too; a popular one does not
     apart = rows[:30] + rows[40:]
-    _, _, summary = load_interactions(
-        _csv(tmp_path / "apart.csv", "device_ip,site_id,hour\n" + "\n".join(apart)),
-        user_col="device_ip", item_col="site_id", time_col="hour", time_unit="s",
-    )  # fmt: skip
-    assert "item id '85f751fd' holds 30 rows (25%; the next busiest 3)" in " ".join(str(summary).split())
+    said = _said(_csv(tmp_path / "apart.csv", "device_ip,site_id,hour\n" + "\n".join(apart)), **plain)
+    assert "item id '85f751fd' holds 30 rows (25%; the next busiest 3)" in said
     # rows quarantined for a missing user hold no popular item (Avazu's app rows of its placeholder device)
     anon = [f"a99f214a,{r.split(',', 1)[1]}" for r in rows[:40]] + rows[40:]
     said = _said(
@@ -1193,11 +1190,8 @@ def test_an_item_id_holding_a_third_of_the_rows_is_said_to_be_a_placeholder(tmp_
     )  # fmt: skip
     assert "holds 40 rows" not in said
     popular = rows[:30] + [r.replace("s00,", "s01,") for r in rows[40:]]  # s01 now holds 6
-    _, _, summary = load_interactions(
-        _csv(tmp_path / "popular.csv", "device_ip,site_id,hour\n" + "\n".join(popular)),
-        user_col="device_ip", item_col="site_id", time_col="hour", time_unit="s",
-    )  # fmt: skip
-    assert "holds 30 rows" not in " ".join(str(summary).split())
+    said = _said(_csv(tmp_path / "popular.csv", "device_ip,site_id,hour\n" + "\n".join(popular)), **plain)
+    assert "holds 30 rows" not in said
 
 
 def test_an_item_id_of_zeros_holding_many_rows_is_said_to_be_a_placeholder(tmp_path):
