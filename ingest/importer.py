@@ -1549,7 +1549,9 @@ def _chunk_events(
         tally.end = hi if tally.end is None else max(tally.end, hi)
     tally.types.update({str(k): int(v) for k, v in events["type"].value_counts().items()})
     tally.problem("missing or unparseable timestamp", int(ts.isna().sum()))
-    tally.problem("empty user id", int(users.isna().sum()))
+    # ids blanked by --missing-user are counted here too: said so, since the file held them
+    user_cause = "empty user id, or one --missing-user names" if o.missing_users else "empty user id"
+    tally.problem(user_cause, int(users.isna().sum()))
     item_cause = f"empty {' or '.join(map(repr, o.item_parts))} (the item's name)" if o.item_parts else "empty item id"
     tally.problem(item_cause, int(item_ids.isna().sum()))
     if no_item.any():
