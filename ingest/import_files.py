@@ -1770,6 +1770,8 @@ def require_columns(
                     "joined (README, 'A log of times played'), since training needs two users at least; a file of "
                     "items alone (Yelp's check-ins) has no user to learn from"
                 )
+            if role == "item" and not hint and (coarse := _item_describers(names_of)):
+                hint = _coarse_items_hint(coarse)
             if role == "time" and not hint and (timed := time_columns(frame, dropped, exclude=wanted)):
                 shown = ", ".join(map(repr, timed[:3]))
                 hint = (
@@ -1840,6 +1842,27 @@ def session_column(names: Sequence[str]) -> str | None:
             or "cookie" in w
         ),
         None,
+    )
+
+
+def _item_describers(names: Sequence[str]) -> list[str]:
+    """The columns that describe items (their category, their brand) in a file none of whose columns
+    names an item (Taobao's ``behavior_log``: user, time, behaviour, ``cate``, ``brand``), at most two."""
+    if any(_ITEM_WORDS & set(name_words(n)) for n in names):
+        return []
+    return [n for n in names if n.lower() in GENRE_NAMES or "brand" in name_words(n)][:2]
+
+
+def _coarse_items_hint(describers: Sequence[str]) -> str:
+    shown = " and ".join(map(repr, describers))
+    if len(describers) > 1:
+        what, coarse = "each of their pairs", "all the products one pair describes become one item"
+    else:
+        what, coarse = "each of its values", "all the products of one value become one item"
+    return (
+        f"; no column names an item, but {shown} describe{'s' if len(describers) == 1 else ''} items: "
+        f"--item-col {','.join(map(option_value, describers))} makes {what} an item (coarser than the products "
+        f"themselves: {coarse})"
     )
 
 

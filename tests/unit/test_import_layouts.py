@@ -1436,6 +1436,31 @@ def test_a_missing_column_is_said_with_every_option_the_columns_suggest(tmp_path
     )
 
 
+def test_a_log_with_no_item_column_is_offered_the_columns_that_describe_its_items(tmp_path):
+    # Taobao's behavior_log: a user's clicks by category and brand, no item id
+    log = tmp_path / "behavior_log.csv"
+    log.write_text(
+        "user,time_stamp,btag,cate,brand\n"
+        + "\n".join(f"{k % 7},{T0 + 60 * k},pv,{k % 5},{k % 11}" for k in range(40))
+        + "\n"
+    )
+    with pytest.raises(ImportFormatError) as caught:
+        load_interactions(log, user_col="user")
+    message = " ".join(str(caught.value).split())
+    assert "no column names an item, but 'cate' and 'brand' describe items: --item-col cate,brand" in message
+    # followed, each pair is an item
+    events, _, summary = load_interactions(
+        log, user_col="user", item_col="cate,brand", time_col="time_stamp", time_unit="s"
+    )
+    assert summary.items == len({(k % 5, k % 11) for k in range(40)}) and len(events) == 40
+    # a column that names items is offered by the suggestion instead: no coarse items
+    named = tmp_path / "views.csv"
+    named.write_text("user,product,category,ts\nu1,p1,shoes,1493000000\n")
+    with pytest.raises(ImportFormatError) as caught:
+        load_interactions(named, user_col="user")
+    assert "describe items" not in str(caught.value)
+
+
 def test_a_user_id_that_is_only_a_stand_in_word_is_said_whoever_is_busier(tmp_path):
     # Reddit's [deleted]: 6% of the comments, though one real author wrote nearly as many
     rows = ["author,subreddit,created_utc"]
