@@ -146,6 +146,10 @@ class Settings(BaseSettings):
 
     # training
     promotion_margin: float = 0.005
+    #: a model beats popularity and ALS only by more than this many standard errors of its paired
+    #: per-query ndcg@10 gain on the hold-out: a gain a few queries could have made is no reason to
+    #: serve it (0 compares the means alone)
+    promotion_baseline_se: float = 2.0
     #: False registers every new model as ``challenger`` only, for an experiment to decide (a model
     #: trained on a new feature service, for instance); True promotes one that passes the gate
     promote: bool = True

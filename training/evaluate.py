@@ -49,6 +49,18 @@ class Evaluation:
     ndcg_curve: dict[str, list[float]] = field(default_factory=dict)
     scores: np.ndarray = field(default_factory=lambda: np.zeros(0))
     labels: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    #: ndcg@10 per scored query, in the same order for every model and baseline of one evaluation
+    per_query: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+
+def paired_gain(ours: np.ndarray, theirs: np.ndarray) -> tuple[float, float]:
+    """The mean per-query gain of ``ours`` over ``theirs`` on the same queries, and its standard error
+    (0 with fewer than two queries)."""
+    gain = np.asarray(ours, dtype=np.float64) - np.asarray(theirs, dtype=np.float64)
+    if not len(gain):
+        return 0.0, 0.0
+    se = float(gain.std(ddof=1) / np.sqrt(len(gain))) if len(gain) > 1 else 0.0
+    return float(gain.mean()), se
 
 
 #: a baseline ranks the whole catalog for (user index or None, item indices to leave out, cohort)
@@ -182,6 +194,7 @@ def evaluate(
         ev = Evaluation(
             metrics=m,
             ndcg_curve={"k": [1, 5, 10, 20, 50], "ndcg": np.mean(a["curve"], axis=0).tolist() if a["curve"] else []},
+            per_query=nd,
         )
         if a["s"]:
             ev.scores, ev.labels = np.concatenate(a["s"]), np.concatenate(a["y"])

@@ -46,21 +46,37 @@ def decide(
     margin: float,
     validation_passed: bool,
     champion_note: str | None = None,
+    gain_se: dict[str, float] | None = None,
+    min_se: float = 0.0,
+    queries: int | None = None,
 ) -> Decision:
     """The promotion gate. Pure, so it can be tested on numbers alone.
 
     ``baselines`` maps a baseline's name to its ndcg@10 on the same queries; the challenger must beat
-    every required one that was measured, then the champion by ``margin``. The gap to EASE is part of
-    the reason either way, so a model that trails it is visible. ``champion_note`` says why an
-    existing champion has no score here: the challenger is then judged against the baselines alone."""
+    every required one that was measured, by more than ``min_se`` standard errors of its paired
+    per-query gain (``gain_se``, over ``queries``) where one is given, then the champion by ``margin``.
+    The gap to EASE is part of the reason either way, so a model that trails it is visible.
+    ``champion_note`` says why an existing champion has no score here: the challenger is then judged
+    against the baselines alone."""
     if not validation_passed:
         return Decision(False, "validation failed")
     ease = baselines.get("ease")
     gap = "" if ease is None or ease != ease else f"; EASE {ease:.4f} ({challenger_ndcg - ease:+.4f})"
     for name in REQUIRED_BASELINES:
         value = baselines.get(name)
-        if value is not None and value == value and challenger_ndcg <= value:
+        if value is None or value != value:
+            continue
+        if challenger_ndcg <= value:
             return Decision(False, f"ndcg@10 {challenger_ndcg:.4f} does not beat {name} {value:.4f}{gap}")
+        se = (gain_se or {}).get(name)
+        if min_se > 0 and se is not None and se == se and challenger_ndcg - value <= min_se * se:
+            over = f" over {queries:,} hold-out queries" if queries is not None else ""
+            return Decision(
+                False,
+                f"ndcg@10 {challenger_ndcg:.4f} beats {name} {value:.4f} by {challenger_ndcg - value:+.4f}, within "
+                f"the noise{over} ({min_se:g} standard errors of the paired per-query gain: {min_se * se:.4f}); more "
+                f"hold-out queries would tell, or SETLIST_PROMOTION_BASELINE_SE=0 compares the means alone{gap}",
+            )
     beaten = ", ".join(f"{n} {baselines[n]:.4f}" for n in REQUIRED_BASELINES if n in baselines)
     if champion_ndcg is None:
         first = f"champion not scored ({champion_note})" if champion_note else "first model"

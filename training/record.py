@@ -53,6 +53,9 @@ def record(
         settings.promotion_margin,
         gate_passed,
         champion_note=ev.champion_note,
+        gain_se={n: metrics[f"baseline_{n}_gain_se"] for n in names},
+        min_se=settings.promotion_baseline_se,
+        queries=int(metrics["queries"]),
     )
     client = promotion.use_experiment(settings)
     svc, split, booster = plan.svc, plan.split, ev.fitted.booster

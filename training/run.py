@@ -25,7 +25,7 @@ from training.candidates_fit import CandidateParams, FittedCandidates, fit_candi
 from training.champion import champion_metrics
 from training.dataset import COMPLETE, RankingSet, daily_item_matrix, query_state, training_rows
 from training.ease import ease_peak_bytes
-from training.evaluate import Baseline, Evaluation, als_baseline, ease_baseline, evaluate
+from training.evaluate import Baseline, Evaluation, als_baseline, ease_baseline, evaluate, paired_gain
 from training.folds import MIN_TRAIN_QUERIES, TrainingRefused, combine, ranker_splits, require_enough, split_params
 from training.labels import label
 from training.prerank import CALL_COST
@@ -525,6 +525,8 @@ def train(
     for name in names:
         for m in ("ndcg_at_10", "recall_at_10", "recall_at_100"):
             metrics[f"baseline_{name}_{m}"] = ev.results[name].metrics[m]
+        # how far the gain over the baseline could move by the queries drawn alone (the promotion gate's)
+        metrics[f"baseline_{name}_gain_se"] = paired_gain(model.per_query, ev.results[name].per_query)[1]
     rows = {
         "events": plan.raw_events,
         "personalizable_events": len(plan.events),
