@@ -520,6 +520,7 @@ GENRE_NAMES = (
     "category_name",
     "category_str",
     "main_category",
+    "main_cat",  # Amazon's 2018 metadata (main_category in 2023's)
     "item_category",  # Tianchi's
     "category_code",  # REES46's dotted path (empty for some products: their category_id fills in)
     "category_id",
@@ -1808,8 +1809,11 @@ _ITEM_WORDS = frozenset(
         "campaign", "adgroup", "ad", "creative", "offer",
     }
 )  # fmt: skip
+#: short id names of items (a video's, a product's, a model's, an item's, a track's, an article's, a
+#: book's): ``sid`` and ``cid`` are left out, a session or a category as often
+_SHORT_ITEM_IDS = frozenset({"vid", "pid", "mid", "iid", "tid", "aid", "bid"})
 #: words of a column name that say it holds a user's rating of the item
-_RATING_WORDS = frozenset({"rating", "stars", "rate", "rated"})
+_RATING_WORDS = frozenset({"rating", "stars", "rate", "rated", "overall"})  # overall: Amazon 2014/2018 reviews
 #: ... unless one of these says it is a count or an average of ratings (Goodbooks' ratings_count)
 _AGGREGATE_WORDS = frozenset({"count", "number", "avg", "average", "mean", "total", "num"})
 
@@ -1868,15 +1872,18 @@ def _coarse_items_hint(describers: Sequence[str]) -> str:
 
 def _suggested_options(frame: pd.DataFrame, unread: Sequence[str]) -> str | None:
     """The options a file's column names suggest, all at once (Goodbooks' ratings.csv took four runs,
-    one missing option each): a column named for users, one for items (else another id), a rating, and
-    a time (else ``--no-time``). None without a user and an item."""
+    one missing option each): a column named for users, one for items (else another id, else the
+    columns that describe items together, else a placeholder), a rating, and a time (else
+    ``--no-time``). None without a user."""
     names = [*map(str, frame.columns), *unread]
     words = {name: set(name_words(name)) for name in names}
     user = user_column(names) or session_column(names)
     item = next((n for n in names if n != user and _ITEM_WORDS & words[n] and not _NOT_THE_USERS & words[n]), None)
     item = item or next((n for n in names if n != user and name_words(n)[-1:] == ["id"]), None)
-    if user is None or item is None:
+    item = item or next((n for n in names if n != user and n.lower() in _SHORT_ITEM_IDS), None)
+    if user is None:
         return None
+    coarse = _item_describers(names) if item is None else []
     rating = next(
         (
             n
@@ -1891,10 +1898,19 @@ def _suggested_options(frame: pd.DataFrame, unread: Sequence[str]) -> str | None
     # a column named as times that holds no dates or epoch numbers (Criteo's seconds from the period's
     # start) is still the time: its import then says how to read it, where --no-time would drop it
     timed = time_columns(frame, unread, exclude=(user, item)) or time_columns(None, names, exclude=(user, item))
-    parts = [f"--user-col {option_value(user)}", f"--item-col {option_value(item)}"]
+    # no name says which column the items are: the rest is offered all the same (Sketchfab's modelname)
+    key = option_value(item) if item else ",".join(map(option_value, coarse)) or "COLUMN"
+    parts = [f"--user-col {option_value(user)}", f"--item-col {key}"]
     if rating is not None:
         parts.append(f"--rating-col {option_value(rating)}")
     parts.append(f"--time-col {option_value(timed[0])}" if timed else "--no-time")
+    if item is None:
+        parts.append(
+            f"({' and '.join(coarse)} {'together name' if len(coarse) > 1 else 'names'} the items: coarser than "
+            "the products)"
+            if coarse
+            else "(COLUMN: the one that names the items; no column's name says which)"
+        )
     return " ".join(parts)
 
 
@@ -2002,6 +2018,11 @@ _EPOCH_RANGE = (1e8, 1e13)
 _RATING_TOPS = 10
 
 
+def _tens_scale(numbers: pd.Series) -> bool:
+    """Whole tens from 10 to 100: a rating out of 100 in steps of ten (VNDB's votes, 10 for 1.0)."""
+    return bool(numbers.between(10, 100).all() and (numbers % 10 == 0).all() and numbers.nunique() > 2)
+
+
 def _names_example(frame: pd.DataFrame, names_option: str) -> str:
     """A ``--names`` example for a headerless file that imports as it reads, judged from the rows read
     (whose first line became the column names): a running count of the rows is no user
@@ -2033,7 +2054,7 @@ def _names_example(frame: pd.DataFrame, names_option: str) -> str:
             name = "item_id"
         elif len(numbers) and numbers.notna().all():
             low, high = float(numbers.min()), float(numbers.max())
-            if "rating" not in names and 0 <= low and high <= _RATING_TOPS:
+            if "rating" not in names and 0 <= low and (high <= _RATING_TOPS or _tens_scale(numbers)):
                 name = "rating"
             elif "timestamp" not in names and _EPOCH_RANGE[0] <= low and high < _EPOCH_RANGE[1]:
                 name, unit = "timestamp", (" --time-unit s" if high < 1e11 else " --time-unit ms")

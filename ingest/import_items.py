@@ -816,6 +816,40 @@ def _counted_from_one_note(seen: pd.Series, described: pd.Series, item_id_col: s
     )
 
 
+def _unmatched_note(seen: pd.Series, described: pd.Series, item_id_col: str, missing: int) -> str:
+    """Why so few of the log's items are in the items file: ids that differ by a leading text (VNDB's
+    ``v17`` beside the votes' ``17``) are said as such; otherwise the column may be the wrong one."""
+    none = missing == len(seen)
+    share = "none" if none else f"only {len(seen) - missing:,}"
+    found = f"{share} of the log's {len(seen):,} items are in the items file's"
+    shown = f"(the log's ids look like {str(seen.iloc[0])!r}, the file's like {str(described.iloc[0])!r})"
+    kept = ", so its rows were not added to the catalogue" if none else ""
+    for lead, whose, others in (
+        (_leading_text(described, seen, of_log=False), "file's", "log's"),
+        (_leading_text(seen, described, of_log=True), "log's", "file's"),
+    ):
+        if lead is not None:
+            return (
+                f"{found} {item_id_col!r} {shown}: the {whose} ids are the {others} with {lead!r} before them{kept}; "
+                f"take it off the {whose} ids first (in pandas, .str.removeprefix({lead!r})) and import again into "
+                "this directory: an items file's metadata replaces what the catalogue held"
+            )
+    return f"{found} {item_id_col!r} {shown}{kept}: is --item-id-col the column the log's ids are in?"
+
+
+def _leading_text(ids: pd.Series, others: pd.Series, of_log: bool) -> str | None:
+    """The text before the digits of most ``ids`` whose removal finds at least half of the log's items
+    in the items file (IMDb's ``tt0114709`` beside ``0114709``); ``of_log``: ``ids`` are the log's."""
+    text = ids.astype(str)
+    lead = text.str.extract(r"^(\D+)\d", expand=False).dropna()
+    if len(lead) < len(text) / 2:
+        return None
+    common = str(lead.mode().iloc[0])
+    stripped, other = text.str.removeprefix(common), others.astype(str)
+    found = stripped.isin(set(other)) if of_log else other.isin(set(stripped))
+    return common if float(found.mean()) >= 0.5 else None
+
+
 def item_frame_for(
     seen: pd.Series,
     items: Path | None,
@@ -836,13 +870,13 @@ def item_frame_for(
         extra = seen[~seen.isin(catalog["item_id"])]
         missing = len(extra)
         if len(seen) and len(catalog) and missing > (1 - MIN_DESCRIBED_SHARE) * len(seen):
-            notes.append(
-                f"only {len(seen) - missing:,} of the log's {len(seen):,} items are in the items file's "
-                f"{item_id_col!r} (the log's ids look like {str(seen.iloc[0])!r}, the file's like "
-                f"{str(catalog['item_id'].iloc[0])!r}): is --item-id-col the column the log's ids are in?"
-            )
+            notes.append(_unmatched_note(seen, catalog["item_id"], item_id_col, missing))
         if (shifted := _counted_from_one_note(seen, catalog["item_id"], item_id_col)) is not None:
             notes.append(shifted)
+        if len(seen) and missing == len(seen):
+            # a file that describes none of the log's items would only add items no one met, which a
+            # corrected file imported later could not take out of the catalogue again
+            catalog, catalog_rows = catalog.iloc[:0], 0
         item_frame = pd.concat([catalog, _unknown_items(extra)], ignore_index=True) if missing else catalog
     else:
         item_frame = _unknown_items(seen)

@@ -1166,7 +1166,7 @@ _OUTCOME_NAME = (
     r"|share|shared|skip|skipped|purchase|purchased|buy|bought|cart|carted|rating|rated|score|stars|watch_ratio"
     r"|play_ratio|retweet|retweeted|install|installed|bookmark|bookmarked|read|comment|commented|forward"
     r"|forwarded|hate|hated|dislike|disliked|long_?view|plays|play_?count|listens|listen_?count|weight|booking"
-    r"|booked|conversion|converted)"
+    r"|booked|conversion|converted|overall)"
     r"(?:_?(?:cnt|count|num|flag|bool|s|timestamp|time))?"
 )
 #: an outcome column of clicks (Taobao's clk, Expedia's click_bool), and one of rows not clicked (nonclk)
@@ -1547,7 +1547,10 @@ def _chunk_events(
         lo, hi = valid.min(), valid.max()
         tally.start = lo if tally.start is None else min(tally.start, lo)
         tally.end = hi if tally.end is None else max(tally.end, hi)
-    tally.types.update({str(k): int(v) for k, v in events["type"].value_counts().items()})
+    # the types of the rows that will be events: rows quarantined for a missing id or time are said apart
+    # (the events are in time order, the masks in the file's)
+    kept_types = pd.Series(np.asarray(types, dtype=object))[~missing_id & ts.notna().to_numpy(dtype=bool)]
+    tally.types.update({str(k): int(v) for k, v in kept_types.value_counts().items()})
     tally.problem("missing or unparseable timestamp", int(ts.isna().sum()))
     # ids blanked by --missing-user are counted here too: said so, since the file held them
     user_cause = "empty user id, or one --missing-user names" if o.missing_users else "empty user id"

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from ingest.import_items import parse_item_columns
 from ingest.importer import ImportFormatError, load_interactions
 
+T0 = 1_600_000_000
 RATINGS = pd.DataFrame({"user": ["u1", "u1", "u2"], "item": ["a", "b", "c"], "time": [1, 2, 3]})
 
 
@@ -225,13 +226,14 @@ def test_a_category_path_gives_the_genre_below_the_root_every_item_shares(tmp_pa
     assert any("below the category root 'Books'" in n for n in summary.read_notes)
     # most items without categories at all (Amazon 2023): the root is still most of those that have them
     sparse = tmp_path / "meta_Beauty.jsonl"
-    rows = [{"parent_asin": f"p{k}", "categories": []} for k in range(5)] + [
+    # (one of them an item of the log: a file that describes none of its items adds none to the catalogue)
+    rows = [{"parent_asin": f"p{k}" if k else "a", "categories": []} for k in range(5)] + [
         {"parent_asin": "q1", "categories": ["Beauty", "Hair Care"]},
         {"parent_asin": "q2", "categories": ["Beauty", "Skin Care"]},
     ]
     sparse.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     _, items, _ = _load(tmp_path, sparse, item_id_col="parent_asin")
-    assert items.set_index("item_id")["genre"].loc[["q1", "q2", "p0"]].tolist() == ["hair care", "skin care", "unknown"]
+    assert items.set_index("item_id")["genre"].loc[["q1", "q2", "a"]].tolist() == ["hair care", "skin care", "unknown"]
     # genre lists without a shared root keep their first entry
     plain = tmp_path / "movies.csv"
     pd.DataFrame({"item_id": ["a", "b", "c"], "genres": ["Comedy|Romance", "Drama", "Action|Comedy"]}).to_csv(
@@ -656,3 +658,45 @@ def test_an_ad_catalogues_category_and_a_repositorys_topics_are_genres(tmp_path)
     repos.write_text('repo_full_name,topics\na/b,"[""machine-learning"", ""python""]"\nc/d,[]\n')
     catalog, _ = load_items(repos, "repo_full_name", None)
     assert catalog.set_index("item_id")["genres"].to_dict() == {"a/b": "machine-learning|python", "c/d": None}
+
+
+def test_an_items_file_whose_ids_carry_a_prefix_is_said_and_adds_no_items_no_one_met(tmp_path):
+    # VNDB's titles are keyed v17 where the votes say 17
+    log = tmp_path / "votes.csv"
+    log.write_text("user,vn,time\n" + "".join(f"u{k % 4},{1 + k % 9},{T0 + k}\n" for k in range(30)))
+    titles = tmp_path / "vn_titles.csv"
+    titles.write_text("id,title\n" + "".join(f"v{k},Title {k}\n" for k in range(1, 21)))
+    kw = dict(user_col="user", item_col="vn", time_col="time", time_unit="s", items=titles, item_id_col="id")
+    _, items, summary = load_interactions(log, **kw)
+    said = " ".join(str(summary).split())
+    assert "none of the log's 9 items are in the items file's 'id'" in said
+    assert "the file's ids are the log's with 'v' before them, so its rows were not added to the catalogue" in said
+    assert sorted(items["item_id"]) == sorted(str(k) for k in range(1, 10))  # no 'v…' item
+    # the log's ids prefixed instead, a few described: said the other way round, the file's rows kept
+    prefixed = tmp_path / "prefixed.csv"
+    prefixed.write_text("user,vn,time\n" + "".join(f"u{k % 4},v{1 + k % 20},{T0 + k}\n" for k in range(40)))
+    plain = tmp_path / "plain.csv"
+    plain.write_text("id,title\nv1,One\n" + "".join(f"{k},Title {k}\n" for k in range(2, 31)))
+    _, items, summary = load_interactions(prefixed, **{**kw, "items": plain})
+    said = " ".join(str(summary).split())
+    assert "only 1 of the log's 20 items" in said and "the log's ids are the file's with 'v' before them" in said
+    assert len(items) == 30 + 19
+    # ids that share no prefix rule: the column is asked about, as before
+    other = tmp_path / "other.csv"
+    other.write_text("id,title\n" + "".join(f"x{k}y,T\n" for k in range(20)))
+    _, _, summary = load_interactions(log, **{**kw, "items": other})
+    assert "is --item-id-col the column the log's ids are in?" in " ".join(str(summary).split())
+
+
+def test_amazon_2018_metadata_takes_its_main_cat_where_the_categories_are_empty(tmp_path):
+    meta = tmp_path / "meta_All_Beauty.json"
+    rows = [{"asin": i, "title": i.upper(), "category": [], "main_cat": "All Beauty" if i != "c" else "Luxury Beauty"}
+            for i in ("a", "b", "c")]  # fmt: skip
+    meta.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    _, items, summary = _load(tmp_path, meta, item_id_col="asin")
+    assert items.set_index("item_id")["genre"].loc[["a", "b", "c"]].tolist() == [
+        "all beauty",
+        "all beauty",
+        "luxury beauty",
+    ]
+    assert any("genre from 'main_cat'" in n for n in summary.read_notes)

@@ -3,6 +3,7 @@ no header line, Latin-1 text, genres as 0/1 columns, extensions such as .dat and
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import shutil
@@ -1475,3 +1476,62 @@ def test_a_user_id_that_is_only_a_stand_in_word_is_said_whoever_is_busier(tmp_pa
     said = " ".join(str(summary).split())
     assert "the busiest user id, on 5.9% of the rows (60), is a stand-in word" in said
     assert "[deleted]" not in said  # an id is never named in a note
+
+
+def test_review_and_vote_layouts_are_offered_their_rating_and_their_items(tmp_path):
+    # Amazon's 2014/2018 reviews: the stars are 'overall'
+    reviews = tmp_path / "Kindle_Store_5.json"
+    reviews.write_text(
+        "\n".join(
+            json.dumps(
+                {
+                    "overall": float(1 + k % 5),
+                    "reviewerID": f"A{k % 4}",
+                    "asin": f"B{k % 6}",
+                    "unixReviewTime": T0 + k,
+                    "vote": "1,234",
+                }
+            )  # fmt: skip
+            for k in range(30)
+        )
+        + "\n"
+    )
+    with pytest.raises(ImportFormatError) as caught:
+        load_interactions(reviews)
+    assert "--user-col reviewerID --item-col asin --rating-col overall --time-col unixReviewTime" in str(caught.value)
+    _, _, summary = load_interactions(reviews, user_col="reviewerID", item_col="asin", time_col="unixReviewTime",
+                                      time_unit="s")  # fmt: skip
+    assert "column 'overall' (" not in str(summary) and "'overall' not read" in " ".join(str(summary).split())
+    # VNDB's votes: no header, the vote out of 100 in tens
+    votes = tmp_path / "votes"
+    votes.write_text(
+        "".join(f"{1 + k % 9} {100 + k % 13} {10 * (1 + k % 10)} 2020-01-{1 + k % 28:02d}\n" for k in range(40))
+    )
+    with pytest.raises(ImportFormatError) as caught:
+        load_interactions(votes, layout=TextLayout(sep=" "))
+    assert "--names user_id,item_id,rating,timestamp --rating-col rating" in str(caught.value)
+    # Sketchfab's likes: a model's short id is the item; with no item named at all, the rest is offered
+    likes = tmp_path / "model_likes_anon.psv"
+    likes.write_text("modelname|mid|uid\nLucy|5dcebcfa|7ac1b406\nSword|aa11bb22|7ac1b406\n")
+    with pytest.raises(ImportFormatError) as caught:
+        load_interactions(likes)
+    assert "would import with --user-col uid --item-col mid --no-time" in str(caught.value)
+    anonymous = tmp_path / "likes.csv"
+    anonymous.write_text("uid,thing,when\nu1,x,2020-01-01\n")
+    with pytest.raises(ImportFormatError) as caught:
+        load_interactions(anonymous)
+    assert "--user-col uid --item-col COLUMN --time-col when (COLUMN: the one that names the items" in " ".join(
+        str(caught.value).split()
+    )
+
+
+def test_the_types_said_are_those_of_the_rows_that_will_be_events(tmp_path):
+    # VNDB's ulist: a vote date only where a vote was given; the unvoted rows go to quarantine
+    rows = ["user,item,vote,vote_date"] + [
+        f"u{k % 5},v{k % 7},{10 * (1 + k % 10) if k % 3 else ''},{f'2020-01-{1 + k % 28:02d}' if k % 3 else ''}"
+        for k in range(60)
+    ]
+    src = tmp_path / "ulist.csv"
+    src.write_text("\n".join(rows) + "\n")
+    _, _, summary = load_interactions(src, user_col="user", item_col="item", time_col="vote_date", rating_col="vote")
+    assert sum(summary.type_counts.values()) == 40 and summary.problems["missing or unparseable timestamp"] == 20
