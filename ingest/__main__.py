@@ -622,8 +622,9 @@ def import_(
             else ""
         )
         console.print(
-            f"[yellow]note:[/] {again:,} of these rows were imported before (the same user, item and time cells, "
-            "or for a file without times the same file name), so their first import stands."
+            f"[yellow]note:[/] {again:,} of these rows were imported before, from this file or another (an event is "
+            "known by its user, item and time cells, or for a file without times its file name, whatever its type), "
+            "so the events already in the log stand."
             f"{catalogue} To import the events again with other "
             f"options, start from an empty data directory: move {settings.data_dir} aside, or set SETLIST_DATA_DIR "
             "to a new one."
@@ -683,7 +684,12 @@ def _refuse_rereading(source: Path, digest: str, reading: dict[str, str], settin
     (``--unrated 0`` after Goodreads' zeros were read as skips) did just that, and exited 0."""
     from setlist.lineage import imports
 
-    before = [r for r in imports(settings.lineage_dir) if r.get("sha256") == digest and "options" in r]
+    # an import that kept nothing (it ended in an error) put none of its events in the log: its fix is let through
+    before = [
+        r
+        for r in imports(settings.lineage_dir)
+        if r.get("sha256") == digest and "options" in r and int(r.get("accepted", 1)) > 0
+    ]
     if not before or any(r["options"] == reading for r in before):
         return
     then = before[-1]["options"]

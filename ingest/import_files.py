@@ -1634,9 +1634,13 @@ def with_unread_sample(frame: pd.DataFrame, path: Path, dropped: Sequence[str] |
     """``frame``'s first rows beside the same rows' cells of the columns a JSON-lines import left
     out (it reads only those it was told of; None: every key ``frame`` lacks, for a stream that knows
     them only at its end): a type or outcome column left unread is then said as it is for a CSV file
-    (REES46's ``event_type`` as JSON lines went unsaid). Other files come back as they are."""
-    if dropped is not None and not dropped or _format(Path(path)) not in (".json", ".jsonl"):
+    (REES46's ``event_type`` as JSON lines went unsaid), and likewise for a parquet file (Sber
+    MegaMarket's ``event``). Other files come back as they are."""
+    ext = _format(Path(path))
+    if dropped is not None and not dropped or ext not in (".json", ".jsonl", ".parquet"):
         return frame
+    if ext == ".parquet":
+        return _with_parquet_sample(frame, path, dropped)
     rows: list[dict] = []
     try:
         with open_compressed(path, "rt", encoding="utf-8") as f:
@@ -1652,6 +1656,26 @@ def with_unread_sample(frame: pd.DataFrame, path: Path, dropped: Sequence[str] |
         return frame
     sample = pd.DataFrame(rows, index=head.index).astype("string")
     return pd.concat([head, sample[[c for c in sample.columns if c not in head.columns]]], axis=1)
+
+
+def _with_parquet_sample(frame: pd.DataFrame, path: Path, dropped: Sequence[str] | None) -> pd.DataFrame:
+    import pyarrow.parquet as pq
+
+    try:
+        source = pq.ParquetFile(path)
+        names = [n for n in source.schema_arrow.names if (n in dropped if dropped is not None else n not in frame)]
+        if not names:
+            return frame
+        batch = next(source.iter_batches(batch_size=min(len(frame), UNREAD_SAMPLE_ROWS), columns=names), None)
+    except (OSError, ValueError):
+        return frame
+    if batch is None:
+        return frame
+    sample = batch.to_pandas().astype("string")
+    head = frame.head(len(sample)).reset_index(drop=True)
+    if len(head) != len(sample):
+        return frame
+    return pd.concat([head, sample.set_axis(head.index)[[c for c in sample.columns if c not in head.columns]]], axis=1)
 
 
 def _first_json_row(path: Path, dropped: Sequence[str]) -> pd.DataFrame:
@@ -1809,6 +1833,9 @@ _ITEM_WORDS = frozenset(
         "campaign", "adgroup", "ad", "creative", "offer",
     }
 )  # fmt: skip
+#: an outcome column of clicks (Taobao's clk, Expedia's click_bool), and one of rows not clicked (nonclk)
+CLICK_NAME = r"(?:is_?)?(?:click|clicked|clk)(?:_?(?:flag|bool))?"
+NON_CLICK_NAME = r"non_?(?:clk|click)(?:_?(?:flag|bool))?"
 #: short id names of items (a video's, a product's, a model's, an item's, a track's, an article's, a
 #: book's): ``sid`` and ``cid`` are left out, a session or a category as often
 _SHORT_ITEM_IDS = frozenset({"vid", "pid", "mid", "iid", "tid", "aid", "bid"})
@@ -1870,6 +1897,30 @@ def _coarse_items_hint(describers: Sequence[str]) -> str:
     )
 
 
+def _click_column(frame: pd.DataFrame) -> str | None:
+    """A column named for clicks whose filled cells are all 0 or 1."""
+    for col in frame.columns:
+        if re.fullmatch(CLICK_NAME, str(col).lower()):
+            cells = frame[col].dropna().astype(str).str.strip()
+            cells = cells[cells != ""]
+            if len(cells) and bool(to_numbers(cells).isin([0, 1]).all()):
+                return str(col)
+    return None
+
+
+def _epoch_unit(frame: pd.DataFrame, col: str) -> str:
+    """`` --time-unit s`` (or ``ms``) for a time column of epoch numbers, which the import asks for."""
+    if col not in frame:
+        return ""
+    numbers = to_numbers(frame[col].dropna().astype(str))
+    if not len(numbers) or numbers.isna().any():
+        return ""
+    low, high = float(numbers.min()), float(numbers.max())
+    if not (_EPOCH_RANGE[0] <= low and high < _EPOCH_RANGE[1]):
+        return ""
+    return " --time-unit s" if high < 1e11 else " --time-unit ms"
+
+
 def _suggested_options(frame: pd.DataFrame, unread: Sequence[str]) -> str | None:
     """The options a file's column names suggest, all at once (Goodbooks' ratings.csv took four runs,
     one missing option each): a column named for users, one for items (else another id, else the
@@ -1903,7 +1954,10 @@ def _suggested_options(frame: pd.DataFrame, unread: Sequence[str]) -> str | None
     parts = [f"--user-col {option_value(user)}", f"--item-col {key}"]
     if rating is not None:
         parts.append(f"--rating-col {option_value(rating)}")
-    parts.append(f"--time-col {option_value(timed[0])}" if timed else "--no-time")
+    parts.append(f"--time-col {option_value(timed[0])}{_epoch_unit(frame, timed[0])}" if timed else "--no-time")
+    if rating is None and (click := _click_column(frame)) is not None:
+        # followed without it, every row shown would import as a play (Yahoo!'s, Avito's, KDD Cup's)
+        parts.append(f"--type-col {option_value(click)} --type-map 1=play,0=impression")
     if item is None:
         parts.append(
             f"({' and '.join(coarse)} {'together name' if len(coarse) > 1 else 'names'} the items: coarser than "
@@ -2054,7 +2108,8 @@ def _names_example(frame: pd.DataFrame, names_option: str) -> str:
             name = "item_id"
         elif len(numbers) and numbers.notna().all():
             low, high = float(numbers.min()), float(numbers.max())
-            if "rating" not in names and 0 <= low and (high <= _RATING_TOPS or _tens_scale(numbers)):
+            signs = bool(numbers.isin([-1, 0, 1]).all()) and low == -1  # Tencent Weibo's result: 1 or -1
+            if "rating" not in names and (0 <= low or signs) and (high <= _RATING_TOPS or _tens_scale(numbers)):
                 name = "rating"
             elif "timestamp" not in names and _EPOCH_RANGE[0] <= low and high < _EPOCH_RANGE[1]:
                 name, unit = "timestamp", (" --time-unit s" if high < 1e11 else " --time-unit ms")

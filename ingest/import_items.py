@@ -263,6 +263,9 @@ def _pick_columns(
             lower.setdefault(last.lower(), c)
             if last.lower() == "name" and outer:  # and a record's name to the record's (Amazon's author.name)
                 lower.setdefault(outer[-1].lower(), c)
+    for c in raw.columns:  # and in snake case (Avito's CategoryID, Sketchfab's publishedAt)
+        if c != id_col:
+            lower.setdefault("_".join(name_words(str(c))), c)
     for role, column in told.items():
         if column not in raw.columns:
             raise ImportFormatError(

@@ -63,10 +63,12 @@ TYPE_SYNONYMS = {
 
 def _type_names(values: pd.Series) -> pd.Series:
     """A type column's names as compared: lower-case, spaces and hyphens → ``_``; type codes read as
-    floats (a parquet column of numbers with gaps: ``2.0``) as the whole numbers they are (``2``)."""
+    floats (a parquet column of numbers with gaps: ``2.0``) as the whole numbers they are (``2``),
+    and so codes written so (pandas writes a 0/1 column with gaps as ``1.0``, Avito's ``IsClick``)."""
     if pd.api.types.is_float_dtype(values) and (values.dropna() % 1 == 0).all():
         values = values.astype("Int64")
-    return values.astype("string").str.strip().str.lower().str.replace(r"[\s\-]+", "_", regex=True)
+    names = values.astype("string").str.strip().str.lower().str.replace(r"[\s\-]+", "_", regex=True)
+    return names.str.replace(r"^(-?\d+)\.0+$", r"\1", regex=True)
 
 
 def _with_plurals(names: pd.Series, lookup: dict[str, str]) -> dict[str, str]:

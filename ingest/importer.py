@@ -22,7 +22,9 @@ import numpy as np
 import pandas as pd
 
 from ingest.import_files import (
+    CLICK_NAME,
     MISSING_TOKENS,
+    NON_CLICK_NAME,
     ImportFormatError,
     TableStream,
     TextLayout,
@@ -1166,12 +1168,9 @@ _OUTCOME_NAME = (
     r"|share|shared|skip|skipped|purchase|purchased|buy|bought|cart|carted|rating|rated|score|stars|watch_ratio"
     r"|play_ratio|retweet|retweeted|install|installed|bookmark|bookmarked|read|comment|commented|forward"
     r"|forwarded|hate|hated|dislike|disliked|long_?view|plays|play_?count|listens|listen_?count|weight|booking"
-    r"|booked|conversion|converted|overall)"
+    r"|booked|conversion|converted|overall|result|label)"
     r"(?:_?(?:cnt|count|num|flag|bool|s|timestamp|time))?"
 )
-#: an outcome column of clicks (Taobao's clk, Expedia's click_bool), and one of rows not clicked (nonclk)
-_CLICK_NAME = r"(?:is_?)?(?:click|clicked|clk)(?:_?(?:flag|bool))?"
-_NON_CLICK_NAME = r"non_?(?:clk|click)(?:_?(?:flag|bool))?"
 
 
 #: a column name that says what kind of event a row is, in words (Meetup's response, a log's event_type)
@@ -1302,7 +1301,7 @@ def unread_outcome_note(columns: list[str], o: ImportOptions, frame: pd.DataFram
 def _click_reading(found: list[str], frame: pd.DataFrame | None) -> str:
     """How a 0/1 click column reads, when the outcomes include one: a row shown and not clicked is an
     impression, not a rating of 0 (``--rating-col`` would make it a skip, an explicit dislike)."""
-    for pattern, mapping in ((_CLICK_NAME, "1=play,0=impression"), (_NON_CLICK_NAME, "0=play,1=impression")):
+    for pattern, mapping in ((CLICK_NAME, "1=play,0=impression"), (NON_CLICK_NAME, "0=play,1=impression")):
         col = next((c for c in found if re.fullmatch(pattern, c.lower())), None)
         if col is None or frame is None or col not in frame:
             continue

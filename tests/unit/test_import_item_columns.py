@@ -700,3 +700,16 @@ def test_amazon_2018_metadata_takes_its_main_cat_where_the_categories_are_empty(
         "luxury beauty",
     ]
     assert any("genre from 'main_cat'" in n for n in summary.read_notes)
+
+
+def test_camel_case_item_columns_are_recognized_by_their_words(tmp_path):
+    # Avito's AdsInfo.tsv names its category CategoryID; Sketchfab's models a publishedAt
+    ads = tmp_path / "AdsInfo.csv"
+    pd.DataFrame(
+        {"AdID": ["a", "b", "c"], "Title": ["Sofa", "Bike", "Lamp"], "CategoryID": [5, 7, 5],
+         "publishedAt": ["2015-04-01T10:00:00Z", "2015-04-02T10:00:00Z", "2015-04-03T10:00:00Z"]}
+    ).to_csv(ads, index=False)  # fmt: skip
+    _, items, summary = _load(tmp_path, ads, item_id_col="AdID")
+    described = items.set_index("item_id").loc[["a", "b", "c"]]
+    assert described["genre"].tolist() == ["5", "7", "5"] and described["release_date"].notna().all()
+    assert any("genre from 'CategoryID'" in n for n in summary.read_notes)

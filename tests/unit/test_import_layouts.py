@@ -1535,3 +1535,73 @@ def test_the_types_said_are_those_of_the_rows_that_will_be_events(tmp_path):
     src.write_text("\n".join(rows) + "\n")
     _, _, summary = load_interactions(src, user_col="user", item_col="item", time_col="vote_date", rating_col="vote")
     assert sum(summary.type_counts.values()) == 40 and summary.problems["missing or unparseable timestamp"] == 20
+
+
+def test_an_import_that_kept_nothing_can_be_retried_with_its_fix_in_the_same_directory(tmp_path, monkeypatch):
+    from ingest.__main__ import app
+
+    # Sber MegaMarket's events: a type column of words the contract does not know, no map given
+    frame = pd.DataFrame(
+        {
+            "user_id": [f"u{k % 6}" for k in range(40)],
+            "item_id": [f"i{k % 9}" for k in range(40)],
+            "event": ["view_product", "add_to_cart", "purchase", "remove_from_cart"] * 10,
+            "timestamp": pd.date_range("2023-04-01", periods=40, freq="h"),
+        }
+    )
+    path = tmp_path / "events.parquet"
+    frame.to_parquet(path)
+    monkeypatch.setenv("SETLIST_DATA_DIR", str(tmp_path / "data"))
+    # unread, the column is said for a parquet file as for a CSV one
+    _, _, summary = load_interactions(path)
+    assert "column 'event' ('add_to_cart', 'purchase', 'remove_from_cart', 'view_product') not read" in " ".join(
+        str(summary).split()
+    )
+    failed = CliRunner().invoke(app, ["import", str(path), "--type-col", "event"])
+    assert failed.exit_code == 2 and "no row of events.parquet was accepted" in " ".join(failed.stderr.split())
+    fixed = CliRunner().invoke(
+        app,
+        ["import", str(path), "--type-col", "event", "--type-map",
+         "view_product=view,add_to_cart=add_to_playlist,purchase=like,remove_from_cart=not_interested"],
+    )  # fmt: skip
+    assert fixed.exit_code == 0, fixed.output
+    assert "imported before with other options" not in fixed.output
+
+
+def test_click_codes_written_as_floats_and_signed_outcomes_read_as_their_numbers(tmp_path):
+    from ingest.import_values import parse_type_map
+
+    # pandas writes a 0/1 column with gaps as 1.0 / 0.0 (Avito's IsClick after a join)
+    src = tmp_path / "joined.tsv"
+    src.write_text(
+        "UserID\tAdID\tSearchDate\tIsClick\n"
+        + "".join(
+            f"u{k % 5}\ta{k % 7}\t2015-05-{1 + k % 9:02d} 10:00:{k:02d}.0\t{'1.0' if k % 4 == 0 else '0.0'}\n"
+            for k in range(40)
+        )  # fmt: skip
+    )
+    events, _, _ = load_interactions(src, user_col="UserID", item_col="AdID", time_col="SearchDate",
+                                     type_col="IsClick", type_map=parse_type_map("1=play,0=impression"))  # fmt: skip
+    assert events["type"].value_counts().to_dict() == {"impression": 30, "play": 10}
+    # KDD Cup 2012's Tencent Weibo log: a headerless result of 1 or -1 is offered as the rating
+    log = tmp_path / "rec_log_train.txt"
+    log.write_text(
+        "".join(f"{100 + k % 9}\t{2000 + k % 13}\t{1 if k % 5 == 0 else -1}\t{T0 + 60 * k}\n" for k in range(40))
+    )
+    with pytest.raises(ImportFormatError) as caught:
+        load_interactions(log)
+    assert "--names user_id,item_id,rating,timestamp --rating-col rating --time-unit s" in str(caught.value)
+
+
+def test_the_suggested_options_read_a_click_column_and_an_epoch_unit(tmp_path):
+    # Yahoo!'s front page log, flattened: followed without the click, every article shown is a play
+    src = tmp_path / "clicks.csv"
+    src.write_text(
+        "timestamp,article_id,click,user\n" + "".join(f"{T0 + k},{k % 5},{k % 2},u{k % 3}\n" for k in range(9))
+    )
+    with pytest.raises(ImportFormatError) as caught:
+        load_interactions(src)
+    assert (
+        "would import with --user-col user --item-col article_id --time-col timestamp --time-unit s "
+        "--type-col click --type-map 1=play,0=impression"
+    ) in str(caught.value)
