@@ -642,6 +642,10 @@ def _user_headed(lines: Sequence[str]) -> bool:
     return blocks >= 2
 
 
+#: a namespace of Vowpal Wabbit's lines and a feature:value pair in it (``|user 1 2:0.186839``)
+_NAMESPACE = re.compile(r"\s\|[\w-]+\s+(?:\S+\s+)*?\w+:[-+.\deE]+(?=\s|$)")
+
+
 def _unrowed_shape(lines: Sequence[str], name: str) -> str | None:
     """What to do with a file whose lines are no rows of a user and an item, said before pandas
     reads it as some other thing: records of ``key: value`` lines, or lines that are a count and
@@ -661,6 +665,12 @@ def _unrowed_shape(lines: Sequence[str], name: str) -> str | None:
             "following (Yahoo! Music's layout): write each row with its user first, e.g. awk -F'|' 'NF == 2 "
             f'{{user = $1; next}} {{print user "\\t" $0}}\' {name} > rows.tsv, and import those with '
             "--names user,item,rating,… --user-col user --item-col item (README, 'Shapes refused with what to do')"
+        )
+    if sum(bool(_NAMESPACE.search(line)) for line in text) >= _SHAPE_SHARE * len(text):
+        return (
+            f"the lines of {name} are in Vowpal Wabbit's format, features after namespaces ({text[0].strip()[:50]!r}"
+            ", …; Yahoo!'s Front Page log): write rows of user, item, time and outcome from them first. Where the "
+            "lines name no user (Yahoo!'s do not), no user's history can be learned from them"
         )
     fields = [line.split() for line in text]
     counted = sum(f[0].isdigit() and int(f[0]) == len(f) - 1 > 0 for f in fields)
@@ -1757,7 +1767,8 @@ def require_columns(
         if col is not None and col not in frame.columns:
             hint = ""
             data_first = any(_looks_like_data(c) for c in frame.columns)
-            if data_first and len(frame.columns) >= WIDE_COLUMNS:
+            numbers_first = sum(_is_number(str(c)) for c in frame.columns) >= 0.9 * len(frame.columns)
+            if data_first and numbers_first and len(frame.columns) >= WIDE_COLUMNS:
                 # a matrix first: naming its 300 columns would import 300 nonsense fields per row (Coat's)
                 hint = (
                     f". Its first line looks like data, not a header. A file of {len(frame.columns)} columns of "
@@ -2102,6 +2113,19 @@ def _names_example(frame: pd.DataFrame, names_option: str) -> str:
             name = "history" if impressions else "items"
         elif kind is None and not names and _running_count(numbers):
             name = "impression_id" if impressions else "row_id"  # a running count of the rows: no user
+        elif (
+            kind is None
+            and "user_id" not in names
+            and _small_counts(numbers)
+            and position + 1 < len(columns)
+            and _small_counts(to_numbers(columns[position + 1]), zero=False)
+        ):
+            # counts where the ids would be (KDD Cup 2012's Click and Impression first): no guess is sound
+            return (
+                f"{names_option} {','.join(f'c{k + 1}' for k in range(len(columns)))}, then --user-col and "
+                "--item-col naming the users' and the items' columns: the first ones hold small counts, not ids, "
+                "so the dataset's documentation has to say which are which"
+            )
         elif kind is None and "user_id" not in names:
             name = "user_id"
         elif kind is None and "item_id" not in names and not impressions and "items" not in names:
@@ -2131,6 +2155,15 @@ def _names_example(frame: pd.DataFrame, names_option: str) -> str:
 
 #: rows a column must count one by one to be taken for a running count of the rows
 _COUNTED_ROWS = 10
+
+
+def _small_counts(numbers: pd.Series, zero: bool = True) -> bool:
+    """Whole numbers up to a few, of more than one value (zeros among them, with ``zero``): counts of
+    clicks or views, not ids (a file sorted by user starts with many rows of user 0)."""
+    if not len(numbers) or numbers.isna().any() or numbers.nunique() < 2:
+        return False
+    low_ok = numbers.min() == 0 if zero else numbers.min() >= 0
+    return bool((numbers % 1 == 0).all() and low_ok and numbers.max() <= _RATING_TOPS)
 
 
 def _running_count(numbers: pd.Series) -> bool:

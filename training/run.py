@@ -121,6 +121,10 @@ def _seen_only(events: pd.DataFrame, settings: Settings, exclude_seen: bool) -> 
         return False
 
 
+#: the share of users with a single event from which training's refusal says that first
+SINGLE_EVENT_USERS = 0.9
+
+
 def _no_queries(events: pd.DataFrame, seen_only: bool = False) -> str:
     """Why no user could be asked about a held-out positive, with the counts that tell which way on."""
     if seen_only:
@@ -134,6 +138,17 @@ def _no_queries(events: pd.DataFrame, seen_only: bool = False) -> str:
     per_user = pd.Series(positive).groupby(events["user_id"].to_numpy()).sum()
     enough = int((per_user >= MIN_POSITIVES).sum())
     types = ", ".join(f"{t} {n:,}" for t, n in events["type"].value_counts().head(6).items())
+    events_per_user = events.groupby("user_id", sort=False).size()
+    if float((events_per_user == 1).mean()) >= SINGLE_EVENT_USERS:
+        # no reading of the types helps: a user met once has no taste to learn (Yahoo!'s Front Page log,
+        # whose lines name no user, keyed by a hash of each line's features)
+        return (
+            f"no user has a held-out positive to evaluate on: {int((events_per_user == 1).sum()):,} of "
+            f"{len(events_per_user):,} users have a single event ({types}), and a user needs at least "
+            f"{MIN_POSITIVES} positive interactions. A log whose user column names each row anew (a session, a "
+            "request, a hash of the row) has no history to learn from: import it with a column that names the same "
+            "person across rows"
+        )
     return (
         f"no user has a held-out positive to evaluate on: each needs at least {MIN_POSITIVES} positive "
         f"interactions, and {enough:,} of {len(per_user):,} users have them ({int(positive.sum()):,} positives in "

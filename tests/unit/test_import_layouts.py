@@ -1605,3 +1605,39 @@ def test_the_suggested_options_read_a_click_column_and_an_epoch_unit(tmp_path):
         "would import with --user-col user --item-col article_id --time-col timestamp --time-unit s "
         "--type-col click --type-map 1=play,0=impression"
     ) in str(caught.value)
+
+
+def test_vowpal_wabbit_lines_are_named_as_such_not_as_a_matrix(tmp_path):
+    # Yahoo!'s Front Page log: time, article shown, click, then namespaces of features; no user id
+    lines = [
+        f"{T0 + k} id-{550000 + k % 7} {k % 2} |user 1 2:0.186839 3:0.000038 6:0.809527 "
+        + " ".join(f"|id-{550000 + j}" for j in range(k % 5 + 20))
+        for k in range(30)
+    ]
+    src = tmp_path / "ydata-fp-td-clicks-v1_0.20090501"
+    src.write_text("\n".join(lines) + "\n")
+    for layout in (TextLayout(sep=" "), None):
+        with pytest.raises(ImportFormatError) as caught:
+            load_interactions(src, layout=layout) if layout else load_interactions(src)
+        said = " ".join(str(caught.value).split())
+        assert "in Vowpal Wabbit's format" in said and "matrix" not in said and "would import with" not in said
+
+
+def test_counts_where_the_ids_would_be_are_not_named_user_and_item(tmp_path):
+    # KDD Cup 2012 Track 2: Click, Impression, then ids, the user last; no header
+    rows = [
+        f"{k % 3 if k % 4 == 0 else 0}\t{1 + k % 4}\t{9_000_000_000 + k}\t{2000 + k % 17}\t{k % 5 + 1}\t{700 + k % 40}"
+        for k in range(60)
+    ]
+    src = tmp_path / "training.txt"
+    src.write_text("\n".join(rows) + "\n")
+    with pytest.raises(ImportFormatError) as caught:
+        load_interactions(src)
+    said = " ".join(str(caught.value).split())
+    assert "--names c1,c2,c3,c4,c5,c6, then --user-col and --item-col naming" in said and "user_id," not in said
+    # a file sorted by user whose first user is 0 is still read as users and items
+    sorted_rows = tmp_path / "sorted.txt"
+    sorted_rows.write_text("".join(f"0\t{k % 9}\t{1 + k % 5}\n" for k in range(30)) + "1\t3\t4\n")
+    with pytest.raises(ImportFormatError) as caught:
+        load_interactions(sorted_rows)
+    assert "--names user_id,item_id,rating" in str(caught.value)

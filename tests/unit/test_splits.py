@@ -297,6 +297,11 @@ def test_no_held_out_positive_says_what_counts_as_one_and_how_many_there_were():
     said = _no_queries(_touches(*rows))
     assert "0 of 6 users have them (3 positives in 9 events: view 6, like 3)" in said
     assert "--type-map view=play" in said and "SETLIST_HOLDOUT_FRACTION" not in said
+    # Yahoo!'s Front Page log keyed by a hash of each line: one event per user, whatever its type
+    once = [(f"h{k}", f"a{k % 5}", "play" if k % 7 == 0 else "impression", f"s{k}") for k in range(40)]
+    said = _no_queries(_touches(*once))
+    assert "40 of 40 users have a single event (impression 34, play 6)" in said
+    assert "a column that names the same person across rows" in said and "--type-map" not in said
 
 
 @pytest.mark.parametrize("stamp", ["seconds", "dates"])
