@@ -2049,12 +2049,15 @@ def time_columns(frame: pd.DataFrame | None, unread: Sequence[str] = (), exclude
     """Columns whose name says they hold times and whose cells, where they were read, do: dates and
     times written out (at least eight characters with a separator, so a year alone is none), or
     epoch numbers. ``unread``: columns not read, judged by their names alone."""
-    found = []
+    found: list[tuple[int, str]] = []
     columns = [*(map(str, frame.columns) if frame is not None else []), *unread]
     for col in columns:
         words = name_words(col)
         if col in exclude or not (_TIME_WORDS & set(words) or words[-1:] == ["at"]):
             continue
+        # a date alone last (2): by the cells where they were read, else by the name, which may say epoch (0)
+        named = set(words) & _TIME_WORDS
+        rank = 0 if {"unix", "epoch"} & set(words) else 2 if named and named <= {"date"} else 1
         if frame is not None and col in frame.columns:
             cells = frame[col].dropna().astype(str).str.strip()
             cells = cells[cells != ""].head(_TIME_PEEK)
@@ -2062,14 +2065,16 @@ def time_columns(frame: pd.DataFrame | None, unread: Sequence[str] = (), exclude
                 continue
             numbers = to_numbers(cells)
             if numbers.notna().all():
-                timed = bool(numbers.between(*_EPOCH_RANGE).all())
+                timed, rank = bool(numbers.between(*_EPOCH_RANGE).all()), 1
             else:
                 written = cells.str.len().ge(8) & cells.str.contains(r"[-/:\s]")
                 timed = bool((written & reads_as_dates(cells)).mean() >= _TIME_SHARE)
+                rank = 1 if cells.str.contains(":").any() else 2
             if not timed:
                 continue
-        found.append(col)
-    return found
+        found.append((rank, col))
+    # a column with the time of day first: Amazon's unixReviewTime before its reviewTime ("09 13, 2009")
+    return [col for _, col in sorted(found, key=lambda pair: pair[0])]
 
 
 def option_value(name: str) -> str:

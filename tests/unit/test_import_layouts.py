@@ -545,11 +545,12 @@ def test_column_names_that_say_times_are_told_by_their_words():
     from ingest.import_files import time_columns
 
     frame = pd.DataFrame({"createdAt": ["2020-01-01T10:00:00Z"], "runtime": ["2020-01-01 10:00"], "ts": ["1700000000"]})
+    # a date alone after the columns that give a time of day
     assert time_columns(frame, unread=["Watched Date", "read_at", "format"]) == [
         "createdAt",
         "ts",
-        "Watched Date",
         "read_at",
+        "Watched Date",
     ]
 
 
@@ -1488,6 +1489,7 @@ def test_review_and_vote_layouts_are_offered_their_rating_and_their_items(tmp_pa
                     "overall": float(1 + k % 5),
                     "reviewerID": f"A{k % 4}",
                     "asin": f"B{k % 6}",
+                    "reviewTime": "09 13, 2009",
                     "unixReviewTime": T0 + k,
                     "vote": "1,234",
                 }
