@@ -642,8 +642,8 @@ def _user_headed(lines: Sequence[str]) -> bool:
     return blocks >= 2
 
 
-#: a namespace of Vowpal Wabbit's lines and a feature:value pair in it (``|user 1 2:0.186839``)
-_NAMESPACE = re.compile(r"\s\|[\w-]+\s+(?:\S+\s+)*?\w+:[-+.\deE]+(?=\s|$)")
+#: a namespace of Vowpal Wabbit's lines (``|user 1 2:0.186839``, ``|id-552343``): two or more on a line
+_NAMESPACE = re.compile(r"(?:^|\s)\|[\w-]+(?=\s|$)")
 
 
 def _unrowed_shape(lines: Sequence[str], name: str) -> str | None:
@@ -666,7 +666,7 @@ def _unrowed_shape(lines: Sequence[str], name: str) -> str | None:
             f'{{user = $1; next}} {{print user "\\t" $0}}\' {name} > rows.tsv, and import those with '
             "--names user,item,rating,… --user-col user --item-col item (README, 'Shapes refused with what to do')"
         )
-    if sum(bool(_NAMESPACE.search(line)) for line in text) >= _SHAPE_SHARE * len(text):
+    if sum(len(_NAMESPACE.findall(line)) >= 2 for line in text) >= _SHAPE_SHARE * len(text):
         return (
             f"the lines of {name} are in Vowpal Wabbit's format, features after namespaces ({text[0].strip()[:50]!r}"
             ", …; Yahoo!'s Front Page log): write rows of user, item, time and outcome from them first. Where the "
@@ -2089,8 +2089,9 @@ _RATING_TOPS = 10
 
 
 def _tens_scale(numbers: pd.Series) -> bool:
-    """Whole tens from 10 to 100: a rating out of 100 in steps of ten (VNDB's votes, 10 for 1.0)."""
-    return bool(numbers.between(10, 100).all() and (numbers % 10 == 0).all() and numbers.nunique() > 2)
+    """Whole numbers from 10 to 100: a rating out of 100 that starts at 10 (VNDB's votes, 10 for 1.0);
+    counts of plays start lower."""
+    return bool(numbers.between(10, 100).all() and (numbers % 1 == 0).all() and numbers.nunique() > 2)
 
 
 def _names_example(frame: pd.DataFrame, names_option: str) -> str:
@@ -2123,7 +2124,7 @@ def _names_example(frame: pd.DataFrame, names_option: str) -> str:
             and "user_id" not in names
             and _small_counts(numbers)
             and position + 1 < len(columns)
-            and _small_counts(to_numbers(columns[position + 1]), zero=False)
+            and _at_least(to_numbers(columns[position + 1]), numbers)
         ):
             # counts where the ids would be (KDD Cup 2012's Click and Impression first): no guess is sound
             return (
@@ -2162,13 +2163,20 @@ def _names_example(frame: pd.DataFrame, names_option: str) -> str:
 _COUNTED_ROWS = 10
 
 
-def _small_counts(numbers: pd.Series, zero: bool = True) -> bool:
-    """Whole numbers up to a few, of more than one value (zeros among them, with ``zero``): counts of
-    clicks or views, not ids (a file sorted by user starts with many rows of user 0)."""
+def _small_counts(numbers: pd.Series) -> bool:
+    """Whole numbers from 0 up to a few, of more than one value: counts of clicks, not ids (a file
+    sorted by user starts with many rows of user 0)."""
     if not len(numbers) or numbers.isna().any() or numbers.nunique() < 2:
         return False
-    low_ok = numbers.min() == 0 if zero else numbers.min() >= 0
-    return bool((numbers % 1 == 0).all() and low_ok and numbers.max() <= _RATING_TOPS)
+    return bool((numbers % 1 == 0).all() and numbers.min() == 0 and numbers.max() <= _RATING_TOPS)
+
+
+def _at_least(numbers: pd.Series, counts: pd.Series) -> bool:
+    """Whole numbers of more than one value, on every row at least ``counts``' (impressions beside
+    their clicks: KDD Cup 2012's Track 2)."""
+    if len(numbers) != len(counts) or numbers.isna().any() or numbers.nunique() < 2:
+        return False
+    return bool((numbers % 1 == 0).all() and (numbers.to_numpy() >= counts.to_numpy()).all())
 
 
 def _running_count(numbers: pd.Series) -> bool:

@@ -431,7 +431,8 @@ def _filled_genre_column(raw: pd.DataFrame, candidates: list[object]) -> tuple[o
     if fuller is None:
         return first, None
     return fuller, (
-        f"genres from {fuller!r} rather than {first!r}, which only {shares[first]:.0%} of the items fill "
+        f"genres from {fuller!r} rather than {first!r}, which "
+        f"{'none' if shares[first] == 0 else f'only {shares[first]:.0%}'} of the items fill "
         f"(--items-cols genre={first} reads it all the same)"
     )
 

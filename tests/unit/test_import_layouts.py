@@ -1504,10 +1504,10 @@ def test_review_and_vote_layouts_are_offered_their_rating_and_their_items(tmp_pa
     _, _, summary = load_interactions(reviews, user_col="reviewerID", item_col="asin", time_col="unixReviewTime",
                                       time_unit="s")  # fmt: skip
     assert "column 'overall' (" not in str(summary) and "'overall' not read" in " ".join(str(summary).split())
-    # VNDB's votes: no header, the vote out of 100 in tens
+    # VNDB's votes: no header, the vote a whole number from 10 to 100
     votes = tmp_path / "votes"
     votes.write_text(
-        "".join(f"{1 + k % 9} {100 + k % 13} {10 * (1 + k % 10)} 2020-01-{1 + k % 28:02d}\n" for k in range(40))
+        "".join(f"{1 + k % 9} {100 + k % 13} {10 + (7 * k) % 91} 2020-01-{1 + k % 28:02d}\n" for k in range(40))
     )
     with pytest.raises(ImportFormatError) as caught:
         load_interactions(votes, layout=TextLayout(sep=" "))
@@ -1612,7 +1612,8 @@ def test_the_suggested_options_read_a_click_column_and_an_epoch_unit(tmp_path):
 def test_vowpal_wabbit_lines_are_named_as_such_not_as_a_matrix(tmp_path):
     # Yahoo!'s Front Page log: time, article shown, click, then namespaces of features; no user id
     lines = [
-        f"{T0 + k} id-{550000 + k % 7} {k % 2} |user 1 2:0.186839 3:0.000038 6:0.809527 "
+        f"{T0 + k} id-{550000 + k % 7} {k % 2} |user 1 "
+        + ("2:0.186839 3:0.000038 6:0.809527 " if k % 2 else "50 17 ")  # R6A's feature:value pairs, R6B's ids
         + " ".join(f"|id-{550000 + j}" for j in range(k % 5 + 20))
         for k in range(30)
     ]
@@ -1626,9 +1627,10 @@ def test_vowpal_wabbit_lines_are_named_as_such_not_as_a_matrix(tmp_path):
 
 
 def test_counts_where_the_ids_would_be_are_not_named_user_and_item(tmp_path):
-    # KDD Cup 2012 Track 2: Click, Impression, then ids, the user last; no header
+    # KDD Cup 2012 Track 2: Click, Impression (at least the clicks, up to hundreds), then ids, the user last
     rows = [
-        f"{k % 3 if k % 4 == 0 else 0}\t{1 + k % 4}\t{9_000_000_000 + k}\t{2000 + k % 17}\t{k % 5 + 1}\t{700 + k % 40}"
+        f"{k % 3 if k % 4 == 0 else 0}\t{k % 3 + 1 + 37 * (k % 4)}\t{9_000_000_000 + k}\t{2000 + k % 17}\t{k % 5 + 1}"
+        f"\t{700 + k % 40}"
         for k in range(60)
     ]
     src = tmp_path / "training.txt"
