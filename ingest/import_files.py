@@ -2088,7 +2088,7 @@ _EPOCH_RANGE = (1e8, 1e13)
 _RATING_TOPS = 10
 
 
-def _tens_scale(numbers: pd.Series) -> bool:
+def _hundred_scale(numbers: pd.Series) -> bool:
     """Whole numbers from 10 to 100: a rating out of 100 that starts at 10 (VNDB's votes, 10 for 1.0);
     counts of plays start lower."""
     return bool(numbers.between(10, 100).all() and (numbers % 1 == 0).all() and numbers.nunique() > 2)
@@ -2139,7 +2139,7 @@ def _names_example(frame: pd.DataFrame, names_option: str) -> str:
         elif len(numbers) and numbers.notna().all():
             low, high = float(numbers.min()), float(numbers.max())
             signs = bool(numbers.isin([-1, 0, 1]).all()) and low == -1  # Tencent Weibo's result: 1 or -1
-            if "rating" not in names and (0 <= low or signs) and (high <= _RATING_TOPS or _tens_scale(numbers)):
+            if "rating" not in names and (0 <= low or signs) and (high <= _RATING_TOPS or _hundred_scale(numbers)):
                 name = "rating"
             elif "timestamp" not in names and _EPOCH_RANGE[0] <= low and high < _EPOCH_RANGE[1]:
                 name, unit = "timestamp", (" --time-unit s" if high < 1e11 else " --time-unit ms")

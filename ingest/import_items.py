@@ -833,10 +833,16 @@ def _unmatched_note(seen: pd.Series, described: pd.Series, item_id_col: str, mis
         (_leading_text(seen, described, of_log=True), "log's", "file's"),
     ):
         if lead is not None:
+            # a corrected items file may follow into this directory; a corrected log would add its events
+            # beside the ones just imported, under other item ids
+            again = (
+                "import again into this directory: an items file's metadata replaces what the catalogue held"
+                if whose == "file's"
+                else "import both into a new data directory (the events imported now keep their ids as written)"
+            )
             return (
                 f"{found} {item_id_col!r} {shown}: the {whose} ids are the {others} with {lead!r} before them{kept}; "
-                f"take it off the {whose} ids first (in pandas, .str.removeprefix({lead!r})) and import again into "
-                "this directory: an items file's metadata replaces what the catalogue held"
+                f"take it off the {whose} ids first (in pandas, .str.removeprefix({lead!r})) and {again}"
             )
     return f"{found} {item_id_col!r} {shown}{kept}: is --item-id-col the column the log's ids are in?"
 

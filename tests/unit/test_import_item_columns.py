@@ -680,6 +680,7 @@ def test_an_items_file_whose_ids_carry_a_prefix_is_said_and_adds_no_items_no_one
     _, items, summary = load_interactions(prefixed, **{**kw, "items": plain})
     said = " ".join(str(summary).split())
     assert "only 1 of the log's 20 items" in said and "the log's ids are the file's with 'v' before them" in said
+    assert "import both into a new data directory" in said
     assert len(items) == 30 + 19
     # ids that share no prefix rule: the column is asked about, as before
     other = tmp_path / "other.csv"
