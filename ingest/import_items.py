@@ -230,7 +230,28 @@ def _split_bare_separator(s: pd.Series) -> tuple[pd.Series, str | None]:
         split = text.str.replace(bare, "|", regex=True)
         out = s.where(text.isna(), split.astype(object))
         return out, f"genre lists split at a bare {sep!r} ({len(parts):,} genres in {len(combos):,} combinations)"
-    return s, None
+    return _split_paths(s, text, filled)
+
+
+#: a category path: most cells hold ``/`` bare, and their first levels are this much fewer than the paths
+PATH_MAX_TOPS_PER_PATH = 0.7
+
+
+def _split_paths(s: pd.Series, text: pd.Series, filled: pd.Series) -> tuple[pd.Series, str | None]:
+    """A genre column of category paths joined by a bare ``/`` (Sber MegaMarket's ``Электроника/
+    Смартфоны``), rewritten with pipes so that the genre is a level of the path, as Amazon's lists
+    are read, and a comma inside a level's name (``Одежда, обувь и аксессуары``) splits nothing."""
+    bare = r"(?<=[^\s/])/(?=[^\s/])"
+    joined = filled[filled.str.contains(bare, regex=True)]
+    if len(joined) < 0.5 * len(filled):
+        return s, None
+    paths = joined.str.strip().unique()
+    tops = {re.split(bare, p)[0] for p in paths}
+    if len(paths) < 3 or len(tops) > PATH_MAX_TOPS_PER_PATH * len(paths):
+        return s, None
+    split = text.str.replace(bare, "|", regex=True)
+    note = f"genres read as category paths split at '/' ({len(tops):,} first levels over {len(paths):,} paths)"
+    return s.where(text.isna(), split.astype(object)), note
 
 
 def _all_of_list(s: pd.Series) -> pd.Series:

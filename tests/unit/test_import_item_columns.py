@@ -714,3 +714,32 @@ def test_camel_case_item_columns_are_recognized_by_their_words(tmp_path):
     described = items.set_index("item_id").loc[["a", "b", "c"]]
     assert described["genre"].tolist() == ["5", "7", "5"] and described["release_date"].notna().all()
     assert any("genre from 'CategoryID'" in n for n in summary.read_notes)
+
+
+def test_category_paths_joined_by_slashes_are_read_as_paths_and_keep_their_commas(tmp_path):
+    # Sber MegaMarket's catalogue: one path per item, a comma inside one level's name
+    paths = [
+        "Электроника/Смартфоны и гаджеты/Смартфоны",
+        "Электроника/Ноутбуки",
+        "Одежда, обувь и аксессуары/Женская одежда/Платья",
+        "Дом и сад/Мебель",
+        "Электроника/ТВ",
+    ]
+    items = tmp_path / "items.csv"
+    pd.DataFrame({"item": ["a", "b", "c", "d", "e"], "category": paths}).to_csv(items, index=False)
+    _, catalog, summary = _load(tmp_path, items, item_id_col="item")
+    genre = catalog.set_index("item_id")["genre"]
+    assert genre.loc[["a", "b", "c", "d"]].tolist() == [
+        "смартфоны и гаджеты",
+        "ноутбуки",
+        "одежда, обувь и аксессуары",
+        "дом и сад",
+    ]
+    assert any("category paths split at '/' (3 first levels over 5 paths)" in n for n in summary.read_notes)
+    # a few names with a slash in a list of plain genres are names, not paths
+    plain = tmp_path / "plain.csv"
+    pd.DataFrame({"item": list("abcde"), "genre": ["Hip-Hop/Rap", "Pop", "Rock", "R&B/Soul", "Jazz"]}).to_csv(
+        plain, index=False
+    )
+    _, catalog, _ = _load(tmp_path, plain, item_id_col="item")
+    assert catalog.set_index("item_id")["genre"].loc[["a", "d"]].tolist() == ["hip-hop/rap", "r&b/soul"]
