@@ -684,6 +684,12 @@ def _unrowed_shape(lines: Sequence[str], name: str) -> str | None:
     return None
 
 
+def _backslash_quotes(lines: Sequence[str]) -> bool:
+    """Whether the sampled lines escape quotes with a backslash (``\\"Iron\\" Giant``, Sketchfab's names)
+    and never double them (a CSV's own way)."""
+    return any('\\"' in line for line in lines) and not any('""' in line for line in lines)
+
+
 def _plan_text(path: Path, ext: str, layout: TextLayout, what: str) -> _TextPlan:
     notes: list[str] = []
     encoding = _encoding(path, layout.encoding, notes, layout.option("encoding"))
@@ -744,6 +750,10 @@ def _plan_text(path: Path, ext: str, layout: TextLayout, what: str) -> _TextPlan
         kwargs.update(engine="python", sep=re.escape(sep), quoting=csv.QUOTE_NONE)
     else:
         kwargs.update(sep=sep, quoting=_quoting(sep))
+        if _backslash_quotes(lines):
+            # a writer's escape (pandas' escapechar, MySQL's exports): read so, or titles keep the backslashes
+            kwargs.update(escapechar="\\")
+            notes.append('its quotes are escaped with a backslash (\\"): read as quotes')
     if names is not None:
         kwargs.update(header=None, names=names)
     # an item-headed file's first row is its one-field header line: pandas sees no long first row

@@ -743,3 +743,14 @@ def test_category_paths_joined_by_slashes_are_read_as_paths_and_keep_their_comma
     )
     _, catalog, _ = _load(tmp_path, plain, item_id_col="item")
     assert catalog.set_index("item_id")["genre"].loc[["a", "d"]].tolist() == ["hip-hop/rap", "r&b/soul"]
+
+
+def test_quotes_escaped_with_a_backslash_are_read_as_quotes(tmp_path):
+    # Sketchfab's likes, written with pandas' escapechar: a model's name holds quotes and commas
+    likes = tmp_path / "model_likes_anon.psv"
+    likes.write_text('modelname|mid|uid\nThe \\"Iron\\" Giant|a|u1\nSword of \\"Truth\\", remake|b|u1\nPlain|c|u2\n')
+    kw = dict(user_col="uid", item_col="mid", time_col=None, items=likes, item_id_col="mid")
+    events, catalog, summary = load_interactions(likes, **kw)
+    assert len(events) == 3
+    assert set(catalog["title"]) == {'The "Iron" Giant', 'Sword of "Truth", remake', "Plain"}
+    assert any("escaped with a backslash" in n for n in summary.read_notes)
