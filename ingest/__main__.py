@@ -21,7 +21,7 @@ from setlist.catalog import load_items, merge_items, save_items
 from setlist.cli import App
 from setlist.cli import console as cli_console
 from setlist.compressed import ArchiveError
-from setlist.contract import SKIP_PLAY_FRACTION
+from setlist.contract import NO_ITEM_TYPES, POSITIVE_TYPES, SKIP_PLAY_FRACTION
 from setlist.errors import Refused, UsageError
 from setlist.eventlog import EventLog, Quarantine
 from setlist.settings import Settings, get_settings
@@ -606,6 +606,15 @@ def import_(
     added = log_items(set(EventLog(settings.events_dir).files()) - files_before) if items_before else set()
     if note := disjoint_note(items_before, added, source.name):
         console.print(f"[yellow]warning:[/] {note}", soft_wrap=True)
+    kinds = {t for t, n in summary.type_counts.items() if n}
+    if report.accepted and not kinds & {"play", *POSITIVE_TYPES} and not kinds <= set(NO_ITEM_TYPES):
+        # impressions or views alone train nothing (ZhihuRec's with its reads typed away): said, not refused,
+        # since a second file may bring the clicks (iPinYou's clk log after its impressions)
+        console.print(
+            f"[yellow]warning:[/] no row of {source.name} is a play, a like or an add: none can be a positive to "
+            "learn from. If another file holds them, import it next; else the notes above say how its columns read",
+            soft_wrap=True,
+        )
     again = report.reasons.get("duplicate_event_id", 0)
     if report.accepted and (report.quarantined - again) * 2 > report.received:
         console.print(

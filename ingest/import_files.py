@@ -1791,7 +1791,7 @@ def require_columns(
                 hint = (
                     f". Its first line looks like data, not a header: if the file has none, name its "
                     f"{len(frame.columns)} columns in order with {names_option} "
-                    f"(e.g. {_names_example(frame, names_option)})"
+                    f"(e.g. {_names_example(frame, names_option, columns.get('item id'))})"
                 )
             if len(frame.columns) + len(dropped) == 1 and not hint:
                 sep_option = names_option.replace("names", "sep")
@@ -1870,7 +1870,8 @@ _AGGREGATE_WORDS = frozenset({"count", "number", "avg", "average", "mean", "tota
 #: prop_country_id and comp1_rate, Open Bandit's user_feature_0)
 _NOT_THE_USERS = frozenset(
     {"location", "country", "region", "city", "state", "zip", "geo", "feature", "affinity", "segment", "age", "gender",
-     "comp", "competitor", "price", "usd", "hist", "history", "starrating", "score", "brand", "category"}
+     "comp", "competitor", "price", "usd", "hist", "history", "starrating", "score", "brand", "category",
+     "agent"}
 )  # fmt: skip
 #: words that, with a last word ``id``, name a visit: a search session (Expedia's srch_id)
 _VISIT_WORDS = frozenset({"srch", "search", "visit"})
@@ -2021,11 +2022,6 @@ SHOWN_COLUMNS = 80
 SHOWN_DATA_COLUMNS = 12
 
 
-def _example_names(n: int, items: bool = False) -> list[str]:
-    base = ["item_id", "title", "genres", "artist"] if items else ["user_id", "item_id", "rating", "timestamp"]
-    return base[:n] + [f"c{k + 1}" for k in range(len(base), n)]
-
-
 #: words of a column name that say it holds users
 USER_WORDS = frozenset(
     {
@@ -2104,7 +2100,7 @@ def _hundred_scale(numbers: pd.Series) -> bool:
     return bool(numbers.between(10, 100).all() and (numbers % 1 == 0).all() and numbers.nunique() > 2)
 
 
-def _names_example(frame: pd.DataFrame, names_option: str) -> str:
+def _names_example(frame: pd.DataFrame, names_option: str, item_id: str | None = None) -> str:
     """A ``--names`` example for a headerless file that imports as it reads, judged from the rows read
     (whose first line became the column names): a running count of the rows is no user
     (``impression_id``); a column of ids marked ``-1``/``-0`` is an impression list, and one of plain id
@@ -2114,7 +2110,15 @@ def _names_example(frame: pd.DataFrame, names_option: str) -> str:
     column named ``rating`` is only read with ``--rating-col``: Yahoo! R3's was imported as plays by an
     example that named it alone)."""
     if "items" in names_option:
-        return f"{names_option} {','.join(_example_names(len(frame.columns), items=True))}"
+        # an items file's other columns are not guessed by position: EachMovie's second is a URL, ZhihuRec's
+        # a time, which named title and genres would import as such
+        others = [f"c{k + 1}" for k in range(1, len(frame.columns))]
+        if len(others) == 1:  # an id and one more: its title
+            return f"{names_option} {item_id or 'item_id'},title"
+        return (
+            f"{names_option} {','.join([item_id or 'item_id', *others])}, then --items-cols title=cN,genre=cN,… "
+            "naming which holds what"
+        )
     columns = [_example_cells(frame, position) for position in range(len(frame.columns))]
     kinds = [_list_kind(cells) for cells in columns]
     impressions = "marked" in kinds

@@ -114,6 +114,9 @@ def parse_type_map(spec: str | None) -> dict[str, str]:
 #: up to this many unknown type names, the --type-map example names every one of them (XuetangX's
 #: seventeen actions: its strongest signals are among its rarest names)
 MAP_EVERY_NAME = 40
+#: kinds of event the import's types line shows at most (a column of times read as types would list
+#: every time)
+SHOWN_TYPES = 100
 
 
 def unknown_type_note(names: pd.Series, types: np.ndarray, mapped: dict[str, str], top: int = 5) -> str | None:
@@ -130,11 +133,22 @@ def unknown_type_note(names: pd.Series, types: np.ndarray, mapped: dict[str, str
     # actions: the fifth-commonest left out was the purchase)
     every = len(counts) <= MAP_EVERY_NAME
     example = ",".join(f"{k}=TYPE" for k in counts.index[: len(counts) if every else top])
-    rest = "" if every else f",… (the {len(counts):,} names are on the types: line)"
+    where = "are on the types: line" if len(counts) <= SHOWN_TYPES else "are in the quarantine, with their rows"
+    rest = "" if every else f",… (the {len(counts):,} names {where})"
+    # hundreds of numbers are no kinds of event: ZhihuRec's read_time, a time or 0 for "not read"
+    numeric = not every and bool(counts.index.to_series().astype(str).str.fullmatch(r"-?\d+(?:\.\d+)?").mean() > 0.9)
+    what = (
+        f"; {len(counts):,} distinct numbers are no kinds of event: the column may hold times, counts or ids, which "
+        "become a type column first (a time read, or 0 for shown and not read: README, 'A row with several 0/1 "
+        "outcome columns')"
+        if numeric
+        else ""
+    )
     return (
         f"type names that are no event type, quarantined unless mapped: {shown}{more}; "
         f"map them with --type-map {example}{rest} (types: {', '.join(EVENT_TYPES)})"
         + (f"; mapped already: {', '.join(f'{k}={v}' for k, v in mapped.items())}" if mapped else "")
+        + what
     )
 
 
@@ -255,6 +269,36 @@ def _month_day_hint(values: pd.Series, col: str) -> str | None:
 _SHORT_DATES = ((8, "%y%m%d%H", "year, month, day and hour"), (6, "%y%m%d", "year, month and day"))
 
 
+#: cells looked at to tell dates written as long numbers
+_DATE_PEEK = 2_000
+#: numbers of digits that read as a date and a time of day (iPinYou's 17: yyyyMMddHHmmssSSS), which as
+#: epoch numbers would be micro- or nanoseconds of another century
+_LONG_DATES = (
+    (17, "%Y%m%d%H%M%S%f", "date and time to the millisecond"),
+    (14, "%Y%m%d%H%M%S", "date and time to the second"),
+    (12, "%Y%m%d%H%M", "date and time to the minute"),
+)
+
+
+def _long_date_hint(cells: pd.Series, col: str) -> str | None:
+    """What to say of a time column whose cells are digits of a date and time written out, read as
+    text (17 digits are past a float's exact range)."""
+    text = cells.dropna().astype(str).str.strip()
+    if text.empty or not bool(text.str.fullmatch(r"\d+").all()):
+        return None
+    for digits, fmt, parts in _LONG_DATES:
+        if (text.str.len() != digits).any():
+            continue
+        parsed = pd.to_datetime(text, format=fmt, errors="coerce")
+        if parsed.notna().all() and 1900 <= parsed.min().year and parsed.max().year <= 2100:
+            return (
+                f"time column {col!r} holds numbers that read as a {parts} ({fmt}: {text.min()} … {text.max()}, "
+                f"the first as {parsed.min():%Y-%m-%d %H:%M:%S}): import them with --time-format {fmt} (and "
+                "--time-zone if they are not UTC)"
+            )
+    return None
+
+
 def _short_date_hint(values: pd.Series, col: str) -> str | None:
     """What to say of numbers whose digits are all a two-digit year, a month, a day (and an hour):
     Avazu's ``hour``, 14102100 for 2014-10-21 00:00. Read as counters they would be years away."""
@@ -370,6 +414,8 @@ def parse_time(
     if unit in EPOCH_UNITS:
         if not present.any():
             return pd.Series(pd.NaT, index=raw.index, dtype="datetime64[ns, UTC]")  # quarantined, row by row
+        if (long_dates := _long_date_hint(raw[present].head(_DATE_PEEK), col)) is not None:
+            raise ImportFormatError(long_dates)
         if num.notna().sum() == 0:
             raise ImportFormatError(
                 f"time column {col!r} holds no numbers (e.g. {str(raw[present].iloc[0])!r}); "
@@ -401,6 +447,8 @@ def parse_time(
         num = num.where(num.abs() < 9.2e18 / EPOCH_UNITS[unit][1])
         return pd.to_datetime(num, unit=unit, utc=True, errors="coerce")
     if present.any() and num[present].notna().all():
+        if (long_dates := _long_date_hint(raw[present].head(_DATE_PEEK), col)) is not None:
+            raise ImportFormatError(long_dates)
         if (small := _counters(num[present].median(), col)) is not None:
             raise ImportFormatError(_month_day_hint(num[present], col) or _short_date_hint(num[present], col) or small)
         raise ImportFormatError(
@@ -897,6 +945,32 @@ def _unread_examples(cells: pd.Series, rating: pd.Series) -> str:
     return f" (its cells read e.g. {', '.join(map(repr, shown))})" if len(shown) else ""
 
 
+#: a top rating more than this many times the next highest, on at most CODE_SHARE of the rated rows,
+#: is a code beside the scale (Yahoo!'s 255, "never play again", above its 0-100)
+CODE_GAP = 2.0
+CODE_SHARE = 0.1
+
+
+def _code_above_scale(rating: pd.Series, col: str) -> str | None:
+    """A word when the file's highest rating stands apart from the rest: scaled by it, every real
+    rating would read low (Yahoo! R1's 100 of 100 as 0.39, a skip)."""
+    values = rating.dropna()
+    distinct = np.sort(values.unique())
+    if len(distinct) < 3:
+        return None
+    top, below = float(distinct[-1]), float(distinct[-2])
+    n = int((values == top).sum())
+    if not (below > 0 and top > CODE_GAP * below and n <= CODE_SHARE * len(values)):
+        return None
+    return (
+        f"warning: the top rating {top:g} in {col!r} ({n:,} rows) stands apart from the rest (next highest "
+        f"{below:g}): a code rather than a rating (Yahoo!'s 255, 'never play again')? Scaled by it, the ratings "
+        f"read low ({below:g} as {below / top:.2f}): --rating-max {below:g} --unrated {top:g} reads the rest on "
+        f"their scale and the code as an unrated play; a code that means a dislike is replaced by the lowest "
+        "rating before importing"
+    )
+
+
 def types_and_values(
     raw: pd.DataFrame,
     rating_col: str | None,
@@ -969,6 +1043,8 @@ def types_and_values(
             )
         if unrated is None and (zero_note := _zero_below_scale(rating, rating_col)):
             said.append(zero_note)
+        if rating_max is None and unrated is None and (code := _code_above_scale(rating, rating_col)):
+            said.append(code)
         if rating_max is not None:
             above = int((rating > top).sum())
             if above:

@@ -54,6 +54,7 @@ from ingest.import_lists import (
 from ingest.import_played import Lengths, PlayedReading, played_values, read_amounts, shown_cells
 from ingest.import_values import (
     IGNORED,
+    SHOWN_TYPES,
     TimeReading,
     counted_plays,
     dates_only_note,
@@ -123,7 +124,10 @@ class ImportSummary:
         if self.start is not None and self.end is not None:
             lines.append(f"  time range: {self.start.isoformat()} … {self.end.isoformat()}")
         lines.extend(f"  read: {note}" for note in self.read_notes)
-        types = " · ".join(f"{k} {v:,}" for k, v in sorted(self.type_counts.items(), key=lambda kv: (-kv[1], kv[0])))
+        kinds = sorted(self.type_counts.items(), key=lambda kv: (-kv[1], kv[0]))
+        types = " · ".join(f"{k} {v:,}" for k, v in kinds[:SHOWN_TYPES])
+        if len(kinds) > SHOWN_TYPES:  # a column of times read as types would list every one
+            types += f" · and {len(kinds) - SHOWN_TYPES:,} more kinds"
         lines.append(f"  types: {types or 'none'}")
         if self.catalog_rows is not None:
             missing = self.items_without_metadata
@@ -1164,7 +1168,7 @@ _EITHER_NAMES = ("platform",)
 
 #: a column name that holds an outcome of the row (a click, a like, a count of them, a score)
 _OUTCOME_NAME = (
-    r"(?:is_?|has_?|explicit_?|implicit_?)?(?:click|clicked|clk|non_?clk|non_?click|like|liked|follow|followed"
+    r"(?:is_?|has_?|explicit_?|implicit_?|my_?)?(?:click|clicked|clk|non_?clk|non_?click|like|liked|follow|followed"
     r"|share|shared|skip|skipped|purchase|purchased|buy|bought|cart|carted|rating|rated|score|stars|watch_ratio"
     r"|play_ratio|retweet|retweeted|install|installed|bookmark|bookmarked|read|comment|commented|forward"
     r"|forwarded|hate|hated|dislike|disliked|long_?view|plays|play_?count|listens|listen_?count|weight|booking"
@@ -1175,8 +1179,8 @@ _OUTCOME_NAME = (
 
 #: a column name that says what kind of event a row is, in words (Meetup's response, a log's event_type)
 _TYPE_NAME = (
-    r"(?:event|interaction|action|behaviou?r|activity)?_?(?:type|kind|action|behaviou?r|response|rsvp|interaction"
-    r"|activity|verb|event|event_name)"
+    r"(?:event|interaction|action|behaviou?r|activity|my)?_?(?:type|kind|action|behaviou?r|response|rsvp|interaction"
+    r"|activity|verb|event|event_name|status)"
 )
 #: distinct values in a type-named column's first rows, at most, for it to read as a column of type names
 _TYPE_WORDS = 30
@@ -1403,9 +1407,10 @@ def _repeat_notes(tally: _Tally) -> list[str]:
 
 
 #: an id of two zeros or more alone (Brightkite's check-ins at location 00000000000000000000000000000000,
-#: a nil UUID) or -1: most often "no item", which would train as the most popular one. A lone "0" is
-#: the first id of many a catalogue numbered from zero
-PLACEHOLDER_ID = r"^(?:-?0(?:-?0)+-?|-1)$"
+#: a nil UUID) or a small negative number (-1; Yahoo!'s artists -99 "Unknown" and -100 "Not Applicable"):
+#: most often "no item", which would train as the most popular one. A lone "0" is the first id of many a
+#: catalogue numbered from zero; a long negative one is a signed hash
+PLACEHOLDER_ID = r"^(?:-?0(?:-?0)+-?|-[1-9]\d{0,3})$"
 #: … said when it holds at least this share of the rows
 PLACEHOLDER_SHARE = 0.005
 

@@ -338,9 +338,16 @@ def ranker_set(
             raise TrainingRefused(f"{exc}; {_thin_data_advice(plan.events)}") from exc
     rs = combine(sets)
     if len(rs.groups) < MIN_TRAIN_QUERIES:
+        # a per-user split asks each user about their last positives only: a log of few returning users
+        # (iPinYou's) gives the newest period more queries (76 against 3)
+        other = (
+            "; or SETLIST_SPLIT=global, which holds out the newest period instead of each user's last positives"
+            if plan.split.kind == "per_user"
+            else ""
+        )
         raise TrainingRefused(
             f"only {len(rs.groups)} ranker training queries have a positive among their "
-            f"candidates (need {MIN_TRAIN_QUERIES}): import more interactions per user"
+            f"candidates (need {MIN_TRAIN_QUERIES}): import more interactions per user{other}"
         )
     return rs, q_train_n, len(sets)
 

@@ -257,4 +257,7 @@ def test_a_names_example_names_epoch_numbers_and_dates_as_the_time(tmp_path):
     )
     dated = pd.DataFrame({"a": ["b"], "x": ["y"], "2020-01-01 10:00": ["2020-01-02 11:00"], "412": ["17"]})
     assert _names_example(dated, "--names") == "--names user_id,item_id,timestamp,c4"
-    assert _names_example(dated, "--items-names") == "--items-names item_id,title,genres,artist"
+    # an items file's columns are not guessed by position (EachMovie's second is a URL); its id keeps the name given
+    assert _names_example(dated, "--items-names", "question_id") == (
+        "--items-names question_id,c2,c3,c4, then --items-cols title=cN,genre=cN,… naming which holds what"
+    )

@@ -160,9 +160,9 @@ def test_a_headerless_file_without_names_says_to_name_its_columns(tmp_path):
     )
     assert "looks like data, not a header" in message and "4 columns in order with --names" in message
     assert "--names user_id,item_id,rating,timestamp" in message
-    titles = tmp_path / "titles.csv"  # an items file's example names are an item's
+    titles = tmp_path / "titles.csv"  # an items file's example keeps the id column's name given
     titles.write_text("101,Clip one\n102,Clip two\n")
-    with pytest.raises(ImportFormatError, match="e.g. --items-names item_id,title\\)"):
+    with pytest.raises(ImportFormatError, match="e.g. --items-names item,title\\)"):
         load_interactions(
             ratings,
             layout=TextLayout(names=("u", "i", "r", "t")),
@@ -1641,3 +1641,71 @@ def test_counts_where_the_ids_would_be_are_not_named_user_and_item(tmp_path):
     sorted_rows.write_text("".join(f"0\t{k % 9}\t{1 + k % 5}\n" for k in range(30)) + "1\t3\t4\n")
     refused = _refusal(sorted_rows)
     assert "--names user_id,item_id,rating" in refused
+
+
+def test_rtb_logs_times_written_as_digits_and_their_user_agent(tmp_path):
+    # iPinYou: a 17-digit yyyyMMddHHmmssSSS time, a UserAgent that is no user
+    src = tmp_path / "imp.20130606.txt"
+    src.write_text(
+        "BidID\tTimestamp\tiPinYouID\tUserAgent\tCreativeID\n"
+        + "".join(f"b{k}\t2013060600{k:02d}04{k:03d}\tu{k % 4}\tMozilla/5.0\tc{k % 3}\n" for k in range(20))
+    )
+    kw = dict(user_col="iPinYouID", item_col="CreativeID", time_col="Timestamp")
+    for unit in (None, "us"):  # named as microseconds before, which quarantined every row
+        said = _refusal(src, **kw, time_unit=unit)
+        assert "read as a date and time to the millisecond (%Y%m%d%H%M%S%f" in said
+        assert "--time-format %Y%m%d%H%M%S%f" in said
+    events, _, _ = load_interactions(src, **kw, time_format="%Y%m%d%H%M%S%f")
+    assert events["timestamp"].min() == pd.Timestamp("2013-06-06 00:00:04", tz="UTC")
+    assert "--user-col UserAgent" not in _refusal(src)
+
+
+def test_my_list_exports_say_their_score_and_status_and_placeholder_ids_are_said(tmp_path):
+    # MyAnimeList's lists: my_score 0 is unscored, my_status codes (6: plan to watch)
+    rows = ["username,anime_id,my_score,my_status,my_last_updated"] + [
+        f"user{k % 7},{1 + k % 23},{k % 11},{(1, 2, 4, 6)[k % 4]},2017-06-{1 + k % 28:02d} 12:47:27" for k in range(80)
+    ]
+    src = tmp_path / "animelists_cleaned.csv"
+    src.write_text("\n".join(rows) + "\n")
+    _, _, summary = load_interactions(src, user_col="username", item_col="anime_id", time_col="my_last_updated")
+    said = " ".join(str(summary).split())
+    assert "column 'my_score' not read" in said and "column 'my_status' ('1', '2', '4', '6') not read" in said
+    # Yahoo! R1's artists -99 ("Unknown") and -100 ("Not Applicable") are no artists
+    r1 = tmp_path / "ratings.csv"
+    r1.write_text(
+        "user,artist,rating\n" + "".join(f"u{k % 9},{-99 if k % 10 == 0 else k % 31},50\n" for k in range(200))
+    )
+    _, _, summary = load_interactions(r1, user_col="user", item_col="artist", time_col=None, rating_col="rating")
+    assert "item id '-99' holds 20 rows (10.0%): if it stands for 'no item'" in " ".join(str(summary).split())
+
+
+def test_a_column_of_times_read_as_types_is_said_as_such_and_an_import_without_positives_warned(tmp_path, monkeypatch):
+    from ingest.__main__ import app
+
+    # ZhihuRec's read_time: 0 when the question was shown and not read, else the time it was read
+    rows = [f"{k % 30},{k % 57},{T0 + 30 * k},{0 if k % 3 else T0 + 30 * k + 9}" for k in range(600)]
+    src = tmp_path / "inter_impression.csv"
+    src.write_text("\n".join(rows) + "\n")
+    args = ["--names", "user_id,question_id,show_time,read_time", "--item-col", "question_id", "--time-col",
+            "show_time", "--time-unit", "s", "--type-col", "read_time", "--type-map", "0=impression"]  # fmt: skip
+    monkeypatch.setenv("SETLIST_DATA_DIR", str(tmp_path / "data"))
+    done = CliRunner().invoke(app, ["import", str(src), *args])
+    assert done.exit_code == 0, done.output
+    said = " ".join(done.output.split())
+    assert "200 distinct numbers are no kinds of event: the column may hold times" in said
+    assert "· and 101 more kinds" in said and "(the 200 names are in the quarantine, with their rows)" in said
+    assert "warning: no row of inter_impression.csv is a play, a like or an add" in said
+
+
+def test_a_top_rating_apart_from_the_scale_is_said_as_a_code(tmp_path):
+    # Yahoo! R1: ratings 0-100, and 255 for "never play again"
+    src = tmp_path / "ydata-ymusic-user-artist-ratings-v1_0.txt"
+    src.write_text("".join(f"{k % 13}\t{k % 37}\t{255 if k % 25 == 0 else 10 * (k % 11)}\n" for k in range(500)))
+    kw = dict(layout=TextLayout(names=("user", "artist", "rating")), user_col="user", item_col="artist",
+              time_col=None, rating_col="rating")  # fmt: skip
+    _, _, summary = load_interactions(src, **kw)
+    said = " ".join(str(summary).split())
+    assert "the top rating 255 in 'rating' (20 rows) stands apart from the rest (next highest 100)" in said
+    assert "--rating-max 100 --unrated 255" in said
+    events, _, summary = load_interactions(src, **kw, rating_max=100.0, unrated=255.0)
+    assert "stands apart" not in str(summary) and (events["type"] == "like").sum() > 20
