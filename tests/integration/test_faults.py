@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import signal
@@ -155,14 +156,17 @@ def test_kill_9_during_track_load_loses_no_acknowledged_event(tiny_copy):
         proc.wait(timeout=30)
 
 
-def _workers_ready(proc: subprocess.Popen, n: int) -> threading.Event:
+def _workers_ready(proc: subprocess.Popen, n: int) -> tuple[threading.Event, collections.deque[str]]:
     """Set once ``n`` distinct workers of ``proc`` have logged "worker ready" on stderr (which keeps
-    being drained, so the server never blocks on a full pipe)."""
+    being drained, so the server never blocks on a full pipe); with the last lines it wrote, to say
+    what the server did when they never do."""
     ready, seen = threading.Event(), set()
+    said: collections.deque[str] = collections.deque(maxlen=30)
 
     def read() -> None:
         assert proc.stderr is not None
         for line in proc.stderr:
+            said.append(line.rstrip()[:300])
             if '"worker ready"' in line:
                 try:
                     seen.add(json.loads(line)["worker"])
@@ -172,7 +176,7 @@ def _workers_ready(proc: subprocess.Popen, n: int) -> threading.Event:
                     ready.set()
 
     threading.Thread(target=read, daemon=True).start()
-    return ready
+    return ready, said
 
 
 def test_a_restart_with_fewer_workers_recovers_the_dropped_workers_journal(tiny_copy):
@@ -191,13 +195,15 @@ def test_a_restart_with_fewer_workers_recovers_the_dropped_workers_journal(tiny_
         text=True,
         start_new_session=True,
     )
-    ready = _workers_ready(proc, 2)
+    ready, said = _workers_ready(proc, 2)
     users = [str(u) for u in tiny_copy.users["user_id"][:30]]
     acked: list[str] = []
     try:
         # health answers as soon as one worker listens; the kernel only spreads connections over the
         # workers that listen, so wait for both to say they are ready
-        assert ready.wait(timeout=180), "the two workers did not both report ready"
+        assert ready.wait(timeout=180), "the two workers did not both report ready; the server said:\n" + "\n".join(
+            said
+        )
         # each new client is a new connection, which the kernel hands to either worker
         for attempt in range(50):
             with SetlistClient(f"127.0.0.1:{port}", timeout=10) as client:
