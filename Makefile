@@ -15,6 +15,7 @@ COMPACT_ARGS ?=
 VERSION ?=
 STATUS_ARGS ?=
 COST_ARGS ?=
+VALIDATE_ARGS ?=
 
 .DEFAULT_GOAL := help
 
@@ -68,9 +69,9 @@ apply: setup
 materialize: setup
 	$(PY) -m feature_repo materialize
 
-.PHONY: validate  ## run every data-quality gate on the current data
+.PHONY: validate  ## run every data-quality gate on the current data (VALIDATE_ARGS='--junit gates.xml' for CI)
 validate: setup
-	$(PY) -m validation all
+	$(PY) -m validation all $(VALIDATE_ARGS)
 
 .PHONY: train  ## train and register the candidate and ranking models
 train: setup

@@ -1,4 +1,5 @@
-"""``python -m validation <gate> [--path PATH]``: run a gate, print the table, build Data Docs.
+"""``python -m validation <gate> [--path PATH] [--json FILE] [--junit FILE]``: run a gate, print the
+table, build Data Docs, and write the results as files a CI job keeps (``validation.report_files``).
 
 Exit codes: 0 when every gate passed (warnings allowed), 1 when anything failed, 2 for usage
 errors (a --path that does not exist, a single gate whose input is missing, bad options, a bad
@@ -31,6 +32,7 @@ from setlist.featureset import FeatureSet
 from setlist.settings import Settings, get_settings
 from validation import gates
 from validation.gx import Workspace
+from validation.report_files import write_reports
 from validation.result import GateResult
 from validation.skew import ParityAdapter, ParityInput
 from validation.thresholds import thresholds_for
@@ -133,13 +135,15 @@ def _prefix(exc: SetlistError, command: str) -> None:
     exc.args = (f"{command}: {exc}", *exc.args[1:])
 
 
-def _finish(results: list[GateResult], docs: Path) -> None:
+def _finish(results: list[GateResult], docs: Path, reports: Iterable[Path] = ()) -> None:
     console = _out()
     for r in results:
         r.render(console)
         console.print()
     if any(r.skipped is None for r in results):
         console.print(f"Data Docs: {docs}")
+    for path in reports:
+        console.print(f"report: {path}")
     failed = [r.gate for r in results if r.skipped is None and not r.passed]
     skipped = sum(r.skipped is not None for r in results)
     tail = f" ({skipped} skipped: no input yet)" if skipped else ""
@@ -150,7 +154,11 @@ def _finish(results: list[GateResult], docs: Path) -> None:
     raise typer.Exit(1 if failed else 0)
 
 
-def _run(name: str, opts: gates.GateOptions) -> None:
+def _run(name: str, opts: gates.GateOptions, reports: tuple[Path | None, Path | None] = (None, None)) -> None:
+    """Run gate ``name`` (or ``all``); ``reports`` are the --json and --junit files to write."""
+    for flag, target in zip(("--json", "--junit"), reports):
+        if target is not None and target.is_dir():
+            raise UsageError(f"{flag} {target} is a directory: name the file to write")
     settings = get_settings()
     ws = Workspace.from_settings(settings)
     try:
@@ -162,7 +170,11 @@ def _run(name: str, opts: gates.GateOptions) -> None:
         _prefix(exc, name)
         raise
     _record(settings, results)
-    _finish(results, ws.docs_index)
+    try:
+        written = write_reports(results, *reports)
+    except OSError as exc:
+        raise BadInput(f"{name}: cannot write the report {exc.filename}: {exc.strerror}") from exc
+    _finish(results, ws.docs_index, written)
 
 
 def _record(settings: Settings, results: list[GateResult]) -> None:
@@ -201,6 +213,10 @@ def _report(results: list[GateResult]) -> None:
 UNIQUE_VALUE_COUNT = "expect_column_unique_value_count_to_be_between"
 
 Path_ = typer.Option(None, "--path", help=PATH_HELP)
+Json_ = typer.Option(None, "--json", help="also write the results to this JSON file (for a CI job to keep)")
+Junit_ = typer.Option(
+    None, "--junit", help="also write the results to this JUnit XML file (CI servers show each check as a test)"
+)
 Ref_ = typer.Option(None, "--reference", help=REF_HELP)
 Holdout_ = typer.Option(
     None,
@@ -211,9 +227,9 @@ Holdout_ = typer.Option(
 
 
 @app.command()
-def events(path: Path | None = Path_) -> None:
+def events(path: Path | None = Path_, json: Path | None = Json_, junit: Path | None = Junit_) -> None:
     """Raw events: schema, types, ids, event types, timestamps, play values, unique event ids."""
-    _run("events", _options(path))
+    _run("events", _options(path), (json, junit))
 
 
 @app.command()
@@ -222,15 +238,17 @@ def features(
     max_age_hours: float | None = typer.Option(
         None, help="a batch older than this is stale (default: freshness.max_age_hours)"
     ),
+    json: Path | None = Json_,
+    junit: Path | None = Junit_,
 ) -> None:
     """Feature batches under <data_dir>/features: types, nulls, ranges, freshness."""
-    _run("features", _options(as_of=as_of, max_age_hours=max_age_hours))
+    _run("features", _options(as_of=as_of, max_age_hours=max_age_hours), (json, junit))
 
 
 @app.command("training-set")
-def training_set() -> None:
+def training_set(json: Path | None = Json_, junit: Path | None = Junit_) -> None:
     """<data_dir>/training/training_set.parquet: label balance, no id features, no opted-out users."""
-    _run("training-set", _options())
+    _run("training-set", _options(), (json, junit))
 
 
 @app.command()
@@ -240,9 +258,11 @@ def parity(
         help="package.module:function taking the settings and returning ParityInputs (default: SETLIST_PARITY_ADAPTER)",
     ),
     min_match: float | None = typer.Option(None, help="minimum match rate per feature (default: parity.min_match)"),
+    json: Path | None = Json_,
+    junit: Path | None = Junit_,
 ) -> None:
     """Online vs offline feature values (training–serving skew)."""
-    _run("parity", _options(adapter=adapter, min_match=min_match))
+    _run("parity", _options(adapter=adapter, min_match=min_match), (json, junit))
 
 
 @app.command()
@@ -253,6 +273,8 @@ def drift(
     psi_warn: float | None = typer.Option(None, help="default: drift.psi_warn"),
     psi_fail: float | None = typer.Option(None, help="default: drift.psi_fail"),
     categorical_method: str | None = typer.Option(None, help="psi or js (default: drift.categorical_method)"),
+    json: Path | None = Json_,
+    junit: Path | None = Junit_,
 ) -> None:
     """Distribution drift of every event feature: current window vs reference window."""
     _run(
@@ -260,6 +282,7 @@ def drift(
         _options(
             path, reference, holdout_days, psi_warn=psi_warn, psi_fail=psi_fail, categorical_method=categorical_method
         ),
+        (json, junit),
     )
 
 
@@ -271,16 +294,24 @@ def cardinality(
     ratio: tuple[float, float] | None = typer.Option(
         None, help="allowed low/high × reference (default: cardinality.ratio)"
     ),
+    json: Path | None = Json_,
+    junit: Path | None = Junit_,
 ) -> None:
     """Distinct users/items/genres/devices/locales and id uniqueness within learned bounds."""
-    _run("cardinality", _options(path, reference, holdout_days, ratio=ratio))
+    _run("cardinality", _options(path, reference, holdout_days, ratio=ratio), (json, junit))
 
 
 @app.command("all")
 @jobmetrics.reports("validate")
-def all_(path: Path | None = Path_, reference: Path | None = Ref_, holdout_days: float | None = Holdout_) -> None:
+def all_(
+    path: Path | None = Path_,
+    reference: Path | None = Ref_,
+    holdout_days: float | None = Holdout_,
+    json: Path | None = Json_,
+    junit: Path | None = Junit_,
+) -> None:
     """Every gate; gates whose input does not exist yet are skipped."""
-    _run("all", _options(path, reference, holdout_days))
+    _run("all", _options(path, reference, holdout_days), (json, junit))
 
 
 @app.command("learn-reference")

@@ -1,8 +1,10 @@
-"""``python -m validation``: exit codes, messages, skipped inputs, stored references, Data Docs."""
+"""``python -m validation``: exit codes, messages, skipped inputs, stored references, Data Docs, CI reports."""
 
+import json
 import os
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -101,6 +103,7 @@ def test_item_explosion_in_path_fails_cardinality(data_dir, tmp_path):
         (("training-set",), "no training set"),
         (("parity", "--adapter", "no_such_module_xyz:f"), "no parity adapter"),
         (("drift", "--holdout-days", "0"), "--holdout-days"),
+        (("events", "--junit", "/"), "is a directory"),
     ],
 )
 def test_usage_errors_exit_2_without_traceback(data_dir, args, message):
@@ -173,3 +176,39 @@ def test_explicit_reference(data_dir, tmp_path):
     code, out = _invoke("cardinality", "--reference", str(reference))
     assert code == 0, out
     assert "not stored" in out
+
+
+def test_ci_reports_say_what_the_exit_code_says(data_dir, tmp_path):
+    """--json and --junit: a failing gate is a failure in both, a skipped gate skipped, every expectation
+    a test case; the files agree with the table and the exit code."""
+    events = EventLog(data_dir / "events").read()
+    events.loc[10, "type"] = "purchase"
+    corrupt = _write_hive(events, tmp_path / "corrupt")
+    report, junit = tmp_path / "ci" / "gates.json", tmp_path / "ci" / "gates.xml"
+    code, out = _invoke("all", "--path", str(corrupt), "--json", str(report), "--junit", str(junit))
+    assert code == 1, out
+    assert f"report: {report}" in out.replace("\n", "") and f"report: {junit}" in out.replace("\n", "")
+
+    doc = json.loads(report.read_text())
+    assert doc["passed"] is False and doc["failed_gates"] == ["events"]
+    gates = {g["gate"]: g for g in doc["gates"]}
+    assert "expect_column_values_to_be_in_set(type)" in gates["events"]["failures"]
+    assert gates["features"]["status"] == "skipped" and gates["features"]["skipped"]
+    assert {r["status"] for r in gates["events"]["rows"]} >= {"pass", "fail"}
+
+    suites = {s.get("name"): s for s in ET.parse(junit).getroot()}
+    assert set(suites) == set(gates)
+    events_suite = suites["events"]
+    failed = [c.get("name") for c in events_suite if c.find("failure") is not None]
+    assert failed == gates["events"]["failures"]
+    assert int(events_suite.get("failures")) == len(failed)
+    assert int(events_suite.get("tests")) == len(gates["events"]["rows"])
+    assert suites["features"].find("testcase/skipped") is not None
+
+    # the same run on clean data: passed, no failure anywhere, and the report replaced whole
+    code, out = _invoke("all", "--json", str(report), "--junit", str(junit))
+    assert code == 0, out
+    assert json.loads(report.read_text())["passed"] is True
+    root = ET.parse(junit).getroot()
+    assert root.get("failures") == "0" and not list(root.iter("failure"))
+    assert sorted(p.name for p in report.parent.iterdir()) == ["gates.json", "gates.xml"]
