@@ -846,11 +846,13 @@ def _quoted_tabs(path: Path, encoding: str, lines: Sequence[str], sep: str, colu
     2,854 items). Said so only when a field in the first lines opens with a quote, and either lines
     are short or a quoted field doubles a quote inside, and a quoted reading gives every record of
     the whole file its columns: a lone quote in a title (``"Weird Song``) swallows lines then, and
-    the file stays unquoted."""
+    the file stays unquoted. Where the first lines open no quote, the file is searched on for a field
+    that doubles one (pandas' ``to_csv(sep="\\t")`` quotes only the few names with a quote inside:
+    This Is My Jam's ``"Heroes"``, written with its quotes doubled, kept them in the ids)."""
     opening = [f for line in lines for f in line.split(sep) if f.startswith('"')]
-    if not opening:
+    if not opening and not (sep == "\t" and _doubled_quote_later(path, encoding)):
         return False
-    doubled = any(len(f) > 2 and f.endswith('"') and '""' in f[1:-1] for f in opening)
+    doubled = not opening or any(len(f) > 2 and f.endswith('"') and '""' in f[1:-1] for f in opening)
     if not short and not doubled:
         return False
     with open_compressed(path, "rt", encoding=encoding, newline="") as f:
@@ -858,6 +860,25 @@ def _quoted_tabs(path: Path, encoding: str, lines: Sequence[str], sep: str, colu
             return all(len(row) == columns for row in csv.reader(f, delimiter=sep) if any(c.strip() for c in row))
         except csv.Error:
             return False
+
+
+#: characters of a tab-separated file searched for a quoted field past its first lines
+QUOTE_SCAN_CHARS = 256 << 20
+#: a tab-separated field quoted as CSV quotes it, with a quote doubled inside (a title ``"Heroes"`` so)
+_DOUBLED_FIELD = re.compile(r'(?:^|\t)"[^\t\n]*""[^\t\n]*"(?=\t|\r?\n|$)', re.M)
+
+
+def _doubled_quote_later(path: Path, encoding: str) -> bool:
+    """Whether the file's first ``QUOTE_SCAN_CHARS`` hold such a field. A match across a chunk's edge
+    may be false; the whole-file quoted reading that follows is the test."""
+    seen, carry = 0, ""
+    with open_compressed(path, "rt", encoding=encoding, newline="") as f:
+        while seen < QUOTE_SCAN_CHARS and (chunk := f.read(1 << 20)):
+            seen += len(chunk)
+            if _DOUBLED_FIELD.search(carry + chunk):
+                return True
+            carry = chunk[-4096:]
+    return False
 
 
 def _short_records(path: Path, encoding: str, sep: str, columns: int, header_line: int | None) -> list[int]:
@@ -1830,7 +1851,9 @@ def require_columns(
                     "order)"
                 )
             if role in ("user", "item", "time") and names_option == "--names" and not data_first:
-                if suggested := _suggested_options(frame, dropped):
+                if social := _social_graph([*map(str, frame.columns), *dropped]):
+                    hint += f"; {social}"
+                elif suggested := _suggested_options(frame, dropped):
                     hint += f"; by their names, its columns would import with {suggested}"
             # a first line of data is no list of names to choose from: a few show what was read
             cap = SHOWN_DATA_COLUMNS if data_first else SHOWN_COLUMNS
@@ -1878,8 +1901,11 @@ _VISIT_WORDS = frozenset({"srch", "search", "visit"})
 
 
 def user_column(names: Sequence[str]) -> str | None:
-    """The first column whose name says it identifies users (not one that describes them)."""
-    return next((n for n in names if USER_WORDS & set(w := name_words(n)) and not _NOT_THE_USERS & set(w)), None)
+    """The first column whose name says it identifies users (not one that describes them); one named
+    for a user as such before one named for someone who may be (Goodreads' ``Author`` beside the
+    ``user`` a join added, a Netflix export's ``Profile Name``)."""
+    named = [n for n in names if USER_WORDS & set(w := name_words(n)) and not _NOT_THE_USERS & set(w)]
+    return next((n for n in named if _USER_AS_SUCH & set(name_words(n))), None) or next(iter(named), None)
 
 
 def session_column(names: Sequence[str]) -> str | None:
@@ -1893,6 +1919,40 @@ def session_column(names: Sequence[str]) -> str | None:
             or (w[-1:] == ["id"] and _VISIT_WORDS & set(w))
             or (w[-1:] in (["id"], ["ip"]) and "device" in w)
             or "cookie" in w
+        ),
+        None,
+    )
+
+
+#: last words of a column name that say it holds a kind, a state or a count of items, not items
+#: (Netflix's ``Supplemental Video Type``: TRAILER, HOOK or empty)
+_NOT_AN_ITEM_LAST = frozenset({"type", "types", "kind", "status", "format", "count", "class"})
+
+
+def _item_column(names: Sequence[str], words: dict[str, set[str]], user: str | None) -> str | None:
+    """The column the names say holds items: one named for items (an id of them first, and a short
+    id such as Untappd's ``bid`` before a name, ``beer_name``, since names collide), else an id, a
+    short id, a key (Plex's ``rating_key``), else a title (Netflix's ``Title``)."""
+
+    def last(n: str) -> list[str]:
+        return name_words(n)[-1:]
+
+    # a column named for users is none of the items (a follower's id beside the followed one's)
+    plain = [n for n in names if n != user and name_words(n) and not _USER_AS_SUCH & words[n]]
+    others = [n for n in plain if not _NOT_THE_USERS & words[n]]
+    named = [n for n in others if _ITEM_WORDS & words[n] and last(n)[0] not in _NOT_AN_ITEM_LAST]
+    short = [n for n in others if n.lower() in _SHORT_ITEM_IDS]
+    # of the columns named for items, an id first (Ta Feng's PRODUCT_ID after its PRODUCT_SUBCLASS)
+    named = [n for n in named if last(n) == ["id"]] + [n for n in named if last(n) != ["id"]]
+    if named and last(named[0])[0] in ("name", "title") and short:
+        return short[0]
+    return next(
+        iter(
+            named
+            or [n for n in plain if last(n) == ["id"]]
+            or short
+            or [n for n in plain if last(n) == ["key"]]
+            or [n for n in plain if last(n) == ["title"] and len(name_words(n)) <= 2]
         ),
         None,
     )
@@ -1943,6 +2003,19 @@ def _epoch_unit(frame: pd.DataFrame, col: str) -> str:
     return " --time-unit s" if high < 1e11 else " --time-unit ms"
 
 
+def _social_graph(names: Sequence[str]) -> str | None:
+    """Said of a file whose ids all name users (This Is My Jam's ``followers.tsv``: followed_user_id,
+    follower_user_id; Epinions' trust pairs): no item to suggest, and the second user would become one."""
+    users = [n for n in names if _USER_AS_SUCH & set(w := name_words(n)) and not _NOT_THE_USERS & set(w)]
+    ids = [n for n in names if name_words(n)[-1:] == ["id"] or n.lower() in _SHORT_ITEM_IDS]
+    if len(users) < 2 or not set(ids) <= set(users) or any(_ITEM_WORDS & set(name_words(n)) for n in names):
+        return None
+    return (
+        f"its ids ({', '.join(map(repr, users))}) all name users: a social or trust graph, which has no place in the "
+        "event contract (README, 'Social or trust edges'); leave the file out of the import"
+    )
+
+
 def _suggested_options(frame: pd.DataFrame, unread: Sequence[str]) -> str | None:
     """The options a file's column names suggest, all at once (Goodbooks' ratings.csv took four runs,
     one missing option each): a column named for users, one for items (else another id, else the
@@ -1951,9 +2024,7 @@ def _suggested_options(frame: pd.DataFrame, unread: Sequence[str]) -> str | None
     names = [*map(str, frame.columns), *unread]
     words = {name: set(name_words(name)) for name in names}
     user = user_column(names) or session_column(names)
-    item = next((n for n in names if n != user and _ITEM_WORDS & words[n] and not _NOT_THE_USERS & words[n]), None)
-    item = item or next((n for n in names if n != user and name_words(n)[-1:] == ["id"]), None)
-    item = item or next((n for n in names if n != user and n.lower() in _SHORT_ITEM_IDS), None)
+    item = _item_column(names, words, user)
     if user is None:
         return None
     coarse = _item_describers(names) if item is None else []
@@ -1963,8 +2034,9 @@ def _suggested_options(frame: pd.DataFrame, unread: Sequence[str]) -> str | None
             for n in names
             if n not in (user, item)
             and _RATING_WORDS & words[n]
-            and not (_AGGREGATE_WORDS | _NOT_THE_USERS) & words[n]
+            and not (_AGGREGATE_WORDS | _NOT_THE_USERS - {"score"}) & words[n]  # Untappd's rating_score
             and not any(w.isdigit() for w in words[n])  # Expedia's comp1_rate: a competitor's, one of eight
+            and name_words(n)[-1:] not in (["id"], ["key"])  # Plex's rating_key is its item's id
         ),
         None,
     )
@@ -2027,8 +2099,13 @@ USER_WORDS = frozenset(
     {
         "user", "username", "userid", "member", "customer", "reviewer", "account", "uid", "visitor", "client",
         "person", "author", "actor", "owner", "listener", "viewer", "reader", "player", "buyer", "rater",
+        "profile",
     }
 )  # fmt: skip
+#: ... of which these name someone who may be the user, or the item's maker (a book's author, a repo's
+#: owner), or a part of an account (a profile): second to a column named for users as such
+_MAYBE_USER_WORDS = frozenset({"author", "actor", "owner", "profile"})
+_USER_AS_SUCH = USER_WORDS - _MAYBE_USER_WORDS
 #: words of a column name that say it holds times (``date_added``, ``Watched Date``, ``createdAt``), as
 #: does a last word ``at`` (``read_at``)
 _TIME_WORDS = frozenset({"date", "time", "timestamp", "datetime", "ts", "dt", "created", "updated", "when"})
@@ -2055,7 +2132,7 @@ def time_columns(frame: pd.DataFrame | None, unread: Sequence[str] = (), exclude
     """Columns whose name says they hold times and whose cells, where they were read, do: dates and
     times written out (at least eight characters with a separator, so a year alone is none), or
     epoch numbers. ``unread``: columns not read, judged by their names alone."""
-    found: list[tuple[int, str]] = []
+    found: list[tuple[int, float, str]] = []
     columns = [*(map(str, frame.columns) if frame is not None else []), *unread]
     for col in columns:
         words = name_words(col)
@@ -2064,9 +2141,13 @@ def time_columns(frame: pd.DataFrame | None, unread: Sequence[str] = (), exclude
         # a date alone last (2): by the cells where they were read, else by the name, which may say epoch (0)
         named = set(words) & _TIME_WORDS
         rank = 0 if {"unix", "epoch"} & set(words) else 2 if named and named <= {"date"} else 1
+        empty = 0.0
         if frame is not None and col in frame.columns:
             cells = frame[col].dropna().astype(str).str.strip()
-            cells = cells[cells != ""].head(_TIME_PEEK)
+            cells = cells[cells != ""]
+            # tenths of the rows left empty: Goodreads' Date Read (read shelf only) after its Date Added
+            empty = round(1 - len(cells) / max(len(frame), 1), 1)
+            cells = cells.head(_TIME_PEEK)
             if cells.empty:
                 continue
             numbers = to_numbers(cells)
@@ -2078,9 +2159,10 @@ def time_columns(frame: pd.DataFrame | None, unread: Sequence[str] = (), exclude
                 rank = 1 if cells.str.contains(":").any() else 2
             if not timed:
                 continue
-        found.append((rank, col))
-    # a column with the time of day first: Amazon's unixReviewTime before its reviewTime ("09 13, 2009")
-    return [col for _, col in sorted(found, key=lambda pair: pair[0])]
+        found.append((rank, empty, col))
+    # a column with the time of day first: Amazon's unixReviewTime before its reviewTime ("09 13, 2009");
+    # of two alike, the one more rows fill
+    return [col for _, _, col in sorted(found, key=lambda found: found[:2])]
 
 
 def option_value(name: str) -> str:
@@ -2146,6 +2228,10 @@ def _names_example(frame: pd.DataFrame, names_option: str, item_id: str | None =
                 "--item-col naming the users' and the items' columns: the first ones hold small counts, not ids, "
                 "so the dataset's documentation has to say which are which"
             )
+        elif kind is None and "timestamp" not in names and numbers.isna().any() and _written_times(cells):
+            name = "timestamp"  # dates first (Jellyfin's playback backup): no user, wherever they stand
+        elif kind is None and _letter_codes(cells):
+            pass  # a code of one letter (Ta Feng's age group A-K, its area A-H) is no user and no item
         elif kind is None and "user_id" not in names:
             name = "user_id"
         elif kind is None and "item_id" not in names and not impressions and "items" not in names:
@@ -2171,6 +2257,30 @@ def _names_example(frame: pd.DataFrame, names_option: str, item_id: str | None =
     if "timestamp" not in names:
         extra += " --no-time"
     return f"{names_option} {','.join(names)}{extra}{unit}"
+
+
+#: rows a column of one-letter cells must have to be taken for a code
+_CODE_ROWS = 10
+
+
+def _letter_codes(cells: pd.Series) -> bool:
+    """Cells that are each one letter; the first, the header pandas read, may carry the ``.1`` it adds to
+    a name it saw before."""
+    text = cells.dropna().astype(str).str.strip()
+    # a few rows of letters are a toy file's users (a, b, c); a code is seen again and again
+    return (
+        len(text) > _CODE_ROWS
+        and bool(text.str.fullmatch(r"[A-Za-z]").iloc[1:].all())
+        and bool(re.fullmatch(r"[A-Za-z](?:\.\d+)?", text.iloc[0]))
+    )
+
+
+def _written_times(cells: pd.Series) -> bool:
+    """Cells that are all dates or times written out (at least eight characters with a separator, so
+    that no id or year passes)."""
+    text = cells.dropna().astype(str).str.strip()
+    written = text.str.len().ge(8) & text.str.contains(r"[-/:\s]")
+    return bool(len(text)) and bool(written.all()) and bool(reads_as_dates(text).all())
 
 
 #: rows a column must count one by one to be taken for a running count of the rows
@@ -2220,10 +2330,20 @@ def _list_kind(cells: pd.Series) -> str | None:
     return "marked" if float(marked.mean()) >= 0.5 else "plain"
 
 
+#: a cell written as a spreadsheet formula that keeps its text as text (``="0439023483"``: Goodreads'
+#: ISBNs, so that a spreadsheet keeps their leading zeros); ``=""`` is an empty cell
+_FORMULA_TEXT = r'^="(.*)"$'
+
+
 def _stripped(s: pd.Series) -> pd.Series:
     if pd.api.types.is_float_dtype(s) and s.dropna().mod(1).eq(0).all():
         s = s.astype("Int64")
-    return s.astype("string[pyarrow]").str.strip()  # arrow strings: vectorized strip
+    out = s.astype("string[pyarrow]").str.strip()  # arrow strings: vectorized strip
+    formula = out.str.startswith('="').fillna(False).to_numpy(dtype=bool)
+    if formula.any():
+        out = out.copy()
+        out.iloc[np.flatnonzero(formula)] = out[formula].str.replace(_FORMULA_TEXT, r"\1", regex=True).str.strip()
+    return out
 
 
 #: a number as NumPy's ``savetxt`` and MATLAB's ``save -ascii`` write it (``5.0200000e+02``): a

@@ -513,7 +513,7 @@ def load_items(
             f"genres from {pick['genre']!r} and the {len(trailing)} unnamed fields after it (a line lists several)"
         )
     if pick["genre"] is None and genre_list is not None:
-        picked_notes = picked_notes[:1] + ["genres from its 0/1 genre columns"]
+        picked_notes = picked_notes[:1] + [f"genres from its 0/1 genre columns ({_flag_names(raw, item_id_col)})"]
     if genre_list is not None:
         if genre_list.dtype == object or pd.api.types.is_string_dtype(genre_list):
             genre_list = _unescaped(genre_list)  # "Rock &amp; Roll" from a scraped page is rock & roll
@@ -691,6 +691,16 @@ def _flagged_genres(raw: pd.DataFrame, item_id_col: str) -> pd.Series | None:
     """Catalogues such as MovieLens 100k mark genres with one 0/1 column per genre: the genres of a
     row are the names of its columns set to 1, as a pipe-separated list. Positional names (columns
     the user left unnamed) say nothing, so they are not genres."""
+    flags = _flag_columns(raw, item_id_col)
+    if len(flags) < 2:
+        return None
+    on = raw[flags].eq("1").to_numpy()
+    names = [str(c) for c in flags]
+    return pd.Series(["|".join(n for n, f in zip(names, row, strict=True) if f) or None for row in on], index=raw.index)
+
+
+def _flag_columns(raw: pd.DataFrame, item_id_col: str) -> list[str]:
+    """The named columns of 0 and 1 alone, each the same on every row of an item."""
     flags = [
         c
         for c in raw.columns
@@ -700,11 +710,23 @@ def _flagged_genres(raw: pd.DataFrame, item_id_col: str) -> pd.Series | None:
         and raw[c].dropna().isin(["0", "1"]).all()
         and raw[c].notna().any()
     ]
-    if len(flags) < 2:
-        return None
-    on = raw[flags].eq("1").to_numpy()
-    names = [str(c) for c in flags]
-    return pd.Series(["|".join(n for n, f in zip(names, row, strict=True) if f) or None for row in on], index=raw.index)
+    if flags and raw[item_id_col].duplicated().any():
+        # a log that is its own items file: a genre is the item's, the same on each of its rows; a 0/1
+        # that differs between them is the row's (Goodreads' Read Count, this reader's)
+        varies = raw.groupby(item_id_col, sort=False)[flags].nunique().gt(1).any()
+        flags = [c for c in flags if not varies[c]]
+    return flags
+
+
+#: the 0/1 genre columns a note names
+_SHOWN_FLAGS = 6
+
+
+def _flag_names(raw: pd.DataFrame, item_id_col: str) -> str:
+    """The names of the columns ``_flagged_genres`` read, the first few of them."""
+    named = [str(c) for c in _flag_columns(raw, item_id_col)]
+    shown = ", ".join(map(repr, named[:_SHOWN_FLAGS]))
+    return shown + (f" and {len(named) - _SHOWN_FLAGS} more" if len(named) > _SHOWN_FLAGS else "")
 
 
 #: a release column of whole numbers none above this is a column of years

@@ -10,6 +10,7 @@ the items file in ``import_items``; here the rows become events, with their ids 
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 from collections import Counter
@@ -1108,12 +1109,18 @@ _ID_PEEK = 50
 
 
 def _json_object(v: object) -> bool:
-    """A cell that is a JSON object written out; a braced GUID (``{0F8FAD5B-…}``) is an id."""
-    if not isinstance(v, str) or not v.lstrip().startswith("{"):
+    """A cell that is an object written out: as JSON, or as Python writes a dict (``{'title': …}``:
+    pandas' ``to_csv`` of a column of dicts, as a JSON export read whole leaves Trakt's ``movie``); a
+    braced GUID (``{0F8FAD5B-…}``) is an id."""
+    if not isinstance(v, str) or not (text := v.strip()).startswith("{"):
         return False
     try:
-        return isinstance(json.loads(v), dict)
+        return isinstance(json.loads(text), dict)
     except ValueError:
+        pass
+    try:
+        return isinstance(ast.literal_eval(text), dict)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
         return False
 
 
@@ -1151,9 +1158,15 @@ def require_plain_ids(frame: pd.DataFrame, o: ImportOptions) -> None:
         if cells and len(records) * 2 > len(cells):
             first = records[0]
             shown = (json.dumps(first, default=str) if isinstance(first, dict) else str(first).strip())[:60]
+            written = (
+                ""
+                if isinstance(first, dict) or first.strip().startswith('{"')
+                else " (Python's text of a dict: a column of records written by to_csv as it was read; flatten "
+                "it with pandas' json_normalize before writing)"
+            )
             raise ImportFormatError(
-                f"{option} {col!r} holds records, not ids ({shown!r}, …): flatten the file to a column per "
-                "field first (README, 'A list of records')"
+                f"{option} {col!r} holds records, not ids ({shown!r}, …){written}: flatten the file to a column "
+                "per field first (README, 'A list of records')"
             )
 
 

@@ -1,0 +1,166 @@
+"""Personal-data and media-server exports (Goodreads, Netflix, Plex's Tautulli, Untappd, Trakt,
+Jellyfin) and a few public logs (This Is My Jam, Ta Feng): the options their columns suggest, their
+spreadsheet-kept ids, their quoting, and what their items files are read as."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ingest.import_files import ImportFormatError
+from ingest.import_items import load_items
+from ingest.importer import load_interactions
+
+
+def _refusal(path: Path, **options) -> str:
+    with pytest.raises(ImportFormatError) as caught:
+        load_interactions(path, **options)
+    return " ".join(str(caught.value).split())
+
+
+def _goodreads(tmp_path: Path) -> Path:
+    """Two readers' library exports joined, a ``user`` column added by the join (as the README's
+    one-account recipe does): a shelf row per book, ISBNs kept as text by spreadsheet formulas, Date
+    Read filled on the read shelf only, Read Count each reader's own."""
+    head = "Book Id,Title,Author,ISBN13,My Rating,Date Read,Date Added,Exclusive Shelf,Read Count,Owned Copies,user\n"
+    rows = [
+        '1,Dune,Frank Herbert,="9780441013593",5,2019/05/03,2019/04/01,read,1,0,ann',
+        '2,Emma,Jane Austen,="",0,,2020/01/02,to-read,0,0,ann',
+        '1,Dune,Frank Herbert,="9780441013593",4,2021/02/03,2021/01/01,read,2,0,bob',
+        '3,Ubik,Philip K. Dick,="9780547572291",0,,2022/03/04,to-read,0,0,bob',
+        '2,Emma,Jane Austen,="",3,2018/07/07,2018/06/06,read,1,0,bob',
+    ]
+    path = tmp_path / "goodreads_joined.csv"
+    path.write_text(head + "\n".join(rows) + "\n")
+    return path
+
+
+def test_goodreads_suggests_the_reader_and_the_date_every_row_has(tmp_path):
+    said = _refusal(_goodreads(tmp_path), user_col="nobody")
+    # Author came first and is no reader; Date Read is empty on every unread shelf
+    assert "--user-col user " in said and "--user-col Author" not in said
+    assert "--time-col 'Date Added'" in said
+
+
+def test_spreadsheet_kept_ids_are_read_as_their_text_and_an_empty_one_is_missing(tmp_path):
+    raw, _, summary = load_interactions(
+        _goodreads(tmp_path), user_col="user", item_col="ISBN13", rating_col="My Rating", time_col="Date Added"
+    )
+    assert sorted(set(raw["item_id"].dropna())) == ["9780441013593", "9780547572291"]
+    assert raw["item_id"].isna().sum() == 2  # ="" is no ISBN: quarantined as missing, not an item
+
+
+def test_a_readers_own_0_1_column_is_no_genre_of_the_book(tmp_path):
+    catalog, notes = load_items(_goodreads(tmp_path), "Book Id", None)
+    assert not catalog["genre"].str.contains("read count").any()
+    assert not any("0/1 genre columns" in n for n in notes)
+
+
+def test_genre_flags_are_named_where_they_are_read(tmp_path):
+    items = tmp_path / "u.item.csv"
+    items.write_text("movie_id,title,Action,Comedy,Drama\n1,Heat,1,0,1\n2,Big,0,1,0\n")
+    catalog, notes = load_items(items, "movie_id", None)
+    assert "genres from its 0/1 genre columns ('Action', 'Comedy', 'Drama')" in notes
+    assert catalog.set_index("item_id").loc["1", "genres"] == "action|drama"
+
+
+def test_plex_history_offers_its_rating_key_as_the_item_not_the_rating(tmp_path):
+    path = tmp_path / "Tautulli_history_export.csv"
+    path.write_text(
+        "date,friendly_name,user_id,title,full_title,media_type,rating_key,started,stopped,duration,percent_complete\n"
+        "1685000000,Ann,11,Episode 1,Show - Episode 1,episode,1003,1685000000,1685002700,2700,100\n"
+        "1685003000,Bob,12,Heat,Heat,movie,1366,1685003000,1685004000,1000,15\n"
+    )
+    said = _refusal(path, user_col="nobody")
+    assert "--item-col rating_key" in said and "--rating-col" not in said
+
+
+def test_netflix_offers_the_title_not_the_trailer_flag_and_a_profile_as_the_user(tmp_path):
+    path = tmp_path / "ViewingActivity.csv"
+    path.write_text(
+        "Profile Name,Start Time,Duration,Attributes,Title,Supplemental Video Type,Device Type,Bookmark,"
+        "Latest Bookmark,Country\n"
+        "Kids,2023-04-01 21:13:05,00:42:10,,Show: Season 2: Pilot (Episode 1),,Chrome PC,00:42:10,00:42:10,"
+        "US (United States)\n"
+        "Mom,2023-04-02 20:00:00,00:00:30,,Film: Trailer,TRAILER,Chrome PC,00:00:30,00:00:30,US (United States)\n"
+    )
+    said = _refusal(path, user_col="nobody")
+    assert "--user-col 'Profile Name' --item-col Title --time-col 'Start Time'" in said
+
+
+def test_untappd_offers_the_beer_id_before_the_beer_name(tmp_path):
+    path = tmp_path / "untappd.csv"
+    path.write_text(
+        "beer_name,brewery_name,beer_type,rating_score,created_at,checkin_id,bid,brewery_id,user\n"
+        "Pliny,Russian River,IPA,4.5,2021-06-05 19:12:44,101,7,3,ann\n"
+        "Pliny,Other Brewery,IPA,,2021-06-06 19:12:44,102,8,4,bob\n"
+    )
+    said = _refusal(path, user_col="nobody")
+    assert "--user-col user --item-col bid --rating-col rating_score --time-col created_at" in said
+
+
+def test_dicts_written_by_to_csv_are_refused_as_records_not_imported_as_ids(tmp_path):
+    path = tmp_path / "history.csv"
+    path.write_text(
+        "id,watched_at,action,type,movie,user\n"
+        "1,2023-01-02T20:11:00.000Z,watch,movie,\"{'title': 'Heat', 'year': 1995, 'ids': {'trakt': 1}}\",ann\n"
+        "2,2023-01-03T20:11:00.000Z,scrobble,movie,\"{'title': 'Big', 'year': 1988, 'ids': {'trakt': 2}}\",bob\n"
+    )
+    said = _refusal(path, user_col="user", item_col="movie", time_col="watched_at")
+    assert "--item-col 'movie' holds records, not ids" in said
+    assert "json_normalize" in said and "to_csv" in said
+
+
+def test_a_headerless_file_whose_first_column_is_its_time_is_named_so(tmp_path):
+    # Jellyfin's playback backup: time, user, item, … with no header, seven-digit fractions of seconds
+    path = tmp_path / "PlaybackReportingBackup.tsv"
+    rows = [
+        f"2022-06-0{d} 02:33:32.7252050\t{'a' * 31}{u}\t{'b' * 31}{d}\tAudio\tArtist - Album - Track\tDirectPlay\t"
+        f"Jellyfin Web\tChrome\t{100 + d}"
+        for d in range(1, 6)
+        for u in range(3)
+    ]
+    path.write_text("\n".join(rows) + "\n")
+    said = _refusal(path)
+    assert "--names timestamp,user_id,item_id,c4," in said and "--no-time" not in said
+
+
+def test_a_tab_separated_file_quoted_only_far_down_is_read_as_quoted(tmp_path):
+    # pandas' to_csv(sep="\t") quotes the few names with a quote inside; here none in the first 200 lines
+    rows = [f"u{k % 7}\tArtist {k % 40}\tSong {k % 50}\t2011-09-{1 + k % 28:02d}" for k in range(400)]
+    rows += ['u1\t"""Weird Al"" Yankovic"\t"""Heroes"""\t2011-10-01', 'u2\tBowie\t"""Heroes"""\t2011-10-02']
+    path = tmp_path / "jams.tsv"
+    path.write_text("user_id\tartist\ttitle\tcreation_date\n" + "\n".join(rows) + "\n")
+    raw, _, summary = load_interactions(path, item_col="title", time_col="creation_date")
+    assert '"Heroes"' in set(raw["item_id"]) and '"""Heroes"""' not in set(raw["item_id"])
+    assert any("read as quoted" in n for n in summary.read_notes)
+
+
+def test_a_file_of_user_pairs_is_said_to_be_a_social_graph_not_offered_as_a_log(tmp_path):
+    path = tmp_path / "followers.tsv"
+    path.write_text("followed_user_id\tfollower_user_id\n" + "a1\tb2\n" * 3)
+    said = _refusal(path)
+    assert "a social or trust graph" in said and "--item-col follower_user_id" not in said
+
+
+def test_of_two_columns_named_for_products_the_id_is_offered(tmp_path):
+    path = tmp_path / "ta_feng_all_months_merged.csv"
+    path.write_text(
+        "TRANSACTION_DT,CUSTOMER_ID,AGE_GROUP,PIN_CODE,PRODUCT_SUBCLASS,PRODUCT_ID,AMOUNT,ASSET,SALES_PRICE\n"
+        "11/1/2000,1104905,45-49,115,110411,4710199010372,2,24,37\n"
+    )
+    assert "--user-col CUSTOMER_ID --item-col PRODUCT_ID" in _refusal(path, user_col="nobody")
+
+
+def test_a_headerless_files_one_letter_codes_are_no_user_or_item(tmp_path):
+    # Ta Feng's original D11: time; customer; age group A-K; area A-H; subclass; product; amount; asset; price
+    lines = [
+        f"2000-11-{1 + k % 28:02d} 00:00:00;{k * 37 % 991:08d};{'ABCDEFGHIJK'[k % 11]};{'ABCDEFGH'[k % 8]};"
+        f"{110000 + k % 90};{4710000000000 + k * 7919};{1 + k % 3};{10 + k % 80};{12 + k % 90}"
+        for k in range(60)
+    ]
+    path = tmp_path / "D11"
+    path.write_text("\n".join(lines) + "\n")
+    said = _refusal(path)
+    assert "--names timestamp,user_id,c3,c4,item_id," in said
