@@ -324,9 +324,20 @@ def _pick_columns(
         pick["duration_s"] = None
     elif "duration_s" in told and "duration_ms" not in told:
         pick["duration_ms"] = None
+    duration_note = None
+    for role in ("duration_s", "duration_ms"):
+        col = pick[role]
+        if col is not None and role not in told and id_col is not None and (user := _users_own(raw, id_col, col)):
+            # Tautulli's history as its own items file: each session's time watched, not the episode's length
+            duration_note = (
+                f"{col!r} not read as the items' length: its cells differ between the rows of one item, and the file "
+                f"has a column of users ({user!r}): each row's own time, not the item's; --items-cols "
+                f"{role.split('_')[0] if role == 'duration_s' else role}={col} reads it all the same"
+            )
+            pick[role] = None
     used = [f"{role.split('_')[0]} from {col!r}" for role, col in pick.items() if col is not None]
     notes = [", ".join(used) if used else "no metadata column recognized"]
-    for note in (brand_note, genre_note):
+    for note in (brand_note, genre_note, duration_note):
         if note:
             notes.append(note)
     if pick["genre"] is None and not users_own:

@@ -164,3 +164,21 @@ def test_a_headerless_files_one_letter_codes_are_no_user_or_item(tmp_path):
     path.write_text("\n".join(lines) + "\n")
     said = _refusal(path)
     assert "--names timestamp,user_id,c3,c4,item_id," in said
+
+
+def test_a_log_as_its_own_items_file_gives_no_length_from_each_sessions_time(tmp_path):
+    # Tautulli's history: duration is the time each session watched, not the episode's length
+    path = tmp_path / "Tautulli_history_export.csv"
+    path.write_text(
+        "user_id,full_title,rating_key,duration,percent_complete\n"
+        "11,Show - Episode 1,1003,2700,100\n12,Show - Episode 1,1003,900,33\n"
+        "11,Heat,1366,6000,91\n13,Heat,1366,6600,100\n"
+    )
+    catalog, notes = load_items(path, "rating_key", None)
+    assert catalog["duration_s"].isna().all()
+    assert any("'duration' not read as the items' length" in n and "'user_id'" in n for n in notes)
+    # a catalogue's one row per item keeps its length
+    items = tmp_path / "items.csv"
+    items.write_text("rating_key,duration\n1003,2700\n1366,6600\n")
+    catalog, _ = load_items(items, "rating_key", None)
+    assert sorted(catalog["duration_s"].tolist()) == [2700.0, 6600.0]
