@@ -658,9 +658,16 @@ def import_(
     if report.accepted == 0 and report.quarantined > again:
         # an import that kept nothing is a failed import, whatever its rows' reasons
         reasons = ", ".join(f"{r} {n:,}" for r, n in sorted(report.reasons.items(), key=lambda kv: -kv[1]))
+        how = "the notes above say how to read its columns"
+        if report.reasons.get("future_timestamp", 0) * 2 > report.quarantined and summary.start is not None:
+            # Ta Feng's 13-digit product ids named as the time by a guess: read as ms, the year 2119
+            how = (
+                f"its times read from {summary.start:%Y-%m-%d} on, after today: the time is another column "
+                "(--time-col), or this one reads in another unit or format (--time-unit, --time-format)"
+            )
         raise UsageError(
-            f"no row of {source.name} was accepted: {report.quarantined:,} quarantined ({reasons}); the notes "
-            f"above say how to read its columns, and {settings.quarantine_dir} holds the rows with their reasons"
+            f"no row of {source.name} was accepted: {report.quarantined:,} quarantined ({reasons}); {how}, and "
+            f"{settings.quarantine_dir} holds the rows with their reasons"
         )
 
 

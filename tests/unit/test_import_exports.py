@@ -7,7 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from ingest.__main__ import app
 from ingest.import_files import ImportFormatError
 from ingest.import_items import load_items
 from ingest.importer import load_interactions
@@ -182,3 +184,16 @@ def test_a_log_as_its_own_items_file_gives_no_length_from_each_sessions_time(tmp
     items.write_text("rating_key,duration\n1003,2700\n1366,6600\n")
     catalog, _ = load_items(items, "rating_key", None)
     assert sorted(catalog["duration_s"].tolist()) == [2700.0, 6600.0]
+
+
+def test_an_import_whose_times_all_lie_ahead_says_the_time_column_is_wrong(tmp_path, monkeypatch):
+    # a 13-digit product id named as the time by a guess reads as milliseconds in the year 2119
+    monkeypatch.setenv("SETLIST_DATA_DIR", str(tmp_path / "data"))
+    path = tmp_path / "D11.csv"
+    path.write_text(
+        "user_id,item_id,timestamp\n" + "".join(f"u{k % 3},i{k % 4},{4710105011011 + k}\n" for k in range(9))
+    )
+    result = CliRunner().invoke(app, ["import", str(path), "--time-unit", "ms"])
+    said = " ".join(result.stderr.split())
+    assert result.exit_code == 2, result.output
+    assert "its times read from 2119-04-05 on, after today: the time is another column (--time-col)" in said
