@@ -1814,6 +1814,13 @@ def require_columns(
                     f"{len(frame.columns)} columns in order with {names_option} "
                     f"(e.g. {_names_example(frame, names_option, columns.get('item id'))})"
                 )
+                stem = path.name.split(".")[0]
+                if names_option == "--names" and len(stem) >= _ID_NAMED_MIN and re.fullmatch(_ID_NAMED, stem):
+                    # MLHD's <uuid>.txt.gz: one listener's rows, whose id is the file's name alone
+                    hint += (
+                        f". Named like an id, {path.name} may be one user's history with no user column: join such "
+                        "files, each file's name as its user (README, 'A directory of files')"
+                    )
             if len(frame.columns) + len(dropped) == 1 and not hint:
                 sep_option = names_option.replace("names", "sep")
                 hint = (
@@ -2230,6 +2237,9 @@ def _names_example(frame: pd.DataFrame, names_option: str, item_id: str | None =
             )
         elif kind is None and "timestamp" not in names and numbers.isna().any() and _written_times(cells):
             name = "timestamp"  # dates first (Jellyfin's playback backup): no user, wherever they stand
+        elif kind is None and not names and (unit_of := _epoch_first(numbers)):
+            # MLHD's per-listener files open with epoch seconds, each row its own: no user's id
+            name, unit = "timestamp", unit_of
         elif kind is None and _letter_codes(cells):
             pass  # a code of one letter (Ta Feng's age group A-K, its area A-H) is no user and no item
         elif kind is None and "user_id" not in names:
@@ -2273,6 +2283,30 @@ def _letter_codes(cells: pd.Series) -> bool:
         and bool(text.str.fullmatch(r"[A-Za-z]").iloc[1:].all())
         and bool(re.fullmatch(r"[A-Za-z](?:\.\d+)?", text.iloc[0]))
     )
+
+
+#: a file name (before its first dot) that is an id: a UUID, or 16 hex digits or more (digits alone are
+#: as often a date or a part's number)
+_ID_NAMED = r"(?i)[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]*[a-f][0-9a-f]*"
+_ID_NAMED_MIN = 16
+#: epoch seconds of 2000-01-01 and of 2100-01-01: a first column of numbers between them (or those in
+#: milliseconds), nearly each its own, is read as times rather than as users
+_EPOCH_YEARS_S = (946_684_800, 4_102_444_800)
+#: ... the share of its cells that must be distinct: a user's id comes back row after row
+_DISTINCT_TIMES = 0.9
+
+
+def _epoch_first(numbers: pd.Series) -> str:
+    """`` --time-unit s`` (or ``ms``) when a first column's numbers are all epoch times of this century
+    and nearly each its own, else ``""``."""
+    if len(numbers) <= _CODE_ROWS or numbers.isna().any() or numbers.nunique() < _DISTINCT_TIMES * len(numbers):
+        return ""
+    low, high = _EPOCH_YEARS_S
+    if numbers.between(low, high).all():
+        return " --time-unit s"
+    if numbers.between(low * 1000, high * 1000).all():
+        return " --time-unit ms"
+    return ""
 
 
 def _written_times(cells: pd.Series) -> bool:

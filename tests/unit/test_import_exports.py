@@ -197,3 +197,18 @@ def test_an_import_whose_times_all_lie_ahead_says_the_time_column_is_wrong(tmp_p
     said = " ".join(result.stderr.split())
     assert result.exit_code == 2, result.output
     assert "its times read from 2119-04-05 on, after today: the time is another column (--time-col)" in said
+
+
+def test_a_headerless_file_named_like_an_id_opening_with_epoch_times(tmp_path):
+    # MLHD: one listener's <uuid>.txt.gz, time first (epoch seconds, each row its own), no user column
+    path = tmp_path / "0a1b2c3d-0000-4000-8000-000000000001.txt"
+    mbid = "5d300cb9-0706-a045-defc-044a0932562"
+    path.write_text("".join(f"{1200000000 + 977 * k}\tart{k % 3}\t{mbid}{k % 4}\t{mbid}{k % 9}\n" for k in range(30)))
+    said = _refusal(path)
+    assert "--names timestamp," in said and "--time-unit s" in said
+    assert "may be one user's history with no user column" in said
+    # a log whose first column repeats is a user's, however large its numbers
+    users = tmp_path / "ratings.txt"
+    users.write_text("".join(f"{1200000000 + k % 3}\t{k % 7}\t{1 + k % 5}\n" for k in range(30)))
+    said = _refusal(users)
+    assert "--names user_id,item_id,rating" in said and "one user's history" not in said
