@@ -1077,7 +1077,7 @@ def _context_values(
     devices, or not shaped as a locale either way, is ``other`` (counted for the summary), so that
     the cohorts trained on are the cohorts requests name. ``mapping`` names the column's own codes
     first (Outbrain's platform 1, 2, 3); a missing-value token is unknown; a geo path (``US>CA>807``)
-    gives its country."""
+    gives its country, and so does a code with its name (Netflix's ``US (United States)``)."""
     from setlist.context import OTHER, Vocabulary
     from setlist.settings import get_settings
 
@@ -1090,7 +1090,8 @@ def _context_values(
 
     def read_one(name: str) -> str:
         given = (mapping or {}).get(name, (mapping or {}).get(name.lower(), name))
-        for form in (given, given.lower(), given.split(">", 1)[0].strip(), given.split(">", 1)[0].strip().lower()):
+        head = re.split(r">|\s+\(", given, maxsplit=1)[0].strip()
+        for form in (given, given.lower(), head, head.lower()):
             # as written when a client could send it so, else lower case (a request's "DE" would be other too)
             if (value := bound(form)) != OTHER:
                 return value

@@ -212,3 +212,16 @@ def test_a_headerless_file_named_like_an_id_opening_with_epoch_times(tmp_path):
     users.write_text("".join(f"{1200000000 + k % 3}\t{k % 7}\t{1 + k % 5}\n" for k in range(30)))
     said = _refusal(users)
     assert "--names user_id,item_id,rating" in said and "one user's history" not in said
+
+
+def test_a_country_written_with_its_name_gives_its_code_as_the_locale(tmp_path):
+    path = tmp_path / "ViewingActivity.csv"
+    path.write_text(
+        "Profile Name,Start Time,Title,Country\n"
+        "Kids,2023-04-01 21:13:05,Heat,US (United States)\nMom,2023-04-02 20:00:00,Big,DE (Germany)\n"
+        "Dad,2023-04-03 20:00:00,Ran,Atlantis\n"
+    )
+    raw, _, _ = load_interactions(
+        path, user_col="Profile Name", item_col="Title", time_col="Start Time", locale_col="Country"
+    )
+    assert sorted(raw["locale"]) == ["de", "other", "us"]
