@@ -233,6 +233,31 @@ def _split_bare_separator(s: pd.Series) -> tuple[pd.Series, str | None]:
     return _split_paths(s, text, filled)
 
 
+#: genre columns named for tags, whose cells may list them between spaces (Flickr's, KGRec's)
+_TAG_COLUMNS = ("tags", "tag", "tag_list", "taglist")
+
+
+def _split_spaced_tags(s: pd.Series) -> tuple[pd.Series, str | None]:
+    """A tags column of words between spaces (``beach sunset nikon``), rewritten with pipes, when no
+    other separator is in its cells and its words recur as tags do: each cell read whole gave
+    nearly one genre per item."""
+    text = s.where(s.map(lambda v: isinstance(v, str)), None).astype("string")
+    filled = text.dropna().str.strip()
+    filled = filled[filled != ""]
+    if filled.empty or filled.str.contains(r"[|,;]", regex=True).any():
+        return s, None
+    spaced = filled[filled.str.contains(r"\s", regex=True)]
+    if len(spaced) < 0.5 * len(filled):
+        return s, None
+    combos = filled.unique()
+    words = {w for c in combos for w in c.split()}
+    if len(words) > SPLIT_MAX_PARTS_PER_COMBINATION * len(combos):
+        return s, None
+    split = text.str.strip().str.replace(r"\s+", "|", regex=True)
+    out = s.where(text.isna(), split.astype(object))
+    return out, f"tags read as words between spaces ({len(words):,} tags in {len(combos):,} combinations)"
+
+
 #: a category path: most cells hold ``/`` bare, and their first levels are this much fewer than the paths
 PATH_MAX_TOPS_PER_PATH = 0.7
 
@@ -242,6 +267,9 @@ def _split_paths(s: pd.Series, text: pd.Series, filled: pd.Series) -> tuple[pd.S
     Смартфоны``), rewritten with pipes so that the genre is a level of the path, as Amazon's lists
     are read, and a comma inside a level's name (``Одежда, обувь и аксессуары``) splits nothing."""
     bare = r"(?<=[^\s/])/(?=[^\s/])"
+    if filled.str.contains("|", regex=False).any():
+        # lists already (Yahoo! Movies' "thriller|musical/performing arts"): a slash is inside a genre's name
+        return s, None
     joined = filled[filled.str.contains(bare, regex=True)]
     if len(joined) < 0.5 * len(filled):
         return s, None
@@ -529,6 +557,8 @@ def load_items(
         if genre_list.dtype == object or pd.api.types.is_string_dtype(genre_list):
             genre_list = _unescaped(genre_list)  # "Rock &amp; Roll" from a scraped page is rock & roll
         genre_list, split_note = _split_bare_separator(genre_list)
+        if split_note is None and pick["genre"] is not None and str(pick["genre"]).lower() in _TAG_COLUMNS:
+            genre_list, split_note = _split_spaced_tags(genre_list)
         if split_note:
             picked_notes.append(split_note)
         out["genre"], below_root = _genre_below_roots(genre_list)

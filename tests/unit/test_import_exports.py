@@ -225,3 +225,33 @@ def test_a_country_written_with_its_name_gives_its_code_as_the_locale(tmp_path):
         path, user_col="Profile Name", item_col="Title", time_col="Start Time", locale_col="Country"
     )
     assert sorted(raw["locale"]) == ["de", "other", "us"]
+
+
+def test_a_tags_column_of_words_between_spaces_gives_each_tag(tmp_path):
+    # a Flickr crawl's photos.tsv: tags joined by spaces, a few tags in many combinations
+    tags = ["beach", "sunset", "nikon", "city", "night", "dog"]
+    rows = [f"p{k}\towner{k % 5}\t{tags[k % 6]} {tags[(k + 1) % 6]} {tags[(k // 6 + 3) % 6]}" for k in range(40)]
+    path = tmp_path / "photos.tsv"
+    path.write_text("photo_id\towner\ttags\n" + "\n".join(rows) + "\n")
+    catalog, notes = load_items(path, "photo_id", None)
+    assert set(catalog["genre"]) <= set(tags)
+    assert catalog.set_index("item_id").loc["p0", "genres"].split("|")[:2] == ["beach", "sunset"]
+    assert any(n.startswith("tags read as words between spaces (6 tags in") for n in notes)
+    # a genre column of names with spaces stays whole
+    genres = tmp_path / "items.csv"
+    genres.write_text("id,genre\n" + "".join(f"{k},{['hip hop', 'science fiction'][k % 2]}\n" for k in range(20)))
+    catalog, _ = load_items(genres, "id", None)
+    assert set(catalog["genre"]) == {"hip hop", "science fiction"}
+
+
+def test_genre_lists_keep_a_slash_inside_a_genres_name(tmp_path):
+    # Yahoo! Movies: pipe lists of genres, some named with a slash ("Science Fiction/Fantasy"), which
+    # recur beside one another as a path's levels would
+    names = ["Science Fiction/Fantasy", "Kids/Family", "Action/Adventure", "Musical/Performing Arts", "Thriller"]
+    plain = ["Drama", "Comedy", "Horror", "Western", "Crime", "War", "Noir"]
+    rows = [f"{k}\tMovie {k}\t{names[k % 2]}|{names[2 + k % 3]}|{plain[k % 7]}" for k in range(60)]
+    path = tmp_path / "movies.txt"
+    path.write_text("movie_id\ttitle\tgenres\n" + "\n".join(rows) + "\n")
+    catalog, notes = load_items(path, "movie_id", None)
+    assert not any("category paths" in n for n in notes)
+    assert "science fiction/fantasy" in set(catalog["genre"])
