@@ -1860,8 +1860,12 @@ def require_columns(
             if role in ("user", "item", "time") and names_option == "--names" and not data_first:
                 if social := _social_graph([*map(str, frame.columns), *dropped]):
                     hint += f"; {social}"
-                elif suggested := _suggested_options(frame, dropped):
-                    hint += f"; by their names, its columns would import with {suggested}"
+                else:
+                    # a JSON or parquet file's columns left unread are looked at too (Amazon's unixReviewTime:
+                    # its epoch numbers want --time-unit s)
+                    seen = with_unread_sample(frame, path, list(dropped))
+                    if suggested := _suggested_options(seen, [c for c in dropped if c not in seen.columns]):
+                        hint += f"; by their names, its columns would import with {suggested}"
             # a first line of data is no list of names to choose from: a few show what was read
             cap = SHOWN_DATA_COLUMNS if data_first else SHOWN_COLUMNS
             names = [*map(str, frame.columns), *dropped]

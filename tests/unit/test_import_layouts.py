@@ -1506,7 +1506,10 @@ def test_review_and_vote_layouts_are_offered_their_rating_and_their_items(tmp_pa
         + "\n"
     )
     refused = _refusal(reviews)
-    assert "--user-col reviewerID --item-col asin --rating-col overall --time-col unixReviewTime" in refused
+    # its epoch numbers were not read (a JSON file is read for the columns named), yet their unit is said
+    assert (
+        "--user-col reviewerID --item-col asin --rating-col overall --time-col unixReviewTime --time-unit s" in refused
+    )
     _, _, summary = load_interactions(reviews, user_col="reviewerID", item_col="asin", time_col="unixReviewTime",
                                       time_unit="s")  # fmt: skip
     assert "column 'overall' (" not in str(summary) and "'overall' not read" in " ".join(str(summary).split())
