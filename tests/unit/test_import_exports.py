@@ -67,39 +67,48 @@ def test_genre_flags_are_named_where_they_are_read(tmp_path):
     assert catalog.set_index("item_id").loc["1", "genres"] == "action|drama"
 
 
-def test_plex_history_offers_its_rating_key_as_the_item_not_the_rating(tmp_path):
-    path = tmp_path / "Tautulli_history_export.csv"
-    path.write_text(
+#: (file name, its text, what the suggestion says): each a column the names once led wrong
+SUGGESTED = [
+    pytest.param(
+        "Tautulli_history_export.csv",
         "date,friendly_name,user_id,title,full_title,media_type,rating_key,started,stopped,duration,percent_complete\n"
         "1685000000,Ann,11,Episode 1,Show - Episode 1,episode,1003,1685000000,1685002700,2700,100\n"
-        "1685003000,Bob,12,Heat,Heat,movie,1366,1685003000,1685004000,1000,15\n"
-    )
-    said = _refusal(path, user_col="nobody")
-    assert "--item-col rating_key" in said and "--rating-col" not in said
-
-
-def test_netflix_offers_the_title_not_the_trailer_flag_and_a_profile_as_the_user(tmp_path):
-    path = tmp_path / "ViewingActivity.csv"
-    path.write_text(
-        "Profile Name,Start Time,Duration,Attributes,Title,Supplemental Video Type,Device Type,Bookmark,"
-        "Latest Bookmark,Country\n"
-        "Kids,2023-04-01 21:13:05,00:42:10,,Show: Season 2: Pilot (Episode 1),,Chrome PC,00:42:10,00:42:10,"
-        "US (United States)\n"
-        "Mom,2023-04-02 20:00:00,00:00:30,,Film: Trailer,TRAILER,Chrome PC,00:00:30,00:00:30,US (United States)\n"
-    )
-    said = _refusal(path, user_col="nobody")
-    assert "--user-col 'Profile Name' --item-col Title --time-col 'Start Time'" in said
-
-
-def test_untappd_offers_the_beer_id_before_the_beer_name(tmp_path):
-    path = tmp_path / "untappd.csv"
-    path.write_text(
+        "1685003000,Bob,12,Heat,Heat,movie,1366,1685003000,1685004000,1000,15\n",
+        "--user-col user_id --item-col rating_key --time-col date",  # Plex's rating_key is the item, no rating
+        id="plex-rating-key",
+    ),
+    pytest.param(
+        "ViewingActivity.csv",
+        "Profile Name,Start Time,Duration,Attributes,Title,Supplemental Video Type,Device Type,Country\n"
+        "Kids,2023-04-01 21:13:05,00:42:10,,Show: Season 2: Pilot (Episode 1),,Chrome PC,US (United States)\n"
+        "Mom,2023-04-02 20:00:00,00:00:30,,Film: Trailer,TRAILER,Chrome PC,US (United States)\n",
+        "--user-col 'Profile Name' --item-col Title --time-col 'Start Time'",  # no trailer flag as the item
+        id="netflix-title",
+    ),
+    pytest.param(
+        "untappd.csv",
         "beer_name,brewery_name,beer_type,rating_score,created_at,checkin_id,bid,brewery_id,user\n"
         "Pliny,Russian River,IPA,4.5,2021-06-05 19:12:44,101,7,3,ann\n"
-        "Pliny,Other Brewery,IPA,,2021-06-06 19:12:44,102,8,4,bob\n"
-    )
-    said = _refusal(path, user_col="nobody")
-    assert "--user-col user --item-col bid --rating-col rating_score --time-col created_at" in said
+        "Pliny,Other Brewery,IPA,,2021-06-06 19:12:44,102,8,4,bob\n",
+        "--user-col user --item-col bid --rating-col rating_score --time-col created_at",  # names collide
+        id="untappd-bid",
+    ),
+    pytest.param(
+        "ta_feng_all_months_merged.csv",
+        "TRANSACTION_DT,CUSTOMER_ID,AGE_GROUP,PIN_CODE,PRODUCT_SUBCLASS,PRODUCT_ID,AMOUNT,ASSET,SALES_PRICE\n"
+        "11/1/2000,1104905,45-49,115,110411,4710199010372,2,24,37\n",
+        "--user-col CUSTOMER_ID --item-col PRODUCT_ID",  # of two columns named for products, the id
+        id="ta-feng-product-id",
+    ),
+]
+
+
+@pytest.mark.parametrize("name,text,said", SUGGESTED)
+def test_the_suggested_options_name_the_columns_that_hold_users_items_and_times(tmp_path, name, text, said):
+    path = tmp_path / name
+    path.write_text(text)
+    refused = _refusal(path, user_col="nobody")
+    assert said in refused and "--rating-col rating_key" not in refused
 
 
 def test_dicts_written_by_to_csv_are_refused_as_records_not_imported_as_ids(tmp_path):
@@ -144,15 +153,6 @@ def test_a_file_of_user_pairs_is_said_to_be_a_social_graph_not_offered_as_a_log(
     path.write_text("followed_user_id\tfollower_user_id\n" + "a1\tb2\n" * 3)
     said = _refusal(path)
     assert "a social or trust graph" in said and "--item-col follower_user_id" not in said
-
-
-def test_of_two_columns_named_for_products_the_id_is_offered(tmp_path):
-    path = tmp_path / "ta_feng_all_months_merged.csv"
-    path.write_text(
-        "TRANSACTION_DT,CUSTOMER_ID,AGE_GROUP,PIN_CODE,PRODUCT_SUBCLASS,PRODUCT_ID,AMOUNT,ASSET,SALES_PRICE\n"
-        "11/1/2000,1104905,45-49,115,110411,4710199010372,2,24,37\n"
-    )
-    assert "--user-col CUSTOMER_ID --item-col PRODUCT_ID" in _refusal(path, user_col="nobody")
 
 
 def test_a_headerless_files_one_letter_codes_are_no_user_or_item(tmp_path):
