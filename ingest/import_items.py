@@ -538,7 +538,8 @@ def load_items(
     raw = _missing_tokens_blank(raw, [c for c in [*pick.values(), fallback] if c is not None])
     out = pd.DataFrame({"item_id": clean_ids(raw[item_id_col])})
     out["artist"] = _unescaped(_first_of_list(raw[pick["artist"]])) if pick["artist"] else UNKNOWN
-    genre_list = raw[pick["genre"]] if pick["genre"] else _flagged_genres(raw, item_id_col)
+    flags = [] if pick["genre"] else _flag_columns(raw, item_id_col)
+    genre_list = raw[pick["genre"]] if pick["genre"] else _flagged_genres(raw, flags)
     if pick["genre"] and (trailing := _unnamed_after(raw, pick["genre"])):
         # Yahoo! Music's trackData1.txt: a line lists as many genres as the track has, past the names
         joined = raw[pick["genre"]].astype("string").fillna("")
@@ -552,7 +553,7 @@ def load_items(
             f"genres from {pick['genre']!r} and the {len(trailing)} unnamed fields after it (a line lists several)"
         )
     if pick["genre"] is None and genre_list is not None:
-        picked_notes = picked_notes[:1] + [f"genres from its 0/1 genre columns ({_flag_names(raw, item_id_col)})"]
+        picked_notes = picked_notes[:1] + [f"genres from its 0/1 genre columns ({_flag_names(flags)})"]
     if genre_list is not None:
         if genre_list.dtype == object or pd.api.types.is_string_dtype(genre_list):
             genre_list = _unescaped(genre_list)  # "Rock &amp; Roll" from a scraped page is rock & roll
@@ -728,11 +729,10 @@ def _unescaped(s: pd.Series) -> pd.Series:
     return out
 
 
-def _flagged_genres(raw: pd.DataFrame, item_id_col: str) -> pd.Series | None:
-    """Catalogues such as MovieLens 100k mark genres with one 0/1 column per genre: the genres of a
-    row are the names of its columns set to 1, as a pipe-separated list. Positional names (columns
-    the user left unnamed) say nothing, so they are not genres."""
-    flags = _flag_columns(raw, item_id_col)
+def _flagged_genres(raw: pd.DataFrame, flags: list[str]) -> pd.Series | None:
+    """Catalogues such as MovieLens 100k mark genres with one 0/1 column per genre (``flags``,
+    ``_flag_columns``): the genres of a row are the names of its columns set to 1, as a pipe-separated
+    list."""
     if len(flags) < 2:
         return None
     on = raw[flags].eq("1").to_numpy()
@@ -741,7 +741,8 @@ def _flagged_genres(raw: pd.DataFrame, item_id_col: str) -> pd.Series | None:
 
 
 def _flag_columns(raw: pd.DataFrame, item_id_col: str) -> list[str]:
-    """The named columns of 0 and 1 alone, each the same on every row of an item."""
+    """The named columns of 0 and 1 alone, each the same on every row of an item. Positional names
+    (columns the user left unnamed) say nothing, so they are not genres."""
     flags = [
         c
         for c in raw.columns
@@ -763,9 +764,9 @@ def _flag_columns(raw: pd.DataFrame, item_id_col: str) -> list[str]:
 _SHOWN_FLAGS = 6
 
 
-def _flag_names(raw: pd.DataFrame, item_id_col: str) -> str:
-    """The names of the columns ``_flagged_genres`` read, the first few of them."""
-    named = [str(c) for c in _flag_columns(raw, item_id_col)]
+def _flag_names(flags: list[str]) -> str:
+    """The first few of the 0/1 genre columns read, by name."""
+    named = [str(c) for c in flags]
     shown = ", ".join(map(repr, named[:_SHOWN_FLAGS]))
     return shown + (f" and {len(named) - _SHOWN_FLAGS} more" if len(named) > _SHOWN_FLAGS else "")
 
