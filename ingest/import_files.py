@@ -2165,8 +2165,7 @@ def time_columns(frame: pd.DataFrame | None, unread: Sequence[str] = (), exclude
             if numbers.notna().all():
                 timed, rank = bool(numbers.between(*_EPOCH_RANGE).all()), 1
             else:
-                written = cells.str.len().ge(8) & cells.str.contains(r"[-/:\s]")
-                timed = bool((written & reads_as_dates(cells)).mean() >= _TIME_SHARE)
+                timed = _written_times(cells, _TIME_SHARE)
                 rank = 1 if cells.str.contains(":").any() else 2
             if not timed:
                 continue
@@ -2313,12 +2312,12 @@ def _epoch_first(numbers: pd.Series) -> str:
     return ""
 
 
-def _written_times(cells: pd.Series) -> bool:
-    """Cells that are all dates or times written out (at least eight characters with a separator, so
-    that no id or year passes)."""
+def _written_times(cells: pd.Series, share: float = 1.0) -> bool:
+    """Whether at least ``share`` of the cells are dates or times written out (eight characters or
+    more with a separator, so that no id or year passes)."""
     text = cells.dropna().astype(str).str.strip()
     written = text.str.len().ge(8) & text.str.contains(r"[-/:\s]")
-    return bool(len(text)) and bool(written.all()) and bool(reads_as_dates(text).all())
+    return bool(len(text)) and bool((written & reads_as_dates(text)).mean() >= share)
 
 
 #: rows a column must count one by one to be taken for a running count of the rows
