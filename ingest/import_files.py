@@ -2325,9 +2325,9 @@ _COUNTED_ROWS = 10
 
 
 def _small_counts(numbers: pd.Series) -> bool:
-    """Whole numbers from 0 up to a few, of more than one value: counts of clicks, not ids (a file
-    sorted by user starts with many rows of user 0)."""
-    if not len(numbers) or numbers.isna().any() or numbers.nunique() < 2:
+    """Whole numbers from 0 up to a few, of more than one value, not in order: counts of clicks, not
+    ids (a file sorted by user starts with many rows of user 0, then of user 1: KGRec's 0, 0, …, 1, …)."""
+    if not len(numbers) or numbers.isna().any() or numbers.nunique() < 2 or numbers.is_monotonic_increasing:
         return False
     return bool((numbers % 1 == 0).all() and numbers.min() == 0 and numbers.max() <= _RATING_TOPS)
 

@@ -255,3 +255,11 @@ def test_genre_lists_keep_a_slash_inside_a_genres_name(tmp_path):
     catalog, notes = load_items(path, "movie_id", None)
     assert not any("category paths" in n for n in notes)
     assert "science fiction/fantasy" in set(catalog["genre"])
+
+
+def test_a_headerless_file_sorted_by_small_user_numbers_names_them_users(tmp_path):
+    # KGRec-music's implicit_lf_dataset.csv: user 0, 1, … in order, a sound id, and 1
+    path = tmp_path / "implicit_lf_dataset.csv"
+    path.write_text("".join(f"{k // 25}\t{100000 + k * 37 % 9000}\t1\n" for k in range(300)))
+    said = _refusal(path)
+    assert "--names user_id,item_id," in said and "small counts, not ids" not in said
