@@ -30,8 +30,10 @@ from setlist.numbers import to_numbers
 
 # item metadata columns we recognize (lower-cased), in order of preference
 _ITEM_ALIASES = {
-    # a bare "name" last: beside a track's own name it is often its playlist's (the Million Playlist Dataset)
+    # a bare "name" last: beside a track's own name it is often its playlist's (the Million Playlist Dataset);
+    # a full title first: Plex's (Tautulli's) "Show - Episode 1" beside its bare "Episode 1"
     "title": (
+        "full_title",
         "title",
         "track_name",
         "track_title",

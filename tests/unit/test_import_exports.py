@@ -172,12 +172,13 @@ def test_a_log_as_its_own_items_file_gives_no_length_from_each_sessions_time(tmp
     # Tautulli's history: duration is the time each session watched, not the episode's length
     path = tmp_path / "Tautulli_history_export.csv"
     path.write_text(
-        "user_id,full_title,rating_key,duration,percent_complete\n"
-        "11,Show - Episode 1,1003,2700,100\n12,Show - Episode 1,1003,900,33\n"
-        "11,Heat,1366,6000,91\n13,Heat,1366,6600,100\n"
+        "user_id,title,full_title,rating_key,duration,percent_complete\n"
+        "11,Episode 1,Show - Episode 1,1003,2700,100\n12,Episode 1,Show - Episode 1,1003,900,33\n"
+        "11,Heat,Heat,1366,6000,91\n13,Heat,Heat,1366,6600,100\n"
     )
     catalog, notes = load_items(path, "rating_key", None)
     assert catalog["duration_s"].isna().all()
+    assert set(catalog["title"]) == {"Show - Episode 1", "Heat"}  # the full title, where a bare one repeats
     assert any("'duration' not read as the items' length" in n and "'user_id'" in n for n in notes)
     # a catalogue's one row per item keeps its length
     items = tmp_path / "items.csv"
