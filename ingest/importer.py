@@ -1186,7 +1186,10 @@ _OUTCOME_NAME = (
     r"|share|shared|skip|skipped|purchase|purchased|buy|bought|cart|carted|rating|rated|score|stars|watch_ratio"
     r"|play_ratio|retweet|retweeted|install|installed|bookmark|bookmarked|read|comment|commented|forward"
     r"|forwarded|hate|hated|dislike|disliked|long_?view|plays|play_?count|listens|listen_?count|weight|booking"
-    r"|booked|conversion|converted|overall|result|label)"
+    r"|booked|conversion|converted|overall|result|label"
+    # how long each play lasted (Jellyfin's PlayDuration, Spotify's ms_played): --played-col reads it
+    r"|play_?duration|ms_?played|played_?(?:ms|s|sec|secs|seconds|time|duration)"
+    r"|(?:listen|watch)(?:ed)?_?(?:duration|ms|seconds|secs))"
     r"(?:_?(?:cnt|count|num|flag|bool|s|timestamp|time))?"
 )
 

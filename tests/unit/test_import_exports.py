@@ -264,3 +264,19 @@ def test_a_headerless_file_sorted_by_small_user_numbers_names_them_users(tmp_pat
     path.write_text("".join(f"{k // 25}\t{100000 + k * 37 % 9000}\t1\n" for k in range(300)))
     said = _refusal(path)
     assert "--names user_id,item_id," in said and "small counts, not ids" not in said
+
+
+def test_a_time_played_left_unread_is_said(tmp_path):
+    # Jellyfin's playback report: every row would import as a whole play, short ones too
+    path = tmp_path / "PlaybackActivity.csv"
+    path.write_text(
+        "DateCreated,UserId,ItemId,ItemType,ItemName,PlaybackMethod,ClientName,DeviceName,PlayDuration\n"
+        + "".join(
+            f"2022-06-0{1 + k % 9} 02:33:32,u{k % 3},i{k % 5},Audio,A - B - C,DirectPlay,Web,Chrome,{k * 7}\n"
+            for k in range(12)
+        )
+    )
+    _, _, summary = load_interactions(path, user_col="UserId", item_col="ItemId", time_col="DateCreated")
+    said = " ".join(" ".join(summary.read_notes).split())
+    assert "column 'PlayDuration' not read: every row is imported as a whole play" in said
+    assert "--played-col reads one" in said
