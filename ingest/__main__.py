@@ -253,7 +253,10 @@ def import_(
     source: Path = typer.Argument(
         ..., help="interactions: delimited text (.csv, .tsv, .dat, …), .jsonl, .json or .parquet, optionally compressed"
     ),
-    user_col: str = "user_id",
+    user_col: str = typer.Option(
+        "user_id",
+        help="the user id column; several separated by commas name a user together (account,'Profile Name')",
+    ),
     item_col: str = typer.Option(
         "item_id", help="the item id column; several separated by commas name an item together (artist,track)"
     ),

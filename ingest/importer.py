@@ -320,12 +320,18 @@ def _unread_cells(
     n = len(raw)
     out = np.full(n, None, dtype=object)
     done = np.zeros(n, dtype=bool) if missing_id is None else missing_id.copy()
-    if o.item_parts and done.any():
-        rows = np.flatnonzero(done & is_present(raw[o.user_col]).to_numpy(dtype=bool))
-        present = {p: is_present(raw[p].iloc[rows]).to_numpy(dtype=bool) for p in o.item_parts}
+    has_user = is_present(raw[o.user_col]).to_numpy(dtype=bool) if done.any() else done
+    for parts, rows, what in [
+        (o.user_parts, done & ~has_user, "the user's key"),  # the contract names the user first
+        (o.item_parts, done & has_user, "the item's name"),
+    ]:
+        if not parts:
+            continue
+        rows = np.flatnonzero(rows)
+        present = {p: is_present(raw[p].iloc[rows]).to_numpy(dtype=bool) for p in parts}
         for k, i in enumerate(rows.tolist()):
-            empty = " and ".join(repr(p) for p in o.item_parts if not present[p][k])
-            out[i] = f"{empty} empty (a part of the item's name)" if empty else None
+            empty = " and ".join(repr(p) for p in parts if not present[p][k])
+            out[i] = f"{empty} empty (a part of {what})" if empty else None
     if o.time_col is not None:
         cells = raw[o.time_col]
         present = is_present(cells).to_numpy(dtype=bool)
@@ -505,8 +511,15 @@ class ImportOptions:
     #: the columns that together name an item, when ``item_col`` names several (``artist,track``);
     #: ``item_col`` is then the key column made of them (``item_key``)
     item_parts: tuple[str, ...] = ()
+    #: the columns that together name a user, when ``user_col`` names several (an account's
+    #: ``account,Profile Name``: two accounts' "Kids" are two people); ``user_col`` is then their key column
+    user_parts: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        users = key_parts(self.user_col, "--user-col")
+        if len(users) > 1:
+            object.__setattr__(self, "user_parts", users)  # frozen: set once, here
+            object.__setattr__(self, "user_col", key_column(users))
         parts = key_parts(self.item_col)
         if len(parts) > 1:
             if self.impressions_col is not None or self.item_lists:
@@ -534,9 +547,13 @@ class ImportOptions:
     def check(self) -> None:
         if self.event_type is not None:
             self._check_event_type()
-        if self.user_col in self.item_parts:
+        if shared := [c for c in self.user_parts or (self.user_col,) if c in self.item_parts]:
             raise ImportFormatError(
-                f"--user-col {self.user_col!r} is also a part of --item-col: a row's user and its item are "
+                f"--user-col and --item-col both name {shared[0]!r}: a row's user and its item are different columns"
+            )
+        if self.item_col in self.user_parts:
+            raise ImportFormatError(
+                f"--item-col {self.item_col!r} is also a part of --user-col: a row's user and its item are "
                 "different columns"
             )
         if self.user_col == self.item_col:
@@ -615,6 +632,13 @@ class ImportOptions:
         return blanked
 
     def _shaper(self) -> Callable[[pd.DataFrame], pd.DataFrame]:
+        shape = self._item_shaper()
+        if not self.user_parts:
+            return shape
+        users = self.user_parts
+        return lambda frame: shape(with_key(frame, users))  # first: a list reshape repeats the user's key
+
+    def _item_shaper(self) -> Callable[[pd.DataFrame], pd.DataFrame]:
         if self.itemless:  # the contract's "no item": a column of its own, whatever the file holds
             col = self.item_col
             return lambda frame: frame.assign(**{col: pd.Series(pd.NA, index=frame.index, dtype="string")})
@@ -628,19 +652,28 @@ class ImportOptions:
         )
 
     def reshape_notes(self, lines: int, rows: int) -> list[str]:
-        """What the summary says of the reshape: how many rows the file's rows became."""
+        """What the summary says of the reshape: how many rows the file's rows became, and the
+        keys made of several columns."""
+        notes = []
+        if self.user_parts:
+            named = " and ".join(map(repr, self.user_parts))
+            notes.append(
+                f"users named by {named} together, as {KEY_JOIN.join(self.user_parts)!r} (the id "
+                "make erase USER_ID= names)"
+            )
         if self.item_parts:
             named = " and ".join(map(repr, self.item_parts))
-            return [f"items named by {named} together, as {KEY_JOIN.join(self.item_parts)!r}"]
-        if self.list_col is None:
-            return []
-        return [f"{self.list_col!r} lists several items per row: {lines:,} rows became {rows:,}, one per item"]
+            notes.append(f"items named by {named} together, as {KEY_JOIN.join(self.item_parts)!r}")
+        elif self.list_col is not None:
+            notes.append(f"{self.list_col!r} lists several items per row: {lines:,} rows became {rows:,}, one per item")
+        return notes
 
     def wanted(self) -> dict[str, str | None]:
         """The file's columns the import reads, by role."""
+        users = {f"user ({n} of {len(self.user_parts)})": p for n, p in enumerate(self.user_parts, 1)}
         items = {f"item ({n} of {len(self.item_parts)})": p for n, p in enumerate(self.item_parts, 1)}
         return {
-            "user": self.user_col,
+            **(users or {"user": self.user_col}),
             **(items or {"item": None if self.itemless else self.item_col}),
             "time": self.time_col,
             "time offset": self.time_offset_col,
@@ -1134,7 +1167,8 @@ def require_plain_ids(frame: pd.DataFrame, o: ImportOptions) -> None:
     idomaar lines keep user and track in one ``{"subjects": …, "objects": …}``) would become an
     id of its own, each unique, silently."""
     items = [] if o.itemless else (o.item_parts or [o.list_col or o.item_col])
-    for option, col in [("--user-col", o.user_col), *(("--item-col", c) for c in items)]:
+    users = o.user_parts or (o.user_col,)
+    for option, col in [*(("--user-col", c) for c in users), *(("--item-col", c) for c in items)]:
         cells = frame[col].dropna().head(_ID_PEEK).tolist()
         arrays = [v for v in cells if isinstance(v, (list, tuple, np.ndarray))]
         listed = [e for a in arrays[:1] for e in list(a)[:1] if isinstance(e, dict)]
@@ -1574,7 +1608,9 @@ def _chunk_events(
     tally.types.update({str(k): int(v) for k, v in kept_types.value_counts().items()})
     tally.problem("missing or unparseable timestamp", int(ts.isna().sum()))
     # ids blanked by --missing-user are counted here too: said so, since the file held them
-    user_cause = "empty user id, or one --missing-user names" if o.missing_users else "empty user id"
+    user_cause = f"empty {' or '.join(map(repr, o.user_parts))} (a part of the user's key)" if o.user_parts else ""
+    user_cause = user_cause or "empty user id"
+    user_cause += ", or one --missing-user names" if o.missing_users else ""
     tally.problem(user_cause, int(users.isna().sum()))
     item_cause = f"empty {' or '.join(map(repr, o.item_parts))} (the item's name)" if o.item_parts else "empty item id"
     tally.problem(item_cause, int(item_ids.isna().sum()))
@@ -1735,7 +1771,11 @@ def rows_per_line(source: Path, o: ImportOptions, sample: int = 2_000) -> float:
         head = next(iter(TableStream(source, "interactions", o.layout, o.keep(), sample)), None)
     except (ImportFormatError, ArchiveError):
         return 1.0  # said by the import itself, with its context
-    return 1.0 if head is None else expansion(head, Reshape(o.list_col, False, o.user_col, o.history_col))
+    if head is None:
+        return 1.0
+    if o.user_parts and set(o.user_parts) <= set(head.columns):  # the reshape repeats the user's key
+        head = with_key(head, o.user_parts)
+    return expansion(head, Reshape(o.list_col, False, o.user_col, o.history_col))
 
 
 def time_buckets(ts: pd.Series, size: int) -> tuple[np.ndarray, int]:
@@ -1840,7 +1880,7 @@ class InteractionStream:
             parts: list[pd.DataFrame] = []
             first_row = 0
             # a key of several columns is one per row: made for this stretch's rows only, after they are picked
-            row_wise = bool(o.item_parts)
+            row_wise = bool(o.item_parts or o.user_parts)
             reshape = o.reshaper()
             for chunk in self.stream if row_wise else map(reshape, self.stream):  # the first pass's rows, again
                 n = len(chunk)

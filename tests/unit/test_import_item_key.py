@@ -157,7 +157,7 @@ def test_a_basic_streaming_history_named_by_artist_and_track_with_skips_by_time(
     [
         (dict(item_col="artist,,track"), "names an empty column"),
         (dict(item_col="artist,artist"), "names a column twice"),
-        (dict(item_col="user,track"), "also a part of --item-col"),
+        (dict(item_col="user,track"), "--user-col and --item-col both name 'user'"),
         (dict(item_lists=True), "does not combine with --impressions-col or --item-lists"),
         (dict(item_col="artist,title"), "item (2 of 2) column 'title' not found"),
     ],
