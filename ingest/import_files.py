@@ -1885,7 +1885,7 @@ _ITEM_WORDS = frozenset(
         "video", "news", "article", "asin", "sku", "recipe", "beer", "wine", "course", "job", "venue", "poi",
         "place", "hotel", "app", "podcast", "episode", "show", "document", "post", "question", "repo", "subreddit",
         "restaurant", "isbn", "series", "playlist", "channel", "stream", "program", "prop", "property", "listing",
-        "campaign", "adgroup", "ad", "creative", "offer",
+        "campaign", "adgroup", "ad", "creative", "offer", "recording",
     }
 )  # fmt: skip
 #: an outcome column of clicks (Taobao's clk, Expedia's click_bool), and one of rows not clicked (nonclk)
@@ -1946,7 +1946,9 @@ def _item_column(names: Sequence[str], words: dict[str, set[str]], user: str | N
     short id, a key (Plex's ``rating_key``), else a title (Netflix's ``Title``)."""
 
     def last(n: str) -> list[str]:
-        return name_words(n)[-1:]
+        # a field of a flattened record of ids (Trakt's ``movie.ids.trakt``) is an id as ``movie_id`` is
+        words = name_words(n)
+        return ["id"] if "ids" in words[:-1] or words[-1:] in (["mbid"], ["uuid"], ["guid"]) else words[-1:]
 
     # a column named for users is none of the items (a follower's id beside the followed one's)
     plain = [n for n in names if n != user and name_words(n) and not _USER_AS_SUCH & words[n]]

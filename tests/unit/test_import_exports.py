@@ -100,6 +100,21 @@ SUGGESTED = [
         "--user-col CUSTOMER_ID --item-col PRODUCT_ID",  # of two columns named for products, the id
         id="ta-feng-product-id",
     ),
+    pytest.param(
+        "history.csv",
+        "id,watched_at,action,type,movie.title,movie.year,movie.ids.trakt,movie.ids.slug,movie.ids.imdb,user\n"
+        "9,2023-01-02T20:11:00.000Z,watch,movie,Heat,1995,1,heat-1995,tt0113277,ann\n"
+        "8,2023-01-03T20:11:00.000Z,scrobble,movie,Big,1988,2,big-1988,tt0094737,bob\n",
+        "--user-col user --item-col movie.ids.trakt --time-col watched_at",  # a flattened record's id, not its title
+        id="trakt-flattened-ids",
+    ),
+    pytest.param(
+        "mlhd.csv",
+        "user,timestamp,artist_mbids,release_mbid,recording_mbid\n"
+        'u1,1100000000,"a1b2,c3d4",r1,x1\nu2,1100000100,e5f6,r2,x2\nu2,1100000200,e5f6,r2,x3\n',
+        "--item-col recording_mbid",  # the recording, not the list of its artists
+        id="mlhd-recording",
+    ),
 ]
 
 
