@@ -931,7 +931,20 @@ def _unmatched_note(seen: pd.Series, described: pd.Series, item_id_col: str, mis
                 f"{found} {item_id_col!r} {shown}: the {whose} ids are the {others} with {lead!r} before them{kept}; "
                 f"take it off the {whose} ids first (in pandas, .str.removeprefix({lead!r})) and {again}"
             )
+    if _unpadded(seen).isin(set(_unpadded(described))).mean() >= 0.5:
+        return (
+            f"{found} {item_id_col!r} {shown}{kept}: the ids differ by their leading zeros only; write both files' "
+            "ids alike first (in pandas, .str.lstrip('0') on each, or .str.zfill(n) to pad them to one width) and "
+            "import both into a new data directory (the events imported now keep their ids as written)"
+        )
     return f"{found} {item_id_col!r} {shown}{kept}: is --item-id-col the column the log's ids are in?"
+
+
+def _unpadded(ids: pd.Series) -> pd.Series:
+    """Ids of digits without their leading zeros (Ta Feng's ``00002635`` is ``2635``); others as they are."""
+    text = ids.astype(str)
+    digits = text.str.fullmatch(r"\d+")
+    return text.where(~digits, text.str.lstrip("0").replace("", "0"))
 
 
 def _leading_text(ids: pd.Series, others: pd.Series, of_log: bool) -> str | None:

@@ -689,6 +689,26 @@ def test_an_items_file_whose_ids_carry_a_prefix_is_said_and_adds_no_items_no_one
     assert "is --item-id-col the column the log's ids are in?" in " ".join(str(summary).split())
 
 
+def test_an_items_file_whose_ids_are_padded_with_zeros_is_said(tmp_path):
+    # Ta Feng's two versions: 2635 in one, 00002635 in the other
+    log = tmp_path / "sales.csv"
+    log.write_text("user,product,time\n" + "".join(f"u{k % 4},{2630 + k % 9},{T0 + k}\n" for k in range(30)))
+    padded = tmp_path / "products.csv"
+    padded.write_text("id,title\n" + "".join(f"{2630 + k:08d},Title {k}\n" for k in range(20)))
+    kw = dict(user_col="user", item_col="product", time_col="time", time_unit="s", items=padded, item_id_col="id")
+    _, items, summary = load_interactions(log, **kw)
+    said = " ".join(str(summary).split())
+    assert "none of the log's 9 items are in the items file's 'id'" in said
+    assert "the ids differ by their leading zeros only" in said and ".str.zfill(n)" in said
+    assert not items["item_id"].str.startswith("0").any()  # the padded rows added no item
+    # ids of other widths that match no better unpadded are asked about, as before
+    other = tmp_path / "other.csv"
+    other.write_text("id,title\n" + "".join(f"{k:08d},T\n" for k in range(20)))
+    _, _, summary = load_interactions(log, **{**kw, "items": other})
+    said = " ".join(str(summary).split())
+    assert "is --item-id-col the column the log's ids are in?" in said and "leading zeros" not in said
+
+
 def test_amazon_2018_metadata_takes_its_main_cat_where_the_categories_are_empty(tmp_path):
     meta = tmp_path / "meta_All_Beauty.json"
     rows = [{"asin": i, "title": i.upper(), "category": [], "main_cat": "All Beauty" if i != "c" else "Luxury Beauty"}
