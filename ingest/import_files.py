@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import charset_normalizer
 import numpy as np
 import pandas as pd
 
@@ -298,8 +299,8 @@ def _encoding(path: Path, asked: str | None, notes: list[str], option: str) -> s
         pass
     if (cjk := _cjk_encoding(path)) is not None:
         notes.append(
-            f"encoding {cjk} (the file is not UTF-8, and its bytes pair up as Chinese, Japanese or Korean text's "
-            f"do; if its text reads wrong, {option} names it: gb18030, big5, shift_jis, euc-kr)"
+            f"encoding {cjk} (the file is not UTF-8, and its bytes read as Chinese, Japanese or Korean text; "
+            f"if its text reads wrong, {option} names it: gb18030, big5, shift_jis, euc-kr)"
         )
         return cjk
     # a Windows export is cp1252: Latin-1 would read its curly quotes and dashes (bytes 0x80-0x9F) as
@@ -343,34 +344,64 @@ _HIGH_PAIR = re.compile(rb"[\x80-\xff]{2}")
 _HIGH = re.compile(rb"[\x80-\xff]")
 #: two-byte encodings tried in turn, each with the script its text must show (kana, Hangul), if any
 _TWO_BYTE = (("shift_jis", r"[\u3040-\u30ff]"), ("euc-kr", r"[\uac00-\ud7a3]"), ("gb18030", None), ("big5", None))
+#: Chinese text that decodes as both: which one reads as language is told by charset_normalizer
+_CHINESE = ["gb18030", "big5"]
 
 
 def _cjk_encoding(path: Path) -> str | None:
     """A two-byte encoding for a file that is not UTF-8 when its high bytes come in pairs (JData's
     GBK user file): Shift-JIS when its text then holds kana, EUC-KR when Hangul, else GB18030 (GBK's
-    superset; a Big5 file may read as it too, wrongly, which the note says), else Big5. None for a
-    European text, or when the whole file does not decode so."""
+    superset) or Big5, whichever reads as Chinese. Big5 writes some characters' second byte as an
+    ASCII letter, so its high bytes need not pair up: a file whose do not is Big5 when it reads so
+    rather than as a European text. None for a European text, or when the whole file does not
+    decode so."""
     with open_compressed(path, "rb") as f:
         sample = f.read(_CJK_SAMPLE)
     high = len(_HIGH.findall(sample))
-    if high < _CJK_MIN_HIGH or 2 * len(_HIGH_PAIR.findall(sample)) < _CJK_PAIRED * high:
+    if high < _CJK_MIN_HIGH:
         return None
     cut = sample[: sample.rfind(b"\n") + 1] or sample  # never half a character at the sample's end
-    for encoding, script in _TWO_BYTE:
+    if 2 * len(_HIGH_PAIR.findall(sample)) < _CJK_PAIRED * high:
+        best = _best_of(cut, ["big5", "cp1252", "latin_1"])
+        return "big5" if best == "big5" and _decodes(path, "big5") else None
+    for encoding, script in _chinese_first(_TWO_BYTE, cut):
         try:
             text = cut.decode(encoding)
         except UnicodeDecodeError:
             continue
         wide = sum(ord(c) > 0x2E7F for c in text)
-        if script is None or len(re.findall(script, text)) * 4 >= wide:
-            try:
-                with open_compressed(path, "rt", encoding=encoding) as f:
-                    while f.read(1 << 20):
-                        pass
-            except UnicodeDecodeError:
-                continue
+        if (script is None or len(re.findall(script, text)) * 4 >= wide) and _decodes(path, encoding):
             return encoding
     return None
+
+
+def _decodes(path: Path, encoding: str) -> bool:
+    try:
+        with open_compressed(path, "rt", encoding=encoding) as f:
+            while f.read(1 << 20):
+                pass
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _best_of(sample: bytes, encodings: list[str]) -> str | None:
+    """Which of ``encodings`` reads ``sample`` as language (charset_normalizer's judgement), if any."""
+    best = charset_normalizer.from_bytes(sample, cp_isolation=encodings).best()
+    return None if best is None else best.encoding
+
+
+def _chinese_first(encodings: Sequence[tuple[str, str | None]], cut: bytes) -> Sequence[tuple[str, str | None]]:
+    """``encodings`` with Big5 before GB18030 when the sample reads as Big5 text: GB18030 decodes
+    most Big5 bytes too, into characters no one writes."""
+    for encoding in _CHINESE:
+        try:
+            cut.decode(encoding)
+        except UnicodeDecodeError:
+            return encodings
+    if _best_of(cut, _CHINESE) != "big5":
+        return encodings
+    return sorted(encodings, key=lambda e: e[0] == "gb18030")  # stable: Big5 moves ahead of it only
 
 
 #: bytes that are control characters in Latin-1 and printable in cp1252 (’ “ ” – € …)

@@ -1346,7 +1346,14 @@ def test_a_quoted_files_short_records_are_named_and_its_multiline_fields_are_not
 
 @pytest.mark.parametrize(
     ("encoding", "title", "read_as"),
-    [("gbk", "26-35岁 以下", "gb18030"), ("shift_jis", "東京の夜", "shift_jis"), ("euc-kr", "서울의 밤", "euc-kr")],
+    [
+        ("gbk", "26-35岁 以下", "gb18030"),
+        ("shift_jis", "東京の夜", "shift_jis"),
+        ("euc-kr", "서울의 밤", "euc-kr"),
+        # Taiwan's titles: some of Big5's second bytes are ASCII letters, and GB18030 would decode them too
+        ("big5", "海角七號·賽德克巴萊 我們", "big5"),
+        ("big5", "那些年，我們一起追的女孩", "big5"),
+    ],
 )
 def test_a_chinese_japanese_or_korean_file_is_read_in_its_encoding(tmp_path, encoding, title, read_as):
     # JData's user file is GBK: read as Latin-1, every name turned to mojibake without a word
@@ -1357,15 +1364,27 @@ def test_a_chinese_japanese_or_korean_file_is_read_in_its_encoding(tmp_path, enc
     _, frame, summary = load_interactions(log, time_col=None, items=items)
     assert frame is not None
     assert frame.set_index("item_id").loc["i3", "title"] == f"{title} 3"
-    assert f"encoding {read_as} (the file is not UTF-8, and its bytes pair up" in " ".join(str(summary).split())
+    assert f"encoding {read_as} (the file is not UTF-8, and its bytes read as Chinese" in " ".join(str(summary).split())
 
 
-def test_a_european_file_is_not_taken_for_a_two_byte_encoding(tmp_path):
-    rows = "".join(f"{k}::Amélie {k} (2001)::Comedy\n{k + 1}::Größe Straße::Drama\n" for k in range(0, 120, 2))
+@pytest.mark.parametrize(
+    ("titles", "encoding"),
+    [
+        (["Amélie {k} (2001)", "Größe Straße"], "latin-1"),
+        (["Cité des enfants perdus, La {k}", "Léon", "Être et avoir"], "latin-1"),
+        (["El laberinto del fauno {k}", "Año bisiesto", "¿Quién?"], "latin-1"),
+        (["Smörgåsbord {k}", "Ånglok", "Øresund", "Ærø"], "latin-1"),
+        (["L’été {k}", "“Heat” – director’s cut"], "cp1252"),
+    ],
+)
+def test_a_european_file_is_not_taken_for_a_two_byte_encoding(tmp_path, titles, encoding):
+    # Big5 pairs a high byte with an ASCII letter, as "ét" and "ör" are written in Latin-1
+    rows = "".join(f"{k}::{titles[k % len(titles)].format(k=k)}::Comedy\n" for k in range(120))
     movies = tmp_path / "movies.dat"
-    movies.write_bytes(rows.encode("latin-1"))
+    movies.write_bytes(rows.encode(encoding))
     table = read_table(movies, "items", TextLayout(sep="::", names=("movie_id", "title", "genres")))
-    assert "encoding latin-1" in " ".join(table.notes) and "Amélie 0 (2001)" in set(table.frame["title"])
+    assert f"encoding {encoding}" in " ".join(table.notes)
+    assert titles[0].format(k=0) in set(table.frame["title"])
 
 
 def test_a_file_without_a_user_column_says_an_accounts_export_needs_one(tmp_path):
