@@ -1971,6 +1971,11 @@ def session_column(names: Sequence[str]) -> str | None:
 _NOT_AN_ITEM_LAST = frozenset({"type", "types", "kind", "status", "format", "count", "class"})
 
 
+#: words of a column name that say it measures something about the item or counts rows, whatever
+#: item it names (Riiid's ``prior_question_elapsed_time``, ``row_id``)
+_NOT_AN_ITEM_WORDS = frozenset({"elapsed", "duration", "seconds", "row", "index", "had", "time", "timestamp", "date"})
+
+
 def _item_column(names: Sequence[str], words: dict[str, set[str]], user: str | None) -> str | None:
     """The column the names say holds items: one named for items (an id of them first, and a short
     id such as Untappd's ``bid`` before a name, ``beer_name``, since names collide), else an id, a
@@ -1982,7 +1987,11 @@ def _item_column(names: Sequence[str], words: dict[str, set[str]], user: str | N
         return ["id"] if "ids" in words[:-1] or words[-1:] in (["mbid"], ["uuid"], ["guid"]) else words[-1:]
 
     # a column named for users is none of the items (a follower's id beside the followed one's)
-    plain = [n for n in names if n != user and name_words(n) and not _USER_AS_SUCH & words[n]]
+    plain = [
+        n
+        for n in names
+        if n != user and name_words(n) and not _USER_AS_SUCH & words[n] and not _NOT_AN_ITEM_WORDS & words[n]
+    ]
     others = [n for n in plain if not _NOT_THE_USERS & words[n]]
     named = [n for n in others if _ITEM_WORDS & words[n] and last(n)[0] not in _NOT_AN_ITEM_LAST]
     short = [n for n in others if n.lower() in _SHORT_ITEM_IDS]
@@ -2068,6 +2077,8 @@ def _suggested_options(frame: pd.DataFrame, unread: Sequence[str]) -> str | None
     names = [*map(str, frame.columns), *unread]
     words = {name: set(name_words(name)) for name in names}
     user = user_column(names) or session_column(names)
+    if user is not None and _mostly_missing(frame, user) and (session := session_column(names)) not in (None, user):
+        user = session  # Diginetica's userId is NA for most visits: its sessionId stands for the users
     item = _item_column(names, words, user)
     if user is None:
         return None
@@ -2104,6 +2115,14 @@ def _suggested_options(frame: pd.DataFrame, unread: Sequence[str]) -> str | None
             else "(COLUMN: the one that names the items; no column's name says which)"
         )
     return " ".join(parts)
+
+
+def _mostly_missing(frame: pd.DataFrame, col: str) -> bool:
+    """Whether most of the read cells of ``col`` are empty or a missing-value token."""
+    if col not in frame.columns or frame.empty:
+        return False
+    cells = frame[col].astype("string").str.strip().str.lower()
+    return bool((cells.isna() | (cells == "") | cells.isin(MISSING_TOKENS)).mean() > 0.5)
 
 
 #: the import option naming each role's column, said when the column is not found (a default such as
@@ -2143,16 +2162,21 @@ USER_WORDS = frozenset(
     {
         "user", "username", "userid", "member", "customer", "reviewer", "account", "uid", "visitor", "client",
         "person", "author", "actor", "owner", "listener", "viewer", "reader", "player", "buyer", "rater",
-        "profile",
+        "profile", "uuid",
     }
 )  # fmt: skip
 #: ... of which these name someone who may be the user, or the item's maker (a book's author, a repo's
 #: owner), or a part of an account (a profile): second to a column named for users as such
-_MAYBE_USER_WORDS = frozenset({"author", "actor", "owner", "profile"})
+_MAYBE_USER_WORDS = frozenset({"author", "actor", "owner", "profile", "uuid"})  # Outbrain's and Junyi's uuid
 _USER_AS_SUCH = USER_WORDS - _MAYBE_USER_WORDS
 #: words of a column name that say it holds times (``date_added``, ``Watched Date``, ``createdAt``), as
 #: does a last word ``at`` (``read_at``)
-_TIME_WORDS = frozenset({"date", "time", "timestamp", "datetime", "ts", "dt", "created", "updated", "when"})
+_TIME_WORDS = frozenset({"date", "time", "timestamp", "datetime", "ts", "dt", "dat", "created", "updated", "when"})
+#: a word of a name written together that ends so names a time (Diginetica's ``eventdate``, LibraryThing's
+#: ``unixtime``), where its cells read as times; a length of time so written (``runtime``) is none
+_TIME_ENDING = re.compile(
+    r"(?!(?:run|play|life|up|down|watch|stay|screen|half|over)time$)[a-z]+(?:date|time|timestamp)"
+)
 #: filled cells looked at to tell a column of times
 _TIME_PEEK = 50
 #: the share of those cells that must read as times
@@ -2160,8 +2184,22 @@ _TIME_SHARE = 0.9
 
 
 def name_words(name: str) -> list[str]:
-    """A column name's words, split at punctuation and at camelCase: ``createdAt`` is created, at."""
-    return [w.lower() for w in re.findall(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+", name)]
+    """A column name's words, split at punctuation and at camelCase: ``createdAt`` is created, at; and
+    an id written together with what it names, ``visitorid`` (RetailRocket's), is visitor, id."""
+    words = [w.lower() for w in re.findall(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+", name)]
+    return [part for w in words for part in _id_written_together(w)]
+
+
+def _id_written_together(word: str) -> list[str]:
+    # only after a word that names users or items: "valid" and "paid" are no ids
+    stem, plural = (word[:-3], "ids") if word.endswith("ids") else (word[:-2], "id")
+    if word.endswith(("id", "ids")) and (stem in USER_WORDS or stem in _ITEM_WORDS or stem in _STEMS_OF_IDS):
+        return [stem, plural]
+    return [word]
+
+
+#: other words an id written together may follow (``sessionid``, WeChat's ``feedid``)
+_STEMS_OF_IDS = frozenset({"session", "feed", "visit", "device", "event", "order", "transaction", "display"})
 
 
 def reads_as_dates(cells: pd.Series) -> pd.Series:
@@ -2177,10 +2215,12 @@ def time_columns(frame: pd.DataFrame | None, unread: Sequence[str] = (), exclude
     times written out (at least eight characters with a separator, so a year alone is none), or
     epoch numbers. ``unread``: columns not read, judged by their names alone."""
     found: list[tuple[int, float, str]] = []
-    columns = [*(map(str, frame.columns) if frame is not None else []), *unread]
+    read = [*(map(str, frame.columns) if frame is not None else [])]
+    columns = [*read, *unread]
     for col in columns:
         words = name_words(col)
-        if col in exclude or not (_TIME_WORDS & set(words) or words[-1:] == ["at"]):
+        written_together = col in read and any(_TIME_ENDING.fullmatch(w) for w in words)
+        if col in exclude or not (_TIME_WORDS & set(words) or words[-1:] == ["at"] or written_together):
             continue
         # a date alone last (2): by the cells where they were read, else by the name, which may say epoch (0)
         named = set(words) & _TIME_WORDS
@@ -2203,6 +2243,16 @@ def time_columns(frame: pd.DataFrame | None, unread: Sequence[str] = (), exclude
             if not timed:
                 continue
         found.append((rank, empty, col))
+    if not found and frame is not None:
+        # no name says so: a column of dates written out is a time all the same (a column named in
+        # another language, or ``t``); epoch numbers are not, since ids and counts can look like them
+        found = [
+            (3, 0.0, col)
+            for col in read
+            if col not in exclude
+            and not to_numbers(cells := frame[col].dropna().astype(str).str.strip().head(_TIME_PEEK)).notna().all()
+            and _written_times(cells, _TIME_SHARE)
+        ]
     # a column with the time of day first: Amazon's unixReviewTime before its reviewTime ("09 13, 2009");
     # of two alike, the one more rows fill
     return [col for _, _, col in sorted(found, key=lambda found: found[:2])]
@@ -2278,6 +2328,8 @@ def _names_example(frame: pd.DataFrame, names_option: str, item_id: str | None =
             name, unit = "timestamp", unit_of
         elif kind is None and _letter_codes(cells):
             pass  # a code of one letter (Ta Feng's age group A-K, its area A-H) is no user and no item
+        elif kind is None and ("user_id" not in names or "item_id" not in names) and _measures(numbers):
+            pass  # a latitude or a price (Gowalla's check-ins: user, time, latitude, longitude, place) is no id
         elif kind is None and "user_id" not in names:
             name = "user_id"
         elif kind is None and "item_id" not in names and not impressions and "items" not in names:
@@ -2303,6 +2355,18 @@ def _names_example(frame: pd.DataFrame, names_option: str, item_id: str | None =
     if "timestamp" not in names:
         extra += " --no-time"
     return f"{names_option} {','.join(names)}{extra}{unit}"
+
+
+#: the share of a column's numbers that must have a fraction for it to be taken for a measure, not ids
+_FRACTIONS = 0.9
+
+
+def _measures(numbers: pd.Series) -> bool:
+    """Numbers nearly all with a fraction: coordinates or prices, not ids (whose copies pandas may
+    write as ``266079.0``) and not a rating of halves."""
+    if not len(numbers) or numbers.isna().any():
+        return False
+    return float((numbers % 1 != 0).mean()) >= _FRACTIONS
 
 
 #: rows a column of one-letter cells must have to be taken for a code

@@ -115,6 +115,43 @@ SUGGESTED = [
         "--item-col recording_mbid",  # the recording, not the list of its artists
         id="mlhd-recording",
     ),
+    pytest.param(
+        "transactions_train.csv",
+        "t_dat,customer_id,article_id,price,sales_channel_id\n"
+        "2018-09-20,000058a12d5b43e67d225668fa1f8d618c13dc232df0cad8ffe7ad4a1091e318,0663713001,0.050831,2\n"
+        "2018-09-21,00007d2de826758b65a93dd24ce629ed66842531df6699338c5570910a014cc2,0541518023,0.030492,2\n",
+        "--user-col customer_id --item-col article_id --time-col t_dat",  # H&M's dates, not --no-time
+        id="hm-t-dat",
+    ),
+    pytest.param(
+        "train-item-views.csv",
+        "sessionId;userId;itemId;timeframe;eventdate\n1;NA;81766;526309;2016-05-09\n1;NA;31331;1031018;2016-05-09\n"
+        "2;278;32118;243569;2016-05-10\n3;NA;9654;75848;2016-05-06\n",
+        "--user-col sessionId --item-col itemId --time-col eventdate",  # Diginetica's userId is mostly NA
+        id="diginetica-session-eventdate",
+    ),
+    pytest.param(
+        "events.csv",
+        "timestamp,visitorid,event,itemid,transactionid\n1433221332117,257597,view,355908,\n"
+        "1433224214164,992329,view,248676,\n1433221955914,111016,transaction,297662,4000\n",
+        "--user-col visitorid --item-col itemid --time-col timestamp --time-unit ms",  # RetailRocket's
+        id="retailrocket-visitorid",
+    ),
+    pytest.param(
+        "clicks_joined.csv",
+        "display_id,ad_id,clicked,uuid,document_id,timestamp,platform,geo_location\n"
+        "1,42337,0,cb8c55702adb93,379743,61,3,US>SC>519\n1,139684,1,cb8c55702adb93,379743,61,3,US>SC>519\n",
+        "--user-col uuid --item-col ad_id --time-col timestamp --type-col clicked",  # Outbrain's, joined to events
+        id="outbrain-uuid",
+    ),
+    pytest.param(
+        "train.csv",
+        "row_id,timestamp,user_id,content_id,content_type_id,task_container_id,user_answer,answered_correctly,"
+        "prior_question_elapsed_time,prior_question_had_explanation\n0,0,115,5692,0,1,3,1,,\n"
+        "1,56943,115,5716,0,2,2,1,37000.0,False\n",
+        "--user-col user_id --item-col content_id --time-col timestamp",  # Riiid's: no elapsed time, no row id
+        id="riiid-content-id",
+    ),
 ]
 
 
@@ -150,6 +187,38 @@ def test_a_headerless_file_whose_first_column_is_its_time_is_named_so(tmp_path):
     path.write_text("\n".join(rows) + "\n")
     said = _refusal(path)
     assert "--names timestamp,user_id,item_id,c4," in said and "--no-time" not in said
+
+
+def test_a_headerless_check_in_file_is_not_offered_a_latitude_for_its_items(tmp_path):
+    # SNAP's Gowalla and Brightkite: user, time, latitude, longitude, place id; a venue's rows repeat
+    path = tmp_path / "loc-gowalla_totalCheckins.txt"
+    venues = [(30.2557309927, -97.7951395833, 22847), (30.2691029532, -97.7493953705, 420315)]
+    rows = [
+        f"{k % 5}\t2010-10-{1 + k % 28:02d}T20:50:27Z\t{lat}\t{lon}\t{place}"
+        for k in range(40)
+        for lat, lon, place in [venues[k % 2]]
+    ]
+    path.write_text("\n".join(rows) + "\n")
+    said = _refusal(path)
+    assert "--names user_id,timestamp,c3,c4,item_id" in said
+
+
+def test_no_time_beside_a_column_of_dates_named_otherwise_is_warned_of(tmp_path):
+    # H&M's t_dat and Diginetica's eventdate: names no time word splits out of, dates in every cell
+    path = tmp_path / "transactions_train.csv"
+    path.write_text(
+        "t_dat,customer_id,article_id\n" + "".join(f"2018-09-{20 + k % 9},c{k % 4},a{k}\n" for k in range(30))
+    )
+    _, _, summary = load_interactions(path, user_col="customer_id", item_col="article_id", time_col=None)
+    said = " ".join(str(summary).split())
+    assert "warning: --no-time leaves 't_dat' unread, though it holds times" in said
+    path.write_text("sessionId;itemId;eventdate\n" + "".join(f"{k % 4};i{k};2016-05-{10 + k % 9}\n" for k in range(30)))
+    _, _, summary = load_interactions(path, user_col="sessionId", item_col="itemId", time_col=None)
+    assert "--no-time leaves 'eventdate' unread" in " ".join(str(summary).split())
+    # a length of time written together is none: a film's runtime in minutes beside no dates
+    path.write_text("user,item,runtime\n" + "".join(f"u{k % 4},i{k},{90 + k}\n" for k in range(30)))
+    _, _, summary = load_interactions(path, user_col="user", item_col="item", time_col=None)
+    assert "--no-time leaves" not in str(summary)
 
 
 def test_a_tab_separated_file_quoted_only_far_down_is_read_as_quoted(tmp_path):
