@@ -320,6 +320,11 @@ def _short_date_hint(values: pd.Series, col: str) -> str | None:
     return None
 
 
+#: said of counters from a start: one per user is no timeline, whatever its origin
+PER_USER_COUNTER = (
+    "A counter from each user's own start (Riiid's, 0 on every user's first row) is no timeline at all: "
+    "--no-time --file-order keeps each user's rows in the file's order"
+)
 #: epoch times start far from zero: a twentieth of a column below this share of its median counts from a start
 _FROM_ZERO = 0.2
 
@@ -338,7 +343,7 @@ def _counting_from_zero(num: pd.Series, unit: str, col: str) -> str | None:
         f"time column {col!r} counts from near zero ({low:.0f} … {values.max():.0f}, median {median:.0f}): no epoch "
         f"times in any unit, a counter from a start. If the start is known, --time-origin DATE places it (in the "
         f"units of --time-unit {unit}; a start written as an epoch number, 1465876799998, is read in the same "
-        "unit); otherwise import with --no-time"
+        f"unit); otherwise import with --no-time. {PER_USER_COUNTER}"
     )
 
 
@@ -430,7 +435,7 @@ def parse_time(
                 f"time column {col!r} holds numbers too small to be epoch times (median {median:.0f}): read as "
                 f"--time-unit {unit} they would fall in 1970. Counters from a known start import with --time-origin "
                 "DATE as well (10-minute ticks from 2019-10-01: --time-unit 10min --time-origin 2019-10-01); "
-                "--time-origin 1970-01-01 reads them from 1970 if that is meant"
+                f"--time-origin 1970-01-01 reads them from 1970 if that is meant. {PER_USER_COUNTER}"
             )
         if (counting := _counting_from_zero(num, unit, col)) is not None:
             raise ImportFormatError(counting)
@@ -451,6 +456,9 @@ def parse_time(
             raise ImportFormatError(long_dates)
         if (small := _counters(num[present].median(), col)) is not None:
             raise ImportFormatError(_month_day_hint(num[present], col) or _short_date_hint(num[present], col) or small)
+        # said at once, not after the unit asked for is given (Riiid's counters look like seconds by their median)
+        if (counting := _counting_from_zero(num[present], likely_unit(num[present].median()), col)) is not None:
+            raise ImportFormatError(counting)
         raise ImportFormatError(
             f"time column {col!r} holds numbers (e.g. {str(raw[present].iloc[0])!r}); "
             f"pass --time-unit s or ms (or us, ns) for epoch times: these look like "
@@ -849,6 +857,34 @@ def shared_times_note(users: pd.Series, ts: pd.Series, offset_col: str | None = 
     return (
         f"{shared:,} of the {len(frame):,} rows share their user's time with another row: their order within it "
         f"is unknown, and the hold-out takes an arbitrary part of it; {way}"
+    )
+
+
+#: users a log needs before their shared first time is judged, and the share of them that must share it
+COMMON_START_USERS = 20
+COMMON_START_SHARE = 0.5
+
+
+def common_start_note(users: pd.Series, ts: pd.Series, col: str) -> str | None:
+    """A warning when most users' first event falls on one instant finer than a day, the file's
+    earliest (Riiid's ``timestamp``: milliseconds since each user's own first event, 0 for everyone):
+    counted per user, the times are no timeline, and time windows, drift and the hold-out would set
+    users side by side at unrelated moments. Dates alone are left out: a short log's first day is
+    many users' first (WeChat's 14 days)."""
+    frame = pd.DataFrame({"u": users.reset_index(drop=True), "t": ts.reset_index(drop=True)}).dropna()
+    if frame["u"].nunique() < COMMON_START_USERS:
+        return None
+    firsts = frame.groupby("u", sort=False)["t"].min()
+    start = firsts.min()
+    share = float((firsts == start).mean())
+    if share < COMMON_START_SHARE or start == start.normalize() and (frame["t"] == frame["t"].dt.normalize()).all():
+        return None
+    return (
+        f"warning: {share:.0%} of the users' first rows are at {start.isoformat()}, the file's earliest time: "
+        f"{col!r} counts from each user's own start (Riiid's milliseconds since the user's first event), so its "
+        "times are no shared timeline, and time windows, drift and the hold-out would compare users at unrelated "
+        "moments. Import with --no-time --file-order instead (each user's rows kept in the file's order, which "
+        "must then be their time order), or add each user's real start first"
     )
 
 

@@ -57,6 +57,7 @@ from ingest.import_values import (
     IGNORED,
     SHOWN_TYPES,
     TimeReading,
+    common_start_note,
     counted_plays,
     dates_only_note,
     list_cells_note,
@@ -808,6 +809,8 @@ def _whole_file(raw: pd.DataFrame, o: ImportOptions, now: pd.Timestamp, source: 
         reading = TimeReading(o.dayfirst, o.time_format, o.time_year, o.time_origin, o.time_zone)
         ts = parse_time(raw[o.time_col], o.time_unit, o.time_col, notes, reading=reading)
         if note := listed_times_note(raw[o.time_col], ts, o.time_col):
+            notes.append(note)
+        if note := common_start_note(users, ts, o.time_col):
             notes.append(note)
         lists = o.list_col is not None
         if o.time_offset_col is not None:

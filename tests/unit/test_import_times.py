@@ -616,3 +616,34 @@ def test_cells_listing_several_times_are_said_with_the_way_to_one_row_each(tmp_p
     plain.write_text('visitor,business_id,date\nv1,b1,"soon, maybe"\nv2,b2,2019-11-15 02:54:44\n')
     _, _, summary = load_interactions(plain, user_col="visitor", item_col="business_id", time_col="date")
     assert "list several times" not in str(summary)
+
+
+def test_times_counted_from_each_users_own_start_are_warned_of(tmp_path):
+    # Riiid's train.csv: milliseconds since each user's first event, 0 on every user's first row
+    rows = [f"{u},{k * 86_461_003 + u * 7},c{(u + k) % 40}" for u in range(30) for k in range(6)]
+    src = _csv(tmp_path / "train.csv", "user_id,timestamp,content_id\n" + "\n".join(rows))
+    args = dict(user_col="user_id", item_col="content_id", time_col="timestamp", time_unit="ms")
+    with pytest.raises(ImportFormatError, match="--no-time --file-order keeps each user's rows in the file's order"):
+        load_interactions(src, **args)
+    rows = [f"{u},{k * 61_003},c{(u + k) % 40}" for u in range(30) for k in range(6)]
+    src = _csv(tmp_path / "train.csv", "user_id,timestamp,content_id\n" + "\n".join(rows))
+    _, _, summary = load_interactions(src, **args, time_origin="2019-01-01")
+    said = " ".join(str(summary).split())
+    assert "warning: 100% of the users' first rows are at 2019-01-01T00:00:00+00:00, the file's earliest" in said
+    assert "Import with --no-time --file-order instead" in said
+    # users who start at their own times, and dates alone (a short log's first day is most users'), are not
+    rows = [
+        f"{u},{1_700_000_000_000 + u * 3_600_000 + k * 61_003},c{(u + k) % 40}" for u in range(30) for k in range(6)
+    ]
+    src = _csv(tmp_path / "timed.csv", "user_id,timestamp,content_id\n" + "\n".join(rows))
+    _, _, summary = load_interactions(src, **args)
+    assert "first rows are at" not in str(summary)
+    rows = [f"{u},2021-06-{1 + k:02d},c{(u + k) % 40}" for u in range(30) for k in range(6)]
+    src = _csv(tmp_path / "days.csv", "user_id,date_,content_id\n" + "\n".join(rows))
+    _, _, summary = load_interactions(src, user_col="user_id", item_col="content_id", time_col="date_")
+    assert "first rows are at" not in str(summary)
+    # without a unit, the counter is said at once, not after --time-unit is given as first asked
+    rows = [f"{u},{k * 86_461_003 + u * 7},c{(u + k) % 40}" for u in range(30) for k in range(6)]
+    src = _csv(tmp_path / "train.csv", "user_id,timestamp,content_id\n" + "\n".join(rows))
+    with pytest.raises(ImportFormatError, match="counts from near zero"):
+        load_interactions(src, user_col="user_id", item_col="content_id", time_col="timestamp")
