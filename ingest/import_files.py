@@ -561,6 +561,8 @@ GENRE_NAMES = (
     "tags",  # last: a catalogue's tags (Stack Exchange's) are its genres when it has nothing else
     "tag",  # KuaiRand's video features: a list of tag ids
     "topics",  # a repository's (GitHub's), a list
+    "tag_list",
+    "manual_tag_list",  # WeChat Channels' feed_info (its machine_tag_list weighs each tag)
 )
 
 
@@ -2214,7 +2216,7 @@ def time_columns(frame: pd.DataFrame | None, unread: Sequence[str] = (), exclude
     """Columns whose name says they hold times and whose cells, where they were read, do: dates and
     times written out (at least eight characters with a separator, so a year alone is none), or
     epoch numbers. ``unread``: columns not read, judged by their names alone."""
-    found: list[tuple[int, float, str]] = []
+    found: list[tuple[float, float, str]] = []
     read = [*(map(str, frame.columns) if frame is not None else [])]
     columns = [*read, *unread]
     for col in columns:
@@ -2239,7 +2241,10 @@ def time_columns(frame: pd.DataFrame | None, unread: Sequence[str] = (), exclude
                 timed, rank = bool(numbers.between(*_EPOCH_RANGE).all()), 1
             else:
                 timed = _written_times(cells, _TIME_SHARE)
-                rank = 1 if cells.str.contains(":").any() else 2
+                # a time of day without a zone after epoch numbers, which are UTC (KuaiRec's Beijing-time
+                # `time` beside its `timestamp`)
+                zoned = cells.str.contains(r"(?:Z|UTC|GMT|[+-]\d\d:?\d\d)$", regex=True).all()
+                rank = (1 if zoned else 1.5) if cells.str.contains(":").any() else 2
             if not timed:
                 continue
         found.append((rank, empty, col))

@@ -48,7 +48,18 @@ _ITEM_ALIASES = {
         "book_title",
         "name",
     ),
-    "artist": ("artist", "artist_name", "artname", "artists", "artist_names", "author", "authors", "creator", "brand"),
+    "artist": (
+        "artist",
+        "artist_name",
+        "artname",
+        "artists",
+        "artist_names",
+        "author",
+        "authors",
+        "book_author",
+        "creator",
+        "brand",
+    ),
     "genre": GENRE_NAMES,
     "duration_s": ("duration_s", "duration", "length_s", "length", "duration_sec"),
     "duration_ms": ("duration_ms", "length_ms"),
@@ -60,6 +71,7 @@ _ITEM_ALIASES = {
         "year",
         "original_publication_year",
         "publication_year",
+        "year_of_publication",
         "publication_date",
         "date_release",
         "year_published",
@@ -212,10 +224,11 @@ SPLIT_MIN_SHARE = 0.05
 SPLIT_MAX_PARTS_PER_COMBINATION = 0.5
 
 
-def _split_bare_separator(s: pd.Series) -> tuple[pd.Series, str | None]:
+def _split_bare_separator(s: pd.Series, listed: bool = False) -> tuple[pd.Series, str | None]:
     """A genre column whose lists are joined by a bare ``/`` or ``;``, rewritten with pipes. Split
     only when the parts recur: 16 genres in 180 combinations are a list, "R&B/Soul" and
-    "Hip-Hop/Rap" are two genres' names; a spaced "Gym / Fitness Center" is one name either way."""
+    "Hip-Hop/Rap" are two genres' names; a spaced "Gym / Fitness Center" is one name either way.
+    ``listed``: the column's name says it lists them, and a bare ``;`` splits however few recur."""
     text = s.where(s.map(lambda v: isinstance(v, str)), None).astype("string")
     filled = text.dropna()
     if filled.empty:
@@ -227,7 +240,7 @@ def _split_bare_separator(s: pd.Series) -> tuple[pd.Series, str | None]:
             continue
         combos = joined.str.strip().unique()
         parts = {p.strip() for c in combos for p in re.split(bare, c) if p.strip()}
-        if len(parts) > SPLIT_MAX_PARTS_PER_COMBINATION * len(combos):
+        if len(parts) > SPLIT_MAX_PARTS_PER_COMBINATION * len(combos) and not (listed and sep == ";"):
             continue
         split = text.str.replace(bare, "|", regex=True)
         out = s.where(text.isna(), split.astype(object))
@@ -559,7 +572,9 @@ def load_items(
     if genre_list is not None:
         if genre_list.dtype == object or pd.api.types.is_string_dtype(genre_list):
             genre_list = _unescaped(genre_list)  # "Rock &amp; Roll" from a scraped page is rock & roll
-        genre_list, split_note = _split_bare_separator(genre_list)
+        # a column named for a list or for tags (WeChat's manual_tag_list "200;6") is split whatever its parts
+        listed = pick["genre"] is not None and bool({"list", "tags", "tag"} & set(name_words(str(pick["genre"]))))
+        genre_list, split_note = _split_bare_separator(genre_list, listed)
         if split_note is None and pick["genre"] is not None and str(pick["genre"]).lower() in _TAG_COLUMNS:
             genre_list, split_note = _split_spaced_tags(genre_list)
         if split_note:

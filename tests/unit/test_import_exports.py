@@ -152,6 +152,14 @@ SUGGESTED = [
         "--user-col user_id --item-col content_id --time-col timestamp",  # Riiid's: no elapsed time, no row id
         id="riiid-content-id",
     ),
+    pytest.param(
+        "big_matrix.csv",
+        "user_id,video_id,play_duration,video_duration,time,date,timestamp,watch_ratio\n"
+        "0,3649,13838,10867,2020-07-05 05:27:48.378,20200705,1593898068.378,1.273\n"
+        "0,9598,13665,10984,2020-07-05 05:28:00.057,20200705,1593898080.057,1.244\n",
+        "--time-col timestamp --time-unit s",  # KuaiRec's epoch, not its Beijing wall-clock time
+        id="kuairec-epoch-first",
+    ),
 ]
 
 

@@ -736,6 +736,39 @@ def test_camel_case_item_columns_are_recognized_by_their_words(tmp_path):
     assert any("genre from 'CategoryID'" in n for n in summary.read_notes)
 
 
+def test_book_crossings_author_and_year_of_publication_are_read(tmp_path):
+    books = tmp_path / "BX-Books.csv"
+    books.write_text(
+        '"ISBN";"Book-Title";"Book-Author";"Year-Of-Publication";"Publisher"\n'
+        '"a";"Classical Mythology";"Mark P. O. Morford";"2002";"Oxford University Press"\n'
+        '"b";"Clara Callan";"Richard Bruce Wright";"2001";"HarperFlamingo Canada"\n'
+        '"c";"Decision in Normandy";"Carlo D\'Este";"1991";"HarperPerennial"\n',
+        encoding="latin-1",
+    )
+    _, items, summary = _load(tmp_path, books, item_id_col="ISBN")
+    described = items.set_index("item_id").loc[["a", "b", "c"]]
+    assert described["artist"].tolist() == ["Mark P. O. Morford", "Richard Bruce Wright", "Carlo D'Este"]
+    assert described["release_date"].dt.year.tolist() == [2002, 2001, 1991]
+    assert any("artist from 'Book-Author'" in n for n in summary.read_notes)
+
+
+def test_a_column_named_a_tag_list_is_split_at_its_semicolons(tmp_path):
+    # WeChat Channels' feed_info.csv: manual_tag_list "200;6", most feeds' tags their own combination
+    feeds = tmp_path / "feed_info.csv"
+    feeds.write_text("feedid,manual_tag_list\na,200;6\nb,11;47\nc,89\n")
+    _, items, summary = _load(tmp_path, feeds, item_id_col="feedid")
+    described = items.set_index("item_id").loc[["a", "b", "c"]]
+    assert described["genres"].tolist() == ["200|6", "11|47", "89"] and described["genre"].tolist() == [
+        "200",
+        "11",
+        "89",
+    ]
+    # a name that says no list keeps a semicolon whose parts do not recur
+    feeds.write_text("feedid,category\na,200;6\nb,11;47\nc,89\n")
+    _, items, _ = _load(tmp_path, feeds, item_id_col="feedid")
+    assert items.set_index("item_id").loc["a", "genre"] == "200;6"
+
+
 def test_category_paths_joined_by_slashes_are_read_as_paths_and_keep_their_commas(tmp_path):
     # Sber MegaMarket's catalogue: one path per item, a comma inside one level's name
     paths = [
