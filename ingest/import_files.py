@@ -2350,7 +2350,12 @@ def _names_example(frame: pd.DataFrame, names_option: str, item_id: str | None =
             if reads_as_dates(cells).all():
                 name = "timestamp"
         names.append(name)
+    last = to_numbers(columns[-1]) if columns else pd.Series(dtype=float)
+    if "timestamp" not in names and "rating" not in names and "item_id" in names[:-1] and _play_counts(last):
+        names[-1] = "plays"  # Last.fm 360K's user, artist id, name, plays: no time, a count last
     extra = ""
+    if "plays" in names:
+        extra += " --count-col plays"
     if "impressions" in names:
         extra += " --impressions-col impressions" + (" --history-col history" if "history" in names else "")
     elif "items" in names:
@@ -2360,6 +2365,15 @@ def _names_example(frame: pd.DataFrame, names_option: str, item_id: str | None =
     if "timestamp" not in names:
         extra += " --no-time"
     return f"{names_option} {','.join(names)}{extra}{unit}"
+
+
+def _play_counts(numbers: pd.Series) -> bool:
+    """Whole numbers from 1 with a long tail (the busiest pairs played hundreds of times more than the
+    typical one): a last column of play counts, not ids, which spread evenly."""
+    if len(numbers) <= _CODE_ROWS or numbers.isna().any() or (numbers % 1 != 0).any() or numbers.min() < 1:
+        return False
+    median = float(numbers.median())
+    return float(numbers.max()) > max(_RATING_TOPS, 10 * median)
 
 
 #: the share of a column's numbers that must have a fraction for it to be taken for a measure, not ids

@@ -211,6 +211,19 @@ def test_a_headerless_check_in_file_is_not_offered_a_latitude_for_its_items(tmp_
     assert "--names user_id,timestamp,c3,c4,item_id" in said
 
 
+def test_a_headerless_file_of_play_counts_is_offered_its_count_column(tmp_path):
+    # Last.fm 360K: user sha1, artist mbid (sometimes empty), artist name, plays; no time
+    path = tmp_path / "usersha1-artmbid-artname-plays.tsv"
+    plays = [2000 // (k + 1) ** 2 + 1 for k in range(30)]  # a long tail: the favourite played most
+    rows = [f"{'a' * 39}{k % 3}\t{k:08d}-0f14-eb19-76bf-92deb5275526\tartist {k}\t{n}" for k, n in enumerate(plays)]
+    path.write_text("\n".join(rows) + "\n")
+    said = _refusal(path)
+    assert "--names user_id,item_id,c3,plays --count-col plays --no-time" in said
+    # ids that spread evenly are no counts
+    path.write_text("\n".join(f"u{k % 3}\ti{k}\tname {k}\t{1000 + 37 * k}" for k in range(20)) + "\n")
+    assert "--count-col" not in _refusal(path)
+
+
 def test_no_time_beside_a_column_of_dates_named_otherwise_is_warned_of(tmp_path):
     # H&M's t_dat and Diginetica's eventdate: names no time word splits out of, dates in every cell
     path = tmp_path / "transactions_train.csv"
