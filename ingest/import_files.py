@@ -719,8 +719,24 @@ def _unrowed_shape(lines: Sequence[str], name: str) -> str | None:
 
 def _backslash_quotes(lines: Sequence[str]) -> bool:
     """Whether the sampled lines escape quotes with a backslash (``\\"Iron\\" Giant``, Sketchfab's names)
-    and never double them (a CSV's own way)."""
-    return any('\\"' in line for line in lines) and not any('""' in line for line in lines)
+    and never double them (a CSV's own way). An escaped quote that ends its field (Book-Crossing's
+    ``"… \\"Soup for the Soul\\""``) and an empty field (``;"";``) are no doubled quotes."""
+    return any('\\"' in line for line in lines) and not any(_doubled_quote(line) for line in lines)
+
+
+_FIELD_EDGE = ";,\t|\r\n"
+
+
+def _doubled_quote(line: str) -> bool:
+    for match in re.finditer('""', line):
+        at, after = match.start(), match.end()
+        before = line[at - 1] if at else ""
+        if before == "\\":
+            continue  # an escaped quote, then the field's closing one
+        if (not before or before in _FIELD_EDGE) and (after == len(line) or line[after] in _FIELD_EDGE):
+            continue  # an empty quoted field
+        return True
+    return False
 
 
 def _plan_text(path: Path, ext: str, layout: TextLayout, what: str) -> _TextPlan:

@@ -807,3 +807,29 @@ def test_quotes_escaped_with_a_backslash_are_read_as_quotes(tmp_path):
     assert len(events) == 3
     assert set(catalog["title"]) == {'The "Iron" Giant', 'Sword of "Truth", remake', "Plain"}
     assert any("escaped with a backslash" in n for n in summary.read_notes)
+
+
+def test_a_backslash_escaped_quote_that_ends_its_field_is_no_doubled_quote(tmp_path):
+    # Book-Crossing's BX-Books.csv: every field quoted, a title ending in an escaped quote, empty fields
+    books = tmp_path / "BX-Books.csv"
+    books.write_text(
+        '"ISBN";"Book-Title";"Book-Author";"Publisher"\n'
+        '"a";"A Second Chopped Onion: \\"Soup for the Soul\\"";"Jack Canfield";""\n'
+        '"b";"The \\"Secret\\" Garden";"Frances Hodgson Burnett";"Dell"\n'
+        '"c";"Plain";"";"Dell"\n',
+        encoding="latin-1",
+    )
+    _, items, summary = _load(tmp_path, books, item_id_col="ISBN")
+    titles = items.set_index("item_id")["title"]
+    assert titles.loc[["a", "b", "c"]].tolist() == [
+        'A Second Chopped Onion: "Soup for the Soul"',
+        'The "Secret" Garden',
+        "Plain",
+    ]
+    assert any("escaped with a backslash" in n for n in summary.read_notes)
+    # a CSV that doubles its quotes is read its own way, a backslash left as it is
+    doubled = tmp_path / "doubled.csv"
+    doubled.write_text('item,title\na,"He said ""hi"""\nb,"C:\\\\path\\"\n')
+    _, items, summary = _load(tmp_path, doubled, item_id_col="item")
+    assert items.set_index("item_id").loc["a", "title"] == 'He said "hi"'
+    assert not any("escaped with a backslash" in n for n in summary.read_notes)
