@@ -2384,8 +2384,8 @@ def _names_example(frame: pd.DataFrame, names_option: str, item_id: str | None =
 
 
 def _play_counts(numbers: pd.Series) -> bool:
-    """Whole numbers from 1 with a long tail (the busiest pairs played hundreds of times more than the
-    typical one): a last column of play counts, not ids, which spread evenly."""
+    """Whole numbers from 1 with a long tail (the busiest pair played more than ten times as often as
+    the typical one): a last column of play counts, not ids, which spread evenly."""
     if len(numbers) <= _CODE_ROWS or numbers.isna().any() or (numbers % 1 != 0).any() or numbers.min() < 1:
         return False
     median = float(numbers.median())

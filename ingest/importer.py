@@ -1611,9 +1611,11 @@ def _chunk_events(
     tally.types.update({str(k): int(v) for k, v in kept_types.value_counts().items()})
     tally.problem("missing or unparseable timestamp", int(ts.isna().sum()))
     # ids blanked by --missing-user are counted here too: said so, since the file held them
-    user_cause = f"empty {' or '.join(map(repr, o.user_parts))} (a part of the user's key)" if o.user_parts else ""
-    user_cause = user_cause or "empty user id"
-    user_cause += ", or one --missing-user names" if o.missing_users else ""
+    user_cause = (
+        f"empty {' or '.join(map(repr, o.user_parts))} (a part of the user's key)" if o.user_parts else "empty user id"
+    )
+    if o.missing_users:
+        user_cause += ", or one --missing-user names"
     tally.problem(user_cause, int(users.isna().sum()))
     item_cause = f"empty {' or '.join(map(repr, o.item_parts))} (the item's name)" if o.item_parts else "empty item id"
     tally.problem(item_cause, int(item_ids.isna().sum()))
