@@ -369,6 +369,28 @@ def import_(
         help="which items-file column holds what, when its names are its own, e.g. "
         "'genre=product_group_name,title=prod_name' (roles: title, artist, genre, duration, duration_ms, release)",
     ),
+    users_file: Path | None = typer.Option(
+        None,
+        "--users",
+        help="optional file of one row per user (a profile: country, device): each event takes its user's locale "
+        "and device from it where the log gives none (README, 'A users file')",
+    ),
+    users_id_col: str | None = typer.Option(
+        None, help="the users file's id column (default: named as --user-col, else the column of the log's users)"
+    ),
+    users_locale_col: str | None = typer.Option(
+        None, help="the users file's column of countries or locales (default: one named country, locale, location…)"
+    ),
+    users_device_col: str | None = typer.Option(
+        None, help="the users file's column of devices (default: one named device, device_type or os)"
+    ),
+    users_sep: str | None = typer.Option(None, help="field separator of the users file (default: read off the file)"),
+    users_names: str | None = typer.Option(
+        None, help="the users file has no header line: its columns in order, comma-separated"
+    ),
+    users_encoding: str | None = typer.Option(
+        None, help="text encoding of the users file, when it differs from --encoding"
+    ),
     session_col: str | None = typer.Option(
         None,
         help="column naming each row's session (an order id, a visit): sessions from it instead of 30-minute gaps, "
@@ -452,6 +474,7 @@ def import_(
     from ingest.import_files import option_pairs
     from ingest.import_items import parse_item_columns
     from ingest.import_played import PlayedReading, SkipBelow
+    from ingest.import_users import UsersFile
     from ingest.import_values import parse_type_map
     from ingest.importer import ImportFormatError, ImportOptions, TextLayout, load_interactions, rows_per_line
     from setlist.lineage import file_digest, record_import
@@ -482,10 +505,32 @@ def import_(
         )
     if played_col and item_lists:
         raise UsageError("--played-col is one item's time played: a row of --item-lists has no time of each item")
-    if device_map and not device_col:
-        raise UsageError("--device-map reads --device-col's codes: it needs --device-col")
-    if locale_map and not locale_col:
-        raise UsageError("--locale-map reads --locale-col's codes: it needs --locale-col")
+    if device_map and not (device_col or users_file):
+        raise UsageError(
+            "--device-map reads --device-col's codes (or the users file's): it needs --device-col or --users"
+        )
+    if locale_map and not (locale_col or users_file):
+        raise UsageError(
+            "--locale-map reads --locale-col's codes (or the users file's): it needs --locale-col or --users"
+        )
+    if not users_file and (
+        given_users := [
+            f"--users-{n}"
+            for n, v in (
+                ("id-col", users_id_col),
+                ("locale-col", users_locale_col),
+                ("device-col", users_device_col),
+                ("sep", users_sep),
+                ("names", users_names),
+                ("encoding", users_encoding),
+            )
+            if v is not None
+        ]
+    ):
+        raise UsageError(
+            f"{', '.join(given_users)} describe{'s' if len(given_users) == 1 else ''} the users file: "
+            "it needs --users FILE"
+        )
     if history_col and not impressions_col:
         raise UsageError("--history-col lists earlier clicks beside --impressions-col: it needs it")
     if clicked_col and not impressions_col:
@@ -508,6 +553,17 @@ def import_(
         played = (
             PlayedReading(played_col, played_unit or "fraction", length_col, SkipBelow.parse(skip_below))
             if played_col
+            else None
+        )
+        users = (
+            UsersFile(
+                users_file,
+                users_id_col,
+                users_device_col,
+                users_locale_col,
+                TextLayout.from_options(users_sep, users_names, users_encoding or encoding, prefix="users-"),
+            )
+            if users_file
             else None
         )
         if played is not None:
@@ -560,6 +616,7 @@ def import_(
         unrated=unrated,
         keep_file_order=file_order,
         items=items,
+        users=users,
         item_id_col=item_id_col,
         item_columns=item_columns,
         impressions_col=impressions_col,

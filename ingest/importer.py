@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ingest.import_context import CONTEXT_NAMES, ContextReading, context_values, countries_note
 from ingest.import_files import (
     CLICK_NAME,
-    MISSING_TOKENS,
     NON_CLICK_NAME,
     ImportFormatError,
     TableStream,
@@ -53,6 +53,7 @@ from ingest.import_lists import (
     unmarked_note,
 )
 from ingest.import_played import Lengths, PlayedReading, played_values, read_amounts, shown_cells
+from ingest.import_users import UserContext, UsersFile, load_user_context
 from ingest.import_values import (
     IGNORED,
     SHOWN_TYPES,
@@ -515,6 +516,9 @@ class ImportOptions:
     #: the columns that together name a user, when ``user_col`` names several (an account's
     #: ``account,Profile Name``: two accounts' "Kids" are two people); ``user_col`` is then their key column
     user_parts: tuple[str, ...] = ()
+    #: a file of one row per user, whose device and locale each event of the user takes where the
+    #: log gives none (``import_users``)
+    users: UsersFile | None = None
 
     def __post_init__(self) -> None:
         users = key_parts(self.user_col, "--user-col")
@@ -548,6 +552,11 @@ class ImportOptions:
     def check(self) -> None:
         if self.event_type is not None:
             self._check_event_type()
+        if self.users is not None and self.user_parts:
+            raise ImportFormatError(
+                f"--users joins its file on one user id: --user-col names a user by {len(self.user_parts)} columns "
+                f"({', '.join(self.user_parts)}); write their key into the users file as one column first"
+            )
         if shared := [c for c in self.user_parts or (self.user_col,) if c in self.item_parts]:
             raise ImportFormatError(
                 f"--user-col and --item-col both name {shared[0]!r}: a row's user and its item are different columns"
@@ -733,6 +742,8 @@ class _WholeFile:
     copies: np.ndarray | None = None
     #: the file's name, for the identity of untimed rows (``untimed_key``)
     source: str = ""
+    #: each user's device and locale from the users file, None without one
+    users: UserContext | None = None
 
 
 def row_keys(frame: pd.DataFrame, o: ImportOptions, source: str) -> np.ndarray:
@@ -847,6 +858,9 @@ def _whole_file(raw: pd.DataFrame, o: ImportOptions, now: pd.Timestamp, source: 
             raw, o.rating_col, o.type_col, o.rating_max, notes, o.type_map, o.unrated, o.event_type
         )
     whole = _WholeFile(ts.reset_index(drop=True), sessions, types, value, weight, notes)
+    if o.users is not None:
+        maps = {"device": o.device_map, "locale": o.locale_map}
+        whole.users = load_user_context(o.users, o.user_col, per_user.index, maps)
     if o.played is not None:
         lengths, whole.catalogue = _play_lengths(raw, o)
         rated = None
@@ -1084,8 +1098,8 @@ class _Tally:
     types: Counter[str] = field(default_factory=Counter)
     problems: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
-    #: device and locale values read as "other" (outside the serving vocabulary)
-    other_context: dict[str, set[str]] = field(default_factory=lambda: {"device": set(), "locale": set()})
+    #: device and locale values read as "other" (outside the serving vocabulary), and countries by name
+    context: ContextReading = field(default_factory=ContextReading)
     #: search and feature_use rows whose item cell held something (left out: those types name no item)
     itemless_named: int = 0
     #: rows the same as an earlier one in user, item, time and type (``_count_repeats``)
@@ -1103,42 +1117,6 @@ class _Tally:
 
     def problem(self, cause: str, n: int) -> None:
         self.problems[cause] = self.problems.get(cause, 0) + n
-
-
-def _context_values(
-    raw: pd.DataFrame, col: str, kind: str, tally: _Tally, mapping: dict[str, str] | None = None
-) -> np.ndarray:
-    """A device or locale column as serving reads a request's (``setlist.context.Vocabulary``): as
-    written where a request could carry it so, else in lower case; a value outside the configured
-    devices, or not shaped as a locale either way, is ``other`` (counted for the summary), so that
-    the cohorts trained on are the cohorts requests name. ``mapping`` names the column's own codes
-    first (Outbrain's platform 1, 2, 3); a missing-value token is unknown; a geo path (``US>CA>807``)
-    gives its country, and so does a code with its name (Netflix's ``US (United States)``)."""
-    from setlist.context import OTHER, Vocabulary
-    from setlist.settings import get_settings
-
-    settings = get_settings()
-    vocabulary = Vocabulary.of(settings.context_devices, settings.context_locale_pattern)
-    bound = vocabulary.device if kind == "device" else vocabulary.locale_of
-    cells = raw[col].astype("string").str.strip()
-    cells = cells.mask((cells == "") | cells.str.lower().isin(MISSING_TOKENS))
-    names = cells.dropna().unique().tolist()
-
-    def read_one(name: str) -> str:
-        given = (mapping or {}).get(name, (mapping or {}).get(name.lower(), name))
-        head = re.split(r">|\s+\(", given, maxsplit=1)[0].strip()
-        for form in (given, given.lower(), head, head.lower()):
-            # as written when a client could send it so, else lower case (a request's "DE" would be other too)
-            if (value := bound(form)) != OTHER:
-                return value
-        return OTHER
-
-    read = {name: read_one(name) for name in names}
-    values = cells.map(read).fillna(UNKNOWN).to_numpy(dtype=object)
-    others = sorted(name for name, v in read.items() if v == OTHER and name.lower() != OTHER)
-    if others:
-        tally.other_context[kind].update(others)
-    return values
 
 
 #: id cells looked at for records where ids should be
@@ -1208,11 +1186,6 @@ def require_plain_ids(frame: pd.DataFrame, o: ImportOptions) -> None:
             )
 
 
-#: column names that hold a device or a locale, lower case
-_CONTEXT_NAMES = {
-    "device": ("device", "device_type", "os"),
-    "locale": ("locale", "country", "conn_country", "language", "lang", "market", "region"),
-}
 #: column names that hold either: an app's platform is its device, trivago's is a country
 _EITHER_NAMES = ("platform",)
 
@@ -1392,7 +1365,7 @@ def unread_context_notes(columns: list[str], o: ImportOptions, frame: pd.DataFra
     given = {"device": o.device_col, "locale": o.locale_col}
     notes = []
     found: dict[str, str] = {}
-    for kind, names in _CONTEXT_NAMES.items():
+    for kind, names in CONTEXT_NAMES.items():
         if given[kind] is None and (col := next((c for c in columns if c.lower() in names), None)):
             found[kind] = col
             if (code := _coded(frame, col)) is not None:  # read as it stands, each code would be "other"
@@ -1515,17 +1488,19 @@ def _context_notes(o: ImportOptions, tally: _Tally) -> list[str]:
     notes = []
     for kind, col, setting, mapping in (
         ("device", o.device_col, "SETLIST_CONTEXT_DEVICES", "--device-map 1=desktop,2=mobile"),
-        ("locale", o.locale_col, "SETLIST_CONTEXT_LOCALE_PATTERN", "--locale-map Spain=es_ES,Brazil=pt_BR"),
+        ("locale", o.locale_col, "SETLIST_CONTEXT_LOCALE_PATTERN", "--locale-map 1=br,Catalonia=es_ES"),
     ):
         if col is None:
             continue
         notes.append(f"{kind} from {col!r} (lower-cased where only that fits what a request may name)")
-        if others := sorted(tally.other_context[kind]):
+        if others := sorted(tally.context.other[kind]):
             shown = ", ".join(map(repr, others[:5])) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
             notes.append(
                 f"{kind} values outside what a request may name read as 'other': {shown} ({mapping} names them as "
                 f"a request would, or {setting} widens what it may name, for serving and imports alike)"
             )
+    if o.locale_col is not None and (note := countries_note(tally.context)):
+        notes.append(note)
     return notes
 
 
@@ -1562,9 +1537,11 @@ def _chunk_events(
         raw[o.query_col].astype("string").astype(object).where(raw[o.query_col].notna(), None) if o.query_col else None
     )
     context = (
-        _context_values(raw, o.device_col, "device", tally, o.device_map) if o.device_col else UNKNOWN,
-        _context_values(raw, o.locale_col, "locale", tally, o.locale_map) if o.locale_col else UNKNOWN,
+        context_values(raw, o.device_col, "device", tally.context, o.device_map) if o.device_col else UNKNOWN,
+        context_values(raw, o.locale_col, "locale", tally.context, o.locale_map) if o.locale_col else UNKNOWN,
     )
+    if whole.users is not None:  # the users file's, where the row gives none
+        context = (whole.users.fill("device", users, context[0]), whole.users.fill("locale", users, context[1]))
     played_unread = None if whole.played_unread is None else whole.played_unread[rows]
     missing_id = (users.isna() | (item_ids.isna() & ~no_item)).to_numpy(dtype=bool)
     unread = _unread_cells(raw, o, ts, types, played_unread, missing_id)
@@ -1697,7 +1674,8 @@ def _summary(
                 *_placeholder_notes(o, tally),
             ]
         ]
-        + [f"{Path(o.items).name}: {n}" for n in item_notes if o.items is not None],
+        + [f"{Path(o.items).name}: {n}" for n in item_notes if o.items is not None]
+        + [f"{o.users.path.name}: {n}" for n in (whole.users.notes if whole.users else []) if o.users is not None],
         malformed_lines=malformed,
     )
     return item_frame, summary
