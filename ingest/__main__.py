@@ -98,14 +98,14 @@ def generate(
 
 @app.command()
 def fixture(
-    out: Path = typer.Option(..., help="directory for ratings.csv and movies.csv"),
+    out: Path = typer.Option(..., help="directory for ratings.csv, movies.csv and users.csv"),
     users: int = typer.Option(300, min=1),
     items: int = typer.Option(1_500, min=50),
     ratings: int = typer.Option(25_000, min=20, help="at least 20 per user"),
     seed: int | None = typer.Option(None, help="random seed (default: SETLIST_SEED)"),
     years: float = typer.Option(22.0, help="time span of the log, from 1996"),
 ) -> None:
-    """Write a MovieLens-shaped ratings log (ratings.csv, movies.csv) to try `import` on."""
+    """Write a MovieLens-shaped ratings log (ratings.csv, movies.csv) and users file (users.csv) to import."""
     from ingest.sparse import write_fixture
 
     try:
@@ -128,10 +128,11 @@ def fixture(
         soft_wrap=True,
     )
     console.print(f"wrote [bold]{out / 'movies.csv'}[/]: {len(fx.movies):,} items", soft_wrap=True)
+    console.print(f"wrote [bold]{out / 'users.csv'}[/]: {len(fx.users):,} users' countries", soft_wrap=True)
     _say_import_line(
         out / "ratings.csv",
         "--user-col userId --item-col movieId --time-col timestamp --time-unit s --rating-col rating "
-        f"--items {out / 'movies.csv'} --item-id-col movieId",
+        f"--items {out / 'movies.csv'} --item-id-col movieId --users {out / 'users.csv'}",
     )
 
 
@@ -751,6 +752,14 @@ def _event_options(given: dict[str, object]) -> dict[str, str]:
     return out
 
 
+def _flag(name: str) -> str:
+    """The command-line flag of ``import_``'s parameter ``name`` (``users_file`` is ``--users``)."""
+    import inspect
+
+    declared = getattr(inspect.signature(import_).parameters[name].default, "param_decls", None) or ()
+    return next((d for d in declared if d.startswith("--")), f"--{name.replace('_', '-')}")
+
+
 def _refuse_rereading(source: Path, digest: str, reading: dict[str, str], settings: Settings) -> None:
     """Refuse, before anything is read or written, a file imported before with other event options:
     its rows are the same events (their ids are made of user, item and time), so they would be
@@ -770,7 +779,7 @@ def _refuse_rereading(source: Path, digest: str, reading: dict[str, str], settin
         return
     then = before[-1]["options"]
     changed = sorted(set(then) ^ set(reading) | {k for k in set(then) & set(reading) if then[k] != reading[k]})
-    shown = ", ".join(f"--{k.replace('_', '-')}" for k in changed[:6])
+    shown = ", ".join(_flag(k) for k in changed[:6])
     raise UsageError(
         f"{source.name} was imported before with other options ({shown} differ{'s' if len(changed) == 1 else ''}): "
         "its rows are the same events as then, so they would not be read again, and rows it left out would come "

@@ -81,6 +81,7 @@ _WORDS = (
 class Fixture:
     ratings: pd.DataFrame  # userId, movieId, rating, timestamp
     movies: pd.DataFrame  # movieId, title, genres
+    users: pd.DataFrame  # userId, age, country: a profile per user, for ``--users``
 
 
 def _titles(rng: np.random.Generator, year: np.ndarray) -> list[str]:
@@ -211,16 +212,36 @@ def make_fixture(
     movies = pd.DataFrame(
         {"movieId": movie_id[seen], "title": [titles[i] for i in seen], "genres": [genre_names[i] for i in seen]}
     )
-    return Fixture(ratings=frame, movies=movies)
+    return Fixture(ratings=frame, movies=movies, users=_profiles(seed, user_id, taste_g))
+
+
+#: the countries of the profiles, written by name as web forms export them; one per favourite genre
+_COUNTRIES = ("United States", "United Kingdom", "Germany", "Brazil", "Japan", "France")
+
+
+def _profiles(seed: int, user_id: np.ndarray, taste_g: np.ndarray) -> pd.DataFrame:
+    """A profile per user whose country follows their favourite genre (so that countries differ in
+    what they rate, as markets do), a tenth elsewhere and one in twenty blank; drawn apart from the
+    ratings' stream, which stays as it was."""
+    rng = np.random.default_rng(seed + 1)
+    n = len(user_id)
+    country = np.array(_COUNTRIES, dtype=object)[taste_g.argmax(axis=1) % len(_COUNTRIES)]
+    moved = rng.random(n) < 0.1
+    country[moved] = rng.choice(np.array(_COUNTRIES, dtype=object), int(moved.sum()))
+    country[rng.random(n) < 0.05] = ""
+    users = pd.DataFrame({"userId": user_id, "age": rng.integers(16, 70, n), "country": country})
+    return users.sort_values("userId", ignore_index=True)
 
 
 def write_fixture(
     out: Path, users: int = 300, items: int = 1_500, ratings: int = 25_000, seed: int = 7, years: float = 22.0
 ) -> Fixture:
-    """Write ``out/ratings.csv`` and ``out/movies.csv`` as the public files lay them out."""
+    """Write ``out/ratings.csv`` and ``out/movies.csv`` as the public files lay them out, and
+    ``out/users.csv``, a profile per user (its country) to import with ``--users``."""
     fixture = make_fixture(users=users, items=items, ratings=ratings, seed=seed, years=years)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     fixture.ratings.to_csv(out / "ratings.csv", index=False, float_format="%.1f")
     fixture.movies.to_csv(out / "movies.csv", index=False)
+    fixture.users.to_csv(out / "users.csv", index=False)
     return fixture

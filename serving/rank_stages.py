@@ -236,12 +236,22 @@ def model_ranking(ctx: RankContext, c: Candidates) -> tuple[RankedItem, ...]:
     return tuple(RankedItem(str(i), float(s), w) for i, s, w in zip(ids, scores[top], why, strict=True))
 
 
+def _cohort_words(kept: str) -> str:
+    """Whose popularity a cold start was shown: the cohort's, or the nearest one training kept."""
+    locale, _, device = kept.partition("|")
+    named = [w for w, v in (("your region", locale), ("your device", device)) if v and v != "unknown"]
+    return "everyone" if kept == GLOBAL_COHORT or not named else " and ".join(named).replace("and your", "and")
+
+
 def popularity_ranking(ctx: RankContext, c: Candidates) -> tuple[RankedItem, ...]:
     """Cold-start users, users without personalization consent and popularity arms: the candidates'
     own (cohort popularity) order, scored 1, 1/2, 1/3… so scores still order the list."""
-    index, cohort = ctx.variant.bundle.index, ctx.cohort
-    which = "everyone" if cohort not in index.cohorts or cohort == GLOBAL_COHORT else "your region and device"
-    why = (f"popular with {which}",) if ctx.request.explain else ()
+    why = (
+        (f"popular with {_cohort_words(ctx.variant.bundle.index.kept_cohort(ctx.cohort))}",)
+        if ctx.request.explain
+        else ()
+    )
+    index = ctx.variant.bundle.index
     return tuple(
         RankedItem(str(index.item_ids[i]), float(1.0 / (1 + n)), why) for n, i in enumerate(c.idx[: ctx.request.k])
     )

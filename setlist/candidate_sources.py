@@ -39,6 +39,19 @@ def cohort_key(locale: str, device: str) -> str:
     return f"{locale or 'unknown'}|{device or 'unknown'}"
 
 
+def nearer_cohorts(cohort: str) -> list[str]:
+    """The cohorts to try, in order, for one training did not see: the locale on any device (an
+    import whose profiles gave countries and no devices), the locale's country (a request's
+    ``en_GB`` where those countries are ``gb``), then the device in any locale."""
+    locale, _, device = cohort.partition("|")
+    keys = [] if device == "unknown" else [cohort_key(locale, "unknown")]
+    if len(parts := locale.replace("-", "_").split("_")) == 2 and (country := parts[1].lower()):
+        keys += [cohort_key(country, device)] + ([] if device == "unknown" else [cohort_key(country, "unknown")])
+    if locale != "unknown":
+        keys.append(cohort_key("unknown", device))
+    return keys
+
+
 def genre_key(genre: str) -> str:
     return f"genre={genre}"
 
@@ -212,8 +225,16 @@ class CandidateSources:
         cols, data = gather_rows(self.knn, rows)
         return sum_by_column(cols, data, self.knn.shape[1])
 
+    def kept_cohort(self, cohort: str) -> str:
+        """``cohort`` where training kept a list for it; else the nearest one it did (too few events,
+        or none: ``nearer_cohorts``), else everyone's."""
+        if cohort in self.cohorts:
+            return cohort
+        return next((key for key in nearer_cohorts(cohort) if key in self.cohorts), GLOBAL_COHORT)
+
     def popularity(self, cohort: str) -> np.ndarray:
-        return self.cohorts.get(cohort, self.cohorts[GLOBAL_COHORT])
+        """The most played items of the cohort, or of the nearest one training kept."""
+        return self.cohorts[self.kept_cohort(cohort)]
 
     # --- the sources, one method each: (a resolved query, how many) -> a Proposal ----------------
     def _ask(self, q: SourceQuery, personalized: bool = True) -> _Asked:

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from setlist.candidate_sources import GLOBAL_COHORT, CandidateSources, SourceQuery, top_stable
+from setlist.candidate_sources import CandidateSources, SourceQuery, top_stable
 from setlist.embedding_top import EmbeddingTop
 from setlist.features import CROSS_NAMES
 from setlist.querytext import vote
@@ -234,8 +234,8 @@ class CandidateIndex(CandidateSources):
         genres: tuple[str, ...] = (),
     ) -> Candidates:
         """Up to ``n`` candidates, excluding item indices in ``exclude``."""
-        pop = self.popularity(cohort)
-        pop_rank = self._pop_rank.get(cohort, self._pop_rank[GLOBAL_COHORT])
+        kept = self.kept_cohort(cohort)
+        pop, pop_rank = self.cohorts[kept], self._pop_rank[kept]
         uidx = self.user_index.get(user_id) if personalized and user_id else None
         # a new user's first clicks (co-visitation) or searched genre personalize from the first Rank
         if uidx is None and not (personalized and (last_items or any(genres))):

@@ -23,7 +23,7 @@ from tests.servers import free_port
 ROOT = Path(__file__).resolve().parents[2]
 IMPORT_ARGS = (
     "--user-col userId --item-col movieId --time-col timestamp --time-unit s --rating-col rating "
-    "--items {dir}/movies.csv --item-id-col movieId"
+    "--items {dir}/movies.csv --item-id-col movieId --users {dir}/users.csv"
 )
 
 
@@ -38,6 +38,9 @@ def imported(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, str], 
 def test_every_step_exits_0_and_says_what_it_chose(imported):
     _, _, out = imported
     assert "quarantined" in out["import"]
+    # the profiles' countries, by name, give the events their locale
+    said = " ".join(out["import"].split())
+    assert "users.csv: locale from 'country' for" in said and "read as the country's two-letter code" in said
     assert "split" in out["train"] and "cohort popularity" in out["train"]
 
 
@@ -77,6 +80,14 @@ def test_known_users_get_personal_rankings_over_grpc_without_what_they_rated(imp
         with SetlistClient(f"127.0.0.1:{port}", timeout=10) as client:
             assert client.wait_ready(timeout=120), "the server never reported SERVING"
             cold = [i.item_id for i in client.rank("someone-never-seen", k=10).items]
+            # a newcomer from a country the profiles name is shown that country's popular films, whatever
+            # the device and however the client writes its locale; one from elsewhere, everyone's
+            british = [i.item_id for i in client.rank("new-in-gb", k=10, context={"locale": "gb"}).items]
+            phone = client.rank("new-on-phone", k=10, context={"locale": "en_GB", "device": "mobile"}, explain=True)
+            assert [i.item_id for i in phone.items] == british != cold
+            assert phone.items[0].reasons == ("popular with your region",)
+            far = [i.item_id for i in client.rank("new-far-away", k=10, context={"locale": "zz"}).items]
+            assert far == cold
             personal = 0
             for user in users:
                 got = [i.item_id for i in client.rank(user, k=10).items]

@@ -268,3 +268,34 @@ def test_the_choice_to_keep_the_sessions_items_is_saved_with_the_index(tmp_path)
     del meta["exclude_recent"]
     (tmp_path / "keep" / "meta.json").write_text(json.dumps(meta))
     assert CandidateIndex.load(tmp_path / "keep").exclude_recent is True
+
+
+def test_a_cohort_training_did_not_keep_takes_the_nearest_one_it_did():
+    # an import whose profiles gave countries and no devices keeps "gb|unknown"; a device-only log "unknown|tv"
+    index = _index(seed=7)
+    n = len(index.item_ids)
+    lists = {key: np.roll(np.arange(n), k + 1) for k, key in enumerate(["gb|unknown", "unknown|tv", "en_US|mobile"])}
+    index = CandidateIndex(
+        index.item_ids,
+        index.item_genre,
+        index.genres,
+        index.user_ids,
+        index.user_factors,
+        index.item_factors,
+        index.covis,
+        {**index.cohorts, **lists},
+    )
+    for asked, kept in [
+        ("en_US|mobile", "en_US|mobile"),  # kept as asked
+        ("gb|mobile", "gb|unknown"),  # the locale on any device
+        ("en_GB|mobile", "gb|unknown"),  # the locale's country
+        ("pt-GB|unknown", "gb|unknown"),
+        ("de|tv", "unknown|tv"),  # the device in any locale
+        ("de|mobile", GLOBAL_COHORT),  # nothing nearer: everyone's
+        ("unknown|unknown", GLOBAL_COHORT),
+    ]:
+        assert index.kept_cohort(asked) == kept, asked
+        assert index.popularity(asked) is index.cohorts[kept]
+    # a cold user's answer is the kept cohort's list
+    c = index.generate(None, [], "en_GB|tablet", set(), 30)
+    assert c.idx.tolist() == lists["gb|unknown"][:30].tolist()

@@ -179,6 +179,9 @@ def test_the_command_line_imports_a_profile_and_stores_no_raw_id(tmp_path, monke
     first = pseudonymize("user_000000", settings.secret_hmac_key())
     assert set(stored.loc[stored["user_id"] == first, "locale"]) == {"gb"}
     assert not stored["user_id"].str.contains("user_0").any()
+    # the same log again without its profile would read its rows another way: refused, naming the flag
+    again = CliRunner().invoke(app, args[: args.index("--users")])
+    assert again.exit_code != 0 and "(--users differs)" in " ".join(again.output.split())
     # the profile's options need the profile
     alone = CliRunner().invoke(app, ["import", str(src), "--users-locale-col", "country"])
     assert alone.exit_code != 0 and "--users-locale-col describes the users file: it needs --users FILE" in " ".join(

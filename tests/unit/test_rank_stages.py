@@ -11,7 +11,8 @@ from serving import rank_stages as stages
 from serving.types import RankQuery
 from serving.user_features import UserRows
 from setlist.blend import scorer
-from setlist.candidate_sources import GLOBAL_COHORT
+from setlist.candidate_sources import GLOBAL_COHORT, cohort_key
+from setlist.candidates import CandidateIndex
 from setlist.features import SESSION_GAP_S
 from tests.contracts import COHORT, NOW, tiny_booster, tiny_index, tiny_request, tiny_variant
 
@@ -197,3 +198,21 @@ def test_the_request_block_is_computed_once_per_device_hour_and_weekday(ctx, mon
     monkeypatch.setattr(stages, "REQUEST_ROWS_MAX", 2)  # full: emptied rather than grown
     inputs.request_row("tv", 0, 0)
     assert len(inputs._request_rows) == 1
+
+
+def test_a_cold_start_from_a_nearer_cohort_says_which(features):
+    # training kept the request's locale on no device only (an import whose profiles gave countries)
+    base = tiny_index()
+    cohorts = dict(base.cohorts)
+    kept = cohort_key(tiny_request().locale, "unknown")
+    cohorts[kept] = cohorts.pop(cohort_key(tiny_request().locale, tiny_request().device))
+    index = CandidateIndex(
+        base.item_ids, base.item_genre, base.genres, base.user_ids, base.user_factors, base.item_factors,
+        base.covis, cohorts, seen=base.seen, knn=base.knn,
+    )  # fmt: skip
+    variant = tiny_variant(features, index, tiny_booster(features, 20, 2.0))
+    request = tiny_request(k=3, personal=False, explain=True)
+    local = stages.RankContext(request, variant, stages.Inputs.of(features), 40)
+    items = stages.popularity_ranking(local, stages.candidates(local))
+    assert items[0].reasons == ("popular with your region",)
+    assert [i.item_id for i in items] == index.item_ids[cohorts[kept][:3]].tolist()
