@@ -1913,7 +1913,9 @@ def require_columns(
                     # a JSON or parquet file's columns left unread are looked at too (Amazon's unixReviewTime:
                     # its epoch numbers want --time-unit s)
                     seen = with_unread_sample(frame, path, list(dropped))
-                    if suggested := _suggested_options(seen, [c for c in dropped if c not in seen.columns]):
+                    if profile := _profile_hint(seen):
+                        hint += profile
+                    elif suggested := _suggested_options(seen, [c for c in dropped if c not in seen.columns]):
                         hint += f"; by their names, its columns would import with {suggested}"
             # a first line of data is no list of names to choose from: a few show what was read
             cap = SHOWN_DATA_COLUMNS if data_first else SHOWN_COLUMNS
@@ -1944,7 +1946,7 @@ NON_CLICK_NAME = r"non_?(?:clk|click)(?:_?(?:flag|bool))?"
 #: book's): ``sid`` and ``cid`` are left out, a session or a category as often
 _SHORT_ITEM_IDS = frozenset({"vid", "pid", "mid", "iid", "tid", "aid", "bid"})
 #: words of a column name that say it holds a user's rating of the item
-_RATING_WORDS = frozenset({"rating", "stars", "rate", "rated", "overall"})  # overall: Amazon 2014/2018 reviews
+_RATING_WORDS = frozenset({"rating", "stars", "star", "rate", "rated", "overall"})  # overall: Amazon 2014/2018 reviews
 #: ... unless one of these says it is a count or an average of ratings (Goodbooks' ratings_count)
 _AGGREGATE_WORDS = frozenset({"count", "number", "avg", "average", "mean", "total", "num"})
 
@@ -2116,12 +2118,19 @@ def _suggested_options(frame: pd.DataFrame, unread: Sequence[str]) -> str | None
     # a column named as times that holds no dates or epoch numbers (Criteo's seconds from the period's
     # start) is still the time: its import then says how to read it, where --no-time would drop it
     timed = time_columns(frame, unread, exclude=(user, item)) or time_columns(None, names, exclude=(user, item))
+    from ingest.time_parts import split_time_columns  # it reads names as this module does
+
+    # a date written over columns (HetRec's date_day, date_month, …): all of them, not the day alone
+    split = split_time_columns([n for n in names if n not in (user, item, rating)], frame)
     # no name says which column the items are: the rest is offered all the same (Sketchfab's modelname)
     key = option_value(item) if item else ",".join(map(option_value, coarse)) or "COLUMN"
     parts = [f"--user-col {option_value(user)}", f"--item-col {key}"]
     if rating is not None:
         parts.append(f"--rating-col {option_value(rating)}")
-    parts.append(f"--time-col {option_value(timed[0])}{_epoch_unit(frame, timed[0])}" if timed else "--no-time")
+    if split and not [t for t in timed if t not in split]:  # a column of whole times elsewhere is read first
+        parts.append(f"--time-col {option_value(','.join(split))}")
+    else:
+        parts.append(f"--time-col {option_value(timed[0])}{_epoch_unit(frame, timed[0])}" if timed else "--no-time")
     if rating is None and (click := _click_column(frame)) is not None:
         # followed without it, every row shown would import as a play (Yahoo!'s, Avito's, KDD Cup's)
         parts.append(f"--type-col {option_value(click)} --type-map 1=play,0=impression")
@@ -2133,6 +2142,28 @@ def _suggested_options(frame: pd.DataFrame, unread: Sequence[str]) -> str | None
             else "(COLUMN: the one that names the items; no column's name says which)"
         )
     return " ".join(parts)
+
+
+#: rows a file needs before one row per user and no item make it a users file
+_PROFILE_ROWS = 20
+
+
+def _profile_hint(frame: pd.DataFrame) -> str | None:
+    """A word when the file is a users file, not a log: a column named for users holds a different
+    id on every row, and no column's name says it names items (Eedi's ``student_metadata``, UCI's
+    ``userprofile.csv``). Followed, the usual suggestion imports a birthday as each user's one event."""
+    names = list(map(str, frame.columns))
+    user = user_column(names)
+    if user is None or len(frame) < _PROFILE_ROWS or _item_column(names, {n: set(name_words(n)) for n in names}, user):
+        return None
+    ids = frame[user].dropna().astype(str).str.strip()
+    if len(ids) < _PROFILE_ROWS or not ids.is_unique:
+        return None
+    return (
+        f"; its rows are one per user ({user!r} differs on every row) and no column names an item: a users file "
+        "(a profile), not a log of events. Import the log of what the users did, and name this file beside it "
+        "with --users, which gives each user's events the country or device it holds (README, 'A users file')"
+    )
 
 
 def _mostly_missing(frame: pd.DataFrame, col: str) -> bool:
@@ -2232,7 +2263,7 @@ def time_columns(frame: pd.DataFrame | None, unread: Sequence[str] = (), exclude
     """Columns whose name says they hold times and whose cells, where they were read, do: dates and
     times written out (at least eight characters with a separator, so a year alone is none), or
     epoch numbers. ``unread``: columns not read, judged by their names alone."""
-    found: list[tuple[float, float, str]] = []
+    found: list[tuple[bool, float, float, str]] = []
     read = [*(map(str, frame.columns) if frame is not None else [])]
     columns = [*read, *unread]
     for col in columns:
@@ -2243,10 +2274,12 @@ def time_columns(frame: pd.DataFrame | None, unread: Sequence[str] = (), exclude
         # a date alone last (2): by the cells where they were read, else by the name, which may say epoch (0)
         named = set(words) & _TIME_WORDS
         rank = 0 if {"unix", "epoch"} & set(words) else 2 if named and named <= {"date"} else 1
-        empty = 0.0
+        empty, constant = 0.0, False
         if frame is not None and col in frame.columns:
             cells = frame[col].dropna().astype(str).str.strip()
             cells = cells[cells != ""]
+            # one value on every row read (DMSC's Crawl_Date beside its Date) dates the file, not its events
+            constant = len(cells) > 1 and cells.nunique() == 1
             # tenths of the rows left empty: Goodreads' Date Read (read shelf only) after its Date Added
             empty = round(1 - len(cells) / max(len(frame), 1), 1)
             cells = cells.head(_TIME_PEEK)
@@ -2263,20 +2296,20 @@ def time_columns(frame: pd.DataFrame | None, unread: Sequence[str] = (), exclude
                 rank = (1 if zoned else 1.5) if cells.str.contains(":").any() else 2
             if not timed:
                 continue
-        found.append((rank, empty, col))
+        found.append((constant, rank, empty, col))
     if not found and frame is not None:
         # no name says so: a column of dates written out is a time all the same (a column named in
         # another language, or ``t``); epoch numbers are not, since ids and counts can look like them
         found = [
-            (3, 0.0, col)
+            (False, 3, 0.0, col)
             for col in read
             if col not in exclude
             and not to_numbers(cells := frame[col].dropna().astype(str).str.strip().head(_TIME_PEEK)).notna().all()
             and _written_times(cells, _TIME_SHARE)
         ]
     # a column with the time of day first: Amazon's unixReviewTime before its reviewTime ("09 13, 2009");
-    # of two alike, the one more rows fill
-    return [col for _, _, col in sorted(found, key=lambda found: found[:2])]
+    # of two alike, the one more rows fill; a column of one value last
+    return [col for *_, col in sorted(found, key=lambda found: found[:3])]
 
 
 def option_value(name: str) -> str:
@@ -2323,7 +2356,9 @@ def _names_example(frame: pd.DataFrame, names_option: str, item_id: str | None =
     for position, cells in enumerate(columns):
         name, kind = f"c{position + 1}", kinds[position]
         numbers = to_numbers(cells)
-        if kind == "marked" and "impressions" not in names:
+        if bool(cells.str.strip().eq("").all()):
+            pass  # an empty column (Jester 2's fields are parted by two tabs: every other one is empty)
+        elif kind == "marked" and "impressions" not in names:
             name = "impressions"
         elif kind == "plain" and "history" not in names and "items" not in names:
             name = "history" if impressions else "items"
@@ -2358,6 +2393,7 @@ def _names_example(frame: pd.DataFrame, names_option: str, item_id: str | None =
         elif len(numbers) and numbers.notna().all():
             low, high = float(numbers.min()), float(numbers.max())
             signs = bool(numbers.isin([-1, 0, 1]).all()) and low == -1  # Tencent Weibo's result: 1 or -1
+            signs = signs or -_RATING_TOPS <= low < 0 < high <= _RATING_TOPS  # Jester's -10 … 10
             if "rating" not in names and (0 <= low or signs) and (high <= _RATING_TOPS or _hundred_scale(numbers)):
                 name = "rating"
             elif "timestamp" not in names and _EPOCH_RANGE[0] <= low and high < _EPOCH_RANGE[1]:
@@ -2366,6 +2402,10 @@ def _names_example(frame: pd.DataFrame, names_option: str, item_id: str | None =
             if reads_as_dates(cells).all():
                 name = "timestamp"
         names.append(name)
+    if "user_id" in names and "item_id" in names:
+        user, item = names.index("user_id"), names.index("item_id")
+        if _product_codes(columns[user], columns[item]) and not _product_codes(columns[item], columns[user]):
+            names[user], names[item] = "item_id", "user_id"  # Amazon 2018's ratings-only files: item, user, …
     last = to_numbers(columns[-1]) if columns else pd.Series(dtype=float)
     if "timestamp" not in names and "rating" not in names and "item_id" in names[:-1] and _play_counts(last):
         names[-1] = "plays"  # Last.fm 360K's user, artist id, name, plays: no time, a count last
@@ -2381,6 +2421,23 @@ def _names_example(frame: pd.DataFrame, names_option: str, item_id: str | None =
     if "timestamp" not in names:
         extra += " --no-time"
     return f"{names_option} {','.join(names)}{extra}{unit}"
+
+
+#: Amazon's product ids (ASINs: B0 and eight more, or a book's ISBN-10) and its reviewers' ids
+_ASIN = r"B[0-9A-Z]{9}|\d{9}[\dX]"
+_AMAZON_USER = r"A[0-9A-Z]{11,20}"
+
+
+def _product_codes(cells: pd.Series, other: pd.Series) -> bool:
+    """Whether ``cells`` are Amazon product ids: nearly all shaped as ASINs, and some of them plainly
+    so (a ``B0…`` or an ISBN's ``X``), or beside a column of Amazon's reviewer ids; ten digits alone
+    could be padded user numbers."""
+    text = cells.dropna().astype(str).str.strip()
+    if len(text) < _CODE_ROWS or float(text.str.fullmatch(_ASIN).mean()) < 0.9:
+        return False
+    marked = bool(text.str.match(r"B0|\d{9}X").any())
+    beside = other.dropna().astype(str).str.strip()
+    return marked or (len(beside) > 0 and float(beside.str.fullmatch(_AMAZON_USER).mean()) >= 0.9)
 
 
 def _play_counts(numbers: pd.Series) -> bool:

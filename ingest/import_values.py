@@ -888,6 +888,20 @@ def common_start_note(users: pd.Series, ts: pd.Series, col: str) -> str | None:
     )
 
 
+def one_time_note(ts: pd.Series, col: str) -> str | None:
+    """A warning when every row read has the same time (DMSC's ``Crawl_Date``, the day the reviews were
+    collected): that dates the file, not its events, and the hold-out, sessions and drift need when each
+    happened."""
+    times = ts.dropna()
+    if len(times) < 2 or times.nunique() != 1:
+        return None
+    return (
+        f"warning: every row's time in {col!r} is {times.iloc[0].isoformat()}: that dates the file, not its "
+        "events, so the hold-out, sessions and drift have no order to go by. If another column holds when each "
+        "event happened, name it with --time-col; if none does, --no-time --file-order keeps the file's order"
+    )
+
+
 def wall_clock(ts: pd.Series, zone: str | None) -> pd.Series:
     """UTC times as the file's clock read them (``zone``; UTC without one), with no zone attached:
     a zone's midnight may not exist (Brazil's clocks skipped it on the day summer time began), so

@@ -64,6 +64,7 @@ from ingest.import_values import (
     list_cells_note,
     listed_times_note,
     offset_times,
+    one_time_note,
     parse_time,
     shared_times_note,
     tied_times_note,
@@ -73,6 +74,7 @@ from ingest.import_values import (
 )
 from ingest.intake import READ_NOTE
 from ingest.item_key import KEY_JOIN, key_column, key_parts, with_key
+from ingest.time_parts import part_units, split_time_columns, with_time
 from setlist.compressed import COMPRESSIONS, ArchiveError
 from setlist.consent import FLAGS, flag_reason
 from setlist.contract import (
@@ -519,8 +521,16 @@ class ImportOptions:
     #: a file of one row per user, whose device and locale each event of the user takes where the
     #: log gives none (``import_users``)
     users: UsersFile | None = None
+    #: the columns that together write the time (``date_year,date_month,date_day``), when ``time_col``
+    #: names several; ``time_col`` is then the column of times made of them (``time_parts``)
+    time_parts: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        if self.time_col is not None and "," in self.time_col:
+            parts = key_parts(self.time_col, "--time-col")
+            part_units(parts)  # refused here, in words, before the file is read
+            object.__setattr__(self, "time_parts", parts)  # frozen: set once, here
+            object.__setattr__(self, "time_col", key_column(parts))
         users = key_parts(self.user_col, "--user-col")
         if len(users) > 1:
             object.__setattr__(self, "user_parts", users)  # frozen: set once, here
@@ -552,6 +562,11 @@ class ImportOptions:
     def check(self) -> None:
         if self.event_type is not None:
             self._check_event_type()
+        if self.time_parts and (self.time_unit or self.time_format or self.time_origin or self.time_offset_col):
+            raise ImportFormatError(
+                f"--time-col {','.join(self.time_parts)} writes a date by its parts: --time-unit, --time-format, "
+                "--time-origin and --time-offset-col read one column of times, and do not apply"
+            )
         if self.users is not None and self.user_parts:
             raise ImportFormatError(
                 f"--users joins its file on one user id: --user-col names a user by {len(self.user_parts)} columns "
@@ -643,6 +658,9 @@ class ImportOptions:
 
     def _shaper(self) -> Callable[[pd.DataFrame], pd.DataFrame]:
         shape = self._item_shaper()
+        if self.time_parts:  # first, as the user's key: a list reshape repeats the row's time
+            units, col, inner = part_units(self.time_parts), self.time_col, shape
+            shape = lambda frame: inner(with_time(frame, units, col))  # noqa: E731
         if not self.user_parts:
             return shape
         users = self.user_parts
@@ -682,10 +700,11 @@ class ImportOptions:
         """The file's columns the import reads, by role."""
         users = {f"user ({n} of {len(self.user_parts)})": p for n, p in enumerate(self.user_parts, 1)}
         items = {f"item ({n} of {len(self.item_parts)})": p for n, p in enumerate(self.item_parts, 1)}
+        times = {f"time ({n} of {len(self.time_parts)})": p for n, p in enumerate(self.time_parts, 1)}
         return {
             **(users or {"user": self.user_col}),
             **(items or {"item": None if self.itemless else self.item_col}),
-            "time": self.time_col,
+            **(times or {"time": self.time_col}),
             "time offset": self.time_offset_col,
             "rating": self.rating_col,
             "type": None if self.impressions_col else self.type_col,  # made from the click marks
@@ -822,6 +841,8 @@ def _whole_file(raw: pd.DataFrame, o: ImportOptions, now: pd.Timestamp, source: 
         if note := listed_times_note(raw[o.time_col], ts, o.time_col):
             notes.append(note)
         if note := common_start_note(users, ts, o.time_col):
+            notes.append(note)
+        if note := one_time_note(ts, o.time_col):
             notes.append(note)
         lists = o.list_col is not None
         if o.time_offset_col is not None:
@@ -1193,7 +1214,8 @@ _EITHER_NAMES = ("platform",)
 #: a column name that holds an outcome of the row (a click, a like, a count of them, a score)
 _OUTCOME_NAME = (
     r"(?:is_?|has_?|explicit_?|implicit_?|my_?)?(?:click|clicked|clk|non_?clk|non_?click|like|liked|follow|followed"
-    r"|share|shared|skip|skipped|purchase|purchased|buy|bought|cart|carted|rating|rated|score|stars|watch_ratio"
+    r"|share|shared|skip|skipped|purchase|purchased|buy|bought|cart|carted|rating|rated|score|stars?|watch_ratio"
+    r"|recommend|recommended|voted_?up|correct|answered_?correctly"
     r"|play_ratio|retweet|retweeted|install|installed|bookmark|bookmarked|read|comment|commented|forward"
     r"|forwarded|hate|hated|dislike|disliked|long_?view|plays|play_?count|listens|listen_?count|weight|booking"
     r"|booked|conversion|converted|overall|result|label"
@@ -1251,6 +1273,12 @@ def unread_time_note(
     rows are then stamped in a shuffled order, and the hold-out and windows follow that order."""
     if o.time_col is not None:
         return []
+    if split := split_time_columns([c for c in columns if c not in o.keep()], frame):
+        shown = ", ".join(map(repr, split))
+        return [
+            f"warning: --no-time leaves the date written over {shown} unread: each user's rows are stamped in a "
+            f"shuffled order instead; --time-col {option_value(','.join(split))} reads them as one time"
+        ]
     timed = time_columns(frame, unread, exclude=o.keep())
     if not timed:
         return []
@@ -1329,9 +1357,14 @@ def unread_outcome_note(columns: list[str], o: ImportOptions, frame: pd.DataFram
     ] + _unread_type_note(columns, o, frame)
 
 
+#: a column name of a verdict on the item, yes or no (Steam's recommended, a review's voted_up)
+_VERDICT_NAME = r"(?:is_?)?(?:recommend|recommended|voted_?up|liked?|thumbs_?up)"
+
+
 def _click_reading(found: list[str], frame: pd.DataFrame | None) -> str:
     """How a 0/1 click column reads, when the outcomes include one: a row shown and not clicked is an
-    impression, not a rating of 0 (``--rating-col`` would make it a skip, an explicit dislike)."""
+    impression, not a rating of 0 (``--rating-col`` would make it a skip, an explicit dislike); and a
+    yes/no verdict (Steam's ``recommended``) is a like or a skip."""
     for pattern, mapping in ((CLICK_NAME, "1=play,0=impression"), (NON_CLICK_NAME, "0=play,1=impression")):
         col = next((c for c in found if re.fullmatch(pattern, c.lower())), None)
         if col is None or frame is None or col not in frame:
@@ -1342,6 +1375,13 @@ def _click_reading(found: list[str], frame: pd.DataFrame | None) -> str:
                 f"--type-col {col} --type-map {mapping} reads each row shown and not clicked as an impression "
                 "(the other outcome columns unread); "
             )
+    col = next((c for c in found if re.fullmatch(_VERDICT_NAME, c.lower())), None)
+    if col is not None and frame is not None and col in frame and len(cells := _filled_cells(frame[col])):
+        flags = cells.str.lower()
+        if bool(flags.isin(("true", "false")).all()):
+            return f"--type-col {option_value(col)} --type-map true=like,false=skip reads each verdict; "
+        if bool(to_numbers(cells).isin([0, 1]).all()):
+            return f"--type-col {option_value(col)} --type-map 1=like,0=skip reads each verdict; "
     return ""
 
 

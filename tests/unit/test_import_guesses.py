@@ -1,0 +1,116 @@
+"""What the import offers for a file it was not told how to read, on layouts whose guesses were
+wrong and exited 0 when followed: Amazon 2018's item-first ratings, Jester 2's double tabs and
+signed ratings, DMSC's crawl date and stars, Steam's recommendations, and a users file given as
+the log."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ingest.import_files import TextLayout
+from ingest.importer import ImportFormatError, load_interactions
+
+NOW = pd.Timestamp("2024-03-01 12:00", tz="UTC")
+
+
+def _refusal(path: Path, **options: object) -> str:
+    with pytest.raises(ImportFormatError) as refused:
+        load_interactions(path, now=NOW, **options)
+    return " ".join(str(refused.value).split())
+
+
+def _amazon(tmp_path: Path, item_first: bool, marked: bool = True) -> Path:
+    rng = np.random.default_rng(3)
+    lines = []
+    for k in range(200):
+        asin = f"B00{rng.integers(10**6, 10**7)}" if marked and k % 3 == 0 else f"0{rng.integers(10**8, 10**9)}"
+        user = "A" + "".join(rng.choice(list("ABCDEFGHJKLMNPQRSTUVWXYZ0123456789"), 13))
+        pair = (asin, user) if item_first else (user, asin)
+        lines.append(f"{pair[0]},{pair[1]},{rng.integers(1, 6)}.0,{1_300_000_000 + 86_400 * k}")
+    path = tmp_path / "Video_Games.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("marked", [True, False])
+def test_amazons_item_first_ratings_are_offered_as_item_then_user(tmp_path, marked):
+    # 2018's ratings-only files put the product first, 2014's the reviewer; their shapes tell which is which
+    said = _refusal(_amazon(tmp_path, item_first=True, marked=marked))
+    assert "--names item_id,user_id,rating,timestamp --rating-col rating --time-unit s" in said
+    said = _refusal(_amazon(tmp_path, item_first=False, marked=marked))
+    assert "--names user_id,item_id,rating,timestamp --rating-col rating --time-unit s" in said
+
+
+def test_padded_numbers_are_no_product_ids(tmp_path):
+    lines = [f"{k % 40:010d},{k % 70:010d},{1 + k % 5}" for k in range(200)]
+    (tmp_path / "r.csv").write_text("\n".join(lines) + "\n")
+    assert "--names user_id,item_id,rating --rating-col rating --no-time" in _refusal(tmp_path / "r.csv")
+
+
+def test_jesters_double_tabs_and_signed_ratings_are_named(tmp_path):
+    rows = [(1 + k % 30, 5 + k % 17, round(-9.9 + (k * 7.31) % 19.8, 3)) for k in range(300)]
+    (tmp_path / "jester_ratings.dat").write_text("".join(f"{u}\t\t{i}\t\t{r}\n" for u, i, r in rows))
+    said = _refusal(tmp_path / "jester_ratings.dat")
+    assert "--names user_id,c2,item_id,c4,rating --rating-col rating --no-time" in said
+    # followed, every rating is read on its -10 … 10 scale: nothing left unread, nothing quarantined
+    names = ("user_id", "c2", "item_id", "c4", "rating")
+    events, _, summary = load_interactions(
+        tmp_path / "jester_ratings.dat", layout=TextLayout(names=names), rating_col="rating", time_col=None, now=NOW
+    )
+    assert len(events) == 300 and {"skip", "like"} <= set(events["type"])
+    assert "ratings run below zero: scaled from the lowest" in " ".join(str(summary).split())
+
+
+def _dmsc(tmp_path: Path) -> Path:
+    rows = [
+        (k, f"Film {k % 9}", "2017-01-22", f"用户{k % 25}", f"2015-{1 + k % 12:02d}-{1 + k % 28:02d}", 1 + k % 5, k * 3)
+        for k in range(120)
+    ]
+    path = tmp_path / "DMSC.csv"
+    columns = ["ID", "Movie_Name_EN", "Crawl_Date", "Username", "Date", "Star", "Like"]
+    pd.DataFrame(rows, columns=columns).to_csv(path, index=False)
+    return path
+
+
+def test_a_date_the_same_on_every_row_is_no_events_time_and_stars_are_ratings(tmp_path):
+    src = _dmsc(tmp_path)
+    assert "--user-col Username --item-col Movie_Name_EN --rating-col Star --time-col Date" in _refusal(src)
+    # followed the other way, every event at one instant is warned of
+    _, _, summary = load_interactions(
+        src, user_col="Username", item_col="Movie_Name_EN", time_col="Crawl_Date", now=NOW
+    )
+    said = " ".join(str(summary).split())
+    assert "warning: every row's time in 'Crawl_Date' is 2017-01-22T00:00:00+00:00: that dates the file" in said
+    assert "columns 'Star', 'Like' not read" in said
+
+
+def test_a_yes_no_verdict_is_offered_as_likes_and_skips(tmp_path):
+    rows = [(f"7656119{k % 30:010d}", 100 + k % 13, 1_500_000_000 + k, ["True", "False"][k % 4 == 0], k % 3)
+            for k in range(100)]  # fmt: skip
+    src = tmp_path / "steam_reviews.csv"
+    columns = ["author.steamid", "app_id", "timestamp_created", "recommended", "comment_count"]
+    pd.DataFrame(rows, columns=columns).to_csv(src, index=False)
+    _, _, summary = load_interactions(
+        src, user_col="author.steamid", item_col="app_id", time_col="timestamp_created", time_unit="s", now=NOW
+    )
+    said = " ".join(str(summary).split())
+    assert "columns 'recommended', 'comment_count' not read" in said
+    assert "--type-col recommended --type-map true=like,false=skip reads each verdict" in said
+
+
+def test_a_users_file_given_as_the_log_is_told_to_go_beside_it(tmp_path):
+    profile = tmp_path / "student_metadata.csv"
+    pd.DataFrame(
+        {"UserId": range(1000, 1040), "Gender": [k % 3 for k in range(40)], "DateOfBirth": ["2006-07-01"] * 40}
+    ).to_csv(profile, index=False)
+    said = _refusal(profile)
+    assert "its rows are one per user ('UserId' differs on every row) and no column names an item" in said
+    assert "with --users" in said and "--item-col COLUMN" not in said
+    # a log of one row per user that names its items is a log all the same
+    log = tmp_path / "log.csv"
+    pd.DataFrame({"UserId": range(40), "ItemId": [k % 7 for k in range(40)]}).to_csv(log, index=False)
+    assert "--user-col UserId --item-col ItemId" in _refusal(log)
