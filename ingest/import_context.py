@@ -15,7 +15,7 @@ from setlist.contract import UNKNOWN
 
 #: column names that hold a device or a locale, lower case
 CONTEXT_NAMES = {
-    "device": ("device", "device_type", "os"),
+    "device": ("device", "device_type", "device_class", "device_category", "os"),
     "locale": ("locale", "country", "conn_country", "language", "lang", "market", "region"),
 }
 #: words of a column name that say its cells are countries, so a country's name is read as its code

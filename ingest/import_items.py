@@ -767,7 +767,7 @@ def _flag_columns(raw: pd.DataFrame, item_id_col: str) -> list[str]:
         and not str(c).startswith("column_")
         and raw[c].dtype == object
         and raw[c].dropna().isin(["0", "1"]).all()
-        and raw[c].notna().any()
+        and raw[c].eq("1").any()  # a column of zeros alone (HetRec's unrated rtTopCritics…) names no genre
     ]
     if flags and raw[item_id_col].duplicated().any():
         # a log that is its own items file: a genre is the item's, the same on each of its rows; a 0/1

@@ -65,6 +65,11 @@ def test_genre_flags_are_named_where_they_are_read(tmp_path):
     catalog, notes = load_items(items, "movie_id", None)
     assert "genres from its 0/1 genre columns ('Action', 'Comedy', 'Drama')" in notes
     assert catalog.set_index("item_id").loc["1", "genres"] == "action|drama"
+    # columns of zeros alone (HetRec's critics' counts for films no critic rated) name no genre
+    zeros = tmp_path / "movies.dat"
+    zeros.write_text("id,title,rtTopCriticsNumFresh,rtTopCriticsNumRotten\n1,Heat,0,0\n2,Big,0,0\n")
+    catalog, notes = load_items(zeros, "id", None)
+    assert not any("0/1 genre columns" in n for n in notes) and set(catalog["genre"]) == {"unknown"}
 
 
 #: (file name, its text, what the suggestion says): each a column the names once led wrong

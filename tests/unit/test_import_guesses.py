@@ -114,3 +114,16 @@ def test_a_users_file_given_as_the_log_is_told_to_go_beside_it(tmp_path):
     log = tmp_path / "log.csv"
     pd.DataFrame({"UserId": range(40), "ItemId": [k % 7 for k in range(40)]}).to_csv(log, index=False)
     assert "--user-col UserId --item-col ItemId" in _refusal(log)
+
+
+def test_a_device_class_column_is_named_as_a_device(tmp_path):
+    # Booking.com's trips: device_class is the device each booking was made on
+    rows = [
+        (f"u{k % 9}", f"c{k % 13}", f"2016-0{1 + k % 9}-1{k % 10}", ["desktop", "mobile"][k % 2]) for k in range(60)
+    ]
+    src = tmp_path / "train_set.csv"
+    pd.DataFrame(rows, columns=["user_id", "city_id", "checkin", "device_class"]).to_csv(src, index=False)
+    _, _, summary = load_interactions(src, item_col="city_id", time_col="checkin", now=NOW)
+    assert "column 'device_class' is not read: every event's device is unknown" in " ".join(str(summary).split())
+    events, _, _ = load_interactions(src, item_col="city_id", time_col="checkin", device_col="device_class", now=NOW)
+    assert set(events["device"]) == {"desktop", "mobile"}
