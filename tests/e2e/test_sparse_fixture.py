@@ -141,10 +141,13 @@ def test_cli_writes_files_and_prints_the_import_line(tmp_path, monkeypatch):
     )
     assert res.exit_code == 0, res.output
     assert (out / "ratings.csv").is_file() and (out / "movies.csv").is_file()
+    # a profile per user, keyed as the ratings are, and imported beside them
+    users = pd.read_csv(out / "users.csv")
+    assert set(users["userId"]) == set(pd.read_csv(out / "ratings.csv")["userId"])
     assert (
         f"make import SOURCE={out}/ratings.csv IMPORT_ARGS='--user-col userId --item-col movieId "
         f"--time-col timestamp --time-unit s --rating-col rating --items {out}/movies.csv "
-        f"--item-id-col movieId'"
+        f"--item-id-col movieId --users {out}/users.csv'"
     ) in res.output
     assert "2,000 ratings" in res.output
 
