@@ -877,7 +877,7 @@ def common_start_note(users: pd.Series, ts: pd.Series, col: str) -> str | None:
     firsts = frame.groupby("u", sort=False)["t"].min()
     start = firsts.min()
     share = float((firsts == start).mean())
-    if share < COMMON_START_SHARE or start == start.normalize() and (frame["t"] == frame["t"].dt.normalize()).all():
+    if share < COMMON_START_SHARE or (start == start.normalize() and (frame["t"] == frame["t"].dt.normalize()).all()):
         return None
     return (
         f"warning: {share:.0%} of the users' first rows are at {start.isoformat()}, the file's earliest time: "

@@ -1215,7 +1215,8 @@ _EITHER_NAMES = ("platform",)
 _OUTCOME_NAME = (
     r"(?:is_?|has_?|explicit_?|implicit_?|my_?)?(?:click|clicked|clk|non_?clk|non_?click|like|liked|follow|followed"
     r"|share|shared|skip|skipped|purchase|purchased|buy|bought|cart|carted|rating|rated|score|stars?|watch_ratio"
-    r"|recommend|recommended|voted_?up|correct|answered_?correctly"
+    r"|recommend|recommended|voted_?up|correct|answered_?correctly|favou?rite|favou?rited|fav|collect|collected"
+    r"|play|stay"  # WeChat Channels' play and stay: milliseconds of each view, outcomes too
     r"|play_ratio|retweet|retweeted|install|installed|bookmark|bookmarked|read|comment|commented|forward"
     r"|forwarded|hate|hated|dislike|disliked|long_?view|plays|play_?count|listens|listen_?count|weight|booking"
     r"|booked|conversion|converted|overall|result|label"

@@ -127,3 +127,11 @@ def test_a_device_class_column_is_named_as_a_device(tmp_path):
     assert "column 'device_class' is not read: every event's device is unknown" in " ".join(str(summary).split())
     events, _, _ = load_interactions(src, item_col="city_id", time_col="checkin", device_col="device_class", now=NOW)
     assert set(events["device"]) == {"desktop", "mobile"}
+
+
+def test_wechats_view_times_and_favourites_are_named_as_unread_outcomes(tmp_path):
+    rows = [(f"u{k % 12}", f"f{k % 30}", 1 + k % 14, k * 37 % 9000, k * 53 % 20000, k % 7 == 0) for k in range(120)]
+    src = tmp_path / "user_action.csv"
+    pd.DataFrame(rows, columns=["userid", "feedid", "date_", "play", "stay", "favorite"]).to_csv(src, index=False)
+    _, _, summary = load_interactions(src, user_col="userid", item_col="feedid", time_col=None, now=NOW)
+    assert "columns 'play', 'stay', 'favorite' not read" in " ".join(str(summary).split())
