@@ -49,16 +49,19 @@ def fresh_as_of(user_newest: pd.Timestamp | None, item_newest: pd.Timestamp | No
     return {view: pd.Timestamp(t).floor("D") + DAY for view, t in ends.items() if t is not None and pd.notna(t)}
 
 
-def fresh_from_consent(consent: pd.DataFrame) -> dict[str, pd.Timestamp]:
+def fresh_from_consent(consent: pd.DataFrame, items_newest: object = None) -> dict[str, pd.Timestamp]:
     """``fresh_as_of`` off the consent rows, each stamped at its user's last event: the newest row
-    of the users with a consent is the newest event the view needing it may use. For item stats it
-    may be a search, which they do not count, so this is never laxer than the events themselves."""
+    of the users with a consent is the newest event the view needing it may use. Item stats count
+    item events only, not searches or the sampled light types: ``items_newest``, the newest event
+    they count, judges them where the caller knows it (a shop's log that ends in views after its
+    last purchase would otherwise fail freshness on every build)."""
 
     def newest_of(flag: str) -> pd.Timestamp | None:
         stamps = consent.loc[consent[flag].fillna(False).astype(bool), "event_timestamp"]
         return stamps.max() if len(stamps) else None
 
-    return fresh_as_of(newest_of("consent_personalization"), newest_of("consent_analytics"))
+    items = items_newest if items_newest is not None and pd.notna(items_newest) else newest_of("consent_analytics")
+    return fresh_as_of(newest_of("consent_personalization"), items)
 
 
 @dataclass(frozen=True)
@@ -302,12 +305,13 @@ def build_prepared(
     catalog = Catalog.of(items, term_key)
     profile, session, consent = build_users(events, catalog, fs, user_tables, consent_default=consent_default)
     analytics = consent.set_index("user_id")["consent_analytics"]
+    counted = counted_events(events, analytics)
     return FeatureBatches(
         user_profile=profile,
-        item_stats=build_items(events, catalog, fs, item_tables, analytics=analytics),
+        item_stats=build_item_stats(counted, catalog, fs, item_tables),
         session=session,
         consent=consent,
         genres=catalog.genres,
         as_of=as_of(events),
-        fresh_as_of=fresh_from_consent(consent),
+        fresh_as_of=fresh_from_consent(consent, counted["timestamp"].max() if len(counted) else None),
     )

@@ -167,6 +167,7 @@ def build_in_shards(
     )
     counted = table.filter(about_items)
     del table, about_items
+    items_newest = pc.max(counted["timestamp"]).as_py() if counted.num_rows else None
     item_shards = shards_for(counted.num_rows, shard_events)
     shard = _shard_of_rows(counted["item_id"], item_shards)
     stats = []
@@ -191,6 +192,6 @@ def build_in_shards(
         consent=consent,
         genres=catalog.genres,
         as_of=pd.Timestamp(newest).floor("D") + DAY,
-        fresh_as_of=fresh_from_consent(consent),
+        fresh_as_of=fresh_from_consent(consent, pd.Timestamp(items_newest) if items_newest is not None else None),
     )
     return ShardedBuild(batches, session_file, rows, start)

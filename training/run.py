@@ -17,7 +17,7 @@ from setlist.catalog import load_items
 from setlist.consent import FLAGS, opted_out_users, personalizable
 from setlist.eventlog import EventLog
 from setlist.features import SESSION_LAST_N
-from setlist.featureset import DeclarationError, Service
+from setlist.featureset import VIEW_OF, DeclarationError, Service
 from setlist.lineage import file_digest, record_gate
 from setlist.memory import gb, require_room
 from setlist.settings import Settings
@@ -531,6 +531,7 @@ def train(
     )
     log = EventLog(settings.events_dir)
     store = get_store(settings)
+    _require_published(store)
     with Reporter(progress, []) as report:
         plan = plan_run(settings, log, candidate_params, report.task)
         report.choices = plan.choices
@@ -572,6 +573,18 @@ def train(
         {name: ev.results[name].metrics for name in names},
         plan.choices,
     )
+
+
+def _require_published(store: FeatureStore) -> None:
+    """Training reads the published features: a data directory whose materialize never published
+    any (its gate failed, or it never ran) is refused in words, not with Feast's
+    FeatureViewNotFoundException from the middle of the run."""
+    published = {view.name for view in store.list_feature_views()}
+    if missing := [VIEW_OF[kind] for kind in ("user", "item") if VIEW_OF[kind] not in published]:
+        raise TrainingRefused(
+            f"no features are published yet ({', '.join(missing)} not in the feature registry): run `make "
+            "materialize` first; if it failed, its message names the gate that stopped it"
+        )
 
 
 def _keep_training_set(settings: Settings, frame: pd.DataFrame) -> Path:

@@ -201,3 +201,15 @@ def test_a_setting_that_does_not_read_is_one_line_naming_its_variable(data_dir):
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().startswith("error: settings that do not read")
     assert "SETLIST_IMPORT_CHUNK_ROWS (got ''): Input should be a valid integer" in proc.stderr
+
+
+def test_training_before_any_features_were_published_says_to_materialize(data_dir):
+    # a materialize whose gate failed (or that never ran) leaves the registry without feature views
+    import training.__main__ as cli
+
+    _one_line_error(
+        _invoke(cli.app),
+        1,
+        "training refused: no features are published yet (user_profile, item_stats not in the feature registry): "
+        "run `make materialize` first; if it failed, its message names the gate that stopped it",
+    )

@@ -38,6 +38,24 @@ def test_a_batch_is_judged_against_the_newest_event_each_view_may_use(tmp_path, 
     assert len(stale) == 2 and all("event_timestamp" in f for f in stale)
 
 
+def test_item_stats_are_judged_by_the_newest_event_they_count(tmp_path, monkeypatch):
+    # a shop's log whose last week is views (sampled, not counted by item stats) after its last purchase
+    from setlist.catalog import load_items, save_items
+
+    monkeypatch.setenv("SETLIST_DATA_DIR", str(tmp_path / "data"))
+    save_items(clean_items(300), tmp_path / "items.parquet")
+    events = ratings_events(users=40, ratings=2000, years=1.0, items=300, seed=6)
+    views = events.tail(40).copy()
+    views["timestamp"] = events["timestamp"].max() + timedelta(days=7) + pd.to_timedelta(range(40), unit="min")
+    views["event_id"] = views["event_id"] + "-view"
+    views["type"], views["weight"] = "view", 5.0
+    both = pd.concat([events, views], ignore_index=True)
+    features = load_declarations()
+    batches = build(both, load_items(tmp_path / "items.parquet"), features, consent_default=True)
+    assert batches.freshness_as_of("item_stats") == events["timestamp"].max().floor("D") + pd.Timedelta(days=1)
+    assert gate(batches, features=features) == []
+
+
 def test_the_spark_build_reads_each_views_newest_usable_event_off_the_consent_rows(tmp_path):
     from feature_repo.publish_spark import _read_back
 
