@@ -18,6 +18,8 @@ CONTEXT_NAMES = {
     "device": ("device", "device_type", "device_class", "device_category", "os"),
     "locale": ("locale", "country", "conn_country", "language", "lang", "market", "region"),
 }
+#: a users file's locale column before any other named for one (``import_users``)
+LOCALE_FIRST = ("locale",)
 #: words of a column name that say its cells are countries, so a country's name is read as its code
 COUNTRY_WORDS = frozenset({"country", "countries", "nation", "nationality", "location", "geo"})
 
@@ -52,7 +54,8 @@ def context_values(
     bound = vocabulary.device if kind == "device" else vocabulary.locale_of
     countries = kind == "locale" and bool(COUNTRY_WORDS & set(name_words(col)))
     cells = raw[col].astype("string").str.strip()
-    cells = cells.mask((cells == "") | cells.str.lower().isin(MISSING_TOKENS))
+    # Airbnb's "-unknown-" says what an empty cell says
+    cells = cells.mask((cells == "") | cells.str.lower().str.strip("-_ ").isin((*MISSING_TOKENS, "unknown")))
     names = cells.dropna().unique().tolist()
 
     def country(given: str, head: str) -> str:
@@ -65,8 +68,9 @@ def context_values(
         return value
 
     def read_one(name: str) -> str:
-        if "," in name and all(p.strip().lower() in ("", *MISSING_TOKENS) for p in name.split(",")):
-            return UNKNOWN  # a place none of whose parts is known (Book-Crossing's "n/a, n/a, n/a")
+        if "," in name and name.rsplit(",", 1)[-1].strip().lower() in ("", *MISSING_TOKENS):
+            # a place written city first whose country is blank (Book-Crossing's "n/a, n/a, n/a", "toronto, ontario, ")
+            return UNKNOWN
         given = (mapping or {}).get(name, (mapping or {}).get(name.lower(), name))
         head = re.split(r">|\s+\(", given, maxsplit=1)[0].strip()
         if countries and (value := country(given, head)) != OTHER:

@@ -1939,6 +1939,8 @@ _ITEM_WORDS = frozenset(
         "campaign", "adgroup", "ad", "creative", "offer", "recording",
     }
 )  # fmt: skip
+#: the words that name items, for other modules (a users file's id column is never one named so)
+ITEM_WORDS = _ITEM_WORDS
 #: an outcome column of clicks (Taobao's clk, Expedia's click_bool), and one of rows not clicked (nonclk)
 CLICK_NAME = r"(?:is_?)?(?:click|clicked|clk)(?:_?(?:flag|bool))?"
 NON_CLICK_NAME = r"non_?(?:clk|click)(?:_?(?:flag|bool))?"

@@ -17,11 +17,14 @@ import pandas as pd
 from ingest.import_context import (
     CONTEXT_NAMES,
     COUNTRY_WORDS,
+    LOCALE_FIRST,
     ContextReading,
     context_values,
     countries_note,
 )
 from ingest.import_files import (
+    ITEM_WORDS,
+    USER_WORDS,
     ImportFormatError,
     TextLayout,
     clean_ids,
@@ -29,6 +32,7 @@ from ingest.import_files import (
     read_table,
     require_columns,
 )
+from setlist.context import OTHER
 from setlist.contract import UNKNOWN
 
 #: the share of a column's ids that must be the log's users for it to be taken as the users file's id
@@ -67,16 +71,25 @@ class UserContext:
 
 
 def _id_column(raw: pd.DataFrame, spec: UsersFile, log_user_col: str, log_users: pd.Index) -> str:
+    """The users file's id column: as told, else named as the log's user column, else the column that
+    holds most of the log's users (a profile may hold many more users than a sample of the log),
+    or whose ids are most of them the log's users; a column named for users wins a tie, and one named
+    for items never (a film's id is no user's, though MovieLens numbers both from 1)."""
     if spec.id_col is not None:
         return spec.id_col
     if log_user_col in raw.columns:
         return log_user_col
     best, share = None, 0.0
-    for col in raw.columns:
+    named = sorted(map(str, raw.columns), key=lambda c: not USER_WORDS & set(name_words(c)))
+    for col in named:
+        if ITEM_WORDS & set(name_words(col)):
+            continue
         ids = clean_ids(raw[col]).dropna()
         if ids.empty:
             continue
-        if (found := float(ids.isin(log_users).mean())) > share:
+        # the share of the log's users it holds, or of its ids that are the log's users: a profile may
+        # hold many more users than a sample of the log, or only some of a log's users
+        if (found := max(float(log_users.isin(ids).mean()), float(ids.isin(log_users).mean()))) > share:
             best, share = col, found
     if best is None or share < _ID_OVERLAP:
         columns = ", ".join(map(repr, map(str, raw.columns[:12])))
@@ -88,15 +101,26 @@ def _id_column(raw: pd.DataFrame, spec: UsersFile, log_user_col: str, log_users:
 
 
 def _context_column(raw: pd.DataFrame, kind: str, given: str | None, id_col: str) -> str | None:
+    """The column of devices or of locales: as told, else the first named for one; for locales a
+    ``locale`` first, then a country, then a language, and a region or market last (XING's
+    ``region`` is a German state, beside its ``country``)."""
     if given is not None:
         return given
-    for col in map(str, raw.columns):
+
+    def rank(col: str) -> int | None:
         if col == id_col:
-            continue
+            return None
+        if kind == "device":
+            return 0 if col.lower() in CONTEXT_NAMES[kind] else None
         words = set(name_words(col))
-        if col.lower() in CONTEXT_NAMES[kind] or (kind == "locale" and words & COUNTRY_WORDS):
-            return col
-    return None
+        if col.lower() in LOCALE_FIRST:
+            return 0
+        if words & COUNTRY_WORDS:
+            return 1
+        return 2 if col.lower() in CONTEXT_NAMES[kind] else None
+
+    ranked = [(r, n, col) for n, col in enumerate(map(str, raw.columns)) if (r := rank(col)) is not None]
+    return min(ranked)[2] if ranked else None
 
 
 def load_user_context(
@@ -109,6 +133,14 @@ def load_user_context(
     raw = table.frame
     if raw.empty:
         raise ImportFormatError(f"{spec.path.name} holds no users (only a header line, or nothing)")
+    header = pd.Index([str(c).strip() for c in raw.columns])
+    named_ids = list(header[header.isin(log_users)])
+    if named_ids and not (spec.layout and spec.layout.names):
+        # read as names, the first user's row would be left out without a word
+        raise ImportFormatError(
+            f"{spec.path.name} has no header line: its first line holds the log's user {named_ids[0]!r}; name its "
+            "columns in order with --users-names (e.g. --users-names user,gender,age,country,signup)"
+        )
     id_col = _id_column(raw, spec, log_user_col, log_users)
     require_columns(
         raw,
@@ -150,11 +182,14 @@ def load_user_context(
         # a user's first row that names one wins; rows that leave it empty do not hide a later row's
         mapping = known.drop_duplicates("user").set_index("user")["v"]
         out.by_kind[kind] = mapping
-        found = int(log_users.isin(mapping.index).sum())
+        theirs = mapping[mapping.index.isin(log_users)]
+        found, other = len(theirs), int((theirs == OTHER).sum())
         missing = len(log_users) - found
+        said = [f"{other:,} of them read as 'other'"] if other else []
+        said += [f"{missing:,} have none there: their events' {kind} is unknown"] if missing else []
         notes.append(
             f"{kind} from {col!r} for {found:,} of the log's {len(log_users):,} users"
-            + (f" ({missing:,} have none there: their events' {kind} is unknown)" if missing else "")
+            + (f" ({'; '.join(said)})" if said else "")
         )
         if others := sorted(reading.other[kind]):
             shown = ", ".join(map(repr, others[:5])) + (f" and {len(others) - 5} more" if len(others) > 5 else "")

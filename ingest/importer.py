@@ -1223,7 +1223,7 @@ _OUTCOME_NAME = (
     # how long each play lasted (Jellyfin's PlayDuration, Spotify's ms_played): --played-col reads it
     r"|play_?duration|ms_?played|played_?(?:ms|s|sec|secs|seconds|time|duration)"
     r"|(?:listen|watch)(?:ed)?_?(?:duration|ms|seconds|secs))"
-    r"(?:_?(?:cnt|count|num|flag|bool|s|timestamp|time))?"
+    r"(?:_?(?:cnt|count|num|flag|flg|bool|s|timestamp|time))?"
 )
 
 

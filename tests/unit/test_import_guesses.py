@@ -135,3 +135,16 @@ def test_wechats_view_times_and_favourites_are_named_as_unread_outcomes(tmp_path
     pd.DataFrame(rows, columns=["userid", "feedid", "date_", "play", "stay", "favorite"]).to_csv(src, index=False)
     _, _, summary = load_interactions(src, user_col="userid", item_col="feedid", time_col=None, now=NOW)
     assert "columns 'play', 'stay', 'favorite' not read" in " ".join(str(summary).split())
+
+
+def test_a_purchase_flg_is_named_as_an_unread_outcome(tmp_path):
+    # Ponpare's coupon visits: PURCHASE_FLG 1 on the visits that bought
+    rows = [
+        (f"u{k % 10}", f"c{k % 17}", f"2011-07-{1 + k % 28:02d} 10:{k % 60:02d}:00", int(k % 9 == 0)) for k in range(90)
+    ]
+    src = tmp_path / "coupon_visit_train.csv"
+    pd.DataFrame(rows, columns=["USER_ID_hash", "VIEW_COUPON_ID_hash", "I_DATE", "PURCHASE_FLG"]).to_csv(
+        src, index=False
+    )
+    _, _, summary = load_interactions(src, user_col="USER_ID_hash", item_col="VIEW_COUPON_ID_hash", time_col="I_DATE")
+    assert "column 'PURCHASE_FLG' not read" in " ".join(str(summary).split())

@@ -62,7 +62,10 @@ def test_each_event_takes_its_users_country_by_code_from_the_profile(tmp_path):
     assert locale["user_000002"] == {"unknown"} and locale["user_000011"] == {"unknown"}
     assert (events["device"] == "unknown").all()
     said = " ".join(str(summary).split())
-    assert "profile.tsv: locale from 'country' for 8 of the log's 12 users (4 have none there" in said
+    assert (
+        "profile.tsv: locale from 'country' for 8 of the log's 12 users (2 of them read as 'other'; 4 have none there"
+        in said
+    )
     assert "'Atlantis'" in said and "'United Kingdom' is 'gb'" in said
     assert "'Atlantis' (--locale-map NAME=LOCALE,… names them as a request would)" in said
 
@@ -187,3 +190,67 @@ def test_the_command_line_imports_a_profile_and_stores_no_raw_id(tmp_path, monke
     assert alone.exit_code != 0 and "--users-locale-col describes the users file: it needs --users FILE" in " ".join(
         alone.output.split()
     )
+
+
+def test_a_profile_of_many_more_users_than_a_log_sample_is_joined(tmp_path):
+    # the head of Last.fm 1K's log beside its whole profile: most of the file's ids are no user of the sample
+    _listening(tmp_path, users=3)
+    rows = [(f"user_{u:06d}", "Japan") for u in range(40)]
+    pd.DataFrame(rows, columns=["#id", "country"]).to_csv(tmp_path / "profile.tsv", sep="\t", index=False)
+    layout = TextLayout(names=("user", "when", "track", "title"))
+    events, _, _ = load_interactions(
+        tmp_path / "plays.tsv", user_col="user", item_col="track", time_col="when", layout=layout,
+        users=UsersFile(tmp_path / "profile.tsv"), now=NOW,
+    )  # fmt: skip
+    assert set(events["locale"]) == {"jp"}
+
+
+def test_a_column_named_for_items_is_never_the_profiles_id(tmp_path):
+    # MovieLens numbers users and films alike from 1: a file of films' countries is no profile
+    log = tmp_path / "ratings.csv"
+    pd.DataFrame({"userId": [1, 2, 3], "movieId": [10, 20, 30], "timestamp": [1e9, 1e9 + 1, 1e9 + 2]}).to_csv(
+        log, index=False
+    )
+    films = tmp_path / "movie_countries.csv"
+    pd.DataFrame({"movieID": [1, 2, 3, 4], "country": ["USA", "France", "Japan", "Spain"]}).to_csv(films, index=False)
+    with pytest.raises(ImportFormatError, match="none holds the log's user ids.*--users-id-col"):
+        load_interactions(log, user_col="userId", item_col="movieId", time_unit="s", users=UsersFile(films), now=NOW)
+
+
+def test_a_profiles_country_is_read_before_its_region(tmp_path):
+    # XING's users.csv: region is a German state, country the country
+    rows = [("a", "i1", "2024-01-01"), ("b", "i2", "2024-01-02")]
+    log = tmp_path / "log.csv"
+    pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"]).to_csv(log, index=False)
+    users = tmp_path / "users.csv"
+    pd.DataFrame({"user_id": ["a", "b"], "region": ["7", "3"], "country": ["de", "non_dach"]}).to_csv(
+        users, index=False
+    )
+    events, _, summary = load_interactions(log, users=UsersFile(users), now=NOW)
+    assert dict(zip(events["user_id"], events["locale"], strict=True)) == {"a": "de", "b": "other"}
+    assert "locale from 'country' for 2 of the log's 2 users (1 of them read as 'other')" in " ".join(
+        str(summary).split()
+    )
+
+
+def test_a_headerless_profile_is_refused_before_its_first_user_is_lost(tmp_path):
+    _listening(tmp_path)
+    rows = [f"user_{u:06d}\tf\t\tMoldova\tNov 8, 2007" for u in range(12)]
+    (tmp_path / "usersha1-profile.tsv").write_text("\n".join(rows) + "\n")
+    base = _options(tmp_path)
+    spec = UsersFile(tmp_path / "usersha1-profile.tsv", locale_col="Moldova")
+    with pytest.raises(ImportFormatError, match="no header line: its first line holds the log's user 'user_000000'"):
+        load_interactions(tmp_path / "plays.tsv", **{**base, "users": spec})
+    named = UsersFile(tmp_path / "usersha1-profile.tsv", layout=TextLayout(names=("user", "g", "age", "country", "s")))
+    events, _, _ = load_interactions(tmp_path / "plays.tsv", **{**base, "users": named})
+    assert set(events["locale"]) == {"md"}
+
+
+@pytest.mark.parametrize(
+    ("cell", "locale"),
+    [("köln, nordrhein-westfalen, deutschland", "de"), ("toronto, ontario, ", "unknown"), ("-unknown-", "unknown")],
+)
+def test_places_in_their_own_language_and_odd_blanks_read_as_meant(tmp_path, cell, locale):
+    log = tmp_path / "log.csv"
+    pd.DataFrame({"user_id": ["a"], "item_id": ["i"], "timestamp": ["2024-01-01"], "country": [cell]}).to_csv(log)
+    assert load_interactions(log, locale_col="country", now=NOW)[0]["locale"].tolist() == [locale]
