@@ -1913,7 +1913,9 @@ def require_columns(
                     # a JSON or parquet file's columns left unread are looked at too (Amazon's unixReviewTime:
                     # its epoch numbers want --time-unit s)
                     seen = with_unread_sample(frame, path, list(dropped))
-                    if profile := _profile_hint(seen):
+                    # judged on every column: one left unread may list the user's items (Tradesy's lists)
+                    unseen = [c for c in dropped if c not in seen.columns]
+                    if not unseen and (profile := _profile_hint(seen)):
                         hint += profile
                     elif suggested := _suggested_options(seen, [c for c in dropped if c not in seen.columns]):
                         hint += f"; by their names, its columns would import with {suggested}"
@@ -2156,15 +2158,25 @@ def _profile_hint(frame: pd.DataFrame) -> str | None:
     ``userprofile.csv``). Followed, the usual suggestion imports a birthday as each user's one event."""
     names = list(map(str, frame.columns))
     user = user_column(names)
-    if user is None or len(frame) < _PROFILE_ROWS or _item_column(names, {n: set(name_words(n)) for n in names}, user):
+    if user is None or len(names) < 2 or len(frame) < _PROFILE_ROWS:
+        return None
+    if _item_column(names, {n: set(name_words(n)) for n in names}, user):
         return None
     ids = frame[user].dropna().astype(str).str.strip()
-    if len(ids) < _PROFILE_ROWS or not ids.is_unique:
-        return None
+    if len(ids) < _PROFILE_ROWS or not ids.is_unique or any(_listed(frame[c]) for c in frame.columns if c != user):
+        return None  # a row per user that lists their items (Tradesy's bought, want, sold) is a log of them
     return (
         f"; its rows are one per user ({user!r} differs on every row) and no column names an item: a users file "
         "(a profile), not a log of events. Import the log of what the users did, and name this file beside it "
         "with --users, which gives each user's events the country or device it holds (README, 'A users file')"
+    )
+
+
+def _listed(column: pd.Series) -> bool:
+    """Whether a column's first filled cells hold lists or records, as values or written out."""
+    cells = column.dropna().head(20)
+    return bool(len(cells)) and bool(
+        cells.map(lambda v: isinstance(v, (list, tuple, dict, np.ndarray)) or str(v).lstrip()[:1] in ("[", "{")).all()
     )
 
 

@@ -148,3 +148,13 @@ def test_a_purchase_flg_is_named_as_an_unread_outcome(tmp_path):
     )
     _, _, summary = load_interactions(src, user_col="USER_ID_hash", item_col="VIEW_COUPON_ID_hash", time_col="I_DATE")
     assert "column 'PURCHASE_FLG' not read" in " ".join(str(summary).split())
+
+
+def test_a_row_per_user_listing_their_items_is_no_users_file(tmp_path):
+    # Tradesy: each user's bought, wanted and sold items in one record per user
+    src = tmp_path / "tradesy.json"
+    src.write_text(
+        "".join(f'{{"uid": "{u}", "lists": {{"bought": ["{u + 1}", "{u + 2}"], "sold": []}}}}\n' for u in range(30))
+    )
+    said = _refusal(src, user_col="uid", item_col="lists")
+    assert "a users file" not in said and "item column 'lists' not found" in said
