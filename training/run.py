@@ -531,12 +531,12 @@ def train(
     )
     log = EventLog(settings.events_dir)
     store = get_store(settings)
-    _require_published(store)
     with Reporter(progress, []) as report:
         plan = plan_run(settings, log, candidate_params, report.task)
         report.choices = plan.choices
         for line in plan.choices:
             report.say(line)
+        _require_published(store)  # after the log's own refusals (too few positives, too big to fit)
         engine = engine_for(settings, report)  # Spark in the cluster profile
         rs, q_train_n, n_folds = ranker_set(settings, plan, store, report, engine)
         gate_passed = gate_training_set(settings, rs, plan.opted_out)

@@ -203,10 +203,17 @@ def test_a_setting_that_does_not_read_is_one_line_naming_its_variable(data_dir):
     assert "SETLIST_IMPORT_CHUNK_ROWS (got ''): Input should be a valid integer" in proc.stderr
 
 
-def test_training_before_any_features_were_published_says_to_materialize(data_dir):
-    # a materialize whose gate failed (or that never ran) leaves the registry without feature views
+def test_training_before_any_features_were_published_says_to_materialize(data_dir, tmp_path):
+    # events imported, but a materialize whose gate failed (or that never ran) left no feature views
     import training.__main__ as cli
+    from ingest.__main__ import app as ingest_app
 
+    fx = tmp_path / "fx"
+    made = _invoke(ingest_app, "fixture", "--out", str(fx), "--users", "40", "--items", "200", "--ratings", "2000")
+    assert made.exit_code == 0, made.output
+    args = ["import", str(fx / "ratings.csv"), "--user-col", "userId", "--item-col", "movieId"]
+    imported = _invoke(ingest_app, *args, "--time-unit", "s", "--rating-col", "rating")
+    assert imported.exit_code == 0, imported.output
     _one_line_error(
         _invoke(cli.app),
         1,
