@@ -363,7 +363,9 @@ def import_(
         None, "--items", help="optional item metadata file (one: several are joined on their id first, README)"
     ),
     item_id_col: str = typer.Option(
-        "item_id", help="the items file's id column; several as --item-col names them (artist,track)"
+        "item_id",
+        help="the items file's id column (without item_id, a column named as --item-col is); several as --item-col "
+        "names them (artist,track)",
     ),
     items_cols: str | None = typer.Option(
         None,

@@ -534,10 +534,21 @@ _LISTED_IDS = re.compile(r"\[\s*['\"]?[^,\[\]]+['\"]?\s*(,\s*['\"]?[^,\[\]]+['\"
 
 
 def load_items(
-    path: Path, item_id_col: str, layout: TextLayout | None, columns: dict[str, str] | None = None
+    path: Path,
+    item_id_col: str,
+    layout: TextLayout | None,
+    columns: dict[str, str] | None = None,
+    log_item_col: str | None = None,
 ) -> tuple[pd.DataFrame, list[str]]:
+    """The items file as the catalogue's rows, and what was read off it. ``log_item_col``: the log's
+    item column, the key when the file has no ``item_id_col`` but has a column named as it (MovieLens'
+    ``movieId`` in both files); the key used is the frame's ``attrs["item_id_col"]``."""
     table = read_table(path, "items", layout)
     raw = table.frame
+    keyed = []
+    if item_id_col not in raw.columns and "," not in item_id_col and log_item_col in raw.columns:
+        keyed = [f"items keyed by {log_item_col!r}, named as the log's (--item-id-col names another column)"]
+        item_id_col = str(log_item_col)
     parts = key_parts(item_id_col, "--item-id-col")
     require_columns(
         raw,
@@ -645,7 +656,8 @@ def load_items(
             "them are kept as the item's genres, the first row's first as its genre"
         )
     busiest = _busiest_genre_note(out["genre"])
-    return out, table.notes + picked_notes + ([busiest] if busiest else [])
+    out.attrs["item_id_col"] = item_id_col
+    return out, table.notes + keyed + picked_notes + ([busiest] if busiest else [])
 
 
 def _unnamed_after(raw: pd.DataFrame, col: object) -> list[object]:
@@ -982,6 +994,7 @@ def item_frame_for(
     layout: TextLayout | None = None,
     columns: dict[str, str] | None = None,
     loaded: tuple[pd.DataFrame, list[str]] | None = None,
+    log_item_col: str | None = None,
 ) -> tuple[pd.DataFrame, int | None, int, list[str]]:
     """The catalogue for the ``seen`` item ids: the items file's rows (if one was given) and unknown
     metadata for the rest. Also returns the file's row count, how many seen items it lacked, and
@@ -989,7 +1002,10 @@ def item_frame_for(
     already (for the durations plays are measured against)."""
     catalog_rows, missing, notes = None, 0, list[str]()
     if items is not None:
-        catalog, notes = loaded if loaded is not None else load_items(Path(items), item_id_col, layout, columns)
+        catalog, notes = (
+            loaded if loaded is not None else load_items(Path(items), item_id_col, layout, columns, log_item_col)
+        )
+        item_id_col = catalog.attrs.get("item_id_col", item_id_col)
         notes = list(notes)
         catalog_rows = len(catalog)
         extra = seen[~seen.isin(catalog["item_id"])]

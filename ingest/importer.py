@@ -721,6 +721,12 @@ class ImportOptions:
             "session": self.session_col,
         }
 
+    @property
+    def items_key_fallback(self) -> str | None:
+        """The items file's key when it has no ``item_id_col``: a column named as the log's item column
+        (none for a key of several columns or an impression list, named otherwise in the items file)."""
+        return None if self.item_parts or self.list_col is not None else self.item_col
+
     def keep(self) -> set[str]:
         return {c for c in self.wanted().values() if c is not None}
 
@@ -910,7 +916,7 @@ def _play_lengths(raw: pd.DataFrame, o: ImportOptions) -> tuple[Lengths | None, 
         return Lengths(seconds, repr(reading.length_col), hint), None
     if o.items is None:
         return None, None
-    catalogue = load_items(Path(o.items), o.item_id_col, o.items_layout, o.item_columns)
+    catalogue = load_items(Path(o.items), o.item_id_col, o.items_layout, o.item_columns, o.items_key_fallback)
     durations = catalogue[0].drop_duplicates("item_id").set_index("item_id")["duration_s"]
     if not durations.notna().any():
         hint = f"; {Path(o.items).name} gives no item a duration (--items-cols duration=… or duration_ms=… names it)"
@@ -1683,7 +1689,7 @@ def _summary(
 ) -> tuple[pd.DataFrame | None, ImportSummary]:
     seen = pd.Series(sorted(tally.items), dtype=object)
     item_frame, catalog_rows, missing, item_notes = item_frame_for(
-        seen, o.items, o.item_id_col, o.items_layout, o.item_columns, whole.catalogue
+        seen, o.items, o.item_id_col, o.items_layout, o.item_columns, whole.catalogue, o.items_key_fallback
     )
     # ids the items file describes (its metadata wins); the rest are placeholders for seen items
     described = frozenset(item_frame["item_id"].iloc[: catalog_rows or 0]) if o.items is not None else frozenset()

@@ -158,3 +158,25 @@ def test_a_row_per_user_listing_their_items_is_no_users_file(tmp_path):
     )
     said = _refusal(src, user_col="uid", item_col="lists")
     assert "a users file" not in said and "item column 'lists' not found" in said
+
+
+def test_an_items_file_keyed_as_the_log_needs_no_item_id_col(tmp_path):
+    # MovieLens' ratings.csv and movies.csv both name the film movieId
+    ratings = tmp_path / "ratings.csv"
+    pd.DataFrame({"userId": [1, 1, 2], "movieId": [10, 20, 10], "timestamp": [1e9, 1e9 + 9, 1e9 + 5]}).to_csv(
+        ratings, index=False
+    )
+    movies = tmp_path / "movies.csv"
+    pd.DataFrame({"movieId": [10, 20, 30], "title": ["Heat (1995)", "Big (1988)", "Up (2009)"]}).to_csv(movies)
+    _, catalogue, summary = load_interactions(
+        ratings, user_col="userId", item_col="movieId", time_unit="s", items=movies, now=NOW
+    )
+    assert catalogue is not None
+    assert set(catalogue.set_index("item_id").loc[["10", "20"], "title"]) == {"Heat (1995)", "Big (1988)"}
+    said = " ".join(str(summary).split())
+    assert "movies.csv: items keyed by 'movieId', named as the log's" in said
+    # a file with neither column is refused, naming the option
+    other = tmp_path / "other.csv"
+    pd.DataFrame({"film": [10], "title": ["Heat"]}).to_csv(other, index=False)
+    with pytest.raises(ImportFormatError, match="item id column 'item_id' not found.*--item-id-col"):
+        load_interactions(ratings, user_col="userId", item_col="movieId", time_unit="s", items=other, now=NOW)
