@@ -758,7 +758,8 @@ def _flag(name: str) -> str:
     """The command-line flag of ``import_``'s parameter ``name`` (``users_file`` is ``--users``)."""
     import inspect
 
-    declared = getattr(inspect.signature(import_).parameters[name].default, "param_decls", None) or ()
+    param = inspect.signature(import_).parameters.get(name)  # an earlier version's option may be gone
+    declared = getattr(param.default, "param_decls", None) or () if param is not None else ()
     return next((d for d in declared if d.startswith("--")), f"--{name.replace('_', '-')}")
 
 

@@ -2150,6 +2150,11 @@ def _suggested_options(frame: pd.DataFrame, unread: Sequence[str]) -> str | None
 
 #: rows a file needs before one row per user and no item make it a users file
 _PROFILE_ROWS = 20
+#: words of a profile's columns: what a person is, not what they did
+_PROFILE_WORDS = frozenset(
+    {"age", "gender", "sex", "birth", "birthday", "dob", "country", "location", "city", "zip", "occupation", "job",
+     "registered", "signup", "joined", "member", "premium", "pupil", "marital", "income", "education", "language"}
+)  # fmt: skip
 
 
 def _profile_hint(frame: pd.DataFrame) -> str | None:
@@ -2162,6 +2167,8 @@ def _profile_hint(frame: pd.DataFrame) -> str | None:
         return None
     if _item_column(names, {n: set(name_words(n)) for n in names}, user):
         return None
+    if not any(_PROFILE_WORDS & set(name_words(n)) for n in names if n != user):
+        return None  # a log whose item column's name says nothing (user_id, url, ts) is no profile
     ids = frame[user].dropna().astype(str).str.strip()
     if len(ids) < _PROFILE_ROWS or not ids.is_unique or any(_listed(frame[c]) for c in frame.columns if c != user):
         return None  # a row per user that lists their items (Tradesy's bought, want, sold) is a log of them

@@ -8,12 +8,14 @@ stored but the device and locale it gives the events."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from ingest.countries import country_code
 from ingest.import_context import (
     CONTEXT_NAMES,
     COUNTRY_WORDS,
@@ -100,6 +102,13 @@ def _id_column(raw: pd.DataFrame, spec: UsersFile, log_user_col: str, log_users:
     return str(best)
 
 
+def _reads_as_data(cell: str) -> bool:
+    """A header cell that is a value: a number, a hash (Last.fm 360K's sha1 ids) or a country's name."""
+    return bool(re.fullmatch(r"[-+]?\d+(?:\.\d+)?|[0-9a-fA-F]{16,}", cell)) or (
+        len(cell) > 3 and country_code(cell) is not None
+    )
+
+
 def _context_column(raw: pd.DataFrame, kind: str, given: str | None, id_col: str) -> str | None:
     """The column of devices or of locales: as told, else the first named for one; for locales a
     ``locale`` first, then a country, then a language, and a region or market last (XING's
@@ -134,12 +143,13 @@ def load_user_context(
     if raw.empty:
         raise ImportFormatError(f"{spec.path.name} holds no users (only a header line, or nothing)")
     header = pd.Index([str(c).strip() for c in raw.columns])
-    named_ids = list(header[header.isin(log_users)])
-    if named_ids and not (spec.layout and spec.layout.names):
-        # read as names, the first user's row would be left out without a word
+    # a header cell that is a log user, a hash, a number or a country's name is a first row of data: read
+    # as names, that user's row would be left out without a word
+    data = [c for c in header[header.isin(log_users)]] + [c for c in header if _reads_as_data(c)]
+    if data and not (spec.layout and spec.layout.names):
         raise ImportFormatError(
-            f"{spec.path.name} has no header line: its first line holds the log's user {named_ids[0]!r}; name its "
-            "columns in order with --users-names (e.g. --users-names user,gender,age,country,signup)"
+            f"{spec.path.name} has no header line: its first line holds {data[0]!r}, a value, not a column's name; "
+            "name its columns in order with --users-names (e.g. --users-names user,gender,age,country,signup)"
         )
     id_col = _id_column(raw, spec, log_user_col, log_users)
     require_columns(
@@ -175,9 +185,11 @@ def load_user_context(
         known = per_user[per_user["v"] != UNKNOWN]
         differ = known.groupby("user", sort=False)["v"].nunique()
         if n := int((differ > 1).sum()):
+            # the values, never the user: notes are kept in the import's lineage, and raw ids never are
+            shown = " and ".join(map(repr, known.loc[known["user"] == differ[differ > 1].index[0], "v"].unique()[:2]))
             notes.append(
-                f"{n:,} user{'s' if n != 1 else ''} with different {kind}s on several rows of {col!r} (e.g. "
-                f"{differ[differ > 1].index[0]!r}): the first row's is kept"
+                f"{n:,} user{'s' if n != 1 else ''} with different {kind}s on several rows of {col!r} (e.g. {shown}): "
+                "the first row's is kept"
             )
         # a user's first row that names one wins; rows that leave it empty do not hide a later row's
         mapping = known.drop_duplicates("user").set_index("user")["v"]

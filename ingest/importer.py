@@ -1365,7 +1365,8 @@ def unread_outcome_note(columns: list[str], o: ImportOptions, frame: pd.DataFram
 
 
 #: a column name of a verdict on the item, yes or no (Steam's recommended, a review's voted_up)
-_VERDICT_NAME = r"(?:is_?)?(?:recommend|recommended|voted_?up|liked?|thumbs_?up)"
+#: (a 0/1 ``like`` is no verdict: its 0 is "did not like", not a thumbs-down)
+_VERDICT_NAME = r"(?:is_?)?(?:recommend|recommended|voted_?up|thumbs_?up)"
 
 
 def _click_reading(found: list[str], frame: pd.DataFrame | None) -> str:
@@ -1910,7 +1911,7 @@ class InteractionStream:
             parts: list[pd.DataFrame] = []
             first_row = 0
             # a key of several columns is one per row: made for this stretch's rows only, after they are picked
-            row_wise = bool(o.item_parts or o.user_parts)
+            row_wise = bool(o.item_parts or o.user_parts or (o.time_parts and o.list_col is None))
             reshape = o.reshaper()
             for chunk in self.stream if row_wise else map(reshape, self.stream):  # the first pass's rows, again
                 n = len(chunk)

@@ -64,7 +64,10 @@ def with_time(frame: pd.DataFrame, units: dict[str, str], col: str) -> pd.DataFr
     (read as any written time is: in UTC or ``--time-zone``). A row with a part missing or out of
     range keeps its parts as written there, so that its time is unreadable and the import
     quarantines it with them shown."""
-    numbers = pd.DataFrame({unit: to_numbers(frame[part]) for part, unit in units.items()}, index=frame.index)
+    # as floats: a parquet file's nullable integers (Int64 with <NA>) make no dates otherwise
+    numbers = pd.DataFrame(
+        {unit: to_numbers(frame[part]).astype("float64") for part, unit in units.items()}, index=frame.index
+    )
     whole = numbers.notna().all(axis=1) & (numbers % 1 == 0).all(axis=1)
     stamps = pd.to_datetime(numbers.where(whole), errors="coerce")
     text = stamps.dt.strftime("%Y-%m-%d %H:%M:%S").astype(object)

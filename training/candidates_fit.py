@@ -11,6 +11,7 @@ import scipy.sparse as sp
 
 from setlist.candidate_sources import GLOBAL_COHORT, cohort_key, genre_key, top_stable
 from setlist.candidates import CandidateIndex
+from setlist.contract import UNKNOWN
 from setlist.search_terms import fit_terms
 from setlist.windows import Window, trailing
 from training.ease import Ease, fit_ease_head
@@ -330,7 +331,15 @@ def fit_cohorts(
     # items never played recently still get a place, so every cohort list covers the catalog's head
     rest = np.setdiff1d(np.arange(len(items)), overall.index.to_numpy())
     cohorts = {GLOBAL_COHORT: np.concatenate([overall.index.to_numpy(), rest])[: p.cohort_size].astype(np.int64)}
+    # where some events name a locale (or device), those that name none are a group of their own (a users
+    # file's blank countries), not everyone: no cohort of theirs stands for a request that names none
+    partial = {
+        part: bool((events[part] != UNKNOWN).any() and (events[part] == UNKNOWN).any()) for part in ("locale", "device")
+    }
     for key, grp in frame.groupby("cohort"):
+        locale, _, device = str(key).partition("|")
+        if (partial["locale"] and locale == UNKNOWN) or (partial["device"] and device == UNKNOWN):
+            continue
         counts = grp["item"].value_counts(sort=True)
         if counts.sum() < 50:  # too few events to be better than the global list
             continue

@@ -208,3 +208,16 @@ def test_counting_every_event_in_a_stable_catalogue_offers_every_item():
         assert how.live is None
         won += how.every_event
     assert won >= 2, "the premise: counting every event won in some of these logs"
+
+
+def test_events_naming_no_locale_beside_some_that_do_make_no_cohort():
+    # a users file's blank countries: their events are a group of their own, not what a request without a
+    # locale should be shown; in a log that names no locale at all, the device's cohort is everyone on it
+    events, items = _stable(seed=4)
+    events["locale"] = np.where(events["user_id"].str[-1].isin(list("0123")), "unknown", "gb")
+    params = CandidateParams(cohort_probe_k=50)
+    cohorts, _ = fit_cohorts(events, items, params, np.zeros(500, np.int64), ["unknown"])
+    assert "gb|mobile" in cohorts and not any(k.startswith("unknown|") for k in cohorts)
+    events["locale"] = "unknown"
+    cohorts, _ = fit_cohorts(events, items, params, np.zeros(500, np.int64), ["unknown"])
+    assert "unknown|mobile" in cohorts

@@ -180,3 +180,22 @@ def test_an_items_file_keyed_as_the_log_needs_no_item_id_col(tmp_path):
     pd.DataFrame({"film": [10], "title": ["Heat"]}).to_csv(other, index=False)
     with pytest.raises(ImportFormatError, match="item id column 'item_id' not found.*--item-id-col"):
         load_interactions(ratings, user_col="userId", item_col="movieId", time_unit="s", items=other, now=NOW)
+
+
+def test_a_log_of_one_row_per_user_with_an_unnamed_item_is_no_profile(tmp_path):
+    log = tmp_path / "visits.csv"
+    pd.DataFrame(
+        {"user_id": range(40), "url": [f"/p/{k % 9}" for k in range(40)], "ts": [1e9 + k for k in range(40)]}
+    ).to_csv(log, index=False)
+    said = _refusal(log, item_col="item")
+    assert "a users file" not in said
+
+
+def test_a_0_1_like_column_is_no_verdict(tmp_path):
+    # WeChat's like: 1 on the few liked views, 0 on the rest, which are no dislikes
+    rows = [(f"u{k % 12}", f"f{k % 30}", 1_600_000_000 + k, int(k % 30 == 0)) for k in range(120)]
+    src = tmp_path / "user_action.csv"
+    pd.DataFrame(rows, columns=["userid", "feedid", "ts", "like"]).to_csv(src, index=False)
+    _, _, summary = load_interactions(src, user_col="userid", item_col="feedid", time_col="ts", time_unit="s", now=NOW)
+    said = " ".join(str(summary).split())
+    assert "column 'like' not read" in said and "1=like,0=skip" not in said

@@ -93,3 +93,14 @@ def test_split_columns_need_a_year_month_and_day_of_whole_numbers():
     assert split_time_columns(["year", "month"], None) is None
     decimals = pd.DataFrame({"year": [2001], "month": [2], "day": [3.5]})
     assert split_time_columns(list(decimals.columns), decimals) is None
+
+
+def test_nullable_integer_parts_from_parquet_make_times_and_a_missing_one_is_quarantined(tmp_path):
+    frame = pd.read_csv(_hetrec(tmp_path), sep="\t")
+    for col in ("date_year", "date_month", "date_day", "date_hour", "date_minute", "date_second"):
+        frame[col] = frame[col].astype("Int64")
+    frame.loc[3, "date_day"] = pd.NA
+    src = tmp_path / "ratings.parquet"
+    frame.to_parquet(src)
+    events, _, _ = load_interactions(src, **_options())
+    assert len(events) == 60 and events["timestamp"].isna().sum() == 1

@@ -137,7 +137,9 @@ def test_differing_rows_of_one_user_keep_the_first_that_names_one(tmp_path):
     events, _, summary = load_interactions(log, users=UsersFile(users), now=NOW)
     assert dict(zip(events["user_id"], events["locale"], strict=True)) == {"a": "cl", "b": "pe"}
     said = " ".join(str(summary).split())
-    assert "1 user with different locales on several rows of 'country' (e.g. 'b'): the first row's is kept" in said
+    # the values are named, never the user
+    assert "1 user with different locales on several rows of 'country' (e.g. 'pe' and 'es'): the first row's" in said
+    assert "'b'" not in said
     assert "1 row without an id in 'user_id' left out" in said
 
 
@@ -239,8 +241,16 @@ def test_a_headerless_profile_is_refused_before_its_first_user_is_lost(tmp_path)
     (tmp_path / "usersha1-profile.tsv").write_text("\n".join(rows) + "\n")
     base = _options(tmp_path)
     spec = UsersFile(tmp_path / "usersha1-profile.tsv", locale_col="Moldova")
-    with pytest.raises(ImportFormatError, match="no header line: its first line holds the log's user 'user_000000'"):
+    with pytest.raises(ImportFormatError, match="no header line: its first line holds 'user_000000', a value"):
         load_interactions(tmp_path / "plays.tsv", **{**base, "users": spec})
+    # beside a sample of the log, whose users the first line may not hold: its hash and country still tell
+    sample = tmp_path / "sample.tsv"
+    sample.write_text(
+        "".join(f"{'ab' * 20}\tf\t\tMoldova\tNov 8, 2007\n" for _ in range(1))
+        + (tmp_path / "usersha1-profile.tsv").read_text()
+    )
+    with pytest.raises(ImportFormatError, match="its first line holds 'abab"):
+        load_interactions(tmp_path / "plays.tsv", **{**base, "users": UsersFile(sample)})
     named = UsersFile(tmp_path / "usersha1-profile.tsv", layout=TextLayout(names=("user", "g", "age", "country", "s")))
     events, _, _ = load_interactions(tmp_path / "plays.tsv", **{**base, "users": named})
     assert set(events["locale"]) == {"md"}
