@@ -32,9 +32,12 @@ def _is_uri(location: str) -> bool:
     return "://" in location
 
 
-def _read_back(location: str, genres: list[str], as_of: pd.Timestamp) -> FeatureBatches:
+def _read_back(
+    location: str, genres: list[str], as_of: pd.Timestamp, items_newest: pd.Timestamp | None = None
+) -> FeatureBatches:
     """The staged files as the gate's frames. The gate is the one step that still runs on the
-    driver: it holds the feature rows (not the events) in memory (docs/scale.md)."""
+    driver: it holds the feature rows (not the events) in memory (docs/scale.md). ``items_newest``:
+    the newest event item stats count, which judges their freshness (``fresh_from_consent``)."""
 
     def read(name: str) -> pd.DataFrame:
         frame = pd.read_parquet(f"{location.rstrip('/')}/{name}")
@@ -49,7 +52,7 @@ def _read_back(location: str, genres: list[str], as_of: pd.Timestamp) -> Feature
         consent=consent,
         genres=genres,
         as_of=as_of,
-        fresh_as_of=fresh_from_consent(consent),
+        fresh_as_of=fresh_from_consent(consent, items_newest),
     )
 
 
@@ -106,7 +109,9 @@ def publish_spark(settings: Settings, log: EventLog, items: pd.DataFrame, step: 
     staged = f"{location.rstrip('/')}/{STAGING}"
     rows = spark_build.write(batches, staged)
     step(f"wrote {sum(rows.values()):,} feature rows in {time.monotonic() - t0:.0f}s; validating them")
-    frames = _read_back(staged, batches.genres, as_of)
+    newest = batches.counted.agg(F.max("timestamp").alias("last")).collect()[0]["last"]
+    items_newest = pd.Timestamp(newest).tz_localize("UTC") if newest is not None else None
+    frames = _read_back(staged, batches.genres, as_of, items_newest)
     failures = gate(frames, features=d.features)
     if failures:
         if not _is_uri(location):

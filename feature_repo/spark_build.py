@@ -72,6 +72,8 @@ class SparkBatches:
     session: Any
     consent: Any
     genres: list[str]
+    #: the events item stats count (lazy), whose newest judges the item stats' freshness
+    counted: Any = None
 
     def files(self) -> list[tuple[str, Any, list[str]]]:
         """(file name, frame, sort keys): the order the pandas builder writes each file in."""
@@ -172,6 +174,7 @@ def build(
         session=_grouped(events, "user_id", buckets, sessions, session_schema()),
         consent=consent_frame,
         genres=catalog.genres,
+        counted=counted,
     )
 
 

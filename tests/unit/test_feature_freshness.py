@@ -74,3 +74,7 @@ def test_the_spark_build_reads_each_views_newest_usable_event_off_the_consent_ro
     batches = _read_back(str(tmp_path), ["pop"], day + pd.Timedelta(days=7))
     assert batches.freshness_as_of("user_profile") == day + pd.Timedelta(days=1)  # a's day
     assert batches.freshness_as_of("item_stats") == day + pd.Timedelta(days=2)  # b's day
+    # the newest event item stats count, where the job knows it, judges them instead (views after it count not)
+    counted = _read_back(str(tmp_path), ["pop"], day + pd.Timedelta(days=7), day + pd.Timedelta(hours=5))
+    assert counted.freshness_as_of("item_stats") == day + pd.Timedelta(days=1)
+    assert counted.freshness_as_of("user_profile") == day + pd.Timedelta(days=1)
