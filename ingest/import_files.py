@@ -552,6 +552,7 @@ GENRE_NAMES = (
     "category_str",
     "main_category",
     "main_cat",  # Amazon's 2018 metadata (main_category in 2023's)
+    "primary_category",  # Sephora's products
     "item_category",  # Tianchi's
     "category_code",  # REES46's dotted path (empty for some products: their category_id fills in)
     "category_id",

@@ -390,3 +390,11 @@ def test_a_time_played_left_unread_is_said(tmp_path):
     said = " ".join(" ".join(summary.read_notes).split())
     assert "column 'PlayDuration' not read: every row is imported as a whole play" in said
     assert "--played-col reads one" in said
+
+
+def test_a_primary_category_is_the_items_genre(tmp_path):
+    # Sephora's product_info.csv
+    items = tmp_path / "product_info.csv"
+    items.write_text("product_id,product_name,primary_category\nP1,Lip Oil,Makeup\nP2,Serum,Skincare\n")
+    catalog, notes = load_items(items, "product_id", None)
+    assert catalog.set_index("item_id")["genre"].to_dict() == {"P1": "makeup", "P2": "skincare"}
