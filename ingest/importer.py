@@ -660,7 +660,10 @@ class ImportOptions:
         shape = self._item_shaper()
         if self.time_parts:  # first, as the user's key: a list reshape repeats the row's time
             units, col, inner = part_units(self.time_parts), self.time_col, shape
-            shape = lambda frame: inner(with_time(frame, units, col))  # noqa: E731
+
+            def shape(frame: pd.DataFrame) -> pd.DataFrame:
+                return inner(with_time(frame, units, col))
+
         if not self.user_parts:
             return shape
         users = self.user_parts

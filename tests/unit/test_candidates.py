@@ -26,9 +26,13 @@ def _index(seed: int = 0, items: int = 400, users: int = 30) -> CandidateIndex:
 
 
 def _with_factors(
-    index: CandidateIndex, users: np.ndarray | None = None, items: np.ndarray | None = None
+    index: CandidateIndex,
+    users: np.ndarray | None = None,
+    items: np.ndarray | None = None,
+    cohorts: dict[str, np.ndarray] | None = None,
 ) -> CandidateIndex:
-    """The same index with other user or item factors (built again: the search arrays derive from them)."""
+    """The same index with other user or item factors or popularity lists (built again: the search
+    arrays and popularity ranks derive from them)."""
     return CandidateIndex(
         index.item_ids,
         index.item_genre,
@@ -37,7 +41,7 @@ def _with_factors(
         index.user_factors if users is None else users,
         index.item_factors if items is None else items,
         index.covis,
-        index.cohorts,
+        index.cohorts if cohorts is None else cohorts,
     )
 
 
@@ -275,16 +279,7 @@ def test_a_cohort_training_did_not_keep_takes_the_nearest_one_it_did():
     index = _index(seed=7)
     n = len(index.item_ids)
     lists = {key: np.roll(np.arange(n), k + 1) for k, key in enumerate(["gb|unknown", "unknown|tv", "en_US|mobile"])}
-    index = CandidateIndex(
-        index.item_ids,
-        index.item_genre,
-        index.genres,
-        index.user_ids,
-        index.user_factors,
-        index.item_factors,
-        index.covis,
-        {**index.cohorts, **lists},
-    )
+    index = _with_factors(index, cohorts={**index.cohorts, **lists})
     for asked, kept in [
         ("en_US|mobile", "en_US|mobile"),  # kept as asked
         ("gb|mobile", "gb|unknown"),  # the locale on any device
