@@ -16,6 +16,7 @@ from rich.table import Table
 
 from ingest.intake import INGEST_SLICE_ROWS, IngestReport, ingest
 from ingest.item_overlap import disjoint_note, log_items
+from ingest.items_files import items_label
 from setlist import jobmetrics
 from setlist.catalog import load_items, merge_items, save_items
 from setlist.cli import App
@@ -360,7 +361,10 @@ def import_(
         "item, with the row's user, time, rating or type",
     ),
     items_files: list[Path] | None = typer.Option(
-        None, "--items", help="optional item metadata file (one: several are joined on their id first, README)"
+        None,
+        "--items",
+        help="optional item metadata file; given again, several files are joined on the item id (README, 'Several "
+        "items files')",
     ),
     item_id_col: str = typer.Option(
         "item_id",
@@ -540,12 +544,7 @@ def import_(
         raise UsageError("--clicked-col lists the clicked ones of --impressions-col's items: it needs it")
     if impressions_col and item_col != "item_id":
         raise UsageError("--impressions-col names the item column itself: leave out --item-col")
-    if items_files and len(items_files) > 1:
-        raise UsageError(
-            f"--items takes one file, and was given {len(items_files)} ({', '.join(p.name for p in items_files)}): "
-            "join them on the item id first, one column per field (README, 'Several items files')"
-        )
-    items = items_files[0] if items_files else None
+    items = tuple(items_files or ())
     if items_cols and not items:
         raise UsageError("--items-cols names columns of the items file: it needs --items")
     try:
@@ -618,7 +617,7 @@ def import_(
         played=played,
         unrated=unrated,
         keep_file_order=file_order,
-        items=items,
+        items=items or None,
         users=users,
         item_id_col=item_id_col,
         item_columns=item_columns,
@@ -688,8 +687,8 @@ def import_(
         )
     if again and again >= report.received / 2:
         catalogue = (
-            f" {items.name}'s metadata was taken all the same: it replaces what the catalogue held for its items, "
-            "so a corrected items file needs no fresh start."
+            f" {items_label(items)}'s metadata was taken all the same: it replaces what the catalogue held for its "
+            "items, so a corrected items file needs no fresh start."
             if items
             else ""
         )
@@ -705,7 +704,7 @@ def import_(
         settings.lineage_dir,
         source=source.name,
         sha256=digest,
-        items_file=items.name if items else None,
+        items_file=items_label(items) if items else None,
         rows=summary.rows,
         accepted=report.accepted,
         quarantined=report.quarantined,

@@ -16,6 +16,7 @@ from ingest.import_files import (
     MISSING_TOKENS,
     USER_WORDS,
     ImportFormatError,
+    Table,
     TextLayout,
     clean_ids,
     name_words,
@@ -539,11 +540,13 @@ def load_items(
     layout: TextLayout | None,
     columns: dict[str, str] | None = None,
     log_item_col: str | None = None,
+    table: Table | None = None,
 ) -> tuple[pd.DataFrame, list[str]]:
     """The items file as the catalogue's rows, and what was read off it. ``log_item_col``: the log's
     item column, the key when the file has no ``item_id_col`` but has a column named as it (MovieLens'
-    ``movieId`` in both files); the key used is the frame's ``attrs["item_id_col"]``."""
-    table = read_table(path, "items", layout)
+    ``movieId`` in both files); the key used is the frame's ``attrs["item_id_col"]``. ``table``: the
+    file as ``read_table`` read it already."""
+    table = table if table is not None else read_table(path, "items", layout)
     raw = table.frame
     keyed = []
     if item_id_col not in raw.columns and "," not in item_id_col and log_item_col in raw.columns:
@@ -989,31 +992,29 @@ def _leading_text(ids: pd.Series, others: pd.Series, of_log: bool) -> str | None
 
 def item_frame_for(
     seen: pd.Series,
-    items: Path | None,
+    loaded: tuple[pd.DataFrame, list[str]] | None,
     item_id_col: str,
-    layout: TextLayout | None = None,
-    columns: dict[str, str] | None = None,
-    loaded: tuple[pd.DataFrame, list[str]] | None = None,
-    log_item_col: str | None = None,
+    label: str | None = None,
 ) -> tuple[pd.DataFrame, int | None, int, list[str]]:
-    """The catalogue for the ``seen`` item ids: the items file's rows (if one was given) and unknown
-    metadata for the rest. Also returns the file's row count, how many seen items it lacked, and
-    what was read off the file rather than told. ``loaded`` is the file as ``load_items`` read it
-    already (for the durations plays are measured against)."""
+    """The catalogue for the ``seen`` item ids: the items files' rows (``loaded``, as
+    ``load_item_files`` read them, if any were given) and unknown metadata for the rest. Also returns
+    the catalogue's row count, how many seen items it lacked, and what was read off the files rather
+    than told; the notes added here are prefixed with ``label`` when one is given (several files'
+    notes each name their file)."""
     catalog_rows, missing, notes = None, 0, list[str]()
-    if items is not None:
-        catalog, notes = (
-            loaded if loaded is not None else load_items(Path(items), item_id_col, layout, columns, log_item_col)
-        )
+    if loaded is not None:
+        catalog, notes = loaded
         item_id_col = catalog.attrs.get("item_id_col", item_id_col)
         notes = list(notes)
         catalog_rows = len(catalog)
         extra = seen[~seen.isin(catalog["item_id"])]
         missing = len(extra)
+        said = []
         if len(seen) and len(catalog) and missing > (1 - MIN_DESCRIBED_SHARE) * len(seen):
-            notes.append(_unmatched_note(seen, catalog["item_id"], item_id_col, missing))
+            said.append(_unmatched_note(seen, catalog["item_id"], item_id_col, missing))
         if (shifted := _counted_from_one_note(seen, catalog["item_id"], item_id_col)) is not None:
-            notes.append(shifted)
+            said.append(shifted)
+        notes += [f"{label}: {n}" if label else n for n in said]
         if len(seen) and missing == len(seen):
             # a file that describes none of the log's items would only add items no one met, which a
             # corrected file imported later could not take out of the catalogue again

@@ -41,7 +41,7 @@ from ingest.import_files import (
     tokens_note,
     with_unread_sample,
 )
-from ingest.import_items import item_frame_for, load_items, name_columns
+from ingest.import_items import item_frame_for, name_columns
 from ingest.import_lists import (
     BEFORE_COL,
     CLICK_TYPE_COL,
@@ -74,6 +74,7 @@ from ingest.import_values import (
 )
 from ingest.intake import READ_NOTE
 from ingest.item_key import KEY_JOIN, key_column, key_parts, with_key
+from ingest.items_files import items_label, load_item_files
 from ingest.time_parts import part_units, split_time_columns, with_time
 from setlist.compressed import COMPRESSIONS, ArchiveError
 from setlist.consent import FLAGS, flag_reason
@@ -112,6 +113,7 @@ class ImportSummary:
     #: rows that ingestion will quarantine, by cause
     problems: dict[str, int] = field(default_factory=dict)
     catalog_rows: int | None = None  # rows in the items file, if one was given
+    catalog_files: int = 1  # items files joined into those rows
     items_without_metadata: int = 0
     #: where the rows' consent comes from, in words (recorded in the import's lineage)
     consent: str = ""
@@ -137,12 +139,14 @@ class ImportSummary:
         if self.catalog_rows is not None:
             missing = self.items_without_metadata
             found = (
-                "every interacted item is in it"
+                f"every interacted item is in {'them' if self.catalog_files > 1 else 'it'}"
                 if not missing
-                else f"{missing:,} interacted item{'s are' if missing != 1 else ' is'} not in it (unknown metadata)"
+                else f"{missing:,} interacted item{'s are' if missing != 1 else ' is'} not in "
+                f"{'them' if self.catalog_files > 1 else 'it'} (unknown metadata)"
             )
+            files = "items files" if self.catalog_files > 1 else "items file"
             lines.append(
-                f"  items file: {self.catalog_rows:,} item{'s' if self.catalog_rows != 1 else ''} described; {found}"
+                f"  {files}: {self.catalog_rows:,} item{'s' if self.catalog_rows != 1 else ''} described; {found}"
             )
         if self.ignored:
             n = sum(self.ignored.values())
@@ -481,7 +485,8 @@ class ImportOptions:
     type_col: str | None = None
     #: one event type for every row, for a file of one kind of event (a log of purchases, of stars)
     event_type: str | None = None
-    items: Path | None = None
+    #: the items file, or several joined on their ids (``items_files``)
+    items: Path | Sequence[Path] | None = None
     item_id_col: str = "item_id"
     consent_col: str | None = None
     analytics_consent_col: str | None = None
@@ -725,6 +730,13 @@ class ImportOptions:
         }
 
     @property
+    def item_files(self) -> tuple[Path, ...]:
+        """The items files given, none, one or several."""
+        if self.items is None:
+            return ()
+        return (Path(self.items),) if isinstance(self.items, str | Path) else tuple(Path(p) for p in self.items)
+
+    @property
     def items_key_fallback(self) -> str | None:
         """The items file's key when it has no ``item_id_col``: a column named as the log's item column
         (none for a key of several columns or an impression list, named otherwise in the items file)."""
@@ -917,14 +929,15 @@ def _play_lengths(raw: pd.DataFrame, o: ImportOptions) -> tuple[Lengths | None, 
         # scaled as the time played is (one factor), so that a whole play is exactly 1 of its item
         seconds = read.number.to_numpy(dtype="float64") * (time_unit_ns(reading.unit, "--played-unit") / 1e9)
         return Lengths(seconds, repr(reading.length_col), hint), None
-    if o.items is None:
+    if not (files := o.item_files):
         return None, None
-    catalogue = load_items(Path(o.items), o.item_id_col, o.items_layout, o.item_columns, o.items_key_fallback)
+    catalogue = load_item_files(files, o.item_id_col, o.items_layout, o.item_columns, o.items_key_fallback)
     durations = catalogue[0].drop_duplicates("item_id").set_index("item_id")["duration_s"]
+    label = items_label(files)
     if not durations.notna().any():
-        hint = f"; {Path(o.items).name} gives no item a duration (--items-cols duration=… or duration_ms=… names it)"
-        return Lengths(None, Path(o.items).name, hint), catalogue
-    source = f"{Path(o.items).name}'s durations"
+        hint = f"; {label} gives no item a duration (--items-cols duration=… or duration_ms=… names it)"
+        return Lengths(None, label, hint), catalogue
+    source = f"{label}'s durations"
     ids = clean_ids(raw[o.item_col])
     found = ids.isin(durations.index)
     hint = ""
@@ -1692,11 +1705,14 @@ def _summary(
     columns: list[str],
 ) -> tuple[pd.DataFrame | None, ImportSummary]:
     seen = pd.Series(sorted(tally.items), dtype=object)
-    item_frame, catalog_rows, missing, item_notes = item_frame_for(
-        seen, o.items, o.item_id_col, o.items_layout, o.item_columns, whole.catalogue, o.items_key_fallback
-    )
+    files = o.item_files
+    loaded = whole.catalogue
+    if loaded is None and files:
+        loaded = load_item_files(files, o.item_id_col, o.items_layout, o.item_columns, o.items_key_fallback)
+    several = items_label(files) if len(files) > 1 else None  # then each note names its file
+    item_frame, catalog_rows, missing, item_notes = item_frame_for(seen, loaded, o.item_id_col, several)
     # ids the items file describes (its metadata wins); the rest are placeholders for seen items
-    described = frozenset(item_frame["item_id"].iloc[: catalog_rows or 0]) if o.items is not None else frozenset()
+    described = frozenset(item_frame["item_id"].iloc[: catalog_rows or 0]) if files else frozenset()
     summary = ImportSummary(
         source=source.name,
         rows=tally.rows,
@@ -1708,6 +1724,7 @@ def _summary(
         problems=tally.problems,
         ignored=dict(tally.ignored),
         catalog_rows=catalog_rows,
+        catalog_files=max(len(files), 1),
         items_without_metadata=missing,
         consent=consent_basis(o.consent_col, o.analytics_consent_col, o.assume_consent),
         described_items=described,
@@ -1725,7 +1742,7 @@ def _summary(
                 *_placeholder_notes(o, tally),
             ]
         ]
-        + [f"{Path(o.items).name}: {n}" for n in item_notes if o.items is not None]
+        + [n if several else f"{items_label(files)}: {n}" for n in item_notes]
         + [f"{o.users.path.name}: {n}" for n in (whole.users.notes if whole.users else []) if o.users is not None],
         malformed_lines=malformed,
     )

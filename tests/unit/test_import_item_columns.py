@@ -525,16 +525,6 @@ def test_two_duration_columns_fill_each_other(tmp_path):
     assert "more from 'track_metadata.additional_info.duration_ms'" in str(summary)
 
 
-def test_several_items_files_are_refused_with_what_to_do(tmp_path, monkeypatch):
-    from ingest.__main__ import app
-
-    monkeypatch.setenv("SETLIST_DATA_DIR", str(tmp_path / "data"))
-    src = _ratings(tmp_path)
-    args = ["import", str(src), "--user-col", "user", "--item-col", "item", "--time-col", "time"]
-    result = CliRunner().invoke(app, [*args, "--items", "a.csv", "--items", "b.csv"])
-    assert result.exit_code == 2 and "--items takes one file, and was given 2 (a.csv, b.csv)" in result.output
-
-
 def test_an_items_rows_genres_are_gathered(tmp_path):
     from ingest.import_items import load_items
 
