@@ -13,6 +13,7 @@ import pandas as pd
 
 from ingest.import_files import (
     GENRE_NAMES,
+    ITEM_WORDS,
     MISSING_TOKENS,
     USER_WORDS,
     ImportFormatError,
@@ -331,6 +332,12 @@ def _pick_columns(
     for c in raw.columns:  # and in snake case (Avito's CategoryID, Sketchfab's publishedAt)
         if c != id_col:
             lower.setdefault("_".join(name_words(str(c))), c)
+    for c in raw.columns:  # last, the first of numbered genre columns (LDOS-CoMoDa's genre1, genre2, genre3)
+        words = name_words(str(c))
+        if c != id_col and len(words) == 2 and words[0] in GENRE_NAMES and words[1] == "1" and not _flags(raw[c]):
+            lower.setdefault(words[0], c)
+        if c != id_col and len(words) == 2 and words[0] in ITEM_WORDS and words[1] == "year":
+            lower.setdefault("year", c)  # a film's year beside the viewing's own date (LDOS-CoMoDa's movieYear)
     for role, column in told.items():
         if column not in raw.columns:
             raise ImportFormatError(
@@ -569,17 +576,20 @@ def load_items(
     out["artist"] = _unescaped(_first_of_list(raw[pick["artist"]])) if pick["artist"] else UNKNOWN
     flags = [] if pick["genre"] else _flag_columns(raw, item_id_col)
     genre_list = raw[pick["genre"]] if pick["genre"] else _flagged_genres(raw, flags)
-    if pick["genre"] and (trailing := _unnamed_after(raw, pick["genre"])):
+    numbered = _numbered_after(raw, pick["genre"]) if pick["genre"] and "genre" not in (columns or {}) else []
+    if pick["genre"] and (trailing := _unnamed_after(raw, pick["genre"]) or numbered):
         # Yahoo! Music's trackData1.txt: a line lists as many genres as the track has, past the names
-        joined = raw[pick["genre"]].astype("string").fillna("")
+        first = raw[pick["genre"]].astype("string").str.strip()
+        joined = _no_code(first, bool(numbered)).fillna("")
         for col in trailing:  # column by column: a row-wise join costs seconds over a large catalogue
-            more = raw[col].astype("string").str.strip()
-            more = more.mask(more.str.lower().isin(MISSING_TOKENS) | (more == ""))
+            more = _no_code(raw[col].astype("string").str.strip(), bool(numbered))
             joined = joined.where(more.isna(), joined + "|" + more.fillna(""))
         joined = joined.str.strip("|")
         genre_list = joined.astype(object).where(joined != "", None)
         picked_notes.append(
-            f"genres from {pick['genre']!r} and the {len(trailing)} unnamed fields after it (a line lists several)"
+            f"genres from {', '.join(map(repr, [pick['genre'], *numbered]))} (one genre in each)"
+            if numbered
+            else f"genres from {pick['genre']!r} and the {len(trailing)} unnamed fields after it (a line lists several)"
         )
     if pick["genre"] is None and genre_list is not None:
         picked_notes = picked_notes[:1] + [f"genres from its 0/1 genre columns ({_flag_names(flags)})"]
@@ -671,6 +681,29 @@ def _unnamed_after(raw: pd.DataFrame, col: object) -> list[object]:
     if rest and all(re.fullmatch(r"column_\d+", str(c)) for c in rest):
         return rest
     return []
+
+
+def _numbered_after(raw: pd.DataFrame, col: object) -> list[object]:
+    """The genre columns numbered after ``col`` when it is the first of them (``genre1`` then ``genre2``,
+    ``genre3``; ``category_1``, ``category_2``), in number order."""
+    words = name_words(str(col))
+    if len(words) != 2 or words[1] != "1":
+        return []
+    numbered = {}
+    for c in raw.columns:
+        other = name_words(str(c))
+        if len(other) == 2 and other[0] == words[0] and other[1].isdigit() and int(other[1]) > 1:
+            numbered[int(other[1])] = c
+    return [numbered[n] for n in sorted(numbered)]
+
+
+def _no_code(cells: pd.Series, numbered: bool) -> pd.Series:
+    """Genre cells with the missing ones as NA: blank, a missing-value word, and in numbered genre
+    columns a negative code (LDOS-CoMoDa's -1 for a film with fewer genres)."""
+    missing = cells.str.lower().isin(MISSING_TOKENS) | (cells == "")
+    if numbered:
+        missing |= to_numbers(cells).lt(0).fillna(False).astype(bool)
+    return cells.mask(missing)
 
 
 #: the missing-value tokens as tools write them: lower case, upper case, and the capitalized ``None``,
@@ -770,6 +803,11 @@ def _flagged_genres(raw: pd.DataFrame, flags: list[str]) -> pd.Series | None:
     on = raw[flags].eq("1").to_numpy()
     names = [str(c) for c in flags]
     return pd.Series(["|".join(n for n, f in zip(names, row, strict=True) if f) or None for row in on], index=raw.index)
+
+
+def _flags(col: pd.Series) -> bool:
+    """A column of 0 and 1 alone (a genre's flag, not a genre's name)."""
+    return bool(col.dropna().astype(str).isin(["0", "1"]).all())
 
 
 def _flag_columns(raw: pd.DataFrame, item_id_col: str) -> list[str]:

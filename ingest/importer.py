@@ -33,6 +33,7 @@ from ingest.import_files import (
     is_present,
     missing_token_counts,
     missing_tokens_note,
+    name_words,
     option_value,
     read_table,
     require_columns,
@@ -1289,6 +1290,30 @@ def _unread_type_note(columns: list[str], o: ImportOptions, frame: pd.DataFrame 
 _AMOUNT_NAME = r"(?:quantity|qty|units|amount|item_?count|order_?quantity)"
 
 
+#: words before a last ``id`` that name a visit, an order or a trip (Booking's ``utrip_id``, Instacart's
+#: ``order_id``): each value one session
+_SESSION_WORDS = frozenset({"session", "visit", "trip", "utrip", "order", "basket", "journey", "srch", "search"})
+
+
+def unread_session_note(columns: list[str], o: ImportOptions) -> list[str]:
+    """A word for a column naming each row's visit, order or trip that the import was not told to
+    read as sessions: they are then cut at 30-minute gaps, which split a trip of days and join two
+    orders placed minutes apart."""
+    if o.session_col is not None:
+        return []
+    used = o.keep()
+    for col in columns:
+        words = name_words(col)
+        if col in used or not words:
+            continue
+        if words == ["session"] or (len(words) >= 2 and words[-1] in ("id", "ids") and _SESSION_WORDS & set(words)):
+            return [
+                f"column {col!r} is not read: sessions are cut at 30-minute gaps; if it names each row's visit, order "
+                f"or trip, --session-col {option_value(col)} makes each value one session"
+            ]
+    return []
+
+
 def unread_time_note(
     columns: list[str], o: ImportOptions, frame: pd.DataFrame | None, unread: Sequence[str] = ()
 ) -> list[str]:
@@ -1792,6 +1817,7 @@ def load_interactions(source: Path, **options: Any) -> tuple[pd.DataFrame, pd.Da
         + unread_outcome_note(columns, o, probe)
         + negative_amount_note(columns, o, probe)
         + unread_time_note(columns, o, probe, table.dropped)
+        + unread_session_note(columns, o)
     )
     del probe
     lines = len(table.frame)
@@ -1901,6 +1927,7 @@ class InteractionStream:
                     + unread_outcome_note(self._columns, o, probe)
                     + negative_amount_note(self._columns, o, probe)
                     + unread_time_note(self._columns, o, probe, unread)
+                    + unread_session_note(self._columns, o)
                 )
                 del probe
             lines += len(chunk)

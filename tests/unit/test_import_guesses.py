@@ -199,3 +199,19 @@ def test_a_0_1_like_column_is_no_verdict(tmp_path):
     _, _, summary = load_interactions(src, user_col="userid", item_col="feedid", time_col="ts", time_unit="s", now=NOW)
     said = " ".join(str(summary).split())
     assert "column 'like' not read" in said and "1=like,0=skip" not in said
+
+
+def test_a_column_of_trips_or_orders_is_offered_as_the_sessions(tmp_path):
+    """Booking.com's utrip_id: a trip of days, which 30-minute gaps would cut into one session a day."""
+    path = tmp_path / "booking_train_set.csv"
+    rows = [(u, f"2016-0{1 + k % 2}-1{k}", 100 + k, f"{u}_{k // 3}") for u in range(4) for k in range(6)]
+    pd.DataFrame(rows, columns=["user_id", "checkin", "city_id", "utrip_id"]).to_csv(path, index=False)
+    options = {"item_col": "city_id", "time_col": "checkin"}
+    _, _, summary = load_interactions(path, now=NOW, **options)
+    assert "column 'utrip_id' is not read: sessions are cut at 30-minute gaps" in str(summary)
+    assert "--session-col utrip_id makes each value one session" in str(summary)
+    _, _, told = load_interactions(path, now=NOW, session_col="utrip_id", **options)
+    assert "is not read: sessions" not in str(told) and "sessions from 'utrip_id'" in str(told)
+    # a column read as the user is no session left unread (YOOCHOOSE's sessions as users)
+    _, _, stand_in = load_interactions(path, now=NOW, **{**options, "user_col": "utrip_id"})
+    assert "is not read: sessions" not in str(stand_in)

@@ -332,6 +332,29 @@ def test_genres_past_the_names_given_are_more_genres(tmp_path):
     assert any("extra fields kept in the last column 'genre', more genres" in n for n in summary.read_notes)
 
 
+def test_numbered_genre_columns_are_one_list_and_an_items_year_its_release(tmp_path):
+    """LDOS-CoMoDa: genre1..genre3 (codes, -1 where a film has fewer) and movieYear beside the rating."""
+    films = tmp_path / "comoda.csv"
+    films.write_text("itemID,movieYear,genre1,genre2,genre3,age\na,1995,3,6,8,30\nb,1976,5,-1,-1,41\nc,2001,2,,-1,22\n")
+    _, items, summary = _load(tmp_path, films, item_id_col="itemID")
+    row = items.set_index("item_id")
+    assert row["genres"].tolist() == ["3|6|8", "5", "2"] and row["genre"].tolist() == ["3", "5", "2"]
+    assert row["release_date"].dt.year.tolist() == [1995, 1976, 2001]
+    assert any("genres from 'genre1', 'genre2', 'genre3' (one genre in each)" in n for n in summary.read_notes)
+    # a genre column of its own wins over the numbered ones, which are then not read
+    films.write_text("itemID,genre,genre_1,genre_2\na,drama,3,6\nb,comedy,5,1\nc,drama,2,4\n")
+    _, items, _ = _load(tmp_path, films, item_id_col="itemID")
+    assert items.set_index("item_id")["genres"].tolist() == ["drama", "comedy", "drama"]
+
+
+def test_numbered_columns_of_zeros_and_ones_are_genre_flags(tmp_path):
+    flags = tmp_path / "flags.csv"
+    flags.write_text("item,genre_1,genre_2,genre_3\na,1,0,1\nb,0,1,0\nc,0,0,1\n")
+    _, items, summary = _load(tmp_path, flags, item_id_col="item")
+    assert items.set_index("item_id")["genres"].tolist() == ["genre_1|genre_3", "genre_2", "genre_3"]
+    assert any("0/1 genre columns" in n for n in summary.read_notes)
+
+
 def test_a_mostly_empty_genre_column_gives_way_to_a_filled_one(tmp_path):
     import json
 
