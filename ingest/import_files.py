@@ -564,6 +564,7 @@ GENRE_NAMES = (
     "topics",  # a repository's (GitHub's), a list
     "tag_list",
     "manual_tag_list",  # WeChat Channels' feed_info (its machine_tag_list weighs each tag)
+    "class",  # RecBole's ml-100k.item (class:token_seq)
 )
 
 
@@ -2374,6 +2375,7 @@ def _names_example(frame: pd.DataFrame, names_option: str, item_id: str | None =
     kinds = [_list_kind(cells) for cells in columns]
     impressions = "marked" in kinds
     names: list[str] = []
+    type_map = ""
     unit = ""  # epoch numbers need their unit named: seconds below 1e11 (the year 5138), else milliseconds
     for position, cells in enumerate(columns):
         name, kind = f"c{position + 1}", kinds[position]
@@ -2404,6 +2406,8 @@ def _names_example(frame: pd.DataFrame, names_option: str, item_id: str | None =
         elif kind is None and not names and (unit_of := _epoch_first(numbers)):
             # MLHD's per-listener files open with epoch seconds, each row its own: no user's id
             name, unit = "timestamp", unit_of
+        elif kind is None and "behavior" not in names and (mapped := _action_words(cells)) is not None:
+            name, type_map = "behavior", mapped  # Taobao's pv, buy, cart, fav: what each row was
         elif kind is None and _letter_codes(cells):
             pass  # a code of one letter (Ta Feng's age group A-K, its area A-H) is no user and no item
         elif kind is None and ("user_id" not in names or "item_id" not in names) and _measures(numbers):
@@ -2418,8 +2422,8 @@ def _names_example(frame: pd.DataFrame, names_option: str, item_id: str | None =
             signs = signs or -_RATING_TOPS <= low < 0 < high <= _RATING_TOPS  # Jester's -10 … 10
             if "rating" not in names and (0 <= low or signs) and (high <= _RATING_TOPS or _hundred_scale(numbers)):
                 name = "rating"
-            elif "timestamp" not in names and _EPOCH_RANGE[0] <= low and high < _EPOCH_RANGE[1]:
-                name, unit = "timestamp", (" --time-unit s" if high < 1e11 else " --time-unit ms")
+            elif "timestamp" not in names and _epoch_numbers(numbers):
+                name, unit = "timestamp", (" --time-unit s" if numbers.median() < 1e11 else " --time-unit ms")
         elif "timestamp" not in names:
             if reads_as_dates(cells).all():
                 name = "timestamp"
@@ -2440,9 +2444,44 @@ def _names_example(frame: pd.DataFrame, names_option: str, item_id: str | None =
         extra += " --item-col items --item-lists"
     if "rating" in names:
         extra += " --rating-col rating"
+    if "behavior" in names:
+        extra += " --type-col behavior" + (f" --type-map {type_map}" if type_map else "")
     if "timestamp" not in names:
         extra += " --no-time"
     return f"{names_option} {','.join(names)}{extra}{unit}"
+
+
+#: the share of a column's numbers that must be epoch times for it to be offered as the time: a few stray
+#: stamps (Taobao's 0 and 1970 among its 2017 seconds) leave it a column of times
+_EPOCH_SHARE = 0.95
+
+
+def _epoch_numbers(numbers: pd.Series) -> bool:
+    within = numbers.ge(_EPOCH_RANGE[0]) & numbers.lt(_EPOCH_RANGE[1])
+    return bool(numbers.lt(_EPOCH_RANGE[1]).all()) and float(within.mean()) >= _EPOCH_SHARE
+
+
+#: what a shop's or a player's log calls each kind of row, and the event type each is imported as where
+#: its word is no event type (Taobao's pv, cart, fav and buy; RetailRocket's addtocart and transaction).
+#: A view is a play here: a log of views and purchases has no other positive to learn from
+_ACTIONS = {
+    "pv": "play", "view": "play", "click": "play", "play": "play", "listen": "play", "watch": "play",
+    "cart": "add_to_playlist", "addtocart": "add_to_playlist", "add_to_cart": "add_to_playlist",
+    "fav": "like", "favorite": "like", "like": "like", "buy": "like", "purchase": "like", "transaction": "like",
+    "order": "like", "skip": "skip", "dislike": "not_interested", "impression": "impression",
+}  # fmt: skip
+#: distinct words a column of actions holds, at most
+_MAX_ACTIONS = 30
+
+
+def _action_words(cells: pd.Series) -> str | None:
+    """A ``--type-map`` for a column whose cells are a few words naming what each row was, nearly all of
+    them known actions ("" when every word is an event type already), or None for any other column."""
+    text = cells.dropna().astype(str).str.strip().str.lower().iloc[1:]  # the first, a header pandas read
+    words = text.unique()
+    if len(text) <= _CODE_ROWS or not 2 <= len(words) <= _MAX_ACTIONS or float(text.isin(_ACTIONS).mean()) < 0.9:
+        return None
+    return ",".join(f"{w}={_ACTIONS[w]}" for w in sorted(words) if w in _ACTIONS and w != _ACTIONS[w])
 
 
 #: Amazon's product ids (ASINs: B0 and eight more, or a book's ISBN-10) and its reviewers' ids

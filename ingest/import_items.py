@@ -275,6 +275,19 @@ def _split_spaced_tags(s: pd.Series) -> tuple[pd.Series, str | None]:
     return out, f"tags read as words between spaces ({len(words):,} tags in {len(combos):,} combinations)"
 
 
+#: a RecBole atomic file's column name: the field's name and its type (``class:token_seq``)
+_RECBOLE_TYPED = re.compile(r"(.+):(token|token_seq|float|float_seq)")
+
+
+def _split_token_seq(s: pd.Series, column: str) -> tuple[pd.Series, str | None]:
+    """A RecBole ``token_seq`` column of genres: a list between spaces, as its type says."""
+    text = s.where(s.map(lambda v: isinstance(v, str)), None).astype("string").str.strip()
+    split = text.str.replace(r"\s+", "|", regex=True)
+    if not bool(split.str.contains("|", regex=False).any()):
+        return s, None
+    return s.where(text.isna(), split.astype(object)), f"genres in {column!r} read as a list between spaces (its type)"
+
+
 #: a category path: most cells hold ``/`` bare, and their first levels are this much fewer than the paths
 PATH_MAX_TOPS_PER_PATH = 0.7
 
@@ -332,6 +345,10 @@ def _pick_columns(
     for c in raw.columns:  # and in snake case (Avito's CategoryID, Sketchfab's publishedAt)
         if c != id_col:
             lower.setdefault("_".join(name_words(str(c))), c)
+    for c in raw.columns:  # a RecBole atomic file's typed names (movie_title:token_seq) answer to the name alone
+        if c != id_col and (typed := _RECBOLE_TYPED.fullmatch(str(c))):
+            lower.setdefault(typed.group(1).lower(), c)
+            lower.setdefault("_".join(name_words(typed.group(1))), c)
     for c in raw.columns:  # last, the first of numbered genre columns (LDOS-CoMoDa's genre1, genre2, genre3)
         words = name_words(str(c))
         if c != id_col and len(words) == 2 and words[0] in GENRE_NAMES and words[1] == "1" and not _flags(raw[c]):
@@ -599,6 +616,8 @@ def load_items(
         # a column named for a list or for tags (WeChat's manual_tag_list "200;6") is split whatever its parts
         listed = pick["genre"] is not None and bool({"list", "tags", "tag"} & set(name_words(str(pick["genre"]))))
         genre_list, split_note = _split_bare_separator(genre_list, listed)
+        if split_note is None and pick["genre"] is not None and str(pick["genre"]).endswith(":token_seq"):
+            genre_list, split_note = _split_token_seq(genre_list, str(pick["genre"]))
         if split_note is None and pick["genre"] is not None and str(pick["genre"]).lower() in _TAG_COLUMNS:
             genre_list, split_note = _split_spaced_tags(genre_list)
         if split_note:

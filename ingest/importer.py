@@ -1158,6 +1158,8 @@ class _Tally:
     ignored: Counter[str] = field(default_factory=Counter)
     #: item cells read as missing beyond empty ones ("NaN", "None"), as written
     item_tokens: Counter[str] = field(default_factory=Counter)
+    #: rows that will be events, by the year of their time (``_stray_years_note``)
+    years: Counter[int] = field(default_factory=Counter)
 
     def problem(self, cause: str, n: int) -> None:
         self.problems[cause] = self.problems.get(cause, 0) + n
@@ -1671,6 +1673,7 @@ def _chunk_events(
         lo, hi = valid.min(), valid.max()
         tally.start = lo if tally.start is None else min(tally.start, lo)
         tally.end = hi if tally.end is None else max(tally.end, hi)
+        tally.years.update({int(y): int(n) for y, n in valid.dt.year.value_counts().items()})
     # the types of the rows that will be events: rows quarantined for a missing id or time are said apart
     # (the events are in time order, the masks in the file's)
     kept_types = pd.Series(np.asarray(types, dtype=object))[~missing_id & ts.notna().to_numpy(dtype=bool)]
@@ -1713,6 +1716,48 @@ def _named_items_note(o: ImportOptions, tally: _Tally, columns: list[str]) -> li
     return [
         f"{empty:,} rows ({empty / tally.rows:.0%}) have no {o.item_col!r}: --item-col {','.join(names)} names "
         "each item by its artist and title together instead, and keeps them (README, 'A log with no item id')"
+    ]
+
+
+#: the share of a log's rows whose years, together, are its bulk; rows this many years or more away from the
+#: bulk are stray (Taobao's stamps of 1970, 2008 and 2020 in a log of nine days of 2017)
+BULK_SHARE = 0.99
+STRAY_YEARS = 2
+
+
+def _stray_years_note(tally: _Tally) -> list[str]:
+    """A word for the few rows dated years away from the rest of a log: a time of 0 or a few seconds
+    stands for "unknown" in many exports, a wrong clock for a stray year. They are imported as dated,
+    and every span and window measured over the log stretches to them."""
+    total = sum(tally.years.values())
+    if not total:
+        return []
+    years = sorted(tally.years)
+    best: tuple[int, int] = (years[0], years[-1])
+    for i, first in enumerate(years):  # the narrowest run of years holding the bulk
+        held = 0
+        for last in years[i:]:
+            held += tally.years[last]
+            if held >= BULK_SHARE * total:
+                if last - first < best[1] - best[0]:
+                    best = (first, last)
+                break
+    this_year = _now().year  # rows of later years are quarantined as future times, and said so
+    stray = {
+        y: n
+        for y, n in tally.years.items()
+        if (y <= best[0] - STRAY_YEARS or y >= best[1] + STRAY_YEARS) and y <= this_year
+    }
+    if not stray:
+        return []
+    n = sum(stray.values())
+    shown = ", ".join(f"{y} {c:,}" for y, c in sorted(stray.items())[:6]) + (", …" if len(stray) > 6 else "")
+    bulk = f"{best[0]}" if best[0] == best[1] else f"{best[0]}–{best[1]}"
+    return [
+        f"{n:,} row{'s are' if n != 1 else ' is'} dated years away from the rest ({shown}; {BULK_SHARE:.0%} of the "
+        f"rows fall in {bulk}): a time of 0 or a few seconds stands for 'unknown' in many exports. They are imported "
+        "as dated, and the validation's and training's spans stretch to them: drop them first if they are no real "
+        "times"
     ]
 
 
@@ -1760,6 +1805,7 @@ def _summary(
                 *whole.notes,
                 *tally.notes,
                 *_repeat_notes(tally),
+                *_stray_years_note(tally),
                 *_itemless_notes(o, tally),
                 *_context_notes(o, tally),
                 *_named_items_note(o, tally, columns),

@@ -215,3 +215,43 @@ def test_a_column_of_trips_or_orders_is_offered_as_the_sessions(tmp_path):
     # a column read as the user is no session left unread (YOOCHOOSE's sessions as users)
     _, _, stand_in = load_interactions(path, now=NOW, **{**options, "user_col": "utrip_id"})
     assert "is not read: sessions" not in str(stand_in)
+
+
+def _user_behavior(tmp_path: Path, stray: bool = True) -> Path:
+    """Taobao's UserBehavior.csv: headerless user, item, category, behaviour (pv, cart, fav, buy), epoch
+    seconds, nine days of 2017, with a few stamps of 1970 and 2008 as the real file has."""
+    rng = np.random.default_rng(5)
+    actions = rng.choice(["pv", "cart", "fav", "buy"], 1_000, p=[0.85, 0.06, 0.04, 0.05])
+    times = 1_511_500_000 + rng.integers(0, 9 * 86_400, 1_000)
+    if stray:  # not on the first line, which would then read as a header
+        times[10:13], times[20:22] = [3, 3, 7], [1_210_000_000, 1_210_000_500]
+    lines = [f"{1000 + k % 40},{rng.integers(10**6, 5 * 10**6)},{rng.integers(1000, 9999)},{a},{t}" for k, (a, t) in
+             enumerate(zip(actions, times, strict=True))]  # fmt: skip
+    path = tmp_path / "UserBehavior.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_a_headerless_column_of_shop_actions_is_offered_as_the_type(tmp_path):
+    path = _user_behavior(tmp_path)
+    refused = _refusal(path)
+    example = "--names user_id,item_id,c3,behavior,timestamp --type-col behavior --type-map "
+    assert example + "buy=like,cart=add_to_playlist,fav=like,pv=play --time-unit s" in refused
+    names = "user_id,item_id,c3,behavior,timestamp"
+    options = {"type_col": "behavior", "time_unit": "s"}
+    _, _, summary = load_interactions(
+        path,
+        now=NOW,
+        layout=TextLayout.from_options(None, names, None),
+        type_map={"buy": "like", "cart": "add_to_playlist", "fav": "like", "pv": "play"},
+        **options,
+    )
+    assert set(summary.type_counts) == {"play", "add_to_playlist", "like"}  # every row typed, none quarantined
+
+
+def test_rows_dated_years_away_from_the_rest_are_said(tmp_path):
+    names = TextLayout.from_options(None, "user_id,item_id,c3,c4,timestamp", None)
+    _, _, summary = load_interactions(_user_behavior(tmp_path), now=NOW, layout=names, time_unit="s")
+    assert "5 rows are dated years away from the rest (1970 3, 2008 2; 99% of the rows fall in 2017)" in str(summary)
+    _, _, clean = load_interactions(_user_behavior(tmp_path, stray=False), now=NOW, layout=names, time_unit="s")
+    assert "dated years away" not in str(clean)

@@ -846,3 +846,24 @@ def test_a_backslash_escaped_quote_that_ends_its_field_is_no_doubled_quote(tmp_p
     _, items, summary = _load(tmp_path, doubled, item_id_col="item")
     assert items.set_index("item_id").loc["a", "title"] == 'He said "hi"'
     assert not any("escaped with a backslash" in n for n in summary.read_notes)
+
+
+def test_recbole_typed_names_and_token_seq_genres(tmp_path):
+    """RecBole's atomic files name each field with its type; a token_seq of genres lists them between spaces."""
+    log = tmp_path / "ml-100k.inter"
+    log.write_text(
+        "user_id:token\titem_id:token\trating:float\ttimestamp:float\n"
+        "1\t10\t4\t887943318\n1\t20\t3\t887943400\n2\t10\t5\t887943500\n"
+    )
+    items = tmp_path / "ml-100k.item"
+    items.write_text(
+        "item_id:token\tmovie_title:token_seq\trelease_year:token\tclass:token_seq\n"
+        "10\tToy Story\t1995\tAnimation Children's Comedy\n20\tGoldenEye\t1995\tAction\n"
+    )
+    _, catalogue, summary = load_interactions(
+        log, user_col="user_id:token", item_col="item_id:token", time_col="timestamp:float", time_unit="s", items=items
+    )
+    row = catalogue.set_index("item_id")
+    assert row.loc["10", "title"] == "Toy Story" and row.loc["10", "genres"] == "animation|children's|comedy"
+    assert row.loc["20", "genre"] == "action" and row.loc["10", "release_date"].year == 1995
+    assert "genres in 'class:token_seq' read as a list between spaces" in str(summary)
