@@ -716,7 +716,36 @@ def _unrowed_shape(lines: Sequence[str], name: str) -> str | None:
             f"awk '{{for (i = 2; i <= NF; i++) print NR - 1 \",\" $i}}' {name} > rows.csv, and import those with "
             "--names user,item --user-col user --item-col item --no-time (README, 'Shapes refused with what to do')"
         )
-    return None
+    return _id_lists(text, fields, name)
+
+
+#: distinct line lengths, at least, of a file of id lists (a table's rows have one, or two with a gap)
+_LIST_LENGTHS = 4
+
+
+def _id_lists(text: Sequence[str], fields: list[list[str]], name: str) -> str | None:
+    """Lines of ids between spaces, of many lengths: a user's id and then their items (LightGCN's and
+    NGCF's ``train.txt``: the first ids all differ), or a basket of items with no user (kosarak, FIMI's
+    ``retail.dat``). Either needs a row per user and item, which no separator gives."""
+    if any(re.search(r"[,;|\t]", line) for line in text) or len({len(f) for f in fields}) < _LIST_LENGTHS:
+        return None
+    if not all(re.fullmatch(r"\w+", token) for f in fields for token in f):
+        return None
+    firsts = [f[0] for f in fields]
+    if len(set(firsts)) == len(firsts) and all(len(f) >= 2 for f in fields):
+        return (
+            f"each line of {name} is a user's id and then their items ({text[0].strip()[:40]!r}, …; LightGCN's "
+            "train.txt): write it as rows of user and item first, e.g. "
+            f"awk '{{for (i = 2; i <= NF; i++) print $1 \",\" $i}}' {name} > rows.csv (a test.txt of the same users: "
+            "cat both into the awk, as one import), and import those with --names user,item --user-col user "
+            "--item-col item --no-time (README, 'Shapes refused with what to do')"
+        )
+    return (
+        f"each line of {name} lists items and names no user ({text[0].strip()[:40]!r}, …; kosarak's click streams, "
+        "FIMI's retail.dat baskets): number the lines as users first, e.g. "
+        f"awk '{{for (i = 1; i <= NF; i++) print NR \",\" $i}}' {name} > rows.csv, and import those with "
+        "--names user,item --user-col user --item-col item --no-time (README, 'Shapes refused with what to do')"
+    )
 
 
 def _backslash_quotes(lines: Sequence[str]) -> bool:

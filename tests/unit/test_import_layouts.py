@@ -1271,6 +1271,48 @@ def test_the_advice_for_a_count_then_ids_file_imports_as_written(tmp_path, monke
     assert "accepted into the event log │     10" in result.output
 
 
+@pytest.mark.skipif(shutil.which("awk") is None, reason="the advice's command line needs awk")
+@pytest.mark.parametrize(
+    ("name", "lines", "said", "pairs"),
+    [
+        # LightGCN's train.txt: a user's id, then their items; the first ids all differ
+        (
+            "train.txt",
+            ["0 5 6 7", "1 5", "2 8 9", "3 5 6 7 8 9", "4 6 9 10 11"],
+            "is a user's id and then their items",
+            15,
+        ),
+        # kosarak.dat: a click stream per line and no user; items recur as first ids
+        ("kosarak.dat", ["1 2 3", "1 6 7 8", "11 6", "1 3 2 6 7", "6"], "lists items and names no user", 15),
+    ],
+)
+def test_lines_of_id_lists_are_refused_with_advice_that_imports_as_written(
+    tmp_path, monkeypatch, name, lines, said, pairs
+):
+    from ingest.__main__ import app
+
+    (tmp_path / name).write_text("\n".join(lines) + "\n")
+    with pytest.raises(ImportFormatError) as caught:
+        load_interactions(tmp_path / name, time_col=None)
+    advice = " ".join(str(caught.value).split())
+    assert said in advice
+    awk = re.search(rf"e\.g\. (awk .*? {re.escape(name)} > rows\.csv)", advice).group(1)
+    options = re.search(r"import those with (--.*?) \(README", advice).group(1)
+    subprocess.run(awk, shell=True, cwd=tmp_path, check=True)  # noqa: S602 - the advice's own line
+    monkeypatch.setenv("SETLIST_DATA_DIR", str(tmp_path / "data"))
+    result = CliRunner().invoke(app, ["import", str(tmp_path / "rows.csv"), *shlex.split(options)])
+    assert result.exit_code == 0, result.output
+    assert f"accepted into the event log │     {pairs}" in result.output
+
+
+def test_a_table_of_rows_of_one_width_is_no_list_of_ids(tmp_path):
+    # SASRec's ml-1m.txt: a user and an item per line, in a space: a table, read as such
+    path = tmp_path / "ml-1m.txt"
+    path.write_text("".join(f"{u} {i}\n" for u in range(1, 6) for i in range(10, 16)))
+    with pytest.raises(ImportFormatError, match="first line looks like data.*--names user_id,item_id"):
+        load_interactions(path)
+
+
 def test_records_split_by_line_breaks_in_an_unquoted_file_are_rejoined(tmp_path):
     # CareerBuilder's jobs.tsv: carriage returns inside descriptions, one straight after a tab (which
     # stopped pandas' C reader), a CRLF in a file of line feeds, and two CRs in a row (an empty line)
