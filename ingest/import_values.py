@@ -450,6 +450,11 @@ def parse_time(
         _zone_unused(zone, col, said, "epoch numbers are UTC")
         # out of datetime's range (±292 years around 1970 in ns) → unparseable, not an exception
         num = num.where(num.abs() < 9.2e18 / EPOCH_UNITS[unit][1])
+        if unit != "ns" and bool((num.dropna() % 1 != 0).any()):
+            # fractions of a unit (GRU4Rec's 1396310460.897 s) in binary floats read .896999931: to the
+            # nearest microsecond, or the stored milliseconds would be cut to .896
+            micros = (num * (EPOCH_UNITS[unit][1] / 1e3)).round()
+            return pd.to_datetime(micros, unit="us", utc=True, errors="coerce")
         return pd.to_datetime(num, unit=unit, utc=True, errors="coerce")
     if present.any() and num[present].notna().all():
         if (long_dates := _long_date_hint(raw[present].head(_DATE_PEEK), col)) is not None:

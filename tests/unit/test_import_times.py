@@ -647,3 +647,15 @@ def test_times_counted_from_each_users_own_start_are_warned_of(tmp_path):
     src = _csv(tmp_path / "train.csv", "user_id,timestamp,content_id\n" + "\n".join(rows))
     with pytest.raises(ImportFormatError, match="counts from near zero"):
         load_interactions(src, user_col="user_id", item_col="content_id", time_col="timestamp")
+
+
+def test_fractional_epoch_seconds_keep_their_milliseconds():
+    """GRU4Rec's preprocessed YOOCHOOSE: Time in seconds with three decimals. As binary floats they read
+    a hair below (.896999931), which stored milliseconds would cut to .896."""
+    from ingest.import_values import parse_time
+
+    cells = pd.Series(["1396310460.897", "1396310517.492", "1396321724.606", "1396310460"])
+    times = parse_time(cells, "s", "Time")
+    assert [int(t.value // 1_000_000 % 1000) for t in times] == [897, 492, 606, 0]
+    millis = parse_time(pd.Series(["1396310460897.5", "1396310460898"]), "ms", "Time")
+    assert [int(t.value // 1_000 % 1_000_000) for t in millis] == [897500, 898000]
