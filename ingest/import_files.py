@@ -2250,6 +2250,8 @@ _ROLE_OPTIONS = {
 }
 
 
+#: a headerless file at least this wide has its user, item and rating left to the user in the --names example
+WIDE_GUESS = 10
 #: a headerless file at least this wide is said to look like a matrix of ratings
 WIDE_COLUMNS = 20
 #: columns a "not found" error lists: a wide header's every name (a user looks for theirs among them),
@@ -2464,6 +2466,18 @@ def _names_example(frame: pd.DataFrame, names_option: str, item_id: str | None =
     last = to_numbers(columns[-1]) if columns else pd.Series(dtype=float)
     if "timestamp" not in names and "rating" not in names and "item_id" in names[:-1] and _play_counts(last):
         names[-1] = "plays"  # Last.fm 360K's user, artist id, name, plays: no time, a count last
+    if len(names) >= WIDE_GUESS and "impressions" not in names and "items" not in names:
+        # ICME's twelve columns of codes: a city by position where the item would be, a channel where the
+        # rating would be. The time and the kind of row tell themselves; which id is whose, the documentation
+        named = [n if n in ("timestamp", "behavior") else f"c{k + 1}" for k, n in enumerate(names)]
+        behavior = (
+            " --type-col behavior" + (f" --type-map {type_map}" if type_map else "") if "behavior" in names else ""
+        )
+        return (
+            f"{names_option} {','.join(named)}{behavior}{unit if 'timestamp' in names else ' --no-time'}, then "
+            "--user-col and --item-col naming the users' and the items' columns: a file this wide is not guessed by "
+            "position, so the dataset's documentation has to say which are which"
+        )
     extra = ""
     if "plays" in names:
         extra += " --count-col plays"

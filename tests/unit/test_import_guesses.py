@@ -255,3 +255,22 @@ def test_rows_dated_years_away_from_the_rest_are_said(tmp_path):
     assert "5 rows are dated years away from the rest (1970 3, 2008 2; 99% of the rows fall in 2017)" in str(summary)
     _, _, clean = load_interactions(_user_behavior(tmp_path, stray=False), now=NOW, layout=names, time_unit="s")
     assert "dated years away" not in str(clean)
+
+
+def test_a_wide_headerless_file_leaves_the_user_and_item_to_its_documentation(tmp_path):
+    """ICME 2019's short-video log: twelve columns of codes. By position the example took the user's city
+    for the item and the channel (0-4) for a rating, and imported them with exit 0."""
+    rng = np.random.default_rng(9)
+    rows = [
+        [rng.integers(0, 500), rng.integers(0, 100), rng.integers(0, 5000), rng.integers(0, 900), rng.integers(0, 100),
+         rng.integers(0, 5), rng.integers(0, 2), rng.integers(0, 2), rng.integers(0, 400), rng.integers(0, 600),
+         1_547_700_000 + rng.integers(0, 900_000), rng.integers(5, 60)]
+        for _ in range(300)
+    ]  # fmt: skip
+    path = tmp_path / "final_track2_train.txt"
+    path.write_text("".join("\t".join(map(str, r)) + "\n" for r in rows))
+    refused = _refusal(path)
+    assert (
+        "--names c1,c2,c3,c4,c5,c6,c7,c8,c9,c10,timestamp,c12 --time-unit s, then --user-col and --item-col" in refused
+    )
+    assert "not guessed by position" in refused and "--rating-col" not in refused
