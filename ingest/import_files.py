@@ -1424,11 +1424,8 @@ def read_table(path: Path, what: str, layout: TextLayout | None = None, keep: Co
 
             frame, notes, dropped = read_xml_records(path, open_compressed, what, keep)
             return Table(frame, notes, dropped=dropped)
-        if ext in (".xlsx", ".xls"):
-            raise ImportFormatError(
-                f"unknown {what} file format {path.name!r}: expected delimited text (.csv, .tsv, .dat, …), "
-                ".jsonl, .json, .xml or .parquet (optionally compressed, e.g. .csv.gz)"
-            )
+        if ext in _SPREADSHEETS or _spreadsheet_inside(path):
+            raise ImportFormatError(_spreadsheet_advice(path, what))
         return _read_text(path, ext, layout, what)
     except (ImportFormatError, ArchiveError):  # each says what to change
         raise
@@ -1439,6 +1436,38 @@ def read_table(path: Path, what: str, layout: TextLayout | None = None, keep: Co
                 ".jsonl, .json, .xml or .parquet (optionally compressed, e.g. .csv.gz)"
             ) from exc
         raise ImportFormatError(f"cannot read {what} file {path.name}: {exc}{_encoding_hint(exc, layout)}") from exc
+
+
+#: spreadsheets' own formats: no delimited text, and no reader of them is installed
+_SPREADSHEETS = (".xlsx", ".xlsm", ".xls", ".ods", ".numbers")
+
+
+def _spreadsheet_inside(path: Path) -> bool:
+    """A spreadsheet under another name (an .xlsx saved as ``ratings.csv``): a zip holding a workbook,
+    or the old binary Excel format's signature, where pandas would stop at "Buffer overflow caught"."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+        if head.startswith(b"\xd0\xcf\x11\xe0"):  # the compound file of .xls
+            return True
+        if not head.startswith(b"PK\x03\x04") or not zipfile.is_zipfile(path):
+            return False
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return False
+    return any(n.startswith(("xl/", "content.xml")) for n in names)
+
+
+def _spreadsheet_advice(path: Path, what: str) -> str:
+    out = f"{Path(path.name).stem}.csv"
+    out = f"{Path(path.name).stem}-sheet.csv" if out == path.name else out  # never the file itself
+    return (
+        f"{path.name} is a spreadsheet, which the import does not read: export the {what} sheet as CSV first "
+        "(Save As → CSV in the spreadsheet, or with pandas and openpyxl installed: "
+        f"pandas.read_excel('{path.name}', sheet_name=0).to_csv('{out}', index=False)), "
+        "and import that"
+    )
 
 
 def _encoding_hint(exc: BaseException, layout: TextLayout) -> str:

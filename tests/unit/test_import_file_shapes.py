@@ -261,3 +261,29 @@ def test_a_names_example_names_epoch_numbers_and_dates_as_the_time(tmp_path):
     assert _names_example(dated, "--items-names", "question_id") == (
         "--items-names question_id,c2,c3,c4, then --items-cols title=cN,genre=cN,… naming which holds what"
     )
+
+
+def test_a_spreadsheet_is_refused_with_how_to_export_it_whatever_its_name(tmp_path):
+    import zipfile
+
+    from ingest.importer import ImportFormatError, load_interactions
+
+    # an .xlsx is a zip of the workbook's XML parts
+    book = tmp_path / "ratings.xlsx"
+    with zipfile.ZipFile(book, "w") as archive:
+        archive.writestr("[Content_Types].xml", "<Types/>")
+        archive.writestr("xl/workbook.xml", "<workbook/>")
+        archive.writestr("xl/worksheets/sheet1.xml", "<worksheet/>")
+    with pytest.raises(ImportFormatError, match=r"ratings.xlsx is a spreadsheet.*to_csv\('ratings.csv'"):
+        load_interactions(book)
+    # saved under a text file's name, pandas stopped at "Buffer overflow caught"; the advice never overwrites it
+    renamed = tmp_path / "ratings.csv"
+    renamed.write_bytes(book.read_bytes())
+    with pytest.raises(ImportFormatError, match=r"ratings.csv is a spreadsheet.*to_csv\('ratings-sheet.csv'"):
+        load_interactions(renamed)
+    # a zip holding a CSV is read as ever
+    packed = tmp_path / "log.csv.zip"
+    with zipfile.ZipFile(packed, "w") as archive:
+        archive.writestr("log.csv", "user_id,item_id,timestamp\nu1,a,2020-01-01\nu2,b,2020-01-02\n")
+    events, _, _ = load_interactions(packed)
+    assert len(events) == 2

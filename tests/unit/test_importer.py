@@ -113,7 +113,7 @@ def test_missing_column_lists_available_columns(tmp_path):
 
 def test_unknown_format_and_missing_file(tmp_path):
     (tmp_path / "x.xlsx").write_bytes(b"PK")
-    with pytest.raises(ImportFormatError, match="unknown interactions file format"):
+    with pytest.raises(ImportFormatError, match="x.xlsx is a spreadsheet, which the import does not read"):
         load_interactions(tmp_path / "x.xlsx")
     with pytest.raises(ImportFormatError, match="not found"):
         load_interactions(tmp_path / "nope.csv")
