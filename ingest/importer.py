@@ -857,6 +857,8 @@ def _whole_file(raw: pd.DataFrame, o: ImportOptions, now: pd.Timestamp, source: 
         )
         if note := untimed_repeats_note(raw, o):
             notes.append(note)
+        if o.keep_file_order and o.list_col is None and (note := sorted_ids_note(users, raw[o.item_col], o.item_col)):
+            notes.append(note)
     else:
         reading = TimeReading(o.dayfirst, o.time_format, o.time_year, o.time_origin, o.time_zone)
         ts = parse_time(raw[o.time_col], o.time_unit, o.time_col, notes, reading=reading)
@@ -948,6 +950,34 @@ def _play_lengths(raw: pd.DataFrame, o: ImportOptions) -> tuple[Lengths | None, 
             f"look like {str(ids.dropna().iloc[0])!r}, the file's like {str(durations.index[0])!r})"
         )
     return Lengths(ids.map(durations).to_numpy(dtype="float64"), source, hint), catalogue
+
+
+#: users with at least this many rows are looked at to tell a file sorted by item id
+SORTED_MIN_ROWS = 3
+#: … and this share of them in ascending id order says the file was sorted so
+SORTED_SHARE = 0.9
+
+
+def sorted_ids_note(users: pd.Series, items: pd.Series, item_col: str) -> str | None:
+    """A warning when ``--file-order`` keeps an order that is the item ids', not time's: kosarak's
+    and many preprocessed files list each user's items by number, so each user's last rows, the
+    hold-out, would be their highest ids (a model that learns "later ids" then scores far too well)."""
+    numbers = to_numbers(items.astype("string"))
+    frame = pd.DataFrame({"u": users.to_numpy(), "n": numbers.to_numpy()}).dropna()
+    if frame.empty:
+        return None
+    sizes = frame.groupby("u", sort=False)["n"].transform("size")
+    frame = frame[sizes >= SORTED_MIN_ROWS]
+    if frame["u"].nunique() < SORTED_MIN_ROWS:
+        return None
+    rising = frame.groupby("u", sort=False)["n"].agg(lambda n: bool(n.is_monotonic_increasing))
+    if float(rising.mean()) < SORTED_SHARE:
+        return None
+    return (
+        f"{rising.mean():.0%} of the users with {SORTED_MIN_ROWS} rows or more list their items in rising order of "
+        f"{item_col!r}: that is the ids' order, not the order they happened, and --file-order makes each user's "
+        "highest ids their hold-out. Without --file-order each user's rows are shuffled stably instead"
+    )
 
 
 def untimed_repeats_note(raw: pd.DataFrame, o: ImportOptions) -> str | None:

@@ -274,3 +274,22 @@ def test_a_wide_headerless_file_leaves_the_user_and_item_to_its_documentation(tm
         "--names c1,c2,c3,c4,c5,c6,c7,c8,c9,c10,timestamp,c12 --time-unit s, then --user-col and --item-col" in refused
     )
     assert "not guessed by position" in refused and "--rating-col" not in refused
+
+
+def test_file_order_over_rows_sorted_by_item_id_is_warned_of(tmp_path):
+    """FIMI's baskets list their items by number: kept in file order, each user's highest ids are the
+    hold-out. SASRec's ml-1m.txt lists them as they happened: no warning."""
+    rng = np.random.default_rng(4)
+    by_id = [(u, i) for u in range(20) for i in sorted(rng.choice(300, 6, replace=False))]
+    as_played = [(u, i) for u in range(20) for i in rng.choice(300, 6, replace=False)]
+    said = {}
+    for name, rows in (("retail", by_id), ("ml-1m", as_played)):
+        path = tmp_path / f"{name}.csv"
+        pd.DataFrame(rows, columns=["user", "item"]).to_csv(path, index=False)
+        options = {"user_col": "user", "item_col": "item", "time_col": None}
+        _, _, summary = load_interactions(path, now=NOW, keep_file_order=True, **options)
+        _, _, shuffled = load_interactions(path, now=NOW, **options)
+        said[name] = str(summary)
+        assert "rising order" not in str(shuffled)  # the stable shuffle needs no warning
+    assert "100% of the users with 3 rows or more list their items in rising order of 'item'" in said["retail"]
+    assert "rising order" not in said["ml-1m"]
