@@ -671,6 +671,13 @@ def load_items(
             "(nothing joins them to the events)"
         )
     out = out[out["item_id"].notna()]
+    if (stray := _unkeyed_lines(out)).any():
+        example = str(out.loc[stray, "item_id"].iloc[0])[:40]
+        picked_notes.append(
+            f"{int(stray.sum()):,} row{'s' if stray.sum() != 1 else ''} whose id is words ({example!r}) where the "
+            "file's ids are numbers left out: a line without its separator names no item"
+        )
+        out = out[~stray]
     gathered = _gathered_genres(out)
     # genres that differ are gathered, not dropped: only titles and artists then keep the first row's
     differing = _differing_duplicates(
@@ -700,6 +707,21 @@ def _unnamed_after(raw: pd.DataFrame, col: object) -> list[object]:
     if rest and all(re.fullmatch(r"column_\d+", str(c)) for c in rest):
         return rest
     return []
+
+
+#: the share of an items file's ids that must be numbers for words in the id column to be stray lines
+NUMBERED_IDS = 0.95
+
+
+def _unkeyed_lines(out: pd.DataFrame) -> pd.Series:
+    """Rows of a file keyed by numbers whose id is words and that hold nothing else: Audioscrobbler's
+    ``artist_data.txt`` lines without their tab (``Band with no id 134``), whose whole line became the id."""
+    ids = out["item_id"].astype("string")
+    numbered = ids.str.fullmatch(r"\d+").fillna(False).astype(bool)
+    if float(numbered.mean()) < NUMBERED_IDS:
+        return pd.Series(False, index=out.index)
+    empty = out["title"].isna() & out["artist"].eq(UNKNOWN) & out["genre"].eq(UNKNOWN)
+    return ~numbered & ids.str.contains(r"\s", regex=True).fillna(False).astype(bool) & empty
 
 
 def _numbered_after(raw: pd.DataFrame, col: object) -> list[object]:

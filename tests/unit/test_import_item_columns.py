@@ -867,3 +867,22 @@ def test_recbole_typed_names_and_token_seq_genres(tmp_path):
     assert row.loc["10", "title"] == "Toy Story" and row.loc["10", "genres"] == "animation|children's|comedy"
     assert row.loc["20", "genre"] == "action" and row.loc["10", "release_date"].year == 1995
     assert "genres in 'class:token_seq' read as a list between spaces" in str(summary)
+
+
+def test_lines_without_their_separator_in_a_numbered_file_name_no_item(tmp_path):
+    """Audioscrobbler's artist_data.txt: a few lines lack the tab, and the whole line became an id."""
+    from ingest.import_items import load_items
+    from ingest.importer import TextLayout
+
+    artists = tmp_path / "artist_data.txt"
+    lines = [f"{1000 + k}\tArtist {k}" for k in range(40)] + ["Band with no id 134", "1040\tLast Artist"]
+    artists.write_text("\n".join(lines) + "\n")
+    layout = TextLayout.from_options(None, "item,name", None, prefix="items-")
+    items, notes = load_items(artists, "item", layout)
+    assert "Band with no id 134" not in set(items["item_id"]) and "1040" in set(items["item_id"])
+    assert any("1 row whose id is words ('Band with no id 134')" in n for n in notes)
+    # ids that are words throughout are ids (titles as keys): kept
+    named = tmp_path / "named.txt"
+    named.write_text("\n".join(f"Band number {k}\tGenre {k % 3}" for k in range(40)) + "\n")
+    items, _ = load_items(named, "item", layout)
+    assert "Band number 7" in set(items["item_id"])
