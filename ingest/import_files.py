@@ -681,7 +681,7 @@ def _user_headed(lines: Sequence[str]) -> bool:
 _NAMESPACE = re.compile(r"(?:^|\s)\|[\w-]+(?=\s|$)")
 
 
-def _unrowed_shape(lines: Sequence[str], name: str) -> str | None:
+def _unrowed_shape(lines: Sequence[str], name: str, told: bool = False) -> str | None:
     """What to do with a file whose lines are no rows of a user and an item, said before pandas
     reads it as some other thing: records of ``key: value`` lines, or lines that are a count and
     then that many ids (CiteULike's ``users.dat``, read otherwise as a matrix or as long rows)."""
@@ -716,7 +716,7 @@ def _unrowed_shape(lines: Sequence[str], name: str) -> str | None:
             f"awk '{{for (i = 2; i <= NF; i++) print NR - 1 \",\" $i}}' {name} > rows.csv, and import those with "
             "--names user,item --user-col user --item-col item --no-time (README, 'Shapes refused with what to do')"
         )
-    return _id_lists(text, fields, name)
+    return None if told else _id_lists(text, fields, name)  # told how to split it, the user knows its shape
 
 
 #: distinct line lengths, at least, of a file of id lists (a table's rows have one, or two with a gap)
@@ -729,7 +729,7 @@ def _id_lists(text: Sequence[str], fields: list[list[str]], name: str) -> str | 
     ``retail.dat``). Either needs a row per user and item, which no separator gives."""
     if any(re.search(r"[,;|\t]", line) for line in text) or len({len(f) for f in fields}) < _LIST_LENGTHS:
         return None
-    if not all(re.fullmatch(r"\w+", token) for f in fields for token in f):
+    if not all(token.isdigit() for f in fields for token in f):  # numbered ids alone: no header, no words
         return None
     firsts = [f[0] for f in fields]
     if len(set(firsts)) == len(firsts) and all(len(f) >= 2 for f in fields):
@@ -785,7 +785,8 @@ def _plan_text(path: Path, ext: str, layout: TextLayout, what: str) -> _TextPlan
                 f"{ITEM_HEADER_COLUMN!r}"
             )
         lines = [line for line in lines if not _ITEM_HEADER.match(line)]
-    if what == "interactions" and (shape := _unrowed_shape(lines, path.name)):
+    told = layout.sep is not None or layout.names is not None
+    if what == "interactions" and (shape := _unrowed_shape(lines, path.name, told)):
         raise ImportFormatError(shape)
     if sep == SPACE and _padded(lines) and sniff_separator_alone(lines, WHITESPACE):
         # told "space" of aligned columns, each pad would be an empty field and every column shifted

@@ -80,6 +80,7 @@ _ITEM_ALIASES = {
         "published_time",
         "published_at",
         "publish_time",
+        "item_year",  # last: any column named for the item's own year (movieYear, book_year), see _pick_columns
     ),
 }
 #: ``--items-cols`` names: the roles above, and shorter words for two of them
@@ -354,7 +355,7 @@ def _pick_columns(
         if c != id_col and len(words) == 2 and words[0] in GENRE_NAMES and words[1] == "1" and not _flags(raw[c]):
             lower.setdefault(words[0], c)
         if c != id_col and len(words) == 2 and words[0] in ITEM_WORDS and words[1] == "year":
-            lower.setdefault("year", c)  # a film's year beside the viewing's own date (LDOS-CoMoDa's movieYear)
+            lower.setdefault("item_year", c)  # a film's year beside the viewing's own date (LDOS-CoMoDa's movieYear)
     for role, column in told.items():
         if column not in raw.columns:
             raise ImportFormatError(

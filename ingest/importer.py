@@ -1338,10 +1338,13 @@ def unread_session_note(columns: list[str], o: ImportOptions) -> list[str]:
         words = name_words(col)
         if col in used or not words:
             continue
-        if words == ["session"] or (len(words) >= 2 and words[-1] in ("id", "ids") and _SESSION_WORDS & set(words)):
+        # the word before the id says what it names: an order's status (order_status_id) or a search's
+        # destination (Expedia's srch_destination_id) is none
+        if words == ["session"] or (len(words) >= 2 and words[-1] in ("id", "ids") and words[-2] in _SESSION_WORDS):
+            cut = "at 30-minute gaps" if o.time_col is not None else f"into visits of up to {UNTIMED_VISIT_ROWS} rows"
             return [
-                f"column {col!r} is not read: sessions are cut at 30-minute gaps; if it names each row's visit, order "
-                f"or trip, --session-col {option_value(col)} makes each value one session"
+                f"column {col!r} is not read: sessions are cut {cut}; if it names each row's visit, order or trip, "
+                f"--session-col {option_value(col)} makes each value one session"
             ]
     return []
 
@@ -1749,10 +1752,11 @@ def _named_items_note(o: ImportOptions, tally: _Tally, columns: list[str]) -> li
     ]
 
 
-#: the share of a log's rows whose years, together, are its bulk; rows this many years or more away from the
-#: bulk are stray (Taobao's stamps of 1970, 2008 and 2020 in a log of nine days of 2017)
+#: the share of a log's rows whose years, together, are its bulk; rows of years this many years or more away
+#: from any year of the bulk or reached from it are stray (Taobao's stamps of 1970, 2008 and 2020 in a log of
+#: nine days of 2017)
 BULK_SHARE = 0.99
-STRAY_YEARS = 2
+STRAY_YEARS = 3
 
 
 def _stray_years_note(tally: _Tally) -> list[str]:
@@ -1773,11 +1777,14 @@ def _stray_years_note(tally: _Tally) -> list[str]:
                     best = (first, last)
                 break
     this_year = _now().year  # rows of later years are quarantined as future times, and said so
-    stray = {
-        y: n
-        for y, n in tally.years.items()
-        if (y <= best[0] - STRAY_YEARS or y >= best[1] + STRAY_YEARS) and y <= this_year
-    }
+    # the bulk reaches out year by year: a log growing from a thin start (Amazon's early reviews) is all bulk,
+    # and only years past a gap of STRAY_YEARS - 1 empty years or more are stray
+    first, last = best
+    while any(first - k in tally.years for k in range(1, STRAY_YEARS)):
+        first = max(first - k for k in range(1, STRAY_YEARS) if first - k in tally.years)
+    while any(last + k in tally.years for k in range(1, STRAY_YEARS)):
+        last = min(last + k for k in range(1, STRAY_YEARS) if last + k in tally.years)
+    stray = {y: n for y, n in tally.years.items() if (y < first or y > last) and y <= this_year}
     if not stray:
         return []
     n = sum(stray.values())

@@ -293,3 +293,31 @@ def test_file_order_over_rows_sorted_by_item_id_is_warned_of(tmp_path):
         assert "rising order" not in str(shuffled)  # the stable shuffle needs no warning
     assert "100% of the users with 3 rows or more list their items in rising order of 'item'" in said["retail"]
     assert "rising order" not in said["ml-1m"]
+
+
+def test_the_session_note_names_only_a_visits_own_id_and_says_how_untimed_rows_are_cut(tmp_path):
+    path = tmp_path / "log.csv"
+    rows = [(u, 100 + k, f"2016-01-{10 + k}", 7, 3, f"o{u}{k // 3}") for u in range(4) for k in range(6)]
+    columns = ["user_id", "item_id", "date", "srch_destination_id", "order_status_id", "order_id"]
+    pd.DataFrame(rows, columns=columns).to_csv(path, index=False)
+    _, _, timed = load_interactions(path, now=NOW, time_col="date")
+    notes = [n for n in timed.read_notes if "is not read: sessions" in n]
+    assert len(notes) == 1 and "column 'order_id' is not read: sessions are cut at 30-minute gaps" in notes[0]
+    _, _, untimed = load_interactions(path, now=NOW, time_col=None)
+    assert "column 'order_id' is not read: sessions are cut into visits of up to 10 rows" in str(untimed)
+
+
+def test_a_log_growing_from_a_thin_start_has_no_stray_years(tmp_path):
+    """Amazon's reviews: a few in 1999, more each year; one stamp of 1985 among them is stray."""
+    years = [y for y in range(1999, 2015) for _ in range(int(8 * 1.55 ** (y - 1999)))]
+    rows = [(f"u{k % 50}", f"i{k % 70}", f"{y}-0{1 + k % 9}-1{k % 10}") for k, y in enumerate(years)]
+    path = tmp_path / "reviews.csv"
+    pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"]).to_csv(path, index=False)
+    _, _, grown = load_interactions(path, now=NOW)
+    assert "dated years away" not in str(grown)
+    rows.append(("u1", "i1", "1985-05-01"))
+    pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"]).sample(frac=1, random_state=1).to_csv(
+        path, index=False
+    )
+    _, _, stray = load_interactions(path, now=NOW)
+    assert "1 row is dated years away from the rest (1985 1;" in str(stray)

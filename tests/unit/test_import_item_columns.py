@@ -886,3 +886,11 @@ def test_lines_without_their_separator_in_a_numbered_file_name_no_item(tmp_path)
     named.write_text("\n".join(f"Band number {k}\tGenre {k % 3}" for k in range(40)) + "\n")
     items, _ = load_items(named, "item", layout)
     assert "Band number 7" in set(items["item_id"])
+
+
+def test_an_items_own_year_gives_way_to_a_publication_date(tmp_path):
+    books = tmp_path / "books.csv"
+    books.write_text("item,product_year,publication_date\na,1990,2001-05-04\nb,1991,2002-06-07\nc,1992,\n")
+    _, items, summary = _load(tmp_path, books, item_id_col="item")
+    assert items.set_index("item_id").loc["a", "release_date"].year == 2001
+    assert any("release from 'publication_date'" in n for n in summary.read_notes)

@@ -1773,3 +1773,20 @@ def test_a_top_rating_apart_from_the_scale_is_said_as_a_code(tmp_path):
     assert "--rating-max 100 --unrated 255" in said
     events, _, summary = load_interactions(src, **kw, rating_max=100.0, unrated=255.0)
     assert "stands apart" not in str(summary) and (events["type"] == "like").sum() > 20
+
+
+def test_a_file_the_user_told_how_to_split_or_with_words_is_no_list_of_ids(tmp_path):
+    # a padded table of many widths, read with --sep whitespace as the user asked: not refused as id lists
+    path = tmp_path / "padded.txt"
+    lines = ["user item rating ts"] + [f"u{k} i{k}{' ' * (k % 5)} {1 + k % 5} {1_600_000_000 + k}" for k in range(30)]
+    path.write_text("\n".join(lines) + "\n")
+    events, _, _ = load_interactions(
+        path, layout=TextLayout.from_options("whitespace", None, None), user_col="user", item_col="item", time_col=None
+    )
+    assert len(events) == 30
+    # lines of words between spaces, of many lengths, are no numbered ids: not called a basket file
+    words = tmp_path / "words.txt"
+    words.write_text("\n".join("alpha beta gamma delta"[: 6 + 3 * k] for k in range(6)) + "\n")
+    with pytest.raises(ImportFormatError) as caught:
+        load_interactions(words)
+    assert "lists items and names no user" not in str(caught.value)
