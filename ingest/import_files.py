@@ -1799,7 +1799,10 @@ def with_unread_sample(frame: pd.DataFrame, path: Path, dropped: Sequence[str] |
                 row = json.loads(line)
                 if not isinstance(row, dict):
                     return frame
-                rows.append({k: v for k, v in row.items() if (k in dropped if dropped is not None else k not in frame)})
+                flat = _dotted(row)  # nested fields by the dotted names the import gives them (a topic's value.event)
+                rows.append(
+                    {k: v for k, v in flat.items() if (k in dropped if dropped is not None else k not in frame)}
+                )
     except (OSError, ValueError, UnicodeDecodeError):  # a JSON array, Python dicts: no lines to read
         return frame
     head = frame.head(len(rows)).reset_index(drop=True)
@@ -1807,6 +1810,17 @@ def with_unread_sample(frame: pd.DataFrame, path: Path, dropped: Sequence[str] |
         return frame
     sample = pd.DataFrame(rows, index=head.index).astype("string")
     return pd.concat([head, sample[[c for c in sample.columns if c not in head.columns]]], axis=1)
+
+
+def _dotted(row: dict, prefix: str = "") -> dict:
+    """A JSON object's fields, nested objects' named with dots, as the import names its columns."""
+    out: dict = {}
+    for key, value in row.items():
+        if isinstance(value, dict) and value:
+            out.update(_dotted(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 def _with_parquet_sample(frame: pd.DataFrame, path: Path, dropped: Sequence[str] | None) -> pd.DataFrame:
@@ -1968,7 +1982,9 @@ def require_columns(
                     "order)"
                 )
             if role in ("user", "item", "time") and names_option == "--names" and not data_first:
-                if social := _social_graph([*map(str, frame.columns), *dropped]):
+                if analytics := analytics_export([*map(str, frame.columns), *dropped]):
+                    hint += f"; {analytics}"  # by names alone, GA4's columns gave device.vendor_id as the user
+                elif social := _social_graph([*map(str, frame.columns), *dropped]):
                     hint += f"; {social}"
                 else:
                     # a JSON or parquet file's columns left unread are looked at too (Amazon's unixReviewTime:
@@ -1990,6 +2006,62 @@ def require_columns(
                 f"{role} column {col!r} not found in {Path(path).name}{named_by}; available columns: "
                 f"{', '.join(names[:cap])}{more}{hint}"
             )
+
+
+#: product analytics exports, told by the columns only they have, and where each keeps the user, the time
+#: and the kind of event; the item is a field the product's own events carry, named by its team
+_ANALYTICS = (
+    (
+        ("event_params", "user_pseudo_id"),
+        "a GA4 or Firebase BigQuery export: pivot event_params into a column per key and take one row per entry "
+        "of items first (README, 'Product analytics exports'), then --user-col user_pseudo_id --item-col item_id "
+        "--time-col event_timestamp --time-unit us --type-col event_name --type-map … --session-col ga_session_id",
+    ),
+    (
+        ("anonymousId", "messageId"),
+        "a Segment or RudderStack export: identified users are in userId and anonymous visitors in anonymousId, so "
+        "link each visitor to the user they became first (README, 'Product analytics exports'), then --user-col "
+        "person --item-col properties.ITEM --time-col timestamp --type-col event --type-map … (type says track, page "
+        "or identify; event says what was done)",
+    ),
+    (
+        ("value.anonymousId", "value.messageId"),
+        "a Segment-like event stream in a topic's envelope: its fields are under value. (the envelope's own "
+        "timestamp is the broker's); read it as a Segment export with each name prefixed by value., e.g. "
+        "--time-col value.timestamp --type-col value.event (README, 'Product analytics exports')",
+    ),
+    (
+        ("properties.distinct_id", "event"),
+        "a Mixpanel export: --user-col properties.distinct_id (after linking $device: ids to the users their "
+        "$identify rows name: README, 'Product analytics exports') --item-col properties.ITEM --time-col "
+        "properties.time --time-unit s --type-col event --type-map …",
+    ),
+    (
+        ("amplitude_id", "event_type"),
+        "an Amplitude export: --user-col amplitude_id (user_id is empty for anonymous visitors) --item-col "
+        "event_properties.ITEM --time-col event_time --type-col event_type --type-map … --session-col session_id "
+        "(-1: no session) (README, 'Product analytics exports')",
+    ),
+    (
+        ("distinct_id", "elements_chain"),
+        "a PostHog export: its properties column is JSON text, read as one cell; flatten it into properties.… "
+        "columns first (README, 'Product analytics exports'), then --user-col person_id --item-col properties.ITEM "
+        "--time-col timestamp --type-col event --type-map … (uuid is each event's own id, no item)",
+    ),
+    (
+        ("domain_userid", "collector_tstamp"),
+        "a Snowplow enriched-events file: --user-col domain_userid (user_id once a visitor signs in) --time-col "
+        "derived_tstamp --type-col event, the item in se_label or a field of unstruct_event, which is JSON text to "
+        "flatten first (README, 'Product analytics exports')",
+    ),
+)
+
+
+def analytics_export(names: Sequence[str]) -> str | None:
+    """Where a product analytics export keeps its user, time and kinds of event, when its columns say
+    which tool wrote it: their names alone point elsewhere (GA4's device.vendor_id as the user)."""
+    have = set(names)
+    return next((advice for marks, advice in _ANALYTICS if set(marks) <= have), None)
 
 
 #: words of a column name that say it holds the items a user chose

@@ -197,10 +197,13 @@ def _session_ordinals(codes: np.ndarray, cells: pd.Series) -> np.ndarray:
 
 
 def _named_sessions(users: pd.Series, cells: pd.Series, ts: pd.Series) -> np.ndarray:
-    """Sessions from a column (``--session-col``); rows without a cell are cut at gaps as usual.
-    The id hashes (user, session cell), so it reveals neither."""
+    """Sessions from a column (``--session-col``); rows without a cell are cut at gaps as usual, and
+    so are rows whose cell is a negative number (Amplitude's ``session_id`` -1: no session, which
+    would otherwise join each user's sessionless rows of months into one). The id hashes (user,
+    session cell), so it reveals neither."""
     out = _sessions(users, ts)
-    named = (users.notna() & is_present(cells)).to_numpy()
+    negative = to_numbers(cells.astype("string")).lt(0).fillna(False).to_numpy(dtype=bool)
+    named = (users.notna() & is_present(cells)).to_numpy() & ~negative
     if named.any():
         out[named] = _hash_hex(
             pd.DataFrame({"u": users[named].astype(str).to_numpy(), "s": cells[named].astype(str).to_numpy()}), "s_"
@@ -1229,6 +1232,19 @@ def require_plain_ids(frame: pd.DataFrame, o: ImportOptions) -> None:
         cells = frame[col].dropna().head(_ID_PEEK).tolist()
         arrays = [v for v in cells if isinstance(v, (list, tuple, np.ndarray))]
         listed = [e for a in arrays[:1] for e in list(a)[:1] if isinstance(e, dict)]
+        if cells and len(arrays) * 2 > len(cells) and listed and set(listed[0]) == {"key", "value"}:
+            # GA4's and Firebase's event_params: each record a field of its row, which exploding would make rows
+            fields = ", ".join(str(e.get("key")) for e in list(arrays[0])[:5] if isinstance(e, dict))
+            raise ImportFormatError(
+                f"{option} {col!r} holds lists of key/value records ({fields}, …: GA4's and Firebase's "
+                "event_params), each a field of its row: pivot them into a column per key first (README, 'Product "
+                "analytics exports'), then name the key that holds the user or the item"
+            )
+        if option == "--user-col" and cells and len(arrays) * 2 > len(cells):
+            raise ImportFormatError(
+                f"--user-col {col!r} holds lists ({str(list(arrays[0])[:2])[:60]}, …), not one id per row: name the "
+                "column that identifies the row's user"
+            )
         if option == "--item-col" and cells and len(arrays) * 2 > len(cells) and listed:
             # Steam's lists of {'item_id': …, 'playtime_forever': …}: --item-lists would refuse them next
             keys = ", ".join(map(str, list(listed[0])[:4]))
@@ -1297,8 +1313,12 @@ def _unread_type_note(columns: list[str], o: ImportOptions, frame: pd.DataFrame 
     plays."""
     if frame is None:
         return []
-    for col in columns:
-        if not re.fullmatch(_TYPE_NAME, col.lower()) or col in o.keep() or col not in frame:
+    # a nested field answers to its own name (a topic's value.event); one named for events before a bare
+    # "type" (Segment's type says track, page or identify, its event what was done)
+    named = [c for c in columns if re.fullmatch(_TYPE_NAME, c.lower().rsplit(".", 1)[-1])]
+    named.sort(key=lambda c: not re.search("event|action", c.lower().rsplit(".", 1)[-1]))
+    for col in named:
+        if col in o.keep() or col not in frame:
             continue
         words = _filled_cells(frame[col], 2_000).unique()
         if not 2 <= len(words) <= _TYPE_WORDS:
