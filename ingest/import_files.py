@@ -2231,7 +2231,9 @@ def _suggested_options(frame: pd.DataFrame, unread: Sequence[str]) -> str | None
     one missing option each): a column named for users, one for items (else another id, else the
     columns that describe items together, else a placeholder), a rating, and a time (else
     ``--no-time``). None without a user."""
-    names = [*map(str, frame.columns), *unread]
+    # a column empty on every row read is no one's id nor a rating (Amplitude's adid and sample_rate)
+    empty = {str(c) for c in frame.columns if len(frame) and bool(frame[c].isna().all())}
+    names = [n for n in [*map(str, frame.columns), *unread] if n not in empty]
     words = {name: set(name_words(name)) for name in names}
     user = user_column(names) or session_column(names)
     if user is not None and _mostly_missing(frame, user) and (session := session_column(names)) not in (None, user):

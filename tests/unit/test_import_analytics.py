@@ -127,3 +127,13 @@ def test_an_unread_event_column_is_said_nested_or_beside_a_type(tmp_path):
     options = {"user_col": "value.anonymousId", "item_col": "value.properties.product_id", "now": NOW}
     _, _, nested = load_interactions(_jsonl(tmp_path / "topic.jsonl", wrapped), time_col="value.timestamp", **options)
     assert "--type-col value.event reads it" in str(nested)
+
+
+def test_columns_empty_on_every_row_are_not_suggested(tmp_path):
+    rows = [{"visitor_id": f"v{k % 4}", "adid": None, "sample_rate": None, "product_id": f"p{k % 3}",
+             "created": f"2024-01-01T00:0{k % 10}:00Z"} for k in range(20)]  # fmt: skip
+    with pytest.raises(ImportFormatError) as refused:
+        load_interactions(_jsonl(tmp_path / "log.jsonl", rows), now=NOW)
+    message = " ".join(str(refused.value).split())
+    assert "--item-col product_id" in message and "adid" not in message.split("would import with")[-1]
+    assert "sample_rate" not in message.split("would import with")[-1]
