@@ -731,8 +731,11 @@ def _id_lists(text: Sequence[str], fields: list[list[str]], name: str) -> str | 
         return None
     if not all(token.isdigit() for f in fields for token in f):  # numbered ids alone: no header, no words
         return None
+    # a user's id first: the first ids all differ, and nearly every line lists an item after it (a user
+    # of no items may have a line of their id alone)
     firsts = [f[0] for f in fields]
-    if len(set(firsts)) == len(firsts) and all(len(f) >= 2 for f in fields):
+    paired = sum(len(f) >= 2 for f in fields) >= _SHAPE_SHARE * len(fields)
+    if len(set(firsts)) == len(firsts) and paired:
         return (
             f"each line of {name} is a user's id and then their items ({text[0].strip()[:40]!r}, …; LightGCN's "
             "train.txt): write it as rows of user and item first, e.g. "
@@ -771,6 +774,8 @@ def _doubled_quote(line: str) -> bool:
 
 
 def _plan_text(path: Path, ext: str, layout: TextLayout, what: str) -> _TextPlan:
+    if ext in _SPREADSHEETS or _spreadsheet_inside(path):  # here too: a file read in chunks comes this way alone
+        raise ImportFormatError(_spreadsheet_advice(path, what))
     notes: list[str] = []
     encoding = _encoding(path, layout.encoding, notes, layout.option("encoding"))
     sep = layout.sep
@@ -2023,6 +2028,12 @@ _ANALYTICS = (
         "link each visitor to the user they became first (README, 'Product analytics exports'), then --user-col "
         "person --item-col properties.ITEM --time-col timestamp --type-col event --type-map … (type says track, page "
         "or identify; event says what was done)",
+    ),
+    (
+        ("anonymous_id", "message_id"),
+        "a Segment or RudderStack warehouse table: identified users are in user_id and anonymous visitors in "
+        "anonymous_id, so link each visitor to the user they became first (README, 'Product analytics exports'), "
+        "then --user-col person --item-col ITEM --time-col timestamp --type-col event --type-map …",
     ),
     (
         ("value.anonymousId", "value.messageId"),

@@ -198,12 +198,12 @@ def _session_ordinals(codes: np.ndarray, cells: pd.Series) -> np.ndarray:
 
 def _named_sessions(users: pd.Series, cells: pd.Series, ts: pd.Series) -> np.ndarray:
     """Sessions from a column (``--session-col``); rows without a cell are cut at gaps as usual, and
-    so are rows whose cell is a negative number (Amplitude's ``session_id`` -1: no session, which
-    would otherwise join each user's sessionless rows of months into one). The id hashes (user,
-    session cell), so it reveals neither."""
+    so are rows whose cell is -1 (Amplitude's ``session_id`` for no session, which would otherwise
+    join each user's sessionless rows of months into one; other negative numbers are ids, as signed
+    hashes are). The id hashes (user, session cell), so it reveals neither."""
     out = _sessions(users, ts)
-    negative = to_numbers(cells.astype("string")).lt(0).fillna(False).to_numpy(dtype=bool)
-    named = (users.notna() & is_present(cells)).to_numpy() & ~negative
+    unset = to_numbers(cells.astype("string")).eq(-1).fillna(False).to_numpy(dtype=bool)
+    named = (users.notna() & is_present(cells)).to_numpy() & ~unset
     if named.any():
         out[named] = _hash_hex(
             pd.DataFrame({"u": users[named].astype(str).to_numpy(), "s": cells[named].astype(str).to_numpy()}), "s_"
@@ -973,7 +973,8 @@ def sorted_ids_note(users: pd.Series, items: pd.Series, item_col: str) -> str | 
     frame = frame[sizes >= SORTED_MIN_ROWS]
     if frame["u"].nunique() < SORTED_MIN_ROWS:
         return None
-    rising = frame.groupby("u", sort=False)["n"].agg(lambda n: bool(n.is_monotonic_increasing))
+    falls = frame["n"].diff().lt(0) & frame["u"].eq(frame["u"].shift())  # a step down within a user's run
+    rising = ~falls.groupby(frame["u"], sort=False).any()
     if float(rising.mean()) < SORTED_SHARE:
         return None
     return (
@@ -1307,6 +1308,11 @@ _TYPE_NAME = (
 _TYPE_WORDS = 30
 
 
+#: a nested field's last name that says what each row was (a topic's value.event); a nested ``type`` is
+#: as often a device's or a page's
+_NESTED_TYPE_NAMES = frozenset({"event", "event_name", "event_type", "action"})
+
+
 def _unread_type_note(columns: list[str], o: ImportOptions, frame: pd.DataFrame | None) -> list[str]:
     """A word for a column named like a type column, of a few words, that was not read while every
     row is imported as a whole play: Meetup's declined RSVPs (``response`` ``no``) would train as
@@ -1315,7 +1321,9 @@ def _unread_type_note(columns: list[str], o: ImportOptions, frame: pd.DataFrame 
         return []
     # a nested field answers to its own name (a topic's value.event); one named for events before a bare
     # "type" (Segment's type says track, page or identify, its event what was done)
-    named = [c for c in columns if re.fullmatch(_TYPE_NAME, c.lower().rsplit(".", 1)[-1])]
+    named = [
+        c for c in columns if re.fullmatch(_TYPE_NAME, c.lower()) or c.lower().rsplit(".", 1)[-1] in _NESTED_TYPE_NAMES
+    ]
     named.sort(key=lambda c: not re.search("event|action", c.lower().rsplit(".", 1)[-1]))
     for col in named:
         if col in o.keep() or col not in frame:

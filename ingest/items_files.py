@@ -64,6 +64,7 @@ def load_item_files(
         notes += [f"{path.name}: {n}" for n in said]
     catalogue, joint = _joined(loaded)
     notes = [n for n in notes if not _answered_elsewhere(n, catalogue)]
+    notes = [n for k, n in enumerate(notes) if not _said_before(n, notes[:k])]
     catalogue.attrs["item_id_col"] = loaded[0][1].attrs.get("item_id_col", item_id_col)
     return catalogue, notes + [f"{items_label(paths)}: {n}" for n in joint]
 
@@ -129,6 +130,13 @@ def _joined(loaded: list[tuple[Path, pd.DataFrame]]) -> tuple[pd.DataFrame, list
     out["duration_s"] = out["duration_s"].astype("float32")
     out["release_date"] = pd.to_datetime(out["release_date"], utc=True)
     return out, notes
+
+
+def _said_before(note: str, earlier: list[str]) -> bool:
+    """A field no file gives is said once, by the first file, not by each."""
+    body = note.split(": ", 1)[-1]
+    missing = any(body.startswith(text) for text in _MISSING_NOTES.values())
+    return missing and any(e.split(": ", 1)[-1] == body for e in earlier)
 
 
 def _answered_elsewhere(note: str, catalogue: pd.DataFrame) -> bool:

@@ -49,6 +49,11 @@ def _ga4_row(k: int) -> dict:
             "a Segment or RudderStack export: identified users are in userId and anonymous visitors in anonymousId",
         ),
         (
+            [{"anonymous_id": f"a{k % 4}", "user_id": None, "event": "product_viewed", "message_id": f"m{k}",
+              "timestamp": f"2024-01-01T00:0{k % 10}:00Z", "product_id": "p1"} for k in range(20)],
+            "a Segment or RudderStack warehouse table: identified users are in user_id",
+        ),
+        (
             [{"event": "Song Played", "properties": {"time": 1_704_068_096 + k, "distinct_id": f"$device:{k % 3}",
                                                      "track_id": "t1"}} for k in range(20)],
             "a Mixpanel export: --user-col properties.distinct_id",
@@ -102,6 +107,9 @@ def test_a_negative_session_cell_is_no_session(tmp_path):
         {"amplitude_id": 1, "event_time": "2024-01-03 09:00:00", "song": "c", "session_id": -1},
         {"amplitude_id": 1, "event_time": "2024-01-04 09:00:00", "song": "d", "session_id": 1704358800},
         {"amplitude_id": 1, "event_time": "2024-01-04 23:00:00", "song": "e", "session_id": 1704358800},
+        # a signed hash is an id, however negative (BigQuery's FARM_FINGERPRINT)
+        {"amplitude_id": 1, "event_time": "2024-01-06 09:00:00", "song": "f", "session_id": -9223372036854775807},
+        {"amplitude_id": 1, "event_time": "2024-01-08 09:00:00", "song": "g", "session_id": -9223372036854775807},
     ]
     path = _jsonl(tmp_path / "amp.jsonl", rows)
     events, _, _ = load_interactions(
@@ -110,6 +118,7 @@ def test_a_negative_session_cell_is_no_session(tmp_path):
     session = events.set_index("item_id")["session_id"]
     assert session["a"] == session["b"] != session["c"]  # cut at the 30-minute gap, as rows without a session
     assert session["d"] == session["e"]  # a named session holds across hours
+    assert session["f"] == session["g"]
 
 
 def test_an_unread_event_column_is_said_nested_or_beside_a_type(tmp_path):
@@ -127,6 +136,11 @@ def test_an_unread_event_column_is_said_nested_or_beside_a_type(tmp_path):
     options = {"user_col": "value.anonymousId", "item_col": "value.properties.product_id", "now": NOW}
     _, _, nested = load_interactions(_jsonl(tmp_path / "topic.jsonl", wrapped), time_col="value.timestamp", **options)
     assert "--type-col value.event reads it" in str(nested)
+    # a device's or a page's nested type is no kind of event
+    typed = [{**r, "device": {"type": ["mobile", "desktop"][k % 2]}} for k, r in enumerate(rows)]
+    options = {"user_col": "anonymousId", "item_col": "properties.product_id", "type_col": "event", "now": NOW}
+    _, _, device = load_interactions(_jsonl(tmp_path / "device.jsonl", typed), **options)
+    assert "device.type" not in str(device)
 
 
 def test_columns_empty_on_every_row_are_not_suggested(tmp_path):

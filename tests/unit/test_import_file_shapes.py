@@ -281,6 +281,11 @@ def test_a_spreadsheet_is_refused_with_how_to_export_it_whatever_its_name(tmp_pa
     renamed.write_bytes(book.read_bytes())
     with pytest.raises(ImportFormatError, match=r"ratings.csv is a spreadsheet.*to_csv\('ratings-sheet.csv'"):
         load_interactions(renamed)
+    # read in chunks, the file goes the same way
+    from ingest.importer import ImportOptions, InteractionStream
+
+    with pytest.raises(ImportFormatError, match="ratings.xlsx is a spreadsheet"):
+        list(InteractionStream(book, ImportOptions(), chunk_rows=10))
     # a zip holding a CSV is read as ever
     packed = tmp_path / "log.csv.zip"
     with zipfile.ZipFile(packed, "w") as archive:

@@ -1282,6 +1282,13 @@ def test_the_advice_for_a_count_then_ids_file_imports_as_written(tmp_path, monke
             "is a user's id and then their items",
             15,
         ),
+        # … where a user of no items has a line of their id alone
+        (
+            "train.txt",
+            [f"{u} {' '.join(str(10 + (u * k) % 17) for k in range(1, 2 + u % 5))}" for u in range(30)] + ["30"],
+            "is a user's id and then their items",
+            sum(1 + u % 5 for u in range(30)),
+        ),
         # kosarak.dat: a click stream per line and no user; items recur as first ids
         ("kosarak.dat", ["1 2 3", "1 6 7 8", "11 6", "1 3 2 6 7", "6"], "lists items and names no user", 15),
     ],
