@@ -1636,6 +1636,25 @@ def _itemless_notes(o: ImportOptions, tally: _Tally) -> list[str]:
     ]
 
 
+#: a column's last name that says it holds a search's text (GA4's search_term, Segment's properties.query)
+_QUERY_NAMES = frozenset({"query", "search_term", "search_query", "searchterm", "q", "keyword", "keywords", "term"})
+
+
+def _unread_query_note(o: ImportOptions, tally: _Tally, columns: list[str]) -> list[str]:
+    """A word when search rows are imported with no --query-col though a column seems to hold their text:
+    each would be quarantined for a missing query (the contract's search needs its text)."""
+    searches = tally.types.get("search", 0)
+    if o.query_col is not None or not searches:
+        return []
+    col = next((c for c in columns if c.lower().rsplit(".", 1)[-1] in _QUERY_NAMES and c not in o.keep()), None)
+    if col is None:
+        return [f"{searches:,} search rows and no --query-col: each will be quarantined as missing_query"]
+    return [
+        f"{searches:,} search rows and no --query-col: each will be quarantined as missing_query; {col!r} looks like "
+        f"their text: --query-col {option_value(col)} reads it"
+    ]
+
+
 def _context_notes(o: ImportOptions, tally: _Tally) -> list[str]:
     notes = []
     for kind, col, setting, mapping in (
@@ -1872,6 +1891,7 @@ def _summary(
                 *_repeat_notes(tally),
                 *_stray_years_note(tally),
                 *_itemless_notes(o, tally),
+                *_unread_query_note(o, tally, columns),
                 *_context_notes(o, tally),
                 *_named_items_note(o, tally, columns),
                 *_item_column_notes(o, tally),

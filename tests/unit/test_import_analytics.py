@@ -151,3 +151,17 @@ def test_columns_empty_on_every_row_are_not_suggested(tmp_path):
     message = " ".join(str(refused.value).split())
     assert "--item-col product_id" in message and "adid" not in message.split("would import with")[-1]
     assert "sample_rate" not in message.split("would import with")[-1]
+
+
+def test_search_rows_without_a_query_column_name_the_one_that_holds_their_text(tmp_path):
+    rows = [
+        {"user": f"u{k % 3}", "item": None if k % 4 == 0 else f"p{k % 5}", "name": "search" if k % 4 == 0 else "play",
+         "search_term": "lofi beats" if k % 4 == 0 else None, "ts": f"2024-01-01T00:{k:02d}:00Z"}
+        for k in range(20)
+    ]  # fmt: skip
+    path = _jsonl(tmp_path / "ga4_rows.jsonl", rows)
+    options = {"user_col": "user", "item_col": "item", "time_col": "ts", "type_col": "name", "now": NOW}
+    _, _, summary = load_interactions(path, **options)
+    assert "5 search rows and no --query-col: each will be quarantined as missing_query; 'search_term'" in str(summary)
+    _, _, told = load_interactions(path, query_col="search_term", **options)
+    assert "missing_query" not in str(told)
