@@ -1254,27 +1254,11 @@ def test_a_headerless_file_whose_first_line_holds_times_and_uuids_is_said_to_hav
 
 
 @pytest.mark.skipif(shutil.which("awk") is None, reason="the advice's command line needs awk")
-def test_the_advice_for_a_count_then_ids_file_imports_as_written(tmp_path, monkeypatch):
-    from ingest.__main__ import app
-
-    # CiteULike's users.dat: the refusal's awk line and options, run as written, import every pair
-    (tmp_path / "users.dat").write_text("3 10 11 12\n1 7\n2 10 13\n4 1 2 3 4\n")
-    with pytest.raises(ImportFormatError) as caught:
-        load_interactions(tmp_path / "users.dat", time_col=None)
-    said = " ".join(str(caught.value).split())
-    awk = re.search(r"e\.g\. (awk .*? users\.dat > rows\.csv)", said).group(1)
-    options = re.search(r"import those with (--.*?) \(README", said).group(1)
-    subprocess.run(awk, shell=True, cwd=tmp_path, check=True)  # noqa: S602 - the advice's own line
-    monkeypatch.setenv("SETLIST_DATA_DIR", str(tmp_path / "data"))
-    result = CliRunner().invoke(app, ["import", str(tmp_path / "rows.csv"), *shlex.split(options)])
-    assert result.exit_code == 0, result.output
-    assert "accepted into the event log │     10" in result.output
-
-
-@pytest.mark.skipif(shutil.which("awk") is None, reason="the advice's command line needs awk")
 @pytest.mark.parametrize(
     ("name", "lines", "said", "pairs"),
     [
+        # CiteULike's users.dat: a count, then that many ids, a user per line numbered from 0
+        ("users.dat", ["3 10 11 12", "1 7", "2 10 13", "4 1 2 3 4"], "is a count and then that many ids", 10),
         # LightGCN's train.txt: a user's id, then their items; the first ids all differ
         (
             "train.txt",
@@ -1293,7 +1277,7 @@ def test_the_advice_for_a_count_then_ids_file_imports_as_written(tmp_path, monke
         ("kosarak.dat", ["1 2 3", "1 6 7 8", "11 6", "1 3 2 6 7", "6"], "lists items and names no user", 15),
     ],
 )
-def test_lines_of_id_lists_are_refused_with_advice_that_imports_as_written(
+def test_lines_that_are_no_rows_are_refused_with_advice_that_imports_as_written(
     tmp_path, monkeypatch, name, lines, said, pairs
 ):
     from ingest.__main__ import app
