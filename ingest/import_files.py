@@ -774,7 +774,7 @@ def _doubled_quote(line: str) -> bool:
 
 
 def _plan_text(path: Path, ext: str, layout: TextLayout, what: str) -> _TextPlan:
-    if ext in _SPREADSHEETS or _spreadsheet_inside(path):  # here too: a file read in chunks comes this way alone
+    if ext in _SPREADSHEETS or _spreadsheet_inside(path):  # read at once or in chunks, a file comes this way
         raise ImportFormatError(_spreadsheet_advice(path, what))
     notes: list[str] = []
     encoding = _encoding(path, layout.encoding, notes, layout.option("encoding"))
@@ -1430,9 +1430,7 @@ def read_table(path: Path, what: str, layout: TextLayout | None = None, keep: Co
 
             frame, notes, dropped = read_xml_records(path, open_compressed, what, keep)
             return Table(frame, notes, dropped=dropped)
-        if ext in _SPREADSHEETS or _spreadsheet_inside(path):
-            raise ImportFormatError(_spreadsheet_advice(path, what))
-        return _read_text(path, ext, layout, what)
+        return _read_text(path, ext, layout, what)  # a spreadsheet is refused there, as in a stream
     except (ImportFormatError, ArchiveError):  # each says what to change
         raise
     except (ValueError, OSError, csv.Error) as exc:  # parser and decoding errors subclass ValueError
