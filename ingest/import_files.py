@@ -29,6 +29,7 @@ import charset_normalizer
 import numpy as np
 import pandas as pd
 
+from ingest.binary_formats import not_text, parquet_inside
 from ingest.mixed_encoding import MIXED, MixCount
 from setlist.compressed import ArchiveError, compression_of, open_compressed
 from setlist.errors import UsageError
@@ -178,6 +179,8 @@ def _format(path: Path) -> str:
     ext, _ = _suffixes(path)
     if ext in (*_JSON_KINDS, ".parquet", ".pq", ".xml") or path.suffix.lower() == ".zst" or not path.is_file():
         return ext
+    if parquet_inside(path):
+        return ".parquet"
     try:
         with open_compressed(path, "rt", encoding="utf-8", errors="replace") as f:
             head = f.read(256).lstrip("\ufeff \t\r\n")
@@ -194,6 +197,13 @@ def _format(path: Path) -> str:
 def _json_named_as(path: Path) -> list[str]:
     ext, _ = _suffixes(path)
     return [] if ext in _JSON_KINDS else [f"read as JSON records, as its content is (its name says {ext or 'nothing'})"]
+
+
+def _parquet_named_as(path: Path) -> list[str]:
+    ext, _ = _suffixes(path)
+    return (
+        [] if ext in (".parquet", ".pq") else [f"read as parquet, as its content is (its name says {ext or 'nothing'})"]
+    )
 
 
 def _sample(path: Path, encoding: str) -> list[str]:
@@ -290,6 +300,9 @@ def sniff_separator_alone(lines: Sequence[str], sep: str) -> bool:
 def _encoding(path: Path, asked: str | None, notes: list[str], option: str) -> str:
     if asked is not None:
         return asked
+    if (wide := _wide_encoding(path)) is not None:
+        notes.append(f"encoding {wide.upper()} ({option} sets it)")
+        return wide
     try:
         with open_compressed(path, "rt", encoding="utf-8") as f:
             while f.read(1 << 20):
@@ -331,6 +344,39 @@ def _encoding(path: Path, asked: str | None, notes: list[str], option: str) -> s
     # older public logs (MovieLens 1M and 100k among them) are Latin-1; it decodes any byte
     notes.append(f"encoding latin-1 (the file is not UTF-8; {option} sets it)")
     return "latin-1"
+
+
+#: byte-order marks of the encodings whose every character takes two or four bytes, UTF-32's first
+#: (its little-endian mark begins with UTF-16's)
+_WIDE_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+
+
+def _wide_encoding(path: Path) -> str | None:
+    """UTF-16 or UTF-32, as Windows tools write "Unicode" text (Excel's Unicode Text, PowerShell's
+    redirections): by the byte-order mark, or without one by a NUL byte beside every ASCII one. Read
+    as UTF-8 or Latin-1, every other character would be a NUL and the header a column of noise."""
+    try:
+        with open_compressed(path, "rb") as f:
+            head = f.read(4096)
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile):
+        return None
+    for bom, name in _WIDE_BOMS:
+        if head.startswith(bom):
+            return name
+    pairs = len(head) // 2
+    if pairs < 8 or head.count(0) < pairs * 0.9:
+        return None
+    even, odd = head[0 : 2 * pairs : 2].count(0), head[1 : 2 * pairs : 2].count(0)
+    if odd >= pairs * 0.9 and even == 0:
+        return "utf-16-le"
+    if even >= pairs * 0.9 and odd == 0:
+        return "utf-16-be"
+    return None
 
 
 #: bytes looked at to tell a two-byte encoding, and the high bytes they must hold to tell anything
@@ -679,6 +725,36 @@ def _user_headed(lines: Sequence[str]) -> bool:
 
 #: a namespace of Vowpal Wabbit's lines (``|user 1 2:0.186839``, ``|id-552343``): two or more on a line
 _NAMESPACE = re.compile(r"(?:^|\s)\|[\w-]+(?=\s|$)")
+#: LIBSVM's ``index:value`` and LIBFFM's ``field:index:value``
+_SPARSE_FEATURE = re.compile(r"\d+(?::\d+)?:[-+.\deE]+")
+
+
+def _sparse_features(line: str) -> bool:
+    """A label and then two or more numbered features, each ``index:value``."""
+    tokens = line.split()
+    return len(tokens) >= 3 and all(_SPARSE_FEATURE.fullmatch(t) for t in tokens[1:])
+
+
+def _matrix_market(text: Sequence[str], name: str) -> str:
+    """Matrix Market's coordinate file: a header, comment lines, a line of the matrix's size and its
+    count of entries, then one entry per line. Read as rows, the size line would be an interaction
+    of its own (the last row with the last column, rated with the count of entries)."""
+    header = text[0].lower().split()
+    if "array" in header:  # a dense matrix: every cell, rated or not
+        return (
+            f"{name} is a dense Matrix Market array (every cell of the matrix, column by column), not a list of "
+            "interactions: write the cells that hold a rating as rows of user, item and rating first"
+        )
+    pattern = "pattern" in header  # entries without a value: who interacted with what
+    names = "user,item" if pattern else "user,item,rating"
+    rating = "" if pattern else " --rating-col rating"
+    return (
+        f"{name} is a Matrix Market coordinate file ({text[0].strip()[:60]!r}): its comment lines and its size line "
+        f"are no rows. Take them off first, e.g. grep -v '^%' {name} | tail -n +2 > entries.txt, and import that "
+        f"with --sep whitespace --names {names} --user-col user --item-col item{rating} --no-time (rows as users, "
+        "columns as items, as recommender matrices are usually written; swap the two names if yours is the "
+        "other way round)"
+    )
 
 
 def _unrowed_shape(lines: Sequence[str], name: str, told: bool = False) -> str | None:
@@ -700,6 +776,15 @@ def _unrowed_shape(lines: Sequence[str], name: str, told: bool = False) -> str |
             "following (Yahoo! Music's layout): write each row with its user first, e.g. awk -F'|' 'NF == 2 "
             f'{{user = $1; next}} {{print user "\\t" $0}}\' {name} > rows.tsv, and import those with '
             "--names user,item,rating,… --user-col user --item-col item (README, 'Shapes refused with what to do')"
+        )
+    if text[0].startswith("%") and text[0].lstrip("%").lower().startswith("matrixmarket"):
+        return _matrix_market(text, name)
+    if sum(_sparse_features(line) for line in text) >= _SHAPE_SHARE * len(text):
+        return (
+            f"the lines of {name} are in LIBSVM's format, a label and then numbered features ({text[0].strip()[:50]!r}"
+            ", …; 'field:feature:value' in LIBFFM's): the numbers are the dataset's own feature encoding, not a user "
+            "and an item. Write rows of user, item and outcome from the log the features were made from first, or "
+            "from the features that hold the user's and the item's ids, where the dataset's documentation names them"
         )
     if sum(len(_NAMESPACE.findall(line)) >= 2 for line in text) >= _SHAPE_SHARE * len(text):
         return (
@@ -776,6 +861,8 @@ def _doubled_quote(line: str) -> bool:
 def _plan_text(path: Path, ext: str, layout: TextLayout, what: str) -> _TextPlan:
     if ext in _SPREADSHEETS or _spreadsheet_inside(path):  # read at once or in chunks, a file comes this way
         raise ImportFormatError(_spreadsheet_advice(path, what))
+    if (other := not_text(path, what)) is not None:
+        raise ImportFormatError(other)
     notes: list[str] = []
     encoding = _encoding(path, layout.encoding, notes, layout.option("encoding"))
     sep = layout.sep
@@ -1415,7 +1502,9 @@ def read_table(path: Path, what: str, layout: TextLayout | None = None, keep: Co
                     f"{layout.option('sep')} and {layout.option('names')} are for delimited text, not {ext} files"
                 )
             if ext in (".parquet", ".pq"):
-                return _parquet(path, keep)
+                table = _parquet(path, keep)
+                table.notes[:0] = _parquet_named_as(path)
+                return table
             if ext == ".json":
                 table = _read_json(path, what, keep)
                 table.notes[:0] = _json_named_as(path)
@@ -1604,6 +1693,7 @@ class TableStream:
         for batch in source.iter_batches(batch_size=self.chunk_rows, columns=columns):
             yield _index_as_column(batch.to_pandas())
         self.dropped = [c for c in names if c not in columns]
+        self.notes = _parquet_named_as(self.path)
 
 
 def _read_json(path: Path, what: str, keep: Collection[str] | None = None) -> Table:

@@ -1,0 +1,159 @@
+"""Files that are no delimited text (a database, a data frame's binary format, an archive under a
+text file's name), wide Unicode text, and text that is no table of rows: each read as what it is, or
+refused with what it is and a way to import it that works when followed."""
+
+from __future__ import annotations
+
+import gzip
+import sqlite3
+import subprocess
+import sys
+import zipfile
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ingest.import_files import TextLayout, read_table
+from ingest.importer import ImportFormatError, ImportOptions, InteractionStream, load_interactions
+
+NOW = pd.Timestamp("2024-03-01 12:00", tz="UTC")
+OPTIONS = dict(user_col="userId", item_col="movieId", time_col="timestamp", time_unit="s", rating_col="rating", now=NOW)
+
+
+def _ratings(n: int = 60) -> pd.DataFrame:
+    rng = np.random.default_rng(3)
+    return pd.DataFrame(
+        {"userId": rng.integers(1, 9, n), "movieId": rng.integers(1, 30, n), "rating": rng.integers(1, 6, n) * 1.0,
+         "timestamp": 1_700_000_000 + np.arange(n) * 3_600}
+    )  # fmt: skip
+
+
+def _run_advice(advice: str, cwd) -> None:
+    """Runs the one-line conversion an error gave, with this interpreter in place of the project's."""
+    line = advice.split(".venv/bin/python -c ", 1)[1].split(", and import that", 1)[0]
+    subprocess.run([sys.executable, "-c", line.strip('"')], cwd=cwd, check=True)
+
+
+def test_a_sqlite_database_is_named_with_its_tables_and_the_line_that_exports_one(tmp_path):
+    path = tmp_path / "ratings.db"
+    with sqlite3.connect(path) as db:
+        _ratings().to_sql("ratings", db, index=False)
+    with pytest.raises(ImportFormatError, match=r"SQLite database \(its tables: ratings\)") as refused:
+        load_interactions(path, **OPTIONS)
+    _run_advice(str(refused.value), tmp_path)  # the advice, followed, gives a file the import reads
+    events, _, _ = load_interactions(tmp_path / "ratings.parquet", **OPTIONS)
+    assert len(events) == 60
+
+
+@pytest.mark.parametrize(
+    ("name", "write", "said"),
+    [
+        ("ratings.feather", lambda f, p: f.to_feather(p), "Arrow IPC"),
+        ("ratings.orc", lambda f, p: f.to_orc(p), "ORC file"),
+    ],
+)
+def test_arrow_and_orc_files_are_refused_with_a_conversion_that_works(tmp_path, name, write, said):
+    path = tmp_path / name
+    write(_ratings(), path)
+    with pytest.raises(ImportFormatError, match=said) as refused:
+        read_table(path, "interactions")
+    _run_advice(str(refused.value), tmp_path)
+    assert len(read_table(tmp_path / "ratings.parquet", "interactions").frame) == 60
+
+
+def test_a_pickle_is_never_unpickled(tmp_path):
+    path = tmp_path / "ratings.pkl"
+    _ratings().to_pickle(path)
+    with pytest.raises(ImportFormatError, match="Python pickle.*runs code the file carries"):
+        read_table(path, "interactions")
+
+
+def test_numpy_arrays_and_archives_under_a_text_name_are_said(tmp_path):
+    np.savez(tmp_path / "ratings.npz", interactions=_ratings().to_numpy())
+    with pytest.raises(ImportFormatError, match=r"NumPy arrays \(arrays interactions\)"):
+        read_table(tmp_path / "ratings.npz", "interactions")
+    text = _ratings().to_csv(index=False).encode()
+    (tmp_path / "gz.csv").write_bytes(gzip.compress(text))
+    with pytest.raises(ImportFormatError, match=r"compressed \(gz\) .* name it gz.csv.gz"):
+        read_table(tmp_path / "gz.csv", "interactions")
+    with zipfile.ZipFile(tmp_path / "two.csv", "w") as archive:
+        archive.writestr("a.csv", text)
+        archive.writestr("b.csv", text)
+    with pytest.raises(ImportFormatError, match="zip archive of 2 files .* unzip it"):
+        read_table(tmp_path / "two.csv", "interactions")
+    with sqlite3.connect(tmp_path / "r.db") as db:
+        _ratings().to_sql("ratings", db, index=False)
+    (tmp_path / "r.db.gz").write_bytes(gzip.compress((tmp_path / "r.db").read_bytes()))
+    with pytest.raises(
+        ImportFormatError, match=r"gz-compressed: unpack it first \(gunzip -k r.db.gz\); r.db is a SQLite"
+    ):
+        read_table(tmp_path / "r.db.gz", "interactions")
+
+
+def test_parquet_under_a_text_name_is_read_as_parquet_whole_and_in_chunks(tmp_path):
+    path = tmp_path / "ratings.csv"
+    _ratings().to_parquet(path)
+    table = read_table(path, "interactions")
+    assert len(table.frame) == 60 and any("read as parquet" in note for note in table.notes)
+    events, _, _ = load_interactions(path, **OPTIONS)
+    streamed = pd.concat(list(InteractionStream(path, ImportOptions(**OPTIONS), 25)), ignore_index=True)
+    assert sorted(streamed["event_id"]) == sorted(events["event_id"]) and len(events) == 60
+
+
+@pytest.mark.parametrize(
+    ("encoding", "sep", "said"),
+    [
+        ("utf-16", "\t", "UTF-16"),
+        ("utf-32", ",", "UTF-32"),
+        ("utf-16-le", ",", "UTF-16-LE"),
+        ("utf-16-be", ";", "UTF-16-BE"),
+    ],
+)
+def test_wide_unicode_text_is_read_by_its_byte_order_mark_or_its_nul_bytes(tmp_path, encoding, sep, said):
+    # Excel's "Unicode Text" is UTF-16 with a mark and tabs; PowerShell's redirections write it too
+    frame = _ratings().assign(title=["Amélie"] * 60)
+    path = tmp_path / "ratings.txt"
+    path.write_bytes(frame.to_csv(index=False, sep=sep).encode(encoding))
+    table = read_table(path, "interactions")
+    assert list(table.frame.columns) == list(frame.columns) and (table.frame["title"] == "Amélie").all()
+    assert any(f"encoding {said}" in note for note in table.notes)
+    events, _, _ = load_interactions(path, **OPTIONS)
+    streamed = pd.concat(list(InteractionStream(path, ImportOptions(**OPTIONS), 25)), ignore_index=True)
+    assert sorted(streamed["event_id"]) == sorted(events["event_id"]) and len(events) == 60
+
+
+def test_a_matrix_market_file_is_refused_with_a_recipe_that_imports_its_entries(tmp_path):
+    frame = _ratings()
+    lines = ["%%MatrixMarket matrix coordinate real general", "% written by a research script", "9 30 60"]
+    lines += [f"{r.userId} {r.movieId} {r.rating}" for r in frame.itertuples()]
+    path = tmp_path / "ratings.mtx"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ImportFormatError, match="Matrix Market coordinate file") as refused:
+        load_interactions(path, user_col="user", item_col="item", time_col=None, now=NOW)
+    message = str(refused.value)
+    assert "grep -v '^%' ratings.mtx | tail -n +2 > entries.txt" in message
+    assert "--sep whitespace --names user,item,rating" in message
+    entries = tmp_path / "entries.txt"
+    entries.write_text("\n".join(lines[3:]) + "\n")  # what the grep and tail write
+    events, _, _ = load_interactions(
+        entries, layout=TextLayout.from_options("whitespace", "user,item,rating", None), user_col="user",
+        item_col="item", rating_col="rating", time_col=None, now=NOW,
+    )  # fmt: skip
+    assert len(events) == 60
+    pattern = tmp_path / "pattern.mtx"
+    pattern.write_text("%%MatrixMarket matrix coordinate pattern general\n3 3 3\n1 1\n2 2\n3 3\n")
+    with pytest.raises(ImportFormatError, match="--names user,item --user-col user --item-col item --no-time"):
+        read_table(pattern, "interactions")
+
+
+def test_libsvm_lines_are_features_not_users_and_items(tmp_path):
+    path = tmp_path / "train.libsvm"
+    path.write_text("".join(f"{k % 2} 1:{k} 7:0.5 19:1\n" for k in range(20)))
+    with pytest.raises(ImportFormatError, match="LIBSVM's format"):
+        read_table(path, "interactions")
+    told = tmp_path / "ffm.txt"  # LIBFFM's field:feature:value, even when told how to split it
+    told.write_text("".join(f"1 0:{k}:1 1:{k + 40}:1\n" for k in range(20)))
+    with pytest.raises(ImportFormatError, match="LIBSVM's format"):
+        layout = TextLayout.from_options("space", "label,user,item", None)
+        load_interactions(told, layout=layout, user_col="user", item_col="item", time_col=None, now=NOW)
