@@ -111,6 +111,25 @@ def parse_type_map(spec: str | None) -> dict[str, str]:
     return mapping
 
 
+def guessed_type(name: str) -> str | None:
+    """The one event type a name of several words names by one of them (Segment's ``Song Played``,
+    a game's ``skip_song``, a shop's ``product_added``), as the import reads single names: an event
+    type, a built-in synonym, or a plural of either; None where the words name none, or several."""
+    words = [w for w in re.split(r"_+", name) if w]
+    if len(words) < 2:
+        return None
+    known: dict[str, str] = {**{t: t for t in EVENT_TYPES}, **TYPE_SYNONYMS}
+    found = set()
+    for k, word in enumerate(words):
+        pair = f"{word}_{words[k + 1]}" if k + 1 < len(words) else ""
+        for candidate in (pair, word, word[:-1] if word.endswith("s") else ""):
+            if candidate in known:
+                found.add(known[candidate])
+                break
+    found.discard(RATED)  # a rating's word says nothing without the rating
+    return found.pop() if len(found) == 1 else None
+
+
 #: up to this many unknown type names, the --type-map example names every one of them (XuetangX's
 #: seventeen actions: its strongest signals are among its rarest names)
 MAP_EVERY_NAME = 40
@@ -132,7 +151,14 @@ def unknown_type_note(names: pd.Series, types: np.ndarray, mapped: dict[str, str
     # every name when they are few, so that the map to fill in leaves none out (Sobazaar's nine
     # actions: the fifth-commonest left out was the purchase)
     every = len(counts) <= MAP_EVERY_NAME
-    example = ",".join(f"{k}=TYPE" for k in counts.index[: len(counts) if every else top])
+    listed = counts.index[: len(counts) if every else top]
+    guesses = {k: guessed_type(str(k)) for k in listed}
+    example = ",".join(f"{k}={guesses[k] or 'TYPE'}" for k in listed)
+    filled = (
+        "filled in where a name's words hold one event type or a synonym the import reads: check them; "
+        if any(guesses.values())
+        else ""
+    )
     where = "are on the types: line" if len(counts) <= SHOWN_TYPES else "are in the quarantine, with their rows"
     rest = "" if every else f",… (the {len(counts):,} names {where})"
     # hundreds of numbers are no kinds of event: ZhihuRec's read_time, a time or 0 for "not read"
@@ -146,7 +172,8 @@ def unknown_type_note(names: pd.Series, types: np.ndarray, mapped: dict[str, str
     )
     return (
         f"type names that are no event type, quarantined unless mapped: {shown}{more}; "
-        f"map them with --type-map {example}{rest} (types: {', '.join(EVENT_TYPES)})"
+        f"map them with --type-map {example}{rest} ({filled}types: {', '.join(EVENT_TYPES)}; {IGNORED} leaves "
+        "such rows out)"
         + (f"; mapped already: {', '.join(f'{k}={v}' for k, v in mapped.items())}" if mapped else "")
         + what
     )

@@ -181,6 +181,19 @@ def test_type_column_synonyms_and_unknown_types(tmp_path):
     plista = " ".join(str(load_interactions(shown, time_unit="s", type_col="action", type_map=mapped)[2]).split())
     assert "typed 'impression'" not in plista
     assert "1 row with an empty 'action': no type, quarantined" in said and "--type-map =TYPE" in said
+    # names of several words (Segment's "Song Played"): the map to fill in guesses from the words the
+    # import reads alone, and leaves a name that names no type, or two, to the log's owner
+    segment = ["Song Played", "Song Played", "skip_song", "App Opened", "search_results_shown"]
+    named = _csv(
+        tmp_path / "s.csv",
+        "user_id,item_id,timestamp,event\n" + "\n".join(f"u,i{k},{T0 + k},{a}" for k, a in enumerate(segment)),
+    )
+    _, _, guessed = load_interactions(named, time_unit="s", type_col="event")
+    said_named = " ".join(str(guessed).split())
+    assert "--type-map song_played=play,skip_song=skip,app_opened=TYPE,search_results_shown=TYPE" in said_named
+    assert "filled in where a name's words hold one event type" in said_named and "ignore leaves" in said_named
+    assert "filled in" not in said  # nothing guessed for 'weird'
+
     assert "'' 1" not in said  # the empty cell is no unknown name
     # an empty cell that means one kind of event (a plain view beside the typed rows) is mapped by no name
     events, _, summary = load_interactions(
