@@ -1448,7 +1448,9 @@ def unread_outcome_note(columns: list[str], o: ImportOptions, frame: pd.DataFram
     if o.event_type is not None:
         return []
     if not found:
-        return [] if any(c is not None for c in told) else _unread_type_note(columns, o, frame)
+        if any(c is not None for c in told):
+            return []
+        return _unread_type_note(columns, o, frame) or _unread_tag_note(columns, o, frame)
     shown = ", ".join(map(repr, found[:4])) + (f" and {len(found) - 4} more" if len(found) > 4 else "")
     read = [c for c in told if c is not None and c in columns]
     if o.type_col is not None and _text_cells(frame, o.type_col):
@@ -1466,6 +1468,33 @@ def unread_outcome_note(columns: list[str], o: ImportOptions, frame: pd.DataFram
         f"{_click_reading(found, frame)}--rating-col, --count-col or --played-col reads one, and several 0/1 or "
         "count columns become one type column first (README, 'A row with several 0/1 outcome columns')"
     ] + _unread_type_note(columns, o, frame)
+
+
+#: a column of words a user attached to an item (MovieLens' tags.csv, Last.fm's user_taggedartists)
+_TAG_NAME = r"(?:user_?)?tags?(?:_?(?:name|value|text))?"
+
+
+def _unread_tag_note(columns: list[str], o: ImportOptions, frame: pd.DataFrame | None) -> list[str]:
+    """A word for a column of free-text tags while every row is imported as a whole play: MovieLens'
+    ``boring`` would train as a positive as strong as a five-star rating."""
+    if frame is None:
+        return []
+    for col in columns:
+        if (
+            not re.fullmatch(_TAG_NAME, col.lower())
+            or col in o.keep()
+            or col not in frame
+            or not _text_cells(frame, col)
+        ):
+            continue
+        words = _filled_cells(frame[col], 2_000).unique()
+        shown = ", ".join(repr(w) for w in words[:3]) + (", …" if len(words) > 3 else "")
+        return [
+            f"column {col!r} ({shown}) not read: every row is imported as a whole play, a positive whatever the tag "
+            "says; beside a ratings file of the same users, leave the tags out, or say what a tag means with --type "
+            "(README, 'Bring your own data')"
+        ]
+    return []
 
 
 #: a column name of a verdict on the item, yes or no (Steam's recommended, a review's voted_up)

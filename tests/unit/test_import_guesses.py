@@ -321,3 +321,19 @@ def test_a_log_growing_from_a_thin_start_has_no_stray_years(tmp_path):
     )
     _, _, stray = load_interactions(path, now=NOW)
     assert "1 row is dated years away from the rest (1985 1;" in str(stray)
+
+
+def test_movielens_tags_are_named_as_unread_unless_their_meaning_is_told(tmp_path):
+    tags = ["funny", "boring", "will ferrell", "Highly quotable", "atmospheric"]
+    rows = [(1 + k % 9, 100 + k % 23, tags[k % 5], 1_445_714_994 + k * 60) for k in range(80)]
+    src = tmp_path / "tags.csv"
+    pd.DataFrame(rows, columns=["userId", "movieId", "tag", "timestamp"]).to_csv(src, index=False)
+    options = dict(user_col="userId", item_col="movieId", time_col="timestamp", time_unit="s", now=NOW)
+    _, _, summary = load_interactions(src, **options)
+    said = " ".join(str(summary).split())
+    assert "column 'tag' ('funny', 'boring', 'will ferrell', …) not read" in said and "leave the tags out" in said
+    events, _, told = load_interactions(src, event_type="add_to_playlist", **options)
+    assert "column 'tag'" not in str(told) and set(events["type"]) == {"add_to_playlist"}
+    numbered = tmp_path / "numbered.csv"  # a tag column of ids is no free text
+    pd.DataFrame(rows, columns=["userId", "movieId", "tag", "timestamp"]).assign(tag=7).to_csv(numbered, index=False)
+    assert "column 'tag'" not in str(load_interactions(numbered, **options)[2])
