@@ -2108,7 +2108,9 @@ _ANALYTICS = (
         ("event_params", "user_pseudo_id"),
         "a GA4 or Firebase BigQuery export: pivot event_params into a column per key and take one row per entry "
         "of items first (README, 'Product analytics exports'), then --user-col user_pseudo_id --item-col item_id "
-        "--time-col event_timestamp --time-unit us --type-col event_name --type-map … --session-col ga_session_id",
+        "--time-col event_timestamp --time-unit us --type-col event_name --type-map … --session-col ga_session_id "
+        "(and, where consent mode ran, --analytics-consent-col privacy_info.analytics_storage: Yes or No, empty "
+        "otherwise)",
     ),
     (
         ("anonymousId", "messageId"),

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from ingest.importer import ImportFormatError, load_interactions
+from setlist.consent import parse_flag
 
 NOW = pd.Timestamp("2024-03-01 12:00", tz="UTC")
 
@@ -165,3 +166,20 @@ def test_search_rows_without_a_query_column_name_the_one_that_holds_their_text(t
     assert "5 search rows and no --query-col: each will be quarantined as missing_query; 'search_term'" in str(summary)
     _, _, told = load_interactions(path, query_col="search_term", **options)
     assert "missing_query" not in str(told)
+
+
+def test_ga4s_consent_mode_is_offered_and_read_as_analytics_consent(tmp_path):
+    rows = [_ga4_row(k) for k in range(20)]
+    with pytest.raises(ImportFormatError, match="--analytics-consent-col privacy_info.analytics_storage"):
+        load_interactions(_jsonl(tmp_path / "export.json", rows), now=NOW)
+    # after the README's pivot: a row per event, the consent mode's answer nested as BigQuery writes it
+    flat = [
+        {"user_pseudo_id": r["user_pseudo_id"], "item_id": f"t{k % 7}", "event_timestamp": r["event_timestamp"],
+         "privacy_info": {"analytics_storage": ("Yes", "No", None)[k % 3], "ads_storage": None}}
+        for k, r in enumerate(rows)
+    ]  # fmt: skip
+    events, _, _ = load_interactions(
+        _jsonl(tmp_path / "pivoted.json", flat), user_col="user_pseudo_id", item_col="item_id",
+        time_col="event_timestamp", time_unit="us", analytics_consent_col="privacy_info.analytics_storage", now=NOW,
+    )  # fmt: skip
+    assert [parse_flag(v) for v in events["consent_analytics"].head(3)] == [True, False, None]  # as intake reads it
