@@ -1828,6 +1828,27 @@ def _named_items_note(o: ImportOptions, tally: _Tally, columns: list[str]) -> li
     ]
 
 
+#: a field's last name that lists the items of one event (Segment's properties.products on an order,
+#: GA4's items, a shop's line_items)
+_LISTED_ITEMS = frozenset({"products", "items", "line_items", "lineitems", "order_items", "cart_items"})
+
+
+def _listed_items_note(o: ImportOptions, tally: _Tally, columns: list[str]) -> list[str]:
+    """A word when rows lack an item id and a column beside it lists items: an order's products, each
+    of which is an item of its own, are quarantined with the order otherwise."""
+    empty = tally.problems.get("empty item id", 0)
+    if not empty or o.list_col is not None:
+        return []
+    listed = [c for c in columns if c.lower().rsplit(".", 1)[-1] in _LISTED_ITEMS and c not in o.keep()]
+    if not listed:
+        return []
+    return [
+        f"{empty:,} rows have no {o.item_col!r} (quarantined); if {listed[0]!r} lists their items (an order's "
+        "products), give each entry a row of its own first, its item id beside the event's fields (README, "
+        "'Product analytics exports')"
+    ]
+
+
 #: the share of a log's rows whose years, together, are its bulk; rows of years this many years or more away
 #: from any year of the bulk or reached from it are stray (Taobao's stamps of 1970, 2008 and 2020 in a log of
 #: nine days of 2017)
@@ -1923,6 +1944,7 @@ def _summary(
                 *_unread_query_note(o, tally, columns),
                 *_context_notes(o, tally),
                 *_named_items_note(o, tally, columns),
+                *_listed_items_note(o, tally, columns),
                 *_item_column_notes(o, tally),
                 *_placeholder_notes(o, tally),
             ]

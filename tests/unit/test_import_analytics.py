@@ -183,3 +183,20 @@ def test_ga4s_consent_mode_is_offered_and_read_as_analytics_consent(tmp_path):
         time_col="event_timestamp", time_unit="us", analytics_consent_col="privacy_info.analytics_storage", now=NOW,
     )  # fmt: skip
     assert [parse_flag(v) for v in events["consent_analytics"].head(3)] == [True, False, None]  # as intake reads it
+
+
+def test_an_orders_products_listed_beside_an_empty_item_are_named(tmp_path):
+    rows = [
+        {"event": "Order Completed", "userId": f"u{k % 6}", "timestamp": f"2024-01-01T00:{k:02d}:00Z",
+         "properties": {"products": [{"product_id": f"p{k % 7}"}, {"product_id": f"p{(k + 1) % 7}"}]}}
+        if k % 5 == 0
+        else {"event": "Product Viewed", "userId": f"u{k % 6}", "timestamp": f"2024-01-01T00:{k:02d}:00Z",
+              "properties": {"product_id": f"p{k % 7}"}}
+        for k in range(60)
+    ]  # fmt: skip
+    options = dict(user_col="userId", item_col="properties.product_id", time_col="timestamp", now=NOW)
+    _, _, summary = load_interactions(_jsonl(tmp_path / "segment.jsonl", rows), **options)
+    said = " ".join(str(summary).split())
+    assert "12 rows have no 'properties.product_id' (quarantined); if 'properties.products' lists their items" in said
+    viewed = _jsonl(tmp_path / "viewed.jsonl", [r for r in rows if r["event"] == "Product Viewed"])
+    assert "lists their items" not in str(load_interactions(viewed, **options)[2])  # no row without its item
