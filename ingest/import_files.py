@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from ingest.binary_formats import not_text, parquet_inside
+from ingest.keyed_json import keyed_object
 from ingest.mixed_encoding import MIXED, MixCount
 from setlist.compressed import ArchiveError, compression_of, open_compressed
 from setlist.errors import UsageError
@@ -880,6 +881,8 @@ def _plan_text(path: Path, ext: str, layout: TextLayout, what: str) -> _TextPlan
     told = layout.sep is not None or layout.names is not None
     if what == "interactions" and (shape := _unrowed_shape(lines, path.name, told)):
         raise ImportFormatError(shape)
+    if lines and (lead := _leading_lines(path, encoding, lines, layout)):
+        raise ImportFormatError(lead)
     if sep == SPACE and _padded(lines) and sniff_separator_alone(lines, WHITESPACE):
         # told "space" of aligned columns, each pad would be an empty field and every column shifted
         sep = WHITESPACE
@@ -981,6 +984,69 @@ def _plan_text(path: Path, ext: str, layout: TextLayout, what: str) -> _TextPlan
             "the missing fields read as empty"
         )
     return plan
+
+
+#: how a comment line opens: a shell's or R's ``#``, MATLAB's and Matrix Market's ``%``, C's ``//``
+_COMMENT = re.compile(r"\s*(?:#|%|//)")
+#: Excel's first line naming the separator of a CSV it is to open (``sep=;``)
+_EXCEL_SEP = re.compile(r"sep=(\S{1,3})")
+
+
+def _leading_lines(path: Path, encoding: str, lines: Sequence[str], layout: TextLayout) -> str | None:
+    """What to do with lines above a file's rows that are none: comment lines (SNAP's ``# Nodes: …``,
+    a tool's ``# generated …``), or Excel's ``sep=;``. Read as the header, the first would name one
+    column and every row would be malformed."""
+    if _EXCEL_SEP.fullmatch(lines[0].strip()):
+        sep = _EXCEL_SEP.fullmatch(lines[0].strip()).group(1)  # type: ignore[union-attr]
+        return (
+            f"the first line of {path.name} ({lines[0].strip()!r}) is Excel's note of its separator, no header: take "
+            f"it off first, e.g. {_from_line(path, 2)} > {_rows_name(path)}, and import that (the separator "
+            f"{sep!r} is read off the file)"
+        )
+    comments = 0
+    while comments < len(lines) and _COMMENT.match(lines[comments]):
+        comments += 1
+    rows = lines[comments:]
+    if not comments or not rows:
+        return None
+    sep = layout.sep or sniff_separator(rows)
+    last = _COMMENT.sub("", lines[comments - 1], count=1).strip()
+    width = _width(rows, sep) if sep else 1
+    named = sep is not None and width > 1 and len(_split_line(last, sep)) == width
+    if comments == 1 and named:  # a header line that opens with a '#' ("#user,item,rating"): read as one
+        return None
+    with open_compressed(path, "rt", encoding=encoding, newline="") as f:  # blank lines among those taken off
+        first_row = next((n for n, line in enumerate(f, start=1) if line.strip() and not _COMMENT.match(line)), 1)
+    names = (
+        f"; its last comment line names the columns: --names {','.join(_split_line(last, sep))}"  # type: ignore[arg-type]
+        if named and layout.names is None
+        else ""
+    )
+    return (
+        f"{path.name} opens with {comments:,} comment line{'s' if comments != 1 else ''} ({lines[0].strip()[:50]!r}"
+        f"{', …' if comments > 1 else ''}) above its rows: take them off first, e.g. {_from_line(path, first_row)} > "
+        f"{_rows_name(path)}, and import that{names}"
+    )
+
+
+#: the shell's way to read each compression to its standard output
+_DECOMPRESS = {".gz": "gzip -dc", ".bz2": "bzip2 -dc", ".xz": "xz -dc", ".zip": "unzip -p"}
+
+
+def _from_line(path: Path, line: int) -> str:
+    """The shell line that writes ``path`` from its ``line``-th line on, uncompressed."""
+    _, compression = _suffixes(path)
+    if compression is None:
+        return f"tail -n +{line} {path.name}"
+    return f"{_DECOMPRESS[compression]} {path.name} | tail -n +{line}"
+
+
+def _rows_name(path: Path) -> str:
+    """The name of a file of ``path``'s rows alone, beside it: ``ratings.csv`` → ``ratings-rows.csv``."""
+    stem, _, rest = path.name.partition(".")
+    _, compression = _suffixes(path)
+    rest = rest.removesuffix(compression[1:]).rstrip(".") if compression else rest
+    return f"{stem}-rows.{rest}" if rest else f"{stem}-rows"
 
 
 def _short_lines(
@@ -1505,6 +1571,8 @@ def read_table(path: Path, what: str, layout: TextLayout | None = None, keep: Co
                 table = _parquet(path, keep)
                 table.notes[:0] = _parquet_named_as(path)
                 return table
+            if (keyed := keyed_object(path, what)) is not None:
+                raise ImportFormatError(keyed)
             if ext == ".json":
                 table = _read_json(path, what, keep)
                 table.notes[:0] = _json_named_as(path)
@@ -1667,6 +1735,8 @@ class TableStream:
             self.notes.append(note)
 
     def _json_lines(self, ext: str) -> Iterator[pd.DataFrame]:
+        if (keyed := keyed_object(self.path, self.what)) is not None:
+            raise ImportFormatError(keyed)
         if not streams(self.path):
             raise ImportFormatError(
                 f"{self.path.name} cannot be read in chunks: only JSON lines (one object per line) are; a JSON "

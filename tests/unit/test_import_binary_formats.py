@@ -5,6 +5,7 @@ refused with what it is and a way to import it that works when followed."""
 from __future__ import annotations
 
 import gzip
+import json
 import sqlite3
 import subprocess
 import sys
@@ -157,3 +158,73 @@ def test_libsvm_lines_are_features_not_users_and_items(tmp_path):
     with pytest.raises(ImportFormatError, match="LIBSVM's format"):
         layout = TextLayout.from_options("space", "label,user,item", None)
         load_interactions(told, layout=layout, user_col="user", item_col="item", time_col=None, now=NOW)
+
+
+def _follow(advice: str, cwd) -> None:
+    """Runs the shell line an error gave (``… > file``)."""
+    line = advice.split("e.g. ", 1)[1].split(", and import that", 1)[0]
+    subprocess.run(["bash", "-c", line], cwd=cwd, check=True)
+
+
+def test_comment_lines_above_the_rows_are_refused_with_the_line_that_takes_them_off(tmp_path):
+    path = tmp_path / "ratings.csv"
+    path.write_text("# ratings export\n\n# generated 2024-01-01\n" + _ratings().to_csv(index=False))
+    with pytest.raises(ImportFormatError, match="opens with 2 comment lines") as refused:
+        load_interactions(path, **OPTIONS)
+    assert "tail -n +4 ratings.csv > ratings-rows.csv" in str(refused.value)  # the blank line taken off too
+    _follow(str(refused.value), tmp_path)
+    assert len(load_interactions(tmp_path / "ratings-rows.csv", **OPTIONS)[0]) == 60
+    # SNAP's graphs: the last comment line names the columns, offered as --names; gzipped, read through gzip
+    snap = tmp_path / "soc-Epinions1.txt.gz"
+    edges = "".join(f"{k % 7}\t{k % 11}\n" for k in range(40))
+    snap.write_bytes(
+        gzip.compress(f"# Directed graph: soc-Epinions1.txt\n# Nodes: 7\n# FromNodeId\tToNodeId\n{edges}".encode())
+    )
+    with pytest.raises(ImportFormatError, match="--names FromNodeId,ToNodeId") as refused:
+        read_table(snap, "interactions")
+    assert "gzip -dc soc-Epinions1.txt.gz | tail -n +4 > soc-Epinions1-rows.txt" in str(refused.value)
+    # a header that opens with '#' is a header, read as one
+    hashed = tmp_path / "hashed.csv"
+    hashed.write_text("#user,item\n" + "".join(f"u{k % 3},i{k}\n" for k in range(10)))
+    assert list(read_table(hashed, "interactions").frame.columns) == ["#user", "item"]
+
+
+def test_excels_separator_line_is_refused_with_the_line_that_takes_it_off(tmp_path):
+    path = tmp_path / "ratings.csv"
+    path.write_text("sep=;\n" + _ratings().to_csv(index=False, sep=";"))
+    with pytest.raises(ImportFormatError, match="Excel's note of its separator") as refused:
+        load_interactions(path, **OPTIONS)
+    _follow(str(refused.value), tmp_path)
+    assert len(load_interactions(tmp_path / "ratings-rows.csv", **OPTIONS)[0]) == 60
+
+
+@pytest.mark.parametrize(
+    ("data", "shape", "options"),
+    [
+        ({f"u{k}": [f"i{k % 5}", f"i{k % 7}"] for k in range(12)}, "a list of ids per key", {}),
+        ({f"u{k}": {f"i{k % 5}": 4, f"i{k % 7}": 2} for k in range(12)}, "an object of values per key",
+         {"rating_col": "rating"}),
+        ({f"u{k}": [{"song": f"s{k % 5}", "at": 1_700_000_000 + k}] for k in range(12)}, "a list of records per key",
+         {"item_col": "song", "time_col": "at", "time_unit": "s"}),
+    ],
+)  # fmt: skip
+def test_a_json_object_keyed_by_users_is_refused_with_a_line_that_writes_its_rows(tmp_path, data, shape, options):
+    path = tmp_path / "train.json"
+    path.write_text(json.dumps(data, indent=2))  # pretty-printed or not, it is one object
+    with pytest.raises(
+        ImportFormatError, match=f"one JSON object keyed by ids \\(12 keys such as 'u0', {shape}\\)"
+    ) as refused:
+        load_interactions(path, now=NOW)
+    _run_advice(str(refused.value), tmp_path)
+    options = {"user_col": "user", "item_col": "item", "time_col": None, **options}
+    events, _, _ = load_interactions(tmp_path / "train-rows.csv", now=NOW, **options)
+    assert len(events) == sum(len(v) for v in data.values())
+    with pytest.raises(ImportFormatError, match="one JSON object keyed by ids"):  # in chunks alike
+        next(iter(InteractionStream(path, ImportOptions(now=NOW), 5)))
+    catalogue = tmp_path / "items.json"  # an items file keyed by its ids: a row per key
+    catalogue.write_text(json.dumps({f"i{k}": {"title": f"T{k}"} for k in range(12)}))
+    with pytest.raises(ImportFormatError, match="rename_axis\\('item_id'\\)"):
+        read_table(catalogue, "items")
+    wrapper = tmp_path / "wrapped.json"  # an API's wrapper has a few keys: said apart
+    wrapper.write_text(json.dumps({"meta": {"n": 2}, "data": [{"u": 1, "i": 2}, {"u": 2, "i": 3}]}))
+    assert len(read_table(wrapper, "interactions").frame) == 1
