@@ -1003,6 +1003,8 @@ def _leading_lines(path: Path, encoding: str, lines: Sequence[str], layout: Text
             f"it off first, e.g. {_from_line(path, 2)} > {_rows_name(path)}, and import that (the separator "
             f"{sep!r} is read off the file)"
         )
+    if printed := _printed_table(lines, path.name):
+        return printed
     comments = 0
     while comments < len(lines) and _COMMENT.match(lines[comments]):
         comments += 1
@@ -1039,6 +1041,34 @@ def _from_line(path: Path, line: int) -> str:
     if compression is None:
         return f"tail -n +{line} {path.name}"
     return f"{_DECOMPRESS[compression]} {path.name} | tail -n +{line}"
+
+
+#: a printed table's rule line: dashes (or = and :) between + or | (psql's ``---+---``, MySQL's ``+---+``,
+#: Markdown's ``|---|``)
+_RULE = re.compile(r"(?=.*[-=]{3})(?=.*[+|])[-=:+| ]+")
+
+
+def _printed_table(lines: Sequence[str], name: str) -> str | None:
+    """A query's result as a tool prints it, or a Markdown table: its rule lines (and psql's ``(200
+    rows)`` footer) would be read as rows, MySQL's box as one column."""
+    rule = next((line.strip() for line in lines[:3] if _RULE.fullmatch(line.strip())), None)
+    if rule is None:
+        return None
+    export = (
+        "export the query's rows as CSV instead (psql: \\copy (SELECT …) TO 'rows.csv' WITH CSV HEADER; mysql "
+        "--batch writes tab-separated rows; sqlite3 -csv -header), or "
+    )
+    if rule.startswith("+"):
+        kind, strip = "MySQL's boxed output", f"grep '^|' {name} | sed -e 's/^| *//' -e 's/ *|$//'"
+    elif "|" in rule:
+        kind, strip, export = "a Markdown table", f"sed -e '2d' -e 's/^ *| *//' -e 's/ *| *$//' {name}", ""
+    else:
+        kind, strip = "psql's aligned output", rf"sed -e '2d' -e '/^([0-9]* rows\?)$/d' {name}"
+    return (
+        f"{name} is a printed table, {kind} (its rule line {rule[:40]!r}), whose rules would be read as rows: "
+        f"{export}take its rules off, e.g. {strip} > rows.psv, and import that with --sep '|' (a '|' inside a "
+        "value would split it)"
+    )
 
 
 def _rows_name(path: Path) -> str:
@@ -1369,12 +1399,26 @@ def _read_text(path: Path, ext: str, layout: TextLayout, what: str) -> Table:
     if plan.names is None:
         frame = again.apply(frame)
         plan.repeated_headers = again.count
+        frame = _stripped_names(frame, notes)
     notes.extend(_text_notes(plan, len(frame), malformed, len(frame.columns) - (split is not None), frame))
     if split is not None:
         notes.append(split.note())
     if note := again.note():
         notes.append(note)
     return Table(frame, notes, malformed)
+
+
+def _stripped_names(frame: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
+    """A header's names without the spaces around them (``userId , movieId``, as a query tool pads
+    them), said once: no option should have to name ``' movieId '``. Names that would then clash are
+    left as written."""
+    names = [str(c).strip() if isinstance(c, str) else c for c in frame.columns]
+    if names == list(frame.columns) or len(set(names)) < len(names):
+        return frame
+    note = "its header's names have spaces around them: read without"
+    if note not in notes:
+        notes.append(note)
+    return frame.set_axis(names, axis=1)
 
 
 def _sep_label(sep: str) -> str:
@@ -1718,6 +1762,7 @@ class TableStream:
                 if plan.names is None:
                     chunk = again.apply(chunk)
                     plan.repeated_headers = again.count
+                    chunk = _stripped_names(chunk, plan.notes)
                 rows += len(chunk)
                 columns = list(chunk.columns)
                 yield chunk.reset_index(drop=True)

@@ -261,11 +261,25 @@ def likely_unit(median: float) -> str:
 EPOCH_FLOOR_S = 1e8
 
 
+#: a spreadsheet's serial dates: days since 1899-12-30 (Excel's and LibreOffice's), from 1954 to 2064
+SERIAL_DAYS = (20_000, 60_000)
+SERIAL_ORIGIN = "1899-12-30"
+
+
 def _counters(median: float, col: str) -> str | None:
     """What to say of numbers too small to be epoch times in any unit (Diginetica's ``timeframe``,
     milliseconds since the session began): read as seconds they put the log in 1970."""
     if abs(median) >= EPOCH_FLOOR_S:
         return None
+    if SERIAL_DAYS[0] <= median < SERIAL_DAYS[1]:
+        # a date a spreadsheet kept as its number (a time of day as the fraction): 45691 is 2025-02-03
+        day = pd.Timestamp(SERIAL_ORIGIN) + pd.Timedelta(days=float(median))
+        return (
+            f"time column {col!r} holds numbers too small to be epoch times (median {median:.0f}); they read as a "
+            f"spreadsheet's serial dates, days since {SERIAL_ORIGIN} (the median as {day.date()}): import them with "
+            f"--time-unit d --time-origin {SERIAL_ORIGIN}; if they are counters instead, --time-unit and "
+            "--time-origin read them from their own start"
+        )
     return (
         f"time column {col!r} holds numbers too small to be epoch times (median {median:.0f}: as seconds, "
         f"{pd.Timestamp(median, unit='s').date()}); they look like offsets or counters (time within a "
@@ -457,6 +471,8 @@ def parse_time(
         small = _counters(median, col)
         if small is not None and (dates := _month_day_hint(num[present], col) or _short_date_hint(num[present], col)):
             raise ImportFormatError(dates)
+        if small is not None and SERIAL_DAYS[0] <= median < SERIAL_DAYS[1]:
+            raise ImportFormatError(small)  # a spreadsheet's days, whatever unit was asked for
         if small is not None:
             raise ImportFormatError(
                 f"time column {col!r} holds numbers too small to be epoch times (median {median:.0f}): read as "

@@ -228,3 +228,45 @@ def test_a_json_object_keyed_by_users_is_refused_with_a_line_that_writes_its_row
     wrapper = tmp_path / "wrapped.json"  # an API's wrapper has a few keys: said apart
     wrapper.write_text(json.dumps({"meta": {"n": 2}, "data": [{"u": 1, "i": 2}, {"u": 2, "i": 3}]}))
     assert len(read_table(wrapper, "interactions").frame) == 1
+
+
+def _printed(frame: pd.DataFrame, kind: str) -> str:
+    cells = frame.astype(str)
+    widths = [max(len(c), cells[c].str.len().max()) for c in cells]
+    if kind == "psql":
+        head = " " + " | ".join(c.center(w) for c, w in zip(cells, widths, strict=True))
+        rows = [" " + " | ".join(v.rjust(w) for v, w in zip(r, widths, strict=True)) for r in cells.to_numpy()]
+        return "\n".join([head, "-+-".join("-" * w for w in widths), *rows, f"({len(rows)} rows)", ""]) + "\n"
+    if kind == "mysql":
+        border = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
+        head = "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
+        rows = ["| " + " | ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) + " |" for r in cells.to_numpy()]
+        return "\n".join([border, head, border, *rows, border, f"{len(rows)} rows in set (0.01 sec)"]) + "\n"
+    rows = ["| " + " | ".join(r) + " |" for r in cells.to_numpy()]
+    return "\n".join(["| " + " | ".join(cells) + " |", "|" + "|".join("---" for _ in widths) + "|", *rows]) + "\n"
+
+
+@pytest.mark.parametrize("kind", ["psql", "mysql", "markdown"])
+def test_a_printed_table_is_refused_with_the_line_that_takes_its_rules_off(tmp_path, kind):
+    path = tmp_path / "result.txt"
+    path.write_text(_printed(_ratings(), kind))
+    with pytest.raises(ImportFormatError, match="is a printed table") as refused:
+        load_interactions(path, **OPTIONS)
+    _follow(str(refused.value), tmp_path)
+    events, _, summary = load_interactions(
+        tmp_path / "rows.psv", layout=TextLayout.from_options("|", None, None), **OPTIONS
+    )
+    assert len(events) == 60 and not any(summary.problems.values())  # no rule or footer read as a row
+
+
+def test_a_headers_padded_names_are_read_without_their_spaces(tmp_path):
+    path = tmp_path / "ratings.csv"
+    frame = _ratings()
+    path.write_text(
+        " , ".join(frame.columns) + "\n" + "".join(" , ".join(map(str, r)) + "\n" for r in frame.to_numpy())
+    )
+    table = read_table(path, "interactions")
+    assert list(table.frame.columns) == list(frame.columns) and any("spaces around them" in n for n in table.notes)
+    events, _, _ = load_interactions(path, **OPTIONS)
+    streamed = pd.concat(list(InteractionStream(path, ImportOptions(**OPTIONS), 25)), ignore_index=True)
+    assert len(events) == 60 and sorted(streamed["event_id"]) == sorted(events["event_id"])

@@ -659,3 +659,16 @@ def test_fractional_epoch_seconds_keep_their_milliseconds():
     assert [int(t.value // 1_000_000 % 1000) for t in times] == [897, 492, 606, 0]
     millis = parse_time(pd.Series(["1396310460897.5", "1396310460898"]), "ms", "Time")
     assert [int(t.value // 1_000 % 1_000_000) for t in millis] == [897500, 898000]
+
+
+def test_a_spreadsheets_serial_dates_are_named_with_the_options_that_read_them(tmp_path):
+    # a column of dates a spreadsheet kept as its numbers: days since 1899-12-30, the time of day a fraction
+    src = _csv(tmp_path / "log.csv", "user_id,item_id,when\n1,a,45691.5\n1,b,45692.25\n2,a,45700\n2,c,45731.75")
+    args = dict(user_col="user_id", item_col="item_id", time_col="when")
+    for unit in (None, "s"):  # told the wrong unit or none, the same words
+        with pytest.raises(ImportFormatError, match=r"serial dates, days since 1899-12-30 \(the median as 2025-02-"):
+            load_interactions(src, **args, time_unit=unit)
+    events, _, _ = load_interactions(src, **args, time_unit="d", time_origin="1899-12-30")
+    assert events["timestamp"].tolist() == [
+        _utc("2025-02-03 12:00"), _utc("2025-02-04 06:00"), _utc("2025-02-12 00:00"), _utc("2025-03-15 18:00")
+    ]  # fmt: skip
