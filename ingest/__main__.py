@@ -45,7 +45,15 @@ def _print_report(report: IngestReport, title: str) -> None:
         table.add_row(f"  reason: {reason}", f"{n:,}")
     if report.sampled_out:
         table.add_row("left out by the batch tier's sample (tiers file)", f"{report.sampled_out:,}")
+    if report.erased:
+        table.add_row(f"left out: users erased earlier ({report.erased_users:,})", f"{report.erased:,}")
     console.print(table)
+    if report.erased:
+        console.print(
+            f"[yellow]note:[/] {report.erased:,} rows of {report.erased_users:,} user"
+            f"{'s' if report.erased_users != 1 else ''} erased earlier (make erase) were not imported, nor "
+            "quarantined: an erasure holds for every later import, as for live events"
+        )
 
 
 @app.command()
@@ -711,6 +719,7 @@ def import_(
         # so that the rows add up: accepted + quarantined + sampled_out is rows, and the rows of the
         # kinds --type-map left out come on top, by name
         sampled_out=report.sampled_out,
+        erased=report.erased,
         ignored=dict(summary.ignored),
         malformed_lines=summary.malformed_lines,
         consent=summary.consent,

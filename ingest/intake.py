@@ -25,7 +25,7 @@ from setlist.contract import (
     SCHEMA_VERSION,
     reject_reason,
 )
-from setlist.eventlog import EventLog, Quarantine
+from setlist.eventlog import Erased, EventLog, Quarantine
 from setlist.numbers import to_numbers
 from setlist.pseudonym import IdentityMap, pseudonymize
 from setlist.querytext import normalize, stored
@@ -44,6 +44,10 @@ class IngestReport:
     reasons: Counter = field(default_factory=Counter)
     #: valid batch-tier events the sample left out (setlist.tiers): counted, not stored
     sampled_out: int = 0
+    #: events of users erased earlier (``make erase``): counted, never stored, quarantine included
+    erased: int = 0
+    #: how many erased users those events belonged to
+    erased_users: int = 0
 
     def merge(self, other: IngestReport) -> None:
         self.received += other.received
@@ -51,6 +55,8 @@ class IngestReport:
         self.quarantined += other.quarantined
         self.reasons.update(other.reasons)
         self.sampled_out += other.sampled_out
+        self.erased += other.erased
+        self.erased_users += other.erased_users
 
 
 def _normalize(frame: pd.DataFrame) -> pd.DataFrame:
@@ -329,10 +335,13 @@ def ingest(
             opened.append(IdentityMap(settings.metadata_url))
         return opened[0]
 
+    erased = log.erased()  # read once: an erasure during an import is a race the erasure's own scan catches
+    gone: set[str] = set()  # erased pseudonyms met, over every slice
     try:
         for start in range(0, max(len(raw), 1), INGEST_SLICE_ROWS):
             part = raw.iloc[start : start + INGEST_SLICE_ROWS]
-            report.merge(_ingest_slice(part, settings, source, names, known, now, key, log, quarantine))
+            report.merge(_ingest_slice(part, settings, source, names, known, now, key, log, quarantine, erased, gone))
+        report.erased_users = len(gone)
     finally:
         for m in opened:
             m.dispose()
@@ -349,9 +358,23 @@ def _ingest_slice(
     key: bytes,
     log: EventLog,
     quarantine: Quarantine,
+    erased: Erased,
+    gone: set[str],
 ) -> IngestReport:
-    """One slice of ``ingest``; the ids of its passing rows join ``known``."""
+    """One slice of ``ingest``; the ids of its passing rows join ``known``. Rows of erased users are
+    left out before anything is checked or written: an erasure holds for every later import, as for
+    Track's journals (``setlist.journal_dirs``), and their raw ids never reach the identity map."""
     frame = _normalize(raw)
+    raw_ids = frame["user_id"].astype("string").fillna("")
+    unique_raw = raw_ids[raw_ids != ""].unique()
+    mapping = {r: pseudonymize(r, key) for r in unique_raw}
+    left_out = 0
+    if erased and (met := erased.among(mapping.values())):
+        drop = raw_ids.map(lambda r: mapping.get(r, "") in met).to_numpy(dtype=bool)
+        gone.update(met)
+        left_out = int(drop.sum())
+        keep = ~drop
+        raw, frame, raw_ids = raw[keep], frame[keep].reset_index(drop=True), raw_ids[keep].reset_index(drop=True)
     unread = frame.pop(READ_NOTE).to_numpy(dtype=object) if READ_NOTE in frame.columns else None
     # before anything is written, quarantine included: raw search text never reaches storage
     frame["query"] = _stored_queries(frame, key)
@@ -360,12 +383,9 @@ def _ingest_slice(
     if unread is not None:
         reasons = _explained(reasons, unread)
     bad = np.array([r is not None for r in reasons], dtype=bool)
-    report = IngestReport(received=len(frame))
+    report = IngestReport(received=len(frame) + left_out, erased=left_out)
     known.update(frame["event_id"].to_numpy()[~bad].tolist())
 
-    raw_ids = frame["user_id"].astype("string").fillna("")
-    unique_raw = raw_ids[raw_ids != ""].unique()
-    mapping = {r: pseudonymize(r, key) for r in unique_raw}
     frame["user_id"] = raw_ids.map(lambda r: mapping.get(r, "")).astype(object)
 
     if bad.any():

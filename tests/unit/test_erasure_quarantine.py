@@ -48,3 +48,33 @@ def test_erasure_adopts_a_dead_process_pending_file(tmp_path: Path) -> None:
     users = set(Quarantine(s.quarantine_dir).read()["user_id"])
     assert gone not in users and kept in users
     assert not any(p.name.startswith("pending-") and os.path.getsize(p) for p in s.quarantine_dir.iterdir())
+
+
+def test_a_later_import_leaves_an_erased_users_rows_out_everywhere(tmp_path: Path) -> None:
+    from ingest.intake import ingest
+    from setlist.eventlog import EventLog
+    from setlist.pseudonym import IdentityMap
+
+    s = _settings(tmp_path, flush_s=0.05)
+    now = pd.Timestamp.now(tz="UTC").floor("s")
+
+    def events(tag: str, users: list[str], kinds: list[str]) -> pd.DataFrame:
+        return pd.DataFrame(
+            {"event_id": [f"{tag}{k}" for k in range(len(users))], "user_id": users, "item_id": "i1",
+             "timestamp": [now - pd.Timedelta(minutes=k + 1) for k in range(len(users))], "type": kinds}
+        )  # fmt: skip
+
+    ingest(events("a", ["alice", "bob"], ["play", "play"]), s, "first")
+    erase("alice", s)
+    # the second file names alice again, once valid and once with a row that would be quarantined
+    report = ingest(events("b", ["alice", "alice", "bob"], ["play", "dance", "skip"]), s, "second")
+    assert (report.received, report.accepted, report.quarantined, report.erased, report.erased_users) == (3, 1, 0, 2, 1)
+    gone = pseudonymize("alice", s.secret_hmac_key())
+    stored = EventLog(s.events_dir).read(include_erased=True)
+    assert gone not in set(stored["user_id"]) and len(stored) == 2  # bob's two events alone
+    assert not s.quarantine_dir.exists() or gone not in set(Quarantine(s.quarantine_dir).read()["user_id"])
+    names = IdentityMap(s.metadata_url)
+    try:
+        assert names.resolve(gone) is None and names.resolve(pseudonymize("bob", s.secret_hmac_key())) == "bob"
+    finally:
+        names.dispose()
