@@ -11,7 +11,7 @@ from experiments.significance import Comparison, Rate, Srm, compare, ratio, srm
 from setlist.downsample import DAILY_SCHEMA
 from setlist.experiment import METRICS, Experiment
 
-HIGHER_IS_BETTER = {"play_rate": True, "skip_rate": False, "completion_rate": True}
+HIGHER_IS_BETTER = {"play_rate": True, "skip_rate": False, "completion_rate": True, "positive_rate": True}
 SRM_ALPHA = 0.001
 MIN_USERS = 20
 
@@ -118,12 +118,17 @@ def verdicts(r: Report) -> list[str]:
         c = a.comparison[r.primary]
         metric = r.primary.replace("_", " ")
         ci = f"{level} CI [{c.lift_lo:+.1%}, {c.lift_hi:+.1%}]"
+        lift = f"{c.lift:+.1%}"
+        if c.lift != c.lift:  # control saw no such event: a relative lift is 0/0, the difference is said in points
+            none = metric.removesuffix(" rate")
+            ci = f"{level} CI [{c.lo:+.1%}, {c.hi:+.1%}] points, as {r.control} has no {none} events"
+            lift = f"{c.diff:+.1%} points"
         if min(a.users, r.arm(r.control).users) < MIN_USERS:
             out.append(f"{a.arm} vs {r.control}: inconclusive — fewer than {MIN_USERS} users in an arm")
         elif c.lo > 0 or c.hi < 0:
             better = (c.lo > 0) == HIGHER_IS_BETTER[r.primary]
             word = "beats" if better else "is worse than"
-            out.append(f"{a.arm} {word} {r.control}: {c.lift:+.1%} {metric}, {ci}")
+            out.append(f"{a.arm} {word} {r.control}: {lift} {metric}, {ci}")
         else:
-            out.append(f"{a.arm} vs {r.control}: inconclusive ({c.lift:+.1%} {metric}, {ci} includes 0)")
+            out.append(f"{a.arm} vs {r.control}: inconclusive ({lift} {metric}, {ci} includes 0)")
     return out

@@ -17,19 +17,21 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from setlist.contract import POSITIVE_PLAY_FRACTION
+from setlist.contract import POSITIVE_PLAY_FRACTION, POSITIVE_TYPES
 from setlist.downsample import read_all
 from setlist.eventlog import EventLog
 from setlist.settings import Settings
 
-OUTCOMES = {"play_rate": "played", "skip_rate": "skipped", "completion_rate": "completed"}
-FEEDBACK_TYPES = ("play", "skip")
+OUTCOMES = {"play_rate": "played", "skip_rate": "skipped", "completion_rate": "completed", "positive_rate": "positive"}
+#: the positive rate's feedback: a completed play, or a like or a save (a shop's purchase and cart,
+#: where its log maps them so), which a play rate alone misses
+FEEDBACK_TYPES = ("play", "skip", *sorted(POSITIVE_TYPES))
 #: a client clock a little behind the server's must not lose the feedback to "before the impression"
 CLOCK_SKEW = pd.Timedelta(seconds=1)
 
 
 def outcomes(impressions: pd.DataFrame, events: pd.DataFrame, window_s: float) -> pd.DataFrame:
-    """The impression rows with boolean ``played``, ``skipped`` and ``completed`` columns."""
+    """The impression rows with boolean ``played``, ``skipped``, ``completed`` and ``positive`` columns."""
     imp = impressions.reset_index(drop=True).copy()
     imp["_id"] = np.arange(len(imp))
     for col in OUTCOMES.values():
@@ -55,7 +57,10 @@ def outcomes(impressions: pd.DataFrame, events: pd.DataFrame, window_s: float) -
     play = credited["type"].eq("play").to_numpy()
     imp.loc[imp["_id"].isin(ids[play]), "played"] = True
     imp.loc[imp["_id"].isin(ids[credited["type"].eq("skip").to_numpy()]), "skipped"] = True
-    imp.loc[imp["_id"].isin(ids[play & (value >= POSITIVE_PLAY_FRACTION).to_numpy()]), "completed"] = True
+    completed = play & (value >= POSITIVE_PLAY_FRACTION).to_numpy()
+    imp.loc[imp["_id"].isin(ids[completed]), "completed"] = True
+    kept = credited["type"].isin(POSITIVE_TYPES).to_numpy()
+    imp.loc[imp["_id"].isin(ids[completed | kept]), "positive"] = True
     return imp.drop(columns="_id")
 
 

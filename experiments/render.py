@@ -17,7 +17,7 @@ def _pct(x: float) -> str:
     return "—" if x != x else f"{x:.1%}"
 
 
-SHORT = {"play_rate": "play", "skip_rate": "skip", "completion_rate": "complete"}
+SHORT = {"play_rate": "play", "skip_rate": "skip", "completion_rate": "complete", "positive_rate": "positive"}
 
 
 def table(r: Report) -> Table:
@@ -33,6 +33,8 @@ def table(r: Report) -> Table:
         if a.comparison:
             c = a.comparison[r.primary]
             vs = f"{c.lift:+.1%} [{c.lift_lo:+.1%}, {c.lift_hi:+.1%}]"
+            if c.lift != c.lift:  # no such event in control: no relative lift, the difference in points
+                vs = f"{c.diff:+.1%} pts [{c.lo:+.1%}, {c.hi:+.1%}]"
         t.add_row(a.arm, f"{a.users:,}", f"{a.shown:,}", *cells, vs, a.versions)
     return t
 

@@ -31,7 +31,7 @@ from setlist.registry import CHAMPION
 
 Strategy = Literal["model", "popularity"]
 STRATEGIES: tuple[str, ...] = ("model", "popularity")
-METRICS: tuple[str, ...] = ("play_rate", "skip_rate", "completion_rate")
+METRICS: tuple[str, ...] = ("play_rate", "skip_rate", "completion_rate", "positive_rate")
 _SCALE = float(1 << 64)
 
 

@@ -75,16 +75,16 @@ def test_feedback_is_credited_to_the_latest_showing_within_the_window():
             {"user_id": "u1", "item_id": "B", "timestamp": T0 + 40 * m, "type": "skip", "value": None},  # too late
             {"user_id": "u2", "item_id": "A", "timestamp": T0 - 5 * m, "type": "play", "value": 0.2},  # before
             {"user_id": "u2", "item_id": "A", "timestamp": T0 + 2 * m, "type": "skip", "value": None},
-            {"user_id": "u2", "item_id": "A", "timestamp": T0 + 3 * m, "type": "like", "value": 1.0},  # not feedback
+            {"user_id": "u2", "item_id": "A", "timestamp": T0 + 3 * m, "type": "like", "value": 1.0},  # positive only
         ]
     )
     out = outcomes(imp, ev, window_s=1800)
-    got = out[["request_id", "item_id", "played", "skipped", "completed"]].values.tolist()
+    got = out[["request_id", "item_id", "played", "skipped", "completed", "positive"]].values.tolist()
     assert got == [
-        ["r1", "A", False, False, False],
-        ["r2", "A", True, False, True],
-        ["r1", "B", False, False, False],
-        ["r3", "A", False, True, False],
+        ["r1", "A", False, False, False, False],
+        ["r2", "A", True, False, True, True],  # a completed play is positive
+        ["r1", "B", False, False, False, False],
+        ["r3", "A", False, True, False, True],
     ]
 
 
@@ -99,6 +99,7 @@ def _frame(arms: dict[str, tuple[int, int]], holdout: int = 0) -> pd.DataFrame:
                     "played": n < plays,
                     "skipped": False,
                     "completed": False,
+                    "positive": False,
                     "holdout": arm == "control" and n < holdout,
                 }
             )
@@ -125,3 +126,22 @@ def test_no_difference_is_inconclusive_and_a_skewed_split_is_srm():
     skewed = build(EXP, _frame({"control": (300, 90), "champion": (100, 60)}))
     assert skewed.srm.detected() and skewed.verdicts[0].startswith("SRM detected")
     assert "do not trust" in skewed.verdicts[0]
+
+
+def test_a_shops_feedback_counts_as_positive_and_no_control_event_is_said_in_points():
+    # a shop's Track sends likes (purchases) and saves (carts), no plays: the play rate is 0 in both
+    # arms, a lift over it 0/0; the positive rate counts them, and over a control without any the
+    # difference is said in points, never as "+nan%"
+    shop = parse_experiment(
+        {"name": "e", "arms": {"control": {"share": 0.5, "strategy": "popularity"}, "champion": {"share": 0.5}},
+         "analysis": {"primary": "positive_rate"}}
+    )  # fmt: skip
+    frame = _frame({"control": (200, 0), "champion": (200, 0)})
+    frame["positive"] = frame["user_id"].isin([f"champion-{n}" for n in range(40)])
+    report = build(shop, frame)
+    assert report.arm("champion").rates["positive_rate"].rate == 0.2
+    (verdict,) = report.verdicts
+    assert verdict.startswith("champion beats control: +20.0% points positive rate") and "nan" not in verdict
+    assert "as control has no positive events" in verdict
+    plays = build(EXP, _frame({"control": (200, 0), "champion": (200, 0)}))
+    assert "nan" not in plays.verdicts[0] and "inconclusive" in plays.verdicts[0]
