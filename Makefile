@@ -25,7 +25,8 @@ VALIDATE_ARGS ?=
 # The cluster profile (Spark, Redis Cluster) uses the same services and keeps its data apart too.
 ifneq ($(filter production cluster,$(SETLIST_PROFILE)),)
 ifeq ($(strip $(SETLIST_HMAC_KEY)),)
-export SETLIST_HMAC_KEY_FILE ?= $(CURDIR)/var/services/hmac.key
+# next to the services' data, where `make services` keeps it (SETLIST_SERVICES_DIR moves both)
+export SETLIST_HMAC_KEY_FILE ?= $(or $(SETLIST_SERVICES_DIR),$(CURDIR)/var/services)/hmac.key
 endif
 export SETLIST_DATA_DIR ?= $(CURDIR)/var/$(SETLIST_PROFILE)
 # The one-machine demo serves plaintext without tokens, which production allows only when told; it
