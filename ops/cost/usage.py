@@ -23,7 +23,7 @@ import pandas as pd
 import pyarrow.dataset as ds
 
 from ops.cost.model import NO_ARM, Arm, Day
-from setlist import downsample, swap
+from setlist import downsample, lineage, swap
 from setlist.eventlog import EventLog
 from setlist.impressions import IMPRESSION_SCHEMA
 from setlist.kpis import ValueRule
@@ -47,10 +47,14 @@ def collect(settings: Settings, rule: ValueRule) -> Usage:
     log = EventLog(settings.events_dir)
     events = _events(log, rule)
     calls = rank_calls(settings.impressions_dir)
-    days = _days(events, calls, bytes_by_day(log.files()), _impression_bytes(settings), rule)
+    notes: list[str] = []
+    event_bytes = bytes_by_day(log.files())
+    if (since := first_import_day(settings)) is not None:
+        events, event_bytes, said = _without_history(events, event_bytes, since)
+        notes += said
+    days = _days(events, calls, event_bytes, _impression_bytes(settings), rule)
     totals = events.groupby("user", sort=False)["value"].sum()
     computed = _arms(events, calls, rule)
-    notes: list[str] = []
     arms, source = computed, "computed from the event log's arm column and the impressions"
     summary = onboarding_path(settings)
     if summary.is_file():
@@ -61,6 +65,34 @@ def collect(settings: Settings, rule: ValueRule) -> Usage:
         except (OSError, ValueError) as exc:
             notes.append(f"{summary} not used ({exc}); per-arm numbers computed from the data instead")
     return Usage(days, arms, int(len(totals)), int((totals >= rule.engaged_min).sum()), source, notes)
+
+
+def first_import_day(settings: Settings) -> str | None:
+    """The UTC day of the data directory's first import, from its lineage: events dated before it are
+    history the deployment was given, not work it did. None where nothing was imported (the demo's
+    generated world stands in for live traffic, and is costed as such)."""
+    days = [str(r.get("at", ""))[:10] for r in lineage.imports(settings.lineage_dir)]
+    return min((d for d in days if d), default=None)
+
+
+def _without_history(
+    events: pd.DataFrame, event_bytes: dict[str, int], since: str
+) -> tuple[pd.DataFrame, dict[str, int], list[str]]:
+    """The events from ``since`` on, and the bytes by day with the history's bytes moved to ``since``:
+    imported years are no years of Track calls and batch jobs (each would be charged a day of jobs),
+    but their partitions are held on disk from the import on."""
+    old = (events["date"] < pd.Timestamp(since, tz="UTC")).to_numpy()
+    if not old.any():
+        return events, event_bytes, []
+    dated = events["date"][old]
+    kept = {d: n for d, n in event_bytes.items() if d >= since}
+    kept[since] = kept.get(since, 0) + sum(n for d, n in event_bytes.items() if d < since)
+    note = (
+        f"{int(old.sum()):,} events dated {_day(dated.min())} … {_day(dated.max())}, before the first import "
+        f"({since}), are imported history: not costed as Track events, value or days of batch jobs; their "
+        f"{sum(n for d, n in event_bytes.items() if d < since) / 2**20:,.1f} MB are storage held from {since} on"
+    )
+    return events[~old].reset_index(drop=True), kept, [note]
 
 
 def onboarding_path(settings: Settings) -> Path:
