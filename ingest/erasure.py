@@ -114,7 +114,7 @@ def erase(user: str, settings: Settings, *, by_pseudonym: bool = False, progress
     places.append(_parquet_files("training sets", data / "training", pseudonym, data))
     say("registered candidate models")
     places.append(_model_factors(settings, pseudonym))
-    if not by_pseudonym:
+    if not by_pseudonym and (settings.data_dir / "generated").exists():  # only the synthetic world has one
         places.append(_generated(settings, user.strip()))
     receipt = Receipt(
         erasure_digest(pseudonym), datetime.now(UTC).isoformat(timespec="seconds"), settings.profile, places
