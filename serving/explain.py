@@ -8,19 +8,20 @@ from __future__ import annotations
 
 import numpy as np
 
+#: worded for any catalogue (songs, films, products), as the features are: an import is rarely music
 PHRASES = {
-    "x_embedding_score": "listeners with your taste play it",
-    "x_genre_affinity": "you often listen to {genre}",
+    "x_embedding_score": "people with your taste chose it",
+    "x_genre_affinity": "you often choose {genre}",
     "x_is_top_genre": "{genre} is your top genre",
     "x_session_genre_match": "fits this session's {genre}",
-    "x_covisit_score": "often played after what you just heard",
+    "x_covisit_score": "often chosen after what you just picked",
     "x_candidate_sources": "recommended by several signals",
-    "x_popularity_rank": "popular with listeners like you",
+    "x_popularity_rank": "popular with people like you",
     "item_plays_1d": "trending today",
     "item_plays_7d": "popular this week",
     "item_plays_30d": "popular this month",
     "item_like_rate_30d": "often liked",
-    "item_completion_30d": "usually played to the end",
+    "item_completion_30d": "usually finished",
     "item_skip_rate_30d": "rarely skipped",
     "item_age_days": "a new release",
 }
@@ -41,5 +42,5 @@ def reasons(booster, X: np.ndarray, genres: list[str], top: int = 2) -> list[tup
             phrase = PHRASES.get(names[j])
             if phrase:
                 words.append(phrase.format(genre=genre.replace("_", " ") or "this genre"))
-        out.append(tuple(words) or ("matches your listening",))
+        out.append(tuple(words) or ("matches your history",))
     return out
