@@ -8,8 +8,10 @@ lets the reader take it as such."""
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import zipfile
+from contextlib import closing
 from pathlib import Path
 
 from setlist.compressed import compression_of, open_compressed
@@ -19,9 +21,11 @@ _HEAD = 16
 #: the stream compressions' signatures, with the suffix that makes the import open them
 _COMPRESSED = {
     b"\x1f\x8b": ".gz",
-    b"BZh": ".bz2",
     b"\xfd7zXZ\x00": ".xz",
 }
+#: bzip2's header: "BZh", the block size's digit, then the first block's magic (pi's digits), since a
+#: text file may well open with "BZh"
+_BZIP2 = re.compile(rb"BZh[1-9]1AY&SY")
 _ZSTD = b"\x28\xb5\x2f\xfd"
 #: pickle's protocols 2 to 5 open with PROTO and the protocol's number
 _PICKLE = tuple(bytes([0x80, n]) for n in range(2, 6))
@@ -37,13 +41,22 @@ def _head(path: Path, decompress: bool) -> bytes:
 
 def parquet_inside(path: Path) -> bool:
     """A parquet file under a text file's name (``ratings.csv`` written by ``to_parquet``): parquet
-    needs a file it can seek in, so only an uncompressed one is read as such."""
-    return compression_of(path) is None and _head(path, decompress=False).startswith(b"PAR1")
+    needs a file it can seek in, so only an uncompressed one is read as such. It opens and ends with
+    its magic, as a text file whose first field is "PAR1…" does not."""
+    if compression_of(path) is not None or not _head(path, decompress=False).startswith(b"PAR1"):
+        return False
+    try:
+        with open(path, "rb") as f:
+            f.seek(-4, 2)
+            return f.read(4) == b"PAR1"
+    except OSError:
+        return False
 
 
-def _converted(path: Path) -> str:
-    out = f"{path.name.split('.')[0]}.parquet"
-    return out if out != path.name else f"{path.name.split('.')[0]}-table.parquet"
+def _converted(path: Path, suffix: str = ".parquet") -> str:
+    """The name of ``path`` converted to ``suffix``, beside it and never the file itself."""
+    out = f"{path.name.split('.')[0]}{suffix}"
+    return out if out != path.name else f"{path.name.split('.')[0]}-table{suffix}"
 
 
 def _to_parquet(path: Path, reader: str, imports: str = "import pandas as pd") -> str:
@@ -61,17 +74,25 @@ def _binary(head: bytes) -> bool:
 
 
 def _sqlite_tables(path: Path) -> list[str]:
-    """The tables of a SQLite file, opened read-only: the file is the user's, never written."""
+    """The user's tables of a SQLite file (SQLite's own ``sqlite_…`` left out), opened read-only: the
+    file is the user's, never written."""
+    query = "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
     try:
-        with sqlite3.connect(f"file:{path.resolve()}?mode=ro", uri=True) as db:
-            return [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+        with closing(sqlite3.connect(f"file:{path.resolve()}?mode=ro", uri=True)) as db:
+            return [r[0] for r in db.execute(query)]
     except sqlite3.Error:
         return []
 
 
+#: words of a table's name that say it holds interactions, for the one the advice names
+_LOG_WORDS = re.compile(r"rating|event|interaction|play|listen|click|view|review|purchase|order|history|log|action")
+
+
 def _sqlite(path: Path) -> str:
     tables = _sqlite_tables(path)
-    table = tables[0] if tables else "TABLE"
+    table = next((t for t in tables if _LOG_WORDS.search(t.lower())), tables[0] if tables else "TABLE")
+    table = f"[{table}]"  # quoted: a table may be named "order" or "user events"
+
     listed = f" (its tables: {', '.join(tables[:8])}{', …' if len(tables) > 8 else ''})" if tables else ""
     return (
         f"{path.name} is a SQLite database{listed}, which the import does not query: write the table of "
@@ -101,7 +122,13 @@ def not_text(path: Path, what: str) -> str | None:
     if compression is None:
         return _misnamed(path, what) or _binary_advice(path, _head(path, decompress=False), what)
     unpacked = path.with_suffix("")  # ratings.db.gz → ratings.db, the name the advice is about
-    advice = _binary_advice(unpacked, _head(path, decompress=True), what)
+    head = _head(path, decompress=True)
+    if head.startswith(b"PAR1"):  # parquet is read from a file it can seek in, never through a compression
+        return (
+            f"{path.name} is a {compression[1:]}-compressed parquet file: unpack it ({_UNPACK[compression]} "
+            f"{path.name}) and import it named {unpacked.name.split('.')[0]}.parquet"
+        )
+    advice = _binary_advice(unpacked, head, what)
     if advice is None:
         return None
     return (
@@ -112,7 +139,8 @@ def not_text(path: Path, what: str) -> str | None:
 def _misnamed(path: Path, what: str) -> str | None:
     """A compressed file or an archive whose name says neither."""
     raw = _head(path, decompress=False)
-    for magic, suffix in _COMPRESSED.items():
+    signatures = {**_COMPRESSED, **({raw[:3]: ".bz2"} if _BZIP2.match(raw) else {})}
+    for magic, suffix in signatures.items():
         if raw.startswith(magic):
             return (
                 f"{path.name} is compressed ({suffix[1:]}) though its name does not say so: name it "
@@ -188,5 +216,5 @@ def _numpy(path: Path, members: list[str]) -> str:
     return (
         f"{path.name} holds NumPy arrays{arrays}, with no column names for the import to read: write the array "
         f"of interactions as a table with its columns named, e.g. pandas.DataFrame({loader}, columns=['user', "
-        f"'item', …]).to_csv('{path.name.split('.')[0]}.csv', index=False), and import that"
+        f"'item', …]).to_csv('{_converted(path, '.csv')}', index=False), and import that"
     )

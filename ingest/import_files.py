@@ -749,9 +749,10 @@ def _matrix_market(text: Sequence[str], name: str) -> str:
     pattern = "pattern" in header  # entries without a value: who interacted with what
     names = "user,item" if pattern else "user,item,rating"
     rating = "" if pattern else " --rating-col rating"
+    strip = _piped(name, "grep -v '^%'")
     return (
         f"{name} is a Matrix Market coordinate file ({text[0].strip()[:60]!r}): its comment lines and its size line "
-        f"are no rows. Take them off first, e.g. grep -v '^%' {name} | tail -n +2 > entries.txt, and import that "
+        f"are no rows. Take them off first, e.g. {strip} | tail -n +2 > entries.txt, and import that "
         f"with --sep whitespace --names {names} --user-col user --item-col item{rating} --no-time (rows as users, "
         "columns as items, as recommender matrices are usually written; swap the two names if yours is the "
         "other way round)"
@@ -996,6 +997,7 @@ def _leading_lines(path: Path, encoding: str, lines: Sequence[str], layout: Text
     """What to do with lines above a file's rows that are none: comment lines (SNAP's ``# Nodes: …``,
     a tool's ``# generated …``), or Excel's ``sep=;``. Read as the header, the first would name one
     column and every row would be malformed."""
+    lines = [lines[0].lstrip("\ufeff"), *lines[1:]]  # a byte-order mark is no part of the first line's text
     if _EXCEL_SEP.fullmatch(lines[0].strip()):
         sep = _EXCEL_SEP.fullmatch(lines[0].strip()).group(1)  # type: ignore[union-attr]
         return (
@@ -1014,15 +1016,15 @@ def _leading_lines(path: Path, encoding: str, lines: Sequence[str], layout: Text
     sep = layout.sep or sniff_separator(rows)
     last = _COMMENT.sub("", lines[comments - 1], count=1).strip()
     width = _width(rows, sep) if sep else 1
-    named = sep is not None and width > 1 and len(_split_line(last, sep)) == width
+    fields = _split_line(last, sep) if sep is not None else []
+    # names, not numbers: KONECT's "% 6 3 4" counts the edges and the two sides' nodes
+    named = width > 1 and len(fields) == width and not any(f.replace(".", "", 1).isdigit() for f in fields)
     if comments == 1 and named:  # a header line that opens with a '#' ("#user,item,rating"): read as one
         return None
     with open_compressed(path, "rt", encoding=encoding, newline="") as f:  # blank lines among those taken off
         first_row = next((n for n, line in enumerate(f, start=1) if line.strip() and not _COMMENT.match(line)), 1)
     names = (
-        f"; its last comment line names the columns: --names {','.join(_split_line(last, sep))}"  # type: ignore[arg-type]
-        if named and layout.names is None
-        else ""
+        f"; its last comment line names the columns: --names {','.join(fields)}" if named and not layout.names else ""
     )
     return (
         f"{path.name} opens with {comments:,} comment line{'s' if comments != 1 else ''} ({lines[0].strip()[:50]!r}"
@@ -1033,6 +1035,12 @@ def _leading_lines(path: Path, encoding: str, lines: Sequence[str], layout: Text
 
 #: the shell's way to read each compression to its standard output
 _DECOMPRESS = {".gz": "gzip -dc", ".bz2": "bzip2 -dc", ".xz": "xz -dc", ".zip": "unzip -p"}
+
+
+def _piped(name: str, command: str) -> str:
+    """``command`` run on the file ``name``, through its decompression when its name says it has one."""
+    _, compression = _suffixes(Path(name))
+    return f"{command} {name}" if compression is None else f"{_DECOMPRESS[compression]} {name} | {command}"
 
 
 def _from_line(path: Path, line: int) -> str:
@@ -1059,11 +1067,12 @@ def _printed_table(lines: Sequence[str], name: str) -> str | None:
         "--batch writes tab-separated rows; sqlite3 -csv -header), or "
     )
     if rule.startswith("+"):
-        kind, strip = "MySQL's boxed output", f"grep '^|' {name} | sed -e 's/^| *//' -e 's/ *|$//'"
+        boxed = _piped(name, "grep '^|'")
+        kind, strip = "MySQL's boxed output", f"{boxed} | sed -e 's/^| *//' -e 's/ *|$//'"
     elif "|" in rule:
-        kind, strip, export = "a Markdown table", f"sed -e '2d' -e 's/^ *| *//' -e 's/ *| *$//' {name}", ""
+        kind, strip, export = "a Markdown table", _piped(name, "sed -e '2d' -e 's/^ *| *//' -e 's/ *| *$//'"), ""
     else:
-        kind, strip = "psql's aligned output", rf"sed -e '2d' -e '/^([0-9]* rows\?)$/d' {name}"
+        kind, strip = "psql's aligned output", _piped(name, r"sed -e '2d' -e '/^([0-9]* rows\?)$/d'")
     return (
         f"{name} is a printed table, {kind} (its rule line {rule[:40]!r}), whose rules would be read as rows: "
         f"{export}take its rules off, e.g. {strip} > rows.psv, and import that with --sep '|' (a '|' inside a "

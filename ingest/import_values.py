@@ -111,18 +111,30 @@ def parse_type_map(spec: str | None) -> dict[str, str]:
     return mapping
 
 
+#: words that turn an event's name into its opposite or its undoing: no type is guessed from such a name
+_UNDOING = frozenset(
+    {"not", "no", "non", "never", "undo", "undone", "remove", "removed", "delete", "deleted", "cancel", "cancelled",
+     "canceled", "revoke", "revoked", "clear", "cleared", "stop", "stopped", "fail", "failed", "error", "abandon",
+     "abandoned", "reset"}
+)  # fmt: skip
+
+
 def guessed_type(name: str) -> str | None:
     """The one event type a name of several words names by one of them (Segment's ``Song Played``,
     a game's ``skip_song``, a shop's ``product_added``), as the import reads single names: an event
-    type, a built-in synonym, or a plural of either; None where the words name none, or several."""
+    type, a built-in synonym, or a plural or past tense of either; None where the words name none, or
+    several, or where a word undoes or negates (``not_liked``, ``undo_like``, ``unfavorite``)."""
     words = [w for w in re.split(r"_+", name) if w]
-    if len(words) < 2:
-        return None
     known: dict[str, str] = {**{t: t for t in EVENT_TYPES}, **TYPE_SYNONYMS}
+    undone = any(w in _UNDOING or (w.startswith(("un", "dis")) and w not in known) for w in words)
+    if len(words) < 2 or undone:
+        return None  # "Song Not Liked", "Undo Like", "Remove Favorite" say the opposite of their type
     found = set()
     for k, word in enumerate(words):
         pair = f"{word}_{words[k + 1]}" if k + 1 < len(words) else ""
-        for candidate in (pair, word, word[:-1] if word.endswith("s") else ""):
+        past = word.endswith("ed")  # added → add, saved → save
+        stems = (word[:-1] if word.endswith("s") or past else "", word[:-2] if past else "")
+        for candidate in (pair, word, *stems):
             if candidate in known:
                 found.add(known[candidate])
                 break

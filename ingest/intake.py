@@ -46,8 +46,12 @@ class IngestReport:
     sampled_out: int = 0
     #: events of users erased earlier (``make erase``): counted, never stored, quarantine included
     erased: int = 0
-    #: how many erased users those events belonged to
-    erased_users: int = 0
+    #: the erased pseudonyms those events belonged to (a set, so reports of several chunks merge right)
+    erased_met: set[str] = field(default_factory=set)
+
+    @property
+    def erased_users(self) -> int:
+        return len(self.erased_met)
 
     def merge(self, other: IngestReport) -> None:
         self.received += other.received
@@ -56,7 +60,7 @@ class IngestReport:
         self.reasons.update(other.reasons)
         self.sampled_out += other.sampled_out
         self.erased += other.erased
-        self.erased_users += other.erased_users
+        self.erased_met |= other.erased_met
 
 
 def _normalize(frame: pd.DataFrame) -> pd.DataFrame:
@@ -336,12 +340,10 @@ def ingest(
         return opened[0]
 
     erased = log.erased()  # read once: an erasure during an import is a race the erasure's own scan catches
-    gone: set[str] = set()  # erased pseudonyms met, over every slice
     try:
         for start in range(0, max(len(raw), 1), INGEST_SLICE_ROWS):
             part = raw.iloc[start : start + INGEST_SLICE_ROWS]
-            report.merge(_ingest_slice(part, settings, source, names, known, now, key, log, quarantine, erased, gone))
-        report.erased_users = len(gone)
+            report.merge(_ingest_slice(part, settings, source, names, known, now, key, log, quarantine, erased))
     finally:
         for m in opened:
             m.dispose()
@@ -359,7 +361,6 @@ def _ingest_slice(
     log: EventLog,
     quarantine: Quarantine,
     erased: Erased,
-    gone: set[str],
 ) -> IngestReport:
     """One slice of ``ingest``; the ids of its passing rows join ``known``. Rows of erased users are
     left out before anything is checked or written: an erasure holds for every later import, as for
@@ -368,10 +369,9 @@ def _ingest_slice(
     raw_ids = frame["user_id"].astype("string").fillna("")
     unique_raw = raw_ids[raw_ids != ""].unique()
     mapping = {r: pseudonymize(r, key) for r in unique_raw}
-    left_out = 0
+    left_out, met = 0, set[str]()
     if erased and (met := erased.among(mapping.values())):
         drop = raw_ids.map(lambda r: mapping.get(r, "") in met).to_numpy(dtype=bool)
-        gone.update(met)
         left_out = int(drop.sum())
         keep = ~drop
         raw, frame, raw_ids = raw[keep], frame[keep].reset_index(drop=True), raw_ids[keep].reset_index(drop=True)
@@ -383,7 +383,7 @@ def _ingest_slice(
     if unread is not None:
         reasons = _explained(reasons, unread)
     bad = np.array([r is not None for r in reasons], dtype=bool)
-    report = IngestReport(received=len(frame) + left_out, erased=left_out)
+    report = IngestReport(received=len(frame) + left_out, erased=left_out, erased_met=met)
     known.update(frame["event_id"].to_numpy()[~bad].tolist())
 
     frame["user_id"] = raw_ids.map(lambda r: mapping.get(r, "")).astype(object)

@@ -36,11 +36,16 @@ def _one_object(path: Path) -> bool:
     return first is not None
 
 
+#: one object larger than this is not parsed for a hint: the reader's own error stands (an extra parse of a
+#: file of gigabytes would cost more than the hint is worth)
+MAX_BYTES = 256 * 1024 * 1024
+
+
 def keyed_object(path: Path, what: str) -> str | None:
     """What to do with a JSON object keyed by ids, or None for any other JSON file."""
     path = Path(path)
     try:
-        if not _one_object(path):
+        if path.stat().st_size > MAX_BYTES or not _one_object(path):
             return None
         with open_compressed(path, "rt", encoding="utf-8") as f:
             data = json.load(f)
@@ -52,13 +57,37 @@ def keyed_object(path: Path, what: str) -> str | None:
     if sum(isinstance(v, list | dict) for v in values) < _NESTED_SHARE * len(values):
         return None
     key = next(iter(data))
+    compression = compression_of(path)
+    if compression == ".zip":
+        return f"{path.name} holds one JSON object keyed by ids ({len(data):,} keys such as {key!r}): unzip it first"
+    module, opener = _OPENERS.get(compression or "", ("json", "open"))
+    modules = "json, pandas as pd" if module == "json" else f"{module}, json, pandas as pd"
+    mode = ", 'rt'" if compression else ""
+    load = f"json.load({opener}('{path.name}'{mode}))"
+    stem = path.name.split(".")[0]
+    inner = [set(v) for v in values if isinstance(v, dict)]
+    labels = inner[0] if inner else set()
+    if (
+        len(inner) == len(values)
+        and len(labels) > 1
+        and all(k.isdigit() for k in labels)
+        and all(keys == labels for keys in inner)
+    ):
+        # every key holds the same row numbers: a table written column by column (pandas' to_json() default);
+        # a catalogue keyed by its ids has the same fields under each id, which are no numbers
+        return (
+            f"{path.name} is a table written column by column ({len(data):,} columns such as {key!r}, each keyed by "
+            f"the same {len(inner[0]):,} row labels, as pandas' to_json() writes one), not a record per row: "
+            f'write it as records first, e.g. .venv/bin/python -c "import {modules}; pd.DataFrame({load})'
+            f".to_json('{stem}-rows.jsonl', orient='records', lines=True)\", and import that"
+        )
     if what != "interactions":  # a catalogue or a profile keyed by its ids: a row per key, its fields beside
         id_col = f"{what.removesuffix('s')}_id"
         return (
             f"{path.name} is one JSON object keyed by ids ({len(data):,} keys such as {key!r}), not a record per "
-            f'row: write it as rows first, e.g. .venv/bin/python -c "import json, pandas as pd; '
-            f"pd.DataFrame.from_dict(json.load(open('{path.name}')), orient='index').rename_axis('{id_col}')"
-            f".reset_index().to_json('{path.name.split('.')[0]}-rows.jsonl', orient='records', lines=True)\", and "
+            f'row: write it as rows first, e.g. .venv/bin/python -c "import {modules}; '
+            f"pd.DataFrame.from_dict({load}, orient='index').rename_axis('{id_col}')"
+            f".reset_index().to_json('{stem}-rows.jsonl', orient='records', lines=True)\", and "
             f"give that, its ids in {id_col!r}"
         )
     lists = [v for v in values if isinstance(v, list)]
@@ -77,18 +106,10 @@ def keyed_object(path: Path, what: str) -> str | None:
             ", columns=['user', 'item', 'rating']",
         )
         options, shape = "--user-col user --item-col item --rating-col rating --no-time", "an object of values per key"
-    out = f"{path.name.split('.')[0]}-rows.csv"
-    compression = compression_of(path)
-    if compression == ".zip":
-        return f"{path.name} holds one JSON object keyed by ids ({len(data):,} keys such as {key!r}): unzip it first"
-    module, opener = _OPENERS.get(compression or "", ("json", "open"))
-    modules = "json, pandas as pd" if module == "json" else f"{module}, json, pandas as pd"
-    mode = ", 'rt'" if compression else ""
     return (
         f"{path.name} is one JSON object keyed by ids ({len(data):,} keys such as {key!r}, {shape}), not a record per "
         "interaction: write it as rows first, e.g. .venv/bin/python -c "
-        f"\"import {modules}; d = json.load({opener}('{path.name}'{mode})); "
-        f"pd.DataFrame({rows}{columns})"
-        f".to_csv('{out}', index=False)\", and import that with {options} (the keys as users: name them otherwise "
-        "if they are items)"
+        f'"import {modules}; d = {load}; pd.DataFrame({rows}{columns})'
+        f".to_csv('{stem}-rows.csv', index=False)\", and import that with {options} (the keys as users: name them "
+        "otherwise if they are items)"
     )

@@ -112,6 +112,8 @@ def _left_out(record: dict[str, Any]) -> str:
         out += f", {sampled:,} left out by the batch tier's sample"
     if ignored := record.get("ignored"):
         out += f", {sum(ignored.values()):,} of kinds --type-map ignores"
+    if erased := record.get("erased"):
+        out += f", {erased:,} of users erased earlier"
     return out
 
 

@@ -48,8 +48,12 @@ def collect(settings: Settings, rule: ValueRule) -> Usage:
     events = _events(log, rule)
     calls = rank_calls(settings.impressions_dir)
     notes: list[str] = []
-    event_bytes = bytes_by_day(log.files())
+    files = log.files()
+    event_bytes = bytes_by_day(files)
     if (since := first_import_day(settings)) is not None:
+        # a deployment that served before its first import did work on the days it served: those stay
+        served = [*calls["date"].astype(str), *(f.parent.name.removeprefix("date=") for f in files if _tracked(f))]
+        since = min([since, *served])
         events, event_bytes, said = _without_history(events, event_bytes, since)
         notes += said
     days = _days(events, calls, event_bytes, _impression_bytes(settings), rule)
@@ -75,6 +79,12 @@ def first_import_day(settings: Settings) -> str | None:
     return min((d for d in days if d), default=None)
 
 
+def _tracked(path: Path) -> bool:
+    """An event-log file a server's Track journal wrote (``journal-<segment>.parquet``); a compacted file
+    no longer says."""
+    return path.name.startswith("journal-")
+
+
 def _without_history(
     events: pd.DataFrame, event_bytes: dict[str, int], since: str
 ) -> tuple[pd.DataFrame, dict[str, int], list[str]]:
@@ -89,7 +99,8 @@ def _without_history(
     kept[since] = kept.get(since, 0) + sum(n for d, n in event_bytes.items() if d < since)
     note = (
         f"{int(old.sum()):,} events dated {_day(dated.min())} … {_day(dated.max())}, before the first import "
-        f"({since}), are imported history: not costed as Track events, value or days of batch jobs; their "
+        f"and the first day served ({since}), are imported history: not costed as Track events, value or days of "
+        "batch jobs; their "
         f"{sum(n for d, n in event_bytes.items() if d < since) / 2**20:,.1f} MB are storage held from {since} on"
     )
     return events[~old].reset_index(drop=True), kept, [note]

@@ -69,6 +69,9 @@ def test_a_later_import_leaves_an_erased_users_rows_out_everywhere(tmp_path: Pat
     # the second file names alice again, once valid and once with a row that would be quarantined
     report = ingest(events("b", ["alice", "alice", "bob"], ["play", "dance", "skip"]), s, "second")
     assert (report.received, report.accepted, report.quarantined, report.erased, report.erased_users) == (3, 1, 0, 2, 1)
+    # an import in chunks merges one report per chunk: the same erased user in two is one user
+    report.merge(ingest(events("c", ["alice"], ["play"]), s, "third"))
+    assert (report.erased, report.erased_users) == (3, 1)
     gone = pseudonymize("alice", s.secret_hmac_key())
     stored = EventLog(s.events_dir).read(include_erased=True)
     assert gone not in set(stored["user_id"]) and len(stored) == 2  # bob's two events alone

@@ -270,3 +270,50 @@ def test_a_headers_padded_names_are_read_without_their_spaces(tmp_path):
     events, _, _ = load_interactions(path, **OPTIONS)
     streamed = pd.concat(list(InteractionStream(path, ImportOptions(**OPTIONS), 25)), ignore_index=True)
     assert len(events) == 60 and sorted(streamed["event_id"]) == sorted(events["event_id"])
+
+
+def test_the_reviews_edge_cases_each_read_or_refused_as_what_they_are(tmp_path):
+    text = _ratings().to_csv(index=False)
+    # a byte-order mark before Excel's sep= line or a comment line hides neither
+    (tmp_path / "bom.csv").write_bytes(b"\xef\xbb\xbfsep=,\n" + text.encode())
+    with pytest.raises(ImportFormatError, match="Excel's note of its separator"):
+        read_table(tmp_path / "bom.csv", "interactions")
+    # KONECT's "% 6 3 4" counts, it names no columns
+    (tmp_path / "out.konect").write_text(
+        "% bip weighted\n% 6 3 4\n" + "".join(f"{k % 3} {k % 4} 5\n" for k in range(9))
+    )
+    with pytest.raises(ImportFormatError, match="tail -n \\+3 out.konect") as refused:
+        read_table(tmp_path / "out.konect", "interactions")
+    assert "--names" not in str(refused.value)
+    # a gzipped Matrix Market file: the advice decompresses first, and works
+    entries = "".join(f"{r.userId} {r.movieId} {r.rating}\n" for r in _ratings().itertuples())
+    (tmp_path / "m.mtx.gz").write_bytes(
+        gzip.compress(f"%%MatrixMarket matrix coordinate real general\n9 30 60\n{entries}".encode())
+    )
+    with pytest.raises(ImportFormatError) as refused:
+        read_table(tmp_path / "m.mtx.gz", "interactions")
+    line = str(refused.value).split("e.g. ", 1)[1].split(", and import that", 1)[0]
+    assert line.startswith("gzip -dc m.mtx.gz | grep -v '^%' | tail -n +2")
+    subprocess.run(["bash", "-c", line], cwd=tmp_path, check=True)
+    assert (tmp_path / "entries.txt").read_text() == entries
+    # text whose first field happens to open with a signature is text
+    for lead in ("BZh", "PAR1"):
+        (tmp_path / "lead.csv").write_text(f"{lead}user,item\n" + "".join(f"u{k},i{k}\n" for k in range(9)))
+        assert list(read_table(tmp_path / "lead.csv", "interactions").frame.columns) == [f"{lead}user", "item"]
+    # a pandas to_json() table is said as one written column by column, not keyed by users
+    pd.DataFrame(np.arange(40).reshape(4, 10), columns=[f"c{k}" for k in range(10)]).to_json(tmp_path / "cols.json")
+    with pytest.raises(ImportFormatError, match="a table written column by column"):
+        read_table(tmp_path / "cols.json", "interactions")
+    # a SQLite database names the table that holds interactions, quoted, never SQLite's own
+    with sqlite3.connect(tmp_path / "app.db") as db:
+        db.execute("CREATE TABLE aaa_meta (k TEXT)")
+        _ratings().to_sql("order", db, index=False)
+    with pytest.raises(ImportFormatError, match=r"its tables: aaa_meta, order\)") as refused:
+        read_table(tmp_path / "app.db", "interactions")
+    _run_advice(str(refused.value), tmp_path)
+    assert len(read_table(tmp_path / "app.parquet", "interactions").frame) == 60
+    # a NumPy array named as CSV: the advice writes beside it, never over it
+    with open(tmp_path / "n.csv", "wb") as f:
+        np.save(f, _ratings().to_numpy())
+    with pytest.raises(ImportFormatError, match="to_csv\\('n-table.csv'"):
+        read_table(tmp_path / "n.csv", "interactions")

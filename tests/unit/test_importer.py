@@ -1612,3 +1612,19 @@ def test_a_second_import_whose_items_share_no_id_with_the_log_is_warned_about(tm
     more = "\n".join(f"u{k % 9},{k % 40},{T0 + 200 + k}" for k in range(90))
     third = CliRunner().invoke(app, ["import", str(_csv(tmp_path / "later.csv", "user,item,t\n" + more)), *args])
     assert third.exit_code == 0 and "is among the" not in third.output
+
+
+@pytest.mark.parametrize(
+    ("name", "guess"),
+    [
+        ("song_played", "play"), ("skip_song", "skip"), ("product_added", "add_to_playlist"),
+        ("item_saved", "add_to_playlist"), ("dislike_song", "not_interested"), ("songs_played", "play"),
+        # a word that negates or undoes leaves the name to its owner: a dislike must never train as a like
+        ("song_not_liked", None), ("undo_like", None), ("remove_favorite", None), ("track_unliked", None),
+        ("not_played", None), ("search_results_shown", None), ("app_opened", None), ("played", None),
+    ],
+)  # fmt: skip
+def test_a_type_name_of_several_words_is_guessed_only_when_its_words_agree(name, guess):
+    from ingest.import_values import guessed_type
+
+    assert guessed_type(name) == guess
