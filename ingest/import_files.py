@@ -1586,25 +1586,47 @@ def _parquet(path: Path, keep: Collection[str] | None) -> Table:
     )
 
 
+def _directory_advice(path: Path) -> str:
+    """How to make one file of a directory's parts, found at any depth: Spark, Hive and pandas'
+    ``partition_cols`` write a table as ``dt=2024-01/part-0.parquet`` folders, their partition column
+    kept in the folders' names alone."""
+    parts = sorted(
+        p.relative_to(path)
+        for p in path.rglob("*")
+        if p.is_file() and not any(n.startswith(("_", ".")) for n in p.relative_to(path).parts)
+    )
+    nested = any(len(p.parts) > 1 for p in parts)
+    parquet = [p for p in parts if p.suffix in (".parquet", ".pq")]
+    if parquet:
+        folders = sorted({p.parts[0].split("=", 1)[0] for p in parquet if len(p.parts) > 1 and "=" in p.parts[0]})
+        partitioned = (
+            f" in folders by {', '.join(folders)}, read as column{'s' if len(folders) > 1 else ''}" if folders else ""
+        )
+        return (
+            f"a directory of {len(parquet)} parquet parts (as Spark and dask write a table{partitioned}): join them "
+            f"into one file first, e.g. pandas' read_parquet('{path.name}').reset_index().to_parquet("
+            f"'{path.name}.parquet')"
+        )
+    joined = (
+        f"find {path.name} -type f ! -name '_*' ! -name '.*' -exec cat {{}} + > {path.name}.csv"
+        if nested
+        else f"cat {path.name}/* > {path.name}.csv"
+    )
+    return (
+        f"a directory of {len(parts)} file{'s' if len(parts) != 1 else ''}{' in folders' if nested else ''}: import "
+        f"them one by one with the same options, or join them into one first (`{joined}`: a header line repeated "
+        "where files meet is skipped and counted; where each file's name is its user, add it as a column while "
+        "joining: README, 'A directory of files')"
+    )
+
+
 def read_table(path: Path, what: str, layout: TextLayout | None = None, keep: Collection[str] | None = None) -> Table:
     """The file as a frame. ``keep``: the only columns wanted (JSON and parquet files are then read
     without the others; delimited text is read whole)."""
     path = Path(path)
     layout = layout or TextLayout()
     if path.is_dir():
-        parts = sorted(p.name for p in path.iterdir() if p.is_file() and not p.name.startswith(("_", ".")))
-        parquet = [p for p in parts if p.endswith((".parquet", ".pq"))]
-        join = (
-            f"a directory of {len(parquet)} parquet parts (as Spark and dask write a table): join them into one "
-            f"file first, e.g. pandas' read_parquet('{path.name}').reset_index().to_parquet('{path.name}.parquet')"
-            if parquet
-            else f"a directory of {len(parts)} file{'s' if len(parts) != 1 else ''}: import them one by one with the "
-            "same options, or join them "
-            f"into one first (`cat {path.name}/* > {path.name}.csv`: a header line repeated where files meet is "
-            "skipped and counted; where each file's name is its user, add it as a column while joining: README, "
-            "'A directory of files')"
-        )
-        raise ImportFormatError(f"{what} {path} is {join}")
+        raise ImportFormatError(f"{what} {path} is {_directory_advice(path)}")
     if not path.is_file():
         raise ImportFormatError(f"{what} file not found: {path}")
     if path.stat().st_size == 0:
@@ -1724,6 +1746,8 @@ class TableStream:
         self.notes: list[str] = []
         self.malformed: list[int] = []
         self.dropped: list[str] = []
+        if self.path.is_dir():
+            raise ImportFormatError(f"{what} {self.path} is {_directory_advice(self.path)}")
         if not self.path.is_file():
             raise ImportFormatError(f"{what} file not found: {self.path}")
 

@@ -203,6 +203,28 @@ def test_a_directory_of_text_parts_says_how_to_join_them(tmp_path):
         read_table(parts, "interactions")
 
 
+def test_a_partitioned_table_in_folders_is_named_with_its_parts_at_any_depth(tmp_path):
+    # Spark's, Hive's and pandas' partition_cols layout: dt=…/part.parquet, the column in the folders' names
+    frame = pd.DataFrame(
+        {"user_id": [1, 2, 3, 4], "item_id": [5, 6, 7, 8], "dt": ["2024-01", "2024-01", "2024-02", "2024-03"]}
+    )
+    frame.to_parquet(tmp_path / "log", partition_cols=["dt"])
+    (tmp_path / "log" / "_SUCCESS").write_text("")
+    said = "a directory of 3 parquet parts .* in folders by dt, read as column"
+    with pytest.raises(ImportFormatError, match=said):
+        read_table(tmp_path / "log", "interactions")
+    with pytest.raises(ImportFormatError, match=said):  # in chunks alike
+        next(iter(InteractionStream(tmp_path / "log", ImportOptions(now=NOW), 2)))
+    joined = pd.read_parquet(tmp_path / "log").reset_index()  # the advice, as written
+    assert sorted(joined["dt"].astype(str)) == sorted(frame["dt"])
+    text = tmp_path / "csvs"  # text parts in folders: joined through find
+    for k in range(2):
+        (text / f"day={k}").mkdir(parents=True)
+        (text / f"day={k}" / "part-0.csv").write_text("user_id,item_id\n1,2\n")
+    with pytest.raises(ImportFormatError, match="a directory of 2 files in folders: .*`find csvs -type f"):
+        read_table(text, "interactions")
+
+
 def test_cells_are_no_markup_and_a_mostly_quarantined_import_warns(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
