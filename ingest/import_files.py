@@ -1007,6 +1007,8 @@ def _leading_lines(path: Path, encoding: str, lines: Sequence[str], layout: Text
         )
     if printed := _printed_table(lines, path.name):
         return printed
+    if whole := _quoted_lines(lines, path.name):
+        return whole
     comments = 0
     while comments < len(lines) and _COMMENT.match(lines[comments]):
         comments += 1
@@ -1077,6 +1079,22 @@ def _printed_table(lines: Sequence[str], name: str) -> str | None:
         f"{name} is a printed table, {kind} (its rule line {rule[:40]!r}), whose rules would be read as rows: "
         f"{export}take its rules off, e.g. {strip} > rows.psv, and import that with --sep '|' (a '|' inside a "
         "value would split it)"
+    )
+
+
+#: a line quoted whole, a separator inside: "1,31,2.5,1260759144"
+_QUOTED_LINE = re.compile(r'"([^"]*[,;\t|][^"]*)"')
+
+
+def _quoted_lines(lines: Sequence[str], name: str) -> str | None:
+    """Lines each quoted whole, as some exports write them: read as CSV, each is one field, and the file
+    one column named after its whole header line."""
+    if len(lines) < 3 or sum(bool(_QUOTED_LINE.fullmatch(line.strip())) for line in lines) < _SHAPE_SHARE * len(lines):
+        return None
+    unquote = _piped(name, "sed -e 's/^\"//' -e 's/\"[[:space:]]*$//'")
+    return (
+        f"each line of {name} is quoted whole ({lines[0].strip()[:50]!r}), so it would read as one field: take "
+        f"the outer quotes off first, e.g. {unquote} > {_rows_name(Path(name))}, and import that"
     )
 
 
@@ -1543,10 +1561,18 @@ def json_line_chunks(path: Path, chunk_rows: int) -> Iterator[Iterator[pd.DataFr
     """JSON lines ``chunk_rows`` at a time: pandas' parser, unless the file holds integers too long
     for a float, which are then read exactly."""
     if _big_json_ints(path):
-        yield _exact_json_lines(path, chunk_rows)
+        yield (_named_by_position(c) for c in _exact_json_lines(path, chunk_rows))
         return
     with pd.read_json(path, lines=True, dtype=False, convert_dates=False, chunksize=chunk_rows) as reader:
-        yield reader
+        yield (_named_by_position(c) for c in reader)
+
+
+def _named_by_position(chunk: pd.DataFrame) -> pd.DataFrame:
+    """Lines of JSON arrays (``[1, 31, 2.5, 1260759144]``) have fields by position: pandas numbers them,
+    and an option names them as text (``--user-col 0``)."""
+    if all(isinstance(c, str) for c in chunk.columns):
+        return chunk
+    return chunk.rename(columns=str)
 
 
 def _json_lines(path: Path, keep: Collection[str] | None) -> Table:

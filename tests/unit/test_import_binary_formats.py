@@ -317,3 +317,24 @@ def test_the_reviews_edge_cases_each_read_or_refused_as_what_they_are(tmp_path):
         np.save(f, _ratings().to_numpy())
     with pytest.raises(ImportFormatError, match="to_csv\\('n-table.csv'"):
         read_table(tmp_path / "n.csv", "interactions")
+
+
+def test_lines_quoted_whole_are_refused_with_the_line_that_unquotes_them(tmp_path):
+    frame = _ratings()
+    path = tmp_path / "ratings.csv"
+    path.write_text(
+        f'"{",".join(frame.columns)}"\r\n' + "".join(f'"{",".join(map(str, r))}"\r\n' for r in frame.to_numpy())
+    )
+    with pytest.raises(ImportFormatError, match="is quoted whole") as refused:
+        load_interactions(path, **OPTIONS)
+    _follow(str(refused.value), tmp_path)
+    assert len(load_interactions(tmp_path / "ratings-rows.csv", **OPTIONS)[0]) == 60
+
+
+def test_lines_of_json_arrays_are_named_by_position(tmp_path):
+    path = tmp_path / "rows.jsonl"
+    path.write_text("".join(json.dumps([f"u{k % 4}", f"i{k % 9}", 1_700_000_000 + k]) + "\n" for k in range(30)))
+    options = dict(user_col="0", item_col="1", time_col="2", time_unit="s", now=NOW)
+    events, _, _ = load_interactions(path, **options)
+    streamed = pd.concat(list(InteractionStream(path, ImportOptions(**options), 7)), ignore_index=True)
+    assert len(events) == 30 and sorted(streamed["event_id"]) == sorted(events["event_id"])
