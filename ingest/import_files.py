@@ -1002,7 +1002,7 @@ def _leading_lines(path: Path, encoding: str, lines: Sequence[str], layout: Text
         sep = _EXCEL_SEP.fullmatch(lines[0].strip()).group(1)  # type: ignore[union-attr]
         return (
             f"the first line of {path.name} ({lines[0].strip()!r}) is Excel's note of its separator, no header: take "
-            f"it off first, e.g. {_from_line(path, 2)} > {_rows_name(path)}, and import that (the separator "
+            f"it off first, e.g. {_from_line(path, 2, encoding)} > {_rows_name(path)}, and import that (the separator "
             f"{sep!r} is read off the file)"
         )
     if printed := _printed_table(lines, path.name):
@@ -1028,9 +1028,10 @@ def _leading_lines(path: Path, encoding: str, lines: Sequence[str], layout: Text
     names = (
         f"; its last comment line names the columns: --names {','.join(fields)}" if named and not layout.names else ""
     )
+    cut = _from_line(path, first_row, encoding)
     return (
         f"{path.name} opens with {comments:,} comment line{'s' if comments != 1 else ''} ({lines[0].strip()[:50]!r}"
-        f"{', …' if comments > 1 else ''}) above its rows: take them off first, e.g. {_from_line(path, first_row)} > "
+        f"{', …' if comments > 1 else ''}) above its rows: take them off first, e.g. {cut} > "
         f"{_rows_name(path)}, and import that{names}"
     )
 
@@ -1045,12 +1046,16 @@ def _piped(name: str, command: str) -> str:
     return f"{command} {name}" if compression is None else f"{_DECOMPRESS[compression]} {name} | {command}"
 
 
-def _from_line(path: Path, line: int) -> str:
-    """The shell line that writes ``path`` from its ``line``-th line on, uncompressed."""
+def _from_line(path: Path, line: int, encoding: str = "utf-8") -> str:
+    """The shell line that writes ``path`` from its ``line``-th line on, uncompressed, and as UTF-8 where
+    its characters are two or four bytes wide (``tail`` counts bytes as lines)."""
     _, compression = _suffixes(path)
-    if compression is None:
-        return f"tail -n +{line} {path.name}"
-    return f"{_DECOMPRESS[compression]} {path.name} | tail -n +{line}"
+    wide = encoding.lower().startswith(("utf-16", "utf-32"))
+    source = f"{_DECOMPRESS[compression]} {path.name} | " if compression is not None else ""
+    if wide:
+        read = f"iconv -f {encoding.upper()} -t UTF-8" + ("" if source else f" {path.name}")
+        return f"{source}{read} | tail -n +{line}"
+    return f"{source}tail -n +{line}" if source else f"tail -n +{line} {path.name}"
 
 
 #: a printed table's rule line: dashes (or = and :) between + or | (psql's ``---+---``, MySQL's ``+---+``,

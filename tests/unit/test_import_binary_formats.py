@@ -338,3 +338,12 @@ def test_lines_of_json_arrays_are_named_by_position(tmp_path):
     events, _, _ = load_interactions(path, **options)
     streamed = pd.concat(list(InteractionStream(path, ImportOptions(**options), 7)), ignore_index=True)
     assert len(events) == 30 and sorted(streamed["event_id"]) == sorted(events["event_id"])
+
+
+def test_comment_lines_of_a_utf16_file_are_taken_off_through_iconv(tmp_path):
+    path = tmp_path / "export.txt"
+    path.write_bytes(("# an export\n# of ratings\n" + _ratings().to_csv(index=False)).encode("utf-16"))
+    with pytest.raises(ImportFormatError, match="iconv -f UTF-16 -t UTF-8 export.txt \\| tail -n \\+3") as refused:
+        read_table(path, "interactions")
+    _follow(str(refused.value), tmp_path)  # a tail of the UTF-16 bytes would cut a character in two
+    assert len(load_interactions(tmp_path / "export-rows.txt", **OPTIONS)[0]) == 60
