@@ -135,6 +135,8 @@ def gate_lines(settings: Settings, now: float) -> list[Line]:
         at = datetime.fromisoformat(str(record["at"])).timestamp()
         mark: Mark = "fail" if not record.get("passed") else ("warn" if record.get("warnings") else "ok")
         value = {"fail": "fail", "warn": f"pass, {record.get('warnings')} warnings", "ok": "pass"}[mark]
+        if record.get("manual"):  # a promotion by hand passed no gate: it was overridden, with a reason
+            mark, value = "warn", f"overridden by hand: {str(record.get('reason', ''))[:60]}"
         lines.append(Line("gates", gate, mark, value, _age(at, now)))
     return lines
 

@@ -34,6 +34,9 @@ def main(reason: str = typer.Option(..., help="why this pair is served despite t
         raise InputMissing("no challenger to promote: `make train` registers one")
     pair = found.pair
     before = registry.find_pair(client, settings, CHAMPION)
+    if before is not None and before.pair == pair:
+        console.print(f"setlist-candidates v{pair[0]}, setlist-ranker v{pair[1]} is champion already: nothing changed")
+        return
     registry.set_alias(client, settings, pair, CHAMPION)
     registry.tag_pair(client, settings, pair, {MANUAL_TAG: reason.strip()[:500]})
     record_gate(settings.lineage_dir, "promotion", True, f"ranker:{pair[1]}", manual=True, reason=reason.strip()[:500])

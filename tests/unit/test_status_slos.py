@@ -105,3 +105,18 @@ def test_quota_refusals_do_not_spend_ranks_error_budget():
     assert _states(_rank(ok=10_000, errors=0, fast=10_000) + over_quota)["rank_availability"] == "holds"
     overloaded = [("setlist_rpc_requests_total", {"rpc": "Rank", "code": "RESOURCE_EXHAUSTED"}, 5000.0)]
     assert _states(_rank(ok=10_000, errors=0, fast=10_000) + overloaded)["rank_availability"] == "broken"
+
+
+def test_a_promotion_by_hand_shows_as_overridden_not_as_a_pass(tmp_path: Path) -> None:
+    import time
+
+    from ops.status import gate_lines
+    from setlist.lineage import record_gate
+    from setlist.settings import Settings
+
+    settings = Settings(data_dir=tmp_path / "data")
+    record_gate(settings.lineage_dir, "drift", True, "snapshot:1")
+    record_gate(settings.lineage_dir, "promotion", True, "ranker:1", manual=True, reason="first model, small data")
+    lines = {line.name: line for line in gate_lines(settings, time.time())}
+    assert (lines["drift"].mark, lines["drift"].value) == ("ok", "pass")
+    assert lines["promotion"].mark == "warn" and lines["promotion"].value.startswith("overridden by hand: first model")
