@@ -94,3 +94,6 @@ def test_promoting_the_challenger_by_hand_needs_a_reason_and_is_recorded(tiny_co
     assert gate["manual"] is True and gate["reason"] == "popularity is hard to beat on this log"
     text = _text(trace(s, challenger.ranker))
     assert "promoted to champion by hand, past the promotion gate: popularity is hard to beat on this log" in text
+    again = runner.invoke(promote_app, ["--reason", "once more"])  # the champion already: nothing recorded twice
+    assert again.exit_code == 0 and "is champion already: nothing changed" in again.output
+    assert [g["reason"] for g in gates(s.lineage_dir) if g["gate"] == "promotion"] == [gate["reason"]]
