@@ -525,6 +525,8 @@ def parse_time(
             f"{EPOCH_UNITS[likely_unit(num[present].median())][0]}"
         )
     _refuse_mixed(raw, present, num, col)
+    if (clock := _clock_only_hint(raw[present], col)) is not None:
+        raise ImportFormatError(clock)
     ts = pd.to_datetime(raw, utc=True, errors="coerce", format="ISO8601")  # naive times read as UTC first
     retry = ts.isna() & present
     if retry.any():
@@ -541,6 +543,22 @@ def parse_time(
     wall = ts.dt.tz_localize(None)
     local = _in_zone(wall, zone, col, said, naive)
     return ts.where(~naive, local)
+
+
+#: a time of day with no date: 22:47, 22:47:33, 10:47:33.250 PM
+_CLOCK_ONLY = r"\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:\s?[AaPp]\.?[Mm]\.?)?"
+
+
+def _clock_only_hint(cells: pd.Series, col: str) -> str | None:
+    """What to say of a column of times of day with no date (an export's ``Time`` beside its ``Date``):
+    parsed alone, each would be dated today, and most would lie in the future."""
+    text = cells.head(_DATE_PEEK).astype(str).str.strip()
+    if text.empty or float(text.str.fullmatch(_CLOCK_ONLY).mean()) < 0.9:
+        return None
+    return (
+        f"time column {col!r} holds times of day without a date (e.g. {text.iloc[0]!r}): name the column of dates "
+        f"beside it too, e.g. --time-col Date,{col} (a date and a time of day are read as one time)"
+    )
 
 
 #: both numbers and written dates in at least this share of a time column's cells: two exports mixed

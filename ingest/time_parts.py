@@ -37,16 +37,38 @@ def part_of(name: str) -> str | None:
     return found.pop() if len(found) == 1 else None
 
 
+#: the two columns of a date and a time of day written apart (an export's ``Date`` and ``Time``,
+#: ``order_date`` and ``order_time``): read as one written time, "<date> <time>"
+DATE, CLOCK = "date", "clock"
+_DATE_WORDS = frozenset({"date", "day", "dt"})
+_CLOCK_WORDS = frozenset({"time", "clock", "tm"})
+
+
+def date_and_clock(parts: Sequence[str]) -> dict[str, str] | None:
+    """``{date column: DATE, time column: CLOCK}`` for two columns named as a date and a time of day."""
+    if len(parts) != 2:
+        return None
+    words = [set(name_words(p)) for p in parts]
+    for d, c in ((0, 1), (1, 0)):
+        if words[d] & _DATE_WORDS and not words[d] & _CLOCK_WORDS and words[c] & _CLOCK_WORDS:
+            return {parts[d]: DATE, parts[c]: CLOCK}
+    return None
+
+
 def part_units(parts: Sequence[str]) -> dict[str, str]:
     """Each column of ``--time-col``'s parts and the part of the time it holds; refused, in words,
-    where a name says no part or two say the same, or the year, month or day is missing."""
+    where a name says no part or two say the same, or the year, month or day is missing. Two
+    columns named as a date and a time of day (``Date,Time``) are the one written time they make."""
+    if (pair := date_and_clock(parts)) is not None:
+        return pair
     units: dict[str, str] = {}
     for col in parts:
         unit = part_of(col)
         if unit is None:
             raise ImportFormatError(
                 f"--time-col names {col!r} as a part of the time, but its name says no one part (year, month, day, "
-                "hour, minute or second): rename it so, or join the parts into one column of dates first"
+                "hour, minute or second, or a date beside a time of day: Date,Time): rename it so, or join the parts "
+                "into one column of dates first"
             )
         if unit in units.values():
             raise ImportFormatError(f"--time-col names two columns for the {unit}: {col!r} and another")
@@ -64,6 +86,11 @@ def with_time(frame: pd.DataFrame, units: dict[str, str], col: str) -> pd.DataFr
     (read as any written time is: in UTC or ``--time-zone``). A row with a part missing or out of
     range keeps its parts as written there, so that its time is unreadable and the import
     quarantines it with them shown."""
+    if set(units.values()) == {DATE, CLOCK}:  # written, read as any written time is (formats, zones, day first)
+        day, clock = (next(p for p, u in units.items() if u == kind) for kind in (DATE, CLOCK))
+        days, clocks = frame[day].astype("string").str.strip(), frame[clock].astype("string").str.strip()
+        joined = (days + " " + clocks).where(days.fillna("").ne("") & clocks.fillna("").ne(""))
+        return frame.assign(**{col: joined.astype(object).where(joined.notna(), None)})
     # as floats: a parquet file's nullable integers (Int64 with <NA>) make no dates otherwise
     numbers = pd.DataFrame(
         {unit: to_numbers(frame[part]).astype("float64") for part, unit in units.items()}, index=frame.index
@@ -94,3 +121,19 @@ def split_time_columns(names: Sequence[str], frame: pd.DataFrame | None = None) 
     if not all(u in found for u in _NEEDED):
         return None
     return [found[u] for u in ORDER if u in found]
+
+
+def date_clock_columns(names: Sequence[str], frame: pd.DataFrame | None = None) -> list[str] | None:
+    """A column of dates and one of times of day among ``names`` (an export's ``Date`` and ``Time``), in
+    that order, where the time column's cells (when read) are times of day alone; else None."""
+    for a in names:
+        for b in names:
+            pair = date_and_clock([a, b]) if a != b else None
+            if pair is None or pair[a] != DATE:
+                continue
+            if frame is not None and b in frame.columns:
+                cells = frame[b].dropna().astype(str).str.strip().head(50)
+                if cells.empty or not cells.str.fullmatch(r"\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?.*").all():
+                    continue
+            return [a, b]
+    return None

@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ingest.__main__ import app
-from ingest.importer import ImportFormatError, TextLayout, load_interactions
+from ingest.importer import ImportFormatError, ImportOptions, InteractionStream, TextLayout, load_interactions
 
 
 def _csv(path: Path, text: str) -> Path:
@@ -672,3 +672,20 @@ def test_a_spreadsheets_serial_dates_are_named_with_the_options_that_read_them(t
     assert events["timestamp"].tolist() == [
         _utc("2025-02-03 12:00"), _utc("2025-02-04 06:00"), _utc("2025-02-12 00:00"), _utc("2025-03-15 18:00")
     ]  # fmt: skip
+
+
+def test_a_date_and_a_time_of_day_in_two_columns_are_one_time(tmp_path):
+    # an export's Date and Time: named together they are read as one written time, day-first dates too
+    rows = "".join(f"u{k % 3},i{k},{1 + k:02d}/03/2024,{k % 24}:{k % 60:02d}:05\n" for k in range(20))
+    src = _csv(tmp_path / "log.csv", "user,item,Date,Time\n" + rows)
+    args = dict(user_col="user", item_col="item")
+    # alone, the time of day would be dated today: refused, with the pair that reads it
+    with pytest.raises(ImportFormatError, match=r"holds times of day without a date .* --time-col Date,Time"):
+        load_interactions(src, time_col="Time", **args)
+    events, _, _ = load_interactions(src, time_col="Date,Time", **args)
+    assert events["timestamp"].tolist()[:2] == [_utc("2024-03-01 00:00:05"), _utc("2024-03-02 01:01:05")]
+    streamed = pd.concat(list(InteractionStream(src, ImportOptions(time_col="Date,Time", **args), 6)))
+    assert sorted(streamed["event_id"]) == sorted(events["event_id"])
+    # and the import's own advice names the pair
+    with pytest.raises(ImportFormatError, match="--time-col Date,Time"):
+        load_interactions(src)
