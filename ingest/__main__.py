@@ -726,7 +726,9 @@ def import_(
         consent_default="grant" if settings.consent_granted_by_default else "deny",
         options=reading,
     )
-    if report.accepted == 0 and report.quarantined > again:
+    # a re-run of an import (its events logged before, say by a run that was killed) accepts nothing new and
+    # quarantines the file's bad rows once more: no failure, the note above says so
+    if report.accepted == 0 and report.quarantined > again and not again:
         # an import that kept nothing is a failed import, whatever its rows' reasons
         reasons = ", ".join(f"{r} {n:,}" for r, n in sorted(report.reasons.items(), key=lambda kv: -kv[1]))
         how = "the notes above say how to read its columns"

@@ -28,7 +28,14 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from setlist.errors import Refused, UsageError
-from setlist.eventlog import EventLog, Quarantine, erasure_digest, settle_pending, write_atomic
+from setlist.eventlog import (
+    EventLog,
+    Quarantine,
+    erasure_digest,
+    remove_stale_temporaries,
+    settle_pending,
+    write_atomic,
+)
 from setlist.pseudonym import PSEUDONYM_PREFIX, IdentityMap, pseudonymize
 from setlist.settings import Settings
 
@@ -105,6 +112,11 @@ def erase(user: str, settings: Settings, *, by_pseudonym: bool = False, progress
     for log in logs:
         events.removed += log.compact_out(pseudonym)
     places.append(events)
+    # a killed writer's temporaries (never renamed into place, so never acknowledged) hold whole batches
+    # that no reader lists: removed, whoever's rows they hold
+    left = Place("files a killed writer left", [_rel(data, data)])
+    left.removed = remove_stale_temporaries(data)
+    places.append(left)
     say("quarantine")
     places.append(_quarantine(settings, pseudonym))
     say("impressions")

@@ -25,7 +25,7 @@ from setlist.contract import (
     SCHEMA_VERSION,
     reject_reason,
 )
-from setlist.eventlog import Erased, EventLog, Quarantine
+from setlist.eventlog import Erased, EventLog, Quarantine, remove_stale_temporaries
 from setlist.numbers import to_numbers
 from setlist.pseudonym import IdentityMap, pseudonymize
 from setlist.querytext import normalize, stored
@@ -322,6 +322,8 @@ def ingest(
     ``known``: the event ids already in the log (``logged_event_ids``), kept by a caller that ingests
     one file in several calls; the ids this call accepts are added to it. Without it the log is read."""
     log, quarantine = EventLog(settings.events_dir), Quarantine(settings.quarantine_dir)
+    for root in (settings.events_dir, settings.quarantine_dir):  # what a killed import left half-written
+        remove_stale_temporaries(root)
     key = settings.secret_hmac_key()
     now = datetime.now(UTC)
     if known is None:
@@ -394,6 +396,9 @@ def _ingest_slice(
         report.reasons.update(r.split(":", 1)[0] for r in reasons if r is not None)
     good = _consent_flags(frame[~bad].copy() if bad.any() else frame)
     good, report.sampled_out = _sampled(good, Tiers.load(settings.tiers_file))
+    # before the events: a run killed between the two and run again finds its events logged (duplicates,
+    # so not remembered then) and would leave their users unresolvable; remembering twice is harmless
+    logged = np.array([r is None or r.startswith("duplicate_event_id") for r in reasons], dtype=bool)
+    identities().remember((mapping[r], r) for r in raw_ids[logged].unique() if r)
     report.accepted = log.append(good, tag=source)
-    identities().remember((mapping[r], r) for r in raw_ids[~bad].unique() if r)
     return report

@@ -396,7 +396,8 @@ def _scan_file(path: Path, n: _Needles, notes: list[str] | None, shown: str) -> 
     """What in the file holds each needle."""
     name = path.name.lower()
     hits: _Hits = defaultdict(list)
-    if name.endswith(".parquet"):
+    # by name, or by its magic: a writer's temporary (``.x.parquet.tmp``) that a killed process left is parquet
+    if name.endswith(".parquet") or _starts_with(path, b"PAR1"):
         try:
             _merge(hits, _scan_parquet(path, n))
             return hits

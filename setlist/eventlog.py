@@ -73,6 +73,28 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+#: a writer's temporary untouched for this long was left by a process that died: it was never renamed
+#: into place, so nothing it holds was acknowledged
+STALE_TEMPORARY_S = 60.0
+
+
+def remove_stale_temporaries(root: Path, older_than_s: float = STALE_TEMPORARY_S) -> int:
+    """Delete the ``.<name>.tmp`` files ``write_atomic`` left under ``root`` when its process was killed
+    before the rename; a live writer's (touched within ``older_than_s``) is left alone. Each holds rows
+    (users' rows, among them) that no reader lists and no erasure would otherwise reach. Returns files removed."""
+    if not root.exists():
+        return 0
+    cutoff, removed = time.time() - older_than_s, 0
+    for tmp in root.rglob(".*.tmp"):
+        try:
+            if tmp.is_file() and tmp.stat().st_mtime < cutoff:
+                tmp.unlink()
+                removed += 1
+        except FileNotFoundError:  # renamed or removed meanwhile
+            continue
+    return removed
+
+
 def write_atomic(table: pa.Table, path: Path) -> None:
     write_atomic_groups(table.schema, [table], path)
 

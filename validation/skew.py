@@ -121,6 +121,9 @@ def parity_report(
     An entity absent from one side counts as missing there. ``match_rate`` is matches over all
     compared entities, so missing values lower it.
     """
+    # a side with no rows may come without its columns (an online store a killed publish left empty): every
+    # entity is then missing there, which the match rate says, rather than a KeyError
+    online, offline = (f if entity_col in f.columns else pd.DataFrame({entity_col: []}) for f in (online, offline))
     on = online.drop_duplicates(entity_col, keep="last").set_index(entity_col)
     off = offline.drop_duplicates(entity_col, keep="last").set_index(entity_col)
     keys = on.index.union(off.index)

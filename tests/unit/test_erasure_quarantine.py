@@ -81,3 +81,46 @@ def test_a_later_import_leaves_an_erased_users_rows_out_everywhere(tmp_path: Pat
         assert names.resolve(gone) is None and names.resolve(pseudonymize("bob", s.secret_hmac_key())) == "bob"
     finally:
         names.dispose()
+
+
+def test_a_killed_writers_temporaries_are_removed_and_its_users_still_resolvable(tmp_path: Path) -> None:
+    import os
+    import time
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from ingest.intake import ingest
+    from ingest.residue import scan
+    from setlist.eventlog import STALE_TEMPORARY_S, remove_stale_temporaries
+    from setlist.pseudonym import IdentityMap
+
+    s = _settings(tmp_path, flush_s=0.05)
+    now = pd.Timestamp.now(tz="UTC").floor("s")
+    batch = pd.DataFrame(
+        {"event_id": ["a0", "a1"], "user_id": ["alice", "bob"], "item_id": "i1",
+         "timestamp": [now - pd.Timedelta(minutes=1), now - pd.Timedelta(minutes=2)], "type": "play"}
+    )  # fmt: skip
+    ingest(batch, s, "first")
+    gone = pseudonymize("alice", s.secret_hmac_key())
+    # a killed import's batch, never renamed into place: stale, and one a live writer is writing now
+    day = next(s.events_dir.glob("date=*"))
+    stale, live = day / ".batch-1.parquet.tmp", day / ".batch-2.parquet.tmp"
+    for path in (stale, live):
+        pq.write_table(pa.table({"user_id": [gone]}), path)
+    old = time.time() - STALE_TEMPORARY_S - 5
+    os.utime(stale, (old, old))
+    assert remove_stale_temporaries(s.events_dir) == 1 and not stale.exists() and live.exists()
+    # the residue scan reads a temporary as the parquet it is, so it cannot hide a user
+    assert any(f.where.endswith(".batch-2.parquet.tmp") for f in scan(s, {"pseudonym": gone}))
+    live.unlink()
+    # a run killed after its events were logged but before their users were remembered, run again: the
+    # events are duplicates now, and their users are remembered all the same
+    (s.data_dir / "metadata.db").unlink()  # the identity map as that run left it: without them
+    again = ingest(batch, s, "again")
+    assert again.accepted == 0 and again.reasons["duplicate_event_id"] == 2
+    names = IdentityMap(s.metadata_url)
+    try:
+        assert names.resolve(gone) == "alice"
+    finally:
+        names.dispose()

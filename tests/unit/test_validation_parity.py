@@ -107,3 +107,13 @@ def test_stale_online_values_warn_only(ws):
 
 def test_no_inputs_is_a_skip(ws):
     assert check_parity([], workspace=ws).skipped
+
+
+def test_an_online_side_without_rows_or_columns_is_all_missing_not_an_error():
+    # what a publish killed before its first online write leaves: no rows, not even the entity column
+    offline = pd.DataFrame({"item_id": ["a", "b"], "plays": [1.0, 2.0]})
+    report = parity_report(
+        pd.DataFrame(), offline, "item_id", ["plays"], ttl=timedelta(days=1), as_of=datetime.now(UTC)
+    )
+    (feature,) = report.features
+    assert (feature.compared, feature.matched, feature.missing_online) == (2, 0, 2)
