@@ -1049,13 +1049,10 @@ def _piped(name: str, command: str) -> str:
 def _from_line(path: Path, line: int, encoding: str = "utf-8") -> str:
     """The shell line that writes ``path`` from its ``line``-th line on, uncompressed, and as UTF-8 where
     its characters are two or four bytes wide (``tail`` counts bytes as lines)."""
-    _, compression = _suffixes(path)
-    wide = encoding.lower().startswith(("utf-16", "utf-32"))
-    source = f"{_DECOMPRESS[compression]} {path.name} | " if compression is not None else ""
-    if wide:
-        read = f"iconv -f {encoding.upper()} -t UTF-8" + ("" if source else f" {path.name}")
-        return f"{source}{read} | tail -n +{line}"
-    return f"{source}tail -n +{line}" if source else f"tail -n +{line} {path.name}"
+    tail = f"tail -n +{line}"
+    if encoding.lower().startswith(("utf-16", "utf-32")):
+        return f"{_piped(path.name, f'iconv -f {encoding.upper()} -t UTF-8')} | {tail}"
+    return _piped(path.name, tail)
 
 
 #: a printed table's rule line: dashes (or = and :) between + or | (psql's ``---+---``, MySQL's ``+---+``,
