@@ -179,6 +179,9 @@ def model_lines(settings: Settings, now: float) -> list[Line]:
         metrics = ", ".join(f"{k} {v:.4f}" for k, v in shown.items())
         pair = "+".join(f"{f.model} v{f.version}" for f in versions)
         lines.append(Line("models", alias, "ok", f"{pair}; {metrics}", _age(ranker.created, now), ranker.metrics))
+        found = registry.find_pair(client, settings, alias)
+        if found is not None and found.cut_short:
+            lines.append(Line("models", f"{alias} alias", "warn", found.cut_short))
         if alias == registry.CHAMPION:
             lines.append(_canary_line(client, settings, ranker.version))
     return lines

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -59,6 +59,8 @@ LINEAGE_TRAINING_SET = "lineage.training_set"  # SHA-256 of the gated training s
 LINEAGE_PUBLISH = "lineage.feature_publish"  # the feature publish version online when training ran
 LINEAGE_ROWS = "lineage.rows."  # prefix: one tag per row count
 
+_log = logging.getLogger(__name__)
+
 #: MLflow's error codes for "no such model" and (SQL stores) "no such alias"
 _NOT_FOUND = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"})
 
@@ -83,6 +85,8 @@ class ModelPair:
 
     candidates: str
     ranker: str
+    #: set when the candidates alias named another version: a move of the alias cut short (see lookup_pair)
+    cut_short: str | None = field(default=None, compare=False)
 
     @property
     def pair(self) -> Pair:
@@ -172,9 +176,28 @@ def alias_version(client: MlflowClient, model: str, alias: str) -> str:
 
 
 def lookup_pair(client: MlflowClient, settings: Settings, alias: str) -> ModelPair:
-    """Both versions under ``alias``; AliasNotSet when either model lacks it."""
+    """Both versions under ``alias``; AliasNotSet when either model lacks it.
+
+    Two aliases cannot move as one step, so ``set_alias`` moves the ranker's last: its move commits
+    the pair. When neither half names the other as its partner, a move was cut short (a training or
+    promotion killed between the two): the pair is the ranker's, with the candidates version it
+    names, never the two halves of different pairs, which were never evaluated together."""
     names = model_names(settings)
-    return ModelPair(alias_version(client, names.candidates, alias), alias_version(client, names.ranker, alias))
+    candidates = alias_version(client, names.candidates, alias)
+    ranker = alias_version(client, names.ranker, alias)
+    partner = client.get_model_version(names.ranker, ranker).tags.get(TAG_CANDIDATES_VERSION)
+    if partner in (None, candidates):
+        return ModelPair(candidates, ranker)
+    named = client.get_model_version(names.candidates, candidates).tags.get(TAG_RANKER_VERSION)
+    if named == ranker:  # a candidates version paired again with another ranker: its own tag still agrees
+        return ModelPair(candidates, ranker)
+    note = (
+        f"the {alias!r} alias of {names.candidates} is on v{candidates} (partner of {names.ranker} "
+        f"v{named or '?'}) but {names.ranker}'s on v{ranker}, whose partner is v{partner}: a move cut short. "
+        f"The pair is v{partner}+v{ranker} until the alias is moved again (make train, or training.promote)"
+    )
+    _log.warning(note)
+    return ModelPair(partner, ranker, cut_short=note)
 
 
 def find_pair(client: MlflowClient, settings: Settings, alias: str) -> ModelPair | None:
@@ -186,12 +209,14 @@ def find_pair(client: MlflowClient, settings: Settings, alias: str) -> ModelPair
 
 
 def set_alias(client: MlflowClient, settings: Settings, pair: Pair, alias: str) -> None:
-    """Move ``alias`` onto both versions of ``pair`` and tag each with its partner."""
+    """Move ``alias`` onto both versions of ``pair``, each tagged with its partner first and the
+    ranker's alias moved last: a process killed anywhere in between leaves the previous pair
+    served whole (``lookup_pair``), never half of each."""
     names = model_names(settings)
-    client.set_registered_model_alias(names.candidates, alias, pair[0])
-    client.set_registered_model_alias(names.ranker, alias, pair[1])
     client.set_model_version_tag(names.ranker, pair[1], TAG_CANDIDATES_VERSION, pair[0])
     client.set_model_version_tag(names.candidates, pair[0], TAG_RANKER_VERSION, pair[1])
+    client.set_registered_model_alias(names.candidates, alias, pair[0])
+    client.set_registered_model_alias(names.ranker, alias, pair[1])
 
 
 def tag_pair(client: MlflowClient, settings: Settings, pair: Pair, tags: dict[str, str]) -> None:

@@ -44,7 +44,9 @@ def main(
 def trace(settings: Settings, version: str | None, model: str = "ranker") -> Tree:
     client = registry.reader(settings)
     name = settings.ranker_model if model == "ranker" else settings.candidates_model
-    version = version or registry.alias_version(client, name, registry.CHAMPION)
+    if version is None:  # the champion as serving reads it: a move cut short resolves to one whole pair
+        champion = registry.lookup_pair(client, settings, registry.CHAMPION)
+        version = champion.ranker if model == "ranker" else champion.candidates
     mv = _model_version(client, name, version)
     run = client.get_run(mv.run_id) if mv.run_id else None
     tags: dict[str, str] = run.data.tags if run else {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from mlflow import MlflowClient
 from mlflow.tracking._model_registry import utils as registry_utils
 from mlflow.tracking._tracking_service import utils as tracking_utils
 
+from ops.status import model_lines
 from setlist import registry
 from setlist.errors import InputMissing
 from setlist.featureset import DEFAULT_SERVICE
@@ -100,6 +102,66 @@ def test_alias_lookup_per_model_and_as_a_pair(settings: Settings, versions: tupl
     # moving an alias moves both halves together
     registry.set_alias(client, settings, (cands[0], rankers[1]), registry.CHAMPION)
     assert registry.lookup_pair(client, settings, registry.CHAMPION).pair == (cands[0], rankers[1])
+
+
+class _Killed(Exception):
+    """Stands for SIGKILL: the process stops between two registry calls."""
+
+
+class _DiesAfter:
+    """A registry client whose process dies after its first ``calls`` writes."""
+
+    def __init__(self, client: MlflowClient, calls: int) -> None:
+        self._client, self._left = client, calls
+
+    def __getattr__(self, name: str) -> object:
+        method = getattr(self._client, name)
+        if not name.startswith("set_"):
+            return method
+
+        def write(*args: object) -> object:
+            if self._left == 0:
+                raise _Killed
+            self._left -= 1
+            return method(*args)
+
+        return write
+
+
+def test_an_alias_move_killed_anywhere_leaves_one_whole_pair(
+    settings: Settings, versions: tuple[list[str], list[str]]
+) -> None:
+    client = registry.connect(settings)
+    cands, rankers = versions
+    old, new = (cands[0], rankers[0]), (cands[1], rankers[1])
+    for dies_after in range(4):  # set_alias makes four writes
+        registry.set_alias(client, settings, old, registry.CHAMPION)
+        with pytest.raises(_Killed):
+            registry.set_alias(_DiesAfter(client, dies_after), settings, new, registry.CHAMPION)  # type: ignore[arg-type]
+        found = registry.lookup_pair(client, settings, registry.CHAMPION)
+        assert found.pair == old, dies_after  # never the new candidates beside the old ranker
+        moved = client.get_model_version_by_alias(settings.candidates_model, registry.CHAMPION).version
+        assert (found.cut_short is not None) == (str(moved) == new[0]), dies_after
+    # the note says what happened and how to get past it; a finished move is whole again
+    assert found.cut_short and "cut short" in found.cut_short and f"v{old[0]}+v{old[1]}" in found.cut_short
+    warned = [line for line in model_lines(settings, time.time()) if line.mark == "warn"]
+    assert [line.value for line in warned] == [found.cut_short]  # make status shows it
+    registry.set_alias(client, settings, new, registry.CHAMPION)
+    assert registry.lookup_pair(client, settings, registry.CHAMPION) == registry.ModelPair(*new)
+    assert registry.lookup_pair(client, settings, registry.CHAMPION).cut_short is None
+
+
+def test_a_candidates_version_paired_again_is_no_cut_short_move(
+    settings: Settings, versions: tuple[list[str], list[str]]
+) -> None:
+    """A ranker is trained on one candidates version, but a candidates version may be paired again (a
+    drill, a test): while either half names the other, the aliases are a pair."""
+    client = registry.connect(settings)
+    cands, rankers = versions
+    registry.set_alias(client, settings, (cands[0], rankers[0]), registry.CHAMPION)
+    registry.set_alias(client, settings, (cands[1], rankers[0]), registry.CHALLENGER)  # the ranker renamed its partner
+    champion = registry.lookup_pair(client, settings, registry.CHAMPION)
+    assert champion == registry.ModelPair(cands[0], rankers[0]) and champion.cut_short is None
 
 
 def test_a_missing_alias_is_a_clear_error(settings: Settings, versions: tuple[list[str], list[str]]) -> None:
