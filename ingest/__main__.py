@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import gzip
 import lzma
+import uuid
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -40,6 +43,8 @@ def _print_report(report: IngestReport, title: str) -> None:
     table.add_column("events", justify="right")
     table.add_row("received", f"{report.received:,}")
     table.add_row("accepted into the event log", f"{report.accepted:,}")
+    if report.already_logged:
+        table.add_row("in the event log already (read before)", f"{report.already_logged:,}")
     table.add_row("quarantined", f"{report.quarantined:,}")
     for reason, n in sorted(report.reasons.items()):
         table.add_row(f"  reason: {reason}", f"{n:,}")
@@ -652,23 +657,29 @@ def import_(
     files_before = set(EventLog(settings.events_dir).files())
     earlier = newest_before is not None or bool(files_before)
     items_before = log_items(files_before)
-    try:
-        if chunk_rows is None:
-            events, item_frame, summary = load_interactions(source, **vars(options))
-            _say_summary(summary, item_frame, settings, consent_given)
-            with console.status(f"ingesting {len(events):,} events…"):
-                report = ingest(events, settings, source=f"import-{source.stem}")
-            del events
-        else:
-            report, summary = _import_in_chunks(source, options, chunk_rows, settings, consent_given, per_line)
-    except (ImportFormatError, ArchiveError, FileNotFoundError, LookupError) as exc:  # said with the file it is about
-        raise UsageError(f"cannot import {source}: {exc}") from exc
-    except (EOFError, zlib.error, lzma.LZMAError, gzip.BadGzipFile) as exc:
-        # a download cut short: left alone, Click reads an EOFError as Ctrl-D and prints only "Aborted."
-        raise UsageError(
-            f"cannot import {source}: a file ends early or is corrupt ({type(exc).__name__}: {exc}). Nothing was "
-            "written; download it again, or decompress what is readable and import that"
-        ) from exc
+    with _recorded(settings, files_before, source=source.name, sha256=digest, options=reading) as run:
+        try:
+            if chunk_rows is None:
+                events, item_frame, summary = load_interactions(source, **vars(options))
+                _say_summary(summary, item_frame, settings, consent_given)
+                with console.status(f"ingesting {len(events):,} events…"):
+                    report = ingest(events, settings, source=f"import-{source.stem}")
+                del events
+            else:
+                report, summary = _import_in_chunks(source, options, chunk_rows, settings, consent_given, per_line)
+        except (
+            ImportFormatError,
+            ArchiveError,
+            FileNotFoundError,
+            LookupError,
+        ) as exc:  # said with the file it is about
+            raise UsageError(f"cannot import {source}: {exc}") from exc
+        except (EOFError, zlib.error, lzma.LZMAError, gzip.BadGzipFile) as exc:
+            # a download cut short: left alone, Click reads an EOFError as Ctrl-D and prints only "Aborted."
+            raise UsageError(
+                f"cannot import {source}: a file ends early or is corrupt ({type(exc).__name__}: {exc}). Nothing was "
+                "written; download it again, or decompress what is readable and import that"
+            ) from exc
     jobmetrics.current().quarantined(report.reasons)
     _print_report(report, f"imported {source.name}")
     if no_time and earlier and report.accepted:
@@ -685,10 +696,12 @@ def import_(
             "learn from. If another file holds them, import it next; else the notes above say how its columns read",
             soft_wrap=True,
         )
-    again = report.reasons.get("duplicate_event_id", 0)
-    if report.accepted and (report.quarantined - again) * 2 > report.received:
+    duplicates = report.reasons.get("duplicate_event_id", 0)
+    again = report.already_logged + duplicates
+    if report.accepted and (report.quarantined - duplicates) * 2 > report.received:
         console.print(
-            f"[yellow]warning:[/] most rows were quarantined ({report.quarantined - again:,} of {report.received:,}), "
+            f"[yellow]warning:[/] most rows were quarantined ({report.quarantined - duplicates:,} of "
+            f"{report.received:,}), "
             f"for the reasons above: the notes say how to read the columns, and {settings.quarantine_dir} holds the "
             "rows with their reasons",
             soft_wrap=True,
@@ -702,24 +715,26 @@ def import_(
         )
         console.print(
             f"[yellow]note:[/] {again:,} of these rows were imported before, from this file or another (an event is "
-            "known by its user, item and time cells, or for a file without times its file name, whatever its type), "
-            "so the events already in the log stand."
+            "known by its user, item and time cells, or for a file without times its file name; one of another kind "
+            "under the same id is quarantined as a duplicate), so the events already in the log stand."
             f"{catalogue} To import the events again with other "
             f"options, start from an empty data directory: move {settings.data_dir} aside, or set SETLIST_DATA_DIR "
             "to a new one."
         )
     record_import(
         settings.lineage_dir,
+        run=run,
         source=source.name,
         sha256=digest,
         items_file=items_label(items) if items else None,
         rows=summary.rows,
         accepted=report.accepted,
         quarantined=report.quarantined,
-        # so that the rows add up: accepted + quarantined + sampled_out is rows, and the rows of the
-        # kinds --type-map left out come on top, by name
+        # so that the rows add up: accepted + quarantined + sampled_out + erased + already_logged is rows,
+        # and the rows of the kinds --type-map left out come on top, by name
         sampled_out=report.sampled_out,
         erased=report.erased,
+        already_logged=report.already_logged,
         ignored=dict(summary.ignored),
         malformed_lines=summary.malformed_lines,
         consent=summary.consent,
@@ -727,8 +742,8 @@ def import_(
         options=reading,
     )
     # a re-run of an import (its events logged before, say by a run that was killed) accepts nothing new and
-    # quarantines the file's bad rows once more: no failure, the note above says so
-    if report.accepted == 0 and report.quarantined > again and not again:
+    # quarantines only the file's bad rows, once more: no failure, the note above says so
+    if report.accepted == 0 and report.quarantined and not again:
         # an import that kept nothing is a failed import, whatever its rows' reasons
         reasons = ", ".join(f"{r} {n:,}" for r, n in sorted(report.reasons.items(), key=lambda kv: -kv[1]))
         how = "the notes above say how to read its columns"
@@ -773,6 +788,22 @@ def _flag(name: str) -> str:
     return next((d for d in declared if d.startswith("--")), f"--{name.replace('_', '-')}")
 
 
+@contextmanager
+def _recorded(settings: Settings, files_before: set[Path], **fields: object) -> Iterator[str]:
+    """An import's start on record before it reads a row (a killed run leaves it), and its end if an error
+    ends it, with whether it had written to the log by then: the ledger holds every file rows came from."""
+    from setlist.lineage import record_import_failure, record_import_start
+
+    run = uuid.uuid4().hex[:12]
+    record_import_start(settings.lineage_dir, run, **fields)
+    try:
+        yield run
+    except BaseException as exc:
+        kept = bool(set(EventLog(settings.events_dir).files()) - files_before)
+        record_import_failure(settings.lineage_dir, run, kept, f"{type(exc).__name__}: {exc}"[:500])
+        raise
+
+
 def _refuse_rereading(source: Path, digest: str, reading: dict[str, str], settings: Settings) -> None:
     """Refuse, before anything is read or written, a file imported before with other event options:
     its rows are the same events (their ids are made of user, item and time), so they would be
@@ -780,12 +811,13 @@ def _refuse_rereading(source: Path, digest: str, reading: dict[str, str], settin
     quarantined) would come in read the other way, two readings of one file in one log. The same
     options again is a re-run, let through. Followed in the same directory, a note's advice
     (``--unrated 0`` after Goodreads' zeros were read as skips) did just that, and exited 0."""
-    from setlist.lineage import imports
+    from setlist.lineage import imports, unfinished_imports
 
-    # an import that kept nothing (it ended in an error) put none of its events in the log: its fix is let through
+    # an import that kept nothing (it ended in an error) put none of its events in the log: its fix is let
+    # through; one killed, or ended by an error after writing, may have put some there, and counts
     before = [
         r
-        for r in imports(settings.lineage_dir)
+        for r in [*imports(settings.lineage_dir), *unfinished_imports(settings.lineage_dir)]
         if r.get("sha256") == digest and "options" in r and int(r.get("accepted", 1)) > 0
     ]
     if not before or any(r["options"] == reading for r in before):

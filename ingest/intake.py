@@ -48,6 +48,9 @@ class IngestReport:
     erased: int = 0
     #: the erased pseudonyms those events belonged to (a set, so reports of several chunks merge right)
     erased_met: set[str] = field(default_factory=set)
+    #: rows the log holds already, the same event of the same kind (a re-run of an import): counted, not
+    #: stored again nor quarantined; an id the log holds for another kind of event is a duplicate
+    already_logged: int = 0
 
     @property
     def erased_users(self) -> int:
@@ -61,6 +64,7 @@ class IngestReport:
         self.sampled_out += other.sampled_out
         self.erased += other.erased
         self.erased_met |= other.erased_met
+        self.already_logged += other.already_logged
 
 
 def _normalize(frame: pd.DataFrame) -> pd.DataFrame:
@@ -212,6 +216,10 @@ def _row_reason(
     return reason
 
 
+#: not a quarantine reason: the row's event is in the log already, of the same kind (``IngestReport.already_logged``)
+ALREADY_LOGGED = "already_logged"
+
+
 def _reasons(
     frame: pd.DataFrame,
     known_ids: set[str],
@@ -220,8 +228,12 @@ def _reasons(
     raw_ts: pd.Series | None = None,
     oldest: datetime | None = None,
     row_wise: bool = False,
+    logged_kinds: dict[str, str] | None = None,
 ) -> list[str | None]:
     """Row-wise contract check plus duplicate detection within the batch and against the log.
+
+    ``logged_kinds``: the type the log holds for ids of this batch it holds; a row whose id and type
+    match is ``ALREADY_LOGGED`` (the same event read again), one of another type a duplicate.
 
     Timestamps are checked against what is impossible only (``setlist.contract.reject_reason``):
     at or before the Unix epoch, or more than ``max_future_s`` after ``now``. There is no calendar
@@ -250,8 +262,12 @@ def _reasons(
     known = ids.isin(known_ids).to_numpy() if known_ids else np.zeros(len(passed), bool)
     again = np.zeros(len(passed), bool)
     again[~known] = ids[~known].duplicated(keep="first").to_numpy()
-    for i, eid in zip(passed[known | again].tolist(), ids[known | again].tolist()):
-        out[i] = f"duplicate_event_id: {eid}"
+    kinds = frame["type"].iloc[passed]
+    for i, eid, kind, logged in zip(
+        passed[known | again].tolist(), ids[known | again].tolist(), kinds[known | again].tolist(), known[known | again]
+    ):
+        same = logged and logged_kinds is not None and logged_kinds.get(eid) == str(kind)
+        out[i] = ALREADY_LOGGED if same else f"duplicate_event_id: {eid}"
     return out
 
 
@@ -342,14 +358,24 @@ def ingest(
         return opened[0]
 
     erased = log.erased()  # read once: an erasure during an import is a race the erasure's own scan catches
+    kinds = _logged_kinds(raw, known, log)
     try:
         for start in range(0, max(len(raw), 1), INGEST_SLICE_ROWS):
             part = raw.iloc[start : start + INGEST_SLICE_ROWS]
-            report.merge(_ingest_slice(part, settings, source, names, known, now, key, log, quarantine, erased))
+            report.merge(_ingest_slice(part, settings, source, names, known, now, key, log, quarantine, erased, kinds))
     finally:
         for m in opened:
             m.dispose()
     return report
+
+
+def _logged_kinds(raw: pd.DataFrame, known: set[str], log: EventLog) -> dict[str, str]:
+    """The logged type of each id of ``raw`` the log holds already (none, and no read, for new rows)."""
+    if not known or "event_id" not in raw or raw.empty:
+        return {}
+    ids = raw["event_id"]
+    hits = ids[ids.isin(known)]
+    return log.kinds_of(hits.astype(str).tolist()) if len(hits) else {}
 
 
 def _ingest_slice(
@@ -363,6 +389,7 @@ def _ingest_slice(
     log: EventLog,
     quarantine: Quarantine,
     erased: Erased,
+    logged_kinds: dict[str, str],
 ) -> IngestReport:
     """One slice of ``ingest``; the ids of its passing rows join ``known``. Rows of erased users are
     left out before anything is checked or written: an erasure holds for every later import, as for
@@ -381,12 +408,19 @@ def _ingest_slice(
     # before anything is written, quarantine included: raw search text never reaches storage
     frame["query"] = _stored_queries(frame, key)
     raw_ts = raw["timestamp"].reset_index(drop=True) if "timestamp" in raw else None
-    reasons = _reasons(frame, known, now, settings.max_future_skew_s, raw_ts, events_cutoff(settings, now))
+    reasons = _reasons(
+        frame, known, now, settings.max_future_skew_s, raw_ts, events_cutoff(settings, now), logged_kinds=logged_kinds
+    )
     if unread is not None:
         reasons = _explained(reasons, unread)
+    held = np.array([r == ALREADY_LOGGED for r in reasons], dtype=bool)
+    if held.any():  # in the log already: neither stored again nor quarantined, but their users are remembered
+        reasons = [None if h else r for r, h in zip(reasons, held)]
     bad = np.array([r is not None for r in reasons], dtype=bool)
-    report = IngestReport(received=len(frame) + left_out, erased=left_out, erased_met=met)
-    known.update(frame["event_id"].to_numpy()[~bad].tolist())
+    report = IngestReport(
+        received=len(frame) + left_out, erased=left_out, erased_met=met, already_logged=int(held.sum())
+    )
+    known.update(frame["event_id"].to_numpy()[~bad & ~held].tolist())
 
     frame["user_id"] = raw_ids.map(lambda r: mapping.get(r, "")).astype(object)
 
@@ -394,11 +428,11 @@ def _ingest_slice(
         rejected = frame[bad]
         report.quarantined = quarantine.put(rejected, [r for r in reasons if r is not None], source)
         report.reasons.update(r.split(":", 1)[0] for r in reasons if r is not None)
-    good = _consent_flags(frame[~bad].copy() if bad.any() else frame)
+    good = _consent_flags(frame[~bad & ~held].copy() if (bad | held).any() else frame)
     good, report.sampled_out = _sampled(good, Tiers.load(settings.tiers_file))
     # before the events: a run killed between the two and run again finds its events logged (duplicates,
     # so not remembered then) and would leave their users unresolvable; remembering twice is harmless
-    logged = np.array([r is None or r.startswith("duplicate_event_id") for r in reasons], dtype=bool)
+    logged = np.array([r is None or r.startswith("duplicate_event_id") for r in reasons], dtype=bool)  # held too
     identities().remember((mapping[r], r) for r in raw_ids[logged].unique() if r)
     report.accepted = log.append(good, tag=source)
     return report

@@ -263,6 +263,17 @@ class EventLog:
         return h.hexdigest()[:16]
 
     # --- erasure ---------------------------------------------------------------------------
+    def kinds_of(self, ids: Iterable[str]) -> dict[str, str]:
+        """The type of each logged event among ``ids`` (erased users' included): one pass over the ids and
+        types of the log, made only when an import meets ids the log holds."""
+        wanted = pa.array(sorted(set(ids)), pa.string())
+        files = self.files()
+        if not len(wanted) or not files:
+            return {}
+        dataset = ds.dataset([str(f) for f in files], schema=EVENT_SCHEMA, format="parquet")
+        table = dataset.to_table(columns=["event_id", "type"], filter=ds.field("event_id").isin(wanted))
+        return dict(zip(table["event_id"].to_pylist(), table["type"].cast(pa.string()).to_pylist(), strict=True))
+
     def erased(self) -> Erased:
         path = self.root / TOMBSTONES
         if not path.exists():

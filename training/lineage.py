@@ -20,7 +20,7 @@ from setlist.cli import App
 from setlist.cli import console as cli_console
 from setlist.errors import InputMissing, UsageError
 from setlist.eventlog import EventLog
-from setlist.lineage import gates, imports
+from setlist.lineage import gates, imports, unfinished_imports
 from setlist.publish import PublishLog
 from setlist.settings import Settings, get_settings
 
@@ -102,6 +102,13 @@ def trace(settings: Settings, version: str | None, model: str = "ranker") -> Tre
             f"{i['at']} {i.get('source')} sha256 {str(i.get('sha256', ''))[:16]}: {i.get('accepted', 0):,} accepted, "
             f"{i.get('quarantined', 0):,} quarantined{_left_out(i)}; consent: {i.get('consent', '?')}"
         )
+    for i in unfinished_imports(settings.lineage_dir):
+        if started is None or _when(i["at"]) <= started:
+            end = i["ended"] or "no end recorded: killed, or running still"
+            src.add(
+                f"[yellow]{i['at']} {i.get('source')} sha256 {str(i.get('sha256', ''))[:16]}: started, never finished "
+                f"({end}); its rows may be in the log: run the same import again to finish it[/]"
+            )
     if not before:
         src.add("none (generated events, or imported before imports were recorded)")
     return root
@@ -116,6 +123,8 @@ def _left_out(record: dict[str, Any]) -> str:
         out += f", {sum(ignored.values()):,} of kinds --type-map ignores"
     if erased := record.get("erased"):
         out += f", {erased:,} of users erased earlier"
+    if held := record.get("already_logged"):
+        out += f", {held:,} in the event log already (read before)"
     return out
 
 

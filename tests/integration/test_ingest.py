@@ -68,8 +68,17 @@ def test_bad_events_are_quarantined_with_reasons(settings):
 
 def test_duplicates_against_the_log_are_caught_on_a_second_ingest(settings):
     ingest(pd.DataFrame([_event(i) for i in range(5)]), settings, source="a")
-    again = ingest(pd.DataFrame([_event(i) for i in range(3, 8)]), settings, source="b")
-    assert again.accepted == 3 and again.reasons == {"duplicate_event_id": 2}
+    # e3 and e4 read again as they were (a re-run), e2's id now on an event of another kind
+    rows = [_event(2, type="like"), *(_event(i) for i in range(3, 8))]
+    again = ingest(pd.DataFrame(rows), settings, source="b")
+    assert again.accepted == 3 and again.already_logged == 2 and again.reasons == {"duplicate_event_id": 1}
+    # the events read again are neither stored twice nor quarantined; the clash is, with its reason
+    q = Quarantine(settings.quarantine_dir).read()
+    assert q["event_id"].tolist() == ["e2"] and q["type"].tolist() == ["like"]
+    assert q["reason"].str.startswith("duplicate_event_id").all()
+    log = EventLog(settings.events_dir).read()
+    assert sorted(log["event_id"]) == [f"e{i}" for i in range(8)] and (log["type"] == "play").all()
+    assert again.received == again.accepted + again.already_logged + again.quarantined
 
 
 def test_raw_ids_never_reach_storage(settings):

@@ -115,10 +115,12 @@ def test_a_killed_writers_temporaries_are_removed_and_its_users_still_resolvable
     assert any(f.where.endswith(".batch-2.parquet.tmp") for f in scan(s, {"pseudonym": gone}))
     live.unlink()
     # a run killed after its events were logged but before their users were remembered, run again: the
-    # events are duplicates now, and their users are remembered all the same
+    # events are in the log already (not quarantined again), and their users are remembered all the same
     (s.data_dir / "metadata.db").unlink()  # the identity map as that run left it: without them
+    quarantined = len(Quarantine(s.quarantine_dir).read())
     again = ingest(batch, s, "again")
-    assert again.accepted == 0 and again.reasons["duplicate_event_id"] == 2
+    assert again.accepted == 0 and again.already_logged == 2 and not again.reasons
+    assert len(Quarantine(s.quarantine_dir).read()) == quarantined
     names = IdentityMap(s.metadata_url)
     try:
         assert names.resolve(gone) == "alice"

@@ -4,14 +4,13 @@ from the first file that knows it; what the files say is said per file, and wher
 
 from __future__ import annotations
 
-import json
-
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
 from ingest.import_items import parse_item_columns
 from ingest.importer import ImportFormatError, ImportOptions, InteractionStream, load_interactions
+from setlist.lineage import imports
 
 NOW = pd.Timestamp("2024-03-01 12:00", tz="UTC")
 
@@ -134,5 +133,4 @@ def test_the_command_takes_several_items_files_and_records_them(tmp_path, monkey
     assert result.exit_code == 0, result.output
     catalogue = pd.read_parquet(tmp_path / "data" / "catalog" / "items.parquet").set_index("item_id")
     assert catalogue.loc["1", "title"] == "Toy Story" and catalogue.loc["1", "genre"] == "animation"
-    lines = (tmp_path / "data" / "lineage" / "imports.jsonl").read_text().splitlines()
-    assert [json.loads(line)["items_file"] for line in lines] == ["movies.dat + movie_genres.dat"]
+    assert [r["items_file"] for r in imports(tmp_path / "data" / "lineage")] == ["movies.dat + movie_genres.dat"]

@@ -16,6 +16,7 @@ from ingest.import_files import ImportFormatError, TableStream, TextLayout
 from ingest.importer import ImportOptions, InteractionStream, load_interactions
 from ingest.intake import READ_NOTE
 from ingest.sparse import write_fixture
+from setlist.lineage import imports
 
 NOW = pd.Timestamp("2024-03-01 12:00", tz="UTC")
 
@@ -258,6 +259,10 @@ def test_the_command_imports_in_chunks_what_it_imports_at_once(fixture_dir, tmp_
     again = _cli_import(tmp_path / "b", source, monkeypatch, SETLIST_IMPORT_CHUNK_ROWS="700")
     assert again.exit_code == 0 and "were imported before" in again.output
     assert len(EventLog(tmp_path / "b" / "events").read()) == len(eb)
+    # counted as in the log already, not quarantined: the second record adds up as the first
+    first, second = imports(tmp_path / "b" / "lineage")
+    assert (second["accepted"], second["quarantined"], second["already_logged"]) == (0, 0, first["accepted"])
+    assert "in the event log already" in again.output
 
 
 def test_a_file_too_big_to_import_at_once_goes_in_chunks_by_itself(fixture_dir, tmp_path, monkeypatch):

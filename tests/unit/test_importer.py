@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -729,6 +730,66 @@ def test_the_import_ledger_accounts_for_every_row(tmp_path, monkeypatch):
     assert record["ignored"] == {"pixel": 100} and record["rows"] == 300
     assert 0 < record["sampled_out"] < 200  # views are sampled (tiers.yaml), plays never
     assert record["accepted"] + record["quarantined"] + record["sampled_out"] == record["rows"]
+
+
+class _Killed(BaseException):
+    """Stands for SIGKILL: nothing after it runs, no handler writes a last word."""
+
+
+@pytest.mark.parametrize("end", ["killed", "failed"])
+def test_an_import_cut_short_is_on_record_and_its_rerun_finishes_it(tmp_path, monkeypatch, end):
+    from typer.testing import CliRunner
+
+    import ingest.__main__ as cli
+    from setlist import lineage
+    from setlist.eventlog import EventLog, Quarantine
+
+    lines = [f"u{k % 7},i{k % 11},{T0 + k}" for k in range(60)]
+    src = _csv(tmp_path / "log.csv", "user,item,t\n" + "\n".join(lines))
+    monkeypatch.setenv("SETLIST_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("SETLIST_HMAC_KEY", "k")
+    args = ["import", str(src), "--user-col", "user", "--item-col", "item", "--time-col", "t", "--time-unit", "s"]
+    real = cli.ingest
+
+    def cut_short(events, settings, **kw):
+        real(events.iloc[:25], settings, **kw)
+        raise _Killed if end == "killed" else RuntimeError("the disk is full")
+
+    monkeypatch.setattr(cli, "ingest", cut_short)
+    if end == "killed":
+        monkeypatch.setattr(lineage, "record_import_failure", lambda *a, **kw: None)  # no last word
+    with pytest.raises((_Killed, RuntimeError)):
+        CliRunner().invoke(cli.app, args, catch_exceptions=False)
+    ledger = tmp_path / "data" / "lineage"
+    (cut,) = lineage.unfinished_imports(ledger)
+    assert lineage.imports(ledger) == [] and cut["source"] == "log.csv" and cut["sha256"] == lineage.file_digest(src)
+    assert cut["ended"] == (None if end == "killed" else "RuntimeError: the disk is full")
+    monkeypatch.setattr(cli, "ingest", real)
+    # its rows are in the log: read with other options, they would be a second reading of the file
+    other = CliRunner().invoke(cli.app, [*args, "--time-zone", "Europe/Paris"])
+    assert other.exit_code == 2 and "imported before with other options" in " ".join(other.stderr.split())
+    again = CliRunner().invoke(cli.app, args)
+    assert again.exit_code == 0, again.output
+    (record,) = lineage.imports(ledger)
+    assert (record["accepted"], record["already_logged"], record["quarantined"]) == (35, 25, 0)
+    assert lineage.unfinished_imports(ledger) == [] and EventLog(tmp_path / "data" / "events").count() == 60
+    assert Quarantine(tmp_path / "data" / "quarantine").read().empty
+
+
+def test_an_import_that_fails_before_writing_leaves_no_unfinished_run(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from ingest.__main__ import app
+    from setlist import lineage
+
+    src = _csv(tmp_path / "log.csv", f"user,item,t\nu1,a,{T0}\nu2,b,{T0 + 1}")
+    monkeypatch.setenv("SETLIST_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("SETLIST_HMAC_KEY", "k")
+    wrong = CliRunner().invoke(app, ["import", str(src), "--user-col", "user", "--item-col", "nope"])
+    assert wrong.exit_code == 2
+    records = [json.loads(line) for line in (tmp_path / "data" / "lineage" / "imports.jsonl").read_text().splitlines()]
+    assert [r["status"] for r in records] == ["started", "failed"] and records[1]["kept_rows"] is False
+    assert lineage.unfinished_imports(tmp_path / "data" / "lineage") == []  # its fix is let through
 
 
 def test_a_second_import_adds_to_the_catalogue_and_never_erases_it(tmp_path, monkeypatch):
