@@ -155,6 +155,13 @@ def job_lines(settings: Settings, now: float) -> list[Line]:
         took = value("setlist_job_duration_seconds")
         text = f"last run failed (last success {_ago(success, now)})" if failed else f"succeeded in {_dur(took or 0)}"
         lines.append(Line("jobs", job, "fail" if failed else "ok", text, _age(last_run, now)))
+    for run in jobmetrics.running(settings.status_dir):
+        where = f"process {run.pid}" + (f" on {run.host}" if run.alive is None else "")
+        if run.alive is False:
+            text = f"a run started {_ago(run.started, now)} never ended ({where} is gone: killed); run it again"
+            lines.append(Line("jobs", f"{run.job} (killed)", "fail", text, _age(run.started, now)))
+        else:
+            lines.append(Line("jobs", f"{run.job} (running)", "none", f"since {_ago(run.started, now)}, {where}"))
     return lines or [Line("jobs", "jobs", "none", f"no job has reported yet ({settings.status_dir})")]
 
 

@@ -16,8 +16,11 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import json
 import logging
+import os
 import resource
+import socket
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
@@ -187,6 +190,80 @@ def read_status(directory: Path) -> dict[str, dict[tuple[str, tuple[tuple[str, s
     return out
 
 
+#: a run's marker beside the status files, ``<job>.<pid>.running``: written as the run starts, removed as it
+#: ends. A run killed without a last word (SIGKILL, the OOM killer, a lost machine) leaves it behind, which
+#: is how ``python -m ops status`` tells a killed run from a last success.
+RUNNING = ".running"
+
+
+@dataclass(frozen=True)
+class Running:
+    job: str
+    pid: int
+    host: str
+    started: float
+    #: None when the run is on another host, whose processes this one cannot see
+    alive: bool | None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process, alive
+        return True
+    return True
+
+
+def running(directory: Path) -> list[Running]:
+    """Every run that started and has not ended, or was killed before it could say so; oldest first."""
+    out = []
+    for path in sorted(directory.glob(f"*{RUNNING}")) if directory.is_dir() else []:
+        try:
+            facts = json.loads(path.read_text(encoding="utf-8"))
+            job, pid, host, started = str(facts["job"]), int(facts["pid"]), str(facts["host"]), float(facts["started"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # removed as it was read, or written half: no run to speak of
+        alive = _alive(pid) if host == socket.gethostname() else None
+        out.append(Running(job, pid, host, started, alive))
+    return sorted(out, key=lambda r: r.started)
+
+
+@dataclass(frozen=True)
+class _Marker:
+    path: Path
+    #: the directories the marker had to create, deepest first: a usage error leaves none behind
+    created: list[Path]
+
+
+def _mark_running(directory: Path, job: str) -> _Marker | None:
+    facts = {"job": job, "pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}
+    created = [d for d in (directory, *directory.parents) if not d.exists()]
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / f"{job}.{os.getpid()}{RUNNING}"
+        path.write_text(json.dumps(facts), encoding="utf-8")
+    except OSError as exc:
+        log.warning("could not mark %s as running: %s", job, exc)
+        return None
+    return _Marker(path, created)
+
+
+def _unmark(directory: Path, job: str, own: _Marker | None, misused: bool) -> None:
+    """This run's marker, and those of earlier runs of the job that were killed: this run's report is
+    the job's newest word now. A usage error was no run: the directories its marker made go too."""
+    dead = [r for r in running(directory) if r.job == job and r.alive is False]
+    for path in [own.path if own else None, *(directory / f"{r.job}.{r.pid}{RUNNING}" for r in dead)]:
+        if path is not None:
+            path.unlink(missing_ok=True)
+    for made in own.created if own and misused else []:
+        try:
+            made.rmdir()
+        except OSError:  # something else was written there meanwhile
+            break
+
+
 def _last_success(directory: Path, job: str) -> float | None:
     samples = read_status(directory).get(job, {})
     return samples.get(("setlist_job_last_success_timestamp_seconds", (("job", job),)))
@@ -218,6 +295,7 @@ def job_run(settings: Settings, job: str) -> Iterator[JobMetrics]:
     start, cpu = time.monotonic(), cpu_seconds()
     ok = False
     misused = False
+    marker = _mark_running(settings.status_dir, job)
     token = _current.set(metrics)
     traced = tracing.configure(settings, f"setlist-{job}")
     try:
@@ -242,6 +320,7 @@ def job_run(settings: Settings, job: str) -> Iterator[JobMetrics]:
             tracing.force_flush()
         if not misused:
             _report(settings, metrics, ok, time.monotonic() - start, cpu_seconds() - cpu)
+        _unmark(settings.status_dir, job, marker, misused)
 
 
 def cpu_seconds() -> float:

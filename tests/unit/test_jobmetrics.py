@@ -204,3 +204,35 @@ for i in range(2):
 """
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.split() == ["1.0", "1.0"], out.stderr
+
+
+def test_a_killed_run_is_told_from_a_last_success_until_the_job_runs_again(tmp_path):
+    from ops.status import job_lines
+
+    s = _settings(tmp_path)
+    with jobmetrics.job_run(s, "materialize"):
+        assert [r.job for r in jobmetrics.running(s.status_dir)] == ["materialize"]  # running, and alive
+        assert jobmetrics.running(s.status_dir)[0].alive is True
+    assert jobmetrics.running(s.status_dir) == []  # a run that ends leaves no marker
+    # the next run is SIGKILLed: no handler runs, so its status file still says the last run succeeded
+    script = f"""
+import os, signal
+from pathlib import Path
+from setlist import jobmetrics
+from setlist.settings import Settings
+with jobmetrics.job_run(Settings(data_dir=Path({str(s.data_dir)!r})), "materialize"):
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+    died = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True)
+    assert died.returncode == -9, died.stderr
+    (killed,) = jobmetrics.running(s.status_dir)
+    assert killed.job == "materialize" and killed.alive is False
+    lines = {line.name: line for line in job_lines(s, killed.started + 60)}
+    assert lines["materialize (killed)"].mark == "fail" and "never ended" in lines["materialize (killed)"].value
+    assert lines["materialize"].mark == "ok"  # the status file is the last run that reported
+    # a later run's report is the job's newest word: the killed run's marker goes
+    with jobmetrics.job_run(s, "materialize"):
+        pass
+    assert jobmetrics.running(s.status_dir) == [] and "materialize (killed)" not in {
+        line.name for line in job_lines(s, killed.started + 120)
+    }
