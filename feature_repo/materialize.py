@@ -24,6 +24,7 @@ from feature_repo.publish_record import PublishReport, Step, latest_version, sna
 from feature_repo.store import apply, definitions, get_store, registry_drift
 from setlist.catalog import load_items
 from setlist.eventlog import EventLog
+from setlist.publish import cut_short
 from setlist.settings import Settings
 
 __all__ = ["Declared", "FeatureBatchRejected", "PublishReport", "build_from_log", "gate", "publish"]
@@ -66,6 +67,8 @@ def publish(
         latest_version=latest_version(settings),
         features=d.fingerprint(),
     )
+    if p.mode != "full" and cut_short(settings.features_dir):
+        p = Plan("full", "the last publish was cut short, so its files may mix two builds", p.files, p.prints)
     if p.mode != "full" and not online_intact(settings):
         p = Plan("full", "the online store has lost rows the last build wrote (was it emptied?)", p.files, p.prints)
     if p.mode == "none":

@@ -18,7 +18,15 @@ from feature_repo.declared import Declared
 from feature_repo.gate import FeatureBatchRejected, batch_files, feature_table, gate, reject
 from feature_repo.incremental import read_events, read_events_table
 from feature_repo.publish_online import materialize_views
-from feature_repo.publish_record import PublishReport, Step, record_version, save_state, snapshot_hash
+from feature_repo.publish_record import (
+    PublishReport,
+    Step,
+    begin_publish,
+    end_publish,
+    record_version,
+    save_state,
+    snapshot_hash,
+)
 from setlist.catalog import load_items
 from setlist.eventlog import EventLog, write_atomic
 from setlist.featureset import FeatureSet
@@ -100,6 +108,7 @@ def _gate_and_write(
     failures = gate(batches, features=features)
     if failures:
         raise reject(settings, batches, failures, moved)
+    begin_publish(settings, "full")
     for fname, frame in batch_files(batches):
         if fname in moved:
             os.replace(moved[fname], settings.features_dir / fname)
@@ -126,7 +135,9 @@ def _materialize_all(settings: Settings, written: _Written, snapshot: str, step:
 
 def publish_batches(settings: Settings, batches: FeatureBatches, snapshot: str, step: Step) -> PublishReport:
     """Gate, write and materialize a batch built by the caller."""
-    return _materialize_all(settings, _gate_and_write(settings, batches, step), snapshot, step)
+    report = _materialize_all(settings, _gate_and_write(settings, batches, step), snapshot, step)
+    end_publish(settings)
+    return report
 
 
 def check_build_memory(events: int, settings: Settings) -> None:
@@ -181,5 +192,6 @@ def publish_full(
         report.version,
         d.fingerprint(),
     )
+    end_publish(settings)
     report.mode, report.reason = "full", p.reason
     return report

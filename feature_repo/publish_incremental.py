@@ -14,7 +14,15 @@ from feature_repo.declared import Declared
 from feature_repo.gate import gate, reject
 from feature_repo.incremental import LAYOUT, Delta, compute_delta, merge_file, newest_kept
 from feature_repo.publish_online import write_rows
-from feature_repo.publish_record import PublishReport, Step, record_version, save_state, snapshot_hash
+from feature_repo.publish_record import (
+    PublishReport,
+    Step,
+    begin_publish,
+    end_publish,
+    record_version,
+    save_state,
+    snapshot_hash,
+)
 from setlist.eventlog import EventLog, write_atomic
 from setlist.settings import Settings
 
@@ -50,6 +58,7 @@ def publish_incremental(
     step("validating the recomputed rows")
     _gate_recomputed(settings, delta, changed, touched, d)
     step(f"merging the rows of {len(delta.users):,} users and {len(delta.items):,} items into the feature files")
+    begin_publish(settings, "incremental")
     rows, n_items = _merge(settings, delta, touched)
     step("writing the recomputed rows to the online store")
     write_rows(settings, changed)
@@ -58,6 +67,7 @@ def publish_incremental(
     save_state(
         settings, p, erased, catalog.genres, delta.as_of, items, rows[CONSENT_FILE], n_items, version, d.fingerprint()
     )
+    end_publish(settings)
     return PublishReport(
         rows=rows,
         version=version,

@@ -15,7 +15,7 @@ from setlist import jobmetrics
 from setlist.cachekeys import bump_shared_generation
 from setlist.eventlog import Erased, EventLog
 from setlist.lineage import record_gate
-from setlist.publish import PublishLog
+from setlist.publish import PublishLog, mark_publishing, unmark_publishing
 from setlist.settings import Settings
 
 Step = Callable[[str], None]
@@ -58,6 +58,16 @@ def record_version(settings: Settings, snapshot: str, rows: int) -> int:
     jobmetrics.current().set("setlist_feature_lag_seconds", lag)
     record_gate(settings.lineage_dir, "features", True, f"snapshot:{snapshot}", publish=version)
     return version
+
+
+def begin_publish(settings: Settings, mode: str) -> None:
+    """Before a publish's first write to the feature files (``setlist.publish.mark_publishing``)."""
+    mark_publishing(settings.features_dir, mode)
+
+
+def end_publish(settings: Settings) -> None:
+    """Once the publish is recorded and its state saved: the feature files are one publish's whole."""
+    unmark_publishing(settings.features_dir)
 
 
 def latest_version(settings: Settings) -> int | None:

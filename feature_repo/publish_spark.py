@@ -20,7 +20,7 @@ from feature_repo.buildstate import BuildState
 from feature_repo.declared import Declared
 from feature_repo.gate import FeatureBatchRejected, gate, reject
 from feature_repo.publish_online import materialize_views
-from feature_repo.publish_record import PublishReport, Step, record_version, snapshot_hash
+from feature_repo.publish_record import PublishReport, Step, begin_publish, end_publish, record_version, snapshot_hash
 from setlist.eventlog import EventLog
 from setlist.settings import Settings
 
@@ -117,6 +117,7 @@ def publish_spark(settings: Settings, log: EventLog, items: pd.DataFrame, step: 
         if not _is_uri(location):
             shutil.rmtree(staged, ignore_errors=True)
         raise reject(settings, frames, failures)
+    begin_publish(settings, "spark")
     if _is_uri(location):
         # object storage has no rename: the gated files are copied over the served ones
         for name in rows:
@@ -132,6 +133,7 @@ def publish_spark(settings: Settings, log: EventLog, items: pd.DataFrame, step: 
     materialize_views(settings, start, as_of, consent)
     snapshot = snapshot_hash(log, files, erased)
     version = record_version(settings, snapshot, sum(rows.values()))
+    end_publish(settings)
     report = PublishReport(rows=rows, snapshot=snapshot, version=version)
     report.mode, report.reason = "full", "the cluster profile builds every feature on Spark"
     return report

@@ -95,6 +95,14 @@ def _oldest_unlogged(wal_root: Path) -> float | None:
 
 
 def feature_lines(settings: Settings, now: float) -> list[Line]:
+    from setlist.publish import cut_short
+
+    unfinished = cut_short(settings.features_dir)
+    lines = _publish_lines(settings, now)
+    return lines + ([Line("features", "publish cut short", "fail", unfinished)] if unfinished else [])
+
+
+def _publish_lines(settings: Settings, now: float) -> list[Line]:
     from setlist.publish import PublishLog
 
     try:

@@ -2,12 +2,18 @@
 
 Serving replicas poll the latest version to know when to reload the in-process item table and
 drop cached rankings. It lives in the metadata SQL store so every replica sees the same log.
+
+And the mark a publish leaves beside the feature files while it writes them, read by the features
+gate and by status, which must not import the pipeline that writes it.
 """
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, create_engine, insert, select
 from sqlalchemy.engine import Engine
@@ -59,3 +65,36 @@ class PublishLog:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+#: beside the feature files from a publish's first write until it is recorded: a publish killed, or ended by
+#: an error, in between leaves it, and its files may mix two builds (the online store too)
+PUBLISHING = ".publishing"
+
+
+def mark_publishing(features_dir: Path, mode: str) -> None:
+    facts = {"started": datetime.now(UTC).isoformat(timespec="seconds"), "mode": mode, "pid": os.getpid()}
+    features_dir.mkdir(parents=True, exist_ok=True)
+    tmp = features_dir / f"{PUBLISHING}.tmp"
+    tmp.write_text(json.dumps(facts), encoding="utf-8")
+    os.replace(tmp, features_dir / PUBLISHING)
+
+
+def unmark_publishing(features_dir: Path) -> None:
+    (features_dir / PUBLISHING).unlink(missing_ok=True)
+
+
+def cut_short(features_dir: Path) -> str | None:
+    """What a publish cut short left, in words; None when the feature files are one publish's whole."""
+    try:
+        facts = json.loads((features_dir / PUBLISHING).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        facts = {}
+    mode = f"{facts['mode']} " if facts.get("mode") else ""
+    return (
+        f"a {mode}publish started {facts.get('started', '(time unreadable)')} never finished (killed, or ended by "
+        "an error after its first write): the feature files, and the online store, may mix two builds; "
+        "make materialize builds them whole again"
+    )

@@ -21,12 +21,13 @@ from setlist import jobmetrics
 from setlist.consent import newest_usable
 from setlist.eventlog import EventLog
 from setlist.featureset import FeatureSet
+from setlist.publish import cut_short
 from setlist.settings import Settings
 from setlist.windows import Window
 from validation import api, sources
 from validation.gx import Workspace
 from validation.reference import CardinalityReference, StaleReference, learn_cardinality, reference_path, window_days_of
-from validation.result import GateResult
+from validation.result import GateResult, Row
 from validation.skew import ParityAdapter
 from validation.suites.drift import EVENT_CATEGORICAL, EVENT_NUMERIC, event_features
 from validation.suites.features import views_of
@@ -84,6 +85,11 @@ def features_gate(settings: Settings, opts: GateOptions, ws: Workspace) -> list[
     usable = {} if opts.as_of else _newest_usable(settings, opts)
     t = opts.thresholds(settings)
     results = []
+    if unfinished := cut_short(settings.features_dir):  # each file may pass its checks, the set is no one build
+        whole = Row(
+            "feature files are one publish's whole", unfinished, "no publish cut short", "fail", check="publish"
+        )
+        results.append(GateResult("features", rows=[whole]))
     for name, frame in batches.items():
         as_of, what = (opts.as_of, "--as-of") if opts.as_of else usable.get(name, usable["log"])
         result = api.validate_feature_batch(

@@ -173,6 +173,59 @@ def test_a_full_build_checks_without_the_session_frame_and_publishes_it_only_whe
     assert not list((s.features_dir / full.ASIDE).glob("*.parquet"))
 
 
+class _Killed(BaseException):
+    """Stands for SIGKILL between two writes: nothing after it runs."""
+
+
+def test_a_publish_cut_short_fails_the_gate_shows_in_status_stops_training_and_is_built_whole_again(
+    tiny_copy, monkeypatch
+):
+    import time
+
+    from typer.testing import CliRunner
+
+    import feature_repo.publish_full as full
+    from feature_repo.materialize import publish
+    from ops.status import feature_lines
+    from setlist.publish import cut_short
+    from setlist.settings import get_settings
+    from training.folds import TrainingRefused
+    from training.run import train
+    from validation.cli import app as validation_app
+
+    s = tiny_copy.settings
+    assert cut_short(s.features_dir) is None
+    real, written = full.write_atomic, []
+
+    def dies_after_one(table, path):
+        if written:
+            raise _Killed
+        written.append(path)
+        real(table, path)
+
+    monkeypatch.setattr(full, "write_atomic", dies_after_one)
+    with pytest.raises(_Killed):
+        publish(s, full=True)
+    monkeypatch.undo()
+    said = cut_short(s.features_dir)
+    assert said is not None and "a full publish started" in said and "make materialize" in said
+    # each file alone may pass its checks; the set is no one build's
+    for var, value in (("SETLIST_DATA_DIR", str(s.data_dir)), ("SETLIST_HMAC_KEY", s.hmac_key.get_secret_value())):
+        monkeypatch.setenv(var, value)
+    monkeypatch.setenv("SETLIST_SCALE", s.scale)
+    get_settings.cache_clear()
+    gate = CliRunner().invoke(validation_app, ["features"])
+    assert gate.exit_code != 0 and "one publish's whole" in gate.output, gate.output
+    lines = {line.name: line for line in feature_lines(s, time.time())}
+    assert lines["publish cut short"].mark == "fail" and lines["publish cut short"].value == said
+    with pytest.raises(TrainingRefused, match="never finished"):
+        train(s, progress=False)
+    # the log did not change, yet the next publish rebuilds everything, and the mark goes
+    report = publish(s)
+    assert report.mode == "full" and "cut short" in report.reason and cut_short(s.features_dir) is None
+    assert "publish cut short" not in {line.name for line in feature_lines(s, time.time())}
+
+
 def test_parity_gate_passes_on_published_features_and_fails_on_corrupted_online_values(tiny_copy):
     from feature_repo.parity_inputs import parity_inputs
     from validation.api import check_parity
