@@ -29,6 +29,7 @@ import pyarrow.parquet as pq
 
 from setlist.errors import Refused, UsageError
 from setlist.eventlog import (
+    TOMBSTONES,
     EventLog,
     Quarantine,
     erasure_digest,
@@ -447,6 +448,25 @@ def _vacuum_sqlite(path: Path) -> None:
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
         conn.close()
+
+
+def unfinished(settings: Settings) -> list[datetime]:
+    """When each erasure that never wrote its receipt started (oldest first): the tombstone is its first
+    write and the receipt its last, so a run killed in between leaves a tombstone without a receipt. The
+    user is out of every read already; the copies the run had not reached yet are not removed until the
+    same erasure is run again (its receipt then closes it)."""
+    tombstones = EventLog(settings.events_dir).root / TOMBSTONES
+    if not tombstones.exists() or "erased_at" not in pq.read_schema(tombstones).names:
+        return []
+    folder = settings.data_dir / RECEIPTS
+    receipted = set()
+    for path in folder.glob("*.json") if folder.is_dir() else []:
+        try:
+            receipted.add(json.loads(path.read_text(encoding="utf-8"))["digest"])
+        except (OSError, ValueError, KeyError):
+            continue
+    table = pq.read_table(tombstones).to_pydict()
+    return sorted(t for d, t in zip(table["digest"], table["erased_at"]) if d not in receipted)
 
 
 def _write_receipt(settings: Settings, receipt: Receipt) -> Path:

@@ -76,6 +76,21 @@ def event_lines(settings: Settings, now: float) -> list[Line]:
     lag = _age(oldest, now) or 0.0
     lines.append(Line("events", "ingest lag", "ok", _dur(lag) + (" (journal → event log)" if oldest else ""), None))
     lines[-1].data["seconds"] = lag
+    from ingest import erasure  # reads the tombstones and the receipts
+
+    if cut := erasure.unfinished(settings):
+        n, who = len(cut), "the users are" if len(cut) != 1 else "the user is"
+        lines.append(
+            Line(
+                "events",
+                "erasure cut short",
+                "fail",
+                f"{n} erasure{'s' if n != 1 else ''} started, never wrote a receipt (killed): {who} "
+                "out of every read, but copies the run had not reached stay until the same `make erase USER_ID=…` "
+                "runs again",
+                _age(cut[0].timestamp(), now),
+            )
+        )
     return lines
 
 

@@ -4,9 +4,11 @@ and those a dead process left in its pending file."""
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from ingest.erasure import erase
 from setlist.eventlog import Quarantine
@@ -84,9 +86,6 @@ def test_a_later_import_leaves_an_erased_users_rows_out_everywhere(tmp_path: Pat
 
 
 def test_a_killed_writers_temporaries_are_removed_and_its_users_still_resolvable(tmp_path: Path) -> None:
-    import os
-    import time
-
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -126,3 +125,29 @@ def test_a_killed_writers_temporaries_are_removed_and_its_users_still_resolvable
         assert names.resolve(gone) == "alice"
     finally:
         names.dispose()
+
+
+def test_an_erasure_killed_after_its_tombstone_shows_in_status_until_it_runs_again(tmp_path: Path) -> None:
+    from ingest.erasure import unfinished
+    from ingest.intake import ingest
+    from ops.status import event_lines
+    from setlist.eventlog import EventLog
+
+    s = _settings(tmp_path, flush_s=0.05)
+    now = pd.Timestamp.now(tz="UTC").floor("s")
+    batch = pd.DataFrame(
+        {"event_id": ["a0", "b0"], "user_id": ["alice", "bob"], "item_id": "i1",
+         "timestamp": [now - pd.Timedelta(minutes=1), now - pd.Timedelta(minutes=2)], "type": "play"}
+    )  # fmt: skip
+    ingest(batch, s, "first")
+    erase("bob", s)  # finished: its receipt closes it
+    assert unfinished(s) == []
+    # alice's erasure killed right after its first write, the tombstone: no receipt
+    EventLog(s.events_dir).tombstone(pseudonymize("alice", s.secret_hmac_key()))
+    (started,) = unfinished(s)
+    lines = {line.name: line for line in event_lines(s, started.timestamp() + 30)}
+    cut = lines["erasure cut short"]
+    assert cut.mark == "fail" and cut.value.startswith("1 erasure started") and "make erase" in cut.value
+    assert cut.age_s == pytest.approx(30, abs=1)
+    erase("alice", s)  # run again, as the line says
+    assert unfinished(s) == [] and "erasure cut short" not in {line.name for line in event_lines(s, time.time())}
