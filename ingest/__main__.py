@@ -673,12 +673,14 @@ def import_(
             FileNotFoundError,
             LookupError,
         ) as exc:  # said with the file it is about
-            raise UsageError(f"cannot import {source}: {exc}") from exc
+            raise UsageError(f"cannot import {source}: {exc}{_kept_note(settings, files_before)}") from exc
         except (EOFError, zlib.error, lzma.LZMAError, gzip.BadGzipFile) as exc:
             # a download cut short: left alone, Click reads an EOFError as Ctrl-D and prints only "Aborted."
+            kept = _kept_note(settings, files_before)
             raise UsageError(
-                f"cannot import {source}: a file ends early or is corrupt ({type(exc).__name__}: {exc}). Nothing was "
-                "written; download it again, or decompress what is readable and import that"
+                f"cannot import {source}: a file ends early or is corrupt ({type(exc).__name__}: {exc}). "
+                + ("Nothing was written; " if not kept else "")
+                + f"download it again, or decompress what is readable and import that{kept}"
             ) from exc
     jobmetrics.current().quarantined(report.reasons)
     _print_report(report, f"imported {source.name}")
@@ -786,6 +788,19 @@ def _flag(name: str) -> str:
     param = inspect.signature(import_).parameters.get(name)  # an earlier version's option may be gone
     declared = getattr(param.default, "param_decls", None) or () if param is not None else ()
     return next((d for d in declared if d.startswith("--")), f"--{name.replace('_', '-')}")
+
+
+def _kept_note(settings: Settings, files_before: set[Path]) -> str:
+    """For an import that ends in an error: what the chunks before it wrote, which stay in the log."""
+    added = sorted(set(EventLog(settings.events_dir).files()) - files_before)
+    if not added:
+        return ""
+    n = EventLog(settings.events_dir).count(added)
+    return (
+        f". The chunks read before it put {n:,} events in the log, and they stay: the same import run again "
+        "(once the file is whole) adds the rest; to read the file with other options, start from an empty data "
+        f"directory (move {settings.data_dir} aside, or set SETLIST_DATA_DIR to a new one)"
+    )
 
 
 @contextmanager

@@ -776,6 +776,37 @@ def test_an_import_cut_short_is_on_record_and_its_rerun_finishes_it(tmp_path, mo
     assert Quarantine(tmp_path / "data" / "quarantine").read().empty
 
 
+def test_an_import_that_fails_after_some_chunks_says_what_stays(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    import ingest.__main__ as cli
+    from setlist import lineage
+    from setlist.eventlog import EventLog
+
+    lines = [f"u{k % 7},i{k % 11},{T0 + 60 * k}" for k in range(300)]
+    src = _csv(tmp_path / "log.csv", "user,item,t\n" + "\n".join(lines))
+    monkeypatch.setenv("SETLIST_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("SETLIST_HMAC_KEY", "k")
+    monkeypatch.setenv("SETLIST_IMPORT_CHUNK_ROWS", "100")
+    real, calls = cli.ingest, []
+
+    def second_fails(events, settings, **kw):
+        if calls:
+            raise ImportFormatError("column 't' holds 'soon' on line 170, which is no time")
+        calls.append(len(events))
+        return real(events, settings, **kw)
+
+    monkeypatch.setattr(cli, "ingest", second_fails)
+    args = ["import", str(src), "--user-col", "user", "--item-col", "item", "--time-col", "t", "--time-unit", "s"]
+    failed = CliRunner().invoke(cli.app, args)
+    said = " ".join(failed.stderr.split())
+    kept = EventLog(tmp_path / "data" / "events").count()
+    assert failed.exit_code == 2 and kept == calls[0] > 0
+    assert f"put {kept:,} events in the log, and they stay" in said and "start from an empty data directory" in said
+    (cut,) = lineage.unfinished_imports(tmp_path / "data" / "lineage")
+    assert cut["ended"].startswith("UsageError: cannot import")
+
+
 def test_an_import_that_fails_before_writing_leaves_no_unfinished_run(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
