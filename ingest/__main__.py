@@ -719,9 +719,7 @@ def import_(
             f"[yellow]note:[/] {again:,} of these rows were imported before, from this file or another (an event is "
             "known by its user, item and time cells, or for a file without times its file name; one of another kind "
             "under the same id is quarantined as a duplicate), so the events already in the log stand."
-            f"{catalogue} To import the events again with other "
-            f"options, start from an empty data directory: move {settings.data_dir} aside, or set SETLIST_DATA_DIR "
-            "to a new one."
+            f"{catalogue} To import the events again with other options, {_start_over(settings)}."
         )
     record_import(
         settings.lineage_dir,
@@ -790,6 +788,20 @@ def _flag(name: str) -> str:
     return next((d for d in declared if d.startswith("--")), f"--{name.replace('_', '-')}")
 
 
+def _start_over(settings: Settings) -> str:
+    """How to start from no events, for this profile: outside the local one, what the data directory does
+    not hold (the identity map, the registries, the online store) has to be new too."""
+    how = f"start from an empty data directory: move {settings.data_dir} aside, or set SETLIST_DATA_DIR to a new one"
+    if settings.profile == "local":
+        return how
+    online = "SETLIST_REDIS_CLUSTER_NODES" if settings.profile == "cluster" else "SETLIST_REDIS_URL"
+    return (
+        f"{how}; in the {settings.profile} profile the identity map, the feature and model registries "
+        f"(SETLIST_DATABASE_URL) and the online store ({online}) live outside it: point those at an empty "
+        "database and Redis too"
+    )
+
+
 def _kept_note(settings: Settings, files_before: set[Path]) -> str:
     """For an import that ends in an error: what the chunks before it wrote, which stay in the log."""
     added = sorted(set(EventLog(settings.events_dir).files()) - files_before)
@@ -798,8 +810,7 @@ def _kept_note(settings: Settings, files_before: set[Path]) -> str:
     n = EventLog(settings.events_dir).count(added)
     return (
         f". The chunks read before it put {n:,} events in the log, and they stay: the same import run again "
-        "(once the file is whole) adds the rest; to read the file with other options, start from an empty data "
-        f"directory (move {settings.data_dir} aside, or set SETLIST_DATA_DIR to a new one)"
+        f"(once the file is whole) adds the rest; to read the file with other options, {_start_over(settings)}"
     )
 
 
@@ -843,8 +854,7 @@ def _refuse_rereading(source: Path, digest: str, reading: dict[str, str], settin
     raise UsageError(
         f"{source.name} was imported before with other options ({shown} differ{'s' if len(changed) == 1 else ''}): "
         "its rows are the same events as then, so they would not be read again, and rows it left out would come "
-        "in read the other way; nothing was imported. To import it with these options, start from an empty data "
-        f"directory: move {settings.data_dir} aside, or set SETLIST_DATA_DIR to a new one"
+        f"in read the other way; nothing was imported. To import it with these options, {_start_over(settings)}"
     )
 
 

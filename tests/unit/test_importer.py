@@ -1720,3 +1720,15 @@ def test_a_type_name_of_several_words_is_guessed_only_when_its_words_agree(name,
     from ingest.import_values import guessed_type
 
     assert guessed_type(name) == guess
+
+
+@pytest.mark.parametrize("profile", ["local", "production", "cluster"])
+def test_the_advice_to_start_over_names_every_store_of_the_profile(tmp_path, profile):
+    from ingest.__main__ import _start_over
+    from setlist.settings import Settings
+
+    said = _start_over(Settings(data_dir=tmp_path / "data", profile=profile))
+    assert said.startswith(f"start from an empty data directory: move {tmp_path / 'data'} aside")
+    assert ("SETLIST_DATABASE_URL" in said) == (profile != "local")
+    assert ("SETLIST_REDIS_URL" in said) == (profile == "production")
+    assert ("SETLIST_REDIS_CLUSTER_NODES" in said) == (profile == "cluster")
