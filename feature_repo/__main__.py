@@ -44,14 +44,16 @@ def _declarations():
 
 @app.command("list")
 def list_features() -> None:
-    """Every declared feature: entity, source, owner, freshness, and the model versions that read it."""
+    """Every declared feature: entity, source, owner, how current it is, and the model versions that read it."""
     from feature_repo.inventory import freshness, model_uses, users_of
 
     settings = get_settings()
     fs = _declarations()
     uses = model_uses(settings)
     table = Table(title=f"{len(fs.features)} features · services {', '.join(fs.service(v).name for v in fs.versions)}")
-    for col in ("feature", "entity", "source", "owner", "since", "freshness", "used by"):
+    # "as of": the newest snapshot built, the time of the newest event it used (a 2018 log's is 2018), not
+    # when it was built; live features say how they are kept current
+    for col in ("feature", "entity", "source", "owner", "since", "as of", "used by"):
         table.add_column(col, overflow="fold")
     for f in fs.features:
         used = "registry unreachable" if uses is None else ", ".join(u.label for u in users_of(fs, f, uses)) or "-"
@@ -85,7 +87,7 @@ def describe(name: str = typer.Argument(..., help="a feature name, as `list` sho
         ("ranker input", "yes" if f.is_input else "no (used by the candidate stage)"),
         ("expectations", f"min {e.min}, max {e.max}, null share ≤ {e.max_null_share}" if e else "-"),
         ("declared in", fs.origin.get(f.name) or fs.origin.get(f.name.rsplit("_", 1)[0], "?")),
-        ("freshness", freshness(settings, f)),
+        ("as of", freshness(settings, f)),
     ]
     table = Table(show_header=False, title=name)
     for k, v in rows:
