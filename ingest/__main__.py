@@ -48,6 +48,8 @@ def _print_report(report: IngestReport, title: str) -> None:
     table.add_row("quarantined", f"{report.quarantined:,}")
     for reason, n in sorted(report.reasons.items()):
         table.add_row(f"  reason: {reason}", f"{n:,}")
+    if report.quarantined_before:
+        table.add_row("  in the quarantine already (read before): not written again", f"{report.quarantined_before:,}")
     if report.sampled_out:
         table.add_row("left out by the batch tier's sample (tiers file)", f"{report.sampled_out:,}")
     if report.erased:
@@ -735,14 +737,15 @@ def import_(
         sampled_out=report.sampled_out,
         erased=report.erased,
         already_logged=report.already_logged,
+        quarantined_before=report.quarantined_before,
         ignored=dict(summary.ignored),
         malformed_lines=summary.malformed_lines,
         consent=summary.consent,
         consent_default="grant" if settings.consent_granted_by_default else "deny",
         options=reading,
     )
-    # a re-run of an import (its events logged before, say by a run that was killed) accepts nothing new and
-    # quarantines only the file's bad rows, once more: no failure, the note above says so
+    # a re-run of an import (its events logged before, say by a run that was killed) accepts nothing new, and
+    # its bad rows are in the quarantine already: no failure, the note above says so
     if report.accepted == 0 and report.quarantined and not again:
         # an import that kept nothing is a failed import, whatever its rows' reasons
         reasons = ", ".join(f"{r} {n:,}" for r, n in sorted(report.reasons.items(), key=lambda kv: -kv[1]))

@@ -51,6 +51,8 @@ class IngestReport:
     #: rows the log holds already, the same event of the same kind (a re-run of an import): counted, not
     #: stored again nor quarantined; an id the log holds for another kind of event is a duplicate
     already_logged: int = 0
+    #: of ``quarantined``, the rows the quarantine held already for the same reason (a re-run): not written twice
+    quarantined_before: int = 0
 
     @property
     def erased_users(self) -> int:
@@ -65,6 +67,7 @@ class IngestReport:
         self.erased += other.erased
         self.erased_met |= other.erased_met
         self.already_logged += other.already_logged
+        self.quarantined_before += other.quarantined_before
 
 
 def _normalize(frame: pd.DataFrame) -> pd.DataFrame:
@@ -359,10 +362,13 @@ def ingest(
 
     erased = log.erased()  # read once: an erasure during an import is a race the erasure's own scan catches
     kinds = _logged_kinds(raw, known, log)
+    held = quarantine.held(raw["event_id"]) if check_log_duplicates and "event_id" in raw else set()
     try:
         for start in range(0, max(len(raw), 1), INGEST_SLICE_ROWS):
             part = raw.iloc[start : start + INGEST_SLICE_ROWS]
-            report.merge(_ingest_slice(part, settings, source, names, known, now, key, log, quarantine, erased, kinds))
+            report.merge(
+                _ingest_slice(part, settings, source, names, known, now, key, log, quarantine, erased, kinds, held)
+            )
     finally:
         for m in opened:
             m.dispose()
@@ -390,6 +396,7 @@ def _ingest_slice(
     quarantine: Quarantine,
     erased: Erased,
     logged_kinds: dict[str, str],
+    quarantined: set[tuple[str, str]],
 ) -> IngestReport:
     """One slice of ``ingest``; the ids of its passing rows join ``known``. Rows of erased users are
     left out before anything is checked or written: an erasure holds for every later import, as for
@@ -425,9 +432,14 @@ def _ingest_slice(
     frame["user_id"] = raw_ids.map(lambda r: mapping.get(r, "")).astype(object)
 
     if bad.any():
-        rejected = frame[bad]
-        report.quarantined = quarantine.put(rejected, [r for r in reasons if r is not None], source)
-        report.reasons.update(r.split(":", 1)[0] for r in reasons if r is not None)
+        rows = np.flatnonzero(bad)
+        codes = [str(reasons[i]).split(":", 1)[0] for i in rows]
+        ids = frame["event_id"].to_numpy()[rows]
+        before = np.fromiter(((str(e), c) in quarantined for e, c in zip(ids, codes)), bool, len(rows))
+        new = rows[~before]
+        written = quarantine.put(frame.iloc[new], [str(reasons[i]) for i in new], source)
+        report.quarantined, report.quarantined_before = written + int(before.sum()), int(before.sum())
+        report.reasons.update(codes)
     good = _consent_flags(frame[~bad & ~held].copy() if (bad | held).any() else frame)
     good, report.sampled_out = _sampled(good, Tiers.load(settings.tiers_file))
     # before the events: a run killed between the two and run again finds its events logged (duplicates,

@@ -81,6 +81,19 @@ def test_duplicates_against_the_log_are_caught_on_a_second_ingest(settings):
     assert again.received == again.accepted + again.already_logged + again.quarantined
 
 
+def test_a_rerun_does_not_quarantine_the_same_row_for_the_same_reason_twice(settings):
+    rows = [_event(0), _event(1, type="dance"), _event(2, timestamp=NOW + timedelta(days=2))]
+    first = ingest(pd.DataFrame(rows), settings, source="a")
+    assert (first.accepted, first.quarantined, first.quarantined_before) == (1, 2, 0)
+    # read again (a killed import's re-run): e1 as it was; e2 now bad for another reason
+    rows[2] = _event(2, value=1.7)
+    again = ingest(pd.DataFrame(rows), settings, source="a")
+    assert (again.already_logged, again.quarantined, again.quarantined_before) == (1, 2, 1)
+    assert again.reasons == {"unknown_type": 1, "bad_value": 1}
+    q = Quarantine(settings.quarantine_dir).read()
+    assert sorted(q["reason"].str.partition(":")[0]) == ["bad_value", "future_timestamp", "unknown_type"]
+
+
 def test_raw_ids_never_reach_storage(settings):
     ingest(pd.DataFrame([_event(i) for i in range(6)]), settings, source="t")
     stored = EventLog(settings.events_dir).read()
