@@ -24,7 +24,7 @@ from feature_repo.publish_record import PublishReport, Step, latest_version, sna
 from feature_repo.store import apply, definitions, get_store, registry_drift
 from setlist.catalog import load_items
 from setlist.eventlog import EventLog
-from setlist.publish import cut_short
+from setlist.publish import abandon_publishing, cut_short, in_progress
 from setlist.settings import Settings
 
 __all__ = ["Declared", "FeatureBatchRejected", "PublishReport", "build_from_log", "gate", "publish"]
@@ -39,6 +39,23 @@ def publish(
     step: Step | None = None,
 ) -> PublishReport:
     """Publish features built from the log (incrementally when possible), or the given ``batches``."""
+    if running := in_progress(settings.features_dir):
+        raise FeatureBatchRejected(f"{running}: one publish at a time, so wait for it to end and run this again")
+    try:
+        return _publish(settings, batches, snapshot, full=full, step=step)
+    except BaseException:
+        abandon_publishing(settings.features_dir)  # not running any more; a mark it left stays, for what it says
+        raise
+
+
+def _publish(
+    settings: Settings,
+    batches: FeatureBatches | None,
+    snapshot: str | None,
+    *,
+    full: bool,
+    step: Step | None,
+) -> PublishReport:
     step = step or (lambda _msg: None)
     if batches is not None:
         # built elsewhere: the files will no longer match any recorded log state

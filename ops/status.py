@@ -110,11 +110,14 @@ def _oldest_unlogged(wal_root: Path) -> float | None:
 
 
 def feature_lines(settings: Settings, now: float) -> list[Line]:
-    from setlist.publish import cut_short
+    from setlist.publish import cut_short, in_progress
 
-    unfinished = cut_short(settings.features_dir)
     lines = _publish_lines(settings, now)
-    return lines + ([Line("features", "publish cut short", "fail", unfinished)] if unfinished else [])
+    if unfinished := cut_short(settings.features_dir):
+        lines.append(Line("features", "publish cut short", "fail", unfinished))
+    elif running := in_progress(settings.features_dir):
+        lines.append(Line("features", "publish in progress", "none", running))
+    return lines
 
 
 def _publish_lines(settings: Settings, now: float) -> list[Line]:
@@ -179,8 +182,8 @@ def job_lines(settings: Settings, now: float) -> list[Line]:
         text = f"last run failed (last success {_ago(success, now)})" if failed else f"succeeded in {_dur(took or 0)}"
         lines.append(Line("jobs", job, "fail" if failed else "ok", text, _age(last_run, now)))
     for run in jobmetrics.running(settings.status_dir):
-        where = f"process {run.pid}" + (f" on {run.host}" if run.alive is None else "")
-        if run.alive is False:
+        where = f"process {run.pid} on {run.host}"
+        if not run.alive:
             text = f"a run started {_ago(run.started, now)} never ended ({where} is gone: killed); run it again"
             lines.append(Line("jobs", f"{run.job} (killed)", "fail", text, _age(run.started, now)))
         else:

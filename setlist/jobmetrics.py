@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import contextvars
 import functools
-import json
 import logging
 import os
 import resource
 import socket
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -33,7 +33,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, push_to_gateway
 from prometheus_client.parser import text_string_to_metric_families
 from typer import Exit as TyperExit
 
-from setlist import tracing
+from setlist import liveness, tracing
 from setlist.errors import UsageError
 from setlist.settings import Settings
 
@@ -190,9 +190,9 @@ def read_status(directory: Path) -> dict[str, dict[tuple[str, tuple[tuple[str, s
     return out
 
 
-#: a run's marker beside the status files, ``<job>.<pid>.running``: written as the run starts, removed as it
-#: ends. A run killed without a last word (SIGKILL, the OOM killer, a lost machine) leaves it behind, which
-#: is how ``python -m ops status`` tells a killed run from a last success.
+#: a run's mark beside the status files, ``<job>.<id>.running`` (``setlist.liveness``): taken as the run
+#: starts and removed as it ends. A run killed without a last word (SIGKILL, the OOM killer, a pod deleted)
+#: leaves it unlocked, which is how ``python -m ops status`` tells a killed run from a last success.
 RUNNING = ".running"
 
 
@@ -202,37 +202,29 @@ class Running:
     pid: int
     host: str
     started: float
-    #: None when the run is on another host, whose processes this one cannot see
-    alive: bool | None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process, alive
-        return True
-    return True
+    alive: bool
+    path: Path
 
 
 def running(directory: Path) -> list[Running]:
     """Every run that started and has not ended, or was killed before it could say so; oldest first."""
     out = []
-    for path in sorted(directory.glob(f"*{RUNNING}")) if directory.is_dir() else []:
+    for path in directory.glob(f"*{RUNNING}") if directory.is_dir() else []:
+        found = liveness.look(path)
+        if found is None:  # removed as it was listed
+            continue
+        facts = found.facts
         try:
-            facts = json.loads(path.read_text(encoding="utf-8"))
             job, pid, host, started = str(facts["job"]), int(facts["pid"]), str(facts["host"]), float(facts["started"])
-        except (OSError, ValueError, KeyError, TypeError):
-            continue  # removed as it was read, or written half: no run to speak of
-        alive = _alive(pid) if host == socket.gethostname() else None
-        out.append(Running(job, pid, host, started, alive))
+        except (KeyError, TypeError, ValueError):
+            continue  # not a mark this code wrote
+        out.append(Running(job, pid, host, started, found.alive, path))
     return sorted(out, key=lambda r: r.started)
 
 
 @dataclass(frozen=True)
 class _Marker:
-    path: Path
+    mark: liveness.Mark
     #: the directories the marker had to create, deepest first: a usage error leaves none behind
     created: list[Path]
 
@@ -241,22 +233,22 @@ def _mark_running(directory: Path, job: str) -> _Marker | None:
     facts = {"job": job, "pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}
     created = [d for d in (directory, *directory.parents) if not d.exists()]
     try:
-        directory.mkdir(parents=True, exist_ok=True)
-        path = directory / f"{job}.{os.getpid()}{RUNNING}"
-        path.write_text(json.dumps(facts), encoding="utf-8")
+        mark = liveness.Mark.take(directory / f"{job}.{uuid.uuid4().hex[:12]}{RUNNING}", facts)
     except OSError as exc:
         log.warning("could not mark %s as running: %s", job, exc)
         return None
-    return _Marker(path, created)
+    return _Marker(mark, created)
 
 
 def _unmark(directory: Path, job: str, own: _Marker | None, misused: bool) -> None:
-    """This run's marker, and those of earlier runs of the job that were killed: this run's report is
-    the job's newest word now. A usage error was no run: the directories its marker made go too."""
-    dead = [r for r in running(directory) if r.job == job and r.alive is False]
-    for path in [own.path if own else None, *(directory / f"{r.job}.{r.pid}{RUNNING}" for r in dead)]:
-        if path is not None:
-            path.unlink(missing_ok=True)
+    """This run's mark; and when it reported, the marks of the job's earlier runs that were killed: its
+    report is the job's newest word now. A usage error was no run: it leaves them, and the directories
+    its own mark made go too."""
+    if own is not None:
+        own.mark.release(remove=True)
+    if not misused:
+        for dead in (r for r in running(directory) if r.job == job and not r.alive):
+            dead.path.unlink(missing_ok=True)
     for made in own.created if own and misused else []:
         try:
             made.rmdir()

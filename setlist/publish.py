@@ -9,7 +9,6 @@ gate and by status, which must not import the pipeline that writes it.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,6 +16,8 @@ from pathlib import Path
 
 from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, create_engine, insert, select
 from sqlalchemy.engine import Engine
+
+from setlist import liveness
 
 _metadata = MetaData()
 publishes = Table(
@@ -67,34 +68,59 @@ class PublishLog:
         self.engine.dispose()
 
 
-#: beside the feature files from a publish's first write until it is recorded: a publish killed, or ended by
-#: an error, in between leaves it, and its files may mix two builds (the online store too)
+#: beside the feature files from a publish's first write until it is recorded (``setlist.liveness``): a
+#: publish killed, or ended by an error, in between leaves it unlocked, and its files may mix two builds
+#: (the online store too); while its publish runs, it is held
 PUBLISHING = ".publishing"
+_held: dict[Path, liveness.Mark] = {}
 
 
 def mark_publishing(features_dir: Path, mode: str) -> None:
     facts = {"started": datetime.now(UTC).isoformat(timespec="seconds"), "mode": mode, "pid": os.getpid()}
-    features_dir.mkdir(parents=True, exist_ok=True)
-    tmp = features_dir / f"{PUBLISHING}.tmp"
-    tmp.write_text(json.dumps(facts), encoding="utf-8")
-    os.replace(tmp, features_dir / PUBLISHING)
+    path = features_dir / PUBLISHING
+    if (old := _held.pop(path, None)) is not None:
+        old.release(remove=False)
+    _held[path] = liveness.Mark.take(path, facts)
 
 
 def unmark_publishing(features_dir: Path) -> None:
-    (features_dir / PUBLISHING).unlink(missing_ok=True)
+    """The publish is recorded: the feature files are one publish's whole."""
+    path = features_dir / PUBLISHING
+    if (held := _held.pop(path, None)) is not None:
+        held.release(remove=True)
+    path.unlink(missing_ok=True)
+
+
+def abandon_publishing(features_dir: Path) -> None:
+    """The publish ended in an error: its mark stays, and is no longer held (it is not running)."""
+    if (held := _held.pop(features_dir / PUBLISHING, None)) is not None:
+        held.release(remove=False)
+
+
+def _mark(features_dir: Path) -> tuple[str, bool] | None:
+    found = liveness.look(features_dir / PUBLISHING)
+    if found is None:
+        return None
+    mode = f"{found.facts['mode']} " if found.facts.get("mode") else ""
+    article = "an" if mode[:1] in ("a", "e", "i", "o", "u") else "a"
+    return f"{article} {mode}publish started {found.facts.get('started', '(time unreadable)')}", found.alive
 
 
 def cut_short(features_dir: Path) -> str | None:
-    """What a publish cut short left, in words; None when the feature files are one publish's whole."""
-    try:
-        facts = json.loads((features_dir / PUBLISHING).read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    """What a publish cut short left, in words; None when the feature files are one publish's whole, or a
+    publish is writing them now (``in_progress``)."""
+    mark = _mark(features_dir)
+    if mark is None or mark[1]:
         return None
-    except (OSError, ValueError):
-        facts = {}
-    mode = f"{facts['mode']} " if facts.get("mode") else ""
     return (
-        f"a {mode}publish started {facts.get('started', '(time unreadable)')} never finished (killed, or ended by "
-        "an error after its first write): the feature files, and the online store, may mix two builds; "
-        "make materialize builds them whole again"
+        f"{mark[0]} never finished (killed, or ended by an error after its first write): the feature files, "
+        "and the online store, may mix two builds; make materialize builds them whole again"
     )
+
+
+def in_progress(features_dir: Path) -> str | None:
+    """A publish writing the feature files now, in words; None otherwise."""
+    mark = _mark(features_dir)
+    if mark is None or not mark[1]:
+        return None
+    return f"{mark[0]} is writing the feature files now"

@@ -20,7 +20,7 @@ from setlist.features import SESSION_LAST_N
 from setlist.featureset import VIEW_OF, DeclarationError, Service
 from setlist.lineage import file_digest, record_gate
 from setlist.memory import gb, require_room
-from setlist.publish import cut_short
+from setlist.publish import cut_short, in_progress
 from setlist.settings import Settings
 from training.candidates_fit import CandidateParams, FittedCandidates, fit_candidates, refit_popularity, seen_matrix
 from training.champion import champion_metrics
@@ -540,6 +540,8 @@ def train(
         _require_published(store)  # after the log's own refusals (too few positives, too big to fit)
         if unfinished := cut_short(settings.features_dir):  # a training set joined from two builds' files
             raise TrainingRefused(f"{unfinished}, then train")
+        if running := in_progress(settings.features_dir):
+            raise TrainingRefused(f"{running}: train once it has ended")
         engine = engine_for(settings, report)  # Spark in the cluster profile
         rs, q_train_n, n_folds = ranker_set(settings, plan, store, report, engine)
         gate_passed = gate_training_set(settings, rs, plan.opted_out)

@@ -21,7 +21,7 @@ from setlist import jobmetrics
 from setlist.consent import newest_usable
 from setlist.eventlog import EventLog
 from setlist.featureset import FeatureSet
-from setlist.publish import cut_short
+from setlist.publish import cut_short, in_progress
 from setlist.settings import Settings
 from setlist.windows import Window
 from validation import api, sources
@@ -85,11 +85,12 @@ def features_gate(settings: Settings, opts: GateOptions, ws: Workspace) -> list[
     usable = {} if opts.as_of else _newest_usable(settings, opts)
     t = opts.thresholds(settings)
     results = []
+    whole = "feature files are one publish's whole"
     if unfinished := cut_short(settings.features_dir):  # each file may pass its checks, the set is no one build
-        whole = Row(
-            "feature files are one publish's whole", unfinished, "no publish cut short", "fail", check="publish"
-        )
-        results.append(GateResult("features", rows=[whole]))
+        results.append(GateResult("features", rows=[Row(whole, unfinished, "no publish cut short", "fail")]))
+    elif running := in_progress(settings.features_dir):  # what is checked may change under the checks
+        said = f"{running}: these checks may see some files of it and some of the last"
+        results.append(GateResult("features", rows=[Row(whole, said, "no publish running", "warn")]))
     for name, frame in batches.items():
         as_of, what = (opts.as_of, "--as-of") if opts.as_of else usable.get(name, usable["log"])
         result = api.validate_feature_batch(

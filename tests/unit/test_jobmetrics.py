@@ -236,3 +236,34 @@ with jobmetrics.job_run(Settings(data_dir=Path({str(s.data_dir)!r})), "materiali
     assert jobmetrics.running(s.status_dir) == [] and "materialize (killed)" not in {
         line.name for line in job_lines(s, killed.started + 120)
     }
+
+
+def test_marks_are_judged_by_their_lock_whatever_host_or_pid_they_name(tmp_path):
+    import json
+
+    from ops.status import job_lines
+    from setlist import liveness
+    from setlist.errors import UsageError
+
+    s = _settings(tmp_path)
+    s.status_dir.mkdir(parents=True)
+    facts = {"pid": 1, "host": "setlist-train-28391-abcde", "started": 1.0e9}  # a CronJob pod's PID 1
+    # a pod killed by its deadline: its mark stays, unlocked
+    (s.status_dir / f"train.gone{jobmetrics.RUNNING}").write_text(json.dumps({**facts, "job": "train"}))
+    # another pod's run, alive (this process holds its lock in its stead)
+    held = liveness.Mark.take(s.status_dir / f"materialize.live{jobmetrics.RUNNING}", {**facts, "job": "materialize"})
+    try:
+        lines = {line.name: line for line in job_lines(s, 1.0e9 + 60)}
+        assert lines["train (killed)"].mark == "fail" and "setlist-train-28391-abcde" in lines["train (killed)"].value
+        assert lines["materialize (running)"].mark == "none"
+        # a mistyped command is no run of the job: the killed run stays on show
+        with pytest.raises(UsageError), jobmetrics.job_run(s, "train"):
+            raise UsageError("no such option")
+        assert "train (killed)" in {line.name for line in job_lines(s, 1.0e9 + 60)}
+        # a run that reports is the job's newest word; another job's live run is left alone
+        for job in ("train", "materialize"):
+            with jobmetrics.job_run(s, job):
+                pass
+        assert [(r.job, r.alive) for r in jobmetrics.running(s.status_dir)] == [("materialize", True)]
+    finally:
+        held.release(remove=True)

@@ -1,0 +1,79 @@
+"""Marks a running process leaves beside what it writes, so that a reader can tell "running" from "killed".
+
+A mark is a small JSON file the process holds ``flock``'ed for as long as it works. The lock goes with the
+process however it ends (SIGKILL, the OOM killer, a pod deleted), and the file stays: a reader that can
+take the lock knows its writer is gone. No pid or host is compared, which a pod's fresh hostname and PID 1
+(every CronJob's) would make meaningless, and a reused pid cannot pass for the dead process.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+class Mark:
+    """A mark held by this process; ``release`` lets it go, leaving the file or removing it."""
+
+    def __init__(self, path: Path, fd: int) -> None:
+        self.path, self._fd = path, fd
+
+    @classmethod
+    def take(cls, path: Path, facts: dict[str, Any]) -> Mark:
+        """Write ``facts`` to ``path``, locked before the file has its name: no reader sees it unlocked."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a file of our own: never held by another
+            os.write(fd, json.dumps(facts, default=str).encode())
+            os.replace(tmp, path)
+        except BaseException:
+            os.close(fd)
+            tmp.unlink(missing_ok=True)
+            raise
+        return cls(path, fd)
+
+    def release(self, remove: bool) -> None:
+        """Let the mark go: removed when the work is done, left (unlocked) when it is not."""
+        if self._fd < 0:
+            return
+        if remove:
+            self.path.unlink(missing_ok=True)
+        os.close(self._fd)  # closing the descriptor drops the lock
+        self._fd = -1
+
+
+@dataclass(frozen=True)
+class Found:
+    path: Path
+    facts: dict[str, Any]
+    #: the process that left it still holds it
+    alive: bool
+
+
+def look(path: Path) -> Found | None:
+    """The mark at ``path`` and whether its process lives; None when there is none."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            alive = True
+        else:
+            alive = False
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        try:
+            facts = json.loads(os.read(fd, 1 << 16) or b"{}")
+        except ValueError:
+            facts = {}
+    finally:
+        os.close(fd)
+    return Found(path, facts if isinstance(facts, dict) else {}, alive)
