@@ -8,7 +8,7 @@ import gzip
 import lzma
 import uuid
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -665,10 +665,12 @@ def import_(
                 events, item_frame, summary = load_interactions(source, **vars(options))
                 _say_summary(summary, item_frame, settings, consent_given)
                 with console.status(f"ingesting {len(events):,} events…"):
-                    report = ingest(events, settings, source=f"import-{source.stem}")
+                    report = ingest(events, settings, source=f"import-{source.stem}", before_write=run.writing)
                 del events
             else:
-                report, summary = _import_in_chunks(source, options, chunk_rows, settings, consent_given, per_line)
+                report, summary = _import_in_chunks(
+                    source, options, chunk_rows, settings, consent_given, per_line, before_write=run.writing
+                )
         except (
             ImportFormatError,
             ArchiveError,
@@ -684,6 +686,28 @@ def import_(
                 + ("Nothing was written; " if not kept else "")
                 + f"download it again, or decompress what is readable and import that{kept}"
             ) from exc
+    # on record before anything is printed: an import that finished is finished, whatever happens to its output
+    record_import(
+        settings.lineage_dir,
+        run=run.id,
+        source=source.name,
+        sha256=digest,
+        items_file=items_label(items) if items else None,
+        rows=summary.rows,
+        accepted=report.accepted,
+        quarantined=report.quarantined,
+        # so that the rows add up: accepted + quarantined + sampled_out + erased + already_logged is rows,
+        # and the rows of the kinds --type-map left out come on top, by name
+        sampled_out=report.sampled_out,
+        erased=report.erased,
+        already_logged=report.already_logged,
+        quarantined_before=report.quarantined_before,
+        ignored=dict(summary.ignored),
+        malformed_lines=summary.malformed_lines,
+        consent=summary.consent,
+        consent_default="grant" if settings.consent_granted_by_default else "deny",
+        options=reading,
+    )
     jobmetrics.current().quarantined(report.reasons)
     _print_report(report, f"imported {source.name}")
     if no_time and earlier and report.accepted:
@@ -723,27 +747,6 @@ def import_(
             "under the same id is quarantined as a duplicate), so the events already in the log stand."
             f"{catalogue} To import the events again with other options, {_start_over(settings)}."
         )
-    record_import(
-        settings.lineage_dir,
-        run=run,
-        source=source.name,
-        sha256=digest,
-        items_file=items_label(items) if items else None,
-        rows=summary.rows,
-        accepted=report.accepted,
-        quarantined=report.quarantined,
-        # so that the rows add up: accepted + quarantined + sampled_out + erased + already_logged is rows,
-        # and the rows of the kinds --type-map left out come on top, by name
-        sampled_out=report.sampled_out,
-        erased=report.erased,
-        already_logged=report.already_logged,
-        quarantined_before=report.quarantined_before,
-        ignored=dict(summary.ignored),
-        malformed_lines=summary.malformed_lines,
-        consent=summary.consent,
-        consent_default="grant" if settings.consent_granted_by_default else "deny",
-        options=reading,
-    )
     # a re-run of an import (its events logged before, say by a run that was killed) accepts nothing new, and
     # its bad rows are in the quarantine already: no failure, the note above says so
     if report.accepted == 0 and report.quarantined and not again:
@@ -817,19 +820,35 @@ def _kept_note(settings: Settings, files_before: set[Path]) -> str:
     )
 
 
+class _Run:
+    """One import's run, as its ledger lines name it."""
+
+    def __init__(self, lineage_dir: Path) -> None:
+        self.lineage_dir, self.id, self.wrote = lineage_dir, uuid.uuid4().hex[:12], False
+
+    def writing(self) -> None:
+        """Before its first append to the log: from here on, a run that does not finish may have left rows."""
+        from setlist.lineage import record_import_writing
+
+        if not self.wrote:
+            record_import_writing(self.lineage_dir, self.id)
+            self.wrote = True
+
+
 @contextmanager
-def _recorded(settings: Settings, files_before: set[Path], **fields: object) -> Iterator[str]:
-    """An import's start on record before it reads a row (a killed run leaves it), and its end if an error
-    ends it, with whether it had written to the log by then: the ledger holds every file rows came from."""
+def _recorded(settings: Settings, files_before: set[Path], **fields: object) -> Iterator[_Run]:
+    """An import's start on record before it reads a row, and its first write to the log (a run killed
+    after it leaves both), and its end if an error ends it, with whether it had written to the log by
+    then: the ledger holds every file rows came from."""
     from setlist.lineage import record_import_failure, record_import_start
 
-    run = uuid.uuid4().hex[:12]
-    record_import_start(settings.lineage_dir, run, **fields)
+    run = _Run(settings.lineage_dir)
+    record_import_start(settings.lineage_dir, run.id, **fields)
     try:
         yield run
     except BaseException as exc:
         kept = bool(set(EventLog(settings.events_dir).files()) - files_before)
-        record_import_failure(settings.lineage_dir, run, kept, f"{type(exc).__name__}: {exc}"[:500])
+        record_import_failure(settings.lineage_dir, run.id, kept, f"{type(exc).__name__}: {exc}"[:500])
         raise
 
 
@@ -913,6 +932,7 @@ def _import_in_chunks(
     settings: Settings,
     consent_given: bool,
     per_line: float = 1.0,
+    before_write: Callable[[], None] | None = None,
 ) -> tuple[IngestReport, ImportSummary]:
     """A file too big to import at once, a stretch of time at a time (``InteractionStream``: the
     events an import at once gives)."""
@@ -939,12 +959,21 @@ def _import_in_chunks(
             progress=lambda said: status.update(f"{source.name}: {said}"),
             per_line=per_line,
         )
-        known = logged_event_ids(settings)
+        known, files_before = logged_event_ids(settings), EventLog(settings.events_dir).files()
         for k, events in enumerate(stream, start=1):
             status.update(f"{source.name}: chunk {k} of {stream.chunks}: ingesting {len(events):,} events…")
             times = events["timestamp"].dropna()
             span = f"{times.iloc[0]:%Y-%m-%d} … {times.iloc[-1]:%Y-%m-%d}" if len(times) else "no valid times"
-            report.merge(ingest(events, settings, source=f"import-{source.stem}", known=known))
+            report.merge(
+                ingest(
+                    events,
+                    settings,
+                    source=f"import-{source.stem}",
+                    known=known,
+                    before_write=before_write,
+                    log_files_before=files_before,
+                )
+            )
             console.print(
                 f"  chunk {k} of {stream.chunks}: {len(events):,} row{'s' if len(events) != 1 else ''}, {span}; "
                 f"{report.accepted:,} accepted so far"

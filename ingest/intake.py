@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -219,6 +220,9 @@ def _row_reason(
     return reason
 
 
+#: what the log holds of an event, by id: its type and value (``EventLog.kinds_of``)
+Logged = tuple[str, float | None]
+
 #: not a quarantine reason: the row's event is in the log already, of the same kind (``IngestReport.already_logged``)
 ALREADY_LOGGED = "already_logged"
 
@@ -231,12 +235,13 @@ def _reasons(
     raw_ts: pd.Series | None = None,
     oldest: datetime | None = None,
     row_wise: bool = False,
-    logged_kinds: dict[str, str] | None = None,
+    logged: Callable[[list[str]], dict[str, Logged]] | None = None,
 ) -> list[str | None]:
     """Row-wise contract check plus duplicate detection within the batch and against the log.
 
-    ``logged_kinds``: the type the log holds for ids of this batch it holds; a row whose id and type
-    match is ``ALREADY_LOGGED`` (the same event read again), one of another type a duplicate.
+    ``logged``: looks up what the log holds for ids of this batch it holds; a row whose id, type and value
+    match is ``ALREADY_LOGGED`` (the same event read again), one of another type or value a duplicate
+    (kept in the quarantine for a look: a rating corrected since, a second kind of event at one time).
 
     Timestamps are checked against what is impossible only (``setlist.contract.reject_reason``):
     at or before the Unix epoch, or more than ``max_future_s`` after ``now``. There is no calendar
@@ -265,13 +270,24 @@ def _reasons(
     known = ids.isin(known_ids).to_numpy() if known_ids else np.zeros(len(passed), bool)
     again = np.zeros(len(passed), bool)
     again[~known] = ids[~known].duplicated(keep="first").to_numpy()
-    kinds = frame["type"].iloc[passed]
-    for i, eid, kind, logged in zip(
-        passed[known | again].tolist(), ids[known | again].tolist(), kinds[known | again].tolist(), known[known | again]
+    held = logged([str(e) for e in ids[known]]) if logged is not None and known.any() else {}
+    kinds, values = frame["type"].iloc[passed], to_numbers(frame["value"].iloc[passed])
+    hit = known | again
+    for i, eid, kind, value, in_log in zip(
+        passed[hit].tolist(), ids[hit].tolist(), kinds[hit].tolist(), values[hit].tolist(), known[hit]
     ):
-        same = logged and logged_kinds is not None and logged_kinds.get(eid) == str(kind)
+        same = in_log and _same_event(held.get(str(eid)), str(kind), value)
         out[i] = ALREADY_LOGGED if same else f"duplicate_event_id: {eid}"
     return out
+
+
+def _same_event(held: Logged | None, kind: str, value: float) -> bool:
+    """The logged event is this row's: the same type, and the same value (both missing, or equal as stored)."""
+    if held is None or held[0] != kind:
+        return False
+    if held[1] is None or held[1] != held[1]:
+        return value != value
+    return value == value and abs(held[1] - value) <= 1e-6 * max(1.0, abs(value))
 
 
 def _explained(reasons: list[str | None], unread: np.ndarray) -> list[str | None]:
@@ -331,8 +347,17 @@ def ingest(
     identities: IdentityMap | None = None,
     check_log_duplicates: bool = True,
     known: set[str] | None = None,
+    before_write: Callable[[], None] | None = None,
+    log_files_before: list[Path] | None = None,
 ) -> IngestReport:
     """Validate, pseudonymize and append ``raw`` events (which carry application user ids).
+
+    ``log_files_before``: the log's files as the import began (default: as this call begins). A row whose
+    event one of them holds was read before (a re-run); one whose id this import accepted already is a
+    duplicate within the file, as it would be in one frame.
+
+    ``before_write`` is called before each append to the log (the import's ledger records, once, that
+    its run has started writing: a run killed before that put nothing in the log).
 
     Large frames go in slices of ``INGEST_SLICE_ROWS`` (callers hand them over in time order, so
     each slice writes few day files); an event id that passed in an earlier slice is a duplicate
@@ -361,27 +386,33 @@ def ingest(
         return opened[0]
 
     erased = log.erased()  # read once: an erasure during an import is a race the erasure's own scan catches
-    kinds = _logged_kinds(raw, known, log)
+    before = log.files() if log_files_before is None else log_files_before
+    looked_up = (lambda ids: log.kinds_of(ids, before)) if check_log_duplicates else None
     held = quarantine.held(raw["event_id"]) if check_log_duplicates and "event_id" in raw else set()
     try:
         for start in range(0, max(len(raw), 1), INGEST_SLICE_ROWS):
             part = raw.iloc[start : start + INGEST_SLICE_ROWS]
             report.merge(
-                _ingest_slice(part, settings, source, names, known, now, key, log, quarantine, erased, kinds, held)
+                _ingest_slice(
+                    part,
+                    settings,
+                    source,
+                    names,
+                    known,
+                    now,
+                    key,
+                    log,
+                    quarantine,
+                    erased,
+                    looked_up,
+                    held,
+                    before_write,
+                )
             )
     finally:
         for m in opened:
             m.dispose()
     return report
-
-
-def _logged_kinds(raw: pd.DataFrame, known: set[str], log: EventLog) -> dict[str, str]:
-    """The logged type of each id of ``raw`` the log holds already (none, and no read, for new rows)."""
-    if not known or "event_id" not in raw or raw.empty:
-        return {}
-    ids = raw["event_id"]
-    hits = ids[ids.isin(known)]
-    return log.kinds_of(hits.astype(str).tolist()) if len(hits) else {}
 
 
 def _ingest_slice(
@@ -395,8 +426,9 @@ def _ingest_slice(
     log: EventLog,
     quarantine: Quarantine,
     erased: Erased,
-    logged_kinds: dict[str, str],
+    logged: Callable[[list[str]], dict[str, Logged]] | None,
     quarantined: set[tuple[str, str]],
+    before_write: Callable[[], None] | None = None,
 ) -> IngestReport:
     """One slice of ``ingest``; the ids of its passing rows join ``known``. Rows of erased users are
     left out before anything is checked or written: an erasure holds for every later import, as for
@@ -416,7 +448,7 @@ def _ingest_slice(
     frame["query"] = _stored_queries(frame, key)
     raw_ts = raw["timestamp"].reset_index(drop=True) if "timestamp" in raw else None
     reasons = _reasons(
-        frame, known, now, settings.max_future_skew_s, raw_ts, events_cutoff(settings, now), logged_kinds=logged_kinds
+        frame, known, now, settings.max_future_skew_s, raw_ts, events_cutoff(settings, now), logged=logged
     )
     if unread is not None:
         reasons = _explained(reasons, unread)
@@ -446,5 +478,7 @@ def _ingest_slice(
     # so not remembered then) and would leave their users unresolvable; remembering twice is harmless
     logged = np.array([r is None or r.startswith("duplicate_event_id") for r in reasons], dtype=bool)  # held too
     identities().remember((mapping[r], r) for r in raw_ids[logged].unique() if r)
+    if before_write is not None and len(good):
+        before_write()
     report.accepted = log.append(good, tag=source)
     return report

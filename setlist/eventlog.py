@@ -263,16 +263,22 @@ class EventLog:
         return h.hexdigest()[:16]
 
     # --- erasure ---------------------------------------------------------------------------
-    def kinds_of(self, ids: Iterable[str]) -> dict[str, str]:
-        """The type of each logged event among ``ids`` (erased users' included): one pass over the ids and
-        types of the log, made only when an import meets ids the log holds."""
-        wanted = pa.array(sorted(set(ids)), pa.string())
-        files = self.files()
+    def kinds_of(self, ids: Iterable[str], files: Iterable[Path] | None = None) -> dict[str, tuple[str, float | None]]:
+        """The type and value of each logged event among ``ids`` (erased users' included), in ``files``
+        (default the whole log): one pass over their ids, types and values."""
+        wanted = pa.array(list(set(ids)), pa.string())
+        files = self.files() if files is None else [f for f in files if f.exists()]
         if not len(wanted) or not files:
             return {}
         dataset = ds.dataset([str(f) for f in files], schema=EVENT_SCHEMA, format="parquet")
-        table = dataset.to_table(columns=["event_id", "type"], filter=ds.field("event_id").isin(wanted))
-        return dict(zip(table["event_id"].to_pylist(), table["type"].cast(pa.string()).to_pylist(), strict=True))
+        table = dataset.to_table(columns=["event_id", "type", "value"], filter=ds.field("event_id").isin(wanted))
+        return dict(
+            zip(
+                table["event_id"].to_pylist(),
+                zip(table["type"].cast(pa.string()).to_pylist(), table["value"].to_pylist(), strict=True),
+                strict=True,
+            )
+        )
 
     def erased(self) -> Erased:
         path = self.root / TOMBSTONES

@@ -50,9 +50,10 @@ def _read(lineage_dir: Path, ledger: str) -> list[dict[str, Any]]:
         return [json.loads(line) for line in fh if line.strip()]
 
 
-#: the ``status`` of an import's first record, written before it reads or writes a row, and of the one an
-#: import that ends in an error writes; a finished import's record has no status
-STARTED, FAILED = "started", "failed"
+#: the ``status`` of an import's first record (written before it reads a row), of the one it writes before
+#: its first append to the log, and of the one an import that ends in an error writes; a finished import's
+#: record has no status
+STARTED, WRITING, FAILED = "started", "writing", "failed"
 
 
 def record_import(lineage_dir: Path, **fields: Any) -> dict[str, Any]:
@@ -61,9 +62,14 @@ def record_import(lineage_dir: Path, **fields: Any) -> dict[str, Any]:
 
 
 def record_import_start(lineage_dir: Path, run: str, **fields: Any) -> dict[str, Any]:
-    """Before an import writes anything: a run killed before its own record leaves this one, so the ledger
-    never holds rows of the log without the file they came from."""
+    """Before an import reads a row: with ``record_import_writing``, a run killed before its own record
+    leaves these, so the ledger never holds rows of the log without the file they came from."""
     return _append(lineage_dir, IMPORTS, {"status": STARTED, "run": run, **fields})
+
+
+def record_import_writing(lineage_dir: Path, run: str) -> dict[str, Any]:
+    """Before an import's first append to the log: a run that stops before this one left no rows."""
+    return _append(lineage_dir, IMPORTS, {"status": WRITING, "run": run})
 
 
 def record_import_failure(lineage_dir: Path, run: str, kept_rows: bool, error: str) -> dict[str, Any]:
@@ -76,13 +82,15 @@ def imports(lineage_dir: Path) -> list[dict[str, Any]]:
     return [r for r in _read(lineage_dir, IMPORTS) if "status" not in r]
 
 
-def unfinished_imports(lineage_dir: Path) -> list[dict[str, Any]]:
-    """The imports that may have put rows in the log without recording them, oldest first: each one's
-    first record, for those that never recorded an end (killed, or running now: ``"ended": None``) and
-    those that ended in an error after writing (``"ended"`` is the error). A later finished import of
-    the same file finished what they left (its rows are the same events)."""
-    records = _read(lineage_dir, IMPORTS)
-    ends = {r.get("run"): r for r in records if r.get("run") and r.get("status") != STARTED}
+def unfinished_imports(lineage_dir: Path, as_of: datetime | None = None) -> list[dict[str, Any]]:
+    """The imports that may have put rows in the log without recording them, oldest first (as the ledger
+    stood at ``as_of``, default now): each one's first record, for those that wrote to the log and never
+    recorded an end (killed, or running now: ``"ended": None``) and those that ended in an error after
+    writing (``"ended"`` is the error). A later finished import of the same file finished what they left
+    (its rows are the same events); one killed before its first write left nothing."""
+    records = [r for r in _read(lineage_dir, IMPORTS) if as_of is None or _at(r) <= as_of]
+    writing = {r.get("run") for r in records if r.get("status") == WRITING}
+    ends = {r.get("run"): r for r in records if r.get("run") and r.get("status") in (None, FAILED)}
     out = []
     for at, r in enumerate(records):
         if r.get("status") != STARTED:
@@ -90,11 +98,15 @@ def unfinished_imports(lineage_dir: Path) -> list[dict[str, Any]]:
         if r.get("sha256") and any("status" not in e and e.get("sha256") == r["sha256"] for e in records[at + 1 :]):
             continue
         end = ends.get(r["run"])
-        if end is None:
+        if end is None and r["run"] in writing:
             out.append({**r, "ended": None})
-        elif end.get("status") == FAILED and end.get("kept_rows"):
+        elif end is not None and end.get("status") == FAILED and end.get("kept_rows"):
             out.append({**r, "ended": end.get("error", "an error")})
     return out
+
+
+def _at(record: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(str(record.get("at", "1970-01-01T00:00:00+00:00")))
 
 
 def record_gate(lineage_dir: Path, gate: str, passed: bool, subject: str, **fields: Any) -> dict[str, Any]:

@@ -102,14 +102,14 @@ def trace(settings: Settings, version: str | None, model: str = "ranker") -> Tre
             f"{i['at']} {i.get('source')} sha256 {str(i.get('sha256', ''))[:16]}: {i.get('accepted', 0):,} accepted, "
             f"{i.get('quarantined', 0):,} quarantined{_left_out(i)}; consent: {i.get('consent', '?')}"
         )
-    for i in unfinished_imports(settings.lineage_dir):
-        if started is None or _when(i["at"]) <= started:
-            end = i["ended"] or "no end recorded: killed, or running still"
-            src.add(
-                f"[yellow]{i['at']} {i.get('source')} sha256 {str(i.get('sha256', ''))[:16]}: started, never finished "
-                f"({end}); its rows may be in the log: run the same import again to finish it[/]"
-            )
-    if not before:
+    cut = unfinished_imports(settings.lineage_dir, as_of=started)  # as the ledger stood when the run began
+    for i in cut:
+        end = i["ended"] or "no end recorded: killed, or running still"
+        src.add(
+            f"[yellow]{i['at']} {i.get('source')} sha256 {str(i.get('sha256', ''))[:16]}: started, never finished "
+            f"({end}); its rows may be in the log: run the same import again to finish it[/]"
+        )
+    if not before and not cut:
         src.add("none (generated events, or imported before imports were recorded)")
     return root
 

@@ -18,7 +18,7 @@ def _text(tree) -> str:
 def test_lineage_walks_from_a_model_version_to_its_imports_and_gates(tiny_copy, monkeypatch, tmp_path) -> None:
     from feature_repo.materialize import publish
     from ingest.__main__ import app as ingest_app
-    from setlist.lineage import record_import_start
+    from setlist.lineage import record_import_start, record_import_writing
     from setlist.settings import get_settings
     from training.lineage import app as lineage_app
     from training.lineage import trace
@@ -54,6 +54,8 @@ def test_lineage_walks_from_a_model_version_to_its_imports_and_gates(tiny_copy, 
     assert done.exit_code == 0, done.output
     # an import killed before it recorded its end: its rows may be in the log, so its file is named
     record_import_start(s.lineage_dir, "cut-short", source="killed.csv", sha256="ab" * 32, options={})
+    record_import_writing(s.lineage_dir, "cut-short")
+    record_import_start(s.lineage_dir, "no-rows", source="early.csv", sha256="cd" * 32, options={})  # none written
     publish(s)
     assert runner.invoke(validation_app, ["events"]).exit_code == 0
     result = train(s, progress=False)
@@ -64,6 +66,7 @@ def test_lineage_walks_from_a_model_version_to_its_imports_and_gates(tiny_copy, 
     assert "gate events: passed" in text and "the log still matches it" in text
     assert "extra.csv" in text and "--assume-consent" in text
     assert "killed.csv sha256 abababab" in text and "started, never finished (no end recorded" in text
+    assert "early.csv" not in text  # killed before its first write: no rows of it can be in the log
     cli = runner.invoke(lineage_app, [result.versions[1]])
     assert cli.exit_code == 0 and "training set sha256" in cli.output
     missing = runner.invoke(lineage_app, ["999"])

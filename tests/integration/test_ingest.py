@@ -68,13 +68,13 @@ def test_bad_events_are_quarantined_with_reasons(settings):
 
 def test_duplicates_against_the_log_are_caught_on_a_second_ingest(settings):
     ingest(pd.DataFrame([_event(i) for i in range(5)]), settings, source="a")
-    # e3 and e4 read again as they were (a re-run), e2's id now on an event of another kind
-    rows = [_event(2, type="like"), *(_event(i) for i in range(3, 8))]
+    # e4 read again as it was (a re-run); e2's id now on an event of another kind, e3's with another value
+    rows = [_event(2, type="like"), _event(3, value=0.9), *(_event(i) for i in range(4, 8))]
     again = ingest(pd.DataFrame(rows), settings, source="b")
-    assert again.accepted == 3 and again.already_logged == 2 and again.reasons == {"duplicate_event_id": 1}
-    # the events read again are neither stored twice nor quarantined; the clash is, with its reason
-    q = Quarantine(settings.quarantine_dir).read()
-    assert q["event_id"].tolist() == ["e2"] and q["type"].tolist() == ["like"]
+    assert again.accepted == 3 and again.already_logged == 1 and again.reasons == {"duplicate_event_id": 2}
+    # the event read again is neither stored twice nor quarantined; the clashes are, with their reason
+    q = Quarantine(settings.quarantine_dir).read().sort_values("event_id")
+    assert q["event_id"].tolist() == ["e2", "e3"] and q["type"].tolist() == ["like", "play"]
     assert q["reason"].str.startswith("duplicate_event_id").all()
     log = EventLog(settings.events_dir).read()
     assert sorted(log["event_id"]) == [f"e{i}" for i in range(8)] and (log["type"] == "play").all()

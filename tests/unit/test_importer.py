@@ -776,6 +776,34 @@ def test_an_import_cut_short_is_on_record_and_its_rerun_finishes_it(tmp_path, mo
     assert Quarantine(tmp_path / "data" / "quarantine").read().empty
 
 
+def test_an_import_killed_before_its_first_write_leaves_its_options_free(tmp_path, monkeypatch):
+    # the OOM killer while the file is read: nothing of it reached the log
+    from typer.testing import CliRunner
+
+    import ingest.__main__ as cli
+    from setlist import lineage
+
+    src = _csv(tmp_path / "log.csv", "user,item,t\n" + "\n".join(f"u{k % 3},i{k % 4},{T0 + k}" for k in range(20)))
+    monkeypatch.setenv("SETLIST_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("SETLIST_HMAC_KEY", "k")
+    args = ["import", str(src), "--user-col", "user", "--item-col", "item", "--time-col", "t", "--time-unit", "s"]
+
+    def killed(*a, **kw):
+        raise _Killed
+
+    monkeypatch.setattr(cli, "ingest", killed)
+    monkeypatch.setattr(lineage, "record_import_failure", lambda *a, **kw: None)  # no last word
+    with pytest.raises(_Killed):
+        CliRunner().invoke(cli.app, [*args, "--time-zone", "Europe/Paris"], catch_exceptions=False)
+    monkeypatch.undo()
+    monkeypatch.setenv("SETLIST_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("SETLIST_HMAC_KEY", "k")
+    assert lineage.unfinished_imports(tmp_path / "data" / "lineage") == []
+    fixed = CliRunner().invoke(cli.app, args)  # the zone dropped: let through
+    assert fixed.exit_code == 0, fixed.output
+    assert [r["accepted"] for r in lineage.imports(tmp_path / "data" / "lineage")] == [20]
+
+
 def test_an_import_that_fails_after_some_chunks_says_what_stays(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
