@@ -62,7 +62,7 @@ def register_broken_ranker(
     frame = pd.read_parquet(settings.training_set_path)
     booster = broken_booster(frame, mode, seed=seed)
     client = registry.connect(settings)
-    candidates = registry.alias_version(client, settings.candidates_model, registry.CHAMPION)
+    candidates = registry.lookup_pair(client, settings, registry.CHAMPION).candidates  # as serving reads it
     with mlflow.start_run(experiment_id=registry.ensure_experiment(client, settings), run_name=f"broken-ranker-{mode}"):
         mlflow.set_tag("drill.broken_ranker", mode)
         info = mlflow.xgboost.log_model(

@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from setlist import liveness
 from setlist.errors import Refused, UsageError
 from setlist.eventlog import (
     TOMBSTONES,
@@ -41,6 +42,8 @@ from setlist.pseudonym import PSEUDONYM_PREFIX, IdentityMap, pseudonymize
 from setlist.settings import Settings
 
 RECEIPTS = Path("erasure") / "receipts"
+#: the marks of erasures running now (``setlist.liveness``), by digest
+RUNNING = Path("erasure") / "running"
 _PSEUDONYM_LEN = len(PSEUDONYM_PREFIX) + 32
 
 
@@ -95,8 +98,22 @@ def erase(user: str, settings: Settings, *, by_pseudonym: bool = False, progress
     say = progress or (lambda _: None)
     pseudonym = resolve(user, settings, by_pseudonym)
     data = settings.data_dir
-    places: list[Place] = []
     logs = _event_logs(settings)
+    digest = erasure_digest(pseudonym)
+    # held while the erasure runs: status tells this run from one killed between tombstone and receipt
+    mark = liveness.Mark.take(data / RUNNING / f"{digest[:12]}.running", {"digest": digest})
+    try:
+        receipt = _erase(settings, user, pseudonym, by_pseudonym, logs, say)
+    finally:
+        mark.release(remove=True)
+    return receipt
+
+
+def _erase(
+    settings: Settings, user: str, pseudonym: str, by_pseudonym: bool, logs: list[EventLog], say: Progress
+) -> Receipt:
+    data = settings.data_dir
+    places: list[Place] = []
     for log in logs:
         log.tombstone(pseudonym)  # first: readers and rebuilds skip the user from now on
     say("online store and prediction cache")
@@ -450,11 +467,17 @@ def _vacuum_sqlite(path: Path) -> None:
         conn.close()
 
 
-def unfinished(settings: Settings) -> list[datetime]:
-    """When each erasure that never wrote its receipt started (oldest first): the tombstone is its first
-    write and the receipt its last, so a run killed in between leaves a tombstone without a receipt. The
-    user is out of every read already; the copies the run had not reached yet are not removed until the
-    same erasure is run again (its receipt then closes it)."""
+@dataclass(frozen=True)
+class Unfinished:
+    digest: str
+    started: datetime
+
+
+def unfinished(settings: Settings) -> list[Unfinished]:
+    """Each erasure that never wrote its receipt and is not running now, oldest first: the tombstone is
+    its first write and the receipt its last, so a run killed (or ended by an error) in between leaves a
+    tombstone without a receipt. The user is out of every read already; the copies the run had not
+    reached yet are not removed until the same erasure is run again (its receipt then closes it)."""
     tombstones = EventLog(settings.events_dir).root / TOMBSTONES
     if not tombstones.exists() or "erased_at" not in pq.read_schema(tombstones).names:
         return []
@@ -465,8 +488,13 @@ def unfinished(settings: Settings) -> list[datetime]:
             receipted.add(json.loads(path.read_text(encoding="utf-8"))["digest"])
         except (OSError, ValueError, KeyError):
             continue
+    running = set()
+    for path in (settings.data_dir / RUNNING).glob("*.running") if (settings.data_dir / RUNNING).is_dir() else []:
+        if (found := liveness.look(path)) is not None and found.alive:
+            running.add(found.facts.get("digest"))
     table = pq.read_table(tombstones).to_pydict()
-    return sorted(t for d, t in zip(table["digest"], table["erased_at"]) if d not in receipted)
+    cut = [Unfinished(d, t) for d, t in zip(table["digest"], table["erased_at"]) if d not in receipted | running]
+    return sorted(cut, key=lambda u: u.started)
 
 
 def _write_receipt(settings: Settings, receipt: Receipt) -> Path:

@@ -80,15 +80,16 @@ def event_lines(settings: Settings, now: float) -> list[Line]:
 
     if cut := erasure.unfinished(settings):
         n, who = len(cut), "the users are" if len(cut) != 1 else "the user is"
+        digests = ", ".join(u.digest[:12] for u in cut[:5]) + (", …" if n > 5 else "")
         lines.append(
             Line(
                 "events",
                 "erasure cut short",
                 "fail",
-                f"{n} erasure{'s' if n != 1 else ''} started, never wrote a receipt (killed): {who} "
-                "out of every read, but copies the run had not reached stay until the same `make erase USER_ID=…` "
-                "runs again",
-                _age(cut[0].timestamp(), now),
+                f"{n} erasure{'s' if n != 1 else ''} started, never wrote a receipt (killed, or ended by an error; "
+                f"digest {digests}, as receipts are named): {who} out of every read, but copies the run had not "
+                "reached stay until the same `make erase USER_ID=…` runs again",
+                _age(cut[0].started.timestamp(), now),
             )
         )
     return lines
@@ -196,9 +197,10 @@ def model_lines(settings: Settings, now: float) -> list[Line]:
 
     try:
         client = registry.reader(settings)
-        facts = {
-            alias: registry.alias_facts(client, settings, alias) for alias in (registry.CHAMPION, registry.CHALLENGER)
+        pairs = {
+            alias: registry.find_pair(client, settings, alias) for alias in (registry.CHAMPION, registry.CHALLENGER)
         }
+        facts = {alias: registry.pair_facts(client, settings, pair) for alias, pair in pairs.items()}
     except Exception as exc:
         return [Line("models", "registry", "fail", f"cannot read the model registry: {type(exc).__name__}: {exc}")]
     lines = []
@@ -212,7 +214,7 @@ def model_lines(settings: Settings, now: float) -> list[Line]:
         metrics = ", ".join(f"{k} {v:.4f}" for k, v in shown.items())
         pair = "+".join(f"{f.model} v{f.version}" for f in versions)
         lines.append(Line("models", alias, "ok", f"{pair}; {metrics}", _age(ranker.created, now), ranker.metrics))
-        found = registry.find_pair(client, settings, alias)
+        found = pairs[alias]
         if found is not None and found.cut_short:
             lines.append(Line("models", f"{alias} alias", "warn", found.cut_short))
         if alias == registry.CHAMPION:

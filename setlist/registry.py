@@ -60,6 +60,7 @@ LINEAGE_PUBLISH = "lineage.feature_publish"  # the feature publish version onlin
 LINEAGE_ROWS = "lineage.rows."  # prefix: one tag per row count
 
 _log = logging.getLogger(__name__)
+_warned: set[str] = set()
 
 #: MLflow's error codes for "no such model" and (SQL stores) "no such alias"
 _NOT_FOUND = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"})
@@ -196,7 +197,9 @@ def lookup_pair(client: MlflowClient, settings: Settings, alias: str) -> ModelPa
         f"v{named or '?'}) but {names.ranker}'s on v{ranker}, whose partner is v{partner}: a move cut short. "
         f"The pair is v{partner}+v{ranker} until the alias is moved again (make train, or training.promote)"
     )
-    _log.warning(note)
+    if note not in _warned:  # serving looks the pair up on every refresh: said once per process
+        _warned.add(note)
+        _log.warning(note)
     return ModelPair(partner, ranker, cut_short=note)
 
 
@@ -298,7 +301,11 @@ def version_facts(client: MlflowClient, model: str, version: str, with_metrics: 
 
 def alias_facts(client: MlflowClient, settings: Settings, alias: str) -> list[VersionFacts]:
     """Both versions an alias names, the ranker's with its run's metrics; empty when the alias is not set."""
-    pair = find_pair(client, settings, alias)
+    return pair_facts(client, settings, find_pair(client, settings, alias))
+
+
+def pair_facts(client: MlflowClient, settings: Settings, pair: ModelPair | None) -> list[VersionFacts]:
+    """Both versions of a pair, the ranker's with its run's metrics; empty for no pair."""
     if pair is None:
         return []
     names = model_names(settings)

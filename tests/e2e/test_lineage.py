@@ -104,3 +104,14 @@ def test_promoting_the_challenger_by_hand_needs_a_reason_and_is_recorded(tiny_co
     again = runner.invoke(promote_app, ["--reason", "once more"])  # the champion already: nothing recorded twice
     assert again.exit_code == 0 and "is champion already: nothing changed" in again.output
     assert [g["reason"] for g in gates(s.lineage_dir) if g["gate"] == "promotion"] == [gate["reason"]]
+    # a promotion killed after its alias moved, before its ledger line: the same command completes it
+    (s.lineage_dir / "gates.jsonl").write_text(
+        "".join(
+            line + "\n"
+            for line in (s.lineage_dir / "gates.jsonl").read_text().splitlines()
+            if '"promotion"' not in line
+        )
+    )
+    completed = runner.invoke(promote_app, ["--reason", "once more"])
+    assert completed.exit_code == 0 and "its record is complete now" in completed.output
+    assert [g["reason"] for g in gates(s.lineage_dir) if g["gate"] == "promotion"] == [gate["reason"]]

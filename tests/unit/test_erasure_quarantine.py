@@ -128,10 +128,11 @@ def test_a_killed_writers_temporaries_are_removed_and_its_users_still_resolvable
 
 
 def test_an_erasure_killed_after_its_tombstone_shows_in_status_until_it_runs_again(tmp_path: Path) -> None:
-    from ingest.erasure import unfinished
+    from ingest.erasure import RUNNING, unfinished
     from ingest.intake import ingest
     from ops.status import event_lines
-    from setlist.eventlog import EventLog
+    from setlist import liveness
+    from setlist.eventlog import EventLog, erasure_digest
 
     s = _settings(tmp_path, flush_s=0.05)
     now = pd.Timestamp.now(tz="UTC").floor("s")
@@ -143,11 +144,17 @@ def test_an_erasure_killed_after_its_tombstone_shows_in_status_until_it_runs_aga
     erase("bob", s)  # finished: its receipt closes it
     assert unfinished(s) == []
     # alice's erasure killed right after its first write, the tombstone: no receipt
-    EventLog(s.events_dir).tombstone(pseudonymize("alice", s.secret_hmac_key()))
-    (started,) = unfinished(s)
-    lines = {line.name: line for line in event_lines(s, started.timestamp() + 30)}
+    alice = pseudonymize("alice", s.secret_hmac_key())
+    EventLog(s.events_dir).tombstone(alice)
+    (left,) = unfinished(s)
+    assert left.digest == erasure_digest(alice)
+    lines = {line.name: line for line in event_lines(s, left.started.timestamp() + 30)}
     cut = lines["erasure cut short"]
     assert cut.mark == "fail" and cut.value.startswith("1 erasure started") and "make erase" in cut.value
-    assert cut.age_s == pytest.approx(30, abs=1)
+    assert f"digest {left.digest[:12]}" in cut.value and cut.age_s == pytest.approx(30, abs=1)
+    # while an erasure runs, its tombstone without a receipt is no erasure cut short
+    running = liveness.Mark.take(s.data_dir / RUNNING / "x.running", {"digest": left.digest})
+    assert unfinished(s) == []
+    running.release(remove=True)
     erase("alice", s)  # run again, as the line says
     assert unfinished(s) == [] and "erasure cut short" not in {line.name for line in event_lines(s, time.time())}
