@@ -388,7 +388,7 @@ def ingest(
     erased = log.erased()  # read once: an erasure during an import is a race the erasure's own scan catches
     before = log.files() if log_files_before is None else log_files_before
     looked_up = (lambda ids: log.kinds_of(ids, before)) if check_log_duplicates else None
-    held = quarantine.held(raw["event_id"]) if check_log_duplicates and "event_id" in raw else set()
+    held = quarantine.held() if check_log_duplicates else set()
     try:
         for start in range(0, max(len(raw), 1), INGEST_SLICE_ROWS):
             part = raw.iloc[start : start + INGEST_SLICE_ROWS]

@@ -336,20 +336,19 @@ class Quarantine:
         self._write(out, source)
         return len(out)
 
-    def held(self, ids: Iterable[object]) -> set[tuple[str, str]]:
-        """(event id, reason code) of each row among ``ids`` the quarantine's files hold: an import run
-        again does not quarantine the same row for the same reason twice."""
-        wanted = pa.array(sorted({str(i) for i in ids if isinstance(i, str) and i}), pa.string())
-        files = listing(self.root, ["*.parquet"]) if self.root.exists() and len(wanted) else []
+    def held(self) -> set[tuple[str, str]]:
+        """(event id, reason code) of each row the quarantine's files hold: an import run again does not
+        quarantine the same row for the same reason twice. Two columns of the quarantine, which is read
+        whole: an import's own ids would make a set as large as the import."""
         out: set[tuple[str, str]] = set()
-        for f in files:
+        for f in listing(self.root, ["*.parquet"]) if self.root.exists() else []:
             if not {"event_id", "reason"} <= set(pq.read_schema(f).names):
                 continue
             table = pq.read_table(f, columns=["event_id", "reason"])
-            table = table.filter(pc.is_in(table["event_id"].cast(pa.string()), value_set=wanted))
             out.update(
-                (str(e), str(r).partition(":")[0])
+                (e, str(r).partition(":")[0])
                 for e, r in zip(table["event_id"].to_pylist(), table["reason"].to_pylist())
+                if isinstance(e, str) and e
             )
         return out
 
