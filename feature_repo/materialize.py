@@ -12,6 +12,8 @@ publish leaves behind.
 
 from __future__ import annotations
 
+import os
+
 from feature_repo.build import Catalog, FeatureBatches
 from feature_repo.buildstate import BuildState, Plan, plan
 from feature_repo.declared import Declared
@@ -22,9 +24,10 @@ from feature_repo.publish_incremental import publish_incremental
 from feature_repo.publish_online import online_intact
 from feature_repo.publish_record import PublishReport, Step, latest_version, snapshot_hash
 from feature_repo.store import apply, definitions, get_store, registry_drift
+from setlist import liveness
 from setlist.catalog import load_items
 from setlist.eventlog import EventLog
-from setlist.publish import abandon_publishing, cut_short, in_progress
+from setlist.publish import PUBLISH_LOCK, abandon_publishing, cut_short, in_progress
 from setlist.settings import Settings
 
 __all__ = ["Declared", "FeatureBatchRejected", "PublishReport", "build_from_log", "gate", "publish"]
@@ -39,13 +42,17 @@ def publish(
     step: Step | None = None,
 ) -> PublishReport:
     """Publish features built from the log (incrementally when possible), or the given ``batches``."""
-    if running := in_progress(settings.features_dir):
+    turn = liveness.exclusive(settings.features_dir / PUBLISH_LOCK, {"pid": os.getpid()})
+    if turn is None:
+        running = in_progress(settings.features_dir) or "another publish is building features"
         raise FeatureBatchRejected(f"{running}: one publish at a time, so wait for it to end and run this again")
     try:
         return _publish(settings, batches, snapshot, full=full, step=step)
     except BaseException:
         abandon_publishing(settings.features_dir)  # not running any more; a mark it left stays, for what it says
         raise
+    finally:
+        turn.release(remove=False)
 
 
 def _publish(

@@ -100,12 +100,19 @@ def erase(user: str, settings: Settings, *, by_pseudonym: bool = False, progress
     data = settings.data_dir
     logs = _event_logs(settings)
     digest = erasure_digest(pseudonym)
+    # one erasure at a time: each rewrites the same event-log files
+    turn = liveness.exclusive(data / RUNNING / ".lock", {"pid": os.getpid()})
+    if turn is None:
+        say("waiting for another erasure to finish")
+        turn = liveness.exclusive(data / RUNNING / ".lock", {"pid": os.getpid()}, wait=True)
+    assert turn is not None  # a blocking take returns the mark
     # held while the erasure runs: status tells this run from one killed between tombstone and receipt
     mark = liveness.Mark.take(data / RUNNING / f"{digest[:12]}.running", {"digest": digest})
     try:
         receipt = _erase(settings, user, pseudonym, by_pseudonym, logs, say)
     finally:
         mark.release(remove=True)
+        turn.release(remove=False)
     return receipt
 
 

@@ -77,3 +77,18 @@ def look(path: Path) -> Found | None:
     finally:
         os.close(fd)
     return Found(path, facts if isinstance(facts, dict) else {}, alive)
+
+
+def exclusive(path: Path, facts: dict[str, Any], wait: bool = False) -> Mark | None:
+    """Hold ``path`` as the one process doing a kind of work (a publish, an erasure): the mark, or None when
+    another process holds it (``wait``: block until it is let go). The file stays between holders."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, json.dumps(facts, default=str).encode(), 0)
+    return Mark(path, fd)

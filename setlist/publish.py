@@ -72,6 +72,8 @@ class PublishLog:
 #: publish killed, or ended by an error, in between leaves it unlocked, and its files may mix two builds
 #: (the online store too); while its publish runs, it is held
 PUBLISHING = ".publishing"
+#: held (``liveness.exclusive``) by the one publish that may run at a time, from its plan to its record
+PUBLISH_LOCK = ".publish.lock"
 _held: dict[Path, liveness.Mark] = {}
 
 

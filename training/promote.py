@@ -66,10 +66,12 @@ def _reason_of(client: MlflowClient, settings: Settings, pair: Pair) -> str:
 
 
 def _unrecorded(client: MlflowClient, settings: Settings, pair: Pair, subject: str) -> bool:
-    """The champion carries a promotion-by-hand reason that the ledger has no line for."""
-    if not _reason_of(client, settings, pair):
+    """The champion carries a promotion-by-hand reason that the ledger's last line for it does not."""
+    reason = _reason_of(client, settings, pair)
+    if not reason:
         return False  # promoted by the gate, in training: its line is the training's
-    return not any(g.get("gate") == "promotion" and g.get("subject") == subject for g in gates(settings.lineage_dir))
+    lines = [g for g in gates(settings.lineage_dir) if g.get("gate") == "promotion" and g.get("subject") == subject]
+    return not lines or lines[-1].get("reason") != reason
 
 
 if __name__ == "__main__":

@@ -187,7 +187,8 @@ def test_a_publish_cut_short_fails_the_gate_shows_in_status_stops_training_and_i
     import feature_repo.publish_full as full
     from feature_repo.materialize import FeatureBatchRejected, publish
     from ops.status import feature_lines
-    from setlist.publish import cut_short, mark_publishing, unmark_publishing
+    from setlist import liveness
+    from setlist.publish import PUBLISH_LOCK, cut_short, mark_publishing, unmark_publishing
     from setlist.settings import get_settings
     from training.folds import TrainingRefused
     from training.run import train
@@ -196,12 +197,17 @@ def test_a_publish_cut_short_fails_the_gate_shows_in_status_stops_training_and_i
     s = tiny_copy.settings
     assert cut_short(s.features_dir) is None
     # a publish running (its mark held): shown as such, and a second one waits its turn
+    turn = liveness.exclusive(s.features_dir / PUBLISH_LOCK, {"pid": 0})
+    assert turn is not None
     mark_publishing(s.features_dir, "full")
     lines = {line.name: line for line in feature_lines(s, time.time())}
     assert lines["publish in progress"].mark == "none" and "publish cut short" not in lines
     with pytest.raises(FeatureBatchRejected, match="one publish at a time"):
         publish(s)
     unmark_publishing(s.features_dir)
+    with pytest.raises(FeatureBatchRejected, match="another publish is building features"):
+        publish(s)  # still planning or building: its mark is not taken yet, its turn is
+    turn.release(remove=False)
     real, written = full.write_atomic, []
 
     def dies_after_one(table, path):

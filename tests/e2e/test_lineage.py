@@ -77,7 +77,7 @@ def test_promoting_the_challenger_by_hand_needs_a_reason_and_is_recorded(tiny_co
     from setlist import registry
     from setlist.lineage import gates
     from setlist.settings import get_settings
-    from training.lineage import trace
+    from training.lineage import MANUAL_TAG, trace
     from training.promote import app as promote_app
 
     s = tiny_copy.settings
@@ -115,3 +115,8 @@ def test_promoting_the_challenger_by_hand_needs_a_reason_and_is_recorded(tiny_co
     completed = runner.invoke(promote_app, ["--reason", "once more"])
     assert completed.exit_code == 0 and "its record is complete now" in completed.output
     assert [g["reason"] for g in gates(s.lineage_dir) if g["gate"] == "promotion"] == [gate["reason"]]
+    # a second promotion of the same pair by hand, killed after its reason went on: its own line is added
+    registry.tag_pair(client, s, challenger.pair, {MANUAL_TAG: "a second look"})
+    second = runner.invoke(promote_app, ["--reason", "a second look"])
+    assert second.exit_code == 0 and "its record is complete now" in second.output
+    assert [g["reason"] for g in gates(s.lineage_dir) if g["gate"] == "promotion"] == [gate["reason"], "a second look"]

@@ -158,3 +158,33 @@ def test_an_erasure_killed_after_its_tombstone_shows_in_status_until_it_runs_aga
     running.release(remove=True)
     erase("alice", s)  # run again, as the line says
     assert unfinished(s) == [] and "erasure cut short" not in {line.name for line in event_lines(s, time.time())}
+
+
+def test_erasures_take_turns(tmp_path: Path) -> None:
+    import threading
+
+    from ingest.erasure import RUNNING
+    from ingest.intake import ingest
+    from setlist import liveness
+
+    s = _settings(tmp_path, flush_s=0.05)
+    now = pd.Timestamp.now(tz="UTC").floor("s")
+    batch = pd.DataFrame(
+        {"event_id": ["a0"], "user_id": ["alice"], "item_id": "i1", "timestamp": [now], "type": "play"}
+    )  # fmt: skip
+    ingest(batch, s, "first")
+    other = liveness.exclusive(s.data_dir / RUNNING / ".lock", {"pid": 0})  # another erasure, running
+    assert other is not None
+    waiting, done = threading.Event(), []
+
+    def said(step: str) -> None:
+        if step.startswith("waiting for another erasure"):
+            waiting.set()
+
+    worker = threading.Thread(target=lambda: done.append(erase("alice", s, progress=said)))
+    worker.start()
+    assert waiting.wait(timeout=60)
+    assert not done and not list((s.data_dir / "erasure" / "receipts").glob("*.json"))  # it waits its turn
+    other.release(remove=False)
+    worker.join(timeout=120)
+    assert len(done) == 1 and done[0].path is not None and done[0].path.exists()
