@@ -42,8 +42,8 @@ from setlist.pseudonym import PSEUDONYM_PREFIX, IdentityMap, pseudonymize
 from setlist.settings import Settings
 
 RECEIPTS = Path("erasure") / "receipts"
-#: the marks of erasures running now (``setlist.liveness``), by digest
-RUNNING = Path("erasure") / "running"
+#: held (``liveness.exclusive``) by the one erasure running, with its digest
+ERASING = Path("erasure") / ".running"
 _PSEUDONYM_LEN = len(PSEUDONYM_PREFIX) + 32
 
 
@@ -100,20 +100,18 @@ def erase(user: str, settings: Settings, *, by_pseudonym: bool = False, progress
     data = settings.data_dir
     logs = _event_logs(settings)
     digest = erasure_digest(pseudonym)
-    # one erasure at a time: each rewrites the same event-log files
-    turn = liveness.exclusive(data / RUNNING / ".lock", {"pid": os.getpid()})
+    # one erasure at a time (each rewrites the same event-log files); the holder's digest tells status this
+    # run from one killed between its tombstone and its receipt
+    facts = {"pid": os.getpid(), "digest": digest}
+    turn = liveness.exclusive(data / ERASING, facts)
     if turn is None:
         say("waiting for another erasure to finish")
-        turn = liveness.exclusive(data / RUNNING / ".lock", {"pid": os.getpid()}, wait=True)
+        turn = liveness.exclusive(data / ERASING, facts, wait=True)
     assert turn is not None  # a blocking take returns the mark
-    # held while the erasure runs: status tells this run from one killed between tombstone and receipt
-    mark = liveness.Mark.take(data / RUNNING / f"{digest[:12]}.running", {"digest": digest})
     try:
-        receipt = _erase(settings, user, pseudonym, by_pseudonym, logs, say)
+        return _erase(settings, user, pseudonym, by_pseudonym, logs, say)
     finally:
-        mark.release(remove=True)
         turn.release(remove=False)
-    return receipt
 
 
 def _erase(
@@ -495,10 +493,8 @@ def unfinished(settings: Settings) -> list[Unfinished]:
             receipted.add(json.loads(path.read_text(encoding="utf-8"))["digest"])
         except (OSError, ValueError, KeyError):
             continue
-    running = set()
-    for path in (settings.data_dir / RUNNING).glob("*.running") if (settings.data_dir / RUNNING).is_dir() else []:
-        if (found := liveness.look(path)) is not None and found.alive:
-            running.add(found.facts.get("digest"))
+    found = liveness.look(settings.data_dir / ERASING)
+    running = {found.facts.get("digest")} if found is not None and found.alive else set()
     table = pq.read_table(tombstones).to_pydict()
     cut = [Unfinished(d, t) for d, t in zip(table["digest"], table["erased_at"]) if d not in receipted | running]
     return sorted(cut, key=lambda u: u.started)

@@ -128,7 +128,7 @@ def test_a_killed_writers_temporaries_are_removed_and_its_users_still_resolvable
 
 
 def test_an_erasure_killed_after_its_tombstone_shows_in_status_until_it_runs_again(tmp_path: Path) -> None:
-    from ingest.erasure import RUNNING, unfinished
+    from ingest.erasure import ERASING, unfinished
     from ingest.intake import ingest
     from ops.status import event_lines
     from setlist import liveness
@@ -153,9 +153,10 @@ def test_an_erasure_killed_after_its_tombstone_shows_in_status_until_it_runs_aga
     assert cut.mark == "fail" and cut.value.startswith("1 erasure started") and "make erase" in cut.value
     assert f"digest {left.digest[:12]}" in cut.value and cut.age_s == pytest.approx(30, abs=1)
     # while an erasure runs, its tombstone without a receipt is no erasure cut short
-    running = liveness.Mark.take(s.data_dir / RUNNING / "x.running", {"digest": left.digest})
+    running = liveness.exclusive(s.data_dir / ERASING, {"digest": left.digest})
+    assert running is not None
     assert unfinished(s) == []
-    running.release(remove=True)
+    running.release(remove=False)
     erase("alice", s)  # run again, as the line says
     assert unfinished(s) == [] and "erasure cut short" not in {line.name for line in event_lines(s, time.time())}
 
@@ -163,7 +164,7 @@ def test_an_erasure_killed_after_its_tombstone_shows_in_status_until_it_runs_aga
 def test_erasures_take_turns(tmp_path: Path) -> None:
     import threading
 
-    from ingest.erasure import RUNNING
+    from ingest.erasure import ERASING
     from ingest.intake import ingest
     from setlist import liveness
 
@@ -173,7 +174,7 @@ def test_erasures_take_turns(tmp_path: Path) -> None:
         {"event_id": ["a0"], "user_id": ["alice"], "item_id": "i1", "timestamp": [now], "type": "play"}
     )  # fmt: skip
     ingest(batch, s, "first")
-    other = liveness.exclusive(s.data_dir / RUNNING / ".lock", {"pid": 0})  # another erasure, running
+    other = liveness.exclusive(s.data_dir / ERASING, {"pid": 0})  # another erasure, running
     assert other is not None
     waiting, done = threading.Event(), []
 
