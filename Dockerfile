@@ -11,6 +11,8 @@ COPY validation validation
 COPY serving serving
 COPY protos protos
 COPY bench bench
+# python -m ops settings|status in a pod (docs/production.md)
+COPY ops ops
 # make setup generates the gRPC code with scripts/protogen.py
 COPY scripts scripts
 RUN touch README.md && make setup PYTHON=python3.11

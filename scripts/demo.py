@@ -15,6 +15,7 @@ from rich.table import Table
 from serving.client import ClientError, SetlistClient, new_event
 from setlist.catalog import item_labels
 from setlist.cli import console as cli_console
+from setlist.errors import SetlistError
 from setlist.settings import get_settings
 
 console = cli_console()
@@ -85,4 +86,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except SetlistError as exc:  # a setting that does not read: one line, as every other command says it
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)

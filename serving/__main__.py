@@ -16,12 +16,15 @@ from pathlib import Path
 
 import typer
 
+from setlist.cli import App, exits_on_error
 from setlist.settings import get_settings
 
-app = typer.Typer(add_completion=False, help="Run the Setlist gRPC ranking server.")
+# App: a setting that does not read (a misspelled key in the settings file) is one line, not a traceback
+app = App(add_completion=False, help="Run the Setlist gRPC ranking server.")
 
 
 @app.callback(invoke_without_command=True)
+@exits_on_error
 def main(
     ctx: typer.Context,
     port: int | None = typer.Option(None, help="listen port (default SETLIST_PORT, 50051)"),

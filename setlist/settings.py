@@ -6,14 +6,16 @@ the environment so that no secret has to live in a file that is committed.
 
 from __future__ import annotations
 
+import difflib
+import logging
 import os
 import re
 import secrets
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -30,16 +32,114 @@ def _expand(value: Any) -> Any:
     return value
 
 
+PREFIX = "SETLIST_"
+SETTINGS_FILE_VARIABLE = "SETLIST_SETTINGS_FILE"
+
+#: ``SETLIST_`` variables that are read outside the settings object: the settings file's own name, the
+#: client CLI's target and token, ``make services`` and the test fixtures' PostgreSQL, the bench and chaos
+#: drills, and the Spark deployment's ``feature_store.yaml`` template. Listed so that the warning about
+#: variables that are no setting is kept for real misspellings.
+OTHER_VARIABLES = frozenset(
+    {
+        SETTINGS_FILE_VARIABLE,
+        "SETLIST_TARGET",
+        "SETLIST_CLIENT_TOKEN",
+        "SETLIST_SERVICES_DIR",
+        "SETLIST_SERVICES_TIMEOUT",
+        "SETLIST_SERVICES_CLUSTER",
+        "SETLIST_PG_BIN",
+        "SETLIST_PG_OS_USER",
+        "SETLIST_REQUIRE_SERVERS",
+        "SETLIST_BENCH_DATABASE_URL",
+        "SETLIST_BENCH_REDIS_URL",
+        "SETLIST_CHAOS_FSYNC_DELAY_MS",
+        "SETLIST_FEAST_REDIS",
+        "SETLIST_FEAST_REDIS_TYPE",
+        "SETLIST_FEAST_REGISTRY_URL",
+        "SETLIST_IMAGE",
+    }
+)
+
+log = logging.getLogger(__name__)
+
+
+def setting_variables() -> dict[str, str]:
+    """Each setting's environment variable (``SETLIST_WAL_DIR``) and its field's name
+    (``wal_dir_override``): the variable is ``SETLIST_`` and the name, unless the field has an alias."""
+    return {_alias(field) or PREFIX + name.upper(): name for name, field in Settings.model_fields.items()}
+
+
+def _alias(field: Any) -> str | None:
+    return field.validation_alias if isinstance(field.validation_alias, str) else None
+
+
+def _suggestion(name: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def _file_keys(doc: dict[Any, Any], path: str) -> dict[str, Any]:
+    """The file's values by variable name. A key is the variable's name without ``SETLIST_``, in any
+    case (``wal_dir``), or the whole variable name; a key that names no setting is an error, as is one
+    setting given twice."""
+    from setlist.errors import UsageError
+
+    variables = setting_variables()
+    keys = sorted(v.removeprefix(PREFIX).lower() for v in variables)
+    read: dict[str, Any] = {}
+    given: dict[str, str] = {}
+    unknown = []
+    for key, value in doc.items():
+        text = str(key)
+        variable = PREFIX + text.upper().removeprefix(PREFIX)
+        if variable not in variables:
+            unknown.append(f"{text!r}{_suggestion(text.lower().removeprefix(PREFIX.lower()), keys)}")
+            continue
+        if variable in given:
+            raise UsageError(f"the settings file {path} sets {variable} twice: as {given[variable]!r} and as {text!r}")
+        given[variable] = text
+        read[variable] = value
+    if unknown:
+        raise UsageError(
+            f"the settings file {path} has keys that are no setting: {', '.join(unknown)}. Its keys are the "
+            "variables' names without SETLIST_ (wal_dir for SETLIST_WAL_DIR); README.md lists the settings"
+        )
+    return read
+
+
+def settings_file_values(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
+    """The values the settings file (``SETLIST_SETTINGS_FILE``) sets, by variable name, secrets
+    expanded; empty without a file. A file that is missing, not YAML, not a mapping or that names
+    something that is no setting raises a ``SetlistError`` naming the file."""
+    from setlist.errors import BadInput
+    from setlist.yamlfile import read_yaml
+
+    path = environ.get(SETTINGS_FILE_VARIABLE)
+    if not path:
+        return {}
+    doc = read_yaml(Path(path), f"settings file ({SETTINGS_FILE_VARIABLE})")
+    if doc is None:
+        return {}
+    if not isinstance(doc, dict):
+        raise BadInput(
+            f"the settings file {path} holds a {type(doc).__name__}, not a mapping of settings to values "
+            "(wal_dir: /var/lib/setlist/wal)"
+        )
+    return {variable: _expand(value) for variable, value in _file_keys(doc, path).items()}
+
+
 class _YamlSource(PydanticBaseSettingsSource):
     def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover
         return None, field_name, False
 
     def __call__(self) -> dict[str, Any]:
-        path = os.environ.get("SETLIST_SETTINGS_FILE")
-        if not path:
-            return {}
-        with open(path, encoding="utf-8") as fh:
-            return _expand(yaml.safe_load(fh) or {})
+        # the settings object reads a field with an alias by its alias only
+        names = setting_variables()
+        fields = Settings.model_fields
+        return {
+            _alias(fields[names[variable]]) or names[variable]: value
+            for variable, value in settings_file_values().items()
+        }
 
 
 class Settings(BaseSettings):
@@ -524,14 +624,32 @@ def get_settings() -> Settings:
     from setlist.errors import UsageError
 
     try:
-        return Settings()
+        settings = Settings()
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
             field = ".".join(str(part) for part in error["loc"])
+            variable = field.upper() if field.upper().startswith(PREFIX) else PREFIX + field.upper()
             given = error.get("input")
             shown = f" (got {given!r})" if isinstance(given, (str, int, float)) else ""
-            problems.append(f"SETLIST_{field.upper()}{shown}: {error['msg']}")
+            problems.append(f"{variable}{shown}: {error['msg']}")
         raise UsageError(
-            "settings that do not read, from the environment or SETLIST_SETTINGS_FILE: " + "; ".join(problems)
+            f"settings that do not read, from the environment or {SETTINGS_FILE_VARIABLE}: " + "; ".join(problems)
         ) from None
+    for warning in unknown_variables(os.environ):
+        log.warning(warning)
+    return settings
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """A warning for each ``SETLIST_`` variable that is no setting (a misspelling would otherwise leave
+    the default in force without a word). A warning, not an error: during a rolling change the
+    environment may hold a variable that only the next release reads."""
+    variables = setting_variables()
+    known = sorted(variables)
+    warnings = []
+    for name in sorted(environ):
+        upper = name.upper()  # the settings object reads its variables in any case
+        if upper.startswith(PREFIX) and upper not in variables and upper not in OTHER_VARIABLES:
+            warnings.append(f"{name} is not a setting and is ignored{_suggestion(upper, known)}")
+    return warnings

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from setlist.settings import Settings
+from setlist.settings import Settings, setting_variables
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 K8S = DEPLOY / "k8s"
@@ -43,8 +43,7 @@ def test_kustomization_lists_existing_files_and_keeps_the_secret_template_out():
 
 
 def test_every_setlist_variable_is_a_setting():
-    fields = {f"SETLIST_{name.upper()}" for name in Settings.model_fields}
-    fields |= {f.validation_alias for f in Settings.model_fields.values() if isinstance(f.validation_alias, str)}
+    fields = set(setting_variables())
     names = set()
     for doc in _all_docs():
         if doc["kind"] in ("ConfigMap", "Secret"):
@@ -137,13 +136,20 @@ def test_feast_spark_config_uses_spark_store_and_engine_with_placeholders(monkey
 
 
 def test_the_image_copies_every_package_its_build_and_entrypoint_import():
-    """`make setup` inside the image runs Makefile recipes (`python -m scripts.protogen`), and the
-    entry point runs `python -m serving`: each top-level package those import must be copied."""
+    """`make setup` inside the image runs Makefile recipes (`python -m scripts.protogen`), the entry
+    point runs `python -m serving`, the CronJobs their stages and the docs `kubectl exec` commands in a
+    pod: each top-level package those run must be copied."""
     root = DEPLOY.parent
     copied = set(re.findall(r"^COPY (\w+) \1$", (root / "Dockerfile").read_text(), re.M))
     makefile = (root / "Makefile").read_text()
     recipe = makefile[makefile.index("\nprotos:") : makefile.index("\n\n", makefile.index("\nprotos:"))]
     needed = {m.split(".")[0] for m in re.findall(r"-m ([\w.]+)", recipe)} | {"serving", "setlist", "feature_repo"}
+    jobs = (K8S / "cronjobs.yaml").read_text()
+    needed |= {m.split(".")[0] for m in re.findall(r'"-m", "([\w.]+)"', jobs)}
+    docs = "\n".join(p.read_text() for p in (root / "docs").rglob("*.md"))
+    in_pods = re.findall(r"kubectl [^`\n]*exec [^`\n]*-m ([\w.]+)", docs)
+    assert "ops" in in_pods  # the docs' own example
+    needed |= {m.split(".")[0] for m in in_pods}
     assert needed <= copied, f"the Dockerfile does not copy {sorted(needed - copied)}"
 
 

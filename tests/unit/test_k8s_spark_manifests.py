@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from ops import jobtable
-from setlist.settings import Settings
+from setlist.settings import Settings, setting_variables
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
@@ -216,7 +216,7 @@ def test_client_mode_driver_is_reachable_through_its_headless_service():
 
 
 def test_the_spark_cronjobs_set_the_cluster_profile_and_valid_settings():
-    fields = {f"SETLIST_{name.upper()}" for name in Settings.model_fields}
+    fields = set(setting_variables())
     spark_config = _configmap("setlist-spark-config")
     assert spark_config["SETLIST_PROFILE"] == "cluster"
     assert spark_config["SETLIST_SPARK_MASTER"] == MASTER

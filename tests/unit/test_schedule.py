@@ -22,7 +22,7 @@ from ops.schedule import command
 from ops.scheduler import DEADLINE_EXIT, STOPPED_EXIT, Scheduler, retry_delay
 from setlist.cli import App
 from setlist.errors import BadInput, InputMissing, UsageError
-from setlist.settings import Settings
+from setlist.settings import setting_variables
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
@@ -417,7 +417,7 @@ def test_the_cronjobs_run_like_the_serving_deployment():
     (serving,) = serving_pod["containers"]
     serving_volumes = {v["name"]: v for v in serving_pod["volumes"]}
     serving_mounts = {m["name"]: m for m in serving["volumeMounts"]}
-    fields = {f"SETLIST_{name.upper()}" for name in Settings.model_fields}
+    fields = set(setting_variables())
     for cronjob in _docs("cronjobs.yaml"):
         pod = _pod(cronjob)
         (container,) = pod["containers"]

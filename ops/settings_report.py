@@ -1,0 +1,108 @@
+"""``python -m ops settings``: every setting in force, its value and where it came from.
+
+A value comes from the environment (``SETLIST_*``, which wins), the settings file
+(``SETLIST_SETTINGS_FILE``) or the default. Secrets are never printed: a secret setting shows whether
+it is set, and a URL's password is masked. ``SETLIST_*`` variables that are no setting are warned
+of, as by every command, and listed in the JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+import typer
+from pydantic import SecretStr
+from rich.markup import escape
+from rich.table import Table
+
+from setlist.cli import console as cli_console
+from setlist.settings import (
+    SETTINGS_FILE_VARIABLE,
+    Settings,
+    get_settings,
+    setting_variables,
+    settings_file_values,
+    unknown_variables,
+)
+
+Source = Literal["environment", "file", "default"]
+MASK = "****"
+
+
+@dataclass(frozen=True)
+class Row:
+    variable: str
+    value: str
+    source: Source
+
+
+def shown(value: Any) -> str:
+    """A value as an operator would write it, with no secret in it."""
+    if isinstance(value, SecretStr):
+        return "(set)" if value.get_secret_value() else "(not set)"
+    if value is None:
+        return "(not set)"
+    if isinstance(value, (list, tuple)):
+        return ",".join(shown(v) for v in value)
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True, default=str)
+    if isinstance(value, bool):
+        return str(value).lower()
+    text = str(value)
+    return _without_password(text) if "://" in text else text
+
+
+def _without_password(text: str) -> str:
+    try:
+        parts = urlsplit(text)
+    except ValueError:
+        return text
+    if parts.password is None:
+        return text
+    user = parts.username or ""
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port is not None else ""
+    return urlunsplit(parts._replace(netloc=f"{user}:{MASK}@{host}{port}"))
+
+
+def rows(settings: Settings, environ: Mapping[str, str] = os.environ) -> list[Row]:
+    """One row per setting, in the order the settings object declares them."""
+    in_env = {name.upper() for name in environ}
+    in_file = settings_file_values(environ)
+    result = []
+    for variable, field in setting_variables().items():
+        source: Source = "environment" if variable in in_env else "file" if variable in in_file else "default"
+        result.append(Row(variable, shown(getattr(settings, field)), source))
+    return result
+
+
+def command(
+    changed: bool = typer.Option(False, "--changed", help="only the settings not at their default"),
+    as_json: bool = typer.Option(False, "--json", help="print the same as one JSON object"),
+) -> None:
+    """Every setting in force, its value and its source (environment, settings file or default)."""
+    settings = get_settings()
+    table_rows = [r for r in rows(settings) if not changed or r.source != "default"]
+    unknown = unknown_variables(os.environ)
+    settings_file = os.environ.get(SETTINGS_FILE_VARIABLE)
+    if as_json:
+        report = {
+            "settings_file": settings_file,
+            "settings": [asdict(r) for r in table_rows],
+            "not_settings": unknown,
+        }
+        typer.echo(json.dumps(report, indent=2))
+        return
+    console = cli_console()
+    where = f"the settings file {settings_file}" if settings_file else f"no settings file ({SETTINGS_FILE_VARIABLE})"
+    table = Table(title=f"Settings in force: the environment, then {where}, then the defaults")
+    for column in ("variable", "value", "source"):
+        table.add_column(column)
+    for r in table_rows:
+        table.add_row(r.variable, escape(r.value), r.source if r.source != "default" else "[dim]default[/]")
+    console.print(table)

@@ -1,0 +1,243 @@
+"""Where settings come from: the environment, then the settings file, then the defaults. A settings
+file that does not read, or names something that is no setting, is an error naming the file; a
+``SETLIST_`` variable that is no setting is warned of; ``python -m ops settings`` shows what is in force."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from ops.__main__ import app as ops_app
+from ops.settings_report import rows, shown
+from setlist.errors import BadInput, InputMissing, UsageError
+from setlist.settings import (
+    OTHER_VARIABLES,
+    Settings,
+    get_settings,
+    setting_variables,
+    settings_file_values,
+    unknown_variables,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def settings_file(tmp_path, monkeypatch):
+    """Write the settings file (YAML text) and point SETLIST_SETTINGS_FILE at it."""
+    path = tmp_path / "settings.yaml"
+    monkeypatch.setenv("SETLIST_SETTINGS_FILE", str(path))
+    monkeypatch.setenv("SETLIST_DATA_DIR", str(tmp_path / "data"))
+
+    def write(text: str) -> Path:
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    return write
+
+
+# --- the file's keys -------------------------------------------------------------------------------
+def test_a_key_is_the_variable_name_without_the_prefix_even_where_the_field_is_named_otherwise(settings_file):
+    # README documents SETLIST_WAL_DIR; its field is wal_dir_override, and the file's `wal_dir:` was ignored
+    settings_file("wal_dir: /srv/wal\ncandidate_pool: 321\n")
+    settings = get_settings()
+    assert settings.wal_dir == Path("/srv/wal")
+    assert settings.candidate_pool == 321
+
+
+@pytest.mark.parametrize("key", ["SETLIST_WAL_DIR", "Wal_Dir", "setlist_wal_dir"])
+def test_the_whole_variable_name_and_any_case_read_alike(settings_file, key):
+    settings_file(f"{key}: /srv/wal\n")
+    assert get_settings().wal_dir == Path("/srv/wal")
+
+
+def test_the_environment_wins_over_the_file(settings_file, monkeypatch):
+    settings_file("candidate_pool: 321\nwal_dir: /from/file\n")
+    monkeypatch.setenv("SETLIST_CANDIDATE_POOL", "123")
+    monkeypatch.setenv("SETLIST_WAL_DIR", "/from/env")
+    settings = get_settings()
+    assert (settings.candidate_pool, settings.wal_dir) == (123, Path("/from/env"))
+
+
+def test_secrets_in_the_file_are_expanded_from_the_environment(settings_file, monkeypatch):
+    monkeypatch.setenv("MY_KEY", "s3cret")
+    settings_file("hmac_key: ${MY_KEY}\n")
+    assert get_settings().secret_hmac_key() == b"s3cret"
+
+
+def test_keys_that_name_no_setting_are_one_error_listing_each_with_a_suggestion(settings_file):
+    path = settings_file("candidate_pol: 7\nflibble: 1\ncandidate_pool: 9\n")
+    with pytest.raises(UsageError) as err:
+        get_settings()
+    message = str(err.value)
+    assert str(path) in message
+    assert "'candidate_pol' (did you mean candidate_pool?)" in message
+    assert "'flibble'" in message and "'flibble' (did you mean" not in message
+    assert "'candidate_pool'" not in message
+
+
+def test_one_setting_twice_is_an_error(settings_file):
+    settings_file("wal_dir: /a\nSETLIST_WAL_DIR: /b\n")
+    with pytest.raises(UsageError, match="sets SETLIST_WAL_DIR twice: as 'wal_dir' and as 'SETLIST_WAL_DIR'"):
+        get_settings()
+
+
+def test_a_variable_read_elsewhere_is_no_key_of_the_file(settings_file):
+    # the settings file cannot name itself, nor the client's token
+    settings_file("settings_file: other.yaml\n")
+    with pytest.raises(UsageError, match="'settings_file'"):
+        get_settings()
+
+
+@pytest.mark.parametrize(
+    ("text", "error", "words"),
+    [
+        (None, InputMissing, "no settings file (SETLIST_SETTINGS_FILE) at"),
+        ("a: [1\n", BadInput, "is not valid YAML at line 2"),
+        ("- 1\n- 2\n", BadInput, "holds a list, not a mapping of settings to values"),
+        ("just words\n", BadInput, "holds a str, not a mapping"),
+    ],
+)
+def test_a_file_that_does_not_read_is_an_error_naming_it(settings_file, text, error, words):
+    path = settings_file(text) if text is not None else None
+    with pytest.raises(error) as err:
+        get_settings()
+    assert words in str(err.value)
+    if path is not None:
+        assert str(path) in str(err.value)
+
+
+def test_without_a_file_there_is_nothing_from_a_file():
+    assert settings_file_values({}) == {}
+
+
+def test_an_empty_file_is_the_defaults(settings_file):
+    settings_file("# nothing set yet\n")
+    assert get_settings().candidate_pool == Settings.model_fields["candidate_pool"].default
+
+
+def test_a_value_that_does_not_read_names_the_variable_once_prefixed(settings_file):
+    settings_file("wal_dir: {not: a path}\ncandidate_pool: many\n")
+    with pytest.raises(UsageError) as err:
+        get_settings()
+    message = str(err.value)
+    assert "SETLIST_CANDIDATE_POOL (got 'many')" in message
+    assert "SETLIST_WAL_DIR" in message and "SETLIST_SETLIST_" not in message
+
+
+# --- variables that are no setting ----------------------------------------------------------------
+def test_a_misspelled_variable_is_warned_of_with_the_setting_it_resembles():
+    environ = {"SETLIST_CANDIDATE_POL": "7", "SETLIST_CANDIDATE_POOL": "9", "PATH": "/bin", "setlist_wal_dri": "x"}
+    assert unknown_variables(environ) == [
+        "SETLIST_CANDIDATE_POL is not a setting and is ignored (did you mean SETLIST_CANDIDATE_POOL?)",
+        "setlist_wal_dri is not a setting and is ignored (did you mean SETLIST_WAL_DIR?)",
+    ]
+
+
+def test_settings_in_any_case_and_variables_read_elsewhere_are_not_warned_of():
+    environ = {"setlist_data_dir": "x", "SETLIST_WAL_DIR": "/w", **{name: "1" for name in OTHER_VARIABLES}}
+    assert unknown_variables(environ) == []
+
+
+def test_get_settings_logs_each_unknown_variable(monkeypatch, tmp_path, caplog):
+    monkeypatch.setenv("SETLIST_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("SETLIST_PROFLE", "production")
+    with caplog.at_level(logging.WARNING, logger="setlist.settings"):
+        settings = get_settings()
+    assert settings.profile == "local"  # ignored, as the warning says
+    assert "SETLIST_PROFLE is not a setting and is ignored (did you mean SETLIST_PROFILE?)" in caplog.messages
+
+
+def test_variables_read_elsewhere_are_read_somewhere_and_are_no_setting():
+    variables = setting_variables()
+    sources = [
+        p
+        for pattern in ("**/*.py", "**/*.sh", "**/*.yaml", "Makefile", ".ci/run", "**/Dockerfile*")
+        for p in ROOT.glob(pattern)
+        if ".venv" not in p.parts and "var" not in p.parts and p.name != "settings.py"
+    ]
+    text = "\n".join(p.read_text(encoding="utf-8", errors="replace") for p in sources)
+    for name in OTHER_VARIABLES:
+        assert name not in variables, name
+        assert re.search(rf"\b{name}\b", text), f"{name} is read nowhere: drop it from OTHER_VARIABLES"
+
+
+def test_every_variable_the_docs_name_is_a_setting_or_read_elsewhere():
+    known = set(setting_variables()) | OTHER_VARIABLES
+    docs = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    seen, unknown = set(), set()
+    for doc in docs:
+        # SETLIST_QUOTA_* names a family of settings, SETLIST_* all of them
+        for name in re.findall(r"\bSETLIST_[A-Z0-9_]*[A-Z0-9](?![A-Z0-9_]*\*)", doc.read_text(encoding="utf-8")):
+            seen.add(name)
+            if name not in known:
+                unknown.add(f"{doc.relative_to(ROOT)}: {name}")
+    assert unknown == set()
+    assert {"SETLIST_PROFILE", "SETLIST_WAL_DIR", "SETLIST_SETTINGS_FILE"} <= seen
+
+
+# --- python -m ops settings -------------------------------------------------------------------------
+def test_each_row_says_where_its_value_came_from_and_hides_secrets(settings_file, monkeypatch):
+    settings_file("candidate_pool: 321\n")
+    monkeypatch.setenv("SETLIST_DATABASE_URL", "postgresql://setlist:hunter2@db:5432/setlist")
+    monkeypatch.setenv("SETLIST_HMAC_KEY", "k3y-never-shown")
+    found = {r.variable: r for r in rows(get_settings())}
+    assert set(found) == set(setting_variables())
+    assert (found["SETLIST_CANDIDATE_POOL"].value, found["SETLIST_CANDIDATE_POOL"].source) == ("321", "file")
+    assert found["SETLIST_DATABASE_URL"].value == "postgresql://setlist:****@db:5432/setlist"
+    assert found["SETLIST_DATABASE_URL"].source == "environment"
+    assert found["SETLIST_HMAC_KEY"].value == "(set)"
+    assert found["SETLIST_PROFILE"].source == "default"
+    assert all("hunter2" not in r.value and "k3y-never-shown" not in r.value for r in found.values())
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (["a", "b"], "a,b"),
+        (None, "(not set)"),
+        (True, "true"),
+        ("redis://:pw@cache:6379/0", "redis://:****@cache:6379/0"),
+        ("redis://cache:6379/0", "redis://cache:6379/0"),
+        ({"spark.x": "1"}, '{"spark.x": "1"}'),
+    ],
+)
+def test_values_are_shown_as_an_operator_would_write_them(value, text):
+    assert shown(value) == text
+
+
+def test_the_command_prints_json_of_the_changed_settings_and_the_unknown_variables(settings_file, monkeypatch):
+    path = settings_file("candidate_pool: 321\n")
+    monkeypatch.setenv("SETLIST_CANDIDATE_POL", "1")
+    result = CliRunner().invoke(ops_app, ["settings", "--changed", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["settings_file"] == str(path)
+    assert {r["variable"]: r["source"] for r in report["settings"]} == {
+        "SETLIST_CANDIDATE_POOL": "file",
+        "SETLIST_DATA_DIR": "environment",
+    }
+    assert report["not_settings"] == [
+        "SETLIST_CANDIDATE_POL is not a setting and is ignored (did you mean SETLIST_CANDIDATE_POOL?)"
+    ]
+
+
+def test_the_server_says_a_bad_settings_file_in_one_line(tmp_path):
+    # the server's command had no error mapping: a bad settings file was a traceback
+    bad = tmp_path / "settings.yaml"
+    bad.write_text("candidate_pol: 7\n")
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "SETLIST_SETTINGS_FILE": str(bad)}
+    env["SETLIST_DATA_DIR"] = str(tmp_path / "data")
+    proc = subprocess.run(
+        [sys.executable, "-m", "serving"], capture_output=True, text=True, env=env, cwd=ROOT, timeout=120
+    )
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.startswith(f"error: the settings file {bad} has keys that are no setting: 'candidate_pol'")
