@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import typer
 import yaml
@@ -31,6 +31,9 @@ from setlist.errors import BadInput, InputMissing
 from setlist.eventlog import EventLog
 from setlist.journal_dirs import journal_dirs
 from setlist.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from training.lineage import ManualPromotion
 
 Mark = Literal["ok", "fail", "warn", "none"]
 _GLYPH = {"ok": "[green]✓[/]", "fail": "[bold red]✗[/]", "warn": "[yellow]![/]", "none": "[dim]·[/]"}
@@ -92,7 +95,36 @@ def event_lines(settings: Settings, now: float) -> list[Line]:
                 _age(cut[0].started.timestamp(), now),
             )
         )
+    lines.extend(_import_lines(settings, now))
     return lines
+
+
+def _import_lines(settings: Settings, now: float) -> list[Line]:
+    """Imports that wrote to the event log and never finished: the log holds part of each file until the
+    same import runs again. The job's own "(killed)" line goes as soon as any import reports; this one
+    stays until that file is imported whole. An import running now is not one of them."""
+    running_since = [r.started for r in jobmetrics.running(settings.status_dir) if r.job == "import" and r.alive]
+    cut = []
+    for record in lineage.unfinished_imports(settings.lineage_dir):
+        at = datetime.fromisoformat(str(record["at"])).timestamp()
+        # a run alive now that started before this record (stamped to the second) may be this one
+        if record["ended"] is None and any(started < at + 1 for started in running_since):
+            continue
+        cut.append((at, record))
+    if not cut:
+        return []
+    named = []
+    for _, record in cut[:5]:
+        how = "killed" if record["ended"] is None else f"ended by {str(record['ended'])[:80]}"
+        named.append(f"{record.get('source', '?')} ({how})")
+    more = f", and {len(cut) - 5} more" if len(cut) > 5 else ""
+    n = len(cut)
+    text = (
+        f"{n} import{'s' if n != 1 else ''} wrote to the event log and never finished: {'; '.join(named)}{more}. "
+        "The log holds part of each: the same `make import` again completes it (rows already logged are "
+        "counted, not stored twice); `make lineage` lists them"
+    )
+    return [Line("events", "import cut short", "warn", text, _age(cut[0][0], now))]
 
 
 def _oldest_unlogged(wal_root: Path) -> float | None:
@@ -217,9 +249,20 @@ def model_lines(settings: Settings, now: float) -> list[Line]:
         found = pairs[alias]
         if found is not None and found.cut_short:
             lines.append(Line("models", f"{alias} alias", "warn", found.cut_short))
+        if (promotion := _manual_promotion(client, settings, ranker.version)) and promotion.state != "recorded":
+            lines.append(Line("models", f"{alias} promotion", "warn", promotion.says()))
         if alias == registry.CHAMPION:
             lines.append(_canary_line(client, settings, ranker.version))
     return lines
+
+
+def _manual_promotion(client: Any, settings: Settings, ranker_version: str) -> ManualPromotion | None:
+    from training.lineage import manual_promotion  # the reason tag and the ledger line, read as lineage reads them
+
+    try:
+        return manual_promotion(client, settings, str(ranker_version))
+    except Exception:  # the pair's own lines already said what the registry answered
+        return None
 
 
 def _canary_line(client: Any, settings: Settings, ranker_version: str) -> Line:

@@ -9,8 +9,9 @@ lineage ledgers (``setlist.lineage``); nothing is inferred that was not recorded
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import typer
 from rich.tree import Tree
@@ -58,9 +59,10 @@ def trace(settings: Settings, version: str | None, model: str = "ranker") -> Tre
     pair = mv.tags.get(registry.TAG_CANDIDATES_VERSION), mv.tags.get(registry.TAG_RANKER_VERSION)
     if all(pair):
         root.add(f"pair: {settings.candidates_model} v{pair[0]} + {settings.ranker_model} v{pair[1]}")
-    manual = mv.tags.get(MANUAL_TAG)
-    if manual:
-        root.add(f"[yellow]promoted to champion by hand, past the promotion gate:[/] {manual}")
+    ranker_version = pair[1] or (mv.version if model == "ranker" else None)
+    promotion = manual_promotion(client, settings, str(ranker_version)) if ranker_version else None
+    if promotion is not None:
+        root.add(f"[yellow]{promotion.says()}[/]")
     if run is None:
         root.add("[yellow]no training run is recorded for this version[/]")
         return root
@@ -112,6 +114,45 @@ def trace(settings: Settings, version: str | None, model: str = "ranker") -> Tre
     if not before and not cut:
         src.add("none (generated events, or imported before imports were recorded)")
     return root
+
+
+@dataclass(frozen=True)
+class ManualPromotion:
+    """A promotion by hand of one pair, as its versions' reason tag and the ledger tell it apart:
+    ``python -m training.promote`` tags the reason, then moves the alias, then writes the ledger line,
+    so a run killed between them leaves the reason on a pair that either never became champion
+    ("cut short") or became champion without its line ("unrecorded")."""
+
+    reason: str
+    state: Literal["recorded", "unrecorded", "cut short"]
+
+    def says(self) -> str:
+        again = f"`python -m training.promote --reason '{self.reason[:40]}'`"
+        if self.state == "recorded":
+            return f"promoted to champion by hand, past the promotion gate: {self.reason}"
+        if self.state == "unrecorded":
+            return (
+                f"promoted to champion by hand, past the promotion gate: {self.reason} (the promotion was cut "
+                f"short before its ledger line: {again} completes it)"
+            )
+        return (
+            f"a promotion by hand was cut short before the champion moved ({self.reason}): not served; {again} "
+            "promotes the current challenger"
+        )
+
+
+def manual_promotion(client: Any, settings: Settings, ranker_version: str) -> ManualPromotion | None:
+    """How the pair whose ranker is ``ranker_version`` was promoted by hand, or None if it never was."""
+    reason = registry.ranker_tags(client, settings, ranker_version).get(MANUAL_TAG)
+    if not reason:
+        return None
+    subject = f"ranker:{ranker_version}"
+    lines = [g for g in gates(settings.lineage_dir) if g.get("gate") == "promotion" and g.get("subject") == subject]
+    if lines and lines[-1].get("reason") == reason:  # the same pair promoted by hand again has a line of its own
+        return ManualPromotion(reason, "recorded")
+    champion = registry.find_pair(client, settings, registry.CHAMPION)
+    served = champion is not None and str(champion.ranker) == ranker_version
+    return ManualPromotion(reason, "unrecorded" if served else "cut short")
 
 
 def _left_out(record: dict[str, Any]) -> str:

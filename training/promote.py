@@ -8,21 +8,16 @@ at the model later (``make lineage``)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import typer
 
 from setlist import registry
 from setlist.cli import App
 from setlist.cli import console as cli_console
 from setlist.errors import InputMissing, UsageError
-from setlist.lineage import gates, record_gate
-from setlist.registry import CHALLENGER, CHAMPION, Pair
-from setlist.settings import Settings, get_settings
-from training.lineage import MANUAL_TAG
-
-if TYPE_CHECKING:
-    from mlflow import MlflowClient
+from setlist.lineage import record_gate
+from setlist.registry import CHALLENGER, CHAMPION
+from setlist.settings import get_settings
+from training.lineage import MANUAL_TAG, manual_promotion
 
 app = App(add_completion=False, help="Promote the current challenger to champion by hand, with a reason.")
 console = cli_console()
@@ -41,10 +36,9 @@ def main(reason: str = typer.Option(..., help="why this pair is served despite t
     before = registry.find_pair(client, settings, CHAMPION)
     subject, why = f"ranker:{pair[1]}", reason.strip()[:500]
     if before is not None and before.pair == pair:
-        if _unrecorded(client, settings, pair, subject):  # a promotion killed after its alias moved
-            record_gate(
-                settings.lineage_dir, "promotion", True, subject, manual=True, reason=_reason_of(client, settings, pair)
-            )
+        done = manual_promotion(client, settings, str(pair[1]))
+        if done is not None and done.state == "unrecorded":  # a promotion killed after its alias moved
+            record_gate(settings.lineage_dir, "promotion", True, subject, manual=True, reason=done.reason)
             console.print(f"v{pair[0]}+v{pair[1]} became champion by a promotion cut short: its record is complete now")
             return
         console.print(f"setlist-candidates v{pair[0]}, setlist-ranker v{pair[1]} is champion already: nothing changed")
@@ -59,19 +53,6 @@ def main(reason: str = typer.Option(..., help="why this pair is served despite t
         f"champion: setlist-candidates v{pair[0]}, setlist-ranker v{pair[1]} (was {was}); "
         "a running server picks it up at its next refresh"
     )
-
-
-def _reason_of(client: MlflowClient, settings: Settings, pair: Pair) -> str:
-    return registry.ranker_tags(client, settings, pair[1]).get(MANUAL_TAG, "")
-
-
-def _unrecorded(client: MlflowClient, settings: Settings, pair: Pair, subject: str) -> bool:
-    """The champion carries a promotion-by-hand reason that the ledger's last line for it does not."""
-    reason = _reason_of(client, settings, pair)
-    if not reason:
-        return False  # promoted by the gate, in training: its line is the training's
-    lines = [g for g in gates(settings.lineage_dir) if g.get("gate") == "promotion" and g.get("subject") == subject]
-    return not lines or lines[-1].get("reason") != reason
 
 
 if __name__ == "__main__":

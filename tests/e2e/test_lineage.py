@@ -4,6 +4,7 @@ gate, the event-log snapshot and the gates that judged it, and the imports befor
 from __future__ import annotations
 
 import io
+import time
 
 from rich.console import Console
 from typer.testing import CliRunner
@@ -120,3 +121,18 @@ def test_promoting_the_challenger_by_hand_needs_a_reason_and_is_recorded(tiny_co
     second = runner.invoke(promote_app, ["--reason", "a second look"])
     assert second.exit_code == 0 and "its record is complete now" in second.output
     assert [g["reason"] for g in gates(s.lineage_dir) if g["gate"] == "promotion"] == [gate["reason"], "a second look"]
+    # a promotion killed after its reason went on and before the alias moved: lineage and status say so
+    for name in (names.candidates, names.ranker):
+        client.delete_registered_model_alias(name, registry.CHAMPION)
+    registry.tag_pair(client, s, challenger.pair, {MANUAL_TAG: "a third look"})
+    text = _text(trace(s, challenger.ranker))
+    assert "a promotion by hand was cut short before the champion moved (a third look): not served" in text
+    assert "promoted to champion by hand" not in text
+    from ops.status import model_lines
+
+    warned = {line.name: line for line in model_lines(s, time.time())}["challenger promotion"]
+    assert warned.mark == "warn" and "cut short before the champion moved (a third look)" in warned.value
+    third = runner.invoke(promote_app, ["--reason", "a third look"])  # run again, as both say
+    assert third.exit_code == 0, third.output
+    assert "promoted to champion by hand, past the promotion gate: a third look" in _text(trace(s, challenger.ranker))
+    assert "challenger promotion" not in {line.name for line in model_lines(s, time.time())}

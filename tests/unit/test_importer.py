@@ -743,6 +743,7 @@ def test_an_import_cut_short_is_on_record_and_its_rerun_finishes_it(tmp_path, mo
     import ingest.__main__ as cli
     from setlist import lineage
     from setlist.eventlog import EventLog, Quarantine
+    from setlist.settings import get_settings
 
     lines = [f"u{k % 7},i{k % 11},{T0 + k}" for k in range(60)]
     src = _csv(tmp_path / "log.csv", "user,item,t\n" + "\n".join(lines))
@@ -764,6 +765,11 @@ def test_an_import_cut_short_is_on_record_and_its_rerun_finishes_it(tmp_path, mo
     (cut,) = lineage.unfinished_imports(ledger)
     assert lineage.imports(ledger) == [] and cut["source"] == "log.csv" and cut["sha256"] == lineage.file_digest(src)
     assert cut["ended"] == (None if end == "killed" else "RuntimeError: the disk is full")
+    # status names the file, however many imports of other files report meanwhile
+    line = _status_line(get_settings(), "import cut short")
+    assert line is not None and line.mark == "warn"
+    how = "killed" if end == "killed" else "ended by RuntimeError: the disk is full"
+    assert line.value.startswith(f"1 import wrote to the event log and never finished: log.csv ({how})")
     monkeypatch.setattr(cli, "ingest", real)
     # its rows are in the log: read with other options, they would be a second reading of the file
     other = CliRunner().invoke(cli.app, [*args, "--time-zone", "Europe/Paris"])
@@ -774,6 +780,51 @@ def test_an_import_cut_short_is_on_record_and_its_rerun_finishes_it(tmp_path, mo
     assert (record["accepted"], record["already_logged"], record["quarantined"]) == (35, 25, 0)
     assert lineage.unfinished_imports(ledger) == [] and EventLog(tmp_path / "data" / "events").count() == 60
     assert Quarantine(tmp_path / "data" / "quarantine").read().empty
+    assert _status_line(get_settings(), "import cut short") is None
+
+
+def _status_line(settings, name):
+    import time
+
+    from ops.status import event_lines
+
+    return {line.name: line for line in event_lines(settings, time.time())}.get(name)
+
+
+def test_an_import_running_now_is_not_called_cut_short(tmp_path, monkeypatch):
+    import time
+    from datetime import UTC, datetime
+
+    from ingest.intake import ingest
+    from setlist import jobmetrics, lineage, liveness
+    from setlist.settings import get_settings
+
+    monkeypatch.setenv("SETLIST_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("SETLIST_HMAC_KEY", "k")
+    settings = get_settings()
+    now = pd.Timestamp.now(tz="UTC").floor("s")
+    ingest(
+        pd.DataFrame({"event_id": ["e1"], "user_id": "u1", "item_id": "i1", "timestamp": [now], "type": "play"}),
+        settings,
+        "t",
+    )
+    earlier = datetime.fromtimestamp(time.time() - 60, UTC).isoformat(timespec="seconds")
+    killed = {"status": "started", "run": "r-killed", "source": "old.csv", "sha256": "1" * 64, "at": earlier}
+    lineage._append(settings.lineage_dir, lineage.IMPORTS, killed)
+    lineage.record_import_writing(settings.lineage_dir, "r-killed")
+    # the running import's mark is taken a moment before its first record, stamped to the second
+    facts = {"job": "import", "pid": 1, "host": "h", "started": time.time()}
+    mark = liveness.Mark.take(settings.status_dir / f"import.now{jobmetrics.RUNNING}", facts)
+    try:
+        lineage.record_import_start(settings.lineage_dir, "r-now", source="log.csv", sha256="2" * 64)
+        lineage.record_import_writing(settings.lineage_dir, "r-now")
+        line = _status_line(settings, "import cut short")
+        # the import that started before the running one is cut short; the running one's record is not
+        assert line is not None and "old.csv (killed)" in line.value and "log.csv" not in line.value
+    finally:
+        mark.release(remove=True)
+    # once no import runs, a record with no end is a run killed
+    assert "log.csv (killed)" in _status_line(settings, "import cut short").value
 
 
 def test_an_import_killed_before_its_first_write_leaves_its_options_free(tmp_path, monkeypatch):
