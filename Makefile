@@ -19,20 +19,37 @@ VALIDATE_ARGS ?=
 
 .DEFAULT_GOAL := help
 
+# A settings file (SETLIST_SETTINGS_FILE) is read by Python: the variables it sets, so that no default
+# below is exported over them (the environment wins over the file), and the profile it may set.
+ifneq ($(strip $(SETLIST_SETTINGS_FILE)),)
+IN_SETTINGS_FILE := $(shell test -x $(PY) && $(PY) -m setlist.settings --in-file 2>/dev/null)
+ifeq ($(strip $(SETLIST_PROFILE)),)
+ifneq ($(filter SETLIST_PROFILE,$(IN_SETTINGS_FILE)),)
+SETLIST_PROFILE := $(patsubst SETLIST_PROFILE=%,%,$(filter SETLIST_PROFILE=%,$(shell $(PY) -m setlist.settings SETLIST_PROFILE)))
+endif
+endif
+endif
+
 # The production profile needs a pseudonymization key shared by every process; locally
 # `make services` keeps one under var/services/. Its data gets a directory of its own, since
 # pseudonyms made with the local profile's key would not match.
 # The cluster profile (Spark, Redis Cluster) uses the same services and keeps its data apart too.
 ifneq ($(filter production cluster,$(SETLIST_PROFILE)),)
-ifeq ($(strip $(SETLIST_HMAC_KEY)),)
+ifeq ($(strip $(SETLIST_HMAC_KEY))$(filter SETLIST_HMAC_KEY SETLIST_HMAC_KEY_FILE,$(IN_SETTINGS_FILE)),)
 # next to the services' data, where `make services` keeps it (SETLIST_SERVICES_DIR moves both)
 export SETLIST_HMAC_KEY_FILE ?= $(or $(SETLIST_SERVICES_DIR),$(CURDIR)/var/services)/hmac.key
 endif
+ifeq ($(filter SETLIST_DATA_DIR,$(IN_SETTINGS_FILE)),)
 export SETLIST_DATA_DIR ?= $(CURDIR)/var/$(SETLIST_PROFILE)
+endif
 # The one-machine demo serves plaintext without tokens, which production allows only when told; it
 # listens on loopback only. A real deployment sets TLS and tokens instead (docs/production.md).
+ifeq ($(filter SETLIST_INSECURE,$(IN_SETTINGS_FILE)),)
 export SETLIST_INSECURE ?= true
+endif
+ifeq ($(filter SETLIST_HOST,$(IN_SETTINGS_FILE)),)
 export SETLIST_HOST ?= 127.0.0.1
+endif
 endif
 
 .PHONY: help  ## show this menu

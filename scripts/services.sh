@@ -7,7 +7,8 @@
 # All run from the OS packages (apt-get install -y redis-server postgresql), listen on 127.0.0.1 only,
 # and keep their data and logs under the repo's git-ignored var/services/{redis,redis-cluster,postgres}.
 # Ports, the PostgreSQL role, password and database, and the Redis password come from SETLIST_REDIS_URL
-# and SETLIST_DATABASE_URL (the same defaults as setlist/settings.py). Every action is idempotent.
+# and SETLIST_DATABASE_URL (the same defaults as setlist/settings.py), in the environment or the settings
+# file (SETLIST_SETTINGS_FILE, read through .venv's Python). Every action is idempotent.
 #
 # The Redis Cluster (the cluster profile's online store) is three or more masters without replicas, on
 # the ports of SETLIST_REDIS_CLUSTER_NODES (default 127.0.0.1:7001,7002,7003; each node's cluster bus
@@ -28,6 +29,14 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# A settings file is read by Python, as by every command: its profile and URLs count here too (the
+# environment still wins over it).
+if [[ -n "${SETLIST_SETTINGS_FILE:-}" ]]; then
+  [[ -x "$ROOT/.venv/bin/python" ]] || { printf 'services: SETLIST_SETTINGS_FILE is set and only Python reads it: run make setup first\n' >&2; exit 1; }
+  resolved="$(PYTHONPATH="$ROOT" "$ROOT/.venv/bin/python" -m setlist.settings \
+    SETLIST_PROFILE SETLIST_REDIS_URL SETLIST_DATABASE_URL SETLIST_REDIS_CLUSTER_NODES)" || exit $?
+  eval "$resolved"
+fi
 STATE="${SETLIST_SERVICES_DIR:-$ROOT/var/services}"
 REDIS_URL="${SETLIST_REDIS_URL:-redis://127.0.0.1:6379/0}"
 DATABASE_URL="${SETLIST_DATABASE_URL:-postgresql://setlist:setlist@127.0.0.1:5432/setlist}"

@@ -653,3 +653,44 @@ def unknown_variables(environ: Mapping[str, str]) -> list[str]:
         if upper.startswith(PREFIX) and upper not in variables and upper not in OTHER_VARIABLES:
             warnings.append(f"{name} is not a setting and is ignored{_suggestion(upper, known)}")
     return warnings
+
+
+def exports(variables: list[str]) -> list[str]:
+    """``export NAME=value`` lines, shell-quoted, for the settings named: how scripts that cannot read
+    the settings file themselves (``make services``, the Makefile's profile switch) see what every
+    Python command sees. Values are printed in clear, passwords included: the lines are for ``eval``."""
+    import shlex
+
+    from setlist.errors import UsageError
+
+    names = setting_variables()
+    settings = get_settings()
+    lines = []
+    for variable in variables:
+        field = names.get(variable.upper())
+        if field is None:
+            raise UsageError(f"{variable} is not a setting{_suggestion(variable.upper(), sorted(names))}")
+        value = getattr(settings, field)
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        if isinstance(value, (list, tuple)):
+            value = ",".join(str(v) for v in value)
+        lines.append(f"export {variable.upper()}={shlex.quote('' if value is None else str(value))}")
+    return lines
+
+
+if __name__ == "__main__":
+    import sys
+
+    from setlist.errors import SetlistError
+
+    # `python -m setlist.settings SETLIST_REDIS_URL …`: see exports. `--in-file`: the names of the
+    # variables the settings file sets, which the Makefile must not export a default for (it would win)
+    try:
+        if sys.argv[1:] == ["--in-file"]:
+            print("\n".join(settings_file_values()))
+        else:
+            print("\n".join(exports(sys.argv[1:])))
+    except SetlistError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)

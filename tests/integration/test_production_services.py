@@ -88,3 +88,26 @@ def test_a_taken_port_is_reported_instead_of_reused(services_env, redis_server):
     result = _run(env, "up")
     assert result.returncode != 0
     assert f"port {redis_server.port} is taken" in result.stderr
+
+
+def test_the_urls_may_come_from_the_settings_file_as_for_every_command(services_env, tmp_path):
+    # the script read the environment only: with the URLs in the settings file it started the servers on
+    # the default ports while every command connected to the file's
+    import redis
+
+    env = {k: v for k, v in services_env.items() if k not in ("SETLIST_REDIS_URL", "SETLIST_DATABASE_URL")}
+    settings = tmp_path / "settings.yaml"
+    settings.write_text(
+        f"redis_url: {services_env['SETLIST_REDIS_URL']}\ndatabase_url: {services_env['SETLIST_DATABASE_URL']}\n"
+    )
+    env["SETLIST_SETTINGS_FILE"] = str(settings)
+    up = _run(env, "up")
+    assert up.returncode == 0, up.stderr
+    port = services_env["SETLIST_REDIS_URL"].rsplit(":", 1)[1].split("/")[0]
+    assert f"redis: started on 127.0.0.1:{port}" in up.stdout
+    assert redis.from_url(services_env["SETLIST_REDIS_URL"], socket_timeout=2).ping()
+    assert _run(env, "down").returncode == 0
+    # a settings file that does not read stops the script with the commands' own message
+    settings.write_text("redis_ur: redis://127.0.0.1:1/0\n")
+    bad = _run(env, "status")
+    assert bad.returncode == 2 and "'redis_ur' (did you mean redis_url?)" in bad.stderr

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import subprocess
 import sys
@@ -241,3 +242,59 @@ def test_the_server_says_a_bad_settings_file_in_one_line(tmp_path):
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr
     assert proc.stderr.startswith(f"error: the settings file {bad} has keys that are no setting: 'candidate_pol'")
+
+
+# --- the Makefile and scripts, which cannot read the file themselves -------------------------------------
+def _make_sees(env: dict[str, str]) -> dict[str, str]:
+    """The SETLIST_ variables a make recipe's commands get."""
+    names = ("SETLIST_DATA_DIR", "SETLIST_INSECURE", "SETLIST_HOST", "SETLIST_HMAC_KEY_FILE")
+    recipe = "show: ; @" + "; ".join(f'echo "{n}=$${n}"' for n in names)
+    done = subprocess.run(
+        ["make", "-s", "--eval", recipe, "show"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    return dict(line.split("=", 1) for line in done.stdout.splitlines())
+
+
+def _clean_env(tmp_path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("SETLIST_")}
+    return {**env, "SETLIST_SETTINGS_FILE": str(tmp_path / "settings.yaml")}
+
+
+def test_the_makefile_takes_the_profile_from_the_file_and_exports_no_default_over_its_values(tmp_path):
+    env = _clean_env(tmp_path)
+    (tmp_path / "settings.yaml").write_text("profile: production\n")
+    seen = _make_sees(env)  # the one-machine production defaults, as with SETLIST_PROFILE=production
+    assert seen["SETLIST_DATA_DIR"] == f"{ROOT}/var/production" and seen["SETLIST_INSECURE"] == "true"
+    assert seen["SETLIST_HMAC_KEY_FILE"].endswith("/hmac.key")
+    (tmp_path / "settings.yaml").write_text("profile: production\ndata_dir: /srv/setlist\nhost: 0.0.0.0\nhmac_key: k\n")
+    # an exported default would win over the file: the file's values are left to it
+    seen = _make_sees(env)
+    assert (seen["SETLIST_DATA_DIR"], seen["SETLIST_HOST"], seen["SETLIST_HMAC_KEY_FILE"]) == ("", "", "")
+    assert seen["SETLIST_INSECURE"] == "true"
+    (tmp_path / "settings.yaml").write_text("data_dir: /srv/setlist\n")
+    assert _make_sees({**env, "SETLIST_PROFILE": "production"})["SETLIST_DATA_DIR"] == ""
+    assert _make_sees({**env, "SETLIST_PROFILE": "local"})["SETLIST_INSECURE"] == ""  # local: no defaults
+
+
+def test_scripts_read_settings_in_force_through_python(tmp_path):
+    env = _clean_env(tmp_path)
+    (tmp_path / "settings.yaml").write_text("redis_url: redis://:pw@127.0.0.1:7777/0\nwal_dir: /srv/w al\n")
+    env["SETLIST_DATABASE_URL"] = "postgresql://a:b@127.0.0.1:5999/x"
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "setlist.settings", *args]
+        return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+
+    done = run("SETLIST_REDIS_URL", "SETLIST_WAL_DIR", "SETLIST_DATABASE_URL", "SETLIST_PROFILE")
+    assert done.stdout.splitlines() == [
+        "export SETLIST_REDIS_URL=redis://:pw@127.0.0.1:7777/0",  # in clear: these lines are for eval
+        "export SETLIST_WAL_DIR='/srv/w al'",
+        "export SETLIST_DATABASE_URL=postgresql://a:b@127.0.0.1:5999/x",
+        "export SETLIST_PROFILE=local",
+    ]
+    assert run("--in-file").stdout.split() == ["SETLIST_REDIS_URL", "SETLIST_WAL_DIR"]
+    wrong = run("SETLIST_REDIS_UR")
+    assert wrong.returncode == 2 and wrong.stderr.strip() == (
+        "error: SETLIST_REDIS_UR is not a setting (did you mean SETLIST_REDIS_URL?)"
+    )
