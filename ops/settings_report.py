@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
 
 import typer
 from pydantic import SecretStr
@@ -41,33 +41,46 @@ class Row:
     source: Source
 
 
-def shown(value: Any) -> str:
-    """A value as an operator would write it, with no secret in it."""
+#: a key or query parameter whose value is a secret (Spark's s3a keys, a URL's ?password=)
+SECRET_NAME = re.compile(r"secret|password|passwd|pass\b|token|credential|access[._-]?key|api[._-]?key", re.I)
+
+
+def shown(value: Any, name: str = "") -> str:
+    """A value as an operator would write it, with no secret in it (``name``: the key it is held under)."""
     if isinstance(value, SecretStr):
         return "(set)" if value.get_secret_value() else "(not set)"
     if value is None:
         return "(not set)"
+    if name and SECRET_NAME.search(name):
+        return MASK
     if isinstance(value, (list, tuple)):
         return ",".join(shown(v) for v in value)
     if isinstance(value, dict):
-        return json.dumps(value, sort_keys=True, default=str)
+        return json.dumps({k: shown(v, str(k)) for k, v in value.items()}, sort_keys=True)
     if isinstance(value, bool):
         return str(value).lower()
     text = str(value)
-    return _without_password(text) if "://" in text else text
+    return _without_secrets(text) if "://" in text else text
 
 
-def _without_password(text: str) -> str:
-    try:
-        parts = urlsplit(text)
-    except ValueError:
-        return text
-    if parts.password is None:
-        return text
-    user = parts.username or ""
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port is not None else ""
-    return urlunsplit(parts._replace(netloc=f"{user}:{MASK}@{host}{port}"))
+def _without_secrets(url: str) -> str:
+    """The URL with the password of its user part and secret query parameters masked, by string work
+    alone: a multi-host or otherwise unusual URL (``h1:5432,h2:5432``) is no error."""
+    scheme, sep, rest = url.partition("://")
+    before_query, question, query = rest.partition("?")
+    netloc, slash, path = before_query.partition("/")
+    if "@" in netloc:
+        user, _, hosts = netloc.rpartition("@")
+        if ":" in user:
+            user = user.split(":", 1)[0] + ":" + MASK
+        netloc = f"{user}@{hosts}"
+    if question:
+        params = []
+        for param in query.split("&"):
+            key, eq, _ = param.partition("=")
+            params.append(f"{key}={MASK}" if eq and SECRET_NAME.search(key) else param)
+        query = "&".join(params)
+    return f"{scheme}{sep}{netloc}{slash}{path}{question}{query}"
 
 
 def rows(settings: Settings, environ: Mapping[str, str] = os.environ) -> list[Row]:

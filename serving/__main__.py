@@ -153,8 +153,6 @@ def preflight(settings) -> None:
             ) from None
     if settings.engine == "fast":
         _check_journals(settings)
-    if not 0.0 <= settings.trace_sample_ratio <= 1.0:
-        raise StartupError(f"SETLIST_TRACE_SAMPLE_RATIO must be between 0 and 1, got {settings.trace_sample_ratio}")
     from serving.grpc.server import InsecureServer, require_secure_transport
 
     try:

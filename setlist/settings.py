@@ -22,14 +22,24 @@ from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
-def _expand(value: Any) -> Any:
+def _expand(value: Any, path: str) -> Any:
+    """``${VAR}`` references replaced from the environment; one that is not set is an error, since an
+    empty secret would otherwise pass for a value (``hmac_key: ${HMAC_KEY}`` in a shell without it)."""
     if isinstance(value, str):
-        return _ENV_REF.sub(lambda m: os.environ.get(m.group(1), ""), value)
+        return _ENV_REF.sub(lambda m: _reference(m.group(1), path), value)
     if isinstance(value, dict):
-        return {k: _expand(v) for k, v in value.items()}
+        return {k: _expand(v, path) for k, v in value.items()}
     if isinstance(value, list):
-        return [_expand(v) for v in value]
+        return [_expand(v, path) for v in value]
     return value
+
+
+def _reference(name: str, path: str) -> str:
+    from setlist.errors import UsageError
+
+    if name not in os.environ:
+        raise UsageError(f"the settings file {path} refers to ${{{name}}}, which is not set in the environment")
+    return os.environ[name]
 
 
 PREFIX = "SETLIST_"
@@ -86,6 +96,8 @@ def _file_keys(doc: dict[Any, Any], path: str) -> dict[str, Any]:
 
     variables = setting_variables()
     keys = sorted(v.removeprefix(PREFIX).lower() for v in variables)
+    # a field named otherwise than its variable (wal_dir_override for SETLIST_WAL_DIR): the key it means
+    by_field = {field: v.removeprefix(PREFIX).lower() for v, field in variables.items()}
     read: dict[str, Any] = {}
     given: dict[str, str] = {}
     unknown = []
@@ -93,7 +105,9 @@ def _file_keys(doc: dict[Any, Any], path: str) -> dict[str, Any]:
         text = str(key)
         variable = PREFIX + text.upper().removeprefix(PREFIX)
         if variable not in variables:
-            unknown.append(f"{text!r}{_suggestion(text.lower().removeprefix(PREFIX.lower()), keys)}")
+            meant = by_field.get(text.lower())
+            name = text.lower().removeprefix(PREFIX.lower())
+            unknown.append(f"{text!r}" + (f" (did you mean {meant}?)" if meant else _suggestion(name, keys)))
             continue
         if variable in given:
             raise UsageError(f"the settings file {path} sets {variable} twice: as {given[variable]!r} and as {text!r}")
@@ -125,7 +139,7 @@ def settings_file_values(environ: Mapping[str, str] = os.environ) -> dict[str, A
             f"the settings file {path} holds a {type(doc).__name__}, not a mapping of settings to values "
             "(wal_dir: /var/lib/setlist/wal)"
         )
-    return {variable: _expand(value) for variable, value in _file_keys(doc, path).items()}
+    return {variable: _expand(value, path) for variable, value in _file_keys(doc, path).items()}
 
 
 class _YamlSource(PydanticBaseSettingsSource):
@@ -166,12 +180,12 @@ class Settings(BaseSettings):
     #: where Feast's Spark offline store stages training frames; None: ``data_dir/spark-staging``
     spark_staging: str | None = None
     spark_driver_memory: str = "2g"
-    spark_shuffle_partitions: int = 8
+    spark_shuffle_partitions: int = Field(default=8, gt=0)
     #: more Spark configuration (``{"spark.hadoop.fs.s3a.endpoint": "…"}``): JSON in the environment
     spark_conf: dict[str, str] = Field(default_factory=dict)
     #: the cluster profile fits the candidate model with Spark MLlib's ALS above this many
     #: (user, item) pairs, and with ``implicit`` on the driver below it
-    spark_als_min_pairs: int = 5_000_000
+    spark_als_min_pairs: int = Field(default=5_000_000, ge=0)
     hmac_key: SecretStr | None = None
     hmac_key_file: Path | None = None
     seed: int = 7
@@ -185,12 +199,15 @@ class Settings(BaseSettings):
 
     # time windows: each ``None`` is derived from the data's own density (setlist.windows), and the
     # value chosen is printed at every run; a number fixes it
-    holdout_days: float | None = None  # global split: the held-out trailing period
-    holdout_share: float = 0.1  # ... derived as the trailing period that holds this share of events
-    ranker_window_days: float | None = None  # the ranker learns from queries in this trailing training period
-    ranker_window_share: float = 0.3
-    cohort_window_days: float | None = None  # cohort popularity counts positives in this trailing period
-    cohort_window_share: float = 0.25
+    holdout_days: float | None = Field(default=None, gt=0)  # global split: the held-out trailing period
+    # unset, holdout_days is derived as the trailing period that holds this share of events
+    holdout_share: float = Field(default=0.1, gt=0, lt=1)
+    # the ranker learns from queries in this trailing training period
+    ranker_window_days: float | None = Field(default=None, gt=0)
+    ranker_window_share: float = Field(default=0.3, gt=0, le=1)
+    # cohort popularity counts positives in this trailing period
+    cohort_window_days: float | None = Field(default=None, gt=0)
+    cohort_window_share: float = Field(default=0.25, gt=0, le=1)
     #: where the probe finds counting every event best (a catalogue that turns over), only items with an
     #: event in the shortest window that would have lost at most this share of its positives are offered
     cohort_live_max_loss: float = Field(default=0.1, ge=0.0, le=1.0)
@@ -198,7 +215,7 @@ class Settings(BaseSettings):
     #: how long a user or item row of the batch views counts as current, offline and online; None
     #: means no expiry: a ratings log's users return after years, and the rows carry their own age
     #: (``user_days_since_last``), while a calendar TTL would blank them offline and not online
-    feature_ttl_days: float | None = None
+    feature_ttl_days: float | None = Field(default=None, gt=0)
     #: more feature declaration files (``*.py`` with a ``FEATURES`` list), beside
     #: ``feature_repo/declarations/``; comma-separated in the environment
     feature_dirs: Annotated[list[Path], NoDecode] = Field(default_factory=list)
@@ -209,9 +226,9 @@ class Settings(BaseSettings):
     # ``holdout_fraction`` of positives by time; ``auto`` takes global only when its period holds
     # enough users and queries, most of them users the training part has seen
     split: Literal["auto", "global", "per_user"] = "auto"
-    holdout_fraction: float = 0.2
-    min_holdout_users: int = 50
-    min_holdout_queries: int = 100
+    holdout_fraction: float = Field(default=0.2, gt=0, lt=1)
+    min_holdout_users: int = Field(default=50, ge=0)
+    min_holdout_queries: int = Field(default=100, ge=0)
     min_holdout_warm_share: float = Field(default=0.5, ge=0.0, le=1.0)
     #: leave out items the user already interacted with; None decides from the data (yes when few
     #: positives are repeats, as in ratings logs; no for music, where replays are the norm)
@@ -222,8 +239,8 @@ class Settings(BaseSettings):
     exclude_recent: bool | None = None
     #: EASE needs a dense item × item matrix (~19 bytes a pair at its fit: 10,000 items take ~1.9 GB and ~1 min):
     #: a larger catalogue gets it over this many items with the most users; 0 turns it off
-    ease_max_items: int = 10_000
-    ease_lambda: float = 500.0
+    ease_max_items: int = Field(default=10_000, ge=0)
+    ease_lambda: float = Field(default=500.0, gt=0)
     #: the embedding source searches exactly (one matrix-vector product over every item) up to this
     #: many items, and through an HNSW index (built at load, seconds) above. Asked for ~500 neighbours
     #: an HNSW search must explore at least that many nodes: at 50,000 items × 64 factors exact took
@@ -249,12 +266,12 @@ class Settings(BaseSettings):
     #: a model beats popularity and ALS only by more than this many standard errors of its paired
     #: per-query ndcg@10 gain on the hold-out: a gain a few queries could have made is no reason to
     #: serve it (0 compares the means alone)
-    promotion_baseline_se: float = 2.0
+    promotion_baseline_se: float = Field(default=2.0, ge=0)
     #: False registers every new model as ``challenger`` only, for an experiment to decide (a model
     #: trained on a new feature service, for instance); True promotes one that passes the gate
     promote: bool = True
-    candidate_pool: int = 500
-    ranker_trees: int = 200
+    candidate_pool: int = Field(default=500, gt=0)
+    ranker_trees: int = Field(default=200, gt=0)
     #: the cheapest ranker (trees × depth) whose validation ndcg@10 trails the best by at most this
     #: share of it plus ``ranker_selection_se`` standard errors of the paired per-query loss is kept:
     #: a tree scored on every Rank must earn its cost (0 standard errors: the share alone)
@@ -265,7 +282,7 @@ class Settings(BaseSettings):
     #: the largest share of the ranker's validation ndcg@10 and recall@100 the cascade may cost (at
     #: the upper 95% bound); training widens ``prerank_keep`` until it holds, or trains without one
     prerank_max_loss: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.01
-    max_train_queries: int = 6000
+    max_train_queries: int = Field(default=6000, gt=0)
 
     # serving
     #: the share of a first slate the searched genre may fill for a user with no top genre (no profile) and nothing
@@ -273,14 +290,14 @@ class Settings(BaseSettings):
     #: never saw such users); 1.0 leaves the model's order as it is
     new_user_genre_cap: Annotated[float, Field(gt=0.0, le=1.0)] = 0.5
     host: str = "0.0.0.0"
-    port: int = 50051
-    metrics_port: int = 9464
-    workers: int = 1
+    port: int = Field(default=50051, ge=0, le=65535)
+    metrics_port: int = Field(default=9464, ge=0, le=65535)
+    workers: int = Field(default=1, gt=0)
     #: a client connection's longest life, in seconds: then the server asks the client to reconnect
     #: (GOAWAY; calls in flight finish). Worker processes share a port per *connection*, so without
     #: it a long-lived client stays on the worker it first drew; 0: connections live forever
     grpc_max_connection_age_s: Annotated[float, Field(ge=0)] = 60.0
-    max_concurrency: int = 64
+    max_concurrency: int = Field(default=64, gt=0)
     #: Rank calls computing at once per server process; the rest of the admitted calls wait their turn,
     #: first come first served (the GIL runs one at a time: one computes while another waits on Redis;
     #: more only stretches each call, see NOTES.md "Performance")
@@ -288,76 +305,77 @@ class Settings(BaseSettings):
     #: the longest a Rank call waits for its turn before it is refused (RESOURCE_EXHAUSTED, a
     #: retry-after hint); never past its own deadline less the recent run time. 0: never wait
     rank_max_wait_ms: Annotated[float, Field(ge=0)] = 100.0
-    max_k: int = 500
-    max_user_id_len: int = 256
-    max_exclusions: int = 1000
-    max_future_skew_s: int = 300
-    max_track_batch: int = 1000
+    max_k: int = Field(default=500, gt=0)
+    max_user_id_len: int = Field(default=256, gt=0)
+    max_exclusions: int = Field(default=1000, ge=0)
+    max_future_skew_s: int = Field(default=300, ge=0)
+    max_track_batch: int = Field(default=1000, gt=0)
     # Track's input bounds: each event outside them is rejected with a reason, the rest of the batch goes on
     #: live events older than this are rejected (the importer still takes history)
-    track_max_age_days: float = 7.0
+    track_max_age_days: float = Field(default=7.0, gt=0)
     #: what one imported row costs in memory at its peak (measured: 1.33 GB for 1M rows of a 4-column
     #: file); an import whose estimate exceeds the memory available is refused before it starts
-    import_bytes_per_row: int = 1400
+    import_bytes_per_row: int = Field(default=1400, gt=0)
     #: what an import in chunks holds for every row of the file while it runs (the first pass's
     #: compact columns, each row's session and time, the ids of the events already ingested)
-    import_stream_bytes_per_row: int = 400
+    import_stream_bytes_per_row: int = Field(default=400, gt=0)
     #: rows per chunk for a file too big to import at once (unset: as many as the memory available
     #: allows, since every chunk adds a file to each day it touches); set, every import goes in chunks
-    import_chunk_rows: int | None = None
+    import_chunk_rows: int | None = Field(default=None, gt=0)
     #: a full feature build's peak memory per event (measured: 12.1 GB for 16.4M ratings, built in
     #: shards; 17.1-18.2 GB at once before); a build that would not fit in the memory available stops
     #: before it reads the log, with what to do instead
-    build_bytes_per_event: int = 800
+    build_bytes_per_event: int = Field(default=800, gt=0)
     #: events per shard of a full feature build: it builds the users (then the items) a shard at a
     #: time from the compact log, so its memory follows a shard's rows and the views' own rows
-    build_shard_events: int = 2_000_000
+    build_shard_events: int = Field(default=2_000_000, gt=0)
     #: a training run's peak memory per event, beside EASE's fit, which the estimate adds (measured on
     #: 16M ratings: 9.1 GB in all, EASE's ~1.9 GB included; 13.6 GB for 16.4M before stop 36); a run
     #: that would not fit stops before it reads the log
-    train_bytes_per_event: int = 550
+    train_bytes_per_event: int = Field(default=550, gt=0)
 
     # retention (setlist/retention.py, `make retention`): how long each dataset is kept
     #: events, from the wall clock; unset keeps history (an imported log may rightly span decades):
     #: set it to your legal period. Ingestion and Track then refuse older events (reason `retention`)
-    retention_events_days: float | None = None
-    retention_impressions_days: float = 180.0
-    retention_quarantine_days: float = 30.0
+    retention_events_days: float | None = Field(default=None, gt=0)
+    retention_impressions_days: float = Field(default=180.0, gt=0)
+    retention_quarantine_days: float = Field(default=30.0, gt=0)
     #: an orphaned Track journal segment (a dead server's) older than this is moved into the event log,
     #: where the events retention applies; journal segments hold acknowledged events, never deleted
-    retention_journal_hours: float = 24.0
+    retention_journal_hours: float = Field(default=24.0, gt=0)
     #: experiment reports and other files under <data_dir>/reports
-    retention_reports_days: float = 365.0
+    retention_reports_days: float = Field(default=365.0, gt=0)
 
     # lifecycle (setlist/compaction.py, setlist/downsample.py, `make compact`)
     #: compaction merges a partition's small files into files of about this size
-    compaction_target_mb: float = 128.0
+    compaction_target_mb: float = Field(default=128.0, gt=0)
     #: the journal's rolls younger than this wait (the journal may re-roll a recent segment under the
     #: same name); every other file is written once and merges at once
-    compaction_min_age_s: float = 3600.0
+    compaction_min_age_s: float = Field(default=3600.0, ge=0)
     #: impression rows older than this become daily counts per experiment, arm and position; experiment
     #: reports keep items shown and requests for those days, but users and rates only for raw days
-    impressions_raw_days: float = 30.0
-    track_max_id_len: int = 256  # event_id, item_id, session_id and type (user_id: max_user_id_len)
-    track_max_context_keys: int = 32
-    track_max_context_key_len: int = 64
-    track_max_context_value_len: int = 256
+    impressions_raw_days: float = Field(default=30.0, ge=0)
+    # event_id, item_id, session_id and type (user_id: max_user_id_len)
+    track_max_id_len: int = Field(default=256, gt=0)
+    track_max_context_keys: int = Field(default=32, gt=0)
+    track_max_context_key_len: int = Field(default=64, gt=0)
+    track_max_context_value_len: int = Field(default=256, gt=0)
     #: an event_id seen within this window is acknowledged as a duplicate and stored once
-    track_dedupe_hours: float = 24.0
+    track_dedupe_hours: float = Field(default=24.0, gt=0)
     #: consent for a user whose events never carried a flag (setlist.consent): ``deny`` or
     #: ``grant``; unset, the production profile denies and the local one grants
     consent_default: Literal["grant", "deny"] | None = None
     #: an event_id being written blocks its retries (UNAVAILABLE, retry) for at most this long: the
     #: write ends sooner, and only a server that died mid-write leaves a claim to expire
-    track_claim_s: float = 30.0
+    track_claim_s: float = Field(default=30.0, gt=0)
     #: rejected Track events go to the quarantine in batches: this many rows, or this often
-    track_quarantine_batch: int = 1000
-    track_quarantine_flush_s: float = 10.0
+    track_quarantine_batch: int = Field(default=1000, gt=0)
+    track_quarantine_flush_s: float = Field(default=10.0, gt=0)
     cache_enabled: bool = True
     cache_backend: Literal["memory", "redis"] = "memory"
-    cache_ttl_s: float = 300.0
-    cache_size: int = 100_000
-    online_timeout_ms: int = 50
+    cache_ttl_s: float = Field(default=300.0, ge=0)
+    cache_size: int = Field(default=100_000, ge=0)
+    online_timeout_ms: int = Field(default=50, gt=0)
     #: consecutive failed user-row reads that open the online store's breaker (per master on a
     #: cluster); one timeout alone degrades only its own request
     online_breaker_failures: Annotated[int, Field(ge=1)] = 3
@@ -369,7 +387,7 @@ class Settings(BaseSettings):
     )
     #: locales kept as sent (``en``, ``en_US``, ``pt-BR``: short by construction); any other becomes "other"
     context_locale_pattern: str = r"[a-z]{2,3}(?:[_-][A-Za-z]{2})?"
-    reload_interval_s: float = 30.0
+    reload_interval_s: float = Field(default=30.0, gt=0)
     engine: Literal["fast", "baseline"] = "fast"
     tls_cert: Path | None = None
     tls_key: Path | None = None
@@ -399,18 +417,18 @@ class Settings(BaseSettings):
     metrics_host: str | None = None
     #: a plaintext port serving grpc.health.v1 only, for probes that cannot speak TLS (Kubernetes'
     #: native gRPC probes); None: health is served on the main port only
-    health_port: int | None = None
+    health_port: int | None = Field(default=None, ge=0, le=65535)
 
     # operations (setlist.jobmetrics, setlist.tracing, ops/)
     #: batch jobs push their metrics here (``http://host:9091``) as well as writing the status file
     pushgateway_url: str | None = None
-    pushgateway_timeout_s: float = 5.0
+    pushgateway_timeout_s: float = Field(default=5.0, gt=0)
     #: OpenTelemetry spans: ``off`` (no spans at all, Rank's path unchanged), ``console`` (stderr) or
     #: ``otlp`` (OTLP over HTTP to ``otlp_endpoint``, else the standard OTEL_EXPORTER_OTLP_* variables)
     tracing: Literal["off", "console", "otlp"] = "off"
     otlp_endpoint: str | None = None
     #: the share of traces kept (parent-based: a kept Rank keeps all its stage spans)
-    trace_sample_ratio: float = 1.0
+    trace_sample_ratio: float = Field(default=1.0, ge=0, le=1)
     #: the SLO file ``python -m ops status`` judges and the alert rules come from
     slo_file: Path = Path("deploy/prometheus/slo.yaml")
     #: the serving endpoint ``python -m ops status`` checks (health over gRPC, /metrics over HTTP);
@@ -421,20 +439,23 @@ class Settings(BaseSettings):
     cost_file: Path = Path("cost.yaml")
 
     # deadlines on dependencies, so a hung store fails a call instead of hanging it
-    database_connect_timeout_s: float = 5.0  # PostgreSQL connect (libpq rounds below 2 s up to 2)
-    database_statement_timeout_ms: int = 5000  # PostgreSQL statements; SQLite waits this long on a lock
-    mlflow_timeout_s: float = 10.0  # one registry lookup or write from serving's refresh loop
-    identity_queue: int = 10_000  # identity-map writes waiting for the database; beyond it Track logs a miss
-    identity_retry_s: float = 0.5  # first wait before a failed identity-map write is retried (doubling, <= 30 s)
-    journal_roll_s: float = 2.0
+    database_connect_timeout_s: float = Field(default=5.0, gt=0)  # PostgreSQL connect (libpq rounds below 2 s up to 2)
+    # PostgreSQL statements; SQLite waits this long on a lock
+    database_statement_timeout_ms: int = Field(default=5000, gt=0)
+    mlflow_timeout_s: float = Field(default=10.0, gt=0)  # one registry lookup or write from serving's refresh loop
+    # identity-map writes waiting for the database; beyond it Track logs a miss
+    identity_queue: int = Field(default=10_000, gt=0)
+    # first wait before a failed identity-map write is retried (doubling, <= 30 s)
+    identity_retry_s: float = Field(default=0.5, gt=0)
+    journal_roll_s: float = Field(default=2.0, gt=0)
     # one journal directory per process that serves Track (per pod in Kubernetes)
     wal_dir_override: Path | None = Field(default=None, validation_alias="SETLIST_WAL_DIR")
     #: how long a Track waits for its events to be durable before DEADLINE_EXCEEDED (the transport
     #: does not hand the call's own deadline down to the journal yet)
-    journal_append_timeout_ms: int = 5_000
+    journal_append_timeout_ms: int = Field(default=5_000, gt=0)
     #: how long a starting server waits for its journal directory's lock (held briefly by another
     #: server's orphan sweep) before refusing to start: the directory is then another server's
-    journal_lock_wait_s: float = 10.0
+    journal_lock_wait_s: float = Field(default=10.0, ge=0)
     #: the WAL root whose unlocked journal directories (dead workers, dead pods) a starting server
     #: and ``python -m serving recover-journals`` move into the event log; unset: ``wal_dir``
     journal_sweep_dir: Path | None = None
@@ -448,9 +469,10 @@ class Settings(BaseSettings):
         default=None, description="YAML naming the A/B arms; unset or missing file means no experiment"
     )
     impressions_enabled: bool = True
-    impressions_queue: int = 10_000  # Rank records waiting for the writer; beyond it they are dropped
-    impressions_flush_s: float = 2.0  # the writer wakes this often and writes what is queued ...
-    impressions_batch: int = 2_000  # ... or whenever this many Rank records are pending
+    # Rank records waiting for the writer; beyond it they are dropped
+    impressions_queue: int = Field(default=10_000, gt=0)
+    impressions_flush_s: float = Field(default=2.0, gt=0)  # the writer wakes this often and writes what is queued ...
+    impressions_batch: int = Field(default=2_000, gt=0)  # ... or whenever this many Rank records are pending
 
     #: which event types take the real-time path and which are batch-only and sampled (setlist.tiers);
     #: a missing file means every type in real time but impressions and the light types, unsampled
@@ -459,21 +481,31 @@ class Settings(BaseSettings):
     # product KPIs (setlist.kpis): what counts as a "value" event, and an engaged user
     #: event types that are value (a ``play`` counts from ``value_play_fraction`` of the track on)
     value_types: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["play", "like"])
-    value_play_fraction: float = 0.8
+    value_play_fraction: float = Field(default=0.8, ge=0, le=1)
     #: a user with at least this many value events is engaged
-    engaged_min_value_events: int = 3
+    engaged_min_value_events: int = Field(default=3, gt=0)
 
     # canary rollout of a new champion (serving.rollout.canary, serving.rollout.driver)
     canary_enabled: bool = False
     canary_steps: list[float] = Field(default_factory=lambda: [0.05, 0.25, 0.5, 1.0])
-    canary_min_requests: int = 500  # per variant and step, before a step may widen
-    canary_min_feedback: int = 300  # plays + skips per variant and step, for the skip guard
-    canary_max_error_rate: float = 0.01  # the error budget: canary scoring failures per request
-    canary_max_p99_ratio: float = 1.5  # canary p99 may be this many times the stable p99 ...
-    canary_p99_slack_ms: float = 2.0  # ... or this many ms above it, whichever is larger
-    canary_max_skip_increase: float = 0.03  # absolute skip-rate increase tolerated before rollback
-    canary_alpha: float = 0.01  # one-sided significance for the skip guard
-    canary_check_s: float = 5.0  # how often the refresh loop evaluates an active canary
+    canary_min_requests: int = Field(default=500, ge=0)  # per variant and step, before a step may widen
+    canary_min_feedback: int = Field(default=300, ge=0)  # plays + skips per variant and step, for the skip guard
+    # the error budget: canary scoring failures per request
+    canary_max_error_rate: float = Field(default=0.01, ge=0, le=1)
+    canary_max_p99_ratio: float = Field(default=1.5, gt=0)  # canary p99 may be this many times the stable p99 ...
+    canary_p99_slack_ms: float = Field(default=2.0, ge=0)  # ... or this many ms above it, whichever is larger
+    # absolute skip-rate increase tolerated before rollback
+    canary_max_skip_increase: float = Field(default=0.03, ge=0, le=1)
+    canary_alpha: float = Field(default=0.01, gt=0, lt=1)  # one-sided significance for the skip guard
+    canary_check_s: float = Field(default=5.0, gt=0)  # how often the refresh loop evaluates an active canary
+
+    @field_validator("spark_conf", mode="before")
+    @classmethod
+    def _conf_as_text(cls, v: Any) -> Any:
+        # Spark's configuration is text; a YAML file writes numbers and booleans as such
+        if isinstance(v, dict):
+            return {k: str(x).lower() if isinstance(x, bool) else str(x) for k, x in v.items()}
+        return v
 
     @field_validator("feature_dirs", "value_types", "redis_cluster_nodes", mode="before")
     @classmethod
@@ -620,19 +652,30 @@ def get_settings() -> Settings:
     """The settings, read once; a value that does not read (``SETLIST_IMPORT_CHUNK_ROWS=``, empty) is a
     usage error naming its variable, not a validation traceback."""
     from pydantic import ValidationError
+    from pydantic_settings import SettingsError
 
     from setlist.errors import UsageError
 
     try:
         settings = Settings()
+    except SettingsError as exc:  # a list or mapping variable that is not JSON: no field-level error
+        found = re.search(r'field "(\w+)"', str(exc))
+        variable = next((v for v, f in setting_variables().items() if found and f == found.group(1)), None)
+        cause = f": {exc.__cause__}" if exc.__cause__ else ""
+        raise UsageError(
+            f"{variable or 'a setting'} does not read{cause}; a list or mapping in the environment is JSON "
+            '(\'["a", "b"]\', \'{"key": "value"}\')'
+        ) from None
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
-            field = ".".join(str(part) for part in error["loc"])
-            variable = field.upper() if field.upper().startswith(PREFIX) else PREFIX + field.upper()
+            # the variable from the field (the first part); the rest is a place within its value, as given
+            head, *within = [str(part) for part in error["loc"]]
+            variable = head.upper() if head.upper().startswith(PREFIX) else PREFIX + head.upper()
+            field = variable + "".join(f"[{part!r}]" for part in within)
             given = error.get("input")
             shown = f" (got {given!r})" if isinstance(given, (str, int, float)) else ""
-            problems.append(f"{variable}{shown}: {error['msg']}")
+            problems.append(f"{field}{shown}: {error['msg']}")
         raise UsageError(
             f"settings that do not read, from the environment or {SETTINGS_FILE_VARIABLE}: " + "; ".join(problems)
         ) from None
@@ -650,9 +693,18 @@ def unknown_variables(environ: Mapping[str, str]) -> list[str]:
     warnings = []
     for name in sorted(environ):
         upper = name.upper()  # the settings object reads its variables in any case
-        if upper.startswith(PREFIX) and upper not in variables and upper not in OTHER_VARIABLES:
-            warnings.append(f"{name} is not a setting and is ignored{_suggestion(upper, known)}")
+        if not upper.startswith(PREFIX) or upper in variables or upper in OTHER_VARIABLES:
+            continue
+        if _SERVICE_LINK.search(upper) or (upper.endswith("_PORT") and _LINK_VALUE.match(environ[name])):
+            continue  # Kubernetes' variables for a Service named setlist-…, where a pod spec lets them in
+        warnings.append(f"{name} is not a setting and is ignored{_suggestion(upper, known)}")
     return warnings
+
+
+_SERVICE_LINK = re.compile(
+    r"_SERVICE_HOST$|_SERVICE_PORT(_[A-Z0-9_]+)?$|_PORT_\d+_(TCP|UDP|SCTP)(_PROTO|_PORT|_ADDR)?$"
+)
+_LINK_VALUE = re.compile(r"(tcp|udp|sctp)://", re.I)
 
 
 def exports(variables: list[str]) -> list[str]:

@@ -11,10 +11,32 @@ import yaml
 from setlist.errors import BadInput, InputMissing
 
 
+class _UniqueKeys(yaml.SafeLoader):
+    """YAML's safe loader, but a key given twice in one mapping is an error: plain YAML keeps the last,
+    so a setting written twice (an edit appended below the old one) would silently lose one."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                again = key in seen
+                seen.add(key)
+            except TypeError:  # an unhashable key: the constructor below says so
+                continue
+            if again:
+                raise yaml.constructor.ConstructorError(
+                    "while reading a mapping", node.start_mark, f"found {key!r} twice", key_node.start_mark
+                )
+        return super().construct_mapping(node, deep)
+
+
 def read_yaml(path: Path, what: str) -> Any:
     """The document in ``path`` (None for an empty file); ``what`` names the file in errors ("cost file")."""
     try:
-        return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        return yaml.load(Path(path).read_text(encoding="utf-8"), Loader=_UniqueKeys)  # a safe loader
     except FileNotFoundError:
         raise InputMissing(f"no {what} at {path}") from None
     except (OSError, UnicodeDecodeError) as exc:

@@ -16,10 +16,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from serving.client.api import ClientError, SetlistClient, new_event
+from setlist.cli import App
+from setlist.errors import SetlistError
 
-app = typer.Typer(
-    add_completion=False, no_args_is_help=True, help="Call a Setlist ranking server: rank, track, health."
-)
+# App: a setting that does not read (the default port comes from the settings) is one line, not a traceback
+app = App(add_completion=False, no_args_is_help=True, help="Call a Setlist ranking server: rank, track, health.")
 
 Target = Annotated[
     str | None, typer.Option(help="host:port (default: localhost and SETLIST_PORT)", envvar="SETLIST_TARGET")
@@ -51,7 +52,7 @@ def _labels(ids: list[str]) -> dict[str, tuple[str, str]]:
 
     try:
         return item_labels(get_settings().catalog_path, ids)
-    except (OSError, ValueError, KeyError):  # an unreadable or foreign catalogue: ids alone
+    except (OSError, ValueError, KeyError, SetlistError):  # no catalogue, or no settings to find it: ids alone
         return {}
 
 

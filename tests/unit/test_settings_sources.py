@@ -208,6 +208,16 @@ def test_each_row_says_where_its_value_came_from_and_hides_secrets(settings_file
         ("redis://:pw@cache:6379/0", "redis://:****@cache:6379/0"),
         ("redis://cache:6379/0", "redis://cache:6379/0"),
         ({"spark.x": "1"}, '{"spark.x": "1"}'),
+        # libpq's several hosts, a port that is no number, IPv6: masked all the same, never an error
+        ("postgresql://u:pw@h1:5432,h2:5432/db", "postgresql://u:****@h1:5432,h2:5432/db"),
+        ("redis://:pw@h:notaport/0", "redis://:****@h:notaport/0"),
+        ("redis://:pw@[::1]:6379/0", "redis://:****@[::1]:6379/0"),
+        ("postgresql://u@h/db?password=pw&sslmode=require", "postgresql://u@h/db?password=****&sslmode=require"),
+        ("redis://h?token=t", "redis://h?token=****"),
+        (
+            {"spark.hadoop.fs.s3a.secret.key": "AKIA", "spark.hadoop.fs.s3a.access.key": "AK", "spark.master": "x"},
+            '{"spark.hadoop.fs.s3a.access.key": "****", "spark.hadoop.fs.s3a.secret.key": "****", "spark.master": "x"}',
+        ),
     ],
 )
 def test_values_are_shown_as_an_operator_would_write_them(value, text):
@@ -298,3 +308,86 @@ def test_scripts_read_settings_in_force_through_python(tmp_path):
     assert wrong.returncode == 2 and wrong.stderr.strip() == (
         "error: SETLIST_REDIS_UR is not a setting (did you mean SETLIST_REDIS_URL?)"
     )
+
+
+# --- found by a review ------------------------------------------------------------------------------------
+def test_kubernetes_service_links_are_no_misspelling_but_a_misspelled_port_is():
+    links = {
+        "SETLIST_SERVING_SERVICE_HOST": "10.0.0.1",
+        "SETLIST_SERVING_SERVICE_PORT_GRPC": "50051",
+        "SETLIST_SERVING_PORT": "tcp://10.0.0.1:50051",
+        "SETLIST_SERVING_PORT_50051_TCP_ADDR": "10.0.0.1",
+    }
+    assert unknown_variables(links) == []
+    assert unknown_variables({"SETLIST_METRIC_PORT": "9464"}) == [
+        "SETLIST_METRIC_PORT is not a setting and is ignored (did you mean SETLIST_METRICS_PORT?)"
+    ]
+
+
+def test_every_pod_that_runs_setlist_keeps_service_links_out():
+    import yaml
+
+    pods = []
+    manifests = [
+        *sorted((ROOT / "deploy" / "k8s").glob("*.yaml")),
+        *sorted((ROOT / "deploy" / "k8s-spark").glob("*.yaml")),
+    ]
+    for path in manifests:
+        for doc in yaml.safe_load_all(path.read_text()):
+            spec = (doc or {}).get("spec", {})
+            template = spec.get("template") or spec.get("jobTemplate", {}).get("spec", {}).get("template")
+            containers = (template or {}).get("spec", {}).get("containers", [])
+            # Setlist's images read SETLIST_* (Redis' own jobs do not; a patch names no image)
+            if any(str(c.get("image", "")).startswith("setlist") for c in containers):
+                pods.append((f"{path.name}:{doc['metadata']['name']}", template["spec"]))
+    assert len(pods) >= 7
+    assert [name for name, pod in pods if pod.get("enableServiceLinks") is not False] == []
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "words"),
+    [
+        ("SETLIST_CANARY_STEPS", "0.1,1.0", "SETLIST_CANARY_STEPS does not read"),
+        ("SETLIST_SPARK_CONF", "notjson", "a list or mapping in the environment is JSON"),
+        (
+            "SETLIST_RETENTION_EVENTS_DAYS",
+            "-1",
+            "SETLIST_RETENTION_EVENTS_DAYS (got '-1'): Input should be greater than 0",
+        ),
+        ("SETLIST_IMPORT_CHUNK_ROWS", "0", "SETLIST_IMPORT_CHUNK_ROWS (got '0')"),
+        ("SETLIST_HOLDOUT_SHARE", "1", "Input should be less than 1"),
+        ("SETLIST_PORT", "70000", "less than or equal to 65535"),
+    ],
+)
+def test_a_value_out_of_its_range_or_shape_is_one_line_naming_the_variable(
+    monkeypatch, tmp_path, variable, value, words
+):
+    monkeypatch.setenv("SETLIST_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(UsageError) as err:
+        get_settings()
+    assert words in str(err.value)
+
+
+def test_a_key_written_twice_is_an_error_not_the_last_one_winning(settings_file):
+    settings_file("candidate_pool: 1\ncandidate_pool: 2\n")
+    with pytest.raises(BadInput, match="at line 2: found 'candidate_pool' twice"):
+        get_settings()
+
+
+def test_a_reference_to_an_unset_variable_is_an_error_not_an_empty_value(settings_file, monkeypatch):
+    monkeypatch.delenv("NO_SUCH_KEY_VAR", raising=False)
+    path = settings_file("hmac_key: ${NO_SUCH_KEY_VAR}\n")
+    with pytest.raises(UsageError, match=rf"{path} refers to \$\{{NO_SUCH_KEY_VAR\}}, which is not set"):
+        get_settings()
+
+
+def test_a_field_name_for_a_variable_named_otherwise_points_at_its_key(settings_file):
+    settings_file("wal_dir_override: /w\n")
+    with pytest.raises(UsageError, match=r"'wal_dir_override' \(did you mean wal_dir\?\)"):
+        get_settings()
+
+
+def test_spark_conf_in_yaml_may_hold_numbers_and_booleans(settings_file):
+    settings_file("spark_conf:\n  spark.executor.instances: 4\n  spark.dynamicAllocation.enabled: true\n")
+    assert get_settings().spark_conf == {"spark.executor.instances": "4", "spark.dynamicAllocation.enabled": "true"}

@@ -171,8 +171,12 @@ def test_configure_off_turns_tracing_off_and_console_writes_one_json_line_per_sp
 
 
 def test_a_bad_sample_ratio_is_refused() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="trace_sample_ratio"):  # the settings object's bounds
+        Settings(tracing="console", trace_sample_ratio=1.5)
     with pytest.raises(ValueError, match="SETLIST_TRACE_SAMPLE_RATIO"):
-        tracing.configure(Settings(tracing="console", trace_sample_ratio=1.5), "setlist-test")
+        tracing.install(InMemorySpanExporter(), sample_ratio=1.5)
     assert not tracing.enabled()
 
 
