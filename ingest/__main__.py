@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import gzip
 import lzma
+import os
+import socket
 import uuid
 import zlib
 from collections.abc import Callable, Iterator
@@ -843,7 +845,8 @@ def _recorded(settings: Settings, files_before: set[Path], **fields: object) -> 
     from setlist.lineage import record_import_failure, record_import_start
 
     run = _Run(settings.lineage_dir)
-    record_import_start(settings.lineage_dir, run.id, **fields)
+    # the process, as the job's running mark names it: status tells this run, alive, from one killed
+    record_import_start(settings.lineage_dir, run.id, pid=os.getpid(), host=socket.gethostname(), **fields)
     try:
         yield run
     except BaseException as exc:

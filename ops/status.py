@@ -103,12 +103,11 @@ def _import_lines(settings: Settings, now: float) -> list[Line]:
     """Imports that wrote to the event log and never finished: the log holds part of each file until the
     same import runs again. The job's own "(killed)" line goes as soon as any import reports; this one
     stays until that file is imported whole. An import running now is not one of them."""
-    running_since = [r.started for r in jobmetrics.running(settings.status_dir) if r.job == "import" and r.alive]
+    alive = [r for r in jobmetrics.running(settings.status_dir) if r.job == "import" and r.alive]
     cut = []
     for record in lineage.unfinished_imports(settings.lineage_dir):
         at = datetime.fromisoformat(str(record["at"])).timestamp()
-        # a run alive now that started before this record (stamped to the second) may be this one
-        if record["ended"] is None and any(started < at + 1 for started in running_since):
+        if record["ended"] is None and _running_now(record, at, alive):
             continue
         cut.append((at, record))
     if not cut:
@@ -125,6 +124,15 @@ def _import_lines(settings: Settings, now: float) -> list[Line]:
         "counted, not stored twice); `make lineage` lists them"
     )
     return [Line("events", "import cut short", "warn", text, _age(cut[0][0], now))]
+
+
+def _running_now(record: dict[str, Any], at: float, alive: list[jobmetrics.Running]) -> bool:
+    """Whether an import's record may be that of a run alive now: the same process (pid and host, as
+    its job mark names them), or, for records from before imports named their process, a run that
+    started before it (records are stamped to the second)."""
+    if "pid" in record:
+        return any((r.pid, r.host) == (record["pid"], record.get("host")) for r in alive)
+    return any(r.started < at + 1 for r in alive)
 
 
 def _oldest_unlogged(wal_root: Path) -> float | None:
@@ -249,7 +257,9 @@ def model_lines(settings: Settings, now: float) -> list[Line]:
         found = pairs[alias]
         if found is not None and found.cut_short:
             lines.append(Line("models", f"{alias} alias", "warn", found.cut_short))
-        if (promotion := _manual_promotion(client, settings, ranker.version)) and promotion.state != "recorded":
+        same_as_champion = alias == registry.CHALLENGER and pairs[alias] == pairs[registry.CHAMPION]
+        promotion = None if same_as_champion else _manual_promotion(client, settings, ranker.version)
+        if promotion is not None and promotion.state != "recorded":  # the champion's line says it already
             lines.append(Line("models", f"{alias} promotion", "warn", promotion.says()))
         if alias == registry.CHAMPION:
             lines.append(_canary_line(client, settings, ranker.version))

@@ -9,6 +9,7 @@ lineage ledgers (``setlist.lineage``); nothing is inferred that was not recorded
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -28,6 +29,9 @@ from setlist.settings import Settings, get_settings
 app = App(add_completion=False, help="Trace a registered model version back to its data.")
 #: set by ``python -m training.promote`` on both versions of a pair promoted by hand: the reason
 MANUAL_TAG = "promotion.manual"
+#: set once the champion alias has moved onto the pair, to the reason it moved for: a pair served by hand
+#: and replaced since still reads as served
+SERVED_TAG = "promotion.manual.served"
 console = cli_console()
 
 
@@ -118,32 +122,36 @@ def trace(settings: Settings, version: str | None, model: str = "ranker") -> Tre
 
 @dataclass(frozen=True)
 class ManualPromotion:
-    """A promotion by hand of one pair, as its versions' reason tag and the ledger tell it apart:
-    ``python -m training.promote`` tags the reason, then moves the alias, then writes the ledger line,
-    so a run killed between them leaves the reason on a pair that either never became champion
-    ("cut short") or became champion without its line ("unrecorded")."""
+    """A promotion by hand of one pair, as its versions' tags and the ledger tell it apart:
+    ``python -m training.promote`` tags the reason, moves the alias, tags the pair as served for that
+    reason, then writes the ledger line. A run killed between them leaves the reason on a pair that
+    never became champion ("cut short") or that became champion without its line ("unrecorded")."""
 
     reason: str
     state: Literal["recorded", "unrecorded", "cut short"]
+    #: whether the pair is the challenger still (a cut-short promotion can then be run again)
+    challenger: bool = False
 
     def says(self) -> str:
-        again = f"`python -m training.promote --reason '{self.reason[:40]}'`"
         if self.state == "recorded":
             return f"promoted to champion by hand, past the promotion gate: {self.reason}"
         if self.state == "unrecorded":
             return (
-                f"promoted to champion by hand, past the promotion gate: {self.reason} (the promotion was cut "
-                f"short before its ledger line: {again} completes it)"
+                f"promoted to champion by hand, past the promotion gate: {self.reason} (killed before its "
+                "ledger line: `python -m training.promote --complete` records it)"
             )
-        return (
-            f"a promotion by hand was cut short before the champion moved ({self.reason}): not served; {again} "
-            "promotes the current challenger"
+        again = (
+            f"`python -m training.promote --reason {shlex.quote(self.reason)}` runs it again"
+            if self.challenger
+            else "it is no longer the challenger"
         )
+        return f"a promotion by hand was killed before the champion moved ({self.reason}): not served; {again}"
 
 
 def manual_promotion(client: Any, settings: Settings, ranker_version: str) -> ManualPromotion | None:
     """How the pair whose ranker is ``ranker_version`` was promoted by hand, or None if it never was."""
-    reason = registry.ranker_tags(client, settings, ranker_version).get(MANUAL_TAG)
+    tags = registry.ranker_tags(client, settings, ranker_version)
+    reason = tags.get(MANUAL_TAG)
     if not reason:
         return None
     subject = f"ranker:{ranker_version}"
@@ -151,8 +159,10 @@ def manual_promotion(client: Any, settings: Settings, ranker_version: str) -> Ma
     if lines and lines[-1].get("reason") == reason:  # the same pair promoted by hand again has a line of its own
         return ManualPromotion(reason, "recorded")
     champion = registry.find_pair(client, settings, registry.CHAMPION)
-    served = champion is not None and str(champion.ranker) == ranker_version
-    return ManualPromotion(reason, "unrecorded" if served else "cut short")
+    if tags.get(SERVED_TAG) == reason or (champion is not None and str(champion.ranker) == ranker_version):
+        return ManualPromotion(reason, "unrecorded")
+    challenger = registry.find_pair(client, settings, registry.CHALLENGER)
+    return ManualPromotion(reason, "cut short", challenger is not None and str(challenger.ranker) == ranker_version)
 
 
 def _left_out(record: dict[str, Any]) -> str:

@@ -78,7 +78,7 @@ def test_promoting_the_challenger_by_hand_needs_a_reason_and_is_recorded(tiny_co
     from setlist import registry
     from setlist.lineage import gates
     from setlist.settings import get_settings
-    from training.lineage import MANUAL_TAG, trace
+    from training.lineage import MANUAL_TAG, SERVED_TAG, trace
     from training.promote import app as promote_app
 
     s = tiny_copy.settings
@@ -126,13 +126,31 @@ def test_promoting_the_challenger_by_hand_needs_a_reason_and_is_recorded(tiny_co
         client.delete_registered_model_alias(name, registry.CHAMPION)
     registry.tag_pair(client, s, challenger.pair, {MANUAL_TAG: "a third look"})
     text = _text(trace(s, challenger.ranker))
-    assert "a promotion by hand was cut short before the champion moved (a third look): not served" in text
+    assert "a promotion by hand was killed before the champion moved (a third look): not served" in text
+    assert "`python -m training.promote --reason 'a third look'` runs it again" in text
     assert "promoted to champion by hand" not in text
     from ops.status import model_lines
 
     warned = {line.name: line for line in model_lines(s, time.time())}["challenger promotion"]
-    assert warned.mark == "warn" and "cut short before the champion moved (a third look)" in warned.value
+    assert warned.mark == "warn" and "killed before the champion moved (a third look)" in warned.value
     third = runner.invoke(promote_app, ["--reason", "a third look"])  # run again, as both say
     assert third.exit_code == 0, third.output
     assert "promoted to champion by hand, past the promotion gate: a third look" in _text(trace(s, challenger.ranker))
     assert "challenger promotion" not in {line.name for line in model_lines(s, time.time())}
+    # killed after the alias moved, before its line; then replaced as champion: served, and `--complete`
+    # records it while it is champion
+    registry.tag_pair(client, s, challenger.pair, {MANUAL_TAG: "a fourth look"})
+    registry.tag_pair(client, s, challenger.pair, {SERVED_TAG: "a fourth look"})
+    warned = {line.name: line for line in model_lines(s, time.time())}
+    assert "champion promotion" in warned and "challenger promotion" not in warned  # one pair, said once
+    assert "`python -m training.promote --complete` records it" in warned["champion promotion"].value
+    for name in (names.candidates, names.ranker):
+        client.delete_registered_model_alias(name, registry.CHAMPION)
+    text = _text(trace(s, challenger.ranker))
+    assert "promoted to champion by hand, past the promotion gate: a fourth look (killed before its ledger" in text
+    assert runner.invoke(promote_app, ["--complete"]).output.strip() == "error: no champion: nothing to complete"
+    registry.set_alias(client, s, challenger.pair, registry.CHAMPION)
+    completed = runner.invoke(promote_app, ["--complete"])
+    assert completed.exit_code == 0 and "recorded now" in completed.output, completed.output
+    assert [g["reason"] for g in gates(s.lineage_dir) if g["gate"] == "promotion"][-1] == "a fourth look"
+    assert "on record: nothing to complete" in runner.invoke(promote_app, ["--complete"]).output

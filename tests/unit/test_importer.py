@@ -816,15 +816,25 @@ def test_an_import_running_now_is_not_called_cut_short(tmp_path, monkeypatch):
     facts = {"job": "import", "pid": 1, "host": "h", "started": time.time()}
     mark = liveness.Mark.take(settings.status_dir / f"import.now{jobmetrics.RUNNING}", facts)
     try:
+        # a record naming no process (written before records did): told by time
         lineage.record_import_start(settings.lineage_dir, "r-now", source="log.csv", sha256="2" * 64)
         lineage.record_import_writing(settings.lineage_dir, "r-now")
         line = _status_line(settings, "import cut short")
         # the import that started before the running one is cut short; the running one's record is not
         assert line is not None and "old.csv (killed)" in line.value and "log.csv" not in line.value
+        # records naming their process: the running one's own is not cut short, another's is, however
+        # late it started (a second import killed while the first still runs)
+        lineage.record_import_start(settings.lineage_dir, "r-mine", source="mine.csv", sha256="3" * 64, pid=1, host="h")
+        lineage.record_import_writing(settings.lineage_dir, "r-mine")
+        lineage.record_import_start(settings.lineage_dir, "r-other", source="b.csv", sha256="4" * 64, pid=2, host="h")
+        lineage.record_import_writing(settings.lineage_dir, "r-other")
+        line = _status_line(settings, "import cut short")
+        assert "b.csv (killed)" in line.value and "mine.csv" not in line.value
     finally:
         mark.release(remove=True)
     # once no import runs, a record with no end is a run killed
     assert "log.csv (killed)" in _status_line(settings, "import cut short").value
+    assert "mine.csv (killed)" in _status_line(settings, "import cut short").value
 
 
 def test_an_import_killed_before_its_first_write_leaves_its_options_free(tmp_path, monkeypatch):
