@@ -20,13 +20,20 @@ VALIDATE_ARGS ?=
 .DEFAULT_GOAL := help
 
 # A settings file (SETLIST_SETTINGS_FILE) is read by Python: the variables it sets, so that no default
-# below is exported over them (the environment wins over the file), and the profile it may set.
+# below is exported over them (the environment wins over the file), and the profile it may set. Before
+# .venv exists it cannot be read: then no default is exported at all (a file that does not read stops
+# the first Python command with its own message).
 ifneq ($(strip $(SETLIST_SETTINGS_FILE)),)
-IN_SETTINGS_FILE := $(shell test -x $(PY) && $(PY) -m setlist.settings --in-file 2>/dev/null)
-ifeq ($(strip $(SETLIST_PROFILE)),)
-ifneq ($(filter SETLIST_PROFILE,$(IN_SETTINGS_FILE)),)
-SETLIST_PROFILE := $(patsubst SETLIST_PROFILE=%,%,$(filter SETLIST_PROFILE=%,$(shell $(PY) -m setlist.settings SETLIST_PROFILE)))
+ifneq ($(wildcard $(PY)),)
+IN_SETTINGS_FILE := $(shell $(PY) -m setlist.settings --in-file 2>/dev/null || echo unread)
+else
+IN_SETTINGS_FILE := unread
 endif
+ifneq ($(filter unread,$(IN_SETTINGS_FILE)),)
+$(warning SETLIST_SETTINGS_FILE could not be read yet (no .venv, or the file does not read): the Makefile exports no production defaults)
+endif
+ifeq ($(strip $(SETLIST_PROFILE)),)
+SETLIST_PROFILE := $(patsubst SETLIST_PROFILE=%,%,$(filter SETLIST_PROFILE=%,$(IN_SETTINGS_FILE)))
 endif
 endif
 
@@ -35,6 +42,7 @@ endif
 # pseudonyms made with the local profile's key would not match.
 # The cluster profile (Spark, Redis Cluster) uses the same services and keeps its data apart too.
 ifneq ($(filter production cluster,$(SETLIST_PROFILE)),)
+ifeq ($(filter unread,$(IN_SETTINGS_FILE)),)
 ifeq ($(strip $(SETLIST_HMAC_KEY))$(filter SETLIST_HMAC_KEY SETLIST_HMAC_KEY_FILE,$(IN_SETTINGS_FILE)),)
 # next to the services' data, where `make services` keeps it (SETLIST_SERVICES_DIR moves both)
 export SETLIST_HMAC_KEY_FILE ?= $(or $(SETLIST_SERVICES_DIR),$(CURDIR)/var/services)/hmac.key
@@ -49,6 +57,7 @@ export SETLIST_INSECURE ?= true
 endif
 ifeq ($(filter SETLIST_HOST,$(IN_SETTINGS_FILE)),)
 export SETLIST_HOST ?= 127.0.0.1
+endif
 endif
 endif
 

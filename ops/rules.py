@@ -29,6 +29,7 @@ import yaml
 from prometheus_client.utils import floatToGoString
 
 from setlist.errors import BadInput, InputMissing, Refused
+from setlist.yamlfile import load_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 SLO_FILE = Path("deploy/prometheus/slo.yaml")
@@ -170,7 +171,7 @@ def load(path: Path) -> SLOFile:
     if not path.is_file():
         raise InputMissing(f"no SLO file at {path}")
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        doc = load_yaml(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise BadInput(f"{path} is not readable YAML: {' '.join(str(exc).split())}") from None
     return parse(doc, str(path))

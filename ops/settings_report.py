@@ -42,7 +42,9 @@ class Row:
 
 
 #: a key or query parameter whose value is a secret (Spark's s3a keys, a URL's ?password=)
-SECRET_NAME = re.compile(r"secret|password|passwd|pass\b|token|credential|access[._-]?key|api[._-]?key", re.I)
+SECRET_NAME = re.compile(
+    r"secret|password|passwd|pass\b|token|credential|(access|account|private|api)[._-]?key|\bsig\b", re.I
+)
 
 
 def shown(value: Any, name: str = "") -> str:
@@ -67,13 +69,14 @@ def _without_secrets(url: str) -> str:
     """The URL with the password of its user part and secret query parameters masked, by string work
     alone: a multi-host or otherwise unusual URL (``h1:5432,h2:5432``) is no error."""
     scheme, sep, rest = url.partition("://")
+    # the user part ends at the last "@": a password may hold an unencoded "/" or "?" (over-masking a
+    # query that holds an "@" is the safe way to be wrong)
+    user, at, rest = rest.rpartition("@")
+    if ":" in user:
+        user = user.split(":", 1)[0] + ":" + MASK
     before_query, question, query = rest.partition("?")
     netloc, slash, path = before_query.partition("/")
-    if "@" in netloc:
-        user, _, hosts = netloc.rpartition("@")
-        if ":" in user:
-            user = user.split(":", 1)[0] + ":" + MASK
-        netloc = f"{user}@{hosts}"
+    netloc = f"{user}{at}{netloc}"
     if question:
         params = []
         for param in query.split("&"):

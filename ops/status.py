@@ -31,6 +31,7 @@ from setlist.errors import BadInput, InputMissing
 from setlist.eventlog import EventLog
 from setlist.journal_dirs import journal_dirs
 from setlist.settings import Settings, get_settings
+from setlist.yamlfile import load_yaml
 
 if TYPE_CHECKING:
     from training.lineage import ManualPromotion
@@ -467,7 +468,7 @@ def load_objectives(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         raise InputMissing(f"no SLO file at {path} (SETLIST_SLO_FILE)")
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        doc = load_yaml(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         raise BadInput(f"{path} is not valid YAML: {exc}") from None
     objectives = doc.get("objectives") if isinstance(doc, dict) else None

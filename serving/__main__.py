@@ -27,10 +27,10 @@ app = App(add_completion=False, help="Run the Setlist gRPC ranking server.")
 @exits_on_error
 def main(
     ctx: typer.Context,
-    port: int | None = typer.Option(None, help="listen port (default SETLIST_PORT, 50051)"),
-    workers: int | None = typer.Option(None, help="processes sharing the port (SO_REUSEPORT)"),
+    port: int | None = typer.Option(None, min=0, max=65535, help="listen port (default SETLIST_PORT, 50051)"),
+    workers: int | None = typer.Option(None, min=1, help="processes sharing the port (SO_REUSEPORT)"),
     engine: str | None = typer.Option(None, help="fast (default) or baseline (Feast + pyfunc, for bench)"),
-    metrics_port: int | None = typer.Option(None, help="Prometheus port; 0 turns metrics off"),
+    metrics_port: int | None = typer.Option(None, min=0, max=65535, help="Prometheus port; 0 turns metrics off"),
 ) -> None:
     if ctx.invoked_subcommand is not None:
         return  # a subcommand (recover-journals) runs instead of the server

@@ -24,10 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-import yaml
-
 from setlist.errors import UsageError
 from setlist.registry import CHAMPION
+from setlist.yamlfile import load_yaml
 
 Strategy = Literal["model", "popularity"]
 STRATEGIES: tuple[str, ...] = ("model", "popularity")
@@ -160,4 +159,4 @@ def load_experiment(path: Path | None) -> Experiment | None:
     if path is None or not Path(path).exists():
         return None
     with open(path, encoding="utf-8") as fh:
-        return parse_experiment(yaml.safe_load(fh) or {})
+        return parse_experiment(load_yaml(fh.read()) or {})

@@ -204,10 +204,10 @@ class Settings(BaseSettings):
     holdout_share: float = Field(default=0.1, gt=0, lt=1)
     # the ranker learns from queries in this trailing training period
     ranker_window_days: float | None = Field(default=None, gt=0)
-    ranker_window_share: float = Field(default=0.3, gt=0, le=1)
+    ranker_window_share: float = Field(default=0.3, gt=0, lt=1)
     # cohort popularity counts positives in this trailing period
     cohort_window_days: float | None = Field(default=None, gt=0)
-    cohort_window_share: float = Field(default=0.25, gt=0, le=1)
+    cohort_window_share: float = Field(default=0.25, gt=0, lt=1)
     #: where the probe finds counting every event best (a catalogue that turns over), only items with an
     #: event in the shortest window that would have lost at most this share of its positives are offered
     cohort_live_max_loss: float = Field(default=0.1, ge=0.0, le=1.0)
@@ -373,7 +373,7 @@ class Settings(BaseSettings):
     track_quarantine_flush_s: float = Field(default=10.0, gt=0)
     cache_enabled: bool = True
     cache_backend: Literal["memory", "redis"] = "memory"
-    cache_ttl_s: float = Field(default=300.0, ge=0)
+    cache_ttl_s: float = Field(default=300.0, gt=0)
     cache_size: int = Field(default=100_000, ge=0)
     online_timeout_ms: int = Field(default=50, gt=0)
     #: consecutive failed user-row reads that open the online store's breaker (per master on a
@@ -406,10 +406,11 @@ class Settings(BaseSettings):
     quota_backend: Literal["memory", "redis"] = "memory"
     quota_file: Path | None = None
     quota_file_poll_s: Annotated[float, Field(ge=0)] = 10.0
-    quota_rank_per_s: float | None = None
-    quota_rank_burst: int | None = None
-    quota_track_per_s: float | None = None  # events per second
-    quota_track_burst: int | None = None  # events; a Track with more events than this is always refused
+    quota_rank_per_s: float | None = Field(default=None, ge=0)
+    quota_rank_burst: int | None = Field(default=None, ge=0)
+    quota_track_per_s: float | None = Field(default=None, ge=0)  # events per second
+    # events; a Track with more events than this is always refused
+    quota_track_burst: int | None = Field(default=None, ge=0)
     #: the production profile serves only with TLS and tokens; True says a plaintext, open server is
     #: intended (a one-machine demo on loopback, or a mesh that terminates TLS and authenticates)
     insecure: bool = False
@@ -737,10 +738,12 @@ if __name__ == "__main__":
     from setlist.errors import SetlistError
 
     # `python -m setlist.settings SETLIST_REDIS_URL …`: see exports. `--in-file`: the names of the
-    # variables the settings file sets, which the Makefile must not export a default for (it would win)
+    # variables the settings file sets, which the Makefile must not export a default for (it would win),
+    # and the profile's as NAME=value (the Makefile's defaults depend on it)
     try:
         if sys.argv[1:] == ["--in-file"]:
-            print("\n".join(settings_file_values()))
+            for name, value in settings_file_values().items():
+                print(f"{name}={value}" if name == "SETLIST_PROFILE" else name)
         else:
             print("\n".join(exports(sys.argv[1:])))
     except SetlistError as exc:

@@ -27,6 +27,7 @@ import yaml
 
 from setlist.contract import EVENT_TYPES, ITEM_TYPES, LIGHT_TYPES, NO_ITEM_TYPES
 from setlist.errors import UsageError
+from setlist.yamlfile import load_yaml
 
 _SCALE = float(2**64)
 
@@ -50,7 +51,7 @@ class Tiers:
         if path is None or not Path(path).exists():
             return cls.default()
         try:
-            raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+            raw = load_yaml(Path(path).read_text(encoding="utf-8")) or {}
         except (OSError, yaml.YAMLError) as exc:
             raise UsageError(f"cannot read the tiers file {path}: {exc}") from exc
         return cls.parse(raw, str(path))

@@ -33,10 +33,16 @@ class _UniqueKeys(yaml.SafeLoader):
         return super().construct_mapping(node, deep)
 
 
+def load_yaml(text: str) -> Any:
+    """YAML text as ``yaml.safe_load`` reads it, but a key written twice in a mapping is an error
+    (``yaml.YAMLError``, with its line)."""
+    return yaml.load(text, Loader=_UniqueKeys)  # a safe loader
+
+
 def read_yaml(path: Path, what: str) -> Any:
     """The document in ``path`` (None for an empty file); ``what`` names the file in errors ("cost file")."""
     try:
-        return yaml.load(Path(path).read_text(encoding="utf-8"), Loader=_UniqueKeys)  # a safe loader
+        return load_yaml(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise InputMissing(f"no {what} at {path}") from None
     except (OSError, UnicodeDecodeError) as exc:

@@ -43,7 +43,7 @@ def fmt(v: float | None) -> str:
 
 @app.command()
 @jobmetrics.reports("train")
-def main(trees: int = typer.Option(None, help="ranker trees (default: SETLIST_RANKER_TREES)")) -> None:
+def main(trees: int = typer.Option(None, min=1, help="ranker trees (default: SETLIST_RANKER_TREES)")) -> None:
     settings = get_settings()
     if trees is not None:
         settings = settings.model_copy(update={"ranker_trees": trees})

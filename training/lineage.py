@@ -129,20 +129,22 @@ class ManualPromotion:
 
     reason: str
     state: Literal["recorded", "unrecorded", "cut short"]
-    #: whether the pair is the challenger still (a cut-short promotion can then be run again)
-    challenger: bool = False
+    #: whether the pair holds the alias still: the champion (a missing line can be recorded), the
+    #: challenger (a promotion cut short can be run again)
+    current: bool = False
 
     def says(self) -> str:
         if self.state == "recorded":
             return f"promoted to champion by hand, past the promotion gate: {self.reason}"
         if self.state == "unrecorded":
+            then = "`python -m training.promote --complete` records it" if self.current else "replaced since"
             return (
                 f"promoted to champion by hand, past the promotion gate: {self.reason} (killed before its "
-                "ledger line: `python -m training.promote --complete` records it)"
+                f"ledger line; {then})"
             )
         again = (
             f"`python -m training.promote --reason {shlex.quote(self.reason)}` runs it again"
-            if self.challenger
+            if self.current
             else "it is no longer the challenger"
         )
         return f"a promotion by hand was killed before the champion moved ({self.reason}): not served; {again}"
@@ -159,8 +161,9 @@ def manual_promotion(client: Any, settings: Settings, ranker_version: str) -> Ma
     if lines and lines[-1].get("reason") == reason:  # the same pair promoted by hand again has a line of its own
         return ManualPromotion(reason, "recorded")
     champion = registry.find_pair(client, settings, registry.CHAMPION)
-    if tags.get(SERVED_TAG) == reason or (champion is not None and str(champion.ranker) == ranker_version):
-        return ManualPromotion(reason, "unrecorded")
+    is_champion = champion is not None and str(champion.ranker) == ranker_version
+    if tags.get(SERVED_TAG) == reason or is_champion:
+        return ManualPromotion(reason, "unrecorded", is_champion)
     challenger = registry.find_pair(client, settings, registry.CHALLENGER)
     return ManualPromotion(reason, "cut short", challenger is not None and str(challenger.ranker) == ranker_version)
 

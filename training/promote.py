@@ -41,6 +41,8 @@ def main(
     settings = get_settings()
     client = registry.connect(settings)
     if complete:
+        if reason is not None:
+            raise UsageError("--complete records the reason the champion was promoted for: drop --reason")
         _complete(client, settings)
         return
     if reason is None or not reason.strip():

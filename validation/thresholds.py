@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from setlist.errors import UsageError
+from setlist.yamlfile import load_yaml
 
 PACKAGED = Path(__file__).with_name("thresholds.yaml")
 Method = Literal["psi", "js"]
@@ -150,7 +151,7 @@ def load_thresholds(path: Path | None = None) -> Thresholds:
             f"to use the packaged {PACKAGED.name})"
         )
     try:
-        data = yaml.safe_load(where.read_text(encoding="utf-8"))
+        data = load_yaml(where.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}" if mark is not None else ""

@@ -40,6 +40,7 @@ from typing import Any
 import yaml
 
 from setlist.errors import UsageError
+from setlist.yamlfile import load_yaml
 
 RPCS = ("Rank", "Track")
 _KEYS = frozenset({"fingerprint", *(f"{rpc.lower()}_{what}" for rpc in RPCS for what in ("per_s", "burst"))})
@@ -76,7 +77,7 @@ def load(path: Path | None, known: Iterable[str], defaults: Mapping[str, Limit |
     if path is None:
         return []
     try:
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        raw = load_yaml(Path(path).read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise UsageError(f"cannot read the quota file {path}: {exc}") from exc
     return parse(raw, set(known), defaults, str(path))

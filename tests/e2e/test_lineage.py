@@ -148,7 +148,10 @@ def test_promoting_the_challenger_by_hand_needs_a_reason_and_is_recorded(tiny_co
         client.delete_registered_model_alias(name, registry.CHAMPION)
     text = _text(trace(s, challenger.ranker))
     assert "promoted to champion by hand, past the promotion gate: a fourth look (killed before its ledger" in text
+    assert "replaced since" in text and "--complete" not in text  # it is no champion to complete now
     assert runner.invoke(promote_app, ["--complete"]).output.strip() == "error: no champion: nothing to complete"
+    both = runner.invoke(promote_app, ["--complete", "--reason", "x"])
+    assert both.exit_code == 2 and "drop --reason" in both.output
     registry.set_alias(client, s, challenger.pair, registry.CHAMPION)
     completed = runner.invoke(promote_app, ["--complete"])
     assert completed.exit_code == 0 and "recorded now" in completed.output, completed.output

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from setlist.settings import Settings, setting_variables
+from setlist.settings import setting_variables
+from tests.settings_env import settings_from_environment
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 K8S = DEPLOY / "k8s"
@@ -57,7 +58,7 @@ def test_every_setlist_variable_is_a_setting():
 def test_config_values_are_valid_settings():
     (config,) = _docs("configmap.yaml")
     data = config["data"]
-    settings = Settings(**{k.removeprefix("SETLIST_").lower(): v for k, v in data.items()})
+    settings = settings_from_environment(data)
     assert settings.profile == "production"
     assert settings.port == GRPC_PORT
     assert settings.cache_backend == "redis"
@@ -184,7 +185,7 @@ def test_production_config_requires_tls_and_tokens():
     container = _serving_container()
     env = {e["name"] for e in container.get("env", [])}
     assert "SETLIST_INSECURE" not in config and "SETLIST_INSECURE" not in env
-    settings = Settings(**{k.removeprefix("SETLIST_").lower(): v for k, v in config.items()})
+    settings = settings_from_environment(config)
     assert not settings.insecure
     # the certificate and key are files of a mounted Secret; the tokens are in the Secret's template
     mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
@@ -199,7 +200,7 @@ def test_production_config_requires_tls_and_tokens():
 
 def test_metrics_and_grpc_are_admitted_only_from_where_they_should_be():
     config = _config()
-    settings = Settings(**{k.removeprefix("SETLIST_").lower(): v for k, v in config.items()})
+    settings = settings_from_environment(config)
     assert settings.metrics_host == "0.0.0.0"  # scraped on the pod IP, so the policy below is what limits it
     ports = {p["name"]: p["containerPort"] for p in _serving_container()["ports"]}
     assert ports["metrics"] == settings.metrics_port

@@ -18,7 +18,8 @@ import pytest
 import yaml
 
 from ops import jobtable
-from setlist.settings import Settings, setting_variables
+from setlist.settings import setting_variables
+from tests.settings_env import settings_from_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
@@ -227,8 +228,9 @@ def test_the_spark_cronjobs_set_the_cluster_profile_and_valid_settings():
     assert {k for k in spark_config if k.startswith("SETLIST_")} <= fields
     # the settings object reads them: the cluster profile, the master, the node list, the JSON conf
     env = {k: v for k, v in spark_config.items() if k.startswith("SETLIST_")}
-    settings = Settings(**{k.removeprefix("SETLIST_").lower(): v for k, v in env.items() if k != "SETLIST_SPARK_CONF"})
+    settings = settings_from_environment(env)
     assert settings.on_spark and settings.spark_master == MASTER and len(settings.redis_cluster_nodes) == 3
+    assert settings.spark_conf == conf  # the JSON reads as a pod's environment gives it
     for job, cronjob in _cronjobs().items():
         container = _container(cronjob)
         env = _env(container)

@@ -134,8 +134,9 @@ def test_startup_checks_the_tokens_and_the_file_in_one_line(tmp_path):
         _check_auth_and_quotas(make_settings(auth_tokens=TOKENS, quota_file=path))
     with pytest.raises(StartupError, match="auth_tokens entry 1 must look like"):
         _check_auth_and_quotas(make_settings(auth_tokens="no-scope"))
+    # the settings object refuses a negative rate; the server checks again what reaches it otherwise
     with pytest.raises(StartupError, match="must not be negative"):
-        _check_auth_and_quotas(make_settings(quota_rank_per_s=-2))
+        _check_auth_and_quotas(make_settings().model_copy(update={"quota_rank_per_s": -2}))
     path.write_text(yaml.safe_dump({"tokens": {"ok": {"fingerprint": CAROL, "rank_per_s": 1}}}))
     _check_auth_and_quotas(make_settings(auth_tokens=TOKENS, quota_file=path))
 

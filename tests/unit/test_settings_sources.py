@@ -214,6 +214,9 @@ def test_each_row_says_where_its_value_came_from_and_hides_secrets(settings_file
         ("redis://:pw@[::1]:6379/0", "redis://:****@[::1]:6379/0"),
         ("postgresql://u@h/db?password=pw&sslmode=require", "postgresql://u@h/db?password=****&sslmode=require"),
         ("redis://h?token=t", "redis://h?token=****"),
+        ("postgresql://u:p/w?x@h:5432/db", "postgresql://u:****@h:5432/db"),  # an unencoded "/" and "?"
+        ("https://acct.blob/c?sv=1&sig=abc", "https://acct.blob/c?sv=1&sig=****"),
+        ({"fs.azure.account.key.a": "K"}, '{"fs.azure.account.key.a": "****"}'),
         (
             {"spark.hadoop.fs.s3a.secret.key": "AKIA", "spark.hadoop.fs.s3a.access.key": "AK", "spark.master": "x"},
             '{"spark.hadoop.fs.s3a.access.key": "****", "spark.hadoop.fs.s3a.secret.key": "****", "spark.master": "x"}',
@@ -255,14 +258,16 @@ def test_the_server_says_a_bad_settings_file_in_one_line(tmp_path):
 
 
 # --- the Makefile and scripts, which cannot read the file themselves -------------------------------------
-def _make_sees(env: dict[str, str]) -> dict[str, str]:
-    """The SETLIST_ variables a make recipe's commands get."""
+def _make_sees(env: dict[str, str], *args: str, stderr: list[str] | None = None) -> dict[str, str]:
+    """The SETLIST_ variables a make recipe's commands get (``stderr``: make's own warnings, appended)."""
     names = ("SETLIST_DATA_DIR", "SETLIST_INSECURE", "SETLIST_HOST", "SETLIST_HMAC_KEY_FILE")
     recipe = "show: ; @" + "; ".join(f'echo "{n}=$${n}"' for n in names)
     done = subprocess.run(
-        ["make", "-s", "--eval", recipe, "show"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+        ["make", "-s", *args, "--eval", recipe, "show"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr
+    if stderr is not None:
+        stderr.append(done.stderr)
     return dict(line.split("=", 1) for line in done.stdout.splitlines())
 
 
@@ -285,6 +290,11 @@ def test_the_makefile_takes_the_profile_from_the_file_and_exports_no_default_ove
     (tmp_path / "settings.yaml").write_text("data_dir: /srv/setlist\n")
     assert _make_sees({**env, "SETLIST_PROFILE": "production"})["SETLIST_DATA_DIR"] == ""
     assert _make_sees({**env, "SETLIST_PROFILE": "local"})["SETLIST_INSECURE"] == ""  # local: no defaults
+    # before .venv exists the file cannot be read: no default is exported over it, and make says so
+    said: list[str] = []
+    seen = _make_sees({**env, "SETLIST_PROFILE": "production"}, f"PY={tmp_path}/no-venv/python", stderr=said)
+    assert (seen["SETLIST_DATA_DIR"], seen["SETLIST_INSECURE"]) == ("", "")
+    assert "SETLIST_SETTINGS_FILE could not be read yet" in said[0]
 
 
 def test_scripts_read_settings_in_force_through_python(tmp_path):
@@ -340,7 +350,11 @@ def test_every_pod_that_runs_setlist_keeps_service_links_out():
             # Setlist's images read SETLIST_* (Redis' own jobs do not; a patch names no image)
             if any(str(c.get("image", "")).startswith("setlist") for c in containers):
                 pods.append((f"{path.name}:{doc['metadata']['name']}", template["spec"]))
-    assert len(pods) >= 7
+    # and the Spark executors' pod template, which a ConfigMap holds as text
+    for doc in yaml.safe_load_all((ROOT / "deploy" / "k8s-spark" / "spark-config.yaml").read_text()):
+        if (doc or {}).get("kind") == "ConfigMap" and "executor-pod-template.yaml" in doc.get("data", {}):
+            pods.append(("executor-pod-template", yaml.safe_load(doc["data"]["executor-pod-template.yaml"])["spec"]))
+    assert len(pods) >= 8
     assert [name for name, pod in pods if pod.get("enableServiceLinks") is not False] == []
 
 
