@@ -267,7 +267,11 @@ def _reasons(
     # duplicates: of the rows that pass, one already in the log, or after an earlier one of this batch
     passed = np.flatnonzero(np.fromiter((r is None for r in out), bool, n))
     ids = frame["event_id"].iloc[passed]
-    known = ids.isin(known_ids).to_numpy() if known_ids else np.zeros(len(passed), bool)
+    # membership in the set itself: `isin` would turn the whole set (16.4M ids on a re-run of a large
+    # log) into an array and hash it again for every slice, ~30 s each, where this is ~0.1 s
+    known = (
+        np.fromiter((e in known_ids for e in ids.tolist()), bool, len(ids)) if known_ids else np.zeros(len(ids), bool)
+    )
     again = np.zeros(len(passed), bool)
     again[~known] = ids[~known].duplicated(keep="first").to_numpy()
     held = logged([str(e) for e in ids[known]]) if logged is not None and known.any() else {}
