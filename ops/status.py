@@ -260,7 +260,8 @@ def model_lines(settings: Settings, now: float) -> list[Line]:
             lines.append(Line("models", f"{alias} alias", "warn", found.cut_short))
         same_as_champion = alias == registry.CHALLENGER and pairs[alias] == pairs[registry.CHAMPION]
         promotion = None if same_as_champion else _manual_promotion(client, settings, ranker.version)
-        if promotion is not None and promotion.state != "recorded":  # the champion's line says it already
+        # a recorded one is the gates' "overridden by hand" line already; one cut short is said here
+        if promotion is not None and promotion.state != "recorded":
             lines.append(Line("models", f"{alias} promotion", "warn", promotion.says()))
         if alias == registry.CHAMPION:
             lines.append(_canary_line(client, settings, ranker.version))
