@@ -17,6 +17,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +29,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from setlist import liveness
+from setlist.compaction import dataset_at, rewriting
 from setlist.errors import Refused, UsageError
 from setlist.eventlog import (
     TOMBSTONES,
@@ -133,7 +135,8 @@ def _erase(
     say("event logs")
     events = Place("event log", [_rel(log.root, data) for log in logs])
     for log in logs:
-        events.removed += log.compact_out(pseudonym)
+        with _rewriting(settings, log.root, events, say):
+            events.removed += log.compact_out(pseudonym)
     places.append(events)
     # a killed writer's temporaries (never renamed into place, so never acknowledged) hold whole batches
     # that no reader lists: removed, whoever's rows they hold
@@ -141,9 +144,9 @@ def _erase(
     left.removed = remove_stale_temporaries(data)
     places.append(left)
     say("quarantine")
-    places.append(_quarantine(settings, pseudonym))
+    places.append(_quarantine(settings, pseudonym, say))
     say("impressions")
-    places.append(_impressions(settings, pseudonym))
+    places.append(_impressions(settings, pseudonym, say))
     say("feature files and training sets")
     places.append(_parquet_files("feature files", settings.features_dir, pseudonym, data))
     places.append(_parquet_files("training sets", data / "training", pseudonym, data))
@@ -312,7 +315,7 @@ def _rows_of(segment: Path, pseudonym: str) -> int:
         return 0
 
 
-def _quarantine(settings: Settings, pseudonym: str) -> Place:
+def _quarantine(settings: Settings, pseudonym: str, say: Progress) -> Place:
     # Track buffers rejected rows before they become parquet: wait for running servers to flush
     # them (or adopt a dead one's), so the scrub below sees every row
     quarantine = Quarantine(settings.quarantine_dir)
@@ -324,11 +327,12 @@ def _quarantine(settings: Settings, pseudonym: str) -> Place:
             f"({', '.join(p.name for p in holding)}); run the erasure again"
         )
     place = Place("quarantine", [_rel(settings.quarantine_dir, settings.data_dir)])
-    place.removed = _scrub_parquet_tree(settings.quarantine_dir, pseudonym)
+    with _rewriting(settings, settings.quarantine_dir, place, say):
+        place.removed = _scrub_parquet_tree(settings.quarantine_dir, pseudonym)
     return place
 
 
-def _impressions(settings: Settings, pseudonym: str) -> Place:
+def _impressions(settings: Settings, pseudonym: str, say: Progress) -> Place:
     roots = [
         r for r in dict.fromkeys([settings.impressions_dir, settings.simulation_dir / "impressions"]) if r.exists()
     ]
@@ -336,8 +340,23 @@ def _impressions(settings: Settings, pseudonym: str) -> Place:
         # rows a server queued before the consent row went; none are queued after (no consent, no record)
         time.sleep(2 * settings.impressions_flush_s + 0.5)
     place = Place("impressions", [_rel(r, settings.data_dir) for r in roots])
-    place.removed = sum(_scrub_parquet_tree(r, pseudonym) for r in roots)
+    for root in roots:
+        with _rewriting(settings, root, place, say):
+            place.removed += _scrub_parquet_tree(root, pseudonym)
     return place
+
+
+@contextmanager
+def _rewriting(settings: Settings, root: Path, place: Place, say: Progress) -> Iterator[None]:
+    """``root``'s files with no compaction or down-sampling under way: one running would delete a file this
+    erasure is about to read, and a killed one's staged outputs hold rows no scrub reaches until the swap is
+    finished (done here first)."""
+    dataset = dataset_at(settings, root)
+    with rewriting(dataset, say) as finished:
+        if finished and dataset is not None:
+            note = f"{finished} interrupted compaction(s) of the {dataset.name} finished first"
+            place.note = f"{place.note}; {note}" if place.note else note
+        yield
 
 
 def _parquet_files(name: str, root: Path, pseudonym: str, data: Path) -> Place:

@@ -36,7 +36,8 @@ import re
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -155,6 +156,28 @@ def compact(
         say(ds.name)
         report.datasets.append(_dataset(ds, target_bytes, min_age_s, dry_run, now or time.time(), say))
     return report
+
+
+def dataset_at(settings: Settings, root: Path) -> Dataset | None:
+    """The dataset (of :func:`datasets`) whose files are under ``root``; None when there is none there."""
+    return next((d for d in datasets(settings) if d.root == root), None)
+
+
+@contextmanager
+def rewriting(ds: Dataset | None, say: Progress) -> Iterator[int]:
+    """For another rewriter of a dataset's files (erasure, retention): no compaction or down-sampling runs
+    until the block ends (a running one is waited for, and the wait is said), and one a crash interrupted is
+    finished first, so every row is in a file readers list and none only in a staged output. Yields the
+    interrupted swaps finished. ``ds`` None or not there yet: nothing to wait for."""
+    if ds is None or not ds.root.exists():
+        yield 0
+        return
+
+    def waiting() -> None:
+        say(f"waiting for a compaction or down-sampling of the {ds.name} to finish")
+
+    with swap.locked(ds.root, blocking=True, waiting=waiting):
+        yield swap.recover(ds.root, _covered(ds))
 
 
 # --- one dataset ---------------------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 
 from setlist.contract import EVENT_SCHEMA
 from setlist.memory import release_freed
-from setlist.swap import listing, micro
+from setlist.swap import STAGED_SUFFIX, listing, micro
 
 TOMBSTONES = "_tombstones.parquet"
 log = logging.getLogger("setlist.eventlog")
@@ -81,11 +81,15 @@ STALE_TEMPORARY_S = 60.0
 def remove_stale_temporaries(root: Path, older_than_s: float = STALE_TEMPORARY_S) -> int:
     """Delete the ``.<name>.tmp`` files ``write_atomic`` left under ``root`` when its process was killed
     before the rename; a live writer's (touched within ``older_than_s``) is left alone. Each holds rows
-    (users' rows, among them) that no reader lists and no erasure would otherwise reach. Returns files removed."""
+    (users' rows, among them) that no reader lists and no erasure would otherwise reach. Returns files removed.
+    A swap's staged outputs are not such leftovers (``swap.STAGED_SUFFIX``): after its commit point one may
+    hold the only copy of its rows, and ``swap.recover`` finishes or removes them."""
     if not root.exists():
         return 0
     cutoff, removed = time.time() - older_than_s, 0
     for tmp in root.rglob(".*.tmp"):
+        if tmp.name.endswith(STAGED_SUFFIX):
+            continue
         try:
             if tmp.is_file() and tmp.stat().st_mtime < cutoff:
                 tmp.unlink()

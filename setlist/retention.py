@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import shutil
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from setlist.compaction import files_bytes, written_at
+from setlist.compaction import dataset_at, files_bytes, rewriting, written_at
 from setlist.eventlog import EventLog, write_atomic
 from setlist.settings import Settings
 
@@ -55,18 +56,38 @@ def apply(
     results = []
     say("events")
     events_cutoff = now - settings.retention_events_days * days if settings.retention_events_days else None
-    results.append(_partitioned("events", settings.events_dir, events_cutoff, dry_run))
+    with _rewriting(settings, settings.events_dir, dry_run, say) as finished:
+        results.append(_partitioned("events", settings.events_dir, events_cutoff, dry_run))
+    _finished(results[-1], finished)
     say("impressions")
-    results.append(
-        _partitioned("impressions", settings.impressions_dir, now - settings.retention_impressions_days * days, dry_run)
-    )
+    with _rewriting(settings, settings.impressions_dir, dry_run, say) as finished:
+        results.append(
+            _partitioned(
+                "impressions", settings.impressions_dir, now - settings.retention_impressions_days * days, dry_run
+            )
+        )
+    _finished(results[-1], finished)
     say("quarantine")
-    results.append(_quarantine(settings.quarantine_dir, now - settings.retention_quarantine_days * days, dry_run))
+    with _rewriting(settings, settings.quarantine_dir, dry_run, say) as finished:
+        results.append(_quarantine(settings.quarantine_dir, now - settings.retention_quarantine_days * days, dry_run))
+    _finished(results[-1], finished)
     say("journal")
     results.append(_journal(settings, now - timedelta(hours=settings.retention_journal_hours), dry_run))
     say("reports")
     results.append(_by_mtime("reports", settings.reports_dir, now - settings.retention_reports_days * days, dry_run))
     return results
+
+
+def _rewriting(settings: Settings, root: Path, dry_run: bool, say: Progress) -> AbstractContextManager[int]:
+    """A dataset's files with no compaction or down-sampling under way (one would merge files retention is
+    deleting, and a killed one's staged outputs would bring expired rows back when finished). A dry run
+    changes nothing and waits for nothing."""
+    return nullcontext(0) if dry_run else rewriting(dataset_at(settings, root), say)
+
+
+def _finished(result: DatasetResult, swaps: int) -> None:
+    if swaps:
+        result.notes.append(f"{swaps} interrupted compaction(s) finished first")
 
 
 def events_cutoff(settings: Settings, now: datetime) -> datetime | None:

@@ -47,6 +47,10 @@ SWAPS = ".swaps"
 _GENERATION = "generation"
 _LOCK = "lock"
 _TMP = ".swap.tmp"
+#: the end of a staged output's name. Such a file is the swap's, not a killed writer's leftover: once its
+#: manifest is written it may be the only copy of the rows it holds (the inputs go at step 4), so only
+#: :func:`recover` removes one, and only when no manifest names it
+STAGED_SUFFIX = _TMP
 log = logging.getLogger("setlist.swap")
 
 
@@ -212,17 +216,22 @@ def recover(root: Path, covered: Covered) -> int:
 
 
 @contextmanager
-def locked(root: Path, blocking: bool = False) -> Iterator[None]:
+def locked(root: Path, blocking: bool = False, waiting: Callable[[], None] | None = None) -> Iterator[None]:
     """The dataset's swap lock, held for a whole run: one compaction or down-sampling at a time. Another
-    rewriter of the dataset's files (erasure) may take it with ``blocking`` to wait for a run to end."""
+    rewriter of the dataset's files (erasure) takes it with ``blocking`` to wait for a run to end;
+    ``waiting`` is called first when it has to wait."""
     folder = Path(root) / SWAPS
     folder.mkdir(parents=True, exist_ok=True)
     fd = os.open(folder / _LOCK, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX if blocking else fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise Busy(f"another compaction or down-sampling of {root} is running") from None
+            if not blocking:
+                raise Busy(f"another compaction, down-sampling or erasure of {root} is running") from None
+            if waiting is not None:
+                waiting()
+            fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
         os.close(fd)  # closing drops the flock
