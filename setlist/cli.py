@@ -3,22 +3,26 @@ and loading a provider named by a ``module:function`` setting.
 
 Commands raise ``setlist.errors`` exceptions and never print their own errors or pick exit codes:
 ``App`` wraps each command so a ``SetlistError`` becomes ``error: <message>`` on stderr and the
-class's ``exit_code``, with no traceback (anything else is a bug and keeps its traceback).
+class's ``exit_code``, with no traceback. Anything else is a bug and keeps its traceback, but for a full
+disk, which is no bug and is said in one line too.
 """
 
 from __future__ import annotations
 
+import errno
 import functools
 import importlib
 import os
+import shutil
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from setlist.errors import InputMissing, SetlistError, UsageError
+from setlist.errors import DiskFull, InputMissing, SetlistError, UsageError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -40,8 +44,54 @@ def exits_on_error(command: F) -> F:
             return command(*args, **kwargs)
         except SetlistError as exc:
             fail(exc)
+        except Exception as exc:
+            full = disk_full(exc)
+            if full is None:
+                raise
+            fail(full)
 
     return run  # type: ignore[return-value]  # wraps keeps the signature, which the type of run cannot say
+
+
+#: errno values of a full disk or quota, and the words of the libraries that report one without an errno
+#: (Arrow's and SQLite's messages, also inside SQLAlchemy's and MLflow's wrappers)
+_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+_FULL_WORDS = ("no space left on device", "disk quota exceeded", "database or disk is full")
+
+
+def disk_full(exc: BaseException) -> DiskFull | None:
+    """A full disk anywhere in ``exc``'s chain of causes, as one line that says where and what to do;
+    None for any other failure (which keeps its traceback)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if (isinstance(current, OSError) and current.errno in _FULL_ERRNOS) or any(
+            word in str(current).lower() for word in _FULL_WORDS
+        ):
+            return DiskFull(_full_message(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _full_message(exc: BaseException) -> str:
+    filename = getattr(exc, "filename", None)
+    if filename:
+        where = Path(os.fsdecode(filename))
+    else:
+        try:
+            from setlist.settings import get_settings
+
+            where = get_settings().data_dir
+        except Exception:  # the settings themselves may be what cannot be read: say less rather than fail
+            where = Path.cwd()
+    probe = next((p for p in [where, *where.parents] if p.exists()), Path("/"))
+    free = shutil.disk_usage(probe).free
+    return (
+        f"no space left on the disk holding {where} ({free / 2**20:,.0f} MB free now): free some "
+        "(make retention and make compact remove and merge old files) or set SETLIST_DATA_DIR to a larger "
+        "volume, then run the same command again"
+    )
 
 
 class App(typer.Typer):

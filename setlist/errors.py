@@ -40,3 +40,10 @@ class Refused(SetlistError):
     training found nothing it could learn from (exit 1)."""
 
     exit_code = 1
+
+
+class DiskFull(SetlistError):
+    """A write failed because its disk (or the user's quota on it) is full (exit 1). Not a fault of the
+    data or the command: the same command run again once there is room finishes the work."""
+
+    exit_code = 1

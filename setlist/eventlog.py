@@ -113,12 +113,16 @@ def write_atomic_groups(schema: pa.Schema, tables: Iterable[pa.Table], path: Pat
     for a file too big to hold whole: every table but the last should hold ``ROW_GROUP_ROWS``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as fh:
-        with pq.ParquetWriter(fh, micro(schema.empty_table()).schema, compression="zstd") as writer:
-            for table in tables:
-                writer.write_table(micro(table), row_group_size=ROW_GROUP_ROWS)
-        fh.flush()
-        os.fsync(fh.fileno())
+    try:
+        with open(tmp, "wb") as fh:
+            with pq.ParquetWriter(fh, micro(schema.empty_table()).schema, compression="zstd") as writer:
+                for table in tables:
+                    writer.write_table(micro(table), row_group_size=ROW_GROUP_ROWS)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk's half-written file would only take more of what is left
+        raise
     os.replace(tmp, path)
     _fsync_dir(path.parent)
 

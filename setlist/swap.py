@@ -129,10 +129,14 @@ def stage(table: pa.Table, root: Path, rel: str) -> None:
     """Step 1 for one output: written in full and fsynced under its staging name."""
     tmp = staging(root, rel)
     tmp.parent.mkdir(parents=True, exist_ok=True)
-    with open(tmp, "wb") as fh:
-        pq.write_table(micro(table), fh, compression="zstd")
-        fh.flush()
-        os.fsync(fh.fileno())
+    try:
+        with open(tmp, "wb") as fh:
+            pq.write_table(micro(table), fh, compression="zstd")
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # before the commit point no one needs it, and a full disk wants it back
+        raise
 
 
 def commit(root: Path, outputs: Sequence[str], inputs: Sequence[Replaced], covered: Covered) -> int:

@@ -46,6 +46,34 @@ def fine() -> None:
     print("ok")
 
 
+@toy.command()
+def fill(how: str = typer.Argument(...)) -> None:
+    """Fails as a full disk makes each kind of writer fail."""
+    import errno
+    import sqlite3
+
+    import sqlalchemy.exc
+
+    if how == "device":  # the kernel's own: /dev/full answers every write with ENOSPC
+        with open("/dev/full", "wb") as fh:
+            fh.write(b"x")
+            fh.flush()
+    if how == "named":
+        raise OSError(errno.ENOSPC, "No space left on device", "/nowhere/at/all/events.parquet")
+    if how == "quota":
+        raise OSError(errno.EDQUOT, "Disk quota exceeded")
+    if how == "arrow":  # Arrow's IO errors carry the words, not the errno
+        raise OSError("Error writing bytes to file. Detail: [errno 28] No space left on device")
+    if how == "sqlite":
+        raise sqlalchemy.exc.OperationalError("INSERT", {}, sqlite3.OperationalError("database or disk is full"))
+    if how == "wrapped":
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        except OSError as exc:
+            raise RuntimeError("the model could not be logged") from exc
+    raise OSError(errno.EACCES, "Permission denied", "/root")
+
+
 @pytest.mark.parametrize("kind,code", [("usage", 2), ("bad", 2), ("missing", 2), ("refused", 1), ("base", 1)])
 def test_each_kind_exits_with_its_code_and_one_line(kind, code):
     # the message is printed as is: no rich markup is read into a path
@@ -55,6 +83,29 @@ def test_each_kind_exits_with_its_code_and_one_line(kind, code):
 def test_other_errors_are_bugs_and_not_swallowed():
     result = _invoke(toy, "boom", "bug")
     assert isinstance(result.exception, RuntimeError)
+
+
+@pytest.mark.parametrize("how", ["device", "named", "quota", "arrow", "sqlite", "wrapped"])
+def test_a_full_disk_is_one_line_that_says_where_and_what_to_do(how, tmp_path, monkeypatch):
+    from setlist.settings import get_settings
+
+    monkeypatch.setenv("SETLIST_DATA_DIR", str(tmp_path / "data"))
+    get_settings.cache_clear()
+    try:
+        result = _invoke(toy, "fill", how)
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 1, result.output
+    line = result.stderr.strip()
+    assert "\n" not in line and "Traceback" not in result.output
+    where = "/nowhere/at/all/events.parquet" if how == "named" else str(tmp_path / "data")
+    assert line.startswith(f"error: no space left on the disk holding {where} (") and "MB free now" in line
+    assert line.endswith("then run the same command again")
+
+
+def test_other_os_errors_keep_their_traceback():
+    result = _invoke(toy, "fill", "denied")
+    assert isinstance(result.exception, PermissionError)
 
 
 def test_a_command_that_succeeds_is_untouched():

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
+import pytest
 
 from setlist.eventlog import EventLog
 
@@ -64,3 +67,34 @@ def test_a_read_is_the_log_sorted_by_time_then_event_id_with_codes_and_positions
     sessions = want["session_id"]
     expected = pd.Series(pd.factorize(sessions)[0]).where(sessions.notna(), -1)
     assert coded["session_id"].tolist() == expected.tolist()
+
+
+@pytest.mark.parametrize("writer", ["write_atomic", "stage"])
+def test_a_write_that_fails_part_way_leaves_the_old_file_and_no_temporary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, writer: str
+) -> None:
+    import errno
+
+    import pyarrow as pa
+
+    from setlist import swap
+    from setlist.eventlog import write_atomic
+
+    target = tmp_path / "date=2026-11-20" / "batch.parquet"
+    old = pa.table({"event_id": ["e1"]})
+    write_atomic(old, target)
+    before = sorted(p.name for p in target.parent.iterdir())
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", full)
+    monkeypatch.setattr(pq, "write_table", full)
+    with pytest.raises(OSError):
+        if writer == "write_atomic":
+            write_atomic(pa.table({"event_id": ["e1", "e2"]}), target)
+        else:
+            swap.stage(pa.table({"event_id": ["e2"]}), tmp_path, "date=2026-11-20/merged.parquet")
+    monkeypatch.undo()
+    assert sorted(p.name for p in target.parent.iterdir()) == before  # the half-written file is gone
+    assert pq.read_table(target).equals(old)
