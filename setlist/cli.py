@@ -13,11 +13,13 @@ import errno
 import functools
 import importlib
 import os
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
+import click
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -44,6 +46,8 @@ def exits_on_error(command: F) -> F:
             return command(*args, **kwargs)
         except SetlistError as exc:
             fail(exc)
+        except (typer.Exit, typer.Abort, click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise  # a command's own ends (Exit is a RuntimeError), whatever they were handling
         except Exception as exc:
             full = disk_full(exc)
             if full is None:
@@ -54,31 +58,30 @@ def exits_on_error(command: F) -> F:
 
 
 #: errno values of a full disk or quota, and the words of the libraries that report one without an errno
-#: (Arrow's and SQLite's messages, also inside SQLAlchemy's and MLflow's wrappers)
+#: (Arrow's and SQLite's messages, also inside SQLAlchemy's and MLflow's wrappers; NumPy's short write)
 _FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
-_FULL_WORDS = ("no space left on device", "disk quota exceeded", "database or disk is full")
+_FULL_WORDS = re.compile(
+    r"no space left on device|disk quota exceeded|database or disk is full|\d+ requested and \d+ written", re.I
+)
 
 
 def disk_full(exc: BaseException) -> DiskFull | None:
     """A full disk anywhere in ``exc``'s chain of causes, as one line that says where and what to do;
     None for any other failure (which keeps its traceback)."""
-    seen: set[int] = set()
+    chain: list[BaseException] = []
     current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if (isinstance(current, OSError) and current.errno in _FULL_ERRNOS) or any(
-            word in str(current).lower() for word in _FULL_WORDS
-        ):
-            return DiskFull(_full_message(current))
+    while current is not None and all(current is not c for c in chain):
+        chain.append(current)
         current = current.__cause__ or current.__context__
-    return None
+    if not any((isinstance(e, OSError) and e.errno in _FULL_ERRNOS) or _FULL_WORDS.search(str(e)) for e in chain):
+        return None
+    # the file that could not be written, from whichever error in the chain names one (a wrapper often does not)
+    named = [getattr(e, name, None) for e in chain for name in ("filename", "filename2") if isinstance(e, OSError)]
+    return DiskFull(_full_message(next((Path(os.fsdecode(n)) for n in named if n), None)))
 
 
-def _full_message(exc: BaseException) -> str:
-    filename = getattr(exc, "filename", None)
-    if filename:
-        where = Path(os.fsdecode(filename))
-    else:
+def _full_message(where: Path | None) -> str:
+    if where is None:
         try:
             from setlist.settings import get_settings
 
@@ -88,9 +91,8 @@ def _full_message(exc: BaseException) -> str:
     probe = next((p for p in [where, *where.parents] if p.exists()), Path("/"))
     free = shutil.disk_usage(probe).free
     return (
-        f"no space left on the disk holding {where} ({free / 2**20:,.0f} MB free now): free some "
-        "(make retention and make compact remove and merge old files) or set SETLIST_DATA_DIR to a larger "
-        "volume, then run the same command again"
+        f"no space left on the disk holding {where} ({free / 2**20:,.0f} MB free now): free some there (old "
+        "reports, or data past its retention period: make retention), then run the same command again"
     )
 
 

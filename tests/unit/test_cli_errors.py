@@ -71,6 +71,19 @@ def fill(how: str = typer.Argument(...)) -> None:
             raise OSError(errno.ENOSPC, "No space left on device")
         except OSError as exc:
             raise RuntimeError("the model could not be logged") from exc
+    if how == "short":  # NumPy's words for a write the disk cut short
+        raise OSError("1492500 requested and 1419200 written")
+    if how == "copied":  # shutil's copy names the file; the error a library wraps it in does not
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device", "/nowhere/at/all/model.ubj")
+        except OSError as exc:
+            raise OSError("could not log the model") from exc
+    if how == "exit":  # a command that ends itself while handling one keeps its own exit
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        except OSError:
+            print("the server said its disk is full")
+            raise typer.Exit(3) from None
     raise OSError(errno.EACCES, "Permission denied", "/root")
 
 
@@ -85,7 +98,7 @@ def test_other_errors_are_bugs_and_not_swallowed():
     assert isinstance(result.exception, RuntimeError)
 
 
-@pytest.mark.parametrize("how", ["device", "named", "quota", "arrow", "sqlite", "wrapped"])
+@pytest.mark.parametrize("how", ["device", "named", "quota", "arrow", "sqlite", "wrapped", "short", "copied"])
 def test_a_full_disk_is_one_line_that_says_where_and_what_to_do(how, tmp_path, monkeypatch):
     from setlist.settings import get_settings
 
@@ -98,9 +111,15 @@ def test_a_full_disk_is_one_line_that_says_where_and_what_to_do(how, tmp_path, m
     assert result.exit_code == 1, result.output
     line = result.stderr.strip()
     assert "\n" not in line and "Traceback" not in result.output
-    where = "/nowhere/at/all/events.parquet" if how == "named" else str(tmp_path / "data")
+    named = {"named": "/nowhere/at/all/events.parquet", "copied": "/nowhere/at/all/model.ubj"}
+    where = named.get(how, str(tmp_path / "data"))
     assert line.startswith(f"error: no space left on the disk holding {where} (") and "MB free now" in line
     assert line.endswith("then run the same command again")
+
+
+def test_a_commands_own_exit_is_kept_while_it_handles_a_full_disk():
+    result = _invoke(toy, "fill", "exit")
+    assert result.exit_code == 3 and "error:" not in result.output
 
 
 def test_other_os_errors_keep_their_traceback():
