@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +23,7 @@ from setlist import jobmetrics
 
 IMPORTS = "imports.jsonl"
 GATES = "gates.jsonl"
+log = logging.getLogger("setlist.lineage")
 
 
 def file_digest(path: Path) -> str:
@@ -33,21 +35,50 @@ def file_digest(path: Path) -> str:
 
 
 def _append(lineage_dir: Path, ledger: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """One line, whole or not at all: a write the disk cuts short is taken back, and a line a killed run
+    left without its end (which no one can take back) is ended first, so it spoils no other line."""
     lineage_dir.mkdir(parents=True, exist_ok=True)
     record = {"at": datetime.now(UTC).isoformat(timespec="seconds"), **fields}
-    with open(lineage_dir / ledger, "a", encoding="utf-8") as fh:
-        fh.write(json.dumps(record, sort_keys=True, default=str) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
+    line = (json.dumps(record, sort_keys=True, default=str) + "\n").encode()
+    with open(lineage_dir / ledger, "a+b") as fh:
+        end = fh.seek(0, os.SEEK_END)
+        if end:
+            fh.seek(end - 1)
+            if fh.read(1) != b"\n":
+                line = b"\n" + line
+        try:
+            fh.write(line)
+            fh.flush()
+            os.fsync(fh.fileno())
+        except BaseException:
+            try:
+                os.ftruncate(fh.fileno(), end)
+            except OSError:
+                pass  # the torn line stays; readers skip it
+            raise
     return record
 
 
 def _read(lineage_dir: Path, ledger: str) -> list[dict[str, Any]]:
+    """Every whole record. A line that does not parse (a run killed in the middle of writing it) is
+    skipped with a warning rather than making the whole ledger unreadable."""
     path = lineage_dir / ledger
     if not path.exists():
         return []
-    with open(path, encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
+    out: list[dict[str, Any]] = []
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for number, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError:
+                record = None
+            if not isinstance(record, dict):
+                log.warning("%s line %d is not a whole record (a write cut short?): skipped", path, number)
+                continue
+            out.append(record)
+    return out
 
 
 #: the ``status`` of an import's first record (written before it reads a row), of the one it writes before
