@@ -420,7 +420,11 @@ def _scrub_parquet_tree(root: Path, pseudonym: str) -> int:
 
 def _drop_user_row(arrays: Path, user: str) -> bool:
     """Rewrite an ``.npz`` keyed by ``user_ids`` without that user's row in every ``user_*`` array
-    (a candidate index's factors, a generator's tastes), and a candidate index's ``seen`` matrix."""
+    (a candidate index's factors, a generator's tastes), and a candidate index's ``seen`` matrix and
+    table of nearest items, whose rows are read by user position: the files of one model are replaced
+    together (:func:`_rewrite_together`), so a rewrite cut short never leaves them on different users."""
+    folder = arrays.parent
+    _finish_rewrite(folder)  # one a crash interrupted goes first: it decides what the files hold now
     with np.load(arrays, allow_pickle=False) as z:
         if "user_ids" not in z.files:
             return False
@@ -432,52 +436,108 @@ def _drop_user_row(arrays: Path, user: str) -> bool:
     for k, v in parts.items():
         if k.startswith("user_") and v.ndim and len(v) == n:
             parts[k] = v[keep]
-    _save_npz_atomic(arrays, parts)
-    seen = arrays.with_name("seen.npz")
-    if arrays.name == "arrays.npz" and seen.exists():
-        import scipy.sparse as sp
-
-        matrix = sp.load_npz(seen).tocsr()
-        if matrix.shape[0] == n:  # one row per user, aligned with user_ids
-            tmp = seen.with_name(".seen.tmp.npz")
-            sp.save_npz(tmp, matrix[np.flatnonzero(keep)])
-            os.replace(tmp, seen)
+    writes: dict[str, Callable[[BinaryIO], object]] = {arrays.name: lambda fh: np.savez(fh, **parts)}  # type: ignore[arg-type]
     if arrays.name == "arrays.npz":
-        _drop_table_row(arrays.parent, keep)
+        writes.update(_seen_without(folder / "seen.npz", keep))
+        writes.update(_table_without(folder, keep))
+    _rewrite_together(folder, writes)
     return True
 
 
-def _drop_table_row(folder: Path, keep: np.ndarray) -> None:
+def _seen_without(seen: Path, keep: np.ndarray) -> dict[str, Callable[[BinaryIO], object]]:
+    """A candidate index's ``seen`` matrix without the erased user's row (one row per user)."""
+    if not seen.exists():
+        return {}
+    import scipy.sparse as sp
+
+    matrix = sp.load_npz(seen).tocsr()
+    if matrix.shape[0] != len(keep):  # not one row per user of this index: left as it is
+        return {}
+    kept = matrix[np.flatnonzero(keep)]
+    return {seen.name: lambda fh: sp.save_npz(fh, kept)}
+
+
+def _table_without(folder: Path, keep: np.ndarray) -> dict[str, Callable[[BinaryIO], object]]:
     """A candidate index's table of each user's nearest items (``setlist.embedding_top``) without
     the erased user's row: its rows are read by user position, so every later user's row would
     otherwise be the next user's, and the erased user's own would stay."""
     from setlist.embedding_top import INDPTR_FILE, ITEMS_FILE
 
     if not (folder / INDPTR_FILE).exists():
-        return
+        return {}
     indptr, items = np.load(folder / INDPTR_FILE), np.load(folder / ITEMS_FILE)
     lengths = np.diff(indptr)
     if len(lengths) != len(keep):  # not one row per user of this index: left as it is
-        return
+        return {}
     kept_items = items[np.repeat(keep, lengths)]
     kept_indptr = np.concatenate([[0], np.cumsum(lengths[keep])]).astype(indptr.dtype)
-    for name, values in ((ITEMS_FILE, kept_items), (INDPTR_FILE, kept_indptr)):
-        _replace_atomic(folder / name, lambda fh, v=values: np.save(fh, v))
+    return {ITEMS_FILE: lambda fh: np.save(fh, kept_items), INDPTR_FILE: lambda fh: np.save(fh, kept_indptr)}
 
 
-def _save_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    _replace_atomic(path, lambda fh: np.savez(fh, **arrays))  # type: ignore[arg-type]
+#: a rewrite's new files, and its list of them (the commit point), beside the files they replace. Not
+#: ``.tmp``: the sweep of a killed writer's temporaries must leave a committed rewrite's files alone
+_STAGED = ".erasing"
+_REWRITE = ".erasure-rewrite.json"
+
+
+def _rewrite_together(folder: Path, writes: dict[str, Callable[[BinaryIO], object]]) -> None:
+    """Replace several files of ``folder`` as one: each new file is written and synced beside the old one,
+    then a list of them is written (the commit point), then each is renamed into place and the list goes.
+    A failure before the list removes the new files and changes nothing; a crash after it is finished by
+    :func:`_finish_rewrite`, which the next erasure of any user calls first."""
+    staged: list[Path] = []
+    try:
+        for name, write in writes.items():
+            tmp = folder / f".{name}{_STAGED}"
+            staged.append(tmp)
+            with open(tmp, "wb") as fh:
+                write(fh)
+                fh.flush()
+                os.fsync(fh.fileno())
+        _replace_atomic(folder / _REWRITE, lambda fh: fh.write(json.dumps(sorted(writes)).encode()))
+    except BaseException:
+        for tmp in staged:
+            tmp.unlink(missing_ok=True)  # a full disk wants the room back; the old files are untouched
+        raise
+    _finish_rewrite(folder)
+
+
+def _finish_rewrite(folder: Path) -> None:
+    """Rename a committed rewrite's files into place (each may be done already), or remove the files of one
+    that never committed."""
+    listed = folder / _REWRITE
+    if listed.exists():
+        for name in json.loads(listed.read_text(encoding="utf-8")):
+            tmp = folder / f".{name}{_STAGED}"
+            if tmp.exists():
+                os.replace(tmp, folder / name)
+        _fsync_dir(folder)
+        listed.unlink()
+    for tmp in folder.glob(f".*{_STAGED}"):
+        tmp.unlink(missing_ok=True)
 
 
 def _replace_atomic(path: Path, write: Callable[[BinaryIO], object]) -> None:
     """``path`` replaced by what ``write`` puts in a file beside it, synced first: a crash leaves
-    the old file or the new one, never half of either."""
+    the old file or the new one, never half of either; a failure leaves no half-written file."""
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as fh:
-        write(fh)
-        fh.flush()
-        os.fsync(fh.fileno())
+    try:
+        with open(tmp, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, path)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _vacuum_sqlite(path: Path) -> None:

@@ -12,6 +12,7 @@ that from the data (ratings are given once; music is replayed).
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,9 +21,11 @@ import numpy as np
 import scipy.sparse as sp
 
 from setlist.candidate_sources import CandidateSources, SourceQuery, top_stable
-from setlist.embedding_top import EmbeddingTop
+from setlist.embedding_top import INDPTR_FILE, EmbeddingTop
 from setlist.features import CROSS_NAMES
 from setlist.querytext import vote
+
+log = logging.getLogger("setlist.candidates")
 
 
 def _rank01(scores: np.ndarray) -> np.ndarray:
@@ -343,6 +346,11 @@ class CandidateIndex(CandidateSources):
             name: sp.load_npz(path / f"{name}.npz") if (path / f"{name}.npz").exists() else None
             for name in ("seen", "knn")
         }
+        n_users = len(arrays["user_ids"])
+        if optional["seen"] is not None and optional["seen"].shape[0] != n_users:
+            # rows are read by user position: a matrix of another length would exclude another user's items
+            _misaligned(path / "seen.npz", optional["seen"].shape[0], n_users)
+            optional["seen"] = None
         index = cls(
             arrays["item_ids"],
             arrays["item_genre"],
@@ -361,5 +369,13 @@ class CandidateIndex(CandidateSources):
         )
         index.popularity_refit = meta.get("popularity_refit")
         if meta.get("embedding_top_n") is not None:  # absent from indexes trained before the table
-            index.embedding_top = EmbeddingTop.load(path, int(meta["embedding_top_n"]))
+            table = EmbeddingTop.load(path, int(meta["embedding_top_n"]))
+            if table is not None and len(table.indptr) - 1 != n_users:
+                _misaligned(path / INDPTR_FILE, len(table.indptr) - 1, n_users)
+                table = None  # searched per request instead: the same answers, more CPU
+            index.embedding_top = table
         return index
+
+
+def _misaligned(path: Path, rows: int, users: int) -> None:
+    log.warning("%s holds %d rows for the model's %d users: not used; training again rebuilds it", path, rows, users)
