@@ -225,7 +225,13 @@ def job_lines(settings: Settings, now: float) -> list[Line]:
         lines.append(Line("jobs", job, "fail" if failed else "ok", text, _age(last_run, now)))
     for run in jobmetrics.running(settings.status_dir):
         where = f"process {run.pid} on {run.host}"
-        if not run.alive:
+        if not run.alive and run.ended == "failed":
+            text = f"the last run failed and could not write its status file ({run.unreported}); run it again"
+            lines.append(Line("jobs", f"{run.job} (unreported)", "fail", text, _age(run.started, now)))
+        elif not run.alive and run.ended is not None:
+            text = f"the last run {run.ended} but could not write its status file ({run.unreported})"
+            lines.append(Line("jobs", f"{run.job} (unreported)", "warn", text, _age(run.started, now)))
+        elif not run.alive:
             text = f"a run started {_ago(run.started, now)} never ended ({where} is gone: killed); run it again"
             lines.append(Line("jobs", f"{run.job} (killed)", "fail", text, _age(run.started, now)))
         else:

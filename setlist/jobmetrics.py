@@ -204,6 +204,10 @@ class Running:
     started: float
     alive: bool
     path: Path
+    #: a run that ended but could not write its status file (a full disk) says so in its mark: how it
+    #: ended ("succeeded" or "failed") and why the file was not written
+    ended: str | None = None
+    unreported: str | None = None
 
 
 def running(directory: Path) -> list[Running]:
@@ -218,7 +222,12 @@ def running(directory: Path) -> list[Running]:
             job, pid, host, started = str(facts["job"]), int(facts["pid"]), str(facts["host"]), float(facts["started"])
         except (KeyError, TypeError, ValueError):
             continue  # not a mark this code wrote
-        out.append(Running(job, pid, host, started, found.alive, path))
+        ended, why = facts.get("ended"), facts.get("unreported")
+        out.append(
+            Running(
+                job, pid, host, started, found.alive, path, str(ended) if ended else None, str(why) if why else None
+            )
+        )
     return sorted(out, key=lambda r: r.started)
 
 
@@ -240,12 +249,16 @@ def _mark_running(directory: Path, job: str) -> _Marker | None:
     return _Marker(mark, created)
 
 
-def _unmark(directory: Path, job: str, own: _Marker | None, misused: bool) -> None:
+def _unmark(directory: Path, job: str, own: _Marker | None, misused: bool, unreported: str | None = None) -> None:
     """This run's mark; and when it reported, the marks of the job's earlier runs that were killed: its
     report is the job's newest word now. A usage error was no run: it leaves them, and the directories
-    its own mark made go too."""
+    its own mark made go too. A run whose status file could not be written (``unreported``: why) leaves
+    its mark, amended with how it ended, as its report: else status would show the run before it."""
     if own is not None:
-        own.mark.release(remove=True)
+        kept = unreported is not None and own.mark.facts.get("ended") is not None
+        own.mark.release(remove=not kept)
+        if kept:
+            return
     if not misused:
         for dead in (r for r in running(directory) if r.job == job and not r.alive):
             dead.path.unlink(missing_ok=True)
@@ -310,9 +323,12 @@ def job_run(settings: Settings, job: str) -> Iterator[JobMetrics]:
         _current.reset(token)
         if traced:
             tracing.force_flush()
+        unreported = None
         if not misused:
-            _report(settings, metrics, ok, time.monotonic() - start, cpu_seconds() - cpu)
-        _unmark(settings.status_dir, job, marker, misused)
+            unreported = _report(settings, metrics, ok, time.monotonic() - start, cpu_seconds() - cpu)
+            if unreported is not None and marker is not None:
+                marker.mark.amend(ended="succeeded" if ok else "failed", unreported=unreported)
+        _unmark(settings.status_dir, job, marker, misused, unreported)
 
 
 def cpu_seconds() -> float:
@@ -322,7 +338,8 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def _report(settings: Settings, metrics: JobMetrics, ok: bool, took: float, cpu: float) -> None:
+def _report(settings: Settings, metrics: JobMetrics, ok: bool, took: float, cpu: float) -> str | None:
+    """Write the run's status file (and push it); None when written, else why it could not be."""
     job = metrics.job
     now = time.time()
     metrics.set("setlist_job_duration_seconds", took, job=job)
@@ -336,6 +353,8 @@ def _report(settings: Settings, metrics: JobMetrics, ok: bool, took: float, cpu:
         publish(settings, metrics)
     except OSError as exc:
         log.warning("could not write %s's status file: %s", job, exc)
+        return exc.strerror or str(exc)
+    return None
 
 
 F = TypeVar("F", bound=Callable[..., Any])

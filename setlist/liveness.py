@@ -19,8 +19,8 @@ from typing import Any
 class Mark:
     """A mark held by this process; ``release`` lets it go, leaving the file or removing it."""
 
-    def __init__(self, path: Path, fd: int) -> None:
-        self.path, self._fd = path, fd
+    def __init__(self, path: Path, fd: int, facts: dict[str, Any] | None = None) -> None:
+        self.path, self._fd, self.facts = path, fd, dict(facts or {})
 
     @classmethod
     def take(cls, path: Path, facts: dict[str, Any]) -> Mark:
@@ -36,7 +36,22 @@ class Mark:
             os.close(fd)
             tmp.unlink(missing_ok=True)
             raise
-        return cls(path, fd)
+        return cls(path, fd, facts)
+
+    def amend(self, **facts: Any) -> bool:
+        """Add ``facts`` to the mark in place, best effort: a mark is one small block already allocated, so
+        this works on a disk too full for any new file (how a run that could not write its report still
+        says how it ended). Returns whether it was written."""
+        if self._fd < 0:
+            return False
+        self.facts.update(facts)
+        body = json.dumps(self.facts, default=str).encode()
+        try:
+            os.pwrite(self._fd, body, 0)
+            os.ftruncate(self._fd, len(body))
+        except OSError:
+            return False
+        return True
 
     def release(self, remove: bool) -> None:
         """Let the mark go: removed when the work is done, left (unlocked) when it is not."""
@@ -91,4 +106,4 @@ def exclusive(path: Path, facts: dict[str, Any], wait: bool = False) -> Mark | N
         return None
     os.ftruncate(fd, 0)
     os.pwrite(fd, json.dumps(facts, default=str).encode(), 0)
-    return Mark(path, fd)
+    return Mark(path, fd, facts)

@@ -267,3 +267,39 @@ def test_marks_are_judged_by_their_lock_whatever_host_or_pid_they_name(tmp_path)
         assert [(r.job, r.alive) for r in jobmetrics.running(s.status_dir)] == [("materialize", True)]
     finally:
         held.release(remove=True)
+
+
+@pytest.mark.parametrize("fails", [True, False])
+def test_a_run_whose_status_file_cannot_be_written_says_how_it_ended_in_its_mark(tmp_path, monkeypatch, fails):
+    import errno
+    from contextlib import nullcontext
+
+    from ops.status import job_lines
+
+    s = _settings(tmp_path)
+    with jobmetrics.job_run(s, "train"):
+        pass  # an earlier success, on record
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(jobmetrics, "write_to_textfile", full)  # the disk fills up during the next run
+    with pytest.raises(RuntimeError) if fails else nullcontext():
+        with jobmetrics.job_run(s, "train"):
+            if fails:
+                raise RuntimeError("the model could not be logged")
+    monkeypatch.undo()
+    (left,) = jobmetrics.running(s.status_dir)
+    assert (left.alive, left.ended, left.unreported) == (
+        False,
+        "failed" if fails else "succeeded",
+        "No space left on device",
+    )
+    lines = {line.name: line for line in job_lines(s, left.started + 60)}
+    assert lines["train (unreported)"].mark == ("fail" if fails else "warn")
+    assert "could not write its status file (No space left on device)" in lines["train (unreported)"].value
+    assert "train (killed)" not in lines
+    # once there is room, the next run's report is the job's newest word again
+    with jobmetrics.job_run(s, "train"):
+        pass
+    assert jobmetrics.running(s.status_dir) == []
