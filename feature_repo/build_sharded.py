@@ -137,54 +137,60 @@ def build_in_shards(
     parts_dir = session_file.parent / (session_file.name + ".parts")
     shutil.rmtree(parts_dir, ignore_errors=True)
     parts_dir.mkdir(parents=True)
-    shards = shards_for(table.num_rows, shard_events)
-    shard = _shard_of_rows(table["user_id"], shards)
-    profiles, session_parts = [], []
-    empty_sessions: pa.Table | None = None
-    for s in range(shards):
-        events = table.filter(pa.array(shard == s)).to_pandas() if shards > 1 else table.to_pandas()
-        if shards > 1:
-            step(f"users, shard {s + 1} of {shards}: {len(events):,} events")
-        personal = personalizable(events, consent_default).reset_index(drop=True)
-        del events
-        profiles.append(build_user_profile(personal, catalog, features, user_tables))
-        sessions = feature_table(build_sessions(personal, catalog.item_genre, catalog.genre_of_search), features)
-        del personal
-        if sessions.num_rows:
-            session_parts.append(parts_dir / f"part-{s:05d}.arrow")
-            _write_part(sessions, session_parts[-1])
-        elif empty_sessions is None:
-            empty_sessions = sessions
-        del sessions
-    del shard
-    profile = _in_order(_concat(profiles), "user_id")
-    del profiles
+    try:
+        shards = shards_for(table.num_rows, shard_events)
+        shard = _shard_of_rows(table["user_id"], shards)
+        profiles, session_parts = [], []
+        empty_sessions: pa.Table | None = None
+        for s in range(shards):
+            events = table.filter(pa.array(shard == s)).to_pandas() if shards > 1 else table.to_pandas()
+            if shards > 1:
+                step(f"users, shard {s + 1} of {shards}: {len(events):,} events")
+            personal = personalizable(events, consent_default).reset_index(drop=True)
+            del events
+            profiles.append(build_user_profile(personal, catalog, features, user_tables))
+            sessions = feature_table(build_sessions(personal, catalog.item_genre, catalog.genre_of_search), features)
+            del personal
+            if sessions.num_rows:
+                session_parts.append(parts_dir / f"part-{s:05d}.arrow")
+                _write_part(sessions, session_parts[-1])
+            elif empty_sessions is None:
+                empty_sessions = sessions
+            del sessions
+        del shard
+        profile = _in_order(_concat(profiles), "user_id")
+        del profiles
 
-    allowed = consent.loc[consent["consent_analytics"].to_numpy(dtype=bool), "user_id"]
-    about_items = pc.and_(
-        pc.is_in(table["type"], value_set=pa.array(sorted(ITEM_TYPES))),
-        pc.is_in(table["user_id"], value_set=pa.array(allowed.tolist(), pa.string())),
-    )
-    counted = table.filter(about_items)
-    del table, about_items
-    items_newest = pc.max(counted["timestamp"]).as_py() if counted.num_rows else None
-    item_shards = shards_for(counted.num_rows, shard_events)
-    shard = _shard_of_rows(counted["item_id"], item_shards)
-    stats = []
-    for s in range(item_shards):
-        events = counted.filter(pa.array(shard == s)).to_pandas() if item_shards > 1 else counted.to_pandas()
-        if item_shards > 1:
-            step(f"items, shard {s + 1} of {item_shards}: {len(events):,} events")
-        stats.append(build_item_stats(events, catalog, features, item_tables))
-        del events
-    del counted, shard
-    item_stats = _in_order(_concat(stats), "item_id")
-    del stats
+        allowed = consent.loc[consent["consent_analytics"].to_numpy(dtype=bool), "user_id"]
+        about_items = pc.and_(
+            pc.is_in(table["type"], value_set=pa.array(sorted(ITEM_TYPES))),
+            pc.is_in(table["user_id"], value_set=pa.array(allowed.tolist(), pa.string())),
+        )
+        counted = table.filter(about_items)
+        del table, about_items
+        items_newest = pc.max(counted["timestamp"]).as_py() if counted.num_rows else None
+        item_shards = shards_for(counted.num_rows, shard_events)
+        shard = _shard_of_rows(counted["item_id"], item_shards)
+        stats = []
+        for s in range(item_shards):
+            events = counted.filter(pa.array(shard == s)).to_pandas() if item_shards > 1 else counted.to_pandas()
+            if item_shards > 1:
+                step(f"items, shard {s + 1} of {item_shards}: {len(events):,} events")
+            stats.append(build_item_stats(events, catalog, features, item_tables))
+            del events
+        del counted, shard
+        item_stats = _in_order(_concat(stats), "item_id")
+        del stats
 
-    if empty_sessions is None:
-        empty_sessions = _read_part(session_parts[0]).schema.empty_table()
-    rows, start = _merge_sessions(session_parts, session_file, empty_sessions)
-    shutil.rmtree(parts_dir, ignore_errors=True)
+        if empty_sessions is None:
+            empty_sessions = _read_part(session_parts[0]).schema.empty_table()
+        rows, start = _merge_sessions(session_parts, session_file, empty_sessions)
+    except BaseException:
+        session_file.unlink(missing_ok=True)  # half a merge is no file to read
+        raise
+    finally:
+        # the parts hold as much as the sessions: on a full disk, the room every other writer needs back
+        shutil.rmtree(parts_dir, ignore_errors=True)
     batches = FeatureBatches(
         user_profile=profile,
         item_stats=item_stats,

@@ -397,3 +397,41 @@ def test_a_build_in_shards_gives_the_frames_and_the_session_file_of_a_build_at_o
     assert pq.read_table(got.session_file).equals(pq.read_table(tmp_path / "want.parquet"))
     assert got.session_rows == len(want.session) and got.session_start == want.session["event_timestamp"].min()
     assert not (tmp_path / "aside" / "session.parquet.parts").exists()
+
+
+def test_a_build_in_shards_cut_short_by_a_full_disk_leaves_no_parts_and_no_half_merge(
+    tmp_path, tiny_generated, monkeypatch
+):
+    """The session parts take as much room as the sessions: a build that fails (a full disk while merging
+    them) removes them and its half-merged file, so the room is there for every other writer."""
+    import errno
+
+    from feature_repo import build_sharded, declarations
+    from feature_repo.incremental import read_events_table
+    from setlist.eventlog import EventLog
+
+    events, items = tiny_generated
+    log = EventLog(tmp_path / "events")
+    log.append(events, tag="a")
+
+    def full(parts, into, empty):
+        assert len(parts) >= 2 and all(p.exists() for p in parts)  # written, as the disk filled up
+        into.parent.mkdir(parents=True, exist_ok=True)
+        into.write_bytes(b"PAR1 half a merge")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(build_sharded, "_merge_sessions", full)
+    session_file = tmp_path / "aside" / "session.parquet"
+    with pytest.raises(OSError):
+        build_sharded.build_in_shards(
+            [read_events_table(log.files(), set(), prepared=True)],
+            items,
+            declarations.load(),
+            None,
+            None,
+            consent_default=True,
+            shard_events=len(events) // 3,
+            session_file=session_file,
+            step=lambda _: None,
+        )
+    assert not session_file.exists() and not (tmp_path / "aside" / "session.parquet.parts").exists()
