@@ -271,6 +271,12 @@ def model_lines(settings: Settings, now: float) -> list[Line]:
             lines.append(Line("models", f"{alias} promotion", "warn", promotion.says()))
         if alias == registry.CHAMPION:
             lines.append(_canary_line(client, settings, ranker.version))
+    try:
+        elsewhere = registry.artifacts_elsewhere(client, settings)
+    except Exception:  # the pairs were read: a registry that answers those answers this; never fail status on it
+        elsewhere = None
+    if elsewhere is not None:
+        lines.append(Line("models", "model files", "warn", registry.ELSEWHERE % (elsewhere, settings.artifact_root)))
     return lines
 
 

@@ -140,6 +140,13 @@ def reader(settings: Settings) -> MlflowClient:
     return MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
 
 
+#: said by training and ``make status`` when :func:`artifacts_elsewhere` finds the model files elsewhere
+ELSEWHERE = (
+    "the models' files are in %s, outside this data directory's %s (a copied or moved data directory keeps "
+    "using the original's): train under a new SETLIST_EXPERIMENT_NAME to keep them here"
+)
+
+
 def artifact_roots(settings: Settings) -> list[Path]:
     """The local directories holding the artifacts of every registered model version (wherever the
     experiment put them: not always under ``settings.artifact_root``), and that root itself."""
@@ -155,10 +162,29 @@ def artifact_roots(settings: Settings) -> list[Path]:
     return sorted(roots)
 
 
+def artifacts_elsewhere(client: MlflowClient, settings: Settings) -> Path | None:
+    """The experiment's artifact directory when it is a local one outside ``settings.artifact_root``: MLflow
+    keeps the absolute location it was created with, so a data directory copied or moved goes on reading
+    and writing the model files where it was first trained. None when they are where settings say."""
+    from urllib.parse import unquote, urlsplit
+
+    exp = client.get_experiment_by_name(settings.experiment_name)
+    if exp is None:
+        return None
+    uri = urlsplit(exp.artifact_location)
+    if uri.scheme not in ("", "file"):
+        return None  # an artifact server or bucket: not tied to a data directory
+    where = Path(unquote(uri.path))
+    return None if where.is_relative_to(settings.artifact_root) else where
+
+
 def ensure_experiment(client: MlflowClient, settings: Settings) -> str:
     """The project's experiment id, created (with its artifacts under settings) on first use."""
     exp = client.get_experiment_by_name(settings.experiment_name)
     if exp is not None:
+        elsewhere = artifacts_elsewhere(client, settings)
+        if elsewhere is not None:
+            _log.warning(ELSEWHERE, elsewhere, settings.artifact_root)
         return exp.experiment_id
     settings.artifact_root.mkdir(parents=True, exist_ok=True)
     return client.create_experiment(settings.experiment_name, artifact_location=settings.artifact_root.as_uri())

@@ -74,6 +74,26 @@ def test_connect_points_tracking_and_registry_at_settings_and_is_idempotent(sett
     assert second.get_experiment(exp_id).artifact_location == settings.artifact_root.as_uri()
 
 
+def test_a_copied_data_directory_is_told_its_model_files_are_the_originals(
+    settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+    import shutil
+
+    registry.ensure_experiment(registry.connect(settings), settings)
+    assert registry.artifacts_elsewhere(registry.reader(settings), settings) is None  # where settings say
+    copy = tmp_path.parent / f"{tmp_path.name}-copy"
+    shutil.copytree(tmp_path, copy)
+    moved = settings.model_copy(update={"data_dir": copy, "mlflow_tracking_uri": f"sqlite:///{copy}/mlflow.db"})
+    client = registry.connect(moved)
+    assert registry.artifacts_elsewhere(client, moved) == settings.artifact_root
+    with caplog.at_level(logging.WARNING, logger="setlist.registry"):
+        registry.ensure_experiment(client, moved)
+    assert f"the models' files are in {settings.artifact_root}, outside this data directory's" in caplog.text
+    (line,) = [line for line in model_lines(moved, time.time()) if line.name == "model files"]
+    assert line.mark == "warn" and "train under a new SETLIST_EXPERIMENT_NAME" in line.value
+
+
 def test_connect_replaces_an_inherited_registry_override(
     settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
