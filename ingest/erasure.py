@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from setlist import liveness
+from setlist import liveness, turns
 from setlist.compaction import dataset_at, rewriting
 from setlist.errors import Refused, UsageError
 from setlist.eventlog import (
@@ -111,7 +111,8 @@ def erase(user: str, settings: Settings, *, by_pseudonym: bool = False, progress
         turn = liveness.exclusive(data / ERASING, facts, wait=True)
     assert turn is not None  # a blocking take returns the mark
     try:
-        return _erase(settings, user, pseudonym, by_pseudonym, logs, say)
+        with turns.erasure(settings, say):
+            return _erase(settings, user, pseudonym, by_pseudonym, logs, say)
     finally:
         turn.release(remove=False)
 

@@ -174,7 +174,7 @@ def rewriting(ds: Dataset | None, say: Progress) -> Iterator[int]:
         return
 
     def waiting() -> None:
-        say(f"waiting for a compaction or down-sampling of the {ds.name} to finish")
+        say(f"waiting for the {ds.name} to be free (a compaction or down-sampling, or a job reading them)")
 
     with swap.locked(ds.root, blocking=True, waiting=waiting):
         yield swap.recover(ds.root, _covered(ds))

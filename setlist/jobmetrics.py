@@ -361,18 +361,20 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def reports(job: str) -> Callable[[F], F]:
-    """Run a CLI command as ``job`` (``job_run``). A ``dry_run=True`` call reports nothing: it
-    changed nothing, so it is no success of the job. ``functools.wraps`` keeps the signature
-    Typer reads the options from."""
+    """Run a CLI command as ``job`` (``job_run``), in the job's turns (``setlist.turns``: who it waits
+    for). A ``dry_run=True`` call reports nothing and takes no turn: it changed nothing, so it is no
+    success of the job. ``functools.wraps`` keeps the signature Typer reads the options from."""
 
     def decorate(command: F) -> F:
         @functools.wraps(command)
         def run(*args: Any, **kwargs: Any) -> Any:
             if kwargs.get("dry_run"):
                 return command(*args, **kwargs)
+            from setlist import turns
             from setlist.settings import get_settings
 
-            with job_run(get_settings(), job):
+            settings = get_settings()
+            with job_run(settings, job), turns.job(settings, job):
                 return command(*args, **kwargs)
 
         return run  # type: ignore[return-value]  # wraps keeps the signature, which the type of run cannot say

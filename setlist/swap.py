@@ -220,22 +220,29 @@ def recover(root: Path, covered: Covered) -> int:
 
 
 @contextmanager
-def locked(root: Path, blocking: bool = False, waiting: Callable[[], None] | None = None) -> Iterator[None]:
+def locked(
+    root: Path, blocking: bool = False, waiting: Callable[[], None] | None = None, shared: bool = False
+) -> Iterator[None]:
     """The dataset's swap lock, held for a whole run: one compaction or down-sampling at a time. Another
-    rewriter of the dataset's files (erasure) takes it with ``blocking`` to wait for a run to end;
-    ``waiting`` is called first when it has to wait."""
+    rewriter of the dataset's files (erasure, retention) takes it with ``blocking`` to wait for a run to end;
+    a job that reads the files for a long time takes it ``shared`` (``setlist.turns``), so no rewriter
+    deletes a file under it. ``waiting`` is called first when it has to wait."""
     folder = Path(root) / SWAPS
     folder.mkdir(parents=True, exist_ok=True)
     fd = os.open(folder / _LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, mode | fcntl.LOCK_NB)
         except BlockingIOError:
             if not blocking:
-                raise Busy(f"another compaction, down-sampling or erasure of {root} is running") from None
+                raise Busy(
+                    f"{root} is in use (a compaction, down-sampling, retention or erasure is rewriting it, or a "
+                    "job is reading it): skipped, the next run takes it"
+                ) from None
             if waiting is not None:
                 waiting()
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            fcntl.flock(fd, mode)
         yield
     finally:
         os.close(fd)  # closing drops the flock

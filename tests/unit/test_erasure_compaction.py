@@ -105,7 +105,7 @@ def test_an_erasure_waits_for_a_running_compaction(settings: Settings) -> None:
 
     def progress(line: str) -> None:
         said.append(line)
-        if line.startswith("waiting for a compaction"):
+        if line.startswith("waiting for the events to be free"):
             waiting.set()
 
     done: list[BaseException | None] = []
@@ -123,7 +123,7 @@ def test_an_erasure_waits_for_a_running_compaction(settings: Settings) -> None:
         assert waiting.wait(timeout=30), said
         assert worker.is_alive() and alice in set(log.read(include_erased=True)["user_id"])
         # while the event log waits, a compaction of another dataset is not held up, nor the rest of the data
-        assert "waiting for a compaction or down-sampling of the events to finish" in said
+        assert "waiting for the events to be free (a compaction or down-sampling, or a job reading them)" in said
     worker.join(timeout=60)
     assert done == [None]
     assert alice not in _everywhere(settings.data_dir) and "u_bob" in _everywhere(settings.data_dir)

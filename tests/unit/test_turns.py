@@ -1,108 +1,148 @@
-"""Turns: a few calls run, later ones wait first come first served, and a call whose turn would
-come too late is refused at once with a retry hint."""
+"""Which batch jobs run together on one data directory: imports one at a time, an erasure alone against
+the jobs that could write its user back, and readers of the event log against its rewriters. Each wait is
+said before it starts; a usage error leaves no lock file behind."""
 
 from __future__ import annotations
 
 import threading
-import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
-from serving.errors import REFUSED_KEY
-from serving.grpc.turns import Shed, Turns
-
-WAIT = 10.0  # upper bound for things that should happen at once
-
-
-def _until(condition, timeout: float = WAIT) -> None:
-    """Spin until ``condition()`` holds: synchronising on the observed state, not on a guess of time."""
-    stop = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > stop:
-            raise AssertionError("condition never held")
-        time.sleep(0)
+from setlist import swap, turns
+from setlist.compaction import compact
+from setlist.errors import UsageError
+from setlist.eventlog import EventLog
+from setlist.settings import Settings
+from tests.unit.test_compaction import events
 
 
-def test_free_turns_are_taken_without_waiting_then_given_back():
-    turns = Turns("Rank", running=2, max_wait_s=0.0)
-    assert turns.enter(None) == 0.0 and turns.enter(None) == 0.0
-    with pytest.raises(Shed):  # both running, and waiting is off
-        turns.enter(None)
-    turns.leave(0.002)
-    assert turns.enter(None) == 0.0
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    s = Settings(data_dir=tmp_path / "data", hmac_key="test-hmac-key")
+    log = EventLog(s.events_dir)
+    for f in range(4):
+        log.append(events(f"e{f}", 3), name=f"j{f}")
+    return s
 
 
-def test_waiting_calls_get_their_turn_in_arrival_order():
-    turns = Turns("Rank", running=1, max_wait_s=WAIT)
-    turns.enter(None)
-    order: list[str] = []
+class Waiter:
+    """Runs ``enter`` in a thread and tells when it says it waits, and when it got in."""
 
-    def call(name: str) -> None:
-        turns.enter(None)
-        order.append(name)
-        turns.leave(0.001)
+    def __init__(self, enter: Callable[[Callable[[str], None]], object]) -> None:
+        self.said: list[str] = []
+        self.waiting, self.inside, self.leave = threading.Event(), threading.Event(), threading.Event()
+        self.error: BaseException | None = None
 
-    first = threading.Thread(target=call, args=("first",))
-    first.start()
-    _until(lambda: turns.waiting == 1)
-    second = threading.Thread(target=call, args=("second",))
-    second.start()
-    _until(lambda: turns.waiting == 2)
-    assert order == []  # nobody runs while the turn is held
-    turns.leave(0.001)
-    first.join(WAIT)
-    second.join(WAIT)
-    assert order == ["first", "second"]
-    assert turns.enter(None) == 0.0  # the last one gave it back
+        def say(line: str) -> None:
+            if line.startswith("waiting"):  # not a job's other progress lines
+                self.said.append(line)
+                self.waiting.set()
 
+        def run() -> None:
+            try:
+                with enter(say):  # type: ignore[attr-defined]
+                    self.inside.set()
+                    self.leave.wait(timeout=30)
+            except BaseException as exc:  # reported to the test thread
+                self.error = exc
+                self.inside.set()
 
-def test_a_call_whose_turn_does_not_come_within_the_longest_wait_is_refused():
-    turns = Turns("Rank", running=1, max_wait_s=0.05)
-    turns.enter(None)
-    turns.leave(0.004)
-    turns.enter(None)
-    started = time.monotonic()
-    with pytest.raises(Shed) as refused:
-        turns.enter(None)
-    assert time.monotonic() - started >= 0.05  # it did wait its budget first
-    assert turns.waiting == 0  # and left the line
-    assert "1 Rank calls running" in str(refused.value) and "no turn came in 50 ms" in str(refused.value)
-    meta = dict(refused.value.trailing_metadata())
-    assert meta[REFUSED_KEY] == "busy"
-    assert meta["retry-after-ms"] == meta["grpc-retry-pushback-ms"] == "4"  # one 4 ms call ahead to clear
+        self.thread = threading.Thread(target=run, daemon=True)
+        self.thread.start()
+
+    def done(self) -> None:
+        self.leave.set()
+        self.thread.join(timeout=30)
+        assert self.error is None, self.error
 
 
-def test_a_call_refused_at_once_when_its_deadline_leaves_no_time_to_run():
-    turns = Turns("Rank", running=1, max_wait_s=WAIT)
-    turns.enter(None)
-    turns.leave(0.5)  # calls have been taking half a second
-    turns.enter(None)
-    started = time.monotonic()
-    with pytest.raises(Shed, match="deadline leaves no time"):
-        turns.enter(0.3)
-    assert time.monotonic() - started < WAIT / 2
-    assert turns.waiting == 0
+def _job(settings: Settings, name: str) -> Callable[[Callable[[str], None]], object]:
+    return lambda say: turns.job(settings, name, say)
 
 
-def test_the_deadline_bounds_the_wait_below_the_longest_wait():
-    turns = Turns("Rank", running=1, max_wait_s=WAIT)
-    turns.enter(None)
-    turns.leave(0.01)
-    turns.enter(None)
-    with pytest.raises(Shed, match=r"no turn came in 4\d ms"):
-        turns.enter(0.05)  # 50 ms left, 10 ms of it kept for running
+def test_a_second_import_waits_for_the_first(settings: Settings) -> None:
+    with turns.job(settings, "import", lambda _: None):
+        second = Waiter(_job(settings, "import"))
+        assert second.waiting.wait(timeout=30) and not second.inside.is_set()
+        assert second.said == ["waiting for another import into this data directory"]
+    assert second.inside.wait(timeout=30)
+    second.done()
 
 
-def test_the_recent_run_time_is_a_running_average():
-    turns = Turns("Rank", running=1, max_wait_s=0.0)
-    turns.enter(None)
-    turns.leave(0.010)
-    assert turns.run_s == pytest.approx(0.010)
-    turns.enter(None)
-    turns.leave(0.020)
-    assert 0.010 < turns.run_s < 0.020
+@pytest.mark.parametrize("name", sorted(turns.WRITES_USERS))
+def test_an_erasure_and_a_job_that_could_write_its_user_back_wait_for_each_other(settings: Settings, name: str) -> None:
+    with turns.job(settings, name, lambda _: None):
+        erasure = Waiter(lambda say: turns.erasure(settings, say))
+        assert erasure.waiting.wait(timeout=30) and not erasure.inside.is_set()
+        assert "could write the user back" in erasure.said[0]
+    assert erasure.inside.wait(timeout=30)
+    later = Waiter(_job(settings, name))  # started while the erasure runs
+    assert later.waiting.wait(timeout=30) and not later.inside.is_set()
+    assert later.said == ["waiting for a running erasure to finish (make erase)"]
+    erasure.done()
+    assert later.inside.wait(timeout=30)
+    later.done()
 
 
-def test_no_running_call_is_refused_as_a_setting_error():
-    with pytest.raises(ValueError, match="at least 1 running call"):
-        Turns("Rank", running=0, max_wait_s=0.1)
+def test_jobs_that_only_read_or_only_carry_rows_run_together(settings: Settings) -> None:
+    with turns.job(settings, "materialize", lambda _: None):
+        with turns.job(settings, "train", lambda _: None), turns.job(settings, "validate", lambda _: None):
+            with turns.job(settings, "import", lambda _: None):
+                pass  # no wait: nothing was said, nothing blocked
+
+
+@pytest.mark.parametrize("name", sorted(turns.READS_LOG))
+def test_a_reader_of_the_log_is_not_compacted_under_and_waits_for_a_compaction(settings: Settings, name: str) -> None:
+    log = EventLog(settings.events_dir)
+    before = sorted(log.files())
+    with turns.job(settings, name, lambda _: None):
+        stats = compact(log.root, min_age_s=0).get("events")
+        assert stats.merges == [] and any("is in use" in n for n in stats.notes)
+        assert sorted(log.files()) == before  # not a file merged or deleted under the reader
+    with swap.locked(log.root):  # a compaction is running
+        reader = Waiter(_job(settings, name))
+        assert reader.waiting.wait(timeout=30) and not reader.inside.is_set()
+        assert reader.said == ["waiting for a compaction, retention or erasure of the event log to finish"]
+    assert reader.inside.wait(timeout=30)
+    reader.done()
+
+
+def test_retention_waits_for_a_reader(settings: Settings) -> None:
+    from datetime import UTC, datetime
+
+    from setlist.retention import apply
+
+    s = settings.model_copy(update={"retention_events_days": 1})
+    with turns.job(s, "train", lambda _: None):
+        retention = Waiter(lambda say: _applying(s, say, apply, datetime(2027, 1, 1, tzinfo=UTC)))
+        assert retention.waiting.wait(timeout=30) and not retention.inside.is_set()
+        assert EventLog(s.events_dir).count() == 12  # nothing deleted while the reader runs
+    assert retention.inside.wait(timeout=30)
+    retention.done()
+    assert EventLog(s.events_dir).count() == 0
+
+
+@contextmanager
+def _applying(s: Settings, say: Callable[[str], None], apply: Callable[..., object], now: object) -> Iterator[None]:
+    apply(s, now=now, progress=say)
+    yield
+
+
+def test_a_usage_error_leaves_no_lock_file_behind(tmp_path: Path) -> None:
+    s = Settings(data_dir=tmp_path / "fresh", hmac_key="test-hmac-key")
+    with pytest.raises(UsageError), turns.job(s, "import", lambda _: None):
+        raise UsageError("no such column")
+    assert not (tmp_path / "fresh").exists()
+    with turns.job(s, "import", lambda _: None):
+        pass
+    assert (tmp_path / "fresh" / turns.TURNS).is_dir()  # a run that went ahead keeps them for the next
+
+
+def test_an_empty_data_directory_gets_no_event_log_from_a_reader(tmp_path: Path) -> None:
+    s = Settings(data_dir=tmp_path / "fresh", hmac_key="test-hmac-key")
+    with turns.job(s, "validate", lambda _: None):
+        pass
+    assert not s.events_dir.exists()
