@@ -661,7 +661,7 @@ def import_(
     files_before = set(EventLog(settings.events_dir).files())
     earlier = newest_before is not None or bool(files_before)
     items_before = log_items(files_before)
-    with _recorded(settings, files_before, source=source.name, sha256=digest, options=reading) as run:
+    with _recorded(settings, files_before, source.stem, source=source.name, sha256=digest, options=reading) as run:
         try:
             if chunk_rows is None:
                 events, item_frame, summary = load_interactions(source, **vars(options))
@@ -673,16 +673,15 @@ def import_(
                 report, summary = _import_in_chunks(
                     source, options, chunk_rows, settings, consent_given, per_line, before_write=run.writing
                 )
-        except (
-            ImportFormatError,
-            ArchiveError,
-            FileNotFoundError,
-            LookupError,
-        ) as exc:  # said with the file it is about
-            raise UsageError(f"cannot import {source}: {exc}{_kept_note(settings, files_before)}") from exc
+        except FileNotFoundError as exc:
+            if exc.filename is not None and Path(os.fsdecode(exc.filename)).resolve() != source.resolve():
+                raise  # not the file being imported (a file of the data directory): no usage error, a bug
+            raise UsageError(f"cannot import {source}: {exc}{_kept_note(settings, files_before, source.stem)}") from exc
+        except (ImportFormatError, ArchiveError, LookupError) as exc:  # said with the file it is about
+            raise UsageError(f"cannot import {source}: {exc}{_kept_note(settings, files_before, source.stem)}") from exc
         except (EOFError, zlib.error, lzma.LZMAError, gzip.BadGzipFile) as exc:
             # a download cut short: left alone, Click reads an EOFError as Ctrl-D and prints only "Aborted."
-            kept = _kept_note(settings, files_before)
+            kept = _kept_note(settings, files_before, source.stem)
             raise UsageError(
                 f"cannot import {source}: a file ends early or is corrupt ({type(exc).__name__}: {exc}). "
                 + ("Nothing was written; " if not kept else "")
@@ -810,9 +809,16 @@ def _start_over(settings: Settings) -> str:
     )
 
 
-def _kept_note(settings: Settings, files_before: set[Path]) -> str:
+def _written_by(settings: Settings, files_before: set[Path], stem: str) -> list[Path]:
+    """The event-log files this import wrote: new since it started and named for its source (Track's journal
+    rolls files into the log meanwhile)."""
+    tag = f"-import-{stem}-"
+    return sorted(f for f in set(EventLog(settings.events_dir).files()) - files_before if tag in f.name)
+
+
+def _kept_note(settings: Settings, files_before: set[Path], stem: str) -> str:
     """For an import that ends in an error: what the chunks before it wrote, which stay in the log."""
-    added = sorted(set(EventLog(settings.events_dir).files()) - files_before)
+    added = _written_by(settings, files_before, stem)
     if not added:
         return ""
     n = EventLog(settings.events_dir).count(added)
@@ -838,7 +844,7 @@ class _Run:
 
 
 @contextmanager
-def _recorded(settings: Settings, files_before: set[Path], **fields: object) -> Iterator[_Run]:
+def _recorded(settings: Settings, files_before: set[Path], stem: str, **fields: object) -> Iterator[_Run]:
     """An import's start on record before it reads a row, and its first write to the log (a run killed
     after it leaves both), and its end if an error ends it, with whether it had written to the log by
     then: the ledger holds every file rows came from."""
@@ -850,7 +856,7 @@ def _recorded(settings: Settings, files_before: set[Path], **fields: object) -> 
     try:
         yield run
     except BaseException as exc:
-        kept = bool(set(EventLog(settings.events_dir).files()) - files_before)
+        kept = bool(_written_by(settings, files_before, stem))
         record_import_failure(settings.lineage_dir, run.id, kept, f"{type(exc).__name__}: {exc}"[:500])
         raise
 
