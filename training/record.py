@@ -59,7 +59,7 @@ def record(
     )
     client = promotion.use_experiment(settings)
     svc, split, booster = plan.svc, plan.split, ev.fitted.booster
-    with mlflow.start_run(run_name=f"train-{log.snapshot_hash()}") as run:
+    with mlflow.start_run(run_name=f"train-{plan.snapshot or log.snapshot_hash()}") as run:
         mlflow.log_params(params)
         mlflow.log_metrics({k: v for k, v in metrics.items() if v == v})
         if ev.champion:
@@ -73,9 +73,9 @@ def record(
                 registry.LINEAGE_WINDOW_START: str(events["timestamp"].min()),
                 registry.LINEAGE_CUTOFF: str(split.window.start) if split.window else "per user",
                 registry.LINEAGE_WINDOW_END: str(events["timestamp"].max()),
-                registry.LINEAGE_SNAPSHOT: log.snapshot_hash(),
-                registry.LINEAGE_TRAINING_SET: _training_set_digest(settings),
-                registry.LINEAGE_PUBLISH: str(latest_version(settings)),
+                registry.LINEAGE_SNAPSHOT: plan.snapshot or log.snapshot_hash(),
+                registry.LINEAGE_TRAINING_SET: plan.training_set or _training_set_digest(settings),
+                registry.LINEAGE_PUBLISH: str(plan.publish if plan.publish is not None else latest_version(settings)),
                 **{f"{registry.LINEAGE_ROWS}{k}": str(v) for k, v in rows.items()},
             }
         )

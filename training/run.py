@@ -10,6 +10,7 @@ import pandas as pd
 from feast import FeatureStore
 
 from feature_repo import declarations
+from feature_repo.publish_record import latest_version
 from feature_repo.store import get_store
 from setlist.blend import scorer
 from setlist.candidates import CandidateIndex
@@ -107,6 +108,11 @@ class Plan:
     folds: list[Split]
     svc: Service
     choices: list[str]
+    #: what lineage records, taken when the data is read: a job that ran alongside (an import, a publish,
+    #: another training writing the same training-set file) must not be named as this run's input
+    snapshot: str = ""
+    publish: int | None = None
+    training_set: str = ""
 
 
 #: the event columns training reads; the rest (arm, query, weight, schema version) cost memory per event
@@ -214,6 +220,7 @@ def plan_run(
     catalog = load_items(settings.catalog_path)
     check_training_memory(stored, len(catalog), settings)
     done = task(f"reading {stored:,} events")
+    snapshot = log.snapshot_hash()
     raw = read_for_training(log)
     done()
     if raw.empty:
@@ -276,6 +283,7 @@ def plan_run(
         folds,
         svc,
         choices,
+        snapshot=snapshot,
     )
 
 
@@ -353,7 +361,7 @@ def ranker_set(
     return rs, q_train_n, len(sets)
 
 
-def gate_training_set(settings: Settings, rs: RankingSet, opted_out: set[str]) -> bool:
+def gate_training_set(settings: Settings, rs: RankingSet, opted_out: set[str]) -> tuple[bool, str]:
     """The training set's gate (validation/), then the gated rows kept for audits. Refuses on failure."""
     from validation.api import validate_training_set
 
@@ -369,8 +377,9 @@ def gate_training_set(settings: Settings, rs: RankingSet, opted_out: set[str]) -
             "(SETLIST_VALIDATION_THRESHOLDS_FILE points at a copy of your own)"
         )
     path = _keep_training_set(settings, learned)
-    record_gate(settings.lineage_dir, "training-set", True, f"training_set:{file_digest(path)}", rows=len(learned))
-    return True
+    digest = file_digest(path)
+    record_gate(settings.lineage_dir, "training-set", True, f"training_set:{digest}", rows=len(learned))
+    return True, digest
 
 
 @dataclass
@@ -543,8 +552,9 @@ def train(
         if running := in_progress(settings.features_dir):
             raise TrainingRefused(f"{running}: train once it has ended")
         engine = engine_for(settings, report)  # Spark in the cluster profile
+        plan.publish = latest_version(settings)  # the publish the ranking set is about to be joined from
         rs, q_train_n, n_folds = ranker_set(settings, plan, store, report, engine)
-        gate_passed = gate_training_set(settings, rs, plan.opted_out)
+        gate_passed, plan.training_set = gate_training_set(settings, rs, plan.opted_out)
         ev = fit_and_evaluate(settings, plan, store, rs, rp, report, engine)
     model = ev.results["model"]
     names = ("popularity", *ev.baselines)
