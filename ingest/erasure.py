@@ -14,6 +14,7 @@ The tombstone and the receipt hold a one-way digest of the pseudonym; no raw id 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -47,6 +48,7 @@ RECEIPTS = Path("erasure") / "receipts"
 #: held (``liveness.exclusive``) by the one erasure running, with its digest
 ERASING = Path("erasure") / ".running"
 _PSEUDONYM_LEN = len(PSEUDONYM_PREFIX) + 32
+log = logging.getLogger("setlist.erasure")
 
 
 @dataclass
@@ -483,8 +485,9 @@ _REWRITE = ".erasure-rewrite.json"
 
 def _rewrite_together(folder: Path, writes: dict[str, Callable[[BinaryIO], object]]) -> None:
     """Replace several files of ``folder`` as one: each new file is written and synced beside the old one,
-    then a list of them is written (the commit point), then each is renamed into place and the list goes.
-    A failure before the list removes the new files and changes nothing; a crash after it is finished by
+    then a list of them (with the size and time of each file it replaces) is written: the commit point;
+    then each is renamed into place, the file ``writes`` names first last, and the list goes. A failure
+    before the list removes the new files and changes nothing; a crash after it is finished by
     :func:`_finish_rewrite`, which the next erasure of any user calls first."""
     staged: list[Path] = []
     try:
@@ -495,7 +498,13 @@ def _rewrite_together(folder: Path, writes: dict[str, Callable[[BinaryIO], objec
                 write(fh)
                 fh.flush()
                 os.fsync(fh.fileno())
-        _replace_atomic(folder / _REWRITE, lambda fh: fh.write(json.dumps(sorted(writes)).encode()))
+        _fsync_dir(folder)  # every staged file is there before the list that names them
+        order = [*list(writes)[1:], next(iter(writes))]
+        replaced = {name: _stat(folder / name) for name in order}
+        _replace_atomic(
+            folder / _REWRITE, lambda fh: fh.write(json.dumps({"order": order, "replaced": replaced}).encode())
+        )
+        _fsync_dir(folder)
     except BaseException:
         for tmp in staged:
             tmp.unlink(missing_ok=True)  # a full disk wants the room back; the old files are untouched
@@ -503,16 +512,25 @@ def _rewrite_together(folder: Path, writes: dict[str, Callable[[BinaryIO], objec
     _finish_rewrite(folder)
 
 
+def _stat(path: Path) -> list[int]:
+    st = path.stat()
+    return [st.st_size, st.st_mtime_ns]
+
+
 def _finish_rewrite(folder: Path) -> None:
     """Rename a committed rewrite's files into place (each may be done already), or remove the files of one
-    that never committed."""
+    that never committed. A file changed since the rewrite read it (a new world generated meanwhile) is
+    not overwritten by the rewrite's older copy: the rewrite is dropped, and the next erasure reads afresh."""
     listed = folder / _REWRITE
     if listed.exists():
-        for name in json.loads(listed.read_text(encoding="utf-8")):
-            tmp = folder / f".{name}{_STAGED}"
-            if tmp.exists():
-                os.replace(tmp, folder / name)
-        _fsync_dir(folder)
+        plan = json.loads(listed.read_text(encoding="utf-8"))
+        pending = [n for n in plan["order"] if (folder / f".{n}{_STAGED}").exists()]
+        if all(_stat(folder / n) == plan["replaced"][n] for n in pending if (folder / n).exists()):
+            for name in pending:
+                os.replace(folder / f".{name}{_STAGED}", folder / name)
+            _fsync_dir(folder)
+        else:
+            log.warning("%s: the files an interrupted erasure was rewriting changed since; not overwritten", folder)
         listed.unlink()
     for tmp in folder.glob(f".*{_STAGED}"):
         tmp.unlink(missing_ok=True)

@@ -370,7 +370,7 @@ class CandidateIndex(CandidateSources):
         index.popularity_refit = meta.get("popularity_refit")
         if meta.get("embedding_top_n") is not None:  # absent from indexes trained before the table
             table = EmbeddingTop.load(path, int(meta["embedding_top_n"]))
-            if table is not None and len(table.indptr) - 1 != n_users:
+            if table is not None and (len(table.indptr) - 1 != n_users or int(table.indptr[-1]) != len(table.items)):
                 _misaligned(path / INDPTR_FILE, len(table.indptr) - 1, n_users)
                 table = None  # searched per request instead: the same answers, more CPU
             index.embedding_top = table
@@ -378,4 +378,10 @@ class CandidateIndex(CandidateSources):
 
 
 def _misaligned(path: Path, rows: int, users: int) -> None:
-    log.warning("%s holds %d rows for the model's %d users: not used; training again rebuilds it", path, rows, users)
+    log.warning(
+        "%s (%d rows) does not match the model's %d users or its own parts: not used. An erasure cut short "
+        "while rewriting the model leaves this: run it again (make erase); else training again rebuilds it",
+        path,
+        rows,
+        users,
+    )

@@ -60,6 +60,7 @@ def exits_on_error(command: F) -> F:
 #: errno values of a full disk or quota, and the words of the libraries that report one without an errno
 #: (Arrow's and SQLite's messages, also inside SQLAlchemy's and MLflow's wrappers; NumPy's short write)
 _FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+_WRITERS = frozenset({"sqlite3", "sqlalchemy", "mlflow", "pyarrow", "xgboost"})
 _FULL_WORDS = re.compile(
     r"no space left on device|disk quota exceeded|database or disk is full|\d+ requested and \d+ written", re.I
 )
@@ -72,12 +73,21 @@ def disk_full(exc: BaseException) -> DiskFull | None:
     current: BaseException | None = exc
     while current is not None and all(current is not c for c in chain):
         chain.append(current)
-        current = current.__cause__ or current.__context__
-    if not any((isinstance(e, OSError) and e.errno in _FULL_ERRNOS) or _FULL_WORDS.search(str(e)) for e in chain):
+        # an error raised "from None" while handling one says that one is not its cause
+        current = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
+    if not any(_says_full(e) for e in chain):
         return None
     # the file that could not be written, from whichever error in the chain names one (a wrapper often does not)
     named = [getattr(e, name, None) for e in chain for name in ("filename", "filename2") if isinstance(e, OSError)]
     return DiskFull(_full_message(next((Path(os.fsdecode(n)) for n in named if n), None)))
+
+
+def _says_full(exc: BaseException) -> bool:
+    if isinstance(exc, OSError) and exc.errno in _FULL_ERRNOS:
+        return True
+    # the words count only from the writers that use them (Arrow's errors are OSErrors), not from any message
+    writer = isinstance(exc, OSError) or type(exc).__module__.split(".")[0] in _WRITERS
+    return writer and _FULL_WORDS.search(str(exc)) is not None
 
 
 def _full_message(where: Path | None) -> str:

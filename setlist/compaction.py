@@ -174,7 +174,7 @@ def rewriting(ds: Dataset | None, say: Progress) -> Iterator[int]:
         return
 
     def waiting() -> None:
-        say(f"waiting for the {ds.name} to be free (a compaction or down-sampling, or a job reading them)")
+        say(f"waiting for the {ds.name} to be free (a compaction, retention or down-sampling, or a job reading them)")
 
     with swap.locked(ds.root, blocking=True, waiting=waiting):
         yield swap.recover(ds.root, _covered(ds))
@@ -269,22 +269,27 @@ def _merge_partition(ds: Dataset, key: str, files: list[Path], batches: list[lis
             seen.update(pq.read_table(f, columns=["event_id"]).column("event_id").to_pylist())
     replaced: list[swap.Replaced] = []
     outputs: list[str] = []
-    for batch in batches:
-        tables = []
-        for f in batch:
-            replaced.append(swap.Replaced.of(ds.root, f))  # before reading: a rewrite after this is noticed
-            tables.append(_read(ds, f))
-        stats.rows_in += sum(t.num_rows for t in tables)
-        for table in _concat(ds, tables):
-            table = _drop_erased(table, erased, stats)
-            if ds.layout == "events":
-                table = _dedupe(table, seen, stats)
-            if not table.num_rows:
-                continue
-            rel = _output_name(ds, key, batch)
-            swap.stage(_sorted(ds, table), ds.root, rel)
-            outputs.append(rel)
-            stats.rows_out += table.num_rows
+    try:
+        for batch in batches:
+            tables = []
+            for f in batch:
+                replaced.append(swap.Replaced.of(ds.root, f))  # before reading: a rewrite after this is noticed
+                tables.append(_read(ds, f))
+            stats.rows_in += sum(t.num_rows for t in tables)
+            for table in _concat(ds, tables):
+                table = _drop_erased(table, erased, stats)
+                if ds.layout == "events":
+                    table = _dedupe(table, seen, stats)
+                if not table.num_rows:
+                    continue
+                rel = _output_name(ds, key, batch)
+                swap.stage(_sorted(ds, table), ds.root, rel)
+                outputs.append(rel)
+                stats.rows_out += table.num_rows
+    except BaseException:
+        for rel in outputs:  # before the commit point no one needs them; a full disk wants the room back
+            swap.staging(ds.root, rel).unlink(missing_ok=True)
+        raise
     swap.commit(ds.root, outputs, replaced, _covered(ds))
     if ds.erased().fingerprint() != erased.fingerprint():
         _scrub(ds, [ds.root / o for o in outputs])  # an erasure ran meanwhile and may have scrubbed only the inputs

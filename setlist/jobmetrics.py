@@ -249,18 +249,18 @@ def _mark_running(directory: Path, job: str) -> _Marker | None:
     return _Marker(mark, created)
 
 
-def _unmark(directory: Path, job: str, own: _Marker | None, misused: bool, unreported: str | None = None) -> None:
+def _unmark(directory: Path, job: str, own: _Marker | None, misused: bool, keep: bool = False) -> None:
     """This run's mark; and when it reported, the marks of the job's earlier runs that were killed: its
     report is the job's newest word now. A usage error was no run: it leaves them, and the directories
-    its own mark made go too. A run whose status file could not be written (``unreported``: why) leaves
-    its mark, amended with how it ended, as its report: else status would show the run before it."""
+    its own mark made go too. A run whose status file could not be written leaves its mark (``keep``) as
+    its report: else status would show the run before it."""
+    kept = own is not None and keep
     if own is not None:
-        kept = unreported is not None and own.mark.facts.get("ended") is not None
         own.mark.release(remove=not kept)
-        if kept:
-            return
     if not misused:
         for dead in (r for r in running(directory) if r.job == job and not r.alive):
+            if kept and own is not None and dead.path == own.mark.path:
+                continue  # this run's own word, kept in place of the status file it could not write
             dead.path.unlink(missing_ok=True)
     for made in own.created if own and misused else []:
         try:
@@ -323,12 +323,15 @@ def job_run(settings: Settings, job: str) -> Iterator[JobMetrics]:
         _current.reset(token)
         if traced:
             tracing.force_flush()
-        unreported = None
+        keep = False
         if not misused:
             unreported = _report(settings, metrics, ok, time.monotonic() - start, cpu_seconds() - cpu)
             if unreported is not None and marker is not None:
-                marker.mark.amend(ended="succeeded" if ok else "failed", unreported=unreported)
-        _unmark(settings.status_dir, job, marker, misused, unreported)
+                # amended, the mark says how the run ended; not even that written, a failed run's bare mark
+                # still reads as a run to do again, while a success's would read as one killed
+                amended = marker.mark.amend(ended="succeeded" if ok else "failed", unreported=unreported)
+                keep = amended or not ok
+        _unmark(settings.status_dir, job, marker, misused, keep)
 
 
 def cpu_seconds() -> float:

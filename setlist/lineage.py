@@ -11,6 +11,7 @@ A line never holds a user id. Lines are fsynced: the ledger is the audit trail.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import logging
@@ -41,6 +42,7 @@ def _append(lineage_dir: Path, ledger: str, fields: dict[str, Any]) -> dict[str,
     record = {"at": datetime.now(UTC).isoformat(timespec="seconds"), **fields}
     line = (json.dumps(record, sort_keys=True, default=str) + "\n").encode()
     with open(lineage_dir / ledger, "a+b") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)  # one writer at a time: a rollback must take back only its own bytes
         end = fh.seek(0, os.SEEK_END)
         if end:
             fh.seek(end - 1)

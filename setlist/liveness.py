@@ -44,13 +44,14 @@ class Mark:
         says how it ended). Returns whether it was written."""
         if self._fd < 0:
             return False
-        self.facts.update(facts)
-        body = json.dumps(self.facts, default=str).encode()
+        amended = {**self.facts, **facts}
+        body = json.dumps(amended, default=str).encode()
         try:
             os.pwrite(self._fd, body, 0)
             os.ftruncate(self._fd, len(body))
         except OSError:
             return False
+        self.facts = amended
         return True
 
     def release(self, remove: bool) -> None:

@@ -1,8 +1,8 @@
 """Replace a set of files by another, crash-safe: the commit protocol compaction and down-sampling share.
 
 Every path is relative to a dataset root (an event log, the impressions, the quarantine), which holds
-one hidden directory ``.swaps/`` with the lock, the manifests of swaps under way and a generation
-number. A swap goes in five steps:
+one hidden directory ``.swaps/`` with the manifests of swaps under way and a generation number; the root
+directory itself is the lock (``locked``). A swap goes in five steps:
 
 1. the new files are written under hidden temporary names (``.<name>.swap.tmp``) and fsynced;
 2. a manifest naming the new files and the files they replace (with the size and mtime each had
@@ -45,7 +45,6 @@ from setlist.errors import Refused
 
 SWAPS = ".swaps"
 _GENERATION = "generation"
-_LOCK = "lock"
 _TMP = ".swap.tmp"
 #: the end of a staged output's name. Such a file is the swap's, not a killed writer's leftover: once its
 #: manifest is written it may be the only copy of the rows it holds (the inputs go at step 4), so only
@@ -60,7 +59,8 @@ def checkpoint(step: str) -> None:
 
 
 class Busy(Refused):
-    """Another process holds the dataset's swap lock (a compaction or down-sampling is running)."""
+    """Another process holds the dataset's swap lock (a compaction, down-sampling, retention or erasure is
+    rewriting it, or a job is reading it)."""
 
 
 @dataclass(frozen=True)
@@ -226,10 +226,10 @@ def locked(
     """The dataset's swap lock, held for a whole run: one compaction or down-sampling at a time. Another
     rewriter of the dataset's files (erasure, retention) takes it with ``blocking`` to wait for a run to end;
     a job that reads the files for a long time takes it ``shared`` (``setlist.turns``), so no rewriter
-    deletes a file under it. ``waiting`` is called first when it has to wait."""
-    folder = Path(root) / SWAPS
-    folder.mkdir(parents=True, exist_ok=True)
-    fd = os.open(folder / _LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    deletes a file under it. ``waiting`` is called first when it has to wait. The lock is the dataset's
+    directory itself (``root`` must exist): taking it needs no new file, so retention and erasure still run
+    on a disk too full to create one."""
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
     mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
     try:
         try:

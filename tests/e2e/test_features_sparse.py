@@ -408,7 +408,7 @@ def test_a_build_in_shards_cut_short_by_a_full_disk_leaves_no_parts_and_no_half_
 
     from feature_repo import build_sharded, declarations
     from feature_repo.incremental import read_events_table
-    from setlist.eventlog import EventLog
+    from setlist.eventlog import EventLog, write_atomic_groups
 
     events, items = tiny_generated
     log = EventLog(tmp_path / "events")
@@ -416,9 +416,12 @@ def test_a_build_in_shards_cut_short_by_a_full_disk_leaves_no_parts_and_no_half_
 
     def full(parts, into, empty):
         assert len(parts) >= 2 and all(p.exists() for p in parts)  # written, as the disk filled up
-        into.parent.mkdir(parents=True, exist_ok=True)
-        into.write_bytes(b"PAR1 half a merge")
-        raise OSError(errno.ENOSPC, "No space left on device")
+
+        def groups():
+            yield empty
+            raise OSError(errno.ENOSPC, "No space left on device")  # the merge's second row group
+
+        write_atomic_groups(empty.schema, groups(), into)
 
     monkeypatch.setattr(build_sharded, "_merge_sessions", full)
     session_file = tmp_path / "aside" / "session.parquet"
@@ -434,4 +437,4 @@ def test_a_build_in_shards_cut_short_by_a_full_disk_leaves_no_parts_and_no_half_
             session_file=session_file,
             step=lambda _: None,
         )
-    assert not session_file.exists() and not (tmp_path / "aside" / "session.parquet.parts").exists()
+    assert not [p for p in (tmp_path / "aside").rglob("*") if p.is_file()]  # no parts, no half merge

@@ -84,6 +84,13 @@ def fill(how: str = typer.Argument(...)) -> None:
         except OSError:
             print("the server said its disk is full")
             raise typer.Exit(3) from None
+    if how == "from-none":  # a bug raised while handling one, its context cut: no disk-full line
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        except OSError:
+            raise KeyError("a bug") from None
+    if how == "quoted":  # the words in a message of no writer
+        raise ValueError("the log says: No space left on device")
     raise OSError(errno.EACCES, "Permission denied", "/root")
 
 
@@ -122,9 +129,10 @@ def test_a_commands_own_exit_is_kept_while_it_handles_a_full_disk():
     assert result.exit_code == 3 and "error:" not in result.output
 
 
-def test_other_os_errors_keep_their_traceback():
-    result = _invoke(toy, "fill", "denied")
-    assert isinstance(result.exception, PermissionError)
+@pytest.mark.parametrize("how,kind", [("denied", PermissionError), ("from-none", KeyError), ("quoted", ValueError)])
+def test_other_errors_keep_their_traceback(how, kind):
+    result = _invoke(toy, "fill", how)
+    assert isinstance(result.exception, kind)
 
 
 def test_a_command_that_succeeds_is_untouched():

@@ -122,8 +122,8 @@ def test_an_erasure_waits_for_a_running_compaction(settings: Settings) -> None:
         worker.start()
         assert waiting.wait(timeout=30), said
         assert worker.is_alive() and alice in set(log.read(include_erased=True)["user_id"])
-        # while the event log waits, a compaction of another dataset is not held up, nor the rest of the data
-        assert "waiting for the events to be free (a compaction or down-sampling, or a job reading them)" in said
+        free = "waiting for the events to be free (a compaction, retention or down-sampling, or a job reading them)"
+        assert free in said
     worker.join(timeout=60)
     assert done == [None]
     assert alice not in _everywhere(settings.data_dir) and "u_bob" in _everywhere(settings.data_dir)
@@ -146,3 +146,14 @@ def test_retention_finishes_a_killed_compaction_so_expired_rows_do_not_come_back
     assert "1 interrupted compaction(s) finished first" in results[0].notes
     compact(log.root, min_age_s=0)  # nothing left to finish: the expired rows stay gone
     assert ids(log) == Counter() and not list(log.root.rglob(f"*{swap.STAGED_SUFFIX}"))
+
+
+def test_retention_and_erasure_take_their_turn_without_creating_a_file(settings: Settings) -> None:
+    """On a disk too full for a new file they still run: the lock is the dataset's directory itself."""
+    from setlist.retention import apply
+
+    log, _ = _two_users(settings)
+    assert not (log.root / swap.SWAPS).exists()
+    erase("alice", settings)
+    apply(settings.model_copy(update={"retention_events_days": 7}), now=(T0 + pd.Timedelta(days=30)).to_pydatetime())
+    assert not (log.root / swap.SWAPS).exists() and ids(log) == Counter()

@@ -303,3 +303,51 @@ def test_a_run_whose_status_file_cannot_be_written_says_how_it_ended_in_its_mark
     with jobmetrics.job_run(s, "train"):
         pass
     assert jobmetrics.running(s.status_dir) == []
+
+
+def test_an_unreported_run_still_clears_the_jobs_earlier_killed_marks(tmp_path, monkeypatch):
+    import errno
+
+    from ops.status import job_lines
+    from setlist import liveness
+
+    s = _settings(tmp_path)
+    killed = liveness.Mark.take(
+        s.status_dir / f"train.0123456789ab{jobmetrics.RUNNING}",
+        {"job": "train", "pid": 1, "host": "h", "started": 0.0},
+    )
+    killed.release(remove=False)  # a run killed long ago
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(jobmetrics, "write_to_textfile", full)
+    with jobmetrics.job_run(s, "train"):
+        pass
+    monkeypatch.undo()
+    (left,) = jobmetrics.running(s.status_dir)
+    assert left.ended == "succeeded"
+    names = {line.name for line in job_lines(s, left.started + 60)}
+    assert "train (killed)" not in names and "train (unreported)" in names
+
+
+@pytest.mark.parametrize("ok", [True, False])
+def test_a_mark_that_cannot_be_amended_is_kept_only_for_a_failed_run(tmp_path, monkeypatch, ok):
+    import errno
+    from contextlib import nullcontext
+
+    from setlist import liveness
+
+    s = _settings(tmp_path)
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(jobmetrics, "write_to_textfile", full)
+    monkeypatch.setattr(liveness.Mark, "amend", lambda self, **facts: False)
+    with nullcontext() if ok else pytest.raises(RuntimeError), jobmetrics.job_run(s, "train"):
+        if not ok:
+            raise RuntimeError("failed")
+    monkeypatch.undo()
+    left = jobmetrics.running(s.status_dir)
+    assert [(r.alive, r.ended) for r in left] == ([] if ok else [(False, None)])
