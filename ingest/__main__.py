@@ -1113,7 +1113,7 @@ def erase(
     console.print(table)
     console.print(f"receipt: {receipt.path}")
     if verify:
-        from ingest.erasure import resolve
+        from ingest.erasure import record_verification, resolve
         from ingest.residue import Token, render, scan
 
         needles: dict[str, str | Token] = {"pseudonym": resolve(user, settings, pseudonym)}
@@ -1124,6 +1124,7 @@ def erase(
         with console.status("verifying: scanning files, SQL stores and Redis for residue…"):
             findings = scan(settings, needles, notes)
         console.print(render(findings, notes))
+        record_verification(receipt, len(findings))
         if findings:
             raise Refused(f"{len(findings)} place(s) still hold the user after erasure (see above)")
 

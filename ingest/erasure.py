@@ -69,6 +69,8 @@ class Receipt:
     profile: str
     places: list[Place]
     path: Path | None = None
+    #: places the scan after the erasure still found the user in (None: not scanned)
+    residue: int | None = None
 
     @property
     def removed(self) -> int:
@@ -596,6 +598,31 @@ def unfinished(settings: Settings) -> list[Unfinished]:
     table = pq.read_table(tombstones).to_pydict()
     cut = [Unfinished(d, t) for d, t in zip(table["digest"], table["erased_at"]) if d not in receipted | running]
     return sorted(cut, key=lambda u: u.started)
+
+
+def record_verification(receipt: Receipt, residue: int) -> None:
+    """The scan's answer, kept in the receipt: ``make status`` shows an erasure that left copies until the
+    same erasure, run again, writes a receipt with none."""
+    receipt.residue = residue
+    if receipt.path is not None:
+        _replace_atomic(receipt.path, lambda fh: fh.write(receipt.to_json().encode()))
+
+
+def left_copies(settings: Settings) -> list[tuple[str, int, datetime]]:
+    """(digest, places, when) of each erased user whose newest receipt says the scan still found them."""
+    folder = settings.data_dir / RECEIPTS
+    newest: dict[str, tuple[str, dict]] = {}
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:  # named by time: the last one wins
+        try:
+            body = json.loads(path.read_text(encoding="utf-8"))
+            newest[body["digest"]] = (path.name, body)
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    out = []
+    for digest, (_, body) in newest.items():
+        if isinstance(body.get("residue"), int) and body["residue"] > 0:
+            out.append((digest, body["residue"], datetime.fromisoformat(body["erased_at"])))
+    return sorted(out, key=lambda d: d[2])
 
 
 def _write_receipt(settings: Settings, receipt: Receipt) -> Path:

@@ -96,6 +96,20 @@ def event_lines(settings: Settings, now: float) -> list[Line]:
                 _age(cut[0].started.timestamp(), now),
             )
         )
+    if left := erasure.left_copies(settings):
+        n = len(left)
+        digests = ", ".join(d[:12] for d, _, _ in left[:5]) + (", …" if n > 5 else "")
+        places = sum(p for _, p, _ in left)
+        lines.append(
+            Line(
+                "events",
+                "erasure left copies",
+                "fail",
+                f"{n} erasure{'s' if n != 1 else ''} (digest {digests}) found the user in {places} place(s) after "
+                "erasing: run the same `make erase USER_ID=…` again",
+                _age(left[0][2].timestamp(), now),
+            )
+        )
     lines.extend(_import_lines(settings, now))
     return lines
 

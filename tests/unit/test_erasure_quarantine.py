@@ -189,3 +189,32 @@ def test_erasures_take_turns(tmp_path: Path) -> None:
     other.release(remove=False)
     worker.join(timeout=120)
     assert len(done) == 1 and done[0].path is not None and done[0].path.exists()
+
+
+def test_an_erasure_whose_scan_found_the_user_shows_in_status_until_one_finds_none(tmp_path: Path) -> None:
+    import json
+
+    from ingest.erasure import left_copies, record_verification
+    from ops.status import event_lines
+    from setlist.eventlog import erasure_digest
+
+    from ingest.intake import ingest
+
+    s = _settings(tmp_path, flush_s=0.05)
+    now = pd.Timestamp.now(tz="UTC").floor("s")
+    batch = pd.DataFrame(
+        {"event_id": ["a0", "b0"], "user_id": ["alice", "bob"], "item_id": "i1",
+         "timestamp": [now - pd.Timedelta(minutes=1), now - pd.Timedelta(minutes=2)], "type": "play"}
+    )  # fmt: skip
+    ingest(batch, s, "first")
+    first = erase("alice", s)
+    record_verification(first, 2)  # the scan after it still found the user (a job wrote them back)
+    assert first.path is not None and json.loads(first.path.read_text())["residue"] == 2
+    (digest, places, _), *_ = left_copies(s)
+    assert (digest, places) == (erasure_digest(pseudonymize("alice", s.secret_hmac_key())), 2)
+    line = {line.name: line for line in event_lines(s, 0)}["erasure left copies"]
+    assert line.mark == "fail" and "found the user in 2 place(s)" in line.value and "make erase" in line.value
+    first.path.rename(first.path.with_name("20000101T000000-" + first.path.name.split("-", 1)[1]))  # older
+    again = erase("alice", s)
+    record_verification(again, 0)
+    assert left_copies(s) == [] and "erasure left copies" not in {line.name for line in event_lines(s, 0)}
