@@ -195,10 +195,9 @@ def test_an_erasure_whose_scan_found_the_user_shows_in_status_until_one_finds_no
     import json
 
     from ingest.erasure import left_copies, record_verification
+    from ingest.intake import ingest
     from ops.status import event_lines
     from setlist.eventlog import erasure_digest
-
-    from ingest.intake import ingest
 
     s = _settings(tmp_path, flush_s=0.05)
     now = pd.Timestamp.now(tz="UTC").floor("s")
