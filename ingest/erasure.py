@@ -430,6 +430,8 @@ def _drop_user_row(arrays: Path, user: str) -> bool:
     together (:func:`_rewrite_together`), so a rewrite cut short never leaves them on different users."""
     folder = arrays.parent
     _finish_rewrite(folder)  # one a crash interrupted goes first: it decides what the files hold now
+    # as they were before this run read them: a rewrite finished later must not overwrite a newer file
+    before = {p.name: _stat(p) for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")}
     with np.load(arrays, allow_pickle=False) as z:
         if "user_ids" not in z.files:
             return False
@@ -445,7 +447,7 @@ def _drop_user_row(arrays: Path, user: str) -> bool:
     if arrays.name == "arrays.npz":
         writes.update(_seen_without(folder / "seen.npz", keep))
         writes.update(_table_without(folder, keep))
-    _rewrite_together(folder, writes)
+    _rewrite_together(folder, writes, before)
     return True
 
 
@@ -485,7 +487,9 @@ _STAGED = ".erasing"
 _REWRITE = ".erasure-rewrite.json"
 
 
-def _rewrite_together(folder: Path, writes: dict[str, Callable[[BinaryIO], object]]) -> None:
+def _rewrite_together(
+    folder: Path, writes: dict[str, Callable[[BinaryIO], object]], before: dict[str, list[int]]
+) -> None:
     """Replace several files of ``folder`` as one: each new file is written and synced beside the old one,
     then a list of them (with the size and time of each file it replaces) is written: the commit point;
     then each is renamed into place, the file ``writes`` names first last, and the list goes. A failure
@@ -502,7 +506,7 @@ def _rewrite_together(folder: Path, writes: dict[str, Callable[[BinaryIO], objec
                 os.fsync(fh.fileno())
         _fsync_dir(folder)  # every staged file is there before the list that names them
         order = [*list(writes)[1:], next(iter(writes))]
-        replaced = {name: _stat(folder / name) for name in order}
+        replaced = {name: before[name] for name in order}
         _replace_atomic(
             folder / _REWRITE, lambda fh: fh.write(json.dumps({"order": order, "replaced": replaced}).encode())
         )
@@ -526,8 +530,11 @@ def _finish_rewrite(folder: Path) -> None:
     listed = folder / _REWRITE
     if listed.exists():
         plan = json.loads(listed.read_text(encoding="utf-8"))
+        if isinstance(plan, list):  # the first form of the list: names only, nothing to compare
+            plan = {"order": plan, "replaced": {}}
         pending = [n for n in plan["order"] if (folder / f".{n}{_STAGED}").exists()]
-        if all(_stat(folder / n) == plan["replaced"][n] for n in pending if (folder / n).exists()):
+        was = plan["replaced"]
+        if all(_stat(folder / n) == was[n] for n in pending if n in was and (folder / n).exists()):
             for name in pending:
                 os.replace(folder / f".{name}{_STAGED}", folder / name)
             _fsync_dir(folder)
@@ -611,17 +618,15 @@ def record_verification(receipt: Receipt, residue: int) -> None:
 def left_copies(settings: Settings) -> list[tuple[str, int, datetime]]:
     """(digest, places, when) of each erased user whose newest receipt says the scan still found them."""
     folder = settings.data_dir / RECEIPTS
-    newest: dict[str, tuple[str, dict]] = {}
+    newest: dict[str, tuple[int, datetime]] = {}
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:  # named by time: the last one wins
         try:
             body = json.loads(path.read_text(encoding="utf-8"))
-            newest[body["digest"]] = (path.name, body)
+            if isinstance(body["residue"], int):  # an erasure run without the scan says nothing either way
+                newest[str(body["digest"])] = (body["residue"], datetime.fromisoformat(body["erased_at"]))
         except (OSError, ValueError, KeyError, TypeError):
             continue
-    out = []
-    for digest, (_, body) in newest.items():
-        if isinstance(body.get("residue"), int) and body["residue"] > 0:
-            out.append((digest, body["residue"], datetime.fromisoformat(body["erased_at"])))
+    out = [(digest, places, at) for digest, (places, at) in newest.items() if places > 0]
     return sorted(out, key=lambda d: d[2])
 
 

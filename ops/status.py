@@ -106,7 +106,7 @@ def event_lines(settings: Settings, now: float) -> list[Line]:
                 "erasure left copies",
                 "fail",
                 f"{n} erasure{'s' if n != 1 else ''} (digest {digests}) found the user in {places} place(s) after "
-                "erasing: run the same `make erase USER_ID=…` again",
+                "erasing: run the same `make erase USER_ID=…` again (ERASE_ARGS=--pseudonym for one by pseudonym)",
                 _age(left[0][2].timestamp(), now),
             )
         )

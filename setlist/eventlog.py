@@ -194,13 +194,15 @@ class EventLog:
         *,
         codes: Iterable[str] = (),
         ids_as_positions: bool = False,
+        files: list[Path] | None = None,
     ) -> pd.DataFrame:
         """Read the log as a frame sorted by (timestamp, event_id); erased users are dropped.
 
         For a caller that only compares some string columns for equality, ``codes`` turns them into
         integer codes (-1 for null), and ``ids_as_positions`` replaces event ids by their position in
-        the sort: a Python string per event costs ~70 bytes, ~1 GB per column of a 16M-event log."""
-        files = self.files()
+        the sort: a Python string per event costs ~70 bytes, ~1 GB per column of a 16M-event log.
+        ``files``: a listing taken before (the one a snapshot was hashed from), instead of a new one."""
+        files = self.files() if files is None else files
         cols = list(columns) if columns else list(EVENT_SCHEMA.names)
         # the sort and the erasure filter need these, whatever the caller asked for
         needed = list(dict.fromkeys(cols + ["timestamp", "event_id", "user_id"]))
@@ -262,10 +264,11 @@ class EventLog:
         """Rows stored (of ``files``, default all), from the files' footers: nothing is read."""
         return sum(pq.ParquetFile(f).metadata.num_rows for f in (self.files() if files is None else files))
 
-    def snapshot_hash(self) -> str:
-        """A content hash of the log's file set: names, sizes and the tombstone list."""
+    def snapshot_hash(self, files: list[Path] | None = None) -> str:
+        """A content hash of the log's file set (``files``, else a new listing): names, sizes and the
+        tombstone list."""
         h = hashlib.sha256()
-        for f in self.files():
+        for f in self.files() if files is None else files:
             h.update(f"{f.relative_to(self.root)}:{f.stat().st_size}\n".encode())
         h.update(self.erased().fingerprint().encode())
         return h.hexdigest()[:16]

@@ -47,7 +47,8 @@ class Mark:
         amended = {**self.facts, **facts}
         body = json.dumps(amended, default=str).encode()
         try:
-            os.pwrite(self._fd, body, 0)
+            if os.pwrite(self._fd, body, 0) != len(body):  # a full disk may cut a write short without an error
+                return False
             os.ftruncate(self._fd, len(body))
         except OSError:
             return False

@@ -1,8 +1,8 @@
 """Replace a set of files by another, crash-safe: the commit protocol compaction and down-sampling share.
 
 Every path is relative to a dataset root (an event log, the impressions, the quarantine), which holds
-one hidden directory ``.swaps/`` with the manifests of swaps under way and a generation number; the root
-directory itself is the lock (``locked``). A swap goes in five steps:
+one hidden directory ``.swaps/`` with the manifests of swaps under way and a generation number, and
+the lock (``locked``). A swap goes in five steps:
 
 1. the new files are written under hidden temporary names (``.<name>.swap.tmp``) and fsynced;
 2. a manifest naming the new files and the files they replace (with the size and mtime each had
@@ -27,6 +27,7 @@ readers, and ``EventLog.files`` once it does) see each swap happen at one instan
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import logging
@@ -44,6 +45,7 @@ import pyarrow.parquet as pq
 from setlist.errors import Refused
 
 SWAPS = ".swaps"
+_LOCK = "lock"
 _GENERATION = "generation"
 _TMP = ".swap.tmp"
 #: the end of a staged output's name. Such a file is the swap's, not a killed writer's leftover: once its
@@ -226,10 +228,11 @@ def locked(
     """The dataset's swap lock, held for a whole run: one compaction or down-sampling at a time. Another
     rewriter of the dataset's files (erasure, retention) takes it with ``blocking`` to wait for a run to end;
     a job that reads the files for a long time takes it ``shared`` (``setlist.turns``), so no rewriter
-    deletes a file under it. ``waiting`` is called first when it has to wait. The lock is the dataset's
-    directory itself (``root`` must exist): taking it needs no new file, so retention and erasure still run
-    on a disk too full to create one."""
-    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    deletes a file under it. ``waiting`` is called first when it has to wait. The lock is a file under
+    ``.swaps/`` (a network filesystem's locks reach other machines through files, not directories); on a
+    disk too full to create it, the dataset's directory itself, so retention and erasure still run there
+    (no compaction can: it would need room for its own files)."""
+    fd = _lock_fd(Path(root))
     mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
     try:
         try:
@@ -246,6 +249,16 @@ def locked(
         yield
     finally:
         os.close(fd)  # closing drops the flock
+
+
+def _lock_fd(root: Path) -> int:
+    try:
+        (root / SWAPS).mkdir(exist_ok=True)
+        return os.open(root / SWAPS / _LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        return os.open(root, os.O_RDONLY | os.O_DIRECTORY)
 
 
 # --- reading -------------------------------------------------------------------------------------------------

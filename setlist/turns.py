@@ -25,7 +25,6 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from setlist import swap
-from setlist.errors import UsageError
 from setlist.settings import Settings
 
 TURNS = ".turns"
@@ -60,14 +59,10 @@ def turn(path: Path, shared: bool, waiting: Callable[[], None]) -> Iterator[None
 @contextmanager
 def job(settings: Settings, name: str, say: Say = _stderr) -> Iterator[None]:
     """The turns ``name`` (a job as ``setlist.jobmetrics`` names it) takes for its whole run."""
-    folder = settings.data_dir / TURNS
-    created = [d for d in (folder, *folder.parents) if not d.exists()]  # deepest first
-    try:
-        with ExitStack() as stack:
-            yield from _take(stack, settings, name, folder, say)
-    except UsageError:
-        _remove(created)  # a usage error was no run: it leaves nothing behind, the lock files it made neither
-        raise
+    # the lock files stay, whatever the run's end: one removed while another job holds or waits for it
+    # would let a third take the "same" turn on a new file
+    with ExitStack() as stack:
+        yield from _take(stack, settings, name, settings.data_dir / TURNS, say)
 
 
 def _take(stack: ExitStack, settings: Settings, name: str, folder: Path, say: Say) -> Iterator[None]:
@@ -79,7 +74,9 @@ def _take(stack: ExitStack, settings: Settings, name: str, folder: Path, say: Sa
         stack.enter_context(
             turn(folder / "users", True, lambda: say("waiting for a running erasure to finish (make erase)"))
         )
-    # a log that does not exist yet has no rewriter to wait for, and must not be created by waiting
+    if name == "import":
+        settings.events_dir.mkdir(parents=True, exist_ok=True)  # locked from its first file on: a long first import
+    # a log that does not exist yet has no rewriter to wait for, and must not be created by a reader waiting
     if name in READS_LOG and settings.events_dir.exists():
         stack.enter_context(
             swap.locked(
@@ -103,13 +100,3 @@ def erasure(settings: Settings, say: Say) -> Iterator[None]:
         ),
     ):
         yield
-
-
-def _remove(created: list[Path]) -> None:
-    for made in created:
-        try:
-            for lock in made.iterdir() if made.name == TURNS else []:
-                lock.unlink(missing_ok=True)
-            made.rmdir()
-        except OSError:  # something else was written there meanwhile
-            break

@@ -165,10 +165,10 @@ def _no_queries(events: pd.DataFrame, seen_only: bool = False) -> str:
     )
 
 
-def read_for_training(log: EventLog) -> pd.DataFrame:
+def read_for_training(log: EventLog, files: list[Path] | None = None) -> pd.DataFrame:
     """The log's events with the columns training uses. Event ids only break ties in the log's
     (timestamp, event_id) order and sessions are only compared, so both come as integers."""
-    return log.read(columns=(*TRAINING_COLUMNS, *FLAGS), codes=("session_id",), ids_as_positions=True)
+    return log.read(columns=(*TRAINING_COLUMNS, *FLAGS), codes=("session_id",), ids_as_positions=True, files=files)
 
 
 def _quiet(label: str, total: int | None = None) -> Callable[[], None]:
@@ -220,8 +220,9 @@ def plan_run(
     catalog = load_items(settings.catalog_path)
     check_training_memory(stored, len(catalog), settings)
     done = task(f"reading {stored:,} events")
-    snapshot = log.snapshot_hash()
-    raw = read_for_training(log)
+    files = log.files()  # one listing for the snapshot lineage records and for the read: Track adds files meanwhile
+    snapshot = log.snapshot_hash(files)
+    raw = read_for_training(log, files)
     done()
     if raw.empty:
         raise TrainingRefused(f"the event log at {settings.events_dir} is empty: run `make generate` or `make import`")

@@ -148,12 +148,24 @@ def test_retention_finishes_a_killed_compaction_so_expired_rows_do_not_come_back
     assert ids(log) == Counter() and not list(log.root.rglob(f"*{swap.STAGED_SUFFIX}"))
 
 
-def test_retention_and_erasure_take_their_turn_without_creating_a_file(settings: Settings) -> None:
-    """On a disk too full for a new file they still run: the lock is the dataset's directory itself."""
+def test_retention_and_erasure_take_their_turn_on_a_disk_too_full_for_a_lock_file(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No room for the lock file: they lock the dataset's directory instead, and still run."""
+    import errno
+
     from setlist.retention import apply
 
     log, _ = _two_users(settings)
-    assert not (log.root / swap.SWAPS).exists()
+    real_mkdir = Path.mkdir
+
+    def full(self: Path, *args: object, **kwargs: object) -> None:
+        if self.name == swap.SWAPS:
+            raise OSError(errno.ENOSPC, "No space left on device", str(self))
+        real_mkdir(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Path, "mkdir", full)
     erase("alice", settings)
     apply(settings.model_copy(update={"retention_events_days": 7}), now=(T0 + pd.Timedelta(days=30)).to_pydatetime())
+    monkeypatch.undo()
     assert not (log.root / swap.SWAPS).exists() and ids(log) == Counter()

@@ -131,14 +131,26 @@ def _applying(s: Settings, say: Callable[[str], None], apply: Callable[..., obje
     yield
 
 
-def test_a_usage_error_leaves_no_lock_file_behind(tmp_path: Path) -> None:
+def test_lock_files_stay_whatever_the_run_so_no_two_jobs_hold_the_same_turn_on_two_files(tmp_path: Path) -> None:
     s = Settings(data_dir=tmp_path / "fresh", hmac_key="test-hmac-key")
-    with pytest.raises(UsageError), turns.job(s, "import", lambda _: None):
-        raise UsageError("no such column")
-    assert not (tmp_path / "fresh").exists()
+    with turns.job(s, "materialize", lambda _: None):
+        with pytest.raises(UsageError), turns.job(s, "import", lambda _: None):
+            raise UsageError("no such column")  # the first run in a fresh data directory, misused
+        assert (s.data_dir / turns.TURNS / "users").exists()
+        erasure = Waiter(lambda say: turns.erasure(s, say))
+        assert erasure.waiting.wait(timeout=30) and not erasure.inside.is_set()  # still excluded
+    assert erasure.inside.wait(timeout=30)
+    erasure.done()
+
+
+def test_a_first_import_holds_the_log_it_creates(tmp_path: Path) -> None:
+    s = Settings(data_dir=tmp_path / "fresh", hmac_key="test-hmac-key")
     with turns.job(s, "import", lambda _: None):
-        pass
-    assert (tmp_path / "fresh" / turns.TURNS).is_dir()  # a run that went ahead keeps them for the next
+        assert s.events_dir.is_dir()
+        EventLog(s.events_dir).append(events("first", 3), name="j0")
+        EventLog(s.events_dir).append(events("second", 3), name="j1")
+        stats = compact(s.events_dir, min_age_s=0).get("events")
+        assert stats.merges == [] and any("is in use" in n for n in stats.notes)
 
 
 def test_an_empty_data_directory_gets_no_event_log_from_a_reader(tmp_path: Path) -> None:
