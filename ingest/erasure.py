@@ -37,6 +37,7 @@ from setlist.eventlog import (
     EventLog,
     Quarantine,
     erasure_digest,
+    fsync_dir,
     remove_stale_temporaries,
     settle_pending,
     write_atomic,
@@ -504,13 +505,13 @@ def _rewrite_together(
                 write(fh)
                 fh.flush()
                 os.fsync(fh.fileno())
-        _fsync_dir(folder)  # every staged file is there before the list that names them
+        fsync_dir(folder)  # every staged file is there before the list that names them
         order = [*list(writes)[1:], next(iter(writes))]
         replaced = {name: before[name] for name in order}
         _replace_atomic(
             folder / _REWRITE, lambda fh: fh.write(json.dumps({"order": order, "replaced": replaced}).encode())
         )
-        _fsync_dir(folder)
+        fsync_dir(folder)
     except BaseException:
         for tmp in staged:
             tmp.unlink(missing_ok=True)  # a full disk wants the room back; the old files are untouched
@@ -537,7 +538,7 @@ def _finish_rewrite(folder: Path) -> None:
         if all(_stat(folder / n) == was[n] for n in pending if n in was and (folder / n).exists()):
             for name in pending:
                 os.replace(folder / f".{name}{_STAGED}", folder / name)
-            _fsync_dir(folder)
+            fsync_dir(folder)
         else:
             log.warning("%s: the files an interrupted erasure was rewriting changed since; not overwritten", folder)
         listed.unlink()
@@ -558,14 +559,6 @@ def _replace_atomic(path: Path, write: Callable[[BinaryIO], object]) -> None:
         tmp.unlink(missing_ok=True)
         raise
     os.replace(tmp, path)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _vacuum_sqlite(path: Path) -> None:

@@ -65,7 +65,8 @@ class Erased:
         return hashlib.sha256("\n".join(sorted(self.digests)).encode()).hexdigest()
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """A directory's entries (a rename, a new file) made durable."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -124,7 +125,7 @@ def write_atomic_groups(schema: pa.Schema, tables: Iterable[pa.Table], path: Pat
         tmp.unlink(missing_ok=True)  # a full disk's half-written file would only take more of what is left
         raise
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def to_table(frame: pd.DataFrame) -> pa.Table:

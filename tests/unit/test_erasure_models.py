@@ -151,20 +151,7 @@ def test_a_model_whose_parts_disagree_on_the_users_is_not_served_from_them(
     from setlist.candidates import CandidateIndex
 
     folder = tmp_path / "index"
-    folder.mkdir()
-    index = CandidateIndex(
-        np.array(["i1", "i2"]),
-        np.array([0, 1]),
-        ["rock", "jazz"],
-        np.array(USERS),
-        np.ones((4, 2), np.float32),
-        np.ones((2, 2), np.float32),
-        sp.csr_matrix((2, 2)),
-        {},
-        sp.csr_matrix(np.eye(4, 2)),
-    )
-    index.embedding_top = EmbeddingTop(2, np.array([0, 2, 3, 5, 6]), np.array([7, 8, 9, 1, 2, 3], np.uint16))
-    index.save(folder)
+    _saved_index(folder)
     # as a rewrite cut short before the files were replaced together left them: three users, four rows
     with np.load(folder / "arrays.npz") as z:
         parts = {k: z[k] for k in z.files}

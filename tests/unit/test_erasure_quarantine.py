@@ -129,18 +129,12 @@ def test_a_killed_writers_temporaries_are_removed_and_its_users_still_resolvable
 
 def test_an_erasure_killed_after_its_tombstone_shows_in_status_until_it_runs_again(tmp_path: Path) -> None:
     from ingest.erasure import ERASING, unfinished
-    from ingest.intake import ingest
     from ops.status import event_lines
     from setlist import liveness
     from setlist.eventlog import EventLog, erasure_digest
 
     s = _settings(tmp_path, flush_s=0.05)
-    now = pd.Timestamp.now(tz="UTC").floor("s")
-    batch = pd.DataFrame(
-        {"event_id": ["a0", "b0"], "user_id": ["alice", "bob"], "item_id": "i1",
-         "timestamp": [now - pd.Timedelta(minutes=1), now - pd.Timedelta(minutes=2)], "type": "play"}
-    )  # fmt: skip
-    ingest(batch, s, "first")
+    _alice_and_bob(s)
     erase("bob", s)  # finished: its receipt closes it
     assert unfinished(s) == []
     # alice's erasure killed right after its first write, the tombstone: no receipt
@@ -195,17 +189,11 @@ def test_an_erasure_whose_scan_found_the_user_shows_in_status_until_one_finds_no
     import json
 
     from ingest.erasure import left_copies, record_verification
-    from ingest.intake import ingest
     from ops.status import event_lines
     from setlist.eventlog import erasure_digest
 
     s = _settings(tmp_path, flush_s=0.05)
-    now = pd.Timestamp.now(tz="UTC").floor("s")
-    batch = pd.DataFrame(
-        {"event_id": ["a0", "b0"], "user_id": ["alice", "bob"], "item_id": "i1",
-         "timestamp": [now - pd.Timedelta(minutes=1), now - pd.Timedelta(minutes=2)], "type": "play"}
-    )  # fmt: skip
-    ingest(batch, s, "first")
+    _alice_and_bob(s)
     first = erase("alice", s)
     record_verification(first, 2)  # the scan after it still found the user (a job wrote them back)
     assert first.path is not None and json.loads(first.path.read_text())["residue"] == 2
@@ -217,3 +205,14 @@ def test_an_erasure_whose_scan_found_the_user_shows_in_status_until_one_finds_no
     again = erase("alice", s)
     record_verification(again, 0)
     assert left_copies(s) == [] and "erasure left copies" not in {line.name for line in event_lines(s, 0)}
+
+
+def _alice_and_bob(s: Settings) -> None:
+    from ingest.intake import ingest
+
+    now = pd.Timestamp.now(tz="UTC").floor("s")
+    batch = pd.DataFrame(
+        {"event_id": ["a0", "b0"], "user_id": ["alice", "bob"], "item_id": "i1",
+         "timestamp": [now - pd.Timedelta(minutes=1), now - pd.Timedelta(minutes=2)], "type": "play"}
+    )  # fmt: skip
+    ingest(batch, s, "first")
