@@ -74,9 +74,9 @@ def _take(stack: ExitStack, settings: Settings, name: str, folder: Path, say: Sa
         stack.enter_context(
             turn(folder / "users", True, lambda: say("waiting for a running erasure to finish (make erase)"))
         )
-    if name == "import":
-        settings.events_dir.mkdir(parents=True, exist_ok=True)  # locked from its first file on: a long first import
-    # a log that does not exist yet has no rewriter to wait for, and must not be created by a reader waiting
+    # a log that does not exist yet has no rewriter to wait for, and is not created here: an import refused
+    # before it starts must leave no log behind (a first import is therefore not locked against a compaction
+    # that starts once its first files exist)
     if name in READS_LOG and settings.events_dir.exists():
         stack.enter_context(
             swap.locked(

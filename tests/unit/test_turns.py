@@ -143,18 +143,9 @@ def test_lock_files_stay_whatever_the_run_so_no_two_jobs_hold_the_same_turn_on_t
     erasure.done()
 
 
-def test_a_first_import_holds_the_log_it_creates(tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", sorted(turns.READS_LOG))
+def test_an_empty_data_directory_gets_no_event_log_from_a_job_taking_its_turns(tmp_path: Path, name: str) -> None:
     s = Settings(data_dir=tmp_path / "fresh", hmac_key="test-hmac-key")
-    with turns.job(s, "import", lambda _: None):
-        assert s.events_dir.is_dir()
-        EventLog(s.events_dir).append(events("first", 3), name="j0")
-        EventLog(s.events_dir).append(events("second", 3), name="j1")
-        stats = compact(s.events_dir, min_age_s=0).get("events")
-        assert stats.merges == [] and any("is in use" in n for n in stats.notes)
-
-
-def test_an_empty_data_directory_gets_no_event_log_from_a_reader(tmp_path: Path) -> None:
-    s = Settings(data_dir=tmp_path / "fresh", hmac_key="test-hmac-key")
-    with turns.job(s, "validate", lambda _: None):
+    with turns.job(s, name, lambda _: None):
         pass
     assert not s.events_dir.exists()
