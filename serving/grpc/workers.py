@@ -4,20 +4,23 @@ With ``settings.workers > 1`` the parent forks the workers *before* any gRPC ser
 (gRPC's threads and sockets do not survive fork), as in grpc's examples/python/multiprocessing. Each
 worker builds its own ranking with ``ranking_factory(index)`` and binds the same port with
 SO_REUSEPORT, so the kernel spreads connections across processes and the GIL is no longer the
-ceiling. The parent only forwards SIGTERM/SIGINT and waits. Worker ``i`` serves metrics on
-``metrics_port + i``.
+ceiling. The parent only forwards SIGTERM/SIGINT and waits; a worker whose parent dies unannounced
+(SIGKILL) stops too. Worker ``i`` serves metrics on ``metrics_port + i``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import gc
 import logging
 import multiprocessing
 import os
 import signal
 import socket
+import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import cast
 
@@ -34,6 +37,8 @@ log = logging.getLogger(__name__)
 RankingFactory = Callable[[int], Ranking]
 TRACE_SERVICE = "setlist-serving"  # the traces' service.name (OTEL_SERVICE_NAME overrides it)
 Process = multiprocessing.process.BaseProcess
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+PARENT_POLL_S = 1.0
 
 
 def serve(settings: Settings, ranking_factory: RankingFactory, grace_s: float = DEFAULT_GRACE_S) -> int:
@@ -95,9 +100,12 @@ def _run_workers(settings: Settings, ranking_factory: RankingFactory, grace_s: f
     ctx = multiprocessing.get_context("fork")  # fork explicitly: the factory may be a closure
     with _reserve_port(settings.host, settings.port) as port:
         worker_settings = settings.model_copy(update={"port": port})
+        supervisor = os.getpid()
         procs = [
             ctx.Process(
-                target=_worker_main, name=f"setlist-worker-{i}", args=(worker_settings, ranking_factory, grace_s, i)
+                target=_worker_main,
+                name=f"setlist-worker-{i}",
+                args=(worker_settings, ranking_factory, grace_s, i, supervisor),
             )
             for i in range(settings.workers)
         ]
@@ -135,6 +143,35 @@ def _run_workers(settings: Settings, ranking_factory: RankingFactory, grace_s: f
         return exit_code
 
 
+def _stop_with_parent(parent: int) -> None:
+    """SIGTERM this worker when the supervisor dies without forwarding one (SIGKILL, a crash).
+
+    Left running, orphaned workers would go on answering on the shared port beside a restarted
+    supervisor's workers, with their older model. SIGTERM drains them as a normal stop does."""
+    if _ask_kernel(signal.SIGTERM):
+        if os.getppid() != parent:  # the parent died before the request was made
+            os.kill(os.getpid(), signal.SIGTERM)
+        return
+
+    def watch() -> None:  # no parent-death signal on this platform: look once a second
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL_S)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="setlist-parent-watch", daemon=True).start()
+
+
+def _ask_kernel(signum: int) -> bool:
+    """Linux's prctl(PR_SET_PDEATHSIG): the kernel sends ``signum`` when the forking thread exits."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
 def _exited(procs: Sequence[Process]) -> Iterator[Process]:
     """Yield workers as they exit, until all have."""
     from multiprocessing.connection import wait
@@ -147,8 +184,11 @@ def _exited(procs: Sequence[Process]) -> Iterator[Process]:
             yield proc
 
 
-def _worker_main(settings: Settings, ranking_factory: RankingFactory, grace_s: float, index: int) -> None:
+def _worker_main(
+    settings: Settings, ranking_factory: RankingFactory, grace_s: float, index: int, supervisor: int
+) -> None:
     # The parent's handlers would forward to siblings from inside a worker; reset before anything runs.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+    _stop_with_parent(supervisor)
     raise SystemExit(_run_worker(settings, ranking_factory, grace_s, index=index, reuse_port=True))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -22,8 +23,11 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = """
 import sys
 from setlist.settings import Settings
+from serving.grpc import workers
 from serving.grpc.workers import serve
 from tests.fakes.transport import fake_factory
+if sys.argv[4] == "poll":  # as on a platform without a parent-death signal
+    workers._ask_kernel = lambda signum: False
 settings = Settings(
     host="127.0.0.1",
     port=int(sys.argv[1]),
@@ -39,12 +43,14 @@ sys.exit(serve(settings, fake_factory, grace_s=5))
 def run_serve(tmp_path):
     procs: list[subprocess.Popen] = []
 
-    def start(workers: int, max_connection_age_s: float = 60.0) -> tuple[subprocess.Popen, int, Path]:
+    def start(
+        workers: int, max_connection_age_s: float = 60.0, parent_watch: str = "kernel"
+    ) -> tuple[subprocess.Popen, int, Path]:
         port, log = free_port(), tmp_path / f"serve-{len(procs)}.log"
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         with open(log, "wb") as out:
             proc = subprocess.Popen(
-                [sys.executable, "-c", SCRIPT, str(port), str(workers), str(max_connection_age_s)],
+                [sys.executable, "-c", SCRIPT, str(port), str(workers), str(max_connection_age_s), parent_watch],
                 cwd=ROOT,
                 env=env,
                 stdout=out,
@@ -87,6 +93,34 @@ def test_forked_workers_share_the_port(run_serve):
     proc.send_signal(signal.SIGTERM)  # the parent forwards it; each worker drains
     assert proc.wait(timeout=30) == 0, log.read_text()
     assert log.read_text().count('"msg":"server stopped"') == 2
+
+
+@pytest.mark.skipif(not hasattr(os, "pidfd_open"), reason="waits on processes it did not start through pidfds")
+@pytest.mark.parametrize("parent_watch", ["kernel", "poll"])
+def test_workers_stop_when_the_supervisor_is_killed(run_serve, parent_watch):
+    proc, port, log = run_serve(workers=2, parent_watch=parent_watch)
+    with SetlistClient(f"127.0.0.1:{port}") as client:
+        assert client.wait_ready(timeout=30), log.read_text()
+    pids = {int(_worker_of(port)) for _ in range(24)}
+    assert len(pids) == 2, log.read_text()
+    # the workers are not this process's children; a pidfd becomes readable when one exits, reaped or not
+    pidfds = {pid: os.pidfd_open(pid) for pid in pids}
+    try:
+        proc.kill()  # no SIGTERM to forward: the workers must notice on their own
+        proc.wait()
+        deadline = time.monotonic() + 30
+        running = set(pidfds.values())
+        while running and time.monotonic() < deadline:
+            exited, _, _ = select.select(list(running), [], [], deadline - time.monotonic())
+            running -= set(exited)
+        left = [pid for pid, fd in pidfds.items() if fd in running]
+        for pid in left:  # do not leave them serving for the rest of the run
+            os.kill(pid, signal.SIGKILL)
+    finally:
+        for fd in pidfds.values():
+            os.close(fd)
+    assert not left, log.read_text()
+    assert log.read_text().count('"msg":"server stopped"') == 2  # drained, as on a SIGTERM
 
 
 def _pids_seen(client: SetlistClient, calls: int | None = None, until_both_within_s: float = 0.0) -> set[str]:
