@@ -8,6 +8,7 @@ change and changes nothing. Errors are ``setlist.errors`` exceptions, printed by
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 import typer
@@ -21,11 +22,12 @@ from setlist.compaction import compact as run_compaction
 from setlist.downsample import DownsampleStats
 from setlist.downsample import downsample as run_downsample
 from setlist.errors import UsageError
-from setlist.settings import get_settings
+from setlist.settings import Settings, get_settings
 
 app = App(add_completion=False, help="Compact the stored datasets and down-sample old impressions.")
 console = cli_console()
 _PLAN_ROWS = 40  # a dry run lists this many partitions, then a count
+LAST_COMPACTED = "setlist_compaction_last_timestamp_seconds"
 
 
 def _mb(n: int) -> str:
@@ -57,9 +59,24 @@ def compact(
     console.print(compaction_table(report))
     if dry_run:
         console.print(plan_table(report))
+    else:
+        _record(settings, report)
     for d in report.datasets:
         for note in d.notes:
             console.print(f"  {d.dataset}: {note}")
+
+
+def _record(settings: Settings, report: CompactionReport) -> None:
+    """When each dataset was last compacted, for ``make status``: a skipped dataset keeps the time of the run
+    before, so a log that a long job holds at every run's hour shows how long it has gone without one."""
+    metrics = jobmetrics.current()
+    before = jobmetrics.read_status(settings.status_dir).get(metrics.job, {})
+    now = time.time()
+    for d in report.datasets:
+        last = before.get((LAST_COMPACTED, (("dataset", d.dataset),))) if d.skipped else now
+        if last is not None:
+            metrics.set(LAST_COMPACTED, last, dataset=d.dataset)
+        metrics.set("setlist_compaction_skipped", 1.0 if d.skipped else 0.0, dataset=d.dataset)
 
 
 def compaction_table(report: CompactionReport) -> Table:

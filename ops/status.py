@@ -237,6 +237,7 @@ def job_lines(settings: Settings, now: float) -> list[Line]:
         took = value("setlist_job_duration_seconds")
         text = f"last run failed (last success {_ago(success, now)})" if failed else f"succeeded in {_dur(took or 0)}"
         lines.append(Line("jobs", job, "fail" if failed else "ok", text, _age(last_run, now)))
+        lines += _skipped_lines(samples, now)
     for run in jobmetrics.running(settings.status_dir):
         where = f"process {run.pid} on {run.host}"
         if not run.alive and run.ended == "failed":
@@ -251,6 +252,20 @@ def job_lines(settings: Settings, now: float) -> list[Line]:
         else:
             lines.append(Line("jobs", f"{run.job} (running)", "none", f"since {_ago(run.started, now)}, {where}"))
     return lines or [Line("jobs", "jobs", "none", f"no job has reported yet ({settings.status_dir})")]
+
+
+def _skipped_lines(samples: dict[Any, float], now: float) -> list[Line]:
+    """A dataset the last compaction left alone (another job held it), with how long it has gone without one."""
+    lines = []
+    for (name, labels), value in sorted(samples.items()):
+        if name != "setlist_compaction_skipped" or value != 1.0:
+            continue
+        dataset = dict(labels).get("dataset", "?")
+        last = samples.get(("setlist_compaction_last_timestamp_seconds", labels))
+        since = f"last compacted {_ago(last, now)}" if last is not None else "never compacted"
+        text = f"skipped by the last run: another job was using it; {since}"
+        lines.append(Line("jobs", f"compaction ({dataset})", "warn", text, _age(last, now)))
+    return lines
 
 
 def model_lines(settings: Settings, now: float) -> list[Line]:

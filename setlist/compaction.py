@@ -118,6 +118,7 @@ class DatasetStats:
     recovered: int = 0  # interrupted merges finished (a dry run: found)
     merges: list[Merge] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    skipped: str | None = None  # why this run left the dataset alone (another job held it)
 
 
 @dataclass
@@ -213,6 +214,7 @@ def _dataset(ds: Dataset, target: int, min_age_s: float, dry_run: bool, now: flo
                     say(f"{ds.name}: {key}")
                     stats.merges.append(_merge_partition(ds, key, files, batches, stats))
     except swap.Busy as exc:
+        stats.skipped = str(exc)
         stats.notes.append(f"skipped: {exc}")
     after = ds.files()
     stats.files_after, stats.bytes_after = len(after), files_bytes(after)

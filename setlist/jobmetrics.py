@@ -75,6 +75,15 @@ CATALOGUE: dict[str, Family] = {
     "setlist_job_last_success_timestamp_seconds": Family("gauge", ("job",), "Unix time the job last succeeded."),
     "setlist_job_last_run_timestamp_seconds": Family("gauge", ("job",), "Unix time the job last ended."),
     "setlist_job_failed": Family("gauge", ("job",), "1 when the job's last run failed, else 0."),
+    "setlist_compaction_last_timestamp_seconds": Family(
+        "gauge",
+        ("dataset",),
+        "Unix time each dataset was last compacted (or found with nothing to merge); a run that found it in use"
+        " keeps the time before.",
+    ),
+    "setlist_compaction_skipped": Family(
+        "gauge", ("dataset",), "1 when the last compaction left the dataset alone because another job held it, else 0."
+    ),
 }
 
 GATE_STATUS = {"pass": 0, "warn": 1, "fail": 2}

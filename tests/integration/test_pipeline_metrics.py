@@ -126,7 +126,17 @@ def test_every_named_metric_comes_from_the_server_or_a_jobs_status_file_and_reac
     from_job = {name for name, _, _ in status}
     from_server = {name for name, _, _ in _scrape(metrics_port)}
     assert NAMED <= from_job | from_server, sorted(NAMED - from_job - from_server)
-    assert set(jobmetrics.CATALOGUE) <= from_job | from_server
+    compacted = subprocess.run(
+        [sys.executable, "-m", "ingest.lifecycle", "all"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert compacted.returncode == 0, compacted.stdout[-2000:] + compacted.stderr[-2000:]
+    from_compaction = {name for name, _, _ in _parse((settings.status_dir / "compaction.prom").read_text())}
+    assert set(jobmetrics.CATALOGUE) <= from_job | from_server | from_compaction
     assert _value(status, "setlist_job_failed", job="validate") == 0.0
 
     pushed = _parse(pushgateway.metrics())

@@ -503,3 +503,42 @@ def test_the_commands_print_before_and_after_per_dataset(tmp_path: Path, monkeyp
     assert both.exit_code == 0 and "daily counts" in both.output and "would merge" in both.output
     bad = runner.invoke(app, ["compact", "--target-mb", "0"])
     assert bad.exit_code == 2 and "--target-mb must be positive" in bad.output
+
+
+def test_status_says_how_long_a_log_another_job_holds_has_gone_without_compaction(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ops.status import job_lines
+    from setlist import jobmetrics
+    from setlist.settings import get_settings
+
+    data = tmp_path / "data"
+    monkeypatch.setenv("SETLIST_DATA_DIR", str(data))
+    monkeypatch.setenv("SETLIST_HMAC_KEY", "k")
+    log = journal(data / "events", files=3)
+    runner = CliRunner()
+
+    def last_compacted() -> dict[str, float]:
+        samples = jobmetrics.read_status(get_settings().status_dir)["compaction"]
+        return {
+            dict(labels)["dataset"]: value
+            for (name, labels), value in samples.items()
+            if name == "setlist_compaction_last_timestamp_seconds"
+        }
+
+    assert runner.invoke(app, ["all", "--min-age-s", "0"]).exit_code == 0
+    first = last_compacted()
+    assert "events" in first and not [x for x in job_lines(get_settings(), time.time()) if "(events)" in x.name]
+
+    log.append(events("late", 5), name="journal-late")
+    with swap.locked(log.root, shared=True):  # a long job reading the log at compaction's hour
+        held = runner.invoke(app, ["all", "--min-age-s", "0"])
+    assert held.exit_code == 0 and "skipped" in held.output, held.output
+    assert last_compacted()["events"] == first["events"]  # the time before the skip, not this run's
+    assert last_compacted()["quarantine"] > first["quarantine"]
+    (line,) = [x for x in job_lines(get_settings(), first["events"] + 3 * 86_400) if x.name == "compaction (events)"]
+    assert line.mark == "warn" and "another job was using it; last compacted 3.0 d ago" in line.value
+
+    assert runner.invoke(app, ["all", "--min-age-s", "0"]).exit_code == 0  # free again: the line goes
+    assert last_compacted()["events"] > first["events"]
+    assert not [x for x in job_lines(get_settings(), time.time()) if x.name.startswith("compaction (")]
