@@ -27,7 +27,7 @@ from rich.table import Table
 
 from setlist import jobmetrics, lineage
 from setlist.cli import console as cli_console
-from setlist.errors import BadInput, InputMissing
+from setlist.errors import BadInput, InputMissing, UsageError
 from setlist.eventlog import EventLog
 from setlist.journal_dirs import journal_dirs
 from setlist.settings import Settings, get_settings
@@ -591,7 +591,13 @@ def command(
 ) -> None:
     """The loop at a glance: events, ingest and feature lag, gates, jobs, models, canary, serving, SLOs.
     Exits 1 when an SLO is broken."""
-    report = collect(get_settings(), probe=probe)
+    settings = get_settings()
+    if not settings.data_dir.exists():  # said, rather than reading a registry it would create there
+        raise UsageError(
+            f"the data directory {settings.data_dir} does not exist (SETLIST_DATA_DIR): check the setting, or run "
+            "make demo, make generate or make import first"
+        )
+    report = collect(settings, probe=probe)
     if as_json:
         typer.echo(json.dumps(report.as_json(), indent=2, default=str))
     else:

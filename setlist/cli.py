@@ -4,7 +4,8 @@ and loading a provider named by a ``module:function`` setting.
 Commands raise ``setlist.errors`` exceptions and never print their own errors or pick exit codes:
 ``App`` wraps each command so a ``SetlistError`` becomes ``error: <message>`` on stderr and the
 class's ``exit_code``, with no traceback. Anything else is a bug and keeps its traceback, but for a full
-disk, which is no bug and is said in one line too.
+disk and a file the command may not write (a read-only mount, another user's file), which are no bugs and are
+said in one line too.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import importlib
 import os
 import re
 import shutil
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -24,7 +26,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from setlist.errors import DiskFull, InputMissing, SetlistError, UsageError
+from setlist.errors import DiskFull, InputMissing, NoAccess, SetlistError, UsageError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -49,10 +51,10 @@ def exits_on_error(command: F) -> F:
         except (typer.Exit, typer.Abort, click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise  # a command's own ends (Exit is a RuntimeError), whatever they were handling
         except Exception as exc:
-            full = disk_full(exc)
-            if full is None:
+            said = disk_full(exc) or no_access(exc)
+            if said is None:
                 raise
-            fail(full)
+            fail(said)
 
     return run  # type: ignore[return-value]  # wraps keeps the signature, which the type of run cannot say
 
@@ -66,20 +68,94 @@ _FULL_WORDS = re.compile(
 )
 
 
-def disk_full(exc: BaseException) -> DiskFull | None:
-    """A full disk anywhere in ``exc``'s chain of causes, as one line that says where and what to do;
-    None for any other failure (which keeps its traceback)."""
+def _causes(exc: BaseException) -> list[BaseException]:
     chain: list[BaseException] = []
     current: BaseException | None = exc
     while current is not None and all(current is not c for c in chain):
         chain.append(current)
         # an error raised "from None" while handling one says that one is not its cause
         current = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
+    return chain
+
+
+def _named(chain: list[BaseException]) -> Path | None:
+    """The file that could not be written, from whichever error in the chain names one (a wrapper often does not)."""
+    named = [getattr(e, name, None) for e in chain for name in ("filename", "filename2") if isinstance(e, OSError)]
+    return next((Path(os.fsdecode(n)) for n in named if n), None)
+
+
+def disk_full(exc: BaseException) -> DiskFull | None:
+    """A full disk anywhere in ``exc``'s chain of causes, as one line that says where and what to do;
+    None for any other failure (which keeps its traceback)."""
+    chain = _causes(exc)
     if not any(_says_full(e) for e in chain):
         return None
-    # the file that could not be written, from whichever error in the chain names one (a wrapper often does not)
-    named = [getattr(e, name, None) for e in chain for name in ("filename", "filename2") if isinstance(e, OSError)]
-    return DiskFull(_full_message(next((Path(os.fsdecode(n)) for n in named if n), None)))
+    return DiskFull(_full_message(_named(chain)))
+
+
+#: a write refused by the file system (a read-only mount) or by permissions; SQLite says the first in words
+_READ_ONLY_WORDS = re.compile(r"read-only file system|attempt to write a readonly database", re.I)
+
+
+def no_access(exc: BaseException) -> NoAccess | None:
+    """A file the command may not open or write, anywhere in ``exc``'s chain of causes, as one line that says
+    which and why; None for any other failure. A permission error counts only when it names a file: one
+    that names none (signalling another user's process) is no file's access and keeps its traceback."""
+    chain = _causes(exc)
+    read_only = any(
+        (isinstance(e, OSError) and e.errno == errno.EROFS)
+        or (
+            (isinstance(e, OSError) or type(e).__module__.split(".")[0] in _WRITERS) and _READ_ONLY_WORDS.search(str(e))
+        )
+        for e in chain
+    )
+    denied = next(
+        (e for e in chain if isinstance(e, OSError) and e.errno in (errno.EACCES, errno.EPERM) and e.filename), None
+    )
+    if read_only:
+        where = _named(chain) or _data_dir()
+        return NoAccess(
+            f"cannot write {where}: the file system holding it is read-only. This command writes to the data "
+            "directory: run it against a writable one (SETLIST_DATA_DIR); a read-only copy serves make status "
+            "and make lineage"
+        )
+    if denied is None:
+        return None
+    where = Path(os.fsdecode(denied.filename))
+    return NoAccess(
+        f"permission denied on {where} ({_owner(where)}; this command runs as {_user(os.geteuid())}): run it as "
+        "the user that owns the data directory, or give this user access there"
+    )
+
+
+def _data_dir() -> Path:
+    try:
+        from setlist.settings import get_settings
+
+        return get_settings().data_dir
+    except Exception:  # the settings themselves may be what cannot be read: say less rather than fail
+        return Path.cwd()
+
+
+def _user(uid: int) -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid {uid}"
+
+
+def _owner(path: Path) -> str:
+    """Who owns ``path``, or its nearest parent that exists, and its mode: what the operator checks first."""
+    for here in (path, *path.parents):
+        try:
+            st = here.stat()
+        except OSError:
+            continue
+        what = "owned by" if here == path else f"{here} is owned by"
+        return f"{what} {_user(st.st_uid)}, mode {stat.filemode(st.st_mode)}"
+    return "its owner unknown"
 
 
 def _says_full(exc: BaseException) -> bool:
@@ -92,12 +168,7 @@ def _says_full(exc: BaseException) -> bool:
 
 def _full_message(where: Path | None) -> str:
     if where is None:
-        try:
-            from setlist.settings import get_settings
-
-            where = get_settings().data_dir
-        except Exception:  # the settings themselves may be what cannot be read: say less rather than fail
-            where = Path.cwd()
+        where = _data_dir()
     probe = next((p for p in [where, *where.parents] if p.exists()), Path("/"))
     free = shutil.disk_usage(probe).free
     return (

@@ -42,6 +42,13 @@ class Refused(SetlistError):
     exit_code = 1
 
 
+class NoAccess(SetlistError):
+    """A file could not be opened or written because its file system is read-only or the user running the
+    command may not (exit 1). Not a fault of the data: the same command run with access finishes the work."""
+
+    exit_code = 1
+
+
 class DiskFull(SetlistError):
     """A write failed because its disk (or the user's quota on it) is full (exit 1). Not a fault of the
     data or the command: the same command run again once there is room finishes the work."""

@@ -21,6 +21,7 @@ import sys
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -135,11 +136,16 @@ def _prefix(exc: SetlistError, command: str) -> None:
     exc.args = (f"{command}: {exc}", *exc.args[1:])
 
 
-def _finish(results: list[GateResult], docs: Path, reports: Iterable[Path] = ()) -> None:
+def _show(results: list[GateResult]) -> None:
     console = _out()
     for r in results:
         r.render(console)
         console.print()
+
+
+def _finish(results: list[GateResult], docs: Path, reports: Iterable[Path] = ()) -> None:
+    console = _out()
+    _show(results)
     if any(r.skipped is None for r in results):
         console.print(f"Data Docs: {docs}")
     for path in reports:
@@ -160,6 +166,8 @@ def _run(name: str, opts: gates.GateOptions, reports: tuple[Path | None, Path | 
         if target is not None and target.is_dir():
             raise UsageError(f"{flag} {target} is a directory: name the file to write")
     settings = get_settings()
+    if opts.path is None:
+        _require_data_dir(settings)
     ws = Workspace.from_settings(settings)
     try:
         if name == "all":
@@ -169,12 +177,40 @@ def _run(name: str, opts: gates.GateOptions, reports: tuple[Path | None, Path | 
     except SetlistError as exc:  # a missing input of a single gate exits 2 (under ``all`` it is skipped)
         _prefix(exc, name)
         raise
-    _record(settings, results)
+    try:
+        _record(settings, results)
+    except Exception:  # the gates ran: their results are shown before the error that the ledger refused them
+        _show(results)
+        raise
     try:
         written = write_reports(results, *reports)
     except OSError as exc:
         raise BadInput(f"{name}: cannot write the report {exc.filename}: {exc.strerror}") from exc
     _finish(results, ws.docs_index, written)
+
+
+def _require_data_dir(settings: Settings) -> None:
+    """An unmounted volume or a misspelt SETLIST_DATA_DIR must not pass a gate as "nothing to validate"."""
+    if not settings.data_dir.exists():
+        raise UsageError(
+            f"the data directory {settings.data_dir} does not exist (SETLIST_DATA_DIR): nothing to validate; check "
+            "the setting, or run make generate or make import first"
+        )
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _needs_data_dir(command: F) -> F:
+    """Check the data directory before the job's status mark would create it (``--path`` alone needs none)."""
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("path") is None:
+            _require_data_dir(get_settings())
+        return command(*args, **kwargs)
+
+    return run  # type: ignore[return-value]  # wraps keeps the signature Typer reads
 
 
 def _record(settings: Settings, results: list[GateResult]) -> None:
@@ -184,6 +220,7 @@ def _record(settings: Settings, results: list[GateResult]) -> None:
 
     snapshot = EventLog(settings.events_dir).snapshot_hash()
     training_set = settings.training_set_path
+    refused: OSError | None = None
     for r in results:
         if r.skipped:
             continue
@@ -191,8 +228,13 @@ def _record(settings: Settings, results: list[GateResult]) -> None:
             subject = f"training_set:{file_digest(training_set)}" if training_set.exists() else "training_set:missing"
         else:
             subject = f"snapshot:{snapshot}"
-        record_gate(settings.lineage_dir, r.gate, r.passed, subject, warnings=len(r.warnings))
+        try:
+            record_gate(settings.lineage_dir, r.gate, r.passed, subject, warnings=len(r.warnings))
+        except OSError as exc:  # every gate's status still reaches the job's metrics before the error is raised
+            refused = refused or exc
     _report(results)
+    if refused is not None:
+        raise refused
 
 
 def _report(results: list[GateResult]) -> None:
@@ -302,6 +344,7 @@ def cardinality(
 
 
 @app.command("all")
+@_needs_data_dir
 @jobmetrics.reports("validate")
 def all_(
     path: Path | None = Path_,

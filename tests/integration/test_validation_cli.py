@@ -212,3 +212,44 @@ def test_ci_reports_say_what_the_exit_code_says(data_dir, tmp_path):
     root = ET.parse(junit).getroot()
     assert root.get("failures") == "0" and not list(root.iter("failure"))
     assert sorted(p.name for p in report.parent.iterdir()) == ["gates.json", "gates.xml"]
+
+
+def test_a_ledger_it_may_not_write_fails_the_run_in_one_line_after_showing_every_gate(data_dir, monkeypatch):
+    import errno
+
+    from setlist import jobmetrics, lineage
+
+    ledger = data_dir / "lineage" / "gates.jsonl"
+
+    def refused(*args, **kwargs):  # what appending gives a user who may not write the ledger (tests run as root)
+        raise PermissionError(errno.EACCES, "Permission denied", str(ledger))
+
+    monkeypatch.setattr(lineage, "_append", refused)
+    code, out = _invoke("all")
+    assert code == 1 and "Traceback" not in out, out
+    assert f"error: permission denied on {ledger}" in out.replace("\n", "")
+    assert "events" in out and "cardinality" in out and "drift" in out  # the gates' results were shown
+    samples = jobmetrics.read_status(get_settings().status_dir)["validate"]
+    statuses = {dict(labels)["gate"] for (name, labels) in samples if name == "setlist_gate_status"}
+    assert {"events", "cardinality", "drift"} <= statuses  # not only the first gate's
+    assert samples[("setlist_job_failed", (("job", "validate"),))] == 1.0
+
+
+def test_a_data_directory_that_does_not_exist_fails_the_gate_and_stays_absent(tmp_path, monkeypatch):
+    from ops.__main__ import app as ops_app
+
+    missing = tmp_path / "unmounted" / "data"
+    monkeypatch.setenv("SETLIST_DATA_DIR", str(missing))
+    get_settings.cache_clear()
+    try:
+        for command in (["all"], ["events"]):
+            code, out = _invoke(*command)
+            assert code == 2 and "Traceback" not in out, out
+            assert f"the data directory {missing} does not exist (SETLIST_DATA_DIR)" in out.replace("\n", "")
+        status = runner.invoke(ops_app, ["status", "--no-probe"])
+        assert status.exit_code == 2 and f"the data directory {missing} does not exist" in status.stderr.replace(
+            "\n", ""
+        )
+        assert not missing.exists() and not missing.parent.exists()  # no status file, no registry made there
+    finally:
+        get_settings.cache_clear()

@@ -91,7 +91,27 @@ def fill(how: str = typer.Argument(...)) -> None:
             raise KeyError("a bug") from None
     if how == "quoted":  # the words in a message of no writer
         raise ValueError("the log says: No space left on device")
+    if how == "signal":  # a permission error that names no file: not about the data directory
+        raise PermissionError(errno.EPERM, "Operation not permitted")
     raise OSError(errno.EACCES, "Permission denied", "/root")
+
+
+@toy.command()
+def write(how: str = typer.Argument(...), where: str = typer.Argument("/nowhere")) -> None:
+    """Fails as a read-only mount or another user's file makes each kind of writer fail."""
+    import errno
+    import sqlite3
+
+    import sqlalchemy.exc
+
+    if how == "read-only":
+        raise OSError(errno.EROFS, "Read-only file system", f"{where}/events/.swaps/lock")
+    if how == "sqlite":  # SQLite names no file: the data directory is said
+        raise sqlalchemy.exc.OperationalError(
+            "INSERT", {}, sqlite3.OperationalError("attempt to write a readonly database")
+        )
+    if how == "denied":  # what open() raises for a user who may not write there (root may: tests run as root)
+        raise PermissionError(errno.EACCES, "Permission denied", f"{where}/lineage/gates.jsonl")
 
 
 @pytest.mark.parametrize("kind,code", [("usage", 2), ("bad", 2), ("missing", 2), ("refused", 1), ("base", 1)])
@@ -129,7 +149,46 @@ def test_a_commands_own_exit_is_kept_while_it_handles_a_full_disk():
     assert result.exit_code == 3 and "error:" not in result.output
 
 
-@pytest.mark.parametrize("how,kind", [("denied", PermissionError), ("from-none", KeyError), ("quoted", ValueError)])
+def test_a_read_only_file_system_is_one_line_that_names_the_file(tmp_path):
+    result = _invoke(toy, "write", "read-only", str(tmp_path))
+    _one_line_error(
+        result,
+        1,
+        f"cannot write {tmp_path}/events/.swaps/lock: the file system holding it is read-only. This command "
+        "writes to the data directory: run it against a writable one (SETLIST_DATA_DIR); a read-only copy "
+        "serves make status and make lineage",
+    )
+
+
+def test_a_read_only_database_names_the_data_directory(tmp_path, monkeypatch):
+    from setlist.settings import get_settings
+
+    monkeypatch.setenv("SETLIST_DATA_DIR", str(tmp_path / "data"))
+    get_settings.cache_clear()
+    try:
+        result = _invoke(toy, "write", "sqlite")
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.stderr.startswith(f"error: cannot write {tmp_path / 'data'}: the file system holding it is read-only")
+
+
+def test_a_permission_denied_names_the_file_its_owner_and_the_user(tmp_path):
+    import pwd
+
+    (tmp_path / "lineage").mkdir(mode=0o555)
+    result = _invoke(toy, "write", "denied", str(tmp_path))
+    me = pwd.getpwuid(os.geteuid()).pw_name
+    _one_line_error(
+        result,
+        1,
+        f"permission denied on {tmp_path}/lineage/gates.jsonl ({tmp_path}/lineage is owned by {me}, mode "
+        f"dr-xr-xr-x; this command runs as {me}): run it as the user that owns the data directory, or give this "
+        "user access there",
+    )
+
+
+@pytest.mark.parametrize("how,kind", [("signal", PermissionError), ("from-none", KeyError), ("quoted", ValueError)])
 def test_other_errors_keep_their_traceback(how, kind):
     result = _invoke(toy, "fill", how)
     assert isinstance(result.exception, kind)
@@ -166,6 +225,7 @@ def test_a_provider_whose_module_fails_to_import_is_a_usage_error(tmp_path, monk
 @pytest.fixture
 def data_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("SETLIST_DATA_DIR", str(tmp_path / "data"))
+    (tmp_path / "data").mkdir()
     return tmp_path / "data"
 
 
