@@ -82,6 +82,7 @@ class Journal:
         # each segment's first durable write (wall time), until the segment is in the event log: the
         # ingest lag is how long the oldest of them has waited
         self._first_ack: dict[Path, float] = {}
+        self._move_error: str | None = None  # the last failed move's error, said in full once
         self._fd: int | None = None
         self._path: Path | None = None
         self._lock = DirLock.acquire(self.dir, lock_wait_s)
@@ -369,9 +370,20 @@ class Journal:
             return True
         try:
             n = segment_to_log(segment, self.events)
-        except Exception:
-            log.exception("could not move journal segment %s into the event log; it stays on disk", segment.name)
+        except Exception as exc:
+            # retried every max_age_s: the traceback once, then one line while the error stays the same
+            said = f"{type(exc).__name__}: {exc}"
+            if said == self._move_error:
+                log.warning(
+                    "still cannot move journal segment %s into the event log (%s); it stays on disk", segment.name, said
+                )
+            else:
+                log.exception("could not move journal segment %s into the event log; it stays on disk", segment.name)
+            self._move_error = said
             return False
+        if self._move_error is not None:
+            log.info("journal segments move into the event log again")
+            self._move_error = None
         if self._on_flushed is not None:
             self._on_flushed(n)
         return True

@@ -403,6 +403,39 @@ def test_a_crash_mid_roll_keeps_the_segment_and_recovery_adds_it_once(tmp_path: 
     assert sorted(ids) == ["e0", "e1"]  # in the log once, though written before and after the crash
 
 
+class RefusingLog(EventLog):
+    """An event log that refuses its first ``refusals`` appends as an unwritable directory does."""
+
+    def __init__(self, root: Path, refusals: int) -> None:
+        super().__init__(root)
+        self.refusals, self.tries = refusals, 0
+        self.refused = threading.Event()  # set when the last refusal has been given
+
+    def append(self, frame, tag: str = "batch", name: str | None = None) -> int:
+        self.tries += 1
+        if self.tries <= self.refusals:
+            if self.tries == self.refusals:
+                self.refused.set()
+            raise PermissionError(13, "Permission denied", str(self.root))
+        return super().append(frame, tag, name)
+
+
+def test_a_move_that_keeps_failing_is_told_in_full_once_then_in_one_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    refusing = RefusingLog(tmp_path / "events", refusals=3)
+    journal = Journal(tmp_path / "wal", refusing, max_bytes=1, max_age_s=0.05)  # retried every 0.05 s
+    with caplog.at_level("INFO", logger="setlist.serving.journal"):
+        journal.append([row(0)])
+        assert refusing.refused.wait(WAIT)
+        journal.close()  # the next try, at close, moves it
+    said = [r for r in caplog.records if "journal segment" in r.getMessage() or "again" in r.getMessage()]
+    assert [r.exc_info is not None for r in said[:3]] == [True, False, False]
+    assert "still cannot move" in said[1].getMessage() and "Permission denied" in said[1].getMessage()
+    assert said[3].getMessage() == "journal segments move into the event log again"
+    assert event_ids(refusing) == ["e0"]
+
+
 # --- orphans ----------------------------------------------------------------------------------------
 def test_recover_orphans_moves_dead_journals_once_and_leaves_live_ones(tmp_path: Path, events: EventLog) -> None:
     root = tmp_path / "wal"
