@@ -159,21 +159,6 @@ class _Steps:
             self.current = None
 
 
-def _store_errors() -> tuple[type[BaseException], ...]:
-    """Connection failures of the stores a publish talks to, reported in one line."""
-    errors: list[type[BaseException]] = [ConnectionError]
-    try:
-        from redis.exceptions import ConnectionError as RedisDown
-
-        errors.append(RedisDown)
-    except ImportError:  # pragma: no cover - redis ships with feast
-        pass
-    from sqlalchemy.exc import OperationalError
-
-    errors.append(OperationalError)
-    return tuple(errors)
-
-
 @app.command()
 @jobmetrics.reports("materialize")
 def materialize(
@@ -185,15 +170,10 @@ def materialize(
     settings = get_settings()
     steps = _Steps()
     start = time.perf_counter()
-    try:
-        with steps.status:
-            report = publish(settings, full=full, step=steps)
-            steps.done()
-    except _store_errors() as exc:  # a refused batch is a SetlistError already (FeatureBatchRejected, exit 1)
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise SetlistError(
-            f"cannot reach a store ({type(exc).__name__}): {first}; is `make services` running?"
-        ) from exc
+    # a store that is down is one line (setlist.cli.store_down); a refused batch is a SetlistError already
+    with steps.status:
+        report = publish(settings, full=full, step=steps)
+        steps.done()
     took = time.perf_counter() - start
     if report.mode == "none":
         console.print(f"nothing to do: {report.reason} (feature version [bold]{report.version}[/])")

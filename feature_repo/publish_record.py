@@ -43,7 +43,7 @@ def snapshot_hash(log: EventLog, files: list[Path], erased: Erased) -> str:
 
 def record_version(settings: Settings, snapshot: str, rows: int) -> int:
     """Record a publish (its batch passed the features gate, or it would not be published)."""
-    log = PublishLog(settings.metadata_url)
+    log = PublishLog(settings.metadata_url, settings.database_connect_timeout_s)
     try:
         previous = log.latest()
         publish = log.record(snapshot, rows)
@@ -71,7 +71,7 @@ def end_publish(settings: Settings) -> None:
 
 
 def latest_version(settings: Settings) -> int | None:
-    log = PublishLog(settings.metadata_url)
+    log = PublishLog(settings.metadata_url, settings.database_connect_timeout_s)
     try:
         latest = log.latest()
     finally:

@@ -55,7 +55,17 @@ class Line:
     data: dict[str, Any] = field(default_factory=dict)
 
 
+#: a line whose source could not be read: status cannot say the loop holds, so it exits 1
+UNREADABLE = {"unreadable": True}
+
+
 # --- reading the sources -------------------------------------------------------------------------------
+def _why(exc: BaseException) -> str:
+    """An error in one line: a driver's message runs to several (the SQL, a link to its docs)."""
+    first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
 def _age(then: float | None, now: float) -> float | None:
     return None if then is None else max(0.0, now - then)
 
@@ -180,13 +190,15 @@ def _publish_lines(settings: Settings, now: float) -> list[Line]:
     from setlist.publish import PublishLog
 
     try:
-        log = PublishLog(settings.metadata_url)
+        log = PublishLog(settings.metadata_url, settings.database_connect_timeout_s)
         try:
             latest = log.latest()
         finally:
             log.dispose()
     except Exception as exc:
-        return [Line("features", "last publish", "fail", f"cannot read the publish log: {type(exc).__name__}")]
+        return [
+            Line("features", "last publish", "fail", f"cannot read the publish log: {_why(exc)}", data=dict(UNREADABLE))
+        ]
     if latest is None:
         return [Line("features", "last publish", "fail", "never published: run make materialize")]
     published = latest.published_at.timestamp()
@@ -270,15 +282,20 @@ def _skipped_lines(samples: dict[Any, float], now: float) -> list[Line]:
 
 def model_lines(settings: Settings, now: float) -> list[Line]:
     from setlist import registry
+    from setlist.sqltimeouts import probe
 
     try:
+        if settings.tracking_uri.startswith("postgresql"):  # MLflow would retry a down server for minutes
+            probe(settings.tracking_uri, settings.database_connect_timeout_s)
         client = registry.reader(settings)
         pairs = {
             alias: registry.find_pair(client, settings, alias) for alias in (registry.CHAMPION, registry.CHALLENGER)
         }
         facts = {alias: registry.pair_facts(client, settings, pair) for alias, pair in pairs.items()}
     except Exception as exc:
-        return [Line("models", "registry", "fail", f"cannot read the model registry: {type(exc).__name__}: {exc}")]
+        return [
+            Line("models", "registry", "fail", f"cannot read the model registry: {_why(exc)}", data=dict(UNREADABLE))
+        ]
     lines = []
     for alias, versions in facts.items():
         if not versions:
@@ -527,7 +544,11 @@ class Report:
 
     @property
     def ok(self) -> bool:
-        return not any(s.state == "broken" for s in self.slos)
+        return not any(s.state == "broken" for s in self.slos) and not self.unreadable
+
+    @property
+    def unreadable(self) -> list[Line]:
+        return [line for line in self.lines if line.data.get("unreadable")]
 
     def as_json(self) -> dict[str, Any]:
         return {"ok": self.ok, "lines": [asdict(line) for line in self.lines], "slos": [asdict(s) for s in self.slos]}
@@ -582,7 +603,13 @@ def render(report: Report) -> None:
         table.add_row(_GLYPH[_SLO_MARK[s.state]], s.name, f"{s.state}: {s.observed} (target {s.target})", "")
     console.print(table)
     broken = [s.name for s in report.slos if s.state == "broken"]
-    console.print("[bold red]SLO broken: " + ", ".join(broken) + "[/]" if broken else "[green]every SLO holds[/]")
+    if broken:
+        console.print("[bold red]SLO broken: " + ", ".join(broken) + "[/]")
+    if report.unreadable:
+        what = ", ".join(f"{line.section} ({line.name})" for line in report.unreadable)
+        console.print(f"[bold red]cannot tell whether the loop holds: unreadable {what}[/]")
+    if not broken and not report.unreadable:
+        console.print("[green]every SLO holds[/]")
 
 
 def command(
@@ -590,7 +617,7 @@ def command(
     probe: bool = typer.Option(True, help="check the serving endpoint (health, /metrics); --no-probe skips it"),
 ) -> None:
     """The loop at a glance: events, ingest and feature lag, gates, jobs, models, canary, serving, SLOs.
-    Exits 1 when an SLO is broken."""
+    Exits 1 when an SLO is broken or a source (the publish log, the model registry) cannot be read."""
     settings = get_settings()
     if not settings.data_dir.exists():  # said, rather than reading a registry it would create there
         raise UsageError(

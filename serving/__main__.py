@@ -138,14 +138,11 @@ class StartupError(RuntimeError):
 
 def preflight(settings) -> None:
     """Fail fast, with one clear line, when a store the server depends on is missing or down."""
-    from sqlalchemy import create_engine, text
+    from setlist.sqltimeouts import probe
 
     for name, url in (("metadata store", settings.metadata_url),):
         try:
-            engine = create_engine(url, connect_args={"connect_timeout": 3} if url.startswith("postgresql") else {})
-            with engine.connect() as conn:
-                conn.execute(text("select 1"))
-            engine.dispose()
+            probe(url, settings.database_connect_timeout_s)
         except Exception as exc:
             raise StartupError(
                 f"{name} at {_redact(url)} is unavailable ({type(exc).__name__}); "

@@ -476,7 +476,9 @@ def build(
             failures_to_open=settings.online_breaker_failures,
         )
     cache = make_cache(settings, clock) if cache is None else cache
-    publishes = PublishLog(settings.metadata_url) if publishes is None else publishes
+    publishes = (
+        PublishLog(settings.metadata_url, settings.database_connect_timeout_s) if publishes is None else publishes
+    )
     service = RankingService(
         settings,
         reader,

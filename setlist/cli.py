@@ -26,7 +26,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from setlist.errors import DiskFull, InputMissing, NoAccess, SetlistError, UsageError
+from setlist.errors import DiskFull, InputMissing, NoAccess, SetlistError, StoreDown, UsageError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -51,7 +51,7 @@ def exits_on_error(command: F) -> F:
         except (typer.Exit, typer.Abort, click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise  # a command's own ends (Exit is a RuntimeError), whatever they were handling
         except Exception as exc:
-            said = disk_full(exc) or no_access(exc)
+            said = disk_full(exc) or no_access(exc) or store_down(exc)
             if said is None:
                 raise
             fail(said)
@@ -126,6 +126,42 @@ def no_access(exc: BaseException) -> NoAccess | None:
         f"permission denied on {where} ({_owner(where)}; this command runs as {_user(os.geteuid())}): run it as "
         "the user that owns the data directory, or give this user access there"
     )
+
+
+def store_down(exc: BaseException) -> StoreDown | None:
+    """A store's server that refused, dropped or never answered the connection, anywhere in ``exc``'s chain
+    (what SQLAlchemy and MLflow wrap it in says less), as one line; None for any other failure. PostgreSQL's
+    own refusals of a statement (a constraint, a bad query) are no connection failure and keep their
+    traceback, as do SQLite's, which has no server."""
+    chain = _causes(exc)
+    down = next((e for e in chain if _connection_failed(e)), None)
+    if down is None:
+        return None
+    return StoreDown(
+        f"cannot reach a store ({type(down).__name__}): {_first_line(down)}; is it running (`make services` "
+        "starts PostgreSQL and Redis for the production profile)?"
+    )
+
+
+def _connection_failed(exc: BaseException) -> bool:
+    module = type(exc).__module__.split(".")[0]
+    bases = type(exc).__mro__
+    if module == "redis":  # redis-py's ConnectionError and TimeoutError (and their kin) are no OSErrors
+        return any(
+            b.__module__.startswith("redis") and b.__name__ in ("ConnectionError", "TimeoutError") for b in bases
+        )
+    if module == "psycopg":
+        state = getattr(exc, "sqlstate", None)
+        # no SQLSTATE: the client's own (refused, timed out, lost); class 08 connection exceptions;
+        # 57P01-03 the server shutting down or starting up
+        operational = any(b.__name__ == "OperationalError" for b in bases)
+        return operational and (state is None or state.startswith("08") or state in ("57P01", "57P02", "57P03"))
+    # a broken pipe is a reader gone (stdout piped to head), no store
+    return isinstance(exc, (ConnectionRefusedError, ConnectionResetError, ConnectionAbortedError))
+
+
+def _first_line(exc: BaseException) -> str:
+    return next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
 
 
 def _data_dir() -> Path:

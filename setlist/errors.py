@@ -49,6 +49,13 @@ class NoAccess(SetlistError):
     exit_code = 1
 
 
+class StoreDown(SetlistError):
+    """A server the command talks to (PostgreSQL, Redis) refused, dropped or did not answer the connection
+    (exit 1). The same command run again once it is back finishes the work."""
+
+    exit_code = 1
+
+
 class DiskFull(SetlistError):
     """A write failed because its disk (or the user's quota on it) is full (exit 1). Not a fault of the
     data or the command: the same command run again once there is room finishes the work."""

@@ -18,6 +18,7 @@ from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, creat
 from sqlalchemy.engine import Engine
 
 from setlist import liveness
+from setlist.sqltimeouts import engine_options
 
 _metadata = MetaData()
 publishes = Table(
@@ -39,8 +40,11 @@ class Publish:
 
 
 class PublishLog:
-    def __init__(self, url: str) -> None:
-        self.engine: Engine = create_engine(url, future=True, pool_pre_ping=True)
+    def __init__(self, url: str, connect_timeout_s: float | None = None) -> None:
+        # a PostgreSQL that stops answering must end a connect, not hang its caller (libpq waits forever)
+        options = engine_options(url, connect_timeout_s, None)
+        options.setdefault("pool_pre_ping", True)
+        self.engine: Engine = create_engine(url, future=True, **options)
         _metadata.create_all(self.engine)
 
     def record(self, snapshot: str, rows: int) -> Publish:

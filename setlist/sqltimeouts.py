@@ -44,3 +44,18 @@ def libpq_environment(connect_timeout_s: float, statement_timeout_ms: int) -> di
         "PGCONNECT_TIMEOUT": str(_connect_timeout(connect_timeout_s)),
         "PGOPTIONS": f"-c statement_timeout={int(statement_timeout_ms)}",
     }
+
+
+def probe(url: str, connect_timeout_s: float) -> None:
+    """Connect to ``url`` and run ``select 1``, within the connect deadline; raises what the driver raises.
+
+    For a caller that would otherwise hand the URL to a library that retries for minutes (MLflow's store
+    retries a refused connect for about two) or, on a hung server, waits a deadline per retry."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url, **engine_options(url, connect_timeout_s, None))
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("select 1"))
+    finally:
+        engine.dispose()

@@ -194,7 +194,7 @@ def _model_version(client: Any, name: str, version: str) -> Any:
 def _publish(settings: Settings, version: str | None) -> Any:
     if not version or not version.isdigit():
         return None
-    log = PublishLog(settings.metadata_url)
+    log = PublishLog(settings.metadata_url, settings.database_connect_timeout_s)
     try:
         return log.get(int(version))
     finally:

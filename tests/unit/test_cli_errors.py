@@ -188,6 +188,62 @@ def test_a_permission_denied_names_the_file_its_owner_and_the_user(tmp_path):
     )
 
 
+@toy.command()
+def connect(how: str = typer.Argument(...)) -> None:
+    """Fails as a store's server that is down makes each client fail."""
+    import socket
+
+    import redis
+    import sqlalchemy
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    if how == "postgres":  # SQLAlchemy's OperationalError, caused by psycopg's
+        engine = sqlalchemy.create_engine(f"postgresql+psycopg://u@127.0.0.1:{port}/db")
+        engine.connect()
+    if how == "wrapped":  # as MLflow reports it: its own exception, the driver's as the cause
+        try:
+            sqlalchemy.create_engine(f"postgresql+psycopg://u@127.0.0.1:{port}/db").connect()
+        except Exception as exc:
+            raise RuntimeError("the model registry could not be read") from exc
+    if how == "redis":
+        redis.Redis(port=port, socket_connect_timeout=1).ping()
+    if how == "redis-timeout":
+        raise redis.exceptions.TimeoutError("Timeout reading from 127.0.0.1:6379")
+    if how == "statement":  # PostgreSQL answered and refused the statement: no connection failure
+        import psycopg
+
+        raise psycopg.errors.UndefinedTable('relation "x" does not exist')
+    if how == "pipe":
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+@pytest.mark.parametrize("how", ["postgres", "wrapped", "redis", "redis-timeout"])
+def test_a_store_that_is_down_is_one_line_naming_the_failure(how):
+    result = _invoke(toy, "connect", how)
+    assert result.exit_code == 1, result.output
+    line = result.stderr.strip()
+    assert "\n" not in line and "Traceback" not in result.output
+    assert line.startswith("error: cannot reach a store (") and line.endswith(
+        "is it running (`make services` starts PostgreSQL and Redis for the production profile)?"
+    )
+    kind = {"postgres": "OperationalError", "wrapped": "OperationalError", "redis": "ConnectionError"}
+    assert line.startswith(f"error: cannot reach a store ({kind.get(how, 'TimeoutError')}): ")
+
+
+def test_a_store_that_answered_keeps_its_traceback():
+    import psycopg
+
+    result = _invoke(toy, "connect", "statement")
+    assert isinstance(result.exception, psycopg.errors.UndefinedTable) and "cannot reach" not in result.output
+
+
+def test_a_reader_gone_is_no_store_down():
+    result = _invoke(toy, "connect", "pipe")  # click ends a broken pipe on its own
+    assert "cannot reach" not in result.output and not isinstance(result.exception, SetlistError)
+
+
 @pytest.mark.parametrize("how,kind", [("signal", PermissionError), ("from-none", KeyError), ("quoted", ValueError)])
 def test_other_errors_keep_their_traceback(how, kind):
     result = _invoke(toy, "fill", how)

@@ -120,3 +120,31 @@ def test_a_promotion_by_hand_shows_as_overridden_not_as_a_pass(tmp_path: Path) -
     lines = {line.name: line for line in gate_lines(settings, time.time())}
     assert (lines["drift"].mark, lines["drift"].value) == ("ok", "pass")
     assert lines["promotion"].mark == "warn" and lines["promotion"].value.startswith("overridden by hand: first model")
+
+
+@pytest.mark.parametrize("server", ["refusing", "silent"])
+def test_a_registry_that_cannot_be_reached_is_a_failed_line_and_a_failed_status(tmp_path: Path, server: str) -> None:
+    # silent: a server that accepts the connection and never answers, as a stopped PostgreSQL does; status
+    # must end on the connect deadline rather than wait (libpq's own default is to wait forever)
+    import socket
+
+    from ops.status import collect
+    from setlist.settings import Settings
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        if server == "silent":
+            sock.listen(8)
+        port = sock.getsockname()[1]
+        if server == "refusing":
+            sock.close()
+        settings = Settings(
+            data_dir=tmp_path,
+            mlflow_tracking_uri=f"postgresql+psycopg://setlist@127.0.0.1:{port}/setlist",
+            database_connect_timeout_s=2,
+        )
+        report = collect(settings, probe=False)
+    (registry,) = [line for line in report.lines if line.section == "models"]
+    assert registry.mark == "fail" and registry.value.startswith("cannot read the model registry: OperationalError")
+    assert "\n" not in registry.value
+    assert report.unreadable == [registry] and not report.ok
