@@ -247,7 +247,8 @@ def job_lines(settings: Settings, now: float) -> list[Line]:
         last_run = value("setlist_job_last_run_timestamp_seconds")
         success = value("setlist_job_last_success_timestamp_seconds")
         took = value("setlist_job_duration_seconds")
-        text = f"last run failed (last success {_ago(success, now)})" if failed else f"succeeded in {_dur(took or 0)}"
+        how = "was stopped (Ctrl-C or SIGTERM); run it again" if value("setlist_job_interrupted") else "failed"
+        text = f"last run {how} (last success {_ago(success, now)})" if failed else f"succeeded in {_dur(took or 0)}"
         lines.append(Line("jobs", job, "fail" if failed else "ok", text, _age(last_run, now)))
         lines += _skipped_lines(samples, now)
     for run in jobmetrics.running(settings.status_dir):

@@ -10,14 +10,17 @@ said in one line too.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import importlib
 import os
 import re
 import shutil
+import signal
 import stat
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -38,14 +41,59 @@ def fail(exc: SetlistError) -> NoReturn:
     raise typer.Exit(exc.exit_code)
 
 
+class Stopped(KeyboardInterrupt):
+    """SIGTERM (a scheduler's or Kubernetes' stop, or ``kill``), raised as Ctrl-C's KeyboardInterrupt is so
+    the same clean-up runs: a job's ``finally`` blocks, its status file and ledger lines, its temporaries.
+    Without it SIGTERM ends the process at once, as SIGKILL would, wasting the grace a scheduler gives."""
+
+    def __init__(self, signum: int = signal.SIGTERM) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _stopped_on_sigterm() -> Iterator[None]:
+    """SIGTERM raises ``Stopped`` while the block runs, in the main thread, unless someone else handles it."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) not in (
+        signal.SIG_DFL,
+        None,
+    ):
+        yield
+        return
+
+    def stop(signum: int, _frame: object) -> None:
+        raise Stopped(signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def interrupted(exc: KeyboardInterrupt) -> NoReturn:
+    """One line for a run stopped part-way, and the shell's code for the signal (130 Ctrl-C, 143 SIGTERM)."""
+    signum = exc.signum if isinstance(exc, Stopped) else signal.SIGINT
+    how = "interrupted (Ctrl-C)" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
+    Console(stderr=True, soft_wrap=True).print(
+        f"[bold red]{how}:[/] the command stopped part-way and nothing it finished is lost; run it again to "
+        "finish (make status shows what was cut short)",
+        highlight=False,
+    )
+    raise typer.Exit(128 + signum)
+
+
 def exits_on_error(command: F) -> F:
-    """Wrap a command so a ``SetlistError`` ends it through ``fail``. ``functools.wraps`` keeps the
-    signature and annotations Typer reads the options from."""
+    """Wrap a command so a ``SetlistError`` ends it through ``fail``, and Ctrl-C or SIGTERM through
+    ``interrupted``. ``functools.wraps`` keeps the signature and annotations Typer reads the options from."""
 
     @functools.wraps(command)
     def run(*args: Any, **kwargs: Any) -> Any:
         try:
-            return command(*args, **kwargs)
+            with _stopped_on_sigterm():
+                return command(*args, **kwargs)
+        except KeyboardInterrupt as exc:
+            interrupted(exc)
         except SetlistError as exc:
             fail(exc)
         except (typer.Exit, typer.Abort, click.exceptions.Exit, click.exceptions.Abort, click.ClickException):

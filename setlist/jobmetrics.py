@@ -75,6 +75,9 @@ CATALOGUE: dict[str, Family] = {
     "setlist_job_last_success_timestamp_seconds": Family("gauge", ("job",), "Unix time the job last succeeded."),
     "setlist_job_last_run_timestamp_seconds": Family("gauge", ("job",), "Unix time the job last ended."),
     "setlist_job_failed": Family("gauge", ("job",), "1 when the job's last run failed, else 0."),
+    "setlist_job_interrupted": Family(
+        "gauge", ("job",), "1 when the job's last run was stopped by Ctrl-C or SIGTERM (it counts as failed too)."
+    ),
     "setlist_compaction_last_timestamp_seconds": Family(
         "gauge",
         ("dataset",),
@@ -308,7 +311,7 @@ def job_run(settings: Settings, job: str) -> Iterator[JobMetrics]:
     metrics = JobMetrics(job)
     start, cpu = time.monotonic(), cpu_seconds()
     ok = False
-    misused = False
+    misused = stopped = False
     marker = _mark_running(settings.status_dir, job)
     token = _current.set(metrics)
     traced = tracing.configure(settings, f"setlist-{job}")
@@ -328,12 +331,16 @@ def job_run(settings: Settings, job: str) -> Iterator[JobMetrics]:
     except UsageError:
         misused = True
         raise
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM raised as one (setlist.cli.Stopped)
+        stopped = True
+        raise
     finally:
         _current.reset(token)
         if traced:
             tracing.force_flush()
         keep = False
         if not misused:
+            metrics.set("setlist_job_interrupted", 1.0 if stopped else 0.0, job=job)
             unreported = _report(settings, metrics, ok, time.monotonic() - start, cpu_seconds() - cpu)
             if unreported is not None and marker is not None:
                 # amended, the mark says how the run ended; not even that written, a failed run's bare mark

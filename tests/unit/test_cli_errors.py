@@ -4,8 +4,10 @@ each kind exits with its code and says ``error: <message>`` on stderr, on one li
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -383,6 +385,62 @@ def test_a_real_process_prints_one_line_on_stderr(data_dir):
         "error: --time-unit must be s, ms, us, ns, min, h or d, optionally a multiple (10min, 600s), not 'hours'"
     )
     assert proc.stdout == ""
+
+
+WAITING_JOB = """
+import signal
+from setlist import jobmetrics
+from setlist.cli import App
+
+app = App(add_completion=False)
+
+@app.command()
+@jobmetrics.reports("validate")
+def wait() -> None:
+    print("ready", flush=True)
+    while True:
+        signal.pause()  # until a signal ends the run
+
+app()
+"""
+
+
+@pytest.mark.parametrize(
+    "signum,code,said",
+    [(signal.SIGINT, 130, "interrupted (Ctrl-C):"), (signal.SIGTERM, 143, "stopped by SIGTERM:")],
+)
+def test_a_stopped_job_says_so_in_one_line_and_reports_the_run_as_stopped(data_dir, signum, code, said):
+    from ops.status import job_lines
+    from setlist import jobmetrics
+    from setlist.settings import Settings
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "SETLIST_DATA_DIR": str(data_dir), "COLUMNS": "60"}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WAITING_JOB],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+        proc.send_signal(signum)  # as a terminal's Ctrl-C, or a scheduler's stop
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == code, err
+    assert err.strip() == (
+        f"{said} the command stopped part-way and nothing it finished is lost; run it again to finish (make "
+        "status shows what was cut short)"
+    )
+    settings = Settings(data_dir=data_dir)
+    samples = jobmetrics.read_status(settings.status_dir)["validate"]  # the run's finally blocks ran
+    assert samples[("setlist_job_failed", (("job", "validate"),))] == 1.0
+    assert samples[("setlist_job_interrupted", (("job", "validate"),))] == 1.0
+    assert jobmetrics.running(settings.status_dir) == []  # its mark went: no "killed" run
+    (line,) = job_lines(settings, time.time())
+    assert line.mark == "fail" and line.value.startswith("last run was stopped (Ctrl-C or SIGTERM); run it again")
 
 
 def test_a_setting_that_does_not_read_is_one_line_naming_its_variable(data_dir):
