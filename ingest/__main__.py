@@ -1111,6 +1111,10 @@ def erase(
     for p in receipt.places:
         table.add_row(p.name, ", ".join(p.looked) or "—", f"{p.removed:,} {p.unit}", p.note)
     console.print(table)
+    if receipt.resumes:
+        console.print(
+            f"finishes the erasure cut short at {', '.join(receipt.resumes)}: what it removed is counted above"
+        )
     console.print(f"receipt: {receipt.path}")
     if verify:
         from ingest.erasure import record_verification, resolve

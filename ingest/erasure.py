@@ -19,7 +19,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
@@ -46,6 +46,8 @@ from setlist.pseudonym import PSEUDONYM_PREFIX, IdentityMap, pseudonymize
 from setlist.settings import Settings
 
 RECEIPTS = Path("erasure") / "receipts"
+#: the places a running (or cut-short) erasure has finished, per digest (``_Tally``)
+PROGRESS = Path("erasure") / "progress"
 #: held (``liveness.exclusive``) by the one erasure running, with its digest
 ERASING = Path("erasure") / ".running"
 _PSEUDONYM_LEN = len(PSEUDONYM_PREFIX) + 32
@@ -72,6 +74,8 @@ class Receipt:
     path: Path | None = None
     #: places the scan after the erasure still found the user in (None: not scanned)
     residue: int | None = None
+    #: when the earlier runs of this erasure that were cut short started; what they removed is counted here
+    resumes: list[str] = field(default_factory=list)
 
     @property
     def removed(self) -> int:
@@ -122,48 +126,93 @@ def erase(user: str, settings: Settings, *, by_pseudonym: bool = False, progress
         turn.release(remove=False)
 
 
+class _Tally:
+    """The places an erasure has finished, on disk as it goes (``erasure/progress/<digest>.json``). A run cut
+    short removed rows the run that finishes it no longer finds: the finishing run's receipt adds them, so it
+    does not tell an auditor the user had none."""
+
+    def __init__(self, settings: Settings, digest: str) -> None:
+        self.path = settings.data_dir / PROGRESS / f"{digest}.json"
+        self.started = datetime.now(UTC).isoformat(timespec="seconds")
+        self.earlier: list[dict] = []
+        if self.path.exists():
+            try:
+                self.earlier = list(json.loads(self.path.read_text(encoding="utf-8"))["runs"])
+            except (OSError, ValueError, KeyError, TypeError) as exc:  # unreadable: this run's counts alone
+                log.warning("could not read %s (%s): the earlier runs' counts are left out", self.path, exc)
+        self.places: list[Place] = []
+
+    def add(self, place: Place) -> None:
+        self.places.append(place)
+        runs = [*self.earlier, {"started": self.started, "places": [asdict(p) for p in self.places]}]
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        _replace_atomic(self.path, lambda fh: fh.write(json.dumps({"runs": runs}, indent=1).encode()))
+
+    def merged(self) -> list[Place]:
+        """This run's places, each with what earlier runs removed in the place of its name added."""
+        out = [replace(p) for p in self.places]
+        by_name = {p.name: p for p in out}
+        for run in self.earlier:
+            for before in run.get("places", []):
+                mine = by_name.get(before.get("name"))
+                if mine is not None:
+                    mine.removed += int(before.get("removed", 0))
+        return out
+
+    def resumes(self) -> list[str]:
+        return [str(run.get("started")) for run in self.earlier]
+
+    def close(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
 def _erase(
     settings: Settings, user: str, pseudonym: str, by_pseudonym: bool, logs: list[EventLog], say: Progress
 ) -> Receipt:
     data = settings.data_dir
-    places: list[Place] = []
+    tally = _Tally(settings, erasure_digest(pseudonym))
     for log in logs:
         log.tombstone(pseudonym)  # first: readers and rebuilds skip the user from now on
     say("online store and prediction cache")
-    places.append(_online(settings, pseudonym))
+    tally.add(_online(settings, pseudonym))
     if settings.profile == "cluster":
-        places.append(_cluster_sweep(settings, pseudonym))
-    places.append(_cache(settings, pseudonym))
+        tally.add(_cluster_sweep(settings, pseudonym))
+    tally.add(_cache(settings, pseudonym))
     say("identity map")
-    places.append(_identity(settings, pseudonym))
+    tally.add(_identity(settings, pseudonym))
     say("Track journals (waiting for running servers' segments to roll)")
-    places.append(_journals(settings, pseudonym, logs))
+    tally.add(_journals(settings, pseudonym, logs))
     say("event logs")
     events = Place("event log", [_rel(log.root, data) for log in logs])
     for log in logs:
         with _rewriting(settings, log.root, events, say):
             events.removed += log.compact_out(pseudonym)
-    places.append(events)
+    tally.add(events)
     # a killed writer's temporaries (never renamed into place, so never acknowledged) hold whole batches
     # that no reader lists: removed, whoever's rows they hold
     left = Place("files a killed writer left", [_rel(data, data)])
     left.removed = remove_stale_temporaries(data)
-    places.append(left)
+    tally.add(left)
     say("quarantine")
-    places.append(_quarantine(settings, pseudonym, say))
+    tally.add(_quarantine(settings, pseudonym, say))
     say("impressions")
-    places.append(_impressions(settings, pseudonym, say))
+    tally.add(_impressions(settings, pseudonym, say))
     say("feature files and training sets")
-    places.append(_parquet_files("feature files", settings.features_dir, pseudonym, data))
-    places.append(_parquet_files("training sets", data / "training", pseudonym, data))
+    tally.add(_parquet_files("feature files", settings.features_dir, pseudonym, data))
+    tally.add(_parquet_files("training sets", data / "training", pseudonym, data))
     say("registered candidate models")
-    places.append(_model_factors(settings, pseudonym))
+    tally.add(_model_factors(settings, pseudonym))
     if not by_pseudonym and (settings.data_dir / "generated").exists():  # only the synthetic world has one
-        places.append(_generated(settings, user.strip()))
+        tally.add(_generated(settings, user.strip()))
     receipt = Receipt(
-        erasure_digest(pseudonym), datetime.now(UTC).isoformat(timespec="seconds"), settings.profile, places
+        erasure_digest(pseudonym),
+        datetime.now(UTC).isoformat(timespec="seconds"),
+        settings.profile,
+        tally.merged(),
+        resumes=tally.resumes(),
     )
     receipt.path = _write_receipt(settings, receipt)
+    tally.close()
     return receipt
 
 

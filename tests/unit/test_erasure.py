@@ -151,3 +151,33 @@ def test_a_running_server_forgets_an_erased_users_last_known_rows(tmp_path: Path
         assert rows.degraded and rows.consent is None and rows.profile is None
     finally:
         server.close()
+
+
+def test_a_receipt_that_finishes_a_cut_short_erasure_counts_what_the_first_run_removed(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ingest.erasure as erasure
+    from ingest.erasure import PROGRESS, unfinished
+
+    p = pseudonymize("alice", settings.secret_hmac_key())
+    log = EventLog(settings.events_dir)
+    frame = pd.DataFrame([row(n, p) for n in range(3)] + [row(9, "u_other")])
+    log.append(frame.assign(timestamp=lambda f: pd.to_datetime(f.timestamp, unit="ms", utc=True)))
+
+    def cut(*args, **kwargs):  # Ctrl-C after the event log was rewritten, before the quarantine
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(erasure, "_quarantine", cut)
+        with pytest.raises(KeyboardInterrupt):
+            erase("alice", settings)
+    assert len(unfinished(settings)) == 1 and log.read(include_erased=True)["user_id"].tolist() == ["u_other"]
+
+    receipt = erase("alice", settings)  # the run again finds no row left in the log
+    assert receipt.removed_in("event log") == 3  # the first run's three, not the second's none
+    assert len(receipt.resumes) == 1 and json.loads(receipt.path.read_text())["resumes"] == receipt.resumes
+    assert not (settings.data_dir / PROGRESS).exists() or not list((settings.data_dir / PROGRESS).iterdir())
+    assert p not in receipt.path.read_text()
+
+    again = erase("alice", settings)  # a later erasure of the same user starts its own count
+    assert again.removed_in("event log") == 0 and again.resumes == []
