@@ -83,6 +83,8 @@ class MetricsSink(Protocol):
 
     def record_track_duplicates(self, count: int) -> None: ...
 
+    def record_track_degraded(self, reason: str) -> None: ...
+
     def record_acknowledged(self, count: int) -> None: ...
 
     def record_logged(self, count: int) -> None: ...
@@ -118,6 +120,7 @@ class PrometheusMetrics:
     record_logged = staticmethod(metrics.record_logged)
     record_quarantined = staticmethod(metrics.record_quarantined)
     record_sampled_out = staticmethod(metrics.record_sampled_out)
+    record_track_degraded = staticmethod(metrics.record_track_degraded)
     watch_ingest = staticmethod(metrics.watch_ingest)
     mark_feature_lag = staticmethod(metrics.mark_feature_lag)
     mark_view = staticmethod(metrics.mark_view)
@@ -435,6 +438,7 @@ def build(
             on_quarantined=sink.record_quarantined,
             tiers=Tiers.load(settings.tiers_file),
             on_sampled_out=sink.record_sampled_out,
+            on_degraded=sink.record_track_degraded,
             term_key=settings.secret_hmac_key(),
         )
     hooks = hooks or Hooks(

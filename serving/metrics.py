@@ -134,6 +134,13 @@ CANARY_SHARE = Gauge("setlist_canary_share", "Share of champion traffic served b
 CANARY_DECISIONS = Counter("setlist_canary_decisions", "Canary state changes, by action.", ["action"])
 
 # --- Track ----------------------------------------------------------------------------------
+TRACK_DEGRADED = Counter(
+    "setlist_track_degraded",
+    "Track calls acknowledged without one of their checks or writes, by reason: dedupe_unavailable (a retry "
+    "may be stored twice; the feature build drops repeated ids), session_push_failed (session features lag "
+    "until the next event or build).",
+    ["reason"],
+)
 TRACK_DUPLICATES = Counter(
     "setlist_track_duplicates",
     "Track events acknowledged without storing them again: retries of an event_id already stored.",
@@ -241,6 +248,10 @@ def record_impressions_written(rows: int) -> None:
 
 def record_track_duplicates(count: int) -> None:
     TRACK_DUPLICATES.inc(count)
+
+
+def record_track_degraded(reason: str) -> None:
+    TRACK_DEGRADED.labels(reason=reason).inc()
 
 
 def record_canary(action: str, share: float) -> None:

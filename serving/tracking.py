@@ -171,6 +171,10 @@ def _ignore(count: int) -> None:
     return None
 
 
+def _ignore_reason(reason: str) -> None:
+    pass
+
+
 def _ignore_reasons(reasons: list[str]) -> None:
     return None
 
@@ -191,6 +195,7 @@ class Tracker:
         tiers: Tiers | None = None,
         term_key: bytes | None = None,
         on_sampled_out: Callable[[list[str]], None] = _ignore_reasons,
+        on_degraded: Callable[[str], None] = _ignore_reason,
     ) -> None:
         self.journal, self.online = journal, online
         self.policy = policy or TrackPolicy()
@@ -206,6 +211,8 @@ class Tracker:
         # process: the stored terms then match nothing, which fails closed
         self._term_key = term_key or secrets.token_bytes(32)
         self._on_sampled_out = on_sampled_out  # types of batch events the sample left out
+        # a call acknowledged without one of its checks or writes (dedupe_unavailable, session_push_failed)
+        self._on_degraded = on_degraded
         self._known = LruSet(KNOWN_USERS)
         self._lock = threading.Lock()
         self.push_failures = 0
@@ -326,6 +333,7 @@ class Tracker:
             claim = self.dedupe.claim(ids)
         except Exception as exc:  # Track goes on without the check: at worst a retry is stored twice
             log.warning("dedupe store unavailable (%s); journaling without the retry check", type(exc).__name__)
+            self._on_degraded("dedupe_unavailable")
             claim, claimed = Claim(ids), False
         else:
             claimed = True
@@ -436,6 +444,7 @@ class Tracker:
         except Exception as exc:
             self.push_failures += 1
             log.warning("session push failed for %d users: %s", len(by_user), type(exc).__name__)
+            self._on_degraded("session_push_failed")
 
     def close(self) -> None:
         try:

@@ -102,10 +102,14 @@ def test_production_dedupes_through_redis_and_local_through_sqlite(settings: Set
 def test_an_unreachable_dedupe_store_does_not_fail_track(tmp_path: Path) -> None:
     journal = FakeJournal()
     down = RedisDedupe(f"redis://127.0.0.1:{free_port()}/0", 3600, 0.2)
-    tracker = Tracker(journal, None, Quarantine(tmp_path / "q"), None, clock=lambda: START, dedupe=down)
+    degraded: list[str] = []
+    tracker = Tracker(
+        journal, None, Quarantine(tmp_path / "q"), None, clock=lambda: START, dedupe=down, on_degraded=degraded.append
+    )
     try:
         assert tracker.track(batch(), None, str).accepted == 5
         assert len(journal.rows) == 5  # stored: at worst a retry is stored twice, never an event lost
+        assert degraded == ["dedupe_unavailable"]  # counted, so an operator sees the check was skipped
     finally:
         tracker.close()
 
