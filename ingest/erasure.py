@@ -140,6 +140,10 @@ class _Tally:
                 self.earlier = list(json.loads(self.path.read_text(encoding="utf-8"))["runs"])
             except (OSError, ValueError, KeyError, TypeError) as exc:  # unreadable: this run's counts alone
                 log.warning("could not read %s (%s): the earlier runs' counts are left out", self.path, exc)
+        # a run stopped after its receipt, before it removed this file, was counted in that receipt
+        receipted = _newest_receipt(settings, digest)
+        if receipted is not None:
+            self.earlier = [run for run in self.earlier if str(run.get("started", "")) > receipted]
         self.places: list[Place] = []
 
     def add(self, place: Place) -> None:
@@ -670,6 +674,20 @@ def left_copies(settings: Settings) -> list[tuple[str, int, datetime]]:
             continue
     out = [(digest, places, at) for digest, (places, at) in newest.items() if places > 0]
     return sorted(out, key=lambda d: d[2])
+
+
+def _newest_receipt(settings: Settings, digest: str) -> str | None:
+    """When the newest receipt for ``digest`` was written (ISO time, UTC), or None."""
+    folder = settings.data_dir / RECEIPTS
+    times = []
+    for path in folder.glob(f"*-{digest[:12]}.json") if folder.is_dir() else []:
+        try:
+            body = json.loads(path.read_text(encoding="utf-8"))
+            if body["digest"] == digest:
+                times.append(str(body["erased_at"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return max(times, default=None)
 
 
 def _write_receipt(settings: Settings, receipt: Receipt) -> Path:

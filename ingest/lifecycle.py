@@ -60,22 +60,29 @@ def compact(
     if dry_run:
         console.print(plan_table(report))
     else:
-        _record(settings, report)
+        _record(report)
     for d in report.datasets:
         for note in d.notes:
             console.print(f"  {d.dataset}: {note}")
 
 
-def _record(settings: Settings, report: CompactionReport) -> None:
-    """When each dataset was last compacted, for ``make status``: a skipped dataset keeps the time of the run
-    before, so a log that a long job holds at every run's hour shows how long it has gone without one."""
+def _carry_compaction_times(settings: Settings) -> None:
+    """The previous run's time for each dataset, before anything runs: a dataset this run skips, and every
+    dataset of a run that fails or is stopped, keeps it in the new status file."""
     metrics = jobmetrics.current()
-    before = jobmetrics.read_status(settings.status_dir).get(metrics.job, {})
+    for (name, labels), value in jobmetrics.read_status(settings.status_dir).get(metrics.job, {}).items():
+        if name == LAST_COMPACTED and labels and labels[0][0] == "dataset":
+            metrics.set(LAST_COMPACTED, value, dataset=labels[0][1])
+
+
+def _record(report: CompactionReport) -> None:
+    """When each dataset was last compacted, for ``make status``: so a log that a long job holds at every
+    run's hour shows how long it has gone without one."""
+    metrics = jobmetrics.current()
     now = time.time()
     for d in report.datasets:
-        last = before.get((LAST_COMPACTED, (("dataset", d.dataset),))) if d.skipped else now
-        if last is not None:
-            metrics.set(LAST_COMPACTED, last, dataset=d.dataset)
+        if not d.skipped:
+            metrics.set(LAST_COMPACTED, now, dataset=d.dataset)
         metrics.set("setlist_compaction_skipped", 1.0 if d.skipped else 0.0, dataset=d.dataset)
 
 
@@ -191,6 +198,8 @@ def run_all(
     ),
 ) -> None:
     """Down-sample old impressions, then compact every dataset (what `make compact` runs)."""
+    if not dry_run:
+        _carry_compaction_times(get_settings())
     downsample(dry_run=dry_run, older_than_days=None, min_age_s=min_age_s)
     compact(dry_run=dry_run, target_mb=None, min_age_s=min_age_s)
 

@@ -27,7 +27,8 @@ from rich.table import Table
 
 from setlist import jobmetrics, lineage
 from setlist.cli import console as cli_console
-from setlist.errors import BadInput, InputMissing, UsageError
+from setlist.cli import first_line, require_data_dir, store_down
+from setlist.errors import BadInput, InputMissing
 from setlist.eventlog import EventLog
 from setlist.journal_dirs import journal_dirs
 from setlist.settings import Settings, get_settings
@@ -55,17 +56,13 @@ class Line:
     data: dict[str, Any] = field(default_factory=dict)
 
 
-#: a line whose source could not be read: status cannot say the loop holds, so it exits 1
-UNREADABLE = {"unreadable": True}
+def _unreadable(exc: BaseException) -> dict[str, Any]:
+    """A source whose store is down: status cannot say the loop holds, so it exits 1. Another error (a
+    version deleted by hand, a bug) is its line's failure, not an outage a cron gate should fail on."""
+    return {"unreadable": True} if store_down(exc) is not None else {}
 
 
 # --- reading the sources -------------------------------------------------------------------------------
-def _why(exc: BaseException) -> str:
-    """An error in one line: a driver's message runs to several (the SQL, a link to its docs)."""
-    first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
-    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
-
-
 def _age(then: float | None, now: float) -> float | None:
     return None if then is None else max(0.0, now - then)
 
@@ -196,9 +193,8 @@ def _publish_lines(settings: Settings, now: float) -> list[Line]:
         finally:
             log.dispose()
     except Exception as exc:
-        return [
-            Line("features", "last publish", "fail", f"cannot read the publish log: {_why(exc)}", data=dict(UNREADABLE))
-        ]
+        why = f"cannot read the publish log: {type(exc).__name__}: {first_line(exc)}"
+        return [Line("features", "last publish", "fail", why, data=_unreadable(exc))]
     if latest is None:
         return [Line("features", "last publish", "fail", "never published: run make materialize")]
     published = latest.published_at.timestamp()
@@ -275,7 +271,7 @@ def _skipped_lines(samples: dict[Any, float], now: float) -> list[Line]:
             continue
         dataset = dict(labels).get("dataset", "?")
         last = samples.get(("setlist_compaction_last_timestamp_seconds", labels))
-        since = f"last compacted {_ago(last, now)}" if last is not None else "never compacted"
+        since = f"last compacted {_ago(last, now)}" if last is not None else "no compaction of it on record"
         text = f"skipped by the last run: another job was using it; {since}"
         lines.append(Line("jobs", f"compaction ({dataset})", "warn", text, _age(last, now)))
     return lines
@@ -295,7 +291,13 @@ def model_lines(settings: Settings, now: float) -> list[Line]:
         facts = {alias: registry.pair_facts(client, settings, pair) for alias, pair in pairs.items()}
     except Exception as exc:
         return [
-            Line("models", "registry", "fail", f"cannot read the model registry: {_why(exc)}", data=dict(UNREADABLE))
+            Line(
+                "models",
+                "registry",
+                "fail",
+                f"cannot read the model registry: {type(exc).__name__}: {first_line(exc)}",
+                data=_unreadable(exc),
+            )
         ]
     lines = []
     for alias, versions in facts.items():
@@ -620,11 +622,7 @@ def command(
     """The loop at a glance: events, ingest and feature lag, gates, jobs, models, canary, serving, SLOs.
     Exits 1 when an SLO is broken or a source (the publish log, the model registry) cannot be read."""
     settings = get_settings()
-    if not settings.data_dir.exists():  # said, rather than reading a registry it would create there
-        raise UsageError(
-            f"the data directory {settings.data_dir} does not exist (SETLIST_DATA_DIR): check the setting, or run "
-            "make demo, make generate or make import first"
-        )
+    require_data_dir(settings.data_dir, "check the setting, or run make demo, make generate or make import first")
     report = collect(settings, probe=probe)
     if as_json:
         typer.echo(json.dumps(report.as_json(), indent=2, default=str))

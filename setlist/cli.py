@@ -54,14 +54,15 @@ class Stopped(KeyboardInterrupt):
 @contextlib.contextmanager
 def _stopped_on_sigterm() -> Iterator[None]:
     """SIGTERM raises ``Stopped`` while the block runs, in the main thread, unless someone else handles it."""
-    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) not in (
-        signal.SIG_DFL,
-        None,
-    ):
+    # None: a handler not installed from Python, which cannot be put back: left alone
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
         yield
         return
 
     def stop(signum: int, _frame: object) -> None:
+        # a second SIGTERM (make forwards one to its child as a process-group kill also delivers it) must
+        # not cut the clean-up the first one started
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         raise Stopped(signum)
 
     previous = signal.signal(signal.SIGTERM, stop)
@@ -150,18 +151,21 @@ def no_access(exc: BaseException) -> NoAccess | None:
     which and why; None for any other failure. A permission error counts only when it names a file: one
     that names none (signalling another user's process) is no file's access and keeps its traceback."""
     chain = _causes(exc)
-    read_only = any(
-        (isinstance(e, OSError) and e.errno == errno.EROFS)
-        or (
-            (isinstance(e, OSError) or type(e).__module__.split(".")[0] in _WRITERS) and _READ_ONLY_WORDS.search(str(e))
-        )
+    erofs = any(isinstance(e, OSError) and e.errno == errno.EROFS for e in chain)
+    sqlite_says = any(
+        (isinstance(e, OSError) or type(e).__module__.split(".")[0] in _WRITERS) and _READ_ONLY_WORDS.search(str(e))
         for e in chain
     )
     denied = next(
         (e for e in chain if isinstance(e, OSError) and e.errno in (errno.EACCES, errno.EPERM) and e.filename), None
     )
-    if read_only:
+    if erofs or sqlite_says:
         where = _named(chain) or _data_dir()
+        if not erofs and not _on_read_only_mount(where):  # SQLite says so of an unwritable directory too
+            return NoAccess(
+                f"cannot write {where}: SQLite calls its database read-only (its file or directory may not be "
+                f"written by {_user(os.geteuid())}; {_owner(where)}): run as the user that owns the data directory"
+            )
         return NoAccess(
             f"cannot write {where}: the file system holding it is read-only. This command writes to the data "
             "directory: run it against a writable one (SETLIST_DATA_DIR); a read-only copy serves make status "
@@ -181,12 +185,16 @@ def store_down(exc: BaseException) -> StoreDown | None:
     (what SQLAlchemy and MLflow wrap it in says less), as one line; None for any other failure. PostgreSQL's
     own refusals of a statement (a constraint, a bad query) are no connection failure and keep their
     traceback, as do SQLite's, which has no server."""
-    chain = _causes(exc)
+    # only the errors raised "from" one another (SQLAlchemy's and MLflow's wrappers): a bug raised while
+    # handling a connection error (a fallback's) is no store down and keeps its traceback
+    chain = [exc]
+    while chain[-1].__cause__ is not None and all(chain[-1].__cause__ is not c for c in chain):
+        chain.append(chain[-1].__cause__)
     down = next((e for e in chain if _connection_failed(e)), None)
     if down is None:
         return None
     return StoreDown(
-        f"cannot reach a store ({type(down).__name__}): {_first_line(down)}; is it running (`make services` "
+        f"cannot reach a store ({type(down).__name__}): {first_line(down)}; is it running (`make services` "
         "starts PostgreSQL and Redis for the production profile)?"
     )
 
@@ -195,21 +203,36 @@ def _connection_failed(exc: BaseException) -> bool:
     module = type(exc).__module__.split(".")[0]
     bases = type(exc).__mro__
     if module == "redis":  # redis-py's ConnectionError and TimeoutError (and their kin) are no OSErrors
+        if type(exc).__name__ in ("AuthenticationError", "AuthorizationError"):  # it answered: a setting's fault
+            return False
         return any(
             b.__module__.startswith("redis") and b.__name__ in ("ConnectionError", "TimeoutError") for b in bases
         )
     if module == "psycopg":
         state = getattr(exc, "sqlstate", None)
         # no SQLSTATE: the client's own (refused, timed out, lost); class 08 connection exceptions;
-        # 57P01-03 the server shutting down or starting up
+        # 57P01-03 the server shutting down or starting up. A server that answered "FATAL" (a password, a
+        # database that does not exist, pg_hba) is running: that is a setting's fault, with its traceback
         operational = any(b.__name__ == "OperationalError" for b in bases)
-        return operational and (state is None or state.startswith("08") or state in ("57P01", "57P02", "57P03"))
+        if not operational or "FATAL:" in str(exc):
+            return False
+        return state is None or state.startswith("08") or state in ("57P01", "57P02", "57P03")
     # a broken pipe is a reader gone (stdout piped to head), no store
     return isinstance(exc, (ConnectionRefusedError, ConnectionResetError, ConnectionAbortedError))
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
+    """An error's message in one line: a driver's runs to several (the SQL, a link to its docs)."""
     return next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+
+
+def _on_read_only_mount(path: Path) -> bool:
+    for here in (path, *path.parents):
+        try:
+            return bool(os.statvfs(here).f_flag & os.ST_RDONLY)
+        except OSError:
+            continue
+    return False
 
 
 def _data_dir() -> Path:
@@ -259,6 +282,13 @@ def _full_message(where: Path | None) -> str:
         f"no space left on the disk holding {where} ({free / 2**20:,.0f} MB free now): free some there (old "
         "reports, or data past its retention period: make retention), then run the same command again"
     )
+
+
+def require_data_dir(data_dir: Path, advice: str) -> None:
+    """An unmounted volume or a misspelt SETLIST_DATA_DIR is said before a command reads nothing there as
+    "nothing yet" (a gate that passes, a status that holds) or creates files in its place."""
+    if not data_dir.exists():
+        raise UsageError(f"the data directory {data_dir} does not exist (SETLIST_DATA_DIR): {advice}")
 
 
 class App(typer.Typer):

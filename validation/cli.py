@@ -16,6 +16,7 @@ exceptions, turned into a message and an exit code by ``setlist.cli`` like every
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
 from collections.abc import Callable, Iterable
@@ -27,7 +28,7 @@ import typer
 from rich.console import Console
 
 from setlist import jobmetrics
-from setlist.cli import App, load_provider
+from setlist.cli import App, load_provider, require_data_dir
 from setlist.errors import BadInput, SetlistError, UsageError
 from setlist.featureset import FeatureSet
 from setlist.settings import Settings, get_settings
@@ -166,8 +167,6 @@ def _run(name: str, opts: gates.GateOptions, reports: tuple[Path | None, Path | 
         if target is not None and target.is_dir():
             raise UsageError(f"{flag} {target} is a directory: name the file to write")
     settings = get_settings()
-    if opts.path is None:
-        _require_data_dir(settings)
     ws = Workspace.from_settings(settings)
     try:
         if name == "all":
@@ -179,8 +178,10 @@ def _run(name: str, opts: gates.GateOptions, reports: tuple[Path | None, Path | 
         raise
     try:
         _record(settings, results)
-    except Exception:  # the gates ran: their results are shown before the error that the ledger refused them
+    except Exception:  # the gates ran: their results are shown, and CI's files written, before the error
         _show(results)
+        with contextlib.suppress(OSError):
+            write_reports(results, *reports)
         raise
     try:
         written = write_reports(results, *reports)
@@ -189,16 +190,8 @@ def _run(name: str, opts: gates.GateOptions, reports: tuple[Path | None, Path | 
     _finish(results, ws.docs_index, written)
 
 
-def _require_data_dir(settings: Settings) -> None:
-    """An unmounted volume or a misspelt SETLIST_DATA_DIR must not pass a gate as "nothing to validate"."""
-    if not settings.data_dir.exists():
-        raise UsageError(
-            f"the data directory {settings.data_dir} does not exist (SETLIST_DATA_DIR): nothing to validate; check "
-            "the setting, or run make generate or make import first"
-        )
-
-
 F = TypeVar("F", bound=Callable[..., Any])
+NO_DATA = "nothing to validate; check the setting, or run make generate or make import first"
 
 
 def _needs_data_dir(command: F) -> F:
@@ -207,7 +200,7 @@ def _needs_data_dir(command: F) -> F:
     @functools.wraps(command)
     def run(*args: Any, **kwargs: Any) -> Any:
         if kwargs.get("path") is None:
-            _require_data_dir(get_settings())
+            require_data_dir(get_settings().data_dir, NO_DATA)
         return command(*args, **kwargs)
 
     return run  # type: ignore[return-value]  # wraps keeps the signature Typer reads
@@ -269,12 +262,14 @@ Holdout_ = typer.Option(
 
 
 @app.command()
+@_needs_data_dir
 def events(path: Path | None = Path_, json: Path | None = Json_, junit: Path | None = Junit_) -> None:
     """Raw events: schema, types, ids, event types, timestamps, play values, unique event ids."""
     _run("events", _options(path), (json, junit))
 
 
 @app.command()
+@_needs_data_dir
 def features(
     as_of: str | None = typer.Option(None, help="freshness reference time (default: newest event)"),
     max_age_hours: float | None = typer.Option(
@@ -288,12 +283,14 @@ def features(
 
 
 @app.command("training-set")
+@_needs_data_dir
 def training_set(json: Path | None = Json_, junit: Path | None = Junit_) -> None:
     """<data_dir>/training/training_set.parquet: label balance, no id features, no opted-out users."""
     _run("training-set", _options(), (json, junit))
 
 
 @app.command()
+@_needs_data_dir
 def parity(
     adapter: str | None = typer.Option(
         None,
@@ -308,6 +305,7 @@ def parity(
 
 
 @app.command()
+@_needs_data_dir
 def drift(
     path: Path | None = Path_,
     reference: Path | None = Ref_,
@@ -329,6 +327,7 @@ def drift(
 
 
 @app.command()
+@_needs_data_dir
 def cardinality(
     path: Path | None = Path_,
     reference: Path | None = Ref_,
@@ -358,6 +357,7 @@ def all_(
 
 
 @app.command("learn-reference")
+@_needs_data_dir
 def learn_reference(
     path: Path | None = Path_, reference: Path | None = Ref_, holdout_days: float | None = Holdout_
 ) -> None:

@@ -143,15 +143,16 @@ def _run_workers(settings: Settings, ranking_factory: RankingFactory, grace_s: f
         return exit_code
 
 
-def _stop_with_parent(parent: int) -> None:
-    """SIGTERM this worker when the supervisor dies without forwarding one (SIGKILL, a crash).
+def _stop_with_parent(parent: int) -> str:
+    """SIGTERM this worker when the supervisor dies without forwarding one (SIGKILL, a crash); returns how
+    it watches ("kernel" or "poll").
 
     Left running, orphaned workers would go on answering on the shared port beside a restarted
     supervisor's workers, with their older model. SIGTERM drains them as a normal stop does."""
     if _ask_kernel(signal.SIGTERM):
         if os.getppid() != parent:  # the parent died before the request was made
             os.kill(os.getpid(), signal.SIGTERM)
-        return
+        return "kernel"
 
     def watch() -> None:  # no parent-death signal on this platform: look once a second
         while os.getppid() == parent:
@@ -159,6 +160,7 @@ def _stop_with_parent(parent: int) -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
     threading.Thread(target=watch, name="setlist-parent-watch", daemon=True).start()
+    return "poll"
 
 
 def _ask_kernel(signum: int) -> bool:
@@ -190,5 +192,6 @@ def _worker_main(
     # The parent's handlers would forward to siblings from inside a worker; reset before anything runs.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_DFL)
-    _stop_with_parent(supervisor)
+    watch = _stop_with_parent(supervisor)
+    log.info("watching the supervisor", extra={"fields": {"worker": index, "parent_watch": watch}})
     raise SystemExit(_run_worker(settings, ranking_factory, grace_s, index=index, reuse_port=True))

@@ -121,6 +121,7 @@ def test_workers_stop_when_the_supervisor_is_killed(run_serve, parent_watch):
             os.close(fd)
     assert not left, log.read_text()
     assert log.read_text().count('"msg":"server stopped"') == 2  # drained, as on a SIGTERM
+    assert log.read_text().count(f'"parent_watch":"{parent_watch}"') == 2  # each watched the way asked
 
 
 def _pids_seen(client: SetlistClient, calls: int | None = None, until_both_within_s: float = 0.0) -> set[str]:

@@ -172,7 +172,8 @@ def test_a_read_only_database_names_the_data_directory(tmp_path, monkeypatch):
     finally:
         get_settings.cache_clear()
     assert result.exit_code == 1 and "Traceback" not in result.output
-    assert result.stderr.startswith(f"error: cannot write {tmp_path / 'data'}: the file system holding it is read-only")
+    # the directory is writable, so it is not called a read-only file system: SQLite says so of permissions too
+    assert result.stderr.startswith(f"error: cannot write {tmp_path / 'data'}: SQLite calls its database read-only")
 
 
 def test_a_permission_denied_names_the_file_its_owner_and_the_user(tmp_path):
@@ -217,6 +218,19 @@ def connect(how: str = typer.Argument(...)) -> None:
         import psycopg
 
         raise psycopg.errors.UndefinedTable('relation "x" does not exist')
+    if how == "cancelled":  # a statement timeout: an OperationalError with a SQLSTATE of its own
+        import psycopg
+
+        raise psycopg.errors.QueryCanceled("canceling statement due to statement timeout")
+    if how == "password":  # the server answered: a setting is wrong, it is not down
+        import psycopg
+
+        raise psycopg.OperationalError('connection failed: FATAL:  password authentication failed for user "setlist"')
+    if how == "fallback-bug":  # a bug while handling a refused connection is a bug
+        try:
+            raise ConnectionRefusedError(111, "Connection refused")
+        except ConnectionRefusedError:
+            raise KeyError("a bug in the fallback")  # noqa: B904  (its context kept, as a careless handler's is)
     if how == "pipe":
         raise BrokenPipeError(32, "Broken pipe")
 
@@ -234,11 +248,14 @@ def test_a_store_that_is_down_is_one_line_naming_the_failure(how):
     assert line.startswith(f"error: cannot reach a store ({kind.get(how, 'TimeoutError')}): ")
 
 
-def test_a_store_that_answered_keeps_its_traceback():
+@pytest.mark.parametrize("how", ["statement", "cancelled", "password", "fallback-bug"])
+def test_a_store_that_answered_or_a_bug_keeps_its_traceback(how):
     import psycopg
 
-    result = _invoke(toy, "connect", "statement")
-    assert isinstance(result.exception, psycopg.errors.UndefinedTable) and "cannot reach" not in result.output
+    kind = {"statement": psycopg.errors.UndefinedTable, "cancelled": psycopg.errors.QueryCanceled}
+    result = _invoke(toy, "connect", how)
+    expected = kind.get(how, KeyError if how == "fallback-bug" else psycopg.OperationalError)
+    assert isinstance(result.exception, expected) and "cannot reach" not in result.output
 
 
 def test_a_reader_gone_is_no_store_down():

@@ -539,6 +539,14 @@ def test_status_says_how_long_a_log_another_job_holds_has_gone_without_compactio
     (line,) = [x for x in job_lines(get_settings(), first["events"] + 3 * 86_400) if x.name == "compaction (events)"]
     assert line.mark == "warn" and "another job was using it; last compacted 3.0 d ago" in line.value
 
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:  # a run stopped part-way keeps every dataset's time as well
+        m.setattr("ingest.lifecycle.run_compaction", stopped)
+        assert runner.invoke(app, ["all", "--min-age-s", "0"]).exit_code == 130
+    assert last_compacted()["events"] == first["events"]
+
     assert runner.invoke(app, ["all", "--min-age-s", "0"]).exit_code == 0  # free again: the line goes
     assert last_compacted()["events"] > first["events"]
     assert not [x for x in job_lines(get_settings(), time.time()) if x.name.startswith("compaction (")]

@@ -172,6 +172,8 @@ def test_a_receipt_that_finishes_a_cut_short_erasure_counts_what_the_first_run_r
         with pytest.raises(KeyboardInterrupt):
             erase("alice", settings)
     assert len(unfinished(settings)) == 1 and log.read(include_erased=True)["user_id"].tolist() == ["u_other"]
+    (progress,) = (settings.data_dir / PROGRESS).iterdir()  # what the cut run did, naming no one
+    assert p not in progress.read_text() and "alice" not in progress.read_text()
 
     receipt = erase("alice", settings)  # the run again finds no row left in the log
     assert receipt.removed_in("event log") == 3  # the first run's three, not the second's none
@@ -181,3 +183,14 @@ def test_a_receipt_that_finishes_a_cut_short_erasure_counts_what_the_first_run_r
 
     again = erase("alice", settings)  # a later erasure of the same user starts its own count
     assert again.removed_in("event log") == 0 and again.resumes == []
+
+    def stopped_after_the_receipt(path: Path) -> None:  # its progress file stays behind
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(erasure._Tally, "close", lambda self: stopped_after_the_receipt(self.path))
+        with pytest.raises(KeyboardInterrupt):
+            erase("alice", settings)
+    assert list((settings.data_dir / PROGRESS).iterdir())
+    later = erase("alice", settings)  # the stopped run wrote its receipt: it is not counted twice
+    assert later.resumes == [] and later.removed_in("event log") == 0
