@@ -279,12 +279,9 @@ def _skipped_lines(samples: dict[Any, float], now: float) -> list[Line]:
 
 def model_lines(settings: Settings, now: float) -> list[Line]:
     from setlist import registry
-    from setlist.sqltimeouts import probe
 
     try:
-        if settings.tracking_uri.startswith("postgresql"):  # MLflow would retry a down server for minutes
-            probe(settings.tracking_uri, settings.database_connect_timeout_s)
-        client = registry.reader(settings)
+        client = registry.reader(settings)  # within the connect deadline: MLflow alone retries for minutes
         pairs = {
             alias: registry.find_pair(client, settings, alias) for alias in (registry.CHAMPION, registry.CHALLENGER)
         }

@@ -137,7 +137,26 @@ def reader(settings: Settings) -> MlflowClient:
     only reads (listings, reports) and must not redirect another component's fluent calls."""
     from mlflow import MlflowClient
 
+    _reachable(settings)
     return MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
+
+
+_reached: set[str] = set()
+
+
+def _reachable(settings: Settings) -> None:
+    """A PostgreSQL store answers, once per process, within the connect deadline: MLflow's own engine
+    retries a refused connect for about two minutes and, with libpq's default, waits on a silent server
+    forever. Its engines get the same connect deadline through libpq's environment."""
+    from setlist.sqltimeouts import libpq_environment, probe
+
+    uri = settings.tracking_uri
+    if not uri.startswith("postgresql") or uri in _reached:
+        return
+    connect = libpq_environment(settings.database_connect_timeout_s, settings.database_statement_timeout_ms)
+    os.environ.setdefault("PGCONNECT_TIMEOUT", connect["PGCONNECT_TIMEOUT"])  # not the statements': jobs run long
+    probe(uri, settings.database_connect_timeout_s)
+    _reached.add(uri)
 
 
 #: said by training and ``make status`` when :func:`artifacts_elsewhere` finds the model files elsewhere
