@@ -20,7 +20,8 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 INSTALL_HINT = "apt-get install -y redis-server postgresql"
@@ -200,6 +201,18 @@ class RedisServer:
             self._proc.send_signal(signal.SIGKILL)
             self._proc.wait()
         self._proc = None
+
+    @contextmanager
+    def hung(self) -> Iterator[None]:
+        """Alive but silent (SIGSTOP, then SIGCONT on leaving): the kernel still accepts connections
+        and takes requests in, and no reply comes, as with a Redis stuck on a slow disk or a paused VM."""
+        if self._proc is None or self._proc.poll() is not None:
+            raise RuntimeError("redis-server is not running")
+        self._proc.send_signal(signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            self._proc.send_signal(signal.SIGCONT)
 
     def flush(self) -> None:
         with self.client() as c:

@@ -128,7 +128,10 @@ def _decoded_row(features: Sequence[str], reply: Sequence[bytes | None]) -> Row:
 class OnlineFeatures:
     """Feature views resolved once; reads and writes without registry lookups."""
 
-    def __init__(self, store: FeatureStore, views: Iterable[FeatureView]) -> None:
+    def __init__(self, store: FeatureStore, views: Iterable[FeatureView], request_store: Any | None = None) -> None:
+        """``request_store``: a Redis store configuration (``feature_repo.store.request_store_config``)
+        for a second client that serves one entity's reads and a Track's writes with its own, shorter
+        timeouts; without one, Feast's client serves them too."""
         self.store = store
         self.config = store.config
         self.provider = store._get_provider()
@@ -144,6 +147,7 @@ class OnlineFeatures:
         # fail with OperationalError, so SQLite access is serialized. Redis clients are thread-safe.
         self._guard = threading.Lock() if type(self.online_store).__name__ == "SqliteOnlineStore" else nullcontext()
         self._redis = type(self.online_store).__name__ == "RedisOnlineStore"
+        self._request_client: Any = None
         if self._redis:
             # redis-py retries a refused connection with backoff (~7 s); a hot path must fail at
             # once and let the caller degrade. On a Redis Cluster (the cluster profile) Feast's
@@ -153,17 +157,31 @@ class OnlineFeatures:
             # a failover to a replica go unnoticed; a hung master costs two timeouts, a dead one a
             # refused connection (docs/redis-cluster.md has the measurements).
             from redis.backoff import NoBackoff
+            from redis.exceptions import ConnectionError as RedisConnectionError
             from redis.retry import Retry
 
             self.online_store._get_client(self.config.online_store).set_retry(Retry(NoBackoff(), 1))
+            if request_store is not None:
+                # Feast's parsing of the same connection string (host, password, TLS, cluster seeds),
+                # on a store object of its own so the two clients' pools stay apart
+                client = type(self.online_store)()._get_client(request_store)
+                if hasattr(client, "keyslot"):  # a cluster retries timeouts too, whatever it is told
+                    client.set_retry(Retry(NoBackoff(), 1))
+                else:
+                    # a dropped connection (Redis restarted) is worth one retry; a hung Redis is not:
+                    # a second timeout would only double what the request waits
+                    client.set_retry(Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)))
+                self._request_client = client
         elif type(self.online_store).__name__ == "SqliteOnlineStore":
             # readers (serving) and a writer (materialize) in different processes: WAL mode lets
             # reads go on while a publish writes
             self.online_store._get_conn(self.config).execute("PRAGMA journal_mode=WAL")
 
     @classmethod
-    def from_registry(cls, store: FeatureStore, names: Sequence[str]) -> OnlineFeatures:
-        return cls(store, [store.get_feature_view(n) for n in names])
+    def from_registry(
+        cls, store: FeatureStore, names: Sequence[str], request_store: Any | None = None
+    ) -> OnlineFeatures:
+        return cls(store, [store.get_feature_view(n) for n in names], request_store)
 
     def read(self, view: str, ids: Sequence[str], features: Sequence[str] | None = None) -> list[Row]:
         if self._redis and not features:  # every feature: the direct read (startup loads 50k items so)
@@ -205,7 +223,14 @@ class OnlineFeatures:
         keys = [self._key(join_key, i) if remember else self.redis_key(entity_key(join_key, i)) for i in entity_ids]
         _, requests = self._hash_fields(views)
         fields = [f for _, view_fields in requests for f in view_fields]
-        replies = store._read_hash_fields(self.config, [(key, fields) for key in keys])
+        if remember and self._request_client is not None:
+            # what Feast's helper does on its redis-py path, on the per-request client
+            with self._request_client.pipeline(transaction=False) as pipe:
+                for key in keys:
+                    pipe.hmget(key, fields)
+                replies = pipe.execute()
+        else:
+            replies = store._read_hash_fields(self.config, [(key, fields) for key in keys])
         out: list[list[Row]] = []
         for reply in replies:
             rows: list[Row] = []
@@ -271,7 +296,8 @@ class OnlineFeatures:
         dtypes = self._dtypes[view]
         join_key = self._join_key[view]
         ttl = self.config.online_store.key_ttl_seconds
-        with self.redis_client.pipeline(transaction=False) as pipe:
+        client = self.redis_client if self._request_client is None else self._request_client
+        with client.pipeline(transaction=False) as pipe:
             for entity_id, values, ts in rows:
                 stamp = Timestamp()
                 stamp.FromDatetime(_aware(ts))
@@ -319,8 +345,9 @@ class OnlineFeatures:
 
     def shard(self, view: str, entity_id: str) -> str | None:
         """The Redis Cluster master (``host:port``) holding one entity's row, from the client's
-        cached slot map (no round trip); None when the store is not a cluster."""
-        client = self.redis_client
+        cached slot map (no round trip); None when the store is not a cluster. The per-request
+        client's map, where there is one: it is the map those reads follow, refreshed after a failover."""
+        client = self.redis_client if self._request_client is None else self._request_client
         if client is None or not hasattr(client, "keyslot"):
             return None
         slot = client.keyslot(self.redis_key(entity_key(self._join_key[view], entity_id)))

@@ -63,8 +63,17 @@ def redis_cluster_connection_string(
     return ",".join(parts)
 
 
-def online_store_config(settings: Settings) -> Any:
-    timeout_ms = max(settings.online_timeout_ms, 200)
+# Feast's own client serves the bulk work (every item at start and refresh, materialize's writes),
+# where a reply can take longer than one user's row; only serving's per-request client
+# (``request_store_config``) waits no longer than SETLIST_ONLINE_TIMEOUT_MS.
+BULK_TIMEOUT_FLOOR_MS = 200
+
+
+def online_store_config(settings: Settings, timeout_ms: int | None = None) -> Any:
+    """The online store of the profile; on Redis with socket timeouts of ``timeout_ms`` (by default
+    the bulk client's: SETLIST_ONLINE_TIMEOUT_MS, at least ``BULK_TIMEOUT_FLOOR_MS``)."""
+    if timeout_ms is None:
+        timeout_ms = max(settings.online_timeout_ms, BULK_TIMEOUT_FLOOR_MS)
     if settings.profile == "cluster":
         return RedisOnlineStoreConfig(
             redis_type=RedisType.redis_cluster,
@@ -78,6 +87,15 @@ def online_store_config(settings: Settings) -> Any:
     if settings.profile == "production":
         return RedisOnlineStoreConfig(connection_string=redis_connection_string(settings.redis_url, timeout_ms))
     return SqliteOnlineStoreConfig(path=str(settings.data_dir.resolve() / "online.db"))
+
+
+def request_store_config(settings: Settings) -> Any | None:
+    """The Redis store again, for one client of serving's own: a user's rows read on a Rank, a
+    session written on a Track, each given up after SETLIST_ONLINE_TIMEOUT_MS so that a hung Redis
+    degrades a request instead of holding it. None for the embedded SQLite store (local: no timeout)."""
+    if not settings.on_servers:
+        return None
+    return online_store_config(settings, settings.online_timeout_ms)
 
 
 def offline_store_config(settings: Settings) -> Any:

@@ -20,7 +20,7 @@ from typing import Protocol, cast
 import numpy as np
 
 from feature_repo.online import OnlineFeatures
-from feature_repo.store import get_store
+from feature_repo.store import get_store, request_store_config
 from serving import metrics
 from serving.cache import Cache, MemoryCache, NoCache, RedisCache
 from serving.dedupe import Dedupe, make_dedupe
@@ -37,7 +37,7 @@ from serving.rollout.routing import CANARY, CHAMPION, Router
 from serving.service import Hooks, Live, RankingService, Variant
 from serving.tracking import Tracker, TrackPolicy
 from serving.types import RankQuery, RankResult, TrackEvent, TrackResult
-from serving.user_features import UserFeatureReader
+from serving.user_features import Breaker, UserFeatureReader
 from setlist.eventlog import TOMBSTONES, EventLog, Quarantine
 from setlist.experiment import Experiment, load_experiment
 from setlist.featureset import FeatureSet
@@ -145,6 +145,21 @@ def registry_facts(settings: Settings, pair: Pair) -> list[tuple[str, float, dic
             version_facts(client, names.ranker, pair[1], with_metrics=True),
         )
     ]
+
+
+def _track_breakers(settings: Settings, clock: Callable[[], float] | None) -> dict[str, Breaker]:
+    """Breakers for Track's Redis work (the embedded stores are local files and fail at once). A
+    cluster's session push has none: a batch spans masters, and one dead master would hold back every
+    user's push; there it pays its timeouts, as docs/redis-cluster.md measures."""
+    if not settings.on_servers:
+        return {}
+
+    def breaker() -> Breaker:
+        return Breaker(settings.online_breaker_cooldown_s, clock or time.monotonic, settings.online_breaker_failures)
+
+    if settings.profile == "cluster":
+        return {"dedupe_breaker": breaker()}
+    return {"dedupe_breaker": breaker(), "push_breaker": breaker()}
 
 
 def make_cache(settings: Settings, clock: Callable[[], float] | None = None) -> Cache:
@@ -402,7 +417,7 @@ def build(
     if online is None:
         store = get_store(settings)
         # Views are resolved from the registry once, here, and never per request.
-        online = OnlineFeatures.from_registry(store, VIEWS)
+        online = OnlineFeatures.from_registry(store, VIEWS, request_store_config(settings))
     if tracker is None:
         dedupe = make_dedupe(settings) if dedupe is None else dedupe  # retries of stored events, by event_id
         if journal is None:
@@ -440,6 +455,7 @@ def build(
             on_sampled_out=sink.record_sampled_out,
             on_degraded=sink.record_track_degraded,
             term_key=settings.secret_hmac_key(),
+            **_track_breakers(settings, clock),
         )
     hooks = hooks or Hooks(
         on_cache=sink.record_cache,

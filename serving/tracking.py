@@ -21,6 +21,7 @@ from serving.dedupe import Claim, Dedupe, MemoryDedupe
 from serving.errors import DeadlineExceeded, Unavailable
 from serving.journal import Journal
 from serving.types import Rejection, TrackEvent, TrackResult
+from serving.user_features import Breaker
 from setlist.candidates import CandidateIndex
 from setlist.consent import FLAGS, effective, parse_flag
 from setlist.context import Vocabulary
@@ -196,6 +197,8 @@ class Tracker:
         term_key: bytes | None = None,
         on_sampled_out: Callable[[list[str]], None] = _ignore_reasons,
         on_degraded: Callable[[str], None] = _ignore_reason,
+        dedupe_breaker: Breaker | None = None,
+        push_breaker: Breaker | None = None,
     ) -> None:
         self.journal, self.online = journal, online
         self.policy = policy or TrackPolicy()
@@ -216,6 +219,10 @@ class Tracker:
         self._known = LruSet(KNOWN_USERS)
         self._lock = threading.Lock()
         self.push_failures = 0
+        # Without breakers a hung Redis would cost every Track its timeouts (the dedupe claim's, the
+        # session read's) and hold a server thread that long; with them, a few calls pay and the rest
+        # skip the check or the push for a cool-down, as Rank's user reads do. None: always try.
+        self._dedupe_breaker, self._push_breaker = dedupe_breaker, push_breaker
 
     def row(self, e: TrackEvent, user: str) -> dict[str, Any]:
         ctx, v = e.context, self.policy.vocabulary
@@ -329,14 +336,21 @@ class Tracker:
         if not rows:
             return []
         ids = [r["event_id"] for r in rows]
-        try:
-            claim = self.dedupe.claim(ids)
-        except Exception as exc:  # Track goes on without the check: at worst a retry is stored twice
-            log.warning("dedupe store unavailable (%s); journaling without the retry check", type(exc).__name__)
-            self._on_degraded("dedupe_unavailable")
-            claim, claimed = Claim(ids), False
+        claim, claimed = Claim(ids), False
+        if self._dedupe_breaker is not None and not self._dedupe_breaker.allow():
+            self._on_degraded("dedupe_unavailable")  # left alone for its cool-down after failing
         else:
-            claimed = True
+            try:
+                claim = self.dedupe.claim(ids)
+            except Exception as exc:  # Track goes on without the check: at worst a retry is stored twice
+                log.warning("dedupe store unavailable (%s); journaling without the retry check", type(exc).__name__)
+                self._on_degraded("dedupe_unavailable")
+                if self._dedupe_breaker is not None:
+                    self._dedupe_breaker.failure()
+            else:
+                claimed = True
+                if self._dedupe_breaker is not None:
+                    self._dedupe_breaker.success()
         if claim.stored:
             self._on_duplicates(len(claim.stored))
         if claim.busy:  # an earlier attempt is writing them: wait for its outcome, never write twice
@@ -406,6 +420,10 @@ class Tracker:
         by_user: dict[str, list[dict[str, Any]]] = {}
         for r in sorted(rows, key=lambda r: r["timestamp"]):
             by_user.setdefault(r["user_id"], []).append(r)
+        if self._push_breaker is not None and not self._push_breaker.allow():
+            self.push_failures += 1
+            self._on_degraded("session_push_failed")
+            return
         try:
             users = list(by_user)
             # both views of every user in one round trip (one HMGET per user on Redis)
@@ -445,6 +463,11 @@ class Tracker:
             self.push_failures += 1
             log.warning("session push failed for %d users: %s", len(by_user), type(exc).__name__)
             self._on_degraded("session_push_failed")
+            if self._push_breaker is not None:
+                self._push_breaker.failure()
+        else:
+            if self._push_breaker is not None:
+                self._push_breaker.success()
 
     def close(self) -> None:
         try:

@@ -8,9 +8,10 @@ probes the store again. On a Redis Cluster
 (the cluster profile) each master has a breaker of its own: a dead master degrades the users whose
 rows it holds, and the users of the other masters keep their personalized answers.
 
-The timeout is the store client's own: on Redis the socket timeouts that
-``SETLIST_ONLINE_TIMEOUT_MS`` sets (at least 200 ms); the embedded SQLite store is local and has
-none, so a slow disk slows Rank rather than degrading it. There is no per-request deadline here.
+The timeout is the store client's own: on Redis, serving's per-request client waits
+``SETLIST_ONLINE_TIMEOUT_MS`` (one timeout per read on a hung Redis, two on a cluster's hung master,
+where the retry is what follows a failover); the embedded SQLite store is local and has none, so a
+slow disk slows Rank rather than degrading it. There is no per-request deadline here.
 """
 
 from __future__ import annotations

@@ -375,6 +375,8 @@ class Settings(BaseSettings):
     cache_backend: Literal["memory", "redis"] = "memory"
     cache_ttl_s: float = Field(default=300.0, gt=0)
     cache_size: int = Field(default=100_000, ge=0)
+    #: how long serving waits on Redis for one user's rows (Rank) or a session write (Track) before it
+    #: degrades the request; the bulk reads and writes (every item at start, materialize) wait at least 200 ms
     online_timeout_ms: int = Field(default=50, gt=0)
     #: consecutive failed user-row reads that open the online store's breaker (per master on a
     #: cluster); one timeout alone degrades only its own request

@@ -247,3 +247,29 @@ def test_postgres_unavailable_at_start_is_one_clear_error(tmp_path):
     err = done.stdout + done.stderr
     assert "metadata store" in err and "unavailable" in err
     assert "Traceback" not in err and "secret-pw" not in err
+
+
+def test_a_hung_redis_degrades_rank_within_the_online_timeout_not_the_bulk_clients(production_world, redis_server):
+    # 20 ms per read; Feast's bulk client would wait 200 ms twice (its retry): past the 300 ms deadline
+    s = production_world.settings.model_copy(update={"online_timeout_ms": 20, "online_breaker_failures": 100})
+    users = [str(u) for u in production_world.users["user_id"][:8]]
+    server = build(s)
+    with start_server(server, s) as running:
+        client = SetlistClient(f"127.0.0.1:{running.port}", timeout=10)
+        try:
+            assert client.wait_ready(timeout=30)
+            for user in users:  # every user's key built and the connections open before Redis hangs
+                assert not client.rank(user, k=5).degraded
+            failures: list[Exception] = []
+            degraded: list[bool] = []
+            with redis_server.hung():
+                for user in users:  # the breaker never opens: each Rank meets the hung Redis itself
+                    try:
+                        degraded.append(client.rank(user, k=5, timeout=0.3).degraded)
+                    except ClientError as exc:
+                        failures.append(exc)
+            assert not client.rank(users[0], k=5).degraded, "Rank did not recover once Redis answered again"
+        finally:
+            client.close()
+    assert not failures, f"{len(failures)} of {len(users)} Rank calls failed, first: {failures[0]}"
+    assert degraded == [True] * len(users)

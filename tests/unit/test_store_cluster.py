@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from feast.infra.online_stores.redis import RedisOnlineStore, RedisType
 
-from feature_repo.store import online_store_config, redis_cluster_connection_string
+from feature_repo.store import online_store_config, redis_cluster_connection_string, request_store_config
 from setlist.settings import Settings
 
 
@@ -72,3 +72,23 @@ def test_a_password_with_a_comma_is_refused_and_tls_is_passed_on():
     with pytest.raises(ValueError, match="comma"):
         redis_cluster_connection_string(["h:7001"], 200, "a,b")
     assert redis_cluster_connection_string(["h:7001"], 200, tls=True).endswith(",ssl=true")
+
+
+@pytest.mark.parametrize("profile", ["production", "cluster"])
+def test_serving_per_request_client_waits_the_online_timeout_and_the_bulk_client_at_least_200_ms(tmp_path, profile):
+    s = Settings(profile=profile, data_dir=tmp_path, redis_cluster_nodes="127.0.0.1:7101", online_timeout_ms=30)
+    request = request_store_config(s)
+    bulk = online_store_config(s)
+    assert request.redis_type == bulk.redis_type
+    _, request_options = RedisOnlineStore._parse_connection_string(request.connection_string)
+    _, bulk_options = RedisOnlineStore._parse_connection_string(bulk.connection_string)
+    assert request_options["socket_timeout"] == request_options["socket_connect_timeout"] == 0.03
+    assert bulk_options["socket_timeout"] == bulk_options["socket_connect_timeout"] == 0.2
+    # the same server and credentials: only the timeouts differ
+    assert {k: v for k, v in request_options.items() if "timeout" not in k} == {
+        k: v for k, v in bulk_options.items() if "timeout" not in k
+    }
+
+
+def test_the_embedded_store_has_no_per_request_client(tmp_path):
+    assert request_store_config(Settings(profile="local", data_dir=tmp_path)) is None
