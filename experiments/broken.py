@@ -13,7 +13,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from setlist import registry
+from setlist import mlflow_runs, registry
 from setlist.featureset import MODEL_SERVICE_ATTR, Service
 from setlist.settings import Settings
 
@@ -63,7 +63,9 @@ def register_broken_ranker(
     booster = broken_booster(frame, mode, seed=seed)
     client = registry.connect(settings)
     candidates = registry.lookup_pair(client, settings, registry.CHAMPION).candidates  # as serving reads it
-    with mlflow.start_run(experiment_id=registry.ensure_experiment(client, settings), run_name=f"broken-ranker-{mode}"):
+    with mlflow_runs.tracked(
+        settings, client, experiment_id=registry.ensure_experiment(client, settings), run_name=f"broken-ranker-{mode}"
+    ):
         mlflow.set_tag("drill.broken_ranker", mode)
         info = mlflow.xgboost.log_model(
             booster,

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from experiments.analysis import Report
-from setlist import registry
+from setlist import mlflow_runs, registry
 from setlist.experiment import METRICS
 from setlist.settings import Settings
 
@@ -47,8 +47,8 @@ def log_report(settings: Settings, r: Report, artifacts: list[Path]) -> str:
                     _key(a.arm, m, "p_value"): c.p_value,
                 }
             )
-    with mlflow.start_run(
-        experiment_id=registry.ensure_experiment(client, settings), run_name=f"ab-{r.experiment}"
+    with mlflow_runs.tracked(
+        settings, client, experiment_id=registry.ensure_experiment(client, settings), run_name=f"ab-{r.experiment}"
     ) as run:
         mlflow.set_tags(tags)
         mlflow.log_metrics({k: v for k, v in metrics.items() if v == v})

@@ -35,7 +35,7 @@ from experiments.newcomers import (
 )
 from experiments.onboarding import TARGET_CUT, Kpis, Target, analyse, write_summary
 from experiments.simulate import experiment_settings, load_latent
-from setlist import registry
+from setlist import mlflow_runs, registry
 from setlist.consent import analytics_events
 from setlist.errors import InputMissing, SetlistError
 from setlist.eventlog import EventLog
@@ -389,14 +389,15 @@ def log(
 ) -> str:
     """One MLflow run: the A/B report's (experiments.logbook), with the onboarding metrics, tags and
     files added; a run of its own when there was no A/B report."""
-    import mlflow
-
     client = registry.connect(settings)
     if ab is not None:
         run_id = log_report(settings, ab, ab_files)
     else:
-        with mlflow.start_run(
-            experiment_id=registry.ensure_experiment(client, settings), run_name=f"onboarding-{exp.name}"
+        with mlflow_runs.tracked(
+            settings,
+            client,
+            experiment_id=registry.ensure_experiment(client, settings),
+            run_name=f"onboarding-{exp.name}",
         ) as started:
             run_id = started.info.run_id
     from mlflow.entities import Metric, RunTag

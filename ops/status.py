@@ -278,7 +278,7 @@ def _skipped_lines(samples: dict[Any, float], now: float) -> list[Line]:
 
 
 def model_lines(settings: Settings, now: float) -> list[Line]:
-    from setlist import registry
+    from setlist import mlflow_runs, registry
 
     try:
         client = registry.reader(settings)  # within the connect deadline: MLflow alone retries for minutes
@@ -323,6 +323,13 @@ def model_lines(settings: Settings, now: float) -> list[Line]:
         elsewhere = None
     if elsewhere is not None:
         lines.append(Line("models", "model files", "warn", registry.ELSEWHERE % (elsewhere, settings.artifact_root)))
+    left = mlflow_runs.left_open(settings)
+    if left:
+        text = (
+            f"{len(left)} MLflow run(s) left RUNNING by a process that stopped ({', '.join(r[:8] for r in left[:3])}"
+            f"{', …' if len(left) > 3 else ''}); the next training or report ends them FAILED"
+        )
+        lines.append(Line("models", "runs left open", "warn", text))
     return lines
 
 

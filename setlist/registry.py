@@ -63,7 +63,7 @@ _log = logging.getLogger(__name__)
 _warned: set[str] = set()
 
 #: MLflow's error codes for "no such model" and (SQL stores) "no such alias"
-_NOT_FOUND = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"})
+NOT_FOUND = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"})
 
 
 class AliasNotSet(InputMissing):
@@ -216,7 +216,7 @@ def alias_version(client: MlflowClient, model: str, alias: str) -> str:
     try:
         return str(client.get_model_version_by_alias(model, alias).version)
     except MlflowException as exc:
-        if exc.error_code not in _NOT_FOUND:
+        if exc.error_code not in NOT_FOUND:
             raise  # the registry is unreachable or broken: not the same as "no model yet"
         raise AliasNotSet(f"registered model {model!r} has no {alias!r} version") from exc
 

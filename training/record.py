@@ -12,7 +12,7 @@ from typing import Any
 import mlflow
 
 from feature_repo.publish_record import latest_version
-from setlist import registry
+from setlist import mlflow_runs, registry
 from setlist.eventlog import EventLog
 from setlist.lineage import file_digest
 from setlist.settings import Settings
@@ -59,7 +59,7 @@ def record(
     )
     client = promotion.use_experiment(settings)
     svc, split, booster = plan.svc, plan.split, ev.fitted.booster
-    with mlflow.start_run(run_name=f"train-{plan.snapshot or log.snapshot_hash()}") as run:
+    with mlflow_runs.tracked(settings, client, run_name=f"train-{plan.snapshot or log.snapshot_hash()}") as run:
         mlflow.log_params(params)
         mlflow.log_metrics({k: v for k, v in metrics.items() if v == v})
         if ev.champion:

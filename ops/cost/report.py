@@ -308,7 +308,7 @@ def log_run(settings: Settings, report: dict[str, Any], artifacts: list[Path]) -
     """The report as a run in the project's MLflow experiment (as experiments.logbook does); the run id."""
     import mlflow
 
-    from setlist import registry
+    from setlist import mlflow_runs, registry
 
     client = registry.connect(settings)
     p = report["period"]
@@ -328,7 +328,9 @@ def log_run(settings: Settings, report: dict[str, Any], artifacts: list[Path]) -
             metrics[f"{arm}.cost_{key}"] = a[key]
     tags = {f"cost.source.{k}": v[:5000] for k, v in report["measured"]["sources"].items()}
     tags.update({"cost.currency": report["currency"], "cost.period": f"{p['first']}..{p['last']}"})
-    with mlflow.start_run(experiment_id=registry.ensure_experiment(client, settings), run_name="cost") as run:
+    with mlflow_runs.tracked(
+        settings, client, experiment_id=registry.ensure_experiment(client, settings), run_name="cost"
+    ) as run:
         mlflow.set_tags(tags)
         mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v is not None})
         for path in artifacts:
