@@ -12,8 +12,13 @@ routing) that must stay cheap to import.
 
 from __future__ import annotations
 
+import atexit
+import errno
 import logging
 import os
+import shutil
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -305,8 +310,8 @@ def load_index(settings: Settings, version: str) -> CandidateIndex:
     import mlflow
 
     connect(settings)  # the fluent loaders read the process-wide URIs
-    index = mlflow.pyfunc.load_model(version_uri(settings.candidates_model, version)).unwrap_python_model().index
-    return index.search_with(settings.exact_search_max_items)
+    model = _load(mlflow.pyfunc.load_model, version_uri(settings.candidates_model, version))
+    return model.unwrap_python_model().index.search_with(settings.exact_search_max_items)
 
 
 def load_pair(settings: Settings, pair: Pair) -> tuple[CandidateIndex, Any]:
@@ -315,7 +320,32 @@ def load_pair(settings: Settings, pair: Pair) -> tuple[CandidateIndex, Any]:
     import mlflow
 
     index = load_index(settings, pair[0])
-    return index, mlflow.xgboost.load_model(version_uri(settings.ranker_model, pair[1]))
+    return index, _load(mlflow.xgboost.load_model, version_uri(settings.ranker_model, pair[1]))
+
+
+_UNWRITABLE = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
+
+
+def _load(loader: Callable[..., Any], uri: str) -> Any:
+    """``loader(uri)``, or from a private copy when the model's directory cannot be written: MLflow
+    writes a small ``registered_model_meta`` file into a local artifact store's model directory on
+    every load, so a server allowed only to read the store (a read-only volume, another owner)
+    would refuse every model. The copy is removed when the process exits."""
+    try:
+        return loader(uri)
+    except OSError as exc:
+        if exc.errno not in _UNWRITABLE:
+            raise
+        copy = tempfile.mkdtemp(prefix="setlist-model-")
+        atexit.register(shutil.rmtree, copy, True)
+        _log.warning(
+            "cannot write into the model directory of %s (%s: %s); loading it from a copy in %s",
+            uri,
+            exc.strerror,
+            exc.filename,
+            copy,
+        )
+        return loader(uri, dst_path=copy)
 
 
 @dataclass(frozen=True)
