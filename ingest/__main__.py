@@ -654,6 +654,10 @@ def import_(
     digest = file_digest(source) if source.is_file() else None
     if digest is not None:
         _refuse_rereading(source, digest, reading, settings)
+        unrecorded = _imported_unrecorded(source, digest, settings)
+        if unrecorded is not None:
+            console.print(unrecorded)
+            return
     per_line = rows_per_line(source, options)
     chunk_rows = _chunk_rows(source, settings, memory_check, per_line)
     consent_given = bool(consent_col or assume_consent)
@@ -886,6 +890,25 @@ def _refuse_rereading(source: Path, digest: str, reading: dict[str, str], settin
         f"{source.name} was imported before with other options ({shown} differ{'s' if len(changed) == 1 else ''}): "
         "its rows are the same events as then, so they would not be read again, and rows it left out would come "
         f"in read the other way; nothing was imported. To import it with these options, {_start_over(settings)}"
+    )
+
+
+def _imported_unrecorded(source: Path, digest: str, settings: Settings) -> str | None:
+    """What to say, instead of importing, of a file whose only imports were recorded by a version that
+    kept no record of its options (an upgraded data directory): whether these options are the same
+    cannot be told. The same ones would add nothing (the file's events are in the log), other ones
+    would read its rows a second way; so it is not read again, and the way to read it otherwise is said."""
+    from setlist.lineage import imports
+
+    earlier = [r for r in imports(settings.lineage_dir) if r.get("sha256") == digest and int(r.get("accepted", 1)) > 0]
+    if not earlier or any("options" in r for r in earlier):
+        return None
+    at = str(earlier[-1].get("at", "?"))[:10]
+    return (
+        f"{source.name} was imported on {at} by an earlier version of Setlist, which did not record the "
+        f"options it was read with, so whether they match these cannot be told: nothing was read again. "
+        f"With the same options a re-run would add nothing (its {int(earlier[-1].get('accepted', 0)):,} events "
+        f"are in the event log); to read it with other options, {_start_over(settings)}"
     )
 
 

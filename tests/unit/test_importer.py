@@ -1821,3 +1821,34 @@ def test_the_advice_to_start_over_names_every_store_of_the_profile(tmp_path, pro
     assert ("SETLIST_DATABASE_URL" in said) == (profile != "local")
     assert ("SETLIST_REDIS_URL" in said) == (profile == "production")
     assert ("SETLIST_REDIS_CLUSTER_NODES" in said) == (profile == "cluster")
+
+
+def test_a_file_imported_by_a_version_that_kept_no_options_is_not_read_a_second_way(tmp_path, monkeypatch):
+    """An upgraded data directory: the earlier import's ledger line has no options, so whether a re-run's
+    match cannot be told; it is not read again (exit 0: the same options would add nothing), and says so."""
+    from typer.testing import CliRunner
+
+    import ingest.__main__ as cli
+    from setlist import lineage
+    from setlist.eventlog import EventLog, Quarantine
+
+    lines = [f"u{k % 7},i{k % 11},{T0 + k},{1 + k % 5}" for k in range(60)]
+    src = _csv(tmp_path / "log.csv", "user,item,t,r\n" + "\n".join(lines))
+    monkeypatch.setenv("SETLIST_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("SETLIST_HMAC_KEY", "k")
+    args = ["import", str(src), "--user-col", "user", "--item-col", "item", "--time-col", "t", "--time-unit", "s"]
+    first = CliRunner().invoke(cli.app, [*args, "--rating-col", "r"])
+    assert first.exit_code == 0, first.output
+    ledger = tmp_path / "data" / "lineage" / "imports.jsonl"
+    records = [json.loads(line) for line in ledger.read_text().splitlines()]
+    ledger.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "options"}) + "\n" for r in records))
+    logged = EventLog(tmp_path / "data" / "events").count()
+    for rerun in ([*args, "--rating-col", "r", "--rating-max", "10"], [*args, "--rating-col", "r"]):
+        said = CliRunner().invoke(cli.app, rerun)
+        assert said.exit_code == 0, said.output
+        text = " ".join(said.output.split())
+        assert "by an earlier version of Setlist, which did not record the options" in text
+        assert "nothing was read again" in text and "start from an empty data directory" in text
+    assert EventLog(tmp_path / "data" / "events").count() == logged and logged > 0
+    assert Quarantine(tmp_path / "data" / "quarantine").read().empty
+    assert len(lineage.imports(tmp_path / "data" / "lineage")) == 1  # nothing imported, nothing recorded
