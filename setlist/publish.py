@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, create_engine, insert, select
 from sqlalchemy.engine import Engine
@@ -61,15 +62,22 @@ class PublishLog:
     def latest(self) -> Publish | None:
         with self.engine.connect() as conn:
             row = conn.execute(select(publishes).order_by(publishes.c.version.desc()).limit(1)).first()
-        return None if row is None else Publish(int(row.version), row.published_at, row.snapshot, int(row.rows))
+        return None if row is None else _publish(row)
 
     def get(self, version: int) -> Publish | None:
         with self.engine.connect() as conn:
             row = conn.execute(select(publishes).where(publishes.c.version == version)).first()
-        return None if row is None else Publish(int(row.version), row.published_at, row.snapshot, int(row.rows))
+        return None if row is None else _publish(row)
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _publish(row: Any) -> Publish:
+    # SQLite keeps no zone: the time written (UTC) comes back naive, and a naive time's .timestamp()
+    # is read in the machine's zone, which moved every age and lag by the UTC offset
+    at = row.published_at
+    return Publish(int(row.version), at if at.tzinfo else at.replace(tzinfo=UTC), row.snapshot, int(row.rows))
 
 
 #: beside the feature files from a publish's first write until it is recorded (``setlist.liveness``): a
