@@ -305,6 +305,11 @@ class Tracker:
                 bad.append({**_clipped(row, QUARANTINE_CHARS), "reason": reason})
                 continue
             seen.add(e.event_id)
+            if row["timestamp"] > now:
+                # within the allowed skew, but nothing happens after it is received: stamped ahead, it
+                # would order after every event the user sends in the next minutes, and the session row
+                # written from it would refuse their rows until the clock caught up
+                row["timestamp"] = now
             if not self.tiers.keep(e.type, e.event_id):
                 sampled_out.append(e.type)  # acknowledged: the sample is the policy, not a loss
                 continue
@@ -450,7 +455,12 @@ class Tracker:
                 }
                 if not new_flags["consent_personalization"]:
                     state = SessionState(updated_ms=state.updated_ms)  # nothing personal is kept
-                sessions.append((user, state.as_features(), last["timestamp"]))
+                stamp = last["timestamp"]
+                if session_time is not None:
+                    was = session_time if session_time.tzinfo else session_time.replace(tzinfo=UTC)
+                    if was >= stamp:  # a late event (a device whose clock is behind) belongs in the state
+                        stamp = was + timedelta(milliseconds=1)  # built on the stored row: newer than it
+                sessions.append((user, state.as_features(), stamp))
                 session_times.append(session_time)
                 if flags is None or any(flags.get(k) != v for k, v in new_flags.items()):
                     consents.append((user, new_flags, last["timestamp"]))
