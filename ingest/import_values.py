@@ -527,16 +527,24 @@ def parse_time(
     _refuse_mixed(raw, present, num, col)
     if (clock := _clock_only_hint(raw[present], col)) is not None:
         raise ImportFormatError(clock)
-    ts = pd.to_datetime(raw, utc=True, errors="coerce", format="ISO8601")  # naive times read as UTC first
+    zoned = pd.Series(_zoned(raw, present), index=raw.index)
+    # the times that name their zone and those that do not are parsed apart: in one call, pandas 2.x gives
+    # a zone-less time the offset of the zoned one before it (pandas-dev/pandas#61389)
+    ts = pd.Series(pd.NaT, index=raw.index, dtype="datetime64[ns, UTC]")
+    for part in (zoned, ~zoned):
+        if part.any():  # naive times read as UTC first
+            ts[part] = pd.to_datetime(raw[part], utc=True, errors="coerce", format="ISO8601")
     retry = ts.isna() & present
     if retry.any():
         dayfirst = _day_first(raw[retry], col, notes, r.dayfirst)
-        ts[retry] = pd.to_datetime(raw[retry], utc=True, errors="coerce", format="mixed", dayfirst=dayfirst)
+        for part in (retry & zoned, retry & ~zoned):
+            if part.any():
+                ts[part] = pd.to_datetime(raw[part], utc=True, errors="coerce", format="mixed", dayfirst=dayfirst)
     if present.any() and ts.notna().sum() == 0:
         raise ImportFormatError(
             f"no value of time column {col!r} parses as a datetime (e.g. {str(raw[present].iloc[0])!r})"
         )
-    naive = present.to_numpy() & ts.notna().to_numpy() & ~_zoned(raw, present)
+    naive = present.to_numpy() & ts.notna().to_numpy() & ~zoned.to_numpy()
     if not naive.any():
         _zone_unused(zone, col, said, "every time carries its zone")
         return ts

@@ -49,6 +49,21 @@ def test_wall_clock_times_are_read_in_the_named_zone_and_zoned_ones_keep_theirs(
     assert "1 time in 'Timestamp' without a time zone read as UTC; --time-zone names theirs" in str(said)
 
 
+@pytest.mark.parametrize("zone", [None, "America/New_York"])
+def test_a_time_without_a_zone_after_one_with_an_offset_is_read_as_its_own(zone):
+    """pandas 2.x parsing both in one call gave the naive time the offset of the zoned one before it."""
+    from ingest.import_values import TimeReading, parse_time
+
+    raw = pd.Series(
+        ["2024-03-10T12:00:00+05:30", "2024-03-10 02:30:00", "2024-11-03T01:30:00-08:00", "2024-11-03 01:30:00"]
+    )
+    notes: list[str] = []
+    got = parse_time(raw, None, "t", notes, reading=TimeReading(zone=zone)).tolist()
+    naive = ["2024-03-10 02:30", "2024-11-03 01:30"] if zone is None else ["2024-03-10 07:00", "2024-11-03 06:30"]
+    assert got == [_utc("2024-03-10 06:30"), _utc(naive[0]), _utc("2024-11-03 09:30"), _utc(naive[1])]
+    assert notes and notes[0].startswith("2 times in 't' without")
+
+
 def test_a_clock_change_neither_loses_nor_fails_a_row(tmp_path):
     # 02:30 does not exist in Paris on 2021-03-28 and happens twice on 2021-10-31
     src = _csv(tmp_path / "t.csv", "u,i,t\na,x,2021-03-28 02:30:00\na,y,2021-10-31 02:30:00\nb,x,2021-06-01 12:00:00")
