@@ -156,21 +156,16 @@ class OnlineFeatures:
             # node never retry). One retry, on a slot map refreshed after the failure, is what lets
             # a failover to a replica go unnoticed; a hung master costs two timeouts, a dead one a
             # refused connection (docs/redis-cluster.md has the measurements).
-            from redis.backoff import NoBackoff
-            from redis.exceptions import ConnectionError as RedisConnectionError
-            from redis.retry import Retry
+            from setlist.redis_client import fail_fast_retry
 
-            self.online_store._get_client(self.config.online_store).set_retry(Retry(NoBackoff(), 1))
+            self.online_store._get_client(self.config.online_store).set_retry(fail_fast_retry(1))
             if request_store is not None:
                 # Feast's parsing of the same connection string (host, password, TLS, cluster seeds),
-                # on a store object of its own so the two clients' pools stay apart
+                # on a store object of its own so the two clients' pools stay apart. A dropped
+                # connection (Redis restarted) is worth one retry; a hung Redis is not: a second
+                # timeout would only double what the request waits.
                 client = type(self.online_store)()._get_client(request_store)
-                if hasattr(client, "keyslot"):  # a cluster retries timeouts too, whatever it is told
-                    client.set_retry(Retry(NoBackoff(), 1))
-                else:
-                    # a dropped connection (Redis restarted) is worth one retry; a hung Redis is not:
-                    # a second timeout would only double what the request waits
-                    client.set_retry(Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)))
+                client.set_retry(fail_fast_retry(1, retry_timeouts=False))
                 self._request_client = client
         elif type(self.online_store).__name__ == "SqliteOnlineStore":
             # readers (serving) and a writer (materialize) in different processes: WAL mode lets

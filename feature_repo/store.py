@@ -19,7 +19,7 @@ from feature_repo.data_sources import build_sources
 from feature_repo.entities import item, user
 from feature_repo.feature_services import build_services
 from feature_repo.features import NO_EXPIRY, Views, batch_ttl, build_views
-from setlist.redis_client import cluster_seed
+from setlist.redis_client import BULK_TIMEOUT_FLOOR_MS, cluster_seed
 from setlist.settings import Settings
 from setlist.sqltimeouts import engine_options
 
@@ -63,15 +63,11 @@ def redis_cluster_connection_string(
     return ",".join(parts)
 
 
-# Feast's own client serves the bulk work (every item at start and refresh, materialize's writes),
-# where a reply can take longer than one user's row; only serving's per-request client
-# (``request_store_config``) waits no longer than SETLIST_ONLINE_TIMEOUT_MS.
-BULK_TIMEOUT_FLOOR_MS = 200
-
-
 def online_store_config(settings: Settings, timeout_ms: int | None = None) -> Any:
-    """The online store of the profile; on Redis with socket timeouts of ``timeout_ms`` (by default
-    the bulk client's: SETLIST_ONLINE_TIMEOUT_MS, at least ``BULK_TIMEOUT_FLOOR_MS``)."""
+    """The online store of the profile; on Redis with socket timeouts of ``timeout_ms``. By default
+    those of Feast's own client, which does the bulk work: SETLIST_ONLINE_TIMEOUT_MS, at least
+    ``BULK_TIMEOUT_FLOOR_MS``; only serving's per-request client (``request_store_config``) waits
+    no longer than SETLIST_ONLINE_TIMEOUT_MS."""
     if timeout_ms is None:
         timeout_ms = max(settings.online_timeout_ms, BULK_TIMEOUT_FLOOR_MS)
     if settings.profile == "cluster":

@@ -22,6 +22,7 @@ import numpy as np
 from feature_repo.online import OnlineFeatures
 from feature_repo.store import get_store, request_store_config
 from serving import metrics
+from serving.breaker import Breaker
 from serving.cache import Cache, MemoryCache, NoCache, RedisCache
 from serving.dedupe import Dedupe, make_dedupe
 from serving.identity_writer import IdentityWriter
@@ -37,7 +38,7 @@ from serving.rollout.routing import CANARY, CHAMPION, Router
 from serving.service import Hooks, Live, RankingService, Variant
 from serving.tracking import Tracker, TrackPolicy
 from serving.types import RankQuery, RankResult, TrackEvent, TrackResult
-from serving.user_features import Breaker, UserFeatureReader
+from serving.user_features import UserFeatureReader
 from setlist.eventlog import TOMBSTONES, EventLog, Quarantine
 from setlist.experiment import Experiment, load_experiment
 from setlist.featureset import FeatureSet
@@ -166,7 +167,8 @@ def make_cache(settings: Settings, clock: Callable[[], float] | None = None) -> 
     if not settings.cache_enabled:
         return NoCache()
     if settings.cache_backend == "redis":
-        return RedisCache(settings.redis_url, settings.cache_ttl_s, settings.online_timeout_ms / 1000)
+        breaker = Breaker(settings.online_breaker_cooldown_s, clock or time.monotonic, settings.online_breaker_failures)
+        return RedisCache(settings.redis_url, settings.cache_ttl_s, settings.online_timeout_ms / 1000, breaker)
     return MemoryCache(settings.cache_size, settings.cache_ttl_s, clock=clock or time.monotonic)
 
 

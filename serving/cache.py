@@ -25,6 +25,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Collection
 from typing import Any, NamedTuple, Protocol, cast
 
+from serving.breaker import Breaker
 from setlist.cachekeys import GENERATION_KEY, entry_key, new_token, user_token, user_version_key
 from setlist.redis_client import fail_fast_redis
 
@@ -156,10 +157,28 @@ class RedisCache:
     #: and feature publish bumps: RankingService looks a hit up before reading the user's rows
     shared = True
 
-    def __init__(self, url: str, ttl_s: float, timeout_s: float) -> None:
+    def __init__(self, url: str, ttl_s: float, timeout_s: float, breaker: Breaker | None = None) -> None:
         self.ttl_ms = int(ttl_s * 1000)
-        self.client = fail_fast_redis(url, timeout_s, retries=1)  # one: a pooled connection Redis closed
+        # one retry, for a pooled connection Redis closed; a timeout is not retried (a hung Redis
+        # would cost every call two)
+        self.client = fail_fast_redis(url, timeout_s, retries=1, retry_timeouts=False)
         self._bump = self.client.register_script(_BUMP)
+        # every Rank looks up and every Track bumps: without it a hung Redis costs each one a timeout
+        self._breaker = breaker
+
+    def _call(self, op: Callable[[], Any]) -> tuple[bool, Any]:
+        """``op()`` unless the breaker holds Redis off; (False, None) when it did or ``op`` failed."""
+        if self._breaker is not None and not self._breaker.allow():
+            return False, None
+        try:
+            out = op()
+        except Exception:
+            if self._breaker is not None:
+                self._breaker.failure()
+            return False, None
+        if self._breaker is not None:
+            self._breaker.success()
+        return True, out
 
     def _entry(self, key: str) -> str:
         return entry_key(key)
@@ -171,35 +190,34 @@ class RedisCache:
         return GENERATION_KEY
 
     def lookup(self, user: str, key: str) -> Lookup:
-        try:
-            # the sync client returns bytes; redis-py's annotations also cover its async client
-            reply = self.client.mget(self._entry(key), self._version(user), self._generation())
-            raw, version, generation = cast(list[bytes | None], reply)
-        except Exception:
+        ok, reply = self._call(lambda: self.client.mget(self._entry(key), self._version(user), self._generation()))
+        if not ok:
             return Lookup(None, None)  # no stamp: nothing is put while Redis is unreachable
+        # the sync client returns bytes; redis-py's annotations also cover its async client
+        raw, version, generation = cast(list[bytes | None], reply)
         stamp = [(version or b"").decode("ascii", "replace"), (generation or b"").decode("ascii", "replace")]
         return Lookup(None if raw is None else _decode(raw, stamp), stamp)
 
     def put(self, key: str, stamp: object, value: Any) -> None:
         if stamp is None:
             return None
-        try:
-            self.client.set(self._entry(key), json.dumps({"stamp": stamp, "value": value}), px=self.ttl_ms)
-        except Exception:
-            return None
+        body = json.dumps({"stamp": stamp, "value": value})
+        self._call(lambda: self.client.set(self._entry(key), body, px=self.ttl_ms))
+        return None
 
     def bump_users(self, users: Collection[str]) -> None:
         if not users:
             return None
-        try:
-            # one command for a whole Track batch: a pipeline of 1,000 SETs spends ~30 ms in redis-py
-            # packing and parsing them. One new token serves the batch: it only has to differ from
-            # each user's earlier versions.
-            self._bump(keys=[self._version(u) for u in users], args=[new_token(), 2 * self.ttl_ms])
-        except Exception:
-            return None
+        # one command for a whole Track batch: a pipeline of 1,000 SETs spends ~30 ms in redis-py
+        # packing and parsing them. One new token serves the batch: it only has to differ from
+        # each user's earlier versions.
+        keys = [self._version(u) for u in users]
+        self._call(lambda: self._bump(keys=keys, args=[new_token(), 2 * self.ttl_ms]))
+        return None
 
     def bump_generation(self) -> None:
+        # rare (a model swap, a publish) and what keeps the old model's rankings from being served:
+        # always tried, whatever the breaker says
         try:
             self.client.set(self._generation(), new_token())
         except Exception:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from setlist.redis_client import fail_fast_redis
+from setlist.redis_client import BULK_TIMEOUT_FLOOR_MS, fail_fast_redis
 from setlist.settings import Settings
 
 #: ids per SQLite statement: far below its bound-parameter limit, whatever the build
@@ -229,7 +229,8 @@ def make_dedupe(settings: Settings, clock: Callable[[], float] = time.time) -> D
     fills up cannot also keep a failed write's claims from being released)."""
     window_s, claim_s = settings.track_dedupe_hours * 3600, settings.track_claim_s
     if settings.on_servers:
-        return RedisDedupe(settings.redis_url, window_s, max(settings.online_timeout_ms, 200) / 1000, claim_s)
+        timeout_s = max(settings.online_timeout_ms, BULK_TIMEOUT_FLOOR_MS) / 1000  # a batch's claims in one script
+        return RedisDedupe(settings.redis_url, window_s, timeout_s, claim_s)
     return SqliteDedupe(dedupe_path(settings), window_s, clock, claim_s)
 
 

@@ -17,11 +17,11 @@ import pandas as pd
 
 from feature_repo.online import OnlineFeatures
 from serving import deadline
+from serving.breaker import Breaker
 from serving.dedupe import Claim, Dedupe, MemoryDedupe
 from serving.errors import DeadlineExceeded, Unavailable
 from serving.journal import Journal
 from serving.types import Rejection, TrackEvent, TrackResult
-from serving.user_features import Breaker
 from setlist.candidates import CandidateIndex
 from setlist.consent import FLAGS, effective, parse_flag
 from setlist.context import Vocabulary
@@ -425,7 +425,10 @@ class Tracker:
         by_user: dict[str, list[dict[str, Any]]] = {}
         for r in sorted(rows, key=lambda r: r["timestamp"]):
             by_user.setdefault(r["user_id"], []).append(r)
-        if self._push_breaker is not None and not self._push_breaker.allow():
+        # a consent withdrawn is tried whatever the breaker says: held back, the store would let Rank
+        # personalize for that user until the next push or publish
+        withdrawn = any(r.get(f) is False for r in rows for f in FLAGS)
+        if self._push_breaker is not None and not withdrawn and not self._push_breaker.allow():
             self.push_failures += 1
             self._on_degraded("session_push_failed")
             return

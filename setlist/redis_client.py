@@ -7,15 +7,27 @@ from __future__ import annotations
 
 from typing import Any
 
+#: the shortest socket timeout of a client that does bulk or batch work on Redis (every item at start,
+#: materialize's writes, a Track batch's dedupe claims), where a reply can take longer than one key's
+BULK_TIMEOUT_FLOOR_MS = 200
 
-def fail_fast_redis(url: str, timeout_s: float, retries: int) -> Any:
-    import redis
+
+def fail_fast_retry(retries: int, retry_timeouts: bool = True) -> Any:
+    """redis-py's retry policy with no backoff. ``retry_timeouts=False``: the retries are for a dropped
+    connection (Redis restarted) only; a hung Redis then costs one timeout, not one per attempt. (A
+    Redis Cluster client retries timeouts whatever its policy says.)"""
     from redis.backoff import NoBackoff
+    from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.retry import Retry
 
-    return redis.Redis.from_url(
-        url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, retry=Retry(NoBackoff(), retries)
-    )
+    return Retry(NoBackoff(), retries) if retry_timeouts else Retry(NoBackoff(), retries, (RedisConnectionError,))
+
+
+def fail_fast_redis(url: str, timeout_s: float, retries: int, retry_timeouts: bool = True) -> Any:
+    import redis
+
+    retry = fail_fast_retry(retries, retry_timeouts)
+    return redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, retry=retry)
 
 
 def cluster_seed(node: str) -> tuple[str, int]:
@@ -33,9 +45,7 @@ def fail_fast_redis_cluster(nodes: list[str], timeout_s: float, retries: int, pa
     """A Redis Cluster client (the cluster profile's online store) with the same fail-fast settings:
     ``nodes`` are seed ``host:port`` strings; the slot map is read from the first that answers.
     redis-py's own default retries 3 times, each costing another socket timeout on a hung master."""
-    from redis.backoff import NoBackoff
     from redis.cluster import ClusterNode, RedisCluster
-    from redis.retry import Retry
 
     seeds = [ClusterNode(*cluster_seed(node)) for node in nodes]
     return RedisCluster(
@@ -43,5 +53,5 @@ def fail_fast_redis_cluster(nodes: list[str], timeout_s: float, retries: int, pa
         password=password,
         socket_timeout=timeout_s,
         socket_connect_timeout=timeout_s,
-        retry=Retry(NoBackoff(), retries),
+        retry=fail_fast_retry(retries),
     )

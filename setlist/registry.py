@@ -12,7 +12,6 @@ routing) that must stay cheap to import.
 
 from __future__ import annotations
 
-import atexit
 import errno
 import logging
 import os
@@ -327,25 +326,28 @@ _UNWRITABLE = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
 
 
 def _load(loader: Callable[..., Any], uri: str) -> Any:
-    """``loader(uri)``, or from a private copy when the model's directory cannot be written: MLflow
+    """``loader(uri)``, or from a private copy when MLflow may not write into the model's directory: it
     writes a small ``registered_model_meta`` file into a local artifact store's model directory on
-    every load, so a server allowed only to read the store (a read-only volume, another owner)
-    would refuse every model. The copy is removed when the process exits."""
+    every load, so a server allowed only to read the store (a read-only volume, another owner) would
+    refuse every model. The copy is removed once loaded: the index reads its arrays at load and maps
+    its one memory-mapped table then, and a mapping outlives its file's name."""
     try:
         return loader(uri)
     except OSError as exc:
-        if exc.errno not in _UNWRITABLE:
+        if exc.errno not in _UNWRITABLE or not str(exc.filename or "").endswith(_MODEL_META):
             raise
-        copy = tempfile.mkdtemp(prefix="setlist-model-")
-        atexit.register(shutil.rmtree, copy, True)
+        copy = tempfile.mkdtemp(prefix="setlist-model-")  # TMPDIR decides where
         _log.warning(
-            "cannot write into the model directory of %s (%s: %s); loading it from a copy in %s",
-            uri,
-            exc.strerror,
-            exc.filename,
-            copy,
+            "MLflow may not write %s (%s); loading %s from a copy in %s", exc.filename, exc.strerror, uri, copy
         )
-        return loader(uri, dst_path=copy)
+        try:
+            return loader(uri, dst_path=copy)
+        finally:
+            shutil.rmtree(copy, ignore_errors=True)
+
+
+#: the file MLflow writes beside a registered model's files on each load
+_MODEL_META = "registered_model_meta"
 
 
 @dataclass(frozen=True)

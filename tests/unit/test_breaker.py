@@ -7,7 +7,8 @@ from __future__ import annotations
 import threading
 from datetime import UTC
 
-from serving.user_features import Breaker, UserFeatureReader
+from serving.breaker import Breaker
+from serving.user_features import UserFeatureReader
 from tests.fakes.dataplane import FakeClock, FakeOnlineFeatures
 
 COOLDOWN = 2.0

@@ -3,6 +3,7 @@ FAILED by the next run, against a real MLflow on a SQLite file."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -142,3 +143,52 @@ def test_a_mark_whose_run_this_store_does_not_have_is_dropped(settings: Settings
     assert mlflow_runs.left_open(settings) == ["0" * 32]
     assert mlflow_runs.settle(settings, client) == []
     assert mlflow_runs.left_open(settings) == []
+
+
+def test_a_run_that_fails_before_its_ranker_is_registered_leaves_its_candidates_version_tagged(
+    settings: Settings,
+) -> None:
+    client = _client(settings)
+    client.create_registered_model(settings.candidates_model)
+    with pytest.raises(OSError, match="disk full"):
+        with mlflow_runs.tracked(settings, client, run_name="half") as run:
+            client.create_model_version(settings.candidates_model, "file:///nowhere", run_id=run.info.run_id)
+            raise OSError("disk full")
+    (lone,) = client.search_model_versions(f"name = '{settings.candidates_model}'")
+    assert mlflow_runs.TAG_INCOMPLETE in client.get_model_version(lone.name, lone.version).tags
+
+
+def test_a_run_that_cannot_be_settled_never_stops_the_next_and_one_deleted_by_hand_is_forgotten(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stuck = _killed_inside_a_run(settings, [])
+    client = _client(settings)
+    deleted = client.create_run(registry.ensure_experiment(client, settings)).info.run_id
+    facts = {"run_id": deleted, "data_dir": str(settings.data_dir.resolve())}
+    (mlflow_runs.marks_dir(settings) / f"{deleted}{mlflow_runs.OPEN}").write_text(json.dumps(facts))  # unlocked
+    client.delete_run(deleted)  # what an operator does to a stuck run in the UI
+    assert sorted(mlflow_runs.left_open(settings)) == sorted([stuck, deleted])
+    real = client.set_terminated
+
+    def refuse(run_id: str, *args: object, **kwargs: object) -> None:
+        if run_id == stuck:
+            raise RuntimeError("the store refused the write")
+        real(run_id, *args, **kwargs)
+
+    monkeypatch.setattr(client, "set_terminated", refuse)
+    with mlflow_runs.tracked(settings, client, run_name="next") as run:
+        pass
+    assert client.get_run(run.info.run_id).info.status == "FINISHED"
+    assert mlflow_runs.left_open(settings) == [stuck]  # tried again by the next run; the deleted one is gone
+    monkeypatch.setattr(client, "set_terminated", real)
+    assert mlflow_runs.settle(settings, client) == [stuck]
+
+
+def test_marks_a_copied_data_directory_brought_along_are_not_its_own(settings: Settings, tmp_path: Path) -> None:
+    run_id = _killed_inside_a_run(settings, [])
+    copy = settings.model_copy(update={"data_dir": tmp_path / "copy"})
+    mlflow_runs.marks_dir(copy).mkdir(parents=True)
+    for mark in mlflow_runs.marks_dir(settings).iterdir():
+        (mlflow_runs.marks_dir(copy) / mark.name).write_bytes(mark.read_bytes())
+    assert mlflow_runs.left_open(copy) == []  # the original's run, perhaps live in a shared store
+    assert mlflow_runs.left_open(settings) == [run_id]

@@ -4,6 +4,7 @@ one call probes it again."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -11,10 +12,10 @@ from typing import Any
 import pytest
 
 from serving.bootstrap import _track_breakers
+from serving.breaker import Breaker
 from serving.dedupe import Claim, MemoryDedupe
 from serving.tracking import Tracker
 from serving.types import TrackEvent
-from serving.user_features import Breaker
 from setlist.eventlog import Quarantine
 from setlist.settings import Settings
 from tests.fakes.dataplane import START, FakeJournal
@@ -137,3 +138,19 @@ def test_the_servers_profiles_get_breakers_and_a_cluster_push_none(
     made = _track_breakers(settings, None)
     assert set(made) == breakers
     assert all(b.failures_to_open == 4 and b.cooldown_s == 2.5 for b in made.values())
+
+
+def test_a_consent_withdrawal_is_pushed_whatever_the_breaker_says(tmp_path: Path, clock: Clock) -> None:
+    online = FlakyOnline()
+    track, _, _ = tracker(tmp_path, clock, online=online, push_breaker=Breaker(1.0, clock, 1))
+    try:
+        track.track(events("a", 1), None, str)  # fails: the breaker opens
+        online.down = False
+        track.track(events("b", 1), None, str)  # held back
+        assert online.attempts == 1
+        (withdrawal,) = events("c", 1)
+        withdrawal = dataclasses.replace(withdrawal, context={"consent_personalization": "false"})
+        track.track([withdrawal], None, str)
+        assert online.attempts == 2 and "user_consent:user-0" in online.written
+    finally:
+        track.close()
