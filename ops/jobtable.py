@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from itertools import islice
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -87,7 +87,9 @@ def run_budget_s(job: Job, backoff: Backoff) -> float:
 def shortest_gap_s(schedule: Schedule, job: Job, start: datetime, samples: int = 400) -> float:
     """The shortest time between two consecutive runs among the next ``samples`` (enough to cover a
     year of a daily job's irregular gaps, such as a day-of-month list)."""
-    times = list(islice(next_runs(schedule, job, start), samples))
+    # as instants: two times in one zone object subtract as wall clocks, and the hour a clock change
+    # repeats would read as no gap at all
+    times = [t.astimezone(UTC) for t in islice(next_runs(schedule, job, start), samples)]
     return min((b - a for a, b in zip(times, times[1:], strict=False)), default=timedelta(0)).total_seconds()
 
 

@@ -448,3 +448,13 @@ def test_the_interpreter_word_is_replaced_by_this_one():
 
     assert argv(_job(command=("python", "-m", "x")), python=sys.executable) == [sys.executable, "-m", "x"]
     assert argv(_job(command=("/bin/true",))) == ["/bin/true"]
+
+
+def test_the_gap_between_runs_is_measured_in_real_time_across_a_clock_change():
+    from dataclasses import replace
+
+    schedule = replace(jobtable.load(), timezone="America/New_York")
+    hourly = next(j for j in schedule.jobs.values() if j.cron.split()[1] == "*")
+    # the night clocks go back: the hour 01:xx happens twice, an hour apart in real time
+    fall_back = datetime(2024, 11, 3, 4, 0, tzinfo=UTC)
+    assert jobtable.shortest_gap_s(schedule, hourly, fall_back, samples=6) == 3600
