@@ -56,12 +56,14 @@ from ingest.import_lists import (
 from ingest.import_played import Lengths, PlayedReading, played_values, read_amounts, shown_cells
 from ingest.import_users import UserContext, UsersFile, load_user_context
 from ingest.import_values import (
+    EPOCH_UNITS,
     IGNORED,
     SHOWN_TYPES,
     TimeReading,
     common_start_note,
     counted_plays,
     dates_only_note,
+    likely_unit,
     list_cells_note,
     listed_times_note,
     offset_times,
@@ -311,6 +313,20 @@ def _events(
 _CELL_SHOWN = 60
 
 
+def _other_unit(cell: Any, unit: str | None) -> str:
+    """Why an epoch number was not read, when its size names another unit (milliseconds among a file's
+    seconds: two exports appended)."""
+    if unit not in EPOCH_UNITS:
+        return ""
+    try:
+        value = float(cell)
+    except (TypeError, ValueError):
+        return ""
+    if not np.isfinite(value) or value <= 0 or (likely := likely_unit(value)) == unit:
+        return ""
+    return f" as --time-unit {unit}: it looks like {EPOCH_UNITS[likely][0]}"
+
+
 def _shown(cell: object) -> str:
     text = str(cell)
     return repr(text if len(text) <= _CELL_SHOWN else text[:_CELL_SHOWN] + "…")
@@ -350,6 +366,7 @@ def _unread_cells(
         for i in np.flatnonzero(ts.isna().to_numpy(dtype=bool) & ~done).tolist():
             out[i] = (
                 f"{_shown(cells.iloc[i])} in column {o.time_col!r} is no time this import reads"
+                f"{_other_unit(cells.iloc[i], o.time_unit)}"
                 if present[i]
                 else f"column {o.time_col!r} is empty"
             )

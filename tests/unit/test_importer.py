@@ -1852,3 +1852,22 @@ def test_a_file_imported_by_a_version_that_kept_no_options_is_not_read_a_second_
     assert EventLog(tmp_path / "data" / "events").count() == logged and logged > 0
     assert Quarantine(tmp_path / "data" / "quarantine").read().empty
     assert len(lineage.imports(tmp_path / "data" / "lineage")) == 1  # nothing imported, nothing recorded
+
+
+def test_epoch_numbers_of_another_unit_among_a_files_are_quarantined_with_the_unit_they_look_like(tmp_path):
+    from ingest.intake import ingest
+    from setlist.eventlog import Quarantine
+    from setlist.settings import Settings
+
+    rows = [f"u{k % 5},i{k % 7},{T0 + k}" for k in range(40)] + [f"u1,i2,{T0 * 1000 + k}" for k in range(3)]
+    src = _csv(tmp_path / "log.csv", "user,item,t\n" + "\n".join(rows))
+    events, _, _ = load_interactions(src, user_col="user", item_col="item", time_col="t", time_unit="s")
+    settings = Settings(data_dir=tmp_path / "data", hmac_key="k")
+    report = ingest(events, settings, source="import", identities=FakeIdentities())
+    assert report.accepted == 40 and report.quarantined == 3
+    reasons = set(Quarantine(settings.quarantine_dir).read()["reason"])
+    assert reasons == {
+        f"bad_timestamp: '{T0 * 1000 + k}' in column 't' is no time this import reads as --time-unit s: "
+        "it looks like milliseconds"
+        for k in range(3)
+    }
