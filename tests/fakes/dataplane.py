@@ -11,6 +11,7 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -377,6 +378,15 @@ class Dataplane:
         champion = self.registry.add(("1", "1"), seed=0)
         fill_store(self.online, self.features, champion.index)
         self.publishes.record()
+
+    @classmethod
+    def fresh(cls, tmp_path: Path, **settings: Any) -> Dataplane:
+        """A plane over ``tmp_path/data`` with the test key and the built-in feature declarations;
+        ``settings`` set anything else (``impressions_enabled=False``, a reload interval...)."""
+        from feature_repo.declarations import load
+
+        config = Settings(**{"data_dir": tmp_path / "data", "hmac_key": "test-hmac-key", **settings})
+        return cls(config, load(config))
 
     def build(self, load: bool = True, **overrides: Any) -> Server:
         """serving.bootstrap.build with every dependency a fake (``overrides`` replace any)."""

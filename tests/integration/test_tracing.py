@@ -40,19 +40,10 @@ def exporter() -> Iterator[InMemorySpanExporter]:
 
 @pytest.fixture
 def running(tmp_path: Path, exporter: InMemorySpanExporter) -> Iterator[tuple[RunningServer, Dataplane]]:
-    from feature_repo.declarations import load
-
-    settings = Settings(
-        data_dir=tmp_path / "data",
-        hmac_key="test-hmac-key",
-        impressions_enabled=False,
-        reload_interval_s=3600,
-        host="127.0.0.1",
-        port=0,
-        metrics_port=0,
+    plane = Dataplane.fresh(
+        tmp_path, impressions_enabled=False, reload_interval_s=3600, host="127.0.0.1", port=0, metrics_port=0
     )
-    plane = Dataplane(settings, load(settings))
-    with start_server(plane.build(), settings, ready_poll_s=0.02) as server:
+    with start_server(plane.build(), plane.settings, ready_poll_s=0.02) as server:
         yield server, plane
 
 

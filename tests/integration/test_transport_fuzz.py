@@ -12,7 +12,6 @@ import pytest
 from serving.client import SetlistClient
 from serving.grpc import proto
 from serving.grpc.server import start_server
-from setlist.settings import Settings
 from tests.fakes.dataplane import Dataplane
 from tests.fakes.transport import make_settings
 
@@ -117,10 +116,7 @@ DAY_MS = 86_400_000
 
 @pytest.fixture
 def real(tmp_path: Path) -> Iterator[tuple[dict, SetlistClient, Dataplane]]:
-    from feature_repo.declarations import load
-
-    settings = Settings(data_dir=tmp_path / "data", hmac_key="test-hmac-key", impressions_enabled=False)
-    plane = Dataplane(settings, load(settings))
+    plane = Dataplane.fresh(tmp_path, impressions_enabled=False)
     server = plane.build()
     with start_server(server, make_settings(max_concurrency=4), ready_poll_s=0.02) as running:
         channel = grpc.insecure_channel(f"127.0.0.1:{running.port}")

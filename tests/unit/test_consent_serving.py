@@ -19,10 +19,7 @@ USER = "user-0"
 
 @pytest.fixture
 def plane(tmp_path: Path) -> Dataplane:
-    from feature_repo.declarations import load
-
-    settings = Settings(data_dir=tmp_path / "data", hmac_key="test-hmac-key", reload_interval_s=3600, cache_ttl_s=300)
-    return Dataplane(settings, load(settings))
+    return Dataplane.fresh(tmp_path, reload_interval_s=3600, cache_ttl_s=300)
 
 
 @pytest.fixture

@@ -171,11 +171,9 @@ def _counter(name: str, rpc: str) -> float:
 
 
 def test_rank_and_track_count_their_calls_and_cpu(tmp_path: Path) -> None:
-    from feature_repo.declarations import load
     from tests.fakes.dataplane import Dataplane
 
-    settings = Settings(data_dir=tmp_path / "data", hmac_key="k", impressions_enabled=False, reload_interval_s=3600)
-    plane = Dataplane(settings, load(settings))
+    plane = Dataplane.fresh(tmp_path, hmac_key="k", impressions_enabled=False, reload_interval_s=3600)
     server = plane.build()
     try:
         for _ in range(3):

@@ -134,17 +134,15 @@ def test_the_users_row_of_nearest_items_goes_and_the_next_users_keep_their_own(t
 
 def test_a_running_server_forgets_an_erased_users_last_known_rows(tmp_path: Path) -> None:
     """Degraded mode serves the rows a worker last read; after an erasure the refresh loop drops them."""
-    from feature_repo.declarations import load
     from serving.types import RankQuery
     from tests.fakes.dataplane import Dataplane
 
-    s = Settings(data_dir=tmp_path / "data", hmac_key="test-hmac-key", impressions_enabled=False)
-    plane = Dataplane(s, load(s))
+    plane = Dataplane.fresh(tmp_path, impressions_enabled=False)
     server = plane.build()
     try:
         server.rank(RankQuery("user-0", 5))  # read once: now remembered for degraded mode
         p = server.service.pseudonym("user-0")
-        EventLog(s.events_dir).tombstone(p)
+        EventLog(plane.settings.events_dir).tombstone(p)
         server.forget_erased()
         plane.online.fail = TimeoutError("online store down")
         rows = server.service.reader.read(p)

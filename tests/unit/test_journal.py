@@ -456,14 +456,11 @@ def test_recover_orphans_moves_dead_journals_once_and_leaves_live_ones(tmp_path:
 def test_a_failed_journal_turns_health_not_serving_and_track_unavailable(tmp_path: Path, events: EventLog) -> None:
     from grpc_health.v1 import health_pb2
 
-    from feature_repo.declarations import load
     from serving.grpc.health import Readiness
     from serving.types import TrackEvent
-    from setlist.settings import Settings
     from tests.fakes.dataplane import Dataplane
 
-    settings = Settings(data_dir=tmp_path / "data", hmac_key="k", impressions_enabled=False, reload_interval_s=3600)
-    plane = Dataplane(settings, load(settings))
+    plane = Dataplane.fresh(tmp_path, hmac_key="k", impressions_enabled=False, reload_interval_s=3600)
     sync = FailingSync(OSError(5, "Input/output error"))
     sync.release.set()
     server = plane.build(journal=Journal(tmp_path / "wal", events, max_age_s=3600, sync=sync))

@@ -13,30 +13,18 @@ from pathlib import Path
 
 import mlflow
 import pytest
-from mlflow.tracking._model_registry import utils as registry_utils
-from mlflow.tracking._tracking_service import utils as tracking_utils
 
 from ops.status import model_lines
 from setlist import mlflow_runs, registry
 from setlist.settings import Settings
+from tests.fakes.mlflow_store import private_store
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
 def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
-    """A private SQLite store; MLflow's process-wide URIs are put back afterwards."""
-    monkeypatch.setattr(tracking_utils, "_tracking_uri", tracking_utils._tracking_uri)
-    monkeypatch.setattr(registry_utils, "_registry_uri", None)
-    for var in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
-        monkeypatch.setenv(var, "unset")
-        monkeypatch.delenv(var)
-    yield Settings(
-        data_dir=tmp_path,
-        mlflow_tracking_uri=f"sqlite:///{tmp_path}/mlflow.db",
-        candidates_model="test-candidates",
-        ranker_model="test-ranker",
-    )
+    yield private_store(tmp_path, monkeypatch)
     if mlflow.active_run() is not None:
         mlflow.end_run()
 

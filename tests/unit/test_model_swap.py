@@ -5,7 +5,6 @@ one assignment, and a pair that fails to load never replaces the one serving."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,12 +21,7 @@ WAIT = 10.0
 
 @pytest.fixture
 def plane(tmp_path: Path) -> Dataplane:
-    from feature_repo.declarations import load
-
-    settings = Settings(
-        data_dir=tmp_path / "data", hmac_key="test-hmac-key", impressions_enabled=False, reload_interval_s=3600
-    )
-    return Dataplane(settings, load(settings))
+    return Dataplane.fresh(tmp_path, impressions_enabled=False, reload_interval_s=3600)
 
 
 def refresh_in_background(target: object) -> tuple[threading.Thread, list[bool]]:
@@ -99,13 +93,6 @@ def test_readers_never_see_a_half_swapped_set(plane: Dataplane) -> None:
     reader.join(WAIT)
     assert changed == [True] and {a: b.pair for a, b in holder.bundles.items()} == new
     assert seen and seen <= {tuple(sorted(old.items())), tuple(sorted(new.items()))}
-
-
-@pytest.fixture
-def server(plane: Dataplane) -> Iterator[Server]:
-    server = plane.build()
-    yield server
-    server.close()
 
 
 def test_rank_serves_the_old_pair_until_the_new_one_is_loaded(plane: Dataplane, server: Server) -> None:

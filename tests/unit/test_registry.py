@@ -6,37 +6,23 @@ import dataclasses
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import mlflow
 import pytest
 from mlflow import MlflowClient
-from mlflow.tracking._model_registry import utils as registry_utils
-from mlflow.tracking._tracking_service import utils as tracking_utils
 
 from ops.status import model_lines
 from setlist import registry
 from setlist.errors import InputMissing
 from setlist.featureset import DEFAULT_SERVICE
 from setlist.settings import Settings
+from tests.fakes.mlflow_store import private_store
 
 
 @pytest.fixture
-def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
-    """Settings on a private SQLite store; MLflow's process-wide URIs (and the environment variables
-    MLflow exports for child processes) are put back afterwards, so no later test reads this store."""
-    monkeypatch.setattr(tracking_utils, "_tracking_uri", tracking_utils._tracking_uri)
-    monkeypatch.setattr(registry_utils, "_registry_uri", None)
-    for var in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
-        monkeypatch.setenv(var, "unset")  # records the original value for teardown
-        monkeypatch.delenv(var)
-    yield Settings(
-        data_dir=tmp_path,
-        mlflow_tracking_uri=f"sqlite:///{tmp_path}/mlflow.db",
-        candidates_model="test-candidates",
-        ranker_model="test-ranker",
-    )
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    return private_store(tmp_path, monkeypatch)
 
 
 def _register(client: MlflowClient, model: str, count: int, root: Path) -> list[str]:

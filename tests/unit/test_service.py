@@ -5,7 +5,6 @@ Only the service's public API (rank, track, ready) is used: its internals are fr
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,6 @@ from serving.cache import MemoryCache
 from serving.errors import InvalidArgument
 from serving.types import RankQuery, TrackEvent
 from serving.user_features import UserFeatureReader
-from setlist.settings import Settings
 from tests.fakes.dataplane import Dataplane, user_ids
 
 USER = "user-0"
@@ -25,23 +23,7 @@ COOLDOWN = 5.0
 
 @pytest.fixture
 def plane(tmp_path: Path) -> Dataplane:
-    from feature_repo.declarations import load
-
-    settings = Settings(
-        data_dir=tmp_path / "data",
-        hmac_key="test-hmac-key",
-        impressions_enabled=False,
-        reload_interval_s=3600,
-        cache_ttl_s=300,
-    )
-    return Dataplane(settings, load(settings))
-
-
-@pytest.fixture
-def server(plane: Dataplane) -> Iterator[Server]:
-    server = plane.build()
-    yield server
-    server.close()
+    return Dataplane.fresh(tmp_path, impressions_enabled=False, reload_interval_s=3600, cache_ttl_s=300)
 
 
 def ids(result) -> list[str]:

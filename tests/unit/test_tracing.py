@@ -50,23 +50,7 @@ def spans() -> Finished:
 
 @pytest.fixture
 def plane(tmp_path: Path) -> Dataplane:
-    from feature_repo.declarations import load
-
-    settings = Settings(
-        data_dir=tmp_path / "data",
-        hmac_key="test-hmac-key",
-        impressions_enabled=False,
-        reload_interval_s=3600,
-        cache_ttl_s=300,
-    )
-    return Dataplane(settings, load(settings))
-
-
-@pytest.fixture
-def server(plane: Dataplane) -> Iterator[Server]:
-    server = plane.build()
-    yield server
-    server.close()
+    return Dataplane.fresh(tmp_path, impressions_enabled=False, reload_interval_s=3600, cache_ttl_s=300)
 
 
 def by_name(spans: list[ReadableSpan]) -> dict[str, ReadableSpan]:

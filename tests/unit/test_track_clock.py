@@ -3,7 +3,6 @@ allowed skew) is stored at the time it was received, and a late event still reac
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -12,23 +11,12 @@ import pytest
 from serving.bootstrap import Server
 from serving.types import TrackEvent
 from setlist.pseudonym import pseudonymize
-from setlist.settings import Settings
 from tests.fakes.dataplane import Dataplane
 
 
 @pytest.fixture
 def plane(tmp_path: Path) -> Dataplane:
-    from feature_repo.declarations import load
-
-    settings = Settings(data_dir=tmp_path / "data", hmac_key="test-hmac-key", impressions_enabled=False)
-    return Dataplane(settings, load(settings))
-
-
-@pytest.fixture
-def server(plane: Dataplane) -> Iterator[Server]:
-    server = plane.build()
-    yield server
-    server.close()
+    return Dataplane.fresh(tmp_path, impressions_enabled=False)
 
 
 def play(plane: Dataplane, n: int, offset_s: float, etype: str = "play") -> TrackEvent:

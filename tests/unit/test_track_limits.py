@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -26,17 +25,7 @@ DAY_MS = 86_400_000
 
 @pytest.fixture
 def plane(tmp_path: Path) -> Dataplane:
-    from feature_repo.declarations import load
-
-    settings = Settings(data_dir=tmp_path / "data", hmac_key="test-hmac-key", impressions_enabled=False)
-    return Dataplane(settings, load(settings))
-
-
-@pytest.fixture
-def server(plane: Dataplane) -> Iterator[Server]:
-    server = plane.build()
-    yield server
-    server.close()
+    return Dataplane.fresh(tmp_path, impressions_enabled=False)
 
 
 def play(plane: Dataplane, event_id: str, **kw: object) -> TrackEvent:

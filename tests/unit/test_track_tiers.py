@@ -4,7 +4,6 @@ the session of a user with no history."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +11,6 @@ import pandas as pd
 import pytest
 import yaml
 
-from serving.bootstrap import Server
 from serving.errors import InvalidArgument
 from serving.grpc.servicer import from_track
 from serving.types import TrackEvent
@@ -30,21 +28,9 @@ TIERS = {
 
 @pytest.fixture
 def plane(tmp_path: Path) -> Dataplane:
-    from feature_repo.declarations import load
-
     tiers = tmp_path / "tiers.yaml"
     tiers.write_text(yaml.safe_dump(TIERS))
-    settings = Settings(
-        data_dir=tmp_path / "data", hmac_key="test-hmac-key", impressions_enabled=False, tiers_file=tiers
-    )
-    return Dataplane(settings, load(settings))
-
-
-@pytest.fixture
-def server(plane: Dataplane) -> Iterator[Server]:
-    server = plane.build()
-    yield server
-    server.close()
+    return Dataplane.fresh(tmp_path, impressions_enabled=False, tiers_file=tiers)
 
 
 def event(plane: Dataplane, n: int, etype: str, **kw: object) -> TrackEvent:
