@@ -298,6 +298,12 @@ class Settings(BaseSettings):
     #: it a long-lived client stays on the worker it first drew; 0: connections live forever
     grpc_max_connection_age_s: Annotated[float, Field(ge=0)] = 60.0
     max_concurrency: int = Field(default=64, gt=0)
+    #: Track calls one process admits at once, within max_concurrency, so a flood of Track batches leaves
+    #: Rank room; None: half of max_concurrency (at least 1)
+    track_max_concurrency: Annotated[int | None, Field(gt=0)] = None
+    #: gRPC reflection streams open at once (each holds a worker thread while open, and needs no token);
+    #: 0 turns reflection away
+    reflection_max_streams: Annotated[int, Field(ge=0)] = 4
     #: Rank calls computing at once per server process; the rest of the admitted calls wait their turn,
     #: first come first served (the GIL runs one at a time: one computes while another waits on Redis;
     #: more only stretches each call, see NOTES.md "Performance")

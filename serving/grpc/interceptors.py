@@ -4,7 +4,8 @@ error mapping, metrics and the access log.
 This is the single place where serving.errors become gRPC status codes (``ServingError.code`` names
 the status). Anything else a handler raises becomes INTERNAL with a short message; its traceback is
 logged here, once, and the process keeps serving. Health and reflection calls pass through untouched:
-a probe must be answered even when the service is saturated or the caller has no token.
+a probe must be answered even when the service is saturated or the caller has no token. Reflection is
+bounded all the same: each of its streams holds a worker thread for as long as the client keeps it open.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 access_log = logging.getLogger(ACCESS_LOG)
 
 REQUEST_ID_KEY = "x-request-id"
+REFLECTION_PREFIX = "/grpc.reflection."
 SLOW_CALL_S = 0.010
 _SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _STATUS = {code.name: code for code in grpc.StatusCode}
@@ -66,13 +68,23 @@ class Guard(grpc.ServerInterceptor):
         service: str = SERVICE_NAME,
         quotas: Mapping[str, Quota] | None = None,
         turns: Mapping[str, Turns] | None = None,
+        limits: Mapping[str, int] | None = None,
+        reflection_streams: int = 4,
     ) -> None:
+        """``limits``: an RPC's own cap on its admitted calls, within ``max_concurrency`` (a flood of
+        Track calls then leaves room for Rank); ``reflection_streams``: reflection streams open at once."""
         if max_concurrency < 1:
             raise ValueError(f"max_concurrency must be at least 1, got {max_concurrency}")
         self._limit = max_concurrency
         # Non-blocking acquire: a request over the limit is refused at once instead of queueing,
         # so an overloaded server sheds load with RESOURCE_EXHAUSTED rather than growing latency.
         self._slots = threading.BoundedSemaphore(max_concurrency)
+        self._rpc_slots = {
+            rpc: (min(n, max_concurrency), threading.BoundedSemaphore(min(n, max_concurrency)))
+            for rpc, n in (limits or {}).items()
+        }
+        self._reflection_limit = reflection_streams
+        self._reflection_slots = threading.BoundedSemaphore(max(1, reflection_streams))
         self._auth = auth
         self._quotas = dict(quotas or {})  # by RPC name; an RPC without one is not limited
         # by RPC name, with its gauge of waiting calls and histogram of waits (label lookups, once);
@@ -106,6 +118,8 @@ class Guard(grpc.ServerInterceptor):
         self, continuation: Callable[[grpc.HandlerCallDetails], Any], details: grpc.HandlerCallDetails
     ) -> Any:
         handler = continuation(details)
+        if handler is not None and handler.stream_stream is not None and details.method.startswith(REFLECTION_PREFIX):
+            return self._bounded_reflection(handler)
         if handler is None or handler.unary_unary is None or not details.method.startswith(self._prefix):
             return handler
         rpc = details.method[len(self._prefix) :]
@@ -119,6 +133,28 @@ class Guard(grpc.ServerInterceptor):
         # and log a traceback per bad message; and nobody's bytes are parsed before auth passed.
         return grpc.unary_unary_rpc_method_handler(
             guarded, request_deserializer=None, response_serializer=handler.response_serializer
+        )
+
+    def _bounded_reflection(self, handler: Any) -> Any:
+        """The reflection stream, refused (RESOURCE_EXHAUSTED) when ``reflection_streams`` are open already:
+        it needs no token, and a hundred idle streams would otherwise hold every worker thread."""
+        behavior = handler.stream_stream
+        slots, limit = self._reflection_slots, self._reflection_limit
+
+        def bounded(requests: Any, context: grpc.ServicerContext) -> Any:
+            if limit < 1 or not slots.acquire(blocking=False):
+                context.abort(
+                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    f"at most {limit} reflection streams are served at once (SETLIST_REFLECTION_MAX_STREAMS); "
+                    "close one and retry",
+                )
+            try:
+                yield from behavior(requests, context)
+            finally:
+                slots.release()
+
+        return grpc.stream_stream_rpc_method_handler(
+            bounded, request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer
         )
 
     def run(
@@ -141,7 +177,7 @@ class Guard(grpc.ServerInterceptor):
         # the call's SERVER span (continuing a caller's traceparent), current until the access log
         # line is written; the no-op object when tracing is off
         call_span = tracing.rpc_span(self._prefix[1:] + rpc, metadata, request_id=request_id)
-        code, error_kind, acquired, turn = "OK", "", False, None
+        code, error_kind, acquired, turn, own = "OK", "", False, None, None
         try:
             if left is not None and left <= 0:
                 raise DeadlineExceeded("the call's deadline expired before work started")
@@ -153,6 +189,14 @@ class Guard(grpc.ServerInterceptor):
                 raise Overloaded(f"server is at its limit of {self._limit} concurrent requests; retry with backoff")
             acquired = True
             metrics.RPC_IN_FLIGHT.inc()
+            cap = self._rpc_slots.get(rpc)
+            if cap is not None:
+                if not cap[1].acquire(blocking=False):
+                    raise Overloaded(
+                        f"{rpc} is at its limit of {cap[0]} concurrent calls, which keeps room for the others; "
+                        "retry with backoff"
+                    )
+                own = cap[1]
             if parse is not None:
                 request = _parse(rpc, parse, request)
             if quota is not None and quota.cost is not None:
@@ -189,6 +233,13 @@ class Guard(grpc.ServerInterceptor):
         finally:
             if turn is not None:
                 turn[0].leave(time.perf_counter() - turn[1])
+            if own is not None:
+                own.release()
+            if code == "OK" and not context.is_active():
+                # the caller left (cancelled, or its deadline passed) while the call ran: it never got
+                # this answer, so the access log and the error counters must not say OK
+                left = context.time_remaining()
+                code = "DEADLINE_EXCEEDED" if left is not None and left <= 0 else "CANCELLED"
             if acquired:
                 self._slots.release()
                 metrics.RPC_IN_FLIGHT.dec()

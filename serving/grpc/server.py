@@ -153,7 +153,15 @@ def build_server(
     # Track is left out: its calls mostly wait on the journal's disk, where running together lets one
     # flush carry many calls' events
     turns = {"Rank": Turns("Rank", settings.rank_max_running, settings.rank_max_wait_ms / 1000)}
-    guard = Guard(settings.max_concurrency, auth, quotas=quotas, turns=turns)
+    track_limit = settings.track_max_concurrency or max(1, settings.max_concurrency // 2)
+    guard = Guard(
+        settings.max_concurrency,
+        auth,
+        quotas=quotas,
+        turns=turns,
+        limits={"Track": track_limit},
+        reflection_streams=settings.reflection_max_streams,
+    )
     reloader = (
         quota_reload.QuotaReloader(settings, auth, guard, seen)
         if settings.quota_file is not None and settings.quota_file_poll_s > 0

@@ -25,7 +25,8 @@ EVENT_TYPES = frozenset({"play", "skip", "like", "not_interested"})
 
 class FakeRanking:
     """k items with descending scores. Special users: ``crash`` raises an unexpected error and
-    ``block`` waits on ``release`` (announcing itself on ``entered``) to hold a request in flight."""
+    ``block`` waits on ``release`` (announcing itself on ``entered``) to hold a request in flight; so does a
+    Track call with an event of user ``block``."""
 
     def __init__(self, ready: bool = True) -> None:
         self.is_ready = threading.Event()
@@ -65,6 +66,9 @@ class FakeRanking:
         )
 
     def track(self, events: list[TrackEvent]) -> TrackResult:
+        if any(e.user_id == "block" for e in events):
+            self.entered.release()
+            self.release.wait(timeout=30)
         with self._lock:
             self.events.extend(events)
         rejected = tuple(

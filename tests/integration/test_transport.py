@@ -120,6 +120,74 @@ def test_overload_answers_resource_exhausted_at_once(serve_fake):
     assert len(client.rank("user-1", k=1).items) == 1  # slots were given back
 
 
+def test_track_calls_past_their_own_limit_are_refused_and_rank_keeps_its_room(serve_fake):
+    server, client, fake = serve_fake(max_concurrency=4, track_max_concurrency=2)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        blocked = [pool.submit(client.track, [new_event("block", "i1", "play", value=1.0)]) for _ in range(2)]
+        for _ in blocked:
+            assert fake.entered.acquire(timeout=WAIT)  # Track's two slots are taken; two of four remain
+        with pytest.raises(ClientError) as err:
+            client.track([new_event("user-1", "i1", "play", value=1.0)])
+        assert err.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "Track is at its limit of 2" in err.value.message
+        assert len(client.rank("user-1", k=2).items) == 2  # Rank is admitted beside them
+        fake.release.set()
+        assert [f.result(timeout=WAIT)[0] for f in blocked] == [1, 1]
+    assert client.track([new_event("user-1", "i1", "play", value=1.0)])[0] == 1  # slots given back
+
+
+def test_track_takes_half_the_admission_limit_by_default(serve_fake):
+    server, client, fake = serve_fake(max_concurrency=2)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        blocked = pool.submit(client.track, [new_event("block", "i1", "play", value=1.0)])
+        assert fake.entered.acquire(timeout=WAIT)
+        with pytest.raises(ClientError) as err:
+            client.track([new_event("user-1", "i1", "play", value=1.0)])
+        assert "Track is at its limit of 1" in err.value.message
+        assert len(client.rank("user-1", k=1).items) == 1
+        fake.release.set()
+        assert blocked.result(timeout=WAIT)[0] == 1
+
+
+def _reflection_stream(channel: grpc.Channel, done: threading.Event):
+    """An open reflection stream: one request answered, then the stream held open until ``done``."""
+
+    def requests():
+        yield reflection_pb2.ServerReflectionRequest(list_services="")
+        done.wait(WAIT)
+
+    return reflection_pb2_grpc.ServerReflectionStub(channel).ServerReflectionInfo(requests(), timeout=WAIT)
+
+
+def test_idle_reflection_streams_are_bounded_and_leave_the_service_answering(serve_fake):
+    server, client, _ = serve_fake(max_concurrency=2, reflection_max_streams=2)
+    done = threading.Event()
+    with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        held = [_reflection_stream(channel, done) for _ in range(2)]
+        for stream in held:  # each answered its first request and stays open
+            assert next(stream).list_services_response.service
+        refused = _reflection_stream(channel, done)
+        with pytest.raises(grpc.RpcError) as err:
+            next(refused)
+        assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "at most 2 reflection streams" in err.value.details()
+        assert len(client.rank("user-1", k=1).items) == 1 and client.health() == "SERVING"
+        done.set()
+        for stream in held:
+            assert list(stream) == []  # the client closed its side: the stream ends, its slot comes back
+        again = _reflection_stream(channel, threading.Event())
+        assert next(again).list_services_response.service
+        again.cancel()
+
+
+def test_reflection_can_be_turned_away(serve_fake):
+    server, _, _ = serve_fake(reflection_max_streams=0)
+    with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        with pytest.raises(grpc.RpcError) as err:
+            next(_reflection_stream(channel, threading.Event()))
+    assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
 def test_health_follows_readiness(serve_fake):
     fake = FakeRanking(ready=False)
     _, client, _ = serve_fake(fake)
@@ -216,8 +284,8 @@ class Aborted(Exception):
 class _Context:
     """Just enough of grpc.ServicerContext for the guard's own unit tests."""
 
-    def __init__(self, remaining: float) -> None:
-        self.remaining, self.aborted = remaining, None
+    def __init__(self, remaining: float | None, active: bool = True) -> None:
+        self.remaining, self.aborted, self.active = remaining, None, active
 
     def invocation_metadata(self):
         return ()
@@ -227,6 +295,9 @@ class _Context:
 
     def time_remaining(self):
         return self.remaining
+
+    def is_active(self):
+        return self.active
 
     def code(self):
         return self.aborted[0] if self.aborted else None
@@ -242,6 +313,32 @@ def test_guard_refuses_work_after_the_deadline():
     with pytest.raises(Aborted):
         Guard(4).run("Rank", lambda req, ctx: called.set(), object(), context)
     assert context.aborted[0] == grpc.StatusCode.DEADLINE_EXCEEDED and not called.is_set()
+
+
+class _LeavingContext(_Context):
+    """A call whose caller leaves while it runs: cancelled, or its deadline passing."""
+
+    def __init__(self, remaining_after: float) -> None:
+        super().__init__(remaining=1.0)
+        self.remaining_after = remaining_after
+
+    def leave(self) -> None:
+        self.active, self.remaining = False, self.remaining_after
+
+
+@pytest.mark.parametrize(("remaining_after", "code"), [(0.5, "CANCELLED"), (0.0, "DEADLINE_EXCEEDED")])
+def test_a_call_its_caller_left_is_not_recorded_as_ok(remaining_after, code):
+    context = _LeavingContext(remaining_after)
+    before = {
+        c: REGISTRY.get_sample_value("setlist_rpc_requests_total", {"rpc": "Track", "code": c}) or 0.0
+        for c in ("OK", code)
+    }
+    Guard(4).run("Track", lambda req, ctx: ctx.leave(), object(), context)
+    after = {
+        c: REGISTRY.get_sample_value("setlist_rpc_requests_total", {"rpc": "Track", "code": c}) or 0.0
+        for c in ("OK", code)
+    }
+    assert after[code] == before[code] + 1 and after["OK"] == before["OK"]
 
 
 def test_guard_maps_every_serving_error_by_code():

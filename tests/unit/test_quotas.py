@@ -193,6 +193,9 @@ class _Context:
     def time_remaining(self) -> float:
         return 5.0
 
+    def is_active(self) -> bool:
+        return True
+
     def code(self) -> grpc.StatusCode | None:
         return self.aborted[0] if self.aborted else None
 
