@@ -186,7 +186,7 @@ def _plainly_valid(frame: pd.DataFrame, now: datetime, max_future_s: float, olde
         return nothing
     v, w = value.to_numpy(dtype=np.float64), weight.to_numpy(dtype=np.float64)
     play = (frame["type"] == "play").to_numpy()
-    ok &= np.isnan(v) | ~play | ((v >= 0.0) & (v <= 1.0))
+    ok &= np.isnan(v) | (np.isfinite(v) & (~play | ((v >= 0.0) & (v <= 1.0))))
     ok &= np.isnan(w) | ((w >= 1.0) & (w < np.inf))
     return ok
 

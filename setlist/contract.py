@@ -9,6 +9,7 @@ changes nothing (``setlist.consent``).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -115,6 +116,8 @@ def reject_reason(row: Mapping[str, Any], now: datetime, max_future_s: float = 3
             return reason
     value = row.get("value")
     if value is not None and value == value:  # NaN means "no value"
+        if not math.isfinite(float(value)):  # a sum or mean over it would be infinite too
+            return f"bad_value: {value} is not a finite number"
         if etype == "play" and not 0.0 <= float(value) <= 1.0:
             return f"bad_value: play listen fraction {value} outside [0, 1]"
     weight = row.get("weight")

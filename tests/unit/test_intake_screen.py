@@ -37,7 +37,7 @@ POOLS: dict[str, list[object]] = {
     "schema_version": [1, 2, 3],
     "consent_personalization": [True, False, "yes", "granted", "n", "maybe", None, 1, 0.0],
     "consent_analytics": [None, "no", "true", "1", "?"],
-    "value": [0.5, 1.0, 0.0, 1.5, -0.1, np.nan, 5.0],
+    "value": [0.5, 1.0, 0.0, 1.5, -0.1, np.nan, 5.0, np.inf, -np.inf],
     "weight": [np.nan, 1.0, 2.5, 0.5, np.inf],
     "query": [None, "", "jazz", "  ", np.nan],
 }

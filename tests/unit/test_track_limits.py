@@ -46,6 +46,8 @@ def hostile(plane: Dataplane) -> list[TrackEvent]:
         play(plane, "long-user", user_id="u" * 10_000),
         play(plane, "t" * 5000),
         play(plane, "long-type", type="p" * 5000),
+        play(plane, "inf-skip", type="skip", value=float("inf")),
+        play(plane, "minus-inf-like", type="like", value=float("-inf")),
     ]
 
 
@@ -59,6 +61,8 @@ def test_each_hostile_event_is_rejected_alone_with_a_short_reason(plane: Datapla
     assert reasons["big"].startswith("bad_context") and "3000000 characters" in reasons["big"]
     assert reasons["long-user"].startswith("too_long: user_id")
     assert reasons["long-type"].startswith("too_long: type")
+    assert reasons["inf-skip"] == "bad_value: inf is not a finite number"
+    assert reasons["minus-inf-like"] == "bad_value: -inf is not a finite number"
     assert excerpt("t" * 5000) in reasons  # an id too long is echoed cut
     assert all(len(r.reason) <= 200 and len(r.event_id) <= 256 for r in result.rejected)
 
