@@ -128,10 +128,18 @@ def _decoded_row(features: Sequence[str], reply: Sequence[bytes | None]) -> Row:
 class OnlineFeatures:
     """Feature views resolved once; reads and writes without registry lookups."""
 
-    def __init__(self, store: FeatureStore, views: Iterable[FeatureView], request_store: Any | None = None) -> None:
+    def __init__(
+        self,
+        store: FeatureStore,
+        views: Iterable[FeatureView],
+        request_store: Any | None = None,
+        read_wait_s: float | None = None,
+    ) -> None:
         """``request_store``: a Redis store configuration (``feature_repo.store.request_store_config``)
         for a second client that serves one entity's reads and a Track's writes with its own, shorter
-        timeouts; without one, Feast's client serves them too."""
+        timeouts; without one, Feast's client serves them too. ``read_wait_s``: on SQLite, how long one
+        entity's read (``read_views``, Rank's) waits for the store's lock before it gives up with a
+        TimeoutError, as a Redis read gives up on its socket timeout; None waits as long as it takes."""
         self.store = store
         self.config = store.config
         self.provider = store._get_provider()
@@ -145,7 +153,9 @@ class OnlineFeatures:
         self._keys: dict[tuple[str, str], bytes] = {}
         # Feast's SQLite store shares one connection; concurrent Track pushes and Rank reads on it
         # fail with OperationalError, so SQLite access is serialized. Redis clients are thread-safe.
-        self._guard = threading.Lock() if type(self.online_store).__name__ == "SqliteOnlineStore" else nullcontext()
+        self._sqlite_lock = threading.Lock() if type(self.online_store).__name__ == "SqliteOnlineStore" else None
+        self._guard = self._sqlite_lock if self._sqlite_lock is not None else nullcontext()
+        self._read_wait_s = read_wait_s
         self._redis = type(self.online_store).__name__ == "RedisOnlineStore"
         self._request_client: Any = None
         if self._redis:
@@ -174,9 +184,13 @@ class OnlineFeatures:
 
     @classmethod
     def from_registry(
-        cls, store: FeatureStore, names: Sequence[str], request_store: Any | None = None
+        cls,
+        store: FeatureStore,
+        names: Sequence[str],
+        request_store: Any | None = None,
+        read_wait_s: float | None = None,
     ) -> OnlineFeatures:
-        return cls(store, [store.get_feature_view(n) for n in names], request_store)
+        return cls(store, [store.get_feature_view(n) for n in names], request_store, read_wait_s)
 
     def read(self, view: str, ids: Sequence[str], features: Sequence[str] | None = None) -> list[Row]:
         if self._redis and not features:  # every feature: the direct read (startup loads 50k items so)
@@ -200,7 +214,22 @@ class OnlineFeatures:
         at a time. Here one HMGET asks for every view's fields, built and decoded by the store's own
         helpers, so the layout stays Feast's. On a Redis Cluster the one key is one slot, so the
         command goes to the one master that holds it, still in one round trip."""
-        return self.read_views_many(views, [entity_id])[0]
+        lock = self._sqlite_lock
+        if lock is None or self._read_wait_s is None:
+            return self.read_views_many(views, [entity_id])[0]
+        # SQLite: a Track flood's session pushes queue on the one lock, and Rank must not queue behind
+        # all of them; it degrades instead, as it does when Redis does not answer in time
+        if not lock.acquire(timeout=self._read_wait_s):
+            raise TimeoutError(f"the SQLite online store stayed busy for {self._read_wait_s * 1000:.0f} ms")
+        try:
+            rows = []
+            for view in views:
+                keys = [entity_key(self._join_key[view], entity_id)]
+                ((ts, values),) = self.online_store.online_read(self.config, self.views[view], keys, None)
+                rows.append(_row(ts, values))
+            return rows
+        finally:
+            lock.release()
 
     def read_views_many(self, views: Sequence[str], entity_ids: Sequence[str]) -> list[list[Row]]:
         """``read_views`` for several entities: one HMGET each, in one pipeline (Track's session push

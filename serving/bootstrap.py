@@ -419,7 +419,9 @@ def build(
     if online is None:
         store = get_store(settings)
         # Views are resolved from the registry once, here, and never per request.
-        online = OnlineFeatures.from_registry(store, VIEWS, request_store_config(settings))
+        online = OnlineFeatures.from_registry(
+            store, VIEWS, request_store_config(settings), read_wait_s=settings.online_sqlite_wait_ms / 1000
+        )
     if tracker is None:
         dedupe = make_dedupe(settings) if dedupe is None else dedupe  # retries of stored events, by event_id
         if journal is None:

@@ -384,6 +384,9 @@ class Settings(BaseSettings):
     #: how long serving waits on Redis for one user's rows (Rank) or a session write (Track) before it
     #: degrades the request; the bulk reads and writes (every item at start, materialize) wait at least 200 ms
     online_timeout_ms: int = Field(default=50, gt=0)
+    #: the embedded profile's SQLite online store serves one read or write at a time per process: how long
+    #: Rank waits for its turn (behind Track's session pushes, a refresh's bulk read) before it degrades
+    online_sqlite_wait_ms: int = Field(default=200, gt=0)
     #: consecutive failed user-row reads that open the online store's breaker (per master on a
     #: cluster); one timeout alone degrades only its own request
     online_breaker_failures: Annotated[int, Field(ge=1)] = 3

@@ -335,3 +335,39 @@ def test_a_training_query_inside_a_live_session_sees_it_as_rank_would(tiny_world
     assert all(len(items) for items in state["session_last_items"].iloc[n:m])  # recent items outlive a session
     # ... and a month: a monthly customer's last items are what Rank offers them again
     assert [list(i) for i in state["session_last_items"].iloc[m:]] == [list(i) for i in last["session_last_items"]]
+
+
+def test_a_rank_read_on_sqlite_gives_up_after_its_wait_and_reads_as_before_once_the_store_is_free(tiny_world):
+    """SQLite serves one read or write at a time per process: one entity's read (Rank's) waits at most
+    ``read_wait_s`` for a write in progress (a Track's session push) and then fails as a Redis timeout
+    would, so the caller degrades instead of queueing behind every push."""
+    import threading
+
+    s = tiny_world.settings
+    defs = definitions(s)
+    views = [defs.views.user_profile, defs.views.session]
+    names = [v.name for v in views]
+    online = OnlineFeatures(get_store(s), views, read_wait_s=0.05)
+    user = pseudonymize(tiny_world.users["user_id"].iloc[0], s.secret_hmac_key())
+    expected = OnlineFeatures(get_store(s), views).read_views(names, user)
+    assert expected[0][1] is not None  # the user has a profile row: the comparison below means something
+
+    writing, finish = threading.Event(), threading.Event()
+    real_write = online.online_store.online_write_batch
+
+    def slow_write(*args, **kwargs):  # a push that holds the store while the read comes
+        writing.set()
+        finish.wait(30)
+        return real_write(*args, **kwargs)
+
+    online.online_store.online_write_batch = slow_write
+    pusher = threading.Thread(target=online.write, args=("session", []))
+    try:
+        pusher.start()
+        assert writing.wait(30)
+        with pytest.raises(TimeoutError, match="stayed busy for 50 ms"):
+            online.read_views(names, user)
+    finally:
+        finish.set()
+        pusher.join(30)
+    assert online.read_views(names, user) == expected
