@@ -36,10 +36,11 @@ from serving.rollout.models import Bounded, ModelHolder
 from serving.rollout.registry_ops import MlflowRolloutRegistry
 from serving.rollout.routing import CANARY, CHAMPION, Router
 from serving.service import Hooks, Live, RankingService, Variant
+from serving.tombstones import Tombstones
 from serving.tracking import Tracker, TrackPolicy
 from serving.types import RankQuery, RankResult, TrackEvent, TrackResult
 from serving.user_features import UserFeatureReader
-from setlist.eventlog import TOMBSTONES, EventLog, Quarantine
+from setlist.eventlog import EventLog, Quarantine
 from setlist.experiment import Experiment, load_experiment
 from setlist.featureset import FeatureSet
 from setlist.journal_dirs import journal_dir, sweep_orphans
@@ -51,6 +52,8 @@ from setlist.tiers import Tiers
 
 log = logging.getLogger("setlist.serving")
 VIEWS = ("user_profile", "item_stats", "session", "user_consent")
+#: how often a server holding consent withdrawals it could not push tries them again
+WITHDRAWAL_RETRY_S = 1.0
 
 
 #: builds the in-process item table for a candidate index's items (serving.item_table.load_items)
@@ -186,6 +189,7 @@ class Server:
     metrics: MetricsSink = field(default_factory=PrometheusMetrics)
     stop_event: threading.Event = field(default_factory=threading.Event)
     thread: threading.Thread | None = None
+    tombstones: Tombstones | None = None  # the erased users, shared with Track
     tombstones_seen: int | None = None  # mtime of the tombstone list when erased users were last forgotten
     facts: FactsLoader | None = None  # registration times and metrics of served models, for the metrics
     facts_reported: dict[str, Pair] = field(default_factory=dict)
@@ -258,17 +262,13 @@ class Server:
 
     def forget_erased(self) -> None:
         """Drop the last-known rows (degraded mode's copy) of users erased since the last look."""
-        events = EventLog(self.service.settings.events_dir)
-        path = events.root / TOMBSTONES
-        stamp = path.stat().st_mtime_ns if path.exists() else None
-        if stamp == self.tombstones_seen:
+        if self.tombstones is None:
+            self.tombstones = Tombstones(self.service.settings.events_dir)
+        erased = self.tombstones.current()
+        if self.tombstones.stamp == self.tombstones_seen:
             return
-        self.tombstones_seen = stamp
-        try:
-            self.service.reader.forget_erased(events.erased())
-        except Exception as exc:  # the next refresh tries again
-            self.tombstones_seen = None
-            log.warning("cannot read the tombstone list: %s", type(exc).__name__)
+        self.tombstones_seen = self.tombstones.stamp
+        self.service.reader.forget_erased(erased)
 
     def check_canary(self) -> bool:
         """Judge a running canary between refreshes (widen, complete or roll back)."""
@@ -333,9 +333,12 @@ class Server:
                 wait = settings.reload_interval_s
                 if self.rollout.active:  # judge a canary more often than the registry is polled
                     wait = min(wait, settings.canary_check_s)
+                if self.service.tracker.withdrawals_held():  # a quiet server still pushes them soon
+                    wait = min(wait, WITHDRAWAL_RETRY_S)
                 if self.stop_event.wait(wait):
                     return
                 try:
+                    self.service.settle_withdrawals()
                     if time.monotonic() - last >= settings.reload_interval_s:
                         last = time.monotonic()
                         if self.refresh():
@@ -422,6 +425,7 @@ def build(
         online = OnlineFeatures.from_registry(
             store, VIEWS, request_store_config(settings), read_wait_s=settings.online_sqlite_wait_ms / 1000
         )
+    tombstones = Tombstones(settings.events_dir)
     if tracker is None:
         dedupe = make_dedupe(settings) if dedupe is None else dedupe  # retries of stored events, by event_id
         if journal is None:
@@ -460,6 +464,7 @@ def build(
             on_degraded=sink.record_track_degraded,
             term_key=settings.secret_hmac_key(),
             **_track_breakers(settings, clock),
+            erased=tombstones.current,
         )
     hooks = hooks or Hooks(
         on_cache=sink.record_cache,
@@ -524,6 +529,7 @@ def build(
         items=load_items if items is None else items,
         metrics=sink,
         facts=facts,
+        tombstones=tombstones,
     )
     if load:
         server.refresh()

@@ -314,6 +314,18 @@ class RankingService:
         finally:
             self.hooks.on_cpu("Track", time.thread_time() - cpu)
 
+    def settle_withdrawals(self) -> None:
+        """Consent withdrawals whose push failed: this process forgets the rows degraded mode would
+        serve them from, and pushes them again; once pushed, their cached rankings go."""
+        held = self.tracker.withdrawals_held()
+        if not held:
+            return
+        for user in held:
+            self.reader.forget(user)
+        pushed = self.tracker.retry_withdrawals()
+        if pushed:
+            self.cache.bump_users(pushed)
+
     def _track(self, events: list[TrackEvent]) -> TrackResult:
         if not events:
             raise InvalidArgument("events is empty")
@@ -330,6 +342,7 @@ class RankingService:
         # events (setlist.tiers) change nothing Rank reads before the next materialize.
         tiers = self.tracker.tiers
         self.cache.bump_users({self.pseudonym(e.user_id) for e in new if e.user_id and tiers.is_realtime(e.type)})
+        self.settle_withdrawals()
         if router is not None and self.observer.active:
             rejected = {r.event_id for r in result.rejected}
             for e in new:  # plays and skips of model-arm users feed the canary's guard KPI

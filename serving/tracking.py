@@ -26,7 +26,7 @@ from setlist.candidates import CandidateIndex
 from setlist.consent import FLAGS, effective, parse_flag
 from setlist.context import Vocabulary
 from setlist.contract import SCHEMA_VERSION, reject_reason
-from setlist.eventlog import Quarantine
+from setlist.eventlog import Erased, Quarantine
 from setlist.features import SessionState, update_session
 from setlist.pseudonym import IdentityMap
 from setlist.querytext import normalize, stored, terms
@@ -199,8 +199,12 @@ class Tracker:
         on_degraded: Callable[[str], None] = _ignore_reason,
         dedupe_breaker: Breaker | None = None,
         push_breaker: Breaker | None = None,
+        erased: Callable[[], Erased] | None = None,
     ) -> None:
         self.journal, self.online = journal, online
+        # the users erased so far: their later events are acknowledged and dropped when the journal rolls,
+        # so nothing of theirs may reach the identity map or the online store in the meantime either
+        self._erased = erased
         self.policy = policy or TrackPolicy()
         # rejected rows are written in batches, not one parquet file (and two fsyncs) per request
         self.quarantine = quarantine.buffered(self.policy.quarantine_batch, self.policy.quarantine_flush_s)
@@ -219,6 +223,11 @@ class Tracker:
         self._known = LruSet(KNOWN_USERS)
         self._lock = threading.Lock()
         self.push_failures = 0
+        # users whose consent withdrawal could not be pushed (the store did not answer), with their events
+        # that carry a flag: pushed again by ``retry_withdrawals`` until the store takes them, since the
+        # events are already journaled and a client's retry of them is a duplicate that pushes nothing
+        self._withdrawals: dict[str, list[dict[str, Any]]] = {}
+        self._withdrawals_lock = threading.Lock()
         # Without breakers a hung Redis would cost every Track its timeouts (the dedupe claim's, the
         # session read's) and hold a server thread that long; with them, a few calls pay and the rest
         # skip the check or the push for a cool-down, as Rank's user reads do. None: always try.
@@ -325,9 +334,10 @@ class Tracker:
             self.quarantine.put(frame.drop(columns="reason"), list(frame["reason"]), "track")
             self._on_quarantined(list(frame["reason"]))
         fresh = self._store(accepted)
-        if fresh:
-            self._remember({r["user_id"]: raw_ids[r["user_id"]] for r in fresh})
-            live = [r for r in fresh if self.tiers.is_realtime(r["type"])]  # batch types wait for materialize
+        known = self._unerased(fresh)
+        if known:
+            self._remember({r["user_id"]: raw_ids[r["user_id"]] for r in known})
+            live = [r for r in known if self.tiers.is_realtime(r["type"])]  # batch types wait for materialize
             if live:
                 with span("track.session_push", events=len(live)):
                     self._push(live, index, session_terms)
@@ -335,6 +345,12 @@ class Tracker:
         fresh_ids = {r["event_id"] for r in fresh}
         duplicates = frozenset(r["event_id"] for r in accepted if r["event_id"] not in fresh_ids)
         return TrackResult(len(accepted) + len(sampled_out), tuple(rejected), duplicates, len(sampled_out))
+
+    def _unerased(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if not rows or self._erased is None:
+            return rows
+        gone = self._erased().among({r["user_id"] for r in rows})
+        return [r for r in rows if r["user_id"] not in gone] if gone else rows
 
     def _store(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Journal the rows not stored before (within the dedupe window); returns those."""
@@ -432,6 +448,8 @@ class Tracker:
             self.push_failures += 1
             self._on_degraded("session_push_failed")
             return
+        with self._withdrawals_lock:  # a withdrawal still held comes before these events
+            held = {u: self._withdrawals[u] for u in by_user if u in self._withdrawals}
         try:
             users = list(by_user)
             # both views of every user in one round trip (one HMGET per user on Redis)
@@ -453,8 +471,9 @@ class Tracker:
                 last = evs[-1]
                 # consent is state: an event without a flag leaves the stored one as it was
                 known = flags or {}
+                flagged = held.get(user, []) + evs
                 new_flags = {
-                    f: effective((r[f] for r in evs), known.get(f), self.policy.consent_default) for f in FLAGS
+                    f: effective((r[f] for r in flagged), known.get(f), self.policy.consent_default) for f in FLAGS
                 }
                 if not new_flags["consent_personalization"]:
                     state = SessionState(updated_ms=state.updated_ms)  # nothing personal is kept
@@ -478,9 +497,63 @@ class Tracker:
             self._on_degraded("session_push_failed")
             if self._push_breaker is not None:
                 self._push_breaker.failure()
+            if withdrawn:
+                self._hold_withdrawals(by_user)
         else:
             if self._push_breaker is not None:
                 self._push_breaker.success()
+            self._release(held)
+
+    def _release(self, pushed: dict[str, list[dict[str, Any]]]) -> None:
+        """Forget held withdrawals that a push has now written (unless a newer one was held meanwhile)."""
+        if not pushed:
+            return
+        with self._withdrawals_lock:
+            for user, rows in pushed.items():
+                if self._withdrawals.get(user) == rows:
+                    del self._withdrawals[user]
+
+    def _hold_withdrawals(self, by_user: dict[str, list[dict[str, Any]]]) -> None:
+        with self._withdrawals_lock:
+            for user, evs in by_user.items():
+                if any(r.get(f) is False for r in evs for f in FLAGS):
+                    flagged = [r for r in evs if any(r.get(f) is not None for f in FLAGS)]
+                    held = self._withdrawals.get(user, []) + flagged
+                    self._withdrawals[user] = sorted(held, key=lambda r: r["timestamp"])
+        log.warning("consent withdrawals held for a retry: %d users", len(self._withdrawals))
+
+    def withdrawals_held(self) -> list[str]:
+        """The users whose consent withdrawal waits for the online store (pseudonyms)."""
+        with self._withdrawals_lock:
+            return list(self._withdrawals)
+
+    def retry_withdrawals(self) -> set[str]:
+        """Push the held consent withdrawals again; returns the users whose consent row is now written
+        (their cached rankings must go: a shared cache missed the bump while the store was down). A
+        consent row stored since, newer than the withdrawal (a consent given again), is left as it is."""
+        with self._withdrawals_lock:
+            held = dict(self._withdrawals)
+        if not held or self.online is None:
+            return set()
+        users = list(held)
+        try:
+            read = self.online.read_views_many(("user_consent",), users)
+            consents, times = [], []
+            for user, ((consent_time, flags),) in zip(users, read, strict=True):
+                evs = held[user]
+                known = flags or {}
+                new = {f: effective((r[f] for r in evs), known.get(f), self.policy.consent_default) for f in FLAGS}
+                if flags is None or any(flags.get(k) != v for k, v in new.items()):
+                    consents.append((user, new, evs[-1]["timestamp"]))
+                    times.append(consent_time)
+            if consents:
+                self.online.write("user_consent", consents, stored=times)
+        except Exception as exc:
+            log.warning("consent withdrawals still held (%d users): %s", len(users), type(exc).__name__)
+            return set()
+        self._release(held)
+        log.info("consent withdrawals pushed after a failed push: %d users", len(users))
+        return set(users)
 
     def close(self) -> None:
         try:

@@ -111,3 +111,53 @@ def test_impressions_are_kept_only_with_analytics_consent(plane: Dataplane, work
     a.rank(RankQuery("user-1", 5))
     pseudonyms = [r.user_id for r in plane.impressions.records]
     assert pseudonyms == [a.service.pseudonym(USER), a.service.pseudonym("user-1")]
+
+
+def test_a_withdrawal_the_store_did_not_take_holds_on_this_worker_and_reaches_the_store_once_it_answers(
+    plane: Dataplane, workers: tuple[Server, Server]
+) -> None:
+    a, b = workers
+    assert personalized(a) and personalized(b)  # both now hold the user's rows for degraded mode
+    plane.online.fail = ConnectionError("online store down")
+    assert a.track([event(plane, "w1", consent_personalization="false")]).accepted == 1
+    assert not personalized(a)  # a forgot the rows degraded mode would have served the user from
+    assert a.service.tracker.withdrawals_held()
+    plane.online.fail = None
+    a.track([event(plane, "other", user="user-1")])  # the next Track pushes the held withdrawal
+    assert not a.service.tracker.withdrawals_held()
+    assert consent_row(plane)["consent_personalization"] is False
+    assert not personalized(b) and not personalized(a)
+
+
+def test_a_quiet_server_pushes_a_held_withdrawal_by_itself(plane: Dataplane) -> None:
+    import time
+
+    server = plane.build()
+    try:
+        plane.online.fail = ConnectionError("online store down")
+        server.track([event(plane, "w1", consent_personalization="false")])
+        assert server.service.tracker.withdrawals_held()
+        plane.online.fail = None
+        server.start()  # the refresh loop tries held withdrawals every second, not every reload interval
+        deadline = time.monotonic() + 20
+        while server.service.tracker.withdrawals_held() and time.monotonic() < deadline:
+            server.stop_event.wait(0.05)
+        assert not server.service.tracker.withdrawals_held()
+        assert consent_row(plane)["consent_personalization"] is False
+    finally:
+        server.close()
+
+
+def test_a_consent_given_again_after_a_held_withdrawal_is_not_overwritten_by_its_retry(
+    plane: Dataplane, workers: tuple[Server, Server]
+) -> None:
+    a, b = workers
+    plane.online.fail = ConnectionError("online store down")
+    a.track([event(plane, "w1", consent_personalization="false")])
+    plane.online.fail = None
+    plane.clock.advance(5)
+    a.track([event(plane, "w2", consent_personalization="true")])  # given again: the push sees both, in order
+    assert not a.service.tracker.withdrawals_held()
+    a.service.settle_withdrawals()
+    assert consent_row(plane)["consent_personalization"] is True
+    assert personalized(a) and personalized(b)

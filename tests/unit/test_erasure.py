@@ -192,3 +192,31 @@ def test_a_receipt_that_finishes_a_cut_short_erasure_counts_what_the_first_run_r
     assert list((settings.data_dir / PROGRESS).iterdir())
     later = erase("alice", settings)  # the stopped run wrote its receipt: it is not counted twice
     assert later.resumes == [] and later.removed_in("event log") == 0
+
+
+def test_a_track_for_an_erased_user_reaches_neither_the_identity_map_nor_the_online_store(tmp_path: Path) -> None:
+    """Their events are acknowledged (the journal's roll drops them); the session and consent pushes and
+    the identity write would put them back where the erasure removed them. Others in the batch go on."""
+    from serving.types import TrackEvent
+    from tests.fakes.dataplane import Dataplane
+
+    plane = Dataplane.fresh(tmp_path, impressions_enabled=False)
+    server = plane.build()
+    try:
+        erased, kept = server.service.pseudonym("gone"), server.service.pseudonym("stays")
+        for view in ("session", "user_consent"):
+            plane.online.delete(view, erased)
+        EventLog(plane.settings.events_dir).tombstone(erased)
+        now_ms = int(plane.clock() * 1000)
+        consent = {"consent_personalization": "true", "consent_analytics": "true"}
+        result = server.track(
+            [TrackEvent(f"e-{user}", user, "item-1", "play", now_ms, "s1", consent, 0.9) for user in ("gone", "stays")]
+        )
+        assert result.accepted == 2 and not result.rejected
+        assert {r["user_id"] for r in plane.journal.rows} == {erased, kept}  # journaled; the roll drops them
+        assert set(plane.identities.known) == {kept}
+        for view in ("session", "user_consent"):
+            assert plane.online.read(view, [erased])[0] == (None, None)
+            assert plane.online.read(view, [kept])[0][1] is not None
+    finally:
+        server.close()
