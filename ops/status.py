@@ -397,18 +397,33 @@ def serving_health(settings: Settings) -> str | None:
 
 def scrape(urls: Iterable[str]) -> Samples | None:
     """Every sample of the servers' /metrics pages, or None when none answers."""
+    return scrape_each(urls)[0]
+
+
+def scrape_each(urls: Iterable[str]) -> tuple[Samples | None, list[str]]:
+    """``scrape``, and the URLs that did not answer."""
     samples: Samples = []
-    answered = False
+    answered, silent = False, []
     for url in urls:
         try:
             with urllib.request.urlopen(url, timeout=PROBE_TIMEOUT_S) as response:
                 text = response.read().decode("utf-8")
         except OSError:
+            silent.append(url)
             continue
         answered = True
         for family in text_string_to_metric_families(text):
             samples.extend((s.name, dict(s.labels), float(s.value)) for s in family.samples)
-    return samples if answered else None
+    return (samples if answered else None), silent
+
+
+def metrics_line(urls: list[str], silent: list[str]) -> Line:
+    """How many of the workers' /metrics pages answered: the SLOs below are judged on those alone."""
+    if not silent:
+        return Line("serving", "metrics", "ok", f"{len(urls)} of {len(urls)} answered")
+    hint = " (SETLIST_METRICS_PORT and SETLIST_WORKERS say where they are)" if len(silent) == len(urls) else ""
+    value = f"{len(urls) - len(silent)} of {len(urls)} answered; not {', '.join(silent)}{hint}"
+    return Line("serving", "metrics", "warn", value)
 
 
 def scrape_servers(settings: Settings) -> Samples | None:
@@ -568,10 +583,12 @@ def collect(settings: Settings, now: float | None = None, probe: bool = True) ->
     samples = None
     if probe:
         health = serving_health(settings)
-        target, _ = _targets(settings)
-        samples = scrape_servers(settings)
+        target, urls = _targets(settings)
+        samples, silent = scrape_each(urls)
         mark: Mark = "ok" if health == "SERVING" else ("warn" if health is None else "fail")
         lines.append(Line("serving", "health", mark, f"{health or 'not running'} at {target}"))
+        if health is not None or len(silent) < len(urls):
+            lines.append(metrics_line(urls, silent))
     local: dict[str, float | None] = {
         "feature_age": next((x.age_s for x in lines if x.name == "last publish" and x.mark == "ok"), None)
     }

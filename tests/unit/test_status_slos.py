@@ -148,3 +148,30 @@ def test_a_registry_that_cannot_be_reached_is_a_failed_line_and_a_failed_status(
     assert registry.mark == "fail" and registry.value.startswith("cannot read the model registry: OperationalError")
     assert "\n" not in registry.value
     assert report.unreadable == [registry] and not report.ok
+
+
+def test_status_names_the_workers_whose_metrics_did_not_answer() -> None:
+    """Two workers' pages expected, one answers: the SLOs are judged on its samples, and a line says
+    which page was silent rather than passing over it."""
+    from prometheus_client import CollectorRegistry, Counter, start_http_server
+
+    from ops.status import metrics_line, scrape_each
+    from tests.servers import free_port
+
+    registry = CollectorRegistry()
+    Counter("setlist_rpc_requests", "calls", ["rpc", "code"], registry=registry).labels("Rank", "OK").inc(3)
+    server, thread = start_http_server(0, addr="127.0.0.1", registry=registry)
+    try:
+        answering = f"http://127.0.0.1:{server.server_port}/metrics"
+        silent = f"http://127.0.0.1:{free_port()}/metrics"
+        samples, missing = scrape_each([answering, silent])
+        assert missing == [silent]
+        assert ("setlist_rpc_requests_total", {"rpc": "Rank", "code": "OK"}, 3.0) in (samples or [])
+        line = metrics_line([answering, silent], missing)
+        assert line.mark == "warn" and line.value.startswith("1 of 2 answered") and silent in line.value
+        assert metrics_line([answering], []).mark == "ok"
+        none = metrics_line([silent], [silent])
+        assert none.value.startswith("0 of 1 answered") and "SETLIST_METRICS_PORT" in none.value
+    finally:
+        server.shutdown()
+        thread.join(5)
