@@ -351,10 +351,15 @@ class RankingService:
                     if route.strategy == "model":
                         self.observer.on_feedback(route.variant, e.type)
         if result.accepted == 0:
-            reasons = "; ".join(f"{r.event_id or '<no id>'}: {r.reason}" for r in result.rejected[:5])
-            raise InvalidArgument(
-                f"no event accepted ({len(result.rejected)} rejected): {reasons}. Known types: {', '.join(EVENT_TYPES)}"
+            shown = result.rejected[:5]
+            reasons = "; ".join(f"#{r.index} {r.event_id or '<no id>'}: {r.reason}" for r in shown)
+            more = f"; and {len(result.rejected) - len(shown)} more" if len(result.rejected) > len(shown) else ""
+            types = (
+                f". Known types: {', '.join(EVENT_TYPES)}"
+                if any(r.reason.startswith("unknown_type") for r in shown)
+                else ""
             )
+            raise InvalidArgument(f"no event accepted ({len(result.rejected)} rejected): {reasons}{more}{types}")
         return result
 
     def _with_arm(self, e: TrackEvent, router: Router) -> TrackEvent:

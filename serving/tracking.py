@@ -300,7 +300,7 @@ class Tracker:
         sampled_out: list[str] = []
         # a search's terms in clear, for this user's session only (what is stored may be hashed)
         session_terms: dict[str, list[str]] = {}
-        for e in events:
+        for position, e in enumerate(events):
             oversized = len(e.user_id) > self.policy.max_user_id_len  # not worth a pseudonym
             user = pseudonym(e.user_id) if e.user_id and not oversized else ""
             row = self.row(e, user)
@@ -310,7 +310,7 @@ class Tracker:
             if reason is not None:
                 # an id too long to be anyone's is echoed cut, as any quoted input
                 echo = e.event_id if len(e.event_id) <= self.policy.max_id_len else excerpt(e.event_id)
-                rejected.append(Rejection(echo, reason))
+                rejected.append(Rejection(echo, reason, position))
                 bad.append({**_clipped(row, QUARANTINE_CHARS), "reason": reason})
                 continue
             seen.add(e.event_id)

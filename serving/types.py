@@ -51,6 +51,8 @@ class TrackEvent:
 class Rejection:
     event_id: str
     reason: str
+    #: the event's position in the request (0-based): an event with an empty or repeated id is told apart by it
+    index: int = 0
 
 
 @dataclass(frozen=True)

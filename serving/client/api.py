@@ -166,7 +166,7 @@ class SetlistClient:
             response = self._stub.Track(request, timeout=timeout or self.timeout, metadata=self._metadata)
         except grpc.RpcError as exc:
             raise _error(exc) from None
-        return response.accepted, tuple(Rejection(r.event_id, r.reason) for r in response.rejected)
+        return response.accepted, tuple(Rejection(r.event_id, r.reason, r.index) for r in response.rejected)
 
     # --- grpc.health.v1 -------------------------------------------------------------------
     def health(self, service: str = "", timeout: float | None = None) -> str:

@@ -63,7 +63,7 @@ def from_track(result: TrackResult, request_id: str) -> pb.TrackResponse:
     m = proto.ranking_pb2
     return m.TrackResponse(
         accepted=result.accepted,
-        rejected=[m.Rejected(event_id=r.event_id, reason=r.reason) for r in result.rejected],
+        rejected=[m.Rejected(event_id=r.event_id, reason=r.reason, index=r.index) for r in result.rejected],
         request_id=request_id,
         sampled_out=result.sampled_out,
     )

@@ -72,8 +72,8 @@ class FakeRanking:
         with self._lock:
             self.events.extend(events)
         rejected = tuple(
-            Rejection(e.event_id, f"unknown type {e.type!r}; allowed: {sorted(EVENT_TYPES)}")
-            for e in events
+            Rejection(e.event_id, f"unknown type {e.type!r}; allowed: {sorted(EVENT_TYPES)}", n)
+            for n, e in enumerate(events)
             if e.type not in EVENT_TYPES
         )
         return TrackResult(accepted=len(events) - len(rejected), rejected=rejected)

@@ -81,6 +81,7 @@ def test_track_roundtrip_keeps_value_unset_apart_from_zero(serve_fake):
     accepted, rejected = client.track([played, skipped, odd])
     assert accepted == 2
     assert [r.event_id for r in rejected] == [odd.event_id] and "teleport" in rejected[0].reason
+    assert rejected[0].index == 2  # its position in the request crosses the wire too
     assert fake.events == [played, skipped, odd]  # every field survives the wire, value None included
 
 

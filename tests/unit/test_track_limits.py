@@ -174,3 +174,32 @@ def test_a_tracked_context_is_bounded_as_a_rank_request_is(plane: Dataplane, ser
     none = tracker.row(play(plane, "c"), "p")
     assert (none["device"], none["locale"]) == ("unknown", "unknown")
     assert server.service._vocabulary.context({"device": "iPhone 15", "locale": "Deutsch!"}) == ("other", "other")
+
+
+def test_each_rejection_names_its_events_position_so_events_without_a_usable_id_are_told_apart(
+    plane: Dataplane, server: Server
+) -> None:
+    now_ms = int(plane.clock() * 1000)
+    batch = [
+        play(plane, ""),
+        play(plane, "twice"),
+        play(plane, ""),
+        play(plane, "twice"),
+        play(plane, "twice"),
+        play(plane, "ok"),
+    ]
+    result = server.track(batch)
+    assert result.accepted == 2  # the first "twice" and "ok"
+    assert [(r.index, r.event_id, r.reason.split(":")[0]) for r in result.rejected] == [
+        (0, "", "missing_id"),
+        (2, "", "missing_id"),
+        (3, "twice", "duplicate_event_id"),
+        (4, "twice", "duplicate_event_id"),
+    ]
+    with pytest.raises(InvalidArgument) as err:
+        server.track([play(plane, "late", timestamp_ms=now_ms + 3_600_000) for _ in range(7)])
+    message = str(err.value)
+    assert "#0 late: future_timestamp" in message and "and 2 more" in message
+    assert "Known types" not in message  # nothing here was about the type
+    with pytest.raises(InvalidArgument, match="Known types: play"):
+        server.track([play(plane, "odd", type="teleport")])
