@@ -587,7 +587,9 @@ def collect(settings: Settings, now: float | None = None, probe: bool = True) ->
         samples, silent = scrape_each(urls)
         mark: Mark = "ok" if health == "SERVING" else ("warn" if health is None else "fail")
         lines.append(Line("serving", "health", mark, f"{health or 'not running'} at {target}"))
-        if health is not None or len(silent) < len(urls):
+        if settings.metrics_port == 0:
+            lines.append(Line("serving", "metrics", "ok", "not served (SETLIST_METRICS_PORT=0): no SLO can be judged"))
+        elif health is not None or len(silent) < len(urls):
             lines.append(metrics_line(urls, silent))
     local: dict[str, float | None] = {
         "feature_age": next((x.age_s for x in lines if x.name == "last publish" and x.mark == "ok"), None)

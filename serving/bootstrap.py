@@ -36,8 +36,8 @@ from serving.rollout.models import Bounded, ModelHolder
 from serving.rollout.registry_ops import MlflowRolloutRegistry
 from serving.rollout.routing import CANARY, CHAMPION, Router
 from serving.service import Hooks, Live, RankingService, Variant
-from serving.tombstones import Tombstones
-from serving.tracking import Tracker, TrackPolicy
+from serving.tombstones import Stamp, Tombstones
+from serving.tracking import WITHDRAWAL_RETRY_S, Tracker, TrackPolicy
 from serving.types import RankQuery, RankResult, TrackEvent, TrackResult
 from serving.user_features import UserFeatureReader
 from setlist.eventlog import EventLog, Quarantine
@@ -52,8 +52,6 @@ from setlist.tiers import Tiers
 
 log = logging.getLogger("setlist.serving")
 VIEWS = ("user_profile", "item_stats", "session", "user_consent")
-#: how often a server holding consent withdrawals it could not push tries them again
-WITHDRAWAL_RETRY_S = 1.0
 
 
 #: builds the in-process item table for a candidate index's items (serving.item_table.load_items)
@@ -190,7 +188,7 @@ class Server:
     stop_event: threading.Event = field(default_factory=threading.Event)
     thread: threading.Thread | None = None
     tombstones: Tombstones | None = None  # the erased users, shared with Track
-    tombstones_seen: int | None = None  # mtime of the tombstone list when erased users were last forgotten
+    tombstones_seen: Stamp | None = None  # the tombstone list's stamp when erased users were last forgotten
     facts: FactsLoader | None = None  # registration times and metrics of served models, for the metrics
     facts_reported: dict[str, Pair] = field(default_factory=dict)
     facts_lookup: Bounded | None = None
@@ -264,10 +262,10 @@ class Server:
         """Drop the last-known rows (degraded mode's copy) of users erased since the last look."""
         if self.tombstones is None:
             self.tombstones = Tombstones(self.service.settings.events_dir)
-        erased = self.tombstones.current()
-        if self.tombstones.stamp == self.tombstones_seen:
+        stamp, erased = self.tombstones.snapshot()
+        if stamp == self.tombstones_seen:
             return
-        self.tombstones_seen = self.tombstones.stamp
+        self.tombstones_seen = stamp
         self.service.reader.forget_erased(erased)
 
     def check_canary(self) -> bool:
@@ -328,22 +326,24 @@ class Server:
         settings = self.service.settings
 
         def loop() -> None:
-            last = time.monotonic()
+            last = last_canary = time.monotonic()
             while True:
-                wait = settings.reload_interval_s
+                # wakes at least every WITHDRAWAL_RETRY_S: a consent withdrawal the store did not take
+                # is pushed soon even on a quiet server (a look costs a lock and an empty dict)
+                wait = min(settings.reload_interval_s, WITHDRAWAL_RETRY_S)
                 if self.rollout.active:  # judge a canary more often than the registry is polled
                     wait = min(wait, settings.canary_check_s)
-                if self.service.tracker.withdrawals_held():  # a quiet server still pushes them soon
-                    wait = min(wait, WITHDRAWAL_RETRY_S)
                 if self.stop_event.wait(wait):
                     return
                 try:
                     self.service.settle_withdrawals()
-                    if time.monotonic() - last >= settings.reload_interval_s:
-                        last = time.monotonic()
+                    now = time.monotonic()
+                    if now - last >= settings.reload_interval_s:
+                        last = last_canary = now
                         if self.refresh():
                             gc.freeze()  # the new models are long-lived too (see serving.grpc.workers)
-                    else:
+                    elif self.rollout.active and now - last_canary >= settings.canary_check_s:
+                        last_canary = now
                         self.check_canary()
                 except Exception:
                     log.exception("refresh failed; still serving the previous models and features")

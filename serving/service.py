@@ -354,11 +354,8 @@ class RankingService:
             shown = result.rejected[:5]
             reasons = "; ".join(f"#{r.index} {r.event_id or '<no id>'}: {r.reason}" for r in shown)
             more = f"; and {len(result.rejected) - len(shown)} more" if len(result.rejected) > len(shown) else ""
-            types = (
-                f". Known types: {', '.join(EVENT_TYPES)}"
-                if any(r.reason.startswith("unknown_type") for r in shown)
-                else ""
-            )
+            typed = any(r.reason.startswith("unknown_type") for r in result.rejected)
+            types = f". Known types: {', '.join(EVENT_TYPES)}" if typed else ""
             raise InvalidArgument(f"no event accepted ({len(result.rejected)} rejected): {reasons}{more}{types}")
         return result
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from setlist.eventlog import TOMBSTONES, Erased, EventLog
 
 log = logging.getLogger(__name__)
+Stamp = tuple[int, int, int]  # inode, modification time (ns), size
 
 
 class Tombstones:
@@ -18,32 +19,32 @@ class Tombstones:
         self._events = EventLog(events_dir)
         self._path = self._events.root / TOMBSTONES
         self._lock = threading.Lock()
-        self._stamp: int | None = None
-        self._erased = Erased()
-
-    @property
-    def stamp(self) -> int | None:
-        """The file's modification time when it was last read (None: no file yet)."""
-        return self._stamp
+        # the list and the file stamp it was read at, swapped together so a reader never pairs them wrongly
+        self._seen: tuple[Stamp | None, Erased] = (None, Erased())
 
     def current(self) -> Erased:
-        """The erased users now. A list that cannot be read keeps the last one read (and says so):
-        erasure only ever adds to it, so the last one read is never wider than the truth."""
+        return self.snapshot()[1]
+
+    def snapshot(self) -> tuple[Stamp | None, Erased]:
+        """The erased users now, with the stamp of the file they were read from (None: no file yet). A
+        list that cannot be read keeps the last one read (and says so): erasure only ever adds to it, so
+        the last one read is never wider than the truth."""
+        seen = self._seen
         try:
-            stamp = self._path.stat().st_mtime_ns
+            info = self._path.stat()
         except FileNotFoundError:
-            return self._erased  # no erasure yet (the file is never removed)
+            return seen  # no erasure yet (the file is never removed)
         except OSError as exc:
             log.warning("cannot look at the tombstone list: %s", type(exc).__name__)
-            return self._erased
-        if stamp == self._stamp:
-            return self._erased
+            return seen
+        # the file is replaced whole (a new inode) at each erasure: two within one timestamp tick differ here
+        stamp = (info.st_ino, info.st_mtime_ns, info.st_size)
+        if stamp == seen[0]:
+            return seen
         with self._lock:
-            if stamp != self._stamp:
+            if stamp != self._seen[0]:
                 try:
-                    self._erased = self._events.erased()
+                    self._seen = (stamp, self._events.erased())
                 except Exception as exc:  # the next look tries again
                     log.warning("cannot read the tombstone list: %s", type(exc).__name__)
-                    return self._erased
-                self._stamp = stamp
-        return self._erased
+            return self._seen

@@ -42,6 +42,8 @@ QUARANTINE_CHARS = 1024
 #: pseudonyms whose identity this process recorded already (a bound on memory, not on users)
 KNOWN_USERS = 100_000
 ID_FIELDS = ("event_id", "item_id", "session_id", "type")
+#: how often consent withdrawals the online store did not take are tried again (seconds)
+WITHDRAWAL_RETRY_S = 1.0
 
 
 class Durable(Protocol):
@@ -228,6 +230,8 @@ class Tracker:
         # events are already journaled and a client's retry of them is a duplicate that pushes nothing
         self._withdrawals: dict[str, list[dict[str, Any]]] = {}
         self._withdrawals_lock = threading.Lock()
+        self._retrying = threading.Lock()  # one retry at a time, whichever thread asks
+        self._next_retry = 0.0  # on self._clock: a Track does not retry more than once a WITHDRAWAL_RETRY_S
         # Without breakers a hung Redis would cost every Track its timeouts (the dedupe claim's, the
         # session read's) and hold a server thread that long; with them, a few calls pay and the rest
         # skip the check or the push for a cool-down, as Rank's user reads do. None: always try.
@@ -441,15 +445,15 @@ class Tracker:
         by_user: dict[str, list[dict[str, Any]]] = {}
         for r in sorted(rows, key=lambda r: r["timestamp"]):
             by_user.setdefault(r["user_id"], []).append(r)
-        # a consent withdrawn is tried whatever the breaker says: held back, the store would let Rank
-        # personalize for that user until the next push or publish
+        with self._withdrawals_lock:  # a withdrawal still held is folded in with these events
+            held = {u: self._withdrawals[u] for u in by_user if u in self._withdrawals}
+        # a consent withdrawn (or one of a user whose withdrawal is held) is tried whatever the breaker
+        # says: held back, the store would let Rank personalize for that user until the next push or publish
         withdrawn = any(r.get(f) is False for r in rows for f in FLAGS)
-        if self._push_breaker is not None and not withdrawn and not self._push_breaker.allow():
+        if self._push_breaker is not None and not (withdrawn or held) and not self._push_breaker.allow():
             self.push_failures += 1
             self._on_degraded("session_push_failed")
             return
-        with self._withdrawals_lock:  # a withdrawal still held comes before these events
-            held = {u: self._withdrawals[u] for u in by_user if u in self._withdrawals}
         try:
             users = list(by_user)
             # both views of every user in one round trip (one HMGET per user on Redis)
@@ -471,7 +475,7 @@ class Tracker:
                 last = evs[-1]
                 # consent is state: an event without a flag leaves the stored one as it was
                 known = flags or {}
-                flagged = held.get(user, []) + evs
+                flagged = sorted(held.get(user, []) + evs, key=lambda r: r["timestamp"])
                 new_flags = {
                     f: effective((r[f] for r in flagged), known.get(f), self.policy.consent_default) for f in FLAGS
                 }
@@ -485,7 +489,7 @@ class Tracker:
                 sessions.append((user, state.as_features(), stamp))
                 session_times.append(session_time)
                 if flags is None or any(flags.get(k) != v for k, v in new_flags.items()):
-                    consents.append((user, new_flags, last["timestamp"]))
+                    consents.append((user, new_flags, flagged[-1]["timestamp"]))
                     consent_times.append(consent_time)
             # the rows' stored times were just read: the writes need no second read
             self.online.write("session", sessions, stored=session_times)
@@ -497,8 +501,8 @@ class Tracker:
             self._on_degraded("session_push_failed")
             if self._push_breaker is not None:
                 self._push_breaker.failure()
-            if withdrawn:
-                self._hold_withdrawals(by_user)
+            if withdrawn or held:
+                self._hold_withdrawals(by_user, set(held))
         else:
             if self._push_breaker is not None:
                 self._push_breaker.success()
@@ -513,14 +517,18 @@ class Tracker:
                 if self._withdrawals.get(user) == rows:
                     del self._withdrawals[user]
 
-    def _hold_withdrawals(self, by_user: dict[str, list[dict[str, Any]]]) -> None:
+    def _hold_withdrawals(self, by_user: dict[str, list[dict[str, Any]]], already: set[str]) -> None:
+        """Hold the flagged events of users who withdrew a consent in this batch, and of those whose
+        withdrawal was held already (a consent given again must not lose to the older withdrawal)."""
         with self._withdrawals_lock:
             for user, evs in by_user.items():
-                if any(r.get(f) is False for r in evs for f in FLAGS):
+                if user in already or any(r.get(f) is False for r in evs for f in FLAGS):
                     flagged = [r for r in evs if any(r.get(f) is not None for f in FLAGS)]
                     held = self._withdrawals.get(user, []) + flagged
                     self._withdrawals[user] = sorted(held, key=lambda r: r["timestamp"])
-        log.warning("consent withdrawals held for a retry: %d users", len(self._withdrawals))
+            count = len(self._withdrawals)
+            self._next_retry = self._clock() + WITHDRAWAL_RETRY_S  # not at once: the store just failed
+        log.warning("consent withdrawals held for a retry: %d users", count)
 
     def withdrawals_held(self) -> list[str]:
         """The users whose consent withdrawal waits for the online store (pseudonyms)."""
@@ -528,16 +536,38 @@ class Tracker:
             return list(self._withdrawals)
 
     def retry_withdrawals(self) -> set[str]:
-        """Push the held consent withdrawals again; returns the users whose consent row is now written
-        (their cached rankings must go: a shared cache missed the bump while the store was down). A
-        consent row stored since, newer than the withdrawal (a consent given again), is left as it is."""
+        """Push the held consent withdrawals again, at most once per ``WITHDRAWAL_RETRY_S``, one thread at
+        a time and as the push breaker allows; returns the users whose consent row is now written (their
+        cached rankings must go: a shared cache missed the bump while the store was down). A consent row
+        written since with a later time is left as it is; a consent given again through another process
+        writes none when the row already says yes, so this withdrawal then wins until the user's next
+        flag or the next materialize (fail-closed). Erased users are dropped, never written back."""
         with self._withdrawals_lock:
+            if not self._withdrawals or self.online is None or self._clock() < self._next_retry:
+                return set()
+            if not self._retrying.acquire(blocking=False):
+                return set()
+            self._next_retry = self._clock() + WITHDRAWAL_RETRY_S
             held = dict(self._withdrawals)
-        if not held or self.online is None:
+        try:
+            return self._retry(held)
+        finally:
+            self._retrying.release()
+
+    def _retry(self, held: dict[str, list[dict[str, Any]]]) -> set[str]:
+        gone = self._erased().among(held) if self._erased is not None else set()
+        if gone:
+            with self._withdrawals_lock:
+                for user in gone:
+                    self._withdrawals.pop(user, None)
+            held = {u: rows for u, rows in held.items() if u not in gone}
+            if not held:
+                return set()
+        if self._push_breaker is not None and not self._push_breaker.allow():
             return set()
         users = list(held)
         try:
-            read = self.online.read_views_many(("user_consent",), users)
+            read = self.online.read_views_many(("user_consent",), users)  # type: ignore[union-attr]
             consents, times = [], []
             for user, ((consent_time, flags),) in zip(users, read, strict=True):
                 evs = held[user]
@@ -547,10 +577,14 @@ class Tracker:
                     consents.append((user, new, evs[-1]["timestamp"]))
                     times.append(consent_time)
             if consents:
-                self.online.write("user_consent", consents, stored=times)
+                self.online.write("user_consent", consents, stored=times)  # type: ignore[union-attr]
         except Exception as exc:
             log.warning("consent withdrawals still held (%d users): %s", len(users), type(exc).__name__)
+            if self._push_breaker is not None:
+                self._push_breaker.failure()
             return set()
+        if self._push_breaker is not None:
+            self._push_breaker.success()
         self._release(held)
         log.info("consent withdrawals pushed after a failed push: %d users", len(users))
         return set(users)

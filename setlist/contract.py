@@ -116,9 +116,13 @@ def reject_reason(row: Mapping[str, Any], now: datetime, max_future_s: float = 3
             return reason
     value = row.get("value")
     if value is not None and value == value:  # NaN means "no value"
-        if not math.isfinite(float(value)):  # a sum or mean over it would be infinite too
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            return f"bad_value: {str(value)[:40]!r} is not a number"
+        if not math.isfinite(number):  # a sum or mean over it would be infinite too
             return f"bad_value: {value} is not a finite number"
-        if etype == "play" and not 0.0 <= float(value) <= 1.0:
+        if etype == "play" and not 0.0 <= number <= 1.0:
             return f"bad_value: play listen fraction {value} outside [0, 1]"
     weight = row.get("weight")
     if weight is not None and weight == weight:

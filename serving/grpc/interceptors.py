@@ -235,11 +235,8 @@ class Guard(grpc.ServerInterceptor):
                 turn[0].leave(time.perf_counter() - turn[1])
             if own is not None:
                 own.release()
-            if code == "OK" and not context.is_active():
-                # the caller left (cancelled, or its deadline passed) while the call ran: it never got
-                # this answer, so the access log and the error counters must not say OK
-                left = context.time_remaining()
-                code = "DEADLINE_EXCEEDED" if left is not None and left <= 0 else "CANCELLED"
+            if code == "OK":
+                code = _left(context)
             if acquired:
                 self._slots.release()
                 metrics.RPC_IN_FLIGHT.dec()
@@ -275,6 +272,18 @@ def _parse(rpc: str, parse: Callable[[bytes], Any], raw: bytes) -> Any:
         return parse(raw)
     except Exception:  # DecodeError, or worse for adversarial input: all of it is a bad request
         raise InvalidArgument(f"the request body is not a valid {rpc}Request message") from None
+
+
+def _left(context: grpc.ServicerContext) -> str:
+    """OK, or how the caller left while the call ran (cancelled, or its deadline passed): it never got the
+    answer, so the access log and the error counters must not say OK. Never raises (slots are released after)."""
+    try:
+        if context.is_active():
+            return "OK"
+        left = context.time_remaining()
+    except Exception:
+        return "OK"
+    return "DEADLINE_EXCEEDED" if left is not None and left <= 0 else "CANCELLED"
 
 
 def _aborted(context: grpc.ServicerContext) -> bool:

@@ -123,6 +123,9 @@ def test_a_withdrawal_the_store_did_not_take_holds_on_this_worker_and_reaches_th
     assert not personalized(a)  # a forgot the rows degraded mode would have served the user from
     assert a.service.tracker.withdrawals_held()
     plane.online.fail = None
+    a.track([event(plane, "early", user="user-1")])  # within a second of the failure: not tried again yet
+    assert a.service.tracker.withdrawals_held()
+    plane.clock.advance(2)
     a.track([event(plane, "other", user="user-1")])  # the next Track pushes the held withdrawal
     assert not a.service.tracker.withdrawals_held()
     assert consent_row(plane)["consent_personalization"] is False
@@ -138,6 +141,7 @@ def test_a_quiet_server_pushes_a_held_withdrawal_by_itself(plane: Dataplane) -> 
         server.track([event(plane, "w1", consent_personalization="false")])
         assert server.service.tracker.withdrawals_held()
         plane.online.fail = None
+        plane.clock.advance(2)
         server.start()  # the refresh loop tries held withdrawals every second, not every reload interval
         deadline = time.monotonic() + 20
         while server.service.tracker.withdrawals_held() and time.monotonic() < deadline:
@@ -154,10 +158,44 @@ def test_a_consent_given_again_after_a_held_withdrawal_is_not_overwritten_by_its
     a, b = workers
     plane.online.fail = ConnectionError("online store down")
     a.track([event(plane, "w1", consent_personalization="false")])
-    plane.online.fail = None
     plane.clock.advance(5)
-    a.track([event(plane, "w2", consent_personalization="true")])  # given again: the push sees both, in order
+    a.track([event(plane, "w2", consent_personalization="true")])  # given again, while the store is still down
+    assert a.service.tracker.withdrawals_held()  # held with the withdrawal, in order
+    plane.online.fail = None
+    plane.clock.advance(2)
+    a.service.settle_withdrawals()  # the retry folds both: the later grant wins
     assert not a.service.tracker.withdrawals_held()
-    a.service.settle_withdrawals()
     assert consent_row(plane)["consent_personalization"] is True
     assert personalized(a) and personalized(b)
+
+
+def test_a_consent_given_again_once_the_store_answers_wins_over_the_held_withdrawal(
+    plane: Dataplane, workers: tuple[Server, Server]
+) -> None:
+    a, b = workers
+    plane.online.fail = ConnectionError("online store down")
+    a.track([event(plane, "w1", consent_personalization="false")])
+    plane.online.fail = None
+    plane.clock.advance(5)
+    a.track([event(plane, "w2", consent_personalization="true")])  # the push sees the held withdrawal first
+    assert not a.service.tracker.withdrawals_held()
+    assert consent_row(plane)["consent_personalization"] is True
+    assert personalized(a) and personalized(b)
+
+
+def test_a_held_withdrawal_of_a_user_erased_meanwhile_is_dropped_not_written_back(
+    plane: Dataplane, workers: tuple[Server, Server]
+) -> None:
+    from setlist.eventlog import EventLog
+
+    a, _ = workers
+    plane.online.fail = ConnectionError("online store down")
+    a.track([event(plane, "w1", consent_personalization="false")])
+    plane.online.fail = None
+    pseudonym = a.service.pseudonym(USER)
+    plane.online.delete("user_consent", pseudonym)  # what the erasure removes...
+    EventLog(plane.settings.events_dir).tombstone(pseudonym)  # ...and records
+    plane.clock.advance(2)
+    a.service.settle_withdrawals()
+    assert not a.service.tracker.withdrawals_held()
+    assert plane.online.read("user_consent", [pseudonym])[0] == (None, None)

@@ -129,3 +129,27 @@ def test_a_missing_time_parsed_to_nat_is_a_bad_timestamp_not_a_crash() -> None:
         assert got[0] is None
         assert got[1] is not None and got[1].startswith("bad_timestamp")
         assert got[2] == got[1]
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("high", "bad_value: 'high' is not a number"),
+        ([1, 2], "bad_value: '[1, 2]' is not a number"),
+        (float("inf"), "bad_value: inf is not a finite number"),
+        ("0.5", None),  # a number written as text is a number
+    ],
+)
+def test_a_value_that_is_not_a_finite_number_is_a_reason_of_its_own_for_any_type(value: object, reason: object) -> None:
+    from setlist.contract import reject_reason
+
+    row = {
+        "event_id": "e",
+        "user_id": "u",
+        "item_id": "i",
+        "schema_version": 1,
+        "type": "like",
+        "timestamp": datetime(2026, 1, 1, tzinfo=UTC),
+        "value": value,
+    }
+    assert reject_reason(row, datetime(2026, 1, 2, tzinfo=UTC)) == reason

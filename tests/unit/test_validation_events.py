@@ -138,3 +138,12 @@ def test_a_gate_table_fits_the_console_with_its_status_column(width):
     lines = out.getvalue().splitlines()
     assert max(len(line) for line in lines) <= width
     assert "status" in lines[2] and "fail" in lines[4]
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("-inf")])
+def test_an_infinite_value_of_any_type_fails(ws, events, value):
+    bad = events.copy()
+    like = bad.index[bad["type"] == "like"][0]
+    bad.loc[like, "value"] = value
+    result = validate_events(bad, workspace=ws, docs=False)
+    assert result.failures == ["expect_column_values_to_not_be_in_set(value)"]

@@ -81,4 +81,6 @@ def events_suite(now: datetime | None = None, max_future_skew_s: float = 300.0) 
             column="value", min_value=0.0, max_value=1.0, row_condition=Column("type") == "play"
         )
     )
+    # any value is a finite number (a missing one is NaN, which the check passes over)
+    exps.append(gxe.ExpectColumnValuesToNotBeInSet(column="value", value_set=[float("inf"), float("-inf")]))
     return gx.ExpectationSuite(name="events", expectations=exps)
