@@ -336,8 +336,9 @@ class RankingService:
         if router is not None and router.experiment is not None:
             events = [self._with_arm(e, router) for e in events]
         result = self.tracker.track(events, live.bundle.index if live else None, self.pseudonym)
-        # a retry stored before changes nothing downstream: no cache bump, no second canary count
-        new = [e for e in events if e.event_id not in result.duplicates]
+        # a retry stored before changes nothing downstream: no cache bump, no second canary count; nor
+        # does an erased user's event
+        new = [e for e in events if e.event_id not in result.duplicates and e.event_id not in result.erased]
         # O(1) per user: their cached rankings go stale by version, no key is scanned. Batch-tier
         # events (setlist.tiers) change nothing Rank reads before the next materialize.
         tiers = self.tracker.tiers

@@ -348,7 +348,8 @@ class Tracker:
         # a retry of an event stored before is acknowledged: the client did nothing wrong
         fresh_ids = {r["event_id"] for r in fresh}
         duplicates = frozenset(r["event_id"] for r in accepted if r["event_id"] not in fresh_ids)
-        return TrackResult(len(accepted) + len(sampled_out), tuple(rejected), duplicates, len(sampled_out))
+        erased = frozenset(fresh_ids - {r["event_id"] for r in known}) if len(known) < len(fresh) else frozenset()
+        return TrackResult(len(accepted) + len(sampled_out), tuple(rejected), duplicates, len(sampled_out), erased)
 
     def _unerased(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if not rows or self._erased is None:

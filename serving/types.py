@@ -63,3 +63,5 @@ class TrackResult:
     duplicates: frozenset[str] = frozenset()
     # accepted batch-tier events the sample left out of storage (setlist.tiers)
     sampled_out: int = 0
+    # accepted events of erased users: journaled (the roll drops them), and nothing else may see them
+    erased: frozenset[str] = frozenset()

@@ -44,6 +44,13 @@ def consent_row(plane: Dataplane, user: str = USER) -> dict | None:
     return plane.online.read("user_consent", [pseudonym])[0][1]
 
 
+def withdraw_while_the_store_is_down(plane: Dataplane, server: Server) -> None:
+    """A withdrawal taken while the online store does not answer (it is left down): acknowledged, its push held."""
+    plane.online.fail = ConnectionError("online store down")
+    assert server.track([event(plane, "w1", consent_personalization="false")]).accepted == 1
+    assert server.service.tracker.withdrawals_held()
+
+
 def test_a_withdrawal_through_one_worker_reaches_the_next_rank_on_the_other(
     plane: Dataplane, workers: tuple[Server, Server]
 ) -> None:
@@ -118,10 +125,8 @@ def test_a_withdrawal_the_store_did_not_take_holds_on_this_worker_and_reaches_th
 ) -> None:
     a, b = workers
     assert personalized(a) and personalized(b)  # both now hold the user's rows for degraded mode
-    plane.online.fail = ConnectionError("online store down")
-    assert a.track([event(plane, "w1", consent_personalization="false")]).accepted == 1
+    withdraw_while_the_store_is_down(plane, a)
     assert not personalized(a)  # a forgot the rows degraded mode would have served the user from
-    assert a.service.tracker.withdrawals_held()
     plane.online.fail = None
     a.track([event(plane, "early", user="user-1")])  # within a second of the failure: not tried again yet
     assert a.service.tracker.withdrawals_held()
@@ -137,9 +142,7 @@ def test_a_quiet_server_pushes_a_held_withdrawal_by_itself(plane: Dataplane) -> 
 
     server = plane.build()
     try:
-        plane.online.fail = ConnectionError("online store down")
-        server.track([event(plane, "w1", consent_personalization="false")])
-        assert server.service.tracker.withdrawals_held()
+        withdraw_while_the_store_is_down(plane, server)
         plane.online.fail = None
         plane.clock.advance(2)
         server.start()  # the refresh loop tries held withdrawals every second, not every reload interval
@@ -156,8 +159,7 @@ def test_a_consent_given_again_after_a_held_withdrawal_is_not_overwritten_by_its
     plane: Dataplane, workers: tuple[Server, Server]
 ) -> None:
     a, b = workers
-    plane.online.fail = ConnectionError("online store down")
-    a.track([event(plane, "w1", consent_personalization="false")])
+    withdraw_while_the_store_is_down(plane, a)
     plane.clock.advance(5)
     a.track([event(plane, "w2", consent_personalization="true")])  # given again, while the store is still down
     assert a.service.tracker.withdrawals_held()  # held with the withdrawal, in order
@@ -173,8 +175,7 @@ def test_a_consent_given_again_once_the_store_answers_wins_over_the_held_withdra
     plane: Dataplane, workers: tuple[Server, Server]
 ) -> None:
     a, b = workers
-    plane.online.fail = ConnectionError("online store down")
-    a.track([event(plane, "w1", consent_personalization="false")])
+    withdraw_while_the_store_is_down(plane, a)
     plane.online.fail = None
     plane.clock.advance(5)
     a.track([event(plane, "w2", consent_personalization="true")])  # the push sees the held withdrawal first
@@ -189,8 +190,7 @@ def test_a_held_withdrawal_of_a_user_erased_meanwhile_is_dropped_not_written_bac
     from setlist.eventlog import EventLog
 
     a, _ = workers
-    plane.online.fail = ConnectionError("online store down")
-    a.track([event(plane, "w1", consent_personalization="false")])
+    withdraw_while_the_store_is_down(plane, a)
     plane.online.fail = None
     pseudonym = a.service.pseudonym(USER)
     plane.online.delete("user_consent", pseudonym)  # what the erasure removes...

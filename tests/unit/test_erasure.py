@@ -209,12 +209,17 @@ def test_a_track_for_an_erased_user_reaches_neither_the_identity_map_nor_the_onl
         EventLog(plane.settings.events_dir).tombstone(erased)
         now_ms = int(plane.clock() * 1000)
         consent = {"consent_personalization": "true", "consent_analytics": "true"}
+        cache = server.service.cache
+        stamps = {p: cache.lookup(p, "k").stamp for p in (erased, kept)}
         result = server.track(
             [TrackEvent(f"e-{user}", user, "item-1", "play", now_ms, "s1", consent, 0.9) for user in ("gone", "stays")]
         )
         assert result.accepted == 2 and not result.rejected
         assert {r["user_id"] for r in plane.journal.rows} == {erased, kept}  # journaled; the roll drops them
         assert set(plane.identities.known) == {kept}
+        assert result.erased == {"e-gone"}
+        assert cache.lookup(erased, "k").stamp == stamps[erased]  # no cache version written for no one
+        assert cache.lookup(kept, "k").stamp != stamps[kept]
         for view in ("session", "user_consent"):
             assert plane.online.read(view, [erased])[0] == (None, None)
             assert plane.online.read(view, [kept])[0][1] is not None
