@@ -474,12 +474,8 @@ class Tracker:
                         state, r["session_id"], r["item_id"], r["type"], int(r["timestamp"].timestamp() * 1000), genre
                     )
                 last = evs[-1]
-                # consent is state: an event without a flag leaves the stored one as it was
-                known = flags or {}
                 flagged = sorted(held.get(user, []) + evs, key=lambda r: r["timestamp"])
-                new_flags = {
-                    f: effective((r[f] for r in flagged), known.get(f), self.policy.consent_default) for f in FLAGS
-                }
+                new_flags = self._consent(flagged, flags)
                 if not new_flags["consent_personalization"]:
                     state = SessionState(updated_ms=state.updated_ms)  # nothing personal is kept
                 stamp = last["timestamp"]
@@ -489,7 +485,7 @@ class Tracker:
                         stamp = was + timedelta(milliseconds=1)  # built on the stored row: newer than it
                 sessions.append((user, state.as_features(), stamp))
                 session_times.append(session_time)
-                if flags is None or any(flags.get(k) != v for k, v in new_flags.items()):
+                if _changed(flags, new_flags):
                     consents.append((user, new_flags, flagged[-1]["timestamp"]))
                     consent_times.append(consent_time)
             # the rows' stored times were just read: the writes need no second read
@@ -508,6 +504,12 @@ class Tracker:
             if self._push_breaker is not None:
                 self._push_breaker.success()
             self._release(held)
+
+    def _consent(self, rows: list[dict[str, Any]], stored: dict[str, Any] | None) -> dict[str, bool]:
+        """A user's flags after ``rows`` (in time order). Consent is state: an event without a flag leaves
+        the stored one as it was."""
+        known = stored or {}
+        return {f: effective((r[f] for r in rows), known.get(f), self.policy.consent_default) for f in FLAGS}
 
     def _release(self, pushed: dict[str, list[dict[str, Any]]]) -> None:
         """Forget held withdrawals that a push has now written (unless a newer one was held meanwhile)."""
@@ -572,9 +574,8 @@ class Tracker:
             consents, times = [], []
             for user, ((consent_time, flags),) in zip(users, read, strict=True):
                 evs = held[user]
-                known = flags or {}
-                new = {f: effective((r[f] for r in evs), known.get(f), self.policy.consent_default) for f in FLAGS}
-                if flags is None or any(flags.get(k) != v for k, v in new.items()):
+                new = self._consent(evs, flags)
+                if _changed(flags, new):
                     consents.append((user, new, evs[-1]["timestamp"]))
                     times.append(consent_time)
             if consents:
@@ -598,3 +599,8 @@ class Tracker:
             self.dedupe.close()
             if self.identities is not None:
                 self.identities.dispose()
+
+
+def _changed(stored: dict[str, Any] | None, flags: dict[str, bool]) -> bool:
+    """Whether the consent row must be written: none stored yet, or a flag differs."""
+    return stored is None or any(stored.get(k) != v for k, v in flags.items())
