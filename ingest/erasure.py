@@ -335,10 +335,19 @@ def _identity(settings: Settings, pseudonym: str) -> Place:
 def _journals(settings: Settings, pseudonym: str, logs: list[EventLog]) -> Place:
     """Journal segments hold acknowledged events not yet in the log. A dead server's are moved now;
     a running server rolls its own within ``journal_roll_s``, and a roll drops tombstoned users:
-    erasure waits for the segments that hold the user to be gone."""
-    from setlist.journal_dirs import recover_orphans
+    erasure waits for the segments that hold the user to be gone. Beside them, a server keeps the
+    consent withdrawals the online store has not taken yet: a dead one's lose the user here, a running
+    one drops erased users at its next retry (within a second), which erasure waits for too."""
+    from setlist.journal_dirs import held_files, read_held, recover_orphans, write_held
 
     place = Place("Track journals")
+
+    def strip(path: Path) -> None:  # an orphan's held withdrawals, under its directory's lock
+        held = read_held(path)
+        if pseudonym in held:
+            place.removed += len(held.pop(pseudonym))
+            write_held(path, held)
+
     roots = [(settings.journal_sweep_dir or settings.wal_dir, logs[0])]
     sim = settings.simulation_dir / "wal"
     if sim.exists() and len(logs) > 1:
@@ -351,22 +360,39 @@ def _journals(settings: Settings, pseudonym: str, logs: list[EventLog]) -> Place
         found = {seg: _rows_of(seg, pseudonym) for seg in root.rglob("*.jsonl")}
         place.removed += sum(found.values())
         holding |= {seg for seg, n in found.items() if n}
-        recover_orphans(root, log)  # under each directory's lock; a live server's are skipped
+        # under each directory's lock; a live server's are skipped
+        recover_orphans(root, log, on_held=strip)
+        holding |= {path for path in held_files(root) if _rows_of(path, pseudonym, _held_needle)}
     deadline = time.monotonic() + 2 * settings.journal_roll_s + 5
     while holding and time.monotonic() < deadline:
-        holding = {seg for seg in holding if seg.exists()}
+        holding = {path for path in holding if _still_holds(path, pseudonym)}
         if holding:
             time.sleep(0.05)  # polling another process's files: there is nothing to wait on
     if holding:
         raise Refused(
-            f"{len(holding)} journal segment(s) of running servers still hold the user after "
+            f"{len(holding)} journal file(s) of running servers still hold the user after "
             f"{2 * settings.journal_roll_s + 5:g} s; run the erasure again"
         )
     return place
 
 
-def _rows_of(segment: Path, pseudonym: str) -> int:
-    needle = f'"user_id":"{pseudonym}"'
+def _held_needle(pseudonym: str) -> str:
+    return f'"{pseudonym}":'  # a user's key in a held-withdrawals file (setlist.journal_dirs.write_held)
+
+
+def _segment_needle(pseudonym: str) -> str:
+    return f'"user_id":"{pseudonym}"'
+
+
+def _still_holds(path: Path, pseudonym: str) -> bool:
+    """A segment holds the user until it is rolled (gone); a held-withdrawals file until rewritten without them."""
+    if path.suffix == ".jsonl":
+        return path.exists()
+    return bool(_rows_of(path, pseudonym, _held_needle))
+
+
+def _rows_of(segment: Path, pseudonym: str, needle_of: Callable[[str], str] = _segment_needle) -> int:
+    needle = needle_of(pseudonym)
     try:
         with open(segment, encoding="utf-8", errors="replace") as fh:
             return sum(needle in line for line in fh)

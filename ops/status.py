@@ -30,7 +30,7 @@ from setlist.cli import console as cli_console
 from setlist.cli import first_line, require_data_dir, store_down
 from setlist.errors import BadInput, InputMissing
 from setlist.eventlog import EventLog
-from setlist.journal_dirs import journal_dirs
+from setlist.journal_dirs import held_files, journal_dirs, read_held
 from setlist.settings import Settings, get_settings
 from setlist.yamlfile import load_yaml
 
@@ -87,6 +87,7 @@ def event_lines(settings: Settings, now: float) -> list[Line]:
     lag = _age(oldest, now) or 0.0
     lines.append(Line("events", "ingest lag", "ok", _dur(lag) + (" (journal → event log)" if oldest else ""), None))
     lines[-1].data["seconds"] = lag
+    lines.extend(_held_lines(settings.journal_sweep_dir or settings.wal_dir, now))
     from ingest import erasure  # reads the tombstones and the receipts
 
     if cut := erasure.unfinished(settings):
@@ -155,6 +156,28 @@ def _running_now(record: dict[str, Any], at: float, alive: list[jobmetrics.Runni
     if "pid" in record:
         return any((r.pid, r.host) == (record["pid"], record.get("host")) for r in alive)
     return any(r.started < at + 1 for r in alive)
+
+
+def _held_lines(wal_root: Path, now: float) -> list[Line]:
+    """Consent withdrawals a server took while the online store did not answer, not written there yet."""
+    files = {path: read_held(path, look_only=True) for path in held_files(wal_root)}
+    held = {path: users for path, users in files.items() if users}
+    if not held:
+        return []
+    users, dirs = sum(len(u) for u in held.values()), len(held)
+    oldest = min(r["timestamp"].timestamp() for u in held.values() for rows in u.values() for r in rows)
+    return [
+        Line(
+            "events",
+            "consent withdrawals held",
+            "warn",
+            f"{users} user{'s' if users != 1 else ''} withdrew a consent the online store has not taken yet "
+            f"(held in {dirs} journal director{'ies' if dirs != 1 else 'y'}): a running server pushes them once "
+            "the store answers; a dead one's wait for the next server start on this WAL directory (or the "
+            "next materialize)",
+            _age(oldest, now),
+        )
+    ]
 
 
 def _oldest_unlogged(wal_root: Path) -> float | None:

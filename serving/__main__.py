@@ -68,7 +68,7 @@ def recover_journals(
     from serving.dedupe import make_dedupe
     from serving.logs import configure_logging
     from setlist.eventlog import EventLog
-    from setlist.journal_dirs import recover_orphans
+    from setlist.journal_dirs import held_files, recover_orphans
 
     configure_logging()
     settings = get_settings()
@@ -80,6 +80,12 @@ def recover_journals(
         dedupe.close()
     rows = sum(done.values())
     typer.echo(f"recovered {rows} events from {len(done)} unlocked journal directories under {where}")
+    held = [path for path in held_files(where) if path.parent in done]
+    if held:  # only a server can write them to the online store
+        typer.echo(
+            f"{len(held)} of them still hold consent withdrawals the online store never took "
+            f"({', '.join(str(p.parent) for p in held)}): the next server started on {where} pushes them"
+        )
 
 
 @app.command("token-fingerprints")

@@ -43,7 +43,7 @@ from serving.user_features import UserFeatureReader
 from setlist.eventlog import EventLog, Quarantine
 from setlist.experiment import Experiment, load_experiment
 from setlist.featureset import FeatureSet
-from setlist.journal_dirs import journal_dir, sweep_orphans
+from setlist.journal_dirs import adopt_held, journal_dir, sweep_orphans
 from setlist.pseudonym import IdentityMap
 from setlist.publish import PublishLog
 from setlist.registry import Pair, model_names, reader, version_facts
@@ -441,8 +441,15 @@ def build(
                 on_flushed=sink.record_logged,
             )
             sink.watch_ingest(journal.oldest_unlogged)
-            # journals of dead workers and pods: nobody else would ever move their events
-            swept = sweep_orphans(settings.journal_sweep_dir or settings.wal_dir, events, dedupe.commit)
+            # journals of dead workers and pods: nobody else would ever move their events, nor push the
+            # consent withdrawals they held (this process takes those over)
+            held = journal.held_path
+            swept = sweep_orphans(
+                settings.journal_sweep_dir or settings.wal_dir,
+                events,
+                dedupe.commit,
+                on_held=lambda orphan: adopt_held(orphan, held),
+            )
             # a dead process acknowledged these; counting them here keeps the durability SLI whole
             sink.record_logged(journal.recovered + swept)
         quarantine = Quarantine(settings.quarantine_dir) if quarantine is None else quarantine

@@ -35,6 +35,7 @@ from typing import Any
 from serving.errors import DeadlineExceeded, Unavailable
 from setlist.eventlog import EventLog
 from setlist.journal_dirs import (
+    HELD,
     DirLock,
     fsync_dir,
     recover_directory,
@@ -99,6 +100,12 @@ class Journal:
         self._roller.start()
 
     # --- public -------------------------------------------------------------------------------
+    @property
+    def held_path(self) -> Path:
+        """Track's consent withdrawals that the online store did not take yet, kept with this journal
+        (``setlist.journal_dirs.HELD``): the next owner of the directory, or a sweep, takes them over."""
+        return self.dir / HELD
+
     @property
     def failure(self) -> BaseException | None:
         """Why the journal is not acknowledging right now (the writer's exception), or None."""

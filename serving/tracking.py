@@ -11,6 +11,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, Protocol
 
 import pandas as pd
@@ -28,6 +29,7 @@ from setlist.context import Vocabulary
 from setlist.contract import SCHEMA_VERSION, reject_reason
 from setlist.eventlog import Erased, Quarantine
 from setlist.features import SessionState, update_session
+from setlist.journal_dirs import Held, read_held, write_held
 from setlist.pseudonym import IdentityMap
 from setlist.querytext import normalize, stored, terms
 from setlist.settings import Settings
@@ -58,6 +60,9 @@ class Durable(Protocol):
     ) -> None: ...
 
     def close(self) -> None: ...
+
+    # optional, ``held_path``: where the consent withdrawals the online store did not take are kept
+    # (serving.journal.Journal's, beside its segments); without one they are held in memory only
 
 
 def excerpt(value: object, limit: int = QUOTE_CHARS) -> str:
@@ -227,8 +232,16 @@ class Tracker:
         self.push_failures = 0
         # users whose consent withdrawal could not be pushed (the store did not answer), with their events
         # that carry a flag: pushed again by ``retry_withdrawals`` until the store takes them, since the
-        # events are already journaled and a client's retry of them is a duplicate that pushes nothing
-        self._withdrawals: dict[str, list[dict[str, Any]]] = {}
+        # events are already journaled and a client's retry of them is a duplicate that pushes nothing.
+        # Kept in ``held_path`` too (beside the journal), so that a process that dies holding some leaves
+        # them to the next one on this directory or to another server's sweep of it.
+        self._held_path: Path | None = getattr(journal, "held_path", None)
+        self._withdrawals: Held = read_held(self._held_path) if self._held_path is not None else {}
+        if self._withdrawals:
+            log.warning(
+                "consent withdrawals held by an earlier process here (%d users): pushing them again",
+                len(self._withdrawals),
+            )
         self._withdrawals_lock = threading.Lock()
         self._retrying = threading.Lock()  # one retry at a time, whichever thread asks
         self._next_retry = 0.0  # on self._clock: a Track does not retry more than once a WITHDRAWAL_RETRY_S
@@ -516,9 +529,11 @@ class Tracker:
         if not pushed:
             return
         with self._withdrawals_lock:
-            for user, rows in pushed.items():
-                if self._withdrawals.get(user) == rows:
-                    del self._withdrawals[user]
+            released = [u for u, rows in pushed.items() if self._withdrawals.get(u) == rows]
+            for user in released:
+                del self._withdrawals[user]
+            if released:
+                self._save()
 
     def _hold_withdrawals(self, by_user: dict[str, list[dict[str, Any]]], already: set[str]) -> None:
         """Hold the flagged events of users who withdrew a consent in this batch, and of those whose
@@ -530,8 +545,19 @@ class Tracker:
                     held = self._withdrawals.get(user, []) + flagged
                     self._withdrawals[user] = sorted(held, key=lambda r: r["timestamp"])
             count = len(self._withdrawals)
+            self._save()
             self._next_retry = self._clock() + WITHDRAWAL_RETRY_S  # not at once: the store just failed
         log.warning("consent withdrawals held for a retry: %d users", count)
+
+    def _save(self) -> None:
+        """Write the held withdrawals to their file (the caller holds ``_withdrawals_lock``). A failure is
+        logged: the withdrawals are still held here, only a crash before the next write would lose them."""
+        if self._held_path is None:
+            return
+        try:
+            write_held(self._held_path, self._withdrawals)
+        except OSError as exc:
+            log.error("could not keep the held consent withdrawals in %s: %s", self._held_path, exc)
 
     def withdrawals_held(self) -> list[str]:
         """The users whose consent withdrawal waits for the online store (pseudonyms)."""
@@ -563,6 +589,7 @@ class Tracker:
             with self._withdrawals_lock:
                 for user in gone:
                     self._withdrawals.pop(user, None)
+                self._save()  # an erasure waits for this file to forget them
             held = {u: rows for u, rows in held.items() if u not in gone}
             if not held:
                 return set()

@@ -12,16 +12,27 @@ import os
 import socket
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
+from setlist.consent import FLAGS
 from setlist.eventlog import EventLog
 
 log = logging.getLogger("setlist.serving.journal")
 
 LOCK = "LOCK"
 _LOCK_POLL_S = 0.05  # flock has no timed wait: how often a waiting owner retries
+#: consent withdrawals the owner could not write to the online store yet (``serving.tracking``): kept
+#: beside its journal, so that a process that dies holding some leaves them to its successor or to a
+#: sweep, not to the next materialize
+HELD = "withdrawals-held.json"
+_HELD_VERSION = 1
+
+#: pseudonym -> that user's events carrying a consent flag, in time order (``timestamp`` a datetime)
+Held = dict[str, list[dict[str, Any]]]
 
 
 def journal_dir(wal_dir: Path, worker: int) -> Path:
@@ -166,20 +177,109 @@ def probe_lock(directory: Path, wait_s: float = 0.0) -> None:
     DirLock.acquire(directory, wait_s).release()
 
 
+# --- held consent withdrawals ------------------------------------------------------------------------
+def read_held(path: Path, *, look_only: bool = False) -> Held:
+    """The withdrawals held in ``path`` (none when it does not exist). A file that cannot be parsed is
+    moved aside (``.unreadable``) with an error in the log, so that the next write does not bury it
+    (``look_only``, a reader that is not the owner: left alone, read as none)."""
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+        return {
+            user: [{**r, "timestamp": datetime.fromtimestamp(r["timestamp"] / 1000, tz=UTC)} for r in rows]
+            for user, rows in doc["users"].items()
+        }
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        if look_only:
+            return {}
+        aside = Path(path).with_suffix(".unreadable")
+        log.error(
+            "held consent withdrawals in %s cannot be read (%s): moved to %s; the next materialize "
+            "writes every user's consent from the event log",
+            path,
+            exc,
+            aside,
+        )
+        try:
+            os.replace(path, aside)
+        except OSError:
+            pass
+        return {}
+
+
+def write_held(path: Path, held: Held) -> None:
+    """Replace ``path`` with ``held`` atomically (removed when nothing is held). Only the event id, the
+    time and the consent flags of each event are kept: what a later push of the consent row needs."""
+    path = Path(path)
+    if not held:
+        if path.exists():
+            path.unlink()
+            fsync_dir(path.parent)
+        return
+    users = {
+        user: [
+            {"event_id": r["event_id"], "timestamp": int(r["timestamp"].timestamp() * 1000)}
+            | {f: r.get(f) for f in FLAGS}
+            for r in rows
+        ]
+        for user, rows in held.items()
+    }
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump({"version": _HELD_VERSION, "users": users}, fh, separators=(",", ":"))
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def merge_held(into: Held, more: Held) -> Held:
+    """Both sets of held events, each user's once per event id and in time order."""
+    out = {user: list(rows) for user, rows in into.items()}
+    for user, rows in more.items():
+        seen = {r["event_id"] for r in out.get(user, [])}
+        merged = out.get(user, []) + [r for r in rows if r["event_id"] not in seen]
+        out[user] = sorted(merged, key=lambda r: r["timestamp"])
+    return out
+
+
+def adopt_held(source: Path, into: Path) -> int:
+    """Fold the withdrawals an orphaned directory held (``source``) into ``into`` (written first, so a
+    crash in between leaves them in both, never in neither); returns the users adopted."""
+    if Path(source).resolve() == Path(into).resolve():
+        return 0  # its own file (a sweep of a directory this process holds unlocked): nothing to take
+    held = read_held(source)
+    if held:
+        write_held(into, merge_held(read_held(into), held))
+        log.warning("took over %d users' held consent withdrawals from %s", len(held), Path(source).parent)
+    Path(source).unlink(missing_ok=True)
+    return len(held)
+
+
+#: given an orphaned directory's held-withdrawals file, under that directory's lock: takes them (and
+#: removes the file) or rewrites it
+OnHeld = Callable[[Path], object]
+
+
 # --- orphans -----------------------------------------------------------------------------------------
 def journal_dirs(root: Path) -> list[Path]:
-    """Directories under ``root`` (itself included) that hold a lock file or segments."""
+    """Directories under ``root`` (itself included) that hold a lock file, segments or held withdrawals."""
     found = []
     for here, _, files in os.walk(root):
-        if LOCK in files or any(f.endswith(".jsonl") for f in files):
+        if LOCK in files or HELD in files or any(f.endswith(".jsonl") for f in files):
             found.append(Path(here))
     return sorted(found)
 
 
-def recover_orphans(root: Path, events: EventLog, on_recovered: Recovered | None = None) -> dict[Path, int]:
+def recover_orphans(
+    root: Path, events: EventLog, on_recovered: Recovered | None = None, on_held: OnHeld | None = None
+) -> dict[Path, int]:
     """Move the segments of every journal directory under ``root`` that no live process holds into
     the event log, each exactly once (under its lock; a moved segment is gone). Returns rows per
-    directory recovered; directories of live processes are skipped."""
+    directory recovered; directories of live processes are skipped. A directory's held consent
+    withdrawals go to ``on_held``; a directory whose file is left (no ``on_held``, or one that does not
+    take them) stays, holding them for the next server's start-up sweep."""
     done: dict[Path, int] = {}
     for directory in journal_dirs(Path(root)):
         try:
@@ -188,15 +288,25 @@ def recover_orphans(root: Path, events: EventLog, on_recovered: Recovered | None
             continue  # a live server's
         try:
             done[directory] = recover_directory(directory, events, on_recovered)
+            if on_held is not None and (directory / HELD).exists():
+                on_held(directory / HELD)
         finally:
+            # a directory still holding withdrawals is not empty: the removal leaves it in place
             lock.release(remove_dir=directory != Path(root))
     return done
 
 
-def sweep_orphans(root: Path, events: EventLog, on_recovered: Recovered | None = None) -> int:
+def held_files(root: Path) -> list[Path]:
+    """Every held-withdrawals file under ``root`` (live servers' and orphans')."""
+    return sorted(Path(root).rglob(HELD)) if Path(root).exists() else []
+
+
+def sweep_orphans(
+    root: Path, events: EventLog, on_recovered: Recovered | None = None, on_held: OnHeld | None = None
+) -> int:
     """:func:`recover_orphans` at start-up: a failure is logged, never stops the server."""
     try:
-        return sum(recover_orphans(root, events, on_recovered).values())
+        return sum(recover_orphans(root, events, on_recovered, on_held).values())
     except Exception:
         log.exception("could not recover orphaned journal directories under %s", root)
         return 0

@@ -114,9 +114,10 @@ class FakeJournal:
     """serving.journal.Journal without a disk: ``append`` returns once the rows are kept (so they
     count as acknowledged) and refuses after ``close``, as the real one does."""
 
-    def __init__(self) -> None:
+    def __init__(self, held_path: Path | None = None) -> None:
         self.rows: list[dict[str, Any]] = []
         self.closed = False
+        self.held_path = held_path  # where Track keeps held consent withdrawals: None, in memory only
         self._lock = threading.Lock()
 
     def append(

@@ -199,3 +199,93 @@ def test_a_held_withdrawal_of_a_user_erased_meanwhile_is_dropped_not_written_bac
     a.service.settle_withdrawals()
     assert not a.service.tracker.withdrawals_held()
     assert plane.online.read("user_consent", [pseudonym])[0] == (None, None)
+
+
+def test_a_withdrawal_held_by_a_process_that_died_is_pushed_by_the_next_one_on_its_journal(
+    plane: Dataplane, tmp_path: Path
+) -> None:
+    """The held withdrawal is kept beside the journal: the next process there pushes it at once, rather
+    than leaving the user personalized until the next materialize."""
+    from tests.fakes.dataplane import FakeJournal
+
+    held = tmp_path / "wal" / "worker-0" / "withdrawals-held.json"
+    held.parent.mkdir(parents=True)
+    dead = plane.build(journal=FakeJournal(held_path=held))
+    withdraw_while_the_store_is_down(plane, dead)
+    assert held.exists() and dead.service.pseudonym(USER) in held.read_text()
+    plane.online.fail = None  # the process dies (never closed); the store comes back
+    assert consent_row(plane)["consent_personalization"] is True  # the withdrawal never reached it
+    successor = plane.build(journal=FakeJournal(held_path=held))
+    try:
+        assert successor.service.tracker.withdrawals_held() == [successor.service.pseudonym(USER)]
+        successor.service.settle_withdrawals()  # what its refresh loop does within a second
+        assert consent_row(plane)["consent_personalization"] is False
+        assert not successor.service.tracker.withdrawals_held() and not held.exists()
+        assert not personalized(successor)
+    finally:
+        successor.close()
+
+
+def test_a_grant_held_after_a_withdrawal_survives_the_restart_in_time_order(plane: Dataplane, tmp_path: Path) -> None:
+    from tests.fakes.dataplane import FakeJournal
+
+    held = tmp_path / "withdrawals-held.json"
+    dead = plane.build(journal=FakeJournal(held_path=held))
+    withdraw_while_the_store_is_down(plane, dead)
+    plane.clock.advance(5)
+    dead.track([event(plane, "w2", consent_personalization="true")])  # given again, the store still down
+    plane.online.fail = None
+    successor = plane.build(journal=FakeJournal(held_path=held))
+    try:
+        assert successor.service.tracker.withdrawals_held() == [successor.service.pseudonym(USER)]
+        successor.service.settle_withdrawals()
+        assert consent_row(plane)["consent_personalization"] is True  # the later grant wins, as in one process
+        assert not held.exists()
+    finally:
+        successor.close()
+
+
+def test_a_server_takes_over_the_held_withdrawals_of_a_dead_pods_journal_and_pushes_them(plane: Dataplane) -> None:
+    from datetime import UTC, datetime
+
+    from setlist.journal_dirs import HELD, write_held
+
+    pseudonym = plane.build(load=False).service.pseudonym(USER)
+    orphan = plane.settings.wal_dir / "pod-gone" / "worker-3"  # no process holds its lock
+    orphan.mkdir(parents=True)
+    at = datetime.fromtimestamp(plane.clock(), tz=UTC)
+    withdrawal = {"event_id": "w1", "timestamp": at, "consent_personalization": False, "consent_analytics": None}
+    write_held(orphan / HELD, {pseudonym: [withdrawal]})
+    server = plane.build(journal=None)  # its own journal under the WAL directory, and the start-up sweep
+    try:
+        assert server.service.tracker.withdrawals_held() == [pseudonym]
+        assert not orphan.exists()  # taken over: kept in this server's own file until pushed
+        server.service.settle_withdrawals()
+        assert consent_row(plane)["consent_personalization"] is False and not personalized(server)
+    finally:
+        server.close()
+
+
+def test_status_shows_withdrawals_held_until_the_store_takes_them(plane: Dataplane, tmp_path: Path) -> None:
+    import pandas as pd
+
+    from ops.status import event_lines
+    from setlist.eventlog import EventLog
+    from tests.fakes.dataplane import FakeJournal
+    from tests.unit.test_journal import row
+
+    logged = pd.DataFrame([row(0)]).assign(timestamp=lambda f: pd.to_datetime(f.timestamp, unit="ms", utc=True))
+    EventLog(plane.settings.events_dir).append(logged)  # status says more once the event log holds something
+    (plane.settings.wal_dir / "worker-0").mkdir(parents=True)
+    server = plane.build(journal=FakeJournal(held_path=plane.settings.wal_dir / "worker-0" / "withdrawals-held.json"))
+    withdraw_while_the_store_is_down(plane, server)
+    lines = {line.name: line for line in event_lines(plane.settings, plane.clock() + 90)}
+    held = lines["consent withdrawals held"]
+    assert held.mark == "warn" and held.value.startswith("1 user withdrew a consent")
+    assert "1 journal directory" in held.value
+    assert held.age_s == pytest.approx(90, abs=1)
+    plane.online.fail = None
+    plane.clock.advance(2)
+    server.service.settle_withdrawals()
+    assert "consent withdrawals held" not in {line.name for line in event_lines(plane.settings, plane.clock())}
+    server.close()

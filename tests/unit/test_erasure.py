@@ -1,6 +1,6 @@
 """Erasure without servers: who is erased (an app id is always an app id), what the tombstone keeps
 (a digest, never the pseudonym), Track journals (a dead server's moved without the user, a running
-server's waited for), and the candidate models' factor rows."""
+server's waited for) and the consent withdrawals kept beside them, and the candidate models' factor rows."""
 
 from __future__ import annotations
 
@@ -97,6 +97,72 @@ def test_erasure_waits_for_a_running_servers_segment_to_roll_and_the_roll_drops_
         erase("alice", settings)  # the segment is locked by a live journal: moved by its own roll
         assert p not in set(events.read(include_erased=True)["user_id"])
         assert "u_other" in set(events.read()["user_id"])
+    finally:
+        live.close()
+
+
+def held_withdrawal(user: str, n: int = 0) -> list[dict]:
+    from datetime import UTC, datetime
+
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    return [{"event_id": f"e{n}", "timestamp": at, "consent_personalization": False, "consent_analytics": None}]
+
+
+def test_a_dead_servers_held_consent_withdrawals_lose_the_user_and_keep_the_rest(settings: Settings) -> None:
+    from setlist.journal_dirs import HELD, read_held, write_held
+
+    p = pseudonymize("alice", settings.secret_hmac_key())
+    dead = settings.wal_dir / "worker-1"
+    dead.mkdir(parents=True)
+    write_held(dead / HELD, {p: held_withdrawal(p), "u_other": held_withdrawal("u_other", 1)})
+    only_her = settings.wal_dir / "worker-2"
+    only_her.mkdir()
+    write_held(only_her / HELD, {p: held_withdrawal(p, 2)})
+    receipt = erase("alice", settings)
+    assert receipt.removed_in("Track journals") == 2
+    assert set(read_held(dead / HELD)) == {"u_other"}  # left for the next server's sweep to push
+    assert not only_her.exists()  # nothing else held: the orphan directory goes
+
+
+def test_erasure_waits_for_a_running_server_to_drop_the_user_from_its_held_withdrawals(settings: Settings) -> None:
+    """A running server rewrites its file without erased users at its next retry (within a second);
+    erasure waits for that, as it waits for a segment to roll."""
+    import threading
+
+    from setlist.journal_dirs import read_held, write_held
+
+    p = pseudonymize("alice", settings.secret_hmac_key())
+    events = EventLog(settings.events_dir)
+    live = Journal(settings.wal_dir / "worker-0", events, max_age_s=3600)
+    write_held(live.held_path, {p: held_withdrawal(p), "u_other": held_withdrawal("u_other", 1)})
+    stop = threading.Event()
+
+    def server_retry() -> None:  # what Tracker.retry_withdrawals does once the tombstone is written
+        while not stop.is_set() and p not in events.erased():
+            stop.wait(0.01)
+        write_held(live.held_path, {u: rows for u, rows in read_held(live.held_path).items() if u != p})
+
+    retry = threading.Thread(target=server_retry)
+    retry.start()
+    try:
+        erase("alice", settings)
+        assert set(read_held(live.held_path)) == {"u_other"}
+    finally:
+        stop.set()
+        retry.join()
+        live.close()
+
+
+def test_erasure_refuses_while_a_running_server_still_holds_the_user(settings: Settings) -> None:
+    from setlist.errors import Refused
+    from setlist.journal_dirs import write_held
+
+    p = pseudonymize("alice", settings.secret_hmac_key())
+    live = Journal(settings.wal_dir / "worker-0", EventLog(settings.events_dir), max_age_s=3600)
+    try:
+        write_held(live.held_path, {p: held_withdrawal(p)})  # a server that never retries
+        with pytest.raises(Refused, match="journal file"):
+            erase("alice", settings)
     finally:
         live.close()
 

@@ -452,6 +452,75 @@ def test_recover_orphans_moves_dead_journals_once_and_leaves_live_ones(tmp_path:
     assert event_ids(events) == ["e0", "e1", "e2"]
 
 
+def _withdrawal(event_id: str, personalization: bool, minute: int = 0) -> dict[str, object]:
+    from datetime import UTC, datetime
+
+    at = datetime(2026, 1, 1, 0, minute, tzinfo=UTC)
+    flags = {"consent_personalization": personalization, "consent_analytics": None}
+    return {"event_id": event_id, "timestamp": at, **flags}
+
+
+def test_a_dead_workers_held_withdrawals_are_taken_over_by_a_sweep_and_its_directory_goes(
+    tmp_path: Path, events: EventLog
+) -> None:
+    from setlist.journal_dirs import adopt_held, read_held, write_held
+
+    root = tmp_path / "wal"
+    dead = Journal(root / "pod-a" / "worker-1", events, max_age_s=3600)
+    write_held(dead.held_path, {"u1": [_withdrawal("e1", False)], "u2": [_withdrawal("e2", False)]})
+    dead.abandon()
+    live = Journal(root / "pod-b" / "worker-0", events, max_age_s=3600)  # the sweeping server's own
+    mine = live.held_path
+    write_held(mine, {"u1": [_withdrawal("e0", True, minute=1)]})  # held by this process already
+    try:
+        assert recover_orphans(root, events, on_held=lambda orphan: adopt_held(orphan, mine)) == {dead.dir: 0}
+    finally:
+        live.close()
+    assert not dead.dir.exists()
+    taken = read_held(mine)
+    assert set(taken) == {"u1", "u2"}
+    assert [r["event_id"] for r in taken["u1"]] == ["e1", "e0"]  # both, in time order: the later grant last
+    assert adopt_held(mine, mine) == 0 and read_held(mine) == taken  # never its own file
+
+
+def test_a_sweep_that_cannot_push_leaves_held_withdrawals_in_place_for_the_next_server(
+    tmp_path: Path, events: EventLog
+) -> None:
+    from setlist.journal_dirs import HELD, journal_dirs, read_held, write_held
+
+    root = tmp_path / "wal"
+    dead = Journal(root / "worker-1", events, max_age_s=3600)
+    dead.append([row(0)])
+    write_held(dead.held_path, {"u1": [_withdrawal("e1", False)]})
+    dead.abandon()
+    assert recover_orphans(root, events) == {dead.dir: 1}  # e.g. recover-journals: no online store to push to
+    assert journal_dirs(root) == [dead.dir] and set(read_held(dead.dir / HELD)) == {"u1"}
+
+
+def test_an_unreadable_held_file_is_moved_aside_not_overwritten(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from setlist.journal_dirs import HELD, read_held
+
+    path = tmp_path / HELD
+    path.write_text('{"version": 1, "users": {"u1": [{"event_id"')  # cut short by a failing disk
+    with caplog.at_level("ERROR", logger="setlist.serving.journal"):
+        assert read_held(path) == {}
+    assert not path.exists() and (tmp_path / "withdrawals-held.unreadable").exists()
+    assert "cannot be read" in caplog.text and "next materialize" in caplog.text
+
+
+def test_a_held_file_round_trips_only_what_a_consent_push_needs(tmp_path: Path) -> None:
+    from setlist.journal_dirs import HELD, read_held, write_held
+
+    full = {**_withdrawal("e1", False), "item_id": "i9", "session_id": "s1", "query": "private words"}
+    write_held(tmp_path / HELD, {"u1": [full]})
+    assert "private words" not in (tmp_path / HELD).read_text()
+    assert read_held(tmp_path / HELD) == {"u1": [_withdrawal("e1", False)]}
+    write_held(tmp_path / HELD, {})
+    assert not (tmp_path / HELD).exists()
+
+
 # --- health -----------------------------------------------------------------------------------------
 def test_a_failed_journal_turns_health_not_serving_and_track_unavailable(tmp_path: Path, events: EventLog) -> None:
     from grpc_health.v1 import health_pb2
@@ -484,3 +553,25 @@ def test_a_failed_journal_turns_health_not_serving_and_track_unavailable(tmp_pat
     assert server.failure is not None
     readiness.shutdown()
     server.close()
+
+
+def test_recover_journals_says_which_directories_still_hold_withdrawals_for_the_next_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from serving.__main__ import app
+    from setlist.journal_dirs import write_held
+
+    monkeypatch.setenv("SETLIST_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("SETLIST_HMAC_KEY", "k")
+    wal = tmp_path / "data" / "wal"
+    dead = Journal(wal / "worker-1", EventLog(tmp_path / "data" / "events"), max_age_s=3600)
+    dead.append([row(0)])
+    write_held(dead.held_path, {"u1": [_withdrawal("e1", False)]})
+    dead.abandon()
+    result = CliRunner().invoke(app, ["recover-journals"])
+    assert result.exit_code == 0, result.output
+    assert "recovered 1 events from 1 unlocked journal directories" in result.output
+    assert "1 of them still hold consent withdrawals" in result.output and str(dead.dir) in result.output
+    assert "next server started on" in result.output
