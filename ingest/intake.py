@@ -24,6 +24,7 @@ from setlist.contract import (
     KNOWN_SCHEMA_VERSIONS,
     LIGHT_TYPES,
     SCHEMA_VERSION,
+    future_reason,
     reject_reason,
 )
 from setlist.eventlog import Erased, EventLog, Quarantine, remove_stale_temporaries
@@ -128,7 +129,7 @@ def _unparsed(raw: object, now: datetime, max_future_s: float) -> str:
         if when <= EPOCH:
             return f"bad_timestamp: {when.isoformat()} is not after 1970-01-01"
         if when.timestamp() > now.timestamp() + max_future_s:
-            return f"future_timestamp: {when.isoformat()} is after now"
+            return future_reason(when, max_future_s)
     return f"bad_timestamp: {raw!r} is not a timestamp"
 
 

@@ -99,21 +99,27 @@ class RankingService:
     # --- Rank ---------------------------------------------------------------------------------
     def check_rank(self, q: RankQuery) -> None:
         s = self.settings
-        if not q.user_id or not q.user_id.strip():
-            raise InvalidArgument("user_id is empty")
+        if not q.user_id.strip():
+            raise InvalidArgument("user_id is blank (only whitespace)" if q.user_id else "user_id is empty")
         if len(q.user_id) > s.max_user_id_len:
             raise InvalidArgument(f"user_id is {len(q.user_id)} characters; at most {s.max_user_id_len} allowed")
         if q.k <= 0 or q.k > s.max_k:
             raise InvalidArgument(f"k must be between 1 and {s.max_k}, got {q.k}")
         if len(q.exclude_item_ids) > s.max_exclusions:
             raise InvalidArgument(f"{len(q.exclude_item_ids)} exclude_item_ids; at most {s.max_exclusions} allowed")
+        # the bounds a Track event's context has: a huge context is refused, not parsed and dropped
+        if q.context and (reason := self.tracker.policy.context_reason(q.context)) is not None:
+            raise InvalidArgument("context: " + reason.removeprefix("bad_context: "))
 
     def rank(self, q: RankQuery) -> RankResult:
         cpu = time.thread_time()  # this thread's CPU only: a clock read, no allocation (ops cost)
         try:
             # the root span of a Rank (a child of the caller's, over gRPC); one flag check when tracing is off
             with tracing.span("rank", k=q.k, request_id=q.request_id or None) as current:
-                return self._rank(q, current)
+                result = self._rank(q, current)
+            if q.context and (ignored := self._vocabulary.ignored(q.context)):
+                return replace(result, ignored_context_keys=ignored)
+            return result
         finally:
             self.hooks.on_cpu("Rank", time.thread_time() - cpu)
 

@@ -319,7 +319,8 @@ class Tracker:
         session_terms: dict[str, list[str]] = {}
         for position, e in enumerate(events):
             oversized = len(e.user_id) > self.policy.max_user_id_len  # not worth a pseudonym
-            user = pseudonym(e.user_id) if e.user_id and not oversized else ""
+            # a blank id is nobody's: kept as sent (whitespace names no one), so the contract rejects it
+            user = pseudonym(e.user_id) if e.user_id.strip() and not oversized else ("" if oversized else e.user_id)
             row = self.row(e, user)
             reason = self.reason(e, row, now)
             if reason is None and e.event_id in seen:
@@ -479,10 +480,11 @@ class Tracker:
                 evs = by_user[user]
                 for r in evs:
                     genre = ""
-                    if index is not None and r["item_id"] in index.item_index:
-                        genre = index.genres[index.item_genre[index.item_index[r["item_id"]]]]
-                    elif index is not None and r["event_id"] in session_terms:  # a search: its genre
+                    # a search's genre is its query's, even when the client also sent an item
+                    if index is not None and r["event_id"] in session_terms:
                         genre = index.search_genre(session_terms[r["event_id"]])
+                    elif index is not None and r["item_id"] in index.item_index:
+                        genre = index.genres[index.item_genre[index.item_index[r["item_id"]]]]
                     state = update_session(
                         state, r["session_id"], r["item_id"], r["type"], int(r["timestamp"].timestamp() * 1000), genre
                     )

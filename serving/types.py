@@ -32,6 +32,8 @@ class RankResult:
     cache_hit: bool = False
     degraded: bool = False
     arm: str = ""
+    #: the request's context keys the server does not read (sorted), told back rather than dropped unseen
+    ignored_context_keys: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

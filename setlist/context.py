@@ -8,6 +8,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 UNKNOWN, OTHER = "unknown", "other"
+#: the context keys Rank reads; any other is told back to the caller as ignored
+RANK_KEYS = frozenset({"device", "locale"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +29,11 @@ class Vocabulary:
     def context(self, context: Mapping[str, str]) -> tuple[str, str]:
         """``(device, locale)`` of a request's context, each bounded."""
         return self.device(context.get("device")), self.locale_of(context.get("locale"))
+
+    @staticmethod
+    def ignored(context: Mapping[str, str]) -> tuple[str, ...]:
+        """The keys of a Rank's context that nothing reads, sorted."""
+        return tuple(sorted(k for k in context if k not in RANK_KEYS))
 
     def device(self, value: str | None) -> str:
         device = value or UNKNOWN

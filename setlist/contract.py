@@ -89,10 +89,10 @@ def reject_reason(row: Mapping[str, Any], now: datetime, max_future_s: float = 3
     """
     for key in ("event_id", "user_id"):
         if _empty(row.get(key)):
-            return f"missing_id: {key} is empty"
+            return f"missing_id: {key} is {_blank_or_empty(row.get(key))}"
     etype = row.get("type")
     if etype not in NO_ITEM_TYPES and _empty(row.get("item_id")):
-        return "missing_id: item_id is empty"
+        return f"missing_id: item_id is {_blank_or_empty(row.get('item_id'))}"
     version = row.get("schema_version")
     if version not in KNOWN_SCHEMA_VERSIONS:
         return f"unknown_schema_version: {version!r} (known: {sorted(KNOWN_SCHEMA_VERSIONS)})"
@@ -109,7 +109,7 @@ def reject_reason(row: Mapping[str, Any], now: datetime, max_future_s: float = 3
     if ts.timestamp() <= 0:
         return "bad_timestamp: epoch zero or earlier"
     if ts.timestamp() > now.timestamp() + max_future_s:
-        return f"future_timestamp: {ts.isoformat()} is after now"
+        return future_reason(ts, max_future_s)
     for flag in FLAGS:  # a consent value is a yes, a no or absent: anything else is not guessed at
         reason = flag_reason(flag, row.get(flag))
         if reason is not None:
@@ -133,6 +133,15 @@ def reject_reason(row: Mapping[str, Any], now: datetime, max_future_s: float = 3
         if not ok:
             return f"bad_weight: {weight!r} is not a sampling weight (1 or more)"
     return None
+
+
+def future_reason(ts: datetime, max_future_s: float) -> str:
+    """The reason for a time too far ahead of the clock: to the millisecond, as events are stamped."""
+    return f"future_timestamp: {ts.isoformat(timespec='milliseconds')} is more than {max_future_s:g} s after now"
+
+
+def _blank_or_empty(v: Any) -> str:
+    return "blank (only whitespace)" if isinstance(v, str) and v else "empty"
 
 
 def _empty(v: Any) -> bool:

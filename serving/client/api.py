@@ -34,6 +34,7 @@ class RankReply:
     arm: str
     request_id: str
     latency_ms: float  # measured by the client: the whole call, network and serialization included
+    ignored_context_keys: tuple[str, ...] = ()  # context keys the server does not read (a typo?)
 
 
 class ClientError(Exception):
@@ -152,6 +153,7 @@ class SetlistClient:
             arm=response.arm,
             request_id=response.request_id,
             latency_ms=latency_ms,
+            ignored_context_keys=tuple(response.ignored_context_keys),
         )
 
     def track(

@@ -121,6 +121,9 @@ def rank(
         f"latency={reply.latency_ms:.2f} ms",
         highlight=False,
     )
+    if reply.ignored_context_keys:  # a misspelt key changes nothing: say so rather than rank as if it did
+        keys = ", ".join(escape(k) for k in reply.ignored_context_keys)
+        Console(stderr=True).print(f"[yellow]the server ignored these context keys:[/] {keys}")
 
 
 @app.command()

@@ -42,6 +42,7 @@ def from_result(result: RankResult, request_id: str) -> pb.RankResponse:
         degraded=result.degraded,
         arm=result.arm,
         request_id=request_id,
+        ignored_context_keys=result.ignored_context_keys,
     )
 
 

@@ -17,9 +17,11 @@ from serving.client import SetlistClient
 from serving.errors import InvalidArgument
 from serving.grpc.server import RunningServer, start_server
 from serving.types import RankedItem, RankQuery, RankResult, Rejection, TrackEvent, TrackResult
+from setlist.context import Vocabulary
 from setlist.settings import Settings
 
 MAX_K = 500
+FAKE_KEYS = frozenset({"cache", "degraded", "device", "locale"})  # the context keys the fake reads
 EVENT_TYPES = frozenset({"play", "skip", "like", "not_interested"})
 
 
@@ -63,6 +65,8 @@ class FakeRanking:
             cache_hit=query.context.get("cache") == "hit",
             degraded=query.context.get("degraded") == "yes",
             arm="A",
+            # as the real service tells them back (the fake's own switches above are read, so not told)
+            ignored_context_keys=Vocabulary.ignored({k: v for k, v in query.context.items() if k not in FAKE_KEYS}),
         )
 
     def track(self, events: list[TrackEvent]) -> TrackResult:

@@ -52,6 +52,15 @@ def test_rank_prints_a_table_and_the_response_fields(serve_fake):
         assert text in result.output
     assert "item-0 " not in result.output
     assert fake.queries[-1].context == {"device": "mobile"}
+    assert "ignored these context keys" not in result.output
+
+
+def test_rank_warns_of_context_keys_the_server_ignored(serve_fake):
+    server, _, fake = serve_fake()
+    target = f"127.0.0.1:{server.port}"
+    result = _run("rank", "--user", "u-1", "--context", "devcie=mobile", "--context", "locale=en", "--target", target)
+    assert result.exit_code == 0, result.output
+    assert "the server ignored these context keys: devcie" in " ".join(result.output.split())
 
 
 def test_track_sends_a_fresh_event(serve_fake):

@@ -5,6 +5,7 @@ Only the service's public API (rank, track, ready) is used: its internals are fr
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -101,7 +102,7 @@ def test_a_retried_track_is_acknowledged_but_changes_nothing_downstream(plane: D
 def test_unknown_devices_and_locales_become_other_in_cache_keys_and_impressions(
     plane: Dataplane, server: Server
 ) -> None:
-    huge = server.rank(RankQuery(USER, 5, context={"device": "x" * 3_000_000, "locale": "y" * 100_000}))
+    huge = server.rank(RankQuery(USER, 5, context={"device": "x" * 200, "locale": "y" * 250}))
     # any other unknown value is the same bucket: it shares the cached entry instead of adding one
     assert server.rank(RankQuery(USER, 5, context={"device": "phone", "locale": "en_US; DROP"})).cache_hit
     server.rank(RankQuery(USER, 5, context={"device": "tablet", "locale": "pt_BR"}))
@@ -109,6 +110,28 @@ def test_unknown_devices_and_locales_become_other_in_cache_keys_and_impressions(
     seen = [(r.device, r.locale) for r in plane.impressions.records]
     assert seen == [("other", "other"), ("other", "other"), ("tablet", "pt_BR"), ("unknown", "unknown")]
     assert not huge.cache_hit and len(huge.items) == 5
+
+
+def test_a_context_beyond_a_track_events_bounds_is_refused_with_the_bound(server: Server) -> None:
+    with pytest.raises(InvalidArgument, match=r"^context: 'device' is 3000000 characters; at most 256$"):
+        server.rank(RankQuery(USER, 5, context={"device": "x" * 3_000_000}))
+    with pytest.raises(InvalidArgument, match=r"^context: 10000 keys; at most 32$"):
+        server.rank(RankQuery(USER, 5, context={f"k{i}": "v" for i in range(10_000)}))
+
+
+def test_an_empty_and_a_blank_user_id_are_told_apart(server: Server) -> None:
+    with pytest.raises(InvalidArgument, match=r"^user_id is empty$"):
+        server.rank(RankQuery("", 5))
+    with pytest.raises(InvalidArgument, match=r"^user_id is blank \(only whitespace\)$"):
+        server.rank(RankQuery(" \t", 5))
+
+
+def test_context_keys_rank_does_not_read_are_told_back_on_a_miss_and_a_hit(server: Server) -> None:
+    sent = {"devcie": "mobile", "locale": "en_US", "app_version": "7.1"}
+    first = server.rank(RankQuery(USER, 5, context=sent))
+    again = server.rank(RankQuery(USER, 5, context=sent))
+    assert again.cache_hit and first.ignored_context_keys == again.ignored_context_keys == ("app_version", "devcie")
+    assert server.rank(RankQuery(USER, 5, context={"device": "mobile", "locale": "en_US"})).ignored_context_keys == ()
 
 
 def test_a_cached_entry_of_another_shape_is_a_miss_not_an_error(plane: Dataplane) -> None:
@@ -172,21 +195,24 @@ def test_the_server_takes_its_breaker_from_settings(plane: Dataplane) -> None:
 
 
 def test_track_accepts_good_events_and_rejects_bad_ones_with_reasons(plane: Dataplane, server: Server) -> None:
-    future = int((plane.clock() + 3600) * 1000)
+    future = int((plane.clock() + 3600) * 1000) + 7  # to the millisecond, as a client stamps it
     events = [
         play(plane, "good"),
         play(plane, "typo", type="plya"),
         play(plane, "no-item", item=""),
         play(plane, "late", timestamp_ms=future),
         play(plane, "good"),
+        play(plane, "blank", user="   "),
     ]
     result = server.track(events)
     assert result.accepted == 1
     reasons = {r.event_id: r.reason for r in result.rejected}
-    assert set(reasons) == {"typo", "no-item", "late", "good"}
+    assert set(reasons) == {"typo", "no-item", "late", "good", "blank"}
     assert reasons["typo"].startswith("unknown_type") and "plya" in reasons["typo"]
-    assert reasons["no-item"].startswith("missing_id") and "item_id" in reasons["no-item"]
-    assert reasons["late"].startswith("future_timestamp")
+    assert reasons["no-item"] == "missing_id: item_id is empty"
+    assert reasons["blank"] == "missing_id: user_id is blank (only whitespace)"
+    stamp = datetime.fromtimestamp(future / 1000, tz=UTC).isoformat(timespec="milliseconds")
+    assert reasons["late"] == f"future_timestamp: {stamp} is more than 300 s after now"
     assert reasons["good"].startswith("duplicate_event_id")
     assert [r["event_id"] for r in plane.journal.rows] == ["good"]  # acknowledged means journaled
     assert plane.journal.rows[0]["user_id"] != USER  # raw ids never reach storage

@@ -192,3 +192,25 @@ def test_a_search_picks_the_genre_most_of_its_terms_point_at_the_earlier_breakin
     hashed_query = " ".join(hashed(t, b"k") for t in ("coltrane", "xyz"))
     assert search(hashed_query) == "jazz"
     assert SearchGenres({"coltrane": 0}, ["jazz"], b"other key")(hashed_query) == ""
+
+
+def test_a_search_sent_with_an_item_takes_its_genre_from_the_query_as_the_offline_build_does(plane):
+    from feature_repo.build import Catalog, build_sessions
+    from setlist.search_terms import fit_terms
+
+    catalog = _catalog()
+    plane.registry.bundles[("1", "1")].index.terms = fit_terms(catalog, GENRES)
+    other = catalog.loc[catalog["genre"] != "jazz", "item_id"].iloc[0]  # an item of another genre
+    server = plane.build()
+    try:
+        server.service.track([event(plane, 0, "search", item_id=other, query="Coltrane")])
+    finally:
+        server.close()
+    user = pseudonymize("newcomer", plane.settings.secret_hmac_key())
+    assert plane.online.rows["session"][user][1]["session_genre"] == "jazz"
+    offline = build_sessions(
+        pd.DataFrame(plane.journal.rows),
+        Catalog.of(catalog).item_genre,
+        Catalog.of(catalog, plane.settings.secret_hmac_key()).search_genre,
+    )
+    assert offline.groupby("user_id")["session_genre"].last()[user] == "jazz"
