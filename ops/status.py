@@ -392,22 +392,26 @@ def _parse_time(text: str) -> float | None:
 
 
 # --- serving ---------------------------------------------------------------------------------------------
-def _targets(settings: Settings) -> tuple[str, list[str]]:
-    """The gRPC target for health, and the /metrics URLs (one per worker)."""
+def _targets(settings: Settings) -> list[tuple[str, list[str]]]:
+    """Each server's gRPC target for health, with its /metrics URLs (one per worker):
+    ``SETLIST_STATUS_TARGET`` names one or more (replicas, comma-separated), else this host's."""
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
-    target = settings.status_target or f"{host}:{settings.health_port or settings.port}"
-    metrics_host = target.rsplit(":", 1)[0] if settings.status_target else (settings.metrics_host or host)
-    if metrics_host in ("0.0.0.0", "::"):
-        metrics_host = "127.0.0.1"
-    urls = [f"http://{metrics_host}:{settings.metrics_port + i}/metrics" for i in range(max(1, settings.workers))]
-    return target, urls
+    named = [t.strip() for t in (settings.status_target or "").split(",") if t.strip()]
+    out = []
+    for target in named or [f"{host}:{settings.health_port or settings.port}"]:
+        metrics_host = target.rsplit(":", 1)[0] if named else (settings.metrics_host or host)
+        if metrics_host in ("0.0.0.0", "::"):
+            metrics_host = "127.0.0.1"
+        workers = range(max(1, settings.workers))
+        out.append((target, [f"http://{metrics_host}:{settings.metrics_port + i}/metrics" for i in workers]))
+    return out
 
 
-def serving_health(settings: Settings) -> str | None:
-    """SERVING / NOT_SERVING, or None when nothing answers."""
+def serving_health(settings: Settings, target: str | None = None) -> str | None:
+    """SERVING / NOT_SERVING, or None when nothing answers (``target``: the first server's by default)."""
     from serving.client.api import ClientError, SetlistClient
 
-    target, _ = _targets(settings)
+    target = target or _targets(settings)[0][0]
     tls = settings.tls_cert if settings.tls_cert is not None and settings.health_port is None else None
     try:
         with SetlistClient(target, tls_ca=tls, timeout=PROBE_TIMEOUT_S) as client:
@@ -452,7 +456,7 @@ def metrics_line(urls: list[str], silent: list[str]) -> Line:
 def scrape_servers(settings: Settings) -> Samples | None:
     """Every sample of the settings' servers' /metrics pages (one per worker), or None when none answers:
     what ``status`` judges the SLOs by and ``ops cost`` reads the CPU per call from."""
-    return scrape(_targets(settings)[1])
+    return scrape([url for _, urls in _targets(settings) for url in urls])
 
 
 # --- SLOs ---------------------------------------------------------------------------------------------
@@ -605,14 +609,19 @@ def collect(settings: Settings, now: float | None = None, probe: bool = True) ->
     lines += gate_lines(settings, now) + job_lines(settings, now) + model_lines(settings, now)
     samples = None
     if probe:
-        health = serving_health(settings)
-        target, urls = _targets(settings)
-        samples, silent = scrape_each(urls)
-        mark: Mark = "ok" if health == "SERVING" else ("warn" if health is None else "fail")
-        lines.append(Line("serving", "health", mark, f"{health or 'not running'} at {target}"))
+        targets = _targets(settings)
+        urls = [url for _, server_urls in targets for url in server_urls]
+        samples, silent = scrape_each(urls)  # the SLOs are judged on every replica's counters together
+        answering = 0
+        for target, _ in targets:
+            health = serving_health(settings, target)
+            answering += health is not None
+            mark: Mark = "ok" if health == "SERVING" else ("warn" if health is None else "fail")
+            name = "health" if len(targets) == 1 else f"health {target}"
+            lines.append(Line("serving", name, mark, f"{health or 'not running'} at {target}"))
         if settings.metrics_port == 0:
             lines.append(Line("serving", "metrics", "ok", "not served (SETLIST_METRICS_PORT=0): no SLO can be judged"))
-        elif health is not None or len(silent) < len(urls):
+        elif answering or len(silent) < len(urls):
             lines.append(metrics_line(urls, silent))
     local: dict[str, float | None] = {
         "feature_age": next((x.age_s for x in lines if x.name == "last publish" and x.mark == "ok"), None)

@@ -443,8 +443,8 @@ class Settings(BaseSettings):
     trace_sample_ratio: float = Field(default=1.0, ge=0, le=1)
     #: the SLO file ``python -m ops status`` judges and the alert rules come from
     slo_file: Path = Path("deploy/prometheus/slo.yaml")
-    #: the serving endpoint ``python -m ops status`` checks (health over gRPC, /metrics over HTTP);
-    #: None: this host's ``port`` and ``metrics_port``
+    #: the serving endpoint ``python -m ops status`` checks (health over gRPC, /metrics over HTTP), or
+    #: several replicas' (``host:port,host:port``); None: this host's ``port`` and ``metrics_port``
     status_target: str | None = None
     #: the prices ``python -m ops cost`` multiplies measured resources by (per CPU-second, GB-month,
     #: Redis GB-hour, million requests); relative to the working directory unless absolute

@@ -175,3 +175,47 @@ def test_status_names_the_workers_whose_metrics_did_not_answer() -> None:
     finally:
         server.shutdown()
         thread.join(5)
+
+
+def test_status_checks_each_replica_named_and_judges_the_slos_on_all_their_counters(tmp_path: Path) -> None:
+    """Two replicas (one host each, the same metrics port): a health line for each, and the SLOs read
+    from both pages. The second replica is down: its line says so and its page is named silent."""
+    from concurrent import futures
+
+    import grpc
+    from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+    from prometheus_client import CollectorRegistry, Counter, start_http_server
+
+    from ops.status import collect
+    from setlist.settings import Settings
+    from tests.servers import free_port
+
+    registry = CollectorRegistry()
+    Counter("setlist_rpc_requests", "calls", ["rpc", "code"], registry=registry).labels("Rank", "OK").inc(3)
+    metrics_port = free_port()
+    page, thread = start_http_server(metrics_port, addr="127.0.0.1", registry=registry)
+    grpc_server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    servicer = health.HealthServicer()
+    servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, grpc_server)
+    port = grpc_server.add_insecure_port("127.0.0.1:0")
+    grpc_server.start()
+    down = f"127.0.0.2:{free_port()}"  # another loopback address: a replica that is not running
+    try:
+        settings = Settings(
+            data_dir=tmp_path / "data", status_target=f"127.0.0.1:{port}, {down}", metrics_port=metrics_port
+        )
+        report = collect(settings)
+        lines = {line.name: line for line in report.lines if line.section == "serving"}
+        assert lines[f"health 127.0.0.1:{port}"].mark == "ok"
+        assert lines[f"health {down}"].mark == "warn" and lines[f"health {down}"].value.startswith("not running")
+        assert (
+            lines["metrics"].value.startswith("1 of 2 answered")
+            and f"127.0.0.2:{metrics_port}" in lines["metrics"].value
+        )
+        availability = next(s for s in report.slos if s.name == "rank_availability")
+        assert availability.state == "holds"  # judged on the answering replica's 3 OK Ranks, not "no data"
+    finally:
+        grpc_server.stop(0)
+        page.shutdown()
+        thread.join(5)
