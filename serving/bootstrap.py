@@ -341,7 +341,10 @@ class Server:
                     if now - last >= settings.reload_interval_s:
                         last = last_canary = now
                         if self.refresh():
-                            gc.freeze()  # the new models are long-lived too (see serving.grpc.workers)
+                            # the new models are long-lived too (see serving.grpc.workers); collected
+                            # first, or the cycles the old ones left would be frozen with them for good
+                            gc.collect()
+                            gc.freeze()
                     elif self.rollout.active and now - last_canary >= settings.canary_check_s:
                         last_canary = now
                         self.check_canary()

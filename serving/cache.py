@@ -116,8 +116,14 @@ class MemoryCache:
 
     def put(self, key: str, stamp: object, value: Any) -> None:
         with self._lock:
-            self._data[key] = (self._clock() + self.ttl_s, cast(tuple[int, int], stamp), value)
+            now = self._clock()
+            self._data[key] = (now + self.ttl_s, cast(tuple[int, int], stamp), value)
             self._data.move_to_end(key)
+            # Most entries are never looked up again (a Track or the hour changes the key), so waiting
+            # for a lookup to free them kept a worker at ``max_entries`` (~4 KB each) for good; the least
+            # recently used end goes while it is expired: amortized one check per put.
+            while self._data and next(iter(self._data.values()))[0] < now:
+                self._data.popitem(last=False)
             while len(self._data) > self.max_entries:
                 self._data.popitem(last=False)
 

@@ -74,6 +74,20 @@ def test_an_entry_lives_for_its_ttl_by_the_injected_clock() -> None:
     assert len(cache) == 0  # an expired entry is dropped, not kept around
 
 
+def test_entries_never_looked_up_again_go_once_expired_not_when_the_bound_is_reached() -> None:
+    """Most keys are never asked for again (a Track or the next hour changes them): a put frees the
+    expired ones at the least recently used end, so memory follows the traffic of one TTL."""
+    clock = FakeClock()
+    cache = MemoryCache(max_entries=100_000, ttl_s=30, clock=clock)
+    for n in range(50):
+        put(cache, f"old-{n}", n)
+    clock.advance(10)
+    put(cache, "younger", 0)
+    clock.advance(25)  # the 50 are expired, "younger" is not
+    put(cache, "new", 1)
+    assert len(cache) == 2 and get(cache, "younger") == 0 and get(cache, "new") == 1
+
+
 def test_a_put_renews_the_ttl() -> None:
     clock = FakeClock()
     cache = MemoryCache(max_entries=10, ttl_s=30, clock=clock)
