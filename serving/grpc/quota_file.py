@@ -113,7 +113,11 @@ def _entry(name: str, entry: Any, known: set[str], defaults: Mapping[str, Limit 
     unknown = set(entry) - _KEYS
     if unknown:
         raise UsageError(f"{at}: unknown keys {sorted(unknown)} (known: {', '.join(sorted(_KEYS))})")
-    fp = str(entry.get("fingerprint") or "").strip().lower()
+    raw = entry.get("fingerprint")
+    if isinstance(raw, int | float) and not isinstance(raw, bool):
+        # YAML reads a fingerprint of digits alone as a number, and drops its leading zeros
+        raise UsageError(f"{at}: fingerprint reads as the number {raw}: quote it in the file ('…')")
+    fp = str(raw or "").strip().lower()
     if not _FINGERPRINT.fullmatch(fp):
         raise UsageError(
             f"{at}: fingerprint must be 16 hex digits (`python -m serving token-fingerprints` prints them)"

@@ -61,6 +61,8 @@ def test_the_fingerprint_is_read_case_insensitively_and_no_file_means_no_overrid
         (_entry(rank_rate=5), "unknown keys ['rank_rate']"),
         ({"tokens": {"app": {"rank_per_s": 5}}}, "fingerprint must be 16 hex digits"),
         ({"tokens": {"app": {"fingerprint": "alice"}}}, "fingerprint must be 16 hex digits"),
+        # what YAML makes of an unquoted 0000000000001234: the leading zeros are gone
+        ({"tokens": {"app": {"fingerprint": 1234}}}, "fingerprint reads as the number 1234: quote it"),
         ({"tokens": {"app": {"fingerprint": fingerprint("mallory")}}}, "is not one of SETLIST_AUTH_TOKENS' tokens"),
         (_entry(rank_per_s=-1), "rank_per_s must be a number ≥ 0, got -1"),
         (_entry(rank_per_s="fast"), "rank_per_s must be a number ≥ 0"),
