@@ -172,9 +172,10 @@ def _held_lines(wal_root: Path, now: float) -> list[Line]:
             "consent withdrawals held",
             "warn",
             f"{users} user{'s' if users != 1 else ''} withdrew a consent the online store has not taken yet "
-            f"(held in {dirs} journal director{'ies' if dirs != 1 else 'y'}): a running server pushes them once "
-            "the store answers; a dead one's wait for the next server start on this WAL directory (or the "
-            "next materialize)",
+            f"(held in {dirs} journal director{'ies' if dirs != 1 else 'y'}; age: the oldest withdrawal's): a "
+            "running server pushes them once the store answers; a dead one's wait for the next server start on "
+            "this WAL directory (a materialize meanwhile writes their consent from the event log, and this line "
+            "stays until a server takes them over)",
             _age(oldest, now),
         )
     ]

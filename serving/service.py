@@ -140,7 +140,8 @@ class RankingService:
         rows: UserRows | None = None
         # A cache shared by every worker and replica (Redis) holds the versions that every Track,
         # erasure and feature publish bumps: a hit needs no feature rows, so it is looked up first.
-        if not getattr(self.cache, "shared", False):
+        # a user whose withdrawal this process holds is read first: a shared entry may predate it
+        if not getattr(self.cache, "shared", False) or self.reader.withheld(user):
             with tracing.span("rank.user_rows"):
                 rows = self.reader.read(user)
         # the arm and strategy are in the key: two arms may serve the same models differently. With a
@@ -323,13 +324,16 @@ class RankingService:
     def settle_withdrawals(self) -> None:
         """Consent withdrawals whose push failed: this process forgets the rows degraded mode would
         serve them from, and pushes them again; once pushed, their cached rankings go."""
-        held = self.tracker.withdrawals_held()
+        held = self.tracker.held_flags()
+        # the store may still answer reads with the older rows (it refuses writes only): Rank goes by these
+        self.reader.withhold(held)
         if not held:
             return
         for user in held:
             self.reader.forget(user)
         pushed = self.tracker.retry_withdrawals()
         if pushed:
+            self.reader.withhold(self.tracker.held_flags())
             self.cache.bump_users(pushed)
 
     def _track(self, events: list[TrackEvent]) -> TrackResult:

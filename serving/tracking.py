@@ -29,7 +29,7 @@ from setlist.context import Vocabulary
 from setlist.contract import SCHEMA_VERSION, reject_reason
 from setlist.eventlog import Erased, Quarantine
 from setlist.features import SessionState, update_session
-from setlist.journal_dirs import Held, read_held, write_held
+from setlist.journal_dirs import HELD_TMP, Held, read_held, write_held
 from setlist.pseudonym import IdentityMap
 from setlist.querytext import normalize, stored, terms
 from setlist.settings import Settings
@@ -236,13 +236,23 @@ class Tracker:
         # Kept in ``held_path`` too (beside the journal), so that a process that dies holding some leaves
         # them to the next one on this directory or to another server's sweep of it.
         self._held_path: Path | None = getattr(journal, "held_path", None)
-        self._withdrawals: Held = read_held(self._held_path) if self._held_path is not None else {}
+        self._withdrawals: Held = {}
+        if self._held_path is not None:
+            # this process owns the journal directory: a temporary file there is a dead writer's
+            (self._held_path.parent / HELD_TMP).unlink(missing_ok=True)
+            self._withdrawals = read_held(self._held_path)
         if self._withdrawals:
             log.warning(
                 "consent withdrawals held by an earlier process here (%d users): pushing them again",
                 len(self._withdrawals),
             )
         self._withdrawals_lock = threading.Lock()
+        # The file is written outside ``_withdrawals_lock`` (every Track's push takes that lock, and a
+        # write costs fsyncs): each change takes a generation under it, and a write of an older
+        # generation than the one on disk is skipped. ``_saving`` orders the writes; none after close.
+        self._held_changes = self._held_saved = 0
+        self._saving = threading.Lock()
+        self._closed = False
         self._retrying = threading.Lock()  # one retry at a time, whichever thread asks
         self._next_retry = 0.0  # on self._clock: a Track does not retry more than once a WITHDRAWAL_RETRY_S
         # Without breakers a hung Redis would cost every Track its timeouts (the dedupe claim's, the
@@ -534,8 +544,8 @@ class Tracker:
             released = [u for u, rows in pushed.items() if self._withdrawals.get(u) == rows]
             for user in released:
                 del self._withdrawals[user]
-            if released:
-                self._save()
+            change = self._changed_held() if released else None
+        self._save(change)
 
     def _hold_withdrawals(self, by_user: dict[str, list[dict[str, Any]]], already: set[str]) -> None:
         """Hold the flagged events of users who withdrew a consent in this batch, and of those whose
@@ -547,24 +557,50 @@ class Tracker:
                     held = self._withdrawals.get(user, []) + flagged
                     self._withdrawals[user] = sorted(held, key=lambda r: r["timestamp"])
             count = len(self._withdrawals)
-            self._save()
+            change = self._changed_held()
             self._next_retry = self._clock() + WITHDRAWAL_RETRY_S  # not at once: the store just failed
+        self._save(change)
         log.warning("consent withdrawals held for a retry: %d users", count)
 
-    def _save(self) -> None:
-        """Write the held withdrawals to their file (the caller holds ``_withdrawals_lock``). A failure is
+    def _changed_held(self) -> tuple[int, Held]:
+        """A new generation of the held set and a copy to write (the caller holds ``_withdrawals_lock``)."""
+        self._held_changes += 1
+        return self._held_changes, {user: list(rows) for user, rows in self._withdrawals.items()}
+
+    def _save(self, change: tuple[int, Held] | None) -> None:
+        """Write one generation of the held withdrawals to their file, unless a newer one is there already
+        or the tracker is closed (the journal directory may have a new owner by then). A failure is
         logged: the withdrawals are still held here, only a crash before the next write would lose them."""
-        if self._held_path is None:
+        if change is None or self._held_path is None:
             return
-        try:
-            write_held(self._held_path, self._withdrawals)
-        except OSError as exc:
-            log.error("could not keep the held consent withdrawals in %s: %s", self._held_path, exc)
+        generation, held = change
+        with self._saving:
+            if self._closed or generation <= self._held_saved:
+                return
+            try:
+                write_held(self._held_path, held)
+            except OSError as exc:
+                log.error("could not keep the held consent withdrawals in %s: %s", self._held_path, exc)
+                return
+            self._held_saved = generation
 
     def withdrawals_held(self) -> list[str]:
         """The users whose consent withdrawal waits for the online store (pseudonyms)."""
         with self._withdrawals_lock:
             return list(self._withdrawals)
+
+    def held_flags(self) -> dict[str, dict[str, bool]]:
+        """Each held user's consent as their held events leave it (the latest explicit value per flag):
+        what Rank must go by while the store still holds the older row."""
+        with self._withdrawals_lock:
+            held = {user: list(rows) for user, rows in self._withdrawals.items()}
+        out: dict[str, dict[str, bool]] = {}
+        for user, rows in held.items():
+            flags: dict[str, bool] = {}
+            for r in rows:  # in time order: a later flag overrides an earlier one
+                flags.update({f: bool(r[f]) for f in FLAGS if r.get(f) is not None})
+            out[user] = flags
+        return out
 
     def retry_withdrawals(self) -> set[str]:
         """Push the held consent withdrawals again, at most once per ``WITHDRAWAL_RETRY_S``, one thread at
@@ -572,7 +608,9 @@ class Tracker:
         cached rankings must go: a shared cache missed the bump while the store was down). A consent row
         written since with a later time is left as it is; a consent given again through another process
         writes none when the row already says yes, so this withdrawal then wins until the user's next
-        flag or the next materialize (fail-closed). Erased users are dropped, never written back."""
+        flag or the next materialize (fail-closed). Erased users are dropped, never written back: at
+        every call, whatever the store does (an erasure waits for this process's file to forget them)."""
+        self._drop_erased()
         with self._withdrawals_lock:
             if not self._withdrawals or self.online is None or self._clock() < self._next_retry:
                 return set()
@@ -585,13 +623,23 @@ class Tracker:
         finally:
             self._retrying.release()
 
+    def _drop_erased(self) -> None:
+        if self._erased is None:
+            return
+        with self._withdrawals_lock:
+            users = set(self._withdrawals)
+        gone = self._erased().among(users) if users else set()
+        if not gone:
+            return
+        with self._withdrawals_lock:
+            for user in gone:
+                self._withdrawals.pop(user, None)
+            change = self._changed_held()
+        self._save(change)
+
     def _retry(self, held: dict[str, list[dict[str, Any]]]) -> set[str]:
-        gone = self._erased().among(held) if self._erased is not None else set()
-        if gone:
-            with self._withdrawals_lock:
-                for user in gone:
-                    self._withdrawals.pop(user, None)
-                self._save()  # an erasure waits for this file to forget them
+        if self._erased is not None and (gone := self._erased().among(held)):  # erased since the snapshot
+            self._drop_erased()
             held = {u: rows for u, rows in held.items() if u not in gone}
             if not held:
                 return set()
@@ -621,6 +669,8 @@ class Tracker:
         return set(users)
 
     def close(self) -> None:
+        with self._saving:  # a write under way ends first; none starts once the journal lets its directory go
+            self._closed = True
         try:
             self.journal.close()
         finally:  # the quarantine's pending rows and the dedupe handle are closed whatever the journal did

@@ -21,7 +21,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from feature_repo.online import OnlineFeatures
@@ -63,6 +63,9 @@ class UserFeatureReader:
         self._last: OrderedDict[str, UserRows] = OrderedDict()
         self._remember = remember
         self._lock = threading.Lock()
+        # consent flags this process took and the store has not (a withdrawal held by Track while the
+        # store refused writes): they win over the rows read, which may still say yes
+        self._withheld: dict[str, dict[str, bool]] = {}
 
     def _breaker(self, user: str) -> Breaker:
         shard = self._shard_of(VIEWS[0], user) if self._shard_of is not None else None
@@ -87,12 +90,26 @@ class UserFeatureReader:
                 stamps = "/".join("-" if ts is None else str(int(ts.timestamp() * 1000)) for ts, _ in rows)
                 result = UserRows(rows[0][1], rows[1][1], rows[2][1], stamps)
                 self._remember_rows(user, result)
-                return result
+                return self._held(user, result)
         with self._lock:
             known = self._last.get(user)
         if known is not None:
-            return UserRows(known.consent, known.profile, known.session, "degraded", degraded=True)
+            return self._held(user, UserRows(known.consent, known.profile, known.session, "degraded", degraded=True))
         return UserRows(None, None, None, "degraded", degraded=True)
+
+    def withhold(self, flags: dict[str, dict[str, bool]]) -> None:
+        """Replace the consent flags that win over the store's rows (``Tracker.held_flags``)."""
+        if flags or self._withheld:
+            self._withheld = flags  # one reference swap: reads need no lock
+
+    def withheld(self, user: str) -> bool:
+        return user in self._withheld
+
+    def _held(self, user: str, rows: UserRows) -> UserRows:
+        flags = self._withheld.get(user) if self._withheld else None
+        if not flags:
+            return rows
+        return replace(rows, consent={**(rows.consent or {}), **flags}, version=f"{rows.version}|held")
 
     def _remember_rows(self, user: str, rows: UserRows) -> None:
         with self._lock:

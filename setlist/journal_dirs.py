@@ -29,6 +29,8 @@ _LOCK_POLL_S = 0.05  # flock has no timed wait: how often a waiting owner retrie
 #: beside its journal, so that a process that dies holding some leaves them to its successor or to a
 #: sweep, not to the next materialize
 HELD = "withdrawals-held.json"
+#: where ``write_held`` writes before it replaces ``HELD``: left behind only by a crash mid-write
+HELD_TMP = f".{HELD}.tmp"
 _HELD_VERSION = 1
 
 #: pseudonym -> that user's events carrying a consent flag, in time order (``timestamp`` a datetime)
@@ -180,8 +182,9 @@ def probe_lock(directory: Path, wait_s: float = 0.0) -> None:
 # --- held consent withdrawals ------------------------------------------------------------------------
 def read_held(path: Path, *, look_only: bool = False) -> Held:
     """The withdrawals held in ``path`` (none when it does not exist). A file that cannot be parsed is
-    moved aside (``.unreadable``) with an error in the log, so that the next write does not bury it
-    (``look_only``, a reader that is not the owner: left alone, read as none)."""
+    removed with an error in the log: nothing in it can be pushed, and kept it would hold pseudonyms
+    that an erasure cannot read to strip (the events are in the log: the next materialize writes their
+    consent). ``look_only``, a reader that is not the owner: left alone, read as none."""
     try:
         doc = json.loads(Path(path).read_text(encoding="utf-8"))
         return {
@@ -190,21 +193,20 @@ def read_held(path: Path, *, look_only: bool = False) -> Held:
         }
     except FileNotFoundError:
         return {}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+    except OSError as exc:  # not the content: a disk or a permission, which a removal would not fix
+        if not look_only:
+            log.error("held consent withdrawals in %s cannot be read: %s", path, exc)
+        return {}
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         if look_only:
             return {}
-        aside = Path(path).with_suffix(".unreadable")
         log.error(
-            "held consent withdrawals in %s cannot be read (%s): moved to %s; the next materialize "
-            "writes every user's consent from the event log",
+            "held consent withdrawals in %s cannot be read (%s): removed; the next materialize writes every "
+            "user's consent from the event log",
             path,
             exc,
-            aside,
         )
-        try:
-            os.replace(path, aside)
-        except OSError:
-            pass
+        Path(path).unlink(missing_ok=True)
         return {}
 
 
@@ -225,7 +227,7 @@ def write_held(path: Path, held: Held) -> None:
         ]
         for user, rows in held.items()
     }
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(HELD_TMP)
     with open(tmp, "w", encoding="utf-8") as fh:
         json.dump({"version": _HELD_VERSION, "users": users}, fh, separators=(",", ":"))
         fh.flush()
@@ -288,6 +290,7 @@ def recover_orphans(
             continue  # a live server's
         try:
             done[directory] = recover_directory(directory, events, on_recovered)
+            (directory / HELD_TMP).unlink(missing_ok=True)  # a dead writer's, never the file's state
             if on_held is not None and (directory / HELD).exists():
                 on_held(directory / HELD)
         finally:

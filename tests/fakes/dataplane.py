@@ -58,11 +58,13 @@ class FakeOnlineFeatures:
     """feature_repo.online.OnlineFeatures in memory. As the real one: a write replaces an entity's
     row in a view and keeps its event time; a missing row, or one whose values are all None, reads
     as ``(None, None)``; reads return fresh dicts. ``fail`` makes every read raise it (a store that
-    times out); ``reads`` counts read calls per view."""
+    times out), ``fail_writes`` every write (a store that still answers reads: locked, or out of
+    memory); ``reads`` counts read calls per view."""
 
     def __init__(self) -> None:
         self.rows: dict[str, dict[str, tuple[datetime, dict[str, Any]]]] = {}
         self.fail: BaseException | None = None
+        self.fail_writes: BaseException | None = None
         self.reads: dict[str, int] = {}
         self._lock = threading.Lock()
 
@@ -96,6 +98,8 @@ class FakeOnlineFeatures:
         stored: Sequence[datetime | None] | None = None,
     ) -> None:
         with self._lock:
+            if self.fail_writes is not None:
+                raise self.fail_writes
             table = self.rows.setdefault(view, {})
             for n, (entity_id, values, ts) in enumerate(rows):
                 if stored is not None and stored[n] is not None and ts <= stored[n]:

@@ -289,3 +289,62 @@ def test_status_shows_withdrawals_held_until_the_store_takes_them(plane: Datapla
     server.service.settle_withdrawals()
     assert "consent withdrawals held" not in {line.name for line in event_lines(plane.settings, plane.clock())}
     server.close()
+
+
+def test_a_withdrawal_held_while_the_store_still_answers_reads_holds_from_the_next_rank(
+    plane: Dataplane, workers: tuple[Server, Server]
+) -> None:
+    """A store that refuses writes but answers reads (a locked SQLite file, a Redis out of memory) still
+    says yes: Rank goes by the withdrawal this process holds, not by that row."""
+    a, _ = workers
+    assert personalized(a)
+    plane.online.fail_writes = ConnectionError("read-only store")
+    assert a.track([event(plane, "w1", consent_personalization="false")]).accepted == 1
+    assert a.service.tracker.withdrawals_held()
+    assert consent_row(plane)["consent_personalization"] is True  # the store never took it
+    assert not personalized(a)
+    plane.online.fail_writes = None
+    plane.clock.advance(2)
+    a.service.settle_withdrawals()
+    assert consent_row(plane)["consent_personalization"] is False and not personalized(a)
+    assert not a.service.reader.withheld(a.service.pseudonym(USER))  # nothing left to go by but the store
+
+
+def test_an_erased_users_held_withdrawal_leaves_the_file_at_the_next_call_whatever_the_store_does(
+    plane: Dataplane, tmp_path: Path
+) -> None:
+    """Erasure waits for this file to forget the user: a store still refusing writes (so every retry
+    fails and the next is put off) must not keep them there."""
+    from setlist.eventlog import EventLog
+    from tests.fakes.dataplane import FakeJournal
+
+    held = tmp_path / "withdrawals-held.json"
+    server = plane.build(journal=FakeJournal(held_path=held))
+    try:
+        withdraw_while_the_store_is_down(plane, server)
+        pseudonym = server.service.pseudonym(USER)
+        assert pseudonym in held.read_text()
+        EventLog(plane.settings.events_dir).tombstone(pseudonym)
+        server.service.settle_withdrawals()  # within WITHDRAWAL_RETRY_S of the failure: no retry due yet
+        assert not held.exists() and not server.service.tracker.withdrawals_held()
+    finally:
+        server.close()
+
+
+def test_a_closed_tracker_writes_no_more_held_withdrawals(plane: Dataplane, tmp_path: Path) -> None:
+    """Once closed, the journal directory may already belong to a successor or a sweep."""
+    from tests.fakes.dataplane import FakeJournal
+
+    held = tmp_path / "withdrawals-held.json"
+    server = plane.build(journal=FakeJournal(held_path=held))
+    withdraw_while_the_store_is_down(plane, server)
+    server.close()
+    plane.online.fail = None
+    successor = plane.build(journal=FakeJournal(held_path=held))  # the next process on the same journal
+    try:
+        successors = held.read_text()
+        plane.clock.advance(2)
+        server.service.tracker.retry_withdrawals()  # the old process's last retry, after its close
+        assert held.read_text() == successors  # not emptied under the successor, which still holds them
+    finally:
+        successor.close()

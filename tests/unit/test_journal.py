@@ -497,17 +497,30 @@ def test_a_sweep_that_cannot_push_leaves_held_withdrawals_in_place_for_the_next_
     assert journal_dirs(root) == [dead.dir] and set(read_held(dead.dir / HELD)) == {"u1"}
 
 
-def test_an_unreadable_held_file_is_moved_aside_not_overwritten(
+def test_an_unreadable_held_file_is_removed_with_an_error_not_left_holding_pseudonyms(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """Nothing in it can be pushed, and an erasure could not read it to strip a user: it goes, and the
+    log says the next materialize writes every consent. A reader that is not its owner leaves it."""
     from setlist.journal_dirs import HELD, read_held
 
     path = tmp_path / HELD
-    path.write_text('{"version": 1, "users": {"u1": [{"event_id"')  # cut short by a failing disk
+    path.write_text('{"version": 1, "users": {"u_1": [{"event_id"')  # cut short by a failing disk
+    assert read_held(path, look_only=True) == {} and path.exists()
     with caplog.at_level("ERROR", logger="setlist.serving.journal"):
         assert read_held(path) == {}
-    assert not path.exists() and (tmp_path / "withdrawals-held.unreadable").exists()
+    assert not path.exists() and list(tmp_path.iterdir()) == []
     assert "cannot be read" in caplog.text and "next materialize" in caplog.text
+
+
+def test_a_dead_writers_temporary_goes_with_its_orphaned_directory(tmp_path: Path, events: EventLog) -> None:
+    from setlist.journal_dirs import HELD_TMP
+
+    dead = Journal(tmp_path / "wal" / "worker-1", events, max_age_s=3600)
+    (dead.dir / HELD_TMP).write_text('{"version": 1, "users": {"u_1"')  # killed mid-write
+    dead.abandon()
+    recover_orphans(tmp_path / "wal", events)
+    assert not dead.dir.exists()
 
 
 def test_a_held_file_round_trips_only_what_a_consent_push_needs(tmp_path: Path) -> None:
