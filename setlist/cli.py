@@ -100,7 +100,7 @@ def exits_on_error(command: F) -> F:
         except (typer.Exit, typer.Abort, click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise  # a command's own ends (Exit is a RuntimeError), whatever they were handling
         except Exception as exc:
-            said = disk_full(exc) or no_access(exc) or store_down(exc)
+            said = disk_full(exc) or no_access(exc) or store_down(exc) or sqlite_locked(exc)
             if said is None:
                 raise
             fail(said)
@@ -177,6 +177,19 @@ def no_access(exc: BaseException) -> NoAccess | None:
     return NoAccess(
         f"permission denied on {where} ({_owner(where)}; this command runs as {_user(os.geteuid())}): run it as "
         "the user that owns the data directory, or give this user access there"
+    )
+
+
+def sqlite_locked(exc: BaseException) -> StoreDown | None:
+    """A SQLite file of the data directory that another process kept locked past SQLite's wait (a long
+    write, or a process stuck holding it), as one line; None for any other failure."""
+    chain = _causes(exc)
+    if not any(type(e).__module__.split(".")[0] in _WRITERS and "database is locked" in str(e) for e in chain):
+        return None
+    where = _named(chain) or _data_dir()
+    return StoreDown(
+        f"a SQLite file under {where} stayed locked by another process's write (a materialize, a server's push, or a "
+        "process stuck holding it): run this again once it ends (`fuser <file>` names who holds it)"
     )
 
 

@@ -258,6 +258,23 @@ def test_a_store_that_answered_or_a_bug_keeps_its_traceback(how):
     assert isinstance(result.exception, expected) and "cannot reach" not in result.output
 
 
+@toy.command()
+def locked(path: str) -> None:
+    import sqlite3
+
+    holder = sqlite3.connect(path)
+    holder.execute("CREATE TABLE t (x)")
+    holder.execute("BEGIN EXCLUSIVE")  # as a stuck writer holds it
+    sqlite3.connect(path, timeout=0.05).execute("INSERT INTO t VALUES (1)")
+
+
+def test_a_sqlite_file_left_locked_by_another_process_is_one_line(tmp_path):
+    result = _invoke(toy, "locked", str(tmp_path / "online.db"))
+    line = result.stderr.strip()
+    assert result.exit_code == 1 and "\n" not in line and "Traceback" not in result.output
+    assert "stayed locked by another process's write" in line and "run this again once it ends" in line
+
+
 def test_a_reader_gone_is_no_store_down():
     result = _invoke(toy, "connect", "pipe")  # click ends a broken pipe on its own
     assert "cannot reach" not in result.output and not isinstance(result.exception, SetlistError)
