@@ -324,16 +324,17 @@ class RankingService:
     def settle_withdrawals(self) -> None:
         """Consent withdrawals whose push failed: this process forgets the rows degraded mode would
         serve them from, and pushes them again; once pushed, their cached rankings go."""
-        held = self.tracker.held_flags()
+        generation, held = self.tracker.held_flags()
         # the store may still answer reads with the older rows (it refuses writes only): Rank goes by these
-        self.reader.withhold(held)
+        self.reader.withhold(generation, held)
+        self.tracker.flush_held()  # a write that failed is tried again, even once nothing is held
         if not held:
             return
         for user in held:
             self.reader.forget(user)
         pushed = self.tracker.retry_withdrawals()
         if pushed:
-            self.reader.withhold(self.tracker.held_flags())
+            self.reader.withhold(*self.tracker.held_flags())
             self.cache.bump_users(pushed)
 
     def _track(self, events: list[TrackEvent]) -> TrackResult:

@@ -253,6 +253,8 @@ class Tracker:
         self._held_changes = self._held_saved = 0
         self._saving = threading.Lock()
         self._closed = False
+        self._flags: tuple[int, dict[str, dict[str, bool]]] = (-1, {})  # held_flags' last answer
+        self._next_flush = 0.0  # on self._clock: a failed write is tried again once a WITHDRAWAL_RETRY_S
         self._retrying = threading.Lock()  # one retry at a time, whichever thread asks
         self._next_retry = 0.0  # on self._clock: a Track does not retry more than once a WITHDRAWAL_RETRY_S
         # Without breakers a hung Redis would cost every Track its timeouts (the dedupe claim's, the
@@ -589,10 +591,16 @@ class Tracker:
         with self._withdrawals_lock:
             return list(self._withdrawals)
 
-    def held_flags(self) -> dict[str, dict[str, bool]]:
+    def held_flags(self) -> tuple[int, dict[str, dict[str, bool]]]:
         """Each held user's consent as their held events leave it (the latest explicit value per flag):
-        what Rank must go by while the store still holds the older row."""
+        what Rank must go by while the store still holds the older row. With the held set's generation,
+        so that a reader never takes an older answer over a newer one; computed once per generation
+        (every Track asks)."""
+        cached = self._flags
+        if cached[0] == self._held_changes:
+            return cached
         with self._withdrawals_lock:
+            generation = self._held_changes
             held = {user: list(rows) for user, rows in self._withdrawals.items()}
         out: dict[str, dict[str, bool]] = {}
         for user, rows in held.items():
@@ -600,7 +608,18 @@ class Tracker:
             for r in rows:  # in time order: a later flag overrides an earlier one
                 flags.update({f: bool(r[f]) for f in FLAGS if r.get(f) is not None})
             out[user] = flags
-        return out
+        self._flags = (generation, out)
+        return self._flags
+
+    def flush_held(self) -> None:
+        """Write the held set again when its last write failed (a full disk): no later change may come
+        to write it (a quiet server; the last user released or erased), and an erasure waits for the file."""
+        if self._held_path is None or self._held_changes <= self._held_saved or self._clock() < self._next_flush:
+            return
+        self._next_flush = self._clock() + WITHDRAWAL_RETRY_S
+        with self._withdrawals_lock:
+            change = (self._held_changes, {user: list(rows) for user, rows in self._withdrawals.items()})
+        self._save(change)
 
     def retry_withdrawals(self) -> set[str]:
         """Push the held consent withdrawals again, at most once per ``WITHDRAWAL_RETRY_S``, one thread at
@@ -669,6 +688,7 @@ class Tracker:
         return set(users)
 
     def close(self) -> None:
+        self.flush_held()
         with self._saving:  # a write under way ends first; none starts once the journal lets its directory go
             self._closed = True
         try:

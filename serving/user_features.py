@@ -66,6 +66,8 @@ class UserFeatureReader:
         # consent flags this process took and the store has not (a withdrawal held by Track while the
         # store refused writes): they win over the rows read, which may still say yes
         self._withheld: dict[str, dict[str, bool]] = {}
+        self._withheld_generation = -1
+        self._withholding = threading.Lock()
 
     def _breaker(self, user: str) -> Breaker:
         shard = self._shard_of(VIEWS[0], user) if self._shard_of is not None else None
@@ -97,10 +99,14 @@ class UserFeatureReader:
             return self._held(user, UserRows(known.consent, known.profile, known.session, "degraded", degraded=True))
         return UserRows(None, None, None, "degraded", degraded=True)
 
-    def withhold(self, flags: dict[str, dict[str, bool]]) -> None:
-        """Replace the consent flags that win over the store's rows (``Tracker.held_flags``)."""
-        if flags or self._withheld:
-            self._withheld = flags  # one reference swap: reads need no lock
+    def withhold(self, generation: int, flags: dict[str, dict[str, bool]]) -> None:
+        """Replace the consent flags that win over the store's rows (``Tracker.held_flags``), unless these
+        are of an older generation than those in force (two threads settling at once)."""
+        if generation == self._withheld_generation:
+            return  # the usual case, every Track: nothing changed
+        with self._withholding:
+            if generation > self._withheld_generation:
+                self._withheld_generation, self._withheld = generation, flags  # reads take the reference, no lock
 
     def withheld(self, user: str) -> bool:
         return user in self._withheld

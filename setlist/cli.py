@@ -188,8 +188,8 @@ def sqlite_locked(exc: BaseException) -> StoreDown | None:
         return None
     where = _named(chain) or _data_dir()
     return StoreDown(
-        f"a SQLite file under {where} stayed locked by another process's write (a materialize, a server's push, or a "
-        "process stuck holding it): run this again once it ends (`fuser <file>` names who holds it)"
+        f"a SQLite file under {where} stayed locked by another write (a materialize, a server's push, or a process "
+        "stuck holding it): run this again once it ends (`fuser <file>` names the processes that have it open)"
     )
 
 

@@ -180,11 +180,12 @@ def probe_lock(directory: Path, wait_s: float = 0.0) -> None:
 
 
 # --- held consent withdrawals ------------------------------------------------------------------------
-def read_held(path: Path, *, look_only: bool = False) -> Held:
+def read_held(path: Path, *, look_only: bool = False, strict: bool = False) -> Held:
     """The withdrawals held in ``path`` (none when it does not exist). A file that cannot be parsed is
     removed with an error in the log: nothing in it can be pushed, and kept it would hold pseudonyms
     that an erasure cannot read to strip (the events are in the log: the next materialize writes their
-    consent). ``look_only``, a reader that is not the owner: left alone, read as none."""
+    consent). ``look_only``, a reader that is not the owner: left alone, read as none. ``strict``: a file
+    the disk or a permission keeps from being read raises, rather than reading as none."""
     try:
         doc = json.loads(Path(path).read_text(encoding="utf-8"))
         return {
@@ -194,6 +195,8 @@ def read_held(path: Path, *, look_only: bool = False) -> Held:
     except FileNotFoundError:
         return {}
     except OSError as exc:  # not the content: a disk or a permission, which a removal would not fix
+        if strict:
+            raise
         if not look_only:
             log.error("held consent withdrawals in %s cannot be read: %s", path, exc)
         return {}
@@ -251,7 +254,7 @@ def adopt_held(source: Path, into: Path) -> int:
     crash in between leaves them in both, never in neither); returns the users adopted."""
     if Path(source).resolve() == Path(into).resolve():
         return 0  # its own file (a sweep of a directory this process holds unlocked): nothing to take
-    held = read_held(source)
+    held = read_held(source, strict=True)  # unread for the disk's sake, it stays where it is
     if held:
         write_held(into, merge_held(read_held(into), held))
         log.warning("took over %d users' held consent withdrawals from %s", len(held), Path(source).parent)

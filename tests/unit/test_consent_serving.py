@@ -348,3 +348,99 @@ def test_a_closed_tracker_writes_no_more_held_withdrawals(plane: Dataplane, tmp_
         assert held.read_text() == successors  # not emptied under the successor, which still holds them
     finally:
         successor.close()
+
+
+def test_a_held_file_whose_write_failed_is_written_at_a_later_settle(
+    plane: Dataplane, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An erased user left memory, but the disk refused the write: no later change would write the file
+    again on a quiet server, and an erasure waits for it, so a settle tries again."""
+    import serving.tracking
+    from setlist.eventlog import EventLog
+    from setlist.journal_dirs import write_held
+    from tests.fakes.dataplane import FakeJournal
+
+    held = tmp_path / "withdrawals-held.json"
+    server = plane.build(journal=FakeJournal(held_path=held))
+    try:
+        withdraw_while_the_store_is_down(plane, server)
+        pseudonym = server.service.pseudonym(USER)
+        EventLog(plane.settings.events_dir).tombstone(pseudonym)
+
+        def full(path: Path, content: object) -> None:
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(serving.tracking, "write_held", full)
+        server.service.settle_withdrawals()
+        assert not server.service.tracker.withdrawals_held() and pseudonym in held.read_text()
+        monkeypatch.setattr(serving.tracking, "write_held", write_held)  # the disk has room again
+        plane.clock.advance(2)
+        server.service.settle_withdrawals()
+        assert not held.exists()
+    finally:
+        server.close()
+
+
+def test_held_flags_keep_the_latest_explicit_value_of_each_flag(plane: Dataplane) -> None:
+    server = plane.build()
+    try:
+        plane.online.fail = ConnectionError("online store down")
+        server.track([event(plane, "w1", consent_personalization="false", consent_analytics="false")])
+        plane.clock.advance(5)
+        server.track([event(plane, "w2", consent_personalization="true")])  # given again; analytics stays off
+        server.track([event(plane, "x", user="user-1", consent_analytics="false")])  # analytics only
+        generation, flags = server.service.tracker.held_flags()
+        me, other = server.service.pseudonym(USER), server.service.pseudonym("user-1")
+        assert flags == {
+            me: {"consent_personalization": True, "consent_analytics": False},
+            other: {"consent_analytics": False},
+        }
+        assert server.service.tracker.held_flags()[0] == generation  # asked again: the same answer
+    finally:
+        plane.online.fail = None
+        server.close()
+
+
+def test_an_older_generation_of_held_flags_never_replaces_a_newer_one(plane: Dataplane) -> None:
+    """Two threads settling at once: the one that read the held set before a withdrawal must not clear it."""
+    reader = plane.build(load=False).service.reader
+    reader.withhold(2, {"u_1": {"consent_personalization": False}})
+    reader.withhold(1, {})
+    assert reader.withheld("u_1")
+    reader.withhold(3, {})
+    assert not reader.withheld("u_1")
+
+
+def test_a_withheld_users_shared_cache_entry_is_not_served_when_its_bump_was_lost(plane: Dataplane) -> None:
+    """A shared cache is looked up before any row is read; a Track's bump of it can fail too (the same
+    Redis refusing writes): a user whose withdrawal this process holds is read first."""
+    from serving.cache import MemoryCache
+
+    class LostBumps(MemoryCache):
+        shared = True
+
+        def bump_users(self, users: object) -> None:
+            return None  # the bump did not reach the shared store
+
+    server = plane.build(cache=LostBumps(1000, 300, clock=plane.clock))
+    try:
+        assert personalized(server)
+        assert server.rank(RankQuery(USER, 5)).cache_hit  # the personalized entry is in the shared cache
+        plane.online.fail_writes = ConnectionError("read-only store")
+        assert server.track([event(plane, "w1", consent_personalization="false")]).accepted == 1
+        assert not personalized(server)
+    finally:
+        plane.online.fail_writes = None
+        server.close()
+
+
+def test_a_dead_writers_temporary_beside_the_journal_is_removed_by_its_next_owner(
+    plane: Dataplane, tmp_path: Path
+) -> None:
+    from setlist.journal_dirs import HELD_TMP
+    from tests.fakes.dataplane import FakeJournal
+
+    (tmp_path / HELD_TMP).write_text('{"version": 1, "users": {"u_1": [')  # killed mid-write
+    server = plane.build(journal=FakeJournal(held_path=tmp_path / "withdrawals-held.json"))
+    server.close()
+    assert not (tmp_path / HELD_TMP).exists()
