@@ -12,7 +12,7 @@ import pytest
 from serving.bootstrap import Server
 from serving.types import RankQuery, TrackEvent
 from setlist.settings import Settings
-from tests.fakes.dataplane import Dataplane
+from tests.fakes.dataplane import Dataplane, FakeJournal
 
 USER = "user-0"
 
@@ -42,6 +42,11 @@ def personalized(server: Server, user: str = USER) -> bool:
 def consent_row(plane: Dataplane, user: str = USER) -> dict | None:
     pseudonym = plane.build(load=False).service.pseudonym(user)
     return plane.online.read("user_consent", [pseudonym])[0][1]
+
+
+def on_journal(plane: Dataplane, held: Path) -> Server:
+    """A server whose journal keeps its held withdrawals in ``held``, as serving.journal.Journal does."""
+    return plane.build(journal=FakeJournal(held_path=held))
 
 
 def withdraw_while_the_store_is_down(plane: Dataplane, server: Server) -> None:
@@ -206,16 +211,14 @@ def test_a_withdrawal_held_by_a_process_that_died_is_pushed_by_the_next_one_on_i
 ) -> None:
     """The held withdrawal is kept beside the journal: the next process there pushes it at once, rather
     than leaving the user personalized until the next materialize."""
-    from tests.fakes.dataplane import FakeJournal
-
     held = tmp_path / "wal" / "worker-0" / "withdrawals-held.json"
     held.parent.mkdir(parents=True)
-    dead = plane.build(journal=FakeJournal(held_path=held))
+    dead = on_journal(plane, held)
     withdraw_while_the_store_is_down(plane, dead)
     assert held.exists() and dead.service.pseudonym(USER) in held.read_text()
     plane.online.fail = None  # the process dies (never closed); the store comes back
     assert consent_row(plane)["consent_personalization"] is True  # the withdrawal never reached it
-    successor = plane.build(journal=FakeJournal(held_path=held))
+    successor = on_journal(plane, held)
     try:
         assert successor.service.tracker.withdrawals_held() == [successor.service.pseudonym(USER)]
         successor.service.settle_withdrawals()  # what its refresh loop does within a second
@@ -227,15 +230,13 @@ def test_a_withdrawal_held_by_a_process_that_died_is_pushed_by_the_next_one_on_i
 
 
 def test_a_grant_held_after_a_withdrawal_survives_the_restart_in_time_order(plane: Dataplane, tmp_path: Path) -> None:
-    from tests.fakes.dataplane import FakeJournal
-
     held = tmp_path / "withdrawals-held.json"
-    dead = plane.build(journal=FakeJournal(held_path=held))
+    dead = on_journal(plane, held)
     withdraw_while_the_store_is_down(plane, dead)
     plane.clock.advance(5)
     dead.track([event(plane, "w2", consent_personalization="true")])  # given again, the store still down
     plane.online.fail = None
-    successor = plane.build(journal=FakeJournal(held_path=held))
+    successor = on_journal(plane, held)
     try:
         assert successor.service.tracker.withdrawals_held() == [successor.service.pseudonym(USER)]
         successor.service.settle_withdrawals()
@@ -271,13 +272,12 @@ def test_status_shows_withdrawals_held_until_the_store_takes_them(plane: Datapla
 
     from ops.status import event_lines
     from setlist.eventlog import EventLog
-    from tests.fakes.dataplane import FakeJournal
     from tests.unit.test_journal import row
 
     logged = pd.DataFrame([row(0)]).assign(timestamp=lambda f: pd.to_datetime(f.timestamp, unit="ms", utc=True))
     EventLog(plane.settings.events_dir).append(logged)  # status says more once the event log holds something
     (plane.settings.wal_dir / "worker-0").mkdir(parents=True)
-    server = plane.build(journal=FakeJournal(held_path=plane.settings.wal_dir / "worker-0" / "withdrawals-held.json"))
+    server = on_journal(plane, plane.settings.wal_dir / "worker-0" / "withdrawals-held.json")
     withdraw_while_the_store_is_down(plane, server)
     lines = {line.name: line for line in event_lines(plane.settings, plane.clock() + 90)}
     held = lines["consent withdrawals held"]
@@ -316,10 +316,9 @@ def test_an_erased_users_held_withdrawal_leaves_the_file_at_the_next_call_whatev
     """Erasure waits for this file to forget the user: a store still refusing writes (so every retry
     fails and the next is put off) must not keep them there."""
     from setlist.eventlog import EventLog
-    from tests.fakes.dataplane import FakeJournal
 
     held = tmp_path / "withdrawals-held.json"
-    server = plane.build(journal=FakeJournal(held_path=held))
+    server = on_journal(plane, held)
     try:
         withdraw_while_the_store_is_down(plane, server)
         pseudonym = server.service.pseudonym(USER)
@@ -333,14 +332,12 @@ def test_an_erased_users_held_withdrawal_leaves_the_file_at_the_next_call_whatev
 
 def test_a_closed_tracker_writes_no_more_held_withdrawals(plane: Dataplane, tmp_path: Path) -> None:
     """Once closed, the journal directory may already belong to a successor or a sweep."""
-    from tests.fakes.dataplane import FakeJournal
-
     held = tmp_path / "withdrawals-held.json"
-    server = plane.build(journal=FakeJournal(held_path=held))
+    server = on_journal(plane, held)
     withdraw_while_the_store_is_down(plane, server)
     server.close()
     plane.online.fail = None
-    successor = plane.build(journal=FakeJournal(held_path=held))  # the next process on the same journal
+    successor = on_journal(plane, held)  # the next process on the same journal
     try:
         successors = held.read_text()
         plane.clock.advance(2)
@@ -358,10 +355,9 @@ def test_a_held_file_whose_write_failed_is_written_at_a_later_settle(
     import serving.tracking
     from setlist.eventlog import EventLog
     from setlist.journal_dirs import write_held
-    from tests.fakes.dataplane import FakeJournal
 
     held = tmp_path / "withdrawals-held.json"
-    server = plane.build(journal=FakeJournal(held_path=held))
+    server = on_journal(plane, held)
     try:
         withdraw_while_the_store_is_down(plane, server)
         pseudonym = server.service.pseudonym(USER)
@@ -438,9 +434,8 @@ def test_a_dead_writers_temporary_beside_the_journal_is_removed_by_its_next_owne
     plane: Dataplane, tmp_path: Path
 ) -> None:
     from setlist.journal_dirs import HELD_TMP
-    from tests.fakes.dataplane import FakeJournal
 
     (tmp_path / HELD_TMP).write_text('{"version": 1, "users": {"u_1": [')  # killed mid-write
-    server = plane.build(journal=FakeJournal(held_path=tmp_path / "withdrawals-held.json"))
+    server = on_journal(plane, tmp_path / "withdrawals-held.json")
     server.close()
     assert not (tmp_path / HELD_TMP).exists()
