@@ -30,6 +30,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from setlist import liveness, turns
+from setlist.atomicfile import fsync_dir, write_atomic_bytes
 from setlist.compaction import dataset_at, rewriting
 from setlist.errors import Refused, UsageError
 from setlist.eventlog import (
@@ -37,7 +38,6 @@ from setlist.eventlog import (
     EventLog,
     Quarantine,
     erasure_digest,
-    fsync_dir,
     remove_stale_temporaries,
     settle_pending,
     write_atomic,
@@ -149,8 +149,7 @@ class _Tally:
     def add(self, place: Place) -> None:
         self.places.append(place)
         runs = [*self.earlier, {"started": self.started, "places": [asdict(p) for p in self.places]}]
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        _replace_atomic(self.path, lambda fh: fh.write(json.dumps({"runs": runs}, indent=1).encode()))
+        write_atomic_bytes(self.path, json.dumps({"runs": runs}, indent=1))
 
     def merged(self) -> list[Place]:
         """This run's places, each with what earlier runs removed in the place of its name added."""
@@ -587,10 +586,7 @@ def _rewrite_together(
         fsync_dir(folder)  # every staged file is there before the list that names them
         order = [*list(writes)[1:], next(iter(writes))]
         replaced = {name: before[name] for name in order}
-        _replace_atomic(
-            folder / _REWRITE, lambda fh: fh.write(json.dumps({"order": order, "replaced": replaced}).encode())
-        )
-        fsync_dir(folder)
+        write_atomic_bytes(folder / _REWRITE, json.dumps({"order": order, "replaced": replaced}))
     except BaseException:
         for tmp in staged:
             tmp.unlink(missing_ok=True)  # a full disk wants the room back; the old files are untouched
@@ -623,21 +619,6 @@ def _finish_rewrite(folder: Path) -> None:
         listed.unlink()
     for tmp in folder.glob(f".*{_STAGED}"):
         tmp.unlink(missing_ok=True)
-
-
-def _replace_atomic(path: Path, write: Callable[[BinaryIO], object]) -> None:
-    """``path`` replaced by what ``write`` puts in a file beside it, synced first: a crash leaves
-    the old file or the new one, never half of either; a failure leaves no half-written file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    os.replace(tmp, path)
 
 
 def _vacuum_sqlite(path: Path) -> None:
@@ -684,7 +665,7 @@ def record_verification(receipt: Receipt, residue: int) -> None:
     same erasure, run again, writes a receipt with none."""
     receipt.residue = residue
     if receipt.path is not None:
-        _replace_atomic(receipt.path, lambda fh: fh.write(receipt.to_json().encode()))
+        write_atomic_bytes(receipt.path, receipt.to_json())
 
 
 def left_copies(settings: Settings) -> list[tuple[str, int, datetime]]:
@@ -721,7 +702,5 @@ def _write_receipt(settings: Settings, receipt: Receipt) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     path = folder / f"{stamp}-{receipt.digest[:12]}.json"
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(receipt.to_json())
-    os.replace(tmp, path)
+    write_atomic_bytes(path, receipt.to_json())
     return path

@@ -33,11 +33,11 @@ from pathlib import Path
 from typing import Any
 
 from serving.errors import DeadlineExceeded, Unavailable
+from setlist.atomicfile import fsync_dir
 from setlist.eventlog import EventLog
 from setlist.journal_dirs import (
     HELD,
     DirLock,
-    fsync_dir,
     recover_directory,
     segment_to_log,
 )

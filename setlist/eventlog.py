@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -26,6 +27,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from setlist.atomicfile import replace_atomic
 from setlist.contract import EVENT_SCHEMA
 from setlist.memory import release_freed
 from setlist.swap import STAGED_SUFFIX, listing, micro
@@ -63,15 +65,6 @@ class Erased:
 
     def fingerprint(self) -> str:
         return hashlib.sha256("\n".join(sorted(self.digests)).encode()).hexdigest()
-
-
-def fsync_dir(path: Path) -> None:
-    """A directory's entries (a rename, a new file) made durable."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 #: a writer's temporary untouched for this long was left by a process that died: it was never renamed
@@ -112,20 +105,13 @@ ROW_GROUP_ROWS = 1024 * 1024
 def write_atomic_groups(schema: pa.Schema, tables: Iterable[pa.Table], path: Path) -> None:
     """``tables`` (each of ``schema``) written one after another as one parquet file, atomically,
     for a file too big to hold whole: every table but the last should hold ``ROW_GROUP_ROWS``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            with pq.ParquetWriter(fh, micro(schema.empty_table()).schema, compression="zstd") as writer:
-                for table in tables:
-                    writer.write_table(micro(table), row_group_size=ROW_GROUP_ROWS)
-            fh.flush()
-            os.fsync(fh.fileno())
-    except BaseException:
-        tmp.unlink(missing_ok=True)  # a full disk's half-written file would only take more of what is left
-        raise
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
+
+    def write(fh: BinaryIO) -> None:
+        with pq.ParquetWriter(fh, micro(schema.empty_table()).schema, compression="zstd") as writer:
+            for table in tables:
+                writer.write_table(micro(table), row_group_size=ROW_GROUP_ROWS)
+
+    replace_atomic(path, write)
 
 
 def to_table(frame: pd.DataFrame) -> pa.Table:

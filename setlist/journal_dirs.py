@@ -18,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 
+from setlist.atomicfile import fsync_dir, temporary, write_atomic_bytes
 from setlist.consent import FLAGS
 from setlist.eventlog import EventLog
 
@@ -30,7 +31,7 @@ _LOCK_POLL_S = 0.05  # flock has no timed wait: how often a waiting owner retrie
 #: sweep, not to the next materialize
 HELD = "withdrawals-held.json"
 #: where ``write_held`` writes before it replaces ``HELD``: left behind only by a crash mid-write
-HELD_TMP = f".{HELD}.tmp"
+HELD_TMP = temporary(Path(HELD)).name
 _HELD_VERSION = 1
 
 #: pseudonym -> that user's events carrying a consent flag, in time order (``timestamp`` a datetime)
@@ -40,15 +41,6 @@ Held = dict[str, list[dict[str, Any]]]
 def journal_dir(wal_dir: Path, worker: int) -> Path:
     """Each serving process (worker) has its own journal directory under the WAL directory."""
     return Path(wal_dir) / f"worker-{worker}"
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a directory's entries (a new or removed file) durable: fsyncing the file is not enough."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 #: told the event ids a recovery moved into the log (Track's dedupe marks them stored)
@@ -230,13 +222,7 @@ def write_held(path: Path, held: Held) -> None:
         ]
         for user, rows in held.items()
     }
-    tmp = path.with_name(HELD_TMP)
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump({"version": _HELD_VERSION, "users": users}, fh, separators=(",", ":"))
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
+    write_atomic_bytes(path, json.dumps({"version": _HELD_VERSION, "users": users}, separators=(",", ":")))
 
 
 def merge_held(into: Held, more: Held) -> Held:

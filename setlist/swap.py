@@ -42,6 +42,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from setlist.atomicfile import fsync_dir, write_atomic_bytes
 from setlist.errors import Refused
 
 SWAPS = ".swaps"
@@ -145,12 +146,12 @@ def commit(root: Path, outputs: Sequence[str], inputs: Sequence[Replaced], cover
     """Steps 2-5 for outputs already staged; the caller holds :func:`locked`. Returns the inputs deleted."""
     root = Path(root)
     for d in {staging(root, o).parent for o in outputs}:
-        _fsync_dir(d)
+        fsync_dir(d)
     checkpoint("staged")
     folder = root / SWAPS
     name = f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%f')}-{uuid.uuid4().hex[:8]}.json"
     manifest = Manifest(name, tuple(outputs), tuple(inputs))
-    _write_text(folder / name, manifest.to_json())
+    write_atomic_bytes(folder / name, manifest.to_json())
     checkpoint("committed")
     _bump(folder)  # after the manifest exists: see listing() for why the order matters
     return _finish(root, manifest, covered)
@@ -164,7 +165,7 @@ def _finish(root: Path, manifest: Manifest, covered: Covered) -> int:
             os.replace(tmp, root / rel)
             checkpoint("renamed")
     for d in {(root / o).parent for o in manifest.outputs}:
-        _fsync_dir(d)
+        fsync_dir(d)
     checkpoint("visible")
     replaced = frozenset(root / r.path for r in manifest.inputs)
     deleted = 0
@@ -184,9 +185,9 @@ def _finish(root: Path, manifest: Manifest, covered: Covered) -> int:
         checkpoint("deleted")
     for d in {(root / r.path).parent for r in manifest.inputs}:
         if d.exists():
-            _fsync_dir(d)
+            fsync_dir(d)
     (root / SWAPS / manifest.name).unlink(missing_ok=True)
-    _fsync_dir(root / SWAPS)
+    fsync_dir(root / SWAPS)
     checkpoint("done")
     return deleted
 
@@ -314,24 +315,7 @@ def _generation(root: Path) -> str:
 
 def _bump(folder: Path) -> None:
     current = _generation(folder.parent)
-    _write_text(folder / _GENERATION, str(int(current or 0) + 1))
+    write_atomic_bytes(folder / _GENERATION, str(int(current or 0) + 1))
 
 
 # --- files ---------------------------------------------------------------------------------------------------
-def _write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -14,13 +14,14 @@ first run.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from setlist.atomicfile import write_atomic_bytes
 
 CARDINALITY_COLUMNS = ("user_id", "item_id", "genre", "device", "locale")
 PROPORTION_COLUMNS = ("user_id", "item_id")
@@ -49,10 +50,7 @@ class CardinalityReference:
     learned_at: str
 
     def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=2, sort_keys=True))
-        os.replace(tmp, path)
+        write_atomic_bytes(path, json.dumps(asdict(self), indent=2, sort_keys=True))
 
     @classmethod
     def load(cls, path: Path) -> CardinalityReference:
