@@ -567,6 +567,10 @@ class Tracker:
     def _changed_held(self) -> tuple[int, Held]:
         """A new generation of the held set and a copy to write (the caller holds ``_withdrawals_lock``)."""
         self._held_changes += 1
+        return self._snapshot()
+
+    def _snapshot(self) -> tuple[int, Held]:
+        """The held set's generation and a copy of it (the caller holds ``_withdrawals_lock``)."""
         return self._held_changes, {user: list(rows) for user, rows in self._withdrawals.items()}
 
     def _save(self, change: tuple[int, Held] | None) -> None:
@@ -600,8 +604,7 @@ class Tracker:
         if cached[0] == self._held_changes:
             return cached
         with self._withdrawals_lock:
-            generation = self._held_changes
-            held = {user: list(rows) for user, rows in self._withdrawals.items()}
+            generation, held = self._snapshot()
         out: dict[str, dict[str, bool]] = {}
         for user, rows in held.items():
             flags: dict[str, bool] = {}
@@ -618,7 +621,7 @@ class Tracker:
             return
         self._next_flush = self._clock() + WITHDRAWAL_RETRY_S
         with self._withdrawals_lock:
-            change = (self._held_changes, {user: list(rows) for user, rows in self._withdrawals.items()})
+            change = self._snapshot()
         self._save(change)
 
     def retry_withdrawals(self) -> set[str]:
