@@ -97,6 +97,8 @@ class MetricsSink(Protocol):
 
     def watch_ingest(self, oldest_unlogged: Callable[[], float | None]) -> None: ...
 
+    def watch_cache(self, entries: Callable[[], int]) -> None: ...
+
     def mark_feature_lag(self, oldest_uncovered: float | None) -> None: ...
 
     def mark_view(self, view: str, newest: float) -> None: ...
@@ -124,6 +126,7 @@ class PrometheusMetrics:
     record_sampled_out = staticmethod(metrics.record_sampled_out)
     record_track_degraded = staticmethod(metrics.record_track_degraded)
     watch_ingest = staticmethod(metrics.watch_ingest)
+    watch_cache = staticmethod(metrics.watch_cache)
     mark_feature_lag = staticmethod(metrics.mark_feature_lag)
     mark_view = staticmethod(metrics.mark_view)
     set_model_facts = staticmethod(metrics.set_model_facts)
@@ -515,6 +518,8 @@ def build(
             failures_to_open=settings.online_breaker_failures,
         )
     cache = make_cache(settings, clock) if cache is None else cache
+    if isinstance(cache, MemoryCache):
+        sink.watch_cache(cache.__len__)
     publishes = (
         PublishLog(settings.metadata_url, settings.database_connect_timeout_s) if publishes is None else publishes
     )

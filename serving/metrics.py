@@ -106,6 +106,11 @@ CACHE_MISS_LATENCY = Histogram(
     "Service-side Rank latency when the ranking was computed.",
     buckets=LATENCY_BUCKETS,
 )
+CACHE_ENTRIES = Gauge(
+    "setlist_cache_entries",
+    "Rank results held in this process's in-process prediction cache (SETLIST_CACHE_BACKEND=memory), "
+    "computed when scraped; 0 with the shared Redis cache (Redis reports its own memory) or none.",
+)
 CANDIDATES = Histogram("setlist_candidates", "Candidates scored per computed Rank request.", buckets=CANDIDATE_BUCKETS)
 MODEL_VERSION = Gauge(
     "setlist_model_version_info",
@@ -314,6 +319,13 @@ def _fixed(then: float) -> Callable[[], float | None]:
 def watch_ingest(oldest_unlogged: Callable[[], float | None]) -> None:
     """Ingest lag, computed when scraped: the wait of the oldest acknowledged event not yet in the log."""
     INGEST_LAG.set_function(_since(oldest_unlogged))
+
+
+def watch_cache(entries: Callable[[], int]) -> None:
+    """The in-process cache's size, computed when scraped: its bound (SETLIST_CACHE_SIZE) is the memory
+    a worker may give it (~4 KB an entry), and a size far below it with a low hit ratio means short TTLs
+    or keys that change (a Track, the hour) rather than too small a cache."""
+    CACHE_ENTRIES.set_function(lambda: float(entries()))
 
 
 _marks: dict[str, float | None] = {"uncovered": None}

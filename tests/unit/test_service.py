@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
+from serving import metrics
 from serving.bootstrap import Server
 from serving.cache import MemoryCache
 from serving.errors import InvalidArgument
@@ -77,6 +79,23 @@ def test_the_second_identical_request_is_a_cache_hit(plane: Dataplane, server: S
     assert second.items == first.items and second.model_version == first.model_version
     assert not server.rank(RankQuery(USER, 5, context={"device": "desktop"})).cache_hit
     assert [a[0] for n, a in plane.metrics.calls if n == "record_cache"] == [False, True, False]
+
+
+def test_the_in_process_caches_size_is_watched_as_it_fills(plane: Dataplane, server: Server) -> None:
+    (entries,) = [a[0] for n, a in plane.metrics.calls if n == "watch_cache"]
+    assert entries() == 0
+    server.rank(RankQuery(USER, 5, context={"device": "mobile"}))
+    server.rank(RankQuery(USER, 5, context={"device": "mobile"}))  # a hit adds nothing
+    server.rank(RankQuery("user-1", 5))
+    assert entries() == 2
+
+
+def test_the_cache_size_gauge_reads_its_source_when_scraped() -> None:
+    size = [3]
+    metrics.watch_cache(lambda: size[0])
+    assert REGISTRY.get_sample_value("setlist_cache_entries") == 3
+    size[0] = 7
+    assert REGISTRY.get_sample_value("setlist_cache_entries") == 7
 
 
 def test_track_invalidates_that_users_cached_ranking_only(plane: Dataplane, server: Server) -> None:
