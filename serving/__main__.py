@@ -78,13 +78,17 @@ def recover_journals(
         done = recover_orphans(where, EventLog(settings.events_dir), dedupe.commit)
     finally:
         dedupe.close()
-    rows = sum(done.values())
-    typer.echo(f"recovered {rows} events from {len(done)} unlocked journal directories under {where}")
     held = [path for path in held_files(where) if path.parent in done]
+    # a directory kept for its withdrawals alone (a run before this one moved its segments) is not counted
+    # again as recovered at every run
+    kept = {path.parent for path in held if not done[path.parent]}
+    rows = sum(done.values())
+    typer.echo(f"recovered {rows} events from {len(done) - len(kept)} unlocked journal directories under {where}")
     if held:  # only a server can write them to the online store
         typer.echo(
-            f"{len(held)} of them still hold consent withdrawals the online store never took "
-            f"({', '.join(str(p.parent) for p in held)}): the next server started on {where} pushes them"
+            f"{len(held)} unlocked journal {'directory holds' if len(held) == 1 else 'directories hold'} "
+            f"consent withdrawals the online store never took ({', '.join(str(p.parent) for p in held)}): "
+            f"the next server started on {where} pushes them"
         )
 
 

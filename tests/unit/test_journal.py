@@ -586,5 +586,9 @@ def test_recover_journals_says_which_directories_still_hold_withdrawals_for_the_
     result = CliRunner().invoke(app, ["recover-journals"])
     assert result.exit_code == 0, result.output
     assert "recovered 1 events from 1 unlocked journal directories" in result.output
-    assert "1 of them still hold consent withdrawals" in result.output and str(dead.dir) in result.output
-    assert "next server started on" in result.output
+    assert "1 unlocked journal directory holds consent withdrawals" in result.output
+    assert str(dead.dir) in result.output and "next server started on" in result.output
+    again = CliRunner().invoke(app, ["recover-journals"])  # the directory stays, for its withdrawals only
+    assert again.exit_code == 0, again.output
+    assert "recovered 0 events from 0 unlocked journal directories" in again.output
+    assert "1 unlocked journal directory holds consent withdrawals" in again.output
