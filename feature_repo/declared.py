@@ -9,7 +9,7 @@ import pandas as pd
 
 from feature_repo import declarations
 from setlist.featureset import FeatureSet
-from setlist.pseudonym import pseudonymize
+from setlist.pseudonym import check_key, pseudonymize
 from setlist.settings import Settings
 
 
@@ -30,6 +30,7 @@ class Declared:
 
         fs = declarations.load(settings)
         key = settings.secret_hmac_key()
+        check_key(settings)  # SQL user tables and hashed search terms would match no one's events
         return cls(
             fs,
             load_tables(fs, "user", lambda u: pseudonymize(str(u), key)),

@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 from feature_repo.data_sources import ITEM_STATS_FILE, USER_PROFILE_FILE
 from setlist import registry
 from setlist.featureset import DEFAULT_SERVICE, MODEL_SERVICE_ATTR, DeclarationError, Feature, FeatureSet
+from setlist.pseudonym import KeyMismatch
 from setlist.settings import Settings
 
 _FILES = {"user_profile": USER_PROFILE_FILE, "item_stats": ITEM_STATS_FILE}
@@ -202,6 +203,8 @@ def _rebuild_note(settings: Settings, fs: FeatureSet) -> list[PlanLine]:
         now = Declared.load(settings).fingerprint()
     except DeclarationError as exc:
         return [PlanLine("!", f"a registered table cannot be read: {exc}")]
+    except KeyMismatch as exc:
+        return [PlanLine("!", str(exc))]
     if state.features != now:
         return [
             PlanLine("!", "the next `make materialize` rebuilds every feature (the declarations or tables changed)")

@@ -42,7 +42,7 @@ from setlist.eventlog import (
     settle_pending,
     write_atomic,
 )
-from setlist.pseudonym import PSEUDONYM_PREFIX, IdentityMap, pseudonymize
+from setlist.pseudonym import PSEUDONYM_PREFIX, IdentityMap, check_key, pseudonymize
 from setlist.settings import Settings
 
 RECEIPTS = Path("erasure") / "receipts"
@@ -107,6 +107,7 @@ def resolve(user: str, settings: Settings, by_pseudonym: bool) -> str:
 
 def erase(user: str, settings: Settings, *, by_pseudonym: bool = False, progress: Progress | None = None) -> Receipt:
     say = progress or (lambda _: None)
+    check_key(settings)  # another key's pseudonym is someone else's, or no one's: the user would stay
     pseudonym = resolve(user, settings, by_pseudonym)
     data = settings.data_dir
     logs = _event_logs(settings)

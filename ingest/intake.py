@@ -29,7 +29,7 @@ from setlist.contract import (
 )
 from setlist.eventlog import Erased, EventLog, Quarantine, remove_stale_temporaries
 from setlist.numbers import to_numbers
-from setlist.pseudonym import IdentityMap, pseudonymize
+from setlist.pseudonym import IdentityMap, check_key, pseudonymize
 from setlist.querytext import normalize, stored
 from setlist.retention import events_cutoff
 from setlist.settings import Settings
@@ -374,6 +374,7 @@ def ingest(
     for root in (settings.events_dir, settings.quarantine_dir):  # what a killed import left half-written
         remove_stale_temporaries(root)
     key = settings.secret_hmac_key()
+    check_key(settings)
     now = datetime.now(UTC)
     if known is None:
         known = logged_event_ids(settings) if check_log_duplicates else set()

@@ -171,6 +171,13 @@ def preflight(settings) -> None:
         raise StartupError(
             f"no feature registry under {settings.data_dir}: run `make materialize` and `make train` first"
         )
+    from setlist.errors import SetlistError
+    from setlist.pseudonym import check_key
+
+    try:
+        check_key(settings)  # Track would log every user under a new pseudonym, Rank know no one
+    except SetlistError as exc:
+        raise StartupError(str(exc)) from None
 
 
 def _check_auth_and_quotas(settings) -> list:

@@ -11,11 +11,17 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sqlalchemy import Column, MetaData, String, Table, create_engine, delete, insert, select
+from sqlalchemy import Column, MetaData, String, Table, create_engine, delete, insert, inspect, select
 from sqlalchemy.engine import Engine
 
+from setlist.errors import Refused
 from setlist.sqltimeouts import engine_options
+
+if TYPE_CHECKING:
+    from setlist.settings import Settings
 
 PSEUDONYM_PREFIX = "u_"
 _metadata = MetaData()
@@ -77,6 +83,51 @@ class IdentityMap:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+#: identity map rows compared with the key in use; every row was made with the data's one key, so a few
+#: tell a wrong key with certainty, and the check stays one small query
+KEY_CHECK_ROWS = 16
+_checked: set[tuple[str, str]] = set()
+
+
+class KeyMismatch(Refused):
+    """The pseudonymization key in use is not the one the stored data was written with."""
+
+
+def check_key(settings: Settings) -> None:
+    """Refuse to go on when the identity map's users pseudonymize to other ids under the key in use.
+
+    A second key turns every user into a new one, silently: imports and Tracks would split each user in
+    two, an erasure would remove the wrong pseudonym and miss the real one, and SQL feature tables would
+    join no one. Nothing stored says which key was used except the pairs themselves, so a few of them are
+    recomputed. An empty or absent identity map (a first run) has nothing to compare. Once per process
+    for a given store and key."""
+    key = settings.secret_hmac_key()
+    url = settings.metadata_url
+    memo = (url, hmac.new(key, b"setlist key check", hashlib.sha256).hexdigest())
+    if memo in _checked:
+        return
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        return  # connecting would create the file
+    engine = create_engine(url, future=True, **engine_options(url, settings.database_connect_timeout_s, None))
+    try:
+        with engine.connect() as conn:
+            if not inspect(conn).has_table(identity_table.name):
+                return
+            rows = conn.execute(select(identity_table).limit(KEY_CHECK_ROWS)).all()
+    finally:
+        engine.dispose()
+    wrong = sum(pseudonymize(raw, key) != pseudonym for pseudonym, raw in rows)
+    if wrong:
+        raise KeyMismatch(
+            f"the pseudonymization key ({settings.hmac_key_source()}) is not the one this data was written "
+            f"with: {wrong} of the first {len(rows)} users in the identity map get other pseudonyms under it, "
+            "so every user would count as a new one and an erasure would miss them; set the key the data "
+            "was written with (SETLIST_HMAC_KEY or SETLIST_HMAC_KEY_FILE; `make services` keeps one in "
+            "var/services/hmac.key)"
+        )
+    _checked.add(memo)
 
 
 def reclaim(engine: Engine, table: str) -> None:

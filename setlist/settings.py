@@ -634,6 +634,14 @@ class Settings(BaseSettings):
             return self.sqlalchemy_database_url
         return f"sqlite:///{self.data_dir.resolve()}/metadata.db"
 
+    def hmac_key_source(self) -> str:
+        """Where :meth:`secret_hmac_key` takes the key from, for messages (never the key itself)."""
+        if self.hmac_key is not None and self.hmac_key.get_secret_value():
+            return "SETLIST_HMAC_KEY"
+        if self.hmac_key_file is not None:
+            return f"SETLIST_HMAC_KEY_FILE={self.hmac_key_file}"
+        return f"{self.data_dir / 'secrets' / 'hmac.key'} (this data directory's own key)"
+
     def secret_hmac_key(self) -> bytes:
         """The pseudonymization key. Locally a random key is created once under data_dir;
         production refuses to start without an explicit key."""

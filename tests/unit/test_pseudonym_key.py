@@ -1,0 +1,79 @@
+"""The pseudonymization key in use must be the one the stored data was written with: a second key
+splits every user in two and sends an erasure after the wrong pseudonym."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from ingest.erasure import erase
+from ingest.intake import ingest
+from setlist.errors import Refused
+from setlist.pseudonym import IdentityMap, KeyMismatch, check_key, pseudonymize
+from setlist.settings import Settings
+
+
+def settings_with(data_dir: Path, key: str | None = None, key_file: Path | None = None) -> Settings:
+    return Settings(data_dir=data_dir, hmac_key=key, hmac_key_file=key_file, impressions_enabled=False)
+
+
+def remember(settings: Settings, users: list[str]) -> None:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    ids = IdentityMap(settings.metadata_url)
+    try:
+        ids.remember((pseudonymize(u, settings.secret_hmac_key()), u) for u in users)
+    finally:
+        ids.dispose()
+
+
+def test_a_first_run_has_nothing_to_compare_and_creates_no_store(tmp_path: Path) -> None:
+    settings = settings_with(tmp_path / "data", key="k1")
+    check_key(settings)
+    assert not (tmp_path / "data" / "metadata.db").exists()
+
+
+def test_the_key_the_data_was_written_with_passes_and_another_is_refused_naming_its_source(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    remember(settings_with(data, key="the-key"), ["alice", "bob"])
+    check_key(settings_with(data, key="the-key"))
+    other = tmp_path / "other.key"
+    other.write_text("another-key\n")
+    with pytest.raises(KeyMismatch, match=rf"SETLIST_HMAC_KEY_FILE={other}.*2 of the first 2 users") as caught:
+        check_key(settings_with(data, key_file=other))
+    assert isinstance(caught.value, Refused) and "another-key" not in str(caught.value)
+
+
+def test_an_import_and_an_erasure_under_another_key_change_nothing(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    right = settings_with(data, key="the-key")
+    remember(right, ["alice"])
+    wrong = settings_with(data, key="a-new-key")
+    event = {
+        "event_id": "e1",
+        "user_id": "alice",
+        "item_id": "i1",
+        "event_type": "play",
+        "timestamp": pd.Timestamp.now(tz="UTC"),
+    }
+    with pytest.raises(KeyMismatch):
+        ingest(pd.DataFrame([event]), wrong, source="test")
+    with pytest.raises(KeyMismatch):
+        erase("alice", wrong)
+    assert not (data / "events").exists()  # no event logged, no tombstone written
+    ids = IdentityMap(right.metadata_url)
+    try:
+        assert ids.resolve(pseudonymize("alice", b"the-key")) == "alice"  # the erasure never ran
+    finally:
+        ids.dispose()
+
+
+def test_a_server_under_another_key_refuses_to_start_with_one_line(tmp_path: Path) -> None:
+    from serving.__main__ import StartupError, preflight
+
+    data = tmp_path / "data"
+    remember(settings_with(data, key="the-key"), ["alice"])
+    (data / "registry.db").touch()  # past the check for a built registry
+    with pytest.raises(StartupError, match="not the one this data was written with"):
+        preflight(settings_with(data, key="a-new-key"))
