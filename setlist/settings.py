@@ -16,7 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -378,7 +378,9 @@ class Settings(BaseSettings):
     track_quarantine_batch: int = Field(default=1000, gt=0)
     track_quarantine_flush_s: float = Field(default=10.0, gt=0)
     cache_enabled: bool = True
-    cache_backend: Literal["memory", "redis"] = "memory"
+    #: unset: ``redis`` on the production and cluster profiles (shared by every worker and replica, so
+    #: another process's Track invalidates it), ``memory`` locally
+    cache_backend: Literal["memory", "redis"] | None = None
     cache_ttl_s: float = Field(default=300.0, gt=0)
     cache_size: int = Field(default=100_000, ge=0)
     #: how long serving waits on Redis for one user's rows (Rank) or a session write (Track) before it
@@ -531,6 +533,12 @@ class Settings(BaseSettings):
         cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings
     ):
         return init_settings, env_settings, _YamlSource(settings_cls), file_secret_settings
+
+    @model_validator(mode="after")
+    def _profile_defaults(self) -> Settings:
+        if self.cache_backend is None:
+            self.cache_backend = "redis" if self.on_servers else "memory"
+        return self
 
     @property
     def on_servers(self) -> bool:

@@ -405,3 +405,13 @@ def test_a_field_name_for_a_variable_named_otherwise_points_at_its_key(settings_
 def test_spark_conf_in_yaml_may_hold_numbers_and_booleans(settings_file):
     settings_file("spark_conf:\n  spark.executor.instances: 4\n  spark.dynamicAllocation.enabled: true\n")
     assert get_settings().spark_conf == {"spark.executor.instances": "4", "spark.dynamicAllocation.enabled": "true"}
+
+
+def test_the_prediction_cache_is_shared_on_the_server_profiles_unless_set(tmp_path: Path) -> None:
+    def backend(**over: object) -> str | None:
+        return Settings(data_dir=tmp_path / "data", hmac_key="k", **over).cache_backend
+
+    assert backend() == "memory"
+    assert backend(profile="production") == "redis" and backend(profile="cluster") == "redis"
+    assert backend(profile="production", cache_backend="memory") == "memory"
+    assert backend(cache_backend="redis") == "redis"
