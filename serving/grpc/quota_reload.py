@@ -87,11 +87,14 @@ class QuotaReloader:
                 self._pending = now
                 return "settling"
             current = self._guard.quotas
-            shared = next((q.shared for q in current.values() if q.shared is not None), None)
+            held = next((q for q in current.values() if q.shared is not None), None)
+            shared, breaker = (held.shared, held.breaker) if held is not None else (None, None)
             quotas: dict[str, Quota] = {}
             error: Exception | None = None
             try:
-                quotas = quotas_from_settings(self._settings, self._auth, clock=self._clock, shared=shared)
+                quotas = quotas_from_settings(
+                    self._settings, self._auth, clock=self._clock, shared=shared, breaker=breaker
+                )
             except (UsageError, ValueError) as exc:
                 error = exc
             if stamp(self._path) != now:  # written to while it was read: look again

@@ -18,7 +18,9 @@ Where the buckets live is ``quota_backend``: ``memory`` keeps them in the proces
 ``redis`` keeps one bucket per token and RPC in the shared Redis, taken from by one atomic script per
 call (one round trip), so the rate holds across every worker and replica. A Redis that cannot answer
 lets the call through (counted in ``setlist_quota_backend_errors_total``, logged once a minute): a
-rate limit that failed closed would turn a Redis outage into a serving outage.
+rate limit that failed closed would turn a Redis outage into a serving outage. A breaker (the online
+store's settings) then stops asking a Redis that keeps failing: without it a hung Redis cost every call
+one timeout (``SETLIST_ONLINE_TIMEOUT_MS``) for as long as it hung; with it, one probe per cool-down.
 
 No background thread refills anything: the refill is computed from the time passed since the bucket
 was last touched (the clock is injectable for tests; the Redis buckets are given the caller's wall
@@ -35,6 +37,7 @@ from collections.abc import Callable, Hashable, Iterable
 from typing import Any, Protocol
 
 from serving import metrics
+from serving.breaker import Breaker
 from serving.errors import QuotaExceeded
 from serving.grpc import quota_file
 from serving.grpc.auth import TokenAuth
@@ -137,7 +140,14 @@ class RedisTokenBucket:
     what a missing key means."""
 
     def __init__(
-        self, client: Any, prefix: str, per_s: float, burst: float, clock: Clock = time.time, rpc: str = ""
+        self,
+        client: Any,
+        prefix: str,
+        per_s: float,
+        burst: float,
+        clock: Clock = time.time,
+        rpc: str = "",
+        breaker: Breaker | None = None,
     ) -> None:
         if not per_s > 0 or not burst >= 1:
             raise ValueError(f"a token bucket needs per_s > 0 and burst >= 1, got {per_s} and {burst}")
@@ -150,20 +160,28 @@ class RedisTokenBucket:
         self._rpc = rpc or prefix
         self._expire_ms = math.ceil(self.burst / self.per_s * 1000) + 1000
         self._logged_at = -math.inf
+        self._breaker = breaker
 
     def _run(self, key: Hashable, cost: float) -> tuple[float, float] | None:
+        if self._breaker is not None and not self._breaker.allow():
+            metrics.QUOTA_BACKEND_ERRORS.labels(self._rpc).inc()  # let through uncounted, as a failure is
+            return None
         try:
             wait, left = self._script(
                 keys=[f"{self._prefix}:{'all' if key is None else key}"],
                 args=[self.per_s, self.burst, cost, self._clock(), self._expire_ms],
             )
         except Exception as exc:  # redis.RedisError, OSError: the call goes through, see the module
+            if self._breaker is not None:
+                self._breaker.failure()
             metrics.QUOTA_BACKEND_ERRORS.labels(self._rpc).inc()
             now = time.monotonic()
             if now - self._logged_at >= UNAVAILABLE_LOG_S:
                 self._logged_at = now
                 log.warning("quota buckets in Redis unavailable; letting calls through: %s", exc)
             return None
+        if self._breaker is not None:
+            self._breaker.success()
         return float(wait), float(left)
 
     def take(self, key: Hashable, cost: float = 1.0) -> float:
@@ -198,16 +216,19 @@ class Quota:
         clock: Clock | None = None,
         shared: Any = None,
         own: Iterable[tuple[Hashable, str, Limit | None]] = (),
+        breaker: Breaker | None = None,
     ) -> None:
         """``per_s`` None or 0: no default quota (only the callers in ``own`` are limited). ``own``:
         (caller, name, limit or None for none) per caller with limits of its own. ``shared``: a Redis
         client to keep the buckets in (every process with the same Redis shares them); None keeps
-        them in this process. ``clock``: monotonic for a bucket in the process, the wall clock (which
-        replicas share) for a shared one, unless a test injects its own."""
+        them in this process. ``breaker``: held by every bucket on ``shared`` (one per client: a Redis
+        that fails one RPC's check fails the other's). ``clock``: monotonic for a bucket in the process,
+        the wall clock (which replicas share) for a shared one, unless a test injects its own."""
         self.rpc = rpc
         self.cost = cost
         self._unit = f" {unit}" if unit else ""
         self._shared = shared
+        self._breaker = breaker
         self._clock = clock
         where = "this server" if shared is None else "these servers"
         default = Limit.of(per_s, burst)
@@ -229,6 +250,7 @@ class Quota:
                 limit.burst,
                 self._clock or time.time,
                 self.rpc,
+                self._breaker,
             )
         )
         return bucket, limit, whose
@@ -259,6 +281,11 @@ class Quota:
     def shared(self) -> Any:
         """The Redis client that holds the buckets; None when they are in this process."""
         return self._shared
+
+    @property
+    def breaker(self) -> Breaker | None:
+        """The shared buckets' breaker, which a reload's quotas keep (None in the process)."""
+        return self._breaker
 
     def charge(self, client: Hashable, cost: int = 1) -> None:
         """Take ``cost`` units from ``client``'s bucket, or raise QuotaExceeded saying how long to wait."""
@@ -304,21 +331,28 @@ def token_quotas(settings: Settings, auth: TokenAuth | None) -> list[TokenQuota]
 
 
 def quotas_from_settings(
-    settings: Settings, auth: TokenAuth | None = None, *, clock: Clock | None = None, shared: Any = None
+    settings: Settings,
+    auth: TokenAuth | None = None,
+    *,
+    clock: Clock | None = None,
+    shared: Any = None,
+    breaker: Breaker | None = None,
 ) -> dict[str, Quota]:
     """The configured quotas by RPC name; empty when none is set (``quota_*_per_s`` unset or 0, and no
     token given a rate of its own in ``quota_file``). Without ``auth`` callers are not told apart
-    and share one bucket per RPC. ``shared``: the Redis client of quotas built before (a reload),
-    else one is made when ``quota_backend`` is ``redis``."""
+    and share one bucket per RPC. ``shared``, ``breaker``: the Redis client and its breaker of quotas
+    built before (a reload), else made when ``quota_backend`` is ``redis``."""
     defaults = default_limits(settings)
     own = token_quotas(settings, auth)
     limited = {rpc for rpc, limit in defaults.items() if limit is not None}
     limited |= {rpc for t in own for rpc, limit in t.limits.items() if limit is not None}
     if settings.quota_backend != "redis" or not limited:
-        shared = None
+        shared = breaker = None
     elif shared is None:
         # no retry: a pooled connection Redis closed costs one call its check (let through), not a delay
         shared = fail_fast_redis(settings.redis_url, settings.online_timeout_ms / 1000, retries=0)
+    if shared is not None and breaker is None:
+        breaker = Breaker(settings.online_breaker_cooldown_s, failures_to_open=settings.online_breaker_failures)
     costs = {"Rank": (None, ""), "Track": (_per_event, "events")}
     quotas: dict[str, Quota] = {}
     for rpc in quota_file.RPCS:
@@ -336,5 +370,6 @@ def quotas_from_settings(
             clock=clock,
             shared=shared,
             own=[(t.fingerprint, t.name, t.limits[rpc]) for t in own if rpc in t.limits],
+            breaker=breaker,
         )
     return quotas

@@ -128,6 +128,7 @@ def test_a_reloaded_quota_file_keeps_the_shared_buckets_and_their_client(redis_s
     assert reloader.check() == "settling" and reloader.check() == "applied"
     after = guard.quotas["Rank"]
     assert after is not before and after.shared is before.shared  # one connection pool per server
+    assert after.breaker is not None and after.breaker is before.breaker  # and one view of its health
     after.charge(bob)  # the two left, capped at the new burst of 1
     with pytest.raises(QuotaExceeded, match="for token 'importer': 0.001 per s, burst 1"):
         after.charge(bob)

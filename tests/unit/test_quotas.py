@@ -13,10 +13,11 @@ import grpc
 import pytest
 from prometheus_client import REGISTRY
 
+from serving.breaker import Breaker
 from serving.errors import QuotaExceeded
 from serving.grpc.auth import TokenAuth, fingerprint
 from serving.grpc.interceptors import REQUEST_ID_KEY, Guard
-from serving.grpc.quotas import Quota, TokenBucket, quotas_from_settings
+from serving.grpc.quotas import Quota, RedisTokenBucket, TokenBucket, quotas_from_settings
 from tests.fakes.dataplane import FakeClock
 from tests.fakes.transport import make_settings
 
@@ -25,6 +26,54 @@ def _refusal(quota: Quota, client: object, cost: int = 1) -> QuotaExceeded:
     with pytest.raises(QuotaExceeded) as refused:
         quota.charge(client, cost)
     return refused.value
+
+
+# --- the shared buckets' breaker --------------------------------------------------------------
+class HungRedis:
+    """A Redis client whose script call fails as a timed-out one does; counts the calls made."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.fail = True
+
+    def register_script(self, _: str) -> Any:
+        def run(keys: list[str], args: list[Any]) -> list[str]:
+            self.calls += 1
+            if self.fail:
+                raise TimeoutError("Timeout reading from socket")
+            return ["0", "4"]
+
+        return run
+
+
+def _errors() -> float:
+    return REGISTRY.get_sample_value("setlist_quota_backend_errors_total", {"rpc": "Rank"}) or 0.0
+
+
+def test_a_failing_redis_is_asked_again_only_once_per_cool_down_and_every_call_goes_through():
+    redis, clock = HungRedis(), FakeClock()
+    breaker = Breaker(cooldown_s=1.0, clock=clock, failures_to_open=2)
+    bucket = RedisTokenBucket(redis, "setlist:quota:Rank", 1, 5, clock=clock, rpc="Rank", breaker=breaker)
+    before = _errors()
+    assert [bucket.take("a") for _ in range(10)] == [0.0] * 10  # all through, none waited on Redis twice
+    assert redis.calls == 2 and _errors() == before + 10
+    clock.advance(1.0)
+    bucket.take("a")  # the probe, which fails: open again
+    bucket.take("a")
+    assert redis.calls == 3
+    redis.fail = False
+    clock.advance(1.0)
+    bucket.take("a")  # the probe answers: closed
+    bucket.take("a")
+    assert redis.calls == 5
+
+
+def test_the_shared_quotas_hold_one_breaker_between_their_rpcs():
+    settings = make_settings(quota_backend="redis", quota_rank_per_s=10, quota_track_per_s=10)
+    quotas = quotas_from_settings(settings, None, shared=HungRedis())
+    breakers = {id(q.breaker) for q in quotas.values()}
+    assert set(quotas) == {"Rank", "Track"} and len(breakers) == 1 and None not in {q.breaker for q in quotas.values()}
+    assert quotas_from_settings(make_settings(quota_rank_per_s=10), None)["Rank"].breaker is None
 
 
 # --- the bucket -------------------------------------------------------------------------------
