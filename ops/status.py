@@ -423,6 +423,33 @@ def serving_health(settings: Settings, target: str | None = None) -> str | None:
         return None
 
 
+def redis_line(settings: Settings) -> Line | None:
+    """Whether the Redis of the server profiles answers (the online store in production, the shared cache,
+    Track's dedupe and quotas in both): while it does not, Rank degrades and the SLOs may still hold."""
+    if not settings.on_servers:
+        return None
+    from urllib.parse import urlsplit
+
+    from setlist.redis_client import fail_fast_redis
+
+    parts = urlsplit(settings.redis_url)
+    where = f"{parts.hostname}:{parts.port or 6379}"
+    client = fail_fast_redis(settings.redis_url, PROBE_TIMEOUT_S, retries=0)
+    try:
+        client.ping()
+    except Exception as exc:  # redis.RedisError, OSError: reported, never raised
+        return Line(
+            "serving",
+            "redis",
+            "fail",
+            f"does not answer at {where} ({type(exc).__name__}): Rank degrades, Track's session pushes and "
+            "dedupe fail (docs/runbooks/SetlistRedisDown.md)",
+        )
+    finally:
+        client.close()
+    return Line("serving", "redis", "ok", f"answers at {where}")
+
+
 def scrape(urls: Iterable[str]) -> Samples | None:
     """Every sample of the servers' /metrics pages, or None when none answers."""
     return scrape_each(urls)[0]
@@ -624,6 +651,9 @@ def collect(settings: Settings, now: float | None = None, probe: bool = True) ->
             lines.append(Line("serving", "metrics", "ok", "not served (SETLIST_METRICS_PORT=0): no SLO can be judged"))
         elif answering or len(silent) < len(urls):
             lines.append(metrics_line(urls, silent))
+        redis = redis_line(settings)
+        if redis is not None:
+            lines.append(redis)
     local: dict[str, float | None] = {
         "feature_age": next((x.age_s for x in lines if x.name == "last publish" and x.mark == "ok"), None)
     }
