@@ -106,16 +106,34 @@ class _NotOurs(logging.Filter):
         return "Passing a Python object as `python_model`" not in record.getMessage()
 
 
+class _RaisedAnyway(logging.Filter):
+    """Lines logged about an error that is raised right after, to a caller that says it in one line:
+    MLflow's store logs a whole traceback for a database it cannot reach (then raises it as a
+    TEMPORARILY_UNAVAILABLE MlflowException: serving logs one warning, a job one error), and psycopg
+    one for the pipeline a failed statement aborted (MLflow's store catches that statement's error, a
+    metric logged twice by ``log_model`` on PostgreSQL, and goes on)."""
+
+    NOISE = ("SQLAlchemy database error", "error ignored terminating")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.NOISE)
+
+
 def _quiet_mlflow() -> None:
     """MLflow's chatter kept out of the jobs' own progress output: a progress bar per artifact
-    download (tqdm, in the middle of a training's report), the store's schema set-up lines, and
-    the pickling advice above. Errors and other warnings still show."""
+    download (tqdm, in the middle of a training's report), the store's schema set-up lines, the
+    pickling advice above and the lines of ``_RaisedAnyway``. Other errors and warnings still show."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    pyfunc = logging.getLogger("mlflow.pyfunc")
-    if not any(isinstance(f, _NotOurs) for f in pyfunc.filters):
-        pyfunc.addFilter(_NotOurs())
+    for name, kind in (
+        ("mlflow.pyfunc", _NotOurs),
+        ("mlflow.store.db.utils", _RaisedAnyway),
+        ("psycopg", _RaisedAnyway),
+    ):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, kind) for f in logger.filters):
+            logger.addFilter(kind())
 
 
 def connect(settings: Settings) -> MlflowClient:

@@ -214,3 +214,18 @@ def test_lineage_tags_round_trip(settings: Settings, versions: tuple[list[str], 
     read = registry.ranker_tags(client, settings, pair[1])[registry.TAG_ROLLOUT_STABLE]
     assert registry.parse_pair_tag(read) == stable
     assert registry.parse_pair_tag("") is None and registry.parse_pair_tag("1:2:3") is None
+
+
+def test_errors_raised_right_after_are_not_also_logged_as_tracebacks(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from setlist.registry import _quiet_mlflow
+
+    _quiet_mlflow()
+    caplog.set_level(logging.WARNING)
+    store, pg = logging.getLogger("mlflow.store.db.utils"), logging.getLogger("psycopg")
+    store.error("SQLAlchemy database error. The following exception is caught.\n%s", "could not connect")
+    pg.warning("error ignored terminating %r: %s", "<psycopg.Pipeline [INERROR]>", "pipeline aborted")
+    store.error("a store error of another kind")
+    pg.warning("another psycopg warning")
+    assert [r.getMessage() for r in caplog.records] == ["a store error of another kind", "another psycopg warning"]
