@@ -380,8 +380,9 @@ class OnlineFeatures:
         except Exception:  # a slot map being refreshed: no shard to blame
             return None
 
-    def delete(self, view: str, entity_id: str) -> None:
-        """Remove one entity's row from a view (erasure). Store-specific, as Feast has no API."""
+    def delete(self, view: str, entity_id: str) -> bool:
+        """Remove one entity's row from a view (erasure); whether there was one. Store-specific, as
+        Feast has no API."""
         fv = self.views[view]
         key = entity_key(self._join_key[view], entity_id)
         kind = type(self.online_store).__name__
@@ -392,11 +393,12 @@ class OnlineFeatures:
             with self._guard:
                 conn = self.online_store._get_conn(self.config)
                 table = _table_id(self.config.project, fv)
-                conn.execute(
+                cursor = conn.execute(
                     f'DELETE FROM "{table}" WHERE entity_key = ?',
                     (serialize_entity_key(key, self.config.entity_key_serialization_version),),
                 )
                 conn.commit()
+                return bool(cursor.rowcount)
         elif kind == "RedisOnlineStore":
             # Only this view's fields of the entity's one hash: deleting the key would take its other
             # views too (a withdrawn user's consent row with their profile). Redis drops the key with
@@ -406,6 +408,6 @@ class OnlineFeatures:
             _, fields = self.online_store._generate_hset_keys_for_features(
                 fv, None, fv_name_override=_versioned_fv_name(fv, self.config)
             )
-            self.online_store._get_client(self.config.online_store).hdel(self.redis_key(key), *fields)
+            return bool(self.online_store._get_client(self.config.online_store).hdel(self.redis_key(key), *fields))
         else:  # pragma: no cover - other stores are not configured by Setlist
             raise NotImplementedError(f"erasure is not implemented for {kind}")

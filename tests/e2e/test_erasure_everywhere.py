@@ -53,6 +53,7 @@ def _erase_and_scan(settings: Settings) -> None:
         assert where in places, f"expected the user in {where} before erasure:\n{places}"
     receipt = erase(RAW, settings)
     assert receipt.removed_in("candidate models' user factors") >= 1
+    assert receipt.removed_in("online store") >= 1  # the views that held a row of the user
     notes: list[str] = []
     after = scan(settings, needles, notes)
     assert after == [], render(after, notes)
@@ -61,6 +62,8 @@ def _erase_and_scan(settings: Settings) -> None:
 def test_erasure_leaves_nothing_in_the_local_profile(tiny_copy) -> None:
     settings = tiny_copy.settings.model_copy(update={"impressions_enabled": True, "impressions_flush_s": 0.2})
     _erase_and_scan(settings)
+    # a receipt counts what was there: a user the store never held had no row in any view
+    assert erase("someone-never-seen", settings).removed_in("online store") == 0
 
 
 @pytest.fixture
