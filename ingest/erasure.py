@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 import pyarrow as pa
@@ -228,7 +228,7 @@ def _event_logs(settings: Settings) -> list[EventLog]:
 
 
 def _online(settings: Settings, pseudonym: str) -> Place:
-    place = Place("online store", unit="views")
+    place = Place("online store", unit="views")  # the views that held a row of the user
     if not ((settings.data_dir / "registry.db").exists() or settings.on_servers):
         place.note = "no feature store yet"
         return place
@@ -239,9 +239,8 @@ def _online(settings: Settings, pseudonym: str) -> Place:
     store = get_store(settings)
     online = OnlineFeatures(store, views)
     for view in views:
-        online.delete(view.name, pseudonym)
+        place.removed += online.delete(view.name, pseudonym)
         place.looked.append(view.name)
-        place.removed += 1
     online_db = settings.data_dir / "online.db"
     if online_db.exists():  # the deleted rows would stay readable in SQLite's free pages
         _vacuum_sqlite(online_db)
@@ -669,16 +668,39 @@ def record_verification(receipt: Receipt, residue: int) -> None:
         write_atomic_bytes(receipt.path, receipt.to_json())
 
 
-def left_copies(settings: Settings) -> list[tuple[str, int, datetime]]:
-    """(digest, places, when) of each erased user whose newest receipt says the scan still found them."""
+def _receipts(settings: Settings) -> Iterator[dict[str, Any]]:
+    """Every readable receipt, oldest first (they are named by time)."""
     folder = settings.data_dir / RECEIPTS
-    newest: dict[str, tuple[int, datetime]] = {}
-    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:  # named by time: the last one wins
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
         try:
             body = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(body, dict):
+            yield body
+
+
+def erased_users(settings: Settings) -> tuple[int, datetime | None]:
+    """How many users have a receipt (each erased once, whatever the runs), and the newest receipt's time:
+    what an auditor asks first, and what ``make status`` shows."""
+    digests, newest = set(), None
+    for body in _receipts(settings):
+        try:
+            digests.add(str(body["digest"]))
+            newest = datetime.fromisoformat(body["erased_at"])
+        except (KeyError, TypeError, ValueError):
+            continue
+    return len(digests), newest
+
+
+def left_copies(settings: Settings) -> list[tuple[str, int, datetime]]:
+    """(digest, places, when) of each erased user whose newest receipt says the scan still found them."""
+    newest: dict[str, tuple[int, datetime]] = {}
+    for body in _receipts(settings):  # the last one wins
+        try:
             if isinstance(body["residue"], int):  # an erasure run without the scan says nothing either way
                 newest[str(body["digest"])] = (body["residue"], datetime.fromisoformat(body["erased_at"]))
-        except (OSError, ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError):
             continue
     out = [(digest, places, at) for digest, (places, at) in newest.items() if places > 0]
     return sorted(out, key=lambda d: d[2])

@@ -118,6 +118,17 @@ def event_lines(settings: Settings, now: float) -> list[Line]:
                 _age(left[0][2].timestamp(), now),
             )
         )
+    erased, last = erasure.erased_users(settings)
+    if erased:
+        lines.append(
+            Line(
+                "events",
+                "erasures",
+                "ok",
+                f"{erased} user{'s' if erased != 1 else ''} erased (receipts in "
+                f"{settings.data_dir / erasure.RECEIPTS}), the last {_ago(last.timestamp() if last else None, now)}",
+            )
+        )
     lines.extend(_import_lines(settings, now))
     return lines
 

@@ -205,6 +205,8 @@ def test_an_erasure_whose_scan_found_the_user_shows_in_status_until_one_finds_no
     again = erase("alice", s)
     record_verification(again, 0)
     assert left_copies(s) == [] and "erasure left copies" not in {line.name for line in event_lines(s, 0)}
+    done = {line.name: line for line in event_lines(s, time.time())}["erasures"]  # alice, erased twice: one user
+    assert done.mark == "ok" and done.value.startswith("1 user erased (receipts in ") and "s ago" in done.value
 
 
 def _alice_and_bob(s: Settings) -> None:
