@@ -129,8 +129,9 @@ def rank(
 @app.command()
 def track(
     user: Annotated[str, typer.Option(help="the application's user id")],
-    item: Annotated[str, typer.Option(help="item id")],
-    type: Annotated[str, typer.Option("--type", help="play, skip, like, not_interested, …")],
+    type: Annotated[str, typer.Option("--type", help="play, skip, like, not_interested, search, feature_use, …")],
+    item: Annotated[str, typer.Option(help="item id (none for a search or a feature_use)")] = "",
+    query: Annotated[str, typer.Option(help="a search's text, or the product feature a feature_use used")] = "",
     session: Annotated[str, typer.Option(help="session id")] = "",
     value: Annotated[float | None, typer.Option(help="e.g. the listen fraction")] = None,
     context: Annotated[list[str] | None, typer.Option(help="KEY=VALUE, repeatable")] = None,
@@ -139,8 +140,9 @@ def track(
     tls_ca: TlsCa = None,
     timeout: Timeout = 2.0,
 ) -> None:
-    """Send one event that happens now (a fresh uuid4 event id)."""
-    event = new_event(user, item, type, session_id=session, value=value, context=_pairs(context))
+    """Send one event that happens now (a fresh uuid4 event id). A consent change is an event like any
+    other: e.g. --type feature_use --query privacy_settings --context consent_personalization=false."""
+    event = new_event(user, item, type, session_id=session, value=value, context=_pairs(context), query=query)
     with _client(target, token, tls_ca, timeout) as client:
         try:
             accepted, rejected = client.track([event])

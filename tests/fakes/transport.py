@@ -18,11 +18,11 @@ from serving.errors import InvalidArgument
 from serving.grpc.server import RunningServer, start_server
 from serving.types import RankedItem, RankQuery, RankResult, Rejection, TrackEvent, TrackResult
 from setlist.context import Vocabulary
+from setlist.contract import EVENT_TYPES
 from setlist.settings import Settings
 
 MAX_K = 500
 FAKE_KEYS = frozenset({"cache", "degraded", "device", "locale"})  # the context keys the fake reads
-EVENT_TYPES = frozenset({"play", "skip", "like", "not_interested"})
 
 
 class FakeRanking:

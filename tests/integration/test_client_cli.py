@@ -87,6 +87,27 @@ def test_track_sends_a_fresh_event(serve_fake):
     assert abs(event.value - 0.3) < 1e-6 and len(event.event_id) == 36 and event.timestamp_ms > 0
 
 
+def test_track_sends_an_event_without_an_item_a_query_and_a_consent_change(serve_fake):
+    server, _, fake = serve_fake()
+    result = _run(
+        "track",
+        "--user",
+        "u-1",
+        "--type",
+        "feature_use",
+        "--query",
+        "privacy_settings",
+        "--context",
+        "consent_personalization=false",
+        "--target",
+        f"127.0.0.1:{server.port}",
+    )
+    assert result.exit_code == 0, result.output
+    event = fake.events[-1]
+    assert (event.item_id, event.type, event.query) == ("", "feature_use", "privacy_settings")
+    assert event.context == {"consent_personalization": "false"}
+
+
 def test_track_reports_rejections(serve_fake):
     server, _, _ = serve_fake()
     result = _run("track", "--user", "u-1", "--item", "i", "--type", "teleport", "--target", f"127.0.0.1:{server.port}")
