@@ -42,6 +42,9 @@ class DatasetResult:
     files_after: int = 0
     moved: int = 0  # journal rows moved into the event log
     notes: list[str] = field(default_factory=list)
+    #: bytes of the files that go whole, for a dry run's "after" (a day rewritten without some rows counts
+    #: as kept: a small file shrinks little, as its size is mostly its metadata)
+    bytes_gone: int = 0
 
 
 Progress = Callable[[str], None]
@@ -116,6 +119,7 @@ def _partitioned(name: str, root: Path, cutoff: datetime | None, dry_run: bool) 
         if partition < day:
             out.rows_removed += pq.ParquetFile(f).metadata.num_rows
             out.files_removed += 1
+            out.bytes_gone += f.stat().st_size
             if not dry_run:
                 f.unlink()
             continue
@@ -157,7 +161,9 @@ def _quarantine(root: Path, cutoff: datetime, dry_run: bool) -> DatasetResult:
         if d.is_dir() and written_at(d) < cutoff:
             gone.append(d)
     for p in gone:
-        out.files_removed += sum(1 for f in p.rglob("*") if f.is_file()) if p.is_dir() else 1
+        inside = [f for f in p.rglob("*") if f.is_file()] if p.is_dir() else [p]
+        out.files_removed += len(inside)
+        out.bytes_gone += files_bytes(inside)
         if not dry_run:
             shutil.rmtree(p) if p.is_dir() else p.unlink()
     _after(out, files, dry_run)
@@ -184,7 +190,9 @@ def _journal(settings: Settings, cutoff: datetime, dry_run: bool) -> DatasetResu
             continue  # a live server's: it rolls its own segments within seconds
         try:
             if dry_run:
-                out.files_removed += len(list(directory.glob("*.jsonl")))
+                moving = list(directory.glob("*.jsonl"))
+                out.files_removed += len(moving)
+                out.bytes_gone += files_bytes(moving)
                 continue
             n = len(list(directory.glob("*.jsonl")))
             out.moved += recover_directory(directory, events)
@@ -204,6 +212,7 @@ def _by_mtime(name: str, root: Path, cutoff: datetime, dry_run: bool) -> Dataset
     for f in files:
         if _mtime(f) < cutoff:
             out.files_removed += 1
+            out.bytes_gone += f.stat().st_size
             if not dry_run:
                 f.unlink()
     if not dry_run:
@@ -229,7 +238,8 @@ def _mtime(path: Path) -> datetime:
 
 def _after(out: DatasetResult, before: list[Path], dry_run: bool) -> None:
     if dry_run:
-        out.files_after, out.bytes_after = out.files_before - out.files_removed, out.bytes_before
+        out.files_after = out.files_before - out.files_removed
+        out.bytes_after = max(0, out.bytes_before - out.bytes_gone)
         return
     left = [f for f in before if f.exists()]
     out.files_after, out.bytes_after = len(left), files_bytes(left)

@@ -67,6 +67,9 @@ def test_old_events_go_by_partition_and_the_boundary_day_is_rewritten(settings: 
     assert planned["events"].rows_removed == 3 and set(log.read()["event_id"]) == before  # a dry run changes nothing
     done = {r.dataset: r for r in apply(settings, now=NOW)}
     assert done["events"].rows_removed == 3 and set(log.read()["event_id"]) == {"e3", "e4"}
+    # the plan's "after" leaves out the files that go whole (the rewritten day counts as kept)
+    assert planned["events"].files_after == done["events"].files_after == 2
+    assert planned["events"].bytes_after < planned["events"].bytes_before
     again = {r.dataset: r for r in apply(settings, now=NOW)}
     assert again["events"].rows_removed == 0 and again["events"].files_removed == 0  # idempotent
 
