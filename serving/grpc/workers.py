@@ -28,6 +28,7 @@ from serving.grpc.server import DEFAULT_GRACE_S, start_server
 from serving.logs import configure_logging
 from serving.ports import Ranking
 from setlist import tracing
+from setlist.errors import SetlistError
 from setlist.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,9 @@ def _run_worker(
     tracing.configure(settings, TRACE_SERVICE)
     try:
         ranking = ranking_factory(index)
+    except SetlistError as exc:  # a declaration, setting or input the operator can fix: its sentence, no traceback
+        log.error("could not build the ranking service: %s", exc, extra={"fields": {"worker": index}})
+        return 1
     except Exception:  # one clear log line with the cause, and a non-zero exit for the supervisor
         log.exception("could not build the ranking service", extra={"fields": {"worker": index}})
         return 1
