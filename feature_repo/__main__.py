@@ -136,6 +136,7 @@ def apply() -> None:
     console.print(
         f"registered {len(defs.objects())} Feast objects in project [bold]{settings.feast_project}[/] "
         f"(services: {', '.join(s.name for s in defs.services)})"
+        + (f"; removed {', '.join(defs.removed)}, no longer declared" if defs.removed else "")
     )
 
 

@@ -13,6 +13,7 @@ written (NOTES.md, "Features"): this file is the piece Feast did not cover.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,8 @@ from setlist.compressed import compression_of, open_compressed
 from setlist.feature_sources import Column, Events, Table
 from setlist.featureset import DeclarationError, Feature, FeatureSet
 from setlist.numbers import to_numbers
+
+log = logging.getLogger("setlist.features")
 
 DAY = pd.Timedelta(days=1)
 
@@ -86,10 +89,38 @@ def compute(
     snap = pd.DatetimeIndex(pd.to_datetime(ctx.snap_ns, utc=True))
     out: dict[str, Any] = {key: ctx.ids[rows.entity], "event_timestamp": snap}
     for f in features:
-        out[f.name] = _finish(f, _value(f, ctx))
+        try:
+            values = _value(f, ctx)
+        except DeclarationError as exc:  # which declaration, when the message cannot know it
+            raise DeclarationError(
+                str(exc) if str(exc).startswith("feature ") else f"feature {f.name!r}: {exc}"
+            ) from exc
+        if len(values) and f.dtype != "float_list" and f.missing is not None and pd.isna(pd.Series(values)).all():
+            _warn_empty(f, len(values))
+        out[f.name] = _finish(f, values)
     frame = pd.DataFrame(out)
     # rows by (snapshot, entity id): entity codes follow the sorted ids, so integer keys do
     return frame.take(np.lexsort((rows.entity, rows.day))).reset_index(drop=True)
+
+
+_warned: set[str] = set()
+
+
+def _warn_empty(f: Feature, rows: int) -> None:
+    """A feature with no value anywhere is published as its missing value in every row: a constant the
+    gates cannot tell from data (an empty catalogue column, a type the log never has). Said once a
+    process; ``missing=None`` makes the not-null gate refuse it instead."""
+    if f.name in _warned:
+        return
+    _warned.add(f.name)
+    log.warning(
+        "feature %r has no value in any of %d rows (%s): every row gets its missing value %r; "
+        "declare missing=None to have the gate refuse it",
+        f.name,
+        rows,
+        f.describe_source(),
+        f.missing,
+    )
 
 
 def _finish(f: Feature, values: Any) -> Any:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from feature_repo.data_sources import build_sources
 from feature_repo.entities import item, user
 from feature_repo.feature_services import build_services
 from feature_repo.features import NO_EXPIRY, Views, batch_ttl, build_views
+from setlist.featureset import SERVICE_PREFIX
 from setlist.redis_client import BULK_TIMEOUT_FLOOR_MS, cluster_seed
 from setlist.settings import Settings
 from setlist.sqltimeouts import engine_options
@@ -200,7 +202,22 @@ def registry_drift(store: FeatureStore, defs: Definitions) -> list[str]:
     return drift
 
 
-def apply(store: FeatureStore, settings: Settings) -> Definitions:
+@dataclass(frozen=True)
+class Applied(Definitions):
+    #: feature services this apply removed from the registry: no longer declared
+    removed: list[str] = field(default_factory=list)
+
+
+def apply(store: FeatureStore, settings: Settings) -> Applied:
+    """Register the declarations, and remove the feature services of ours (``ranker_vN``) they no longer
+    declare: Feast's apply only adds and updates, so a removed version stayed registered for good (and
+    ``plan`` kept listing its removal). Another project's objects and other names are left alone."""
     defs = definitions(settings)
     store.apply(defs.objects())
-    return defs
+    declared = {s.name for s in defs.services}
+    removed = []
+    for service in store.list_feature_services():
+        if re.fullmatch(rf"{SERVICE_PREFIX}\d+", service.name) and service.name not in declared:
+            store.delete_feature_service(service.name)
+            removed.append(service.name)
+    return Applied(defs.views, defs.services, sorted(removed))

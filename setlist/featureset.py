@@ -201,9 +201,13 @@ class FeatureSet:
     def of(
         cls, declarations: Sequence[Feature], tables: Sequence[Table] = (), origin: dict[str, str] | None = None
     ) -> FeatureSet:
+        origin = dict(origin or {})
+        for d in declarations:
+            where = origin.get(d.name, "")
+            _check_shapes(d, f" (declared in {where})" if where else "")
         expanded = [c for d in declarations for c in d.columns()]
         table_map = {t.name: t for t in tables}
-        fs = cls(tuple(expanded), table_map, dict(origin or {}))
+        fs = cls(tuple(expanded), table_map, origin)
         fs.check()
         return fs
 
@@ -268,6 +272,28 @@ class FeatureSet:
                 raise DeclarationError(f"feature {f.name!r} is declared twice{at}")
             seen[f.name] = where
             _check_one(f, self.tables, at)
+
+
+def _check_shapes(f: Feature, at: str) -> None:
+    """The arguments' types, before anything iterates over them: ``windows=7`` or ``types="skip"`` would
+    otherwise fail as a TypeError deep in the expansion, or as an "unknown event type 's'"."""
+    s = f.source
+    if not isinstance(s, Events):
+        return
+    if isinstance(s.windows, (str, bytes)) or not isinstance(s.windows, (tuple, list)):
+        raise DeclarationError(
+            f"feature {f.name!r}{at}: windows must be a tuple of whole days, e.g. windows=(7, 30), got {s.windows!r}"
+        )
+    if not all(isinstance(w, int) and not isinstance(w, bool) for w in s.windows):
+        raise DeclarationError(
+            f"feature {f.name!r}{at}: windows are whole days (numbers, not text), e.g. (7, 30), got {s.windows!r}"
+        )
+    for arg in ("types", "over"):
+        value = getattr(s, arg)
+        if value is not None and (isinstance(value, (str, bytes)) or not isinstance(value, (tuple, list))):
+            raise DeclarationError(
+                f"feature {f.name!r}{at}: {arg} must be a tuple of event types, e.g. {arg}=({value!r},), got {value!r}"
+            )
 
 
 def _check_one(f: Feature, tables: dict[str, Table], at: str) -> None:

@@ -31,9 +31,11 @@ def modules(dirs: tuple[str, ...] = ()) -> list[tuple[str, ModuleType]]:
     found = [("built-in", importlib.import_module(f"{__name__}.builtin"))]
     for info in sorted(pkgutil.iter_modules([str(PACKAGE_DIR)]), key=lambda i: i.name):
         if info.name != "builtin" and not info.name.startswith("_"):
-            found.append(
-                (f"feature_repo/declarations/{info.name}.py", importlib.import_module(f"{__name__}.{info.name}"))
-            )
+            where = f"feature_repo/declarations/{info.name}.py"
+            try:
+                found.append((where, importlib.import_module(f"{__name__}.{info.name}")))
+            except Exception as exc:  # a user's file: say which one, in one line
+                raise DeclarationError(f"{where} failed to load: {type(exc).__name__}: {exc}") from exc
     for d in dirs:
         root = Path(d)
         if not root.is_dir():
@@ -64,6 +66,8 @@ def _load(dirs: tuple[str, ...]) -> FeatureSet:
         for f in declared:
             if not isinstance(f, Feature):
                 raise DeclarationError(f"{where}: FEATURES holds {type(f).__name__}, not Feature")
+            if f.name in features and origin[f.name] == where:
+                raise DeclarationError(f"feature {f.name!r} is declared twice in {where}")
             if f.name in features and origin[f.name] != "built-in":
                 raise DeclarationError(f"feature {f.name!r} is declared in both {origin[f.name]} and {where}")
             features[f.name] = f  # a later module's declaration replaces a built-in one

@@ -84,11 +84,11 @@ def walked(tiny_copy, tmp_path):
     client = MlflowClient(tracking_uri=s.tracking_uri)
     champion_before = client.get_model_version_by_alias(s.ranker_model, "champion").version
     outputs = {c: _run(env, c) for c in commands}
-    return s, client, champion_before, outputs
+    return s, client, champion_before, outputs, env
 
 
 def test_add_a_feature_follows_the_readme(walked):
-    s, client, champion_before, out = walked
+    s, client, champion_before, out, env = walked
     plan = next(o for c, o in out.items() if "feature_repo plan" in c)
     assert "+ item_stats.item_release_year" in plan and "+ user_profile.user_distinct_items_30d" in plan
     assert "+ feature service ranker_v2" in plan
@@ -123,3 +123,13 @@ def test_add_a_feature_follows_the_readme(walked):
     assert list(served["challenger"]) == [str(challenger.version)]
     report = next(o for c, o in out.items() if "simulate" in c)
     assert "challenger" in report and "champion" in report
+
+    # the declaration taken away again: apply removes its service, and the plan says so no more
+    without = {k: v for k, v in env.items() if k != "SETLIST_FEATURE_DIRS"}
+    before = _run(without, "python -m feature_repo plan")
+    assert "- feature service ranker_v2: no longer declared" in before
+    applied = _run(without, "python -m feature_repo apply")
+    assert "removed ranker_v2, no longer declared" in applied
+    after = _run(without, "python -m feature_repo plan")
+    assert "feature service ranker_v2: no longer declared" not in after
+    assert "reads ranker_v2, which is no longer declared" in after  # the challenger trained on it still does

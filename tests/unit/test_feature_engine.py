@@ -278,11 +278,70 @@ def test_a_table_file_that_cannot_be_read_is_refused_in_one_sentence(tmp_path):
         (Feature("x", "user", Events("count"), "string", ranker_input=True), "a ranker input must be numeric"),
         (Feature("x", "item", Events("count", windows=(0,))), "whole days > 0"),
         (Feature("x", "item", Events("count"), since=0), "not a version range"),
+        (
+            Feature("x", "user", Events("count", windows=7)),
+            r"windows must be a tuple of whole days, e\.g\. windows=\(7, 30\)",
+        ),  # type: ignore[arg-type]
+        (Feature("x", "user", Events("count", windows=("7d",))), "windows are whole days .numbers, not text"),  # type: ignore[arg-type]
+        (
+            Feature("x", "user", Events("count", types="skip")),
+            r"types must be a tuple of event types, e\.g\. types=\('skip',\)",
+        ),  # type: ignore[arg-type]
+        (Feature("x", "user", Events("rate", types=("skip",), over="play")), "over must be a tuple"),  # type: ignore[arg-type]
     ],
 )
 def test_a_declaration_that_cannot_work_is_refused_in_one_sentence(feature, message):
     with pytest.raises(DeclarationError, match=message):
         FeatureSet.of([feature])
+
+
+def test_a_column_the_data_lacks_is_refused_naming_the_feature():
+    ev, catalog = _log()
+    fs = FeatureSet.of([Feature("my_mean", "user", Events("mean", column="valeu", windows=(7,)))])
+    with pytest.raises(DeclarationError, match=r"^feature 'my_mean_7d': no event or catalogue column 'valeu'"):
+        engine.compute("user", ev, fs.features, catalog)
+
+
+def test_a_feature_with_no_value_anywhere_is_published_as_its_missing_value_with_a_warning(caplog):
+    ev, catalog = _log()
+    catalog = catalog.assign(title=None)  # an empty catalogue column
+    fs = FeatureSet.of(
+        [
+            Feature("item_title_len", "item", Column("items", "title"), missing=0.0),
+            Feature("item_year", "item", Column("items", "release_date", "year"), missing=0.0),
+        ]
+    )
+    engine._warned.discard("item_title_len")
+    with caplog.at_level("WARNING", logger="setlist.features"):
+        frame = engine.compute("item", ev, fs.features, catalog)
+    assert (frame["item_title_len"] == 0.0).all()
+    (warning,) = [r.getMessage() for r in caplog.records]
+    assert "'item_title_len' has no value in any of" in warning and "missing=None" in warning
+
+
+def test_a_declaration_file_that_fails_to_import_is_named_in_one_line(tmp_path, monkeypatch):
+    import feature_repo.declarations as declarations
+
+    broken = tmp_path / "my_features.py"
+    broken.write_text("FEATURES = [\n")
+    # as if saved in the package: listed among its modules and importable as one of them
+    monkeypatch.setattr(declarations, "PACKAGE_DIR", tmp_path)
+    monkeypatch.setattr(declarations, "__path__", [*declarations.__path__, str(tmp_path)])
+    with pytest.raises(DeclarationError, match=r"feature_repo/declarations/my_features.py failed to load: SyntaxError"):
+        declarations.modules()
+
+
+def test_a_name_declared_twice_in_one_file_says_so(tmp_path):
+    from feature_repo.declarations import _load
+
+    twice = tmp_path / "twice.py"
+    twice.write_text(
+        "from setlist.featureset import Events, Feature\n"
+        "FEATURES = [Feature('my_skips', 'user', Events('count', types=('skip',))),\n"
+        "            Feature('my_skips', 'user', Events('count', types=('skip',)))]\n"
+    )
+    with pytest.raises(DeclarationError, match=rf"'my_skips' is declared twice in {twice}"):
+        _load((str(tmp_path),))
 
 
 def test_the_built_in_pack_gives_ranker_v1_in_the_order_models_were_trained_on():
