@@ -183,6 +183,11 @@ erase: setup
 	@test -n "$(USER_ID)" || { echo "usage: make erase USER_ID=<the app's user id> [ERASE_ARGS=--pseudonym]"; exit 2; }
 	$(PY) -m ingest erase "$(USER_ID)" $(ERASE_ARGS)
 
+.PHONY: access  ## what is stored about one user (a subject-access request): make access USER_ID=… [ACCESS_ARGS=--export DIR]
+access: setup
+	@test -n "$(USER_ID)" || { echo "usage: make access USER_ID=<the app's user id> [ACCESS_ARGS='--export DIR --pseudonym']"; exit 2; }
+	$(PY) -m ingest access "$(USER_ID)" $(ACCESS_ARGS)
+
 .PHONY: lineage  ## trace a model version back to its data: make lineage [VERSION=n] (default: the champion ranker)
 lineage: setup
 	$(PY) -m training.lineage $(VERSION)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from ingest.intake import INGEST_SLICE_ROWS, IngestReport, ingest
@@ -1154,6 +1155,53 @@ def erase(
         record_verification(receipt, len(findings))
         if findings:
             raise Refused(f"{len(findings)} place(s) still hold the user after erasure (see above)")
+
+
+@app.command()
+def access(
+    user: str = typer.Argument(..., help="the application's user id (always taken as such, whatever it looks like)"),
+    pseudonym: bool = typer.Option(False, "--pseudonym", help="USER is a pseudonym (u_ + 32 hex), not an app id"),
+    export: Path | None = typer.Option(None, "--export", help="write a copy of every row found here (JSON lines)"),
+    scan_all: bool = typer.Option(
+        True, "--scan/--no-scan", help="also scan every file, SQL store and Redis for other places naming the user"
+    ),
+) -> None:
+    """A subject-access request: every place that holds one user's data, with row counts; --export copies
+    the rows. Reads the places erasure reaches, by the same ids; changes nothing."""
+    from ingest.access import export as write_export
+    from ingest.access import gather, summarize, time_span
+
+    settings = get_settings()
+    with console.status("looking…") as status:
+        found = gather(settings, user, by_pseudonym=pseudonym, progress=lambda step: status.update(f"looking: {step}"))
+    who = found.raw_id if found.raw_id is not None else "not in the identity map (erased, or never stored)"
+    console.print(f"user {escape(found.user)}: pseudonym {found.pseudonym}; identity map: {escape(who)}")
+    table = Table(title="what is stored about the user")
+    for column in ("place", "dataset", "rows", "from", "to"):
+        table.add_column(column, justify="right" if column == "rows" else "left")
+    for held in found.held:
+        table.add_row(held.place, escape(held.dataset), f"{len(held.rows):,}", *time_span(held.rows))
+    for view, values in found.online.items():
+        table.add_row("online store", view, "1", "", str(values.get("written_at") or "")[:19])
+    console.print(table)
+    for note in found.notes:
+        console.print(f"note: {note}")
+    if not found.held and not found.online:
+        console.print("no rows of this user in the event logs, quarantine, impressions, features or online store")
+    if scan_all:
+        from ingest.residue import Token, scan
+
+        needles: dict[str, str | Token] = {"pseudonym": found.pseudonym}
+        if not pseudonym:
+            needles["raw id"] = Token(user.strip())  # a whole token: user 17 is not in 1705
+        notes: list[str] = []
+        with console.status("scanning files, SQL stores and Redis for the ids…"):
+            findings = scan(settings, needles, notes)
+        console.print("every place naming the user (the same scan `make erase` verifies with):")
+        console.print(escape(summarize(findings, notes)), highlight=False)
+    if export is not None:
+        written = write_export(found, export)
+        console.print(f"exported {len(written)} files to {export} (readable by you only: they hold the user's data)")
 
 
 @app.command()

@@ -110,7 +110,7 @@ def erase(user: str, settings: Settings, *, by_pseudonym: bool = False, progress
     check_key(settings)  # another key's pseudonym is someone else's, or no one's: the user would stay
     pseudonym = resolve(user, settings, by_pseudonym)
     data = settings.data_dir
-    logs = _event_logs(settings)
+    logs = event_logs(settings)
     digest = erasure_digest(pseudonym)
     # one erasure at a time (each rewrites the same event-log files); the holder's digest tells status this
     # run from one killed between its tombstone and its receipt
@@ -187,14 +187,14 @@ def _erase(
     say("Track journals (waiting for running servers' segments to roll)")
     tally.add(_journals(settings, pseudonym, logs))
     say("event logs")
-    events = Place("event log", [_rel(log.root, data) for log in logs])
+    events = Place("event log", [relative(log.root, data) for log in logs])
     for log in logs:
         with _rewriting(settings, log.root, events, say):
             events.removed += log.compact_out(pseudonym)
     tally.add(events)
     # a killed writer's temporaries (never renamed into place, so never acknowledged) hold whole batches
     # that no reader lists: removed, whoever's rows they hold
-    left = Place("files a killed writer left", [_rel(data, data)])
+    left = Place("files a killed writer left", [relative(data, data)])
     left.removed = remove_stale_temporaries(data)
     tally.add(left)
     say("quarantine")
@@ -221,7 +221,7 @@ def _erase(
 
 
 # --- the places --------------------------------------------------------------------------------------
-def _event_logs(settings: Settings) -> list[EventLog]:
+def event_logs(settings: Settings) -> list[EventLog]:
     """The event log, and the simulation's (its listeners are real pseudonyms too)."""
     roots = [settings.events_dir, settings.simulation_dir / "events"]
     return [EventLog(r) for r in dict.fromkeys(roots) if r == settings.events_dir or r.exists()]
@@ -355,7 +355,7 @@ def _journals(settings: Settings, pseudonym: str, logs: list[EventLog]) -> Place
     for root, log in roots:
         if not root.exists():
             continue
-        place.looked.append(_rel(root, settings.data_dir))
+        place.looked.append(relative(root, settings.data_dir))
         found = {seg: _rows_of(seg, pseudonym) for seg in root.rglob("*.jsonl")}
         place.removed += sum(found.values())
         holding |= {seg for seg, n in found.items() if n}
@@ -410,7 +410,7 @@ def _quarantine(settings: Settings, pseudonym: str, say: Progress) -> Place:
             f"{len(holding)} quarantine buffer(s) of running servers did not flush within {wait_s:g} s "
             f"({', '.join(p.name for p in holding)}); run the erasure again"
         )
-    place = Place("quarantine", [_rel(settings.quarantine_dir, settings.data_dir)])
+    place = Place("quarantine", [relative(settings.quarantine_dir, settings.data_dir)])
     with _rewriting(settings, settings.quarantine_dir, place, say):
         place.removed = _scrub_parquet_tree(settings.quarantine_dir, pseudonym)
     return place
@@ -423,7 +423,7 @@ def _impressions(settings: Settings, pseudonym: str, say: Progress) -> Place:
     if roots and settings.impressions_enabled:
         # rows a server queued before the consent row went; none are queued after (no consent, no record)
         time.sleep(2 * settings.impressions_flush_s + 0.5)
-    place = Place("impressions", [_rel(r, settings.data_dir) for r in roots])
+    place = Place("impressions", [relative(r, settings.data_dir) for r in roots])
     for root in roots:
         with _rewriting(settings, root, place, say):
             place.removed += _scrub_parquet_tree(root, pseudonym)
@@ -444,7 +444,7 @@ def _rewriting(settings: Settings, root: Path, place: Place, say: Progress) -> I
 
 
 def _parquet_files(name: str, root: Path, pseudonym: str, data: Path) -> Place:
-    place = Place(name, [_rel(root, data)] if root.exists() else [])
+    place = Place(name, [relative(root, data)] if root.exists() else [])
     place.removed = _scrub_parquet_tree(root, pseudonym)
     return place
 
@@ -459,7 +459,7 @@ def _model_factors(settings: Settings, pseudonym: str) -> Place:
     # a version's directory may lie inside the artifact root: each file once
     files = sorted({f.resolve() for root in roots for f in root.rglob("arrays.npz")})
     place.looked = sorted(
-        {_rel(r, settings.data_dir) for r in roots if not any(r != o and r.is_relative_to(o) for o in roots)}
+        {relative(r, settings.data_dir) for r in roots if not any(r != o and r.is_relative_to(o) for o in roots)}
     )
     place.removed = sum(_drop_user_row(f, pseudonym) for f in files)
     return place
@@ -468,7 +468,7 @@ def _model_factors(settings: Settings, pseudonym: str) -> Place:
 def _generated(settings: Settings, raw_id: str) -> Place:
     """The synthetic world's ground truth (a simulated listener's hidden tastes) is keyed by raw id."""
     root = settings.data_dir / "generated"
-    place = Place("generator's ground truth", [_rel(root, settings.data_dir)] if root.exists() else [])
+    place = Place("generator's ground truth", [relative(root, settings.data_dir)] if root.exists() else [])
     if root.exists():
         place.removed = _scrub_parquet_tree(root, raw_id)
         place.removed += sum(_drop_user_row(f, raw_id) for f in sorted(root.rglob("*.npz")))
@@ -476,14 +476,14 @@ def _generated(settings: Settings, raw_id: str) -> Place:
 
 
 # --- helpers -----------------------------------------------------------------------------------------
-def _rel(path: Path, root: Path) -> str:
+def relative(path: Path, root: Path) -> str:
     try:
         return str(Path(path).resolve().relative_to(Path(root).resolve()))
     except ValueError:
         return str(path)
 
 
-def _parquet_under(root: Path) -> Iterator[Path]:
+def parquet_under(root: Path) -> Iterator[Path]:
     if root.exists():
         yield from sorted(p for p in root.rglob("*.parquet") if not p.name.startswith("."))
 
@@ -491,7 +491,7 @@ def _parquet_under(root: Path) -> Iterator[Path]:
 def _scrub_parquet_tree(root: Path, pseudonym: str) -> int:
     """Rewrite every parquet file under ``root`` that has a ``user_id`` column without the user's rows."""
     removed = 0
-    for f in _parquet_under(root):
+    for f in parquet_under(root):
         if "user_id" not in pq.read_schema(f).names:
             continue
         table = pq.read_table(f)

@@ -1,0 +1,174 @@
+"""A subject-access request: what is stored about one user, where, and a copy of it to hand over.
+
+It reads the places erasure rewrites (``ingest.erasure``), by the same pseudonym: the event logs, the
+quarantine, the impressions, the feature files and training sets (each parquet file with a ``user_id``
+column), the online store's rows of the user's views and the identity map. The residue scan erasure
+verifies with then names every other place holding the id or the pseudonym (model artifacts, journals,
+SQL tables, Redis), so the answer leaves nothing out that an erasure would reach. Nothing is changed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ingest.erasure import event_logs, parquet_under, relative, resolve
+from ingest.residue import Finding, render
+from setlist.pseudonym import IdentityMap, check_key
+from setlist.settings import Settings
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class Held:
+    """One dataset's rows of the user: the place (as a receipt names it), the dataset within it, the rows."""
+
+    place: str
+    dataset: str
+    rows: pd.DataFrame
+
+    @property
+    def name(self) -> str:
+        """A file name for the export: the place and dataset, in lower-case words."""
+        words = f"{self.place} {self.dataset}".lower().replace("/", " ").replace(".parquet", "")
+        return "-".join(w for w in words.replace("_", "-").split() if w)
+
+
+@dataclass
+class Access:
+    user: str  # what was asked for: the app's id, or a pseudonym
+    pseudonym: str
+    raw_id: str | None  # from the identity map; None when it holds no pair (erased, or never stored)
+    held: list[Held] = field(default_factory=list)
+    online: dict[str, dict[str, Any]] = field(default_factory=dict)  # view -> the row's values
+    notes: list[str] = field(default_factory=list)
+
+
+def gather(settings: Settings, user: str, *, by_pseudonym: bool = False, progress: Progress | None = None) -> Access:
+    say = progress or (lambda _: None)
+    check_key(settings)  # another key's pseudonym is someone else's, or no one's
+    pseudonym = resolve(user, settings, by_pseudonym)
+    out = Access(user.strip(), pseudonym, _raw_id(settings, pseudonym))
+    data = settings.data_dir
+    say("event logs")
+    for log in event_logs(settings):
+        out.held += _rows_under("event log", log.root, pseudonym, data, by_file=False)
+    say("quarantine, impressions, feature files and training sets")
+    out.held += _rows_under("quarantine", settings.quarantine_dir, pseudonym, data, by_file=False)
+    for root in dict.fromkeys([settings.impressions_dir, settings.simulation_dir / "impressions"]):
+        out.held += _rows_under("impressions", root, pseudonym, data, by_file=False)
+    out.held += _rows_under("feature files", settings.features_dir, pseudonym, data, by_file=True)
+    out.held += _rows_under("training sets", data / "training", pseudonym, data, by_file=True)
+    say("online store")
+    out.online = _online_rows(settings, pseudonym, out.notes)
+    return out
+
+
+def time_span(rows: pd.DataFrame) -> tuple[str, str]:
+    """The first and last time of a dataset's rows (events, or feature snapshots), to the second."""
+    column = next((c for c in ("timestamp", "event_timestamp") if c in rows.columns), None)
+    if column is None or not len(rows):
+        return "", ""
+    return str(rows[column].min())[:19], str(rows[column].max())[:19]
+
+
+def summarize(findings: Sequence[Finding], notes: Sequence[str] = ()) -> str:
+    """The residue scan's findings with a partitioned dataset's files (``…/date=…/``) counted as one line
+    each: the answer to "where", not a listing of every day file."""
+    days: dict[tuple[str, str], int] = defaultdict(int)
+    rest = []
+    for f in findings:
+        if f.store == "file" and "/date=" in f.where:
+            days[(f.where.split("/date=", 1)[0], f.needle_kind)] += 1
+        else:
+            rest.append(f)
+    lines = [f"file: {root}/ [{kind}] {n} day file{'s' if n != 1 else ''}" for (root, kind), n in sorted(days.items())]
+    body = render(rest, notes)
+    if lines and body.startswith("no residue found"):
+        body = body.removeprefix("no residue found").lstrip("\n")
+    return "\n".join([*lines, body] if body else lines)
+
+
+def export(access: Access, folder: Path) -> list[Path]:
+    """Each dataset as JSON lines, the online rows and a summary, in ``folder`` (created, readable by its
+    owner only: it holds the user's data)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o700)
+    written = []
+    for held in access.held:
+        path = folder / f"{held.name}.jsonl"
+        held.rows.to_json(path, orient="records", lines=True, date_format="iso", date_unit="ms")
+        written.append(path)
+    summary = {
+        "user": access.user,
+        "pseudonym": access.pseudonym,
+        "raw_id": access.raw_id,
+        "datasets": {
+            f"{h.name}.jsonl": {"place": h.place, "dataset": h.dataset, "rows": len(h.rows)} for h in access.held
+        },
+        "online_store": access.online,
+        "notes": access.notes,
+    }
+    path = folder / "summary.json"
+    path.write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
+    written.append(path)
+    for p in written:
+        p.chmod(0o600)
+    return written
+
+
+# --- the places --------------------------------------------------------------------------------------
+def _raw_id(settings: Settings, pseudonym: str) -> str | None:
+    if settings.metadata_url.startswith("sqlite:///") and not Path(settings.metadata_url[10:]).exists():
+        return None
+    ids = IdentityMap(settings.metadata_url)
+    try:
+        return ids.resolve(pseudonym)
+    finally:
+        ids.dispose()
+
+
+def _rows_under(place: str, root: Path, pseudonym: str, data: Path, *, by_file: bool) -> list[Held]:
+    """The user's rows in the parquet files under ``root`` that have a ``user_id``: one ``Held`` for the whole
+    tree (a partitioned dataset), or one per file (the feature files, each a dataset of its own)."""
+    found: dict[str, list[pa.Table]] = {}
+    for f in parquet_under(root):
+        if "user_id" not in pq.read_schema(f).names:
+            continue
+        table = pq.read_table(f, filters=[("user_id", "=", pseudonym)])
+        if not table.num_rows:
+            continue
+        key = relative(f, data) if by_file else relative(root, data)
+        found.setdefault(key, []).append(table)
+    out = []
+    for dataset, tables in found.items():
+        rows = pa.concat_tables(tables, promote_options="permissive").to_pandas()
+        if "timestamp" in rows.columns:
+            rows = rows.sort_values("timestamp", kind="mergesort").reset_index(drop=True)
+        out.append(Held(place, dataset, rows))
+    return out
+
+
+def _online_rows(settings: Settings, pseudonym: str, notes: list[str]) -> dict[str, dict[str, Any]]:
+    if not ((settings.data_dir / "registry.db").exists() or settings.on_servers):
+        notes.append("no feature store yet: no online rows")
+        return {}
+    from feature_repo.online import OnlineFeatures
+    from feature_repo.store import definitions, get_store
+
+    views = [v for v in definitions(settings).views.all() if list(getattr(v, "entities", [])) == ["user"]]
+    online = OnlineFeatures(get_store(settings), views)
+    out = {}
+    for view, (ts, values) in zip([v.name for v in views], online.read_views([v.name for v in views], pseudonym)):
+        if values is not None:
+            out[view] = {"written_at": ts.isoformat() if ts else None, **values}
+    return out

@@ -1,0 +1,77 @@
+"""A subject-access request: the user's rows found where erasure would look, by the same pseudonym,
+copied out on request, and nobody else's."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from ingest.__main__ import app
+from ingest.access import export, gather
+from setlist.eventlog import EventLog
+from setlist.pseudonym import IdentityMap, pseudonymize
+from setlist.settings import Settings
+from tests.unit.test_journal import row as journal_row
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    s = Settings(data_dir=tmp_path / "data", hmac_key="test-hmac-key", impressions_enabled=False)
+    alice, bob = (pseudonymize(u, s.secret_hmac_key()) for u in ("alice", "bob"))
+    rows = [{**journal_row(n), "user_id": user} for n, user in enumerate([alice, bob, alice])]
+    EventLog(s.events_dir).append(
+        pd.DataFrame(rows).assign(timestamp=lambda f: pd.to_datetime(f.timestamp, unit="ms", utc=True))
+    )
+    s.features_dir.mkdir(parents=True)
+    pd.DataFrame({"user_id": [alice, bob], "user_plays_7d": [3, 9]}).to_parquet(s.features_dir / "user_profile.parquet")
+    ids = IdentityMap(s.metadata_url)
+    try:
+        ids.remember([(alice, "alice"), (bob, "bob")])
+    finally:
+        ids.dispose()
+    return s
+
+
+def test_the_users_rows_are_found_by_place_and_nobody_elses(settings: Settings) -> None:
+    found = gather(settings, "alice")
+    assert found.raw_id == "alice" and found.pseudonym == pseudonymize("alice", b"test-hmac-key")
+    counts = {(h.place, h.dataset): len(h.rows) for h in found.held}
+    assert counts == {("event log", "events"): 2, ("feature files", "features/user_profile.parquet"): 1}
+    assert all(set(h.rows["user_id"]) == {found.pseudonym} for h in found.held)
+    assert found.online == {} and "no feature store yet" in found.notes[0]
+
+
+def test_the_export_holds_every_row_found_readable_by_its_owner_only(settings: Settings, tmp_path: Path) -> None:
+    found = gather(settings, "alice")
+    written = export(found, tmp_path / "out")
+    assert {p.name for p in written} == {
+        "event-log-events.jsonl",
+        "feature-files-features-user-profile.jsonl",
+        "summary.json",
+    }
+    lines = [json.loads(x) for x in (tmp_path / "out" / "event-log-events.jsonl").read_text().splitlines()]
+    assert [x["event_id"] for x in lines] == ["e0", "e2"] and {x["user_id"] for x in lines} == {found.pseudonym}
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["raw_id"] == "alice" and summary["datasets"]["event-log-events.jsonl"]["rows"] == 2
+    assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in written)
+    assert stat.S_IMODE((tmp_path / "out").stat().st_mode) == 0o700
+
+
+def test_the_command_lists_the_places_and_a_user_never_seen_has_none(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SETLIST_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("SETLIST_HMAC_KEY", "test-hmac-key")
+    runner = CliRunner()
+    result = runner.invoke(app, ["access", "alice"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "identity map: alice" in result.output and "events" in result.output
+    assert "file: events/ [pseudonym] 1 day file" in result.output  # the scan, one line per dataset
+    nobody = runner.invoke(app, ["access", "carol", "--no-scan"], env={"COLUMNS": "200"})
+    assert nobody.exit_code == 0, nobody.output
+    assert "not in the identity map" in nobody.output and "no rows of this user" in nobody.output
