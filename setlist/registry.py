@@ -17,6 +17,7 @@ import logging
 import os
 import shutil
 import tempfile
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -124,6 +125,8 @@ def _quiet_mlflow() -> None:
     download (tqdm, in the middle of a training's report), the store's schema set-up lines, the
     pickling advice above and the lines of ``_RaisedAnyway``. Other errors and warnings still show."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # MLflow's own use of SQLAlchemy, not ours: printed by every command that opens its store
+    warnings.filterwarnings("ignore", message=r"The ``noload`` loader strategy is deprecated")
     logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
     for name, kind in (
@@ -159,6 +162,7 @@ def reader(settings: Settings) -> MlflowClient:
     only reads (listings, reports) and must not redirect another component's fluent calls."""
     from mlflow import MlflowClient
 
+    _quiet_mlflow()
     _reachable(settings)
     return MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
 
