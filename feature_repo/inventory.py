@@ -163,6 +163,7 @@ def plan(settings: Settings, fs: FeatureSet) -> list[PlanLine]:
         return {f"{p.name}.{f.name}" for p in service.feature_view_projections for f in p.features}
 
     desired = {s.name: s for s in definitions(settings).services}
+    changed: set[str] = set()
     for v in fs.versions:
         svc = fs.service(v)
         old = services.get(svc.name)
@@ -173,6 +174,7 @@ def plan(settings: Settings, fs: FeatureSet) -> list[PlanLine]:
             if had != now:
                 added, removed = sorted(now - had), sorted(had - now)
                 lines.append(PlanLine("~", f"feature service {svc.name}: +{added or '[]'} -{removed or '[]'}"))
+                changed.add(svc.name)
     for name in sorted(set(services) - {fs.service(v).name for v in fs.versions}):
         lines.append(PlanLine("-", f"feature service {name}: no longer declared"))
     lines += _rebuild_note(settings, fs)
@@ -186,6 +188,15 @@ def plan(settings: Settings, fs: FeatureSet) -> list[PlanLine]:
             lines.append(
                 PlanLine(
                     "!", f"ranker {u.label} reads {u.service}, which is no longer declared: serving would refuse it"
+                )
+            )
+            continue
+        if u.service in changed:  # e.g. a built-in redeclared with other windows under the same version
+            lines.append(
+                PlanLine(
+                    "!",
+                    f"ranker {u.label} was trained on {u.service}, whose features this change alters: serving "
+                    "would refuse it; declare the change under a new version (since=N+1) instead",
                 )
             )
     return lines

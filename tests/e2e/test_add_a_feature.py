@@ -87,7 +87,7 @@ def walked(tiny_copy, tmp_path):
     return s, client, champion_before, outputs, env
 
 
-def test_add_a_feature_follows_the_readme(walked):
+def test_add_a_feature_follows_the_readme(walked, tmp_path):
     s, client, champion_before, out, env = walked
     plan = next(o for c, o in out.items() if "feature_repo plan" in c)
     assert "+ item_stats.item_release_year" in plan and "+ user_profile.user_distinct_items_30d" in plan
@@ -133,3 +133,14 @@ def test_add_a_feature_follows_the_readme(walked):
     after = _run(without, "python -m feature_repo plan")
     assert "feature service ranker_v2: no longer declared" not in after
     assert "reads ranker_v2, which is no longer declared" in after  # the challenger trained on it still does
+
+    # a built-in redeclared under the champion's own version: the plan warns before serving refuses it
+    redeclared = tmp_path / "redeclared"
+    redeclared.mkdir()
+    (redeclared / "plays.py").write_text(
+        "from setlist.featureset import Events, Feature\n"
+        "FEATURES = [Feature('user_plays', 'user', Events('count', types=('play',), windows=(7,)), 'int64')]\n"
+    )
+    warned = _run({**without, "SETLIST_FEATURE_DIRS": str(redeclared)}, "python -m feature_repo plan")
+    alters = f"ranker v{champion.version} (champion) was trained on ranker_v1, whose features this change alters"
+    assert alters in warned
