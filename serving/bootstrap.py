@@ -25,6 +25,7 @@ from serving import metrics
 from serving.breaker import Breaker
 from serving.cache import Cache, MemoryCache, NoCache, RedisCache
 from serving.dedupe import Dedupe, make_dedupe
+from serving.errors import NotReady
 from serving.identity_writer import IdentityWriter
 from serving.impressions import ImpressionLog
 from serving.item_table import ItemTable, load_items
@@ -197,7 +198,14 @@ class Server:
     facts_lookup: Bounded | None = None
 
     def rank(self, query: RankQuery) -> RankResult:
-        return self.service.rank(query)
+        try:
+            return self.service.rank(query)
+        except NotReady as exc:
+            # "still loading" is not the whole truth when the registry's champion was refused or unset
+            why = getattr(self.models, "waiting_for", None)
+            if why:
+                raise NotReady(f"{exc}: {why}") from None
+            raise
 
     def track(self, events: list[TrackEvent]) -> TrackResult:
         return self.service.track(events)

@@ -235,6 +235,8 @@ class ModelHolder:
         self._loader, self._versions, self._on_change = loader, versions, on_change
         self._refused: dict[Pair, str] = {}
         self._unset: set[str] = set()  # aliases found unset, said once each
+        #: why no champion is served yet, for a Rank told UNAVAILABLE (None once one is)
+        self.waiting_for: str | None = None
         self._lock = threading.Lock()
         self._lookup = Bounded(settings.mlflow_timeout_s, "setlist-alias-lookup")
 
@@ -277,6 +279,8 @@ class ModelHolder:
                         )
                     if alias in old:
                         new[alias] = old[alias]
+                    elif alias == CHAMPION:
+                        self.waiting_for = "no champion model in the registry yet (make train promotes one)"
                     continue
                 except Exception as exc:
                     log.warning("cannot read alias %s: %s", alias, type(exc).__name__)
@@ -299,6 +303,10 @@ class ModelHolder:
                     )
                     if keep is not None and keep.pair not in self._refused:
                         new[alias] = keep
+                    elif alias == CHAMPION:
+                        self.waiting_for = f"the champion {wanted} was refused: {self._refused.get(wanted, exc)}"
+            if CHAMPION in new:
+                self.waiting_for = None
             changed = any(new.get(a) is not old.get(a) for a in set(new) | set(old))
             if changed:
                 self.bundles = new  # one assignment: readers see the old set or the new one

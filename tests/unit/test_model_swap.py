@@ -149,3 +149,34 @@ def test_an_unset_champion_is_said_once_in_words_until_it_is_set_and_unset_again
     assert said == [1, 1, 1, 2]  # once; then again only after it was set and went away
     assert "python -m training.promote" in caplog.records[0].getMessage()
     assert holder.current is not None  # the last refresh keeps what it had
+
+
+def test_a_server_with_no_champion_says_why_rather_than_still_loading(tmp_path: Path) -> None:
+    from serving.rollout.models import ModelHolder, ModelLoadError
+    from setlist.registry import AliasNotSet
+
+    answers: list[tuple[str, str] | None] = [None, ("1", "1"), ("1", "1"), ("2", "2")]
+
+    def versions(_settings: Settings, alias: str) -> tuple[str, str]:
+        pair = answers.pop(0)
+        if pair is None:
+            raise AliasNotSet(f"registered model 'setlist-ranker' has no {alias!r} version")
+        return pair
+
+    def bundle(_settings: Settings, pair: tuple[str, str]) -> ModelBundle:
+        if pair == ("1", "1"):
+            raise ModelLoadError("its feature service ranker_v1 was redeclared with other inputs")
+        return ModelBundle(index=None, booster=None, candidates_version=pair[0], ranker_version=pair[1])  # type: ignore[arg-type]
+
+    holder = ModelHolder(Settings(data_dir=tmp_path), loader=bundle, versions=versions)
+    holder.refresh()
+    assert holder.waiting_for is not None and "no champion model in the registry yet" in holder.waiting_for
+    holder.refresh()
+    assert (
+        holder.waiting_for
+        == "the champion ('1', '1') was refused: its feature service ranker_v1 was redeclared with other inputs"
+    )
+    holder.refresh()  # the same pair again: still the first reason, not "refused earlier"
+    assert holder.waiting_for.endswith("was redeclared with other inputs")
+    holder.refresh()
+    assert holder.current is not None and holder.waiting_for is None

@@ -245,3 +245,20 @@ def test_track_with_nothing_acceptable_says_why(plane: Dataplane, server: Server
     with pytest.raises(InvalidArgument):
         server.track([])
     assert plane.journal.rows == []
+
+
+def test_unavailable_says_why_no_champion_is_served(server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    from serving.errors import NotReady
+
+    def loading(_q: RankQuery) -> None:
+        raise NotReady("models and features are still loading")
+
+    monkeypatch.setattr(server.service, "rank", loading)
+    monkeypatch.setattr(
+        server.models, "waiting_for", "the champion ('3', '3') was refused: its service is gone", raising=False
+    )
+    with pytest.raises(NotReady, match=r"still loading: the champion \('3', '3'\) was refused: its service is gone"):
+        server.rank(RankQuery(USER, 5))
+    monkeypatch.setattr(server.models, "waiting_for", None, raising=False)
+    with pytest.raises(NotReady, match=r"still loading$"):
+        server.rank(RankQuery(USER, 5))
