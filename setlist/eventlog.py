@@ -287,6 +287,15 @@ class EventLog:
             return Erased(erasure_digest(u) for u in table.column("user_id").to_pylist())
         return Erased(table.column("digest").to_pylist())
 
+    def erased_since(self, when: datetime) -> int:
+        """How many users were erased after ``when`` (by their tombstones' times; a tombstone of the older
+        format has none, and counts as erased before)."""
+        path = self.root / TOMBSTONES
+        if not path.exists() or "erased_at" not in pq.read_schema(path).names:
+            return 0
+        at = pq.read_table(path, columns=["erased_at"]).column("erased_at")
+        return int(pc.sum(pc.greater(at, pa.scalar(when, at.type))).as_py() or 0)
+
     def tombstone(self, pseudonym: str) -> None:
         """Record the erasure, so no rebuild brings the user back; also rewrites a tombstone file of
         the older format (which held pseudonyms) into digests."""

@@ -22,7 +22,7 @@ from setlist.cli import App
 from setlist.cli import console as cli_console
 from setlist.errors import InputMissing, UsageError
 from setlist.eventlog import EventLog
-from setlist.lineage import gates, imports, unfinished_imports
+from setlist.lineage import file_digest, gates, imports, unfinished_imports
 from setlist.publish import PublishLog
 from setlist.settings import Settings, get_settings
 
@@ -81,7 +81,15 @@ def trace(settings: Settings, version: str | None, model: str = "ranker") -> Tre
     node.add(f"feature service {tags.get(registry.LINEAGE_FEATURE_SERVICE, '?')}")
 
     digest = tags.get(registry.LINEAGE_TRAINING_SET, "")
-    ts = node.add(f"training set sha256 {digest[:16] or '(not recorded)'}")
+    path = settings.training_set_path
+    now = file_digest(path) if digest and path.exists() else ""
+    if not now:
+        kept = ""
+    elif now == digest:
+        kept = "; the file still matches it"
+    else:  # each training writes the file anew; an erasure rewrites it without the user
+        kept = f"; the file has changed since (now {now[:16]}: a later training, or an erasure)"
+    ts = node.add(f"training set sha256 {digest[:16] or '(not recorded)'}{kept}")
     _gates(ts, ledger_gates, f"training_set:{digest}" if digest else None)
 
     publish = _publish(settings, tags.get(registry.LINEAGE_PUBLISH))
@@ -96,6 +104,12 @@ def trace(settings: Settings, version: str | None, model: str = "ranker") -> Tre
         node.add("[yellow]feature publish: not recorded[/]")
 
     log = EventLog(settings.events_dir)
+    if started is not None and (erased := log.erased_since(started)):
+        node.add(
+            f"[yellow]{erased} user{'s' if erased != 1 else ''} erased since this run: their rows are gone from "
+            "the log, the feature files and training set, and this version's candidate factors (rewritten in "
+            "place, so the artifacts no longer match what MLflow logged); receipts in erasure/receipts/[/]"
+        )
     current = log.snapshot_hash()
     same = "the log still matches it" if current == snapshot else f"the log has changed since (now {current})"
     snap = node.add(f"event-log snapshot {snapshot or '(not recorded)'}: {same}")

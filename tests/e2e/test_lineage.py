@@ -68,6 +68,12 @@ def test_lineage_walks_from_a_model_version_to_its_imports_and_gates(tiny_copy, 
     assert "extra.csv" in text and "--assume-consent" in text
     assert "killed.csv sha256 abababab" in text and "started, never finished (no end recorded" in text
     assert "early.csv" not in text  # killed before its first write: no rows of it can be in the log
+    assert "training set sha256" in text and "the file still matches it" in text
+    assert "erased since this run" not in text
+    from setlist.eventlog import EventLog
+
+    EventLog(s.events_dir).tombstone("u_" + "0f" * 16)  # an erasure's first write, after the run
+    assert "1 user erased since this run" in _text(trace(s, result.versions[1]))
     cli = runner.invoke(lineage_app, [result.versions[1]])
     assert cli.exit_code == 0 and "training set sha256" in cli.output
     missing = runner.invoke(lineage_app, ["999"])
