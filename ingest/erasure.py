@@ -182,6 +182,8 @@ def _erase(
     if settings.profile == "cluster":
         tally.add(_cluster_sweep(settings, pseudonym))
     tally.add(_cache(settings, pseudonym))
+    if settings.on_servers:
+        tally.add(_redis_files(settings))
     say("identity map")
     tally.add(_identity(settings, pseudonym))
     say("Track journals (waiting for running servers' segments to roll)")
@@ -319,6 +321,30 @@ def _cache(settings: Settings, pseudonym: str) -> Place:
         client.close()
     place.looked.append("redis")
     place.removed = 1
+    return place
+
+
+def _redis_files(settings: Settings) -> Place:
+    """Redis keeps a deleted key in its append-only file until the file is rewritten: ask for the rewrite
+    (it runs in the background; the key is gone from the file when it ends). A Redis that refuses the
+    command (a managed one may) is named in the note, not an error: the live keys are gone either way."""
+    from redis.exceptions import RedisError
+
+    from setlist.redis_client import fail_fast_redis
+
+    place = Place("Redis append-only file", ["redis"], unit="rewrites")
+    client = fail_fast_redis(settings.redis_url, max(settings.online_timeout_ms, 500) / 1000, retries=1)
+    try:
+        client.bgrewriteaof()
+        place.removed = 1
+        place.note = "rewrite started; RDB snapshots taken before keep deleted keys until they are replaced"
+    except RedisError as exc:
+        if "already in progress" in str(exc):  # a rewrite that began before the deletes may miss them
+            place.note = "a rewrite was already running: run the erasure again once it ends to rewrite it after"
+        else:
+            place.note = f"could not ask for a rewrite ({type(exc).__name__}: {exc}); the file keeps deleted keys"
+    finally:
+        client.close()
     return place
 
 
