@@ -115,7 +115,7 @@ def build_user_profile(
 ) -> pd.DataFrame:
     """The ``user_profile`` view: every declared user feature, from personalizable events."""
     fs = features or declarations.load()
-    return engine.compute("user", ev, fs.view("user_profile"), catalog.items, tables)
+    return engine.compute("user", ev, fs.view("user_profile"), catalog.items, tables, quiet=fs.built_in())
 
 
 def build_item_stats(
@@ -126,7 +126,7 @@ def build_item_stats(
 ) -> pd.DataFrame:
     """The ``item_stats`` view: every declared item feature."""
     fs = features or declarations.load()
-    return engine.compute("item", ev, fs.view("item_stats"), catalog.items, tables)
+    return engine.compute("item", ev, fs.view("item_stats"), catalog.items, tables, quiet=fs.built_in())
 
 
 def build_sessions(

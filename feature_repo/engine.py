@@ -14,7 +14,7 @@ written (NOTES.md, "Features"): this file is the piece Feast did not cover.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,8 +72,10 @@ def compute(
     features: Sequence[Feature],
     items: pd.DataFrame,
     tables: dict[str, pd.DataFrame] | None = None,
+    quiet: Collection[str] = (),
 ) -> pd.DataFrame:
-    """The batch view of ``entity`` (``user`` or ``item``) from prepared events."""
+    """The batch view of ``entity`` (``user`` or ``item``) from prepared events. ``quiet``: features
+    whose having no value anywhere is expected (the built-in pack's, e.g. a catalogue without durations)."""
     key = f"{entity}_id"
     code, ids = pd.factorize(ev[key].to_numpy(), sort=True)
     ts = ev["timestamp"].astype("int64").to_numpy()
@@ -95,7 +97,13 @@ def compute(
             raise DeclarationError(
                 str(exc) if str(exc).startswith("feature ") else f"feature {f.name!r}: {exc}"
             ) from exc
-        if len(values) and f.dtype != "float_list" and f.missing is not None and pd.isna(pd.Series(values)).all():
+        if (
+            len(values)
+            and f.name not in quiet
+            and f.dtype != "float_list"
+            and f.missing is not None
+            and pd.isna(pd.Series(values)).all()
+        ):
             _warn_empty(f, len(values))
         out[f.name] = _finish(f, values)
     frame = pd.DataFrame(out)

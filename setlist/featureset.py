@@ -260,6 +260,14 @@ class FeatureSet:
         parts += [json.dumps(asdict(t), sort_keys=True) for t in self.tables.values()]
         return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
+    def built_in(self) -> frozenset[str]:
+        """The names (windowed ones expanded) of the features the built-in pack declares."""
+        return frozenset(
+            f.name
+            for f in self.features
+            if (self.origin.get(f.name) or self.origin.get(f.name.rsplit("_", 1)[0])) == "built-in"
+        )
+
     # --- checks -------------------------------------------------------------------------------
     def check(self) -> None:
         seen: dict[str, str] = {}
