@@ -29,8 +29,8 @@ class Declared:
         from feature_repo.engine import load_tables
 
         fs = declarations.load(settings)
-        key = settings.secret_hmac_key()
         check_key(settings)  # SQL user tables and hashed search terms would match no one's events
+        key = settings.secret_hmac_key()
         return cls(
             fs,
             load_tables(fs, "user", lambda u: pseudonymize(str(u), key)),

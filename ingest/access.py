@@ -22,7 +22,8 @@ import pyarrow.parquet as pq
 
 from ingest.erasure import event_logs, parquet_under, relative, resolve
 from ingest.residue import Finding, render
-from setlist.pseudonym import IdentityMap, check_key
+from setlist.errors import UsageError
+from setlist.pseudonym import check_key, identity_table
 from setlist.settings import Settings
 
 Progress = Callable[[str], None]
@@ -55,7 +56,8 @@ class Access:
 
 def gather(settings: Settings, user: str, *, by_pseudonym: bool = False, progress: Progress | None = None) -> Access:
     say = progress or (lambda _: None)
-    check_key(settings)  # another key's pseudonym is someone else's, or no one's
+    if not by_pseudonym:
+        check_key(settings)  # another key's pseudonym is someone else's, or no one's
     pseudonym = resolve(user, settings, by_pseudonym)
     out = Access(user.strip(), pseudonym, _raw_id(settings, pseudonym))
     data = settings.data_dir
@@ -98,11 +100,20 @@ def summarize(findings: Sequence[Finding], notes: Sequence[str] = ()) -> str:
     return "\n".join([*lines, body] if body else lines)
 
 
+def require_empty(folder: Path) -> None:
+    """``folder`` does not exist yet, or is an empty directory: an export overwrites nothing."""
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise UsageError(f"--export {folder}: not a new or empty directory (nothing in it is overwritten)")
+
+
 def export(access: Access, folder: Path) -> list[Path]:
-    """Each dataset as JSON lines, the online rows and a summary, in ``folder`` (created, readable by its
-    owner only: it holds the user's data)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    folder.chmod(0o700)
+    """Each dataset as JSON lines, the online rows and a summary, in ``folder``: a new directory (made
+    readable by its owner only: it holds the user's data) or an empty one, whose mode is left as it is
+    (``/tmp`` must stay ``/tmp``); one that holds files is refused, so nothing is overwritten."""
+    require_empty(folder)
+    if not folder.exists():
+        folder.mkdir(parents=True, mode=0o700)
+        folder.chmod(0o700)  # the umask may have taken bits off, never added: this is exact
     written = []
     for held in access.held:
         path = folder / f"{held.name}.jsonl"
@@ -130,11 +141,21 @@ def export(access: Access, folder: Path) -> list[Path]:
 def _raw_id(settings: Settings, pseudonym: str) -> str | None:
     if settings.metadata_url.startswith("sqlite:///") and not Path(settings.metadata_url[10:]).exists():
         return None
-    ids = IdentityMap(settings.metadata_url)
+    from sqlalchemy import create_engine, inspect, select
+
+    from setlist.sqltimeouts import engine_options
+
+    # not IdentityMap, whose opening creates its table: a request for access writes nothing
+    url = settings.metadata_url
+    engine = create_engine(url, **engine_options(url, settings.database_connect_timeout_s, None))
     try:
-        return ids.resolve(pseudonym)
+        with engine.connect() as conn:
+            if not inspect(conn).has_table(identity_table.name):
+                return None
+            query = select(identity_table.c.raw_id).where(identity_table.c.pseudonym == pseudonym)
+            return conn.execute(query).scalar_one_or_none()
     finally:
-        ids.dispose()
+        engine.dispose()
 
 
 def _rows_under(place: str, root: Path, pseudonym: str, data: Path, *, by_file: bool) -> list[Held]:

@@ -107,7 +107,8 @@ def resolve(user: str, settings: Settings, by_pseudonym: bool) -> str:
 
 def erase(user: str, settings: Settings, *, by_pseudonym: bool = False, progress: Progress | None = None) -> Receipt:
     say = progress or (lambda _: None)
-    check_key(settings)  # another key's pseudonym is someone else's, or no one's: the user would stay
+    if not by_pseudonym:  # another key's pseudonym is someone else's, or no one's: the user would stay
+        check_key(settings)
     pseudonym = resolve(user, settings, by_pseudonym)
     data = settings.data_dir
     logs = event_logs(settings)
@@ -335,6 +336,10 @@ def _redis_files(settings: Settings) -> Place:
     place = Place("Redis append-only file", ["redis"], unit="rewrites")
     client = fail_fast_redis(settings.redis_url, max(settings.online_timeout_ms, 500) / 1000, retries=1)
     try:
+        # a Redis without an append-only file would write one, with every user's keys, when asked
+        if not int(client.info("persistence").get("aof_enabled", 0)):
+            place.note = "Redis keeps no append-only file (appendonly no): nothing to rewrite"
+            return place
         client.bgrewriteaof()
         place.removed = 1
         place.note = "rewrite started; RDB snapshots taken before keep deleted keys until they are replaced"

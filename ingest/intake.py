@@ -373,8 +373,8 @@ def ingest(
     log, quarantine = EventLog(settings.events_dir), Quarantine(settings.quarantine_dir)
     for root in (settings.events_dir, settings.quarantine_dir):  # what a killed import left half-written
         remove_stale_temporaries(root)
+    check_key(settings)  # before a first key is made: stored pairs without one mean it was lost
     key = settings.secret_hmac_key()
-    check_key(settings)
     now = datetime.now(UTC)
     if known is None:
         known = logged_event_ids(settings) if check_log_duplicates else set()

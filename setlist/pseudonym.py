@@ -102,10 +102,10 @@ def check_key(settings: Settings) -> None:
     two, an erasure would remove the wrong pseudonym and miss the real one, and SQL feature tables would
     join no one. Nothing stored says which key was used except the pairs themselves, so a few of them are
     recomputed. An empty or absent identity map (a first run) has nothing to compare. Once per process
-    for a given store and key."""
-    key = settings.secret_hmac_key()
+    for a given store and key. Creates no key: where there is none yet, stored pairs mean it was lost."""
+    key = settings.existing_hmac_key()
     url = settings.metadata_url
-    memo = (url, hmac.new(key, b"setlist key check", hashlib.sha256).hexdigest())
+    memo = (url, hmac.new(key, b"setlist key check", hashlib.sha256).hexdigest() if key else "")
     if memo in _checked:
         return
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
@@ -118,6 +118,14 @@ def check_key(settings: Settings) -> None:
             rows = conn.execute(select(identity_table).limit(KEY_CHECK_ROWS)).all()
     finally:
         engine.dispose()
+    if key is None and rows:
+        raise KeyMismatch(
+            f"no pseudonymization key ({settings.hmac_key_source()} does not exist), but the identity map "
+            "holds users pseudonymized with one: restore that file, or set the key the data was written with "
+            "(SETLIST_HMAC_KEY or SETLIST_HMAC_KEY_FILE); a new key would make every user a new one"
+        )
+    if key is None:
+        return
     wrong = sum(pseudonymize(raw, key) != pseudonym for pseudonym, raw in rows)
     if wrong:
         raise KeyMismatch(

@@ -379,7 +379,8 @@ class Settings(BaseSettings):
     track_quarantine_flush_s: float = Field(default=10.0, gt=0)
     cache_enabled: bool = True
     #: unset: ``redis`` on the production and cluster profiles (shared by every worker and replica, so
-    #: another process's Track invalidates it), ``memory`` locally
+    #: another process's Track invalidates it), ``memory`` locally; resolved when the object is built, so
+    #: ``model_copy(update={"profile": …})`` keeps the value resolved for the original profile
     cache_backend: Literal["memory", "redis"] | None = None
     cache_ttl_s: float = Field(default=300.0, gt=0)
     cache_size: int = Field(default=100_000, ge=0)
@@ -649,6 +650,15 @@ class Settings(BaseSettings):
         if self.hmac_key_file is not None:
             return f"SETLIST_HMAC_KEY_FILE={self.hmac_key_file}"
         return f"{self.data_dir / 'secrets' / 'hmac.key'} (this data directory's own key)"
+
+    def existing_hmac_key(self) -> bytes | None:
+        """The key :meth:`secret_hmac_key` would return, or None where it would create one (locally, before
+        the first run): for a check that must not leave a key behind."""
+        set_explicitly = self.hmac_key is not None and self.hmac_key.get_secret_value()
+        if set_explicitly or self.hmac_key_file is not None or self.on_servers:
+            return self.secret_hmac_key()
+        path = self.data_dir / "secrets" / "hmac.key"
+        return path.read_text().strip().encode() if path.exists() else None
 
     def secret_hmac_key(self) -> bytes:
         """The pseudonymization key. Locally a random key is created once under data_dir;

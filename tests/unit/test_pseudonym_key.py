@@ -77,3 +77,23 @@ def test_a_server_under_another_key_refuses_to_start_with_one_line(tmp_path: Pat
     (data / "registry.db").touch()  # past the check for a built registry
     with pytest.raises(StartupError, match="not the one this data was written with"):
         preflight(settings_with(data, key="a-new-key"))
+
+
+def test_a_lost_key_file_is_refused_and_no_new_key_is_made_for_the_check(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    written = settings_with(data)  # the local profile's own key, made on first use
+    remember(written, ["alice"])
+    key_file = data / "secrets" / "hmac.key"
+    key_file.unlink()  # lost: a copy of the data directory without its secrets
+    with pytest.raises(KeyMismatch, match="no pseudonymization key .*does not exist"):
+        check_key(settings_with(data))
+    assert not key_file.exists()
+
+
+def test_an_erasure_by_pseudonym_needs_no_key_and_makes_none(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    remember(settings_with(data, key="the-key"), ["alice"])
+    pseudonym = pseudonymize("alice", b"the-key")
+    receipt = erase(pseudonym, settings_with(data), by_pseudonym=True)  # no key set: the operator's fallback
+    assert receipt.removed_in("identity map") == 1
+    assert not (data / "secrets" / "hmac.key").exists()
