@@ -1169,9 +1169,11 @@ def access(
     """A subject-access request: every place that holds one user's data, with row counts; --export copies
     the rows. Reads the places erasure reaches, by the same ids; changes nothing."""
     from ingest.access import export as write_export
-    from ingest.access import gather, summarize, time_span
+    from ingest.access import gather, require_empty, summarize, time_span
 
     settings = get_settings()
+    if export is not None:
+        require_empty(export)  # before the work, not after it
     with console.status("looking…") as status:
         found = gather(settings, user, by_pseudonym=pseudonym, progress=lambda step: status.update(f"looking: {step}"))
     who = found.raw_id if found.raw_id is not None else "not in the identity map (erased, or never stored)"

@@ -75,3 +75,25 @@ def test_the_command_lists_the_places_and_a_user_never_seen_has_none(
     nobody = runner.invoke(app, ["access", "carol", "--no-scan"], env={"COLUMNS": "200"})
     assert nobody.exit_code == 0, nobody.output
     assert "not in the identity map" in nobody.output and "no rows of this user" in nobody.output
+
+
+def test_an_export_overwrites_nothing_and_leaves_an_existing_directorys_mode(
+    settings: Settings, tmp_path: Path
+) -> None:
+    from setlist.errors import UsageError
+
+    found = gather(settings, "alice")
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "summary.json").write_text("someone else's")
+    with pytest.raises(UsageError, match="not a new or empty directory"):
+        export(found, busy)
+    assert (busy / "summary.json").read_text() == "someone else's"
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o777)
+    shared.chmod(0o1777)  # as /tmp
+    export(found, shared)
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o1777
+    runner = CliRunner()
+    refused = runner.invoke(app, ["access", "alice", "--no-scan", "--export", str(busy)])
+    assert refused.exit_code == 2 and "not a new or empty directory" in refused.output
