@@ -132,7 +132,7 @@ def apply() -> None:
     """Register entities, feature views and feature services in the Feast registry."""
     settings = get_settings()
     _declarations()
-    defs = apply_defs(get_store(settings), settings)
+    defs = apply_defs(get_store(settings), settings, prune=True)
     console.print(
         f"registered {len(defs.objects())} Feast objects in project [bold]{settings.feast_project}[/] "
         f"(services: {', '.join(s.name for s in defs.services)})"

@@ -208,12 +208,16 @@ class Applied(Definitions):
     removed: list[str] = field(default_factory=list)
 
 
-def apply(store: FeatureStore, settings: Settings) -> Applied:
-    """Register the declarations, and remove the feature services of ours (``ranker_vN``) they no longer
-    declare: Feast's apply only adds and updates, so a removed version stayed registered for good (and
-    ``plan`` kept listing its removal). Another project's objects and other names are left alone."""
+def apply(store: FeatureStore, settings: Settings, prune: bool = False) -> Applied:
+    """Register the declarations. ``prune`` (``python -m feature_repo apply``, asked for by hand) also
+    removes the feature services of ours (``ranker_vN``) they no longer declare: Feast's apply only adds
+    and updates, so a removed version stayed registered for good (and ``plan`` kept listing its removal).
+    Never inside a job: one run without the declaration directories another component reads would remove
+    that component's services. Another project's objects and other names are left alone."""
     defs = definitions(settings)
     store.apply(defs.objects())
+    if not prune:
+        return Applied(defs.views, defs.services)
     declared = {s.name for s in defs.services}
     removed = []
     for service in store.list_feature_services():

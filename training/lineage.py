@@ -106,9 +106,10 @@ def trace(settings: Settings, version: str | None, model: str = "ranker") -> Tre
     log = EventLog(settings.events_dir)
     if started is not None and (erased := log.erased_since(started)):
         node.add(
-            f"[yellow]{erased} user{'s' if erased != 1 else ''} erased since this run: their rows are gone from "
-            "the log, the feature files and training set, and this version's candidate factors (rewritten in "
-            "place, so the artifacts no longer match what MLflow logged); receipts in erasure/receipts/[/]"
+            f"[yellow]{erased} user{'s' if erased != 1 else ''} erased since this run: whatever of theirs this "
+            "run read is gone from the log, the feature files and the training set, and their rows from this "
+            "version's candidate factors (rewritten in place, so the artifacts may no longer match what MLflow "
+            "logged); receipts in erasure/receipts/[/]"
         )
     current = log.snapshot_hash()
     same = "the log still matches it" if current == snapshot else f"the log has changed since (now {current})"

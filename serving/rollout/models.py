@@ -286,6 +286,8 @@ class ModelHolder:
                     log.warning("cannot read alias %s: %s", alias, type(exc).__name__)
                     if alias in old:
                         new[alias] = old[alias]
+                    elif alias == CHAMPION:
+                        self.waiting_for = f"cannot read the model registry ({type(exc).__name__})"
                     continue
                 self._unset.discard(alias)
                 try:
