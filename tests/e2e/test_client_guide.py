@@ -31,8 +31,10 @@ def _blocks(language: str) -> list[str]:
 
 
 def _grpcurl_calls() -> list[tuple[str, str]]:
-    """Each grpcurl line's JSON body and the method it calls."""
+    """Each grpcurl line's JSON body and the method it calls; a value the shell fills in (``'"$(date
+    +%s000)"'``, a current time) stands as ``1``."""
     text = " ".join(b.replace("\\\n", " ") for b in _blocks("sh"))
+    text = re.sub(r"""'"\$\([^)]*\)"'""", "1", text)
     return re.findall(r"-d '(\{.*?\})'\s+\S+\s+(setlist\.v1\.RankingService/\w+)", text)
 
 
