@@ -10,11 +10,12 @@ SQL tables, Redis), so the answer leaves nothing out that an erasure would reach
 from __future__ import annotations
 
 import json
+import os
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import pandas as pd
 import pyarrow as pa
@@ -117,7 +118,8 @@ def export(access: Access, folder: Path) -> list[Path]:
     written = []
     for held in access.held:
         path = folder / f"{held.name}.jsonl"
-        held.rows.to_json(path, orient="records", lines=True, date_format="iso", date_unit="ms")
+        with _private(path) as fh:
+            held.rows.to_json(fh, orient="records", lines=True, date_format="iso", date_unit="ms")
         written.append(path)
     summary = {
         "user": access.user,
@@ -130,11 +132,17 @@ def export(access: Access, folder: Path) -> list[Path]:
         "notes": access.notes,
     }
     path = folder / "summary.json"
-    path.write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
+    with _private(path) as fh:
+        fh.write(json.dumps(summary, indent=2, default=str) + "\n")
     written.append(path)
-    for p in written:
-        p.chmod(0o600)
     return written
+
+
+def _private(path: Path) -> TextIO:
+    """A new file readable by its owner only from its first byte: never an existing file, nor a link someone
+    placed in a shared directory after it was found empty."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    return os.fdopen(fd, "w", encoding="utf-8")
 
 
 # --- the places --------------------------------------------------------------------------------------

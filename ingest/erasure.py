@@ -99,7 +99,14 @@ def resolve(user: str, settings: Settings, by_pseudonym: bool) -> str:
     if not user:
         raise UsageError("the user id is empty")
     if not by_pseudonym:
-        return pseudonymize(user, settings.secret_hmac_key())
+        key = settings.existing_hmac_key()  # never a new one: its pseudonym would be no one's
+        if key is None:
+            raise Refused(
+                f"no pseudonymization key yet ({settings.hmac_key_source()} does not exist): nothing here is "
+                "stored under a pseudonym; for data written elsewhere, set the key it was written with "
+                "(SETLIST_HMAC_KEY or SETLIST_HMAC_KEY_FILE)"
+            )
+        return pseudonymize(user, key)
     if not (user.startswith(PSEUDONYM_PREFIX) and len(user) == _PSEUDONYM_LEN):
         raise UsageError(f"--pseudonym expects {PSEUDONYM_PREFIX} followed by 32 hex characters")
     return user

@@ -91,6 +91,12 @@ KEY_CHECK_ROWS = 16
 _checked: set[tuple[str, str]] = set()
 
 
+def _has_events(settings: Settings) -> bool:
+    """Whether the event log holds any file (its pseudonyms were made with a key), without listing it all."""
+    root = settings.events_dir
+    return root.exists() and next(root.glob("date=*/*.parquet"), None) is not None
+
+
 class KeyMismatch(Refused):
     """The pseudonymization key in use is not the one the stored data was written with."""
 
@@ -105,9 +111,15 @@ def check_key(settings: Settings) -> None:
     for a given store and key. Creates no key: where there is none yet, stored pairs mean it was lost."""
     key = settings.existing_hmac_key()
     url = settings.metadata_url
-    memo = (url, hmac.new(key, b"setlist key check", hashlib.sha256).hexdigest() if key else "")
+    memo = (url, hmac.new(key, b"setlist key check", hashlib.sha256).hexdigest() if key is not None else "")
     if memo in _checked:
         return
+    if key is None and _has_events(settings):
+        raise KeyMismatch(
+            f"no pseudonymization key ({settings.hmac_key_source()} does not exist), but the event log holds "
+            "pseudonymized events: restore that file, or set the key they were written with (SETLIST_HMAC_KEY "
+            "or SETLIST_HMAC_KEY_FILE); a new key would make every user a new one"
+        )
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
         return  # connecting would create the file
     engine = create_engine(url, future=True, **engine_options(url, settings.database_connect_timeout_s, None))

@@ -97,3 +97,27 @@ def test_an_erasure_by_pseudonym_needs_no_key_and_makes_none(tmp_path: Path) -> 
     receipt = erase(pseudonym, settings_with(data), by_pseudonym=True)  # no key set: the operator's fallback
     assert receipt.removed_in("identity map") == 1
     assert not (data / "secrets" / "hmac.key").exists()
+
+
+def test_without_a_key_an_event_log_is_evidence_of_a_lost_one(tmp_path: Path) -> None:
+    from setlist.eventlog import EventLog
+    from tests.unit.test_journal import row as journal_row
+
+    data = tmp_path / "data"
+    EventLog(data / "events").append(
+        pd.DataFrame([journal_row(0)]).assign(timestamp=lambda f: pd.to_datetime(f.timestamp, unit="ms", utc=True))
+    )
+    with pytest.raises(KeyMismatch, match="the event log holds pseudonymized events"):
+        check_key(settings_with(data))
+    assert not (data / "secrets" / "hmac.key").exists()
+
+
+def test_looking_a_user_up_by_app_id_makes_no_key(tmp_path: Path) -> None:
+    from ingest.access import gather
+
+    data = tmp_path / "data"
+    with pytest.raises(Refused, match="no pseudonymization key yet"):
+        gather(settings_with(data), "alice")
+    with pytest.raises(Refused, match="no pseudonymization key yet"):
+        erase("alice", settings_with(data))
+    assert not (data / "secrets" / "hmac.key").exists()
