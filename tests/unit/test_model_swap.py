@@ -5,6 +5,7 @@ one assignment, and a pair that fails to load never replaces the one serving."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -127,15 +128,8 @@ def test_an_unset_champion_is_said_once_in_words_until_it_is_set_and_unset_again
     import logging
 
     from serving.rollout.models import ModelHolder
-    from setlist.registry import AliasNotSet
 
-    answers: list[tuple[str, str] | None] = [None, None, ("1", "1"), None]
-
-    def versions(_settings: Settings, alias: str) -> tuple[str, str]:
-        pair = answers.pop(0)
-        if pair is None:
-            raise AliasNotSet(f"registered model 'setlist-ranker' has no {alias!r} version")
-        return pair
+    versions = _alias_answers([None, None, ("1", "1"), None])
 
     def bundle(_settings: Settings, pair: tuple[str, str]) -> ModelBundle:
         return ModelBundle(index=None, booster=None, candidates_version=pair[0], ranker_version=pair[1])  # type: ignore[arg-type]
@@ -153,15 +147,8 @@ def test_an_unset_champion_is_said_once_in_words_until_it_is_set_and_unset_again
 
 def test_a_server_with_no_champion_says_why_rather_than_still_loading(tmp_path: Path) -> None:
     from serving.rollout.models import ModelHolder, ModelLoadError
-    from setlist.registry import AliasNotSet
 
-    answers: list[tuple[str, str] | None] = [None, ("1", "1"), ("1", "1"), ("2", "2")]
-
-    def versions(_settings: Settings, alias: str) -> tuple[str, str]:
-        pair = answers.pop(0)
-        if pair is None:
-            raise AliasNotSet(f"registered model 'setlist-ranker' has no {alias!r} version")
-        return pair
+    versions = _alias_answers([None, ("1", "1"), ("1", "1"), ("2", "2")])
 
     def bundle(_settings: Settings, pair: tuple[str, str]) -> ModelBundle:
         if pair == ("1", "1"):
@@ -180,3 +167,16 @@ def test_a_server_with_no_champion_says_why_rather_than_still_loading(tmp_path: 
     assert holder.waiting_for.endswith("was redeclared with other inputs")
     holder.refresh()
     assert holder.current is not None and holder.waiting_for is None
+
+
+def _alias_answers(answers: list[tuple[str, str] | None]) -> Callable[[Settings, str], tuple[str, str]]:
+    """A registry whose alias lookups answer these pairs in turn; None: the alias is not set."""
+    from setlist.registry import AliasNotSet
+
+    def versions(_settings: Settings, alias: str) -> tuple[str, str]:
+        pair = answers.pop(0)
+        if pair is None:
+            raise AliasNotSet(f"registered model 'setlist-ranker' has no {alias!r} version")
+        return pair
+
+    return versions
