@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 from ingest.erasure import event_logs, parquet_under, relative, resolve
 from ingest.residue import Finding, render
 from setlist.errors import UsageError
-from setlist.pseudonym import check_key, identity_table
+from setlist.pseudonym import check_key, identity_rows
 from setlist.settings import Settings
 
 Progress = Callable[[str], None]
@@ -147,23 +147,8 @@ def _private(path: Path) -> TextIO:
 
 # --- the places --------------------------------------------------------------------------------------
 def _raw_id(settings: Settings, pseudonym: str) -> str | None:
-    if settings.metadata_url.startswith("sqlite:///") and not Path(settings.metadata_url[10:]).exists():
-        return None
-    from sqlalchemy import create_engine, inspect, select
-
-    from setlist.sqltimeouts import engine_options
-
-    # not IdentityMap, whose opening creates its table: a request for access writes nothing
-    url = settings.metadata_url
-    engine = create_engine(url, **engine_options(url, settings.database_connect_timeout_s, None))
-    try:
-        with engine.connect() as conn:
-            if not inspect(conn).has_table(identity_table.name):
-                return None
-            query = select(identity_table.c.raw_id).where(identity_table.c.pseudonym == pseudonym)
-            return conn.execute(query).scalar_one_or_none()
-    finally:
-        engine.dispose()
+    found = identity_rows(settings, pseudonym=pseudonym)  # a request for access writes nothing
+    return found[0][1] if found else None
 
 
 def _rows_under(place: str, root: Path, pseudonym: str, data: Path, *, by_file: bool) -> list[Held]:

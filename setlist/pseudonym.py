@@ -91,6 +91,28 @@ KEY_CHECK_ROWS = 16
 _checked: set[tuple[str, str]] = set()
 
 
+def identity_rows(settings: Settings, pseudonym: str | None = None, limit: int | None = None) -> list[tuple[str, str]]:
+    """(pseudonym, raw id) pairs of the identity map (of one ``pseudonym``, or the first ``limit``), read
+    without writing anything: no database file, table or key is made where there is none (unlike
+    :class:`IdentityMap`, whose opening creates its table), and the connect has the settings' deadline."""
+    url = settings.metadata_url
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        return []  # connecting would create the file
+    engine = create_engine(url, future=True, **engine_options(url, settings.database_connect_timeout_s, None))
+    try:
+        with engine.connect() as conn:
+            if not inspect(conn).has_table(identity_table.name):
+                return []
+            query = select(identity_table.c.pseudonym, identity_table.c.raw_id)
+            if pseudonym is not None:
+                query = query.where(identity_table.c.pseudonym == pseudonym)
+            if limit is not None:
+                query = query.limit(limit)
+            return [(str(p), str(r)) for p, r in conn.execute(query).all()]
+    finally:
+        engine.dispose()
+
+
 def _has_events(settings: Settings) -> bool:
     """Whether the event log holds any file (its pseudonyms were made with a key), without listing it all."""
     root = settings.events_dir
@@ -114,29 +136,15 @@ def check_key(settings: Settings) -> None:
     memo = (url, hmac.new(key, b"setlist key check", hashlib.sha256).hexdigest() if key is not None else "")
     if memo in _checked:
         return
-    if key is None and _has_events(settings):
-        raise KeyMismatch(
-            f"no pseudonymization key ({settings.hmac_key_source()} does not exist), but the event log holds "
-            "pseudonymized events: restore that file, or set the key they were written with (SETLIST_HMAC_KEY "
-            "or SETLIST_HMAC_KEY_FILE); a new key would make every user a new one"
-        )
-    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
-        return  # connecting would create the file
-    engine = create_engine(url, future=True, **engine_options(url, settings.database_connect_timeout_s, None))
-    try:
-        with engine.connect() as conn:
-            if not inspect(conn).has_table(identity_table.name):
-                return
-            rows = conn.execute(select(identity_table).limit(KEY_CHECK_ROWS)).all()
-    finally:
-        engine.dispose()
-    if key is None and rows:
-        raise KeyMismatch(
-            f"no pseudonymization key ({settings.hmac_key_source()} does not exist), but the identity map "
-            "holds users pseudonymized with one: restore that file, or set the key the data was written with "
-            "(SETLIST_HMAC_KEY or SETLIST_HMAC_KEY_FILE); a new key would make every user a new one"
-        )
+    rows = identity_rows(settings, limit=KEY_CHECK_ROWS)
     if key is None:
+        held = "the identity map holds users" if rows else "the event log holds events" if _has_events(settings) else ""
+        if held:
+            raise KeyMismatch(
+                f"no pseudonymization key ({settings.hmac_key_source()} does not exist), but {held} "
+                "pseudonymized with one: restore that file, or set the key the data was written with "
+                "(SETLIST_HMAC_KEY or SETLIST_HMAC_KEY_FILE); a new key would make every user a new one"
+            )
         return
     wrong = sum(pseudonymize(raw, key) != pseudonym for pseudonym, raw in rows)
     if wrong:

@@ -107,7 +107,7 @@ def test_without_a_key_an_event_log_is_evidence_of_a_lost_one(tmp_path: Path) ->
     EventLog(data / "events").append(
         pd.DataFrame([journal_row(0)]).assign(timestamp=lambda f: pd.to_datetime(f.timestamp, unit="ms", utc=True))
     )
-    with pytest.raises(KeyMismatch, match="the event log holds pseudonymized events"):
+    with pytest.raises(KeyMismatch, match="the event log holds events pseudonymized with one"):
         check_key(settings_with(data))
     assert not (data / "secrets" / "hmac.key").exists()
 
