@@ -21,7 +21,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ingest.erasure import event_logs, parquet_under, relative, resolve
+from ingest.erasure import event_logs, parquet_under, relative, resolve, user_views
 from ingest.residue import Finding, render
 from setlist.errors import UsageError
 from setlist.pseudonym import check_key, identity_rows
@@ -173,16 +173,13 @@ def _rows_under(place: str, root: Path, pseudonym: str, data: Path, *, by_file: 
 
 
 def _online_rows(settings: Settings, pseudonym: str, notes: list[str]) -> dict[str, dict[str, Any]]:
-    if not ((settings.data_dir / "registry.db").exists() or settings.on_servers):
+    opened = user_views(settings)
+    if opened is None:
         notes.append("no feature store yet: no online rows")
         return {}
-    from feature_repo.online import OnlineFeatures
-    from feature_repo.store import definitions, get_store
-
-    views = [v for v in definitions(settings).views.all() if list(getattr(v, "entities", [])) == ["user"]]
-    online = OnlineFeatures(get_store(settings), views)
+    online, views = opened
     out = {}
-    for view, (ts, values) in zip([v.name for v in views], online.read_views([v.name for v in views], pseudonym)):
+    for view, (ts, values) in zip(views, online.read_views(views, pseudonym)):
         if values is not None:
             out[view] = {"written_at": ts.isoformat() if ts else None, **values}
     return out

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 import pyarrow as pa
@@ -51,6 +51,9 @@ PROGRESS = Path("erasure") / "progress"
 #: held (``liveness.exclusive``) by the one erasure running, with its digest
 ERASING = Path("erasure") / ".running"
 _PSEUDONYM_LEN = len(PSEUDONYM_PREFIX) + 32
+if TYPE_CHECKING:
+    from feature_repo.online import OnlineFeatures
+
 log = logging.getLogger("setlist.erasure")
 
 
@@ -237,20 +240,27 @@ def event_logs(settings: Settings) -> list[EventLog]:
     return [EventLog(r) for r in dict.fromkeys(roots) if r == settings.events_dir or r.exists()]
 
 
-def _online(settings: Settings, pseudonym: str) -> Place:
-    place = Place("online store", unit="views")  # the views that held a row of the user
+def user_views(settings: Settings) -> tuple[OnlineFeatures, list[str]] | None:
+    """The online store and its views keyed by user, or None before there is a feature store."""
     if not ((settings.data_dir / "registry.db").exists() or settings.on_servers):
-        place.note = "no feature store yet"
-        return place
+        return None
     from feature_repo.online import OnlineFeatures
     from feature_repo.store import definitions, get_store
 
     views = [v for v in definitions(settings).views.all() if list(getattr(v, "entities", [])) == ["user"]]
-    store = get_store(settings)
-    online = OnlineFeatures(store, views)
+    return OnlineFeatures(get_store(settings), views), [v.name for v in views]
+
+
+def _online(settings: Settings, pseudonym: str) -> Place:
+    place = Place("online store", unit="views")  # the views that held a row of the user
+    opened = user_views(settings)
+    if opened is None:
+        place.note = "no feature store yet"
+        return place
+    online, views = opened
     for view in views:
-        place.removed += online.delete(view.name, pseudonym)
-        place.looked.append(view.name)
+        place.removed += online.delete(view, pseudonym)
+        place.looked.append(view)
     online_db = settings.data_dir / "online.db"
     if online_db.exists():  # the deleted rows would stay readable in SQLite's free pages
         _vacuum_sqlite(online_db)
@@ -684,13 +694,7 @@ def unfinished(settings: Settings) -> list[Unfinished]:
     tombstones = EventLog(settings.events_dir).root / TOMBSTONES
     if not tombstones.exists() or "erased_at" not in pq.read_schema(tombstones).names:
         return []
-    folder = settings.data_dir / RECEIPTS
-    receipted = set()
-    for path in folder.glob("*.json") if folder.is_dir() else []:
-        try:
-            receipted.add(json.loads(path.read_text(encoding="utf-8"))["digest"])
-        except (OSError, ValueError, KeyError):
-            continue
+    receipted = {body["digest"] for body in _receipts(settings) if "digest" in body}
     found = liveness.look(settings.data_dir / ERASING)
     running = {found.facts.get("digest")} if found is not None and found.alive else set()
     table = pq.read_table(tombstones).to_pydict()

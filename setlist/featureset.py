@@ -262,17 +262,17 @@ class FeatureSet:
 
     def built_in(self) -> frozenset[str]:
         """The names (windowed ones expanded) of the features the built-in pack declares."""
-        return frozenset(
-            f.name
-            for f in self.features
-            if (self.origin.get(f.name) or self.origin.get(f.name.rsplit("_", 1)[0])) == "built-in"
-        )
+        return frozenset(f.name for f in self.features if self.origin_of(f.name) == "built-in")
+
+    def origin_of(self, name: str) -> str:
+        """Where a feature was declared ("" when unknown); a windowed column (``x_7d``) by its declaration's."""
+        return self.origin.get(name, "") or self.origin.get(name.rsplit("_", 1)[0], "")
 
     # --- checks -------------------------------------------------------------------------------
     def check(self) -> None:
         seen: dict[str, str] = {}
         for f in self.features:
-            where = self.origin.get(f.name, "") or self.origin.get(f.name.rsplit("_", 1)[0], "")
+            where = self.origin_of(f.name)
             at = f" (declared in {where})" if where else ""
             if not _NAME.match(f.name):
                 raise DeclarationError(f"feature name {f.name!r}{at} must be lower_snake_case")

@@ -643,13 +643,18 @@ class Settings(BaseSettings):
             return self.sqlalchemy_database_url
         return f"sqlite:///{self.data_dir.resolve()}/metadata.db"
 
+    @property
+    def local_hmac_key_path(self) -> Path:
+        """The local profile's own key, made on first use when none is set."""
+        return self.data_dir / "secrets" / "hmac.key"
+
     def hmac_key_source(self) -> str:
         """Where :meth:`secret_hmac_key` takes the key from, for messages (never the key itself)."""
         if self.hmac_key is not None and self.hmac_key.get_secret_value():
             return "SETLIST_HMAC_KEY"
         if self.hmac_key_file is not None:
             return f"SETLIST_HMAC_KEY_FILE={self.hmac_key_file}"
-        return f"{self.data_dir / 'secrets' / 'hmac.key'} (this data directory's own key)"
+        return f"{self.local_hmac_key_path} (this data directory's own key)"
 
     def existing_hmac_key(self) -> bytes | None:
         """The key :meth:`secret_hmac_key` would return, or None where it would create one (locally, before
@@ -657,7 +662,7 @@ class Settings(BaseSettings):
         set_explicitly = self.hmac_key is not None and self.hmac_key.get_secret_value()
         if set_explicitly or self.hmac_key_file is not None or self.on_servers:
             return self.secret_hmac_key()
-        path = self.data_dir / "secrets" / "hmac.key"
+        path = self.local_hmac_key_path
         return path.read_text().strip().encode() if path.exists() else None
 
     def secret_hmac_key(self) -> bytes:
@@ -675,7 +680,7 @@ class Settings(BaseSettings):
                 f"the {self.profile} profile needs SETLIST_HMAC_KEY or SETLIST_HMAC_KEY_FILE "
                 "(`make services` writes var/services/hmac.key for local use)"
             )
-        path = self.data_dir / "secrets" / "hmac.key"
+        path = self.local_hmac_key_path
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(".tmp")
