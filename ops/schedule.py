@@ -4,6 +4,7 @@ The jobs, their cron times, retries and deadlines come from ``ops/schedule.yaml`
 Kubernetes CronJobs are checked against. SIGINT or SIGTERM stops the running jobs (SIGTERM, then
 SIGKILL after a grace period) and exits 0. ``--once JOB`` runs one job now, with its retries, and exits
 with its result, for an outside cron or a quick check; ``--dry-run`` prints when each job runs next.
+One scheduler at a time schedules a job on a data directory (``setlist.turns.scheduling``).
 """
 
 from __future__ import annotations
@@ -24,8 +25,10 @@ from rich.table import Table
 from ops import jobtable
 from ops.jobtable import SCHEDULE_FILE, Schedule
 from ops.scheduler import Clock, Runner, Scheduler, SystemClock
+from setlist import turns
 from setlist.cli import console as cli_console
 from setlist.errors import UsageError
+from setlist.settings import get_settings
 
 DRY_RUN_TIMES = 3  # run times --dry-run lists per job
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -65,8 +68,9 @@ def run(schedule: Schedule, once: str | None, runner: Runner | None = None, cloc
         scheduler = Scheduler(schedule, say, stop, runner=runner, clock=clock)
         if once is not None:
             return scheduler.once(once).exit_code
-        say(f"scheduling {', '.join(schedule.jobs)} (times in {schedule.timezone}); Ctrl-C stops")
-        scheduler.run()
+        with turns.scheduling(get_settings(), schedule.jobs):
+            say(f"scheduling {', '.join(schedule.jobs)} (times in {schedule.timezone}); Ctrl-C stops")
+            scheduler.run()
         say("stopped")
         return 0
 

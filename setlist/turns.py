@@ -1,7 +1,10 @@
 """Turns: which batch jobs may run at the same time on one data directory, and who waits for whom.
 
-- **Imports one at a time.** An import reads the event ids the log holds once, then writes: two imports of
-  the same file at once would each find the rows new and store every event twice.
+- **One run of a job at a time.** Two runs of one job would do the same work twice and race each other's
+  writes (a scheduler beside a hand-run `make materialize`, or two schedulers). A second run waits for the
+  first, as a CronJob's ``Forbid`` policy keeps them apart on Kubernetes. Imports especially: an import reads
+  the event ids the log holds once, then writes, so two imports of the same file at once would each find the
+  rows new and store every event twice.
 - **An erasure alone against the jobs that carry users' rows into something new** (import, materialize,
   train). Each reads the tombstones once, as it starts: one running across an erasure would write the user
   back (into the log, the identity map, a feature file, a training set or a model) after the erasure's scrub.
@@ -11,7 +14,7 @@
   (``setlist.swap.locked``), so no file is merged or deleted under a reader. A compaction that finds the log
   in use skips it for that run, as it skips one another compaction holds.
 
-Every wait is said on stderr before it starts. Locks are taken in one order, the import turn, the users'
+Every wait is said on stderr before it starts. Locks are taken in one order, the job's own turn, the users'
 turn, then a dataset's swap lock, and never the other way round, so two jobs never wait for each other.
 """
 
@@ -20,11 +23,12 @@ from __future__ import annotations
 import fcntl
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from setlist import swap
+from setlist.errors import Refused
 from setlist.settings import Settings
 
 TURNS = ".turns"
@@ -65,11 +69,16 @@ def job(settings: Settings, name: str, say: Say = _stderr) -> Iterator[None]:
         yield from _take(stack, settings, name, settings.data_dir / TURNS, say)
 
 
+def own_turn(name: str) -> tuple[str, str]:
+    """(lock file under ``.turns``, what a second run says while it waits) for job ``name``."""
+    if name == "import":  # the file name predates the other jobs' turns: a running import still holds it
+        return "import", "waiting for another import into this data directory"
+    return f"run-{name}", f"waiting for another {name} run on this data directory to finish"
+
+
 def _take(stack: ExitStack, settings: Settings, name: str, folder: Path, say: Say) -> Iterator[None]:
-    if name == "import":
-        stack.enter_context(
-            turn(folder / "import", False, lambda: say("waiting for another import into this data directory"))
-        )
+    file, waiting = own_turn(name)
+    stack.enter_context(turn(folder / file, False, lambda: say(waiting)))
     if name in WRITES_USERS:
         stack.enter_context(
             turn(folder / "users", True, lambda: say("waiting for a running erasure to finish (make erase)"))
@@ -87,6 +96,36 @@ def _take(stack: ExitStack, settings: Settings, name: str, folder: Path, say: Sa
             )
         )
     yield
+
+
+@contextmanager
+def scheduling(settings: Settings, jobs: Iterable[str]) -> Iterator[None]:
+    """A scheduler's claim on the jobs it schedules on this data directory, for the block.
+
+    Two schedulers would each start every run, and each run would then wait for the other's: every job
+    done twice. So a job is scheduled by one scheduler at a time; a second one claiming it is refused, naming
+    the holder's process. A hand-run job (``--once``, ``make train``) claims nothing: it waits for a
+    scheduled run of the same job through the job's own turn, and the scheduled run for it.
+    """
+    folder = settings.data_dir / TURNS
+    folder.mkdir(parents=True, exist_ok=True)
+    with ExitStack() as stack:
+        for name in jobs:
+            fd = os.open(folder / f"schedule-{name}", os.O_RDWR | os.O_CREAT, 0o644)
+            stack.callback(os.close, fd)  # closing drops the flock
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+                raise Refused(
+                    f"{name} is already scheduled on {settings.data_dir} by another scheduler"
+                    + (f" (pid {holder})" if holder.isdigit() else "")
+                    + ": stop that one first, or leave the job out of this one with --jobs; "
+                    "--once runs a job now beside it"
+                ) from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
 
 
 @contextmanager

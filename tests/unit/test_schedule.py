@@ -21,7 +21,7 @@ from ops.jobtable import Backoff, Job, Schedule
 from ops.schedule import command
 from ops.scheduler import DEADLINE_EXIT, STOPPED_EXIT, Scheduler, retry_delay
 from setlist.cli import App
-from setlist.errors import BadInput, InputMissing, UsageError
+from setlist.errors import BadInput, InputMissing, Refused, UsageError
 from setlist.settings import setting_variables
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -370,6 +370,43 @@ def test_bad_input_is_a_one_line_error(args: list[str], says: str):
     assert result.exit_code == 2
     assert says in result.output and "Traceback" not in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_a_second_scheduler_of_the_same_job_on_one_data_directory_is_refused_before_it_runs_anything(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    import os
+
+    from ops.schedule import run
+    from setlist import turns
+    from setlist.settings import Settings
+
+    monkeypatch.setenv("SETLIST_DATA_DIR", str(tmp_path / "data"))
+    settings = Settings(data_dir=tmp_path / "data")
+    schedule = _schedule(_job(name="train"), _job(name="validate"))
+    clock = FakeClock(stop_after=3600.0)
+    runner = FakeRunner(clock, lambda argv, n: (0, 1.0, False))
+    with turns.scheduling(settings, ["validate"]):  # the first scheduler
+        with pytest.raises(Refused, match=rf"validate is already scheduled on .* \(pid {os.getpid()}\)"):
+            run(schedule, None, runner=runner, clock=clock)
+        assert runner.started == [] and clock.t == 0.0
+        # the jobs the first one does not schedule are free for another
+        assert run(schedule.select(["train"]), None, runner=runner, clock=clock) == 0
+        assert [module for module, _ in runner.started] == ["train"]
+    assert run(schedule, None, runner=runner, clock=FakeClock(stop_after=60.0)) == 0  # the claims went with it
+
+
+def test_a_refused_scheduler_is_a_one_line_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from setlist import turns
+    from setlist.settings import Settings
+
+    monkeypatch.setenv("SETLIST_DATA_DIR", str(tmp_path / "data"))
+    path = _real_schedule(tmp_path, "pass")
+    with turns.scheduling(Settings(data_dir=tmp_path / "data"), ["flaky"]):
+        result = CliRunner().invoke(_app(), ["schedule", "--schedule", str(path)])
+    assert result.exit_code == 1, result.output
+    assert "flaky is already scheduled" in result.output and "--jobs" in result.output
+    assert "Traceback" not in result.output
 
 
 def test_dry_run_prints_each_jobs_next_times():

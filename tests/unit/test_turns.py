@@ -72,6 +72,18 @@ def test_a_second_import_waits_for_the_first(settings: Settings) -> None:
     second.done()
 
 
+@pytest.mark.parametrize("name", ["generate", "materialize", "validate", "train", "retention", "compaction"])
+def test_a_second_run_of_a_job_waits_for_the_first(settings: Settings, name: str) -> None:
+    with turns.job(settings, name, lambda _: None):
+        second = Waiter(_job(settings, name))
+        assert second.waiting.wait(timeout=30) and not second.inside.is_set()
+        assert second.said == [f"waiting for another {name} run on this data directory to finish"]
+        with turns.job(settings, "validate" if name != "validate" else "train", lambda _: None):
+            pass  # another job does not wait for it
+    assert second.inside.wait(timeout=30)
+    second.done()
+
+
 @pytest.mark.parametrize("name", sorted(turns.WRITES_USERS))
 def test_an_erasure_and_a_job_that_could_write_its_user_back_wait_for_each_other(settings: Settings, name: str) -> None:
     with turns.job(settings, name, lambda _: None):
