@@ -53,7 +53,7 @@ def collect(settings: Settings, bench_report: Path | None = None, probe: bool = 
     bench_report = bench_report or default_bench_report()
     samples = scrape_servers(settings) if probe else None
     bench = _bench(bench_report)
-    rank, track, per_call, server, sources = serving(samples, bench, bench_report)
+    rank, track, per_call, server, sources = serving(samples, bench, bench_report, probed=probe)
     jobs_per_day, jobs, sources["jobs_cpu"] = batch_jobs(settings, datetime.now().astimezone())
     redis_bytes, sources["redis"] = redis_memory(settings)
     online, sources["online_store"] = online_store(settings)
@@ -74,15 +74,17 @@ def bench_sampling(bench: dict[str, Any] | None, path: Path) -> tuple[dict[str, 
 
 # --- serving ----------------------------------------------------------------------------------------------
 def serving(
-    samples: Samples | None, bench: dict[str, Any] | None, bench_path: Path
+    samples: Samples | None, bench: dict[str, Any] | None, bench_path: Path, probed: bool = True
 ) -> tuple[float | None, float | None, float | None, dict[str, float], dict[str, str]]:
-    """(CPU s per Rank, CPU s per Track event, events per Track call, counters read, sources)."""
+    """(CPU s per Rank, CPU s per Track event, events per Track call, counters read, sources); ``samples``
+    is None when no server answered, or when none was asked (``probed=False``: ``--no-probe``)."""
     sources: dict[str, str] = {}
     rank = track = per_call = None
     server: dict[str, float] = {}
     if samples is None:
-        sources["track_cpu"] = "no server running: CPU per Track event not measured (the bench measures none)"
-        sources["rank_cpu"] = "no server running"
+        why = "no server running" if probed else "servers not asked (--no-probe)"
+        sources["track_cpu"] = f"{why}: CPU per Track event not measured (the bench measures none)"
+        sources["rank_cpu"] = why
     else:
         for rpc in ("Rank", "Track"):
             server[f"{rpc.lower()}_cpu_s"] = total(samples, f'setlist_rpc_cpu_seconds_total{{rpc="{rpc}"}}')

@@ -119,6 +119,10 @@ def test_without_a_server_rank_cpu_comes_from_the_bench_and_track_cpu_is_not_mea
     assert track is None and per_call is None and "not measured" in sources["track_cpu"]
     rank, *_, sources = measured.serving(None, None, tmp_path / "latest.json")
     assert rank is None and "no server running" in sources["rank_cpu"] and "not measured" in sources["rank_cpu"]
+    # --no-probe asked no server: it does not claim that none runs
+    rank, *_, sources = measured.serving(None, bench, tmp_path / "latest.json", probed=False)
+    assert rank == pytest.approx(0.004) and sources["rank_cpu"].startswith("servers not asked (--no-probe); from")
+    assert "no server running" not in sources["track_cpu"] and "--no-probe" in sources["track_cpu"]
 
 
 def test_jobs_cpu_a_day_is_each_jobs_last_run_times_its_runs_a_day(tmp_path: Path) -> None:
