@@ -3,8 +3,9 @@
 It reads what the stages leave behind, never asks them to run: the event log and the journals on
 disk, the feature publish log, the lineage ledger (every gate run), the jobs' status files
 (setlist.jobmetrics), the model registry, and, when a server answers, its health and /metrics. The
-SLO file (``SETLIST_SLO_FILE``) says what "holding" means; the command exits 1 when an SLO is broken,
-so cron and CI can gate on it. A source that cannot be read is a line that says so, not a traceback.
+SLO file (``SETLIST_SLO_FILE``) says what "holding" means; the command exits 1 when an SLO is broken
+or a store it depends on is down or unreadable, so cron and CI can gate on it. A source that cannot be
+read is a line that says so, not a traceback.
 """
 
 from __future__ import annotations
@@ -436,7 +437,8 @@ def serving_health(settings: Settings, target: str | None = None) -> str | None:
 
 def redis_line(settings: Settings) -> Line | None:
     """Whether the Redis of the server profiles answers (the online store in production, the shared cache,
-    Track's dedupe and quotas in both): while it does not, Rank degrades and the SLOs may still hold."""
+    Track's dedupe and quotas in both). While it does not, Rank degrades and Track fails though the SLOs may
+    still hold on the counters so far: a store down, so status exits 1, as for an unreadable registry."""
     if not settings.on_servers:
         return None
     from urllib.parse import urlsplit
@@ -455,6 +457,7 @@ def redis_line(settings: Settings) -> Line | None:
             "fail",
             f"does not answer at {where} ({type(exc).__name__}): Rank degrades, Track's session pushes and "
             "dedupe fail (docs/runbooks/SetlistRedisDown.md)",
+            data={"unreadable": True, "down": True},
         )
     finally:
         client.close()
@@ -705,9 +708,12 @@ def render(report: Report) -> None:
     broken = [s.name for s in report.slos if s.state == "broken"]
     if broken:
         console.print("[bold red]SLO broken: " + ", ".join(broken) + "[/]")
-    if report.unreadable:
-        what = ", ".join(f"{line.section} ({line.name})" for line in report.unreadable)
-        console.print(f"[bold red]cannot tell whether the loop holds: unreadable {what}[/]")
+    down = [line.name for line in report.unreadable if line.data.get("down")]
+    unread = [f"{line.section} ({line.name})" for line in report.unreadable if not line.data.get("down")]
+    if down:
+        console.print(f"[bold red]the loop does not hold: {', '.join(down)} down[/]")
+    if unread:
+        console.print(f"[bold red]cannot tell whether the loop holds: unreadable {', '.join(unread)}[/]")
     if not broken and not report.unreadable:
         console.print("[green]every SLO holds[/]")
 
@@ -717,7 +723,8 @@ def command(
     probe: bool = typer.Option(True, help="check the serving endpoint (health, /metrics); --no-probe skips it"),
 ) -> None:
     """The loop at a glance: events, ingest and feature lag, gates, jobs, models, canary, serving, SLOs.
-    Exits 1 when an SLO is broken or a source (the publish log, the model registry) cannot be read."""
+    Exits 1 when an SLO is broken, a source (the publish log, the model registry) cannot be read, or the
+    server profiles' Redis does not answer."""
     settings = get_settings()
     require_data_dir(settings.data_dir, "check the setting, or run make demo, make generate or make import first")
     report = collect(settings, probe=probe)
