@@ -18,8 +18,8 @@ from setlist import jobmetrics
 from setlist.cli import App
 from setlist.cli import console as cli_console
 from setlist.errors import SetlistError
-from setlist.featureset import DeclarationError
-from setlist.settings import get_settings
+from setlist.featureset import DeclarationError, FeatureSet
+from setlist.settings import Settings, get_settings
 
 # MLflow's SQL store warns on every registry query; nothing a feature owner can act on
 warnings.filterwarnings("ignore", module="mlflow.store")
@@ -108,13 +108,24 @@ def describe(name: str = typer.Argument(..., help="a feature name, as `list` sho
         )
 
 
+def _buildable(settings: Settings) -> tuple[FeatureSet, list[str]]:
+    """The declarations, refused (exit 1) when one reads a column the events, the catalogue or its table do not
+    have, and the tables whose columns could not be read to check (a file not there yet): before any build."""
+    from feature_repo.source_columns import refuse_missing
+
+    fs = _declarations()
+    return fs, refuse_missing(settings, fs).unchecked
+
+
 @app.command()
 def plan() -> None:
     """What `apply` and the next `materialize` would change, like `terraform plan`."""
+    from feature_repo.inventory import PlanLine
     from feature_repo.inventory import plan as make_plan
 
     settings = get_settings()
-    lines = make_plan(settings, _declarations())
+    fs, unchecked = _buildable(settings)
+    lines = [PlanLine("!", why) for why in unchecked] + make_plan(settings, fs)
     if not lines:
         console.print("no changes: the registry matches the declarations")
         return
@@ -131,7 +142,7 @@ def plan() -> None:
 def apply() -> None:
     """Register entities, feature views and feature services in the Feast registry."""
     settings = get_settings()
-    _declarations()
+    _buildable(settings)
     defs = apply_defs(get_store(settings), settings, prune=True)
     console.print(
         f"registered {len(defs.objects())} Feast objects in project [bold]{settings.feast_project}[/] "

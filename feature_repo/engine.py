@@ -21,6 +21,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 
 from feature_repo.windows_agg import DAY_NS, MAX_WIDTH, DayRows, cumulative, day_rows, distinct, trailing
 from setlist.compressed import compression_of, open_compressed
@@ -361,15 +364,21 @@ def load_tables(fs: FeatureSet, entity: str, pseudonym: Callable[[str], str] | N
 
 #: how a registered table's file is read, by its extension (before a compression suffix)
 _TEXT_SEPARATORS = {".csv": ",", ".tsv": "\t", ".tab": "\t", ".txt": None, ".dat": None}
+_JSON_EXTENSIONS = (".json", ".jsonl", ".ndjson")
+
+
+def _extension(path: Path) -> str:
+    """The extension that says how a table's file reads, a compression suffix left aside."""
+    suffixes = [x.lower() for x in path.suffixes]
+    if compression_of(path):
+        suffixes = suffixes[:-1]
+    return suffixes[-1] if suffixes else ""
 
 
 def _read_file(name: str, path: Path) -> pd.DataFrame:
     """A table's file: parquet, JSON (lines or an array), or delimited text (a comma for .csv, a tab
     for .tsv, and read off the file for .txt and .dat), any of them compressed but parquet."""
-    suffixes = [x.lower() for x in path.suffixes]
-    if compression_of(path):
-        suffixes = suffixes[:-1]
-    ext = suffixes[-1] if suffixes else ""
+    ext = _extension(path)
     try:
         if ext in (".parquet", ".pq") or path.is_dir():
             return pd.read_parquet(path)
@@ -392,21 +401,45 @@ def _read_file(name: str, path: Path) -> pd.DataFrame:
         ) from exc
 
 
-def read_table(t: Table) -> pd.DataFrame:
+def _read_raw(t: Table) -> pd.DataFrame:
+    """A registered table as its file or query gives it, before any check of its columns."""
     if t.sql:
         if not t.url:
             raise DeclarationError(f"table {t.name!r} has a SQL query but no url (a SQLAlchemy URL)")
         import sqlalchemy
 
         with sqlalchemy.create_engine(t.url).connect() as conn:
-            frame = pd.read_sql(sqlalchemy.text(t.sql), conn)
-    elif t.path:
+            return pd.read_sql(sqlalchemy.text(t.sql), conn)
+    if t.path:
         path = Path(t.path)
         if not path.exists():
             raise DeclarationError(f"table {t.name!r}: {path} does not exist")
-        frame = _read_file(t.name, path)
-    else:
-        raise DeclarationError(f"table {t.name!r} needs a path (parquet or CSV) or a sql query")
+        return _read_file(t.name, path)
+    raise DeclarationError(f"table {t.name!r} needs a path (parquet or CSV) or a sql query")
+
+
+def table_columns(t: Table) -> list[str]:
+    """A registered table's column names, as ``read_table`` would give them. A parquet file's schema or a
+    delimited file's header says them without reading the rows (``plan`` checks declarations against
+    them); JSON and SQL tables have no header to read, so they are read whole."""
+    path = Path(t.path) if t.path and not t.sql else None
+    if path is not None and path.exists():
+        ext = _extension(path)
+        try:
+            if path.is_dir():
+                return list(ds.dataset(str(path), format="parquet", partitioning="hive").schema.names)
+            if ext in (".parquet", ".pq") or (ext not in _TEXT_SEPARATORS and ext not in _JSON_EXTENSIONS):
+                return list(pq.read_schema(path).names)
+            if ext in _TEXT_SEPARATORS:
+                sep = _TEXT_SEPARATORS[ext]
+                return [str(c) for c in pd.read_csv(path, sep=sep, nrows=0, engine="python" if sep is None else "c")]
+        except (ValueError, OSError, pa.ArrowException, pd.errors.ParserError) as exc:
+            raise DeclarationError(f"table {t.name!r}: cannot read the columns of {path.name} ({exc})") from exc
+    return [str(c) for c in _read_raw(t).columns]
+
+
+def read_table(t: Table) -> pd.DataFrame:
+    frame = _read_raw(t)
     for col in (t.key, *([t.timestamp] if t.timestamp else [])):
         if col not in frame.columns:
             raise DeclarationError(

@@ -1,0 +1,146 @@
+"""The columns each declaration reads, checked against the columns the build will have, before any build.
+
+``engine`` finds a column that does not exist only while it computes the feature, deep in a
+``materialize``; ``plan`` and ``apply`` run this instead and name every such declaration at once. Nothing
+here reads rows: the events the build sees are fixed by the contract (``incremental.BUILD_COLUMNS``), the
+catalogue's columns are its file's schema, and a registered table's are its schema or header.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from feature_repo import engine
+from feature_repo.incremental import BUILD_COLUMNS
+from setlist.contract import EVENT_COLUMNS, ITEM_SCHEMA
+from setlist.feature_sources import Column, Events
+from setlist.featureset import DeclarationError, Feature, FeatureSet
+from setlist.settings import Settings
+
+#: the event columns a declaration can read: the builders drop the event id once the log is in order
+BUILT_EVENT_COLUMNS: tuple[str, ...] = tuple(c for c in BUILD_COLUMNS if c != "event_id")
+
+
+@dataclass(frozen=True)
+class Available:
+    """The columns the build will have: the events', the catalogue's, and each readable registered table's."""
+
+    events: tuple[str, ...]
+    catalogue: tuple[str, ...]
+    tables: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    #: registered tables whose columns cannot be known yet (a file not there yet, a database down), and why
+    unreadable: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ColumnCheck:
+    missing: list[str]  # one sentence per declaration that reads a column that does not exist
+    unchecked: list[str]  # one sentence per table whose columns could not be read, so were not checked
+
+
+def available(settings: Settings, fs: FeatureSet) -> Available:
+    tables: dict[str, tuple[str, ...]] = {}
+    unreadable: dict[str, str] = {}
+    for t in fs.tables.values():
+        try:
+            tables[t.name] = tuple(engine.table_columns(t))
+        except DeclarationError as exc:
+            unreadable[t.name] = str(exc)
+        except Exception as exc:  # a SQL table's database down or refusing: said, not checked, never a traceback
+            unreadable[t.name] = f"table {t.name!r}: {type(exc).__name__}: {exc}"
+    return Available(BUILT_EVENT_COLUMNS, catalogue_columns(settings.catalog_path), tables, unreadable)
+
+
+def catalogue_columns(path: Path) -> tuple[str, ...]:
+    """What ``catalog.load_items`` will give: the file's columns, or the empty catalogue's before any import."""
+    if not path.exists():
+        return tuple(ITEM_SCHEMA.names)
+    return tuple(pq.read_schema(path).names)
+
+
+def check(settings: Settings, fs: FeatureSet) -> ColumnCheck:
+    have = available(settings, fs)
+    unchecked = [f"{why}; its columns are checked once it can be read" for why in have.unreadable.values()]
+    return ColumnCheck(missing_columns(fs, have), unchecked)
+
+
+def refuse_missing(settings: Settings, fs: FeatureSet) -> ColumnCheck:
+    """``check``, raising a ``DeclarationError`` (exit 1) that names every declaration reading a missing column."""
+    found = check(settings, fs)
+    if found.missing:
+        n = len(found.missing)
+        raise DeclarationError(
+            f"the feature declarations read {n} column{'s' if n > 1 else ''} the data does not have "
+            f"(`materialize` would fail on {'each' if n > 1 else 'it'}):\n" + "\n".join(f"  {m}" for m in found.missing)
+        )
+    return found
+
+
+def missing_columns(fs: FeatureSet, have: Available) -> list[str]:
+    """One sentence per declaration (a windowed one once, not per window) and per table key that does not exist."""
+    out = list(_table_keys_missing(fs, have))
+    seen: set[str] = set()
+    for f in fs.features:
+        for problem in _problems(f, have):
+            line = f"feature {_declared_name(f)!r} (declared in {fs.origin_of(f.name) or '?'}) {problem}"
+            if line not in seen:
+                seen.add(line)
+                out.append(line)
+    return out
+
+
+def _declared_name(f: Feature) -> str:
+    """The name as declared: ``user_plays``, not the ``user_plays_7d`` column one of its windows expands to."""
+    if f.window and f.window_suffix:
+        return f.name.removesuffix(f"_{f.window}d")
+    return f.name
+
+
+def _problems(f: Feature, have: Available) -> Iterator[str]:
+    s = f.source
+    if isinstance(s, Events):
+        yield from _event_problem(s, have)
+    elif isinstance(s, Column):
+        yield from _column_problem(s, have)
+        if s.fallback is not None:
+            yield from _event_problem(s.fallback, have)
+
+
+def _event_problem(s: Events, have: Available) -> Iterator[str]:
+    """The engine's ``_event_column``: an event column, else a catalogue column joined by item; ``day`` counts
+    active days for ``distinct`` alone. ``count``, ``rate`` and the ``days_since`` ones read no column."""
+    col = s.column
+    if not col or col in have.events or col in have.catalogue or (col == "day" and s.function == "distinct"):
+        return
+    why = (
+        "which the event log stores but the feature build does not read"
+        if col in EVENT_COLUMNS
+        else "which neither the events nor the catalogue have"
+    )
+    yield f"reads column {col!r}, {why}; events: {', '.join(have.events)}; catalogue: {', '.join(have.catalogue)}"
+
+
+def _column_problem(s: Column, have: Available) -> Iterator[str]:
+    if s.table == "items":
+        cols, what = have.catalogue, "the catalogue (table 'items')"
+    elif s.table in have.tables:
+        cols, what = have.tables[s.table], f"table {s.table!r}"
+    else:
+        return  # a table not registered is a declaration error already; one not readable yet is said apart
+    if s.column not in cols:
+        yield f"reads column {s.column!r} of {what}, which has no such column; its columns: {', '.join(cols)}"
+
+
+def _table_keys_missing(fs: FeatureSet, have: Available) -> Iterator[str]:
+    """A registered table without its key or timestamp column: ``engine.read_table`` refuses it at every build."""
+    for t in fs.tables.values():
+        cols = have.tables.get(t.name)
+        for key in (t.key, *([t.timestamp] if t.timestamp else [])):
+            if cols is not None and key not in cols:
+                yield f"table {t.name!r} has no column {key!r}, which it is registered to join by; its columns: " + (
+                    ", ".join(cols)
+                )

@@ -1,0 +1,144 @@
+"""A declaration that reads a column the events, the catalogue or its table do not have is named by
+``plan`` and ``apply`` before any build (``feature_repo.source_columns``), not found half-way through a
+``materialize``; the built-in pack passes on generated and on imported data, and on no data at all."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from feature_repo.declarations import load
+from feature_repo.incremental import read_events
+from feature_repo.source_columns import BUILT_EVENT_COLUMNS, check
+from setlist.eventlog import Erased, EventLog
+from setlist.settings import Settings, get_settings
+
+runner = CliRunner()
+
+WRONG = """
+from setlist.featureset import Column, Events, Feature, Table
+
+TABLES = [Table("people", "user", key="user_id", path={people!r})]
+FEATURES = [
+    Feature("user_top_mood", "user", Events("top", column="mood", windows=(7, 30)), "string", missing="",
+            ranker_input=False, since=2),
+    Feature("user_top_device", "user", Events("top", column="device", windows=(30,)), "string", missing="",
+            ranker_input=False, since=2),
+    Feature("item_tempo", "item", Column("items", "tempo"), since=2),
+    Feature("user_age", "user", Column("people", "agee"), since=2),
+    Feature("user_sessions", "user", Events("distinct", column="session_id", windows=(30,)), "int64", since=2),
+]
+"""
+
+
+def _declare(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str) -> Path:
+    """A declaration file in a directory of its own, and a fresh data directory, as the CLI's settings."""
+    mine = tmp_path / "declarations"
+    mine.mkdir()
+    (mine / "mine.py").write_text(source)
+    monkeypatch.setenv("SETLIST_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("SETLIST_FEATURE_DIRS", str(mine))
+    get_settings.cache_clear()
+    return mine / "mine.py"
+
+
+def test_plan_and_apply_name_every_declaration_reading_a_column_the_data_does_not_have(tmp_path, monkeypatch):
+    from feature_repo.__main__ import app
+
+    people = tmp_path / "people.csv"
+    people.write_text("user_id,age\nu1,30\n")
+    declared = _declare(tmp_path, monkeypatch, WRONG.format(people=str(people)))
+    for command in ("plan", "apply"):
+        result = runner.invoke(app, [command])
+        assert result.exit_code == 1, result.output
+        assert "Traceback" not in result.output
+        err = result.stderr
+        assert err.startswith("error: the feature declarations read 4 columns the data does not have"), err
+        lines = {line.split("'")[1]: line for line in err.splitlines()[1:]}
+        assert set(lines) == {"user_top_mood", "user_top_device", "item_tempo", "user_age"}  # a window once
+        assert all(f"(declared in {declared})" in line for line in lines.values())
+        assert "reads column 'mood', which neither the events nor the catalogue have" in lines["user_top_mood"]
+        assert "events: user_id, session_id, item_id, type, timestamp, value" in lines["user_top_mood"]
+        assert "catalogue: item_id, artist, genre, duration_s, release_date, genres, title" in lines["user_top_mood"]
+        assert "'device', which the event log stores but the feature build does not read" in lines["user_top_device"]
+        assert "reads column 'tempo' of the catalogue (table 'items')" in lines["item_tempo"]
+        assert "'agee' of table 'people', which has no such column; its columns: user_id, age" in lines["user_age"]
+
+
+def test_a_registered_tables_missing_key_is_named_and_an_absent_file_is_not_an_error(tmp_path):
+    from setlist.feature_sources import Column, Table
+    from setlist.featureset import Feature, FeatureSet
+
+    (tmp_path / "people.csv").write_text("uid,age\nu1,30\n")
+    tables = [
+        Table("people", "user", key="user_id", path=str(tmp_path / "people.csv")),
+        Table("later", "item", key="item_id", path=str(tmp_path / "not_yet.parquet")),
+    ]
+    fs = FeatureSet.of(
+        [Feature("user_age", "user", Column("people", "age")), Feature("item_x", "item", Column("later", "x"))],
+        tables,
+        {"user_age": "mine.py", "item_x": "mine.py"},
+    )
+    found = check(Settings(data_dir=tmp_path / "data"), fs)
+    assert found.missing == [
+        "table 'people' has no column 'user_id', which it is registered to join by; its columns: uid, age"
+    ]
+    assert len(found.unchecked) == 1 and "not_yet.parquet does not exist; its columns are checked" in found.unchecked[0]
+
+
+def test_a_fresh_data_dir_plans_without_a_word_about_columns(tmp_path, monkeypatch):
+    from feature_repo.__main__ import app
+
+    # a table whose file a later import writes: said on a "!" line, never an error
+    _declare(
+        tmp_path,
+        monkeypatch,
+        "from setlist.featureset import Column, Feature, Table\n"
+        f"TABLES = [Table('people', 'user', key='user_id', path={str(tmp_path / 'people.csv')!r})]\n"
+        "FEATURES = [Feature('user_age', 'user', Column('people', 'age'), since=2)]\n",
+    )
+    assert not (tmp_path / "data" / "events").exists()
+    result = runner.invoke(app, ["plan"])
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.stdout.split())  # as one line, however wide the console wrapped it
+    assert (
+        "! table 'people':" in said and "people.csv does not exist; its columns are checked once it can be read" in said
+    )
+    assert "+ user_profile.user_age" in said
+    assert check(Settings(data_dir=tmp_path / "data"), load()).missing == []
+
+
+def _import_movielens_shape(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    from ingest.__main__ import app as ingest_app
+    from ingest.sparse import write_fixture
+
+    monkeypatch.setenv("SETLIST_DATA_DIR", str(tmp_path / "imported"))
+    get_settings.cache_clear()
+    write_fixture(tmp_path / "fx", users=30, items=100, ratings=900, seed=2)
+    args = ["import", str(tmp_path / "fx" / "ratings.csv"), "--user-col", "userId", "--item-col", "movieId"]
+    items = ["--items", str(tmp_path / "fx" / "movies.csv"), "--item-id-col", "movieId"]
+    done = runner.invoke(ingest_app, [*args, *items, "--time-unit", "s", "--rating-col", "rating"])
+    assert done.exit_code == 0, done.output
+    return get_settings()
+
+
+def _generate_tiny(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    from ingest.__main__ import app as ingest_app
+
+    monkeypatch.setenv("SETLIST_DATA_DIR", str(tmp_path / "generated"))
+    get_settings.cache_clear()
+    done = runner.invoke(ingest_app, ["generate", "--scale", "tiny"])
+    assert done.exit_code == 0, done.output
+    return get_settings()
+
+
+@pytest.mark.parametrize("world", [_generate_tiny, _import_movielens_shape])
+def test_the_built_ins_read_only_columns_generated_and_imported_data_have(world, tmp_path, monkeypatch):
+    settings = world(tmp_path, monkeypatch)
+    assert check(settings, load(settings)).missing == []
+    # the checked event columns are the ones the build's events have, whatever the log holds
+    files = EventLog(settings.events_dir).files()
+    assert files
+    assert tuple(read_events(files, Erased(), prepared=True).columns) == BUILT_EVENT_COLUMNS
