@@ -12,11 +12,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from feature_repo import engine
 from feature_repo.incremental import BUILD_COLUMNS
+from setlist.cli import first_line
 from setlist.contract import EVENT_COLUMNS, ITEM_SCHEMA
+from setlist.errors import BadInput
 from setlist.feature_sources import Column, Events
 from setlist.featureset import DeclarationError, Feature, FeatureSet
 from setlist.settings import Settings
@@ -59,7 +62,13 @@ def catalogue_columns(path: Path) -> tuple[str, ...]:
     """What ``catalog.load_items`` will give: the file's columns, or the empty catalogue's before any import."""
     if not path.exists():
         return tuple(ITEM_SCHEMA.names)
-    return tuple(pq.read_schema(path).names)
+    try:
+        return tuple(pq.read_schema(path).names)
+    except (OSError, pa.ArrowException) as exc:  # a file cut short or overwritten: said, never a traceback
+        raise BadInput(
+            f"cannot read the catalogue's columns from {path} ({type(exc).__name__}: {first_line(exc)}): "
+            "import the catalogue again (make import with --items) or restore the file"
+        ) from None
 
 
 def check(settings: Settings, fs: FeatureSet) -> ColumnCheck:

@@ -134,6 +134,19 @@ def _generate_tiny(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     return get_settings()
 
 
+def test_a_catalogue_that_cannot_be_read_is_a_one_line_error_naming_it(tmp_path, monkeypatch):
+    from feature_repo.__main__ import app
+
+    _declare(tmp_path, monkeypatch, "FEATURES = []\n")
+    catalogue = Settings(data_dir=tmp_path / "data").catalog_path
+    catalogue.parent.mkdir(parents=True)
+    catalogue.write_bytes(b"cut short")  # not a parquet file
+    result = runner.invoke(app, ["plan"])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith(f"error: cannot read the catalogue's columns from {catalogue}")
+    assert "make import with --items" in result.stderr and "Traceback" not in result.output
+
+
 @pytest.mark.parametrize("world", [_generate_tiny, _import_movielens_shape])
 def test_the_built_ins_read_only_columns_generated_and_imported_data_have(world, tmp_path, monkeypatch):
     settings = world(tmp_path, monkeypatch)
