@@ -123,6 +123,14 @@ class KeyMismatch(Refused):
     """The pseudonymization key in use is not the one the stored data was written with."""
 
 
+#: what still works under a refused key, and why an upgraded directory may hold two keys' users
+_WAY_OUT = (
+    ". An erasure or access needs no key given the user's pseudonym (`--pseudonym`; the identity map's "
+    "row for the raw id holds it). Releases before this check made a new key, silently, where the key "
+    "file was missing: users since then are under that one, and the first users match the older key"
+)
+
+
 def check_key(settings: Settings) -> None:
     """Refuse to go on when the identity map's users pseudonymize to other ids under the key in use.
 
@@ -143,7 +151,7 @@ def check_key(settings: Settings) -> None:
             raise KeyMismatch(
                 f"no pseudonymization key ({settings.hmac_key_source()} does not exist), but {held} "
                 "pseudonymized with one: restore that file, or set the key the data was written with "
-                "(SETLIST_HMAC_KEY or SETLIST_HMAC_KEY_FILE); a new key would make every user a new one"
+                "(SETLIST_HMAC_KEY or SETLIST_HMAC_KEY_FILE); a new key would make every user a new one" + _WAY_OUT
             )
         return
     wrong = sum(pseudonymize(raw, key) != pseudonym for pseudonym, raw in rows)
@@ -153,7 +161,7 @@ def check_key(settings: Settings) -> None:
             f"with: {wrong} of the first {len(rows)} users in the identity map get other pseudonyms under it, "
             "so every user would count as a new one and an erasure would miss them; set the key the data "
             "was written with (SETLIST_HMAC_KEY or SETLIST_HMAC_KEY_FILE; `make services` keeps one in "
-            "var/services/hmac.key)"
+            "var/services/hmac.key)" + _WAY_OUT
         )
     _checked.add(memo)
 

@@ -121,3 +121,20 @@ def test_looking_a_user_up_by_app_id_makes_no_key(tmp_path: Path) -> None:
     with pytest.raises(Refused, match="no pseudonymization key yet"):
         erase("alice", settings_with(data))
     assert not (data / "secrets" / "hmac.key").exists()
+
+
+def test_a_directory_an_older_release_gave_a_second_key_is_refused_with_the_erasure_that_still_works(
+    tmp_path: Path,
+) -> None:
+    # before the check, a missing key file was replaced by a new key, silently: the identity map then holds
+    # the first key's users and, after them, the second key's
+    data = tmp_path / "data"
+    remember(settings_with(data, key="the-first-key"), ["alice"])
+    second = settings_with(data, key="the-second-key")
+    remember(second, ["bob"])
+    with pytest.raises(KeyMismatch, match=r"--pseudonym.*identity map's row for the raw id.*match the older key"):
+        check_key(second)
+    with pytest.raises(KeyMismatch, match=r"--pseudonym"):
+        erase("bob", second)
+    receipt = erase(pseudonymize("bob", b"the-second-key"), second, by_pseudonym=True)
+    assert receipt.removed_in("identity map") == 1
