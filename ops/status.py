@@ -89,6 +89,7 @@ def event_lines(settings: Settings, now: float) -> list[Line]:
     lines.append(Line("events", "ingest lag", "ok", _dur(lag) + (" (journal → event log)" if oldest else ""), None))
     lines[-1].data["seconds"] = lag
     lines.extend(_held_lines(settings.journal_sweep_dir or settings.wal_dir, now))
+    lines.extend(key_lines(settings))
     from ingest import erasure  # reads the tombstones and the receipts
 
     if cut := erasure.unfinished(settings):
@@ -435,6 +436,23 @@ def serving_health(settings: Settings, target: str | None = None) -> str | None:
         return None
 
 
+def key_lines(settings: Settings) -> list[Line]:
+    """A pseudonymization key the stored users were not written with: import, materialize, erasure and the
+    server all refuse it, so the loop does not hold however green the rest reads (exit 1). Silent while
+    the key matches, as every command that checks it is."""
+    from setlist.pseudonym import KeyMismatch, check_key
+
+    try:
+        check_key(settings)
+    except KeyMismatch as exc:
+        return [Line("events", "pseudonymization key", "fail", str(exc), data={"stops": "the key is refused"})]
+    except Exception as exc:  # the identity map's store down: said as such, never a traceback
+        return [
+            Line("events", "pseudonymization key", "fail", f"cannot check: {first_line(exc)}", data=_unreadable(exc))
+        ]
+    return []
+
+
 def redis_line(settings: Settings) -> Line | None:
     """Whether the Redis of the server profiles answers (the online store in production, the shared cache,
     Track's dedupe and quotas in both). While it does not, Rank degrades and Track fails though the SLOs may
@@ -457,7 +475,7 @@ def redis_line(settings: Settings) -> Line | None:
             "fail",
             f"does not answer at {where} ({type(exc).__name__}): Rank degrades, Track's session pushes and "
             "dedupe fail (docs/runbooks/SetlistRedisDown.md)",
-            data={"unreadable": True, "down": True},
+            data={"stops": "redis down"},
         )
     finally:
         client.close()
@@ -635,7 +653,12 @@ class Report:
 
     @property
     def ok(self) -> bool:
-        return not any(s.state == "broken" for s in self.slos) and not self.unreadable
+        return not any(s.state == "broken" for s in self.slos) and not self.unreadable and not self.stops
+
+    @property
+    def stops(self) -> list[str]:
+        """Why the loop does not hold now, SLOs aside: a store down, a key every job refuses."""
+        return [line.data["stops"] for line in self.lines if line.data.get("stops")]
 
     @property
     def unreadable(self) -> list[Line]:
@@ -708,13 +731,12 @@ def render(report: Report) -> None:
     broken = [s.name for s in report.slos if s.state == "broken"]
     if broken:
         console.print("[bold red]SLO broken: " + ", ".join(broken) + "[/]")
-    down = [line.name for line in report.unreadable if line.data.get("down")]
-    unread = [f"{line.section} ({line.name})" for line in report.unreadable if not line.data.get("down")]
-    if down:
-        console.print(f"[bold red]the loop does not hold: {', '.join(down)} down[/]")
-    if unread:
-        console.print(f"[bold red]cannot tell whether the loop holds: unreadable {', '.join(unread)}[/]")
-    if not broken and not report.unreadable:
+    if report.stops:
+        console.print(f"[bold red]the loop does not hold: {', '.join(report.stops)}[/]")
+    if report.unreadable:
+        what = ", ".join(f"{line.section} ({line.name})" for line in report.unreadable)
+        console.print(f"[bold red]cannot tell whether the loop holds: unreadable {what}[/]")
+    if report.ok:
         console.print("[green]every SLO holds[/]")
 
 

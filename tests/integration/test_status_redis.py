@@ -27,7 +27,7 @@ def test_a_redis_that_answers_is_ok_and_one_that_does_not_fails_naming_the_runbo
     assert down is not None and down.mark == "fail"
     assert f"does not answer at 127.0.0.1:{port} (ConnectionError)" in down.value
     assert "SetlistRedisDown" in down.value
-    assert Report([down], []).unreadable == [down] and not Report([down], []).ok
+    assert Report([down], []).stops == ["redis down"] and not Report([down], []).ok
     assert Report([up], []).ok
 
 

@@ -138,3 +138,16 @@ def test_a_directory_an_older_release_gave_a_second_key_is_refused_with_the_eras
         erase("bob", second)
     receipt = erase(pseudonymize("bob", b"the-second-key"), second, by_pseudonym=True)
     assert receipt.removed_in("identity map") == 1
+
+
+def test_status_fails_under_a_key_every_job_refuses_and_is_silent_under_the_right_one(tmp_path: Path) -> None:
+    from ops.status import Report, key_lines
+
+    data = tmp_path / "data"
+    remember(settings_with(data, key="the-key"), ["alice", "bob"])
+    assert key_lines(settings_with(data, key="the-key")) == []
+    (line,) = key_lines(settings_with(data, key="a-new-key"))
+    assert (line.section, line.name, line.mark) == ("events", "pseudonymization key", "fail")
+    assert "2 of the first 2 users" in line.value
+    report = Report([line], [])
+    assert report.stops == ["the key is refused"] and not report.ok
