@@ -8,6 +8,7 @@ import time
 import warnings
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from feature_repo.data_sources import VIEW_OF_FILE
@@ -142,7 +143,8 @@ def plan() -> None:
 def apply() -> None:
     """Register entities, feature views and feature services in the Feast registry."""
     settings = get_settings()
-    _buildable(settings)
+    for why in _buildable(settings)[1]:
+        console.print(f"[yellow]![/] {escape(why)}")
     defs = apply_defs(get_store(settings), settings, prune=True)
     console.print(
         f"registered {len(defs.objects())} Feast objects in project [bold]{settings.feast_project}[/] "

@@ -427,9 +427,11 @@ def table_columns(t: Table) -> list[str]:
         ext = _extension(path)
         try:
             if path.is_dir():
-                return list(ds.dataset(str(path), format="parquet", partitioning="hive").schema.names)
+                # as pandas reads it: an index pandas wrote is restored as the index, not a column
+                schema = ds.dataset(str(path), format="parquet", partitioning="hive").schema
+                return [str(c) for c in schema.empty_table().to_pandas().columns]
             if ext in (".parquet", ".pq") or (ext not in _TEXT_SEPARATORS and ext not in _JSON_EXTENSIONS):
-                return list(pq.read_schema(path).names)
+                return [str(c) for c in pq.read_schema(path).empty_table().to_pandas().columns]
             if ext in _TEXT_SEPARATORS:
                 sep = _TEXT_SEPARATORS[ext]
                 return [str(c) for c in pd.read_csv(path, sep=sep, nrows=0, engine="python" if sep is None else "c")]

@@ -20,7 +20,7 @@ from feature_repo.incremental import BUILD_COLUMNS
 from setlist.cli import first_line
 from setlist.contract import EVENT_COLUMNS, ITEM_SCHEMA
 from setlist.errors import BadInput
-from setlist.feature_sources import Column, Events
+from setlist.feature_sources import READS_COLUMN, Column, Events
 from setlist.featureset import DeclarationError, Feature, FeatureSet
 from setlist.settings import Settings
 
@@ -123,6 +123,8 @@ def _event_problem(s: Events, have: Available) -> Iterator[str]:
     """The engine's ``_event_column``: an event column, else a catalogue column joined by item; ``day`` counts
     active days for ``distinct`` alone. ``count``, ``rate`` and the ``days_since`` ones read no column."""
     col = s.column
+    if s.function not in READS_COLUMN:  # a column given to these is never read by the engine
+        return
     if not col or col in have.events or col in have.catalogue or (col == "day" and s.function == "distinct"):
         return
     why = (

@@ -27,6 +27,7 @@ from ops.jobtable import SCHEDULE_FILE, Schedule
 from ops.scheduler import Clock, Runner, Scheduler, SystemClock
 from setlist import turns
 from setlist.cli import console as cli_console
+from setlist.cli import require_data_dir
 from setlist.errors import UsageError
 from setlist.settings import get_settings
 
@@ -68,7 +69,10 @@ def run(schedule: Schedule, once: str | None, runner: Runner | None = None, cloc
         scheduler = Scheduler(schedule, say, stop, runner=runner, clock=clock)
         if once is not None:
             return scheduler.once(once).exit_code
-        with turns.scheduling(get_settings(), schedule.jobs):
+        settings = get_settings()
+        # a mistyped SETLIST_DATA_DIR would otherwise be made here and every job scheduled on it
+        require_data_dir(settings.data_dir, "check the setting, or run make demo, make generate or make import first")
+        with turns.scheduling(settings, schedule.jobs):
             say(f"scheduling {', '.join(schedule.jobs)} (times in {schedule.timezone}); Ctrl-C stops")
             scheduler.run()
         say("stopped")

@@ -24,6 +24,8 @@ INTERACTIONS: tuple[str, ...] = tuple(t for t in ITEM_TYPES if t != "impression"
 NEGATIVE_TYPES: tuple[str, ...] = ("skip", "not_interested")
 POSITIVES: tuple[str, ...] = tuple(sorted(POSITIVE_TYPES))
 FUNCTIONS: tuple[str, ...] = get_args(Function)
+#: the functions that read their ``column`` (the engine's ``_events``); the others ignore one given
+READS_COLUMN = frozenset({"sum", "mean", "last", "distinct", "share", "top"})
 TRANSFORMS: tuple[str, ...] = get_args(Transform)
 
 

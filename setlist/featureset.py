@@ -30,6 +30,7 @@ from setlist.feature_sources import (
     INTERACTIONS,
     NEGATIVE_TYPES,
     POSITIVES,
+    READS_COLUMN,
     TRANSFORMS,
     Candidate,
     Column,
@@ -322,7 +323,7 @@ def _check_one(f: Feature, tables: dict[str, Table], at: str) -> None:
         for t in (*(s.types or ()), *(s.over or ())):
             if t not in EVENT_TYPES:
                 raise DeclarationError(f"feature {f.name!r}{at}: unknown event type {t!r}")
-        if s.function in ("sum", "mean", "last", "distinct", "share", "top") and not s.column:
+        if s.function in READS_COLUMN and not s.column:
             raise DeclarationError(f"feature {f.name!r}{at}: {s.function} needs a column")
         if any(w <= 0 or w != int(w) for w in s.windows):
             raise DeclarationError(f"feature {f.name!r}{at}: windows are whole days > 0, got {s.windows}")

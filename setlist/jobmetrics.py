@@ -393,7 +393,8 @@ def reports(job: str) -> Callable[[F], F]:
             from setlist.settings import get_settings
 
             settings = get_settings()
-            with job_run(settings, job), turns.job(settings, job):
+            # its own turn first, outside the run: a run waiting for another of the same job is no run yet
+            with turns.own(settings, job), job_run(settings, job), turns.others(settings, job):
                 return command(*args, **kwargs)
 
         return run  # type: ignore[return-value]  # wraps keeps the signature, which the type of run cannot say

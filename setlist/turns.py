@@ -28,7 +28,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from setlist import swap
-from setlist.errors import Refused
+from setlist.errors import Refused, UsageError
 from setlist.settings import Settings
 
 TURNS = ".turns"
@@ -47,7 +47,12 @@ def _stderr(line: str) -> None:
 def turn(path: Path, shared: bool, waiting: Callable[[], None]) -> Iterator[None]:
     """``path`` flock'ed, shared or alone, for the block; ``waiting`` is called first if it must wait."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except PermissionError:
+        if not path.exists():
+            raise
+        fd = os.open(path, os.O_RDONLY)  # another user's lock file: flock needs no write access
     mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
     try:
         try:
@@ -62,9 +67,42 @@ def turn(path: Path, shared: bool, waiting: Callable[[], None]) -> Iterator[None
 
 @contextmanager
 def job(settings: Settings, name: str, say: Say = _stderr) -> Iterator[None]:
-    """The turns ``name`` (a job as ``setlist.jobmetrics`` names it) takes for its whole run."""
+    """The turns ``name`` (a job as ``setlist.jobmetrics`` names it) takes for its whole run: its own,
+    then the others."""
+    with own(settings, name, say), others(settings, name, say):
+        yield
+
+
+@contextmanager
+def own(settings: Settings, name: str, say: Say | None = None) -> Iterator[None]:
+    """The job's own turn: one run of it at a time on the data directory. ``jobmetrics.reports`` takes it
+    before the run counts as one, so a run waiting for another is no run yet: no duration, and no failure
+    when it is stopped while it waits (a scheduler's deadline during a long hand-run training)."""
     # the lock files stay, whatever the run's end: one removed while another job holds or waits for it
-    # would let a third take the "same" turn on a new file
+    # would let a third take the "same" turn on a new file. A usage error is no run (jobmetrics.job_run),
+    # so in a data directory this run made, the turn files it made go with it.
+    folder = settings.data_dir / TURNS
+    made = [d for d in (folder, *folder.parents) if not d.exists()]  # deepest first
+    file, waiting = own_turn(name)
+    tell = say or _stderr  # looked up now, not at import: tests listen for the wait
+    try:
+        with turn(folder / file, False, lambda: tell(waiting)):
+            yield
+    except UsageError:
+        if folder in made:
+            for lock in (file, "users"):
+                (folder / lock).unlink(missing_ok=True)
+            for directory in made:
+                try:
+                    directory.rmdir()
+                except OSError:  # something else was written there meanwhile
+                    break
+        raise
+
+
+@contextmanager
+def others(settings: Settings, name: str, say: Say = _stderr) -> Iterator[None]:
+    """The turns ``name`` takes against other jobs (the users', the event log's), after its own."""
     with ExitStack() as stack:
         yield from _take(stack, settings, name, settings.data_dir / TURNS, say)
 
@@ -77,8 +115,6 @@ def own_turn(name: str) -> tuple[str, str]:
 
 
 def _take(stack: ExitStack, settings: Settings, name: str, folder: Path, say: Say) -> Iterator[None]:
-    file, waiting = own_turn(name)
-    stack.enter_context(turn(folder / file, False, lambda: say(waiting)))
     if name in WRITES_USERS:
         stack.enter_context(
             turn(folder / "users", True, lambda: say("waiting for a running erasure to finish (make erase)"))

@@ -88,6 +88,33 @@ def test_a_registered_tables_missing_key_is_named_and_an_absent_file_is_not_an_e
     assert len(found.unchecked) == 1 and "not_yet.parquet does not exist; its columns are checked" in found.unchecked[0]
 
 
+def test_the_check_sees_what_the_engine_reads_a_column_an_aggregate_ignores_and_a_parquet_index(tmp_path):
+    import pandas as pd
+
+    from feature_repo.engine import read_table
+    from setlist.feature_sources import Column, Events, Table
+    from setlist.featureset import DeclarationError, Feature, FeatureSet
+
+    # pandas keeps an index it wrote as the index, not a column: read_table then has no key column
+    pd.DataFrame({"user_id": ["u1"], "age": [30]}).set_index("user_id").to_parquet(tmp_path / "people.parquet")
+    people = Table("people", "user", key="user_id", path=str(tmp_path / "people.parquet"))
+    with pytest.raises(DeclarationError, match="no column 'user_id'"):
+        read_table(people)
+    fs = FeatureSet.of(
+        [
+            Feature("user_age", "user", Column("people", "age")),
+            # count, rate and days_since never read a column given to them (the engine ignores it)
+            Feature("user_n", "user", Events("count", column="plays", windows=(7,)), "int64"),
+            Feature("user_since", "user", Events("days_since_last", column="plays"), "float64"),
+        ],
+        [people],
+        {"user_age": "mine.py", "user_n": "mine.py", "user_since": "mine.py"},
+    )
+    assert check(Settings(data_dir=tmp_path / "data"), fs).missing == [
+        "table 'people' has no column 'user_id', which it is registered to join by; its columns: age"
+    ]
+
+
 def test_a_fresh_data_dir_plans_without_a_word_about_columns(tmp_path, monkeypatch):
     from feature_repo.__main__ import app
 
@@ -107,6 +134,9 @@ def test_a_fresh_data_dir_plans_without_a_word_about_columns(tmp_path, monkeypat
         "! table 'people':" in said and "people.csv does not exist; its columns are checked once it can be read" in said
     )
     assert "+ user_profile.user_age" in said
+    applied = runner.invoke(app, ["apply"])  # registers, and says what it could not check
+    assert applied.exit_code == 0, applied.output
+    assert "people.csv does not exist; its columns are checked once it can be read" in " ".join(applied.stdout.split())
     assert check(Settings(data_dir=tmp_path / "data"), load()).missing == []
 
 

@@ -78,10 +78,40 @@ def test_a_second_run_of_a_job_waits_for_the_first(settings: Settings, name: str
         second = Waiter(_job(settings, name))
         assert second.waiting.wait(timeout=30) and not second.inside.is_set()
         assert second.said == [f"waiting for another {name} run on this data directory to finish"]
-        with turns.job(settings, "validate" if name != "validate" else "train", lambda _: None):
-            pass  # another job does not wait for it
+        other = Waiter(_job(settings, "validate" if name != "validate" else "train"))
+        assert other.inside.wait(timeout=30) and other.said == []  # another job does not wait for it
+        other.done()
     assert second.inside.wait(timeout=30)
     second.done()
+
+
+def test_a_usage_error_in_a_data_directory_the_run_made_leaves_no_turn_file_behind(tmp_path: Path) -> None:
+    s = Settings(data_dir=tmp_path / "fresh", hmac_key="test-hmac-key")
+    with pytest.raises(UsageError), turns.job(s, "train", lambda _: None):
+        raise UsageError("--scale bogus")  # the first run in a fresh data directory, misused
+    assert not s.data_dir.exists()
+
+
+def test_a_run_waiting_for_its_turn_is_no_run_of_the_job_yet(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from setlist import jobmetrics
+
+    said, ran = threading.Event(), threading.Event()
+    monkeypatch.setattr(turns, "_stderr", lambda line: said.set())
+    monkeypatch.setattr("setlist.settings.get_settings", lambda: settings)
+
+    @jobmetrics.reports("validate")
+    def command() -> None:
+        ran.set()
+
+    with turns.own(settings, "validate", lambda _: None):  # another validate is running
+        waiting = threading.Thread(target=command, daemon=True)
+        waiting.start()
+        assert said.wait(timeout=30)  # it says it waits, then blocks on the turn
+        assert not ran.is_set() and jobmetrics.running(settings.status_dir) == []  # not marked as running
+    waiting.join(timeout=30)
+    assert ran.is_set() and not waiting.is_alive()
 
 
 @pytest.mark.parametrize("name", sorted(turns.WRITES_USERS))
