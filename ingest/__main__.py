@@ -1124,27 +1124,34 @@ def erase(
 ) -> None:
     """Erase one user from every copy: identity map, online store and caches, journals, event logs,
     quarantine, impressions, feature files, training sets and the candidate models' user factors."""
-    from ingest.erasure import erase as run
+    from ingest.erasure import erase_all
 
     settings = get_settings()
     with console.status("erasing…") as status:
-        receipt = run(user, settings, by_pseudonym=pseudonym, progress=lambda step: status.update(f"erasing: {step}"))
-    table = Table(title=f"erased user (digest {receipt.digest[:16]}…)")
-    for column in ("place", "looked in", "removed", "note"):
-        table.add_column(column, justify="right" if column == "removed" else "left")
-    for p in receipt.places:
-        table.add_row(p.name, ", ".join(p.looked) or "—", f"{p.removed:,} {p.unit}", p.note)
-    console.print(table)
-    if receipt.resumes:
-        console.print(
-            f"finishes the erasure cut short at {', '.join(receipt.resumes)}: what it removed is counted above"
+        receipts, found = erase_all(
+            user, settings, by_pseudonym=pseudonym, progress=lambda step: status.update(f"erasing: {step}")
         )
-    console.print(f"receipt: {receipt.path}")
+    if found.note:
+        console.print(f"[yellow]{escape(found.note)}: each is erased[/]")
+    for receipt in receipts:
+        table = Table(title=f"erased user (digest {receipt.digest[:16]}…)")
+        for column in ("place", "looked in", "removed", "note"):
+            table.add_column(column, justify="right" if column == "removed" else "left")
+        for p in receipt.places:
+            table.add_row(p.name, ", ".join(p.looked) or "—", f"{p.removed:,} {p.unit}", p.note)
+        console.print(table)
+        if receipt.resumes:
+            console.print(
+                f"finishes the erasure cut short at {', '.join(receipt.resumes)}: what it removed is counted above"
+            )
+        console.print(f"receipt: {receipt.path}")
     if verify:
-        from ingest.erasure import record_verification, resolve
+        from ingest.erasure import record_verification
         from ingest.residue import Token, render, scan
 
-        needles: dict[str, str | Token] = {"pseudonym": resolve(user, settings, pseudonym)}
+        needles: dict[str, str | Token] = {
+            "pseudonym" if i == 0 else f"pseudonym {i + 1}": p for i, p in enumerate(found.ids)
+        }
         if not pseudonym:
             # matched as a whole token: erasing user 17 must not find 1705, a count or a timestamp
             needles["raw id"] = Token(user.strip())
@@ -1152,7 +1159,8 @@ def erase(
         with console.status("verifying: scanning files, SQL stores and Redis for residue…"):
             findings = scan(settings, needles, notes)
         console.print(render(findings, notes))
-        record_verification(receipt, len(findings))
+        for receipt in receipts:  # one scan for every pseudonym of the id: its count goes in each receipt
+            record_verification(receipt, len(findings))
         if findings:
             raise Refused(f"{len(findings)} place(s) still hold the user after erasure (see above)")
 

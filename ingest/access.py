@@ -21,10 +21,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ingest.erasure import event_logs, parquet_under, relative, resolve, user_views
+from ingest.erasure import event_logs, parquet_under, pseudonyms_of, relative, resolve, user_views
 from ingest.residue import Finding, render
 from setlist.errors import UsageError
-from setlist.pseudonym import check_key, identity_rows
+from setlist.pseudonym import identity_rows
 from setlist.settings import Settings
 
 Progress = Callable[[str], None]
@@ -57,10 +57,19 @@ class Access:
 
 def gather(settings: Settings, user: str, *, by_pseudonym: bool = False, progress: Progress | None = None) -> Access:
     say = progress or (lambda _: None)
-    if not by_pseudonym:
-        check_key(settings)  # another key's pseudonym is someone else's, or no one's
-    pseudonym = resolve(user, settings, by_pseudonym)
-    out = Access(user.strip(), pseudonym, _raw_id(settings, pseudonym))
+    notes: list[str] = []
+    if by_pseudonym:
+        pseudonym = resolve(user, settings, by_pseudonym)
+    else:  # the key in use's pseudonym, or under a refused key the identity map's: as an erasure finds it
+        found = pseudonyms_of(user, settings)
+        pseudonym, others = found.ids[0], found.ids[1:]
+        if found.note:
+            notes.append(found.note)
+        if others:
+            notes.append(
+                "this answer reads the first; ask again by each other pseudonym (--pseudonym): " + ", ".join(others)
+            )
+    out = Access(user.strip(), pseudonym, _raw_id(settings, pseudonym), notes=notes)
     data = settings.data_dir
     say("event logs")
     for log in event_logs(settings):

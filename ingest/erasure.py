@@ -42,7 +42,7 @@ from setlist.eventlog import (
     settle_pending,
     write_atomic,
 )
-from setlist.pseudonym import PSEUDONYM_PREFIX, IdentityMap, check_key, pseudonymize
+from setlist.pseudonym import PSEUDONYM_PREFIX, IdentityMap, KeyMismatch, check_key, identity_rows, pseudonymize
 from setlist.settings import Settings
 
 RECEIPTS = Path("erasure") / "receipts"
@@ -115,11 +115,65 @@ def resolve(user: str, settings: Settings, by_pseudonym: bool) -> str:
     return user
 
 
-def erase(user: str, settings: Settings, *, by_pseudonym: bool = False, progress: Progress | None = None) -> Receipt:
-    say = progress or (lambda _: None)
-    if not by_pseudonym:  # another key's pseudonym is someone else's, or no one's: the user would stay
+@dataclass(frozen=True)
+class Pseudonyms:
+    """The pseudonyms of one app id, the key in use's first, and why the list is not just that one."""
+
+    ids: list[str]
+    note: str = ""
+
+
+def pseudonyms_of(user: str, settings: Settings) -> Pseudonyms:
+    """What an erasure of app id ``user`` must reach: its pseudonym under the key in use, then every other
+    pseudonym the identity map pairs with the id (a key an older release made where the key file was
+    missing). Under a key the stored users refuse (``check_key``), or none, the identity map's pairs alone:
+    the erasure is owed whatever became of the key, and the map says which pseudonyms are the user's; a key
+    computed anyway would name someone else, or no one."""
+    raw = user.strip()
+    if not raw:
+        raise UsageError("the user id is empty")
+    stored = [p for p, _ in identity_rows(settings, raw_id=raw)]
+    try:
         check_key(settings)
-    pseudonym = resolve(user, settings, by_pseudonym)
+    except KeyMismatch as refused:
+        if not stored:
+            raise KeyMismatch(
+                f"{refused}. The identity map pairs no pseudonym with this id either, so nothing names the "
+                "user's rows without the key"
+            ) from None
+        n = len(stored)
+        return Pseudonyms(
+            stored,
+            f"the pseudonymization key in use is refused ({settings.hmac_key_source()} is not the one the "
+            f"stored users were written with): the identity map's {n} pseudonym{'s' if n > 1 else ''} for this "
+            "id are used instead",
+        )
+    own = resolve(raw, settings, by_pseudonym=False)
+    others = [p for p in stored if p != own]
+    note = (
+        f"the identity map also pairs this id with {len(others)} pseudonym{'s' if len(others) > 1 else ''} of "
+        "another key (an older release's)"
+        if others
+        else ""
+    )
+    return Pseudonyms([own, *others], note)
+
+
+def erase(user: str, settings: Settings, *, by_pseudonym: bool = False, progress: Progress | None = None) -> Receipt:
+    """Erase ``user`` (an app id, or with ``by_pseudonym`` a pseudonym); the first receipt. An app id's
+    every pseudonym is erased (``pseudonyms_of``), each with a receipt of its own: ``erase_all``."""
+    return erase_all(user, settings, by_pseudonym=by_pseudonym, progress=progress)[0][0]
+
+
+def erase_all(
+    user: str, settings: Settings, *, by_pseudonym: bool = False, progress: Progress | None = None
+) -> tuple[list[Receipt], Pseudonyms]:
+    found = Pseudonyms([resolve(user, settings, True)]) if by_pseudonym else pseudonyms_of(user, settings)
+    return [_erase_one(user, p, settings, by_pseudonym, progress) for p in found.ids], found
+
+
+def _erase_one(user: str, pseudonym: str, settings: Settings, by_pseudonym: bool, progress: Progress | None) -> Receipt:
+    say = progress or (lambda _: None)
     data = settings.data_dir
     logs = event_logs(settings)
     digest = erasure_digest(pseudonym)

@@ -91,10 +91,13 @@ KEY_CHECK_ROWS = 16
 _checked: set[tuple[str, str]] = set()
 
 
-def identity_rows(settings: Settings, pseudonym: str | None = None, limit: int | None = None) -> list[tuple[str, str]]:
-    """(pseudonym, raw id) pairs of the identity map (of one ``pseudonym``, or the first ``limit``), read
-    without writing anything: no database file, table or key is made where there is none (unlike
-    :class:`IdentityMap`, whose opening creates its table), and the connect has the settings' deadline."""
+def identity_rows(
+    settings: Settings, pseudonym: str | None = None, limit: int | None = None, raw_id: str | None = None
+) -> list[tuple[str, str]]:
+    """(pseudonym, raw id) pairs of the identity map (of one ``pseudonym`` or ``raw_id``, or the first
+    ``limit``), read without writing anything: no database file, table or key is made where there is none
+    (unlike :class:`IdentityMap`, whose opening creates its table), and the connect has the settings'
+    deadline. By raw id the table is scanned (it is keyed by pseudonym): an erasure's lookup, not Rank's."""
     url = settings.metadata_url
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
         return []  # connecting would create the file
@@ -106,6 +109,8 @@ def identity_rows(settings: Settings, pseudonym: str | None = None, limit: int |
             query = select(identity_table.c.pseudonym, identity_table.c.raw_id)
             if pseudonym is not None:
                 query = query.where(identity_table.c.pseudonym == pseudonym)
+            if raw_id is not None:
+                query = query.where(identity_table.c.raw_id == raw_id)
             if limit is not None:
                 query = query.limit(limit)
             return [(str(p), str(r)) for p, r in conn.execute(query).all()]
@@ -125,9 +130,9 @@ class KeyMismatch(Refused):
 
 #: what still works under a refused key, and why an upgraded directory may hold two keys' users
 _WAY_OUT = (
-    ". An erasure or access needs no key given the user's pseudonym (`--pseudonym`; the identity map's "
-    "row for the raw id holds it). Releases before this check made a new key, silently, where the key "
-    "file was missing: users since then are under that one, and the first users match the older key"
+    ". An erasure or access by app id still works where the identity map pairs the id with a pseudonym, "
+    "and by pseudonym (`--pseudonym`) always. Releases before this check made a new key, silently, where "
+    "the key file was missing: users since then are under that one, and the first users match the older key"
 )
 
 

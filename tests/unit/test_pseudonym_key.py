@@ -11,7 +11,7 @@ import pytest
 from ingest.erasure import erase
 from ingest.intake import ingest
 from setlist.errors import Refused
-from setlist.pseudonym import IdentityMap, KeyMismatch, check_key, pseudonymize
+from setlist.pseudonym import IdentityMap, KeyMismatch, check_key, identity_rows, pseudonymize
 from setlist.settings import Settings
 
 
@@ -59,12 +59,32 @@ def test_an_import_and_an_erasure_under_another_key_change_nothing(tmp_path: Pat
     }
     with pytest.raises(KeyMismatch):
         ingest(pd.DataFrame([event]), wrong, source="test")
-    with pytest.raises(KeyMismatch):
-        erase("alice", wrong)
+    with pytest.raises(KeyMismatch, match="pairs no pseudonym with this id either"):
+        erase("carol", wrong)  # not in the identity map: the wrong key's pseudonym would be no one's
     assert not (data / "events").exists()  # no event logged, no tombstone written
     ids = IdentityMap(right.metadata_url)
     try:
-        assert ids.resolve(pseudonymize("alice", b"the-key")) == "alice"  # the erasure never ran
+        assert ids.resolve(pseudonymize("alice", b"the-key")) == "alice"  # nothing erased
+    finally:
+        ids.dispose()
+
+
+def test_an_erasure_by_app_id_under_a_refused_key_reaches_the_pseudonym_the_identity_map_pairs_with_it(
+    tmp_path: Path,
+) -> None:
+    from ingest.erasure import erase_all
+
+    data = tmp_path / "data"
+    right = settings_with(data, key="the-key")
+    remember(right, ["alice", "bob"])
+    receipts, found = erase_all("alice", settings_with(data, key="a-new-key"))
+    assert found.ids == [pseudonymize("alice", b"the-key")]  # not the new key's: that one is no one's
+    assert "key in use is refused" in found.note and "used instead" in found.note
+    assert [r.removed_in("identity map") for r in receipts] == [1]
+    ids = IdentityMap(right.metadata_url)
+    try:
+        assert ids.resolve(pseudonymize("alice", b"the-key")) is None
+        assert ids.resolve(pseudonymize("bob", b"the-key")) == "bob"  # no one else
     finally:
         ids.dispose()
 
@@ -132,12 +152,28 @@ def test_a_directory_an_older_release_gave_a_second_key_is_refused_with_the_eras
     remember(settings_with(data, key="the-first-key"), ["alice"])
     second = settings_with(data, key="the-second-key")
     remember(second, ["bob"])
-    with pytest.raises(KeyMismatch, match=r"--pseudonym.*identity map's row for the raw id.*match the older key"):
+    with pytest.raises(KeyMismatch, match=r"by app id still works.*--pseudonym.*match the older key"):
         check_key(second)
-    with pytest.raises(KeyMismatch, match=r"--pseudonym"):
-        erase("bob", second)
-    receipt = erase(pseudonymize("bob", b"the-second-key"), second, by_pseudonym=True)
+    receipt = erase("bob", second)  # through the identity map's pair
     assert receipt.removed_in("identity map") == 1
+    receipt = erase(pseudonymize("alice", b"the-first-key"), second, by_pseudonym=True)
+    assert receipt.removed_in("identity map") == 1
+
+
+def test_an_erasure_under_the_right_key_also_reaches_the_ids_pseudonym_under_an_older_releases_second_key(
+    tmp_path: Path,
+) -> None:
+    from ingest.erasure import erase_all
+
+    data = tmp_path / "data"
+    first = settings_with(data, key="the-first-key")
+    remember(first, [f"user-{n}" for n in range(16)] + ["alice"])  # the users the key check compares
+    remember(settings_with(data, key="the-second-key"), ["alice"])  # alice again, after the key was replaced
+    receipts, found = erase_all("alice", first)
+    assert found.ids == [pseudonymize("alice", b"the-first-key"), pseudonymize("alice", b"the-second-key")]
+    assert "1 pseudonym of another key" in found.note
+    assert [r.removed_in("identity map") for r in receipts] == [1, 1]
+    assert [p for p, raw in identity_rows(first) if raw == "alice"] == []
 
 
 def test_status_fails_under_a_key_every_job_refuses_and_is_silent_under_the_right_one(tmp_path: Path) -> None:
