@@ -134,12 +134,15 @@ class OnlineFeatures:
         views: Iterable[FeatureView],
         request_store: Any | None = None,
         read_wait_s: float | None = None,
+        write_wait_s: float | None = None,
     ) -> None:
         """``request_store``: a Redis store configuration (``feature_repo.store.request_store_config``)
         for a second client that serves one entity's reads and a Track's writes with its own, shorter
         timeouts; without one, Feast's client serves them too. ``read_wait_s``: on SQLite, how long one
         entity's read (``read_views``, Rank's) waits for the store's lock before it gives up with a
-        TimeoutError, as a Redis read gives up on its socket timeout; None waits as long as it takes."""
+        TimeoutError, as a Redis read gives up on its socket timeout; None waits as long as it takes.
+        ``write_wait_s``: on SQLite, how long a write waits for another process's (a materialize
+        publishing) before it fails with "database is locked"; None keeps sqlite3's 5 s."""
         self.store = store
         self.config = store.config
         self.provider = store._get_provider()
@@ -180,7 +183,12 @@ class OnlineFeatures:
         elif type(self.online_store).__name__ == "SqliteOnlineStore":
             # readers (serving) and a writer (materialize) in different processes: WAL mode lets
             # reads go on while a publish writes
-            self.online_store._get_conn(self.config).execute("PRAGMA journal_mode=WAL")
+            conn = self.online_store._get_conn(self.config)
+            conn.execute("PRAGMA journal_mode=WAL")
+            if write_wait_s is not None:
+                # a Track's session push behind a publish's write: its events are journaled already, so it
+                # degrades (session_push_failed) in time for the call's deadline rather than wait 5 s
+                conn.execute(f"PRAGMA busy_timeout = {max(1, round(write_wait_s * 1000))}")
 
     @classmethod
     def from_registry(
@@ -189,8 +197,9 @@ class OnlineFeatures:
         names: Sequence[str],
         request_store: Any | None = None,
         read_wait_s: float | None = None,
+        write_wait_s: float | None = None,
     ) -> OnlineFeatures:
-        return cls(store, [store.get_feature_view(n) for n in names], request_store, read_wait_s)
+        return cls(store, [store.get_feature_view(n) for n in names], request_store, read_wait_s, write_wait_s)
 
     def read(self, view: str, ids: Sequence[str], features: Sequence[str] | None = None) -> list[Row]:
         if self._redis and not features:  # every feature: the direct read (startup loads 50k items so)

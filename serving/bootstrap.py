@@ -437,7 +437,11 @@ def build(
         store = get_store(settings)
         # Views are resolved from the registry once, here, and never per request.
         online = OnlineFeatures.from_registry(
-            store, VIEWS, request_store_config(settings), read_wait_s=settings.online_sqlite_wait_ms / 1000
+            store,
+            VIEWS,
+            request_store_config(settings),
+            read_wait_s=settings.online_sqlite_wait_ms / 1000,
+            write_wait_s=settings.online_sqlite_write_wait_ms / 1000,
         )
     tombstones = Tombstones(settings.events_dir)
     if tracker is None:

@@ -390,6 +390,9 @@ class Settings(BaseSettings):
     #: the embedded profile's SQLite online store serves one read or write at a time per process: how long
     #: Rank waits for its turn (behind Track's session pushes, a refresh's bulk read) before it degrades
     online_sqlite_wait_ms: int = Field(default=200, gt=0)
+    #: how long a server's write to the SQLite online store (a Track's session push) waits for another
+    #: process's (a materialize publishing) before the push degrades; its events are journaled already
+    online_sqlite_write_wait_ms: int = Field(default=1000, gt=0)
     #: consecutive failed user-row reads that open the online store's breaker (per master on a
     #: cluster); one timeout alone degrades only its own request
     online_breaker_failures: Annotated[int, Field(ge=1)] = 3

@@ -337,6 +337,34 @@ def test_a_training_query_inside_a_live_session_sees_it_as_rank_would(tiny_world
     assert [list(i) for i in state["session_last_items"].iloc[m:]] == [list(i) for i in last["session_last_items"]]
 
 
+def test_a_server_write_on_sqlite_gives_up_on_another_process_write_after_its_own_wait(tiny_world, tmp_path):
+    """A Track's session push behind a materialize's write (another process holding SQLite's write lock)
+    fails after ``write_wait_s``, not after sqlite3's 5 s, so Track can degrade within its deadline; once
+    the other write ends it writes as before."""
+    import sqlite3
+    from datetime import UTC, datetime
+
+    s = tiny_world.settings.model_copy(update={"data_dir": tmp_path / "data"})
+    shutil.copytree(tiny_world.settings.data_dir, s.data_dir)  # its online store is written here, not shared
+    views = [definitions(s).views.session]
+    online = OnlineFeatures(get_store(s), views, write_wait_s=0.05)
+    conn = online.online_store._get_conn(online.config)
+    assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 50
+    user = pseudonymize(tiny_world.users["user_id"].iloc[0], s.secret_hmac_key())
+    row = (user, {"session_length": 3}, datetime.now(UTC))
+    other = sqlite3.connect(s.data_dir / "online.db", timeout=0.1)  # another process's connection, as materialize's
+    try:
+        other.execute("BEGIN IMMEDIATE")  # holds the write lock, as a publish does
+        with pytest.raises(sqlite3.OperationalError, match="database is locked"):
+            online.write("session", [row])
+    finally:
+        other.rollback()
+        other.close()
+    online.write("session", [row])
+    ((_, values),) = online.read("session", [user], ["session_length"])
+    assert values["session_length"] == 3
+
+
 def test_a_rank_read_on_sqlite_gives_up_after_its_wait_and_reads_as_before_once_the_store_is_free(tiny_world):
     """SQLite serves one read or write at a time per process: one entity's read (Rank's) waits at most
     ``read_wait_s`` for a write in progress (a Track's session push) and then fails as a Redis timeout
