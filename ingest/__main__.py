@@ -1193,11 +1193,15 @@ def access(
         table.add_row(held.place, escape(held.dataset), f"{len(held.rows):,}", *time_span(held.rows))
     for view, values in found.online.items():
         table.add_row("online store", view, "1", "", str(values.get("written_at") or "")[:19])
+    for where, row in found.models.items():
+        table.add_row("candidate model", escape(f"{where} ({', '.join(sorted(row))})"), "1", "", "")
     console.print(table)
     for note in found.notes:
         console.print(f"note: {note}")
-    if not found.held and not found.online:
-        console.print("no rows of this user in the event logs, quarantine, impressions, features or online store")
+    if not found.held and not found.online and not found.models:
+        console.print(
+            "no rows of this user in the event logs, quarantine, impressions, features, online store or models"
+        )
     if scan_all:
         from ingest.residue import Token, scan
 

@@ -2,9 +2,10 @@
 
 It reads the places erasure rewrites (``ingest.erasure``), by the same pseudonym: the event logs, the
 quarantine, the impressions, the feature files and training sets (each parquet file with a ``user_id``
-column), the online store's rows of the user's views and the identity map. The residue scan erasure
-verifies with then names every other place holding the id or the pseudonym (model artifacts, journals,
-SQL tables, Redis), so the answer leaves nothing out that an erasure would reach. Nothing is changed.
+column), the online store's rows of the user's views, the user's row in each candidate model's files and
+the identity map. The residue scan erasure verifies with then names every other place holding the id or
+the pseudonym (journals, SQL tables, Redis), so the answer leaves nothing out that an erasure would reach.
+Nothing is changed.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -52,6 +54,8 @@ class Access:
     raw_id: str | None  # from the identity map; None when it holds no pair (erased, or never stored)
     held: list[Held] = field(default_factory=list)
     online: dict[str, dict[str, Any]] = field(default_factory=dict)  # view -> the row's values
+    #: each model file holding a row of the user (relative path -> that row's arrays, as lists)
+    models: dict[str, dict[str, Any]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
 
@@ -82,6 +86,8 @@ def gather(settings: Settings, user: str, *, by_pseudonym: bool = False, progres
     out.held += _rows_under("training sets", data / "training", pseudonym, data, by_file=True)
     say("online store")
     out.online = _online_rows(settings, pseudonym, out.notes)
+    say("registered candidate models")
+    out.models = _model_rows(settings, pseudonym)
     return out
 
 
@@ -138,8 +144,14 @@ def export(access: Access, folder: Path) -> list[Path]:
             f"{h.name}.jsonl": {"place": h.place, "dataset": h.dataset, "rows": len(h.rows)} for h in access.held
         },
         "online_store": access.online,
+        "models": {path: sorted(row) for path, row in access.models.items()},
         "notes": access.notes,
     }
+    if access.models:
+        path = folder / "models.json"
+        with _private(path) as fh:
+            fh.write(json.dumps(access.models, indent=1) + "\n")
+        written.append(path)
     path = folder / "summary.json"
     with _private(path) as fh:
         fh.write(json.dumps(summary, indent=2, default=str) + "\n")
@@ -191,4 +203,42 @@ def _online_rows(settings: Settings, pseudonym: str, notes: list[str]) -> dict[s
     for view, (ts, values) in zip(views, online.read_views(views, pseudonym)):
         if values is not None:
             out[view] = {"written_at": ts.isoformat() if ts else None, **values}
+    return out
+
+
+def _model_rows(settings: Settings, pseudonym: str) -> dict[str, dict[str, Any]]:
+    """The user's row in every registered candidate model version's files, as erasure removes it
+    (``erasure._drop_user_row``): the user's factors (``user_*`` arrays), the items the model holds as
+    seen by them and its precomputed nearest items (``setlist.embedding_top``): inferences about the user
+    a subject-access answer owes as much as their events."""
+    from setlist.embedding_top import INDPTR_FILE, ITEMS_FILE
+    from setlist.registry import artifact_roots
+
+    out: dict[str, dict[str, Any]] = {}
+    roots = [r for r in artifact_roots(settings) if r.exists()]
+    for arrays in sorted({f.resolve() for root in roots for f in root.rglob("arrays.npz")}):
+        with np.load(arrays, allow_pickle=False) as z:
+            if "user_ids" not in z.files:
+                continue
+            at = np.flatnonzero(z["user_ids"] == pseudonym)
+            if not len(at):
+                continue
+            i, n = int(at[0]), len(z["user_ids"])
+            row: dict[str, Any] = {
+                k: z[k][i].tolist() for k in z.files if k.startswith("user_") and k != "user_ids" and len(z[k]) == n
+            }
+            items = z["item_ids"] if "item_ids" in z.files else None
+        folder = arrays.parent
+        if items is not None and (folder / "seen.npz").exists():
+            import scipy.sparse as sp
+
+            seen = sp.load_npz(folder / "seen.npz").tocsr()
+            if seen.shape[0] == n:
+                row["seen_items"] = items[seen[i].indices].tolist()
+        if items is not None and (folder / INDPTR_FILE).exists():
+            indptr = np.load(folder / INDPTR_FILE)
+            if len(indptr) == n + 1:
+                nearest = np.load(folder / ITEMS_FILE, mmap_mode="r")[indptr[i] : indptr[i + 1]]
+                row["nearest_items"] = items[np.asarray(nearest)].tolist()
+        out[relative(folder, settings.data_dir)] = row
     return out

@@ -198,6 +198,9 @@ def artifact_roots(settings: Settings) -> list[Path]:
     from urllib.parse import unquote, urlsplit
 
     roots = {Path(settings.artifact_root)}
+    store = settings.tracking_uri
+    if store.startswith("sqlite:///") and not Path(store.removeprefix("sqlite:///")).exists():
+        return sorted(roots)  # no registry yet: opening the client would create its database
     client = reader(settings)
     for name in model_names(settings):
         for mv in client.search_model_versions(f"name='{name}'"):

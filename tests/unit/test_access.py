@@ -97,3 +97,36 @@ def test_an_export_overwrites_nothing_and_leaves_an_existing_directorys_mode(
     runner = CliRunner()
     refused = runner.invoke(app, ["access", "alice", "--no-scan", "--export", str(busy)])
     assert refused.exit_code == 2 and "not a new or empty directory" in refused.output
+
+
+def test_a_models_row_of_the_user_is_found_and_exported_and_no_registry_is_made(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """A candidate model's files hold inferences about the user (factors, the items it counts as seen,
+    its precomputed nearest items): the answer includes that row, as erasure removes it."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    from setlist.embedding_top import INDPTR_FILE, ITEMS_FILE
+
+    alice, bob = (pseudonymize(u, b"test-hmac-key") for u in ("alice", "bob"))
+    index = settings.artifact_root / "models" / "m-1" / "artifacts" / "index"
+    index.mkdir(parents=True)
+    np.savez(
+        index / "arrays.npz",
+        user_ids=np.array([bob, alice]),
+        user_factors=np.array([[0.0, 0.0], [0.5, -1.0]], np.float32),
+        item_ids=np.array(["i0", "i1", "i2"]),
+    )
+    sp.save_npz(index / "seen.npz", sp.csr_matrix(np.array([[1, 0, 0], [0, 1, 1]])))
+    np.save(index / INDPTR_FILE, np.array([0, 1, 3]))
+    np.save(index / ITEMS_FILE, np.array([2, 0, 1], np.uint16))  # bob: i2; alice: i0 then i1
+    found = gather(settings, "alice")
+    ((where, row),) = found.models.items()
+    assert where.endswith("m-1/artifacts/index")
+    assert row == {"user_factors": [0.5, -1.0], "seen_items": ["i1", "i2"], "nearest_items": ["i0", "i1"]}
+    written = export(found, tmp_path / "out")
+    assert "models.json" in {p.name for p in written}
+    assert json.loads((tmp_path / "out" / "models.json").read_text()) == found.models
+    assert not (settings.data_dir / "mlflow.db").exists()  # a request for access made no registry
+    assert gather(settings, "carol").models == {}
