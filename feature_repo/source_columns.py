@@ -37,25 +37,32 @@ class Available:
     tables: dict[str, tuple[str, ...]] = field(default_factory=dict)
     #: registered tables whose columns cannot be known yet (a file not there yet, a database down), and why
     unreadable: dict[str, str] = field(default_factory=dict)
+    #: registered tables no build can read as declared (no path nor query, a query without a url, a file
+    #: that does not parse), and why: errors now, as they would be at every build
+    broken: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class ColumnCheck:
     missing: list[str]  # one sentence per declaration that reads a column that does not exist
     unchecked: list[str]  # one sentence per table whose columns could not be read, so were not checked
+    broken: list[str] = field(default_factory=list)  # one per table no build can read as declared
 
 
 def available(settings: Settings, fs: FeatureSet) -> Available:
     tables: dict[str, tuple[str, ...]] = {}
     unreadable: dict[str, str] = {}
+    broken: dict[str, str] = {}
     for t in fs.tables.values():
         try:
             tables[t.name] = tuple(engine.table_columns(t))
         except DeclarationError as exc:
-            unreadable[t.name] = str(exc)
+            # only a file not there yet may come later (an import writes it); the rest fails every build
+            later = t.path is not None and not t.sql and not Path(t.path).exists()
+            (unreadable if later else broken)[t.name] = str(exc)
         except Exception as exc:  # a SQL table's database down or refusing: said, not checked, never a traceback
             unreadable[t.name] = f"table {t.name!r}: {type(exc).__name__}: {exc}"
-    return Available(BUILT_EVENT_COLUMNS, catalogue_columns(settings.catalog_path), tables, unreadable)
+    return Available(BUILT_EVENT_COLUMNS, catalogue_columns(settings.catalog_path), tables, unreadable, broken)
 
 
 def catalogue_columns(path: Path) -> tuple[str, ...]:
@@ -74,12 +81,18 @@ def catalogue_columns(path: Path) -> tuple[str, ...]:
 def check(settings: Settings, fs: FeatureSet) -> ColumnCheck:
     have = available(settings, fs)
     unchecked = [f"{why}; its columns are checked once it can be read" for why in have.unreadable.values()]
-    return ColumnCheck(missing_columns(fs, have), unchecked)
+    return ColumnCheck(missing_columns(fs, have), unchecked, list(have.broken.values()))
 
 
 def refuse_missing(settings: Settings, fs: FeatureSet) -> ColumnCheck:
     """``check``, raising a ``DeclarationError`` (exit 1) that names every declaration reading a missing column."""
     found = check(settings, fs)
+    if found.broken:
+        n = len(found.broken)
+        raise DeclarationError(
+            f"{n} registered table{'s' if n > 1 else ''} cannot be read as declared (`materialize` would fail on "
+            f"{'each' if n > 1 else 'it'}):\n" + "\n".join(f"  {m}" for m in found.broken + found.missing)
+        )
     if found.missing:
         n = len(found.missing)
         raise DeclarationError(

@@ -115,6 +115,22 @@ def test_the_check_sees_what_the_engine_reads_a_column_an_aggregate_ignores_and_
     ]
 
 
+def test_a_table_no_build_can_read_as_declared_is_an_error_not_a_later_check(tmp_path, monkeypatch):
+    from feature_repo.__main__ import app
+
+    _declare(
+        tmp_path,
+        monkeypatch,
+        "from setlist.featureset import Column, Feature, Table\n"
+        "TABLES = [Table('sql', 'user', key='user_id', sql='select 1')]\n"  # a query, but no url
+        "FEATURES = [Feature('user_x', 'user', Column('sql', 'x'), since=2)]\n",
+    )
+    result = runner.invoke(app, ["plan"])
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith("error: 1 registered table cannot be read as declared")
+    assert "has a SQL query but no url" in result.stderr and "Traceback" not in result.output
+
+
 def test_a_fresh_data_dir_plans_without_a_word_about_columns(tmp_path, monkeypatch):
     from feature_repo.__main__ import app
 
