@@ -1124,16 +1124,14 @@ def erase(
 ) -> None:
     """Erase one user from every copy: identity map, online store and caches, journals, event logs,
     quarantine, impressions, feature files, training sets and the candidate models' user factors."""
-    from ingest.erasure import erase_all
+    from ingest.erasure import Receipt, erase_all, targets
 
     settings = get_settings()
-    with console.status("erasing…") as status:
-        receipts, found = erase_all(
-            user, settings, by_pseudonym=pseudonym, progress=lambda step: status.update(f"erasing: {step}")
-        )
+    found = targets(user, settings, pseudonym)
     if found.note:
-        console.print(f"[yellow]{escape(found.note)}: each is erased[/]")
-    for receipt in receipts:
+        console.print(f"[yellow]{escape(found.note)}: each is erased, with a receipt of its own[/]")
+
+    def show(receipt: Receipt) -> None:  # as each is written: a later pseudonym's failure leaves these said
         table = Table(title=f"erased user (digest {receipt.digest[:16]}…)")
         for column in ("place", "looked in", "removed", "note"):
             table.add_column(column, justify="right" if column == "removed" else "left")
@@ -1145,13 +1143,22 @@ def erase(
                 f"finishes the erasure cut short at {', '.join(receipt.resumes)}: what it removed is counted above"
             )
         console.print(f"receipt: {receipt.path}")
+
+    with console.status("erasing…") as status:
+        receipts = erase_all(
+            user,
+            settings,
+            by_pseudonym=pseudonym,
+            progress=lambda step: status.update(f"erasing: {step}"),
+            found=found,
+            on_receipt=show,
+        )
     if verify:
         from ingest.erasure import record_verification
         from ingest.residue import Token, render, scan
 
-        needles: dict[str, str | Token] = {
-            "pseudonym" if i == 0 else f"pseudonym {i + 1}": p for i, p in enumerate(found.ids)
-        }
+        kinds = ["pseudonym" if i == 0 else f"pseudonym {i + 1}" for i in range(len(found.ids))]
+        needles: dict[str, str | Token] = dict(zip(kinds, found.ids, strict=True))
         if not pseudonym:
             # matched as a whole token: erasing user 17 must not find 1705, a count or a timestamp
             needles["raw id"] = Token(user.strip())
@@ -1159,8 +1166,8 @@ def erase(
         with console.status("verifying: scanning files, SQL stores and Redis for residue…"):
             findings = scan(settings, needles, notes)
         console.print(render(findings, notes))
-        for receipt in receipts:  # one scan for every pseudonym of the id: its count goes in each receipt
-            record_verification(receipt, len(findings))
+        for receipt, kind in zip(receipts, kinds, strict=True):  # each its own pseudonym's, and the id's
+            record_verification(receipt, sum(f.needle_kind in (kind, "raw id") for f in findings))
         if findings:
             raise Refused(f"{len(findings)} place(s) still hold the user after erasure (see above)")
 
@@ -1186,6 +1193,8 @@ def access(
         found = gather(settings, user, by_pseudonym=pseudonym, progress=lambda step: status.update(f"looking: {step}"))
     who = found.raw_id if found.raw_id is not None else "not in the identity map (erased, or never stored)"
     console.print(f"user {escape(found.user)}: pseudonym {found.pseudonym}; identity map: {escape(who)}")
+    for n, other in enumerate(found.others, start=2):
+        console.print(f"pseudonym-{n}: {other} (another key's, read too)")
     table = Table(title="what is stored about the user")
     for column in ("place", "dataset", "rows", "from", "to"):
         table.add_column(column, justify="right" if column == "rows" else "left")
@@ -1206,6 +1215,7 @@ def access(
         from ingest.residue import Token, scan
 
         needles: dict[str, str | Token] = {"pseudonym": found.pseudonym}
+        needles |= {f"pseudonym {n}": other for n, other in enumerate(found.others, start=2)}
         if not pseudonym:
             needles["raw id"] = Token(user.strip())  # a whole token: user 17 is not in 1705
         notes: list[str] = []

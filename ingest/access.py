@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ingest.erasure import event_logs, parquet_under, pseudonyms_of, relative, resolve, user_views
+from ingest.erasure import event_logs, parquet_under, relative, targets, user_views
 from ingest.residue import Finding, render
 from setlist.errors import UsageError
 from setlist.pseudonym import identity_rows
@@ -57,37 +58,36 @@ class Access:
     #: each model file holding a row of the user (relative path -> that row's arrays, as lists)
     models: dict[str, dict[str, Any]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    #: the id's further pseudonyms (another key's, as an erasure reaches them), read too: their rows are
+    #: under datasets, views and models named "… pseudonym-2", "… pseudonym-3"
+    others: list[str] = field(default_factory=list)
 
 
 def gather(settings: Settings, user: str, *, by_pseudonym: bool = False, progress: Progress | None = None) -> Access:
+    """Every place's rows of ``user`` by each pseudonym an erasure of it would reach (``erasure.targets``):
+    the key in use's, any other key's the identity map pairs with the id, or under a refused key the map's."""
     say = progress or (lambda _: None)
-    notes: list[str] = []
-    if by_pseudonym:
-        pseudonym = resolve(user, settings, by_pseudonym)
-    else:  # the key in use's pseudonym, or under a refused key the identity map's: as an erasure finds it
-        found = pseudonyms_of(user, settings)
-        pseudonym, others = found.ids[0], found.ids[1:]
-        if found.note:
-            notes.append(found.note)
-        if others:
-            notes.append(
-                "this answer reads the first; ask again by each other pseudonym (--pseudonym): " + ", ".join(others)
-            )
-    out = Access(user.strip(), pseudonym, _raw_id(settings, pseudonym), notes=notes)
+    found = targets(user, settings, by_pseudonym)
+    first, others = found.ids[0], found.ids[1:]
+    out = Access(user.strip(), first, _raw_id(settings, first), notes=[found.note] if found.note else [], others=others)
     data = settings.data_dir
-    say("event logs")
-    for log in event_logs(settings):
-        out.held += _rows_under("event log", log.root, pseudonym, data, by_file=False)
-    say("quarantine, impressions, feature files and training sets")
-    out.held += _rows_under("quarantine", settings.quarantine_dir, pseudonym, data, by_file=False)
-    for root in dict.fromkeys([settings.impressions_dir, settings.simulation_dir / "impressions"]):
-        out.held += _rows_under("impressions", root, pseudonym, data, by_file=False)
-    out.held += _rows_under("feature files", settings.features_dir, pseudonym, data, by_file=True)
-    out.held += _rows_under("training sets", data / "training", pseudonym, data, by_file=True)
-    say("online store")
-    out.online = _online_rows(settings, pseudonym, out.notes)
-    say("registered candidate models")
-    out.models = _model_rows(settings, pseudonym)
+    for n, pseudonym in enumerate(found.ids, start=1):
+        tag = "" if n == 1 else f" pseudonym-{n}"
+        held: list[Held] = []
+        say("event logs")
+        for log in event_logs(settings):
+            held += _rows_under("event log", log.root, pseudonym, data, by_file=False)
+        say("quarantine, impressions, feature files and training sets")
+        held += _rows_under("quarantine", settings.quarantine_dir, pseudonym, data, by_file=False)
+        for root in dict.fromkeys([settings.impressions_dir, settings.simulation_dir / "impressions"]):
+            held += _rows_under("impressions", root, pseudonym, data, by_file=False)
+        held += _rows_under("feature files", settings.features_dir, pseudonym, data, by_file=True)
+        held += _rows_under("training sets", data / "training", pseudonym, data, by_file=True)
+        out.held += [Held(h.place, h.dataset + tag, h.rows) for h in held]
+        say("online store")
+        out.online |= {view + tag: row for view, row in _online_rows(settings, pseudonym, out.notes).items()}
+        say("registered candidate models")
+        out.models |= {where + tag: row for where, row in _model_rows(settings, pseudonym, out.notes).items()}
     return out
 
 
@@ -143,6 +143,7 @@ def export(access: Access, folder: Path) -> list[Path]:
         "datasets": {
             f"{h.name}.jsonl": {"place": h.place, "dataset": h.dataset, "rows": len(h.rows)} for h in access.held
         },
+        "other_pseudonyms": access.others,
         "online_store": access.online,
         "models": {path: sorted(row) for path, row in access.models.items()},
         "notes": access.notes,
@@ -206,39 +207,60 @@ def _online_rows(settings: Settings, pseudonym: str, notes: list[str]) -> dict[s
     return out
 
 
-def _model_rows(settings: Settings, pseudonym: str) -> dict[str, dict[str, Any]]:
+def _model_rows(settings: Settings, pseudonym: str, notes: list[str]) -> dict[str, dict[str, Any]]:
     """The user's row in every registered candidate model version's files, as erasure removes it
     (``erasure._drop_user_row``): the user's factors (``user_*`` arrays), the items the model holds as
     seen by them and its precomputed nearest items (``setlist.embedding_top``): inferences about the user
-    a subject-access answer owes as much as their events."""
-    from setlist.embedding_top import INDPTR_FILE, ITEMS_FILE
+    a subject-access answer owes as much as their events. A file that cannot be read is a note, never
+    a traceback, and never silently left out."""
     from setlist.registry import artifact_roots
 
     out: dict[str, dict[str, Any]] = {}
     roots = [r for r in artifact_roots(settings) if r.exists()]
     for arrays in sorted({f.resolve() for root in roots for f in root.rglob("arrays.npz")}):
-        with np.load(arrays, allow_pickle=False) as z:
-            if "user_ids" not in z.files:
-                continue
-            at = np.flatnonzero(z["user_ids"] == pseudonym)
-            if not len(at):
-                continue
-            i, n = int(at[0]), len(z["user_ids"])
-            row: dict[str, Any] = {
-                k: z[k][i].tolist() for k in z.files if k.startswith("user_") and k != "user_ids" and len(z[k]) == n
-            }
-            items = z["item_ids"] if "item_ids" in z.files else None
-        folder = arrays.parent
-        if items is not None and (folder / "seen.npz").exists():
-            import scipy.sparse as sp
-
-            seen = sp.load_npz(folder / "seen.npz").tocsr()
-            if seen.shape[0] == n:
-                row["seen_items"] = items[seen[i].indices].tolist()
-        if items is not None and (folder / INDPTR_FILE).exists():
-            indptr = np.load(folder / INDPTR_FILE)
-            if len(indptr) == n + 1:
-                nearest = np.load(folder / ITEMS_FILE, mmap_mode="r")[indptr[i] : indptr[i + 1]]
-                row["nearest_items"] = items[np.asarray(nearest)].tolist()
-        out[relative(folder, settings.data_dir)] = row
+        where = relative(arrays.parent, settings.data_dir)
+        try:
+            row = _model_row(arrays, pseudonym)
+        except (OSError, ValueError, IndexError, TypeError, KeyError, zipfile.BadZipFile) as exc:
+            notes.append(f"could not read the model files in {where} ({type(exc).__name__}: {exc}): not answered")
+            continue
+        if row is not None:
+            out[where] = row
     return out
+
+
+def _model_row(arrays: Path, pseudonym: str) -> dict[str, Any] | None:
+    """One model's row of the user, or None when it holds none: each array read once."""
+    import scipy.sparse as sp
+
+    from setlist.embedding_top import INDPTR_FILE, ITEMS_FILE
+
+    with np.load(arrays, allow_pickle=False) as z:
+        if "user_ids" not in z.files:
+            return None
+        users = z["user_ids"]
+        at = np.flatnonzero(users == pseudonym)
+        if not len(at):
+            return None
+        i, n = int(at[0]), len(users)
+        row: dict[str, Any] = {}
+        for k in z.files:
+            if k.startswith("user_") and k != "user_ids":
+                v = z[k]
+                if v.ndim and len(v) == n:
+                    row[k] = v[i].tolist()
+        items = z["item_ids"] if "item_ids" in z.files else None
+    if items is None:
+        return row
+    folder = arrays.parent
+    if (folder / "seen.npz").exists():
+        seen = sp.load_npz(folder / "seen.npz").tocsr()
+        if seen.shape == (n, len(items)):  # one row per user, one column per item: else not this index's
+            row["seen_items"] = items[seen[i].indices].tolist()
+    if (folder / INDPTR_FILE).exists() and (folder / ITEMS_FILE).exists():
+        indptr = np.load(folder / INDPTR_FILE)
+        if len(indptr) == n + 1:
+            nearest = np.asarray(np.load(folder / ITEMS_FILE, mmap_mode="r")[indptr[i] : indptr[i + 1]])
+            if not len(nearest) or int(nearest.max()) < len(items):
+                row["nearest_items"] = items[nearest].tolist()
+    return row

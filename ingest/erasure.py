@@ -2,11 +2,13 @@
 
 The order matters. The tombstone goes first, so every reader and every later rebuild already skips
 the user while the copies are removed; then the online rows (with the consent row gone, serving
-treats the user as unknown: no personalization, no new impressions); then the identity map; then
-every file: journal segments (running servers' are waited for, they roll within seconds and drop
-tombstoned users), the event logs, the quarantine, the impressions, the feature files, the training
-set, and the rows of the registered candidate models' user factors. The shared prediction cache gets
-a version bump (not a scan): entries written before are never served again and expire by TTL.
+treats the user as unknown: no personalization, no new impressions); then every file: journal
+segments (running servers' are waited for, they roll within seconds and drop tombstoned users), the
+event logs, the quarantine, the impressions, the feature files, the training set, and the rows of the
+registered candidate models' user factors; the identity map last, since under a refused key (or for an
+older key's pseudonym) its pair is the only thing that names the pseudonym, and a run cut short must
+find it again. The shared prediction cache gets a version bump (not a scan): entries written before are
+never served again and expire by TTL.
 
 The tombstone and the receipt hold a one-way digest of the pseudonym; no raw id is written anywhere.
 """
@@ -79,6 +81,9 @@ class Receipt:
     residue: int | None = None
     #: when the earlier runs of this erasure that were cut short started; what they removed is counted here
     resumes: list[str] = field(default_factory=list)
+    #: the digests of every pseudonym this erasure of an app id reached (one user under several keys): one
+    #: user to ``erased_users``, whatever receipts each pseudonym's run writes
+    group: list[str] = field(default_factory=list)
 
     @property
     def removed(self) -> int:
@@ -146,7 +151,7 @@ def pseudonyms_of(user: str, settings: Settings) -> Pseudonyms:
             stored,
             f"the pseudonymization key in use is refused ({settings.hmac_key_source()} is not the one the "
             f"stored users were written with): the identity map's {n} pseudonym{'s' if n > 1 else ''} for this "
-            "id are used instead",
+            f"id {'are' if n > 1 else 'is'} used instead",
         )
     own = resolve(raw, settings, by_pseudonym=False)
     others = [p for p in stored if p != own]
@@ -159,20 +164,42 @@ def pseudonyms_of(user: str, settings: Settings) -> Pseudonyms:
     return Pseudonyms([own, *others], note)
 
 
+def targets(user: str, settings: Settings, by_pseudonym: bool) -> Pseudonyms:
+    """The pseudonyms an erasure (or an access request) of ``user`` reaches: the one given with
+    ``by_pseudonym``, else ``pseudonyms_of`` the app id."""
+    return Pseudonyms([resolve(user, settings, True)]) if by_pseudonym else pseudonyms_of(user, settings)
+
+
 def erase(user: str, settings: Settings, *, by_pseudonym: bool = False, progress: Progress | None = None) -> Receipt:
     """Erase ``user`` (an app id, or with ``by_pseudonym`` a pseudonym); the first receipt. An app id's
     every pseudonym is erased (``pseudonyms_of``), each with a receipt of its own: ``erase_all``."""
-    return erase_all(user, settings, by_pseudonym=by_pseudonym, progress=progress)[0][0]
+    return erase_all(user, settings, by_pseudonym=by_pseudonym, progress=progress)[0]
 
 
 def erase_all(
-    user: str, settings: Settings, *, by_pseudonym: bool = False, progress: Progress | None = None
-) -> tuple[list[Receipt], Pseudonyms]:
-    found = Pseudonyms([resolve(user, settings, True)]) if by_pseudonym else pseudonyms_of(user, settings)
-    return [_erase_one(user, p, settings, by_pseudonym, progress) for p in found.ids], found
+    user: str,
+    settings: Settings,
+    *,
+    by_pseudonym: bool = False,
+    progress: Progress | None = None,
+    found: Pseudonyms | None = None,
+    on_receipt: Callable[[Receipt], None] | None = None,
+) -> list[Receipt]:
+    """Erase each of the user's pseudonyms (``found``, else ``targets``) in turn, one receipt each, handed
+    to ``on_receipt`` as it is written: when a later one fails, the earlier ones are done and said."""
+    found = found or targets(user, settings, by_pseudonym)
+    group = [erasure_digest(p) for p in found.ids]
+    receipts = []
+    for pseudonym in found.ids:
+        receipts.append(_erase_one(user, pseudonym, settings, by_pseudonym, progress, group))
+        if on_receipt is not None:
+            on_receipt(receipts[-1])
+    return receipts
 
 
-def _erase_one(user: str, pseudonym: str, settings: Settings, by_pseudonym: bool, progress: Progress | None) -> Receipt:
+def _erase_one(
+    user: str, pseudonym: str, settings: Settings, by_pseudonym: bool, progress: Progress | None, group: list[str]
+) -> Receipt:
     say = progress or (lambda _: None)
     data = settings.data_dir
     logs = event_logs(settings)
@@ -187,7 +214,7 @@ def _erase_one(user: str, pseudonym: str, settings: Settings, by_pseudonym: bool
     assert turn is not None  # a blocking take returns the mark
     try:
         with turns.erasure(settings, say):
-            return _erase(settings, user, pseudonym, by_pseudonym, logs, say)
+            return _erase(settings, user, pseudonym, by_pseudonym, logs, say, group)
     finally:
         turn.release(remove=False)
 
@@ -236,7 +263,13 @@ class _Tally:
 
 
 def _erase(
-    settings: Settings, user: str, pseudonym: str, by_pseudonym: bool, logs: list[EventLog], say: Progress
+    settings: Settings,
+    user: str,
+    pseudonym: str,
+    by_pseudonym: bool,
+    logs: list[EventLog],
+    say: Progress,
+    group: list[str],
 ) -> Receipt:
     data = settings.data_dir
     tally = _Tally(settings, erasure_digest(pseudonym))
@@ -249,8 +282,6 @@ def _erase(
     tally.add(_cache(settings, pseudonym))
     if settings.on_servers:
         tally.add(_redis_files(settings))
-    say("identity map")
-    tally.add(_identity(settings, pseudonym))
     say("Track journals (waiting for running servers' segments to roll)")
     tally.add(_journals(settings, pseudonym, logs))
     say("event logs")
@@ -275,12 +306,17 @@ def _erase(
     tally.add(_model_factors(settings, pseudonym))
     if not by_pseudonym and (settings.data_dir / "generated").exists():  # only the synthetic world has one
         tally.add(_generated(settings, user.strip()))
+    # last: under a refused key the identity map's pair is the only thing naming this pseudonym, so a run
+    # cut short before here must still find it when `make erase USER_ID=…` runs again
+    say("identity map")
+    tally.add(_identity(settings, pseudonym))
     receipt = Receipt(
         erasure_digest(pseudonym),
         datetime.now(UTC).isoformat(timespec="seconds"),
         settings.profile,
         tally.merged(),
         resumes=tally.resumes(),
+        group=group if len(group) > 1 else [],
     )
     receipt.path = _write_receipt(settings, receipt)
     tally.close()
@@ -779,14 +815,24 @@ def _receipts(settings: Settings) -> Iterator[dict[str, Any]]:
 def erased_users(settings: Settings) -> tuple[int, datetime | None]:
     """How many users have a receipt (each erased once, whatever the runs), and the newest receipt's time:
     what an auditor asks first, and what ``make status`` shows."""
-    digests, newest = set(), None
+    root: dict[str, str] = {}  # the digests of one user's pseudonyms, joined through the receipts' groups
+
+    def find(d: str) -> str:
+        while root.setdefault(d, d) != d:
+            d = root[d]
+        return d
+
+    newest = None
     for body in _receipts(settings):
         try:
-            digests.add(str(body["digest"]))
+            digest = str(body["digest"])
             newest = datetime.fromisoformat(body["erased_at"])
         except (KeyError, TypeError, ValueError):
             continue
-    return len(digests), newest
+        for other in body.get("group") or []:
+            root[find(str(other))] = find(digest)
+        find(digest)
+    return len({find(d) for d in root}), newest
 
 
 def left_copies(settings: Settings) -> list[tuple[str, int, datetime]]:

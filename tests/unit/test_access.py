@@ -130,3 +130,30 @@ def test_a_models_row_of_the_user_is_found_and_exported_and_no_registry_is_made(
     assert json.loads((tmp_path / "out" / "models.json").read_text()) == found.models
     assert not (settings.data_dir / "mlflow.db").exists()  # a request for access made no registry
     assert gather(settings, "carol").models == {}
+
+
+def test_an_ids_pseudonym_under_another_key_is_read_too_and_a_model_file_that_cannot_be_read_is_a_note(
+    settings: Settings, tmp_path: Path
+) -> None:
+    older = pseudonymize("alice", b"an-older-key")  # an older release's second key, as erasure reaches it
+    EventLog(settings.events_dir).append(
+        pd.DataFrame([{**journal_row(9), "user_id": older}]).assign(
+            timestamp=lambda f: pd.to_datetime(f.timestamp, unit="ms", utc=True)
+        )
+    )
+    ids = IdentityMap(settings.metadata_url)
+    try:
+        ids.remember([(older, "alice")])
+    finally:
+        ids.dispose()
+    broken = settings.artifact_root / "models" / "m-2" / "artifacts" / "index"
+    broken.mkdir(parents=True)
+    (broken / "arrays.npz").write_bytes(b"cut short")
+    found = gather(settings, "alice")
+    assert found.others == [older] and "2 pseudonyms for this id are used instead" in found.notes[0]  # 1 of 3 wrong
+    counts = {(h.place, h.dataset): len(h.rows) for h in found.held}
+    assert counts[("event log", "events")] == 2 and counts[("event log", "events pseudonym-2")] == 1
+    assert any("could not read the model files in" in n and "not answered" in n for n in found.notes)
+    written = {p.name for p in export(found, tmp_path / "out")}
+    assert "event-log-events-pseudonym-2.jsonl" in written
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["other_pseudonyms"] == [older]

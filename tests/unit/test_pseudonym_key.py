@@ -72,12 +72,13 @@ def test_an_import_and_an_erasure_under_another_key_change_nothing(tmp_path: Pat
 def test_an_erasure_by_app_id_under_a_refused_key_reaches_the_pseudonym_the_identity_map_pairs_with_it(
     tmp_path: Path,
 ) -> None:
-    from ingest.erasure import erase_all
+    from ingest.erasure import erase_all, targets
 
     data = tmp_path / "data"
     right = settings_with(data, key="the-key")
     remember(right, ["alice", "bob"])
-    receipts, found = erase_all("alice", settings_with(data, key="a-new-key"))
+    found = targets("alice", settings_with(data, key="a-new-key"), by_pseudonym=False)
+    receipts = erase_all("alice", settings_with(data, key="a-new-key"), found=found)
     assert found.ids == [pseudonymize("alice", b"the-key")]  # not the new key's: that one is no one's
     assert "key in use is refused" in found.note and "used instead" in found.note
     assert [r.removed_in("identity map") for r in receipts] == [1]
@@ -163,17 +164,53 @@ def test_a_directory_an_older_release_gave_a_second_key_is_refused_with_the_eras
 def test_an_erasure_under_the_right_key_also_reaches_the_ids_pseudonym_under_an_older_releases_second_key(
     tmp_path: Path,
 ) -> None:
-    from ingest.erasure import erase_all
+    from ingest.erasure import erase_all, erased_users, targets
 
     data = tmp_path / "data"
     first = settings_with(data, key="the-first-key")
     remember(first, [f"user-{n}" for n in range(16)] + ["alice"])  # the users the key check compares
     remember(settings_with(data, key="the-second-key"), ["alice"])  # alice again, after the key was replaced
-    receipts, found = erase_all("alice", first)
+    found = targets("alice", first, by_pseudonym=False)
     assert found.ids == [pseudonymize("alice", b"the-first-key"), pseudonymize("alice", b"the-second-key")]
     assert "1 pseudonym of another key" in found.note
-    assert [r.removed_in("identity map") for r in receipts] == [1, 1]
+    shown = []
+    receipts = erase_all("alice", first, found=found, on_receipt=shown.append)
+    assert shown == receipts and [r.removed_in("identity map") for r in receipts] == [1, 1]
     assert [p for p, raw in identity_rows(first) if raw == "alice"] == []
+    assert erased_users(first)[0] == 1  # one user, two receipts
+    erase("user-3", first)
+    assert erased_users(first)[0] == 2
+
+
+def test_an_erasure_cut_short_after_one_pseudonym_is_finished_by_running_it_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The identity map's pair goes last: an older key's pseudonym a failed run did not finish is still
+    named by it, so the same erasure run again reaches it."""
+    from ingest import erasure
+
+    data = tmp_path / "data"
+    first = settings_with(data, key="the-first-key")
+    remember(first, [f"user-{n}" for n in range(16)] + ["alice"])
+    remember(settings_with(data, key="the-second-key"), ["alice"])
+    second = pseudonymize("alice", b"the-second-key")
+    real = erasure._quarantine
+
+    def failing(settings: Settings, pseudonym: str, say: object) -> object:
+        if pseudonym == second:
+            raise OSError(28, "No space left on device")
+        return real(settings, pseudonym, say)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(erasure, "_quarantine", failing)
+    with pytest.raises(OSError):
+        erasure.erase("alice", first)
+    assert [p for p, raw in identity_rows(first) if raw == "alice"] == [second]  # still named
+    monkeypatch.setattr(erasure, "_quarantine", real)
+    found = erasure.targets("alice", first, by_pseudonym=False)
+    assert found.ids == [pseudonymize("alice", b"the-first-key"), second]
+    receipts = erasure.erase_all("alice", first, found=found)
+    assert receipts[1].resumes and [p for p, raw in identity_rows(first) if raw == "alice"] == []
+    assert erasure.erased_users(first)[0] == 1 and erasure.unfinished(first) == []
 
 
 def test_status_fails_under_a_key_every_job_refuses_and_is_silent_under_the_right_one(tmp_path: Path) -> None:
