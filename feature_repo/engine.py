@@ -14,6 +14,9 @@ written (NOTES.md, "Features"): this file is the piece Feast did not cover.
 from __future__ import annotations
 
 import logging
+import lzma
+import zipfile
+import zlib
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -375,6 +378,10 @@ def _extension(path: Path) -> str:
     return suffixes[-1] if suffixes else ""
 
 
+#: a table file that does not parse; EOFError: a compressed one cut short (left alone, Click prints only "Aborted.")
+_UNPARSED = (ValueError, OSError, pd.errors.ParserError, EOFError, zlib.error, lzma.LZMAError, zipfile.BadZipFile)
+
+
 def _read_file(name: str, path: Path) -> pd.DataFrame:
     """A table's file: parquet, JSON (lines or an array), or delimited text (a comma for .csv, a tab
     for .tsv, and read off the file for .txt and .dat), any of them compressed but parquet."""
@@ -394,7 +401,7 @@ def _read_file(name: str, path: Path) -> pd.DataFrame:
             # read off the file when the extension does not say (Python's sniffer: tab, comma, …)
             return pd.read_csv(path, sep=sep, engine="python" if sep is None else "c")
         return pd.read_parquet(path)  # no extension, or one of its own: parquet, as a table's file most often is
-    except (ValueError, OSError, pd.errors.ParserError) as exc:
+    except _UNPARSED as exc:
         raise DeclarationError(
             f"table {name!r}: cannot read {path.name} ({exc}); a table's file is parquet, .csv, .tsv, .txt, .dat, "
             ".json or .jsonl (text compressed as .gz, .bz2, .xz or .zip)"

@@ -1166,8 +1166,14 @@ def erase(
         with console.status("verifying: scanning files, SQL stores and Redis for residue…"):
             findings = scan(settings, needles, notes)
         console.print(render(findings, notes))
-        for receipt, kind in zip(receipts, kinds, strict=True):  # each its own pseudonym's, and the id's
+        for receipt, kind, p in zip(receipts, kinds, found.ids, strict=True):  # each its own pseudonym's, and the id's
             record_verification(receipt, sum(f.needle_kind in (kind, "raw id") for f in findings))
+            if kind != "pseudonym" and any(f.needle_kind == kind for f in findings):
+                # its identity pair is gone: the id no longer reaches it, only the pseudonym does
+                console.print(
+                    f"[yellow]{kind} is {p}: once its copies are gone, `make erase USER_ID={p} "
+                    "ERASE_ARGS=--pseudonym` writes its receipt anew (the id no longer reaches it)[/]"
+                )
         if findings:
             raise Refused(f"{len(findings)} place(s) still hold the user after erasure (see above)")
 

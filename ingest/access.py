@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import zipfile
+import zlib
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -69,7 +70,8 @@ def gather(settings: Settings, user: str, *, by_pseudonym: bool = False, progres
     say = progress or (lambda _: None)
     found = targets(user, settings, by_pseudonym)
     first, others = found.ids[0], found.ids[1:]
-    out = Access(user.strip(), first, _raw_id(settings, first), notes=[found.note] if found.note else [], others=others)
+    raw_id = next((r for r in map(lambda p: _raw_id(settings, p), found.ids) if r is not None), None)
+    out = Access(user.strip(), first, raw_id, notes=[found.note] if found.note else [], others=others)
     data = settings.data_dir
     for n, pseudonym in enumerate(found.ids, start=1):
         tag = "" if n == 1 else f" pseudonym-{n}"
@@ -88,6 +90,7 @@ def gather(settings: Settings, user: str, *, by_pseudonym: bool = False, progres
         out.online |= {view + tag: row for view, row in _online_rows(settings, pseudonym, out.notes).items()}
         say("registered candidate models")
         out.models |= {where + tag: row for where, row in _model_rows(settings, pseudonym, out.notes).items()}
+    out.notes = list(dict.fromkeys(out.notes))  # a store or file unreadable for one pseudonym is for each
     return out
 
 
@@ -221,7 +224,7 @@ def _model_rows(settings: Settings, pseudonym: str, notes: list[str]) -> dict[st
         where = relative(arrays.parent, settings.data_dir)
         try:
             row = _model_row(arrays, pseudonym)
-        except (OSError, ValueError, IndexError, TypeError, KeyError, zipfile.BadZipFile) as exc:
+        except (OSError, EOFError, ValueError, IndexError, TypeError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
             notes.append(f"could not read the model files in {where} ({type(exc).__name__}: {exc}): not answered")
             continue
         if row is not None:

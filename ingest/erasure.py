@@ -19,6 +19,8 @@ import json
 import logging
 import os
 import time
+import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
@@ -649,10 +651,16 @@ def _drop_user_row(arrays: Path, user: str) -> bool:
     _finish_rewrite(folder)  # one a crash interrupted goes first: it decides what the files hold now
     # as they were before this run read them: a rewrite finished later must not overwrite a newer file
     before = {p.name: _stat(p) for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")}
-    with np.load(arrays, allow_pickle=False) as z:
-        if "user_ids" not in z.files:
-            return False
-        parts = {k: z[k] for k in z.files}
+    try:
+        with np.load(arrays, allow_pickle=False) as z:
+            if "user_ids" not in z.files:
+                return False
+            parts = {k: z[k] for k in z.files}
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error) as exc:  # else only "Aborted."
+        raise Refused(
+            f"cannot read the model file {arrays} ({type(exc).__name__}: {exc}), so the user's row in it cannot be "
+            "removed: restore the file or delete that model version, then run the same erasure again"
+        ) from None
     keep = parts["user_ids"] != user
     if keep.all():
         return False
@@ -784,11 +792,23 @@ def unfinished(settings: Settings) -> list[Unfinished]:
     tombstones = EventLog(settings.events_dir).root / TOMBSTONES
     if not tombstones.exists() or "erased_at" not in pq.read_schema(tombstones).names:
         return []
-    receipted = {body["digest"] for body in _receipts(settings) if "digest" in body}
+    bodies = list(_receipts(settings))
+    receipted = {body["digest"] for body in bodies if "digest" in body}
     found = liveness.look(settings.data_dir / ERASING)
     running = {found.facts.get("digest")} if found is not None and found.alive else set()
     table = pq.read_table(tombstones).to_pydict()
     cut = [Unfinished(d, t) for d, t in zip(table["digest"], table["erased_at"]) if d not in receipted | running]
+    # a pseudonym of a group whose run never began (the erasure of the id stopped between two pseudonyms):
+    # no tombstone of its own, but a receipt of the group names it
+    said = receipted | running | {u.digest for u in cut}
+    for body in bodies:
+        for d in body.get("group") or []:
+            if isinstance(d, str) and d not in said:
+                try:
+                    cut.append(Unfinished(d, datetime.fromisoformat(body["erased_at"])))
+                except (KeyError, TypeError, ValueError):
+                    continue
+                said.add(d)
     return sorted(cut, key=lambda u: u.started)
 
 

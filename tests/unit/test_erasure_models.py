@@ -161,3 +161,12 @@ def test_a_model_whose_parts_disagree_on_the_users_is_not_served_from_them(
         loaded = CandidateIndex.load(folder)
     assert loaded.embedding_top is None and loaded.seen is None
     assert f"{INDPTR_FILE} (4 rows) does not match the model's 3 users" in caplog.text
+
+
+def test_a_model_file_that_cannot_be_read_stops_the_erasure_with_one_line_naming_it(tmp_path: Path) -> None:
+    from setlist.errors import Refused
+
+    arrays = tmp_path / "arrays.npz"
+    arrays.write_bytes(b"")  # cut short to nothing: numpy says only EOFError, which the CLI shows as "Aborted."
+    with pytest.raises(Refused, match=rf"cannot read the model file {arrays} \(EOFError"):
+        _drop_user_row(arrays, "u_x")

@@ -131,6 +131,21 @@ def test_a_table_no_build_can_read_as_declared_is_an_error_not_a_later_check(tmp
     assert "has a SQL query but no url" in result.stderr and "Traceback" not in result.output
 
 
+def test_a_compressed_table_cut_short_is_an_error_naming_it(tmp_path):
+    import gzip
+
+    from setlist.feature_sources import Column, Table
+    from setlist.featureset import Feature, FeatureSet
+
+    whole = gzip.compress(b'{"user_id": "u1", "age": 30}\n' * 50)
+    (tmp_path / "people.json.gz").write_bytes(whole[: len(whole) // 2])  # a copy cut short
+    table = Table("people", "user", key="user_id", path=str(tmp_path / "people.json.gz"))
+    fs = FeatureSet.of([Feature("user_age", "user", Column("people", "age"))], [table], {"user_age": "mine.py"})
+    found = check(Settings(data_dir=tmp_path / "data"), fs)
+    assert found.unchecked == [] and len(found.broken) == 1
+    assert found.broken[0].startswith("table 'people': cannot read people.json.gz")
+
+
 def test_a_fresh_data_dir_plans_without_a_word_about_columns(tmp_path, monkeypatch):
     from feature_repo.__main__ import app
 

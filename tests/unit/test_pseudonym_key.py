@@ -224,3 +224,24 @@ def test_status_fails_under_a_key_every_job_refuses_and_is_silent_under_the_righ
     assert "2 of the first 2 users" in line.value
     report = Report([line], [])
     assert report.stops == ["the key is refused"] and not report.ok
+
+
+def test_an_erasure_stopped_between_two_pseudonyms_is_shown_cut_short(tmp_path: Path) -> None:
+    """The first pseudonym's receipt names the group; the second's run never began (no tombstone of its
+    own): status must not call the user erased and say nothing."""
+    from ingest import erasure
+
+    data = tmp_path / "data"
+    first = settings_with(data, key="the-first-key")
+    remember(first, [f"user-{n}" for n in range(16)] + ["alice"])
+    remember(settings_with(data, key="the-second-key"), ["alice"])
+    second = pseudonymize("alice", b"the-second-key")
+
+    def interrupted(_: object) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        erasure.erase_all("alice", first, on_receipt=interrupted)
+    assert [u.digest for u in erasure.unfinished(first)] == [erasure.erasure_digest(second)]
+    erasure.erase_all("alice", first)
+    assert erasure.unfinished(first) == [] and erasure.erased_users(first)[0] == 1
