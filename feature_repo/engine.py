@@ -442,7 +442,7 @@ def table_columns(t: Table) -> list[str]:
             if ext in _TEXT_SEPARATORS:
                 sep = _TEXT_SEPARATORS[ext]
                 return [str(c) for c in pd.read_csv(path, sep=sep, nrows=0, engine="python" if sep is None else "c")]
-        except (ValueError, OSError, pa.ArrowException, pd.errors.ParserError) as exc:
+        except (*_UNPARSED, pa.ArrowException) as exc:
             raise DeclarationError(f"table {t.name!r}: cannot read the columns of {path.name} ({exc})") from exc
     return [str(c) for c in _read_raw(t).columns]
 

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import zipfile
-import zlib
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -25,7 +23,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ingest.erasure import event_logs, parquet_under, relative, targets, user_views
+from ingest.erasure import MODEL_FILE_ERRORS, event_logs, parquet_under, relative, targets, user_views
 from ingest.residue import Finding, render
 from setlist.errors import UsageError
 from setlist.pseudonym import identity_rows
@@ -224,7 +222,7 @@ def _model_rows(settings: Settings, pseudonym: str, notes: list[str]) -> dict[st
         where = relative(arrays.parent, settings.data_dir)
         try:
             row = _model_row(arrays, pseudonym)
-        except (OSError, EOFError, ValueError, IndexError, TypeError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
+        except (*MODEL_FILE_ERRORS, IndexError, TypeError, KeyError) as exc:  # and a row that does not fit
             notes.append(f"could not read the model files in {where} ({type(exc).__name__}: {exc}): not answered")
             continue
         if row is not None:

@@ -642,6 +642,10 @@ def _scrub_parquet_tree(root: Path, pseudonym: str) -> int:
     return removed
 
 
+#: what reading a model's ``.npz``/``.npy`` raises when the file is cut short or is not one (EOFError: empty)
+MODEL_FILE_ERRORS = (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error)
+
+
 def _drop_user_row(arrays: Path, user: str) -> bool:
     """Rewrite an ``.npz`` keyed by ``user_ids`` without that user's row in every ``user_*`` array
     (a candidate index's factors, a generator's tastes), and a candidate index's ``seen`` matrix and
@@ -656,7 +660,7 @@ def _drop_user_row(arrays: Path, user: str) -> bool:
             if "user_ids" not in z.files:
                 return False
             parts = {k: z[k] for k in z.files}
-    except (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error) as exc:  # else only "Aborted."
+    except MODEL_FILE_ERRORS as exc:  # else only "Aborted."
         raise Refused(
             f"cannot read the model file {arrays} ({type(exc).__name__}: {exc}), so the user's row in it cannot be "
             "removed: restore the file or delete that model version, then run the same erasure again"
