@@ -69,7 +69,13 @@ def gather(settings: Settings, user: str, *, by_pseudonym: bool = False, progres
     found = targets(user, settings, by_pseudonym)
     first, others = found.ids[0], found.ids[1:]
     raw_id = next((r for r in map(lambda p: _raw_id(settings, p), found.ids) if r is not None), None)
-    out = Access(user.strip(), first, raw_id, notes=[found.note] if found.note else [], others=others)
+    out = Access(
+        user.strip() if by_pseudonym else user,
+        first,
+        raw_id,
+        notes=[n for n in (found.note, found.alike) if n],
+        others=others,
+    )
     data = settings.data_dir
     for n, pseudonym in enumerate(found.ids, start=1):
         tag = "" if n == 1 else f" pseudonym-{n}"

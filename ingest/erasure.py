@@ -46,7 +46,15 @@ from setlist.eventlog import (
     settle_pending,
     write_atomic,
 )
-from setlist.pseudonym import PSEUDONYM_PREFIX, IdentityMap, KeyMismatch, check_key, identity_rows, pseudonymize
+from setlist.pseudonym import (
+    PSEUDONYM_PREFIX,
+    IdentityMap,
+    KeyMismatch,
+    check_key,
+    identity_rows,
+    ids_alike,
+    pseudonymize,
+)
 from setlist.settings import Settings
 
 RECEIPTS = Path("erasure") / "receipts"
@@ -105,8 +113,7 @@ Progress = Callable[[str], None]
 def resolve(user: str, settings: Settings, by_pseudonym: bool) -> str:
     """The pseudonym to erase. An application id is always pseudonymized, whatever it looks like;
     only ``by_pseudonym`` takes the input as a pseudonym (which must then look like one)."""
-    user = user.strip()
-    if not user:
+    if not user.strip():
         raise UsageError("the user id is empty")
     if not by_pseudonym:
         key = settings.existing_hmac_key()  # never a new one: its pseudonym would be no one's
@@ -117,6 +124,7 @@ def resolve(user: str, settings: Settings, by_pseudonym: bool) -> str:
                 "(SETLIST_HMAC_KEY or SETLIST_HMAC_KEY_FILE)"
             )
         return pseudonymize(user, key)
+    user = user.strip()  # a pseudonym has no spaces of its own: pasted ones are not part of it
     if not (user.startswith(PSEUDONYM_PREFIX) and len(user) == _PSEUDONYM_LEN):
         raise UsageError(f"--pseudonym expects {PSEUDONYM_PREFIX} followed by 32 hex characters")
     return user
@@ -128,6 +136,8 @@ class Pseudonyms:
 
     ids: list[str]
     note: str = ""
+    #: ids of the identity map that differ from the one asked only by surrounding spaces (``_alike_note``)
+    alike: str = ""
 
 
 def pseudonyms_of(user: str, settings: Settings) -> Pseudonyms:
@@ -136,10 +146,11 @@ def pseudonyms_of(user: str, settings: Settings) -> Pseudonyms:
     missing). Under a key the stored users refuse (``check_key``), or none, the identity map's pairs alone:
     the erasure is owed whatever became of the key, and the map says which pseudonyms are the user's; a key
     computed anyway would name someone else, or no one."""
-    raw = user.strip()
-    if not raw:
+    raw = user  # exactly as given: Track and imports pseudonymize ids as sent, surrounding spaces and all
+    if not raw.strip():
         raise UsageError("the user id is empty")
     stored = [p for p, _ in identity_rows(settings, raw_id=raw)]
+    alike = _alike_note(settings, raw)
     try:
         check_key(settings)
     except KeyMismatch as refused:
@@ -149,12 +160,12 @@ def pseudonyms_of(user: str, settings: Settings) -> Pseudonyms:
                 "user's rows without the key"
             ) from None
         n = len(stored)
-        return Pseudonyms(
-            stored,
+        refused_note = (
             f"the pseudonymization key in use is refused ({settings.hmac_key_source()} is not the one the "
             f"stored users were written with): the identity map's {n} pseudonym{'s' if n > 1 else ''} for this "
-            f"id {'are' if n > 1 else 'is'} used instead",
+            f"id {'are' if n > 1 else 'is'} used instead"
         )
+        return Pseudonyms(stored, refused_note, alike)
     own = resolve(raw, settings, by_pseudonym=False)
     others = [p for p in stored if p != own]
     note = (
@@ -163,7 +174,20 @@ def pseudonyms_of(user: str, settings: Settings) -> Pseudonyms:
         if others
         else ""
     )
-    return Pseudonyms([own, *others], note)
+    return Pseudonyms([own, *others], note, alike)
+
+
+def _alike_note(settings: Settings, raw: str) -> str:
+    """A word on ids in the identity map that differ from ``raw`` only by surrounding spaces: another
+    app id to the store (ids are kept as sent), which this erasure does not reach."""
+    alike = ids_alike(settings, raw)
+    if not alike:
+        return ""
+    named = ", ".join(repr(a) for a in alike)
+    return (
+        f"ids are matched exactly, and the identity map also holds {named}, which differs from {raw!r} only by "
+        "surrounding spaces: not reached by this request; run it again with that id if it is the same person"
+    )
 
 
 def targets(user: str, settings: Settings, by_pseudonym: bool) -> Pseudonyms:
@@ -307,7 +331,7 @@ def _erase(
     say("registered candidate models")
     tally.add(_model_factors(settings, pseudonym))
     if not by_pseudonym and (settings.data_dir / "generated").exists():  # only the synthetic world has one
-        tally.add(_generated(settings, user.strip()))
+        tally.add(_generated(settings, user))
     # last: under a refused key the identity map's pair is the only thing naming this pseudonym, so a run
     # cut short before here must still find it when `make erase USER_ID=…` runs again
     say("identity map")

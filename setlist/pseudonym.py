@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Column, MetaData, String, Table, create_engine, delete, insert, inspect, select
-from sqlalchemy.engine import Engine
+from sqlalchemy import Column, MetaData, String, Table, create_engine, delete, func, insert, inspect, select
+from sqlalchemy.engine import Connection, Engine
 
 from setlist.errors import Refused
 from setlist.sqltimeouts import engine_options
@@ -91,31 +92,54 @@ KEY_CHECK_ROWS = 16
 _checked: set[tuple[str, str]] = set()
 
 
+@contextmanager
+def _reading(settings: Settings) -> Iterator[Connection | None]:
+    """A connection to the identity map's database, or None where it has no identity map, made without
+    writing anything: no database file, table or key is made where there is none (unlike
+    :class:`IdentityMap`, whose opening creates its table), and the connect has the settings' deadline."""
+    url = settings.metadata_url
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        yield None  # connecting would create the file
+        return
+    engine = create_engine(url, future=True, **engine_options(url, settings.database_connect_timeout_s, None))
+    try:
+        with engine.connect() as conn:
+            yield conn if inspect(conn).has_table(identity_table.name) else None
+    finally:
+        engine.dispose()
+
+
 def identity_rows(
     settings: Settings, pseudonym: str | None = None, limit: int | None = None, raw_id: str | None = None
 ) -> list[tuple[str, str]]:
     """(pseudonym, raw id) pairs of the identity map (of one ``pseudonym`` or ``raw_id``, or the first
-    ``limit``), read without writing anything: no database file, table or key is made where there is none
-    (unlike :class:`IdentityMap`, whose opening creates its table), and the connect has the settings'
-    deadline. By raw id the table is scanned (it is keyed by pseudonym): an erasure's lookup, not Rank's."""
-    url = settings.metadata_url
-    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
-        return []  # connecting would create the file
-    engine = create_engine(url, future=True, **engine_options(url, settings.database_connect_timeout_s, None))
-    try:
-        with engine.connect() as conn:
-            if not inspect(conn).has_table(identity_table.name):
-                return []
-            query = select(identity_table.c.pseudonym, identity_table.c.raw_id)
-            if pseudonym is not None:
-                query = query.where(identity_table.c.pseudonym == pseudonym)
-            if raw_id is not None:
-                query = query.where(identity_table.c.raw_id == raw_id)
-            if limit is not None:
-                query = query.limit(limit)
-            return [(str(p), str(r)) for p, r in conn.execute(query).all()]
-    finally:
-        engine.dispose()
+    ``limit``), in pseudonym order, read without writing anything (``_reading``). By raw id the table is
+    scanned (it is keyed by pseudonym): an erasure's lookup, not Rank's."""
+    with _reading(settings) as conn:
+        if conn is None:
+            return []
+        query = select(identity_table.c.pseudonym, identity_table.c.raw_id)
+        if pseudonym is not None:
+            query = query.where(identity_table.c.pseudonym == pseudonym)
+        if raw_id is not None:
+            query = query.where(identity_table.c.raw_id == raw_id)
+        # a stable order: the table has no time to go by, and a refused key's erasure walks these in turn
+        query = query.order_by(identity_table.c.pseudonym)
+        if limit is not None:
+            query = query.limit(limit)
+        return [(str(p), str(r)) for p, r in conn.execute(query).all()]
+
+
+def ids_alike(settings: Settings, raw_id: str, limit: int = 10) -> list[str]:
+    """The identity map's raw ids that differ from ``raw_id`` only by surrounding spaces. Ids are matched
+    exactly (Track and imports store them as sent), so an erasure of ``alice`` does not reach ``alice ``:
+    this names the near misses, for the erasure to say so."""
+    with _reading(settings) as conn:
+        if conn is None:
+            return []
+        col = identity_table.c.raw_id
+        query = select(col).where(func.trim(col) == raw_id.strip(" "), col != raw_id).distinct().order_by(col)
+        return [str(r) for r in conn.execute(query.limit(limit)).scalars()]
 
 
 def _has_events(settings: Settings) -> bool:

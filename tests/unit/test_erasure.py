@@ -291,3 +291,38 @@ def test_a_track_for_an_erased_user_reaches_neither_the_identity_map_nor_the_onl
             assert plane.online.read(view, [kept])[0][1] is not None
     finally:
         server.close()
+
+
+def test_an_id_is_erased_as_sent_and_a_near_miss_by_surrounding_spaces_is_named(settings: Settings) -> None:
+    """Track and imports pseudonymize an id as sent: " alice" is stored under its own pseudonym, which an
+    erasure of "alice" must not claim to have reached, and which an erasure of " alice" does reach."""
+    from ingest.erasure import pseudonyms_of
+    from setlist.pseudonym import IdentityMap, identity_rows
+
+    settings.data_dir.mkdir(parents=True)
+    key = settings.secret_hmac_key()
+    spaced, plain = pseudonymize(" alice", key), pseudonymize("alice", key)
+    IdentityMap(settings.metadata_url).remember([(spaced, " alice"), (plain, "alice")])
+    log = EventLog(settings.events_dir)
+    log.append(
+        pd.DataFrame([row(0, spaced), row(1, plain)]).assign(
+            timestamp=lambda f: pd.to_datetime(f.timestamp, unit="ms", utc=True)
+        )
+    )
+    found = pseudonyms_of("alice", settings)
+    assert found.ids == [plain] and "' alice'" in found.alike and "not reached" in found.alike
+    erase("alice", settings)
+    assert set(log.read(include_erased=True)["user_id"]) == {spaced}  # the other id's rows stay
+    assert pseudonyms_of(" alice", settings).ids == [spaced]
+    erase(" alice", settings)
+    assert log.read(include_erased=True).empty
+    assert identity_rows(settings) == []
+
+
+def test_the_identity_maps_pairs_of_one_id_come_in_pseudonym_order(settings: Settings) -> None:
+    from setlist.pseudonym import IdentityMap, identity_rows
+
+    settings.data_dir.mkdir(parents=True)
+    pairs = [("u_" + c * 32, "bob") for c in "c1a9"]
+    IdentityMap(settings.metadata_url).remember(pairs)
+    assert identity_rows(settings, raw_id="bob") == sorted(pairs)
