@@ -233,23 +233,34 @@ def locked(
     ``.swaps/`` (a network filesystem's locks reach other machines through files, not directories); on a
     disk too full to create it, the dataset's directory itself, so retention and erasure still run there
     (no compaction can: it would need room for its own files)."""
-    fd = _lock_fd(Path(root))
+
+    def busy() -> None:
+        if not blocking:
+            raise Busy(
+                f"{root} is in use (a compaction, down-sampling, retention or erasure is rewriting it, or a "
+                "job is reading it): skipped, the next run takes it"
+            )
+        if waiting is not None:
+            waiting()
+
+    with flocked(_lock_fd(Path(root)), shared, busy):
+        yield
+
+
+@contextmanager
+def flocked(fd: int, shared: bool, busy: Callable[[], None]) -> Iterator[None]:
+    """``fd`` flock'ed, shared or alone, for the block, then closed (closing drops the flock). When another
+    holder makes it wait, ``busy`` is called first: it may say so, or raise to give up instead."""
     mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
     try:
         try:
             fcntl.flock(fd, mode | fcntl.LOCK_NB)
         except BlockingIOError:
-            if not blocking:
-                raise Busy(
-                    f"{root} is in use (a compaction, down-sampling, retention or erasure is rewriting it, or a "
-                    "job is reading it): skipped, the next run takes it"
-                ) from None
-            if waiting is not None:
-                waiting()
+            busy()
             fcntl.flock(fd, mode)
         yield
     finally:
-        os.close(fd)  # closing drops the flock
+        os.close(fd)
 
 
 def _lock_fd(root: Path) -> int:

@@ -53,16 +53,8 @@ def turn(path: Path, shared: bool, waiting: Callable[[], None]) -> Iterator[None
         if not path.exists():
             raise
         fd = os.open(path, os.O_RDONLY)  # another user's lock file: flock needs no write access
-    mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
-    try:
-        try:
-            fcntl.flock(fd, mode | fcntl.LOCK_NB)
-        except BlockingIOError:
-            waiting()
-            fcntl.flock(fd, mode)
+    with swap.flocked(fd, shared, waiting):
         yield
-    finally:
-        os.close(fd)  # closing drops the flock
 
 
 @contextmanager
