@@ -1157,7 +1157,7 @@ def erase(
         )
     if verify:
         from ingest.erasure import record_verification
-        from ingest.residue import Token, render, scan
+        from ingest.residue import Token, places, render, scan
 
         kinds = ["pseudonym" if i == 0 else f"pseudonym {i + 1}" for i in range(len(found.ids))]
         needles: dict[str, str | Token] = dict(zip(kinds, found.ids, strict=True))
@@ -1169,7 +1169,7 @@ def erase(
             findings = scan(settings, needles, notes)
         console.print(render(findings, notes))
         for receipt, kind, p in zip(receipts, kinds, found.ids, strict=True):  # each its own pseudonym's, and the id's
-            record_verification(receipt, sum(f.needle_kind in (kind, "raw id") for f in findings))
+            record_verification(receipt, places(findings, (kind, "raw id")))
             if kind != "pseudonym" and any(f.needle_kind == kind for f in findings):
                 # its identity pair is gone: the id no longer reaches it, only the pseudonym does
                 console.print(
@@ -1177,7 +1177,7 @@ def erase(
                     "ERASE_ARGS=--pseudonym` writes its receipt anew (the id no longer reaches it)[/]"
                 )
         if findings:
-            raise Refused(f"{len(findings)} place(s) still hold the user after erasure (see above)")
+            raise Refused(f"{places(findings)} place(s) still hold the user after erasure (see above)")
 
 
 @app.command()

@@ -28,7 +28,7 @@ import re
 import sqlite3
 import zipfile
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -95,6 +95,12 @@ class Finding:
     needle_kind: str  # the key the caller gave the needle under ("raw id", "pseudonym")
     detail: str
     coincidence: bool = False
+
+
+def places(findings: Iterable[Finding], kinds: Container[str] | None = None) -> int:
+    """How many places hold a needle (of ``kinds``, else any): a file or column holding both the pseudonym
+    and the raw id is one place, as status and the receipts count them."""
+    return len({(f.store, f.where) for f in findings if kinds is None or f.needle_kind in kinds})
 
 
 class ResidueScanError(SetlistError):

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from ingest import residue
-from ingest.residue import Finding, Token, render, scan, scan_files, scan_sql
+from ingest.residue import Finding, Token, places, render, scan, scan_files, scan_sql
 from setlist.pseudonym import IdentityMap, pseudonymize
 from setlist.settings import Settings
 
@@ -336,3 +336,15 @@ def test_a_numeric_id_in_a_user_array_is_residue_and_elsewhere_a_coincidence(tmp
     # the item with the same id, and the id's bytes in the arrays' members, are possible coincidences
     [coincidence] = [f for f in findings if f.coincidence]
     assert "array item_ids: 1 value (1 exact)" in coincidence.detail
+
+
+def test_a_place_holding_both_needles_is_one_place() -> None:
+    both = [
+        Finding("file", "events/a.parquet", "pseudonym", "1 row"),
+        Finding("file", "events/a.parquet", "raw id", "1 row"),
+        Finding("postgres", "identity_map.raw_id", "raw id", "1 row"),
+        Finding("redis", "setlist:*", "pseudonym 2", "1 key"),
+    ]
+    assert places(both) == 3
+    assert places(both, ("pseudonym", "raw id")) == 2
+    assert places(both, ("pseudonym 2",)) == 1 and places([], None) == 0
