@@ -28,6 +28,7 @@ import typer
 
 from bench.machine import git_revision, machine_info
 from serving.cache import Cache, MemoryCache, RedisCache, cache_key
+from setlist.cachekeys import rank_prefix
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "cache_invalidation.json"
@@ -38,8 +39,8 @@ VALUE = {"items": [[f"item-{i}", 1.0 / (i + 1), []] for i in range(10)], "model_
 app = typer.Typer(add_completion=False, help=__doc__.split("\n")[0])
 
 
-class BenchRedisCache(RedisCache):
-    PREFIX = "setlist:bench:rank:"  # never the serving keys of whatever Redis this points at
+#: never the serving keys of whatever Redis this points at
+BENCH_NAMESPACE = "setlist:bench"
 
 
 def users_and_keys(entries: int) -> list[tuple[str, str]]:
@@ -125,7 +126,7 @@ def redis_reachable(url: str) -> str | None:
 
 
 def redis_bench(url: str, entries: int, batch: int, repeat: int) -> dict[str, Any]:
-    cache = BenchRedisCache(url, ttl_s=600, timeout_s=2.0)
+    cache = RedisCache(url, ttl_s=600, timeout_s=2.0, namespace=BENCH_NAMESPACE)
     pairs = users_and_keys(entries)
     try:
         fill(cache, pairs)
@@ -142,7 +143,7 @@ def redis_bench(url: str, entries: int, batch: int, repeat: int) -> dict[str, An
             "before_scan_batch_ms_estimate": round(statistics.median(scan) * batch, 1),
         }
     finally:
-        for key in cache.client.scan_iter(match=f"{cache.PREFIX}*", count=5000):
+        for key in cache.client.scan_iter(match=f"{rank_prefix(BENCH_NAMESPACE)}*", count=5000):
             cache.client.unlink(key)
 
 
@@ -162,7 +163,7 @@ def round_trips(cache: RedisCache, pairs: list[tuple[str, str]], n: int) -> tupl
 
 def old_redis_scan(cache: RedisCache, user: str) -> None:
     """What ``invalidate_user`` did before versions: SCAN the whole keyspace for the user's prefix."""
-    for key in cache.client.scan_iter(match=f"{cache.PREFIX}e:{user}|*", count=500):
+    for key in cache.client.scan_iter(match=f"{rank_prefix(BENCH_NAMESPACE)}e:{user}|*", count=500):
         cache.client.delete(key)
 
 

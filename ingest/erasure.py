@@ -450,7 +450,9 @@ def _cache(settings: Settings, pseudonym: str) -> Place:
     client = shared_cache(settings)
     try:
         # a new version makes every replica's entries for the user stale at once; no key is scanned
-        client.set(user_version_key(pseudonym), new_token(), px=int(2 * settings.cache_ttl_s * 1000))
+        client.set(
+            user_version_key(pseudonym, settings.feast_project), new_token(), px=int(2 * settings.cache_ttl_s * 1000)
+        )
     finally:
         client.close()
     place.looked.append("redis")

@@ -173,7 +173,9 @@ def make_cache(settings: Settings, clock: Callable[[], float] | None = None) -> 
         return NoCache()
     if settings.cache_backend == "redis":
         breaker = Breaker(settings.online_breaker_cooldown_s, clock or time.monotonic, settings.online_breaker_failures)
-        return RedisCache(settings.redis_url, settings.cache_ttl_s, settings.online_timeout_ms / 1000, breaker)
+        return RedisCache(
+            settings.redis_url, settings.cache_ttl_s, settings.online_timeout_ms / 1000, breaker, settings.feast_project
+        )
     return MemoryCache(settings.cache_size, settings.cache_ttl_s, clock=clock or time.monotonic)
 
 

@@ -26,7 +26,7 @@ from collections.abc import Callable, Collection
 from typing import Any, NamedTuple, Protocol, cast
 
 from serving.breaker import Breaker
-from setlist.cachekeys import GENERATION_KEY, entry_key, new_token, user_token, user_version_key
+from setlist.cachekeys import entry_key, generation_key, new_token, user_token, user_version_key
 from setlist.redis_client import fail_fast_redis
 
 
@@ -163,8 +163,11 @@ class RedisCache:
     #: and feature publish bumps: RankingService looks a hit up before reading the user's rows
     shared = True
 
-    def __init__(self, url: str, ttl_s: float, timeout_s: float, breaker: Breaker | None = None) -> None:
+    def __init__(
+        self, url: str, ttl_s: float, timeout_s: float, breaker: Breaker | None = None, namespace: str = "setlist"
+    ) -> None:
         self.ttl_ms = int(ttl_s * 1000)
+        self.namespace = namespace  # the deployment's (SETLIST_FEAST_PROJECT): setlist.cachekeys
         # one retry, for a pooled connection Redis closed; a timeout is not retried (a hung Redis
         # would cost every call two)
         self.client = fail_fast_redis(url, timeout_s, retries=1, retry_timeouts=False)
@@ -187,13 +190,13 @@ class RedisCache:
         return True, out
 
     def _entry(self, key: str) -> str:
-        return entry_key(key)
+        return entry_key(key, self.namespace)
 
     def _version(self, user: str) -> str:
-        return user_version_key(user)
+        return user_version_key(user, self.namespace)
 
     def _generation(self) -> str:
-        return GENERATION_KEY
+        return generation_key(self.namespace)
 
     def lookup(self, user: str, key: str) -> Lookup:
         ok, reply = self._call(lambda: self.client.mget(self._entry(key), self._version(user), self._generation()))

@@ -173,7 +173,6 @@ def _chunks(ids: Sequence[str]) -> Iterator[list[str]]:
 class RedisDedupe:
     """Shared by every replica: one key per event id, ``0`` while claimed, ``1`` once stored."""
 
-    PREFIX = "setlist:track:seen:"
     # One script per batch, not a command per event: packing and parsing a hundred SETs in redis-py
     # cost more than Track's journal write (NOTES.md, Performance). Every key is on the one plain
     # Redis of SETLIST_REDIS_URL (never a cluster), so a batch's keys may span slots.
@@ -190,7 +189,12 @@ class RedisDedupe:
     # only a claim is released: a stored mark (another attempt's, after this claim expired) stays
     _RELEASE = "for _, k in ipairs(KEYS) do if redis.call('GET', k) == '0' then redis.call('DEL', k) end end"
 
-    def __init__(self, url: str, window_s: float, timeout_s: float, claim_s: float = 30.0) -> None:
+    def __init__(
+        self, url: str, window_s: float, timeout_s: float, claim_s: float = 30.0, namespace: str = "setlist"
+    ) -> None:
+        # under the deployment's name (SETLIST_FEAST_PROJECT): another deployment's event of the same id, on
+        # a shared Redis database, is not taken for this one's and acknowledged unstored
+        self.prefix = f"{namespace}:track:seen:"
         self.ttl_s = max(1, int(window_s))
         self.claim_ms = max(1, int(claim_s * 1000))
         # no retry: Track goes on without dedupe instead (see serving.tracking)
@@ -203,7 +207,7 @@ class RedisDedupe:
         out = Claim([])
         if not ids:
             return out
-        states = self._claim(keys=[self.PREFIX + i for i in ids], args=[self.claim_ms])
+        states = self._claim(keys=[self.prefix + i for i in ids], args=[self.claim_ms])
         for i, state in zip(ids, states, strict=True):
             if state == 2:
                 out.fresh.append(i)
@@ -213,11 +217,11 @@ class RedisDedupe:
 
     def commit(self, ids: Sequence[str]) -> None:
         if ids:
-            self._commit(keys=[self.PREFIX + i for i in ids], args=[self.ttl_s])
+            self._commit(keys=[self.prefix + i for i in ids], args=[self.ttl_s])
 
     def release(self, ids: Sequence[str]) -> None:
         if ids:
-            self._release(keys=[self.PREFIX + i for i in ids])
+            self._release(keys=[self.prefix + i for i in ids])
 
     def close(self) -> None:
         self.client.close()
@@ -230,7 +234,7 @@ def make_dedupe(settings: Settings, clock: Callable[[], float] = time.time) -> D
     window_s, claim_s = settings.track_dedupe_hours * 3600, settings.track_claim_s
     if settings.on_servers:
         timeout_s = max(settings.online_timeout_ms, BULK_TIMEOUT_FLOOR_MS) / 1000  # a batch's claims in one script
-        return RedisDedupe(settings.redis_url, window_s, timeout_s, claim_s)
+        return RedisDedupe(settings.redis_url, window_s, timeout_s, claim_s, settings.feast_project)
     return SqliteDedupe(dedupe_path(settings), window_s, clock, claim_s)
 
 

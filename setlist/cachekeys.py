@@ -17,22 +17,29 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("setlist.cache")
 
-PREFIX = "setlist:rank:"
-#: bumping it makes every cached ranking stale: a model swap, or a feature publish (the users' rows changed)
-GENERATION_KEY = f"{PREFIX}generation"
+
+def rank_prefix(namespace: str) -> str:
+    """Where a deployment's cache keys live: under its Feast project's name (``SETLIST_FEAST_PROJECT``), as
+    its online rows do, so two deployments sharing one Redis database keep apart."""
+    return f"{namespace}:rank:"
+
+
+def generation_key(namespace: str) -> str:
+    """Bumping it makes every cached ranking stale: a model swap, or a feature publish (the users' rows changed)."""
+    return f"{rank_prefix(namespace)}generation"
 
 
 def user_token(pseudonym: str) -> str:
     return hashlib.blake2b(pseudonym.encode(), digest_size=16, person=b"setlist-cache").hexdigest()
 
 
-def user_version_key(pseudonym: str) -> str:
+def user_version_key(pseudonym: str, namespace: str) -> str:
     """The key of a user's cache version (bumping it makes every entry of theirs stale)."""
-    return f"{PREFIX}u:{user_token(pseudonym)}"
+    return f"{rank_prefix(namespace)}u:{user_token(pseudonym)}"
 
 
-def entry_key(key: str) -> str:
-    return f"{PREFIX}e:{key}"
+def entry_key(key: str, namespace: str) -> str:
+    return f"{rank_prefix(namespace)}e:{key}"
 
 
 def new_token() -> str:
@@ -59,7 +66,7 @@ def bump_shared_generation(settings: Settings) -> bool:
     if client is None:
         return False
     try:
-        client.set(GENERATION_KEY, new_token())
+        client.set(generation_key(settings.feast_project), new_token())
         return True
     except Exception as exc:  # the publish stands; the servers' own bump follows
         log.warning("could not invalidate the shared prediction cache: %s", type(exc).__name__)

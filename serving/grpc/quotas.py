@@ -49,8 +49,12 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
 Cost = Callable[[Any], int]
-#: the Redis keys of the shared buckets: ``setlist:quota:<rpc>:<token fingerprint or "all">``
-QUOTA_KEY_PREFIX = "setlist:quota"
+
+
+def quota_key_prefix(namespace: str = "setlist") -> str:
+    """The Redis keys of the shared buckets are ``<namespace>:quota:<rpc>:<token fingerprint or "all">``,
+    the namespace being the deployment's Feast project (two deployments on one Redis database keep apart)."""
+    return f"{namespace}:quota"
 
 
 class TokenBucket:
@@ -217,6 +221,7 @@ class Quota:
         shared: Any = None,
         own: Iterable[tuple[Hashable, str, Limit | None]] = (),
         breaker: Breaker | None = None,
+        namespace: str = "setlist",
     ) -> None:
         """``per_s`` None or 0: no default quota (only the callers in ``own`` are limited). ``own``:
         (caller, name, limit or None for none) per caller with limits of its own. ``shared``: a Redis
@@ -230,6 +235,7 @@ class Quota:
         self._shared = shared
         self._breaker = breaker
         self._clock = clock
+        self._namespace = namespace
         where = "this server" if shared is None else "these servers"
         default = Limit.of(per_s, burst)
         self.burst = default.burst if default is not None else None
@@ -245,7 +251,7 @@ class Quota:
             if self._shared is None
             else RedisTokenBucket(
                 self._shared,
-                f"{QUOTA_KEY_PREFIX}:{self.rpc}",
+                f"{quota_key_prefix(self._namespace)}:{self.rpc}",
                 limit.per_s,
                 limit.burst,
                 self._clock or time.time,
@@ -371,5 +377,6 @@ def quotas_from_settings(
             shared=shared,
             own=[(t.fingerprint, t.name, t.limits[rpc]) for t in own if rpc in t.limits],
             breaker=breaker,
+            namespace=settings.feast_project,
         )
     return quotas

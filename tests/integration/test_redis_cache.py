@@ -90,3 +90,17 @@ def test_redis_down_is_a_miss_at_once_and_serving_resumes_after(redis_server, re
     finally:
         redis_server.start()
     assert cache.lookup("u_1", "u_1|a").value == 1  # the entry survived; nothing was put while down
+
+
+def test_two_deployments_on_one_redis_database_keep_their_entries_and_bumps_apart(redis_server, redis_db) -> None:
+    """Each deployment's keys live under its Feast project's name: the same user and key are two entries,
+    and one deployment's publish (a generation bump) leaves the other's cache alone."""
+    staging = RedisCache(url(redis_server), TTL_S, timeout_s=0.5, namespace="staging")
+    production = RedisCache(url(redis_server), TTL_S, timeout_s=0.5, namespace="production")
+    put(staging, "u_1", "u_1|a", {"items": ["staging"]})
+    assert production.lookup("u_1", "u_1|a").value is None
+    put(production, "u_1", "u_1|a", {"items": ["production"]})
+    staging.bump_generation()
+    assert staging.lookup("u_1", "u_1|a").value is None
+    assert production.lookup("u_1", "u_1|a").value == {"items": ["production"]}
+    assert all(k.startswith((b"staging:rank:", b"production:rank:")) for k in redis_db.keys("*"))

@@ -12,7 +12,7 @@ from prometheus_client import REGISTRY
 
 from serving.errors import QuotaExceeded
 from serving.grpc.auth import TokenAuth, fingerprint
-from serving.grpc.quotas import QUOTA_KEY_PREFIX, Quota, RedisTokenBucket, quotas_from_settings
+from serving.grpc.quotas import Quota, RedisTokenBucket, quota_key_prefix, quotas_from_settings
 from tests.fakes.dataplane import FakeClock
 from tests.fakes.transport import make_settings
 from tests.servers import RedisServer, db_url, free_port
@@ -33,7 +33,7 @@ def client(redis_server: RedisServer) -> Iterator[redis.Redis]:
 
 
 def bucket(client: redis.Redis, clock: FakeClock, per_s: float = 2.0, burst: float = 5) -> RedisTokenBucket:
-    return RedisTokenBucket(client, f"{QUOTA_KEY_PREFIX}:Rank", per_s, burst, clock)
+    return RedisTokenBucket(client, f"{quota_key_prefix()}:Rank", per_s, burst, clock)
 
 
 def test_a_shared_bucket_allows_its_burst_then_refuses_and_refills_at_its_rate(client):
@@ -57,7 +57,7 @@ def test_every_process_draws_on_the_same_bucket_per_token(client):
     assert [worker_2.take(0) for _ in range(2)] == [0.0] * 2
     assert worker_1.take(0) > 0 and worker_2.take(0) > 0  # the one burst of token 0 is spent
     assert worker_2.take(1) == 0.0 and worker_1.take(None) == 0.0  # other tokens, and no-auth, are apart
-    ttl = client.pttl(f"{QUOTA_KEY_PREFIX}:Rank:0")
+    ttl = client.pttl(f"{quota_key_prefix()}:Rank:0")
     assert 0 < ttl <= 5 / 2 * 1000 + 1000  # gone once it would have refilled: a missing key is a full bucket
 
 
@@ -82,7 +82,7 @@ def test_quotas_from_settings_share_the_buckets_across_workers(redis_server, cli
     with pytest.raises(QuotaExceeded) as refused:
         worker_1.charge(alice)
     assert refused.value.retry_after_ms == 1000 and "for this token: 1 per s, burst 2" in str(refused.value)
-    assert client.exists(f"{QUOTA_KEY_PREFIX}:Rank:{alice}")  # keyed by the fingerprint, never the secret
+    assert client.exists(f"{quota_key_prefix()}:Rank:{alice}")  # keyed by the fingerprint, never the secret
 
 
 def test_a_tokens_own_limit_is_shared_across_workers_too(redis_server, client, tmp_path):
@@ -173,3 +173,16 @@ def test_two_replicas_share_a_tokens_quota_over_grpc(serve_fake, redis_server, c
                 alice.rank("user-1", k=2)
             assert "exceeded for this token" in refused.value.message
         assert len(bob_2.rank("user-1", k=2).items) == 2
+
+
+def test_two_deployments_on_one_redis_database_have_buckets_of_their_own(redis_server, client):
+    """The buckets live under each deployment's Feast project: staging's callers do not spend production's."""
+    shared = {"quota_backend": "redis", "redis_url": url(redis_server), "quota_rank_per_s": 1, "quota_rank_burst": 1}
+    clock = FakeClock()
+    staging = quotas_from_settings(make_settings(feast_project="staging", **shared), clock=clock)["Rank"]
+    production = quotas_from_settings(make_settings(feast_project="production", **shared), clock=clock)["Rank"]
+    staging.charge(None)
+    with pytest.raises(QuotaExceeded):
+        staging.charge(None)
+    production.charge(None)  # a bucket of its own, still full
+    assert client.exists(f"{quota_key_prefix('staging')}:Rank:all", f"{quota_key_prefix('production')}:Rank:all") == 2

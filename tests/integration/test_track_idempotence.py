@@ -82,7 +82,7 @@ def test_redis_dedupes_across_replicas(settings: Settings, redis_server: Any) ->
         b.close()
     assert logged_ids(settings) == [f"e{i}" for i in range(5)]
     with redis_server.client() as client:
-        assert 0 < client.ttl(RedisDedupe.PREFIX + "e0") <= 3600  # marks expire with the window
+        assert 0 < client.ttl(replicas[0].prefix + "e0") <= 3600  # marks expire with the window
 
 
 def test_production_dedupes_through_redis_and_local_through_sqlite(settings: Settings) -> None:
@@ -201,7 +201,7 @@ def test_redis_claims_hold_off_a_second_attempt_and_release_only_claims(redis_se
     try:
         assert a.claim(["x", "y"]).fresh == ["x", "y"]
         with redis_server.client() as client:
-            assert 0 < client.pttl(RedisDedupe.PREFIX + "y") <= 30_000  # claims live briefly
+            assert 0 < client.pttl(a.prefix + "y") <= 30_000  # claims live briefly
         assert b.claim(["x"]).busy == {"x"}  # another replica's attempt is still writing it
         a.commit(["x"])
         a.release(["y"])
@@ -265,3 +265,21 @@ def test_the_feature_build_counts_a_repeated_event_id_once() -> None:
     assert list(prepare(events)["item_id"]) == ["i1", "i2"]
     table = pa.Table.from_pandas(events, preserve_index=False)
     assert prepare_table(table).column("item_id").to_pylist() == ["i1", "i2"]
+
+
+def test_two_deployments_on_one_redis_database_keep_their_marks_apart(redis_server: Any) -> None:
+    """Each deployment's marks live under its Feast project's name: an event id the staging deployment saw
+    is fresh to production's (else production would acknowledge it and store nothing)."""
+    redis_server.start()
+    redis_server.flush()
+    staging = RedisDedupe(redis_server.url, 3600, 0.5, namespace="staging")
+    production = RedisDedupe(redis_server.url, 3600, 0.5, namespace="production")
+    try:
+        assert staging.claim(["e1"]).fresh == ["e1"]
+        staging.commit(["e1"])
+        assert production.claim(["e1"]).fresh == ["e1"] and staging.claim(["e1"]).stored == {"e1"}
+        with redis_server.client() as client:
+            assert client.exists("staging:track:seen:e1") and client.exists("production:track:seen:e1")
+    finally:
+        staging.close()
+        production.close()
