@@ -439,7 +439,7 @@ def _glob_escape(value: bytes) -> bytes:
 
 def _cache(settings: Settings, pseudonym: str) -> Place:
     place = Place("prediction cache", unit="version bumps")
-    if settings.cache_backend != "redis":
+    if settings.cache_store != "redis":
         place.note = (
             "in-process caches: a server no longer serves the user a personalized entry once their consent "
             "row is gone, and entries expire by TTL"

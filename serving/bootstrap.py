@@ -171,7 +171,7 @@ def _track_breakers(settings: Settings, clock: Callable[[], float] | None) -> di
 def make_cache(settings: Settings, clock: Callable[[], float] | None = None) -> Cache:
     if not settings.cache_enabled:
         return NoCache()
-    if settings.cache_backend == "redis":
+    if settings.cache_store == "redis":
         breaker = Breaker(settings.online_breaker_cooldown_s, clock or time.monotonic, settings.online_breaker_failures)
         return RedisCache(
             settings.redis_url, settings.cache_ttl_s, settings.online_timeout_ms / 1000, breaker, settings.feast_project

@@ -50,7 +50,7 @@ def new_token() -> str:
 
 def shared_cache(settings: Settings) -> Any | None:
     """A client of the shared prediction cache (Redis), or None when servers cache in process."""
-    if settings.cache_backend != "redis":
+    if settings.cache_store != "redis":
         return None
     from setlist.redis_client import fail_fast_redis
 

@@ -16,7 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -379,8 +379,7 @@ class Settings(BaseSettings):
     track_quarantine_flush_s: float = Field(default=10.0, gt=0)
     cache_enabled: bool = True
     #: unset: ``redis`` on the production and cluster profiles (shared by every worker and replica, so
-    #: another process's Track invalidates it), ``memory`` locally; resolved when the object is built, so
-    #: ``model_copy(update={"profile": …})`` keeps the value resolved for the original profile
+    #: another process's Track invalidates it), ``memory`` locally; read it through ``cache_store``
     cache_backend: Literal["memory", "redis"] | None = None
     cache_ttl_s: float = Field(default=300.0, gt=0)
     cache_size: int = Field(default=100_000, ge=0)
@@ -538,11 +537,11 @@ class Settings(BaseSettings):
     ):
         return init_settings, env_settings, _YamlSource(settings_cls), file_secret_settings
 
-    @model_validator(mode="after")
-    def _profile_defaults(self) -> Settings:
-        if self.cache_backend is None:
-            self.cache_backend = "redis" if self.on_servers else "memory"
-        return self
+    @property
+    def cache_store(self) -> Literal["memory", "redis"]:
+        """Where the prediction cache lives: ``cache_backend``, or when unset the profile's default, resolved
+        at each read (a copy of these settings for another profile takes that profile's)."""
+        return self.cache_backend or ("redis" if self.on_servers else "memory")
 
     @property
     def on_servers(self) -> bool:

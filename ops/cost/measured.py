@@ -171,7 +171,7 @@ def batch_jobs(settings: Settings, now: datetime) -> tuple[float | None, dict[st
 
 # --- stores -----------------------------------------------------------------------------------------------
 def redis_memory(settings: Settings) -> tuple[float | None, str]:
-    if not settings.on_servers and settings.cache_backend != "redis":
+    if not settings.on_servers and settings.cache_store != "redis":
         return None, "not measured: this profile keeps nothing in Redis"
     from setlist.redis_client import fail_fast_redis
 

@@ -61,7 +61,7 @@ def test_config_values_are_valid_settings():
     settings = settings_from_environment(data)
     assert settings.profile == "production"
     assert settings.port == GRPC_PORT
-    assert settings.cache_backend == "redis"
+    assert settings.cache_store == "redis"
 
 
 def test_secrets_are_placeholders_only():

@@ -408,10 +408,13 @@ def test_spark_conf_in_yaml_may_hold_numbers_and_booleans(settings_file):
 
 
 def test_the_prediction_cache_is_shared_on_the_server_profiles_unless_set(tmp_path: Path) -> None:
-    def backend(**over: object) -> str | None:
-        return Settings(data_dir=tmp_path / "data", hmac_key="k", **over).cache_backend
+    def backend(**over: object) -> str:
+        return Settings(data_dir=tmp_path / "data", hmac_key="k", **over).cache_store
 
     assert backend() == "memory"
     assert backend(profile="production") == "redis" and backend(profile="cluster") == "redis"
     assert backend(profile="production", cache_backend="memory") == "memory"
     assert backend(cache_backend="redis") == "redis"
+    local = Settings(data_dir=tmp_path / "data", hmac_key="k")
+    assert local.model_copy(update={"profile": "production"}).cache_store == "redis"  # the copy's profile decides
+    assert local.model_copy(update={"profile": "production", "cache_backend": "memory"}).cache_store == "memory"
