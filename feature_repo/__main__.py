@@ -43,7 +43,7 @@ def _declarations():
         raise SetlistError(f"invalid feature declaration: {exc}") from exc
 
 
-@app.command("list")
+@app.command("list", reads_only=True)
 def list_features() -> None:
     """Every declared feature: entity, source, owner, how current it is, and the model versions that read it."""
     from feature_repo.inventory import freshness, model_uses, users_of
@@ -64,7 +64,7 @@ def list_features() -> None:
     console.print(table)
 
 
-@app.command()
+@app.command(reads_only=True)
 def describe(name: str = typer.Argument(..., help="a feature name, as `list` shows it")) -> None:
     """One feature: its declaration, where it is declared, and its importance in each model that reads it."""
     from feature_repo.inventory import freshness, model_uses, users_of
@@ -118,7 +118,7 @@ def _buildable(settings: Settings) -> tuple[FeatureSet, list[str]]:
     return fs, refuse_missing(settings, fs).unchecked
 
 
-@app.command()
+@app.command(reads_only=True)
 def plan() -> None:
     """What `apply` and the next `materialize` would change, like `terraform plan`."""
     from feature_repo.inventory import PlanLine

@@ -8,11 +8,11 @@ from ops.cost import command as cost
 from setlist.cli import App
 
 app = App(add_completion=False, help="Operating Setlist: status, SLO alert rules, scheduled jobs, cost, settings.")
-app.command("status")(status.command)
+app.command("status", reads_only=True)(status.command)
 app.command("rules")(rules.command)
 app.command("schedule")(schedule.command)
 app.command("cost")(cost.command)
-app.command("settings")(settings_report.command)
+app.command("settings", reads_only=True)(settings_report.command)
 
 
 def main() -> None:

@@ -72,21 +72,25 @@ def _stopped_on_sigterm() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def interrupted(exc: KeyboardInterrupt) -> NoReturn:
-    """One line for a run stopped part-way, and the shell's code for the signal (130 Ctrl-C, 143 SIGTERM)."""
+def interrupted(exc: KeyboardInterrupt, reads_only: bool = False) -> NoReturn:
+    """One line for a run stopped part-way, and the shell's code for the signal (130 Ctrl-C, 143 SIGTERM).
+    A command that ``reads_only`` cut nothing short, so it says so instead of pointing at ``make status``."""
     signum = exc.signum if isinstance(exc, Stopped) else signal.SIGINT
     how = "interrupted (Ctrl-C)" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
-    Console(stderr=True, soft_wrap=True).print(
-        f"[bold red]{how}:[/] the command stopped part-way and nothing it finished is lost; run it again to "
-        "finish (make status shows what was cut short)",
-        highlight=False,
+    said = (
+        "the command only reads, so nothing was changed; run it again for its answer"
+        if reads_only
+        else "the command stopped part-way and nothing it finished is lost; run it again to finish (make status "
+        "shows what was cut short)"
     )
+    Console(stderr=True, soft_wrap=True).print(f"[bold red]{how}:[/] {said}", highlight=False)
     raise typer.Exit(128 + signum)
 
 
-def exits_on_error(command: F) -> F:
+def exits_on_error(command: F, reads_only: bool = False) -> F:
     """Wrap a command so a ``SetlistError`` ends it through ``fail``, and Ctrl-C or SIGTERM through
-    ``interrupted``. ``functools.wraps`` keeps the signature and annotations Typer reads the options from."""
+    ``interrupted`` (told whether the command ``reads_only``). ``functools.wraps`` keeps the signature and
+    annotations Typer reads the options from."""
 
     @functools.wraps(command)
     def run(*args: Any, **kwargs: Any) -> Any:
@@ -94,7 +98,7 @@ def exits_on_error(command: F) -> F:
             with _stopped_on_sigterm():
                 return command(*args, **kwargs)
         except KeyboardInterrupt as exc:
-            interrupted(exc)
+            interrupted(exc, reads_only)
         except SetlistError as exc:
             fail(exc)
         except (typer.Exit, typer.Abort, click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
@@ -308,11 +312,12 @@ class App(typer.Typer):
     """A ``typer.Typer`` whose every command maps ``SetlistError`` the same way. The mapping sits on
     the commands rather than around ``app()`` so it also holds when a test invokes the app."""
 
-    def command(self, *args: Any, **kwargs: Any) -> Callable[[F], F]:
+    def command(self, *args: Any, reads_only: bool = False, **kwargs: Any) -> Callable[[F], F]:
+        """Typer's ``command``; ``reads_only``: the command changes nothing (its Ctrl-C line says so)."""
         register = super().command(*args, **kwargs)
 
         def decorator(f: F) -> F:
-            register(exits_on_error(f))
+            register(exits_on_error(f, reads_only))
             return f  # the plain function stays importable and callable
 
         return decorator

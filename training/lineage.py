@@ -35,7 +35,7 @@ SERVED_TAG = "promotion.manual.served"
 console = cli_console()
 
 
-@app.command()
+@app.command(reads_only=True)
 def main(
     version: str | None = typer.Argument(None, help="the model version (default: the champion)"),
     model: str = typer.Option("ranker", help="ranker or candidates: which registered model VERSION belongs to"),

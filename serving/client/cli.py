@@ -156,7 +156,7 @@ def track(
         raise typer.Exit(1)
 
 
-@app.command()
+@app.command(reads_only=True)
 def health(
     service: Annotated[str, typer.Option(help="service name; empty means the whole server")] = "",
     target: Target = None,

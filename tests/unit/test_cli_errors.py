@@ -506,3 +506,27 @@ def test_training_before_any_features_were_published_says_to_materialize(data_di
         "training refused: no features are published yet (user_profile, item_stats not in the feature registry): "
         "run `make materialize` first; if it failed, its message names the gate that stopped it",
     )
+
+
+def test_a_command_that_only_reads_says_nothing_was_changed_when_interrupted():
+    """`make status` or `make lineage` cut short by Ctrl-C changed nothing: no "make status shows what was
+    cut short" for them, which a writing command's line says."""
+    from typer.testing import CliRunner
+
+    from setlist.cli import App
+
+    app = App(add_completion=False)
+
+    @app.command("look", reads_only=True)
+    def look() -> None:
+        raise KeyboardInterrupt
+
+    @app.command("write")
+    def write() -> None:
+        raise KeyboardInterrupt
+
+    runner = CliRunner()
+    looked, wrote = runner.invoke(app, ["look"]), runner.invoke(app, ["write"])
+    assert looked.exit_code == wrote.exit_code == 130
+    assert "only reads, so nothing was changed" in looked.output and "cut short" not in looked.output
+    assert "make status shows what was cut short" in wrote.output and "only reads" not in wrote.output
