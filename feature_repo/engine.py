@@ -425,11 +425,29 @@ def _read_raw(t: Table) -> pd.DataFrame:
     raise DeclarationError(f"table {t.name!r} needs a path (parquet or CSV) or a sql query")
 
 
+def _sql_columns(t: Table) -> list[str]:
+    """A SQL table's column names, as ``pd.read_sql`` names them (the result's keys), no row fetched: the query
+    runs on a server-side cursor where the driver has one, and is closed before its first fetch. An unreachable
+    database or a query that does not run fails as it does in ``_read_raw``."""
+    if not t.url:
+        raise DeclarationError(f"table {t.name!r} has a SQL query but no url (a SQLAlchemy URL)")
+    import sqlalchemy
+
+    with sqlalchemy.create_engine(t.url).connect() as conn:
+        result = conn.execution_options(stream_results=True).execute(sqlalchemy.text(t.sql or ""))
+        try:
+            return [str(c) for c in result.keys()]
+        finally:
+            result.close()
+
+
 def table_columns(t: Table) -> list[str]:
-    """A registered table's column names, as ``read_table`` would give them. A parquet file's schema or a
-    delimited file's header says them without reading the rows (``plan`` checks declarations against
-    them); JSON and SQL tables have no header to read, so they are read whole."""
-    path = Path(t.path) if t.path and not t.sql else None
+    """A registered table's column names, as ``read_table`` would give them, without reading its rows: a
+    parquet file's schema, a delimited file's header, a SQL query's result columns (``plan``, ``apply`` and
+    ``materialize`` check declarations against them). A JSON file has no header, so it is read whole."""
+    if t.sql:
+        return _sql_columns(t)
+    path = Path(t.path) if t.path else None
     if path is not None and path.exists():
         ext = _extension(path)
         try:

@@ -216,3 +216,45 @@ def test_the_built_ins_read_only_columns_generated_and_imported_data_have(world,
     files = EventLog(settings.events_dir).files()
     assert files
     assert tuple(read_events(files, Erased(), prepared=True).columns) == BUILT_EVENT_COLUMNS
+
+
+def test_a_sql_tables_columns_are_read_without_fetching_its_rows(tmp_path):
+    import sqlalchemy
+
+    from feature_repo.engine import read_table, table_columns
+    from setlist.feature_sources import Column, Table
+    from setlist.featureset import Feature, FeatureSet
+
+    url = f"sqlite:///{tmp_path / 'people.db'}"
+    with sqlalchemy.create_engine(url).begin() as conn:
+        conn.execute(sqlalchemy.text("CREATE TABLE people (user_id TEXT, n INTEGER)"))
+        conn.execute(
+            sqlalchemy.text("INSERT INTO people VALUES (:u, :n)"), [{"u": f"u{n}", "n": n} for n in range(500)]
+        )
+    # every row after the first fails as it is fetched (SQLite's abs of the smallest integer overflows)
+    query = "SELECT user_id, CASE WHEN n > 0 THEN abs(-9223372036854775808) ELSE n END AS age FROM people"
+    people = Table("people", "user", key="user_id", sql=query, url=url)
+    with pytest.raises(sqlalchemy.exc.OperationalError, match="integer overflow"):
+        read_table(people)  # a build reads every row
+    assert table_columns(people) == ["user_id", "age"]  # the check reads none
+    fs = FeatureSet.of(
+        [Feature("user_age", "user", Column("people", "age")), Feature("user_agee", "user", Column("people", "agee"))],
+        [people],
+        {"user_age": "mine.py", "user_agee": "mine.py"},
+    )
+    found = check(Settings(data_dir=tmp_path / "data"), fs)
+    assert found.unchecked == [] and found.broken == []
+    assert found.missing == [
+        "feature 'user_agee' (declared in mine.py) reads column 'agee' of table 'people', which has no such column; "
+        "its columns: user_id, age"
+    ]
+    # a query that does not run, or a database that cannot be reached, fails as a build's read does
+    for bad in (
+        Table("people", "user", key="user_id", sql="SELECT nope FROM people", url=url),
+        Table("people", "user", key="user_id", sql=query, url=f"sqlite:///{tmp_path / 'no' / 'such.db'}"),
+    ):
+        with pytest.raises(sqlalchemy.exc.OperationalError) as built:
+            read_table(bad)
+        with pytest.raises(sqlalchemy.exc.OperationalError) as checked:
+            table_columns(bad)
+        assert str(checked.value) == str(built.value)
