@@ -118,6 +118,12 @@ def _buildable(settings: Settings) -> tuple[FeatureSet, list[str]]:
     return fs, refuse_missing(settings, fs).unchecked
 
 
+def _say_unchecked(unchecked: list[str]) -> None:
+    """The tables whose columns could not be checked yet, a `!` line each: said, not an error."""
+    for why in unchecked:
+        console.print(f"[yellow]![/] {escape(why)}")
+
+
 @app.command(reads_only=True)
 def plan() -> None:
     """What `apply` and the next `materialize` would change, like `terraform plan`."""
@@ -143,8 +149,7 @@ def plan() -> None:
 def apply() -> None:
     """Register entities, feature views and feature services in the Feast registry."""
     settings = get_settings()
-    for why in _buildable(settings)[1]:
-        console.print(f"[yellow]![/] {escape(why)}")
+    _say_unchecked(_buildable(settings)[1])
     defs = apply_defs(get_store(settings), settings, prune=True)
     console.print(
         f"registered {len(defs.objects())} Feast objects in project [bold]{settings.feast_project}[/] "
@@ -182,6 +187,9 @@ def materialize(
 ) -> None:
     """Build features from the event log (only what changed, unless --full), validate and publish them."""
     settings = get_settings()
+    # the columns every declaration reads, checked as `plan` does before anything is built or written: a
+    # missing one is refused here (exit 1) and the last good features keep serving (schemas and headers only)
+    _say_unchecked(_buildable(settings)[1])
     steps = _Steps()
     start = time.perf_counter()
     # a store that is down is one line (setlist.cli.store_down); a refused batch is a SetlistError already

@@ -1,9 +1,10 @@
 """The columns each declaration reads, checked against the columns the build will have, before any build.
 
-``engine`` finds a column that does not exist only while it computes the feature, deep in a
-``materialize``; ``plan`` and ``apply`` run this instead and name every such declaration at once. Nothing
-here reads rows: the events the build sees are fixed by the contract (``incremental.BUILD_COLUMNS``), the
-catalogue's columns are its file's schema, and a registered table's are its schema or header.
+``engine`` finds a column that does not exist only while it computes the feature, deep in a build;
+``plan``, ``apply`` and ``materialize`` (full, incremental or on Spark) run this first and name every such
+declaration at once. Nothing here reads rows: the events the build sees are fixed by the contract
+(``incremental.BUILD_COLUMNS``, on Spark too), the catalogue's columns are its file's schema, and a
+registered table's are its schema, header or SQL result columns (``engine.table_columns``).
 """
 
 from __future__ import annotations
@@ -90,14 +91,15 @@ def refuse_missing(settings: Settings, fs: FeatureSet) -> ColumnCheck:
     if found.broken:
         n = len(found.broken)
         raise DeclarationError(
-            f"{n} registered table{'s' if n > 1 else ''} cannot be read as declared (`materialize` would fail on "
+            f"{n} registered table{'s' if n > 1 else ''} cannot be read as declared (a feature build would fail on "
             f"{'each' if n > 1 else 'it'}):\n" + "\n".join(f"  {m}" for m in found.broken + found.missing)
         )
     if found.missing:
         n = len(found.missing)
         raise DeclarationError(
             f"the feature declarations read {n} column{'s' if n > 1 else ''} the data does not have "
-            f"(`materialize` would fail on {'each' if n > 1 else 'it'}):\n" + "\n".join(f"  {m}" for m in found.missing)
+            f"(a feature build would fail on {'each' if n > 1 else 'it'}):\n"
+            + "\n".join(f"  {m}" for m in found.missing)
         )
     return found
 

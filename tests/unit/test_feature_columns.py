@@ -1,6 +1,6 @@
 """A declaration that reads a column the events, the catalogue or its table do not have is named by
-``plan`` and ``apply`` before any build (``feature_repo.source_columns``), not found half-way through a
-``materialize``; the built-in pack passes on generated and on imported data, and on no data at all."""
+``plan``, ``apply`` and ``materialize`` before any build (``feature_repo.source_columns``), not found half-way
+through one; the built-in pack passes on generated and on imported data, and on no data at all."""
 
 from __future__ import annotations
 
@@ -258,3 +258,65 @@ def test_a_sql_tables_columns_are_read_without_fetching_its_rows(tmp_path):
         with pytest.raises(sqlalchemy.exc.OperationalError) as checked:
             table_columns(bad)
         assert str(checked.value) == str(built.value)
+
+
+MOOD = (
+    "from setlist.featureset import Events, Feature\n"
+    "FEATURES = [Feature('user_top_mood', 'user', Events('top', column='mood', windows=(7,)), 'string', missing='',"
+    " ranker_input=False, since=2)]\n"
+)
+
+
+def _files(root: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*") if p.is_file()}
+
+
+def test_materialize_refuses_a_missing_column_before_building_and_the_last_features_keep_serving(tmp_path, monkeypatch):
+    from feature_repo.__main__ import app
+    from feature_repo.publish_record import latest_version
+
+    settings = _generate_tiny(tmp_path, monkeypatch)
+    built = runner.invoke(app, ["materialize"])
+    assert built.exit_code == 0, built.output
+    features, version = _files(settings.features_dir), latest_version(settings)
+    online = {p.name: p.stat().st_mtime_ns for p in settings.data_dir.glob("*.db")}
+    _declare(tmp_path, monkeypatch, MOOD)
+    monkeypatch.setenv("SETLIST_DATA_DIR", str(settings.data_dir))  # the built world, with the new declaration
+    get_settings.cache_clear()
+    for args in (["materialize"], ["materialize", "--full"]):  # as an incremental run would start, and a full one
+        result = runner.invoke(app, args)
+        assert result.exit_code == 1, result.output
+        assert "Traceback" not in result.output and "building features" not in result.output
+        assert result.stderr.startswith(
+            "error: the feature declarations read 1 column the data does not have (a feature build would fail on it)"
+        ), result.stderr
+        assert "feature 'user_top_mood' (declared in " in result.stderr
+        assert "reads column 'mood', which neither the events nor the catalogue have" in result.stderr
+        assert result.stderr == runner.invoke(app, ["plan"]).stderr  # the same words as plan's
+    assert _files(settings.features_dir) == features  # nothing built, nothing written
+    assert latest_version(settings) == version
+    assert {p.name: p.stat().st_mtime_ns for p in settings.data_dir.glob("*.db")} == online
+
+
+@pytest.mark.parametrize("profile", ["local", "cluster"])
+def test_materialize_says_an_unchecked_table_and_refuses_a_missing_column_on_any_profile(
+    profile, tmp_path, monkeypatch
+):
+    from feature_repo.__main__ import app
+
+    monkeypatch.setenv("SETLIST_PROFILE", profile)  # cluster: the build would run on Spark
+    later = f"TABLES = [Table('people', 'user', key='user_id', path={str(tmp_path / 'people.csv')!r})]\n"
+    _declare(tmp_path, monkeypatch, MOOD.replace("Feature\n", "Feature, Table\n" + later))
+    result = runner.invoke(app, ["materialize"])
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith("error: the feature declarations read 1 column the data does not have")
+    assert "Traceback" not in result.output
+    fixed = tmp_path / "fixed"  # a directory of its own: the declarations are loaded once per directory
+    fixed.mkdir()
+    (fixed / "mine.py").write_text("from setlist.featureset import Table\n" + later + "FEATURES = []\n")
+    monkeypatch.setenv("SETLIST_FEATURE_DIRS", str(fixed))
+    get_settings.cache_clear()
+    result = runner.invoke(app, ["materialize"])  # a table not there yet: a "!" line, as in apply, then the build
+    said = " ".join(result.stdout.split())
+    assert "! table 'people':" in said and "people.csv does not exist; its columns are checked once" in said
+    assert "error: the event log at" in result.stderr and "is empty" in result.stderr  # the build's own refusal
