@@ -203,6 +203,8 @@ def _vocabulary(ctx: Context, column: str) -> list[str]:
     """Categories of a share/top column: the catalogue's values, so every batch agrees."""
     if column in ctx.items.columns:
         return sorted(set(ctx.items[column].fillna("unknown").astype(str)) | {"unknown"})
+    if column not in ctx.ev.columns:
+        _event_column(ctx, column)  # neither: its one-line error, which names the columns that exist
     return sorted(set(pd.Series(ctx.ev[column]).fillna("unknown").astype(str)))
 
 

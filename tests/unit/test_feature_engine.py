@@ -300,6 +300,11 @@ def test_a_column_the_data_lacks_is_refused_naming_the_feature():
     fs = FeatureSet.of([Feature("my_mean", "user", Events("mean", column="valeu", windows=(7,)))])
     with pytest.raises(DeclarationError, match=r"^feature 'my_mean_7d': no event or catalogue column 'valeu'"):
         engine.compute("user", ev, fs.features, catalog)
+    # a share or top takes its categories first: the same sentence, not a KeyError from pandas
+    for function in ("top", "share"):
+        top = FeatureSet.of([Feature("my_mood", "user", Events(function, column="mood"), "string", missing="")])
+        with pytest.raises(DeclarationError, match=r"^feature 'my_mood': no event or catalogue column 'mood'"):
+            engine.compute("user", ev, top.features, catalog)
 
 
 def test_a_feature_with_no_value_anywhere_is_published_as_its_missing_value_with_a_warning(caplog):
