@@ -104,3 +104,30 @@ def test_two_deployments_on_one_redis_database_keep_their_entries_and_bumps_apar
     assert staging.lookup("u_1", "u_1|a").value is None
     assert production.lookup("u_1", "u_1|a").value == {"items": ["production"]}
     assert all(k.startswith((b"staging:rank:", b"production:rank:")) for k in redis_db.keys("*"))
+
+
+def test_a_deployments_publish_and_erasure_reach_its_servers_cache_under_its_project(
+    redis_server, redis_db, tmp_path
+) -> None:
+    """The writers outside the server (a feature publish's generation bump, an erasure's version bump) and
+    the server's cache (serving.bootstrap.make_cache) agree on the namespace: the settings' Feast project."""
+    from ingest.erasure import _cache
+    from serving.bootstrap import make_cache
+    from setlist.cachekeys import bump_shared_generation
+    from setlist.settings import Settings
+
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        hmac_key="k",
+        feast_project="staging",
+        cache_backend="redis",
+        redis_url=url(redis_server),
+    )
+    server = make_cache(settings)
+    put(server, "u_1", "u_1|a", 1)
+    put(server, "u_2", "u_2|a", 2)
+    _cache(settings, "u_1")  # the erasure's bump: u_1's entry is stale, u_2's is not
+    assert server.lookup("u_1", "u_1|a").value is None and server.lookup("u_2", "u_2|a").value == 2
+    assert bump_shared_generation(settings)  # a publish: every entry is stale
+    assert server.lookup("u_2", "u_2|a").value is None
+    assert redis_db.keys("*") and all(k.startswith(b"staging:rank:") for k in redis_db.keys("*"))
