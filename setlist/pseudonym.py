@@ -113,8 +113,8 @@ def identity_rows(
     settings: Settings, pseudonym: str | None = None, limit: int | None = None, raw_id: str | None = None
 ) -> list[tuple[str, str]]:
     """(pseudonym, raw id) pairs of the identity map (of one ``pseudonym`` or ``raw_id``, or the first
-    ``limit``), in pseudonym order, read without writing anything (``_reading``). By raw id the table is
-    scanned (it is keyed by pseudonym): an erasure's lookup, not Rank's."""
+    ``limit`` in the table's order), the others in pseudonym order, read without writing anything
+    (``_reading``). By raw id the table is scanned (it is keyed by pseudonym): an erasure's lookup, not Rank's."""
     with _reading(settings) as conn:
         if conn is None:
             return []
@@ -123,9 +123,13 @@ def identity_rows(
             query = query.where(identity_table.c.pseudonym == pseudonym)
         if raw_id is not None:
             query = query.where(identity_table.c.raw_id == raw_id)
-        # a stable order: the table has no time to go by, and a refused key's erasure walks these in turn
-        query = query.order_by(identity_table.c.pseudonym)
-        if limit is not None:
+        if limit is None:
+            # a stable order: the table has no time to go by, and a refused key's erasure walks these in turn
+            query = query.order_by(identity_table.c.pseudonym)
+        else:
+            # the first pairs stored, in the table's order, as check_key compares them: in pseudonym order
+            # they would be drawn from every key a directory ever had (an older release's silent second key's
+            # users too), and the older key that the README says to set would be refused as well
             query = query.limit(limit)
         return [(str(p), str(r)) for p, r in conn.execute(query).all()]
 

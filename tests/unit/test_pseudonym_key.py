@@ -245,3 +245,14 @@ def test_an_erasure_stopped_between_two_pseudonyms_is_shown_cut_short(tmp_path: 
     assert [u.digest for u in erasure.unfinished(first)] == [erasure.erasure_digest(second)]
     erasure.erase_all("alice", first)
     assert erasure.unfinished(first) == [] and erasure.erased_users(first)[0] == 1
+
+
+def test_a_directory_an_older_release_gave_a_second_key_is_accepted_under_the_older_key(tmp_path: Path) -> None:
+    """The key check compares the first pairs stored: under the older key (the README's way out) a directory
+    whose later users got a silent second key passes, whatever their pseudonyms sort as."""
+    data = tmp_path / "data"
+    remember(settings_with(data, key="the-first-key"), [f"user-{n}" for n in range(40)])
+    remember(settings_with(data, key="the-second-key"), [f"late-{n}" for n in range(40)])
+    check_key(settings_with(data, key="the-first-key"))
+    with pytest.raises(KeyMismatch):
+        check_key(settings_with(data, key="the-second-key"))
