@@ -1130,8 +1130,6 @@ def erase(
     found = targets(user, settings, pseudonym)
     if found.note:
         console.print(f"[yellow]{escape(found.note)}: each is erased, with a receipt of its own[/]")
-    if found.alike:
-        console.print(f"[yellow]{escape(found.alike)}[/]")
 
     def show(receipt: Receipt) -> None:  # as each is written: a later pseudonym's failure leaves these said
         table = Table(title=f"erased user (digest {receipt.digest[:16]}…)")

@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 from ingest.erasure import MODEL_FILE_ERRORS, event_logs, parquet_under, relative, targets, user_views
 from ingest.residue import Finding, render
 from setlist.errors import UsageError
-from setlist.pseudonym import identity_rows
+from setlist.pseudonym import app_id, identity_rows
 from setlist.settings import Settings
 
 Progress = Callable[[str], None]
@@ -69,13 +69,7 @@ def gather(settings: Settings, user: str, *, by_pseudonym: bool = False, progres
     found = targets(user, settings, by_pseudonym)
     first, others = found.ids[0], found.ids[1:]
     raw_id = next((r for r in map(lambda p: _raw_id(settings, p), found.ids) if r is not None), None)
-    out = Access(
-        user.strip() if by_pseudonym else user,
-        first,
-        raw_id,
-        notes=[n for n in (found.note, found.alike) if n],
-        others=others,
-    )
+    out = Access(app_id(user), first, raw_id, notes=[found.note] if found.note else [], others=others)
     data = settings.data_dir
     for n, pseudonym in enumerate(found.ids, start=1):
         tag = "" if n == 1 else f" pseudonym-{n}"

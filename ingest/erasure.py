@@ -50,9 +50,9 @@ from setlist.pseudonym import (
     PSEUDONYM_PREFIX,
     IdentityMap,
     KeyMismatch,
+    app_id,
     check_key,
     identity_rows,
-    ids_alike,
     pseudonymize,
 )
 from setlist.settings import Settings
@@ -113,7 +113,8 @@ Progress = Callable[[str], None]
 def resolve(user: str, settings: Settings, by_pseudonym: bool) -> str:
     """The pseudonym to erase. An application id is always pseudonymized, whatever it looks like;
     only ``by_pseudonym`` takes the input as a pseudonym (which must then look like one)."""
-    if not user.strip():
+    user = app_id(user)
+    if not user:
         raise UsageError("the user id is empty")
     if not by_pseudonym:
         key = settings.existing_hmac_key()  # never a new one: its pseudonym would be no one's
@@ -124,7 +125,6 @@ def resolve(user: str, settings: Settings, by_pseudonym: bool) -> str:
                 "(SETLIST_HMAC_KEY or SETLIST_HMAC_KEY_FILE)"
             )
         return pseudonymize(user, key)
-    user = user.strip()  # a pseudonym has no spaces of its own: pasted ones are not part of it
     if not (user.startswith(PSEUDONYM_PREFIX) and len(user) == _PSEUDONYM_LEN):
         raise UsageError(f"--pseudonym expects {PSEUDONYM_PREFIX} followed by 32 hex characters")
     return user
@@ -136,8 +136,6 @@ class Pseudonyms:
 
     ids: list[str]
     note: str = ""
-    #: ids of the identity map that differ from the one asked only by surrounding spaces (``_alike_note``)
-    alike: str = ""
 
 
 def pseudonyms_of(user: str, settings: Settings) -> Pseudonyms:
@@ -146,11 +144,11 @@ def pseudonyms_of(user: str, settings: Settings) -> Pseudonyms:
     missing). Under a key the stored users refuse (``check_key``), or none, the identity map's pairs alone:
     the erasure is owed whatever became of the key, and the map says which pseudonyms are the user's; a key
     computed anyway would name someone else, or no one."""
-    raw = user  # exactly as given: Track and imports pseudonymize ids as sent, surrounding spaces and all
-    if not raw.strip():
+    raw = app_id(user)
+    if not raw:
         raise UsageError("the user id is empty")
-    stored = [p for p, _ in identity_rows(settings, raw_id=raw)]
-    alike = _alike_note(settings, raw)
+    pairs = identity_rows(settings, raw_id=raw)  # the id as stored padded with spaces too, by older releases
+    stored = [p for p, _ in pairs]
     try:
         check_key(settings)
     except KeyMismatch as refused:
@@ -165,29 +163,23 @@ def pseudonyms_of(user: str, settings: Settings) -> Pseudonyms:
             f"stored users were written with): the identity map's {n} pseudonym{'s' if n > 1 else ''} for this "
             f"id {'are' if n > 1 else 'is'} used instead"
         )
-        return Pseudonyms(stored, refused_note, alike)
+        return Pseudonyms(stored, refused_note)
     own = resolve(raw, settings, by_pseudonym=False)
-    others = [p for p in stored if p != own]
+    others = [p for p, r in pairs if p != own]
+    padded = sum(r != raw for p, r in pairs if p != own)
+    n = len(others)
     note = (
-        f"the identity map also pairs this id with {len(others)} pseudonym{'s' if len(others) > 1 else ''} of "
-        "another key (an older release's)"
+        f"the identity map also pairs this id with {n} pseudonym{'s' if n > 1 else ''} "
+        + (
+            "of another key (an older release's)"
+            if not padded
+            else f"({padded} of them under the id with surrounding spaces, as releases before ids were trimmed "
+            "stored it)"
+        )
         if others
         else ""
     )
-    return Pseudonyms([own, *others], note, alike)
-
-
-def _alike_note(settings: Settings, raw: str) -> str:
-    """A word on ids in the identity map that differ from ``raw`` only by surrounding spaces: another
-    app id to the store (ids are kept as sent), which this erasure does not reach."""
-    alike = ids_alike(settings, raw)
-    if not alike:
-        return ""
-    named = ", ".join(repr(a) for a in alike)
-    return (
-        f"ids are matched exactly, and the identity map also holds {named}, which differs from {raw!r} only by "
-        "surrounding spaces: not reached by this request; run it again with that id if it is the same person"
-    )
+    return Pseudonyms([own, *others], note)
 
 
 def targets(user: str, settings: Settings, by_pseudonym: bool) -> Pseudonyms:
@@ -331,7 +323,7 @@ def _erase(
     say("registered candidate models")
     tally.add(_model_factors(settings, pseudonym))
     if not by_pseudonym and (settings.data_dir / "generated").exists():  # only the synthetic world has one
-        tally.add(_generated(settings, user))
+        tally.add(_generated(settings, app_id(user)))
     # last: under a refused key the identity map's pair is the only thing naming this pseudonym, so a run
     # cut short before here must still find it when `make erase USER_ID=…` runs again
     say("identity map")

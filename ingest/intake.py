@@ -440,7 +440,7 @@ def _ingest_slice(
     left out before anything is checked or written: an erasure holds for every later import, as for
     Track's journals (``setlist.journal_dirs``), and their raw ids never reach the identity map."""
     frame = _normalize(raw)
-    raw_ids = frame["user_id"].astype("string").fillna("")
+    raw_ids = frame["user_id"].astype("string").fillna("").str.strip()  # setlist.pseudonym.app_id, per row
     unique_raw = raw_ids[raw_ids != ""].unique()
     mapping = {r: pseudonymize(r, key) for r in unique_raw}
     left_out, met = 0, set[str]()

@@ -31,7 +31,7 @@ from setlist.candidate_sources import cohort_key
 from setlist.candidates import CandidateIndex
 from setlist.features import CROSS_NAMES, USER_TOP_GENRE, USER_VECTOR, effective_session
 from setlist.featureset import Service
-from setlist.pseudonym import pseudonymize
+from setlist.pseudonym import app_id, pseudonymize
 from setlist.settings import Settings
 
 log = logging.getLogger("setlist.serving.baseline")
@@ -74,7 +74,7 @@ class BaselineRanking:
             raise InvalidArgument("user_id is empty")
         if q.k <= 0 or q.k > self.settings.max_k:
             raise InvalidArgument(f"k must be between 1 and {self.settings.max_k}, got {q.k}")
-        user = pseudonymize(q.user_id, self._key)
+        user = pseudonymize(app_id(q.user_id), self._key)
         now = datetime.now(UTC)
         device, locale = q.context.get("device", "unknown"), q.context.get("locale", "unknown")
         first = self.store.get_online_features(features=USER_REFS, entity_rows=[{"user_id": user}]).to_dict()

@@ -29,7 +29,7 @@ from setlist.context import Vocabulary
 from setlist.contract import EVENT_TYPES
 from setlist.featureset import FeatureSet
 from setlist.impressions import Impression
-from setlist.pseudonym import pseudonymize
+from setlist.pseudonym import app_id, pseudonymize
 from setlist.settings import Settings
 
 log = logging.getLogger("setlist.serving")
@@ -94,7 +94,7 @@ class RankingService:
             self.impressions.close()
 
     def pseudonym(self, user_id: str) -> str:
-        return pseudonymize(user_id, self._key)
+        return pseudonymize(app_id(user_id), self._key)
 
     # --- Rank ---------------------------------------------------------------------------------
     def check_rank(self, q: RankQuery) -> None:

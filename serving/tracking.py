@@ -30,7 +30,7 @@ from setlist.contract import SCHEMA_VERSION, reject_reason
 from setlist.eventlog import Erased, Quarantine
 from setlist.features import SessionState, update_session
 from setlist.journal_dirs import HELD_TMP, Held, read_held, write_held
-from setlist.pseudonym import IdentityMap
+from setlist.pseudonym import IdentityMap, app_id
 from setlist.querytext import normalize, stored, terms
 from setlist.settings import Settings
 from setlist.tiers import Tiers
@@ -332,7 +332,11 @@ class Tracker:
         for position, e in enumerate(events):
             oversized = len(e.user_id) > self.policy.max_user_id_len  # not worth a pseudonym
             # a blank id is nobody's: kept as sent (whitespace names no one), so the contract rejects it
-            user = pseudonym(e.user_id) if e.user_id.strip() and not oversized else ("" if oversized else e.user_id)
+            user = (
+                pseudonym(app_id(e.user_id))
+                if e.user_id.strip() and not oversized
+                else ("" if oversized else e.user_id)
+            )
             row = self.row(e, user)
             reason = self.reason(e, row, now)
             if reason is None and e.event_id in seen:
@@ -352,7 +356,7 @@ class Tracker:
             if not self.tiers.keep(e.type, e.event_id):
                 sampled_out.append(e.type)  # acknowledged: the sample is the policy, not a loss
                 continue
-            raw_ids[user] = e.user_id
+            raw_ids[user] = app_id(e.user_id)
             row["weight"] = self.tiers.weight(e.type)
             if e.type == "search":
                 session_terms[e.event_id] = terms(e.query)

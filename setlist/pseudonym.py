@@ -34,6 +34,13 @@ identity_table = Table(
 )
 
 
+def app_id(raw_user_id: str) -> str:
+    """An application's user id as every boundary takes it (Rank, Track, imports, erasure, access): without
+    surrounding whitespace, which a padded CSV cell or a client's formatting adds and no one means as part of
+    an id. Pseudonymize this form, and remember it in the identity map."""
+    return raw_user_id.strip()
+
+
 def pseudonymize(raw_user_id: str, key: bytes) -> str:
     digest = hmac.new(key, raw_user_id.encode("utf-8"), hashlib.sha256).hexdigest()
     return PSEUDONYM_PREFIX + digest[:32]
@@ -112,9 +119,11 @@ def _reading(settings: Settings) -> Iterator[Connection | None]:
 def identity_rows(
     settings: Settings, pseudonym: str | None = None, limit: int | None = None, raw_id: str | None = None
 ) -> list[tuple[str, str]]:
-    """(pseudonym, raw id) pairs of the identity map (of one ``pseudonym`` or ``raw_id``, or the first
+    """(pseudonym, raw id) pairs of the identity map (of one ``pseudonym`` or app id ``raw_id``, or the first
     ``limit`` in the table's order), the others in pseudonym order, read without writing anything
-    (``_reading``). By raw id the table is scanned (it is keyed by pseudonym): an erasure's lookup, not Rank's."""
+    (``_reading``). By raw id the table is scanned (it is keyed by pseudonym): an erasure's lookup, not Rank's;
+    it also finds the id stored with surrounding spaces, as Track stored ids before they were trimmed
+    (``app_id``), under a pseudonym of its own."""
     with _reading(settings) as conn:
         if conn is None:
             return []
@@ -122,7 +131,8 @@ def identity_rows(
         if pseudonym is not None:
             query = query.where(identity_table.c.pseudonym == pseudonym)
         if raw_id is not None:
-            query = query.where(identity_table.c.raw_id == raw_id)
+            # SQL's TRIM takes spaces only: an id padded with tabs by an older release is not found this way
+            query = query.where(func.trim(identity_table.c.raw_id) == app_id(raw_id))
         if limit is None:
             # a stable order: the table has no time to go by, and a refused key's erasure walks these in turn
             query = query.order_by(identity_table.c.pseudonym)
@@ -132,18 +142,6 @@ def identity_rows(
             # users too), and the older key that the README says to set would be refused as well
             query = query.limit(limit)
         return [(str(p), str(r)) for p, r in conn.execute(query).all()]
-
-
-def ids_alike(settings: Settings, raw_id: str, limit: int = 10) -> list[str]:
-    """The identity map's raw ids that differ from ``raw_id`` only by surrounding spaces. Ids are matched
-    exactly (Track and imports store them as sent), so an erasure of ``alice`` does not reach ``alice ``:
-    this names the near misses, for the erasure to say so."""
-    with _reading(settings) as conn:
-        if conn is None:
-            return []
-        col = identity_table.c.raw_id
-        query = select(col).where(func.trim(col) == raw_id.strip(" "), col != raw_id).distinct().order_by(col)
-        return [str(r) for r in conn.execute(query.limit(limit)).scalars()]
 
 
 def _has_events(settings: Settings) -> bool:

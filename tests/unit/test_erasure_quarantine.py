@@ -218,3 +218,22 @@ def _alice_and_bob(s: Settings) -> None:
          "timestamp": [now - pd.Timedelta(minutes=1), now - pd.Timedelta(minutes=2)], "type": "play"}
     )  # fmt: skip
     ingest(batch, s, "first")
+
+
+def test_the_dataframe_intake_takes_ids_without_surrounding_spaces_and_erasure_reaches_them(tmp_path: Path) -> None:
+    from ingest.intake import ingest
+    from setlist.eventlog import EventLog
+    from setlist.pseudonym import identity_rows
+
+    s = _settings(tmp_path, flush_s=0.05)
+    now = pd.Timestamp.now(tz="UTC").floor("s")
+    batch = pd.DataFrame(
+        {"event_id": ["a0", "a1"], "user_id": [" alice", "alice\t"], "item_id": "i1",
+         "timestamp": [now - pd.Timedelta(minutes=1), now - pd.Timedelta(minutes=2)], "type": "play"}
+    )  # fmt: skip
+    ingest(batch, s, "padded")
+    alice = pseudonymize("alice", s.secret_hmac_key())
+    assert set(EventLog(s.events_dir).read()["user_id"]) == {alice}
+    assert identity_rows(s) == [(alice, "alice")]
+    erase("alice", s)
+    assert EventLog(s.events_dir).read().empty

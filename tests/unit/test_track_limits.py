@@ -203,3 +203,13 @@ def test_each_rejection_names_its_events_position_so_events_without_a_usable_id_
     assert "Known types" not in message  # nothing here was about the type
     with pytest.raises(InvalidArgument, match="Known types: play"):
         server.track([play(plane, "odd", type="teleport")])
+
+
+def test_an_id_with_surrounding_spaces_is_the_same_user_as_without(plane: Dataplane, server: Server) -> None:
+    """Every boundary takes an app id without surrounding whitespace (setlist.pseudonym.app_id), as imports
+    do: " user-0\\t" is user-0 to Track, to the identity map and to Rank's pseudonym, whose erasure reaches it."""
+    result = server.track([play(plane, "padded", user_id=" user-0\t"), play(plane, "plain", user_id="user-0")])
+    assert result.accepted == 2
+    (user,) = {r["user_id"] for r in plane.journal.rows}
+    assert user == server.service.pseudonym("user-0") == server.service.pseudonym("  user-0 ")
+    assert plane.identities.known == {user: "user-0"}
