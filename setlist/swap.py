@@ -255,8 +255,11 @@ def flocked(fd: int, shared: bool, busy: Callable[[], None]) -> Iterator[None]:
     try:
         try:
             fcntl.flock(fd, mode | fcntl.LOCK_NB)
+            taken = True
         except BlockingIOError:
-            busy()
+            taken = False
+        if not taken:
+            busy()  # outside the except: a refusal it raises is not chained to the flock's error
             fcntl.flock(fd, mode)
         yield
     finally:
