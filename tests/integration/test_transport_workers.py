@@ -66,6 +66,18 @@ def run_serve(tmp_path):
             proc.wait()
 
 
+def _workers_ready(log: Path, n: int, within_s: float = 30.0) -> bool:
+    """Whether ``n`` workers have said "worker ready" in ``log`` within ``within_s``: a client's first answer
+    comes from whichever worker bound the port first, and until the others have, every connection is that
+    one's. Polls the log for the event itself, at most ``within_s``."""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        if log.read_text().count('"msg":"worker ready"') >= n:
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def _worker_of(port: int) -> str:
     # a private subchannel pool forces a new TCP connection, which SO_REUSEPORT may give to any worker
     with grpc.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.use_local_subchannel_pool", 1)]) as ch:
@@ -88,6 +100,7 @@ def test_forked_workers_share_the_port(run_serve):
     proc, port, log = run_serve(workers=2)
     with SetlistClient(f"127.0.0.1:{port}") as client:
         assert client.wait_ready(timeout=30), log.read_text()
+    assert _workers_ready(log, 2), log.read_text()
     pids = {_worker_of(port) for _ in range(24)}
     assert len(pids) == 2 and str(proc.pid) not in pids, log.read_text()
     proc.send_signal(signal.SIGTERM)  # the parent forwards it; each worker drains
@@ -101,6 +114,7 @@ def test_workers_stop_when_the_supervisor_is_killed(run_serve, parent_watch):
     proc, port, log = run_serve(workers=2, parent_watch=parent_watch)
     with SetlistClient(f"127.0.0.1:{port}") as client:
         assert client.wait_ready(timeout=30), log.read_text()
+    assert _workers_ready(log, 2), log.read_text()
     pids = {int(_worker_of(port)) for _ in range(24)}
     assert len(pids) == 2, log.read_text()
     # the workers are not this process's children; a pidfd becomes readable when one exits, reaped or not
@@ -170,6 +184,7 @@ def test_the_bench_load_generator_holds_as_many_connections_on_each_worker(run_s
     proc, port, log = run_serve(workers=2, max_connection_age_s=0)
     with SetlistClient(f"127.0.0.1:{port}") as client:
         assert client.wait_ready(timeout=30), log.read_text()
+    assert _workers_ready(log, 2), log.read_text()
 
     async def served_by() -> tuple[dict[int, int], list[str]]:
         def open_channel() -> grpc.aio.Channel:
