@@ -95,12 +95,7 @@ def test_a_killed_writers_temporaries_are_removed_and_its_users_still_resolvable
     from setlist.pseudonym import IdentityMap
 
     s = _settings(tmp_path, flush_s=0.05)
-    now = pd.Timestamp.now(tz="UTC").floor("s")
-    batch = pd.DataFrame(
-        {"event_id": ["a0", "a1"], "user_id": ["alice", "bob"], "item_id": "i1",
-         "timestamp": [now - pd.Timedelta(minutes=1), now - pd.Timedelta(minutes=2)], "type": "play"}
-    )  # fmt: skip
-    ingest(batch, s, "first")
+    batch = _two_plays(s, ("alice", "bob"), ("a0", "a1"))
     gone = pseudonymize("alice", s.secret_hmac_key())
     # a killed import's batch, never renamed into place: stale, and one a live writer is writing now
     day = next(s.events_dir.glob("date=*"))
@@ -210,28 +205,28 @@ def test_an_erasure_whose_scan_found_the_user_shows_in_status_until_one_finds_no
 
 
 def _alice_and_bob(s: Settings) -> None:
+    _two_plays(s, ("alice", "bob"), ("a0", "b0"))
+
+
+def _two_plays(s: Settings, users: tuple[str, str], event_ids: tuple[str, str], source: str = "first") -> pd.DataFrame:
+    """A play of each of ``users``, a minute and two ago, through the DataFrame intake; the batch sent."""
     from ingest.intake import ingest
 
     now = pd.Timestamp.now(tz="UTC").floor("s")
     batch = pd.DataFrame(
-        {"event_id": ["a0", "b0"], "user_id": ["alice", "bob"], "item_id": "i1",
+        {"event_id": list(event_ids), "user_id": list(users), "item_id": "i1",
          "timestamp": [now - pd.Timedelta(minutes=1), now - pd.Timedelta(minutes=2)], "type": "play"}
     )  # fmt: skip
-    ingest(batch, s, "first")
+    ingest(batch, s, source)
+    return batch
 
 
 def test_the_dataframe_intake_takes_ids_without_surrounding_spaces_and_erasure_reaches_them(tmp_path: Path) -> None:
-    from ingest.intake import ingest
     from setlist.eventlog import EventLog
     from setlist.pseudonym import identity_rows
 
     s = _settings(tmp_path, flush_s=0.05)
-    now = pd.Timestamp.now(tz="UTC").floor("s")
-    batch = pd.DataFrame(
-        {"event_id": ["a0", "a1"], "user_id": [" alice", "alice\t"], "item_id": "i1",
-         "timestamp": [now - pd.Timedelta(minutes=1), now - pd.Timedelta(minutes=2)], "type": "play"}
-    )  # fmt: skip
-    ingest(batch, s, "padded")
+    _two_plays(s, (" alice", "alice\t"), ("a0", "a1"), "padded")
     alice = pseudonymize("alice", s.secret_hmac_key())
     assert set(EventLog(s.events_dir).read()["user_id"]) == {alice}
     assert identity_rows(s) == [(alice, "alice")]
