@@ -156,7 +156,10 @@ def _finish(f: Feature, values: Any) -> Any:
 
 def _value(f: Feature, ctx: Context) -> Any:
     if isinstance(f.source, Events):
-        return _events(f.source, f.window, ctx)
+        values = _events(f.source, f.window, ctx)
+        if f.source.function == "share" and f.dtype != "float_list":  # one category: its share, a number
+            return np.array([v[0] for v in values], dtype=np.float64) if len(values) else np.zeros(0)
+        return values
     if isinstance(f.source, Column):
         return _column(f, f.source, ctx)
     raise DeclarationError(f"feature {f.name!r} is not a batch feature (source {type(f.source).__name__})")
@@ -182,7 +185,9 @@ def _rate(num: np.ndarray, den: np.ndarray) -> np.ndarray:
 
 
 def _event_column(ctx: Context, column: str) -> np.ndarray:
-    """An event column, or a catalogue column joined by the event's item."""
+    """An event column, or a catalogue column joined by the event's item. A ``weight`` not stored is 1."""
+    if column == "weight" and column in ctx.ev.columns:
+        return ctx.ev[column].astype("float64").fillna(1.0).to_numpy()
     if column in ctx.ev.columns:
         return ctx.ev[column].to_numpy()
     if column in ctx.items.columns:
@@ -270,8 +275,9 @@ def _events(s: Events, window: int | None, ctx: Context) -> Any:
             v[(last < 0) | ((ctx.snap_ns - last) > window * DAY_NS)] = None
         return v
     if fn in ("share", "top"):
-        vocab = _vocabulary(ctx, s.column or "")
-        key = ("share", s.column, s.types, s.where, window)
+        # declared categories, in their order; else the catalogue's values, or the events' own (sorted)
+        vocab = list(s.categories) if s.categories else _vocabulary(ctx, s.column or "")
+        key = ("share", s.column, s.types, s.where, s.categories, window)
         if key not in ctx.cache:
             codes = pd.Categorical(
                 pd.Series(_event_column(ctx, s.column or "")).fillna("unknown").astype(str), categories=vocab
@@ -279,9 +285,11 @@ def _events(s: Events, window: int | None, ctx: Context) -> Any:
             ok = mask & (codes >= 0)
             ctx.cache[key] = _agg(ctx, rows.sum_by(ok, codes, len(vocab)), window)
         a = ctx.cache[key]
-        total = a.sum(axis=1, keepdims=True)
+        listed = a.sum(axis=1, keepdims=True)
         if fn == "top":
-            return np.where(total[:, 0] > 0, np.array(vocab, dtype=object)[a.argmax(axis=1)], None)
+            return np.where(listed[:, 0] > 0, np.array(vocab, dtype=object)[a.argmax(axis=1)], None)
+        # with declared categories, a share is of every counted event, those of other values included
+        total = _agg(ctx, rows.sum(mask), window)[:, None].astype(a.dtype) if s.categories else listed
         norm = np.divide(a, total, out=np.zeros_like(a), where=total > 0).astype(np.float32)
         return list(norm)
     raise DeclarationError(f"unknown aggregation {fn!r}")

@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from feature_repo import declarations
 from feature_repo.build import (
     Catalog,
     FeatureBatches,
@@ -33,9 +34,11 @@ from feature_repo.data_sources import CONSENT_FILE, ITEM_STATS_FILE, SESSION_FIL
 from setlist.consent import personalizable
 from setlist.contract import EVENT_SCHEMA
 from setlist.eventlog import Erased
+from setlist.feature_sources import CONTEXT_COLUMNS
 from setlist.featureset import FeatureSet
 
-#: the columns the builders read; device, locale, arm, weight and schema_version are left on disk
+#: the columns the builders always read; arm and schema_version are left on disk, and the context columns
+#: (device, locale, weight) too unless a declaration reads one (``build_columns``)
 BUILD_COLUMNS = [
     "event_id",
     "user_id",
@@ -48,6 +51,15 @@ BUILD_COLUMNS = [
     "consent_analytics",
     "query",  # a search's stored text: it steers the session's genre (setlist.search_terms)
 ]
+
+
+def build_columns(features: FeatureSet | None) -> list[str]:
+    """``BUILD_COLUMNS`` and the context columns the declarations read: a build that names none reads no more
+    than before (each is a string or float per event held through the build)."""
+    named = features.event_columns() if features is not None else frozenset()
+    return BUILD_COLUMNS + [c for c in CONTEXT_COLUMNS if c in named]
+
+
 #: file → (entity column, sort keys): the order a full build writes each file in
 LAYOUT = {
     USER_PROFILE_FILE: ("user_id", ["event_timestamp", "user_id"]),
@@ -180,7 +192,7 @@ def compute_delta(
         )
     user_list, item_list = sorted(users), sorted(items)
     flt = ds.field("user_id").isin(user_list) | ds.field("item_id").isin(item_list)
-    events = read_events(files, erased, flt, prepared=True)
+    events = read_events(files, erased, flt, build_columns(features or declarations.load()), prepared=True)
     mine = events[events["user_id"].isin(users)].reset_index(drop=True)
     theirs = events[events["item_id"].isin(items)].reset_index(drop=True)
     profile, session, consent = build_users(mine, catalog, features, user_tables, consent_default=consent_default)

@@ -16,7 +16,7 @@ from feature_repo.buildstate import Plan
 from feature_repo.data_sources import SESSION_FILE
 from feature_repo.declared import Declared
 from feature_repo.gate import FeatureBatchRejected, batch_files, feature_table, gate, reject
-from feature_repo.incremental import read_events, read_events_table
+from feature_repo.incremental import build_columns, read_events, read_events_table
 from feature_repo.publish_online import materialize_views
 from feature_repo.publish_record import (
     PublishReport,
@@ -37,10 +37,10 @@ from setlist.settings import Settings
 def build_from_log(settings: Settings) -> tuple[FeatureBatches, str]:
     log = EventLog(settings.events_dir)
     files, erased = log.files(), log.erased()
-    events = read_events(files, erased, prepared=True)
+    d = Declared.load(settings)
+    events = read_events(files, erased, columns=build_columns(d.features), prepared=True)
     if events.empty:
         raise FeatureBatchRejected(f"the event log at {settings.events_dir} is empty: generate or import events first")
-    d = Declared.load(settings)
     return (
         build_prepared(
             events,
@@ -158,7 +158,8 @@ def publish_full(
     erased = log.erased()
     check_build_memory(log.count(p.files), settings)  # before reading, which is itself a large part of the peak
     step(f"reading {len(p.files):,} event-log files")
-    held = [read_events_table(p.files, erased, prepared=True)]  # handed over whole: the builder frees it
+    # handed over whole: the builder frees it
+    held = [read_events_table(p.files, erased, columns=build_columns(d.features), prepared=True)]
     events = held[0].num_rows
     if not events:
         raise FeatureBatchRejected(f"the event log at {settings.events_dir} is empty: generate or import events first")

@@ -19,6 +19,7 @@ from feature_repo.build import FeatureBatches, fresh_from_consent
 from feature_repo.buildstate import BuildState
 from feature_repo.declared import Declared
 from feature_repo.gate import FeatureBatchRejected, gate, reject
+from feature_repo.incremental import build_columns
 from feature_repo.publish_online import materialize_views
 from feature_repo.publish_record import PublishReport, Step, begin_publish, end_publish, record_version, snapshot_hash
 from setlist.eventlog import EventLog
@@ -88,7 +89,7 @@ def publish_spark(settings: Settings, log: EventLog, items: pd.DataFrame, step: 
         raise FeatureBatchRejected(f"the event log at {settings.events_dir} is empty: generate or import events first")
     what = paths[0] if len(paths) == 1 else f"{len(paths):,} files"
     step(f"reading the event log on Spark ({settings.spark_master}): {what}")
-    events = spark_build.read_events(spark, paths, frozenset(erased.digests))
+    events = spark_build.read_events(spark, paths, frozenset(erased.digests), build_columns(d.features))
     bounds = events.agg(F.max("timestamp").alias("last"), F.count(F.lit(1)).alias("n")).collect()[0]
     if not bounds["n"]:
         raise FeatureBatchRejected("the event log holds no events (all erased?): nothing to build")

@@ -3,8 +3,9 @@
 ``engine`` finds a column that does not exist only while it computes the feature, deep in a build;
 ``plan``, ``apply`` and ``materialize`` (full, incremental or on Spark) run this first and name every such
 declaration at once. Nothing here reads rows: the events the build sees are fixed by the contract
-(``incremental.BUILD_COLUMNS``, on Spark too), the catalogue's columns are its file's schema, and a
-registered table's are its schema, header or SQL result columns (``engine.table_columns``).
+(``incremental.BUILD_COLUMNS`` and the context columns a declaration names, on Spark too), the catalogue's
+columns are its file's schema, and a registered table's are its schema, header or SQL result columns
+(``engine.table_columns``).
 """
 
 from __future__ import annotations
@@ -21,12 +22,13 @@ from feature_repo.incremental import BUILD_COLUMNS
 from setlist.cli import first_line
 from setlist.contract import EVENT_COLUMNS, ITEM_SCHEMA
 from setlist.errors import BadInput
-from setlist.feature_sources import READS_COLUMN, Column, Events
+from setlist.feature_sources import CONTEXT_COLUMNS, READS_COLUMN, Column, Events
 from setlist.featureset import DeclarationError, Feature, FeatureSet
 from setlist.settings import Settings
 
-#: the event columns a declaration can read: the builders drop the event id once the log is in order
-BUILT_EVENT_COLUMNS: tuple[str, ...] = tuple(c for c in BUILD_COLUMNS if c != "event_id")
+#: the event columns a declaration can read: the builders drop the event id once the log is in order, and read
+#: a context column (device, locale, weight) when a declaration names it (``incremental.build_columns``)
+BUILT_EVENT_COLUMNS: tuple[str, ...] = (*(c for c in BUILD_COLUMNS if c != "event_id"), *CONTEXT_COLUMNS)
 
 
 @dataclass(frozen=True)

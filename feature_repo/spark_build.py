@@ -85,19 +85,24 @@ class SparkBatches:
         ]
 
 
-def read_events(spark: Any, paths: Sequence[str], erased_digests: frozenset[str]) -> Any:
-    """The event log's build columns (files of older schemas get nulls), erased users dropped."""
+def read_events(
+    spark: Any, paths: Sequence[str], erased_digests: frozenset[str], columns: Sequence[str] | None = None
+) -> Any:
+    """The event log's build columns (``incremental.build_columns``: ``BUILD_COLUMNS`` unless given; files of
+    older schemas get nulls), erased users dropped."""
     from pyspark.sql import functions as F
 
     frame = spark.read.option("mergeSchema", "true").parquet(*paths)
     types = {
         "value": "float",
+        "weight": "float",
         "consent_personalization": "boolean",
         "consent_analytics": "boolean",
         "timestamp": "timestamp",
     }
     cols = [
-        (F.col(c) if c in frame.columns else F.lit(None)).cast(types.get(c, "string")).alias(c) for c in BUILD_COLUMNS
+        (F.col(c) if c in frame.columns else F.lit(None)).cast(types.get(c, "string")).alias(c)
+        for c in (columns or BUILD_COLUMNS)
     ]
     frame = frame.select(*cols)
     if erased_digests:

@@ -26,6 +26,11 @@ POSITIVES: tuple[str, ...] = tuple(sorted(POSITIVE_TYPES))
 FUNCTIONS: tuple[str, ...] = get_args(Function)
 #: the functions that read their ``column`` (the engine's ``_events``); the others ignore one given
 READS_COLUMN = frozenset({"sum", "mean", "last", "distinct", "share", "top"})
+#: event columns the build reads only when a declaration names one (``incremental.build_columns``): the request
+#: context each event carried and a sampled event's weight (``setlist.tiers``; none stored means 1)
+CONTEXT_COLUMNS: tuple[str, ...] = ("device", "locale", "weight")
+#: context columns whose values no contract bounds: a ``share`` over one names its ``categories``
+OPEN_VOCABULARY: frozenset[str] = frozenset({"device", "locale"})
 TRANSFORMS: tuple[str, ...] = get_args(Transform)
 
 
@@ -34,10 +39,13 @@ class Events:
     """An aggregation over the event log, per entity, at the end of each day with events.
 
     ``types`` filters by event type (``None``: every event, impressions included); ``where`` is a
-    further filter, a function of the event columns (``type``, ``value``, ``item_id``…) returning
-    a boolean array. ``rate`` divides the count of ``types`` by the count of ``over``. ``column``
-    names an event column, ``day`` (for ``distinct``: active days) or a catalogue column joined by
-    item (``genre``). ``windows`` are trailing days, the day itself included; none means all history.
+    further filter, a function of the event columns (``type``, ``value``, ``item_id``, ``user_id``,
+    ``timestamp``) returning a boolean array. ``rate`` divides the count of ``types`` by the count of
+    ``over``. ``column`` names an event column (``device``, ``locale`` and ``weight`` among them), ``day``
+    (for ``distinct``: active days) or a catalogue column joined by item (``genre``). ``windows`` are
+    trailing days, the day itself included; none means all history. ``categories`` fixes the values a
+    ``share`` or ``top`` looks at, in order: a share is then each one's part of *all* the counted events
+    (others included), so one category gives a single number (``dtype="float64"``).
     """
 
     function: Function
@@ -46,6 +54,7 @@ class Events:
     over: tuple[str, ...] | None = None
     where: Callable[[Any], Any] | None = None
     windows: tuple[int, ...] = ()
+    categories: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)

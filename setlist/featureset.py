@@ -23,12 +23,13 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
 
-from setlist.contract import EVENT_TYPES
+from setlist.contract import EVENT_TYPES, ITEM_TYPES
 from setlist.errors import SetlistError
 from setlist.feature_sources import (
     FUNCTIONS,
     INTERACTIONS,
     NEGATIVE_TYPES,
+    OPEN_VOCABULARY,
     POSITIVES,
     READS_COLUMN,
     TRANSFORMS,
@@ -143,6 +144,7 @@ class Feature:
         s = self.source
         if isinstance(s, Events):
             what = s.function + (f"({s.column})" if s.column else "")
+            what += f" of {'/'.join(s.categories)}" if s.categories else ""
             types = "" if s.types is None else f" of {'/'.join(s.types)}"
             over = "" if s.over is None else f" over {'/'.join(s.over)}"
             where = f" where {getattr(s.where, '__name__', 'filter')}" if s.where else ""
@@ -265,6 +267,12 @@ class FeatureSet:
         """The names (windowed ones expanded) of the features the built-in pack declares."""
         return frozenset(f.name for f in self.features if self.origin_of(f.name) == "built-in")
 
+    def event_columns(self) -> frozenset[str]:
+        """The columns the event aggregations read (a table column's fallback among them): an event column or
+        a catalogue one; ``where`` filters are code, and see the columns every build reads."""
+        sources = [f.source.fallback if isinstance(f.source, Column) else f.source for f in self.features]
+        return frozenset(s.column for s in sources if isinstance(s, Events) and s.column and s.function in READS_COLUMN)
+
     def origin_of(self, name: str) -> str:
         """Where a feature was declared ("" when unknown); a windowed column (``x_7d``) by its declaration's."""
         return self.origin.get(name, "") or self.origin.get(name.rsplit("_", 1)[0], "")
@@ -303,6 +311,13 @@ def _check_shapes(f: Feature, at: str) -> None:
             raise DeclarationError(
                 f"feature {f.name!r}{at}: {arg} must be a tuple of event types, e.g. {arg}=({value!r},), got {value!r}"
             )
+    c = s.categories
+    if c is not None and (
+        isinstance(c, (str, bytes)) or not isinstance(c, (tuple, list)) or not all(isinstance(v, str) for v in c)
+    ):
+        raise DeclarationError(
+            f"feature {f.name!r}{at}: categories must be a tuple of values, e.g. categories=({c!r},), got {c!r}"
+        )
 
 
 def _check_one(f: Feature, tables: dict[str, Table], at: str) -> None:
@@ -327,6 +342,13 @@ def _check_one(f: Feature, tables: dict[str, Table], at: str) -> None:
             raise DeclarationError(f"feature {f.name!r}{at}: {s.function} needs a column")
         if any(w <= 0 or w != int(w) for w in s.windows):
             raise DeclarationError(f"feature {f.name!r}{at}: windows are whole days > 0, got {s.windows}")
+        if f.entity == "item" and any(t not in ITEM_TYPES for t in (*(s.types or ()), *(s.over or ()))):
+            # counted_events: item statistics read item events only; the sampled light types would need weights
+            raise DeclarationError(
+                f"feature {f.name!r}{at}: item statistics count the item event types only "
+                f"({', '.join(ITEM_TYPES)}); a view or heartbeat count is a user feature (a sum of weight)"
+            )
+        _check_categories(f, s, at)
     elif isinstance(s, Column):
         if f.entity not in ("user", "item"):
             raise DeclarationError(f"feature {f.name!r}{at}: table columns are per user or per item")
@@ -362,13 +384,41 @@ def _check_one(f: Feature, tables: dict[str, Table], at: str) -> None:
             )
 
 
+def _check_categories(f: Feature, s: Events, at: str) -> None:
+    """A share's entries are fixed by ``categories`` or by the catalogue; an open context column needs them."""
+    if s.categories is not None:
+        if s.function not in ("share", "top"):
+            raise DeclarationError(f"feature {f.name!r}{at}: categories are for share and top, not {s.function}")
+        if not s.categories or len(set(s.categories)) != len(s.categories):
+            raise DeclarationError(
+                f"feature {f.name!r}{at}: categories must name one value or more, each once, got {s.categories!r}"
+            )
+    if s.function != "share":
+        return
+    if s.column in OPEN_VOCABULARY and not s.categories:
+        raise DeclarationError(
+            f"feature {f.name!r}{at}: a share over {s.column!r} names its categories, e.g. "
+            f"categories=('mobile', 'desktop'): the values seen differ between builds (a shard, an update, a "
+            "Spark bucket), so the list's entries would too"
+        )
+    if f.dtype != "float_list" and len(s.categories or ()) != 1:
+        raise DeclarationError(
+            f"feature {f.name!r}{at}: a share is a float_list (one entry per category), or a number "
+            f"(dtype {f.dtype}) with exactly one category, e.g. categories=('mobile',)"
+        )
+
+
 def _describe(f: Feature) -> str:
     s = f.source
     detail = asdict(s) if not isinstance(s, (Request,)) else {}
+    if isinstance(s, Events) and s.categories is None:
+        del detail["categories"]  # declarations from before categories keep their fingerprint (no rebuild)
     if isinstance(s, Events) and s.where is not None:
         detail["where"] = getattr(s.where, "__qualname__", repr(s.where))
     if isinstance(s, Column) and s.fallback is not None and s.fallback.where is not None:
         detail["fallback"]["where"] = getattr(s.fallback.where, "__qualname__", "")
+    if isinstance(s, Column) and s.fallback is not None and s.fallback.categories is None:
+        del detail["fallback"]["categories"]
     return json.dumps(
         {
             "name": f.name,

@@ -10,9 +10,10 @@ import pytest
 from typer.testing import CliRunner
 
 from feature_repo.declarations import load
-from feature_repo.incremental import read_events
+from feature_repo.incremental import BUILD_COLUMNS, read_events
 from feature_repo.source_columns import BUILT_EVENT_COLUMNS, check
 from setlist.eventlog import Erased, EventLog
+from setlist.feature_sources import CONTEXT_COLUMNS
 from setlist.settings import Settings, get_settings
 
 runner = CliRunner()
@@ -23,6 +24,8 @@ from setlist.featureset import Column, Events, Feature, Table
 TABLES = [Table("people", "user", key="user_id", path={people!r})]
 FEATURES = [
     Feature("user_top_mood", "user", Events("top", column="mood", windows=(7, 30)), "string", missing="",
+            ranker_input=False, since=2),
+    Feature("user_top_arm", "user", Events("top", column="arm", windows=(30,)), "string", missing="",
             ranker_input=False, since=2),
     Feature("user_top_device", "user", Events("top", column="device", windows=(30,)), "string", missing="",
             ranker_input=False, since=2),
@@ -57,12 +60,12 @@ def test_plan_and_apply_name_every_declaration_reading_a_column_the_data_does_no
         err = result.stderr
         assert err.startswith("error: the feature declarations read 4 columns the data does not have"), err
         lines = {line.split("'")[1]: line for line in err.splitlines()[1:]}
-        assert set(lines) == {"user_top_mood", "user_top_device", "item_tempo", "user_age"}  # a window once
+        assert set(lines) == {"user_top_mood", "user_top_arm", "item_tempo", "user_age"}  # a window once; device read
         assert all(f"(declared in {declared})" in line for line in lines.values())
         assert "reads column 'mood', which neither the events nor the catalogue have" in lines["user_top_mood"]
         assert "events: user_id, session_id, item_id, type, timestamp, value" in lines["user_top_mood"]
         assert "catalogue: item_id, artist, genre, duration_s, release_date, genres, title" in lines["user_top_mood"]
-        assert "'device', which the event log stores but the feature build does not read" in lines["user_top_device"]
+        assert "'arm', which the event log stores but the feature build does not read" in lines["user_top_arm"]
         assert "reads column 'tempo' of the catalogue (table 'items')" in lines["item_tempo"]
         assert "'agee' of table 'people', which has no such column; its columns: user_id, age" in lines["user_age"]
 
@@ -215,7 +218,9 @@ def test_the_built_ins_read_only_columns_generated_and_imported_data_have(world,
     # the checked event columns are the ones the build's events have, whatever the log holds
     files = EventLog(settings.events_dir).files()
     assert files
-    assert tuple(read_events(files, Erased(), prepared=True).columns) == BUILT_EVENT_COLUMNS
+    everything = [*BUILD_COLUMNS, *CONTEXT_COLUMNS]  # what build_columns gives when declarations name them all
+    assert tuple(read_events(files, Erased(), columns=everything, prepared=True).columns) == BUILT_EVENT_COLUMNS
+    assert set(read_events(files, Erased(), prepared=True).columns) == set(BUILT_EVENT_COLUMNS) - set(CONTEXT_COLUMNS)
 
 
 def test_a_sql_tables_columns_are_read_without_fetching_its_rows(tmp_path):

@@ -302,7 +302,8 @@ def test_a_column_the_data_lacks_is_refused_naming_the_feature():
         engine.compute("user", ev, fs.features, catalog)
     # a share or top takes its categories first: the same sentence, not a KeyError from pandas
     for function in ("top", "share"):
-        top = FeatureSet.of([Feature("my_mood", "user", Events(function, column="mood"), "string", missing="")])
+        dtype, missing = ("string", "") if function == "top" else ("float_list", None)
+        top = FeatureSet.of([Feature("my_mood", "user", Events(function, column="mood"), dtype, missing=missing)])
         with pytest.raises(DeclarationError, match=r"^feature 'my_mood': no event or catalogue column 'mood'"):
             engine.compute("user", ev, top.features, catalog)
 
