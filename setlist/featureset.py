@@ -143,8 +143,8 @@ class Feature:
     def describe_source(self) -> str:
         s = self.source
         if isinstance(s, Events):
-            what = s.function + (f"({s.column})" if s.column else "")
-            what += f" of {'/'.join(s.categories)}" if s.categories else ""
+            listed = f": {'/'.join(s.categories)}" if s.categories else ""
+            what = s.function + (f"({s.column}{listed})" if s.column else "")
             types = "" if s.types is None else f" of {'/'.join(s.types)}"
             over = "" if s.over is None else f" over {'/'.join(s.over)}"
             where = f" where {getattr(s.where, '__name__', 'filter')}" if s.where else ""
