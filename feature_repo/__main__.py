@@ -156,6 +156,11 @@ def apply() -> None:
         f"(services: {', '.join(s.name for s in defs.services)})"
         + (f"; removed {', '.join(defs.removed)}, no longer declared" if defs.removed else "")
     )
+    for view, (names, held) in defs.dropped.items():
+        console.print(
+            f"dropped {', '.join(f'{view}.{n}' for n in names)} from the online store, no longer declared "
+            f"({held:,} {'entities' if settings.on_servers else 'rows'} held a value)"
+        )
 
 
 class _Steps:

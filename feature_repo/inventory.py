@@ -152,7 +152,13 @@ def plan(settings: Settings, fs: FeatureSet) -> list[PlanLine]:
                 lines.append(PlanLine("~", f"{view}.{f.name}: {have[f.name]} → {want}"))
         declared = {f.name for f in fs.view(view)}
         for name in sorted(set(have) - declared):
-            lines.append(PlanLine("-", f"{view}.{name}: no longer declared"))
+            lines.append(
+                PlanLine(
+                    "-",
+                    f"{view}.{name}: no longer declared; apply (or materialize) drops its values from the online "
+                    "store, so a later declaration of it serves nothing until a build writes it",
+                )
+            )
     try:
         services = {s.name: s for s in store.list_feature_services()}
     except Exception:

@@ -29,6 +29,8 @@ JOIN_KEYS = {user.name: user.join_key, item.name: item.join_key}
 Row = tuple[datetime | None, dict[str, Any] | None]
 #: entities whose Redis key is remembered (about 100 bytes each)
 KEY_CACHE = 100_000
+#: entity keys per SCAN step and per pipeline of HDELs when a publish drops features no longer declared
+DROP_BATCH = 5_000
 
 
 def entity_key(join_key: str, value: str) -> EntityKeyProto:
@@ -388,6 +390,64 @@ class OnlineFeatures:
             return str(client.nodes_manager.get_node_from_slot(slot).name)
         except Exception:  # a slot map being refreshed: no shard to blame
             return None
+
+    def drop_features(self, fv: FeatureView, names: Sequence[str]) -> int:
+        """Remove the values of ``names`` from every row of ``fv`` (as registered: it still declares them),
+        once a publish no longer declares them: how many rows (SQLite) or entity hashes (Redis) held one.
+        A later declaration of the same name then reads nothing until a build writes it, never the old
+        values. SQLite: one DELETE on the view's table. Redis: every entity key of the view's entity
+        (SCAN, on every master of a cluster), then an HDEL of those features' fields alone in pipelines of
+        ``DROP_BATCH`` keys; the row's time and the other features stay. Store-specific, as Feast has no API."""
+        if not names:
+            return 0
+        kind = type(self.online_store).__name__
+        if kind == "SqliteOnlineStore":
+            import sqlite3
+
+            from feast.infra.online_stores.sqlite import _table_id
+
+            with self._guard:
+                conn = self.online_store._get_conn(self.config)
+                marks = ", ".join("?" for _ in names)
+                try:
+                    cursor = conn.execute(
+                        f'DELETE FROM "{_table_id(self.config.project, fv)}" WHERE feature_name IN ({marks})',
+                        tuple(names),
+                    )
+                except sqlite3.OperationalError as exc:  # the view was registered but never materialized
+                    if "no such table" in str(exc):
+                        return 0
+                    raise
+                conn.commit()
+                return int(cursor.rowcount)
+        elif kind == "RedisOnlineStore":
+            from feast.infra.online_stores.helpers import _redis_key_prefix
+            from feast.infra.online_stores.redis import _versioned_fv_name
+
+            _, fields = self.online_store._generate_hset_keys_for_features(
+                fv, list(names), fv_name_override=_versioned_fv_name(fv, self.config)
+            )
+            fields = fields[:-1]  # the last is the view's `_ts` field, which its other features keep
+            client = self.redis_client
+            pattern = b"".join([_redis_key_prefix(list(fv.join_keys)), b"*", self.config.project.encode("utf8")])
+            dropped = 0
+            batch: list[bytes] = []
+
+            def flush() -> int:
+                with client.pipeline(transaction=False) as pipe:
+                    for key in batch:
+                        pipe.hdel(key, *fields)
+                    held = sum(1 for n in pipe.execute() if n)
+                batch.clear()
+                return held
+
+            for key in client.scan_iter(match=pattern, count=DROP_BATCH):
+                batch.append(key)
+                if len(batch) >= DROP_BATCH:
+                    dropped += flush()
+            return dropped + (flush() if batch else 0)
+        else:  # pragma: no cover - other stores are not configured by Setlist
+            raise NotImplementedError(f"dropping features is not implemented for {kind}")
 
     def delete(self, view: str, entity_id: str) -> bool:
         """Remove one entity's row from a view (erasure); whether there was one. Store-specific, as

@@ -127,7 +127,7 @@ def _gate_and_write(
 def _materialize_all(settings: Settings, written: _Written, snapshot: str, step: Step) -> PublishReport:
     """Materialize every view from the written files and record a version (the full path)."""
     step("materializing to the online store")
-    materialize_views(settings, written.start, written.as_of, written.consent)
+    materialize_views(settings, written.start, written.as_of, written.consent, say=step)
     return PublishReport(
         rows=written.rows, snapshot=snapshot, version=record_version(settings, snapshot, sum(written.rows.values()))
     )

@@ -61,7 +61,7 @@ def publish_incremental(
     begin_publish(settings, "incremental")
     rows, n_items = _merge(settings, delta, touched)
     step("writing the recomputed rows to the online store")
-    write_rows(settings, changed)
+    write_rows(settings, changed, say=step)
     snapshot = snapshot_hash(log, p.files, erased)
     version = record_version(settings, snapshot, sum(rows.values()))
     save_state(

@@ -131,7 +131,7 @@ def publish_spark(settings: Settings, log: EventLog, items: pd.DataFrame, step: 
     # the served files no longer match a recorded log state: a later local build starts over
     BuildState.forget(settings.features_dir)
     step("materializing to the online store with Feast's Spark engine")
-    materialize_views(settings, start, as_of, consent)
+    materialize_views(settings, start, as_of, consent, say=step)
     snapshot = snapshot_hash(log, files, erased)
     version = record_version(settings, snapshot, sum(rows.values()))
     end_publish(settings)

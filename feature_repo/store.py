@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from feast import FeatureStore, RepoConfig
+from feast import FeatureStore, FeatureView, RepoConfig
 from feast.errors import FeatureViewNotFoundException
 from feast.infra.offline_stores.duckdb import DuckDBOfflineStoreConfig
 from feast.infra.online_stores.redis import RedisOnlineStoreConfig, RedisType
@@ -206,22 +207,57 @@ def registry_drift(store: FeatureStore, defs: Definitions) -> list[str]:
 class Applied(Definitions):
     #: feature services this apply removed from the registry: no longer declared
     removed: list[str] = field(default_factory=list)
+    #: per view, the features whose online values this apply dropped (registered, no longer declared) and
+    #: how many rows (SQLite) or entities (Redis) held one
+    dropped: dict[str, tuple[list[str], int]] = field(default_factory=dict)
 
 
-def apply(store: FeatureStore, settings: Settings, prune: bool = False) -> Applied:
+def undeclared(store: FeatureStore, defs: Definitions) -> list[tuple[FeatureView, list[str]]]:
+    """Each batch view as registered, with the features it has that the definitions no longer declare
+    (the `-` lines of ``plan``). Only the declared views: the session and consent fields are code."""
+    gone = []
+    for view in (defs.views.user_profile, defs.views.item_stats):
+        try:
+            registered = store.get_feature_view(view.name)
+        except FeatureViewNotFoundException:
+            continue
+        names = sorted({f.name for f in registered.features} - {f.name for f in view.features})
+        if names:
+            gone.append((registered, names))
+    return gone
+
+
+def apply(
+    store: FeatureStore, settings: Settings, prune: bool = False, say: Callable[[str], None] | None = None
+) -> Applied:
     """Register the declarations. ``prune`` (``python -m feature_repo apply``, asked for by hand) also
     removes the feature services of ours (``ranker_vN``) they no longer declare: Feast's apply only adds
     and updates, so a removed version stayed registered for good (and ``plan`` kept listing its removal).
     Never inside a job: one run without the declaration directories another component reads would remove
-    that component's services. Another project's objects and other names are left alone."""
+    that component's services. Another project's objects and other names are left alone.
+
+    A registered feature no longer declared loses its online values first, in every apply (a job's too:
+    its build has dropped the feature from the files and the registry as well), so a later declaration of
+    the name serves nothing until a build writes it, not the old values; before the registry forgets it,
+    so an apply that fails half-way drops them again the next time. ``say`` hears each view dropped."""
     defs = definitions(settings)
+    dropped: dict[str, tuple[list[str], int]] = {}
+    gone = undeclared(store, defs)
+    if gone:
+        from feature_repo.online import OnlineFeatures
+
+        online = OnlineFeatures(store, [fv for fv, _ in gone])
+        for fv, names in gone:
+            if say is not None:
+                say(f"dropping {', '.join(names)} from the online {fv.name} rows: no longer declared")
+            dropped[fv.name] = (names, online.drop_features(fv, names))
     store.apply(defs.objects())
     if not prune:
-        return Applied(defs.views, defs.services)
+        return Applied(defs.views, defs.services, dropped=dropped)
     declared = {s.name for s in defs.services}
     removed = []
     for service in store.list_feature_services():
         if re.fullmatch(rf"{SERVICE_PREFIX}\d+", service.name) and service.name not in declared:
             store.delete_feature_service(service.name)
             removed.append(service.name)
-    return Applied(defs.views, defs.services, sorted(removed))
+    return Applied(defs.views, defs.services, sorted(removed), dropped)
