@@ -593,3 +593,27 @@ def test_a_killed_master_fails_over_to_its_replica_and_its_users_are_served_agai
     assert cluster.promoted(replica) and online.shard("session", pseudonymize(doomed[0], key)) == f"127.0.0.1:{replica}"
     ((_, session),) = online.read("session", [pseudonymize(doomed[0], key)])
     assert session is not None and session["session_id"] == "after-failover"
+
+
+def test_a_dropped_feature_leaves_every_masters_rows_and_the_rest_of_each_row_stays(
+    cluster_world: ClusterWorld,
+    redis_cluster: RedisClusterServer,  # noqa: F811
+):
+    s, key = cluster_world.settings, cluster_world.settings.secret_hmac_key()
+    store = get_store(s)
+    view = store.get_feature_view("user_profile")
+    gone, kept = view.features[0].name, [f.name for f in view.features[1:]]
+    online = OnlineFeatures(store, [view])
+    pseudonyms = [pseudonymize(u, key) for u in cluster_world.users]
+    assert {online.shard("user_profile", p) for p in pseudonyms} == set(redis_cluster.nodes)
+    before = online.read("user_profile", pseudonyms)
+    assert any(values and values[gone] is not None for _, values in before)
+
+    held = online.drop_features(view, [gone])
+    after = online.read("user_profile", pseudonyms)
+    assert held >= sum(1 for _, values in before if values and values[gone] is not None)
+    assert all(values is None or values[gone] is None for _, values in after)  # on all three masters
+    for (ts, was), (ts_now, now) in zip(before, after):
+        assert ts_now == ts and (was is None) == (now is None)
+        assert now is None or {n: now[n] for n in kept} == {n: was[n] for n in kept}
+    assert online.drop_features(view, [gone]) == 0  # nothing left to drop
