@@ -128,8 +128,12 @@ def test_add_a_feature_follows_the_readme(walked, tmp_path):
     without = {k: v for k, v in env.items() if k != "SETLIST_FEATURE_DIRS"}
     before = _run(without, "python -m feature_repo plan")
     assert "- feature service ranker_v2: no longer declared" in before
+    assert "- user_profile.user_distinct_items_30d: no longer declared; apply (or materialize) drops its" in before
     applied = _run(without, "python -m feature_repo apply")
     assert "removed ranker_v2, no longer declared" in applied
+    # its materialized values leave the online store with it, and the released year's with the items
+    assert "dropped user_profile.user_distinct_items_30d from the online store" in applied
+    assert "dropped item_stats.item_release_year from the online store" in applied
     after = _run(without, "python -m feature_repo plan")
     assert "feature service ranker_v2: no longer declared" not in after
     assert "reads ranker_v2, which is no longer declared" in after  # the challenger trained on it still does
