@@ -8,6 +8,7 @@ values are exactly those Feast wrote.
 
 from __future__ import annotations
 
+import struct
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import nullcontext
@@ -31,6 +32,18 @@ Row = tuple[datetime | None, dict[str, Any] | None]
 KEY_CACHE = 100_000
 #: entity keys per SCAN step and per pipeline of HDELs when a publish drops features no longer declared
 DROP_BATCH = 5_000
+
+
+def of_project(key: bytes, prefix: bytes, project: str) -> bool:
+    """Whether a key a SCAN of ``prefix*project`` matched is one entity's key of ``project`` (Feast's layout:
+    the serialized join keys, the value's type, length and bytes, then the project). The pattern's ``*``
+    also matches the keys of another project whose name ends with this one (``staging_setlist`` for
+    ``setlist``, ``preprod`` for ``prod``) on a shared Redis."""
+    at = len(prefix) + 4  # past the value's type
+    if not key.startswith(prefix) or len(key) < at + 4:
+        return False
+    (size,) = struct.unpack_from("<I", key, at)
+    return key[at + 4 + size :] == project.encode("utf8")
 
 
 def entity_key(join_key: str, value: str) -> EntityKeyProto:
@@ -429,7 +442,8 @@ class OnlineFeatures:
             )
             fields = fields[:-1]  # the last is the view's `_ts` field, which its other features keep
             client = self.redis_client
-            pattern = b"".join([_redis_key_prefix(list(fv.join_keys)), b"*", self.config.project.encode("utf8")])
+            prefix = _redis_key_prefix(list(fv.join_keys))
+            pattern = b"".join([prefix, b"*", self.config.project.encode("utf8")])
             dropped = 0
             batch: list[bytes] = []
 
@@ -442,6 +456,8 @@ class OnlineFeatures:
                 return held
 
             for key in client.scan_iter(match=pattern, count=DROP_BATCH):
+                if not of_project(key, prefix, self.config.project):
+                    continue  # another project's, whose name ends with this one's
                 batch.append(key)
                 if len(batch) >= DROP_BATCH:
                     dropped += flush()
