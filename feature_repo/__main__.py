@@ -161,6 +161,12 @@ def apply() -> None:
             f"dropped {', '.join(f'{view}.{n}' for n in names)} from the online store, no longer declared "
             f"({held:,} {'entities' if settings.on_servers else 'rows'} held a value)"
         )
+    for view, kept in defs.kept.items():
+        for name, why in kept:
+            console.print(
+                f"[yellow]kept {view}.{name}'s values in the online store, though no longer declared: {escape(why)} "
+                "(a running server goes on reading them; they are left as they are)[/]"
+            )
 
 
 class _Steps:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -70,6 +71,27 @@ def model_uses(settings: Settings, with_importance: bool = False, newest: int = 
                 str(v.version), v.tags.get(MODEL_SERVICE_ATTR, DEFAULT_SERVICE), aliases[str(v.version)], v.run_id, imp
             )
         )
+    return out
+
+
+def served_reads(store: Any, settings: Settings) -> dict[tuple[str, str], list[str]] | None:
+    """(view, feature) → the served ranker versions (those holding an alias: champion, challenger) whose
+    registered feature service reads it; None when the model registry cannot be read. The registered
+    service, not the declarations: a declaration deleted since still names what a served model reads."""
+    uses = model_uses(settings, newest=0)
+    if uses is None:
+        return None
+    out: dict[tuple[str, str], list[str]] = {}
+    for use in uses:
+        if not use.aliases:
+            continue
+        try:
+            service = store.get_feature_service(use.service)
+        except Exception:  # not registered (any more): nothing served reads through it
+            continue
+        for projection in service.feature_view_projections:
+            for f in projection.features:
+                out.setdefault((projection.name, f.name), []).append(f"{use.label} on {use.service}")
     return out
 
 
@@ -156,7 +178,8 @@ def plan(settings: Settings, fs: FeatureSet) -> list[PlanLine]:
                 PlanLine(
                     "-",
                     f"{view}.{name}: no longer declared; apply (or materialize) drops its values from the online "
-                    "store, so a later declaration of it serves nothing until a build writes it",
+                    "store, so a later declaration of it serves nothing until a build writes it (unless a served "
+                    "model reads it: then they are kept)",
                 )
             )
     try:

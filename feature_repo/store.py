@@ -210,6 +210,9 @@ class Applied(Definitions):
     #: per view, the features whose online values this apply dropped (registered, no longer declared) and
     #: how many rows (SQLite) or entities (Redis) held one
     dropped: dict[str, tuple[list[str], int]] = field(default_factory=dict)
+    #: per view, the features no longer declared whose online values this apply kept, and why: a served
+    #: model reads them (or the model registry could not say)
+    kept: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
 
 
 def undeclared(store: FeatureStore, defs: Definitions) -> list[tuple[FeatureView, list[str]]]:
@@ -239,25 +242,47 @@ def apply(
     A registered feature no longer declared loses its online values first, in every apply (a job's too:
     its build has dropped the feature from the files and the registry as well), so a later declaration of
     the name serves nothing until a build writes it, not the old values; before the registry forgets it,
-    so an apply that fails half-way drops them again the next time. ``say`` hears each view dropped."""
+    so an apply that fails half-way drops them again the next time. Unless a served model (a ranker
+    version holding an alias) reads it through its registered service: a running server resolved its views
+    at start and goes on reading the values (a job run without another component's declarations would
+    otherwise take them from under it), so they are kept, as when the model registry cannot be read.
+    ``say`` hears each view dropped or kept."""
     defs = definitions(settings)
     dropped: dict[str, tuple[list[str], int]] = {}
+    kept: dict[str, list[tuple[str, str]]] = {}
     gone = undeclared(store, defs)
     if gone:
+        from feature_repo.inventory import served_reads
         from feature_repo.online import OnlineFeatures
 
-        online = OnlineFeatures(store, [fv for fv, _ in gone])
+        served = served_reads(store, settings)
+        online: OnlineFeatures | None = None
         for fv, names in gone:
-            if say is not None:
-                say(f"dropping {', '.join(names)} from the online {fv.name} rows: no longer declared")
-            dropped[fv.name] = (names, online.drop_features(fv, names))
+            held = [
+                (n, "the model registry could not be read to tell whether a served model reads it")
+                if served is None
+                else (n, f"read by {', '.join(served[(fv.name, n)])}")
+                for n in names
+                if served is None or (fv.name, n) in served
+            ]
+            drop = [n for n in names if n not in {k for k, _ in held}]
+            if held:
+                kept[fv.name] = held
+                for n, why in held:
+                    if say is not None:
+                        say(f"keeping {n} in the online {fv.name} rows, though no longer declared: {why}")
+            if drop:
+                if say is not None:
+                    say(f"dropping {', '.join(drop)} from the online {fv.name} rows: no longer declared")
+                online = online or OnlineFeatures(store, [fv for fv, _ in gone])
+                dropped[fv.name] = (drop, online.drop_features(fv, drop))
     store.apply(defs.objects())
     if not prune:
-        return Applied(defs.views, defs.services, dropped=dropped)
+        return Applied(defs.views, defs.services, dropped=dropped, kept=kept)
     declared = {s.name for s in defs.services}
     removed = []
     for service in store.list_feature_services():
         if re.fullmatch(rf"{SERVICE_PREFIX}\d+", service.name) and service.name not in declared:
             store.delete_feature_service(service.name)
             removed.append(service.name)
-    return Applied(defs.views, defs.services, sorted(removed), dropped)
+    return Applied(defs.views, defs.services, sorted(removed), dropped, kept)

@@ -131,9 +131,10 @@ def test_add_a_feature_follows_the_readme(walked, tmp_path):
     assert "- user_profile.user_distinct_items_30d: no longer declared; apply (or materialize) drops its" in before
     applied = _run(without, "python -m feature_repo apply")
     assert "removed ranker_v2, no longer declared" in applied
-    # its materialized values leave the online store with it, and the released year's with the items
-    assert "dropped user_profile.user_distinct_items_30d from the online store" in applied
-    assert "dropped item_stats.item_release_year from the online store" in applied
+    # the challenger trained on ranker_v2 is still served and reads both: their online values stay for it
+    for kept in ("user_profile.user_distinct_items_30d", "item_stats.item_release_year"):
+        assert f"kept {kept}'s values in the online store, though no longer declared: read by v" in applied
+    assert "(challenger) on ranker_v2" in applied and "dropped" not in applied
     after = _run(without, "python -m feature_repo plan")
     assert "feature service ranker_v2: no longer declared" not in after
     assert "reads ranker_v2, which is no longer declared" in after  # the challenger trained on it still does

@@ -120,3 +120,24 @@ def test_a_removed_feature_leaves_the_online_store_and_a_readded_one_serves_only
         for view in views:
             online.delete(view, gone)
         assert not online.redis_client.exists(online.redis_key(entity_key("user_id", gone)))
+
+
+@pytest.mark.parametrize("served", ["read by a served model", "registry unreadable"])
+def test_a_removed_feature_a_served_model_reads_keeps_its_online_values(world, tmp_path, monkeypatch, served):
+    """A running server resolved its views at start and goes on reading a feature its model was trained on: an
+    apply without its declaration (a job run without another component's directories) keeps the values, and
+    says why; so does one that cannot read the model registry to know."""
+    from feature_repo import inventory
+
+    s = world
+    plays = _declared(s, tmp_path, "plays", "'play'")
+    assert publish(plays).mode == "full"
+    played = _offline(plays)
+    users = sorted(played)
+    reads = {("user_profile", NAME): ["v7 (champion) on ranker_v2"]} if served.startswith("read") else None
+    monkeypatch.setattr(inventory, "served_reads", lambda store, settings: reads)
+    applied = apply(get_store(s), s, prune=True)
+    assert applied.dropped == {} and [n for n, _ in applied.kept["user_profile"]] == [NAME]
+    (why,) = [w for _, w in applied.kept["user_profile"]]
+    assert ("v7 (champion) on ranker_v2" in why) if reads else ("could not be read" in why)
+    assert _online(plays, users) == played  # still there for the server that reads them
