@@ -29,8 +29,9 @@ READS_COLUMN = frozenset({"sum", "mean", "last", "distinct", "share", "top"})
 #: event columns the build reads only when a declaration names one (``incremental.build_columns``): the request
 #: context each event carried and a sampled event's weight (``setlist.tiers``; none stored means 1)
 CONTEXT_COLUMNS: tuple[str, ...] = ("device", "locale", "weight")
-#: context columns whose values no contract bounds: a ``share`` over one names its ``categories``
-OPEN_VOCABULARY: frozenset[str] = frozenset({"device", "locale"})
+#: context columns whose values no contract bounds (a weight is any number): a ``share`` over one names its
+#: ``categories``
+OPEN_VOCABULARY: frozenset[str] = frozenset(CONTEXT_COLUMNS)
 TRANSFORMS: tuple[str, ...] = get_args(Transform)
 
 

@@ -329,26 +329,7 @@ def _check_one(f: Feature, tables: dict[str, Table], at: str) -> None:
     if f.is_input and f.dtype not in NUMERIC:
         raise DeclarationError(f"feature {f.name!r}{at}: a ranker input must be numeric, not {f.dtype}")
     if isinstance(s, Events):
-        if f.entity not in ("user", "item"):
-            raise DeclarationError(f"feature {f.name!r}{at}: event aggregations are per user or per item")
-        if s.function not in FUNCTIONS:
-            raise DeclarationError(
-                f"feature {f.name!r}{at}: unknown function {s.function!r} (known: {', '.join(FUNCTIONS)})"
-            )
-        for t in (*(s.types or ()), *(s.over or ())):
-            if t not in EVENT_TYPES:
-                raise DeclarationError(f"feature {f.name!r}{at}: unknown event type {t!r}")
-        if s.function in READS_COLUMN and not s.column:
-            raise DeclarationError(f"feature {f.name!r}{at}: {s.function} needs a column")
-        if any(w <= 0 or w != int(w) for w in s.windows):
-            raise DeclarationError(f"feature {f.name!r}{at}: windows are whole days > 0, got {s.windows}")
-        if f.entity == "item" and any(t not in ITEM_TYPES for t in (*(s.types or ()), *(s.over or ()))):
-            # counted_events: item statistics read item events only; the sampled light types would need weights
-            raise DeclarationError(
-                f"feature {f.name!r}{at}: item statistics count the item event types only "
-                f"({', '.join(ITEM_TYPES)}); a view or heartbeat count is a user feature (a sum of weight)"
-            )
-        _check_categories(f, s, at)
+        _check_events(f, s, at)
     elif isinstance(s, Column):
         if f.entity not in ("user", "item"):
             raise DeclarationError(f"feature {f.name!r}{at}: table columns are per user or per item")
@@ -365,6 +346,8 @@ def _check_one(f: Feature, tables: dict[str, Table], at: str) -> None:
             raise DeclarationError(f"feature {f.name!r}{at}: unknown transform {s.transform!r}")
         if s.transform == "contains" and not s.argument:
             raise DeclarationError(f"feature {f.name!r}{at}: contains needs an argument (the value to look for)")
+        if s.fallback is not None:  # built where the table has no row: the same rules as a declared one
+            _check_events(f, s.fallback, at)
     elif isinstance(s, Session) and f.entity != "session":
         raise DeclarationError(f"feature {f.name!r}{at}: session state features have entity 'session'")
     elif isinstance(s, Request) and (f.entity != "request" or not f.is_input):
@@ -382,6 +365,30 @@ def _check_one(f: Feature, tables: dict[str, Table], at: str) -> None:
                 f"feature {f.name!r}{at}: the candidate stage computes only "
                 f"{', '.join(CROSS_NAMES)}; a new user×item score needs code there"
             )
+
+
+def _check_events(f: Feature, s: Events, at: str) -> None:
+    """An event aggregation's rules: a feature's own, or a table column's fallback."""
+    if f.entity not in ("user", "item"):
+        raise DeclarationError(f"feature {f.name!r}{at}: event aggregations are per user or per item")
+    if s.function not in FUNCTIONS:
+        raise DeclarationError(
+            f"feature {f.name!r}{at}: unknown function {s.function!r} (known: {', '.join(FUNCTIONS)})"
+        )
+    for t in (*(s.types or ()), *(s.over or ())):
+        if t not in EVENT_TYPES:
+            raise DeclarationError(f"feature {f.name!r}{at}: unknown event type {t!r}")
+    if s.function in READS_COLUMN and not s.column:
+        raise DeclarationError(f"feature {f.name!r}{at}: {s.function} needs a column")
+    if any(w <= 0 or w != int(w) for w in s.windows):
+        raise DeclarationError(f"feature {f.name!r}{at}: windows are whole days > 0, got {s.windows}")
+    if f.entity == "item" and any(t not in ITEM_TYPES for t in (*(s.types or ()), *(s.over or ()))):
+        # counted_events: item statistics read item events only; the sampled light types would need weights
+        raise DeclarationError(
+            f"feature {f.name!r}{at}: item statistics count the item event types only "
+            f"({', '.join(ITEM_TYPES)}); a view or heartbeat count is a user feature (a sum of weight)"
+        )
+    _check_categories(f, s, at)
 
 
 def _check_categories(f: Feature, s: Events, at: str) -> None:

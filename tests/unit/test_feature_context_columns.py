@@ -168,3 +168,22 @@ def test_declarations_without_categories_keep_their_fingerprint(tmp_path, monkey
         "0f2e42b2846ab681"
     )
     assert load(Settings(data_dir=tmp_path / "data")).fingerprint() == "0545c9d18d82cad5"
+
+
+def test_a_tables_events_fallback_is_checked_as_a_declared_aggregation():
+    """A table column's fallback is built where the table has no row: an item fallback over views (always 0)
+    or a share over device without categories is refused as it would be declared on its own."""
+    from setlist.featureset import Column
+
+    views = Feature(
+        "item_views", "item", Column("items", "views", fallback=Events("count", types=("view",))), "int64",
+        ranker_input=False,
+    )  # fmt: skip
+    with pytest.raises(DeclarationError, match="item statistics count the item event types only"):
+        FeatureSet.of([views])
+    shares = Feature(
+        "item_weight_share", "item", Column("items", "x", fallback=Events("share", column="weight")), "float_list",
+        ranker_input=False,
+    )  # fmt: skip
+    with pytest.raises(DeclarationError, match="a share over 'weight' names its categories"):
+        FeatureSet.of([shares])
