@@ -9,7 +9,7 @@ import pandas as pd
 
 from feature_repo import declarations
 from setlist.featureset import FeatureSet
-from setlist.pseudonym import check_key, pseudonymize
+from setlist.pseudonym import app_id, check_key, pseudonymize
 from setlist.settings import Settings
 
 
@@ -33,7 +33,7 @@ class Declared:
         key = settings.secret_hmac_key()
         return cls(
             fs,
-            load_tables(fs, "user", lambda u: pseudonymize(str(u), key)),
+            load_tables(fs, "user", lambda u: pseudonymize(app_id(str(u)), key)),  # as the events' ids are
             load_tables(fs, "item"),
             settings.consent_granted_by_default,
             key,

@@ -38,7 +38,10 @@ class ModelUse:
 
 def model_uses(settings: Settings, with_importance: bool = False, newest: int = 3) -> list[ModelUse] | None:
     """Ranker versions that hold an alias, plus the ``newest`` others; None when the registry
-    cannot be read (the listing then says so rather than failing)."""
+    cannot be read (the listing then says so rather than failing). No store yet (a local directory never
+    trained in): no versions, and no database is created by looking."""
+    if registry.no_store_yet(settings):
+        return []
     try:
         client = registry.reader(settings)
         found = client.search_model_versions(f"name='{settings.ranker_model}'")

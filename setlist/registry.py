@@ -192,14 +192,20 @@ ELSEWHERE = (
 )
 
 
+def no_store_yet(settings: Settings) -> bool:
+    """Whether the settings' MLflow store is a SQLite file that does not exist yet (no model was ever
+    trained here): opening a client (``reader``) would create it, and its schema, for a reader."""
+    store = settings.tracking_uri
+    return store.startswith("sqlite:///") and not Path(store.removeprefix("sqlite:///")).exists()
+
+
 def artifact_roots(settings: Settings) -> list[Path]:
     """The local directories holding the artifacts of every registered model version (wherever the
     experiment put them: not always under ``settings.artifact_root``), and that root itself."""
     from urllib.parse import unquote, urlsplit
 
     roots = {Path(settings.artifact_root)}
-    store = settings.tracking_uri
-    if store.startswith("sqlite:///") and not Path(store.removeprefix("sqlite:///")).exists():
+    if no_store_yet(settings):
         return sorted(roots)  # no registry yet: opening the client would create its database
     client = reader(settings)
     for name in model_names(settings):
