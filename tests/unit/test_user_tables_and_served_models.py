@@ -1,6 +1,6 @@
-"""Two boundaries the app-id and served-features work missed: a registered user table's ids are taken as
-every other boundary takes an app id (``setlist.pseudonym.app_id``), and asking the model registry which
-versions are served creates no MLflow database in a directory that has none."""
+"""A registered user table's ids are taken as every other boundary takes an app id
+(``setlist.pseudonym.app_id``), and asking the model registry which versions are served creates no MLflow
+database in a directory that has none."""
 
 from __future__ import annotations
 
