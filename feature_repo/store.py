@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,6 +22,8 @@ from feature_repo.data_sources import build_sources
 from feature_repo.entities import item, user
 from feature_repo.feature_services import build_services
 from feature_repo.features import NO_EXPIRY, Views, batch_ttl, build_views
+from setlist.atomicfile import write_atomic_bytes
+from setlist.errors import Refused
 from setlist.featureset import SERVICE_PREFIX
 from setlist.redis_client import BULK_TIMEOUT_FLOOR_MS, cluster_seed
 from setlist.settings import Settings
@@ -230,6 +233,31 @@ def undeclared(store: FeatureStore, defs: Definitions) -> list[tuple[FeatureView
     return gone
 
 
+#: the features an apply kept online though no longer declared (a served model read them): later applies
+#: drop them once nothing served reads them, as the registry no longer names them
+KEPT_ONLINE_FILE = "_kept_online.json"
+
+
+def kept_online(settings: Settings) -> set[tuple[str, str]]:
+    """(view, feature) pairs an earlier apply kept online though no longer declared."""
+    path = Path(settings.features_dir) / KEPT_ONLINE_FILE
+    try:
+        return {(str(v), str(n)) for v, n in json.loads(path.read_text(encoding="utf-8"))}
+    except FileNotFoundError:
+        return set()
+    except (OSError, ValueError, TypeError) as exc:
+        raise Refused(f"{path} cannot be read ({type(exc).__name__}); remove it to drop nothing it names") from None
+
+
+def _save_kept_online(settings: Settings, kept: set[tuple[str, str]]) -> None:
+    path = Path(settings.features_dir) / KEPT_ONLINE_FILE
+    if not kept:
+        path.unlink(missing_ok=True)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic_bytes(path, json.dumps(sorted(kept)).encode())
+
+
 def apply(
     store: FeatureStore, settings: Settings, prune: bool = False, say: Callable[[str], None] | None = None
 ) -> Applied:
@@ -251,6 +279,17 @@ def apply(
     dropped: dict[str, tuple[list[str], int]] = {}
     kept: dict[str, list[tuple[str, str]]] = {}
     gone = undeclared(store, defs)
+    # kept by an earlier apply: the registry forgot them there, so only this record names them now
+    pending = kept_online(settings)
+    for view_name, name in sorted(pending):
+        listed = next((names for fv, names in gone if fv.name == view_name), None)
+        if listed is None:
+            try:  # as registered: the registry's copy knows its entity's join keys, a fresh definition not yet
+                gone.append((store.get_feature_view(view_name), listed := []))
+            except FeatureViewNotFoundException:
+                continue
+        if name not in listed:
+            listed.append(name)
     if gone:
         from feature_repo.inventory import served_reads
         from feature_repo.online import OnlineFeatures
@@ -276,6 +315,9 @@ def apply(
                     say(f"dropping {', '.join(drop)} from the online {fv.name} rows: no longer declared")
                 online = online or OnlineFeatures(store, [fv for fv, _ in gone])
                 dropped[fv.name] = (drop, online.drop_features(fv, drop))
+    now_kept = {(view, n) for view, held in kept.items() for n, _ in held}
+    if now_kept != pending:
+        _save_kept_online(settings, now_kept)
     store.apply(defs.objects())
     if not prune:
         return Applied(defs.views, defs.services, dropped=dropped, kept=kept)

@@ -167,15 +167,16 @@ def pseudonyms_of(user: str, settings: Settings) -> Pseudonyms:
     own = resolve(raw, settings, by_pseudonym=False)
     others = [p for p, r in pairs if p != own]
     padded = sum(r != raw for p, r in pairs if p != own)
+    kinds = [
+        f"{padded} under the id with surrounding spaces, as releases before ids were trimmed stored it"
+        if padded
+        else "",
+        f"{len(others) - padded} of another key (an older release's)" if len(others) > padded else "",
+    ]
     n = len(others)
     note = (
-        f"the identity map also pairs this id with {n} pseudonym{'s' if n > 1 else ''} "
-        + (
-            "of another key (an older release's)"
-            if not padded
-            else f"({padded} of them under the id with surrounding spaces, as releases before ids were trimmed "
-            "stored it)"
-        )
+        f"the identity map also pairs this id with {n} pseudonym{'s' if n > 1 else ''}: "
+        + "; ".join(k for k in kinds if k)
         if others
         else ""
     )

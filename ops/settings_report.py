@@ -86,6 +86,10 @@ def _without_secrets(url: str) -> str:
     return f"{scheme}{sep}{netloc}{slash}{path}{question}{query}"
 
 
+#: settings whose unset value the profile decides, and the property that resolves it
+PROFILE_DEFAULTS = {"cache_backend": "cache_store"}
+
+
 def rows(settings: Settings, environ: Mapping[str, str] = os.environ) -> list[Row]:
     """One row per setting, in the order the settings object declares them."""
     in_env = {name.upper() for name in environ}
@@ -93,7 +97,11 @@ def rows(settings: Settings, environ: Mapping[str, str] = os.environ) -> list[Ro
     result = []
     for variable, field in setting_variables().items():
         source: Source = "environment" if variable in in_env else "file" if variable in in_file else "default"
-        result.append(Row(variable, shown(getattr(settings, field)), source))
+        value = getattr(settings, field)
+        text = shown(value)
+        if value is None and field in PROFILE_DEFAULTS:
+            text = f"(not set: {shown(getattr(settings, PROFILE_DEFAULTS[field]))}, the {settings.profile} profile's)"
+        result.append(Row(variable, text, source))
     return result
 
 

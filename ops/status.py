@@ -317,6 +317,11 @@ def _skipped_lines(samples: dict[Any, float], now: float) -> list[Line]:
 def model_lines(settings: Settings, now: float) -> list[Line]:
     from setlist import mlflow_runs, registry
 
+    if registry.no_store_yet(settings):  # nothing trained here: looking would create the database
+        return [
+            Line("models", registry.CHAMPION, "fail", "not set: run make train"),
+            Line("models", registry.CHALLENGER, "none", "not set"),
+        ]
     try:
         client = registry.reader(settings)  # within the connect deadline: MLflow alone retries for minutes
         pairs = {

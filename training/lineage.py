@@ -47,6 +47,8 @@ def main(
 
 
 def trace(settings: Settings, version: str | None, model: str = "ranker") -> Tree:
+    if registry.no_store_yet(settings):  # opening the client would create the database, for a reader
+        raise InputMissing(f"no model registry yet ({settings.tracking_uri}): run make train first")
     client = registry.reader(settings)
     name = settings.ranker_model if model == "ranker" else settings.candidates_model
     if version is None:  # the champion as serving reads it: a move cut short resolves to one whole pair

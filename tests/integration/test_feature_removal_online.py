@@ -141,3 +141,15 @@ def test_a_removed_feature_a_served_model_reads_keeps_its_online_values(world, t
     (why,) = [w for _, w in applied.kept["user_profile"]]
     assert ("v7 (champion) on ranker_v2" in why) if reads else ("could not be read" in why)
     assert _online(plays, users) == played  # still there for the server that reads them
+    assert apply(get_store(s), s).kept == applied.kept  # the registry forgot it; a record still names it
+
+    monkeypatch.setattr(inventory, "served_reads", lambda store, settings: {})  # nothing served reads it now
+    last = s
+    if reads:  # then the next apply drops it
+        assert apply(get_store(s), s).dropped == {"user_profile": ([NAME], len(users))}
+        assert set(_online(plays, users).values()) == {None}
+    else:  # or declared again, redefined: its old values go before the new build writes
+        last = _declared(s, tmp_path, "likes", "'like'")
+        assert apply(get_store(last), last).dropped == {"user_profile": ([NAME], len(users))}
+        assert set(_online(last, users).values()) == {None}
+    assert apply(get_store(last), last).dropped == {} and not (s.features_dir / "_kept_online.json").exists()

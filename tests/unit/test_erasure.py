@@ -310,7 +310,7 @@ def test_an_id_stored_with_surrounding_spaces_by_an_older_release_is_erased_with
         )
     )
     found = pseudonyms_of(" alice ", settings)
-    assert found.ids == [plain, padded] and "1 of them under the id with surrounding spaces" in found.note
+    assert found.ids == [plain, padded] and "1 pseudonym: 1 under the id with surrounding spaces" in found.note
     receipts = erase_all("alice", settings)
     assert len(receipts) == 2
     assert set(log.read(include_erased=True)["user_id"]) == {bob}

@@ -172,7 +172,7 @@ def test_an_erasure_under_the_right_key_also_reaches_the_ids_pseudonym_under_an_
     remember(settings_with(data, key="the-second-key"), ["alice"])  # alice again, after the key was replaced
     found = targets("alice", first, by_pseudonym=False)
     assert found.ids == [pseudonymize("alice", b"the-first-key"), pseudonymize("alice", b"the-second-key")]
-    assert "1 pseudonym of another key" in found.note
+    assert "1 pseudonym: 1 of another key" in found.note
     shown = []
     receipts = erase_all("alice", first, found=found, on_receipt=shown.append)
     assert shown == receipts and [r.removed_in("identity map") for r in receipts] == [1, 1]

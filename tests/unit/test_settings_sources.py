@@ -197,6 +197,13 @@ def test_each_row_says_where_its_value_came_from_and_hides_secrets(settings_file
     assert found["SETLIST_HMAC_KEY"].value == "(set)"
     assert found["SETLIST_PROFILE"].source == "default"
     assert all("hunter2" not in r.value and "k3y-never-shown" not in r.value for r in found.values())
+    # unset, the cache backend is the profile's: said as what is in force
+    assert found["SETLIST_CACHE_BACKEND"].value == "(not set: memory, the local profile's)"
+    monkeypatch.setenv("SETLIST_PROFILE", "production")
+    get_settings.cache_clear()
+    assert {r.variable: r for r in rows(get_settings())}["SETLIST_CACHE_BACKEND"].value == (
+        "(not set: redis, the production profile's)"
+    )
 
 
 @pytest.mark.parametrize(

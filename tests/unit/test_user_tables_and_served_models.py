@@ -41,3 +41,20 @@ def test_looking_for_served_models_creates_no_mlflow_database(tmp_path):
     s.data_dir.mkdir(parents=True)
     assert model_uses(s, newest=0) == []
     assert not (s.data_dir / "mlflow.db").exists()
+
+
+def test_status_and_lineage_on_a_directory_never_trained_in_create_no_mlflow_database(tmp_path):
+    import pytest
+
+    from ops.status import model_lines
+    from setlist.errors import InputMissing
+    from training.lineage import trace
+
+    s = _settings(tmp_path)
+    s.data_dir.mkdir(parents=True)
+    lines = {line.name: line for line in model_lines(s, 0.0)}
+    assert lines["champion"].mark == "fail" and lines["champion"].value == "not set: run make train"
+    assert lines["challenger"].mark == "none"
+    with pytest.raises(InputMissing, match="run make train first"):
+        trace(s, None)
+    assert not (s.data_dir / "mlflow.db").exists()
