@@ -273,8 +273,9 @@ def apply(
     so an apply that fails half-way drops them again the next time. Unless a served model (a ranker
     version holding an alias) reads it through its registered service: a running server resolved its views
     at start and goes on reading the values (a job run without another component's declarations would
-    otherwise take them from under it), so they are kept, as when the model registry cannot be read.
-    ``say`` hears each view dropped or kept."""
+    otherwise take them from under it), so they are kept, as when the model registry cannot be read; the
+    registry forgets them all the same, so ``KEPT_ONLINE_FILE`` names them to later applies, which drop them
+    once nothing served reads them, or when they are declared again. ``say`` hears each view dropped or kept."""
     defs = definitions(settings)
     dropped: dict[str, tuple[list[str], int]] = {}
     kept: dict[str, list[tuple[str, str]]] = {}
@@ -315,7 +316,9 @@ def apply(
                     say(f"dropping {', '.join(drop)} from the online {fv.name} rows: no longer declared")
                 online = online or OnlineFeatures(store, [fv for fv, _ in gone])
                 dropped[fv.name] = (drop, online.drop_features(fv, drop))
-    now_kept = {(view, n) for view, held in kept.items() for n, _ in held}
+    # one declared again is built again: its new values must not be dropped by a later apply
+    declared_now = {(v.name, f.name) for v in (defs.views.user_profile, defs.views.item_stats) for f in v.features}
+    now_kept = {(view, n) for view, held in kept.items() for n, _ in held} - declared_now
     if now_kept != pending:
         _save_kept_online(settings, now_kept)
     store.apply(defs.objects())

@@ -153,3 +153,22 @@ def test_a_removed_feature_a_served_model_reads_keeps_its_online_values(world, t
         assert apply(get_store(last), last).dropped == {"user_profile": ([NAME], len(users))}
         assert set(_online(last, users).values()) == {None}
     assert apply(get_store(last), last).dropped == {} and not (s.features_dir / "_kept_online.json").exists()
+
+
+def test_a_kept_feature_declared_again_is_no_longer_recorded_for_a_later_drop(world, tmp_path, monkeypatch):
+    """Kept for a served model, then declared again while still served: its next build writes new values, which
+    a later apply must not drop when the model stops being served."""
+    from feature_repo import inventory
+
+    s = world
+    plays = _declared(s, tmp_path, "plays", "'play'")
+    assert publish(plays).mode == "full"
+    monkeypatch.setattr(inventory, "served_reads", lambda store, settings: None)
+    assert [n for n, _ in apply(get_store(s), s).kept["user_profile"]] == [NAME]
+    again = _declared(s, tmp_path, "again", "'play'")
+    apply(get_store(again), again)
+    assert not (s.features_dir / "_kept_online.json").exists()
+    publish(again)  # the same definition as the files were built with: nothing to rebuild, or a build
+    monkeypatch.setattr(inventory, "served_reads", lambda store, settings: {})
+    assert apply(get_store(again), again).dropped == {}
+    assert _online(again, sorted(_offline(again))) == _offline(again)
