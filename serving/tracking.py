@@ -331,12 +331,9 @@ class Tracker:
         session_terms: dict[str, list[str]] = {}
         for position, e in enumerate(events):
             oversized = len(e.user_id) > self.policy.max_user_id_len  # not worth a pseudonym
+            raw = app_id(e.user_id)
             # a blank id is nobody's: kept as sent (whitespace names no one), so the contract rejects it
-            user = (
-                pseudonym(app_id(e.user_id))
-                if e.user_id.strip() and not oversized
-                else ("" if oversized else e.user_id)
-            )
+            user = pseudonym(raw) if raw and not oversized else ("" if oversized else e.user_id)
             row = self.row(e, user)
             reason = self.reason(e, row, now)
             if reason is None and e.event_id in seen:
@@ -356,7 +353,7 @@ class Tracker:
             if not self.tiers.keep(e.type, e.event_id):
                 sampled_out.append(e.type)  # acknowledged: the sample is the policy, not a loss
                 continue
-            raw_ids[user] = app_id(e.user_id)
+            raw_ids[user] = raw
             row["weight"] = self.tiers.weight(e.type)
             if e.type == "search":
                 session_terms[e.event_id] = terms(e.query)
