@@ -721,6 +721,8 @@ def import_(
     added = log_items(set(EventLog(settings.events_dir).files()) - files_before) if items_before else set()
     if note := disjoint_note(items_before, added, source.name):
         console.print(f"[yellow]warning:[/] {note}", soft_wrap=True)
+    if report.accepted and (note := _zone_note(time_zone, settings)):
+        console.print(f"[yellow]note:[/] {note}", soft_wrap=True)
     kinds = {t for t, n in summary.type_counts.items() if n}
     if report.accepted and not kinds & {"play", *POSITIVE_TYPES} and not kinds <= set(NO_ITEM_TYPES):
         # impressions or views alone train nothing (ZhihuRec's with its reads typed away): said, not refused,
@@ -910,6 +912,24 @@ def _imported_unrecorded(source: Path, digest: str, settings: Settings) -> str |
         f"options it was read with, so whether they match these cannot be told: nothing was read again. "
         f"With the same options a re-run would add nothing (its {int(earlier[-1].get('accepted', 0)):,} events "
         f"are in the event log); to read it with other options, {_start_over(settings)}"
+    )
+
+
+def _zone_note(zone: str | None, settings: Settings) -> str | None:
+    """``--time-zone`` places the times; the hour and weekday features read them on SETLIST_TIMEZONE's clock."""
+    if zone is None:
+        return None
+    from setlist.request_time import parse_zone, zone_name
+
+    try:
+        named = zone_name(parse_zone(zone))
+    except ValueError:  # pandas reads zones zoneinfo does not ("EST5EDT"-like aliases): say it plainly
+        named = zone
+    if named == settings.timezone:
+        return None
+    return (
+        f"--time-zone {zone} placed the times; the hour and weekday features read them on SETLIST_TIMEZONE's clock "
+        f"({settings.timezone} now): set SETLIST_TIMEZONE={named} before `make train` so they follow the users' clocks"
     )
 
 

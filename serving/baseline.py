@@ -32,6 +32,7 @@ from setlist.candidates import CandidateIndex
 from setlist.features import CROSS_NAMES, USER_TOP_GENRE, USER_VECTOR, effective_session
 from setlist.featureset import Service
 from setlist.pseudonym import app_id, pseudonymize
+from setlist.request_time import hour_weekday, model_zone
 from setlist.settings import Settings
 
 log = logging.getLogger("setlist.serving.baseline")
@@ -59,6 +60,7 @@ class BaselineRanking:
         self.settings, self.store, self.index, self.ranker, self.version = settings, store, index, ranker, version
         self.service = service
         self._key = settings.secret_hmac_key()
+        self._zone = model_zone(ranker.get_raw_model())  # the clock the ranker's request features learned
 
     def ready(self) -> bool:
         return True  # everything is loaded in build_baseline, before the server starts
@@ -101,6 +103,7 @@ class BaselineRanking:
             return RankResult(
                 tuple(RankedItem(str(i), 1.0 / (1 + n)) for n, i in enumerate(ids[: q.k])), self.version, arm=ARM
             )
+        hour, weekday = hour_weekday(now, self._zone)
         frame = self.store.get_online_features(
             features=self.store.get_feature_service(self.service.name),
             entity_rows=[
@@ -108,8 +111,8 @@ class BaselineRanking:
                     "user_id": user,
                     "item_id": str(i),
                     "device": device,
-                    "request_hour": now.hour,
-                    "request_weekday": now.weekday(),
+                    "request_hour": hour,
+                    "request_weekday": weekday,
                 }
                 for i in ids
             ],

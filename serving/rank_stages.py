@@ -26,6 +26,7 @@ from setlist.candidate_sources import GLOBAL_COHORT, cohort_key
 from setlist.candidates import Candidates
 from setlist.features import USER_TOP_GENRE, USER_VECTOR, effective_session
 from setlist.featureset import FeatureSet
+from setlist.request_time import hour_weekday
 from setlist.tracing import span
 
 Ranker = Callable[["RankContext", Candidates], tuple[RankedItem, ...]]
@@ -157,7 +158,7 @@ def features(ctx: RankContext, c: Candidates) -> np.ndarray:
     cross = v.bundle.index.cross_features(
         c, None if aff is None else np.asarray(aff, np.float32), r.genres[1], r.genres[0], list(r.last_items)
     )
-    request_row = ctx.inputs.request_row(r.device, r.now.hour, r.now.weekday())
+    request_row = ctx.inputs.request_row(r.device, *hour_weekday(r.now, v.bundle.zone))
     return layout.assemble(
         row_vector(r.profile, ctx.inputs.user),
         row_vector(r.session, ctx.inputs.session),

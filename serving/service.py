@@ -135,7 +135,9 @@ class RankingService:
         now = datetime.fromtimestamp(self._clock(), tz=UTC)
         # bounded once here: the key, the stages and the impression all see the same short values
         device, locale = self._vocabulary.context(q.context)
-        bucket = f"{device}|{locale}|{now.hour}|{int(now.weekday() >= 5)}"
+        # The request features change with the hour and weekday on the model's clock: every zone's hours
+        # start on a UTC quarter hour (+05:30, +05:45), so an entry never outlives its local hour
+        bucket = f"{device}|{locale}|{now.weekday()}|{now.hour}|{now.minute // 15}"
         self.hooks.on_arm(route.arm)
         rows: UserRows | None = None
         # A cache shared by every worker and replica (Redis) holds the versions that every Track,

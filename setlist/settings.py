@@ -12,12 +12,15 @@ import os
 import re
 import secrets
 from collections.abc import Mapping
+from datetime import tzinfo
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+
+from setlist.request_time import parse_zone, zone_name
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -403,6 +406,9 @@ class Settings(BaseSettings):
     )
     #: locales kept as sent (``en``, ``en_US``, ``pt-BR``: short by construction); any other becomes "other"
     context_locale_pattern: str = r"[a-z]{2,3}(?:[_-][A-Za-z]{2})?"
+    #: the users' clock for the request features (hour, weekday): an IANA zone or a fixed offset.
+    #: Training records it in the ranker; serving computes each Rank on the clock its model learned.
+    timezone: str = "UTC"
     reload_interval_s: float = Field(default=30.0, gt=0)
     engine: Literal["fast", "baseline"] = "fast"
     tls_cert: Path | None = None
@@ -524,6 +530,11 @@ class Settings(BaseSettings):
             return {k: str(x).lower() if isinstance(x, bool) else str(x) for k, x in v.items()}
         return v
 
+    @field_validator("timezone")
+    @classmethod
+    def _a_zone(cls, v: str) -> str:
+        return zone_name(parse_zone(v))  # one spelling per zone: what models record and status shows
+
     @field_validator("feature_dirs", "value_types", "redis_cluster_nodes", mode="before")
     @classmethod
     def _comma_separated(cls, v: Any) -> Any:
@@ -542,6 +553,11 @@ class Settings(BaseSettings):
         """Where the prediction cache lives: ``cache_backend``, or when unset the profile's default, resolved
         at each read (a copy of these settings for another profile takes that profile's)."""
         return self.cache_backend or ("redis" if self.on_servers else "memory")
+
+    @property
+    def request_zone(self) -> tzinfo:
+        """``timezone`` as a zone: what training computes the request features in."""
+        return parse_zone(self.timezone)
 
     @property
     def on_servers(self) -> bool:

@@ -10,6 +10,7 @@ from feature_repo import declarations
 from setlist import registry
 from setlist.blend import scorer
 from setlist.featureset import DEFAULT_SERVICE, MODEL_SERVICE_ATTR, DeclarationError, Service
+from setlist.request_time import model_zone
 from setlist.settings import Settings
 from training.candidates_fit import refit_registered_popularity, seen_matrix
 from training.dataset import daily_item_matrix, query_state
@@ -83,8 +84,13 @@ def champion_metrics(
     except Exception as exc:  # an unloadable champion must not block a healthy challenger
         _note("promotion.champion_unloadable", str(exc))
         return None, f"unloadable: {exc}"
-    # the champion reads its own feature service, which may be older than this run's
+    # the champion reads its own feature service, which may be older than this run's, on its own clock
     name = booster.attr(MODEL_SERVICE_ATTR) or DEFAULT_SERVICE
+    try:
+        zone = model_zone(booster)
+    except ValueError as exc:
+        _note("promotion.champion_unscored", str(exc))
+        return None, f"its request time zone does not read: {exc}"
     try:
         own: Service | None = declarations.load(settings).service(name)
     except DeclarationError:
@@ -110,5 +116,6 @@ def champion_metrics(
         settings.candidate_pool,
         cold,
         own,
+        zone=zone,
     )
     return results["model"].metrics, None

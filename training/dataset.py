@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from datetime import UTC, tzinfo
 
 import numpy as np
 import pandas as pd
@@ -20,6 +21,7 @@ from setlist.candidates import CandidateIndex, Candidates
 from setlist.feature_layout import Layout
 from setlist.features import CROSS_NAMES, SESSION_FIELDS, USER_TOP_GENRE, USER_VECTOR, effective_session
 from setlist.featureset import Service
+from setlist.request_time import hour_weekday
 from training.asof import ITEM_VIEW, item_stats_at
 
 #: the frame's column holding ``margin_basis`` of each row's query, over all its candidates
@@ -183,6 +185,7 @@ def training_rows(
     svc: Service,
     progress=None,
     complete: Collection[int] = (),
+    zone: tzinfo = UTC,
 ) -> RankingSet:
     """Candidates per query, labelled by what followed: positives, and a sample of the rest; every
     candidate of the queries in ``complete`` (the validation queries, ranked as Rank ranks them:
@@ -216,8 +219,9 @@ def training_rows(
         bases.append(margin_basis(c.knn())[sel])  # blend.MARGIN_FEATURE, over the whole list as served
         users.append(np.repeat(numeric(s, user_cols)[None, :], len(sel), axis=0))
         sessions.append(np.repeat(numeric(s, session_cols)[None, :], len(sel), axis=0))
-        ts = q.event_timestamp  # the request's context, as Rank and the evaluation compute it
-        requests.append(np.repeat([svc.request_values(str(q.device), ts.hour, ts.weekday())], len(sel), axis=0))
+        # the request's context on the users' clock, as Rank and the evaluation compute it
+        hour, weekday = hour_weekday(q.event_timestamp, zone)
+        requests.append(np.repeat([svc.request_values(str(q.device), hour, weekday)], len(sel), axis=0))
         parts.append(
             pd.DataFrame(
                 {

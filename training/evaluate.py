@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, tzinfo
 
 import numpy as np
 import pandas as pd
@@ -13,6 +14,7 @@ import scipy.sparse as sp
 from setlist.candidate_sources import cohort_key
 from setlist.candidates import CandidateIndex
 from setlist.featureset import Service
+from setlist.request_time import hour_weekday
 from training.dataset import _cross, exclusions, generate_for, layout, numeric
 from training.ease import Ease
 
@@ -118,13 +120,15 @@ def evaluate(
     svc: Service,
     baselines: dict[str, Baseline] | None = None,
     progress=None,
+    zone: tzinfo = UTC,
 ) -> dict[str, Evaluation]:
     """Score every hold-out query with each scorer, with cohort popularity and with ``baselines``.
 
     A scorer ranks stage one's candidates, exactly as serving does; popularity and the baselines
     rank every item the user has not seen. ``item_matrix(ts)`` gives the service's item inputs per catalog index
     as a server would have had them at ``ts``. A baseline with no answer for a user (no history)
-    falls back to popularity, as serving does for such a user.
+    falls back to popularity, as serving does for such a user. ``zone``: the clock of the scorers'
+    request features (the run's ``SETLIST_TIMEZONE``, or the zone a registered model was trained on).
     """
     baselines = baselines or {}
     shape, user_cols, session_cols = layout(svc), svc.block("user"), svc.block("session")
@@ -149,7 +153,7 @@ def evaluate(
         X = shape.assemble(
             numeric(s, user_cols),
             numeric(s, session_cols),
-            svc.request_values(str(q.device), ts.hour, ts.weekday()),
+            svc.request_values(str(q.device), *hour_weekday(ts, zone)),
             item_matrix(ts)[c.idx],
             _cross(index, c, s, last),
         )

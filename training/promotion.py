@@ -19,6 +19,7 @@ from setlist.candidate_model import INDEX_ARTIFACT, CandidateModel
 from setlist.candidates import CandidateIndex
 from setlist.featureset import MODEL_SERVICE_ATTR
 from setlist.registry import TAG_FEATURE_SERVICE, connect, ensure_experiment
+from setlist.request_time import set_model_zone
 from setlist.settings import Settings
 
 
@@ -107,8 +108,10 @@ def log_models(
 ) -> tuple[str, str]:
     """Log and register both models in the active run; returns the new version numbers. The ranker
     carries its feature service in the model file and as a version tag, and its input names in
-    the signature, so serving can check what it reads at load."""
+    the signature, so serving can check what it reads at load, and the clock of its request
+    features, so serving computes them as it learned them."""
     booster.set_attr(**{MODEL_SERVICE_ATTR: service})
+    set_model_zone(booster, settings.request_zone)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "index"
         index.save(path)

@@ -340,6 +340,7 @@ def ranker_set(
                     plan.svc,
                     progress=report.task(f"building training set, fold {n + 1}", len(q_trains[n])),
                     complete=complete if n == 0 else (),
+                    zone=settings.request_zone,
                 )
             )
         except ValueError as exc:
@@ -464,6 +465,7 @@ def fit_and_evaluate(
         svc,
         baselines,
         progress=report.task("evaluating on the hold-out", len(q_hold)),
+        zone=settings.request_zone,
     )
     champion, champion_note = champion_metrics(
         settings, store, state, q_hold, split.labels, cold, split.train, svc, split.kind
@@ -512,6 +514,7 @@ def _run_params(settings: Settings, plan: Plan, rp: RankerParams, ev: Evaluated)
         "prerank.reason": (ev.fitted.prerank.reason if ev.fitted.prerank else "")[:500],
         "seed": settings.seed,
         "candidate_pool": settings.candidate_pool,
+        "request_timezone": settings.timezone,
         "n_features": len(plan.svc.inputs),
         "feature_service": plan.svc.name,
         "split": split.kind,

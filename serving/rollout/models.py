@@ -14,6 +14,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, wait
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
+from datetime import UTC, tzinfo
 from typing import Any, TypeVar
 
 import numpy as np
@@ -24,6 +25,7 @@ from setlist.candidates import CandidateIndex
 from setlist.feature_layout import Layout
 from setlist.featureset import DEFAULT_SERVICE, MODEL_SERVICE_ATTR, DeclarationError, FeatureSet
 from setlist.registry import CHAMPION, Pair
+from setlist.request_time import model_zone, zone_name
 from setlist.settings import Settings
 from setlist.sqltimeouts import libpq_environment
 
@@ -47,6 +49,7 @@ class ModelBundle:
     ranker_version: str
     layout: Layout | None = None  # where each input comes from (None: the bundle is a test double)
     service: str = DEFAULT_SERVICE
+    zone: tzinfo = UTC  # the clock of the request features, as the ranker was trained (setlist.request_time)
 
     @property
     def pair(self) -> Pair:
@@ -153,7 +156,25 @@ def load_bundle(settings: Settings, versions: Pair) -> ModelBundle:
         raise ModelLoadError(f"ranker v{versions[1]}: {exc}") from exc
     if probe.shape != (2,) or not np.all(np.isfinite(probe)):
         raise ModelLoadError(f"ranker v{versions[1]} returned {probe!r} on a probe input")
-    return ModelBundle(index, booster, versions[0], versions[1], layout, service)
+    return ModelBundle(index, booster, versions[0], versions[1], layout, service, _zone(settings, booster, versions[1]))
+
+
+def _zone(settings: Settings, booster, version: str) -> tzinfo:
+    """The ranker's clock; one that differs from ``SETLIST_TIMEZONE`` is kept (it is what the model
+    learned) and said, since the setting takes effect at the next training."""
+    try:
+        zone = model_zone(booster)
+    except ValueError as exc:
+        raise ModelLoadError(f"ranker v{version}: its request time zone does not read: {exc}") from exc
+    if zone_name(zone) != settings.timezone:
+        log.warning(
+            "ranker v%s computes its request features (hour, weekday) in %s, as it was trained; SETLIST_TIMEZONE "
+            "is %s, which the next training applies",
+            version,
+            zone_name(zone),
+            settings.timezone,
+        )
+    return zone
 
 
 def check_signature(booster, version: str, fs: FeatureSet) -> tuple[str, Layout]:

@@ -102,3 +102,30 @@ def test_a_worse_challenger_keeps_the_champion(tiny_copy, monkeypatch):
     assert str(client.get_model_version_by_alias(s.ranker_model, "challenger").version) == worse.versions[1]
     tags = client.get_run(worse.run_id).data.tags
     assert tags["promotion.decision"] == "rejected"
+
+
+def test_the_request_features_are_learned_on_the_set_clock_and_the_champion_scored_on_its_own(tiny_copy):
+    import numpy as np
+    import pandas as pd
+
+    from setlist import registry
+    from setlist.request_time import model_zone
+    from training import run as pipeline
+
+    # the world was trained on UTC; Kolkata's clock is 5:30 ahead, so every query's hour moves
+    s = tiny_copy.settings.model_copy(update={"timezone": "Asia/Kolkata"})
+    trained = pipeline.train(s, progress=False, ranker_params=RankerParams(trees=20))
+    frame = pd.read_parquet(s.training_set_path)
+    at = pd.to_datetime(frame["event_timestamp"], utc=True)
+    local = at.dt.tz_convert("Asia/Kolkata")
+    assert np.allclose(frame["ctx_hour_sin"], np.sin(2 * np.pi * local.dt.hour / 24), atol=1e-5)
+    assert (frame["ctx_is_weekend"] == (local.dt.weekday >= 5)).all()
+    assert not np.allclose(frame["ctx_hour_sin"], np.sin(2 * np.pi * at.dt.hour / 24), atol=1e-5)
+    _, booster = registry.load_pair(s, trained.versions)
+    assert str(model_zone(booster)) == "Asia/Kolkata"
+    assert MlflowClient(tracking_uri=s.tracking_uri).get_run(trained.run_id).data.params["request_timezone"] == (
+        "Asia/Kolkata"
+    )
+    # the champion, trained on UTC, is scored on UTC's clock: as it was when it was trained
+    assert trained.champion is not None
+    assert trained.champion["ndcg_at_10"] == pytest.approx(tiny_copy.training.metrics["ndcg_at_10"], rel=1e-6)

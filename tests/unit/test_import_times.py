@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from ingest.__main__ import app
 from ingest.importer import ImportFormatError, ImportOptions, InteractionStream, TextLayout, load_interactions
+from setlist.settings import get_settings
 
 
 def _csv(path: Path, text: str) -> Path:
@@ -704,3 +705,22 @@ def test_a_date_and_a_time_of_day_in_two_columns_are_one_time(tmp_path):
     # and the import's own advice names the pair
     with pytest.raises(ImportFormatError, match="--time-col Date,Time"):
         load_interactions(src)
+
+
+def test_an_import_in_a_zone_says_how_the_hour_features_follow_it(tmp_path, monkeypatch):
+    # --time-zone places the times as instants; the request features read them on SETLIST_TIMEZONE's clock
+    monkeypatch.setenv("SETLIST_DATA_DIR", str(tmp_path / "data"))
+    src = _csv(tmp_path / "olist.csv", "u,i,t\n1,a,2018-03-01 21:00:00\n2,b,2018-03-01 22:00:00")
+    args = ["import", str(src), "--user-col", "u", "--item-col", "i", "--time-col", "t"]
+    result = CliRunner().invoke(app, [*args, "--time-zone", "America/Sao_Paulo"])
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    assert "set SETLIST_TIMEZONE=America/Sao_Paulo before `make train` so they follow the users' clocks" in said
+    assert "(UTC now)" in said
+    monkeypatch.setenv("SETLIST_TIMEZONE", "-03:00")  # the offset spelt another way is the same clock
+    get_settings.cache_clear()
+    again = _csv(tmp_path / "olist2.csv", "u,i,t\n3,c,2018-03-02 21:00:00")
+    offset = CliRunner().invoke(app, ["import", str(again), *args[2:], "--time-zone", "-0300"])
+    assert offset.exit_code == 0 and "SETLIST_TIMEZONE" not in offset.output, offset.output
+    plain = _csv(tmp_path / "olist3.csv", "u,i,t\n4,d,2018-03-03 21:00:00")
+    assert "SETLIST_TIMEZONE" not in CliRunner().invoke(app, ["import", str(plain), *args[2:]]).output

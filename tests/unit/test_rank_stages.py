@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
@@ -216,3 +218,26 @@ def test_a_cold_start_from_a_nearer_cohort_says_which(features):
     items = stages.popularity_ranking(local, stages.candidates(local))
     assert items[0].reasons == ("popular with your region",)
     assert [i.item_id for i in items] == index.item_ids[cohorts[kept][:3]].tolist()
+
+
+def test_the_request_block_is_computed_on_the_clock_the_model_was_trained_on(ctx, features):
+    # NOW is Monday 20:30 UTC: 02:00 on Tuesday in Kolkata, where a model trained there learned its hours
+    names = ctx.variant.bundle.layout.names
+    request = [n for n in features.inputs("request") if n in names]
+    assert request  # the built-in ranker reads the hour and the weekend
+    c = stages.candidates(ctx)
+
+    def block(zone) -> dict[str, float]:
+        local = replace(ctx, variant=replace(ctx.variant, bundle=replace(ctx.variant.bundle, zone=zone)))
+        X = stages.features(local, c)
+        assert np.all(X[:, [names.index(n) for n in request]] == X[0, [names.index(n) for n in request]])
+        return {n: float(X[0, names.index(n)]) for n in request}
+
+    def expected(hour: int, weekday: int) -> dict[str, float]:
+        values = dict(zip(features.inputs("request"), features.request_values(ctx.request.device, hour, weekday)))
+        return {n: pytest.approx(values[n], abs=1e-6) for n in request}
+
+    assert ctx.variant.bundle.zone is UTC
+    assert block(UTC) == expected(20, 0)
+    assert block(ZoneInfo("Asia/Kolkata")) == expected(2, 1)
+    assert block(ZoneInfo("Asia/Kolkata")) != block(UTC)

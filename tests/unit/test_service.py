@@ -90,6 +90,20 @@ def test_the_in_process_caches_size_is_watched_as_it_fills(plane: Dataplane, ser
     assert entries() == 2
 
 
+def test_a_cached_ranking_does_not_outlive_its_quarter_hour(plane: Dataplane, server: Server) -> None:
+    # a model on a +05:30 or +05:45 clock turns its hour at :30 or :45 UTC: an entry of 12:13 UTC may
+    # not answer at 12:16, within its TTL as it is
+    start = datetime.fromtimestamp(plane.clock(), UTC)
+    assert start.minute == 0 and plane.settings.cache_ttl_s >= 300
+    plane.clock.advance(13 * 60)
+    assert not server.rank(RankQuery(USER, 5)).cache_hit
+    plane.clock.advance(60)
+    assert server.rank(RankQuery(USER, 5)).cache_hit  # 12:14: the same quarter hour
+    plane.clock.advance(120)
+    assert not server.rank(RankQuery(USER, 5)).cache_hit  # 12:16
+    assert server.rank(RankQuery(USER, 5)).cache_hit
+
+
 def test_the_cache_size_gauge_reads_its_source_when_scraped() -> None:
     size = [3]
     metrics.watch_cache(lambda: size[0])
