@@ -2263,7 +2263,9 @@ def require_columns(
                     unseen = [c for c in dropped if c not in seen.columns]
                     if not unseen and (profile := _profile_hint(seen)):
                         hint += profile
-                    elif suggested := _suggested_options(seen, [c for c in dropped if c not in seen.columns]):
+                    elif suggested := _suggested_options(
+                        seen, [c for c in dropped if c not in seen.columns], given_user=columns.get("user")
+                    ):
                         hint += f"; by their names, its columns would import with {suggested}"
             # a first line of data is no list of names to choose from: a few show what was read
             cap = SHOWN_DATA_COLUMNS if data_first else SHOWN_COLUMNS
@@ -2360,7 +2362,8 @@ NON_CLICK_NAME = r"non_?(?:clk|click)(?:_?(?:flag|bool))?"
 #: book's): ``sid`` and ``cid`` are left out, a session or a category as often
 _SHORT_ITEM_IDS = frozenset({"vid", "pid", "mid", "iid", "tid", "aid", "bid"})
 #: words of a column name that say it holds a user's rating of the item
-_RATING_WORDS = frozenset({"rating", "stars", "star", "rate", "rated", "overall"})  # overall: Amazon 2014/2018 reviews
+#: (overall: Amazon 2014/2018 reviews; target: KKBox's 0/1 replay, which --rating-col reads as a like or a skip)
+_RATING_WORDS = frozenset({"rating", "stars", "star", "rate", "rated", "overall", "target"})
 #: ... unless one of these says it is a count or an average of ratings (Goodbooks' ratings_count)
 _AGGREGATE_WORDS = frozenset({"count", "number", "avg", "average", "mean", "total", "num"})
 
@@ -2503,17 +2506,24 @@ def _social_graph(names: Sequence[str]) -> str | None:
     )
 
 
-def _suggested_options(frame: pd.DataFrame, unread: Sequence[str]) -> str | None:
+def _suggested_options(frame: pd.DataFrame, unread: Sequence[str], given_user: str | None = None) -> str | None:
     """The options a file's column names suggest, all at once (Goodbooks' ratings.csv took four runs,
     one missing option each): a column named for users, one for items (else another id, else the
     columns that describe items together, else a placeholder), a rating, and a time (else
-    ``--no-time``). None without a user."""
+    ``--no-time``). None without a user; the ``--user-col`` given, when the file has it, is the user
+    whatever its name (KKBox's ``msno``)."""
     # a column empty on every row read is no one's id nor a rating (Amplitude's adid and sample_rate)
     empty = {str(c) for c in frame.columns if len(frame) and bool(frame[c].isna().all())}
     names = [n for n in [*map(str, frame.columns), *unread] if n not in empty]
     words = {name: set(name_words(name)) for name in names}
-    user = user_column(names) or session_column(names)
-    if user is not None and _mostly_missing(frame, user) and (session := session_column(names)) not in (None, user):
+    given = given_user if given_user in names else None
+    user = given or user_column(names) or session_column(names)
+    if (
+        given is None
+        and user is not None
+        and _mostly_missing(frame, user)
+        and (session := session_column(names)) not in (None, user)
+    ):
         user = session  # Diginetica's userId is NA for most visits: its sessionId stands for the users
     item = _item_column(names, words, user)
     if user is None:
@@ -2648,7 +2658,7 @@ USER_WORDS = frozenset(
     {
         "user", "username", "userid", "member", "customer", "reviewer", "account", "uid", "visitor", "client",
         "person", "author", "actor", "owner", "listener", "viewer", "reader", "player", "buyer", "rater",
-        "profile", "uuid",
+        "profile", "uuid", "msno",  # msno: KKBox's member ids
     }
 )  # fmt: skip
 #: ... of which these name someone who may be the user, or the item's maker (a book's author, a repo's

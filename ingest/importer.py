@@ -1308,7 +1308,7 @@ _OUTCOME_NAME = (
     r"|play|stay"  # WeChat Channels' play and stay: milliseconds of each view, outcomes too
     r"|play_ratio|retweet|retweeted|install|installed|bookmark|bookmarked|read|comment|commented|forward"
     r"|forwarded|hate|hated|dislike|disliked|long_?view|plays|play_?count|listens|listen_?count|weight|booking"
-    r"|booked|conversion|converted|overall|result|label"
+    r"|booked|conversion|converted|overall|result|label|target"  # KKBox's target: replayed within a month
     # how long each play lasted (Jellyfin's PlayDuration, Spotify's ms_played): --played-col reads it
     r"|play_?duration|ms_?played|played_?(?:ms|s|sec|secs|seconds|time|duration)"
     r"|(?:listen|watch)(?:ed)?_?(?:duration|ms|seconds|secs))"

@@ -1781,3 +1781,25 @@ def test_a_file_the_user_told_how_to_split_or_with_words_is_no_list_of_ids(tmp_p
     with pytest.raises(ImportFormatError) as caught:
         load_interactions(words)
     assert "lists items and names no user" not in str(caught.value)
+
+
+def test_kkbox_columns_are_suggested_and_a_given_user_column_is_used_for_them(tmp_path):
+    """KKBox's train.csv names its users ``msno`` and its outcome ``target``: the error offered no
+    option at all (it took the file for one person's history), and with ``--user-col msno`` given the
+    missing item column's error still offered nothing, though ``song_id`` names the items."""
+    train = tmp_path / "train.csv"
+    train.write_text(
+        "msno,song_id,source_system_tab,target\n"
+        + "\n".join(f"FGtllVqz18RPiwJj/edr2gV78zirAiY/9SmYvia{k % 3}kCg=,s{k}=,discover,{k % 2}" for k in range(6))
+        + "\n"
+    )
+    with pytest.raises(ImportFormatError) as caught:
+        load_interactions(train)
+    message = " ".join(str(caught.value).split())
+    assert "would import with --user-col msno --item-col song_id --rating-col target --no-time" in message
+    assert "one person's history" not in message
+    renamed = tmp_path / "plays.csv"
+    renamed.write_text("pid,song_id,target\n" + "\n".join(f"p{k % 3},s{k},{k % 2}" for k in range(6)) + "\n")
+    with pytest.raises(ImportFormatError) as caught:
+        load_interactions(renamed, user_col="pid")
+    assert "would import with --user-col pid --item-col song_id" in " ".join(str(caught.value).split())

@@ -1871,3 +1871,14 @@ def test_epoch_numbers_of_another_unit_among_a_files_are_quarantined_with_the_un
         "it looks like milliseconds"
         for k in range(3)
     }
+
+
+def test_a_target_column_left_unread_is_said(tmp_path):
+    """KKBox's ``target`` (1: replayed within a month, 0: not) imported without --rating-col made
+    every row a play, its 0s positives, without a word."""
+    kkbox = _csv(
+        tmp_path / "train.csv",
+        "msno,song_id,source_type,target\n" + "\n".join(f"u{k % 3},s{k},radio,{k % 2}" for k in range(8)),
+    )
+    _, _, summary = load_interactions(kkbox, user_col="msno", item_col="song_id", time_col=None)
+    assert "column 'target' not read: every row is imported as a whole play" in " ".join(str(summary).split())
