@@ -593,6 +593,8 @@ GENRE_NAMES = (
     "genre",
     "genres",
     "genre_name",
+    "genre_ids",  # KKBox's songs.csv: codes, several pipe-separated
+    "genre_id",
     "category",
     "categories",
     "category_name",

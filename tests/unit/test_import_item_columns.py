@@ -894,3 +894,20 @@ def test_an_items_own_year_gives_way_to_a_publication_date(tmp_path):
     _, items, summary = _load(tmp_path, books, item_id_col="item")
     assert items.set_index("item_id").loc["a", "release_date"].year == 2001
     assert any("release from 'publication_date'" in n for n in summary.read_notes)
+
+
+def test_kkbox_genre_ids_are_the_genres(tmp_path):
+    """KKBox's songs.csv keeps its genres as pipe-separated codes in ``genre_ids``: without a word they
+    were no genre column, and every song's genre was unknown."""
+    songs = tmp_path / "songs.csv"
+    pd.DataFrame(
+        {
+            "item_id": ["a", "b", "c", "d"],
+            "genre_ids": ["465", "958|465", "1609|444", None],
+            "artist_name": list("wxyz"),
+        }
+    ).to_csv(songs, index=False)
+    _, items, summary = _load(tmp_path, songs)
+    row = items.set_index("item_id")
+    assert row["genre"].tolist()[:3] == ["465", "958", "1609"]
+    assert "no genre column recognized" not in " ".join(summary.read_notes)
