@@ -40,6 +40,8 @@ from setlist.contract import UNKNOWN
 #: the share of a column's ids that must be the log's users for it to be taken as the users file's id
 _ID_OVERLAP = 0.5
 KINDS = ("device", "locale")
+#: the setting that widens what a request (and so an import) may name, per kind
+_WIDENS = {"device": "SETLIST_CONTEXT_DEVICES", "locale": "SETLIST_CONTEXT_LOCALE_PATTERN"}
 
 
 @dataclass(frozen=True)
@@ -205,9 +207,16 @@ def load_user_context(
         )
         if others := sorted(reading.other[kind]):
             shown = ", ".join(map(repr, others[:5])) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
+            # a column of codes (KKBox's numbered cities) reads as 'other' for everyone: one cohort, said so
+            every = (
+                f"every user's {kind} reads as 'other', so the cohorts tell no one apart: "
+                if found and other == found
+                else ""
+            )
             notes.append(
-                f"{kind} values outside what a request may name read as 'other': {shown} (--{kind}-map "
-                f"NAME={kind.upper()},… names them as a request would)"
+                f"{every}{kind} values outside what a request may name read as 'other': {shown} (--{kind}-map "
+                f"NAME={kind.upper()},… names them as a request would, or {_WIDENS[kind]} widens what it may name, "
+                "for serving and imports alike)"
             )
     if note := countries_note(reading):
         notes.append(note)

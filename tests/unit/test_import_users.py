@@ -67,7 +67,27 @@ def test_each_event_takes_its_users_country_by_code_from_the_profile(tmp_path):
         in said
     )
     assert "'Atlantis'" in said and "'United Kingdom' is 'gb'" in said
-    assert "'Atlantis' (--locale-map NAME=LOCALE,… names them as a request would)" in said
+    assert (
+        "'Atlantis' (--locale-map NAME=LOCALE,… names them as a request would, or SETLIST_CONTEXT_LOCALE_PATTERN "
+        "widens what it may name" in said
+    )
+    assert "every user's locale reads as 'other'" not in said
+
+
+def test_a_column_of_codes_that_reads_as_other_for_every_user_is_said_so(tmp_path):
+    # KKBox's members.csv numbers its cities: no code is a locale, so every user would share one cohort
+    _listening(tmp_path)
+    users = tmp_path / "members.csv"
+    pd.DataFrame({"msno": [f"user_{u:06d}" for u in range(12)], "city": [1, 13, 5, 22] * 3}).to_csv(users, index=False)
+    layout = TextLayout(names=("user", "when", "track", "title"))
+    options = dict(user_col="user", item_col="track", time_col="when", layout=layout, now=NOW)
+    events, _, summary = load_interactions(
+        tmp_path / "plays.tsv", **options, users=UsersFile(users, id_col="msno", locale_col="city")
+    )
+    assert (events["locale"] == "other").all()
+    said = " ".join(str(summary).split())
+    assert "every user's locale reads as 'other', so the cohorts tell no one apart" in said
+    assert "--locale-map NAME=LOCALE" in said and "SETLIST_CONTEXT_LOCALE_PATTERN" in said
 
 
 def test_the_logs_own_context_wins_and_the_profile_fills_the_rest(tmp_path):
