@@ -30,6 +30,7 @@ from setlist.contract import EVENT_TYPES
 from setlist.featureset import FeatureSet
 from setlist.impressions import Impression
 from setlist.pseudonym import app_id, pseudonymize
+from setlist.request_time import hour_weekday
 from setlist.settings import Settings
 
 log = logging.getLogger("setlist.serving")
@@ -135,9 +136,9 @@ class RankingService:
         now = datetime.fromtimestamp(self._clock(), tz=UTC)
         # bounded once here: the key, the stages and the impression all see the same short values
         device, locale = self._vocabulary.context(q.context)
-        # The request features change with the hour and weekday on the model's clock: every zone's hours
-        # start on a UTC quarter hour (+05:30, +05:45), so an entry never outlives its local hour
-        bucket = f"{device}|{locale}|{now.weekday()}|{now.hour}|{now.minute // 15}"
+        # the request features read the hour and weekday on the routed model's clock: an entry ends with them
+        hour, weekday = hour_weekday(now, variant.bundle.zone)
+        bucket = f"{device}|{locale}|{weekday}|{hour}"
         self.hooks.on_arm(route.arm)
         rows: UserRows | None = None
         # A cache shared by every worker and replica (Redis) holds the versions that every Track,

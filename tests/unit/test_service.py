@@ -5,7 +5,8 @@ Only the service's public API (rank, track, ready) is used: its internals are fr
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -90,18 +91,24 @@ def test_the_in_process_caches_size_is_watched_as_it_fills(plane: Dataplane, ser
     assert entries() == 2
 
 
-def test_a_cached_ranking_does_not_outlive_its_quarter_hour(plane: Dataplane, server: Server) -> None:
-    # a model on a +05:30 or +05:45 clock turns its hour at :30 or :45 UTC: an entry of 12:13 UTC may
-    # not answer at 12:16, within its TTL as it is
-    start = datetime.fromtimestamp(plane.clock(), UTC)
-    assert start.minute == 0 and plane.settings.cache_ttl_s >= 300
-    plane.clock.advance(13 * 60)
-    assert not server.rank(RankQuery(USER, 5)).cache_hit
-    plane.clock.advance(60)
-    assert server.rank(RankQuery(USER, 5)).cache_hit  # 12:14: the same quarter hour
-    plane.clock.advance(120)
-    assert not server.rank(RankQuery(USER, 5)).cache_hit  # 12:16
-    assert server.rank(RankQuery(USER, 5)).cache_hit
+def test_a_cached_ranking_ends_with_its_models_local_hour(plane: Dataplane) -> None:
+    # a model trained on India's clock (+05:30) turns its hour at :30 UTC: an entry of 12:28 UTC (17:58 there)
+    # may not answer at 12:31 (18:01), within its TTL and its UTC hour as it is
+    pair = plane.registry.aliases["champion"]
+    kolkata = timezone(timedelta(hours=5, minutes=30))
+    plane.registry.bundles[pair] = replace(plane.registry.bundles[pair], zone=kolkata)
+    server = plane.build()
+    try:
+        assert datetime.fromtimestamp(plane.clock(), UTC).minute == 0 and plane.settings.cache_ttl_s >= 300
+        plane.clock.advance(28 * 60)
+        assert not server.rank(RankQuery(USER, 5)).cache_hit
+        plane.clock.advance(60)
+        assert server.rank(RankQuery(USER, 5)).cache_hit  # 12:29 UTC, 17:59 in Kolkata
+        plane.clock.advance(2 * 60)
+        assert not server.rank(RankQuery(USER, 5)).cache_hit  # 12:31 UTC, 18:01
+        assert server.rank(RankQuery(USER, 5)).cache_hit
+    finally:
+        server.close()
 
 
 def test_the_cache_size_gauge_reads_its_source_when_scraped() -> None:
