@@ -1306,13 +1306,20 @@ _OUTCOME_NAME = (
     r"|share|shared|skip|skipped|purchase|purchased|buy|bought|cart|carted|rating|rated|score|stars?|watch_ratio"
     r"|recommend|recommended|voted_?up|correct|answered_?correctly|favou?rite|favou?rited|fav|collect|collected"
     r"|play|stay"  # WeChat Channels' play and stay: milliseconds of each view, outcomes too
-    r"|play_ratio|retweet|retweeted|install|installed|bookmark|bookmarked|read|comment|commented|forward"
+    r"|play_ratio|played_?ratio_?pct|retweet|retweeted|install|installed|bookmark|bookmarked|read|comment|commented|forward"
     r"|forwarded|hate|hated|dislike|disliked|long_?view|plays|play_?count|listens|listen_?count|weight|booking"
     r"|booked|conversion|converted|overall|result|label|target"  # KKBox's target: replayed within a month
     # how long each play lasted (Jellyfin's PlayDuration, Spotify's ms_played): --played-col reads it
     r"|play_?duration|ms_?played|played_?(?:ms|s|sec|secs|seconds|time|duration)"
     r"|(?:listen|watch)(?:ed)?_?(?:duration|ms|seconds|secs))"
     r"(?:_?(?:cnt|count|num|flag|flg|bool|s|timestamp|time))?"
+)
+
+
+#: a column name of how much of the item each play took, which --played-col reads
+_PLAYED_NAME = (
+    r"(?:play|played|watch|listen)_?ratio(?:_?pct)?|play_?duration|ms_?played"
+    r"|played_?(?:ms|s|sec|secs|seconds|time|duration)|(?:listen|watch)(?:ed)?_?(?:duration|ms|seconds|secs)"
 )
 
 
@@ -1471,7 +1478,16 @@ def unread_outcome_note(columns: list[str], o: ImportOptions, frame: pd.DataFram
     shown = ", ".join(map(repr, found[:4])) + (f" and {len(found) - 4} more" if len(found) > 4 else "")
     read = [c for c in told if c is not None and c in columns]
     if o.type_col is not None and _text_cells(frame, o.type_col):
-        return []  # a column of type names: the outcome columns were made into it (the README's way)
+        # a column of type names: the outcome columns were made into it (the README's way); but a share or
+        # time played (Yambda's played_ratio_pct beside its event_type) is read beside it only by --played-col
+        played = [c for c in found if re.fullmatch(_PLAYED_NAME, c.lower())]
+        if played and o.played is None:
+            return [
+                f"column {played[0]!r} not read: every play row is imported as a whole play, a positive however "
+                f"little of the item it took; --played-col {played[0]} (with --played-unit) reads it, and short "
+                "plays become skips"
+            ]
+        return []
     if read:  # one outcome read, others beside it not (NCM's isClick beside isLike, isShare)
         return [
             f"column{'s' if len(found) > 1 else ''} {shown} not read beside {read[0]!r}, which alone gives each "

@@ -337,3 +337,40 @@ def test_movielens_tags_are_named_as_unread_unless_their_meaning_is_told(tmp_pat
     numbered = tmp_path / "numbered.csv"  # a tag column of ids is no free text
     pd.DataFrame(rows, columns=["userId", "movieId", "tag", "timestamp"]).assign(tag=7).to_csv(numbered, index=False)
     assert "column 'tag'" not in str(load_interactions(numbered, **options)[2])
+
+
+def _yambda_like(tmp_path):
+    # Yambda's multi_event layout: a listen's share played in percent, empty on the other kinds
+    rows = []
+    for k in range(120):
+        kind = "like" if k % 10 == 0 else "listen"
+        rows.append((k % 12, k * 60, k % 30, kind, None if kind == "like" else [12, 100, 97][k % 3]))
+    src = tmp_path / "multi_event.csv"
+    pd.DataFrame(rows, columns=["uid", "timestamp", "item_id", "event_type", "played_ratio_pct"]).to_csv(
+        src, index=False
+    )
+    return src
+
+
+def test_yambdas_played_ratio_pct_left_unread_is_said(tmp_path):
+    src = _yambda_like(tmp_path)
+    _, _, summary = load_interactions(
+        src, user_col="uid", time_col="timestamp", time_unit="s", time_origin="2023-01-01", now=NOW
+    )
+    said = " ".join(" ".join(summary.read_notes).split())
+    assert "'played_ratio_pct'" in said and "not read" in said and "--played-col" in said
+
+
+def test_a_played_share_left_unread_beside_a_type_column_is_said(tmp_path):
+    src = _yambda_like(tmp_path)
+    _, _, summary = load_interactions(
+        src,
+        user_col="uid",
+        time_col="timestamp",
+        time_unit="s",
+        time_origin="2023-01-01",
+        type_col="event_type",
+        now=NOW,
+    )
+    said = " ".join(" ".join(summary.read_notes).split())
+    assert "column 'played_ratio_pct' not read" in said and "--played-col played_ratio_pct" in said
