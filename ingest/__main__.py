@@ -21,7 +21,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ingest.intake import INGEST_SLICE_ROWS, IngestReport, ingest
-from ingest.item_overlap import disjoint_note, log_items
+from ingest.item_overlap import disjoint_note, log_items, log_types
 from ingest.items_files import items_label
 from setlist import jobmetrics
 from setlist.catalog import load_items, merge_items, save_items
@@ -724,9 +724,16 @@ def import_(
     if report.accepted and (note := _zone_note(time_zone, settings)):
         console.print(f"[yellow]note:[/] {note}", soft_wrap=True)
     kinds = {t for t, n in summary.type_counts.items() if n}
-    if report.accepted and not kinds & {"play", *POSITIVE_TYPES} and not kinds <= set(NO_ITEM_TYPES):
+    positive = {"play", *POSITIVE_TYPES}
+    if (
+        report.accepted
+        and not kinds & positive
+        and not kinds <= set(NO_ITEM_TYPES)
+        and not log_types(files_before) & positive
+    ):
         # impressions or views alone train nothing (ZhihuRec's with its reads typed away): said, not refused,
-        # since a second file may bring the clicks (iPinYou's clk log after its impressions)
+        # since a second file may bring the clicks (iPinYou's clk log after its impressions); an earlier
+        # import that brought them (Yambda's listens before its dislikes) leaves nothing to say
         console.print(
             f"[yellow]warning:[/] no row of {source.name} is a play, a like or an add: none can be a positive to "
             "learn from. If another file holds them, import it next; else the notes above say how its columns read",

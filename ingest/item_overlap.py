@@ -27,6 +27,16 @@ def log_items(files: Iterable[Path]) -> set[str]:
     return {v for v in pc.unique(column).to_pylist() if v}
 
 
+def log_types(files: Iterable[Path]) -> set[str]:
+    """The distinct event types of the event log's ``files``: whether an earlier import brought the
+    positives a second file of one kind (Yambda's dislikes after its listens) has none of."""
+    paths = [str(f) for f in files]
+    if not paths:
+        return set()
+    column = ds.dataset(paths, format="parquet").to_table(columns=["type"]).column("type")
+    return {v for v in pc.unique(column).to_pylist() if v}
+
+
 def disjoint_note(before: set[str], added: set[str], source: str) -> str | None:
     """A word when none of ``added`` (the items of ``source``'s new events) is in ``before``."""
     if not before or len(added) < MIN_NEW_ITEMS or before & added:

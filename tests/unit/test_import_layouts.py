@@ -1803,3 +1803,22 @@ def test_kkbox_columns_are_suggested_and_a_given_user_column_is_used_for_them(tm
     with pytest.raises(ImportFormatError) as caught:
         load_interactions(renamed, user_col="pid")
     assert "would import with --user-col pid --item-col song_id" in " ".join(str(caught.value).split())
+
+
+def test_a_second_file_without_positives_is_not_warned_of_when_the_log_holds_them(tmp_path, monkeypatch):
+    from ingest.__main__ import app
+
+    # Yambda's flat layout: its listens first, then its dislikes as a second import of the same users
+    monkeypatch.setenv("SETLIST_DATA_DIR", str(tmp_path / "data"))
+    listens, dislikes = tmp_path / "listens.csv", tmp_path / "dislikes.csv"
+    listens.write_text("uid,item_id,timestamp\n" + "".join(f"{k % 30},{k % 57},{T0 + 30 * k}\n" for k in range(600)))
+    dislikes.write_text("uid,item_id,timestamp\n" + "".join(f"{k % 30},{k % 41},{T0 + 31 * k}\n" for k in range(60)))
+    common = ["--user-col", "uid", "--time-col", "timestamp", "--time-unit", "s"]
+    first = CliRunner().invoke(app, ["import", str(dislikes), *common, "--type", "not_interested"])
+    assert first.exit_code == 0, first.output
+    assert "no row of dislikes.csv is a play, a like or an add" in " ".join(first.output.split())
+    shutil.rmtree(tmp_path / "data")
+    assert CliRunner().invoke(app, ["import", str(listens), *common]).exit_code == 0
+    second = CliRunner().invoke(app, ["import", str(dislikes), *common, "--type", "not_interested"])
+    assert second.exit_code == 0, second.output
+    assert "no row of dislikes.csv is a play, a like or an add" not in " ".join(second.output.split())
