@@ -749,6 +749,20 @@ def import_(
             "rows with their reasons",
             soft_wrap=True,
         )
+    ahead = report.reasons.get("future_timestamp", 0)
+    if ahead and time_origin and summary.end is not None:
+        # a counter from a start with no date given (Yambda's seconds): an origin too recent dates its newest
+        # rows after today, and they are quarantined, the newest part of the log, the one the hold-out is
+        from ingest.import_values import parse_origin
+
+        start = parse_origin(time_origin, time_zone, time_unit)
+        fits = (start - (summary.end - pd.Timestamp.now(tz="UTC")) - pd.Timedelta(days=1)).floor("D")
+        console.print(
+            f"[yellow]warning:[/] --time-origin {time_origin} dates {ahead:,} rows after now: an origin of "
+            f"{fits:%Y-%m-%d} or earlier places the whole log; this directory refuses the file with another origin, "
+            f"so to import it so, {_start_over(settings)}",
+            soft_wrap=True,
+        )
     if again and again >= report.received / 2:
         catalogue = (
             f" {items_label(items)}'s metadata was taken all the same: it replaces what the catalogue held for its "

@@ -1822,3 +1822,18 @@ def test_a_second_file_without_positives_is_not_warned_of_when_the_log_holds_the
     second = CliRunner().invoke(app, ["import", str(dislikes), *common, "--type", "not_interested"])
     assert second.exit_code == 0, second.output
     assert "no row of dislikes.csv is a play, a like or an add" not in " ".join(second.output.split())
+
+
+def test_an_origin_that_places_the_log_past_today_is_warned_with_one_that_fits(tmp_path, monkeypatch):
+    from ingest.__main__ import app
+
+    # Yambda's seconds from the start of its log: an origin a month ago dates most of its 300 days ahead
+    monkeypatch.setenv("SETLIST_DATA_DIR", str(tmp_path / "data"))
+    src = tmp_path / "multi_event.csv"
+    src.write_text("uid,item_id,timestamp\n" + "".join(f"{k % 30},{k % 57},{k * 43_200}\n" for k in range(600)))
+    origin = (pd.Timestamp.now(tz="UTC") - pd.Timedelta(days=30)).strftime("%Y-%m-%d")
+    args = ["--user-col", "uid", "--time-col", "timestamp", "--time-unit", "s", "--time-origin", origin]
+    done = CliRunner().invoke(app, ["import", str(src), *args])
+    said = " ".join(done.output.split())
+    assert "future_timestamp" in said
+    assert f"--time-origin {origin} dates" in said and "after now: an origin of" in said
