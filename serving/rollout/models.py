@@ -301,7 +301,10 @@ class ModelHolder:
                     if alias in old:
                         new[alias] = old[alias]
                     elif alias == CHAMPION:
-                        self.waiting_for = "no champion model in the registry yet (make train promotes one)"
+                        self.waiting_for = (
+                            "no champion model in the registry yet (make train promotes one that beats popularity; "
+                            "python -m training.promote --reason '…' serves the challenger it kept)"
+                        )
                     continue
                 except Exception as exc:
                     log.warning("cannot read alias %s: %s", alias, type(exc).__name__)

@@ -158,6 +158,8 @@ def test_a_server_with_no_champion_says_why_rather_than_still_loading(tmp_path: 
     holder = ModelHolder(Settings(data_dir=tmp_path), loader=bundle, versions=versions)
     holder.refresh()
     assert holder.waiting_for is not None and "no champion model in the registry yet" in holder.waiting_for
+    # a first make train that kept its model as challenger: the client is told how to serve it anyway
+    assert "python -m training.promote --reason" in holder.waiting_for
     holder.refresh()
     assert (
         holder.waiting_for
