@@ -160,6 +160,7 @@ def preflight(settings) -> None:
             ) from None
     if settings.engine == "fast":
         _check_journals(settings)
+    _check_ports(settings)
     from serving.grpc.server import InsecureServer, require_secure_transport
 
     try:
@@ -178,6 +179,49 @@ def preflight(settings) -> None:
         check_key(settings)  # Track would log every user under a new pseudonym, Rank know no one
     except SetlistError as exc:
         raise StartupError(str(exc)) from None
+
+
+def _check_ports(settings) -> None:
+    """Every port the server will listen on, free, before models load for a minute: a second server on
+    the same port would otherwise end in a traceback, or with several workers (SO_REUSEPORT) share the
+    port with the first one and take half its connections."""
+    metrics_host = settings.metrics_host or settings.host
+    ports = [("gRPC", settings.host, settings.port, "--port or SETLIST_PORT")]
+    if settings.metrics_port:
+        ports += [
+            ("metrics", metrics_host, settings.metrics_port + i, "--metrics-port or SETLIST_METRICS_PORT")
+            for i in range(max(1, settings.workers))
+        ]
+    if settings.health_port:
+        ports.append(("health", settings.host, settings.health_port, "SETLIST_HEALTH_PORT"))
+    for name, host, port, option in ports:
+        if why := port_in_use(host, port):
+            raise StartupError(
+                f"the {name} port {host}:{port} {why}: stop that process, or choose another with {option}"
+            )
+
+
+def port_in_use(host: str, port: int) -> str | None:
+    """Why ``host:port`` cannot be served, or None: something answers there, or it cannot be bound."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # a wildcard address is reached through loopback: a server already listening there answers
+    target = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(host, host)
+    try:
+        with socket.create_connection((target, port), timeout=0.5):
+            return "already has a server listening"
+    except OSError:
+        pass
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gRPC binds: a closed socket's wait is no use
+        sock.bind((host, port))
+    except OSError as exc:
+        return f"cannot be bound ({exc.strerror or exc})"
+    finally:
+        sock.close()
+    return None
 
 
 def _check_auth_and_quotas(settings) -> list:

@@ -73,7 +73,12 @@ def _run_worker(
     # 200 req/s). Frozen, they are left out of collections; what requests allocate is still collected.
     gc.collect()
     gc.freeze()
-    running = start_server(ranking, settings, reuse_port=reuse_port)
+    try:
+        running = start_server(ranking, settings, reuse_port=reuse_port)
+    except OSError as exc:  # a port taken since the start-up check: its sentence, no traceback
+        log.error("could not start the server: %s", exc, extra={"fields": {"worker": index}})
+        ranking.close()
+        return 1
     log.info("worker ready", extra={"fields": {"worker": index, "pid": os.getpid(), "port": running.port}})
     stop.wait()
     log.info("shutting down", extra={"fields": {"worker": index, "grace_s": grace_s}})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -47,3 +48,65 @@ def test_an_unexpected_error_keeps_its_traceback(tmp_path: Path, caplog: pytest.
         assert _run_worker(_settings(tmp_path), crash, 0.1, index=0, reuse_port=False) == 1
     (record,) = [r for r in caplog.records if "could not build" in r.getMessage()]
     assert record.exc_info is not None
+
+
+class _Closed:
+    """A ranking service that records being closed."""
+
+    closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def _listening(host: str = "127.0.0.1") -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind((host, 0))
+    sock.listen()
+    return sock
+
+
+def test_a_port_taken_since_the_start_up_check_is_one_line_and_the_service_closed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    taken = _listening()
+    ranking = _Closed()
+    try:
+        settings = _settings(tmp_path).model_copy(update={"host": "127.0.0.1", "port": taken.getsockname()[1]})
+        with caplog.at_level(logging.ERROR):
+            assert _run_worker(settings, lambda index: ranking, 0.1, index=0, reuse_port=False) == 1
+    finally:
+        taken.close()
+    (record,) = [r for r in caplog.records if "could not start the server" in r.getMessage()]
+    assert "cannot listen on 127.0.0.1:" in record.getMessage() and record.exc_info is None
+    assert ranking.closed
+
+
+@pytest.mark.parametrize("kind", ["gRPC", "metrics", "health"])
+def test_start_up_refuses_a_port_another_server_listens_on_naming_the_setting(tmp_path: Path, kind: str) -> None:
+    from serving.__main__ import StartupError, _check_ports, port_in_use
+
+    taken = _listening()
+    try:
+        port = taken.getsockname()[1]
+        base = _settings(tmp_path).model_copy(update={"host": "0.0.0.0", "port": 0, "workers": 2})
+        settings = {
+            "gRPC": base.model_copy(update={"port": port}),
+            # the second worker's metrics port is the taken one
+            "metrics": base.model_copy(update={"metrics_port": port - 1}),
+            "health": base.model_copy(update={"health_port": port}),
+        }[kind]
+        if kind == "metrics" and port_in_use("0.0.0.0", port - 1):
+            pytest.skip("the port below the test's is taken on this machine")
+        with pytest.raises(StartupError, match=rf"the {kind} port \S+:{port} already has a server listening"):
+            _check_ports(settings)
+    finally:
+        taken.close()
+    _check_ports(settings)  # free again
+    # bound (not listening) by another socket without SO_REUSEADDR's leave: it cannot be bound
+    held = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    held.bind(("127.0.0.1", 0))
+    try:
+        assert "cannot be bound" in (port_in_use("127.0.0.1", held.getsockname()[1]) or "")
+    finally:
+        held.close()
