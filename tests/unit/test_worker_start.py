@@ -110,3 +110,39 @@ def test_start_up_refuses_a_port_another_server_listens_on_naming_the_setting(tm
         assert "cannot be bound" in (port_in_use("127.0.0.1", held.getsockname()[1]) or "")
     finally:
         held.close()
+
+
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 on this machine")
+def test_an_ipv6_host_in_brackets_as_grpc_takes_it_is_checked_not_refused() -> None:
+    from serving.__main__ import port_in_use
+
+    # gRPC binds "[::]:50051" (":::50051" it cannot parse): the start-up check reads the same spelling
+    with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as free:
+        free.bind(("::1", 0))
+        port = free.getsockname()[1]
+    assert port_in_use("[::1]", port) is None
+    taken = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    taken.bind(("::1", 0))
+    taken.listen()
+    try:
+        assert port_in_use("[::1]", taken.getsockname()[1]) == "already has a server listening"
+    finally:
+        taken.close()
+
+
+def test_a_metrics_port_past_the_last_one_is_said_not_a_traceback(tmp_path: Path) -> None:
+    from serving.__main__ import StartupError, _check_ports
+
+    # worker i serves metrics on metrics_port + i: the second worker's would be 65536
+    settings = _settings(tmp_path).model_copy(update={"host": "127.0.0.1", "metrics_port": 65535, "workers": 2})
+    with pytest.raises(StartupError, match=r"the metrics port 127.0.0.1:65536 is out of range"):
+        _check_ports(settings)
