@@ -199,7 +199,10 @@ class RankingService:
             )
 
         result, served, used = self._serve(live, route, variant, found.degraded, context)
-        if cached is not None:
+        # the key's bucket is the hour on the routed model's clock: a fallback ranked on another clock
+        # (a champion of another zone) could outlive its own hour under it, so it is not kept
+        other_clock = used != route.variant and live.variant(used).bundle.zone != variant.bundle.zone
+        if cached is not None and not other_clock:
             with tracing.span("rank.cache_put"):
                 self.cache.put(
                     key,
@@ -213,7 +216,7 @@ class RankingService:
                         "analytics": analytics,
                     },
                 )
-        else:
+        elif cached is None:
             self.hooks.on_degraded()
         self._impression(q, user, route, used, live.variant(used), served, result, now, device, locale, analytics)
         self.hooks.on_cache(False, time.perf_counter() - started)
