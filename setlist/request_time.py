@@ -32,6 +32,11 @@ def parse_zone(text: str) -> tzinfo:
             raise ValueError(f"{text!r} is not a time zone: an offset is at most ±23:59")
         offset = timedelta(hours=hours, minutes=minutes) * (-1 if m[1] == "-" else 1)
         return UTC if not offset else timezone(offset)
+    if t.lower() == "localtime":  # a link to this machine's /etc/localtime: a server may read another zone under it
+        raise ValueError(
+            f"{text!r} is not a time zone: it is this machine's clock, which a model records by name and a server "
+            "reads as its own; give the IANA name (Europe/Paris) or an offset (+05:30)"
+        )
     try:
         return ZoneInfo(t)
     except Exception as exc:  # not found, a malformed key, a directory of zones: all one mistake
