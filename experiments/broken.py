@@ -15,6 +15,7 @@ import pandas as pd
 
 from setlist import mlflow_runs, registry
 from setlist.featureset import MODEL_SERVICE_ATTR, Service
+from setlist.request_time import set_model_zone
 from setlist.settings import Settings
 
 Mode = Literal["shuffled", "inverted"]
@@ -61,6 +62,8 @@ def register_broken_ranker(
 
     frame = pd.read_parquet(settings.training_set_path)
     booster = broken_booster(frame, mode, seed=seed)
+    # the kept set's request block is on SETLIST_TIMEZONE's clock: served on it, as a trained ranker is
+    set_model_zone(booster, settings.request_zone)
     client = registry.connect(settings)
     candidates = registry.lookup_pair(client, settings, registry.CHAMPION).candidates  # as serving reads it
     with mlflow_runs.tracked(
