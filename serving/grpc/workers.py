@@ -93,6 +93,7 @@ def _reserve_port(host: str, port: int) -> Iterator[int]:
 
     The socket never listens, so the kernel routes no connection to it; SO_REUSEPORT lets the
     workers' listening sockets share the port with it and with each other."""
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host  # gRPC's [::], bare for socket
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)

@@ -139,6 +139,14 @@ def test_an_ipv6_host_in_brackets_as_grpc_takes_it_is_checked_not_refused() -> N
         taken.close()
 
 
+@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 on this machine")
+def test_the_workers_port_is_reserved_on_an_ipv6_host_in_brackets() -> None:
+    from serving.grpc.workers import _reserve_port
+
+    with _reserve_port("[::1]", 0) as port:
+        assert port > 0
+
+
 def test_a_metrics_port_past_the_last_one_is_said_not_a_traceback(tmp_path: Path) -> None:
     from serving.__main__ import StartupError, _check_ports
 
