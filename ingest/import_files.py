@@ -2364,8 +2364,11 @@ NON_CLICK_NAME = r"non_?(?:clk|click)(?:_?(?:flag|bool))?"
 #: book's): ``sid`` and ``cid`` are left out, a session or a category as often
 _SHORT_ITEM_IDS = frozenset({"vid", "pid", "mid", "iid", "tid", "aid", "bid"})
 #: words of a column name that say it holds a user's rating of the item
-#: (overall: Amazon 2014/2018 reviews; target: KKBox's 0/1 replay, which --rating-col reads as a like or a skip)
-_RATING_WORDS = frozenset({"rating", "stars", "star", "rate", "rated", "overall", "target"})
+#: (overall: Amazon 2014/2018 reviews)
+_RATING_WORDS = frozenset({"rating", "stars", "star", "rate", "rated", "overall"})
+#: ... and a column named only this, of numbers (KKBox's 0/1 replay, which --rating-col reads as a like or a
+#: skip): as a word of a longer name it says what the row is aimed at (a target_audience, a target_url)
+_RATING_NAMES = frozenset({"target"})
 #: ... unless one of these says it is a count or an average of ratings (Goodbooks' ratings_count)
 _AGGREGATE_WORDS = frozenset({"count", "number", "avg", "average", "mean", "total", "num"})
 
@@ -2508,6 +2511,15 @@ def _social_graph(names: Sequence[str]) -> str | None:
     )
 
 
+def _words_in(frame: pd.DataFrame, col: str) -> bool:
+    """Whether most of a column's first filled cells (where it was read) are no numbers."""
+    if col not in frame:
+        return False
+    cells = frame[col].dropna().astype(str).str.strip().head(200)
+    cells = cells[cells != ""]
+    return bool(len(cells)) and bool(to_numbers(cells).isna().mean() > 0.5)
+
+
 def _suggested_options(frame: pd.DataFrame, unread: Sequence[str], given_user: str | None = None) -> str | None:
     """The options a file's column names suggest, all at once (Goodbooks' ratings.csv took four runs,
     one missing option each): a column named for users, one for items (else another id, else the
@@ -2536,7 +2548,7 @@ def _suggested_options(frame: pd.DataFrame, unread: Sequence[str], given_user: s
             n
             for n in names
             if n not in (user, item)
-            and _RATING_WORDS & words[n]
+            and (_RATING_WORDS & words[n] or (n.lower() in _RATING_NAMES and not _words_in(frame, n)))
             and not (_AGGREGATE_WORDS | _NOT_THE_USERS - {"score"}) & words[n]  # Untappd's rating_score
             and not any(w.isdigit() for w in words[n])  # Expedia's comp1_rate: a competitor's, one of eight
             and name_words(n)[-1:] not in (["id"], ["key"])  # Plex's rating_key is its item's id

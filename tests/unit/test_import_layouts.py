@@ -1837,3 +1837,26 @@ def test_an_origin_that_places_the_log_past_today_is_warned_with_one_that_fits(t
     said = " ".join(done.output.split())
     assert "future_timestamp" in said
     assert f"--time-origin {origin} dates" in said and "after now: an origin of" in said
+
+
+@pytest.mark.parametrize(
+    ("header", "cells", "offered"),
+    [
+        # a click log whose ads say whom they aim at: the clicks are the outcome, no rating
+        ("user_id,ad_id,click,target_audience,ts", "{u},{i},{c},teen,{t}", "--type-col click"),
+        ("user_id,post_id,target_type,ts", "{u},{i},question,{t}", "--time-col ts"),
+        # a column named target of page names is where a visit went, no outcome
+        ("visitor_id,page_id,target,ts", "{u},{i},p{c},{t}", "--time-col ts"),
+    ],
+)
+def test_a_target_that_is_no_outcome_is_not_offered_as_the_rating(tmp_path, header, cells, offered):
+    """Only a column named ``target`` of numbers (KKBox's 0/1) is offered as the rating: a longer name
+    with the word, or a column of names, says what the row aims at, and read as a rating it is refused."""
+    log = tmp_path / "log.csv"
+    rows = [cells.format(u=k % 7, i=k % 11, c=k % 2, t=T0 + 60 * k) for k in range(40)]
+    log.write_text(header + "\n" + "\n".join(rows) + "\n")
+    with pytest.raises(ImportFormatError) as caught:
+        load_interactions(log)
+    message = " ".join(str(caught.value).split())
+    assert "would import with" in message and offered in message
+    assert "--rating-col" not in message
