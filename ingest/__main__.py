@@ -942,15 +942,17 @@ def _zone_note(zone: str | None, settings: Settings) -> str | None:
         return None
     from setlist.request_time import parse_zone, zone_name
 
+    # pandas reads zones zoneinfo does not (its "dateutil/Europe/Paris"): the setting takes the IANA name alone
     try:
-        named = zone_name(parse_zone(zone))
-    except ValueError:  # pandas reads zones zoneinfo does not ("EST5EDT"-like aliases): say it plainly
-        named = zone
+        named = zone_name(parse_zone(zone.removeprefix("dateutil/")))
+    except ValueError:  # no name the setting reads: which zone it is, not a value it would refuse
+        named = None
     if named == settings.timezone:
         return None
+    setting = f"SETLIST_TIMEZONE={named}" if named else f"SETLIST_TIMEZONE to the IANA name of {zone}"
     return (
         f"--time-zone {zone} placed the times; the hour and weekday features read them on SETLIST_TIMEZONE's clock "
-        f"({settings.timezone} now): set SETLIST_TIMEZONE={named} before `make train` so they follow the users' clocks"
+        f"({settings.timezone} now): set {setting} before `make train` so they follow the users' clocks"
     )
 
 

@@ -724,3 +724,14 @@ def test_an_import_in_a_zone_says_how_the_hour_features_follow_it(tmp_path, monk
     assert offset.exit_code == 0 and "SETLIST_TIMEZONE" not in offset.output, offset.output
     plain = _csv(tmp_path / "olist3.csv", "u,i,t\n4,d,2018-03-03 21:00:00")
     assert "SETLIST_TIMEZONE" not in CliRunner().invoke(app, ["import", str(plain), *args[2:]]).output
+
+
+def test_a_zone_pandas_alone_reads_is_named_as_the_setting_reads_it(tmp_path, monkeypatch):
+    # pandas' dateutil/ zones place the times, but SETLIST_TIMEZONE refuses the prefix: the note names the zone
+    monkeypatch.setenv("SETLIST_DATA_DIR", str(tmp_path / "data"))
+    src = _csv(tmp_path / "log.csv", "u,i,t\n1,a,2018-03-01 21:00:00\n2,b,2018-03-01 22:00:00")
+    args = ["import", str(src), "--user-col", "u", "--item-col", "i", "--time-col", "t"]
+    result = CliRunner().invoke(app, [*args, "--time-zone", "dateutil/Europe/Paris"])
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    assert "set SETLIST_TIMEZONE=Europe/Paris before `make train`" in said
