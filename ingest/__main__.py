@@ -757,10 +757,19 @@ def import_(
 
         start = parse_origin(time_origin, time_zone, time_unit)
         fits = (start - (summary.end - pd.Timestamp.now(tz="UTC")) - pd.Timedelta(days=1)).floor("D")
+        first = summary.start - start if summary.start is not None else pd.Timedelta(0)
+        if fits + first <= pd.Timestamp(0, tz="UTC"):
+            # counters that span more than the years since 1970 (milliseconds read as seconds): no origin places
+            # them, since one early enough for the newest dates the first before the epoch, which is refused
+            how = (
+                f"its counters span {(summary.end - summary.start).days // 365:,} years, more than any origin "
+                f"places: they count in another unit than --time-unit {time_unit}"
+            )
+        else:
+            how = f"an origin of {fits:%Y-%m-%d} or earlier places the whole log"
         console.print(
-            f"[yellow]warning:[/] --time-origin {time_origin} dates {ahead:,} rows after now: an origin of "
-            f"{fits:%Y-%m-%d} or earlier places the whole log; this directory refuses the file with another origin, "
-            f"so to import it so, {_start_over(settings)}",
+            f"[yellow]warning:[/] --time-origin {time_origin} dates {ahead:,} rows after now: {how}; this directory "
+            f"refuses the file with another origin, so to import it so, {_start_over(settings)}",
             soft_wrap=True,
         )
     if again and again >= report.received / 2:

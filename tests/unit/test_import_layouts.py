@@ -1860,3 +1860,19 @@ def test_a_target_that_is_no_outcome_is_not_offered_as_the_rating(tmp_path, head
     message = " ".join(str(caught.value).split())
     assert "would import with" in message and offered in message
     assert "--rating-col" not in message
+
+
+def test_counters_no_origin_places_are_said_to_be_in_another_unit(tmp_path, monkeypatch):
+    from ingest.__main__ import app
+
+    # milliseconds read as seconds: 60 days span 160 years, and the latest origin for the newest rows
+    # would date the first before 1970, which the contract refuses: no origin to offer
+    monkeypatch.setenv("SETLIST_DATA_DIR", str(tmp_path / "data"))
+    src = tmp_path / "ms.csv"
+    src.write_text("uid,item_id,timestamp\n" + "".join(f"{k % 30},{k % 57},{k * 8_640_000}\n" for k in range(600)))
+    args = ["--user-col", "uid", "--time-col", "timestamp", "--time-unit", "s", "--time-origin", "2023-01-01"]
+    done = CliRunner().invoke(app, ["import", str(src), *args])
+    said = " ".join(done.output.split())
+    assert "future_timestamp" in said
+    assert "or earlier places the whole log" not in said
+    assert "they count in another unit than --time-unit s" in said
