@@ -1308,11 +1308,12 @@ _OUTCOME_NAME = (
     r"|play|stay"  # WeChat Channels' play and stay: milliseconds of each view, outcomes too
     r"|play_ratio|played_?ratio_?pct|retweet|retweeted|install|installed|bookmark|bookmarked|read|comment|commented|forward"
     r"|forwarded|hate|hated|dislike|disliked|long_?view|plays|play_?count|listens|listen_?count|weight|booking"
-    r"|booked|conversion|converted|overall|result|label|target"  # KKBox's target: replayed within a month
+    r"|booked|conversion|converted|overall|result|label"
     # how long each play lasted (Jellyfin's PlayDuration, Spotify's ms_played): --played-col reads it
     r"|play_?duration|ms_?played|played_?(?:ms|s|sec|secs|seconds|time|duration)"
     r"|(?:listen|watch)(?:ed)?_?(?:duration|ms|seconds|secs))"
     r"(?:_?(?:cnt|count|num|flag|flg|bool|s|timestamp|time))?"
+    r"|target"  # KKBox's target (replayed within a month), alone: a target_time or target_count is no outcome
 )
 
 

@@ -24,6 +24,7 @@ import pandas as pd
 
 from serving.errors import InvalidArgument
 from serving.rank_stages import top_k_newcomer
+from serving.rollout.models import ranker_zone
 from serving.types import RankedItem, RankQuery, RankResult, TrackEvent, TrackResult
 from setlist import registry
 from setlist.blend import Blend, Predict, Prerank, scorer
@@ -32,7 +33,7 @@ from setlist.candidates import CandidateIndex
 from setlist.features import CROSS_NAMES, USER_TOP_GENRE, USER_VECTOR, effective_session
 from setlist.featureset import Service
 from setlist.pseudonym import app_id, pseudonymize
-from setlist.request_time import hour_weekday, model_zone
+from setlist.request_time import hour_weekday
 from setlist.settings import Settings
 
 log = logging.getLogger("setlist.serving.baseline")
@@ -60,7 +61,8 @@ class BaselineRanking:
         self.settings, self.store, self.index, self.ranker, self.version = settings, store, index, ranker, version
         self.service = service
         self._key = settings.secret_hmac_key()
-        self._zone = model_zone(ranker.get_raw_model())  # the clock the ranker's request features learned
+        # the clock the ranker's request features learned, checked and said as the fast engine does
+        self._zone = ranker_zone(settings, ranker.get_raw_model(), version)
 
     def ready(self) -> bool:
         return True  # everything is loaded in build_baseline, before the server starts

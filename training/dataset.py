@@ -78,7 +78,9 @@ def layout(svc: Service) -> Layout:
     )
 
 
-def historical(store: FeatureStore, entity_df: pd.DataFrame, features: Sequence[str] | str) -> pd.DataFrame:
+def historical(
+    store: FeatureStore, entity_df: pd.DataFrame, features: Sequence[str] | str, zone: tzinfo = UTC
+) -> pd.DataFrame:
     """Point-in-time features for each entity row, in row order: a feature service by name, or
     the given ``view:feature`` references.
 
@@ -92,8 +94,9 @@ def historical(store: FeatureStore, entity_df: pd.DataFrame, features: Sequence[
     step = entity_df.assign(event_timestamp=ts).groupby(["user_id", "event_timestamp"]).cumcount()
     entity_df = entity_df.assign(
         event_timestamp=ts - pd.to_timedelta(step.to_numpy(), unit="us"),
-        request_hour=ts.dt.hour.astype("int64"),
-        request_weekday=ts.dt.weekday.astype("int64"),
+        # the on-demand request view's inputs, on the users' clock as Rank computes them
+        request_hour=ts.dt.tz_convert(zone).dt.hour.astype("int64"),
+        request_weekday=ts.dt.tz_convert(zone).dt.weekday.astype("int64"),
     )
     out = store.get_historical_features(entity_df=entity_df, features=service or list(features)).to_df()
     out["event_timestamp"] = pd.to_datetime(out["event_timestamp"], utc=True).dt.as_unit("us")

@@ -156,10 +156,12 @@ def load_bundle(settings: Settings, versions: Pair) -> ModelBundle:
         raise ModelLoadError(f"ranker v{versions[1]}: {exc}") from exc
     if probe.shape != (2,) or not np.all(np.isfinite(probe)):
         raise ModelLoadError(f"ranker v{versions[1]} returned {probe!r} on a probe input")
-    return ModelBundle(index, booster, versions[0], versions[1], layout, service, _zone(settings, booster, versions[1]))
+    return ModelBundle(
+        index, booster, versions[0], versions[1], layout, service, ranker_zone(settings, booster, versions[1])
+    )
 
 
-def _zone(settings: Settings, booster, version: str) -> tzinfo:
+def ranker_zone(settings: Settings, booster, version: str) -> tzinfo:
     """The ranker's clock; one that differs from ``SETLIST_TIMEZONE`` is kept (it is what the model
     learned) and said, since the setting takes effect at the next training."""
     try:

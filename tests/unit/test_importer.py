@@ -1882,3 +1882,11 @@ def test_a_target_column_left_unread_is_said(tmp_path):
     )
     _, _, summary = load_interactions(kkbox, user_col="msno", item_col="song_id", time_col=None)
     assert "column 'target' not read: every row is imported as a whole play" in " ".join(str(summary).split())
+    # a column named after a target, no outcome itself (a time, a count), is not said to be one
+    timed = _csv(
+        tmp_path / "targets.csv",
+        "user_id,item_id,target_time,target_count\n"
+        + "\n".join(f"u{k % 3},i{k},{1_700_000_000 + k},{k}" for k in range(8)),
+    )
+    _, _, said = load_interactions(timed, time_col=None)
+    assert "not read: every row is imported as a whole play" not in " ".join(str(said).split())

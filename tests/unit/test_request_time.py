@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from serving.rollout.models import ModelLoadError, _zone
+from serving.rollout.models import ModelLoadError, ranker_zone
 from setlist.request_time import MODEL_ZONE_ATTR, hour_weekday, model_zone, parse_zone, set_model_zone, zone_name
 from setlist.settings import Settings
 
@@ -105,10 +105,10 @@ def test_serving_keeps_the_models_zone_says_when_the_setting_differs_and_refuses
 ) -> None:
     settings = Settings(data_dir=tmp_path, timezone="Europe/Paris")
     with caplog.at_level(logging.WARNING, logger="setlist.serving.rollout.models"):
-        assert _zone(settings, Attrs(**{MODEL_ZONE_ATTR: "Europe/Paris"}), "3") == ZoneInfo("Europe/Paris")
+        assert ranker_zone(settings, Attrs(**{MODEL_ZONE_ATTR: "Europe/Paris"}), "3") == ZoneInfo("Europe/Paris")
         assert not caplog.records
-        assert _zone(settings, Attrs(), "2") is UTC  # trained before the setting: on UTC, as it learned
+        assert ranker_zone(settings, Attrs(), "2") is UTC  # trained before the setting: on UTC, as it learned
     assert "ranker v2 computes its request features (hour, weekday) in UTC" in caplog.text
     assert "SETLIST_TIMEZONE is Europe/Paris" in caplog.text
     with pytest.raises(ModelLoadError, match="ranker v4: its request time zone does not read"):
-        _zone(settings, Attrs(**{MODEL_ZONE_ATTR: "Nowhere/Land"}), "4")
+        ranker_zone(settings, Attrs(**{MODEL_ZONE_ATTR: "Nowhere/Land"}), "4")
