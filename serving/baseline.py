@@ -61,8 +61,9 @@ class BaselineRanking:
         self.settings, self.store, self.index, self.ranker, self.version = settings, store, index, ranker, version
         self.service = service
         self._key = settings.secret_hmac_key()
-        # the clock the ranker's request features learned, checked and said as the fast engine does
-        self._zone = ranker_zone(settings, ranker.get_raw_model(), version)
+        # the clock the ranker's request features learned, checked and said as the fast engine does (the
+        # ranker's own version: ``version`` names both models, candidates:N+ranker:M)
+        self._zone = ranker_zone(settings, ranker.get_raw_model(), version.rpartition("ranker:")[2])
 
     def ready(self) -> bool:
         return True  # everything is loaded in build_baseline, before the server starts
