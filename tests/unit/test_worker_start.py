@@ -154,3 +154,23 @@ def test_a_metrics_port_past_the_last_one_is_said_not_a_traceback(tmp_path: Path
     settings = _settings(tmp_path).model_copy(update={"host": "127.0.0.1", "metrics_port": 65535, "workers": 2})
     with pytest.raises(StartupError, match=r"the metrics port 127.0.0.1:65536 is out of range"):
         _check_ports(settings)
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 on this machine")
+def test_metrics_are_served_on_an_ipv6_host_in_brackets_as_the_start_up_check_passes_it() -> None:
+    import urllib.request
+
+    from serving.metrics import start_metrics_server, stop_metrics_server
+
+    # SETLIST_HOST=[::] is gRPC's spelling and the check's; the metrics server takes it too (by default it
+    # listens on the same host), or every worker would stop at its start on a name that does not resolve
+    with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as free:
+        free.bind(("::1", 0))
+        port = free.getsockname()[1]
+    server = start_metrics_server(port, "[::1]")
+    try:
+        assert server is not None and server[1] == port
+        with urllib.request.urlopen(f"http://[::1]:{port}/metrics", timeout=5) as answer:
+            assert answer.status == 200
+    finally:
+        stop_metrics_server(server)
