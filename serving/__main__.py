@@ -194,11 +194,24 @@ def _check_ports(settings) -> None:
         ]
     if settings.health_port:
         ports.append(("health", settings.host, settings.health_port, "SETLIST_HEALTH_PORT"))
+    seen: dict[int, tuple[str, str]] = {}
     for name, host, port, option in ports:
+        # two of its own servers on one port (worker 1's metrics on the gRPC port): the second one's start fails
+        if port and (same := seen.get(port)) and _overlap(same[1], host):
+            raise StartupError(
+                f"the {name} port {host}:{port} is also the {same[0]} port: choose another with {option}"
+            )
+        seen.setdefault(port, (name, host))
         if why := port_in_use(host, port):
             raise StartupError(
                 f"the {name} port {host}:{port} {why}: stop that process, or choose another with {option}"
             )
+
+
+def _overlap(a: str, b: str) -> bool:
+    """Whether listening on ``a`` and on ``b`` takes the same port: one host, or a wildcard."""
+    wildcard = ("", "0.0.0.0", "::", "[::]")
+    return a == b or a in wildcard or b in wildcard
 
 
 def port_in_use(host: str, port: int) -> str | None:

@@ -174,3 +174,29 @@ def test_metrics_are_served_on_an_ipv6_host_in_brackets_as_the_start_up_check_pa
             assert answer.status == 200
     finally:
         stop_metrics_server(server)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("kind", ["metrics", "health"])
+def test_start_up_refuses_two_of_its_own_servers_on_one_port(tmp_path: Path, kind: str) -> None:
+    from serving.__main__ import StartupError, _check_ports, port_in_use
+
+    port = _free_port()
+    base = _settings(tmp_path).model_copy(update={"host": "127.0.0.1", "port": port})
+    settings = {
+        # worker 1 serves metrics on metrics_port + 1, the gRPC port
+        "metrics": base.model_copy(update={"metrics_port": port - 1, "workers": 2}),
+        "health": base.model_copy(update={"health_port": port}),
+    }[kind]
+    if kind == "metrics" and port_in_use("127.0.0.1", port - 1):
+        pytest.skip("the port below the test's is taken on this machine")
+    with pytest.raises(StartupError, match=rf"the {kind} port 127.0.0.1:{port} is also the gRPC port"):
+        _check_ports(settings)
+    if kind == "metrics" and not port_in_use("127.0.0.2", port - 1):
+        # on a host of their own the same number is another port
+        _check_ports(settings.model_copy(update={"metrics_host": "127.0.0.2"}))
