@@ -62,7 +62,8 @@ def register_broken_ranker(
 
     frame = pd.read_parquet(settings.training_set_path)
     booster = broken_booster(frame, mode, seed=seed)
-    # the kept set's request block is on SETLIST_TIMEZONE's clock: served on it, as a trained ranker is
+    # the kept set's request block is on the clock of the training that kept it: SETLIST_TIMEZONE, unless the
+    # setting changed since (a drill's broken model; its hours being off then changes nothing it shows)
     set_model_zone(booster, settings.request_zone)
     client = registry.connect(settings)
     candidates = registry.lookup_pair(client, settings, registry.CHAMPION).candidates  # as serving reads it
