@@ -210,7 +210,10 @@ def _check_ports(settings) -> None:
 
 def _overlap(a: str, b: str) -> bool:
     """Whether listening on ``a`` and on ``b`` takes the same port: one host, or a wildcard."""
-    wildcard = ("", "0.0.0.0", "::", "[::]")
+    from serving.hosts import bare_host
+
+    a, b = bare_host(a), bare_host(b)
+    wildcard = ("", "0.0.0.0", "::")
     return a == b or a in wildcard or b in wildcard
 
 
@@ -218,10 +221,11 @@ def port_in_use(host: str, port: int) -> str | None:
     """Why ``host:port`` cannot be served, or None: something answers there, or it cannot be bound."""
     import socket
 
+    from serving.hosts import bare_host
+
     if not 0 <= port <= 65535:
         return "is out of range (0 to 65535)"
-    # gRPC takes an IPv6 address in brackets ([::]:50051); the socket module takes it bare
-    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    host = bare_host(host)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # a wildcard address is reached through loopback: a server already listening there answers
     target = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(host, host)

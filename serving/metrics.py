@@ -23,6 +23,7 @@ from typing import Protocol
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
+from serving.hosts import bare_host
 from setlist.jobmetrics import CATALOGUE, field_of, reason_code
 from setlist.registry import CHAMPION
 
@@ -378,8 +379,7 @@ def start_metrics_server(port: int, host: str = "0.0.0.0") -> tuple[MetricsServe
     """Serve /metrics over HTTP on ``port`` (0 means disabled). Returns the server and its port."""
     if port == 0:
         return None
-    # gRPC's IPv6 spelling ([::]), which SETLIST_HOST takes and this server shares: bare for the socket module
-    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    host = bare_host(host)  # SETLIST_HOST's [::], which this server shares with gRPC
     httpd, _thread = start_http_server(port, addr=host)
     return httpd, int(httpd.server_port)
 

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import cast
 
 from serving.grpc.server import DEFAULT_GRACE_S, start_server
+from serving.hosts import bare_host
 from serving.logs import configure_logging
 from serving.ports import Ranking
 from setlist import tracing
@@ -93,7 +94,7 @@ def _reserve_port(host: str, port: int) -> Iterator[int]:
 
     The socket never listens, so the kernel routes no connection to it; SO_REUSEPORT lets the
     workers' listening sockets share the port with it and with each other."""
-    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host  # gRPC's [::], bare for socket
+    host = bare_host(host)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
