@@ -75,7 +75,7 @@ from ingest.import_values import (
     types_and_values,
     wall_clock,
 )
-from ingest.intake import READ_NOTE
+from ingest.intake import EARLIER_ID, READ_NOTE
 from ingest.item_key import KEY_JOIN, key_column, key_parts, with_key
 from ingest.items_files import items_label, load_item_files
 from ingest.time_parts import part_units, split_time_columns, with_time
@@ -253,11 +253,16 @@ def _events(
     context: tuple[np.ndarray | str, np.ndarray | str] = (UNKNOWN, UNKNOWN),
     unread: np.ndarray | None = None,
     key_items: pd.Series | None = None,
+    kind: str | None = None,
 ) -> pd.DataFrame:
     """The rows as contract events in time order; an event's id hashes its user, item cell, raw time
     and its ordinal among the file's rows of those three (``copies``, by default 0: ``copy_ordinals``).
     ``key_items`` is the item cell as the file has it, where ``item_ids`` says "no item" ("") for a
     search.
+    ``kind``: the one type ``--type`` gives a file of one kind of event. It is part of each id, so a
+    like from such a file at the time of a play from another one (Yambda's flat files, stamped to 5
+    s) is another event; the id made without it, as releases before this one made it, goes in column
+    ``EARLIER_ID``, so that such a file imported then is not read twice.
     ``context`` is each row's (device, locale), or one for every row. ``unread`` says, for a row
     whose time, rating or count could not be read, which cell it was (column ``READ_NOTE``)."""
     n = len(users)
@@ -269,6 +274,10 @@ def _events(
             "copy": np.zeros(n, dtype=np.int64) if copies is None else copies,
         }
     )
+    earlier_id = None
+    if kind is not None and n:
+        earlier_id = _hash_hex(key, "i_")
+        key["kind"] = kind
     event_id = _hash_hex(key, "i_") if n else np.array([], dtype=object)
     del key
     # time order (ties and missing times as the file has them, missing last), taken column by
@@ -306,6 +315,8 @@ def _events(
     out = pd.DataFrame({c: take(columns.pop(c)) for c in EVENT_COLUMNS}, index=pd.RangeIndex(n))
     if unread is not None:
         out[READ_NOTE] = take(unread)
+    if earlier_id is not None:
+        out[EARLIER_ID] = take(earlier_id)
     return out
 
 
@@ -1798,6 +1809,7 @@ def _chunk_events(
         context=context,
         unread=unread,
         key_items=key_items,
+        kind=o.event_type,
     )
     tally.rows += n
     tally.users.update(users.dropna().unique().tolist())

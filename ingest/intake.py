@@ -295,6 +295,24 @@ def _same_event(held: Logged | None, kind: str, value: float) -> bool:
     return value == value and abs(held[1] - value) <= 1e-6 * max(1.0, abs(value))
 
 
+def _keep_earlier_ids(
+    frame: pd.DataFrame, earlier: pd.Series, known: set[str], logged: Callable[[list[str]], dict[str, Logged]]
+) -> None:
+    """Give back to each row whose ``EARLIER_ID`` the log holds for the same event (type and value) that
+    id: the duplicate check then finds it logged already, as a re-run of that import."""
+    ids = earlier.tolist()
+    at = [i for i, e in enumerate(ids) if e in known]
+    if not at:
+        return
+    held = logged([str(ids[i]) for i in at])
+    kinds, values = frame["type"].tolist(), to_numbers(frame["value"]).tolist()
+    same = [i for i in at if _same_event(held.get(str(ids[i])), str(kinds[i]), values[i])]
+    if same:  # by place: a later slice's frame keeps the file's row labels
+        column = frame["event_id"].to_numpy(dtype=object).copy()
+        column[same] = [ids[i] for i in same]
+        frame["event_id"] = column
+
+
 def _explained(reasons: list[str | None], unread: np.ndarray) -> list[str | None]:
     """Each reason an unread cell explains, its detail replaced by that cell in words."""
     out = list(reasons)
@@ -332,6 +350,10 @@ INGEST_SLICE_ROWS = 500_000
 #: a column an importer may add: for a row it could not read, which cell, in words; it replaces the
 #: detail of the row's quarantine reason (the code stays, so counts still group) and is not stored
 READ_NOTE = "_read_note"
+#: a column an importer may add: the id an earlier release made for the row, where this one's
+#: differs (a file of one kind of event, ``--type``, now has the type in its ids); a row whose
+#: earlier id the log holds for the same event was imported then, and keeps that id (not stored twice)
+EARLIER_ID = "_earlier_id"
 #: the reasons an unread cell explains: the time left empty, the type left empty by its rating, or
 #: an item named by several columns left without a name by an empty one
 _EXPLAINED = ("bad_timestamp", "unknown_type", "missing_id")
@@ -450,6 +472,9 @@ def _ingest_slice(
         keep = ~drop
         raw, frame, raw_ids = raw[keep], frame[keep].reset_index(drop=True), raw_ids[keep].reset_index(drop=True)
     unread = frame.pop(READ_NOTE).to_numpy(dtype=object) if READ_NOTE in frame.columns else None
+    earlier = frame.pop(EARLIER_ID) if EARLIER_ID in frame.columns else None
+    if earlier is not None and logged is not None and known:
+        _keep_earlier_ids(frame, earlier, known, logged)
     # before anything is written, quarantine included: raw search text never reaches storage
     frame["query"] = _stored_queries(frame, key)
     raw_ts = raw["timestamp"].reset_index(drop=True) if "timestamp" in raw else None

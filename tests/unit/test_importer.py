@@ -987,6 +987,56 @@ u2,a/x,2015-01-02T10:00:00Z,1
     assert carts["type"].tolist() == ["add_to_playlist"] * 3 and carts["value"].isna().all()
 
 
+def test_a_file_of_one_kind_of_event_at_another_files_times_holds_other_events(tmp_path):
+    """Yambda's flat files: a like in likes.parquet at a listen's 5 s stamp in listens.parquet is a second
+    event, whichever file comes first; each file imported again adds nothing."""
+    from ingest.intake import EARLIER_ID, ingest
+    from setlist.eventlog import EventLog, Quarantine
+    from setlist.settings import Settings
+
+    kw = dict(user_col="user", item_col="item", time_col="t", time_unit="s")
+    listens = _csv(tmp_path / "listens.csv", f"user,item,t\nu1,a,{T0}\nu1,b,{T0 + 5}\nu2,a,{T0 + 10}")
+    likes = _csv(tmp_path / "likes.csv", f"user,item,t\nu1,a,{T0}\nu2,a,{T0 + 10}")
+    plays, _, _ = load_interactions(listens, **kw)
+    liked, _, _ = load_interactions(likes, **kw, event_type="like")
+    # the ids an earlier release gave the likes are the plays' own: the clash this guards against
+    assert set(liked[EARLIER_ID]) < set(plays["event_id"]) and not set(liked["event_id"]) & set(plays["event_id"])
+    for order in ("plays first", "likes first"):
+        settings = Settings(data_dir=tmp_path / order, hmac_key="k")
+        files = [plays, liked] if order == "plays first" else [liked, plays]
+        reports = [ingest(f, settings, source="import", identities=FakeIdentities()) for f in files]
+        assert [r.accepted for r in reports] == [len(f) for f in files] and not any(r.quarantined for r in reports)
+        again = [ingest(f, settings, source="import", identities=FakeIdentities()) for f in files]
+        assert [r.already_logged for r in again] == [len(f) for f in files]
+        assert not any(r.accepted or r.quarantined for r in again)
+        log = EventLog(settings.events_dir).read()
+        assert sorted(log["type"]) == ["like", "like", "play", "play", "play"]
+        assert log["event_id"].is_unique and Quarantine(settings.quarantine_dir).read().empty
+
+
+def test_a_file_of_one_kind_imported_by_an_earlier_release_is_not_read_twice(tmp_path):
+    """Before the type was part of a ``--type`` file's ids, its events were logged under the ids made without
+    it: the same file imported again finds them there, and adds nothing."""
+    from ingest.intake import EARLIER_ID, ingest
+    from setlist.eventlog import EventLog
+    from setlist.settings import Settings
+
+    src = _csv(tmp_path / "stars.csv", f"user,repo,t\nu1,a,{T0}\nu1,b,{T0 + 60}\nu2,a,{T0 + 120}")
+    events, _, _ = load_interactions(
+        src, user_col="user", item_col="repo", time_col="t", time_unit="s", event_type="like"
+    )
+    settings = Settings(data_dir=tmp_path / "data", hmac_key="k")
+    then = events.drop(columns=[EARLIER_ID]).assign(event_id=events[EARLIER_ID])  # as that release logged them
+    assert ingest(then, settings, source="import", identities=FakeIdentities()).accepted == 3
+    again = ingest(events, settings, source="import", identities=FakeIdentities())
+    assert (again.accepted, again.already_logged, again.quarantined) == (0, 3, 0)
+    assert sorted(EventLog(settings.events_dir).read()["event_id"]) == sorted(events[EARLIER_ID])
+    # an earlier id logged for another event (a play at the like's time) is no reason to take it: a new like
+    settings = Settings(data_dir=tmp_path / "other", hmac_key="k")
+    ingest(then.assign(type="play"), settings, source="import", identities=FakeIdentities())
+    assert ingest(events, settings, source="import", identities=FakeIdentities()).accepted == 3
+
+
 def test_a_file_of_searches_takes_its_text_from_the_query_column(tmp_path):
     src = _csv(tmp_path / "q.csv", "user,q,ts\nu1,Miles Davis,2024-01-01T10:00:00Z\nu2,,2024-01-01T10:01:00Z")
     events, _, summary = load_interactions(
