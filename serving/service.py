@@ -102,8 +102,9 @@ class RankingService:
         s = self.settings
         if not q.user_id.strip():
             raise InvalidArgument("user_id is blank (only whitespace)" if q.user_id else "user_id is empty")
-        if len(q.user_id) > s.max_user_id_len:
-            raise InvalidArgument(f"user_id is {len(q.user_id)} characters; at most {s.max_user_id_len} allowed")
+        # counted as it is kept: the spaces a client pads an id with are no part of it (``app_id``)
+        if (n := len(app_id(q.user_id))) > s.max_user_id_len:
+            raise InvalidArgument(f"user_id is {n} characters; at most {s.max_user_id_len} allowed")
         if q.k <= 0 or q.k > s.max_k:
             raise InvalidArgument(f"k must be between 1 and {s.max_k}, got {q.k}")
         if len(q.exclude_item_ids) > s.max_exclusions:

@@ -109,8 +109,8 @@ class TrackPolicy:
 
     def bounds_reason(self, e: TrackEvent) -> str | None:
         """Why an event is too large to take, or None."""
-        if len(e.user_id) > self.max_user_id_len:
-            return f"too_long: user_id is {len(e.user_id)} characters; at most {self.max_user_id_len}"
+        if (n := len(app_id(e.user_id))) > self.max_user_id_len:  # as kept, without its padding
+            return f"too_long: user_id is {n} characters; at most {self.max_user_id_len}"
         for name in ID_FIELDS:
             n = len(getattr(e, name))
             if n > self.max_id_len:
@@ -330,8 +330,8 @@ class Tracker:
         # a search's terms in clear, for this user's session only (what is stored may be hashed)
         session_terms: dict[str, list[str]] = {}
         for position, e in enumerate(events):
-            oversized = len(e.user_id) > self.policy.max_user_id_len  # not worth a pseudonym
             raw = app_id(e.user_id)
+            oversized = len(raw) > self.policy.max_user_id_len  # not worth a pseudonym
             # a blank id is nobody's: kept as sent (whitespace names no one), so the contract rejects it
             user = pseudonym(raw) if raw and not oversized else ("" if oversized else e.user_id)
             row = self.row(e, user)

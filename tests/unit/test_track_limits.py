@@ -213,3 +213,19 @@ def test_an_id_with_surrounding_spaces_is_the_same_user_as_without(plane: Datapl
     (user,) = {r["user_id"] for r in plane.journal.rows}
     assert user == server.service.pseudonym("user-0") == server.service.pseudonym("  user-0 ")
     assert plane.identities.known == {user: "user-0"}
+
+
+def test_a_user_ids_padding_does_not_count_against_its_length_limit(plane: Dataplane, server: Server) -> None:
+    """The id is kept without the spaces around it (``app_id``), so it is measured so too: an id of the
+    longest length allowed, padded, is taken by Track and Rank; one character more is refused by both."""
+    from serving.types import RankQuery
+
+    longest = "u" * Settings().max_user_id_len  # the default the fixture serves with
+    padded = f"  {longest}\t"
+    assert server.track([play(plane, "padded", user_id=padded)]).accepted == 1
+    assert len(server.rank(RankQuery(padded, 3)).items) == 3
+    too_long = f" {longest}u "
+    with pytest.raises(InvalidArgument, match=rf"user_id is {len(longest) + 1} characters"):
+        server.track([play(plane, "too-long", user_id=too_long)])
+    with pytest.raises(InvalidArgument, match=rf"user_id is {len(longest) + 1} characters"):
+        server.rank(RankQuery(too_long, 3))
