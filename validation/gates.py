@@ -132,8 +132,8 @@ def parity_gate(settings: Settings, opts: GateOptions, ws: Workspace) -> list[Ga
 def drift_gate(settings: Settings, opts: GateOptions, ws: Workspace) -> list[GateResult]:
     t = opts.thresholds(settings)
     chosen = _windows(settings, opts, t)
-    reference = event_features(sources.with_genre(chosen.reference, settings))
-    current = event_features(sources.with_genre(chosen.current, settings))
+    reference = event_features(sources.with_genre(chosen.reference, settings), settings.request_zone)
+    current = event_features(sources.with_genre(chosen.current, settings), settings.request_zone)
     result = api.validate_drift(
         reference, current, numeric=EVENT_NUMERIC, categorical=EVENT_CATEGORICAL, thresholds=t.drift, workspace=ws
     )

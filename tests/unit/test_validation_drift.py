@@ -238,3 +238,18 @@ def test_a_small_log_of_sessions_is_judged_against_its_own_noise(ws):
     night = cur.assign(hour_of_day=ts.dt.hour % 4)  # every session between midnight and 4 am
     result = _drift(ws, ref, night, docs=False)
     assert "expect_column_distribution_drift_to_be_less_than(hour_of_day)[fail]" in result.failures
+
+
+def test_the_hour_of_day_is_read_on_the_users_clock_across_a_daylight_saving_change():
+    """Listening at 20:00 in Berlin every evening: on UTC's clock the hour moves from 18 to 19 when summer
+    time ends, a whole distribution shifted; on the users' clock (SETLIST_TIMEZONE) it stays at 20."""
+    from zoneinfo import ZoneInfo
+
+    berlin = ZoneInfo("Europe/Berlin")
+    days = pd.date_range("2026-10-18", "2026-11-07", freq="D")  # summer time ends on 25 October
+    stamps = [(pd.Timestamp(d.date()) + pd.Timedelta(hours=20)).tz_localize(berlin) for d in days]
+    events = pd.DataFrame(
+        {"event_id": [f"e{i}" for i in range(len(stamps))], "timestamp": pd.to_datetime(stamps, utc=True)}
+    )
+    assert set(event_features(events)["hour_of_day"]) == {18, 19}
+    assert set(event_features(events, berlin)["hour_of_day"]) == {20}

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, tzinfo
 
 import great_expectations as gx
 import numpy as np
@@ -181,9 +182,11 @@ def usable_columns(reference: pd.DataFrame, current: pd.DataFrame, columns: Sequ
     return [c for c in columns if c in reference.columns and c in current.columns and reference[c].notna().any()]
 
 
-def event_features(events: pd.DataFrame) -> pd.DataFrame:
+def event_features(events: pd.DataFrame, zone: tzinfo = UTC) -> pd.DataFrame:
     """Event columns plus derived per-event features that do not depend on the window's length, for
-    every event but an imported history's (see ``HISTORY_SESSION_PREFIX``)."""
+    every event but an imported history's (see ``HISTORY_SESSION_PREFIX``). ``hour_of_day`` is read on
+    ``zone``'s clock (``SETLIST_TIMEZONE``, as the ranker's request hour): the users' day keeps its hours
+    across a daylight-saving change, where on UTC's it moves by one and reads as drift."""
     out = events
     if "session_id" in out:
         # an imported history (clicks listed before the log) has no times of its own: its hours and its
@@ -192,7 +195,7 @@ def event_features(events: pd.DataFrame) -> pd.DataFrame:
         out = out[~history.to_numpy(dtype=bool)]
     out = out.copy()
     ts = pd.to_datetime(out["timestamp"], utc=True)
-    out["hour_of_day"] = ts.dt.hour.astype("int64")
+    out["hour_of_day"] = ts.dt.tz_convert(zone).dt.hour.astype("int64")
     if "session_id" in out and out["session_id"].notna().any():
         out["session_events"] = out.groupby("session_id")["event_id"].transform("size").astype("float64")
     for col in ("consent_personalization", "consent_analytics"):
