@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 
 from feature_repo.windows_agg import DAY_NS, MAX_WIDTH, DayRows, cumulative, day_rows, distinct, trailing
 from setlist.compressed import compression_of, open_compressed
-from setlist.feature_sources import Column, Events, Table
+from setlist.feature_sources import CONTEXT_COLUMNS, Column, Events, Table
 from setlist.featureset import DeclarationError, Feature, FeatureSet
 from setlist.numbers import to_numbers
 
@@ -39,15 +39,58 @@ log = logging.getLogger("setlist.features")
 DAY = pd.Timedelta(days=1)
 
 
+class ContextNotRead(AttributeError):
+    """A ``where`` filter asked for a context column this build did not read (``context_read_by``)."""
+
+    def __init__(self, column: str) -> None:
+        super().__init__(
+            f"a where= filter reads the events' {column!r}, which this build did not read from the log: it "
+            "finds what a filter reads by running it on no events, and this one did not ask for it then (read "
+            f"c.{column} on every call, not only on some events)"
+        )
+        self.column = column
+
+
 @dataclass(frozen=True)
 class EventColumns:
-    """What a declaration's ``where`` filter sees: one NumPy array per event column."""
+    """What a declaration's ``where`` filter sees: one NumPy array per event column, and ``device``,
+    ``locale`` (a missing one "unknown") and ``weight`` (a missing one 1) when the filter reads them."""
 
     type: np.ndarray
     value: np.ndarray
     item_id: np.ndarray
     user_id: np.ndarray
     timestamp: np.ndarray  # ns since the epoch
+    context: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> np.ndarray:
+        # reached only for names the fields lack: a context column is read by the build only for a filter that
+        # reads it, so one missing here is said as such rather than as a plain AttributeError
+        if name in CONTEXT_COLUMNS:
+            held = self.__dict__.get("context", {})
+            if name in held:
+                return held[name]
+            raise ContextNotRead(name)
+        raise AttributeError(name)
+
+
+def context_read_by(where: Callable[[Any], Any]) -> frozenset[str]:
+    """The context columns (``device``, ``locale``, ``weight``) a ``where`` filter reads, found by running it
+    on no events, each column it asks for added in turn: the build reads those from the log. A filter that
+    fails on no events for another reason gets all three, as what it reads cannot be told."""
+    given: dict[str, np.ndarray] = {}
+    none = np.array([], dtype=object)
+    for _ in range(len(CONTEXT_COLUMNS) + 1):
+        probe = EventColumns(none, np.array([], dtype=np.float64), none, none, np.array([], dtype=np.int64), given)
+        try:
+            where(probe)
+        except ContextNotRead as missing:
+            given[missing.column] = np.array([], dtype=np.float64) if missing.column == "weight" else none
+            continue
+        except Exception:  # noqa: BLE001 - any failure: what it reads cannot be told
+            return frozenset(CONTEXT_COLUMNS)
+        return frozenset(given)
+    return frozenset(CONTEXT_COLUMNS)
 
 
 @dataclass
@@ -92,6 +135,7 @@ def compute(
         ev["item_id"].to_numpy(),
         ev["user_id"].to_numpy(),
         ts,
+        _context_columns(ev),
     )
     ctx = Context(key, ev, np.asarray(ids, dtype=object), rows, cols, items, tables or {})
     snap = pd.DatetimeIndex(pd.to_datetime(ctx.snap_ns, utc=True))
@@ -182,6 +226,14 @@ def _agg(ctx: Context, daily: np.ndarray, window: int | None) -> np.ndarray:
 
 def _rate(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     return np.divide(num, den, out=np.zeros(len(num)), where=den > 0)
+
+
+def _context_columns(ev: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The context columns this build read, as a ``where`` filter sees them (as ``_event_column`` reads them)."""
+    out = {c: ev[c].fillna("unknown").astype(str).to_numpy() for c in ("device", "locale") if c in ev.columns}
+    if "weight" in ev.columns:
+        out["weight"] = ev["weight"].astype("float64").fillna(1.0).to_numpy()
+    return out
 
 
 def _event_column(ctx: Context, column: str) -> np.ndarray:

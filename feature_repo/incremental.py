@@ -31,6 +31,7 @@ from feature_repo.build import (
     prepare_table,
 )
 from feature_repo.data_sources import CONSENT_FILE, ITEM_STATS_FILE, SESSION_FILE, USER_PROFILE_FILE
+from feature_repo.engine import context_read_by
 from setlist.consent import personalizable
 from setlist.contract import EVENT_SCHEMA
 from setlist.eventlog import Erased
@@ -38,7 +39,7 @@ from setlist.feature_sources import CONTEXT_COLUMNS
 from setlist.featureset import FeatureSet
 
 #: the columns the builders always read; arm and schema_version are left on disk, and the context columns
-#: (device, locale, weight) too unless a declaration reads one (``build_columns``)
+#: (device, locale, weight) too unless a declaration reads one or filters (``build_columns``)
 BUILD_COLUMNS = [
     "event_id",
     "user_id",
@@ -54,9 +55,14 @@ BUILD_COLUMNS = [
 
 
 def build_columns(features: FeatureSet | None) -> list[str]:
-    """``BUILD_COLUMNS`` and the context columns the declarations read: a build that names none reads no more
-    than before (each is a string or float per event held through the build)."""
-    named = features.event_columns() if features is not None else frozenset()
+    """``BUILD_COLUMNS`` and the context columns the declarations read, by ``column=`` or in a ``where=`` filter
+    (``engine.context_read_by``): a build that names none reads no more than before (each is a string or float
+    per event held through the build)."""
+    if features is None:
+        return list(BUILD_COLUMNS)
+    named = set(features.event_columns())
+    for where in features.filters():
+        named |= context_read_by(where)
     return BUILD_COLUMNS + [c for c in CONTEXT_COLUMNS if c in named]
 
 

@@ -19,9 +19,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import Literal
+from typing import Any, Literal
 
 from setlist.contract import EVENT_TYPES, ITEM_TYPES
 from setlist.errors import SetlistError
@@ -269,9 +269,21 @@ class FeatureSet:
 
     def event_columns(self) -> frozenset[str]:
         """The columns the event aggregations read (a table column's fallback among them): an event column or
-        a catalogue one; ``where`` filters are code, and see the columns every build reads."""
+        a catalogue one; ``where`` filters are code, and see the columns every build reads (``filters``)."""
+        return frozenset(s.column for s in self._event_sources() if s.column and s.function in READS_COLUMN)
+
+    def filters(self) -> list[Callable[[Any], Any]]:
+        """The declarations' ``where=`` filters, each once: code, whose columns are found by running it."""
+        out: list[Callable[[Any], Any]] = []
+        for s in self._event_sources():
+            if s.where is not None and all(s.where is not w for w in out):
+                out.append(s.where)
+        return out
+
+    def _event_sources(self) -> list[Events]:
+        """Each declaration's event aggregation: its own, or a table column's fallback."""
         sources = [f.source.fallback if isinstance(f.source, Column) else f.source for f in self.features]
-        return frozenset(s.column for s in sources if isinstance(s, Events) and s.column and s.function in READS_COLUMN)
+        return [s for s in sources if isinstance(s, Events)]
 
     def origin_of(self, name: str) -> str:
         """Where a feature was declared ("" when unknown); a windowed column (``x_7d``) by its declaration's."""

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from feature_repo.build import build
+from feature_repo.build import build, build_prepared
 from feature_repo.incremental import BUILD_COLUMNS, build_columns, read_events
 from setlist.eventlog import Erased, to_table, write_atomic
 from setlist.featureset import DeclarationError, Events, Feature, FeatureSet
@@ -187,3 +187,33 @@ def test_a_tables_events_fallback_is_checked_as_a_declared_aggregation():
     )  # fmt: skip
     with pytest.raises(DeclarationError, match="a share over 'weight' names its categories"):
         FeatureSet.of([shares])
+
+
+def _on_tv(c):
+    return c.device == "smart_speaker"
+
+
+def test_a_where_filter_reads_the_context_columns_it_asks_for_and_the_build_reads_only_those(tmp_path):
+    from feature_repo.declarations import builtin
+
+    speaker = Feature("user_speaker_plays", "user", Events("count", types=("play",), where=_on_tv))
+    heavy = Feature("user_heavy_views", "user", Events("count", types=("view",), where=lambda c: c.weight > 1))
+    fs = FeatureSet.of([speaker, heavy])
+    assert build_columns(fs) == [*BUILD_COLUMNS, "device", "weight"]
+    # the built-in pack's filter (engaged) reads type and value only: its builds read no context column
+    assert build_columns(FeatureSet.of(builtin.FEATURES)) == BUILD_COLUMNS
+    log = tmp_path / "events" / "a.parquet"
+    write_atomic(to_table(LOG), log)
+    events = read_events([log], Erased(), columns=build_columns(fs), prepared=True)
+    profile = build_prepared(events, ITEMS, fs, consent_default=True).user_profile
+    assert list(_rows(profile, "user_id", "bob")["user_speaker_plays"]) == [0.0, 1.0]
+    # alice's two views sampled at 1 in 5 pass, the one stored without a weight (it stands for 1) does not
+    assert list(_rows(profile, "user_id", "alice")["user_heavy_views"]) == [2.0, 2.0]
+
+
+def test_a_filter_whose_columns_cannot_be_told_gets_every_context_column():
+    def picky(c):
+        return c.value > np.percentile(c.value, 90)  # fails on no events: what else it reads is unknown
+
+    fs = FeatureSet.of([Feature("user_top_plays", "user", Events("count", where=picky))])
+    assert build_columns(fs) == [*BUILD_COLUMNS, "device", "locale", "weight"]
