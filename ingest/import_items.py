@@ -404,6 +404,8 @@ def _pick_columns(
                 f"{role.split('_')[0] if role == 'duration_s' else role}={col} reads it all the same"
             )
             pick[role] = None
+    if duration_note is None and pick["duration_s"] is None and pick["duration_ms"] is None:
+        duration_note = _unread_length(raw, id_col, set(pick.values()))
     used = [f"{role.split('_')[0]} from {col!r}" for role, col in pick.items() if col is not None]
     notes = [", ".join(used) if used else "no metadata column recognized"]
     for note in (brand_note, genre_note, duration_note):
@@ -419,6 +421,37 @@ def _pick_columns(
             f"no title column recognized ({', '.join(_ITEM_ALIASES['title'])}); --items-cols title=COLUMN names it"
         )
     return pick, notes, fallback
+
+
+#: a column named for a length or duration in no unit its name says (KKBox's ``song_length``, ``track_duration``)
+_LENGTH_NAME = re.compile(r"[a-z]+_(?:length|duration)")
+#: a median length above this many is read as milliseconds in the advice: as seconds, over 10 hours an item
+_MS_MEDIAN = 36_000
+
+
+def _unread_length(raw: pd.DataFrame, id_col: str | None, taken: set[object]) -> str | None:
+    """A word on a numeric column named for the items' length that no duration name matched, so it went
+    unread: its unit cannot be told from its name, so the option for each reading is said, the likelier
+    first by its median."""
+    for c in raw.columns:
+        if c == id_col or c in taken or not _LENGTH_NAME.fullmatch("_".join(name_words(str(c)))):
+            continue
+        values = to_numbers(raw[c])
+        values = values[values > 0]
+        if len(values) < max(1, len(raw) // 2):  # mostly numbers, as a length column is
+            continue
+        median = float(values.median())
+        if median > _MS_MEDIAN:
+            advice = (
+                f"--items-cols duration_ms={c} reads it as milliseconds (as seconds, half the items would last over "
+                f"10 hours), duration={c} as seconds"
+            )
+        else:
+            advice = f"--items-cols duration={c} reads it as seconds, duration_ms={c} as milliseconds"
+        return (
+            f"{c!r} looks like the items' length, but its name says no unit (median {median:,.0f}): not read; {advice}"
+        )
+    return None
 
 
 #: a brand column names makers when it holds at least this many names: Dunnhumby's ``BRAND`` holds

@@ -911,3 +911,27 @@ def test_kkbox_genre_ids_are_the_genres(tmp_path):
     row = items.set_index("item_id")
     assert row["genre"].tolist()[:3] == ["465", "958", "1609"]
     assert "no genre column recognized" not in " ".join(summary.read_notes)
+
+
+@pytest.mark.parametrize(
+    "lengths,first",
+    [
+        ([247640, 197328, 231781], "duration_ms=song_length reads it as milliseconds"),  # KKBox's songs.csv
+        ([247, 197, 231], "duration=song_length reads it as seconds"),
+    ],
+)
+def test_a_length_column_in_no_named_unit_is_not_read_and_both_readings_are_said(tmp_path, lengths, first):
+    songs = tmp_path / "songs.csv"
+    pd.DataFrame({"song_id": ["a", "b", "c"], "song_length": lengths, "genre_ids": ["465", "958|2022", "465"]}).to_csv(
+        songs, index=False
+    )
+    _, items, summary = _load(tmp_path, songs, item_id_col="song_id")
+    said = " ".join(str(summary).split())
+    assert items["duration_s"].isna().all()  # a unit guessed wrong would scale every play's share
+    assert "'song_length' looks like the items' length, but its name says no unit" in said and first in said
+    # named, it is read: the note's advice works as said
+    _, items, summary = _load(
+        tmp_path, songs, item_id_col="song_id", item_columns=parse_item_columns("duration_ms=song_length")
+    )
+    assert items.set_index("item_id")["duration_s"].to_dict()["a"] == pytest.approx(lengths[0] / 1000)
+    assert "looks like the items' length" not in " ".join(str(summary).split())
