@@ -482,6 +482,13 @@ def import_(
         help="with --no-time: each user's rows are in time order in the file; keep it (default: a stable "
         "shuffle, since untimed files are usually sorted by item or count)",
     ),
+    rows_in_time_order: bool = typer.Option(
+        False,
+        "--rows-in-time-order",
+        help="with --no-time: the file's rows are in time order across all users (KKBox's train.csv): each row is "
+        "stamped a second after the one before (a span of at least 30 days), ending now, and sessions are cut at "
+        "30-minute gaps (default: each user's rows as visits spread over the span, users interleaved)",
+    ),
     memory_check: bool = typer.Option(
         True,
         help="estimate the file's memory from its size first: a file too big to import at once goes in chunks, "
@@ -512,6 +519,12 @@ def import_(
         raise UsageError("--unrated names a value of the rating column: it needs --rating-col")
     if file_order and not no_time:
         raise UsageError("--file-order orders rows without times: it needs --no-time")
+    if rows_in_time_order and not no_time:
+        raise UsageError("--rows-in-time-order stamps rows without times: it needs --no-time")
+    if rows_in_time_order and file_order:
+        raise UsageError(
+            "--rows-in-time-order keeps the file's order across users, so each user's too: leave out --file-order"
+        )
     if type_map and not type_col:
         raise UsageError("--type-map needs --type-col: it maps that column's names onto event types")
     if count_col and (rating_col or type_col):
@@ -635,6 +648,7 @@ def import_(
         played=played,
         unrated=unrated,
         keep_file_order=file_order,
+        rows_in_time_order=rows_in_time_order,
         items=items or None,
         users=users,
         item_id_col=item_id_col,

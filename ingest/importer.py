@@ -488,6 +488,37 @@ def file_order_times(
     return ts, pd.Series([""] * n, dtype=object), sessions
 
 
+def row_order_times(n: int, end: pd.Timestamp) -> pd.Series:
+    """Times for ``n`` rows whose file order is their time order across users (KKBox's ``train.csv``): one
+    step apart, the last a step before ``end``, over ``UNTIMED_STEP_S`` per row and at least
+    ``UNTIMED_MIN_SPAN_DAYS`` (so that daily snapshots cover more than one day, as for ``file_order_times``)."""
+    step_ms = max(UNTIMED_STEP_S * 1000, UNTIMED_MIN_SPAN_DAYS * 86_400_000 / max(n, 1))
+    ms = np.floor((np.arange(n, dtype=np.float64) - n) * step_ms).astype(np.int64)
+    return pd.Series(end.floor("ms") + pd.to_timedelta(ms, unit="ms")).dt.tz_convert("UTC")
+
+
+#: the rows are said to be grouped by user when their runs of one user are at most this many per user
+GROUPED_RUNS_PER_USER = 1.5
+
+
+def grouped_users_note(users: pd.Series) -> str | None:
+    """A warning when ``--rows-in-time-order`` is given a file whose rows come user by user (most public sets
+    are sorted so): that order is not time's, and the last users of the file would be alone in the hold-out."""
+    known = users.dropna()
+    people = int(known.nunique())
+    if people < 2:
+        return None
+    runs = int((known != known.shift()).sum())
+    if runs > GROUPED_RUNS_PER_USER * people:
+        return None
+    return (
+        f"the rows come user by user ({runs:,} runs of one user for {people:,} users): a file sorted by user is "
+        "not in time order, and --rows-in-time-order puts its last users alone in the hold-out, where no model "
+        "has seen them. Without it each user's rows are spread over the span, users interleaved (--file-order "
+        "keeps each user's own order)"
+    )
+
+
 @dataclass(frozen=True)
 class ImportOptions:
     """What an import was told about the file (``load_interactions`` documents each)."""
@@ -529,6 +560,8 @@ class ImportOptions:
     now: pd.Timestamp | None = None
     rating_max: float | None = None
     keep_file_order: bool = False
+    #: the file's rows are in time order across users (``row_order_times``), not only within each user
+    rows_in_time_order: bool = False
     type_map: dict[str, str] | None = None
     count_col: str | None = None
     unrated: float | None = None
@@ -865,7 +898,25 @@ def _whole_file(raw: pd.DataFrame, o: ImportOptions, now: pd.Timestamp, source: 
         )
         if note
     ]
-    if o.time_col is None:
+    if o.time_col is None and o.rows_in_time_order:
+        ts = row_order_times(len(users), now)
+        if o.session_col is not None:
+            sessions = _named_sessions(users, raw[o.session_col], ts)
+        else:
+            sessions = _sessions(users, ts)
+        step = (ts.iloc[-1] - ts.iloc[0]).total_seconds() / max(len(ts) - 1, 1)
+        span = f"{ts.iloc[0].isoformat()} … {ts.iloc[-1].isoformat()}"
+        notes.append(
+            f"no time column: the rows stamped in the file's order across users (--rows-in-time-order), "
+            f"{step:,.1f} s apart, over {span}; "
+            + (f"sessions from {o.session_col!r}" if o.session_col else "sessions cut at 30-minute gaps")
+            + "; the hold-out and time windows then follow the file's order"
+        )
+        if note := grouped_users_note(users):
+            notes.append(note)
+        if note := untimed_repeats_note(raw, o):
+            notes.append(note)
+    elif o.time_col is None:
         items = None if o.keep_file_order else clean_ids(raw[o.item_col])
         visits_of = raw[o.session_col] if o.session_col is not None else None
         ts, _, sessions = file_order_times(users, now, None if visits_of is not None else items, visits_of)

@@ -1876,3 +1876,43 @@ def test_counters_no_origin_places_are_said_to_be_in_another_unit(tmp_path, monk
     assert "future_timestamp" in said
     assert "or earlier places the whole log" not in said
     assert "they count in another unit than --time-unit s" in said
+
+
+def test_rows_in_time_order_across_users_are_stamped_in_the_files_order(tmp_path, monkeypatch):
+    """KKBox's train.csv: no times, its rows in time order across members. Each row is stamped a step after
+    the one before, so the file's last rows, whoever's, are the newest: the hold-out KKBox's own split keeps."""
+    from ingest.__main__ import app
+
+    rows = [f"m{k % 4},s{k % 9},{k % 2}" for k in range(40)]
+    path = tmp_path / "train.csv"
+    path.write_text("msno,song_id,target\n" + "\n".join(rows) + "\n")
+    now = pd.Timestamp("2026-06-01 12:00", tz="UTC")
+    kw = dict(user_col="msno", item_col="song_id", rating_col="target", time_col=None, now=now)
+    events, _, summary = load_interactions(path, rows_in_time_order=True, **kw)
+    # back in the file's order by time: the rows' own order, whoever's they are
+    by_time = events.sort_values("timestamp", kind="stable")
+    assert by_time["user_id"].tolist() == [r.split(",")[0] for r in rows]
+    assert by_time["item_id"].tolist() == [r.split(",")[1] for r in rows]
+    from ingest.importer import UNTIMED_MIN_SPAN_DAYS
+
+    ts = by_time["timestamp"]
+    assert (ts < now).all() and ts.is_unique and ts.max() - ts.min() > pd.Timedelta(days=UNTIMED_MIN_SPAN_DAYS - 1)
+    said = " ".join(" ".join(summary.read_notes).split())
+    assert "stamped in the file's order across users (--rows-in-time-order)" in said
+    assert "user by user" not in said  # the members' rows interleave
+    # the same file re-imported the other way is the same events (the ids hash no stamp)
+    untimed, _, _ = load_interactions(path, **kw)
+    assert sorted(untimed["event_id"]) == sorted(events["event_id"])
+    # a file sorted by user is no time order: said
+    grouped = tmp_path / "grouped.csv"
+    grouped.write_text("msno,song_id,target\n" + "\n".join(sorted(rows)) + "\n")
+    _, _, summary = load_interactions(grouped, rows_in_time_order=True, **kw)
+    assert "the rows come user by user (4 runs of one user for 4 users)" in " ".join(summary.read_notes)
+    monkeypatch.setenv("SETLIST_DATA_DIR", str(tmp_path / "data"))
+    args = ["import", str(path), "--user-col", "msno", "--item-col", "song_id", "--rows-in-time-order"]
+    timed = CliRunner().invoke(app, args)
+    assert timed.exit_code == 2 and "--rows-in-time-order stamps rows without times" in timed.stderr
+    both = CliRunner().invoke(app, [*args, "--no-time", "--file-order"])
+    assert both.exit_code == 2 and "leave out --file-order" in both.stderr
+    done = CliRunner().invoke(app, [*args, "--no-time", "--rating-col", "target"])
+    assert done.exit_code == 0, done.output

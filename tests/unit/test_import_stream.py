@@ -394,3 +394,16 @@ def test_json_lines_say_their_unread_type_column_at_once_and_in_chunks(tmp_path)
         pass
     for said in (str(summary), str(stream.summary)):
         assert "column 'event_type' ('cart', 'purchase', 'remove_from_cart', 'view') not read" in " ".join(said.split())
+
+
+def test_rows_in_time_order_across_users_read_the_same_in_chunks(tmp_path):
+    train = tmp_path / "train.csv"
+    pd.DataFrame(
+        {"msno": [f"m{k % 13}" for k in range(300)], "song_id": [f"s{k % 17}" for k in range(300)],
+         "target": [k % 2 for k in range(300)]}
+    ).to_csv(train, index=False)  # fmt: skip
+    whole, streamed, chunks = _both(
+        train, 40, user_col="msno", item_col="song_id", rating_col="target", time_col=None, rows_in_time_order=True
+    )
+    _same(whole, streamed)
+    assert chunks > 1
