@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Column, MetaData, String, Table, create_engine, delete, func, insert, inspect, select
+from sqlalchemy import Column, MetaData, String, Table, create_engine, delete, insert, inspect, select
 from sqlalchemy.engine import Connection, Engine
 
 from setlist.errors import Refused
@@ -130,9 +130,11 @@ def identity_rows(
         query = select(identity_table.c.pseudonym, identity_table.c.raw_id)
         if pseudonym is not None:
             query = query.where(identity_table.c.pseudonym == pseudonym)
-        if raw_id is not None:
-            # SQL's TRIM takes spaces only: an id padded with tabs by an older release is not found this way
-            query = query.where(func.trim(identity_table.c.raw_id) == app_id(raw_id))
+        wanted = None if raw_id is None else app_id(raw_id)
+        if wanted is not None:
+            # the stored id holds it, padded or not; which of those is it unpadded is told below, as ``app_id``
+            # tells it (SQL's TRIM takes spaces only, where a tab or a newline pads an id as well)
+            query = query.where(identity_table.c.raw_id.contains(wanted, autoescape=True))
         if limit is None:
             # a stable order: the table has no time to go by, and a refused key's erasure walks these in turn
             query = query.order_by(identity_table.c.pseudonym)
@@ -141,7 +143,8 @@ def identity_rows(
             # they would be drawn from every key a directory ever had (an older release's silent second key's
             # users too), and the older key that the README says to set would be refused as well
             query = query.limit(limit)
-        return [(str(p), str(r)) for p, r in conn.execute(query).all()]
+        rows = [(str(p), str(r)) for p, r in conn.execute(query).all()]
+        return rows if wanted is None else [(p, r) for p, r in rows if app_id(r) == wanted]
 
 
 def _has_events(settings: Settings) -> bool:

@@ -324,3 +324,21 @@ def test_the_identity_maps_pairs_of_one_id_come_in_pseudonym_order(settings: Set
     pairs = [("u_" + c * 32, "bob") for c in "c1a9"]
     IdentityMap(settings.metadata_url).remember(pairs)
     assert identity_rows(settings, raw_id="bob") == sorted(pairs)
+
+
+def test_the_identity_maps_lookup_by_raw_id_finds_any_padding_and_only_that_id(settings: Settings) -> None:
+    """An older release stored ids as sent: padded with a tab or a newline too, which SQL's TRIM leaves. A
+    wildcard in the id is a character like any other: ``a_b`` finds no ``axb``."""
+    from setlist.pseudonym import IdentityMap, identity_rows
+
+    settings.data_dir.mkdir(parents=True)
+    pairs = [
+        ("u_" + "a" * 32, "a_b"),
+        ("u_" + "b" * 32, "\ta_b\n"),
+        ("u_" + "c" * 32, "axb"),
+        ("u_" + "d" * 32, "xa_b"),
+    ]
+    pairs += [("u_" + "e" * 32, "50%"), ("u_" + "f" * 32, "500")]
+    IdentityMap(settings.metadata_url).remember(pairs)
+    assert identity_rows(settings, raw_id="a_b") == pairs[:2]
+    assert identity_rows(settings, raw_id=" 50% ") == [pairs[4]]
