@@ -26,6 +26,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 from rich.table import Table
 
+from serving.hosts import bare_host
 from setlist import jobmetrics, lineage
 from setlist.cli import console as cli_console
 from setlist.cli import first_line, require_data_dir, store_down
@@ -411,11 +412,37 @@ def _parse_time(text: str) -> float | None:
 
 
 # --- serving ---------------------------------------------------------------------------------------------
-def _targets(settings: Settings) -> list[tuple[str, list[str]]]:
+def replicas(target: str) -> list[str]:
+    """The servers a named ``host:port`` stands for: one per address its host resolves to, where it resolves
+    to several (a Kubernetes headless Service names every ready pod so, ``setlist-serving-headless:50051``);
+    else the target as given (an address, one server's name, a name that does not resolve now). Among a
+    name's addresses the IPv4 ones are taken when there are any: ``localhost`` is one server, not two."""
+    import socket
+
+    host, sep, port = target.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        return [target]
+    try:
+        found = socket.getaddrinfo(bare_host(host), int(port), type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        return [target]
+    v4 = [str(a[4][0]) for a in found if a[0] == socket.AF_INET]
+    addresses = list(dict.fromkeys(v4 or [str(a[4][0]) for a in found]))
+    if len(addresses) < 2:
+        return [target]
+    return [f"[{a}]:{port}" if ":" in a else f"{a}:{port}" for a in addresses]
+
+
+def _targets(settings: Settings, expanded: dict[str, list[str]] | None = None) -> list[tuple[str, list[str]]]:
     """Each server's gRPC target for health, with its /metrics URLs (one per worker):
-    ``SETLIST_STATUS_TARGET`` names one or more (replicas, comma-separated), else this host's."""
+    ``SETLIST_STATUS_TARGET`` names one or more (replicas, comma-separated; a name that resolves to several
+    addresses stands for each, ``replicas``, and is put in ``expanded`` with them), else this host's."""
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
-    named = [t.strip() for t in (settings.status_target or "").split(",") if t.strip()]
+    given = [t.strip() for t in (settings.status_target or "").split(",") if t.strip()]
+    each = {t: replicas(t) for t in given}
+    if expanded is not None:
+        expanded.update({t: r for t, r in each.items() if r != [t]})
+    named = list(dict.fromkeys(r for t in given for r in each[t]))
     out = []
     for target in named or [f"{host}:{settings.health_port or settings.port}"]:
         metrics_host = target.rsplit(":", 1)[0] if named else (settings.metrics_host or host)
@@ -679,7 +706,10 @@ def collect(settings: Settings, now: float | None = None, probe: bool = True) ->
     lines += gate_lines(settings, now) + job_lines(settings, now) + model_lines(settings, now)
     samples = None
     if probe:
-        targets = _targets(settings)
+        expanded: dict[str, list[str]] = {}
+        targets = _targets(settings, expanded)
+        for name, servers in expanded.items():
+            lines.append(Line("serving", f"replicas {name}", "ok", f"{len(servers)} servers: {', '.join(servers)}"))
         urls = [url for _, server_urls in targets for url in server_urls]
         samples, silent = scrape_each(urls)  # the SLOs are judged on every replica's counters together
         answering = 0

@@ -219,3 +219,37 @@ def test_status_checks_each_replica_named_and_judges_the_slos_on_all_their_count
         grpc_server.stop(0)
         page.shutdown()
         thread.join(5)
+
+
+def test_a_name_that_resolves_to_several_addresses_is_each_replica(tmp_path: Path, monkeypatch) -> None:
+    """A Kubernetes headless Service resolves to every ready pod: named as the status target, each pod is a
+    replica of its own. ``localhost`` (IPv6 and IPv4) is one server; a name that does not resolve is kept."""
+    import socket
+
+    from ops import status
+    from setlist.settings import Settings
+
+    real = socket.getaddrinfo
+    pods = ["10.1.0.7", "10.1.0.9"]
+
+    def resolve(host, port, *args, **kw):
+        if host == "setlist-serving-headless":
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (ip, port)) for ip in [*pods, pods[0]]]
+        if host == "localhost":
+            return [(socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("::1", port, 0, 0))] + real("127.0.0.1", port)
+        if host == "gone":
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real(host, port, *args, **kw)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    assert status.replicas("setlist-serving-headless:50051") == ["10.1.0.7:50051", "10.1.0.9:50051"]
+    assert status.replicas("localhost:50051") == ["localhost:50051"]
+    assert status.replicas("gone:50051") == ["gone:50051"] and status.replicas("10.1.0.7:50051") == ["10.1.0.7:50051"]
+    settings = Settings(
+        data_dir=tmp_path / "data", status_target="setlist-serving-headless:50051, gone:50051", metrics_port=9100
+    )
+    expanded: dict[str, list[str]] = {}
+    targets = status._targets(settings, expanded)
+    assert [t for t, _ in targets] == ["10.1.0.7:50051", "10.1.0.9:50051", "gone:50051"]
+    assert targets[1][1] == ["http://10.1.0.9:9100/metrics"]  # each pod's own page
+    assert expanded == {"setlist-serving-headless:50051": ["10.1.0.7:50051", "10.1.0.9:50051"]}
