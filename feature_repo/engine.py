@@ -39,8 +39,10 @@ log = logging.getLogger("setlist.features")
 DAY = pd.Timedelta(days=1)
 
 
-class ContextNotRead(AttributeError):
-    """A ``where`` filter asked for a context column this build did not read (``context_read_by``)."""
+class ContextNotRead(DeclarationError):
+    """A ``where`` filter asked for a context column this build did not read (``context_read_by``). No
+    ``AttributeError``: ``getattr(c, "device", None)`` or ``hasattr`` would take it for "no such column" when
+    the probe runs, and the build would then never read the column."""
 
     def __init__(self, column: str) -> None:
         super().__init__(
@@ -54,13 +56,16 @@ class ContextNotRead(AttributeError):
 @dataclass(frozen=True)
 class EventColumns:
     """What a declaration's ``where`` filter sees: one NumPy array per event column, and ``device``,
-    ``locale`` (a missing one "unknown") and ``weight`` (a missing one 1) when the filter reads them."""
+    ``locale`` (a missing one "unknown") and ``weight`` (a missing one 1) when the filter reads them:
+    taken from ``events`` on first use (``_context_column``), so a build that reads them for a ``column=``
+    alone converts nothing for the filters."""
 
     type: np.ndarray
     value: np.ndarray
     item_id: np.ndarray
     user_id: np.ndarray
     timestamp: np.ndarray  # ns since the epoch
+    events: pd.DataFrame | None = None
     context: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __getattr__(self, name: str) -> np.ndarray:
@@ -68,10 +73,13 @@ class EventColumns:
         # reads it, so one missing here is said as such rather than as a plain AttributeError
         if name in CONTEXT_COLUMNS:
             held = self.__dict__.get("context", {})
-            if name in held:
-                return held[name]
-            raise ContextNotRead(name)
-        raise AttributeError(name)
+            if name not in held:
+                events = self.__dict__.get("events")
+                if events is None or name not in events.columns:
+                    raise ContextNotRead(name)
+                held[name] = _context_column(events, name)
+            return held[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}", name=name, obj=self)
 
 
 def context_read_by(where: Callable[[Any], Any]) -> frozenset[str]:
@@ -81,7 +89,9 @@ def context_read_by(where: Callable[[Any], Any]) -> frozenset[str]:
     given: dict[str, np.ndarray] = {}
     none = np.array([], dtype=object)
     for _ in range(len(CONTEXT_COLUMNS) + 1):
-        probe = EventColumns(none, np.array([], dtype=np.float64), none, none, np.array([], dtype=np.int64), given)
+        probe = EventColumns(
+            none, np.array([], dtype=np.float64), none, none, np.array([], dtype=np.int64), context=dict(given)
+        )
         try:
             where(probe)
         except ContextNotRead as missing:
@@ -135,7 +145,7 @@ def compute(
         ev["item_id"].to_numpy(),
         ev["user_id"].to_numpy(),
         ts,
-        _context_columns(ev),
+        ev,
     )
     ctx = Context(key, ev, np.asarray(ids, dtype=object), rows, cols, items, tables or {})
     snap = pd.DatetimeIndex(pd.to_datetime(ctx.snap_ns, utc=True))
@@ -228,12 +238,11 @@ def _rate(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     return np.divide(num, den, out=np.zeros(len(num)), where=den > 0)
 
 
-def _context_columns(ev: pd.DataFrame) -> dict[str, np.ndarray]:
-    """The context columns this build read, as a ``where`` filter sees them (as ``_event_column`` reads them)."""
-    out = {c: ev[c].fillna("unknown").astype(str).to_numpy() for c in ("device", "locale") if c in ev.columns}
-    if "weight" in ev.columns:
-        out["weight"] = ev["weight"].astype("float64").fillna(1.0).to_numpy()
-    return out
+def _context_column(ev: pd.DataFrame, name: str) -> np.ndarray:
+    """A context column this build read, as a ``where`` filter sees it (as ``_event_column`` reads it)."""
+    if name == "weight":
+        return ev[name].astype("float64").fillna(1.0).to_numpy()
+    return ev[name].fillna("unknown").astype(str).to_numpy()
 
 
 def _event_column(ctx: Context, column: str) -> np.ndarray:

@@ -795,8 +795,8 @@ def import_(
         )
         console.print(
             f"[yellow]note:[/] {again:,} of these rows were imported before, from this file or another (an event is "
-            "known by its user, item and time cells, or for a file without times its file name; one of another kind "
-            "under the same id is quarantined as a duplicate), so the events already in the log stand."
+            "known by its user, item and time cells, or for a file without times its file name, and for a file of one "
+            "kind of event, --type, by that type too), so the events already in the log stand."
             f"{catalogue} To import the events again with other options, {_start_over(settings)}."
         )
     # a re-run of an import (its events logged before, say by a run that was killed) accepts nothing new, and

@@ -423,8 +423,9 @@ def _pick_columns(
     return pick, notes, fallback
 
 
-#: a column named for a length or duration in no unit its name says (KKBox's ``song_length``, ``track_duration``)
-_LENGTH_NAME = re.compile(r"[a-z]+_(?:length|duration)")
+#: a column named for a media item's length or duration in no unit its name says (KKBox's ``song_length``,
+#: ``track_duration``); not ``title_length`` or a book's ``length`` in pages
+_LENGTH_NAME = re.compile(r"(?:song|track|audio|video|clip|episode|media|item|play)_(?:length|duration)")
 #: a median length above this many is read as milliseconds in the advice: as seconds, over 10 hours an item
 _MS_MEDIAN = 36_000
 

@@ -295,12 +295,12 @@ def _same_event(held: Logged | None, kind: str, value: float) -> bool:
     return value == value and abs(held[1] - value) <= 1e-6 * max(1.0, abs(value))
 
 
-def _keep_earlier_ids(
-    frame: pd.DataFrame, earlier: pd.Series, known: set[str], logged: Callable[[list[str]], dict[str, Logged]]
+def _take_other_ids(
+    frame: pd.DataFrame, others: np.ndarray, known: set[str], logged: Callable[[list[str]], dict[str, Logged]]
 ) -> None:
-    """Give back to each row whose ``EARLIER_ID`` the log holds for the same event (type and value) that
-    id: the duplicate check then finds it logged already, as a re-run of that import."""
-    ids = earlier.tolist()
+    """Give each row whose other id (``OTHER_ID``) the log holds for the same event (type and value) that id:
+    the duplicate check then finds it logged already, as a re-run of the import that logged it."""
+    ids = others.tolist()
     at = [i for i, e in enumerate(ids) if e in known]
     if not at:
         return
@@ -350,10 +350,21 @@ INGEST_SLICE_ROWS = 500_000
 #: a column an importer may add: for a row it could not read, which cell, in words; it replaces the
 #: detail of the row's quarantine reason (the code stays, so counts still group) and is not stored
 READ_NOTE = "_read_note"
-#: a column an importer may add: the id an earlier release made for the row, where this one's
-#: differs (a file of one kind of event, ``--type``, now has the type in its ids); a row whose
-#: earlier id the log holds for the same event was imported then, and keeps that id (not stored twice)
-EARLIER_ID = "_earlier_id"
+#: a column an importer may add: the hash (``hex_ids``) of the id the row's event has when read the other
+#: way. A file of one kind of event (``--type``) has its type in its ids, a file read by a type column or
+#: a rating does not (nor did any before this release), so the same event may come under either; a row
+#: whose other id the log holds for the same event (type and value) takes that id, and is not stored twice
+OTHER_ID = "_other_id"
+
+
+def hex_ids(hashes: np.ndarray, prefix: str) -> np.ndarray:
+    """Event (or session) ids: ``prefix`` + a 64-bit hash in 16 hex digits. Formatting each hash with an
+    f-string measured faster than a vectorized byte-to-hex table (1.0 against 2.7 s for 2M rows) and holds a
+    third less memory while it runs."""
+    assert len(prefix) == 2
+    return np.array([f"{prefix}{x:016x}" for x in hashes.tolist()], dtype=object)
+
+
 #: the reasons an unread cell explains: the time left empty, the type left empty by its rating, or
 #: an item named by several columns left without a name by an empty one
 _EXPLAINED = ("bad_timestamp", "unknown_type", "missing_id")
@@ -472,9 +483,11 @@ def _ingest_slice(
         keep = ~drop
         raw, frame, raw_ids = raw[keep], frame[keep].reset_index(drop=True), raw_ids[keep].reset_index(drop=True)
     unread = frame.pop(READ_NOTE).to_numpy(dtype=object) if READ_NOTE in frame.columns else None
-    earlier = frame.pop(EARLIER_ID) if EARLIER_ID in frame.columns else None
-    if earlier is not None and logged is not None and known:
-        _keep_earlier_ids(frame, earlier, known, logged)
+    other = frame.pop(OTHER_ID) if OTHER_ID in frame.columns else None
+    # formatted only where the log or the quarantine holds something to find them in
+    others = hex_ids(other.to_numpy(dtype=np.uint64), "i_") if other is not None and (known or quarantined) else None
+    if others is not None and logged is not None and known:
+        _take_other_ids(frame, others, known, logged)
     # before anything is written, quarantine included: raw search text never reaches storage
     frame["query"] = _stored_queries(frame, key)
     raw_ts = raw["timestamp"].reset_index(drop=True) if "timestamp" in raw else None
@@ -498,7 +511,13 @@ def _ingest_slice(
         rows = np.flatnonzero(bad)
         codes = [str(reasons[i]).split(":", 1)[0] for i in rows]
         ids = frame["event_id"].to_numpy()[rows]
-        before = np.fromiter(((str(e), c) in quarantined for e, c in zip(ids, codes)), bool, len(rows))
+        # quarantined before under either id: a row read the other way then (by an earlier release) too
+        alt = others[rows] if others is not None else ids
+        before = np.fromiter(
+            ((str(e), c) in quarantined or (str(a), c) in quarantined for e, a, c in zip(ids, alt, codes)),
+            bool,
+            len(rows),
+        )
         new = rows[~before]
         written = quarantine.put(frame.iloc[new], [str(reasons[i]) for i in new], source)
         report.quarantined, report.quarantined_before = written + int(before.sum()), int(before.sum())

@@ -41,7 +41,8 @@ class Events:
 
     ``types`` filters by event type (``None``: every event, impressions included); ``where`` is a
     further filter, a function of the event columns (``type``, ``value``, ``item_id``, ``user_id``,
-    ``timestamp``) returning a boolean array. ``rate`` divides the count of ``types`` by the count of
+    ``timestamp``, and ``device``, ``locale`` and ``weight``, read from the log for a filter that asks for
+    them) returning a boolean array. ``rate`` divides the count of ``types`` by the count of
     ``over``. ``column`` names an event column (``device``, ``locale`` and ``weight`` among them), ``day``
     (for ``distinct``: active days) or a catalogue column joined by item (``genre``). ``windows`` are
     trailing days, the day itself included; none means all history. ``categories`` fixes the values a

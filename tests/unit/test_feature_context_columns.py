@@ -189,14 +189,14 @@ def test_a_tables_events_fallback_is_checked_as_a_declared_aggregation():
         FeatureSet.of([shares])
 
 
-def _on_tv(c):
+def _on_speaker(c):
     return c.device == "smart_speaker"
 
 
 def test_a_where_filter_reads_the_context_columns_it_asks_for_and_the_build_reads_only_those(tmp_path):
     from feature_repo.declarations import builtin
 
-    speaker = Feature("user_speaker_plays", "user", Events("count", types=("play",), where=_on_tv))
+    speaker = Feature("user_speaker_plays", "user", Events("count", types=("play",), where=_on_speaker))
     heavy = Feature("user_heavy_views", "user", Events("count", types=("view",), where=lambda c: c.weight > 1))
     fs = FeatureSet.of([speaker, heavy])
     assert build_columns(fs) == [*BUILD_COLUMNS, "device", "weight"]
@@ -217,3 +217,29 @@ def test_a_filter_whose_columns_cannot_be_told_gets_every_context_column():
 
     fs = FeatureSet.of([Feature("user_top_plays", "user", Events("count", where=picky))])
     assert build_columns(fs) == [*BUILD_COLUMNS, "device", "locale", "weight"]
+
+
+def test_a_filter_asking_with_a_default_still_gets_the_column_and_a_misspelt_one_is_named():
+    """``getattr(c, "device", None)`` does not hide the column from the probe; a name no event column has is an
+    ordinary AttributeError naming it, and the build reads no context column for it."""
+    from feature_repo import engine
+
+    def careful(c):
+        device = getattr(c, "device", None)
+        return np.zeros(len(c.type), bool) if device is None else device == "smart_speaker"
+
+    fs = FeatureSet.of([Feature("user_speaker_plays", "user", Events("count", types=("play",), where=careful))])
+    assert build_columns(fs) == [*BUILD_COLUMNS, "device"]
+    assert list(
+        _rows(build(LOG.copy(), ITEMS, fs, consent_default=True).user_profile, "user_id", "bob")["user_speaker_plays"]
+    ) == [0.0, 1.0]
+    probe = engine.EventColumns(*(np.array([]) for _ in range(5)))
+    with pytest.raises(AttributeError, match="'EventColumns' object has no attribute 'devce'"):
+        probe.devce  # noqa: B018 - the attribute read is the test
+    # a filter that reads a context column only on some events gets past the probe: the build names the feature
+    sometimes = Feature("user_odd", "user", Events("count", where=lambda c: c.locale == "de" if len(c.type) else []))
+    fs = FeatureSet.of([sometimes])
+    assert build_columns(fs) == BUILD_COLUMNS
+    events = LOG[[c for c in LOG.columns if c not in ("device", "locale", "weight")]]
+    with pytest.raises(DeclarationError, match=r"^feature 'user_odd': a where= filter reads the events' 'locale'"):
+        build(events.copy(), ITEMS, fs, consent_default=True)

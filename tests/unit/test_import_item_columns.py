@@ -935,3 +935,8 @@ def test_a_length_column_in_no_named_unit_is_not_read_and_both_readings_are_said
     )
     assert items.set_index("item_id")["duration_s"].to_dict()["a"] == pytest.approx(lengths[0] / 1000)
     assert "looks like the items' length" not in " ".join(str(summary).split())
+    # a count of characters is no length of the item: not offered
+    titled = tmp_path / "titled.csv"
+    pd.DataFrame({"song_id": ["a", "b", "c"], "title_length": [12, 30, 8]}).to_csv(titled, index=False)
+    _, _, summary = _load(tmp_path, titled, item_id_col="song_id")
+    assert "looks like the items' length" not in " ".join(str(summary).split())

@@ -1907,7 +1907,14 @@ def test_rows_in_time_order_across_users_are_stamped_in_the_files_order(tmp_path
     grouped = tmp_path / "grouped.csv"
     grouped.write_text("msno,song_id,target\n" + "\n".join(sorted(rows)) + "\n")
     _, _, summary = load_interactions(grouped, rows_in_time_order=True, **kw)
-    assert "the rows come user by user (4 runs of one user for 4 users)" in " ".join(summary.read_notes)
+    assert "the rows come user by user, each user's rows together (4 users)" in " ".join(summary.read_notes)
+    # users of one row each, and a file where a user's rows come apart, say nothing of the kind
+    for lines in (["m1,s1,1", "m2,s1,0", "m3,s2,1"], ["m1,s1,1", "m1,s2,1", "m2,s1,0", "m3,s2,1", "m1,s3,0"]):
+        (tmp_path / "few.csv").write_text("msno,song_id,target\n" + "\n".join(lines) + "\n")
+        _, _, summary = load_interactions(tmp_path / "few.csv", rows_in_time_order=True, **kw)
+        assert "user by user" not in " ".join(summary.read_notes)
+    with pytest.raises(ImportFormatError, match="rows_in_time_order stamps a file without times"):
+        load_interactions(path, rows_in_time_order=True, keep_file_order=True, **kw)
     monkeypatch.setenv("SETLIST_DATA_DIR", str(tmp_path / "data"))
     args = ["import", str(path), "--user-col", "msno", "--item-col", "song_id", "--rows-in-time-order"]
     timed = CliRunner().invoke(app, args)

@@ -10,6 +10,7 @@ import pytest
 
 from ingest.import_values import MAP_EVERY_NAME
 from ingest.importer import ImportFormatError, ImportOptions, InteractionStream, TextLayout, load_interactions
+from ingest.intake import OTHER_ID
 from setlist.contract import EVENT_COLUMNS, EVENT_SCHEMA, ITEM_SCHEMA, SCHEMA_VERSION
 from setlist.eventlog import to_table
 
@@ -32,7 +33,7 @@ listener,track,when
 """,
     )
     events, items, summary = load_interactions(src, user_col="listener", item_col="track", time_col="when")
-    assert tuple(events.columns) == EVENT_COLUMNS
+    assert tuple(events.columns) == (*EVENT_COLUMNS, OTHER_ID)  # the last for ingestion alone: never stored
     assert to_table(events).schema.equals(EVENT_SCHEMA)
     assert events["user_id"].tolist() == ["007", "007", "008"]  # ids stay strings, zeros kept
     assert (events["type"] == "play").all() and (events["value"] == 1.0).all()
@@ -990,7 +991,7 @@ u2,a/x,2015-01-02T10:00:00Z,1
 def test_a_file_of_one_kind_of_event_at_another_files_times_holds_other_events(tmp_path):
     """Yambda's flat files: a like in likes.parquet at a listen's 5 s stamp in listens.parquet is a second
     event, whichever file comes first; each file imported again adds nothing."""
-    from ingest.intake import EARLIER_ID, ingest
+    from ingest.intake import ingest
     from setlist.eventlog import EventLog, Quarantine
     from setlist.settings import Settings
 
@@ -999,8 +1000,9 @@ def test_a_file_of_one_kind_of_event_at_another_files_times_holds_other_events(t
     likes = _csv(tmp_path / "likes.csv", f"user,item,t\nu1,a,{T0}\nu2,a,{T0 + 10}")
     plays, _, _ = load_interactions(listens, **kw)
     liked, _, _ = load_interactions(likes, **kw, event_type="like")
-    # the ids an earlier release gave the likes are the plays' own: the clash this guards against
-    assert set(liked[EARLIER_ID]) < set(plays["event_id"]) and not set(liked["event_id"]) & set(plays["event_id"])
+    # read as plays, the likes file's rows would be the listens' events: the clash the type in the ids avoids
+    as_plays, _, _ = load_interactions(likes, **kw)
+    assert set(as_plays["event_id"]) < set(plays["event_id"]) and not set(liked["event_id"]) & set(plays["event_id"])
     for order in ("plays first", "likes first"):
         settings = Settings(data_dir=tmp_path / order, hmac_key="k")
         files = [plays, liked] if order == "plays first" else [liked, plays]
@@ -1014,23 +1016,50 @@ def test_a_file_of_one_kind_of_event_at_another_files_times_holds_other_events(t
         assert log["event_id"].is_unique and Quarantine(settings.quarantine_dir).read().empty
 
 
-def test_a_file_of_one_kind_imported_by_an_earlier_release_is_not_read_twice(tmp_path):
-    """Before the type was part of a ``--type`` file's ids, its events were logged under the ids made without
-    it: the same file imported again finds them there, and adds nothing."""
-    from ingest.intake import EARLIER_ID, ingest
+def test_one_event_read_by_a_type_column_and_by_type_is_stored_once_whichever_comes_first(tmp_path):
+    """A file of plays imported with ``--type play`` and a log read by its type column hold the same plays:
+    whichever is imported second finds them logged, under the id the first gave them."""
+    from ingest.intake import ingest
     from setlist.eventlog import EventLog
     from setlist.settings import Settings
 
-    src = _csv(tmp_path / "stars.csv", f"user,repo,t\nu1,a,{T0}\nu1,b,{T0 + 60}\nu2,a,{T0 + 120}")
-    events, _, _ = load_interactions(
-        src, user_col="user", item_col="repo", time_col="t", time_unit="s", event_type="like"
+    kw = dict(user_col="user", item_col="item", time_col="t", time_unit="s")
+    plays_file = _csv(tmp_path / "plays.csv", f"user,item,t\nu1,a,{T0}\nu2,b,{T0 + 5}")
+    multi_file = _csv(
+        tmp_path / "multi.csv", f"user,item,t,kind\nu1,a,{T0},play\nu2,b,{T0 + 5},play\nu2,c,{T0 + 9},like"
     )
+    plays, _, _ = load_interactions(plays_file, **kw, event_type="play")
+    multi, _, _ = load_interactions(multi_file, **kw, type_col="kind")
+    for order in ((plays, multi), (multi, plays)):
+        settings = Settings(data_dir=tmp_path / str(len(order[0])), hmac_key="k")
+        first, second = (ingest(f, settings, source="import", identities=FakeIdentities()) for f in order)
+        assert first.accepted == len(order[0]) and second.already_logged == 2 and not second.quarantined
+        log = EventLog(settings.events_dir).read()
+        assert sorted(log["type"]) == ["like", "play", "play"] and log["event_id"].is_unique
+
+
+def test_a_file_of_one_kind_imported_by_an_earlier_release_is_not_read_twice(tmp_path):
+    """Before the type was part of a ``--type`` file's ids, its events were logged under the ids a file read
+    without it gets (as a file of plays still does): the same file imported again finds them there and adds
+    nothing, and its bad rows, quarantined then, are not written to the quarantine again."""
+    from ingest.intake import OTHER_ID, ingest
+    from setlist.eventlog import EventLog, Quarantine
+    from setlist.settings import Settings
+
+    src = _csv(tmp_path / "stars.csv", f"user,repo,t\nu1,a,{T0}\nu1,b,{T0 + 60}\nu2,a,{T0 + 120}\nu3,c,later\n,d,{T0}")
+    kw = dict(user_col="user", item_col="repo", time_col="t", time_unit="s")
+    events, _, _ = load_interactions(src, **kw, event_type="like")
+    # that release's ids: the ids the file's rows get without --type (that reading's formula did not change)
+    old, _, _ = load_interactions(src, **kw)
+    then = events.drop(columns=[OTHER_ID]).assign(event_id=old["event_id"].to_numpy())
     settings = Settings(data_dir=tmp_path / "data", hmac_key="k")
-    then = events.drop(columns=[EARLIER_ID]).assign(event_id=events[EARLIER_ID])  # as that release logged them
-    assert ingest(then, settings, source="import", identities=FakeIdentities()).accepted == 3
+    first = ingest(then, settings, source="import", identities=FakeIdentities())
+    assert (first.accepted, first.quarantined) == (3, 2)
     again = ingest(events, settings, source="import", identities=FakeIdentities())
-    assert (again.accepted, again.already_logged, again.quarantined) == (0, 3, 0)
-    assert sorted(EventLog(settings.events_dir).read()["event_id"]) == sorted(events[EARLIER_ID])
+    assert (again.accepted, again.already_logged, again.quarantined, again.quarantined_before) == (0, 3, 2, 2)
+    logged = EventLog(settings.events_dir).read()["event_id"]
+    assert len(logged) == 3 and set(logged) < set(then["event_id"])  # under that release's ids still
+    assert len(Quarantine(settings.quarantine_dir).read()) == 2
     # an earlier id logged for another event (a play at the like's time) is no reason to take it: a new like
     settings = Settings(data_dir=tmp_path / "other", hmac_key="k")
     ingest(then.assign(type="play"), settings, source="import", identities=FakeIdentities())

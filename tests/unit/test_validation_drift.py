@@ -253,3 +253,27 @@ def test_the_hour_of_day_is_read_on_the_users_clock_across_a_daylight_saving_cha
     )
     assert set(event_features(events)["hour_of_day"]) == {18, 19}
     assert set(event_features(events, berlin)["hour_of_day"]) == {20}
+
+
+def test_the_drift_gate_holds_across_a_daylight_saving_change_on_the_users_clock(tmp_path):
+    """The gate itself, on a log of evenings in Berlin around the end of summer time: on UTC's clock the hour of
+    day fails as drift, on SETLIST_TIMEZONE's it holds."""
+    from zoneinfo import ZoneInfo
+
+    from setlist.settings import Settings
+    from validation.gates import GateOptions, drift_gate
+
+    events = clean_events(n=20_000, days=20, users=300, items=300)
+    days = pd.date_range("2026-10-12", periods=20, freq="D")  # summer time ends on 25 October
+    rng = np.random.default_rng(0)
+    day = pd.to_datetime([days[i].date() for i in rng.integers(0, 20, len(events))])
+    local = day + pd.to_timedelta(20 * 60 + rng.integers(0, 50, len(events)), unit="min")
+    events["timestamp"] = local.tz_localize(ZoneInfo("Europe/Berlin")).tz_convert("UTC")
+    events = events.sort_values("timestamp").reset_index(drop=True)
+    verdicts = {}
+    for zone in ("UTC", "Europe/Berlin"):
+        opts = GateOptions()
+        opts._events[str(None)] = events  # the log the gate would read, given
+        [result] = drift_gate(Settings(data_dir=tmp_path / "data", timezone=zone), opts, Workspace(tmp_path / zone))
+        verdicts[zone] = [f for f in result.failures if "hour_of_day" in f]
+    assert verdicts["UTC"] and not verdicts["Europe/Berlin"]
