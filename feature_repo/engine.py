@@ -65,8 +65,8 @@ class EventColumns:
     item_id: np.ndarray
     user_id: np.ndarray
     timestamp: np.ndarray  # ns since the epoch
-    events: pd.DataFrame | None = None
-    context: dict[str, np.ndarray] = field(default_factory=dict)
+    events: pd.DataFrame | None = field(default=None, repr=False)
+    context: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     def __getattr__(self, name: str) -> np.ndarray:
         # reached only for names the fields lack: a context column is read by the build only for a filter that

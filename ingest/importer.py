@@ -251,6 +251,7 @@ def _events(
     unread: np.ndarray | None = None,
     key_items: pd.Series | None = None,
     kind: str | None = None,
+    other_copies: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """The rows as contract events in time order; an event's id hashes its user, item cell, raw time
     and its ordinal among the file's rows of those three (``copies``, by default 0: ``copy_ordinals``).
@@ -260,7 +261,9 @@ def _events(
     like from such a file at the time of a play from another one (Yambda's flat files, stamped to 5
     s) is another event. Column ``OTHER_ID`` holds the hash of the id the same event has when read the
     other way (``intake.OTHER_ID``): without the type for a ``--type`` file (as a file read by a type
-    column or a rating, and releases before this one, made it), with the row's type for any other.
+    column or a rating, and releases before this one, made it), with the row's type for any other,
+    its ordinal among the rows of that type (``other_copies``, ``other_ordinals``) and, for a search, no
+    item cell: as a file of that one kind gives it.
     ``context`` is each row's (device, locale), or one for every row. ``unread`` says, for a row
     whose time, rating or count could not be read, which cell it was (column ``READ_NOTE``)."""
     n = len(users)
@@ -276,9 +279,13 @@ def _events(
         other_id = pd.util.hash_pandas_object(key, index=False).to_numpy()
         key["kind"] = pd.array([kind] * n, dtype="string")  # as a row's type is, below: the same hash
         event_id = _hash_hex(key, "i_") if n else np.array([], dtype=object)
-    else:  # the other way: with the row's type, as a file of that one kind gives it
+    else:  # the other way: as a file of the row's one kind gives it
         event_id = _hash_hex(key, "i_") if n else np.array([], dtype=object)
-        key["kind"] = pd.array(types, dtype="string").fillna("")
+        no_item = np.isin(np.asarray(types, dtype=object), list(NO_ITEM_TYPES))
+        key["i"] = key["i"].where(~no_item, pd.NA)
+        if other_copies is not None:
+            key["copy"] = other_copies
+        key["kind"] = pd.array(np.asarray(types, dtype=object), dtype="string").fillna("")
         other_id = pd.util.hash_pandas_object(key, index=False).to_numpy()
     del key
     # time order (ties and missing times as the file has them, missing last), taken column by
@@ -847,25 +854,40 @@ class _WholeFile:
     catalogue: tuple[pd.DataFrame, list[str]] | None = None
     #: how many earlier rows of the file have each row's user, item cell and raw time (``copy_ordinals``)
     copies: np.ndarray | None = None
+    #: the same among the rows of the row's own type, a search's item cell left out (``other_ordinals``)
+    other_copies: np.ndarray | None = None
     #: the file's name, for the identity of untimed rows (``untimed_key``)
     source: str = ""
     #: each user's device and locale from the users file, None without one
     users: UserContext | None = None
 
 
-def row_keys(frame: pd.DataFrame, o: ImportOptions, source: str) -> np.ndarray:
+def row_keys(frame: pd.DataFrame, o: ImportOptions, source: str, item_cell: bool = True) -> np.ndarray:
     """A hash of each row's user, item cell and raw time (``untimed_key`` without times): the
-    identity its event id is made of."""
+    identity its event id is made of. ``item_cell=False``: with no item cell, as a file of searches
+    read with ``--type search`` has none (``other_ordinals``)."""
     n = len(frame)
     raw_time = frame[o.time_col] if o.time_col is not None else pd.Series([untimed_key(source)] * n, dtype=object)
+    users = clean_ids(frame[o.user_col]).astype("string").to_numpy()
     key = pd.DataFrame(
         {
-            "u": clean_ids(frame[o.user_col]).astype("string").to_numpy(),
-            "i": clean_ids(frame[o.item_col]).astype("string").to_numpy(),
+            "u": users,
+            "i": clean_ids(frame[o.item_col]).astype("string").to_numpy() if item_cell else np.full(n, pd.NA, object),
             "t": raw_time.astype("string").to_numpy(),
         }
     )
     return pd.util.hash_pandas_object(key, index=False).to_numpy()
+
+
+def other_ordinals(keys: np.ndarray, itemless: np.ndarray | None, types: np.ndarray) -> np.ndarray:
+    """Each row's ``copy_ordinals`` as a file of its type alone would give it (``--type``): counted among the
+    rows of its own type, and for a search or a feature use without the item cell (``itemless`` keys). A
+    like after a play at one stamp is the second row of that user, item and time here, and the first of a
+    file of likes: the ordinal of the id it has read the other way (``intake.OTHER_ID``)."""
+    kinds = pd.array(np.asarray(types, dtype=object), dtype="string").fillna("")
+    no_item = np.isin(np.asarray(types, dtype=object), list(NO_ITEM_TYPES))
+    base = np.where(no_item, itemless, keys) if itemless is not None else keys
+    return copy_ordinals(pd.util.hash_pandas_object(pd.DataFrame({"k": base, "t": kinds}), index=False).to_numpy())
 
 
 def untimed_key(source: str) -> str:
@@ -1863,6 +1885,7 @@ def _chunk_events(
         unread=unread,
         key_items=key_items,
         kind=o.event_type,
+        other_copies=None if whole.other_copies is None else whole.other_copies[rows],
     )
     tally.rows += n
     tally.users.update(users.dropna().unique().tolist())
@@ -2107,7 +2130,11 @@ def load_interactions(source: Path, **options: Any) -> tuple[pd.DataFrame, pd.Da
     raw = o.reshaper()(table.frame.reset_index(drop=True))
     table.frame = pd.DataFrame()  # one copy of the file's cells alive, not two
     whole = _whole_file(raw[o.whole_file_columns()], o, o.now or _now(), source)
-    whole.copies, whole.source = copy_ordinals(row_keys(raw, o, source.name)), source.name
+    keys = row_keys(raw, o, source.name)
+    whole.copies, whole.source = copy_ordinals(keys), source.name
+    if o.event_type is None:  # the ordinals of the ids read the other way (a --type file's own have no other)
+        whole.other_copies = other_ordinals(keys, row_keys(raw, o, source.name, item_cell=False), whole.types)
+    del keys
     whole.notes += o.reshape_notes(lines, len(raw))
     tally = _Tally()
     cells = [raw]
@@ -2195,6 +2222,7 @@ class InteractionStream:
         cols = o.whole_file_columns()
         parts: list[pd.DataFrame] = []
         keys: list[np.ndarray] = []
+        itemless: list[np.ndarray] = []
         rows = lines = 0
         reshape = o.reshaper()
         for chunk in self.stream:
@@ -2216,6 +2244,8 @@ class InteractionStream:
             lines += len(chunk)
             shaped = reshape(chunk)
             keys.append(row_keys(shaped, o, self.source.name))  # 8 bytes a row: each event's ordinal among its copies
+            if o.event_type is None:  # and 8 more for its ordinal read the other way (``other_ordinals``)
+                itemless.append(row_keys(shaped, o, self.source.name, item_cell=False))
             narrow = shaped[cols]
             del shaped
             # text cells as Arrow strings: a fraction of the memory of Python strings
@@ -2228,7 +2258,11 @@ class InteractionStream:
         self.progress(f"first pass: sessions and values of {rows:,} rows")
         whole = _whole_file(frame, o, o.now or _now(), self.source)
         whole.notes += o.reshape_notes(lines, rows)
-        whole.copies = copy_ordinals(np.concatenate(keys) if keys else np.array([], dtype=np.uint64))
+        every = np.concatenate(keys) if keys else np.array([], dtype=np.uint64)
+        whole.copies = copy_ordinals(every)
+        if o.event_type is None:
+            whole.other_copies = other_ordinals(every, np.concatenate(itemless) if itemless else every, whole.types)
+        del every
         whole.source = self.source.name
         return whole
 

@@ -298,15 +298,18 @@ def _same_event(held: Logged | None, kind: str, value: float) -> bool:
 def _take_other_ids(
     frame: pd.DataFrame, others: np.ndarray, known: set[str], logged: Callable[[list[str]], dict[str, Logged]]
 ) -> None:
-    """Give each row whose other id (``OTHER_ID``) the log holds for the same event (type and value) that id:
-    the duplicate check then finds it logged already, as a re-run of the import that logged it."""
+    """Give each row whose other id (``OTHER_ID``) the log holds for an event of the row's type that id: the
+    duplicate check then finds it logged already (the same value: a re-run of the import that logged it) or
+    a conflict (another value, quarantined as a duplicate, as before the type was part of some ids)."""
     ids = others.tolist()
     at = [i for i, e in enumerate(ids) if e in known]
     if not at:
         return
     held = logged([str(ids[i]) for i in at])
-    kinds, values = frame["type"].tolist(), to_numbers(frame["value"]).tolist()
-    same = [i for i in at if _same_event(held.get(str(ids[i])), str(kinds[i]), values[i])]
+    # the same type: the same event, its value compared by the duplicate check (another value is a conflict
+    # quarantined there, as for an event read again the same way; another type is another event)
+    kinds = frame["type"].tolist()
+    same = [i for i in at if (h := held.get(str(ids[i]))) is not None and h[0] == str(kinds[i])]
     if same:  # by place: a later slice's frame keeps the file's row labels
         column = frame["event_id"].to_numpy(dtype=object).copy()
         column[same] = [ids[i] for i in same]
@@ -353,7 +356,7 @@ READ_NOTE = "_read_note"
 #: a column an importer may add: the hash (``hex_ids``) of the id the row's event has when read the other
 #: way. A file of one kind of event (``--type``) has its type in its ids, a file read by a type column or
 #: a rating does not (nor did any before this release), so the same event may come under either; a row
-#: whose other id the log holds for the same event (type and value) takes that id, and is not stored twice
+#: whose other id the log holds for an event of its type takes that id, and is not stored twice
 OTHER_ID = "_other_id"
 
 
@@ -466,7 +469,7 @@ def _ingest_slice(
     quarantine: Quarantine,
     erased: Erased,
     logged: Callable[[list[str]], dict[str, Logged]] | None,
-    quarantined: set[tuple[str, str]],
+    quarantined: set[tuple[str, str, str]],
     before_write: Callable[[], None] | None = None,
 ) -> IngestReport:
     """One slice of ``ingest``; the ids of its passing rows join ``known``. Rows of erased users are
@@ -511,10 +514,15 @@ def _ingest_slice(
         rows = np.flatnonzero(bad)
         codes = [str(reasons[i]).split(":", 1)[0] for i in rows]
         ids = frame["event_id"].to_numpy()[rows]
-        # quarantined before under either id: a row read the other way then (by an earlier release) too
+        # quarantined before, as the same row (its type too) under either id: read the other way then (by an
+        # earlier release) as well
         alt = others[rows] if others is not None else ids
+        kinds = [str(k) if isinstance(k, str) else "" for k in frame["type"].to_numpy()[rows]]
         before = np.fromiter(
-            ((str(e), c) in quarantined or (str(a), c) in quarantined for e, a, c in zip(ids, alt, codes)),
+            (
+                (str(e), c, k) in quarantined or (str(a), c, k) in quarantined
+                for e, a, c, k in zip(ids, alt, codes, kinds)
+            ),
             bool,
             len(rows),
         )

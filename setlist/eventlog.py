@@ -343,18 +343,20 @@ class Quarantine:
         self._write(out, source)
         return len(out)
 
-    def held(self) -> set[tuple[str, str]]:
-        """(event id, reason code) of each row the quarantine's files hold: an import run again does not
-        quarantine the same row for the same reason twice. Two columns of the quarantine, which is read
-        whole: an import's own ids would make a set as large as the import."""
-        out: set[tuple[str, str]] = set()
+    def held(self) -> set[tuple[str, str, str]]:
+        """(event id, reason code, type) of each row the quarantine's files hold (a type not given: ""): an
+        import run again does not quarantine the same row for the same reason twice. Three columns of the
+        quarantine, which is read whole: an import's own ids would make a set as large as the import."""
+        out: set[tuple[str, str, str]] = set()
         for f in listing(self.root, ["*.parquet"]) if self.root.exists() else []:
-            if not {"event_id", "reason"} <= set(pq.read_schema(f).names):
+            names = set(pq.read_schema(f).names)
+            if not {"event_id", "reason"} <= names:
                 continue
-            table = pq.read_table(f, columns=["event_id", "reason"])
+            table = pq.read_table(f, columns=["event_id", "reason", *(["type"] if "type" in names else [])])
+            kinds = table["type"].to_pylist() if "type" in names else [None] * table.num_rows
             out.update(
-                (e, str(r).partition(":")[0])
-                for e, r in zip(table["event_id"].to_pylist(), table["reason"].to_pylist())
+                (e, str(r).partition(":")[0], str(k or ""))
+                for e, r, k in zip(table["event_id"].to_pylist(), table["reason"].to_pylist(), kinds)
                 if isinstance(e, str) and e
             )
         return out

@@ -1038,6 +1038,52 @@ def test_one_event_read_by_a_type_column_and_by_type_is_stored_once_whichever_co
         assert sorted(log["type"]) == ["like", "play", "play"] and log["event_id"].is_unique
 
 
+def test_a_file_of_one_kind_finds_its_events_read_by_a_type_column_after_it(tmp_path):
+    """A file of likes (``--type like``), then a log read by its type column holding them: a like after a
+    play at one stamp, a row of a kind left out before another like, a search whose item cell repeats its
+    text. Each is found under the id the file of one kind gave it; a like of another value is a conflict,
+    quarantined as before; a row quarantined for another event is no reason to leave this one out."""
+    from ingest.intake import ingest
+    from setlist.eventlog import EventLog, Quarantine
+    from setlist.settings import Settings
+
+    kw = dict(user_col="user", item_col="item", time_col="t", time_unit="s")
+    likes = _csv(tmp_path / "likes.csv", f"user,item,t\nu1,i1,{T0}\nu4,i4,{T0 + 30}\nu2,i2,{T0 + 60}")
+    searches = _csv(tmp_path / "searches.csv", f"user,q,t\nu5,jazz,{T0 + 90}")
+    log = _csv(
+        tmp_path / "log.csv",
+        f"user,item,t,event,q\nu1,i1,{T0},play,\nu1,i1,{T0},like,\nu4,i4,{T0 + 30},view_x,\nu4,i4,{T0 + 30},like,\n"
+        f"u2,i2,{T0 + 60},like,\nu5,jazz,{T0 + 90},search,jazz",
+    )
+    settings = Settings(data_dir=tmp_path / "data", hmac_key="k")
+    first = ingest(load_interactions(likes, **kw, event_type="like")[0], settings, "import", FakeIdentities())
+    found = load_interactions(searches, **{**kw, "item_col": "item"}, event_type="search", query_col="q")[0]
+    assert first.accepted == 3 and ingest(found, settings, "import", FakeIdentities()).accepted == 1
+    both = load_interactions(log, **kw, type_col="event", type_map={"view_x": "ignore"}, query_col="q")[0]
+    second = ingest(both, settings, "import", FakeIdentities())
+    assert (second.accepted, second.already_logged, second.quarantined) == (1, 4, 0)  # the play alone is new
+    stored = EventLog(settings.events_dir).read()
+    assert sorted(stored["type"]) == ["like", "like", "like", "play", "search"] and stored["event_id"].is_unique
+    # rated 4 of 5 (a like of 0.8) against the file's like (1.0): one event read two ways disagreeing
+    rated = _csv(tmp_path / "rated.csv", f"user,item,t,stars\nu2,i2,{T0 + 60},4")
+    conflict = ingest(
+        load_interactions(rated, **kw, rating_col="stars", rating_max=5)[0], settings, "i", FakeIdentities()
+    )
+    assert conflict.accepted == 0 and conflict.reasons == {"duplicate_event_id": 1}
+    # a play quarantined for its time, then a like of the same user, item and time cell: quarantined too
+    good = [f"u{k},i{k},{T0 + 200 + k}" for k in range(10, 14)]  # a column of times, one of them unreadable
+    bad_play = _csv(
+        tmp_path / "bad_play.csv", "\n".join(["user,item,t,event", "u9,i9,soon,play", *(g + ",play" for g in good)])
+    )
+    bad_like = _csv(tmp_path / "bad_like.csv", "\n".join(["user,item,t", "u9,i9,soon", *good]))
+    first_bad = ingest(load_interactions(bad_play, **kw, type_col="event")[0], settings, "i", FakeIdentities())
+    assert first_bad.quarantined == 1
+    again = ingest(load_interactions(bad_like, **kw, event_type="like")[0], settings, "i", FakeIdentities())
+    assert (again.quarantined, again.quarantined_before) == (1, 0)
+    # the conflict, the play and the like, each held
+    assert sorted(Quarantine(settings.quarantine_dir).read()["type"]) == ["like", "like", "play"]
+
+
 def test_a_file_of_one_kind_imported_by_an_earlier_release_is_not_read_twice(tmp_path):
     """Before the type was part of a ``--type`` file's ids, its events were logged under the ids a file read
     without it gets (as a file of plays still does): the same file imported again finds them there and adds
