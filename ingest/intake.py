@@ -517,7 +517,8 @@ def _ingest_slice(
         # quarantined before, as the same row (its type too) under either id: read the other way then (by an
         # earlier release) as well
         alt = others[rows] if others is not None else ids
-        kinds = [str(k) if isinstance(k, str) else "" for k in frame["type"].to_numpy()[rows]]
+        # as the quarantine stores a cell (``Quarantine.held``): a missing one "", any other as text
+        kinds = ["" if pd.isna(k) else str(k) for k in frame["type"].to_numpy()[rows]]
         before = np.fromiter(
             (
                 (str(e), c, k) in quarantined or (str(a), c, k) in quarantined

@@ -150,3 +150,13 @@ def test_only_impossible_timestamps_are_quarantined_each_with_its_reason(setting
     assert "'not a time'" in q["e6"]
     kept = EventLog(settings.events_dir).read()
     assert set(kept["event_id"]) == {"e0", "e1"} and kept["timestamp"].min().year == 1970
+
+
+def test_a_rerun_finds_a_row_of_a_type_that_is_no_text_in_the_quarantine(settings):
+    """A JSON log's type may be a number: the quarantine holds it as text, and a re-run compares it so."""
+    rows = [_event(0), _event(1, type=7), _event(2, type=None)]
+    first = ingest(pd.DataFrame(rows), settings, source="a")
+    assert (first.accepted, first.quarantined) == (1, 2)
+    again = ingest(pd.DataFrame(rows), settings, source="a")
+    assert (again.quarantined, again.quarantined_before) == (2, 2)
+    assert len(Quarantine(settings.quarantine_dir).read()) == 2
