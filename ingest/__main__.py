@@ -530,9 +530,16 @@ def import_(
     if count_col and (rating_col or type_col):
         raise UsageError("--count-col makes every row a play: it does not combine with --rating-col or --type-col")
     if impressions_col and (rating_col or type_col or count_col or item_lists):
+        mixed = (
+            "; a log of several kinds of row with a shown list on some of them (Trivago's clickouts among its "
+            "other actions) is two imports into one data directory: the rows with a list with --impressions-col, "
+            "the others with --type-col, an event in both kept once (README, 'Impressions on some rows')"
+            if type_col
+            else ""
+        )
         raise UsageError(
             "--impressions-col makes each listed item a play (clicked) or an impression (shown only): it does not "
-            "combine with --rating-col, --type-col, --count-col or --item-lists"
+            f"combine with --rating-col, --type-col, --count-col or --item-lists{mixed}"
         )
     if (played_unit or length_col or skip_below) and not played_col:
         raise UsageError("--played-unit, --length-col and --skip-below read --played-col: they need it")

@@ -2558,12 +2558,16 @@ def _suggested_options(frame: pd.DataFrame, unread: Sequence[str], given_user: s
     # a column named as times that holds no dates or epoch numbers (Criteo's seconds from the period's
     # start) is still the time: its import then says how to read it, where --no-time would drop it
     timed = time_columns(frame, unread, exclude=(user, item)) or time_columns(None, names, exclude=(user, item))
-    from ingest.time_parts import date_clock_columns, split_time_columns  # they read names as this module does
+    from ingest.time_parts import (  # they read names as this module does
+        date_clock_columns,
+        date_hour_columns,
+        split_time_columns,
+    )
 
     # a date written over columns (HetRec's date_day, date_month, …): all of them, not the day alone; a
     # date beside a time of day (an export's Date and Time): both, not the time of day alone
     rest = [n for n in names if n not in (user, item, rating)]
-    split = split_time_columns(rest, frame) or date_clock_columns(rest, frame)
+    split = split_time_columns(rest, frame) or date_clock_columns(rest, frame) or date_hour_columns(rest, frame)
     # no name says which column the items are: the rest is offered all the same (Sketchfab's modelname)
     key = option_value(item) if item else ",".join(map(option_value, coarse)) or "COLUMN"
     parts = [f"--user-col {option_value(user)}", f"--item-col {key}"]

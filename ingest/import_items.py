@@ -420,7 +420,37 @@ def _pick_columns(
         notes.append(
             f"no title column recognized ({', '.join(_ITEM_ALIASES['title'])}); --items-cols title=COLUMN names it"
         )
+    if note := _unread_measures(raw, id_col, set(pick.values()) | {fallback}):
+        notes.append(note)
     return pick, notes, fallback
+
+
+#: columns of numbers an items file may leave unread before the import names them (a year or a count beside
+#: a title is common, a table of audio or text features is not)
+UNREAD_MEASURES = 3
+
+
+def _unread_measures(raw: pd.DataFrame, id_col: str | None, taken: set[object]) -> str | None:
+    """A word on an items file's columns of numbers that no role reads (Spotify's track features:
+    acousticness, energy, tempo, …): the catalogue keeps none of them, and they reach the ranker only as
+    features a declaration names."""
+    sample = raw.head(1_000)
+    measures = []
+    for c in raw.columns:
+        if c == id_col or c in taken:
+            continue
+        values = to_numbers(sample[c].dropna())
+        # 0/1 columns are flags (a genre each, as MovieLens 100k's), read as genres where they are
+        if len(values) and values.notna().mean() > 0.9 and not values.dropna().isin([0, 1]).all():
+            measures.append(str(c))
+    if len(measures) < UNREAD_MEASURES:
+        return None
+    shown = ", ".join(map(repr, measures[:4])) + (f" and {len(measures) - 4} more" if len(measures) > 4 else "")
+    return (
+        f"{len(measures)} columns of numbers not read ({shown}): the catalogue keeps a title, artist, genres, "
+        "length and release; to rank with them, declare features on this file as a table of its own "
+        "(README, 'Add a feature': Table(…, \"item\", key=…, path=…))"
+    )
 
 
 #: a column named for a media item's length or duration in no unit its name says (KKBox's ``song_length``,

@@ -138,7 +138,10 @@ def _explode(
         mark = parts[1] if parts.shape[1] > 1 else pd.Series(pd.NA, index=parts.index, dtype="string")
         marked = mark.isin(list(CLICK_TYPES)).to_numpy(dtype=bool)
         out[column] = np.where(marked, parts[0].astype(object).to_numpy(), ids)
-        out[CLICK_TYPE_COL] = np.where(marked, mark.map(CLICK_TYPES).astype(object).to_numpy(), None)
+        kinds = np.where(marked, mark.map(CLICK_TYPES).astype(object).to_numpy(), None)
+        # an empty cell's row is quarantined for its empty item id alone, not also for a mark it cannot carry
+        kinds[pd.isna(ids)] = CLICK_TYPES["0"]
+        out[CLICK_TYPE_COL] = kinds
     else:
         out[column] = ids
     return out[[*frame.columns, *([CLICK_TYPE_COL] if clicks else [])]], counts
@@ -171,7 +174,7 @@ def _explode_with_clicked(frame: pd.DataFrame, column: str, clicked: str) -> tup
     out = rest.iloc[all_rows].reset_index(drop=True)
     out[column] = np.concatenate([ids, clicked_ids[unshown]]).astype(object)
     kinds = np.where(hit, CLICK_TYPES["1"], CLICK_TYPES["0"]).astype(object)
-    kinds[pd.isna(ids)] = None  # an empty shown cell: quarantined for its empty item id
+    kinds[pd.isna(ids)] = CLICK_TYPES["0"]  # an empty shown cell: quarantined for its empty item id alone
     out[CLICK_TYPE_COL] = np.concatenate([kinds, np.full(int(unshown.sum()), CLICK_TYPES["1"], dtype=object)])
     out[CLICKED_UNSHOWN_COL] = np.r_[np.zeros(len(ids), bool), np.ones(int(unshown.sum()), bool)]
     # each row's shown ids in their order, then its clicked ones that were not shown
@@ -250,6 +253,28 @@ def expansion(frame: pd.DataFrame, reshape: Reshape) -> float:
     if frame.empty or not needed <= set(frame.columns):
         return 1.0  # a missing column is said by the import itself, with the columns the file has
     return max(1.0, len(reshape(frame)) / len(frame))
+
+
+#: the share of an impression log's rows whose list may be empty before the file is taken for a log of
+#: other rows too (Trivago's interactions beside its clickouts), and refused
+EMPTY_LISTS_SHARE = 0.5
+
+
+def require_lists(cells: pd.Series, column: str) -> None:
+    """Refuse an impressions column empty on most rows, before anything is read into events: such
+    rows are other kinds of event, each of which would be quarantined for an empty item id."""
+    text = cells.astype("string").str.strip()
+    empty = int((cells.isna() | text.isin(["", "[]"]).fillna(True)).sum())
+    if not len(cells) or empty <= EMPTY_LISTS_SHARE * len(cells):
+        return
+    raise ImportFormatError(
+        f"--impressions-col {column!r} is empty on {empty:,} of the {len(cells):,} rows looked at "
+        f"({empty / len(cells):.0%}): each row of an impression log lists what was shown, so these are rows of "
+        "other kinds (Trivago's interactions beside its clickouts), each of which would be quarantined for an "
+        f"empty item id; import the rows with a list on their own (pandas: df[df[{column!r}].notna()]"
+        ".to_csv('shown.csv', index=False)) and the others with --type-col into the same data directory "
+        "(README, 'Impressions on some rows')"
+    )
 
 
 def unmarked_note(types: pd.Series, column: str) -> str | None:

@@ -51,6 +51,7 @@ from ingest.import_lists import (
     clicked_unshown_note,
     expansion,
     history_note,
+    require_lists,
     unmarked_note,
 )
 from ingest.import_played import Lengths, PlayedReading, played_values, read_amounts, shown_cells
@@ -641,10 +642,11 @@ class ImportOptions:
                 "rows_in_time_order stamps a file without times, in its order across users: it takes no time "
                 "column, and keep_file_order is part of it"
             )
-        if self.time_parts and (self.time_unit or self.time_format or self.time_origin or self.time_offset_col):
+        # an offset applies to the time the parts make (a position within a session, added to a date and an hour)
+        if self.time_parts and (self.time_unit or self.time_format or self.time_origin):
             raise ImportFormatError(
-                f"--time-col {','.join(self.time_parts)} writes a date by its parts: --time-unit, --time-format, "
-                "--time-origin and --time-offset-col read one column of times, and do not apply"
+                f"--time-col {','.join(self.time_parts)} writes a date by its parts: --time-unit, --time-format and "
+                "--time-origin read one column of times, and do not apply"
             )
         if self.users is not None and self.user_parts:
             raise ImportFormatError(
@@ -1236,7 +1238,36 @@ def _item_column_notes(o: ImportOptions, tally: _Tally) -> list[str]:
             "on a row of its own: no item is shared between users, so nothing can be learned from it. Is it a row, "
             "order or feature-list column rather than the item id? --item-col names the item"
         )
+    if o.list_col is None and (note := _worded_items_note(o.item_col, tally.item_rows)):
+        notes.append(note)
     return notes
+
+
+#: rows of an id column of numbers whose cells hold words instead, as a share of its rows, from which on
+#: they are said (Trivago's ``reference``: a hotel's number, or a destination, a sort order or a filter)
+WORDED_SHARE = 0.01
+
+
+def _worded_items_note(column: str, rows: Counter[str]) -> str | None:
+    """A word when an item column of numbers holds phrases on a share of its rows: such cells are what
+    another kind of row names (a search's text, a setting), which imported as items train and are ranked."""
+    if not rows:
+        return None
+    counts = pd.Series(rows, dtype="int64")
+    ids = counts.index.to_series().astype(str)
+    numbers = int(counts[ids.str.fullmatch(r"\d+").to_numpy()].sum())
+    worded = counts[(ids.str.contains(r"\s") & ids.str.contains(r"[^\W\d_]")).to_numpy()]
+    total, n = int(counts.sum()), int(worded.sum())
+    if numbers * 2 < total or n < max(5, WORDED_SHARE * total):
+        return None
+    shown = ", ".join(repr(k) for k in worded.sort_values(ascending=False, kind="stable").index[:3])
+    return (
+        f"warning: {n:,} rows ({n / total:.0%}) of {column!r} hold words where the others hold numbers ({shown}"
+        f"{', …' if len(worded) > 3 else ''}): if such cells name no item (a search's text, a sort order, a "
+        "destination), they were imported as items, to be trained on and ranked; import again into an empty data "
+        "directory, the rows' kinds given with --type-col (a search's text read with --query-col "
+        f"{option_value(column)}, other kinds mapped to ignore), or drop those rows first"
+    )
 
 
 #: an item column whose distinct values are nearly as many as its rows, over at least this many rows, is said
@@ -1330,6 +1361,8 @@ def require_plain_ids(frame: pd.DataFrame, o: ImportOptions) -> None:
     """The user and item columns hold ids, not records: a cell that is a JSON object (30Music's
     idomaar lines keep user and track in one ``{"subjects": …, "objects": …}``) would become an
     id of its own, each unique, silently."""
+    if o.impressions_col is not None:
+        require_lists(frame[o.impressions_col], o.impressions_col)
     items = [] if o.itemless else (o.item_parts or [o.list_col or o.item_col])
     users = o.user_parts or (o.user_col,)
     for option, col in [*(("--user-col", c) for c in users), *(("--item-col", c) for c in items)]:
@@ -1389,7 +1422,7 @@ _EITHER_NAMES = ("platform",)
 #: a column name that holds an outcome of the row (a click, a like, a count of them, a score)
 _OUTCOME_NAME = (
     r"(?:is_?|has_?|explicit_?|implicit_?|my_?)?(?:click|clicked|clk|non_?clk|non_?click|like|liked|follow|followed"
-    r"|share|shared|skip|skipped|purchase|purchased|buy|bought|cart|carted|rating|rated|score|stars?|watch_ratio"
+    r"|share|shared|skip|skipped|skip_?[1-9]|not_?skipped|purchase|purchased|buy|bought|cart|carted|rating|rated|score|stars?|watch_ratio"
     r"|recommend|recommended|voted_?up|correct|answered_?correctly|favou?rite|favou?rited|fav|collect|collected"
     r"|play|stay"  # WeChat Channels' play and stay: milliseconds of each view, outcomes too
     r"|play_ratio|played_?ratio_?pct|retweet|retweeted|install|installed|bookmark|bookmarked|read|comment|commented|forward"
@@ -1620,6 +1653,9 @@ def _unread_tag_note(columns: list[str], o: ImportOptions, frame: pd.DataFrame |
 #: a column name of a verdict on the item, yes or no (Steam's recommended, a review's voted_up)
 #: (a 0/1 ``like`` is no verdict: its 0 is "did not like", not a thumbs-down)
 _VERDICT_NAME = r"(?:is_?)?(?:recommend|recommended|voted_?up|thumbs_?up)"
+#: a flag of a skip, or of its absence (Spotify's sequential-skip log: skip_1 … skip_3, not_skipped)
+_SKIP_FLAG_NAME = r"(?:is_?)?(?:skip|skipped)(?:_?[1-9])?(?:_?(?:flag|bool))?"
+_NOT_SKIPPED_NAME = r"(?:is_?)?(?:not|non)_?skip(?:ped)?(?:_?(?:flag|bool))?"
 
 
 def _click_reading(found: list[str], frame: pd.DataFrame | None) -> str:
@@ -1636,13 +1672,19 @@ def _click_reading(found: list[str], frame: pd.DataFrame | None) -> str:
                 f"--type-col {col} --type-map {mapping} reads each row shown and not clicked as an impression "
                 "(the other outcome columns unread); "
             )
-    col = next((c for c in found if re.fullmatch(_VERDICT_NAME, c.lower())), None)
-    if col is not None and frame is not None and col in frame and len(cells := _filled_cells(frame[col])):
-        flags = cells.str.lower()
-        if bool(flags.isin(("true", "false")).all()):
-            return f"--type-col {option_value(col)} --type-map true=like,false=skip reads each verdict; "
+    for pattern, yes, no, what in (
+        (_VERDICT_NAME, "like", "skip", "verdict"),
+        # a skip flag's "no" is a play whose value nothing else gives: a positive, as any play of a log of plays
+        (_SKIP_FLAG_NAME, "skip", "play", "skip"),
+        (_NOT_SKIPPED_NAME, "play", "skip", "skip"),
+    ):
+        col = next((c for c in found if re.fullmatch(pattern, c.lower())), None)
+        if col is None or frame is None or col not in frame or not len(cells := _filled_cells(frame[col])):
+            continue
+        if bool(cells.str.lower().isin(("true", "false")).all()):
+            return f"--type-col {option_value(col)} --type-map true={yes},false={no} reads each {what}; "
         if bool(to_numbers(cells).isin([0, 1]).all()):
-            return f"--type-col {option_value(col)} --type-map 1=like,0=skip reads each verdict; "
+            return f"--type-col {option_value(col)} --type-map 1={yes},0={no} reads each {what}; "
     return ""
 
 
@@ -1789,19 +1831,37 @@ def _itemless_notes(o: ImportOptions, tally: _Tally) -> list[str]:
 _QUERY_NAMES = frozenset({"query", "search_term", "search_query", "searchterm", "q", "keyword", "keywords", "term"})
 
 
-def _unread_query_note(o: ImportOptions, tally: _Tally, columns: list[str]) -> list[str]:
-    """A word when search rows are imported with no --query-col though a column seems to hold their text:
-    each would be quarantined for a missing query (the contract's search needs its text)."""
-    searches = tally.types.get("search", 0)
-    if o.query_col is not None or not searches:
-        return []
+def require_search_text(o: ImportOptions, whole: _WholeFile, names: pd.Series | None, columns: list[str]) -> None:
+    """Refuse, before anything is written, rows read as searches or feature uses when no --query-col
+    names their text: the contract needs it, so every one of them would be quarantined, and a second
+    import of the same file with the option added is refused as one with other options."""
+    if o.query_col is not None or o.event_type is not None:
+        return  # ``--type search`` without a --query-col is refused by ``ImportOptions.check``
+    textless = np.isin(np.asarray(whole.types, dtype=object), list(NO_ITEM_TYPES))
+    if not textless.any():
+        return
+    kinds = pd.Series(np.asarray(whole.types, dtype=object)[textless]).value_counts()
+    counted = ", ".join(f"{n:,} {kind}" for kind, n in kinds.items())
+    named = ""
+    if names is not None and o.type_col is not None:
+        shown = names[textless].astype("string").fillna("(empty)").value_counts().head(4)
+        named = " (" + ", ".join(repr(str(k)) for k in shown.index) + ")"
     col = next((c for c in columns if c.lower().rsplit(".", 1)[-1] in _QUERY_NAMES and c not in o.keep()), None)
-    if col is None:
-        return [f"{searches:,} search rows and no --query-col: each will be quarantined as missing_query"]
-    return [
-        f"{searches:,} search rows and no --query-col: each will be quarantined as missing_query; {col!r} looks like "
-        f"their text: --query-col {option_value(col)} reads it"
-    ]
+    reads = (
+        f"{col!r} looks like their text: --query-col {option_value(col)} reads it"
+        if col is not None
+        else "--query-col names the column that holds their text (the item column itself where the log keeps "
+        f"it there, as Trivago's reference does: --query-col {option_value(o.item_col)})"
+    )
+    ignore = (
+        f"; or leave them out with --type-map NAME=ignore for each of their names{named}"
+        if o.type_col is not None and o.type_col != CLICK_TYPE_COL
+        else ""
+    )
+    raise ImportFormatError(
+        f"{counted} row{'s' if int(kinds.sum()) != 1 else ''}, and no --query-col: a search needs its text and a "
+        f"feature use its name, so each would be quarantined (missing_query); {reads}{ignore}"
+    )
 
 
 def _context_notes(o: ImportOptions, tally: _Tally) -> list[str]:
@@ -2063,7 +2123,6 @@ def _summary(
                 *_repeat_notes(tally),
                 *_stray_years_note(tally),
                 *_itemless_notes(o, tally),
-                *_unread_query_note(o, tally, columns),
                 *_context_notes(o, tally),
                 *_named_items_note(o, tally, columns),
                 *_listed_items_note(o, tally, columns),
@@ -2130,6 +2189,7 @@ def load_interactions(source: Path, **options: Any) -> tuple[pd.DataFrame, pd.Da
     raw = o.reshaper()(table.frame.reset_index(drop=True))
     table.frame = pd.DataFrame()  # one copy of the file's cells alive, not two
     whole = _whole_file(raw[o.whole_file_columns()], o, o.now or _now(), source)
+    require_search_text(o, whole, raw[o.type_col] if o.type_col is not None else None, columns)
     keys = row_keys(raw, o, source.name)
     whole.copies, whole.source = copy_ordinals(keys), source.name
     if o.event_type is None:  # the ordinals of the ids read the other way (a --type file's own have no other)
@@ -2257,6 +2317,7 @@ class InteractionStream:
         del parts
         self.progress(f"first pass: sessions and values of {rows:,} rows")
         whole = _whole_file(frame, o, o.now or _now(), self.source)
+        require_search_text(o, whole, frame[o.type_col] if o.type_col is not None else None, self._columns)
         whole.notes += o.reshape_notes(lines, rows)
         every = np.concatenate(keys) if keys else np.array([], dtype=np.uint64)
         whole.copies = copy_ordinals(every)

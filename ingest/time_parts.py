@@ -55,11 +55,31 @@ def date_and_clock(parts: Sequence[str]) -> dict[str, str] | None:
     return None
 
 
+#: a column of dates beside one of the hour of the day, a whole number 0 … 23 (Spotify's sequential-skip log:
+#: ``date``, ``hour_of_day``): read as one written time, "<date> <hour>:00:00"
+HOUR = "hour_of_day"
+_NAMED_DATE_WORDS = frozenset({"date", "dt"})
+_HOUR_WORDS = frozenset({"hour", "hr", "hours"})
+
+
+def date_and_hour(parts: Sequence[str]) -> dict[str, str] | None:
+    """``{date column: DATE, hour column: HOUR}`` for two columns named as a date and an hour of the day. A
+    column named ``day`` alone is no date here: beside an hour it is a day of the month (HetRec's parts)."""
+    if len(parts) != 2:
+        return None
+    words = [set(name_words(p)) for p in parts]
+    for d, h in ((0, 1), (1, 0)):
+        if words[d] & _NAMED_DATE_WORDS and not words[d] & (_CLOCK_WORDS | _HOUR_WORDS) and words[h] & _HOUR_WORDS:
+            return {parts[d]: DATE, parts[h]: HOUR}
+    return None
+
+
 def part_units(parts: Sequence[str]) -> dict[str, str]:
     """Each column of ``--time-col``'s parts and the part of the time it holds; refused, in words,
     where a name says no part or two say the same, or the year, month or day is missing. Two
-    columns named as a date and a time of day (``Date,Time``) are the one written time they make."""
-    if (pair := date_and_clock(parts)) is not None:
+    columns named as a date and a time of day (``Date,Time``) are the one written time they make,
+    and so are a date and an hour of the day (``date,hour_of_day``)."""
+    if (pair := date_and_clock(parts) or date_and_hour(parts)) is not None:
         return pair
     units: dict[str, str] = {}
     for col in parts:
@@ -67,7 +87,8 @@ def part_units(parts: Sequence[str]) -> dict[str, str]:
         if unit is None:
             raise ImportFormatError(
                 f"--time-col names {col!r} as a part of the time, but its name says no one part (year, month, day, "
-                "hour, minute or second, or a date beside a time of day: Date,Time): rename it so, or join the parts "
+                "hour, minute or second, or a date beside a time of day or an hour: Date,Time or date,hour_of_day): "
+                "rename it so, or join the parts "
                 "into one column of dates first"
             )
         if unit in units.values():
@@ -90,6 +111,16 @@ def with_time(frame: pd.DataFrame, units: dict[str, str], col: str) -> pd.DataFr
         day, clock = (next(p for p, u in units.items() if u == kind) for kind in (DATE, CLOCK))
         days, clocks = frame[day].astype("string").str.strip(), frame[clock].astype("string").str.strip()
         joined = (days + " " + clocks).where(days.fillna("").ne("") & clocks.fillna("").ne(""))
+        return frame.assign(**{col: joined.astype(object).where(joined.notna(), None)})
+    if set(units.values()) == {DATE, HOUR}:
+        day, hour = (next(p for p, u in units.items() if u == kind) for kind in (DATE, HOUR))
+        days = frame[day].astype("string").str.strip()
+        hours = to_numbers(frame[hour]).astype("float64")
+        fits = hours.notna() & (hours % 1 == 0) & hours.between(0, 23)
+        # an hour out of range keeps its cell as written, so the time is unreadable and quarantined with it shown
+        clocks = hours.where(fits).map(lambda h: f"{int(h):02d}:00:00", na_action="ignore").astype("string")
+        clocks = clocks.where(fits, "hour " + frame[hour].astype("string").fillna("(empty)"))
+        joined = (days + " " + clocks).where(days.fillna("").ne(""))
         return frame.assign(**{col: joined.astype(object).where(joined.notna(), None)})
     # as floats: a parquet file's nullable integers (Int64 with <NA>) make no dates otherwise
     numbers = pd.DataFrame(
@@ -121,6 +152,22 @@ def split_time_columns(names: Sequence[str], frame: pd.DataFrame | None = None) 
     if not all(u in found for u in _NEEDED):
         return None
     return [found[u] for u in ORDER if u in found]
+
+
+def date_hour_columns(names: Sequence[str], frame: pd.DataFrame | None = None) -> list[str] | None:
+    """A column of dates and one of hours of the day among ``names`` (``date``, ``hour_of_day``), in that
+    order, where the hour column's cells (when read) are whole numbers 0 … 23; else None."""
+    for a in names:
+        for b in names:
+            pair = date_and_hour([a, b]) if a != b else None
+            if pair is None or pair[a] != DATE:
+                continue
+            if frame is not None and b in frame.columns:
+                cells = to_numbers(frame[b].dropna().head(50))
+                if cells.empty or cells.isna().any() or (cells % 1 != 0).any() or not cells.between(0, 23).all():
+                    continue
+            return [a, b]
+    return None
 
 
 def date_clock_columns(names: Sequence[str], frame: pd.DataFrame | None = None) -> list[str] | None:

@@ -162,8 +162,10 @@ def test_search_rows_without_a_query_column_name_the_one_that_holds_their_text(t
     ]  # fmt: skip
     path = _jsonl(tmp_path / "ga4_rows.jsonl", rows)
     options = {"user_col": "user", "item_col": "item", "time_col": "ts", "type_col": "name", "now": NOW}
-    _, _, summary = load_interactions(path, **options)
-    assert "5 search rows and no --query-col: each will be quarantined as missing_query; 'search_term'" in str(summary)
+    with pytest.raises(ImportFormatError) as refused:  # before anything is stored: each would be quarantined
+        load_interactions(path, **options)
+    said = " ".join(str(refused.value).split())
+    assert "5 search rows, and no --query-col" in said and "'search_term' looks like their text" in said
     _, _, told = load_interactions(path, query_col="search_term", **options)
     assert "missing_query" not in str(told)
 

@@ -1200,9 +1200,9 @@ u1,h2,2024-01-01T10:02:00Z,play
     assert summary.items == 2 and items is not None and sorted(items["item_id"]) == ["h1", "h2"]
     assert "1 search or feature_use row had a value in 'reference': not read as an item" in str(summary)
     assert summary.problems["search or feature_use without text"] == 0
-    untold, _, said = load_interactions(src, **options)  # no text column: the search is quarantined, not an item
-    assert untold["item_id"].tolist() == ["h1", "", "h2"] and said.items == 2
-    assert said.problems["search or feature_use without text"] == 1
+    # no text column: refused before anything is stored (the search would be quarantined), the item column named
+    with pytest.raises(ImportFormatError, match="1 search row, and no --query-col.*--query-col reference"):
+        load_interactions(src, **options)
 
 
 def test_ratings_written_as_fractions_read_as_their_share_and_words_are_quoted(tmp_path):
