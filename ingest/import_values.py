@@ -139,7 +139,16 @@ def guessed_type(name: str) -> str | None:
                 found.add(known[candidate])
                 break
     found.discard(RATED)  # a rating's word says nothing without the rating
+    if found == {"search"} and _SOUGHT_THINGS & set(words):
+        return None  # a search for an item (trivago's "search for item") names the item it found: no text search
     return found.pop() if len(found) == 1 else None
+
+
+#: what a search may be for when its row names the thing found rather than the words typed
+_SOUGHT_THINGS = frozenset(
+    {"item", "items", "product", "products", "song", "songs", "track", "tracks", "video", "videos", "movie", "movies",
+     "book", "books", "article", "articles", "hotel", "hotels", "artist", "artists", "album", "albums"}
+)  # fmt: skip
 
 
 #: up to this many unknown type names, the --type-map example names every one of them (XuetangX's

@@ -1422,7 +1422,8 @@ _EITHER_NAMES = ("platform",)
 #: a column name that holds an outcome of the row (a click, a like, a count of them, a score)
 _OUTCOME_NAME = (
     r"(?:is_?|has_?|explicit_?|implicit_?|my_?)?(?:click|clicked|clk|non_?clk|non_?click|like|liked|follow|followed"
-    r"|share|shared|skip|skipped|skip_?[1-9]|not_?skipped|purchase|purchased|buy|bought|cart|carted|rating|rated|score|stars?|watch_ratio"
+    r"|share|shared|skip|skipped|skip_?[1-9]|not_?skipped|purchase|purchased|buy|bought|cart|carted|rating|rated"
+    r"|score|stars?|watch_ratio"
     r"|recommend|recommended|voted_?up|correct|answered_?correctly|favou?rite|favou?rited|fav|collect|collected"
     r"|play|stay"  # WeChat Channels' play and stay: milliseconds of each view, outcomes too
     r"|play_ratio|played_?ratio_?pct|retweet|retweeted|install|installed|bookmark|bookmarked|read|comment|commented|forward"
