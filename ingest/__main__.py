@@ -736,7 +736,11 @@ def import_(
         options=reading,
     )
     jobmetrics.current().quarantined(report.reasons)
-    _print_report(report, f"imported {source.name}")
+    # an import that kept nothing fails below: its table says so rather than "imported"
+    kept = (
+        report.accepted or not report.quarantined or report.already_logged + report.reasons.get("duplicate_event_id", 0)
+    )
+    _print_report(report, f"imported {source.name}" if kept else f"nothing imported from {source.name}")
     if no_time and earlier and report.accepted:
         console.print(f"[yellow]warning:[/] {_untimed_after_note(summary.start, newest_before)}", soft_wrap=True)
     added = log_items(set(EventLog(settings.events_dir).files()) - files_before) if items_before else set()

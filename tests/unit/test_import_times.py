@@ -240,11 +240,13 @@ def test_plural_type_names_are_read_and_an_import_that_keeps_nothing_fails(tmp_p
     )
     assert result.exit_code == 2, result.output
     assert "no row of steam.csv was accepted: 2 quarantined (unknown_type 2)" in " ".join(result.stderr.split())
+    assert "nothing imported from steam.csv" in result.output and "imported steam.csv" not in result.output
     ok = CliRunner().invoke(app, ["import", str(src), *args, "--type-map", "carts=add_to_playlist,orders=like"])
     assert ok.exit_code == 0, ok.output
     # the same rows again are duplicates: nothing new, and no failure
     again = CliRunner().invoke(app, ["import", str(src), *args, "--type-map", "carts=add_to_playlist,orders=like"])
     assert again.exit_code == 0 and "were imported before" in again.output
+    assert "nothing imported from" not in again.output  # a re-run fails nothing
 
 
 def test_genre_lists_joined_by_a_bare_slash_split_when_their_parts_recur(tmp_path):
