@@ -425,6 +425,11 @@ def _pick_columns(
     return pick, notes, fallback
 
 
+#: words of a column name that say it holds a key or a time, not a measure of the item
+_OTHER_KEYS = frozenset(
+    {"id", "ids", "key", "isbn", "isbn10", "isbn13", "asin", "uuid", "ean", "upc", "time", "date", "timestamp", "ts",
+     "at", "created", "modified", "updated"}
+)  # fmt: skip
 #: columns of numbers an items file may leave unread before the import names them (a year or a count beside
 #: a title is common, a table of audio or text features is not)
 UNREAD_MEASURES = 3
@@ -437,8 +442,10 @@ def _unread_measures(raw: pd.DataFrame, id_col: str | None, taken: set[object]) 
     sample = raw.head(1_000)
     measures = []
     for c in raw.columns:
-        if c == id_col or c in taken:
+        if c == id_col or c in taken or pd.api.types.is_datetime64_any_dtype(raw[c]):
             continue
+        if _OTHER_KEYS & set(name_words(str(c))):
+            continue  # another catalogue's id (Goodbooks' goodreads_book_id, isbn13) or a time: no measure
         values = to_numbers(sample[c].dropna())
         # 0/1 columns are flags (a genre each, as MovieLens 100k's), read as genres where they are
         if len(values) and values.notna().mean() > 0.9 and not values.dropna().isin([0, 1]).all():

@@ -260,18 +260,22 @@ def expansion(frame: pd.DataFrame, reshape: Reshape) -> float:
 EMPTY_LISTS_SHARE = 0.5
 
 
-def require_lists(cells: pd.Series, column: str) -> None:
-    """Refuse an impressions column empty on most rows, before anything is read into events: such
-    rows are other kinds of event, each of which would be quarantined for an empty item id."""
+def empty_lists(cells: pd.Series) -> int:
+    """How many of an impressions column's cells list nothing: empty, missing, or an empty list."""
     text = cells.astype("string").str.strip()
-    empty = int((cells.isna() | text.isin(["", "[]"]).fillna(True)).sum())
-    if not len(cells) or empty <= EMPTY_LISTS_SHARE * len(cells):
+    return int((cells.isna() | text.isin(["", "[]"]).fillna(True)).sum())
+
+
+def require_lists(empty: int, rows: int, column: str) -> None:
+    """Refuse an impressions column empty on most of a file's ``rows``, before any event is built: such
+    rows are other kinds of event, each of which would be quarantined for an empty item id."""
+    if not rows or empty <= EMPTY_LISTS_SHARE * rows:
         return
     raise ImportFormatError(
-        f"--impressions-col {column!r} is empty on {empty:,} of the {len(cells):,} rows looked at "
-        f"({empty / len(cells):.0%}): each row of an impression log lists what was shown, so these are rows of "
-        "other kinds (Trivago's interactions beside its clickouts), each of which would be quarantined for an "
-        f"empty item id; import the rows with a list on their own (pandas: df[df[{column!r}].notna()]"
+        f"--impressions-col {column!r} is empty on {empty:,} of {rows:,} rows ({empty / rows:.0%}): each row of an "
+        "impression log lists what was shown, so these are rows of other kinds (Trivago's interactions beside its "
+        "clickouts), each of which would be quarantined for an empty item id; import the rows with a list on their "
+        f"own (pandas: df[df[{column!r}].astype(str).str.strip().ne('[]') & df[{column!r}].notna()]"
         ".to_csv('shown.csv', index=False)) and the others with --type-col into the same data directory "
         "(README, 'Impressions on some rows')"
     )

@@ -139,8 +139,9 @@ def guessed_type(name: str) -> str | None:
                 found.add(known[candidate])
                 break
     found.discard(RATED)  # a rating's word says nothing without the rating
-    if found == {"search"} and _SOUGHT_THINGS & set(words):
-        return None  # a search for an item (trivago's "search for item") names the item it found: no text search
+    sought = [b for a, b in zip(words, words[1:], strict=False) if a == "for"]
+    if found == {"search"} and _SOUGHT_THINGS & set(sought):
+        return None  # trivago's "search for item" names the item it found; Segment's "Products Searched" is text
     return found.pop() if len(found) == 1 else None
 
 

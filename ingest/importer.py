@@ -49,6 +49,7 @@ from ingest.import_lists import (
     CLICKED_UNSHOWN_COL,
     Reshape,
     clicked_unshown_note,
+    empty_lists,
     expansion,
     history_note,
     require_lists,
@@ -1361,8 +1362,6 @@ def require_plain_ids(frame: pd.DataFrame, o: ImportOptions) -> None:
     """The user and item columns hold ids, not records: a cell that is a JSON object (30Music's
     idomaar lines keep user and track in one ``{"subjects": …, "objects": …}``) would become an
     id of its own, each unique, silently."""
-    if o.impressions_col is not None:
-        require_lists(frame[o.impressions_col], o.impressions_col)
     items = [] if o.itemless else (o.item_parts or [o.list_col or o.item_col])
     users = o.user_parts or (o.user_col,)
     for option, col in [*(("--user-col", c) for c in users), *(("--item-col", c) for c in items)]:
@@ -1679,7 +1678,10 @@ def _click_reading(found: list[str], frame: pd.DataFrame | None) -> str:
         (_SKIP_FLAG_NAME, "skip", "play", "skip"),
         (_NOT_SKIPPED_NAME, "play", "skip", "skip"),
     ):
-        col = next((c for c in found if re.fullmatch(pattern, c.lower())), None)
+        matched = [c for c in found if re.fullmatch(pattern, c.lower())]
+        # graded skip flags (Spotify's skip_1 … skip_3, from played very briefly to most of it): the middle one,
+        # the challenge's own target; one flag alone is itself
+        col = matched[len(matched) // 2] if pattern == _SKIP_FLAG_NAME and matched else next(iter(matched), None)
         if col is None or frame is None or col not in frame or not len(cells := _filled_cells(frame[col])):
             continue
         if bool(cells.str.lower().isin(("true", "false")).all()):
@@ -1821,10 +1823,10 @@ def _placeholder_notes(o: ImportOptions, tally: _Tally) -> list[str]:
 def _itemless_notes(o: ImportOptions, tally: _Tally) -> list[str]:
     if not (n := tally.itemless_named):
         return []
-    where = f", the text from {o.query_col!r}" if o.query_col else ""
+    where = f"; its text is read from {o.query_col!r}" if o.query_col else ""
     return [
         f"{n:,} search or feature_use row{'s' if n != 1 else ''} had a value in {o.item_col!r}: not read as an item "
-        f"(those types name none{where})"
+        f"(a search or a feature use names no item{where})"
     ]
 
 
@@ -2176,6 +2178,8 @@ def load_interactions(source: Path, **options: Any) -> tuple[pd.DataFrame, pd.Da
     table = read_table(source, "interactions", o.layout, keep=o.keep())
     require_columns(table.frame, o.wanted(), source, "--names", table.dropped)
     require_plain_ids(table.frame, o)
+    if o.impressions_col is not None:
+        require_lists(empty_lists(table.frame[o.impressions_col]), len(table.frame), o.impressions_col)
     columns = [*map(str, table.frame.columns), *table.dropped]
     probe = with_unread_sample(table.frame, source, table.dropped)
     table.notes += (
@@ -2284,7 +2288,7 @@ class InteractionStream:
         parts: list[pd.DataFrame] = []
         keys: list[np.ndarray] = []
         itemless: list[np.ndarray] = []
-        rows = lines = 0
+        rows = lines = empty = 0
         reshape = o.reshaper()
         for chunk in self.stream:
             if not parts:
@@ -2303,6 +2307,8 @@ class InteractionStream:
                 )
                 del probe
             lines += len(chunk)
+            if o.impressions_col is not None:
+                empty += empty_lists(chunk[o.impressions_col])
             shaped = reshape(chunk)
             keys.append(row_keys(shaped, o, self.source.name))  # 8 bytes a row: each event's ordinal among its copies
             if o.event_type is None:  # and 8 more for its ordinal read the other way (``other_ordinals``)
@@ -2314,6 +2320,8 @@ class InteractionStream:
             parts.append(narrow)
             rows += len(narrow)
             self.progress(f"first pass: {rows:,} rows read")
+        if o.impressions_col is not None:  # the whole file's, as an import at once counts them
+            require_lists(empty, lines, o.impressions_col)
         frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=cols)
         del parts
         self.progress(f"first pass: sessions and values of {rows:,} rows")

@@ -59,19 +59,40 @@ def date_and_clock(parts: Sequence[str]) -> dict[str, str] | None:
 #: ``date``, ``hour_of_day``): read as one written time, "<date> <hour>:00:00"
 HOUR = "hour_of_day"
 _NAMED_DATE_WORDS = frozenset({"date", "dt"})
-_HOUR_WORDS = frozenset({"hour", "hr", "hours"})
+
+
+def _hour_of_day(name: str) -> bool:
+    """A name of the hour of the day: its last word ``hour`` (``event_hour``) or ending ``hour of day``;
+    not ``hours``, ``hours_played`` or ``hours_watched``, which measure a length of time."""
+    words = name_words(name)
+    return words[-1:] in (["hour"], ["hr"]) or (
+        len(words) >= 3 and words[-3] in ("hour", "hr") and words[-2:] == ["of", "day"]
+    )
 
 
 def date_and_hour(parts: Sequence[str]) -> dict[str, str] | None:
-    """``{date column: DATE, hour column: HOUR}`` for two columns named as a date and an hour of the day. A
-    column named ``day`` alone is no date here: beside an hour it is a day of the month (HetRec's parts)."""
+    """``{date column: DATE, hour column: HOUR}`` for two columns named as a date and an hour of the day.
+    A name that also says a part (HetRec's ``date_day``, ``date_year``) is that part, no date; nor is a
+    column named ``day`` alone, beside an hour a day of the month."""
     if len(parts) != 2:
         return None
     words = [set(name_words(p)) for p in parts]
     for d, h in ((0, 1), (1, 0)):
-        if words[d] & _NAMED_DATE_WORDS and not words[d] & (_CLOCK_WORDS | _HOUR_WORDS) and words[h] & _HOUR_WORDS:
+        dated = words[d] & _NAMED_DATE_WORDS and not words[d] & (_CLOCK_WORDS | set(_UNITS))
+        if dated and _hour_of_day(parts[h]):
             return {parts[d]: DATE, parts[h]: HOUR}
     return None
+
+
+def require_dates_alone(cells: pd.Series, column: str, hour: str) -> None:
+    """Refuse a date column that holds times of day already: the hour beside it would replace them."""
+    timed = cells.dropna().astype("string").str.contains(r"\d:\d", regex=True)
+    if timed.any():
+        example = cells.dropna().astype("string")[timed].iloc[0]
+        raise ImportFormatError(
+            f"--time-col {column},{hour}: {column!r} holds times of day already ({example!r}), which the hour "
+            f"column would replace; name {column!r} alone as the time"
+        )
 
 
 def part_units(parts: Sequence[str]) -> dict[str, str]:
@@ -114,6 +135,7 @@ def with_time(frame: pd.DataFrame, units: dict[str, str], col: str) -> pd.DataFr
         return frame.assign(**{col: joined.astype(object).where(joined.notna(), None)})
     if set(units.values()) == {DATE, HOUR}:
         day, hour = (next(p for p, u in units.items() if u == kind) for kind in (DATE, HOUR))
+        require_dates_alone(frame[day], day, hour)
         days = frame[day].astype("string").str.strip()
         hours = to_numbers(frame[hour]).astype("float64")
         fits = hours.notna() & (hours % 1 == 0) & hours.between(0, 23)
@@ -166,6 +188,9 @@ def date_hour_columns(names: Sequence[str], frame: pd.DataFrame | None = None) -
                 cells = to_numbers(frame[b].dropna().head(50))
                 if cells.empty or cells.isna().any() or (cells % 1 != 0).any() or not cells.between(0, 23).all():
                     continue
+            if frame is not None and a in frame.columns:
+                if frame[a].dropna().head(50).astype("string").str.contains(r"\d:\d", regex=True).any():
+                    continue  # a time of day in the date already: the hour is no part of it
             return [a, b]
     return None
 

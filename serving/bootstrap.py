@@ -202,11 +202,11 @@ class Server:
     def rank(self, query: RankQuery) -> RankResult:
         try:
             return self.service.rank(query)
-        except NotReady as exc:
-            # "still loading" is not the whole truth when the registry's champion was refused or unset
+        except NotReady:
+            # "still loading" is not the truth when the registry's champion was refused or unset: nothing is loading
             why = getattr(self.models, "waiting_for", None)
             if why:
-                raise NotReady(f"{exc}: {why}") from None
+                raise NotReady(f"not serving yet: {why}") from None
             raise
 
     def track(self, events: list[TrackEvent]) -> TrackResult:

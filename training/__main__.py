@@ -64,6 +64,11 @@ def main(trees: int = typer.Option(None, min=1, help="ranker trees (default: SET
         ]
         table.add_row(m, *row)
     console.print(table)
+    if r.objective.endswith(", 0 trees"):  # ranker.choose kept the margin alone
+        console.print(
+            "no tree added to EASE's own scores on the validation split, so the ranker is EASE's scores alone: the "
+            "features gave the trees nothing to add (as when every user has a single visit, and so no history)"
+        )
     pop = r.metrics["baseline_popularity_ndcg_at_10"]
     # below the table's last shown digit a ratio means nothing (a popularity that never hits gives 10⁷×)
     against = f"{r.metrics['ndcg_at_10'] / pop:.2f}× popularity" if pop >= 5e-5 else "popularity scores 0.0000"

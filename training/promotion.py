@@ -75,8 +75,9 @@ def decide(
             return Decision(
                 False,
                 f"ndcg@10 {challenger_ndcg:.4f} beats {name} {value:.4f} by {challenger_ndcg - value:+.4f}, within "
-                f"the noise{over} ({min_se:g} standard errors of the paired per-query gain: {min_se * se:.4f}); more "
-                f"hold-out queries would tell, or SETLIST_PROMOTION_BASELINE_SE=0 compares the means alone{gap}",
+                f"the noise{over} ({min_se:g} standard errors of the paired per-query gain: {min_se * se:.4f}); a "
+                "larger gain or more hold-out queries (a longer SETLIST_HOLDOUT_DAYS) would tell, or "
+                f"SETLIST_PROMOTION_BASELINE_SE=0 compares the means alone{gap}",
             )
     beaten = ", ".join(f"{n} {baselines[n]:.4f}" for n in REQUIRED_BASELINES if n in baselines)
     if champion_ndcg is None:

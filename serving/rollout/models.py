@@ -297,15 +297,17 @@ class ModelHolder:
                         log.warning(
                             "no %s model in the registry yet: not serving until one is set (make train "
                             "promotes a model that beats popularity; python -m training.promote --reason '…' "
-                            "promotes the challenger); looked for again every refresh",
+                            "promotes the challenger); looked for again every %g s (SETLIST_RELOAD_INTERVAL_S)",
                             alias,
+                            self.settings.reload_interval_s,
                         )
                     if alias in old:
                         new[alias] = old[alias]
                     elif alias == CHAMPION:
                         self.waiting_for = (
                             "no champion model in the registry yet (make train promotes one that beats popularity; "
-                            "python -m training.promote --reason '…' serves the challenger it kept)"
+                            "python -m training.promote --reason '…' serves the challenger it kept); looked for "
+                            f"again every {self.settings.reload_interval_s:g} s"
                         )
                     continue
                 except Exception as exc:

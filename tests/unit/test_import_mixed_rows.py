@@ -111,8 +111,8 @@ def test_an_impressions_column_empty_on_most_rows_is_refused_with_the_split(tmp_
     with pytest.raises(ImportFormatError) as refused:
         load_interactions(src, clicked_col="reference", **kw)
     said = " ".join(str(refused.value).split())
-    assert "is empty on 150 of the 200 rows looked at (75%)" in said
-    assert "df[df['impressions'].notna()]" in said and "--type-col" in said
+    assert "is empty on 150 of 200 rows (75%)" in said
+    assert "df[df['impressions'].astype(str).str.strip().ne('[]')" in said and "--type-col" in said
     with pytest.raises(ImportFormatError, match="is empty on"):
         next(iter(InteractionStream(src, ImportOptions(clicked_col="reference", **kw), chunk_rows=50)))
     # the rows with a list import alone: every shown hotel an event, each clickout's reference its play
@@ -121,6 +121,24 @@ def test_an_impressions_column_empty_on_most_rows_is_refused_with_the_split(tmp_
     events, _, summary = load_interactions(tmp_path / "clickouts.csv", clicked_col="reference", **kw)
     assert len(events) == 50 * 5 and (events["type"] == "play").sum() == 50
     assert not summary.problems.get("empty item id") and "carry no click mark" not in str(summary)
+
+
+def test_empty_lists_are_counted_over_the_whole_file_in_chunks_too(tmp_path):
+    """Lists on the first rows only: the file is judged whole, not by its head, both ways; an empty
+    list written out (``[]``) is empty too."""
+    rows = [
+        (f"U{k % 4}", 1541037460 + k, f"N{k}-1 N{k + 1}-0" if k < 30 else ("[]" if k % 2 else "")) for k in range(100)
+    ]
+    pd.DataFrame(rows, columns=["user", "ts", "impressions"]).to_csv(tmp_path / "b.csv", index=False)
+    kw = dict(user_col="user", time_col="ts", time_unit="s", impressions_col="impressions", now=NOW)
+    with pytest.raises(ImportFormatError, match="is empty on 70 of 100 rows"):
+        load_interactions(tmp_path / "b.csv", **kw)
+    with pytest.raises(ImportFormatError, match="is empty on 70 of 100 rows"):
+        next(iter(InteractionStream(tmp_path / "b.csv", ImportOptions(**kw), chunk_rows=40)))
+    # the refusal's pandas line keeps the rows with a list, "[]" left out as well
+    frame = pd.read_csv(tmp_path / "b.csv")
+    shown = frame[frame["impressions"].astype(str).str.strip().ne("[]") & frame["impressions"].notna()]
+    assert len(shown) == 30
 
 
 def test_a_few_empty_lists_are_counted_once_as_empty_items_not_as_unmarked_ids(tmp_path):

@@ -80,9 +80,25 @@ def test_the_pair_is_named_by_its_words_and_a_day_beside_an_hour_is_no_date():
         part_units(["day", "hour"])  # HetRec's parts, two of six: no date
     with pytest.raises(ImportFormatError, match="date,hour_of_day"):
         part_units(["date", "session_position"])
+    with pytest.raises(ImportFormatError, match="has no month or day"):
+        part_units(["date_year", "date_hour"])  # HetRec's year is no date
     frame = pd.DataFrame({"date": ["2018-07-01"] * 3, "hour_of_day": [0, 13, 23], "minutes": [1, 2, 3]})
     assert date_hour_columns(list(frame.columns), frame) == ["date", "hour_of_day"]
     assert date_hour_columns(["date", "hour_of_day"], frame.assign(hour_of_day=[0, 13, 90])) is None
+    # hours played are a length of time, not the hour of the day
+    played = pd.DataFrame({"date": ["2018-07-01"] * 3, "hours": [1, 2, 3], "hours_played": [1, 2, 3]})
+    assert date_hour_columns(list(played.columns), played) is None
+    # a date column with times of day already is no date alone
+    timed = frame.assign(date=["2018-07-15 10:30:00"] * 3)
+    assert date_hour_columns(list(timed.columns), timed) is None
+
+
+def test_a_date_column_holding_times_of_day_is_refused_beside_an_hour(tmp_path):
+    frame = pd.read_csv(_sessions(tmp_path / "log.csv"))
+    frame["date"] = frame["date"] + " 10:30:00"
+    frame.to_csv(tmp_path / "timed.csv", index=False)
+    with pytest.raises(ImportFormatError, match="holds times of day already"):
+        load_interactions(tmp_path / "timed.csv", **_options())
 
 
 def test_the_first_attempt_is_offered_the_date_and_hour_and_told_of_the_skip_flags(tmp_path):
@@ -98,7 +114,8 @@ def test_the_first_attempt_is_offered_the_date_and_hour_and_told_of_the_skip_fla
     assert set(events["type"]) == {"play"}
     said = " ".join(" ".join(summary.read_notes).split())
     assert "'skip_1', 'skip_2', 'skip_3', 'not_skipped' not read: every row is imported as a whole play" in said
-    assert "--type-col skip_1 --type-map true=skip,false=play reads each skip" in said
+    # graded flags: the middle one, the challenge's target
+    assert "--type-col skip_2 --type-map true=skip,false=play reads each skip" in said
 
 
 @pytest.mark.parametrize(
@@ -125,3 +142,9 @@ def test_an_items_files_unread_columns_of_numbers_are_named(tmp_path):
     said = " ".join(" ".join(summary.read_notes).split())
     assert "3 columns of numbers not read ('acousticness', 'energy', 'tempo')" in said and "Table(" in said
     assert items is not None and "acousticness" not in items.columns
+    # other catalogues' ids and times are no measures to rank with
+    tf = pd.read_csv(_features(tmp_path / "tf.csv")).drop(columns=["tempo"])
+    tf = tf.assign(work_id=range(30), isbn13=[9780000000000 + k for k in range(30)], published_time=1530000000)
+    tf.to_csv(tmp_path / "tf2.csv", index=False)
+    _, _, fewer = load_interactions(src, items=tmp_path / "tf2.csv", item_id_col="track_id", **_options())
+    assert "columns of numbers not read" not in " ".join(fewer.read_notes)

@@ -1928,8 +1928,9 @@ def test_a_second_import_whose_items_share_no_id_with_the_log_is_warned_about(tm
         # a word that negates or undoes leaves the name to its owner: a dislike must never train as a like
         ("song_not_liked", None), ("undo_like", None), ("remove_favorite", None), ("track_unliked", None),
         ("not_played", None), ("search_results_shown", None), ("app_opened", None), ("played", None),
-        # a search for an item names the item found, not the words typed (trivago's action types)
-        ("search_for_item", None), ("search_for_destination", "search"), ("song_searched", None),
+        # a search for an item names the item found, not the words typed (trivago's action types); Segment's
+        # "Products Searched" carries the words typed
+        ("search_for_item", None), ("search_for_destination", "search"), ("products_searched", "search"),
     ],
 )  # fmt: skip
 def test_a_type_name_of_several_words_is_guessed_only_when_its_words_agree(name, guess):
