@@ -426,10 +426,9 @@ def _pick_columns(
 
 
 #: words of a column name that say it holds a key or a time, not a measure of the item
-_OTHER_KEYS = frozenset(
-    {"id", "ids", "key", "isbn", "isbn10", "isbn13", "asin", "uuid", "ean", "upc", "time", "date", "timestamp", "ts",
-     "at", "created", "modified", "updated"}
-)  # fmt: skip
+_ID_WORDS = frozenset({"id", "ids", "isbn", "isbn10", "isbn13", "asin", "uuid", "ean", "upc"})
+#: … or a moment, as the last word of a name (published_time, created_at; not time_signature)
+_MOMENT_WORDS = ("time", "date", "timestamp", "ts", "at", "created", "modified", "updated")
 #: columns of numbers an items file may leave unread before the import names them (a year or a count beside
 #: a title is common, a table of audio or text features is not)
 UNREAD_MEASURES = 3
@@ -444,8 +443,12 @@ def _unread_measures(raw: pd.DataFrame, id_col: str | None, taken: set[object]) 
     for c in raw.columns:
         if c == id_col or c in taken or pd.api.types.is_datetime64_any_dtype(raw[c]):
             continue
-        if _OTHER_KEYS & set(name_words(str(c))):
-            continue  # another catalogue's id (Goodbooks' goodreads_book_id, isbn13) or a time: no measure
+        words = name_words(str(c))
+        # another catalogue's id (Goodbooks' goodreads_book_id, isbn13; a bare ``key`` is a song's musical key)
+        # or a moment (created_at, a timestamp): no measure
+        last = words[-1] if words else ""
+        if _ID_WORDS & set(words) or last in _MOMENT_WORDS or (last == "key" and len(words) > 1):
+            continue
         values = to_numbers(sample[c].dropna())
         # 0/1 columns are flags (a genre each, as MovieLens 100k's), read as genres where they are
         if len(values) and values.notna().mean() > 0.9 and not values.dropna().isin([0, 1]).all():

@@ -84,15 +84,28 @@ def date_and_hour(parts: Sequence[str]) -> dict[str, str] | None:
     return None
 
 
-def require_dates_alone(cells: pd.Series, column: str, hour: str) -> None:
-    """Refuse a date column that holds times of day already: the hour beside it would replace them."""
-    timed = cells.dropna().astype("string").str.contains(r"\d:\d", regex=True)
-    if timed.any():
-        example = cells.dropna().astype("string")[timed].iloc[0]
+#: a written midnight after a date (a SQL export's ``2018-07-15 00:00:00``, a timestamp with its zone): the date alone
+_MIDNIGHT = r"[ T]00:00(?::00(?:\.0+)?)?(?:Z|[+-]\d\d:?\d\d)?$"
+
+
+def dates_alone(cells: pd.Series) -> tuple[pd.Series, str | None]:
+    """A date column's cells as dates alone (a midnight written after a date dropped: a timestamp
+    column of dates, as Spark writes them), and the first cell holding another time of day, or None."""
+    text = cells.astype("string").str.strip().str.replace(_MIDNIGHT, "", regex=True)
+    timed = text.str.contains(r"\d:\d", regex=True).fillna(False)
+    return text, (str(text[timed].iloc[0]) if timed.any() else None)
+
+
+def require_dates_alone(cells: pd.Series, column: str, hour: str) -> pd.Series:
+    """A date column's dates alone; refused where one holds a time of day other than midnight, which the
+    hour beside it would replace."""
+    text, example = dates_alone(cells)
+    if example is not None:
         raise ImportFormatError(
             f"--time-col {column},{hour}: {column!r} holds times of day already ({example!r}), which the hour "
             f"column would replace; name {column!r} alone as the time"
         )
+    return text
 
 
 def part_units(parts: Sequence[str]) -> dict[str, str]:
@@ -135,8 +148,7 @@ def with_time(frame: pd.DataFrame, units: dict[str, str], col: str) -> pd.DataFr
         return frame.assign(**{col: joined.astype(object).where(joined.notna(), None)})
     if set(units.values()) == {DATE, HOUR}:
         day, hour = (next(p for p, u in units.items() if u == kind) for kind in (DATE, HOUR))
-        require_dates_alone(frame[day], day, hour)
-        days = frame[day].astype("string").str.strip()
+        days = require_dates_alone(frame[day], day, hour)
         hours = to_numbers(frame[hour]).astype("float64")
         fits = hours.notna() & (hours % 1 == 0) & hours.between(0, 23)
         # an hour out of range keeps its cell as written, so the time is unreadable and quarantined with it shown
@@ -189,7 +201,7 @@ def date_hour_columns(names: Sequence[str], frame: pd.DataFrame | None = None) -
                 if cells.empty or cells.isna().any() or (cells % 1 != 0).any() or not cells.between(0, 23).all():
                     continue
             if frame is not None and a in frame.columns:
-                if frame[a].dropna().head(50).astype("string").str.contains(r"\d:\d", regex=True).any():
+                if dates_alone(frame[a].dropna().head(50))[1] is not None:
                     continue  # a time of day in the date already: the hour is no part of it
             return [a, b]
     return None

@@ -76,7 +76,8 @@ def decide(
                 False,
                 f"ndcg@10 {challenger_ndcg:.4f} beats {name} {value:.4f} by {challenger_ndcg - value:+.4f}, within "
                 f"the noise{over} ({min_se:g} standard errors of the paired per-query gain: {min_se * se:.4f}); a "
-                "larger gain or more hold-out queries (a longer SETLIST_HOLDOUT_DAYS) would tell, or "
+                "larger gain or more hold-out queries (SETLIST_HOLDOUT_DAYS for the global split, "
+                "SETLIST_HOLDOUT_FRACTION for the per-user one) would tell, or "
                 f"SETLIST_PROMOTION_BASELINE_SE=0 compares the means alone{gap}",
             )
     beaten = ", ".join(f"{n} {baselines[n]:.4f}" for n in REQUIRED_BASELINES if n in baselines)

@@ -38,7 +38,7 @@ def _features(path: Path) -> Path:
         {"track_id": [f"t_{k:03d}" for k in range(30)], "duration": [180.5 + k for k in range(30)],
          "release_year": [1990 + k for k in range(30)], "acousticness": [k / 30 for k in range(30)],
          "energy": [0.5 + k / 100 for k in range(30)], "tempo": [100.0 + k for k in range(30)],
-         "mode": ["major", "minor"] * 15}
+         "key": [k % 12 for k in range(30)], "mode": ["major", "minor"] * 15}
     ).to_csv(path, index=False)  # fmt: skip
     return path
 
@@ -93,6 +93,21 @@ def test_the_pair_is_named_by_its_words_and_a_day_beside_an_hour_is_no_date():
     assert date_hour_columns(list(timed.columns), timed) is None
 
 
+def test_a_timestamp_column_of_midnights_is_a_date_beside_an_hour_both_ways(tmp_path):
+    """Spark writes a date as a timestamp with its zone, every one a midnight: the hour still applies."""
+    frame = pd.read_csv(_sessions(tmp_path / "log.csv"))
+    frame["date"] = pd.to_datetime(frame["date"]).dt.tz_localize("UTC")
+    frame.to_parquet(tmp_path / "log.parquet")
+    events, _, _ = load_interactions(tmp_path / "log.parquet", **_options())
+    first = events[events["user_id"] == "0_0001-aa"].sort_values("timestamp")
+    assert first["timestamp"].iloc[0] == pd.Timestamp("2018-07-02 05:00:01", tz="UTC")
+    stream = InteractionStream(tmp_path / "log.parquet", ImportOptions(**_options()), chunk_rows=25)
+    assert sorted(pd.concat(list(stream))["timestamp"]) == sorted(events["timestamp"])
+    with pytest.raises(ImportFormatError) as refused:
+        load_interactions(tmp_path / "log.parquet", now=NOW)  # and the pair is offered
+    assert "--time-col date,hour_of_day" in " ".join(str(refused.value).split())
+
+
 def test_a_date_column_holding_times_of_day_is_refused_beside_an_hour(tmp_path):
     frame = pd.read_csv(_sessions(tmp_path / "log.csv"))
     frame["date"] = frame["date"] + " 10:30:00"
@@ -140,10 +155,11 @@ def test_an_items_files_unread_columns_of_numbers_are_named(tmp_path):
         src, items=_features(tmp_path / "tf.csv"), item_id_col="track_id", **_options()
     )
     said = " ".join(" ".join(summary.read_notes).split())
-    assert "3 columns of numbers not read ('acousticness', 'energy', 'tempo')" in said and "Table(" in said
+    # a bare "key" is the musical key: a measure, not another catalogue's id
+    assert "4 columns of numbers not read ('acousticness', 'energy', 'tempo', 'key')" in said and "Table(" in said
     assert items is not None and "acousticness" not in items.columns
     # other catalogues' ids and times are no measures to rank with
-    tf = pd.read_csv(_features(tmp_path / "tf.csv")).drop(columns=["tempo"])
+    tf = pd.read_csv(_features(tmp_path / "tf.csv")).drop(columns=["tempo", "key"])
     tf = tf.assign(work_id=range(30), isbn13=[9780000000000 + k for k in range(30)], published_time=1530000000)
     tf.to_csv(tmp_path / "tf2.csv", index=False)
     _, _, fewer = load_interactions(src, items=tmp_path / "tf2.csv", item_id_col="track_id", **_options())
