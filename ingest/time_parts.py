@@ -4,7 +4,7 @@ reads one column of times made of them, as if the file had written it so."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import pandas as pd
 
@@ -188,36 +188,46 @@ def split_time_columns(names: Sequence[str], frame: pd.DataFrame | None = None) 
     return [found[u] for u in ORDER if u in found]
 
 
+def _paired_columns(
+    names: Sequence[str],
+    frame: pd.DataFrame | None,
+    pairing: Callable[[Sequence[str]], dict[str, str] | None],
+    fits: Callable[[pd.DataFrame, str, str], bool],
+) -> list[str] | None:
+    """The first date column and its partner among ``names`` that ``pairing`` names so, in that order,
+    whose cells (where ``frame`` has them) ``fits``; else None."""
+    for a in names:
+        for b in names:
+            pair = pairing([a, b]) if a != b else None
+            if pair is None or pair[a] != DATE:
+                continue
+            if frame is not None and a in frame.columns and b in frame.columns and not fits(frame, a, b):
+                continue
+            return [a, b]
+    return None
+
+
+def _hours_fit(frame: pd.DataFrame, day: str, hour: str) -> bool:
+    """Whole numbers 0 … 23 beside dates alone (a time of day in the date already: the hour is no part of it)."""
+    cells = to_numbers(frame[hour].dropna().head(50))
+    if cells.empty or cells.isna().any() or (cells % 1 != 0).any() or not cells.between(0, 23).all():
+        return False
+    return dates_alone(frame[day].dropna().head(50))[1] is None
+
+
+def _clocks_fit(frame: pd.DataFrame, _day: str, clock: str) -> bool:
+    """Times of day alone."""
+    cells = frame[clock].dropna().astype(str).str.strip().head(50)
+    return not cells.empty and bool(cells.str.fullmatch(r"\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?.*").all())
+
+
 def date_hour_columns(names: Sequence[str], frame: pd.DataFrame | None = None) -> list[str] | None:
     """A column of dates and one of hours of the day among ``names`` (``date``, ``hour_of_day``), in that
     order, where the hour column's cells (when read) are whole numbers 0 … 23; else None."""
-    for a in names:
-        for b in names:
-            pair = date_and_hour([a, b]) if a != b else None
-            if pair is None or pair[a] != DATE:
-                continue
-            if frame is not None and b in frame.columns:
-                cells = to_numbers(frame[b].dropna().head(50))
-                if cells.empty or cells.isna().any() or (cells % 1 != 0).any() or not cells.between(0, 23).all():
-                    continue
-            if frame is not None and a in frame.columns:
-                if dates_alone(frame[a].dropna().head(50))[1] is not None:
-                    continue  # a time of day in the date already: the hour is no part of it
-            return [a, b]
-    return None
+    return _paired_columns(names, frame, date_and_hour, _hours_fit)
 
 
 def date_clock_columns(names: Sequence[str], frame: pd.DataFrame | None = None) -> list[str] | None:
     """A column of dates and one of times of day among ``names`` (an export's ``Date`` and ``Time``), in
     that order, where the time column's cells (when read) are times of day alone; else None."""
-    for a in names:
-        for b in names:
-            pair = date_and_clock([a, b]) if a != b else None
-            if pair is None or pair[a] != DATE:
-                continue
-            if frame is not None and b in frame.columns:
-                cells = frame[b].dropna().astype(str).str.strip().head(50)
-                if cells.empty or not cells.str.fullmatch(r"\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?.*").all():
-                    continue
-            return [a, b]
-    return None
+    return _paired_columns(names, frame, date_and_clock, _clocks_fit)
