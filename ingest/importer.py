@@ -1678,12 +1678,15 @@ def _click_reading(found: list[str], frame: pd.DataFrame | None) -> str:
         (_SKIP_FLAG_NAME, "skip", "play", "skip"),
         (_NOT_SKIPPED_NAME, "play", "skip", "skip"),
     ):
-        matched = [c for c in found if re.fullmatch(pattern, c.lower())]
-        # graded skip flags (Spotify's skip_1 … skip_3, from played very briefly to most of it): the middle one,
-        # the challenge's own target; one flag alone is itself
-        col = matched[len(matched) // 2] if pattern == _SKIP_FLAG_NAME and matched else next(iter(matched), None)
-        if col is None or frame is None or col not in frame or not len(cells := _filled_cells(frame[col])):
+        if frame is None:
+            break
+        # the flags the sample fills; of graded skip flags (Spotify's skip_1 … skip_3, from played very briefly
+        # to most of it) the middle one, the challenge's own target; one flag alone is itself
+        matched = [c for c in found if re.fullmatch(pattern, c.lower()) and c in frame and len(_filled_cells(frame[c]))]
+        if not matched:
             continue
+        col = matched[len(matched) // 2] if pattern == _SKIP_FLAG_NAME else matched[0]
+        cells = _filled_cells(frame[col])
         if bool(cells.str.lower().isin(("true", "false")).all()):
             return f"--type-col {option_value(col)} --type-map true={yes},false={no} reads each {what}; "
         if bool(to_numbers(cells).isin([0, 1]).all()):

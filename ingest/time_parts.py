@@ -122,8 +122,7 @@ def part_units(parts: Sequence[str]) -> dict[str, str]:
             raise ImportFormatError(
                 f"--time-col names {col!r} as a part of the time, but its name says no one part (year, month, day, "
                 "hour, minute or second, or a date beside a time of day or an hour: Date,Time or date,hour_of_day): "
-                "rename it so, or join the parts "
-                "into one column of dates first"
+                "rename it so, or join the parts into one column of dates first"
             )
         if unit in units.values():
             raise ImportFormatError(f"--time-col names two columns for the {unit}: {col!r} and another")

@@ -133,6 +133,16 @@ def test_the_first_attempt_is_offered_the_date_and_hour_and_told_of_the_skip_fla
     assert "--type-col skip_2 --type-map true=skip,false=play reads each skip" in said
 
 
+def test_an_empty_middle_skip_flag_is_passed_over_for_a_filled_one(tmp_path):
+    frame = pd.read_csv(_sessions(tmp_path / "log.csv")).assign(skip_2=None)
+    frame.to_csv(tmp_path / "gap.csv", index=False)
+    _, _, summary = load_interactions(
+        tmp_path / "gap.csv", user_col="session_id", item_col="track_id_clean", time_col="date,hour_of_day", now=NOW
+    )
+    said = " ".join(" ".join(summary.read_notes).split())
+    assert "--type-col skip_3 --type-map true=skip,false=play reads each skip" in said  # of skip_1 and skip_3
+
+
 @pytest.mark.parametrize(
     "flag, cells, said",
     [
