@@ -15,6 +15,7 @@ from setlist.errors import Refused
 from setlist.registry import CHALLENGER, CHAMPION
 from setlist.settings import Settings, get_settings
 from training.promotion import REQUIRED_BASELINES
+from training.ranker import MARGIN_ALONE
 from training.run import COLD_EVENTS, TrainingRefused, train
 
 # ibis (under Feast's DuckDB store) and Feast's on-demand views warn on every call; not actionable here
@@ -64,7 +65,7 @@ def main(trees: int = typer.Option(None, min=1, help="ranker trees (default: SET
         ]
         table.add_row(m, *row)
     console.print(table)
-    if r.objective.endswith(", 0 trees"):  # ranker.choose kept the margin alone
+    if r.objective.endswith(MARGIN_ALONE):
         console.print(
             "no tree added to EASE's own scores on the validation split, so the ranker is EASE's scores alone: the "
             "features gave the trees nothing to add (as when every user has a single visit, and so no history)"

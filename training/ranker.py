@@ -62,6 +62,11 @@ class Tried:
     admissible: bool  # validation cannot tell it from the best (within the tolerance)
 
 
+#: how the name of the configuration without trees ends (the EASE margin alone, weighted): ``training``'s
+#: report reads the chosen objective by it
+MARGIN_ALONE = ", 0 trees"
+
+
 @dataclass
 class FittedRanker:
     booster: xgb.Booster
@@ -157,7 +162,7 @@ def fit(
         dvalid = _dmatrix(rs, valid, weight)
         if weight:
             margin = dvalid.get_base_margin()
-            results[f"EASE×{weight:g}, 0 trees"] = (ndcg_per_query(margin, y_valid, g_valid), None, weight, 0, 0)
+            results[f"EASE×{weight:g}{MARGIN_ALONE}"] = (ndcg_per_query(margin, y_valid, g_valid), None, weight, 0, 0)
         for depth in sorted({*SHALLOW_DEPTHS, p.max_depth}):
             for objective in objectives:
                 params = {
