@@ -92,6 +92,8 @@ class MetricsSink(Protocol):
 
     def record_logged(self, count: int) -> None: ...
 
+    def record_journal_write(self, seconds: float) -> None: ...
+
     def record_quarantined(self, reasons: list[str]) -> None: ...
 
     def record_sampled_out(self, types: list[str]) -> None: ...
@@ -123,6 +125,7 @@ class PrometheusMetrics:
     record_track_duplicates = staticmethod(metrics.record_track_duplicates)
     record_acknowledged = staticmethod(metrics.record_acknowledged)
     record_logged = staticmethod(metrics.record_logged)
+    record_journal_write = staticmethod(metrics.record_journal_write)
     record_quarantined = staticmethod(metrics.record_quarantined)
     record_sampled_out = staticmethod(metrics.record_sampled_out)
     record_track_degraded = staticmethod(metrics.record_track_degraded)
@@ -459,6 +462,8 @@ def build(
                 lock_wait_s=settings.journal_lock_wait_s,
                 on_recovered=dedupe.commit,
                 on_flushed=sink.record_logged,
+                on_write=sink.record_journal_write,
+                slow_write_s=settings.journal_slow_write_ms / 1000,
             )
             sink.watch_ingest(journal.oldest_unlogged)
             # journals of dead workers and pods: nobody else would ever move their events, nor push the

@@ -60,6 +60,9 @@ class Journal:
         sync_dir: Callable[[Path], None] = fsync_dir,
         heal_interval_s: float = 1.0,
         on_recovered: Callable[[list[str]], None] | None = None,
+        on_write: Callable[[float], None] | None = None,
+        slow_write_s: float | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.dir = Path(directory)
         self.events, self.max_bytes, self.max_age_s = events, max_bytes, max_age_s
@@ -68,6 +71,12 @@ class Journal:
         self._on_flushed = on_flushed
         self._sync = sync  # os.fsync; tests wrap it to count group commits or hold one in flight
         self._sync_dir = sync_dir
+        # Each disk step of the writer (a batch's write and fsync, a new segment's directory fsync) is
+        # timed: every Track waiting behind a slow one waits as long, and may outlast its deadline.
+        self._on_write = on_write or _ignore_seconds
+        self.slow_write_s = slow_write_s  # a step this slow is logged, with its start and length
+        self._clock = clock  # Unix seconds, as log records are stamped: a stall is matched to them
+        self.slow_writes = 0
         self.commits = 0  # fsyncs so far: with concurrent callers, fewer than appends
         self.heals = 0  # times the writer came back after a disk error
         self._cv = threading.Condition()
@@ -326,8 +335,10 @@ class Journal:
         if batch:
             assert self._fd is not None
             data = "".join(batch).encode()
+            started = self._clock()
             _write_all(self._fd, data)
             self._sync(self._fd)
+            self._timed(started, f"write and fsync the events of {len(batch)} Track call{'s' * (len(batch) != 1)}")
             self.commits += 1
             self._bytes += len(data)
             with self._cv:
@@ -346,7 +357,21 @@ class Journal:
     def _roll(self) -> None:
         """Start a new segment and hand the closed one to the roller: acks never wait for parquet."""
         self._close_segment()  # queued first: if the next segment cannot be opened, this one still moves
+        started = self._clock()
         self._open_segment()
+        self._timed(started, "start a new segment")
+
+    def _timed(self, started: float, what: str) -> None:
+        seconds = self._clock() - started
+        self._on_write(seconds)
+        if self.slow_write_s is not None and seconds >= self.slow_write_s:
+            self.slow_writes += 1
+            log.warning(
+                "the journal's disk took %.2f s to %s: Track calls waited as long",
+                seconds,
+                what,
+                extra={"fields": {"journal_stall_s": round(seconds, 3), "journal_stall_started": round(started, 3)}},
+            )
 
     # --- roller -------------------------------------------------------------------------------
     def _roll_loop(self) -> None:
@@ -403,6 +428,10 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 def _ignore(stored: bool) -> None:
+    return None
+
+
+def _ignore_seconds(seconds: float) -> None:
     return None
 
 

@@ -163,6 +163,12 @@ TRACK_ACKNOWLEDGED = Counter(
     "setlist_track_events_acknowledged", "Track events acknowledged as durable (written to the journal)."
 )
 TRACK_LOGGED = Counter("setlist_track_events_logged", "Track events moved from the journal into the event log.")
+JOURNAL_WRITE = Histogram(
+    "setlist_journal_write_seconds",
+    "Each disk step of the Track journal's writer: a group commit's write and fsync, or a new segment's "
+    "directory fsync. Every Track waiting behind a step waits as long.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
 SAMPLED_OUT = Counter(
     "setlist_track_events_sampled_out",
     "Batch-tier Track events acknowledged but left out by their type's sample (setlist.tiers), by type.",
@@ -287,6 +293,10 @@ def record_acknowledged(count: int) -> None:
 
 def record_logged(count: int) -> None:
     TRACK_LOGGED.inc(count)
+
+
+def record_journal_write(seconds: float) -> None:
+    JOURNAL_WRITE.observe(seconds)
 
 
 def record_sampled_out(types: list[str]) -> None:

@@ -44,6 +44,8 @@ QUARANTINE_CHARS = 1024
 #: pseudonyms whose identity this process recorded already (a bound on memory, not on users)
 KNOWN_USERS = 100_000
 ID_FIELDS = ("event_id", "item_id", "session_id", "type")
+#: why a retry is refused while the journal still writes its first attempt (drills match on it)
+STILL_WRITING = "are still being written by an earlier attempt"
 #: how often consent withdrawals the online store did not take are tried again (seconds)
 WITHDRAWAL_RETRY_S = 1.0
 
@@ -408,9 +410,7 @@ class Tracker:
             self._on_duplicates(len(claim.stored))
         if claim.busy:  # an earlier attempt is writing them: wait for its outcome, never write twice
             self._settle(claim.fresh, stored=False)
-            raise Unavailable(
-                f"{len(claim.busy)} of these events are still being written by an earlier attempt; retry shortly"
-            )
+            raise Unavailable(f"{len(claim.busy)} of these events {STILL_WRITING}; retry shortly")
         fresh_ids = set(claim.fresh)
         fresh = [r for r in rows if r["event_id"] in fresh_ids]
         if not fresh:

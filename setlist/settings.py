@@ -476,6 +476,9 @@ class Settings(BaseSettings):
     #: how long a Track waits for its events to be durable before DEADLINE_EXCEEDED (the transport
     #: does not hand the call's own deadline down to the journal yet)
     journal_append_timeout_ms: int = Field(default=5_000, gt=0)
+    #: a journal disk step (a batch's write and fsync, a new segment) this slow is logged as a stall:
+    #: the Track calls behind it waited as long (``setlist_journal_write_seconds`` has every step)
+    journal_slow_write_ms: int = Field(default=1_000, gt=0)
     #: how long a starting server waits for its journal directory's lock (held briefly by another
     #: server's orphan sweep) before refusing to start: the directory is then another server's
     journal_lock_wait_s: float = Field(default=10.0, ge=0)

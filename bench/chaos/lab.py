@@ -10,6 +10,7 @@ operator has exported.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -37,6 +38,9 @@ WITHOUT_DAC_OVERRIDE = (
     "--inh-caps=-dac_override,-dac_read_search",
     "--",
 )
+# the journal's disk steps logged as stalls: a tenth of the clients' 2 s deadline, so that a call
+# that timed out behind the machine's own disk can be told from one the drill's fault failed
+SLOW_WRITE_MS = "200"
 READY_TIMEOUT_S = 120.0  # a server loads its models before it serves: ~10 s here, far more on a busy CI box
 STOP_TIMEOUT_S = 60.0  # SIGTERM drains requests (10 s grace at most), then rolls every journal segment
 
@@ -117,6 +121,7 @@ def server_env(settings: Settings, port: int, **extra: str) -> dict[str, str]:
         SETLIST_METRICS_PORT="0",
         SETLIST_RELOAD_INTERVAL_S="3600",
         SETLIST_ONLINE_TIMEOUT_MS=str(settings.online_timeout_ms),
+        SETLIST_JOURNAL_SLOW_WRITE_MS=SLOW_WRITE_MS,
     )
     if settings.profile == "production":
         env.update(
@@ -128,6 +133,23 @@ def server_env(settings: Settings, port: int, **extra: str) -> dict[str, str]:
         env["SETLIST_MLFLOW_TRACKING_URI"] = settings.mlflow_tracking_uri
     env.update(extra)
     return env
+
+
+def journal_stalls(server_log: Path) -> list[tuple[float, float]]:
+    """The journal's disk stalls a server logged (SETLIST_JOURNAL_SLOW_WRITE_MS), as (start, length)
+    in Unix seconds."""
+    if not server_log.exists():
+        return []
+    stalls = []
+    for line in server_log.read_text(errors="replace").splitlines():
+        if '"journal_stall_s"' not in line:
+            continue
+        try:
+            entry = json.loads(line)
+            stalls.append((float(entry["journal_stall_started"]), float(entry["journal_stall_s"])))
+        except (ValueError, KeyError, TypeError):
+            continue  # a line torn by a drill's kill
+    return stalls
 
 
 class Server:
@@ -183,6 +205,9 @@ class Server:
 
     def _alive(self) -> bool:
         return self.running
+
+    def journal_stalls(self) -> list[tuple[float, float]]:
+        return journal_stalls(self.log)
 
     def _serving(self) -> bool:
         with SetlistClient(self.target, timeout=1.0) as client:

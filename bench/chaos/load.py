@@ -38,6 +38,8 @@ class Tally:
     acked: list[str] = field(default_factory=list)  # event ids acknowledged
     acks: list[tuple[float, int]] = field(default_factory=list)  # (monotonic time, events) per acknowledged call
     failures: list[float] = field(default_factory=list)  # monotonic time of each failed call
+    # each failed call: (monotonic start, monotonic end, status code, message)
+    failed_calls: list[tuple[float, float, str, str]] = field(default_factory=list)
     errors: Counter[str] = field(default_factory=Counter)  # failed calls by status code
 
     def acked_since(self, t: float) -> int:
@@ -179,13 +181,16 @@ class Load:
         """Send ``batch`` until it is acknowledged (True) or the load is halted (False)."""
         backoff = MIN_BACKOFF_S
         while not self._halt.is_set():
+            started = time.monotonic()
             try:
                 _, rejections = conn.client.track(batch, timeout=self.timeout_s)
             except ClientError as exc:
+                ended = time.monotonic()
                 with self._cv:
                     self.tally.requests += 1
                     self.tally.failed += 1
-                    self.tally.failures.append(time.monotonic())
+                    self.tally.failures.append(ended)
+                    self.tally.failed_calls.append((started, ended, exc.code.name, exc.message))
                     self.tally.errors[exc.code.name] += 1
                     self._cv.notify_all()
                 if exc.code == grpc.StatusCode.UNAVAILABLE:

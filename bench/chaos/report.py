@@ -46,6 +46,9 @@ class Row:
     recovered: bool | None = None
     sent: int | None = None
     errors: dict[str, int] | None = None  # failed calls by gRPC status code
+    # failed calls that waited on a stall of the journal's own disk (its write or fsync outlasting
+    # SETLIST_JOURNAL_SLOW_WRITE_MS, as the server logged it): the machine's disk, not the drill's fault
+    failed_in_disk_stalls: int | None = None
     note: str = ""
 
     @property

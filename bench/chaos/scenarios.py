@@ -29,6 +29,7 @@ from bench.chaos.load import Load, Tally, acked, acked_since, failed_since
 from bench.chaos.report import Row, counted
 from bench.chaos.slow_fsync import DELAY_ENV
 from serving.client import ClientError, SetlistClient
+from serving.tracking import STILL_WRITING
 
 ACKS_BEFORE = 300  # events acknowledged before the fault: the server is warm and its journal busy
 ACKS_AFTER = 200  # events acknowledged after it: a recovery that holds, not one lucky call
@@ -45,6 +46,7 @@ DEADLINE_FSYNC_MS = 300
 DEADLINE_CALL_S = 0.1  # shorter than one fsync: every call times out while its events are being written
 PATIENT_CALL_S = 5.0
 DISK_SIZE = "8m"  # the journal's tmpfs: the ballast takes whatever the journal leaves
+STAMP_S = 0.002  # two roundings to the millisecond in the server's log
 
 
 B = TypeVar("B", RedisServer, PostgresServer)
@@ -296,6 +298,13 @@ def _conclude(lab: Lab, server: Server, load: Load, notes: list[str]) -> Row:
     if load.tally.rejected:
         notes.append(f"{load.tally.rejected} events rejected as invalid")
     row = counted(lab.name, load.tally, lab.settings.events_dir)
+    stalls = server.journal_stalls()
+    row.failed_in_disk_stalls = in_disk_stalls(load.tally, stalls, time.time() - time.monotonic())
+    if stalls:
+        notes.append(
+            f"the journal's disk stalled {len(stalls)} times (longest {max(s for _, s in stalls):.2f} s); "
+            f"{row.failed_in_disk_stalls} failed calls waited on those stalls"
+        )
     if row.acknowledged != row.sent:
         notes.append(f"{(row.sent or 0) - (row.acknowledged or 0)} sent events never acknowledged")
     row.note = "; ".join(notes)
@@ -304,6 +313,25 @@ def _conclude(lab: Lab, server: Server, load: Load, notes: list[str]) -> Row:
         f"{row.failed_requests} failed calls"
     )
     return row
+
+
+def in_disk_stalls(tally: Tally, stalls: list[tuple[float, float]], wall_minus_monotonic: float) -> int:
+    """The failed calls a stall of the journal's own disk explains: a timeout that spent at least half
+    its wait inside stalls, or a retry refused while a stall held its first attempt's write. Stalls
+    are (start, length) in Unix seconds; the tally's times are monotonic."""
+    # the server logs to the millisecond: a span is widened by that much so that no rounding drops it
+    spans = [
+        (start - wall_minus_monotonic - STAMP_S, start + length - wall_minus_monotonic + STAMP_S)
+        for start, length in stalls
+    ]
+    explained = 0
+    for began, ended, code, message in tally.failed_calls:
+        inside = sum(max(0.0, min(ended, b) - max(began, a)) for a, b in spans)
+        if code == "DEADLINE_EXCEEDED" and inside >= (ended - began) / 2:
+            explained += 1
+        elif code == "UNAVAILABLE" and STILL_WRITING in message and any(a <= ended and began <= b for a, b in spans):
+            explained += 1
+    return explained
 
 
 def _recovery(row: Row, tally: Tally, since: float) -> Row:

@@ -334,6 +334,70 @@ def test_each_new_segment_is_in_a_synced_directory_before_it_takes_rows(tmp_path
     journal.close()
 
 
+class SteppedClock:
+    """Unix seconds that move only when a disk step says how long it took."""
+
+    def __init__(self) -> None:
+        self.now = START
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_slow_disk_step_is_measured_and_logged_as_a_stall(
+    tmp_path: Path, events: EventLog, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock, steps = SteppedClock(), []
+    wal = tmp_path / "wal"
+
+    def slow_fsync(fd: int) -> None:  # the first group commit's fsync takes 2.5 s, the next ones 2 ms
+        clock.now += 2.5 if not steps else 0.002
+        os.fsync(fd)
+
+    def slow_dir_sync(path: Path) -> None:  # the first roll's new segment: its directory fsync takes 1.5 s
+        if path == wal and len(steps) == 1:
+            clock.now += 1.5
+
+    rolled = threading.Event()
+    caplog.set_level("WARNING", logger="setlist.serving.journal")
+    journal = Journal(
+        wal,
+        events,
+        max_bytes=1,  # every write rolls
+        max_age_s=3600,
+        sync=slow_fsync,
+        sync_dir=slow_dir_sync,
+        on_flushed=lambda n: rolled.set(),
+        on_write=steps.append,
+        slow_write_s=1.0,
+        clock=clock,
+    )
+    journal.append([row(0)])
+    assert rolled.wait(WAIT)
+    journal.append([row(1)])
+    journal.close()
+    assert steps[:3] == pytest.approx([2.5, 1.5, 0.002], abs=1e-6)  # write, new segment, write: each one timed
+    assert journal.slow_writes == 2
+    stalls = [r for r in caplog.records if r.name == "setlist.serving.journal"]
+    assert [r.fields["journal_stall_s"] for r in stalls] == [2.5, 1.5]
+    assert stalls[0].fields["journal_stall_started"] == pytest.approx(START)
+    assert "write and fsync the events of 1 Track call:" in stalls[0].getMessage()
+    assert "start a new segment" in stalls[1].getMessage()
+
+
+def test_without_a_threshold_no_step_is_called_slow(tmp_path: Path, events: EventLog) -> None:
+    clock, steps = SteppedClock(), []
+
+    def slow_fsync(fd: int) -> None:
+        clock.now += 10.0
+        os.fsync(fd)
+
+    journal = Journal(tmp_path / "wal", events, max_age_s=3600, sync=slow_fsync, on_write=steps.append, clock=clock)
+    journal.append([row(0)])
+    journal.close()
+    assert steps == [10.0] and journal.slow_writes == 0
+
+
 # --- one owner per directory ------------------------------------------------------------------------
 def test_a_second_journal_on_a_live_directory_refuses_and_moves_nothing(tmp_path: Path, events: EventLog) -> None:
     first = Journal(tmp_path / "wal", events, max_age_s=3600)
