@@ -31,13 +31,22 @@ from setlist.redis_client import fail_fast_redis
 
 
 def cache_key(
-    user: str, bucket: str, k: int, exclude: tuple[str, ...], model_version: str, feature_version: str
+    user: str,
+    bucket: str,
+    k: int,
+    exclude: tuple[str, ...],
+    model_version: str,
+    feature_version: str,
+    slate: tuple[str, ...] = (),
 ) -> str:
     """``<user token>|<digest of the rest>``: the user is a digest of the pseudonym (a shared store
     holds no identifier), and the other fields are joined with a separator none of them can hold (the
     context bucket and the feature version contain ``|`` themselves), so different requests never
-    share a key."""
+    share a key. A caller's own ``slate`` counts in its order (ties keep it); without one a key is
+    what it was before slates existed."""
     rest = "\x1f".join((bucket, str(k), *sorted(set(exclude)), "\x1e", model_version, feature_version))
+    if slate:
+        rest = "\x1f".join((rest, "\x1d", *slate))
     return f"{user_token(user)}|{hashlib.blake2b(rest.encode(), digest_size=12).hexdigest()}"
 
 

@@ -79,6 +79,7 @@ class Request:
     exclude: tuple[str, ...]  # item ids never to return: blocked, asked for (and ``last_items``, as the index says)
     genres: tuple[str, str]  # (session genre, user's top genre); "" when unknown
     personal: bool  # model arm and personalization consent
+    slate: tuple[str, ...] = ()  # the caller's own candidates, each once, in its order (empty: the index's)
 
 
 def request(q: RankQuery, user: str, rows: UserRows, now: datetime, device: str, locale: str, strategy: str) -> Request:
@@ -103,6 +104,7 @@ def request(q: RankQuery, user: str, rows: UserRows, now: datetime, device: str,
         (*blocked, *q.exclude_item_ids),
         genres,
         consent and strategy == "model",
+        tuple(dict.fromkeys(q.candidate_item_ids)),
     )
 
 
@@ -135,6 +137,20 @@ def candidates(ctx: RankContext) -> Candidates:
     """Stage 1: up to ``ctx.pool`` items from the variant's candidate index, without the excluded
     ones; not personalized (cohort popularity only) without consent or on a popularity arm."""
     r, index = ctx.request, ctx.variant.bundle.index
+    if r.slate:
+        # the caller chose the items: only what it or the user left out goes (blocked, exclude_item_ids),
+        # not the session's recent or seen items, which the index would leave out of its own proposals
+        gone = set(r.exclude)
+        known = [index.item_index[i] for i in r.slate if i in index.item_index and i not in gone]
+        return index.rescore(
+            r.user,
+            list(r.last_items),
+            ctx.cohort,
+            np.array(known, dtype=np.int64),
+            ctx.pool,
+            personalized=r.personal,
+            genres=r.genres if r.personal else (),
+        )
     exclude = index.excluded(r.last_items, r.exclude)
     return index.generate(
         r.user,
@@ -219,6 +235,12 @@ def explain(ctx: RankContext, X: np.ndarray, c: Candidates, top: np.ndarray) -> 
 
 
 # --- the two rankers over candidates ---------------------------------------------------------------
+def unknown_items(ctx: RankContext) -> tuple[str, ...]:
+    """The caller's candidates the variant's index does not know, in the order given."""
+    item_index = ctx.variant.bundle.index.item_index
+    return tuple(i for i in ctx.request.slate if i not in item_index)
+
+
 def model_ranking(ctx: RankContext, c: Candidates) -> tuple[RankedItem, ...]:
     """Stages 2–5 on personalized candidates: the variant's model decides the order."""
     with span("rank.features"):

@@ -47,7 +47,14 @@ def _from_cache(hit: Any) -> tuple[RankResult, str, str, bool] | None:
     an older release, say), never an error on Rank."""
     try:
         items = tuple(RankedItem(str(i), float(s), tuple(r)) for i, s, r in hit["items"])
-        result = RankResult(items, str(hit["model_version"]), cache_hit=True, degraded=False, arm=str(hit["arm"]))
+        result = RankResult(
+            items,
+            str(hit["model_version"]),
+            cache_hit=True,
+            degraded=False,
+            arm=str(hit["arm"]),
+            unknown_item_ids=tuple(str(i) for i in hit.get("unknown") or ()),
+        )
         return result, str(hit.get("served", "")), str(hit.get("variant") or ""), hit.get("analytics") is True
     except (KeyError, TypeError, ValueError):
         return None
@@ -109,6 +116,13 @@ class RankingService:
             raise InvalidArgument(f"k must be between 1 and {s.max_k}, got {q.k}")
         if len(q.exclude_item_ids) > s.max_exclusions:
             raise InvalidArgument(f"{len(q.exclude_item_ids)} exclude_item_ids; at most {s.max_exclusions} allowed")
+        if len(q.candidate_item_ids) > s.max_candidate_ids:
+            raise InvalidArgument(
+                f"{len(q.candidate_item_ids)} candidate_item_ids; at most {s.max_candidate_ids} allowed"
+            )
+        blank = next((n for n, i in enumerate(q.candidate_item_ids) if not i), None)
+        if blank is not None:
+            raise InvalidArgument(f"candidate_item_ids[{blank}] is empty")
         # the bounds a Track event's context has: a huge context is refused, not parsed and dropped
         if q.context and (reason := self.tracker.policy.context_reason(q.context)) is not None:
             raise InvalidArgument("context: " + reason.removeprefix("bad_context: "))
@@ -158,6 +172,7 @@ class RankingService:
             q.exclude_item_ids,
             f"{route.arm}:{route.strategy}:{variant.bundle.version}@{variant.items.publish_version}",
             f"{'' if rows is None else rows.version}|{int(q.explain)}",
+            q.candidate_item_ids,
         )
         # one cache round trip: the entry and the stamp (user version, generation) to put it with
         with tracing.span("rank.cache"):
@@ -215,6 +230,7 @@ class RankingService:
                         "served": served,
                         "variant": used,
                         "analytics": analytics,
+                        "unknown": list(result.unknown_item_ids),
                     },
                 )
         elif cached is None:
@@ -269,11 +285,15 @@ class RankingService:
             tracing.set_attributes(span, candidates=len(c.idx), personalized=c.personalized)
         self.hooks.on_candidates(len(c.idx))
         version = ctx.variant.bundle.version
+        unknown = stages.unknown_items(ctx) if ctx.request.slate else ()
         if not c.personalized:
             # without an experiment the arm names the fallback, as before experiments existed
             arm = route.arm if route.experiment else "popularity"
-            return RankResult(stages.popularity_ranking(ctx, c), version, degraded=degraded, arm=arm), "popularity"
-        return RankResult(stages.model_ranking(ctx, c), version, degraded=degraded, arm=route.arm), "model"
+            items = stages.popularity_ranking(ctx, c)
+            return RankResult(items, version, degraded=degraded, arm=arm, unknown_item_ids=unknown), "popularity"
+        # a caller's slate may leave nothing to score (every id unknown or excluded)
+        items = stages.model_ranking(ctx, c) if len(c.idx) else ()
+        return RankResult(items, version, degraded=degraded, arm=route.arm, unknown_item_ids=unknown), "model"
 
     def _impression(
         self,

@@ -16,6 +16,8 @@ class RankQuery:
     exclude_item_ids: tuple[str, ...] = ()
     explain: bool = False
     request_id: str = ""
+    #: the caller's own slate to order instead of the server's candidates (empty: the server's)
+    candidate_item_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,8 @@ class RankResult:
     arm: str = ""
     #: the request's context keys the server does not read (sorted), told back rather than dropped unseen
     ignored_context_keys: tuple[str, ...] = ()
+    #: the request's candidate_item_ids the served models do not know: not ranked, in the order given
+    unknown_item_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

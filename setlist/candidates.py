@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from setlist.candidate_sources import CandidateSources, SourceQuery, top_stable
+from setlist.candidate_sources import CandidateSources, Proposal, SourceQuery, _Asked, top_stable
 from setlist.embedding_top import INDPTR_FILE, EmbeddingTop
 from setlist.features import CROSS_NAMES
 from setlist.querytext import vote
@@ -247,16 +247,7 @@ class CandidateIndex(CandidateSources):
             return Candidates(idx, z, z.copy(), np.ones(len(idx), np.float32), pop_rank[idx], False)
 
         a = self._ask(SourceQuery(user_id, tuple(last_items), cohort, ()), personalized)
-        knn_p, covis_p = self._neighbours(a, n), self._covisitation(a, n // 2)
-        pools = [p for p in (self._embedding_ids(a, n), knn_p.idx, covis_p.idx) if len(p)]
-        # one pool per genre, so an item's count below is the number of sources (and genres) proposing it
-        lists = (self._genre_list(g, n // 2) for g in dict.fromkeys(g for g in genres if g))
-        pools += [lst for lst in lists if lst is not None]
-        # a known user the embeddings learned nothing about takes the embeddings' share from popularity;
-        # so does every user where the catalogue turns over: the other sources, fitted on items now
-        # mostly gone, lose most of their proposals to the live filter below
-        share = n if (a.uidx is not None and a.uvec is None) or self.live is not None else n // 2
-        pools.append(self._cohort_popularity(a, share).idx)
+        pools, knn_p, covis_p = self._pools(a, n, genres)
         idx, counts = np.unique(np.concatenate(pools).astype(np.int64), return_counts=True)
         if self.live is not None:
             alive = self.live[idx]
@@ -273,6 +264,50 @@ class CandidateIndex(CandidateSources):
         # one source-agnostic order, so "the first 100 candidates" means the same everywhere
         order = top_stable(n_sources * 10 + emb + covis + knn - pop_rank[idx], n)
         idx, n_sources, emb, covis, knn = idx[order], n_sources[order], emb[order], covis[order], knn[order]
+        return Candidates(idx, emb.astype(np.float32), covis, n_sources, pop_rank[idx], True, knn)
+
+    def _pools(self, a: _Asked, n: int, genres: tuple[str, ...]) -> tuple[list[np.ndarray], Proposal, Proposal]:
+        """What each source proposes for a request of ``n`` candidates, and the two scored ones."""
+        knn_p, covis_p = self._neighbours(a, n), self._covisitation(a, n // 2)
+        pools = [p for p in (self._embedding_ids(a, n), knn_p.idx, covis_p.idx) if len(p)]
+        # one pool per genre, so an item's count below is the number of sources (and genres) proposing it
+        lists = (self._genre_list(g, n // 2) for g in dict.fromkeys(g for g in genres if g))
+        pools += [lst for lst in lists if lst is not None]
+        # a known user the embeddings learned nothing about takes the embeddings' share from popularity;
+        # so does every user where the catalogue turns over: the other sources, fitted on items now
+        # mostly gone, lose most of their proposals to the live filter
+        share = n if (a.uidx is not None and a.uvec is None) or self.live is not None else n // 2
+        pools.append(self._cohort_popularity(a, share).idx)
+        return pools, knn_p, covis_p
+
+    def rescore(
+        self,
+        user_id: str | None,
+        last_items: list[str],
+        cohort: str,
+        idx: np.ndarray,
+        n: int,
+        personalized: bool = True,
+        genres: tuple[str, ...] = (),
+    ) -> Candidates:
+        """The items ``idx`` (a caller's own slate, in its order) as ``generate`` would have described
+        them on a request of ``n`` candidates: each source's score, how many sources would have proposed
+        the item (0 where none would have: the ranker then sees an item its training never offered it)
+        and its cohort popularity. Not personalized, they come in cohort popularity order."""
+        idx = np.asarray(idx, dtype=np.int64)
+        pop_rank = self._pop_rank[self.kept_cohort(cohort)]
+        uidx = self.user_index.get(user_id) if personalized and user_id else None
+        if uidx is None and not (personalized and (last_items or any(genres))):
+            idx = idx[np.argsort(pop_rank[idx], kind="stable")]
+            z = np.zeros(len(idx), dtype=np.float32)
+            return Candidates(idx, z, z.copy(), np.ones(len(idx), np.float32), pop_rank[idx], False)
+        a = self._ask(SourceQuery(user_id, tuple(last_items), cohort, ()), personalized)
+        pools, knn_p, covis_p = self._pools(a, n, genres)
+        n_sources = np.zeros(len(idx), np.float32)
+        for pool in pools:
+            n_sources += _member(idx, np.unique(pool))
+        emb = (self.item_factors[idx] @ a.uvec) if a.uvec is not None else np.zeros(len(idx), np.float32)
+        covis, knn = _lookup(covis_p.scored, idx), _lookup(knn_p.scored, idx)
         return Candidates(idx, emb.astype(np.float32), covis, n_sources, pop_rank[idx], True, knn)
 
     def cross_features(

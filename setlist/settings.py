@@ -317,6 +317,8 @@ class Settings(BaseSettings):
     max_k: int = Field(default=500, gt=0)
     max_user_id_len: int = Field(default=256, gt=0)
     max_exclusions: int = Field(default=1000, ge=0)
+    #: the most candidate_item_ids a Rank may ask to have ordered (a caller's own slate)
+    max_candidate_ids: int = Field(default=1000, gt=0)
     max_future_skew_s: int = Field(default=300, ge=0)
     max_track_batch: int = Field(default=1000, gt=0)
     # Track's input bounds: each event outside them is rejected with a reason, the rest of the batch goes on

@@ -35,6 +35,7 @@ class RankReply:
     request_id: str
     latency_ms: float  # measured by the client: the whole call, network and serialization included
     ignored_context_keys: tuple[str, ...] = ()  # context keys the server does not read (a typo?)
+    unknown_item_ids: tuple[str, ...] = ()  # your candidates the served models do not know: not ranked
 
 
 class ClientError(Exception):
@@ -133,10 +134,17 @@ class SetlistClient:
         explain: bool = False,
         request_id: str | None = None,
         timeout: float | None = None,
+        candidates: Sequence[str] = (),
     ) -> RankReply:
+        """``candidates``: your own slate to order (RankRequest.candidate_item_ids); empty: the server's."""
         m = proto.ranking_pb2
         request = m.RankRequest(
-            user_id=user_id, k=k, context=dict(context or {}), exclude_item_ids=list(exclude), explain=explain
+            user_id=user_id,
+            k=k,
+            context=dict(context or {}),
+            exclude_item_ids=list(exclude),
+            explain=explain,
+            candidate_item_ids=list(candidates),
         )
         metadata = self._metadata + ((("x-request-id", request_id),) if request_id else ())
         start = time.perf_counter()
@@ -154,6 +162,7 @@ class SetlistClient:
             request_id=response.request_id,
             latency_ms=latency_ms,
             ignored_context_keys=tuple(response.ignored_context_keys),
+            unknown_item_ids=tuple(response.unknown_item_ids),
         )
 
     def track(

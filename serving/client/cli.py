@@ -79,6 +79,10 @@ def rank(
     context: Annotated[list[str] | None, typer.Option(help="KEY=VALUE, repeatable")] = None,
     exclude: Annotated[list[str] | None, typer.Option(help="item id to leave out, repeatable")] = None,
     explain: Annotated[bool, typer.Option(help="ask for reasons")] = False,
+    candidate: Annotated[
+        list[str] | None,
+        typer.Option(help="an item of your own slate to order instead of the server's candidates, repeatable"),
+    ] = None,
     labels: Annotated[
         bool,
         typer.Option(help="show titles and genres from this machine's catalogue (SETLIST_DATA_DIR), if it has them"),
@@ -95,7 +99,9 @@ def rank(
         # fails below, with the call's own error and hint
         client.connect(timeout)
         try:
-            reply = client.rank(user, k=k, context=ctx, exclude=exclude or (), explain=explain)
+            reply = client.rank(
+                user, k=k, context=ctx, exclude=exclude or (), explain=explain, candidates=candidate or ()
+            )
         except ClientError as exc:
             _rpc_failed(client, exc)
     named = _labels([i.item_id for i in reply.items]) if labels else {}
@@ -121,6 +127,9 @@ def rank(
         f"latency={reply.latency_ms:.2f} ms",
         highlight=False,
     )
+    if reply.unknown_item_ids:  # never dropped unseen: the caller decides where they go
+        ids = ", ".join(escape(i) for i in reply.unknown_item_ids)
+        Console(stderr=True).print(f"[yellow]not ranked, the served models do not know these items:[/] {ids}")
     if reply.ignored_context_keys:  # a misspelt key changes nothing: say so rather than rank as if it did
         keys = ", ".join(escape(k) for k in reply.ignored_context_keys)
         Console(stderr=True).print(f"[yellow]the server ignored these context keys:[/] {keys}")

@@ -30,6 +30,7 @@ def to_query(request: pb.RankRequest, request_id: str) -> RankQuery:
         exclude_item_ids=tuple(request.exclude_item_ids),
         explain=request.explain,
         request_id=request_id,
+        candidate_item_ids=tuple(request.candidate_item_ids),
     )
 
 
@@ -43,6 +44,7 @@ def from_result(result: RankResult, request_id: str) -> pb.RankResponse:
         arm=result.arm,
         request_id=request_id,
         ignored_context_keys=result.ignored_context_keys,
+        unknown_item_ids=result.unknown_item_ids,
     )
 
 

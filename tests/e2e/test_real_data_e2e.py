@@ -95,6 +95,13 @@ def test_known_users_get_personal_rankings_over_grpc_without_what_they_rated(imp
                 rated = set(ratings.loc[ratings["userId"].astype(str) == user, "movieId"].astype(str))
                 assert not rated & set(got), f"user {user} was offered items they already rated"
                 personal += got != cold
+            # a shelf of the application's own: films the user rated (never among the server's own
+            # candidates here) ordered with others, and an id no model knows named back, not dropped
+            shelf = [*sorted(rated)[:5], *got[:5], "not-a-film"]
+            reply = client.rank(user, k=20, candidates=shelf)
+            assert sorted(i.item_id for i in reply.items) == sorted(shelf[:-1])
+            assert reply.unknown_item_ids == ("not-a-film",)
+            assert [i.score for i in reply.items] == sorted((i.score for i in reply.items), reverse=True)
     finally:
         proc.terminate()
         proc.wait(timeout=30)

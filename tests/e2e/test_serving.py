@@ -56,6 +56,18 @@ def test_rank_is_deterministic_for_the_same_state(tiny_copy):
     server.close()
 
 
+def test_a_callers_slate_is_ordered_by_the_served_ranker(running):
+    world, _, client = running
+    user = _personal_user(world)
+    own = [i.item_id for i in client.rank(user, k=30, context={"device": "mobile"}).items]
+    slate = own[::-1]  # the caller's order is not the ranker's
+    reply = client.rank(user, k=10, context={"device": "mobile"}, candidates=slate)
+    got = [i.item_id for i in reply.items]
+    assert len(got) == 10 and set(got) <= set(own) and reply.unknown_item_ids == ()
+    assert [i.score for i in reply.items] == sorted((i.score for i in reply.items), reverse=True)
+    assert got != slate[:10] and reply.arm == "champion" and not reply.degraded
+
+
 def test_cache_hit_then_track_invalidates_and_changes_the_ranking(running):
     world, _, client = running
     user = _personal_user(world)

@@ -59,6 +59,11 @@ class FakeRanking:
             for i in range(query.k)
             if f"item-{i}" not in excluded
         )
+        # a caller's slate: its "item-" ids in reverse, the others unknown
+        slate = query.candidate_item_ids
+        if slate:
+            known = [i for i in reversed(slate) if i.startswith("item-") and i not in excluded][: query.k]
+            items = tuple(RankedItem(i, float(len(known) - n)) for n, i in enumerate(known))
         return RankResult(
             items=items,
             model_version=f"fake-1/{os.getpid()}",
@@ -67,6 +72,7 @@ class FakeRanking:
             arm="A",
             # as the real service tells them back (the fake's own switches above are read, so not told)
             ignored_context_keys=Vocabulary.ignored({k: v for k, v in query.context.items() if k not in FAKE_KEYS}),
+            unknown_item_ids=tuple(i for i in slate if not i.startswith("item-")),
         )
 
     def track(self, events: list[TrackEvent]) -> TrackResult:

@@ -55,6 +55,17 @@ def test_rank_prints_a_table_and_the_response_fields(serve_fake):
     assert "ignored these context keys" not in result.output
 
 
+def test_rank_orders_a_slate_and_names_the_items_it_could_not(serve_fake):
+    server, _, fake = serve_fake()
+    target = f"127.0.0.1:{server.port}"
+    args = ("--candidate", "item-4", "--candidate", "new-9", "--candidate", "item-6")
+    result = _run("rank", "--user", "u-1", *args, "--no-labels", "--target", target)
+    assert result.exit_code == 0, result.output
+    assert fake.queries[-1].candidate_item_ids == ("item-4", "new-9", "item-6")
+    assert result.output.index("item-6") < result.output.index("item-4")
+    assert "not ranked, the served models do not know these items: new-9" in " ".join(result.output.split())
+
+
 def test_rank_warns_of_context_keys_the_server_ignored(serve_fake):
     server, _, fake = serve_fake()
     target = f"127.0.0.1:{server.port}"

@@ -60,6 +60,16 @@ def test_rank_roundtrip(serve_fake):
     )
 
 
+def test_a_callers_slate_goes_to_the_service_and_its_unknown_ids_come_back(serve_fake):
+    _, client, fake = serve_fake()
+    reply = client.rank("user-1", k=2, candidates=["item-7", "new-1", "item-3", "item-9", "new-0"])
+    assert fake.queries[-1].candidate_item_ids == ("item-7", "new-1", "item-3", "item-9", "new-0")
+    assert [i.item_id for i in reply.items] == ["item-9", "item-3"]
+    assert reply.unknown_item_ids == ("new-1", "new-0")
+    plain = client.rank("user-1", k=2)
+    assert fake.queries[-1].candidate_item_ids == () and plain.unknown_item_ids == ()
+
+
 def test_request_id_generated_and_in_trailing_metadata(serve_fake):
     server, _, _ = serve_fake()
     channel, stub = _stub(server)

@@ -294,3 +294,43 @@ def test_a_cohort_training_did_not_keep_takes_the_nearest_one_it_did():
     # a cold user's answer is the kept cohort's list
     c = index.generate(None, [], "en_GB|tablet", set(), 30)
     assert c.idx.tolist() == lists["gb|unknown"][:30].tolist()
+
+
+def test_a_callers_slate_is_described_as_the_index_describes_its_own_candidates():
+    index = _index()
+    rng = np.random.default_rng(4)
+    for user, last, genres in (("u2", ["i5", "i17"], ("b",)), ("u9", [], ()), ("newcomer", ["i8"], ("", "c"))):
+        own = index.generate(user, last, GLOBAL_COHORT, set(), 120, genres=genres)
+        shuffled = rng.permutation(own.idx)  # the caller's order, kept
+        slate = index.rescore(user, last, GLOBAL_COHORT, shuffled, 120, genres=genres)
+        order = np.argsort(shuffled)
+        back = np.argsort(own.idx)
+        assert np.array_equal(slate.idx, shuffled)
+        for field in ("emb_score", "covis_score", "n_sources", "pop_rank"):
+            np.testing.assert_allclose(getattr(slate, field)[order], getattr(own, field)[back], rtol=1e-6)
+        np.testing.assert_allclose(slate.knn()[order], own.knn()[back], rtol=1e-6)
+
+
+def test_slate_items_no_source_proposes_have_no_sources_and_their_own_scores():
+    index = _index()
+    pools, _, _ = index._pools(index._ask(SourceQuery("u2", ("i5",), GLOBAL_COHORT, ())), 40, ())
+    outside = np.setdiff1d(np.arange(len(index.item_ids)), np.concatenate(pools))[:25]
+    assert len(outside) == 25
+    slate = index.rescore("u2", ["i5"], GLOBAL_COHORT, outside, 40)
+    assert slate.personalized and np.array_equal(slate.idx, outside)
+    assert (slate.n_sources == 0).all()
+    uidx = index.user_index["u2"]
+    np.testing.assert_allclose(slate.emb_score, index.item_factors[outside] @ index.user_factors[uidx], rtol=1e-5)
+    dense = np.asarray(index.covis[[5]].toarray().sum(axis=0)).ravel()
+    np.testing.assert_allclose(slate.covis_score, dense[outside], rtol=1e-6)
+
+
+def test_a_slate_without_personalization_comes_in_cohort_popularity_order():
+    index = _index()
+    items = np.array([7, 300, 12, 41, 99])
+    slate = index.rescore("u2", ["i5"], GLOBAL_COHORT, items, 40, personalized=False)
+    assert not slate.personalized
+    assert sorted(slate.idx.tolist()) == sorted(items.tolist())
+    assert np.all(np.diff(slate.pop_rank) >= 0)
+    unknown = index.rescore("nobody", [], GLOBAL_COHORT, items, 40)  # a cold start: popularity too
+    assert not unknown.personalized and np.array_equal(unknown.idx, slate.idx)

@@ -1,0 +1,101 @@
+"""Rank on the caller's own slate (RankRequest.candidate_item_ids): the served model orders exactly
+those items, what the user or the caller left out stays out, ids the models do not know come back
+named rather than dropped, and the slate is part of the cache key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from serving.bootstrap import Server
+from serving.errors import InvalidArgument
+from serving.types import RankQuery, TrackEvent
+from tests.fakes.dataplane import Dataplane
+
+USER = "user-0"
+SLATE = ("item-9", "item-2", "item-31", "item-17", "item-44", "item-5", "item-23")
+
+
+@pytest.fixture
+def plane(tmp_path: Path) -> Dataplane:
+    return Dataplane.fresh(
+        tmp_path, impressions_enabled=False, reload_interval_s=3600, cache_ttl_s=300, max_candidate_ids=10
+    )
+
+
+def ids(result) -> list[str]:
+    return [i.item_id for i in result.items]
+
+
+def event(plane: Dataplane, event_id: str, item: str, type: str = "play") -> TrackEvent:
+    return TrackEvent(
+        event_id=event_id,
+        user_id=USER,
+        item_id=item,
+        type=type,
+        timestamp_ms=int(plane.clock() * 1000),
+        session_id="s1",
+        context={"consent_personalization": "true", "consent_analytics": "true"},
+    )
+
+
+def test_the_model_orders_exactly_the_callers_items(server: Server) -> None:
+    result = server.rank(RankQuery(USER, 5, candidate_item_ids=SLATE))
+    assert len(result.items) == 5 and set(ids(result)) <= set(SLATE)
+    scores = [i.score for i in result.items]
+    assert scores == sorted(scores, reverse=True)
+    whole = server.rank(RankQuery(USER, 50, candidate_item_ids=SLATE))
+    assert sorted(ids(whole)) == sorted(SLATE) and whole.unknown_item_ids == ()
+    assert ids(whole)[:5] == ids(result)
+
+
+def test_ids_the_models_do_not_know_are_named_in_the_order_given_and_not_ranked(server: Server) -> None:
+    slate = ("brand-new-2", "item-9", "brand-new-1", "item-2")
+    result = server.rank(RankQuery(USER, 10, candidate_item_ids=slate))
+    assert sorted(ids(result)) == ["item-2", "item-9"]
+    assert result.unknown_item_ids == ("brand-new-2", "brand-new-1")
+    hit = server.rank(RankQuery(USER, 10, candidate_item_ids=slate))
+    assert hit.cache_hit and hit.unknown_item_ids == result.unknown_item_ids and hit.items == result.items
+    nothing = server.rank(RankQuery(USER, 10, candidate_item_ids=("brand-new-1",)))
+    assert nothing.items == () and nothing.unknown_item_ids == ("brand-new-1",)
+
+
+def test_left_out_items_stay_out_but_recent_ones_may_be_ordered(plane: Dataplane, server: Server) -> None:
+    server.track([event(plane, "e1", "item-9"), event(plane, "e2", "item-44", "not_interested")])
+    own = server.rank(RankQuery(USER, 200))
+    assert "item-9" not in ids(own)  # the server's own candidates leave the session's recent items out
+    result = server.rank(RankQuery(USER, 50, candidate_item_ids=SLATE, exclude_item_ids=("item-5",)))
+    assert "item-9" in ids(result)  # the caller chose it
+    assert "item-44" not in ids(result)  # the user blocked it
+    assert "item-5" not in ids(result) and "item-5" not in result.unknown_item_ids  # the caller left it out
+    assert len(result.items) == len(SLATE) - 2
+
+
+def test_the_slate_and_its_order_are_in_the_cache_key(server: Server) -> None:
+    first = server.rank(RankQuery(USER, 3, candidate_item_ids=SLATE))
+    assert server.rank(RankQuery(USER, 3, candidate_item_ids=SLATE)).cache_hit
+    assert not server.rank(RankQuery(USER, 3, candidate_item_ids=SLATE[::-1])).cache_hit
+    assert not server.rank(RankQuery(USER, 3, candidate_item_ids=SLATE[:4])).cache_hit
+    own = server.rank(RankQuery(USER, 3))
+    assert not own.cache_hit and not first.cache_hit
+
+
+def test_without_personalization_the_slate_comes_in_popularity_order(server: Server) -> None:
+    result = server.rank(RankQuery("someone-new", 50, candidate_item_ids=SLATE))
+    assert result.arm == "popularity" and sorted(ids(result)) == sorted(SLATE)
+    popular = ids(server.rank(RankQuery("someone-else-new", 200)))
+    in_pool = [i for i in popular if i in SLATE]
+    assert ids(result)[: len(in_pool)] == in_pool  # the cohort's order, as the server's own list has it
+
+
+@pytest.mark.parametrize(
+    ("slate", "message"),
+    [
+        (tuple(f"item-{n}" for n in range(11)), "11 candidate_item_ids; at most 10 allowed"),
+        (("item-1", ""), r"candidate_item_ids\[1\] is empty"),
+    ],
+)
+def test_a_bad_slate_is_refused_with_a_reason(server: Server, slate: tuple[str, ...], message: str) -> None:
+    with pytest.raises(InvalidArgument, match=message):
+        server.rank(RankQuery(USER, 5, candidate_item_ids=slate))
