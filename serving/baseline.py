@@ -79,6 +79,8 @@ class BaselineRanking:
             raise InvalidArgument("user_id is empty")
         if q.k <= 0 or q.k > self.settings.max_k:
             raise InvalidArgument(f"k must be between 1 and {self.settings.max_k}, got {q.k}")
+        if q.candidate_item_ids:  # refused, not ignored: the caller would take the catalogue for its slate
+            raise InvalidArgument("the baseline engine does not order a caller's candidate_item_ids")
         user = pseudonymize(app_id(q.user_id), self._key)
         now = datetime.now(UTC)
         device, locale = q.context.get("device", "unknown"), q.context.get("locale", "unknown")

@@ -22,7 +22,7 @@ import json
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable
 from typing import Any, NamedTuple, Protocol, cast
 
 from serving.breaker import Breaker
@@ -44,10 +44,18 @@ def cache_key(
     context bucket and the feature version contain ``|`` themselves), so different requests never
     share a key. A caller's own ``slate`` counts in its order (ties keep it); without one a key is
     what it was before slates existed."""
-    rest = "\x1f".join((bucket, str(k), *sorted(set(exclude)), "\x1e", model_version, feature_version))
+    # item ids are the caller's: each carries its length, so that no id made of others and a
+    # separator reads as those others
+    rest = "\x1f".join(
+        (bucket, str(k), *(_sized(sorted(set(exclude))) if exclude else ()), "\x1e", model_version, feature_version)
+    )
     if slate:
-        rest = "\x1f".join((rest, "\x1d", *slate))
+        rest = "\x1f".join((rest, "\x1d", *_sized(slate)))
     return f"{user_token(user)}|{hashlib.blake2b(rest.encode(), digest_size=12).hexdigest()}"
+
+
+def _sized(ids: Iterable[str]) -> list[str]:
+    return [f"{len(i)}:{i}" for i in ids]
 
 
 class Lookup(NamedTuple):

@@ -104,7 +104,7 @@ def request(q: RankQuery, user: str, rows: UserRows, now: datetime, device: str,
         (*blocked, *q.exclude_item_ids),
         genres,
         consent and strategy == "model",
-        tuple(dict.fromkeys(q.candidate_item_ids)),
+        q.candidate_item_ids,  # each id once (the service made sure)
     )
 
 
@@ -236,9 +236,10 @@ def explain(ctx: RankContext, X: np.ndarray, c: Candidates, top: np.ndarray) -> 
 
 # --- the two rankers over candidates ---------------------------------------------------------------
 def unknown_items(ctx: RankContext) -> tuple[str, ...]:
-    """The caller's candidates the variant's index does not know, in the order given."""
-    item_index = ctx.variant.bundle.index.item_index
-    return tuple(i for i in ctx.request.slate if i not in item_index)
+    """The caller's candidates the variant's index does not know, in the order given; what the user
+    blocked or the caller left out is not told back either (the caller would show it)."""
+    item_index, gone = ctx.variant.bundle.index.item_index, set(ctx.request.exclude)
+    return tuple(i for i in ctx.request.slate if i not in item_index and i not in gone)
 
 
 def model_ranking(ctx: RankContext, c: Candidates) -> tuple[RankedItem, ...]:

@@ -53,7 +53,7 @@ def _from_cache(hit: Any) -> tuple[RankResult, str, str, bool] | None:
             cache_hit=True,
             degraded=False,
             arm=str(hit["arm"]),
-            unknown_item_ids=tuple(str(i) for i in hit.get("unknown") or ()),
+            unknown_item_ids=tuple(map(str, unknown)) if (unknown := hit.get("unknown")) else (),
         )
         return result, str(hit.get("served", "")), str(hit.get("variant") or ""), hit.get("analytics") is True
     except (KeyError, TypeError, ValueError):
@@ -116,16 +116,24 @@ class RankingService:
             raise InvalidArgument(f"k must be between 1 and {s.max_k}, got {q.k}")
         if len(q.exclude_item_ids) > s.max_exclusions:
             raise InvalidArgument(f"{len(q.exclude_item_ids)} exclude_item_ids; at most {s.max_exclusions} allowed")
-        if len(q.candidate_item_ids) > s.max_candidate_ids:
-            raise InvalidArgument(
-                f"{len(q.candidate_item_ids)} candidate_item_ids; at most {s.max_candidate_ids} allowed"
-            )
-        blank = next((n for n, i in enumerate(q.candidate_item_ids) if not i), None)
-        if blank is not None:
-            raise InvalidArgument(f"candidate_item_ids[{blank}] is empty")
+        if q.candidate_item_ids:
+            self._check_slate(q.candidate_item_ids)
         # the bounds a Track event's context has: a huge context is refused, not parsed and dropped
         if q.context and (reason := self.tracker.policy.context_reason(q.context)) is not None:
             raise InvalidArgument("context: " + reason.removeprefix("bad_context: "))
+
+    def _check_slate(self, slate: tuple[str, ...]) -> None:
+        s = self.settings
+        if len(slate) > s.max_candidate_ids:
+            raise InvalidArgument(f"{len(slate)} candidate_item_ids; at most {s.max_candidate_ids} allowed")
+        # the ids an event may carry: an unknown one is told back (and cached), so it is bounded too
+        for n, item in enumerate(slate):
+            if not item:
+                raise InvalidArgument(f"candidate_item_ids[{n}] is empty")
+            if len(item) > s.track_max_id_len:
+                raise InvalidArgument(
+                    f"candidate_item_ids[{n}] is {len(item)} characters; at most {s.track_max_id_len} allowed"
+                )
 
     def rank(self, q: RankQuery) -> RankResult:
         cpu = time.thread_time()  # this thread's CPU only: a clock read, no allocation (ops cost)
@@ -142,6 +150,8 @@ class RankingService:
     def _rank(self, q: RankQuery, current: tracing.Span) -> RankResult:
         started = time.perf_counter()
         self.check_rank(q)
+        if q.candidate_item_ids:  # each id once, in the caller's order: the key and the stages see the same slate
+            q = replace(q, candidate_item_ids=tuple(dict.fromkeys(q.candidate_item_ids)))
         live = self.live
         if live is None:
             raise NotReady("models and features are still loading")
@@ -230,7 +240,7 @@ class RankingService:
                         "served": served,
                         "variant": used,
                         "analytics": analytics,
-                        "unknown": list(result.unknown_item_ids),
+                        **({"unknown": list(result.unknown_item_ids)} if result.unknown_item_ids else {}),
                     },
                 )
         elif cached is None:

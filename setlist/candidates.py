@@ -39,6 +39,21 @@ def _rank01(scores: np.ndarray) -> np.ndarray:
     return rank
 
 
+def _rank_among(idx: np.ndarray, scores: np.ndarray, own_idx: np.ndarray, own_scores: np.ndarray) -> np.ndarray:
+    """The ``_rank01`` of items ``idx`` (scoring ``scores``) among a request's own candidates: an item
+    that is one of them keeps its very rank there; another one ranks below every candidate that
+    scores at least as high (it came after them in the merged order)."""
+    n = len(own_idx)
+    if n < 2:
+        return np.zeros(len(idx), np.float32)
+    out = (n - np.searchsorted(np.sort(own_scores), scores, side="left")) / (n - 1)
+    sorter = np.argsort(own_idx, kind="stable")
+    pos = np.minimum(np.searchsorted(own_idx, idx, sorter=sorter), n - 1)
+    member = own_idx[sorter[pos]] == idx
+    out[member] = _rank01(own_scores)[sorter[pos[member]]]
+    return np.minimum(out, 1.0).astype(np.float32)
+
+
 def _absent(sorted_idx: np.ndarray, drop: np.ndarray) -> np.ndarray:
     """Mask of ``sorted_idx`` (ascending, unique) entries not in ``drop``: a binary search per dropped
     item, where ``np.isin`` sorts both arrays on every Rank."""
@@ -70,6 +85,9 @@ class Candidates:
     pop_rank: np.ndarray  # rank in the cohort's popularity list, scaled to [0, 1]
     personalized: bool
     knn_score: np.ndarray | None = None  # summed item-neighbour weights from the user's history
+    # a caller's slate: (neighbour, embedding) ranks among the candidates the index would have offered;
+    # None: the ranks are taken among these candidates themselves
+    ranks: tuple[np.ndarray, np.ndarray] | None = None
 
     def knn(self) -> np.ndarray:
         return self.knn_score if self.knn_score is not None else np.zeros(len(self.idx), np.float32)
@@ -247,7 +265,19 @@ class CandidateIndex(CandidateSources):
             return Candidates(idx, z, z.copy(), np.ones(len(idx), np.float32), pop_rank[idx], False)
 
         a = self._ask(SourceQuery(user_id, tuple(last_items), cohort, ()), personalized)
-        pools, knn_p, covis_p = self._pools(a, n, genres)
+        return self._merge(a, *self._pools(a, n, genres), exclude, n, pop_rank)
+
+    def _merge(
+        self,
+        a: _Asked,
+        pools: list[np.ndarray],
+        knn_p: Proposal,
+        covis_p: Proposal,
+        exclude: set[int],
+        n: int,
+        pop_rank: np.ndarray,
+    ) -> Candidates:
+        """The sources' proposals as one list of at most ``n``, in one source-agnostic order."""
         idx, counts = np.unique(np.concatenate(pools).astype(np.int64), return_counts=True)
         if self.live is not None:
             alive = self.live[idx]
@@ -306,9 +336,13 @@ class CandidateIndex(CandidateSources):
         n_sources = np.zeros(len(idx), np.float32)
         for pool in pools:
             n_sources += _member(idx, np.unique(pool))
-        emb = (self.item_factors[idx] @ a.uvec) if a.uvec is not None else np.zeros(len(idx), np.float32)
+        emb = ((self.item_factors[idx] @ a.uvec) if a.uvec is not None else np.zeros(len(idx))).astype(np.float32)
         covis, knn = _lookup(covis_p.scored, idx), _lookup(knn_p.scored, idx)
-        return Candidates(idx, emb.astype(np.float32), covis, n_sources, pop_rank[idx], True, knn)
+        # the within-request ranks are taken among the candidates this index would have offered, as
+        # the ranker learned them, not among the slate's few items
+        own = self._merge(a, pools, knn_p, covis_p, set(), n, pop_rank)
+        ranks = (_rank_among(idx, knn, own.idx, own.knn()), _rank_among(idx, emb, own.idx, own.emb_score))
+        return Candidates(idx, emb, covis, n_sources, pop_rank[idx], True, knn, ranks)
 
     def cross_features(
         self, c: Candidates, affinity: np.ndarray | None, top_genre: str, session_genre: str, last_items: list[str]
@@ -330,8 +364,11 @@ class CandidateIndex(CandidateSources):
         out[:, 8] = c.knn()
         # Within-request ranks: raw EASE and ALS scores grow with the length of a user's history, so a
         # tree's global threshold on them means different things for different users; ranks do not.
-        out[:, 9] = _rank01(out[:, 8])
-        out[:, 10] = _rank01(c.emb_score)
+        if c.ranks is None:
+            out[:, 9] = _rank01(out[:, 8])
+            out[:, 10] = _rank01(c.emb_score)
+        else:
+            out[:, 9], out[:, 10] = c.ranks
         return out
 
     # --- persistence -------------------------------------------------------------------------

@@ -30,13 +30,13 @@ def to_query(request: pb.RankRequest, request_id: str) -> RankQuery:
         exclude_item_ids=tuple(request.exclude_item_ids),
         explain=request.explain,
         request_id=request_id,
-        candidate_item_ids=tuple(request.candidate_item_ids),
+        candidate_item_ids=tuple(request.candidate_item_ids) if request.candidate_item_ids else (),
     )
 
 
 def from_result(result: RankResult, request_id: str) -> pb.RankResponse:
     m = proto.ranking_pb2
-    return m.RankResponse(
+    response = m.RankResponse(
         items=[m.RankedItem(item_id=i.item_id, score=i.score, reasons=i.reasons) for i in result.items],
         model_version=result.model_version,
         cache_hit=result.cache_hit,
@@ -44,8 +44,10 @@ def from_result(result: RankResult, request_id: str) -> pb.RankResponse:
         arm=result.arm,
         request_id=request_id,
         ignored_context_keys=result.ignored_context_keys,
-        unknown_item_ids=result.unknown_item_ids,
     )
+    if result.unknown_item_ids:  # a caller's slate only: the common answer builds no empty field
+        response.unknown_item_ids.extend(result.unknown_item_ids)
+    return response
 
 
 def to_event(event: pb.Event) -> TrackEvent:

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from serving.baseline import BaselineRanking
+from serving.errors import InvalidArgument
 from serving.rollout.models import ModelLoadError
+from serving.types import RankQuery
 from setlist.request_time import MODEL_ZONE_ATTR
 from setlist.settings import Settings
 
@@ -41,3 +43,9 @@ def test_the_baseline_names_its_ranker_by_version_as_the_fast_engine_does(tmp_pa
     assert "ranker v7 computes its request features (hour, weekday) in UTC" in caplog.text
     with pytest.raises(ModelLoadError, match=r"^ranker v7: its request time zone does not read"):
         _baseline(settings, _Booster(**{MODEL_ZONE_ATTR: "Nowhere/Land"}))
+
+
+def test_the_baseline_refuses_a_callers_slate_rather_than_rank_the_catalogue(tmp_path: Path) -> None:
+    baseline = _baseline(Settings(data_dir=tmp_path), _Booster(**{MODEL_ZONE_ATTR: "UTC"}))
+    with pytest.raises(InvalidArgument, match="does not order a caller's candidate_item_ids"):
+        baseline.rank(RankQuery("user-1", 5, candidate_item_ids=("item-1",)))

@@ -6,7 +6,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from setlist.candidate_sources import GLOBAL_COHORT, SourceQuery
-from setlist.candidates import CandidateIndex
+from setlist.candidates import CandidateIndex, _rank01, _rank_among
 
 
 def _index(seed: int = 0, items: int = 400, users: int = 30) -> CandidateIndex:
@@ -311,6 +311,18 @@ def test_a_callers_slate_is_described_as_the_index_describes_its_own_candidates(
         np.testing.assert_allclose(slate.knn()[order], own.knn()[back], rtol=1e-6)
 
 
+def test_a_few_of_the_index_candidates_as_a_slate_get_the_same_cross_features():
+    index = _index()
+    own = index.generate("u2", ["i5", "i17"], GLOBAL_COHORT, set(), 120, genres=("b",))
+    worst = own.idx[-6:][::-1]  # the tail of the index's own list, sent back in another order
+    slate = index.rescore("u2", ["i5", "i17"], GLOBAL_COHORT, worst, 120, genres=("b",))
+    args = (np.arange(4, dtype=np.float32), "a", "b", ["i5", "i17"])
+    mine = index.cross_features(slate, *args)
+    theirs = index.cross_features(own, *args)[[int(np.flatnonzero(own.idx == i)[0]) for i in worst]]
+    np.testing.assert_allclose(mine, theirs, rtol=1e-6)
+    assert mine[:, 9:11].min() > 0.5  # ranked near the bottom of the index's list, not 0 to 1 among six
+
+
 def test_slate_items_no_source_proposes_have_no_sources_and_their_own_scores():
     index = _index()
     pools, _, _ = index._pools(index._ask(SourceQuery("u2", ("i5",), GLOBAL_COHORT, ())), 40, ())
@@ -334,3 +346,12 @@ def test_a_slate_without_personalization_comes_in_cohort_popularity_order():
     assert np.all(np.diff(slate.pop_rank) >= 0)
     unknown = index.rescore("nobody", [], GLOBAL_COHORT, items, 40)  # a cold start: popularity too
     assert not unknown.personalized and np.array_equal(unknown.idx, slate.idx)
+
+
+def test_an_outside_items_rank_places_it_after_every_candidate_scoring_at_least_as_high():
+    own_idx = np.array([40, 10, 30, 20, 50])
+    own = np.array([0.9, 0.5, 0.5, 0.2, 0.0], np.float32)
+    np.testing.assert_allclose(_rank_among(own_idx[::-1], own[::-1], own_idx, own), _rank01(own)[::-1])
+    outside = np.array([1, 2, 3, 4])
+    ranks = _rank_among(outside, np.array([2.0, 0.5, 0.1, -1.0], np.float32), own_idx, own)
+    np.testing.assert_allclose(ranks, [0.0, 0.75, 1.0, 1.0])  # above all; after both 0.5s; after 0.2; below all

@@ -61,6 +61,32 @@ def test_ids_the_models_do_not_know_are_named_in_the_order_given_and_not_ranked(
     assert nothing.items == () and nothing.unknown_item_ids == ("brand-new-1",)
 
 
+def test_unknown_ids_the_user_blocked_or_the_caller_left_out_are_not_told_back(
+    plane: Dataplane, server: Server
+) -> None:
+    server.track([event(plane, "e1", "brand-new-1", "not_interested")])
+    slate = ("item-2", "brand-new-1", "brand-new-2", "brand-new-3")
+    result = server.rank(RankQuery(USER, 10, candidate_item_ids=slate, exclude_item_ids=("brand-new-2",)))
+    assert ids(result) == ["item-2"] and result.unknown_item_ids == ("brand-new-3",)
+
+
+def test_a_repeated_id_counts_once_and_shares_the_cache_entry(server: Server) -> None:
+    first = server.rank(RankQuery(USER, 10, candidate_item_ids=("item-2", "item-9", "item-2", "new-1", "new-1")))
+    assert sorted(ids(first)) == ["item-2", "item-9"] and first.unknown_item_ids == ("new-1",)
+    again = server.rank(RankQuery(USER, 10, candidate_item_ids=("item-2", "item-9", "new-1")))
+    assert again.cache_hit and again.items == first.items
+
+
+def test_ids_joined_by_a_separator_do_not_share_a_key_with_the_ids_apart(server: Server) -> None:
+    joined = server.rank(RankQuery(USER, 10, candidate_item_ids=("item-2\x1fitem-9",)))
+    assert joined.items == () and joined.unknown_item_ids == ("item-2\x1fitem-9",)
+    apart = server.rank(RankQuery(USER, 10, candidate_item_ids=("item-2", "item-9")))
+    assert not apart.cache_hit and sorted(ids(apart)) == ["item-2", "item-9"] and apart.unknown_item_ids == ()
+    excluded = server.rank(RankQuery(USER, 10, exclude_item_ids=("item-2\x1fitem-9",)))
+    assert not server.rank(RankQuery(USER, 10, exclude_item_ids=("item-2", "item-9"))).cache_hit
+    assert not excluded.cache_hit
+
+
 def test_left_out_items_stay_out_but_recent_ones_may_be_ordered(plane: Dataplane, server: Server) -> None:
     server.track([event(plane, "e1", "item-9"), event(plane, "e2", "item-44", "not_interested")])
     own = server.rank(RankQuery(USER, 200))
@@ -94,6 +120,7 @@ def test_without_personalization_the_slate_comes_in_popularity_order(server: Ser
     [
         (tuple(f"item-{n}" for n in range(11)), "11 candidate_item_ids; at most 10 allowed"),
         (("item-1", ""), r"candidate_item_ids\[1\] is empty"),
+        (("item-1", "x" * 257), r"candidate_item_ids\[1\] is 257 characters; at most 256 allowed"),
     ],
 )
 def test_a_bad_slate_is_refused_with_a_reason(server: Server, slate: tuple[str, ...], message: str) -> None:
