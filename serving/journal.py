@@ -62,7 +62,7 @@ class Journal:
         on_recovered: Callable[[list[str]], None] | None = None,
         on_write: Callable[[float], None] | None = None,
         slow_write_s: float | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.dir = Path(directory)
         self.events, self.max_bytes, self.max_age_s = events, max_bytes, max_age_s
@@ -75,7 +75,7 @@ class Journal:
         # timed: every Track waiting behind a slow one waits as long, and may outlast its deadline.
         self._on_write = on_write or _ignore_seconds
         self.slow_write_s = slow_write_s  # a step this slow is logged, with its start and length
-        self._clock = clock  # Unix seconds, as log records are stamped: a stall is matched to them
+        self._clock = clock  # times each disk step: monotonic, so a clock step makes no stall
         self.slow_writes = 0
         self.commits = 0  # fsyncs so far: with concurrent callers, fewer than appends
         self.heals = 0  # times the writer came back after a disk error
@@ -338,7 +338,7 @@ class Journal:
             started = self._clock()
             _write_all(self._fd, data)
             self._sync(self._fd)
-            self._timed(started, f"write and fsync the events of {len(batch)} Track call{'s' * (len(batch) != 1)}")
+            seconds = self._clock() - started
             self.commits += 1
             self._bytes += len(data)
             with self._cv:
@@ -348,6 +348,8 @@ class Journal:
                 late = [self._late.pop(t) for t in [t for t in self._late if t <= upto]]
                 self._cv.notify_all()
             _tell(late, stored=True)
+            # told once the callers are: a slow log handler must not hold them too
+            self._timed(seconds, f"write and fsync the events of {len(batch)} Track call{'s' * (len(batch) != 1)}")
         if closing:
             return False
         if self._bytes and (self._bytes >= self.max_bytes or time.monotonic() - self._opened >= self.max_age_s):
@@ -359,19 +361,31 @@ class Journal:
         self._close_segment()  # queued first: if the next segment cannot be opened, this one still moves
         started = self._clock()
         self._open_segment()
-        self._timed(started, "start a new segment")
+        self._timed(self._clock() - started, "create a new segment and fsync its directory")
 
-    def _timed(self, started: float, what: str) -> None:
-        seconds = self._clock() - started
-        self._on_write(seconds)
-        if self.slow_write_s is not None and seconds >= self.slow_write_s:
+    def _timed(self, seconds: float, what: str) -> None:
+        """Report one disk step that just ended after ``seconds``; never fails the writer (the step
+        itself succeeded: its callers may have been told so already)."""
+        try:
+            self._on_write(seconds)
+            if self.slow_write_s is None or seconds < self.slow_write_s:
+                return
             self.slow_writes += 1
             log.warning(
-                "the journal's disk took %.2f s to %s: Track calls waited as long",
+                "the journal's disk took %.2f s to %s: Track calls waiting behind it waited at least as long",
                 seconds,
                 what,
-                extra={"fields": {"journal_stall_s": round(seconds, 3), "journal_stall_started": round(started, 3)}},
+                extra={
+                    "fields": {
+                        "journal": self.dir.name,
+                        "journal_stall_s": round(seconds, 3),
+                        # Unix seconds, as log records are stamped; the length is the step's own clock's
+                        "journal_stall_started": round(time.time() - seconds, 3),
+                    }
+                },
             )
+        except Exception:
+            log.debug("could not report a journal disk step", exc_info=True)
 
     # --- roller -------------------------------------------------------------------------------
     def _roll_loop(self) -> None:

@@ -475,11 +475,12 @@ class Settings(BaseSettings):
     journal_roll_s: float = Field(default=2.0, gt=0)
     # one journal directory per process that serves Track (per pod in Kubernetes)
     wal_dir_override: Path | None = Field(default=None, validation_alias="SETLIST_WAL_DIR")
-    #: how long a Track waits for its events to be durable before DEADLINE_EXCEEDED (the transport
-    #: does not hand the call's own deadline down to the journal yet)
+    #: how long a Track whose call has no deadline of its own waits for its events to be durable before
+    #: DEADLINE_EXCEEDED (a call's deadline bounds the wait otherwise)
     journal_append_timeout_ms: int = Field(default=5_000, gt=0)
-    #: a journal disk step (a batch's write and fsync, a new segment) this slow is logged as a stall:
-    #: the Track calls behind it waited as long (``setlist_journal_write_seconds`` has every step)
+    #: a journal disk step (a batch's write and fsync, a new segment's creation and directory fsync) at
+    #: least this long is logged as a stall: the Track calls behind it waited at least as long
+    #: (``setlist_journal_write_seconds`` has every step)
     journal_slow_write_ms: int = Field(default=1_000, gt=0)
     #: how long a starting server waits for its journal directory's lock (held briefly by another
     #: server's orphan sweep) before refusing to start: the directory is then another server's

@@ -38,8 +38,8 @@ class Tally:
     acked: list[str] = field(default_factory=list)  # event ids acknowledged
     acks: list[tuple[float, int]] = field(default_factory=list)  # (monotonic time, events) per acknowledged call
     failures: list[float] = field(default_factory=list)  # monotonic time of each failed call
-    # each failed call: (monotonic start, monotonic end, status code, message)
-    failed_calls: list[tuple[float, float, str, str]] = field(default_factory=list)
+    # each failed call: (monotonic start, monotonic end, status code, message, its batch's first event id)
+    failed_calls: list[tuple[float, float, str, str, str]] = field(default_factory=list)
     errors: Counter[str] = field(default_factory=Counter)  # failed calls by status code
 
     def acked_since(self, t: float) -> int:
@@ -190,7 +190,7 @@ class Load:
                     self.tally.requests += 1
                     self.tally.failed += 1
                     self.tally.failures.append(ended)
-                    self.tally.failed_calls.append((started, ended, exc.code.name, exc.message))
+                    self.tally.failed_calls.append((started, ended, exc.code.name, exc.message, batch[0].event_id))
                     self.tally.errors[exc.code.name] += 1
                     self._cv.notify_all()
                 if exc.code == grpc.StatusCode.UNAVAILABLE:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from bench.backing import PostgresServer, RedisServer, wait_for
-from bench.chaos.lab import WITHOUT_DAC_OVERRIDE, Lab, Server, Skip
+from bench.chaos.lab import SLOW_WRITE_MS, WITHOUT_DAC_OVERRIDE, Lab, Server, Skip
 from bench.chaos.load import Load, Tally, acked, acked_since, failed_since
 from bench.chaos.report import Row, counted
 from bench.chaos.slow_fsync import DELAY_ENV
@@ -316,20 +316,26 @@ def _conclude(lab: Lab, server: Server, load: Load, notes: list[str]) -> Row:
 
 
 def in_disk_stalls(tally: Tally, stalls: list[tuple[float, float]], wall_minus_monotonic: float) -> int:
-    """The failed calls a stall of the journal's own disk explains: a timeout that spent at least half
-    its wait inside stalls, or a retry refused while a stall held its first attempt's write. Stalls
-    are (start, length) in Unix seconds; the tally's times are monotonic."""
-    # the server logs to the millisecond: a span is widened by that much so that no rounding drops it
+    """The failed calls a stall of the journal's own disk explains: a timeout whose deadline passed
+    while a stall held the journal (or within one unlogged step after it, the write the stall had
+    kept waiting), and a retry of that same batch refused as still being written by then. Stalls are
+    (start, length) in Unix seconds; the tally's times are monotonic."""
+    # the server logs to the millisecond: each span is widened by that much so that no rounding drops it
     spans = [
         (start - wall_minus_monotonic - STAMP_S, start + length - wall_minus_monotonic + STAMP_S)
         for start, length in stalls
     ]
-    explained = 0
-    for began, ended, code, message in tally.failed_calls:
-        inside = sum(max(0.0, min(ended, b) - max(began, a)) for a, b in spans)
-        if code == "DEADLINE_EXCEEDED" and inside >= (ended - began) / 2:
+    after = int(SLOW_WRITE_MS) / 1000  # any step shorter than this is not logged
+
+    def held(at: float) -> bool:
+        return any(a <= at <= b + after for a, b in spans)
+
+    explained, stalled_batches = 0, set()
+    for _, ended, code, message, batch in sorted(tally.failed_calls, key=lambda f: f[1]):
+        if code == "DEADLINE_EXCEEDED" and held(ended):
+            stalled_batches.add(batch)
             explained += 1
-        elif code == "UNAVAILABLE" and STILL_WRITING in message and any(a <= ended and began <= b for a, b in spans):
+        elif code == "UNAVAILABLE" and STILL_WRITING in message and batch in stalled_batches and held(ended):
             explained += 1
     return explained
 

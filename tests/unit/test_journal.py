@@ -380,9 +380,22 @@ def test_a_slow_disk_step_is_measured_and_logged_as_a_stall(
     assert journal.slow_writes == 2
     stalls = [r for r in caplog.records if r.name == "setlist.serving.journal"]
     assert [r.fields["journal_stall_s"] for r in stalls] == [2.5, 1.5]
-    assert stalls[0].fields["journal_stall_started"] == pytest.approx(START)
+    assert stalls[0].fields["journal_stall_started"] == pytest.approx(stalls[0].created - 2.5, abs=1.0)
+    assert stalls[0].fields["journal"] == "wal"
     assert "write and fsync the events of 1 Track call:" in stalls[0].getMessage()
-    assert "start a new segment" in stalls[1].getMessage()
+    assert "create a new segment" in stalls[1].getMessage()
+
+
+def test_a_failing_metric_sink_fails_no_append(tmp_path: Path, events: EventLog) -> None:
+    def broken(seconds: float) -> None:
+        raise RuntimeError("the sink is broken")
+
+    journal = Journal(tmp_path / "wal", events, max_age_s=3600, on_write=broken, slow_write_s=0.0)
+    journal.append([row(0)])
+    journal.append([row(1)])  # the writer is alive, and the first append was not failed after its fsync
+    assert journal.healthy
+    journal.close()
+    assert event_ids(events) == ["e0", "e1"]
 
 
 def test_without_a_threshold_no_step_is_called_slow(tmp_path: Path, events: EventLog) -> None:
