@@ -42,8 +42,9 @@ def cache_key(
     """``<user token>|<digest of the rest>``: the user is a digest of the pseudonym (a shared store
     holds no identifier), and the other fields are joined with a separator none of them can hold (the
     context bucket and the feature version contain ``|`` themselves), so different requests never
-    share a key. A caller's own ``slate`` counts in its order (ties keep it); without one a key is
-    what it was before slates existed."""
+    share a key. A caller's own ``slate`` counts in its order (ties keep it). Item ids carry their
+    length since slates came: a key with exclusions changed then, one without exclusions or a slate
+    did not."""
     # item ids are the caller's: each carries its length, so that no id made of others and a
     # separator reads as those others
     rest = "\x1f".join(

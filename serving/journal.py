@@ -338,7 +338,7 @@ class Journal:
             started = self._clock()
             _write_all(self._fd, data)
             self._sync(self._fd)
-            seconds = self._clock() - started
+            seconds, ended = self._clock() - started, time.time()
             self.commits += 1
             self._bytes += len(data)
             with self._cv:
@@ -349,7 +349,9 @@ class Journal:
                 self._cv.notify_all()
             _tell(late, stored=True)
             # told once the callers are: a slow log handler must not hold them too
-            self._timed(seconds, f"write and fsync the events of {len(batch)} Track call{'s' * (len(batch) != 1)}")
+            self._timed(
+                seconds, ended, f"write and fsync the events of {len(batch)} Track call{'s' * (len(batch) != 1)}"
+            )
         if closing:
             return False
         if self._bytes and (self._bytes >= self.max_bytes or time.monotonic() - self._opened >= self.max_age_s):
@@ -361,11 +363,12 @@ class Journal:
         self._close_segment()  # queued first: if the next segment cannot be opened, this one still moves
         started = self._clock()
         self._open_segment()
-        self._timed(self._clock() - started, "create a new segment and fsync its directory")
+        self._timed(self._clock() - started, time.time(), "create a new segment and fsync its directory")
 
-    def _timed(self, seconds: float, what: str) -> None:
-        """Report one disk step that just ended after ``seconds``; never fails the writer (the step
-        itself succeeded: its callers may have been told so already)."""
+    def _timed(self, seconds: float, ended: float, what: str) -> None:
+        """Report one disk step that took ``seconds`` and ended at ``ended`` (Unix seconds, read as it
+        ended: the callers told since may have taken a while); never fails the writer (the step itself
+        succeeded: its callers may have been told so already)."""
         try:
             self._on_write(seconds)
             if self.slow_write_s is None or seconds < self.slow_write_s:
@@ -380,7 +383,7 @@ class Journal:
                         "journal": self.dir.name,
                         "journal_stall_s": round(seconds, 3),
                         # Unix seconds, as log records are stamped; the length is the step's own clock's
-                        "journal_stall_started": round(time.time() - seconds, 3),
+                        "journal_stall_started": round(ended - seconds, 3),
                     }
                 },
             )

@@ -150,6 +150,7 @@ def candidates(ctx: RankContext) -> Candidates:
             ctx.pool,
             personalized=r.personal,
             genres=r.genres if r.personal else (),
+            exclude=index.excluded(r.last_items, r.exclude),  # the list its ranks are taken among
         )
     exclude = index.excluded(r.last_items, r.exclude)
     return index.generate(

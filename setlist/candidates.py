@@ -319,11 +319,13 @@ class CandidateIndex(CandidateSources):
         n: int,
         personalized: bool = True,
         genres: tuple[str, ...] = (),
+        exclude: set[int] | None = None,
     ) -> Candidates:
         """The items ``idx`` (a caller's own slate, in its order) as ``generate`` would have described
-        them on a request of ``n`` candidates: each source's score, how many sources would have proposed
-        the item (0 where none would have: the ranker then sees an item its training never offered it)
-        and its cohort popularity. Not personalized, they come in cohort popularity order."""
+        them on a request of ``n`` candidates leaving out ``exclude``: each source's score, how many
+        sources would have proposed the item (0 where none would have: the ranker then sees an item its
+        training never offered it) and its cohort popularity. Not personalized, they come in cohort
+        popularity order."""
         idx = np.asarray(idx, dtype=np.int64)
         pop_rank = self._pop_rank[self.kept_cohort(cohort)]
         uidx = self.user_index.get(user_id) if personalized and user_id else None
@@ -340,7 +342,7 @@ class CandidateIndex(CandidateSources):
         covis, knn = _lookup(covis_p.scored, idx), _lookup(knn_p.scored, idx)
         # the within-request ranks are taken among the candidates this index would have offered, as
         # the ranker learned them, not among the slate's few items
-        own = self._merge(a, pools, knn_p, covis_p, set(), n, pop_rank)
+        own = self._merge(a, pools, knn_p, covis_p, exclude or set(), n, pop_rank)
         ranks = (_rank_among(idx, knn, own.idx, own.knn()), _rank_among(idx, emb, own.idx, own.emb_score))
         return Candidates(idx, emb, covis, n_sources, pop_rank[idx], True, knn, ranks)
 

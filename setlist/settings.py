@@ -366,7 +366,8 @@ class Settings(BaseSettings):
     #: impression rows older than this become daily counts per experiment, arm and position; experiment
     #: reports keep items shown and requests for those days, but users and rates only for raw days
     impressions_raw_days: float = Field(default=30.0, ge=0)
-    # event_id, item_id, session_id and type (user_id: max_user_id_len)
+    # event_id, item_id, session_id and type (user_id: max_user_id_len), and each of a Rank's
+    # candidate_item_ids
     track_max_id_len: int = Field(default=256, gt=0)
     track_max_context_keys: int = Field(default=32, gt=0)
     track_max_context_key_len: int = Field(default=64, gt=0)

@@ -231,7 +231,12 @@ def read_only(lab: Lab) -> Row:
 @scenario("client retries after deadline", "local", "deadline")
 def deadline_retries(lab: Lab) -> Row:
     notes: list[str] = []
-    env = {DELAY_ENV: str(DEADLINE_FSYNC_MS), "SETLIST_JOURNAL_ROLL_S": ROLL_S}
+    env = {
+        DELAY_ENV: str(DEADLINE_FSYNC_MS),
+        "SETLIST_JOURNAL_ROLL_S": ROLL_S,
+        # every fsync is slowed on purpose here: only a stall beyond that is the machine's own
+        "SETLIST_JOURNAL_SLOW_WRITE_MS": str(DEADLINE_FSYNC_MS + int(SLOW_WRITE_MS)),
+    }
     with Server(lab, env, module=SLOW_FSYNC) as server:
         server.start()
         with Load(server.target, lab.users, lab.items, timeout_s=DEADLINE_CALL_S) as load:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import scipy.sparse as sp
 
 from setlist.candidate_sources import GLOBAL_COHORT, SourceQuery
@@ -311,11 +312,12 @@ def test_a_callers_slate_is_described_as_the_index_describes_its_own_candidates(
         np.testing.assert_allclose(slate.knn()[order], own.knn()[back], rtol=1e-6)
 
 
-def test_a_few_of_the_index_candidates_as_a_slate_get_the_same_cross_features():
+@pytest.mark.parametrize("left_out", [set(), {5, 17, 42, 99, 160, 230}])
+def test_a_few_of_the_index_candidates_as_a_slate_get_the_same_cross_features(left_out: set[int]):
     index = _index()
-    own = index.generate("u2", ["i5", "i17"], GLOBAL_COHORT, set(), 120, genres=("b",))
+    own = index.generate("u2", ["i5", "i17"], GLOBAL_COHORT, left_out, 120, genres=("b",))
     worst = own.idx[-6:][::-1]  # the tail of the index's own list, sent back in another order
-    slate = index.rescore("u2", ["i5", "i17"], GLOBAL_COHORT, worst, 120, genres=("b",))
+    slate = index.rescore("u2", ["i5", "i17"], GLOBAL_COHORT, worst, 120, genres=("b",), exclude=left_out)
     args = (np.arange(4, dtype=np.float32), "a", "b", ["i5", "i17"])
     mine = index.cross_features(slate, *args)
     theirs = index.cross_features(own, *args)[[int(np.flatnonzero(own.idx == i)[0]) for i in worst]]
