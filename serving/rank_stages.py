@@ -137,6 +137,7 @@ def candidates(ctx: RankContext) -> Candidates:
     """Stage 1: up to ``ctx.pool`` items from the variant's candidate index, without the excluded
     ones; not personalized (cohort popularity only) without consent or on a popularity arm."""
     r, index = ctx.request, ctx.variant.bundle.index
+    exclude = index.excluded(r.last_items, r.exclude)
     if r.slate:
         # the caller chose the items: only what it or the user left out goes (blocked, exclude_item_ids),
         # not the session's recent or seen items, which the index would leave out of its own proposals
@@ -150,9 +151,8 @@ def candidates(ctx: RankContext) -> Candidates:
             ctx.pool,
             personalized=r.personal,
             genres=r.genres if r.personal else (),
-            exclude=index.excluded(r.last_items, r.exclude),  # the list its ranks are taken among
+            exclude=exclude,  # the request's own list, which the slate's ranks are taken among
         )
-    exclude = index.excluded(r.last_items, r.exclude)
     return index.generate(
         r.user,
         list(r.last_items),

@@ -257,15 +257,21 @@ class CandidateIndex(CandidateSources):
         """Up to ``n`` candidates, excluding item indices in ``exclude``."""
         kept = self.kept_cohort(cohort)
         pop, pop_rank = self.cohorts[kept], self._pop_rank[kept]
-        uidx = self.user_index.get(user_id) if personalized and user_id else None
-        # a new user's first clicks (co-visitation) or searched genre personalize from the first Rank
-        if uidx is None and not (personalized and (last_items or any(genres))):
+        if self._popularity_only(user_id, last_items, personalized, genres):
             idx = np.array([i for i in pop[: n + len(exclude)] if i not in exclude][:n], dtype=np.int64)
             z = np.zeros(len(idx), dtype=np.float32)
             return Candidates(idx, z, z.copy(), np.ones(len(idx), np.float32), pop_rank[idx], False)
 
         a = self._ask(SourceQuery(user_id, tuple(last_items), cohort, ()), personalized)
         return self._merge(a, *self._pools(a, n, genres), exclude, n, pop_rank)
+
+    def _popularity_only(
+        self, user_id: str | None, last_items: list[str], personalized: bool, genres: tuple[str, ...]
+    ) -> bool:
+        """Nothing to personalize with: a user the index does not know, no session and no search (a new
+        user's first clicks, co-visitation, or searched genre personalize from the first Rank)."""
+        known = personalized and bool(user_id) and user_id in self.user_index
+        return not known and not (personalized and (last_items or any(genres)))
 
     def _merge(
         self,
@@ -328,8 +334,7 @@ class CandidateIndex(CandidateSources):
         popularity order."""
         idx = np.asarray(idx, dtype=np.int64)
         pop_rank = self._pop_rank[self.kept_cohort(cohort)]
-        uidx = self.user_index.get(user_id) if personalized and user_id else None
-        if uidx is None and not (personalized and (last_items or any(genres))):
+        if self._popularity_only(user_id, last_items, personalized, genres):
             idx = idx[np.argsort(pop_rank[idx], kind="stable")]
             z = np.zeros(len(idx), dtype=np.float32)
             return Candidates(idx, z, z.copy(), np.ones(len(idx), np.float32), pop_rank[idx], False)

@@ -37,7 +37,6 @@ class Tally:
     sent: list[str] = field(default_factory=list)  # every event id sent, once however often retried
     acked: list[str] = field(default_factory=list)  # event ids acknowledged
     acks: list[tuple[float, int]] = field(default_factory=list)  # (monotonic time, events) per acknowledged call
-    failures: list[float] = field(default_factory=list)  # monotonic time of each failed call
     # each failed call: (monotonic start, monotonic end, status code, message, its batch's first event id)
     failed_calls: list[tuple[float, float, str, str, str]] = field(default_factory=list)
     errors: Counter[str] = field(default_factory=Counter)  # failed calls by status code
@@ -47,7 +46,7 @@ class Tally:
         return sum(n for at, n in self.acks if at >= t)
 
     def failed_since(self, t: float) -> int:
-        return sum(1 for at in self.failures if at >= t)
+        return sum(1 for _, at, *_ in self.failed_calls if at >= t)
 
     def first_ack_after(self, t: float) -> float | None:
         """Seconds from ``t`` to the first acknowledgement at or after it; None if there was none."""
@@ -189,7 +188,6 @@ class Load:
                 with self._cv:
                     self.tally.requests += 1
                     self.tally.failed += 1
-                    self.tally.failures.append(ended)
                     self.tally.failed_calls.append((started, ended, exc.code.name, exc.message, batch[0].event_id))
                     self.tally.errors[exc.code.name] += 1
                     self._cv.notify_all()
