@@ -116,6 +116,12 @@ class RankingService:
             raise InvalidArgument(f"k must be between 1 and {s.max_k}, got {q.k}")
         if len(q.exclude_item_ids) > s.max_exclusions:
             raise InvalidArgument(f"{len(q.exclude_item_ids)} exclude_item_ids; at most {s.max_exclusions} allowed")
+        # an id longer than any event may carry names no item; they are in the cache key, so bounded
+        for n, item in enumerate(q.exclude_item_ids):
+            if len(item) > s.track_max_id_len:
+                raise InvalidArgument(
+                    f"exclude_item_ids[{n}] is {len(item)} characters; at most {s.track_max_id_len} allowed"
+                )
         if q.candidate_item_ids:
             self._check_slate(q.candidate_item_ids)
         # the bounds a Track event's context has: a huge context is refused, not parsed and dropped
@@ -126,10 +132,11 @@ class RankingService:
         s = self.settings
         if len(slate) > s.max_candidate_ids:
             raise InvalidArgument(f"{len(slate)} candidate_item_ids; at most {s.max_candidate_ids} allowed")
-        # the ids an event may carry: an unknown one is told back (and cached), so it is bounded too
+        # the ids an event may carry: an unknown one is told back (and cached), so it is bounded too. Taken as
+        # sent, as Track and the importer take an item id (padding is part of it); a blank one names nothing.
         for n, item in enumerate(slate):
-            if not item:
-                raise InvalidArgument(f"candidate_item_ids[{n}] is empty")
+            if not item.strip():
+                raise InvalidArgument(f"candidate_item_ids[{n}] is {'blank (only whitespace)' if item else 'empty'}")
             if len(item) > s.track_max_id_len:
                 raise InvalidArgument(
                     f"candidate_item_ids[{n}] is {len(item)} characters; at most {s.track_max_id_len} allowed"

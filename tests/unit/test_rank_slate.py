@@ -120,9 +120,22 @@ def test_without_personalization_the_slate_comes_in_popularity_order(server: Ser
     [
         (tuple(f"item-{n}" for n in range(11)), "11 candidate_item_ids; at most 10 allowed"),
         (("item-1", ""), r"candidate_item_ids\[1\] is empty"),
+        (("item-1", " \t"), r"candidate_item_ids\[1\] is blank \(only whitespace\)"),
         (("item-1", "x" * 257), r"candidate_item_ids\[1\] is 257 characters; at most 256 allowed"),
     ],
 )
 def test_a_bad_slate_is_refused_with_a_reason(server: Server, slate: tuple[str, ...], message: str) -> None:
     with pytest.raises(InvalidArgument, match=message):
         server.rank(RankQuery(USER, 5, candidate_item_ids=slate))
+
+
+def test_a_padded_slate_id_is_taken_as_sent_like_a_tracked_one(server: Server) -> None:
+    padded = f" {SLATE[0]} "
+    result = server.rank(RankQuery(USER, 5, candidate_item_ids=(padded, SLATE[1])))
+    assert result.unknown_item_ids == (padded,) and ids(result) == [SLATE[1]]
+
+
+def test_an_exclusion_longer_than_any_item_id_is_refused(server: Server) -> None:
+    with pytest.raises(InvalidArgument, match=r"exclude_item_ids\[1\] is 257 characters; at most 256 allowed"):
+        server.rank(RankQuery(USER, 5, exclude_item_ids=("item-1", "x" * 257)))
+    assert server.rank(RankQuery(USER, 5, exclude_item_ids=("item-1", "x" * 256))).items
