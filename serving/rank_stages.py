@@ -271,12 +271,16 @@ def _cohort_words(kept: str) -> str:
 def popularity_ranking(ctx: RankContext, c: Candidates) -> tuple[RankedItem, ...]:
     """Cold-start users, users without personalization consent and popularity arms: the candidates'
     own (cohort popularity) order, scored 1, 1/2, 1/3… so scores still order the list."""
-    why = (
-        (f"popular with {_cohort_words(ctx.variant.bundle.index.kept_cohort(ctx.cohort))}",)
-        if ctx.request.explain
-        else ()
-    )
     index = ctx.variant.bundle.index
+    shown = c.idx[: ctx.request.k]
+    if not ctx.request.explain:
+        whys: list[tuple[str, ...]] = [()] * len(shown)
+    else:
+        who = _cohort_words(index.kept_cohort(ctx.cohort))
+        # a caller's slate may hold items outside the cohort's list (rank 1): they follow in the caller's order
+        outside = c.pop_rank[: len(shown)] >= 1.0 if ctx.request.slate else np.zeros(len(shown), bool)
+        whys = [(f"not among what is popular with {who}",) if o else (f"popular with {who}",) for o in outside]
     return tuple(
-        RankedItem(str(index.item_ids[i]), float(1.0 / (1 + n)), why) for n, i in enumerate(c.idx[: ctx.request.k])
+        RankedItem(str(index.item_ids[i]), float(1.0 / (1 + n)), why)
+        for n, (i, why) in enumerate(zip(shown, whys, strict=True))
     )

@@ -220,6 +220,31 @@ def test_a_cold_start_from_a_nearer_cohort_says_which(features):
     assert [i.item_id for i in items] == index.item_ids[cohorts[kept][:3]].tolist()
 
 
+def test_a_slate_in_popularity_order_says_which_items_are_outside_the_cohorts_list(features):
+    # a real catalogue outgrows the cohort's list (training keeps its head): a slate may reach past it
+    base = tiny_index()
+    key = cohort_key(tiny_request().locale, tiny_request().device)
+    cohorts = {**base.cohorts, key: base.cohorts[key][:3]}
+    index = CandidateIndex(
+        base.item_ids, base.item_genre, base.genres, base.user_ids, base.user_factors, base.item_factors,
+        base.covis, cohorts, seen=base.seen, knn=base.knn,
+    )  # fmt: skip
+    variant = tiny_variant(features, index, tiny_booster(features, 20, 2.0))
+    inside, outside = index.item_ids[cohorts[key][[2, 0]]].tolist(), index.item_ids[cohorts[key][-1] + 1 :][:2].tolist()
+    assert not set(outside) & set(index.item_ids[cohorts[key]].tolist())
+    request = replace(
+        tiny_request(k=4, personal=False, explain=True), slate=(outside[0], inside[0], outside[1], inside[1])
+    )
+    local = stages.RankContext(request, variant, stages.Inputs.of(features), 40)
+    items = stages.popularity_ranking(local, stages.candidates(local))
+    assert [i.item_id for i in items] == [inside[1], inside[0], *outside]  # the list's order, then the caller's
+    assert [i.reasons for i in items] == [("popular with your region and device",)] * 2 + [
+        ("not among what is popular with your region and device",)
+    ] * 2
+    plain = stages.popularity_ranking(replace(local, request=replace(request, explain=False)), stages.candidates(local))
+    assert [i.item_id for i in plain] == [i.item_id for i in items] and all(i.reasons == () for i in plain)
+
+
 def test_the_request_block_is_computed_on_the_clock_the_model_was_trained_on(ctx, features):
     # NOW is Monday 20:30 UTC: 02:00 on Tuesday in Kolkata, where a model trained there learned its hours
     names = ctx.variant.bundle.layout.names
