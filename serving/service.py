@@ -349,6 +349,7 @@ class RankingService:
                 result.degraded,
                 device,
                 locale,
+                bool(q.candidate_item_ids),
             )
         )
 

@@ -48,6 +48,9 @@ IMPRESSION_SCHEMA = pa.schema(
         pa.field("degraded", pa.bool_()),
         pa.field("device", pa.string()),
         pa.field("locale", pa.string()),
+        # the caller chose the candidates (RankRequest.candidate_item_ids) and the models only ordered them:
+        # what such a response shows says nothing of the candidate stage. Null in files written before it.
+        pa.field("slate", pa.bool_()),
     ]
 )
 
@@ -72,6 +75,7 @@ class Impression:
     degraded: bool = False
     device: str = "unknown"
     locale: str = "unknown"
+    slate: bool = False
 
 
 _PER_RECORD = (
@@ -88,6 +92,7 @@ _PER_RECORD = (
     "degraded",
     "device",
     "locale",
+    "slate",
 )
 
 

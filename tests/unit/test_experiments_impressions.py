@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 
+import pyarrow.parquet as pq
 from prometheus_client import REGISTRY
 
 from serving import metrics
@@ -92,3 +94,12 @@ def test_rows_are_one_per_shown_item_with_positions_and_scores(tmp_path):
     back = read_impressions(tmp_path, "exp")
     assert len(back) == 6 and back["position"].tolist() == [1, 2, 3, 1, 2, 3]
     assert read_impressions(tmp_path, "other").empty and read_impressions(tmp_path / "none").empty
+
+
+def test_a_slate_is_marked_and_files_written_before_the_mark_read_it_as_unknown(tmp_path):
+    older = to_table([_record(0)]).drop_columns(["slate"])  # a file from before the column existed
+    (tmp_path / "date=2026-11-18").mkdir()
+    pq.write_table(older, tmp_path / "date=2026-11-18" / "old.parquet")
+    write_batch(tmp_path, [replace(_record(1), slate=True), _record(2)])
+    back = read_impressions(tmp_path, "exp").drop_duplicates("request_id").set_index("request_id")["slate"]
+    assert back.to_dict() == {"req-0": None, "req-1": True, "req-2": False}

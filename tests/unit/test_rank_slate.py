@@ -139,3 +139,9 @@ def test_an_exclusion_longer_than_any_item_id_is_refused(server: Server) -> None
     with pytest.raises(InvalidArgument, match=r"exclude_item_ids\[1\] is 257 characters; at most 256 allowed"):
         server.rank(RankQuery(USER, 5, exclude_item_ids=("item-1", "x" * 257)))
     assert server.rank(RankQuery(USER, 5, exclude_item_ids=("item-1", "x" * 256))).items
+
+
+def test_the_impression_of_a_slate_request_is_marked(plane: Dataplane, server: Server) -> None:
+    server.rank(RankQuery(USER, 3, candidate_item_ids=SLATE))
+    server.rank(RankQuery(USER, 3))
+    assert [r.slate for r in plane.impressions.records] == [True, False]
