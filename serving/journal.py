@@ -347,11 +347,15 @@ class Journal:
                 self._durable, self._inflight = upto, []
                 late = [self._late.pop(t) for t in [t for t in self._late if t <= upto]]
                 self._cv.notify_all()
+            told = self._clock()
             _tell(late, stored=True)
+            told = self._clock() - told
             # told once the callers are: a slow log handler must not hold them too
             self._timed(
                 seconds, ended, f"write and fsync the events of {len(batch)} Track call{'s' * (len(batch) != 1)}"
             )
+            if late:
+                self._late_told(told, len(late))
         if closing:
             return False
         if self._bytes and (self._bytes >= self.max_bytes or time.monotonic() - self._opened >= self.max_age_s):
@@ -389,6 +393,21 @@ class Journal:
             )
         except Exception:
             log.debug("could not report a journal disk step", exc_info=True)
+
+    def _late_told(self, seconds: float, calls: int) -> None:
+        """Log the callbacks of callers that gave up waiting (their dedupe claims' commits, a store round
+        trip each) when they held the writer as long as a slow disk step would: they are no disk step, so
+        they stay out of ``on_write``, but the calls behind them waited all the same."""
+        if self.slow_write_s is None or seconds < self.slow_write_s:
+            return
+        log.warning(
+            "the journal's writer took %.2f s to tell %d Track call%s that stopped waiting their events were "
+            "stored (their dedupe commits): Track calls waiting behind it waited as long",
+            seconds,
+            calls,
+            "s" * (calls != 1),
+            extra={"fields": {"journal": self.dir.name, "journal_late_told_s": round(seconds, 3)}},
+        )
 
     # --- roller -------------------------------------------------------------------------------
     def _roll_loop(self) -> None:

@@ -386,6 +386,33 @@ def test_a_slow_disk_step_is_measured_and_logged_as_a_stall(
     assert "create a new segment" in stalls[1].getMessage()
 
 
+def test_slow_callbacks_of_callers_that_gave_up_are_logged_but_are_no_disk_step(
+    tmp_path: Path, events: EventLog, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock, steps, told = SteppedClock(), [], threading.Event()
+    sync = HeldSync(hold_first=True)
+
+    def slow_commit(stored: bool) -> None:  # a dedupe commit on a store that takes 1.5 s to answer
+        clock.now += 1.5
+        told.set()
+
+    caplog.set_level("WARNING", logger="setlist.serving.journal")
+    journal = Journal(
+        tmp_path / "wal", events, max_age_s=3600, sync=sync, on_write=steps.append, slow_write_s=1.0, clock=clock
+    )
+    gave_up = Call(journal.append, [row(0)], timeout=0.05, on_late=slow_commit)
+    assert sync.entered.wait(WAIT)
+    assert isinstance(gave_up.outcome(), DeadlineExceeded)
+    sync.release.set()
+    assert told.wait(WAIT)
+    journal.append([row(1)], timeout=WAIT)
+    journal.close()
+    assert steps == [0.0, 0.0]  # the disk steps alone: the callback's 1.5 s is not one of them
+    (logged,) = [r for r in caplog.records if r.name == "setlist.serving.journal"]
+    assert logged.fields["journal_late_told_s"] == 1.5 and logged.fields["journal"] == "wal"
+    assert "to tell 1 Track call that stopped waiting" in logged.getMessage()
+
+
 def test_a_failing_metric_sink_fails_no_append(tmp_path: Path, events: EventLog) -> None:
     def broken(seconds: float) -> None:
         raise RuntimeError("the sink is broken")
