@@ -1068,6 +1068,7 @@ def _import_in_chunks(
             chunk_rows,
             progress=lambda said: status.update(f"{source.name}: {said}"),
             per_line=per_line,
+            warn=lambda said: console.print(f"[yellow]warning:[/] {said}", soft_wrap=True),
         )
         known, files_before = logged_event_ids(settings), EventLog(settings.events_dir).files()
         for k, events in enumerate(stream, start=1):

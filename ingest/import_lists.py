@@ -281,6 +281,20 @@ def require_lists(empty: int, rows: int, column: str) -> None:
     )
 
 
+def empty_lists_warning(empty_before: int, empty: int, rows_before: int, rows: int, column: str) -> str | None:
+    """What a long first pass says as its count of empty lists crosses ``require_lists``' share (None
+    otherwise): the refusal waits for the whole file, and on a large one that is minutes away."""
+    over = rows and empty > EMPTY_LISTS_SHARE * rows
+    was_over = rows_before and empty_before > EMPTY_LISTS_SHARE * rows_before
+    if not over or was_over:
+        return None
+    return (
+        f"--impressions-col {column!r} is empty on {empty:,} of the first {rows:,} rows ({empty / rows:.0%}): if the "
+        "rest of the file is alike, the import refuses it when this pass ends, and says how to split it (README, "
+        "'Impressions on some rows'); stop it now to split the file first"
+    )
+
+
 def unmarked_note(types: pd.Series, column: str) -> str | None:
     """What the summary says of ids that carried no click mark (MIND's test split has none)."""
     n = int(types.isna().sum())

@@ -50,6 +50,7 @@ from ingest.import_lists import (
     Reshape,
     clicked_unshown_note,
     empty_lists,
+    empty_lists_warning,
     expansion,
     history_note,
     require_lists,
@@ -2270,6 +2271,7 @@ class InteractionStream:
         progress: Callable[[str], None] | None = None,
         *,
         per_line: float = 1.0,
+        warn: Callable[[str], None] | None = None,
     ) -> None:
         options.check()
         self.source = Path(source)
@@ -2279,6 +2281,8 @@ class InteractionStream:
         scan = max(1, int(min(self.chunk_rows, SCAN_ROWS) / max(per_line, 1.0)))
         self.stream = TableStream(self.source, "interactions", options.layout, options.keep(), scan)
         self.progress = progress or (lambda _message: None)
+        #: what the user should see while the pass goes on, not as the next progress line replaces it
+        self.warn = warn or self.progress
         self._unread: list[str] = []  # device or locale columns left unread, said as an import at once says them
         self._columns: list[str] = []  # the file's columns, read or not
         self.chunks = 0  # known after the first pass
@@ -2311,7 +2315,12 @@ class InteractionStream:
                 del probe
             lines += len(chunk)
             if o.impressions_col is not None:
+                before = empty
                 empty += empty_lists(chunk[o.impressions_col])
+                # judged on the whole file at the end of this pass (a file's head may differ from the rest),
+                # but a long pass heading for that refusal says so at once, so the user can stop it early
+                if lists_warning := empty_lists_warning(before, empty, lines - len(chunk), lines, o.impressions_col):
+                    self.warn(lists_warning)
             shaped = reshape(chunk)
             keys.append(row_keys(shaped, o, self.source.name))  # 8 bytes a row: each event's ordinal among its copies
             if o.event_type is None:  # and 8 more for its ordinal read the other way (``other_ordinals``)

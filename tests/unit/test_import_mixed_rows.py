@@ -5,6 +5,7 @@ attempt makes is refused before anything is stored, or said, with the way that w
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -133,12 +134,34 @@ def test_empty_lists_are_counted_over_the_whole_file_in_chunks_too(tmp_path):
     kw = dict(user_col="user", time_col="ts", time_unit="s", impressions_col="impressions", now=NOW)
     with pytest.raises(ImportFormatError, match="is empty on 70 of 100 rows"):
         load_interactions(tmp_path / "b.csv", **kw)
+    warned: list[str] = []
+    stream = InteractionStream(tmp_path / "b.csv", ImportOptions(**kw), chunk_rows=40, warn=warned.append)
     with pytest.raises(ImportFormatError, match="is empty on 70 of 100 rows"):
-        next(iter(InteractionStream(tmp_path / "b.csv", ImportOptions(**kw), chunk_rows=40)))
+        next(iter(stream))
+    # said once, as the count crossed half (10 of the first 40 rows, then 50 of 80), before the pass ended
+    assert len(warned) == 1 and "is empty on 50 of the first 80 rows (62%)" in warned[0]
+    assert "refuses it when this pass ends" in warned[0]
     # the refusal's pandas line keeps the rows with a list, "[]" left out as well
     frame = pd.read_csv(tmp_path / "b.csv")
     shown = frame[frame["impressions"].astype(str).str.strip().ne("[]") & frame["impressions"].notna()]
     assert len(shown) == 30
+
+
+def test_a_chunked_import_warns_of_empty_lists_before_its_first_pass_ends(tmp_path, monkeypatch):
+    from ingest.__main__ import app
+
+    rows = [(f"U{k % 4}", 1541037460 + k, f"N{k}-1 N{k + 1}-0" if k < 30 else "") for k in range(100)]
+    pd.DataFrame(rows, columns=["user", "ts", "impressions"]).to_csv(tmp_path / "b.csv", index=False)
+    monkeypatch.setenv("SETLIST_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("SETLIST_IMPORT_CHUNK_ROWS", "40")
+    args = ["import", str(tmp_path / "b.csv"), "--user-col", "user", "--time-col", "ts", "--time-unit", "s"]
+    refused = CliRunner().invoke(app, [*args, "--impressions-col", "impressions"])
+    said = " ".join(refused.output.split())
+    assert refused.exit_code != 0 and "Traceback" not in said
+    # the chunks count import rows, two to a line here: the warning comes after some lines, before the refusal
+    warned = re.search(r"warning: --impressions-col 'impressions' is empty on \d+ of the first \d+ rows", said)
+    assert warned is not None and warned.start() < said.index("error: cannot import")
+    assert "is empty on 70 of 100 rows (70%)" in said[warned.end() :]
 
 
 def test_a_few_empty_lists_are_counted_once_as_empty_items_not_as_unmarked_ids(tmp_path):
