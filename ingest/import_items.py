@@ -430,7 +430,8 @@ _ID_WORDS = frozenset({"id", "ids", "isbn", "isbn10", "isbn13", "asin", "uuid", 
 #: … or a moment, as the last word of a name (published_time, created_at; not time_signature)
 _MOMENT_WORDS = ("time", "date", "timestamp", "ts", "at", "created", "modified", "updated")
 #: … unless the word before it says how long something lasted (watch_time, dwell_time): a measure
-_SPENT_WORDS = frozenset({"watch", "watched", "play", "played", "listen", "listened", "view", "dwell", "run"})
+#: (present tense only: last_played_time is a moment)
+_SPENT_WORDS = frozenset({"watch", "play", "listen", "view", "dwell", "run"})
 #: columns of numbers an items file may leave unread before the import names them (a year or a count beside
 #: a title is common, a table of audio or text features is not)
 UNREAD_MEASURES = 3
@@ -449,7 +450,8 @@ def _unread_measures(raw: pd.DataFrame, id_col: str | None, taken: set[object]) 
         # another catalogue's id (Goodbooks' goodreads_book_id, isbn13; a bare ``key`` is a song's musical key)
         # or a moment (created_at, a timestamp): no measure
         last = words[-1] if words else ""
-        moment = last in _MOMENT_WORDS and not (last == "time" and len(words) > 1 and words[-2] in _SPENT_WORDS)
+        spent = last == "time" and len(words) > 1 and words[-2] in _SPENT_WORDS and words[0] not in ("first", "last")
+        moment = last in _MOMENT_WORDS and not spent
         if _ID_WORDS & set(words) or moment or (last == "key" and len(words) > 1):
             continue
         values = to_numbers(sample[c].dropna())

@@ -2296,6 +2296,7 @@ class InteractionStream:
         keys: list[np.ndarray] = []
         itemless: list[np.ndarray] = []
         rows = lines = empty = 0
+        warned = False
         reshape = o.reshaper()
         for chunk in self.stream:
             if not parts:
@@ -2319,8 +2320,10 @@ class InteractionStream:
                 empty += empty_lists(chunk[o.impressions_col])
                 # judged on the whole file at the end of this pass (a file's head may differ from the rest),
                 # but a long pass heading for that refusal says so at once, so the user can stop it early
-                if lists_warning := empty_lists_warning(before, empty, lines - len(chunk), lines, o.impressions_col):
-                    self.warn(lists_warning)
+                said = empty_lists_warning(before, empty, lines - len(chunk), lines, o.impressions_col)
+                if said and not warned:  # once: a share hovering about the bound would say it at every crossing
+                    self.warn(said)
+                    warned = True
             shaped = reshape(chunk)
             keys.append(row_keys(shaped, o, self.source.name))  # 8 bytes a row: each event's ordinal among its copies
             if o.event_type is None:  # and 8 more for its ordinal read the other way (``other_ordinals``)

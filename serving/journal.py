@@ -400,14 +400,17 @@ class Journal:
         they stay out of ``on_write``, but the calls behind them waited all the same."""
         if self.slow_write_s is None or seconds < self.slow_write_s:
             return
-        log.warning(
-            "the journal's writer took %.2f s to tell %d Track call%s that stopped waiting their events were "
-            "stored (their dedupe commits): Track calls waiting behind it waited as long",
-            seconds,
-            calls,
-            "s" * (calls != 1),
-            extra={"fields": {"journal": self.dir.name, "journal_late_told_s": round(seconds, 3)}},
-        )
+        try:
+            log.warning(
+                "the journal's writer took %.2f s to tell %d Track call%s that stopped waiting their events were "
+                "stored (their dedupe commits): Track calls waiting behind it waited as long",
+                seconds,
+                calls,
+                "s" * (calls != 1),
+                extra={"fields": {"journal": self.dir.name, "journal_late_told_s": round(seconds, 3)}},
+            )
+        except Exception:  # as _timed: a report never fails the writer
+            log.debug("could not report the late callers' commits", exc_info=True)
 
     # --- roller -------------------------------------------------------------------------------
     def _roll_loop(self) -> None:

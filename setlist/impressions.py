@@ -50,7 +50,7 @@ IMPRESSION_SCHEMA = pa.schema(
         pa.field("locale", pa.string()),
         # the caller chose the candidates (RankRequest.candidate_item_ids) and the models only ordered them:
         # what such a response shows says nothing of the candidate stage. Null in files written before it.
-        pa.field("slate", pa.bool_()),
+        pa.field("caller_slate", pa.bool_()),
     ]
 )
 
@@ -75,7 +75,7 @@ class Impression:
     degraded: bool = False
     device: str = "unknown"
     locale: str = "unknown"
-    slate: bool = False
+    caller_slate: bool = False
 
 
 _PER_RECORD = (
@@ -92,7 +92,7 @@ _PER_RECORD = (
     "degraded",
     "device",
     "locale",
-    "slate",
+    "caller_slate",
 )
 
 

@@ -97,9 +97,9 @@ def test_rows_are_one_per_shown_item_with_positions_and_scores(tmp_path):
 
 
 def test_a_slate_is_marked_and_files_written_before_the_mark_read_it_as_unknown(tmp_path):
-    older = to_table([_record(0)]).drop_columns(["slate"])  # a file from before the column existed
+    older = to_table([_record(0)]).drop_columns(["caller_slate"])  # a file from before the column existed
     (tmp_path / "date=2026-11-18").mkdir()
     pq.write_table(older, tmp_path / "date=2026-11-18" / "old.parquet")
-    write_batch(tmp_path, [replace(_record(1), slate=True), _record(2)])
-    back = read_impressions(tmp_path, "exp").drop_duplicates("request_id").set_index("request_id")["slate"]
+    write_batch(tmp_path, [replace(_record(1), caller_slate=True), _record(2)])
+    back = read_impressions(tmp_path, "exp").drop_duplicates("request_id").set_index("request_id")["caller_slate"]
     assert back.to_dict() == {"req-0": None, "req-1": True, "req-2": False}

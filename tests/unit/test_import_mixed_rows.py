@@ -141,6 +141,14 @@ def test_empty_lists_are_counted_over_the_whole_file_in_chunks_too(tmp_path):
     # said once, as the count crossed half (10 of the first 40 rows, then 50 of 80), before the pass ended
     assert len(warned) == 1 and "is empty on 50 of the first 80 rows (62%)" in warned[0]
     assert "refuses it when this pass ends" in warned[0]
+    # a share that crosses half again after falling below it is not said twice
+    again = [(f"U{k % 4}", 1541037460 + k, "" if k < 30 or 60 <= k < 100 else f"N{k}-1") for k in range(100)]
+    pd.DataFrame(again, columns=["user", "ts", "impressions"]).to_csv(tmp_path / "c.csv", index=False)
+    twice: list[str] = []
+    stream = InteractionStream(tmp_path / "c.csv", ImportOptions(**kw), chunk_rows=30, warn=twice.append)
+    with pytest.raises(ImportFormatError, match="is empty on 70 of 100 rows"):
+        next(iter(stream))
+    assert len(twice) == 1 and "is empty on 30 of the first 30 rows" in twice[0]
     # the refusal's pandas line keeps the rows with a list, "[]" left out as well
     frame = pd.read_csv(tmp_path / "b.csv")
     shown = frame[frame["impressions"].astype(str).str.strip().ne("[]") & frame["impressions"].notna()]

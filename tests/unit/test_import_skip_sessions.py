@@ -175,7 +175,8 @@ def test_an_items_files_unread_columns_of_numbers_are_named(tmp_path):
     _, _, fewer = load_interactions(src, items=tmp_path / "tf2.csv", item_id_col="track_id", **_options())
     assert "columns of numbers not read" not in " ".join(fewer.read_notes)
     # a time spent is a measure, where a moment is not: watch_time makes three
-    tf.assign(watch_time=[120 + 7 * k for k in range(30)]).to_csv(tmp_path / "tf3.csv", index=False)
+    tf = tf.assign(watch_time=[120 + 7 * k for k in range(30)], last_watch_time=1530000000, last_played_time=1530000000)
+    tf.to_csv(tmp_path / "tf3.csv", index=False)
     _, _, spent = load_interactions(src, items=tmp_path / "tf3.csv", item_id_col="track_id", **_options())
     assert "3 columns of numbers not read ('acousticness', 'energy', 'watch_time')" in " ".join(
         " ".join(spent.read_notes).split()

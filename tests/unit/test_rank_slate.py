@@ -144,4 +144,4 @@ def test_an_exclusion_longer_than_any_item_id_is_refused(server: Server) -> None
 def test_the_impression_of_a_slate_request_is_marked(plane: Dataplane, server: Server) -> None:
     server.rank(RankQuery(USER, 3, candidate_item_ids=SLATE))
     server.rank(RankQuery(USER, 3))
-    assert [r.slate for r in plane.impressions.records] == [True, False]
+    assert [r.caller_slate for r in plane.impressions.records] == [True, False]
