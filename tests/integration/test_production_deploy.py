@@ -212,9 +212,30 @@ def test_metrics_and_grpc_are_admitted_only_from_where_they_should_be():
         assert rule.get("from") and rule.get("ports"), "a rule without peers or ports admits everyone"
         for port in rule["ports"]:
             admitted.setdefault(port["port"], []).extend(rule["from"])
-    assert set(admitted) == {GRPC_PORT, settings.metrics_port}  # not the health port: no pod probes it
-    (scraper,) = admitted[settings.metrics_port]
+    assert set(admitted) == {GRPC_PORT, settings.metrics_port, settings.health_port}
+    scraper, operator = admitted[settings.metrics_port]
     assert scraper["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "monitoring"}
     assert scraper["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "prometheus"}
+    # the health port and metrics admit this namespace's operator pods (no namespaceSelector), nothing else
+    assert operator == {"podSelector": {"matchLabels": {"setlist.io/operator": "true"}}}
+    assert admitted[settings.health_port] == [operator]
     (client,) = admitted[GRPC_PORT]
     assert client["podSelector"]["matchLabels"] == {"setlist.io/client": "true"}
+
+
+def test_ops_status_runs_on_demand_from_where_the_policy_admits_it():
+    settings = settings_from_environment(_config())
+    (cronjob,) = _docs("ops-status.yaml")
+    assert cronjob["kind"] == "CronJob" and cronjob["spec"]["suspend"] is True  # a template for one-off Jobs
+    template = cronjob["spec"]["jobTemplate"]["spec"]["template"]
+    assert template["metadata"]["labels"]["setlist.io/operator"] == "true"
+    (container,) = template["spec"]["containers"]
+    assert container["command"][-3:] == ["-m", "ops", "status"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    # every ready serving pod through the headless Service, on the plaintext health port the policy admits
+    host, port = env["SETLIST_STATUS_TARGET"].rsplit(":", 1)
+    (headless,) = [d for d in _docs("serving-service.yaml") if d["spec"].get("clusterIP") == "None"]
+    assert host == headless["metadata"]["name"] and int(port) == settings.health_port
+    assert headless["spec"]["selector"] == {"app.kubernetes.io/name": "setlist-serving"}
+    status = settings_from_environment({**_config(), **{k: v for k, v in env.items() if k.startswith("SETLIST_")}})
+    assert status.workers == 1 and status.metrics_port == settings.metrics_port  # the one metrics port admitted

@@ -455,7 +455,8 @@ def test_the_cronjobs_run_like_the_serving_deployment():
     serving_volumes = {v["name"]: v for v in serving_pod["volumes"]}
     serving_mounts = {m["name"]: m for m in serving["volumeMounts"]}
     fields = set(setting_variables())
-    for cronjob in _docs("cronjobs.yaml"):
+    # the scheduled jobs, and the on-demand status (a suspended CronJob) that reads what they leave
+    for cronjob in [*_docs("cronjobs.yaml"), *_docs("ops-status.yaml")]:
         pod = _pod(cronjob)
         (container,) = pod["containers"]
         name = cronjob["metadata"]["name"]
