@@ -33,17 +33,36 @@ def report(
         "of the experiment, else the simulation",
     ),
     mlflow: bool = typer.Option(True, help="log the report as an MLflow run"),
+    caller_slates: str = typer.Option(
+        "include",
+        help="Rank responses that ordered a caller's own slate (candidate_item_ids): include them, exclude "
+        "them (the server's own rankings alone) or only them",
+    ),
+    since: str | None = typer.Option(
+        None, help="only impressions from this UTC date or time on (ISO 8601: 2026-12-01 or 2026-12-01T12:00)"
+    ),
 ) -> None:
     """Per-arm play, skip and completion rates, lift against control with CIs, SRM check, verdict."""
     from experiments.report import configured, run, source_settings
 
     if source not in ("auto", "live", "simulation"):
         raise UsageError(f"--source must be auto, live or simulation, got {source!r}")
+    if caller_slates not in ("include", "exclude", "only"):
+        raise UsageError(f"--caller-slates must be include, exclude or only, got {caller_slates!r}")
+    start = None
+    if since is not None:
+        try:
+            start = datetime.fromisoformat(since)
+        except ValueError:
+            raise UsageError(
+                f"--since must be an ISO 8601 date or time (2026-12-01, 2026-12-01T12:00), got {since!r}"
+            ) from None
+        start = start.replace(tzinfo=UTC) if start.tzinfo is None else start
     settings = get_settings()
     exp = configured(settings, experiment, config)
     chosen, label = source_settings(settings, exp.name, source)
     console.print(f"[dim]reading {label}: events {chosen.events_dir}, impressions {chosen.impressions_dir}[/]")
-    run(chosen, exp, console, log_mlflow=mlflow, alpha=alpha)
+    run(chosen, exp, console, log_mlflow=mlflow, alpha=alpha, since=start, caller_slates=caller_slates)
 
 
 @app.command()

@@ -106,6 +106,28 @@ def _counted_note(frame: pd.DataFrame, daily: pd.DataFrame) -> list[str]:
     ]
 
 
+def slates_note(impressions: pd.DataFrame, caller_slates: str) -> list[str]:
+    """Said when some Rank responses ordered a caller's own slate (``candidate_item_ids``): those measure the
+    ranker's order of items the caller chose, not what the server would have offered."""
+    if impressions.empty or "caller_slate" not in impressions:
+        return []
+    responses = impressions.drop_duplicates("request_id")
+    caller = responses["caller_slate"].eq(True)
+    if not caller.any():
+        return []
+    share = caller.groupby(responses["arm"]).mean()
+    per_arm = ", ".join(f"{arm} {v:.0%}" for arm, v in share.items())
+    read = {
+        "include": "the rates include them (--caller-slates exclude leaves them out, only keeps them alone)",
+        "exclude": "left out of the rates here (--caller-slates exclude)",
+        "only": "the rates are of those alone (--caller-slates only)",
+    }[caller_slates]
+    return [
+        f"{int(caller.sum()):,} of {len(responses):,} Rank responses ordered a caller's own slate "
+        f"(candidate_item_ids; by arm: {per_arm}): {read}"
+    ]
+
+
 def verdicts(r: Report) -> list[str]:
     if r.srm.detected(SRM_ALPHA):
         extra = f"; unexpected arms {list(r.srm.unexpected)}" if r.srm.unexpected else ""

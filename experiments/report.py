@@ -6,6 +6,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
+import pandas as pd
 from rich.console import Console
 
 from experiments import analysis, data, render
@@ -16,6 +17,9 @@ from setlist.experiment import Experiment, load_experiment
 from setlist.settings import Settings
 
 Source = Literal["auto", "live", "simulation"]
+#: which Rank responses the report reads: all of them, only those the server chose the items of, or only
+#: those that ordered a caller's own slate (RankRequest.candidate_item_ids; impressions' ``caller_slate``)
+Slates = Literal["include", "exclude", "only"]
 
 
 DEFAULT_CONFIG = Path("experiments.yaml")  # the repository's, when run from its root
@@ -59,12 +63,15 @@ def run(
     log_mlflow: bool = True,
     alpha: float = 0.05,
     since: datetime | None = None,
+    caller_slates: Slates = "include",
 ) -> tuple[analysis.Report, Path]:
     loaded = data.load(settings, exp.name, exp.window_s, since)
     if loaded.impressions.empty and loaded.daily.empty:
         raise ReportError(f"no impressions of experiment {exp.name!r} under {settings.impressions_dir}")
-    joined = data.outcomes(loaded.impressions, loaded.events, exp.window_s)
+    impressions = _slates(loaded, caller_slates)
+    joined = data.outcomes(impressions, loaded.events, exp.window_s)
     report = analysis.build(exp, joined, alpha, loaded.daily)
+    report.notes += analysis.slates_note(loaded.impressions, caller_slates)
     render.show(report, console)
     out = settings.reports_dir / "experiments"
     png = render.plot(report, out / f"{exp.name}.png")
@@ -73,3 +80,22 @@ def run(
         run_id = log_report(settings, report, [png, summary])
         (console or Console()).print(f"[dim]plot {png}; MLflow run {run_id}[/]")
     return report, png
+
+
+def _slates(loaded: data.Loaded, caller_slates: Slates) -> pd.DataFrame:
+    """The raw impressions the report reads; refused when a choice cannot be made of every one."""
+    imp = loaded.impressions
+    if caller_slates == "include":
+        return imp
+    if not loaded.daily.empty:
+        first = min(loaded.daily["date"])
+        raise ReportError(
+            f"--caller-slates {caller_slates}: the down-sampled days (from {first}) keep counts without telling "
+            "caller slates apart; report from the day after them on (--since), or with --caller-slates include"
+        )
+    caller = imp["caller_slate"].eq(True).to_numpy()  # null (written before the column existed): the server's
+    kept = imp[caller if caller_slates == "only" else ~caller].reset_index(drop=True)
+    if kept.empty:
+        which = "ordered a caller's slate" if caller_slates == "only" else "ordered the server's own candidates"
+        raise ReportError(f"no impression of experiment {imp['experiment'].iloc[0]!r} {which}")
+    return kept

@@ -145,3 +145,64 @@ def test_a_shops_feedback_counts_as_positive_and_no_control_event_is_said_in_poi
     assert "as control has no positive events" in verdict
     plays = build(EXP, _frame({"control": (200, 0), "champion": (200, 0)}))
     assert "nan" not in plays.verdicts[0] and "inconclusive" in plays.verdicts[0]
+
+
+def test_caller_slates_are_said_and_can_be_left_out_or_read_alone(tmp_path):
+    import io
+    from dataclasses import replace
+
+    import pyarrow.parquet as pq
+    from rich.console import Console
+
+    from experiments.report import ReportError, run
+    from setlist.impressions import Impression, to_table, write_batch
+    from tests.world import tiny_settings
+
+    settings = tiny_settings(tmp_path / "data")
+
+    def shown(n: int, arm: str, caller: bool) -> Impression:
+        at = int(T0.timestamp() * 1000) + n
+        record = Impression(f"{arm}-{n}", at, f"{arm}-u{n}", "e", arm, False, "model", "champion", "3", "5",
+                            ("A", "B"), (1.0, 0.5))  # fmt: skip
+        return replace(record, caller_slate=caller)
+
+    # control: 10 responses, 2 of them caller slates; champion: 10, 5 of them
+    write_batch(settings.impressions_dir, [shown(n, "control", n < 2) for n in range(10)])
+    write_batch(settings.impressions_dir, [shown(n, "champion", n < 5) for n in range(10)])
+    quiet = Console(file=io.StringIO(), width=200)
+
+    every, _ = run(settings, EXP, quiet, log_mlflow=False)
+    assert [a.requests for a in every.arms] == [10, 10]
+    (note,) = [n for n in every.notes if "caller's own slate" in n]
+    assert note.startswith("7 of 20 Rank responses") and "control 20%" in note and "champion 50%" in note
+    own, _ = run(settings, EXP, quiet, log_mlflow=False, caller_slates="exclude")
+    assert [a.requests for a in own.arms] == [8, 5] and any("left out of the rates" in n for n in own.notes)
+    alone, _ = run(settings, EXP, quiet, log_mlflow=False, caller_slates="only")
+    assert [a.requests for a in alone.arms] == [2, 5]
+    # a file from before the column reads as the server's own rankings: nothing to report alone, said so
+    older = tiny_settings(tmp_path / "older")
+    table = to_table([shown(n, arm, False) for n in range(4) for arm in ("control", "champion")])
+    (older.impressions_dir / "date=2026-11-18").mkdir(parents=True)
+    pq.write_table(table.drop_columns(["caller_slate"]), older.impressions_dir / "date=2026-11-18" / "old.parquet")
+    assert [a.requests for a in run(older, EXP, quiet, log_mlflow=False, caller_slates="exclude")[0].arms] == [4, 4]
+    with pytest.raises(ReportError, match="no impression of experiment 'e' ordered a caller's slate"):
+        run(older, EXP, quiet, log_mlflow=False, caller_slates="only")
+
+
+def test_caller_slates_cannot_be_told_apart_on_down_sampled_days_or_asked_for_by_another_word():
+    from typer.testing import CliRunner
+
+    from experiments.__main__ import app
+    from experiments.data import Loaded
+    from experiments.report import ReportError, _slates
+
+    raw = pd.DataFrame([{**_imp("u1", "A", T0, "control", "r1"), "caller_slate": True}])
+    daily = pd.DataFrame({"date": [T0.date()], "arm": ["control"], "position": [1], "impressions": [3]})
+    loaded = Loaded(raw, pd.DataFrame(), daily)
+    assert _slates(loaded, "include") is raw  # every response, counted days too
+    with pytest.raises(ReportError, match=r"down-sampled days \(from 2026-.*--since"):
+        _slates(loaded, "exclude")
+    said = CliRunner().invoke(app, ["report", "e", "--caller-slates", "some"])
+    assert said.exit_code == 2 and "--caller-slates must be include, exclude or only, got 'some'" in said.output
+    said = CliRunner().invoke(app, ["report", "e", "--since", "yesterday"])
+    assert said.exit_code == 2 and "--since must be an ISO 8601 date or time" in said.output
