@@ -689,7 +689,8 @@ class Report:
 
     @property
     def stops(self) -> list[str]:
-        """Why the loop does not hold now, SLOs aside: a store down, a key every job refuses."""
+        """Why the loop does not hold now, SLOs aside: a store down, a key every job refuses, no server of
+        those SETLIST_STATUS_TARGET names answering."""
         return [line.data["stops"] for line in self.lines if line.data.get("stops")]
 
     @property
@@ -719,6 +720,18 @@ def collect(settings: Settings, now: float | None = None, probe: bool = True) ->
             mark: Mark = "ok" if health == "SERVING" else ("warn" if health is None else "fail")
             name = "health" if len(targets) == 1 else f"health {target}"
             lines.append(Line("serving", name, mark, f"{health or 'not running'} at {target}"))
+        if settings.status_target and not answering:
+            # named on purpose (a deployment's servers, the cluster's Job): none answering is an outage, where
+            # on one machine with no target a server not started yet is only a warning (make demo's status)
+            lines.append(
+                Line(
+                    "serving",
+                    "servers",
+                    "fail",
+                    f"none of the {len(targets)} named by SETLIST_STATUS_TARGET answered: Rank and Track are down",
+                    data={"stops": "no server answered"},
+                )
+            )
         if settings.metrics_port == 0:
             lines.append(Line("serving", "metrics", "ok", "not served (SETLIST_METRICS_PORT=0): no SLO can be judged"))
         elif answering or len(silent) < len(urls):

@@ -213,12 +213,14 @@ def test_metrics_and_grpc_are_admitted_only_from_where_they_should_be():
         for port in rule["ports"]:
             admitted.setdefault(port["port"], []).extend(rule["from"])
     assert set(admitted) == {GRPC_PORT, settings.metrics_port, settings.health_port}
-    scraper, operator = admitted[settings.metrics_port]
-    assert scraper["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "monitoring"}
-    assert scraper["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "prometheus"}
-    # the health port and metrics admit this namespace's operator pods (no namespaceSelector), nothing else
-    assert operator == {"podSelector": {"matchLabels": {"setlist.io/operator": "true"}}}
-    assert admitted[settings.health_port] == [operator]
+    # metrics: Prometheus in the monitoring namespace, and this namespace's operator pods (no namespaceSelector)
+    operator = {"podSelector": {"matchLabels": {"setlist.io/operator": "true"}}}
+    scraper = {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+        "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
+    }
+    assert sorted(map(str, admitted[settings.metrics_port])) == sorted(map(str, [scraper, operator]))
+    assert admitted[settings.health_port] == [operator]  # the health port: the operator pods alone
     (client,) = admitted[GRPC_PORT]
     assert client["podSelector"]["matchLabels"] == {"setlist.io/client": "true"}
 

@@ -478,7 +478,7 @@ def test_the_cronjobs_run_like_the_serving_deployment():
 
 def test_the_kustomization_applies_the_cronjobs():
     (kustomization,) = _docs("kustomization.yaml")
-    assert "cronjobs.yaml" in kustomization["resources"]
+    assert {"cronjobs.yaml", "ops-status.yaml"} <= set(kustomization["resources"])
 
 
 def test_the_interpreter_word_is_replaced_by_this_one():

@@ -221,6 +221,20 @@ def test_status_checks_each_replica_named_and_judges_the_slos_on_all_their_count
         thread.join(5)
 
 
+def test_no_server_of_those_named_answering_is_an_outage_where_none_named_is_a_warning(tmp_path: Path) -> None:
+    from ops.status import collect
+    from setlist.settings import Settings
+    from tests.servers import free_port
+
+    gone = [f"127.0.0.2:{free_port()}", f"127.0.0.3:{free_port()}"]
+    named = collect(Settings(data_dir=tmp_path / "data", status_target=", ".join(gone), metrics_port=free_port()))
+    (line,) = [x for x in named.lines if x.name == "servers"]
+    assert line.mark == "fail" and "none of the 2 named by SETLIST_STATUS_TARGET answered" in line.value
+    assert not named.ok and named.stops == ["no server answered"]
+    alone = collect(Settings(data_dir=tmp_path / "data", port=free_port(), metrics_port=free_port()))
+    assert [x.mark for x in alone.lines if x.name == "health"] == ["warn"] and not alone.stops
+
+
 def test_a_name_that_resolves_to_several_addresses_is_each_replica(tmp_path: Path, monkeypatch) -> None:
     """A Kubernetes headless Service resolves to every ready pod: named as the status target, each pod is a
     replica of its own. ``localhost`` (IPv6 and IPv4) is one server; a name that does not resolve is kept."""
