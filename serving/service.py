@@ -26,7 +26,7 @@ from serving.types import RankedItem, RankQuery, RankResult, TrackEvent, TrackRe
 from serving.user_features import UserFeatureReader, UserRows
 from setlist import tracing
 from setlist.context import Vocabulary
-from setlist.contract import EVENT_TYPES
+from setlist.contract import EVENT_TYPES, blank_or_empty
 from setlist.featureset import FeatureSet
 from setlist.impressions import Impression
 from setlist.pseudonym import app_id, pseudonymize
@@ -108,7 +108,7 @@ class RankingService:
     def check_rank(self, q: RankQuery) -> None:
         s = self.settings
         if not q.user_id.strip():
-            raise InvalidArgument("user_id is blank (only whitespace)" if q.user_id else "user_id is empty")
+            raise InvalidArgument(f"user_id is {blank_or_empty(q.user_id)}")
         # counted as it is kept: the spaces a client pads an id with are no part of it (``app_id``)
         if (n := len(app_id(q.user_id))) > s.max_user_id_len:
             raise InvalidArgument(f"user_id is {n} characters; at most {s.max_user_id_len} allowed")
@@ -136,7 +136,7 @@ class RankingService:
         # sent, as Track and the importer take an item id (padding is part of it); a blank one names nothing.
         for n, item in enumerate(slate):
             if not item.strip():
-                raise InvalidArgument(f"candidate_item_ids[{n}] is {'blank (only whitespace)' if item else 'empty'}")
+                raise InvalidArgument(f"candidate_item_ids[{n}] is {blank_or_empty(item)}")
             if len(item) > s.track_max_id_len:
                 raise InvalidArgument(
                     f"candidate_item_ids[{n}] is {len(item)} characters; at most {s.track_max_id_len} allowed"

@@ -89,10 +89,10 @@ def reject_reason(row: Mapping[str, Any], now: datetime, max_future_s: float = 3
     """
     for key in ("event_id", "user_id"):
         if _empty(row.get(key)):
-            return f"missing_id: {key} is {_blank_or_empty(row.get(key))}"
+            return f"missing_id: {key} is {blank_or_empty(row.get(key))}"
     etype = row.get("type")
     if etype not in NO_ITEM_TYPES and _empty(row.get("item_id")):
-        return f"missing_id: item_id is {_blank_or_empty(row.get('item_id'))}"
+        return f"missing_id: item_id is {blank_or_empty(row.get('item_id'))}"
     version = row.get("schema_version")
     if version not in KNOWN_SCHEMA_VERSIONS:
         return f"unknown_schema_version: {version!r} (known: {sorted(KNOWN_SCHEMA_VERSIONS)})"
@@ -140,7 +140,8 @@ def future_reason(ts: datetime, max_future_s: float) -> str:
     return f"future_timestamp: {ts.isoformat(timespec='milliseconds')} is more than {max_future_s:g} s after now"
 
 
-def _blank_or_empty(v: Any) -> str:
+def blank_or_empty(v: Any) -> str:
+    """How a missing id is said, at every boundary that refuses one (the contract, Rank's request)."""
     return "blank (only whitespace)" if isinstance(v, str) and v else "empty"
 
 
