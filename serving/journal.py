@@ -347,7 +347,7 @@ class Journal:
                 self._durable, self._inflight = upto, []
                 late = [self._late.pop(t) for t in [t for t in self._late if t <= upto]]
                 self._cv.notify_all()
-            told = self._clock()
+            told, told_at = self._clock(), time.time()
             _tell(late, stored=True)
             told = self._clock() - told
             # told once the callers are: a slow log handler must not hold them too
@@ -355,7 +355,7 @@ class Journal:
                 seconds, ended, f"write and fsync the events of {len(batch)} Track call{'s' * (len(batch) != 1)}"
             )
             if late:
-                self._late_told(told, len(late))
+                self._late_told(told, told_at, len(late))
         if closing:
             return False
         if self._bytes and (self._bytes >= self.max_bytes or time.monotonic() - self._opened >= self.max_age_s):
@@ -394,10 +394,11 @@ class Journal:
         except Exception:
             log.debug("could not report a journal disk step", exc_info=True)
 
-    def _late_told(self, seconds: float, calls: int) -> None:
+    def _late_told(self, seconds: float, started: float, calls: int) -> None:
         """Log the callbacks of callers that gave up waiting (their dedupe claims' commits, a store round
         trip each) when they held the writer as long as a slow disk step would: they are no disk step, so
-        they stay out of ``on_write``, but the calls behind them waited all the same."""
+        they stay out of ``on_write``, but the calls behind them waited all the same (``started``: Unix
+        seconds, so that a drill can tell which of its failed calls the hold explains)."""
         if self.slow_write_s is None or seconds < self.slow_write_s:
             return
         try:
@@ -407,7 +408,13 @@ class Journal:
                 seconds,
                 calls,
                 "s" * (calls != 1),
-                extra={"fields": {"journal": self.dir.name, "journal_late_told_s": round(seconds, 3)}},
+                extra={
+                    "fields": {
+                        "journal": self.dir.name,
+                        "journal_late_told_s": round(seconds, 3),
+                        "journal_late_told_started": round(started, 3),
+                    }
+                },
             )
         except Exception:  # as _timed: a report never fails the writer
             log.debug("could not report the late callers' commits", exc_info=True)

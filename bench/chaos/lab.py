@@ -135,20 +135,29 @@ def server_env(settings: Settings, port: int, **extra: str) -> dict[str, str]:
     return env
 
 
-def journal_stalls(server_log: Path) -> list[tuple[float, float]]:
-    """The journal's disk stalls a server logged (SETLIST_JOURNAL_SLOW_WRITE_MS), as (start, length)
-    in Unix seconds."""
+#: (length, start) fields of the holds of the journal a server logs at SETLIST_JOURNAL_SLOW_WRITE_MS: a disk
+#: step, and the late callers' dedupe commits the writer ran (``serving.journal``'s ``_late_told``)
+DISK_STEP = ("journal_stall_s", "journal_stall_started")
+LATE_CALLERS = ("journal_late_told_s", "journal_late_told_started")
+
+
+def journal_stalls(server_log: Path, late_callers: bool = False) -> list[tuple[float, float]]:
+    """The holds of the journal a server logged, as (start, length) in Unix seconds: its disk steps, and
+    with ``late_callers`` the late callers' commits too (where the dedupe store is on the same disk: the
+    local profile's SQLite; a Redis that holds them is the fault of a drill, not the machine's)."""
     if not server_log.exists():
         return []
+    kinds = (DISK_STEP, LATE_CALLERS) if late_callers else (DISK_STEP,)
     stalls = []
     for line in server_log.read_text(errors="replace").splitlines():
-        if '"journal_stall_s"' not in line:
-            continue
-        try:
-            entry = json.loads(line)
-            stalls.append((float(entry["journal_stall_started"]), float(entry["journal_stall_s"])))
-        except (ValueError, KeyError, TypeError):
-            continue  # a line torn by a drill's kill
+        for length, start in kinds:
+            if f'"{length}"' not in line:
+                continue
+            try:
+                entry = json.loads(line)
+                stalls.append((float(entry[start]), float(entry[length])))
+            except (ValueError, KeyError, TypeError):
+                continue  # a line torn by a drill's kill
     return stalls
 
 
@@ -206,8 +215,8 @@ class Server:
     def _alive(self) -> bool:
         return self.running
 
-    def journal_stalls(self) -> list[tuple[float, float]]:
-        return journal_stalls(self.log)
+    def journal_stalls(self, late_callers: bool = False) -> list[tuple[float, float]]:
+        return journal_stalls(self.log, late_callers)
 
     def _serving(self) -> bool:
         with SetlistClient(self.target, timeout=1.0) as client:

@@ -55,3 +55,20 @@ def test_the_server_log_gives_each_stall_once_and_skips_torn_lines(tmp_path: Pat
     log.write_text("\n".join(json.dumps(x) for x in lines) + '\n{"journal_stall_s": 1.0, "journal_st')
     assert journal_stalls(log) == [(5.0, 2.1)]
     assert journal_stalls(tmp_path / "absent.log") == []
+
+
+def test_late_callers_commits_hold_the_journal_only_where_asked(tmp_path: Path) -> None:
+    """The writer running the dedupe commits of callers that gave up holds the calls behind it as a disk
+    step does: a drill counts that hold where the dedupe store is on the machine's disk (local profile)."""
+    log = tmp_path / "server.log"
+    lines = [
+        {"ts": 7.1, "journal_stall_s": 2.1, "journal_stall_started": 5.0},
+        {"ts": 9.9, "journal_late_told_s": 1.4, "journal_late_told_started": 8.5},
+    ]
+    log.write_text("\n".join(json.dumps(x) for x in lines) + '\n{"journal_late_told_s": 1.0, "journal_la')
+    assert journal_stalls(log) == [(5.0, 2.1)]
+    held = journal_stalls(log, late_callers=True)
+    assert held == [(5.0, 2.1), (8.5, 1.4)]
+    t = tally((8.0, 9.5, TIMEOUT, "Deadline Exceeded", "b1"))  # its deadline passed during the commits
+    assert in_disk_stalls(t, held, 0.0) == 1  # the log's clock here is the tally's
+    assert in_disk_stalls(t, journal_stalls(log), 0.0) == 0

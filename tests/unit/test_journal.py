@@ -410,6 +410,9 @@ def test_slow_callbacks_of_callers_that_gave_up_are_logged_but_are_no_disk_step(
     assert steps == [0.0, 0.0]  # the disk steps alone: the callback's 1.5 s is not one of them
     (logged,) = [r for r in caplog.records if r.name == "setlist.serving.journal"]
     assert logged.fields["journal_late_told_s"] == 1.5 and logged.fields["journal"] == "wal"
+    # stamped in Unix seconds when the commits began (this clock moved, the wall's did not), as the drills
+    # match it against their failed calls
+    assert logged.fields["journal_late_told_started"] == pytest.approx(logged.created, abs=1.0)
     assert "to tell 1 Track call that stopped waiting" in logged.getMessage()
 
 
