@@ -57,10 +57,17 @@ def _versions(frame: pd.DataFrame, daily: pd.DataFrame) -> str:
     return ", ".join(f"c{c}+r{r} {v}" for c, r, v in seen.index)
 
 
-def build(exp: Experiment, frame: pd.DataFrame, alpha: float = 0.05, daily: pd.DataFrame | None = None) -> Report:
+def build(
+    exp: Experiment,
+    frame: pd.DataFrame,
+    alpha: float = 0.05,
+    daily: pd.DataFrame | None = None,
+    assigned: pd.DataFrame | None = None,
+) -> Report:
     """``frame`` is :func:`experiments.data.outcomes` for this experiment's raw impressions; ``daily`` the
     counts of its down-sampled days (:func:`setlist.downsample.read_all`), which add to items shown and
-    requests only."""
+    requests only; ``assigned`` the raw impressions of every user assigned (``user_id``, ``arm``,
+    ``holdout``) when ``frame`` holds only some of them, for the sample-ratio check."""
     daily = daily if daily is not None else DAILY_SCHEMA.empty_table().to_pandas()
     users = per_user(frame)
     counts = arm_counts(frame, daily)
@@ -85,7 +92,7 @@ def build(exp: Experiment, frame: pd.DataFrame, alpha: float = 0.05, daily: pd.D
     for a in arms:
         if a.arm != exp.control:
             a.comparison = {m: compare(a.rates[m], control.rates[m], alpha) for m in METRICS}
-    groups = frame.drop_duplicates("user_id")
+    groups = (frame if assigned is None or assigned.empty else assigned).drop_duplicates("user_id")
     group = groups["arm"].where(~groups["holdout"].fillna(False).astype(bool), "holdout")
     check = srm(group.value_counts().to_dict(), exp.expected_shares())
     report = Report(exp.name, exp.control, exp.primary_metric, alpha, exp.window_s, arms, check, [])
@@ -119,8 +126,8 @@ def slates_note(impressions: pd.DataFrame, caller_slates: str) -> list[str]:
     per_arm = ", ".join(f"{arm} {v:.0%}" for arm, v in share.items())
     read = {
         "include": "the rates include them (--caller-slates exclude leaves them out, only keeps them alone)",
-        "exclude": "left out of the rates here (--caller-slates exclude)",
-        "only": "the rates are of those alone (--caller-slates only)",
+        "exclude": "left out of the rates here (--caller-slates exclude); the sample-ratio check counts every user",
+        "only": "the rates are of those alone (--caller-slates only); the sample-ratio check counts every user",
     }[caller_slates]
     return [
         f"{int(caller.sum()):,} of {len(responses):,} Rank responses ordered a caller's own slate "

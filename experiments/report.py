@@ -68,9 +68,11 @@ def run(
     loaded = data.load(settings, exp.name, exp.window_s, since)
     if loaded.impressions.empty and loaded.daily.empty:
         raise ReportError(f"no impressions of experiment {exp.name!r} under {settings.impressions_dir}")
-    impressions = _slates(loaded, caller_slates)
+    impressions, daily = _slates(loaded, caller_slates, exp.name)
     joined = data.outcomes(impressions, loaded.events, exp.window_s)
-    report = analysis.build(exp, joined, alpha, loaded.daily)
+    # the sample-ratio check is of the assignment, so of every user: which of them sent slates is the
+    # callers' doing, and an arm that keeps its users coming back would take more of them
+    report = analysis.build(exp, joined, alpha, daily, assigned=loaded.impressions)
     report.notes += analysis.slates_note(loaded.impressions, caller_slates)
     render.show(report, console)
     out = settings.reports_dir / "experiments"
@@ -82,20 +84,28 @@ def run(
     return report, png
 
 
-def _slates(loaded: data.Loaded, caller_slates: Slates) -> pd.DataFrame:
-    """The raw impressions the report reads; refused when a choice cannot be made of every one."""
-    imp = loaded.impressions
+def _slates(loaded: data.Loaded, caller_slates: Slates, experiment: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The raw impressions and the daily counts the report reads; refused when a choice cannot be made of
+    every one of them."""
+    imp, daily = loaded.impressions, loaded.daily
     if caller_slates == "include":
-        return imp
-    if not loaded.daily.empty:
-        first = min(loaded.daily["date"])
+        return imp, daily
+    # days counted before the counts kept the flag cannot be split (raw rows from before the column can:
+    # Rank took no slate then, as the counts' days may have)
+    unknown = daily["caller_slate"].isna() if "caller_slate" in daily else pd.Series(True, index=daily.index)
+    if unknown.any():
+        first, last = min(daily.loc[unknown, "date"]), max(daily.loc[unknown, "date"])
         raise ReportError(
-            f"--caller-slates {caller_slates}: the down-sampled days (from {first}) keep counts without telling "
-            "caller slates apart; report from the day after them on (--since), or with --caller-slates include"
+            f"--caller-slates {caller_slates}: the days down-sampled before their counts told caller slates apart "
+            f"({first} to {last}) cannot be split; report from the day after them on (--since), or with "
+            "--caller-slates include"
         )
     caller = imp["caller_slate"].eq(True).to_numpy()  # null (written before the column existed): the server's
-    kept = imp[caller if caller_slates == "only" else ~caller].reset_index(drop=True)
-    if kept.empty:
+    counted = daily["caller_slate"].eq(True).to_numpy()
+    if caller_slates == "exclude":
+        caller, counted = ~caller, ~counted
+    kept, kept_daily = imp[caller].reset_index(drop=True), daily[counted].reset_index(drop=True)
+    if kept.empty and kept_daily.empty:
         which = "ordered a caller's slate" if caller_slates == "only" else "ordered the server's own candidates"
-        raise ReportError(f"no impression of experiment {imp['experiment'].iloc[0]!r} {which}")
-    return kept
+        raise ReportError(f"no impression of experiment {experiment!r} {which}")
+    return kept, kept_daily

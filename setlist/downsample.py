@@ -3,8 +3,9 @@ counts, and the raw rows go.
 
 At k rows per Rank the impression log outgrows the event log, while an old experiment is read for its
 per-arm totals. What stays, per UTC day, under ``<impressions>/daily/date=YYYY-MM-DD/``: the rows shown
-(``impressions``) per experiment, arm, holdout flag, position and serving model (served, variant and
-both versions, which the report names per arm). Requests are the rows at position 1. What goes: who saw
+(``impressions``) per experiment, arm, holdout flag, position, serving model (served, variant and
+both versions, which the report names per arm) and whether the response ordered a caller's own slate
+(``caller_slate``; null in counts written before it was kept). Requests are the rows at position 1. What goes: who saw
 what, so users, the feedback join, per-user rates, their intervals and the SRM check can only use days
 still raw; ``experiments.data`` reads both and the report says which of its numbers cover which days.
 
@@ -36,7 +37,17 @@ from setlist.eventlog import Erased, EventLog
 from setlist.impressions import IMPRESSION_SCHEMA, read_impression_files
 
 DAILY = "daily"
-KEYS = ("experiment", "arm", "holdout", "served", "variant", "candidates_version", "ranker_version", "position")
+KEYS = (
+    "experiment",
+    "arm",
+    "holdout",
+    "served",
+    "variant",
+    "candidates_version",
+    "ranker_version",
+    "caller_slate",
+    "position",
+)
 DAILY_SCHEMA = pa.schema(
     [
         pa.field("date", pa.date32(), nullable=False),

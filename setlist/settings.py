@@ -363,7 +363,7 @@ class Settings(BaseSettings):
     #: the journal's rolls younger than this wait (the journal may re-roll a recent segment under the
     #: same name); every other file is written once and merges at once
     compaction_min_age_s: float = Field(default=3600.0, ge=0)
-    #: impression rows older than this become daily counts per experiment, arm and position; experiment
+    #: impression rows older than this become daily counts (``setlist.downsample.KEYS``); experiment
     #: reports keep items shown and requests for those days, but users and rates only for raw days
     impressions_raw_days: float = Field(default=30.0, ge=0)
     # event_id, item_id, session_id and type (user_id: max_user_id_len), and each of a Rank's

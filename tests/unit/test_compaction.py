@@ -427,6 +427,34 @@ def _report(exp: Experiment, root: Path) -> Report:
     return build(exp, outcomes(imp, no_events, exp.window_s), daily=daily)
 
 
+def test_daily_counts_keep_whether_a_caller_chose_the_slate_and_read_older_counts_as_not_knowing(
+    tmp_path: Path,
+) -> None:
+    from dataclasses import replace
+
+    import pyarrow.parquet as pq
+
+    root = tmp_path / "impressions"
+    day = f"{(NOW - timedelta(days=40)).date()}"
+    write_batch(root, [replace(_impression(n, days_ago=40), caller_slate=n < 2) for n in range(5)])
+    _age_all(root)
+    downsample(root, 30, now=NOW)
+    _, daily = read_all(root)
+    by_flag = daily.groupby("caller_slate")["impressions"].sum().to_dict()
+    assert by_flag == {True: 2 * 3, False: 3 * 3}  # k = 3 items a response
+    # an aggregate an earlier release wrote (no such column), then a late row of the day: counted together
+    folder = root / DAILY / f"date={day}"
+    (counted,) = folder.glob("*.parquet")
+    pq.write_table(pq.read_table(counted).drop_columns(["caller_slate"]), counted)
+    write_batch(root, [replace(_impression(9, days_ago=40), caller_slate=True)])
+    _age_all(root)
+    downsample(root, 30, now=NOW)
+    _, daily = read_all(root)
+    assert len(list(folder.glob("*.parquet"))) == 1
+    assert daily["caller_slate"].isna().sum() > 0 and daily.loc[daily["caller_slate"].isna(), "impressions"].sum() == 15
+    assert daily.loc[daily["caller_slate"].eq(True), "impressions"].sum() == 3
+
+
 def test_down_sampling_is_idempotent_and_adds_late_rows_to_the_day(tmp_path: Path) -> None:
     root = tmp_path / "impressions"
     _traffic(root)

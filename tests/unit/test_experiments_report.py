@@ -179,6 +179,9 @@ def test_caller_slates_are_said_and_can_be_left_out_or_read_alone(tmp_path):
     assert [a.requests for a in own.arms] == [8, 5] and any("left out of the rates" in n for n in own.notes)
     alone, _ = run(settings, EXP, quiet, log_mlflow=False, caller_slates="only")
     assert [a.requests for a in alone.arms] == [2, 5]
+    # the assignment is of every user: who sent slates is the callers' doing, not the split's
+    assert alone.srm.observed == own.srm.observed == every.srm.observed == {"control": 10, "champion": 10}
+    assert any("the sample-ratio check counts every user" in n for n in alone.notes)
     # a file from before the column reads as the server's own rankings: nothing to report alone, said so
     older = tiny_settings(tmp_path / "older")
     table = to_table([shown(n, arm, False) for n in range(4) for arm in ("control", "champion")])
@@ -189,7 +192,7 @@ def test_caller_slates_are_said_and_can_be_left_out_or_read_alone(tmp_path):
         run(older, EXP, quiet, log_mlflow=False, caller_slates="only")
 
 
-def test_caller_slates_cannot_be_told_apart_on_down_sampled_days_or_asked_for_by_another_word():
+def test_caller_slates_are_split_on_counted_days_that_kept_the_flag_and_refused_on_older_ones():
     from typer.testing import CliRunner
 
     from experiments.__main__ import app
@@ -197,11 +200,26 @@ def test_caller_slates_cannot_be_told_apart_on_down_sampled_days_or_asked_for_by
     from experiments.report import ReportError, _slates
 
     raw = pd.DataFrame([{**_imp("u1", "A", T0, "control", "r1"), "caller_slate": True}])
-    daily = pd.DataFrame({"date": [T0.date()], "arm": ["control"], "position": [1], "impressions": [3]})
+    daily = pd.DataFrame(
+        {
+            "date": [T0.date()] * 2,
+            "arm": ["control"] * 2,
+            "position": [1, 1],
+            "caller_slate": [True, False],
+            "impressions": [3, 4],
+        }
+    )
     loaded = Loaded(raw, pd.DataFrame(), daily)
-    assert _slates(loaded, "include") is raw  # every response, counted days too
-    with pytest.raises(ReportError, match=r"down-sampled days \(from 2026-.*--since"):
-        _slates(loaded, "exclude")
+    every = _slates(loaded, "include", "e")
+    assert every[0] is raw and every[1] is daily  # every response, counted days too
+    only, only_daily = _slates(loaded, "only", "e")
+    assert len(only) == 1 and only_daily["impressions"].tolist() == [3]
+    own, own_daily = _slates(loaded, "exclude", "e")
+    assert own.empty and own_daily["impressions"].tolist() == [4]  # counted days alone are something to report
+    older = Loaded(raw, pd.DataFrame(), daily.assign(caller_slate=[None, None]))  # counted before the flag
+    with pytest.raises(ReportError, match=r"down-sampled before .*\(2026-.* to 2026-.*\).*--since"):
+        _slates(older, "exclude", "e")
+    assert _slates(older, "include", "e")[1] is older.daily
     said = CliRunner().invoke(app, ["report", "e", "--caller-slates", "some"])
     assert said.exit_code == 2 and "--caller-slates must be include, exclude or only, got 'some'" in said.output
     said = CliRunner().invoke(app, ["report", "e", "--since", "yesterday"])
