@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Column, MetaData, String, Table, create_engine, delete, insert, inspect, select
+from sqlalchemy import Column, MetaData, String, Table, create_engine, delete, func, insert, inspect, select
 from sqlalchemy.engine import Connection, Engine
 
 from setlist.errors import Refused
@@ -32,6 +32,10 @@ identity_table = Table(
     Column("pseudonym", String(64), primary_key=True),
     Column("raw_id", String(512), nullable=False),
 )
+
+
+#: what ``str.strip`` takes from an id's ends (Unicode whitespace), for the SQL that finds an id stored padded
+_WHITESPACE = "".join(c for c in map(chr, range(0x110000)) if c.isspace())
 
 
 def app_id(raw_user_id: str) -> str:
@@ -132,9 +136,11 @@ def identity_rows(
             query = query.where(identity_table.c.pseudonym == pseudonym)
         wanted = None if raw_id is None else app_id(raw_id)
         if wanted is not None:
-            # the stored id holds it, padded or not; which of those is it unpadded is told below, as ``app_id``
-            # tells it (SQL's TRIM takes spaces only, where a tab or a newline pads an id as well)
-            query = query.where(identity_table.c.raw_id.contains(wanted, autoescape=True))
+            # the stored id, padded or not (SQL's TRIM takes spaces only, where a tab or a newline pads an id as
+            # well): trimmed of every character ``app_id`` strips, in the database, so that a short id does not
+            # load every id containing it; ``app_id`` still has the last word below
+            col = identity_table.c.raw_id
+            query = query.where(func.ltrim(func.rtrim(col, _WHITESPACE), _WHITESPACE) == wanted)
         if limit is None:
             # a stable order: the table has no time to go by, and a refused key's erasure walks these in turn
             query = query.order_by(identity_table.c.pseudonym)

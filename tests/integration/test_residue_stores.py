@@ -164,12 +164,14 @@ def test_the_identity_maps_lookups_by_raw_id_work_on_postgres(postgres_server, t
         data_dir=tmp_path / "data", profile="production", database_url=postgres_server.create_database(), hmac_key="k"
     )
     padded = ("u_" + "a" * 32, f" {RAW}\t")  # a tab too: SQL's TRIM would leave it
-    pairs = [(OTHER, RAW), (PSEUDONYM, RAW), padded, ("u_" + "b" * 32, "someone")]
+    spaced = ("u_" + "c" * 32, f"\u00a0\n{RAW}\u3000")  # and Unicode's spaces, as str.strip takes them
+    pairs = [(OTHER, RAW), (PSEUDONYM, RAW), padded, ("u_" + "b" * 32, "someone"), spaced]
+    pairs += [("u_" + "d" * 32, f"{RAW}x"), ("u_" + "e" * 32, f"x {RAW}")]  # ids that only contain it
     ids = IdentityMap(settings.metadata_url)
     try:
         ids.remember(pairs)
     finally:
         ids.dispose()
-    assert identity_rows(settings, raw_id=RAW) == sorted([*pairs[:2], padded])
-    assert identity_rows(settings, raw_id=f"  {RAW}") == sorted([*pairs[:2], padded])
+    assert identity_rows(settings, raw_id=RAW) == sorted([*pairs[:2], padded, spaced])
+    assert identity_rows(settings, raw_id=f"  {RAW}") == sorted([*pairs[:2], padded, spaced])
     assert identity_rows(settings, raw_id="someone") == [pairs[3]]

@@ -339,6 +339,8 @@ def test_the_identity_maps_lookup_by_raw_id_finds_any_padding_and_only_that_id(s
         ("u_" + "d" * 32, "xa_b"),
     ]
     pairs += [("u_" + "e" * 32, "50%"), ("u_" + "f" * 32, "500")]
+    pairs += [("u_" + "g" * 32, "\u2003\u00a0a_b\u3000"), ("u_" + "h" * 32, "a_b\u200b")]  # U+200B is no space
     IdentityMap(settings.metadata_url).remember(pairs)
-    assert identity_rows(settings, raw_id="a_b") == pairs[:2]
+    assert identity_rows(settings, raw_id="a_b") == [*pairs[:2], pairs[6]]
     assert identity_rows(settings, raw_id=" 50% ") == [pairs[4]]
+    assert identity_rows(settings, raw_id="a_b\u200b") == [pairs[7]]
