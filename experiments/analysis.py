@@ -92,16 +92,18 @@ def build(
     for a in arms:
         if a.arm != exp.control:
             a.comparison = {m: compare(a.rates[m], control.rates[m], alpha) for m in METRICS}
-    groups = (frame if assigned is None or assigned.empty else assigned).drop_duplicates("user_id")
+    everyone = frame if assigned is None or assigned.empty else assigned
+    groups = everyone.drop_duplicates("user_id")
     group = groups["arm"].where(~groups["holdout"].fillna(False).astype(bool), "holdout")
     check = srm(group.value_counts().to_dict(), exp.expected_shares())
     report = Report(exp.name, exp.control, exp.primary_metric, alpha, exp.window_s, arms, check, [])
     report.verdicts = verdicts(report)
-    report.notes = _counted_note(frame, daily)
+    report.notes = _counted_note(everyone, daily)
     return report
 
 
 def _counted_note(frame: pd.DataFrame, daily: pd.DataFrame) -> list[str]:
+    """What the down-sampled days count in; ``frame``: the raw impressions of every user assigned."""
     if daily.empty:
         return []
     days = sorted(pd.to_datetime(daily["date"]).dt.date.unique())
@@ -116,22 +118,23 @@ def _counted_note(frame: pd.DataFrame, daily: pd.DataFrame) -> list[str]:
 def slates_note(impressions: pd.DataFrame, caller_slates: str) -> list[str]:
     """Said when some Rank responses ordered a caller's own slate (``candidate_item_ids``): those measure the
     ranker's order of items the caller chose, not what the server would have offered."""
-    if impressions.empty or "caller_slate" not in impressions:
-        return []
+    srm = "" if caller_slates == "include" else "; the sample-ratio check counts every user assigned, slates or not"
+    if impressions.empty or "caller_slate" not in impressions or not impressions["caller_slate"].eq(True).any():
+        return (
+            [f"no raw Rank response ordered a caller's own slate (--caller-slates {caller_slates}){srm}"] if srm else []
+        )
     responses = impressions.drop_duplicates("request_id")
     caller = responses["caller_slate"].eq(True)
-    if not caller.any():
-        return []
     share = caller.groupby(responses["arm"]).mean()
     per_arm = ", ".join(f"{arm} {v:.0%}" for arm, v in share.items())
     read = {
         "include": "the rates include them (--caller-slates exclude leaves them out, only keeps them alone)",
-        "exclude": "left out of the rates here (--caller-slates exclude); the sample-ratio check counts every user",
-        "only": "the rates are of those alone (--caller-slates only); the sample-ratio check counts every user",
+        "exclude": "left out of the rates here (--caller-slates exclude)",
+        "only": "the rates are of those alone (--caller-slates only)",
     }[caller_slates]
     return [
         f"{int(caller.sum()):,} of {len(responses):,} Rank responses ordered a caller's own slate "
-        f"(candidate_item_ids; by arm: {per_arm}): {read}"
+        f"(candidate_item_ids; by arm: {per_arm}): {read}{srm}"
     ]
 
 

@@ -93,7 +93,7 @@ def arm_counts(impressions: pd.DataFrame, daily: pd.DataFrame) -> pd.DataFrame:
 class Loaded(NamedTuple):
     impressions: pd.DataFrame  # raw rows
     events: pd.DataFrame  # the feedback that may follow them
-    daily: pd.DataFrame  # the down-sampled days: items shown per day, arm, position and model
+    daily: pd.DataFrame  # the down-sampled days: items shown per day and ``setlist.downsample.KEYS``
 
 
 def load(settings: Settings, experiment: str, window_s: float, since: datetime | None = None) -> Loaded:

@@ -90,9 +90,11 @@ def _slates(loaded: data.Loaded, caller_slates: Slates, experiment: str) -> tupl
     imp, daily = loaded.impressions, loaded.daily
     if caller_slates == "include":
         return imp, daily
-    # days counted before the counts kept the flag cannot be split (raw rows from before the column can:
-    # Rank took no slate then, as the counts' days may have)
-    unknown = daily["caller_slate"].isna() if "caller_slate" in daily else pd.Series(True, index=daily.index)
+    # days an earlier release counted without the flag cannot be split (raw rows from before the column can:
+    # Rank took no slate then, while that release's counted days may hold slates)
+    if "caller_slate" not in daily:  # a frame made without the column: its days do not know
+        daily = daily.assign(caller_slate=None)
+    unknown = daily["caller_slate"].isna()
     if unknown.any():
         first, last = min(daily.loc[unknown, "date"]), max(daily.loc[unknown, "date"])
         raise ReportError(

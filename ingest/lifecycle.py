@@ -136,7 +136,7 @@ def downsample(
         None, "--min-age-s", help="leave files younger than this alone (default SETLIST_COMPACTION_MIN_AGE_S, 3600)"
     ),
 ) -> None:
-    """Turn impressions older than --older-than-days into daily counts per experiment, arm and position."""
+    """Turn impressions older than --older-than-days into daily counts per arm, position, model and slate kind."""
     settings = get_settings()
     days = settings.impressions_raw_days if older_than_days is None else older_than_days
     age = min_age_s if min_age_s is not None else settings.compaction_min_age_s

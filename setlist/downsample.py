@@ -5,7 +5,8 @@ At k rows per Rank the impression log outgrows the event log, while an old exper
 per-arm totals. What stays, per UTC day, under ``<impressions>/daily/date=YYYY-MM-DD/``: the rows shown
 (``impressions``) per experiment, arm, holdout flag, position, serving model (served, variant and
 both versions, which the report names per arm) and whether the response ordered a caller's own slate
-(``caller_slate``; null in counts written before it was kept). Requests are the rows at position 1. What goes: who saw
+(``caller_slate``: false for raw rows written before the flag, as the report reads them raw; null only in
+counts an earlier release wrote, which did not keep it). Requests are the rows at position 1. What goes: who saw
 what, so users, the feedback join, per-user rates, their intervals and the SRM check can only use days
 still raw; ``experiments.data`` reads both and the report says which of its numbers cover which days.
 
@@ -195,6 +196,11 @@ def _count_day(root: Path, day: str, raw: list[Path], erased: Erased, stats: Dow
 
 def aggregate(rows: pa.Table, day: date) -> pa.Table:
     """Impression rows of one day → rows shown per ``KEYS`` (nulls are a key like any value)."""
+    # a raw row from before the flag existed is the server's own ranking (Rank took no slate then), as the
+    # report reads it raw: counted so, a null flag is left to mean "counted by a release that dropped it"
+    rows = rows.set_column(
+        rows.schema.get_field_index("caller_slate"), "caller_slate", pc.fill_null(rows.column("caller_slate"), False)
+    )
     grouped = rows.select(list(KEYS)).append_column("n", pa.array([1] * rows.num_rows, pa.int64()))
     counts = grouped.group_by(list(KEYS), use_threads=False).aggregate([("n", "sum")])
     table = pa.table(

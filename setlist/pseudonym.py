@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Column, MetaData, String, Table, create_engine, delete, func, insert, inspect, select
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.sql.elements import ColumnElement
 
 from setlist.errors import Refused
 from setlist.sqltimeouts import engine_options
@@ -139,8 +140,7 @@ def identity_rows(
             # the stored id, padded or not (SQL's TRIM takes spaces only, where a tab or a newline pads an id as
             # well): trimmed of every character ``app_id`` strips, in the database, so that a short id does not
             # load every id containing it; ``app_id`` still has the last word below
-            col = identity_table.c.raw_id
-            query = query.where(func.ltrim(func.rtrim(col, _WHITESPACE), _WHITESPACE) == wanted)
+            query = query.where(_same_id(conn, wanted))
         if limit is None:
             # a stable order: the table has no time to go by, and a refused key's erasure walks these in turn
             query = query.order_by(identity_table.c.pseudonym)
@@ -151,6 +151,18 @@ def identity_rows(
             query = query.limit(limit)
         rows = [(str(p), str(r)) for p, r in conn.execute(query).all()]
         return rows if wanted is None else [(p, r) for p, r in rows if app_id(r) == wanted]
+
+
+def _same_id(conn: Connection, wanted: str) -> ColumnElement[bool]:
+    """Stored ids that are ``wanted`` once trimmed as ``app_id`` trims, in SQL where the database holds Unicode
+    text (SQLite; PostgreSQL in UTF8); elsewhere the ids containing it, for ``app_id`` to tell apart: a database
+    in another encoding trims bytes, or cannot take the whitespace set at all."""
+    col = identity_table.c.raw_id
+    if conn.dialect.name == "sqlite" or (
+        conn.dialect.name == "postgresql" and conn.exec_driver_sql("SHOW server_encoding").scalar() == "UTF8"
+    ):
+        return func.ltrim(func.rtrim(col, _WHITESPACE), _WHITESPACE) == wanted
+    return col.contains(wanted, autoescape=True)
 
 
 def _has_events(settings: Settings) -> bool:

@@ -5,6 +5,7 @@ the store and keeps its password and the needles out."""
 from __future__ import annotations
 
 import time
+import uuid
 
 import pytest
 
@@ -175,3 +176,31 @@ def test_the_identity_maps_lookups_by_raw_id_work_on_postgres(postgres_server, t
     assert identity_rows(settings, raw_id=RAW) == sorted([*pairs[:2], padded, spaced])
     assert identity_rows(settings, raw_id=f"  {RAW}") == sorted([*pairs[:2], padded, spaced])
     assert identity_rows(settings, raw_id="someone") == [pairs[3]]
+
+
+def test_the_lookup_by_raw_id_holds_on_a_postgres_database_not_in_utf8(postgres_server, tmp_path) -> None:
+    """A database in LATIN1 cannot take the Unicode whitespace set the UTF8 lookup trims with: the lookup
+    falls back to the ids containing the one asked for, and still finds the padded and accented ones."""
+    from psycopg import sql
+
+    from setlist.pseudonym import IdentityMap, identity_rows
+    from setlist.settings import Settings
+
+    name = f"t_latin1_{uuid.uuid4().hex[:8]}"
+    with postgres_server._admin() as conn:
+        conn.execute(
+            sql.SQL(
+                "CREATE DATABASE {} OWNER {} ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0"
+            ).format(sql.Identifier(name), sql.Identifier(postgres_server.user))
+        )
+    settings = Settings(
+        data_dir=tmp_path / "data", profile="production", database_url=postgres_server.url_for(name), hmac_key="k"
+    )
+    pairs = [(PSEUDONYM, "café"), ("u_" + "a" * 32, " café\t"), (OTHER, "cafés"), ("u_" + "b" * 32, RAW)]
+    ids = IdentityMap(settings.metadata_url)
+    try:
+        ids.remember(pairs)
+    finally:
+        ids.dispose()
+    assert identity_rows(settings, raw_id="café") == sorted(pairs[:2])
+    assert identity_rows(settings, raw_id=RAW) == [pairs[3]]

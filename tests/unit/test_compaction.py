@@ -455,6 +455,34 @@ def test_daily_counts_keep_whether_a_caller_chose_the_slate_and_read_older_count
     assert daily.loc[daily["caller_slate"].eq(True), "impressions"].sum() == 3
 
 
+def test_rows_from_before_the_flag_are_counted_as_the_servers_own_as_they_read_raw(tmp_path: Path) -> None:
+    import io
+
+    import pyarrow.parquet as pq
+    from rich.console import Console
+
+    from experiments.report import run
+    from setlist.impressions import to_table
+    from tests.world import tiny_settings
+
+    settings = tiny_settings(tmp_path / "data")
+    root = settings.impressions_dir
+    day = f"{(NOW - timedelta(days=40)).date()}"
+    (root / f"date={day}").mkdir(parents=True)
+    older = to_table([_impression(n, days_ago=40, arm=("control", "treatment")[n % 2]) for n in range(6)])
+    pq.write_table(older.drop_columns(["caller_slate"]), root / f"date={day}" / "old.parquet")
+    _age_all(root)
+    exp = parse_experiment({"name": "exp", "arms": {"control": {"share": 0.5}, "treatment": {"share": 0.5}}})
+    quiet = Console(file=io.StringIO(), width=200)
+    raw, _ = run(settings, exp, quiet, log_mlflow=False, caller_slates="exclude")
+    downsample(root, 30, now=NOW)
+    _, daily = read_all(root)
+    assert daily["caller_slate"].eq(False).all() and not daily["caller_slate"].isna().any()
+    counted, _ = run(settings, exp, quiet, log_mlflow=False, caller_slates="exclude")
+    assert [(a.arm, a.requests, a.shown) for a in counted.arms] == [(a.arm, a.requests, a.shown) for a in raw.arms]
+    assert [a.requests for a in counted.arms] == [3, 3]
+
+
 def test_down_sampling_is_idempotent_and_adds_late_rows_to_the_day(tmp_path: Path) -> None:
     root = tmp_path / "impressions"
     _traffic(root)

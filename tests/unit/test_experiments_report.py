@@ -187,7 +187,12 @@ def test_caller_slates_are_said_and_can_be_left_out_or_read_alone(tmp_path):
     table = to_table([shown(n, arm, False) for n in range(4) for arm in ("control", "champion")])
     (older.impressions_dir / "date=2026-11-18").mkdir(parents=True)
     pq.write_table(table.drop_columns(["caller_slate"]), older.impressions_dir / "date=2026-11-18" / "old.parquet")
-    assert [a.requests for a in run(older, EXP, quiet, log_mlflow=False, caller_slates="exclude")[0].arms] == [4, 4]
+    own_older = run(older, EXP, quiet, log_mlflow=False, caller_slates="exclude")[0]
+    assert [a.requests for a in own_older.arms] == [4, 4]
+    assert own_older.notes == [
+        "no raw Rank response ordered a caller's own slate (--caller-slates exclude); the sample-ratio check counts "
+        "every user assigned, slates or not"
+    ]
     with pytest.raises(ReportError, match="no impression of experiment 'e' ordered a caller's slate"):
         run(older, EXP, quiet, log_mlflow=False, caller_slates="only")
 
@@ -224,3 +229,52 @@ def test_caller_slates_are_split_on_counted_days_that_kept_the_flag_and_refused_
     assert said.exit_code == 2 and "--caller-slates must be include, exclude or only, got 'some'" in said.output
     said = CliRunner().invoke(app, ["report", "e", "--since", "yesterday"])
     assert said.exit_code == 2 and "--since must be an ISO 8601 date or time" in said.output
+
+
+def test_with_only_counted_caller_slates_the_notes_name_the_raw_days_the_srm_check_reads(tmp_path):
+    import io
+    from dataclasses import replace
+    from datetime import date
+
+    import pyarrow as pa
+    from rich.console import Console
+
+    from experiments.report import run
+    from setlist.downsample import DAILY, DAILY_SCHEMA
+    from setlist.eventlog import write_atomic
+    from setlist.impressions import Impression, write_batch
+    from tests.world import tiny_settings
+
+    settings = tiny_settings(tmp_path / "data")
+    own = [
+        replace(
+            Impression(
+                f"r{n}",
+                int(T0.timestamp() * 1000) + n,
+                f"u{n}",
+                "e",
+                arm,
+                False,
+                "model",
+                "champion",
+                "3",
+                "5",
+                ("A",),
+                (1.0,),
+            ),  # fmt: skip
+            caller_slate=False,
+        )
+        for n, arm in enumerate(["control"] * 6 + ["champion"] * 5)
+    ]
+    write_batch(settings.impressions_dir, own)
+    keys = {"experiment": "e", "holdout": False, "served": "model", "variant": "champion", "candidates_version": "3",
+            "ranker_version": "5", "caller_slate": True, "position": 1, "date": date(2026, 10, 1)}  # fmt: skip
+    keys["impressions"] = 4
+    counted = pa.Table.from_pylist([{**keys, "arm": arm} for arm in ("control", "champion")], schema=DAILY_SCHEMA)
+    write_atomic(counted, settings.impressions_dir / DAILY / "date=2026-10-01" / "counted.parquet")
+    report, _ = run(settings, EXP, Console(file=io.StringIO(), width=200), log_mlflow=False, caller_slates="only")
+    assert [a.requests for a in report.arms] == [4, 4]  # the counted caller slates alone
+    assert report.srm.observed == {"control": 6, "champion": 5}  # every raw user, slates or not
+    (days,) = [n for n in report.notes if "kept as daily counts only" in n]
+    assert f"use the raw impressions from {T0:%Y-%m-%d} on" in days
+    assert any("the sample-ratio check counts every user assigned" in n for n in report.notes)
