@@ -38,17 +38,8 @@ from setlist.eventlog import Erased, EventLog
 from setlist.impressions import IMPRESSION_SCHEMA, read_impression_files
 
 DAILY = "daily"
-KEYS = (
-    "experiment",
-    "arm",
-    "holdout",
-    "served",
-    "variant",
-    "candidates_version",
-    "ranker_version",
-    "caller_slate",
-    "position",
-)
+KEYS = ("experiment", "arm", "holdout", "served", "variant", "candidates_version", "ranker_version",
+        "caller_slate", "position")  # fmt: skip
 DAILY_SCHEMA = pa.schema(
     [
         pa.field("date", pa.date32(), nullable=False),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -147,28 +148,31 @@ def test_a_shops_feedback_counts_as_positive_and_no_control_event_is_said_in_poi
     assert "nan" not in plays.verdicts[0] and "inconclusive" in plays.verdicts[0]
 
 
+def _shown(n: int, arm: str, caller: bool, items: tuple[str, ...] = ("A", "B")):
+    """One Rank response of user ``{arm}-u{n}`` in experiment ``e``, recorded as serving writes it."""
+    from setlist.impressions import Impression
+
+    at = int(T0.timestamp() * 1000) + n
+    scores = tuple(1.0 / (j + 1) for j in range(len(items)))
+    record = Impression(f"{arm}-{n}", at, f"{arm}-u{n}", "e", arm, False, "model", "champion", "3", "5", items, scores)
+    return replace(record, caller_slate=caller)
+
+
 def test_caller_slates_are_said_and_can_be_left_out_or_read_alone(tmp_path):
     import io
-    from dataclasses import replace
 
     import pyarrow.parquet as pq
     from rich.console import Console
 
     from experiments.report import ReportError, run
-    from setlist.impressions import Impression, to_table, write_batch
+    from setlist.impressions import to_table, write_batch
     from tests.world import tiny_settings
 
     settings = tiny_settings(tmp_path / "data")
 
-    def shown(n: int, arm: str, caller: bool) -> Impression:
-        at = int(T0.timestamp() * 1000) + n
-        record = Impression(f"{arm}-{n}", at, f"{arm}-u{n}", "e", arm, False, "model", "champion", "3", "5",
-                            ("A", "B"), (1.0, 0.5))  # fmt: skip
-        return replace(record, caller_slate=caller)
-
     # control: 10 responses, 2 of them caller slates; champion: 10, 5 of them
-    write_batch(settings.impressions_dir, [shown(n, "control", n < 2) for n in range(10)])
-    write_batch(settings.impressions_dir, [shown(n, "champion", n < 5) for n in range(10)])
+    write_batch(settings.impressions_dir, [_shown(n, "control", n < 2) for n in range(10)])
+    write_batch(settings.impressions_dir, [_shown(n, "champion", n < 5) for n in range(10)])
     quiet = Console(file=io.StringIO(), width=200)
 
     every, _ = run(settings, EXP, quiet, log_mlflow=False)
@@ -184,7 +188,7 @@ def test_caller_slates_are_said_and_can_be_left_out_or_read_alone(tmp_path):
     assert any("the sample-ratio check counts every user" in n for n in alone.notes)
     # a file from before the column reads as the server's own rankings: nothing to report alone, said so
     older = tiny_settings(tmp_path / "older")
-    table = to_table([shown(n, arm, False) for n in range(4) for arm in ("control", "champion")])
+    table = to_table([_shown(n, arm, False) for n in range(4) for arm in ("control", "champion")])
     (older.impressions_dir / "date=2026-11-18").mkdir(parents=True)
     pq.write_table(table.drop_columns(["caller_slate"]), older.impressions_dir / "date=2026-11-18" / "old.parquet")
     own_older = run(older, EXP, quiet, log_mlflow=False, caller_slates="exclude")[0]
@@ -233,7 +237,6 @@ def test_caller_slates_are_split_on_counted_days_that_kept_the_flag_and_refused_
 
 def test_with_only_counted_caller_slates_the_notes_name_the_raw_days_the_srm_check_reads(tmp_path):
     import io
-    from dataclasses import replace
     from datetime import date
 
     import pyarrow as pa
@@ -242,30 +245,12 @@ def test_with_only_counted_caller_slates_the_notes_name_the_raw_days_the_srm_che
     from experiments.report import run
     from setlist.downsample import DAILY, DAILY_SCHEMA
     from setlist.eventlog import write_atomic
-    from setlist.impressions import Impression, write_batch
+    from setlist.impressions import write_batch
     from tests.world import tiny_settings
 
     settings = tiny_settings(tmp_path / "data")
-    own = [
-        replace(
-            Impression(
-                f"r{n}",
-                int(T0.timestamp() * 1000) + n,
-                f"u{n}",
-                "e",
-                arm,
-                False,
-                "model",
-                "champion",
-                "3",
-                "5",
-                ("A",),
-                (1.0,),
-            ),  # fmt: skip
-            caller_slate=False,
-        )
-        for n, arm in enumerate(["control"] * 6 + ["champion"] * 5)
-    ]
+    arms = ["control"] * 6 + ["champion"] * 5
+    own = [_shown(n, arm, caller=False, items=("A",)) for n, arm in enumerate(arms)]
     write_batch(settings.impressions_dir, own)
     keys = {"experiment": "e", "holdout": False, "served": "model", "variant": "champion", "candidates_version": "3",
             "ranker_version": "5", "caller_slate": True, "position": 1, "date": date(2026, 10, 1)}  # fmt: skip
