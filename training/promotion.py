@@ -40,6 +40,14 @@ class Decision:
 REQUIRED_BASELINES = ("popularity", "als")
 
 
+#: the setting that gives the hold-out more queries, by the split the run used (training.splits' kinds)
+_MORE_QUERIES = {
+    "global": "a longer held-out period: SETLIST_HOLDOUT_DAYS or SETLIST_HOLDOUT_SHARE",
+    "per_user": "a larger share of each user held out: SETLIST_HOLDOUT_FRACTION",
+}
+_EITHER = "SETLIST_HOLDOUT_DAYS for the global split, SETLIST_HOLDOUT_FRACTION for the per-user one"
+
+
 def decide(
     challenger_ndcg: float,
     champion_ndcg: float | None,
@@ -50,6 +58,7 @@ def decide(
     gain_se: dict[str, float] | None = None,
     min_se: float = 0.0,
     queries: int | None = None,
+    split: str | None = None,
 ) -> Decision:
     """The promotion gate. Pure, so it can be tested on numbers alone.
 
@@ -58,7 +67,8 @@ def decide(
     per-query gain (``gain_se``, over ``queries``) where one is given, then the champion by ``margin``.
     The gap to EASE is part of the reason either way, so a model that trails it is visible.
     ``champion_note`` says why an existing champion has no score here: the challenger is then judged
-    against the baselines alone."""
+    against the baselines alone. ``split``: the hold-out's kind (``global`` or ``per_user``), so that a
+    refusal names the one setting that gives it more queries."""
     if not validation_passed:
         return Decision(False, "validation failed")
     ease = baselines.get("ease")
@@ -76,8 +86,7 @@ def decide(
                 False,
                 f"ndcg@10 {challenger_ndcg:.4f} beats {name} {value:.4f} by {challenger_ndcg - value:+.4f}, within "
                 f"the noise{over} ({min_se:g} standard errors of the paired per-query gain: {min_se * se:.4f}); a "
-                "larger gain or more hold-out queries (SETLIST_HOLDOUT_DAYS for the global split, "
-                "SETLIST_HOLDOUT_FRACTION for the per-user one) would tell, or "
+                f"larger gain or more hold-out queries ({_MORE_QUERIES.get(split or '', _EITHER)}) would tell, or "
                 f"SETLIST_PROMOTION_BASELINE_SE=0 compares the means alone{gap}",
             )
     beaten = ", ".join(f"{n} {baselines[n]:.4f}" for n in REQUIRED_BASELINES if n in baselines)

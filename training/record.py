@@ -56,6 +56,7 @@ def record(
         gain_se={n: metrics[f"baseline_{n}_gain_se"] for n in names},
         min_se=settings.promotion_baseline_se,
         queries=int(metrics["queries"]),
+        split=plan.split.kind,
     )
     client = promotion.use_experiment(settings)
     svc, split, booster = plan.svc, plan.split, ev.fitted.booster
