@@ -15,6 +15,10 @@ COPY bench bench
 COPY ops ops
 # make setup generates the gRPC code with scripts/protogen.py
 COPY scripts scripts
+# the files the settings default to (SETLIST_TIERS_FILE, SETLIST_COST_FILE, SETLIST_SLO_FILE), at the
+# same relative paths as in a clone: Track's tiers, `ops cost`'s prices, `ops status`'s SLOs
+COPY tiers.yaml cost.yaml ./
+COPY deploy/prometheus/slo.yaml deploy/prometheus/slo.yaml
 RUN touch README.md && make setup PYTHON=python3.11
 ENV PYTHONPATH=/app SETLIST_PROFILE=production
 EXPOSE 50051 9464

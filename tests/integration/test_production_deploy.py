@@ -154,6 +154,28 @@ def test_the_image_copies_every_package_its_build_and_entrypoint_import():
     assert needed <= copied, f"the Dockerfile does not copy {sorted(needed - copied)}"
 
 
+def test_the_image_holds_every_file_a_setting_defaults_to():
+    """A setting whose default is a file of the repository (the tiers, prices, SLOs) reads it relative to the
+    working directory: the image must hold it there, or a pod silently runs without it (Track's default
+    tiers) or refuses (`ops status`: no SLO file)."""
+    from setlist.settings import Settings
+
+    root = DEPLOY.parent
+    dockerfile = (root / "Dockerfile").read_text()
+    copied: set[str] = set()
+    for line in re.findall(r"^COPY (.+)$", dockerfile, re.M):
+        *sources, dest = line.split()
+        copied |= {dest} if dest not in (".", "./") and len(sources) == 1 else set(sources)
+    defaults = [
+        f.default
+        for name, f in Settings.model_fields.items()
+        if isinstance(f.default, Path) and not f.default.is_absolute() and (root / f.default).is_file()
+    ]
+    assert {str(d) for d in defaults} >= {"tiers.yaml", "cost.yaml", "deploy/prometheus/slo.yaml"}
+    missing = [str(d) for d in defaults if str(d) not in copied and str(d).split("/")[0] not in copied]
+    assert not missing, f"the Dockerfile does not copy {missing}"
+
+
 def _image_interpreter() -> str:
     """The interpreter the Dockerfile's entry point runs, as an absolute path (its venv under WORKDIR)."""
     dockerfile = (DEPLOY.parent / "Dockerfile").read_text()
