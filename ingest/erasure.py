@@ -393,8 +393,9 @@ def _cluster_sweep(settings: Settings, pseudonym: str) -> Place:
     pattern = b"*" + _glob_escape(pseudonym.encode()) + b"*"
     timeout_s = max(settings.online_timeout_ms, 500) / 1000
     try:
+        url = urlsplit(settings.redis_url)
         cluster = fail_fast_redis_cluster(
-            settings.redis_cluster_nodes, timeout_s, retries=1, password=urlsplit(settings.redis_url).password
+            settings.redis_cluster_nodes, timeout_s, retries=1, password=url.password, tls=url.scheme == "rediss"
         )
     except (RedisError, RedisClusterException) as exc:
         raise Refused(f"the Redis Cluster could not be reached ({type(exc).__name__}); run the erasure again") from None

@@ -249,6 +249,7 @@ def scan(settings: Settings, needles: Mapping[str, str | Token], notes: list[str
             needles,
             timeout_s=settings.database_connect_timeout_s,
             password=urlsplit(settings.redis_url).password,
+            tls=urlsplit(settings.redis_url).scheme == "rediss",
             notes=notes,
         )
     if not settings.on_servers:
@@ -960,6 +961,7 @@ def scan_redis_cluster(
     *,
     timeout_s: float = 5.0,
     password: str | None = None,
+    tls: bool = False,
     notes: list[str] | None = None,
 ) -> list[Finding]:
     """Every key on every master of a Redis Cluster (the cluster profile's online store), as
@@ -973,7 +975,7 @@ def scan_redis_cluster(
     n = _Needles(needles)
     seeds = ",".join(nodes)
     try:
-        cluster = fail_fast_redis_cluster(list(nodes), timeout_s, retries=1, password=password)
+        cluster = fail_fast_redis_cluster(list(nodes), timeout_s, retries=1, password=password, tls=tls)
     except (RedisError, RedisClusterException, ValueError) as exc:
         raise ResidueScanError(
             n.mask(f"redis cluster at {seeds} could not be scanned: {type(exc).__name__}: {exc}")

@@ -41,10 +41,13 @@ def cluster_seed(node: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def fail_fast_redis_cluster(nodes: list[str], timeout_s: float, retries: int, password: str | None = None) -> Any:
+def fail_fast_redis_cluster(
+    nodes: list[str], timeout_s: float, retries: int, password: str | None = None, tls: bool = False
+) -> Any:
     """A Redis Cluster client (the cluster profile's online store) with the same fail-fast settings:
     ``nodes`` are seed ``host:port`` strings; the slot map is read from the first that answers.
-    redis-py's own default retries 3 times, each costing another socket timeout on a hung master."""
+    redis-py's own default retries 3 times, each costing another socket timeout on a hung master.
+    ``tls``: as Feast's cluster client is told by a ``rediss://`` SETLIST_REDIS_URL."""
     from redis.cluster import ClusterNode, RedisCluster
 
     seeds = [ClusterNode(*cluster_seed(node)) for node in nodes]
@@ -54,4 +57,5 @@ def fail_fast_redis_cluster(nodes: list[str], timeout_s: float, retries: int, pa
         socket_timeout=timeout_s,
         socket_connect_timeout=timeout_s,
         retry=fail_fast_retry(retries),
+        ssl=tls,
     )

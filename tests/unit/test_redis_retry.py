@@ -53,3 +53,49 @@ def test_a_timeout_is_retried_only_when_asked(silent: SilentServer, retry_timeou
         client.get("k")
     client.close()
     assert silent.connections == attempts  # a retry after a timeout opens a fresh connection
+
+
+class FirstBytes(SilentServer):
+    """A silent server that keeps the first bytes each connection sent: a TLS client opens with a
+    handshake record (0x16), a plaintext Redis client with a RESP array (``*``)."""
+
+    def __init__(self) -> None:
+        self.first: list[bytes] = []
+        super().__init__()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            self._held.append(conn)
+            conn.settimeout(5)
+            try:
+                self.first.append(conn.recv(1))
+            except OSError:
+                self.first.append(b"")
+
+
+@pytest.mark.parametrize("url, opening", [("rediss://:pw@h:1/0", b"\x16"), ("redis://:pw@h:1/0", b"*")])
+def test_the_cluster_profiles_own_clients_speak_tls_when_the_url_says_so(url: str, opening: bytes, tmp_path) -> None:
+    """Erasure's sweep of every master and the residue scan open their own Redis Cluster clients: a
+    ``rediss://`` SETLIST_REDIS_URL turns TLS on for them, as it does for Feast's client."""
+    from ingest.erasure import _cluster_sweep
+    from ingest.residue import ResidueScanError, scan_redis_cluster
+    from setlist.errors import Refused
+    from setlist.settings import Settings
+
+    server = FirstBytes()
+    try:
+        node = f"127.0.0.1:{server.port}"
+        settings = Settings(data_dir=tmp_path, profile="cluster", redis_url=url, redis_cluster_nodes=[node])
+        settings = settings.model_copy(update={"online_timeout_ms": 300})
+        with pytest.raises(Refused, match="could not be reached"):
+            _cluster_sweep(settings, "u_" + "a" * 32)
+        with pytest.raises(ResidueScanError):
+            scan_redis_cluster([node], {"pseudonym": "u_" + "a" * 32}, timeout_s=0.3, tls=url.startswith("rediss"))
+        assert server.first and set(server.first) == {opening}
+    finally:
+        server.close()
