@@ -35,8 +35,12 @@ identity_table = Table(
 )
 
 
-#: what ``str.strip`` takes from an id's ends (Unicode whitespace), for the SQL that finds an id stored padded
-_WHITESPACE = "".join(c for c in map(chr, range(0x110000)) if c.isspace())
+#: what ``str.strip`` takes from an id's ends (every character ``str.isspace`` holds for: a test checks), for
+#: the SQL that finds an id stored padded
+WHITESPACE = (
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
+    "\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
 
 
 def app_id(raw_user_id: str) -> str:
@@ -140,7 +144,7 @@ def identity_rows(
             # the stored id, padded or not (SQL's TRIM takes spaces only, where a tab or a newline pads an id as
             # well): trimmed of every character ``app_id`` strips, in the database, so that a short id does not
             # load every id containing it; ``app_id`` still has the last word below
-            query = query.where(_same_id(conn, wanted))
+            query = query.where(same_id(conn, wanted))
         if limit is None:
             # a stable order: the table has no time to go by, and a refused key's erasure walks these in turn
             query = query.order_by(identity_table.c.pseudonym)
@@ -153,16 +157,18 @@ def identity_rows(
         return rows if wanted is None else [(p, r) for p, r in rows if app_id(r) == wanted]
 
 
-def _same_id(conn: Connection, wanted: str) -> ColumnElement[bool]:
-    """Stored ids that are ``wanted`` once trimmed as ``app_id`` trims, in SQL where the database holds Unicode
-    text (SQLite; PostgreSQL in UTF8); elsewhere the ids containing it, for ``app_id`` to tell apart: a database
-    in another encoding trims bytes, or cannot take the whitespace set at all."""
+def same_id(conn: Connection, wanted: str) -> ColumnElement[bool]:
+    """Stored ids that are ``wanted`` once trimmed as ``app_id`` trims, in SQL where the database holds and
+    takes Unicode text (SQLite; PostgreSQL whose server and client encodings are UTF8); elsewhere the ids
+    containing it, for ``app_id`` to tell apart: another encoding trims bytes, or cannot carry the set."""
     col = identity_table.c.raw_id
-    if conn.dialect.name == "sqlite" or (
-        conn.dialect.name == "postgresql" and conn.exec_driver_sql("SHOW server_encoding").scalar() == "UTF8"
-    ):
-        return func.ltrim(func.rtrim(col, _WHITESPACE), _WHITESPACE) == wanted
+    if conn.dialect.name == "sqlite" or (conn.dialect.name == "postgresql" and _utf8(conn)):
+        return func.ltrim(func.rtrim(col, WHITESPACE), WHITESPACE) == wanted
     return col.contains(wanted, autoescape=True)
+
+
+def _utf8(conn: Connection) -> bool:
+    return all(conn.exec_driver_sql(f"SHOW {which}_encoding").scalar() == "UTF8" for which in ("server", "client"))
 
 
 def _has_events(settings: Settings) -> bool:

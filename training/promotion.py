@@ -43,9 +43,10 @@ REQUIRED_BASELINES = ("popularity", "als")
 #: the setting that gives the hold-out more queries, by the split the run used (training.splits' kinds)
 _MORE_QUERIES = {
     "global": "a longer held-out period: SETLIST_HOLDOUT_DAYS or SETLIST_HOLDOUT_SHARE",
-    "per_user": "a larger share of each user held out: SETLIST_HOLDOUT_FRACTION",
+    # one query per user with enough positives: SETLIST_HOLDOUT_FRACTION adds labels to each, not queries
+    "per_user": "the per-user split asks each user once: more users, or SETLIST_SPLIT=global with SETLIST_HOLDOUT_DAYS",
 }
-_EITHER = "SETLIST_HOLDOUT_DAYS for the global split, SETLIST_HOLDOUT_FRACTION for the per-user one"
+_EITHER = "SETLIST_HOLDOUT_DAYS or SETLIST_HOLDOUT_SHARE for the global split; the per-user one asks each user once"
 
 
 def decide(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import posixpath
 import re
 from pathlib import Path
 
@@ -154,6 +155,28 @@ def test_the_image_copies_every_package_its_build_and_entrypoint_import():
     assert needed <= copied, f"the Dockerfile does not copy {sorted(needed - copied)}"
 
 
+def _image_paths(dockerfile: str) -> dict[str, str]:
+    """Each repository path a COPY line copies from the build context → where it lands in the image, as Docker
+    places it: ``dest/<name>`` for several sources or a ``dest`` ending in ``/``, else ``dest``, relative to the
+    WORKDIR in force (copies from another stage are not the context's)."""
+    placed: dict[str, str] = {}
+    workdir = "/"
+    for keyword, rest in re.findall(r"^(WORKDIR|COPY) (.+)$", dockerfile, re.M):
+        if keyword == "WORKDIR":
+            workdir = rest.strip()
+            continue
+        words = rest.split()
+        if any(w.startswith("--from") for w in words):
+            continue
+        *sources, dest = [w for w in words if not w.startswith("--")]
+        base = posixpath.normpath(posixpath.join(workdir, dest))
+        into = len(sources) > 1 or dest.endswith("/")
+        for src in sources:
+            src = src.rstrip("/")
+            placed[src] = posixpath.join(base, posixpath.basename(src)) if into else base
+    return placed
+
+
 def test_the_image_holds_every_file_a_setting_defaults_to():
     """A setting whose default is a file of the repository (the tiers, prices, SLOs) reads it relative to the
     working directory: the image must hold it there, or a pod silently runs without it (Track's default
@@ -162,18 +185,29 @@ def test_the_image_holds_every_file_a_setting_defaults_to():
 
     root = DEPLOY.parent
     dockerfile = (root / "Dockerfile").read_text()
-    copied: set[str] = set()
-    for line in re.findall(r"^COPY (.+)$", dockerfile, re.M):
-        *sources, dest = line.split()
-        copied |= {dest} if dest not in (".", "./") and len(sources) == 1 else set(sources)
+    (workdir,) = re.findall(r"^WORKDIR (\S+)$", dockerfile, re.M)
+    placed = _image_paths(dockerfile)
+
+    def in_image(path: str) -> str | None:
+        for src, dest in placed.items():
+            if path == src or path.startswith(src + "/"):
+                return dest + path[len(src) :]
+        return None
+
     defaults = [
-        f.default
-        for name, f in Settings.model_fields.items()
+        str(f.default)
+        for f in Settings.model_fields.values()
         if isinstance(f.default, Path) and not f.default.is_absolute() and (root / f.default).is_file()
     ]
-    assert {str(d) for d in defaults} >= {"tiers.yaml", "cost.yaml", "deploy/prometheus/slo.yaml"}
-    missing = [str(d) for d in defaults if str(d) not in copied and str(d).split("/")[0] not in copied]
-    assert not missing, f"the Dockerfile does not copy {missing}"
+    assert set(defaults) >= {"tiers.yaml", "cost.yaml", "deploy/prometheus/slo.yaml"}
+    wrong = {d: in_image(d) for d in defaults if in_image(d) != f"{workdir}/{d}"}
+    assert not wrong, f"the image does not hold these where the settings look ({workdir}/…): {wrong}"
+    # the placing rule itself, on the forms a wrong line would take
+    assert _image_paths("WORKDIR /app\nCOPY a/b/c.yaml ./\n")["a/b/c.yaml"] == "/app/c.yaml"
+    assert _image_paths("WORKDIR /app\nCOPY x.yaml y.yaml /etc/s/\n")["x.yaml"] == "/etc/s/x.yaml"
+    assert _image_paths("WORKDIR /app\nCOPY deploy deploy\n")["deploy"] == "/app/deploy"
+    assert _image_paths("WORKDIR /app\nCOPY t.yaml /app/t.yaml\n")["t.yaml"] == "/app/t.yaml"
+    assert _image_paths("WORKDIR /app\nCOPY --from=build t.yaml t.yaml\n") == {}
 
 
 def _image_interpreter() -> str:

@@ -204,3 +204,21 @@ def test_the_lookup_by_raw_id_holds_on_a_postgres_database_not_in_utf8(postgres_
         ids.dispose()
     assert identity_rows(settings, raw_id="café") == sorted(pairs[:2])
     assert identity_rows(settings, raw_id=RAW) == [pairs[3]]
+
+
+def test_the_lookup_by_raw_id_holds_with_a_client_encoding_not_utf8(postgres_server, tmp_path, monkeypatch) -> None:
+    """A UTF8 database read through a LATIN1 client connection cannot take the Unicode whitespace set either."""
+    from setlist.pseudonym import IdentityMap, identity_rows
+    from setlist.settings import Settings
+
+    settings = Settings(
+        data_dir=tmp_path / "data", profile="production", database_url=postgres_server.create_database(), hmac_key="k"
+    )
+    pairs = [(PSEUDONYM, "café"), ("u_" + "a" * 32, "\tcafé "), (OTHER, "cafés")]
+    ids = IdentityMap(settings.metadata_url)
+    try:
+        ids.remember(pairs)
+    finally:
+        ids.dispose()
+    monkeypatch.setenv("PGCLIENTENCODING", "LATIN1")
+    assert identity_rows(settings, raw_id="café") == sorted(pairs[:2])

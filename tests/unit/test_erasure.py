@@ -344,3 +344,23 @@ def test_the_identity_maps_lookup_by_raw_id_finds_any_padding_and_only_that_id(s
     assert identity_rows(settings, raw_id="a_b") == [*pairs[:2], pairs[6]]
     assert identity_rows(settings, raw_id=" 50% ") == [pairs[4]]
     assert identity_rows(settings, raw_id="a_b\u200b") == [pairs[7]]
+
+
+def test_the_lookup_by_raw_id_narrows_in_sql_to_the_id_and_its_paddings(settings: Settings) -> None:
+    """The database itself returns only the id and its padded forms (every character ``str.strip`` takes), not
+    every id that contains a short one."""
+    from sqlalchemy import create_engine, select
+
+    from setlist.pseudonym import WHITESPACE, IdentityMap, identity_table, same_id
+
+    assert WHITESPACE == "".join(c for c in map(chr, range(0x110000)) if c.isspace())
+    settings.data_dir.mkdir(parents=True)
+    ids = ["7", " 7\t", "17", "71", "x 7", f"{WHITESPACE}7{WHITESPACE}", "7\u200b"]
+    IdentityMap(settings.metadata_url).remember([(f"u_{n:032d}", raw) for n, raw in enumerate(ids)])
+    engine = create_engine(settings.metadata_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(select(identity_table.c.raw_id).where(same_id(conn, "7"))).scalars().all()
+    finally:
+        engine.dispose()
+    assert sorted(rows) == sorted(["7", " 7\t", f"{WHITESPACE}7{WHITESPACE}"])

@@ -17,9 +17,10 @@ def test_a_gain_within_two_standard_errors_is_refused_and_says_how_to_decide_oth
     assert "beats als 0.1200 by +0.0300, within the noise over 18 hold-out queries" in d.reason
     assert "SETLIST_PROMOTION_BASELINE_SE=0" in d.reason
     # the setting for more hold-out queries is the split's own, when the run says which it used
-    assert "SETLIST_HOLDOUT_DAYS for the global split, SETLIST_HOLDOUT_FRACTION for the per-user one" in d.reason
+    assert "SETLIST_HOLDOUT_SHARE for the global split; the per-user one asks each user once" in d.reason
     per_user = decide(0.15, None, BASELINES, 0.005, True, gain_se=noisy, min_se=2.0, split="per_user").reason
-    assert "(a larger share of each user held out: SETLIST_HOLDOUT_FRACTION)" in per_user and "DAYS" not in per_user
+    assert "(the per-user split asks each user once: more users, or SETLIST_SPLIT=global" in per_user
+    assert "FRACTION" not in per_user
     period = decide(0.15, None, BASELINES, 0.005, True, gain_se=noisy, min_se=2.0, split="global").reason
     assert "SETLIST_HOLDOUT_DAYS or SETLIST_HOLDOUT_SHARE" in period and "FRACTION" not in period
     # popularity is judged first: its gain (0.05) is within 2 × 0.03 too
