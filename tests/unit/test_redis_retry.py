@@ -32,6 +32,10 @@ class SilentServer:
                 return
             self.connections += 1
             self._held.append(conn)  # open and silent
+            self._accepted(conn)
+
+    def _accepted(self, conn: socket.socket) -> None:
+        """What a subclass does with a new connection besides holding it."""
 
     def close(self) -> None:
         self.sock.close()
@@ -63,19 +67,12 @@ class FirstBytes(SilentServer):
         self.first: list[bytes] = []
         super().__init__()
 
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.connections += 1
-            self._held.append(conn)
-            conn.settimeout(5)
-            try:
-                self.first.append(conn.recv(1))
-            except OSError:
-                self.first.append(b"")
+    def _accepted(self, conn: socket.socket) -> None:
+        conn.settimeout(5)
+        try:
+            self.first.append(conn.recv(1))
+        except OSError:
+            self.first.append(b"")
 
 
 @pytest.mark.parametrize("url, opening", [("rediss://:pw@h:1/0", b"\x16"), ("redis://:pw@h:1/0", b"*")])
